@@ -1,0 +1,159 @@
+"""Label-map PNG I/O: the one format shared by labeler, fusion, trainer and evaluator.
+
+A label map is an ``(H, W) uint8`` array, pixel value = class id, 255 = ignore. On disk it is a
+single-channel PNG; palette PNGs are accepted on read (their indices are the ids). Writes are
+atomic. RGB colour-coded PNGs convert with :func:`rgb_to_label` given a taxonomy.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from annotations.fileio import atomic_write_bytes
+from annotations.taxonomy import IGNORE_ID, Taxonomy
+
+IGNORE = IGNORE_ID
+
+
+def read_label(path: str | os.PathLike, taxonomy: Taxonomy | None = None) -> np.ndarray:
+    """Read a label PNG into an ``(H, W) uint8`` array.
+
+    Args:
+        path: a single-channel (mode ``L``) or palette (mode ``P``) PNG. An RGB PNG is accepted
+            only with ``taxonomy``, whose palette maps colours to ids.
+        taxonomy: when given, values must be class ids of it or 255; others raise ``ValueError``.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: unreadable file, unsupported mode, or values outside the taxonomy. The
+            message names the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: label file not found")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode in ("L", "P"):
+                label = np.array(img, dtype=np.uint8)
+            elif mode in ("RGB", "RGBA") and taxonomy is not None:
+                label = rgb_to_label(np.array(img.convert("RGB")), taxonomy, source=str(path))
+            elif mode in ("I", "I;16", "I;16B"):
+                arr = np.array(img)
+                if arr.size and (arr.min() < 0 or arr.max() > 255):
+                    raise ValueError(
+                        f"{path}: 16-bit label with values above 255 (max {arr.max()})"
+                    )
+                label = arr.astype(np.uint8)
+            else:
+                hint = (
+                    " (pass a taxonomy to convert colour-coded labels)"
+                    if mode.startswith("RGB")
+                    else ""
+                )
+                raise ValueError(
+                    f"{path}: expected a single-channel or palette PNG, got mode {mode}{hint}"
+                )
+    except (OSError, SyntaxError) as e:
+        raise ValueError(f"{path}: cannot read label image ({e})") from None
+    if taxonomy is not None:
+        validate_label(label, taxonomy, source=str(path))
+    return label
+
+
+def validate_label(label: np.ndarray, taxonomy: Taxonomy, source: str = "label") -> None:
+    """Raise ``ValueError`` naming ``source`` when ``label`` holds values that are not class ids or 255."""
+    if label.ndim != 2 or label.dtype != np.uint8:
+        raise ValueError(
+            f"{source}: label map must be (H, W) uint8, got {label.shape} {label.dtype}"
+        )
+    counts = np.bincount(label.ravel(), minlength=256)
+    present = np.flatnonzero(counts)
+    bad = [int(v) for v in present if v >= taxonomy.num_classes and v != IGNORE]
+    if bad:
+        shown = ", ".join(map(str, bad[:10])) + (" ..." if len(bad) > 10 else "")
+        raise ValueError(
+            f"{source}: label values {shown} are not class ids "
+            f"(expected 0..{taxonomy.num_classes - 1} or 255 = ignore)"
+        )
+
+
+def encode_png(array: np.ndarray, compression: int = 3) -> bytes:
+    """PNG bytes of an ``(H, W)`` uint8 or ``(H, W, 3)`` RGB uint8 array (OpenCV's fast encoder)."""
+    if (
+        array.dtype != np.uint8
+        or array.ndim not in (2, 3)
+        or (array.ndim == 3 and array.shape[2] != 3)
+    ):
+        raise ValueError(f"expected (H, W) or (H, W, 3) uint8, got {array.shape} {array.dtype}")
+    if array.ndim == 3:
+        array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(
+        ".png", np.ascontiguousarray(array), [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    )
+    if not ok:
+        raise ValueError(f"PNG encoding failed for array {array.shape}")
+    return buf.tobytes()
+
+
+def write_label(path: str | os.PathLike, label: np.ndarray) -> Path:
+    """Write an ``(H, W) uint8`` label map as a single-channel PNG, atomically."""
+    label = np.asarray(label)
+    if label.ndim != 2 or label.dtype != np.uint8:
+        raise ValueError(f"{path}: label map must be (H, W) uint8, got {label.shape} {label.dtype}")
+    return atomic_write_bytes(path, encode_png(label))
+
+
+def label_to_rgb(label: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:
+    """``(H, W) uint8`` ids -> ``(H, W, 3) uint8`` RGB with the taxonomy's palette (255 white)."""
+    return taxonomy.palette()[label]
+
+
+def rgb_to_label(rgb: np.ndarray, taxonomy: Taxonomy, source: str = "image") -> np.ndarray:
+    """``(H, W, 3) uint8`` RGB colour-coded label -> ``(H, W) uint8`` ids.
+
+    White (255, 255, 255) maps to 255 (ignore) unless a class has that colour. Colours that are
+    no class's raise ``ValueError`` listing a few of them.
+    """
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"{source}: expected (H, W, 3) uint8 RGB, got {rgb.shape} {rgb.dtype}")
+    code = (
+        (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    )
+    lut: dict[int, int] = {(255 << 16) | (255 << 8) | 255: IGNORE}
+    for c in taxonomy.classes:
+        r, g, b = c.color
+        lut[(r << 16) | (g << 8) | b] = c.id
+    keys = np.array(sorted(lut), dtype=np.uint32)
+    values = np.array([lut[k] for k in keys.tolist()], dtype=np.uint8)
+    idx = np.searchsorted(keys, code).clip(0, len(keys) - 1)
+    found = keys[idx] == code
+    if not found.all():
+        bad = np.unique(code[~found])[:5]
+        shown = ", ".join(f"({v >> 16}, {(v >> 8) & 255}, {v & 255})" for v in bad.tolist())
+        raise ValueError(f"{source}: colours {shown} are not in the taxonomy's palette")
+    return values[idx]
+
+
+def write_color_preview(
+    path: str | os.PathLike,
+    label: np.ndarray,
+    taxonomy: Taxonomy,
+    image: np.ndarray | None = None,
+    alpha: float = 0.5,
+) -> Path:
+    """Write a colourised preview PNG of ``label``, blended over ``image`` (HWC uint8 RGB) if given."""
+    rgb = label_to_rgb(label, taxonomy)
+    if image is not None:
+        if image.shape[:2] != label.shape:
+            raise ValueError(
+                f"{path}: image {image.shape[:2]} and label {label.shape} differ in size"
+            )
+        rgb = cv2.addWeighted(image, 1.0 - alpha, rgb, alpha, 0.0)
+    return atomic_write_bytes(path, encode_png(rgb))

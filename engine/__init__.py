@@ -1,0 +1,1 @@
+"""What ties the engine together: datasets, synthetic scenes, fusion, metrics, reports, runs."""

@@ -1,0 +1,278 @@
+"""Datasets of images with dense label maps: the MaSS13K layout or any layout a spec describes.
+
+A dataset is read lazily: constructing one lists file names only, and images and labels are
+decoded one at a time. Order is deterministic (sorted by stem).
+
+MaSS13K layout::
+
+    ROOT/images/{train,val,test}/*.jpg
+    ROOT/annotations/{train,val,test}/*.png      (matched to images by file stem)
+
+Other layouts are described by a YAML or JSON spec (``dataset.yaml`` in the root, or a file
+passed instead of the root)::
+
+    images: images_pad/{split}        # folder template, relative to the spec's folder
+    labels: annotations/{split}       # optional; null for an unlabelled image set
+    taxonomy: taxonomy.json           # optional; MaSS13K's 7 classes by default
+    splits: [train, val, test]        # optional; by default every folder that exists
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image, ImageOps
+
+from annotations.labelmap import read_label
+from annotations.taxonomy import MASS13K, Taxonomy
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+SPEC_NAMES = ("dataset.yaml", "dataset.yml", "dataset.json")
+_SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
+
+# 4K photos are far below Pillow's decompression-bomb limit, but 64 MP inputs are not.
+Image.MAX_IMAGE_PIXELS = 300_000_000
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Where a dataset's images and labels live."""
+
+    root: Path  # folder the templates are relative to
+    images: str = "images/{split}"  # image folder template; {split} is replaced by the split name
+    labels: str | None = "annotations/{split}"  # label folder template; None: images only
+    taxonomy: Taxonomy = MASS13K  # classes of the label maps
+    splits: tuple[str, ...] | None = None  # None: every split folder that exists
+    image_exts: tuple[str, ...] = IMAGE_EXTS  # image file suffixes, lower case
+
+    def image_dir(self, split: str) -> Path:
+        return self.root / self.images.format(split=split)
+
+    def label_dir(self, split: str) -> Path | None:
+        return None if self.labels is None else self.root / self.labels.format(split=split)
+
+    def available_splits(self) -> list[str]:
+        """Splits whose image folder exists, in the spec's order or train/val/test first."""
+        if self.splits is not None:
+            return [s for s in self.splits if self.image_dir(s).is_dir()]
+        if "{split}" not in self.images:
+            return ["all"] if self.image_dir("all").is_dir() else []
+        parent = self.root / self.images.split("{split}")[0]
+        if not parent.is_dir():
+            return []
+        found = sorted(
+            p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")
+        )
+        order = {"train": 0, "val": 1, "test": 2}
+        return sorted(found, key=lambda s: (order.get(s, 3), s))
+
+
+def load_spec(path: str | os.PathLike) -> DatasetSpec:
+    """A dataset spec from a root folder (MaSS13K layout unless it holds ``dataset.yaml``) or a spec file."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: dataset root not found")
+    if path.is_dir():
+        for name in SPEC_NAMES:
+            if (path / name).is_file():
+                return _read_spec_file(path / name)
+        return DatasetSpec(root=path)
+    return _read_spec_file(path)
+
+
+def _read_spec_file(path: Path) -> DatasetSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise ValueError(f"{path}: cannot parse dataset spec ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a dataset spec must be a mapping with keys {sorted(_SPEC_KEYS)}")
+    unknown = set(data) - _SPEC_KEYS
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
+    root = path.parent
+    taxonomy = MASS13K
+    if data.get("taxonomy"):
+        taxonomy = Taxonomy.load(root / data["taxonomy"])
+    splits = data.get("splits")
+    exts = data.get("image_exts", IMAGE_EXTS)
+    return DatasetSpec(
+        root=root,
+        images=str(data.get("images", "images/{split}")),
+        labels=data.get("labels", "annotations/{split}"),
+        taxonomy=taxonomy,
+        splits=None if splits is None else tuple(str(s) for s in splits),
+        image_exts=tuple(
+            str(e).lower() if str(e).startswith(".") else f".{e}".lower() for e in exts
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image of a split, with its label file when the dataset has labels."""
+
+    stem: str
+    image_path: Path
+    label_path: Path | None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong with one sample of a dataset, as found by :meth:`SegDataset.check`."""
+
+    stem: str  # the sample's file stem
+    message: str  # one line, starting with the offending file's path
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _list_files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
+    files: dict[str, Path] = {}
+    dupes: list[str] = []
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("."):
+            if p.stem in files:
+                dupes.append(p.name)
+            files[p.stem] = p
+    if dupes:
+        raise ValueError(f"{folder}: several files share a stem: {', '.join(dupes[:5])}")
+    return files
+
+
+def _few(names: list[str], n: int = 5) -> str:
+    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
+
+
+@dataclass
+class SegDataset:
+    """The samples of one split, listed eagerly (names only) and decoded lazily."""
+
+    spec: DatasetSpec
+    split: str
+    require_labels: bool = True  # False: images without labels are allowed (label_path None)
+    samples: list[Sample] = field(init=False)
+
+    def __post_init__(self) -> None:
+        image_dir = self.spec.image_dir(self.split)
+        if not image_dir.is_dir():
+            have = self.spec.available_splits()
+            raise FileNotFoundError(
+                f"{image_dir}: split {self.split!r} not found; available splits: "
+                f"{', '.join(have) if have else 'none'}"
+            )
+        images = _list_files(image_dir, self.spec.image_exts)
+        label_dir = self.spec.label_dir(self.split)
+        labels: dict[str, Path] = {}
+        if label_dir is not None and (self.require_labels or label_dir.is_dir()):
+            if not label_dir.is_dir():
+                raise FileNotFoundError(
+                    f"{label_dir}: label folder for split {self.split!r} not found"
+                )
+            labels = _list_files(label_dir, (".png",))
+            if self.require_labels:
+                no_label = sorted(set(images) - set(labels))
+                if no_label:
+                    raise ValueError(
+                        f"{image_dir}: {len(no_label)} images have no label in {label_dir}: {_few(no_label)}"
+                    )
+            no_image = sorted(set(labels) - set(images))
+            if no_image:
+                raise ValueError(
+                    f"{label_dir}: {len(no_image)} labels have no image in {image_dir}: {_few(no_image)}"
+                )
+        self.samples = [Sample(s, images[s], labels.get(s)) for s in sorted(images)]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.samples[index]
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.spec.taxonomy
+
+    def load_image(self, sample: Sample) -> np.ndarray:
+        return load_image(sample.image_path)
+
+    def load_label(self, sample: Sample, image_size: tuple[int, int] | None = None) -> np.ndarray:
+        """The sample's label map, validated against the taxonomy and, if given, the image's (W, H)."""
+        if sample.label_path is None:
+            raise ValueError(f"{sample.image_path}: this sample has no label file")
+        label = read_label(sample.label_path, self.spec.taxonomy)
+        if image_size is not None and (label.shape[1], label.shape[0]) != tuple(image_size):
+            raise ValueError(
+                f"{sample.label_path}: label is {label.shape[1]}x{label.shape[0]} but its image "
+                f"{sample.image_path.name} is {image_size[0]}x{image_size[1]}"
+            )
+        return label
+
+    def load_pair(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        """``(image HWC uint8 RGB, label HW uint8)``, checked to be the same size."""
+        image = self.load_image(sample)
+        return image, self.load_label(sample, (image.shape[1], image.shape[0]))
+
+    def check(self, decode: bool = True, progress=None) -> list[Problem]:
+        """Every problem of the split, not only the first: unreadable or truncated images, bad
+        label values, size mismatches. ``decode=False`` reads headers only (fast, misses truncation).
+        ``progress``: optional callable invoked once per sample (for progress bars)."""
+        problems: list[Problem] = []
+        for sample in self.samples:
+            try:
+                size = image_size(sample.image_path) if not decode else None
+                if decode:
+                    img = load_image(sample.image_path)
+                    size = (img.shape[1], img.shape[0])
+                if sample.label_path is not None:
+                    self.load_label(sample, size)
+            except (ValueError, FileNotFoundError) as e:
+                problems.append(Problem(sample.stem, str(e)))
+            if progress is not None:
+                progress()
+        return problems
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file into ``(H, W, 3) uint8`` RGB with its EXIF orientation applied.
+
+    Raises ``ValueError`` naming the file when it is unreadable or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as img:
+            img.load()  # raises on truncated data
+            img = ImageOps.exif_transpose(img)
+            return np.asarray(img.convert("RGB"))
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ValueError(f"{path}: cannot decode image ({e})") from None
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(W, H)`` of an image after EXIF orientation, read from the header without decoding."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError) as e:
+        raise ValueError(f"{path}: cannot read image header ({e})") from None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def open_split(data: str | os.PathLike, split: str, require_labels: bool = True) -> SegDataset:
+    """Shortcut: the ``split`` of the dataset at ``data`` (root folder or spec file)."""
+    return SegDataset(load_spec(data), split, require_labels=require_labels)

@@ -1,0 +1,32 @@
+"""Shared fixtures. Tests are tiny and synthetic; none needs network or a GPU."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Two cores on CI: keep torch from oversubscribing them when tests run model code.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Never reach a model hub from a test.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``gpu`` tests skip with a reason when CUDA is absent; ``slow`` tests run only with ``-m slow``."""
+    markexpr = config.getoption("-m") or ""
+    cuda = None
+    for item in items:
+        if "slow" in item.keywords and "slow" not in markexpr:
+            item.add_marker(pytest.mark.skip(reason="slow test: run with `pytest -m slow`"))
+        if "gpu" in item.keywords:
+            if cuda is None:
+                try:
+                    import torch
+
+                    cuda = torch.cuda.is_available()
+                except ImportError:
+                    cuda = False
+            if not cuda:
+                item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none is available"))
