@@ -1,0 +1,185 @@
+"""Instance results: one validated dataclass that every part takes and returns.
+
+The labeler produces :class:`Instances` per image; fusion, annotation export and the review
+gallery read them back from ``instances/<split>/<stem>.json``. Empty means ``(0, H, W)`` masks,
+never ``None``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annotations.fileio import atomic_write_json
+from annotations.rle import mask_to_rle, rle_to_mask
+
+INSTANCES_FORMAT = "mass-engine/instances/v1"
+
+
+@dataclass
+class Instances:
+    """Instances of one image.
+
+    Attributes:
+        xyxy: ``(N, 4) float32`` boxes, XYXY in pixels of the full image.
+        masks: ``(N, H, W) bool`` instance masks at the full image resolution.
+        scores: ``(N,) float32`` detector (box) scores in 0..1.
+        mask_scores: ``(N,) float32`` segmenter mask quality scores (SAM IoU prediction) in 0..1.
+        class_ids: ``(N,) int64`` class ids in the run's taxonomy.
+        prompts: ``N`` strings, the text prompt each box matched best.
+    """
+
+    xyxy: np.ndarray
+    masks: np.ndarray
+    scores: np.ndarray
+    mask_scores: np.ndarray
+    class_ids: np.ndarray
+    prompts: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.xyxy = np.asarray(self.xyxy, dtype=np.float32)
+        self.masks = np.asarray(self.masks, dtype=bool)
+        self.scores = np.asarray(self.scores, dtype=np.float32)
+        self.mask_scores = np.asarray(self.mask_scores, dtype=np.float32)
+        self.class_ids = np.asarray(self.class_ids, dtype=np.int64)
+        self.prompts = list(self.prompts)
+        if self.masks.ndim != 3:
+            raise ValueError(f"masks must be (N, H, W), got {self.masks.shape}")
+        n = self.masks.shape[0]
+        if self.xyxy.shape != (n, 4):
+            raise ValueError(f"xyxy must be ({n}, 4) to match masks, got {self.xyxy.shape}")
+        for name in ("scores", "mask_scores", "class_ids"):
+            got = getattr(self, name).shape
+            if got != (n,):
+                raise ValueError(f"{name} must be ({n},) to match masks, got {got}")
+        if len(self.prompts) != n:
+            raise ValueError(
+                f"prompts must hold {n} strings to match masks, got {len(self.prompts)}"
+            )
+
+    @classmethod
+    def empty(cls, height: int, width: int) -> Instances:
+        return cls(
+            xyxy=np.zeros((0, 4), np.float32),
+            masks=np.zeros((0, height, width), bool),
+            scores=np.zeros(0, np.float32),
+            mask_scores=np.zeros(0, np.float32),
+            class_ids=np.zeros(0, np.int64),
+            prompts=[],
+        )
+
+    def __len__(self) -> int:
+        return int(self.masks.shape[0])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the image the masks cover."""
+        return int(self.masks.shape[1]), int(self.masks.shape[2])
+
+    @property
+    def areas(self) -> np.ndarray:
+        return self.masks.sum(axis=(1, 2), dtype=np.int64)
+
+    def __getitem__(self, index: Any) -> Instances:
+        """Select instances with an index array, boolean mask or slice."""
+        idx = np.arange(len(self))[index]
+        idx = np.atleast_1d(idx)
+        return Instances(
+            xyxy=self.xyxy[idx],
+            masks=self.masks[idx],
+            scores=self.scores[idx],
+            mask_scores=self.mask_scores[idx],
+            class_ids=self.class_ids[idx],
+            prompts=[self.prompts[i] for i in idx.tolist()],
+        )
+
+    @classmethod
+    def merge(cls, parts: list[Instances]) -> Instances:
+        """Concatenate instance sets of the same image."""
+        if not parts:
+            raise ValueError("merge needs at least one Instances (use Instances.empty for none)")
+        sizes = {p.image_size for p in parts}
+        if len(sizes) != 1:
+            raise ValueError(f"cannot merge instances of different image sizes: {sorted(sizes)}")
+        return cls(
+            xyxy=np.concatenate([p.xyxy for p in parts]),
+            masks=np.concatenate([p.masks for p in parts]),
+            scores=np.concatenate([p.scores for p in parts]),
+            mask_scores=np.concatenate([p.mask_scores for p in parts]),
+            class_ids=np.concatenate([p.class_ids for p in parts]),
+            prompts=[s for p in parts for s in p.prompts],
+        )
+
+    # -- JSON ----------------------------------------------------------------------------------
+    def to_json(self, **header: Any) -> dict:
+        """A JSON-ready dict: ``header`` fields (image, split, class, backend, ...) plus instances."""
+        h, w = self.image_size
+        areas = self.areas
+        return {
+            "format": INSTANCES_FORMAT,
+            **header,
+            "height": h,
+            "width": w,
+            "instances": [
+                {
+                    "box_xyxy": [round(float(v), 2) for v in self.xyxy[i]],
+                    "score": round(float(self.scores[i]), 5),
+                    "mask_score": round(float(self.mask_scores[i]), 5),
+                    "area": int(areas[i]),
+                    "class_id": int(self.class_ids[i]),
+                    "prompt": self.prompts[i],
+                    "segmentation": mask_to_rle(self.masks[i]),
+                }
+                for i in range(len(self))
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict, source: str = "instances") -> Instances:
+        try:
+            h, w = int(data["height"]), int(data["width"])
+            items = data["instances"]
+            if not items:
+                return cls.empty(h, w)
+            masks = np.stack([rle_to_mask(it["segmentation"]) for it in items])
+            if masks.shape[1:] != (h, w):
+                raise ValueError(f"masks are {masks.shape[1:]} but the file says {(h, w)}")
+            return cls(
+                xyxy=np.array([it["box_xyxy"] for it in items], np.float32),
+                masks=masks,
+                scores=np.array([it["score"] for it in items], np.float32),
+                mask_scores=np.array([it.get("mask_score", 1.0) for it in items], np.float32),
+                class_ids=np.array([it["class_id"] for it in items], np.int64),
+                prompts=[str(it.get("prompt", "")) for it in items],
+            )
+        except (KeyError, TypeError) as e:
+            raise ValueError(
+                f"{source}: not an instances file (missing or malformed {e})"
+            ) from None
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
+
+
+def write_instances(path: str | os.PathLike, instances: Instances, **header: Any) -> Path:
+    """Write ``instances`` as JSON atomically; ``header`` adds fields such as image, class, backend."""
+    return atomic_write_json(path, instances.to_json(**header), indent=None)
+
+
+def read_instances(path: str | os.PathLike) -> tuple[Instances, dict]:
+    """Read an instances file: ``(instances, header)`` where header holds the non-instance fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: instances file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    header = {k: v for k, v in data.items() if k != "instances"}
+    return Instances.from_json(data, source=str(path)), header
