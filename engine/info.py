@@ -112,7 +112,7 @@ def render_stats(stats: DatasetStats) -> list:
     from rich.table import Table
     from rich.text import Text
 
-    splits = Table(title=f"Dataset {stats.root}", title_justify="left")
+    splits = Table(title="Images per split", title_justify="left")
     splits.add_column("split")
     splits.add_column("images", justify="right")
     if stats.has_labels:
@@ -122,7 +122,7 @@ def render_stats(stats: DatasetStats) -> list:
         sizes = ", ".join(f"{w}x{h}: {c}" for (w, h), c in s.sizes.items()) or "-"
         row = [s.split, str(s.images)] + ([str(s.labelled)] if stats.has_labels else []) + [sizes]
         splits.add_row(*row)
-    out: list = [splits]
+    out: list = [Text(f"Dataset {stats.root}", style="bold"), splits]
 
     if stats.has_labels:
         shares = Table(title="Pixel share per class (% of labelled pixels)", title_justify="left")
