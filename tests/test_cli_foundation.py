@@ -33,7 +33,8 @@ def test_synth_then_info(tmp_path: Path):
     assert img.size == (128, 96)
     res = runner.invoke(app, ["info", str(tmp_path / "d"), "--no-progress"])
     assert res.exit_code == 0, res.output
-    for text in ("train", "val", "test", "128x96: 2", "Others", "Water", "No problems found."):
+    for text in ("train", "val", "test", "128x96: 2", "Others", "Water", "No problems found.",
+                 "bicycle (new-class truth)", "car (new-class truth)"):  # fmt: skip
         assert text in res.output
     res = runner.invoke(app, ["info", str(tmp_path / "d"), "--split", "val", "--no-progress"])
     assert res.exit_code == 0 and "128x96: 1" in res.output and "train" not in res.output

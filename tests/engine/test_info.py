@@ -35,7 +35,12 @@ def test_counts_sizes_and_shares(tmp_path: Path):
     assert train.ignore_pixels == 5
     np.testing.assert_allclose(train.class_shares, [0.4, 0, 0, 0, 0.2, 0.4, 0])
     assert val.ignore_pixels == 9 and (val.class_shares == 0).all()  # no division by zero
-    assert stats.problems == [] and stats.has_labels
+    assert stats.problems == [] and stats.has_labels and train.new_classes == {}
+    bike = np.zeros((4, 5), np.uint8)
+    bike[3, :3] = 1
+    write_label(tmp_path / "new_classes/bicycle/train/a.png", bike)
+    (tmp_path / "new_classes/bicycle/train/zz.png").write_bytes(b"junk")  # not a sample: skipped
+    assert dataset_stats(tmp_path, progress=False).splits[0].new_classes == {"bicycle": (1, 3)}
     only_val = dataset_stats(tmp_path, splits=["val"], decode=False, progress=False)
     assert [s.split for s in only_val.splits] == ["val"]
 
