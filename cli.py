@@ -42,6 +42,8 @@ def _guard(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise  # click's Exit and Abort subclass RuntimeError: let them through untouched
         except (
             ValueError,
             FileNotFoundError,
@@ -107,9 +109,10 @@ def synth_cmd(
     n = train + val + test
     _stdout.print(
         f"wrote {n} images ({train} train, {val} val, {test} test) at {cfg.size[0]}x{cfg.size[1]} "
-        f"to {root}"
+        f"to {root}",
+        soft_wrap=True,
     )
-    _stdout.print(f"  new-class truth: {root / 'new_classes'} (bicycle, car)")
+    _stdout.print(f"  new-class truth: {root / 'new_classes'} (bicycle, car)", soft_wrap=True)
 
 
 @command(name="info")
@@ -129,7 +132,7 @@ def info_cmd(
 
     stats = dataset_stats(data, splits=split or None, decode=decode, progress=progress)
     for renderable in render_stats(stats):
-        _stdout.print(renderable)
+        _stdout.print(renderable, soft_wrap=True)
     if stats.problems:
         raise typer.Exit(1)
 
