@@ -357,3 +357,19 @@ def test_exact_full_size_pair() -> None:
     gt[:, 2000] = 4
     gt[1000:1010, 1000:3000] = 255
     assert_exact(pred, gt, 8)
+
+
+@pytest.mark.parametrize("strip", [1, 40, 97, 300])
+def test_exact_across_strip_boundaries(strip: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # strips of a few rows: every band / boundary context crosses strip edges
+    import engine.metrics.counts as counts
+
+    monkeypatch.setattr(counts, "_STRIP_PIXELS", strip)
+    rng = np.random.default_rng(strip)
+    pred, gt = _adversarial(rng, 45, 40, 5)
+    assert_exact(pred, gt, 5)
+    import cv2
+
+    big = lambda a: cv2.resize(a, (2000, 1500), interpolation=cv2.INTER_NEAREST)  # noqa: E731
+    monkeypatch.setattr(counts, "_STRIP_PIXELS", strip * 100)
+    assert_exact(big(pred), big(gt), 5)  # d = 2
