@@ -373,3 +373,11 @@ def test_exact_across_strip_boundaries(strip: int, monkeypatch: pytest.MonkeyPat
     big = lambda a: cv2.resize(a, (2000, 1500), interpolation=cv2.INTER_NEAREST)  # noqa: E731
     monkeypatch.setattr(counts, "_STRIP_PIXELS", strip * 100)
     assert_exact(big(pred), big(gt), 5)  # d = 2
+
+
+def test_disk_rows_are_the_radius_2_disk() -> None:
+    from engine.metrics.counts import _DISK_ROWS, DISK2
+
+    offsets = {(dy, j - 2) for dy, mask in _DISK_ROWS for j in range(8) if (mask >> (8 * j)) & 0xFF}
+    assert offsets == set(DISK2) and len(DISK2) == 13
+    assert all(dy * dy + dx * dx <= 4 for dy, dx in DISK2)
