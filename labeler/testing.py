@@ -82,6 +82,12 @@ def save_tiny_detector(path: str | os.PathLike, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = GroundingDinoForObjectDetection(config).eval()
+    # Random weights saturate the text-box logits (every probability 1.0); shrinking the text
+    # projection keeps probabilities spread around 0.5, so thresholds act as they do on real models.
+    with torch.no_grad():
+        for layer_norm in (model.model.decoder.layer_norm, model.model.enc_output_norm):
+            layer_norm.weight.mul_(0.05)
+            layer_norm.bias.zero_()
     image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
     processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
     model.save_pretrained(path)
