@@ -294,3 +294,49 @@ def test_backend_batch_failure_is_recorded(red_backend, dataset, tmp_path, monke
 def test_unknown_backend_lists_registered():
     with pytest.raises(ValueError, match="registered: .*grounded-sam"):
         create_backend("nope", None, 7)
+
+
+@pytest.mark.parametrize("kind", ["sam", "sam_hq"])
+def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch):
+    """Injected detections: 2 boxes, none, 1 box in one batch; only 2 images reach the encoder."""
+    from labeler.grounded_sam import GroundedSamBackend
+    from labeler.merge import Detections
+
+    cfg = LabelConfig(
+        data="unused", cls=ClassSpec("Bicycle", prompts=("bicycle", "bike")), detector=str(tiny_models["det"]),
+        segmenter=str(tiny_models[kind]), batch_size=3, device="cpu", progress=False,
+    )  # fmt: skip
+    backend = GroundedSamBackend(cfg, class_id=7)
+    info = backend.load()
+    assert info["segmenter"]["model_type"] == kind
+    dets = [
+        Detections([[2, 2, 20, 20], [10, 5, 40, 30]], [0.9, 0.6], [0, 1]),
+        Detections.empty(),
+        Detections([[0, 0, 47, 39]], [0.5], [1]),
+    ]
+    monkeypatch.setattr(backend, "detect", lambda images: dets)
+    seen = []
+    encoder = backend.segmenter.model.get_image_embeddings
+    monkeypatch.setattr(
+        backend.segmenter.model,
+        "get_image_embeddings",
+        lambda px: seen.append(len(px)) or encoder(px),
+    )
+    rng = np.random.default_rng(0)
+    batch = [
+        LoadedImage(
+            "train", f"s{i}", Path(f"s{i}.png"), rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+        )
+        for i in range(3)
+    ]
+    outs = backend.label(batch)
+    assert seen == [2]  # the boxless image never reached SAM
+    assert [len(o.instances) for o in outs][1] == 0 and outs[1].probs is None
+    for o, n in zip(outs, (2, 0, 1), strict=True):
+        assert len(o.instances) <= n and o.instances.masks.shape[1:] == (40, 48)
+        if len(o.instances):
+            assert o.probs.shape == o.instances.masks.shape
+            m = o.instances.masks  # logits > 0; probabilities are their fp16 sigmoid
+            assert np.all(o.probs[m] >= 0.5) and np.all(o.probs[~m] <= 0.5)
+            assert set(o.instances.prompts) <= {"bicycle", "bike"}
+            assert np.all((o.instances.mask_scores >= 0) & (o.instances.mask_scores <= 1))
