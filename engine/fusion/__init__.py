@@ -5,6 +5,7 @@
 """
 
 from engine.fusion.pseudo import PseudoRun, open_pseudo_run, read_pseudo
+from engine.fusion.report import report_table
 from engine.fusion.rules import (
     SOURCE_IGNORED,
     SOURCE_PRECISE,
@@ -20,10 +21,10 @@ from engine.fusion.run import (
     FuseConfig,
     FusePlan,
     FuseResult,
+    default_out_dir,
     fuse,
     output_paths,
     plan_fusion,
-    report_table,
 )
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "FusionRules",
     "PseudoLabel",
     "PseudoRun",
+    "default_out_dir",
     "fuse",
     "fuse_image",
     "instance_coverage",

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from rich.table import Table
 
 from annotations.fileio import append_line, atomic_write_json, atomic_write_text, read_jsonl
 from annotations.labelmap import read_label, write_label
@@ -242,6 +241,12 @@ def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
             f"{folder}: {len(missing)} images of {image_dir} have no pseudo label: "
             f"{_few(missing)} (finish the labeling run first)"
         )
+
+
+def default_out_dir(pseudo: Iterable[str | os.PathLike], base: str = "runs/fused") -> Path:
+    """``runs/fused/<class>[+<class>...]`` from the pseudo runs' class names (lower case)."""
+    names = [open_pseudo_run(p).class_name.lower().replace(" ", "_") for p in pseudo]
+    return Path(base) / "+".join(names)
 
 
 def plan_fusion(config: FuseConfig) -> FusePlan:
@@ -494,41 +499,3 @@ def _run_pool(plan: FusePlan, out: Path, todo: list[Job], workers: int, done) ->
 
 def _json_line(rec: dict) -> str:
     return json.dumps(rec, separators=(",", ":"), sort_keys=False)
-
-
-def report_table(result: FuseResult) -> Table:
-    """The per-class report as a rich table (the CLI prints it)."""
-    table = Table(title=f"fusion report: {result.images} images ({', '.join(result.splits)})")
-    for name, justify in [
-        ("class", "left"),
-        ("id", "right"),
-        ("parent", "left"),
-        ("pseudo px", "right"),
-        ("claimed px", "right"),
-        ("rejected by parent", "right"),
-        ("uncertain -> ignore", "right"),
-        ("lost in overlaps", "right"),
-        ("instances dropped", "right"),
-        ("images with none", "right"),
-    ]:
-        table.add_column(name, justify=justify)
-    tax = result.taxonomy
-    for name, s in result.report.items():
-        info = tax.get(name)
-        share = (
-            "-" if s.rejected_share is None else f"{s.rejected_pixels:,} ({s.rejected_share:.1%})"
-        )
-        dropped = f"{s.instances_dropped} / {s.instances}" if s.instances else "-"
-        table.add_row(
-            info.name,
-            str(info.id),
-            tax[info.parent].name if info.parent is not None else "-",
-            f"{s.pseudo_pixels:,}",
-            f"{s.claimed_pixels:,}",
-            share,
-            f"{s.uncertain_ignored:,}",
-            f"{s.overlap_lost:,}",
-            dropped,
-            f"{s.images_with_none} / {s.images}",
-        )
-    return table
