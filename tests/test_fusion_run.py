@@ -396,3 +396,56 @@ def test_config_is_strict():
         FuseConfig.from_dict({"data": "d", "pseudo": [], "out": "o", "parnets": ["Others"]})
     with pytest.raises(ValueError, match="workers must be >= 1"):
         FuseConfig(data="d", pseudo=(), out="o", workers=0)
+
+
+# -- CLI -------------------------------------------------------------------------------------
+def invoke(args: list[str]):
+    import typer
+    from click.testing import CliRunner
+
+    from cli import app
+
+    # get_group: `fuse` stays a subcommand even while it is the only registered command.
+    return CliRunner().invoke(typer.main.get_group(app), args)
+
+
+def test_cli_fuse(world):
+    args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"])]
+    args += ["--pseudo", str(world["car"]), "--out", str(world["out"]), "--split", "train"]
+    args += ["--uncertain", "keep-parent", "--priority", "Car", "--no-progress", "--workers", "2"]
+    res = invoke(args)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())  # rich wraps at 80 columns
+    assert "Bicycle (7)" in text and "Car (8)" in text and "fused 2 images" in text
+    assert "rejected by parent constraint" in text
+    doc = json.loads((world["out"] / "fuse.json").read_text())
+    assert doc["settings"]["uncertain"] == "keep-parent"
+    assert doc["settings"]["priority"] == ["Car"]
+    assert doc["config"]["splits"] == ["train"] and doc["config"]["workers"] == 2
+    label = read_label(world["out"] / "labels/train/a.png")
+    assert label[1, 1] == 8 and label[3, 1] == O  # Car by priority; uncertain kept as Others
+    again = invoke(args)
+    assert again.exit_code == 0 and "skipped 2 already done" in " ".join(again.output.split())
+
+
+def test_cli_default_out_and_parent_list(world, monkeypatch):
+    monkeypatch.chdir(world["data"].parent)
+    res = invoke(
+        ["fuse", "--data", "data", "--pseudo", str(world["bike"]), "--pseudo", str(world["car"])]
+        + ["--parent", "Others,Ground", "--min-coverage", "0.5", "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(Path("runs/fused/bicycle+car/fuse.json").read_text())
+    assert doc["settings"]["parents"]["Car"] == ["Others", "Ground"]
+    assert doc["settings"]["min_coverage"] == 0.5
+    assert load_spec("runs/fused/bicycle+car").taxonomy.num_classes == 9
+
+
+def test_cli_error_is_one_line(world, tmp_path):
+    other = write_pseudo_run(tmp_path / "other", "Bicycle", {"train": {"x": bike_map()}})
+    res = invoke(["fuse", "--data", str(world["data"]), "--pseudo", str(other), "--split", "train"])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())  # one message; rich wraps it at 80 columns
+    assert text.startswith("error: ") and text.count("error:") == 1
+    assert "other/labels/train: none of its 1 pseudo labels" in text and "another dataset" in text
+    assert "Traceback" not in res.output
