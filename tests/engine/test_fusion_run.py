@@ -1,7 +1,8 @@
 """The fusion run (`engine fuse`): outputs, fused dataset, resume, workers, report and errors.
 
-Pseudo-label run directories are written by hand here (DESIGN.md section 3 format) with the
-``annotations`` helpers, so these tests do not depend on the labeler's code.
+Pseudo-label run directories are written by hand (DESIGN.md section 3 format) with
+``engine.fusion.testing.write_pseudo_run``, which uses only the ``annotations`` helpers, so these
+tests do not depend on the labeler's code.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from annotations.fileio import append_line, atomic_write_json
-from annotations.instances import Instances, write_instances
 from annotations.labelmap import read_label, write_label
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.datasets import SegDataset, load_spec
 from engine.fusion import FuseConfig, fuse, open_pseudo_run, plan_fusion
+from engine.fusion.testing import write_pseudo_run
 
 O, G, U = 0, 4, 255  # noqa: E741  (Others, Ground, ignore/uncertain)
 
@@ -39,53 +39,6 @@ def write_dataset(
         taxonomy.save(root / "taxonomy.json")
         (root / "dataset.yaml").write_text("taxonomy: taxonomy.json\n")
     return root
-
-
-def components(mask: np.ndarray) -> np.ndarray:
-    """``(N, H, W) bool`` connected components (4-connected) of a binary mask."""
-    import cv2
-
-    n, comp = cv2.connectedComponents(mask.astype(np.uint8), connectivity=4)
-    return (
-        np.stack([comp == i for i in range(1, n)]) if n > 1 else np.zeros((0,) + mask.shape, bool)
-    )
-
-
-def write_pseudo_run(
-    run: Path,
-    class_name: str,
-    labels: dict[str, dict[str, np.ndarray]],
-    parent: str = "Others",
-    base: Taxonomy = MASS13K,
-    confidence: dict[str, dict[str, np.ndarray]] | None = None,
-    run_json: dict | None = None,
-) -> Path:
-    """A labeler run directory: labels, confidence (200 on the class, 100 uncertain, 0 else unless
-    given), instances (one per connected component of the class), run.json and manifest.jsonl."""
-    taxonomy = base.with_new_class(class_name, parent)
-    class_id = taxonomy.id_of(class_name)
-    for split, items in labels.items():
-        for stem, label in items.items():
-            write_label(run / "labels" / split / f"{stem}.png", label)
-            conf = (confidence or {}).get(split, {}).get(stem)
-            if conf is None:
-                conf = np.select([label == 1, label == U], [200, 100], 0).astype(np.uint8)
-            write_label(run / "confidence" / split / f"{stem}.png", conf)
-            masks = components(label == 1)
-            n = len(masks)
-            inst = Instances(
-                xyxy=np.zeros((n, 4)),
-                masks=masks,
-                scores=np.full(n, 0.8),
-                mask_scores=np.full(n, 0.9),
-                class_ids=np.full(n, class_id),
-                prompts=[class_name.lower()] * n,
-            )
-            write_instances(run / "instances" / split / f"{stem}.json", inst, image=stem)
-            append_line(run / "manifest.jsonl", json.dumps({"split": split, "stem": stem}))
-    doc = {"class": class_name, "parent": parent, "taxonomy": taxonomy.to_dict()}
-    atomic_write_json(run / "run.json", doc if run_json is None else run_json)
-    return run
 
 
 # Two 4x6 images per split. Others = left half, Ground = right half, a 255 corner.
