@@ -168,8 +168,9 @@ def read_pseudo(
             raise ValueError(
                 f"{p}: size {size[1]}x{size[0]} does not match {reference} ({shape[1]}x{shape[0]})"
             )
-    bad = ~np.isin(label, (0, 1, 255))
-    if bad.any():
-        vals = sorted(set(np.unique(label[bad]).tolist()))[:5]
+    values = np.bincount(label.ravel(), minlength=256)
+    values[[0, 1, 255]] = 0
+    if values.any():
+        vals = np.flatnonzero(values)[:5].tolist()
         raise ValueError(f"{label_path}: pseudo label values must be 0, 1 or 255, found {vals}")
     return label, confidence, instances

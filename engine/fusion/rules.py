@@ -173,6 +173,28 @@ def _check_pseudo(p: PseudoLabel, shape: tuple[int, int], num_precise: int) -> N
         )
 
 
+def _drop_instances(
+    precise: np.ndarray, p: PseudoLabel, rules: FusionRules, st: ClassStats
+) -> np.ndarray:
+    """``p.label`` without the pixels of instances below ``rules.min_coverage`` (those no kept
+    instance covers), counting what was dropped into ``st``. Unchanged when coverage is off."""
+    if rules.min_coverage is None or p.instances is None:
+        return p.label
+    inst = p.instances
+    allowed = allowed_pixels(precise, rules.parents[p.class_id], rules.parent_constraint)
+    cov = instance_coverage(inst.masks, allowed, precise != IGNORE)
+    drop = cov < rules.min_coverage
+    st.instances = len(inst)
+    st.instances_dropped = int(drop.sum())
+    if not drop.any():
+        return p.label
+    removed = inst.masks[drop].any(axis=0)
+    if (~drop).any():
+        removed &= ~inst.masks[~drop].any(axis=0)
+    st.dropped_pixels = int(np.count_nonzero(removed & (p.label == 1)))
+    return np.where(removed, np.uint8(0), p.label)
+
+
 def fuse_image(
     precise: np.ndarray,
     pseudos: Sequence[PseudoLabel],
@@ -206,63 +228,67 @@ def fuse_image(
     if not pseudos:
         return FusedImage(label, source, stats)
 
-    known = precise != IGNORE
+    for p in pseudos:
+        _check_pseudo(p, shape, num_precise)
+    labels = [_drop_instances(precise, p, rules, stats[p.class_id]) for p in pseudos]
+
+    # Work on the pixels some pseudo label touches (a few % of a photo), gathered into 1-D
+    # arrays: every rule is per pixel, and precise pixels elsewhere stay as they are.
+    touched = np.zeros(shape, bool)
+    for lab in labels:
+        touched |= lab != 0
+    idx = np.flatnonzero(touched)
+    pre = precise.ravel()[idx]
+    known = pre != IGNORE
     rank = {c: i for i, c in enumerate(rules.priority)}
     num_ranks = len(rules.priority)
-    # key = priority band * 256 + confidence for certain claims, -1 elsewhere: the max wins.
-    keys = np.full((len(pseudos),) + shape, -1, np.int32)
-    certain = np.zeros((len(pseudos),) + shape, bool)
-    n_uncertain = np.zeros(shape, np.uint8)
-    uncertain = []
-    for k, p in enumerate(pseudos):
-        _check_pseudo(p, shape, num_precise)
+    # Running maximum over classes of key = priority band * 256 + confidence (-1: no certain
+    # claim), the index of the class holding it and how many classes hold it (> 1: a tie).
+    best = np.full(idx.size, -1, np.int32)
+    winner = np.zeros(idx.size, np.uint8)
+    n_best = np.zeros(idx.size, np.uint8)
+    n_uncertain = np.zeros(idx.size, np.uint8)
+    certain, uncertain = [], []
+    for k, (p, full) in enumerate(zip(pseudos, labels, strict=True)):
         st = stats[p.class_id]
-        lab = p.label
-        bad = ~np.isin(lab, (0, 1, IGNORE))
-        if bad.any():
+        lab = full.ravel()[idx]
+        values = np.bincount(lab, minlength=256)
+        st.pseudo_pixels = int(values[1]) + st.dropped_pixels
+        values[[0, 1, IGNORE]] = 0
+        if values.any():
             raise ValueError(
                 f"class {p.class_id}: pseudo label values must be 0, 1 or 255, "
-                f"found {sorted(set(np.unique(lab[bad]).tolist()))[:5]}"
+                f"found {np.flatnonzero(values)[:5].tolist()}"
             )
-        st.pseudo_pixels = int(np.count_nonzero(lab == 1))
-        allowed = allowed_pixels(precise, rules.parents[p.class_id], rules.parent_constraint)
-        if rules.min_coverage is not None and p.instances is not None:
-            inst = p.instances
-            cov = instance_coverage(inst.masks, allowed, known)
-            drop = cov < rules.min_coverage
-            st.instances = len(inst)
-            st.instances_dropped = int(drop.sum())
-            if drop.any():
-                removed = inst.masks[drop].any(axis=0)
-                if (~drop).any():
-                    removed &= ~inst.masks[~drop].any(axis=0)
-                st.dropped_pixels = int(np.count_nonzero(removed & (lab == 1)))
-                lab = np.where(removed, np.uint8(0), lab)
+        allowed = allowed_pixels(pre, rules.parents[p.class_id], rules.parent_constraint)
         is_one = lab == 1
         st.rejected_pixels = int(np.count_nonzero(is_one & known & ~allowed))
-        certain[k] = is_one & allowed
+        mine = is_one & allowed
+        certain.append(mine)
         band = num_ranks - rank.get(p.class_id, num_ranks)
-        keys[k][certain[k]] = band * 256 + p.confidence[certain[k]].astype(np.int32)
+        key = np.where(mine, p.confidence.ravel()[idx].astype(np.int32) + band * 256, -1)
+        better = key > best
+        winner[better] = k
+        n_best[better] = 1
+        n_best[(key == best) & mine] += 1
+        np.maximum(best, key, out=best)
         unc = (lab == IGNORE) & allowed
         uncertain.append(unc)
         n_uncertain += unc
 
-    best = keys.max(axis=0)
     any_certain = best >= 0
-    n_best = (keys == best[None]).sum(axis=0)
-    winner = keys.argmax(axis=0)
     won = any_certain & (n_best == 1)
     tied = any_certain & (n_best > 1)
     # No certain claim: two or more uncertain classes always give 255; one gives 255 in "ignore".
     min_unc = 1 if rules.uncertain == "ignore" else 2
     unc_ignored = ~any_certain & (n_uncertain >= min_unc)
 
-    class_lut = np.array(ids, np.uint8)
-    label[won] = class_lut[winner[won]]
-    source[won] = SOURCE_PSEUDO
-    to_ignore = tied | unc_ignored
-    label[to_ignore] = IGNORE
-    source[to_ignore] = SOURCE_IGNORED
+    flat_label, flat_source = label.reshape(-1), source.reshape(-1)
+    flat_label[idx[won]] = np.array(ids, np.uint8)[winner[won]]
+    flat_source[idx[won]] = SOURCE_PSEUDO
+    to_ignore = idx[tied | unc_ignored]
+    flat_label[to_ignore] = IGNORE
+    flat_source[to_ignore] = SOURCE_IGNORED
 
     for k, c in enumerate(ids):
         st = stats[c]
