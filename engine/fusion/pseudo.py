@@ -9,8 +9,10 @@
     RUN/manifest.jsonl                one line per image
 
 ``run.json`` is read tolerantly: the taxonomy may sit at the top level or under ``config``; the
-class is named by ``class`` / ``class_name`` / ``new_class`` (a string or an object with
-``name``) or, failing that, is the taxonomy's last class.
+class is named by ``class`` / ``class_name`` / ``new_class`` / ``cls`` (a string or an object
+with ``name`` and ``parent``), or by a top-level ``class_id`` into the taxonomy, or failing those
+is the taxonomy's last class (the labeler appends it). Without a taxonomy, a class and a
+``parent`` given by name suffice.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from annotations.instances import Instances, read_instances
 from annotations.labelmap import read_label
 from annotations.taxonomy import ClassInfo, Taxonomy
 
-_CLASS_KEYS = ("class", "class_name", "new_class")
+_CLASS_KEYS = ("class", "class_name", "new_class", "cls")
 
 
 @dataclass(frozen=True)
@@ -38,9 +40,9 @@ class PseudoRun:
     path: Path  # the run directory
     class_name: str  # the new class's name
     parent_name: str  # its parent class's name (in the run's taxonomy)
-    color: tuple[int, int, int]  # its colour in the run's taxonomy
-    run_class_id: int  # its id in the run's taxonomy (the class_id of its instances)
-    taxonomy: Taxonomy  # the run's taxonomy
+    color: tuple[int, int, int] | None  # its colour in the run's taxonomy (None: none given)
+    run_class_id: int | None  # its id in the run's taxonomy (its instances' class_id); None: any
+    taxonomy: Taxonomy | None  # the run's taxonomy, when run.json has one
     run_json_sha256: str  # hash of run.json's bytes: which labeling run this was
 
     @property
@@ -108,22 +110,39 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
         raise ValueError(f"{run_json}: not valid JSON ({e})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{run_json}: expected a JSON object, got {type(data).__name__}")
-    tax_data = _find(data, ("taxonomy",))
-    if tax_data is None:
-        raise ValueError(
-            f"{run_json}: no 'taxonomy' (the run's classes with the new class appended)"
-        )
-    taxonomy = Taxonomy.from_dict(tax_data, source=f"{run_json}: taxonomy")
     named = _find(data, _CLASS_KEYS)
+    parent = named.get("parent") if isinstance(named, dict) else _find(data, ("parent",))
     if isinstance(named, dict):
         named = named.get("name")
-    if named is None:
-        info: ClassInfo = taxonomy.classes[-1]
-    else:
+    tax_data = _find(data, ("taxonomy",))
+    if tax_data is None:
+        # No taxonomy: the class and its parent by name suffice (instances are then not
+        # filtered by class id, and the class gets a free colour).
+        if named is None or parent is None:
+            raise ValueError(
+                f"{run_json}: no 'taxonomy' (the run's classes with the new class appended), "
+                "nor a 'class' and 'parent' by name"
+            )
+        return PseudoRun(
+            path=path,
+            class_name=str(named),
+            parent_name=str(parent),
+            color=None,
+            run_class_id=None,
+            taxonomy=None,
+            run_json_sha256=hashlib.sha256(raw).hexdigest(),
+        )
+    taxonomy = Taxonomy.from_dict(tax_data, source=f"{run_json}: taxonomy")
+    class_id = data.get("class_id")
+    if named is not None:
         try:
-            info = taxonomy.get(str(named))
+            info: ClassInfo = taxonomy.get(str(named))
         except ValueError as e:
             raise ValueError(f"{run_json}: class {named!r} is not in its taxonomy ({e})") from None
+    elif isinstance(class_id, int) and 0 <= class_id < len(taxonomy):
+        info = taxonomy[class_id]
+    else:
+        info = taxonomy.classes[-1]  # the labeler appends the new class
     if info.parent is None:
         raise ValueError(
             f"{run_json}: class {info.name!r} has no parent in the run's taxonomy; "
@@ -161,7 +180,9 @@ def read_pseudo(
     if with_instances:
         inst_path = run.instances_path(split, stem)
         inst, _ = read_instances(inst_path)
-        instances = inst[inst.class_ids == run.run_class_id] if len(inst) else inst
+        if run.run_class_id is not None and len(inst):
+            inst = inst[inst.class_ids == run.run_class_id]
+        instances = inst
         sizes.append((inst_path, inst.image_size))
     for p, size in sizes:
         if size != shape:
