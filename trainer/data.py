@@ -27,7 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from annotations.labelmap import IGNORE, read_label
-from engine.datasets import SegDataset, load_spec
+from engine.datasets import DatasetSpec, SegDataset, load_spec
 
 
 @dataclass
@@ -176,8 +176,14 @@ class TrainSet(Dataset):
     items are dicts of ``image (3, S, S) float32 0..255 RGB``, ``label (S, S) int64`` and
     ``source (S, S) int64``."""
 
-    def __init__(self, data: str | Path | SegDataset, split: str, cfg: AugmentConfig) -> None:
-        self.data = data if isinstance(data, SegDataset) else SegDataset(load_spec(data), split)
+    def __init__(
+        self, data: str | Path | DatasetSpec | SegDataset, split: str, cfg: AugmentConfig
+    ) -> None:
+        if isinstance(data, SegDataset):
+            self.data = data
+        else:
+            spec = data if isinstance(data, DatasetSpec) else load_spec(data)
+            self.data = SegDataset(spec, split)
         self.cfg = cfg
         self.sources = source_dir(self.data)
         self.has_sources = self.sources.is_dir()
