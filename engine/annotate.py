@@ -31,7 +31,7 @@ from engine.runinfo import environment
 IMPORT_FORMATS = ("coco", "labelme", "png")
 
 
-def _dataset_images(
+def dataset_images(
     data: str | os.PathLike | None, run: LabelRun | None, split: str
 ) -> dict[str, Path]:
     """``stem -> image path`` of the split, from ``data`` or the run's recorded dataset."""
@@ -79,7 +79,7 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
     missing = [s for s in stems if s not in available]
     if missing:
         raise ValueError(f"{run.root}: images not in the run's {cfg.split!r} split: {missing[:5]}")
-    images = _dataset_images(cfg.data, run, cfg.split)
+    images = dataset_images(cfg.data, run, cfg.split)
     out = Path(cfg.out)
     items: list[tuple[ExportImage, Path | None]] = []
     for stem in stems:
@@ -145,7 +145,7 @@ def import_annotations(cfg: ImportConfig) -> Subset:
     """Turn corrected annotations (or PNG masks) into an annotated subset directory."""
     if cfg.format not in IMPORT_FORMATS:
         raise ValueError(f"unknown format {cfg.format!r}; choose from {', '.join(IMPORT_FORMATS)}")
-    images = _dataset_images(cfg.data, None, cfg.split)
+    images = dataset_images(cfg.data, None, cfg.split)
     sizes = {}
     for stem, path in images.items():
         w, h = image_size(path)

@@ -37,15 +37,25 @@ def make_instances(masks: list[np.ndarray], scores: list[float] | None = None) -
 
 
 def make_dataset(
-    root: Path, split: str = "test", n: int = 3, size: tuple[int, int] = (48, 64), seed: int = 0
+    root: Path,
+    split: str = "test",
+    n: int = 3,
+    size: tuple[int, int] = (48, 64),
+    seed: int = 0,
+    grey: bool = False,
 ) -> dict[str, np.ndarray]:
-    """A MaSS13K-layout dataset with ``n`` random images (H, W = size); returns stem -> image."""
+    """A MaSS13K-layout dataset with ``n`` random images (H, W = size); returns stem -> image.
+
+    ``grey``: grey gradients instead of colour noise (so that tints are easy to find)."""
     rng = np.random.default_rng(seed)
     h, w = size
     out = {}
     for i in range(n):
         stem = f"img{i:03d}"
         img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        if grey:
+            ramp = np.linspace(60, 190, w, dtype=np.float32)[None, :, None]
+            img = np.broadcast_to(ramp, (h, w, 3)).astype(np.uint8)
         (root / "images" / split).mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(root / "images" / split / f"{stem}.jpg", quality=95)
         label = rng.integers(0, 7, (h, w)).astype(np.uint8)
