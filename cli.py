@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -29,6 +30,7 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 out = Console()
+_stdout = out  # for commands whose --out option shadows ``out``
 
 EXIT_BAD_INPUT = 2
 
@@ -44,11 +46,13 @@ def _guard(fn: F) -> F:
             ValueError,
             FileNotFoundError,
             NotADirectoryError,
+            IsADirectoryError,
             FileExistsError,
+            PermissionError,
             RuntimeError,
         ) as e:
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            err.print(Text("error: ", style="bold red") + Text(message))
+            err.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
     return wrapper  # type: ignore[return-value]
@@ -112,12 +116,11 @@ def annotate_export(
     res = export_annotations(
         ExportConfig(run, out, split, stems or None, data, tuple(fmt), mask_format, simplify)
     )
-    out_console = Console()
-    out_console.print(f"exported {res.instances} instances of {res.images} images")
+    _stdout.print(f"exported {res.instances} instances of {res.images} images")
     if res.coco:
-        out_console.print(f"  COCO:    {res.coco}")
+        _stdout.print(f"  COCO:    {res.coco}")
     if res.labelme:
-        out_console.print(f"  LabelMe: {res.labelme[0].parent}/ ({len(res.labelme)} files)")
+        _stdout.print(f"  LabelMe: {res.labelme[0].parent}/ ({len(res.labelme)} files)")
 
 
 @command(annotate_app, "import")
@@ -136,7 +139,7 @@ def annotate_import(
     from engine.annotate import ImportConfig, import_annotations
 
     sub = import_annotations(ImportConfig(fmt, sources, class_name, data, out, split, png_binary))
-    Console().print(f"annotated subset of {sub.class_name}: {len(sub.stems)} images -> {sub.root}")
+    _stdout.print(f"annotated subset of {sub.class_name}: {len(sub.stems)} images -> {sub.root}")
 
 
 @command(annotate_app, "pick")
@@ -159,7 +162,7 @@ def annotate_pick(
     for p in picks:
         counts[p.reason] = counts.get(p.reason, 0) + 1
     detail = ", ".join(f"{v} {k}" for k, v in counts.items())
-    Console().print(f"picked {len(picks)} images ({detail}) -> {path}")
+    _stdout.print(f"picked {len(picks)} images ({detail}) -> {path}")
 
 
 @command(name="review")
@@ -180,13 +183,64 @@ def review(
     from engine.review import ReviewConfig, build_review
 
     res = build_review(ReviewConfig(run, out, split, data, pred, pred_class_id, gt, thumb, limit))
-    Console().print(
+    _stdout.print(
         f"review of {res.images} images ({res.with_pred} with prediction, {res.with_gt} with "
         f"annotation): {res.index}"
     )
 
 
 # --- end loop ---
+
+
+# --- foundation ---
+
+
+@command(name="synth")
+def synth_cmd(
+    out: Path = typer.Option(..., "--out", help="Dataset root to write (MaSS13K layout)."),
+    train: int = typer.Option(8, "--train", min=0, help="Training images."),
+    val: int = typer.Option(2, "--val", min=0, help="Validation images."),
+    test: int = typer.Option(4, "--test", min=0, help="Test images."),
+    size: str = typer.Option("512x384", "--size", help="Image size WxH, e.g. 4032x3024."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed: same seed, same bytes."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Write a synthetic MaSS-style dataset with bicycle and car ground truth."""
+    from engine.synth import SynthConfig, generate
+
+    cfg = SynthConfig(out=out, train=train, val=val, test=test, size=parse_size(size), seed=seed)
+    root = generate(cfg, progress=progress)
+    n = train + val + test
+    _stdout.print(
+        f"wrote {n} images ({train} train, {val} val, {test} test) at {cfg.size[0]}x{cfg.size[1]} "
+        f"to {root}"
+    )
+    _stdout.print(f"  new-class truth: {root / 'new_classes'} (bicycle, car)")
+
+
+@command(name="info")
+def info_cmd(
+    data: Path = typer.Argument(..., help="Dataset root (MaSS13K layout) or dataset spec file."),
+    split: list[str] = typer.Option(None, "--split", "-s", help="Split(s) to show; default all."),
+    decode: bool = typer.Option(
+        True, "--decode/--headers-only", help="Decode every image (finds truncated files)."
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Image counts, sizes and class pixel shares per split; every problem found.
+
+    Exit code 0 when the dataset is clean, 1 when problems were found, 2 on bad input.
+    """
+    from engine.info import dataset_stats, render_stats
+
+    stats = dataset_stats(data, splits=split or None, decode=decode, progress=progress)
+    for renderable in render_stats(stats):
+        _stdout.print(renderable)
+    if stats.problems:
+        raise typer.Exit(1)
+
+
+# --- end foundation ---
 
 
 def main() -> None:

@@ -92,7 +92,10 @@ def _signed_distance(mask: np.ndarray) -> np.ndarray:
     m = mask.astype(np.uint8)
     inside = cv2.distanceTransform(m, cv2.DIST_L2, 5)
     outside = cv2.distanceTransform(1 - m, cv2.DIST_L2, 5)
-    return np.where(mask, inside - 0.5, 0.5 - outside).astype(np.float32)
+    cap = float(sum(mask.shape))  # an image without outside (or inside) pixels: no overflow
+    return np.where(mask, np.minimum(inside, cap) - 0.5, 0.5 - np.minimum(outside, cap)).astype(
+        np.float32
+    )
 
 
 def _fill(mask: np.ndarray, radius: float, holes: bool) -> np.ndarray:
