@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from loop_helpers import disk
 from scipy import ndimage
 
 from labeler.simulated import SimulationConfig, image_rng, load_truth, simulate_labels
+from tests.loop_helpers import disk
 
 H, W = 120, 160
 EXACT = SimulationConfig(

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-from loop_helpers import disk, make_dataset, make_run
 from PIL import Image
 from scipy import ndimage
 
@@ -22,6 +21,7 @@ from engine.annotate import (
     import_annotations,
     pick_for_annotation,
 )
+from tests.loop_helpers import disk, make_dataset, make_run
 
 H, W = 48, 64
 

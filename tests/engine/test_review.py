@@ -8,11 +8,11 @@ import subprocess
 
 import numpy as np
 import pytest
-from loop_helpers import disk, make_dataset, make_run
 from PIL import Image
 
 from annotations.labelmap import write_label
 from engine.review import PSEUDO_COLOR, ReviewConfig, build_review, overlay
+from tests.loop_helpers import disk, make_dataset, make_run
 
 H, W = 150, 200
 
