@@ -270,3 +270,82 @@ def load_truth(root: Path, class_name: str, split: str, stem: str) -> np.ndarray
         f"{inst}: the simulated labeler needs the true masks of {class_name!r} "
         f"(new_class_instances/ or new_classes/ in the dataset, as `engine synth` writes)"
     )
+
+
+# -- the backend the labeling runner drives ----------------------------------------------------
+class SimulatedBackend:
+    """``engine label --backend simulated``: no model; true masks of the dataset plus simulated
+    Grounded-SAM errors. Options come from ``LabelConfig.extra`` (keys of
+    :class:`SimulationConfig`); they are hashed into the run's configuration like any setting.
+    """
+
+    name = BACKEND_NAME
+
+    def __init__(self, config: Any, class_id: int) -> None:
+        from engine.datasets import load_spec
+
+        self.config = config
+        self.class_id = int(class_id)
+        self.class_name = config.cls.name
+        self.sim = SimulationConfig.from_dict(dict(config.extra or {}))
+        self.root = load_spec(config.data).root
+        self.taxonomy = load_spec(config.data).taxonomy
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": BACKEND_NAME, "simulation": dataclasses.asdict(self.sim)}
+
+    def load(self) -> dict[str, Any]:
+        return {
+            "backend": BACKEND_NAME,
+            "note": "SIMULATED pseudo labels: made from the dataset's true masks with simulated "
+            "Grounded-SAM errors; no detector or segmenter was run",
+            "simulation": dataclasses.asdict(self.sim),
+            "truth": str(self.root / "new_class_instances"),
+        }
+
+    def _others(self, split: str, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
+        """Pixels of the parent class (Others) in the dataset's label, when there is one."""
+        from annotations.labelmap import read_label
+
+        path = self.root / "annotations" / split / f"{stem}.png"
+        if not path.is_file():
+            return None
+        label = read_label(path)
+        if label.shape != shape:
+            return None
+        parent = (
+            self.taxonomy.id_of(self.config.cls.parent)
+            if self.config.cls.parent in self.taxonomy
+            else 0
+        )
+        return label == parent
+
+    def label(self, batch: list[Any]) -> list[Any]:
+        import time
+
+        from labeler.backends import BackendOutput
+
+        outputs = []
+        for item in batch:
+            t0 = time.perf_counter()
+            ids = load_truth(self.root, self.class_name, item.split, item.stem)
+            h, w = item.image.shape[:2]
+            if ids.shape != (h, w):
+                raise ValueError(
+                    f"{truth_paths(self.root, self.class_name, item.split, item.stem)[0]}: true "
+                    f"mask is {ids.shape[1]}x{ids.shape[0]} but the image is {w}x{h}"
+                )
+            inst, probs = simulate_labels(
+                ids,
+                others=self._others(item.split, item.stem, (h, w)),
+                config=self.sim,
+                rng=image_rng(self.sim.seed, item.split, item.stem),
+                class_id=self.class_id,
+                prompt=f"{BACKEND_NAME}:{self.class_name.lower()}",
+            )
+            outputs.append(
+                BackendOutput(
+                    instances=inst, probs=probs, timings={"simulate": time.perf_counter() - t0}
+                )
+            )
+        return outputs
