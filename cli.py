@@ -189,6 +189,45 @@ def review(
     )
 
 
+@command(name="report")
+def report(
+    subset: str = typer.Option(..., help="Annotated subset directory (the ground truth)."),
+    out: str = typer.Option(..., help="Report folder (report.md, report.json, chart.png)."),
+    pseudo: str | None = typer.Option(None, help="Label run directory (pseudo labels)."),
+    fused: str | None = typer.Option(None, help="Fused labels directory."),
+    pred: str | None = typer.Option(None, help="Model predictions: DIR/[split/]<stem>.png."),
+    data: str | None = typer.Option(None, help="Dataset root: overlays and the per-class table."),
+    taxonomy: str | None = typer.Option(None, help="taxonomy.json of the fused / predicted ids."),
+    class_name: str | None = typer.Option(
+        None, "--class", help="New class (default: the subset's)."
+    ),
+    overlays: int = typer.Option(4, min=0, help="Overlay images to write."),
+    chart: bool = typer.Option(True, help="Draw chart.png (needs matplotlib)."),
+) -> None:
+    """Table-4 report: pseudo labels vs fused labels vs joint-trained model on the annotated subset."""
+    from rich.table import Table
+
+    from engine.report import METRICS, ReportConfig, build_report
+
+    res = build_report(
+        ReportConfig(
+            subset, out, pseudo, fused, pred, data, taxonomy, class_name, "", overlays, chart
+        )
+    )
+    table = Table(title=res.data["title"])
+    for col in ("source", "IoU", "BIoU", "BF1", "ΔIoU", "ΔBIoU", "ΔBF1"):
+        table.add_column(col)
+    for row in res.data["table4"]:
+        vals = [("n/a" if row[k] is None else f"{row[k]:.{nd}f}") for k, _, nd in METRICS]
+        deltas = [
+            ("n/a" if row["delta"][k] is None else f"{row['delta'][k]:+.{nd}f}")
+            for k, _, nd in METRICS
+        ]
+        table.add_row(row["source"], *vals, *deltas)
+    _stdout.print(table)
+    _stdout.print(f"report: {res.markdown} (+ report.json{', chart.png' if res.chart else ''})")
+
+
 # --- end loop ---
 
 

@@ -93,9 +93,11 @@ def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
     return buf.tobytes()
 
 
-def _find_png(folder: Path, split: str, stem: str) -> Path | None:
+def find_png(folder: Path, split: str, stem: str) -> Path | None:
+    """``<stem>.png`` in ``folder/split``, ``folder/labels/split``, ``folder/masks`` or ``folder``."""
     for p in (
         folder / split / f"{stem}.png",
+        folder / "labels" / split / f"{stem}.png",
         folder / "masks" / f"{stem}.png",
         folder / f"{stem}.png",
     ):
@@ -160,7 +162,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 overlay(image, label, PSEUDO_COLOR, cfg.thumb),
             )
         ]
-        if pred_dir is not None and (p := _find_png(pred_dir, split, st.stem)):
+        if pred_dir is not None and (p := find_png(pred_dir, split, st.stem)):
             panels.append(
                 (
                     "prediction",
@@ -169,7 +171,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 )
             )
             n_pred += 1
-        if gt_dir is not None and (p := _find_png(gt_dir, split, st.stem)):
+        if gt_dir is not None and (p := find_png(gt_dir, split, st.stem)):
             panels.append(
                 (
                     "annotation",
