@@ -82,7 +82,7 @@ class LabelRun:
     @property
     def class_name(self) -> str:
         """The run's new class, from run.json or else the first instances header."""
-        name = _find_key(self.config, ("class_name", "class", "new_class"))
+        name = _find_key(self.config, ("class_name", "class", "new_class", "cls"))
         if isinstance(name, dict):
             name = name.get("name")
         if not name:
@@ -97,6 +97,8 @@ class LabelRun:
     def backend(self) -> str:
         """The labeling backend ("grounded-sam", "simulated", ...), or "unknown"."""
         name = _find_key(self.config, ("backend",))
+        if isinstance(name, dict):
+            name = name.get("name")
         if not name:
             name = self._first_header().get("backend")
         return str(name) if name else "unknown"

@@ -359,3 +359,23 @@ def test_cli_pick_export_import(tmp_path, world):
         ],
     )
     assert res.exit_code == 2 and "annotation source not found" in res.output
+
+
+def test_label_run_reads_the_labelers_run_json(tmp_path, world):
+    from annotations.labelrun import LabelRun
+
+    _, run, _ = world
+    (run / "run.json").write_text(
+        json.dumps(
+            {
+                "config": {"data": "/somewhere", "cls": {"name": "Bike"}, "backend": "simulated"},
+                "backend": {"name": "simulated", "identity": {}, "models": {}},
+            }
+        )
+    )
+    r = LabelRun.open(run)
+    assert (r.class_name, r.backend, str(r.data_root)) == ("Bike", "simulated", "/somewhere")
+    (run / "run.json").unlink()
+    assert (r.class_name, r.backend, r.data_root) == ("Bicycle", "simulated", None)  # from headers
+    with pytest.raises(ValueError, match="not a label run"):
+        LabelRun.open(tmp_path / "data")
