@@ -8,7 +8,6 @@ integers, so the sum does not depend on how images are spread over workers).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from annotations.fileio import atomic_write_json
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
+from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 
@@ -160,9 +160,7 @@ def map_pairs(
                 yield fn(job)
                 bar.advance(task)
             return
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), initializer=_init_worker
-        ) as pool:
+        with process_pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
             for result in pool.map(fn, jobs, chunksize=1):
                 yield result
                 bar.advance(task)

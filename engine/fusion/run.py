@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from annotations.taxonomy import Taxonomy
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.fusion.pseudo import PseudoRun, open_pseudo_run, read_pseudo
 from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
+from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 
@@ -476,7 +477,7 @@ def fuse(config: FuseConfig) -> FuseResult:
 def _run_pool(plan: FusePlan, out: Path, todo: list[Job], workers: int, done) -> None:
     """Fuse ``todo`` in ``workers`` processes, at most 2 jobs in flight per worker; the first
     error cancels the rest and is raised here."""
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(plan, out)) as pool:
+    with process_pool(workers, initializer=_init_worker, initargs=(plan, out)) as pool:
         pending: set[Future] = set()
         it = iter(todo)
         try:
