@@ -340,3 +340,21 @@ def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch
             assert np.all(o.probs[m] >= 0.5) and np.all(o.probs[~m] <= 0.5)
             assert set(o.instances.prompts) <= {"bicycle", "bike"}
             assert np.all((o.instances.mask_scores >= 0) & (o.instances.mask_scores <= 1))
+
+
+def test_cli_on_synthetic_dataset(tiny_models, tmp_path):
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "synth", train=2, val=1, test=1, size=(128, 96), seed=0),
+        progress=False,
+    )
+    out = tmp_path / "run"
+    res = runner.invoke(app, _label_args(data, out, tiny_models, "--split", "train,val"))
+    assert res.exit_code == 0, res.output
+    recs = read_jsonl(out / "manifest.jsonl")
+    assert sorted(r["split"] for r in recs) == ["train", "train", "val"]
+    for r in recs:
+        assert (r["height"], r["width"]) == (96, 128)
+        assert read_label(out / "labels" / r["split"] / f"{r['stem']}.png").shape == (96, 128)
+    assert not (out / "labels" / "test").exists()
