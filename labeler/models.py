@@ -87,7 +87,7 @@ def _load_config(role: str, source: str, revision: str | None, local_only: bool)
         return AutoConfig.from_pretrained(
             source, revision=revision, local_files_only=local_only or offline()
         )
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - hub, network and cache errors all mean "not found"
         raise _missing(role, source, revision, _reason(e)) from None
 
 

@@ -358,3 +358,44 @@ def test_cli_on_synthetic_dataset(tiny_models, tmp_path):
         assert (r["height"], r["width"]) == (96, 128)
         assert read_label(out / "labels" / r["split"] / f"{r['stem']}.png").shape == (96, 128)
     assert not (out / "labels" / "test").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_killed_process_leaves_consistent_run(tiny_models, tmp_path, sig):
+    """Kill a real `engine label` process mid-run: logged images are complete, rerun finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = _write_dataset(tmp_path / "data", {"train": 12})
+    out = tmp_path / "run"
+    args = _label_args(data, out, tiny_models)
+    args[args.index("--batch-size") + 1] = "1"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=root, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(read_jsonl(out / "manifest.jsonl")) < 2:
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, sig))
+    rc = proc.wait(60)
+    recs = read_jsonl(out / "manifest.jsonl")
+    assert 2 <= len(recs) < 12, "the run finished before it could be killed"
+    if sig == "SIGINT":
+        assert rc == 130
+    for r in recs:
+        assert r["status"] == "ok"
+        assert read_label(out / "labels" / "train" / f"{r['stem']}.png").shape == (40, 48)
+        read_instances(out / "instances" / "train" / f"{r['stem']}.json")
+    for png in out.rglob("*.png"):  # no torn PNG anywhere, logged or not
+        assert np.array(Image.open(png)).shape == (40, 48)
+    res = subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    final = read_jsonl(out / "manifest.jsonl")
+    assert len({r["stem"] for r in final}) == 12
+    assert len(final) == 12  # nothing logged twice: the rerun did only the missing images
