@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -148,6 +149,16 @@ def baseline(cfg: LabelConfig, backend: GroundedSamBackend, paths: list[Path], o
     return {"wall_s": wall, "images_per_s": len(paths) / wall, "stage_s": t}
 
 
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def sync(device: str, torch) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -214,7 +225,7 @@ def main() -> None:
     machine = (
         torch.cuda.get_device_name(0)
         if device.startswith("cuda")
-        else f"CPU {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        else f"CPU {cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
     )
     result = {
         "machine": machine,

@@ -399,3 +399,15 @@ def test_killed_process_leaves_consistent_run(tiny_models, tmp_path, sig):
     final = read_jsonl(out / "manifest.jsonl")
     assert len({r["stem"] for r in final}) == 12
     assert len(final) == 12  # nothing logged twice: the rerun did only the missing images
+
+
+@pytest.mark.gpu
+def test_cuda_autocast_run(tiny_models, dataset, tmp_path):
+    out = tmp_path / "run"
+    args = _label_args(dataset, out, tiny_models, "--tiles", "2x2")
+    args[args.index("--device") + 1] = "cuda"
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["backend"]["models"]["autocast"] in ("bfloat16", "float16")
+    assert all(r["status"] == "ok" for r in read_jsonl(out / "manifest.jsonl"))
