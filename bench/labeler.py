@@ -40,7 +40,7 @@ from engine.datasets import load_image  # noqa: E402
 from labeler.config import ClassSpec, LabelConfig  # noqa: E402
 from labeler.grounded_sam import GroundedSamBackend  # noqa: E402
 from labeler.merge import filter_instances, instances_to_semantic  # noqa: E402
-from labeler.models import LoadedModel, resolve_device, resolve_dtype  # noqa: E402
+from labeler.models import LoadedModel, resolve_device  # noqa: E402
 from labeler.run import STAGES, run_labeling  # noqa: E402
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "bicycle", "bike", "motorcycle"]
@@ -92,27 +92,16 @@ def make_backend(
     cfg: LabelConfig, det: LoadedModel, sam: LoadedModel, boxes: int
 ) -> GroundedSamBackend:
     """A Grounded-SAM backend around prebuilt models, keeping the ``boxes`` best boxes per image."""
-    import torch
-
-    from labeler.grounded_sam import prompt_text, prompt_token_positions
-
     b = GroundedSamBackend(cfg, class_id=7)
-    b.device = resolve_device(cfg.device)
-    b.dtype = resolve_dtype(cfg.precision, b.device)
-    b.detector, b.segmenter = det, sam
-    b.text, spans = prompt_text(b.prompts)
-    b.prompt_tokens = prompt_token_positions(
-        det.processor.tokenizer(b.text, return_offsets_mapping=True)["offset_mapping"], spans
-    )
+    b.setup(det, sam, resolve_device(cfg.device))
     detect = b.detect
 
-    def top_k(images):
-        out = detect(images)
+    def top_k(images, prepared=None):
+        out = detect(images, prepared)
         return [d[np.argsort(-d.scores, kind="stable")[:boxes]] if len(d) else d for d in out]
 
     b.detect = top_k
     b.load = lambda: {"bench": True}
-    torch.set_grad_enabled(False)
     return b
 
 

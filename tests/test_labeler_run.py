@@ -144,6 +144,24 @@ def test_missing_weights_is_one_clear_line(
     assert expect in text and "HF_HOME" in text and "Traceback" not in text
 
 
+def test_prepared_inputs_match_the_processor_batch(tiny_models):
+    """Per-image pre-processing in loader threads + our padding == the processor's own batch."""
+    import torch
+    from transformers import AutoProcessor
+
+    from labeler.grounded_sam import pad_batch
+
+    ip = AutoProcessor.from_pretrained(tiny_models["det"]).image_processor
+    rng = np.random.default_rng(1)
+    imgs = [
+        rng.integers(0, 255, s, dtype=np.uint8) for s in ((40, 48, 3), (96, 30, 3), (50, 50, 3))
+    ]
+    ref = ip(images=imgs, return_tensors="pt")
+    one = [ip(images=im, return_tensors="pt") for im in imgs]
+    pv, pm = pad_batch([x["pixel_values"][0] for x in one], [x["pixel_mask"][0] for x in one])
+    assert torch.equal(pm, ref["pixel_mask"]) and torch.allclose(pv, ref["pixel_values"])
+
+
 def test_detector_selection_matches_transformers_post_processing(tiny_models):
     """Our best-prompt selection keeps exactly the boxes of transformers' threshold= API."""
     import torch
@@ -314,7 +332,7 @@ def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch
         Detections.empty(),
         Detections([[0, 0, 47, 39]], [0.5], [1]),
     ]
-    monkeypatch.setattr(backend, "detect", lambda images: dets)
+    monkeypatch.setattr(backend, "detect", lambda images, prepared=None: dets)
     seen = []
     encoder = backend.segmenter.model.get_image_embeddings
     monkeypatch.setattr(
