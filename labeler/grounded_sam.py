@@ -151,8 +151,15 @@ class GroundedSamBackend:
         return out
 
     def _sam_inputs(self, image: np.ndarray) -> tuple[Any, Any, Any]:
+        """``(pixel_values (3, S, S), original (h, w), resized (h, w))``. SAM resizes the long
+        side to S and pads; SAM 2 resizes to S x S (its resized size is the full input)."""
+        import torch
+
         x = self.segmenter.processor(images=image, return_tensors="pt")
-        return x["pixel_values"][0], x["original_sizes"][0], x["reshaped_input_sizes"][0]
+        pv = x["pixel_values"][0]
+        resized = x.get("reshaped_input_sizes")
+        resized = resized[0] if resized is not None else torch.tensor(pv.shape[-2:])
+        return pv, x["original_sizes"][0], resized
 
     def prepare(self, item: LoadedImage) -> None:
         """Resize and normalise for both models in a loader thread (the model thread only batches)."""
@@ -214,6 +221,7 @@ class GroundedSamBackend:
         todo = [i for i, d in enumerate(dets) if len(d)]
         proc, model = self.segmenter.processor, self.segmenter.model
         hq = self.segmenter.model_type == "sam_hq"
+        sam2 = self.segmenter.model_type == "sam2"  # multi-level embeddings, no padding
         for start in range(0, len(todo), self.config.batch_size):
             idx = todo[start : start + self.config.batch_size]
             sam_in = [
@@ -235,14 +243,16 @@ class GroundedSamBackend:
                 masks, probs, scores = [], [], []
                 for b0 in range(0, len(boxes), MAX_BOXES_PER_DECODER_CALL):
                     bx = torch.as_tensor(boxes[b0 : b0 + MAX_BOXES_PER_DECODER_CALL])[None]
-                    kw: dict[str, Any] = {"image_embeddings": emb[j : j + 1]}
+                    kw: dict[str, Any] = {
+                        "image_embeddings": [e[j : j + 1] for e in emb] if sam2 else emb[j : j + 1]
+                    }
                     if hq:
                         kw["intermediate_embeddings"] = [t[j : j + 1] for t in inter]
                     with torch.inference_mode(), autocast(self.device, self.dtype):
                         out = model(input_boxes=bx.to(self.device), multimask_output=False, **kw)
-                    logits = proc.post_process_masks(
-                        out.pred_masks.float(), orig, reshaped, binarize=False
-                    )[0][:, 0]  # (n, H, W) logits at full resolution
+                    post = (orig,) if sam2 else (orig, reshaped)
+                    logits = proc.post_process_masks(out.pred_masks.float(), *post, binarize=False)
+                    logits = logits[0][:, 0]  # (n, H, W) logits at full resolution
                     masks.append((logits > 0).cpu().numpy())
                     probs.append(torch.sigmoid(logits).half().cpu().numpy())
                     scores.append(out.iou_scores.float()[0, :, 0].clamp(0, 1).cpu().numpy())

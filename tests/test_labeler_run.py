@@ -31,6 +31,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         "det": save_tiny_detector(root / "det"),
         "sam": save_tiny_segmenter(root / "sam", "sam"),
         "sam_hq": save_tiny_segmenter(root / "sam_hq", "sam_hq"),
+        "sam2": save_tiny_segmenter(root / "sam2", "sam2"),
     }
 
 
@@ -314,7 +315,7 @@ def test_unknown_backend_lists_registered():
         create_backend("nope", None, 7)
 
 
-@pytest.mark.parametrize("kind", ["sam", "sam_hq"])
+@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2"])
 def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch):
     """Injected detections: 2 boxes, none, 1 box in one batch; only 2 images reach the encoder."""
     from labeler.grounded_sam import GroundedSamBackend
@@ -368,7 +369,10 @@ def test_cli_on_synthetic_dataset(tiny_models, tmp_path):
         progress=False,
     )
     out = tmp_path / "run"
-    res = runner.invoke(app, _label_args(data, out, tiny_models, "--split", "train,val"))
+    args = _label_args(
+        data, out, tiny_models, "--split", "train,val", "--segmenter", str(tiny_models["sam2"])
+    )
+    res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
     recs = read_jsonl(out / "manifest.jsonl")
     assert sorted(r["split"] for r in recs) == ["train", "train", "val"]
@@ -376,6 +380,8 @@ def test_cli_on_synthetic_dataset(tiny_models, tmp_path):
         assert (r["height"], r["width"]) == (96, 128)
         assert read_label(out / "labels" / r["split"] / f"{r['stem']}.png").shape == (96, 128)
     assert not (out / "labels" / "test").exists()
+    run = json.loads((out / "run.json").read_text())
+    assert run["backend"]["models"]["segmenter"]["class"] == "Sam2Model"
 
 
 @pytest.mark.slow
