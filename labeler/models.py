@@ -66,6 +66,7 @@ def _missing(role: str, source: str, revision: str | None, reason: str) -> FileN
         f"once with internet access (`hf download {source}` or any run without HF_HUB_OFFLINE), "
         "or set HF_HOME to a cache that holds them, or pass a local directory saved with "
         f"save_pretrained (--{role} DIR)."
+        + ("" if offline() else " On a machine without internet, HF_HUB_OFFLINE=1 skips the hub.")
     )
 
 
