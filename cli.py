@@ -145,11 +145,10 @@ def label_cmd(
     )  # fmt: skip
     summary = run_labeling(cfg)
     print_label_summary(summary)
-    # SystemExit, not typer.Exit: the guard turns typer.Exit (a RuntimeError) into exit code 2.
     if summary.interrupted:
-        raise SystemExit(130)
+        raise typer.Exit(130)
     if summary.failed:
-        raise SystemExit(EXIT_SOME_FAILED)
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @command(name="convert-sam")
