@@ -88,6 +88,7 @@ class ClassStats:
 
     images: int = 0  # images fused
     images_with_none: int = 0  # images where the class claims no pixel after fusion
+    images_without_pseudo: int = 0  # images whose raw pseudo label has no pixel of the class
     pseudo_pixels: int = 0  # pixels labelled 1 in the raw pseudo label
     claimed_pixels: int = 0  # pixels the fused label gives to the class
     rejected_pixels: int = 0  # pseudo pixels on precise non-parent classes (parent constraint)
@@ -254,6 +255,7 @@ def fuse_image(
         lab = full.ravel()[idx]
         values = np.bincount(lab, minlength=256)
         st.pseudo_pixels = int(values[1]) + st.dropped_pixels
+        st.images_without_pseudo = int(st.pseudo_pixels == 0)
         values[[0, 1, IGNORE]] = 0
         if values.any():
             raise ValueError(

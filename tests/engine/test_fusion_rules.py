@@ -144,7 +144,20 @@ def test_stats_parent_constraint():
     s = fused.stats[BIKE]
     assert (s.pseudo_pixels, s.claimed_pixels, s.rejected_pixels) == (5, 3, 2)
     assert s.rejected_share == pytest.approx(0.4)
-    assert (s.images, s.images_with_none) == (1, 0)
+    assert (s.images, s.images_with_none, s.images_without_pseudo) == (1, 0, 0)
+
+
+def test_stats_class_absent_and_all_rejected():
+    absent = fuse_image(a([[O, G]]), [pl(BIKE, [[0, 0]])], rules()).stats[BIKE]
+    assert (absent.pseudo_pixels, absent.images_with_none, absent.images_without_pseudo) == (
+        0,
+        1,
+        1,
+    )
+    assert absent.rejected_share is None
+    spilled = fuse_image(a([[G, G]]), [pl(BIKE, [[1, 1]])], rules()).stats[BIKE]
+    assert (spilled.images_with_none, spilled.images_without_pseudo) == (1, 0)
+    assert spilled.rejected_share == 1.0
 
 
 def test_stats_uncertain_and_overlap():

@@ -227,6 +227,7 @@ def test_min_coverage_drops_and_reports(world):
     doc = json.loads((world["out"] / "fuse.json").read_text())
     assert doc["report"]["Bicycle"]["instances_dropped"] == 2
     assert doc["report"]["Bicycle"]["images_with_none"] == 2
+    assert doc["report"]["Bicycle"]["images_without_pseudo"] == 0
 
 
 def test_parent_list_and_priority(world):
