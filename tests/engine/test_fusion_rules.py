@@ -257,3 +257,36 @@ def test_bad_inputs():
         fuse_image(precise, [pl(9, [[1, 1]])], rules())
     with pytest.raises(ValueError, match="new class id must be >= 7"):
         fuse_image(precise, [pl(3, [[1, 1]])], rules(parents={3: (O,)}))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_invariants_on_random_maps(seed):
+    """Whatever the inputs: untouched pixels are precise, precise 255s and non-parent classes
+    never change, pseudo pixels come from a certain claim on a parent, ignores are 255."""
+    rng = np.random.default_rng(seed)
+    shape = (17, 23)
+    precise = rng.choice([O, H, G, 5, U], size=shape).astype(np.uint8)
+    pseudos = [
+        pl(c, rng.choice([0, 1, U], size=shape), rng.integers(0, 4, size=shape) * 60)
+        for c in (BIKE, CAR)
+    ]
+    parents = {BIKE: (O,), CAR: (O, G)}
+    for r in (
+        rules(parents=parents),
+        rules(parents=parents, uncertain="keep-parent", priority=(CAR,)),
+    ):
+        fused = fuse_image(precise, pseudos, r)
+        label, source = fused.label, fused.source
+        assert set(np.unique(source)) <= {0, 1, 2}
+        np.testing.assert_array_equal(label[source == 0], precise[source == 0])
+        assert (label[source == 2] == U).all()
+        assert ((precise == U) <= (source == 0)).all()
+        for p in pseudos:
+            mine = source == 1
+            mine &= label == p.class_id
+            assert (p.label[mine] == 1).all()
+            assert np.isin(precise[mine], parents[p.class_id]).all()
+        changed = source != 0
+        assert np.isin(precise[changed], (O, G)).all()  # only parents ever change
+        claimed = {c: int((label == c).sum()) for c in (BIKE, CAR)}
+        assert {c: s.claimed_pixels for c, s in fused.stats.items()} == claimed
