@@ -147,15 +147,23 @@ def instance_coverage(masks: np.ndarray, allowed: np.ndarray, known: np.ndarray)
     Returns:
         ``(N,) float64`` in 0..1; 1.0 for an instance with no known pixel (nothing argues against it).
     """
-    if masks.shape[0] == 0:
-        return np.zeros(0, np.float64)
-    flat = masks.reshape(masks.shape[0], -1)
-    inside = flat[:, allowed.ravel()].sum(axis=1, dtype=np.int64)
-    total = flat[:, known.ravel()].sum(axis=1, dtype=np.int64)
     cov = np.ones(masks.shape[0], np.float64)
-    has = total > 0
-    cov[has] = inside[has] / total[has]
+    allowed_flat, known_flat = allowed.ravel(), known.ravel()
+    for i, mask in enumerate(masks):
+        # Gather through the mask's pixel indices: far cheaper than full-size ANDs at 4K.
+        idx = np.flatnonzero(mask)
+        total = np.count_nonzero(known_flat[idx])
+        if total:
+            cov[i] = np.count_nonzero(allowed_flat[idx]) / total
     return cov
+
+
+def _union(masks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``(H, W) bool`` union of ``(N, H, W)`` masks (a loop: ``any(axis=0)`` is slow at 4K)."""
+    out = np.zeros(shape, bool)
+    for mask in masks:
+        out |= mask
+    return out
 
 
 def _check_pseudo(p: PseudoLabel, shape: tuple[int, int], num_precise: int) -> None:
@@ -189,9 +197,9 @@ def _drop_instances(
     st.instances_dropped = int(drop.sum())
     if not drop.any():
         return p.label
-    removed = inst.masks[drop].any(axis=0)
+    removed = _union(inst.masks[drop], precise.shape)
     if (~drop).any():
-        removed &= ~inst.masks[~drop].any(axis=0)
+        removed &= ~_union(inst.masks[~drop], precise.shape)
     st.dropped_pixels = int(np.count_nonzero(removed & (p.label == 1)))
     return np.where(removed, np.uint8(0), p.label)
 
