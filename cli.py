@@ -111,6 +111,9 @@ def label_cmd(
         "", help="SAM / SAM-HQ hub id, local directory or SAM .pth file."
     ),
     backend: str = typer.Option("grounded-sam", help="Labeling backend."),
+    backend_opt: list[str] = typer.Option(
+        [], "--backend-opt", help="KEY=VALUE option for the backend (repeatable; hashed)."
+    ),
     box_threshold: float = typer.Option(None, help="Box threshold (default 0.35)."),
     text_threshold: float = typer.Option(None, help="Text threshold (default 0.25)."),
     min_area: int = typer.Option(None, help="Minimum instance area in pixels (default 0)."),
@@ -134,7 +137,7 @@ def label_cmd(
 
     cfg = build_label_config(
         class_name=class_name, data=data, split=split, out=out, prompt=prompt, negative=negative,
-        spec=spec, detector=detector, segmenter=segmenter, backend=backend,
+        spec=spec, detector=detector, segmenter=segmenter, backend=backend, backend_opt=backend_opt,
         box_threshold=box_threshold, text_threshold=text_threshold, min_area=min_area,
         max_instances=max_instances, uncertain=uncertain, batch_size=batch_size, workers=workers,
         device=device, precision=precision, tiles=tiles, overlap=overlap, shard=shard,
@@ -142,11 +145,10 @@ def label_cmd(
     )  # fmt: skip
     summary = run_labeling(cfg)
     print_label_summary(summary)
-    # SystemExit, not typer.Exit: the guard turns typer.Exit (a RuntimeError) into exit code 2.
     if summary.interrupted:
-        raise SystemExit(130)
+        raise typer.Exit(130)
     if summary.failed:
-        raise SystemExit(EXIT_SOME_FAILED)
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @command(name="convert-sam")

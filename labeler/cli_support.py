@@ -25,6 +25,22 @@ def parse_band(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def parse_options(items: list[str]) -> dict[str, object]:
+    """``["k=v", ...]`` -> ``{"k": v}`` with YAML scalars (``3`` int, ``0.5`` float, ``true``)."""
+    import yaml
+
+    out: dict[str, object] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--backend-opt must look like KEY=VALUE, got {item!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
 def build_label_config(
     *,
     class_name: str,
@@ -37,6 +53,7 @@ def build_label_config(
     detector: str = "",
     segmenter: str = "",
     backend: str = "grounded-sam",
+    backend_opt: list[str] | None = None,
     box_threshold: float | None = None,
     text_threshold: float | None = None,
     min_area: int | None = None,
@@ -71,6 +88,7 @@ def build_label_config(
         out=out,
         splits=tuple(s.strip() for s in split.split(",") if s.strip()),
         backend=backend,
+        extra=parse_options(backend_opt or []),
         detector=detector or DEFAULT_DETECTOR,
         segmenter=segmenter or DEFAULT_SEGMENTER,
         tiles=parse_grid(tiles),

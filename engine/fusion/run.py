@@ -302,7 +302,8 @@ def _init_worker(plan: FusePlan, out: Path) -> None:
 
 
 def input_stamp(plan: FusePlan, job: Job) -> str:
-    """A short hash of the sizes and modification times of one image's input files."""
+    """A short hash of the sizes and modification times of one image's input files (not their
+    paths: the same files reached by another path are the same inputs)."""
     paths = [job.precise_path]
     for run in plan.runs:
         paths += [run.label_path(job.split, job.stem), run.confidence_path(job.split, job.stem)]
@@ -312,9 +313,9 @@ def input_stamp(plan: FusePlan, job: Job) -> str:
     for p in paths:
         try:
             st = p.stat()
-            parts.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
+            parts.append(f"{st.st_size}|{st.st_mtime_ns}")
         except OSError:
-            parts.append(f"{p}|missing")
+            parts.append("missing")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
