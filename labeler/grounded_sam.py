@@ -115,7 +115,6 @@ class GroundedSamBackend:
 
     def setup(self, detector: LoadedModel, segmenter: LoadedModel, device: str) -> None:
         """Use already loaded models (``load`` calls this; benchmarks pass their own)."""
-        import torch
 
         # Decoded images are read-only numpy arrays; the processors only read them.
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -132,7 +131,6 @@ class GroundedSamBackend:
                 f"{detector.source}: the tokenizer gives no tokens for prompts {missing}"
             )
         self.text_inputs = dict(tok([self.text], return_tensors="pt"))
-        torch.set_grad_enabled(False)
 
     # -- pre-processing (loader threads) -------------------------------------------------------------
     def _crops(self, image: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
@@ -260,6 +258,13 @@ class GroundedSamBackend:
         return results
 
     def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        import torch
+
+        # Scoped, not torch.set_grad_enabled(False): grad mode must not leak into the caller.
+        with torch.inference_mode():
+            return self._label(batch)
+
+    def _label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
         if self.detector is None:
             raise RuntimeError("GroundedSamBackend.label called before load()")
         images = [b.image for b in batch]
