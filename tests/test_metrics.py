@@ -375,9 +375,8 @@ def test_exact_across_strip_boundaries(strip: int, monkeypatch: pytest.MonkeyPat
     assert_exact(big(pred), big(gt), 5)  # d = 2
 
 
-def test_disk_rows_are_the_radius_2_disk() -> None:
-    from engine.metrics.counts import _DISK_ROWS, DISK2
+def test_disk_is_the_13_pixel_euclidean_disk() -> None:
+    from engine.metrics.counts import DISK2
 
-    offsets = {(dy, j - 2) for dy, mask in _DISK_ROWS for j in range(8) if (mask >> (8 * j)) & 0xFF}
-    assert offsets == set(DISK2) and len(DISK2) == 13
-    assert all(dy * dy + dx * dx <= 4 for dy, dx in DISK2)
+    want = {(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4) if dy * dy + dx * dx <= 4}
+    assert set(DISK2) == want and len(DISK2) == 13

@@ -180,11 +180,13 @@ def _boundary_blocks(rows: np.ndarray, n: int, offset: int) -> tuple[np.ndarray,
     edge[:, :2] = False
     edge[:, -2:] = False
     idx = np.flatnonzero(edge)
-    pairs = _unaligned(canvas.reshape(-1), "<u2")  # (pixel, east neighbour)
-    block = np.empty((idx.size, 2), "<u2")
-    block[:, 0] = pairs[idx]
-    block[:, 1] = pairs[wc:][idx]  # (south, south-east)
-    return idx + offset, block.view(np.uint8)
+    flat = canvas.reshape(-1)
+    block = np.empty((idx.size, 4), np.uint8)
+    block[:, 0] = flat[idx]
+    block[:, 1] = flat[1:][idx]  # east
+    block[:, 2] = flat[wc:][idx]  # south
+    block[:, 3] = flat[wc + 1 :][idx]  # south-east
+    return idx + offset, block
 
 
 def _block_bits(block: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -201,35 +203,15 @@ def _count_bits(bits: np.ndarray) -> np.ndarray:
     return np.bincount(bits, minlength=256) @ _BYTE_BITS
 
 
-def _unaligned(buf: np.ndarray, dtype: str) -> np.ndarray:
-    """A view of the uint8 array ``buf`` whose item ``i`` is the ``dtype`` word at byte ``i``."""
-    size = np.dtype(dtype).itemsize
-    return np.ndarray((buf.size - size + 1,), dtype=dtype, buffer=buf, strides=(1,))
-
-
-# Disk of radius 2 by rows: (dy, mask of the bytes x-2..x+2 of an 8-byte word read at x-2).
-_DISK_ROWS = (
-    (-2, 0x0000_0000_00FF_0000),  # dx = 0
-    (-1, 0x0000_0000_FFFF_FF00),  # dx = -1..1
-    (0, 0x0000_00FF_FFFF_FFFF),  # dx = -2..2
-    (1, 0x0000_0000_FFFF_FF00),
-    (2, 0x0000_0000_00FF_0000),
-)
-
-
 def _disk_or(grid: np.ndarray, idx: np.ndarray, wc: int) -> np.ndarray:
-    """OR of ``grid`` (flat uint8 canvas, 8 spare bytes at the end) over the radius-2 disk
-    around each canvas index ``idx``: one unaligned 8-byte read per disk row, masked to the
-    row's pixels, then the bytes folded."""
-    words = _unaligned(grid, "<u8")
-    base = idx - (2 * wc + 2)  # >= 0: boundary pixels are never on the canvas's 2-pixel ring
-    acc = np.zeros(idx.size, np.uint64)
-    for dy, mask in _DISK_ROWS:
-        acc |= words[(dy + 2) * wc :][base] & np.uint64(mask)
-    acc |= acc >> np.uint64(32)
-    acc |= acc >> np.uint64(16)
-    acc |= acc >> np.uint64(8)
-    return (acc & np.uint64(0xFF)).astype(np.uint8)
+    """OR of ``grid`` (flat uint8 canvas of width ``wc``) over the radius-2 disk around each
+    canvas index ``idx``: one gather per disk offset, from shifted views (no index arrays)."""
+    lowest = -2 * wc - 2
+    base = idx + lowest  # >= 0: boundary pixels are never on the canvas's 2-pixel ring
+    acc = np.zeros(idx.size, np.uint8)
+    for dy, dx in DISK2:
+        acc |= grid[dy * wc + dx - lowest :][base]
+    return acc
 
 
 def _bf1_counts(pred_b, gt_b, shape, k: int) -> tuple[np.ndarray, ...]:
@@ -238,7 +220,7 @@ def _bf1_counts(pred_b, gt_b, shape, k: int) -> tuple[np.ndarray, ...]:
     h, w = shape
     wc = w + 4
     out = [np.zeros(k, np.int64) for _ in range(4)]
-    grid = np.zeros((h + 4) * wc + 8, np.uint8)
+    grid = np.zeros((h + 4) * wc, np.uint8)
     for start in range(0, k, 8):  # one bit plane per 8 classes
         nb = min(8, k - start)
         table = np.zeros(256, np.uint8)
