@@ -189,6 +189,14 @@ def test_evaluate_errors_name_the_files(tmp_path: Path, mutate, message: str) ->
     assert message in res.output and str(tmp_path) in res.output
 
 
+def test_evaluate_torch_device_cpu_same_counts(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pred_dir, gt_dir = _write(tmp_path, _maps(6, 2))
+    a = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False)).result
+    b = evaluate(EvaluateConfig(pred_dir, gt_dir, device="cpu", progress=False)).result
+    np.testing.assert_array_equal(a.counts.as_array(), b.counts.as_array())
+
+
 def test_evaluate_resize_pred_nearest(tmp_path: Path) -> None:
     pairs = _maps(4, 1)
     pred_dir, gt_dir = _write(tmp_path, pairs)
