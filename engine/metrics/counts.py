@@ -23,6 +23,7 @@ summing counts over images, processes or machines is exact.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 
 import cv2
@@ -39,7 +40,8 @@ _HIST_MAX_CLASSES = 15
 _CV_MIN_SIZE = 256
 # Rows are processed in strips of about this many pixels (cache-sized).
 _STRIP_PIXELS = 1 << 18
-# cv2.calcHist counts in float32: exact below 2^24, so larger images are counted in row chunks.
+# cv2.calcHist counts in float32: exact below 2^24 pixels (strips are far smaller; a strip of a
+# wider image goes to np.bincount).
 _HIST_EXACT = 1 << 24
 
 
@@ -122,19 +124,29 @@ def _check_values(a: np.ndarray, name: str, k: int) -> None:
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _lanes(rows: int, width: int, copies: int, ncodes: int) -> np.ndarray:
+    """``(rows, width) uint8``: ``(x % copies) * ncodes``, added to histogram codes so that
+    neighbouring pixels of a uniform region hit different counters (calcHist's increments of one
+    counter serialise); the copies are summed afterwards."""
+    row = ((np.arange(width) % copies) * ncodes).astype(np.uint8)
+    out = np.ascontiguousarray(np.broadcast_to(row, (rows, width)))
+    out.flags.writeable = False
+    return out
+
+
 def _joint_hist(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
     """``(k+1, k+1) int64`` joint histogram of ``min(a, k)`` and ``min(b, k)``."""
     n = k + 1
-    if k <= _HIST_MAX_CLASSES and a.size >= _CV_MIN_SIZE:
+    if k <= _HIST_MAX_CLASSES and a.size >= _CV_MIN_SIZE and a.size < _HIST_EXACT:
         code = cv2.min(a, k)
         code *= n  # at most k * (k + 1) < 256
         code += cv2.min(b, k)
-        hist = np.zeros(256, np.int64)
-        step = max(1, _HIST_EXACT // max(1, code.shape[1]) - 1)
-        for r in range(0, code.shape[0], step):
-            h = cv2.calcHist([code[r : r + step]], [0], None, [256], [0, 256])
-            hist += h.ravel().astype(np.int64)
-        return hist[: n * n].reshape(n, n)
+        copies = 256 // (n * n)
+        if copies > 1:
+            code = cv2.add(code, _lanes(code.shape[0], code.shape[1], copies, n * n))
+        hist = cv2.calcHist([code], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+        return hist[: copies * n * n].reshape(copies, n * n).sum(axis=0).reshape(n, n)
     code = np.minimum(a, k).astype(np.int64) * n + np.minimum(b, k)
     return np.bincount(code.ravel(), minlength=n * n).reshape(n, n)
 
