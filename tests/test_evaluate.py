@@ -258,6 +258,17 @@ def test_compare_library_and_deltas(tmp_path: Path) -> None:
     assert rep.rows[1].delta["iou"] == pytest.approx(
         rep.rows[1].scores.iou - rep.rows[0].scores.iou
     )
+    rep2 = compare(
+        CompareConfig(
+            "7",
+            gt_dir,
+            (("pseudo", a_dir), ("model", b_dir)),
+            taxonomy=tax,
+            workers=2,
+            progress=False,
+        )
+    )
+    assert [r.scores.counts for r in rep2.rows] == [r.scores.counts for r in rep.rows]
     md = rep.to_markdown()
     assert "| model |" in md and ("(+" in md or "(-" in md)
 
