@@ -24,6 +24,7 @@ summing counts over images, processes or machines is exact.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, fields
 
 import cv2
@@ -212,6 +213,9 @@ def _block_bits(block: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 def _count_bits(bits: np.ndarray) -> np.ndarray:
     """``(8,) int64``: how many entries of the uint8 ``bits`` have each bit set."""
+    if _CV_MIN_SIZE <= bits.size < _HIST_EXACT:
+        hist = cv2.calcHist([bits.reshape(-1, 1)], [0], None, [256], [0, 256]).ravel()
+        return hist.astype(np.int64) @ _BYTE_BITS
     return np.bincount(bits, minlength=256) @ _BYTE_BITS
 
 
@@ -232,7 +236,29 @@ def _bf1_counts(pred_b, gt_b, shape, k: int) -> tuple[np.ndarray, ...]:
     h, w = shape
     wc = w + 4
     out = [np.zeros(k, np.int64) for _ in range(4)]
-    grid = np.zeros((h + 4) * wc, np.uint8)
+    grid = _zero_grid((h + 4) * wc)
+    try:
+        _match_planes(pi, pblock, gi, gblock, grid, wc, k, out)
+    except BaseException:
+        grid[:] = 0  # keep the cached canvas all zeros
+        raise
+    return tuple(out)
+
+
+_local = threading.local()
+
+
+def _zero_grid(size: int) -> np.ndarray:
+    """An all-zero flat uint8 canvas, reused between calls of one thread (a fresh 12 MB array
+    costs page faults on every use); callers must leave it all zeros."""
+    buf = getattr(_local, "grid", None)
+    if buf is None or buf.size < size:
+        buf = np.zeros(size, np.uint8)
+        _local.grid = buf
+    return buf[:size]
+
+
+def _match_planes(pi, pblock, gi, gblock, grid, wc: int, k: int, out) -> None:
     for start in range(0, k, 8):  # one bit plane per 8 classes
         nb = min(8, k - start)
         table = np.zeros(256, np.uint8)
@@ -247,7 +273,6 @@ def _bf1_counts(pred_b, gt_b, shape, k: int) -> tuple[np.ndarray, ...]:
         grid[pi] = 0
         for o, bits in zip(out, (pbits, pm, gbits, gm), strict=True):
             o[start : start + nb] = _count_bits(bits)[:nb]
-    return tuple(out)
 
 
 # -- the public function ------------------------------------------------------------------------
