@@ -19,6 +19,17 @@ from typing import Any
 TMP_SUFFIX = ".tmp"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by the owner only (0600); outputs get the usual permissions
+# (0666 less the umask) instead, as open() would give them. Read once: os.umask is process-wide.
+_FILE_MODE = 0o666 & ~_read_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically, creating parent folders. Returns the path."""
     path = Path(path)
@@ -26,6 +37,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), _FILE_MODE)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -24,7 +24,7 @@ def read_label(path: str | os.PathLike, taxonomy: Taxonomy | None = None) -> np.
     """Read a label PNG into an ``(H, W) uint8`` array.
 
     Args:
-        path: a single-channel (mode ``L``) or palette (mode ``P``) PNG. An RGB PNG is accepted
+        path: a single-channel (mode ``L`` or ``1``) or palette (mode ``P``) PNG. An RGB PNG is accepted
             only with ``taxonomy``, whose palette maps colours to ids.
         taxonomy: when given, values must be class ids of it or 255; others raise ``ValueError``.
 
@@ -40,8 +40,8 @@ def read_label(path: str | os.PathLike, taxonomy: Taxonomy | None = None) -> np.
         with Image.open(path) as img:
             img.load()
             mode = img.mode
-            if mode in ("L", "P"):
-                label = np.array(img, dtype=np.uint8)
+            if mode in ("L", "P", "1"):  # "1": a bilevel mask PNG reads as 0/1
+                label = np.array(img).astype(np.uint8)
             elif mode in ("RGB", "RGBA") and taxonomy is not None:
                 label = rgb_to_label(np.array(img.convert("RGB")), taxonomy, source=str(path))
             elif mode in ("I", "I;16", "I;16B"):
@@ -92,6 +92,8 @@ def encode_png(array: np.ndarray, compression: int = 3) -> bytes:
         or (array.ndim == 3 and array.shape[2] != 3)
     ):
         raise ValueError(f"expected (H, W) or (H, W, 3) uint8, got {array.shape} {array.dtype}")
+    if array.size == 0:
+        raise ValueError(f"cannot write an empty {array.shape} image as PNG")
     if array.ndim == 3:
         array = cv2.cvtColor(array, cv2.COLOR_RGB2BGR)
     ok, buf = cv2.imencode(
@@ -107,7 +109,11 @@ def write_label(path: str | os.PathLike, label: np.ndarray) -> Path:
     label = np.asarray(label)
     if label.ndim != 2 or label.dtype != np.uint8:
         raise ValueError(f"{path}: label map must be (H, W) uint8, got {label.shape} {label.dtype}")
-    return atomic_write_bytes(path, encode_png(label))
+    try:
+        data = encode_png(label)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return atomic_write_bytes(path, data)
 
 
 def label_to_rgb(label: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:

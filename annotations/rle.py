@@ -40,7 +40,10 @@ def rle_to_mask(rle: dict) -> np.ndarray:
 
 def rle_area(rle: dict) -> int:
     """Number of foreground pixels without decoding the mask."""
-    counts = rle["counts"]
+    try:
+        counts = rle["counts"]
+    except (KeyError, TypeError):
+        raise ValueError(f"an RLE must have 'counts', got {_short(rle)}") from None
     runs = _decompress(counts) if isinstance(counts, (str, bytes)) else list(counts)
     return int(sum(runs[1::2]))
 

@@ -107,12 +107,12 @@ class Taxonomy:
         return self.classes[class_id]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.casefold() in self._by_name
+        return isinstance(name, str) and name.strip().casefold() in self._by_name
 
     def get(self, name: str) -> ClassInfo:
         """The class called ``name`` (case-insensitive); unknown names list the known ones."""
         try:
-            return self._by_name[name.casefold()]
+            return self._by_name[str(name).strip().casefold()]
         except KeyError:
             raise ValueError(
                 f"unknown class {name!r}; known classes: {', '.join(self.names)}"
@@ -139,6 +139,7 @@ class Taxonomy:
         color: tuple[int, int, int] | None = None,
     ) -> Taxonomy:
         """A new taxonomy with ``name`` appended (next id), carved out of ``parent``."""
+        name = name.strip()
         if name in self:
             raise ValueError(
                 f"class {name!r} is already in the taxonomy (as {self.get(name).name!r})"
@@ -150,9 +151,7 @@ class Taxonomy:
             if color is None:
                 rng = np.random.default_rng(len(self.classes))
                 color = tuple(int(v) for v in rng.integers(0, 256, 3))
-        new = ClassInfo(
-            id=len(self.classes), name=name.strip(), color=tuple(color), parent=parent_id
-        )
+        new = ClassInfo(id=len(self.classes), name=name, color=tuple(color), parent=parent_id)
         return Taxonomy(self.classes + (new,))
 
     # -- (de)serialisation ---------------------------------------------------------------------
@@ -168,6 +167,9 @@ class Taxonomy:
     def from_dict(cls, data: dict, source: str = "taxonomy") -> Taxonomy:
         if not isinstance(data, dict) or not isinstance(data.get("classes"), list):
             raise ValueError(f"{source}: expected an object with a 'classes' list")
+        unknown = set(data) - {"classes"}
+        if unknown:
+            raise ValueError(f"{source}: unknown keys {sorted(unknown)}; allowed: ['classes']")
         classes = []
         for i, entry in enumerate(data["classes"]):
             if not isinstance(entry, dict):

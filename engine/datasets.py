@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,7 +67,9 @@ class DatasetSpec:
         if not parent.is_dir():
             return []
         found = sorted(
-            p.name for p in parent.iterdir() if p.is_dir() and not p.name.startswith(".")
+            p.name
+            for p in parent.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and self.image_dir(p.name).is_dir()
         )
         order = {"train": 0, "val": 1, "test": 2}
         return sorted(found, key=lambda s: (order.get(s, 3), s))
@@ -98,20 +100,34 @@ def _read_spec_file(path: Path) -> DatasetSpec:
     if unknown:
         raise ValueError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
     root = path.parent
+    images = data.get("images", "images/{split}")
+    labels = data.get("labels", "annotations/{split}")
+    for key, value, nullable in (("images", images, False), ("labels", labels, True)):
+        if not (isinstance(value, str) and value) and not (nullable and value is None):
+            raise ValueError(
+                f"{path}: '{key}' must be a folder template such as '{key}/{{split}}'"
+                f"{' or null' if nullable else ''}, got {value!r}"
+            )
     taxonomy = MASS13K
     if data.get("taxonomy"):
-        taxonomy = Taxonomy.load(root / data["taxonomy"])
+        taxonomy = Taxonomy.load(root / str(data["taxonomy"]))
     splits = data.get("splits")
+    if splits is not None and not (
+        isinstance(splits, list) and splits and all(isinstance(v, str) for v in splits)
+    ):
+        raise ValueError(
+            f"{path}: 'splits' must be a list of names such as [train, val], got {splits!r}"
+        )
     exts = data.get("image_exts", IMAGE_EXTS)
+    if isinstance(exts, str) or not all(isinstance(e, str) for e in exts):
+        raise ValueError(f"{path}: 'image_exts' must be a list such as [.jpg, .png], got {exts!r}")
     return DatasetSpec(
         root=root,
-        images=str(data.get("images", "images/{split}")),
-        labels=data.get("labels", "annotations/{split}"),
+        images=images,
+        labels=labels,
         taxonomy=taxonomy,
-        splits=None if splits is None else tuple(str(s) for s in splits),
-        image_exts=tuple(
-            str(e).lower() if str(e).startswith(".") else f".{e}".lower() for e in exts
-        ),
+        splits=None if splits is None else tuple(splits),
+        image_exts=tuple(e.lower() if e.startswith(".") else f".{e}".lower() for e in exts),
     )
 
 
@@ -159,7 +175,11 @@ class SegDataset:
     spec: DatasetSpec
     split: str
     require_labels: bool = True  # False: images without labels are allowed (label_path None)
+    # True: images without labels and labels without images do not raise; they are left out of
+    # ``samples`` and reported by :meth:`check` (what ``engine info`` uses to list every problem).
+    lenient: bool = False
     samples: list[Sample] = field(init=False)
+    pairing_problems: list[Problem] = field(init=False)  # unpaired files found (lenient only)
 
     def __post_init__(self) -> None:
         image_dir = self.spec.image_dir(self.split)
@@ -172,24 +192,37 @@ class SegDataset:
         images = _list_files(image_dir, self.spec.image_exts)
         label_dir = self.spec.label_dir(self.split)
         labels: dict[str, Path] = {}
+        problems: list[Problem] = []
         if label_dir is not None and (self.require_labels or label_dir.is_dir()):
             if not label_dir.is_dir():
                 raise FileNotFoundError(
                     f"{label_dir}: label folder for split {self.split!r} not found"
                 )
             labels = _list_files(label_dir, (".png",))
-            if self.require_labels:
-                no_label = sorted(set(images) - set(labels))
-                if no_label:
-                    raise ValueError(
-                        f"{image_dir}: {len(no_label)} images have no label in {label_dir}: {_few(no_label)}"
+            no_label = sorted(set(images) - set(labels)) if self.require_labels else []
+            if no_label:
+                problems.append(
+                    Problem(
+                        no_label[0],
+                        f"{image_dir}: {len(no_label)} images have no label in {label_dir}: "
+                        f"{_few(no_label)}",
                     )
+                )
             no_image = sorted(set(labels) - set(images))
             if no_image:
-                raise ValueError(
-                    f"{label_dir}: {len(no_image)} labels have no image in {image_dir}: {_few(no_image)}"
+                problems.append(
+                    Problem(
+                        no_image[0],
+                        f"{label_dir}: {len(no_image)} labels have no image in {image_dir}: "
+                        f"{_few(no_image)}",
+                    )
                 )
-        self.samples = [Sample(s, images[s], labels.get(s)) for s in sorted(images)]
+        if problems and not self.lenient:
+            raise ValueError(problems[0].message)
+        self.pairing_problems = problems
+        need_label = self.require_labels and label_dir is not None  # lenient: unpaired left out
+        stems = sorted(s for s in images if s in labels or not need_label)
+        self.samples = [Sample(s, images[s], labels.get(s)) for s in stems]
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -224,21 +257,40 @@ class SegDataset:
         image = self.load_image(sample)
         return image, self.load_label(sample, (image.shape[1], image.shape[0]))
 
-    def check(self, decode: bool = True, progress=None) -> list[Problem]:
-        """Every problem of the split, not only the first: unreadable or truncated images, bad
-        label values, size mismatches. ``decode=False`` reads headers only (fast, misses truncation).
-        ``progress``: optional callable invoked once per sample (for progress bars)."""
-        problems: list[Problem] = []
+    def check(
+        self,
+        decode: bool = True,
+        progress: Callable[[], object] | None = None,
+        visit: Callable[[Sample, tuple[int, int] | None, np.ndarray | None], object] | None = None,
+    ) -> list[Problem]:
+        """Every problem of the split, not only the first: unpaired files (when ``lenient``),
+        unreadable or truncated images, unreadable labels, bad label values, size mismatches.
+
+        Args:
+            decode: decode every image (finds truncated data); False reads headers only (fast).
+            progress: optional callable invoked once per sample (for progress bars).
+            visit: optional ``visit(sample, (W, H) or None, label or None)`` called once per
+                sample with what could be read, so statistics need no second pass.
+        """
+        problems: list[Problem] = list(self.pairing_problems)
         for sample in self.samples:
+            size: tuple[int, int] | None = None
+            label: np.ndarray | None = None
             try:
-                size = image_size(sample.image_path) if not decode else None
                 if decode:
                     img = load_image(sample.image_path)
                     size = (img.shape[1], img.shape[0])
-                if sample.label_path is not None:
-                    self.load_label(sample, size)
+                else:
+                    size = image_size(sample.image_path)
             except (ValueError, FileNotFoundError) as e:
                 problems.append(Problem(sample.stem, str(e)))
+            if sample.label_path is not None:
+                try:  # the label is checked even when its image is broken
+                    label = self.load_label(sample, size)
+                except (ValueError, FileNotFoundError) as e:
+                    problems.append(Problem(sample.stem, str(e)))
+            if visit is not None:
+                visit(sample, size, label)
             if progress is not None:
                 progress()
         return problems
@@ -268,11 +320,13 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         with Image.open(path) as img:
             w, h = img.size
             orientation = img.getexif().get(0x0112, 1)
-    except (OSError, SyntaxError) as e:
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise ValueError(f"{path}: cannot read image header ({e})") from None
     return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
-def open_split(data: str | os.PathLike, split: str, require_labels: bool = True) -> SegDataset:
+def open_split(
+    data: str | os.PathLike, split: str, require_labels: bool = True, lenient: bool = False
+) -> SegDataset:
     """Shortcut: the ``split`` of the dataset at ``data`` (root folder or spec file)."""
-    return SegDataset(load_spec(data), split, require_labels=require_labels)
+    return SegDataset(load_spec(data), split, require_labels=require_labels, lenient=lenient)

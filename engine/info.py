@@ -1,0 +1,183 @@
+"""Dataset statistics for ``engine info``: counts, image sizes, class pixel shares, problems.
+
+One pass over each split: every image is decoded (or its header read) and every label read and
+validated through :meth:`engine.datasets.SegDataset.check`, which reports all problems, while
+the same pass counts pixels per class (the paper's Fig. 2).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from annotations.labelmap import IGNORE, read_label
+from annotations.taxonomy import Taxonomy
+from engine.datasets import Problem, Sample, SegDataset, load_spec
+from engine.progress import make_progress
+
+
+@dataclass
+class SplitStats:
+    """What one split holds."""
+
+    split: str  # split name
+    images: int  # images listed (paired with a label when the dataset has labels)
+    labelled: int  # images whose label was read without error
+    sizes: dict[tuple[int, int], int] = field(default_factory=dict)  # (W, H) -> image count
+    class_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (C,) int64
+    ignore_pixels: int = 0  # pixels labelled 255
+    # new-class truth found under ROOT/new_classes/<name>/<split>/ (synthetic data or a manually
+    # annotated subset): name -> (images with a mask, pixels marked 1)
+    new_classes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)  # everything check() found
+
+    @property
+    def class_shares(self) -> np.ndarray:
+        """``(C,) float64`` share of each class among non-ignored labelled pixels; 0 if none."""
+        total = int(self.class_pixels.sum())
+        return self.class_pixels / total if total else np.zeros(len(self.class_pixels))
+
+
+@dataclass
+class DatasetStats:
+    """Statistics of a dataset's splits, in the dataset's split order."""
+
+    root: Path  # the dataset root (the spec's folder)
+    taxonomy: Taxonomy  # classes of the label maps
+    has_labels: bool  # False for an image-only spec (labels: null)
+    splits: list[SplitStats]
+
+    @property
+    def problems(self) -> list[Problem]:
+        return [p for s in self.splits for p in s.problems]
+
+
+def dataset_stats(
+    data: str | os.PathLike,
+    splits: list[str] | None = None,
+    decode: bool = True,
+    progress: bool = True,
+) -> DatasetStats:
+    """Count images, sizes and class pixels of ``splits`` (all by default) of the dataset at
+    ``data`` (root folder or spec file), and collect every problem found on the way.
+
+    Raises:
+        FileNotFoundError: the root or a requested split does not exist (lists the splits).
+        ValueError: the dataset has no split at all, or its spec is invalid.
+    """
+    spec = load_spec(data)
+    names = list(splits) if splits else spec.available_splits()
+    if not names:
+        raise ValueError(
+            f"{spec.image_dir('<split>')}: no split folders found (expected e.g. images/train)"
+        )
+    datasets = [SegDataset(spec, s, require_labels=spec.labels is not None, lenient=True)
+                for s in names]  # fmt: skip
+    total = sum(len(ds) for ds in datasets)
+    n = spec.taxonomy.num_classes
+    out: list[SplitStats] = []
+    with make_progress("img", enabled=progress) as bar:
+        task = bar.add_task("checking", total=total)
+        for ds in datasets:
+            stats = SplitStats(ds.split, len(ds), 0, class_pixels=np.zeros(n, np.int64))
+            sizes: Counter[tuple[int, int]] = Counter()
+
+            def visit(
+                sample: Sample,
+                size: tuple[int, int] | None,
+                label: np.ndarray | None,
+                stats: SplitStats = stats,
+                sizes: Counter = sizes,
+            ) -> None:
+                if size is not None:
+                    sizes[size] += 1
+                if label is not None:
+                    counts = np.bincount(label.ravel(), minlength=256)
+                    stats.class_pixels += counts[:n]
+                    stats.ignore_pixels += int(counts[IGNORE])
+                    stats.labelled += 1
+
+            bar.update(task, description=f"checking {ds.split}")
+            stats.problems = ds.check(
+                decode=decode, progress=lambda: bar.advance(task), visit=visit
+            )
+            stats.sizes = dict(sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])))
+            stats.new_classes = _new_class_pixels(spec.root, ds)
+            out.append(stats)
+    return DatasetStats(spec.root, spec.taxonomy, spec.labels is not None, out)
+
+
+def _new_class_pixels(root: Path, ds: SegDataset) -> dict[str, tuple[int, int]]:
+    """Per new-class truth folder ``ROOT/new_classes/<name>/<split>``: masks found and pixels
+    marked 1 among the split's samples (unreadable masks are skipped: they are not the
+    dataset's labels)."""
+    found: dict[str, tuple[int, int]] = {}
+    base = root / "new_classes"
+    if not base.is_dir():
+        return found
+    for folder in sorted(p for p in base.iterdir() if (p / ds.split).is_dir()):
+        images = pixels = 0
+        for sample in ds.samples:
+            path = folder / ds.split / f"{sample.stem}.png"
+            if path.is_file():
+                try:
+                    pixels += int((read_label(path) == 1).sum())
+                    images += 1
+                except ValueError:
+                    continue
+        found[folder.name] = (images, pixels)
+    return found
+
+
+def render_stats(stats: DatasetStats) -> list:
+    """Rich renderables for ``engine info``: a split table, a class-share table, the problems."""
+    from rich.table import Table
+    from rich.text import Text
+
+    splits = Table(title="Images per split", title_justify="left")
+    splits.add_column("split")
+    splits.add_column("images", justify="right")
+    if stats.has_labels:
+        splits.add_column("labelled", justify="right")
+    splits.add_column("image sizes (W x H: count)")
+    for s in stats.splits:
+        sizes = ", ".join(f"{w}x{h}: {c}" for (w, h), c in s.sizes.items()) or "-"
+        row = [s.split, str(s.images)] + ([str(s.labelled)] if stats.has_labels else []) + [sizes]
+        splits.add_row(*row)
+    out: list = [Text(f"Dataset {stats.root}", style="bold"), splits]
+
+    if stats.has_labels:
+        shares = Table(title="Pixel share per class (% of labelled pixels)", title_justify="left")
+        shares.add_column("id", justify="right")
+        shares.add_column("class")
+        for s in stats.splits:
+            shares.add_column(s.split, justify="right")
+        table = [s.class_shares * 100 for s in stats.splits]
+        for c in stats.taxonomy.classes:
+            shares.add_row(str(c.id), c.name, *(f"{t[c.id]:.2f}" for t in table))
+        ignored = []
+        for s in stats.splits:
+            total = int(s.class_pixels.sum()) + s.ignore_pixels
+            ignored.append(f"{100 * s.ignore_pixels / total:.2f}" if total else "-")
+        shares.add_row("255", Text("ignore (% of all pixels)", style="dim"), *ignored)
+        names = sorted({n for s in stats.splits for n in s.new_classes})
+        for name in names:  # truth of new classes, carved out of their parent class
+            cells = []
+            for s in stats.splits:
+                total = int(s.class_pixels.sum())
+                _, px = s.new_classes.get(name, (0, 0))
+                cells.append(f"{100 * px / total:.2f}" if total and name in s.new_classes else "-")
+            shares.add_row("new", Text(f"{name} (new-class truth)", style="italic"), *cells)
+        out.append(shares)
+
+    problems = stats.problems
+    if problems:
+        out.append(Text(f"{len(problems)} problems found:", style="bold red"))
+        out.extend(Text(f"  {p.message}") for p in problems)
+    else:
+        out.append(Text("No problems found.", style="green"))
+    return out

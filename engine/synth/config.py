@@ -1,0 +1,61 @@
+"""Configuration of the synthetic MaSS-style scene generator."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+# Bump when the rendering changes, so a dataset records which generator drew it.
+GENERATOR_VERSION = "1"
+
+SPLITS = ("train", "val", "test")
+
+# New classes whose ground truth the generator writes, lower-case, in a fixed order.
+NEW_CLASSES = ("bicycle", "car")
+
+# MaSS13K ids (see annotations.taxonomy.MASS13K).
+OTHERS, HUMAN, BUILDING, VEGETATION, GROUND, SKY, WATER = range(7)
+
+MIN_SIZE = 64  # smallest width or height the scene layout still fits into
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What :func:`engine.synth.generate` writes."""
+
+    out: Path  # dataset root to write (MaSS13K layout); created if missing
+    train: int = 8  # number of training images
+    val: int = 2  # number of validation images
+    test: int = 4  # number of test images
+    size: tuple[int, int] = (512, 384)  # image (width, height) in pixels
+    seed: int = 0  # same seed, same bytes
+    jpeg_quality: int = 92  # Pillow JPEG quality of the images
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "size", tuple(int(v) for v in self.size))
+        for name in SPLITS:
+            n = getattr(self, name)
+            if not isinstance(n, int) or n < 0:
+                raise ValueError(f"SynthConfig.{name} must be an integer >= 0, got {n!r}")
+        if self.train + self.val + self.test == 0:
+            raise ValueError("SynthConfig: train + val + test is 0; nothing to generate")
+        if len(self.size) != 2 or min(self.size) < MIN_SIZE:
+            raise ValueError(
+                f"SynthConfig.size must be (width, height) with both >= {MIN_SIZE}, got {self.size}"
+            )
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"SynthConfig.seed must be an integer >= 0, got {self.seed!r}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"SynthConfig.jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+    def counts(self) -> dict[str, int]:
+        """Images per split, in train/val/test order."""
+        return {s: getattr(self, s) for s in SPLITS}
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["out"] = str(self.out)
+        d["size"] = list(self.size)
+        return d

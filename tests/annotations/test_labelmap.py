@@ -1,0 +1,180 @@
+"""Label-map PNG I/O and atomic writes."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import annotations.fileio as fileio
+from annotations.fileio import append_line, atomic_write_bytes, atomic_write_json, read_jsonl
+from annotations.labelmap import (
+    IGNORE,
+    label_to_rgb,
+    read_label,
+    rgb_to_label,
+    validate_label,
+    write_color_preview,
+    write_label,
+)
+from annotations.taxonomy import MASS13K
+
+RNG = np.random.default_rng(0)
+LABEL = RNG.integers(0, 7, (13, 17)).astype(np.uint8)
+LABEL[0, :5] = IGNORE
+
+CASES = {
+    "mixed": LABEL,
+    "empty": np.zeros((0, 0), np.uint8),
+    "all-ignore": np.full((4, 6), IGNORE, np.uint8),
+    "one-class": np.full((5, 3), 4, np.uint8),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_write_read_round_trip_single_channel(tmp_path, name):
+    label = CASES[name]
+    if label.size == 0:
+        with pytest.raises(ValueError, match=r"a.png: cannot write an empty \(0, 0\) image"):
+            write_label(tmp_path / "a.png", label)
+        return
+    path = write_label(tmp_path / "sub" / "a.png", label)
+    assert Image.open(path).mode == "L"
+    back = read_label(path, MASS13K)
+    assert back.dtype == np.uint8 and back.shape == label.shape
+    np.testing.assert_array_equal(back, label)
+
+
+def test_palette_png_reads_as_indices(tmp_path):
+    img = Image.fromarray(LABEL, mode="L").convert("P")
+    img.putpalette(MASS13K.palette().ravel().tolist())
+    img.save(tmp_path / "p.png")
+    assert Image.open(tmp_path / "p.png").mode == "P"
+    np.testing.assert_array_equal(read_label(tmp_path / "p.png", MASS13K), LABEL)
+
+
+def test_bilevel_png_reads_as_zero_one(tmp_path):
+    Image.fromarray(LABEL > 3).save(tmp_path / "b.png")
+    np.testing.assert_array_equal(read_label(tmp_path / "b.png"), (LABEL > 3).astype(np.uint8))
+
+
+def test_rgb_conversion_both_ways(tmp_path):
+    rgb = label_to_rgb(LABEL, MASS13K)
+    assert rgb.shape == (*LABEL.shape, 3) and tuple(rgb[0, 0]) == (255, 255, 255)
+    assert tuple(rgb[LABEL == 3][0]) == (0, 255, 0)
+    np.testing.assert_array_equal(rgb_to_label(rgb, MASS13K), LABEL)
+    Image.fromarray(rgb).save(tmp_path / "rgb.png")
+    np.testing.assert_array_equal(read_label(tmp_path / "rgb.png", MASS13K), LABEL)
+    with pytest.raises(
+        ValueError, match=r"rgb.png: expected a single-channel .* \(pass a taxonomy"
+    ):
+        read_label(tmp_path / "rgb.png")
+    bad = rgb.copy()
+    bad[2, 2] = (1, 2, 3)
+    with pytest.raises(ValueError, match=r"x.png: colours \(1, 2, 3\) are not in the taxonomy"):
+        rgb_to_label(bad, MASS13K, source="x.png")
+    new = MASS13K.with_new_class("Car")
+    lab = np.array([[7, 0]], np.uint8)
+    np.testing.assert_array_equal(rgb_to_label(label_to_rgb(lab, new), new), lab)
+
+
+def test_values_outside_taxonomy_name_file_and_values(tmp_path):
+    bad = LABEL.copy()
+    bad[1, 1], bad[2, 2] = 7, 200
+    path = write_label(tmp_path / "bad.png", bad)
+    with pytest.raises(ValueError) as e:
+        read_label(path, MASS13K)
+    msg = str(e.value)
+    assert msg.startswith(str(path)) and "7, 200" in msg and "0..6 or 255" in msg
+    np.testing.assert_array_equal(read_label(path), bad)  # no taxonomy: no validation
+    with pytest.raises(ValueError, match=r"^x: label values 200 are not class ids"):
+        validate_label(bad, MASS13K.with_new_class("Car"), source="x")  # 7 is now a class
+    with pytest.raises(ValueError, match="must be .H, W. uint8"):
+        validate_label(bad.astype(np.int32), MASS13K)
+
+
+def test_read_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.png: label file not found"):
+        read_label(tmp_path / "nope.png")
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG not really")
+    with pytest.raises(ValueError, match="junk.png: cannot read label image"):
+        read_label(tmp_path / "junk.png")
+    good = write_label(tmp_path / "t.png", LABEL).read_bytes()
+    (tmp_path / "trunc.png").write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="trunc.png"):
+        read_label(tmp_path / "trunc.png")
+    Image.fromarray(np.zeros((3, 3, 2), np.uint8)[..., 0], "L").convert("LA").save(
+        tmp_path / "la.png"
+    )
+    with pytest.raises(ValueError, match="la.png: expected a single-channel or palette PNG"):
+        read_label(tmp_path / "la.png")
+
+
+def test_write_refuses_wrong_arrays(tmp_path):
+    for arr in (LABEL.astype(np.int64), np.zeros((2, 2, 3), np.uint8)):
+        with pytest.raises(ValueError, match=r"a.png: label map must be \(H, W\) uint8"):
+            write_label(tmp_path / "a.png", arr)
+    assert not (tmp_path / "a.png").exists()
+
+
+def test_color_preview(tmp_path):
+    path = write_color_preview(tmp_path / "c.png", LABEL, MASS13K)
+    np.testing.assert_array_equal(np.array(Image.open(path)), label_to_rgb(LABEL, MASS13K))
+    image = np.full((*LABEL.shape, 3), 100, np.uint8)
+    blend = np.array(Image.open(write_color_preview(tmp_path / "d.png", LABEL, MASS13K, image)))
+    assert tuple(blend[LABEL == 0][0]) == (50, 50, 50)
+    with pytest.raises(ValueError, match="differ in size"):
+        write_color_preview(tmp_path / "e.png", LABEL, MASS13K, image[:3])
+
+
+# --- atomic writes ---------------------------------------------------------------------------
+
+
+def test_atomic_write_leaves_no_temp_file_and_usual_permissions(tmp_path):
+    path = write_label(tmp_path / "a.png", LABEL)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_failing_write_keeps_the_old_file_intact(tmp_path, monkeypatch):
+    path = write_label(tmp_path / "a.png", LABEL)
+    before = path.read_bytes()
+
+    def broken_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fileio.os, "replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        write_label(path, np.zeros((2, 2), np.uint8))
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # temp file removed
+
+
+def test_interrupted_write_removes_temp(tmp_path, monkeypatch):
+    monkeypatch.setattr(fileio.os, "fsync", lambda fd: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "x.bin", b"abc")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_json_and_jsonl(tmp_path):
+    atomic_write_json(tmp_path / "a.json", {"x": [1, 2]})
+    assert (tmp_path / "a.json").read_text() == '{\n  "x": [\n    1,\n    2\n  ]\n}\n'
+    with pytest.raises(ValueError):
+        atomic_write_json(tmp_path / "n.json", {"x": float("nan")})
+    log = tmp_path / "m.jsonl"
+    assert read_jsonl(log) == []
+    append_line(log, '{"a": 1}')
+    append_line(log, '{"a": 2}')
+    with open(log, "a") as f:
+        f.write('{"a": ')  # torn last line of a killed writer
+    assert read_jsonl(log) == [{"a": 1}, {"a": 2}]
+    with pytest.raises(ValueError, match="one line"):
+        append_line(log, "a\nb")
+    log.write_text('{"a": 1}\nbroken\n{"a": 3}\n')
+    with pytest.raises(ValueError, match="line 2 is not valid JSON"):
+        read_jsonl(log)

@@ -1,0 +1,151 @@
+"""COCO RLE codec (checked against pycocotools) and the Instances dataclass."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotations.instances import Instances, read_instances, write_instances
+from annotations.rle import mask_to_rle, rle_area, rle_to_mask
+
+RNG = np.random.default_rng(0)
+MASKS = {
+    "random": RNG.random((9, 7)) > 0.5,
+    "empty-mask": np.zeros((4, 5), bool),
+    "full": np.ones((3, 4), bool),
+    "starts-with-one": np.eye(6, dtype=bool),
+    "zero-size": np.zeros((0, 0), bool),
+    "big-runs": np.pad(np.ones((300, 200), bool), ((50, 50), (0, 100))),
+}
+
+
+@pytest.mark.parametrize("name", MASKS)
+def test_rle_round_trip_and_area(name):
+    mask = MASKS[name]
+    rle = mask_to_rle(mask)
+    assert rle["size"] == list(mask.shape) and isinstance(rle["counts"], str)
+    np.testing.assert_array_equal(rle_to_mask(rle), mask)
+    assert rle_area(rle) == int(mask.sum())
+
+
+@pytest.mark.parametrize("name", [n for n in MASKS if n != "zero-size"])
+def test_rle_matches_pycocotools(name):
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    mask = MASKS[name]
+    ref = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    assert mask_to_rle(mask)["counts"] == ref["counts"].decode("ascii")
+    # and pycocotools decodes ours
+    ours = mask_to_rle(mask)
+    back = mask_utils.decode({"size": ours["size"], "counts": ours["counts"].encode()})
+    np.testing.assert_array_equal(back.astype(bool), mask)
+
+
+def test_uncompressed_counts_decode():
+    mask = np.array([[0, 1], [1, 1]], bool)  # column-major: 0,1,1,1
+    np.testing.assert_array_equal(rle_to_mask({"size": [2, 2], "counts": [1, 3]}), mask)
+    assert rle_area({"size": [2, 2], "counts": [1, 3]}) == 3
+
+
+@pytest.mark.parametrize(
+    ("rle", "message"),
+    [
+        ({"counts": "0"}, "must have 'size'"),
+        ("abc", "must have 'size'"),
+        ({"size": [2, 2], "counts": [1, 2]}, "sum to 3, expected H\\*W = 4"),
+        ({"size": [2, 2], "counts": [5, -1]}, "sum to 4|expected"),
+        ({"size": [2, 2], "counts": "3"}, "sum to"),
+    ],
+)
+def test_rle_validation(rle, message):
+    with pytest.raises(ValueError, match=message):
+        rle_to_mask(rle)
+
+
+def test_rle_area_needs_counts():
+    with pytest.raises(ValueError, match="must have 'counts'"):
+        rle_area({"size": [1, 1]})
+    with pytest.raises(ValueError, match="must be \\(H, W\\)"):
+        mask_to_rle(np.zeros((1, 2, 3), bool))
+
+
+def _instances(n: int, h: int = 6, w: int = 8) -> Instances:
+    masks = np.zeros((n, h, w), bool)
+    for i in range(n):
+        masks[i, i : i + 2, i : i + 3] = True
+    return Instances(
+        xyxy=[[i, i, i + 3, i + 2] for i in range(n)] or np.zeros((0, 4)),
+        masks=masks,
+        scores=np.linspace(0.9, 0.5, n),
+        mask_scores=np.full(n, 0.8),
+        class_ids=np.full(n, 7),
+        prompts=[f"p{i}" for i in range(n)],
+    )
+
+
+def test_instances_empty_is_zero_by_h_by_w():
+    e = Instances.empty(4, 5)
+    assert len(e) == 0 and e.masks.shape == (0, 4, 5) and e.image_size == (4, 5)
+    assert e.areas.shape == (0,) and e[np.array([], int)].masks.shape == (0, 4, 5)
+
+
+def test_instances_index_merge_areas():
+    a = _instances(3)
+    assert a.masks.dtype == bool and a.xyxy.dtype == np.float32 and a.class_ids.dtype == np.int64
+    np.testing.assert_array_equal(a.areas, [6, 6, 6])
+    sub = a[a.scores > 0.6]
+    assert len(sub) == 2 and sub.prompts == ["p0", "p1"]
+    assert a[1].prompts == ["p1"] and len(a[1:]) == 2
+    m = Instances.merge([a, Instances.empty(6, 8), sub])
+    assert len(m) == 5 and m.prompts == ["p0", "p1", "p2", "p0", "p1"]
+    with pytest.raises(ValueError, match="different image sizes"):
+        Instances.merge([a, Instances.empty(5, 8)])
+    with pytest.raises(ValueError, match="at least one"):
+        Instances.merge([])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"masks": np.zeros((6, 8), bool)}, r"masks must be \(N, H, W\), got \(6, 8\)"),
+        ({"xyxy": np.zeros((2, 4))}, r"xyxy must be \(3, 4\) to match masks, got \(2, 4\)"),
+        ({"scores": np.zeros(2)}, r"scores must be \(3,\) to match masks, got \(2,\)"),
+        ({"class_ids": np.zeros((3, 1))}, r"class_ids must be \(3,\)"),
+        ({"prompts": ["a"]}, "prompts must hold 3 strings"),
+    ],
+)
+def test_instances_validation(change, message):
+    a = _instances(3)
+    fields = dict(xyxy=a.xyxy, masks=a.masks, scores=a.scores, mask_scores=a.mask_scores,
+                  class_ids=a.class_ids, prompts=a.prompts)  # fmt: skip
+    fields.update(change)
+    with pytest.raises(ValueError, match=message):
+        Instances(**fields)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_instances_file_round_trip(tmp_path, n):
+    a = _instances(n)
+    path = write_instances(tmp_path / "i" / "x.json", a, image="x.jpg", split="val")
+    b, header = read_instances(path)
+    assert header["image"] == "x.jpg" and header["height"] == 6 and header["width"] == 8
+    np.testing.assert_array_equal(b.masks, a.masks)
+    np.testing.assert_allclose(b.xyxy, a.xyxy)
+    np.testing.assert_allclose(b.scores, a.scores, atol=1e-5)
+    assert b.prompts == a.prompts and (b.class_ids == a.class_ids).all()
+
+
+def test_read_instances_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no.json: instances file not found"):
+        read_instances(tmp_path / "no.json")
+    p = tmp_path / "bad.json"
+    p.write_text("[1]")
+    with pytest.raises(ValueError, match="bad.json: expected a JSON object"):
+        read_instances(p)
+    p.write_text('{"height": 2}')
+    with pytest.raises(ValueError, match="bad.json: not an instances file"):
+        read_instances(p)
+    p.write_text('{"height": 2, "width": 2, "instances": [{"segmentation": '
+                 '{"size": [3, 3], "counts": [9]}, "box_xyxy": [0,0,1,1], "score": 1, '
+                 '"class_id": 7}]}')  # fmt: skip
+    with pytest.raises(ValueError, match=r"bad.json: masks are \(3, 3\) but the file says"):
+        read_instances(p)

@@ -1,0 +1,192 @@
+"""Invariants of the synthetic MaSS-style scene generator (engine.synth)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from engine.datasets import open_split
+from engine.synth import NEW_CLASSES, SynthConfig, generate, render_scene, stem_of
+
+SIZE = (256, 192)
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "d"
+    return generate(SynthConfig(out=out, train=3, val=1, test=2, size=SIZE, seed=0), progress=False)
+
+
+@pytest.fixture(scope="module")
+def scenes():
+    """Twelve default-size scenes rendered in memory (no disk), with their wheels."""
+    return [render_scene(0, "train", i, (512, 384)) for i in range(12)]
+
+
+def test_layout_and_names(data: Path):
+    for split, n in (("train", 3), ("val", 1), ("test", 2)):
+        stems = [stem_of(split, i) for i in range(n)]
+        assert sorted(p.stem for p in (data / "images" / split).iterdir()) == stems
+        assert sorted(p.stem for p in (data / "annotations" / split).iterdir()) == stems
+        for name in NEW_CLASSES:
+            for kind in ("new_classes", "new_class_instances"):
+                folder = data / kind / name / split
+                assert sorted(p.name for p in folder.iterdir()) == [f"{s}.png" for s in stems]
+    assert stem_of("train", 7) == "synth_train_0007"
+    assert all(p.suffix == ".jpg" for p in (data / "images" / "train").iterdir())
+
+
+def test_synth_json_records_config_and_counts(data: Path):
+    meta = json.loads((data / "synth.json").read_text())
+    assert meta["config"]["seed"] == 0 and meta["config"]["size"] == list(SIZE)
+    assert meta["version"] and meta["new_classes"] == list(NEW_CLASSES)
+    assert {s: meta["splits"][s]["images"] for s in ("train", "val", "test")} == {
+        "train": 3, "val": 1, "test": 2,
+    }  # fmt: skip
+    for split in ("train", "val", "test"):
+        for name in NEW_CLASSES:
+            inst = sum(
+                int(np.array(Image.open(p)).max())
+                for p in (data / "new_class_instances" / name / split).iterdir()
+            )
+            assert meta["splits"][split][name]["instances"] == inst
+
+
+def test_dataset_loads_and_checks_clean(data: Path):
+    for split in ("train", "val", "test"):
+        ds = open_split(data, split)
+        assert ds.check() == []
+        image, label = ds.load_pair(ds[0])
+        assert image.shape == (SIZE[1], SIZE[0], 3) and image.dtype == np.uint8
+        assert label.shape == (SIZE[1], SIZE[0])
+
+
+def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path, data: Path):
+    again = generate(SynthConfig(out=tmp_path / "a", train=3, val=1, test=2, size=SIZE, seed=0),
+                     progress=False)  # fmt: skip
+    a, b = _files(data), _files(again)
+    meta_a, meta_b = json.loads(a.pop("synth.json")), json.loads(b.pop("synth.json"))
+    meta_a["config"].pop("out"), meta_b["config"].pop("out")
+    assert a == b and meta_a == meta_b
+    other = generate(SynthConfig(out=tmp_path / "b", train=3, val=1, test=2, size=SIZE, seed=1),
+                     progress=False)  # fmt: skip
+    c = _files(other)
+    assert all(c[k] != a[k] for k in a if k.startswith("images/"))
+
+
+def test_labels_are_seven_class_ids_and_new_classes_inside_others(data: Path):
+    for split in ("train", "val", "test"):
+        for p in sorted((data / "annotations" / split).iterdir()):
+            img = Image.open(p)
+            assert img.mode == "L"
+            label = np.array(img)
+            assert set(np.unique(label)) <= set(range(7))
+            for name in NEW_CLASSES:
+                mask = np.array(Image.open(data / "new_classes" / name / split / p.name))
+                inst = np.array(Image.open(data / "new_class_instances" / name / split / p.name))
+                assert inst.dtype == np.uint16 and set(np.unique(mask)) <= {0, 1}
+                np.testing.assert_array_equal(mask == 1, inst > 0)
+                assert (label[mask == 1] == 0).all(), f"{name} pixels outside Others in {p.name}"
+                ids = np.unique(inst[inst > 0])
+                np.testing.assert_array_equal(ids, np.arange(1, len(ids) + 1))
+
+
+def test_scene_is_deterministic_and_independent_of_order():
+    a = render_scene(3, "val", 5, (160, 120))
+    render_scene(3, "val", 4, (160, 120))
+    b = render_scene(3, "val", 5, (160, 120))
+    np.testing.assert_array_equal(a.image, b.image)
+    np.testing.assert_array_equal(a.label, b.label)
+    assert not np.array_equal(a.image, render_scene(3, "test", 5, (160, 120)).image)
+
+
+def test_every_scene_has_all_stuff_somewhere(scenes):
+    present = set()
+    for s in scenes:
+        present |= set(np.unique(s.label).tolist())
+    assert present == set(range(7))
+
+
+def test_wheels_show_what_is_behind_them(scenes):
+    """Inside each visible wheel's circle some pixels are not bicycle; mostly non-Others ones."""
+    n_wheels, n_see_stuff = 0, 0
+    for s in scenes:
+        h, w = s.label.shape
+        yy, xx = np.mgrid[:h, :w]
+        bike = s.instances["bicycle"] > 0
+        for wh in s.wheels:
+            if not (wh.r <= wh.cx < w - wh.r and wh.r <= wh.cy < h - wh.r):
+                continue
+            inside = (xx - wh.cx) ** 2 + (yy - wh.cy) ** 2 < (0.8 * wh.r) ** 2
+            if not bike[inside].any():
+                continue  # hidden behind a nearer object
+            n_wheels += 1
+            assert (~bike[inside]).any(), f"wheel at ({wh.cx:.0f}, {wh.cy:.0f}) is filled"
+            n_see_stuff += bool((s.label[inside] != 0).any())
+    assert n_wheels >= 10
+    assert n_see_stuff >= 0.7 * n_wheels
+
+
+def test_bicycles_frequent_cars_present_and_sizes_vary(scenes):
+    with_bike = sum(int(s.instances["bicycle"].max() > 0) for s in scenes)
+    with_car = sum(int(s.instances["car"].max() > 0) for s in scenes)
+    assert with_bike >= 0.7 * len(scenes) and with_car >= 0.4 * len(scenes)
+    # Small: shorter than 6% of the image height (about 23 px at 384); large: over 20%.
+    for name in ("bicycle", "car"):
+        heights = []
+        for s in scenes:
+            inst = s.instances[name]
+            for i in range(1, int(inst.max()) + 1):
+                rows = np.flatnonzero((inst == i).any(axis=1))
+                heights.append(rows[-1] - rows[0] + 1)
+        h = scenes[0].label.shape[0]
+        assert min(heights) < 0.06 * h, f"no small {name}: heights {sorted(heights)}"
+        assert max(heights) > 0.2 * h, f"no large {name}: heights {sorted(heights)}"
+
+
+def test_images_are_textured_not_flat(scenes):
+    s = scenes[0]
+    for cls in (2, 4, 5):
+        pix = s.image[s.label == cls].astype(np.float32)
+        if len(pix) > 100:
+            assert pix.std(axis=0).mean() > 3.0, f"class {cls} looks flat"
+
+
+def test_stale_files_of_a_larger_run_are_removed(tmp_path: Path):
+    cfg = dict(out=tmp_path / "d", val=0, test=0, size=(96, 64), seed=0)
+    generate(SynthConfig(train=3, **cfg), progress=False)
+    generate(SynthConfig(train=1, **cfg), progress=False)
+    assert [p.name for p in (tmp_path / "d/images/train").iterdir()] == ["synth_train_0000.jpg"]
+    assert len(list((tmp_path / "d/new_class_instances/car/train").iterdir())) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"train": -1}, "train must be an integer >= 0"),
+        ({"train": 0, "val": 0, "test": 0}, "nothing to generate"),
+        ({"size": (32, 400)}, "size must be"),
+        ({"seed": -3}, "seed must be"),
+        ({"jpeg_quality": 0}, "jpeg_quality"),
+    ],
+)
+def test_config_validation(tmp_path: Path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SynthConfig(out=tmp_path, **kwargs)
+
+
+def test_output_that_is_a_file_is_refused(tmp_path: Path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        generate(SynthConfig(out=f, train=1, val=0, test=0, size=(64, 64)), progress=False)

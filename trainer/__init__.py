@@ -1,0 +1,1 @@
+"""MaSSFormer training and inference: models, losses, data pipeline, training loop, inference."""
