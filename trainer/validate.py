@@ -27,7 +27,6 @@ def evaluate(
     resolution (DESIGN section 5). Returns ``EvalResult.to_json`` without the raw counts.
     """
     from engine.metrics import SegEvaluator
-
     from trainer.inference import predict_label
 
     was_training = model.training
