@@ -404,6 +404,11 @@ def evaluate_cmd(
         help="Resize predictions of another size to the GT's (nearest neighbour); otherwise a size mismatch is an error.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        help="Compute the counts with torch on this device (e.g. cuda); identical counts. Default: numpy/OpenCV on the CPU.",
+    ),
 ) -> None:
     """Score predicted label maps against ground truth: per-class IoU, Boundary IoU, Boundary F1."""
     from rich.table import Table
@@ -420,6 +425,7 @@ def evaluate_cmd(
         resize_pred=resize_pred.value if resize_pred else None,
         json_out=json_out,
         progress=progress,
+        device=device,
     )
     report = evaluate(cfg)
     r = report.result
