@@ -149,6 +149,9 @@ def test_r50_real_structure() -> None:
         2048,
     )
     assert (cfg.pixel_dim, cfg.mask_dim, cfg.window, cfg.rfb_branch_dim) == (128, 256, 16, 32)
+    assert (
+        cfg.backbone == "resnet50" and MODEL_PRESETS["massformer_lite_r18"].backbone == "resnet18"
+    )
     with torch.device("meta"):
         assert build_model(cfg).size_divisibility == 256
 

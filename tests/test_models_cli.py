@@ -19,13 +19,16 @@ def test_models_lists_presets_with_counts() -> None:
 
 
 def test_models_macs_at_size() -> None:
-    result = CliRunner().invoke(app, ["models", "--macs", "256x256"])
+    """MACs are counted on the meta device, so the published test size costs nothing."""
+    result = CliRunner().invoke(app, ["models", "--macs", "4096x3072"])
     assert result.exit_code == 0, result.output
-    macs = dict(re.findall(r"^(\S+)\s+[\d.]+M\s+([\d.]+) GMACs @ 256x256$", result.output, re.M))
+    pattern = r"^(\S+)\s+[\d.]+M\s+([\d.]+) GMACs @ 4096x3072$"
+    macs = {k: float(v) for k, v in re.findall(pattern, result.output, re.M)}
     assert set(macs) == {"massformer_r50", "massformer_lite_r18", "tiny"}
-    # r50 is ~2.2 TMACs at 4096x3072 (192x the pixels of 256x256): roughly 11 GMACs here
-    assert 8 < float(macs["massformer_r50"]) < 15
-    assert float(macs["tiny"]) < float(macs["massformer_lite_r18"]) < float(macs["massformer_r50"])
+    # published: 2036 GMACs (R50), 771 GMACs (Lite); measured 2054 and 806
+    assert abs(macs["massformer_r50"] - 2036) / 2036 < 0.02
+    assert abs(macs["massformer_lite_r18"] - 771) / 771 < 0.05
+    assert macs["tiny"] < macs["massformer_lite_r18"]
 
 
 def test_models_rejects_bad_size() -> None:
