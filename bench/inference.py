@@ -13,7 +13,7 @@ resolution ``--test-size``, and reports the peak memory of each:
 x 4 bytes = 25.6 GB would swap this machine).
 
     python bench/inference.py                       # GPU if present: 4032x3024 at 4096x3072
-    python bench/inference.py --device cpu --image 1008x756 --test-size 1024x768
+    python bench/inference.py --device cpu --image 2016x1512 --test-size 512x384 --check-64mp
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def run_mode(mode: str, device: str, image_wh, test_wh, repeats: int) -> dict:
 
 def _child(mode: str, args: argparse.Namespace, image: str) -> dict:
     cmd = [sys.executable, __file__, "--child", mode, "--device", "cpu", "--image", image]
-    cmd += ["--test-size", args.test_size, "--repeats", str(args.repeats)]
+    cmd += ["--test-size", args.test_size, "--repeats", "1"]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -102,12 +102,12 @@ def main() -> None:
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument(
-        "--image", default=None, help="input image WxH (default 4032x3024 GPU, 1008x756 CPU)"
+        "--image", default=None, help="input image WxH (default 4032x3024 GPU, 2016x1512 CPU)"
     )
     p.add_argument(
         "--test-size",
         default=None,
-        help="model resolution WxH (default 4096x3072 GPU, 1024x768 CPU)",
+        help="model resolution WxH (default 4096x3072 GPU, 512x384 CPU)",
     )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--check-64mp", action="store_true", help="also try a 9248x6936 image")
@@ -118,8 +118,8 @@ def main() -> None:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     gpu = device.startswith("cuda")
-    args.image = args.image or ("4032x3024" if gpu else "1008x756")
-    args.test_size = args.test_size or ("4096x3072" if gpu else "1024x768")
+    args.image = args.image or ("4032x3024" if gpu else "2016x1512")
+    args.test_size = args.test_size or ("4096x3072" if gpu else "512x384")
     if args.child:
         print(
             json.dumps(
@@ -135,22 +135,35 @@ def main() -> None:
     report = {"device": name, "image": args.image, "test_size": args.test_size, "runs": []}
     images = [args.image] + (["9248x6936"] if args.check_64mp else [])
     for image in images:
+        results: dict[str, dict] = {}
+        if gpu:
+            for mode in ("efficient", "full"):
+                results[mode] = run_mode(
+                    mode, device, _size(image), _size(args.test_size), args.repeats
+                )
+                torch.cuda.empty_cache()
+        else:
+            # CPU timings on a shared machine are noisy: alternate the modes, one child process
+            # per run, and keep each mode's fastest run and highest peak.
+            for _ in range(args.repeats if image == args.image else 1):
+                for mode in ("efficient", "full"):
+                    if image == "9248x6936" and mode == "full":
+                        results[mode] = {
+                            "mode": mode,
+                            "fits": None,
+                            "seconds": None,
+                            "peak_mb": 100 * 9248 * 6936 * 4 / 2**20,
+                            "note": "not run on CPU: the Q=100 fp32 full-size masks alone need this",
+                        }
+                        continue
+                    r = _child(mode, args, image)
+                    if mode in results:
+                        r["seconds"] = min(r["seconds"], results[mode]["seconds"])
+                        r["peak_mb"] = max(r["peak_mb"], results[mode]["peak_mb"])
+                    results[mode] = r
         for mode in ("efficient", "full"):
-            if gpu:
-                r = run_mode(mode, device, _size(image), _size(args.test_size), args.repeats)
-            elif image == "9248x6936" and mode == "full":
-                r = {
-                    "mode": mode,
-                    "fits": None,
-                    "seconds": None,
-                    "peak_mb": 100 * 9248 * 6936 * 4 / 2**20,
-                    "note": "not run on CPU: the Q=100 fp32 full-size masks alone need this much",
-                }
-            else:
-                r = _child(mode, args, image)
-            r["image"] = image
-            report["runs"].append(r)
-            torch.cuda.empty_cache() if gpu else None
+            results[mode]["image"] = image
+            report["runs"].append(results[mode])
     print(f"device: {name}; model massformer_r50 (K={NUM_CLASSES}) at test size {args.test_size}")
     print(f"{'image':>10} {'mode':>9} {'s/image':>8} {'peak MB':>9} fits")
     for r in report["runs"]:

@@ -15,7 +15,14 @@ class _CrossAttention(nn.Module):
         self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, tgt, memory, attn_mask, pos, query_pos):  # noqa: ANN001, ANN201
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        attn_mask: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+    ) -> torch.Tensor:
         out = self.attn(
             tgt + query_pos, memory + pos, memory, attn_mask=attn_mask, need_weights=False
         )[0]
@@ -28,7 +35,7 @@ class _SelfAttention(nn.Module):
         self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, tgt, query_pos):  # noqa: ANN001, ANN201
+    def forward(self, tgt: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
         q = tgt + query_pos
         return self.norm(tgt + self.attn(q, q, tgt, need_weights=False)[0])
 
@@ -39,7 +46,7 @@ class _FFN(nn.Module):
         self.fc1, self.fc2 = nn.Linear(d, hidden), nn.Linear(hidden, d)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x + self.fc2(F.relu(self.fc1(x))))
 
 
