@@ -45,6 +45,21 @@ def test_forward_shapes_and_finite(tiny: torch.nn.Module, batch: int, h: int, w:
     assert all(torch.isfinite(t).all() for t in tensors)
 
 
+@pytest.mark.parametrize("name", ["massformer_r50", "massformer_lite_r18"])
+def test_real_presets_forward(name: str) -> None:
+    """The published structure end to end on CPU: 16x16 windows need padding to 256."""
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=8).eval()
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 200, 260) * 255)
+    assert out["pred_logits"].shape == (1, 100, 9)
+    assert out["pred_masks"].shape == (1, 100, 100, 130)
+    assert out["edge_logits"].shape == (1, 1, 100, 130)
+    assert len(out["aux_outputs"]) == 6
+    assert all(a["pred_masks"].shape == (1, 100, 50, 65) for a in out["aux_outputs"])
+    assert torch.isfinite(out["pred_masks"]).all() and torch.isfinite(out["pred_logits"]).all()
+
+
 def test_six_layers_give_six_aux_predictions() -> None:
     model = create_model("tiny", num_classes=3, dec_layers=6)
     with torch.no_grad():
