@@ -790,6 +790,28 @@ def _print_demo(result, simulated: bool) -> None:
     out.print(table)
     for key, path in result.paths.items():
         out.print(f"  {key:<20} {path}", soft_wrap=True)
+# --- model ---
+
+
+@command(name="models")
+def models_cmd(
+    macs: str = typer.Option(
+        None, "--macs", help="Also count MACs of one forward pass at this input size WxH."
+    ),
+    num_classes: int = typer.Option(7, "--num-classes", min=1, help="K classes (MaSS13K: 7)."),
+) -> None:
+    """List the model presets with their parameter counts (and MACs at --macs WxH)."""
+    from trainer.models.summary import summarize_presets
+
+    size = parse_size(macs, "--macs") if macs else None
+    for row in summarize_presets(num_classes=num_classes, macs_size=size):
+        line = f"{row.name:<21} {row.params / 1e6:6.2f}M"
+        if row.macs is not None:
+            line += f"  {row.macs / 1e9:9.1f} GMACs @ {size[0]}x{size[1]}"
+        _stdout.print(line, highlight=False)
+
+
+# --- end model ---
 
 
 def main() -> None:

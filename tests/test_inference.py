@@ -131,3 +131,15 @@ def test_predict_label_rejects_bad_input(tiny, image, kwargs, match) -> None:  #
     kwargs = {"size": None, **kwargs}
     with pytest.raises(ValueError, match=match):
         predict_label(tiny, image, **kwargs)
+
+
+@pytest.mark.gpu
+def test_cuda_bf16_inference_matches_full() -> None:
+    torch.manual_seed(0)
+    model = create_model("tiny", num_classes=6).cuda()
+    image = np.random.default_rng(2).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    eff = predict_label(model, image, size=(512, 384), amp=True)
+    full = predict_label(model, image, size=(512, 384), mode="full", amp=True)
+    assert eff.shape == (300, 400) and (eff == full).mean() >= 0.99
+    cpu = predict_label(model.cpu(), image, size=(512, 384))
+    assert (cpu == eff).mean() >= 0.98  # bf16 vs fp32

@@ -14,6 +14,7 @@ class scores are within the interpolation error of each other, i.e. along class 
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -141,9 +142,11 @@ def predict_label(
     model.eval()
     try:
         with torch.inference_mode():
-            x = torch.from_numpy(image).to(dev).permute(2, 0, 1)[None].float()
             if (nh, nw) != (height, width):
-                x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)
+                # uint8 bilinear on the host, as mmseg's Resize (cv2) does: a 64 MP input never
+                # becomes a 770 MB float tensor or crosses to the GPU at full size.
+                image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+            x = torch.from_numpy(np.ascontiguousarray(image)).to(dev).permute(2, 0, 1)[None].float()
             if mode == "full":
                 return _full(model, x, (height, width), amp)
             scores = predict_scores(model, x, sliding_window, tile, overlap, amp)
@@ -164,8 +167,8 @@ def _upsample_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarra
             best, best_id = up, torch.zeros(out_hw, dtype=torch.uint8, device=up.device)
         else:
             better = up > best
-            best = torch.where(better, up, best)
             best_id[better] = k
+            torch.maximum(best, up, out=best)
     return best_id.cpu().numpy()
 
 

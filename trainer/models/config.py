@@ -29,7 +29,7 @@ class ModelConfig:
     rfb_branch_dim: int = (
         32  # channels of each RFB deformable branch (k = 1, 3, 5, 7); published 32
     )
-    edge_hidden_dim: int = 64  # hidden width of the EGF edge head (3x3 conv-BN-ReLU -> 1x1)
+    edge_hidden_dim: int = 32  # hidden width of the EGF edge head (3x3 conv-BN-ReLU -> 1x1)
     mask_dim: int = 256  # channels of D1, the H/2 mask features; published 256
     hidden_dim: int = 256  # transformer-decoder width (queries, memories); published 256
     num_queries: int = 100  # object queries; published 100
@@ -72,25 +72,28 @@ class ModelConfig:
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
     # The published MaSSFormer: ResNet-50, pixel-decoder width 128, D1 256, decoder 6 x 256
-    # (FFN 2048, 100 queries). Unpublished free choices: SE reduction 4, edge-head width 64, and
-    # the hidden width of CST's two FFNs, set to 1170 so the total at K = 7 is 37.42M
-    # (23.46M backbone + 4.14M pixel decoder + 9.82M transformer decoder).
-    "massformer_r50": ModelConfig(backbone="resnet50", cst_ffn_dim=1170),
-    # MaSSFormer-Lite (published 15.07M, 771 GMACs; the release gives no decoder config).
-    # Every published structure is kept (SE/CST/RFB/LSE/EGF, 6 masked-attention layers, 100
-    # queries, 3 memory levels, D1 at H/2); the widths are slimmed where the parameters and
-    # the compute are: transformer decoder 128 wide with FFN 512 (its FFNs are most of the
-    # R50 decoder's 9.8M), D1 128 channels and pixel-decoder width 96 (the H/2 layers
-    # dominate the MACs, and 771 vs 2036 GMACs says the Lite decoder is far cheaper than the
-    # R50 one). CST FFN 588 brings the total at K = 7 to 15.07M
-    # (11.17M backbone + 2.20M pixel decoder + 1.70M transformer decoder).
+    # (FFN 2048, 100 queries, 8 heads), CST windows 16, RFB branches 32. Unpublished free
+    # choices, set so that both published figures are met at K = 7: SE reduction 4; edge head
+    # 3x3 conv to 32 channels (at H/2 every channel there costs ~3.6 GMACs at 4096x3072);
+    # CST FFN hidden width 1242. Result: 37.42M parameters (23.46M backbone + 4.14M pixel
+    # decoder + 9.82M transformer decoder) and 2054 GMACs at 4096x3072 (published 2036).
+    "massformer_r50": ModelConfig(backbone="resnet50", edge_hidden_dim=32, cst_ffn_dim=1242),
+    # MaSSFormer-Lite (published 15.07M parameters, 771 GMACs; the release gives no decoder
+    # config). Every structure is kept (SE/CST/RFB/LSE/EGF, 6 masked-attention layers, 100
+    # queries, 3 memory levels, D1 at H/2); widths are slimmed where the compute is: the
+    # pixel decoder (width 64, D1 64 channels, edge head 16), whose H/2 layers dominate the
+    # MACs (with width 128 / D1 256 the total would be ~2x the published 771 GMACs). The
+    # transformer decoder, cheap in MACs, keeps 6 layers with width 128 and FFN 1024, and the
+    # CST FFN (1058) takes up the remaining parameters. Result: 15.07M parameters (11.17M
+    # backbone + 1.43M pixel decoder + 2.47M transformer decoder), 806 GMACs at 4096x3072.
     "massformer_lite_r18": ModelConfig(
         backbone="resnet18",
-        pixel_dim=96,
-        cst_ffn_dim=588,
-        mask_dim=128,
+        pixel_dim=64,
+        cst_ffn_dim=1058,
+        edge_hidden_dim=16,
+        mask_dim=64,
         hidden_dim=128,
-        ffn_dim=512,
+        ffn_dim=1024,
     ),
     # CPU tests and demo (~0.8M params): 4-stage ResNet (BasicBlock x1, widths 16..128);
     # pixel-decoder width 16 and D1 32, because the two deformable convs at H/2 dominate CPU

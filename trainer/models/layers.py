@@ -24,12 +24,23 @@ class ConvBNReLU(nn.Sequential):
         )
 
 
+# Largest sampled-column tensor (elements, 512 MB in fp32) one deformable conv may build at
+# inference; bigger inputs run in bands of output rows (torchvision's own column buffer would
+# be 128 ch x 9 taps x 2048 x 1536 = 14 GB for the H/2 layers of a 4096x3072 input).
+COLUMN_BUDGET = 2**27
+
+
 class ModulatedDeformConv(nn.Module):
     """Modulated deformable convolution (DCNv2), stride 1, "same" padding.
 
     Like mmcv's ``ModulatedDeformConv2dPack``: a plain conv with the same kernel predicts
     ``2*k*k`` offsets and ``k*k`` modulation logits from the input; both start at zero (a regular
-    conv with mask 0.5 at initialisation), then ``torchvision.ops.deform_conv2d`` samples.
+    conv with mask 0.5 at initialisation), then the taps are sampled bilinearly.
+
+    Two implementations with the same values (tested): ``torchvision.ops.deform_conv2d`` (CUDA
+    training, moderate sizes) and :func:`deform_conv2d_grid_sample` (CPU: its backward is ~10x
+    and its forward ~1.5-2x faster there; and any device at inference when the sampled columns
+    exceed ``COLUMN_BUDGET``: it then runs in bands of output rows, bounding memory).
     """
 
     def __init__(self, in_ch: int, out_ch: int, k: int = 3, bias: bool = False) -> None:
@@ -49,10 +60,27 @@ class ModulatedDeformConv(nn.Module):
         # deform_conv2d has no autocast rule: run it in the weight's dtype.
         dtype = self.weight.dtype
         x, offset, mask = x.to(dtype), offset.to(dtype), mask.to(dtype)
-        if x.device.type == "cpu" and torch.is_grad_enabled():
-            # torchvision's CPU backward is ~10x slower than autograd through grid_sample.
-            return deform_conv2d_grid_sample(x, offset, self.weight, self.bias, self.k // 2, mask)
-        return deform_conv2d(x, offset, self.weight, self.bias, padding=self.k // 2, mask=mask)
+        b, c, h, w = x.shape
+        pad = self.k // 2
+        training = torch.is_grad_enabled()
+        rows = max(1, COLUMN_BUDGET // (b * c * kk * w))
+        if training or rows >= h:
+            if x.device.type == "cpu":
+                return deform_conv2d_grid_sample(x, offset, self.weight, self.bias, pad, mask)
+            return deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
+        bands = [
+            deform_conv2d_grid_sample(
+                x,
+                offset[:, :, r : r + rows],
+                self.weight,
+                self.bias,
+                pad,
+                mask[:, :, r : r + rows],
+                r,
+            )
+            for r in range(0, h, rows)
+        ]
+        return torch.cat(bands, 2)
 
 
 def deform_conv2d_grid_sample(
@@ -62,30 +90,33 @@ def deform_conv2d_grid_sample(
     bias: torch.Tensor | None,
     padding: int,
     mask: torch.Tensor,
+    row0: int = 0,
 ) -> torch.Tensor:
     """``torchvision.ops.deform_conv2d`` (stride 1, dilation 1, one offset group) in plain
     PyTorch: bilinear sampling with ``grid_sample`` (zeros outside, like torchvision) of the
     ``k*k`` displaced taps, modulated, then one contraction with the weight.
 
-    Same values as torchvision up to float rounding (tested); memory ``k*k`` times the input,
-    so it serves CPU training only. ``x`` (B, C, H, W); ``offset`` (B, 2*k*k, H, W) as
-    (dy, dx) pairs per tap in row-major tap order; ``mask`` (B, k*k, H, W).
+    Same values as torchvision up to float rounding (tested); memory ``k*k`` times the output.
+    ``x`` (B, C, H, W); ``offset`` (B, 2*k*k, h, W) as (dy, dx) pairs per tap in row-major
+    tap order; ``mask`` (B, k*k, h, W). The output ``(B, O, h, W)`` holds output rows
+    ``row0 .. row0 + h`` (``h = H`` and ``row0 = 0`` for the whole map).
     """
-    b, c, h, w = x.shape
+    b, c, h_in, w = x.shape
+    h = offset.shape[2]
     o, _, kh, kw = weight.shape
     kk = kh * kw
     dev, dt = x.device, x.dtype
     ky = torch.arange(kh, device=dev, dtype=dt).repeat_interleave(kw)
     kx = torch.arange(kw, device=dev, dtype=dt).repeat(kh)
-    ys = torch.arange(h, device=dev, dtype=dt) - padding
+    ys = torch.arange(row0, row0 + h, device=dev, dtype=dt) - padding
     xs = torch.arange(w, device=dev, dtype=dt) - padding
-    py = ys.view(1, 1, h, 1) + ky.view(1, kk, 1, 1) + offset[:, 0::2]  # (B, kk, H, W)
+    py = ys.view(1, 1, h, 1) + ky.view(1, kk, 1, 1) + offset[:, 0::2]  # (B, kk, h, W)
     px = xs.view(1, 1, 1, w) + kx.view(1, kk, 1, 1) + offset[:, 1::2]
-    grid = torch.stack([(2 * px + 1) / w - 1, (2 * py + 1) / h - 1], -1)  # align_corners=False
+    grid = torch.stack([(2 * px + 1) / w - 1, (2 * py + 1) / h_in - 1], -1)  # align_corners=False
     cols = F.grid_sample(
         x, grid.view(b, kk * h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=False
     ).view(b, c, kk, h * w)
-    cols = (cols * mask.view(b, 1, kk, h * w)).view(b, c * kk, h * w)
+    cols = (cols * mask.reshape(b, 1, kk, h * w)).view(b, c * kk, h * w)
     out = torch.matmul(weight.reshape(o, c * kk), cols).view(b, o, h, w)
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 

@@ -84,6 +84,13 @@ class PixelDecoder(nn.Module):
         rfb_branch_dim: channels of each of RFB's four deformable branches (32 published).
         edge_hidden_dim: hidden width of the EGF edge head.
         se_reduction: squeeze-excitation reduction ratio.
+
+    Choices the paper leaves open, taken here: the C5 context is a 1x1 conv + ReLU of the
+    globally pooled C5 added to S4; every deformable conv is followed by BN + ReLU; CST's
+    attention is post-norm with a sine position code shared by all windows; RFB adds its input
+    back (residual) after the 1x1 fusion; the 1/4 feature is a 3x3 conv-BN-ReLU of
+    up(D2) + S1; the image enters LSE as the 2x2 average of the normalised input; D1 =
+    DCN-BN-ReLU(sigmoid(S_detail) * U) + 1x1(U), U the 1/4 feature upsampled to H/2.
     """
 
     def __init__(

@@ -15,7 +15,14 @@ class _CrossAttention(nn.Module):
         self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, tgt, memory, attn_mask, pos, query_pos):  # noqa: ANN001, ANN201
+    def forward(
+        self,
+        tgt: torch.Tensor,
+        memory: torch.Tensor,
+        attn_mask: torch.Tensor,
+        pos: torch.Tensor,
+        query_pos: torch.Tensor,
+    ) -> torch.Tensor:
         out = self.attn(
             tgt + query_pos, memory + pos, memory, attn_mask=attn_mask, need_weights=False
         )[0]
@@ -28,7 +35,7 @@ class _SelfAttention(nn.Module):
         self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, tgt, query_pos):  # noqa: ANN001, ANN201
+    def forward(self, tgt: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
         q = tgt + query_pos
         return self.norm(tgt + self.attn(q, q, tgt, need_weights=False)[0])
 
@@ -39,7 +46,7 @@ class _FFN(nn.Module):
         self.fc1, self.fc2 = nn.Linear(d, hidden), nn.Linear(hidden, d)
         self.norm = nn.LayerNorm(d)
 
-    def forward(self, x):  # noqa: ANN001, ANN201
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(x + self.fc2(F.relu(self.fc1(x))))
 
 
@@ -108,9 +115,18 @@ class MaskedAttentionDecoder(nn.Module):
             )
         query_pos = self.query_embed.weight[None].expand(b, -1, -1)
         out = self.query_feat.weight[None].expand(b, -1, -1)
-        low = F.avg_pool2d(mask_features, 2) if aux else None
+        low = F.avg_pool2d(mask_features, 2)
+        # without aux, the masks are needed only at the memory sizes: resize D1/4 there once
+        small_feats = (
+            None
+            if aux
+            else {
+                size: F.interpolate(low, size=size, mode="bilinear", align_corners=False)
+                for size in set(sizes)
+            }
+        )
         aux_outputs: list[dict[str, torch.Tensor]] = []
-        attn_mask = self._predict(out, low, mask_features, sizes[0], aux_outputs)
+        attn_mask = self._predict(out, low, small_feats, sizes[0], aux_outputs)
         n = len(self.cross)
         for i in range(n):
             lvl = i % self.num_levels
@@ -119,7 +135,7 @@ class MaskedAttentionDecoder(nn.Module):
             out = self.ffn[i](out)
             if i < n - 1:
                 nxt = sizes[(i + 1) % self.num_levels]
-                attn_mask = self._predict(out, low, mask_features, nxt, aux_outputs)
+                attn_mask = self._predict(out, low, small_feats, nxt, aux_outputs)
         normed = self.decoder_norm(out)
         masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(normed), mask_features)
         return {"pred_logits": self.class_embed(normed), "pred_masks": masks}, aux_outputs
@@ -127,24 +143,21 @@ class MaskedAttentionDecoder(nn.Module):
     def _predict(
         self,
         out: torch.Tensor,
-        low: torch.Tensor | None,
-        mask_features: torch.Tensor,
+        low: torch.Tensor,
+        small_feats: dict[tuple[int, int], torch.Tensor] | None,
         size: tuple[int, int],
         aux_outputs: list[dict[str, torch.Tensor]],
     ) -> torch.Tensor:
-        """Record an intermediate prediction (with ``low``) and return the next attention mask
-        ``(B * heads, Q, h * w)`` bool (True = not attended)."""
+        """Record an intermediate prediction from D1/4 ``low`` (when ``small_feats`` is None)
+        and return the next attention mask ``(B * heads, Q, h * w)`` bool (True = masked)."""
         normed = self.decoder_norm(out)
         emb = self.mask_embed(normed)
-        if low is not None:
+        if small_feats is None:
             masks = torch.einsum("bqc,bchw->bqhw", emb, low)
             aux_outputs.append({"pred_logits": self.class_embed(normed), "pred_masks": masks})
             small = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
         else:
-            feats = F.interpolate(
-                F.avg_pool2d(mask_features, 2), size=size, mode="bilinear", align_corners=False
-            )
-            small = torch.einsum("bqc,bchw->bqhw", emb, feats)
+            small = torch.einsum("bqc,bchw->bqhw", emb, small_feats[size])
         attn = (small.sigmoid().flatten(2) < 0.5).detach()
         attn[attn.all(-1)] = False  # a query masked everywhere attends everywhere
         return attn.repeat_interleave(self.heads, 0)
