@@ -100,6 +100,8 @@ def _distributed() -> tuple[int, int, int]:
     if world <= 1:
         return 0, 1, 0
     if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
@@ -247,9 +249,11 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         _write_run_files(out, cfg, start)
         writer = _tensorboard(out)
     if ckpt is not None:
-        set_rng_state(ckpt["rng"])  # last: everything above may draw random numbers
+        ranks = ckpt.get("rng_ranks") or []
+        # last: everything above may draw random numbers
+        set_rng_state(ranks[rank] if len(ranks) == world else ckpt["rng"])
 
-    def checkpoint_state(step: int) -> dict[str, Any]:
+    def checkpoint_state(step: int, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "format": 1,
             "step": step,
@@ -262,7 +266,8 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
                 "warmup_iters": cfg.warmup_iters,
                 "min_lr_ratio": cfg.min_lr_ratio,
             },
-            "rng": rng_state(),
+            "rng": rngs[0],
+            "rng_ranks": rngs,  # every rank's generators, so a DDP resume is exact on all ranks
             "config": _plain(cfg.to_dict()),
             "model_config": _plain(dataclasses.asdict(model.config)),
             "taxonomy": taxonomy.to_dict(),
@@ -378,16 +383,27 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
                     writer.add_scalar("train/lr", lr_now, done)
             if cfg.val_every > 0 and done % cfg.val_every == 0 and done != cfg.iters:
                 validate(done)
-            if is_main and (done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop)):
-                state = checkpoint_state(done)
-                result.last_checkpoint = save_checkpoint(last, state)
-                if cfg.keep_every > 0 and done % cfg.keep_every == 0:
-                    save_checkpoint(out / f"step_{done:07d}.pt", state)
+            if done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop):
+                rngs = _gather_rng_states(world)  # a collective: every rank takes part
+                if is_main:
+                    state = checkpoint_state(done, rngs)
+                    result.last_checkpoint = save_checkpoint(last, state)
+                    if cfg.keep_every > 0 and done % cfg.keep_every == 0:
+                        save_checkpoint(out / f"step_{done:07d}.pt", state)
         if result.step == cfg.iters:
             validate(result.step)
     if writer is not None:
         writer.close()
     return result
+
+
+def _gather_rng_states(world: int) -> list[dict[str, Any]]:
+    """Every rank's generator states, in rank order (rank 0's alone without DDP)."""
+    if world == 1:
+        return [rng_state()]
+    states: list[Any] = [None] * world
+    dist.all_gather_object(states, rng_state())
+    return states
 
 
 def _saved_step(path: Path) -> int | str:
