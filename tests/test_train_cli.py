@@ -79,3 +79,40 @@ def test_cli_errors_are_one_line(synth, tmp_path):
     bad.write_text("learning_rate: 1\n")
     res = CliRunner().invoke(app, ["train", "--data", str(synth), "--config", str(bad)])
     assert res.exit_code == 2 and "unknown keys ['learning_rate']" in " ".join(res.output.split())
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_two_cpu_ranks_then_resume(synth, tmp_path):
+    """DDP on CPU (gloo): two ranks train, only rank 0 writes, and the run resumes."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(
+        "val_size: [128, 96]\nlog_every: 1\nloss: {num_points: 256}\n"
+        "augment: {crop: 64, short_side_range: [96, 160]}\n"
+    )
+    run = tmp_path / "run"
+
+    def launch(*extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+        cmd += ["--master_port", "29531", "-m", "cli", "train", "--data", str(synth)]
+        cmd += ["--preset", "tiny", "--config", str(cfg), "--out", str(run), "--batch-size", "4"]
+        cmd += ["--device", "cpu", "--workers", "0", "--val-every", "0", "--no-progress", *extra]
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+    res = launch("--iters", "2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("trained 2 steps") == 1  # only rank 0 reports
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [1, 2]
+    from trainer.checkpoint import load_checkpoint
+
+    assert len(load_checkpoint(run / "last.pt")["rng_ranks"]) == 2
+    res = launch("--iters", "3", "--resume")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "trained 3 steps" in res.stdout
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3]

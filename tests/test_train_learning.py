@@ -3,8 +3,9 @@ synthetic images, segments them clearly better than at initialisation.
 
 Measured on the 2-core dev box (torch 1 thread, seed 0, 4 synth images 128x96, crop 64,
 batch 4, lr 3e-3, grad clip 1.0): mIoU on the training images 2.80 at init, 24.51 after 30
-steps (~20 s), see docs/trainer.md for the longer run. The asserted margins are about half of
-the measured gains, so float differences across machines do not flip the test.
+steps (~20 s); 51.54 after 150 steps (~45-55 s, slow-marked). The asserted margins (10 and
+20 points) are about half / 40% of the measured gains, so float differences across machines
+do not flip the test.
 The published recipe's lr 3e-4 / clip 0.01 is tuned for 80k steps, not a 30-step smoke test.
 """
 
@@ -68,4 +69,4 @@ def test_tiny_model_learns_in_30_cpu_steps(tmp_path, one_thread):
 @pytest.mark.slow
 def test_tiny_model_learns_more_in_150_cpu_steps(tmp_path, one_thread):
     before, after = _learn(tmp_path, 150)
-    assert after - before >= 20.0, (before, after)
+    assert after - before >= 20.0, (before, after)  # measured: 2.80 -> 51.54
