@@ -132,6 +132,11 @@ def predict_label(
     dev = next(model.parameters()).device
     height, width = image.shape[:2]
     nh, nw = resized_shape(height, width, size)
+    if min(nh, nw) < 32:
+        raise ValueError(
+            f"image {width}x{height} resized to {nw}x{nh} for size={size}: the model needs at "
+            f"least 32 px per side; use a larger size"
+        )
     was_training = model.training
     model.eval()
     try:

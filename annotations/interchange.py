@@ -1,0 +1,353 @@
+"""COCO and LabelMe files <-> instance masks of one class, for annotation tools.
+
+Export turns a label run's :class:`Instances` into files CVAT, Label Studio, X-AnyLabeling
+and LabelMe open; import turns corrected files back into per-image binary masks.
+
+* COCO: one JSON for many images; ``segmentation`` is compressed RLE (exact) or polygons
+  (see :mod:`annotations.polygons` for the pixel convention); category id 1 is the class.
+* LabelMe: one JSON per image, ``shapes`` of type ``polygon`` (export), and ``polygon``,
+  ``rectangle`` or ``mask`` on import.
+
+Import maps the class's category/label (case-insensitive) to 1 and the categories named in
+:data:`IGNORE_NAMES` to 255 ("unannotated", drawn by the annotator around regions they could
+not decide). ``iscrowd`` is not an ignore flag here: CVAT writes every RLE mask with
+``iscrowd: 1``. Any other category is an error naming the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+import numpy as np
+from PIL import Image
+
+from annotations.instances import Instances
+from annotations.polygons import flat_to_points, mask_to_polygons, points_to_flat, polygons_to_mask
+from annotations.rle import mask_to_rle, rle_to_mask
+
+IGNORE_NAMES = ("unannotated", "ignore", "__ignore__")
+MASK_FORMATS = ("rle", "polygon")
+
+
+@dataclass(frozen=True)
+class ExportImage:
+    """One image to export: where it is (relative path written into the files) and its instances."""
+
+    stem: str  # file stem, the image's key across the engine
+    file_name: str  # image path as written in the files (relative, forward slashes)
+    instances: Instances  # the run's instances of this image
+
+
+@dataclass
+class ImageMask:
+    """One imported image: its ``(H, W) uint8`` mask (0 / 1 / 255) and where it came from."""
+
+    stem: str
+    mask: np.ndarray
+    source: str  # the file the annotation was read from
+
+
+# -- export ------------------------------------------------------------------------------------
+def to_coco(
+    images: list[ExportImage],
+    class_name: str,
+    mask_format: str = "rle",
+    simplify: float = 0.0,
+    description: str = "",
+) -> dict:
+    """A COCO instance-segmentation dict with one category (id 1 = ``class_name``).
+
+    ``mask_format``: "rle" (compressed COCO RLE, exact) or "polygon" (outer outlines; holes
+    are filled, see :mod:`annotations.polygons`). Instance ``score`` and ``mask_score`` are
+    kept as extra fields (tools ignore them).
+    """
+    if mask_format not in MASK_FORMATS:
+        raise ValueError(f"mask_format must be one of {MASK_FORMATS}, got {mask_format!r}")
+    coco_images, anns = [], []
+    for image_id, item in enumerate(images, start=1):
+        h, w = item.instances.image_size
+        coco_images.append({"id": image_id, "file_name": item.file_name, "width": w, "height": h})
+        inst = item.instances
+        for i in range(len(inst)):
+            mask = inst.masks[i]
+            if not mask.any():
+                continue
+            ys, xs = np.nonzero(mask)
+            x0, y0 = int(xs.min()), int(ys.min())
+            bbox = [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1]
+            if mask_format == "rle":
+                seg: object = mask_to_rle(mask)
+            else:
+                seg = [points_to_flat(p) for p in mask_to_polygons(mask, simplify)]
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "segmentation": seg,
+                    "area": int(mask.sum()),
+                    "bbox": bbox,
+                    "iscrowd": 0,
+                    "score": round(float(inst.scores[i]), 5),
+                    "mask_score": round(float(inst.mask_scores[i]), 5),
+                }
+            )
+    return {
+        "info": {"description": description or f"pseudo labels of {class_name}"},
+        "images": coco_images,
+        "categories": [{"id": 1, "name": class_name, "supercategory": "object"}],
+        "annotations": anns,
+    }
+
+
+def to_labelme(item: ExportImage, class_name: str, image_path: str, simplify: float = 0.0) -> dict:
+    """A LabelMe dict for one image; ``image_path`` relative to the JSON file's folder."""
+    h, w = item.instances.image_size
+    shapes = []
+    for i in range(len(item.instances)):
+        for poly in mask_to_polygons(item.instances.masks[i], simplify):
+            shapes.append(
+                {
+                    "label": class_name,
+                    "points": [[float(x), float(y)] for x, y in poly],
+                    "group_id": i,
+                    "shape_type": "polygon",
+                    "flags": {},
+                    "description": f"score {float(item.instances.scores[i]):.3f}",
+                }
+            )
+    return {
+        "version": "5.4.1",
+        "flags": {},
+        "shapes": shapes,
+        "imagePath": image_path,
+        "imageData": None,
+        "imageHeight": h,
+        "imageWidth": w,
+    }
+
+
+# -- import ------------------------------------------------------------------------------------
+def _load_json(path: Path) -> object:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: annotation file not found")
+    text = path.read_text(encoding="utf-8")
+    if not text.strip():
+        raise ValueError(f"{path}: the file is empty (expected JSON)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def _role(name: str, class_name: str) -> int | None:
+    key = name.strip().casefold()
+    if key == class_name.casefold():
+        return 1
+    if key in IGNORE_NAMES:
+        return 255
+    return None
+
+
+def _check_size(
+    path: Path, stem: str, hw: tuple[int, int], sizes: dict[str, tuple[int, int]]
+) -> None:
+    if stem not in sizes:
+        raise ValueError(
+            f"{path}: image {stem!r} is not in the dataset split ({len(sizes)} images there)"
+        )
+    want = sizes[stem]
+    if tuple(hw) != tuple(want):
+        raise ValueError(
+            f"{path}: image {stem!r} is {hw[1]}x{hw[0]} in the annotation but "
+            f"{want[1]}x{want[0]} in the dataset"
+        )
+
+
+def stem_of(file_name: str) -> str:
+    """Stem of an image path written with / or \\ separators."""
+    return PurePath(file_name.replace("\\", "/")).stem
+
+
+def coco_to_masks(
+    path: str | os.PathLike, class_name: str, sizes: dict[str, tuple[int, int]]
+) -> list[ImageMask]:
+    """Read a COCO file: one mask per listed image (listed images count as fully annotated).
+
+    Args:
+        sizes: ``stem -> (H, W)`` of the dataset split's images; every COCO image must be one
+            of them, at that size.
+    Returns:
+        ``(H, W) uint8`` masks: 1 = class, 0 = not, 255 = an "unannotated" category region.
+    """
+    path = Path(path)
+    data = _load_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+        raise ValueError(f"{path}: not a COCO file (expected an object with an 'images' list)")
+    if not data["images"]:
+        raise ValueError(f"{path}: the COCO file lists no images")
+    roles: dict[int, int] = {}
+    for cat in data.get("categories") or []:
+        role = _role(str(cat.get("name", "")), class_name)
+        if role is None:
+            raise ValueError(
+                f"{path}: unknown category {cat.get('name')!r} (id {cat.get('id')}); expected "
+                f"{class_name!r} or one of {list(IGNORE_NAMES)} for unannotated regions"
+            )
+        roles[int(cat["id"])] = role
+    if 1 not in roles.values():
+        raise ValueError(
+            f"{path}: no category named {class_name!r} (class names are matched case-insensitively)"
+        )
+    masks: dict[int, ImageMask] = {}
+    for img in data["images"]:
+        try:
+            stem = stem_of(str(img["file_name"]))
+            hw = (int(img["height"]), int(img["width"]))
+            image_id = int(img["id"])
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"{path}: image entry {img!r} lacks id/file_name/width/height"
+            ) from None
+        _check_size(path, stem, hw, sizes)
+        if any(m.stem == stem for m in masks.values()):
+            raise ValueError(f"{path}: image {stem!r} is listed twice")
+        masks[image_id] = ImageMask(stem, np.zeros(hw, np.uint8), str(path))
+    ignore: dict[int, np.ndarray] = {}
+    for ann in data.get("annotations") or []:
+        image_id = int(ann.get("image_id", -1))
+        if image_id not in masks:
+            raise ValueError(
+                f"{path}: annotation {ann.get('id')} refers to unknown image_id {image_id}"
+            )
+        cat = int(ann.get("category_id", -1))
+        if cat not in roles:
+            raise ValueError(f"{path}: annotation {ann.get('id')} has unknown category_id {cat}")
+        target = masks[image_id]
+        m = _segmentation_to_mask(
+            ann.get("segmentation"), target.mask.shape, f"{path}: annotation {ann.get('id')}"
+        )
+        if roles[cat] == 1:
+            target.mask[m] = 1
+        else:
+            ignore.setdefault(image_id, np.zeros_like(m))
+            ignore[image_id] |= m
+    for image_id, m in ignore.items():
+        masks[image_id].mask[m] = 255  # unannotated wins over the class
+    return list(masks.values())
+
+
+def _segmentation_to_mask(seg: object, hw: tuple[int, int], where: str) -> np.ndarray:
+    h, w = hw
+    if isinstance(seg, dict):
+        if isinstance(seg.get("size"), list) and list(seg["size"]) != [h, w]:
+            raise ValueError(f"{where}: RLE size {seg['size']} differs from the image's {[h, w]}")
+        try:
+            return rle_to_mask(seg)
+        except ValueError as e:
+            raise ValueError(f"{where}: {e}") from None
+    if isinstance(seg, list):
+        return polygons_to_mask([flat_to_points(p, where) for p in seg], h, w)
+    raise ValueError(f"{where}: segmentation must be an RLE object or a list of polygons")
+
+
+def labelme_to_mask(
+    path: str | os.PathLike, class_name: str, sizes: dict[str, tuple[int, int]]
+) -> ImageMask:
+    """Read one LabelMe file into an ``(H, W) uint8`` mask (1 = class, 0 = not, 255 = unannotated)."""
+    path = Path(path)
+    data = _load_json(path)
+    if not isinstance(data, dict) or "shapes" not in data:
+        raise ValueError(f"{path}: not a LabelMe file (expected an object with 'shapes')")
+    image_path = data.get("imagePath") or path.name
+    stem = stem_of(str(image_path))
+    try:
+        hw = (int(data["imageHeight"]), int(data["imageWidth"]))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{path}: LabelMe file lacks imageHeight/imageWidth") from None
+    _check_size(path, stem, hw, sizes)
+    out = np.zeros(hw, np.uint8)
+    ignore = np.zeros(hw, bool)
+    for k, shape in enumerate(data["shapes"] or []):
+        label = str(shape.get("label", ""))
+        role = _role(label, class_name)
+        if role is None:
+            raise ValueError(
+                f"{path}: shape {k} has unknown label {label!r}; expected {class_name!r} "
+                f"or one of {list(IGNORE_NAMES)}"
+            )
+        m = _labelme_shape(shape, hw, f"{path}: shape {k}")
+        if role == 1:
+            out[m] = 1
+        else:
+            ignore |= m
+    out[ignore] = 255
+    return ImageMask(stem, out, str(path))
+
+
+def _labelme_shape(shape: dict, hw: tuple[int, int], where: str) -> np.ndarray:
+    h, w = hw
+    kind = shape.get("shape_type") or "polygon"
+    pts = np.asarray(shape.get("points") or [], dtype=np.float64).reshape(-1, 2)
+    if kind == "polygon":
+        if len(pts) < 3:
+            raise ValueError(f"{where}: a polygon needs at least 3 points, got {len(pts)}")
+        return polygons_to_mask([pts], h, w)
+    if kind == "rectangle":
+        if len(pts) != 2:
+            raise ValueError(f"{where}: a rectangle needs 2 points, got {len(pts)}")
+        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
+        corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+        return polygons_to_mask([corners], h, w)
+    if kind == "mask":
+        if len(pts) != 2 or not shape.get("mask"):
+            raise ValueError(f"{where}: a mask shape needs 2 points and base64 'mask' data")
+        small = np.asarray(Image.open(io.BytesIO(base64.b64decode(shape["mask"])))) > 0
+        x0, y0 = (int(round(v)) for v in pts.min(0))
+        out = np.zeros(hw, bool)
+        sh, sw = small.shape[:2]
+        ys, xs = slice(y0, min(h, y0 + sh)), slice(x0, min(w, x0 + sw))
+        out[ys, xs] = small[: ys.stop - y0, : xs.stop - x0]
+        return out
+    raise ValueError(f"{where}: unsupported shape_type {kind!r} (polygon, rectangle, mask)")
+
+
+def png_to_mask(
+    path: str | os.PathLike, sizes: dict[str, tuple[int, int]], binary: bool = False
+) -> ImageMask:
+    """Read a PNG mask named after its image's stem.
+
+    ``binary=False``: values must be 0, 1 or 255 (the subset's own format). ``binary=True``:
+    any non-zero value is the class (for 0/255 masks from other tools; no unannotated pixels).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: mask file not found")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty (expected a PNG mask)")
+    try:
+        with Image.open(path) as img:
+            arr = np.asarray(img.convert("L") if img.mode not in ("L", "P", "1") else img)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read PNG ({e})") from None
+    arr = arr.astype(np.uint8)
+    _check_size(path, path.stem, arr.shape, sizes)
+    if binary:
+        return ImageMask(path.stem, (arr > 0).astype(np.uint8), str(path))
+    bad = np.setdiff1d(np.unique(arr), [0, 1, 255])
+    if bad.size:
+        raise ValueError(
+            f"{path}: mask values must be 0, 1 or 255 (unannotated), found {bad[:5].tolist()}; "
+            "for 0/255 masks pass binary mode (--png-binary)"
+        )
+    if (arr == 255).any() and not (arr == 1).any():
+        raise ValueError(
+            f"{path}: mask has 255 but no 1 pixels, which looks like a 0/255 binary mask; "
+            "pass binary mode (--png-binary) if 255 means the class"
+        )
+    return ImageMask(path.stem, arr, str(path))

@@ -1,0 +1,176 @@
+"""Manually annotated test subsets of a new class, and choosing which images to annotate.
+
+Subset directory::
+
+    SUBSET_DIR/masks/<stem>.png    (H, W) uint8: 1 = the class, 0 = not, 255 = unannotated
+    SUBSET_DIR/subset.json         class, split, stems, source files, date, pixel counts
+
+Scoring code reads a subset with :func:`read_subset` and treats 255 as "no ground truth".
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from annotations.fileio import atomic_write_json
+from annotations.labelmap import read_label, write_label
+
+SUBSET_FORMAT = "mass-engine/subset/v1"
+
+
+@dataclass(frozen=True)
+class Subset:
+    """An annotated subset on disk."""
+
+    root: Path  # the subset directory
+    class_name: str  # the new class the masks mark
+    split: str  # dataset split the images belong to
+    stems: tuple[str, ...]  # annotated images, sorted
+    info: dict = field(default_factory=dict, compare=False)  # the whole subset.json
+
+    def mask_path(self, stem: str) -> Path:
+        return self.root / "masks" / f"{stem}.png"
+
+    def mask(self, stem: str) -> np.ndarray:
+        """``(H, W) uint8`` mask of one image: 1 / 0 / 255 (unannotated)."""
+        if stem not in self.stems:
+            raise ValueError(f"{self.root}: image {stem!r} is not in this subset")
+        m = read_label(self.mask_path(stem))
+        bad = np.setdiff1d(np.unique(m), [0, 1, 255])
+        if bad.size:
+            raise ValueError(
+                f"{self.mask_path(stem)}: values must be 0, 1 or 255, found {bad.tolist()}"
+            )
+        return m
+
+
+def write_subset(
+    root: str | os.PathLike,
+    class_name: str,
+    split: str,
+    masks: dict[str, np.ndarray],
+    sources: dict[str, str],
+    extra: dict | None = None,
+) -> Subset:
+    """Write masks (``stem -> (H, W) uint8`` 0/1/255) and ``subset.json``; returns the subset.
+
+    Raises ``ValueError`` when there is no mask, or a mask has other values.
+    """
+    root = Path(root)
+    if not masks:
+        raise ValueError(f"{root}: no annotated image to write")
+    counts = {}
+    for stem in sorted(masks):
+        m = np.asarray(masks[stem])
+        if m.ndim != 2 or m.dtype != np.uint8:
+            raise ValueError(f"mask of {stem!r} must be (H, W) uint8, got {m.shape} {m.dtype}")
+        bad = np.setdiff1d(np.unique(m), [0, 1, 255])
+        if bad.size:
+            raise ValueError(f"mask of {stem!r}: values must be 0, 1 or 255, found {bad.tolist()}")
+        write_label(root / "masks" / f"{stem}.png", m)
+        counts[stem] = {
+            "height": int(m.shape[0]),
+            "width": int(m.shape[1]),
+            "class_pixels": int((m == 1).sum()),
+            "unannotated_pixels": int((m == 255).sum()),
+        }
+    stems = sorted(masks)
+    info = {
+        "format": SUBSET_FORMAT,
+        "class_name": class_name,
+        "split": split,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "stems": stems,
+        "sources": {s: sources.get(s, "") for s in stems},
+        "counts": counts,
+        **(extra or {}),
+    }
+    atomic_write_json(root / "subset.json", info)
+    return Subset(root, class_name, split, tuple(stems), info)
+
+
+def read_subset(root: str | os.PathLike) -> Subset:
+    """Open a subset directory written by :func:`write_subset` (or by hand with that layout)."""
+    import json
+
+    root = Path(root)
+    path = root / "subset.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: subset manifest not found (is {root} an annotated subset?)"
+        )
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+    try:
+        stems = tuple(sorted(str(s) for s in info["stems"]))
+        sub = Subset(root, str(info["class_name"]), str(info.get("split", "test")), stems, info)
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: expected keys class_name, split and stems") from None
+    missing = [s for s in stems if not sub.mask_path(s).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"{sub.mask_path(missing[0])}: mask listed in subset.json is missing ({len(missing)} missing)"
+        )
+    return sub
+
+
+# -- choosing images to annotate ---------------------------------------------------------------
+@dataclass(frozen=True)
+class ImageStats:
+    """What :func:`pick_images` knows about one labelled image."""
+
+    stem: str
+    confidence: float  # mean confidence (0..1) over pixels labelled the class; NaN: none labelled
+    num_instances: int  # instances the labeler kept
+    num_tiny: int  # instances smaller than the tiny-area threshold
+
+
+@dataclass(frozen=True)
+class Pick:
+    stem: str
+    reason: str  # "low-confidence", "many-or-tiny" or "random"
+
+
+def pick_images(
+    stats: list[ImageStats],
+    n: int,
+    seed: int = 0,
+    low_confidence: float = 0.4,
+    many_or_tiny: float = 0.3,
+) -> list[Pick]:
+    """Choose ``n`` images to annotate: a share with the lowest confidence, a share with the most
+    (tiny) instances, the rest at random (seeded). No image is chosen twice; a short group
+    leaves its places to the random share. Order: by reason, then as chosen.
+
+    ``low_confidence`` and ``many_or_tiny`` are fractions of ``n``; their sum must be <= 1.
+    """
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if low_confidence < 0 or many_or_tiny < 0 or low_confidence + many_or_tiny > 1:
+        raise ValueError(
+            f"fractions must be >= 0 and sum to <= 1, got {low_confidence} + {many_or_tiny}"
+        )
+    n = min(n, len(stats))
+    chosen: dict[str, str] = {}
+    n_low = int(round(n * low_confidence))
+    n_many = min(n - n_low, int(round(n * many_or_tiny)))
+    with_conf = [s for s in stats if not np.isnan(s.confidence)]
+    for s in sorted(with_conf, key=lambda s: (s.confidence, s.stem))[:n_low]:
+        chosen[s.stem] = "low-confidence"
+    busy = [s for s in stats if s.stem not in chosen and (s.num_instances > 1 or s.num_tiny > 0)]
+    busy.sort(key=lambda s: (-(s.num_instances + 2 * s.num_tiny), s.stem))
+    for s in busy[:n_many]:
+        chosen[s.stem] = "many-or-tiny"
+    rest = sorted(s.stem for s in stats if s.stem not in chosen)
+    rng = np.random.default_rng(seed)
+    k = n - len(chosen)
+    for i in rng.permutation(len(rest))[:k]:
+        chosen[rest[int(i)]] = "random"
+    return [Pick(stem, reason) for stem, reason in chosen.items()]

@@ -1,0 +1,270 @@
+"""Annotated test subsets: export pseudo labels for correction, import corrections, pick images.
+
+The file formats live in :mod:`annotations.interchange` and :mod:`annotations.subset`; this
+module ties them to a label run and a dataset (image paths and sizes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from annotations.fileio import atomic_write_json, atomic_write_text
+from annotations.interchange import (
+    ExportImage,
+    ImageMask,
+    coco_to_masks,
+    labelme_to_mask,
+    png_to_mask,
+    to_coco,
+    to_labelme,
+)
+from annotations.labelrun import LabelRun
+from annotations.subset import ImageStats, Pick, Subset, pick_images, write_subset
+from engine.datasets import SegDataset, image_size, load_spec
+from engine.runinfo import environment
+
+IMPORT_FORMATS = ("coco", "labelme", "png")
+
+
+def dataset_images(
+    data: str | os.PathLike | None, run: LabelRun | None, split: str
+) -> dict[str, Path]:
+    """``stem -> image path`` of the split, from ``data`` or the run's recorded dataset."""
+    root = Path(data) if data else (run.data_root if run is not None else None)
+    if root is None:
+        return {}
+    ds = SegDataset(load_spec(root), split, require_labels=False)
+    return {s.stem: s.image_path for s in ds.samples}
+
+
+# -- export ------------------------------------------------------------------------------------
+@dataclass
+class ExportConfig:
+    run: str  # label run directory
+    out: str  # output folder: coco.json and labelme/<stem>.json go here
+    split: str = "test"  # split of the run to export
+    stems: list[str] | None = None  # images to export; None: every image of the split
+    data: str | None = None  # dataset root for image paths; None: the one run.json names
+    formats: tuple[str, ...] = ("coco", "labelme")  # which files to write
+    mask_format: str = "rle"  # COCO segmentation: "rle" (exact) or "polygon"
+    simplify: float = 0.0  # polygon simplification tolerance in pixels (0 = exact outline)
+
+
+@dataclass
+class ExportResult:
+    coco: Path | None  # the COCO file, when written
+    labelme: list[Path]  # the LabelMe files
+    images: int  # images exported
+    instances: int  # instances exported
+
+
+def export_annotations(cfg: ExportConfig) -> ExportResult:
+    """Write a run's instances of the chosen images as COCO and/or LabelMe files."""
+    unknown = set(cfg.formats) - {"coco", "labelme"}
+    if unknown:
+        raise ValueError(f"unknown export formats {sorted(unknown)}; choose from coco, labelme")
+    run = LabelRun.open(cfg.run)
+    class_name = run.class_name
+    available = run.stems(cfg.split)
+    if not available:
+        raise ValueError(
+            f"{run.root}: no labelled images in split {cfg.split!r} (splits: {run.splits()})"
+        )
+    stems = list(cfg.stems) if cfg.stems else available
+    missing = [s for s in stems if s not in available]
+    if missing:
+        raise ValueError(f"{run.root}: images not in the run's {cfg.split!r} split: {missing[:5]}")
+    images = dataset_images(cfg.data, run, cfg.split)
+    out = Path(cfg.out)
+    items: list[tuple[ExportImage, Path | None]] = []
+    for stem in stems:
+        inst, header = run.instances(cfg.split, stem)
+        img = images.get(stem)
+        if img is None and header.get("image"):
+            p = Path(str(header["image"]))
+            img = p if p.is_absolute() else None
+        rel = os.path.relpath(img, out).replace(os.sep, "/") if img else f"{stem}.jpg"
+        items.append((ExportImage(stem, rel, inst), img))
+    result = ExportResult(None, [], len(items), sum(len(i.instances) for i, _ in items))
+    desc = f"{run.backend} pseudo labels of {class_name} from {run.root}"
+    if "coco" in cfg.formats:
+        coco = to_coco([i for i, _ in items], class_name, cfg.mask_format, cfg.simplify, desc)
+        result.coco = atomic_write_json(out / "coco.json", coco, indent=None)
+    if "labelme" in cfg.formats:
+        for item, img in items:
+            path = out / "labelme" / f"{item.stem}.json"
+            rel = (
+                os.path.relpath(img, path.parent).replace(os.sep, "/")
+                if img
+                else f"{item.stem}.jpg"
+            )
+            result.labelme.append(
+                atomic_write_json(path, to_labelme(item, class_name, rel, cfg.simplify))
+            )
+    return result
+
+
+# -- import ------------------------------------------------------------------------------------
+@dataclass
+class ImportConfig:
+    format: str  # "coco", "labelme" or "png"
+    sources: list[str]  # files or folders (folders: every *.json / *.png inside)
+    class_name: str  # the class the annotations mark
+    data: str  # dataset root: images must exist there (sizes are checked)
+    out: str  # subset directory to write
+    split: str = "test"  # dataset split of the annotated images
+    png_binary: bool = False  # png: any non-zero value is the class (0/255 masks)
+
+
+def _expand(sources: list[str], ext: str) -> list[Path]:
+    files: list[Path] = []
+    for s in sources:
+        p = Path(s)
+        if p.is_dir():
+            found = sorted(
+                q for q in p.iterdir() if q.suffix.lower() == ext and not q.name.startswith(".")
+            )
+            if not found:
+                raise FileNotFoundError(f"{p}: no {ext} files in this folder")
+            files.extend(found)
+        elif p.exists():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"{p}: annotation source not found")
+    if not files:
+        raise ValueError("no annotation files given")
+    return files
+
+
+def import_annotations(cfg: ImportConfig) -> Subset:
+    """Turn corrected annotations (or PNG masks) into an annotated subset directory."""
+    if cfg.format not in IMPORT_FORMATS:
+        raise ValueError(f"unknown format {cfg.format!r}; choose from {', '.join(IMPORT_FORMATS)}")
+    images = dataset_images(cfg.data, None, cfg.split)
+    sizes = {}
+    for stem, path in images.items():
+        w, h = image_size(path)
+        sizes[stem] = (h, w)
+    found: list[ImageMask] = []
+    if cfg.format == "coco":
+        for f in _expand(cfg.sources, ".json"):
+            found.extend(coco_to_masks(f, cfg.class_name, sizes))
+    elif cfg.format == "labelme":
+        found = [labelme_to_mask(f, cfg.class_name, sizes) for f in _expand(cfg.sources, ".json")]
+    else:
+        found = [png_to_mask(f, sizes, cfg.png_binary) for f in _expand(cfg.sources, ".png")]
+    masks: dict[str, np.ndarray] = {}
+    sources: dict[str, str] = {}
+    for m in found:
+        if m.stem in masks:
+            raise ValueError(
+                f"{m.source}: image {m.stem!r} is annotated twice (also in {sources[m.stem]})"
+            )
+        masks[m.stem] = m.mask
+        sources[m.stem] = m.source
+    extra = {"import_format": cfg.format, "data": str(cfg.data), "environment": environment()}
+    return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra)
+
+
+# -- pick --------------------------------------------------------------------------------------
+@dataclass
+class PickConfig:
+    run: str  # label run directory
+    n: int = 50  # images to choose
+    split: str = "test"  # split of the run to choose from
+    seed: int = 0  # random share's seed
+    low_confidence: float = 0.4  # fraction of n: lowest mean confidence first
+    many_or_tiny: float = 0.3  # fraction of n: most instances (tiny ones count double)
+    tiny_fraction: float = 1e-3  # an instance smaller than this fraction of the image is tiny
+    out: str | None = (
+        None  # list file to write (.txt, plus a .json twin); None: RUN/pick-<split>.txt
+    )
+
+
+def image_stats(run: LabelRun, split: str, tiny_fraction: float = 1e-3) -> list[ImageStats]:
+    """Per-image confidence and instance counts of a run's split."""
+    stats = []
+    for stem in run.stems(split):
+        n = tiny = 0
+        inst_scores: list[float] = []
+        if run.instances_path(split, stem).is_file():
+            inst, _ = run.instances(split, stem)
+            h, w = inst.image_size
+            n = len(inst)
+            tiny = int((inst.areas < tiny_fraction * h * w).sum())
+            inst_scores = inst.scores.tolist()
+        conf = math.nan
+        conf_map = run.confidence(split, stem)
+        if conf_map is not None and run.label_path(split, stem).is_file():
+            fg = run.label(split, stem) == 1
+            if fg.any():
+                conf = float(conf_map[fg].mean()) / 255.0
+        if math.isnan(conf) and inst_scores:
+            conf = float(np.mean(inst_scores))
+        stats.append(ImageStats(stem, conf, n, tiny))
+    return stats
+
+
+def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
+    """Choose images of a run to annotate; writes the stems (one per line) and a JSON twin."""
+    run = LabelRun.open(cfg.run)
+    stats = image_stats(run, cfg.split, cfg.tiny_fraction)
+    if not stats:
+        raise ValueError(
+            f"{run.root}: no labelled images in split {cfg.split!r} (splits: {run.splits()})"
+        )
+    picks = pick_images(stats, cfg.n, cfg.seed, cfg.low_confidence, cfg.many_or_tiny)
+    out = Path(cfg.out) if cfg.out else run.root / f"pick-{cfg.split}.txt"
+    atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
+    by_stem = {s.stem: s for s in stats}
+    atomic_write_json(
+        out.with_suffix(".json"),
+        {
+            "config": asdict(cfg),
+            "class_name": run.class_name,
+            "backend": run.backend,
+            "picks": [
+                {
+                    "stem": p.stem,
+                    "reason": p.reason,
+                    "confidence": None
+                    if math.isnan(by_stem[p.stem].confidence)
+                    else round(by_stem[p.stem].confidence, 4),
+                    "num_instances": by_stem[p.stem].num_instances,
+                    "num_tiny": by_stem[p.stem].num_tiny,
+                }
+                for p in picks
+            ],
+        },
+    )
+    return picks, out
+
+
+def read_stem_list(path: str | os.PathLike) -> list[str]:
+    """Stems from a list file (one per line, ``#`` comments and blank lines skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image list not found")
+    stems = [ln.split("#")[0].strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    stems = [s for s in stems if s]
+    if not stems:
+        raise ValueError(f"{path}: the image list is empty")
+    return stems
+
+
+__all__ = [
+    "ExportConfig",
+    "ExportResult",
+    "ImportConfig",
+    "PickConfig",
+    "export_annotations",
+    "image_stats",
+    "import_annotations",
+    "pick_for_annotation",
+    "read_stem_list",
+]

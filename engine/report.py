@@ -1,0 +1,410 @@
+"""The comparison report in the shape of the paper's Table 4: Markdown + JSON + PNG.
+
+For one new class, on its annotated test subset, the class's own IoU, Boundary IoU and
+Boundary F1 (binary: the class vs everything else; subset pixels 255 are unannotated) of:
+
+* "pseudo labels": the label run's ``labels/<split>/<stem>.png`` (labeler output);
+* "fused labels": the fusion output for the same images, where it has them;
+* "joint-trained model": the model's predictions.
+
+with deltas against the pseudo labels; then the model's per-class table on the test split
+(MaSS13K classes plus the new class, like the paper's Tables 2-3), a bar chart and a few
+overlay images. Every score comes from :mod:`engine.metrics`; ``report.json`` holds every
+number printed in ``report.md`` (rounded the same way).
+
+Files: ``OUT/report.md``, ``OUT/report.json``, ``OUT/chart.png``, ``OUT/overlays/<stem>.jpg``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from annotations.labelmap import IGNORE, read_label
+from annotations.labelrun import LabelRun
+from annotations.subset import read_subset
+from annotations.taxonomy import MASS13K, Taxonomy
+from engine.metrics import SegEvaluator
+from engine.runinfo import environment
+
+SOURCES = ("pseudo labels", "fused labels", "joint-trained model")
+METRICS = (("iou", "IoU", 2), ("biou", "BIoU", 2), ("bf1", "BF1", 4))  # key, title, decimals
+
+
+@dataclass
+class ReportConfig:
+    subset: str  # annotated subset directory (masks/ + subset.json): the ground truth
+    out: str  # report folder
+    pseudo: str | None = None  # label run directory (labels/<split>/<stem>.png)
+    fused: str | None = None  # fused labels: DIR/[labels/]<split>/<stem>.png (+ taxonomy.json)
+    pred: str | None = None  # model predictions: DIR/[<split>/]<stem>.png label maps
+    data: str | None = None  # dataset root: images for overlays, labels for the per-class table
+    taxonomy: str | None = (
+        None  # taxonomy.json of fused/pred ids; None: found near them or MaSS13K + class
+    )
+    class_name: str | None = None  # the new class; None: the subset's
+    title: str = ""  # report title; "" -> "<class>: pseudo labels vs joint training"
+    overlays: int = 4  # overlay images to write
+    chart: bool = True  # draw chart.png (needs matplotlib)
+
+
+@dataclass
+class ReportResult:
+    markdown: Path
+    json: Path
+    chart: Path | None
+    overlays: list[Path]
+    data: dict  # the report.json content
+
+
+def _r(x: float, nd: int) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
+
+
+def _find(folder: Path, split: str, stem: str) -> Path | None:
+    from engine.review import find_png
+
+    return find_png(folder, split, stem)
+
+
+def _load_taxonomy(cfg: ReportConfig, class_name: str) -> Taxonomy:
+    if cfg.taxonomy:
+        return Taxonomy.load(cfg.taxonomy)
+    for d in (cfg.pred, cfg.fused):
+        if d:
+            for p in (Path(d) / "taxonomy.json", Path(d).parent / "taxonomy.json"):
+                if p.is_file():
+                    return Taxonomy.load(p)
+    return MASS13K.with_new_class(class_name)
+
+
+def binary_of(label: np.ndarray, class_id: int) -> np.ndarray:
+    """``(H, W) uint8`` class map -> 1 where ``class_id``, 255 where 255, else 0."""
+    out = (label == class_id).astype(np.uint8)
+    out[label == IGNORE] = IGNORE
+    return out
+
+
+def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, int]) -> None:
+    if arr.shape != shape:
+        raise ValueError(
+            f"{path}: is {arr.shape[1]}x{arr.shape[0]} but the annotation is {shape[1]}x{shape[0]} "
+            "(scores are computed at the annotation's resolution)"
+        )
+
+
+def score_class(
+    cfg: ReportConfig, class_name: str, taxonomy: Taxonomy
+) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
+    """Table-4 rows for the sources present, and the binary maps used (for overlays)."""
+    subset = read_subset(cfg.subset)
+    split = subset.split
+    cid = taxonomy.id_of(class_name)
+    backend = LabelRun.open(cfg.pseudo).backend if cfg.pseudo else None
+    dirs: dict[str, tuple[Path | None, int | None]] = {
+        "pseudo labels": (Path(cfg.pseudo) / "labels" if cfg.pseudo else None, 1),
+        "fused labels": (Path(cfg.fused) if cfg.fused else None, cid),
+        "joint-trained model": (Path(cfg.pred) if cfg.pred else None, cid),
+    }
+    for name, (d, _) in dirs.items():
+        if d is not None and not d.is_dir():
+            raise FileNotFoundError(f"{d}: folder of {name} not found")
+    evals = {name: SegEvaluator(2) for name, (d, _) in dirs.items() if d is not None}
+    maps: dict[str, dict[str, np.ndarray]] = {}
+    found = dict.fromkeys(evals, 0)
+    for stem in subset.stems:
+        gt = subset.mask(stem)
+        maps[stem] = {"annotation": gt}
+        for name in evals:
+            d, class_id = dirs[name]
+            p = _find(d, split, stem)
+            if p is None:
+                if name == "fused labels":
+                    continue  # fusion usually covers the training split only
+                raise FileNotFoundError(f"{d}: no {name} for annotated image {stem!r} ({split})")
+            pred = binary_of(read_label(p), class_id)
+            _check_size(p, pred, gt.shape)
+            evals[name].update(pred, gt)
+            maps[stem][name] = pred
+            found[name] += 1
+    rows = []
+    base = None
+    for name in SOURCES:
+        if name not in evals or found[name] == 0:
+            continue
+        res = evals[name].compute()
+        row: dict[str, Any] = {
+            "source": name + (f" ({backend})" if name == "pseudo labels" and backend else ""),
+            "kind": name,
+            "images": found[name],
+        }
+        for key, _, nd in METRICS:
+            row[key] = _r(float(getattr(res, key)[1]), nd)
+        if base is None and name == "pseudo labels":
+            base = row
+        rows.append(row)
+    for row in rows:
+        row["delta"] = {
+            key: (
+                _r(row[key] - base[key], nd)
+                if base is not None and row[key] is not None and base[key] is not None
+                else None
+            )
+            for key, _, nd in METRICS
+        }
+    return rows, maps
+
+
+def per_class_table(
+    cfg: ReportConfig, class_name: str, taxonomy: Taxonomy, split: str
+) -> dict | None:
+    """The model's per-class scores on the dataset's split: 7-class labels with the new class
+    carved in from the annotated subset (or the dataset's ``new_classes`` truth); on images with
+    neither, predictions of the new class count as its parent class."""
+    if not (cfg.pred and cfg.data):
+        return None
+    from engine.datasets import open_split
+
+    cid = taxonomy.id_of(class_name)
+    parent = taxonomy[cid].parent if taxonomy[cid].parent is not None else 0
+    subset = read_subset(cfg.subset)
+    ds = open_split(cfg.data, split)
+    root = Path(cfg.data)
+    ev = SegEvaluator(len(taxonomy))
+    for sample in ds.samples:
+        p = _find(Path(cfg.pred), split, sample.stem)
+        if p is None:
+            continue
+        gt = read_label(sample.label_path)
+        pred = read_label(p)
+        _check_size(p, pred, gt.shape)
+        truth = root / "new_classes" / class_name.lower() / split / f"{sample.stem}.png"
+        if sample.stem in subset.stems:
+            m = subset.mask(sample.stem)
+            gt = gt.copy()
+            gt[m == 1] = cid
+            gt[(m == IGNORE) & (gt == parent)] = IGNORE
+        elif truth.is_file():
+            gt = gt.copy()
+            gt[read_label(truth) == 1] = cid
+        else:
+            pred = np.where(pred == cid, parent, pred).astype(np.uint8)
+        ev.update(pred, gt)
+    if not ev.per_image:
+        raise FileNotFoundError(f"{cfg.pred}: no prediction for any image of split {split!r}")
+    res = ev.compute()
+    return {
+        "split": split,
+        "images": int(res.images),
+        "classes": [
+            {
+                "id": c.id,
+                "name": c.name,
+                **{k: _r(float(getattr(res, k)[c.id]), nd) for k, _, nd in METRICS},
+            }
+            for c in taxonomy
+        ],
+        "mean": {"iou": _r(res.miou, 2), "biou": _r(res.mbiou, 2), "bf1": _r(res.mbf1, 4)},
+    }
+
+
+def _fmt(v: float | None, nd: int, sign: bool = False) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
+
+
+def render_markdown(data: dict) -> str:
+    """``report.md`` from the ``report.json`` dict (so both hold the same numbers)."""
+    lines = [f"# {data['title']}", ""]
+    if data.get("backend") == "simulated":
+        lines += [
+            "> **Simulated pseudo labels**: the labeler was the `simulated` backend (true masks with "
+            "simulated Grounded-SAM errors), not a detector. These numbers demonstrate the engine; "
+            "they are not Grounded-SAM results.",
+            "",
+        ]
+    lines += [
+        f"New class **{data['class_name']}**, annotated subset `{data['subset']}` "
+        f"({data['subset_images']} images, split `{data['split']}`). IoU and BIoU in %, BF1 as a "
+        "fraction; binary scores of the class against everything else; deltas vs pseudo labels.",
+        "",
+        "| source | IoU | BIoU | BF1 | ΔIoU | ΔBIoU | ΔBF1 | images |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in data["table4"]:
+        vals = [_fmt(row[k], nd) for k, _, nd in METRICS]
+        deltas = [_fmt(row["delta"][k], nd, sign=True) for k, _, nd in METRICS]
+        lines.append(
+            f"| {row['source']} | {' | '.join(vals)} | {' | '.join(deltas)} | {row['images']} |"
+        )
+    pc = data.get("per_class")
+    if pc:
+        lines += [
+            "",
+            f"## Joint-trained model, per class ({pc['split']} split, {pc['images']} images)",
+            "",
+            "| class | IoU | BIoU | BF1 |",
+            "|---|---|---|---|",
+        ]
+        for c in pc["classes"]:
+            lines.append(f"| {c['name']} | {' | '.join(_fmt(c[k], nd) for k, _, nd in METRICS)} |")
+        m = pc["mean"]
+        lines.append(f"| **mean** | {' | '.join(_fmt(m[k], nd) for k, _, nd in METRICS)} |")
+    if data["files"].get("chart"):
+        lines += ["", f"![scores]({data['files']['chart']})"]
+    if data["files"].get("overlays"):
+        lines += [
+            "",
+            "## Examples",
+            "",
+            "Left to right: " + ", ".join(data["overlay_panels"]) + ".",
+            "",
+        ]
+        lines += [f"![{Path(p).stem}]({p})" for p in data["files"]["overlays"]]
+    return "\n".join(lines) + "\n"
+
+
+def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
+    """Grouped bars: one panel per metric, one bar per source."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError(
+            "the report's chart needs matplotlib: pip install 'mass-engine[plot]' "
+            "(or turn the chart off with --no-chart)"
+        ) from None
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    colors = {
+        "pseudo labels": "#d9a400",
+        "fused labels": "#8c8c8c",
+        "joint-trained model": "#1f77b4",
+    }
+    for ax, (key, title, _) in zip(axes, METRICS, strict=True):
+        vals = [r[key] if r[key] is not None else 0 for r in rows]
+        ax.bar(range(len(rows)), vals, color=[colors[r["kind"]] for r in rows])
+        ax.set_xticks(range(len(rows)), [r["kind"].replace(" ", "\n", 1) for r in rows], fontsize=8)
+        ax.set_title(title)
+        for i, v in enumerate(vals):
+            ax.text(
+                i,
+                v,
+                f"{v:.2f}" if key != "bf1" else f"{v:.3f}",
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        ax.set_ylim(0, (100 if key != "bf1" else 1) * 1.08)
+    fig.suptitle(f"{class_name}: annotated subset")
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def _overlays(cfg: ReportConfig, maps: dict, split: str, out: Path) -> tuple[list[Path], list[str]]:
+    """Side-by-side overlays of the subset images with the most class pixels."""
+    if cfg.overlays <= 0 or not cfg.data:
+        return [], []
+    import cv2
+
+    from engine.annotate import dataset_images
+    from engine.datasets import load_image
+    from engine.review import GT_COLOR, PRED_COLOR, PSEUDO_COLOR, _jpeg, overlay
+
+    images = dataset_images(cfg.data, None, split)
+    colors = {
+        "annotation": GT_COLOR,
+        "pseudo labels": PSEUDO_COLOR,
+        "fused labels": (200, 120, 255),
+        "joint-trained model": PRED_COLOR,
+    }
+    ranked = sorted(maps, key=lambda s: (-int((maps[s]["annotation"] == 1).sum()), s))
+    written, panels = [], []
+    for stem in ranked[: cfg.overlays]:
+        if stem not in images:
+            continue
+        image = load_image(images[stem])
+        tiles, panels = [], []
+        for name in ("annotation", *SOURCES):
+            if name in maps[stem]:
+                t = overlay(image, maps[stem][name], colors[name], 384).copy()
+                cv2.putText(
+                    t,
+                    name,
+                    (6, 20),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.55,
+                    (255, 255, 255),
+                    2,
+                    cv2.LINE_AA,
+                )
+                cv2.putText(
+                    t, name, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA
+                )
+                tiles.append(t)
+                panels.append(name)
+        row = np.concatenate(
+            [np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=255) for t in tiles], axis=1
+        )
+        written.append(atomic_write_bytes(out / "overlays" / f"{stem}.jpg", _jpeg(row, 88)))
+    return written, panels
+
+
+def build_report(cfg: ReportConfig) -> ReportResult:
+    """Score, write ``report.json``, ``report.md``, ``chart.png`` and overlays; return them."""
+    subset = read_subset(cfg.subset)
+    class_name = cfg.class_name or subset.class_name
+    if not (cfg.pseudo or cfg.fused or cfg.pred):
+        raise ValueError(
+            "nothing to report: give pseudo labels (--pseudo), fused labels or predictions (--pred)"
+        )
+    taxonomy = _load_taxonomy(cfg, class_name)
+    if class_name not in taxonomy:
+        raise ValueError(
+            f"class {class_name!r} is not in the taxonomy ({', '.join(taxonomy.names)})"
+        )
+    class_name = taxonomy.get(class_name).name
+    out = Path(cfg.out)
+    rows, maps = score_class(cfg, class_name, taxonomy)
+    backend = LabelRun.open(cfg.pseudo).backend if cfg.pseudo else None
+    title = cfg.title or f"{class_name}: pseudo labels vs joint training"
+    if backend == "simulated" and "simulated" not in title.lower():
+        title += " (simulated labeler)"
+    data: dict[str, Any] = {
+        "title": title,
+        "class_name": class_name,
+        "backend": backend,
+        "split": subset.split,
+        "subset": str(subset.root),
+        "subset_images": len(subset.stems),
+        "metrics": {"iou": "IoU x100", "biou": "Boundary IoU x100", "bf1": "Boundary F1 (0..1)"},
+        "table4": rows,
+        "per_class": per_class_table(cfg, class_name, taxonomy, subset.split),
+        "taxonomy": taxonomy.to_dict(),
+        "files": {},
+    }
+    chart = plot_chart(rows, out / "chart.png", class_name) if cfg.chart and rows else None
+    if chart:
+        data["files"]["chart"] = "chart.png"
+    overlays, panels = _overlays(cfg, maps, subset.split, out)
+    data["files"]["overlays"] = [os.path.relpath(p, out).replace(os.sep, "/") for p in overlays]
+    data["overlay_panels"] = panels
+    data["config"] = dataclasses.asdict(cfg)
+    data["environment"] = environment()
+    json_path = atomic_write_json(out / "report.json", data)
+    md_path = atomic_write_text(out / "report.md", render_markdown(data))
+    return ReportResult(md_path, json_path, chart, overlays, data)

@@ -1,0 +1,261 @@
+"""Review gallery of a label run: one static ``index.html`` plus a ``thumbs/`` folder.
+
+The page needs no server and no external asset (it opens from ``file://``): overlays of the
+pseudo labels on the images, sorted by confidence (lowest first; buttons re-sort), with per-image
+instance counts and scores, and, where given, the model's prediction and the manual annotation
+side by side. Thumbnails are JPEGs with the long side at ``thumb`` pixels (512 by default: a
+4032x3024 photo becomes 512x384, about 30-60 kB), downscaled with area averaging so that thin
+structures stay visible as partial tint.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from annotations.fileio import atomic_write_bytes, atomic_write_text
+from annotations.labelmap import read_label
+from annotations.labelrun import LabelRun
+from engine.annotate import dataset_images, image_stats
+from engine.datasets import load_image
+
+PSEUDO_COLOR = (255, 200, 0)  # RGB tint of pseudo labels
+PRED_COLOR = (0, 160, 255)  # RGB tint of model predictions
+GT_COLOR = (0, 220, 90)  # RGB tint of manual annotations
+UNCERTAIN_COLOR = (255, 0, 255)  # RGB tint of 255 (uncertain / unannotated) pixels
+
+
+@dataclass
+class ReviewConfig:
+    run: str  # label run directory
+    out: str | None = None  # gallery folder; None: RUN/review
+    split: str | None = None  # split to show; None: every split of the run
+    data: str | None = None  # dataset root; None: the one run.json names
+    pred: str | None = None  # model predictions: <pred>/[<split>/]<stem>.png label maps
+    pred_class_id: int | None = None  # id of the class in the predictions; None: 1 if binary
+    gt: str | None = None  # annotated subset dir (masks/<stem>.png) or a folder of 0/1/255 masks
+    thumb: int = 512  # thumbnail long side in pixels
+    limit: int = 300  # show at most this many images, lowest confidence first; 0: all
+    quality: int = 85  # JPEG quality of thumbnails
+
+
+@dataclass
+class ReviewResult:
+    index: Path  # the gallery's index.html
+    images: int  # images shown
+    with_pred: int  # of which with a model prediction
+    with_gt: int  # of which with a manual annotation
+
+
+def overlay(
+    image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], long_side: int = 512
+) -> np.ndarray:
+    """Thumbnail of ``image`` with ``mask`` tinted on it.
+
+    Args:
+        image: ``(H, W, 3) uint8`` RGB.
+        mask: ``(H, W) uint8``: 1 = the class (tinted ``color``), 255 = uncertain (tinted
+            magenta), anything else untouched. ``None`` gives the bare image.
+        long_side: the thumbnail's longer side; never upscaled.
+    Returns:
+        ``(h, w, 3) uint8`` RGB thumbnail; the class outline is drawn in ``color``.
+    """
+    h, w = image.shape[:2]
+    if mask is not None and mask.shape != (h, w):
+        raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {w}x{h}")
+    scale = min(1.0, long_side / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    if mask is None:
+        return small.astype(np.uint8)
+    for value, tint in ((1, color), (255, UNCERTAIN_COLOR)):
+        cover = cv2.resize((mask == value).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        a = (0.55 * cover)[..., None]
+        small = small * (1 - a) + np.asarray(tint, np.float32) * a
+    out = small.clip(0, 255).astype(np.uint8)
+    edge = cv2.resize((mask == 1).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(edge, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), 1)
+    return out
+
+
+def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def find_png(folder: Path, split: str, stem: str) -> Path | None:
+    """``<stem>.png`` in ``folder/split``, ``folder/labels/split``, ``folder/masks`` or ``folder``."""
+    for p in (
+        folder / split / f"{stem}.png",
+        folder / "labels" / split / f"{stem}.png",
+        folder / "masks" / f"{stem}.png",
+        folder / f"{stem}.png",
+    ):
+        if p.is_file():
+            return p
+    return None
+
+
+def _pred_mask(path: Path, class_id: int | None) -> np.ndarray:
+    label = read_label(path)
+    if class_id is None:
+        extra = np.setdiff1d(np.unique(label), [0, 1, 255])
+        if extra.size:
+            raise ValueError(
+                f"{path}: prediction has class ids {extra[:5].tolist()} besides 0/1; "
+                "say which id is the new class (--pred-class-id)"
+            )
+        return label
+    return np.where(label == 255, 255, (label == class_id).astype(np.uint8)).astype(np.uint8)
+
+
+def build_review(cfg: ReviewConfig) -> ReviewResult:
+    """Write the gallery; returns where it is and what it shows."""
+    from engine.progress import track
+
+    run = LabelRun.open(cfg.run)
+    out = Path(cfg.out) if cfg.out else run.root / "review"
+    splits = [cfg.split] if cfg.split else run.splits()
+    if not splits or not any(run.stems(s) for s in splits):
+        raise ValueError(f"{run.root}: no labelled images to review (splits: {run.splits()})")
+    rows = []
+    for split in splits:
+        images = dataset_images(cfg.data, run, split)
+        for st in image_stats(run, split):
+            rows.append((split, st, images.get(st.stem)))
+    missing = [f"{s}/{st.stem}" for s, st, p in rows if p is None]
+    if missing:
+        where = cfg.data or run.data_root
+        raise FileNotFoundError(
+            f"{where or run.root / 'run.json'}: images of {len(missing)} labelled stems not found "
+            f"(e.g. {missing[0]}); pass the dataset root with --data"
+        )
+    rows.sort(key=lambda r: (math.isnan(r[1].confidence), r[1].confidence, r[1].stem))
+    if cfg.limit > 0:
+        rows = rows[: cfg.limit]
+    pred_dir = Path(cfg.pred) if cfg.pred else None
+    gt_dir = Path(cfg.gt) if cfg.gt else None
+    for d, opt in ((pred_dir, "--pred"), (gt_dir, "--gt")):
+        if d is not None and not d.is_dir():
+            raise FileNotFoundError(f"{d}: folder given with {opt} not found")
+    class_name = run.class_name
+    backend = run.backend
+    cards, n_pred, n_gt = [], 0, 0
+    for split, st, img_path in track(rows, "review", unit="img"):
+        image = load_image(img_path)
+        label = run.label(split, st.stem)
+        key = f"{split}__{st.stem}"
+        panels = [
+            (
+                "pseudo label",
+                f"thumbs/{key}_pseudo.jpg",
+                overlay(image, label, PSEUDO_COLOR, cfg.thumb),
+            )
+        ]
+        if pred_dir is not None and (p := find_png(pred_dir, split, st.stem)):
+            panels.append(
+                (
+                    "prediction",
+                    f"thumbs/{key}_pred.jpg",
+                    overlay(image, _pred_mask(p, cfg.pred_class_id), PRED_COLOR, cfg.thumb),
+                )
+            )
+            n_pred += 1
+        if gt_dir is not None and (p := find_png(gt_dir, split, st.stem)):
+            panels.append(
+                (
+                    "annotation",
+                    f"thumbs/{key}_gt.jpg",
+                    overlay(image, read_label(p), GT_COLOR, cfg.thumb),
+                )
+            )
+            n_gt += 1
+        for _, rel, thumb in panels:
+            atomic_write_bytes(out / rel, _jpeg(thumb, cfg.quality))
+        scores = []
+        if run.instances_path(split, st.stem).is_file():
+            inst, _ = run.instances(split, st.stem)
+            scores = [round(float(s), 3) for s in inst.scores]
+        original = os.path.relpath(img_path, out).replace(os.sep, "/")
+        cards.append(_card(split, st, scores, panels, original))
+    page = _page(class_name, backend, str(run.root), cards, asdict(cfg))
+    index = atomic_write_text(out / "index.html", page)
+    return ReviewResult(index, len(cards), n_pred, n_gt)
+
+
+def _card(split, st, scores, panels, original) -> str:
+    conf = "" if math.isnan(st.confidence) else f"{st.confidence:.3f}"
+    conf_text = conf or "no pixel labelled"
+    figs = "".join(
+        f'<figure><img src="{html.escape(rel)}" alt="{html.escape(title)}" loading="eager">'
+        f"<figcaption>{html.escape(title)}</figcaption></figure>"
+        for title, rel, _ in panels
+    )
+    score_text = ", ".join(f"{s:.2f}" for s in scores) or "none"
+    return (
+        f'<div class="card" data-conf="{conf or "2"}" data-n="{st.num_instances}" '
+        f'data-stem="{html.escape(st.stem)}">'
+        f'<h3><a href="{html.escape(original)}">{html.escape(split)}/{html.escape(st.stem)}</a></h3>'
+        f"<p>confidence <b>{conf_text}</b> &middot; {st.num_instances} instances "
+        f"({st.num_tiny} tiny) &middot; scores: {score_text}</p>"
+        f'<div class="panels">{figs}</div></div>'
+    )
+
+
+_CSS = """
+body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa;color:#222}
+.card{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0 0 1em;padding:.5em 1em}
+.card h3{margin:.2em 0;font-size:1em}.card p{margin:.2em 0 .5em;font-size:.9em}
+.panels{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}
+figure img{max-width:512px;width:100%;display:block;border:1px solid #ccc}
+figcaption{font-size:.8em;color:#555}.badge{background:#c00;color:#fff;padding:0 .4em;border-radius:3px}
+button{margin-right:.5em}
+"""
+
+_JS = """
+function sortCards(key, dir){
+  const box=document.getElementById('cards');
+  const cards=[...box.children];
+  cards.sort((a,b)=>dir*(parseFloat(a.dataset[key])-parseFloat(b.dataset[key]))
+                    ||a.dataset.stem.localeCompare(b.dataset.stem));
+  cards.forEach(c=>box.appendChild(c));
+}
+window.addEventListener('load',()=>{
+  const imgs=[...document.images];
+  const ok=imgs.filter(i=>i.complete&&i.naturalWidth>0).length;
+  document.body.dataset.imagesLoaded=ok;
+  document.body.dataset.imagesTotal=imgs.length;
+});
+"""
+
+
+def _page(class_name: str, backend: str, run_root: str, cards: list[str], cfg: dict) -> str:
+    badge = ' <span class="badge">simulated labeler</span>' if backend == "simulated" else ""
+    legend = (
+        f"tints: pseudo label rgb{PSEUDO_COLOR}, prediction rgb{PRED_COLOR}, "
+        f"annotation rgb{GT_COLOR}, uncertain / unannotated rgb{UNCERTAIN_COLOR}"
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>Review: {html.escape(class_name)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{html.escape(class_name)} pseudo labels ({html.escape(backend)}){badge}</h1>"
+        f"<p>run {html.escape(run_root)} &middot; {len(cards)} images, lowest confidence first "
+        "(confidence = mean over pixels labelled the class, 0..1)</p>"
+        f"<p>{html.escape(legend)}</p>"
+        "<p><button onclick=\"sortCards('conf',1)\">confidence &uarr;</button>"
+        "<button onclick=\"sortCards('conf',-1)\">confidence &darr;</button>"
+        "<button onclick=\"sortCards('n',-1)\">most instances</button></p>"
+        f"<div id='cards'>{''.join(cards)}</div>"
+        f"<script type='application/json' id='config'>{html.escape(json.dumps(cfg))}</script>"
+        f"<script>{_JS}</script></body></html>\n"
+    )

@@ -1,0 +1,351 @@
+"""The "simulated" labeling backend: pseudo labels made from TRUE masks, with Grounded-SAM's
+documented failure modes, for demos and ablations without detector weights or a GPU.
+
+Nothing here runs a model. Every output of this backend says ``backend: "simulated"``.
+
+Failure modes (DESIGN.md section 1 and 6; rates are options of :class:`SimulationConfig`):
+
+* **small instances missed**: an instance of ``area`` pixels is dropped with probability
+  ``miss_max / (1 + (area / (miss_area * H * W)) ** 2)``: half of ``miss_max`` at
+  ``miss_area`` of the image, rising towards ``miss_max`` as the instance shrinks (Grounding
+  DINO sees a 4K photo at 800x1333);
+* **thin interior structure filled**: each instance is closed with a disk of radius
+  ``fill_radius`` x the instance's box diagonal, then its holes are filled (SAM turns a wheel
+  with spokes into a solid disk, hiding the ground seen through it);
+* **boundaries shifted**: the outline moves in or out by a smooth random offset of up to
+  ``boundary_shift`` pixels (per instance a constant bias plus low-frequency wobble);
+* **false positives**: with probability ``false_positive_rate`` per image, one connected
+  region of *other* Others objects (a car labelled bicycle, a bin, a sign), or a random blob
+  when there is none, is added as an instance with a low score.
+
+Randomness is drawn per image from ``(seed, split, stem)``, so the result of an image does not
+depend on batching, sharding or resuming.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+from annotations.instances import Instances
+
+BACKEND_NAME = "simulated"
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """Error rates of the simulated labeler (all options of ``--backend simulated``)."""
+
+    seed: int = 0  # base seed; each image draws from (seed, split, stem)
+    miss_area: float = 0.002  # area (fraction of the image) at which half of miss_max is missed
+    miss_max: float = 0.9  # miss probability of a vanishingly small instance, 0..1
+    fill_radius: float = 0.06  # closing disk radius, fraction of the instance's box diagonal; 0 off
+    fill_holes: bool = True  # fill enclosed holes (wheel interiors) after closing
+    boundary_shift: float = 2.0  # largest boundary displacement in pixels; 0 off
+    false_positive_rate: float = 0.3  # probability of one false-positive region per image, 0..1
+    min_area: int = 4  # instances smaller than this (pixels) after the errors are dropped
+
+    def __post_init__(self) -> None:
+        for name in ("miss_max", "false_positive_rate"):
+            v = getattr(self, name)
+            if not 0 <= v <= 1:
+                raise ValueError(f"simulated labeler: {name} must be in [0, 1], got {v}")
+        for name in ("miss_area", "fill_radius", "boundary_shift"):
+            if getattr(self, name) < 0:
+                raise ValueError(
+                    f"simulated labeler: {name} must be >= 0, got {getattr(self, name)}"
+                )
+
+    @classmethod
+    def from_dict(
+        cls, data: dict[str, Any], source: str = "simulated backend options"
+    ) -> SimulationConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{source}: unknown options {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**data)
+
+
+def image_rng(seed: int, split: str, stem: str) -> np.random.Generator:
+    """The generator of one image: independent of processing order."""
+    return np.random.default_rng([seed, zlib.crc32(f"{split}/{stem}".encode())])
+
+
+def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
+    """Low-frequency noise in [-1, 1] with features about ``cell`` pixels wide."""
+    gh, gw = max(2, int(np.ceil(h / cell)) + 1), max(2, int(np.ceil(w / cell)) + 1)
+    coarse = rng.uniform(-1, 1, (gh, gw)).astype(np.float32)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC).clip(-1, 1)
+
+
+def _signed_distance(mask: np.ndarray) -> np.ndarray:
+    """Positive inside (distance to the outside), negative outside, in pixels."""
+    m = mask.astype(np.uint8)
+    inside = cv2.distanceTransform(m, cv2.DIST_L2, 5)
+    outside = cv2.distanceTransform(1 - m, cv2.DIST_L2, 5)
+    cap = float(sum(mask.shape))  # an image without outside (or inside) pixels: no overflow
+    return np.where(mask, np.minimum(inside, cap) - 0.5, 0.5 - np.minimum(outside, cap)).astype(
+        np.float32
+    )
+
+
+def _fill(mask: np.ndarray, radius: float, holes: bool) -> np.ndarray:
+    """Close with a disk of ``radius`` pixels, then fill holes: thin interiors become solid."""
+    out = mask
+    r = int(round(radius))
+    if r >= 1:
+        pad = r + 1
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        padded = np.pad(mask.astype(np.uint8), pad)
+        out = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, k)[pad:-pad, pad:-pad].astype(bool)
+    if holes:
+        out = ndimage.binary_fill_holes(out)
+    return out | mask
+
+
+def _box_diag(mask: np.ndarray) -> float:
+    ys, xs = np.nonzero(mask)
+    return float(np.hypot(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1))
+
+
+def simulate_labels(
+    instance_ids: np.ndarray,
+    others: np.ndarray | None = None,
+    config: SimulationConfig | None = None,
+    rng: np.random.Generator | None = None,
+    class_id: int = 1,
+    prompt: str = "simulated",
+) -> tuple[Instances, np.ndarray]:
+    """Simulated Grounded-SAM output for one image.
+
+    Args:
+        instance_ids: ``(H, W)`` integer array of true instances of the class: 0 = none,
+            1..N = instance ids (e.g. ``new_class_instances/<name>/<split>/<stem>.png``).
+        others: ``(H, W) bool`` pixels of other "Others" objects where a false positive may
+            land (e.g. 7-class label == 0 and not the class); None: random blobs only.
+        config: error rates; defaults when None.
+        rng: the image's generator (see :func:`image_rng`); ``default_rng(config.seed)`` when None.
+        class_id: class id written into the instances.
+        prompt: the "prompt" recorded per instance.
+
+    Returns:
+        ``(instances, probs)``: kept instances (masks ``(N, H, W) bool``, boxes XYXY, detector
+        scores, mask scores) and ``(N, H, W) float32`` per-pixel probabilities in 0..1 (a soft
+        edge of about one pixel around each mask).
+    """
+    cfg = config or SimulationConfig()
+    rng = rng if rng is not None else np.random.default_rng(cfg.seed)
+    ids = np.asarray(instance_ids)
+    if ids.ndim != 2:
+        raise ValueError(f"instance_ids must be (H, W), got {ids.shape}")
+    h, w = ids.shape
+    if others is not None and np.shape(others) != (h, w):
+        raise ValueError(f"others must be {(h, w)} like instance_ids, got {np.shape(others)}")
+    masks: list[np.ndarray] = []
+    scores: list[float] = []
+    true_any = ids > 0
+    for value in np.unique(ids[true_any]) if true_any.any() else []:
+        m = ids == value
+        area = int(m.sum())
+        p_miss = cfg.miss_max / (1.0 + (area / max(cfg.miss_area * h * w, 1e-9)) ** 2)
+        if rng.random() < p_miss:
+            continue
+        if cfg.fill_radius > 0 or cfg.fill_holes:
+            m = _fill(m, cfg.fill_radius * _box_diag(m), cfg.fill_holes)
+        m = _shift(m, rng, cfg.boundary_shift)
+        masks.append(m)
+        size_term = min(1.0, area / max(cfg.miss_area * h * w * 20, 1.0))
+        scores.append(float(np.clip(0.4 + 0.45 * size_term + rng.normal(0, 0.05), 0.36, 0.98)))
+    if rng.random() < cfg.false_positive_rate:
+        fp = _false_positive(rng, h, w, others if others is None else others & ~true_any)
+        if fp is not None:
+            masks.append(_shift(fp, rng, cfg.boundary_shift))
+            scores.append(float(rng.uniform(0.36, 0.5)))
+    keep = [i for i, m in enumerate(masks) if m.sum() >= max(cfg.min_area, 1)]
+    if not keep:
+        return Instances.empty(h, w), np.zeros((0, h, w), np.float32)
+    stack = np.stack([masks[i] for i in keep])
+    probs = np.stack(
+        [1.0 / (1.0 + np.exp(-np.clip(_signed_distance(m) / 0.75, -40, 40))) for m in stack]
+    )
+    boxes = []
+    for m in stack:
+        ys, xs = np.nonzero(m)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    n = len(keep)
+    inst = Instances(
+        xyxy=np.array(boxes, np.float32),
+        masks=stack,
+        scores=np.array([scores[i] for i in keep], np.float32),
+        mask_scores=rng.uniform(0.85, 0.98, n).astype(np.float32),
+        class_ids=np.full(n, class_id, np.int64),
+        prompts=[prompt] * n,
+    )
+    return inst, probs.astype(np.float32)
+
+
+def _shift(mask: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
+    """Move the outline by a smooth offset within [-amount, amount] pixels."""
+    if amount <= 0 or not mask.any():
+        return mask
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    pad = int(np.ceil(amount)) + 2
+    y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
+    x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
+    crop = mask[y0:y1, x0:x1]
+    bias = rng.uniform(-0.5, 0.5)
+    wobble = _smooth_noise(rng, *crop.shape, cell=max(8.0, 4 * amount))
+    offset = amount * np.clip(bias + 0.6 * wobble, -1, 1)
+    moved = _signed_distance(crop) + offset > 0
+    out = np.zeros_like(mask)
+    out[y0:y1, x0:x1] = moved
+    return out
+
+
+def _false_positive(
+    rng: np.random.Generator, h: int, w: int, others: np.ndarray | None
+) -> np.ndarray | None:
+    """One region of another Others object, or a random elliptical blob."""
+    if others is not None and others.any():
+        comp, n = ndimage.label(others)
+        sizes = ndimage.sum_labels(np.ones_like(comp), comp, index=np.arange(1, n + 1))
+        # objects, not the whole background: between 0.05% and 10% of the image
+        ok = np.flatnonzero((sizes >= 5e-4 * h * w) & (sizes <= 0.1 * h * w))
+        if ok.size:
+            return comp == int(rng.choice(ok)) + 1
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.1, 0.9) * w
+    ry, rx = rng.uniform(0.02, 0.08) * h, rng.uniform(0.02, 0.08) * w
+    blob = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+    return blob if blob.any() else None
+
+
+# -- truth files of a dataset ------------------------------------------------------------------
+def read_instance_ids(path: str | os.PathLike) -> np.ndarray:
+    """``(H, W) int32`` instance ids from a uint16 (or uint8) PNG; 0 = none."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: true instance map not found")
+    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.ndim != 2:
+        raise ValueError(f"{path}: expected a single-channel instance-id PNG")
+    return arr.astype(np.int32)
+
+
+def truth_paths(root: Path, class_name: str, split: str, stem: str) -> tuple[Path, Path]:
+    """``(instance ids, binary mask)`` truth paths of a class, trying the name then lower case."""
+    for name in dict.fromkeys((class_name, class_name.lower())):
+        inst = root / "new_class_instances" / name / split / f"{stem}.png"
+        sem = root / "new_classes" / name / split / f"{stem}.png"
+        if inst.is_file() or sem.is_file():
+            return inst, sem
+    return (
+        root / "new_class_instances" / class_name.lower() / split / f"{stem}.png",
+        root / "new_classes" / class_name.lower() / split / f"{stem}.png",
+    )
+
+
+def load_truth(root: Path, class_name: str, split: str, stem: str) -> np.ndarray:
+    """True instance ids of one image: the instance map, or connected components of the
+    binary truth mask when there is no instance map."""
+    inst, sem = truth_paths(root, class_name, split, stem)
+    if inst.is_file():
+        return read_instance_ids(inst)
+    if sem.is_file():
+        from annotations.labelmap import read_label
+
+        comp, _ = ndimage.label(read_label(sem) == 1, structure=np.ones((3, 3)))
+        return comp.astype(np.int32)
+    raise FileNotFoundError(
+        f"{inst}: the simulated labeler needs the true masks of {class_name!r} "
+        f"(new_class_instances/ or new_classes/ in the dataset, as `engine synth` writes)"
+    )
+
+
+# -- the backend the labeling runner drives ----------------------------------------------------
+class SimulatedBackend:
+    """``engine label --backend simulated``: no model; true masks of the dataset plus simulated
+    Grounded-SAM errors. Options come from ``LabelConfig.extra`` (keys of
+    :class:`SimulationConfig`); they are hashed into the run's configuration like any setting.
+    """
+
+    name = BACKEND_NAME
+
+    def __init__(self, config: Any, class_id: int) -> None:
+        from engine.datasets import load_spec
+
+        self.config = config
+        self.class_id = int(class_id)
+        self.class_name = config.cls.name
+        self.sim = SimulationConfig.from_dict(dict(config.extra or {}))
+        self.root = load_spec(config.data).root
+        self.taxonomy = load_spec(config.data).taxonomy
+
+    def identity(self) -> dict[str, Any]:
+        return {"backend": BACKEND_NAME, "simulation": dataclasses.asdict(self.sim)}
+
+    def load(self) -> dict[str, Any]:
+        return {
+            "backend": BACKEND_NAME,
+            "note": "SIMULATED pseudo labels: made from the dataset's true masks with simulated "
+            "Grounded-SAM errors; no detector or segmenter was run",
+            "simulation": dataclasses.asdict(self.sim),
+            "truth": str(self.root / "new_class_instances"),
+        }
+
+    def _others(self, split: str, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
+        """Pixels of the parent class (Others) in the dataset's label, when there is one."""
+        from annotations.labelmap import read_label
+
+        path = self.root / "annotations" / split / f"{stem}.png"
+        if not path.is_file():
+            return None
+        label = read_label(path)
+        if label.shape != shape:
+            return None
+        parent = (
+            self.taxonomy.id_of(self.config.cls.parent)
+            if self.config.cls.parent in self.taxonomy
+            else 0
+        )
+        return label == parent
+
+    def label(self, batch: list[Any]) -> list[Any]:
+        import time
+
+        from labeler.backends import BackendOutput
+
+        outputs = []
+        for item in batch:
+            t0 = time.perf_counter()
+            ids = load_truth(self.root, self.class_name, item.split, item.stem)
+            h, w = item.image.shape[:2]
+            if ids.shape != (h, w):
+                raise ValueError(
+                    f"{truth_paths(self.root, self.class_name, item.split, item.stem)[0]}: true "
+                    f"mask is {ids.shape[1]}x{ids.shape[0]} but the image is {w}x{h}"
+                )
+            inst, probs = simulate_labels(
+                ids,
+                others=self._others(item.split, item.stem, (h, w)),
+                config=self.sim,
+                rng=image_rng(self.sim.seed, item.split, item.stem),
+                class_id=self.class_id,
+                prompt=f"{BACKEND_NAME}:{self.class_name.lower()}",
+            )
+            outputs.append(
+                BackendOutput(
+                    instances=inst, probs=probs, timings={"simulate": time.perf_counter() - t0}
+                )
+            )
+        return outputs

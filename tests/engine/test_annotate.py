@@ -1,0 +1,381 @@
+"""Annotated test subsets: polygon convention, COCO / LabelMe / PNG round trips, errors, pick."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+from scipy import ndimage
+
+from annotations.interchange import coco_to_masks
+from annotations.polygons import mask_to_polygons, polygons_to_mask
+from annotations.subset import ImageStats, pick_images, read_subset
+from engine.annotate import (
+    ExportConfig,
+    ImportConfig,
+    PickConfig,
+    export_annotations,
+    import_annotations,
+    pick_for_annotation,
+)
+from tests.loop_helpers import disk, make_dataset, make_run
+
+H, W = 48, 64
+
+
+# -- polygons ----------------------------------------------------------------------------------
+def _blobs(seed: int, fill_holes: bool = True) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    m = ndimage.gaussian_filter(rng.random((H, W)), 2) > 0.52
+    return ndimage.binary_fill_holes(m) if fill_holes else m
+
+
+def test_polygons_empty_mask():
+    assert mask_to_polygons(np.zeros((H, W), bool)) == []
+    assert not polygons_to_mask([], H, W).any()
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_polygon_round_trip_is_exact_without_holes(seed):
+    m = _blobs(seed)
+    assert np.array_equal(polygons_to_mask(mask_to_polygons(m), H, W), m)
+
+
+@pytest.mark.parametrize(
+    "mask",
+    [
+        np.pad(np.ones((1, 1), bool), 3),  # one pixel
+        np.pad(np.ones((1, 4), bool), 3),  # one-pixel-thin line
+        np.eye(8, dtype=bool),  # diagonal
+        np.ones((5, 6), bool),  # touches the frame
+    ],
+)
+def test_polygon_round_trip_thin_and_tiny(mask):
+    polys = mask_to_polygons(mask)
+    assert all(len(p) >= 3 for p in polys)  # valid COCO polygons
+    assert np.array_equal(polygons_to_mask(polys, *mask.shape), mask)
+
+
+def test_polygon_holes_are_filled_and_only_they_differ():
+    ring = disk(H, W, 24, 30, 15) & ~disk(H, W, 24, 30, 6)
+    back = polygons_to_mask(mask_to_polygons(ring), H, W)
+    assert np.array_equal(back, ndimage.binary_fill_holes(ring))
+
+
+@pytest.mark.parametrize("tol", [0.5, 1.0, 2.0])
+def test_polygon_simplify_moves_boundary_by_about_tol(tol):
+    m = disk(H, W, 24, 32, 18)
+    back = polygons_to_mask(mask_to_polygons(m, simplify=tol), H, W)
+    diff = back != m
+    # every changed pixel lies within tol + 1 pixels of the true outline
+    dist_in = ndimage.distance_transform_edt(m)
+    dist_out = ndimage.distance_transform_edt(~m)
+    dist = np.where(m, dist_in, dist_out)
+    assert diff.sum() > 0 or tol < 1
+    assert dist[diff].max(initial=0) <= tol + 1
+
+
+# -- export / import round trips ---------------------------------------------------------------
+@pytest.fixture()
+def world(tmp_path):
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=3, size=(H, W))
+    wheel = disk(H, W, 24, 16, 12) & ~disk(H, W, 24, 16, 5)  # a ring: a hole
+    blob = disk(H, W, 20, 48, 8)
+    tiny = disk(H, W, 40, 40, 1)
+    per_image = {"img000": [wheel, blob], "img001": [tiny], "img002": []}
+    run = tmp_path / "run"
+    make_run(run, data, per_image, (H, W), confidences={"img000": 90, "img001": 250})
+    truth = {
+        s: (np.any(ms, axis=0) if ms else np.zeros((H, W), bool)) for s, ms in per_image.items()
+    }
+    return data, run, truth
+
+
+def _roundtrip(tmp_path, data, run, fmt, mask_format="rle"):
+    out = tmp_path / f"export-{fmt}-{mask_format}"
+    res = export_annotations(ExportConfig(run=str(run), out=str(out), mask_format=mask_format))
+    src = res.coco if fmt == "coco" else out / "labelme"
+    sub = import_annotations(
+        ImportConfig(
+            fmt, [str(src)], "bicycle", str(data), str(tmp_path / f"sub-{fmt}-{mask_format}")
+        )
+    )
+    return res, sub
+
+
+def test_coco_rle_round_trip_is_pixel_exact(tmp_path, world):
+    data, run, truth = world
+    res, sub = _roundtrip(tmp_path, data, run, "coco", "rle")
+    assert res.images == 3 and res.instances == 3
+    coco = json.loads(res.coco.read_text())
+    assert coco["categories"] == [{"id": 1, "name": "Bicycle", "supercategory": "object"}]
+    assert coco["images"][0]["file_name"] == "../data/images/test/img000.jpg"
+    assert sub.stems == ("img000", "img001", "img002")
+    for stem, m in truth.items():
+        assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
+    again = read_subset(sub.root)
+    assert again.class_name == "bicycle" and again.info["sources"]["img000"].endswith("coco.json")
+
+
+@pytest.mark.parametrize("fmt,mask_format", [("coco", "polygon"), ("labelme", "rle")])
+def test_polygon_round_trips_differ_only_by_filled_holes(tmp_path, world, fmt, mask_format):
+    data, run, truth = world
+    _, sub = _roundtrip(tmp_path, data, run, fmt, mask_format)
+    total_diff = 0
+    for stem, m in truth.items():
+        back = sub.mask(stem).astype(bool)
+        diff = back != m
+        total_diff += int(diff.sum())
+        # tolerance: polygons carry no holes, so exactly the hole pixels come back set
+        assert np.array_equal(back, ndimage.binary_fill_holes(m) | m), stem
+    hole_area = int((ndimage.binary_fill_holes(truth["img000"]) & ~truth["img000"]).sum())
+    assert total_diff == hole_area > 0
+
+
+def test_labelme_files_reference_images_relatively(tmp_path, world):
+    data, run, _ = world
+    out = tmp_path / "exp"
+    res = export_annotations(
+        ExportConfig(run=str(run), out=str(out), formats=("labelme",), stems=["img001"])
+    )
+    doc = json.loads(res.labelme[0].read_text())
+    assert doc["imagePath"] == "../../data/images/test/img001.jpg"
+    assert (res.labelme[0].parent / doc["imagePath"]).resolve().is_file()
+    assert [s["label"] for s in doc["shapes"]] == ["Bicycle"]
+    assert res.coco is None
+
+
+def test_unannotated_category_becomes_255(tmp_path, world):
+    data, run, truth = world
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e")))
+    coco = json.loads(res.coco.read_text())
+    coco["categories"].append({"id": 2, "name": "unannotated"})
+    coco["annotations"].append(
+        {"id": 99, "image_id": 1, "category_id": 2, "segmentation": [[0, 0, 5, 0, 5, 5, 0, 5]]}
+    )
+    res.coco.write_text(json.dumps(coco))
+    sizes = {s: (H, W) for s in truth}
+    masks = {m.stem: m.mask for m in coco_to_masks(res.coco, "Bicycle", sizes)}
+    assert (masks["img000"][:6, :6] == 255).all()
+    assert (masks["img000"][6:] != 255).all()
+
+
+# -- import errors -----------------------------------------------------------------------------
+def _coco_file(tmp_path, **changes):
+    doc = {
+        "images": [{"id": 1, "file_name": "img000.jpg", "width": W, "height": H}],
+        "categories": [{"id": 1, "name": "Bicycle"}],
+        "annotations": [],
+    }
+    doc.update(changes)
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        (
+            {"images": [{"id": 1, "file_name": "nope.jpg", "width": W, "height": H}]},
+            "'nope' is not in the dataset",
+        ),
+        (
+            {"categories": [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "Car"}]},
+            "unknown category 'Car'",
+        ),
+        ({"categories": [{"id": 3, "name": "ignore"}]}, "no category named"),
+        ({"images": []}, "lists no images"),
+        (
+            {"images": [{"id": 1, "file_name": "img000.jpg", "width": 10, "height": H}]},
+            "10x48 in the annotation",
+        ),
+        (
+            {"annotations": [{"id": 5, "image_id": 7, "category_id": 1, "segmentation": []}]},
+            "unknown image_id 7",
+        ),
+    ],
+)
+def test_coco_import_errors_name_the_file(tmp_path, world, changes, message):
+    data, _, _ = world
+    path = _coco_file(tmp_path, **changes)
+    with pytest.raises(ValueError, match=message) as e:
+        import_annotations(
+            ImportConfig("coco", [str(path)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    assert str(e.value).startswith(str(path))
+
+
+def test_empty_annotation_file_is_a_clear_error(tmp_path, world):
+    data, _, _ = world
+    for fmt, name in (("coco", "e.json"), ("labelme", "e.json"), ("png", "img000.png")):
+        p = tmp_path / fmt / name
+        p.parent.mkdir()
+        p.write_bytes(b"")
+        with pytest.raises(ValueError, match="the file is empty") as e:
+            import_annotations(
+                ImportConfig(fmt, [str(p)], "Bicycle", str(data), str(tmp_path / "s"))
+            )
+        assert str(e.value).startswith(str(p))
+
+
+def test_missing_source_and_unknown_format(tmp_path, world):
+    data, _, _ = world
+    with pytest.raises(FileNotFoundError, match="annotation source not found"):
+        import_annotations(
+            ImportConfig("coco", [str(tmp_path / "x.json")], "B", str(data), str(tmp_path / "s"))
+        )
+    with pytest.raises(ValueError, match="unknown format 'voc'"):
+        import_annotations(ImportConfig("voc", [], "B", str(data), str(tmp_path / "s")))
+
+
+def test_png_import_modes(tmp_path, world):
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    m = np.zeros((H, W), np.uint8)
+    m[:10] = 1
+    m[-5:] = 255
+    Image.fromarray(m).save(src / "img000.png")
+    sub = import_annotations(
+        ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s"))
+    )
+    assert np.array_equal(sub.mask("img000"), m)
+    Image.fromarray(np.where(m == 1, 255, 0).astype(np.uint8)).save(src / "img000.png")
+    with pytest.raises(ValueError, match="binary mode"):
+        import_annotations(
+            ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s2"))
+        )
+    sub = import_annotations(
+        ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s3"), png_binary=True)
+    )
+    assert np.array_equal(sub.mask("img000"), (m == 1).astype(np.uint8))
+
+
+# -- pick --------------------------------------------------------------------------------------
+def _stats(n):
+    return [ImageStats(f"s{i:02d}", i / n, i % 4, int(i % 7 == 0)) for i in range(n)]
+
+
+def test_pick_empty_and_zero():
+    assert pick_images([], 5) == []
+    assert pick_images(_stats(10), 0) == []
+
+
+def test_pick_mix_is_seeded_and_distinct():
+    stats = _stats(40)
+    a = pick_images(stats, 10, seed=3)
+    assert a == pick_images(stats, 10, seed=3)
+    assert len({p.stem for p in a}) == 10
+    reasons = [p.reason for p in a]
+    assert reasons.count("low-confidence") == 4 and reasons.count("many-or-tiny") == 3
+    assert [p.stem for p in a if p.reason == "low-confidence"] == ["s00", "s01", "s02", "s03"]
+    assert {p.stem for p in pick_images(stats, 10, seed=4)} != {p.stem for p in a}
+
+
+def test_pick_all_nan_confidence_falls_back_to_random():
+    stats = [ImageStats(f"s{i}", math.nan, 0, 0) for i in range(6)]
+    picks = pick_images(stats, 4, seed=0)
+    assert len(picks) == 4 and all(p.reason == "random" for p in picks)
+    assert len(pick_images(stats, 99)) == 6
+
+
+def test_pick_for_annotation_writes_list(tmp_path, world):
+    _, run, _ = world
+    picks, out = pick_for_annotation(
+        PickConfig(run=str(run), n=2, low_confidence=0.5, many_or_tiny=0.5)
+    )
+    assert out.read_text().split() == [p.stem for p in picks]
+    assert picks[0].stem == "img000" and picks[0].reason == "low-confidence"  # confidence 90/255
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert doc["backend"] == "simulated" and doc["picks"][0]["num_instances"] == 2
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+def test_cli_pick_export_import(tmp_path, world):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, run, truth = world
+    r = CliRunner()
+    res = r.invoke(
+        app, ["annotate", "pick", "--run", str(run), "-n", "2", "--out", str(tmp_path / "p.txt")]
+    )
+    assert res.exit_code == 0, res.output
+    assert "picked 2 images" in res.output
+    res = r.invoke(
+        app,
+        [
+            "annotate",
+            "export",
+            str(run),
+            "--out",
+            str(tmp_path / "e"),
+            "--images",
+            str(tmp_path / "p.txt"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    res = r.invoke(
+        app,
+        [
+            "annotate",
+            "import",
+            str(tmp_path / "e" / "coco.json"),
+            "--format",
+            "coco",
+            "--class",
+            "Bicycle",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "sub"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    sub = read_subset(tmp_path / "sub")
+    assert len(sub.stems) == 2
+    for stem in sub.stems:
+        assert np.array_equal(sub.mask(stem), truth[stem].astype(np.uint8))
+    res = r.invoke(
+        app,
+        [
+            "annotate",
+            "import",
+            str(tmp_path / "nothing.json"),
+            "--format",
+            "coco",
+            "--class",
+            "Bicycle",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "sub2"),
+        ],
+    )
+    assert res.exit_code == 2 and "annotation source not found" in res.output
+
+
+def test_label_run_reads_the_labelers_run_json(tmp_path, world):
+    from annotations.labelrun import LabelRun
+
+    _, run, _ = world
+    (run / "run.json").write_text(
+        json.dumps(
+            {
+                "config": {"data": "/somewhere", "cls": {"name": "Bike"}, "backend": "simulated"},
+                "backend": {"name": "simulated", "identity": {}, "models": {}},
+            }
+        )
+    )
+    r = LabelRun.open(run)
+    assert (r.class_name, r.backend, str(r.data_root)) == ("Bike", "simulated", "/somewhere")
+    (run / "run.json").unlink()
+    assert (r.class_name, r.backend, r.data_root) == ("Bicycle", "simulated", None)  # from headers
+    with pytest.raises(ValueError, match="not a label run"):
+        LabelRun.open(tmp_path / "data")

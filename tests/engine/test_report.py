@@ -1,0 +1,208 @@
+"""Table-4 report: scores from engine.metrics, Markdown numbers all in the JSON, chart, overlays."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from annotations.labelmap import read_label, write_label
+from annotations.subset import write_subset
+from engine.metrics import SegEvaluator
+from engine.report import ReportConfig, build_report, render_markdown
+from tests.loop_helpers import disk, make_dataset, make_run
+
+H, W = 60, 80
+
+
+@pytest.fixture()
+def world(tmp_path):
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=3, size=(H, W), grey=True)
+    truth = {
+        "img000": [disk(H, W, 30, 25, 12)],
+        "img001": [disk(H, W, 20, 60, 8), disk(H, W, 45, 20, 10)],
+        "img002": [],  # class absent
+    }
+    gt = {
+        s: (np.any(m, 0) if m else np.zeros((H, W), bool)).astype(np.uint8)
+        for s, m in truth.items()
+    }
+    gt["img001"][:5, :5] = 255  # unannotated corner
+    subset = write_subset(tmp_path / "subset", "Bicycle", "test", gt, {s: "hand" for s in gt})
+    # pseudo labels: instances grown by 2 px (bloated outlines); the model: exact but misses
+    # every instance after the first of an image
+    grown = {s: [ndimage.binary_dilation(m, iterations=2) for m in ms] for s, ms in truth.items()}
+    make_run(tmp_path / "run", data, grown, (H, W))
+    for s in truth:
+        lab = read_label(data / "annotations" / "test" / f"{s}.png")
+        pred = lab.copy()
+        for m in truth[s][:1]:
+            pred[m] = 7
+        write_label(tmp_path / "pred" / "test" / f"{s}.png", pred)
+    return tmp_path, data, subset, gt
+
+
+def test_report_rows_and_deltas(world):
+    tmp, data, subset, gt = world
+    res = build_report(
+        ReportConfig(
+            str(subset.root),
+            str(tmp / "rep"),
+            pseudo=str(tmp / "run"),
+            pred=str(tmp / "pred"),
+            data=str(data),
+        )
+    )
+    rows = {r["kind"]: r for r in res.data["table4"]}
+    assert list(rows) == ["pseudo labels", "joint-trained model"]  # no fused labels given
+    assert rows["pseudo labels"]["source"] == "pseudo labels (simulated)"
+    # the same numbers straight from the metrics module
+    for kind, folder, cid in (
+        ("pseudo labels", tmp / "run" / "labels" / "test", 1),
+        ("joint-trained model", tmp / "pred" / "test", 7),
+    ):
+        ev = SegEvaluator(2)
+        for s in subset.stems:
+            lab = read_label(folder / f"{s}.png")
+            ev.update(np.where(lab == 255, 255, lab == cid).astype(np.uint8), gt[s])
+        r = ev.compute()
+        assert rows[kind]["iou"] == round(r.iou[1], 2)
+        assert rows[kind]["biou"] == round(r.biou[1], 2)
+        assert rows[kind]["bf1"] == round(r.bf1[1], 4)
+    m = rows["joint-trained model"]
+    assert m["delta"]["iou"] == round(m["iou"] - rows["pseudo labels"]["iou"], 2)
+    assert rows["pseudo labels"]["delta"] == {"iou": 0.0, "biou": 0.0, "bf1": 0.0}
+    assert res.data["per_class"]["classes"][7]["name"] == "Bicycle"
+    assert len(res.data["per_class"]["classes"]) == 8
+    assert res.chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(res.overlays) == 3 and all(p.is_file() for p in res.overlays)
+    assert res.data["overlay_panels"] == ["annotation", "pseudo labels", "joint-trained model"]
+
+
+def test_every_markdown_number_is_in_the_json(world):
+    tmp, data, subset, _ = world
+    res = build_report(
+        ReportConfig(
+            str(subset.root),
+            str(tmp / "rep"),
+            pseudo=str(tmp / "run"),
+            pred=str(tmp / "pred"),
+            data=str(data),
+        )
+    )
+    md = res.markdown.read_text()
+    doc = json.loads(res.json.read_text())
+    assert md == render_markdown(doc)
+    assert "Simulated pseudo labels" in md and "(simulated labeler)" in md
+
+    def numbers(obj):
+        if isinstance(obj, dict):
+            for v in obj.values():
+                yield from numbers(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                yield from numbers(v)
+        elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
+            yield float(obj)
+
+    known = set(numbers(doc))
+    table_lines = [ln for ln in md.splitlines() if ln.startswith("|") and not ln.startswith("|---")]
+    found = 0
+    for ln in table_lines:
+        for tok in re.findall(r"[-+]?\d+\.\d+", ln):
+            assert float(tok) in known, (tok, ln)
+            found += 1
+    assert found >= 2 * 6 + 9 * 3
+
+
+def test_fused_row_and_missing_prediction(world, tmp_path):
+    tmp, data, subset, gt = world
+    for s, m in gt.items():
+        write_label(
+            tmp / "fused" / "labels" / "test" / f"{s}.png", np.where(m == 1, 7, 3).astype(np.uint8)
+        )
+    res = build_report(
+        ReportConfig(
+            str(subset.root),
+            str(tmp / "rep2"),
+            pseudo=str(tmp / "run"),
+            fused=str(tmp / "fused"),
+            chart=False,
+        )
+    )
+    fused = [r for r in res.data["table4"] if r["kind"] == "fused labels"][0]
+    assert fused["iou"] == 100.0 and fused["bf1"] == 1.0
+    assert res.chart is None and res.overlays == []
+    (tmp / "pred" / "test" / "img001.png").unlink()
+    with pytest.raises(
+        FileNotFoundError, match="no joint-trained model for annotated image 'img001'"
+    ):
+        build_report(ReportConfig(str(subset.root), str(tmp / "rep3"), pred=str(tmp / "pred")))
+
+
+def test_size_mismatch_and_nothing_to_report(world):
+    tmp, _, subset, _ = world
+    write_label(tmp / "pred" / "test" / "img000.png", np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match="is 10x10 but the annotation is 80x60"):
+        build_report(
+            ReportConfig(str(subset.root), str(tmp / "r"), pred=str(tmp / "pred"), chart=False)
+        )
+    with pytest.raises(ValueError, match="nothing to report"):
+        build_report(ReportConfig(str(subset.root), str(tmp / "r")))
+
+
+def test_class_absent_everywhere_is_na():
+    doc = {
+        "title": "t",
+        "class_name": "Car",
+        "backend": None,
+        "split": "test",
+        "subset": "s",
+        "subset_images": 1,
+        "files": {},
+        "table4": [
+            {
+                "source": "pseudo labels",
+                "kind": "pseudo labels",
+                "images": 1,
+                "iou": None,
+                "biou": None,
+                "bf1": None,
+                "delta": {"iou": None, "biou": None, "bf1": None},
+            }
+        ],
+    }
+    md = render_markdown(doc)
+    assert "| pseudo labels | n/a | n/a | n/a | n/a | n/a | n/a | 1 |" in md
+    assert "Simulated" not in md
+
+
+def test_cli_report(world):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    tmp, data, subset, _ = world
+    res = CliRunner().invoke(
+        app,
+        [
+            "report",
+            "--subset",
+            str(subset.root),
+            "--pseudo",
+            str(tmp / "run"),
+            "--pred",
+            str(tmp / "pred"),
+            "--data",
+            str(data),
+            "--out",
+            str(tmp / "rc"),
+            "--no-chart",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "joint-trained model" in res.output and (tmp / "rc" / "report.md").is_file()

@@ -1,0 +1,165 @@
+"""Review gallery: overlays, page content, and a real headless-Chromium render."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from annotations.labelmap import write_label
+from engine.review import PSEUDO_COLOR, ReviewConfig, build_review, overlay
+from tests.loop_helpers import disk, make_dataset, make_run
+
+H, W = 150, 200
+
+
+# -- overlay -----------------------------------------------------------------------------------
+def test_overlay_thumbnail_size_for_4k():
+    img = np.zeros((3024, 4032, 3), np.uint8)
+    assert overlay(img, None, PSEUDO_COLOR).shape == (384, 512, 3)
+    assert overlay(np.zeros((4032, 3024, 3), np.uint8), None, PSEUDO_COLOR).shape == (512, 384, 3)
+    assert overlay(np.zeros((100, 80, 3), np.uint8), None, PSEUDO_COLOR).shape == (
+        100,
+        80,
+        3,
+    )  # no upscale
+
+
+@pytest.mark.parametrize(
+    "fill,expect_tinted,expect_magenta",
+    [
+        (0, False, False),
+        (1, True, False),
+        (255, False, True),
+    ],  # class absent, all class, all ignore
+)
+def test_overlay_tints(fill, expect_tinted, expect_magenta):
+    img = np.full((64, 64, 3), 100, np.uint8)
+    out = overlay(img, np.full((64, 64), fill, np.uint8), (255, 0, 0), 32).astype(int)
+    assert (out[8, 8, 0] > 150 and out[8, 8, 2] < 100) == expect_tinted
+    assert (out[8, 8, 2] > 150) == expect_magenta
+    if fill == 0:
+        assert np.array_equal(out, np.full((32, 32, 3), 100))
+
+
+def test_overlay_thin_structure_stays_visible():
+    img = np.zeros((400, 400, 3), np.uint8)
+    m = np.zeros((400, 400), np.uint8)
+    m[:, 200] = 1  # a one-pixel spoke, shrunk 4x
+    out = overlay(img, m, (255, 0, 0), 100)
+    assert out[:, 50, 0].min() > 0
+
+
+def test_overlay_size_mismatch():
+    with pytest.raises(ValueError, match="mask is 10x10 but the image is 20x20"):
+        overlay(np.zeros((20, 20, 3), np.uint8), np.zeros((10, 10), np.uint8), PSEUDO_COLOR)
+
+
+# -- page --------------------------------------------------------------------------------------
+@pytest.fixture()
+def gallery(tmp_path):
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=3, size=(H, W), grey=True)
+    per_image = {
+        "img000": [disk(H, W, 75, 60, 40)],
+        "img001": [disk(H, W, 30, 30, 8), disk(H, W, 100, 150, 30)],
+        "img002": [],
+    }
+    run = tmp_path / "run"
+    make_run(run, data, per_image, (H, W), confidences={"img000": 240, "img001": 60})
+    pred = tmp_path / "pred"
+    lab = np.zeros((H, W), np.uint8)
+    lab[:, :50] = 7
+    lab[:, 50:] = 4
+    write_label(pred / "test" / "img000.png", lab)
+    gt = tmp_path / "subset"
+    write_label(gt / "masks" / "img001.png", disk(H, W, 100, 150, 30).astype(np.uint8))
+    res = build_review(ReviewConfig(str(run), pred=str(pred), pred_class_id=7, gt=str(gt)))
+    return res
+
+
+def test_page_sorted_lowest_confidence_first(gallery):
+    text = gallery.index.read_text()
+    stems = re.findall(r'data-stem="(\w+)"', text)
+    assert stems == ["img001", "img000", "img002"]  # 60/255, 240/255, nothing labelled
+    assert gallery.images == 3 and gallery.with_pred == 1 and gallery.with_gt == 1
+    assert "simulated labeler" in text and "2 instances (0 tiny)" in text
+    assert "http" not in text  # no external asset
+    for src in re.findall(r'src="([^"]+)"', text):
+        thumb = gallery.index.parent / src
+        assert thumb.is_file()
+        assert max(Image.open(thumb).size) == W  # small source: not upscaled
+
+
+def test_pred_with_many_ids_needs_class_id(tmp_path, gallery):
+    run = gallery.index.parent.parent
+    with pytest.raises(ValueError, match="--pred-class-id"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred=str(tmp_path / "pred")))
+
+
+def test_missing_images_is_clear(tmp_path, gallery):
+    run = gallery.index.parent.parent
+    empty = tmp_path / "elsewhere"
+    (empty / "images" / "test").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="pass the dataset root with --data"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), data=str(empty)))
+
+
+def test_cli_review(gallery):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = gallery.index.parent.parent
+    res = CliRunner().invoke(app, ["review", str(run), "--out", str(run / "r2"), "--limit", "2"])
+    assert res.exit_code == 0, res.output
+    assert "review of 2 images" in res.output
+
+
+# -- real browser ------------------------------------------------------------------------------
+def _browser() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _chromium(browser, tmp_path, *args):
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def test_page_renders_in_headless_chromium(tmp_path, gallery):
+    browser = _browser()
+    if browser is None:
+        pytest.skip(
+            "no Chromium/Chrome found on PATH (install Debian's `chromium` to run this test)"
+        )
+    url = gallery.index.resolve().as_uri()
+    dom = _chromium(browser, tmp_path, "--dump-dom", url).stdout
+    m = re.search(r'data-images-loaded="(\d+)" data-images-total="(\d+)"', dom)
+    assert m, "the page's load script did not run"
+    assert int(m.group(1)) == int(m.group(2)) == 5  # 3 pseudo + 1 prediction + 1 annotation
+    shot = tmp_path / "shot.png"
+    _chromium(browser, tmp_path, "--window-size=1000,800", f"--screenshot={shot}", url)
+    rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    assert rgb.std() > 20  # not blank
+    # the images are grey; yellow (pseudo label) tint only appears where overlays rendered
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    assert PSEUDO_COLOR[2] == 0
+    tint = (r - b > 80) & (g - b > 50)
+    assert tint.sum() > 2000

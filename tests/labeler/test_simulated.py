@@ -1,0 +1,144 @@
+"""The simulated labeler: pure simulation of Grounded-SAM's failure modes from true masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from labeler.simulated import SimulationConfig, image_rng, load_truth, simulate_labels
+from tests.loop_helpers import disk
+
+H, W = 120, 160
+EXACT = SimulationConfig(
+    miss_max=0, fill_radius=0, fill_holes=False, boundary_shift=0, false_positive_rate=0
+)
+
+
+def _wheel(cy=60, cx=80, r=30):
+    ring = disk(H, W, cy, cx, r) & ~disk(H, W, cy, cx, r - 3)
+    spokes = np.zeros((H, W), bool)
+    for a in np.linspace(0, np.pi, 4, endpoint=False):
+        t = np.linspace(-r, r, 200)
+        ys, xs = np.round(cy + t * np.sin(a)).astype(int), np.round(cx + t * np.cos(a)).astype(int)
+        spokes[ys, xs] = True
+    return ring | spokes
+
+
+def test_class_absent_gives_empty():
+    inst, probs = simulate_labels(np.zeros((H, W), np.int32), config=EXACT)
+    assert len(inst) == 0 and inst.masks.shape == (0, H, W) and probs.shape == (0, H, W)
+
+
+def test_whole_image_instance_is_kept_exactly_without_errors():
+    inst, probs = simulate_labels(np.ones((H, W), np.int32), config=EXACT)
+    assert len(inst) == 1 and inst.masks[0].all()
+    assert probs.min() > 0.5
+
+
+def test_no_errors_reproduces_truth():
+    ids = np.zeros((H, W), np.int32)
+    ids[disk(H, W, 40, 40, 20)] = 1
+    ids[disk(H, W, 80, 120, 15)] = 2
+    inst, probs = simulate_labels(ids, config=EXACT, class_id=7)
+    assert len(inst) == 2 and inst.class_ids.tolist() == [7, 7]
+    assert np.array_equal(inst.masks.any(0), ids > 0)
+    assert np.array_equal(probs > 0.5, inst.masks)
+    assert inst.xyxy[0].tolist() == [20, 20, 61, 61]
+
+
+def test_small_instances_are_missed_more_often():
+    cfg = SimulationConfig(
+        miss_area=0.005, miss_max=0.9, fill_radius=0, boundary_shift=0, false_positive_rate=0
+    )
+    kept = {}
+    for r in (2, 5, 12):  # areas ~13, ~80, ~450 px; miss_area * H * W = 96 px
+        ids = disk(H, W, 60, 80, r).astype(np.int32)
+        kept[r] = np.mean(
+            [
+                len(simulate_labels(ids, config=cfg, rng=np.random.default_rng(s))[0])
+                for s in range(120)
+            ]
+        )
+    assert kept[2] < 0.2 < kept[5] < kept[12]
+    assert kept[12] > 0.85
+
+
+def test_thin_interior_structure_is_filled():
+    wheel = _wheel()
+    cfg = SimulationConfig(miss_max=0, boundary_shift=0, false_positive_rate=0)
+    inst, _ = simulate_labels(wheel.astype(np.int32), config=cfg)
+    solid = disk(H, W, 60, 80, 30)
+    assert wheel.sum() < 0.5 * solid.sum()
+    assert (inst.masks[0] == solid).mean() > 0.99  # spokes and the gaps between them: solid
+    off = SimulationConfig(
+        miss_max=0, fill_radius=0, fill_holes=False, boundary_shift=0, false_positive_rate=0
+    )
+    assert np.array_equal(simulate_labels(wheel.astype(np.int32), config=off)[0].masks[0], wheel)
+
+
+def test_boundary_shift_stays_within_band():
+    truth = disk(H, W, 60, 80, 35)
+    cfg = SimulationConfig(miss_max=0, fill_radius=0, boundary_shift=3, false_positive_rate=0)
+    changed = 0
+    for s in range(5):
+        inst, _ = simulate_labels(truth.astype(np.int32), config=cfg, rng=np.random.default_rng(s))
+        diff = inst.masks[0] ^ truth
+        dist = np.where(
+            truth, ndimage.distance_transform_edt(truth), ndimage.distance_transform_edt(~truth)
+        )
+        assert dist[diff].max(initial=0) <= 3 + 1
+        changed += diff.sum()
+    assert changed > 50
+
+
+def test_false_positive_lands_on_other_objects():
+    ids = np.zeros((H, W), np.int32)
+    ids[disk(H, W, 30, 30, 15)] = 1
+    car = np.zeros((H, W), bool)
+    car[80:100, 100:150] = True
+    others = car | (ids > 0)  # the class itself is also Others in the 7-class label
+    cfg = SimulationConfig(miss_max=0, fill_radius=0, boundary_shift=0, false_positive_rate=1)
+    inst, _ = simulate_labels(ids, others=others, config=cfg)
+    assert len(inst) == 2
+    assert np.array_equal(inst.masks[1], car)
+    assert inst.scores[1] < 0.5 <= inst.scores[0] or inst.scores[1] < inst.scores[0]
+    blob_only, _ = simulate_labels(np.zeros((H, W), np.int32), config=cfg)
+    assert len(blob_only) == 1 and 0 < blob_only.masks[0].sum() < 0.05 * H * W
+
+
+def test_seeded_per_image():
+    ids = _wheel().astype(np.int32)
+    a, pa = simulate_labels(ids, rng=image_rng(3, "test", "x"))
+    b, pb = simulate_labels(ids, rng=image_rng(3, "test", "x"))
+    c, _ = simulate_labels(ids, rng=image_rng(3, "test", "y"))
+    assert np.array_equal(a.masks, b.masks) and np.array_equal(pa, pb)
+    assert len(c) != len(a) or not np.array_equal(a.masks, c.masks)
+
+
+def test_bad_options_and_shapes():
+    with pytest.raises(ValueError, match="miss_max must be in"):
+        SimulationConfig(miss_max=2)
+    with pytest.raises(ValueError, match="unknown options"):
+        SimulationConfig.from_dict({"seeed": 1})
+    with pytest.raises(ValueError, match="instance_ids must be"):
+        simulate_labels(np.zeros(5))
+
+
+def test_load_truth(tmp_path):
+    import cv2
+
+    from annotations.labelmap import write_label
+
+    ids = np.zeros((H, W), np.uint16)
+    ids[:10, :10] = 1
+    ids[50:60, 50:60] = 300
+    p = tmp_path / "new_class_instances" / "bicycle" / "test" / "a.png"
+    p.parent.mkdir(parents=True)
+    cv2.imwrite(str(p), ids)
+    assert load_truth(tmp_path, "Bicycle", "test", "a").max() == 300
+    write_label(tmp_path / "new_classes" / "car" / "test" / "a.png", (ids > 0).astype(np.uint8))
+    comp = load_truth(tmp_path, "Car", "test", "a")
+    assert comp.max() == 2
+    with pytest.raises(FileNotFoundError, match="needs the true masks of 'Bus'"):
+        load_truth(tmp_path, "Bus", "test", "a")

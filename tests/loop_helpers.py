@@ -1,0 +1,95 @@
+"""Hand-built datasets and label runs for the loop tests (annotate, review, report)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from annotations.instances import Instances, write_instances
+from annotations.labelmap import write_label
+
+
+def disk(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    return (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r
+
+
+def make_instances(masks: list[np.ndarray], scores: list[float] | None = None) -> Instances:
+    """Instances from masks, boxes computed from them."""
+    if not masks:
+        raise ValueError("use Instances.empty")
+    boxes = []
+    for m in masks:
+        ys, xs = np.nonzero(m)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    n = len(masks)
+    return Instances(
+        xyxy=np.array(boxes, np.float32),
+        masks=np.stack(masks),
+        scores=np.array(scores if scores else [0.9] * n, np.float32),
+        mask_scores=np.full(n, 0.8, np.float32),
+        class_ids=np.full(n, 7),
+        prompts=["bicycle"] * n,
+    )
+
+
+def make_dataset(
+    root: Path,
+    split: str = "test",
+    n: int = 3,
+    size: tuple[int, int] = (48, 64),
+    seed: int = 0,
+    grey: bool = False,
+) -> dict[str, np.ndarray]:
+    """A MaSS13K-layout dataset with ``n`` random images (H, W = size); returns stem -> image.
+
+    ``grey``: grey gradients instead of colour noise (so that tints are easy to find)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    out = {}
+    for i in range(n):
+        stem = f"img{i:03d}"
+        img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        if grey:
+            ramp = np.linspace(60, 190, w, dtype=np.float32)[None, :, None]
+            img = np.broadcast_to(ramp, (h, w, 3)).astype(np.uint8)
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img).save(root / "images" / split / f"{stem}.jpg", quality=95)
+        label = rng.integers(0, 7, (h, w)).astype(np.uint8)
+        write_label(root / "annotations" / split / f"{stem}.png", label)
+        out[stem] = img
+    return out
+
+
+def make_run(
+    run: Path,
+    data_root: Path,
+    per_image: dict[str, list[np.ndarray]],
+    size: tuple[int, int],
+    split: str = "test",
+    class_name: str = "Bicycle",
+    backend: str = "simulated",
+    confidences: dict[str, int] | None = None,
+) -> None:
+    """A label run: instances, labels (union of instances), confidence maps, run.json."""
+    h, w = size
+    for stem, masks in per_image.items():
+        inst = make_instances(masks) if masks else Instances.empty(h, w)
+        write_instances(
+            run / "instances" / split / f"{stem}.json",
+            inst,
+            image=str(data_root / "images" / split / f"{stem}.jpg"),
+            split=split,
+            class_name=class_name,
+            backend=backend,
+        )
+        label = inst.masks.any(0).astype(np.uint8) if len(inst) else np.zeros((h, w), np.uint8)
+        write_label(run / "labels" / split / f"{stem}.png", label)
+        conf = np.full((h, w), (confidences or {}).get(stem, 200), np.uint8)
+        write_label(run / "confidence" / split / f"{stem}.png", conf)
+    (run / "run.json").write_text(
+        json.dumps({"class_name": class_name, "backend": backend, "data": str(data_root)})
+    )
