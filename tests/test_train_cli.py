@@ -116,3 +116,46 @@ def test_torchrun_ddp_two_cpu_ranks_then_resume(synth, tmp_path):
     assert "trained 3 steps" in res.stdout
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3]
+
+
+def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path):
+    """synth -> pseudo labels (the true bicycle masks) -> engine fuse -> train 2 steps."""
+    from engine.fusion import FuseConfig, fuse
+    from engine.fusion.testing import write_pseudo_run
+    from trainer.checkpoint import load_checkpoint
+    from trainer.config import load_config
+    from trainer.data import TrainSet
+    from trainer.train import train
+
+    labels = {
+        split: {
+            p.stem: read_label(p)
+            for p in sorted((synth / "new_classes" / "bicycle" / split).iterdir())
+        }
+        for split in ("train", "val")
+    }
+    run = write_pseudo_run(tmp_path / "pseudo_bicycle", "Bicycle", labels)
+    fused = tmp_path / "fused"
+    fuse(FuseConfig(data=synth, pseudo=(run,), out=fused, splits=("train", "val"), progress=False))
+    data = TrainSet(fused, "train", load_config(None).augment)
+    assert data.has_sources and data.taxonomy.num_classes == 8
+    assert any((data.load(i)[2] == 1).any() for i in range(len(data)))  # pseudo pixels exist
+    cfg = load_config(
+        None,
+        data=str(fused),
+        out=str(tmp_path / "run"),
+        preset="tiny",
+        iters=2,
+        batch_size=2,
+        num_workers=0,
+        device="cpu",
+        progress=False,
+        val_size=[128, 96],
+        augment={"crop": 64},
+        loss={"num_points": 256, "decoupling": {"pseudo_class_weight": 0.5}},
+    )
+    result = train(cfg)
+    assert result.step == 2 and result.val[-1]["images"] == 2
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["taxonomy"]["classes"][7]["name"] == "Bicycle"
+    assert ckpt["model_config"]["num_classes"] == 8
