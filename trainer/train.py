@@ -217,7 +217,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         model.load_state_dict(ckpt["model"])
     model.to(device).train()
     dec = cfg.loss.decoupling
-    pseudo = frozenset(
+    pseudo: frozenset[int] = frozenset(
         dec.pseudo_classes
         if dec.pseudo_classes is not None
         else (c.id for c in taxonomy if c.parent is not None)
@@ -311,50 +311,16 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
             else min(cfg.iters, start + cfg.max_steps_this_run)
         )
         for step in range(start, stop):
-            optimizer.zero_grad(set_to_none=True)
-            terms: dict[str, float] = {}
-            total_t = torch.zeros((), device=device)
-            for m in range(cfg.accum_steps):
-                batch = next(data_iter)
-                images = batch["image"].to(device, non_blocking=True)
-                labels = batch["label"].to(device, non_blocking=True)
-                sources = batch["source"].to(device, non_blocking=True)
-                targets = [
-                    build_targets(labels[i], sources[i], k, dec, pseudo) for i in range(len(images))
-                ]
-                sync = world == 1 or m == cfg.accum_steps - 1
-                with contextlib.nullcontext() if sync else net.no_sync():
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                        outputs = net(images)
-                    losses = criterion(outputs, targets)
-                    loss = sum(losses.values())
-                    (loss / cfg.accum_steps).backward()
-                total_t = total_t + loss.detach() / cfg.accum_steps
-                for name, v in losses.items():
-                    terms[name] = terms.get(name, 0.0) + float(v.detach()) / cfg.accum_steps
-            grad_norm = (
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                if cfg.grad_clip > 0
-                else torch.zeros((), device=device)
+            total_t, terms, grad_norm = _forward_backward(
+                net, criterion, data_iter, optimizer, params, cfg, device, amp, world, pseudo
             )
-            if not _all_finite(torch.stack([total_t, grad_norm.to(device).float()]), world):
-                bad = {n: v for n, v in terms.items() if not np.isfinite(v)} or {
-                    "grad_norm": float(grad_norm)
-                }
-                where = (
-                    f"the last good checkpoint is {result.last_checkpoint or last} (step {_saved_step(last)})"
-                    if last.exists()
-                    else "no checkpoint had been written yet"
-                )
+            if not _all_finite(torch.stack([total_t, grad_norm]), world):
+                bad = {n: v for n, v in terms.items() if not np.isfinite(v)}
+                bad = bad or {"grad_norm": float(grad_norm)}
                 if is_main:
-                    append_line(
-                        out / "metrics.jsonl",
-                        json.dumps({"step": step + 1, "event": "non_finite", "terms": bad}),
-                    )
-                raise NonFiniteLossError(
-                    f"step {step + 1}: non-finite loss ({', '.join(f'{n}={v}' for n, v in bad.items())}); "
-                    f"training stopped, {where}. Lower the learning rate or check the data."
-                )
+                    event = {"step": step + 1, "event": "non_finite", "terms": bad}
+                    append_line(out / "metrics.jsonl", json.dumps(event))
+                raise NonFiniteLossError(_non_finite_message(step + 1, bad, last))
             factor = lr_factor(step, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
@@ -395,6 +361,69 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
     if writer is not None:
         writer.close()
     return result
+
+
+def _forward_backward(
+    net: nn.Module,
+    criterion: SetCriterion,
+    data_iter,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    cfg: TrainConfig,
+    device: torch.device,
+    amp: bool,
+    world: int,
+    pseudo: frozenset[int],
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """One optimizer step's gradients over ``accum_steps`` micro-batches, clipped.
+
+    Returns ``(total loss (0-d tensor), {term: value}, grad norm before clipping (0-d tensor))``;
+    the optimizer has not stepped yet.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    k = criterion.num_classes
+    dec = cfg.loss.decoupling
+    total = torch.zeros((), device=device)
+    sums: torch.Tensor | None = None
+    names: list[str] = []
+    for m in range(cfg.accum_steps):
+        batch = next(data_iter)
+        images = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device, non_blocking=True)
+        sources = batch["source"].to(device, non_blocking=True)
+        targets = [build_targets(labels[i], sources[i], k, dec, pseudo) for i in range(len(images))]
+        # DDP all-reduces gradients only on the last micro-batch
+        sync = world == 1 or m == cfg.accum_steps - 1
+        with contextlib.nullcontext() if sync else net.no_sync():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                outputs = net(images)
+            losses = criterion(outputs, targets)  # fp32
+            loss = sum(losses.values())
+            (loss / cfg.accum_steps).backward()
+        total = total + loss.detach() / cfg.accum_steps
+        values = torch.stack([v.detach() for v in losses.values()]) / cfg.accum_steps
+        sums = values if sums is None else sums + values
+        names = list(losses)
+    assert sums is not None
+    terms = dict(zip(names, sums.tolist(), strict=True))  # one device sync for all terms
+    # max_norm inf measures without clipping (torch >= 2.4, unlike get_total_norm)
+    grad_norm = torch.nn.utils.clip_grad_norm_(
+        params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+    )
+    return total, terms, grad_norm.to(device).float()
+
+
+def _non_finite_message(step: int, bad: dict[str, float], last: Path) -> str:
+    where = (
+        f"the last good checkpoint is {last} (step {_saved_step(last)})"
+        if last.exists()
+        else "no checkpoint had been written yet"
+    )
+    shown = ", ".join(f"{n}={v}" for n, v in list(bad.items())[:6])
+    return (
+        f"step {step}: non-finite loss ({shown}); training stopped, {where}. "
+        "Lower the learning rate or check the data."
+    )
 
 
 def _gather_rng_states(world: int) -> list[dict[str, Any]]:
