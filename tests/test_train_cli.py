@@ -24,12 +24,12 @@ def synth(tmp_path_factory):
 
 def test_train_then_predict_end_to_end(synth, tmp_path):
     cfg = tmp_path / "train.yaml"
-    cfg.write_text("val_size: [128, 96]\nlog_every: 1\nloss: {num_points: 256}\n")
+    cfg.write_text("log_every: 1\nloss: {num_points: 256}\n")
     run = tmp_path / "run"
     args = ["train", "--data", str(synth), "--preset", "tiny", "--config", str(cfg)]
     args += ["--out", str(run), "--iters", "3", "--batch-size", "2", "--crop", "64"]
-    args += ["--device", "cpu", "--workers", "0", "--val-every", "0", "--no-progress"]
-    res = CliRunner().invoke(app, args)
+    args += ["--device", "cpu", "--workers", "0", "--val-every", "0", "--val-size", "128x96"]
+    res = CliRunner().invoke(app, [*args, "--no-progress"])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "trained 3 steps" in text and "val: mIoU" in text
