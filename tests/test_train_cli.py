@@ -106,8 +106,10 @@ def test_torchrun_ddp_two_cpu_ranks_then_resume(synth, tmp_path):
     res = launch("--iters", "2")
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stdout.count("trained 2 steps") == 1  # only rank 0 reports
+    assert res.stdout.count("val: mIoU") == 1  # validation sharded over ranks, gathered on 0
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if "loss" in x] == [1, 2]
+    assert [x["val"]["images"] for x in lines if "val" in x] == [2]
     from trainer.checkpoint import load_checkpoint
 
     assert len(load_checkpoint(run / "last.pt")["rng_ranks"]) == 2

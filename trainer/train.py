@@ -276,26 +276,25 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
     def validate(step: int) -> None:
         if val_data is None:
             return
-        if is_main:
-            from trainer.validate import evaluate
+        from trainer.validate import evaluate
 
-            res = evaluate(
-                model,
-                val_data,
-                cfg.val_size,
-                device,
-                amp,
-                cfg.val_sliding_window,
-                cfg.val_max_images,
-            )
+        res = evaluate(
+            model,
+            val_data,
+            cfg.val_size,
+            device,
+            amp,
+            cfg.val_sliding_window,
+            cfg.val_max_images,
+            distributed=world > 1,
+        )
+        if is_main and res is not None:
             result.val.append({"step": step, **res})
             append_line(out / "metrics.jsonl", json.dumps({"step": step, "val": res}))
             if writer is not None:
                 for key in ("mIoU", "mBIoU", "mBF1"):
                     if res.get(key) is not None:
                         writer.add_scalar(f"val/{key}", res[key], step)
-        if world > 1:
-            dist.barrier()
 
     params = [p for p in model.parameters() if p.requires_grad]
     data_iter = iter(loader)
