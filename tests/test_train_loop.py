@@ -136,3 +136,22 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
     last = json.loads((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "non_finite" and last["step"] == 5
+
+
+def test_checkpoint_io_errors_and_atomic_write(tmp_path):
+    from trainer.checkpoint import rng_state, save_checkpoint, set_rng_state
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
+        load_checkpoint(bad)
+    torch.save({"model": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="foreign.pt: not an engine training checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    state = {"format": 1, "step": 3, "model": {}, "model_config": {}, "taxonomy": {}}
+    state["rng"] = rng_state()
+    save_checkpoint(tmp_path / "run" / "last.pt", state)
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["last.pt"]  # no temp file left
+    a = torch.rand(3)
+    set_rng_state(load_checkpoint(tmp_path / "run" / "last.pt")["rng"])
+    assert torch.equal(torch.rand(3), a)  # the generator is back where it was saved
