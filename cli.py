@@ -644,6 +644,9 @@ def train_cmd(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt exactly."),
     val_every: int = typer.Option(None, "--val-every", min=0, help="Validate every N steps."),
+    val_size: str = typer.Option(
+        None, "--val-size", help="Validation inference size WxH (default 4096x3072)."
+    ),
     num_workers: int = typer.Option(None, "--workers", min=0, help="DataLoader workers per GPU."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -664,6 +667,7 @@ def train_cmd(
         backbone_weights=backbone_weights,
         resume=resume or None,
         val_every=val_every,
+        val_size=None if val_size is None else parse_size(val_size, "--val-size"),
         num_workers=num_workers,
         progress=progress,
     )
