@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +43,8 @@ def _guard(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort):
+            raise  # click's Exit and Abort subclass RuntimeError: let them through untouched
         except (
             ValueError,
             FileNotFoundError,
@@ -86,6 +89,79 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
 # ---------------------------------------------------------------------------------------------
 
 
+# --- labeler ---
+EXIT_SOME_FAILED = 1
+
+
+@command(name="label")
+def label_cmd(
+    class_name: str = typer.Option(..., "--class", help="New class to label, e.g. Bicycle."),
+    data: str = typer.Option(..., "--data", help="Dataset root or dataset spec file."),
+    split: str = typer.Option("", help="Comma-separated splits (default: all the dataset has)."),
+    out: str = typer.Option("", help="Run directory (default runs/label/<class lower-case>)."),
+    prompt: list[str] = typer.Option([], help="Text prompt (repeatable, synonyms)."),
+    negative: list[str] = typer.Option(
+        [], help="Negative prompt whose boxes are dropped (repeatable)."
+    ),
+    spec: str = typer.Option(
+        "", "--spec", help="YAML class spec file (prompts, thresholds, negatives)."
+    ),
+    detector: str = typer.Option("", help="Grounding DINO hub id or local directory."),
+    segmenter: str = typer.Option(
+        "", help="SAM / SAM-HQ hub id, local directory or SAM .pth file."
+    ),
+    backend: str = typer.Option("grounded-sam", help="Labeling backend."),
+    box_threshold: float = typer.Option(None, help="Box threshold (default 0.35)."),
+    text_threshold: float = typer.Option(None, help="Text threshold (default 0.25)."),
+    min_area: int = typer.Option(None, help="Minimum instance area in pixels (default 0)."),
+    max_instances: int = typer.Option(None, help="Maximum instances per image (default 100)."),
+    uncertain: str = typer.Option("0.15,0.25", help="Confidence band lo,hi that becomes 255."),
+    batch_size: int = typer.Option(4, min=1, help="Images per model batch."),
+    workers: int = typer.Option(2, min=1, help="Image decoding threads."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+    precision: str = typer.Option("auto", help="auto | fp32 | fp16 | bf16."),
+    tiles: str = typer.Option("1x1", help="Detection tiles RxC in addition to the whole image."),
+    overlap: float = typer.Option(0.2, help="Tile overlap (fraction of a tile)."),
+    shard: str = typer.Option(
+        "", help="i/n: label every n-th image from i (default RANK/WORLD_SIZE)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Relabel images already done."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Pseudo-label a new class over a dataset with Grounded-SAM (resumable)."""
+    from labeler.cli_support import build_label_config, print_label_summary
+    from labeler.run import run_labeling
+
+    cfg = build_label_config(
+        class_name=class_name, data=data, split=split, out=out, prompt=prompt, negative=negative,
+        spec=spec, detector=detector, segmenter=segmenter, backend=backend,
+        box_threshold=box_threshold, text_threshold=text_threshold, min_area=min_area,
+        max_instances=max_instances, uncertain=uncertain, batch_size=batch_size, workers=workers,
+        device=device, precision=precision, tiles=tiles, overlap=overlap, shard=shard,
+        force=force, progress=progress,
+    )  # fmt: skip
+    summary = run_labeling(cfg)
+    print_label_summary(summary)
+    # SystemExit, not typer.Exit: the guard turns typer.Exit (a RuntimeError) into exit code 2.
+    if summary.interrupted:
+        raise SystemExit(130)
+    if summary.failed:
+        raise SystemExit(EXIT_SOME_FAILED)
+
+
+@command(name="convert-sam")
+def convert_sam_cmd(
+    checkpoint: str = typer.Argument(..., help="Original segment-anything .pth checkpoint."),
+    out_dir: str = typer.Argument(..., help="Directory to save the transformers SamModel in."),
+) -> None:
+    """Convert an original SAM checkpoint (sam_vit_b/l/h) to a transformers directory, once."""
+    from labeler.sam_convert import convert_sam_checkpoint
+
+    path = convert_sam_checkpoint(checkpoint, out_dir)
+    out.print(f"saved transformers SAM to {path}")
+
+
+# --- end labeler ---
 # --- loop (annotate, review, report) ---
 annotate_app = typer.Typer(
     help="Annotated test subsets: export pseudo labels for correction, import corrected "
@@ -252,9 +328,10 @@ def synth_cmd(
     n = train + val + test
     _stdout.print(
         f"wrote {n} images ({train} train, {val} val, {test} test) at {cfg.size[0]}x{cfg.size[1]} "
-        f"to {root}"
+        f"to {root}",
+        soft_wrap=True,
     )
-    _stdout.print(f"  new-class truth: {root / 'new_classes'} (bicycle, car)")
+    _stdout.print(f"  new-class truth: {root / 'new_classes'} (bicycle, car)", soft_wrap=True)
 
 
 @command(name="info")
@@ -274,12 +351,364 @@ def info_cmd(
 
     stats = dataset_stats(data, splits=split or None, decode=decode, progress=progress)
     for renderable in render_stats(stats):
-        _stdout.print(renderable)
+        _stdout.print(renderable, soft_wrap=True)
     if stats.problems:
         raise typer.Exit(1)
 
 
 # --- end foundation ---
+# --- metrics ---
+
+
+class _BF1Mode(str, Enum):
+    dataset = "dataset"
+    image = "image"
+
+
+class _Resize(str, Enum):
+    nearest = "nearest"
+
+
+class _Input(str, Enum):
+    auto = "auto"
+    binary = "binary"
+    labels = "labels"
+
+
+def _metric_cell(value: float, digits: int) -> str:
+    return "-" if value != value else f"{value:.{digits}f}"  # NaN != NaN
+
+
+@command(name="evaluate")
+def evaluate_cmd(
+    pred: Path = typer.Option(..., "--pred", help="Folder of predicted label PNGs (<stem>.png)."),
+    gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth label PNGs (255 = ignore)."),
+    num_classes: int | None = typer.Option(
+        None, "--num-classes", min=1, max=255, help="Classes 0..N-1 (instead of a taxonomy)."
+    ),
+    taxonomy: Path | None = typer.Option(
+        None, "--taxonomy", help="Taxonomy JSON (default: MaSS13K, 7 classes)."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON here."),
+    bf1_mode: _BF1Mode = typer.Option(
+        _BF1Mode.dataset,
+        "--bf1-mode",
+        help="Boundary F1 aggregation: counts summed over the set, or mean of per-image scores.",
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    resize_pred: _Resize | None = typer.Option(
+        None,
+        "--resize-pred",
+        help="Resize predictions of another size to the GT's (nearest neighbour); otherwise a size mismatch is an error.",
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+) -> None:
+    """Score predicted label maps against ground truth: per-class IoU, Boundary IoU, Boundary F1."""
+    from rich.table import Table
+
+    from engine.evaluate import EvaluateConfig, evaluate
+
+    cfg = EvaluateConfig(
+        pred=pred,
+        gt=gt,
+        num_classes=num_classes,
+        taxonomy=taxonomy,
+        bf1_mode=bf1_mode.value,
+        workers=workers,
+        resize_pred=resize_pred.value if resize_pred else None,
+        json_out=json_out,
+        progress=progress,
+    )
+    report = evaluate(cfg)
+    r = report.result
+    table = Table(
+        title=f"{r.images} images, BF1 aggregated per {'image' if r.bf1_mode == 'image' else 'dataset'}"
+    )
+    table.add_column("id", justify="right")
+    table.add_column("class")
+    for name in ("IoU", "BIoU", "BF1"):
+        table.add_column(name, justify="right")
+    for c in report.taxonomy:
+        table.add_row(
+            str(c.id),
+            c.name,
+            _metric_cell(r.iou[c.id], 2),
+            _metric_cell(r.biou[c.id], 2),
+            _metric_cell(r.bf1[c.id], 4),
+        )
+    table.add_section()
+    table.add_row(
+        "",
+        "mean",
+        _metric_cell(r.miou, 2),
+        _metric_cell(r.mbiou, 2),
+        _metric_cell(r.mbf1, 4),
+        style="bold",
+    )
+    out.print(table)
+    if json_out is not None:
+        err.print(f"wrote {json_out}")
+
+
+@command(name="compare")
+def compare_cmd(
+    class_name: str = typer.Option(
+        ...,
+        "--class",
+        help="The class to score: a name in the taxonomy or an id (binary masks need none).",
+    ),
+    gt: Path = typer.Option(
+        ...,
+        "--gt",
+        help="Folder of annotated ground truth (binary 0/1/255 masks or full label maps).",
+    ),
+    source: list[str] = typer.Option(
+        ...,
+        "--source",
+        help="'NAME=DIR' of a prediction set; repeat; deltas are against the first.",
+    ),
+    taxonomy: Path | None = typer.Option(
+        None, "--taxonomy", help="Taxonomy JSON naming the class (default: MaSS13K)."
+    ),
+    input_mode: _Input = typer.Option(
+        _Input.auto,
+        "--input",
+        help="How to read files: auto (only 0/1/255 = binary mask), binary, or labels.",
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+    markdown_out: Path | None = typer.Option(
+        None, "--markdown", help="Write a Markdown table here."
+    ),
+    plot_out: Path | None = typer.Option(
+        None, "--plot", help="Write a bar chart PNG here (needs matplotlib)."
+    ),
+    bf1_mode: _BF1Mode = typer.Option(
+        _BF1Mode.dataset, "--bf1-mode", help="Boundary F1 aggregation."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    resize_pred: _Resize | None = typer.Option(
+        None, "--resize-pred", help="Resize predictions of another size (nearest neighbour)."
+    ),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Progress bars on stderr."
+    ),
+) -> None:
+    """Score one class (vs the rest) for several prediction sets side by side (paper Table 4)."""
+    from rich.table import Table
+
+    from engine.compare import CompareConfig, compare, fmt, parse_source
+
+    cfg = CompareConfig(
+        class_name=class_name,
+        gt=gt,
+        sources=tuple(parse_source(s) for s in source),
+        taxonomy=taxonomy,
+        input=input_mode.value,
+        bf1_mode=bf1_mode.value,
+        resize_pred=resize_pred.value if resize_pred else None,
+        workers=workers,
+        json_out=json_out,
+        markdown_out=markdown_out,
+        plot_out=plot_out,
+        progress=progress,
+    )
+    report = compare(cfg)
+    table = Table(title=f"{report.class_name}: {report.images} annotated images")
+    table.add_column("source")
+    for name in ("IoU", "BIoU", "BF1", "dIoU", "dBIoU", "dBF1"):
+        table.add_column(name, justify="right")
+    for i, row in enumerate(report.rows):
+        s = row.scores
+        deltas = [fmt(row.delta[k], k, signed=True) if i else "" for k in ("iou", "biou", "bf1")]
+        table.add_row(row.name, fmt(s.iou, "iou"), fmt(s.biou, "biou"), fmt(s.bf1, "bf1"), *deltas)
+    out.print(table)
+    for path in (json_out, markdown_out, plot_out):
+        if path is not None:
+            err.print(f"wrote {path}")
+
+
+# --- end metrics ---
+
+
+# --- fusion ---
+class UncertainMode(str, Enum):
+    ignore = "ignore"
+    keep_parent = "keep-parent"
+
+
+def _names(values: list[str] | None) -> tuple[str, ...] | None:
+    """Repeatable and/or comma-separated option values -> a tuple, None when not given."""
+    if not values:
+        return None
+    return tuple(v.strip() for text in values for v in text.split(",") if v.strip())
+
+
+@command(name="fuse")
+def fuse_command(
+    data: Path = typer.Option(
+        ..., "--data", help="Dataset root (or spec file) with the precise labels."
+    ),
+    pseudo: list[Path] = typer.Option(
+        ..., "--pseudo", help="Pseudo-label run directory of one new class (repeat for several)."
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="Output directory [default: runs/fused/<class>[+<class>...]]."
+    ),
+    split: list[str] | None = typer.Option(
+        None, "--split", help="Splits to fuse, e.g. train,val [default: all the runs labelled]."
+    ),
+    parent: list[str] | None = typer.Option(
+        None,
+        "--parent",
+        help="Precise classes a new class may claim, e.g. Others,Ground [default: its own parent].",
+    ),
+    parent_constraint: bool = typer.Option(
+        True,
+        "--parent-constraint/--no-parent-constraint",
+        help="Let new classes claim only their parents' pixels (off: any precise pixel but 255).",
+    ),
+    uncertain: UncertainMode = typer.Option(
+        UncertainMode.ignore, "--uncertain", help="Uncertain pseudo pixels on parent pixels."
+    ),
+    min_coverage: float | None = typer.Option(
+        None,
+        "--min-coverage",
+        min=0.0,
+        max=1.0,
+        help="Drop instances with a smaller share of their mask on parent pixels.",
+    ),
+    priority: list[str] | None = typer.Option(
+        None, "--priority", help="New classes in priority order for overlaps, e.g. Car,Bicycle."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    force: bool = typer.Option(False, "--force", help="Redo images already fused."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Fuse new-class pseudo labels with the precise labels into joint-training labels."""
+    from engine.fusion import FuseConfig, default_out_dir, fuse, report_table
+
+    config = FuseConfig(
+        data=data,
+        pseudo=tuple(pseudo),
+        out=out_dir if out_dir is not None else default_out_dir(pseudo),
+        splits=_names(split),
+        parents=_names(parent),
+        parent_constraint=parent_constraint,
+        uncertain=uncertain.value,
+        min_coverage=min_coverage,
+        priority=_names(priority) or (),
+        workers=workers,
+        force=force,
+        progress=progress,
+    )
+    result = fuse(config)
+    _stdout.print(report_table(result))
+    _stdout.print(
+        f"fused {result.fused} images, skipped {result.skipped} already done, "
+        f"in {result.seconds:.1f} s -> {result.out} (open it as a dataset: engine info {result.out})"
+    )
+
+
+# --- end fusion ---
+
+
+# --- train ---
+
+
+@command(name="train")
+def train_cmd(
+    data: Path = typer.Option(
+        ..., "--data", help="Dataset root or spec (MaSS13K layout or fused)."
+    ),
+    preset: str = typer.Option(
+        None, "--preset", help="Model preset: massformer_r50 | massformer_lite_r18 | tiny."
+    ),
+    config: Path = typer.Option(None, "--config", help="Training config YAML (strict keys)."),
+    out: Path = typer.Option(None, "--out", help="Run directory (default runs/train/run)."),
+    iters: int = typer.Option(None, "--iters", min=1, help="Optimizer steps."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", min=1, help="Images per step over all GPUs and accumulation."
+    ),
+    crop: int = typer.Option(None, "--crop", min=8, help="Square training crop side."),
+    device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    backbone_weights: str = typer.Option(
+        None, "--backbone-weights", help="auto | torchvision | PATH | none."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt exactly."),
+    val_every: int = typer.Option(None, "--val-every", min=0, help="Validate every N steps."),
+    num_workers: int = typer.Option(None, "--workers", min=0, help="DataLoader workers per GPU."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train MaSSFormer (jointly on fused labels, or on plain MaSS13K). Under torchrun: DDP."""
+    import os
+
+    from trainer.config import load_config
+    from trainer.train import train
+
+    cfg = load_config(
+        config,
+        data=str(data),
+        preset=preset,
+        out=None if out is None else str(out),
+        iters=iters,
+        batch_size=batch_size,
+        device=device,
+        backbone_weights=backbone_weights,
+        resume=resume or None,
+        val_every=val_every,
+        num_workers=num_workers,
+        progress=progress,
+    )
+    if crop is not None:
+        cfg.augment.crop = crop
+    result = train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        _stdout.print(f"trained {result.step} steps; checkpoint {result.last_checkpoint}")
+        if result.val:
+            v = result.val[-1]
+            _stdout.print(
+                f"val: mIoU {v['mIoU']:.2f}  mBIoU {v['mBIoU']:.2f}  mBF1 {v['mBF1']:.4f}"
+                if v["mIoU"] is not None
+                else "val: nothing to score"
+            )
+
+
+@command(name="predict")
+def predict_cmd(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint from engine train."),
+    images: Path = typer.Option(..., "--images", help="Folder of images to label."),
+    out: Path = typer.Option(..., "--out", help="Folder for label PNGs (original sizes)."),
+    size: str = typer.Option("4096x3072", "--size", help="Inference size WxH (aspect kept)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
+    sliding_window: bool = typer.Option(
+        False, "--sliding-window", help="Tiled inference for images too large for memory."
+    ),
+    color: bool = typer.Option(False, "--color", help="Also write colour previews to OUT/color."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo images already labelled."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Label every image of a folder with a trained model, at each image's original size."""
+    from trainer.predict import PredictConfig, predict_dir
+
+    cfg = PredictConfig(
+        checkpoint=str(checkpoint),
+        images=str(images),
+        out=str(out),
+        size=parse_size(size),
+        device=device,
+        sliding_window=sliding_window,
+        color=color,
+        overwrite=overwrite,
+        progress=progress,
+    )
+    result = predict_dir(cfg)
+    _stdout.print(
+        f"wrote {len(result.written)} label maps to {result.out} in {result.seconds:.1f} s"
+        + (f" ({result.skipped} already there, skipped)" if result.skipped else "")
+    )
+
+
+# --- end train ---
 
 
 def main() -> None:

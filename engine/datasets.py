@@ -220,7 +220,8 @@ class SegDataset:
         if problems and not self.lenient:
             raise ValueError(problems[0].message)
         self.pairing_problems = problems
-        stems = sorted(s for s in images if s in labels or not self.require_labels)
+        need_label = self.require_labels and label_dir is not None  # lenient: unpaired left out
+        stems = sorted(s for s in images if s in labels or not need_label)
         self.samples = [Sample(s, images[s], labels.get(s)) for s in stems]
 
     def __len__(self) -> int:

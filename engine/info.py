@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.labelmap import IGNORE
+from annotations.labelmap import IGNORE, read_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import Problem, Sample, SegDataset, load_spec
 from engine.progress import make_progress
@@ -30,6 +30,9 @@ class SplitStats:
     sizes: dict[tuple[int, int], int] = field(default_factory=dict)  # (W, H) -> image count
     class_pixels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # (C,) int64
     ignore_pixels: int = 0  # pixels labelled 255
+    # new-class truth found under ROOT/new_classes/<name>/<split>/ (synthetic data or a manually
+    # annotated subset): name -> (images with a mask, pixels marked 1)
+    new_classes: dict[str, tuple[int, int]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)  # everything check() found
 
     @property
@@ -103,8 +106,31 @@ def dataset_stats(
                 decode=decode, progress=lambda: bar.advance(task), visit=visit
             )
             stats.sizes = dict(sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])))
+            stats.new_classes = _new_class_pixels(spec.root, ds)
             out.append(stats)
     return DatasetStats(spec.root, spec.taxonomy, spec.labels is not None, out)
+
+
+def _new_class_pixels(root: Path, ds: SegDataset) -> dict[str, tuple[int, int]]:
+    """Per new-class truth folder ``ROOT/new_classes/<name>/<split>``: masks found and pixels
+    marked 1 among the split's samples (unreadable masks are skipped: they are not the
+    dataset's labels)."""
+    found: dict[str, tuple[int, int]] = {}
+    base = root / "new_classes"
+    if not base.is_dir():
+        return found
+    for folder in sorted(p for p in base.iterdir() if (p / ds.split).is_dir()):
+        images = pixels = 0
+        for sample in ds.samples:
+            path = folder / ds.split / f"{sample.stem}.png"
+            if path.is_file():
+                try:
+                    pixels += int((read_label(path) == 1).sum())
+                    images += 1
+                except ValueError:
+                    continue
+        found[folder.name] = (images, pixels)
+    return found
 
 
 def render_stats(stats: DatasetStats) -> list:
@@ -112,7 +138,7 @@ def render_stats(stats: DatasetStats) -> list:
     from rich.table import Table
     from rich.text import Text
 
-    splits = Table(title=f"Dataset {stats.root}", title_justify="left")
+    splits = Table(title="Images per split", title_justify="left")
     splits.add_column("split")
     splits.add_column("images", justify="right")
     if stats.has_labels:
@@ -122,7 +148,7 @@ def render_stats(stats: DatasetStats) -> list:
         sizes = ", ".join(f"{w}x{h}: {c}" for (w, h), c in s.sizes.items()) or "-"
         row = [s.split, str(s.images)] + ([str(s.labelled)] if stats.has_labels else []) + [sizes]
         splits.add_row(*row)
-    out: list = [splits]
+    out: list = [Text(f"Dataset {stats.root}", style="bold"), splits]
 
     if stats.has_labels:
         shares = Table(title="Pixel share per class (% of labelled pixels)", title_justify="left")
@@ -138,6 +164,14 @@ def render_stats(stats: DatasetStats) -> list:
             total = int(s.class_pixels.sum()) + s.ignore_pixels
             ignored.append(f"{100 * s.ignore_pixels / total:.2f}" if total else "-")
         shares.add_row("255", Text("ignore (% of all pixels)", style="dim"), *ignored)
+        names = sorted({n for s in stats.splits for n in s.new_classes})
+        for name in names:  # truth of new classes, carved out of their parent class
+            cells = []
+            for s in stats.splits:
+                total = int(s.class_pixels.sum())
+                _, px = s.new_classes.get(name, (0, 0))
+                cells.append(f"{100 * px / total:.2f}" if total and name in s.new_classes else "-")
+            shares.add_row("new", Text(f"{name} (new-class truth)", style="italic"), *cells)
         out.append(shares)
 
     problems = stats.problems

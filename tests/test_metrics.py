@@ -357,3 +357,27 @@ def test_exact_full_size_pair() -> None:
     gt[:, 2000] = 4
     gt[1000:1010, 1000:3000] = 255
     assert_exact(pred, gt, 8)
+
+
+@pytest.mark.parametrize("strip", [1, 40, 97, 300])
+def test_exact_across_strip_boundaries(strip: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # strips of a few rows: every band / boundary context crosses strip edges
+    import engine.metrics.counts as counts
+
+    monkeypatch.setattr(counts, "_STRIP_PIXELS", strip)
+    rng = np.random.default_rng(strip)
+    pred, gt = _adversarial(rng, 45, 40, 5)
+    assert_exact(pred, gt, 5)
+    import cv2
+
+    big = lambda a: cv2.resize(a, (2000, 1500), interpolation=cv2.INTER_NEAREST)  # noqa: E731
+    monkeypatch.setattr(counts, "_STRIP_PIXELS", strip * 100)
+    assert_exact(big(pred), big(gt), 5)  # d = 2
+
+
+def test_disk_rows_are_the_radius_2_disk() -> None:
+    from engine.metrics.counts import _DISK_ROWS, DISK2
+
+    offsets = {(dy, j - 2) for dy, mask in _DISK_ROWS for j in range(8) if (mask >> (8 * j)) & 0xFF}
+    assert offsets == set(DISK2) and len(DISK2) == 13
+    assert all(dy * dy + dx * dx <= 4 for dy, dx in DISK2)

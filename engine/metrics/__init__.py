@@ -5,6 +5,14 @@
 class against the rest (the paper's Table 4). Definitions: DESIGN.md section 5.
 """
 
+from engine.metrics.binary import (
+    ClassScorer,
+    ClassScores,
+    binary_class_counts,
+    binary_class_scores,
+    is_binary_mask,
+    to_binary,
+)
 from engine.metrics.counts import (
     DISK2,
     PairCounts,
@@ -22,6 +30,12 @@ from engine.metrics.evaluator import (
 
 __all__ = [
     "BF1_MODES",
+    "ClassScorer",
+    "ClassScores",
+    "binary_class_counts",
+    "binary_class_scores",
+    "is_binary_mask",
+    "to_binary",
     "DISK2",
     "EvalResult",
     "PairCounts",

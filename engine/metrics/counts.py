@@ -37,6 +37,8 @@ DISK2 = tuple((dy, dx) for dy in range(-2, 3) for dx in range(-2, 3) if dy * dy 
 _HIST_MAX_CLASSES = 15
 # OpenCV's arithmetic takes tiny arrays such as (1, 1) for scalars: numpy handles small maps.
 _CV_MIN_SIZE = 256
+# Rows are processed in strips of about this many pixels (cache-sized).
+_STRIP_PIXELS = 1 << 18
 # cv2.calcHist counts in float32: exact below 2^24, so larger images are counted in row chunks.
 _HIST_EXACT = 1 << 24
 
@@ -90,9 +92,9 @@ class PairCounts:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-def check_pair(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> None:
+def check_pair(pred: np.ndarray, gt: np.ndarray, num_classes: int, values: bool = True) -> None:
     """Raise ``ValueError`` unless ``pred`` and ``gt`` are same-size ``(H, W) uint8`` label maps
-    holding only class ids ``0..num_classes-1`` or 255."""
+    holding only class ids ``0..num_classes-1`` or 255 (values checked when ``values``)."""
     if not 1 <= num_classes <= IGNORE:
         raise ValueError(f"num_classes must be in 1..255, got {num_classes}")
     for name, a in (("pred", pred), ("gt", gt)):
@@ -101,27 +103,32 @@ def check_pair(pred: np.ndarray, gt: np.ndarray, num_classes: int) -> None:
             raise ValueError(f"{name}: label map must be (H, W) uint8, got {got}")
     if pred.shape != gt.shape:
         raise ValueError(f"pred: size {pred.shape} differs from gt size {gt.shape} (H, W)")
-    if num_classes < IGNORE:
-        for name, a in (("pred", pred), ("gt", gt)):
-            if a.size < _CV_MIN_SIZE:
-                outside = bool(np.any((a >= num_classes) & (a != IGNORE)))
-            else:
-                outside = cv2.countNonZero(cv2.inRange(a, num_classes, IGNORE - 1)) > 0
-            if outside:
-                bad = np.unique(a[(a >= num_classes) & (a != IGNORE)])[:10].tolist()
-                raise ValueError(
-                    f"{name}: label values {bad} are not class ids "
-                    f"(expected 0..{num_classes - 1} or 255 = ignore)"
-                )
+    if values:
+        _check_values(pred, "pred", num_classes)
+        _check_values(gt, "gt", num_classes)
+
+
+def _check_values(a: np.ndarray, name: str, k: int) -> None:
+    if k >= IGNORE or a.size == 0:
+        return
+    if a.size < _CV_MIN_SIZE:
+        outside = bool(np.any((a >= k) & (a != IGNORE)))
+    else:
+        outside = cv2.countNonZero(cv2.inRange(a, k, IGNORE - 1)) > 0
+    if outside:
+        bad = np.unique(a[(a >= k) & (a != IGNORE)])[:10].tolist()
+        raise ValueError(
+            f"{name}: label values {bad} are not class ids (expected 0..{k - 1} or 255 = ignore)"
+        )
 
 
 def _joint_hist(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
     """``(k+1, k+1) int64`` joint histogram of ``min(a, k)`` and ``min(b, k)``."""
     n = k + 1
     if k <= _HIST_MAX_CLASSES and a.size >= _CV_MIN_SIZE:
-        a8 = cv2.min(a, k)
-        b8 = cv2.min(b, k)
-        code = cv2.add(cv2.multiply(a8, n, dtype=cv2.CV_8U), b8)
+        code = cv2.min(a, k)
+        code *= n  # at most k * (k + 1) < 256
+        code += cv2.min(b, k)
         hist = np.zeros(256, np.int64)
         step = max(1, _HIST_EXACT // max(1, code.shape[1]) - 1)
         for r in range(0, code.shape[0], step):
@@ -132,105 +139,120 @@ def _joint_hist(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(code.ravel(), minlength=n * n).reshape(n, n)
 
 
-def _band_labels(label: np.ndarray, d: int) -> np.ndarray:
-    """``label`` where the pixel is in its class's Boundary IoU band, 255 elsewhere."""
+def _band_labels(rows: np.ndarray, d: int, keep: slice) -> np.ndarray:
+    """Rows ``keep`` of ``rows`` where the pixel is in its class's Boundary IoU band, 255
+    elsewhere. ``rows`` holds ``d`` rows of context above and below ``keep`` (fewer only at the
+    image's top and bottom, where the constant border stands for the frame)."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * d + 1, 2 * d + 1))
-    lo = cv2.erode(label, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    hi = cv2.dilate(label, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=IGNORE)
+    lo = cv2.erode(rows, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)[keep]
+    hi = cv2.dilate(rows, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=IGNORE)[keep]
+    label = rows[keep]
     if label.size < _CV_MIN_SIZE:
         return np.where(lo == hi, np.uint8(IGNORE), label)
     interior = cv2.compare(lo, hi, cv2.CMP_EQ)  # 255 where the window is uniform
     return cv2.bitwise_or(label, interior)
 
 
-def _flat_nonzero(mask: np.ndarray) -> np.ndarray:
-    """Flat indices of the non-zero pixels of a C-contiguous uint8 mask, fast when sparse."""
-    flat = mask.reshape(-1)
-    n8 = flat.size // 8 * 8
-    words = flat[:n8].view(np.uint64)
-    hit = np.flatnonzero(words)
-    if hit.size * 4 > words.size:  # dense: the byte-wise scan is cheaper
-        return np.flatnonzero(flat)
-    rows, cols = np.nonzero(flat[:n8].reshape(-1, 8)[hit])
-    idx = hit[rows] * 8 + cols
-    if n8 < flat.size:
-        idx = np.concatenate([idx, np.flatnonzero(flat[n8:]) + n8])
-    return idx
-
-
-def _bit_dtype(nbits: int) -> type[np.unsignedinteger]:
-    for dt in (np.uint8, np.uint16, np.uint32, np.uint64):
-        if nbits <= np.dtype(dt).itemsize * 8:
-            return dt
-    raise AssertionError(nbits)
-
-
+_K2 = np.ones((2, 2), np.uint8)
 _BYTE_BITS = ((np.arange(256)[:, None] >> np.arange(8)[None, :]) & 1).astype(np.int64)
 
 
-def _count_bits(bits: np.ndarray, nbits: int) -> np.ndarray:
-    """``(nbits,) int64``: how many entries of ``bits`` have each bit set."""
-    if bits.size == 0:
-        return np.zeros(nbits, np.int64)
-    raw = bits.astype(bits.dtype.newbyteorder("<"), copy=False).view(np.uint8)
-    raw = raw.reshape(bits.size, bits.dtype.itemsize)
-    out = np.concatenate(
-        [np.bincount(raw[:, j], minlength=256) @ _BYTE_BITS for j in range(raw.shape[1])]
-    )
-    return out[:nbits]
+def _lut(values: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``table[values]`` for uint8 arrays (OpenCV's LUT unless tiny)."""
+    if values.size < _CV_MIN_SIZE:
+        return table[values]
+    return cv2.LUT(values, table).reshape(values.shape)
 
 
-def _boundary_pixels(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """seg2bmap boundary pixels of every value of ``label``.
+def _boundary_blocks(rows: np.ndarray, n: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """seg2bmap boundary pixels of every value in the first ``n`` rows of ``rows``.
 
-    Returns the flat indices of pixels whose 2x2 block (self, E, S, SE, clipped at the frame) is
-    not uniform, and the ``(N, 4)`` block values at those pixels.
+    ``rows`` holds those rows plus the image row below them when there is one. Returns the flat
+    indices, plus ``offset``, on a canvas of width ``W + 4`` (the image placed at row 2, column
+    2) of the pixels whose 2x2 block (self, E, S, SE; clipped at the frame by replicating the
+    last row and column) is not uniform, and the ``(N, 4) uint8`` block values there.
     """
-    h, w = label.shape
-    padded = cv2.copyMakeBorder(label, 0, 1, 0, 1, cv2.BORDER_REPLICATE)
-    k2 = np.ones((2, 2), np.uint8)
-    lo = cv2.erode(padded, k2, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[:h, :w]
-    hi = cv2.dilate(padded, k2, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[:h, :w]
-    if label.size < _CV_MIN_SIZE:
-        idx = np.flatnonzero(lo != hi)
-    else:
-        idx = _flat_nonzero(cv2.compare(lo, hi, cv2.CMP_NE))
-    r, c = np.divmod(idx, w)
-    p = r * (w + 1) + c
-    flat = padded.reshape(-1)
-    block = np.stack([flat[p], flat[p + 1], flat[p + w + 1], flat[p + w + 2]], axis=1)
-    return idx, block
+    wc = rows.shape[1] + 4
+    canvas = cv2.copyMakeBorder(rows, 0, 1, 2, 2, cv2.BORDER_REPLICATE)
+    lo = cv2.erode(canvas, _K2, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[:n]
+    hi = cv2.dilate(canvas, _K2, anchor=(0, 0), borderType=cv2.BORDER_REPLICATE)[:n]
+    edge = lo != hi
+    edge[:, :2] = False
+    edge[:, -2:] = False
+    idx = np.flatnonzero(edge)
+    pairs = _unaligned(canvas.reshape(-1), "<u2")  # (pixel, east neighbour)
+    block = np.empty((idx.size, 2), "<u2")
+    block[:, 0] = pairs[idx]
+    block[:, 1] = pairs[wc:][idx]  # (south, south-east)
+    return idx + offset, block.view(np.uint8)
 
 
-def _matched(src_idx, src_bits, dst_idx, shape, dtype) -> np.ndarray:
-    """For each pixel of ``dst_idx``: the OR of ``src_bits`` over the radius-2 disk around it."""
-    h, w = shape
-    wp = w + 4
-    grid = np.zeros((h + 4) * wp, dtype)
-    r, c = np.divmod(src_idx, w)
-    grid[(r + 2) * wp + c + 2] = src_bits
-    r, c = np.divmod(dst_idx, w)
-    q = (r + 2) * wp + c + 2
-    acc = np.zeros(dst_idx.size, dtype)
-    for dy, dx in DISK2:
-        acc |= grid[q + (dy * wp + dx)]
-    return acc
+def _block_bits(block: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """``(N,) uint8``: OR over each block row of ``table[value]``."""
+    if block.shape[0] == 0:
+        return np.zeros(0, np.uint8)
+    words = _lut(block, table).view(np.uint32).reshape(-1)
+    words = words | (words >> 16)
+    return ((words | (words >> 8)) & 0xFF).astype(np.uint8)
+
+
+def _count_bits(bits: np.ndarray) -> np.ndarray:
+    """``(8,) int64``: how many entries of the uint8 ``bits`` have each bit set."""
+    return np.bincount(bits, minlength=256) @ _BYTE_BITS
+
+
+def _unaligned(buf: np.ndarray, dtype: str) -> np.ndarray:
+    """A view of the uint8 array ``buf`` whose item ``i`` is the ``dtype`` word at byte ``i``."""
+    size = np.dtype(dtype).itemsize
+    return np.ndarray((buf.size - size + 1,), dtype=dtype, buffer=buf, strides=(1,))
+
+
+# Disk of radius 2 by rows: (dy, mask of the bytes x-2..x+2 of an 8-byte word read at x-2).
+_DISK_ROWS = (
+    (-2, 0x0000_0000_00FF_0000),  # dx = 0
+    (-1, 0x0000_0000_FFFF_FF00),  # dx = -1..1
+    (0, 0x0000_00FF_FFFF_FFFF),  # dx = -2..2
+    (1, 0x0000_0000_FFFF_FF00),
+    (2, 0x0000_0000_00FF_0000),
+)
+
+
+def _disk_or(grid: np.ndarray, idx: np.ndarray, wc: int) -> np.ndarray:
+    """OR of ``grid`` (flat uint8 canvas, 8 spare bytes at the end) over the radius-2 disk
+    around each canvas index ``idx``: one unaligned 8-byte read per disk row, masked to the
+    row's pixels, then the bytes folded."""
+    words = _unaligned(grid, "<u8")
+    base = idx - (2 * wc + 2)  # >= 0: boundary pixels are never on the canvas's 2-pixel ring
+    acc = np.zeros(idx.size, np.uint64)
+    for dy, mask in _DISK_ROWS:
+        acc |= words[(dy + 2) * wc :][base] & np.uint64(mask)
+    acc |= acc >> np.uint64(32)
+    acc |= acc >> np.uint64(16)
+    acc |= acc >> np.uint64(8)
+    return (acc & np.uint64(0xFF)).astype(np.uint8)
 
 
 def _bf1_counts(pred_b, gt_b, shape, k: int) -> tuple[np.ndarray, ...]:
+    """Boundary F1 counts from the boundary blocks of the (zeroed) prediction and GT."""
     (pi, pblock), (gi, gblock) = pred_b, gt_b
+    h, w = shape
+    wc = w + 4
     out = [np.zeros(k, np.int64) for _ in range(4)]
-    for start in range(0, k, 64):  # one group of up to 64 classes per bit word
-        nb = min(64, k - start)
-        dtype = _bit_dtype(nb)
-        lut = np.zeros(256, dtype)
-        lut[start : start + nb] = np.left_shift(1, np.arange(nb, dtype=np.uint64)).astype(dtype)
-        pbits = np.bitwise_or.reduce(lut[pblock], axis=1) if pi.size else np.zeros(0, dtype)
-        gbits = np.bitwise_or.reduce(lut[gblock], axis=1) if gi.size else np.zeros(0, dtype)
-        pm = pbits & _matched(gi, gbits, pi, shape, dtype)
-        gm = gbits & _matched(pi, pbits, gi, shape, dtype)
+    grid = np.zeros((h + 4) * wc + 8, np.uint8)
+    for start in range(0, k, 8):  # one bit plane per 8 classes
+        nb = min(8, k - start)
+        table = np.zeros(256, np.uint8)
+        table[start : start + nb] = (1 << np.arange(nb)).astype(np.uint8)
+        pbits = _block_bits(pblock, table)
+        gbits = _block_bits(gblock, table)
+        grid[gi] = gbits
+        pm = pbits & _disk_or(grid, pi, wc)
+        grid[gi] = 0
+        grid[pi] = pbits
+        gm = gbits & _disk_or(grid, gi, wc)
+        grid[pi] = 0
         for o, bits in zip(out, (pbits, pm, gbits, gm), strict=True):
-            o[start : start + nb] = _count_bits(bits, nb)
+            o[start : start + nb] = _count_bits(bits)[:nb]
     return tuple(out)
 
 
@@ -253,7 +275,7 @@ def pair_counts(
         :class:`PairCounts`, every field ``(K,) int64``.
     """
     if validate:
-        check_pair(pred, gt, num_classes)
+        check_pair(pred, gt, num_classes, values=False)  # values: strip by strip below
     k = num_classes
     pred = np.ascontiguousarray(pred)
     gt = np.ascontiguousarray(gt)
@@ -261,24 +283,45 @@ def pair_counts(
     if gt.size == 0:
         return PairCounts.zeros(k)
 
-    # IoU: joint histogram of (gt, pred); row K holds gt == 255, column K pred values >= K.
-    joint = _joint_hist(gt, pred, k)
+    # Work in strips of rows (plus the context rows each metric needs) so that intermediate
+    # arrays stay in cache; counts of strips add up exactly.
+    d = boundary_width(h, w)
+    step = max(1, _STRIP_PIXELS // w)
+    joint = np.zeros((k + 1, k + 1), np.int64)
+    band = np.zeros((k + 1, k + 1), np.int64)
+    pred_edges, gt_edges = [], []
+    for r0 in range(0, h, step):
+        r1 = min(h, r0 + step)
+        if validate:
+            _check_values(pred[r0:r1], "pred", k)
+            _check_values(gt[r0:r1], "gt", k)
+        # IoU: joint histogram of (gt, pred); row K holds gt == 255, column K pred 255.
+        joint += _joint_hist(gt[r0:r1], pred[r0:r1], k)
+        # Boundary IoU: labels kept in the band only; one joint histogram gives both bands and
+        # their intersection (pixels of c in the band of c in both maps).
+        c0, c1 = max(0, r0 - d), min(h, r1 + d)
+        keep = slice(r0 - c0, r1 - c0)
+        band += _joint_hist(_band_labels(gt[c0:c1], d, keep), _band_labels(pred[c0:c1], d, keep), k)
+        # Boundary F1: GT-255 pixels become 255 (no class) in the prediction too.
+        e1 = min(h, r1 + 1)
+        g, p = gt[r0:e1], pred[r0:e1]
+        if g.size < _CV_MIN_SIZE:
+            p = np.where(g == IGNORE, np.uint8(IGNORE), p)
+        else:
+            p = cv2.bitwise_or(p, cv2.compare(g, IGNORE, cv2.CMP_EQ))
+        offset = (r0 + 2) * (w + 4)
+        pred_edges.append(_boundary_blocks(p, r1 - r0, offset))
+        gt_edges.append(_boundary_blocks(g, r1 - r0, offset))
+
     inter = np.diag(joint)[:k].copy()
     gt_area = joint[:k, :].sum(axis=1)
     pred_area = joint[:k, :k].sum(axis=0)
     union = gt_area + pred_area - inter
-
-    # Boundary IoU: labels kept in the band only; one joint histogram gives both bands and
-    # their intersection (pixels of c in the band of c in both maps).
-    d = boundary_width(h, w)
-    band = _joint_hist(_band_labels(gt, d), _band_labels(pred, d), k)
     b_inter = np.diag(band)[:k].copy()
     b_union = band[:k, :].sum(axis=1) + band[:, :k].sum(axis=0) - b_inter
 
-    # Boundary F1: ground-truth-255 pixels become 255 (no class) in the prediction too.
-    if gt.size < _CV_MIN_SIZE:
-        pred_z = np.where(gt == IGNORE, np.uint8(IGNORE), pred)
-    else:
-        pred_z = cv2.bitwise_or(pred, cv2.compare(gt, IGNORE, cv2.CMP_EQ))
-    pb, pm, gb, gm = _bf1_counts(_boundary_pixels(pred_z), _boundary_pixels(gt), (h, w), k)
+    def cat(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate([i for i, _ in parts]), np.concatenate([b for _, b in parts])
+
+    pb, pm, gb, gm = _bf1_counts(cat(pred_edges), cat(gt_edges), (h, w), k)
     return PairCounts(inter, union, b_inter, b_union, pb, pm, gb, gm, gt_area, pred_area)

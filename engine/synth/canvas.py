@@ -7,6 +7,7 @@ object id (1..) of countable objects (bicycles, cars, humans, ...); 0 is "stuff"
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,7 +49,7 @@ class Canvas:
     def paint(
         self,
         mask: np.ndarray,
-        texture: np.ndarray,
+        texture: np.ndarray | Callable[[int, int], np.ndarray],
         label: int,
         x0: int = 0,
         y0: int = 0,
@@ -57,19 +58,30 @@ class Canvas:
         """Paint ``texture`` where the local ``mask`` ``(h, w)`` (bool or 0/1) is set, the mask's
         top-left corner at canvas ``(x0, y0)``; parts outside the canvas are dropped.
 
-        ``texture``: ``(h, w, 3)`` float32 (same size as ``mask``) or a ``(3,)`` colour.
+        ``texture``: a ``(3,)`` colour, an ``(h, w, 3)`` float32 array the size of ``mask``, or
+        a function ``(rows, cols) -> (rows, cols, 3)`` evaluated only over the tight bounding box
+        of the visible masked pixels (so a thin part of a big object costs little at 4K).
         ``label``: MaSS13K class id written under the mask; ``obj``: owner id (0 = stuff).
         """
         clipped = self._clip(mask, x0, y0)
         if clipped is None:
             return
-        canvas, local = clipped
-        m = mask[local].astype(bool)
-        if not m.any():
+        (cy, cx), (ly, lx) = clipped
+        m = mask[ly, lx].astype(bool)
+        rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+        if not len(rows):
             return
-        tex = np.asarray(texture, np.float32)
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        m = m[r0:r1, c0:c1]
+        canvas = (slice(cy.start + r0, cy.start + r1), slice(cx.start + c0, cx.start + c1))
+        if callable(texture):
+            tex = np.asarray(texture(r1 - r0, c1 - c0), np.float32)
+        else:
+            tex = np.asarray(texture, np.float32)
+            if tex.ndim == 3:
+                tex = tex[ly, lx][r0:r1, c0:c1]
         # copyto with where= is several times faster than boolean fancy indexing on big masks.
-        np.copyto(self.image[canvas], tex[local] if tex.ndim == 3 else tex, where=m[..., None])
+        np.copyto(self.image[canvas], tex, where=m[..., None])
         np.copyto(self.label[canvas], np.uint8(label), where=m)
         np.copyto(self.owner[canvas], np.int32(obj), where=m)
 

@@ -55,7 +55,9 @@ def _t(v: float) -> int:
 
 
 def _tex(rng: np.random.Generator, box: _Local, color, amp: float = 10.0, scale: float = 4.0):
-    return textured(rng, box.h, box.w, jitter_color(rng, color, 10.0), amp=amp, scale=scale)
+    """A texture function for :meth:`Canvas.paint` (evaluated over the part's own extent)."""
+    base = jitter_color(rng, color, 10.0)
+    return lambda h, w: textured(rng, h, w, base, amp=amp, scale=scale, chroma=3.0)
 
 
 # --- bicycle ---------------------------------------------------------------------------------
@@ -186,9 +188,15 @@ def draw_car(
     shadow = cv2.GaussianBlur(shadow, (0, 0), max(0.03 * L, 0.8))
     canvas.shade(shadow, 0.45, sh.x0, sh.y0)
 
-    paint = textured(rng, box.h, box.w, jitter_color(rng, color, 8), amp=8, scale=6, grain=2)
-    paint *= vertical_shading(box.h, 1.15, 0.75)
-    glass_tex = textured(rng, box.h, box.w, (45, 55, 70), amp=18, scale=box.w / 3 + 1)
+    body_color = jitter_color(rng, color, 8)
+
+    def paint(h: int, w: int) -> np.ndarray:  # lit from above
+        tex = textured(rng, h, w, body_color, amp=8, scale=6, grain=2)
+        return tex * vertical_shading(h, 1.15, 0.75)
+
+    def glass_tex(h: int, w: int) -> np.ndarray:  # smooth reflections
+        return textured(rng, h, w, (45, 55, 70), amp=18, scale=w / 3 + 1)
+
     canvas.paint(body, paint, OTHERS, box.x0, box.y0, obj)
     canvas.paint(glass, glass_tex, OTHERS, box.x0, box.y0, obj)
     canvas.paint(dark, _tex(rng, box, (25, 25, 28), 6), OTHERS, box.x0, box.y0, obj)
@@ -254,25 +262,32 @@ def draw_human(
 # --- vegetation ------------------------------------------------------------------------------
 
 
-def leafy_mask(rng: np.random.Generator, h: int, w: int, fill: float = 0.0) -> np.ndarray:
+def leafy_mask(
+    rng: np.random.Generator, h: int, w: int, fill: float = 0.0, unit: float = 1.0
+) -> np.ndarray:
     """``(h, w) bool`` blob filling an ellipse in the box, with irregular fine-grained edges:
-    coarse lobes plus pixel-level noise, so leaves, gaps and stray pixels appear at the rim."""
+    coarse lobes plus leaf-sized noise (``unit`` px per pixel of a 384-px-high image), so
+    leaves, gaps and stray specks appear at the rim."""
     yy = np.linspace(-1, 1, h, dtype=np.float32)[:, None]
     xx = np.linspace(-1, 1, w, dtype=np.float32)[None, :]
     d = np.sqrt(xx * xx + yy * yy)
-    v = 1.0 - d + 0.22 * noise(rng, h, w, max(h, w) / 4, 2) + 0.2 * noise(rng, h, w, 1.5, 2)
+    v = 1.0 - d + 0.22 * noise(rng, h, w, max(h, w) / 4, 2)
+    v += 0.2 * noise(rng, h, w, 1.5 * unit, 2)
     return v > 0.22 - fill
 
 
-def foliage_texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+def foliage_texture(rng: np.random.Generator, h: int, w: int, unit: float = 1.0) -> np.ndarray:
     """Leaves: green with dark gaps and light clumps at a few-pixel scale, lit from above."""
     base = jitter_color(rng, (55, 110, 45), 14)
-    tex = textured(rng, h, w, base, amp=30, scale=3, grain=10, chroma=10)
+    tex = textured(rng, h, w, base, amp=30, scale=3 * unit, grain=10, chroma=10)
     return tex * vertical_shading(h, 1.2, 0.75)
 
 
-def draw_tree(canvas: Canvas, rng: np.random.Generator, x: float, yb: float, height: float) -> None:
-    """A tree (trunk and leafy crown, both Vegetation) ``height`` tall, standing at ``(x, yb)``."""
+def draw_tree(
+    canvas: Canvas, rng: np.random.Generator, x: float, yb: float, height: float, unit: float = 1.0
+) -> None:
+    """A tree (trunk and leafy crown, both Vegetation) ``height`` tall, standing at ``(x, yb)``;
+    ``unit``: leaf size scale (image height / 384)."""
     cw = height * rng.uniform(0.45, 0.8)
     ch = height * rng.uniform(0.5, 0.7)
     box = _Local(x - cw / 2, yb - height, x + cw / 2, yb + 1)
@@ -280,12 +295,12 @@ def draw_tree(canvas: Canvas, rng: np.random.Generator, x: float, yb: float, hei
     cv2.line(trunk, box.pt(x, yb), box.pt(x, yb - height + ch * 0.5), 1, _t(0.05 * height))
     crown = np.zeros((box.h, box.w), bool)
     top = box.pt(x - cw / 2, yb - height)
-    leafy = leafy_mask(rng, int(ch), int(cw))
+    leafy = leafy_mask(rng, int(ch), int(cw), unit=unit)
     crown[top[1] : top[1] + leafy.shape[0], top[0] : top[0] + leafy.shape[1]] = leafy[
         : box.h - top[1], : box.w - top[0]
     ]
     canvas.paint(trunk, _tex(rng, box, (85, 60, 40), 14, 2), VEGETATION, box.x0, box.y0)
-    canvas.paint(crown, foliage_texture(rng, box.h, box.w), VEGETATION, box.x0, box.y0)
+    canvas.paint(crown, lambda h, w: foliage_texture(rng, h, w, unit), VEGETATION, box.x0, box.y0)
 
 
 # --- other "Others" objects ------------------------------------------------------------------

@@ -67,17 +67,18 @@ def render_scene(seed: int, split: str, index: int, size: tuple[int, int] = (512
     width, height = int(size[0]), int(size[1])
     canvas = Canvas(width, height)
     horizon = int(height * rng.uniform(0.32, 0.55))
+    unit = max(1.0, min(width, height) / 384)  # texture grain scale: leaves, bricks, gravel
     _sky(canvas, rng, horizon)
-    _buildings(canvas, rng, horizon)
+    _buildings(canvas, rng, horizon, unit)
     if rng.random() < 0.6:
-        _treeline(canvas, rng, horizon)
-    _ground(canvas, rng, horizon)
+        _treeline(canvas, rng, horizon, unit)
+    _ground(canvas, rng, horizon, unit)
     shore = horizon
     if rng.random() < 0.45:
         shore = _water(canvas, rng, horizon)
     if rng.random() < 0.4:
-        _grass(canvas, rng, shore)
-    wheels = _objects(canvas, rng, horizon, shore)
+        _grass(canvas, rng, shore, unit)
+    wheels = _objects(canvas, rng, horizon, shore, unit)
     image = _finish(canvas, rng)
     instances = {name: canvas.instance_map(name) for name in NEW_CLASSES}
     return Scene(image=image, label=canvas.label, instances=instances, wheels=wheels)
@@ -99,7 +100,7 @@ def _sky(canvas: Canvas, rng: np.random.Generator, horizon: int) -> None:
     canvas.paint(np.ones((h, w), bool), sky, SKY)
 
 
-def _buildings(canvas: Canvas, rng: np.random.Generator, horizon: int) -> None:
+def _buildings(canvas: Canvas, rng: np.random.Generator, horizon: int, unit: float) -> None:
     w = canvas.width
     x = float(rng.uniform(-0.1, 0.2) * w)
     while x < w:
@@ -108,11 +109,13 @@ def _buildings(canvas: Canvas, rng: np.random.Generator, horizon: int) -> None:
             x += bw * 0.6
             continue
         bh = rng.uniform(0.15, 0.95) * horizon
-        _building(canvas, rng, int(x), int(horizon - bh), int(bw), int(bh) + 2)
+        _building(canvas, rng, int(x), int(horizon - bh), int(bw), int(bh) + 2, unit)
         x += bw + rng.uniform(0, 0.05) * w
 
 
-def _building(canvas: Canvas, rng: np.random.Generator, x0: int, y0: int, bw: int, bh: int):
+def _building(
+    canvas: Canvas, rng: np.random.Generator, x0: int, y0: int, bw: int, bh: int, unit: float
+) -> None:
     """A facade with a roof, shaded side edge, cornice and a grid of framed windows."""
     if bw < 4 or bh < 4:
         return
@@ -123,7 +126,7 @@ def _building(canvas: Canvas, rng: np.random.Generator, x0: int, y0: int, bw: in
     if roof_h:
         cv2.fillPoly(mask, [np.array([[0, roof_h], [bw // 2, 0], [bw - 1, roof_h]], np.int32)], 1)
     wall = jitter_color(rng, WALL_COLORS[int(rng.integers(len(WALL_COLORS)))], 12)
-    tex = textured(rng, mask.shape[0], bw, wall, amp=8, scale=3, grain=3)
+    tex = textured(rng, mask.shape[0], bw, wall, amp=8, scale=3 * unit, grain=3)
     if rng.random() < 0.4:  # brick courses
         course = max(2, bh // 60)
         tex[(np.arange(mask.shape[0]) % (course * 2)) == 0] *= 0.85
@@ -134,7 +137,9 @@ def _building(canvas: Canvas, rng: np.random.Generator, x0: int, y0: int, bw: in
     tex[:, :edge] *= 0.85
     tex[roof_h : roof_h + max(1, bh // 40)] *= 1.2  # cornice
     if roof_h:
-        roof = textured(rng, roof_h, bw, jitter_color(rng, (120, 60, 50), 15), amp=10, scale=2)
+        roof = textured(
+            rng, roof_h, bw, jitter_color(rng, (120, 60, 50), 15), amp=10, scale=2 * unit
+        )
         tex[:roof_h] = roof
     # Windows: glass with a sky reflection and a light frame, on a grid.
     ncols = int(rng.integers(2, 7))
@@ -155,22 +160,22 @@ def _building(canvas: Canvas, rng: np.random.Generator, x0: int, y0: int, bw: in
     canvas.paint(mask, tex, BUILDING, x0, top)
 
 
-def _treeline(canvas: Canvas, rng: np.random.Generator, horizon: int) -> None:
+def _treeline(canvas: Canvas, rng: np.random.Generator, horizon: int, unit: float) -> None:
     """A band of trees or hedges along the horizon with a ragged, fine-grained top edge."""
     w = canvas.width
     band = int(canvas.height * rng.uniform(0.05, 0.2))
     top = 1.0 - np.clip(0.55 + 0.45 * noise1d(rng, w, w / 8, 4), 0, 1)  # 0 = tallest
     yy = np.linspace(0, 1, band, dtype=np.float32)[:, None]
-    v = yy - top[None, :] + 0.12 * noise(rng, band, w, 1.5, 2)
+    v = yy - top[None, :] + 0.12 * noise(rng, band, w, 1.5 * unit, 2)
     mask = v > 0
-    canvas.paint(mask, foliage_texture(rng, band, w), VEGETATION, 0, horizon - band + 1)
+    canvas.paint(mask, foliage_texture(rng, band, w, unit), VEGETATION, 0, horizon - band + 1)
 
 
-def _ground(canvas: Canvas, rng: np.random.Generator, horizon: int) -> None:
+def _ground(canvas: Canvas, rng: np.random.Generator, horizon: int, unit: float) -> None:
     h, w = canvas.height - horizon, canvas.width
     kind = ("asphalt", "dirt", "paving")[int(rng.integers(3))]
     base = jitter_color(rng, GROUND_COLORS[kind], 10)
-    tex = textured(rng, h, w, base, amp=12, scale=6, grain=7, chroma=2)
+    tex = textured(rng, h, w, base, amp=12, scale=6 * unit, grain=7, chroma=2)
     depth = np.linspace(0.02, 1, h, dtype=np.float32)  # perspective: rows nearer the camera
     if kind == "paving":  # tile joints converging to a vanishing point
         rows = np.sqrt(depth) * 24 % 1.0 < 0.08
@@ -207,7 +212,7 @@ def _water(canvas: Canvas, rng: np.random.Generator, horizon: int) -> int:
     return horizon + hh
 
 
-def _grass(canvas: Canvas, rng: np.random.Generator, shore: int) -> None:
+def _grass(canvas: Canvas, rng: np.random.Generator, shore: int, unit: float) -> None:
     """A lawn patch on the ground: Vegetation with fine ragged edges."""
     h, w = canvas.height, canvas.width
     ph = int((h - shore) * rng.uniform(0.2, 0.5))
@@ -216,14 +221,17 @@ def _grass(canvas: Canvas, rng: np.random.Generator, shore: int) -> None:
         return
     x0 = int(rng.uniform(-0.1, 0.9) * w)
     y0 = int(rng.uniform(shore, h - ph * 0.5))
-    tex = textured(rng, ph, pw, jitter_color(rng, (80, 140, 55), 15), amp=22, scale=1.5, grain=12)
-    canvas.paint(leafy_mask(rng, ph, pw, fill=0.15), tex, VEGETATION, x0, y0)
+    base = jitter_color(rng, (80, 140, 55), 15)
+    tex = textured(rng, ph, pw, base, amp=22, scale=1.5 * unit, grain=12)
+    canvas.paint(leafy_mask(rng, ph, pw, fill=0.15, unit=unit), tex, VEGETATION, x0, y0)
 
 
 # --- objects ---------------------------------------------------------------------------------
 
 
-def _objects(canvas: Canvas, rng: np.random.Generator, horizon: int, shore: int) -> list[Wheel]:
+def _objects(
+    canvas: Canvas, rng: np.random.Generator, horizon: int, shore: int, unit: float
+) -> list[Wheel]:
     """Place trees, people, cars, bicycles and other objects on the ground, far to near."""
     h, w = canvas.height, canvas.width
     lo = shore + max(2, int(0.02 * h)) if shore > horizon else horizon + max(2, int(0.02 * h))
@@ -256,7 +264,7 @@ def _objects(canvas: Canvas, rng: np.random.Generator, horizon: int, shore: int)
         elif kind == "human":
             draw_human(canvas, rng, x, yb, h * (0.06 + 0.5 * p) * k)
         elif kind == "tree":
-            draw_tree(canvas, rng, x, yb, h * (0.25 + 0.9 * p) * k)
+            draw_tree(canvas, rng, x, yb, h * (0.25 + 0.9 * p) * k, unit)
         else:
             draw_other(canvas, rng, x, yb, h * (0.04 + 0.25 * p) * k)
     return wheels

@@ -1,0 +1,284 @@
+"""``engine compare``: one class's IoU / BIoU / BF1 for several prediction sets, side by side
+(the MaSS13K paper's Table 4: Grounded-SAM pseudo labels vs the jointly trained model).
+
+Every source is paired with the annotated ground truth by file stem, as in ``engine evaluate``.
+Files may be binary masks (0/1/255) or full label maps holding the class's id; see
+:func:`resolve_input`. Deltas are against the first source.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from annotations.labelmap import read_label, validate_label
+from annotations.taxonomy import MASS13K, Taxonomy
+from engine.evaluate import RESIZE_MODES, map_pairs, pair_files
+from engine.metrics import (
+    BF1_MODES,
+    ClassScorer,
+    ClassScores,
+    PairCounts,
+    binary_class_counts,
+    is_binary_mask,
+)
+from engine.runinfo import config_hash, environment
+
+INPUT_MODES = ("auto", "binary", "labels")
+METRICS = (("iou", "IoU"), ("biou", "BIoU"), ("bf1", "BF1"))
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """What ``engine compare`` scores and how."""
+
+    class_name: str  # the class: a name in the taxonomy (case-insensitive) or an integer id
+    gt: Path  # folder of annotated ground truth (binary masks or full label maps; 255 = ignore)
+    sources: tuple[tuple[str, Path], ...]  # (display name, folder) per prediction set, in order
+    taxonomy: Path | None = None  # taxonomy JSON naming the class; None: MaSS13K
+    input: str = "auto"  # "binary", "labels", or "auto": a file holding only 0/1/255 is binary
+    bf1_mode: str = "dataset"  # Boundary F1 aggregation: "dataset" or "image"
+    resize_pred: str | None = None  # None: a size mismatch is an error; "nearest": resize preds
+    workers: int = 1  # worker processes
+    json_out: Path | None = None  # JSON report
+    markdown_out: Path | None = None  # Markdown table
+    plot_out: Path | None = None  # bar chart PNG (needs matplotlib)
+    progress: bool = True  # progress bars on stderr
+
+    def __post_init__(self) -> None:
+        if not self.sources:
+            raise ValueError("give at least one --source NAME=DIR")
+        names = [n for n, _ in self.sources]
+        if len(set(names)) != len(names):
+            raise ValueError(f"source names must be unique, got {names}")
+        if self.input not in INPUT_MODES:
+            raise ValueError(f"input must be one of {INPUT_MODES}, got {self.input!r}")
+        if self.bf1_mode not in BF1_MODES:
+            raise ValueError(f"bf1_mode must be one of {BF1_MODES}, got {self.bf1_mode!r}")
+        if self.resize_pred is not None and self.resize_pred not in RESIZE_MODES:
+            raise ValueError(f"resize_pred must be one of {RESIZE_MODES} or None")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+
+def parse_source(text: str) -> tuple[str, Path]:
+    """``"NAME=DIR"`` -> ``(NAME, Path(DIR))``; a bare ``DIR`` is named after the folder."""
+    if "=" in text:
+        name, _, folder = text.rpartition("=")
+        name = name.strip()
+        if not name or not folder:
+            raise ValueError(f"--source must look like 'NAME=DIR', got {text!r}")
+        return name, Path(folder)
+    return Path(text).name, Path(text)
+
+
+def resolve_class(name: str, taxonomy: Taxonomy) -> tuple[str, int | None]:
+    """The class's display name and id in ``taxonomy`` (None when it is not there: only binary
+    masks can then be scored)."""
+    if name.strip().isdigit():
+        cid = int(name)
+        return taxonomy[cid].name, cid
+    if name in taxonomy:
+        c = taxonomy.get(name)
+        return c.name, c.id
+    return name.strip(), None
+
+
+def resolve_input(label: np.ndarray, path: Path, class_id: int | None, mode: str) -> int:
+    """The value that marks the class in this file: 1 for a binary mask, else the class id.
+
+    ``auto`` reads a file holding only 0, 1 and 255 as a binary mask. (When the class id is 1
+    both readings coincide; for another id, a full label map containing only classes 0 and 1
+    would be misread: pass ``input="labels"``.)
+    """
+    binary = mode == "binary" or (mode == "auto" and is_binary_mask(label))
+    if binary:
+        if mode == "binary" and not is_binary_mask(label):
+            bad = sorted(set(np.unique(label).tolist()) - {0, 1, 255})[:10]
+            raise ValueError(f"{path}: expected a binary mask (0/1/255), found values {bad}")
+        return 1
+    if class_id is None:
+        raise ValueError(
+            f"{path}: a full label map (values beyond 0/1/255), but the class is not in the "
+            "taxonomy; pass --taxonomy with the class, or binary masks"
+        )
+    return class_id
+
+
+def _score_one(args: tuple[Path, Path, int | None, str, Taxonomy, str | None]) -> np.ndarray:
+    pred_path, gt_path, class_id, mode, taxonomy, resize = args
+    gt = read_label(gt_path)
+    pred = read_label(pred_path)
+    gt_id = resolve_input(gt, gt_path, class_id, mode)
+    pred_id = resolve_input(pred, pred_path, class_id, mode)
+    for label, path, cid in ((gt, gt_path, gt_id), (pred, pred_path, pred_id)):
+        if cid != 1 or not is_binary_mask(label):
+            validate_label(label, taxonomy, source=str(path))
+    if pred.shape != gt.shape:
+        if resize != "nearest":
+            raise ValueError(
+                f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth "
+                f"{gt_path} ({gt.shape[1]}x{gt.shape[0]}); pass --resize-pred nearest to resize"
+            )
+        pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+    return binary_class_counts(pred, gt, class_id=gt_id, pred_class_id=pred_id).as_array()
+
+
+@dataclass
+class SourceScores:
+    """One row of the comparison."""
+
+    name: str  # display name of the source
+    folder: str  # its folder
+    scores: ClassScores  # the class's IoU / BIoU (x100) and BF1
+    delta: dict[str, float | None] = field(default_factory=dict)  # vs the first source
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "folder": self.folder,
+            **self.scores.to_json(),
+            "delta": self.delta,
+        }
+
+
+@dataclass
+class CompareReport:
+    """The whole comparison."""
+
+    class_name: str  # display name of the class
+    class_id: int | None  # its id in the taxonomy (None: binary masks only)
+    rows: list[SourceScores]  # one per source, in the given order
+    images: int  # annotated images
+
+    def to_json(self, config: CompareConfig | None = None) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "class": self.class_name,
+            "class_id": self.class_id,
+            "images": self.images,
+            "sources": [r.to_json() for r in self.rows],
+        }
+        if config is not None:
+            cfg = asdict(config)
+            cfg = {k: _jsonable(v) for k, v in cfg.items()}
+            data["config"] = cfg
+            data["config_hash"] = config_hash(cfg)
+            data["environment"] = environment()
+        return data
+
+    def to_markdown(self) -> str:
+        """A Markdown table in the layout of the paper's Table 4, deltas in parentheses."""
+        lines = [
+            f"**{self.class_name}** ({self.images} annotated images)",
+            "",
+            "| source | IoU | BIoU | BF1 |",
+            "|---|---:|---:|---:|",
+        ]
+        for i, r in enumerate(self.rows):
+            cells = []
+            for key, _ in METRICS:
+                value = getattr(r.scores, key)
+                cell = fmt(value, key)
+                if i > 0 and r.delta.get(key) is not None:
+                    cell += f" ({fmt(r.delta[key], key, signed=True)})"
+                cells.append(cell)
+            lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n"
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, Path):
+        return str(v)
+    if isinstance(v, tuple | list):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def fmt(value: float | None, key: str, signed: bool = False) -> str:
+    """IoU/BIoU with 2 decimals (x100 already), BF1 with 4; NaN/None as '-'."""
+    if value is None or math.isnan(value):
+        return "-"
+    digits = 4 if key == "bf1" else 2
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def compare(cfg: CompareConfig) -> CompareReport:
+    """Score every source against ``cfg.gt`` for one class; write the requested outputs."""
+    taxonomy = Taxonomy.load(cfg.taxonomy) if cfg.taxonomy is not None else MASS13K
+    class_name, class_id = resolve_class(cfg.class_name, taxonomy)
+    if class_id is None and cfg.input == "labels":
+        raise ValueError(
+            f"class {class_name!r} is not in the taxonomy ({', '.join(taxonomy.names)}); "
+            "pass --taxonomy with it"
+        )
+    rows: list[SourceScores] = []
+    images = 0
+    for name, folder in cfg.sources:
+        pairs = pair_files(folder, cfg.gt)
+        jobs = [(p, g, class_id, cfg.input, taxonomy, cfg.resize_pred) for _, p, g in pairs]
+        scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
+        for counts in map_pairs(_score_one, jobs, cfg.workers, name, cfg.progress):
+            scorer.add_counts(PairCounts.from_array(counts))
+        rows.append(SourceScores(name, str(folder), scorer.compute()))
+        images = len(pairs)
+    first = rows[0].scores
+    for r in rows:
+        r.delta = {
+            key: (None if math.isnan(d) else d)
+            for key, _ in METRICS
+            for d in [getattr(r.scores, key) - getattr(first, key)]
+        }
+    report = CompareReport(class_name, class_id, rows, images)
+    if cfg.json_out is not None:
+        atomic_write_json(cfg.json_out, report.to_json(cfg))
+    if cfg.markdown_out is not None:
+        atomic_write_text(cfg.markdown_out, report.to_markdown())
+    if cfg.plot_out is not None:
+        write_plot(report, cfg.plot_out)
+    return report
+
+
+def write_plot(report: CompareReport, path: Path) -> Path:
+    """A bar chart PNG: one panel per metric, one bar per source. Needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError(
+            "--plot needs matplotlib, which is not installed: pip install 'mass-engine[plot]'"
+        ) from None
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    names = [r.name for r in report.rows]
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, (key, label) in zip(axes, METRICS, strict=True):
+        values = [getattr(r.scores, key) for r in report.rows]
+        shown = [0.0 if math.isnan(v) else v for v in values]
+        bars = ax.bar(
+            range(len(names)), shown, color=[colors[i % len(colors)] for i in range(len(names))]
+        )
+        for b, v in zip(bars, values, strict=True):
+            ax.annotate(
+                fmt(v, key),
+                (b.get_x() + b.get_width() / 2, b.get_height()),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
+        ax.set_title(label + (" (x100)" if key != "bf1" else ""))
+        ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+        ax.set_ylim(0, 100 if key != "bf1" else 1)
+    fig.suptitle(f"{report.class_name}: {report.images} annotated images")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

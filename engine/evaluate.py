@@ -1,0 +1,201 @@
+"""``engine evaluate``: score a folder of predicted label maps against a folder of ground truth.
+
+Files are paired by stem (``PRED_DIR/x.png`` with ``GT_DIR/x.png``). Per image the counts come
+from :func:`engine.metrics.pair_counts`, optionally in several worker processes (counts are
+integers, so the sum does not depend on how images are spread over workers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from annotations.fileio import atomic_write_json
+from annotations.labelmap import read_label
+from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
+from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
+from engine.progress import make_progress
+from engine.runinfo import config_hash, environment
+
+LABEL_EXTS = (".png",)
+RESIZE_MODES = ("nearest",)
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What ``engine evaluate`` scores and how."""
+
+    pred: Path  # folder of predicted label PNGs
+    gt: Path  # folder of ground-truth label PNGs (255 = ignore)
+    num_classes: int | None = None  # classes 0..N-1; None: from the taxonomy
+    taxonomy: Path | None = None  # taxonomy JSON; None (and no num_classes): MaSS13K's 7 classes
+    bf1_mode: str = "dataset"  # Boundary F1 aggregation: "dataset" or "image"
+    workers: int = 1  # worker processes (1: in this process)
+    resize_pred: str | None = None  # None: a size mismatch is an error; "nearest": resize preds
+    json_out: Path | None = None  # where to write the JSON report, if anywhere
+    progress: bool = True  # draw a progress bar on stderr
+
+    def __post_init__(self) -> None:
+        if self.bf1_mode not in BF1_MODES:
+            raise ValueError(f"bf1_mode must be one of {BF1_MODES}, got {self.bf1_mode!r}")
+        if self.resize_pred is not None and self.resize_pred not in RESIZE_MODES:
+            raise ValueError(
+                f"resize_pred must be one of {RESIZE_MODES} or None, got {self.resize_pred!r}"
+            )
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.num_classes is not None and self.taxonomy is not None:
+            raise ValueError("give either num_classes or a taxonomy, not both")
+        if self.num_classes is not None and not 1 <= self.num_classes <= 255:
+            raise ValueError(f"num_classes must be in 1..255, got {self.num_classes}")
+
+
+def generic_taxonomy(num_classes: int) -> Taxonomy:
+    """Classes ``0..N-1`` named ``"0"``, ``"1"``, ...; used with ``--num-classes``."""
+    return Taxonomy(tuple(ClassInfo(i, str(i), (0, 0, 0)) for i in range(num_classes)))
+
+
+def resolve_taxonomy(num_classes: int | None, taxonomy: Path | None) -> Taxonomy:
+    if taxonomy is not None:
+        return Taxonomy.load(taxonomy)
+    if num_classes is not None:
+        return generic_taxonomy(num_classes)
+    return MASS13K
+
+
+def list_labels(folder: Path, what: str) -> dict[str, Path]:
+    """``{stem: path}`` of the label PNGs in ``folder``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: {what} folder not found")
+    files: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and p.suffix.lower() in LABEL_EXTS and not p.name.startswith("."):
+            if p.stem in files:
+                raise ValueError(f"{folder}: two files share the stem {p.stem!r}")
+            files[p.stem] = p
+    if not files:
+        raise ValueError(f"{folder}: no {what} PNG files found (expected <stem>.png)")
+    return files
+
+
+def _names(stems: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(stems[:limit])
+    return shown + (f" and {len(stems) - limit} more" if len(stems) > limit else "")
+
+
+def pair_files(pred_dir: Path, gt_dir: Path) -> list[tuple[str, Path, Path]]:
+    """``(stem, pred_path, gt_path)`` for every ground-truth file, sorted by stem.
+
+    Raises ``ValueError`` naming the files when a prediction is missing or has no ground truth.
+    """
+    gt = list_labels(gt_dir, "ground-truth")
+    pred = list_labels(pred_dir, "prediction")
+    missing = sorted(set(gt) - set(pred))
+    if missing:
+        raise ValueError(
+            f"{pred_dir}: {len(missing)} prediction(s) missing for ground truth in {gt_dir}: "
+            f"{_names([m + '.png' for m in missing])}"
+        )
+    extra = sorted(set(pred) - set(gt))
+    if extra:
+        raise ValueError(
+            f"{pred_dir}: {len(extra)} prediction(s) have no ground truth in {gt_dir}: "
+            f"{_names([e + '.png' for e in extra])}"
+        )
+    return [(s, pred[s], gt[s]) for s in sorted(gt)]
+
+
+def load_pair(
+    pred_path: Path,
+    gt_path: Path,
+    taxonomy: Taxonomy | None,
+    resize_pred: str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read a (pred, gt) pair of label maps, validated against ``taxonomy`` when given.
+
+    A prediction of another size raises ``ValueError`` unless ``resize_pred == "nearest"``
+    (nearest neighbour, OpenCV ``INTER_NEAREST_EXACT``, the same pixels as Pillow's NEAREST).
+    """
+    gt = read_label(gt_path, taxonomy)
+    pred = read_label(pred_path, taxonomy)
+    if pred.shape != gt.shape:
+        if resize_pred != "nearest":
+            raise ValueError(
+                f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth "
+                f"{gt_path} ({gt.shape[1]}x{gt.shape[0]}); pass --resize-pred nearest to resize"
+            )
+        pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+    return pred, gt
+
+
+def _score_one(args: tuple[Path, Path, Taxonomy, str | None]) -> np.ndarray:
+    pred_path, gt_path, taxonomy, resize = args
+    pred, gt = load_pair(pred_path, gt_path, taxonomy, resize)
+    return pair_counts(pred, gt, taxonomy.num_classes, validate=False).as_array()
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)  # one process per core; this is the worker's own OpenCV
+
+
+def map_pairs(
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    workers: int,
+    description: str,
+    progress: bool,
+) -> Iterator[Any]:
+    """``fn(job)`` for every job, in order, in ``workers`` processes, under a progress bar."""
+    with make_progress("img", enabled=progress) as bar:
+        task = bar.add_task(description, total=len(jobs))
+        if workers == 1 or len(jobs) <= 1:
+            for job in jobs:
+                yield fn(job)
+                bar.advance(task)
+            return
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), initializer=_init_worker
+        ) as pool:
+            for result in pool.map(fn, jobs, chunksize=1):
+                yield result
+                bar.advance(task)
+
+
+@dataclass
+class EvaluateReport:
+    """What ``engine evaluate`` computed."""
+
+    result: EvalResult  # the scores and summed counts
+    taxonomy: Taxonomy  # the classes scored
+    stems: list[str]  # image stems, in order
+
+    def to_json(self, config: EvaluateConfig | None = None) -> dict[str, Any]:
+        data = self.result.to_json(self.taxonomy.names)
+        data["stems"] = self.stems
+        if config is not None:
+            cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+            data["config"] = cfg
+            data["config_hash"] = config_hash(cfg)
+            data["environment"] = environment()
+        return data
+
+
+def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
+    """Score every prediction in ``cfg.pred`` against ``cfg.gt``; write ``cfg.json_out`` if set."""
+    taxonomy = resolve_taxonomy(cfg.num_classes, cfg.taxonomy)
+    pairs = pair_files(cfg.pred, cfg.gt)
+    jobs = [(p, g, taxonomy, cfg.resize_pred) for _, p, g in pairs]
+    ev = SegEvaluator(taxonomy.num_classes, bf1_mode=cfg.bf1_mode)
+    for counts in map_pairs(_score_one, jobs, cfg.workers, "evaluate", cfg.progress):
+        ev.add_counts(PairCounts.from_array(counts))
+    report = EvaluateReport(ev.compute(), taxonomy, [s for s, _, _ in pairs])
+    if cfg.json_out is not None:
+        atomic_write_json(cfg.json_out, report.to_json(cfg))
+    return report

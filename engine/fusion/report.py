@@ -1,0 +1,42 @@
+"""The fusion report as a rich table (the CLI prints it; fuse.json holds the same numbers).
+
+One column per new class and one row per figure, so the table stays narrow at 4K pixel counts.
+"""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from engine.fusion.rules import ClassStats
+from engine.fusion.run import FuseResult
+
+
+def _rows(s: ClassStats) -> dict[str, str]:
+    share = "-" if s.rejected_share is None else f"{s.rejected_pixels:,} ({s.rejected_share:.1%})"
+    return {
+        "pseudo pixels": f"{s.pseudo_pixels:,}",
+        "claimed pixels": f"{s.claimed_pixels:,}",
+        "rejected by parent constraint (share of pseudo)": share,
+        "uncertain on parent -> ignore": f"{s.uncertain_ignored:,}",
+        "lost in overlaps (other class or tie)": f"{s.overlap_lost:,}",
+        "instances dropped by coverage": (
+            f"{s.instances_dropped} of {s.instances}" if s.instances else "- (coverage off)"
+        ),
+        "images with none claimed": f"{s.images_with_none} of {s.images}",
+    }
+
+
+def report_table(result: FuseResult) -> Table:
+    """The per-class report of a fusion run as a rich table (the CLI prints it)."""
+    table = Table(title=f"fusion report: {result.images} images ({', '.join(result.splits)})")
+    table.add_column("", justify="left")
+    tax = result.taxonomy
+    columns = []
+    for name, stats in result.report.items():
+        info = tax.get(name)
+        parent = tax[info.parent].name if info.parent is not None else "-"
+        table.add_column(f"{info.name} ({info.id})\nparent {parent}", justify="right")
+        columns.append(_rows(stats))
+    for key in _rows(ClassStats()):
+        table.add_row(key, *[c[key] for c in columns])
+    return table

@@ -1,0 +1,300 @@
+"""The fusion rules for one image: precise label map + new-class pseudo labels -> fused label map.
+
+Pure numpy, no file access. Every rule of the fusion lives here, so it can be tested on small
+hand-made arrays:
+
+1. **Coverage drop** (optional, ``min_coverage``): an instance whose mask lies mostly outside the
+   pixels its class may claim is a wrong detection; its pixels (those no kept instance of the
+   same class covers) are removed from the pseudo label before anything else.
+2. **Parent constraint** (default on): a new class claims only pixels whose precise label is one
+   of its parent classes. Everything else keeps its precise label.
+3. **Uncertain pixels** (255 in a pseudo label) on parent pixels become 255 (``"ignore"``) or
+   keep the parent label (``"keep-parent"``).
+4. **Overlaps** between new classes: the higher priority (if a priority list is given), then the
+   higher per-pixel confidence wins; a tie, or two or more classes uncertain with none certain,
+   becomes 255.
+5. Precise 255 pixels are never changed; with the parent constraint on, neither are precise
+   pixels of non-parent classes.
+
+The source map says where each fused pixel came from: 0 = precise label, 1 = a pseudo label,
+2 = set to ignore (255) by fusion.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+
+from annotations.instances import Instances
+from annotations.labelmap import IGNORE
+
+SOURCE_PRECISE = 0  # the fused pixel is the precise label (255s of the precise label included)
+SOURCE_PSEUDO = 1  # the fused pixel is a new class, taken from its pseudo label
+SOURCE_IGNORED = 2  # fusion set the pixel to 255 (uncertain pseudo pixel, tie between classes)
+
+UNCERTAIN_MODES = ("ignore", "keep-parent")
+
+
+@dataclass(frozen=True)
+class PseudoLabel:
+    """One new class's pseudo label for one image.
+
+    Attributes:
+        class_id: the class's id in the fused taxonomy (>= the number of precise classes).
+        label: ``(H, W) uint8``: 0 = not the class, 1 = the class, 255 = uncertain.
+        confidence: ``(H, W) uint8`` per-pixel confidence 0..255 (used to settle overlaps).
+        instances: the instances the label was merged from, or None when not needed (coverage
+            drop off). Only instances of this class are passed.
+    """
+
+    class_id: int
+    label: np.ndarray
+    confidence: np.ndarray
+    instances: Instances | None = None
+
+
+@dataclass(frozen=True)
+class FusionRules:
+    """How pseudo labels are fused into the precise label map."""
+
+    # new class id -> precise class ids it may claim (its parents); every new class needs an entry
+    parents: Mapping[int, tuple[int, ...]]
+    # False: a new class may claim any precise pixel except 255s (overwrites other classes)
+    parent_constraint: bool = True
+    # uncertain pseudo pixels on parent pixels: "ignore" -> 255, "keep-parent" -> unchanged
+    uncertain: str = "ignore"
+    # drop an instance whose share of (non-255) mask pixels on parent pixels is below this; None: off
+    min_coverage: float | None = None
+    # new class ids in priority order: an earlier class wins an overlap whatever the confidence;
+    # classes not listed rank after the listed ones and settle overlaps by confidence
+    priority: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.uncertain not in UNCERTAIN_MODES:
+            raise ValueError(
+                f"uncertain must be one of {', '.join(UNCERTAIN_MODES)}, got {self.uncertain!r}"
+            )
+        if self.min_coverage is not None and not 0.0 <= self.min_coverage <= 1.0:
+            raise ValueError(f"min_coverage must be in 0..1, got {self.min_coverage}")
+        if len(set(self.priority)) != len(self.priority):
+            raise ValueError(f"priority lists a class twice: {list(self.priority)}")
+
+
+@dataclass
+class ClassStats:
+    """Pixel and instance counts of one new class, for one image or summed over many."""
+
+    images: int = 0  # images fused
+    images_with_none: int = 0  # images where the class claims no pixel after fusion
+    pseudo_pixels: int = 0  # pixels labelled 1 in the raw pseudo label
+    claimed_pixels: int = 0  # pixels the fused label gives to the class
+    rejected_pixels: int = 0  # pseudo pixels on precise non-parent classes (parent constraint)
+    dropped_pixels: int = 0  # pseudo pixels removed with instances dropped by coverage
+    uncertain_ignored: int = 0  # uncertain pseudo pixels on parent pixels that fusion set to 255
+    overlap_lost: int = 0  # certain pseudo pixels won by another new class or tied (-> 255)
+    instances: int = 0  # instances read (only counted when coverage drop is on)
+    instances_dropped: int = 0  # instances dropped by coverage
+
+    def __add__(self, other: ClassStats) -> ClassStats:
+        return ClassStats(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
+
+    @property
+    def rejected_share(self) -> float | None:
+        """Rejected pixels as a share of the raw pseudo mask; None when the mask is empty."""
+        return self.rejected_pixels / self.pseudo_pixels if self.pseudo_pixels else None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "rejected_share": self.rejected_share}
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> ClassStats:
+        return cls(**{f.name: int(data.get(f.name, 0)) for f in fields(cls)})
+
+
+@dataclass
+class FusedImage:
+    """The result of fusing one image."""
+
+    label: np.ndarray  # (H, W) uint8: precise ids, new ids, 255 = ignore
+    source: np.ndarray  # (H, W) uint8: 0 precise, 1 pseudo, 2 ignored by fusion
+    stats: dict[int, ClassStats] = field(default_factory=dict)  # per new class id
+
+
+def allowed_pixels(precise: np.ndarray, parents: Sequence[int], constrained: bool) -> np.ndarray:
+    """``(H, W) bool``: pixels a new class may claim: its parents' pixels, or (unconstrained)
+    every pixel that is not 255 in the precise label."""
+    if not constrained:
+        return precise != IGNORE
+    lut = np.zeros(256, bool)
+    lut[list(parents)] = True
+    lut[IGNORE] = False
+    return lut[precise]
+
+
+def instance_coverage(masks: np.ndarray, allowed: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Share of each instance's known pixels that it may claim.
+
+    Args:
+        masks: ``(N, H, W) bool`` instance masks.
+        allowed: ``(H, W) bool`` pixels the class may claim (its parents' pixels).
+        known: ``(H, W) bool`` pixels whose precise label is not 255; the rest count neither way.
+
+    Returns:
+        ``(N,) float64`` in 0..1; 1.0 for an instance with no known pixel (nothing argues against it).
+    """
+    if masks.shape[0] == 0:
+        return np.zeros(0, np.float64)
+    flat = masks.reshape(masks.shape[0], -1)
+    inside = flat[:, allowed.ravel()].sum(axis=1, dtype=np.int64)
+    total = flat[:, known.ravel()].sum(axis=1, dtype=np.int64)
+    cov = np.ones(masks.shape[0], np.float64)
+    has = total > 0
+    cov[has] = inside[has] / total[has]
+    return cov
+
+
+def _check_pseudo(p: PseudoLabel, shape: tuple[int, int], num_precise: int) -> None:
+    for name in ("label", "confidence"):
+        arr = getattr(p, name)
+        if arr.dtype != np.uint8 or arr.shape != shape:
+            raise ValueError(
+                f"class {p.class_id}: pseudo {name} must be {shape} uint8 like the precise "
+                f"label, got {arr.shape} {arr.dtype}"
+            )
+    if p.class_id < num_precise:
+        raise ValueError(f"class {p.class_id}: a new class id must be >= {num_precise}")
+    if p.instances is not None and p.instances.image_size != shape:
+        raise ValueError(
+            f"class {p.class_id}: instance masks are {p.instances.image_size}, label is {shape}"
+        )
+
+
+def _drop_instances(
+    precise: np.ndarray, p: PseudoLabel, rules: FusionRules, st: ClassStats
+) -> np.ndarray:
+    """``p.label`` without the pixels of instances below ``rules.min_coverage`` (those no kept
+    instance covers), counting what was dropped into ``st``. Unchanged when coverage is off."""
+    if rules.min_coverage is None or p.instances is None:
+        return p.label
+    inst = p.instances
+    allowed = allowed_pixels(precise, rules.parents[p.class_id], rules.parent_constraint)
+    cov = instance_coverage(inst.masks, allowed, precise != IGNORE)
+    drop = cov < rules.min_coverage
+    st.instances = len(inst)
+    st.instances_dropped = int(drop.sum())
+    if not drop.any():
+        return p.label
+    removed = inst.masks[drop].any(axis=0)
+    if (~drop).any():
+        removed &= ~inst.masks[~drop].any(axis=0)
+    st.dropped_pixels = int(np.count_nonzero(removed & (p.label == 1)))
+    return np.where(removed, np.uint8(0), p.label)
+
+
+def fuse_image(
+    precise: np.ndarray,
+    pseudos: Sequence[PseudoLabel],
+    rules: FusionRules,
+    num_precise: int = 7,
+) -> FusedImage:
+    """Fuse one image's precise label with the pseudo labels of its new classes.
+
+    Args:
+        precise: ``(H, W) uint8`` precise label map (ids < ``num_precise``, 255 = ignore).
+        pseudos: one :class:`PseudoLabel` per new class, each ``(H, W)``.
+        rules: the fusion rules; ``rules.parents`` must name every class in ``pseudos``.
+        num_precise: number of precise classes; new class ids are at least this.
+
+    Returns:
+        The fused label (``(H, W) uint8``), its source map (``(H, W) uint8`` in 0..2) and
+        per-class counts.
+    """
+    if precise.ndim != 2 or precise.dtype != np.uint8:
+        raise ValueError(f"precise label must be (H, W) uint8, got {precise.shape} {precise.dtype}")
+    shape = precise.shape
+    ids = [p.class_id for p in pseudos]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"two pseudo labels for the same class id: {ids}")
+    missing = [c for c in ids if c not in rules.parents]
+    if missing:
+        raise ValueError(f"rules.parents has no entry for classes {missing}")
+    label = precise.copy()
+    source = np.zeros(shape, np.uint8)
+    stats = {c: ClassStats(images=1) for c in ids}
+    if not pseudos:
+        return FusedImage(label, source, stats)
+
+    for p in pseudos:
+        _check_pseudo(p, shape, num_precise)
+    labels = [_drop_instances(precise, p, rules, stats[p.class_id]) for p in pseudos]
+
+    # Work on the pixels some pseudo label touches (a few % of a photo), gathered into 1-D
+    # arrays: every rule is per pixel, and precise pixels elsewhere stay as they are.
+    touched = np.zeros(shape, bool)
+    for lab in labels:
+        touched |= lab != 0
+    idx = np.flatnonzero(touched)
+    pre = precise.ravel()[idx]
+    known = pre != IGNORE
+    rank = {c: i for i, c in enumerate(rules.priority)}
+    num_ranks = len(rules.priority)
+    # Running maximum over classes of key = priority band * 256 + confidence (-1: no certain
+    # claim), the index of the class holding it and how many classes hold it (> 1: a tie).
+    best = np.full(idx.size, -1, np.int32)
+    winner = np.zeros(idx.size, np.uint8)
+    n_best = np.zeros(idx.size, np.uint8)
+    n_uncertain = np.zeros(idx.size, np.uint8)
+    certain, uncertain = [], []
+    for k, (p, full) in enumerate(zip(pseudos, labels, strict=True)):
+        st = stats[p.class_id]
+        lab = full.ravel()[idx]
+        values = np.bincount(lab, minlength=256)
+        st.pseudo_pixels = int(values[1]) + st.dropped_pixels
+        values[[0, 1, IGNORE]] = 0
+        if values.any():
+            raise ValueError(
+                f"class {p.class_id}: pseudo label values must be 0, 1 or 255, "
+                f"found {np.flatnonzero(values)[:5].tolist()}"
+            )
+        allowed = allowed_pixels(pre, rules.parents[p.class_id], rules.parent_constraint)
+        is_one = lab == 1
+        st.rejected_pixels = int(np.count_nonzero(is_one & known & ~allowed))
+        mine = is_one & allowed
+        certain.append(mine)
+        band = num_ranks - rank.get(p.class_id, num_ranks)
+        key = np.where(mine, p.confidence.ravel()[idx].astype(np.int32) + band * 256, -1)
+        better = key > best
+        winner[better] = k
+        n_best[better] = 1
+        n_best[(key == best) & mine] += 1
+        np.maximum(best, key, out=best)
+        unc = (lab == IGNORE) & allowed
+        uncertain.append(unc)
+        n_uncertain += unc
+
+    any_certain = best >= 0
+    won = any_certain & (n_best == 1)
+    tied = any_certain & (n_best > 1)
+    # No certain claim: two or more uncertain classes always give 255; one gives 255 in "ignore".
+    min_unc = 1 if rules.uncertain == "ignore" else 2
+    unc_ignored = ~any_certain & (n_uncertain >= min_unc)
+
+    flat_label, flat_source = label.reshape(-1), source.reshape(-1)
+    flat_label[idx[won]] = np.array(ids, np.uint8)[winner[won]]
+    flat_source[idx[won]] = SOURCE_PSEUDO
+    to_ignore = idx[tied | unc_ignored]
+    flat_label[to_ignore] = IGNORE
+    flat_source[to_ignore] = SOURCE_IGNORED
+
+    for k, c in enumerate(ids):
+        st = stats[c]
+        mine = won & (winner == k)
+        st.claimed_pixels = int(np.count_nonzero(mine))
+        st.images_with_none = int(st.claimed_pixels == 0)
+        st.overlap_lost = int(np.count_nonzero(certain[k] & ~mine))
+        st.uncertain_ignored = int(np.count_nonzero(uncertain[k] & unc_ignored))
+    return FusedImage(label, source, stats)

@@ -1,0 +1,501 @@
+"""The fusion run: a dataset + pseudo-label runs -> a fused dataset directory.
+
+::
+
+    OUT/labels/<split>/<stem>.png    fused label map (precise ids 0..6, new ids 7.., 255 ignore)
+    OUT/sources/<split>/<stem>.png   0 precise, 1 pseudo label, 2 set to ignore by fusion
+    OUT/taxonomy.json                the dataset's classes plus the new ones (ids, parents)
+    OUT/dataset.yaml                 makes OUT a dataset: images from the original dataset
+    OUT/fuse.json                    settings, inputs (run.json hashes), environment, report
+    OUT/manifest.jsonl               one line per fused image (config hash, input stamps, counts)
+
+Every input problem is found before anything is written. The run is resumable: an image whose
+manifest line has the same configuration hash and the same input file stamps is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from annotations.fileio import append_line, atomic_write_json, atomic_write_text, read_jsonl
+from annotations.labelmap import read_label, write_label
+from annotations.taxonomy import Taxonomy
+from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
+from engine.fusion.pseudo import PseudoRun, open_pseudo_run, read_pseudo
+from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
+from engine.progress import make_progress
+from engine.runinfo import config_hash, environment
+
+FUSE_FORMAT = "mass-engine/fuse/v1"
+
+
+@dataclass(frozen=True)
+class FuseConfig:
+    """Settings of one fusion run (``engine fuse``)."""
+
+    data: Path  # dataset root folder or spec file holding the precise labels
+    pseudo: tuple[
+        Path, ...
+    ]  # labeler run directories, one per new class; new ids follow this order
+    out: Path  # output directory; becomes a dataset of its own (dataset.yaml)
+    splits: tuple[str, ...] | None = None  # None: every dataset split that all pseudo runs labelled
+    parents: tuple[str, ...] | None = None  # classes new classes may claim; None: each one's parent
+    parent_constraint: bool = True  # False: new classes may overwrite any precise class but 255
+    uncertain: str = "ignore"  # uncertain pseudo pixels on parent pixels: "ignore" or "keep-parent"
+    min_coverage: float | None = (
+        None  # drop instances with less of their mask on parents; None: off
+    )
+    priority: tuple[str, ...] = ()  # new class names; an earlier one wins overlaps outright
+    workers: int = 1  # worker processes (1: fuse in this process)
+    force: bool = False  # redo every image, even those already fused with the same settings
+    progress: bool = True  # draw a progress bar on stderr
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", Path(self.data))
+        object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "pseudo", tuple(Path(p) for p in self.pseudo))
+        for name in ("splits", "parents"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, tuple(str(v) for v in value))
+        object.__setattr__(self, "priority", tuple(str(v) for v in self.priority))
+        if self.uncertain not in UNCERTAIN_MODES:
+            raise ValueError(
+                f"uncertain must be one of {', '.join(UNCERTAIN_MODES)}, got {self.uncertain!r}"
+            )
+        if self.min_coverage is not None and not 0.0 <= self.min_coverage <= 1.0:
+            raise ValueError(f"min_coverage must be in 0..1, got {self.min_coverage}")
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "fuse config") -> FuseConfig:
+        """Build from a dict (e.g. a YAML file); unknown keys are an error naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["data"], d["out"] = str(self.data), str(self.out)
+        d["pseudo"] = [str(p) for p in self.pseudo]
+        for key in ("splits", "parents", "priority"):
+            d[key] = None if d[key] is None else list(d[key])
+        return d
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to fuse."""
+
+    split: str
+    stem: str
+    precise_path: Path
+    image_path: Path
+
+
+@dataclass(frozen=True)
+class FusePlan:
+    """Everything checked and resolved before the first write."""
+
+    spec: DatasetSpec  # the precise dataset
+    runs: tuple[PseudoRun, ...]  # one per new class, in id order
+    taxonomy: Taxonomy  # the fused taxonomy: the dataset's classes plus the new ones
+    rules: FusionRules  # the resolved rules (class ids)
+    splits: tuple[str, ...]  # splits fused
+    jobs: tuple[Job, ...]  # every image of those splits
+    config_hash: str  # hash of everything that decides the fused pixels
+
+    @property
+    def new_ids(self) -> list[int]:
+        return [self.taxonomy.id_of(r.class_name) for r in self.runs]
+
+    def settings(self) -> dict[str, Any]:
+        """The resolved rules, by class name, as stored in fuse.json and hashed."""
+        tax = self.taxonomy
+        return {
+            "parents": {
+                tax[c].name: [tax[p].name for p in ps] for c, ps in self.rules.parents.items()
+            },
+            "parent_constraint": self.rules.parent_constraint,
+            "uncertain": self.rules.uncertain,
+            "min_coverage": self.rules.min_coverage,
+            "priority": [tax[c].name for c in self.rules.priority],
+        }
+
+
+@dataclass
+class FuseResult:
+    """What a fusion run did."""
+
+    out: Path  # the output directory
+    taxonomy: Taxonomy  # the fused taxonomy
+    splits: tuple[str, ...]  # splits fused
+    images: int  # images in those splits
+    fused: int  # images fused by this call
+    skipped: int  # images already fused with the same settings and inputs
+    report: dict[str, ClassStats] = field(default_factory=dict)  # per new class name, all images
+    seconds: float = 0.0  # wall time of this call
+    config_hash: str = ""  # the settings' hash (manifest lines carry it)
+
+
+def _few(names: Iterable[str], n: int = 3) -> str:
+    names = sorted(names)
+    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
+
+
+def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> Taxonomy:
+    base = spec.taxonomy
+    seen: dict[str, PseudoRun] = {}
+    for run in runs:
+        key = run.class_name.casefold()
+        if key in seen:
+            raise ValueError(
+                f"{seen[key].run_json} and {run.run_json}: two pseudo runs for class "
+                f"{run.class_name!r}; give one run per new class"
+            )
+        seen[key] = run
+        if run.class_name in base:
+            raise ValueError(
+                f"{run.run_json}: class {run.class_name!r} is already in the taxonomy of "
+                f"dataset {data} ({', '.join(base.names)}); a pseudo run must add a new class"
+            )
+    fused = base
+    for run in runs:
+        if run.parent_name not in base:
+            raise ValueError(
+                f"{run.run_json}: parent {run.parent_name!r} of class {run.class_name!r} is not "
+                f"a class of dataset {data} ({', '.join(base.names)})"
+            )
+        used = {c.color for c in fused}
+        color = run.color if run.color not in used else None
+        fused = fused.with_new_class(run.class_name, parent=run.parent_name, color=color)
+    return fused
+
+
+def _resolve_rules(config: FuseConfig, taxonomy: Taxonomy, runs: list[PseudoRun], n: int):
+    new_ids = [taxonomy.id_of(r.class_name) for r in runs]
+    base_names = taxonomy.names[:n]
+    parents: dict[int, tuple[int, ...]] = {}
+    for c in new_ids:
+        if config.parents is None:
+            parents[c] = (taxonomy[c].parent,)
+            continue
+        ids = []
+        for name in config.parents:
+            if name not in taxonomy or taxonomy.id_of(name) >= n:
+                raise ValueError(
+                    f"--parent {name!r}: not a precise class of the dataset; "
+                    f"known: {', '.join(base_names)}"
+                )
+            ids.append(taxonomy.id_of(name))
+        parents[c] = tuple(dict.fromkeys(ids))
+    priority = []
+    new_names = [taxonomy[c].name for c in new_ids]
+    for name in config.priority:
+        if name not in taxonomy or taxonomy.id_of(name) not in new_ids:
+            raise ValueError(
+                f"--priority {name!r}: not a new class of these pseudo runs; "
+                f"new classes: {', '.join(new_names)}"
+            )
+        priority.append(taxonomy.id_of(name))
+    return FusionRules(
+        parents=parents,
+        parent_constraint=config.parent_constraint,
+        uncertain=config.uncertain,
+        min_coverage=config.min_coverage,
+        priority=tuple(priority),
+    )
+
+
+def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
+    images = {s.stem for s in dataset.samples}
+    labelled = run.stems(dataset.split)
+    folder = run.label_dir(dataset.split)
+    image_dir = dataset.spec.image_dir(dataset.split)
+    extra, missing = labelled - images, images - labelled
+    if labelled and not labelled & images:
+        raise ValueError(
+            f"{folder}: none of its {len(labelled)} pseudo labels matches an image of {image_dir} "
+            f"(pseudo: {_few(labelled)}; images: {_few(images)}): a pseudo run for another dataset?"
+        )
+    if extra:
+        raise ValueError(
+            f"{folder}: {len(extra)} pseudo labels have no image in {image_dir}: {_few(extra)} "
+            "(a pseudo run for another dataset?)"
+        )
+    if missing:
+        raise ValueError(
+            f"{folder}: {len(missing)} images of {image_dir} have no pseudo label: "
+            f"{_few(missing)} (finish the labeling run first)"
+        )
+
+
+def default_out_dir(pseudo: Iterable[str | os.PathLike], base: str = "runs/fused") -> Path:
+    """``runs/fused/<class>[+<class>...]`` from the pseudo runs' class names (lower case)."""
+    names = [open_pseudo_run(p).class_name.lower().replace(" ", "_") for p in pseudo]
+    return Path(base) / "+".join(names)
+
+
+def plan_fusion(config: FuseConfig) -> FusePlan:
+    """Open and check every input; raises ``ValueError`` / ``FileNotFoundError`` naming files."""
+    spec = load_spec(config.data)
+    if not config.pseudo:
+        raise ValueError("no pseudo-label run given (--pseudo RUN_DIR, once per new class)")
+    runs = [open_pseudo_run(p) for p in config.pseudo]
+    out = config.out.resolve()
+    for p in [spec.root, *[r.path for r in runs]]:
+        if out == p.resolve():
+            raise ValueError(f"{config.out}: the output directory must not be an input ({p})")
+    n = spec.taxonomy.num_classes
+    taxonomy = _resolve_taxonomy(spec, runs, config.data)
+    rules = _resolve_rules(config, taxonomy, runs, n)
+    if config.splits is not None:
+        splits = list(config.splits)
+    else:
+        have = spec.available_splits()
+        splits = [s for s in have if all(r.has_split(s) for r in runs)]
+        if not splits:
+            raise ValueError(
+                f"{config.data}: no split of the dataset ({', '.join(have) or 'none'}) has pseudo "
+                f"labels in every run ({', '.join(str(r.path / 'labels') for r in runs)})"
+            )
+    jobs: list[Job] = []
+    for split in splits:
+        dataset = SegDataset(spec, split)
+        for run in runs:
+            _check_stems(run, dataset)
+        jobs += [Job(split, s.stem, s.label_path, s.image_path) for s in dataset.samples]
+    plan = FusePlan(spec, tuple(runs), taxonomy, rules, tuple(splits), tuple(jobs), "")
+    digest = config_hash(
+        {
+            "format": FUSE_FORMAT,
+            "rules": plan.settings(),
+            "taxonomy": taxonomy.to_dict(),
+            "runs": [r.run_json_sha256 for r in runs],
+        }
+    )
+    return FusePlan(spec, tuple(runs), taxonomy, rules, tuple(splits), tuple(jobs), digest)
+
+
+# -- per image (runs in worker processes) ------------------------------------------------------
+_PLAN: FusePlan | None = None
+_OUT: Path | None = None
+
+
+def _init_worker(plan: FusePlan, out: Path) -> None:
+    global _PLAN, _OUT
+    _PLAN, _OUT = plan, out
+
+
+def input_stamp(plan: FusePlan, job: Job) -> str:
+    """A short hash of the sizes and modification times of one image's input files."""
+    paths = [job.precise_path]
+    for run in plan.runs:
+        paths += [run.label_path(job.split, job.stem), run.confidence_path(job.split, job.stem)]
+        if plan.rules.min_coverage is not None:
+            paths.append(run.instances_path(job.split, job.stem))
+    parts = []
+    for p in paths:
+        try:
+            st = p.stat()
+            parts.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
+        except OSError:
+            parts.append(f"{p}|missing")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def output_paths(out: Path, split: str, stem: str) -> tuple[Path, Path]:
+    """``(fused label, source map)`` paths of one image under a fusion output directory."""
+    return out / "labels" / split / f"{stem}.png", out / "sources" / split / f"{stem}.png"
+
+
+def fuse_job(job: Job) -> dict[str, Any]:
+    """Fuse one image and write its outputs; returns its manifest record."""
+    plan, out = _PLAN, _OUT
+    if plan is None or out is None:
+        raise RuntimeError("fuse_job called before _init_worker")
+    t0 = time.perf_counter()
+    n = plan.spec.taxonomy.num_classes
+    precise = read_label(job.precise_path, plan.spec.taxonomy)
+    w, h = image_size(job.image_path)
+    if precise.shape != (h, w):
+        raise ValueError(
+            f"{job.precise_path}: label is {precise.shape[1]}x{precise.shape[0]} but its image "
+            f"{job.image_path} is {w}x{h}"
+        )
+    with_instances = plan.rules.min_coverage is not None
+    pseudos = []
+    for run, class_id in zip(plan.runs, plan.new_ids, strict=True):
+        label, conf, inst = read_pseudo(
+            run, job.split, job.stem, precise.shape, with_instances, str(job.precise_path)
+        )
+        pseudos.append(PseudoLabel(class_id, label, conf, inst))
+    fused = fuse_image(precise, pseudos, plan.rules, num_precise=n)
+    label_path, source_path = output_paths(out, job.split, job.stem)
+    write_label(label_path, fused.label)
+    write_label(source_path, fused.source)
+    return {
+        "split": job.split,
+        "stem": job.stem,
+        "status": "ok",
+        "config_hash": plan.config_hash,
+        "inputs": input_stamp(plan, job),
+        "classes": {plan.taxonomy[c].name: asdict(s) for c, s in fused.stats.items()},
+        "seconds": round(time.perf_counter() - t0, 4),
+    }
+
+
+# -- the run -----------------------------------------------------------------------------------
+def _dataset_yaml(plan: FusePlan, out: Path) -> str:
+    spec = plan.spec
+    images = (spec.root / spec.images).absolute()
+    try:
+        images_ref = os.path.relpath(images, out.absolute())
+    except ValueError:  # another drive on Windows
+        images_ref = str(images)
+    doc = {
+        "images": Path(images_ref).as_posix(),
+        "labels": "labels/{split}",
+        "taxonomy": "taxonomy.json",
+        "splits": list(plan.splits),
+        "image_exts": list(spec.image_exts),
+    }
+    return (
+        "# Written by `engine fuse`: the fused labels over the original images.\n"
+        + yaml.safe_dump(doc, sort_keys=False)
+    )
+
+
+def _fuse_json(plan: FusePlan, config: FuseConfig, status: str, extra: dict) -> dict[str, Any]:
+    return {
+        "format": FUSE_FORMAT,
+        "status": status,
+        "config": config.to_dict(),
+        "config_hash": plan.config_hash,
+        "settings": plan.settings(),
+        "inputs": {
+            "data": str(config.data.absolute()),
+            "images": str((plan.spec.root / plan.spec.images).absolute()),
+            "pseudo": [r.to_dict() for r in plan.runs],
+        },
+        "taxonomy": plan.taxonomy.to_dict(),
+        "splits": {s: sum(j.split == s for j in plan.jobs) for s in plan.splits},
+        "environment": environment(),
+        **extra,
+    }
+
+
+def _is_done(record: dict | None, plan: FusePlan, job: Job, out: Path) -> bool:
+    if record is None or record.get("status") != "ok":
+        return False
+    if record.get("config_hash") != plan.config_hash:
+        return False
+    if record.get("inputs") != input_stamp(plan, job):
+        return False
+    return all(p.is_file() for p in output_paths(out, job.split, job.stem))
+
+
+def fuse(config: FuseConfig) -> FuseResult:
+    """Fuse the pseudo labels of ``config.pseudo`` into the precise labels of ``config.data``.
+
+    Checks every input first (errors name the files), then fuses each image of the chosen
+    splits, skipping those already done with the same settings and inputs, with
+    ``config.workers`` processes. Returns per-class counts summed over all images.
+    """
+    t0 = time.perf_counter()
+    plan = plan_fusion(config)
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = out / "manifest.jsonl"
+    latest: dict[tuple[str, str], dict] = {}
+    for rec in read_jsonl(manifest):
+        if "split" in rec and "stem" in rec:
+            latest[(rec["split"], rec["stem"])] = rec
+    todo = [
+        j
+        for j in plan.jobs
+        if config.force or not _is_done(latest.get((j.split, j.stem)), plan, j, out)
+    ]
+    plan.taxonomy.save(out / "taxonomy.json")
+    atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out))
+    atomic_write_json(out / "fuse.json", _fuse_json(plan, config, "running", {}))
+
+    def record(rec: dict) -> None:
+        latest[(rec["split"], rec["stem"])] = rec
+        append_line(manifest, _json_line(rec))
+
+    with make_progress("img", enabled=config.progress) as progress:
+        task = progress.add_task("fuse", total=len(plan.jobs), completed=len(plan.jobs) - len(todo))
+        if config.workers <= 1 or len(todo) <= 1:
+            _init_worker(plan, out)
+            for job in todo:
+                record(fuse_job(job))
+                progress.advance(task)
+        else:
+            _run_pool(
+                plan, out, todo, config.workers, lambda r: (record(r), progress.advance(task))
+            )
+
+    report = {r.class_name: ClassStats() for r in plan.runs}
+    for job in plan.jobs:
+        for name, counts in latest[(job.split, job.stem)]["classes"].items():
+            report[name] = report[name] + ClassStats.from_dict(counts)
+    result = FuseResult(
+        out=out,
+        taxonomy=plan.taxonomy,
+        splits=plan.splits,
+        images=len(plan.jobs),
+        fused=len(todo),
+        skipped=len(plan.jobs) - len(todo),
+        report=report,
+        seconds=time.perf_counter() - t0,
+        config_hash=plan.config_hash,
+    )
+    extra = {
+        "images": {"total": result.images, "fused": result.fused, "skipped": result.skipped},
+        "seconds": round(result.seconds, 3),
+        "report": {name: s.to_dict() for name, s in report.items()},
+    }
+    atomic_write_json(out / "fuse.json", _fuse_json(plan, config, "complete", extra))
+    return result
+
+
+def _run_pool(plan: FusePlan, out: Path, todo: list[Job], workers: int, done) -> None:
+    """Fuse ``todo`` in ``workers`` processes, at most 2 jobs in flight per worker; the first
+    error cancels the rest and is raised here."""
+    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(plan, out)) as pool:
+        pending: set[Future] = set()
+        it = iter(todo)
+        try:
+            while True:
+                while len(pending) < 2 * workers:
+                    job = next(it, None)
+                    if job is None:
+                        break
+                    pending.add(pool.submit(fuse_job, job))
+                if not pending:
+                    return
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in finished:
+                    done(f.result())
+        except BaseException:
+            for f in pending:
+                f.cancel()
+            raise
+
+
+def _json_line(rec: dict) -> str:
+    return json.dumps(rec, separators=(",", ":"), sort_keys=False)

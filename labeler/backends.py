@@ -1,0 +1,95 @@
+"""The labeling backend protocol and its registry.
+
+The runner (:mod:`labeler.run`) owns everything around a backend: listing and sharding images,
+resume, decoding threads, the writer queue, the manifest, progress and the summary. A backend
+only turns a batch of decoded images into instances::
+
+    class MyBackend:
+        name = "my-backend"
+
+        def __init__(self, config: LabelConfig, class_id: int) -> None: ...
+        def identity(self) -> dict: ...      # cheap, JSON-able: hashed into the config hash
+        def load(self) -> dict: ...           # load models once; info recorded in run.json
+        def label(self, batch: list[LoadedImage]) -> list[BackendOutput]: ...
+
+    register_backend("my-backend", MyBackend)
+
+``label`` returns one :class:`BackendOutput` per input image, in order. It may raise for a
+whole batch; the runner then records every image of the batch as failed and goes on.
+The runner merges each output into the semantic label with
+:func:`labeler.merge.instances_to_semantic` (so every backend shares the merge).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from annotations.instances import Instances
+
+
+@dataclass
+class LoadedImage:
+    """One decoded image of the dataset, with where it comes from."""
+
+    split: str  # dataset split, e.g. "train"
+    stem: str  # file stem, the image's key in every output folder
+    path: Path  # the image file
+    image: np.ndarray  # (H, W, 3) uint8 RGB, EXIF orientation applied
+
+
+@dataclass
+class BackendOutput:
+    """What a backend found in one image."""
+
+    instances: Instances  # kept instances; class_ids = the run's new class id; masks (N, H, W)
+    probs: np.ndarray | None = None  # (N, H, W) float16/32 mask probability 0..1; None: certain
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage for this image
+
+
+@runtime_checkable
+class LabelBackend(Protocol):
+    name: str
+
+    def identity(self) -> dict[str, Any]: ...
+
+    def load(self) -> dict[str, Any]: ...
+
+    def label(self, batch: list[LoadedImage]) -> list[BackendOutput]: ...
+
+
+BackendFactory = Callable[..., LabelBackend]  # (config: LabelConfig, class_id: int) -> backend
+BACKENDS: dict[str, BackendFactory] = {}
+
+
+def register_backend(name: str, factory: BackendFactory) -> BackendFactory:
+    """Register ``factory(config, class_id)`` under ``name`` (replacing an earlier one)."""
+    BACKENDS[name] = factory
+    return factory
+
+
+# Backends imported on first use (heavy modules stay unloaded until asked for): name ->
+# "module:attribute". A new backend adds one line here or calls register_backend at import.
+LAZY_BACKENDS: dict[str, str] = {"grounded-sam": "labeler.grounded_sam:GroundedSamBackend"}
+
+
+def _resolve(name: str) -> None:
+    if name not in BACKENDS and name in LAZY_BACKENDS:
+        import importlib
+
+        module, attr = LAZY_BACKENDS[name].split(":")
+        register_backend(name, getattr(importlib.import_module(module), attr))
+
+
+def create_backend(name: str, config: Any, class_id: int) -> LabelBackend:
+    """The backend registered as ``name``; an unknown name lists the registered ones."""
+    _resolve(name)
+    if name not in BACKENDS:
+        raise ValueError(
+            f"unknown labeling backend {name!r}; registered: {', '.join(sorted(set(BACKENDS) | set(LAZY_BACKENDS)))}"
+        )
+    return BACKENDS[name](config, class_id)

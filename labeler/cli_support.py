@@ -1,0 +1,122 @@
+"""Glue for ``engine label``: command-line strings -> :class:`LabelConfig`, summary -> rich table."""
+
+from __future__ import annotations
+
+from labeler.config import (
+    DEFAULT_DETECTOR,
+    DEFAULT_SEGMENTER,
+    ClassSpec,
+    LabelConfig,
+    load_class_spec,
+    parse_grid,
+    parse_shard,
+)
+from labeler.run import STAGES, LabelSummary
+
+
+def parse_band(text: str) -> tuple[float, float]:
+    """``"0.15,0.25"`` -> ``(0.15, 0.25)``."""
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--uncertain must look like 0.15,0.25 (lo,hi), got {text!r}") from None
+    if not (0 <= lo <= 1 and 0 <= hi <= 1):
+        raise ValueError(f"--uncertain values must be in 0..1, got {text!r}")
+    return lo, hi
+
+
+def build_label_config(
+    *,
+    class_name: str,
+    data: str,
+    split: str = "",
+    out: str = "",
+    prompt: list[str] | None = None,
+    negative: list[str] | None = None,
+    spec: str = "",
+    detector: str = "",
+    segmenter: str = "",
+    backend: str = "grounded-sam",
+    box_threshold: float | None = None,
+    text_threshold: float | None = None,
+    min_area: int | None = None,
+    max_instances: int | None = None,
+    uncertain: str = "0.15,0.25",
+    batch_size: int = 4,
+    workers: int = 2,
+    device: str = "auto",
+    precision: str = "auto",
+    tiles: str = "1x1",
+    overlap: float = 0.2,
+    shard: str = "",
+    force: bool = False,
+    progress: bool = True,
+) -> LabelConfig:
+    """Command-line values to a config; options given on the command line win over ``--spec``."""
+    overrides = {
+        "prompts": tuple(prompt or ()),
+        "negatives": tuple(negative or ()),
+        "box_threshold": box_threshold,
+        "text_threshold": text_threshold,
+        "min_area": min_area,
+        "max_instances": max_instances,
+    }
+    if spec:
+        cls = load_class_spec(spec, class_name, **overrides)
+    else:
+        cls = ClassSpec(name=class_name, **{k: v for k, v in overrides.items() if v is not None})
+    return LabelConfig(
+        data=data,
+        cls=cls,
+        out=out,
+        splits=tuple(s.strip() for s in split.split(",") if s.strip()),
+        backend=backend,
+        detector=detector or DEFAULT_DETECTOR,
+        segmenter=segmenter or DEFAULT_SEGMENTER,
+        tiles=parse_grid(tiles),
+        tile_overlap=overlap,
+        uncertain=parse_band(uncertain),
+        batch_size=batch_size,
+        workers=workers,
+        device=device,
+        precision=precision,
+        shard=parse_shard(shard) if shard else None,
+        force=force,
+        progress=progress,
+    )
+
+
+def print_label_summary(summary: LabelSummary) -> None:
+    """The end-of-run table on stdout, failures listed on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    out, err = Console(), Console(stderr=True)
+    table = Table(
+        title=f"label run {summary.out_dir} (shard {summary.shard[0]}/{summary.shard[1]})"
+    )
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [
+        ("images in shard", summary.images),
+        ("already done (skipped)", summary.skipped),
+        ("labelled now", summary.labelled),
+        ("instances", summary.instances),
+        ("images with none", summary.without_instances),
+        ("failures", len(summary.failed)),
+        ("wall time", f"{summary.wall_seconds:.1f} s"),
+    ]
+    n = max(summary.labelled, 1)
+    for stage in STAGES:
+        rows.append((f"{stage} (per image)", f"{summary.stage_seconds.get(stage, 0.0) / n:.3f} s"))
+    if summary.labelled and summary.wall_seconds > 0:
+        rows.append(("throughput", f"{summary.labelled / summary.wall_seconds:.2f} img/s"))
+    for k, v in rows:
+        table.add_row(k, str(v))
+    out.print(table)
+    for split, stem, error in summary.failed[:20]:
+        err.print(f"[red]failed[/red] {split}/{stem}: {error}")
+    if len(summary.failed) > 20:
+        err.print(f"... and {len(summary.failed) - 20} more failures (see manifest.jsonl)")
+    if summary.interrupted:
+        err.print("interrupted: run the same command again to resume")

@@ -1,0 +1,219 @@
+"""Configuration of a labeling run: the class to label (prompts, thresholds) and the run settings.
+
+A YAML class spec file holds settings for several classes::
+
+    Bicycle:
+      prompts: [bicycle, bike]
+      negatives: [motorcycle]
+      box_threshold: 0.3
+      text_threshold: 0.25
+      min_area: 64
+      max_instances: 50
+      parent: Others
+    Car:
+      prompts: [car]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
+DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
+DEFAULT_BACKEND = "grounded-sam"
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """The new class and how to find it."""
+
+    name: str  # class name added to the taxonomy (e.g. "Bicycle")
+    prompts: tuple[str, ...] = ()  # text prompts (synonyms); empty: the lower-cased class name
+    negatives: tuple[str, ...] = ()  # prompts whose boxes are dropped (e.g. "motorcycle")
+    box_threshold: float = 0.35  # keep a box when its best token probability is above this
+    text_threshold: float = 0.25  # ... and its best prompt's token probability is above this
+    min_area: int = 0  # drop instance masks smaller than this many pixels
+    max_instances: int = 100  # keep at most this many instances per image (best first); 0: all
+    parent: str = "Others"  # taxonomy class the new class is carved out of
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.strip():
+            raise ValueError("the class needs a non-empty name (--class)")
+        prompts = tuple(p.strip() for p in self.prompts if p.strip()) or (
+            self.name.strip().lower(),
+        )
+        negatives = tuple(p.strip() for p in self.negatives if p.strip())
+        object.__setattr__(self, "prompts", prompts)
+        object.__setattr__(self, "negatives", negatives)
+        clash = {p.lower() for p in prompts} & {n.lower() for n in negatives}
+        if clash:
+            raise ValueError(f"class {self.name!r}: {sorted(clash)} are both prompt and negative")
+        for p in prompts + negatives:
+            if "." in p:
+                raise ValueError(
+                    f"class {self.name!r}: prompt {p!r} contains '.', which Grounding DINO uses to "
+                    "separate prompts"
+                )
+        for key in ("box_threshold", "text_threshold"):
+            v = getattr(self, key)
+            if not 0 <= v < 1:
+                raise ValueError(f"class {self.name!r}: {key} must be in [0, 1), got {v}")
+        if self.min_area < 0 or self.max_instances < 0:
+            raise ValueError(f"class {self.name!r}: min_area and max_instances must be >= 0")
+
+    @property
+    def all_prompts(self) -> tuple[str, ...]:
+        """Positive prompts then negatives: the text sent to the detector, in this order."""
+        return self.prompts + self.negatives
+
+
+_CLASS_KEYS = {f.name for f in dataclasses.fields(ClassSpec)} - {"name"}
+
+
+def load_class_spec(path: str | os.PathLike, name: str, **overrides: Any) -> ClassSpec:
+    """The entry for class ``name`` (case-insensitive) in a YAML class spec file; ``overrides``
+    that are not None (command-line options) win over the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: class spec file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: cannot parse YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of class name -> settings")
+    entries = {str(k).casefold(): (str(k), v) for k, v in data.items()}
+    if name.casefold() not in entries:
+        raise ValueError(
+            f"{path}: no class {name!r}; classes in the file: {', '.join(map(str, data))}"
+        )
+    key, entry = entries[name.casefold()]
+    entry = entry or {}
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: class {key!r} must map to settings, got {type(entry).__name__}")
+    unknown = set(entry) - _CLASS_KEYS
+    if unknown:
+        raise ValueError(
+            f"{path}: class {key!r} has unknown keys {sorted(unknown)}; allowed: {sorted(_CLASS_KEYS)}"
+        )
+    merged = dict(entry)
+    merged.update({k: v for k, v in overrides.items() if v is not None and v != ()})
+    for k in ("prompts", "negatives"):
+        if isinstance(merged.get(k), str):
+            merged[k] = [merged[k]]
+        if k in merged:
+            merged[k] = tuple(str(p) for p in merged[k])
+    try:
+        return ClassSpec(name=key, **merged)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+@dataclass(frozen=True)
+class LabelConfig:
+    """One labeling run over a dataset."""
+
+    data: str  # dataset root or spec file (engine.datasets)
+    cls: ClassSpec  # the class to label
+    out: str = ""  # run directory; "" -> runs/label/<class lower-case>
+    splits: tuple[str, ...] = ()  # splits to label; empty: every split the dataset has
+    backend: str = DEFAULT_BACKEND  # labeling backend name (labeler.backends registry)
+    detector: str = DEFAULT_DETECTOR  # Grounding DINO hub id or local directory
+    detector_revision: str | None = None  # hub revision (branch, tag or commit) of the detector
+    segmenter: str = DEFAULT_SEGMENTER  # SAM / SAM-HQ hub id, local directory, or SAM .pth file
+    segmenter_revision: str | None = None  # hub revision of the segmenter
+    tiles: tuple[int, int] = (1, 1)  # detection tiles rows x cols in addition to the whole image
+    tile_overlap: float = 0.2  # overlap of neighbouring tiles, fraction of a tile
+    box_nms_iou: float = 0.5  # box NMS over whole-image and tile detections and all prompts
+    mask_nms_iou: float = 0.7  # mask NMS across synonyms
+    uncertain: tuple[float, float] = (0.15, 0.25)  # confidence band [lo, hi) that becomes 255
+    batch_size: int = 4  # images per detector / image-encoder batch
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto (bf16/fp16 autocast on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
+    workers: int = 2  # image decoding threads
+    shard: tuple[int, int] | None = (
+        None  # (i, n): this process labels images i, i+n, ...; None: from RANK/WORLD_SIZE
+    )
+    force: bool = False  # relabel images already done with the same configuration
+    progress: bool = True  # draw a progress bar on stderr
+    local_files_only: bool = False  # never contact the hub (also implied by HF_HUB_OFFLINE)
+    extra: dict[str, Any] = field(default_factory=dict)  # backend-specific options (hashed)
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1 or self.workers < 1:
+            raise ValueError("batch size and workers must be >= 1")
+        if self.tiles[0] < 1 or self.tiles[1] < 1:
+            raise ValueError(f"tiles must be at least 1x1, got {self.tiles}")
+        if not 0 <= self.tile_overlap < 1:
+            raise ValueError(f"tile overlap must be in [0, 1), got {self.tile_overlap}")
+        if self.precision not in ("auto", "fp32", "fp16", "bf16"):
+            raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
+        if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
+            raise ValueError(
+                f"shard must be i/n with 0 <= i < n, got {self.shard[0]}/{self.shard[1]}"
+            )
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.out) if self.out else Path("runs/label") / self.cls.name.lower()
+
+    def result_fields(self) -> dict[str, Any]:
+        """The settings that change the labels: hashed for resume (batch size, device, workers,
+        shard and paths do not re-label)."""
+        return {
+            "class": dataclasses.asdict(self.cls),
+            "backend": self.backend,
+            "detector": self.detector,
+            "detector_revision": self.detector_revision,
+            "segmenter": self.segmenter,
+            "segmenter_revision": self.segmenter_revision,
+            "tiles": list(self.tiles),
+            "tile_overlap": self.tile_overlap,
+            "box_nms_iou": self.box_nms_iou,
+            "mask_nms_iou": self.mask_nms_iou,
+            "uncertain": list(self.uncertain),
+            "extra": self.extra,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["out"] = str(self.out_dir)
+        return d
+
+
+def parse_grid(text: str, option: str = "--tiles") -> tuple[int, int]:
+    """``"2x3"`` -> ``(2, 3)`` (rows x columns)."""
+    try:
+        r, c = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"{option} must look like 2x2 (rows x columns), got {text!r}") from None
+    if r < 1 or c < 1:
+        raise ValueError(f"{option} must be at least 1x1, got {text!r}")
+    return r, c
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"0/4"`` -> ``(0, 4)``."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard must look like 0/4 (index / count), got {text!r}") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard must satisfy 0 <= index < count, got {text!r}")
+    return i, n
+
+
+def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int] | None:
+    """``(RANK, WORLD_SIZE)`` under torchrun, else None."""
+    env = dict(os.environ) if env is None else env
+    if "RANK" in env and "WORLD_SIZE" in env:
+        rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
+        if world > 1:
+            return rank, world
+    return None

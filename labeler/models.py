@@ -1,0 +1,190 @@
+"""Loading Grounding DINO and SAM / SAM-HQ through transformers, with one clear error when the
+weights are missing (never a transformers traceback), and device / precision resolution."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SEGMENTER_TYPES = ("sam", "sam_hq")  # model_type values of checkpoints the segmenter accepts
+DETECTOR_TYPES = ("grounding-dino", "mm-grounding-dino")
+
+
+@dataclass
+class LoadedModel:
+    """A model with its processor and where it came from."""
+
+    model: Any  # the torch module, eval mode, on its device
+    processor: Any  # the transformers processor saved with it
+    source: str  # hub id, local directory or .pth file as given
+    model_type: str  # config.model_type, e.g. "grounding-dino", "sam", "sam_hq"
+    revision: str | None  # resolved hub commit when known
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "class": type(self.model).__name__,
+            "model_type": self.model_type,
+            "revision": self.revision,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+        }
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+def _looks_like_path(source: str) -> bool:
+    """Hub ids are ``name`` or ``owner/name``; anything else (or anything that exists) is a path."""
+    return (
+        Path(source).expanduser().exists()
+        or source.startswith(("/", ".", "~"))
+        or source.count("/") > 1
+        or "\\" in source
+    )
+
+
+def _missing(role: str, source: str, revision: str | None, reason: str) -> FileNotFoundError:
+    from huggingface_hub import constants
+
+    if _looks_like_path(source):
+        where = f"the local path {Path(source).expanduser().resolve()}"
+    else:
+        cache = constants.HF_HUB_CACHE
+        rev = f" (revision {revision})" if revision else ""
+        hub = "the hub was not contacted (HF_HUB_OFFLINE is set)" if offline() else "the hub"
+        where = f"the Hugging Face cache {cache}{rev} and {hub}"
+    return FileNotFoundError(
+        f"{source}: {role} weights not found: looked in {where} ({reason}). Fix: download them "
+        f"once with internet access (`hf download {source}` or any run without HF_HUB_OFFLINE), "
+        "or set HF_HOME to a cache that holds them, or pass a local directory saved with "
+        f"save_pretrained (--{role} DIR)."
+    )
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else type(e).__name__)[:160]
+
+
+def _check_local(role: str, source: str, revision: str | None) -> None:
+    if _looks_like_path(source):
+        p = Path(source).expanduser()
+        if not p.exists():
+            raise _missing(role, source, revision, "no such directory")
+        if not (p / "config.json").is_file():
+            raise _missing(role, source, revision, "no config.json in it")
+
+
+def _load_config(role: str, source: str, revision: str | None, local_only: bool):
+    from transformers import AutoConfig
+
+    _check_local(role, source, revision)
+    try:
+        return AutoConfig.from_pretrained(
+            source, revision=revision, local_files_only=local_only or offline()
+        )
+    except (OSError, ValueError) as e:
+        raise _missing(role, source, revision, _reason(e)) from None
+
+
+def _from_pretrained(
+    role: str, loader: Any, source: str, revision: str | None, local_only: bool, **kw
+):
+    try:
+        return loader.from_pretrained(
+            source, revision=revision, local_files_only=local_only or offline(), **kw
+        )
+    except (OSError, ValueError) as e:
+        raise _missing(role, source, revision, _reason(e)) from None
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {device}: CUDA is not available on this machine")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
+    return device
+
+
+def resolve_dtype(precision: str, device: str):
+    """The autocast dtype, or None for plain fp32."""
+    import torch
+
+    if precision == "fp32" or (precision == "auto" and not device.startswith("cuda")):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if not device.startswith("cuda"):
+        raise ValueError(f"--precision {precision} needs a CUDA device (got {device})")
+    return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+
+
+def autocast(device: str, dtype) -> contextlib.AbstractContextManager:
+    import torch
+
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
+def load_detector(
+    source: str, revision: str | None = None, device: str = "cpu", local_only: bool = False
+) -> LoadedModel:
+    """Grounding DINO (or MM-Grounding-DINO / LLMDet) from a hub id or local directory."""
+    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+
+    config = _load_config("detector", source, revision, local_only)
+    if config.model_type not in DETECTOR_TYPES:
+        raise ValueError(
+            f"{source}: detector must be a Grounding DINO checkpoint (model_type one of "
+            f"{', '.join(DETECTOR_TYPES)}), got model_type {config.model_type!r}"
+        )
+    model = _from_pretrained(
+        "detector", AutoModelForZeroShotObjectDetection, source, revision, local_only
+    )
+    processor = _from_pretrained("detector", AutoProcessor, source, revision, local_only)
+    return LoadedModel(
+        model.to(device).eval(),
+        processor,
+        source,
+        config.model_type,
+        getattr(config, "_commit_hash", None),
+    )
+
+
+def load_segmenter(
+    source: str, revision: str | None = None, device: str = "cpu", local_only: bool = False
+) -> LoadedModel:
+    """SAM or SAM-HQ, chosen from the checkpoint's ``model_type``; a ``.pth`` file is an original
+    segment-anything checkpoint, converted in memory (see :mod:`labeler.sam_convert`)."""
+    if source.endswith(".pth"):
+        from labeler.sam_convert import load_sam_pth
+
+        model, processor = load_sam_pth(source)
+        return LoadedModel(model.to(device).eval(), processor, source, "sam", None)
+    from transformers import AutoProcessor, SamHQModel, SamModel
+
+    config = _load_config("segmenter", source, revision, local_only)
+    classes = {"sam": SamModel, "sam_hq": SamHQModel}
+    if config.model_type not in classes:
+        raise ValueError(
+            f"{source}: segmenter must be a SAM or SAM-HQ checkpoint (model_type sam or sam_hq), "
+            f"got model_type {config.model_type!r} (SAM 2 is not supported yet)"
+        )
+    model = _from_pretrained("segmenter", classes[config.model_type], source, revision, local_only)
+    processor = _from_pretrained("segmenter", AutoProcessor, source, revision, local_only)
+    return LoadedModel(
+        model.to(device).eval(),
+        processor,
+        source,
+        config.model_type,
+        getattr(config, "_commit_hash", None),
+    )

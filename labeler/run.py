@@ -1,0 +1,308 @@
+"""The resumable labeling run: list and shard images, skip those done, decode in threads, label in
+batches with a backend, merge and write in a writer thread, log every image in ``manifest.jsonl``.
+
+Run directory (DESIGN.md section 3)::
+
+    labels/<split>/<stem>.png       0 = not the class, 1 = the class, 255 = uncertain
+    confidence/<split>/<stem>.png   uint8 0..255 (score x mask probability)
+    instances/<split>/<stem>.json   boxes, scores, prompts, RLE masks (annotations.instances)
+    run.json                        configuration, hash, taxonomy, models, environment
+    manifest.jsonl                  one line per image and attempt, written after its files
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from annotations.fileio import append_line, atomic_write_json, read_jsonl
+from annotations.instances import write_instances
+from annotations.labelmap import write_label
+from annotations.taxonomy import Taxonomy
+from engine.datasets import Sample, SegDataset, load_image, load_spec
+from engine.progress import make_progress
+from engine.runinfo import config_hash, environment
+from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
+from labeler.config import LabelConfig, shard_from_env
+from labeler.merge import instances_to_semantic
+
+STAGES = ("decode", "detect", "segment", "merge", "write")
+_STOP = object()
+
+
+@dataclass
+class LabelSummary:
+    """What a run did (this process's shard)."""
+
+    out_dir: Path  # the run directory
+    config_hash: str  # hash of the settings that change labels
+    shard: tuple[int, int]  # (index, count) of this process
+    images: int = 0  # images in this shard
+    skipped: int = 0  # already done with the same configuration
+    labelled: int = 0  # labelled now
+    instances: int = 0  # instances found now
+    without_instances: int = 0  # images labelled now with no instance
+    failed: list[tuple[str, str, str]] = field(default_factory=list)  # (split, stem, error)
+    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    wall_seconds: float = 0.0  # wall time of the whole run
+    interrupted: bool = False  # stopped by Ctrl-C
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["out_dir"] = str(self.out_dir)
+        return d
+
+
+def output_paths(out: Path, split: str, stem: str) -> dict[str, Path]:
+    return {
+        "label": out / "labels" / split / f"{stem}.png",
+        "confidence": out / "confidence" / split / f"{stem}.png",
+        "instances": out / "instances" / split / f"{stem}.json",
+    }
+
+
+def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
+    """Every ``(split, sample)`` of the run in a fixed order, and the taxonomy with the new class."""
+    spec = load_spec(cfg.data)
+    splits = list(cfg.splits) or spec.available_splits()
+    if not splits:
+        raise FileNotFoundError(f"{cfg.data}: no image split folders found ({spec.images})")
+    items = [(s, smp) for s in splits for smp in SegDataset(spec, s, require_labels=False).samples]
+    taxonomy = spec.taxonomy.with_new_class(cfg.cls.name, parent=cfg.cls.parent)
+    return items, taxonomy
+
+
+def _done_keys(out: Path, chash: str) -> set[tuple[str, str]]:
+    """(split, stem) whose latest manifest record is ok with this hash and whose files exist."""
+    latest: dict[tuple[str, str], dict] = {}
+    for rec in read_jsonl(out / "manifest.jsonl"):
+        latest[(rec.get("split"), rec.get("stem"))] = rec
+    done = set()
+    for (split, stem), rec in latest.items():
+        if (
+            rec.get("status") == "ok"
+            and rec.get("config_hash") == chash
+            and all(p.is_file() for p in output_paths(out, split, stem).values())
+        ):
+            done.add((split, stem))
+    return done
+
+
+class _Writer(threading.Thread):
+    """Merges and writes outputs, then appends the manifest line; errors are kept for the caller."""
+
+    def __init__(
+        self, cfg: LabelConfig, out: Path, chash: str, summary: LabelSummary, header: dict, on_done
+    ) -> None:
+        super().__init__(name="label-writer", daemon=True)
+        self.cfg, self.out, self.chash, self.summary = cfg, out, chash, summary
+        self.header, self.on_done = header, on_done
+        self.queue: queue.Queue = queue.Queue(maxsize=max(2, 2 * cfg.batch_size))
+        self.error: BaseException | None = None
+        self.lock = threading.Lock()
+
+    def put(self, item: Any) -> None:
+        while True:
+            if self.error is not None:
+                raise RuntimeError(f"writing outputs failed: {self.error}") from self.error
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is _STOP:
+                return
+            if self.error is not None:
+                continue  # drain without work after a failure
+            try:
+                self._handle(*item)
+            except BaseException as e:  # noqa: BLE001 - handed to the main thread
+                self.error = e
+
+    def _handle(
+        self, split: str, stem: str, result: BackendOutput | None, error: str | None, timings: dict
+    ) -> None:
+        s, rec = self.summary, {"split": split, "stem": stem}
+        n = 0
+        if result is not None:
+            t0 = time.perf_counter()
+            inst = result.instances
+            label, conf = instances_to_semantic(
+                inst.masks, inst.scores, result.probs, self.cfg.uncertain
+            )
+            t1 = time.perf_counter()
+            paths = output_paths(self.out, split, stem)
+            write_label(paths["label"], label)
+            write_label(paths["confidence"], conf)
+            write_instances(paths["instances"], inst, image=stem, split=split, **self.header)
+            t2 = time.perf_counter()
+            timings = {**timings, **result.timings, "merge": t1 - t0, "write": t2 - t1}
+            n = len(inst)
+            h, w = inst.image_size
+            rec.update(status="ok", error=None, instances=n, height=h, width=w)
+        else:
+            rec.update(status="failed", error=error, instances=0)
+        rec.update(
+            timings={k: round(v, 4) for k, v in timings.items()},
+            config_hash=self.chash,
+            shard=f"{s.shard[0]}/{s.shard[1]}",
+        )
+        append_line(self.out / "manifest.jsonl", json.dumps(rec))  # only after the files
+        with self.lock:
+            for k, v in timings.items():
+                s.stage_seconds[k] = s.stage_seconds.get(k, 0.0) + v
+            if result is None:
+                s.failed.append((split, stem, error or "unknown error"))
+            else:
+                s.labelled += 1
+                s.instances += n
+                s.without_instances += n == 0
+        self.on_done(n, result is None)
+
+
+def _decode(split: str, sample: Sample) -> tuple[str, str, LoadedImage | None, str | None, float]:
+    t = time.perf_counter()
+    try:
+        img = LoadedImage(split, sample.stem, sample.image_path, load_image(sample.image_path))
+        return split, sample.stem, img, None, time.perf_counter() - t
+    except Exception as e:  # noqa: BLE001 - any decode failure is recorded, not fatal
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return split, sample.stem, None, msg, time.perf_counter() - t
+
+
+def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> LabelSummary:
+    """Label every image of the configured splits that is not already done; see the module doc."""
+    t_start = time.perf_counter()
+    shard = cfg.shard or shard_from_env() or (0, 1)
+    if cfg.device == "auto" and shard[1] > 1 and "LOCAL_RANK" in os.environ:
+        import torch
+
+        if torch.cuda.is_available():
+            cfg = dataclasses.replace(cfg, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")
+    items, taxonomy = plan_items(cfg)
+    class_id = taxonomy.id_of(cfg.cls.name)
+    if backend is None:
+        backend = create_backend(cfg.backend, cfg, class_id)
+    chash = config_hash(
+        {
+            "labels": cfg.result_fields(),
+            "backend": backend.identity(),
+            "taxonomy": taxonomy.to_dict(),
+        }
+    )
+    out = cfg.out_dir
+    summary = LabelSummary(out_dir=out, config_hash=chash, shard=shard)
+    items = items[shard[0] :: shard[1]]
+    summary.images = len(items)
+    done = set() if cfg.force else _done_keys(out, chash)
+    todo = [(s, smp) for s, smp in items if (s, smp.stem) not in done]
+    summary.skipped = len(items) - len(todo)
+    if not todo:
+        summary.wall_seconds = time.perf_counter() - t_start
+        return summary
+
+    models = backend.load()
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(
+        out / "run.json",
+        {
+            "config": cfg.to_dict(),
+            "config_hash": chash,
+            "backend": {"name": backend.name, "identity": backend.identity(), "models": models},
+            "class_id": class_id,
+            "taxonomy": taxonomy.to_dict(),
+            "environment": environment(),
+        },
+    )
+    header = {
+        "class_name": cfg.cls.name,
+        "class_id": class_id,
+        "backend": backend.name,
+        "config_hash": chash,
+    }
+
+    progress = make_progress(
+        "img", "{task.fields[inst]} inst, {task.fields[fail]} failed", cfg.progress
+    )
+    task = progress.add_task(f"label {cfg.cls.name}", total=len(todo), inst=0, fail=0)
+    counts = {"inst": 0, "fail": 0}
+
+    def on_done(n: int, failed: bool) -> None:
+        counts["inst"] += n
+        counts["fail"] += failed
+        progress.update(task, advance=1, **counts)
+
+    writer = _Writer(cfg, out, chash, summary, header, on_done)
+    pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="label-decode")
+    pending: deque[Future] = deque()
+    source = iter(todo)
+    window = 2 * cfg.batch_size + cfg.workers
+
+    def refill() -> None:
+        while len(pending) < window:
+            nxt = next(source, None)
+            if nxt is None:
+                return
+            pending.append(pool.submit(_decode, *nxt))
+
+    def run_batch(batch: list[tuple[LoadedImage, float]]) -> None:
+        try:
+            results = backend.label([b[0] for b in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(
+                    f"backend {backend.name} returned {len(results)} results for {len(batch)} images"
+                )
+        except (KeyboardInterrupt, MemoryError):
+            raise
+        except Exception as e:  # noqa: BLE001 - a failed batch is recorded per image
+            msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            for img, dt in batch:
+                writer.put((img.split, img.stem, None, msg, {"decode": dt}))
+            return
+        for (img, dt), res in zip(batch, results, strict=True):
+            writer.put((img.split, img.stem, res, None, {"decode": dt}))
+
+    writer.start()
+    try:
+        with progress:
+            refill()
+            batch: list[tuple[LoadedImage, float]] = []
+            while pending:
+                split, stem, img, error, dt = pending.popleft().result()
+                refill()
+                if img is None:
+                    writer.put((split, stem, None, error, {"decode": dt}))
+                    continue
+                batch.append((img, dt))
+                if len(batch) == cfg.batch_size:
+                    run_batch(batch)
+                    batch = []
+            if batch:
+                run_batch(batch)
+            writer.put(_STOP)
+            writer.join()
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        for f in pending:
+            f.cancel()
+        writer.queue.put(_STOP)  # finish what is already computed, then stop
+        writer.join()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    if writer.error is not None and not summary.interrupted:
+        raise RuntimeError(f"writing outputs failed: {writer.error}") from writer.error
+    summary.wall_seconds = time.perf_counter() - t_start
+    return summary

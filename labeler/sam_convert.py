@@ -1,0 +1,159 @@
+"""Original segment-anything checkpoints (``sam_vit_b_01ec64.pth``, ``sam_vit_l_0b3195.pth``,
+``sam_vit_h_4b8939.pth``) -> transformers ``SamModel``.
+
+The original state dict is renamed to transformers' layout and the configuration is read off the
+tensor shapes (ViT width, depth, heads, window size, global-attention blocks), so any checkpoint
+of the original layout converts, not only the three released sizes. No segment-anything install
+is needed. Use it in memory (``--segmenter FILE.pth``) or once to a directory
+(``engine convert-sam FILE.pth DIR``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+# Substring renames, applied in order (original name -> transformers name).
+_RENAMES: tuple[tuple[str, str], ...] = (
+    ("image_encoder.", "vision_encoder."),
+    (".blocks.", ".layers."),
+    ("patch_embed.proj.", "patch_embed.projection."),
+    ("neck.0.", "neck.conv1."),
+    ("neck.1.", "neck.layer_norm1."),
+    ("neck.2.", "neck.conv2."),
+    ("neck.3.", "neck.layer_norm2."),
+    ("pe_layer.positional_encoding_gaussian_matrix", "shared_embedding.positional_embedding"),
+    ("point_embeddings.", "point_embed."),
+    ("mask_downscaling.0.", "mask_embed.conv1."),
+    ("mask_downscaling.1.", "mask_embed.layer_norm1."),
+    ("mask_downscaling.3.", "mask_embed.conv2."),
+    ("mask_downscaling.4.", "mask_embed.layer_norm2."),
+    ("mask_downscaling.6.", "mask_embed.conv3."),
+    ("output_upscaling.0.", "upscale_conv1."),
+    ("output_upscaling.1.", "upscale_layer_norm."),
+    ("output_upscaling.3.", "upscale_conv2."),
+    (".norm", ".layer_norm"),  # norm1..4 and norm_final_attn
+)
+# The original 3-layer MLP heads (layers.0/1/2) are proj_in / layers.0 / proj_out in transformers.
+_MLP = re.compile(r"(iou_prediction_head|output_hypernetworks_mlps\.\d+)\.layers\.(\d)\.")
+_MLP_NAMES = {"0": "proj_in.", "1": "layers.0.", "2": "proj_out."}
+
+
+def rename_sam_keys(state_dict: dict[str, Any]) -> dict[str, Any]:
+    """Original key names -> transformers ``SamModel`` key names (values untouched)."""
+    out: dict[str, Any] = {}
+    for key, value in state_dict.items():
+        if key in ("pixel_mean", "pixel_std"):
+            continue  # normalisation lives in the processor
+        new = key
+        for old, rep in _RENAMES:
+            new = new.replace(old, rep)
+        new = _MLP.sub(lambda m: f"{m.group(1)}.{_MLP_NAMES[m.group(2)]}", new)
+        out[new] = value
+    pe = "prompt_encoder.shared_embedding.positional_embedding"
+    if pe in out:
+        out["shared_image_embedding.positional_embedding"] = out[pe]
+    return out
+
+
+def sam_config_from_state_dict(sd: dict[str, Any], source: str = "checkpoint"):
+    """A ``SamConfig`` matching an original-layout state dict, read from tensor shapes."""
+    from transformers import SamConfig
+
+    try:
+        patch_w = sd["image_encoder.patch_embed.proj.weight"]
+        hidden, _, patch, _ = patch_w.shape
+        grid = sd["image_encoder.pos_embed"].shape[1]
+        depth = 1 + max(
+            int(m.group(1)) for k in sd if (m := re.match(r"image_encoder\.blocks\.(\d+)\.", k))
+        )
+        rel = [sd[f"image_encoder.blocks.{i}.attn.rel_pos_h"].shape for i in range(depth)]
+        head_dim = rel[0][1]
+        global_idx = [i for i, s in enumerate(rel) if s[0] == 2 * grid - 1]
+        windowed = [s[0] for i, s in enumerate(rel) if i not in global_idx]
+        window = (windowed[0] + 1) // 2 if windowed else 14
+        out_ch = sd["image_encoder.neck.0.weight"].shape[0]
+        mlp_dim = sd["image_encoder.blocks.0.mlp.lin1.weight"].shape[0]
+        dec_hidden = sd["mask_decoder.transformer.layers.0.self_attn.q_proj.weight"].shape[0]
+        cross = sd[
+            "mask_decoder.transformer.layers.0.cross_attn_token_to_image.q_proj.weight"
+        ].shape[0]
+        dec_layers = 1 + max(
+            int(m.group(1))
+            for k in sd
+            if (m := re.match(r"mask_decoder\.transformer\.layers\.(\d+)\.", k))
+        )
+        dec_mlp = sd["mask_decoder.transformer.layers.0.mlp.lin1.weight"].shape[0]
+        iou_hidden = sd["mask_decoder.iou_prediction_head.layers.0.weight"].shape[0]
+        n_masks = sd["mask_decoder.mask_tokens.weight"].shape[0]
+        mask_ch = sd["prompt_encoder.mask_downscaling.3.weight"].shape[0]
+    except (KeyError, IndexError, ValueError, AttributeError) as e:
+        raise ValueError(
+            f"{source}: not an original segment-anything SAM state dict (missing or odd {e})"
+        ) from None
+    image_size = int(grid * patch)
+    return SamConfig(
+        vision_config=dict(
+            hidden_size=int(hidden), num_hidden_layers=int(depth), num_attention_heads=int(hidden // head_dim),
+            output_channels=int(out_ch), image_size=image_size, patch_size=int(patch), window_size=int(window),
+            global_attn_indexes=global_idx, num_pos_feats=int(out_ch // 2), mlp_dim=int(mlp_dim),
+        ),
+        prompt_encoder_config=dict(
+            hidden_size=int(out_ch), image_size=image_size, patch_size=int(patch), mask_input_channels=int(mask_ch),
+        ),
+        mask_decoder_config=dict(
+            hidden_size=int(dec_hidden), mlp_dim=int(dec_mlp), num_hidden_layers=int(dec_layers),
+            attention_downsample_rate=int(dec_hidden // cross), num_multimask_outputs=int(n_masks - 1),
+            iou_head_hidden_dim=int(iou_hidden),
+        ),
+    )  # fmt: skip
+
+
+def load_sam_pth(path: str | os.PathLike):
+    """``(SamModel, SamProcessor)`` from an original ``.pth`` checkpoint, converted in memory."""
+    import torch
+    from transformers import SamImageProcessor, SamModel, SamProcessor
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: SAM checkpoint not found")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
+        raise ValueError(
+            f"{path}: cannot read as a torch checkpoint ({str(e).splitlines()[0]})"
+        ) from None
+    if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
+        sd = sd["model"]
+    if not isinstance(sd, dict):
+        raise ValueError(f"{path}: expected a state dict, got {type(sd).__name__}")
+    config = sam_config_from_state_dict(sd, str(path))
+    model = SamModel(config)
+    missing, unexpected = model.load_state_dict(rename_sam_keys(sd), strict=False)
+    if missing or unexpected:
+        raise ValueError(
+            f"{path}: checkpoint does not match the SAM layout: missing {sorted(missing)[:5]}, "
+            f"unexpected {sorted(unexpected)[:5]}"
+        )
+    size = config.vision_config.image_size
+    processor = SamProcessor(
+        image_processor=SamImageProcessor(
+            size={"longest_edge": size},
+            pad_size={"height": size, "width": size},
+            mask_size={"longest_edge": size // 4},
+            mask_pad_size={"height": size // 4, "width": size // 4},
+        )
+    )
+    return model.eval(), processor
+
+
+def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Convert once: save the transformers model and processor to ``out_dir`` (use it as
+    ``--segmenter out_dir`` afterwards)."""
+    model, processor = load_sam_pth(path)
+    out = Path(out_dir)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out

@@ -1,0 +1,147 @@
+"""Tiny random Grounding DINO and SAM / SAM-HQ checkpoints for tests and smoke runs.
+
+They are saved with ``save_pretrained`` (model, tokenizer, image processors) so that code under
+test loads them through the same ``from_pretrained(local_dir)`` path a user's hub checkpoint
+takes. Weights are random: boxes and masks are arbitrary, only shapes and plumbing are real.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# A small word-piece vocabulary: BERT's special tokens, punctuation and the prompt words the
+# tests use. Unknown words map to [UNK], which is fine for a random model.
+TINY_VOCAB = (
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    ".",
+    ",",
+    "a",
+    "bicycle",
+    "bike",
+    "motorcycle",
+    "car",
+    "person",
+    "thing",
+)
+
+
+def save_tiny_detector(path: str | os.PathLike, seed: int = 0) -> Path:
+    """Save a tiny random Grounding DINO (Swin embed 8, BERT hidden 8, d_model 32) to ``path``."""
+    import torch
+    from transformers import (
+        BertConfig,
+        BertTokenizerFast,
+        GroundingDinoConfig,
+        GroundingDinoForObjectDetection,
+        GroundingDinoImageProcessor,
+        GroundingDinoProcessor,
+        SwinConfig,
+    )
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    vocab = path / "vocab.txt"
+    vocab.write_text("\n".join(TINY_VOCAB) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(
+        vocab={w: i for i, w in enumerate(TINY_VOCAB)}, do_lower_case=True
+    )
+    backbone = SwinConfig(
+        embed_dim=8,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 1, 1],
+        window_size=4,
+        image_size=64,
+        out_features=["stage2", "stage3", "stage4"],
+    )
+    text = BertConfig(
+        vocab_size=len(TINY_VOCAB),
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=16,
+        max_position_embeddings=64,
+    )
+    config = GroundingDinoConfig(
+        backbone_config=backbone,
+        text_config=text,
+        d_model=32,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        num_queries=12,
+        max_text_len=32,
+        num_feature_levels=4,
+    )
+    torch.manual_seed(seed)
+    model = GroundingDinoForObjectDetection(config).eval()
+    # Random weights saturate the text-box logits (every probability 1.0); shrinking the text
+    # projection keeps probabilities spread around 0.5, so thresholds act as they do on real models.
+    with torch.no_grad():
+        for layer_norm in (model.model.decoder.layer_norm, model.model.enc_output_norm):
+            layer_norm.weight.mul_(0.05)
+            layer_norm.bias.zero_()
+    image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
+    processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+    return path
+
+
+def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 0) -> Path:
+    """Save a tiny random SAM (``kind="sam"``) or SAM-HQ (``"sam_hq"``) with 64 px inputs."""
+    import torch
+    from transformers import SamImageProcessor, SamProcessor
+
+    hidden = 16
+    vision = dict(
+        hidden_size=16,
+        output_channels=hidden,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=64,
+        patch_size=8,
+        window_size=4,
+        global_attn_indexes=[1],
+        num_pos_feats=hidden // 2,
+        mlp_dim=32,
+    )
+    prompt = dict(hidden_size=hidden, image_size=64, patch_size=8)
+    decoder = dict(hidden_size=hidden, mlp_dim=32, num_attention_heads=2, iou_head_hidden_dim=16)
+    if kind == "sam":
+        from transformers import SamConfig, SamModel
+
+        config = SamConfig(
+            vision_config=vision, prompt_encoder_config=prompt, mask_decoder_config=decoder
+        )
+        model_cls = SamModel
+    elif kind == "sam_hq":
+        from transformers import SamHQConfig, SamHQModel
+
+        config = SamHQConfig(
+            vision_config=vision,
+            prompt_encoder_config=prompt,
+            mask_decoder_config={**decoder, "vit_dim": 16},
+        )
+        model_cls = SamHQModel
+    else:
+        raise ValueError(f"unknown tiny segmenter kind {kind!r}; expected 'sam' or 'sam_hq'")
+    torch.manual_seed(seed)
+    model = model_cls(config).eval()
+    image_processor = SamImageProcessor(
+        size={"longest_edge": 64},
+        pad_size={"height": 64, "width": 64},
+        mask_size={"longest_edge": 16},
+        mask_pad_size={"height": 16, "width": 16},
+    )
+    path = Path(path)
+    model.save_pretrained(path)
+    SamProcessor(image_processor=image_processor).save_pretrained(path)
+    return path

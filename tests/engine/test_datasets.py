@@ -1,0 +1,268 @@
+"""Datasets: the MaSS13K layout, spec files, every error, check(), EXIF, order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from annotations.labelmap import write_label
+from annotations.taxonomy import MASS13K
+from engine.datasets import (
+    DatasetSpec,
+    SegDataset,
+    image_size,
+    load_image,
+    load_spec,
+    open_split,
+)
+
+W, H = 12, 8
+
+
+def _image(path: Path, w: int = W, h: int = H, value: int = 100) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((h, w, 3), value, np.uint8)).save(path)
+    return path
+
+
+def _label(path: Path, w: int = W, h: int = H, value: int = 3) -> Path:
+    return write_label(path, np.full((h, w), value, np.uint8))
+
+
+def _mass(root: Path, split: str, stems: list[str], labels: list[str] | None = None) -> Path:
+    for s in stems:
+        _image(root / "images" / split / f"{s}.jpg")
+    for s in stems if labels is None else labels:
+        _label(root / "annotations" / split / f"{s}.png")
+    return root
+
+
+def test_mass13k_layout_lazy_sorted_pairs(tmp_path: Path):
+    root = _mass(tmp_path, "train", ["c", "a", "b"])
+    _image(root / "images/train/d.png")  # other image suffixes count too
+    _label(root / "annotations/train/d.png")
+    (root / "images/train/notes.txt").write_text("x")  # ignored
+    (root / "images/train/.e.jpg.tmp").write_text("x")  # a temp file of a killed writer
+    ds = open_split(root, "train")
+    assert [s.stem for s in ds] == ["a", "b", "c", "d"] and len(ds) == 4
+    assert ds[0].image_path == root / "images/train/a.jpg"
+    assert ds[0].label_path == root / "annotations/train/a.png"
+    image, label = ds.load_pair(ds[0])
+    assert image.shape == (H, W, 3) and image.dtype == np.uint8
+    assert label.shape == (H, W) and (label == 3).all()
+    assert ds.taxonomy is MASS13K and ds.check() == []
+
+
+def test_order_does_not_depend_on_creation_order(tmp_path: Path):
+    a = _mass(tmp_path / "a", "val", ["x1", "x10", "x2"])
+    b = _mass(tmp_path / "b", "val", ["x2", "x1", "x10"])
+    assert [s.stem for s in open_split(a, "val")] == [s.stem for s in open_split(b, "val")]
+
+
+def test_missing_root(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match=r"nowhere: dataset root not found"):
+        open_split(tmp_path / "nowhere", "train")
+
+
+def test_missing_split_lists_available(tmp_path: Path):
+    root = _mass(tmp_path, "val", ["a"])
+    _mass(root, "train", ["a"])
+    _mass(root, "extra", ["a"])
+    assert load_spec(root).available_splits() == ["train", "val", "extra"]
+    with pytest.raises(FileNotFoundError) as e:
+        open_split(root, "test")
+    assert str(e.value).startswith(str(root / "images/test"))
+    assert "split 'test' not found; available splits: train, val, extra" in str(e.value)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="available splits: none"):
+        open_split(empty, "train")
+
+
+def test_missing_label_folder(tmp_path: Path):
+    _image(tmp_path / "images/train/a.jpg")
+    with pytest.raises(FileNotFoundError, match="annotations/train: label folder for split"):
+        open_split(tmp_path, "train")
+    assert open_split(tmp_path, "train", require_labels=False)[0].label_path is None
+
+
+def test_images_without_labels_count_and_first_names(tmp_path: Path):
+    stems = [f"img{i}" for i in range(7)]
+    root = _mass(tmp_path, "train", stems, labels=["img3"])
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    msg = str(e.value)
+    assert msg.startswith(str(root / "images/train"))
+    assert "6 images have no label in" in msg
+    assert "img0, img1, img2, img4, img5, ... (6 in all)" in msg
+    ds = open_split(root, "train", require_labels=False)
+    assert len(ds) == 7 and ds[3].label_path is not None and ds[0].label_path is None
+
+
+def test_labels_without_images_count_and_first_names(tmp_path: Path):
+    root = _mass(tmp_path, "train", ["a"], labels=["a", "ghost1", "ghost2"])
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    msg = str(e.value)
+    assert msg.startswith(str(root / "annotations/train"))
+    assert "2 labels have no image in" in msg and msg.endswith("ghost1, ghost2")
+
+
+def test_duplicate_stems(tmp_path: Path):
+    root = _mass(tmp_path, "train", ["a"])
+    _image(root / "images/train/a.png")
+    with pytest.raises(ValueError, match="several files share a stem: a.png"):
+        open_split(root, "train")
+
+
+def test_size_mismatch_names_file_and_both_sizes(tmp_path: Path):
+    root = _mass(tmp_path, "train", ["a"], labels=[])
+    _label(root / "annotations/train/a.png", w=W + 1, h=H)
+    ds = open_split(root, "train")
+    with pytest.raises(ValueError) as e:
+        ds.load_pair(ds[0])
+    msg = str(e.value)
+    assert msg.startswith(str(root / "annotations/train/a.png"))
+    assert f"label is {W + 1}x{H}" in msg and f"a.jpg is {W}x{H}" in msg
+    assert [p.message for p in ds.check(decode=False)] == [msg]
+
+
+def test_truncated_and_unreadable_images(tmp_path: Path):
+    root = _mass(tmp_path, "train", ["good", "trunc", "junk"])
+    big = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(big).save(root / "images/train/trunc.jpg")
+    data = (root / "images/train/trunc.jpg").read_bytes()
+    (root / "images/train/trunc.jpg").write_bytes(data[: len(data) // 2])
+    (root / "images/train/junk.jpg").write_bytes(b"not an image")
+    ds = open_split(root, "train")  # listing is lazy: nothing decoded yet
+    with pytest.raises(ValueError, match=r"trunc.jpg: cannot decode image \(image file is trunc"):
+        ds.load_image(ds[2])
+    with pytest.raises(ValueError, match="junk.jpg: cannot decode image"):
+        load_image(root / "images/train/junk.jpg")
+    with pytest.raises(FileNotFoundError, match="nope.jpg: image file not found"):
+        load_image(root / "nope.jpg")
+
+
+def test_check_reports_every_problem(tmp_path: Path):
+    root = _mass(tmp_path, "train", ["a", "b", "c", "d", "e"], labels=["a", "b", "c", "d", "x"])
+    (root / "images/train/a.jpg").write_bytes(b"junk")  # unreadable image
+    (root / "images/train/b.jpg").write_bytes(b"junk too")  # a second one
+    _label(root / "annotations/train/c.png", w=3, h=3)  # size mismatch
+    _label(root / "annotations/train/d.png", value=9)  # value outside the taxonomy
+    (root / "annotations/train/a.png").write_bytes(b"broken label")  # its image is broken too
+    with pytest.raises(ValueError):
+        open_split(root, "train")  # strict: the first pairing problem raises
+    ds = open_split(root, "train", lenient=True)
+    assert [s.stem for s in ds] == ["a", "b", "c", "d"]
+    seen = []
+    problems = ds.check(progress=lambda: seen.append(1))
+    text = [p.message for p in problems]
+    assert len(seen) == 4
+    assert len(text) == 7, text
+    assert "1 images have no label" in text[0] and "e" in text[0]
+    assert "1 labels have no image" in text[1] and text[1].endswith("x")
+    assert text[2].startswith(str(root / "images/train/a.jpg"))
+    assert text[3].startswith(str(root / "annotations/train/a.png"))
+    assert text[4].startswith(str(root / "images/train/b.jpg"))
+    assert "label is 3x3" in text[5] and "label values 9" in text[6]
+    assert [p.stem for p in problems[2:]] == ["a", "a", "b", "c", "d"]
+
+
+def test_check_visit_sees_what_was_read(tmp_path: Path):
+    root = _mass(tmp_path, "train", ["a", "b"])
+    (root / "images/train/b.jpg").write_bytes(b"junk")
+    seen = {}
+    open_split(root, "train").check(visit=lambda s, size, lab: seen.update({s.stem: (size, lab)}))
+    assert seen["a"][0] == (W, H) and (seen["a"][1] == 3).all()
+    assert seen["b"][0] is None and seen["b"][1].shape == (H, W)
+
+
+def _exif_jpeg(path: Path, orientation: int) -> Path:
+    """A 12x8 stored image whose EXIF says to rotate it; its left half is dark."""
+    arr = np.full((H, W, 3), 220, np.uint8)
+    arr[:, : W // 2] = 20
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path, exif=exif.tobytes(), quality=95)
+    return path
+
+
+def test_exif_orientation_is_respected(tmp_path: Path):
+    path = _exif_jpeg(tmp_path / "images/train/a.jpg", orientation=6)  # rotate 90 cw to view
+    img = load_image(path)
+    assert img.shape == (W, H, 3) and image_size(path) == (H, W)
+    assert img[0].mean() < 80 and img[-1].mean() > 160  # the dark left half is now on top
+    _label(tmp_path / "annotations/train/a.png", w=H, h=W)  # labels follow the displayed image
+    ds = open_split(tmp_path, "train")
+    assert ds.load_pair(ds[0])[1].shape == (W, H) and ds.check() == []
+    assert image_size(_exif_jpeg(tmp_path / "b.jpg", orientation=1)) == (W, H)
+
+
+def test_yaml_spec_with_other_folders_and_taxonomy(tmp_path: Path):
+    root = tmp_path
+    for split in ("train", "test"):
+        _image(root / f"images_pad/{split}/a.jpg")
+        _label(root / f"labels/fused/{split}/a.png", value=7)
+    _image(root / "images/train/ignored.jpg")  # the default folder is not used
+    MASS13K.with_new_class("Bicycle").save(root / "taxonomy.json")
+    (root / "dataset.yaml").write_text(
+        "images: images_pad/{split}\nlabels: labels/fused/{split}\ntaxonomy: taxonomy.json\n"
+        "splits: [test, train, val]\nimage_exts: [jpg]\n"
+    )
+    spec = load_spec(root)
+    assert spec.available_splits() == ["test", "train"]
+    assert spec.taxonomy.names[-1] == "Bicycle" and spec.image_exts == (".jpg",)
+    ds = open_split(root, "train")
+    assert [s.image_path for s in ds] == [root / "images_pad/train/a.jpg"]
+    assert (ds.load_pair(ds[0])[1] == 7).all() and ds.check() == []
+    # the same spec passed as a file, JSON flavour, from anywhere
+    spec_json = root / "other.json"
+    spec_json.write_text(json.dumps({"images": "images_pad/{split}", "labels": None}))
+    ds = open_split(spec_json, "test")
+    assert ds[0].label_path is None and ds.check() == []
+
+
+def test_spec_without_split_template(tmp_path: Path):
+    _image(tmp_path / "photos/a.jpg")
+    (tmp_path / "dataset.yml").write_text("images: photos\nlabels: null\n")
+    spec = load_spec(tmp_path)
+    assert spec.available_splits() == ["all"] and len(open_split(tmp_path, "all")) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("images: a/{split}\nlables: b\n", r"unknown keys \['lables'\]; allowed: \["),
+        ("- a\n- b\n", "must be a mapping"),
+        ("images: [\n", "cannot parse dataset spec"),
+        ("images: 3\n", "'images' must be a folder template"),
+        ("labels: ''\n", "'labels' must be a folder template .* or null"),
+        ("splits: train\n", "'splits' must be a list of names"),
+        ("image_exts: jpg\n", "'image_exts' must be a list"),
+        ("taxonomy: missing.json\n", "missing.json: taxonomy file not found"),
+    ],
+)
+def test_spec_errors_name_the_file(tmp_path: Path, text, message):
+    (tmp_path / "dataset.yaml").write_text(text)
+    with pytest.raises((ValueError, FileNotFoundError), match=message) as e:
+        load_spec(tmp_path)
+    assert str(tmp_path) in str(e.value)
+
+
+def test_spec_defaults_are_mass13k():
+    spec = DatasetSpec(root=Path("/r"))
+    assert spec.image_dir("val") == Path("/r/images/val")
+    assert spec.label_dir("val") == Path("/r/annotations/val")
+    assert DatasetSpec(root=Path("/r"), labels=None).label_dir("val") is None
+
+
+def test_sample_without_label_refuses_load_label(tmp_path: Path):
+    _image(tmp_path / "images/train/a.jpg")
+    ds = SegDataset(load_spec(tmp_path), "train", require_labels=False)
+    with pytest.raises(ValueError, match="a.jpg: this sample has no label file"):
+        ds.load_label(ds[0])

@@ -1,0 +1,246 @@
+"""The per-image fusion rules on small hand-made label maps whose correct result is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotations.instances import Instances
+from engine.fusion.rules import (
+    ClassStats,
+    FusionRules,
+    PseudoLabel,
+    fuse_image,
+    instance_coverage,
+)
+
+U = 255  # uncertain in a pseudo label, ignore in a label map
+O, H, G = 0, 1, 4  # noqa: E741  (Others, Human, Ground)
+BIKE, CAR = 7, 8
+
+
+def a(rows) -> np.ndarray:
+    return np.array(rows, np.uint8)
+
+
+def pl(class_id, label, conf=None, instances=None) -> PseudoLabel:
+    label = a(label)
+    conf = np.full(label.shape, 200, np.uint8) if conf is None else a(conf)
+    return PseudoLabel(class_id, label, conf, instances)
+
+
+def rules(**kw) -> FusionRules:
+    kw.setdefault("parents", {BIKE: (O,), CAR: (O,)})
+    return FusionRules(**kw)
+
+
+# precise label, pseudo labels, rules -> expected fused label and source map
+CASES = {
+    "parent constraint: spill onto Ground stays Ground": (
+        [[O, O, G], [O, G, G]],
+        [pl(BIKE, [[1, 1, 1], [1, 1, 1]])],
+        rules(),
+        [[BIKE, BIKE, G], [BIKE, G, G]],
+        [[1, 1, 0], [1, 0, 0]],
+    ),
+    "configurable parent list: Others and Ground": (
+        [[O, O, G], [O, H, G]],
+        [pl(BIKE, [[1, 1, 1], [1, 1, 1]])],
+        rules(parents={BIKE: (O, G)}),
+        [[BIKE, BIKE, BIKE], [BIKE, H, BIKE]],
+        [[1, 1, 1], [1, 0, 1]],
+    ),
+    "parent constraint off: everything but 255": (
+        [[O, H, U], [G, G, G]],
+        [pl(BIKE, [[1, 1, 1], [1, 0, 1]])],
+        rules(parent_constraint=False),
+        [[BIKE, BIKE, U], [BIKE, G, BIKE]],
+        [[1, 1, 0], [1, 0, 1]],
+    ),
+    "uncertain on parent -> ignore; on other classes unchanged": (
+        [[O, O, G], [O, O, H]],
+        [pl(BIKE, [[U, 1, U], [0, U, U]])],
+        rules(),
+        [[U, BIKE, G], [O, U, H]],
+        [[2, 1, 0], [0, 2, 0]],
+    ),
+    "uncertain keep-parent": (
+        [[O, O, G], [O, O, H]],
+        [pl(BIKE, [[U, 1, U], [0, U, U]])],
+        rules(uncertain="keep-parent"),
+        [[O, BIKE, G], [O, O, H]],
+        [[0, 1, 0], [0, 0, 0]],
+    ),
+    "precise 255 never changes": (
+        [[U, U], [O, U]],
+        [pl(BIKE, [[1, U], [1, 1]])],
+        rules(parent_constraint=False),
+        [[U, U], [BIKE, U]],
+        [[0, 0], [1, 0]],
+    ),
+    "overlap: higher confidence wins, tie -> 255": (
+        [[O, O, O]],
+        [pl(BIKE, [[1, 1, 1]], [[200, 100, 150]]), pl(CAR, [[1, 1, 1]], [[100, 200, 150]])],
+        rules(),
+        [[BIKE, CAR, U]],
+        [[1, 1, 2]],
+    ),
+    "overlap: priority beats confidence": (
+        [[O, O, O]],
+        [pl(BIKE, [[1, 1, 0]], [[200, 100, 150]]), pl(CAR, [[1, 1, 1]], [[100, 200, 150]])],
+        rules(priority=(BIKE,)),
+        [[BIKE, BIKE, CAR]],
+        [[1, 1, 1]],
+    ),
+    "overlap: certain beats uncertain; both uncertain -> 255 even in keep-parent": (
+        [[O, O, O, O]],
+        [pl(BIKE, [[1, U, U, 0]], [[10, 250, 250, 0]]), pl(CAR, [[U, 1, U, U]], [[250, 10, 9, 9]])],
+        rules(uncertain="keep-parent"),
+        [[BIKE, CAR, U, O]],
+        [[1, 1, 2, 0]],
+    ),
+    "each class its own parent": (
+        [[O, G, G]],
+        [pl(BIKE, [[1, 1, 0]]), pl(CAR, [[0, 0, 1]])],
+        rules(parents={BIKE: (O,), CAR: (G,)}),
+        [[BIKE, G, CAR]],
+        [[1, 0, 1]],
+    ),
+    "class absent: nothing changes": (
+        [[O, G], [H, U]],
+        [pl(BIKE, [[0, 0], [0, 0]])],
+        rules(),
+        [[O, G], [H, U]],
+        [[0, 0], [0, 0]],
+    ),
+    "all-ignore precise label": (
+        [[U, U], [U, U]],
+        [pl(BIKE, [[1, U], [1, 0]])],
+        rules(),
+        [[U, U], [U, U]],
+        [[0, 0], [0, 0]],
+    ),
+    "no pseudo labels": ([[O, G]], [], rules(), [[O, G]], [[0, 0]]),
+    "empty image": (np.zeros((0, 3), np.uint8), [pl(BIKE, np.zeros((0, 3)))], rules(), [], []),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_rules(name):
+    precise, pseudos, r, want_label, want_source = CASES[name]
+    precise = a(precise)
+    before = precise.copy()
+    fused = fuse_image(precise, pseudos, r)
+    np.testing.assert_array_equal(fused.label, a(want_label).reshape(precise.shape))
+    np.testing.assert_array_equal(fused.source, a(want_source).reshape(precise.shape))
+    np.testing.assert_array_equal(precise, before)  # the input is not modified
+    # Pixels fusion did not touch (source 0) are exactly the precise label.
+    keep = fused.source == 0
+    np.testing.assert_array_equal(fused.label[keep], precise[keep])
+
+
+def test_stats_parent_constraint():
+    fused = fuse_image(a([[O, O, G], [O, G, G]]), [pl(BIKE, [[1, 1, 1], [1, 1, 0]])], rules())
+    s = fused.stats[BIKE]
+    assert (s.pseudo_pixels, s.claimed_pixels, s.rejected_pixels) == (5, 3, 2)
+    assert s.rejected_share == pytest.approx(0.4)
+    assert (s.images, s.images_with_none) == (1, 0)
+
+
+def test_stats_uncertain_and_overlap():
+    fused = fuse_image(
+        a([[O, O, O, O]]),
+        [pl(BIKE, [[1, 1, U, U]], [[9, 5, 0, 0]]), pl(CAR, [[0, 1, 0, 0]], [[0, 5, 0, 0]])],
+        rules(),
+    )
+    bike, car = fused.stats[BIKE], fused.stats[CAR]
+    assert (bike.claimed_pixels, bike.overlap_lost, bike.uncertain_ignored) == (1, 1, 2)
+    assert (car.claimed_pixels, car.overlap_lost, car.images_with_none) == (0, 1, 1)
+
+
+def test_stats_sum_and_round_trip():
+    s = ClassStats(images=1, pseudo_pixels=4, rejected_pixels=1) + ClassStats(
+        images=1, pseudo_pixels=6, rejected_pixels=4
+    )
+    assert (s.images, s.pseudo_pixels, s.rejected_share) == (2, 10, 0.5)
+    assert ClassStats.from_dict(s.to_dict()) == s
+    assert ClassStats().rejected_share is None  # empty pseudo mask: no share, not 0/0
+
+
+def inst(*masks) -> Instances:
+    masks = np.stack([a(m).astype(bool) for m in masks])
+    n = len(masks)
+    return Instances(
+        xyxy=np.zeros((n, 4)),
+        masks=masks,
+        scores=np.ones(n),
+        mask_scores=np.ones(n),
+        class_ids=np.full(n, BIKE),
+        prompts=["bicycle"] * n,
+    )
+
+
+def test_instance_coverage():
+    allowed = a([[1, 1, 0, 0]]).astype(bool)
+    known = a([[1, 1, 1, 0]]).astype(bool)
+    masks = np.stack([a(m).astype(bool) for m in ([[1, 1, 0, 0]], [[0, 1, 1, 1]], [[0, 0, 0, 1]])])
+    # 2/2 on parent; 1 of 2 known pixels (the 255 one does not count); no known pixel -> 1.
+    np.testing.assert_allclose(instance_coverage(masks, allowed, known), [1.0, 0.5, 1.0])
+    assert instance_coverage(np.zeros((0, 1, 4), bool), allowed, known).shape == (0,)
+
+
+def test_coverage_drop_removes_the_whole_instance():
+    precise = a([[O, O, O, G, G, G]])
+    # instance 0: all on Others; instance 1: 2 of 5 pixels on Others (coverage 0.4), and it
+    # overlaps instance 0 on pixel 1 (kept, since instance 0 covers it).
+    instances = inst([[1, 1, 0, 0, 0, 0]], [[0, 1, 1, 1, 1, 1]])
+    pseudo = [[1, 1, 1, 1, 1, 1]]
+    clipped = fuse_image(precise, [pl(BIKE, pseudo, instances=instances)], rules())
+    np.testing.assert_array_equal(clipped.label, a([[BIKE, BIKE, BIKE, G, G, G]]))
+    assert clipped.stats[BIKE].instances_dropped == 0
+    dropped = fuse_image(precise, [pl(BIKE, pseudo, instances=instances)], rules(min_coverage=0.5))
+    np.testing.assert_array_equal(dropped.label, a([[BIKE, BIKE, O, G, G, G]]))
+    np.testing.assert_array_equal(dropped.source, a([[1, 1, 0, 0, 0, 0]]))
+    s = dropped.stats[BIKE]
+    assert (s.instances, s.instances_dropped, s.dropped_pixels) == (2, 1, 4)
+    assert (s.pseudo_pixels, s.rejected_pixels, s.claimed_pixels) == (6, 0, 2)
+    # A threshold at the instance's exact coverage keeps it.
+    kept = fuse_image(precise, [pl(BIKE, pseudo, instances=instances)], rules(min_coverage=0.4))
+    assert kept.stats[BIKE].instances_dropped == 0
+
+
+def test_coverage_drop_also_clears_uncertain_pixels_of_the_instance():
+    precise = a([[O, O, G, G]])
+    instances = inst([[1, 1, 1, 1]])
+    fused = fuse_image(
+        precise, [pl(BIKE, [[U, 1, 1, 1]], instances=instances)], rules(min_coverage=0.6)
+    )
+    np.testing.assert_array_equal(fused.label, precise)
+    assert fused.stats[BIKE].instances_dropped == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"uncertain": "maybe"}, "uncertain must be one of"),
+        ({"min_coverage": 1.5}, "min_coverage must be in 0..1"),
+        ({"priority": (BIKE, BIKE)}, "priority lists a class twice"),
+    ],
+)
+def test_bad_rules(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        rules(**kwargs)
+
+
+def test_bad_inputs():
+    precise = a([[O, O]])
+    with pytest.raises(ValueError, match=r"must be \(1, 2\) uint8"):
+        fuse_image(precise, [pl(BIKE, [[1, 1, 1]])], rules())
+    with pytest.raises(ValueError, match="values must be 0, 1 or 255"):
+        fuse_image(precise, [pl(BIKE, [[1, 2]])], rules())
+    with pytest.raises(ValueError, match="same class id"):
+        fuse_image(precise, [pl(BIKE, [[1, 1]]), pl(BIKE, [[1, 1]])], rules())
+    with pytest.raises(ValueError, match="no entry for classes"):
+        fuse_image(precise, [pl(9, [[1, 1]])], rules())
+    with pytest.raises(ValueError, match="new class id must be >= 7"):
+        fuse_image(precise, [pl(3, [[1, 1]])], rules(parents={3: (O,)}))

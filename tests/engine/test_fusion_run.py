@@ -1,0 +1,423 @@
+"""The fusion run (`engine fuse`): outputs, fused dataset, resume, workers, report and errors.
+
+Pseudo-label run directories are written by hand (DESIGN.md section 3 format) with
+``engine.fusion.testing.write_pseudo_run``, which uses only the ``annotations`` helpers, so these
+tests do not depend on the labeler's code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from annotations.labelmap import read_label, write_label
+from annotations.taxonomy import MASS13K, Taxonomy
+from engine.datasets import SegDataset, load_spec
+from engine.fusion import FuseConfig, fuse, open_pseudo_run, plan_fusion
+from engine.fusion.testing import write_pseudo_run
+
+O, G, U = 0, 4, 255  # noqa: E741  (Others, Ground, ignore/uncertain)
+
+
+# -- fixture builders ------------------------------------------------------------------------
+def write_dataset(
+    root: Path, labels: dict[str, dict[str, np.ndarray]], taxonomy: Taxonomy | None = None
+) -> Path:
+    """A MaSS13K-layout dataset: a grey PNG image per label map. With ``taxonomy``, a
+    dataset.yaml naming it."""
+    for split, items in labels.items():
+        for stem, label in items.items():
+            img_path = root / "images" / split / f"{stem}.png"
+            img_path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full(label.shape + (3,), 128, np.uint8)).save(img_path)
+            write_label(root / "annotations" / split / f"{stem}.png", label)
+    if taxonomy is not None:
+        taxonomy.save(root / "taxonomy.json")
+        (root / "dataset.yaml").write_text("taxonomy: taxonomy.json\n")
+    return root
+
+
+# Two 4x6 images per split. Others = left half, Ground = right half, a 255 corner.
+def precise_map() -> np.ndarray:
+    lab = np.full((4, 6), O, np.uint8)
+    lab[:, 3:] = G
+    lab[0, 0] = U
+    return lab
+
+
+def bike_map(shift: int = 0) -> np.ndarray:
+    lab = np.zeros((4, 6), np.uint8)
+    lab[1:3, 1 + shift : 5 + shift] = 1  # spills from Others onto Ground
+    lab[3, 1] = U
+    return lab
+
+
+def car_map() -> np.ndarray:
+    lab = np.zeros((4, 6), np.uint8)
+    lab[0:2, 0:3] = 1
+    return lab
+
+
+STEMS = ("a", "b")
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> dict[str, Path]:
+    data = write_dataset(
+        tmp_path / "data",
+        {s: {stem: precise_map() for stem in STEMS} for s in ("train", "val")},
+    )
+    bike = write_pseudo_run(
+        tmp_path / "runs" / "bicycle",
+        "Bicycle",
+        {s: {"a": bike_map(0), "b": bike_map(1)} for s in ("train", "val")},
+    )
+    car = write_pseudo_run(
+        tmp_path / "runs" / "car",
+        "Car",
+        {s: {k: car_map() for k in STEMS} for s in ("train", "val")},
+    )
+    return {"data": data, "bike": bike, "car": car, "out": tmp_path / "fused"}
+
+
+def cfg(world, **kw) -> FuseConfig:
+    kw.setdefault("pseudo", (world["bike"], world["car"]))
+    return FuseConfig(data=world["data"], out=world["out"], progress=False, **kw)
+
+
+def outputs(out: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for sub in ("labels", "sources")
+        for p in sorted((out / sub).rglob("*.png"))
+    }
+
+
+# -- the run ---------------------------------------------------------------------------------
+def test_fuse_writes_labels_sources_taxonomy_and_report(world):
+    result = fuse(cfg(world))
+    out = world["out"]
+    assert (result.images, result.fused, result.skipped) == (4, 4, 0)
+    assert result.splits == ("train", "val")
+    tax = Taxonomy.load(out / "taxonomy.json")
+    assert tax.names == MASS13K.names + ["Bicycle", "Car"]
+    assert (tax.get("Bicycle").id, tax.get("Bicycle").parent) == (7, 0)
+    assert (tax.get("Car").id, tax.get("Car").parent) == (8, 0)
+
+    label = read_label(out / "labels" / "train" / "a.png")
+    source = read_label(out / "sources" / "train" / "a.png")
+    # Car (conf 200) and Bicycle (conf 200) tie on row 1, cols 1-2 -> 255 (source 2).
+    want = np.array(
+        [
+            [U, 8, 8, G, G, G],
+            [8, U, U, G, G, G],
+            [0, 7, 7, G, G, G],
+            [0, U, 0, G, G, G],
+        ],
+        np.uint8,
+    )
+    want_source = np.array(
+        [[0, 1, 1, 0, 0, 0], [1, 2, 2, 0, 0, 0], [0, 1, 1, 0, 0, 0], [0, 2, 0, 0, 0, 0]], np.uint8
+    )
+    np.testing.assert_array_equal(label, want)
+    np.testing.assert_array_equal(source, want_source)
+
+    doc = json.loads((out / "fuse.json").read_text())
+    assert doc["status"] == "complete"
+    assert doc["settings"]["parents"] == {"Bicycle": ["Others"], "Car": ["Others"]}
+    assert [p["class"] for p in doc["inputs"]["pseudo"]] == ["Bicycle", "Car"]
+    assert (
+        doc["inputs"]["pseudo"][0]["run_json_sha256"]
+        == open_pseudo_run(world["bike"]).run_json_sha256
+    )
+    assert "packages" in doc["environment"]
+    bike = doc["report"]["Bicycle"]
+    # a: 8 pseudo px, 4 on Ground (rejected), 2 tied with Car, 2 claimed, 1 uncertain -> 255.
+    # b (shifted right): 8 px, 6 on Ground, 1 tied with Car, 1 claimed, 1 uncertain -> 255.
+    # Both splits hold the same two images.
+    assert (bike["images"], bike["pseudo_pixels"], bike["rejected_pixels"]) == (4, 32, 20)
+    assert bike["rejected_share"] == pytest.approx(20 / 32)
+    assert (bike["claimed_pixels"], bike["overlap_lost"], bike["uncertain_ignored"]) == (6, 6, 4)
+    assert doc["report"]["Car"]["images_with_none"] == 0
+    assert result.report["Bicycle"].claimed_pixels == 6
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and all(
+        json.loads(x)["config_hash"] == result.config_hash for x in lines
+    )
+
+
+def test_fused_output_is_a_dataset_for_the_trainer(world):
+    fuse(cfg(world, splits=("train",)))
+    spec = load_spec(world["out"])
+    assert spec.taxonomy.names[-2:] == ["Bicycle", "Car"]
+    assert spec.available_splits() == ["train"]
+    ds = SegDataset(spec, "train")
+    assert [s.stem for s in ds] == list(STEMS)
+    assert ds[0].image_path.resolve() == (world["data"] / "images/train/a.png").resolve()
+    image, label = ds.load_pair(ds[0])
+    assert image.shape == (4, 6, 3) and label.max() == U and 8 in label
+    assert not ds.check()
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_dataset_spec_images_outside_its_root(tmp_path, absolute):
+    data = write_dataset(
+        tmp_path / "data", {"train": {"x": precise_map()}, "val": {"y": precise_map()}}
+    )
+    root = tmp_path / "elsewhere" / "fused"
+    write_dataset(root, {"train": {"x": precise_map()}})
+    images = (data / "images").absolute() if absolute else Path("../../data/images")
+    (root / "dataset.yaml").write_text(
+        f"images: {images.as_posix()}/{{split}}\nlabels: annotations/{{split}}\n"
+    )
+    spec = load_spec(root)
+    assert spec.available_splits() == ["train", "val"]  # the image folders that exist
+    ds = SegDataset(spec, "train")
+    assert ds[0].image_path.resolve() == (data / "images/train/x.png").resolve()
+    assert ds.load_pair(ds[0])[1].shape == (4, 6)
+
+
+def test_resume_skips_done_images_and_redoes_changed_ones(world):
+    first = fuse(cfg(world))
+    before = outputs(world["out"])
+    again = fuse(cfg(world))
+    assert (again.fused, again.skipped) == (0, 4)
+    assert outputs(world["out"]) == before
+    assert again.report == first.report  # the report covers skipped images too
+
+    # One pseudo label rewritten -> only that image is fused again.
+    write_label(world["bike"] / "labels/val/b.png", bike_map(0))
+    write_label(
+        world["bike"] / "confidence/val/b.png",
+        np.where(bike_map(0) == 1, 200, 100).astype(np.uint8),
+    )
+    changed = fuse(cfg(world))
+    assert (changed.fused, changed.skipped) == (1, 3)
+    np.testing.assert_array_equal(
+        read_label(world["out"] / "labels/val/b.png"), read_label(world["out"] / "labels/val/a.png")
+    )
+    # Another setting -> every image again; --force too.
+    assert fuse(cfg(world, uncertain="keep-parent")).fused == 4
+    assert fuse(cfg(world, uncertain="keep-parent", force=True)).fused == 4
+    # A deleted output is redone.
+    (world["out"] / "sources/train/a.png").unlink()
+    assert fuse(cfg(world, uncertain="keep-parent")).fused == 1
+
+
+def test_workers_give_the_same_outputs(world, tmp_path):
+    fuse(cfg(world))
+    serial = outputs(world["out"])
+    world["out"] = tmp_path / "fused2"
+    result = fuse(cfg(world, workers=2))
+    assert result.fused == 4
+    assert outputs(world["out"]) == serial
+
+
+def test_min_coverage_drops_and_reports(world):
+    result = fuse(cfg(world, pseudo=(world["bike"],), min_coverage=0.4))
+    s = result.report["Bicycle"]
+    # a: 4 of 8 instance pixels on Others (0.5) kept; b: 2 of 8 (0.25) dropped, in both splits.
+    assert (s.instances, s.instances_dropped) == (4, 2)
+    label_b = read_label(world["out"] / "labels/train/b.png")
+    assert 7 not in label_b
+    doc = json.loads((world["out"] / "fuse.json").read_text())
+    assert doc["report"]["Bicycle"]["instances_dropped"] == 2
+    assert doc["report"]["Bicycle"]["images_with_none"] == 2
+
+
+def test_parent_list_and_priority(world):
+    result = fuse(cfg(world, parents=("Others", "Ground"), priority=("Bicycle",)))
+    label = read_label(world["out"] / "labels/train/a.png")
+    assert (label[1, 1:5] == 7).all()  # Bicycle claims Ground too, and beats Car by priority
+    assert result.report["Bicycle"].rejected_pixels == 0
+
+
+# -- errors: one clear line naming the files -------------------------------------------------
+def test_error_pseudo_run_for_another_dataset(world, tmp_path):
+    other = write_pseudo_run(
+        tmp_path / "other", "Bicycle", {"train": {"x": bike_map()}, "val": {"y": bike_map()}}
+    )
+    with pytest.raises(
+        ValueError, match=r"other/labels/train: none of its 1 pseudo labels .* another dataset"
+    ):
+        fuse(cfg(world, pseudo=(other,)))
+
+
+def test_error_pseudo_labels_missing_or_extra(world, tmp_path):
+    partial = write_pseudo_run(tmp_path / "partial", "Bicycle", {"train": {"a": bike_map()}})
+    with pytest.raises(
+        ValueError, match=r"partial/labels/train: 1 images of .* no pseudo label: b"
+    ):
+        fuse(cfg(world, pseudo=(partial,), splits=("train",)))
+    extra = write_pseudo_run(
+        tmp_path / "extra", "Bicycle", {"train": {k: bike_map() for k in ("a", "b", "zz")}}
+    )
+    with pytest.raises(
+        ValueError, match=r"extra/labels/train: 1 pseudo labels have no image .*: zz"
+    ):
+        fuse(cfg(world, pseudo=(extra,), splits=("train",)))
+    with pytest.raises(FileNotFoundError, match=r"extra/labels/val: this pseudo run has no labels"):
+        fuse(cfg(world, pseudo=(extra,), splits=("val",)))
+
+
+def test_error_class_already_in_taxonomy(tmp_path):
+    fused_tax = MASS13K.with_new_class("Bicycle")
+    data = write_dataset(tmp_path / "data", {"train": {"a": precise_map()}}, taxonomy=fused_tax)
+    run = write_pseudo_run(tmp_path / "run", "Bicycle", {"train": {"a": bike_map()}})
+    with pytest.raises(
+        ValueError, match=r"run/run.json: class 'Bicycle' is already in the taxonomy"
+    ):
+        plan_fusion(FuseConfig(data=data, pseudo=(run,), out=tmp_path / "o"))
+
+
+def test_error_two_runs_for_one_class(world, tmp_path):
+    again = write_pseudo_run(
+        tmp_path / "again", "bicycle", {s: {k: bike_map() for k in STEMS} for s in ("train", "val")}
+    )
+    with pytest.raises(ValueError, match=r"bicycle/run.json and .*again/run.json: two pseudo runs"):
+        plan_fusion(cfg(world, pseudo=(world["bike"], again)))
+
+
+def test_error_mismatched_sizes(world):
+    write_label(world["bike"] / "labels/val/a.png", np.zeros((5, 6), np.uint8))
+    with pytest.raises(
+        ValueError,
+        match=r"bicycle/labels/val/a.png: size 6x5 does not match .*annotations/val/a.png \(6x4\)",
+    ):
+        fuse(cfg(world))
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        (None, r"run.json: not found"),
+        ({"class": "Bicycle"}, r"run.json: no 'taxonomy' .* nor a 'class' and 'parent'"),
+        (
+            {"class": "Boat", "taxonomy": MASS13K.with_new_class("Bicycle").to_dict()},
+            r"run.json: class 'Boat' is not in its taxonomy",
+        ),
+        ({"taxonomy": MASS13K.to_dict()}, r"run.json: class 'Water' has no parent"),
+    ],
+)
+def test_error_bad_run_json(world, doc, message):
+    path = world["bike"] / "run.json"
+    if doc is None:
+        path.unlink()
+    else:
+        path.write_text(json.dumps(doc))
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        plan_fusion(cfg(world))
+
+
+def test_run_json_read_tolerantly(world):
+    tax = MASS13K.with_new_class("Bicycle").to_dict()
+    labeler_style = {  # what labeler/run.py writes
+        "config": {"cls": {"name": "Bicycle", "prompts": ["bicycle"], "parent": "Others"}},
+        "class_id": 7,
+        "taxonomy": tax,
+    }
+    for doc in (
+        labeler_style,
+        {"config": {"class_name": "Bicycle", "taxonomy": tax}},
+        {"taxonomy": tax},
+        {"class_id": 7, "taxonomy": tax},
+        {"class": {"name": "bicycle"}, "taxonomy": tax},
+    ):
+        (world["bike"] / "run.json").write_text(json.dumps(doc))
+        run = open_pseudo_run(world["bike"])
+        assert (run.class_name, run.parent_name, run.run_class_id) == ("Bicycle", "Others", 7)
+    # Without a taxonomy, the class and parent by name are enough to fuse.
+    (world["bike"] / "run.json").write_text(json.dumps({"class": "Bicycle", "parent": "Others"}))
+    run = open_pseudo_run(world["bike"])
+    assert (run.class_name, run.parent_name, run.run_class_id, run.taxonomy) == (
+        "Bicycle",
+        "Others",
+        None,
+        None,
+    )
+    result = fuse(cfg(world, pseudo=(world["bike"],), min_coverage=0.4))
+    assert result.report["Bicycle"].instances_dropped == 2
+    assert result.taxonomy.get("Bicycle").color not in [c.color for c in MASS13K]
+
+
+@pytest.mark.parametrize(
+    "kw, message",
+    [
+        ({"parents": ("Sofa",)}, r"--parent 'Sofa': not a precise class"),
+        ({"priority": ("Ground",)}, r"--priority 'Ground': not a new class"),
+        ({"pseudo": ()}, "no pseudo-label run given"),
+        ({"splits": ("test",)}, r"data/images/test: split 'test' not found"),
+    ],
+)
+def test_error_bad_settings(world, kw, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        plan_fusion(cfg(world, **kw))
+
+
+def test_error_output_is_an_input(world):
+    with pytest.raises(ValueError, match="must not be an input"):
+        plan_fusion(FuseConfig(data=world["data"], pseudo=(world["bike"],), out=world["bike"]))
+
+
+def test_config_is_strict():
+    with pytest.raises(ValueError, match=r"unknown keys \['parnets'\]"):
+        FuseConfig.from_dict({"data": "d", "pseudo": [], "out": "o", "parnets": ["Others"]})
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        FuseConfig(data="d", pseudo=(), out="o", workers=0)
+
+
+# -- CLI -------------------------------------------------------------------------------------
+def invoke(args: list[str]):
+    import typer
+    from click.testing import CliRunner
+
+    from cli import app
+
+    # get_group: `fuse` stays a subcommand even while it is the only registered command.
+    return CliRunner().invoke(typer.main.get_group(app), args)
+
+
+def test_cli_fuse(world):
+    args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"])]
+    args += ["--pseudo", str(world["car"]), "--out", str(world["out"]), "--split", "train"]
+    args += ["--uncertain", "keep-parent", "--priority", "Car", "--no-progress", "--workers", "2"]
+    res = invoke(args)
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())  # rich wraps at 80 columns
+    assert "Bicycle (7)" in text and "Car (8)" in text and "fused 2 images" in text
+    assert "rejected by parent constraint" in text
+    doc = json.loads((world["out"] / "fuse.json").read_text())
+    assert doc["settings"]["uncertain"] == "keep-parent"
+    assert doc["settings"]["priority"] == ["Car"]
+    assert doc["config"]["splits"] == ["train"] and doc["config"]["workers"] == 2
+    label = read_label(world["out"] / "labels/train/a.png")
+    assert label[1, 1] == 8 and label[3, 1] == O  # Car by priority; uncertain kept as Others
+    again = invoke(args)
+    assert again.exit_code == 0 and "skipped 2 already done" in " ".join(again.output.split())
+
+
+def test_cli_default_out_and_parent_list(world, monkeypatch):
+    monkeypatch.chdir(world["data"].parent)
+    res = invoke(
+        ["fuse", "--data", "data", "--pseudo", str(world["bike"]), "--pseudo", str(world["car"])]
+        + ["--parent", "Others,Ground", "--min-coverage", "0.5", "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    doc = json.loads(Path("runs/fused/bicycle+car/fuse.json").read_text())
+    assert doc["settings"]["parents"]["Car"] == ["Others", "Ground"]
+    assert doc["settings"]["min_coverage"] == 0.5
+    assert load_spec("runs/fused/bicycle+car").taxonomy.num_classes == 9
+
+
+def test_cli_error_is_one_line(world, tmp_path):
+    other = write_pseudo_run(tmp_path / "other", "Bicycle", {"train": {"x": bike_map()}})
+    res = invoke(["fuse", "--data", str(world["data"]), "--pseudo", str(other), "--split", "train"])
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())  # one message; rich wraps it at 80 columns
+    assert text.startswith("error: ") and text.count("error:") == 1
+    assert "other/labels/train: none of its 1 pseudo labels" in text and "another dataset" in text
+    assert "Traceback" not in res.output

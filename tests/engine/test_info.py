@@ -1,0 +1,70 @@
+"""engine.info: per-split counts, sizes, class pixel shares and problems in one pass."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from annotations.labelmap import write_label
+from engine.info import dataset_stats
+
+
+def _pair(root: Path, split: str, stem: str, label: np.ndarray) -> None:
+    h, w = label.shape
+    (root / "images" / split).mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(root / "images" / split / f"{stem}.png")
+    write_label(root / "annotations" / split / f"{stem}.png", label)
+
+
+def test_counts_sizes_and_shares(tmp_path: Path):
+    a = np.zeros((4, 5), np.uint8)
+    a[:2] = 5  # 10 Sky, 10 Others
+    b = np.full((2, 5), 255, np.uint8)
+    b[0] = 4  # 5 Ground, 5 ignore
+    _pair(tmp_path, "train", "a", a)
+    _pair(tmp_path, "train", "b", b)
+    _pair(tmp_path, "val", "c", np.full((3, 3), 255, np.uint8))  # all ignore
+    stats = dataset_stats(tmp_path, progress=False)
+    train, val = stats.splits
+    assert (train.split, train.images, train.labelled) == ("train", 2, 2)
+    assert train.sizes == {(5, 4): 1, (5, 2): 1}
+    np.testing.assert_array_equal(train.class_pixels, [10, 0, 0, 0, 5, 10, 0])
+    assert train.ignore_pixels == 5
+    np.testing.assert_allclose(train.class_shares, [0.4, 0, 0, 0, 0.2, 0.4, 0])
+    assert val.ignore_pixels == 9 and (val.class_shares == 0).all()  # no division by zero
+    assert stats.problems == [] and stats.has_labels and train.new_classes == {}
+    bike = np.zeros((4, 5), np.uint8)
+    bike[3, :3] = 1
+    write_label(tmp_path / "new_classes/bicycle/train/a.png", bike)
+    (tmp_path / "new_classes/bicycle/train/zz.png").write_bytes(b"junk")  # not a sample: skipped
+    assert dataset_stats(tmp_path, progress=False).splits[0].new_classes == {"bicycle": (1, 3)}
+    only_val = dataset_stats(tmp_path, splits=["val"], decode=False, progress=False)
+    assert [s.split for s in only_val.splits] == ["val"]
+
+
+def test_problems_are_collected_not_raised(tmp_path: Path):
+    _pair(tmp_path, "train", "a", np.zeros((2, 2), np.uint8))
+    _pair(tmp_path, "train", "b", np.full((2, 2), 9, np.uint8))
+    (tmp_path / "images/train/c.png").write_bytes(b"junk")
+    write_label(tmp_path / "annotations/train/c.png", np.zeros((2, 2), np.uint8))
+    write_label(tmp_path / "annotations/train/orphan.png", np.zeros((2, 2), np.uint8))
+    stats = dataset_stats(tmp_path, progress=False)
+    (train,) = stats.splits
+    assert train.images == 3 and train.labelled == 2  # c's label is fine, b's is not
+    msgs = [p.message for p in stats.problems]
+    assert len(msgs) == 3
+    assert "1 labels have no image" in msgs[0] and "label values 9" in msgs[1]
+    assert msgs[2].startswith(str(tmp_path / "images/train/c.png"))
+
+
+def test_errors(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="dataset root not found"):
+        dataset_stats(tmp_path / "no", progress=False)
+    with pytest.raises(ValueError, match="no split folders found"):
+        dataset_stats(tmp_path, progress=False)
+    _pair(tmp_path, "train", "a", np.zeros((2, 2), np.uint8))
+    with pytest.raises(FileNotFoundError, match="available splits: train"):
+        dataset_stats(tmp_path, splits=["test"], progress=False)

@@ -1,0 +1,96 @@
+"""The engine CLI's foundation commands (synth, info) and its fast, torch-free start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def _synth(out: Path, *extra: str):
+    return runner.invoke(
+        app,
+        ["synth", "--out", str(out), "--train", "2", "--val", "1", "--test", "1",
+         "--size", "128x96", "--seed", "3", "--no-progress", *extra],
+    )  # fmt: skip
+
+
+def test_synth_then_info(tmp_path: Path):
+    res = _synth(tmp_path / "d")
+    assert res.exit_code == 0, res.output
+    assert f"wrote 4 images (2 train, 1 val, 1 test) at 128x96 to {tmp_path / 'd'}" in res.output
+    img = Image.open(tmp_path / "d/images/train/synth_train_0000.jpg")
+    assert img.size == (128, 96)
+    res = runner.invoke(app, ["info", str(tmp_path / "d"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    for text in ("train", "val", "test", "128x96: 2", "Others", "Water", "No problems found.",
+                 "bicycle (new-class truth)", "car (new-class truth)"):  # fmt: skip
+        assert text in res.output
+    res = runner.invoke(app, ["info", str(tmp_path / "d"), "--split", "val", "--no-progress"])
+    assert res.exit_code == 0 and "128x96: 1" in res.output and "train" not in res.output
+
+
+def test_info_exit_1_and_lists_problems(tmp_path: Path):
+    assert _synth(tmp_path / "d").exit_code == 0
+    bad = tmp_path / "d/annotations/train/synth_train_0001.png"
+    Image.fromarray(np.full((96, 128), 42, np.uint8)).save(bad)
+    (tmp_path / "d/images/test/synth_test_0000.jpg").write_bytes(b"junk")
+    res = runner.invoke(app, ["info", str(tmp_path / "d"), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    assert "2 problems found" in res.output and "label values 42" in res.output
+    assert "synth_test_0000.jpg" in res.output
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path):
+    for args in (
+        ["info", str(tmp_path / "missing")],
+        ["info", str(tmp_path), "--no-progress"],  # no splits
+    ):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2, res.output
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+        assert "Traceback" not in res.output
+    assert _synth(tmp_path / "d").exit_code == 0
+    res = runner.invoke(app, ["info", str(tmp_path / "d"), "--split", "nope"])
+    assert res.exit_code == 2
+    assert res.output.strip() == (
+        f"error: {tmp_path / 'd/images/nope'}: split 'nope' not found; available splits: "
+        "train, val, test"
+    )
+    (tmp_path / "f").write_text("x")
+    res = _synth(tmp_path / "f")
+    assert res.exit_code == 2 and res.output.strip().startswith("error: ")
+    res = _synth(tmp_path / "e", "--size", "12x12")
+    assert res.exit_code == 2 and "size must be" in res.output
+    res = _synth(tmp_path / "e", "--size", "big")
+    assert res.exit_code == 2 and "512x384" in res.output  # typer usage error names the format
+
+
+def test_import_cli_does_not_import_heavy_modules():
+    code = (
+        "import sys, cli; heavy = [m for m in ('torch', 'transformers', 'torchvision', 'cv2', "
+        "'engine.synth', 'scipy') if m in sys.modules]; print(','.join(heavy))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "", f"imported at startup: {res.stdout.strip()}"
+
+
+def test_help_is_fast():
+    t = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "cli", "--help"], cwd=ROOT, capture_output=True,
+                         text=True)  # fmt: skip
+    elapsed = time.perf_counter() - t
+    assert res.returncode == 0 and "synth" in res.stdout and "info" in res.stdout
+    assert elapsed < 2.0, f"engine --help took {elapsed:.2f} s"

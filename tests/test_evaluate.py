@@ -1,0 +1,316 @@
+"""engine evaluate / engine compare and the binary class scorer."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from annotations.labelmap import write_label
+from annotations.taxonomy import MASS13K
+from cli import app
+from engine.compare import CompareConfig, compare, parse_source
+from engine.evaluate import EvaluateConfig, evaluate
+from engine.metrics import (
+    ClassScorer,
+    SegEvaluator,
+    binary_class_scores,
+    is_binary_mask,
+    to_binary,
+)
+
+runner = CliRunner()
+
+
+def _maps(seed: int, n: int, h: int = 24, w: int = 32, k: int = 7):
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        small = rng.integers(0, k, (h // 4, w // 4)).astype(np.uint8)
+        gt = np.kron(small, np.ones((4, 4), np.uint8))
+        pred = gt.copy()
+        flip = rng.random((h, w)) < 0.1
+        pred[flip] = rng.integers(0, k, flip.sum())
+        gt[:2, :3] = 255
+        out.append((pred, gt))
+    return out
+
+
+def _write(tmp: Path, pairs, names=None) -> tuple[Path, Path]:
+    (tmp / "pred").mkdir()
+    (tmp / "gt").mkdir()
+    for i, (pred, gt) in enumerate(pairs):
+        stem = names[i] if names else f"img{i:02d}"
+        write_label(tmp / "pred" / f"{stem}.png", pred)
+        write_label(tmp / "gt" / f"{stem}.png", gt)
+    return tmp / "pred", tmp / "gt"
+
+
+# -- binary scorer ------------------------------------------------------------------------------
+
+
+def test_to_binary_and_detection() -> None:
+    lab = np.array([[0, 3, 255], [3, 1, 2]], np.uint8)
+    np.testing.assert_array_equal(to_binary(lab, 3, keep_ignore=True), [[0, 1, 255], [1, 0, 0]])
+    np.testing.assert_array_equal(to_binary(lab, 3, keep_ignore=False), [[0, 1, 0], [1, 0, 0]])
+    assert not is_binary_mask(lab)
+    assert is_binary_mask(np.array([[0, 1, 255]], np.uint8))
+    assert is_binary_mask(np.zeros((0, 0), np.uint8))
+
+
+@pytest.mark.parametrize("c", range(7))
+def test_binary_scores_equal_the_class_row_of_the_full_evaluation(c: int) -> None:
+    # one class vs the rest gives that class's own IoU / BIoU / BF1 of the multi-class scoring
+    pairs = _maps(c, 3)
+    ev = SegEvaluator(7)
+    sc = ClassScorer(class_id=c)
+    scb = ClassScorer(class_id=1)  # the same data as binary masks
+    for pred, gt in pairs:
+        ev.update(pred, gt)
+        sc.update(pred, gt)
+        scb.update(to_binary(pred, c, False), to_binary(gt, c, True))
+    full = ev.compute()
+    for s in (sc.compute(), scb.compute()):
+        assert s.images == 3
+        for key in ("iou", "biou", "bf1"):
+            a, b = getattr(s, key), getattr(full, key)[c]
+            assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b), key
+        assert s.counts["bf1_gt_boundary"] == full.counts.bf1_gt_boundary[c]
+
+
+def test_binary_scores_mixed_inputs_and_absent_class() -> None:
+    gt = np.zeros((10, 10), np.uint8)
+    gt[2:6, 2:6] = 7  # full label map with the class as id 7
+    gt[9, :] = 255
+    pred = np.zeros((10, 10), np.uint8)
+    pred[2:6, 2:7] = 1  # binary prediction
+    pred[0, 0] = 255  # uncertain: not the class
+    s = binary_class_scores(pred, gt, class_id=7, pred_class_id=1)
+    assert s.iou == pytest.approx(16 / 20 * 100)  # I = 16, U = 20
+    empty = binary_class_scores(np.zeros_like(gt), np.zeros_like(gt))
+    assert math.isnan(empty.iou) and math.isnan(empty.biou) and math.isnan(empty.bf1)
+    allign = binary_class_scores(pred, np.full_like(gt, 255), pred_class_id=1)
+    assert math.isnan(allign.iou) and math.isnan(allign.bf1) and allign.biou == 0.0
+
+
+# -- engine evaluate ----------------------------------------------------------------------------
+
+
+def test_evaluate_matches_in_memory_evaluator_and_workers(tmp_path: Path) -> None:
+    pairs = _maps(1, 4)
+    pred_dir, gt_dir = _write(tmp_path, pairs)
+    ev = SegEvaluator(7)
+    for pred, gt in pairs:
+        ev.update(pred, gt)
+    want = ev.compute().to_json(MASS13K.names)
+    for workers in (1, 2):
+        out = tmp_path / f"r{workers}.json"
+        rep = evaluate(
+            EvaluateConfig(pred_dir, gt_dir, workers=workers, json_out=out, progress=False)
+        )
+        got = json.loads(out.read_text())
+        assert got["counts"] == want["counts"]
+        assert got["mIoU"] == pytest.approx(want["mIoU"])
+        assert got["classes"] == want["classes"]
+        assert got["images"] == 4 and rep.stems == ["img00", "img01", "img02", "img03"]
+        assert "environment" in got and got["config"]["workers"] == workers
+
+
+def test_evaluate_cli_table_and_json(tmp_path: Path) -> None:
+    pred_dir, gt_dir = _write(tmp_path, _maps(2, 2, k=3))
+    out = tmp_path / "r.json"
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--pred",
+            str(pred_dir),
+            "--gt",
+            str(gt_dir),
+            "--num-classes",
+            "3",
+            "--json",
+            str(out),
+            "--bf1-mode",
+            "image",
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "BIoU" in res.output and "mean" in res.output
+    j = json.loads(out.read_text())
+    assert [c["id"] for c in j["classes"]] == [0, 1, 2]
+    assert set(j["counts"]) == {
+        "iou_intersection",
+        "iou_union",
+        "biou_intersection",
+        "biou_union",
+        "bf1_pred_boundary",
+        "bf1_pred_matched",
+        "bf1_gt_boundary",
+        "bf1_gt_matched",
+    }
+    assert j["bf1_mode"] == "image"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda p, g: (p / "img01.png").unlink(), "prediction(s) missing"),
+        (
+            lambda p, g: write_label(p / "zzz.png", np.zeros((4, 4), np.uint8)),
+            "have no ground truth",
+        ),
+        (
+            lambda p, g: write_label(p / "img00.png", np.zeros((12, 16), np.uint8)),
+            "differs from the ground truth",
+        ),
+        (
+            lambda p, g: write_label(p / "img00.png", np.full((24, 32), 9, np.uint8)),
+            "not class ids",
+        ),
+        (
+            lambda p, g: write_label(g / "img01.png", np.full((24, 32), 7, np.uint8)),
+            "not class ids",
+        ),
+    ],
+)
+def test_evaluate_errors_name_the_files(tmp_path: Path, mutate, message: str) -> None:
+    pred_dir, gt_dir = _write(tmp_path, _maps(3, 2))
+    mutate(pred_dir, gt_dir)
+    res = runner.invoke(
+        app, ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"]
+    )
+    assert res.exit_code == 2
+    assert message in res.output and str(tmp_path) in res.output
+
+
+def test_evaluate_resize_pred_nearest(tmp_path: Path) -> None:
+    pairs = _maps(4, 1)
+    pred_dir, gt_dir = _write(tmp_path, pairs)
+    pred = pairs[0][0]
+    write_label(pred_dir / "img00.png", pred[::2, ::2].copy())
+    cfg = EvaluateConfig(pred_dir, gt_dir, resize_pred="nearest", progress=False)
+    r = evaluate(cfg).result
+    up = np.repeat(np.repeat(pred[::2, ::2], 2, axis=0), 2, axis=1)
+    want = SegEvaluator(7).update(up, pairs[0][1]).compute()
+    np.testing.assert_array_equal(r.counts.as_array(), want.counts.as_array())
+
+
+# -- engine compare -----------------------------------------------------------------------------
+
+
+def _compare_data(tmp: Path):
+    rng = np.random.default_rng(9)
+    gt_dir, a_dir, b_dir = tmp / "manual", tmp / "pseudo", tmp / "model"
+    for d in (gt_dir, a_dir, b_dir):
+        d.mkdir()
+    gts, preds_a, preds_b = [], [], []
+    for i in range(3):
+        gt = rng.integers(0, 7, (30, 40)).astype(np.uint8)
+        gt[5:20, 10 + i : 25] = 7  # the new class, id 7 in the full maps
+        gt[0, :] = 255
+        a = (gt == 7).astype(np.uint8)
+        a[5:20, 25:28] = 1  # pseudo labels fill too much; binary masks with 255 = uncertain
+        a[29, 0] = 255
+        b = gt.copy()
+        b[b == 255] = 0
+        b[5, 10:25] = 4  # the model misses one row
+        write_label(gt_dir / f"s{i}.png", gt)
+        write_label(a_dir / f"s{i}.png", a)
+        write_label(b_dir / f"s{i}.png", b)
+        gts.append(gt)
+        preds_a.append(a)
+        preds_b.append(b)
+    tax = MASS13K.with_new_class("Bicycle")
+    tax_path = tax.save(tmp / "taxonomy.json")
+    return gt_dir, a_dir, b_dir, tax_path, gts, preds_a, preds_b
+
+
+def test_compare_library_and_deltas(tmp_path: Path) -> None:
+    gt_dir, a_dir, b_dir, tax, gts, pa, pb = _compare_data(tmp_path)
+    cfg = CompareConfig(
+        "bicycle", gt_dir, (("pseudo", a_dir), ("model", b_dir)), taxonomy=tax, progress=False
+    )
+    rep = compare(cfg)
+    assert rep.class_name == "Bicycle" and rep.class_id == 7 and rep.images == 3
+    want_a = ClassScorer(7, pred_class_id=1)
+    want_b = ClassScorer(7)
+    for g, a, b in zip(gts, pa, pb, strict=True):
+        want_a.update(a, g)
+        want_b.update(b, g)
+    for row, want in zip(rep.rows, (want_a.compute(), want_b.compute()), strict=True):
+        assert row.scores.counts == want.counts
+        assert row.scores.iou == pytest.approx(want.iou)
+    assert rep.rows[0].delta == {"iou": 0.0, "biou": 0.0, "bf1": 0.0}
+    assert rep.rows[1].delta["iou"] == pytest.approx(
+        rep.rows[1].scores.iou - rep.rows[0].scores.iou
+    )
+    md = rep.to_markdown()
+    assert "| model |" in md and ("(+" in md or "(-" in md)
+
+
+def test_compare_cli_outputs(tmp_path: Path) -> None:
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    js, md, png = tmp_path / "c.json", tmp_path / "c.md", tmp_path / "c.png"
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            "--class",
+            "Bicycle",
+            "--gt",
+            str(gt_dir),
+            "--taxonomy",
+            str(tax),
+            "--source",
+            f"Grounded-SAM pseudo labels={a_dir}",
+            "--source",
+            f"Joint-trained model={b_dir}",
+            "--json",
+            str(js),
+            "--markdown",
+            str(md),
+            "--plot",
+            str(png),
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert "Grounded-SAM" in res.output and "dBIoU" in res.output
+    j = json.loads(js.read_text())
+    assert [s["name"] for s in j["sources"]] == [
+        "Grounded-SAM pseudo labels",
+        "Joint-trained model",
+    ]
+    assert set(j["sources"][1]) >= {"iou", "biou", "bf1", "delta", "counts"}
+    assert md.read_text().startswith("**Bicycle**")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_errors(tmp_path: Path) -> None:
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    # full label maps, but the class is not in the default taxonomy
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            "--class",
+            "Bicycle",
+            "--gt",
+            str(gt_dir),
+            "--source",
+            f"m={b_dir}",
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code == 2 and "not in the taxonomy" in res.output
+    with pytest.raises(ValueError, match="unique"):
+        CompareConfig("Bicycle", gt_dir, (("a", a_dir), ("a", b_dir)))
+    assert parse_source("x=y=/d") == ("x=y", Path("/d"))
+    with pytest.raises(ValueError, match="NAME=DIR"):
+        parse_source("=/d")

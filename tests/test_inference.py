@@ -1,0 +1,133 @@
+"""Whole-image inference: resize rule, efficient vs full agreement, original-size labels."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from trainer.inference import labels_from_predictions, predict_label, resized_shape
+from trainer.models import create_model
+
+
+@pytest.fixture(scope="module")
+def tiny() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model("tiny", num_classes=6)
+
+
+@pytest.mark.parametrize(
+    ("hw", "size", "expected"),
+    [
+        ((3024, 4032), (4096, 3072), (3072, 4096)),  # landscape 12 MP
+        ((4032, 3024), (4096, 3072), (4096, 3072)),  # portrait: sides swapped
+        ((4032, 3024), (3072, 4096), (4096, 3072)),  # order of `size` does not matter
+        ((2160, 3840), (4096, 3072), (2304, 4096)),  # 16:9: the long side binds
+        ((6936, 9248), (4096, 3072), (3072, 4096)),  # 64 MP shrinks
+        ((300, 200), None, (300, 200)),
+    ],
+)
+def test_resized_shape(hw: tuple[int, int], size, expected: tuple[int, int]) -> None:  # noqa: ANN001
+    assert resized_shape(*hw, size) == expected
+
+
+def _smooth_predictions(
+    h: int, w: int, q: int, k: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask logits shaped like a trained model's: each query owns smooth regions, logits
+    move from -8 to +8 over ~4 mask pixels at region borders; each query is sure of a class."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(1, q, h // 24 + 2, w // 24 + 2, generator=g)
+    noise = F.interpolate(noise, size=(h, w), mode="bicubic", align_corners=False)
+    owner = (torch.arange(q).view(1, q, 1, 1) == noise.argmax(1, keepdim=True)).float()
+    masks = 16.0 * (F.avg_pool2d(owner, 5, 1, 2, count_include_pad=False) - 0.5)
+    logits = torch.full((1, q, k + 1), -4.0)
+    logits[0, torch.arange(q), torch.randint(0, k, (q,), generator=g)] = 4.0
+    return logits, masks
+
+
+@pytest.mark.parametrize(("hw", "out_hw"), [((64, 48), (128, 96)), ((60, 80), (237, 301))])
+def test_efficient_matches_full_up_to_interpolation_order(hw, out_hw) -> None:  # noqa: ANN001
+    """Efficient and full differ only by sigmoid-then-upsample vs upsample-then-sigmoid, so
+    labels may differ only next to class boundaries (within the upsampling factor), and the
+    share of differing pixels scales with the boundary density. These synthetic regions are
+    ~24 mask px across (a 4096x3072 scene has regions of hundreds of mask px), yet >= 99% of
+    pixels agree: over 40 seeds the worst case measured 99.19%, the mean 99.58%."""
+    logits, masks = _smooth_predictions(*hw, q=16, k=8, seed=sum(out_hw))
+    eff = labels_from_predictions(logits, masks, out_hw, "efficient")
+    full = labels_from_predictions(logits, masks, out_hw, "full")
+    assert eff.shape == full.shape == out_hw and eff.dtype == np.uint8
+    assert len(np.unique(full)) >= 5
+    diff = eff != full
+    assert diff.mean() <= 0.01
+    edge = np.zeros(full.shape, bool)
+    dy, dx = full[1:] != full[:-1], full[:, 1:] != full[:, :-1]
+    edge[1:] |= dy
+    edge[:-1] |= dy
+    edge[:, 1:] |= dx
+    edge[:, :-1] |= dx
+    dist = cv2.distanceTransform((~edge).astype(np.uint8), cv2.DIST_L2, 5)
+    factor = out_hw[0] / hw[0]
+    assert dist[diff].max(initial=0) <= factor
+
+
+def test_efficient_equals_full_for_a_single_class() -> None:
+    logits = torch.zeros(1, 4, 2)  # K = 1
+    masks = torch.randn(1, 4, 8, 8)
+    for mode in ("efficient", "full"):
+        assert (labels_from_predictions(logits, masks, (20, 20), mode) == 0).all()
+
+
+def test_running_argmax_breaks_ties_like_argmax() -> None:
+    logits = torch.zeros(1, 1, 4)  # three classes with identical scores everywhere
+    masks = torch.zeros(1, 1, 4, 4)
+    assert (labels_from_predictions(logits, masks, (8, 8), "efficient") == 0).all()
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "size"), [(37, 53, None), (70, 50, (96, 72)), (48, 64, (64, 48))]
+)
+def test_predict_label_returns_original_size(tiny, h: int, w: int, size) -> None:  # noqa: ANN001
+    rng = np.random.default_rng(h)
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    tiny.train()
+    for mode in ("efficient", "full"):
+        label = predict_label(tiny, image, size=size, mode=mode)
+        assert label.shape == (h, w) and label.dtype == np.uint8
+        assert label.max() < tiny.config.num_classes
+    assert tiny.training  # mode restored
+
+
+def test_predict_label_modes_agree_on_model_output(tiny) -> None:  # noqa: ANN001
+    image = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    eff = predict_label(tiny, image, size=None)
+    full = predict_label(tiny, image, size=None, mode="full")
+    assert (eff == full).mean() >= 0.99
+
+
+def test_sliding_window_covers_the_image(tiny) -> None:  # noqa: ANN001
+    image = np.random.default_rng(1).integers(0, 256, (150, 190, 3), dtype=np.uint8)
+    tiled = predict_label(tiny, image, size=None, sliding_window=True, tile=96, overlap=32)
+    assert tiled.shape == (150, 190) and tiled.max() < tiny.config.num_classes
+    # a tile larger than the image is one whole-image pass
+    whole = predict_label(tiny, image, size=None)
+    one_tile = predict_label(tiny, image, size=None, sliding_window=True, tile=256, overlap=0)
+    assert np.array_equal(whole, one_tile)
+
+
+@pytest.mark.parametrize(
+    ("image", "kwargs", "match"),
+    [
+        (np.zeros((32, 32), np.uint8), {}, "must be \\(H, W, 3\\) uint8"),
+        (np.zeros((32, 32, 3), np.float32), {}, "must be \\(H, W, 3\\) uint8"),
+        (np.zeros((32, 32, 3), np.uint8), {"mode": "fast"}, "unknown inference mode"),
+        (np.zeros((32, 32, 3), np.uint8), {"mode": "full", "sliding_window": True}, "efficient"),
+        (np.zeros((40, 60, 3), np.uint8), {"size": (40, 30)}, "resized to 40x27.*at least 32"),
+    ],
+)
+def test_predict_label_rejects_bad_input(tiny, image, kwargs, match) -> None:  # noqa: ANN001
+    kwargs = {"size": None, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        predict_label(tiny, image, **kwargs)

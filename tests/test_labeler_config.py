@@ -1,0 +1,99 @@
+"""Class specs, YAML class files, option parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from labeler.cli_support import build_label_config, parse_band
+from labeler.config import (
+    ClassSpec,
+    LabelConfig,
+    load_class_spec,
+    parse_grid,
+    parse_shard,
+    shard_from_env,
+)
+
+SPEC = """
+Bicycle:
+  prompts: [bicycle, bike]
+  negatives: motorcycle
+  box_threshold: 0.3
+  min_area: 64
+Car: {prompts: [car], parent: Others}
+Empty:
+"""
+
+
+def test_class_spec_defaults_and_prompt_order():
+    c = ClassSpec("Bicycle")
+    assert c.prompts == ("bicycle",) and c.box_threshold == 0.35 and c.text_threshold == 0.25
+    c = ClassSpec("Bicycle", prompts=("bicycle", " bike "), negatives=("motorcycle",))
+    assert c.all_prompts == ("bicycle", "bike", "motorcycle")
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"name": " "}, "non-empty name"),
+        ({"name": "B", "prompts": ("bike",), "negatives": ("Bike",)}, "both prompt and negative"),
+        ({"name": "B", "prompts": ("a. b",)}, "contains '.'"),
+        ({"name": "B", "box_threshold": 1.0}, "box_threshold"),
+        ({"name": "B", "min_area": -1}, "min_area"),
+    ],
+)
+def test_class_spec_rejects(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ClassSpec(**kwargs)
+
+
+def test_yaml_class_spec_and_overrides(tmp_path):
+    f = tmp_path / "classes.yaml"
+    f.write_text(SPEC)
+    c = load_class_spec(f, "bicycle")
+    assert (c.name, c.prompts, c.negatives, c.box_threshold, c.min_area) == (
+        "Bicycle", ("bicycle", "bike"), ("motorcycle",), 0.3, 64,
+    )  # fmt: skip
+    c = load_class_spec(f, "Bicycle", box_threshold=0.5, prompts=(), min_area=None)
+    assert c.box_threshold == 0.5 and c.prompts == ("bicycle", "bike") and c.min_area == 64
+    assert load_class_spec(f, "Empty").prompts == ("empty",)
+    with pytest.raises(ValueError, match="no class 'Boat'; classes in the file: Bicycle, Car"):
+        load_class_spec(f, "Boat")
+    f.write_text("Bicycle: {prompt: [x]}")
+    with pytest.raises(ValueError, match=r"unknown keys \['prompt'\]"):
+        load_class_spec(f, "Bicycle")
+    with pytest.raises(FileNotFoundError):
+        load_class_spec(tmp_path / "nope.yaml", "Bicycle")
+
+
+def test_parsers():
+    assert (
+        parse_grid("2x3") == (2, 3)
+        and parse_shard("1/4") == (1, 4)
+        and parse_band("0.1,0.2") == (0.1, 0.2)
+    )
+    for bad in ("2", "0x2", "axb"):
+        with pytest.raises(ValueError, match="--tiles"):
+            parse_grid(bad)
+    for bad in ("4/4", "1", "-1/2"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+    assert shard_from_env({"RANK": "2", "WORLD_SIZE": "4"}) == (2, 4)
+    assert shard_from_env({"RANK": "0", "WORLD_SIZE": "1"}) is None and shard_from_env({}) is None
+
+
+def test_build_config_hash_fields_and_default_out():
+    cfg = build_label_config(
+        class_name="Bicycle", data="d", prompt=["bike"], tiles="2x2", batch_size=8
+    )
+    assert cfg.out_dir.as_posix() == "runs/label/bicycle" and cfg.tiles == (2, 2)
+    other = build_label_config(
+        class_name="Bicycle", data="d", prompt=["bike"], tiles="2x2", batch_size=1
+    )
+    assert cfg.result_fields() == other.result_fields()  # batch size does not re-label
+    changed = build_label_config(
+        class_name="Bicycle", data="d", prompt=["bike"], tiles="2x2", box_threshold=0.4
+    )
+    assert cfg.result_fields() != changed.result_fields()
+    with pytest.raises(ValueError, match="precision"):
+        LabelConfig(data="d", cls=ClassSpec("B"), precision="fp8")

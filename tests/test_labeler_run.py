@@ -1,0 +1,342 @@
+"""End-to-end labeling runs: tiny random Grounding DINO / SAM / SAM-HQ loaded with
+``from_pretrained(local_dir)``, and a deterministic fake backend for resume, shards, interruption."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from annotations.fileio import read_jsonl
+from annotations.instances import Instances, read_instances
+from annotations.labelmap import read_label
+from cli import app
+from labeler.backends import BACKENDS, BackendOutput, LoadedImage, create_backend, register_backend
+from labeler.config import ClassSpec, LabelConfig
+from labeler.run import run_labeling
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    from labeler.testing import save_tiny_detector, save_tiny_segmenter
+
+    root = tmp_path_factory.mktemp("tiny_models")
+    return {
+        "det": save_tiny_detector(root / "det"),
+        "sam": save_tiny_segmenter(root / "sam", "sam"),
+        "sam_hq": save_tiny_segmenter(root / "sam_hq", "sam_hq"),
+    }
+
+
+def _write_dataset(
+    root: Path, counts: dict[str, int], size=(48, 40), corrupt: bool = False
+) -> Path:
+    """Images with a red square (the 'object') at a per-image place; optional corrupt file."""
+    w, h = size
+    for split, n in counts.items():
+        d = root / "images" / split
+        d.mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = np.full((h, w, 3), 40, np.uint8)
+            img[5 + i : 15 + i, 8 + 2 * i : 20 + 2 * i] = (250, 10, 10)
+            Image.fromarray(img).save(d / f"{split}{i:02d}.png")
+    if corrupt:
+        (root / "images" / next(iter(counts)) / "broken.jpg").write_bytes(
+            b"\xff\xd8 not really a jpeg"
+        )
+    return root
+
+
+@pytest.fixture()
+def dataset(tmp_path) -> Path:
+    return _write_dataset(tmp_path / "data", {"train": 3, "val": 2})
+
+
+def _label_args(data, out, models, *extra):
+    return [
+        "label", "--class", "Bicycle", "--data", str(data), "--out", str(out),
+        "--detector", str(models["det"]), "--segmenter", str(models["sam"]),
+        "--prompt", "bicycle", "--prompt", "bike", "--negative", "motorcycle",
+        "--box-threshold", "0.05", "--text-threshold", "0.05", "--batch-size", "2",
+        "--device", "cpu", "--no-progress", *extra,
+    ]  # fmt: skip
+
+
+def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
+    out = tmp_path / "run"
+    res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2"))
+    assert res.exit_code == 0, res.output
+    manifest = read_jsonl(out / "manifest.jsonl")
+    assert sorted((r["split"], r["stem"]) for r in manifest) == [
+        ("train", "train00"), ("train", "train01"), ("train", "train02"), ("val", "val00"), ("val", "val01"),
+    ]  # fmt: skip
+    run = json.loads((out / "run.json").read_text())
+    assert run["taxonomy"]["classes"][7]["name"] == "Bicycle" and run["class_id"] == 7
+    assert run["backend"]["models"]["detector"]["class"] == "GroundingDinoForObjectDetection"
+    assert run["backend"]["models"]["segmenter"]["class"] == "SamModel"
+    assert run["config"]["cls"]["negatives"] == ["motorcycle"]
+    assert "packages" in run["environment"]
+    for rec in manifest:
+        assert rec["status"] == "ok" and rec["config_hash"] == run["config_hash"]
+        assert set(rec["timings"]) == {"decode", "detect", "segment", "merge", "write"}
+        label = read_label(out / "labels" / rec["split"] / f"{rec['stem']}.png")
+        conf = np.array(Image.open(out / "confidence" / rec["split"] / f"{rec['stem']}.png"))
+        inst, header = read_instances(out / "instances" / rec["split"] / f"{rec['stem']}.json")
+        assert label.shape == conf.shape == (40, 48) and conf.dtype == np.uint8
+        assert set(np.unique(label)) <= {0, 1, 255}
+        assert len(inst) == rec["instances"] and header["class_name"] == "Bicycle"
+        assert header["split"] == rec["split"] and header["image"] == rec["stem"]
+        assert all(c == 7 for c in inst.class_ids) and set(inst.prompts) <= {"bicycle", "bike"}
+        union = inst.masks.any(axis=0) if len(inst) else np.zeros((40, 48), bool)
+        assert np.all(label[union] != 0) and np.all(label[~union] != 1)
+    # same command again: no work at all
+    res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2"))
+    assert res.exit_code == 0 and len(read_jsonl(out / "manifest.jsonl")) == 5
+    # a changed threshold re-labels everything
+    res = runner.invoke(
+        app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", "--min-area", "3")
+    )
+    assert res.exit_code == 0 and len(read_jsonl(out / "manifest.jsonl")) == 10
+
+
+def test_cli_empty_detection_and_corrupt_image(tiny_models, tmp_path):
+    data = _write_dataset(tmp_path / "data", {"train": 2}, corrupt=True)
+    out = tmp_path / "run"
+    args = _label_args(data, out, tiny_models, "--segmenter", str(tiny_models["sam_hq"]))
+    args[args.index("--box-threshold") + 1] = "0.9"  # nothing passes: empty detections
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1, res.output  # some images failed
+    assert "broken" in res.output
+    recs = {r["stem"]: r for r in read_jsonl(out / "manifest.jsonl")}
+    assert recs["broken"]["status"] == "failed" and "cannot decode" in recs["broken"]["error"]
+    for stem in ("train00", "train01"):
+        assert recs[stem]["status"] == "ok" and recs[stem]["instances"] == 0
+        assert not read_label(out / "labels" / "train" / f"{stem}.png").any()
+        assert len(read_instances(out / "instances" / "train" / f"{stem}.json")[0]) == 0
+    # a rerun retries only the failure
+    res = runner.invoke(app, args)
+    assert res.exit_code == 1 and len(read_jsonl(out / "manifest.jsonl")) == 4
+
+
+@pytest.mark.parametrize(
+    "detector, expect",
+    [
+        ("{tmp}/nowhere", "detector weights not found: looked in the local path"),
+        ("some-org/not-a-model", "the hub was not contacted (HF_HUB_OFFLINE is set)"),
+    ],
+)
+def test_missing_weights_is_one_clear_line(
+    tiny_models, dataset, tmp_path, monkeypatch, detector, expect
+):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = _label_args(
+        dataset, tmp_path / "run", tiny_models, "--detector", detector.format(tmp=tmp_path)
+    )
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())  # rich wraps the line at the terminal width
+    assert expect in text and "HF_HOME" in text and "Traceback" not in text
+
+
+def test_detector_selection_matches_transformers_post_processing(tiny_models):
+    """Our best-prompt selection keeps exactly the boxes of transformers' threshold= API."""
+    import torch
+    from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+
+    from labeler.grounded_sam import prompt_text, prompt_token_positions
+    from labeler.merge import select_queries
+
+    proc = AutoProcessor.from_pretrained(tiny_models["det"])
+    model = AutoModelForZeroShotObjectDetection.from_pretrained(tiny_models["det"]).eval()
+    text, spans = prompt_text(("bicycle", "bike"))
+    assert text == "bicycle. bike."
+    img = np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8)
+    inputs = proc(images=[img], text=[text], return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    ref = proc.post_process_grounded_object_detection(
+        outputs, inputs["input_ids"], threshold=0.3, text_threshold=0.0, target_sizes=[(40, 48)]
+    )[0]
+    offsets = proc.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
+    tokens = prompt_token_positions(offsets, spans)
+    assert [t.tolist() for t in tokens] == [[1], [3]]
+    t = inputs["input_ids"].shape[1]
+    probs = torch.sigmoid(outputs.logits)[0, :, :t].numpy()
+    cx, cy, w, h = outputs.pred_boxes[0].numpy().T
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1) * [48, 40, 48, 40]
+    ours = select_queries(probs, boxes, tokens, 0.3, -1.0)
+    np.testing.assert_allclose(np.sort(ours.scores), np.sort(ref["scores"].numpy()), rtol=1e-5)
+    np.testing.assert_allclose(
+        ours.xyxy[np.argsort(ours.scores)],
+        ref["boxes"].numpy()[np.argsort(ref["scores"].numpy())],
+        atol=1e-3,
+    )
+
+
+# -- deterministic fake backend ---------------------------------------------------------------------
+class RedBackend:
+    """One instance per image: the red pixels, score 0.8, probability 0.9 inside."""
+
+    name = "red-test"
+    calls = 0
+    interrupt_on: int | None = None
+
+    def __init__(self, config, class_id):
+        self.class_id = class_id
+
+    def identity(self):
+        return {"kind": "red"}
+
+    def load(self):
+        return {"model": "none"}
+
+    def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        RedBackend.calls += 1
+        if RedBackend.interrupt_on == RedBackend.calls:
+            raise KeyboardInterrupt
+        outs = []
+        for item in batch:
+            assert item.image.ndim == 3 and item.split in ("train", "val")
+            m = (item.image[..., 0] > 200) & (item.image[..., 1] < 50)
+            ys, xs = np.nonzero(m)
+            inst = Instances(
+                xyxy=[[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], masks=m[None], scores=[0.8],
+                mask_scores=[0.9], class_ids=[self.class_id], prompts=["red"],
+            )  # fmt: skip
+            outs.append(BackendOutput(inst, (m * 0.9)[None].astype(np.float32), {"detect": 0.0}))
+        return outs
+
+
+@pytest.fixture()
+def red_backend():
+    register_backend("red-test", RedBackend)
+    RedBackend.calls, RedBackend.interrupt_on = 0, None
+    yield RedBackend
+    BACKENDS.pop("red-test", None)
+
+
+def _cfg(data, out, **kw) -> LabelConfig:
+    return LabelConfig(
+        data=str(data), cls=ClassSpec("Bicycle"), out=str(out), backend="red-test",
+        batch_size=2, progress=False, **kw,
+    )  # fmt: skip
+
+
+def test_fake_backend_values(red_backend, dataset, tmp_path):
+    s = run_labeling(_cfg(dataset, tmp_path / "run", uncertain=(0.5, 0.7)))
+    assert s.labelled == 5 and s.instances == 5 and not s.failed and s.without_instances == 0
+    label = read_label(tmp_path / "run" / "labels" / "val" / "val01.png")
+    conf = np.array(Image.open(tmp_path / "run" / "confidence" / "val" / "val01.png"))
+    expect = np.zeros((40, 48), np.uint8)
+    expect[6:16, 10:22] = 1
+    np.testing.assert_array_equal(label, expect)
+    assert set(np.unique(conf)) == {0, round(0.72 * 255)}
+    s = run_labeling(_cfg(dataset, tmp_path / "run2", uncertain=(0.7, 0.75)))
+    label = read_label(tmp_path / "run2" / "labels" / "val" / "val01.png")
+    assert set(np.unique(label)) == {0, 255}  # 0.72 lies in the uncertain band
+
+
+def test_shards_union_equals_single_run(red_backend, dataset, tmp_path):
+    run_labeling(_cfg(dataset, tmp_path / "single"))
+    a = run_labeling(_cfg(dataset, tmp_path / "sharded", shard=(0, 2)))
+    b = run_labeling(_cfg(dataset, tmp_path / "sharded", shard=(1, 2)))
+    assert (a.labelled, b.labelled) == (3, 2)
+    single = sorted(
+        p.relative_to(tmp_path / "single") for p in (tmp_path / "single").rglob("*.png")
+    )
+    sharded = sorted(
+        p.relative_to(tmp_path / "sharded") for p in (tmp_path / "sharded").rglob("*.png")
+    )
+    assert single == sharded and len(single) == 10
+    for rel in single:
+        assert (tmp_path / "single" / rel).read_bytes() == (tmp_path / "sharded" / rel).read_bytes()
+
+
+def test_torchrun_env_shards(red_backend, dataset, tmp_path, monkeypatch):
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    s = run_labeling(_cfg(dataset, tmp_path / "run"))
+    assert s.shard == (1, 2) and s.labelled == 2
+
+
+def test_interrupt_keeps_finished_images_and_resumes(red_backend, dataset, tmp_path):
+    out = tmp_path / "run"
+    red_backend.interrupt_on = 2
+    s = run_labeling(_cfg(dataset, out))
+    assert s.interrupted and s.labelled == 2
+    recs = read_jsonl(out / "manifest.jsonl")
+    assert len(recs) == 2
+    for r in recs:  # every logged image has complete, readable files
+        assert read_label(out / "labels" / r["split"] / f"{r['stem']}.png").shape == (40, 48)
+    assert not list(out.rglob("*.tmp"))
+    red_backend.interrupt_on = None
+    s = run_labeling(_cfg(dataset, out))
+    assert (s.skipped, s.labelled) == (2, 3)
+    s = run_labeling(_cfg(dataset, out, force=True))
+    assert (s.skipped, s.labelled) == (0, 5)
+
+
+def test_backend_batch_failure_is_recorded(red_backend, dataset, tmp_path, monkeypatch):
+    def boom(self, batch):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(RedBackend, "label", boom)
+    s = run_labeling(_cfg(dataset, tmp_path / "run"))
+    assert len(s.failed) == 5 and "out of memory" in s.failed[0][2]
+
+
+def test_unknown_backend_lists_registered():
+    with pytest.raises(ValueError, match="registered: .*grounded-sam"):
+        create_backend("nope", None, 7)
+
+
+@pytest.mark.parametrize("kind", ["sam", "sam_hq"])
+def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch):
+    """Injected detections: 2 boxes, none, 1 box in one batch; only 2 images reach the encoder."""
+    from labeler.grounded_sam import GroundedSamBackend
+    from labeler.merge import Detections
+
+    cfg = LabelConfig(
+        data="unused", cls=ClassSpec("Bicycle", prompts=("bicycle", "bike")), detector=str(tiny_models["det"]),
+        segmenter=str(tiny_models[kind]), batch_size=3, device="cpu", progress=False,
+    )  # fmt: skip
+    backend = GroundedSamBackend(cfg, class_id=7)
+    info = backend.load()
+    assert info["segmenter"]["model_type"] == kind
+    dets = [
+        Detections([[2, 2, 20, 20], [10, 5, 40, 30]], [0.9, 0.6], [0, 1]),
+        Detections.empty(),
+        Detections([[0, 0, 47, 39]], [0.5], [1]),
+    ]
+    monkeypatch.setattr(backend, "detect", lambda images: dets)
+    seen = []
+    encoder = backend.segmenter.model.get_image_embeddings
+    monkeypatch.setattr(
+        backend.segmenter.model,
+        "get_image_embeddings",
+        lambda px: seen.append(len(px)) or encoder(px),
+    )
+    rng = np.random.default_rng(0)
+    batch = [
+        LoadedImage(
+            "train", f"s{i}", Path(f"s{i}.png"), rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+        )
+        for i in range(3)
+    ]
+    outs = backend.label(batch)
+    assert seen == [2]  # the boxless image never reached SAM
+    assert [len(o.instances) for o in outs][1] == 0 and outs[1].probs is None
+    for o, n in zip(outs, (2, 0, 1), strict=True):
+        assert len(o.instances) <= n and o.instances.masks.shape[1:] == (40, 48)
+        if len(o.instances):
+            assert o.probs.shape == o.instances.masks.shape
+            m = o.instances.masks  # logits > 0; probabilities are their fp16 sigmoid
+            assert np.all(o.probs[m] >= 0.5) and np.all(o.probs[~m] <= 0.5)
+            assert set(o.instances.prompts) <= {"bicycle", "bike"}
+            assert np.all((o.instances.mask_scores >= 0) & (o.instances.mask_scores <= 1))

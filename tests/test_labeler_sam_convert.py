@@ -1,0 +1,163 @@
+"""Original segment-anything checkpoints (key names and shapes of the release) -> SamModel."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from labeler.sam_convert import convert_sam_checkpoint, load_sam_pth, rename_sam_keys
+
+
+def original_sam_state_dict(
+    embed: int, depth: int, heads: int, global_idx: list[int], img: int = 1024, patch: int = 16,
+    window: int = 14, out: int = 256, mlp_ratio: int = 4, seed: int = 0,
+) -> dict[str, torch.Tensor]:  # fmt: skip
+    """A random state dict with the key names and shapes of segment-anything's ``Sam`` (written
+    from its module layout: ImageEncoderViT, PromptEncoder, MaskDecoder, TwoWayTransformer)."""
+    g = torch.Generator().manual_seed(seed)
+    shapes: dict[str, tuple[int, ...]] = {}
+    grid = img // patch
+    hd = embed // heads
+    e = "image_encoder"
+    shapes[f"{e}.pos_embed"] = (1, grid, grid, embed)
+    shapes[f"{e}.patch_embed.proj.weight"] = (embed, 3, patch, patch)
+    shapes[f"{e}.patch_embed.proj.bias"] = (embed,)
+    for i in range(depth):
+        b = f"{e}.blocks.{i}"
+        size = grid if i in global_idx else window
+        for n in ("norm1", "norm2"):
+            shapes[f"{b}.{n}.weight"] = shapes[f"{b}.{n}.bias"] = (embed,)
+        shapes[f"{b}.attn.qkv.weight"], shapes[f"{b}.attn.qkv.bias"] = (
+            (3 * embed, embed),
+            (3 * embed,),
+        )
+        shapes[f"{b}.attn.proj.weight"], shapes[f"{b}.attn.proj.bias"] = (embed, embed), (embed,)
+        shapes[f"{b}.attn.rel_pos_h"] = shapes[f"{b}.attn.rel_pos_w"] = (2 * size - 1, hd)
+        shapes[f"{b}.mlp.lin1.weight"], shapes[f"{b}.mlp.lin1.bias"] = (
+            (mlp_ratio * embed, embed),
+            (mlp_ratio * embed,),
+        )
+        shapes[f"{b}.mlp.lin2.weight"], shapes[f"{b}.mlp.lin2.bias"] = (
+            (embed, mlp_ratio * embed),
+            (embed,),
+        )
+    shapes[f"{e}.neck.0.weight"] = (out, embed, 1, 1)
+    shapes[f"{e}.neck.1.weight"] = shapes[f"{e}.neck.1.bias"] = (out,)
+    shapes[f"{e}.neck.2.weight"] = (out, out, 3, 3)
+    shapes[f"{e}.neck.3.weight"] = shapes[f"{e}.neck.3.bias"] = (out,)
+    p = "prompt_encoder"
+    shapes[f"{p}.pe_layer.positional_encoding_gaussian_matrix"] = (2, out // 2)
+    for i in range(4):
+        shapes[f"{p}.point_embeddings.{i}.weight"] = (1, out)
+    shapes[f"{p}.not_a_point_embed.weight"] = shapes[f"{p}.no_mask_embed.weight"] = (1, out)
+    for idx, (cin, cout, k) in {0: (1, 4, 2), 3: (4, 16, 2), 6: (16, out, 1)}.items():
+        shapes[f"{p}.mask_downscaling.{idx}.weight"] = (cout, cin, k, k)
+        shapes[f"{p}.mask_downscaling.{idx}.bias"] = (cout,)
+    for idx, c in {1: 4, 4: 16}.items():
+        shapes[f"{p}.mask_downscaling.{idx}.weight"] = shapes[
+            f"{p}.mask_downscaling.{idx}.bias"
+        ] = (c,)
+    d = "mask_decoder"
+    inner = out // 2  # attention_downsample_rate 2 for the cross attentions
+
+    def attn(prefix: str, width: int) -> None:
+        for n in ("q_proj", "k_proj", "v_proj"):
+            shapes[f"{prefix}.{n}.weight"], shapes[f"{prefix}.{n}.bias"] = (width, out), (width,)
+        shapes[f"{prefix}.out_proj.weight"], shapes[f"{prefix}.out_proj.bias"] = (
+            (out, width),
+            (out,),
+        )
+
+    for i in range(2):
+        t = f"{d}.transformer.layers.{i}"
+        attn(f"{t}.self_attn", out)
+        attn(f"{t}.cross_attn_token_to_image", inner)
+        attn(f"{t}.cross_attn_image_to_token", inner)
+        for n in ("norm1", "norm2", "norm3", "norm4"):
+            shapes[f"{t}.{n}.weight"] = shapes[f"{t}.{n}.bias"] = (out,)
+        shapes[f"{t}.mlp.lin1.weight"], shapes[f"{t}.mlp.lin1.bias"] = (2048, out), (2048,)
+        shapes[f"{t}.mlp.lin2.weight"], shapes[f"{t}.mlp.lin2.bias"] = (out, 2048), (out,)
+    attn(f"{d}.transformer.final_attn_token_to_image", inner)
+    shapes[f"{d}.transformer.norm_final_attn.weight"] = shapes[
+        f"{d}.transformer.norm_final_attn.bias"
+    ] = (out,)
+    shapes[f"{d}.iou_token.weight"], shapes[f"{d}.mask_tokens.weight"] = (1, out), (4, out)
+    shapes[f"{d}.output_upscaling.0.weight"], shapes[f"{d}.output_upscaling.0.bias"] = (
+        (out, out // 4, 2, 2),
+        (out // 4,),
+    )
+    shapes[f"{d}.output_upscaling.1.weight"] = shapes[f"{d}.output_upscaling.1.bias"] = (out // 4,)
+    shapes[f"{d}.output_upscaling.3.weight"], shapes[f"{d}.output_upscaling.3.bias"] = (
+        (out // 4, out // 8, 2, 2),
+        (out // 8,),
+    )
+    for m in range(4):
+        for k, (o, i) in enumerate([(out, out), (out, out), (out // 8, out)]):
+            shapes[f"{d}.output_hypernetworks_mlps.{m}.layers.{k}.weight"] = (o, i)
+            shapes[f"{d}.output_hypernetworks_mlps.{m}.layers.{k}.bias"] = (o,)
+    for k, (o, i) in enumerate([(256, out), (256, 256), (4, 256)]):
+        shapes[f"{d}.iou_prediction_head.layers.{k}.weight"] = (o, i)
+        shapes[f"{d}.iou_prediction_head.layers.{k}.bias"] = (o,)
+    return {k: torch.randn(s, generator=g) * 0.02 for k, s in shapes.items()}
+
+
+def _check_converted(sd, model):
+    renamed = rename_sam_keys(sd)
+    got = model.state_dict()
+    assert set(renamed) == set(got)
+    for k in ("vision_encoder.layers.0.attn.qkv.weight", "mask_decoder.iou_prediction_head.proj_out.weight",
+              "mask_decoder.output_hypernetworks_mlps.3.layers.0.bias", "prompt_encoder.mask_embed.conv3.weight"):  # fmt: skip
+        assert torch.equal(got[k], renamed[k])
+    assert torch.equal(
+        got["shared_image_embedding.positional_embedding"],
+        sd["prompt_encoder.pe_layer.positional_encoding_gaussian_matrix"],
+    )
+
+
+def test_small_original_layout_converts_and_runs(tmp_path):
+    sd = original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+    torch.save(sd, tmp_path / "sam_small.pth")
+    model, processor = load_sam_pth(tmp_path / "sam_small.pth")
+    cfg = model.config.vision_config
+    assert (cfg.hidden_size, cfg.num_hidden_layers, cfg.num_attention_heads) == (32, 2, 2)
+    assert (list(cfg.global_attn_indexes), cfg.window_size, cfg.image_size) == ([1], 4, 64)
+    _check_converted(sd, model)
+    img = np.zeros((40, 48, 3), np.uint8)
+    inputs = processor(images=[img], input_boxes=[[[5, 5, 30, 30]]], return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs, multimask_output=False)
+    assert (
+        outputs.pred_masks.shape == (1, 1, 1, 32, 32) and torch.isfinite(outputs.pred_masks).all()
+    )
+    # convert once to a directory, then it loads like any transformers checkpoint
+    from labeler.models import load_segmenter
+
+    out = convert_sam_checkpoint(tmp_path / "sam_small.pth", tmp_path / "converted")
+    loaded = load_segmenter(str(out))
+    assert loaded.model_type == "sam"
+    assert torch.equal(
+        loaded.model.state_dict()["vision_encoder.pos_embed"], sd["image_encoder.pos_embed"]
+    )
+
+
+def test_not_a_sam_checkpoint(tmp_path):
+    torch.save({"foo": torch.zeros(1)}, tmp_path / "x.pth")
+    with pytest.raises(ValueError, match="not an original segment-anything"):
+        load_sam_pth(tmp_path / "x.pth")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_sam_pth(tmp_path / "missing.pth")
+
+
+@pytest.mark.slow
+def test_real_vit_b_layout(tmp_path):
+    """sam_vit_b_01ec64.pth layout: ViT-B/16, 12 blocks, global attention at 2, 5, 8, 11."""
+    sd = original_sam_state_dict(embed=768, depth=12, heads=12, global_idx=[2, 5, 8, 11])
+    assert sum(v.numel() for v in sd.values()) == pytest.approx(93.7e6, rel=0.01)
+    torch.save(sd, tmp_path / "sam_vit_b_01ec64.pth")
+    model, _ = load_sam_pth(tmp_path / "sam_vit_b_01ec64.pth")
+    assert model.config.vision_config.global_attn_indexes == [2, 5, 8, 11]
+    assert model.config.vision_config.window_size == 14
+    _check_converted(sd, model)

@@ -1,0 +1,268 @@
+"""MaSSFormer model tests: shapes, gradients, frozen BN, parameter counts, registry, rebuild."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import torch
+from torchvision.models import resnet
+from torchvision.ops import FrozenBatchNorm2d, deform_conv2d
+
+from trainer.models import MODEL_PRESETS, ModelConfig, build_model, create_model, semantic_inference
+from trainer.models.layers import deform_conv2d_grid_sample
+
+
+@pytest.fixture(scope="module")
+def tiny() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return create_model("tiny", num_classes=8)
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+@pytest.mark.parametrize(
+    ("batch", "h", "w"),
+    [(2, 64, 64), (1, 32, 32), (1, 65, 97), (1, 100, 36), (2, 128, 96)],
+)
+def test_forward_shapes_and_finite(tiny: torch.nn.Module, batch: int, h: int, w: int) -> None:
+    cfg = tiny.config
+    with torch.no_grad():
+        out = tiny(torch.rand(batch, 3, h, w) * 255)
+    q, k = cfg.num_queries, cfg.num_classes
+    assert out["pred_logits"].shape == (batch, q, k + 1)
+    assert out["pred_masks"].shape == (batch, q, _ceil(h, 2), _ceil(w, 2))
+    assert out["edge_logits"].shape == (batch, 1, _ceil(h, 2), _ceil(w, 2))
+    assert len(out["aux_outputs"]) == cfg.dec_layers  # initial + after layers 1..L-1
+    for a in out["aux_outputs"]:
+        assert a["pred_logits"].shape == (batch, q, k + 1)
+        assert a["pred_masks"].shape == (batch, q, _ceil(h, 4), _ceil(w, 4))
+    tensors = [out["pred_logits"], out["pred_masks"], out["edge_logits"]]
+    tensors += [t for a in out["aux_outputs"] for t in a.values()]
+    assert all(torch.isfinite(t).all() for t in tensors)
+
+
+def test_six_layers_give_six_aux_predictions() -> None:
+    model = create_model("tiny", num_classes=3, dec_layers=6)
+    with torch.no_grad():
+        out = model(torch.rand(1, 3, 64, 64) * 255)
+    assert len(out["aux_outputs"]) == 6  # 7 supervised predictions with the final one
+
+
+def test_padding_and_cropping_are_aligned(tiny: torch.nn.Module) -> None:
+    """The model pads the normalised image with zeros (= the mean colour) at the bottom/right,
+    so a 61x63 input must give exactly the top-left crop of the 64x64 image whose extra
+    rows/columns hold the mean colour."""
+    tiny.eval()
+    full = torch.rand(1, 3, 64, 64) * 255
+    full[..., 61:, :] = tiny.pixel_mean.view(1, 3, 1, 1)
+    full[..., :, 63:] = tiny.pixel_mean.view(1, 3, 1, 1)
+    with torch.no_grad():
+        a = tiny(full)
+        b = tiny(full[..., :61, :63])
+    assert b["pred_masks"].shape[-2:] == (31, 32)
+    assert b["aux_outputs"][0]["pred_masks"].shape[-2:] == (16, 16)
+    torch.testing.assert_close(
+        b["pred_masks"], a["pred_masks"][..., :31, :32], atol=1e-4, rtol=1e-4
+    )
+    torch.testing.assert_close(
+        b["edge_logits"], a["edge_logits"][..., :31, :32], atol=1e-4, rtol=1e-4
+    )
+    torch.testing.assert_close(b["pred_logits"], a["pred_logits"], atol=1e-4, rtol=1e-4)
+
+
+def test_aux_flag_keeps_final_prediction(tiny: torch.nn.Module) -> None:
+    tiny.eval()
+    x = torch.rand(1, 3, 96, 64) * 255
+    with torch.no_grad():
+        a, b = tiny(x), tiny(x, aux=False)
+    assert b["aux_outputs"] == []
+    torch.testing.assert_close(a["pred_logits"], b["pred_logits"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(a["pred_masks"], b["pred_masks"], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 31, 64), (1, 1, 64, 64), (3, 64, 64)])
+def test_bad_input_shapes(tiny: torch.nn.Module, shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="images must"):
+        tiny(torch.zeros(shape))
+
+
+def test_backward_reaches_every_trainable_parameter() -> None:
+    torch.manual_seed(1)
+    model = create_model("tiny", num_classes=5)
+    model.train()
+    out = model(torch.rand(2, 3, 64, 96) * 255)
+    tensors = [out["pred_logits"], out["pred_masks"], out["edge_logits"]]
+    tensors += [t for a in out["aux_outputs"] for t in a.values()]
+    g = torch.Generator().manual_seed(0)
+    loss = sum((t * torch.randn(t.shape, generator=g)).sum() for t in tensors)
+    loss.backward()
+    missing = [
+        n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0
+    ]
+    assert missing == []
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+
+
+def test_backbone_batchnorm_is_frozen() -> None:
+    model = create_model("tiny", num_classes=3)
+    norms = [m for m in model.backbone.modules() if isinstance(m, FrozenBatchNorm2d)]
+    assert norms and not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.backbone.modules())
+    # BN affine weights and statistics are buffers: no parameters, so no gradients.
+    assert not any(list(m.parameters(recurse=False)) for m in norms), (
+        "frozen BN must hold no parameters"
+    )
+    before = {
+        k: v.clone() for k, v in model.backbone.state_dict().items() if "bn" in k or "stem.1" in k
+    }
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    model.train()
+    out = model(torch.rand(2, 3, 64, 64) * 255)
+    (out["pred_masks"].mean() + out["pred_logits"].mean()).backward()
+    opt.step()
+    after = model.backbone.state_dict()
+    assert before and all(torch.equal(v, after[k]) for k, v in before.items())
+
+
+@pytest.mark.parametrize(
+    ("name", "published", "tolerance"),
+    [("massformer_r50", 37.42, 0.02), ("massformer_lite_r18", 15.07, 0.05)],
+)
+def test_parameter_counts(name: str, published: float, tolerance: float) -> None:
+    with torch.device("meta"):
+        model = create_model(name, num_classes=7)
+    count = sum(p.numel() for p in model.parameters()) / 1e6
+    assert abs(count - published) / published <= tolerance, f"{name}: {count:.3f}M"
+    assert abs(count - published) < 0.01  # what the presets are tuned to (K = 7)
+
+
+def test_r50_real_structure() -> None:
+    cfg = MODEL_PRESETS["massformer_r50"]
+    assert (cfg.num_queries, cfg.dec_layers, cfg.hidden_dim, cfg.num_heads, cfg.ffn_dim) == (
+        100,
+        6,
+        256,
+        8,
+        2048,
+    )
+    assert (cfg.pixel_dim, cfg.mask_dim, cfg.window, cfg.rfb_branch_dim) == (128, 256, 16, 32)
+    with torch.device("meta"):
+        assert build_model(cfg).size_divisibility == 256
+
+
+def test_unknown_preset_lists_known() -> None:
+    with pytest.raises(ValueError, match="massformer_r50.*massformer_lite_r18.*tiny"):
+        create_model("massformer_r101", num_classes=7)
+
+
+def test_unknown_config_key_and_bad_values() -> None:
+    with pytest.raises(ValueError, match="unknown model config keys \\['depth'\\]"):
+        ModelConfig.from_dict({"depth": 3})
+    with pytest.raises(ValueError, match="num_classes"):
+        ModelConfig(num_classes=0)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_model(ModelConfig(backbone="vgg16"))
+
+
+def test_checkpoint_rebuild_loads_strictly(tiny: torch.nn.Module) -> None:
+    # the config travels through JSON in a checkpoint: tuples come back as lists
+    data = json.loads(json.dumps(dataclasses.asdict(tiny.config)))
+    rebuilt = build_model(ModelConfig(**data))
+    rebuilt.load_state_dict(tiny.state_dict(), strict=True)
+    assert rebuilt.config == tiny.config
+    tiny.eval()
+    rebuilt.eval()
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        torch.testing.assert_close(tiny(x)["pred_masks"], rebuilt(x)["pred_masks"])
+
+
+def test_param_groups_partition_parameters(tiny: torch.nn.Module) -> None:
+    groups = tiny.param_groups(lr=3e-4, weight_decay=0.05, backbone_lr_mult=0.1)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert len(ids) == len(set(ids)) == len(list(tiny.parameters()))
+    by_name = {g["name"]: g for g in groups}
+    assert set(by_name) == {"backbone", "decoder", "decoder_no_decay"}  # frozen BN: no bb norms
+    assert by_name["backbone"]["lr"] == pytest.approx(3e-5)
+    assert by_name["decoder_no_decay"]["weight_decay"] == 0.0
+    kinds = tiny.parameter_kinds()
+    for name in (
+        "decoder.query_feat.weight",
+        "decoder.query_embed.weight",
+        "decoder.level_embed.weight",
+    ):
+        assert kinds[name] == (False, True)
+    assert kinds["decoder.decoder_norm.weight"] == (False, True)
+    assert kinds["pixel_decoder.cst_in.1.weight"] == (False, True)  # BatchNorm after the DCN
+    assert kinds["decoder.class_embed.weight"] == (False, False)
+    assert kinds["backbone.layer1.0.conv1.weight"] == (True, False)
+
+
+def test_backbone_weights_from_file(tmp_path) -> None:  # noqa: ANN001
+    ref = resnet.resnet18(weights=None)
+    for m in ref.modules():  # non-trivial statistics so the copy is checked
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+    path = tmp_path / "r18.pth"
+    torch.save(ref.state_dict(), path)
+    model = create_model("massformer_lite_r18", num_classes=7, backbone_weights=str(path))
+    torch.testing.assert_close(model.backbone.stem[0].weight, ref.conv1.weight)
+    torch.testing.assert_close(model.backbone.stem[1].running_mean, ref.bn1.running_mean)
+    torch.testing.assert_close(model.backbone.layer4[1].bn2.weight, ref.layer4[1].bn2.weight)
+
+
+def test_backbone_weights_errors(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        create_model("tiny", num_classes=3, backbone_weights=missing)
+    wrong = tmp_path / "tiny.pth"
+    torch.save(create_model("tiny", num_classes=3).backbone.state_dict(), wrong)
+    with pytest.raises(ValueError, match=f"{wrong}: not a resnet18 state dict"):
+        create_model("massformer_lite_r18", num_classes=3, backbone_weights=wrong)
+    with pytest.raises(ValueError, match="no torchvision ImageNet weights"):
+        create_model("tiny", num_classes=3, backbone_weights="torchvision")
+
+    def offline(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(resnet.WeightsEnum, "get_state_dict", offline)
+    with pytest.raises(
+        RuntimeError, match="could not fetch torchvision resnet18.*--backbone-weights"
+    ):
+        create_model("massformer_lite_r18", num_classes=3, backbone_weights="torchvision")
+
+
+@pytest.mark.parametrize("k", [1, 3, 5, 7])
+def test_grid_sample_dcn_matches_torchvision(k: int) -> None:
+    g = torch.Generator().manual_seed(k)
+    kw = {"dtype": torch.float64, "generator": g}
+    x = torch.randn(2, 4, 9, 11, **kw).requires_grad_()
+    off = (torch.randn(2, 2 * k * k, 9, 11, **kw) * 3).requires_grad_()
+    mask = torch.rand(2, k * k, 9, 11, **kw).requires_grad_()
+    weight = torch.randn(5, 4, k, k, **kw).requires_grad_()
+    bias = torch.randn(5, **kw)
+    ref = deform_conv2d(x, off, weight, bias, padding=k // 2, mask=mask)
+    ours = deform_conv2d_grid_sample(x, off, weight, bias, k // 2, mask)
+    torch.testing.assert_close(ours, ref)
+    gout = torch.randn(ref.shape, **kw)
+    grads_ref = torch.autograd.grad(ref, (x, off, mask, weight), gout)
+    grads = torch.autograd.grad(ours, (x, off, mask, weight), gout)
+    for a, b in zip(grads, grads_ref, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_semantic_inference_hand_made() -> None:
+    # one query: softmax([ln 2, 0, 0]) = [.5, .25, .25]; no-object dropped; sigmoid(0) = .5
+    logits = torch.tensor([[[torch.log(torch.tensor(2.0)), 0.0, 0.0]]])
+    masks = torch.zeros(1, 1, 2, 3)
+    masks[..., 0, 0] = 100.0  # sigmoid -> 1
+    out = semantic_inference(logits, masks)
+    assert out.shape == (1, 2, 2, 3)
+    torch.testing.assert_close(out[0, :, 1, 1], torch.tensor([0.25, 0.125]))
+    torch.testing.assert_close(out[0, :, 0, 0], torch.tensor([0.5, 0.25]))
+    # all queries certain of "no object": every class score is ~0
+    empty = semantic_inference(torch.tensor([[[0.0, 0.0, 50.0]] * 3]), torch.zeros(1, 3, 2, 2))
+    assert empty.abs().max() < 1e-6

@@ -1,0 +1,118 @@
+"""Training data pipeline: crop share rule, padding, sources, seeded stream, sharding."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from annotations.labelmap import write_label
+from trainer.data import AugmentConfig, StreamSampler, TrainSet, augment, crop_box, make_loader
+
+
+def write_dataset(root, n=3, size=(40, 30), sources=False):
+    rng = np.random.default_rng(0)
+    w, h = size
+    for split in ("train",):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations" / split).mkdir(parents=True)
+        if sources:
+            (root / "sources" / split).mkdir(parents=True)
+        for i in range(n):
+            img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+            Image.fromarray(img).save(root / "images" / split / f"im{i}.png")
+            lab = np.zeros((h, w), np.uint8)
+            lab[:, w // 2 :] = 1 + i % 3
+            write_label(root / "annotations" / split / f"im{i}.png", lab)
+            if sources:
+                src = np.zeros((h, w), np.uint8)
+                src[:, w // 2 :] = 1
+                write_label(root / "sources" / split / f"im{i}.png", src)
+    return root
+
+
+def test_crop_box_respects_the_class_share_rule():
+    label = np.zeros((100, 100), np.uint8)
+    label[:, 80:] = 1
+
+    def share(y, x):
+        counts = np.bincount(label[y : y + 40, x : x + 40].ravel())
+        return counts.max() / counts.sum()
+
+    with_rule = [share(*crop_box(label, 40, np.random.default_rng(s))) < 0.75 for s in range(200)]
+    without = [
+        share(*crop_box(label, 40, np.random.default_rng(s), tries=1)) < 0.75 for s in range(200)
+    ]
+    # one draw satisfies the rule with p = 10/61; ten draws with p ~ 0.83
+    assert np.mean(with_rule) > 0.7 and np.mean(without) < 0.3
+
+
+@pytest.mark.parametrize("fill", [255, 3])  # all-ignore and single-class labels: last draw kept
+def test_crop_box_degenerate_labels(fill):
+    label = np.full((50, 60), fill, np.uint8)
+    y, x = crop_box(label, 32, np.random.default_rng(0))
+    assert 0 <= y <= 18 and 0 <= x <= 28
+
+
+def test_augment_pads_small_images_with_ignore_and_crops_to_size():
+    cfg = AugmentConfig(crop=64, short_side_range=(20, 20), photometric=False, flip=0.0)
+    img = np.full((30, 40, 3), 7, np.uint8)
+    lab = np.zeros((30, 40), np.uint8)
+    src = np.ones((30, 40), np.uint8)
+    i, lab2, s = augment(img, lab, src, cfg, np.random.default_rng(0))
+    assert i.shape == (64, 64, 3) and lab2.shape == (64, 64) and s.shape == (64, 64)
+    assert (lab2 == 255).sum() == 64 * 64 - 20 * 27  # resized to 27x20, the rest padded
+    assert set(np.unique(lab2)) == {0, 255}
+
+
+def test_default_scale_range_follows_the_crop():
+    assert AugmentConfig().short_range() == (1536, 6144) and AugmentConfig().long_cap() == 8192
+    assert AugmentConfig(crop=64).short_range() == (96, 384)
+    with pytest.raises(ValueError, match="short_side_range"):
+        AugmentConfig(short_side_range=(10, 5))
+
+
+def test_stream_sampler_shards_and_resumes():
+    full = list(itertools.islice(iter(StreamSampler(5, seed=3)), 12))
+    assert sorted(k[0] for k in full[:5]) == list(range(5))  # an epoch is a permutation
+    later = list(itertools.islice(iter(StreamSampler(5, seed=3, start=7)), 5))
+    assert later == full[7:12]
+    r0 = [k[0] for k in itertools.islice(iter(StreamSampler(5, 3, rank=0, world=2)), 3)]
+    r1 = [k[0] for k in itertools.islice(iter(StreamSampler(5, 3, rank=1, world=2)), 3)]
+    assert len(set(r0) | set(r1)) == 5  # together one epoch (padded by wrapping)
+
+
+def test_trainset_is_deterministic_and_reads_sources(tmp_path):
+    root = write_dataset(tmp_path, sources=True)
+    cfg = AugmentConfig(crop=24, short_side_range=(30, 45))
+    ds = TrainSet(root, "train", cfg)
+    a, b = ds[(1, (0, 0, 5))], ds[(1, (0, 0, 5))]
+    c = ds[(1, (0, 0, 6))]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["image"], c["image"])
+    assert a["image"].shape == (3, 24, 24) and a["image"].dtype == torch.float32
+    # source 1 exactly where the right-half class is
+    lab, src = a["label"], a["source"]
+    assert torch.equal(src[lab != 255] == 1, lab[lab != 255] != 0)
+
+
+def test_trainset_without_sources_is_all_precise_and_bad_sources_fail(tmp_path):
+    root = write_dataset(tmp_path / "a")
+    ds = TrainSet(root, "train", AugmentConfig(crop=16))
+    assert int(ds[(0, (0, 0, 0))]["source"].max()) == 0
+    root = write_dataset(tmp_path / "b", sources=True)
+    write_label(root / "sources" / "train" / "im0.png", np.full((30, 40), 5, np.uint8))
+    with pytest.raises(ValueError, match="im0.png: source values"):
+        TrainSet(root, "train", AugmentConfig(crop=16)).load(0)
+
+
+def test_loader_batches_do_not_depend_on_workers(tmp_path):
+    root = write_dataset(tmp_path)
+    ds = TrainSet(root, "train", AugmentConfig(crop=16, short_side_range=(20, 40)))
+    b0 = list(itertools.islice(iter(make_loader(ds, 2, seed=1, num_workers=0)), 3))
+    b2 = list(itertools.islice(iter(make_loader(ds, 2, seed=1, num_workers=2)), 3))
+    for x, y in zip(b0, b2, strict=True):
+        assert torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])

@@ -1,0 +1,122 @@
+"""Training loop: lr schedule, config loading, param groups, exact resume, non-finite loss."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from _train_stub import StubModel, write_dataset
+
+from trainer.checkpoint import load_checkpoint
+from trainer.config import TrainConfig, load_config, lr_factor
+from trainer.train import NonFiniteLossError, param_groups, train
+
+
+@pytest.mark.parametrize(
+    ("step", "iters", "warmup", "floor", "expected"),
+    [
+        (0, 10, 0, 0.0, 1.0),
+        (5, 10, 0, 0.0, 0.5),
+        (10, 10, 0, 0.0, 0.0),
+        (5, 10, 0, 0.2, 0.6),
+        (0, 10, 2, 0.0, 0.5),
+        (1, 10, 2, 0.0, 1.0),
+        (2, 10, 2, 0.0, 1.0),
+        (6, 10, 2, 0.0, 0.5),
+        (50, 10, 0, 0.0, 0.0),  # past the end: stays at the floor
+    ],
+)
+def test_lr_factor(step, iters, warmup, floor, expected):
+    assert math.isclose(lr_factor(step, iters, warmup, floor), expected, abs_tol=1e-12)
+
+
+def test_config_strict_yaml_and_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("iters: 7\naugment: {crop: 64}\nloss: {decoupling: {pseudo_class_weight: 0.5}}\n")
+    cfg = load_config(f, batch_size=4, preset=None)
+    assert cfg.iters == 7 and cfg.augment.crop == 64 and cfg.batch_size == 4
+    assert cfg.loss.decoupling.pseudo_class_weight == 0.5 and cfg.preset == "massformer_r50"
+    f.write_text("iters: 7\naugment: {crops: 64}\n")
+    with pytest.raises(ValueError, match=r"augment: unknown keys \['crops'\]"):
+        load_config(f)
+    f.write_text("itres: 7\n")
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_config(f)
+    with pytest.raises(ValueError, match="not divisible"):
+        TrainConfig(batch_size=3, accum_steps=2)
+
+
+def test_param_groups_lr_and_decay():
+    model = StubModel(3)
+    groups = {g["name"]: g for g in param_groups(model, TrainConfig(lr=1e-3))}
+    assert groups["backbone_decay"]["lr"] == pytest.approx(1e-4)
+    assert groups["head_decay"]["lr"] == pytest.approx(1e-3)
+    no_decay = {id(p) for p in groups["head_no_decay"]["params"]}
+    assert groups["head_no_decay"]["weight_decay"] == 0.0
+    assert id(model.norm.weight) in no_decay and id(model.query_feat.weight) in no_decay
+    assert id(model.cls.weight) not in no_decay
+
+
+def _stub(*args, **kw) -> StubModel:
+    torch.manual_seed(0)
+    return StubModel(*args, **kw)
+
+
+def _cfg(root, out, **kw):
+    base = dict(
+        data=str(root),
+        out=str(out),
+        iters=6,
+        batch_size=2,
+        val_split="",
+        num_workers=0,
+        progress=False,
+        checkpoint_every=2,
+        log_every=1,
+        lr=1e-2,
+        grad_clip=1.0,
+        augment={"crop": 24, "short_side_range": [24, 40]},
+        loss={"num_points": 64},
+    )
+    base.update(kw)
+    return load_config(None, **base)
+
+
+def test_resume_continues_with_identical_losses(tmp_path):
+    root = write_dataset(tmp_path / "data", sources=True)
+    straight = train(_cfg(root, tmp_path / "a"), model=_stub(7))
+    assert len(straight.losses) == 6
+    first = train(_cfg(root, tmp_path / "b", max_steps_this_run=3), model=_stub(7))
+    assert first.step == 3 and load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 3
+    second = train(_cfg(root, tmp_path / "b", resume=True), model=_stub(7))
+    assert first.losses + second.losses == straight.losses  # bit-identical
+    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
+    assert (tmp_path / "b" / "resumes.jsonl").is_file()
+    assert (tmp_path / "b" / "config.yaml").is_file() and (
+        tmp_path / "b" / "environment.json"
+    ).is_file()
+
+
+def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
+    root = write_dataset(tmp_path / "data")
+    train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))
+    with pytest.raises(ValueError, match="lr differ"):
+        train(_cfg(root, tmp_path / "a", iters=4, lr=0.5, resume=True), model=_stub(7))
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        train(_cfg(root, tmp_path / "new", resume=True), model=_stub(7))
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    root = write_dataset(tmp_path / "data")
+    with pytest.raises(NonFiniteLossError, match=r"step 5: non-finite loss .*last.pt \(step 4\)"):
+        train(_cfg(root, tmp_path / "a"), model=_stub(7, nan_after=4))
+    ckpt = load_checkpoint(tmp_path / "a" / "last.pt")
+    assert ckpt["step"] == 4
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    last = json.loads((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["event"] == "non_finite" and last["step"] == 5

@@ -1,0 +1,226 @@
+"""Hand-made cases for the MaSSFormer losses, the matcher and label decoupling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from trainer.losses import (
+    DecouplingConfig,
+    HungarianMatcher,
+    LossConfig,
+    SetCriterion,
+    boundary_weight,
+    build_targets,
+    edge_target,
+    pixel_weights,
+)
+from trainer.losses.matcher import pair_bce_cost, pair_dice_cost
+
+LOG2 = math.log(2.0)
+
+
+def test_boundary_weight_values_on_a_vertical_edge():
+    g = torch.zeros(1, 10, 10)
+    g[0, :, :5] = 1.0
+    w = boundary_weight(g)[0]
+    # interior row: 5x5 window share of foreground around each column
+    row = w[5]
+    expected = torch.tensor([0.0, 0.0, 0.0, 0.2, 0.4, 0.4, 0.2, 0.0, 0.0, 0.0])
+    assert torch.allclose(row, expected, atol=1e-6)
+    # the frame is not a boundary (padding not counted)
+    assert w[0, 0] == 0 and w[9, 9] == 0
+
+
+@pytest.mark.parametrize("shape", [(0, 6, 6), (2, 6, 6)])
+def test_boundary_weight_empty_and_constant(shape):
+    g = torch.ones(shape)
+    assert boundary_weight(g).shape == shape
+    assert float(boundary_weight(g).abs().sum()) == 0.0
+
+
+def test_pixel_weights_decoupling_forms():
+    w = torch.tensor([[[0.0, 0.4, 0.2]]])  # (1, 1, 3)
+    source = torch.tensor([[0, 1, 1]])
+    valid = torch.tensor([[True, True, False]])
+    cfg = DecouplingConfig()  # reversed: 1 - W on pseudo pixels
+    out = pixel_weights(w, source, valid, cfg)
+    assert torch.allclose(out, torch.tensor([[[1.0, 0.6, 0.0]]]))
+    precise_everywhere = pixel_weights(w, torch.zeros_like(source), torch.ones_like(valid), cfg)
+    assert torch.allclose(precise_everywhere, torch.tensor([[[1.0, 3.0, 2.0]]]))
+    flat = pixel_weights(w, source, valid, DecouplingConfig(pseudo_form="flat"))
+    assert torch.allclose(flat, torch.tensor([[[1.0, 1.0, 0.0]]]))
+    same = pixel_weights(w, source, valid, DecouplingConfig(pseudo_form="precise"))
+    assert torch.allclose(same, torch.tensor([[[1.0, 3.0, 0.0]]]))
+    strong = pixel_weights(w, source, valid, DecouplingConfig(pseudo_scale=5.0))
+    assert torch.allclose(strong, torch.tensor([[[1.0, 0.0, 0.0]]]))  # clamped at 0
+    with pytest.raises(ValueError, match="pseudo_form"):
+        DecouplingConfig(pseudo_form="inverse")
+
+
+def test_edge_target_hand_made():
+    label = torch.tensor([[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 255, 1]])
+    edge, defined = edge_target(label)
+    assert edge.tolist() == [[0, 1, 1, 0], [1, 1, 1, 0], [1, 1, 0, 0]]
+    assert defined.tolist() == [
+        [True, True, True, True],
+        [True, True, False, True],
+        [True, False, False, False],
+    ]
+
+
+def test_edge_target_single_class_and_all_ignore():
+    edge, defined = edge_target(torch.full((4, 5), 3))
+    assert edge.sum() == 0 and bool(defined.all())
+    edge, defined = edge_target(torch.full((4, 5), 255))
+    assert edge.sum() == 0 and not bool(defined.any())
+
+
+def test_build_targets_classes_valid_and_class_weights():
+    label = torch.tensor([[0, 0, 2, 2], [0, 255, 2, 2]])
+    source = torch.tensor([[0, 0, 1, 1], [2, 0, 1, 1]])
+    cfg = DecouplingConfig(pseudo_class_weight=0.5)
+    t = build_targets(label, source, 3, cfg, pseudo_classes={2})
+    assert t.labels.tolist() == [0, 2]  # class 1 absent: no target
+    assert t.class_weight.tolist() == [1.0, 0.5]
+    assert t.valid.tolist() == [[True, True, True, True], [False, False, True, True]]
+    assert t.masks[0].tolist() == [[1, 1, 0, 0], [0, 0, 0, 0]]
+    assert float(t.weights[:, ~t.valid].abs().sum()) == 0.0
+    # pseudo pixels (class 2 region) use 1 - W <= 1, precise ones 1 + 5W >= 1
+    assert float(t.weights[1][source == 1].max()) <= 1.0
+    assert float(t.weights[0][(source == 0) & t.valid].min()) >= 1.0
+
+
+def test_build_targets_all_ignore_and_bad_ids():
+    t = build_targets(torch.full((3, 3), 255), None, 4, DecouplingConfig())
+    assert t.labels.numel() == 0 and t.masks.shape == (0, 3, 3)
+    with pytest.raises(ValueError, match="exceed"):
+        build_targets(torch.full((3, 3), 5), None, 4, DecouplingConfig())
+
+
+def test_pair_costs_known_values():
+    logits = torch.tensor([[0.0, 0.0], [10.0, -10.0]])
+    targets = torch.tensor([[1.0, 0.0]])
+    valid = torch.tensor([True, True])
+    bce = pair_bce_cost(logits, targets, valid)
+    assert torch.allclose(bce[0, 0], torch.tensor(LOG2))
+    assert bce[1, 0] < 1e-3
+    dice = pair_dice_cost(logits, targets, valid)
+    # p = (0.5, 0.5), t = (1, 0): 1 - (2*0.5 + 1) / (1 + 1 + 1)
+    assert torch.allclose(dice[0, 0], torch.tensor(1.0 - 2.0 / 3.0))
+    # an ignored point is left out of both costs
+    only_first = torch.tensor([True, False])
+    assert torch.allclose(pair_bce_cost(logits, targets, only_first)[0, 0], torch.tensor(LOG2))
+
+
+def test_matcher_assigns_the_obvious_pairs():
+    h = w = 8
+    masks = torch.zeros(2, h, w)
+    masks[0, :, :4] = 1  # target 0: left half, class 1
+    masks[1, :, 4:] = 1  # target 1: right half, class 0
+    labels = torch.tensor([1, 0])
+    mask_logits = torch.full((3, h, w), -8.0)
+    mask_logits[2, :, :4] = 8.0  # query 2 predicts the left half
+    mask_logits[0, :, 4:] = 8.0  # query 0 predicts the right half
+    class_logits = torch.zeros(3, 3)
+    class_logits[2, 1] = 5.0
+    class_logits[0, 0] = 5.0
+    matcher = HungarianMatcher(num_points=256)
+    valid = torch.ones(h, w, dtype=torch.bool)
+    q, t = matcher.match(class_logits, mask_logits, labels, masks, valid)
+    assert dict(zip(q.tolist(), t.tolist(), strict=True)) == {0: 1, 2: 0}
+    q, t = matcher.match(class_logits, mask_logits, labels[:0], masks[:0], valid)
+    assert q.numel() == 0 and t.numel() == 0
+
+
+def _outputs(b, q, k, h, w, value=0.0, layers=6):
+    def pred(hh, ww):
+        return {
+            "pred_logits": torch.full((b, q, k + 1), value, requires_grad=True),
+            "pred_masks": torch.full((b, q, hh, ww), value, requires_grad=True),
+        }
+
+    out = pred((h + 1) // 2, (w + 1) // 2)
+    out["aux_outputs"] = [pred((h + 3) // 4, (w + 3) // 4) for _ in range(layers)]
+    out["edge_logits"] = torch.zeros(b, 1, (h + 1) // 2, (w + 1) // 2, requires_grad=True)
+    return out
+
+
+def test_criterion_known_values_constant_predictions():
+    # one image, one class everywhere: W = 0, weights 1; logits 0 everywhere
+    k, q = 2, 3
+    label = torch.zeros(16, 16, dtype=torch.long)
+    t = build_targets(label, None, k, DecouplingConfig())
+    cfg = LossConfig(num_points=64)
+    crit = SetCriterion(k, cfg)
+    losses = crit(_outputs(1, q, k, 16, 16), [t])
+    assert len(losses) == 3 * 7 + 1
+    # CE: every query has CE log(K+1); weighted mean is the same
+    assert torch.allclose(losses["loss_ce"], torch.tensor(2.0 * math.log(3.0)))
+    assert torch.allclose(losses["loss_mask"], torch.tensor(5.0 * LOG2))
+    p = 64.0
+    dice = 1.0 - (2.0 * 0.5 * p + 1.0) / (0.5 * p + p + 1.0)
+    assert torch.allclose(losses["loss_dice"], torch.tensor(5.0 * dice))
+    assert torch.allclose(losses["loss_dice_5"], torch.tensor(5.0 * dice))
+    assert torch.allclose(losses["loss_edge"], torch.tensor(10.0 * LOG2))
+
+
+def test_class_loss_weights_no_object_and_pseudo_class():
+    crit = SetCriterion(1, LossConfig())
+    logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
+    t = build_targets(torch.zeros(4, 4, dtype=torch.long), None, 1, DecouplingConfig())
+    matches = [(torch.tensor([0]), torch.tensor([0]))]
+    ce0 = math.log(1.0 + math.exp(-2.0))
+    expected = (ce0 + 0.1 * LOG2) / 1.1
+    assert math.isclose(float(crit.class_loss(logits, matches, [t])), expected, rel_tol=1e-6)
+    t.class_weight[:] = 0.5  # a pseudo-labelled class at half weight
+    expected = (0.5 * ce0 + 0.1 * LOG2) / 0.6
+    assert math.isclose(float(crit.class_loss(logits, matches, [t])), expected, rel_tol=1e-6)
+
+
+def test_pseudo_class_weight_scales_mask_terms():
+    k = 2
+    label = torch.ones(8, 8, dtype=torch.long)
+    source = torch.ones(8, 8, dtype=torch.long)
+    out = _outputs(1, 2, k, 8, 8)
+    full = SetCriterion(k, LossConfig(num_points=32))(
+        out, [build_targets(label, source, k, DecouplingConfig(), {1})]
+    )
+    half = SetCriterion(k, LossConfig(num_points=32))(
+        out,
+        [build_targets(label, source, k, DecouplingConfig(pseudo_class_weight=0.5), {1})],
+    )
+    for key in ("loss_mask", "loss_dice", "loss_mask_3"):
+        assert torch.allclose(half[key], 0.5 * full[key])
+
+
+def test_criterion_all_ignore_image_is_finite_and_differentiable():
+    k = 3
+    t = build_targets(torch.full((8, 8), 255), None, k, DecouplingConfig())
+    out = _outputs(1, 4, k, 8, 8)
+    losses = SetCriterion(k, LossConfig(num_points=16))(out, [t])
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    assert float(losses["loss_mask"].detach()) == 0.0
+    assert float(losses["loss_edge"].detach()) == 0.0
+    total.backward()
+    assert out["pred_logits"].grad is not None
+
+
+def test_boundary_weight_raises_bce_on_precise_and_lowers_on_pseudo():
+    # two classes split down the middle: BCE with constant logits is log 2 x mean weight
+    k = 2
+    label = torch.zeros(32, 32, dtype=torch.long)
+    label[:, 16:] = 1
+    out = _outputs(1, 2, k, 32, 32)
+    cfg = LossConfig(num_points=4096, importance=0.0)
+    torch.manual_seed(0)
+    precise = SetCriterion(k, cfg)(out, [build_targets(label, None, k, DecouplingConfig())])
+    torch.manual_seed(0)
+    pseudo = SetCriterion(k, cfg)(
+        out, [build_targets(label, torch.ones_like(label), k, DecouplingConfig())]
+    )
+    assert float(precise["loss_mask"]) > 5.0 * LOG2 * 1.05
+    assert float(pseudo["loss_mask"]) < 5.0 * LOG2 * 0.99

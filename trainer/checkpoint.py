@@ -1,0 +1,107 @@
+"""Training checkpoints: written atomically, loadable without any network or backbone download.
+
+A checkpoint is a dict saved with ``torch.save``::
+
+    format      1
+    step        optimizer steps completed
+    model       state dict of the (unwrapped) model
+    optimizer   AdamW state dict
+    scheduler   {"name": "cosine", "step", "iters", "warmup_iters", "min_lr_ratio"}
+    rng         python / numpy / torch / cuda generator states at the end of ``step``
+    config      the resolved TrainConfig as a plain dict
+    model_config  the ModelConfig as a plain dict (rebuilds the architecture)
+    taxonomy    Taxonomy.to_dict() of the training data
+
+Everything is plain Python, numbers and tensors, so ``torch.load(weights_only=True)`` reads it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FORMAT = 1
+REQUIRED = ("format", "step", "model", "model_config", "taxonomy")
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
+    """``torch.save`` to a temporary file in the same folder, then ``os.replace`` onto ``path``:
+    a crash mid-write never leaves a truncated checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
+    """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # pickle / zip errors of many kinds
+        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+    missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
+    if missing:
+        raise ValueError(f"{path}: not an engine training checkpoint (missing {missing})")
+    if ckpt["format"] != FORMAT:
+        raise ValueError(f"{path}: checkpoint format {ckpt['format']}, expected {FORMAT}")
+    return ckpt
+
+
+def rng_state() -> dict[str, Any]:
+    """Every generator a training step draws from (numpy's as plain lists: weights_only-safe)."""
+    kind, key, pos, has_gauss, gauss = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (kind, key.tolist(), pos, has_gauss, gauss),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    kind, key, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        cuda = state["cuda"]
+        if len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+
+
+def model_from_checkpoint(
+    ckpt: str | os.PathLike | dict, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, Any, dict]:
+    """``(model in eval mode on device, Taxonomy, checkpoint dict)``: the architecture is rebuilt
+    from the stored model config (no backbone weights are downloaded) and the weights loaded."""
+    from annotations.taxonomy import Taxonomy
+    from trainer.models import ModelConfig, build_model
+
+    if not isinstance(ckpt, dict):
+        ckpt = load_checkpoint(ckpt)
+    model = build_model(ModelConfig.from_dict(dict(ckpt["model_config"])))
+    model.load_state_dict(ckpt["model"])
+    taxonomy = Taxonomy.from_dict(ckpt["taxonomy"], source="checkpoint taxonomy")
+    return model.to(device).eval(), taxonomy, ckpt

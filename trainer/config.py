@@ -1,0 +1,138 @@
+"""The training run's typed configuration, its strict YAML loading, and the learning-rate schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainer.data import AugmentConfig
+from trainer.losses import DecouplingConfig, LossConfig
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Defaults are the published MaSSFormer recipe (DESIGN section 4)."""
+
+    data: str = ""  # dataset root or spec file (MaSS13K layout or a fused dataset)
+    out: str = "runs/train/run"  # run directory (config, metrics.jsonl, checkpoints)
+    preset: str = "massformer_r50"  # model preset: massformer_r50 | massformer_lite_r18 | tiny
+    backbone_weights: str = "auto"  # "auto" (torchvision for ResNet presets, none for tiny) | "torchvision" | PATH | "none"
+    train_split: str = "train"  # split trained on
+    val_split: str | None = "val"  # split validated on; None or "" disables validation
+    iters: int = 80000  # optimizer steps in the whole run
+    batch_size: int = 16  # images per optimizer step over all ranks and accumulation steps (published: 4 GPUs x 4)
+    accum_steps: int = 1  # gradient accumulation: micro-batches per optimizer step
+    lr: float = 3e-4  # AdamW base learning rate
+    backbone_lr_mult: float = 0.1  # backbone learning rate = lr x this
+    weight_decay: float = 0.05  # AdamW weight decay (0 on norm layers, embeddings and queries)
+    betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
+    grad_clip: float = (
+        0.01  # max total gradient L2 norm (the published Mask2Former/MaSSFormer value); 0: off
+    )
+    warmup_iters: int = 0  # linear warmup steps before the cosine decay
+    min_lr_ratio: float = 0.0  # the cosine decays to lr x this
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
+    seed: int = 0  # seeds model init, the data stream and the loss's point sampling
+    num_workers: int = 4  # DataLoader worker processes per rank
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # data augmentation
+    loss: LossConfig = field(default_factory=LossConfig)  # loss weights, sampling, label decoupling
+    val_every: int = 5000  # validate every N steps and at the end; 0: only at the end
+    val_size: tuple[int, int] = (4096, 3072)  # validation inference size (W, H), aspect kept
+    val_sliding_window: bool = False  # validate with sliding-window inference
+    val_max_images: int = 0  # validate on the first N images only; 0: all
+    checkpoint_every: int = 1000  # refresh last.pt every N steps (and at the end)
+    keep_every: int = 10000  # also keep step_NNNNNNN.pt every N steps; 0: never
+    log_every: int = 20  # write a metrics.jsonl line every N steps
+    progress: bool = True  # rich progress bar (rank 0 only)
+    resume: bool = False  # continue from <out>/last.pt
+    max_steps_this_run: int = (
+        0  # stop after this many steps in this call (0: run to iters); resume later
+    )
+    ddp_find_unused: bool = False  # DistributedDataParallel(find_unused_parameters=...)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, dict):
+            self.augment = from_dict(AugmentConfig, self.augment, "augment")
+        if isinstance(self.loss, dict):
+            self.loss = from_dict(LossConfig, self.loss, "loss")
+        self.val_size = tuple(int(v) for v in self.val_size)  # type: ignore[assignment]
+        self.betas = tuple(float(v) for v in self.betas)  # type: ignore[assignment]
+        if self.iters < 1 or self.batch_size < 1 or self.accum_steps < 1:
+            raise ValueError("iters, batch_size and accum_steps must be >= 1")
+        if self.batch_size % self.accum_steps:
+            raise ValueError(
+                f"batch_size {self.batch_size} is not divisible by accum_steps {self.accum_steps}"
+            )
+        if not 0 <= self.warmup_iters < self.iters:
+            raise ValueError(f"warmup_iters must be in 0..iters-1, got {self.warmup_iters}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
+    """Build dataclass ``cls`` from ``data``, recursing into nested config dataclasses; unknown
+    keys raise ``ValueError`` naming them and the known ones."""
+    data = dict(data or {})
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+    for name, value in data.items():
+        kind = hints.get(name)
+        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
+            data[name] = from_dict(kind, value, f"{where}.{name}")
+    try:
+        return cls(**data)
+    except TypeError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+# dataclasses nested in TrainConfig, resolvable by typing.get_type_hints
+__all__ = ["AugmentConfig", "DecouplingConfig", "LossConfig", "TrainConfig"]
+
+
+def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
+    """A :class:`TrainConfig` from a YAML file (strict) with top-level ``overrides`` on top
+    (values ``None`` are skipped, so CLI options left unset keep the file's values)."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: cannot parse YAML ({str(e).splitlines()[0]})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ValueError(f"{path}: a training config must be a mapping")
+        data = loaded or {}
+        where = str(path)
+    else:
+        where = "config"
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return from_dict(TrainConfig, data, where)
+
+
+def lr_factor(step: int, iters: int, warmup_iters: int = 0, min_lr_ratio: float = 0.0) -> float:
+    """Multiplier of the base learning rate for optimizer step ``step`` (0-based).
+
+    Linear warmup ``(step + 1) / warmup_iters`` for the first ``warmup_iters`` steps, then a
+    cosine from 1 at ``warmup_iters`` down toward ``min_lr_ratio`` at ``iters``.
+    """
+    if step < warmup_iters:
+        return (step + 1) / warmup_iters
+    span = max(1, iters - warmup_iters)
+    t = min(1.0, (step - warmup_iters) / span)
+    return min_lr_ratio + (1.0 - min_lr_ratio) * 0.5 * (1.0 + math.cos(math.pi * t))

@@ -1,0 +1,291 @@
+"""Training data: samples of a MaSS13K-layout or fused dataset, augmented, in a seeded stream.
+
+A fused dataset (``engine fuse``) is a folder with ``dataset.yaml`` + ``taxonomy.json`` and a
+source map per image at ``<root>/sources/<split>/<stem>.png`` (0 precise, 1 pseudo, 2 set to
+ignore by fusion). Without a ``sources/<split>`` folder every pixel counts as precise.
+
+Augmentation (DESIGN section 4, mmsegmentation order): random short-side resize, random crop with
+a maximum one-class share, horizontal flip, photometric distortion.
+
+Determinism: :class:`StreamSampler` yields ``(index, (seed, epoch, position))`` keys; every random
+draw of a sample's augmentation comes from ``numpy.random.default_rng(key)``. A sample therefore
+depends only on the seed and its position in the stream, not on workers or prefetching, and a
+resumed run restarts the stream at the exact position it stopped at.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from annotations.labelmap import IGNORE, read_label
+from engine.datasets import DatasetSpec, SegDataset, load_spec
+
+
+@dataclass
+class AugmentConfig:
+    """Training augmentation (defaults: the published recipe at a 1024 crop)."""
+
+    crop: int = 1024  # square crop side in pixels
+    short_side_range: tuple[int, int] | None = (
+        None  # random short side; None: (1.5, 6) x crop = 1536..6144 at 1024
+    )
+    max_long_side: int | None = None  # cap on the resized long side; None: 8 x crop = 8192 at 1024
+    cat_max_ratio: float = 0.75  # a crop is retried while one class covers more than this share
+    crop_tries: int = 10  # retries for the class-share rule (the last try is kept)
+    flip: float = 0.5  # probability of a horizontal flip
+    photometric: bool = True  # brightness / contrast / saturation / hue jitter (mmseg's)
+
+    def __post_init__(self) -> None:
+        if self.short_side_range is not None:
+            self.short_side_range = tuple(int(v) for v in self.short_side_range)  # type: ignore[assignment]
+            lo, hi = self.short_side_range
+            if not 0 < lo <= hi:
+                raise ValueError(
+                    f"short_side_range must be 0 < lo <= hi, got {self.short_side_range}"
+                )
+        if self.crop < 8:
+            raise ValueError(f"crop must be >= 8 pixels, got {self.crop}")
+
+    def short_range(self) -> tuple[int, int]:
+        if self.short_side_range is not None:
+            return self.short_side_range
+        return (self.crop * 3 // 2, self.crop * 6)
+
+    def long_cap(self) -> int:
+        return self.max_long_side if self.max_long_side is not None else self.crop * 8
+
+
+def random_resize(
+    image: np.ndarray,
+    label: np.ndarray,
+    source: np.ndarray,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resize so the short side is uniform in ``cfg.short_range()`` (long side capped).
+
+    ``image`` (H, W, 3) uint8 resized bilinearly; ``label`` and ``source`` (H, W) uint8 nearest.
+    """
+    h, w = label.shape
+    lo, hi = cfg.short_range()
+    scale = rng.uniform(lo, hi) / min(h, w)
+    scale = min(scale, cfg.long_cap() / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    if size == (w, h):
+        return image, label, source
+    image = cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+    label = cv2.resize(label, size, interpolation=cv2.INTER_NEAREST)
+    source = cv2.resize(source, size, interpolation=cv2.INTER_NEAREST)
+    return image, label, source
+
+
+def crop_box(
+    label: np.ndarray,
+    crop: int,
+    rng: np.random.Generator,
+    cat_max_ratio: float = 0.75,
+    tries: int = 10,
+) -> tuple[int, int]:
+    """Top-left ``(y, x)`` of a ``crop``-square crop of an ``(H, W)`` label (H, W >= crop) in which
+    no class covers more than ``cat_max_ratio`` of the labelled pixels, if one is found within
+    ``tries`` draws (mmseg's rule: at least two classes and max share < ratio); else the last draw."""
+    h, w = label.shape
+    y = x = 0
+    for _ in range(max(1, tries)):
+        y = int(rng.integers(0, h - crop + 1))
+        x = int(rng.integers(0, w - crop + 1))
+        if cat_max_ratio >= 1.0:
+            break
+        counts = np.bincount(label[y : y + crop, x : x + crop].ravel(), minlength=256)[:IGNORE]
+        counts = counts[counts > 0]
+        if len(counts) > 1 and counts.max() / counts.sum() < cat_max_ratio:
+            break
+    return y, x
+
+
+def photometric_distortion(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """mmseg's PhotoMetricDistortion on ``(H, W, 3) uint8`` RGB: each step with probability 0.5:
+    brightness +-32, contrast x[0.5, 1.5] (before or after the HSV steps), saturation
+    x[0.5, 1.5], hue +-18 (OpenCV's 0..180 hue scale)."""
+    img = image.astype(np.float32)
+
+    def contrast(x: np.ndarray) -> np.ndarray:
+        return x * rng.uniform(0.5, 1.5) if rng.random() < 0.5 else x
+
+    if rng.random() < 0.5:
+        img = img + rng.uniform(-32, 32)
+    contrast_first = rng.random() < 0.5
+    if contrast_first:
+        img = contrast(img)
+    hsv = cv2.cvtColor(np.clip(img, 0, 255).astype(np.uint8), cv2.COLOR_RGB2HSV).astype(np.float32)
+    if rng.random() < 0.5:
+        hsv[..., 1] = hsv[..., 1] * rng.uniform(0.5, 1.5)
+    if rng.random() < 0.5:
+        hsv[..., 0] = (hsv[..., 0] + rng.integers(-18, 19)) % 180
+    img = cv2.cvtColor(np.clip(hsv, 0, 255).astype(np.uint8), cv2.COLOR_HSV2RGB).astype(np.float32)
+    if not contrast_first:
+        img = contrast(img)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def augment(
+    image: np.ndarray,
+    label: np.ndarray,
+    source: np.ndarray,
+    cfg: AugmentConfig,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Resize, pad (image 0, label 255), crop, flip, distort.
+
+    Args: ``image (H, W, 3) uint8 RGB``, ``label (H, W) uint8`` ids/255, ``source (H, W) uint8``.
+    Returns the three arrays at ``crop x crop``.
+    """
+    image, label, source = random_resize(image, label, source, cfg, rng)
+    h, w = label.shape
+    ph, pw = max(0, cfg.crop - h), max(0, cfg.crop - w)
+    if ph or pw:
+        image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
+        label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE)
+        source = np.pad(source, ((0, ph), (0, pw)))
+    y, x = crop_box(label, cfg.crop, rng, cfg.cat_max_ratio, cfg.crop_tries)
+    sl = (slice(y, y + cfg.crop), slice(x, x + cfg.crop))
+    image, label, source = image[sl], label[sl], source[sl]
+    if rng.random() < cfg.flip:
+        image, label, source = image[:, ::-1], label[:, ::-1], source[:, ::-1]
+    if cfg.photometric:
+        image = photometric_distortion(image, rng)
+    return np.ascontiguousarray(image), np.ascontiguousarray(label), np.ascontiguousarray(source)
+
+
+def source_dir(data: SegDataset) -> Path:
+    """Where a split's source maps live: ``<root>/sources/<split>``."""
+    return data.spec.root / "sources" / data.split
+
+
+class TrainSet(Dataset):
+    """Augmented samples of one split. Keys are ``(index, seed_key)`` from :class:`StreamSampler`;
+    items are dicts of ``image (3, S, S) float32 0..255 RGB``, ``label (S, S) int64`` and
+    ``source (S, S) int64``."""
+
+    def __init__(
+        self, data: str | Path | DatasetSpec | SegDataset, split: str, cfg: AugmentConfig
+    ) -> None:
+        if isinstance(data, SegDataset):
+            self.data = data
+        else:
+            spec = data if isinstance(data, DatasetSpec) else load_spec(data)
+            self.data = SegDataset(spec, split)
+        self.cfg = cfg
+        self.sources = source_dir(self.data)
+        self.has_sources = self.sources.is_dir()
+        if len(self.data) == 0:
+            raise ValueError(f"{self.data.spec.image_dir(split)}: split {split!r} has no images")
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    @property
+    def taxonomy(self):
+        return self.data.taxonomy
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Un-augmented ``(image, label, source)`` of sample ``index``."""
+        sample = self.data[index]
+        image, label = self.data.load_pair(sample)
+        if self.has_sources:
+            path = self.sources / f"{sample.stem}.png"
+            source = read_label(path)
+            if source.shape != label.shape:
+                raise ValueError(
+                    f"{path}: source map is {source.shape[1]}x{source.shape[0]}, "
+                    f"label is {label.shape[1]}x{label.shape[0]}"
+                )
+            if source.size and int(source.max()) > 2:
+                raise ValueError(
+                    f"{path}: source values must be 0, 1 or 2, found {int(source.max())}"
+                )
+        else:
+            source = np.zeros_like(label)
+        return image, label, source
+
+    def __getitem__(self, key: tuple[int, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+        index, seed_key = key
+        rng = np.random.default_rng(list(seed_key))
+        image, label, source = augment(*self.load(index), self.cfg, rng)
+        return {
+            "image": torch.from_numpy(image).permute(2, 0, 1).float(),
+            "label": torch.from_numpy(label).long(),
+            "source": torch.from_numpy(source).long(),
+        }
+
+
+class StreamSampler(Sampler):
+    """An endless, seeded stream of ``(index, (seed, epoch, position))`` keys for one rank.
+
+    Epoch ``e`` is a permutation drawn from ``(seed, e)``; rank ``r`` of ``world`` takes every
+    ``world``-th element from ``r`` (the list is padded by wrapping, as DistributedSampler does),
+    so ranks see disjoint shards. ``start`` skips that many keys of this rank's stream (resume).
+    """
+
+    def __init__(
+        self, n: int, seed: int = 0, rank: int = 0, world: int = 1, start: int = 0
+    ) -> None:
+        if n < 1:
+            raise ValueError("cannot sample from an empty dataset")
+        self.n, self.seed, self.rank, self.world, self.start = n, seed, rank, world, start
+        self.per_rank = math.ceil(n / world)
+
+    def epoch_indices(self, epoch: int) -> list[int]:
+        perm = np.random.default_rng([self.seed, epoch]).permutation(self.n).tolist()
+        total = self.per_rank * self.world
+        perm = (perm * math.ceil(total / self.n))[:total]
+        return perm[self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[tuple[int, tuple[int, int, int]]]:
+        pos = self.start
+        while True:
+            epoch, offset = divmod(pos, self.per_rank)
+            indices = self.epoch_indices(epoch)
+            for i in range(offset, self.per_rank):
+                yield indices[i], (self.seed, epoch, self.rank * self.per_rank + i)
+            pos = (epoch + 1) * self.per_rank
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed Python, NumPy and torch per worker from torch's seed."""
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+
+
+def make_loader(
+    dataset: TrainSet,
+    batch_size: int,
+    seed: int,
+    num_workers: int = 0,
+    rank: int = 0,
+    world: int = 1,
+    start: int = 0,
+) -> DataLoader:
+    """An endless DataLoader over ``dataset`` starting ``start`` samples into this rank's stream."""
+    sampler = StreamSampler(len(dataset), seed, rank, world, start)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        worker_init_fn=seed_worker,
+        generator=torch.Generator().manual_seed(seed),
+        persistent_workers=num_workers > 0,
+        pin_memory=torch.cuda.is_available(),
+        drop_last=True,
+    )

@@ -1,0 +1,196 @@
+"""Whole-image MaSSFormer inference: one uint8 RGB image in, one uint8 label map out.
+
+Memory-efficient by default: the per-class map is formed at mask resolution (H'/2), and only
+the K class channels are upsampled to the original size, one class at a time with a running
+argmax. The straightforward procedure (``mode="full"``, the reference) upsamples all Q query
+masks to the original size in fp32 and combines them there; its memory grows with Q x H x W
+(100 x 64 MP x 4 bytes = 25.6 GB at 64 MP), which is why the published code runs out of memory.
+
+The two modes differ only in where the mask sigmoid sits relative to the bilinear upsampling
+(sigmoid then upsample vs upsample then sigmoid; the einsum and the bilinear resize are both
+linear, so they commute exactly). The labels can therefore differ only at pixels where two
+class scores are within the interpolation error of each other, i.e. along class boundaries.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from trainer.models.massformer import MaSSFormer, semantic_inference
+
+MODES = ("efficient", "full")
+
+
+def resized_shape(height: int, width: int, size: tuple[int, int] | None) -> tuple[int, int]:
+    """``(h, w)`` after resizing keeping the aspect ratio into ``size`` = ``(long, short)``
+    as mmseg's ``Resize(scale=size, keep_ratio=True)``: the scale is the smaller of
+    long/max(h, w) and short/min(h, w), so a landscape or portrait image both fit
+    4096x3072 (or 3072x4096). ``None`` keeps the size."""
+    if size is None:
+        return height, width
+    long_side, short_side = max(size), min(size)
+    scale = min(long_side / max(height, width), short_side / min(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+@torch.inference_mode()
+def predict_scores(
+    model: MaSSFormer,
+    images: torch.Tensor,
+    sliding_window: bool = False,
+    tile: int = 2048,
+    overlap: int = 512,
+    amp: bool = True,
+) -> torch.Tensor:
+    """Per-class scores at mask resolution: ``(B, 3, h, w)`` float RGB 0..255 on the model's
+    device -> ``(B, K, ceil(h/2), ceil(w/2))`` float32 (softmax x sigmoid summed over queries).
+
+    ``sliding_window`` runs ``tile x tile`` crops (``overlap`` pixels shared, both even) and
+    averages the score maps where crops overlap; memory is then bounded by the tile size.
+    bf16 autocast is used on CUDA when ``amp``.
+    """
+    device = images.device
+    use_amp = amp and device.type == "cuda"
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            out = model(x, aux=False)
+        return semantic_inference(out["pred_logits"], out["pred_masks"])
+
+    b, _, h, w = images.shape
+    if not sliding_window or (h <= tile and w <= tile):
+        return run(images)
+    if tile % 2 or overlap % 2 or not 0 <= overlap < tile or tile < 32:
+        raise ValueError(
+            f"sliding window needs even tile >= 32 > even overlap >= 0, got {tile}, {overlap}"
+        )
+    k = model.config.num_classes
+    h2, w2 = -(-h // 2), -(-w // 2)
+    acc = torch.zeros(b, k, h2, w2, device=device)
+    count = torch.zeros(1, 1, h2, w2, device=device)
+    for y0 in _starts(h, tile, tile - overlap):
+        for x0 in _starts(w, tile, tile - overlap):
+            crop = images[..., y0 : y0 + tile, x0 : x0 + tile]
+            s = run(crop)
+            ys, xs = slice(y0 // 2, y0 // 2 + s.shape[-2]), slice(x0 // 2, x0 // 2 + s.shape[-1])
+            acc[..., ys, xs] += s
+            count[..., ys, xs] += 1
+    return acc / count
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    """Even tile origins covering ``[0, length)``, the last one flush with the end."""
+    if length <= tile:
+        return [0]
+    starts = list(range(0, length - tile, stride))
+    last = length - tile
+    starts.append(last - last % 2)
+    return sorted(set(starts))
+
+
+def predict_label(
+    model: MaSSFormer,
+    image: np.ndarray,
+    size: tuple[int, int] | None = (4096, 3072),
+    mode: str = "efficient",
+    sliding_window: bool = False,
+    device: str | torch.device | None = None,
+    amp: bool = True,
+    tile: int = 2048,
+    overlap: int = 512,
+) -> np.ndarray:
+    """Label one image at its original size.
+
+    Args:
+        model: a MaSSFormer (put in eval mode for the call, restored afterwards).
+        image: ``(H, W, 3)`` uint8 RGB.
+        size: ``(long, short)`` test resolution, e.g. ``(4096, 3072)``; aspect ratio kept
+            (see :func:`resized_shape`); ``None`` runs at the original size.
+        mode: ``"efficient"`` (class maps at mask resolution, K channels upsampled) or
+            ``"full"`` (all Q query masks upsampled to H x W in fp32; the reference).
+        sliding_window: tile the resized image (``tile`` px crops, ``overlap`` px shared);
+            efficient mode only.
+        device: where to run; ``None`` = the model's device (the model is moved otherwise).
+        amp: bf16 autocast on CUDA (ignored on CPU).
+
+    Returns ``(H, W)`` uint8 class ids 0..K-1.
+    """
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
+    if mode not in MODES:
+        raise ValueError(f"unknown inference mode {mode!r}; known: {', '.join(MODES)}")
+    if sliding_window and mode != "efficient":
+        raise ValueError("sliding_window inference needs mode='efficient'")
+    if model.config.num_classes > 255:
+        raise ValueError(
+            f"uint8 labels hold at most 255 classes, model has {model.config.num_classes}"
+        )
+    if device is not None:
+        model.to(device)
+    dev = next(model.parameters()).device
+    height, width = image.shape[:2]
+    nh, nw = resized_shape(height, width, size)
+    if min(nh, nw) < 32:
+        raise ValueError(
+            f"image {width}x{height} resized to {nw}x{nh} for size={size}: the model needs at "
+            f"least 32 px per side; use a larger size"
+        )
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            x = torch.from_numpy(image).to(dev).permute(2, 0, 1)[None].float()
+            if (nh, nw) != (height, width):
+                x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False)
+            if mode == "full":
+                return _full(model, x, (height, width), amp)
+            scores = predict_scores(model, x, sliding_window, tile, overlap, amp)
+            return _upsample_argmax(scores, (height, width))
+    finally:
+        model.train(was_training)
+
+
+def _upsample_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarray:
+    """``(1, K, h, w)`` -> ``(H, W)`` uint8 argmax of the bilinear upsampled scores, one class
+    at a time (peak memory two H x W float maps, not K); ties go to the lower id like argmax."""
+    best = best_id = None
+    for k in range(scores.shape[1]):
+        up = F.interpolate(scores[:, k : k + 1], size=out_hw, mode="bilinear", align_corners=False)[
+            0, 0
+        ]
+        if best is None:
+            best, best_id = up, torch.zeros(out_hw, dtype=torch.uint8, device=up.device)
+        else:
+            better = up > best
+            best = torch.where(better, up, best)
+            best_id[better] = k
+    return best_id.cpu().numpy()
+
+
+def _full(model: MaSSFormer, x: torch.Tensor, out_hw: tuple[int, int], amp: bool) -> np.ndarray:
+    """The straightforward procedure: plain forward (intermediate predictions included, as the
+    published head computes them), then :func:`labels_from_predictions` in ``"full"`` mode."""
+    use_amp = amp and x.device.type == "cuda"
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
+        out = model(x)
+    return labels_from_predictions(out["pred_logits"], out["pred_masks"], out_hw, "full")
+
+
+def labels_from_predictions(
+    pred_logits: torch.Tensor, pred_masks: torch.Tensor, out_hw: tuple[int, int], mode: str
+) -> np.ndarray:
+    """``(1, Q, K+1)`` class logits and ``(1, Q, h, w)`` mask logits -> ``(H, W)`` uint8 ids.
+
+    ``"efficient"``: per-class scores at ``(h, w)``, then the K class maps upsampled (bilinear)
+    one at a time with a running argmax. ``"full"``: the Q mask logits upsampled to ``(H, W)``
+    in fp32, sigmoid, combined, argmax (the reference).
+    """
+    if mode == "efficient":
+        return _upsample_argmax(semantic_inference(pred_logits, pred_masks), out_hw)
+    if mode != "full":
+        raise ValueError(f"unknown inference mode {mode!r}; known: {', '.join(MODES)}")
+    masks = F.interpolate(pred_masks.float(), size=out_hw, mode="bilinear", align_corners=False)
+    scores = semantic_inference(pred_logits.float(), masks)
+    return scores.argmax(1)[0].to(torch.uint8).cpu().numpy()

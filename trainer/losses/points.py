@@ -1,0 +1,63 @@
+"""Point sampling of mask logits and targets (Mask2Former / PointRend style).
+
+Coordinates are ``(x, y)`` in [0, 1] relative to the map, so predictions at H/2 or H/4 and
+targets at full resolution are sampled at the same physical points.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def point_sample(maps: torch.Tensor, coords: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """Sample ``maps`` at ``coords``.
+
+    Args:
+        maps: ``(N, C, H, W)`` float.
+        coords: ``(N, P, 2)`` float ``(x, y)`` in [0, 1].
+        mode: ``"bilinear"`` for logits, ``"nearest"`` for targets (keeps ids and weights exact).
+    Returns:
+        ``(N, C, P)``.
+    """
+    grid = (2.0 * coords - 1.0)[:, :, None, :].to(maps.dtype)
+    out = F.grid_sample(maps, grid, mode=mode, padding_mode="border", align_corners=False)
+    return out[..., 0]
+
+
+def importance_points(
+    logits: torch.Tensor,
+    boundary: torch.Tensor,
+    num_points: int,
+    oversample: float,
+    importance: float,
+    boundary_bias: float = 1.0,
+) -> torch.Tensor:
+    """Boundary-biased importance sampling of ``num_points`` points per mask.
+
+    ``oversample * num_points`` uniform candidates are scored by
+    ``uncertainty + boundary_bias * W`` where ``uncertainty = 1 - |2 sigmoid(logit) - 1|`` (1 at
+    logit 0) and ``W`` is the target's boundary weight at the candidate; the
+    ``importance * num_points`` best are kept and the rest are drawn uniformly.
+
+    Args:
+        logits: ``(N, 1, h, w)`` mask logits (detached inside).
+        boundary: ``(N, 1, H, W)`` boundary weight of the matched targets.
+    Returns:
+        ``(N, num_points, 2)`` coordinates in [0, 1].
+    """
+    n = logits.shape[0]
+    device = logits.device
+    num_sampled = max(int(num_points * oversample), num_points)
+    num_important = int(importance * num_points)
+    num_random = num_points - num_important
+    cand = torch.rand(n, num_sampled, 2, device=device)
+    with torch.no_grad():
+        p = point_sample(logits.detach().float(), cand)[:, 0]
+        score = 1.0 - (2.0 * torch.sigmoid(p) - 1.0).abs()
+        score = score + boundary_bias * point_sample(boundary.float(), cand, mode="nearest")[:, 0]
+        idx = score.topk(num_important, dim=1).indices
+    picked = torch.gather(cand, 1, idx[..., None].expand(-1, -1, 2))
+    if num_random > 0:
+        picked = torch.cat([picked, torch.rand(n, num_random, 2, device=device)], dim=1)
+    return picked

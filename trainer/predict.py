@@ -1,0 +1,110 @@
+"""``engine predict``: label every image of a folder with a trained checkpoint.
+
+Output folder::
+
+    <stem>.png          (H, W) uint8 label map at the image's original size
+    color/<stem>.png    colour preview blended over the image (with ``color=True``)
+    predict.json        the resolved config, checkpoint step, taxonomy and environment
+
+Images whose label PNG already exists are skipped (resumable), unless ``overwrite``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from annotations.fileio import atomic_write_json
+from annotations.labelmap import write_color_preview, write_label
+from engine.datasets import IMAGE_EXTS, load_image
+from engine.progress import track
+from engine.runinfo import environment
+
+
+@dataclass
+class PredictConfig:
+    """One prediction run."""
+
+    checkpoint: str  # a checkpoint written by engine train (last.pt / step_*.pt)
+    images: str  # folder of images (.jpg/.jpeg/.png), not recursive
+    out: str  # output folder for label PNGs
+    size: tuple[int, int] | None = (
+        4096,
+        3072,
+    )  # inference size (long, short) with aspect kept; None: original
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    sliding_window: bool = False  # tile the resized image (for images too large for memory)
+    amp: bool = True  # bf16 autocast on CUDA
+    color: bool = False  # also write colour previews to <out>/color/
+    overwrite: bool = False  # redo images whose label already exists
+    progress: bool = True  # progress bar on stderr
+
+
+@dataclass
+class PredictResult:
+    """What :func:`predict_dir` did."""
+
+    out: Path  # output folder
+    written: list[Path] = field(default_factory=list)  # label PNGs written
+    skipped: int = 0  # images whose label already existed
+    seconds: float = 0.0  # wall time of the predictions
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, sorted by name."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: image folder not found")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_EXTS)}) found")
+    return files
+
+
+def predict_dir(cfg: PredictConfig) -> PredictResult:
+    """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
+    from trainer.checkpoint import model_from_checkpoint
+    from trainer.inference import predict_label
+    from trainer.train import resolve_device
+
+    images = list_images(Path(cfg.images))
+    device = resolve_device(cfg.device)
+    model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(
+        out / "predict.json",
+        {
+            "config": asdict(cfg),
+            "checkpoint_step": int(ckpt["step"]),
+            "model_config": ckpt["model_config"],
+            "taxonomy": taxonomy.to_dict(),
+            "environment": environment(),
+        },
+    )
+    result = PredictResult(out=out)
+    start = time.perf_counter()
+    for path in track(images, "predict", enabled=cfg.progress):
+        target = out / f"{path.stem}.png"
+        if target.exists() and not cfg.overwrite:
+            result.skipped += 1
+            continue
+        image = load_image(path)
+        label = predict_label(
+            model,
+            image,
+            size=cfg.size,
+            sliding_window=cfg.sliding_window,
+            device=device,
+            amp=cfg.amp and device.type == "cuda",
+        )
+        write_label(target, label)
+        if cfg.color:
+            write_color_preview(out / "color" / f"{path.stem}.png", label, taxonomy, image)
+        result.written.append(target)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,397 @@
+"""The MaSSFormer training loop (``engine train``): AdamW + cosine, bf16 on CUDA, gradient
+accumulation, DDP under torchrun, atomic checkpoints with exact resume, periodic validation.
+
+Run directory (written by rank 0 only)::
+
+    config.yaml, config.json   resolved TrainConfig (+ config_hash in config.json)
+    environment.json           engine.runinfo.environment() of the first start
+    resumes.jsonl              one line per resume: step and environment
+    metrics.jsonl              {"step", "lr", "loss", "loss_ce", ...} every log_every steps;
+                               {"step", "val": {...}} after each validation
+    last.pt, step_NNNNNNN.pt   checkpoints (trainer.checkpoint)
+    tensorboard/               event files when the tensorboard package is installed
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import yaml
+from torch import nn
+
+from annotations.fileio import append_line, atomic_write_json, atomic_write_text
+from engine.datasets import SegDataset, load_spec
+from engine.progress import make_progress
+from engine.runinfo import config_hash, environment
+from trainer.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from trainer.config import TrainConfig, lr_factor
+from trainer.data import TrainSet, make_loader
+from trainer.losses import SetCriterion, build_targets
+
+# Fields that may differ between a run and its resume (they do not change what is computed).
+RESUMABLE_CHANGES = {
+    "iters", "out", "data", "resume", "progress", "num_workers", "device", "val_every",
+    "val_max_images", "checkpoint_every", "keep_every", "log_every", "max_steps_this_run",
+}  # fmt: skip
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss or the gradient became NaN/inf; the run stopped without writing a checkpoint."""
+
+
+@dataclass
+class TrainResult:
+    """What a call to :func:`train` did."""
+
+    out: Path  # run directory
+    step: int  # optimizer steps completed in total (including before a resume)
+    losses: list[float] = field(default_factory=list)  # total loss of each step run in this call
+    last_checkpoint: Path | None = None  # the newest last.pt written
+    val: list[dict[str, Any]] = field(default_factory=list)  # validation results, in order
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: backbone (lr x backbone_lr_mult) or not, times decay or not. Parameters of
+    norm layers, embeddings and anything named like a query or level embedding get no decay;
+    frozen parameters are left out."""
+    no_decay: set[int] = set()
+    for name, module in model.named_modules():
+        if isinstance(module, NORM_TYPES + (nn.Embedding,)):
+            no_decay.update(id(p) for p in module.parameters(recurse=False))
+        if any(k in name.split(".")[-1] for k in ("query", "level_embed")):
+            no_decay.update(id(p) for p in module.parameters(recurse=False))
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        leaf = name.split(".")[-1]
+        decay = id(p) not in no_decay and "query" not in leaf and "level_embed" not in leaf
+        groups.setdefault((name.startswith("backbone."), decay), []).append(p)
+    out = []
+    for (backbone, decay), params in sorted(groups.items()):
+        base = cfg.lr * (cfg.backbone_lr_mult if backbone else 1.0)
+        out.append(
+            {
+                "params": params,
+                "lr": base,
+                "base_lr": base,
+                "weight_decay": cfg.weight_decay if decay else 0.0,
+                "name": f"{'backbone' if backbone else 'head'}_{'decay' if decay else 'no_decay'}",
+            }
+        )
+    return out
+
+
+def _distributed() -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)``; initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> CUDA when available else CPU; under torchrun, CUDA devices are per local rank."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+        if name == "cuda":
+            name = f"cuda:{local_rank}"
+    return torch.device(name)
+
+
+def _backbone_weights(cfg: TrainConfig) -> str | None:
+    if cfg.backbone_weights == "auto":
+        return None if cfg.preset == "tiny" else "torchvision"
+    return None if cfg.backbone_weights.lower() == "none" else cfg.backbone_weights
+
+
+def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    now = cfg.to_dict()
+    changed = sorted(
+        k
+        for k in set(saved) | set(now)
+        if k not in RESUMABLE_CHANGES and saved.get(k) != _plain(now.get(k))
+    )
+    if changed:
+        raise ValueError(
+            f"{path}: the checkpoint was trained with another config ({', '.join(changed)} differ); "
+            f"resume with the same settings or start a new --out"
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Tuples -> lists, as the value reads back from a checkpoint or YAML."""
+    return json.loads(json.dumps(value))
+
+
+def _write_run_files(out: Path, cfg: TrainConfig, start: int) -> None:
+    data = _plain(cfg.to_dict())
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+    atomic_write_json(out / "config.json", {"config": data, "config_hash": config_hash(data)})
+    if start == 0:
+        atomic_write_json(out / "environment.json", environment())
+    else:
+        append_line(
+            out / "resumes.jsonl", json.dumps({"step": start, "environment": environment()})
+        )
+
+
+def _tensorboard(out: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # the tensorboard package is optional
+        return None
+    return SummaryWriter(str(out / "tensorboard"))
+
+
+def _all_finite(value: torch.Tensor, world: int) -> bool:
+    flag = torch.isfinite(value).all().float().reshape(1)
+    if world > 1:
+        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+    return bool(flag.item() > 0)
+
+
+def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
+    """Train (or resume) one run as configured. ``model``: an already built model (tests);
+    by default ``create_model(cfg.preset, K)`` with the configured backbone weights.
+
+    Raises:
+        FileExistsError: ``<out>/last.pt`` exists and ``resume`` is off.
+        FileNotFoundError: ``resume`` is on and there is no ``<out>/last.pt``.
+        NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
+    """
+    rank, world, local_rank = _distributed()
+    is_main = rank == 0
+    device = resolve_device(cfg.device, local_rank)
+    out = Path(cfg.out)
+    last = out / "last.pt"
+    ckpt = None
+    if cfg.resume:
+        ckpt = load_checkpoint(last)
+        _check_resume_config(ckpt["config"], cfg, last)
+    elif last.exists():
+        raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
+    per_rank = cfg.batch_size // cfg.accum_steps
+    if per_rank % world:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} / accum_steps {cfg.accum_steps} = {per_rank} images per "
+            f"micro-step cannot be split over {world} ranks"
+        )
+    micro = per_rank // world
+
+    dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment)
+    taxonomy = dataset.taxonomy
+    k = taxonomy.num_classes
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    random.seed(cfg.seed)
+    if model is None:
+        from trainer.models import create_model
+
+        weights = None if ckpt is not None else _backbone_weights(cfg)
+        model = create_model(cfg.preset, k, backbone_weights=weights)
+    if model.config.num_classes != k:
+        raise ValueError(
+            f"{cfg.data}: the dataset has {k} classes but the model predicts {model.config.num_classes}"
+        )
+    if ckpt is not None:
+        model.load_state_dict(ckpt["model"])
+    model.to(device).train()
+    dec = cfg.loss.decoupling
+    pseudo = frozenset(
+        dec.pseudo_classes
+        if dec.pseudo_classes is not None
+        else (c.id for c in taxonomy if c.parent is not None)
+    )
+    criterion = SetCriterion(k, cfg.loss)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+    )
+    start = 0
+    if ckpt is not None:
+        optimizer.load_state_dict(ckpt["optimizer"])
+        start = int(ckpt["step"])
+    net: nn.Module = model
+    if world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=cfg.ddp_find_unused,
+        )
+    loader = make_loader(
+        dataset, micro, cfg.seed, cfg.num_workers, rank, world, start * micro * cfg.accum_steps
+    )
+    val_data = SegDataset(load_spec(cfg.data), cfg.val_split) if cfg.val_split else None
+    amp = cfg.amp and device.type == "cuda"
+    result = TrainResult(out=out, step=start)
+    writer = None
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_run_files(out, cfg, start)
+        writer = _tensorboard(out)
+    if ckpt is not None:
+        set_rng_state(ckpt["rng"])  # last: everything above may draw random numbers
+
+    def checkpoint_state(step: int) -> dict[str, Any]:
+        return {
+            "format": 1,
+            "step": step,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": {
+                "name": "cosine",
+                "step": step,
+                "iters": cfg.iters,
+                "warmup_iters": cfg.warmup_iters,
+                "min_lr_ratio": cfg.min_lr_ratio,
+            },
+            "rng": rng_state(),
+            "config": _plain(cfg.to_dict()),
+            "model_config": _plain(dataclasses.asdict(model.config)),
+            "taxonomy": taxonomy.to_dict(),
+        }
+
+    def validate(step: int) -> None:
+        if val_data is None:
+            return
+        if is_main:
+            from trainer.validate import evaluate
+
+            res = evaluate(
+                model,
+                val_data,
+                cfg.val_size,
+                device,
+                amp,
+                cfg.val_sliding_window,
+                cfg.val_max_images,
+            )
+            result.val.append({"step": step, **res})
+            append_line(out / "metrics.jsonl", json.dumps({"step": step, "val": res}))
+            if writer is not None:
+                for key in ("mIoU", "mBIoU", "mBF1"):
+                    if res.get(key) is not None:
+                        writer.add_scalar(f"val/{key}", res[key], step)
+        if world > 1:
+            dist.barrier()
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    data_iter = iter(loader)
+    t_last, n_last = time.perf_counter(), start
+    progress = make_progress(
+        "it", "loss {task.fields[loss]}  lr {task.fields[lr]}", cfg.progress and is_main
+    )
+    with progress:
+        task = progress.add_task("train", total=cfg.iters, completed=start, loss="-", lr="-")
+        stop = (
+            cfg.iters
+            if cfg.max_steps_this_run <= 0
+            else min(cfg.iters, start + cfg.max_steps_this_run)
+        )
+        for step in range(start, stop):
+            optimizer.zero_grad(set_to_none=True)
+            terms: dict[str, float] = {}
+            total_t = torch.zeros((), device=device)
+            for m in range(cfg.accum_steps):
+                batch = next(data_iter)
+                images = batch["image"].to(device, non_blocking=True)
+                labels = batch["label"].to(device, non_blocking=True)
+                sources = batch["source"].to(device, non_blocking=True)
+                targets = [
+                    build_targets(labels[i], sources[i], k, dec, pseudo) for i in range(len(images))
+                ]
+                sync = world == 1 or m == cfg.accum_steps - 1
+                with contextlib.nullcontext() if sync else net.no_sync():
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                        outputs = net(images)
+                    losses = criterion(outputs, targets)
+                    loss = sum(losses.values())
+                    (loss / cfg.accum_steps).backward()
+                total_t = total_t + loss.detach() / cfg.accum_steps
+                for name, v in losses.items():
+                    terms[name] = terms.get(name, 0.0) + float(v.detach()) / cfg.accum_steps
+            grad_norm = (
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                if cfg.grad_clip > 0
+                else torch.zeros((), device=device)
+            )
+            if not _all_finite(torch.stack([total_t, grad_norm.to(device).float()]), world):
+                bad = {n: v for n, v in terms.items() if not np.isfinite(v)} or {
+                    "grad_norm": float(grad_norm)
+                }
+                where = (
+                    f"the last good checkpoint is {result.last_checkpoint or last} (step {_saved_step(last)})"
+                    if last.exists()
+                    else "no checkpoint had been written yet"
+                )
+                if is_main:
+                    append_line(
+                        out / "metrics.jsonl",
+                        json.dumps({"step": step + 1, "event": "non_finite", "terms": bad}),
+                    )
+                raise NonFiniteLossError(
+                    f"step {step + 1}: non-finite loss ({', '.join(f'{n}={v}' for n, v in bad.items())}); "
+                    f"training stopped, {where}. Lower the learning rate or check the data."
+                )
+            factor = lr_factor(step, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
+            optimizer.step()
+            done = step + 1
+            total = float(total_t)
+            result.losses.append(total)
+            result.step = done
+            lr_now = cfg.lr * factor
+            progress.update(task, completed=done, loss=f"{total:.4f}", lr=f"{lr_now:.2e}")
+            if is_main and (done % cfg.log_every == 0 or done == cfg.iters):
+                now = time.perf_counter()
+                rate = (done - n_last) / max(now - t_last, 1e-9)
+                t_last, n_last = now, done
+                line = {
+                    "step": done,
+                    "lr": lr_now,
+                    "loss": total,
+                    "grad_norm": float(grad_norm),
+                    "it_s": rate,
+                    **terms,
+                }
+                append_line(out / "metrics.jsonl", json.dumps(line))
+                if writer is not None:
+                    writer.add_scalar("train/loss", total, done)
+                    writer.add_scalar("train/lr", lr_now, done)
+            if cfg.val_every > 0 and done % cfg.val_every == 0 and done != cfg.iters:
+                validate(done)
+            if is_main and (done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop)):
+                state = checkpoint_state(done)
+                result.last_checkpoint = save_checkpoint(last, state)
+                if cfg.keep_every > 0 and done % cfg.keep_every == 0:
+                    save_checkpoint(out / f"step_{done:07d}.pt", state)
+        if result.step == cfg.iters:
+            validate(result.step)
+    if writer is not None:
+        writer.close()
+    return result
+
+
+def _saved_step(path: Path) -> int | str:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+    except Exception:
+        return "?"
