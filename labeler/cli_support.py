@@ -25,6 +25,23 @@ def parse_band(text: str) -> tuple[float, float]:
     return lo, hi
 
 
+def parse_backend_options(items: list[str] | None) -> dict:
+    """``["miss_max=0.5", "fill_holes=false"]`` -> ``{"miss_max": 0.5, "fill_holes": False}``
+    (values parsed as YAML scalars)."""
+    import yaml
+
+    extra: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--backend-option must look like KEY=VALUE, got {item!r}")
+        try:
+            extra[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"--backend-option {item!r}: cannot parse the value") from None
+    return extra
+
+
 def build_label_config(
     *,
     class_name: str,
@@ -51,6 +68,7 @@ def build_label_config(
     shard: str = "",
     force: bool = False,
     progress: bool = True,
+    backend_option: list[str] | None = None,
 ) -> LabelConfig:
     """Command-line values to a config; options given on the command line win over ``--spec``."""
     overrides = {
@@ -83,17 +101,19 @@ def build_label_config(
         shard=parse_shard(shard) if shard else None,
         force=force,
         progress=progress,
+        extra=parse_backend_options(backend_option),
     )
 
 
-def print_label_summary(summary: LabelSummary) -> None:
+def print_label_summary(summary: LabelSummary, backend: str | None = None) -> None:
     """The end-of-run table on stdout, failures listed on stderr."""
     from rich.console import Console
     from rich.table import Table
 
     out, err = Console(), Console(stderr=True)
+    simulated = " [SIMULATED labeler: pseudo labels from true masks]" if backend == "simulated" else ""
     table = Table(
-        title=f"label run {summary.out_dir} (shard {summary.shard[0]}/{summary.shard[1]})"
+        title=f"label run {summary.out_dir} (shard {summary.shard[0]}/{summary.shard[1]}){simulated}"
     )
     table.add_column("what")
     table.add_column("value", justify="right")
