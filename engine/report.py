@@ -1,7 +1,8 @@
 """The comparison report in the shape of the paper's Table 4: Markdown + JSON + PNG.
 
 For one new class, on its annotated test subset, the class's own IoU, Boundary IoU and
-Boundary F1 (binary: the class vs everything else; subset pixels 255 are unannotated) of:
+Boundary F1 (:class:`engine.metrics.ClassScorer`: the class vs everything else; subset pixels 255 are
+unannotated) of:
 
 * "pseudo labels": the label run's ``labels/<split>/<stem>.png`` (labeler output);
 * "fused labels": the fusion output for the same images, where it has them;
@@ -31,7 +32,7 @@ from annotations.labelmap import IGNORE, read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
-from engine.metrics import SegEvaluator
+from engine.metrics import ClassScorer, SegEvaluator
 from engine.runinfo import environment
 
 SOURCES = ("pseudo labels", "fused labels", "joint-trained model")
@@ -116,7 +117,11 @@ def score_class(
     for name, (d, _) in dirs.items():
         if d is not None and not d.is_dir():
             raise FileNotFoundError(f"{d}: folder of {name} not found")
-    evals = {name: SegEvaluator(2) for name, (d, _) in dirs.items() if d is not None}
+    evals = {
+        name: ClassScorer(class_id=1, pred_class_id=pid)
+        for name, (d, pid) in dirs.items()
+        if d is not None
+    }
     maps: dict[str, dict[str, np.ndarray]] = {}
     found = dict.fromkeys(evals, 0)
     for stem in subset.stems:
@@ -129,10 +134,10 @@ def score_class(
                 if name == "fused labels":
                     continue  # fusion usually covers the training split only
                 raise FileNotFoundError(f"{d}: no {name} for annotated image {stem!r} ({split})")
-            pred = binary_of(read_label(p), class_id)
-            _check_size(p, pred, gt.shape)
-            evals[name].update(pred, gt)
-            maps[stem][name] = pred
+            label = read_label(p)
+            _check_size(p, label, gt.shape)
+            evals[name].update(label, gt)  # the class (class_id) vs the rest; GT 255 ignored
+            maps[stem][name] = binary_of(label, class_id)
             found[name] += 1
     rows = []
     base = None
@@ -146,7 +151,7 @@ def score_class(
             "images": found[name],
         }
         for key, _, nd in METRICS:
-            row[key] = _r(float(getattr(res, key)[1]), nd)
+            row[key] = _r(float(getattr(res, key)), nd)
         if base is None and name == "pseudo labels":
             base = row
         rows.append(row)

@@ -111,7 +111,9 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
     from rich.table import Table
 
     out, err = Console(), Console(stderr=True)
-    simulated = " [SIMULATED labeler: pseudo labels from true masks]" if backend == "simulated" else ""
+    simulated = (
+        " [SIMULATED labeler: pseudo labels from true masks]" if backend == "simulated" else ""
+    )
     table = Table(
         title=f"label run {summary.out_dir} (shard {summary.shard[0]}/{summary.shard[1]}){simulated}"
     )
