@@ -347,18 +347,17 @@ def _overlays(cfg: ReportConfig, maps: dict, split: str, out: Path) -> tuple[lis
         for name in ("annotation", *SOURCES):
             if name in maps[stem]:
                 t = overlay(image, maps[stem][name], colors[name], 384).copy()
+                (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+                cv2.rectangle(t, (0, 0), (tw + 10, th + 12), (0, 0, 0), thickness=-1)
                 cv2.putText(
                     t,
                     name,
-                    (6, 20),
+                    (5, th + 5),
                     cv2.FONT_HERSHEY_SIMPLEX,
-                    0.55,
+                    0.5,
                     (255, 255, 255),
-                    2,
+                    1,
                     cv2.LINE_AA,
-                )
-                cv2.putText(
-                    t, name, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA
                 )
                 tiles.append(t)
                 panels.append(name)
