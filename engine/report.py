@@ -75,14 +75,31 @@ def _find(folder: Path, split: str, stem: str) -> Path | None:
     return find_png(folder, split, stem)
 
 
+def taxonomy_near(folder: str | os.PathLike | None) -> Taxonomy | None:
+    """The taxonomy a fusion or prediction folder records: ``taxonomy.json`` in it or its parent,
+    or the ``taxonomy`` of ``predict.json`` (engine predict); None when there is none."""
+    if not folder:
+        return None
+    import json
+
+    for base in (Path(folder), Path(folder).parent):
+        if (base / "taxonomy.json").is_file():
+            return Taxonomy.load(base / "taxonomy.json")
+        meta = base / "predict.json"
+        if meta.is_file():
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("taxonomy"), dict):
+                return Taxonomy.from_dict(data["taxonomy"], source=str(meta))
+    return None
+
+
 def _load_taxonomy(cfg: ReportConfig, class_name: str) -> Taxonomy:
     if cfg.taxonomy:
         return Taxonomy.load(cfg.taxonomy)
     for d in (cfg.pred, cfg.fused):
-        if d:
-            for p in (Path(d) / "taxonomy.json", Path(d).parent / "taxonomy.json"):
-                if p.is_file():
-                    return Taxonomy.load(p)
+        found = taxonomy_near(d)
+        if found is not None:
+            return found
     return MASS13K.with_new_class(class_name)
 
 

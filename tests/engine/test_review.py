@@ -163,3 +163,19 @@ def test_page_renders_in_headless_chromium(tmp_path, gallery):
     assert PSEUDO_COLOR[2] == 0
     tint = (r - b > 80) & (g - b > 50)
     assert tint.sum() > 2000
+
+
+def test_pred_class_id_from_predict_json(tmp_path, gallery):
+    import json
+
+    from annotations.taxonomy import MASS13K
+
+    run = gallery.index.parent.parent
+    tax = MASS13K.with_new_class("Bicycle")
+    (tmp_path / "pred" / "test" / "predict.json").write_text(
+        json.dumps({"taxonomy": tax.to_dict()})
+    )
+    res = build_review(
+        ReviewConfig(str(run), out=str(tmp_path / "g2"), pred=str(tmp_path / "pred" / "test"))
+    )
+    assert res.with_pred == 1
