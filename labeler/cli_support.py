@@ -13,6 +13,9 @@ from labeler.config import (
 )
 from labeler.run import STAGES, LabelSummary
 
+# What run.json records as detector / segmenter of a simulated run: no model is loaded.
+NO_MODEL = "none (simulated backend)"
+
 
 def parse_band(text: str) -> tuple[float, float]:
     """``"0.15,0.25"`` -> ``(0.15, 0.25)``."""
@@ -89,8 +92,8 @@ def build_label_config(
         out=out,
         splits=tuple(s.strip() for s in split.split(",") if s.strip()),
         backend=backend,
-        detector=detector or DEFAULT_DETECTOR,
-        segmenter=segmenter or DEFAULT_SEGMENTER,
+        detector=detector or (NO_MODEL if backend == "simulated" else DEFAULT_DETECTOR),
+        segmenter=segmenter or (NO_MODEL if backend == "simulated" else DEFAULT_SEGMENTER),
         tiles=parse_grid(tiles),
         tile_overlap=overlap,
         uncertain=parse_band(uncertain),

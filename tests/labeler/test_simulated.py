@@ -183,6 +183,7 @@ def test_engine_label_backend_simulated(tmp_path):
     meta = json.loads((out / "run.json").read_text())
     assert meta["backend"]["identity"]["simulation"]["seed"] == 3
     assert "SIMULATED" in meta["backend"]["models"]["note"]
+    assert meta["config"]["detector"] == meta["config"]["segmenter"] == "none (simulated backend)"
     stems = run.stems("test")
     assert len(stems) == 3
     for stem in stems:
