@@ -110,9 +110,15 @@ def label_cmd(
     segmenter: str = typer.Option(
         "", help="SAM / SAM-HQ hub id, local directory or SAM .pth file."
     ),
-    backend: str = typer.Option("grounded-sam", help="Labeling backend."),
-    backend_opt: list[str] = typer.Option(
-        [], "--backend-opt", help="KEY=VALUE option for the backend (repeatable; hashed)."
+    backend: str = typer.Option(
+        "grounded-sam",
+        help="Labeling backend: grounded-sam (real models) or simulated (SIMULATED pseudo labels "
+        "made from the dataset's true masks with Grounded-SAM-like errors, for demos; no model).",
+    ),
+    backend_option: list[str] = typer.Option(
+        [],
+        help="Backend option KEY=VALUE (repeatable). simulated: seed, miss_area, miss_max, "
+        "fill_radius, fill_holes, boundary_shift, false_positive_rate, min_area.",
     ),
     box_threshold: float = typer.Option(None, help="Box threshold (default 0.35)."),
     text_threshold: float = typer.Option(None, help="Text threshold (default 0.25)."),
@@ -131,20 +137,20 @@ def label_cmd(
     force: bool = typer.Option(False, "--force", help="Relabel images already done."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Pseudo-label a new class over a dataset with Grounded-SAM (resumable)."""
+    """Pseudo-label a new class over a dataset with Grounded-SAM, or simulated ones (resumable)."""
     from labeler.cli_support import build_label_config, print_label_summary
     from labeler.run import run_labeling
 
     cfg = build_label_config(
         class_name=class_name, data=data, split=split, out=out, prompt=prompt, negative=negative,
-        spec=spec, detector=detector, segmenter=segmenter, backend=backend, backend_opt=backend_opt,
+        spec=spec, detector=detector, segmenter=segmenter, backend=backend,
         box_threshold=box_threshold, text_threshold=text_threshold, min_area=min_area,
         max_instances=max_instances, uncertain=uncertain, batch_size=batch_size, workers=workers,
         device=device, precision=precision, tiles=tiles, overlap=overlap, shard=shard,
-        force=force, progress=progress,
+        force=force, progress=progress, backend_option=backend_option,
     )  # fmt: skip
     summary = run_labeling(cfg)
-    print_label_summary(summary)
+    print_label_summary(summary, cfg.backend)
     if summary.interrupted:
         raise typer.Exit(130)
     if summary.failed:
@@ -794,6 +800,8 @@ def _print_demo(result, simulated: bool) -> None:
     out.print(table)
     for key, path in result.paths.items():
         out.print(f"  {key:<20} {path}", soft_wrap=True)
+
+
 # --- model ---
 
 

@@ -80,7 +80,11 @@ def register_backend(name: str, factory: BackendFactory) -> BackendFactory:
 
 # Backends imported on first use (heavy modules stay unloaded until asked for): name ->
 # "module:attribute". A new backend adds one line here or calls register_backend at import.
-LAZY_BACKENDS: dict[str, str] = {"grounded-sam": "labeler.grounded_sam:GroundedSamBackend"}
+LAZY_BACKENDS: dict[str, str] = {
+    "grounded-sam": "labeler.grounded_sam:GroundedSamBackend",
+    # SIMULATED pseudo labels from a dataset's true masks (engine synth), for demos; no model.
+    "simulated": "labeler.simulated:SimulatedBackend",
+}
 
 
 def _resolve(name: str) -> None:

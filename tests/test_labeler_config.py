@@ -83,15 +83,15 @@ def test_parsers():
 
 
 def test_backend_options():
-    from labeler.cli_support import parse_options
+    from labeler.cli_support import parse_backend_options
 
-    assert parse_options(["noise=0.1", "seed=3", "mode=erode", "flag=true"]) == {
+    assert parse_backend_options(["noise=0.1", "seed=3", "mode=erode", "flag=true"]) == {
         "noise": 0.1, "seed": 3, "mode": "erode", "flag": True,
     }  # fmt: skip
     with pytest.raises(ValueError, match="KEY=VALUE"):
-        parse_options(["novalue"])
+        parse_backend_options(["novalue"])
     cfg = build_label_config(
-        class_name="Car", data="d", backend="simulated", backend_opt=["noise=0.2"]
+        class_name="Car", data="d", backend="simulated", backend_option=["noise=0.2"]
     )
     assert cfg.extra == {"noise": 0.2} and cfg.result_fields()["extra"] == {"noise": 0.2}
 
