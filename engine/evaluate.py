@@ -7,6 +7,7 @@ integers, so the sum does not depend on how images are spread over workers).
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -167,8 +168,11 @@ def map_pairs(
                 yield fn(job)
                 bar.advance(task)
             return
+        # spawn, not fork: forking a process whose OpenCV / torch thread pools have run can
+        # deadlock the children (seen in the test suite after torch had been used).
+        ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), initializer=_init_worker
+            max_workers=min(workers, len(jobs)), mp_context=ctx, initializer=_init_worker
         ) as pool:
             for result in pool.map(fn, jobs, chunksize=1):
                 yield result
