@@ -333,3 +333,23 @@ def test_compare_errors(tmp_path: Path) -> None:
     assert parse_source("x=y=/d") == ("x=y", Path("/d"))
     with pytest.raises(ValueError, match="NAME=DIR"):
         parse_source("=/d")
+
+
+def test_compare_input_modes(tmp_path: Path) -> None:
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    # the model's full label maps are not binary masks
+    with pytest.raises(ValueError, match="expected a binary mask"):
+        compare(
+            CompareConfig(
+                "Bicycle", gt_dir, (("m", b_dir),), taxonomy=tax, input="binary", progress=False
+            )
+        )
+    # "labels" reads the pseudo labels' 1s as class id 1 (Human), not Bicycle: nothing matches
+    rep = compare(
+        CompareConfig(
+            "Bicycle", gt_dir, (("p", a_dir),), taxonomy=tax, input="labels", progress=False
+        )
+    )
+    assert rep.rows[0].scores.counts["iou_intersection"] == 0
+    auto = compare(CompareConfig("Bicycle", gt_dir, (("p", a_dir),), taxonomy=tax, progress=False))
+    assert auto.rows[0].scores.counts["iou_intersection"] > 0
