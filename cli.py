@@ -110,7 +110,16 @@ def label_cmd(
     segmenter: str = typer.Option(
         "", help="SAM / SAM-HQ hub id, local directory or SAM .pth file."
     ),
-    backend: str = typer.Option("grounded-sam", help="Labeling backend."),
+    backend: str = typer.Option(
+        "grounded-sam",
+        help="Labeling backend: grounded-sam (real models) or simulated (SIMULATED pseudo labels "
+        "made from the dataset's true masks with Grounded-SAM-like errors, for demos; no model).",
+    ),
+    backend_option: list[str] = typer.Option(
+        [],
+        help="Backend option KEY=VALUE (repeatable). simulated: seed, miss_area, miss_max, "
+        "fill_radius, fill_holes, boundary_shift, false_positive_rate, min_area.",
+    ),
     box_threshold: float = typer.Option(None, help="Box threshold (default 0.35)."),
     text_threshold: float = typer.Option(None, help="Text threshold (default 0.25)."),
     min_area: int = typer.Option(None, help="Minimum instance area in pixels (default 0)."),
@@ -128,7 +137,7 @@ def label_cmd(
     force: bool = typer.Option(False, "--force", help="Relabel images already done."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Pseudo-label a new class over a dataset with Grounded-SAM (resumable)."""
+    """Pseudo-label a new class over a dataset with Grounded-SAM, or simulated ones (resumable)."""
     from labeler.cli_support import build_label_config, print_label_summary
     from labeler.run import run_labeling
 
@@ -138,15 +147,14 @@ def label_cmd(
         box_threshold=box_threshold, text_threshold=text_threshold, min_area=min_area,
         max_instances=max_instances, uncertain=uncertain, batch_size=batch_size, workers=workers,
         device=device, precision=precision, tiles=tiles, overlap=overlap, shard=shard,
-        force=force, progress=progress,
+        force=force, progress=progress, backend_option=backend_option,
     )  # fmt: skip
     summary = run_labeling(cfg)
-    print_label_summary(summary)
-    # SystemExit, not typer.Exit: the guard turns typer.Exit (a RuntimeError) into exit code 2.
+    print_label_summary(summary, cfg.backend)
     if summary.interrupted:
-        raise SystemExit(130)
+        raise typer.Exit(130)
     if summary.failed:
-        raise SystemExit(EXIT_SOME_FAILED)
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @command(name="convert-sam")
@@ -402,6 +410,11 @@ def evaluate_cmd(
         help="Resize predictions of another size to the GT's (nearest neighbour); otherwise a size mismatch is an error.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        help="Compute the counts with torch on this device (e.g. cuda); identical counts. Default: numpy/OpenCV on the CPU.",
+    ),
 ) -> None:
     """Score predicted label maps against ground truth: per-class IoU, Boundary IoU, Boundary F1."""
     from rich.table import Table
@@ -418,6 +431,7 @@ def evaluate_cmd(
         resize_pred=resize_pred.value if resize_pred else None,
         json_out=json_out,
         progress=progress,
+        device=device,
     )
     report = evaluate(cfg)
     r = report.result
@@ -636,6 +650,9 @@ def train_cmd(
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt exactly."),
     val_every: int = typer.Option(None, "--val-every", min=0, help="Validate every N steps."),
+    val_size: str = typer.Option(
+        None, "--val-size", help="Validation inference size WxH (default 4096x3072)."
+    ),
     num_workers: int = typer.Option(None, "--workers", min=0, help="DataLoader workers per GPU."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
@@ -656,6 +673,7 @@ def train_cmd(
         backbone_weights=backbone_weights,
         resume=resume or None,
         val_every=val_every,
+        val_size=None if val_size is None else parse_size(val_size, "--val-size"),
         num_workers=num_workers,
         progress=progress,
     )
@@ -709,6 +727,79 @@ def predict_cmd(
 
 
 # --- end train ---
+
+
+# --- demo ---
+
+
+@command(name="demo")
+def demo_cmd(
+    out: Path = typer.Option(Path("demo_out"), help="Folder for everything the demo writes."),
+    class_name: list[str] = typer.Option(
+        ["Bicycle", "Car"], "--class", help="New class (repeatable): Bicycle and/or Car."
+    ),
+    size: str = typer.Option("512x384", help="Synthetic image size WxH."),
+    train: int = typer.Option(24, min=1, help="Synthetic training images."),
+    val: int = typer.Option(2, min=0, help="Synthetic validation images."),
+    test: int = typer.Option(8, min=1, help="Synthetic test images (the annotated subset)."),
+    iters: int = typer.Option(600, min=1, help="Training steps of the tiny MaSSFormer."),
+    batch_size: int = typer.Option(4, min=1, help="Images per training step."),
+    crop: int = typer.Option(256, min=32, help="Training crop side in pixels."),
+    seed: int = typer.Option(0, help="Seed of scenes, simulated labeler and training."),
+    detector: str = typer.Option(
+        "", help="Grounding DINO id or directory: label with real models instead of SIMULATED."
+    ),
+    segmenter: str = typer.Option("", help="SAM id, directory or .pth (with --detector)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+) -> None:
+    """The whole loop on built-in synthetic data: synth -> label (SIMULATED Grounded-SAM unless
+    --detector/--segmenter) -> fuse -> train -> predict -> compare -> report."""
+    from engine.demo import SIMULATED_NOTE, DemoConfig, run_demo
+
+    cfg = DemoConfig(
+        out=out,
+        classes=tuple(class_name),
+        size=parse_size(size),
+        train=train,
+        val=val,
+        test=test,
+        iters=iters,
+        batch_size=batch_size,
+        crop=crop,
+        seed=seed,
+        detector=detector,
+        segmenter=segmenter,
+        device=device,
+        progress=progress,
+    )
+    if cfg.simulated:
+        err.print(Text(f"note: {SIMULATED_NOTE}.", style="yellow"))
+    result = run_demo(cfg, log=lambda line: err.print(Text(line, style="bold")))
+    _print_demo(result, cfg.simulated)
+
+
+def _print_demo(result, simulated: bool) -> None:
+    from rich.table import Table
+
+    title = "New-class scores on the annotated test subset"
+    table = Table(title=title + (" (SIMULATED labeler)" if simulated else ""))
+    for col in ("new class", "source", "IoU", "BIoU", "BF1"):
+        table.add_column(col, justify="left" if col in ("new class", "source") else "right")
+    for name, data in result.reports.items():
+        for row in data["table4"]:
+            cells = [row.get(k) for k in ("iou", "biou", "bf1")]
+            table.add_row(
+                name,
+                row["source"],
+                *(
+                    "n/a" if v is None else f"{v:.{nd}f}"
+                    for v, nd in zip(cells, (2, 2, 4), strict=True)
+                ),
+            )
+    out.print(table)
+    for key, path in result.paths.items():
+        out.print(f"  {key:<20} {path}", soft_wrap=True)
 
 
 # --- model ---

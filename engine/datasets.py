@@ -92,7 +92,7 @@ def _read_spec_file(path: Path) -> DatasetSpec:
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: cannot parse dataset spec ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a dataset spec must be a mapping with keys {sorted(_SPEC_KEYS)}")
@@ -118,8 +118,8 @@ def _read_spec_file(path: Path) -> DatasetSpec:
         raise ValueError(
             f"{path}: 'splits' must be a list of names such as [train, val], got {splits!r}"
         )
-    exts = data.get("image_exts", IMAGE_EXTS)
-    if isinstance(exts, str) or not all(isinstance(e, str) for e in exts):
+    exts = data.get("image_exts", list(IMAGE_EXTS))
+    if not (isinstance(exts, list) and exts and all(isinstance(e, str) for e in exts)):
         raise ValueError(f"{path}: 'image_exts' must be a list such as [.jpg, .png], got {exts!r}")
     return DatasetSpec(
         root=root,

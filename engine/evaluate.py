@@ -8,7 +8,6 @@ integers, so the sum does not depend on how images are spread over workers).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from annotations.fileio import atomic_write_json
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
+from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 
@@ -40,8 +40,11 @@ class EvaluateConfig:
     resize_pred: str | None = None  # None: a size mismatch is an error; "nearest": resize preds
     json_out: Path | None = None  # where to write the JSON report, if anywhere
     progress: bool = True  # draw a progress bar on stderr
+    device: str | None = None  # None: numpy/OpenCV; a torch device ("cuda") for the torch path
 
     def __post_init__(self) -> None:
+        if self.device is not None and self.workers > 1:
+            raise ValueError("--device and --workers > 1 do not combine: one process feeds the GPU")
         if self.bf1_mode not in BF1_MODES:
             raise ValueError(f"bf1_mode must be one of {BF1_MODES}, got {self.bf1_mode!r}")
         if self.resize_pred is not None and self.resize_pred not in RESIZE_MODES:
@@ -135,9 +138,13 @@ def load_pair(
     return pred, gt
 
 
-def _score_one(args: tuple[Path, Path, Taxonomy, str | None]) -> np.ndarray:
-    pred_path, gt_path, taxonomy, resize = args
+def _score_one(args: tuple[Path, Path, Taxonomy, str | None, str | None]) -> np.ndarray:
+    pred_path, gt_path, taxonomy, resize, device = args
     pred, gt = load_pair(pred_path, gt_path, taxonomy, resize)
+    if device is not None:
+        from engine.metrics.torch_counts import pair_counts_torch
+
+        return pair_counts_torch(pred, gt, taxonomy.num_classes, device=device).as_array()
     return pair_counts(pred, gt, taxonomy.num_classes, validate=False).as_array()
 
 
@@ -160,9 +167,7 @@ def map_pairs(
                 yield fn(job)
                 bar.advance(task)
             return
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), initializer=_init_worker
-        ) as pool:
+        with process_pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
             for result in pool.map(fn, jobs, chunksize=1):
                 yield result
                 bar.advance(task)
@@ -191,7 +196,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     """Score every prediction in ``cfg.pred`` against ``cfg.gt``; write ``cfg.json_out`` if set."""
     taxonomy = resolve_taxonomy(cfg.num_classes, cfg.taxonomy)
     pairs = pair_files(cfg.pred, cfg.gt)
-    jobs = [(p, g, taxonomy, cfg.resize_pred) for _, p, g in pairs]
+    jobs = [(p, g, taxonomy, cfg.resize_pred, cfg.device) for _, p, g in pairs]
     ev = SegEvaluator(taxonomy.num_classes, bf1_mode=cfg.bf1_mode)
     for counts in map_pairs(_score_one, jobs, cfg.workers, "evaluate", cfg.progress):
         ev.add_counts(PairCounts.from_array(counts))

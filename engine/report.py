@@ -1,7 +1,8 @@
 """The comparison report in the shape of the paper's Table 4: Markdown + JSON + PNG.
 
 For one new class, on its annotated test subset, the class's own IoU, Boundary IoU and
-Boundary F1 (binary: the class vs everything else; subset pixels 255 are unannotated) of:
+Boundary F1 (:class:`engine.metrics.ClassScorer`: the class vs everything else; subset pixels 255 are
+unannotated) of:
 
 * "pseudo labels": the label run's ``labels/<split>/<stem>.png`` (labeler output);
 * "fused labels": the fusion output for the same images, where it has them;
@@ -31,7 +32,7 @@ from annotations.labelmap import IGNORE, read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
-from engine.metrics import SegEvaluator
+from engine.metrics import ClassScorer, SegEvaluator
 from engine.runinfo import environment
 
 SOURCES = ("pseudo labels", "fused labels", "joint-trained model")
@@ -74,14 +75,31 @@ def _find(folder: Path, split: str, stem: str) -> Path | None:
     return find_png(folder, split, stem)
 
 
+def taxonomy_near(folder: str | os.PathLike | None) -> Taxonomy | None:
+    """The taxonomy a fusion or prediction folder records: ``taxonomy.json`` in it or its parent,
+    or the ``taxonomy`` of ``predict.json`` (engine predict); None when there is none."""
+    if not folder:
+        return None
+    import json
+
+    for base in (Path(folder), Path(folder).parent):
+        if (base / "taxonomy.json").is_file():
+            return Taxonomy.load(base / "taxonomy.json")
+        meta = base / "predict.json"
+        if meta.is_file():
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("taxonomy"), dict):
+                return Taxonomy.from_dict(data["taxonomy"], source=str(meta))
+    return None
+
+
 def _load_taxonomy(cfg: ReportConfig, class_name: str) -> Taxonomy:
     if cfg.taxonomy:
         return Taxonomy.load(cfg.taxonomy)
     for d in (cfg.pred, cfg.fused):
-        if d:
-            for p in (Path(d) / "taxonomy.json", Path(d).parent / "taxonomy.json"):
-                if p.is_file():
-                    return Taxonomy.load(p)
+        found = taxonomy_near(d)
+        if found is not None:
+            return found
     return MASS13K.with_new_class(class_name)
 
 
@@ -116,7 +134,11 @@ def score_class(
     for name, (d, _) in dirs.items():
         if d is not None and not d.is_dir():
             raise FileNotFoundError(f"{d}: folder of {name} not found")
-    evals = {name: SegEvaluator(2) for name, (d, _) in dirs.items() if d is not None}
+    evals = {
+        name: ClassScorer(class_id=1, pred_class_id=pid)
+        for name, (d, pid) in dirs.items()
+        if d is not None
+    }
     maps: dict[str, dict[str, np.ndarray]] = {}
     found = dict.fromkeys(evals, 0)
     for stem in subset.stems:
@@ -129,10 +151,10 @@ def score_class(
                 if name == "fused labels":
                     continue  # fusion usually covers the training split only
                 raise FileNotFoundError(f"{d}: no {name} for annotated image {stem!r} ({split})")
-            pred = binary_of(read_label(p), class_id)
-            _check_size(p, pred, gt.shape)
-            evals[name].update(pred, gt)
-            maps[stem][name] = pred
+            label = read_label(p)
+            _check_size(p, label, gt.shape)
+            evals[name].update(label, gt)  # the class (class_id) vs the rest; GT 255 ignored
+            maps[stem][name] = binary_of(label, class_id)
             found[name] += 1
     rows = []
     base = None
@@ -146,7 +168,7 @@ def score_class(
             "images": found[name],
         }
         for key, _, nd in METRICS:
-            row[key] = _r(float(getattr(res, key)[1]), nd)
+            row[key] = _r(float(getattr(res, key)), nd)
         if base is None and name == "pseudo labels":
             base = row
         rows.append(row)
@@ -342,18 +364,17 @@ def _overlays(cfg: ReportConfig, maps: dict, split: str, out: Path) -> tuple[lis
         for name in ("annotation", *SOURCES):
             if name in maps[stem]:
                 t = overlay(image, maps[stem][name], colors[name], 384).copy()
+                (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+                cv2.rectangle(t, (0, 0), (tw + 10, th + 12), (0, 0, 0), thickness=-1)
                 cv2.putText(
                     t,
                     name,
-                    (6, 20),
+                    (5, th + 5),
                     cv2.FONT_HERSHEY_SIMPLEX,
-                    0.55,
+                    0.5,
                     (255, 255, 255),
-                    2,
+                    1,
                     cv2.LINE_AA,
-                )
-                cv2.putText(
-                    t, name, (6, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1, cv2.LINE_AA
                 )
                 tiles.append(t)
                 panels.append(name)

@@ -39,7 +39,8 @@ class ReviewConfig:
     split: str | None = None  # split to show; None: every split of the run
     data: str | None = None  # dataset root; None: the one run.json names
     pred: str | None = None  # model predictions: <pred>/[<split>/]<stem>.png label maps
-    pred_class_id: int | None = None  # id of the class in the predictions; None: 1 if binary
+    pred_class_id: int | None = None  # the class's id in the predictions; None: from the
+    # taxonomy next to them (taxonomy.json / predict.json), else they must be binary 0/1
     gt: str | None = None  # annotated subset dir (masks/<stem>.png) or a folder of 0/1/255 masks
     thumb: int = 512  # thumbnail long side in pixels
     limit: int = 300  # show at most this many images, lowest confidence first; 0: all
@@ -150,6 +151,13 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             raise FileNotFoundError(f"{d}: folder given with {opt} not found")
     class_name = run.class_name
     backend = run.backend
+    pred_class_id = cfg.pred_class_id
+    if pred_dir is not None and pred_class_id is None:
+        from engine.report import taxonomy_near
+
+        tax = taxonomy_near(pred_dir)
+        if tax is not None and class_name in tax:
+            pred_class_id = tax.id_of(class_name)
     cards, n_pred, n_gt = [], 0, 0
     for split, st, img_path in track(rows, "review", unit="img"):
         image = load_image(img_path)
@@ -167,7 +175,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 (
                     "prediction",
                     f"thumbs/{key}_pred.jpg",
-                    overlay(image, _pred_mask(p, cfg.pred_class_id), PRED_COLOR, cfg.thumb),
+                    overlay(image, _pred_mask(p, pred_class_id), PRED_COLOR, cfg.thumb),
                 )
             )
             n_pred += 1

@@ -14,6 +14,11 @@ only turns a batch of decoded images into instances::
 
     register_backend("my-backend", MyBackend)
 
+A backend may also define ``prepare(item: LoadedImage) -> None``: it runs in the loader threads
+right after decoding (CPU only, thread-safe) and stores model inputs in ``item.prepared`` (e.g.
+resized, normalised tensors), so the model thread only batches and runs the models. An
+exception in ``prepare`` fails that image.
+
 ``label`` returns one :class:`BackendOutput` per input image, in order. It may raise for a
 whole batch; the runner then records every image of the batch as failed and goes on.
 The runner merges each output into the semantic label with
@@ -40,6 +45,7 @@ class LoadedImage:
     stem: str  # file stem, the image's key in every output folder
     path: Path  # the image file
     image: np.ndarray  # (H, W, 3) uint8 RGB, EXIF orientation applied
+    prepared: dict[str, Any] = field(default_factory=dict)  # filled by the backend's prepare()
 
 
 @dataclass
@@ -74,7 +80,11 @@ def register_backend(name: str, factory: BackendFactory) -> BackendFactory:
 
 # Backends imported on first use (heavy modules stay unloaded until asked for): name ->
 # "module:attribute". A new backend adds one line here or calls register_backend at import.
-LAZY_BACKENDS: dict[str, str] = {"grounded-sam": "labeler.grounded_sam:GroundedSamBackend"}
+LAZY_BACKENDS: dict[str, str] = {
+    "grounded-sam": "labeler.grounded_sam:GroundedSamBackend",
+    # SIMULATED pseudo labels from a dataset's true masks (engine synth), for demos; no model.
+    "simulated": "labeler.simulated:SimulatedBackend",
+}
 
 
 def _resolve(name: str) -> None:

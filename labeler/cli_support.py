@@ -13,6 +13,9 @@ from labeler.config import (
 )
 from labeler.run import STAGES, LabelSummary
 
+# What run.json records as detector / segmenter of a simulated run: no model is loaded.
+NO_MODEL = "none (simulated backend)"
+
 
 def parse_band(text: str) -> tuple[float, float]:
     """``"0.15,0.25"`` -> ``(0.15, 0.25)``."""
@@ -23,6 +26,23 @@ def parse_band(text: str) -> tuple[float, float]:
     if not (0 <= lo <= 1 and 0 <= hi <= 1):
         raise ValueError(f"--uncertain values must be in 0..1, got {text!r}")
     return lo, hi
+
+
+def parse_backend_options(items: list[str] | None) -> dict:
+    """``["miss_max=0.5", "fill_holes=false"]`` -> ``{"miss_max": 0.5, "fill_holes": False}``
+    (values parsed as YAML scalars)."""
+    import yaml
+
+    extra: dict = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--backend-option must look like KEY=VALUE, got {item!r}")
+        try:
+            extra[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise ValueError(f"--backend-option {item!r}: cannot parse the value") from None
+    return extra
 
 
 def build_label_config(
@@ -51,6 +71,7 @@ def build_label_config(
     shard: str = "",
     force: bool = False,
     progress: bool = True,
+    backend_option: list[str] | None = None,
 ) -> LabelConfig:
     """Command-line values to a config; options given on the command line win over ``--spec``."""
     overrides = {
@@ -71,8 +92,8 @@ def build_label_config(
         out=out,
         splits=tuple(s.strip() for s in split.split(",") if s.strip()),
         backend=backend,
-        detector=detector or DEFAULT_DETECTOR,
-        segmenter=segmenter or DEFAULT_SEGMENTER,
+        detector=detector or (NO_MODEL if backend == "simulated" else DEFAULT_DETECTOR),
+        segmenter=segmenter or (NO_MODEL if backend == "simulated" else DEFAULT_SEGMENTER),
         tiles=parse_grid(tiles),
         tile_overlap=overlap,
         uncertain=parse_band(uncertain),
@@ -83,17 +104,21 @@ def build_label_config(
         shard=parse_shard(shard) if shard else None,
         force=force,
         progress=progress,
+        extra=parse_backend_options(backend_option),
     )
 
 
-def print_label_summary(summary: LabelSummary) -> None:
+def print_label_summary(summary: LabelSummary, backend: str | None = None) -> None:
     """The end-of-run table on stdout, failures listed on stderr."""
     from rich.console import Console
     from rich.table import Table
 
     out, err = Console(), Console(stderr=True)
+    simulated = (
+        " [SIMULATED labeler: pseudo labels from true masks]" if backend == "simulated" else ""
+    )
     table = Table(
-        title=f"label run {summary.out_dir} (shard {summary.shard[0]}/{summary.shard[1]})"
+        title=f"label run {summary.out_dir} (shard {summary.shard[0]}/{summary.shard[1]}){simulated}"
     )
     table.add_column("what")
     table.add_column("value", justify="right")

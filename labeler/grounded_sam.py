@@ -24,7 +24,14 @@ from labeler.merge import (
     shift_detections,
     tile_windows,
 )
-from labeler.models import autocast, load_detector, load_segmenter, resolve_device, resolve_dtype
+from labeler.models import (
+    LoadedModel,
+    autocast,
+    load_detector,
+    load_segmenter,
+    resolve_device,
+    resolve_dtype,
+)
 
 MAX_BOXES_PER_DECODER_CALL = 64  # bounds decoder memory for images with many boxes
 
@@ -48,6 +55,21 @@ def prompt_token_positions(
         np.array([t for t, (a, b) in enumerate(offsets) if b > a and a >= s and b <= e], np.int64)
         for s, e in spans
     ]
+
+
+def pad_batch(pixels: list[Any], masks: list[Any]) -> tuple[Any, Any]:
+    """Stack ``(3, h, w)`` images and ``(h, w)`` pixel masks of different sizes into
+    ``(B, 3, H, W)`` / ``(B, H, W)``, zero-padded at the bottom and right (as the processor pads)."""
+    import torch
+
+    h = max(p.shape[1] for p in pixels)
+    w = max(p.shape[2] for p in pixels)
+    pv = torch.zeros((len(pixels), 3, h, w), dtype=pixels[0].dtype)
+    pm = torch.zeros((len(pixels), h, w), dtype=masks[0].dtype)
+    for k, (p, m) in enumerate(zip(pixels, masks, strict=True)):
+        pv[k, :, : p.shape[1], : p.shape[2]] = p
+        pm[k, : m.shape[0], : m.shape[1]] = m
+    return pv, pm
 
 
 class GroundedSamBackend:
@@ -75,28 +97,14 @@ class GroundedSamBackend:
         }
 
     def load(self) -> dict[str, Any]:
-        import torch
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # our own progress bar is the only one
-        # Decoded images are read-only numpy arrays; the processors only read them.
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         c = self.config
-        self.device = resolve_device(c.device)
-        self.dtype = resolve_dtype(c.precision, self.device)
-        self.detector = load_detector(
-            c.detector, c.detector_revision, self.device, c.local_files_only
-        )
-        self.segmenter = load_segmenter(
-            c.segmenter, c.segmenter_revision, self.device, c.local_files_only
-        )
-        self.text, spans = prompt_text(self.prompts)
-        enc = self.detector.processor.tokenizer(self.text, return_offsets_mapping=True)
-        self.prompt_tokens = prompt_token_positions(enc["offset_mapping"], spans)
-        missing = [p for p, t in zip(self.prompts, self.prompt_tokens, strict=True) if len(t) == 0]
-        if missing:
-            raise ValueError(f"{c.detector}: the tokenizer gives no tokens for prompts {missing}")
-        torch.set_grad_enabled(False)
+        device = resolve_device(c.device)
+        detector = load_detector(c.detector, c.detector_revision, device, c.local_files_only)
+        segmenter = load_segmenter(c.segmenter, c.segmenter_revision, device, c.local_files_only)
+        self.setup(detector, segmenter, device)
         return {
             "detector": self.detector.info(),
             "segmenter": self.segmenter.info(),
@@ -105,36 +113,85 @@ class GroundedSamBackend:
             "detector_text": self.text,
         }
 
+    def setup(self, detector: LoadedModel, segmenter: LoadedModel, device: str) -> None:
+        """Use already loaded models (``load`` calls this; benchmarks pass their own)."""
+
+        # Decoded images are read-only numpy arrays; the processors only read them.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        self.device = device
+        self.dtype = resolve_dtype(self.config.precision, device)
+        self.detector, self.segmenter = detector, segmenter
+        self.text, spans = prompt_text(self.prompts)
+        tok = detector.processor.tokenizer
+        enc = tok(self.text, return_offsets_mapping=True)
+        self.prompt_tokens = prompt_token_positions(enc["offset_mapping"], spans)
+        missing = [p for p, t in zip(self.prompts, self.prompt_tokens, strict=True) if len(t) == 0]
+        if missing:
+            raise ValueError(
+                f"{detector.source}: the tokenizer gives no tokens for prompts {missing}"
+            )
+        self.text_inputs = dict(tok([self.text], return_tensors="pt"))
+
+    # -- pre-processing (loader threads) -------------------------------------------------------------
+    def _crops(self, image: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:
+        """The whole image, then the detection tiles: ``(window xyxy, crop)``."""
+        h, w = image.shape[:2]
+        c = self.config
+        wins = [(0, 0, w, h), *tile_windows(h, w, c.tiles[0], c.tiles[1], c.tile_overlap)]
+        return [(win, image[win[1] : win[3], win[0] : win[2]]) for win in wins]
+
+    def _det_inputs(self, image: np.ndarray) -> list[tuple[tuple[int, int, int, int], Any, Any]]:
+        proc = self.detector.processor.image_processor
+        out = []
+        for win, crop in self._crops(image):
+            x = proc(images=crop, return_tensors="pt")
+            out.append((win, x["pixel_values"][0], x["pixel_mask"][0]))
+        return out
+
+    def _sam_inputs(self, image: np.ndarray) -> tuple[Any, Any, Any]:
+        """``(pixel_values (3, S, S), original (h, w), resized (h, w))``. SAM resizes the long
+        side to S and pads; SAM 2 resizes to S x S (its resized size is the full input)."""
+        import torch
+
+        x = self.segmenter.processor(images=image, return_tensors="pt")
+        pv = x["pixel_values"][0]
+        resized = x.get("reshaped_input_sizes")
+        resized = resized[0] if resized is not None else torch.tensor(pv.shape[-2:])
+        return pv, x["original_sizes"][0], resized
+
+    def prepare(self, item: LoadedImage) -> None:
+        """Resize and normalise for both models in a loader thread (the model thread only batches)."""
+        item.prepared["det"] = self._det_inputs(item.image)
+        item.prepared["sam"] = self._sam_inputs(item.image)
+
     # -- stages ------------------------------------------------------------------------------------
-    def detect(self, images: list[np.ndarray]) -> list[Detections]:
+    def detect(
+        self, images: list[np.ndarray], prepared: list[dict] | None = None
+    ) -> list[Detections]:
         """Boxes per image: whole image plus tiles, batched through Grounding DINO, merged by
         box NMS, negatives dropped."""
         import torch
 
         c = self.config
-        crops: list[tuple[int, tuple[int, int, int, int], np.ndarray]] = []
+        crops = []
         for i, img in enumerate(images):
-            h, w = img.shape[:2]
-            crops.append((i, (0, 0, w, h), img))
-            for x0, y0, x1, y1 in tile_windows(h, w, c.tiles[0], c.tiles[1], c.tile_overlap):
-                crops.append((i, (x0, y0, x1, y1), img[y0:y1, x0:x1]))
+            inputs = prepared[i].get("det") if prepared else None
+            for win, pv, pm in inputs or self._det_inputs(img):
+                crops.append((i, win, pv, pm))
         parts: list[list[Detections]] = [[] for _ in images]
-        proc, model = self.detector.processor, self.detector.model
         for start in range(0, len(crops), c.batch_size):
             chunk = crops[start : start + c.batch_size]
-            inputs = proc(
-                images=[x[2] for x in chunk],
-                text=[self.text] * len(chunk),
-                return_tensors="pt",
-                padding=True,
-            ).to(self.device)
+            pv, pm = pad_batch([x[2] for x in chunk], [x[3] for x in chunk])
+            text = {k: v.repeat(len(chunk), 1).to(self.device) for k, v in self.text_inputs.items()}
             with torch.inference_mode(), autocast(self.device, self.dtype):
-                out = model(**inputs)
-            t = inputs["input_ids"].shape[1]
+                out = self.detector.model(
+                    pixel_values=pv.to(self.device), pixel_mask=pm.to(self.device), **text
+                )
+            t = text["input_ids"].shape[1]
             probs = torch.sigmoid(out.logits.float())[:, :, :t].cpu().numpy()
             boxes = out.pred_boxes.float().cpu().numpy()  # cx, cy, w, h relative to the crop
-            for k, (i, win, crop) in enumerate(chunk):
-                ch, cw = crop.shape[:2]
+            for k, (i, win, _, _) in enumerate(chunk):
+                cw, ch = win[2] - win[0], win[3] - win[1]
                 cx, cy, bw, bh = boxes[k].T
                 xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
                 xyxy = np.clip(xyxy * np.array([cw, ch, cw, ch], np.float32), 0, [cw, ch, cw, ch])
@@ -145,7 +202,7 @@ class GroundedSamBackend:
         return [merge_detections(p, self.negative, c.box_nms_iou) for p in parts]
 
     def segment(
-        self, images: list[np.ndarray], dets: list[Detections]
+        self, images: list[np.ndarray], dets: list[Detections], prepared: list[dict] | None = None
     ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Per image ``(masks (N, H, W) bool, probs (N, H, W) float16, mask_scores (N,))``;
         images without boxes are skipped (empty arrays)."""
@@ -162,36 +219,38 @@ class GroundedSamBackend:
         todo = [i for i, d in enumerate(dets) if len(d)]
         proc, model = self.segmenter.processor, self.segmenter.model
         hq = self.segmenter.model_type == "sam_hq"
+        sam2 = self.segmenter.model_type == "sam2"  # multi-level embeddings, no padding
         for start in range(0, len(todo), self.config.batch_size):
             idx = todo[start : start + self.config.batch_size]
-            inputs = proc(images=[images[i] for i in idx], return_tensors="pt")
-            pixels = inputs["pixel_values"].to(self.device)
+            sam_in = [
+                (prepared[i].get("sam") if prepared else None) or self._sam_inputs(images[i])
+                for i in idx
+            ]
+            pixels = torch.stack([x[0] for x in sam_in]).to(self.device)
             with torch.inference_mode(), autocast(self.device, self.dtype):
                 emb = model.get_image_embeddings(pixels)
             inter = None
             if hq:
                 emb, inter = emb
             for j, i in enumerate(idx):
-                oh, ow = (int(v) for v in inputs["original_sizes"][j])
-                rh, rw = (int(v) for v in inputs["reshaped_input_sizes"][j])
+                orig, reshaped = sam_in[j][1].reshape(1, 2), sam_in[j][2].reshape(1, 2)
+                oh, ow = (int(v) for v in orig[0])
+                rh, rw = (int(v) for v in reshaped[0])
                 scale = np.array([rw / ow, rh / oh, rw / ow, rh / oh], np.float32)
                 boxes = dets[i].xyxy * scale
                 masks, probs, scores = [], [], []
                 for b0 in range(0, len(boxes), MAX_BOXES_PER_DECODER_CALL):
-                    bx = torch.as_tensor(boxes[b0 : b0 + MAX_BOXES_PER_DECODER_CALL])[None].to(
-                        self.device
-                    )
-                    kw: dict[str, Any] = {"image_embeddings": emb[j : j + 1]}
+                    bx = torch.as_tensor(boxes[b0 : b0 + MAX_BOXES_PER_DECODER_CALL])[None]
+                    kw: dict[str, Any] = {
+                        "image_embeddings": [e[j : j + 1] for e in emb] if sam2 else emb[j : j + 1]
+                    }
                     if hq:
                         kw["intermediate_embeddings"] = [t[j : j + 1] for t in inter]
                     with torch.inference_mode(), autocast(self.device, self.dtype):
-                        out = model(input_boxes=bx, multimask_output=False, **kw)
-                    logits = proc.post_process_masks(
-                        out.pred_masks.float(),
-                        inputs["original_sizes"][j : j + 1],
-                        inputs["reshaped_input_sizes"][j : j + 1],
-                        binarize=False,
-                    )[0][:, 0]  # (n, H, W) logits at full resolution
+                        out = model(input_boxes=bx.to(self.device), multimask_output=False, **kw)
+                    post = (orig,) if sam2 else (orig, reshaped)
+                    logits = proc.post_process_masks(out.pred_masks.float(), *post, binarize=False)
+                    logits = logits[0][:, 0]  # (n, H, W) logits at full resolution
                     masks.append((logits > 0).cpu().numpy())
                     probs.append(torch.sigmoid(logits).half().cpu().numpy())
                     scores.append(out.iou_scores.float()[0, :, 0].clamp(0, 1).cpu().numpy())
@@ -199,14 +258,22 @@ class GroundedSamBackend:
         return results
 
     def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        import torch
+
+        # Scoped, not torch.set_grad_enabled(False): grad mode must not leak into the caller.
+        with torch.inference_mode():
+            return self._label(batch)
+
+    def _label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
         if self.detector is None:
             raise RuntimeError("GroundedSamBackend.label called before load()")
         images = [b.image for b in batch]
         n = len(images)
         t0 = time.perf_counter()
-        dets = self.detect(images)
+        prepared = [b.prepared for b in batch]
+        dets = self.detect(images, prepared)
         t1 = time.perf_counter()
-        segs = self.segment(images, dets)
+        segs = self.segment(images, dets, prepared)
         t2 = time.perf_counter()
         outputs = []
         for img, det, (masks, probs, mscores) in zip(images, dets, segs, strict=True):

@@ -9,7 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SEGMENTER_TYPES = ("sam", "sam_hq")  # model_type values of checkpoints the segmenter accepts
+SEGMENTER_TYPES = (
+    "sam",
+    "sam_hq",
+    "sam2",
+)  # model_type values of checkpoints the segmenter accepts
 DETECTOR_TYPES = ("grounding-dino", "mm-grounding-dino")
 
 
@@ -62,6 +66,7 @@ def _missing(role: str, source: str, revision: str | None, reason: str) -> FileN
         f"once with internet access (`hf download {source}` or any run without HF_HUB_OFFLINE), "
         "or set HF_HOME to a cache that holds them, or pass a local directory saved with "
         f"save_pretrained (--{role} DIR)."
+        + ("" if offline() else " On a machine without internet, HF_HUB_OFFLINE=1 skips the hub.")
     )
 
 
@@ -87,7 +92,7 @@ def _load_config(role: str, source: str, revision: str | None, local_only: bool)
         return AutoConfig.from_pretrained(
             source, revision=revision, local_files_only=local_only or offline()
         )
-    except (OSError, ValueError) as e:
+    except Exception as e:  # noqa: BLE001 - hub, network and cache errors all mean "not found"
         raise _missing(role, source, revision, _reason(e)) from None
 
 
@@ -163,21 +168,21 @@ def load_detector(
 def load_segmenter(
     source: str, revision: str | None = None, device: str = "cpu", local_only: bool = False
 ) -> LoadedModel:
-    """SAM or SAM-HQ, chosen from the checkpoint's ``model_type``; a ``.pth`` file is an original
+    """SAM, SAM-HQ or SAM 2, chosen from the checkpoint's ``model_type``; a ``.pth`` file is an original
     segment-anything checkpoint, converted in memory (see :mod:`labeler.sam_convert`)."""
     if source.endswith(".pth"):
         from labeler.sam_convert import load_sam_pth
 
         model, processor = load_sam_pth(source)
         return LoadedModel(model.to(device).eval(), processor, source, "sam", None)
-    from transformers import AutoProcessor, SamHQModel, SamModel
+    from transformers import AutoProcessor, Sam2Model, SamHQModel, SamModel
 
     config = _load_config("segmenter", source, revision, local_only)
-    classes = {"sam": SamModel, "sam_hq": SamHQModel}
+    classes = {"sam": SamModel, "sam_hq": SamHQModel, "sam2": Sam2Model}
     if config.model_type not in classes:
         raise ValueError(
-            f"{source}: segmenter must be a SAM or SAM-HQ checkpoint (model_type sam or sam_hq), "
-            f"got model_type {config.model_type!r} (SAM 2 is not supported yet)"
+            f"{source}: segmenter must be a SAM, SAM-HQ or SAM 2 image checkpoint (model_type "
+            f"{', '.join(SEGMENTER_TYPES)}), got model_type {config.model_type!r}"
         )
     model = _from_pretrained("segmenter", classes[config.model_type], source, revision, local_only)
     processor = _from_pretrained("segmenter", AutoProcessor, source, revision, local_only)

@@ -173,10 +173,15 @@ class _Writer(threading.Thread):
         self.on_done(n, result is None)
 
 
-def _decode(split: str, sample: Sample) -> tuple[str, str, LoadedImage | None, str | None, float]:
+def _decode(
+    split: str, sample: Sample, prepare=None
+) -> tuple[str, str, LoadedImage | None, str | None, float]:
+    """Decode (and let the backend pre-process) one image in a loader thread."""
     t = time.perf_counter()
     try:
         img = LoadedImage(split, sample.stem, sample.image_path, load_image(sample.image_path))
+        if prepare is not None:
+            prepare(img)
         return split, sample.stem, img, None, time.perf_counter() - t
     except Exception as e:  # noqa: BLE001 - any decode failure is recorded, not fatal
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -249,6 +254,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="label-decode")
     pending: deque[Future] = deque()
     source = iter(todo)
+    prepare = getattr(backend, "prepare", None)
     window = 2 * cfg.batch_size + cfg.workers
 
     def refill() -> None:
@@ -256,7 +262,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
             nxt = next(source, None)
             if nxt is None:
                 return
-            pending.append(pool.submit(_decode, *nxt))
+            pending.append(pool.submit(_decode, *nxt, prepare))
 
     def run_batch(batch: list[tuple[LoadedImage, float]]) -> None:
         try:

@@ -98,23 +98,42 @@ def _signed_distance(mask: np.ndarray) -> np.ndarray:
     )
 
 
+def _bbox(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """Slices of the mask's bounding box grown by ``pad`` pixels, clipped to the image."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    h, w = mask.shape
+    return (
+        slice(max(0, int(rows[0]) - pad), min(h, int(rows[-1]) + pad + 1)),
+        slice(max(0, int(cols[0]) - pad), min(w, int(cols[-1]) + pad + 1)),
+    )
+
+
 def _fill(mask: np.ndarray, radius: float, holes: bool) -> np.ndarray:
-    """Close with a disk of ``radius`` pixels, then fill holes: thin interiors become solid."""
-    out = mask
-    r = int(round(radius))
+    """Close with a disk of ``radius`` pixels, then fill holes: thin interiors become solid.
+
+    The closing runs on the instance's box (grown by the radius, zero beyond the frame) with two
+    Euclidean distance transforms, so its cost does not grow with the radius.
+    """
+    if not mask.any():
+        return mask
+    out = mask.copy()
+    r = float(radius)
     if r >= 1:
-        pad = r + 1
-        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        padded = np.pad(mask.astype(np.uint8), pad)
-        out = cv2.morphologyEx(padded, cv2.MORPH_CLOSE, k)[pad:-pad, pad:-pad].astype(bool)
+        pad = int(np.ceil(r)) + 2
+        ys, xs = _bbox(mask, 0)
+        crop = np.pad(mask[ys, xs].astype(np.uint8), pad)
+        dilated = cv2.distanceTransform(1 - crop, cv2.DIST_L2, 5) <= r
+        closed = cv2.distanceTransform(dilated.astype(np.uint8), cv2.DIST_L2, 5) > r
+        out[ys, xs] |= closed[pad:-pad, pad:-pad]
     if holes:
-        out = ndimage.binary_fill_holes(out)
+        ys, xs = _bbox(out, 1)
+        out[ys, xs] = ndimage.binary_fill_holes(out[ys, xs])
     return out | mask
 
 
 def _box_diag(mask: np.ndarray) -> float:
-    ys, xs = np.nonzero(mask)
-    return float(np.hypot(xs.max() - xs.min() + 1, ys.max() - ys.min() + 1))
+    ys, xs = _bbox(mask, 0)
+    return float(np.hypot(xs.stop - xs.start, ys.stop - ys.start))
 
 
 def simulate_labels(
@@ -174,13 +193,11 @@ def simulate_labels(
     if not keep:
         return Instances.empty(h, w), np.zeros((0, h, w), np.float32)
     stack = np.stack([masks[i] for i in keep])
-    probs = np.stack(
-        [1.0 / (1.0 + np.exp(-np.clip(_signed_distance(m) / 0.75, -40, 40))) for m in stack]
-    )
+    probs = np.stack([_soft(m) for m in stack])
     boxes = []
     for m in stack:
-        ys, xs = np.nonzero(m)
-        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+        ys, xs = _bbox(m, 0)
+        boxes.append([xs.start, ys.start, xs.stop, ys.stop])
     n = len(keep)
     inst = Instances(
         xyxy=np.array(boxes, np.float32),
@@ -193,15 +210,22 @@ def simulate_labels(
     return inst, probs.astype(np.float32)
 
 
+def _soft(mask: np.ndarray, softness: float = 0.75, margin: int = 32) -> np.ndarray:
+    """``(H, W) float32`` probability: sigmoid of the signed distance to the outline (computed on
+    the mask's box grown by ``margin``; beyond it the probability is below 1e-18)."""
+    out = np.zeros(mask.shape, np.float32)
+    ys, xs = _bbox(mask, margin)
+    sd = _signed_distance(mask[ys, xs])
+    out[ys, xs] = 1.0 / (1.0 + np.exp(-np.clip(sd / softness, -40, 40)))
+    return out
+
+
 def _shift(mask: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
     """Move the outline by a smooth offset within [-amount, amount] pixels."""
     if amount <= 0 or not mask.any():
         return mask
-    h, w = mask.shape
-    ys, xs = np.nonzero(mask)
-    pad = int(np.ceil(amount)) + 2
-    y0, y1 = max(0, ys.min() - pad), min(h, ys.max() + pad + 1)
-    x0, x1 = max(0, xs.min() - pad), min(w, xs.max() + pad + 1)
+    ys, xs = _bbox(mask, int(np.ceil(amount)) + 2)
+    y0, y1, x0, x1 = ys.start, ys.stop, xs.start, xs.stop
     crop = mask[y0:y1, x0:x1]
     bias = rng.uniform(-0.5, 0.5)
     wobble = _smooth_noise(rng, *crop.shape, cell=max(8.0, 4 * amount))
@@ -223,11 +247,12 @@ def _false_positive(
         ok = np.flatnonzero((sizes >= 5e-4 * h * w) & (sizes <= 0.1 * h * w))
         if ok.size:
             return comp == int(rng.choice(ok)) + 1
-    yy, xx = np.mgrid[:h, :w]
     cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.1, 0.9) * w
     ry, rx = rng.uniform(0.02, 0.08) * h, rng.uniform(0.02, 0.08) * w
-    blob = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
-    return blob if blob.any() else None
+    blob = np.zeros((h, w), np.uint8)
+    axes = (max(1, round(rx)), max(1, round(ry)))
+    cv2.ellipse(blob, (round(cx), round(cy)), axes, 0, 0, 360, 1, thickness=-1)
+    return blob.astype(bool)
 
 
 # -- truth files of a dataset ------------------------------------------------------------------

@@ -96,7 +96,8 @@ def save_tiny_detector(path: str | os.PathLike, seed: int = 0) -> Path:
 
 
 def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 0) -> Path:
-    """Save a tiny random SAM (``kind="sam"``) or SAM-HQ (``"sam_hq"``) with 64 px inputs."""
+    """Save a tiny random SAM (``kind="sam"``), SAM-HQ (``"sam_hq"``) with 64 px inputs, or
+    SAM 2 (``"sam2"``, Hiera, 128 px inputs)."""
     import torch
     from transformers import SamImageProcessor, SamProcessor
 
@@ -131,8 +132,10 @@ def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 
             mask_decoder_config={**decoder, "vit_dim": 16},
         )
         model_cls = SamHQModel
+    elif kind == "sam2":
+        return _save_tiny_sam2(Path(path), seed)
     else:
-        raise ValueError(f"unknown tiny segmenter kind {kind!r}; expected 'sam' or 'sam_hq'")
+        raise ValueError(f"unknown tiny segmenter kind {kind!r}; expected sam, sam_hq or sam2")
     torch.manual_seed(seed)
     model = model_cls(config).eval()
     image_processor = SamImageProcessor(
@@ -144,4 +147,43 @@ def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 
     path = Path(path)
     model.save_pretrained(path)
     SamProcessor(image_processor=image_processor).save_pretrained(path)
+    return path
+
+
+def _save_tiny_sam2(path: Path, seed: int) -> Path:
+    import torch
+    from transformers import Sam2Config, Sam2ImageProcessor, Sam2Model, Sam2Processor
+
+    backbone = dict(
+        model_type="sam2_hiera_det_model",
+        image_size=[128, 128],
+        hidden_size=8,
+        embed_dim_per_stage=[8, 16, 32, 64],
+        blocks_per_stage=[1, 1, 2, 1],
+        num_attention_heads_per_stage=[1, 1, 1, 1],
+        window_size_per_stage=[4, 4, 4, 4],
+        # a global block must not open a stage (its window size 0 is divided by the query stride)
+        global_attention_blocks=[3],
+        window_positional_embedding_background_size=[2, 2],
+    )
+    config = Sam2Config(
+        vision_config=dict(
+            backbone_config=backbone,
+            backbone_channel_list=[64, 32, 16, 8],
+            backbone_feature_sizes=[[32, 32], [16, 16], [8, 8]],
+            fpn_hidden_size=32,
+        ),
+        prompt_encoder_config=dict(hidden_size=32, image_size=128, patch_size=16),
+        mask_decoder_config=dict(
+            hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32
+        ),
+    )
+    torch.manual_seed(seed)
+    Sam2Model(config).eval().save_pretrained(path)
+    processor = Sam2Processor(
+        image_processor=Sam2ImageProcessor(
+            size={"height": 128, "width": 128}, mask_size={"height": 32, "width": 32}
+        )
+    )
+    processor.save_pretrained(path)
     return path

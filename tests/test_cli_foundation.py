@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 import time
@@ -88,9 +89,15 @@ def test_import_cli_does_not_import_heavy_modules():
 
 
 def test_help_is_fast():
+    """``engine --help`` must answer well under 2 s. Measured as the child's CPU time, which a
+    loaded CI machine does not inflate the way it inflates wall time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "cli", "--help"], cwd=ROOT, capture_output=True,
                          text=True)  # fmt: skip
-    elapsed = time.perf_counter() - t
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert res.returncode == 0 and "synth" in res.stdout and "info" in res.stdout
-    assert elapsed < 2.0, f"engine --help took {elapsed:.2f} s"
+    assert cpu < 1.0, f"engine --help used {cpu:.2f} s of CPU"
+    assert wall < 10.0, f"engine --help took {wall:.2f} s"

@@ -189,6 +189,14 @@ def test_evaluate_errors_name_the_files(tmp_path: Path, mutate, message: str) ->
     assert message in res.output and str(tmp_path) in res.output
 
 
+def test_evaluate_torch_device_cpu_same_counts(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pred_dir, gt_dir = _write(tmp_path, _maps(6, 2))
+    a = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False)).result
+    b = evaluate(EvaluateConfig(pred_dir, gt_dir, device="cpu", progress=False)).result
+    np.testing.assert_array_equal(a.counts.as_array(), b.counts.as_array())
+
+
 def test_evaluate_resize_pred_nearest(tmp_path: Path) -> None:
     pairs = _maps(4, 1)
     pred_dir, gt_dir = _write(tmp_path, pairs)
@@ -250,6 +258,17 @@ def test_compare_library_and_deltas(tmp_path: Path) -> None:
     assert rep.rows[1].delta["iou"] == pytest.approx(
         rep.rows[1].scores.iou - rep.rows[0].scores.iou
     )
+    rep2 = compare(
+        CompareConfig(
+            "7",
+            gt_dir,
+            (("pseudo", a_dir), ("model", b_dir)),
+            taxonomy=tax,
+            workers=2,
+            progress=False,
+        )
+    )
+    assert [r.scores.counts for r in rep2.rows] == [r.scores.counts for r in rep.rows]
     md = rep.to_markdown()
     assert "| model |" in md and ("(+" in md or "(-" in md)
 

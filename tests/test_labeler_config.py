@@ -82,6 +82,20 @@ def test_parsers():
     assert shard_from_env({"RANK": "0", "WORLD_SIZE": "1"}) is None and shard_from_env({}) is None
 
 
+def test_backend_options():
+    from labeler.cli_support import parse_backend_options
+
+    assert parse_backend_options(["noise=0.1", "seed=3", "mode=erode", "flag=true"]) == {
+        "noise": 0.1, "seed": 3, "mode": "erode", "flag": True,
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_backend_options(["novalue"])
+    cfg = build_label_config(
+        class_name="Car", data="d", backend="simulated", backend_option=["noise=0.2"]
+    )
+    assert cfg.extra == {"noise": 0.2} and cfg.result_fields()["extra"] == {"noise": 0.2}
+
+
 def test_build_config_hash_fields_and_default_out():
     cfg = build_label_config(
         class_name="Bicycle", data="d", prompt=["bike"], tiles="2x2", batch_size=8

@@ -31,6 +31,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         "det": save_tiny_detector(root / "det"),
         "sam": save_tiny_segmenter(root / "sam", "sam"),
         "sam_hq": save_tiny_segmenter(root / "sam_hq", "sam_hq"),
+        "sam2": save_tiny_segmenter(root / "sam2", "sam2"),
     }
 
 
@@ -142,6 +143,24 @@ def test_missing_weights_is_one_clear_line(
     assert res.exit_code == 2
     text = " ".join(res.output.split())  # rich wraps the line at the terminal width
     assert expect in text and "HF_HOME" in text and "Traceback" not in text
+
+
+def test_prepared_inputs_match_the_processor_batch(tiny_models):
+    """Per-image pre-processing in loader threads + our padding == the processor's own batch."""
+    import torch
+    from transformers import AutoProcessor
+
+    from labeler.grounded_sam import pad_batch
+
+    ip = AutoProcessor.from_pretrained(tiny_models["det"]).image_processor
+    rng = np.random.default_rng(1)
+    imgs = [
+        rng.integers(0, 255, s, dtype=np.uint8) for s in ((40, 48, 3), (96, 30, 3), (50, 50, 3))
+    ]
+    ref = ip(images=imgs, return_tensors="pt")
+    one = [ip(images=im, return_tensors="pt") for im in imgs]
+    pv, pm = pad_batch([x["pixel_values"][0] for x in one], [x["pixel_mask"][0] for x in one])
+    assert torch.equal(pm, ref["pixel_mask"]) and torch.allclose(pv, ref["pixel_values"])
 
 
 def test_detector_selection_matches_transformers_post_processing(tiny_models):
@@ -296,7 +315,7 @@ def test_unknown_backend_lists_registered():
         create_backend("nope", None, 7)
 
 
-@pytest.mark.parametrize("kind", ["sam", "sam_hq"])
+@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2"])
 def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch):
     """Injected detections: 2 boxes, none, 1 box in one batch; only 2 images reach the encoder."""
     from labeler.grounded_sam import GroundedSamBackend
@@ -314,7 +333,7 @@ def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch
         Detections.empty(),
         Detections([[0, 0, 47, 39]], [0.5], [1]),
     ]
-    monkeypatch.setattr(backend, "detect", lambda images: dets)
+    monkeypatch.setattr(backend, "detect", lambda images, prepared=None: dets)
     seen = []
     encoder = backend.segmenter.model.get_image_embeddings
     monkeypatch.setattr(
@@ -340,3 +359,79 @@ def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch
             assert np.all(o.probs[m] >= 0.5) and np.all(o.probs[~m] <= 0.5)
             assert set(o.instances.prompts) <= {"bicycle", "bike"}
             assert np.all((o.instances.mask_scores >= 0) & (o.instances.mask_scores <= 1))
+
+
+def test_cli_on_synthetic_dataset(tiny_models, tmp_path):
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "synth", train=2, val=1, test=1, size=(128, 96), seed=0),
+        progress=False,
+    )
+    out = tmp_path / "run"
+    args = _label_args(
+        data, out, tiny_models, "--split", "train,val", "--segmenter", str(tiny_models["sam2"])
+    )
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    recs = read_jsonl(out / "manifest.jsonl")
+    assert sorted(r["split"] for r in recs) == ["train", "train", "val"]
+    for r in recs:
+        assert (r["height"], r["width"]) == (96, 128)
+        assert read_label(out / "labels" / r["split"] / f"{r['stem']}.png").shape == (96, 128)
+    assert not (out / "labels" / "test").exists()
+    run = json.loads((out / "run.json").read_text())
+    assert run["backend"]["models"]["segmenter"]["class"] == "Sam2Model"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_killed_process_leaves_consistent_run(tiny_models, tmp_path, sig):
+    """Kill a real `engine label` process mid-run: logged images are complete, rerun finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = _write_dataset(tmp_path / "data", {"train": 12})
+    out = tmp_path / "run"
+    args = _label_args(data, out, tiny_models)
+    args[args.index("--batch-size") + 1] = "1"
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=root, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(read_jsonl(out / "manifest.jsonl")) < 2:
+        time.sleep(0.05)
+    proc.send_signal(getattr(signal, sig))
+    rc = proc.wait(60)
+    recs = read_jsonl(out / "manifest.jsonl")
+    assert 2 <= len(recs) < 12, "the run finished before it could be killed"
+    if sig == "SIGINT":
+        assert rc == 130
+    for r in recs:
+        assert r["status"] == "ok"
+        assert read_label(out / "labels" / "train" / f"{r['stem']}.png").shape == (40, 48)
+        read_instances(out / "instances" / "train" / f"{r['stem']}.json")
+    for png in out.rglob("*.png"):  # no torn PNG anywhere, logged or not
+        assert np.array(Image.open(png)).shape == (40, 48)
+    res = subprocess.run(
+        [sys.executable, "-m", "cli", *args], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    final = read_jsonl(out / "manifest.jsonl")
+    assert len({r["stem"] for r in final}) == 12
+    assert len(final) == 12  # nothing logged twice: the rerun did only the missing images
+
+
+@pytest.mark.gpu
+def test_cuda_autocast_run(tiny_models, dataset, tmp_path):
+    out = tmp_path / "run"
+    args = _label_args(dataset, out, tiny_models, "--tiles", "2x2")
+    args[args.index("--device") + 1] = "cuda"
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["backend"]["models"]["autocast"] in ("bfloat16", "float16")
+    assert all(r["status"] == "ok" for r in read_jsonl(out / "manifest.jsonl"))

@@ -375,9 +375,44 @@ def test_exact_across_strip_boundaries(strip: int, monkeypatch: pytest.MonkeyPat
     assert_exact(big(pred), big(gt), 5)  # d = 2
 
 
-def test_disk_rows_are_the_radius_2_disk() -> None:
-    from engine.metrics.counts import _DISK_ROWS, DISK2
+def test_disk_is_the_13_pixel_euclidean_disk() -> None:
+    from engine.metrics.counts import DISK2
 
-    offsets = {(dy, j - 2) for dy, mask in _DISK_ROWS for j in range(8) if (mask >> (8 * j)) & 0xFF}
-    assert offsets == set(DISK2) and len(DISK2) == 13
-    assert all(dy * dy + dx * dx <= 4 for dy, dx in DISK2)
+    want = {(dy, dx) for dy in range(-3, 4) for dx in range(-3, 4) if dy * dy + dx * dx <= 4}
+    assert set(DISK2) == want and len(DISK2) == 13
+
+
+# -- torch path ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_torch_path_identical_on_cpu(seed: int) -> None:
+    pytest.importorskip("torch")
+    from engine.metrics.torch_counts import pair_counts_torch
+
+    rng = np.random.default_rng(seed)
+    for h, w, k in [(37, 53, 5), (1, 1, 3), (2, 9, 2), (64, 29, 9)]:
+        pred, gt = (
+            _adversarial(rng, h, w, k)
+            if h > 8
+            else (
+                rng.choice(np.array([0, 1, 255], np.uint8), (h, w)),
+                rng.choice(np.array([0, 1, 255], np.uint8), (h, w)),
+            )
+        )
+        got = pair_counts_torch(pred, gt, k, device="cpu")
+        np.testing.assert_array_equal(got.as_array(), pair_counts(pred, gt, k).as_array())
+
+
+@pytest.mark.gpu
+def test_torch_path_identical_on_gpu() -> None:
+    from engine.metrics.torch_counts import pair_counts_torch
+
+    rng = np.random.default_rng(0)
+    import cv2
+
+    pred, gt = _adversarial(rng, 378, 504, 8)
+    up = lambda a: cv2.resize(a, (4032, 3024), interpolation=cv2.INTER_NEAREST)  # noqa: E731
+    pred, gt = up(pred), up(gt)
+    got = pair_counts_torch(pred, gt, 8, device="cuda")
+    np.testing.assert_array_equal(got.as_array(), pair_counts(pred, gt, 8).as_array())

@@ -24,12 +24,12 @@ def synth(tmp_path_factory):
 
 def test_train_then_predict_end_to_end(synth, tmp_path):
     cfg = tmp_path / "train.yaml"
-    cfg.write_text("val_size: [128, 96]\nlog_every: 1\nloss: {num_points: 256}\n")
+    cfg.write_text("log_every: 1\nloss: {num_points: 256}\n")
     run = tmp_path / "run"
     args = ["train", "--data", str(synth), "--preset", "tiny", "--config", str(cfg)]
     args += ["--out", str(run), "--iters", "3", "--batch-size", "2", "--crop", "64"]
-    args += ["--device", "cpu", "--workers", "0", "--val-every", "0", "--no-progress"]
-    res = CliRunner().invoke(app, args)
+    args += ["--device", "cpu", "--workers", "0", "--val-every", "0", "--val-size", "128x96"]
+    res = CliRunner().invoke(app, [*args, "--no-progress"])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
     assert "trained 3 steps" in text and "val: mIoU" in text
@@ -79,3 +79,85 @@ def test_cli_errors_are_one_line(synth, tmp_path):
     bad.write_text("learning_rate: 1\n")
     res = CliRunner().invoke(app, ["train", "--data", str(synth), "--config", str(bad)])
     assert res.exit_code == 2 and "unknown keys ['learning_rate']" in " ".join(res.output.split())
+
+
+@pytest.mark.slow
+def test_torchrun_ddp_two_cpu_ranks_then_resume(synth, tmp_path):
+    """DDP on CPU (gloo): two ranks train, only rank 0 writes, and the run resumes."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text(
+        "val_size: [128, 96]\nlog_every: 1\nloss: {num_points: 256}\n"
+        "augment: {crop: 64, short_side_range: [96, 160]}\n"
+    )
+    run = tmp_path / "run"
+
+    def launch(*extra: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
+        cmd += ["--master_port", "29531", "-m", "cli", "train", "--data", str(synth)]
+        cmd += ["--preset", "tiny", "--config", str(cfg), "--out", str(run), "--batch-size", "4"]
+        cmd += ["--device", "cpu", "--workers", "0", "--val-every", "0", "--no-progress", *extra]
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+    res = launch("--iters", "2")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.count("trained 2 steps") == 1  # only rank 0 reports
+    assert res.stdout.count("val: mIoU") == 1  # validation sharded over ranks, gathered on 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [1, 2]
+    assert [x["val"]["images"] for x in lines if "val" in x] == [2]
+    from trainer.checkpoint import load_checkpoint
+
+    assert len(load_checkpoint(run / "last.pt")["rng_ranks"]) == 2
+    res = launch("--iters", "3", "--resume")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "trained 3 steps" in res.stdout
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3]
+
+
+def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path):
+    """synth -> pseudo labels (the true bicycle masks) -> engine fuse -> train 2 steps."""
+    from engine.fusion import FuseConfig, fuse
+    from engine.fusion.testing import write_pseudo_run
+    from trainer.checkpoint import load_checkpoint
+    from trainer.config import load_config
+    from trainer.data import TrainSet
+    from trainer.train import train
+
+    labels = {
+        split: {
+            p.stem: read_label(p)
+            for p in sorted((synth / "new_classes" / "bicycle" / split).iterdir())
+        }
+        for split in ("train", "val")
+    }
+    run = write_pseudo_run(tmp_path / "pseudo_bicycle", "Bicycle", labels)
+    fused = tmp_path / "fused"
+    fuse(FuseConfig(data=synth, pseudo=(run,), out=fused, splits=("train", "val"), progress=False))
+    data = TrainSet(fused, "train", load_config(None).augment)
+    assert data.has_sources and data.taxonomy.num_classes == 8
+    assert any((data.load(i)[2] == 1).any() for i in range(len(data)))  # pseudo pixels exist
+    cfg = load_config(
+        None,
+        data=str(fused),
+        out=str(tmp_path / "run"),
+        preset="tiny",
+        iters=2,
+        batch_size=2,
+        num_workers=0,
+        device="cpu",
+        progress=False,
+        val_size=[128, 96],
+        augment={"crop": 64},
+        loss={"num_points": 256, "decoupling": {"pseudo_class_weight": 0.5}},
+    )
+    result = train(cfg)
+    assert result.step == 2 and result.val[-1]["images"] == 2
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ckpt["taxonomy"]["classes"][7]["name"] == "Bicycle"
+    assert ckpt["model_config"]["num_classes"] == 8

@@ -7,8 +7,8 @@ import math
 
 import pytest
 import torch
-from _train_stub import StubModel, write_dataset
 
+from tests._train_stub import StubModel, write_dataset
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, load_config, lr_factor
 from trainer.train import NonFiniteLossError, param_groups, train
@@ -100,6 +100,22 @@ def test_resume_continues_with_identical_losses(tmp_path):
     ).is_file()
 
 
+def test_resume_is_exact_with_the_real_tiny_model(tmp_path):
+    from trainer.models import create_model
+
+    def tiny():
+        torch.manual_seed(0)
+        return create_model("tiny", 7)
+
+    root = write_dataset(tmp_path / "data", sources=True)
+    kw = dict(iters=4, augment={"crop": 64, "short_side_range": [64, 96]}, loss={"num_points": 256})
+    straight = train(_cfg(root, tmp_path / "a", **kw), model=tiny())
+    first = train(_cfg(root, tmp_path / "b", max_steps_this_run=2, **kw), model=tiny())
+    second = train(_cfg(root, tmp_path / "b", resume=True, **kw), model=tiny())
+    assert first.losses + second.losses == straight.losses
+    assert second.losses[0] != straight.losses[0]  # the losses do move
+
+
 def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
     root = write_dataset(tmp_path / "data")
     train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))
@@ -120,3 +136,22 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
     last = json.loads((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["event"] == "non_finite" and last["step"] == 5
+
+
+def test_checkpoint_io_errors_and_atomic_write(tmp_path):
+    from trainer.checkpoint import rng_state, save_checkpoint, set_rng_state
+
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
+        load_checkpoint(bad)
+    torch.save({"model": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(ValueError, match="foreign.pt: not an engine training checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")
+    state = {"format": 1, "step": 3, "model": {}, "model_config": {}, "taxonomy": {}}
+    state["rng"] = rng_state()
+    save_checkpoint(tmp_path / "run" / "last.pt", state)
+    assert [p.name for p in (tmp_path / "run").iterdir()] == ["last.pt"]  # no temp file left
+    a = torch.rand(3)
+    set_rng_state(load_checkpoint(tmp_path / "run" / "last.pt")["rng"])
+    assert torch.equal(torch.rand(3), a)  # the generator is back where it was saved

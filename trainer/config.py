@@ -45,7 +45,10 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # data augmentation
     loss: LossConfig = field(default_factory=LossConfig)  # loss weights, sampling, label decoupling
     val_every: int = 5000  # validate every N steps and at the end; 0: only at the end
-    val_size: tuple[int, int] = (4096, 3072)  # validation inference size (W, H), aspect kept
+    val_size: tuple[int, int] | None = (
+        4096,
+        3072,
+    )  # validation inference size (W, H), aspect kept; None: original size
     val_sliding_window: bool = False  # validate with sliding-window inference
     val_max_images: int = 0  # validate on the first N images only; 0: all
     checkpoint_every: int = 1000  # refresh last.pt every N steps (and at the end)
@@ -63,7 +66,8 @@ class TrainConfig:
             self.augment = from_dict(AugmentConfig, self.augment, "augment")
         if isinstance(self.loss, dict):
             self.loss = from_dict(LossConfig, self.loss, "loss")
-        self.val_size = tuple(int(v) for v in self.val_size)  # type: ignore[assignment]
+        if self.val_size is not None:
+            self.val_size = tuple(int(v) for v in self.val_size)  # type: ignore[assignment]
         self.betas = tuple(float(v) for v in self.betas)  # type: ignore[assignment]
         if self.iters < 1 or self.batch_size < 1 or self.accum_steps < 1:
             raise ValueError("iters, batch_size and accum_steps must be >= 1")

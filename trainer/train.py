@@ -100,6 +100,8 @@ def _distributed() -> tuple[int, int, int]:
     if world <= 1:
         return 0, 1, 0
     if not dist.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
 
@@ -215,7 +217,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         model.load_state_dict(ckpt["model"])
     model.to(device).train()
     dec = cfg.loss.decoupling
-    pseudo = frozenset(
+    pseudo: frozenset[int] = frozenset(
         dec.pseudo_classes
         if dec.pseudo_classes is not None
         else (c.id for c in taxonomy if c.parent is not None)
@@ -247,9 +249,11 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         _write_run_files(out, cfg, start)
         writer = _tensorboard(out)
     if ckpt is not None:
-        set_rng_state(ckpt["rng"])  # last: everything above may draw random numbers
+        ranks = ckpt.get("rng_ranks") or []
+        # last: everything above may draw random numbers
+        set_rng_state(ranks[rank] if len(ranks) == world else ckpt["rng"])
 
-    def checkpoint_state(step: int) -> dict[str, Any]:
+    def checkpoint_state(step: int, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "format": 1,
             "step": step,
@@ -262,7 +266,8 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
                 "warmup_iters": cfg.warmup_iters,
                 "min_lr_ratio": cfg.min_lr_ratio,
             },
-            "rng": rng_state(),
+            "rng": rngs[0],
+            "rng_ranks": rngs,  # every rank's generators, so a DDP resume is exact on all ranks
             "config": _plain(cfg.to_dict()),
             "model_config": _plain(dataclasses.asdict(model.config)),
             "taxonomy": taxonomy.to_dict(),
@@ -271,26 +276,25 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
     def validate(step: int) -> None:
         if val_data is None:
             return
-        if is_main:
-            from trainer.validate import evaluate
+        from trainer.validate import evaluate
 
-            res = evaluate(
-                model,
-                val_data,
-                cfg.val_size,
-                device,
-                amp,
-                cfg.val_sliding_window,
-                cfg.val_max_images,
-            )
+        res = evaluate(
+            model,
+            val_data,
+            cfg.val_size,
+            device,
+            amp,
+            cfg.val_sliding_window,
+            cfg.val_max_images,
+            distributed=world > 1,
+        )
+        if is_main and res is not None:
             result.val.append({"step": step, **res})
             append_line(out / "metrics.jsonl", json.dumps({"step": step, "val": res}))
             if writer is not None:
                 for key in ("mIoU", "mBIoU", "mBF1"):
                     if res.get(key) is not None:
                         writer.add_scalar(f"val/{key}", res[key], step)
-        if world > 1:
-            dist.barrier()
 
     params = [p for p in model.parameters() if p.requires_grad]
     data_iter = iter(loader)
@@ -306,50 +310,16 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
             else min(cfg.iters, start + cfg.max_steps_this_run)
         )
         for step in range(start, stop):
-            optimizer.zero_grad(set_to_none=True)
-            terms: dict[str, float] = {}
-            total_t = torch.zeros((), device=device)
-            for m in range(cfg.accum_steps):
-                batch = next(data_iter)
-                images = batch["image"].to(device, non_blocking=True)
-                labels = batch["label"].to(device, non_blocking=True)
-                sources = batch["source"].to(device, non_blocking=True)
-                targets = [
-                    build_targets(labels[i], sources[i], k, dec, pseudo) for i in range(len(images))
-                ]
-                sync = world == 1 or m == cfg.accum_steps - 1
-                with contextlib.nullcontext() if sync else net.no_sync():
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                        outputs = net(images)
-                    losses = criterion(outputs, targets)
-                    loss = sum(losses.values())
-                    (loss / cfg.accum_steps).backward()
-                total_t = total_t + loss.detach() / cfg.accum_steps
-                for name, v in losses.items():
-                    terms[name] = terms.get(name, 0.0) + float(v.detach()) / cfg.accum_steps
-            grad_norm = (
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                if cfg.grad_clip > 0
-                else torch.zeros((), device=device)
+            total_t, terms, grad_norm = _forward_backward(
+                net, criterion, data_iter, optimizer, params, cfg, device, amp, world, pseudo
             )
-            if not _all_finite(torch.stack([total_t, grad_norm.to(device).float()]), world):
-                bad = {n: v for n, v in terms.items() if not np.isfinite(v)} or {
-                    "grad_norm": float(grad_norm)
-                }
-                where = (
-                    f"the last good checkpoint is {result.last_checkpoint or last} (step {_saved_step(last)})"
-                    if last.exists()
-                    else "no checkpoint had been written yet"
-                )
+            if not _all_finite(torch.stack([total_t, grad_norm]), world):
+                bad = {n: v for n, v in terms.items() if not np.isfinite(v)}
+                bad = bad or {"grad_norm": float(grad_norm)}
                 if is_main:
-                    append_line(
-                        out / "metrics.jsonl",
-                        json.dumps({"step": step + 1, "event": "non_finite", "terms": bad}),
-                    )
-                raise NonFiniteLossError(
-                    f"step {step + 1}: non-finite loss ({', '.join(f'{n}={v}' for n, v in bad.items())}); "
-                    f"training stopped, {where}. Lower the learning rate or check the data."
-                )
+                    event = {"step": step + 1, "event": "non_finite", "terms": bad}
+                    append_line(out / "metrics.jsonl", json.dumps(event))
+                raise NonFiniteLossError(_non_finite_message(step + 1, bad, last))
             factor = lr_factor(step, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * factor
@@ -378,16 +348,90 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
                     writer.add_scalar("train/lr", lr_now, done)
             if cfg.val_every > 0 and done % cfg.val_every == 0 and done != cfg.iters:
                 validate(done)
-            if is_main and (done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop)):
-                state = checkpoint_state(done)
-                result.last_checkpoint = save_checkpoint(last, state)
-                if cfg.keep_every > 0 and done % cfg.keep_every == 0:
-                    save_checkpoint(out / f"step_{done:07d}.pt", state)
+            if done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop):
+                rngs = _gather_rng_states(world)  # a collective: every rank takes part
+                if is_main:
+                    state = checkpoint_state(done, rngs)
+                    result.last_checkpoint = save_checkpoint(last, state)
+                    if cfg.keep_every > 0 and done % cfg.keep_every == 0:
+                        save_checkpoint(out / f"step_{done:07d}.pt", state)
         if result.step == cfg.iters:
             validate(result.step)
     if writer is not None:
         writer.close()
     return result
+
+
+def _forward_backward(
+    net: nn.Module,
+    criterion: SetCriterion,
+    data_iter,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    cfg: TrainConfig,
+    device: torch.device,
+    amp: bool,
+    world: int,
+    pseudo: frozenset[int],
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """One optimizer step's gradients over ``accum_steps`` micro-batches, clipped.
+
+    Returns ``(total loss (0-d tensor), {term: value}, grad norm before clipping (0-d tensor))``;
+    the optimizer has not stepped yet.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    k = criterion.num_classes
+    dec = cfg.loss.decoupling
+    total = torch.zeros((), device=device)
+    sums: torch.Tensor | None = None
+    names: list[str] = []
+    for m in range(cfg.accum_steps):
+        batch = next(data_iter)
+        images = batch["image"].to(device, non_blocking=True)
+        labels = batch["label"].to(device, non_blocking=True)
+        sources = batch["source"].to(device, non_blocking=True)
+        targets = [build_targets(labels[i], sources[i], k, dec, pseudo) for i in range(len(images))]
+        # DDP all-reduces gradients only on the last micro-batch
+        sync = world == 1 or m == cfg.accum_steps - 1
+        with contextlib.nullcontext() if sync else net.no_sync():
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                outputs = net(images)
+            losses = criterion(outputs, targets)  # fp32
+            loss = sum(losses.values())
+            (loss / cfg.accum_steps).backward()
+        total = total + loss.detach() / cfg.accum_steps
+        values = torch.stack([v.detach() for v in losses.values()]) / cfg.accum_steps
+        sums = values if sums is None else sums + values
+        names = list(losses)
+    assert sums is not None
+    terms = dict(zip(names, sums.tolist(), strict=True))  # one device sync for all terms
+    # max_norm inf measures without clipping (torch >= 2.4, unlike get_total_norm)
+    grad_norm = torch.nn.utils.clip_grad_norm_(
+        params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf")
+    )
+    return total, terms, grad_norm.to(device).float()
+
+
+def _non_finite_message(step: int, bad: dict[str, float], last: Path) -> str:
+    where = (
+        f"the last good checkpoint is {last} (step {_saved_step(last)})"
+        if last.exists()
+        else "no checkpoint had been written yet"
+    )
+    shown = ", ".join(f"{n}={v}" for n, v in list(bad.items())[:6])
+    return (
+        f"step {step}: non-finite loss ({shown}); training stopped, {where}. "
+        "Lower the learning rate or check the data."
+    )
+
+
+def _gather_rng_states(world: int) -> list[dict[str, Any]]:
+    """Every rank's generator states, in rank order (rank 0's alone without DDP)."""
+    if world == 1:
+        return [rng_state()]
+    states: list[Any] = [None] * world
+    dist.all_gather_object(states, rng_state())
+    return states
 
 
 def _saved_step(path: Path) -> int | str:

@@ -181,7 +181,9 @@ def read_pseudo(
         inst_path = run.instances_path(split, stem)
         inst, _ = read_instances(inst_path)
         if run.run_class_id is not None and len(inst):
-            inst = inst[inst.class_ids == run.run_class_id]
+            keep = inst.class_ids == run.run_class_id
+            if not keep.all():
+                inst = inst[keep]
         instances = inst
         sizes.append((inst_path, inst.image_size))
     for p, size in sizes:

@@ -22,6 +22,7 @@ def _rows(s: ClassStats) -> dict[str, str]:
         "instances dropped by coverage": (
             f"{s.instances_dropped} of {s.instances}" if s.instances else "- (coverage off)"
         ),
+        "images with no pseudo pixel": f"{s.images_without_pseudo} of {s.images}",
         "images with none claimed": f"{s.images_with_none} of {s.images}",
     }
 

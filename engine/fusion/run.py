@@ -20,7 +20,7 @@ import json
 import os
 import time
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ from annotations.taxonomy import Taxonomy
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.fusion.pseudo import PseudoRun, open_pseudo_run, read_pseudo
 from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
+from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 
@@ -301,7 +302,8 @@ def _init_worker(plan: FusePlan, out: Path) -> None:
 
 
 def input_stamp(plan: FusePlan, job: Job) -> str:
-    """A short hash of the sizes and modification times of one image's input files."""
+    """A short hash of the sizes and modification times of one image's input files (not their
+    paths: the same files reached by another path are the same inputs)."""
     paths = [job.precise_path]
     for run in plan.runs:
         paths += [run.label_path(job.split, job.stem), run.confidence_path(job.split, job.stem)]
@@ -311,9 +313,9 @@ def input_stamp(plan: FusePlan, job: Job) -> str:
     for p in paths:
         try:
             st = p.stat()
-            parts.append(f"{p}|{st.st_size}|{st.st_mtime_ns}")
+            parts.append(f"{st.st_size}|{st.st_mtime_ns}")
         except OSError:
-            parts.append(f"{p}|missing")
+            parts.append("missing")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -476,7 +478,7 @@ def fuse(config: FuseConfig) -> FuseResult:
 def _run_pool(plan: FusePlan, out: Path, todo: list[Job], workers: int, done) -> None:
     """Fuse ``todo`` in ``workers`` processes, at most 2 jobs in flight per worker; the first
     error cancels the rest and is raised here."""
-    with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(plan, out)) as pool:
+    with process_pool(workers, initializer=_init_worker, initargs=(plan, out)) as pool:
         pending: set[Future] = set()
         it = iter(todo)
         try:

@@ -23,6 +23,8 @@ summing counts over images, processes or machines is exact.
 
 from __future__ import annotations
 
+import functools
+import threading
 from dataclasses import dataclass, fields
 
 import cv2
@@ -39,7 +41,8 @@ _HIST_MAX_CLASSES = 15
 _CV_MIN_SIZE = 256
 # Rows are processed in strips of about this many pixels (cache-sized).
 _STRIP_PIXELS = 1 << 18
-# cv2.calcHist counts in float32: exact below 2^24, so larger images are counted in row chunks.
+# cv2.calcHist counts in float32: exact below 2^24 pixels (strips are far smaller; a strip of a
+# wider image goes to np.bincount).
 _HIST_EXACT = 1 << 24
 
 
@@ -122,19 +125,29 @@ def _check_values(a: np.ndarray, name: str, k: int) -> None:
         )
 
 
+@functools.lru_cache(maxsize=8)
+def _lanes(rows: int, width: int, copies: int, ncodes: int) -> np.ndarray:
+    """``(rows, width) uint8``: ``(x % copies) * ncodes``, added to histogram codes so that
+    neighbouring pixels of a uniform region hit different counters (calcHist's increments of one
+    counter serialise); the copies are summed afterwards."""
+    row = ((np.arange(width) % copies) * ncodes).astype(np.uint8)
+    out = np.ascontiguousarray(np.broadcast_to(row, (rows, width)))
+    out.flags.writeable = False
+    return out
+
+
 def _joint_hist(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
     """``(k+1, k+1) int64`` joint histogram of ``min(a, k)`` and ``min(b, k)``."""
     n = k + 1
-    if k <= _HIST_MAX_CLASSES and a.size >= _CV_MIN_SIZE:
+    if k <= _HIST_MAX_CLASSES and a.size >= _CV_MIN_SIZE and a.size < _HIST_EXACT:
         code = cv2.min(a, k)
         code *= n  # at most k * (k + 1) < 256
         code += cv2.min(b, k)
-        hist = np.zeros(256, np.int64)
-        step = max(1, _HIST_EXACT // max(1, code.shape[1]) - 1)
-        for r in range(0, code.shape[0], step):
-            h = cv2.calcHist([code[r : r + step]], [0], None, [256], [0, 256])
-            hist += h.ravel().astype(np.int64)
-        return hist[: n * n].reshape(n, n)
+        copies = 256 // (n * n)
+        if copies > 1:
+            code = cv2.add(code, _lanes(code.shape[0], code.shape[1], copies, n * n))
+        hist = cv2.calcHist([code], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+        return hist[: copies * n * n].reshape(copies, n * n).sum(axis=0).reshape(n, n)
     code = np.minimum(a, k).astype(np.int64) * n + np.minimum(b, k)
     return np.bincount(code.ravel(), minlength=n * n).reshape(n, n)
 
@@ -180,11 +193,13 @@ def _boundary_blocks(rows: np.ndarray, n: int, offset: int) -> tuple[np.ndarray,
     edge[:, :2] = False
     edge[:, -2:] = False
     idx = np.flatnonzero(edge)
-    pairs = _unaligned(canvas.reshape(-1), "<u2")  # (pixel, east neighbour)
-    block = np.empty((idx.size, 2), "<u2")
-    block[:, 0] = pairs[idx]
-    block[:, 1] = pairs[wc:][idx]  # (south, south-east)
-    return idx + offset, block.view(np.uint8)
+    flat = canvas.reshape(-1)
+    block = np.empty((idx.size, 4), np.uint8)
+    block[:, 0] = flat[idx]
+    block[:, 1] = flat[1:][idx]  # east
+    block[:, 2] = flat[wc:][idx]  # south
+    block[:, 3] = flat[wc + 1 :][idx]  # south-east
+    return idx + offset, block
 
 
 def _block_bits(block: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -198,38 +213,21 @@ def _block_bits(block: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 def _count_bits(bits: np.ndarray) -> np.ndarray:
     """``(8,) int64``: how many entries of the uint8 ``bits`` have each bit set."""
+    if _CV_MIN_SIZE <= bits.size < _HIST_EXACT:
+        hist = cv2.calcHist([bits.reshape(-1, 1)], [0], None, [256], [0, 256]).ravel()
+        return hist.astype(np.int64) @ _BYTE_BITS
     return np.bincount(bits, minlength=256) @ _BYTE_BITS
 
 
-def _unaligned(buf: np.ndarray, dtype: str) -> np.ndarray:
-    """A view of the uint8 array ``buf`` whose item ``i`` is the ``dtype`` word at byte ``i``."""
-    size = np.dtype(dtype).itemsize
-    return np.ndarray((buf.size - size + 1,), dtype=dtype, buffer=buf, strides=(1,))
-
-
-# Disk of radius 2 by rows: (dy, mask of the bytes x-2..x+2 of an 8-byte word read at x-2).
-_DISK_ROWS = (
-    (-2, 0x0000_0000_00FF_0000),  # dx = 0
-    (-1, 0x0000_0000_FFFF_FF00),  # dx = -1..1
-    (0, 0x0000_00FF_FFFF_FFFF),  # dx = -2..2
-    (1, 0x0000_0000_FFFF_FF00),
-    (2, 0x0000_0000_00FF_0000),
-)
-
-
 def _disk_or(grid: np.ndarray, idx: np.ndarray, wc: int) -> np.ndarray:
-    """OR of ``grid`` (flat uint8 canvas, 8 spare bytes at the end) over the radius-2 disk
-    around each canvas index ``idx``: one unaligned 8-byte read per disk row, masked to the
-    row's pixels, then the bytes folded."""
-    words = _unaligned(grid, "<u8")
-    base = idx - (2 * wc + 2)  # >= 0: boundary pixels are never on the canvas's 2-pixel ring
-    acc = np.zeros(idx.size, np.uint64)
-    for dy, mask in _DISK_ROWS:
-        acc |= words[(dy + 2) * wc :][base] & np.uint64(mask)
-    acc |= acc >> np.uint64(32)
-    acc |= acc >> np.uint64(16)
-    acc |= acc >> np.uint64(8)
-    return (acc & np.uint64(0xFF)).astype(np.uint8)
+    """OR of ``grid`` (flat uint8 canvas of width ``wc``) over the radius-2 disk around each
+    canvas index ``idx``: one gather per disk offset, from shifted views (no index arrays)."""
+    lowest = -2 * wc - 2
+    base = idx + lowest  # >= 0: boundary pixels are never on the canvas's 2-pixel ring
+    acc = np.zeros(idx.size, np.uint8)
+    for dy, dx in DISK2:
+        acc |= grid[dy * wc + dx - lowest :][base]
+    return acc
 
 
 def _bf1_counts(pred_b, gt_b, shape, k: int) -> tuple[np.ndarray, ...]:
@@ -238,7 +236,29 @@ def _bf1_counts(pred_b, gt_b, shape, k: int) -> tuple[np.ndarray, ...]:
     h, w = shape
     wc = w + 4
     out = [np.zeros(k, np.int64) for _ in range(4)]
-    grid = np.zeros((h + 4) * wc + 8, np.uint8)
+    grid = _zero_grid((h + 4) * wc)
+    try:
+        _match_planes(pi, pblock, gi, gblock, grid, wc, k, out)
+    except BaseException:
+        grid[:] = 0  # keep the cached canvas all zeros
+        raise
+    return tuple(out)
+
+
+_local = threading.local()
+
+
+def _zero_grid(size: int) -> np.ndarray:
+    """An all-zero flat uint8 canvas, reused between calls of one thread (a fresh 12 MB array
+    costs page faults on every use); callers must leave it all zeros."""
+    buf = getattr(_local, "grid", None)
+    if buf is None or buf.size < size:
+        buf = np.zeros(size, np.uint8)
+        _local.grid = buf
+    return buf[:size]
+
+
+def _match_planes(pi, pblock, gi, gblock, grid, wc: int, k: int, out) -> None:
     for start in range(0, k, 8):  # one bit plane per 8 classes
         nb = min(8, k - start)
         table = np.zeros(256, np.uint8)
@@ -253,7 +273,6 @@ def _bf1_counts(pred_b, gt_b, shape, k: int) -> tuple[np.ndarray, ...]:
         grid[pi] = 0
         for o, bits in zip(out, (pbits, pm, gbits, gm), strict=True):
             o[start : start + nb] = _count_bits(bits)[:nb]
-    return tuple(out)
 
 
 # -- the public function ------------------------------------------------------------------------

@@ -244,6 +244,7 @@ def test_spec_without_split_template(tmp_path: Path):
         ("labels: ''\n", "'labels' must be a folder template .* or null"),
         ("splits: train\n", "'splits' must be a list of names"),
         ("image_exts: jpg\n", "'image_exts' must be a list"),
+        ("image_exts: 3\n", "'image_exts' must be a list"),
         ("taxonomy: missing.json\n", "missing.json: taxonomy file not found"),
     ],
 )
@@ -252,6 +253,12 @@ def test_spec_errors_name_the_file(tmp_path: Path, text, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message) as e:
         load_spec(tmp_path)
     assert str(tmp_path) in str(e.value)
+
+
+def test_binary_spec_file_is_a_clear_error(tmp_path: Path):
+    (tmp_path / "dataset.yaml").write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(ValueError, match="dataset.yaml: cannot parse dataset spec"):
+        load_spec(tmp_path)
 
 
 def test_spec_defaults_are_mass13k():

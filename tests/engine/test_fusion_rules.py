@@ -144,7 +144,20 @@ def test_stats_parent_constraint():
     s = fused.stats[BIKE]
     assert (s.pseudo_pixels, s.claimed_pixels, s.rejected_pixels) == (5, 3, 2)
     assert s.rejected_share == pytest.approx(0.4)
-    assert (s.images, s.images_with_none) == (1, 0)
+    assert (s.images, s.images_with_none, s.images_without_pseudo) == (1, 0, 0)
+
+
+def test_stats_class_absent_and_all_rejected():
+    absent = fuse_image(a([[O, G]]), [pl(BIKE, [[0, 0]])], rules()).stats[BIKE]
+    assert (absent.pseudo_pixels, absent.images_with_none, absent.images_without_pseudo) == (
+        0,
+        1,
+        1,
+    )
+    assert absent.rejected_share is None
+    spilled = fuse_image(a([[G, G]]), [pl(BIKE, [[1, 1]])], rules()).stats[BIKE]
+    assert (spilled.images_with_none, spilled.images_without_pseudo) == (1, 0)
+    assert spilled.rejected_share == 1.0
 
 
 def test_stats_uncertain_and_overlap():
@@ -244,3 +257,36 @@ def test_bad_inputs():
         fuse_image(precise, [pl(9, [[1, 1]])], rules())
     with pytest.raises(ValueError, match="new class id must be >= 7"):
         fuse_image(precise, [pl(3, [[1, 1]])], rules(parents={3: (O,)}))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_invariants_on_random_maps(seed):
+    """Whatever the inputs: untouched pixels are precise, precise 255s and non-parent classes
+    never change, pseudo pixels come from a certain claim on a parent, ignores are 255."""
+    rng = np.random.default_rng(seed)
+    shape = (17, 23)
+    precise = rng.choice([O, H, G, 5, U], size=shape).astype(np.uint8)
+    pseudos = [
+        pl(c, rng.choice([0, 1, U], size=shape), rng.integers(0, 4, size=shape) * 60)
+        for c in (BIKE, CAR)
+    ]
+    parents = {BIKE: (O,), CAR: (O, G)}
+    for r in (
+        rules(parents=parents),
+        rules(parents=parents, uncertain="keep-parent", priority=(CAR,)),
+    ):
+        fused = fuse_image(precise, pseudos, r)
+        label, source = fused.label, fused.source
+        assert set(np.unique(source)) <= {0, 1, 2}
+        np.testing.assert_array_equal(label[source == 0], precise[source == 0])
+        assert (label[source == 2] == U).all()
+        assert ((precise == U) <= (source == 0)).all()
+        for p in pseudos:
+            mine = source == 1
+            mine &= label == p.class_id
+            assert (p.label[mine] == 1).all()
+            assert np.isin(precise[mine], parents[p.class_id]).all()
+        changed = source != 0
+        assert np.isin(precise[changed], (O, G)).all()  # only parents ever change
+        claimed = {c: int((label == c).sum()) for c in (BIKE, CAR)}
+        assert {c: s.claimed_pixels for c, s in fused.stats.items()} == claimed

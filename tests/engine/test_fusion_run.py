@@ -227,6 +227,7 @@ def test_min_coverage_drops_and_reports(world):
     doc = json.loads((world["out"] / "fuse.json").read_text())
     assert doc["report"]["Bicycle"]["instances_dropped"] == 2
     assert doc["report"]["Bicycle"]["images_with_none"] == 2
+    assert doc["report"]["Bicycle"]["images_without_pseudo"] == 0
 
 
 def test_parent_list_and_priority(world):
@@ -420,4 +421,16 @@ def test_cli_error_is_one_line(world, tmp_path):
     text = " ".join(res.output.split())  # one message; rich wraps it at 80 columns
     assert text.startswith("error: ") and text.count("error:") == 1
     assert "other/labels/train: none of its 1 pseudo labels" in text and "another dataset" in text
+    assert "Traceback" not in res.output
+
+
+def test_cli_error_from_a_worker_process_is_one_line(world):
+    write_label(world["car"] / "labels/train/b.png", np.zeros((4, 7), np.uint8))
+    res = invoke(
+        ["fuse", "--data", str(world["data"]), "--pseudo", str(world["car"])]
+        + ["--out", str(world["out"]), "--workers", "2", "--no-progress"]
+    )
+    assert res.exit_code == 2
+    text = " ".join(res.output.split())
+    assert text.startswith("error: ") and "car/labels/train/b.png: size 7x4 does not match" in text
     assert "Traceback" not in res.output

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from annotations.labelmap import write_label
-from engine.info import dataset_stats
+from engine.info import dataset_stats, render_stats
 
 
 def _pair(root: Path, split: str, stem: str, label: np.ndarray) -> None:
@@ -68,3 +68,16 @@ def test_errors(tmp_path: Path):
     _pair(tmp_path, "train", "a", np.zeros((2, 2), np.uint8))
     with pytest.raises(FileNotFoundError, match="available splits: train"):
         dataset_stats(tmp_path, splits=["test"], progress=False)
+
+
+def test_image_only_spec(tmp_path: Path):
+    for i, (w, h) in enumerate([(4, 3), (4, 3), (3, 4)]):
+        (tmp_path / "photos").mkdir(exist_ok=True)
+        Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(tmp_path / f"photos/{i}.jpg")
+    (tmp_path / "dataset.yaml").write_text("images: photos\nlabels: null\n")
+    stats = dataset_stats(tmp_path, progress=False)
+    (only,) = stats.splits
+    assert not stats.has_labels and only.split == "all" and only.images == 3
+    assert only.labelled == 0 and only.sizes == {(4, 3): 2, (3, 4): 1}
+    text = [str(getattr(r, "title", r)) for r in render_stats(stats)]
+    assert "No problems found." in text and not any("Pixel share" in t for t in text)

@@ -121,12 +121,19 @@ def test_cli_review(gallery):
 
 
 # -- real browser ------------------------------------------------------------------------------
-def _browser() -> str | None:
+def _browser() -> tuple[str | None, str]:
+    """A working Chromium/Chrome binary, or None and why not."""
     for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
         path = shutil.which(name)
         if path:
-            return path
-    return None
+            try:
+                v = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=60)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                return None, f"{path} does not run ({e})"
+            if v.returncode != 0:
+                return None, f"{path} --version failed (a snap stub without snapd?)"
+            return path, ""
+    return None, "no Chromium/Chrome on PATH (install Debian's `chromium` to run this test)"
 
 
 def _chromium(browser, tmp_path, *args):
@@ -144,11 +151,9 @@ def _chromium(browser, tmp_path, *args):
 
 
 def test_page_renders_in_headless_chromium(tmp_path, gallery):
-    browser = _browser()
+    browser, why = _browser()
     if browser is None:
-        pytest.skip(
-            "no Chromium/Chrome found on PATH (install Debian's `chromium` to run this test)"
-        )
+        pytest.skip(why)
     url = gallery.index.resolve().as_uri()
     dom = _chromium(browser, tmp_path, "--dump-dom", url).stdout
     m = re.search(r'data-images-loaded="(\d+)" data-images-total="(\d+)"', dom)
@@ -163,3 +168,19 @@ def test_page_renders_in_headless_chromium(tmp_path, gallery):
     assert PSEUDO_COLOR[2] == 0
     tint = (r - b > 80) & (g - b > 50)
     assert tint.sum() > 2000
+
+
+def test_pred_class_id_from_predict_json(tmp_path, gallery):
+    import json
+
+    from annotations.taxonomy import MASS13K
+
+    run = gallery.index.parent.parent
+    tax = MASS13K.with_new_class("Bicycle")
+    (tmp_path / "pred" / "test" / "predict.json").write_text(
+        json.dumps({"taxonomy": tax.to_dict()})
+    )
+    res = build_review(
+        ReviewConfig(str(run), out=str(tmp_path / "g2"), pred=str(tmp_path / "pred" / "test"))
+    )
+    assert res.with_pred == 1

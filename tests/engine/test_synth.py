@@ -190,3 +190,14 @@ def test_output_that_is_a_file_is_refused(tmp_path: Path):
     f.write_text("x")
     with pytest.raises(NotADirectoryError, match="not a folder"):
         generate(SynthConfig(out=f, train=1, val=0, test=0, size=(64, 64)), progress=False)
+
+
+@pytest.mark.parametrize("size", [(64, 64), (64, 300), (300, 64), (97, 131)])
+def test_odd_and_tiny_sizes_render(size):
+    for i in range(6):
+        s = render_scene(i, "test", i, size)
+        assert s.image.shape == (size[1], size[0], 3) and s.label.shape == (size[1], size[0])
+        assert s.label.max() <= 6
+        for name in NEW_CLASSES:
+            assert s.instances[name].shape == s.label.shape
+            assert (s.label[s.instances[name] > 0] == 0).all()

@@ -142,3 +142,64 @@ def test_load_truth(tmp_path):
     assert comp.max() == 2
     with pytest.raises(FileNotFoundError, match="needs the true masks of 'Bus'"):
         load_truth(tmp_path, "Bus", "test", "a")
+
+
+# -- through the labeling runner and `engine label` --------------------------------------------
+def test_engine_label_backend_simulated(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from annotations.instances import read_instances
+    from annotations.labelrun import LabelRun
+    from cli import app
+    from engine.synth import SynthConfig, generate
+
+    root = generate(
+        SynthConfig(out=tmp_path / "synth", train=0, val=0, test=3, size=(192, 144)), progress=False
+    )
+    out = tmp_path / "run"
+    args = [
+        "label",
+        "--class",
+        "Bicycle",
+        "--data",
+        str(root),
+        "--out",
+        str(out),
+        "--backend",
+        "simulated",
+        "--backend-option",
+        "seed=3",
+        "--backend-option",
+        "false_positive_rate=0",
+        "--no-progress",
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "SIMULATED" in res.output
+    run = LabelRun.open(out)
+    assert run.backend == "simulated" and run.class_name == "Bicycle"
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["backend"]["identity"]["simulation"]["seed"] == 3
+    assert "SIMULATED" in meta["backend"]["models"]["note"]
+    assert meta["config"]["detector"] == meta["config"]["segmenter"] == "none (simulated backend)"
+    stems = run.stems("test")
+    assert len(stems) == 3
+    for stem in stems:
+        inst, header = read_instances(out / "instances" / "test" / f"{stem}.json")
+        assert header["backend"] == "simulated"
+        assert all(p == "simulated:bicycle" for p in inst.prompts)
+        ids = load_truth(root, "Bicycle", "test", stem)
+        boxes = np.zeros(ids.shape, bool)  # true instances' boxes grown by the shift (2 px) + 1
+        for v in np.unique(ids[ids > 0]):
+            ys, xs = np.nonzero(ids == v)
+            boxes[max(0, ys.min() - 3) : ys.max() + 4, max(0, xs.min() - 3) : xs.max() + 4] = True
+        label = run.label("test", stem)
+        assert not (label[~boxes] == 1).any()  # no false positive was asked for
+    res = CliRunner().invoke(app, args)  # resume: nothing left to do
+    assert res.exit_code == 0 and "already done (skipped)" in res.output
+    bad = CliRunner().invoke(
+        app, args[:-3] + ["--backend-option", "seeed=1", "--no-progress", "--force"]
+    )
+    assert bad.exit_code == 2 and "unknown options ['seeed']" in bad.output
