@@ -8,7 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainer.inference import labels_from_predictions, predict_label, resized_shape
+from trainer.inference import (
+    labels_from_predictions,
+    predict_label,
+    predict_scores,
+    resized_shape,
+)
 from trainer.models import create_model
 
 
@@ -115,6 +120,18 @@ def test_sliding_window_covers_the_image(tiny) -> None:  # noqa: ANN001
     whole = predict_label(tiny, image, size=None)
     one_tile = predict_label(tiny, image, size=None, sliding_window=True, tile=256, overlap=0)
     assert np.array_equal(whole, one_tile)
+
+
+@pytest.mark.parametrize(("h", "w"), [(151, 193), (150, 190), (97, 40)])
+def test_sliding_window_scores_cover_every_pixel(tiny, h: int, w: int) -> None:  # noqa: ANN001
+    """Odd sizes included: every mask pixel is covered by at least one tile (no 0/0)."""
+    x = torch.rand(1, 3, h, w) * 255
+    tiny.eval()
+    scores = predict_scores(tiny, x, sliding_window=True, tile=96, overlap=32)
+    assert scores.shape == (1, 6, (h + 1) // 2, (w + 1) // 2)
+    assert torch.isfinite(scores).all()
+    whole = predict_scores(tiny, x)
+    assert scores.shape == whole.shape
 
 
 @pytest.mark.parametrize(

@@ -82,12 +82,13 @@ def predict_scores(
 
 
 def _starts(length: int, tile: int, stride: int) -> list[int]:
-    """Even tile origins covering ``[0, length)``, the last one flush with the end."""
+    """Even tile origins covering ``[0, length)``; the last tile ends at the end (one row short
+    when ``length - tile`` is odd: rounding that origin down would leave the last row out)."""
     if length <= tile:
         return [0]
     starts = list(range(0, length - tile, stride))
     last = length - tile
-    starts.append(last - last % 2)
+    starts.append(last + last % 2)
     return sorted(set(starts))
 
 
