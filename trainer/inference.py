@@ -147,7 +147,9 @@ def predict_label(
                 # uint8 bilinear on the host, as mmseg's Resize (cv2) does: a 64 MP input never
                 # becomes a 770 MB float tensor or crosses to the GPU at full size.
                 image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            x = torch.from_numpy(np.ascontiguousarray(image)).to(dev).permute(2, 0, 1)[None].float()
+            # torch refuses read-only arrays (decoded images are); copy only then.
+            host = np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"])
+            x = torch.from_numpy(host).to(dev).permute(2, 0, 1)[None].float()
             if mode == "full":
                 return _full(model, x, (height, width), amp)
             scores = predict_scores(model, x, sliding_window, tile, overlap, amp)
