@@ -196,6 +196,12 @@ def per_class_table(
 
     cid = taxonomy.id_of(class_name)
     parent = taxonomy[cid].parent if taxonomy[cid].parent is not None else 0
+    # Other new classes have no ground truth here: their predictions count as their parent
+    # class (as the 7-class labels do), and they are left out of the table.
+    lut = np.arange(256, dtype=np.uint8)
+    untruthed = {c.id for c in taxonomy if c.parent is not None and c.id != cid}
+    for c in untruthed:
+        lut[c] = taxonomy[c].parent
     subset = read_subset(cfg.subset)
     ds = open_split(cfg.data, split)
     root = Path(cfg.data)
@@ -205,7 +211,7 @@ def per_class_table(
         if p is None:
             continue
         gt = read_label(sample.label_path)
-        pred = read_label(p)
+        pred = lut[read_label(p)]
         _check_size(p, pred, gt.shape)
         truth = root / "new_classes" / class_name.lower() / split / f"{sample.stem}.png"
         if sample.stem in subset.stems:
@@ -232,6 +238,7 @@ def per_class_table(
                 **{k: _r(float(getattr(res, k)[c.id]), nd) for k, _, nd in METRICS},
             }
             for c in taxonomy
+            if c.id not in untruthed
         ],
         "mean": {"iou": _r(res.miou, 2), "biou": _r(res.mbiou, 2), "bf1": _r(res.mbf1, 4)},
     }

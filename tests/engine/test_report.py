@@ -206,3 +206,42 @@ def test_cli_report(world):
     )
     assert res.exit_code == 0, res.output
     assert "joint-trained model" in res.output and (tmp / "rc" / "report.md").is_file()
+
+
+def test_per_class_table_counts_other_new_classes_as_their_parent(world):
+    """A second new class (Car, id 8) has no truth in Bicycle's report: its predicted pixels
+    count as Others (its parent), and it gets no row instead of a meaningless IoU of 0."""
+    from annotations.taxonomy import MASS13K
+
+    tmp, data, subset, _ = world
+    taxonomy = MASS13K.with_new_class("Bicycle").with_new_class("Car")
+    taxonomy.save(tmp / "taxonomy.json")
+    stem = subset.stems[0]
+    pred_path = tmp / "pred" / "test" / f"{stem}.png"
+    pred = read_label(pred_path)
+    base = build_report(
+        ReportConfig(
+            str(subset.root),
+            str(tmp / "rep0"),
+            pred=str(tmp / "pred"),
+            data=str(data),
+            taxonomy=str(tmp / "taxonomy.json"),
+            chart=False,
+        )
+    ).data["per_class"]
+    others = pred == 0
+    pred[others] = 8  # the model calls every Others pixel of this image Car
+    write_label(pred_path, pred)
+    res = build_report(
+        ReportConfig(
+            str(subset.root),
+            str(tmp / "rep1"),
+            pred=str(tmp / "pred"),
+            data=str(data),
+            taxonomy=str(tmp / "taxonomy.json"),
+            chart=False,
+        )
+    ).data["per_class"]
+    assert [c["name"] for c in res["classes"]][-1] == "Bicycle"
+    assert all(c["name"] != "Car" for c in res["classes"])
+    assert res["classes"] == base["classes"]  # Car pixels scored exactly as Others were
