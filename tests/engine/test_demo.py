@@ -1,0 +1,64 @@
+"""`engine demo`: the whole loop on synthetic data (plumbing by default, quality when slow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+SMALL = ["--train", "3", "--val", "1", "--test", "2", "--size", "128x96", "--iters", "4",
+         "--crop", "64", "--batch-size", "2", "--no-progress"]  # fmt: skip
+
+
+def test_small_demo_runs_every_stage_and_resumes(tmp_path):
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
+    assert res.exit_code == 0, res.output
+    assert "SIMULATED" in res.output  # the simulated labeler is announced
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["simulated_labeler"] is True
+    for name in ("Bicycle", "Car"):
+        kinds = [row["kind"] for row in summary["classes"][name]]
+        assert kinds == ["pseudo labels", "fused labels", "joint-trained model"]
+        run = json.loads((out / "label" / name.lower() / "run.json").read_text())
+        assert "simulated" in json.dumps(run["config"]["backend"])
+        assert (out / "review" / name.lower() / "index.html").is_file()
+        report = out / "report" / name.lower()
+        assert (report / "report.md").read_text().count("imulated") >= 1
+        assert (report / "chart.png").stat().st_size > 0
+    assert "SIMULATED" in (out / "report" / "summary.md").read_text()
+    assert sorted(p.name for p in (out / "predict" / "test").glob("*.png")) == [
+        "synth_test_0000.png",
+        "synth_test_0001.png",
+    ]
+    # a second call resumes every stage and reports the same numbers
+    again = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
+    assert again.exit_code == 0, again.output
+    assert (
+        json.loads((out / "report" / "summary.json").read_text())["classes"] == summary["classes"]
+    )
+
+
+def test_demo_refuses_half_real_models(tmp_path):
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--detector", "x"])
+    assert res.exit_code == 2
+    assert "--detector and --segmenter" in res.output
+
+
+@pytest.mark.slow
+def test_full_demo_joint_training_beats_pseudo_labels_on_bicycle_boundaries(tmp_path):
+    """The issue's acceptance: on the synthetic test split, the joint-trained model beats the raw
+    (simulated) pseudo labels on Bicycle's Boundary IoU. Default settings (about 13 min on a
+    2-core CPU): measured 17.4 vs 9.0 BIoU."""
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    rows = {
+        r["kind"]: r
+        for r in json.loads((out / "report" / "summary.json").read_text())["classes"]["Bicycle"]
+    }
+    assert rows["joint-trained model"]["biou"] > rows["pseudo labels"]["biou"]
+    assert rows["fused labels"]["iou"] > rows["pseudo labels"]["iou"]
