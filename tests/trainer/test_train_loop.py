@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tests._train_stub import StubModel, write_dataset
+from tests.trainer._train_stub import StubModel, write_dataset
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, load_config, lr_factor
 from trainer.train import NonFiniteLossError, param_groups, train

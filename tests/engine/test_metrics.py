@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from engine.metrics import PairCounts, SegEvaluator, boundary_width, pair_counts
-from tests.metrics_reference import FIELDS, reference_counts, release_d
+from tests.engine.metrics_reference import FIELDS, reference_counts, release_d
 
 
 def assert_exact(pred: np.ndarray, gt: np.ndarray, k: int, release_band: bool = False) -> None:
