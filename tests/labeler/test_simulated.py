@@ -145,22 +145,41 @@ def test_load_truth(tmp_path):
 
 
 # -- through the labeling runner and `engine label` --------------------------------------------
+def _engine(*args: str):
+    """Run ``engine`` in a subprocess: the runner's decode threads then never live in the test
+    process, whose later tests fork metric workers."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**__import__("os").environ, "PYTHONPATH": str(root), "COLUMNS": "200"}
+    res = subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env=env,
+        timeout=300,
+    )
+    res.output = res.stdout + res.stderr
+    return res
+
+
 def test_engine_label_backend_simulated(tmp_path):
     import json
 
-    from typer.testing import CliRunner
-
     from annotations.instances import read_instances
     from annotations.labelrun import LabelRun
-    from cli import app
-    from engine.synth import SynthConfig, generate
 
-    root = generate(
-        SynthConfig(out=tmp_path / "synth", train=0, val=0, test=3, size=(192, 144)), progress=False
-    )
+    # synth in a subprocess as well: generating in-process and then forking metric workers in
+    # the same pytest process hung (tests/test_evaluate.py); see docs/loop.md
+    root = tmp_path / "synth"
+    made = _engine("synth", "--out", str(root), "--train", "0", "--val", "0", "--test", "3",
+                   "--size", "192x144", "--no-progress")  # fmt: skip
+    assert made.returncode == 0, made.output
     out = tmp_path / "run"
     args = [
-        "label",
         "--class",
         "Bicycle",
         "--data",
@@ -175,8 +194,8 @@ def test_engine_label_backend_simulated(tmp_path):
         "false_positive_rate=0",
         "--no-progress",
     ]
-    res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0, res.output
+    res = _engine("label", *args)
+    assert res.returncode == 0, res.output
     assert "SIMULATED" in res.output
     run = LabelRun.open(out)
     assert run.backend == "simulated" and run.class_name == "Bicycle"
@@ -197,9 +216,7 @@ def test_engine_label_backend_simulated(tmp_path):
             boxes[max(0, ys.min() - 3) : ys.max() + 4, max(0, xs.min() - 3) : xs.max() + 4] = True
         label = run.label("test", stem)
         assert not (label[~boxes] == 1).any()  # no false positive was asked for
-    res = CliRunner().invoke(app, args)  # resume: nothing left to do
-    assert res.exit_code == 0 and "already done (skipped)" in res.output
-    bad = CliRunner().invoke(
-        app, args[:-3] + ["--backend-option", "seeed=1", "--no-progress", "--force"]
-    )
-    assert bad.exit_code == 2 and "unknown options ['seeed']" in bad.output
+    res = _engine("label", *args)  # resume: nothing left to do
+    assert res.returncode == 0 and "already done (skipped)" in res.output
+    bad = _engine("label", *args[:-3], "--backend-option", "seeed=1", "--no-progress", "--force")
+    assert bad.returncode == 2 and "unknown options ['seeed']" in bad.output
