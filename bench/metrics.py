@@ -26,17 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.metrics import pair_counts  # noqa: E402
 from engine.metrics.counts import boundary_width  # noqa: E402
-
-FIELDS = (
-    "iou_intersection",
-    "iou_union",
-    "biou_intersection",
-    "biou_union",
-    "bf1_pred_boundary",
-    "bf1_pred_matched",
-    "bf1_gt_boundary",
-    "bf1_gt_matched",
-)
+from engine.metrics.evaluator import JSON_COUNTS as FIELDS  # noqa: E402
 
 
 def make_pair(rng: np.random.Generator, h: int, w: int, k: int) -> tuple[np.ndarray, np.ndarray]:
