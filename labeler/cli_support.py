@@ -132,7 +132,10 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         ("wall time", f"{summary.wall_seconds:.1f} s"),
     ]
     n = max(summary.labelled, 1)
-    for stage in STAGES:
+    # The stages this backend ran (the simulated one has "simulate" instead of detect/segment).
+    stages = [s for s in STAGES if s in summary.stage_seconds]
+    stages += [s for s in summary.stage_seconds if s not in STAGES]
+    for stage in stages:
         rows.append((f"{stage} (per image)", f"{summary.stage_seconds.get(stage, 0.0) / n:.3f} s"))
     if summary.labelled and summary.wall_seconds > 0:
         rows.append(("throughput", f"{summary.labelled / summary.wall_seconds:.2f} img/s"))

@@ -52,7 +52,7 @@ class LabelSummary:
     instances: int = 0  # instances found now
     without_instances: int = 0  # images labelled now with no instance
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (split, stem, error)
-    stage_seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds, summed
     wall_seconds: float = 0.0  # wall time of the whole run
     interrupted: bool = False  # stopped by Ctrl-C
 
