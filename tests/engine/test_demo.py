@@ -49,6 +49,7 @@ def test_demo_refuses_half_real_models(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 13 min on a 2-core CPU; the default limit is 10
 def test_full_demo_joint_training_beats_pseudo_labels_on_bicycle_boundaries(tmp_path):
     """The issue's acceptance: on the synthetic test split, the joint-trained model beats the raw
     (simulated) pseudo labels on Bicycle's Boundary IoU. Default settings (about 13 min on a
