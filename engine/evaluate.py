@@ -7,6 +7,7 @@ integers, so the sum does not depend on how images are spread over workers).
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
@@ -160,8 +161,12 @@ def map_pairs(
                 yield fn(job)
                 bar.advance(task)
             return
+        # spawn, not fork: a forked child inherits OpenCV's thread pool mid-state when the parent
+        # already ran a multi-threaded cv2 call (e.g. a 4K resize) and hangs in cv2.setNumThreads.
         with ProcessPoolExecutor(
-            max_workers=min(workers, len(jobs)), initializer=_init_worker
+            max_workers=min(workers, len(jobs)),
+            initializer=_init_worker,
+            mp_context=multiprocessing.get_context("spawn"),
         ) as pool:
             for result in pool.map(fn, jobs, chunksize=1):
                 yield result
