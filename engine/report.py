@@ -322,7 +322,9 @@ def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
     for ax, (key, title, _) in zip(axes, METRICS, strict=True):
         vals = [r[key] if r[key] is not None else 0 for r in rows]
         ax.bar(range(len(rows)), vals, color=[colors[r["kind"]] for r in rows])
-        ax.set_xticks(range(len(rows)), [r["source"].replace(" ", "\n", 1) for r in rows], fontsize=8)
+        ax.set_xticks(
+            range(len(rows)), [r["source"].replace(" ", "\n", 1) for r in rows], fontsize=8
+        )
         ax.set_title(title)
         for i, v in enumerate(vals):
             ax.text(

@@ -219,29 +219,22 @@ def test_per_class_table_counts_other_new_classes_as_their_parent(world):
     stem = subset.stems[0]
     pred_path = tmp / "pred" / "test" / f"{stem}.png"
     pred = read_label(pred_path)
-    base = build_report(
-        ReportConfig(
+
+    def per_class(folder: str) -> dict:
+        cfg = ReportConfig(
             str(subset.root),
-            str(tmp / "rep0"),
+            str(tmp / folder),
             pred=str(tmp / "pred"),
             data=str(data),
             taxonomy=str(tmp / "taxonomy.json"),
             chart=False,
         )
-    ).data["per_class"]
-    others = pred == 0
-    pred[others] = 8  # the model calls every Others pixel of this image Car
+        return build_report(cfg).data["per_class"]
+
+    base = per_class("rep0")
+    pred[pred == 0] = 8  # the model calls every Others pixel of this image Car
     write_label(pred_path, pred)
-    res = build_report(
-        ReportConfig(
-            str(subset.root),
-            str(tmp / "rep1"),
-            pred=str(tmp / "pred"),
-            data=str(data),
-            taxonomy=str(tmp / "taxonomy.json"),
-            chart=False,
-        )
-    ).data["per_class"]
+    res = per_class("rep1")
     assert [c["name"] for c in res["classes"]][-1] == "Bicycle"
     assert all(c["name"] != "Car" for c in res["classes"])
     assert res["classes"] == base["classes"]  # Car pixels scored exactly as Others were
