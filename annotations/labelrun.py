@@ -133,8 +133,11 @@ class LabelRun:
         return sorted(stems)
 
     # -- per image -----------------------------------------------------------------------------
+    def label_dir(self, split: str) -> Path:
+        return self.root / "labels" / split
+
     def label_path(self, split: str, stem: str) -> Path:
-        return self.root / "labels" / split / f"{stem}.png"
+        return self.label_dir(split) / f"{stem}.png"
 
     def confidence_path(self, split: str, stem: str) -> Path:
         return self.root / "confidence" / split / f"{stem}.png"

@@ -119,13 +119,13 @@ def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, int]) -> None:
 
 
 def score_class(
-    cfg: ReportConfig, class_name: str, taxonomy: Taxonomy
+    cfg: ReportConfig, class_name: str, taxonomy: Taxonomy, backend: str | None = None
 ) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
-    """Table-4 rows for the sources present, and the binary maps used (for overlays)."""
+    """Table-4 rows for the sources present, and the binary maps used (for overlays).
+    ``backend``: the pseudo-label run's labeling backend, named in the pseudo row."""
     subset = read_subset(cfg.subset)
     split = subset.split
     cid = taxonomy.id_of(class_name)
-    backend = LabelRun.open(cfg.pseudo).backend if cfg.pseudo else None
     dirs: dict[str, tuple[Path | None, int | None]] = {
         "pseudo labels": (Path(cfg.pseudo) / "labels" if cfg.pseudo else None, 1),
         "fused labels": (Path(cfg.fused) if cfg.fused else None, cid),
@@ -409,8 +409,8 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         )
     class_name = taxonomy.get(class_name).name
     out = Path(cfg.out)
-    rows, maps = score_class(cfg, class_name, taxonomy)
     backend = LabelRun.open(cfg.pseudo).backend if cfg.pseudo else None
+    rows, maps = score_class(cfg, class_name, taxonomy, backend)
     title = cfg.title or f"{class_name}: pseudo labels vs joint training"
     if backend == "simulated" and "simulated" not in title.lower():
         title += " (simulated labeler)"

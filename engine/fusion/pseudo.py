@@ -28,6 +28,7 @@ import numpy as np
 
 from annotations.instances import Instances, read_instances
 from annotations.labelmap import read_label
+from annotations.labelrun import LabelRun
 from annotations.taxonomy import ClassInfo, Taxonomy
 
 _CLASS_KEYS = ("class", "class_name", "new_class", "cls")
@@ -49,17 +50,22 @@ class PseudoRun:
     def run_json(self) -> Path:
         return self.path / "run.json"
 
+    @property
+    def files(self) -> LabelRun:
+        """The run directory's file layout (shared with export, pick, review and report)."""
+        return LabelRun(self.path)
+
     def label_dir(self, split: str) -> Path:
-        return self.path / "labels" / split
+        return self.files.label_dir(split)
 
     def label_path(self, split: str, stem: str) -> Path:
-        return self.path / "labels" / split / f"{stem}.png"
+        return self.files.label_path(split, stem)
 
     def confidence_path(self, split: str, stem: str) -> Path:
-        return self.path / "confidence" / split / f"{stem}.png"
+        return self.files.confidence_path(split, stem)
 
     def instances_path(self, split: str, stem: str) -> Path:
-        return self.path / "instances" / split / f"{stem}.json"
+        return self.files.instances_path(split, stem)
 
     def has_split(self, split: str) -> bool:
         return self.label_dir(split).is_dir()
