@@ -54,14 +54,15 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def run_mode(mode: str, device: str, image_wh, test_wh, repeats: int) -> dict:
+def run_mode(
+    mode: str, device: str, image_wh, test_wh, repeats: int, preset: str = "massformer_r50"
+) -> dict:
     """Time one mode in this process; returns seconds per image and peak memory in MB."""
     torch.manual_seed(0)
-    model = create_model("massformer_r50", num_classes=NUM_CLASSES).to(device).eval()
+    model = create_model(preset, num_classes=NUM_CLASSES).to(device).eval()
     image = _image(*image_wh)
     size = (max(test_wh), min(test_wh))
     cuda = device.startswith("cuda")
-    predict_label(model, image, size=size, mode=mode)  # warm-up (cuDNN, allocator)
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -71,6 +72,7 @@ def run_mode(mode: str, device: str, image_wh, test_wh, repeats: int) -> dict:
     times = []
     result = {"mode": mode, "fits": True}
     try:
+        predict_label(model, image, size=size, mode=mode)  # warm-up (cuDNN, allocator)
         for _ in range(repeats):
             t = time.perf_counter()
             predict_label(model, image, size=size, mode=mode)

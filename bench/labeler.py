@@ -46,7 +46,35 @@ from labeler.run import STAGES, run_labeling  # noqa: E402
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "bicycle", "bike", "motorcycle"]
 
 
-def build_models(det_size: int, sam_size: int, device: str) -> tuple[LoadedModel, LoadedModel]:
+# Architectures by name: transformers' defaults are Swin-T (grounding-dino-tiny) and ViT-B;
+# "base" / "vit_h" are the sizes of IDEA-Research/grounding-dino-base and facebook/sam-vit-huge.
+SWIN = {
+    "tiny": {},
+    "base": dict(
+        embed_dim=128,
+        depths=[2, 2, 18, 2],
+        num_heads=[4, 8, 16, 32],
+        window_size=12,
+        image_size=384,
+        out_features=["stage2", "stage3", "stage4"],
+    ),
+}
+SAM_VIT = {
+    "vit_b": {},
+    "vit_h": dict(
+        hidden_size=1280,
+        num_hidden_layers=32,
+        num_attention_heads=16,
+        global_attn_indexes=[7, 15, 23, 31],
+    ),
+}
+
+
+def build_models(
+    det_size: int, sam_size: int, device: str, swin: str = "tiny", sam_vit: str = "vit_b"
+) -> tuple[LoadedModel, LoadedModel]:
+    """Random-weight Grounding DINO (Swin ``swin``, BERT-base text) and SAM (``sam_vit``) built
+    directly on ``device``; ``det_size`` is the detector's short side, ``sam_size`` SAM's input."""
     import torch
     from transformers import (
         BertTokenizerFast,
@@ -58,10 +86,13 @@ def build_models(det_size: int, sam_size: int, device: str) -> tuple[LoadedModel
         SamImageProcessor,
         SamModel,
         SamProcessor,
+        SwinConfig,
     )
 
     torch.manual_seed(0)
-    det = GroundingDinoForObjectDetection(GroundingDinoConfig()).eval().to(device)
+    det_cfg = GroundingDinoConfig(backbone_config=SwinConfig(**SWIN[swin]) if SWIN[swin] else None)
+    with torch.device(device):  # initialise on the device: a random ViT-H is slow on a CPU
+        det = GroundingDinoForObjectDetection(det_cfg).eval()
     tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(VOCAB)})
     dproc = GroundingDinoProcessor(
         image_processor=GroundingDinoImageProcessor(
@@ -69,11 +100,12 @@ def build_models(det_size: int, sam_size: int, device: str) -> tuple[LoadedModel
         ),
         tokenizer=tok,
     )
-    sam_cfg = SamConfig(  # ViT-B widths and depths; input size reduced on CPU
-        vision_config={"image_size": sam_size},
+    sam_cfg = SamConfig(  # input size reduced on CPU
+        vision_config={"image_size": sam_size, **SAM_VIT[sam_vit]},
         prompt_encoder_config={"image_size": sam_size},
     )
-    sam = SamModel(sam_cfg).eval().to(device)
+    with torch.device(device):
+        sam = SamModel(sam_cfg).eval()
     sproc = SamProcessor(
         image_processor=SamImageProcessor(
             size={"longest_edge": sam_size},
@@ -83,8 +115,10 @@ def build_models(det_size: int, sam_size: int, device: str) -> tuple[LoadedModel
         )
     )
     return (
-        LoadedModel(det, dproc, "GroundingDinoConfig() random", "grounding-dino", None),
-        LoadedModel(sam, sproc, "SamConfig() ViT-B random", "sam", None),
+        LoadedModel(
+            det, dproc, f"GroundingDinoConfig() Swin-{swin} random", "grounding-dino", None
+        ),
+        LoadedModel(sam, sproc, f"SamConfig() {sam_vit} random", "sam", None),
     )
 
 
@@ -138,6 +172,21 @@ def baseline(cfg: LabelConfig, backend: GroundedSamBackend, paths: list[Path], o
     return {"wall_s": wall, "images_per_s": len(paths) / wall, "stage_s": t}
 
 
+def write_images(img_dir: Path, n: int, w: int, h: int, seed: int = 0) -> list[Path]:
+    """``n`` synthetic ``w x h`` JPEGs in ``img_dir`` (created); smooth noise compresses like a
+    photo, not like white noise. Returns their paths, sorted."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    img_dir.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        small = rng.integers(0, 255, (max(1, h // 16), max(1, w // 16), 3), dtype=np.uint8)
+        Image.fromarray(small).resize((w, h), Image.BILINEAR).save(
+            img_dir / f"img{i:03d}.jpg", quality=92
+        )
+    return sorted(img_dir.glob("*.jpg"))
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -173,17 +222,7 @@ def main() -> None:
     w, h = (int(v) for v in args.image_size.split("x"))
     device = resolve_device(args.device)
     tmp = Path(tempfile.mkdtemp(prefix="labeler-bench-"))
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    img_dir = tmp / "data" / "images" / "train"
-    img_dir.mkdir(parents=True)
-    for i in range(args.images):  # smooth noise compresses like a photo, not like white noise
-        small = rng.integers(0, 255, (h // 16, w // 16, 3), dtype=np.uint8)
-        Image.fromarray(small).resize((w, h), Image.BILINEAR).save(
-            img_dir / f"img{i:03d}.jpg", quality=92
-        )
-    paths = sorted(img_dir.glob("*.jpg"))
+    paths = write_images(tmp / "data" / "images" / "train", args.images, w, h)
 
     t0 = time.perf_counter()
     det, sam = build_models(args.det_size, args.sam_size, device)

@@ -1,0 +1,119 @@
+"""``bench/gpu.py`` at toy sizes on the CPU (``--small``): every code path of the GPU benchmark
+runs, its exactness checks are judged, and a failing part is a table row, not a crash."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "gpu.py"
+
+
+def run(out: Path, *args: str, timeout: int = 600) -> tuple[subprocess.CompletedProcess, dict]:
+    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--small", "--out", str(out), *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    report = json.loads((out / "gpu.json").read_text()) if (out / "gpu.json").is_file() else {}
+    return res, report
+
+
+def rows_of(report: dict, part: str) -> dict[str, dict]:
+    return {r["figure"]: r for r in report["rows"] if r["part"] == part}
+
+
+def test_labeling_and_metrics_parts_run_on_cpu(tmp_path):
+    """The default-suite smoke run: the labeling part (tiny Grounding DINO + SAM through the
+    engine and the per-image loop) and the metrics' torch path."""
+    res, report = run(tmp_path, "--parts", "labeling,metrics", "--timeout-scale", "4")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert {k: v["status"] for k, v in report["parts"].items()} == {
+        "labeling": "ok",
+        "metrics": "ok",
+    }
+    lab = rows_of(report, "labeling")
+    speed = next(r for f, r in lab.items() if f.startswith("engine speed-up"))
+    assert speed["raw"] > 0 and speed["target"] == ">= 3x (same GPU)" and speed["ok"] is None
+    iou = next(r for f, r in lab.items() if "mask IoU" in f)
+    assert iou["raw"] == 1.0  # both pipelines are fp32 on the CPU: the same labels
+    assert any("SAM 3" in f for f in lab)
+    met = rows_of(report, "metrics")
+    counts = next(r for f, r in met.items() if "counts vs CPU path" in f)
+    assert counts["value"] == "identical" and counts["ok"] is True
+    md = (tmp_path / "gpu.md").read_text()
+    assert "| part | figure | value | target | pass |" in md and "not GPU figures" in md
+    assert "| metrics |" in res.stdout
+
+
+def test_a_part_that_runs_out_of_time_is_a_failed_row(tmp_path):
+    res, report = run(tmp_path, "--parts", "metrics", "--timeout-scale", "0.01")
+    assert res.returncode == 1
+    assert report["parts"]["metrics"]["status"].startswith("timed out after")
+    (failed,) = report["rows"]
+    assert failed["figure"] == "part failed" and failed["ok"] is False
+    assert "timed out" in failed["value"]
+    assert "FAIL" in (tmp_path / "gpu.md").read_text()
+
+
+def test_unknown_part_is_one_line_exit_2(tmp_path):
+    res, _ = run(tmp_path, "--parts", "labeling,nope")
+    assert res.returncode == 2
+    assert "unknown parts ['nope']" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_table_and_derived_rows():
+    sys.path.insert(0, str(ROOT))
+    from bench.gpu import derived_rows, table
+
+    rows = [
+        {
+            "part": "train-bf16",
+            "figure": "m: it/s",
+            "value": "2",
+            "target": "",
+            "ok": None,
+            "raw": 2.0,
+        },
+        {
+            "part": "train-fp32",
+            "figure": "m: it/s",
+            "value": "1",
+            "target": "",
+            "ok": None,
+            "raw": 1.0,
+        },
+    ]
+    (d,) = derived_rows(rows, small=False)
+    assert d["value"] == "2.00x" and d["ok"] is True
+    assert derived_rows(rows, small=True)[0]["ok"] is None  # toy sizes are not judged
+    assert derived_rows(rows[:1], small=False) == []
+    text = table([{**rows[0], "value": "a|b", "ok": False}])
+    assert text.splitlines()[-1] == "| train-bf16 | m: it/s | a/b | - | FAIL |"
+
+
+@pytest.mark.slow
+def test_every_part_runs_on_cpu(tmp_path):
+    """The whole ``--small`` run: training (bf16 and fp32 parts), the 64 MP check's code path,
+    torchrun with two gloo ranks (DDP parameters equal on both ranks, sharded labels equal to a
+    single-process run)."""
+    res, report = run(tmp_path, "--timeout-scale", "4", timeout=1500)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert all(p["status"] == "ok" for p in report["parts"].values()), report["parts"]
+    assert not [r for r in report["rows"] if r["ok"] is False]
+    ddp = rows_of(report, "ddp")
+    assert ddp["DDP: parameters identical on every rank"]["ok"] is True
+    assert ddp["sharded labels == single-process labels"]["raw"] == 1.0
+    assert any(r["figure"] == "bf16 vs fp32 training speed" for r in report["rows"])
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_real_sizes_on_the_gpu(tmp_path):
+    cmd = [sys.executable, str(SCRIPT), "--device", "cuda", "--out", str(tmp_path)]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=900)
+    report = json.loads((tmp_path / "gpu.json").read_text())
+    assert all(p["status"] == "ok" for p in report["parts"].values()), res.stdout[-3000:]
+    assert report["wall_s"] < 8 * 60
