@@ -201,3 +201,7 @@ def ddp_worker(device: str, sizes: Sizes, tmp: Path) -> None:
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()
+
+
+part_train_bf16 = part_train(amp=True)
+part_train_fp32 = part_train(amp=False)
