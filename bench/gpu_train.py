@@ -117,8 +117,10 @@ def part_ddp(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["?"]
-        raise RuntimeError(f"torchrun exited {proc.returncode}: {tail[0]}")
+        print(proc.stdout[-5000:], proc.stderr[-5000:], sep="\n")  # into logs/ddp.log
+        # torchrun ends with a summary banner; the rank's exception line says more
+        lines = [x for x in (proc.stderr + proc.stdout).splitlines() if "Error" in x] or ["?"]
+        raise RuntimeError(f"torchrun exited {proc.returncode}: {lines[-1].strip()[:200]}")
     got = json.loads((tmp / "ddp.json").read_text())
     iou, same, n = class_iou(
         tmp / "single" / "labels" / "train", tmp / "sharded" / "labels" / "train"
