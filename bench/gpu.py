@@ -5,14 +5,15 @@ is one line of the table and the other parts still run; see ``bench/gpu_parts.py
 
 * ``labeling``: Grounding DINO Swin-B + SAM ViT-H (random weights) on 4032x3024 JPEGs with 2x2
   tiles, the engine (batched, bf16, overlapped) vs the per-image fp32 demo loop; peak memory;
-  fp32 vs bf16 labels (mask IoU); the SAM 3 backend when one is registered;
+  fp32 vs bf16 labels (mask IoU);
+* ``sam3``: the SAM 3 backend when one is registered in ``labeler.backends``;
 * ``inference``: MaSSFormer-R50 at 4096x3072 per inference mode, and a 64 MP image;
 * ``train-bf16`` / ``train-fp32``: training steps at 1024x1024 crops, batch 4;
 * ``ddp``: ``torchrun --nproc-per-node <all GPUs>``: DDP steps (NCCL) and a sharded label run,
   compared with a single process;
 * ``metrics``: the torch (CUDA) path of the metrics vs the CPU path, time per 4032x3024 pair.
 
-On a CUDA machine (about 8 minutes on one H200)::
+On a CUDA machine (the time limits add up to under 8 minutes)::
 
     python bench/gpu.py --out runs/gpu
 
@@ -42,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 # own process, so the orchestrator stays light and one part's import error is that part's row.
 PARTS = {
     "labeling": "bench.gpu_parts:part_labeling",
+    "sam3": "bench.gpu_parts:part_sam3",
     "inference": "bench.gpu_parts:part_inference",
     "train-bf16": "bench.gpu_train:part_train_bf16",
     "train-fp32": "bench.gpu_train:part_train_fp32",
@@ -50,10 +52,11 @@ PARTS = {
 }
 # Seconds each part may take on the GPU; the sum stays under 8 minutes.
 TIMEOUTS = {
-    "labeling": 140,
-    "inference": 100,
-    "train-bf16": 60,
-    "train-fp32": 60,
+    "labeling": 120,
+    "sam3": 50,
+    "inference": 90,
+    "train-bf16": 55,
+    "train-fp32": 55,
     "ddp": 70,
     "metrics": 30,
 }
@@ -75,7 +78,7 @@ def run_part(name: str, device: str, small: bool, result: Path) -> None:
 def machine(device: str) -> str:
     import torch
 
-    from bench.labeler import cpu_name
+    from bench.common import cpu_name
 
     cpu = f"CPU {cpu_name()}, {os.cpu_count()} cores"
     if device.startswith("cuda"):
@@ -208,6 +211,8 @@ def main() -> None:
 
     import torch
 
+    from engine.runinfo import environment
+
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.exit(2, "error: --device cuda but CUDA is not available (use --device cpu --small)\n")
     out = Path(args.out)
@@ -228,6 +233,7 @@ def main() -> None:
         "device": args.device,
         "small": args.small,
         "wall_s": wall,
+        "environment": environment(),
         "parts": parts,
         "rows": rows,
     }

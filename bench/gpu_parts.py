@@ -21,13 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.inference import run_mode  # noqa: E402
-from bench.labeler import baseline, build_models, make_backend, write_images  # noqa: E402
-from bench.metrics import make_pair  # noqa: E402
-from engine.datasets import load_image  # noqa: E402
-from engine.metrics import pair_counts  # noqa: E402
-from engine.metrics.evaluator import JSON_COUNTS  # noqa: E402
-from engine.metrics.torch_counts import pair_counts_torch  # noqa: E402
+from bench.common import write_images  # noqa: E402
 
 Row = dict[str, Any]  # {"part", "figure", "value", "target", "ok", "raw"}
 
@@ -88,6 +82,8 @@ def labeler_models(sizes: Sizes, device: str, tmp: Path):
     """``(detector, segmenter)`` LoadedModels with random weights: Grounding DINO Swin-B +
     SAM ViT-H at their real input sizes (800 px short side, 1024 px), or the tiny test models
     saved and loaded back through the library's loaders."""
+    from bench.labeler import build_models
+
     if sizes.real_labeler:
         return build_models(800, 1024, device, swin="base", sam_vit="vit_h")
     from labeler.models import load_detector, load_segmenter
@@ -112,19 +108,26 @@ def sam3_backend_name() -> str | None:
     return names[0] if names else None
 
 
-def save_random_sam3(path: Path, real: bool) -> Path:
-    """A random SAM 3 checkpoint: the real architecture, or the tiny test one."""
-    if not real:
-        from labeler.testing import save_tiny_segmenter
+def sam3_backend(cfg, sizes: Sizes, device: str, tmp: Path):
+    """A ready SAM 3 backend with random weights, written against issue 12's interface
+    (``labeler.sam3.Sam3Backend``, ``LabelConfig.model``): at real size the architecture of
+    ``Sam3Config()`` at its 1008 px input (``bench/labeler_backends.build_sam3``); at
+    ``--small`` the tiny test checkpoint loaded through the backend's own ``load``."""
+    import dataclasses
 
-        return save_tiny_segmenter(path, kind="sam3")
-    import torch
-    from transformers import Sam3Config, Sam3Model, Sam3Processor
+    from labeler.backends import create_backend
 
-    torch.manual_seed(0)
-    Sam3Model(Sam3Config()).save_pretrained(path)
-    Sam3Processor().save_pretrained(path)
-    return path
+    if not sizes.real_labeler:
+        from labeler.testing_sam3 import save_tiny_sam3
+
+        cfg = dataclasses.replace(cfg, model=str(save_tiny_sam3(tmp / "tiny-sam3")))
+        return cfg, None
+    from bench.labeler_backends import build_sam3
+
+    backend = create_backend(cfg.backend, cfg, 7)
+    backend.setup(build_sam3(1008, device), device)
+    backend.load = lambda: {"bench": "Sam3Config() random"}
+    return cfg, backend
 
 
 def train_config(
@@ -226,6 +229,8 @@ def class_iou(dir_a: Path, dir_b: Path, cls: int = 1) -> tuple[float, float, int
 def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
     """Engine (batched, autocast, overlapped) vs the per-image fp32 demo loop, same images and
     models; peak memory of each; fp32 vs engine-precision labels (mask IoU); SAM 3 if present."""
+    from bench.labeler import baseline, make_backend
+    from engine.datasets import load_image
     from labeler.config import ClassSpec, LabelConfig
     from labeler.run import run_labeling
 
@@ -290,32 +295,42 @@ def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row
     ]
     if n != sizes.label_images:
         rows.append(row(p, "label files compared", n, str(sizes.label_images), False))
-    return rows + sam3_rows(device, sizes, tmp, common)
+    return rows
 
 
-def sam3_rows(device: str, sizes: Sizes, tmp: Path, common: dict) -> list[Row]:
-    from labeler.config import LabelConfig
+def part_sam3(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
+    """The SAM 3 backend on the labeling part's images, when a branch has registered one."""
+    from labeler.config import ClassSpec, LabelConfig
     from labeler.run import run_labeling
 
     name = sam3_backend_name()
     if name is None:
-        return [row("labeling", "SAM 3 backend", "not available (not in labeler.backends)")]
-    ckpt = save_random_sam3(tmp / "sam3", sizes.real_labeler)
+        return [row("sam3", "SAM 3 backend", "not available (not in labeler.backends)")]
+    w, h = sizes.label_wh
+    write_images(tmp / "data" / "images" / "train", sizes.label_images, w, h)
+    cls = ClassSpec("Bicycle", prompts=("bicycle",), box_threshold=0.0, text_threshold=0.0)
     cfg = LabelConfig(
+        data=str(tmp / "data"),
+        cls=cls,
         out=str(tmp / "sam3-run"),
         backend=name,
-        segmenter=str(ckpt),
-        detector=str(ckpt),
         batch_size=sizes.label_batch,
-        **common,
+        device=device,
+        progress=False,
+        tiles=(2, 2),
+        local_files_only=True,
     )
+    cfg, backend = sam3_backend(cfg, sizes, device, tmp)
     reset_peak(device)
-    s = run_labeling(cfg)
+    s = run_labeling(cfg, backend=backend)
     if s.failed:
         raise RuntimeError(f"SAM 3 labeling failed: {s.failed[0]}")
+    what = f"{sizes.label_images} x {w}x{h}, tiles 2x2"
     return [
-        row("labeling", f"SAM 3 backend {name!r}, img/s", f"{s.labelled / s.wall_seconds:.3f}"),
-        row("labeling", f"SAM 3 {mem_label(device)}", f"{peak_mb(device):.0f}"),
+        row(
+            "sam3", f"SAM 3 backend {name!r} ({what}), img/s", f"{s.labelled / s.wall_seconds:.3f}"
+        ),
+        row("sam3", f"SAM 3 {mem_label(device)}", f"{peak_mb(device):.0f}"),
     ]
 
 
@@ -323,6 +338,8 @@ def sam3_rows(device: str, sizes: Sizes, tmp: Path, common: dict) -> list[Row]:
 def part_inference(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
     """Seconds per image after warm-up and peak memory per inference mode; the big image."""
     import torch
+
+    from bench.inference import run_mode
 
     p, rows, res = "inference", [], {}
     iw, ih = sizes.infer_image
@@ -397,6 +414,11 @@ def part_metrics(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]
     """Counts of the torch path on ``device`` vs the CPU (OpenCV) path on the same pairs, and
     time per pair of each."""
     import torch
+
+    from bench.metrics import make_pair
+    from engine.metrics import pair_counts
+    from engine.metrics.evaluator import JSON_COUNTS
+    from engine.metrics.torch_counts import pair_counts_torch
 
     w, h = sizes.metrics_wh
     rng = np.random.default_rng(0)

@@ -17,6 +17,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import write_images  # noqa: E402
 from bench.gpu_parts import (  # noqa: E402
     Row,
     Sizes,
@@ -29,7 +30,6 @@ from bench.gpu_parts import (  # noqa: E402
     tiny_model_dirs,
     train_config,
 )
-from bench.labeler import write_images  # noqa: E402
 
 
 def synth_data(tmp: Path, sizes: Sizes, n: int) -> Path:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotations.instances import Instances, write_instances  # noqa: E402
 from annotations.labelmap import write_label  # noqa: E402
+from bench.common import cpu_name, write_images  # noqa: E402
 from engine.datasets import load_image  # noqa: E402
 from labeler.config import ClassSpec, LabelConfig  # noqa: E402
 from labeler.grounded_sam import GroundedSamBackend  # noqa: E402
@@ -170,31 +170,6 @@ def baseline(cfg: LabelConfig, backend: GroundedSamBackend, paths: list[Path], o
             t[k] += b - a
     wall = time.perf_counter() - start
     return {"wall_s": wall, "images_per_s": len(paths) / wall, "stage_s": t}
-
-
-def write_images(img_dir: Path, n: int, w: int, h: int, seed: int = 0) -> list[Path]:
-    """``n`` synthetic ``w x h`` JPEGs in ``img_dir`` (created); smooth noise compresses like a
-    photo, not like white noise. Returns their paths, sorted."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    img_dir.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        small = rng.integers(0, 255, (max(1, h // 16), max(1, w // 16), 3), dtype=np.uint8)
-        Image.fromarray(small).resize((w, h), Image.BILINEAR).save(
-            img_dir / f"img{i:03d}.jpg", quality=92
-        )
-    return sorted(img_dir.glob("*.jpg"))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def sync(device: str, torch) -> None:
