@@ -128,7 +128,8 @@ def part_ddp(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
     p = "ddp"
     backend = "nccl" if device.startswith("cuda") else "gloo"
     one = " (1 GPU: no process group, NCCL not exercised)" if world == 1 else ""
-    equal_params = len(set(got["param_sha1"])) == 1
+    # one rank has nothing to agree with: not judged
+    equal_params = len(set(got["param_sha1"])) == 1 if world > 1 else None
     return [
         row(p, f"torchrun --nproc-per-node {world} ({backend}){one}: wall s", f"{wall:.1f}"),
         row(p, f"DDP {sizes.ddp_steps} steps: it/s (rank 0)", f"{got['it_s']:.3f}"),
@@ -136,7 +137,7 @@ def part_ddp(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
             p,
             "DDP: parameters identical on every rank",
             f"{len(set(got['param_sha1']))} distinct of {world}",
-            "1",
+            "1" if world > 1 else "n/a (1 rank)",
             equal_params,
         ),
         row(
