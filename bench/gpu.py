@@ -72,7 +72,9 @@ def run_part(name: str, device: str, small: bool, result: Path) -> None:
     part = getattr(importlib.import_module(module), func)
     with tempfile.TemporaryDirectory(prefix=f"gpu-bench-{name}-") as tmp:
         rows = part(device, SMALL_SIZES if small else GPU_SIZES, small, Path(tmp))
-    result.write_text(json.dumps(rows, indent=1, default=float))
+    from annotations.fileio import atomic_write_text
+
+    atomic_write_text(result, json.dumps(rows, indent=1, default=float))
 
 
 def machine(device: str) -> str:
@@ -211,6 +213,7 @@ def main() -> None:
 
     import torch
 
+    from annotations.fileio import atomic_write_text
     from engine.runinfo import environment
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -237,8 +240,8 @@ def main() -> None:
         "parts": parts,
         "rows": rows,
     }
-    (out / "gpu.json").write_text(json.dumps(report, indent=2, default=float))
-    (out / "gpu.md").write_text(f"# GPU figures\n\n{text}")
+    atomic_write_text(out / "gpu.json", json.dumps(report, indent=2, default=float))
+    atomic_write_text(out / "gpu.md", f"# GPU figures\n\n{text}")
     failed = [r for r in rows if r["ok"] is False]
     if failed:
         print(f"{len(failed)} figure(s) FAIL", file=sys.stderr)
