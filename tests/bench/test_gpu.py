@@ -65,6 +65,18 @@ def test_unknown_part_is_one_line_exit_2(tmp_path):
     assert "unknown parts ['nope']" in res.stderr and "Traceback" not in res.stderr
 
 
+def test_cuda_without_a_gpu_is_one_line_exit_2(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    cmd = [sys.executable, str(SCRIPT), "--device", "cuda", "--out", str(tmp_path)]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert res.returncode == 2
+    assert "CUDA is not available" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "gpu.json").exists()
+
+
 def test_table_and_derived_rows():
     sys.path.insert(0, str(ROOT))
     from bench.gpu import derived_rows, table
