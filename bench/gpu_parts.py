@@ -255,6 +255,11 @@ def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row
     base_mb = peak_mb(device)
     reset_peak(device)
     eb = make_backend(eng_cfg, det, sam, sizes.label_boxes)
+    # the engine's precision and batch shapes get their warm-up too
+    warm = [load_image(q) for q in paths[: sizes.label_batch]]
+    eb.segment(warm, eb.detect(warm))
+    del warm
+    reset_peak(device)
     s = run_labeling(eng_cfg, backend=eb)
     eng_mb = peak_mb(device)
     if s.failed:
