@@ -146,5 +146,11 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         err.print(f"[red]failed[/red] {split}/{stem}: {error}")
     if len(summary.failed) > 20:
         err.print(f"... and {len(summary.failed) - 20} more failures (see manifest.jsonl)")
+    if summary.failed:
+        n = len(summary.failed)
+        err.print(
+            f"{n} image{'s' if n > 1 else ''} failed; run the same command again to retry "
+            "exactly those"
+        )
     if summary.interrupted:
         err.print("interrupted: run the same command again to resume")
