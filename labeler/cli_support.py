@@ -72,6 +72,8 @@ def build_label_config(
     force: bool = False,
     progress: bool = True,
     backend_option: list[str] | None = None,
+    max_boxes: int = 100,
+    writers: int = 2,
 ) -> LabelConfig:
     """Command-line values to a config; options given on the command line win over ``--spec``."""
     overrides = {
@@ -99,6 +101,8 @@ def build_label_config(
         uncertain=parse_band(uncertain),
         batch_size=batch_size,
         workers=workers,
+        writers=writers,
+        max_boxes=max_boxes,
         device=device,
         precision=precision,
         shard=parse_shard(shard) if shard else None,
