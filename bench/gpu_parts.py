@@ -229,7 +229,10 @@ def class_iou(dir_a: Path, dir_b: Path, cls: int = 1) -> tuple[float, float, int
 def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
     """Engine (batched, autocast, overlapped) vs the per-image fp32 demo loop, same images and
     models; peak memory of each; fp32 vs engine-precision labels (mask IoU); SAM 3 if present."""
-    from bench.labeler import baseline, make_backend
+    from bench import labeler as bench_labeler
+
+    bench_labeler._imports()  # that benchmark imports the engine late (its memory child)
+    baseline, make_backend = bench_labeler.baseline, bench_labeler.make_backend
     from engine.datasets import load_image
     from labeler.config import ClassSpec, LabelConfig
     from labeler.run import run_labeling
@@ -266,7 +269,7 @@ def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row
         raise RuntimeError(f"engine labeling failed: {s.failed[0]}")
     eng_ips = s.labelled / s.wall_seconds
     speedup = eng_ips / base["images_per_s"]
-    iou, same, n = class_iou(tmp / "base" / "labels", tmp / "engine" / "labels" / "train")
+    iou, same, n = class_iou(tmp / "base" / "labels" / "train", tmp / "engine" / "labels" / "train")
     p = "labeling"
     arch = "GDINO Swin-B + SAM ViT-H" if sizes.real_labeler else "tiny GDINO + tiny SAM"
     prec = eb.dtype and str(eb.dtype).replace("torch.", "") or "fp32"
