@@ -53,6 +53,9 @@ def steady_it_s(out: Path) -> float:
 
 
 def part_train(amp: bool):
+    """The training part with bf16 autocast on CUDA (``amp``) or in fp32: ``trainer.train.train``
+    on a synthetic dataset, steady it/s, peak memory."""
+
     def part(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
         from trainer.train import train
 
@@ -76,12 +79,13 @@ def part_train(amp: bool):
         return [
             row(p, f"{what}: it/s", f"{it_s:.3f}", "", None, it_s),
             row(p, f"{what}: {mem_label(device)}", f"{peak_mb(device):.0f}"),
+            # train() stops with NonFiniteLossError on a NaN/inf loss: that is a failed part
             row(
                 p,
-                f"{what}: losses finite",
-                f"{len(res.losses)} steps",
-                "all finite",
-                bool(np.isfinite(res.losses).all()),
+                f"{what}: steps run, losses finite",
+                f"{len(res.losses)} of {sizes.train_steps}",
+                str(sizes.train_steps),
+                len(res.losses) == sizes.train_steps and bool(np.isfinite(res.losses).all()),
             ),
         ]
 
