@@ -223,8 +223,9 @@ def main() -> None:
     t0 = time.perf_counter()
     rows, parts = run_parts(names, args.device, args.small, out, args.timeout_scale)
     wall = time.perf_counter() - t0
-    head = f"machine: {machine(args.device)}\nmode: " + (
-        "--small (toy sizes on CPU: a smoke run of every code path, not GPU figures)"
+    env = environment()
+    head = f"machine: {machine(args.device)}\ncode: git {env.get('git_commit')}\nmode: " + (
+        "--small (toy sizes: a smoke run of every code path, not GPU figures)"
         if args.small
         else "real sizes"
     )
@@ -236,7 +237,7 @@ def main() -> None:
         "device": args.device,
         "small": args.small,
         "wall_s": wall,
-        "environment": environment(),
+        "environment": env,
         "parts": parts,
         "rows": rows,
     }
