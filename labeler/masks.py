@@ -1,5 +1,4 @@
-"""Instance masks held inside a window of the image, and the exact box-local bilinear upsampling
-that makes them: numpy in, numpy out, no model code.
+"""Exact window-local bilinear upsampling of low-resolution instance masks: numpy in, numpy out.
 
 A low-resolution mask (SAM 3: 288x288 over a 1008x1008 input) upsampled to a 4032x3024 photo is
 about 12 MB per instance as bool and 24 MB as float16; most of it is zeros. Bilinear resizing is
@@ -11,9 +10,9 @@ exactly the values :func:`torch.nn.functional.interpolate` (``bilinear``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from labeler.dedup import MaskCrop
 
 
 def bilinear_weights(out_size: int, in_size: int) -> np.ndarray:
@@ -34,50 +33,13 @@ def bilinear_weights(out_size: int, in_size: int) -> np.ndarray:
     return r
 
 
-@dataclass
-class LocalMask:
-    """One instance's mask probability inside a window of the image.
-
-    Attributes:
-        window: ``(x0, y0, x1, y1)`` int, pixels of the full image; the probability is 0 outside.
-        prob: ``(y1 - y0, x1 - x0) float16`` mask probability 0..1.
-        mask: ``(y1 - y0, x1 - x0) bool`` the mask (probability > 0.5, decided in float32
-            before the float16 rounding).
-    """
-
-    window: tuple[int, int, int, int]
-    prob: np.ndarray
-    mask: np.ndarray
-
-    def __post_init__(self) -> None:
-        x0, y0, x1, y1 = (int(v) for v in self.window)
-        self.window = (x0, y0, x1, y1)
-        self.prob = np.asarray(self.prob, np.float16)
-        self.mask = np.asarray(self.mask, bool)
-        shape = (max(y1 - y0, 0), max(x1 - x0, 0))
-        if self.prob.shape != shape or self.mask.shape != shape:
-            raise ValueError(
-                f"LocalMask: prob and mask must be {shape} for window {self.window}, "
-                f"got {self.prob.shape} and {self.mask.shape}"
-            )
-
-    def paste(self, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-        """``(mask (H, W) bool, prob (H, W) float16)`` at full resolution."""
-        prob = np.zeros((height, width), np.float16)
-        mask = np.zeros((height, width), bool)
-        x0, y0, x1, y1 = self.window
-        prob[y0:y1, x0:x1] = self.prob
-        mask[y0:y1, x0:x1] = self.mask
-        return mask, prob
-
-
 def upsample_local(
     prob: np.ndarray,
     out_hw: tuple[int, int],
     offset: tuple[int, int] = (0, 0),
     threshold: float = 0.5,
     grow: int = 1,
-) -> LocalMask | None:
+) -> tuple[MaskCrop, np.ndarray] | None:
     """Bilinear-upsample a low-resolution probability map to ``out_hw`` only where it can matter.
 
     Args:
@@ -90,7 +52,9 @@ def upsample_local(
             values between cells at or below ``threshold`` stay at or below it).
 
     Returns:
-        The :class:`LocalMask` in full-image pixels, or None when no cell is above ``threshold``.
+        ``(mask, prob)``: the mask as a :class:`labeler.dedup.MaskCrop` in full-image pixels
+        (decided in float32) and ``prob``, the ``(h, w) float16`` probability on the same
+        window; None when no cell is above ``threshold``.
     """
     prob = np.asarray(prob, np.float32)
     rows, cols = (
@@ -108,4 +72,4 @@ def upsample_local(
     y0, y1, x0, x1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
     local = ry[y0:y1] @ prob @ rx[x0:x1].T
     ox, oy = offset
-    return LocalMask((x0 + ox, y0 + oy, x1 + ox, y1 + oy), np.clip(local, 0, 1), local > threshold)
+    return MaskCrop(y0 + oy, x0 + ox, local > threshold), np.clip(local, 0, 1).astype(np.float16)

@@ -35,8 +35,9 @@ import numpy as np
 from annotations.instances import Instances
 from labeler.backends import BackendOutput, LoadedImage
 from labeler.config import LabelConfig
-from labeler.masks import LocalMask, upsample_local
-from labeler.merge import filter_instances
+from labeler.crops import CroppedInstances
+from labeler.dedup import DedupRules, MaskCrop, dedup_instances
+from labeler.masks import upsample_local
 from labeler.models import (
     LoadedModel,
     _check_local,
@@ -123,7 +124,8 @@ class Candidate:
     xyxy: np.ndarray  # (4,) float32 box, XYXY pixels of the full image
     score: float  # detection x presence, 0..1
     prompt: int  # index into the backend's prompt list (positives, then negatives)
-    local: LocalMask  # mask and probability inside their window
+    mask: MaskCrop  # the mask inside its window (full-image pixels)
+    prob: np.ndarray  # (h, w) float16 probability 0..1 on the mask's window
 
 
 def scores_of(pred_logits: Any, presence_logits: Any | None) -> Any:
@@ -135,26 +137,14 @@ def scores_of(pred_logits: Any, presence_logits: Any | None) -> Any:
     return scores
 
 
-def drop_negatives(
-    masks: np.ndarray, scores: np.ndarray, negative: np.ndarray, cover: float = 0.7
-) -> np.ndarray:
-    """Indices of positive instances to keep: a positive goes when a negative instance's mask
-    covers at least ``cover`` of it and scores higher. ``masks (N, H, W) bool``, ``scores
-    (N,)``, ``negative (N,) bool``."""
-    pos = np.flatnonzero(~negative)
-    neg = np.flatnonzero(negative)
-    keep = []
-    for i in pos:
-        area = np.count_nonzero(masks[i])
-        explained = any(
-            scores[j] > scores[i]
-            and area > 0
-            and np.count_nonzero(masks[i] & masks[j]) >= cover * area
-            for j in neg
-        )
-        if not explained:
-            keep.append(int(i))
-    return np.array(keep, np.int64)
+def full_output(inst: CroppedInstances, detect_seconds: float) -> BackendOutput:
+    """Full-resolution :class:`BackendOutput` of cropped instances."""
+    if len(inst) == 0:
+        return BackendOutput(Instances.empty(*inst.image_size), None, {"detect": detect_seconds})
+    probs = np.zeros((len(inst), *inst.image_size), np.float16)
+    for k, (m, p) in enumerate(zip(inst.masks, inst.probs, strict=True)):
+        probs[k, m.y0 : m.y1, m.x0 : m.x1] = p
+    return BackendOutput(inst.to_instances(), probs, {"detect": detect_seconds})
 
 
 class Sam3Backend:
@@ -280,52 +270,38 @@ class Sam3Backend:
         probs = mask_logits[order].float().sigmoid().cpu().numpy()
         out = []
         for q, prob in zip(order, probs, strict=True):
-            local = upsample_local(prob, (ch, cw), (win[0], win[1]), MASK_THRESHOLD)
-            if local is None:
+            up = upsample_local(prob, (ch, cw), (win[0], win[1]), MASK_THRESHOLD)
+            if up is None:
                 continue
             xyxy = boxes[q] * np.array([cw, ch, cw, ch], np.float32)
             xyxy += np.array([win[0], win[1], win[0], win[1]], np.float32)
-            out.append(Candidate(xyxy, float(scores[q]), prompt, local))
+            out.append(Candidate(xyxy, float(scores[q]), prompt, *up))
         return out
 
     # -- merge -----------------------------------------------------------------------------------
-    def instances(
-        self, height: int, width: int, cands: list[Candidate]
-    ) -> tuple[Instances, np.ndarray | None]:
-        """Candidates of one image -> kept instances and their probabilities: negatives drop the
-        positives they explain, then area, mask NMS across prompts and tiles, ``max_instances``."""
-        if not cands:
-            return Instances.empty(height, width), None
-        cands = sorted(cands, key=lambda x: -x.score)
-        pasted = [x.local.paste(height, width) for x in cands]
-        masks = np.stack([m for m, _ in pasted])
-        scores = np.array([x.score for x in cands], np.float32)
-        neg = self.negative[[x.prompt for x in cands]]
-        pos = drop_negatives(masks, scores, neg)
+    def instances(self, height: int, width: int, cands: list[Candidate]) -> CroppedInstances:
+        """Candidates of one image (all crops and prompts) -> kept instances, masks inside their
+        windows: the labeler's mask dedup (:func:`labeler.dedup.dedup_instances`: negatives,
+        duplicates across prompts and tiles, ``min_area``), then ``max_instances``."""
         c = self.config
-        keep = pos[
-            filter_instances(
-                masks[pos], scores[pos], c.cls.min_area, c.cls.max_instances, c.mask_nms_iou
-            )
-        ]
-        if len(keep) == 0:
-            return Instances.empty(height, width), None
-        probs = np.stack([pasted[k][1] for k in keep])
-        kept_masks = masks[keep]
-        # SAM 3 has no mask-quality head: mask_score = mean probability inside the mask.
-        mscores = np.array(
-            [float(probs[j][kept_masks[j]].astype(np.float32).mean()) for j in range(len(keep))],
-            np.float32,
+        rules = DedupRules(iou=c.mask_nms_iou, min_area=max(c.cls.min_area, 1))
+        scores = np.array([x.score for x in cands], np.float32)
+        neg = self.negative[np.array([x.prompt for x in cands], np.int64)]
+        keep = dedup_instances([x.mask for x in cands], scores, neg, rules)
+        if c.cls.max_instances > 0:
+            keep = keep[: c.cls.max_instances]
+        kept = [cands[k] for k in keep]
+        return CroppedInstances(
+            (height, width),
+            np.array([x.xyxy for x in kept], np.float32).reshape(-1, 4),
+            scores[keep],
+            # SAM 3 has no mask-quality head: mask_score = mean probability inside the mask.
+            np.array([x.prob[x.mask.mask].astype(np.float32).mean() for x in kept], np.float32),
+            np.full(len(kept), self.class_id),
+            [self.prompts[x.prompt] for x in kept],
+            [x.mask for x in kept],
+            [x.prob for x in kept],
         )
-        inst = Instances(
-            xyxy=np.stack([cands[k].xyxy for k in keep]),
-            masks=kept_masks,
-            scores=scores[keep],
-            mask_scores=mscores,
-            class_ids=np.full(len(keep), self.class_id),
-            prompts=[self.prompts[cands[k].prompt] for k in keep],
-        )
-        return inst, probs
 
     def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
         import torch
@@ -339,9 +315,10 @@ class Sam3Backend:
             n = len(batch)
             outputs = []
             for b, cands in zip(batch, found, strict=True):
-                inst, probs = self.instances(*b.image.shape[:2], cands)
-                outputs.append(BackendOutput(inst, probs, {"detect": (t1 - t0) / n}))
+                outputs.append(
+                    full_output(self.instances(*b.image.shape[:2], cands), (t1 - t0) / n)
+                )
             t2 = time.perf_counter()
             for o in outputs:
-                o.timings["segment"] = (t2 - t1) / n  # upsampling, negatives and mask NMS
+                o.timings["segment"] = (t2 - t1) / n  # mask dedup (negatives, duplicates)
             return outputs
