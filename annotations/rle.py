@@ -65,7 +65,9 @@ def crop_to_rle(crop: np.ndarray, y0: int, x0: int, height: int, width: int) -> 
             runs.pop()  # the mask ends with a foreground run
     else:
         runs = [total] if total else [0]
-    return {"size": [int(height), int(width)], "counts": _compress(runs)}
+    # pycocotools compresses uncompressed counts (the same string mask_to_rle gives)
+    rle = coco_mask.frPyObjects({"size": [int(height), int(width)], "counts": runs}, height, width)
+    return {"size": [int(height), int(width)], "counts": rle["counts"].decode("ascii")}
 
 
 def rle_to_mask(rle: dict) -> np.ndarray:

@@ -21,6 +21,8 @@ Rules (documented in docs/labeler.md):
   mask is kept). Each instance records which was kept (``refined`` in the instances file), its
   ``mask_score`` becomes the segmenter's IoU prediction when refined, and the confidence map is
   ``score x probability`` of the kept mask.
+* **Memory**: masks and probabilities stay inside their windows (:class:`CroppedInstances`);
+  a refined instance's window grows to cover its crop, never to the whole image.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from typing import Any
 
 import numpy as np
 
-from annotations.instances import Instances
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage
 from labeler.config import LabelConfig
+from labeler.crops import CroppedInstances
+from labeler.dedup import MaskCrop
 from labeler.models import LoadedModel, autocast, load_segmenter, resolve_device, resolve_dtype
 
 REFINE_MARGIN = 0.25  # crop = box grown by this fraction of its larger side, on every side
@@ -117,49 +120,67 @@ class Refiner:
         return out
 
     def refine(self, images: list[np.ndarray], outputs: list[BackendOutput]) -> list[BackendOutput]:
-        """Refine every instance of every output (module doc); returns new outputs."""
-        jobs = []  # (image index, instance index, window)
-        crops, boxes = [], []
-        for i, (img, o) in enumerate(zip(images, outputs, strict=True)):
+        """Refine every instance of every output (module doc). Returns new outputs whose
+        instances are :class:`CroppedInstances` (masks inside their windows) with ``refined``."""
+        cropped = [
+            o.instances
+            if isinstance(o.instances, CroppedInstances)
+            else CroppedInstances.from_instances(o.instances, o.probs)
+            for o in outputs
+        ]
+        jobs, crops, boxes = [], [], []  # jobs: (image index, instance index, crop window)
+        for i, (img, inst) in enumerate(zip(images, cropped, strict=True)):
             h, w = img.shape[:2]
-            for k, box in enumerate(o.instances.xyxy):
+            for k, box in enumerate(inst.xyxy):
                 win = crop_window(box, h, w)
                 jobs.append((i, k, win))
                 crops.append(img[win[1] : win[3], win[0] : win[2]])
                 boxes.append(np.clip(box - np.array(win[:2] * 2, np.float32), 0, None))
         results = self.segment_crops(crops, boxes) if crops else []
+        per_image: list[dict[int, tuple]] = [{} for _ in outputs]
+        for (i, k, win), res in zip(jobs, results, strict=True):
+            per_image[i][k] = (win, *res)
         new = []
-        for i, o in enumerate(outputs):
-            inst = o.instances
-            n = len(inst)
-            masks = inst.masks.copy()
-            probs = masks.astype(np.float16) if o.probs is None else np.array(o.probs, np.float16)
-            mscores = inst.mask_scores.copy()
-            refined = np.zeros(n, bool)
-            for (ii, k, (x0, y0, x1, y1)), (prob, iou) in zip(jobs, results, strict=True):
-                if ii != i:
-                    continue
-                m = prob > 0.5
-                old = masks[k, y0:y1, x0:x1]
-                union = np.count_nonzero(m | old)
-                agree = np.count_nonzero(m & old) / union if union else 0.0
-                if not m.any() or agree < MIN_AGREEMENT:
-                    continue
-                masks[k, y0:y1, x0:x1] = m
-                probs[k, y0:y1, x0:x1] = prob
-                mscores[k] = iou
-                refined[k] = True
-            out_inst = Instances(
-                xyxy=inst.xyxy,
-                masks=masks,
-                scores=inst.scores,
-                mask_scores=mscores,
-                class_ids=inst.class_ids,
-                prompts=inst.prompts,
-                refined=refined,
-            )
-            new.append(BackendOutput(out_inst, probs if n else None, dict(o.timings)))
+        for o, inst, done in zip(outputs, cropped, per_image, strict=True):
+            masks, probs, mscores = [], [], inst.mask_scores.copy()
+            refined = np.zeros(len(inst), bool)
+            for k, m in enumerate(inst.masks):
+                p = m.mask.astype(np.float16) if inst.probs is None else inst.probs[k]
+                mask, prob, kept = _replace(m, p, *done[k])
+                masks.append(mask)
+                probs.append(prob)
+                if kept:
+                    refined[k], mscores[k] = True, done[k][2]
+            out = CroppedInstances(
+                inst.image_size, inst.xyxy, inst.scores, mscores, inst.class_ids, inst.prompts,
+                masks, probs, refined,
+            )  # fmt: skip
+            new.append(BackendOutput(out, None, dict(o.timings)))
         return new
+
+
+def _replace(
+    coarse: MaskCrop, coarse_prob: np.ndarray, win: tuple[int, int, int, int], prob, iou: float
+) -> tuple[MaskCrop, np.ndarray, bool]:
+    """The instance's mask and probability on the union of its window and the crop ``win``, the
+    refined ones pasted inside ``win`` when the replacement rule accepts them (module doc)."""
+    x0, y0, x1, y1 = win
+    if coarse.mask.size:  # an empty mask has a 0x0 window at (0, 0): not part of the union
+        x0, y0 = min(coarse.x0, x0), min(coarse.y0, y0)
+        x1, y1 = max(coarse.x1, x1), max(coarse.y1, y1)
+    mask = np.zeros((y1 - y0, x1 - x0), bool)
+    full_prob = np.zeros((y1 - y0, x1 - x0), np.float16)
+    ys, xs = slice(coarse.y0 - y0, coarse.y1 - y0), slice(coarse.x0 - x0, coarse.x1 - x0)
+    mask[ys, xs], full_prob[ys, xs] = coarse.mask, coarse_prob
+    cy, cx = slice(win[1] - y0, win[3] - y0), slice(win[0] - x0, win[2] - x0)
+    new = prob > 0.5
+    old = mask[cy, cx]
+    union = np.count_nonzero(new | old)
+    agree = np.count_nonzero(new & old) / union if union else 0.0
+    if not new.any() or agree < MIN_AGREEMENT:
+        return coarse, coarse_prob, False
+    mask[cy, cx], full_prob[cy, cx] = new, prob
+    return MaskCrop(y0, x0, mask), full_prob, True
 
 
 class RefinedBackend:

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from annotations.instances import Instances
 from labeler.backends import BackendOutput, LoadedImage
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
@@ -135,16 +134,6 @@ def scores_of(pred_logits: Any, presence_logits: Any | None) -> Any:
     if presence_logits is not None:
         scores = scores * presence_logits.float().sigmoid()
     return scores
-
-
-def full_output(inst: CroppedInstances, detect_seconds: float) -> BackendOutput:
-    """Full-resolution :class:`BackendOutput` of cropped instances."""
-    if len(inst) == 0:
-        return BackendOutput(Instances.empty(*inst.image_size), None, {"detect": detect_seconds})
-    probs = np.zeros((len(inst), *inst.image_size), np.float16)
-    for k, (m, p) in enumerate(zip(inst.masks, inst.probs, strict=True)):
-        probs[k, m.y0 : m.y1, m.x0 : m.x1] = p
-    return BackendOutput(inst.to_instances(), probs, {"detect": detect_seconds})
 
 
 class Sam3Backend:
@@ -315,9 +304,8 @@ class Sam3Backend:
             n = len(batch)
             outputs = []
             for b, cands in zip(batch, found, strict=True):
-                outputs.append(
-                    full_output(self.instances(*b.image.shape[:2], cands), (t1 - t0) / n)
-                )
+                inst = self.instances(*b.image.shape[:2], cands)
+                outputs.append(BackendOutput(inst, None, {"detect": (t1 - t0) / n}))
             t2 = time.perf_counter()
             for o in outputs:
                 o.timings["segment"] = (t2 - t1) / n  # mask dedup (negatives, duplicates)

@@ -100,7 +100,7 @@ def test_refined_mask_replaces_the_coarse_one_inside_the_crop():
     fake = FakeSegmenter(empty_from=1)  # only the first crop gets a mask
     refiner.segment_crops = fake
     (out,) = refiner.refine([img], [BackendOutput(coarse, None, {"detect": 1.0})])
-    inst = out.instances
+    inst = out.instances.to_instances()
     assert inst.refined.tolist() == [True, False, False]  # empty refinement: coarse kept
     x0, y0, x1, y1 = crop_window(np.array(boxes[0], np.float32), 200, 300)
     assert fake.crops[0] == (y1 - y0, x1 - x0)
@@ -110,7 +110,11 @@ def test_refined_mask_replaces_the_coarse_one_inside_the_crop():
     assert np.array_equal(inst.masks[0][~inside], coarse.masks[0][~inside])
     assert np.array_equal(inst.masks[1:], coarse.masks[1:])
     assert inst.mask_scores.tolist() == pytest.approx([0.77, 0.5, 0.5])
-    assert out.probs.shape == (3, 200, 300) and out.timings == {"detect": 1.0}
+    assert out.timings == {"detect": 1.0}
+    # masks and probabilities stay in their windows: the refined one grew to its crop only
+    m0, p0 = out.instances.masks[0], out.instances.probs[0]
+    assert (m0.y0, m0.x0, m0.y1, m0.x1) == (min(y0, 50), min(x0, 50), max(y1, 90), max(x1, 110))
+    assert p0.shape == m0.mask.shape and p0.dtype == np.float16
 
 
 def test_a_refinement_that_disagrees_keeps_the_coarse_mask():
@@ -122,7 +126,7 @@ def test_a_refinement_that_disagrees_keeps_the_coarse_mask():
     refiner.segment_crops = FakeSegmenter()
     (out,) = refiner.refine([img], [BackendOutput(coarse, None)])
     assert out.instances.refined.tolist() == [False]
-    assert np.array_equal(out.instances.masks, coarse.masks)
+    assert np.array_equal(out.instances.to_instances().masks, coarse.masks)
 
 
 @pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2"])
@@ -151,10 +155,11 @@ def test_crops_batched_across_instances_and_images(models, kind, monkeypatch):
     new = refiner.refine(imgs, outs)
     assert calls == [3, 1]  # 4 instances of 2 images: chunks of 3 crops, not one per instance
     assert [len(o.instances) for o in new] == [3, 0, 1]
-    assert new[1].probs is None and new[1].instances.refined.shape == (0,)
+    assert new[1].instances.refined.shape == (0,)
     for o in (new[0], new[2]):
-        assert o.instances.refined is not None and o.probs.dtype == np.float16
-        assert o.probs.shape == o.instances.masks.shape
+        inst = o.instances
+        assert inst.refined is not None and all(p.dtype == np.float16 for p in inst.probs)
+        assert all(p.shape == m.mask.shape for p, m in zip(inst.probs, inst.masks, strict=True))
 
 
 def test_cli_sam3_with_refine_records_which_mask_was_kept(models, tmp_path):

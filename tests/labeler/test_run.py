@@ -32,6 +32,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         "sam": save_tiny_segmenter(root / "sam", "sam"),
         "sam_hq": save_tiny_segmenter(root / "sam_hq", "sam_hq"),
         "sam2": save_tiny_segmenter(root / "sam2", "sam2"),
+        "sam2_video": save_tiny_segmenter(root / "sam2_video", "sam2_video"),
     }
 
 
@@ -315,7 +316,7 @@ def test_unknown_backend_lists_registered():
         create_backend("nope", None, 7)
 
 
-@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2"])
+@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2", "sam2_video"])
 def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch):
     """Injected detections: 2 boxes, none, 1 box in one batch; only 2 images reach the encoder."""
     from labeler.grounded_sam import GroundedSamBackend
@@ -350,15 +351,16 @@ def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch
     ]
     outs = backend.label(batch)
     assert seen == [2]  # the boxless image never reached SAM
-    assert [len(o.instances) for o in outs][1] == 0 and outs[1].probs is None
+    assert len(outs[1].instances) == 0
     for o, n in zip(outs, (2, 0, 1), strict=True):
-        assert len(o.instances) <= n and o.instances.masks.shape[1:] == (40, 48)
-        if len(o.instances):
-            assert o.probs.shape == o.instances.masks.shape
-            m = o.instances.masks  # logits > 0; probabilities are their fp16 sigmoid
-            assert np.all(o.probs[m] >= 0.5) and np.all(o.probs[~m] <= 0.5)
-            assert set(o.instances.prompts) <= {"bicycle", "bike"}
-            assert np.all((o.instances.mask_scores >= 0) & (o.instances.mask_scores <= 1))
+        inst = o.instances  # masks and probabilities inside their windows
+        assert len(inst) <= n and inst.to_instances().masks.shape[1:] == (40, 48)
+        for m, p in zip(inst.masks, inst.probs, strict=True):
+            assert p.shape == m.mask.shape and p.dtype == np.float16
+            # logits > 0; probabilities are their fp16 sigmoid
+            assert np.all(p[m.mask] >= 0.5) and np.all(p[~m.mask] <= 0.5)
+        assert set(inst.prompts) <= {"bicycle", "bike"}
+        assert np.all((inst.mask_scores >= 0) & (inst.mask_scores <= 1))
 
 
 def test_cli_on_synthetic_dataset(tiny_models, tmp_path):
