@@ -49,7 +49,6 @@ from labeler.models import (
 
 DEFAULT_SAM3 = "facebook/sam3"
 SAM3_TYPES = ("sam3", "sam3_video")  # config model_type values Sam3Model loads
-MAX_CANDIDATES = 100  # per crop and prompt: best-scoring queries upsampled (200 queries exist)
 MASK_THRESHOLD = 0.5  # mask = upsampled probability > this (transformers' default)
 GATED_HELP = (
     "SAM 3 checkpoints are gated on the Hugging Face hub under the SAM License: accept it on the "
@@ -155,7 +154,14 @@ class Sam3Backend:
         return self.config.model or DEFAULT_SAM3
 
     def identity(self) -> dict[str, Any]:
-        return {"model": self.source, "model_revision": self.config.model_revision}
+        c = self.config
+        dtype = resolve_dtype(c.precision, resolve_device(c.device))
+        return {
+            "model": self.source,
+            "model_revision": c.model_revision,
+            # autocast changes outputs: fp32 and bf16 runs must not resume each other
+            "autocast": None if dtype is None else str(dtype).replace("torch.", ""),
+        }
 
     def load(self) -> dict[str, Any]:
         from transformers.utils import logging as hf_logging
@@ -250,8 +256,8 @@ class Sam3Backend:
     def _candidates(
         self, win: tuple[int, int, int, int], prompt: int, scores, boxes, mask_logits
     ) -> list[Candidate]:
-        thr = self.config.cls.box_threshold
-        order = np.argsort(-scores, kind="stable")[:MAX_CANDIDATES]
+        thr, k = self.config.cls.box_threshold, self.config.max_boxes or len(scores)
+        order = np.argsort(-scores, kind="stable")[:k]  # max_boxes per crop and prompt
         order = order[scores[order] > thr]
         if len(order) == 0:
             return []

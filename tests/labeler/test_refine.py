@@ -221,3 +221,29 @@ def test_refinement_wraps_any_backend(models, tmp_path):
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["backend"]["name"] == "boxes" and run["backend"]["models"]["loaded"]
     assert run["backend"]["models"]["refine"]["model_type"] == "sam2"
+
+
+def test_cli_grounded_sam_with_refine(models, tmp_path):
+    from labeler.testing import save_tiny_detector
+
+    det = save_tiny_detector(tmp_path / "det")
+    data = write_dataset(tmp_path / "data", {"train": 2})
+    out = tmp_path / "run"
+    args = [
+        "label", "--class", "Bicycle", "--data", str(data), "--out", str(out),
+        "--detector", str(det), "--segmenter", str(models["sam"]), "--refine", str(models["sam_hq"]),
+        "--prompt", "bicycle", "--box-threshold", "0.05", "--text-threshold", "0.05",
+        "--device", "cpu", "--no-progress",
+    ]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["backend"]["name"] == "grounded-sam"
+    assert run["backend"]["models"]["refine"]["class"] == "SamHQModel"
+    found = 0
+    for rec in read_jsonl(out / "manifest.jsonl"):
+        inst, _ = read_instances(out / "instances" / "train" / f"{rec['stem']}.json")
+        assert rec["status"] == "ok" and "refine" in rec["timings"]
+        assert len(inst) == 0 or inst.refined is not None
+        found += len(inst)
+    assert found > 0
