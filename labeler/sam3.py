@@ -234,13 +234,15 @@ class Sam3Backend:
         crops = []
         for i, img in enumerate(images):
             inputs = prepared[i].get("sam3") if prepared else None
-            for win, pv in inputs or self._inputs(img):
-                crops.append((i, win, pv))
-        found: list[list[Candidate]] = [[] for _ in images]
+            for j, (win, pv) in enumerate(inputs or self._inputs(img)):
+                crops.append((i, j, win, pv))
+        # (crop of the image, prompt) -> candidates: collected in a fixed order below, so that
+        # ties in the dedup do not depend on which crops shared a batch
+        parts: list[dict[tuple[int, int], list[Candidate]]] = [{} for _ in images]
         model = self.sam3.model
         for start in range(0, len(crops), c.batch_size):
             chunk = crops[start : start + c.batch_size]
-            pv = torch.stack([x[2] for x in chunk]).to(self.device)
+            pv = torch.stack([x[3] for x in chunk]).to(self.device)
             with torch.inference_mode(), autocast(self.device, self.dtype):
                 vision = model.get_vision_features(pixel_values=pv)
             for p in range(len(self.prompts)):
@@ -249,9 +251,11 @@ class Sam3Backend:
                     out = model(vision_embeds=vision, text_embeds=text, attention_mask=mask)
                 scores = scores_of(out.pred_logits, out.presence_logits).cpu().numpy()
                 boxes = out.pred_boxes.float().clamp(0, 1).cpu().numpy()  # xyxy, 0..1 of the crop
-                for k, (i, win, _) in enumerate(chunk):
-                    found[i] += self._candidates(win, p, scores[k], boxes[k], out.pred_masks[k])
-        return found
+                for k, (i, j, win, _) in enumerate(chunk):
+                    parts[i][j, p] = self._candidates(
+                        win, p, scores[k], boxes[k], out.pred_masks[k]
+                    )
+        return [[c for key in sorted(part) for c in part[key]] for part in parts]
 
     def _candidates(
         self, win: tuple[int, int, int, int], prompt: int, scores, boxes, mask_logits
@@ -270,7 +274,9 @@ class Sam3Backend:
                 continue
             xyxy = boxes[q] * np.array([cw, ch, cw, ch], np.float32)
             xyxy += np.array([win[0], win[1], win[0], win[1]], np.float32)
-            out.append(Candidate(xyxy, float(scores[q]), prompt, *up))
+            # Rounded as the instances file stores it: batching crops moves scores by an ulp
+            # (1 vs 3 crops per call: up to 3e-8), which must not reorder the dedup.
+            out.append(Candidate(xyxy, round(float(scores[q]), 5), prompt, *up))
         return out
 
     # -- merge -----------------------------------------------------------------------------------
