@@ -168,6 +168,8 @@ def run_one(name: str, args: argparse.Namespace, data: str, out: str, queue) -> 
             "s_per_image": s.wall_seconds / s.labelled,
             "stage_s_per_image": {k2: v / s.labelled for k2, v in s.stage_seconds.items()},
             "instances_per_image": s.instances / s.labelled,
+            # one segmenter encoder pass per refined instance: the cost that scales
+            "refine_s_per_instance": s.stage_seconds.get("refine", 0.0) / max(s.instances, 1),
             "rss_before_models_mb": round(rss0),
             "rss_with_models_mb": round(models_mb),
             "peak_rss_mb": round(rss_mb("VmHWM")),
@@ -229,11 +231,12 @@ def main() -> None:
         f"{args.sam_size}, SAM 3 {args.sam3_size}; {args.instances} instances/image; {machine}"
     )
     head = f"{'config':<20}{'params M':>9}{'s/img':>8}{'x ' + ref['config']:>17}"
-    print(head + f"{'peak MB':>9}{'above models':>14}")
+    print(head + f"{'peak MB':>9}{'above models':>14}{'inst/img':>10}{'refine s/inst':>15}")
     for r in rows:
         print(
             f"{r['config']:<20}{r['parameters_m']:>9.0f}{r['s_per_image']:>8.2f}"
             f"{r['ratio']:>17.2f}{r['peak_rss_mb']:>9}{r['above_models_mb']:>14}"
+            f"{r['instances_per_image']:>10.1f}{r['refine_s_per_instance']:>15.2f}"
         )
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
