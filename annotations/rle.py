@@ -64,9 +64,10 @@ def crop_to_rle(crop: np.ndarray, y0: int, x0: int, height: int, width: int) -> 
         if runs[-1] == 0:
             runs.pop()  # the mask ends with a foreground run
     else:
-        runs = [total] if total else [0]
-    # pycocotools compresses uncompressed counts (the same string mask_to_rle gives)
-    rle = coco_mask.frPyObjects({"size": [int(height), int(width)], "counts": runs}, height, width)
+        runs = [total]
+    if total == 0:
+        return {"size": [int(height), int(width)], "counts": "0"}  # as mask_to_rle
+    rle = coco_mask.frPyObjects({"counts": runs, "size": [int(height), int(width)]}, height, width)
     return {"size": [int(height), int(width)], "counts": rle["counts"].decode("ascii")}
 
 

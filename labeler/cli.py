@@ -17,14 +17,16 @@ def label_cmd(
     out: str = typer.Option("", help="Run directory (default runs/label/<class lower-case>)."),
     prompt: list[str] = typer.Option([], help="Text prompt (repeatable, synonyms)."),
     negative: list[str] = typer.Option(
-        [], help="Negative prompt whose boxes are dropped (repeatable)."
+        [],
+        help="Negative prompt (repeatable): removes an instance whose mask it covers when it "
+        "scores higher by the margin (docs/labeler.md).",
     ),
     spec: str = typer.Option(
         "", "--spec", help="YAML class spec file (prompts, thresholds, negatives)."
     ),
     detector: str = typer.Option("", help="Grounding DINO hub id or local directory."),
     segmenter: str = typer.Option(
-        "", help="SAM / SAM-HQ hub id, local directory or SAM .pth file."
+        "", help="SAM / SAM-HQ / SAM 2 hub id, local directory or SAM .pth file."
     ),
     backend: str = typer.Option(
         "grounded-sam",
@@ -49,9 +51,13 @@ def label_cmd(
     text_threshold: float = typer.Option(None, help="Text threshold (default 0.25)."),
     min_area: int = typer.Option(None, help="Minimum instance area in pixels (default 0)."),
     max_instances: int = typer.Option(None, help="Maximum instances per image (default 100)."),
+    max_boxes: int = typer.Option(
+        100, min=0, help="Boxes per image that reach SAM, best box score first (0: all)."
+    ),
     uncertain: str = typer.Option("0.15,0.25", help="Confidence band lo,hi that becomes 255."),
     batch_size: int = typer.Option(4, min=1, help="Images per model batch."),
     workers: int = typer.Option(2, min=1, help="Image decoding threads."),
+    writers: int = typer.Option(2, min=1, help="Output writing threads."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     precision: str = typer.Option("auto", help="auto | fp32 | fp16 | bf16."),
     tiles: str = typer.Option("1x1", help="Detection tiles RxC in addition to the whole image."),
@@ -74,7 +80,8 @@ def label_cmd(
         box_threshold=box_threshold, text_threshold=text_threshold, min_area=min_area,
         max_instances=max_instances, uncertain=uncertain, batch_size=batch_size, workers=workers,
         device=device, precision=precision, tiles=tiles, overlap=overlap, shard=shard,
-        force=force, progress=progress, backend_option=backend_option,
+        force=force, progress=progress, backend_option=backend_option, max_boxes=max_boxes,
+        writers=writers,
     )  # fmt: skip
     summary = run_labeling(cfg)
     print_label_summary(summary, cfg.backend)

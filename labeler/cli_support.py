@@ -76,6 +76,8 @@ def build_label_config(
     force: bool = False,
     progress: bool = True,
     backend_option: list[str] | None = None,
+    max_boxes: int = 100,
+    writers: int = 2,
 ) -> LabelConfig:
     """Command-line values to a config; options given on the command line win over ``--spec``."""
     overrides = {
@@ -115,6 +117,8 @@ def build_label_config(
         uncertain=parse_band(uncertain),
         batch_size=batch_size,
         workers=workers,
+        writers=writers,
+        max_boxes=max_boxes,
         device=device,
         precision=precision,
         shard=parse_shard(shard) if shard else None,
@@ -162,5 +166,11 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         err.print(f"[red]failed[/red] {split}/{stem}: {error}")
     if len(summary.failed) > 20:
         err.print(f"... and {len(summary.failed) - 20} more failures (see manifest.jsonl)")
+    if summary.failed:
+        n = len(summary.failed)
+        err.print(
+            f"{n} image{'s' if n > 1 else ''} failed; run the same command again to retry "
+            "exactly those"
+        )
     if summary.interrupted:
         err.print("interrupted: run the same command again to resume")

@@ -157,14 +157,24 @@ def semantic_from_crops(
     ``[lo, hi)``) and ``confidence (H, W) uint8`` (per-pixel max of score x probability, x 255).
     """
     h, w = inst.image_size
+    lo, hi = uncertain
     label = np.zeros((h, w), np.uint8)
-    conf = np.zeros((h, w), np.float32)
+    conf = np.zeros((h, w), np.float32)  # calloc'd: pages outside the windows are never touched
     for i, m in enumerate(inst.masks):
         ys, xs = slice(m.y0, m.y1), slice(m.x0, m.x1)
         p = m.mask.astype(np.float32) if inst.probs is None else inst.probs[i].astype(np.float32)
         np.maximum(conf[ys, xs], inst.scores[i] * p, out=conf[ys, xs])
         label[ys, xs][m.mask] = 1
-    lo, hi = uncertain
-    if lo < hi:
+    out = np.zeros((h, w), np.uint8)
+    if lo < hi and lo <= 0:  # confidence 0 (outside every window) is in the band: whole image
         label[(conf >= lo) & (conf < hi)] = IGNORE
-    return label, np.round(np.clip(conf, 0, 1) * 255).astype(np.uint8)
+        return label, np.round(np.clip(conf, 0, 1) * 255).astype(np.uint8)
+    # Outside every window the confidence is 0: label stays 0, confidence 0. Finish window by
+    # window from the final ``conf`` (overlapping windows compute the same values twice).
+    for m in inst.masks:
+        ys, xs = slice(m.y0, m.y1), slice(m.x0, m.x1)
+        c = conf[ys, xs]
+        if lo < hi:
+            label[ys, xs][(c >= lo) & (c < hi)] = IGNORE
+        out[ys, xs] = np.round(np.clip(c, 0, 1) * 255).astype(np.uint8)
+    return label, out

@@ -33,6 +33,7 @@ from labeler.merge import (
 from labeler.models import (
     LoadedModel,
     autocast,
+    autocast_name,
     keep_prompt_encoder_fp32,
     load_detector,
     load_segmenter,
@@ -97,14 +98,13 @@ class GroundedSamBackend:
 
     def identity(self) -> dict[str, Any]:
         c = self.config
-        dtype = resolve_dtype(c.precision, resolve_device(c.device))
         return {
             "detector": c.detector,
             "detector_revision": c.detector_revision,
             "segmenter": c.segmenter,
             "segmenter_revision": c.segmenter_revision,
             # autocast changes outputs: fp32 and bf16 runs must not resume each other
-            "autocast": None if dtype is None else str(dtype).replace("torch.", ""),
+            "autocast": autocast_name(c.precision, c.device),
         }
 
     def load(self) -> dict[str, Any]:

@@ -131,6 +131,18 @@ def resolve_dtype(precision: str, device: str):
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
+def autocast_name(precision: str, device: str) -> str | None:
+    """The autocast dtype :func:`resolve_dtype` gives, as a name ("bfloat16", "float16") or None
+    for fp32; torch is imported only when the answer depends on the machine (precision and
+    device both auto-resolved), so a resumed run with nothing to do stays fast."""
+    if precision == "fp32" or (precision == "auto" and device == "cpu"):
+        return None
+    if precision in ("fp16", "bf16"):
+        return {"fp16": "float16", "bf16": "bfloat16"}[precision]
+    dtype = resolve_dtype(precision, resolve_device(device))
+    return None if dtype is None else str(dtype).replace("torch.", "")
+
+
 def autocast(device: str, dtype) -> contextlib.AbstractContextManager:
     import torch
 

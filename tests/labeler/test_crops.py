@@ -66,13 +66,14 @@ def _instances(rng, n, h, w) -> tuple[Instances, np.ndarray]:
 
 
 @pytest.mark.parametrize("n", [0, 1, 5])
-def test_cropped_outputs_equal_full_resolution(n):
+@pytest.mark.parametrize("band", [(0.15, 0.25), (0.0, 0.2), (0.3, 0.3), (0.5, 0.1)])
+def test_cropped_outputs_equal_full_resolution(n, band):
     rng = np.random.default_rng(n)
     inst, probs = _instances(rng, n, 30, 40)
     for p in (probs, None):
         crops = CroppedInstances.from_instances(inst, p)
-        ref = instances_to_semantic(inst.masks, inst.scores, p, (0.15, 0.25))
-        got = semantic_from_crops(crops, (0.15, 0.25))
+        ref = instances_to_semantic(inst.masks, inst.scores, p, band)
+        got = semantic_from_crops(crops, band)
         np.testing.assert_array_equal(got[0], ref[0])
         np.testing.assert_array_equal(got[1], ref[1])
         assert crops.to_json(image="x") == inst.to_json(image="x")

@@ -72,7 +72,8 @@ def _label_args(data, out, models, *extra):
 
 def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
     out = tmp_path / "run"
-    res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2"))
+    cap = ("--max-boxes", "3", "--writers", "3")
+    res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", *cap))
     assert res.exit_code == 0, res.output
     manifest = read_jsonl(out / "manifest.jsonl")
     assert sorted((r["split"], r["stem"]) for r in manifest) == [
@@ -83,6 +84,8 @@ def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
     assert run["backend"]["models"]["detector"]["class"] == "GroundingDinoForObjectDetection"
     assert run["backend"]["models"]["segmenter"]["class"] == "SamModel"
     assert run["config"]["cls"]["negatives"] == ["motorcycle"]
+    assert run["config"]["max_boxes"] == 3 and run["config"]["writers"] == 3
+    assert all(r["instances"] <= 3 for r in manifest)  # at most 3 boxes reached SAM
     assert "packages" in run["environment"]
     for rec in manifest:
         assert rec["status"] == "ok" and rec["config_hash"] == run["config_hash"]
@@ -98,11 +101,11 @@ def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
         union = inst.masks.any(axis=0) if len(inst) else np.zeros((40, 48), bool)
         assert np.all(label[union] != 0) and np.all(label[~union] != 1)
     # same command again: no work at all
-    res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2"))
+    res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", *cap))
     assert res.exit_code == 0 and len(read_jsonl(out / "manifest.jsonl")) == 5
     # a changed threshold re-labels everything
     res = runner.invoke(
-        app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", "--min-area", "3")
+        app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", *cap, "--min-area", "3")
     )
     assert res.exit_code == 0 and len(read_jsonl(out / "manifest.jsonl")) == 10
 
