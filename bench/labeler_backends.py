@@ -19,6 +19,7 @@ resident size right after the models were built. ``ratio`` is seconds per image 
 grounded-sam measured in the same run (absolute times move with the load on a shared machine).
 
     OMP_NUM_THREADS=2 python bench/labeler_backends.py --images 2
+    OMP_NUM_THREADS=2 python bench/labeler.py --part backends --images 2 --batch-size 2   # same
     python bench/labeler_backends.py --device cuda --images 16 --image-size 4032x3024 \\
         --det-size 800 --sam-size 1024 --sam3-size 1008
 """
@@ -181,19 +182,30 @@ def run_one(name: str, args: argparse.Namespace, data: str, out: str, queue) -> 
     )
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=2)
-    ap.add_argument("--image-size", default="640x480", help="WxH of the synthetic JPEGs")
-    ap.add_argument("--det-size", type=int, default=256, help="Grounding DINO short side (800)")
-    ap.add_argument("--sam-size", type=int, default=256, help="SAM input (1024 real)")
+def add_arguments(ap: argparse.ArgumentParser, shared: bool = True) -> None:
+    """This benchmark's options (``shared=False``: only those ``bench/labeler.py`` lacks)."""
+    if shared:
+        ap.add_argument("--images", type=int, default=2)
+        ap.add_argument("--image-size", default="640x480", help="WxH of the synthetic JPEGs")
+        ap.add_argument("--det-size", type=int, default=256, help="Grounding DINO short side (800)")
+        ap.add_argument("--sam-size", type=int, default=256, help="SAM input (1024 real)")
+        ap.add_argument("--batch-size", type=int, default=2)
+        ap.add_argument("--device", default="auto")
+        ap.add_argument("--json", default="", help="also write the figures to this file")
     ap.add_argument("--sam3-size", type=int, default=336, help="SAM 3 input (1008 real)")
     ap.add_argument("--instances", type=int, default=4, help="instances per image, all backends")
-    ap.add_argument("--batch-size", type=int, default=2)
-    ap.add_argument("--device", default="auto")
     ap.add_argument("--configs", default=",".join(CONFIGS[:3]), help=f"from {CONFIGS}")
-    ap.add_argument("--json", default="", help="also write the figures to this file")
-    args = ap.parse_args()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_arguments(ap)
+    compare(ap.parse_args())
+
+
+def compare(args: argparse.Namespace) -> dict:
+    """Run every configuration of ``args.configs`` (one process each), print the table and
+    return the figures."""
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = set(names) - set(CONFIGS)
     if unknown:
@@ -238,8 +250,10 @@ def main() -> None:
             f"{r['ratio']:>17.2f}{r['peak_rss_mb']:>9}{r['above_models_mb']:>14}"
             f"{r['instances_per_image']:>10.1f}{r['refine_s_per_instance']:>15.2f}"
         )
+    result = {"args": vars(args), "rows": rows}
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=2))
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return result
 
 
 if __name__ == "__main__":
