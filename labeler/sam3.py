@@ -13,8 +13,9 @@ Cost structure used here:
   (``get_text_features``), and the whole output object is passed back with its attention mask;
 * vision features are computed once per crop (``get_vision_features``), in batches of
   ``batch_size`` crops, and reused for every prompt;
-* masks are upsampled only inside the window where they can be non-zero
-  (:func:`labeler.masks.upsample_local`), with the values full-frame bilinear resizing gives.
+* masks are upsampled only inside the window where they can matter (:func:`probs_in_windows`,
+  with :mod:`labeler.sam_post`'s window rule), with the values full-frame bilinear resizing
+  gives there.
 
 SAM 3 resizes every input to 1008x1008 without keeping the aspect ratio. The whole image is run
 as the model defines it; ``--tiles RxC`` adds R x C *square* crops (:func:`square_windows`), so
@@ -36,7 +37,6 @@ from labeler.backends import BackendOutput, LoadedImage
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
 from labeler.dedup import DedupRules, MaskCrop, dedup_instances
-from labeler.masks import upsample_local
 from labeler.models import (
     LoadedModel,
     _check_local,
@@ -46,10 +46,12 @@ from labeler.models import (
     resolve_device,
     resolve_dtype,
 )
+from labeler.sam_post import LOGIT_FLOOR, _window, resize_window
 
 DEFAULT_SAM3 = "facebook/sam3"
 SAM3_TYPES = ("sam3", "sam3_video")  # config model_type values Sam3Model loads
 MASK_THRESHOLD = 0.5  # mask = upsampled probability > this (transformers' default)
+PROB_FLOOR = 1 / (1 + math.exp(-LOGIT_FLOOR))  # probabilities at or below: stored as 0
 GATED_HELP = (
     "SAM 3 checkpoints are gated on the Hugging Face hub under the SAM License: accept it on the "
     "model page (https://huggingface.co/facebook/sam3), then log in once (`hf auth login`, formerly "
@@ -133,6 +135,43 @@ def scores_of(pred_logits: Any, presence_logits: Any | None) -> Any:
     if presence_logits is not None:
         scores = scores * presence_logits.float().sigmoid()
     return scores
+
+
+def probs_in_windows(
+    probs: Any, out_size: tuple[int, int], offset: tuple[int, int] = (0, 0)
+) -> list[tuple[MaskCrop, np.ndarray] | None]:
+    """SAM 3 mask probabilities -> per query ``(mask, float16 probability)`` at ``out_size``,
+    each inside its own window, as transformers' ``post_process_instance_segmentation`` computes
+    them (bilinear resize of the *probabilities*, mask = probability > 0.5) but only where the
+    probability exceeds :data:`PROB_FLOOR` (the rule of :mod:`labeler.sam_post`: outside, it
+    rounds to confidence 0).
+
+    Args:
+        probs: ``(n, h, w)`` float tensor, sigmoid of the mask logits (288x288 for SAM 3).
+        out_size: ``(H, W)`` pixels of the crop the masks cover.
+        offset: ``(x, y)`` of the crop's top-left corner in the full image.
+
+    Returns:
+        Per query the :class:`MaskCrop` in full-image pixels and its probability window, or
+        None when the probability never exceeds the floor or the mask is empty.
+    """
+    in_size = (int(probs.shape[1]), int(probs.shape[2]))
+    active = probs > PROB_FLOOR
+    out: list[tuple[MaskCrop, np.ndarray] | None] = []
+    for k in range(len(probs)):
+        win = _window(active[k], in_size, out_size)
+        p = None if win is None else resize_window(probs[k : k + 1], out_size, win)[0]
+        keep = None if p is None else p > PROB_FLOOR
+        if keep is None or not bool((p > MASK_THRESHOLD).any()):
+            out.append(None)
+            continue
+        rows, cols = keep.any(dim=1).nonzero(), keep.any(dim=0).nonzero()
+        r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        p = p[r0:r1, c0:c1]
+        y0, x0 = win[0] + r0 + offset[1], win[2] + c0 + offset[0]
+        mask = (p > MASK_THRESHOLD).cpu().numpy()
+        out.append((MaskCrop(y0, x0, mask), p.clamp(0, 1).half().cpu().numpy()))
+    return out
 
 
 class Sam3Backend:
@@ -266,10 +305,9 @@ class Sam3Backend:
         if len(order) == 0:
             return []
         cw, ch = win[2] - win[0], win[3] - win[1]
-        probs = mask_logits[order].float().sigmoid().cpu().numpy()
+        ups = probs_in_windows(mask_logits[order].float().sigmoid(), (ch, cw), (win[0], win[1]))
         out = []
-        for q, prob in zip(order, probs, strict=True):
-            up = upsample_local(prob, (ch, cw), (win[0], win[1]), MASK_THRESHOLD)
+        for q, up in zip(order, ups, strict=True):
             if up is None:
                 continue
             xyxy = boxes[q] * np.array([cw, ch, cw, ch], np.float32)

@@ -19,8 +19,15 @@ from annotations.labelmap import read_label
 from cli import app
 from labeler.config import ClassSpec, LabelConfig
 from labeler.dedup import MaskCrop
-from labeler.masks import upsample_local
-from labeler.sam3 import Candidate, Sam3Backend, load_sam3, scores_of, square_windows
+from labeler.sam3 import (
+    PROB_FLOOR,
+    Candidate,
+    Sam3Backend,
+    load_sam3,
+    probs_in_windows,
+    scores_of,
+    square_windows,
+)
 
 runner = CliRunner()
 
@@ -101,21 +108,28 @@ def test_square_windows_whole_image_only_and_bad_grid():
 
 # -- window-local upsampling ---------------------------------------------------------------------
 @pytest.mark.parametrize("lo, out", [((16, 16), (70, 96)), ((16, 16), (7, 9)), ((5, 7), (100, 33))])
-def test_upsample_local_equals_full_bilinear(lo, out):
+def test_probs_in_windows_equal_full_bilinear(lo, out):
+    """Mask and probability == transformers' resize of the probabilities, inside the window;
+    outside it the full-frame probability is below the floor (confidence rounds to 0)."""
     import torch
 
     rng = np.random.default_rng(0)
-    p = (rng.random(lo) * 0.5).astype(np.float32)
+    p = np.full(lo, 1e-6, np.float32)
+    p[1:4, 1:4] = rng.random((3, 3)) * 0.4
     p[2:4, 1:3] = 0.9
     full = torch.nn.functional.interpolate(
         torch.tensor(p)[None, None], size=out, mode="bilinear", align_corners=False
     )[0, 0].numpy()
-    crop, prob = upsample_local(p, out, offset=(3, 2))
+    empty = np.full(lo, 0.4, np.float32)
+    (crop, prob), none = probs_in_windows(torch.tensor(np.stack([p, empty])), out, (3, 2))
+    assert none is None  # nothing above 0.5: no mask
     mask = crop.to_full(out[0] + 2, out[1] + 3)[2:, 3:]
     assert np.array_equal(mask, full > 0.5)
     ys, xs = slice(crop.y0 - 2, crop.y1 - 2), slice(crop.x0 - 3, crop.x1 - 3)
     np.testing.assert_allclose(prob.astype(np.float32), full[ys, xs], atol=1e-3)
-    assert upsample_local(np.full(lo, 0.4, np.float32), out) is None
+    outside = np.ones(out, bool)
+    outside[ys, xs] = False
+    assert (full[outside] <= PROB_FLOOR).all()
 
 
 # -- model path -----------------------------------------------------------------------------------
