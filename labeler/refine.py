@@ -36,7 +36,14 @@ from labeler.backends import BackendOutput, LabelBackend, LoadedImage
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
 from labeler.dedup import MaskCrop
-from labeler.models import LoadedModel, autocast, load_segmenter, resolve_device, resolve_dtype
+from labeler.models import (
+    LoadedModel,
+    autocast,
+    keep_prompt_encoder_fp32,
+    load_segmenter,
+    resolve_device,
+    resolve_dtype,
+)
 
 REFINE_MARGIN = 0.25  # crop = box grown by this fraction of its larger side, on every side
 MIN_CROP = 32  # pixels: the smallest crop side (tiny boxes still get some context)
@@ -213,6 +220,8 @@ class RefinedBackend:
     def setup(self, segmenter: LoadedModel, device: str) -> None:
         """Use a loaded segmenter (``load`` calls this; benchmarks pass their own)."""
         dtype = resolve_dtype(self.config.precision, device)
+        if dtype is not None and segmenter.model_type in ("sam", "sam_hq"):
+            keep_prompt_encoder_fp32(segmenter.model)  # as grounded-sam: box phases in fp32
         self.refiner = Refiner(segmenter, device, dtype, self.config.batch_size)
 
     def prepare(self, item: LoadedImage) -> None:
