@@ -117,6 +117,25 @@ def build_sam3(size: int, device: str):
     return LoadedModel(Sam3Model(cfg).eval().to(device), proc, "Sam3Config()", "sam3", None)
 
 
+def tiny_models(base: str, refine: bool, root: Path, queries: int):
+    """Tiny random checkpoints (labeler.testing*), saved and loaded as a user's would be: model
+    cost about 0, so what is measured is the post-processing at the given image size."""
+    from labeler.models import load_detector, load_segmenter
+    from labeler.sam3 import load_sam3
+    from labeler.testing import save_tiny_detector, save_tiny_segmenter
+    from labeler.testing_sam3 import save_tiny_sam3
+
+    if base == "sam3":
+        models = [load_sam3(str(save_tiny_sam3(root / "sam3", queries=queries)))]
+    else:
+        models = [
+            load_detector(str(save_tiny_detector(root / "det"))),
+            load_segmenter(str(save_tiny_segmenter(root / "sam"))),
+        ]
+    refiner = load_segmenter(str(save_tiny_segmenter(root / "ref"))) if refine else None
+    return models, refiner
+
+
 def run_one(name: str, args: argparse.Namespace, data: str, out: str, queue) -> None:
     """One backend configuration in this (spawned) process; puts its figures on ``queue``."""
     import torch
@@ -140,18 +159,24 @@ def run_one(name: str, args: argparse.Namespace, data: str, out: str, queue) -> 
     )  # fmt: skip
     rss0 = rss_mb()
     t0 = time.perf_counter()
-    if base == "sam3":
+    if args.tiny:
+        models, refiner = tiny_models(base, bool(refine), Path(out + "-models"), args.instances)
+    elif base == "sam3":
         models = [build_sam3(args.sam3_size, device)]
+        refiner = build_sam(args.sam_size, device) if refine else None
+    else:
+        models = [build_gdino(args.det_size, device), build_sam(args.sam_size, device)]
+        refiner = build_sam(args.sam_size, device) if refine else None
+    if base == "sam3":
         backend = Sam3Backend(cfg, 7)
         backend.setup(models[0], device)
     else:
-        models = [build_gdino(args.det_size, device), build_sam(args.sam_size, device)]
         backend = GroundedSamBackend(cfg, 7)
         backend.setup(*models, device)
-    if refine:
-        models.append(build_sam(args.sam_size, device))
+    if refiner is not None:
+        models.append(refiner)
         backend = RefinedBackend(backend, cfg)
-        backend.setup(models[-1], device)
+        backend.setup(refiner, device)
     backend.load = lambda: {"bench": name}
     build_s = time.perf_counter() - t0
     params = sum(p.numel() for m in models for p in m.model.parameters())
@@ -195,6 +220,12 @@ def add_arguments(ap: argparse.ArgumentParser, shared: bool = True) -> None:
     ap.add_argument("--sam3-size", type=int, default=336, help="SAM 3 input (1008 real)")
     ap.add_argument("--instances", type=int, default=4, help="instances per image, all backends")
     ap.add_argument("--configs", default=",".join(CONFIGS[:3]), help=f"from {CONFIGS}")
+    ap.add_argument(
+        "--tiny",
+        action="store_true",
+        help="tiny random checkpoints (labeler.testing*): measures the post-processing memory "
+        "at large --image-size and many --instances, not model speed",
+    )
 
 
 def main() -> None:

@@ -124,8 +124,9 @@ class Candidate:
     xyxy: np.ndarray  # (4,) float32 box, XYXY pixels of the full image
     score: float  # detection x presence, 0..1
     prompt: int  # index into the backend's prompt list (positives, then negatives)
-    mask: MaskCrop  # the mask inside its window (full-image pixels)
-    prob: np.ndarray  # (h, w) float16 probability 0..1 on the mask's window
+    mask: MaskCrop  # the mask, tight in its window (full-image pixels)
+    low_res: np.ndarray  # (h, w) float32 mask probability at the model's mask resolution
+    window: tuple[int, int, int, int]  # (x0, y0, x1, y1) of the crop the mask covers
 
 
 def scores_of(pred_logits: Any, presence_logits: Any | None) -> Any:
@@ -138,13 +139,16 @@ def scores_of(pred_logits: Any, presence_logits: Any | None) -> Any:
 
 
 def probs_in_windows(
-    probs: Any, out_size: tuple[int, int], offset: tuple[int, int] = (0, 0)
+    probs: Any,
+    out_size: tuple[int, int],
+    offset: tuple[int, int] = (0, 0),
+    floor: float = PROB_FLOOR,
 ) -> list[tuple[MaskCrop, np.ndarray] | None]:
     """SAM 3 mask probabilities -> per query ``(mask, float16 probability)`` at ``out_size``,
     each inside its own window, as transformers' ``post_process_instance_segmentation`` computes
     them (bilinear resize of the *probabilities*, mask = probability > 0.5) but only where the
-    probability exceeds :data:`PROB_FLOOR` (the rule of :mod:`labeler.sam_post`: outside, it
-    rounds to confidence 0).
+    probability exceeds ``floor``: :data:`PROB_FLOOR` (the rule of :mod:`labeler.sam_post`:
+    outside, it rounds to confidence 0), or ``MASK_THRESHOLD`` for the tight mask alone.
 
     Args:
         probs: ``(n, h, w)`` float tensor, sigmoid of the mask logits (288x288 for SAM 3).
@@ -156,12 +160,12 @@ def probs_in_windows(
         None when the probability never exceeds the floor or the mask is empty.
     """
     in_size = (int(probs.shape[1]), int(probs.shape[2]))
-    active = probs > PROB_FLOOR
+    active = probs > floor
     out: list[tuple[MaskCrop, np.ndarray] | None] = []
     for k in range(len(probs)):
         win = _window(active[k], in_size, out_size)
         p = None if win is None else resize_window(probs[k : k + 1], out_size, win)[0]
-        keep = None if p is None else p > PROB_FLOOR
+        keep = None if p is None else p > floor
         if keep is None or not bool((p > MASK_THRESHOLD).any()):
             out.append(None)
             continue
@@ -305,16 +309,21 @@ class Sam3Backend:
         if len(order) == 0:
             return []
         cw, ch = win[2] - win[0], win[3] - win[1]
-        ups = probs_in_windows(mask_logits[order].float().sigmoid(), (ch, cw), (win[0], win[1]))
+        # Tight masks only (for the dedup); the probabilities of the kept ones come later, so
+        # a candidate holds its mask's pixels and a 288x288 float32 map, never a large window.
+        low = mask_logits[order].float().sigmoid()
+        ups = probs_in_windows(low, (ch, cw), (win[0], win[1]), MASK_THRESHOLD)
+        low = low.cpu().numpy()
         out = []
-        for q, up in zip(order, ups, strict=True):
+        for j, (q, up) in enumerate(zip(order, ups, strict=True)):
             if up is None:
                 continue
             xyxy = boxes[q] * np.array([cw, ch, cw, ch], np.float32)
             xyxy += np.array([win[0], win[1], win[0], win[1]], np.float32)
             # Rounded as the instances file stores it: batching crops moves scores by an ulp
             # (1 vs 3 crops per call: up to 3e-8), which must not reorder the dedup.
-            out.append(Candidate(xyxy, round(float(scores[q]), 5), prompt, *up))
+            score = round(float(scores[q]), 5)
+            out.append(Candidate(xyxy, score, prompt, up[0], low[j], win))
         return out
 
     # -- merge -----------------------------------------------------------------------------------
@@ -322,6 +331,8 @@ class Sam3Backend:
         """Candidates of one image (all crops and prompts) -> kept instances, masks inside their
         windows: the labeler's mask dedup (:func:`labeler.dedup.dedup_instances`: negatives,
         duplicates across prompts and tiles, ``min_area``), then ``max_instances``."""
+        import torch
+
         c = self.config
         rules = DedupRules(iou=c.mask_nms_iou, min_area=max(c.cls.min_area, 1))
         scores = np.array([x.score for x in cands], np.float32)
@@ -330,16 +341,26 @@ class Sam3Backend:
         if c.cls.max_instances > 0:
             keep = keep[: c.cls.max_instances]
         kept = [cands[k] for k in keep]
+        masks, probs = [], []
+        for x in kept:  # the probability window of each kept instance (the same mask values)
+            x0, y0, x1, y1 = x.window
+            low = torch.from_numpy(x.low_res)[None]
+            ((mask, prob),) = probs_in_windows(low, (y1 - y0, x1 - x0), (x0, y0))
+            masks.append(mask)
+            probs.append(prob)
         return CroppedInstances(
             (height, width),
             np.array([x.xyxy for x in kept], np.float32).reshape(-1, 4),
             scores[keep],
             # SAM 3 has no mask-quality head: mask_score = mean probability inside the mask.
-            np.array([x.prob[x.mask.mask].astype(np.float32).mean() for x in kept], np.float32),
+            np.array(
+                [p[m.mask].astype(np.float32).mean() for m, p in zip(masks, probs, strict=True)],
+                np.float32,
+            ),
             np.full(len(kept), self.class_id),
             [self.prompts[x.prompt] for x in kept],
-            [x.mask for x in kept],
-            [x.prob for x in kept],
+            masks,
+            probs,
         )
 
     def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:

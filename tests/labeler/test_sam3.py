@@ -246,13 +246,12 @@ def test_tiles_change_the_hash_and_add_instances_from_crops(models, tmp_path):
 
 
 def _cand(prompt: int, score: float, y0: int, x0: int, h: int, w: int) -> Candidate:
-    mask = np.ones((h, w), bool)
+    """A square mask, made as the backend makes it: a crop (window) exactly covering the square
+    with a low-resolution probability of 0.9 everywhere."""
+    win = (x0, y0, x0 + w, y0 + h)
+    low = np.full((4, 4), 0.9, np.float32)
     return Candidate(
-        np.array([x0, y0, x0 + w, y0 + h], np.float32),
-        score,
-        prompt,
-        MaskCrop(y0, x0, mask),
-        np.full((h, w), 0.9, np.float16),
+        np.array(win, np.float32), score, prompt, MaskCrop(y0, x0, np.ones((h, w), bool)), low, win
     )
 
 
@@ -271,6 +270,14 @@ def test_negatives_and_duplicates_by_mask():
     inst = b.instances(80, 80, cands)
     assert inst.scores.tolist() == pytest.approx([0.5, 0.3])
     assert inst.prompts == ["bicycle", "bicycle"]
+    assert [(m.y0, m.x0, m.mask.shape) for m in inst.masks] == [
+        (10, 10, (20, 20)),
+        (50, 10, (10, 10)),
+    ]
+    assert all(
+        p.shape == m.mask.shape and (p > 0.89).all()
+        for p, m in zip(inst.probs, inst.masks, strict=True)
+    )
     assert b.instances(80, 80, []).image_size == (80, 80)
 
 
