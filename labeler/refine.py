@@ -119,7 +119,8 @@ class Refiner:
                     kw = {"image_embeddings": emb[0], "intermediate_embeddings": emb[1]}
                 res = model(input_boxes=bx, multimask_output=False, **kw)
             orig = torch.stack([x[1] for x in ins])
-            post = (orig,) if kind == "sam2" else (orig, torch.stack([x[2] for x in ins]))
+            sam2 = kind in ("sam2", "sam2_video")  # SAM 2 / 2.1 hub repos say sam2_video
+            post = (orig,) if sam2 else (orig, torch.stack([x[2] for x in ins]))
             logits = proc.post_process_masks(res.pred_masks.float(), *post, binarize=False)
             ious = res.iou_scores.float().reshape(len(ins), -1)[:, 0].clamp(0, 1).cpu().numpy()
             for j, lg in enumerate(logits):

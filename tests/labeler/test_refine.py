@@ -40,7 +40,7 @@ def models(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("refine_models")
     return {
         "sam3": save_tiny_sam3(root / "sam3"),
-        **{k: save_tiny_segmenter(root / k, k) for k in ("sam", "sam_hq", "sam2")},
+        **{k: save_tiny_segmenter(root / k, k) for k in ("sam", "sam_hq", "sam2", "sam2_video")},
     }
 
 
@@ -129,7 +129,7 @@ def test_a_refinement_that_disagrees_keeps_the_coarse_mask():
     assert np.array_equal(out.instances.to_instances().masks, coarse.masks)
 
 
-@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2"])
+@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2", "sam2_video"])
 def test_crops_batched_across_instances_and_images(models, kind, monkeypatch):
     seg = load_segmenter(str(models[kind]))
     calls = []
