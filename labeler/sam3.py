@@ -143,7 +143,7 @@ def probs_in_windows(
     out_size: tuple[int, int],
     offset: tuple[int, int] = (0, 0),
     floor: float = PROB_FLOOR,
-) -> list[tuple[MaskCrop, np.ndarray] | None]:
+) -> list[tuple[MaskCrop, np.ndarray | None] | None]:
     """SAM 3 mask probabilities -> per query ``(mask, float16 probability)`` at ``out_size``,
     each inside its own window, as transformers' ``post_process_instance_segmentation`` computes
     them (bilinear resize of the *probabilities*, mask = probability > 0.5) but only where the
@@ -156,12 +156,13 @@ def probs_in_windows(
         offset: ``(x, y)`` of the crop's top-left corner in the full image.
 
     Returns:
-        Per query the :class:`MaskCrop` in full-image pixels and its probability window, or
-        None when the probability never exceeds the floor or the mask is empty.
+        Per query the :class:`MaskCrop` in full-image pixels and its probability window (None
+        when ``floor >= MASK_THRESHOLD``: the mask alone), or None when the probability never
+        exceeds the floor or the mask is empty.
     """
     in_size = (int(probs.shape[1]), int(probs.shape[2]))
     active = probs > floor
-    out: list[tuple[MaskCrop, np.ndarray] | None] = []
+    out: list[tuple[MaskCrop, np.ndarray | None] | None] = []
     for k in range(len(probs)):
         win = _window(active[k], in_size, out_size)
         p = None if win is None else resize_window(probs[k : k + 1], out_size, win)[0]
@@ -174,7 +175,9 @@ def probs_in_windows(
         p = p[r0:r1, c0:c1]
         y0, x0 = win[0] + r0 + offset[1], win[2] + c0 + offset[0]
         mask = (p > MASK_THRESHOLD).cpu().numpy()
-        out.append((MaskCrop(y0, x0, mask), p.clamp(0, 1).half().cpu().numpy()))
+        # the mask-only pass (floor = MASK_THRESHOLD) does not pay for a probability copy
+        prob = None if floor >= MASK_THRESHOLD else p.clamp(0, 1).half().cpu().numpy()
+        out.append((MaskCrop(y0, x0, mask), prob))
     return out
 
 
