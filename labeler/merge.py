@@ -1,7 +1,10 @@
-"""Pure post-processing of Grounded-SAM outputs: thresholds, negative prompts, box and mask NMS,
-tiling, and the instance-to-semantic merge. numpy in, numpy out; no model code.
+"""Pure post-processing of Grounding DINO outputs before SAM: thresholds and prompt assignment
+(with the negative margin), tiling, tile-box merging and the box cap; and the full-resolution
+instance-to-semantic merge. numpy in, numpy out; no model code.
 
-Every labeling backend (Grounded-SAM, the simulated one) ends in :func:`instances_to_semantic`.
+Instances are deduplicated by mask after SAM (:mod:`labeler.dedup`), never by box NMS across
+prompts; the writer merges cropped instances with :func:`labeler.crops.semantic_from_crops`,
+which equals :func:`instances_to_semantic` on full-resolution arrays.
 """
 
 from __future__ import annotations
@@ -156,25 +159,6 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def _greedy_nms(iou: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    keep: list[int] = []
-    suppressed = np.zeros(len(order), bool)
-    for i in order:
-        if suppressed[i]:
-            continue
-        keep.append(int(i))
-        suppressed |= iou[i] > threshold
-    return np.array(keep, np.int64)
-
-
-def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices kept by greedy box NMS, highest score first (ties: lower index first)."""
-    if len(scores) == 0:
-        return np.zeros(0, np.int64)
-    return _greedy_nms(box_iou(xyxy, xyxy), scores, iou_threshold)
 
 
 def tile_windows(

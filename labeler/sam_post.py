@@ -97,21 +97,20 @@ def masks_in_windows(
     import torch
     import torch.nn.functional as F
 
-    x = low_res.float()
-    if reshaped_size is not None:
-        if pad_size is None:
-            raise ValueError("SAM post-processing needs pad_size with reshaped_size")
-        x = F.interpolate(x[:, None], pad_size, mode="bilinear", align_corners=False)[:, 0]
-        x = x[:, : reshaped_size[0], : reshaped_size[1]]
-    in_size = (int(x.shape[1]), int(x.shape[2]))
-    active = x > LOGIT_FLOOR
+    if reshaped_size is not None and pad_size is None:
+        raise ValueError("SAM post-processing needs pad_size with reshaped_size")
     out: list[tuple[MaskCrop, np.ndarray]] = []
-    for k in range(len(x)):
-        win = _window(active[k], in_size, original_size)
+    for k in range(len(low_res)):
+        x = low_res[k : k + 1].float()  # one box at a time: a 1024x1024 map is 4 MB
+        if reshaped_size is not None:
+            x = F.interpolate(x[:, None], pad_size, mode="bilinear", align_corners=False)[:, 0]
+            x = x[:, : reshaped_size[0], : reshaped_size[1]]
+        in_size = (int(x.shape[1]), int(x.shape[2]))
+        win = _window(x[0] > LOGIT_FLOOR, in_size, original_size)
         if win is None:
             out.append((MaskCrop(0, 0, np.zeros((0, 0), bool)), np.zeros((0, 0), np.float16)))
             continue
-        logits = resize_window(x[k : k + 1], original_size, win)[0]
+        logits = resize_window(x, original_size, win)[0]
         keep = logits > LOGIT_FLOOR  # shrink the window to where the logits really exceed it
         rows, cols = keep.any(dim=1).nonzero(), keep.any(dim=0).nonzero()
         if len(rows) == 0:

@@ -10,7 +10,6 @@ from labeler.merge import (
     box_iou,
     instances_to_semantic,
     merge_tile_boxes,
-    nms,
     select_queries,
     shift_detections,
     tile_windows,
@@ -57,13 +56,6 @@ def test_box_iou_values():
     b = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 0, 0]])
     np.testing.assert_allclose(box_iou(a, b)[0], [1.0, 50 / 150, 0.0, 0.0])
     assert box_iou(np.zeros((0, 4)), b).shape == (0, 4)
-
-
-def test_nms_keeps_best_of_overlaps():
-    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]])
-    keep = nms(boxes, np.array([0.5, 0.9, 0.4]), 0.5)
-    assert keep.tolist() == [1, 2]
-    assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
 
 
 # -- issue 11 case 3: prompts and negatives are decided per query, never by box NMS -----------

@@ -352,8 +352,15 @@ def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch
         )
         for i in range(3)
     ]
+    made = []
+    sam_inputs = backend._sam_inputs
+    monkeypatch.setattr(backend, "_sam_inputs", lambda im: made.append(im.shape) or sam_inputs(im))
+    for item in batch:
+        backend.prepare(item)
+    assert "sam" not in batch[1].prepared  # nothing is made for SAM before boxes are known
     outs = backend.label(batch)
     assert seen == [2]  # the boxless image never reached SAM
+    assert len(made) == 2  # nor its pre-processing (issue 11, case 6)
     assert len(outs[1].instances) == 0
     for o, n in zip(outs, (2, 0, 1), strict=True):
         inst = o.instances  # masks and probabilities inside their windows
