@@ -37,6 +37,7 @@ from labeler.backends import BackendOutput, LoadedImage
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
 from labeler.dedup import DedupRules, MaskCrop, dedup_instances
+from labeler.merge import Detections, merge_tile_boxes
 from labeler.models import (
     LoadedModel,
     _check_local,
@@ -330,13 +331,42 @@ class Sam3Backend:
         return out
 
     # -- merge -----------------------------------------------------------------------------------
+    def _drop_cut_tile_objects(
+        self, height: int, width: int, cands: list[Candidate]
+    ) -> list[Candidate]:
+        """Tile candidates that are the object of a whole-image candidate, by SAM 3's boxes
+        (:func:`labeler.merge.merge_tile_boxes`, the rule Grounded-SAM uses): the whole-image
+        instance wins whatever the scores, since a cut tile mask often scores higher."""
+        whole_win = (0, 0, width, height)
+        if all(x.window == whole_win for x in cands):
+            return cands
+
+        def dets(idx: list[int]) -> Detections:
+            # prompt_idx carries the candidate's index through the merge
+            return Detections(
+                np.array([cands[k].xyxy for k in idx], np.float32).reshape(-1, 4),
+                np.array([cands[k].score for k in idx], np.float32),
+                np.array(idx, np.int64),
+                self.negative[[cands[k].prompt for k in idx]],
+            )
+
+        groups: dict[tuple[int, int, int, int], list[int]] = {}
+        for k, x in enumerate(cands):
+            groups.setdefault(x.window, []).append(k)
+        whole = dets(groups.pop(whole_win, []))
+        tiles = [(win, dets(idx)) for win, idx in groups.items()]
+        kept = merge_tile_boxes(whole, tiles, (height, width), self.config.box_nms_iou)
+        return [cands[k] for k in sorted(kept.prompt_idx.tolist())]
+
     def instances(self, height: int, width: int, cands: list[Candidate]) -> CroppedInstances:
         """Candidates of one image (all crops and prompts) -> kept instances, masks inside their
-        windows: the labeler's mask dedup (:func:`labeler.dedup.dedup_instances`: negatives,
+        windows: tile candidates of whole-image objects dropped (:meth:`_drop_cut_tile_objects`),
+        then the labeler's mask dedup (:func:`labeler.dedup.dedup_instances`: negatives,
         duplicates across prompts and tiles, ``min_area``), then ``max_instances``."""
         import torch
 
         c = self.config
+        cands = self._drop_cut_tile_objects(height, width, cands)
         rules = DedupRules(iou=c.mask_nms_iou, min_area=max(c.cls.min_area, 1))
         scores = np.array([x.score for x in cands], np.float32)
         neg = self.negative[np.array([x.prompt for x in cands], np.int64)]

@@ -245,14 +245,31 @@ def test_tiles_change_the_hash_and_add_instances_from_crops(models, tmp_path):
     assert not np.array_equal(ia.masks.any(0), ib.masks.any(0))
 
 
-def _cand(prompt: int, score: float, y0: int, x0: int, h: int, w: int) -> Candidate:
-    """A square mask, made as the backend makes it: a crop (window) exactly covering the square
-    with a low-resolution probability of 0.9 everywhere."""
-    win = (x0, y0, x0 + w, y0 + h)
-    low = np.full((4, 4), 0.9, np.float32)
-    return Candidate(
-        np.array(win, np.float32), score, prompt, MaskCrop(y0, x0, np.ones((h, w), bool)), low, win
-    )
+def _cand(prompt: int, score: float, y0: int, x0: int, h: int, w: int, crop=None) -> Candidate:
+    """A rectangular mask, made as the backend makes it: a low-resolution probability of 0.9
+    over a crop; ``crop`` (default: exactly the rectangle) is the window the model saw."""
+    box = (x0, y0, x0 + w, y0 + h)
+    win = crop or box
+    low = np.zeros((win[3] - win[1], win[2] - win[0]), np.float32)
+    low[y0 - win[1] : y0 - win[1] + h, x0 - win[0] : x0 - win[0] + w] = 0.9
+    mask = MaskCrop(y0, x0, np.ones((h, w), bool))
+    return Candidate(np.array(box, np.float32), score, prompt, mask, low, win)
+
+
+def test_whole_image_instance_beats_its_cut_tile_instance():
+    """Tile 0..40 x 0..80 cuts a 50-px wide object at x = 40; the cut instance scores higher (it
+    looks larger in the tile) but the whole-image one is kept, as Grounded-SAM's tile rule."""
+    spec = ClassSpec("Bicycle", prompts=("bicycle",))
+    b = Sam3Backend(LabelConfig(data="unused", cls=spec, backend="sam3"), class_id=7)
+    whole = (0, 0, 80, 80)
+    cands = [
+        _cand(0, 0.40, 10, 10, 30, 50, crop=whole),
+        _cand(0, 0.60, 10, 10, 30, 30, crop=(0, 0, 40, 80)),  # cut at the tile's right edge
+        _cand(0, 0.50, 60, 5, 10, 10, crop=(0, 0, 40, 80)),  # only in the tile: kept
+    ]
+    inst = b.instances(80, 80, cands)
+    assert inst.scores.tolist() == pytest.approx([0.5, 0.4])
+    assert [m.mask.shape for m in inst.masks] == [(10, 10), (30, 50)]
 
 
 def test_negatives_and_duplicates_by_mask():
