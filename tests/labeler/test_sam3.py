@@ -346,3 +346,19 @@ def test_batch_size_does_not_change_labels(models, tmp_path):
     for sub in ("labels", "confidence", "instances"):
         for f in sorted((tmp_path / "1" / sub / "train").iterdir()):
             assert f.read_bytes() == (tmp_path / "3" / sub / "train" / f.name).read_bytes()
+
+
+def test_per_class_threshold_from_the_spec_file(models, tmp_path):
+    """box_threshold of the spec file is SAM 3's score threshold (detection x presence)."""
+    data = write_dataset(tmp_path / "data", {"train": 1})
+    spec = tmp_path / "classes.yaml"
+    counts = {}
+    for thr in (0.0, 0.99):
+        spec.write_text(f"Bicycle:\n  prompts: [bicycle]\n  box_threshold: {thr}\n")
+        out = tmp_path / f"run{thr}"
+        args = ["label", "--class", "Bicycle", "--data", str(data), "--out", str(out)]
+        args += ["--backend", "sam3", "--model", str(models["sam3"]), "--spec", str(spec)]
+        res = runner.invoke(app, [*args, "--device", "cpu", "--no-progress"])
+        assert res.exit_code == 0, res.output
+        counts[thr] = read_jsonl(out / "manifest.jsonl")[0]["instances"]
+    assert counts[0.0] > 0 and counts[0.99] == 0
