@@ -14,7 +14,8 @@ Rules (documented in docs/labeler.md):
   squashes its input to a square (SAM v1 pads and loses nothing).
 * **Batching**: crops of all instances of all images in a batch go through the image encoder
   ``batch_size`` at a time, and each chunk through the mask decoder in one call (one box per
-  crop), so memory is bounded by the chunk, not by the instance count.
+  crop); each chunk's masks replace the coarse ones before the next chunk runs, so memory is
+  bounded by the chunk, not by the instance count.
 * **Replacement**: the refined mask replaces the coarse one inside the crop (outside it the
   coarse mask stays), unless the refined mask is empty or overlaps the coarse mask inside the
   crop with IoU below ``MIN_AGREEMENT`` (then the segmenter found something else and the coarse
@@ -28,6 +29,7 @@ Rules (documented in docs/labeler.md):
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -93,14 +95,14 @@ class Refiner:
 
     def segment_crops(
         self, crops: list[np.ndarray], boxes: list[np.ndarray]
-    ) -> list[tuple[np.ndarray, float]]:
+    ) -> Iterator[tuple[np.ndarray, float]]:
         """Per crop ``(probability (h, w) float32 at the crop's resolution, predicted IoU)`` for
-        one XYXY box in crop pixels each; ``chunk`` crops per encoder and decoder call."""
+        one XYXY box in crop pixels each; ``chunk`` crops per encoder and decoder call, yielded
+        chunk by chunk (only one chunk's probabilities exist at a time)."""
         import torch
 
         model, proc = self.segmenter.model, self.segmenter.processor
         kind = self.segmenter.model_type
-        out: list[tuple[np.ndarray, float]] = []
         for start in range(0, len(crops), self.chunk):
             ins = [
                 self._inputs(c, b)
@@ -124,8 +126,7 @@ class Refiner:
             logits = proc.post_process_masks(res.pred_masks.float(), *post, binarize=False)
             ious = res.iou_scores.float().reshape(len(ins), -1)[:, 0].clamp(0, 1).cpu().numpy()
             for j, lg in enumerate(logits):
-                out.append((torch.sigmoid(lg.reshape(lg.shape[-2:])).cpu().numpy(), float(ious[j])))
-        return out
+                yield torch.sigmoid(lg.reshape(lg.shape[-2:])).cpu().numpy(), float(ious[j])
 
     def refine(self, images: list[np.ndarray], outputs: list[BackendOutput]) -> list[BackendOutput]:
         """Refine every instance of every output (module doc). Returns new outputs whose
@@ -144,24 +145,26 @@ class Refiner:
                 jobs.append((i, k, win))
                 crops.append(img[win[1] : win[3], win[0] : win[2]])
                 boxes.append(np.clip(box - np.array(win[:2] * 2, np.float32), 0, None))
-        results = self.segment_crops(crops, boxes) if crops else []
-        per_image: list[dict[int, tuple]] = [{} for _ in outputs]
-        for (i, k, win), res in zip(jobs, results, strict=True):
-            per_image[i][k] = (win, *res)
+        # current (mask, probability) of every instance; refined ones replaced as chunks arrive
+        state = [
+            [
+                (m, m.mask.astype(np.float16) if inst.probs is None else inst.probs[k])
+                for k, m in enumerate(inst.masks)
+            ]
+            for inst in cropped
+        ]
+        mscores = [inst.mask_scores.copy() for inst in cropped]
+        refined = [np.zeros(len(inst), bool) for inst in cropped]
+        for (i, k, win), (prob, iou) in zip(jobs, self.segment_crops(crops, boxes), strict=True):
+            mask, p, kept = _replace(*state[i][k], win, prob, iou)
+            state[i][k] = (mask, p)
+            if kept:
+                refined[i][k], mscores[i][k] = True, iou
         new = []
-        for o, inst, done in zip(outputs, cropped, per_image, strict=True):
-            masks, probs, mscores = [], [], inst.mask_scores.copy()
-            refined = np.zeros(len(inst), bool)
-            for k, m in enumerate(inst.masks):
-                p = m.mask.astype(np.float16) if inst.probs is None else inst.probs[k]
-                mask, prob, kept = _replace(m, p, *done[k])
-                masks.append(mask)
-                probs.append(prob)
-                if kept:
-                    refined[k], mscores[k] = True, done[k][2]
+        for i, (o, inst) in enumerate(zip(outputs, cropped, strict=True)):
             out = CroppedInstances(
-                inst.image_size, inst.xyxy, inst.scores, mscores, inst.class_ids, inst.prompts,
-                masks, probs, refined,
+                inst.image_size, inst.xyxy, inst.scores, mscores[i], inst.class_ids, inst.prompts,
+                [m for m, _ in state[i]], [p for _, p in state[i]], refined[i],
             )  # fmt: skip
             new.append(BackendOutput(out, None, dict(o.timings)))
         return new

@@ -152,8 +152,19 @@ def test_crops_batched_across_instances_and_images(models, kind, monkeypatch):
         BackendOutput(_instances(70, 96, [(10, 10, 20, 40)]), None),
     ]
     imgs = [imgs[0], imgs[1], imgs[0]]
+    import labeler.refine as refine_mod
+
+    seen = []  # encoder calls made when each instance's mask is replaced
+    replace = refine_mod._replace
+
+    def recording(*a):
+        seen.append(len(calls))
+        return replace(*a)
+
+    monkeypatch.setattr(refine_mod, "_replace", recording)
     new = refiner.refine(imgs, outs)
     assert calls == [3, 1]  # 4 instances of 2 images: chunks of 3 crops, not one per instance
+    assert seen == [1, 1, 1, 2]  # a chunk's masks are used before the next chunk runs
     assert [len(o.instances) for o in new] == [3, 0, 1]
     assert new[1].instances.refined.shape == (0,)
     for o in (new[0], new[2]):
