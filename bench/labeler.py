@@ -400,7 +400,10 @@ def sync(device: str, torch) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
-        "--part", default="pipeline", choices=["pipeline", "memory", "writer", "memory-child"]
+        "--part",
+        default="pipeline",
+        choices=["pipeline", "memory", "writer", "memory-child", "backends"],
+        help="backends: grounded-sam vs sam3 vs sam3 + refine (bench/labeler_backends.py)",
     )
     ap.add_argument("--code", default="", help="memory-child: checkout whose labeler to import")
     ap.add_argument("--baseline-rev", default=BASELINE_REV, help="today's code for memory")
@@ -417,7 +420,13 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=4)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--json", default="", help="also write the figures to this file")
+    import labeler_backends  # bench/ is on sys.path when this file runs as a script
+
+    labeler_backends.add_arguments(ap, shared=False)
     args = ap.parse_args()
+    if args.part == "backends":
+        labeler_backends.compare(args)
+        return
     if args.part == "memory-child":
         print(json.dumps(memory_child(args.code, args.boxes)))
         return

@@ -87,6 +87,7 @@ def register_backend(name: str, factory: BackendFactory) -> BackendFactory:
 # "module:attribute". A new backend adds one line here or calls register_backend at import.
 LAZY_BACKENDS: dict[str, str] = {
     "grounded-sam": "labeler.grounded_sam:GroundedSamBackend",
+    "sam3": "labeler.sam3:Sam3Backend",  # SAM 3: text prompt -> every instance's mask
     # SIMULATED pseudo labels from a dataset's true masks (engine synth), for demos; no model.
     "simulated": "labeler.simulated:SimulatedBackend",
 }

@@ -30,8 +30,17 @@ def label_cmd(
     ),
     backend: str = typer.Option(
         "grounded-sam",
-        help="Labeling backend: grounded-sam (real models) or simulated (SIMULATED pseudo labels "
-        "made from the dataset's true masks with Grounded-SAM-like errors, for demos; no model).",
+        help="Labeling backend: grounded-sam (real models), sam3 (SAM 3: text -> every "
+        "instance's mask) or simulated (SIMULATED pseudo labels made from the dataset's true "
+        "masks with Grounded-SAM-like errors, for demos; no model).",
+    ),
+    model: str = typer.Option(
+        "", help="--backend sam3: SAM 3 hub id or local directory (default facebook/sam3, gated)."
+    ),
+    refine: str = typer.Option(
+        "",
+        help="Re-segment each instance on a full-resolution crop around its box with this SAM / "
+        "SAM-HQ / SAM 2 id, directory or .pth (any backend).",
     ),
     backend_option: list[str] = typer.Option(
         [],
@@ -59,13 +68,15 @@ def label_cmd(
     force: bool = typer.Option(False, "--force", help="Relabel images already done."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Pseudo-label a new class over a dataset with Grounded-SAM, or simulated ones (resumable)."""
+    """Pseudo-label a new class over a dataset with Grounded-SAM or SAM 3, or simulated ones
+    (resumable)."""
     from labeler.cli_support import build_label_config, print_label_summary
     from labeler.run import run_labeling
 
     cfg = build_label_config(
         class_name=class_name, data=data, split=split, out=out, prompt=prompt, negative=negative,
-        spec=spec, detector=detector, segmenter=segmenter, backend=backend,
+        spec=spec, detector=detector, segmenter=segmenter, backend=backend, model=model,
+        refine=refine,
         box_threshold=box_threshold, text_threshold=text_threshold, min_area=min_area,
         max_instances=max_instances, uncertain=uncertain, batch_size=batch_size, workers=workers,
         device=device, precision=precision, tiles=tiles, overlap=overlap, shard=shard,

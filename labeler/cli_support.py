@@ -15,6 +15,8 @@ from labeler.run import STAGES, LabelSummary
 
 # What run.json records as detector / segmenter of a simulated run: no model is loaded.
 NO_MODEL = "none (simulated backend)"
+# What run.json records as detector / segmenter of backends that use neither.
+_NOT_USED = {"simulated": NO_MODEL, "sam3": "none (sam3 backend: see model)"}
 
 
 def parse_band(text: str) -> tuple[float, float]:
@@ -57,6 +59,8 @@ def build_label_config(
     detector: str = "",
     segmenter: str = "",
     backend: str = "grounded-sam",
+    model: str = "",
+    refine: str = "",
     box_threshold: float | None = None,
     text_threshold: float | None = None,
     min_area: int | None = None,
@@ -84,6 +88,16 @@ def build_label_config(
         "min_area": min_area,
         "max_instances": max_instances,
     }
+    if model and backend != "sam3":
+        raise ValueError(
+            f"--model is the SAM 3 checkpoint of --backend sam3; --backend {backend} takes "
+            "--detector and --segmenter"
+        )
+    if backend == "sam3" and (detector or segmenter):
+        raise ValueError(
+            "--backend sam3 takes its checkpoint with --model (no --detector / --segmenter; "
+            "use --refine SEGMENTER to re-segment its instances with SAM)"
+        )
     if spec:
         cls = load_class_spec(spec, class_name, **overrides)
     else:
@@ -94,8 +108,10 @@ def build_label_config(
         out=out,
         splits=tuple(s.strip() for s in split.split(",") if s.strip()),
         backend=backend,
-        detector=detector or (NO_MODEL if backend == "simulated" else DEFAULT_DETECTOR),
-        segmenter=segmenter or (NO_MODEL if backend == "simulated" else DEFAULT_SEGMENTER),
+        detector=detector or (_NOT_USED.get(backend) or DEFAULT_DETECTOR),
+        segmenter=segmenter or (_NOT_USED.get(backend) or DEFAULT_SEGMENTER),
+        model=model,
+        refine=refine,
         tiles=parse_grid(tiles),
         tile_overlap=overlap,
         uncertain=parse_band(uncertain),

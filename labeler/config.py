@@ -146,6 +146,9 @@ class LabelConfig:
     force: bool = False  # relabel images already done with the same configuration
     progress: bool = True  # draw a progress bar on stderr
     local_files_only: bool = False  # never contact the hub (also implied by HF_HUB_OFFLINE)
+    model: str = ""  # sam3 backend: SAM 3 hub id or local directory; "" -> facebook/sam3
+    model_revision: str | None = None  # hub revision of --model
+    refine: str = ""  # SAM / SAM-HQ / SAM 2 re-segmenting each instance on a crop; "" = off
     extra: dict[str, Any] = field(default_factory=dict)  # backend-specific options (hashed)
 
     def __post_init__(self) -> None:
@@ -186,6 +189,12 @@ class LabelConfig:
             "max_boxes": self.max_boxes,
             "uncertain": list(self.uncertain),
             "extra": self.extra,
+            # only when set, so runs from before these options keep their hash (and resume)
+            **{
+                k: getattr(self, k)
+                for k in ("model", "model_revision", "refine")
+                if getattr(self, k)
+            },
         }
 
     def to_dict(self) -> dict[str, Any]:

@@ -43,6 +43,7 @@ class CroppedInstances:
     prompts: list[str]
     masks: list[MaskCrop]
     probs: list[np.ndarray] | None = None
+    refined: np.ndarray | None = None  # (N,) bool: mask replaced by --refine; None: not run
     _areas: np.ndarray | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -64,6 +65,10 @@ class CroppedInstances:
                 raise ValueError(f"probs[{k}] is {self.probs[k].shape}, mask {m.mask.shape}")
         if self.probs is not None and len(self.probs) != n:
             raise ValueError(f"probs must hold {n} maps to match masks")
+        if self.refined is not None:
+            self.refined = np.asarray(self.refined, bool).reshape(-1)
+            if len(self.refined) != n:
+                raise ValueError(f"refined must hold {n} flags to match masks")
 
     def __len__(self) -> int:
         return len(self.masks)
@@ -104,6 +109,7 @@ class CroppedInstances:
             inst.prompts,
             masks,
             crops if probs is not None else None,
+            inst.refined,
         )
 
     def to_instances(self) -> Instances:
@@ -113,8 +119,9 @@ class CroppedInstances:
         for k, m in enumerate(self.masks):
             full[k, m.y0 : m.y1, m.x0 : m.x1] = m.mask
         return Instances(
-            self.xyxy, full, self.scores, self.mask_scores, self.class_ids, self.prompts
-        )
+            self.xyxy, full, self.scores, self.mask_scores, self.class_ids, self.prompts,
+            self.refined,
+        )  # fmt: skip
 
     def to_json(self, **header: Any) -> dict:
         """The same dict as :meth:`Instances.to_json` of the full-resolution instances."""
@@ -133,6 +140,7 @@ class CroppedInstances:
                     "area": int(areas[i]),
                     "class_id": int(self.class_ids[i]),
                     "prompt": self.prompts[i],
+                    **({} if self.refined is None else {"refined": bool(self.refined[i])}),
                     "segmentation": crop_to_rle(m.mask, m.y0, m.x0, h, w),
                 }
                 for i, m in enumerate(self.masks)

@@ -36,6 +36,7 @@ from engine.runinfo import config_hash, environment
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
 from labeler.config import LabelConfig, shard_from_env
 from labeler.crops import CroppedInstances, semantic_from_crops
+from labeler.refine import with_refinement
 
 STAGES = ("decode", "detect", "segment", "merge", "write")
 _STOP = object()
@@ -287,6 +288,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     class_id = taxonomy.id_of(cfg.cls.name)
     if backend is None:
         backend = create_backend(cfg.backend, cfg, class_id)
+    backend = with_refinement(backend, cfg)  # --refine: crop-zoom re-segmentation (labeler.refine)
     chash = config_hash(
         {
             "labels": cfg.result_fields(),
