@@ -31,6 +31,11 @@ def train_cmd(
         None, "--backbone-weights", help="auto | torchvision | PATH | none."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt exactly."),
+    init: Path = typer.Option(
+        None,
+        "--init",
+        help="Start from this checkpoint (ours or converted); the class head grows for new classes.",
+    ),
     val_every: int = typer.Option(None, "--val-every", min=0, help="Validate every N steps."),
     val_size: str = typer.Option(
         None, "--val-size", help="Validation inference size WxH (default 4096x3072)."
@@ -53,6 +58,7 @@ def train_cmd(
         batch_size=batch_size,
         device=device,
         backbone_weights=backbone_weights,
+        init=None if init is None else str(init),
         resume=resume or None,
         val_every=val_every,
         val_size=None if val_size is None else parse_size(val_size, "--val-size"),
@@ -61,7 +67,12 @@ def train_cmd(
     )
     if crop is not None:
         cfg.augment.crop = crop
-    result = train(cfg)
+
+    def show_init(report) -> None:
+        for line in report.summary():
+            stdout.print(line, highlight=False, soft_wrap=True)
+
+    result = train(cfg, on_init=show_init)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         stdout.print(f"trained {result.step} steps; checkpoint {result.last_checkpoint}")
         if result.val:
