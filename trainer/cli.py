@@ -126,4 +126,4 @@ def models_cmd(
         )
         if row.macs is not None:
             line += f"  {row.macs / 1e9:9.1f} GMACs @ {size[0]}x{size[1]}"
-        stdout.print(line, highlight=False)
+        stdout.print(line, highlight=False, soft_wrap=True)  # one line per preset
