@@ -126,12 +126,15 @@ def models_cmd(
     ),
     num_classes: int = typer.Option(7, "--num-classes", min=1, help="K classes (MaSS13K: 7)."),
 ) -> None:
-    """List the model presets with their parameter counts (and MACs at --macs WxH)."""
+    """List the model presets with their exact parameter counts (and MACs at --macs WxH)."""
     from trainer.models.summary import summarize_presets
 
     size = parse_size(macs, "--macs") if macs else None
     for row in summarize_presets(num_classes=num_classes, macs_size=size):
-        line = f"{row.name:<21} {row.params / 1e6:6.2f}M"
+        line = (
+            f"{row.name:<21} {row.params:>11,} params ({row.params / 1e6:.2f}M, "
+            f"{row.trainable:,} trainable)"
+        )
         if row.macs is not None:
             line += f"  {row.macs / 1e9:9.1f} GMACs @ {size[0]}x{size[1]}"
-        stdout.print(line, highlight=False)
+        stdout.print(line, highlight=False, soft_wrap=True)  # one line per preset

@@ -214,6 +214,12 @@ def train(
             f"micro-step cannot be split over {world} ranks"
         )
     micro = per_rank // world
+    if micro < 2:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} / accum_steps {cfg.accum_steps} / {world} ranks = "
+            f"{micro} image per micro-step; MaSSFormer needs at least 2 (the released "
+            f"pixel decoder has BatchNorms on globally pooled features)"
+        )
 
     dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment)
     taxonomy = dataset.taxonomy
