@@ -203,3 +203,24 @@ def test_engine_train_init_grows_and_prints(seven, tmp_path):
     args[args.index(str(run))] = str(tmp_path / "run2")
     res = CliRunner().invoke(app, [*args[:-3], "--init", str(tmp_path / "none.pt")])
     assert res.exit_code == 2 and "checkpoint not found" in res.output
+
+
+def test_init_from_a_converted_release_checkpoint(tmp_path):
+    """The release's exact layout (key/shape table) -> engine convert -> --init into a 9-class
+    massformer_r50: every tensor but the class head loaded, the head grown from Others."""
+    from tests.trainer.test_convert import release_state
+    from trainer.convert import convert_massformer
+
+    state = release_state(seed=3)
+    src = tmp_path / "release.pth"
+    torch.save({"state_dict": state, "meta": {"mmseg_version": "1.2.2"}}, src)
+    dst = convert_massformer(src, tmp_path / "released.pt").out
+    model = create_model("massformer_r50", 9)
+    report = init_from_checkpoint(model, dst, NINE)
+    assert len(report.loaded) == 658 and len(report.grown) == 2
+    assert report.dropped == [] and report.not_in_checkpoint == []
+    w = model.state_dict()["decoder.class_embed.weight"]
+    cls = state["decode_head.cls_embed.weight"]
+    assert torch.equal(w[7], cls[0]) and torch.equal(w[8], cls[0]) and torch.equal(w[9], cls[7])
+    first = "decode_head.pixel_decoder.pixel_decoder.LSE.conv1.weight"
+    assert torch.equal(model.state_dict()["pixel_decoder.lse.gate_conv.weight"], state[first])
