@@ -91,6 +91,12 @@ def predict_cmd(
     out: Path = typer.Option(..., "--out", help="Folder for label PNGs (original sizes)."),
     size: str = typer.Option("4096x3072", "--size", help="Inference size WxH (aspect kept)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
+    mode: str = typer.Option(
+        "efficient",
+        "--mode",
+        help="efficient (class maps at mask resolution, low memory) | full (the release's "
+        "inference exactly, fp32; Q masks at the resized size).",
+    ),
     sliding_window: bool = typer.Option(
         False, "--sliding-window", help="Tiled inference for images too large for memory."
     ),
@@ -107,6 +113,7 @@ def predict_cmd(
         out=str(out),
         size=parse_size(size),
         device=device,
+        mode=mode,
         sliding_window=sliding_window,
         color=color,
         overwrite=overwrite,
@@ -116,6 +123,25 @@ def predict_cmd(
     stdout.print(
         f"wrote {len(result.written)} label maps to {result.out} in {result.seconds:.1f} s"
         + (f" ({result.skipped} already there, skipped)" if result.skipped else "")
+    )
+
+
+@app.command("convert-massformer")
+def convert_massformer_cmd(
+    checkpoint: Path = typer.Argument(..., help="The authors' mmseg MaSSFormer-R50 .pth."),
+    out: Path = typer.Option(..., "--out", help="Engine checkpoint to write (.pt)."),
+) -> None:
+    """Convert the released MaSSFormer-R50 checkpoint (xiechenxi99/MaSS13K) into an engine
+    checkpoint (massformer_r50, MaSS13K taxonomy) for engine predict and engine train --init."""
+    from trainer.convert import convert_massformer
+
+    result = convert_massformer(checkpoint, out)
+    stdout.print(
+        f"wrote {result.out}: massformer_r50, {result.num_tensors} tensors, "
+        f"{result.num_parameters:,} parameters, {result.num_classes} classes "
+        f"({', '.join(result.classes)})",
+        highlight=False,
+        soft_wrap=True,
     )
 
 
