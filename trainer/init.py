@@ -55,6 +55,9 @@ class InitReport:
     class_rows: list[tuple[str, str | None, str]] = field(
         default_factory=list
     )  # per model class: (class, checkpoint class seeding its row or None, "same" | "parent" | "new")
+    unused_classes: list[str] = field(
+        default_factory=list
+    )  # checkpoint classes no model class takes its row from (their rows are dropped)
 
     def summary(self, show: int = 5) -> list[str]:
         """A few lines: counts, how each changed class row was seeded, the first ``show``
@@ -73,6 +76,11 @@ class InitReport:
         ]
         if seeded:
             lines.append("  class rows: " + ", ".join(seeded) + f"; {NO_OBJECT} row kept last")
+        if self.unused_classes:
+            lines.append(
+                "  checkpoint classes not in the taxonomy (rows dropped): "
+                + ", ".join(self.unused_classes)
+            )
         for title, items in (
             ("dropped", [f"{k} ({why})" for k, why in self.dropped]),
             ("not in the checkpoint", self.not_in_checkpoint),
@@ -91,6 +99,7 @@ class InitReport:
             "dropped": [{"key": k, "why": why} for k, why in self.dropped],
             "not_in_checkpoint": self.not_in_checkpoint,
             "class_rows": [{"class": n, "from": s, "how": h} for n, s, h in self.class_rows],
+            "unused_classes": self.unused_classes,
         }
 
 
@@ -184,6 +193,8 @@ def init_from_checkpoint(
         (c.name, src_tax[row].name if row is not None else None, how)
         for c, (row, how) in zip(taxonomy, sources, strict=True)
     ]
+    used = {row for row, _ in sources}
+    report.unused_classes = [c.name for c in src_tax if c.id not in used]
     new_sd = dict(target)
     for key, want in target.items():
         if key not in sd:
@@ -221,14 +232,18 @@ def init_from_checkpoint(
 
 def _load(path: Path) -> dict:
     """Our checkpoint, or a clear error; an mmseg (release) checkpoint is named as such."""
+    from trainer.convert import read_release_checkpoint
+
     try:
         return load_checkpoint(path)
-    except ValueError as e:
-        if "not an engine training checkpoint" in str(e):
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(raw, dict) and "state_dict" in raw:
-                raise ValueError(
-                    f"{path}: an mmseg checkpoint (the release's format); convert it first: "
-                    f"engine convert-massformer {path} --out FILE.pt"
-                ) from None
+    except ValueError:
+        try:  # an mmseg checkpoint, even one holding mmengine objects, reads safely here
+            state, _ = read_release_checkpoint(path)
+        except (ValueError, FileNotFoundError):
+            state = {}
+        if any(k.startswith(("backbone.", "decode_head.")) for k in state):
+            raise ValueError(
+                f"{path}: an mmseg checkpoint (the release's format); convert it first: "
+                f"engine convert-massformer {path} --out FILE.pt"
+            ) from None
         raise

@@ -43,6 +43,10 @@ def seven(tmp_path_factory):
     return model, _ours(model, MASS13K, tmp_path_factory.mktemp("ck") / "seven.pt")
 
 
+class Foreign:
+    """Stands for mmengine's objects in a training checkpoint."""
+
+
 def _tax(*classes):
     return Taxonomy(tuple(ClassInfo(i, n, (i, i, i), p) for i, (n, p) in enumerate(classes)))
 
@@ -118,6 +122,14 @@ def test_grown_head_keeps_every_probability_of_the_checkpoint(seven):
     torch.testing.assert_close(p_new[:, 9], p_old[:, 7])
 
 
+def test_classes_missing_from_the_taxonomy_are_reported(seven):
+    _, path = seven
+    six = Taxonomy(MASS13K.classes[:6])  # no Water
+    report = init_from_checkpoint(create_model("tiny", 6), path, six)
+    assert report.unused_classes == ["Water"]
+    assert "checkpoint classes not in the taxonomy (rows dropped): Water" in report.summary()[-1]
+
+
 def test_same_taxonomy_loads_everything_unchanged(seven):
     old_model, path = seven
     model = create_model("tiny", 7)
@@ -167,6 +179,11 @@ def test_bad_checkpoints_are_clear_errors(seven, tmp_path):
         init_from_checkpoint(model, cut, NINE)
     mmseg = tmp_path / "release.pth"
     torch.save({"state_dict": {"backbone.conv1.weight": torch.zeros(1)}, "meta": {}}, mmseg)
+    with pytest.raises(ValueError, match="mmseg checkpoint.*engine convert-massformer"):
+        init_from_checkpoint(model, mmseg, NINE)
+    # a training checkpoint of mmengine (foreign objects that weights_only refuses)
+    state = {"state_dict": {"decode_head.cls_embed.weight": torch.zeros(1)}, "hub": Foreign()}
+    torch.save(state, mmseg)
     with pytest.raises(ValueError, match="mmseg checkpoint.*engine convert-massformer"):
         init_from_checkpoint(model, mmseg, NINE)
     other = {"format": 1, "step": 0, "model": {"x": torch.zeros(1)}, "model_config": {}}
