@@ -314,12 +314,22 @@ def _plain(meta: dict) -> dict:
     written checkpoint stays loadable with ``weights_only=True``."""
     keep: dict = {}
     for key, value in meta.items():
-        if isinstance(value, (str, int, float, bool)) or value is None:
-            keep[str(key)] = value
+        if value is None or isinstance(value, _SCALARS):
+            keep[str(key)] = _scalar(value)
         elif isinstance(value, dict):
             keep[str(key)] = _plain(value)
-        elif isinstance(value, (list, tuple)) and all(
-            isinstance(v, (str, int, float, bool)) for v in value
-        ):
-            keep[str(key)] = list(value)
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value):
+            keep[str(key)] = [_scalar(v) for v in value]
     return keep
+
+
+_SCALARS = (bool, int, float, str)
+
+
+def _scalar(value: object) -> object:
+    """The builtin value of a scalar: subclasses (``torch.__version__`` is a ``TorchVersion``,
+    numpy's ``float64``/``str_``) would make the checkpoint unloadable with ``weights_only``."""
+    for kind in _SCALARS:
+        if isinstance(value, kind):
+            return kind(value)
+    return value
