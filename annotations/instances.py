@@ -32,6 +32,8 @@ class Instances:
         mask_scores: ``(N,) float32`` segmenter mask quality scores (SAM IoU prediction) in 0..1.
         class_ids: ``(N,) int64`` class ids in the run's taxonomy.
         prompts: ``N`` strings, the text prompt each box matched best.
+        refined: ``(N,) bool`` whether crop-zoom refinement replaced the mask
+            (``labeler.refine``), or None when no refinement ran.
     """
 
     xyxy: np.ndarray
@@ -40,6 +42,7 @@ class Instances:
     mask_scores: np.ndarray
     class_ids: np.ndarray
     prompts: list[str] = field(default_factory=list)
+    refined: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float32)
@@ -61,6 +64,10 @@ class Instances:
             raise ValueError(
                 f"prompts must hold {n} strings to match masks, got {len(self.prompts)}"
             )
+        if self.refined is not None:
+            self.refined = np.asarray(self.refined, dtype=bool)
+            if self.refined.shape != (n,):
+                raise ValueError(f"refined must be ({n},) to match masks, got {self.refined.shape}")
 
     @classmethod
     def empty(cls, height: int, width: int) -> Instances:
@@ -96,6 +103,7 @@ class Instances:
             mask_scores=self.mask_scores[idx],
             class_ids=self.class_ids[idx],
             prompts=[self.prompts[i] for i in idx.tolist()],
+            refined=None if self.refined is None else self.refined[idx],
         )
 
     @classmethod
@@ -113,6 +121,9 @@ class Instances:
             mask_scores=np.concatenate([p.mask_scores for p in parts]),
             class_ids=np.concatenate([p.class_ids for p in parts]),
             prompts=[s for p in parts for s in p.prompts],
+            refined=None
+            if any(p.refined is None for p in parts)
+            else np.concatenate([p.refined for p in parts]),
         )
 
     # -- JSON ----------------------------------------------------------------------------------
@@ -133,6 +144,7 @@ class Instances:
                     "area": int(areas[i]),
                     "class_id": int(self.class_ids[i]),
                     "prompt": self.prompts[i],
+                    **({} if self.refined is None else {"refined": bool(self.refined[i])}),
                     "segmentation": mask_to_rle(self.masks[i]),
                 }
                 for i in range(len(self))
@@ -156,6 +168,9 @@ class Instances:
                 mask_scores=np.array([it.get("mask_score", 1.0) for it in items], np.float32),
                 class_ids=np.array([it["class_id"] for it in items], np.int64),
                 prompts=[str(it.get("prompt", "")) for it in items],
+                refined=np.array([bool(it["refined"]) for it in items])
+                if all("refined" in it for it in items)
+                else None,
             )
         except (KeyError, TypeError) as e:
             raise ValueError(

@@ -19,8 +19,9 @@ right after decoding (CPU only, thread-safe) and stores model inputs in ``item.p
 resized, normalised tensors), so the model thread only batches and runs the models. An
 exception in ``prepare`` fails that image.
 
-``label`` returns one :class:`BackendOutput` per input image, in order. It may raise for a
-whole batch; the runner then records every image of the batch as failed and goes on.
+``label`` returns one :class:`BackendOutput` per input image, in order. When it raises for a
+batch, the runner retries the batch's images one at a time, so only the images that fail on
+their own are recorded as failed (each with its own reason), and goes on.
 The runner merges each output into the semantic label with
 :func:`labeler.merge.instances_to_semantic` (so every backend shares the merge).
 """
@@ -35,6 +36,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from annotations.instances import Instances
+from labeler.crops import CroppedInstances
 
 
 @dataclass
@@ -52,7 +54,10 @@ class LoadedImage:
 class BackendOutput:
     """What a backend found in one image."""
 
-    instances: Instances  # kept instances; class_ids = the run's new class id; masks (N, H, W)
+    # kept instances; class_ids = the run's new class id. Either full-resolution Instances (masks
+    # (N, H, W)) with ``probs``, or CroppedInstances (masks and probabilities inside their
+    # windows; ``probs`` unused), which keeps a 4K image with many instances small.
+    instances: Instances | CroppedInstances
     probs: np.ndarray | None = None  # (N, H, W) float16/32 mask probability 0..1; None: certain
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage for this image
 
@@ -82,6 +87,7 @@ def register_backend(name: str, factory: BackendFactory) -> BackendFactory:
 # "module:attribute". A new backend adds one line here or calls register_backend at import.
 LAZY_BACKENDS: dict[str, str] = {
     "grounded-sam": "labeler.grounded_sam:GroundedSamBackend",
+    "sam3": "labeler.sam3:Sam3Backend",  # SAM 3: text prompt -> every instance's mask
     # SIMULATED pseudo labels from a dataset's true masks (engine synth), for demos; no model.
     "simulated": "labeler.simulated:SimulatedBackend",
 }

@@ -17,19 +17,30 @@ def label_cmd(
     out: str = typer.Option("", help="Run directory (default runs/label/<class lower-case>)."),
     prompt: list[str] = typer.Option([], help="Text prompt (repeatable, synonyms)."),
     negative: list[str] = typer.Option(
-        [], help="Negative prompt whose boxes are dropped (repeatable)."
+        [],
+        help="Negative prompt (repeatable): removes an instance whose mask it covers when it "
+        "scores higher by the margin (docs/labeler.md).",
     ),
     spec: str = typer.Option(
         "", "--spec", help="YAML class spec file (prompts, thresholds, negatives)."
     ),
     detector: str = typer.Option("", help="Grounding DINO hub id or local directory."),
     segmenter: str = typer.Option(
-        "", help="SAM / SAM-HQ hub id, local directory or SAM .pth file."
+        "", help="SAM / SAM-HQ / SAM 2 hub id, local directory or SAM .pth file."
     ),
     backend: str = typer.Option(
         "grounded-sam",
-        help="Labeling backend: grounded-sam (real models) or simulated (SIMULATED pseudo labels "
-        "made from the dataset's true masks with Grounded-SAM-like errors, for demos; no model).",
+        help="Labeling backend: grounded-sam (real models), sam3 (SAM 3: text -> every "
+        "instance's mask) or simulated (SIMULATED pseudo labels made from the dataset's true "
+        "masks with Grounded-SAM-like errors, for demos; no model).",
+    ),
+    model: str = typer.Option(
+        "", help="--backend sam3: SAM 3 hub id or local directory (default facebook/sam3, gated)."
+    ),
+    refine: str = typer.Option(
+        "",
+        help="Re-segment each instance on a full-resolution crop around its box with this SAM / "
+        "SAM-HQ / SAM 2 id, directory or .pth (any backend).",
     ),
     backend_option: list[str] = typer.Option(
         [],
@@ -40,9 +51,13 @@ def label_cmd(
     text_threshold: float = typer.Option(None, help="Text threshold (default 0.25)."),
     min_area: int = typer.Option(None, help="Minimum instance area in pixels (default 0)."),
     max_instances: int = typer.Option(None, help="Maximum instances per image (default 100)."),
+    max_boxes: int = typer.Option(
+        100, min=0, help="Boxes per image that reach SAM, best box score first (0: all)."
+    ),
     uncertain: str = typer.Option("0.15,0.25", help="Confidence band lo,hi that becomes 255."),
     batch_size: int = typer.Option(4, min=1, help="Images per model batch."),
     workers: int = typer.Option(2, min=1, help="Image decoding threads."),
+    writers: int = typer.Option(2, min=1, help="Output writing threads."),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     precision: str = typer.Option("auto", help="auto | fp32 | fp16 | bf16."),
     tiles: str = typer.Option("1x1", help="Detection tiles RxC in addition to the whole image."),
@@ -53,17 +68,20 @@ def label_cmd(
     force: bool = typer.Option(False, "--force", help="Relabel images already done."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Pseudo-label a new class over a dataset with Grounded-SAM, or simulated ones (resumable)."""
+    """Pseudo-label a new class over a dataset with Grounded-SAM or SAM 3, or simulated ones
+    (resumable)."""
     from labeler.cli_support import build_label_config, print_label_summary
     from labeler.run import run_labeling
 
     cfg = build_label_config(
         class_name=class_name, data=data, split=split, out=out, prompt=prompt, negative=negative,
-        spec=spec, detector=detector, segmenter=segmenter, backend=backend,
+        spec=spec, detector=detector, segmenter=segmenter, backend=backend, model=model,
+        refine=refine,
         box_threshold=box_threshold, text_threshold=text_threshold, min_area=min_area,
         max_instances=max_instances, uncertain=uncertain, batch_size=batch_size, workers=workers,
         device=device, precision=precision, tiles=tiles, overlap=overlap, shard=shard,
-        force=force, progress=progress, backend_option=backend_option,
+        force=force, progress=progress, backend_option=backend_option, max_boxes=max_boxes,
+        writers=writers,
     )  # fmt: skip
     summary = run_labeling(cfg)
     print_label_summary(summary, cfg.backend)

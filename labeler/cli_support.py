@@ -15,6 +15,8 @@ from labeler.run import STAGES, LabelSummary
 
 # What run.json records as detector / segmenter of a simulated run: no model is loaded.
 NO_MODEL = "none (simulated backend)"
+# What run.json records as detector / segmenter of backends that use neither.
+_NOT_USED = {"simulated": NO_MODEL, "sam3": "none (sam3 backend: see model)"}
 
 
 def parse_band(text: str) -> tuple[float, float]:
@@ -57,6 +59,8 @@ def build_label_config(
     detector: str = "",
     segmenter: str = "",
     backend: str = "grounded-sam",
+    model: str = "",
+    refine: str = "",
     box_threshold: float | None = None,
     text_threshold: float | None = None,
     min_area: int | None = None,
@@ -72,6 +76,8 @@ def build_label_config(
     force: bool = False,
     progress: bool = True,
     backend_option: list[str] | None = None,
+    max_boxes: int = 100,
+    writers: int = 2,
 ) -> LabelConfig:
     """Command-line values to a config; options given on the command line win over ``--spec``."""
     overrides = {
@@ -82,6 +88,16 @@ def build_label_config(
         "min_area": min_area,
         "max_instances": max_instances,
     }
+    if model and backend != "sam3":
+        raise ValueError(
+            f"--model is the SAM 3 checkpoint of --backend sam3; --backend {backend} takes "
+            "--detector and --segmenter"
+        )
+    if backend == "sam3" and (detector or segmenter):
+        raise ValueError(
+            "--backend sam3 takes its checkpoint with --model (no --detector / --segmenter; "
+            "use --refine SEGMENTER to re-segment its instances with SAM)"
+        )
     if spec:
         cls = load_class_spec(spec, class_name, **overrides)
     else:
@@ -92,13 +108,17 @@ def build_label_config(
         out=out,
         splits=tuple(s.strip() for s in split.split(",") if s.strip()),
         backend=backend,
-        detector=detector or (NO_MODEL if backend == "simulated" else DEFAULT_DETECTOR),
-        segmenter=segmenter or (NO_MODEL if backend == "simulated" else DEFAULT_SEGMENTER),
+        detector=detector or (_NOT_USED.get(backend) or DEFAULT_DETECTOR),
+        segmenter=segmenter or (_NOT_USED.get(backend) or DEFAULT_SEGMENTER),
+        model=model,
+        refine=refine,
         tiles=parse_grid(tiles),
         tile_overlap=overlap,
         uncertain=parse_band(uncertain),
         batch_size=batch_size,
         workers=workers,
+        writers=writers,
+        max_boxes=max_boxes,
         device=device,
         precision=precision,
         shard=parse_shard(shard) if shard else None,
@@ -146,5 +166,11 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         err.print(f"[red]failed[/red] {split}/{stem}: {error}")
     if len(summary.failed) > 20:
         err.print(f"... and {len(summary.failed) - 20} more failures (see manifest.jsonl)")
+    if summary.failed:
+        n = len(summary.failed)
+        err.print(
+            f"{n} image{'s' if n > 1 else ''} failed; run the same command again to retry "
+            "exactly those"
+        )
     if summary.interrupted:
         err.print("interrupted: run the same command again to resume")

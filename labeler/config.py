@@ -130,24 +130,32 @@ class LabelConfig:
     segmenter_revision: str | None = None  # hub revision of the segmenter
     tiles: tuple[int, int] = (1, 1)  # detection tiles rows x cols in addition to the whole image
     tile_overlap: float = 0.2  # overlap of neighbouring tiles, fraction of a tile
-    box_nms_iou: float = 0.5  # box NMS over whole-image and tile detections and all prompts
-    mask_nms_iou: float = 0.7  # mask NMS across synonyms
+    box_nms_iou: float = 0.5  # a tile box with this box IoU to a whole-image box is its object
+    mask_nms_iou: float = 0.7  # mask dedup: drop an instance with this mask IoU to a kept one
+    max_boxes: int = 100  # boxes per image that reach SAM, best box score first; 0: all
     uncertain: tuple[float, float] = (0.15, 0.25)  # confidence band [lo, hi) that becomes 255
     batch_size: int = 4  # images per detector / image-encoder batch
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: str = "auto"  # auto (bf16/fp16 autocast on CUDA, fp32 on CPU) | fp32 | fp16 | bf16
     workers: int = 2  # image decoding threads
+    writers: int = 2  # output writing threads (merge, RLE, PNG encoding)
+    writer_queue_mb: int = 1024  # outputs waiting for the writers, at most this many MB
     shard: tuple[int, int] | None = (
         None  # (i, n): this process labels images i, i+n, ...; None: from RANK/WORLD_SIZE
     )
     force: bool = False  # relabel images already done with the same configuration
     progress: bool = True  # draw a progress bar on stderr
     local_files_only: bool = False  # never contact the hub (also implied by HF_HUB_OFFLINE)
+    model: str = ""  # sam3 backend: SAM 3 hub id or local directory; "" -> facebook/sam3
+    model_revision: str | None = None  # hub revision of --model
+    refine: str = ""  # SAM / SAM-HQ / SAM 2 re-segmenting each instance on a crop; "" = off
     extra: dict[str, Any] = field(default_factory=dict)  # backend-specific options (hashed)
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1 or self.workers < 1:
-            raise ValueError("batch size and workers must be >= 1")
+        if self.batch_size < 1 or self.workers < 1 or self.writers < 1:
+            raise ValueError("batch size, workers and writers must be >= 1")
+        if self.max_boxes < 0 or self.writer_queue_mb < 1:
+            raise ValueError("max_boxes must be >= 0 and writer_queue_mb >= 1")
         if self.tiles[0] < 1 or self.tiles[1] < 1:
             raise ValueError(f"tiles must be at least 1x1, got {self.tiles}")
         if not 0 <= self.tile_overlap < 1:
@@ -165,7 +173,8 @@ class LabelConfig:
 
     def result_fields(self) -> dict[str, Any]:
         """The settings that change the labels: hashed for resume (batch size, device, workers,
-        shard and paths do not re-label)."""
+        writers, shard and paths do not re-label; precision enters through the backend's
+        identity, as the autocast dtype it resolves to)."""
         return {
             "class": dataclasses.asdict(self.cls),
             "backend": self.backend,
@@ -177,8 +186,15 @@ class LabelConfig:
             "tile_overlap": self.tile_overlap,
             "box_nms_iou": self.box_nms_iou,
             "mask_nms_iou": self.mask_nms_iou,
+            "max_boxes": self.max_boxes,
             "uncertain": list(self.uncertain),
             "extra": self.extra,
+            # only when set, so runs from before these options keep their hash (and resume)
+            **{
+                k: getattr(self, k)
+                for k in ("model", "model_revision", "refine")
+                if getattr(self, k)
+            },
         }
 
     def to_dict(self) -> dict[str, Any]:

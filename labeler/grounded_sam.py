@@ -1,37 +1,46 @@
-"""The Grounded-SAM backend: Grounding DINO boxes from text prompts, SAM / SAM-HQ masks from boxes.
+"""The Grounded-SAM backend: Grounding DINO boxes from text prompts, SAM / SAM-HQ / SAM 2 masks
+from boxes, deduplicated by mask.
 
-Batches of images go through Grounding DINO together (padded, tiles included) and through the
-SAM image encoder together; each image's boxes then go through the SAM mask decoder on their
-own (ragged counts), and images without a box never reach SAM.
+Crops (whole images and tiles) go through Grounding DINO in batches of one padded shape only
+(the Swin backbone sees zero padding, so mixing shapes would make labels depend on batch
+mates). Tile boxes of a whole-image box's object are dropped, the best ``max_boxes`` boxes of an
+image (positive and negative prompts) go to SAM, images without a box never reach it (nor its
+pre-processing), and each box's mask is resampled inside its own window
+(:mod:`labeler.sam_post`). Instances are then deduplicated by mask (:mod:`labeler.dedup`).
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from annotations.instances import Instances
 from labeler.backends import BackendOutput, LoadedImage
 from labeler.config import LabelConfig
+from labeler.crops import CroppedInstances
+from labeler.dedup import DedupRules, MaskCrop, dedup_instances
 from labeler.merge import (
     Detections,
-    filter_instances,
-    merge_detections,
+    merge_tile_boxes,
     select_queries,
     shift_detections,
     tile_windows,
+    top_boxes,
 )
 from labeler.models import (
     LoadedModel,
     autocast,
+    autocast_name,
+    keep_prompt_encoder_fp32,
     load_detector,
     load_segmenter,
     resolve_device,
     resolve_dtype,
 )
+from labeler.sam_post import masks_in_windows
 
 MAX_BOXES_PER_DECODER_CALL = 64  # bounds decoder memory for images with many boxes
 
@@ -94,6 +103,8 @@ class GroundedSamBackend:
             "detector_revision": c.detector_revision,
             "segmenter": c.segmenter,
             "segmenter_revision": c.segmenter_revision,
+            # autocast changes outputs: fp32 and bf16 runs must not resume each other
+            "autocast": autocast_name(c.precision, c.device),
         }
 
     def load(self) -> dict[str, Any]:
@@ -121,6 +132,8 @@ class GroundedSamBackend:
         self.device = device
         self.dtype = resolve_dtype(self.config.precision, device)
         self.detector, self.segmenter = detector, segmenter
+        if self.dtype is not None and segmenter.model_type in ("sam", "sam_hq"):
+            keep_prompt_encoder_fp32(segmenter.model)
         self.text, spans = prompt_text(self.prompts)
         tok = detector.processor.tokenizer
         enc = tok(self.text, return_offsets_mapping=True)
@@ -148,84 +161,108 @@ class GroundedSamBackend:
             out.append((win, x["pixel_values"][0], x["pixel_mask"][0]))
         return out
 
-    def _sam_inputs(self, image: np.ndarray) -> tuple[Any, Any, Any]:
+    def _sam_inputs(self, image: np.ndarray) -> tuple[Any, tuple[int, int], tuple[int, int]]:
         """``(pixel_values (3, S, S), original (h, w), resized (h, w))``. SAM resizes the long
         side to S and pads; SAM 2 resizes to S x S (its resized size is the full input)."""
-        import torch
-
-        x = self.segmenter.processor(images=image, return_tensors="pt")
+        x = self.segmenter.processor.image_processor(images=image, return_tensors="pt")
         pv = x["pixel_values"][0]
         resized = x.get("reshaped_input_sizes")
-        resized = resized[0] if resized is not None else torch.tensor(pv.shape[-2:])
-        return pv, x["original_sizes"][0], resized
+        resized = resized[0].tolist() if resized is not None else list(pv.shape[-2:])
+        return pv, tuple(int(v) for v in x["original_sizes"][0]), tuple(int(v) for v in resized)
 
     def prepare(self, item: LoadedImage) -> None:
-        """Resize and normalise for both models in a loader thread (the model thread only batches)."""
+        """Resize and normalise the detector crops in a loader thread. SAM's input is made only
+        for images with a box, in :meth:`segment`."""
         item.prepared["det"] = self._det_inputs(item.image)
-        item.prepared["sam"] = self._sam_inputs(item.image)
 
     # -- stages ------------------------------------------------------------------------------------
     def detect(
         self, images: list[np.ndarray], prepared: list[dict] | None = None
     ) -> list[Detections]:
-        """Boxes per image: whole image plus tiles, batched through Grounding DINO, merged by
-        box NMS, negatives dropped."""
+        """Boxes per image: whole image plus tiles through Grounding DINO, batched by padded
+        shape, tile boxes of whole-image objects dropped, the best ``max_boxes`` kept."""
         import torch
 
         c = self.config
-        crops = []
+        crops = []  # (image index, window, pixel_values, pixel_mask); the whole image first
         for i, img in enumerate(images):
             inputs = prepared[i].get("det") if prepared else None
             for win, pv, pm in inputs or self._det_inputs(img):
                 crops.append((i, win, pv, pm))
-        parts: list[list[Detections]] = [[] for _ in images]
-        for start in range(0, len(crops), c.batch_size):
-            chunk = crops[start : start + c.batch_size]
-            pv, pm = pad_batch([x[2] for x in chunk], [x[3] for x in chunk])
-            text = {k: v.repeat(len(chunk), 1).to(self.device) for k, v in self.text_inputs.items()}
-            with torch.inference_mode(), autocast(self.device, self.dtype):
-                out = self.detector.model(
-                    pixel_values=pv.to(self.device), pixel_mask=pm.to(self.device), **text
-                )
-            t = text["input_ids"].shape[1]
-            probs = torch.sigmoid(out.logits.float())[:, :, :t].cpu().numpy()
-            boxes = out.pred_boxes.float().cpu().numpy()  # cx, cy, w, h relative to the crop
-            for k, (i, win, _, _) in enumerate(chunk):
-                cw, ch = win[2] - win[0], win[3] - win[1]
-                cx, cy, bw, bh = boxes[k].T
-                xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
-                xyxy = np.clip(xyxy * np.array([cw, ch, cw, ch], np.float32), 0, [cw, ch, cw, ch])
-                det = select_queries(
-                    probs[k], xyxy, self.prompt_tokens, c.cls.box_threshold, c.cls.text_threshold
-                )
-                parts[i].append(shift_detections(det, win))
-        return [merge_detections(p, self.negative, c.box_nms_iou) for p in parts]
+        # Only crops of one shape share a batch: no crop ever sees another's zero padding.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for k, crop in enumerate(crops):
+            groups.setdefault(tuple(crop[2].shape), []).append(k)
+        found: dict[int, Detections] = {}
+        for members in groups.values():
+            for start in range(0, len(members), c.batch_size):
+                keys = members[start : start + c.batch_size]
+                dets = self._detect_chunk([crops[k] for k in keys], torch)
+                found.update(zip(keys, dets, strict=True))
+        whole: dict[int, Detections] = {}
+        tiles: list[list[tuple[tuple[int, int, int, int], Detections]]] = [[] for _ in images]
+        for k, (i, win, _, _) in enumerate(crops):
+            if i not in whole:
+                whole[i] = found[k]  # each image's first crop is the whole image
+            else:
+                tiles[i].append((win, found[k]))
+        return [
+            top_boxes(
+                merge_tile_boxes(whole[i], tiles[i], images[i].shape[:2], c.box_nms_iou),
+                c.max_boxes,
+            )
+            for i in range(len(images))
+        ]
+
+    def _detect_chunk(self, chunk: list[tuple], torch) -> list[Detections]:
+        """One Grounding DINO batch of same-shape crops -> detections in image pixels."""
+        c = self.config
+        pv = torch.stack([x[2] for x in chunk]).to(self.device)
+        pm = torch.stack([x[3] for x in chunk]).to(self.device)
+        text = {k: v.repeat(len(chunk), 1).to(self.device) for k, v in self.text_inputs.items()}
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            out = self.detector.model(pixel_values=pv, pixel_mask=pm, **text)
+        t = text["input_ids"].shape[1]
+        probs = torch.sigmoid(out.logits.float())[:, :, :t].cpu().numpy()
+        boxes = out.pred_boxes.float().cpu().numpy()  # cx, cy, w, h relative to the crop
+        dets = []
+        for k, (_, win, _, _) in enumerate(chunk):
+            cw, ch = win[2] - win[0], win[3] - win[1]
+            cx, cy, bw, bh = boxes[k].T
+            xyxy = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], 1)
+            xyxy = np.clip(xyxy * np.array([cw, ch, cw, ch], np.float32), 0, [cw, ch, cw, ch])
+            det = select_queries(
+                probs[k],
+                xyxy,
+                self.prompt_tokens,
+                c.cls.box_threshold,
+                c.cls.text_threshold,
+                self.negative,
+            )
+            dets.append(shift_detections(det, win))
+        return dets
 
     def segment(
-        self, images: list[np.ndarray], dets: list[Detections], prepared: list[dict] | None = None
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """Per image ``(masks (N, H, W) bool, probs (N, H, W) float16, mask_scores (N,))``;
-        images without boxes are skipped (empty arrays)."""
+        self, images: list[np.ndarray], dets: list[Detections]
+    ) -> list[tuple[list[MaskCrop], list[np.ndarray], np.ndarray]]:
+        """Per image ``(masks, probs, mask_scores (N,) float32)``: each box's mask as a
+        :class:`MaskCrop` and its ``float16`` probability on the same window, in image pixels.
+        Images without boxes never reach SAM (nor its pre-processing)."""
         import torch
 
-        results = [
-            (
-                np.zeros((0, *im.shape[:2]), bool),
-                np.zeros((0, *im.shape[:2]), np.float16),
-                np.zeros(0, np.float32),
-            )
-            for im in images
+        results: list[tuple[list[MaskCrop], list[np.ndarray], np.ndarray]] = [
+            ([], [], np.zeros(0, np.float32)) for _ in images
         ]
         todo = [i for i, d in enumerate(dets) if len(d)]
-        proc, model = self.segmenter.processor, self.segmenter.model
+        model = self.segmenter.model
         hq = self.segmenter.model_type == "sam_hq"
-        sam2 = self.segmenter.model_type == "sam2"  # multi-level embeddings, no padding
+        sam2 = self.segmenter.model_type in ("sam2", "sam2_video")  # multi-level, no padding
+        pad = self.segmenter.processor.image_processor.pad_size if not sam2 else None
+        pad = (int(pad["height"]), int(pad["width"])) if pad else None
         for start in range(0, len(todo), self.config.batch_size):
             idx = todo[start : start + self.config.batch_size]
-            sam_in = [
-                (prepared[i].get("sam") if prepared else None) or self._sam_inputs(images[i])
-                for i in idx
-            ]
+            with ThreadPoolExecutor(max_workers=min(len(idx), 4)) as pool:
+                sam_in = list(pool.map(self._sam_inputs, [images[i] for i in idx]))
             pixels = torch.stack([x[0] for x in sam_in]).to(self.device)
             with torch.inference_mode(), autocast(self.device, self.dtype):
                 emb = model.get_image_embeddings(pixels)
@@ -233,9 +270,7 @@ class GroundedSamBackend:
             if hq:
                 emb, inter = emb
             for j, i in enumerate(idx):
-                orig, reshaped = sam_in[j][1].reshape(1, 2), sam_in[j][2].reshape(1, 2)
-                oh, ow = (int(v) for v in orig[0])
-                rh, rw = (int(v) for v in reshaped[0])
+                (oh, ow), (rh, rw) = sam_in[j][1], sam_in[j][2]
                 scale = np.array([rw / ow, rh / oh, rw / ow, rh / oh], np.float32)
                 boxes = dets[i].xyxy * scale
                 masks, probs, scores = [], [], []
@@ -248,13 +283,14 @@ class GroundedSamBackend:
                         kw["intermediate_embeddings"] = [t[j : j + 1] for t in inter]
                     with torch.inference_mode(), autocast(self.device, self.dtype):
                         out = model(input_boxes=bx.to(self.device), multimask_output=False, **kw)
-                    post = (orig,) if sam2 else (orig, reshaped)
-                    logits = proc.post_process_masks(out.pred_masks.float(), *post, binarize=False)
-                    logits = logits[0][:, 0]  # (n, H, W) logits at full resolution
-                    masks.append((logits > 0).cpu().numpy())
-                    probs.append(torch.sigmoid(logits).half().cpu().numpy())
+                    low = out.pred_masks[0, :, 0]  # (n, 256, 256) logits
+                    crops = masks_in_windows(
+                        low, (oh, ow), None if sam2 else (rh, rw), None if sam2 else pad
+                    )
+                    masks += [m for m, _ in crops]
+                    probs += [p for _, p in crops]
                     scores.append(out.iou_scores.float()[0, :, 0].clamp(0, 1).cpu().numpy())
-                results[i] = (np.concatenate(masks), np.concatenate(probs), np.concatenate(scores))
+                results[i] = (masks, probs, np.concatenate(scores))
         return results
 
     def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
@@ -267,41 +303,31 @@ class GroundedSamBackend:
     def _label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
         if self.detector is None:
             raise RuntimeError("GroundedSamBackend.label called before load()")
+        c = self.config
         images = [b.image for b in batch]
         n = len(images)
         t0 = time.perf_counter()
-        prepared = [b.prepared for b in batch]
-        dets = self.detect(images, prepared)
+        dets = self.detect(images, [b.prepared for b in batch])
         t1 = time.perf_counter()
-        segs = self.segment(images, dets, prepared)
+        segs = self.segment(images, dets)
         t2 = time.perf_counter()
+        rules = DedupRules(iou=c.mask_nms_iou, min_area=max(c.cls.min_area, 1))
         outputs = []
         for img, det, (masks, probs, mscores) in zip(images, dets, segs, strict=True):
-            keep = filter_instances(
-                masks,
-                det.scores,
-                self.config.cls.min_area,
-                self.config.cls.max_instances,
-                self.config.mask_nms_iou,
-            )
-            h, w = img.shape[:2]
-            inst = (
-                Instances(
-                    xyxy=det.xyxy[keep],
-                    masks=masks[keep],
-                    scores=det.scores[keep],
-                    mask_scores=mscores[keep],
-                    class_ids=np.full(len(keep), self.class_id),
-                    prompts=[self.prompts[int(p)] for p in det.prompt_idx[keep]],
-                )
-                if len(keep)
-                else Instances.empty(h, w)
+            keep = dedup_instances(masks, det.prompt_scores, det.negative, rules)
+            if c.cls.max_instances > 0:
+                keep = keep[: c.cls.max_instances]
+            inst = CroppedInstances(
+                image_size=img.shape[:2],
+                xyxy=det.xyxy[keep],
+                scores=det.scores[keep],
+                mask_scores=mscores[keep],
+                class_ids=np.full(len(keep), self.class_id),
+                prompts=[self.prompts[int(p)] for p in det.prompt_idx[keep]],
+                masks=[masks[k] for k in keep],
+                probs=[probs[k] for k in keep],
             )
             outputs.append(
-                BackendOutput(
-                    inst,
-                    probs[keep] if len(keep) else None,
-                    {"detect": (t1 - t0) / n, "segment": (t2 - t1) / n},
-                )
+                BackendOutput(inst, None, {"detect": (t1 - t0) / n, "segment": (t2 - t1) / n})
             )
         return outputs

@@ -1,7 +1,10 @@
-"""Pure post-processing of Grounded-SAM outputs: thresholds, negative prompts, box and mask NMS,
-tiling, and the instance-to-semantic merge. numpy in, numpy out; no model code.
+"""Pure post-processing of Grounding DINO outputs before SAM: thresholds and prompt assignment
+(with the negative margin), tiling, tile-box merging and the box cap; and the full-resolution
+instance-to-semantic merge. numpy in, numpy out; no model code.
 
-Every labeling backend (Grounded-SAM, the simulated one) ends in :func:`instances_to_semantic`.
+Instances are deduplicated by mask after SAM (:mod:`labeler.dedup`), never by box NMS across
+prompts; the writer merges cropped instances with :func:`labeler.crops.semantic_from_crops`,
+which equals :func:`instances_to_semantic` on full-resolution arrays.
 """
 
 from __future__ import annotations
@@ -20,23 +23,34 @@ class Detections:
     Attributes:
         xyxy: ``(N, 4) float32`` boxes, XYXY in pixels of the full image.
         scores: ``(N,) float32`` box scores in 0..1 (max token probability, as Grounding DINO).
-        prompt_idx: ``(N,) int64`` index of the best-matching prompt in the prompt list.
+        prompt_idx: ``(N,) int64`` index of the box's prompt in the prompt list (positive
+            prompts then negatives, as :attr:`ClassSpec.all_prompts`).
+        negative: ``(N,) bool``: the box belongs to a negative prompt (default all False).
+        prompt_scores: ``(N,) float32`` probability of the box's prompt (its best token); the
+            score that :func:`labeler.dedup.dedup_instances` compares (default ``scores``).
     """
 
     xyxy: np.ndarray
     scores: np.ndarray
     prompt_idx: np.ndarray
+    negative: np.ndarray | None = None
+    prompt_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.xyxy = np.asarray(self.xyxy, np.float32).reshape(-1, 4)
         self.scores = np.asarray(self.scores, np.float32).reshape(-1)
         self.prompt_idx = np.asarray(self.prompt_idx, np.int64).reshape(-1)
         n = len(self.xyxy)
-        if self.scores.shape != (n,) or self.prompt_idx.shape != (n,):
-            raise ValueError(
-                f"Detections: xyxy has {n} boxes but scores {self.scores.shape} and "
-                f"prompt_idx {self.prompt_idx.shape}"
-            )
+        neg = np.zeros(n, bool) if self.negative is None else self.negative
+        self.negative = np.asarray(neg, bool).reshape(-1)
+        ps = self.scores if self.prompt_scores is None else self.prompt_scores
+        self.prompt_scores = np.asarray(ps, np.float32).reshape(-1)
+        for name in ("scores", "prompt_idx", "negative", "prompt_scores"):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(
+                    f"Detections: xyxy has {n} boxes but {name} has shape "
+                    f"{getattr(self, name).shape}"
+                )
 
     @classmethod
     def empty(cls) -> Detections:
@@ -47,17 +61,27 @@ class Detections:
 
     def __getitem__(self, index) -> Detections:
         idx = np.atleast_1d(np.arange(len(self))[index])
-        return Detections(self.xyxy[idx], self.scores[idx], self.prompt_idx[idx])
+        return Detections(
+            self.xyxy[idx],
+            self.scores[idx],
+            self.prompt_idx[idx],
+            self.negative[idx],
+            self.prompt_scores[idx],
+        )
 
     @classmethod
     def concat(cls, parts: list[Detections]) -> Detections:
         if not parts:
             return cls.empty()
         return cls(
-            np.concatenate([p.xyxy for p in parts]),
-            np.concatenate([p.scores for p in parts]),
-            np.concatenate([p.prompt_idx for p in parts]),
+            *(
+                np.concatenate([getattr(p, k) for p in parts])
+                for k in ("xyxy", "scores", "prompt_idx", "negative", "prompt_scores")
+            )
         )
+
+
+NEGATIVE_MARGIN = 0.1  # a negative prompt must beat the best positive one by this much
 
 
 def select_queries(
@@ -66,8 +90,10 @@ def select_queries(
     prompt_tokens: list[np.ndarray],
     box_threshold: float,
     text_threshold: float,
+    negative: np.ndarray | None = None,
+    negative_margin: float = NEGATIVE_MARGIN,
 ) -> Detections:
-    """Grounding DINO's threshold rule, with each box assigned its best-matching prompt.
+    """Grounding DINO's threshold rule, with each box assigned a prompt.
 
     Args:
         token_probs: ``(Q, T) float`` sigmoid of the text logits per query and token, 0..1.
@@ -75,10 +101,15 @@ def select_queries(
         prompt_tokens: for each prompt, the token positions (into ``T``) it spans.
         box_threshold: a query is kept when its best token probability is ``> box_threshold``
             (transformers' ``threshold=``).
-        text_threshold: ... and its best prompt's best token probability is ``> text_threshold``.
+        text_threshold: ... and its prompt's best token probability is ``> text_threshold``.
+        negative: ``(P,) bool`` per prompt, True for negative prompts; None: all positive.
+        negative_margin: a query goes to its best negative prompt only when that prompt's
+            probability beats the best positive prompt's by at least this (or the positive one
+            is not above ``text_threshold``); otherwise to its best positive prompt. Plain argmax
+            dropped a true bicycle at bike 0.48 vs motorcycle 0.50.
 
-    The box score is the max over all tokens (as transformers' post-processing); the prompt is
-    the one holding the highest token probability. Phrases are never parsed into classes.
+    The box score is the max over all tokens (as transformers' post-processing). Phrases are
+    never parsed into classes.
     """
     token_probs = np.asarray(token_probs, np.float32)
     if token_probs.ndim != 2 or len(boxes) != len(token_probs):
@@ -87,18 +118,34 @@ def select_queries(
         )
     if not prompt_tokens or len(token_probs) == 0:
         return Detections.empty()
-    scores = token_probs.max(axis=1) if token_probs.shape[1] else np.zeros(len(token_probs))
+    q = len(token_probs)
+    scores = token_probs.max(axis=1) if token_probs.shape[1] else np.zeros(q, np.float32)
     per_prompt = np.stack(
-        [
-            token_probs[:, idx].max(axis=1) if len(idx) else np.zeros(len(token_probs))
-            for idx in prompt_tokens
-        ],
+        [token_probs[:, idx].max(axis=1) if len(idx) else np.zeros(q) for idx in prompt_tokens],
         axis=1,
     )
-    best = per_prompt.argmax(axis=1)
-    best_score = per_prompt[np.arange(len(best)), best]
-    keep = (scores > box_threshold) & (best_score > text_threshold)
-    return Detections(np.asarray(boxes)[keep], scores[keep], best[keep])
+    neg = np.zeros(len(prompt_tokens), bool) if negative is None else np.asarray(negative, bool)
+    if neg.shape != (len(prompt_tokens),):
+        raise ValueError(f"negative must be ({len(prompt_tokens)},), got {neg.shape}")
+
+    def best(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if not cols.any():
+            return np.zeros(q, np.int64), np.full(q, -np.inf)
+        sub = np.where(cols[None, :], per_prompt, -np.inf)
+        idx = sub.argmax(axis=1)
+        return idx, sub[np.arange(q), idx]
+
+    pos_idx, pos_score = best(~neg)
+    neg_idx, neg_score = best(neg)
+    is_neg = (neg_score >= pos_score + negative_margin - 1e-6) | (
+        (pos_score <= text_threshold) & (neg_score > text_threshold)
+    )
+    prompt = np.where(is_neg, neg_idx, pos_idx)
+    prompt_score = np.where(is_neg, neg_score, pos_score)
+    keep = (scores > box_threshold) & (prompt_score > text_threshold)
+    return Detections(
+        np.asarray(boxes)[keep], scores[keep], prompt[keep], is_neg[keep], prompt_score[keep]
+    )
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -112,63 +159,6 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(axis=1)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
-
-
-def _greedy_nms(iou: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    keep: list[int] = []
-    suppressed = np.zeros(len(order), bool)
-    for i in order:
-        if suppressed[i]:
-            continue
-        keep.append(int(i))
-        suppressed |= iou[i] > threshold
-    return np.array(keep, np.int64)
-
-
-def nms(xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices kept by greedy box NMS, highest score first (ties: lower index first)."""
-    if len(scores) == 0:
-        return np.zeros(0, np.int64)
-    return _greedy_nms(box_iou(xyxy, xyxy), scores, iou_threshold)
-
-
-def mask_iou(masks: np.ndarray) -> np.ndarray:
-    """``(N, N)`` IoU of ``(N, H, W) bool`` masks; pairs whose bounding boxes are disjoint cost
-    nothing (4K masks are compared only on their overlap)."""
-    masks = np.asarray(masks, bool)
-    n = len(masks)
-    out = np.zeros((n, n), np.float64)
-    if n == 0:
-        return out
-    areas = masks.sum(axis=(1, 2)).astype(np.float64)
-    rows = masks.any(axis=2)
-    cols = masks.any(axis=1)
-    bbox = []
-    for i in range(n):
-        ys, xs = np.flatnonzero(rows[i]), np.flatnonzero(cols[i])
-        bbox.append((ys[0], ys[-1] + 1, xs[0], xs[-1] + 1) if len(ys) else None)
-    for i in range(n):
-        out[i, i] = 1.0 if areas[i] > 0 else 0.0
-        for j in range(i + 1, n):
-            bi, bj = bbox[i], bbox[j]
-            if bi is None or bj is None:
-                continue
-            y0, y1 = max(bi[0], bj[0]), min(bi[1], bj[1])
-            x0, x1 = max(bi[2], bj[2]), min(bi[3], bj[3])
-            if y0 >= y1 or x0 >= x1:
-                continue
-            inter = np.count_nonzero(masks[i, y0:y1, x0:x1] & masks[j, y0:y1, x0:x1])
-            union = areas[i] + areas[j] - inter
-            out[i, j] = out[j, i] = inter / union if union else 0.0
-    return out
-
-
-def mask_nms(masks: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Indices kept by greedy mask NMS (deduplicates the masks of synonym prompts)."""
-    if len(scores) == 0:
-        return np.zeros(0, np.int64)
-    return _greedy_nms(mask_iou(masks), scores, iou_threshold)
 
 
 def tile_windows(
@@ -204,39 +194,83 @@ def shift_detections(det: Detections, window: tuple[int, int, int, int]) -> Dete
     xyxy = det.xyxy + np.array([x0, y0, x0, y0], np.float32)
     xyxy[:, [0, 2]] = np.clip(xyxy[:, [0, 2]], x0, x1)
     xyxy[:, [1, 3]] = np.clip(xyxy[:, [1, 3]], y0, y1)
-    return Detections(xyxy, det.scores, det.prompt_idx)
+    return Detections(xyxy, det.scores, det.prompt_idx, det.negative, det.prompt_scores)
 
 
-def merge_detections(
-    parts: list[Detections], negative: np.ndarray, iou_threshold: float
+TILE_COVER = 0.8  # share of a cut tile box inside a whole-image box that makes them one object
+MAX_BOXES = 100  # boxes per image that reach SAM (top-k by box score); LabelConfig.max_boxes
+
+
+def merge_tile_boxes(
+    whole: Detections,
+    tiles: list[tuple[tuple[int, int, int, int], Detections]],
+    image_size: tuple[int, int],
+    iou_threshold: float = 0.5,
+    cover: float = TILE_COVER,
+    edge_tolerance: float = 1.0,
 ) -> Detections:
-    """Whole-image and tile detections -> one set: class-agnostic box NMS over all of them (a
-    negative-prompt box also suppresses positive duplicates of itself), then boxes whose best
-    prompt is negative are dropped. ``negative``: ``(P,) bool`` per prompt."""
-    det = Detections.concat(parts)
-    if len(det) == 0:
-        return det
-    det = det[nms(det.xyxy, det.scores, iou_threshold)]
-    negative = np.asarray(negative, bool)
-    return det[~negative[det.prompt_idx]]
+    """Whole-image boxes, then the tile boxes that are not the object of a whole-image box.
+
+    Args:
+        whole: detections of the whole image, XYXY in image pixels.
+        tiles: ``(window (x0, y0, x1, y1), detections)`` per tile, boxes already in image pixels
+            and clipped to the window (:func:`shift_detections`).
+        image_size: ``(H, W)`` of the image; window edges on the image border are not cuts.
+        iou_threshold: a tile box with box IoU ``>=`` this against a whole-image box of the same
+            role (positive / negative) is that box's object.
+        cover: a tile box that touches an interior edge of its window (it was cut there), whose
+            whole-image counterpart reaches past that edge, and which lies inside that box for
+            at least this share of its own area (intersection over the smaller box) is that
+            box's object too.
+        edge_tolerance: pixels within which a box side counts as touching a window edge.
+
+    A matched tile box is dropped whatever its score: the whole-image box wins (an object looks
+    larger in a tile, so its cut box often scores higher, and SAM would segment only the cut
+    part). No box NMS runs between whole-image boxes or across prompts: duplicates are removed
+    by mask after SAM (:func:`labeler.dedup.dedup_instances`).
+    """
+    h, w = image_size
+    kept = [whole]
+    for window, det in tiles:
+        if len(det) == 0:
+            continue
+        if len(whole) == 0:
+            kept.append(det)
+            continue
+        iou = box_iou(det.xyxy, whole.xyxy)
+        a, b = det.xyxy.astype(np.float64), whole.xyxy.astype(np.float64)
+        inter_w = np.clip(
+            np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]),
+            0,
+            None,
+        )
+        inter_h = np.clip(
+            np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]),
+            0,
+            None,
+        )
+        area = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
+        inside = inter_w * inter_h / np.maximum(area, 1e-12)[:, None]
+        x0, y0, x1, y1 = window
+        tol = edge_tolerance
+        # (tile box touches this interior edge) & (the whole box reaches past it), per side
+        cut = (
+            ((x0 > 0) & (a[:, None, 0] <= x0 + tol) & (b[None, :, 0] < x0 - tol))
+            | ((y0 > 0) & (a[:, None, 1] <= y0 + tol) & (b[None, :, 1] < y0 - tol))
+            | ((x1 < w) & (a[:, None, 2] >= x1 - tol) & (b[None, :, 2] > x1 + tol))
+            | ((y1 < h) & (a[:, None, 3] >= y1 - tol) & (b[None, :, 3] > y1 + tol))
+        )
+        same_role = det.negative[:, None] == whole.negative[None, :]
+        match = same_role & ((iou >= iou_threshold) | (cut & (inside >= cover)))
+        kept.append(det[~match.any(axis=1)])
+    return Detections.concat(kept)
 
 
-def filter_instances(
-    masks: np.ndarray,
-    scores: np.ndarray,
-    min_area: int,
-    max_instances: int,
-    mask_nms_iou: float,
-) -> np.ndarray:
-    """Indices of instances to keep, best score first: area ``>= min_area`` pixels, then mask NMS,
-    then at most ``max_instances`` (0 = no limit)."""
-    masks = np.asarray(masks, bool)
-    scores = np.asarray(scores, np.float32)
-    idx = np.flatnonzero(masks.sum(axis=(1, 2)) >= max(min_area, 1))
-    if len(idx) == 0:
-        return np.zeros(0, np.int64)
-    idx = idx[mask_nms(masks[idx], scores[idx], mask_nms_iou)]
-    return idx[:max_instances] if max_instances > 0 else idx
+def top_boxes(det: Detections, k: int) -> Detections:
+    """The ``k`` boxes with the highest box score, best first (ties: lower index first);
+    ``k = 0`` keeps all (in score order)."""
+    order = np.argsort(-det.scores, kind="stable")
+    return det[order[:k] if k > 0 else order]
 
 
 def instances_to_semantic(

@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SEGMENTER_TYPES = (
-    "sam",
-    "sam_hq",
-    "sam2",
-)  # model_type values of checkpoints the segmenter accepts
+# model_type values of checkpoints the segmenter accepts. SAM 2 / 2.1 hub repos
+# (facebook/sam2.1-hiera-large, ...) say "sam2_video"; transformers maps that type to Sam2Model
+# for mask generation (AutoModelForMaskGeneration), ignoring the video-memory weights.
+SEGMENTER_TYPES = ("sam", "sam_hq", "sam2", "sam2_video")
 DETECTOR_TYPES = ("grounding-dino", "mm-grounding-dino")
 
 
@@ -132,12 +131,55 @@ def resolve_dtype(precision: str, device: str):
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
+def autocast_name(precision: str, device: str) -> str | None:
+    """The autocast dtype :func:`resolve_dtype` gives, as a name ("bfloat16", "float16") or None
+    for fp32; torch is imported only when the answer depends on the machine (precision and
+    device both auto-resolved), so a resumed run with nothing to do stays fast."""
+    if precision == "fp32" or (precision == "auto" and device == "cpu"):
+        return None
+    if precision in ("fp16", "bf16"):
+        return {"fp16": "float16", "bf16": "bfloat16"}[precision]
+    dtype = resolve_dtype(precision, resolve_device(device))
+    return None if dtype is None else str(dtype).replace("torch.", "")
+
+
 def autocast(device: str, dtype) -> contextlib.AbstractContextManager:
     import torch
 
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
+def keep_prompt_encoder_fp32(model: Any) -> None:
+    """Run SAM / SAM-HQ's positional encodings (the prompt encoder's Fourier features of box
+    corners, and the image-wide ones) in fp32 even under autocast, as the original SAM does:
+    in bf16 the phase ``2 pi (2 x - 1) @ G`` loses up to 0.17 rad. The model's weights stay fp32
+    (autocast only casts inputs of matmuls), so disabling autocast there is enough."""
+    import torch
+
+    targets = [
+        getattr(model, "prompt_encoder", None),
+        getattr(model, "shared_image_embedding", None),
+    ]
+    for module in targets:
+        if module is None or getattr(module, "_mass_fp32", False):
+            continue
+        forward = module.forward
+
+        def fp32_forward(*args, _forward=forward, **kwargs):
+            with torch.autocast("cuda", enabled=False), torch.autocast("cpu", enabled=False):
+                args = tuple(
+                    a.float() if torch.is_tensor(a) and a.is_floating_point() else a for a in args
+                )
+                kwargs = {
+                    k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v
+                    for k, v in kwargs.items()
+                }
+                return _forward(*args, **kwargs)
+
+        module.forward = fp32_forward
+        module._mass_fp32 = True
 
 
 def load_detector(
@@ -178,13 +220,23 @@ def load_segmenter(
     from transformers import AutoProcessor, Sam2Model, SamHQModel, SamModel
 
     config = _load_config("segmenter", source, revision, local_only)
-    classes = {"sam": SamModel, "sam_hq": SamHQModel, "sam2": Sam2Model}
+    classes = {"sam": SamModel, "sam_hq": SamHQModel, "sam2": Sam2Model, "sam2_video": Sam2Model}
     if config.model_type not in classes:
         raise ValueError(
             f"{source}: segmenter must be a SAM, SAM-HQ or SAM 2 image checkpoint (model_type "
             f"{', '.join(SEGMENTER_TYPES)}), got model_type {config.model_type!r}"
         )
-    model = _from_pretrained("segmenter", classes[config.model_type], source, revision, local_only)
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    if config.model_type == "sam2_video":  # its "sam2_video into Sam2Model" note is expected
+        hf_logging.set_verbosity_error()
+    try:
+        model = _from_pretrained(
+            "segmenter", classes[config.model_type], source, revision, local_only
+        )
+    finally:
+        hf_logging.set_verbosity(level)
     processor = _from_pretrained("segmenter", AutoProcessor, source, revision, local_only)
     return LoadedModel(
         model.to(device).eval(),

@@ -1,5 +1,6 @@
 """The resumable labeling run: list and shard images, skip those done, decode in threads, label in
-batches with a backend, merge and write in a writer thread, log every image in ``manifest.jsonl``.
+batches with a backend, merge and write in writer threads (queue bounded in bytes), log every
+image in ``manifest.jsonl``. A failed batch is retried image by image: one bad image fails alone.
 
 Run directory (DESIGN.md section 3)::
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import queue
 import threading
 import time
 from collections import deque
@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from annotations.fileio import append_line, atomic_write_json, read_jsonl
-from annotations.instances import write_instances
+from annotations.instances import Instances
 from annotations.labelmap import write_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import Sample, SegDataset, load_image, load_spec
@@ -33,7 +35,8 @@ from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
 from labeler.config import LabelConfig, shard_from_env
-from labeler.merge import instances_to_semantic
+from labeler.crops import CroppedInstances, semantic_from_crops
+from labeler.refine import with_refinement
 
 STAGES = ("decode", "detect", "segment", "merge", "write")
 _STOP = object()
@@ -97,28 +100,115 @@ def _done_keys(out: Path, chash: str) -> set[tuple[str, str]]:
     return done
 
 
-class _Writer(threading.Thread):
-    """Merges and writes outputs, then appends the manifest line; errors are kept for the caller."""
+class ByteQueue:
+    """A FIFO bounded by the bytes of what waits in it (outputs of a 4K image vary from kB to
+    hundreds of MB, so a count bound is no memory bound). One item larger than the bound is
+    still accepted when the queue is empty. ``close()`` lets getters drain it and stop."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.items: deque[tuple[Any, int]] = deque()
+        self.bytes = 0
+        self.peak_bytes = 0  # most bytes ever waiting (tests and benchmarks read it)
+        self.closed = False
+        self.cond = threading.Condition()
+
+    def put(self, item: Any, nbytes: int, timeout: float | None = None) -> bool:
+        """Wait for room; False when ``timeout`` passed first."""
+        with self.cond:
+            ok = self.cond.wait_for(
+                lambda: not self.items or self.bytes + nbytes <= self.max_bytes, timeout
+            )
+            if not ok:
+                return False
+            self.items.append((item, nbytes))
+            self.bytes += nbytes
+            self.peak_bytes = max(self.peak_bytes, self.bytes)
+            self.cond.notify_all()
+            return True
+
+    def get(self) -> Any:
+        """The next item, or ``_STOP`` once closed and empty."""
+        with self.cond:
+            self.cond.wait_for(lambda: self.items or self.closed)
+            if not self.items:
+                return _STOP
+            item, nbytes = self.items.popleft()
+            self.bytes -= nbytes
+            self.cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+def output_nbytes(result: BackendOutput | None) -> int:
+    """Bytes of an output's masks and probabilities (what the writer queue is bounded by)."""
+    if result is None:
+        return 0
+    inst = result.instances
+    if isinstance(inst, CroppedInstances):
+        return inst.nbytes
+    return inst.masks.nbytes + (0 if result.probs is None else np.asarray(result.probs).nbytes)
+
+
+def write_outputs(
+    out: Path, split: str, stem: str, result: BackendOutput, uncertain: tuple[float, float],
+    header: dict,
+) -> tuple[CroppedInstances, float, float]:  # fmt: skip
+    """Merge one output into its label and confidence and write the three files (atomically).
+    Returns the instances and the merge and write seconds."""
+    t0 = time.perf_counter()
+    inst = result.instances
+    if isinstance(inst, Instances):  # full-resolution backends (simulated): same outputs
+        inst = CroppedInstances.from_instances(inst, result.probs)
+    label, conf = semantic_from_crops(inst, uncertain)
+    t1 = time.perf_counter()
+    paths = output_paths(out, split, stem)
+    write_label(paths["label"], label)
+    write_label(paths["confidence"], conf)
+    atomic_write_json(
+        paths["instances"], inst.to_json(image=stem, split=split, **header), indent=None
+    )
+    return inst, t1 - t0, time.perf_counter() - t1
+
+
+class _Writers:
+    """``n`` threads that merge and write outputs, then append the manifest line; the first
+    error is kept for the caller (and stops further writing)."""
 
     def __init__(
         self, cfg: LabelConfig, out: Path, chash: str, summary: LabelSummary, header: dict, on_done
     ) -> None:
-        super().__init__(name="label-writer", daemon=True)
         self.cfg, self.out, self.chash, self.summary = cfg, out, chash, summary
         self.header, self.on_done = header, on_done
-        self.queue: queue.Queue = queue.Queue(maxsize=max(2, 2 * cfg.batch_size))
+        self.queue = ByteQueue(cfg.writer_queue_mb * 2**20)
         self.error: BaseException | None = None
         self.lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self.run, name=f"label-writer-{k}", daemon=True)
+            for k in range(cfg.writers)
+        ]
 
-    def put(self, item: Any) -> None:
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def put(self, item: tuple) -> None:
+        nbytes = output_nbytes(item[2])
         while True:
             if self.error is not None:
                 raise RuntimeError(f"writing outputs failed: {self.error}") from self.error
-            try:
-                self.queue.put(item, timeout=0.2)
+            if self.queue.put(item, nbytes, timeout=0.2):
                 return
-            except queue.Full:
-                continue
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the threads."""
+        self.queue.close()
+        for t in self.threads:
+            t.join()
 
     def run(self) -> None:
         while True:
@@ -138,18 +228,10 @@ class _Writer(threading.Thread):
         s, rec = self.summary, {"split": split, "stem": stem}
         n = 0
         if result is not None:
-            t0 = time.perf_counter()
-            inst = result.instances
-            label, conf = instances_to_semantic(
-                inst.masks, inst.scores, result.probs, self.cfg.uncertain
+            inst, t_merge, t_write = write_outputs(
+                self.out, split, stem, result, self.cfg.uncertain, self.header
             )
-            t1 = time.perf_counter()
-            paths = output_paths(self.out, split, stem)
-            write_label(paths["label"], label)
-            write_label(paths["confidence"], conf)
-            write_instances(paths["instances"], inst, image=stem, split=split, **self.header)
-            t2 = time.perf_counter()
-            timings = {**timings, **result.timings, "merge": t1 - t0, "write": t2 - t1}
+            timings = {**timings, **result.timings, "merge": t_merge, "write": t_write}
             n = len(inst)
             h, w = inst.image_size
             rec.update(status="ok", error=None, instances=n, height=h, width=w)
@@ -160,8 +242,8 @@ class _Writer(threading.Thread):
             config_hash=self.chash,
             shard=f"{s.shard[0]}/{s.shard[1]}",
         )
-        append_line(self.out / "manifest.jsonl", json.dumps(rec))  # only after the files
         with self.lock:
+            append_line(self.out / "manifest.jsonl", json.dumps(rec))  # only after the files
             for k, v in timings.items():
                 s.stage_seconds[k] = s.stage_seconds.get(k, 0.0) + v
             if result is None:
@@ -170,7 +252,12 @@ class _Writer(threading.Thread):
                 s.labelled += 1
                 s.instances += n
                 s.without_instances += n == 0
-        self.on_done(n, result is None)
+            self.on_done(n, result is None)
+
+
+def _reason(e: BaseException) -> str:
+    """``"Type: first line of the message"``: one line per failed image in the manifest."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
 def _decode(
@@ -201,6 +288,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     class_id = taxonomy.id_of(cfg.cls.name)
     if backend is None:
         backend = create_backend(cfg.backend, cfg, class_id)
+    backend = with_refinement(backend, cfg)  # --refine: crop-zoom re-segmentation (labeler.refine)
     chash = config_hash(
         {
             "labels": cfg.result_fields(),
@@ -250,7 +338,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
         counts["fail"] += failed
         progress.update(task, advance=1, **counts)
 
-    writer = _Writer(cfg, out, chash, summary, header, on_done)
+    writer = _Writers(cfg, out, chash, summary, header, on_done)
     pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="label-decode")
     pending: deque[Future] = deque()
     source = iter(todo)
@@ -264,19 +352,34 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
                 return
             pending.append(pool.submit(_decode, *nxt, prepare))
 
+    def label_checked(batch: list[tuple[LoadedImage, float]]) -> list[BackendOutput]:
+        results = backend.label([b[0] for b in batch])
+        if len(results) != len(batch):
+            raise RuntimeError(
+                f"backend {backend.name} returned {len(results)} results for {len(batch)} images"
+            )
+        for (img, _), res in zip(batch, results, strict=True):
+            got, want = res.instances.image_size, img.image.shape[:2]
+            if tuple(got) != tuple(want):
+                raise ValueError(
+                    f"{img.path}: output is {got[1]}x{got[0]} but the image is {want[1]}x{want[0]}"
+                )
+        return results
+
     def run_batch(batch: list[tuple[LoadedImage, float]]) -> None:
         try:
-            results = backend.label([b[0] for b in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(
-                    f"backend {backend.name} returned {len(results)} results for {len(batch)} images"
-                )
+            results = label_checked(batch)
         except (KeyboardInterrupt, MemoryError):
             raise
-        except Exception as e:  # noqa: BLE001 - a failed batch is recorded per image
-            msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            for img, dt in batch:
-                writer.put((img.split, img.stem, None, msg, {"decode": dt}))
+        except Exception as e:  # noqa: BLE001 - retried image by image below
+            if len(batch) == 1:
+                img, dt = batch[0]
+                writer.put((img.split, img.stem, None, _reason(e), {"decode": dt}))
+                return
+            # One bad image (an unreadable truth file, a model error on it) must not fail its
+            # batch mates: retry alone, so only the images that fail on their own are recorded.
+            for one in batch:
+                run_batch([one])
             return
         for (img, dt), res in zip(batch, results, strict=True):
             writer.put((img.split, img.stem, res, None, {"decode": dt}))
@@ -298,14 +401,12 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
                     batch = []
             if batch:
                 run_batch(batch)
-            writer.put(_STOP)
-            writer.join()
+            writer.close()
     except KeyboardInterrupt:
         summary.interrupted = True
         for f in pending:
             f.cancel()
-        writer.queue.put(_STOP)  # finish what is already computed, then stop
-        writer.join()
+        writer.close()  # finish what is already computed, then stop
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     if writer.error is not None and not summary.interrupted:

@@ -10,24 +10,36 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# A small word-piece vocabulary: BERT's special tokens, punctuation and the prompt words the
-# tests use. Unknown words map to [UNK], which is fine for a random model.
-TINY_VOCAB = (
-    "[PAD]",
-    "[UNK]",
-    "[CLS]",
-    "[SEP]",
-    "[MASK]",
-    ".",
-    ",",
-    "a",
-    "bicycle",
-    "bike",
-    "motorcycle",
-    "car",
-    "person",
-    "thing",
-)
+# Word pieces at the ids of the real BERT (bert-base-uncased) vocabulary, which Grounding DINO
+# hard-codes: [CLS] 101, [SEP] 102 and "." 1012 (also "?" 1029) split the text into phrases, and
+# each phrase attends only to itself (transformers' SPECIAL_TOKENS). A vocabulary with "." at
+# another id would never exercise that phrase-level masking. The tests' prompt words follow;
+# every other id is an unused placeholder. Unknown words map to [UNK].
+BERT_IDS = {
+    "[PAD]": 0,
+    "[UNK]": 100,
+    "[CLS]": 101,
+    "[SEP]": 102,
+    "[MASK]": 103,
+    ".": 1012,
+    ",": 1010,
+    "?": 1029,
+}
+PROMPT_WORDS = ("a", "bicycle", "bike", "motorcycle", "car", "person", "thing")
+
+
+def tiny_vocab() -> list[str]:
+    """The tests' vocabulary: BERT's special and separator ids, then the prompt words."""
+    size = max(BERT_IDS.values()) + 1 + len(PROMPT_WORDS)
+    vocab = [f"[unused{i}]" for i in range(size)]
+    for word, i in BERT_IDS.items():
+        vocab[i] = word
+    for k, word in enumerate(PROMPT_WORDS):
+        vocab[max(BERT_IDS.values()) + 1 + k] = word
+    return vocab
+
+
+TINY_VOCAB = tuple(tiny_vocab())
 
 
 def save_tiny_detector(path: str | os.PathLike, seed: int = 0) -> Path:
@@ -97,7 +109,8 @@ def save_tiny_detector(path: str | os.PathLike, seed: int = 0) -> Path:
 
 def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 0) -> Path:
     """Save a tiny random SAM (``kind="sam"``), SAM-HQ (``"sam_hq"``) with 64 px inputs, or
-    SAM 2 (``"sam2"``, Hiera, 128 px inputs)."""
+    SAM 2 (``"sam2"``, Hiera, 128 px inputs), or SAM 2 saved as the hub's SAM 2 / 2.1 repos are
+    (``"sam2_video"``: ``Sam2VideoModel``, ``model_type: "sam2_video"``, ``Sam2VideoProcessor``)."""
     import torch
     from transformers import SamImageProcessor, SamProcessor
 
@@ -132,10 +145,12 @@ def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 
             mask_decoder_config={**decoder, "vit_dim": 16},
         )
         model_cls = SamHQModel
-    elif kind == "sam2":
-        return _save_tiny_sam2(Path(path), seed)
+    elif kind in ("sam2", "sam2_video"):
+        return _save_tiny_sam2(Path(path), seed, video=kind == "sam2_video")
     else:
-        raise ValueError(f"unknown tiny segmenter kind {kind!r}; expected sam, sam_hq or sam2")
+        raise ValueError(
+            f"unknown tiny segmenter kind {kind!r}; expected sam, sam_hq, sam2 or sam2_video"
+        )
     torch.manual_seed(seed)
     model = model_cls(config).eval()
     image_processor = SamImageProcessor(
@@ -150,9 +165,18 @@ def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 
     return path
 
 
-def _save_tiny_sam2(path: Path, seed: int) -> Path:
+def _save_tiny_sam2(path: Path, seed: int, video: bool = False) -> Path:
     import torch
-    from transformers import Sam2Config, Sam2ImageProcessor, Sam2Model, Sam2Processor
+    from transformers import (
+        Sam2Config,
+        Sam2ImageProcessor,
+        Sam2Model,
+        Sam2Processor,
+        Sam2VideoConfig,
+        Sam2VideoModel,
+        Sam2VideoProcessor,
+        Sam2VideoVideoProcessor,
+    )
 
     backbone = dict(
         model_type="sam2_hiera_det_model",
@@ -166,7 +190,7 @@ def _save_tiny_sam2(path: Path, seed: int) -> Path:
         global_attention_blocks=[3],
         window_positional_embedding_background_size=[2, 2],
     )
-    config = Sam2Config(
+    sub = dict(
         vision_config=dict(
             backbone_config=backbone,
             backbone_channel_list=[64, 32, 16, 8],
@@ -179,11 +203,17 @@ def _save_tiny_sam2(path: Path, seed: int) -> Path:
         ),
     )
     torch.manual_seed(seed)
-    Sam2Model(config).eval().save_pretrained(path)
-    processor = Sam2Processor(
-        image_processor=Sam2ImageProcessor(
-            size={"height": 128, "width": 128}, mask_size={"height": 32, "width": 32}
-        )
+    image_processor = Sam2ImageProcessor(
+        size={"height": 128, "width": 128}, mask_size={"height": 32, "width": 32}
     )
+    if video:
+        Sam2VideoModel(Sam2VideoConfig(**sub, image_size=128)).eval().save_pretrained(path)
+        processor = Sam2VideoProcessor(
+            image_processor=image_processor,
+            video_processor=Sam2VideoVideoProcessor(size={"height": 128, "width": 128}),
+        )
+    else:
+        Sam2Model(Sam2Config(**sub)).eval().save_pretrained(path)
+        processor = Sam2Processor(image_processor=image_processor)
     processor.save_pretrained(path)
     return path

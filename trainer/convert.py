@@ -184,18 +184,34 @@ class _Stub:
 
 
 class _DataOnlyUnpickler(pickle.Unpickler):
-    """Resolves only torch, numpy's array rebuilders and plain containers; every other global
-    becomes :class:`_Stub`. Used when ``weights_only`` refuses an mmengine training checkpoint
-    (its ``message_hub`` holds mmengine objects) so no foreign code ever runs."""
+    """Resolves only what ``torch.load(weights_only=True)`` allows (tensors, storages, dtypes,
+    plain containers) and numpy's array rebuilders; every other global becomes
+    :class:`_Stub`. Used when ``weights_only`` refuses an mmengine training checkpoint (its
+    ``message_hub`` holds mmengine objects), so no foreign code ever runs."""
 
-    _BUILTINS = {"set", "frozenset", "list", "dict", "tuple", "slice", "complex", "bytearray"}
+    _NUMPY = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module: str, name: str) -> object:
-        if module.split(".")[0] in ("torch", "collections", "numpy", "copyreg", "_codecs"):
-            return super().find_class(module, name)
-        if module == "builtins" and name in self._BUILTINS:
+        allowed = _torch_safe_globals().get(f"{module}.{name}")
+        if allowed is not None:
+            return allowed
+        if (module, name) in self._NUMPY or module == "numpy.dtypes":
             return super().find_class(module, name)
         return _Stub
+
+
+def _torch_safe_globals() -> dict[str, object]:
+    """torch's own ``weights_only`` allowlist ("module.name" -> object)."""
+    from torch import _weights_only_unpickler
+
+    return _weights_only_unpickler._get_allowed_globals()
 
 
 class _DataOnlyPickle:

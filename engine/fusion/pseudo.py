@@ -27,7 +27,6 @@ from annotations.labelrun import LabelRun
 from annotations.taxonomy import Taxonomy
 
 
-
 @dataclass(frozen=True)
 class PseudoRun:
     """A labeler run directory for one new class."""

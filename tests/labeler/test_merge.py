@@ -8,15 +8,12 @@ import pytest
 from labeler.merge import (
     Detections,
     box_iou,
-    filter_instances,
     instances_to_semantic,
-    mask_iou,
-    mask_nms,
-    merge_detections,
-    nms,
+    merge_tile_boxes,
     select_queries,
     shift_detections,
     tile_windows,
+    top_boxes,
 )
 
 
@@ -61,36 +58,73 @@ def test_box_iou_values():
     assert box_iou(np.zeros((0, 4)), b).shape == (0, 4)
 
 
-def test_nms_keeps_best_of_overlaps():
-    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60]])
-    keep = nms(boxes, np.array([0.5, 0.9, 0.4]), 0.5)
-    assert keep.tolist() == [1, 2]
-    assert nms(np.zeros((0, 4)), np.zeros(0), 0.5).tolist() == []
+# -- issue 11 case 3: prompts and negatives are decided per query, never by box NMS -----------
+NEG = np.array([False, False, True])  # bicycle, bike, motorcycle (negative)
 
 
-def test_mask_iou_and_nms_dedupe_synonyms():
-    a = _rect(20, 20, 0, 10, 0, 10)
-    b = _rect(20, 20, 0, 10, 1, 10)  # 90 of 100 px: bike duplicate of bicycle
-    c = _rect(20, 20, 12, 20, 12, 20)
-    empty = np.zeros((20, 20), bool)
-    iou = mask_iou(np.stack([a, b, c, empty]))
-    assert iou[0, 1] == pytest.approx(0.9)
-    assert iou[0, 2] == 0 and iou[3, 3] == 0 and iou[3, 0] == 0
-    keep = mask_nms(np.stack([a, b, c]), np.array([0.6, 0.8, 0.5]), 0.7)
-    assert keep.tolist() == [1, 2]
-    assert mask_nms(np.zeros((0, 20, 20), bool), np.zeros(0), 0.7).tolist() == []
+@pytest.mark.parametrize(
+    "probs, expect_prompt, expect_negative",
+    [
+        ([0.1, 0.2, 0, 0.48, 0, 0.50, 0, 0], 1, False),  # bike 0.48 vs motorcycle 0.50: bike
+        ([0.1, 0.2, 0, 0.40, 0, 0.50, 0, 0], 2, True),  # motorcycle wins by the margin
+        ([0.1, 0.2, 0, 0.10, 0, 0.50, 0, 0], 2, True),  # no positive above text threshold
+    ],
+)
+def test_select_queries_negative_margin(probs, expect_prompt, expect_negative):
+    det = select_queries(np.array([probs]), np.array([[0, 0, 5, 5]]), PROMPTS, 0.35, 0.25, NEG)
+    assert det.prompt_idx.tolist() == [expect_prompt]
+    assert det.negative.tolist() == [expect_negative]
+    assert det.prompt_scores[0] == pytest.approx(0.5 if expect_negative else 0.48)
 
 
-# -- negative prompts and tiling merge -----------------------------------------------------------
-def test_merge_detections_drops_negative_and_its_duplicates():
-    whole = Detections([[0, 0, 10, 10], [40, 40, 60, 60]], [0.8, 0.6], [2, 0])  # 2 = motorcycle
-    tile = Detections([[0, 0, 10, 11], [100, 100, 110, 110]], [0.5, 0.7], [0, 1])
-    negative = np.array([False, False, True])
-    det = merge_detections([whole, tile], negative, 0.5)
-    # the bicycle box on the motorcycle (iou 0.91 with it) goes with it
-    assert det.xyxy.tolist() == [[100, 100, 110, 110], [40, 40, 60, 60]]
-    assert det.prompt_idx.tolist() == [1, 0]
-    assert len(merge_detections([], negative, 0.5)) == 0
+def test_case3_no_box_nms_across_prompts():
+    """Two bicycles in a rack (box IoU 0.57) and a cyclist with a negative "person" box (IoU
+    0.54 with the bicycle): every box reaches SAM; masks decide (labeler.dedup)."""
+    whole = Detections(
+        [[1000, 1500, 1600, 1900], [1150, 1480, 1750, 1910], [120, 150, 300, 520], [100, 280, 320, 540]],
+        [0.6, 0.5, 0.55, 0.45],
+        [0, 1, 2, 0],
+        [False, False, True, False],
+    )  # fmt: skip
+    assert box_iou(whole.xyxy[:1], whole.xyxy[1:2])[0, 0] == pytest.approx(0.57, abs=0.01)
+    assert box_iou(whole.xyxy[2:3], whole.xyxy[3:4])[0, 0] == pytest.approx(0.54, abs=0.01)
+    det = merge_tile_boxes(whole, [], (3024, 4032))
+    assert len(det) == 4 and det.negative.tolist() == [False, False, True, False]
+
+
+# -- issue 11 case 2: a cut tile box never replaces the whole-image box ------------------------
+WINDOWS = tile_windows(3024, 4032, 2, 2, 0.2)  # left tiles end at x = 2240
+
+
+@pytest.mark.parametrize(
+    "tile_box, tile_score, whole_box, expect_tile_kept",
+    [
+        ([1500, 1000, 2240, 1600], 0.60, [1500, 1000, 2700, 1600], False),  # issue: IoU 0.62
+        ([1900, 1000, 2240, 1600], 0.70, [1900, 1000, 3400, 1600], False),  # cut, IoU 0.23
+        ([2000, 1200, 2100, 1300], 0.70, [1500, 1000, 2700, 1600], True),  # small object inside
+        ([1900, 1000, 2240, 1600], 0.70, [2300, 1000, 3400, 1600], True),  # beside, not a cut
+    ],
+)
+def test_case2_whole_image_box_wins(tile_box, tile_score, whole_box, expect_tile_kept):
+    assert WINDOWS[0] == (0, 0, 2240, 1680)
+    whole = Detections([whole_box], [0.45], [0])
+    tile = shift_detections(Detections([tile_box], [tile_score], [0]), (0, 0, 4032, 3024))
+    det = merge_tile_boxes(whole, [(WINDOWS[0], tile)], (3024, 4032))
+    assert det.xyxy[0].tolist() == whole_box  # the whole-image box is always kept
+    assert len(det) == 1 + expect_tile_kept
+
+
+def test_tile_box_on_the_image_border_is_not_a_cut():
+    whole = Detections([[0, 100, 900, 400]], [0.5], [0])
+    tile = Detections([[0, 100, 300, 400]], [0.9], [0])  # touches x=0, the image border
+    det = merge_tile_boxes(whole, [((0, 0, 2240, 1680), tile)], (3024, 4032))
+    assert len(det) == 2
+
+
+def test_top_boxes_caps_by_score():
+    det = Detections(np.tile([[0, 0, 5, 5]], (5, 1)), [0.3, 0.9, 0.5, 0.9, 0.1], np.zeros(5))
+    assert top_boxes(det, 3).scores.tolist() == pytest.approx([0.9, 0.9, 0.5])
+    assert len(top_boxes(det, 0)) == 5 and len(top_boxes(Detections.empty(), 3)) == 0
 
 
 @pytest.mark.parametrize(
@@ -117,24 +151,10 @@ def test_tile_windows_cover_with_overlap():
 
 
 def test_shift_detections_to_full_image():
-    det = shift_detections(Detections([[5, 5, 200, 20]], [0.5], [0]), (100, 50, 150, 90))
+    det = Detections([[5, 5, 200, 20]], [0.5], [2], [True], [0.4])
+    det = shift_detections(det, (100, 50, 150, 90))
     assert det.xyxy.tolist() == [[105, 55, 150, 70]]
-
-
-# -- instance filtering ---------------------------------------------------------------------------
-def test_filter_instances_area_nms_and_max():
-    masks = np.stack(
-        [
-            _rect(20, 20, 0, 10, 0, 10),  # 100 px, score .6
-            _rect(20, 20, 0, 10, 0, 9),  # duplicate, score .9
-            _rect(20, 20, 15, 17, 15, 17),  # 4 px: below min area
-            _rect(20, 20, 10, 20, 10, 20),  # 100 px, score .3
-        ]
-    )
-    scores = np.array([0.6, 0.9, 0.99, 0.3])
-    assert filter_instances(masks, scores, 5, 0, 0.7).tolist() == [1, 3]
-    assert filter_instances(masks, scores, 5, 1, 0.7).tolist() == [1]
-    assert filter_instances(masks[:0], scores[:0], 5, 1, 0.7).tolist() == []
+    assert det.negative.tolist() == [True] and det.prompt_scores.tolist() == [pytest.approx(0.4)]
 
 
 # -- instance-to-semantic merge ---------------------------------------------------------------------

@@ -32,6 +32,7 @@ def tiny_models(tmp_path_factory) -> dict[str, Path]:
         "sam": save_tiny_segmenter(root / "sam", "sam"),
         "sam_hq": save_tiny_segmenter(root / "sam_hq", "sam_hq"),
         "sam2": save_tiny_segmenter(root / "sam2", "sam2"),
+        "sam2_video": save_tiny_segmenter(root / "sam2_video", "sam2_video"),
     }
 
 
@@ -71,7 +72,8 @@ def _label_args(data, out, models, *extra):
 
 def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
     out = tmp_path / "run"
-    res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2"))
+    cap = ("--max-boxes", "3", "--writers", "3")
+    res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", *cap))
     assert res.exit_code == 0, res.output
     manifest = read_jsonl(out / "manifest.jsonl")
     assert sorted((r["split"], r["stem"]) for r in manifest) == [
@@ -82,6 +84,8 @@ def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
     assert run["backend"]["models"]["detector"]["class"] == "GroundingDinoForObjectDetection"
     assert run["backend"]["models"]["segmenter"]["class"] == "SamModel"
     assert run["config"]["cls"]["negatives"] == ["motorcycle"]
+    assert run["config"]["max_boxes"] == 3 and run["config"]["writers"] == 3
+    assert all(r["instances"] <= 3 for r in manifest)  # at most 3 boxes reached SAM
     assert "packages" in run["environment"]
     for rec in manifest:
         assert rec["status"] == "ok" and rec["config_hash"] == run["config_hash"]
@@ -97,11 +101,11 @@ def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
         union = inst.masks.any(axis=0) if len(inst) else np.zeros((40, 48), bool)
         assert np.all(label[union] != 0) and np.all(label[~union] != 1)
     # same command again: no work at all
-    res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2"))
+    res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", *cap))
     assert res.exit_code == 0 and len(read_jsonl(out / "manifest.jsonl")) == 5
     # a changed threshold re-labels everything
     res = runner.invoke(
-        app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", "--min-area", "3")
+        app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", *cap, "--min-area", "3")
     )
     assert res.exit_code == 0 and len(read_jsonl(out / "manifest.jsonl")) == 10
 
@@ -315,7 +319,7 @@ def test_unknown_backend_lists_registered():
         create_backend("nope", None, 7)
 
 
-@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2"])
+@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2", "sam2_video"])
 def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch):
     """Injected detections: 2 boxes, none, 1 box in one batch; only 2 images reach the encoder."""
     from labeler.grounded_sam import GroundedSamBackend
@@ -348,17 +352,25 @@ def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch
         )
         for i in range(3)
     ]
+    made = []
+    sam_inputs = backend._sam_inputs
+    monkeypatch.setattr(backend, "_sam_inputs", lambda im: made.append(im.shape) or sam_inputs(im))
+    for item in batch:
+        backend.prepare(item)
+    assert "sam" not in batch[1].prepared  # nothing is made for SAM before boxes are known
     outs = backend.label(batch)
     assert seen == [2]  # the boxless image never reached SAM
-    assert [len(o.instances) for o in outs][1] == 0 and outs[1].probs is None
+    assert len(made) == 2  # nor its pre-processing (issue 11, case 6)
+    assert len(outs[1].instances) == 0
     for o, n in zip(outs, (2, 0, 1), strict=True):
-        assert len(o.instances) <= n and o.instances.masks.shape[1:] == (40, 48)
-        if len(o.instances):
-            assert o.probs.shape == o.instances.masks.shape
-            m = o.instances.masks  # logits > 0; probabilities are their fp16 sigmoid
-            assert np.all(o.probs[m] >= 0.5) and np.all(o.probs[~m] <= 0.5)
-            assert set(o.instances.prompts) <= {"bicycle", "bike"}
-            assert np.all((o.instances.mask_scores >= 0) & (o.instances.mask_scores <= 1))
+        inst = o.instances  # masks and probabilities inside their windows
+        assert len(inst) <= n and inst.to_instances().masks.shape[1:] == (40, 48)
+        for m, p in zip(inst.masks, inst.probs, strict=True):
+            assert p.shape == m.mask.shape and p.dtype == np.float16
+            # logits > 0; probabilities are their fp16 sigmoid
+            assert np.all(p[m.mask] >= 0.5) and np.all(p[~m.mask] <= 0.5)
+        assert set(inst.prompts) <= {"bicycle", "bike"}
+        assert np.all((inst.mask_scores >= 0) & (inst.mask_scores <= 1))
 
 
 def test_cli_on_synthetic_dataset(tiny_models, tmp_path):

@@ -152,7 +152,8 @@ class ForeignLoggerState:
 
 
 def test_training_checkpoint_with_foreign_objects(tmp_path: Path, state: dict) -> None:
-    src = _write(tmp_path / "iter.pth", state, message_hub={"log": ForeignLoggerState()})
+    hub = {"log": ForeignLoggerState(), "lr": np.float64(3e-4), "loss": np.zeros(3)}
+    src = _write(tmp_path / "iter.pth", state, message_hub=hub)
     with pytest.raises(Exception, match="weights_only"):  # what the stub reader is for
         torch.load(src, weights_only=True)
     result = convert_massformer(src, tmp_path / "ours.pt")

@@ -1,0 +1,82 @@
+"""Cropped instances give exactly the full-resolution outputs (issue 11, cases 5 and 6)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotations.instances import Instances
+from annotations.rle import crop_to_rle, mask_to_rle
+from labeler.crops import CroppedInstances, semantic_from_crops
+from labeler.merge import instances_to_semantic
+
+
+@pytest.mark.parametrize(
+    "height, width, y0, x0, crop",
+    [
+        (5, 4, 0, 0, np.ones((5, 4), bool)),  # everything: runs join across columns
+        (5, 4, 0, 1, np.ones((5, 2), bool)),  # full-height columns in the middle
+        (5, 4, 2, 3, np.ones((3, 1), bool)),  # ends in the last pixel
+        (5, 4, 1, 1, np.zeros((2, 2), bool)),  # empty window
+        (5, 4, 0, 0, np.zeros((0, 0), bool)),  # no window
+        (3, 3, 1, 0, np.array([[1, 0, 1], [1, 1, 0]], bool)),
+    ],
+)
+def test_crop_rle_equals_full_rle(height, width, y0, x0, crop):
+    full = np.zeros((height, width), bool)
+    full[y0 : y0 + crop.shape[0], x0 : x0 + crop.shape[1]] = crop
+    assert crop_to_rle(crop, y0, x0, height, width) == mask_to_rle(full)
+
+
+def test_crop_rle_random_and_bad_window():
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        hh, ww = rng.integers(1, 12, 2)
+        h, w = rng.integers(0, hh + 1), rng.integers(0, ww + 1)
+        y0, x0 = rng.integers(0, hh - h + 1), rng.integers(0, ww - w + 1)
+        crop = rng.random((h, w)) < rng.random()
+        full = np.zeros((hh, ww), bool)
+        full[y0 : y0 + h, x0 : x0 + w] = crop
+        assert crop_to_rle(crop, y0, x0, hh, ww) == mask_to_rle(full)
+    with pytest.raises(ValueError, match="does not fit"):
+        crop_to_rle(np.ones((3, 3), bool), 2, 0, 4, 4)
+
+
+def _instances(rng, n, h, w) -> tuple[Instances, np.ndarray]:
+    masks = np.zeros((n, h, w), bool)
+    probs = np.zeros((n, h, w), np.float16)
+    boxes = []
+    for i in range(n):
+        y0, x0 = rng.integers(0, h - 8), rng.integers(0, w - 8)
+        y1, x1 = y0 + rng.integers(3, 8), x0 + rng.integers(3, 8)
+        masks[i, y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < 0.8
+        py0, px0 = max(0, y0 - 2), max(0, x0 - 2)
+        probs[i, py0 : y1 + 2, px0 : x1 + 2] = rng.random((y1 + 2 - py0, x1 + 2 - px0)) * 0.5
+        probs[i][masks[i]] = 0.5 + rng.random(masks[i].sum()) * 0.5
+        boxes.append([x0, y0, x1, y1])
+    inst = Instances(
+        np.reshape(boxes, (n, 4)),
+        masks,
+        rng.random(n),
+        rng.random(n),
+        np.full(n, 7),
+        [f"p{i}" for i in range(n)],
+    )
+    return inst, probs
+
+
+@pytest.mark.parametrize("n", [0, 1, 5])
+@pytest.mark.parametrize("band", [(0.15, 0.25), (0.0, 0.2), (0.3, 0.3), (0.5, 0.1)])
+def test_cropped_outputs_equal_full_resolution(n, band):
+    rng = np.random.default_rng(n)
+    inst, probs = _instances(rng, n, 30, 40)
+    for p in (probs, None):
+        crops = CroppedInstances.from_instances(inst, p)
+        ref = instances_to_semantic(inst.masks, inst.scores, p, band)
+        got = semantic_from_crops(crops, band)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+        assert crops.to_json(image="x") == inst.to_json(image="x")
+        np.testing.assert_array_equal(crops.to_instances().masks, inst.masks)
+    full_bytes = inst.masks.nbytes + probs.nbytes
+    assert CroppedInstances.from_instances(inst, probs).nbytes <= max(full_bytes, 0)

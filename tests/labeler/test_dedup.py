@@ -1,0 +1,123 @@
+"""Mask dedup after SAM (issue 11, cases 2 and 3): the issue's numbers are the test cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labeler.dedup import DedupRules, MaskCrop, dedup_instances, intersection
+
+
+def _box_mask(h, w, x0, y0, x1, y1) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    m[y0:y1, x0:x1] = True
+    return m
+
+
+def _ellipse(h, w, x0, y0, x1, y1) -> np.ndarray:
+    yy, xx = np.mgrid[:h, :w]
+    cy, cx, ry, rx = (y0 + y1) / 2, (x0 + x1) / 2, (y1 - y0) / 2, (x1 - x0) / 2
+    return ((yy + 0.5 - cy) / ry) ** 2 + ((xx + 0.5 - cx) / rx) ** 2 <= 1
+
+
+def test_mask_crop_round_trip_and_intersection():
+    full = _box_mask(20, 30, 5, 3, 12, 9)
+    c = MaskCrop.from_full(full)
+    assert (c.y0, c.x0, c.y1, c.x1, c.area) == (3, 5, 9, 12, 42)
+    np.testing.assert_array_equal(c.to_full(20, 30), full)
+    other = MaskCrop.from_full(_box_mask(20, 30, 10, 0, 20, 20))
+    assert intersection(c, other) == 2 * 6 and intersection(other, c) == 12
+    assert intersection(c, MaskCrop.from_full(_box_mask(20, 30, 25, 15, 30, 20))) == 0
+    empty = MaskCrop.from_full(np.zeros((20, 30), bool))
+    assert empty.area == 0 and intersection(c, empty) == 0
+
+
+def test_empty_input():
+    assert dedup_instances([], np.zeros(0)).tolist() == []
+    assert dedup_instances(np.zeros((0, 4, 4), bool), np.zeros(0)).tolist() == []
+
+
+def test_case3_two_bicycles_in_a_rack_both_kept():
+    # Issue case 3 at 1/10 scale: boxes [1000,1500,1600,1900] and [1150,1480,1750,1910] have
+    # box IoU 0.57 (box NMS at 0.5 dropped the second); their masks are two objects.
+    h, w = 200, 200
+    a = _ellipse(h, w, 100, 150, 160, 190)
+    b = _ellipse(h, w, 115, 148, 175, 191)
+    keep = dedup_instances(np.stack([a, b]), np.array([0.6, 0.5]))
+    assert keep.tolist() == [0, 1]
+
+
+def test_case3_cyclist_negative_person_keeps_the_bicycle():
+    # person box [120,150,300,520] (negative prompt, 0.55), bicycle box [100,280,320,540]
+    # (0.45): the person's mask covers little of the bicycle's, so the bicycle stays.
+    h, w = 560, 340
+    person = _ellipse(h, w, 150, 150, 270, 450)
+    bicycle = _ellipse(h, w, 100, 380, 320, 540) | _box_mask(h, w, 180, 280, 240, 400)
+    keep = dedup_instances(
+        np.stack([person, bicycle]), np.array([0.55, 0.45]), np.array([True, False])
+    )
+    assert keep.tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    "pos_score, neg_score, expect",
+    [
+        (0.45, 0.70, []),  # the negative explains the mask and wins by >= 0.1: removed
+        (0.48, 0.50, [0]),  # near tie (bike 0.48 vs motorcycle 0.50): kept
+        (0.60, 0.70, []),  # exactly the margin: removed
+        (0.65, 0.70, [0]),  # inside the margin: kept
+    ],
+)
+def test_negative_needs_cover_and_margin(pos_score, neg_score, expect):
+    h, w = 40, 40
+    moto = _box_mask(h, w, 5, 5, 35, 30)
+    bike = _box_mask(h, w, 6, 6, 34, 29)  # inside the motorcycle's mask
+    keep = dedup_instances(
+        np.stack([bike, moto]), np.array([pos_score, neg_score]), np.array([False, True])
+    )
+    assert keep.tolist() == expect
+
+
+def test_negative_that_does_not_cover_removes_nothing():
+    h, w = 40, 40
+    bike = _box_mask(h, w, 0, 0, 20, 20)
+    moto = _box_mask(h, w, 10, 10, 40, 40)  # covers 25% of the bike
+    keep = dedup_instances(np.stack([bike, moto]), np.array([0.3, 0.9]), np.array([False, True]))
+    assert keep.tolist() == [0]
+
+
+def test_case2_tile_part_is_a_duplicate_of_the_whole_object():
+    # Issue case 2 at 1/10 scale: the whole-image box [150,100,270,160] and the left tile's box
+    # cut at x=224. The cut box's mask is part of the whole mask (intersection over the
+    # smaller mask 1.0): one instance, whichever scored higher.
+    h, w = 302, 403
+    whole = _box_mask(h, w, 150, 100, 270, 160)
+    part = _box_mask(h, w, 150, 100, 224, 160)
+    keep = dedup_instances([MaskCrop.from_full(whole), MaskCrop.from_full(part)], [0.45, 0.60])
+    assert keep.tolist() == [1]  # the higher score stays; box merging upstream prefers whole
+
+
+def test_synonym_duplicate_by_iou_and_min_area():
+    h, w = 30, 30
+    a = _box_mask(h, w, 0, 0, 10, 10)
+    b = _box_mask(h, w, 1, 0, 11, 10)  # IoU 0.82 with a
+    c = _box_mask(h, w, 20, 20, 22, 22)  # 4 px
+    scores = np.array([0.6, 0.9, 0.99])
+    assert dedup_instances(np.stack([a, b, c]), scores).tolist() == [2, 1]
+    rules = DedupRules(min_area=5)
+    assert dedup_instances(np.stack([a, b, c]), scores, rules=rules).tolist() == [1]
+
+
+def test_ties_keep_lower_index_and_results_are_order_free():
+    h, w = 30, 30
+    masks = np.stack([_box_mask(h, w, 0, 0, 10, 10), _box_mask(h, w, 0, 0, 10, 10)])
+    assert dedup_instances(masks, np.array([0.5, 0.5])).tolist() == [0]
+
+
+def test_bad_shapes():
+    with pytest.raises(ValueError, match="scores"):
+        dedup_instances(np.zeros((2, 3, 3), bool), np.zeros(1))
+    with pytest.raises(ValueError, match="negative"):
+        dedup_instances(np.zeros((2, 3, 3), bool), np.zeros(2), np.zeros(3, bool))
+    with pytest.raises(ValueError, match="MaskCrop"):
+        dedup_instances([np.zeros((3, 3), bool)], np.zeros(1))

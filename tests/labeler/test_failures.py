@@ -1,0 +1,161 @@
+"""A bad image fails alone (issue 11, case 8); a run with nothing left to do loads no model
+(case 9)."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from annotations.fileio import read_jsonl
+from annotations.labelmap import read_label
+from cli import app
+from labeler.backends import BACKENDS, BackendOutput, register_backend
+from labeler.config import ClassSpec, LabelConfig
+from labeler.run import _STOP, ByteQueue, run_labeling
+
+runner = CliRunner()
+H, W = 40, 48
+BAD = {"trunc": "cannot decode image", "rgb": "expected a single-channel", "small": "true mask"}
+
+
+def _dataset(root: Path, good: int = 7) -> Path:
+    """``good`` images with a true bicycle, plus a truncated JPEG, an RGB (colour-coded) label
+    and a truth mask of the wrong size."""
+    img_dir, ann_dir = root / "images" / "train", root / "annotations" / "train"
+    inst_dir = root / "new_class_instances" / "Bicycle" / "train"
+    for d in (img_dir, ann_dir, inst_dir):
+        d.mkdir(parents=True)
+    stems = [f"good{i}" for i in range(good)] + list(BAD)
+    for k, stem in enumerate(stems):
+        img = np.full((H, W, 3), 60, np.uint8)
+        ids = np.zeros((H, W), np.uint16)
+        ids[5 + k % 5 : 25 + k % 5, 6:30] = 1
+        img[ids > 0] = (200, 40, 40)
+        Image.fromarray(np.zeros((H, W), np.uint8)).save(ann_dir / f"{stem}.png")
+        Image.fromarray(ids if stem != "small" else ids[:20]).save(inst_dir / f"{stem}.png")
+        if stem == "trunc":
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="JPEG")
+            (img_dir / "trunc.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+        else:
+            Image.fromarray(img).save(img_dir / f"{stem}.png")
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(ann_dir / "rgb.png")  # RGB label
+    return root
+
+
+def _args(data: Path, out: Path) -> list[str]:
+    return ["label", "--class", "Bicycle", "--data", str(data), "--out", str(out),
+            "--backend", "simulated", "--batch-size", "4", "--no-progress"]  # fmt: skip
+
+
+def test_case8_bad_images_fail_alone_and_rerun_retries_exactly_them(tmp_path):
+    data, out = _dataset(tmp_path / "data"), tmp_path / "run"
+    res = runner.invoke(app, _args(data, out))
+    assert res.exit_code == 1, res.output
+    assert "3 images failed" in " ".join(res.output.split())
+    recs = {r["stem"]: r for r in read_jsonl(out / "manifest.jsonl")}
+    assert len(recs) == 10
+    for stem, rec in recs.items():
+        if stem in BAD:
+            assert rec["status"] == "failed" and BAD[stem] in rec["error"], rec
+            assert "\n" not in rec["error"]
+        else:  # every good image is labelled, whatever batch it shared with a bad one
+            assert rec["status"] == "ok", rec
+            assert (read_label(out / "labels" / "train" / f"{stem}.png") == 1).any()
+    res = runner.invoke(app, _args(data, out))  # the rerun retries exactly the failures
+    assert res.exit_code == 1
+    again = read_jsonl(out / "manifest.jsonl")[10:]
+    assert sorted(r["stem"] for r in again) == sorted(BAD)
+
+
+class FlakyBackend:
+    """Labels every image, but raises for any batch holding the image ``boom``."""
+
+    name = "flaky-test"
+    batches: list[list[str]] = []
+
+    def __init__(self, config, class_id):
+        self.class_id = class_id
+
+    def identity(self):
+        return {"kind": "flaky"}
+
+    def load(self):
+        return {}
+
+    def label(self, batch):
+        from annotations.instances import Instances
+
+        FlakyBackend.batches.append([b.stem for b in batch])
+        if any(b.stem == "boom" for b in batch):
+            raise RuntimeError("CUDA error: device-side assert (simulated)\nsecond line")
+        return [BackendOutput(Instances.empty(*b.image.shape[:2])) for b in batch]
+
+
+def test_model_error_on_one_image_fails_only_that_image(tmp_path):
+    d = tmp_path / "data" / "images" / "train"
+    d.mkdir(parents=True)
+    for stem in ("a", "b", "boom", "c", "d"):
+        Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(d / f"{stem}.png")
+    register_backend("flaky-test", FlakyBackend)
+    FlakyBackend.batches = []
+    try:
+        cfg = LabelConfig(data=str(tmp_path / "data"), cls=ClassSpec("Bicycle"),
+                          out=str(tmp_path / "run"), backend="flaky-test", batch_size=3,
+                          progress=False)  # fmt: skip
+        s = run_labeling(cfg)
+    finally:
+        BACKENDS.pop("flaky-test", None)
+    assert s.labelled == 4 and [f[1] for f in s.failed] == ["boom"]
+    assert s.failed[0][2] == "RuntimeError: CUDA error: device-side assert (simulated)"
+    assert FlakyBackend.batches[:4] == [["a", "b", "boom"], ["a"], ["b"], ["boom"]]
+
+
+def test_case9_nothing_left_to_do_loads_no_model(tmp_path, monkeypatch):
+    """After a finished run, the same command loads no model and ends in seconds."""
+    d = tmp_path / "data" / "images" / "train"
+    d.mkdir(parents=True)
+    for stem in ("a", "b"):
+        Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(d / f"{stem}.png")
+    register_backend("flaky-test", FlakyBackend)
+    try:
+        cfg = LabelConfig(data=str(tmp_path / "data"), cls=ClassSpec("Bicycle"),
+                          out=str(tmp_path / "run"), backend="flaky-test", progress=False)  # fmt: skip
+        assert run_labeling(cfg).labelled == 2
+        monkeypatch.setattr(FlakyBackend, "load", lambda self: pytest.fail("model loaded"))
+        t = time.perf_counter()
+        s = run_labeling(cfg)
+        assert (s.skipped, s.labelled) == (2, 0) and time.perf_counter() - t < 2
+    finally:
+        BACKENDS.pop("flaky-test", None)
+
+
+def test_case9_grounded_sam_resume_touches_no_model(tmp_path, monkeypatch):
+    """The Grounded-SAM backend's identity (hashed before deciding there is work) neither loads
+    a model nor, on CPU, imports torch's CUDA checks: fast when nothing is left."""
+    import labeler.models as models
+    from labeler.grounded_sam import GroundedSamBackend
+
+    for name in ("load_detector", "load_segmenter", "resolve_device", "resolve_dtype"):
+        monkeypatch.setattr(models, name, lambda *a, **k: pytest.fail("touched a model"))
+    cfg = LabelConfig(data="unused", cls=ClassSpec("Bicycle"), device="cpu")
+    ident = GroundedSamBackend(cfg, 7).identity()
+    assert ident["autocast"] is None
+    bf16 = LabelConfig(data="unused", cls=ClassSpec("Bicycle"), device="cuda", precision="bf16")
+    assert GroundedSamBackend(bf16, 7).identity()["autocast"] == "bfloat16"  # another hash
+
+
+def test_byte_queue_bounds_bytes_and_takes_one_oversized_item():
+    q = ByteQueue(max_bytes=100)
+    assert q.put("a", 60, timeout=0) and not q.put("b", 60, timeout=0)  # 120 > 100: waits
+    assert q.get() == "a" and q.put("b", 60, timeout=0)
+    assert q.get() == "b" and q.put("huge", 500, timeout=0)  # alone in the queue: accepted
+    assert q.peak_bytes == 500 and q.get() == "huge"
+    q.close()
+    assert q.get() is _STOP and q.bytes == 0

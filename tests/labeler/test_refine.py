@@ -1,0 +1,260 @@
+"""Crop-zoom refinement: crop rule, replacement rule, batching across instances and images, and
+``--refine`` end to end on the SAM 3 backend and on any other backend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from annotations.fileio import read_jsonl
+from annotations.instances import Instances, read_instances
+from cli import app
+from labeler.backends import BackendOutput, LoadedImage
+from labeler.config import ClassSpec, LabelConfig
+from labeler.models import load_segmenter
+from labeler.refine import MIN_CROP, RefinedBackend, Refiner, crop_window, with_refinement
+from tests.labeler.test_sam3 import label_args, write_dataset
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    from labeler.testing import save_tiny_segmenter
+    from labeler.testing_sam3 import save_tiny_sam3
+
+    root = tmp_path_factory.mktemp("refine_models")
+    return {
+        "sam3": save_tiny_sam3(root / "sam3"),
+        **{k: save_tiny_segmenter(root / k, k) for k in ("sam", "sam_hq", "sam2", "sam2_video")},
+    }
+
+
+@pytest.mark.parametrize(
+    "box, hw, expect",
+    [
+        ((100, 100, 140, 120), (1000, 1000), (90, 80, 150, 140)),  # 40 px box: side 60, centred
+        ((0, 0, 10, 10), (1000, 1000), (0, 0, MIN_CROP, MIN_CROP)),  # tiny box, at the corner
+        ((950, 500, 1000, 540), (1000, 1000), (925, 482, 1000, 557)),  # side 75, shifted inside
+        ((0, 0, 300, 100), (200, 1000), (0, 0, 450, 200)),  # taller than the image: clipped
+    ],
+)
+def test_crop_window(box, hw, expect):
+    assert crop_window(np.array(box, np.float32), *hw) == expect
+
+
+def _instances(h: int, w: int, boxes: list[tuple[int, int, int, int]]) -> Instances:
+    masks = np.zeros((len(boxes), h, w), bool)
+    for k, (x0, y0, x1, y1) in enumerate(boxes):
+        masks[k, y0:y1, x0:x1] = True
+    n = len(boxes)
+    return Instances(
+        np.array(boxes, np.float32).reshape(-1, 4),
+        masks,
+        np.full(n, 0.8),
+        np.full(n, 0.5),
+        np.full(n, 7),
+        ["bicycle"] * n,
+    )
+
+
+class FakeSegmenter:
+    """Stands in for Refiner.segment_crops: a disk in the middle of each crop, or nothing."""
+
+    def __init__(self, empty_from: int = 10**9) -> None:
+        self.crops: list[tuple[int, int]] = []
+        self.empty_from = empty_from
+
+    def __call__(self, crops, boxes):
+        out = []
+        for c in crops:
+            h, w = c.shape[:2]
+            yy, xx = np.mgrid[:h, :w]
+            disk = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (min(h, w) / 4) ** 2).astype(np.float32)
+            if len(self.crops) >= self.empty_from:
+                disk[:] = 0
+            self.crops.append((h, w))
+            out.append((disk, 0.77))
+        return out
+
+
+def test_refined_mask_replaces_the_coarse_one_inside_the_crop():
+    img = np.zeros((200, 300, 3), np.uint8)
+    boxes = [(50, 50, 110, 90), (200, 100, 240, 180), (0, 0, 300, 200)]
+    coarse = _instances(200, 300, boxes)
+    refiner = Refiner(segmenter=None, device="cpu")  # type: ignore[arg-type]
+    fake = FakeSegmenter(empty_from=1)  # only the first crop gets a mask
+    refiner.segment_crops = fake
+    (out,) = refiner.refine([img], [BackendOutput(coarse, None, {"detect": 1.0})])
+    inst = out.instances.to_instances()
+    assert inst.refined.tolist() == [True, False, False]  # empty refinement: coarse kept
+    x0, y0, x1, y1 = crop_window(np.array(boxes[0], np.float32), 200, 300)
+    assert fake.crops[0] == (y1 - y0, x1 - x0)
+    inside = np.zeros((200, 300), bool)
+    inside[y0:y1, x0:x1] = True
+    assert inst.masks[0][inside].sum() < coarse.masks[0][inside].sum()  # disk, not the box
+    assert np.array_equal(inst.masks[0][~inside], coarse.masks[0][~inside])
+    assert np.array_equal(inst.masks[1:], coarse.masks[1:])
+    assert inst.mask_scores.tolist() == pytest.approx([0.77, 0.5, 0.5])
+    assert out.timings == {"detect": 1.0}
+    # masks and probabilities stay in their windows: the refined one grew to its crop only
+    m0, p0 = out.instances.masks[0], out.instances.probs[0]
+    assert (m0.y0, m0.x0, m0.y1, m0.x1) == (min(y0, 50), min(x0, 50), max(y1, 90), max(x1, 110))
+    assert p0.shape == m0.mask.shape and p0.dtype == np.float16
+
+
+def test_a_refinement_that_disagrees_keeps_the_coarse_mask():
+    img = np.zeros((100, 100, 3), np.uint8)
+    coarse = _instances(100, 100, [(10, 10, 20, 20)])  # the disk lands in the crop centre ...
+    coarse.masks[0] = False
+    coarse.masks[0, 0:3, 0:3] = True  # ... but the coarse mask sits in the corner: IoU 0
+    refiner = Refiner(segmenter=None, device="cpu")  # type: ignore[arg-type]
+    refiner.segment_crops = FakeSegmenter()
+    (out,) = refiner.refine([img], [BackendOutput(coarse, None)])
+    assert out.instances.refined.tolist() == [False]
+    assert np.array_equal(out.instances.to_instances().masks, coarse.masks)
+
+
+@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2", "sam2_video"])
+def test_crops_batched_across_instances_and_images(models, kind, monkeypatch):
+    seg = load_segmenter(str(models[kind]))
+    calls = []
+    encode = seg.model.get_image_embeddings
+
+    def counted(pixels, *a, **k):
+        calls.append(pixels.shape[0])
+        return encode(pixels, *a, **k)
+
+    monkeypatch.setattr(seg.model, "get_image_embeddings", counted)
+    refiner = Refiner(seg, "cpu", chunk=3)
+    rng = np.random.default_rng(0)
+    imgs = [
+        rng.integers(0, 255, (70, 96, 3), np.uint8),
+        rng.integers(0, 255, (50, 40, 3), np.uint8),
+    ]
+    outs = [
+        BackendOutput(_instances(70, 96, [(5, 5, 30, 30), (40, 10, 90, 60), (0, 0, 96, 70)]), None),
+        BackendOutput(Instances.empty(50, 40)),
+        BackendOutput(_instances(70, 96, [(10, 10, 20, 40)]), None),
+    ]
+    imgs = [imgs[0], imgs[1], imgs[0]]
+    import labeler.refine as refine_mod
+
+    seen = []  # encoder calls made when each instance's mask is replaced
+    replace = refine_mod._replace
+
+    def recording(*a):
+        seen.append(len(calls))
+        return replace(*a)
+
+    monkeypatch.setattr(refine_mod, "_replace", recording)
+    new = refiner.refine(imgs, outs)
+    assert calls == [3, 1]  # 4 instances of 2 images: chunks of 3 crops, not one per instance
+    assert seen == [1, 1, 1, 2]  # a chunk's masks are used before the next chunk runs
+    assert [len(o.instances) for o in new] == [3, 0, 1]
+    assert new[1].instances.refined.shape == (0,)
+    for o in (new[0], new[2]):
+        inst = o.instances
+        assert inst.refined is not None and all(p.dtype == np.float16 for p in inst.probs)
+        assert all(p.shape == m.mask.shape for p, m in zip(inst.probs, inst.masks, strict=True))
+
+
+def test_cli_sam3_with_refine_records_which_mask_was_kept(models, tmp_path):
+    data = write_dataset(tmp_path / "data", {"train": 2})
+    out = tmp_path / "run"
+    args = label_args(data, out, models["sam3"], "--refine", str(models["sam"]))
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["backend"]["name"] == "sam3"
+    assert run["backend"]["identity"]["refine"] == str(models["sam"])
+    assert run["backend"]["models"]["refine"]["class"] == "SamModel"
+    for rec in read_jsonl(out / "manifest.jsonl"):
+        assert rec["status"] == "ok" and "refine" in rec["timings"]
+        data_ = json.loads((out / "instances" / "train" / f"{rec['stem']}.json").read_text())
+        assert data_["instances"] and all("refined" in it for it in data_["instances"])
+        inst, _ = read_instances(out / "instances" / "train" / f"{rec['stem']}.json")
+        assert inst.refined is not None
+    # resume: nothing to do; without --refine the hash differs, so everything is relabelled
+    assert runner.invoke(app, args).exit_code == 0
+    assert len(read_jsonl(out / "manifest.jsonl")) == 2
+    plain = label_args(data, out, models["sam3"])
+    assert runner.invoke(app, plain).exit_code == 0
+    assert len(read_jsonl(out / "manifest.jsonl")) == 4
+
+
+class BoxBackend:
+    """Any backend: one square instance per image (the refiner does not care who made it)."""
+
+    name = "boxes"
+
+    def identity(self) -> dict:
+        return {"boxes": 1}
+
+    def load(self) -> dict:
+        return {"loaded": True}
+
+    def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        return [BackendOutput(_instances(*b.image.shape[:2], [(8, 5, 40, 25)])) for b in batch]
+
+
+def test_refinement_wraps_any_backend(models, tmp_path):
+    from labeler.run import run_labeling
+
+    data = write_dataset(tmp_path / "data", {"train": 2})
+    cfg = LabelConfig(
+        data=str(data),
+        cls=ClassSpec("Bicycle"),
+        out=str(tmp_path / "run"),
+        refine=str(models["sam2"]),
+        device="cpu",
+        progress=False,
+    )
+    wrapped = with_refinement(BoxBackend(), cfg)
+    assert isinstance(wrapped, RefinedBackend) and with_refinement(wrapped, cfg) is wrapped
+    assert wrapped.identity()["boxes"] == 1 and "refine_rules" in wrapped.identity()
+    summary = run_labeling(cfg, backend=BoxBackend())
+    assert summary.labelled == 2 and not summary.failed
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["backend"]["name"] == "boxes" and run["backend"]["models"]["loaded"]
+    assert run["backend"]["models"]["refine"]["model_type"] == "sam2"
+
+
+def test_cli_grounded_sam_with_refine(models, tmp_path):
+    from labeler.testing import save_tiny_detector
+
+    det = save_tiny_detector(tmp_path / "det")
+    data = write_dataset(tmp_path / "data", {"train": 2})
+    out = tmp_path / "run"
+    args = [
+        "label", "--class", "Bicycle", "--data", str(data), "--out", str(out),
+        "--detector", str(det), "--segmenter", str(models["sam"]), "--refine", str(models["sam_hq"]),
+        "--prompt", "bicycle", "--box-threshold", "0.05", "--text-threshold", "0.05",
+        "--device", "cpu", "--no-progress",
+    ]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["backend"]["name"] == "grounded-sam"
+    assert run["backend"]["models"]["refine"]["class"] == "SamHQModel"
+    found = 0
+    for rec in read_jsonl(out / "manifest.jsonl"):
+        inst, _ = read_instances(out / "instances" / "train" / f"{rec['stem']}.json")
+        assert rec["status"] == "ok" and "refine" in rec["timings"]
+        assert len(inst) == 0 or inst.refined is not None
+        found += len(inst)
+    assert found > 0

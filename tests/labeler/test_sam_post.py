@@ -1,0 +1,63 @@
+"""Window post-processing equals transformers' full-resolution post_process_masks (issue 11, 5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from labeler.sam_post import LOGIT_FLOOR, masks_in_windows, resize_window
+
+
+def _blobs(n: int, size: int, seed: int) -> torch.Tensor:
+    """Low-resolution logits: a positive blob per box in a very negative background."""
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    out = []
+    for k in range(n):
+        cy, cx = torch.randint(0, size, (2,), generator=g).tolist()
+        r = 2 + k % 5
+        d = ((yy - cy) ** 2 + (xx - cx) ** 2).float().sqrt()
+        out.append(12.0 - 6.0 * d / r + torch.randn(size, size, generator=g) * 0.3)
+    out.append(torch.full((size, size), -20.0))  # a box whose mask is empty everywhere
+    return torch.stack(out)
+
+
+def test_resize_window_matches_interpolate():
+    x = torch.randn(2, 7, 9)
+    ref = torch.nn.functional.interpolate(x[:, None], (31, 20), mode="bilinear")[:, 0]
+    got = resize_window(x, (31, 20), (3, 29, 0, 17))
+    torch.testing.assert_close(got, ref[:, 3:29, 0:17], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "original, reshaped, pad",
+    [
+        ((97, 130), (48, 64), (64, 64)),  # SAM: landscape, padded input
+        ((150, 61), (64, 26), (64, 64)),  # SAM: portrait
+        ((97, 130), None, None),  # SAM 2: straight to the original size
+    ],
+)
+def test_windows_equal_full_resolution(original, reshaped, pad):
+    from transformers import Sam2ImageProcessor, SamImageProcessor
+
+    low = _blobs(6, 16, seed=original[0])
+    if reshaped is None:
+        proc = Sam2ImageProcessor(size={"height": 64, "width": 64})
+        full = proc.post_process_masks(low[None, :, None], [original], binarize=False)[0][:, 0]
+    else:
+        proc = SamImageProcessor(pad_size={"height": pad[0], "width": pad[1]})
+        full = proc.post_process_masks(low[None, :, None], [original], [reshaped], binarize=False)[
+            0
+        ][:, 0]
+    crops = masks_in_windows(low, original, reshaped, pad)
+    assert len(crops) == len(low)
+    for k, (mask, prob) in enumerate(crops):
+        f = full[k]
+        outside = torch.ones_like(f, dtype=torch.bool)
+        outside[mask.y0 : mask.y1, mask.x0 : mask.x1] = False
+        assert torch.all(f[outside] <= LOGIT_FLOOR + 1e-4)
+        np.testing.assert_array_equal(mask.to_full(*original), (f > 0).numpy())
+        win = f[mask.y0 : mask.y1, mask.x0 : mask.x1]
+        np.testing.assert_allclose(prob, torch.sigmoid(win).numpy(), atol=1e-3)
+    assert crops[-1][0].mask.shape == (0, 0)  # the empty box: no window at all
