@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trainer.models.layers import release_kernels
 from trainer.models.massformer import MaSSFormer, semantic_inference
 
 MODES = ("efficient", "full")
@@ -190,7 +191,8 @@ def _full(model: MaSSFormer, x: torch.Tensor, out_hw: tuple[int, int]) -> np.nda
     h, w = x.shape[-2:]
     d = model.size_divisibility
     pad_h, pad_w = -h % d, -w % d
-    out = model(x, aux=False, crop=False)  # final masks of the padded image (1, Q, Hp/2, Wp/2)
+    with release_kernels():  # the release's DCN and attention kernels: bit-exact fp32
+        out = model(x, aux=False, crop=False)  # final masks of the padded image (1, Q, Hp/2, Wp/2)
     masks = F.interpolate(
         out["pred_masks"].float(), size=(h, w), mode="bilinear", align_corners=False
     )

@@ -110,3 +110,43 @@ def test_intermediate_masks_at_quarter_final_at_half(hw: tuple[int, int]) -> Non
     assert [a["pred_masks"].shape[-2:] for a in out["aux_outputs"]] == [
         (hw[0] // 4, hw[1] // 4)
     ] * 3
+
+
+def test_release_kernels_route_dcn_and_attention_as_the_release_does(monkeypatch) -> None:
+    """Inside ``release_kernels`` (predict --mode full) every DCN runs torchvision's kernel over
+    the whole map and every attention takes nn.MultiheadAttention's weights path, as mmcv does;
+    outside, the fast paths run. Same values up to summation order either way."""
+    import trainer.models.layers as layers
+
+    calls = {"tv": 0, "grid": 0, "weights": [], "fast": []}
+    tv, grid = layers.deform_conv2d, layers.deform_conv2d_grid_sample
+
+    def spy_tv(*a, **k):
+        calls["tv"] += 1
+        return tv(*a, **k)
+
+    def spy_grid(*a, **k):
+        calls["grid"] += 1
+        return grid(*a, **k)
+
+    real_mha = nn.MultiheadAttention.forward
+
+    def spy_mha(self, *a, need_weights=True, **k):
+        calls["weights" if need_weights else "fast"].append(1)
+        return real_mha(self, *a, need_weights=need_weights, **k)
+
+    monkeypatch.setattr(layers, "deform_conv2d", spy_tv)
+    monkeypatch.setattr(layers, "deform_conv2d_grid_sample", spy_grid)
+    monkeypatch.setattr(nn.MultiheadAttention, "forward", spy_mha)
+    torch.manual_seed(0)
+    model = create_model("tiny", num_classes=3).eval()
+    x = torch.rand(1, 3, 256, 256) * 255
+    with torch.inference_mode():
+        fast = model(x, aux=False)["pred_masks"]
+        assert calls["grid"] > 0 and calls["tv"] == 0 and calls["fast"] and not calls["weights"]
+        calls.update(tv=0, grid=0, weights=[], fast=[])
+        with layers.release_kernels():
+            exact = model(x, aux=False)["pred_masks"]
+        assert calls["tv"] > 0 and calls["grid"] == 0 and calls["weights"] and not calls["fast"]
+    assert not layers.attention_weights_path()  # the context is left cleanly
+    torch.testing.assert_close(exact, fast, rtol=1e-3, atol=1e-3)

@@ -5,7 +5,10 @@ Every block takes and returns ``(B, C, H, W)`` float tensors unless stated other
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +35,34 @@ class ConvBNReLU(nn.Module):
 # inference; bigger inputs run in bands of output rows (torchvision's own column buffer would
 # be 128 ch x 9 taps x 2048 x 1536 = 14 GB for the H/2 layers of a 4096x3072 input).
 COLUMN_BUDGET = 2**27
+
+
+_RELEASE_KERNELS = contextvars.ContextVar("release_kernels", default=False)
+
+
+@contextlib.contextmanager
+def release_kernels() -> Iterator[None]:
+    """Run the kernels the release runs, so float32 results match it bit for bit.
+
+    Inside this context every deformable conv goes through ``torchvision.ops.deform_conv2d``
+    over the whole map (the release's stand-in for mmcv's DCN; our CPU default is the faster
+    grid-sample form, in row bands above ``COLUMN_BUDGET``) and every attention asks
+    ``nn.MultiheadAttention`` for its weights, as mmcv's wrapper does (``need_weights=True``
+    takes the unfused path). The values are the same up to summation order, but with random or
+    badly calibrated weights the decoder's sigmoid < 0.5 attention masks turn last-bit
+    differences into other labels (docs/model.md: 90-99.9% label agreement without this
+    context, 100% with it). Costs time and memory; ``engine predict --mode full`` uses it.
+    """
+    token = _RELEASE_KERNELS.set(True)
+    try:
+        yield
+    finally:
+        _RELEASE_KERNELS.reset(token)
+
+
+def attention_weights_path() -> bool:
+    """``need_weights`` for ``nn.MultiheadAttention`` calls: True inside :func:`release_kernels`."""
+    return _RELEASE_KERNELS.get()
 
 
 class ModulatedDeformConv(nn.Module):
@@ -66,6 +97,8 @@ class ModulatedDeformConv(nn.Module):
         x, offset, mask = x.to(dtype), offset.to(dtype), mask.to(dtype)
         b, c, h, w = x.shape
         pad = self.k // 2
+        if _RELEASE_KERNELS.get():
+            return deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
         training = torch.is_grad_enabled()
         rows = max(1, COLUMN_BUDGET // (b * c * kk * w))
         if training or rows >= h:

@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.models.layers import ConvBNReLU, DeformBlock, SqueezeExcite, sine_position_2d
+from trainer.models.layers import (
+    ConvBNReLU,
+    DeformBlock,
+    SqueezeExcite,
+    attention_weights_path,
+    sine_position_2d,
+)
 
 
 class FFN(nn.Module):
@@ -69,10 +75,10 @@ class WindowCrossSelfAttention(nn.Module):
         q = to_windows(x, w)
         k = to_windows(kv, w)
         pos = sine_position_2d(w, w, shape[1], x.device, q.dtype).flatten(1).t()[None]
-        q = q + self.cross_attn(q + pos, k + pos, k, need_weights=False)[0]
+        q = q + self.cross_attn(q + pos, k + pos, k, need_weights=attention_weights_path())[0]
         q = self.ffn1(q)
         qp = q + pos
-        q = q + self.self_attn(qp, qp, q, need_weights=False)[0]
+        q = q + self.self_attn(qp, qp, q, need_weights=attention_weights_path())[0]
         q = self.ffn2(q)
         return from_windows(q, w, shape)
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.models.layers import sine_position_2d
+from trainer.models.layers import attention_weights_path, sine_position_2d
 
 
 class DecoderLayer(nn.Module):
@@ -35,11 +35,15 @@ class DecoderLayer(nn.Module):
         attn_mask: torch.Tensor,
     ) -> torch.Tensor:
         out = self.cross_attn(
-            q + query_pos, memory + memory_pos, memory, attn_mask=attn_mask, need_weights=False
+            q + query_pos,
+            memory + memory_pos,
+            memory,
+            attn_mask=attn_mask,
+            need_weights=attention_weights_path(),
         )[0]
         q = self.norm1(q + out)
         qp = q + query_pos
-        q = self.norm2(q + self.self_attn(qp, qp, q, need_weights=False)[0])
+        q = self.norm2(q + self.self_attn(qp, qp, q, need_weights=attention_weights_path())[0])
         return self.norm3(q + self.ffn(q))
 
 
