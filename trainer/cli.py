@@ -31,6 +31,11 @@ def train_cmd(
         None, "--backbone-weights", help="auto | torchvision | PATH | none."
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt exactly."),
+    init: Path = typer.Option(
+        None,
+        "--init",
+        help="Start from this checkpoint (ours or converted); the class head grows for new classes.",
+    ),
     val_every: int = typer.Option(None, "--val-every", min=0, help="Validate every N steps."),
     val_size: str = typer.Option(
         None, "--val-size", help="Validation inference size WxH (default 4096x3072)."
@@ -53,6 +58,7 @@ def train_cmd(
         batch_size=batch_size,
         device=device,
         backbone_weights=backbone_weights,
+        init=None if init is None else str(init),
         resume=resume or None,
         val_every=val_every,
         val_size=None if val_size is None else parse_size(val_size, "--val-size"),
@@ -61,7 +67,12 @@ def train_cmd(
     )
     if crop is not None:
         cfg.augment.crop = crop
-    result = train(cfg)
+
+    def show_init(report) -> None:
+        for line in report.summary():
+            stdout.print(line, highlight=False, soft_wrap=True)
+
+    result = train(cfg, on_init=show_init)
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         stdout.print(f"trained {result.step} steps; checkpoint {result.last_checkpoint}")
         if result.val:
@@ -80,6 +91,12 @@ def predict_cmd(
     out: Path = typer.Option(..., "--out", help="Folder for label PNGs (original sizes)."),
     size: str = typer.Option("4096x3072", "--size", help="Inference size WxH (aspect kept)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
+    mode: str = typer.Option(
+        "efficient",
+        "--mode",
+        help="efficient (class maps at mask resolution, low memory) | full (the release's "
+        "inference exactly, fp32; Q masks at the resized size).",
+    ),
     sliding_window: bool = typer.Option(
         False, "--sliding-window", help="Tiled inference for images too large for memory."
     ),
@@ -96,6 +113,7 @@ def predict_cmd(
         out=str(out),
         size=parse_size(size),
         device=device,
+        mode=mode,
         sliding_window=sliding_window,
         color=color,
         overwrite=overwrite,
@@ -108,6 +126,25 @@ def predict_cmd(
     )
 
 
+@app.command("convert-massformer")
+def convert_massformer_cmd(
+    checkpoint: Path = typer.Argument(..., help="The authors' mmseg MaSSFormer-R50 .pth."),
+    out: Path = typer.Option(..., "--out", help="Engine checkpoint to write (.pt)."),
+) -> None:
+    """Convert the released MaSSFormer-R50 checkpoint (xiechenxi99/MaSS13K) into an engine
+    checkpoint (massformer_r50, MaSS13K taxonomy) for engine predict and engine train --init."""
+    from trainer.convert import convert_massformer
+
+    result = convert_massformer(checkpoint, out)
+    stdout.print(
+        f"wrote {result.out}: massformer_r50, {result.num_tensors} tensors, "
+        f"{result.num_parameters:,} parameters, {result.num_classes} classes "
+        f"({', '.join(result.classes)})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command("models")
 def models_cmd(
     macs: str = typer.Option(
@@ -115,12 +152,15 @@ def models_cmd(
     ),
     num_classes: int = typer.Option(7, "--num-classes", min=1, help="K classes (MaSS13K: 7)."),
 ) -> None:
-    """List the model presets with their parameter counts (and MACs at --macs WxH)."""
+    """List the model presets with their exact parameter counts (and MACs at --macs WxH)."""
     from trainer.models.summary import summarize_presets
 
     size = parse_size(macs, "--macs") if macs else None
     for row in summarize_presets(num_classes=num_classes, macs_size=size):
-        line = f"{row.name:<21} {row.params / 1e6:6.2f}M"
+        line = (
+            f"{row.name:<21} {row.params:>11,} params ({row.params / 1e6:.2f}M, "
+            f"{row.trainable:,} trainable)"
+        )
         if row.macs is not None:
             line += f"  {row.macs / 1e9:9.1f} GMACs @ {size[0]}x{size[1]}"
-        stdout.print(line, highlight=False)
+        stdout.print(line, highlight=False, soft_wrap=True)  # one line per preset

@@ -23,7 +23,8 @@ class TrainConfig:
     data: str = ""  # dataset root or spec file (MaSS13K layout or a fused dataset)
     out: str = "runs/train/run"  # run directory (config, metrics.jsonl, checkpoints)
     preset: str = "massformer_r50"  # model preset: massformer_r50 | massformer_lite_r18 | tiny
-    backbone_weights: str = "auto"  # "auto" (torchvision for ResNet presets, none for tiny) | "torchvision" | PATH | "none"
+    backbone_weights: str = "auto"  # "auto" (torchvision for ResNet presets, none for tiny and with init) | "torchvision" | PATH | "none"
+    init: str | None = None  # start from this checkpoint (ours/converted); see trainer.init
     train_split: str = "train"  # split trained on
     val_split: str | None = "val"  # split validated on; None or "" disables validation
     iters: int = 80000  # optimizer steps in the whole run

@@ -1,15 +1,19 @@
 """Whole-image MaSSFormer inference: one uint8 RGB image in, one uint8 label map out.
 
-Memory-efficient by default: the per-class map is formed at mask resolution (H'/2), and only
-the K class channels are upsampled to the original size, one class at a time with a running
-argmax. The straightforward procedure (``mode="full"``, the reference) upsamples all Q query
-masks to the original size in fp32 and combines them there; its memory grows with Q x H x W
-(100 x 64 MP x 4 bytes = 25.6 GB at 64 MP), which is why the published code runs out of memory.
+Two modes:
 
-The two modes differ only in where the mask sigmoid sits relative to the bilinear upsampling
-(sigmoid then upsample vs upsample then sigmoid; the einsum and the bilinear resize are both
-linear, so they commute exactly). The labels can therefore differ only at pixels where two
-class scores are within the interpolation error of each other, i.e. along class boundaries.
+* ``"full"`` reproduces the release's inference step for step (mmseg ``Resize(scale=(4096,
+  3072), keep_ratio=True)`` with cv2 bilinear on uint8; ImageNet normalisation; zero padding
+  of the normalised image; one whole-image fp32 forward; the Q final masks of the *padded*
+  image bilinearly resized to the *unpadded* resized size; softmax without no-object x
+  sigmoid, summed over queries; the padding cropped again (the release's quirk: with padding,
+  the maps are stretched then cropped); bilinear resize to the original size; argmax). Its
+  memory grows with Q x H' x W' (5 GB at 4096x3072).
+* ``"efficient"`` (default): the per-class map is formed at mask resolution (H'/2) of the
+  unpadded image, and only the K class channels are upsampled to the original size, one class
+  at a time with a running argmax (bf16 autocast on CUDA). It differs from ``"full"`` in where
+  the mask sigmoid sits relative to the upsampling and, with padding, in the crop (efficient
+  crops the padding exactly). Labels differ along class boundaries only (docs/model.md).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trainer.models.layers import release_kernels
 from trainer.models.massformer import MaSSFormer, semantic_inference
 
 MODES = ("efficient", "full")
@@ -26,14 +31,15 @@ MODES = ("efficient", "full")
 
 def resized_shape(height: int, width: int, size: tuple[int, int] | None) -> tuple[int, int]:
     """``(h, w)`` after resizing keeping the aspect ratio into ``size`` = ``(long, short)``
-    as mmseg's ``Resize(scale=size, keep_ratio=True)``: the scale is the smaller of
-    long/max(h, w) and short/min(h, w), so a landscape or portrait image both fit
-    4096x3072 (or 3072x4096). ``None`` keeps the size."""
+    as mmseg's ``Resize(scale=size, keep_ratio=True)`` (mmcv ``rescale_size``): the scale is
+    the smaller of long/max(h, w) and short/min(h, w), so a landscape or portrait image both
+    fit 4096x3072 (or 3072x4096); sides are rounded half up (``int(x * scale + 0.5)``).
+    ``None`` keeps the size."""
     if size is None:
         return height, width
     long_side, short_side = max(size), min(size)
     scale = min(long_side / max(height, width), short_side / min(height, width))
-    return max(1, round(height * scale)), max(1, round(width * scale))
+    return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
 @torch.inference_mode()
@@ -111,11 +117,11 @@ def predict_label(
         size: ``(long, short)`` test resolution, e.g. ``(4096, 3072)``; aspect ratio kept
             (see :func:`resized_shape`); ``None`` runs at the original size.
         mode: ``"efficient"`` (class maps at mask resolution, K channels upsampled) or
-            ``"full"`` (all Q query masks upsampled to H x W in fp32; the reference).
+            ``"full"`` (the release's inference exactly, fp32; see the module docstring).
         sliding_window: tile the resized image (``tile`` px crops, ``overlap`` px shared);
             efficient mode only.
         device: where to run; ``None`` = the model's device (the model is moved otherwise).
-        amp: bf16 autocast on CUDA (ignored on CPU).
+        amp: bf16 autocast on CUDA in efficient mode (ignored on CPU and in full mode).
 
     Returns ``(H, W)`` uint8 class ids 0..K-1.
     """
@@ -151,7 +157,7 @@ def predict_label(
             host = np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"])
             x = torch.from_numpy(host).to(dev).permute(2, 0, 1)[None].float()
             if mode == "full":
-                return _full(model, x, (height, width), amp)
+                return _full(model, x, (height, width))
             scores = predict_scores(model, x, sliding_window, tile, overlap, amp)
             return _upsample_argmax(scores, (height, width))
     finally:
@@ -175,13 +181,25 @@ def _upsample_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarra
     return best_id.cpu().numpy()
 
 
-def _full(model: MaSSFormer, x: torch.Tensor, out_hw: tuple[int, int], amp: bool) -> np.ndarray:
-    """The straightforward procedure: plain forward (intermediate predictions included, as the
-    published head computes them), then :func:`labels_from_predictions` in ``"full"`` mode."""
-    use_amp = amp and x.device.type == "cuda"
-    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_amp):
-        out = model(x)
-    return labels_from_predictions(out["pred_logits"], out["pred_masks"], out_hw, "full")
+def _full(model: MaSSFormer, x: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarray:
+    """The release's inference (mmseg ``EncoderDecoder`` whole mode, ``MaSSFormerHead.predict``,
+    ``postprocess_result``) on the resized image ``x`` (1, 3, h, w) float 0..255, in fp32.
+
+    The model normalises and zero-pads to its size divisibility (256: the release pads to 32
+    and needs multiples of 256 anyway, so for every size the release runs, the padding is the
+    same)."""
+    h, w = x.shape[-2:]
+    d = model.size_divisibility
+    pad_h, pad_w = -h % d, -w % d
+    with release_kernels():  # the release's DCN and attention kernels: bit-exact fp32
+        out = model(x, aux=False, crop=False)  # final masks of the padded image (1, Q, Hp/2, Wp/2)
+    masks = F.interpolate(
+        out["pred_masks"].float(), size=(h, w), mode="bilinear", align_corners=False
+    )
+    scores = semantic_inference(out["pred_logits"].float(), masks)  # (1, K, h, w)
+    scores = scores[..., : h - pad_h, : w - pad_w]  # the padding cropped again, as released
+    scores = F.interpolate(scores, size=out_hw, mode="bilinear", align_corners=False)
+    return scores.argmax(1)[0].to(torch.uint8).cpu().numpy()
 
 
 def labels_from_predictions(
@@ -191,7 +209,7 @@ def labels_from_predictions(
 
     ``"efficient"``: per-class scores at ``(h, w)``, then the K class maps upsampled (bilinear)
     one at a time with a running argmax. ``"full"``: the Q mask logits upsampled to ``(H, W)``
-    in fp32, sigmoid, combined, argmax (the reference).
+    in fp32, sigmoid, combined, argmax (the release's combination, without its resize steps).
     """
     if mode == "efficient":
         return _upsample_argmax(semantic_inference(pred_logits, pred_masks), out_hw)

@@ -36,6 +36,7 @@ class PredictConfig:
         3072,
     )  # inference size (long, short) with aspect kept; None: original
     device: str = "auto"  # auto | cpu | cuda | cuda:N
+    mode: str = "efficient"  # "efficient" | "full" (the release's inference exactly)
     sliding_window: bool = False  # tile the resized image (for images too large for memory)
     amp: bool = True  # bf16 autocast on CUDA
     color: bool = False  # also write colour previews to <out>/color/
@@ -66,9 +67,11 @@ def list_images(folder: Path) -> list[Path]:
 def predict_dir(cfg: PredictConfig) -> PredictResult:
     """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
     from trainer.checkpoint import model_from_checkpoint
-    from trainer.inference import predict_label
+    from trainer.inference import MODES, predict_label
     from trainer.train import resolve_device
 
+    if cfg.mode not in MODES:
+        raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
     images = list_images(Path(cfg.images))
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
@@ -96,6 +99,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
             model,
             image,
             size=cfg.size,
+            mode=cfg.mode,
             sliding_window=cfg.sliding_window,
             device=device,
             amp=cfg.amp and device.type == "cuda",

@@ -22,7 +22,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +38,11 @@ from trainer.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_
 from trainer.config import TrainConfig, lr_factor
 from trainer.data import TrainSet, make_loader
 from trainer.losses import SetCriterion, build_targets
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from trainer.init import InitReport
 
 # Fields that may differ between a run and its resume (they do not change what is computed).
 RESUMABLE_CHANGES = {
@@ -60,6 +65,9 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # total loss of each step run in this call
     last_checkpoint: Path | None = None  # the newest last.pt written
     val: list[dict[str, Any]] = field(default_factory=list)  # validation results, in order
+    init: InitReport | None = (
+        None  # what --init loaded, grew and dropped (None: no init, or a resume)
+    )
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -120,7 +128,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 def _backbone_weights(cfg: TrainConfig) -> str | None:
     if cfg.backbone_weights == "auto":
-        return None if cfg.preset == "tiny" else "torchvision"
+        # with init the checkpoint's backbone replaces ImageNet's: no download
+        return None if cfg.preset == "tiny" or cfg.init else "torchvision"
     return None if cfg.backbone_weights.lower() == "none" else cfg.backbone_weights
 
 
@@ -170,9 +179,16 @@ def _all_finite(value: torch.Tensor, world: int) -> bool:
     return bool(flag.item() > 0)
 
 
-def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    model: nn.Module | None = None,
+    on_init: Callable[[InitReport], None] | None = None,
+) -> TrainResult:
     """Train (or resume) one run as configured. ``model``: an already built model (tests);
     by default ``create_model(cfg.preset, K)`` with the configured backbone weights.
+    ``cfg.init``: a fresh run starts from that checkpoint's weights (:mod:`trainer.init`);
+    ``on_init`` receives the report on rank 0 before the first step (the CLI prints it), and
+    the run directory keeps it as ``init.json``.
 
     Raises:
         FileExistsError: ``<out>/last.pt`` exists and ``resume`` is off.
@@ -180,6 +196,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
     """
     rank, world, local_rank = _distributed()
+    init_report: InitReport | None = None
     is_main = rank == 0
     device = resolve_device(cfg.device, local_rank)
     out = Path(cfg.out)
@@ -197,6 +214,12 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
             f"micro-step cannot be split over {world} ranks"
         )
     micro = per_rank // world
+    if micro < 2:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} / accum_steps {cfg.accum_steps} / {world} ranks = "
+            f"{micro} image per micro-step; MaSSFormer needs at least 2 (the released "
+            f"pixel decoder has BatchNorms on globally pooled features)"
+        )
 
     dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment)
     taxonomy = dataset.taxonomy
@@ -215,6 +238,10 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         )
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
+    elif cfg.init:
+        from trainer.init import init_from_checkpoint
+
+        init_report = init_from_checkpoint(model, cfg.init, taxonomy)
     model.to(device).train()
     dec = cfg.loss.decoupling
     pseudo: frozenset[int] = frozenset(
@@ -248,6 +275,11 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         out.mkdir(parents=True, exist_ok=True)
         _write_run_files(out, cfg, start)
         writer = _tensorboard(out)
+        if init_report is not None:
+            result.init = init_report
+            atomic_write_json(out / "init.json", init_report.to_dict())
+            if on_init is not None:
+                on_init(init_report)
     if ckpt is not None:
         ranks = ckpt.get("rng_ranks") or []
         # last: everything above may draw random numbers

@@ -160,3 +160,52 @@ def test_cuda_bf16_inference_matches_full() -> None:
     assert eff.shape == (300, 400) and (eff == full).mean() >= 0.99
     cpu = predict_label(model.cpu(), image, size=(512, 384))
     assert (cpu == eff).mean() >= 0.98  # bf16 vs fp32
+
+
+def test_resized_shape_rounds_half_up_like_mmcv() -> None:
+    # scale 2.5: a side of 1 becomes 2.5 -> 3 (mmcv's int(x + 0.5)), not 2 (Python's round)
+    assert resized_shape(1, 2, (5, 5)) == (3, 5)
+
+
+def _release_reference(model, image: np.ndarray) -> np.ndarray:  # noqa: ANN001
+    """The release's inference written out step by step (mmseg whole mode, MaSSFormerHead
+    .predict, postprocess_result), for an image already at the test size."""
+    h, w = image.shape[:2]
+    d = model.size_divisibility
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        out = model.eval()(x, aux=False, crop=False)
+    hp, wp = h + (-h % d), w + (-w % d)
+    assert out["pred_masks"].shape[-2:] == (hp // 2, wp // 2)  # masks of the padded image
+    masks = F.interpolate(out["pred_masks"], size=(h, w), mode="bilinear", align_corners=False)
+    cls = out["pred_logits"].softmax(-1)[..., :-1]
+    seg = torch.einsum("bqc,bqhw->bchw", cls, masks.sigmoid())
+    seg = seg[..., : h - (hp - h), : w - (wp - w)]  # padding_size cropped from img_shape
+    seg = F.interpolate(seg, size=(h, w), mode="bilinear", align_corners=False)
+    return seg.argmax(1)[0].numpy().astype(np.uint8)
+
+
+@pytest.mark.parametrize("hw", [(50, 70), (64, 128)])
+def test_full_mode_is_the_release_procedure(tiny, monkeypatch, hw: tuple[int, int]) -> None:  # noqa: ANN001
+    """With padding (50x70 -> 64x128) the release stretches the padded masks onto the image
+    and crops again; full mode keeps that. Without padding it is the plain procedure. The
+    model's outputs are replaced by smooth, class-rich predictions of the padded image."""
+    d = tiny.size_divisibility
+    hp, wp = hw[0] + (-hw[0] % d), hw[1] + (-hw[1] % d)
+    logits, masks = _smooth_predictions(hp // 2, wp // 2, q=16, k=6, seed=5)
+
+    def fake(x: torch.Tensor, aux: bool = True, crop: bool = True) -> dict:
+        h2, w2 = (-(-x.shape[2] // 2), -(-x.shape[3] // 2)) if crop else masks.shape[-2:]
+        return {"pred_logits": logits, "pred_masks": masks[..., :h2, :w2], "aux_outputs": []}
+
+    monkeypatch.setattr(tiny, "forward", fake)
+    image = np.random.default_rng(3).integers(0, 256, (*hw, 3), dtype=np.uint8)
+    full = predict_label(tiny, image, size=None, mode="full")
+    assert len(np.unique(full)) >= 3  # a real test: several classes
+    assert np.array_equal(full, _release_reference(tiny, image))
+    out = fake(torch.zeros(1, 3, *hw))
+    plain = labels_from_predictions(out["pred_logits"], out["pred_masks"], hw, "full")
+    if hw == (64, 128):
+        assert np.array_equal(full, plain)
+    else:  # the stretch-then-crop quirk moves labels
+        assert (full != plain).mean() > 0.05

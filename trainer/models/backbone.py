@@ -1,9 +1,12 @@
 """ResNet backbones returning C2..C5 (strides 4, 8, 16, 32) with frozen BatchNorm.
 
-BatchNorm layers are ``torchvision.ops.FrozenBatchNorm2d``: their affine weights and running
-statistics are buffers, so they never receive gradients and never update, in train or eval mode
-(the paper freezes BN affine weights; batches of 4 per GPU at 1024 px are too small for BN
-statistics anyway).
+The release's backbone (``ResNet_m``, depth 50, ``norm_cfg=SyncBN(requires_grad=False)``) is
+mmseg's ResNet-50 v1b ("pytorch" style: stride on the 3x3 conv), the same layers and key
+names as torchvision's. Its BN affine weights are parameters that never train; its running
+statistics keep updating in train mode (mmseg's ``norm_eval=False``). Ours: :class:`FrozenBatchNorm`
+keeps the affine weights as non-trainable parameters (the same state dict and parameter count
+as the release) and never updates the statistics either: a deliberate training-only
+difference (fine-tuning batches of 2-4 images give noisy statistics); inference is identical.
 """
 
 from __future__ import annotations
@@ -13,9 +16,21 @@ from pathlib import Path
 import torch
 from torch import nn
 from torchvision.models import resnet
-from torchvision.ops import FrozenBatchNorm2d
 
 BACKBONES = ("resnet50", "resnet18", "tiny_resnet")
+
+
+class FrozenBatchNorm(nn.BatchNorm2d):
+    """BatchNorm whose affine weights are parameters with ``requires_grad=False`` and which
+    always normalises with its running statistics (stays in eval mode under ``.train()``)."""
+
+    def __init__(self, num_features: int) -> None:
+        super().__init__(num_features)
+        self.weight.requires_grad_(False)
+        self.bias.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> FrozenBatchNorm:  # noqa: ARG002 - always eval
+        return super().train(False)
 
 
 class ResNetBackbone(nn.Module):
@@ -32,10 +47,10 @@ class ResNetBackbone(nn.Module):
     ) -> None:
         super().__init__()
         if name == "resnet50":
-            net = resnet.resnet50(weights=None, norm_layer=FrozenBatchNorm2d)
+            net = resnet.resnet50(weights=None, norm_layer=FrozenBatchNorm)
             self.channels = (256, 512, 1024, 2048)
         elif name == "resnet18":
-            net = resnet.resnet18(weights=None, norm_layer=FrozenBatchNorm2d)
+            net = resnet.resnet18(weights=None, norm_layer=FrozenBatchNorm)
             self.channels = (64, 128, 256, 512)
         elif name == "tiny_resnet":
             net = _tiny_resnet(tiny_widths)
@@ -88,7 +103,7 @@ def _tiny_resnet(widths: tuple[int, int, int, int]) -> nn.Module:
     net = nn.Module()
     w0 = widths[0]
     net.conv1 = nn.Conv2d(3, w0, 7, stride=2, padding=3, bias=False)
-    net.bn1 = FrozenBatchNorm2d(w0)
+    net.bn1 = FrozenBatchNorm(w0)
     net.relu = nn.ReLU(inplace=True)
     net.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
     inplanes = w0
@@ -97,9 +112,9 @@ def _tiny_resnet(widths: tuple[int, int, int, int]) -> nn.Module:
         down = None
         if stride != 1 or inplanes != w:
             down = nn.Sequential(
-                nn.Conv2d(inplanes, w, 1, stride=stride, bias=False), FrozenBatchNorm2d(w)
+                nn.Conv2d(inplanes, w, 1, stride=stride, bias=False), FrozenBatchNorm(w)
             )
-        block = resnet.BasicBlock(inplanes, w, stride, down, norm_layer=FrozenBatchNorm2d)
+        block = resnet.BasicBlock(inplanes, w, stride, down, norm_layer=FrozenBatchNorm)
         setattr(net, f"layer{i + 1}", nn.Sequential(block))
         inplanes = w
     return net
@@ -129,7 +144,7 @@ def _load_resnet_state(backbone: ResNetBackbone, state: dict, where: str) -> Non
     """Map torchvision ResNet keys (conv1., bn1., layerN.) onto the backbone and load strictly."""
     mapped: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        if key.startswith("fc.") or key.endswith("num_batches_tracked"):
+        if key.startswith("fc."):
             continue
         if key.startswith("conv1."):
             key = "stem.0." + key[len("conv1.") :]
@@ -137,6 +152,9 @@ def _load_resnet_state(backbone: ResNetBackbone, state: dict, where: str) -> Non
             key = "stem.1." + key[len("bn1.") :]
         mapped[key] = value
     own = backbone.state_dict()
+    for key in own:  # counters that torchvision files may lack change no value
+        if key.endswith("num_batches_tracked") and key not in mapped:
+            mapped[key] = own[key]
     missing = sorted(set(own) - set(mapped))
     unexpected = sorted(set(mapped) - set(own))
     bad = [k for k in own if k in mapped and own[k].shape != mapped[k].shape]

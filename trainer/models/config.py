@@ -19,23 +19,22 @@ class ModelConfig:
         64,
         128,
     )  # C2..C5 widths, tiny_resnet only
-    pixel_dim: int = 128  # pixel-decoder internal width (S1..S4, D2..D4); published 128
-    se_reduction: int = 4  # squeeze-excitation reduction ratio of the C_i -> S_i projections
-    window: int = 16  # CST window side in 1/16-scale tokens (16 -> inputs padded to 256)
-    cst_heads: int = 8  # attention heads of CST's windowed cross/self attention
-    cst_ffn_dim: int = (
-        1170  # hidden width of CST's two FFNs (unpublished; tuned to the total count)
+    pixel_dim: int = (
+        128  # pixel-decoder internal width (S1..S4, D2..D4 before projection); released 128
     )
-    rfb_branch_dim: int = (
-        32  # channels of each RFB deformable branch (k = 1, 3, 5, 7); published 32
+    se_reduction: int = 2  # squeeze-excitation reduction ratio of S1..S4; released 2
+    window: int = (
+        16  # CST window side in 1/16-scale tokens (16 -> inputs padded to 256); released 16
     )
-    edge_hidden_dim: int = 32  # hidden width of the EGF edge head (3x3 conv-BN-ReLU -> 1x1)
-    mask_dim: int = 256  # channels of D1, the H/2 mask features; published 256
-    hidden_dim: int = 256  # transformer-decoder width (queries, memories); published 256
-    num_queries: int = 100  # object queries; published 100
-    num_heads: int = 8  # transformer-decoder attention heads; published 8
-    ffn_dim: int = 2048  # transformer-decoder FFN hidden width; published 2048
-    dec_layers: int = 6  # masked-attention decoder layers (7 supervised predictions); published 6
+    cst_heads: int = 8  # attention heads of CST's windowed cross/self attention; released 8
+    cst_ffn_dim: int = 1024  # hidden width of CST's two FFNs; released 1024 (mmcv FFN default)
+    edge_hidden_dim: int = 16  # hidden width of the edge head (1x1 ConvBNReLU -> 1x1); released 16
+    mask_dim: int = 256  # channels of D1, the H/2 mask features; released 256
+    hidden_dim: int = 256  # transformer-decoder width = memory width; released 256
+    num_queries: int = 100  # object queries; released 100
+    num_heads: int = 8  # transformer-decoder attention heads; released 8
+    ffn_dim: int = 2048  # transformer-decoder FFN hidden width (GELU); released 2048
+    dec_layers: int = 6  # masked-attention decoder layers (7 supervised predictions); released 6
 
     def __post_init__(self) -> None:
         self.backbone_widths = tuple(int(v) for v in self.backbone_widths)  # lists from YAML/JSON
@@ -52,9 +51,10 @@ class ModelConfig:
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.hidden_dim % 4 or self.pixel_dim % 4:
+        if self.hidden_dim % 4 or self.pixel_dim % 8:
             raise ValueError(
-                f"hidden_dim and pixel_dim must be multiples of 4 (sine position code), "
+                f"hidden_dim must be a multiple of 4 (sine position code) and pixel_dim of 8 "
+                f"(RFB's four branches of pixel_dim/4, halves in LSE and SE), "
                 f"got {self.hidden_dim}, {self.pixel_dim}"
             )
         if self.hidden_dim % self.num_heads or self.pixel_dim % self.cst_heads:
@@ -71,44 +71,27 @@ class ModelConfig:
 
 
 MODEL_PRESETS: dict[str, ModelConfig] = {
-    # The published MaSSFormer: ResNet-50, pixel-decoder width 128, D1 256, decoder 6 x 256
-    # (FFN 2048, 100 queries, 8 heads), CST windows 16, RFB branches 32. Unpublished free
-    # choices, set so that both published figures are met at K = 7: SE reduction 4; edge head
-    # 3x3 conv to 32 channels (at H/2 every channel there costs ~3.6 GMACs at 4096x3072);
-    # CST FFN hidden width 1242. Result: 37.42M parameters (23.46M backbone + 4.14M pixel
-    # decoder + 9.82M transformer decoder) and 2054 GMACs at 4096x3072 (published 2036).
-    "massformer_r50": ModelConfig(backbone="resnet50", edge_hidden_dim=32, cst_ffn_dim=1242),
-    # MaSSFormer-Lite (published 15.07M parameters, 771 GMACs; the release gives no decoder
-    # config). Every structure is kept (SE/CST/RFB/LSE/EGF, 6 masked-attention layers, 100
-    # queries, 3 memory levels, D1 at H/2); widths are slimmed where the compute is: the
-    # pixel decoder (width 64, D1 64 channels, edge head 16), whose H/2 layers dominate the
-    # MACs (with width 128 / D1 256 the total would be ~2x the published 771 GMACs). The
-    # transformer decoder, cheap in MACs, keeps 6 layers with width 128 and FFN 1024, and the
-    # CST FFN (1058) takes up the remaining parameters. Result: 15.07M parameters (11.17M
-    # backbone + 1.43M pixel decoder + 2.47M transformer decoder), 806 GMACs at 4096x3072.
-    "massformer_lite_r18": ModelConfig(
-        backbone="resnet18",
-        pixel_dim=64,
-        cst_ffn_dim=1058,
-        edge_hidden_dim=16,
-        mask_dim=64,
-        hidden_dim=128,
-        ffn_dim=1024,
-    ),
-    # CPU tests and demo (~0.8M params): 4-stage ResNet (BasicBlock x1, widths 16..128);
-    # pixel-decoder width 16 and D1 32, because the two deformable convs at H/2 dominate CPU
-    # time (2x3x256x256 forward+backward ~0.65 s on one core); the cheap low-resolution
-    # transformer decoder keeps width 96 (3 layers, 16 queries); window 4 (pad to 64).
+    # The released MaSSFormer (xiechenxi99/MaSS13K at 1afadb9), every width as released:
+    # ResNet-50; pixel decoder 128 (SE ratio 2, CST 16x16 windows, 8 heads, FFN 1024, edge head
+    # 16); D1 and memories 256; decoder 6 x 256, 8 heads, FFN 2048 (GELU), 100 queries.
+    # 37,578,176 parameters at K = 7 (docs/model.md relates this to the published 37.42M).
+    "massformer_r50": ModelConfig(backbone="resnet50"),
+    # MaSSFormer-Lite: no released code or config. Ours: the same blocks and widths on a
+    # ResNet-18 (the release's own commented-out in_channels [64, 128, 256, 512]); its count
+    # is not the published 15.07M (docs/model.md).
+    "massformer_lite_r18": ModelConfig(backbone="resnet18"),
+    # CPU tests and demo: the same blocks at tiny widths: 4-stage ResNet (BasicBlock x1,
+    # widths 16..128); pixel-decoder width 16 and D1 32, because the H/2 layers dominate CPU
+    # time; the cheap low-resolution transformer decoder keeps width 96 (3 layers, 16
+    # queries); window 4 (pad to 64).
     "tiny": ModelConfig(
         backbone="tiny_resnet",
         backbone_widths=(16, 32, 64, 128),
         pixel_dim=16,
-        se_reduction=4,
         window=4,
         cst_heads=4,
         cst_ffn_dim=64,
-        rfb_branch_dim=8,
-        edge_hidden_dim=16,
+        edge_hidden_dim=8,
         mask_dim=32,
         hidden_dim=96,
         num_queries=16,

@@ -5,7 +5,10 @@ Every block takes and returns ``(B, C, H, W)`` float tensors unless stated other
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -13,21 +16,53 @@ from torch import nn
 from torchvision.ops import deform_conv2d
 
 
-class ConvBNReLU(nn.Sequential):
-    """``k x k`` conv (no bias) -> BatchNorm -> ReLU, spatial size kept (stride 1)."""
+class ConvBNReLU(nn.Module):
+    """``k x k`` conv (no bias, "same" padding) -> BatchNorm -> ReLU (release: ``ConvBNReLU``).
+
+    Attributes ``conv`` and ``bn`` (state-dict keys ``conv.weight``, ``bn.*``)."""
 
     def __init__(self, in_ch: int, out_ch: int, k: int = 1) -> None:
-        super().__init__(
-            nn.Conv2d(in_ch, out_ch, k, padding=k // 2, bias=False),
-            nn.BatchNorm2d(out_ch),
-            nn.ReLU(inplace=True),
-        )
+        super().__init__()
+        self.conv = nn.Conv2d(in_ch, out_ch, k, padding=k // 2, bias=False)
+        self.bn = nn.BatchNorm2d(out_ch)
+        nn.init.kaiming_normal_(self.conv.weight, a=1)  # the release's initialisation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn(self.conv(x)))
 
 
 # Largest sampled-column tensor (elements, 512 MB in fp32) one deformable conv may build at
 # inference; bigger inputs run in bands of output rows (torchvision's own column buffer would
 # be 128 ch x 9 taps x 2048 x 1536 = 14 GB for the H/2 layers of a 4096x3072 input).
 COLUMN_BUDGET = 2**27
+
+
+_RELEASE_KERNELS = contextvars.ContextVar("release_kernels", default=False)
+
+
+@contextlib.contextmanager
+def release_kernels() -> Iterator[None]:
+    """Run the kernels the release runs, so float32 results match it bit for bit.
+
+    Inside this context every deformable conv goes through ``torchvision.ops.deform_conv2d``
+    over the whole map (the release's stand-in for mmcv's DCN; our CPU default is the faster
+    grid-sample form, in row bands above ``COLUMN_BUDGET``) and every attention asks
+    ``nn.MultiheadAttention`` for its weights, as mmcv's wrapper does (``need_weights=True``
+    takes the unfused path). The values are the same up to summation order, but with random or
+    badly calibrated weights the decoder's sigmoid < 0.5 attention masks turn last-bit
+    differences into other labels (docs/model.md: 90-99.9% label agreement without this
+    context, 100% with it). Costs time and memory; ``engine predict --mode full`` uses it.
+    """
+    token = _RELEASE_KERNELS.set(True)
+    try:
+        yield
+    finally:
+        _RELEASE_KERNELS.reset(token)
+
+
+def attention_weights_path() -> bool:
+    """``need_weights`` for ``nn.MultiheadAttention`` calls: True inside :func:`release_kernels`."""
+    return _RELEASE_KERNELS.get()
 
 
 class ModulatedDeformConv(nn.Module):
@@ -48,7 +83,7 @@ class ModulatedDeformConv(nn.Module):
         self.k = k
         self.weight = nn.Parameter(torch.empty(out_ch, in_ch, k, k))
         self.bias = nn.Parameter(torch.zeros(out_ch)) if bias else None
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out", nonlinearity="relu")
         self.offset = nn.Conv2d(in_ch, 3 * k * k, k, padding=k // 2)
         nn.init.zeros_(self.offset.weight)
         nn.init.zeros_(self.offset.bias)
@@ -62,6 +97,8 @@ class ModulatedDeformConv(nn.Module):
         x, offset, mask = x.to(dtype), offset.to(dtype), mask.to(dtype)
         b, c, h, w = x.shape
         pad = self.k // 2
+        if _RELEASE_KERNELS.get():
+            return deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
         training = torch.is_grad_enabled()
         rows = max(1, COLUMN_BUDGET // (b * c * kk * w))
         if training or rows >= h:
@@ -121,59 +158,79 @@ def deform_conv2d_grid_sample(
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 
 
-class DCNBNReLU(nn.Sequential):
-    """Modulated deformable ``k x k`` conv -> BatchNorm -> ReLU."""
+def bilinear_deconv_init_(weight: torch.Tensor) -> None:
+    """The release's "bilinear" initialisation of a ``(C_in, C_out, k, k)`` transposed-conv
+    weight, kept as released: only ``weight[:, 0]`` (every input channel into output channel
+    0) gets the bilinear kernel; ``weight[:, 1:]`` keep their random initialisation. So at
+    initialisation output channel 0 is the sum of all bilinearly upsampled channels, not a
+    per-channel bilinear upsampling."""
+    k = weight.shape[2]
+    f = math.ceil(k / 2)
+    c = (2 * f - 1 - f % 2) / (2.0 * f)
+    ramp = torch.tensor([1 - abs(i / f - c) for i in range(k)], dtype=weight.dtype)
+    with torch.no_grad():
+        weight[:, 0] = ramp[:, None] * ramp[None, :]
 
-    def __init__(self, in_ch: int, out_ch: int, k: int = 3) -> None:
-        super().__init__(
-            ModulatedDeformConv(in_ch, out_ch, k), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)
-        )
+
+class DeformBlock(nn.Module):
+    """Modulated deformable ``k x k`` conv -> BN -> ReLU, optionally followed by a learned x2
+    upsampling: 4x4 stride-2 transposed conv (bilinear-initialised) -> BN -> ReLU
+    (release: ``DeformLayer``).
+
+    ``forward`` returns ``y`` (B, out_ch, H, W), or ``(y, up)`` with ``up`` (B, out_ch, 2H, 2W)
+    when ``upsample``.
+    """
+
+    def __init__(self, in_ch: int, out_ch: int, k: int = 3, upsample: bool = False) -> None:
+        super().__init__()
+        self.dcn = ModulatedDeformConv(in_ch, out_ch, k)
+        self.bn = nn.BatchNorm2d(out_ch)
+        self.upsample = upsample
+        if upsample:
+            self.up = nn.ConvTranspose2d(out_ch, out_ch, 4, stride=2, padding=1, bias=False)
+            bilinear_deconv_init_(self.up.weight)
+            self.up_bn = nn.BatchNorm2d(out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        y = F.relu(self.bn(self.dcn(x)))
+        if not self.upsample:
+            return y
+        return y, F.relu(self.up_bn(self.up(y)))
 
 
 class SqueezeExcite(nn.Module):
-    """Channel attention: global average pool -> FC (C -> C/r) -> ReLU -> FC -> sigmoid gate."""
+    """Channel re-weighting as released (``SEB``): ``w = sigmoid(sigmoid(MLP(mean_hw(x))))``,
+    MLP = 1x1 conv (C -> C/ratio, no bias) -> BN -> ReLU -> 1x1 conv (-> C, no bias);
+    output ``x + x * w``. The sigmoid applied twice is the release's (kept: it changes values,
+    ``w`` lies in (0.5, 0.73))."""
 
-    def __init__(self, ch: int, reduction: int = 4) -> None:
+    def __init__(self, ch: int, ratio: int = 2) -> None:
         super().__init__()
-        hidden = max(ch // reduction, 4)
-        self.fc1 = nn.Conv2d(ch, hidden, 1)
-        self.fc2 = nn.Conv2d(hidden, ch, 1)
+        self.reduce = nn.Conv2d(ch, ch // ratio, 1, bias=False)
+        self.bn = nn.BatchNorm2d(ch // ratio)
+        self.expand = nn.Conv2d(ch // ratio, ch, 1, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        w = x.mean((2, 3), keepdim=True)
-        return x * self.fc2(F.relu(self.fc1(w))).sigmoid()
-
-
-class SEProjection(nn.Sequential):
-    """Backbone level ``C_i`` -> ``S_i``: 1x1 conv-BN-ReLU to ``out_ch``, then squeeze-excitation."""
-
-    def __init__(self, in_ch: int, out_ch: int, reduction: int = 4) -> None:
-        super().__init__(ConvBNReLU(in_ch, out_ch, 1), SqueezeExcite(out_ch, reduction))
-
-
-class SpatialAttention(nn.Module):
-    """CBAM spatial gate: channel mean and max -> 7x7 conv -> sigmoid -> ``x * gate``."""
-
-    def __init__(self, k: int = 7) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(2, 1, k, padding=k // 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pooled = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
-        return x * self.conv(pooled).sigmoid()
+        w = self.expand(F.relu(self.bn(self.reduce(x.mean((2, 3), keepdim=True)))))
+        return x + x * w.sigmoid().sigmoid()
 
 
 def sine_position_2d(
     h: int, w: int, dim: int, device: torch.device, dtype: torch.dtype
 ) -> torch.Tensor:
-    """DETR sine positional encoding (normalised, temperature 10000) as ``(dim, h, w)``.
+    """DETR sine positional code as mmdet's ``SinePositionalEncoding(num_feats=dim/2,
+    normalize=True)`` on an all-valid mask: position ``i`` (1-based) -> ``i / (n + 1e-6) * 2 pi``,
+    temperature 10000, ``[y sin/cos interleaved, x sin/cos interleaved]``. Returns ``(dim, h, w)``.
 
     ``dim`` must be divisible by 4 (half for y, half for x, each as sin/cos pairs).
     """
     npf = dim // 2
-    y = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h * 2 * math.pi
-    x = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w * 2 * math.pi
-    t = 10000 ** (2 * (torch.arange(npf, device=device) // 2) / npf)
+    y = torch.arange(1, h + 1, device=device, dtype=torch.float32)
+    x = torch.arange(1, w + 1, device=device, dtype=torch.float32)
+    y = y / (y[-1:] + 1e-6) * (2 * math.pi)
+    x = x / (x[-1:] + 1e-6) * (2 * math.pi)
+    t = torch.arange(npf, device=device, dtype=torch.float32)
+    t = 10000 ** (2 * (t // 2) / npf)
     py = y[:, None] / t  # (h, npf)
     px = x[:, None] / t  # (w, npf)
     py = torch.stack([py[:, 0::2].sin(), py[:, 1::2].cos()], 2).flatten(1)

@@ -29,16 +29,15 @@ class MaSSFormer(nn.Module):
             self.backbone.channels,
             dim=c.pixel_dim,
             mask_dim=c.mask_dim,
+            memory_dim=c.hidden_dim,
             window=c.window,
             heads=c.cst_heads,
             cst_ffn_dim=c.cst_ffn_dim,
-            rfb_branch_dim=c.rfb_branch_dim,
             edge_hidden_dim=c.edge_hidden_dim,
-            se_reduction=c.se_reduction,
+            se_ratio=c.se_reduction,
         )
         self.decoder = MaskedAttentionDecoder(
             num_classes=c.num_classes,
-            in_dim=c.pixel_dim,
             hidden_dim=c.hidden_dim,
             mask_dim=c.mask_dim,
             num_queries=c.num_queries,
@@ -59,10 +58,15 @@ class MaSSFormer(nn.Module):
         (``window`` tokens at 1/16, i.e. 256 px for the published window of 16)."""
         return math.lcm(32, 16 * self.config.window)
 
-    def forward(self, images: torch.Tensor, aux: bool = True) -> dict:
+    def forward(self, images: torch.Tensor, aux: bool = True, crop: bool = True) -> dict:
         """Args:
-            images: ``(B, 3, H, W)`` float RGB in 0..255 (normalised here), H, W >= 32.
-            aux: also return the 6 intermediate predictions (needed for training only).
+            images: ``(B, 3, H, W)`` float RGB in 0..255 (normalised here with the release's
+                ImageNet mean/std, then zero-padded bottom/right to ``size_divisibility``), H,
+                W >= 32. In training mode B >= 2 (the release's BatchNorms on globally pooled
+                features need more than one value per channel).
+            aux: also return the intermediate predictions (needed for training only).
+            crop: crop the outputs to the unpadded image (``False``: outputs of the padded
+                image, ``Hp/2 x Wp/2``, as the release's inference uses them).
 
         Returns a dict: ``pred_logits`` (B, Q, K+1) (last = no-object); ``pred_masks``
         (B, Q, ceil(H/2), ceil(W/2)) mask logits; ``aux_outputs`` a list of 6 dicts with
@@ -74,6 +78,11 @@ class MaSSFormer(nn.Module):
         h, w = images.shape[-2:]
         if h < 32 or w < 32:
             raise ValueError(f"images must be at least 32x32, got {h}x{w}")
+        if self.training and images.shape[0] < 2:
+            raise ValueError(
+                "training needs at least 2 images per forward pass (BatchNorm on globally "
+                "pooled features, as released); got 1"
+            )
         x = (images - self.pixel_mean) / self.pixel_std
         d = self.size_divisibility
         ph, pw = -h % d, -w % d
@@ -82,6 +91,8 @@ class MaSSFormer(nn.Module):
         feats = self.backbone(x)
         d1, memories, edge = self.pixel_decoder(feats, x)
         final, aux_outputs = self.decoder(memories, d1, aux=aux)
+        if not crop:
+            return {**final, "aux_outputs": aux_outputs, "edge_logits": edge}
         h2, w2, h4, w4 = -(-h // 2), -(-w // 2), -(-h // 4), -(-w // 4)
         return {
             "pred_logits": final["pred_logits"],

@@ -1,7 +1,9 @@
-"""MaSSFormer's high-resolution pixel decoder: SE projections, CST, RFB, LSE and EGF.
+"""MaSSFormer's high-resolution pixel decoder, block for block as released
+(xiechenxi99/MaSS13K ``mmseg/models/decode_heads/mass_decoder.py``, ``HR_Pixel_Decoder``).
 
 Shapes below are for an input padded to ``(Hp, Wp)`` (multiples of the model's size
-divisibility); ``dim`` is the internal width (128 in the published model).
+divisibility); ``dim`` is the internal width (128 in the release). The release's class names
+are given in each docstring; docs/model.md maps every parameter.
 """
 
 from __future__ import annotations
@@ -12,37 +14,49 @@ from torch import nn
 
 from trainer.models.layers import (
     ConvBNReLU,
-    DCNBNReLU,
-    ModulatedDeformConv,
-    SEProjection,
-    SpatialAttention,
+    DeformBlock,
+    SqueezeExcite,
+    attention_weights_path,
     sine_position_2d,
 )
 
 
-class FFN(nn.Sequential):
-    """Token MLP ``dim -> hidden -> dim`` with ReLU (applied to ``(..., dim)``)."""
+class FFN(nn.Module):
+    """Token MLP with identity: ``x + Linear(ReLU(Linear(x)))`` on ``(..., dim)`` (mmcv ``FFN``
+    with its defaults: ReLU, two layers). ``layers`` = [Linear, ReLU, Linear]."""
 
     def __init__(self, dim: int, hidden: int) -> None:
-        super().__init__(nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim))
+        super().__init__()
+        self.layers = nn.Sequential(
+            nn.Linear(dim, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, dim)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.layers(x)
 
 
-def _to_windows(x: torch.Tensor, w: int) -> torch.Tensor:
-    """``(B, C, H, W)`` -> ``(B * H/w * W/w, w*w, C)`` non-overlapping windows."""
+def to_windows(x: torch.Tensor, w: int) -> torch.Tensor:
+    """``(B, C, H, W)`` -> ``(B * H/w * W/w, w*w, C)``: windows in row-major order per image,
+    tokens row-major inside a window."""
     b, c, h, wd = x.shape
     x = x.view(b, c, h // w, w, wd // w, w).permute(0, 2, 4, 3, 5, 1)
     return x.reshape(-1, w * w, c)
 
 
-def _from_windows(x: torch.Tensor, w: int, shape: torch.Size) -> torch.Tensor:
+def from_windows(x: torch.Tensor, w: int, shape: torch.Size) -> torch.Tensor:
+    """Inverse of :func:`to_windows` back to ``shape`` = ``(B, C, H, W)``. (The release's
+    ``window_reverse`` permutes ``(B, nH, nW, r, c, C)`` to ``(B, C, nH, r, nW, c)``: the exact
+    inverse of its partition, so there is no axis-order quirk to keep; tested.)"""
     b, c, h, wd = shape
     x = x.view(b, h // w, wd // w, w, w, c).permute(0, 5, 1, 3, 2, 4)
     return x.reshape(b, c, h, wd)
 
 
-class WindowCrossSelfBlock(nn.Module):
-    """CST's windowed transformer: cross attention (keys/values from ``kv``), FFN, self
-    attention, FFN; post-norm residuals; a sine position code inside each window.
+class WindowCrossSelfAttention(nn.Module):
+    """CST's windowed transformer (release: ``CSAttn``): in every ``window x window`` window,
+    cross attention (queries from ``x``, keys/values from ``kv``), FFN, self attention, FFN.
+    Residuals, no LayerNorm; the same sine position code (per window) is added to queries and
+    keys, never to values (mmcv ``MultiheadAttention`` semantics).
 
     ``x`` and ``kv`` are ``(B, dim, H, W)`` with H, W multiples of ``window``.
     """
@@ -50,47 +64,134 @@ class WindowCrossSelfBlock(nn.Module):
     def __init__(self, dim: int, heads: int, window: int, ffn_dim: int) -> None:
         super().__init__()
         self.window = window
-        self.cross = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.ffn1 = FFN(dim, ffn_dim)
         self.self_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.ffn2 = FFN(dim, ffn_dim)
-        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(4))
 
     def forward(self, x: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         w = self.window
         shape = x.shape
-        q = _to_windows(x, w)
-        k = _to_windows(kv, w)
+        q = to_windows(x, w)
+        k = to_windows(kv, w)
         pos = sine_position_2d(w, w, shape[1], x.device, q.dtype).flatten(1).t()[None]
-        n1, n2, n3, n4 = self.norms
-        q = n1(q + self.cross(q + pos, k + pos, k, need_weights=False)[0])
-        q = n2(q + self.ffn1(q))
+        q = q + self.cross_attn(q + pos, k + pos, k, need_weights=attention_weights_path())[0]
+        q = self.ffn1(q)
         qp = q + pos
-        q = n3(q + self.self_attn(qp, qp, q, need_weights=False)[0])
-        q = n4(q + self.ffn2(q))
-        return _from_windows(q, w, shape)
+        q = q + self.self_attn(qp, qp, q, need_weights=attention_weights_path())[0]
+        q = self.ffn2(q)
+        return from_windows(q, w, shape)
+
+
+class CST(nn.Module):
+    """Cross-semantic transition (release: ``CST``).
+
+    ``d4, up16 = DeformBlock(S4 + context)`` (up16 at 1/16 by the 4x4 deconv);
+    ``d3, up8 = DeformBlock(WindowAttention(up16, S3))``. Returns ``(D4 (1/32), D3 (1/16),
+    up8 (1/8))``, all ``dim`` channels.
+    """
+
+    def __init__(self, dim: int, heads: int, window: int, ffn_dim: int) -> None:
+        super().__init__()
+        self.dcn_in = DeformBlock(dim, dim, 3, upsample=True)
+        self.dcn_out = DeformBlock(dim, dim, 3, upsample=True)
+        self.attn = WindowCrossSelfAttention(dim, heads, window, ffn_dim)
+
+    def forward(
+        self, context: torch.Tensor, s4: torch.Tensor, s3: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        d4, up16 = self.dcn_in(s4 + context)
+        d3, up8 = self.dcn_out(self.attn(up16, s3))
+        return d4, d3, up8
+
+
+class RFB(nn.Module):
+    """Receptive-field broadening (release: ``RFB``): four deformable branches (k = 1, 3, 5, 7;
+    ``dim/4`` channels each) -> concat -> 1x1 conv (bias) -> BN -> ReLU = D2 (1/8); then x2
+    bilinear -> 3x3 conv (bias) -> BN -> ReLU = the 1/4 feature. No residual, no S1."""
+
+    def __init__(self, dim: int, kernels: tuple[int, ...] = (1, 3, 5, 7)) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(DeformBlock(dim, dim // len(kernels), k) for k in kernels)
+        self.fuse = nn.Conv2d(dim // len(kernels) * len(kernels), dim, 1)
+        self.fuse_bn = nn.BatchNorm2d(dim)
+        self.up_conv = nn.Conv2d(dim, dim, 3, padding=1)
+        self.up_bn = nn.BatchNorm2d(dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.cat([b(x) for b in self.branches], 1)
+        y = F.relu(self.fuse_bn(self.fuse(y)))
+        h, w = y.shape[-2:]
+        up = F.interpolate(y, size=(2 * h, 2 * w), mode="bilinear", align_corners=False)
+        return y, F.relu(self.up_bn(self.up_conv(up)))
+
+
+class LSE(nn.Module):
+    """Low-level structure extraction at H/2 (release: ``LSE``).
+
+    S1 and the normalised image are resized (bilinear) to ``(Hp//2, Wp//2)``; S1 is split into
+    two halves, each concatenated after the image: half 1 -> 1x1 ConvBNReLU, half 2 -> 3x3
+    DeformBlock. Each gets a spatial gate ``a = conv7x7(sigmoid(cat[mean_c, max_c]))`` (the
+    sigmoid *before* the conv and none after: released) applied as ``x * a + x``; concat ->
+    1x1 ConvBNReLU = S_detail ``(B, dim, Hp/2, Wp/2)``.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        half = dim // 2
+        self.conv_branch = ConvBNReLU(half + 3, half, 1)
+        self.dcn_branch = DeformBlock(half + 3, half, 3)
+        self.gate_conv = nn.Conv2d(2, 1, 7, padding=3)
+        self.gate_dcn = nn.Conv2d(2, 1, 7, padding=3)
+        self.fuse = ConvBNReLU(2 * half, 2 * half, 1)
+
+    @staticmethod
+    def _gated(x: torch.Tensor, gate: nn.Conv2d) -> torch.Tensor:
+        stats = torch.cat([x.mean(1, keepdim=True), x.amax(1, keepdim=True)], 1)
+        return x * gate(stats.sigmoid()) + x
+
+    def forward(self, image: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        size = (image.shape[2] // 2, image.shape[3] // 2)
+        s1 = F.interpolate(s1, size=size, mode="bilinear", align_corners=False)
+        image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+        a, b = s1.chunk(2, 1)
+        a = self._gated(self.conv_branch(torch.cat([image, a], 1)), self.gate_conv)
+        b = self._gated(self.dcn_branch(torch.cat([image, b], 1)), self.gate_dcn)
+        return self.fuse(torch.cat([a, b], 1))
+
+
+class EdgeRefinement(nn.Module):
+    """Edge-guided fusion's refinement (release: ``ERM``):
+    ``BN(expand(DeformBlock(reduce(sigmoid(detail) * up)))) + up``; reduce/expand are 1x1
+    convs with bias, ``dim -> dim/2 -> dim``."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.reduce = nn.Conv2d(dim, dim // 2, 1)
+        self.dcn = DeformBlock(dim // 2, dim // 2, 3)
+        self.expand = nn.Conv2d(dim // 2, dim, 1)
+        self.bn = nn.BatchNorm2d(dim)
+
+    def forward(self, detail: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.expand(self.dcn(self.reduce(detail.sigmoid() * up))))
+        return x + up
 
 
 class PixelDecoder(nn.Module):
-    """Backbone features + image -> mask features D1, memories [D4, D3, D2], edge logits.
+    """Backbone features + image -> mask features D1, memories [D4, D3, D2], edge logits
+    (release: ``HR_Pixel_Decoder``).
 
     Args:
-        in_channels: channels of C2..C5.
-        dim: internal width (128 published).
-        mask_dim: channels of D1, the mask features (256 published).
-        window: CST window side in tokens at 1/16 (16 published: 256 px at the input).
-        heads: attention heads in CST.
-        cst_ffn_dim: hidden width of CST's two FFNs.
-        rfb_branch_dim: channels of each of RFB's four deformable branches (32 published).
-        edge_hidden_dim: hidden width of the EGF edge head.
-        se_reduction: squeeze-excitation reduction ratio.
-
-    Choices the paper leaves open, taken here: the C5 context is a 1x1 conv + ReLU of the
-    globally pooled C5 added to S4; every deformable conv is followed by BN + ReLU; CST's
-    attention is post-norm with a sine position code shared by all windows; RFB adds its input
-    back (residual) after the 1x1 fusion; the 1/4 feature is a 3x3 conv-BN-ReLU of
-    up(D2) + S1; the image enters LSE as the 2x2 average of the normalised input; D1 =
-    DCN-BN-ReLU(sigmoid(S_detail) * U) + 1x1(U), U the 1/4 feature upsampled to H/2.
+        in_channels: channels of C2..C5 (release: 256, 512, 1024, 2048).
+        dim: internal width (release 128).
+        mask_dim: channels of D1, the mask features (release 256 = 2 x dim).
+        memory_dim: channels of the three memories = the transformer-decoder width (release
+            256; its decoder input projections are identities).
+        window: CST window side in tokens at 1/16 (release 16: 256 px at the input).
+        heads: attention heads in CST (release 8).
+        cst_ffn_dim: hidden width of CST's two FFNs (release 1024, mmcv's default).
+        edge_hidden_dim: hidden width of the edge head (release 16).
+        se_ratio: squeeze-excitation reduction ratio (release 2).
     """
 
     def __init__(
@@ -98,74 +199,52 @@ class PixelDecoder(nn.Module):
         in_channels: tuple[int, int, int, int],
         dim: int,
         mask_dim: int,
+        memory_dim: int,
         window: int,
         heads: int,
         cst_ffn_dim: int,
-        rfb_branch_dim: int,
         edge_hidden_dim: int,
-        se_reduction: int,
+        se_ratio: int,
     ) -> None:
         super().__init__()
-        if dim % 2:
-            raise ValueError(f"pixel decoder width must be even (LSE splits S1), got {dim}")
-        self.proj = nn.ModuleList(SEProjection(c, dim, se_reduction) for c in in_channels)
-        # CST: global C5 context, deformable D4, learned x2 upsampling, windowed attention, D3.
-        self.context = nn.Sequential(nn.Conv2d(in_channels[3], dim, 1), nn.ReLU(inplace=True))
-        self.cst_in = DCNBNReLU(dim, dim, 3)
-        self.cst_up = nn.ConvTranspose2d(dim, dim, 2, stride=2)
-        self.cst_attn = WindowCrossSelfBlock(dim, heads, window, cst_ffn_dim)
-        self.cst_out = DCNBNReLU(dim, dim, 3)
-        # RFB: four modulated deformable branches (k = 1, 3, 5, 7), concat, 1x1 -> D2.
-        self.rfb = nn.ModuleList(DCNBNReLU(dim, rfb_branch_dim, k) for k in (1, 3, 5, 7))
-        self.rfb_fuse = ConvBNReLU(4 * rfb_branch_dim, dim, 1)
-        self.quarter = ConvBNReLU(dim, dim, 3)  # up(D2) + S1 -> the 1/4 feature
-        # LSE at H/2: two halves of S1, each with the RGB image; 1x1 conv / deformable 3x3.
-        half = dim // 2
-        self.lse_conv = ConvBNReLU(half + 3, half, 1)
-        self.lse_dcn = DCNBNReLU(half + 3, half, 3)
-        self.lse_sa = nn.ModuleList([SpatialAttention(7), SpatialAttention(7)])
-        # EGF: edge head on S_detail + up(1/4 feature); gated deformable refinement -> D1.
+        if dim % 8:
+            raise ValueError(f"pixel decoder width must be a multiple of 8, got {dim}")
+        self.proj = nn.ModuleList(ConvBNReLU(c, dim, 1) for c in in_channels)
+        self.se = nn.ModuleList(SqueezeExcite(dim, se_ratio) for _ in in_channels)
+        self.context = ConvBNReLU(in_channels[3], dim, 1)
+        self.cst = CST(dim, heads, window, cst_ffn_dim)
+        self.rfb = RFB(dim)
+        self.lse = LSE(dim)
         self.edge_head = nn.Sequential(
-            ConvBNReLU(dim, edge_hidden_dim, 3), nn.Conv2d(edge_hidden_dim, 1, 1)
+            ConvBNReLU(dim, edge_hidden_dim, 1), nn.Conv2d(edge_hidden_dim, 1, 1)
         )
-        self.egf_refine = DCNBNReLU(dim, mask_dim, 3)
-        self.egf_residual = nn.Conv2d(dim, mask_dim, 1)
+        self.edge_refine = EdgeRefinement(dim)
+        self.mask_proj = ConvBNReLU(dim, mask_dim, 1)
+        self.memory_proj = nn.ModuleList(ConvBNReLU(dim, memory_dim, 1) for _ in range(3))
 
     def forward(
         self, feats: list[torch.Tensor], image: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
-        """Args: ``feats`` = [C2..C5] (H/4..H/32), ``image`` the normalised ``(B, 3, Hp, Wp)``.
+        """Args: ``feats`` = [C2..C5] (Hp/4..Hp/32), ``image`` the normalised ``(B, 3, Hp, Wp)``.
 
         Returns ``(D1 (B, mask_dim, Hp/2, Wp/2), [D4 (1/32), D3 (1/16), D2 (1/8)] each
-        (B, dim, ., .), edge logits (B, 1, Hp/2, Wp/2))``.
+        (B, memory_dim, ., .), edge logits (B, 1, Hp/2, Wp/2))``.
         """
-        s1, s2, s3, s4 = (p(f) for p, f in zip(self.proj, feats, strict=True))
-        ctx = self.context(feats[3].mean((2, 3), keepdim=True))
-        d4 = self.cst_in(s4 + ctx)
-        d3 = self.cst_out(self.cst_attn(self.cst_up(d4), s3))
-        x = _up(d3, s2) + s2
-        d2 = self.rfb_fuse(torch.cat([b(x) for b in self.rfb], 1)) + x
-        quarter = self.quarter(_up(d2, s1) + s1)
-        # LSE
-        img2 = F.avg_pool2d(image, 2)
-        s1_up = F.interpolate(s1, size=img2.shape[-2:], mode="bilinear", align_corners=False)
-        a, b = s1_up.chunk(2, 1)
-        detail = torch.cat(
-            [
-                self.lse_sa[0](self.lse_conv(torch.cat([a, img2], 1))),
-                self.lse_sa[1](self.lse_dcn(torch.cat([b, img2], 1))),
-            ],
-            1,
+        # The release applies its SE blocks in the order 1/32, 1/16, 1/8, 1/4 (SEB[0..3]);
+        # each is independent, so the order only matters for the checkpoint mapping.
+        s1, s2, s3, s4 = (
+            se(proj(f)) for proj, se, f in zip(self.proj, self.se, feats, strict=True)
         )
-        # EGF
-        up = _up(quarter, detail)
-        edge = self.edge_head(detail + up)
-        d1 = self.egf_refine(detail.sigmoid() * up) + self.egf_residual(up)
-        return d1, [d4, d3, d2], edge
+        context = self.context(feats[3].mean((2, 3), keepdim=True))
+        d4, d3, up8 = self.cst(context, s4, s3)
+        d2, quarter = self.rfb(up8 + s2)
+        detail = self.lse(image, s1)
+        size = (image.shape[2] // 2, image.shape[3] // 2)
+        up = F.interpolate(quarter, size=size, mode="bilinear", align_corners=False)
+        edge = self.edge_head(up + detail)
+        d1 = self.mask_proj(self.edge_refine(detail, up))
+        memories = [proj(m) for proj, m in zip(self.memory_proj, (d4, d3, d2), strict=True)]
+        return d1, memories, edge
 
 
-def _up(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
-
-
-__all__ = ["PixelDecoder", "ModulatedDeformConv"]
+__all__ = ["PixelDecoder"]

@@ -25,7 +25,8 @@ class ModelSummary:
     """One preset's size."""
 
     name: str  # preset name
-    params: int  # number of parameters (all trainable, frozen-BN buffers excluded)
+    params: int  # number of parameters, the frozen backbone-BN affine weights included
+    trainable: int  # parameters with requires_grad (all but the frozen backbone-BN affine)
     macs: int | None  # multiply-accumulates of one forward pass at ``input_size``, or None
     input_size: tuple[int, int] | None  # (W, H) the MACs were counted at
 
@@ -62,6 +63,7 @@ def summarize_presets(
             model = create_model(name, num_classes=num_classes)
         model.eval()
         params = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         macs = count_macs(model, *macs_size) if macs_size else None
-        rows.append(ModelSummary(name, params, macs, macs_size))
+        rows.append(ModelSummary(name, params, trainable, macs, macs_size))
     return rows

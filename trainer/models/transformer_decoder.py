@@ -1,4 +1,8 @@
-"""Mask2Former-style masked-attention transformer decoder (6 layers, 3 memory levels)."""
+"""Masked-attention transformer decoder as released: mmdet's Mask2Former decoder layers
+(``Mask2FormerTransformerDecoderLayer``: cross attention -> LN -> self attention -> LN ->
+FFN -> LN, GELU FFN in the MaSSFormer config) driven by the release's
+``MaSSFormerHead.forward`` (intermediate masks from D1 resized to H/4, the final one from D1
+at H/2)."""
 
 from __future__ import annotations
 
@@ -6,67 +10,59 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.models.layers import sine_position_2d
+from trainer.models.layers import attention_weights_path, sine_position_2d
 
 
-class _CrossAttention(nn.Module):
-    def __init__(self, d: int, heads: int) -> None:
+class DecoderLayer(nn.Module):
+    """One post-norm Mask2Former layer. Positions are added to queries and keys, never to
+    values; ``attn_mask`` (B * heads, Q, HW) bool, True = may not attend."""
+
+    def __init__(self, d: int, heads: int, ffn_dim: int) -> None:
         super().__init__()
-        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.norm = nn.LayerNorm(d)
+        self.cross_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.norm1 = nn.LayerNorm(d)
+        self.self_attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(d)
+        self.ffn = nn.Sequential(nn.Linear(d, ffn_dim), nn.GELU(), nn.Linear(ffn_dim, d))
+        self.norm3 = nn.LayerNorm(d)
 
     def forward(
         self,
-        tgt: torch.Tensor,
+        q: torch.Tensor,
         memory: torch.Tensor,
-        attn_mask: torch.Tensor,
-        pos: torch.Tensor,
+        memory_pos: torch.Tensor,
         query_pos: torch.Tensor,
+        attn_mask: torch.Tensor,
     ) -> torch.Tensor:
-        out = self.attn(
-            tgt + query_pos, memory + pos, memory, attn_mask=attn_mask, need_weights=False
+        out = self.cross_attn(
+            q + query_pos,
+            memory + memory_pos,
+            memory,
+            attn_mask=attn_mask,
+            need_weights=attention_weights_path(),
         )[0]
-        return self.norm(tgt + out)
-
-
-class _SelfAttention(nn.Module):
-    def __init__(self, d: int, heads: int) -> None:
-        super().__init__()
-        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.norm = nn.LayerNorm(d)
-
-    def forward(self, tgt: torch.Tensor, query_pos: torch.Tensor) -> torch.Tensor:
-        q = tgt + query_pos
-        return self.norm(tgt + self.attn(q, q, tgt, need_weights=False)[0])
-
-
-class _FFN(nn.Module):
-    def __init__(self, d: int, hidden: int) -> None:
-        super().__init__()
-        self.fc1, self.fc2 = nn.Linear(d, hidden), nn.Linear(hidden, d)
-        self.norm = nn.LayerNorm(d)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x + self.fc2(F.relu(self.fc1(x))))
+        q = self.norm1(q + out)
+        qp = q + query_pos
+        q = self.norm2(q + self.self_attn(qp, qp, q, need_weights=attention_weights_path())[0])
+        return self.norm3(q + self.ffn(q))
 
 
 class MaskedAttentionDecoder(nn.Module):
     """Queries attend to memory level ``i mod 3`` (1/32, 1/16, 1/8) under the previous
-    prediction's mask (sigmoid < 0.5 masked; a fully masked row is unmasked); then self
-    attention and FFN (post-norm, as Mask2Former).
+    prediction's mask (bilinear to the memory size, sigmoid < 0.5 masked; a fully masked row is
+    unmasked). Every prediction: ``post_norm`` -> class head and mask embedding -> einsum with
+    the mask features.
 
     Args:
         num_classes: K (the class head has K + 1 outputs, last = no-object).
-        in_dim: channels of the pixel-decoder memories (projected 1x1 to ``hidden_dim``).
-        hidden_dim: query width (256 published). Must be divisible by 4 (sine code).
-        mask_dim: channels of the mask features D1.
-        num_queries, heads, ffn_dim, num_layers: as named (100, 8, 2048, 6 published).
+        hidden_dim: query and memory width (256 released). Must be divisible by 4 (sine code).
+        mask_dim: channels of the mask features D1 (256 released).
+        num_queries, heads, ffn_dim, num_layers: as named (100, 8, 2048, 6 released).
     """
 
     def __init__(
         self,
         num_classes: int,
-        in_dim: int,
         hidden_dim: int,
         mask_dim: int,
         num_queries: int,
@@ -77,14 +73,13 @@ class MaskedAttentionDecoder(nn.Module):
     ) -> None:
         super().__init__()
         self.num_levels, self.heads = num_levels, heads
-        self.input_proj = nn.ModuleList(nn.Conv2d(in_dim, hidden_dim, 1) for _ in range(num_levels))
-        self.level_embed = nn.Embedding(num_levels, hidden_dim)
-        self.query_feat = nn.Embedding(num_queries, hidden_dim)
         self.query_embed = nn.Embedding(num_queries, hidden_dim)
-        self.cross = nn.ModuleList(_CrossAttention(hidden_dim, heads) for _ in range(num_layers))
-        self.self_attn = nn.ModuleList(_SelfAttention(hidden_dim, heads) for _ in range(num_layers))
-        self.ffn = nn.ModuleList(_FFN(hidden_dim, ffn_dim) for _ in range(num_layers))
-        self.decoder_norm = nn.LayerNorm(hidden_dim)
+        self.query_feat = nn.Embedding(num_queries, hidden_dim)
+        self.level_embed = nn.Embedding(num_levels, hidden_dim)
+        self.layers = nn.ModuleList(
+            DecoderLayer(hidden_dim, heads, ffn_dim) for _ in range(num_layers)
+        )
+        self.post_norm = nn.LayerNorm(hidden_dim)
         self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
         self.mask_embed = nn.Sequential(
             nn.Linear(hidden_dim, hidden_dim),
@@ -93,71 +88,57 @@ class MaskedAttentionDecoder(nn.Module):
             nn.ReLU(inplace=True),
             nn.Linear(hidden_dim, mask_dim),
         )
+        for layer in self.layers:  # mmdet's Mask2FormerHead.init_weights
+            for p in layer.parameters():
+                if p.dim() > 1:
+                    nn.init.xavier_normal_(p)
 
     def forward(
         self, memories: list[torch.Tensor], mask_features: torch.Tensor, aux: bool = True
     ) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]]:
-        """Args: ``memories`` [(B, in_dim, h_i, w_i)] coarse to fine; ``mask_features`` D1
+        """Args: ``memories`` [(B, hidden_dim, h_i, w_i)] coarse to fine; ``mask_features`` D1
         ``(B, mask_dim, H2, W2)``. Returns the final prediction ``{"pred_logits" (B, Q, K+1),
-        "pred_masks" (B, Q, H2, W2)}`` and, with ``aux``, the 6 earlier predictions at
-        ``(H2/2, W2/2)``. Without ``aux`` the earlier masks are computed only at the memory
-        sizes the attention masks need (same values, bilinear resizing being linear)."""
+        "pred_masks" (B, Q, H2, W2)}`` and, with ``aux``, the ``num_layers`` earlier
+        predictions with masks at ``(H2 // 2, W2 // 2)`` (computed either way: they make the
+        attention masks; ``aux=False`` only does not keep them)."""
         b = mask_features.shape[0]
         src, pos, sizes = [], [], []
         for i in range(self.num_levels):
             m = memories[i]
             h, w = m.shape[-2:]
             sizes.append((h, w))
-            pe = sine_position_2d(h, w, self.level_embed.embedding_dim, m.device, m.dtype)
+            pe = sine_position_2d(h, w, m.shape[1], m.device, m.dtype)
             pos.append(pe.flatten(1).t()[None])
-            src.append(
-                self.input_proj[i](m).flatten(2).transpose(1, 2) + self.level_embed.weight[i]
-            )
+            src.append(m.flatten(2).transpose(1, 2) + self.level_embed.weight[i])
         query_pos = self.query_embed.weight[None].expand(b, -1, -1)
-        out = self.query_feat.weight[None].expand(b, -1, -1)
-        low = F.avg_pool2d(mask_features, 2)
-        # without aux, the masks are needed only at the memory sizes: resize D1/4 there once
-        small_feats = (
-            None
-            if aux
-            else {
-                size: F.interpolate(low, size=size, mode="bilinear", align_corners=False)
-                for size in set(sizes)
-            }
+        q = self.query_feat.weight[None].expand(b, -1, -1)
+        h2, w2 = mask_features.shape[-2:]
+        # the release resizes D1 bilinearly (not by pooling) for the intermediate predictions
+        low = F.interpolate(
+            mask_features, size=(h2 // 2, w2 // 2), mode="bilinear", align_corners=False
         )
         aux_outputs: list[dict[str, torch.Tensor]] = []
-        attn_mask = self._predict(out, low, small_feats, sizes[0], aux_outputs)
-        n = len(self.cross)
-        for i in range(n):
+        pred = self._predict(q, low)
+        attn_mask = self._attn_mask(pred["pred_masks"], sizes[0])
+        n = len(self.layers)
+        for i, layer in enumerate(self.layers):
+            if aux:
+                aux_outputs.append(pred)
             lvl = i % self.num_levels
-            out = self.cross[i](out, src[lvl], attn_mask, pos[lvl], query_pos)
-            out = self.self_attn[i](out, query_pos)
-            out = self.ffn[i](out)
+            q = layer(q, src[lvl], pos[lvl], query_pos, attn_mask)
+            pred = self._predict(q, mask_features if i == n - 1 else low)
             if i < n - 1:
-                nxt = sizes[(i + 1) % self.num_levels]
-                attn_mask = self._predict(out, low, small_feats, nxt, aux_outputs)
-        normed = self.decoder_norm(out)
-        masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(normed), mask_features)
-        return {"pred_logits": self.class_embed(normed), "pred_masks": masks}, aux_outputs
+                attn_mask = self._attn_mask(pred["pred_masks"], sizes[(i + 1) % self.num_levels])
+        return pred, aux_outputs
 
-    def _predict(
-        self,
-        out: torch.Tensor,
-        low: torch.Tensor,
-        small_feats: dict[tuple[int, int], torch.Tensor] | None,
-        size: tuple[int, int],
-        aux_outputs: list[dict[str, torch.Tensor]],
-    ) -> torch.Tensor:
-        """Record an intermediate prediction from D1/4 ``low`` (when ``small_feats`` is None)
-        and return the next attention mask ``(B * heads, Q, h * w)`` bool (True = masked)."""
-        normed = self.decoder_norm(out)
-        emb = self.mask_embed(normed)
-        if small_feats is None:
-            masks = torch.einsum("bqc,bchw->bqhw", emb, low)
-            aux_outputs.append({"pred_logits": self.class_embed(normed), "pred_masks": masks})
-            small = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
-        else:
-            small = torch.einsum("bqc,bchw->bqhw", emb, small_feats[size])
+    def _predict(self, q: torch.Tensor, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        normed = self.post_norm(q)
+        masks = torch.einsum("bqc,bchw->bqhw", self.mask_embed(normed), features)
+        return {"pred_logits": self.class_embed(normed), "pred_masks": masks}
+
+    def _attn_mask(self, masks: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``(B * heads, Q, h * w)`` bool, True = masked."""
+        small = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
         attn = (small.sigmoid().flatten(2) < 0.5).detach()
         attn[attn.all(-1)] = False  # a query masked everywhere attends everywhere
         return attn.repeat_interleave(self.heads, 0)

@@ -1,0 +1,27 @@
+"""The converter keeps the release's ``meta`` as builtin values only (weights_only-loadable)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from trainer.convert import _plain
+
+
+def test_meta_scalar_subclasses_become_builtins(tmp_path):
+    meta = {
+        "torch_version": torch.__version__,  # a TorchVersion (str subclass)
+        "score": np.float64(0.5),
+        "name": np.str_("mass13k"),
+        "flag": True,
+        "dataset_meta": {"classes": (np.str_("background"), "person"), "palette": [[0, 0, 0]]},
+        "dropped": object(),
+    }
+    plain = _plain(meta)
+    assert type(plain["torch_version"]) is str and type(plain["score"]) is float
+    assert type(plain["name"]) is str and plain["flag"] is True
+    assert [type(c) for c in plain["dataset_meta"]["classes"]] == [str, str]
+    assert "dropped" not in plain
+    path = tmp_path / "m.pt"
+    torch.save({"meta": plain}, path)
+    assert torch.load(path, weights_only=True)["meta"]["torch_version"] == str(torch.__version__)

@@ -1,0 +1,351 @@
+"""Convert the authors' MaSSFormer checkpoint (mmsegmentation) into an engine checkpoint.
+
+The release (xiechenxi99/MaSS13K at 1afadb9) saves ``{"state_dict": {...}, "meta": {...}}``
+(plus, for a training checkpoint, optimizer and logger state that is ignored here). Its 660
+state-dict entries map one to one onto ``massformer_r50`` (docs/model.md lists the modules):
+every key goes through :data:`KEY_RULES` (first matching pattern wins), every shape is checked,
+and nothing is written unless every key of both sides is accounted for.
+
+    from trainer.convert import convert_massformer
+    result = convert_massformer("iter_80000.pth", "massformer_r50_mass13k.pt")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from annotations.taxonomy import MASS13K, Taxonomy
+from trainer.checkpoint import FORMAT, save_checkpoint
+
+_P = r"decode_head\.pixel_decoder\.pixel_decoder\."  # the release's pixel decoder (name doubled)
+_L = r"decode_head\.transformer_decoder\.layers\.(\d+)\."
+_Rule = tuple[str, str | Callable[[re.Match], str]]
+
+
+def _deform(release: str, ours: str) -> list[_Rule]:
+    """Rules for one release ``DeformLayer`` at ``release`` -> our ``DeformBlock`` at ``ours``."""
+    return [
+        (release + r"dcn_offset\.(weight|bias)", ours + r".dcn.offset.\1"),  # offset+mask conv
+        (release + r"dcn\.weight", ours + ".dcn.weight"),  # the modulated deformable conv
+        (release + r"dcn_bn\.(.+)", ours + r".bn.\1"),
+        (release + r"up_sample\.weight", ours + ".up.weight"),  # 4x4 stride-2 deconv
+        (release + r"up_bn\.(.+)", ours + r".up_bn.\1"),
+    ]
+
+
+# (release key regex, our key): the regex must match the whole release key.
+KEY_RULES: list[_Rule] = [
+    # backbone: mmseg ResNet-50 v1b has torchvision's names; our stem holds conv1 and bn1
+    (r"backbone\.conv1\.weight", "backbone.stem.0.weight"),
+    (r"backbone\.bn1\.(.+)", r"backbone.stem.1.\1"),
+    (r"backbone\.(layer[1-4]\..+)", r"backbone.\1"),
+    # pixel decoder (HR_Pixel_Decoder)
+    (_P + r"in_projections\.([0-3])\.(conv|bn)\.(.+)", r"pixel_decoder.proj.\1.\2.\3"),
+    (_P + r"conv_avg\.(conv|bn)\.(.+)", r"pixel_decoder.context.\1.\2"),
+    # SEB[0..3] re-weight the 1/32, 1/16, 1/8, 1/4 maps: our se[i] is level i (1/4 first)
+    (
+        _P + r"SEB\.([0-3])\.mlp\.0\.mlp\.0\.weight",
+        lambda m: f"pixel_decoder.se.{3 - int(m[1])}.reduce.weight",
+    ),
+    (
+        _P + r"SEB\.([0-3])\.mlp\.0\.mlp\.1\.(.+)",
+        lambda m: f"pixel_decoder.se.{3 - int(m[1])}.bn.{m[2]}",
+    ),
+    (
+        _P + r"SEB\.([0-3])\.mlp\.0\.mlp\.3\.weight",
+        lambda m: f"pixel_decoder.se.{3 - int(m[1])}.expand.weight",
+    ),
+    *_deform(_P + r"CST\.dcn1\.", "pixel_decoder.cst.dcn_in"),
+    *_deform(_P + r"CST\.dcn2\.", "pixel_decoder.cst.dcn_out"),
+    # mmcv MultiheadAttention wraps nn.MultiheadAttention as .attn
+    (
+        _P + r"CST\.cross_self_attn\.(cross_attn|self_attn)\.attn\.(.+)",
+        r"pixel_decoder.cst.attn.\1.\2",
+    ),
+    # mmcv FFN: layers.0.0 = first Linear, layers.1 = second Linear (ours: layers.0, layers.2)
+    (
+        _P + r"CST\.cross_self_attn\.(ffn[12])\.layers\.0\.0\.(weight|bias)",
+        r"pixel_decoder.cst.attn.\1.layers.0.\2",
+    ),
+    (
+        _P + r"CST\.cross_self_attn\.(ffn[12])\.layers\.1\.(weight|bias)",
+        r"pixel_decoder.cst.attn.\1.layers.2.\2",
+    ),
+    *[
+        rule
+        for j in range(4)
+        for rule in _deform(_P + rf"RFB\.deformaspp\.{j}\.", f"pixel_decoder.rfb.branches.{j}")
+    ],
+    (_P + r"RFB\.conv1\.(weight|bias)", r"pixel_decoder.rfb.fuse.\1"),
+    (_P + r"RFB\.bn\.(.+)", r"pixel_decoder.rfb.fuse_bn.\1"),
+    (_P + r"RFB\.upconv\.(weight|bias)", r"pixel_decoder.rfb.up_conv.\1"),
+    (_P + r"RFB\.bn2\.(.+)", r"pixel_decoder.rfb.up_bn.\1"),
+    (_P + r"LSE\.cbn1\.(conv|bn)\.(.+)", r"pixel_decoder.lse.conv_branch.\1.\2"),
+    *_deform(_P + r"LSE\.dcn3\.", "pixel_decoder.lse.dcn_branch"),
+    (_P + r"LSE\.conv1\.(weight|bias)", r"pixel_decoder.lse.gate_conv.\1"),
+    (_P + r"LSE\.conv2\.(weight|bias)", r"pixel_decoder.lse.gate_dcn.\1"),
+    (_P + r"LSE\.cbn2\.(conv|bn)\.(.+)", r"pixel_decoder.lse.fuse.\1.\2"),
+    (_P + r"edge_conv\.0\.(conv|bn)\.(.+)", r"pixel_decoder.edge_head.0.\1.\2"),
+    (_P + r"edge_conv\.1\.(weight|bias)", r"pixel_decoder.edge_head.1.\1"),
+    (_P + r"edge_rec\.conv1\.(weight|bias)", r"pixel_decoder.edge_refine.reduce.\1"),
+    (_P + r"edge_rec\.conv2\.(weight|bias)", r"pixel_decoder.edge_refine.expand.\1"),
+    (_P + r"edge_rec\.norm\.(.+)", r"pixel_decoder.edge_refine.bn.\1"),
+    *_deform(_P + r"edge_rec\.dcn\.", "pixel_decoder.edge_refine.dcn"),
+    # out[0] makes D1 (mask features); out[1..3] the memories of D4, D3, D2
+    (_P + r"out\.0\.(conv|bn)\.(.+)", r"pixel_decoder.mask_proj.\1.\2"),
+    (
+        _P + r"out\.([1-3])\.(conv|bn)\.(.+)",
+        lambda m: f"pixel_decoder.memory_proj.{int(m[1]) - 1}.{m[2]}.{m[3]}",
+    ),
+    # transformer decoder (mmdet Mask2FormerTransformerDecoder) and heads
+    (_L + r"(cross_attn|self_attn)\.attn\.(.+)", r"decoder.layers.\1.\2.\3"),
+    (_L + r"ffn\.layers\.0\.0\.(weight|bias)", r"decoder.layers.\1.ffn.0.\2"),
+    (_L + r"ffn\.layers\.1\.(weight|bias)", r"decoder.layers.\1.ffn.2.\2"),
+    (
+        _L + r"norms\.([0-2])\.(weight|bias)",
+        lambda m: f"decoder.layers.{m[1]}.norm{int(m[2]) + 1}.{m[3]}",
+    ),
+    (r"decode_head\.transformer_decoder\.post_norm\.(weight|bias)", r"decoder.post_norm.\1"),
+    (r"decode_head\.(query_embed|query_feat|level_embed)\.weight", r"decoder.\1.weight"),
+    (r"decode_head\.cls_embed\.(weight|bias)", r"decoder.class_embed.\1"),
+    (r"decode_head\.mask_embed\.([024])\.(weight|bias)", r"decoder.mask_embed.\1.\2"),
+]
+_COMPILED = [(re.compile(p), r) for p, r in KEY_RULES]
+
+
+def map_release_key(key: str) -> str | None:
+    """Our state-dict key for the release's ``key``, or ``None`` when no rule matches."""
+    for pattern, repl in _COMPILED:
+        m = pattern.fullmatch(key)
+        if m:
+            return repl(m) if callable(repl) else m.expand(repl)
+    return None
+
+
+def _first(items: list[str], n: int = 3) -> str:
+    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def convert_release_state(
+    release: dict[str, torch.Tensor], target: dict[str, torch.Tensor], where: str = "checkpoint"
+) -> dict[str, torch.Tensor]:
+    """Map the release's state dict onto ``target`` (our model's state dict: names, shapes).
+
+    Returns a dict with exactly ``target``'s keys, each tensor converted to the target's dtype.
+    Raises ``ValueError`` (naming the first few keys, prefixed by ``where``) for release keys
+    no rule maps or that map outside the model (unknown), model keys the release lacks
+    (missing), and shape mismatches.
+    """
+    out: dict[str, torch.Tensor] = {}
+    unknown, mismatched, seen = [], [], set()
+    for key, value in release.items():
+        ours = map_release_key(key)
+        if ours is None or ours not in target:
+            unknown.append(key)
+            continue
+        seen.add(ours)
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(target[ours].shape):
+            shape = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            mismatched.append(f"{key} {shape} vs {ours} {tuple(target[ours].shape)}")
+            continue
+        out[ours] = value.to(target[ours].dtype)
+    missing = [k for k in target if k not in seen]
+    problems = []
+    if unknown:
+        problems.append(f"{len(unknown)} unknown keys: {_first(unknown)}")
+    if missing:
+        problems.append(f"{len(missing)} missing keys: {_first(missing)}")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches: {_first(mismatched)}")
+    if problems:
+        raise ValueError(
+            f"{where}: not a MaSSFormer-R50 release checkpoint ({'; '.join(problems)})"
+        )
+    return out
+
+
+class _Stub:
+    """Stands in for any class of a foreign library (mmengine's logger state, ...) while
+    unpickling: it absorbs the constructor and state and runs no code."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        self.args = args
+
+    def __setstate__(self, state: object) -> None:
+        self.state = state
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    """Resolves only what ``torch.load(weights_only=True)`` allows (tensors, storages, dtypes,
+    plain containers) and numpy's array rebuilders; every other global becomes
+    :class:`_Stub`. Used when ``weights_only`` refuses an mmengine training checkpoint (its
+    ``message_hub`` holds mmengine objects), so no foreign code ever runs."""
+
+    _NUMPY = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str) -> object:
+        allowed = _torch_safe_globals().get(f"{module}.{name}")
+        if allowed is not None:
+            return allowed
+        if (module, name) in self._NUMPY or module == "numpy.dtypes":
+            return super().find_class(module, name)
+        return _Stub
+
+
+def _torch_safe_globals() -> dict[str, object]:
+    """torch's own ``weights_only`` allowlist ("module.name" -> object)."""
+    from torch import _weights_only_unpickler
+
+    return _weights_only_unpickler._get_allowed_globals()
+
+
+class _DataOnlyPickle:
+    """A ``pickle_module`` for ``torch.load`` with :class:`_DataOnlyUnpickler`."""
+
+    Unpickler = _DataOnlyUnpickler
+    load = staticmethod(pickle.load)
+
+
+def read_release_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """``(state_dict, meta)`` of an mmseg checkpoint (``state_dict`` + ``meta``; a bare state
+    dict is accepted too). ``FileNotFoundError`` if absent; ``ValueError`` (one line) if it is
+    not a readable torch file (truncated, another format) or holds no state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "weights_only" not in str(e):
+            raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_line(e)})") from None
+        try:  # a full mmengine training checkpoint: foreign classes become stubs
+            ckpt = torch.load(
+                path, map_location="cpu", weights_only=False, pickle_module=_DataOnlyPickle
+            )
+        except Exception as e2:  # noqa: BLE001 - any reader error is "not readable"
+            raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_line(e2)})") from None
+    except Exception as e:  # zip/EOF/runtime errors of a truncated or foreign file
+        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_line(e)})") from None
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
+        state, meta = ckpt["state_dict"], ckpt.get("meta") or {}
+    elif (
+        isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values())
+    ):
+        state, meta = ckpt, {}
+    else:
+        raise ValueError(
+            f"{path}: no mmseg state dict (expected a dict with 'state_dict' and 'meta', "
+            f"found {type(ckpt).__name__} with keys {_first([str(k) for k in ckpt] if isinstance(ckpt, dict) else [])})"
+        )
+    return state, meta if isinstance(meta, dict) else {}
+
+
+def _line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+@dataclass
+class ConvertResult:
+    """What :func:`convert_massformer` wrote."""
+
+    out: Path  # the engine checkpoint written
+    num_tensors: int  # state-dict entries converted (660 for the release)
+    num_parameters: int  # elements of the model's parameters (37,578,176 at K = 7)
+    num_classes: int  # K, read from the class head
+    classes: list[str]  # the taxonomy written into the checkpoint
+
+
+def convert_massformer(
+    src: str | os.PathLike, out: str | os.PathLike, taxonomy: Taxonomy | None = None
+) -> ConvertResult:
+    """Convert the release's MaSSFormer-R50 checkpoint ``src`` into an engine checkpoint ``out``
+    (``massformer_r50``, loadable by ``engine predict`` and ``engine train --init``).
+
+    Args:
+        src: the mmseg checkpoint (``.pth``).
+        out: where to write ours (atomically: nothing is written on any error).
+        taxonomy: the classes of the checkpoint's class head; default MaSS13K (7 classes),
+            which the class head must then have (8 outputs with no-object).
+
+    Raises:
+        FileNotFoundError: ``src`` does not exist.
+        ValueError: not a torch file / truncated; no state dict; unknown, missing or
+            mis-shaped keys; a class count that does not fit the taxonomy.
+    """
+    from trainer.models import build_model, preset_config
+
+    src, out = Path(src), Path(out)
+    state, meta = read_release_checkpoint(src)
+    head = state.get("decode_head.cls_embed.weight")
+    if not isinstance(head, torch.Tensor) or head.ndim != 2:
+        raise ValueError(f"{src}: no class head decode_head.cls_embed.weight (not MaSSFormer?)")
+    k = head.shape[0] - 1
+    taxonomy = taxonomy or MASS13K
+    if taxonomy.num_classes != k:
+        raise ValueError(
+            f"{src}: the class head has {k} classes (+ no-object), the taxonomy "
+            f"{taxonomy.num_classes} ({', '.join(taxonomy.names)})"
+        )
+    config = preset_config("massformer_r50", num_classes=k)
+    with torch.device("meta"):
+        target = build_model(config).state_dict()
+    converted = convert_release_state(state, target, where=str(src))
+    save_checkpoint(
+        out,
+        {
+            "format": FORMAT,
+            "step": 0,
+            "model": converted,
+            "model_config": dataclasses.asdict(config),
+            "taxonomy": taxonomy.to_dict(),
+            "converted_from": {"path": str(src), "meta": _plain(meta)},
+        },
+    )
+    params = sum(
+        v.numel()
+        for key, v in converted.items()
+        if not key.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
+    return ConvertResult(out, len(converted), params, k, list(taxonomy.names))
+
+
+def _plain(meta: dict) -> dict:
+    """The JSON-like part of the release's ``meta`` (versions, dataset classes), so that the
+    written checkpoint stays loadable with ``weights_only=True``."""
+    keep: dict = {}
+    for key, value in meta.items():
+        if value is None or isinstance(value, _SCALARS):
+            keep[str(key)] = _scalar(value)
+        elif isinstance(value, dict):
+            keep[str(key)] = _plain(value)
+        elif isinstance(value, (list, tuple)) and all(isinstance(v, _SCALARS) for v in value):
+            keep[str(key)] = [_scalar(v) for v in value]
+    return keep
+
+
+_SCALARS = (bool, int, float, str)
+
+
+def _scalar(value: object) -> object:
+    """The builtin value of a scalar: subclasses (``torch.__version__`` is a ``TorchVersion``,
+    numpy's ``float64``/``str_``) would make the checkpoint unloadable with ``weights_only``."""
+    for kind in _SCALARS:
+        if isinstance(value, kind):
+            return kind(value)
+    return value
