@@ -222,6 +222,8 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         if dec.pseudo_classes is not None
         else (c.id for c in taxonomy if c.parent is not None)
     )
+    # the origin form's drawn edges: a new class against the class it was carved out of
+    parents = {c.id: (c.parent,) for c in taxonomy if c.parent is not None and c.id in pseudo}
     criterion = SetCriterion(k, cfg.loss)
     optimizer = torch.optim.AdamW(
         param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
@@ -311,7 +313,17 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         )
         for step in range(start, stop):
             total_t, terms, grad_norm = _forward_backward(
-                net, criterion, data_iter, optimizer, params, cfg, device, amp, world, pseudo
+                net,
+                criterion,
+                data_iter,
+                optimizer,
+                params,
+                cfg,
+                device,
+                amp,
+                world,
+                pseudo,
+                parents,
             )
             if not _all_finite(torch.stack([total_t, grad_norm]), world):
                 bad = {n: v for n, v in terms.items() if not np.isfinite(v)}
@@ -373,6 +385,7 @@ def _forward_backward(
     amp: bool,
     world: int,
     pseudo: frozenset[int],
+    parents: dict[int, tuple[int, ...]] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """One optimizer step's gradients over ``accum_steps`` micro-batches, clipped.
 
@@ -390,7 +403,10 @@ def _forward_backward(
         images = batch["image"].to(device, non_blocking=True)
         labels = batch["label"].to(device, non_blocking=True)
         sources = batch["source"].to(device, non_blocking=True)
-        targets = [build_targets(labels[i], sources[i], k, dec, pseudo) for i in range(len(images))]
+        targets = [
+            build_targets(labels[i], sources[i], k, dec, pseudo, parents)
+            for i in range(len(images))
+        ]
         # DDP all-reduces gradients only on the last micro-batch
         sync = world == 1 or m == cfg.accum_steps - 1
         with contextlib.nullcontext() if sync else net.no_sync():
