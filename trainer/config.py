@@ -25,6 +25,7 @@ class TrainConfig:
     preset: str = "massformer_r50"  # model preset: massformer_r50 | massformer_lite_r18 | tiny
     backbone_weights: str = "auto"  # "auto" (torchvision for ResNet presets, none for tiny) | "torchvision" | PATH | "none"
     train_split: str = "train"  # split trained on
+    all_precise: bool = False  # read no source maps: every pixel trains as precise (a dataset with new classes must otherwise have sources/<split>/)
     val_split: str | None = "val"  # split validated on; None or "" disables validation
     iters: int = 80000  # optimizer steps in the whole run
     batch_size: int = 16  # images per optimizer step over all ranks and accumulation steps (published: 4 GPUs x 4)

@@ -198,7 +198,7 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         )
     micro = per_rank // world
 
-    dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment)
+    dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
     taxonomy = dataset.taxonomy
     k = taxonomy.num_classes
     torch.manual_seed(cfg.seed)
