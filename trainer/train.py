@@ -35,13 +35,15 @@ from engine.datasets import SegDataset, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from trainer.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from trainer.config import TrainConfig, lr_factor
+from trainer.config import TrainConfig, lr_factor, resolve_threads, resolve_workers
 from trainer.data import TrainSet, make_loader
 from trainer.losses import SetCriterion, build_targets
+from trainer.validate import load_subset
 
 # Fields that may differ between a run and its resume (they do not change what is computed).
 RESUMABLE_CHANGES = {
-    "iters", "out", "data", "resume", "progress", "num_workers", "device", "val_every",
+    "iters", "out", "data", "resume", "progress", "num_workers", "threads", "device", "val_every",
+    "val_subsets",
     "val_max_images", "checkpoint_every", "keep_every", "log_every", "max_steps_this_run",
 }  # fmt: skip
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
@@ -171,6 +173,20 @@ def _all_finite(value: torch.Tensor, world: int) -> bool:
 
 
 def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
+    """Train (or resume) one run as configured; see :func:`_train`. Torch's CPU thread count is
+    set for the run (:func:`trainer.config.resolve_threads`) and restored afterwards."""
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    threads = resolve_threads(cfg.threads, resolve_workers(cfg.num_workers), device.type)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _train(cfg, model)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
     """Train (or resume) one run as configured. ``model``: an already built model (tests);
     by default ``create_model(cfg.preset, K)`` with the configured backbone weights.
 
@@ -240,9 +256,18 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
             find_unused_parameters=cfg.ddp_find_unused,
         )
     loader = make_loader(
-        dataset, micro, cfg.seed, cfg.num_workers, rank, world, start * micro * cfg.accum_steps
+        dataset,
+        micro,
+        cfg.seed,
+        resolve_workers(cfg.num_workers),
+        rank,
+        world,
+        start * micro * cfg.accum_steps,
     )
     val_data = SegDataset(load_spec(cfg.data), cfg.val_split) if cfg.val_split else None
+    # annotated subsets of new classes, resolved now so a bad path fails before training
+    subset_data = val_data or dataset.data
+    subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]
     amp = cfg.amp and device.type == "cuda"
     result = TrainResult(out=out, step=start)
     writer = None
@@ -276,20 +301,31 @@ def train(cfg: TrainConfig, model: nn.Module | None = None) -> TrainResult:
         }
 
     def validate(step: int) -> None:
-        if val_data is None:
+        if val_data is None and not subsets:
             return
-        from trainer.validate import evaluate
+        from trainer.validate import evaluate, evaluate_subset, label_new_classes
 
-        res = evaluate(
-            model,
-            val_data,
-            cfg.val_size,
-            device,
-            amp,
-            cfg.val_sliding_window,
-            cfg.val_max_images,
-            distributed=world > 1,
-        )
+        res: dict[str, Any] | None = {}
+        if val_data is not None:
+            res = evaluate(
+                model,
+                val_data,
+                cfg.val_size,
+                device,
+                amp,
+                cfg.val_sliding_window,
+                cfg.val_max_images,
+                distributed=world > 1,
+            )
+            if res is not None:
+                label_new_classes(res, taxonomy)
+        if is_main and res is not None and subsets:
+            res["subsets"] = [
+                evaluate_subset(
+                    model, t, subset_data, cfg.val_size, device, amp, cfg.val_sliding_window
+                )
+                for t in subsets
+            ]
         if is_main and res is not None:
             result.val.append({"step": step, **res})
             append_line(out / "metrics.jsonl", json.dumps({"step": step, "val": res}))
