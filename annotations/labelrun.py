@@ -13,37 +13,91 @@ The labeler writes these; this module only reads them, with no torch and no mode
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from annotations.instances import Instances, read_instances
 from annotations.labelmap import read_label
+from annotations.taxonomy import Taxonomy
 
 
-def _find_key(obj: Any, keys: tuple[str, ...], depth: int = 3) -> Any:
-    """The first value stored under one of ``keys`` in a nested dict (breadth first)."""
-    level = [obj]
-    for _ in range(depth):
-        nxt = []
-        for d in level:
-            if not isinstance(d, dict):
-                continue
-            for k in keys:
-                if d.get(k) not in (None, ""):
-                    return d[k]
-            nxt.extend(v for v in d.values() if isinstance(v, dict))
-        level = nxt
-    return None
+@dataclass(frozen=True)
+class RunInfo:
+    """What a label run's ``run.json`` says, read with the keys the labeler writes
+    (``labeler/run.py``)::
+
+        {"config": {"cls": {"name": ..., "parent": ..., ...}, "data": ..., ...},
+         "backend": {"name": ..., "identity": ..., "models": ...},
+         "class_id": 7, "taxonomy": {...}, "config_hash": ..., "environment": ...}
+    """
+
+    class_name: str  # the new class (``taxonomy[class_id]``)
+    class_id: int  # its id in the run's taxonomy: the instances' ``class_id``
+    parent_name: str  # the class it is carved out of
+    taxonomy: Taxonomy  # the run's taxonomy, the new class appended
+    backend: str  # "grounded-sam", "simulated", ...
+    data_root: Path | None  # the dataset the run labelled (``config.data``)
+    sha256: str  # hash of run.json's bytes: which labeling run this was
+
+
+def read_run_info(path: str | os.PathLike) -> RunInfo:
+    """Parse a label run's ``run.json``; every error names the file and what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: not found; is {path.parent} a label run directory (engine label --out)?"
+        )
+    raw = path.read_bytes()
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(doc).__name__}")
+    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    if not isinstance(doc.get("taxonomy"), dict) or not isinstance(doc.get("class_id"), int):
+        raise ValueError(
+            f"{path}: expected the labeler's 'taxonomy' and 'class_id' (written by engine label)"
+        )
+    taxonomy = Taxonomy.from_dict(doc["taxonomy"], source=f"{path}: taxonomy")
+    class_id = doc["class_id"]
+    if not 0 <= class_id < len(taxonomy):
+        raise ValueError(f"{path}: class_id {class_id} is not in its taxonomy ({len(taxonomy)})")
+    info = taxonomy[class_id]
+    named = (config.get("cls") or {}).get("name") if isinstance(config.get("cls"), dict) else None
+    if named is not None and str(named) != info.name:
+        raise ValueError(
+            f"{path}: config.cls.name {named!r} but class_id {class_id} is {info.name!r}"
+        )
+    if info.parent is None:
+        raise ValueError(
+            f"{path}: class {info.name!r} has no parent in the run's taxonomy; "
+            "a new class must name the class it is carved out of"
+        )
+    backend = doc.get("backend")
+    backend = backend.get("name") if isinstance(backend, dict) else backend
+    data = config.get("data")
+    return RunInfo(
+        class_name=info.name,
+        class_id=class_id,
+        parent_name=taxonomy[info.parent].name,
+        taxonomy=taxonomy,
+        backend=str(backend or config.get("backend") or "unknown"),
+        data_root=Path(data) if isinstance(data, str) and data else None,
+        sha256=hashlib.sha256(raw).hexdigest(),
+    )
 
 
 @dataclass(frozen=True)
 class LabelRun:
-    """A label run directory. Cheap to construct: nothing is decoded until asked for."""
+    """A label run directory. Cheap to construct: nothing is read until asked for, and
+    ``run.json`` is read once."""
 
     root: Path  # the run directory
 
@@ -60,18 +114,18 @@ class LabelRun:
 
     # -- metadata ------------------------------------------------------------------------------
     @property
-    def config(self) -> dict:
-        """``run.json`` as a dict (empty when the file is absent)."""
-        path = self.root / "run.json"
-        if not path.is_file():
-            return {}
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
-        return data if isinstance(data, dict) else {}
+    def run_json(self) -> Path:
+        return self.root / "run.json"
 
-    def _first_header(self) -> dict:
+    @functools.cached_property
+    def info(self) -> RunInfo:
+        """``run.json``, parsed once; FileNotFoundError / ValueError naming it when absent or
+        not the labeler's."""
+        return read_run_info(self.run_json)
+
+    @functools.cached_property
+    def _header(self) -> dict:
+        """The first instances file's header (class_name, backend), for runs without run.json."""
         for split in self.splits():
             for stem in self.stems(split):
                 p = self.instances_path(split, stem)
@@ -82,34 +136,24 @@ class LabelRun:
     @property
     def class_name(self) -> str:
         """The run's new class, from run.json or else the first instances header."""
-        name = _find_key(self.config, ("class_name", "class", "new_class", "cls"))
-        if isinstance(name, dict):
-            name = name.get("name")
+        if self.run_json.is_file():
+            return self.info.class_name
+        name = self._header.get("class_name")
         if not name:
-            name = self._first_header().get("class_name")
-        if not name:
-            raise ValueError(
-                f"{self.root}: cannot tell the run's class (no class_name in run.json)"
-            )
+            raise ValueError(f"{self.run_json}: not found, and no instances header names a class")
         return str(name)
 
     @property
     def backend(self) -> str:
         """The labeling backend ("grounded-sam", "simulated", ...), or "unknown"."""
-        name = _find_key(self.config, ("backend",))
-        if isinstance(name, dict):
-            name = name.get("name")
-        if not name:
-            name = self._first_header().get("backend")
-        return str(name) if name else "unknown"
+        if self.run_json.is_file():
+            return self.info.backend
+        return str(self._header.get("backend") or "unknown")
 
     @property
     def data_root(self) -> Path | None:
-        """The dataset the run labelled (run.json ``data``/``dataset``), when recorded."""
-        value = _find_key(self.config, ("data", "data_root", "dataset", "dataset_root"))
-        if isinstance(value, dict):
-            value = value.get("root")
-        return Path(value) if isinstance(value, str) and value else None
+        """The dataset the run labelled (run.json ``config.data``), when recorded."""
+        return self.info.data_root if self.run_json.is_file() else None
 
     # -- listing -------------------------------------------------------------------------------
     def splits(self) -> list[str]:

@@ -1,15 +1,24 @@
-"""COCO run-length encoding of binary masks, compatible with pycocotools.
+"""COCO run-length encoding of binary masks, through pycocotools.
 
 A mask is encoded in column-major (Fortran) order as alternating run lengths starting with a
 run of zeros. ``counts`` is either a list of ints ("uncompressed RLE") or pycocotools' compact
 string (LEB128-like, 5 bits per character, each count after the second stored as the difference
 from the count two places earlier). Both decode; encoding produces the compact string, which is
-what COCO JSON files and annotation tools (CVAT, Label Studio) exchange.
+what COCO JSON files and annotation tools (CVAT, Label Studio, X-AnyLabeling) exchange.
+
+Encoding, decoding and areas are pycocotools' (C). One check stays ours: pycocotools decodes a
+counts string whose runs sum to less than H*W into uninitialised memory (measured with 2.0.11:
+a 4x5 mask's counts decoded at size 10x10 gave garbage pixels) and fails a list that sums to
+more with a bare "Invalid RLE mask representation". So the run lengths are parsed and their sum
+checked against the size before pycocotools sees them, and the error says what is wrong.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from pycocotools import mask as coco_mask
 
 
 def mask_to_rle(mask: np.ndarray) -> dict:
@@ -17,25 +26,20 @@ def mask_to_rle(mask: np.ndarray) -> dict:
     if mask.ndim != 2:
         raise ValueError(f"mask must be (H, W), got {mask.shape}")
     h, w = mask.shape
-    return {"size": [int(h), int(w)], "counts": _compress(_runs(mask))}
+    if h == 0 or w == 0:
+        return {"size": [int(h), int(w)], "counts": "0"}
+    rle = coco_mask.encode(np.asfortranarray(mask, dtype=np.uint8))
+    return {"size": [int(h), int(w)], "counts": rle["counts"].decode("ascii")}
 
 
 def rle_to_mask(rle: dict) -> np.ndarray:
     """COCO RLE (compressed string or list of counts) -> ``(H, W)`` bool mask."""
-    try:
-        h, w = (int(v) for v in rle["size"])
-        counts = rle["counts"]
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(
-            f"an RLE must have 'size' [H, W] and 'counts', got {_short(rle)}"
-        ) from None
-    runs = _decompress(counts) if isinstance(counts, (str, bytes)) else [int(c) for c in counts]
-    if sum(runs) != h * w or any(c < 0 for c in runs):
-        raise ValueError(f"RLE counts sum to {sum(runs)}, expected H*W = {h * w}")
-    values = np.zeros(len(runs), dtype=bool)
-    values[1::2] = True
-    flat = np.repeat(values, runs)
-    return flat.reshape(w, h).T.copy()
+    h, w, compact = _checked(rle)
+    if h == 0 or w == 0:
+        return np.zeros((h, w), dtype=bool)
+    with warnings.catch_warnings():  # pycocotools 2.0.11 vs numpy 2: a copy= keyword warning
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return coco_mask.decode({"size": [h, w], "counts": compact}).astype(bool)
 
 
 def rle_area(rle: dict) -> int:
@@ -44,35 +48,37 @@ def rle_area(rle: dict) -> int:
         counts = rle["counts"]
     except (KeyError, TypeError):
         raise ValueError(f"an RLE must have 'counts', got {_short(rle)}") from None
-    runs = _decompress(counts) if isinstance(counts, (str, bytes)) else list(counts)
+    runs = _decompress(counts) if isinstance(counts, (str, bytes)) else [int(c) for c in counts]
     return int(sum(runs[1::2]))
 
 
-def _runs(mask: np.ndarray) -> list[int]:
-    flat = np.asarray(mask, dtype=bool).T.ravel()  # column-major
-    if flat.size == 0:
-        return [0]
-    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-    bounds = np.concatenate(([0], change, [flat.size]))
-    runs = np.diff(bounds).tolist()
-    if flat[0]:
-        runs = [0] + runs  # counts always start with a run of zeros
-    return runs
-
-
-def _compress(runs: list[int]) -> str:
-    out: list[str] = []
-    for i, value in enumerate(runs):
-        x = value - runs[i - 2] if i > 2 else value
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = (c & 0x10 and x != -1) or (not c & 0x10 and x != 0)
-            if more:
-                c |= 0x20
-            out.append(chr(c + 48))
-    return "".join(out)
+def _checked(rle: dict) -> tuple[int, int, bytes]:
+    """``(H, W, compact counts)`` of a valid RLE; ValueError saying what is wrong otherwise."""
+    try:
+        h, w = (int(v) for v in rle["size"])
+        counts = rle["counts"]
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(
+            f"an RLE must have 'size' [H, W] and 'counts', got {_short(rle)}"
+        ) from None
+    if isinstance(counts, (str, bytes)):
+        runs = _decompress(counts)
+    else:
+        try:
+            runs = [int(c) for c in counts]
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"RLE counts must be a string or a list of ints, got {_short(counts)}"
+            ) from None
+    if sum(runs) != h * w or any(c < 0 for c in runs):
+        raise ValueError(f"RLE counts sum to {sum(runs)}, expected H*W = {h * w}")
+    if h == 0 or w == 0:
+        return h, w, b""
+    if isinstance(counts, str):
+        return h, w, counts.encode("ascii")
+    if isinstance(counts, bytes):
+        return h, w, counts
+    return h, w, coco_mask.frPyObjects({"size": [h, w], "counts": runs}, h, w)["counts"]
 
 
 def _decompress(counts: str | bytes) -> list[int]:

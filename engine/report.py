@@ -33,6 +33,15 @@ from annotations.labelrun import LabelRun
 from annotations.subset import read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.metrics import ClassScorer, SegEvaluator
+from engine.outputs import (
+    GT_COLOR,
+    PRED_COLOR,
+    PSEUDO_COLOR,
+    find_png,
+    jpeg_bytes,
+    overlay,
+    taxonomy_near,
+)
 from engine.runinfo import environment
 
 SOURCES = ("pseudo labels", "fused labels", "joint-trained model")
@@ -67,30 +76,6 @@ class ReportResult:
 
 def _r(x: float, nd: int) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
-
-
-def _find(folder: Path, split: str, stem: str) -> Path | None:
-    from engine.review import find_png
-
-    return find_png(folder, split, stem)
-
-
-def taxonomy_near(folder: str | os.PathLike | None) -> Taxonomy | None:
-    """The taxonomy a fusion or prediction folder records: ``taxonomy.json`` in it or its parent,
-    or the ``taxonomy`` of ``predict.json`` (engine predict); None when there is none."""
-    if not folder:
-        return None
-    import json
-
-    for base in (Path(folder), Path(folder).parent):
-        if (base / "taxonomy.json").is_file():
-            return Taxonomy.load(base / "taxonomy.json")
-        meta = base / "predict.json"
-        if meta.is_file():
-            data = json.loads(meta.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and isinstance(data.get("taxonomy"), dict):
-                return Taxonomy.from_dict(data["taxonomy"], source=str(meta))
-    return None
 
 
 def _load_taxonomy(cfg: ReportConfig, class_name: str) -> Taxonomy:
@@ -146,7 +131,7 @@ def score_class(
         maps[stem] = {"annotation": gt}
         for name in evals:
             d, class_id = dirs[name]
-            p = _find(d, split, stem)
+            p = find_png(d, split, stem)
             if p is None:
                 if name == "fused labels":
                     continue  # fusion usually covers the training split only
@@ -207,7 +192,7 @@ def per_class_table(
     root = Path(cfg.data)
     ev = SegEvaluator(len(taxonomy))
     for sample in ds.samples:
-        p = _find(Path(cfg.pred), split, sample.stem)
+        p = find_png(Path(cfg.pred), split, sample.stem)
         if p is None:
             continue
         gt = read_label(sample.label_path)
@@ -354,7 +339,6 @@ def _overlays(cfg: ReportConfig, maps: dict, split: str, out: Path) -> tuple[lis
 
     from engine.annotate import dataset_images
     from engine.datasets import load_image
-    from engine.review import GT_COLOR, PRED_COLOR, PSEUDO_COLOR, _jpeg, overlay
 
     images = dataset_images(cfg.data, None, split)
     colors = {
@@ -390,7 +374,7 @@ def _overlays(cfg: ReportConfig, maps: dict, split: str, out: Path) -> tuple[lis
         row = np.concatenate(
             [np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=255) for t in tiles], axis=1
         )
-        written.append(atomic_write_bytes(out / "overlays" / f"{stem}.jpg", _jpeg(row, 88)))
+        written.append(atomic_write_bytes(out / "overlays" / f"{stem}.jpg", jpeg_bytes(row, 88)))
     return written, panels
 
 

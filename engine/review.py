@@ -17,7 +17,6 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from annotations.fileio import atomic_write_bytes, atomic_write_text
@@ -25,11 +24,16 @@ from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
 from engine.annotate import dataset_images, image_stats
 from engine.datasets import load_image
-
-PSEUDO_COLOR = (255, 200, 0)  # RGB tint of pseudo labels
-PRED_COLOR = (0, 160, 255)  # RGB tint of model predictions
-GT_COLOR = (0, 220, 90)  # RGB tint of manual annotations
-UNCERTAIN_COLOR = (255, 0, 255)  # RGB tint of 255 (uncertain / unannotated) pixels
+from engine.outputs import (
+    GT_COLOR,
+    PRED_COLOR,
+    PSEUDO_COLOR,
+    UNCERTAIN_COLOR,
+    find_png,
+    jpeg_bytes,
+    overlay,
+    taxonomy_near,
+)
 
 
 @dataclass
@@ -53,58 +57,6 @@ class ReviewResult:
     images: int  # images shown
     with_pred: int  # of which with a model prediction
     with_gt: int  # of which with a manual annotation
-
-
-def overlay(
-    image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], long_side: int = 512
-) -> np.ndarray:
-    """Thumbnail of ``image`` with ``mask`` tinted on it.
-
-    Args:
-        image: ``(H, W, 3) uint8`` RGB.
-        mask: ``(H, W) uint8``: 1 = the class (tinted ``color``), 255 = uncertain (tinted
-            magenta), anything else untouched. ``None`` gives the bare image.
-        long_side: the thumbnail's longer side; never upscaled.
-    Returns:
-        ``(h, w, 3) uint8`` RGB thumbnail; the class outline is drawn in ``color``.
-    """
-    h, w = image.shape[:2]
-    if mask is not None and mask.shape != (h, w):
-        raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {w}x{h}")
-    scale = min(1.0, long_side / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    if mask is None:
-        return small.astype(np.uint8)
-    for value, tint in ((1, color), (255, UNCERTAIN_COLOR)):
-        cover = cv2.resize((mask == value).astype(np.float32), size, interpolation=cv2.INTER_AREA)
-        a = (0.55 * cover)[..., None]
-        small = small * (1 - a) + np.asarray(tint, np.float32) * a
-    out = small.clip(0, 255).astype(np.uint8)
-    edge = cv2.resize((mask == 1).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
-    contours, _ = cv2.findContours(edge, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
-    cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), 1)
-    return out
-
-
-def _jpeg(rgb: np.ndarray, quality: int) -> bytes:
-    ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-def find_png(folder: Path, split: str, stem: str) -> Path | None:
-    """``<stem>.png`` in ``folder/split``, ``folder/labels/split``, ``folder/masks`` or ``folder``."""
-    for p in (
-        folder / split / f"{stem}.png",
-        folder / "labels" / split / f"{stem}.png",
-        folder / "masks" / f"{stem}.png",
-        folder / f"{stem}.png",
-    ):
-        if p.is_file():
-            return p
-    return None
 
 
 def _pred_mask(path: Path, class_id: int | None) -> np.ndarray:
@@ -153,8 +105,6 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     backend = run.backend
     pred_class_id = cfg.pred_class_id
     if pred_dir is not None and pred_class_id is None:
-        from engine.report import taxonomy_near
-
         tax = taxonomy_near(pred_dir)
         if tax is not None and class_name in tax:
             pred_class_id = tax.id_of(class_name)
@@ -189,7 +139,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             )
             n_gt += 1
         for _, rel, thumb in panels:
-            atomic_write_bytes(out / rel, _jpeg(thumb, cfg.quality))
+            atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
         scores = []
         if run.instances_path(split, st.stem).is_file():
             inst, _ = run.instances(split, st.stem)

@@ -10,6 +10,8 @@ from PIL import Image
 
 from annotations.instances import Instances, write_instances
 from annotations.labelmap import write_label
+from annotations.taxonomy import MASS13K
+from engine.fusion.testing import labeler_run_json
 
 
 def disk(h: int, w: int, cy: float, cx: float, r: float) -> np.ndarray:
@@ -90,6 +92,6 @@ def make_run(
         write_label(run / "labels" / split / f"{stem}.png", label)
         conf = np.full((h, w), (confidences or {}).get(stem, 200), np.uint8)
         write_label(run / "confidence" / split / f"{stem}.png", conf)
-    (run / "run.json").write_text(
-        json.dumps({"class_name": class_name, "backend": backend, "data": str(data_root)})
-    )
+    taxonomy = MASS13K.with_new_class(class_name)
+    doc = labeler_run_json(taxonomy, class_name, backend=backend, data=str(data_root))
+    (run / "run.json").write_text(json.dumps(doc))

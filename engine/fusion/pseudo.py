@@ -8,17 +8,12 @@
     RUN/instances/<split>/<stem>.json instances (COCO RLE masks), class ids in the run's taxonomy
     RUN/manifest.jsonl                one line per image
 
-``run.json`` is read tolerantly: the taxonomy may sit at the top level or under ``config``; the
-class is named by ``class`` / ``class_name`` / ``new_class`` / ``cls`` (a string or an object
-with ``name`` and ``parent``), or by a top-level ``class_id`` into the taxonomy, or failing those
-is the taxonomy's last class (the labeler appends it). Without a taxonomy, a class and a
-``parent`` given by name suffice.
+``run.json`` is read by :class:`annotations.labelrun.LabelRun` (the labeler's keys: ``class_id``
+into ``taxonomy``, ``config.cls``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +24,8 @@ import numpy as np
 from annotations.instances import Instances, read_instances
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
-from annotations.taxonomy import ClassInfo, Taxonomy
+from annotations.taxonomy import Taxonomy
 
-_CLASS_KEYS = ("class", "class_name", "new_class", "cls")
 
 
 @dataclass(frozen=True)
@@ -91,77 +85,22 @@ class PseudoRun:
         }
 
 
-def _find(data: dict, keys: tuple[str, ...]) -> Any:
-    for where in (data, data.get("config") if isinstance(data.get("config"), dict) else {}):
-        for key in keys:
-            if where.get(key) is not None:
-                return where[key]
-    return None
-
-
 def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
-    """Read a pseudo-label run's ``run.json``; errors name the file and what is missing."""
+    """A label run's class, parent and taxonomy from its ``run.json`` (read by
+    :class:`annotations.labelrun.LabelRun`, the one reader of that file); errors name the file
+    and what is missing."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: pseudo-label run directory not found")
-    run_json = path / "run.json"
-    if not run_json.is_file():
-        raise FileNotFoundError(
-            f"{run_json}: not found; is {path} a labeler run directory (engine label --out)?"
-        )
-    raw = run_json.read_bytes()
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{run_json}: not valid JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{run_json}: expected a JSON object, got {type(data).__name__}")
-    named = _find(data, _CLASS_KEYS)
-    parent = named.get("parent") if isinstance(named, dict) else _find(data, ("parent",))
-    if isinstance(named, dict):
-        named = named.get("name")
-    tax_data = _find(data, ("taxonomy",))
-    if tax_data is None:
-        # No taxonomy: the class and its parent by name suffice (instances are then not
-        # filtered by class id, and the class gets a free colour).
-        if named is None or parent is None:
-            raise ValueError(
-                f"{run_json}: no 'taxonomy' (the run's classes with the new class appended), "
-                "nor a 'class' and 'parent' by name"
-            )
-        return PseudoRun(
-            path=path,
-            class_name=str(named),
-            parent_name=str(parent),
-            color=None,
-            run_class_id=None,
-            taxonomy=None,
-            run_json_sha256=hashlib.sha256(raw).hexdigest(),
-        )
-    taxonomy = Taxonomy.from_dict(tax_data, source=f"{run_json}: taxonomy")
-    class_id = data.get("class_id")
-    if named is not None:
-        try:
-            info: ClassInfo = taxonomy.get(str(named))
-        except ValueError as e:
-            raise ValueError(f"{run_json}: class {named!r} is not in its taxonomy ({e})") from None
-    elif isinstance(class_id, int) and 0 <= class_id < len(taxonomy):
-        info = taxonomy[class_id]
-    else:
-        info = taxonomy.classes[-1]  # the labeler appends the new class
-    if info.parent is None:
-        raise ValueError(
-            f"{run_json}: class {info.name!r} has no parent in the run's taxonomy; "
-            "a new class must name the class it is carved out of"
-        )
+    info = LabelRun(path).info
     return PseudoRun(
         path=path,
-        class_name=info.name,
-        parent_name=taxonomy[info.parent].name,
-        color=info.color,
-        run_class_id=info.id,
-        taxonomy=taxonomy,
-        run_json_sha256=hashlib.sha256(raw).hexdigest(),
+        class_name=info.class_name,
+        parent_name=info.parent_name,
+        color=info.taxonomy[info.class_id].color,
+        run_class_id=info.class_id,
+        taxonomy=info.taxonomy,
+        run_json_sha256=info.sha256,
     )
 
 

@@ -32,6 +32,20 @@ def default_confidence(label: np.ndarray) -> np.ndarray:
     return np.select([label == 1, label == IGNORE], [200, 100], 0).astype(np.uint8)
 
 
+def labeler_run_json(
+    taxonomy: Taxonomy, class_name: str, backend: str = "simulated", data: str | None = None
+) -> dict:
+    """The part of ``run.json`` that readers use, with the keys ``labeler/run.py`` writes."""
+    info = taxonomy.get(class_name)
+    parent = taxonomy[info.parent].name if info.parent is not None else None
+    return {
+        "config": {"cls": {"name": info.name, "parent": parent}, "data": data, "backend": backend},
+        "backend": {"name": backend, "identity": {}, "models": {}},
+        "class_id": info.id,
+        "taxonomy": taxonomy.to_dict(),
+    }
+
+
 def write_pseudo_run(
     run: str | Path,
     class_name: str,
@@ -49,7 +63,7 @@ def write_pseudo_run(
         labels: ``{split: {stem: (H, W) uint8}}`` pseudo labels (0 / 1 / 255 = uncertain).
         confidence: the same shape of ``(H, W) uint8`` maps; missing ones get
             :func:`default_confidence`.
-        run_json: replaces the default ``run.json`` content (``class``, ``parent``, ``taxonomy``).
+        run_json: replaces the default ``run.json`` content (:func:`labeler_run_json`).
 
     Instances are the 8-connected components of each label's class pixels, with the class's id
     in the run's taxonomy. Returns the run directory.
@@ -80,6 +94,6 @@ def write_pseudo_run(
             write_instances(run / "instances" / split / f"{stem}.json", inst, image=stem)
             record = {"split": split, "stem": stem, "status": "ok", "instances": n}
             append_line(run / "manifest.jsonl", json.dumps(record))
-    doc = {"class": class_name, "parent": parent, "taxonomy": taxonomy.to_dict()}
+    doc = labeler_run_json(taxonomy, class_name)
     atomic_write_json(run / "run.json", doc if run_json is None else run_json)
     return run

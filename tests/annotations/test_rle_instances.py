@@ -149,3 +149,48 @@ def test_read_instances_errors(tmp_path):
                  '"class_id": 7}]}')  # fmt: skip
     with pytest.raises(ValueError, match=r"bad.json: masks are \(3, 3\) but the file says"):
         read_instances(p)
+
+
+def test_cvat_style_coco_export_round_trips():
+    """CVAT and Label Studio export COCO masks through pycocotools: a crowd annotation carries
+    uncompressed ``counts`` lists, a mask annotation the compact string. Both decode to the same
+    mask, and re-encoding gives pycocotools' own string back."""
+    mask_utils = pytest.importorskip("pycocotools.mask")
+    mask = np.zeros((48, 64), bool)
+    mask[5:30, 10:22] = True  # a frame with a hole, like a wheel
+    mask[12:20, 14:18] = False
+    compact = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    export = {  # the shape of a CVAT "COCO 1.0" export, one image, two annotations
+        "images": [{"id": 1, "width": 64, "height": 48, "file_name": "a.jpg"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "iscrowd": 0,
+             "segmentation": {"size": [48, 64], "counts": compact["counts"].decode("ascii")}},
+            {"id": 2, "image_id": 1, "iscrowd": 1,
+             "segmentation": {"size": [48, 64], "counts": _runs_of(mask)}},
+        ],
+    }  # fmt: skip
+    for ann in export["annotations"]:
+        decoded = rle_to_mask(ann["segmentation"])
+        np.testing.assert_array_equal(decoded, mask)
+        assert rle_area(ann["segmentation"]) == int(mask.sum()) == int(mask_utils.area(compact))
+        assert mask_to_rle(decoded)["counts"] == compact["counts"].decode("ascii")
+
+
+def _runs_of(mask: np.ndarray) -> list[int]:
+    flat = mask.T.ravel()
+    change = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    runs = np.diff(np.concatenate(([0], change, [flat.size]))).tolist()
+    return [0, *runs] if flat[0] else runs
+
+
+@pytest.mark.parametrize(
+    "rle",
+    [
+        {"size": [10, 10], "counts": "92203"},  # a 4x5 mask's string at a larger size
+        {"size": [4, 5], "counts": [5, 2, 2, 2, 90]},  # a list summing past H*W
+    ],
+)
+def test_counts_that_do_not_cover_the_image_are_refused_before_pycocotools(rle):
+    # pycocotools 2.0.11 decodes the first into uninitialised memory: the sum is checked first.
+    with pytest.raises(ValueError, match="expected H\\*W"):
+        rle_to_mask(rle)

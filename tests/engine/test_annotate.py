@@ -365,17 +365,16 @@ def test_label_run_reads_the_labelers_run_json(tmp_path, world):
     from annotations.labelrun import LabelRun
 
     _, run, _ = world
-    (run / "run.json").write_text(
-        json.dumps(
-            {
-                "config": {"data": "/somewhere", "cls": {"name": "Bike"}, "backend": "simulated"},
-                "backend": {"name": "simulated", "identity": {}, "models": {}},
-            }
-        )
-    )
+    from annotations.taxonomy import MASS13K
+    from engine.fusion.testing import labeler_run_json
+
+    doc = labeler_run_json(MASS13K.with_new_class("Bike"), "Bike", data="/somewhere")
+    (run / "run.json").write_text(json.dumps(doc))
     r = LabelRun.open(run)
     assert (r.class_name, r.backend, str(r.data_root)) == ("Bike", "simulated", "/somewhere")
+    assert r.info.class_id == 7 and r.info.parent_name == "Others"
     (run / "run.json").unlink()
+    r = LabelRun.open(run)  # run.json is read once per LabelRun: a new one for the change
     assert (r.class_name, r.backend, r.data_root) == ("Bicycle", "simulated", None)  # from headers
     with pytest.raises(ValueError, match="not a label run"):
         LabelRun.open(tmp_path / "data")

@@ -296,14 +296,19 @@ def test_error_mismatched_sizes(world):
     "doc, message",
     [
         (None, r"run.json: not found"),
-        ({"class": "Bicycle"}, r"run.json: no 'taxonomy' .* nor a 'class' and 'parent'"),
+        ({"class": "Bicycle", "parent": "Others"}, r"run.json: expected the labeler's 'taxonomy'"),
         (
-            {"class": "Boat", "taxonomy": MASS13K.with_new_class("Bicycle").to_dict()},
-            r"run.json: class 'Boat' is not in its taxonomy",
+            {"class_id": 9, "taxonomy": MASS13K.with_new_class("Bicycle").to_dict()},
+            r"run.json: class_id 9 is not in its taxonomy",
         ),
-        ({"taxonomy": MASS13K.to_dict()}, r"run.json: class 'Water' has no parent"),
+        (
+            {"config": {"cls": {"name": "Boat"}}, "class_id": 7,
+             "taxonomy": MASS13K.with_new_class("Bicycle").to_dict()},
+            r"run.json: config.cls.name 'Boat' but class_id 7 is 'Bicycle'",
+        ),
+        ({"class_id": 6, "taxonomy": MASS13K.to_dict()}, r"run.json: class 'Water' has no parent"),
     ],
-)
+)  # fmt: skip
 def test_error_bad_run_json(world, doc, message):
     path = world["bike"] / "run.json"
     if doc is None:
@@ -314,35 +319,20 @@ def test_error_bad_run_json(world, doc, message):
         plan_fusion(cfg(world))
 
 
-def test_run_json_read_tolerantly(world):
+def test_run_json_read_with_the_labelers_keys(world):
     tax = MASS13K.with_new_class("Bicycle").to_dict()
     labeler_style = {  # what labeler/run.py writes
         "config": {"cls": {"name": "Bicycle", "prompts": ["bicycle"], "parent": "Others"}},
+        "backend": {"name": "grounded-sam", "identity": {}, "models": {}},
         "class_id": 7,
         "taxonomy": tax,
     }
-    for doc in (
-        labeler_style,
-        {"config": {"class_name": "Bicycle", "taxonomy": tax}},
-        {"taxonomy": tax},
-        {"class_id": 7, "taxonomy": tax},
-        {"class": {"name": "bicycle"}, "taxonomy": tax},
-    ):
+    for doc in (labeler_style, {"class_id": 7, "taxonomy": tax}):
         (world["bike"] / "run.json").write_text(json.dumps(doc))
         run = open_pseudo_run(world["bike"])
         assert (run.class_name, run.parent_name, run.run_class_id) == ("Bicycle", "Others", 7)
-    # Without a taxonomy, the class and parent by name are enough to fuse.
-    (world["bike"] / "run.json").write_text(json.dumps({"class": "Bicycle", "parent": "Others"}))
-    run = open_pseudo_run(world["bike"])
-    assert (run.class_name, run.parent_name, run.run_class_id, run.taxonomy) == (
-        "Bicycle",
-        "Others",
-        None,
-        None,
-    )
     result = fuse(cfg(world, pseudo=(world["bike"],), min_coverage=0.4))
     assert result.report["Bicycle"].instances_dropped == 2
-    assert result.taxonomy.get("Bicycle").color not in [c.color for c in MASS13K]
 
 
 @pytest.mark.parametrize(

@@ -35,3 +35,21 @@ def test_models_rejects_bad_size() -> None:
     result = CliRunner().invoke(app, ["models", "--macs", "big"])
     assert result.exit_code != 0
     assert "WxH" in result.output or "width x height" in result.output
+
+
+def test_models_counts_without_allocating_weights(monkeypatch) -> None:
+    """Every preset is built on the meta device: counting costs no memory and no init time."""
+    import trainer.models.summary as summary
+
+    devices = []
+    real = summary.create_model
+
+    def spy(name, **kw):
+        model = real(name, **kw)
+        devices.append({p.device.type for p in model.parameters()})
+        return model
+
+    monkeypatch.setattr(summary, "create_model", spy)
+    rows = summary.summarize_presets()
+    assert [r.name for r in rows] == list(summary.MODEL_PRESETS)
+    assert devices and all(d == {"meta"} for d in devices)

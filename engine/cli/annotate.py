@@ -1,0 +1,83 @@
+"""``engine annotate pick|export|import``: annotated test subsets."""
+
+from __future__ import annotations
+
+import typer
+
+from engine.cli.common import stdout
+
+app = typer.Typer(
+    help="Annotated test subsets: export pseudo labels for correction, import corrected "
+    "annotations, pick images worth annotating.",
+    no_args_is_help=True,
+)
+
+
+@app.command("export")
+def annotate_export(
+    run: str = typer.Argument(..., help="Label run directory (labels/, instances/, run.json)."),
+    out: str = typer.Option(..., "--out", help="Output folder: coco.json and labelme/<stem>.json."),
+    split: str = typer.Option("test", help="Split of the run to export."),
+    images: str | None = typer.Option(
+        None, "--images", help="File with one image stem per line (e.g. from `annotate pick`)."
+    ),
+    stem: list[str] = typer.Option([], "--stem", help="Image stem to export (repeatable)."),
+    data: str | None = typer.Option(None, help="Dataset root (default: the one run.json names)."),
+    fmt: list[str] = typer.Option(["coco", "labelme"], "--format", help="coco and/or labelme."),
+    mask_format: str = typer.Option("rle", help="COCO segmentation: rle (exact) or polygon."),
+    simplify: float = typer.Option(0.0, help="Polygon simplification tolerance in pixels."),
+) -> None:
+    """Write a label run's instances of chosen images as COCO JSON and LabelMe JSON."""
+    from engine.annotate import ExportConfig, export_annotations, read_stem_list
+
+    stems = list(stem) + (read_stem_list(images) if images else [])
+    res = export_annotations(
+        ExportConfig(run, out, split, stems or None, data, tuple(fmt), mask_format, simplify)
+    )
+    stdout.print(f"exported {res.instances} instances of {res.images} images")
+    if res.coco:
+        stdout.print(f"  COCO:    {res.coco}")
+    if res.labelme:
+        stdout.print(f"  LabelMe: {res.labelme[0].parent}/ ({len(res.labelme)} files)")
+
+
+@app.command("import")
+def annotate_import(
+    sources: list[str] = typer.Argument(..., help="Annotation files or folders."),
+    fmt: str = typer.Option(..., "--format", help="coco, labelme or png."),
+    class_name: str = typer.Option(..., "--class", help="The class the annotations mark."),
+    data: str = typer.Option(..., help="Dataset root; annotated images must exist there."),
+    out: str = typer.Option(..., help="Subset directory to write (masks/ + subset.json)."),
+    split: str = typer.Option("test", help="Dataset split of the annotated images."),
+    png_binary: bool = typer.Option(
+        False, help="png: any non-zero value is the class (0/255 masks)."
+    ),
+) -> None:
+    """Turn corrected annotations or PNG masks into an annotated subset (1/0/255 masks)."""
+    from engine.annotate import ImportConfig, import_annotations
+
+    sub = import_annotations(ImportConfig(fmt, sources, class_name, data, out, split, png_binary))
+    stdout.print(f"annotated subset of {sub.class_name}: {len(sub.stems)} images -> {sub.root}")
+
+
+@app.command("pick")
+def annotate_pick(
+    run: str = typer.Option(..., "--run", help="Label run directory."),
+    n: int = typer.Option(50, "-n", min=1, help="Images to choose."),
+    split: str = typer.Option("test", help="Split to choose from."),
+    seed: int = typer.Option(0, help="Seed of the random share."),
+    low_confidence: float = typer.Option(0.4, help="Share chosen by lowest mean confidence."),
+    many_or_tiny: float = typer.Option(0.3, help="Share chosen by most / tiniest instances."),
+    out: str | None = typer.Option(None, help="List file (default RUN/pick-<split>.txt)."),
+) -> None:
+    """Choose images to annotate: low confidence, many or tiny instances, and a random share."""
+    from engine.annotate import PickConfig, pick_for_annotation
+
+    picks, path = pick_for_annotation(
+        PickConfig(run, n, split, seed, low_confidence, many_or_tiny, out=out)
+    )
+    counts: dict[str, int] = {}
+    for p in picks:
+        counts[p.reason] = counts.get(p.reason, 0) + 1
+    detail = ", ".join(f"{v} {k}" for k, v in counts.items())
+    stdout.print(f"picked {len(picks)} images ({detail}) -> {path}")

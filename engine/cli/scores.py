@@ -1,0 +1,224 @@
+"""``engine evaluate``, ``engine compare`` and ``engine report``: the scores."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+import typer
+
+from engine.cli.common import stderr, stdout
+
+app = typer.Typer()
+
+
+class _BF1Mode(str, Enum):
+    dataset = "dataset"
+    image = "image"
+
+
+class _Resize(str, Enum):
+    nearest = "nearest"
+
+
+class _Input(str, Enum):
+    auto = "auto"
+    binary = "binary"
+    labels = "labels"
+
+
+def _metric_cell(value: float, digits: int) -> str:
+    return "-" if value != value else f"{value:.{digits}f}"  # NaN != NaN
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    pred: Path = typer.Option(..., "--pred", help="Folder of predicted label PNGs (<stem>.png)."),
+    gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth label PNGs (255 = ignore)."),
+    num_classes: int | None = typer.Option(
+        None, "--num-classes", min=1, max=255, help="Classes 0..N-1 (instead of a taxonomy)."
+    ),
+    taxonomy: Path | None = typer.Option(
+        None, "--taxonomy", help="Taxonomy JSON (default: MaSS13K, 7 classes)."
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON here."),
+    bf1_mode: _BF1Mode = typer.Option(
+        _BF1Mode.dataset,
+        "--bf1-mode",
+        help="Boundary F1 aggregation: counts summed over the set, or mean of per-image scores.",
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    resize_pred: _Resize | None = typer.Option(
+        None,
+        "--resize-pred",
+        help="Resize predictions of another size to the GT's (nearest neighbour); otherwise a size mismatch is an error.",
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar on stderr."),
+    device: str | None = typer.Option(
+        None,
+        "--device",
+        help="Compute the counts with torch on this device (e.g. cuda); identical counts. Default: numpy/OpenCV on the CPU.",
+    ),
+) -> None:
+    """Score predicted label maps against ground truth: per-class IoU, Boundary IoU, Boundary F1."""
+    from rich.table import Table
+
+    from engine.evaluate import EvaluateConfig, evaluate
+
+    cfg = EvaluateConfig(
+        pred=pred,
+        gt=gt,
+        num_classes=num_classes,
+        taxonomy=taxonomy,
+        bf1_mode=bf1_mode.value,
+        workers=workers,
+        resize_pred=resize_pred.value if resize_pred else None,
+        json_out=json_out,
+        progress=progress,
+        device=device,
+    )
+    report = evaluate(cfg)
+    r = report.result
+    table = Table(
+        title=f"{r.images} images, BF1 aggregated per {'image' if r.bf1_mode == 'image' else 'dataset'}"
+    )
+    table.add_column("id", justify="right")
+    table.add_column("class")
+    for name in ("IoU", "BIoU", "BF1"):
+        table.add_column(name, justify="right")
+    for c in report.taxonomy:
+        table.add_row(
+            str(c.id),
+            c.name,
+            _metric_cell(r.iou[c.id], 2),
+            _metric_cell(r.biou[c.id], 2),
+            _metric_cell(r.bf1[c.id], 4),
+        )
+    table.add_section()
+    table.add_row(
+        "",
+        "mean",
+        _metric_cell(r.miou, 2),
+        _metric_cell(r.mbiou, 2),
+        _metric_cell(r.mbf1, 4),
+        style="bold",
+    )
+    stdout.print(table)
+    if json_out is not None:
+        stderr.print(f"wrote {json_out}")
+
+
+@app.command("compare")
+def compare_cmd(
+    class_name: str = typer.Option(
+        ...,
+        "--class",
+        help="The class to score: a name in the taxonomy or an id (binary masks need none).",
+    ),
+    gt: Path = typer.Option(
+        ...,
+        "--gt",
+        help="Folder of annotated ground truth (binary 0/1/255 masks or full label maps).",
+    ),
+    source: list[str] = typer.Option(
+        ...,
+        "--source",
+        help="'NAME=DIR' of a prediction set; repeat; deltas are against the first.",
+    ),
+    taxonomy: Path | None = typer.Option(
+        None, "--taxonomy", help="Taxonomy JSON naming the class (default: MaSS13K)."
+    ),
+    input_mode: _Input = typer.Option(
+        _Input.auto,
+        "--input",
+        help="How to read files: auto (only 0/1/255 = binary mask), binary, or labels.",
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+    markdown_out: Path | None = typer.Option(
+        None, "--markdown", help="Write a Markdown table here."
+    ),
+    plot_out: Path | None = typer.Option(
+        None, "--plot", help="Write a bar chart PNG here (needs matplotlib)."
+    ),
+    bf1_mode: _BF1Mode = typer.Option(
+        _BF1Mode.dataset, "--bf1-mode", help="Boundary F1 aggregation."
+    ),
+    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    resize_pred: _Resize | None = typer.Option(
+        None, "--resize-pred", help="Resize predictions of another size (nearest neighbour)."
+    ),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Progress bars on stderr."
+    ),
+) -> None:
+    """Score one class (vs the rest) for several prediction sets side by side (paper Table 4)."""
+    from rich.table import Table
+
+    from engine.compare import CompareConfig, compare, fmt, parse_source
+
+    cfg = CompareConfig(
+        class_name=class_name,
+        gt=gt,
+        sources=tuple(parse_source(s) for s in source),
+        taxonomy=taxonomy,
+        input=input_mode.value,
+        bf1_mode=bf1_mode.value,
+        resize_pred=resize_pred.value if resize_pred else None,
+        workers=workers,
+        json_out=json_out,
+        markdown_out=markdown_out,
+        plot_out=plot_out,
+        progress=progress,
+    )
+    report = compare(cfg)
+    table = Table(title=f"{report.class_name}: {report.images} annotated images")
+    table.add_column("source")
+    for name in ("IoU", "BIoU", "BF1", "dIoU", "dBIoU", "dBF1"):
+        table.add_column(name, justify="right")
+    for i, row in enumerate(report.rows):
+        s = row.scores
+        deltas = [fmt(row.delta[k], k, signed=True) if i else "" for k in ("iou", "biou", "bf1")]
+        table.add_row(row.name, fmt(s.iou, "iou"), fmt(s.biou, "biou"), fmt(s.bf1, "bf1"), *deltas)
+    stdout.print(table)
+    for path in (json_out, markdown_out, plot_out):
+        if path is not None:
+            stderr.print(f"wrote {path}")
+
+
+@app.command("report")
+def report(
+    subset: str = typer.Option(..., help="Annotated subset directory (the ground truth)."),
+    out: str = typer.Option(..., help="Report folder (report.md, report.json, chart.png)."),
+    pseudo: str | None = typer.Option(None, help="Label run directory (pseudo labels)."),
+    fused: str | None = typer.Option(None, help="Fused labels directory."),
+    pred: str | None = typer.Option(None, help="Model predictions: DIR/[split/]<stem>.png."),
+    data: str | None = typer.Option(None, help="Dataset root: overlays and the per-class table."),
+    taxonomy: str | None = typer.Option(None, help="taxonomy.json of the fused / predicted ids."),
+    class_name: str | None = typer.Option(
+        None, "--class", help="New class (default: the subset's)."
+    ),
+    overlays: int = typer.Option(4, min=0, help="Overlay images to write."),
+    chart: bool = typer.Option(True, help="Draw chart.png (needs matplotlib)."),
+) -> None:
+    """Table-4 report: pseudo labels vs fused labels vs joint-trained model on the annotated subset."""
+    from rich.table import Table
+
+    from engine.report import METRICS, ReportConfig, build_report
+
+    res = build_report(
+        ReportConfig(
+            subset, out, pseudo, fused, pred, data, taxonomy, class_name, "", overlays, chart
+        )
+    )
+    table = Table(title=res.data["title"])
+    for col in ("source", "IoU", "BIoU", "BF1", "ΔIoU", "ΔBIoU", "ΔBF1"):
+        table.add_column(col)
+    for row in res.data["table4"]:
+        vals = [("n/a" if row[k] is None else f"{row[k]:.{nd}f}") for k, _, nd in METRICS]
+        deltas = [
+            ("n/a" if row["delta"][k] is None else f"{row['delta'][k]:+.{nd}f}")
+            for k, _, nd in METRICS
+        ]
+        table.add_row(row["source"], *vals, *deltas)
+    stdout.print(table)
+    stdout.print(f"report: {res.markdown} (+ report.json{', chart.png' if res.chart else ''})")

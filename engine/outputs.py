@@ -1,0 +1,86 @@
+"""What the review gallery and the report share: colours, overlay thumbnails, JPEG bytes, and
+finding label PNGs and the taxonomy that other commands wrote next to them."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from annotations.taxonomy import Taxonomy
+
+PSEUDO_COLOR = (255, 200, 0)  # RGB tint of pseudo labels
+PRED_COLOR = (0, 160, 255)  # RGB tint of model predictions
+GT_COLOR = (0, 220, 90)  # RGB tint of manual annotations
+UNCERTAIN_COLOR = (255, 0, 255)  # RGB tint of 255 (uncertain / unannotated) pixels
+
+
+def overlay(
+    image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], long_side: int = 512
+) -> np.ndarray:
+    """Thumbnail of ``image`` with ``mask`` tinted on it.
+
+    Args:
+        image: ``(H, W, 3) uint8`` RGB.
+        mask: ``(H, W) uint8``: 1 = the class (tinted ``color``), 255 = uncertain (tinted
+            magenta), anything else untouched. ``None`` gives the bare image.
+        long_side: the thumbnail's longer side; never upscaled.
+    Returns:
+        ``(h, w, 3) uint8`` RGB thumbnail; the class outline is drawn in ``color``.
+    """
+    h, w = image.shape[:2]
+    if mask is not None and mask.shape != (h, w):
+        raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {w}x{h}")
+    scale = min(1.0, long_side / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    if mask is None:
+        return small.astype(np.uint8)
+    for value, tint in ((1, color), (255, UNCERTAIN_COLOR)):
+        cover = cv2.resize((mask == value).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        a = (0.55 * cover)[..., None]
+        small = small * (1 - a) + np.asarray(tint, np.float32) * a
+    out = small.clip(0, 255).astype(np.uint8)
+    edge = cv2.resize((mask == 1).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(edge, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), 1)
+    return out
+
+
+def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
+    ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def find_png(folder: Path, split: str, stem: str) -> Path | None:
+    """``<stem>.png`` in ``folder/split``, ``folder/labels/split``, ``folder/masks`` or ``folder``."""
+    for p in (
+        folder / split / f"{stem}.png",
+        folder / "labels" / split / f"{stem}.png",
+        folder / "masks" / f"{stem}.png",
+        folder / f"{stem}.png",
+    ):
+        if p.is_file():
+            return p
+    return None
+
+
+def taxonomy_near(folder: str | os.PathLike | None) -> Taxonomy | None:
+    """The taxonomy a fusion or prediction folder records: ``taxonomy.json`` in it or its parent,
+    or the ``taxonomy`` of ``predict.json`` (engine predict); None when there is none."""
+    if not folder:
+        return None
+    for base in (Path(folder), Path(folder).parent):
+        if (base / "taxonomy.json").is_file():
+            return Taxonomy.load(base / "taxonomy.json")
+        meta = base / "predict.json"
+        if meta.is_file():
+            data = json.loads(meta.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and isinstance(data.get("taxonomy"), dict):
+                return Taxonomy.from_dict(data["taxonomy"], source=str(meta))
+    return None

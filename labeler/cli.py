@@ -1,0 +1,85 @@
+"""``engine label`` and ``engine convert-sam``: the labeler's commands."""
+
+from __future__ import annotations
+
+import typer
+
+from engine.cli.common import EXIT_SOME_FAILED, stdout
+
+app = typer.Typer()
+
+
+@app.command("label")
+def label_cmd(
+    class_name: str = typer.Option(..., "--class", help="New class to label, e.g. Bicycle."),
+    data: str = typer.Option(..., "--data", help="Dataset root or dataset spec file."),
+    split: str = typer.Option("", help="Comma-separated splits (default: all the dataset has)."),
+    out: str = typer.Option("", help="Run directory (default runs/label/<class lower-case>)."),
+    prompt: list[str] = typer.Option([], help="Text prompt (repeatable, synonyms)."),
+    negative: list[str] = typer.Option(
+        [], help="Negative prompt whose boxes are dropped (repeatable)."
+    ),
+    spec: str = typer.Option(
+        "", "--spec", help="YAML class spec file (prompts, thresholds, negatives)."
+    ),
+    detector: str = typer.Option("", help="Grounding DINO hub id or local directory."),
+    segmenter: str = typer.Option(
+        "", help="SAM / SAM-HQ hub id, local directory or SAM .pth file."
+    ),
+    backend: str = typer.Option(
+        "grounded-sam",
+        help="Labeling backend: grounded-sam (real models) or simulated (SIMULATED pseudo labels "
+        "made from the dataset's true masks with Grounded-SAM-like errors, for demos; no model).",
+    ),
+    backend_option: list[str] = typer.Option(
+        [],
+        help="Backend option KEY=VALUE (repeatable). simulated: seed, miss_area, miss_max, "
+        "fill_radius, fill_holes, boundary_shift, false_positive_rate, min_area.",
+    ),
+    box_threshold: float = typer.Option(None, help="Box threshold (default 0.35)."),
+    text_threshold: float = typer.Option(None, help="Text threshold (default 0.25)."),
+    min_area: int = typer.Option(None, help="Minimum instance area in pixels (default 0)."),
+    max_instances: int = typer.Option(None, help="Maximum instances per image (default 100)."),
+    uncertain: str = typer.Option("0.15,0.25", help="Confidence band lo,hi that becomes 255."),
+    batch_size: int = typer.Option(4, min=1, help="Images per model batch."),
+    workers: int = typer.Option(2, min=1, help="Image decoding threads."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
+    precision: str = typer.Option("auto", help="auto | fp32 | fp16 | bf16."),
+    tiles: str = typer.Option("1x1", help="Detection tiles RxC in addition to the whole image."),
+    overlap: float = typer.Option(0.2, help="Tile overlap (fraction of a tile)."),
+    shard: str = typer.Option(
+        "", help="i/n: label every n-th image from i (default RANK/WORLD_SIZE)."
+    ),
+    force: bool = typer.Option(False, "--force", help="Relabel images already done."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Pseudo-label a new class over a dataset with Grounded-SAM, or simulated ones (resumable)."""
+    from labeler.cli_support import build_label_config, print_label_summary
+    from labeler.run import run_labeling
+
+    cfg = build_label_config(
+        class_name=class_name, data=data, split=split, out=out, prompt=prompt, negative=negative,
+        spec=spec, detector=detector, segmenter=segmenter, backend=backend,
+        box_threshold=box_threshold, text_threshold=text_threshold, min_area=min_area,
+        max_instances=max_instances, uncertain=uncertain, batch_size=batch_size, workers=workers,
+        device=device, precision=precision, tiles=tiles, overlap=overlap, shard=shard,
+        force=force, progress=progress, backend_option=backend_option,
+    )  # fmt: skip
+    summary = run_labeling(cfg)
+    print_label_summary(summary, cfg.backend)
+    if summary.interrupted:
+        raise typer.Exit(130)
+    if summary.failed:
+        raise typer.Exit(EXIT_SOME_FAILED)
+
+
+@app.command("convert-sam")
+def convert_sam_cmd(
+    checkpoint: str = typer.Argument(..., help="Original segment-anything .pth checkpoint."),
+    out_dir: str = typer.Argument(..., help="Directory to save the transformers SamModel in."),
+) -> None:
+    """Convert an original SAM checkpoint (sam_vit_b/l/h) to a transformers directory, once."""
+    from labeler.sam_convert import convert_sam_checkpoint
+
+    path = convert_sam_checkpoint(checkpoint, out_dir)
+    stdout.print(f"saved transformers SAM to {path}")

@@ -1,0 +1,63 @@
+"""``engine --help`` as a user reads it: commands grouped in workflow order, no ``<bool>`` noise,
+and every command module beside the package that owns its work."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from typer.testing import CliRunner
+
+import cli
+
+runner = CliRunner()
+
+
+def _help(*args: str) -> str:
+    res = runner.invoke(cli.app, [*args, "--help"], env={"COLUMNS": "120", "NO_COLOR": "1"})
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def test_help_lists_commands_in_workflow_order_under_their_stage():
+    text = _help()
+    panels = re.findall(r"╭─ ([A-Za-z ]+?) ─", text)
+    assert panels == ["Options", "Data", "Pseudo labels", "Annotated subsets", "Fusion", "Model",
+                      "Scores", "Demo"]  # fmt: skip
+    listed = re.findall(r"^│ ([a-z][a-z-]+) ", text, flags=re.MULTILINE)
+    expected = [n for _, names in cli.WORKFLOW for n in names]
+    assert listed == [n for n in expected if n in listed]  # workflow order
+    for name in ("synth", "info", "label", "convert-sam", "review", "annotate", "fuse", "models",
+                 "train", "predict", "evaluate", "compare", "report", "demo"):  # fmt: skip
+        assert name in listed
+
+
+@pytest.mark.parametrize(
+    "args", [(), ("fuse",), ("label",), ("train",), ("demo",), ("annotate",), ("annotate", "pick")]
+)
+def test_no_bool_metavar_beside_flags(args: tuple[str, ...]):
+    text = _help(*args)
+    assert "<bool>" not in text
+    assert "--help" in text
+
+
+def test_a_command_without_a_place_in_the_workflow_is_refused(monkeypatch):
+    import typer
+
+    stray = typer.Typer()
+    stray.command("frobnicate")(lambda: None)
+    monkeypatch.setattr(cli, "_AREAS", (*cli._AREAS, type("M", (), {"app": stray})))
+    with pytest.raises(RuntimeError, match="frobnicate"):
+        cli.build_app()
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path):
+    res = runner.invoke(cli.app, ["info", str(tmp_path / "missing"), "--no-progress"])
+    assert res.exit_code == 2
+    assert res.output.count("\n") == 1 and "error:" in res.output
+
+
+def test_top_level_cli_stays_small():
+    from pathlib import Path
+
+    assert len(Path(cli.__file__).read_text().splitlines()) < 200

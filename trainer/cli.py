@@ -1,0 +1,126 @@
+"""``engine models``, ``engine train`` and ``engine predict``: the model's commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from engine.cli.common import parse_size, stdout
+
+app = typer.Typer()
+
+
+@app.command("train")
+def train_cmd(
+    data: Path = typer.Option(
+        ..., "--data", help="Dataset root or spec (MaSS13K layout or fused)."
+    ),
+    preset: str = typer.Option(
+        None, "--preset", help="Model preset: massformer_r50 | massformer_lite_r18 | tiny."
+    ),
+    config: Path = typer.Option(None, "--config", help="Training config YAML (strict keys)."),
+    out: Path = typer.Option(None, "--out", help="Run directory (default runs/train/run)."),
+    iters: int = typer.Option(None, "--iters", min=1, help="Optimizer steps."),
+    batch_size: int = typer.Option(
+        None, "--batch-size", min=1, help="Images per step over all GPUs and accumulation."
+    ),
+    crop: int = typer.Option(None, "--crop", min=8, help="Square training crop side."),
+    device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    backbone_weights: str = typer.Option(
+        None, "--backbone-weights", help="auto | torchvision | PATH | none."
+    ),
+    resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt exactly."),
+    val_every: int = typer.Option(None, "--val-every", min=0, help="Validate every N steps."),
+    val_size: str = typer.Option(
+        None, "--val-size", help="Validation inference size WxH (default 4096x3072)."
+    ),
+    num_workers: int = typer.Option(None, "--workers", min=0, help="DataLoader workers per GPU."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Train MaSSFormer (jointly on fused labels, or on plain MaSS13K). Under torchrun: DDP."""
+    import os
+
+    from trainer.config import load_config
+    from trainer.train import train
+
+    cfg = load_config(
+        config,
+        data=str(data),
+        preset=preset,
+        out=None if out is None else str(out),
+        iters=iters,
+        batch_size=batch_size,
+        device=device,
+        backbone_weights=backbone_weights,
+        resume=resume or None,
+        val_every=val_every,
+        val_size=None if val_size is None else parse_size(val_size, "--val-size"),
+        num_workers=num_workers,
+        progress=progress,
+    )
+    if crop is not None:
+        cfg.augment.crop = crop
+    result = train(cfg)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
+        stdout.print(f"trained {result.step} steps; checkpoint {result.last_checkpoint}")
+        if result.val:
+            v = result.val[-1]
+            stdout.print(
+                f"val: mIoU {v['mIoU']:.2f}  mBIoU {v['mBIoU']:.2f}  mBF1 {v['mBF1']:.4f}"
+                if v["mIoU"] is not None
+                else "val: nothing to score"
+            )
+
+
+@app.command("predict")
+def predict_cmd(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint from engine train."),
+    images: Path = typer.Option(..., "--images", help="Folder of images to label."),
+    out: Path = typer.Option(..., "--out", help="Folder for label PNGs (original sizes)."),
+    size: str = typer.Option("4096x3072", "--size", help="Inference size WxH (aspect kept)."),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
+    sliding_window: bool = typer.Option(
+        False, "--sliding-window", help="Tiled inference for images too large for memory."
+    ),
+    color: bool = typer.Option(False, "--color", help="Also write colour previews to OUT/color."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo images already labelled."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Label every image of a folder with a trained model, at each image's original size."""
+    from trainer.predict import PredictConfig, predict_dir
+
+    cfg = PredictConfig(
+        checkpoint=str(checkpoint),
+        images=str(images),
+        out=str(out),
+        size=parse_size(size),
+        device=device,
+        sliding_window=sliding_window,
+        color=color,
+        overwrite=overwrite,
+        progress=progress,
+    )
+    result = predict_dir(cfg)
+    stdout.print(
+        f"wrote {len(result.written)} label maps to {result.out} in {result.seconds:.1f} s"
+        + (f" ({result.skipped} already there, skipped)" if result.skipped else "")
+    )
+
+
+@app.command("models")
+def models_cmd(
+    macs: str = typer.Option(
+        None, "--macs", help="Also count MACs of one forward pass at this input size WxH."
+    ),
+    num_classes: int = typer.Option(7, "--num-classes", min=1, help="K classes (MaSS13K: 7)."),
+) -> None:
+    """List the model presets with their parameter counts (and MACs at --macs WxH)."""
+    from trainer.models.summary import summarize_presets
+
+    size = parse_size(macs, "--macs") if macs else None
+    for row in summarize_presets(num_classes=num_classes, macs_size=size):
+        line = f"{row.name:<21} {row.params / 1e6:6.2f}M"
+        if row.macs is not None:
+            line += f"  {row.macs / 1e9:9.1f} GMACs @ {size[0]}x{size[1]}"
+        stdout.print(line, highlight=False)
