@@ -187,3 +187,25 @@ def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path):
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["taxonomy"]["classes"][7]["name"] == "Bicycle"
     assert ckpt["model_config"]["num_classes"] == 8
+
+
+def test_cli_new_classes_without_sources_exit_2_unless_all_precise(synth, tmp_path):
+    import shutil
+
+    from annotations.taxonomy import MASS13K
+
+    data = tmp_path / "data"
+    shutil.copytree(synth / "images", data / "images")
+    shutil.copytree(synth / "annotations", data / "annotations")
+    MASS13K.with_new_class("Bicycle").save(data / "taxonomy.json")
+    (data / "dataset.yaml").write_text("taxonomy: taxonomy.json\n")
+    args = ["train", "--data", str(data), "--preset", "tiny", "--iters", "1", "--crop", "64"]
+    args += ["--batch-size", "2", "--device", "cpu", "--workers", "0", "--val-every", "0"]
+    args += ["--val-size", "128x96", "--no-progress", "--pseudo-form", "flat"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2, res.output
+    assert "sources/train: no source maps" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--all-precise"])
+    assert res.exit_code == 0, res.output
+    saved = (tmp_path / "b" / "config.yaml").read_text()
+    assert "all_precise: true" in saved and "pseudo_form: flat" in saved
