@@ -39,7 +39,10 @@ def train_cmd(
         None, "--workers", min=0, help="DataLoader workers per rank (default min(4, cores - 1))."
     ),
     threads: int = typer.Option(
-        None, "--threads", min=1, help="Torch CPU threads (default on CPU: cores - workers)."
+        None,
+        "--threads",
+        min=1,
+        help="Torch CPU threads (default on CPU: cores - max(1, workers)).",
     ),
     pseudo_form: str = typer.Option(
         None,

@@ -43,9 +43,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     seed: int = 0  # seeds model init, the data stream and the loss's point sampling
     num_workers: int = -1  # DataLoader worker processes per rank; -1: min(4, CPU cores - 1)
-    threads: int = (
-        0  # torch CPU threads while training; 0: on CPU, cores - workers (>= 1), else unchanged
-    )
+    threads: int = 0  # torch CPU threads while training; 0: on CPU, cores - max(1, workers) (>= 1)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # data augmentation
     loss: LossConfig = field(default_factory=LossConfig)  # loss weights, sampling, label decoupling
     val_every: int = 5000  # validate every N steps and at the end; 0: only at the end
@@ -151,15 +149,16 @@ def resolve_workers(num_workers: int) -> int:
 
 
 def resolve_threads(threads: int, workers: int, device_type: str) -> int | None:
-    """Torch intra-op threads for training: ``threads`` when > 0; on CPU ``cores - workers``
-    (at least 1), so the compute threads and the loader processes do not compete for cores
-    (torch's OpenMP threads spin at barriers: with one core taken by another process, 2 threads
-    on 2 cores ran a tiny-model step about 10x slower than 1 thread); None: leave torch's."""
+    """Torch intra-op threads for training: ``threads`` when > 0; on CPU ``cores - max(1,
+    workers)`` (at least 1), so the compute threads, the loader processes and one core's worth of
+    anything else do not compete (torch's OpenMP threads spin at barriers: with one core taken
+    by another process, 2 threads on 2 cores ran a tiny-model step 5-10x slower than 1 thread);
+    None: leave torch's."""
     if threads > 0:
         return threads
     if device_type != "cpu":
         return None
-    return max(1, cpu_cores() - workers)
+    return max(1, cpu_cores() - max(1, workers))
 
 
 def lr_factor(step: int, iters: int, warmup_iters: int = 0, min_lr_ratio: float = 0.0) -> float:

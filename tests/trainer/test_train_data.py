@@ -187,3 +187,15 @@ def test_class_aware_crops_keep_the_class_share_rule():
 def test_class_crop_prob_is_validated():
     with pytest.raises(ValueError, match="class_crop_prob"):
         AugmentConfig(class_crop_prob=1.5)
+
+
+def test_workers_and_threads_are_sized_to_the_cores(monkeypatch):
+    import trainer.config as tc
+
+    monkeypatch.setattr(tc, "cpu_cores", lambda: 2)
+    assert tc.resolve_workers(-1) == 1 and tc.resolve_workers(3) == 3
+    # one thread on a 2-core box whatever the workers: no OpenMP barrier waits on a busy core
+    assert [tc.resolve_threads(0, w, "cpu") for w in (0, 1, 4)] == [1, 1, 1]
+    assert tc.resolve_threads(2, 1, "cpu") == 2 and tc.resolve_threads(0, 1, "cuda") is None
+    monkeypatch.setattr(tc, "cpu_cores", lambda: 16)
+    assert tc.resolve_workers(-1) == 4 and tc.resolve_threads(0, 4, "cpu") == 12
