@@ -57,6 +57,9 @@ class DemoConfig:
     )
     grad_clip: float = 1.0  # gradient-norm clip for this short run
     num_points: int = 2048  # points sampled per mask (12,544 is for 1024 crops)
+    pseudo_form: str = "origin"  # label decoupling: origin | reversed | flat | precise
+    class_crop_prob: float = 0.5  # share of crops centred on a new-class pixel
+    threads: int = 0  # torch CPU threads for training and prediction; 0: CPU cores - 1 (>= 1)
     detector: str = ""  # Grounding DINO id or directory: real labeling instead of simulated
     segmenter: str = ""  # SAM / SAM-HQ id, directory or .pth: real labeling instead of simulated
     device: str = "auto"  # auto | cpu | cuda
@@ -95,9 +98,6 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     from engine.synth import SynthConfig, generate
     from labeler.config import ClassSpec, LabelConfig
     from labeler.run import run_labeling
-    from trainer.config import TrainConfig
-    from trainer.data import AugmentConfig
-    from trainer.losses import LossConfig
     from trainer.predict import PredictConfig, predict_dir
     from trainer.train import train
 
@@ -178,31 +178,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     result.paths["fused"] = fused
 
     train_out = out / "train"
-    train_cfg = TrainConfig(
-        data=str(fused),
-        out=str(train_out),
-        preset="tiny",
-        backbone_weights="none",
-        iters=cfg.iters,
-        batch_size=cfg.batch_size,
-        lr=cfg.lr,
-        grad_clip=cfg.grad_clip,
-        loss=LossConfig(num_points=cfg.num_points),
-        warmup_iters=min(50, cfg.iters - 1),
-        val_split="val" if cfg.val else None,
-        val_every=0,
-        val_size=cfg.size,
-        checkpoint_every=max(50, cfg.iters // 10),
-        keep_every=0,
-        device=cfg.device,
-        seed=cfg.seed,
-        num_workers=1,
-        augment=AugmentConfig(
-            crop=cfg.crop, short_side_range=(min(cfg.size) * 3 // 4, min(cfg.size) * 5 // 4)
-        ),
-        progress=cfg.progress,
-        resume=(train_out / "last.pt").exists(),
-    )
+    train_cfg = demo_train_config(cfg, fused, train_out)
     stage(
         f"train MaSSFormer tiny jointly on fused labels ({cfg.iters} steps)",
         lambda: train(train_cfg),
@@ -212,7 +188,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     pred = out / "predict" / "test"
     stage(
         "predict the test split",
-        lambda: predict_dir(
+        lambda: _with_threads(train_cfg.threads, predict_dir)(
             PredictConfig(
                 checkpoint=str(train_out / "last.pt"),
                 images=str(data / "images" / "test"),
@@ -262,6 +238,71 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     summary = write_summary(cfg, result)
     result.paths["summary"] = summary
     return result
+
+
+def demo_threads(cfg: DemoConfig) -> int:
+    """Torch CPU threads of the demo's training and prediction: ``cfg.threads`` or cores - 1.
+
+    On the 2-core machine that is 1: the training's DataLoader worker takes the other core, and
+    torch's OpenMP threads collapse when a core is taken (docs/trainer.md, CPU efficiency)."""
+    from trainer.config import cpu_cores
+
+    return cfg.threads if cfg.threads > 0 else max(1, cpu_cores() - 1)
+
+
+def demo_train_config(cfg: DemoConfig, fused: Path, train_out: Path) -> Any:
+    """The demo's :class:`trainer.config.TrainConfig`: the ``tiny`` MaSSFormer on the fused
+    labels, with the schedule, crop and sampling sized for a 2-core CPU."""
+    from trainer.config import TrainConfig
+    from trainer.data import AugmentConfig
+    from trainer.losses import DecouplingConfig, LossConfig
+
+    return TrainConfig(
+        data=str(fused),
+        out=str(train_out),
+        preset="tiny",
+        backbone_weights="none",
+        iters=cfg.iters,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        grad_clip=cfg.grad_clip,
+        loss=LossConfig(
+            num_points=cfg.num_points, decoupling=DecouplingConfig(pseudo_form=cfg.pseudo_form)
+        ),
+        warmup_iters=min(50, cfg.iters - 1),
+        val_split="val" if cfg.val else None,
+        val_every=0,
+        val_size=cfg.size,
+        checkpoint_every=max(50, cfg.iters // 10),
+        keep_every=0,
+        device=cfg.device,
+        seed=cfg.seed,
+        num_workers=1,
+        threads=demo_threads(cfg),
+        augment=AugmentConfig(
+            crop=cfg.crop,
+            short_side_range=(min(cfg.size) * 3 // 4, min(cfg.size) * 5 // 4),
+            class_crop_prob=cfg.class_crop_prob,
+        ),
+        progress=cfg.progress,
+        resume=(train_out / "last.pt").exists(),
+    )
+
+
+def _with_threads(threads: int, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run with torch's CPU thread count set to ``threads`` (restored afterwards)."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        before = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return run
 
 
 def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:

@@ -40,7 +40,35 @@ def train_cmd(
     val_size: str = typer.Option(
         None, "--val-size", help="Validation inference size WxH (default 4096x3072)."
     ),
-    num_workers: int = typer.Option(None, "--workers", min=0, help="DataLoader workers per GPU."),
+    num_workers: int = typer.Option(
+        None, "--workers", min=0, help="DataLoader workers per rank (default min(4, cores - 1))."
+    ),
+    threads: int = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Torch CPU threads (default on CPU: cores - max(1, workers)).",
+    ),
+    pseudo_form: str = typer.Option(
+        None,
+        "--pseudo-form",
+        help="Pseudo-pixel weighting: origin (default) | reversed | flat | precise.",
+    ),
+    class_crop_prob: float = typer.Option(
+        None,
+        "--class-crop-prob",
+        min=0.0,
+        max=1.0,
+        help="Share of crops centred on a new-class pixel (default 0.5).",
+    ),
+    all_precise: bool = typer.Option(
+        False, "--all-precise", help="Read no source maps: train every pixel as precise."
+    ),
+    val_subset: list[Path] = typer.Option(
+        None,
+        "--val-subset",
+        help="Annotated subset dir (engine annotate) scoring its new class; repeatable.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Train MaSSFormer (jointly on fused labels, or on plain MaSS13K). Under torchrun: DDP."""
@@ -63,10 +91,20 @@ def train_cmd(
         val_every=val_every,
         val_size=None if val_size is None else parse_size(val_size, "--val-size"),
         num_workers=num_workers,
+        threads=threads,
+        all_precise=all_precise or None,
+        val_subsets=[str(p) for p in val_subset] if val_subset else None,
         progress=progress,
     )
     if crop is not None:
         cfg.augment.crop = crop
+    if class_crop_prob is not None:
+        cfg.augment.class_crop_prob = class_crop_prob
+    if pseudo_form is not None:
+        from trainer.losses import DecouplingConfig
+
+        d = cfg.loss.decoupling
+        cfg.loss.decoupling = DecouplingConfig(**{**d.__dict__, "pseudo_form": pseudo_form})
 
     def show_init(report) -> None:
         for line in report.summary():
@@ -77,11 +115,30 @@ def train_cmd(
         stdout.print(f"trained {result.step} steps; checkpoint {result.last_checkpoint}")
         if result.val:
             v = result.val[-1]
+            _print_val(v)
+
+
+def _print_val(v: dict) -> None:
+    """The last validation: the split's means (new classes marked as scored against their pseudo
+    labels on a fused dataset), then each annotated subset's class."""
+    if v.get("mIoU") is None:
+        stdout.print("val: nothing to score")
+    else:
+        stdout.print(f"val: mIoU {v['mIoU']:.2f}  mBIoU {v['mBIoU']:.2f}  mBF1 {v['mBF1']:.4f}")
+    for c in v.get("classes", []):
+        if c.get("vs") and c.get("iou") is not None:
             stdout.print(
-                f"val: mIoU {v['mIoU']:.2f}  mBIoU {v['mBIoU']:.2f}  mBF1 {v['mBF1']:.4f}"
-                if v["mIoU"] is not None
-                else "val: nothing to score"
+                f"  {c['name']} vs {c['vs']}: IoU {c['iou']:.2f}  BIoU {c['biou'] or 0:.2f}  "
+                f"BF1 {c['bf1'] or 0:.4f} (agreement with the labeler, not quality)"
             )
+    for sub in v.get("subsets", []):
+        if sub.get("iou") is None:
+            stdout.print(f"  {sub['class']} vs annotated subset: nothing to score")
+            continue
+        stdout.print(
+            f"  {sub['class']} vs annotated subset ({sub['images']} images): "
+            f"IoU {sub['iou']:.2f}  BIoU {sub['biou'] or 0:.2f}  BF1 {sub['bf1'] or 0:.4f}"
+        )
 
 
 @app.command("predict")

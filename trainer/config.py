@@ -26,6 +26,7 @@ class TrainConfig:
     backbone_weights: str = "auto"  # "auto" (torchvision for ResNet presets, none for tiny and with init) | "torchvision" | PATH | "none"
     init: str | None = None  # start from this checkpoint (ours/converted); see trainer.init
     train_split: str = "train"  # split trained on
+    all_precise: bool = False  # read no source maps: every pixel trains as precise (a dataset with new classes must otherwise have sources/<split>/)
     val_split: str | None = "val"  # split validated on; None or "" disables validation
     iters: int = 80000  # optimizer steps in the whole run
     batch_size: int = 16  # images per optimizer step over all ranks and accumulation steps (published: 4 GPUs x 4)
@@ -42,7 +43,8 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: cuda:LOCAL_RANK)
     seed: int = 0  # seeds model init, the data stream and the loss's point sampling
-    num_workers: int = 4  # DataLoader worker processes per rank
+    num_workers: int = -1  # DataLoader worker processes per rank; -1: min(4, CPU cores - 1)
+    threads: int = 0  # torch CPU threads while training; 0: on CPU, cores - max(1, workers) (>= 1)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # data augmentation
     loss: LossConfig = field(default_factory=LossConfig)  # loss weights, sampling, label decoupling
     val_every: int = 5000  # validate every N steps and at the end; 0: only at the end
@@ -52,6 +54,9 @@ class TrainConfig:
     )  # validation inference size (W, H), aspect kept; None: original size
     val_sliding_window: bool = False  # validate with sliding-window inference
     val_max_images: int = 0  # validate on the first N images only; 0: all
+    val_subsets: list[str] = field(
+        default_factory=list
+    )  # annotated subset dirs (engine annotate): their new class scored against the annotations
     checkpoint_every: int = 1000  # refresh last.pt every N steps (and at the end)
     keep_every: int = 10000  # also keep step_NNNNNNN.pt every N steps; 0: never
     log_every: int = 20  # write a metrics.jsonl line every N steps
@@ -128,6 +133,33 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> Trai
         where = "config"
     data.update({k: v for k, v in overrides.items() if v is not None})
     return from_dict(TrainConfig, data, where)
+
+
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no sched_getaffinity outside Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_workers(num_workers: int) -> int:
+    """DataLoader workers: ``num_workers`` when >= 0, else ``min(4, cores - 1)`` (1 on a 2-core
+    machine, where 4 workers oversubscribe the CPU and torch's DataLoader warns)."""
+    return num_workers if num_workers >= 0 else min(4, cpu_cores() - 1)
+
+
+def resolve_threads(threads: int, workers: int, device_type: str) -> int | None:
+    """Torch intra-op threads for training: ``threads`` when > 0; on CPU ``cores - max(1,
+    workers)`` (at least 1), so the compute threads, the loader processes and one core's worth of
+    anything else do not compete (torch's OpenMP threads spin at barriers: with one core taken
+    by another process, 2 threads on 2 cores ran a tiny-model step 5-10x slower than 1 thread);
+    None: leave torch's."""
+    if threads > 0:
+        return threads
+    if device_type != "cpu":
+        return None
+    return max(1, cpu_cores() - max(1, workers))
 
 
 def lr_factor(step: int, iters: int, warmup_iters: int = 0, min_lr_ratio: float = 0.0) -> float:

@@ -2,10 +2,12 @@
 
 A fused dataset (``engine fuse``) is a folder with ``dataset.yaml`` + ``taxonomy.json`` and a
 source map per image at ``<root>/sources/<split>/<stem>.png`` (0 precise, 1 pseudo, 2 set to
-ignore by fusion). Without a ``sources/<split>`` folder every pixel counts as precise.
+ignore by fusion). A dataset whose taxonomy has new classes must have them (or be trained with
+``all_precise``); a plain MaSS13K-layout dataset needs none: every pixel counts as precise.
 
 Augmentation (DESIGN section 4, mmsegmentation order): random short-side resize, random crop with
-a maximum one-class share, horizontal flip, photometric distortion.
+a maximum one-class share (optionally centred on a new class's pixel), horizontal flip,
+photometric distortion.
 
 Determinism: :class:`StreamSampler` yields ``(index, (seed, epoch, position))`` keys; every random
 draw of a sample's augmentation comes from ``numpy.random.default_rng(key)``. A sample therefore
@@ -41,6 +43,11 @@ class AugmentConfig:
     max_long_side: int | None = None  # cap on the resized long side; None: 8 x crop = 8192 at 1024
     cat_max_ratio: float = 0.75  # a crop is retried while one class covers more than this share
     crop_tries: int = 10  # retries for the class-share rule (the last try is kept)
+    # probability that a crop is centred on a random pixel of a new class (one of the focus
+    # classes present, each equally likely) instead of placed uniformly; rare classes then fill
+    # enough of the crops to be learnt (bicycles are 2-3% of the demo's pixels)
+    class_crop_prob: float = 0.5
+    focus_classes: list[int] | None = None  # ids; None: the taxonomy's new classes (with a parent)
     flip: float = 0.5  # probability of a horizontal flip
     photometric: bool = True  # brightness / contrast / saturation / hue jitter (mmseg's)
 
@@ -54,6 +61,8 @@ class AugmentConfig:
                 )
         if self.crop < 8:
             raise ValueError(f"crop must be >= 8 pixels, got {self.crop}")
+        if not 0.0 <= self.class_crop_prob <= 1.0:
+            raise ValueError(f"class_crop_prob must be in 0..1, got {self.class_crop_prob}")
 
     def short_range(self) -> tuple[int, int]:
         if self.short_side_range is not None:
@@ -94,15 +103,34 @@ def crop_box(
     rng: np.random.Generator,
     cat_max_ratio: float = 0.75,
     tries: int = 10,
+    focus: tuple[int, ...] = (),
+    focus_prob: float = 0.0,
 ) -> tuple[int, int]:
     """Top-left ``(y, x)`` of a ``crop``-square crop of an ``(H, W)`` label (H, W >= crop) in which
     no class covers more than ``cat_max_ratio`` of the labelled pixels, if one is found within
-    ``tries`` draws (mmseg's rule: at least two classes and max share < ratio); else the last draw."""
+    ``tries`` draws (mmseg's rule: at least two classes and max share < ratio); else the last draw.
+
+    With probability ``focus_prob`` (one draw per call, only when ``focus`` ids are given and one
+    of them is in the label), every draw centres the crop on a random pixel of a focus class
+    (the class picked uniformly among those present, then the pixel), shifted to stay inside
+    the label; the class-share rule applies as before."""
     h, w = label.shape
+    pixels: list[tuple[np.ndarray, np.ndarray]] = []
+    if focus and focus_prob > 0 and rng.random() < focus_prob:
+        present = np.isin(label, np.asarray(focus, dtype=label.dtype))
+        if present.any():
+            for c in np.unique(label[present]):
+                pixels.append(np.nonzero(label == c))
     y = x = 0
     for _ in range(max(1, tries)):
-        y = int(rng.integers(0, h - crop + 1))
-        x = int(rng.integers(0, w - crop + 1))
+        if pixels:
+            ys, xs = pixels[int(rng.integers(len(pixels)))]
+            i = int(rng.integers(len(ys)))
+            y = min(max(int(ys[i]) - crop // 2, 0), h - crop)
+            x = min(max(int(xs[i]) - crop // 2, 0), w - crop)
+        else:
+            y = int(rng.integers(0, h - crop + 1))
+            x = int(rng.integers(0, w - crop + 1))
         if cat_max_ratio >= 1.0:
             break
         counts = np.bincount(label[y : y + crop, x : x + crop].ravel(), minlength=256)[:IGNORE]
@@ -143,10 +171,12 @@ def augment(
     source: np.ndarray,
     cfg: AugmentConfig,
     rng: np.random.Generator,
+    focus: tuple[int, ...] = (),
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Resize, pad (image 0, label 255), crop, flip, distort.
 
-    Args: ``image (H, W, 3) uint8 RGB``, ``label (H, W) uint8`` ids/255, ``source (H, W) uint8``.
+    Args: ``image (H, W, 3) uint8 RGB``, ``label (H, W) uint8`` ids/255, ``source (H, W) uint8``;
+    ``focus``: class ids a crop is centred on with probability ``cfg.class_crop_prob``.
     Returns the three arrays at ``crop x crop``.
     """
     image, label, source = random_resize(image, label, source, cfg, rng)
@@ -156,7 +186,9 @@ def augment(
         image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
         label = np.pad(label, ((0, ph), (0, pw)), constant_values=IGNORE)
         source = np.pad(source, ((0, ph), (0, pw)))
-    y, x = crop_box(label, cfg.crop, rng, cfg.cat_max_ratio, cfg.crop_tries)
+    y, x = crop_box(
+        label, cfg.crop, rng, cfg.cat_max_ratio, cfg.crop_tries, focus, cfg.class_crop_prob
+    )
     sl = (slice(y, y + cfg.crop), slice(x, x + cfg.crop))
     image, label, source = image[sl], label[sl], source[sl]
     if rng.random() < cfg.flip:
@@ -177,8 +209,15 @@ class TrainSet(Dataset):
     ``source (S, S) int64``."""
 
     def __init__(
-        self, data: str | Path | DatasetSpec | SegDataset, split: str, cfg: AugmentConfig
+        self,
+        data: str | Path | DatasetSpec | SegDataset,
+        split: str,
+        cfg: AugmentConfig,
+        all_precise: bool = False,
     ) -> None:
+        """``all_precise``: read no source maps, every pixel counts as precise. Without it, a
+        dataset whose taxonomy has new classes (a parent set) must have ``sources/<split>/``
+        (``ValueError`` naming the folder): its pseudo pixels would silently train as precise."""
         if isinstance(data, SegDataset):
             self.data = data
         else:
@@ -186,7 +225,16 @@ class TrainSet(Dataset):
             self.data = SegDataset(spec, split)
         self.cfg = cfg
         self.sources = source_dir(self.data)
-        self.has_sources = self.sources.is_dir()
+        self.has_sources = not all_precise and self.sources.is_dir()
+        new = [c for c in self.data.taxonomy if c.parent is not None]
+        if new and not all_precise and not self.has_sources:
+            raise ValueError(
+                f"{self.sources}: no source maps, but the taxonomy has new classes "
+                f"({', '.join(c.name for c in new)}); fuse with `engine fuse`, or pass "
+                "--all-precise (all_precise: true) to train every pixel as precise"
+            )
+        focus = cfg.focus_classes if cfg.focus_classes is not None else [c.id for c in new]
+        self.focus: tuple[int, ...] = tuple(int(c) for c in focus)
         if len(self.data) == 0:
             raise ValueError(f"{self.data.spec.image_dir(split)}: split {split!r} has no images")
 
@@ -220,7 +268,7 @@ class TrainSet(Dataset):
     def __getitem__(self, key: tuple[int, tuple[int, ...]]) -> dict[str, torch.Tensor]:
         index, seed_key = key
         rng = np.random.default_rng(list(seed_key))
-        image, label, source = augment(*self.load(index), self.cfg, rng)
+        image, label, source = augment(*self.load(index), self.cfg, rng, self.focus)
         return {
             "image": torch.from_numpy(image).permute(2, 0, 1).float(),
             "label": torch.from_numpy(label).long(),

@@ -35,9 +35,10 @@ from engine.datasets import SegDataset, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from trainer.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from trainer.config import TrainConfig, lr_factor
+from trainer.config import TrainConfig, lr_factor, resolve_threads, resolve_workers
 from trainer.data import TrainSet, make_loader
 from trainer.losses import SetCriterion, build_targets
+from trainer.validate import load_subset
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,7 +47,8 @@ if TYPE_CHECKING:
 
 # Fields that may differ between a run and its resume (they do not change what is computed).
 RESUMABLE_CHANGES = {
-    "iters", "out", "data", "resume", "progress", "num_workers", "device", "val_every",
+    "iters", "out", "data", "resume", "progress", "num_workers", "threads", "device", "val_every",
+    "val_subsets",
     "val_max_images", "checkpoint_every", "keep_every", "log_every", "max_steps_this_run",
 }  # fmt: skip
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
@@ -184,6 +186,24 @@ def train(
     model: nn.Module | None = None,
     on_init: Callable[[InitReport], None] | None = None,
 ) -> TrainResult:
+    """Train (or resume) one run as configured; see :func:`_train`. Torch's CPU thread count is
+    set for the run (:func:`trainer.config.resolve_threads`) and restored afterwards."""
+    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    threads = resolve_threads(cfg.threads, resolve_workers(cfg.num_workers), device.type)
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _train(cfg, model, on_init)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(
+    cfg: TrainConfig,
+    model: nn.Module | None = None,
+    on_init: Callable[[InitReport], None] | None = None,
+) -> TrainResult:
     """Train (or resume) one run as configured. ``model``: an already built model (tests);
     by default ``create_model(cfg.preset, K)`` with the configured backbone weights.
     ``cfg.init``: a fresh run starts from that checkpoint's weights (:mod:`trainer.init`);
@@ -221,7 +241,7 @@ def train(
             f"pixel decoder has BatchNorms on globally pooled features)"
         )
 
-    dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment)
+    dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
     taxonomy = dataset.taxonomy
     k = taxonomy.num_classes
     torch.manual_seed(cfg.seed)
@@ -249,6 +269,8 @@ def train(
         if dec.pseudo_classes is not None
         else (c.id for c in taxonomy if c.parent is not None)
     )
+    # the origin form's drawn edges: a new class against the class it was carved out of
+    parents = {c.id: (c.parent,) for c in taxonomy if c.parent is not None and c.id in pseudo}
     criterion = SetCriterion(k, cfg.loss)
     optimizer = torch.optim.AdamW(
         param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
@@ -265,9 +287,18 @@ def train(
             find_unused_parameters=cfg.ddp_find_unused,
         )
     loader = make_loader(
-        dataset, micro, cfg.seed, cfg.num_workers, rank, world, start * micro * cfg.accum_steps
+        dataset,
+        micro,
+        cfg.seed,
+        resolve_workers(cfg.num_workers),
+        rank,
+        world,
+        start * micro * cfg.accum_steps,
     )
     val_data = SegDataset(load_spec(cfg.data), cfg.val_split) if cfg.val_split else None
+    # annotated subsets of new classes, resolved now so a bad path fails before training
+    subset_data = val_data or dataset.data
+    subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]
     amp = cfg.amp and device.type == "cuda"
     result = TrainResult(out=out, step=start)
     writer = None
@@ -306,20 +337,31 @@ def train(
         }
 
     def validate(step: int) -> None:
-        if val_data is None:
+        if val_data is None and not subsets:
             return
-        from trainer.validate import evaluate
+        from trainer.validate import evaluate, evaluate_subset, label_new_classes
 
-        res = evaluate(
-            model,
-            val_data,
-            cfg.val_size,
-            device,
-            amp,
-            cfg.val_sliding_window,
-            cfg.val_max_images,
-            distributed=world > 1,
-        )
+        res: dict[str, Any] | None = {}
+        if val_data is not None:
+            res = evaluate(
+                model,
+                val_data,
+                cfg.val_size,
+                device,
+                amp,
+                cfg.val_sliding_window,
+                cfg.val_max_images,
+                distributed=world > 1,
+            )
+            if res is not None:
+                label_new_classes(res, taxonomy)
+        if is_main and res is not None and subsets:
+            res["subsets"] = [
+                evaluate_subset(
+                    model, t, subset_data, cfg.val_size, device, amp, cfg.val_sliding_window
+                )
+                for t in subsets
+            ]
         if is_main and res is not None:
             result.val.append({"step": step, **res})
             append_line(out / "metrics.jsonl", json.dumps({"step": step, "val": res}))
@@ -343,7 +385,17 @@ def train(
         )
         for step in range(start, stop):
             total_t, terms, grad_norm = _forward_backward(
-                net, criterion, data_iter, optimizer, params, cfg, device, amp, world, pseudo
+                net,
+                criterion,
+                data_iter,
+                optimizer,
+                params,
+                cfg,
+                device,
+                amp,
+                world,
+                pseudo,
+                parents,
             )
             if not _all_finite(torch.stack([total_t, grad_norm]), world):
                 bad = {n: v for n, v in terms.items() if not np.isfinite(v)}
@@ -405,6 +457,7 @@ def _forward_backward(
     amp: bool,
     world: int,
     pseudo: frozenset[int],
+    parents: dict[int, tuple[int, ...]] | None = None,
 ) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
     """One optimizer step's gradients over ``accum_steps`` micro-batches, clipped.
 
@@ -422,7 +475,10 @@ def _forward_backward(
         images = batch["image"].to(device, non_blocking=True)
         labels = batch["label"].to(device, non_blocking=True)
         sources = batch["source"].to(device, non_blocking=True)
-        targets = [build_targets(labels[i], sources[i], k, dec, pseudo) for i in range(len(images))]
+        targets = [
+            build_targets(labels[i], sources[i], k, dec, pseudo, parents)
+            for i in range(len(images))
+        ]
         # DDP all-reduces gradients only on the last micro-batch
         sync = world == 1 or m == cfg.accum_steps - 1
         with contextlib.nullcontext() if sync else net.no_sync():

@@ -1,5 +1,9 @@
 """Validation during training: whole-image inference on a split, scored with the engine's metrics.
 
+On a fused dataset the new classes' ground truth is their pseudo labels: their scores are marked
+``"vs": "pseudo labels"`` (:func:`label_new_classes`); annotated subsets (``val_subsets``) score
+them against manual annotations (:func:`evaluate_subset`).
+
 Under DDP every rank predicts its own share of the images (``samples[rank::world]``) and the
 per-image counts are gathered on rank 0, so validation is ``world`` times faster and no rank
 idles at a barrier long enough to hit the process group's timeout.
@@ -7,6 +11,9 @@ idles at a barrier long enough to hit the process group's timeout.
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,3 +85,108 @@ def evaluate(
     result = evaluator.compute().to_json(data.taxonomy.names)
     result.pop("counts", None)
     return result
+
+
+PSEUDO_VS = "pseudo labels"  # what a fused dataset's new classes are validated against
+
+
+def label_new_classes(result: dict[str, Any], taxonomy: Any) -> dict[str, Any]:
+    """Mark the new classes' entries of an :func:`evaluate` result: on a fused dataset their
+    ground truth is their own pseudo labels, so ``"vs": "pseudo labels"`` says the score is
+    agreement with the labeler, not quality (``--val-subset`` scores them against annotations).
+    Adds ``new_classes_vs`` at the top level when the taxonomy has new classes."""
+    new = {c.id for c in taxonomy if c.parent is not None}
+    if not new:
+        return result
+    for entry in result.get("classes", []):
+        if entry.get("id") in new:
+            entry["vs"] = PSEUDO_VS
+    result["new_classes_vs"] = PSEUDO_VS
+    return result
+
+
+@dataclass(frozen=True)
+class SubsetTarget:
+    """An annotated subset of one new class, resolved against a dataset (:func:`load_subset`)."""
+
+    path: Path  # the subset directory
+    class_name: str
+    class_id: int  # the class's id in the dataset's taxonomy (the model's output)
+    samples: tuple[Any, ...]  # engine.datasets.Sample of each annotated image
+    masks: tuple[Path, ...]  # the subset's mask file of each sample
+
+
+def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
+    """Resolve an annotated subset (``annotations.subset``) against ``data``'s taxonomy and its
+    images of the subset's split. ``ValueError``/``FileNotFoundError`` name the subset and the
+    problem: unknown class, or an annotated image missing from the dataset."""
+    from annotations.subset import read_subset
+
+    sub = read_subset(path)
+    taxonomy = data.taxonomy
+    if sub.class_name not in taxonomy:
+        raise ValueError(
+            f"{sub.root}: class {sub.class_name!r} is not in the dataset's taxonomy "
+            f"({', '.join(c.name for c in taxonomy)})"
+        )
+    # only the images are needed: the split may have no labels (a fused dataset's test split)
+    split = SegDataset(dataclasses.replace(data.spec, labels=None), sub.split)
+    by_stem = {s.stem: s for s in split.samples}
+    missing = [s for s in sub.stems if s not in by_stem]
+    if missing:
+        raise FileNotFoundError(
+            f"{sub.root}: {len(missing)} annotated images are not in split {sub.split!r} of "
+            f"{data.spec.root} (first: {missing[0]})"
+        )
+    return SubsetTarget(
+        path=Path(sub.root),
+        class_name=taxonomy.get(sub.class_name).name,
+        class_id=taxonomy.id_of(sub.class_name),
+        samples=tuple(by_stem[s] for s in sub.stems),
+        masks=tuple(sub.mask_path(s) for s in sub.stems),
+    )
+
+
+@torch.no_grad()
+def evaluate_subset(
+    model: torch.nn.Module,
+    target: SubsetTarget,
+    data: SegDataset,
+    size: tuple[int, int] | None = (4096, 3072),
+    device: str | torch.device = "cpu",
+    amp: bool = True,
+    sliding_window: bool = False,
+) -> dict[str, Any]:
+    """IoU / BIoU (x100) and BF1 of the model's class ``target.class_id`` against the subset's
+    annotated masks (1 = the class, 0 = not, 255 = unannotated), as the Table-4 report scores it
+    (``engine.metrics.ClassScorer``)."""
+    from annotations.labelmap import read_label
+    from engine.metrics.binary import ClassScorer
+    from trainer.inference import predict_label
+
+    was_training = model.training
+    model.eval()
+    scorer = ClassScorer(class_id=1, pred_class_id=target.class_id)
+    try:
+        for sample, mask_path in zip(target.samples, target.masks, strict=True):
+            image = data.load_image(sample)
+            mask = read_label(mask_path)
+            if mask.shape != image.shape[:2]:
+                raise ValueError(
+                    f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image "
+                    f"{sample.image_path} is {image.shape[1]}x{image.shape[0]}"
+                )
+            pred = predict_label(
+                model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
+            )
+            scorer.update(pred, mask)
+    finally:
+        model.train(was_training)
+    scores = scorer.compute().to_json()
+    scores.pop("counts", None)
+    return {
+        "class": target.class_name,
+        "vs": "annotated subset",
+        "subset": str(target.path),
+        **scores,
+    }

@@ -31,6 +31,13 @@ def demo_cmd(
     ),
     segmenter: str = typer.Option("", help="SAM id, directory or .pth (with --detector)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    pseudo_form: str = typer.Option(
+        "origin", help="Pseudo-pixel weighting: origin | reversed | flat | precise."
+    ),
+    class_crop_prob: float = typer.Option(
+        0.5, min=0.0, max=1.0, help="Share of training crops centred on a new-class pixel."
+    ),
+    threads: int = typer.Option(0, min=0, help="Torch CPU threads; 0: CPU cores - 1."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """The whole loop on built-in synthetic data: synth -> label (SIMULATED Grounded-SAM unless
@@ -51,6 +58,9 @@ def demo_cmd(
         detector=detector,
         segmenter=segmenter,
         device=device,
+        pseudo_form=pseudo_form,
+        class_crop_prob=class_crop_prob,
+        threads=threads,
         progress=progress,
     )
     if cfg.simulated:

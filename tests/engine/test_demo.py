@@ -63,3 +63,19 @@ def test_full_demo_joint_training_beats_pseudo_labels_on_bicycle_boundaries(tmp_
     }
     assert rows["joint-trained model"]["biou"] > rows["pseudo labels"]["biou"]
     assert rows["fused labels"]["iou"] > rows["pseudo labels"]["iou"]
+
+
+def test_demo_training_config_carries_the_weighting_crops_and_threads(tmp_path):
+    from engine.demo import DemoConfig, demo_threads, demo_train_config
+    from trainer.config import cpu_cores
+
+    cfg = DemoConfig(out=tmp_path)
+    train = demo_train_config(cfg, tmp_path / "fused", tmp_path / "train")
+    assert train.loss.decoupling.pseudo_form == "origin"
+    assert train.augment.class_crop_prob == 0.5 and train.augment.crop == cfg.crop
+    assert train.num_workers == 1 and train.threads == max(1, cpu_cores() - 1)
+    assert demo_threads(DemoConfig(threads=3)) == 3
+    other = DemoConfig(out=tmp_path, pseudo_form="reversed", class_crop_prob=0.0)
+    train = demo_train_config(other, tmp_path / "fused", tmp_path / "train")
+    assert train.loss.decoupling.pseudo_form == "reversed"
+    assert train.augment.class_crop_prob == 0.0

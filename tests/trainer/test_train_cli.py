@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -120,6 +121,17 @@ def test_torchrun_ddp_two_cpu_ranks_then_resume(synth, tmp_path):
     assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3]
 
 
+def _bicycle_subset(synth, out, name="Bicycle"):
+    """The synthetic test split's true bicycle masks as an annotated subset of class ``name``."""
+    from annotations.subset import write_subset
+
+    masks = {
+        p.stem: (read_label(p) > 0).astype(np.uint8)
+        for p in sorted((synth / "new_classes" / "bicycle" / "test").iterdir())
+    }
+    return write_subset(out, name, "test", masks, {}).root
+
+
 def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path):
     """synth -> pseudo labels (the true bicycle masks) -> engine fuse -> train 2 steps."""
     from engine.fusion import FuseConfig, fuse
@@ -155,9 +167,45 @@ def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path):
         val_size=[128, 96],
         augment={"crop": 64},
         loss={"num_points": 256, "decoupling": {"pseudo_class_weight": 0.5}},
+        val_subsets=[str(_bicycle_subset(synth, tmp_path / "subset"))],
     )
     result = train(cfg)
     assert result.step == 2 and result.val[-1]["images"] == 2
+    # the fused val split scores Bicycle against its pseudo labels, and says so
+    val = result.val[-1]
+    assert val["new_classes_vs"] == "pseudo labels"
+    assert [c.get("vs") for c in val["classes"]] == [None] * 7 + ["pseudo labels"]
+    (sub,) = val["subsets"]  # the annotated subset scores it against annotations
+    assert sub["class"] == "Bicycle" and sub["vs"] == "annotated subset" and sub["images"] == 2
+    assert set(sub) >= {"iou", "biou", "bf1", "subset"}
+    logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert logged["val"]["subsets"][0]["class"] == "Bicycle"
+    # a subset of a class the dataset lacks fails before any training
+    bad = _bicycle_subset(synth, tmp_path / "bad", name="Boat")
+    with pytest.raises(ValueError, match="'Boat' is not in the dataset's taxonomy"):
+        train(dataclasses.replace(cfg, out=str(tmp_path / "run2"), val_subsets=[str(bad)]))
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["taxonomy"]["classes"][7]["name"] == "Bicycle"
     assert ckpt["model_config"]["num_classes"] == 8
+
+
+def test_cli_new_classes_without_sources_exit_2_unless_all_precise(synth, tmp_path):
+    import shutil
+
+    from annotations.taxonomy import MASS13K
+
+    data = tmp_path / "data"
+    shutil.copytree(synth / "images", data / "images")
+    shutil.copytree(synth / "annotations", data / "annotations")
+    MASS13K.with_new_class("Bicycle").save(data / "taxonomy.json")
+    (data / "dataset.yaml").write_text("taxonomy: taxonomy.json\n")
+    args = ["train", "--data", str(data), "--preset", "tiny", "--iters", "1", "--crop", "64"]
+    args += ["--batch-size", "2", "--device", "cpu", "--workers", "0", "--val-every", "0"]
+    args += ["--val-size", "128x96", "--no-progress", "--pseudo-form", "flat"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2, res.output
+    assert "sources/train: no source maps" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--all-precise"])
+    assert res.exit_code == 0, res.output
+    saved = (tmp_path / "b" / "config.yaml").read_text()
+    assert "all_precise: true" in saved and "pseudo_form: flat" in saved

@@ -116,3 +116,86 @@ def test_loader_batches_do_not_depend_on_workers(tmp_path):
     b2 = list(itertools.islice(iter(make_loader(ds, 2, seed=1, num_workers=2)), 3))
     for x, y in zip(b0, b2, strict=True):
         assert torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])
+
+
+def _fused_layout(root, sources: bool):
+    """A dataset whose taxonomy adds Bicycle (id 7, parent Others) via dataset.yaml."""
+    from annotations.taxonomy import MASS13K
+
+    write_dataset(root, sources=sources)
+    MASS13K.with_new_class("Bicycle").save(root / "taxonomy.json")
+    (root / "dataset.yaml").write_text("taxonomy: taxonomy.json\n")
+    return root
+
+
+def test_new_classes_without_source_maps_are_an_error_naming_the_folder(tmp_path):
+    root = _fused_layout(tmp_path / "fused", sources=False)
+    with pytest.raises(ValueError, match=r"sources/train: no source maps.*Bicycle.*--all-precise"):
+        TrainSet(root, "train", AugmentConfig(crop=16))
+    ds = TrainSet(root, "train", AugmentConfig(crop=16), all_precise=True)
+    assert not ds.has_sources and int(ds[(0, (0, 0, 0))]["source"].max()) == 0
+    assert ds.focus == (7,)  # new classes are the crop sampler's focus by default
+    with_sources = _fused_layout(tmp_path / "ok", sources=True)
+    assert TrainSet(with_sources, "train", AugmentConfig(crop=16)).has_sources
+    # all_precise reads no source map even when they exist
+    assert not TrainSet(with_sources, "train", AugmentConfig(crop=16), all_precise=True).has_sources
+
+
+def _rare_label() -> np.ndarray:
+    label = np.zeros((200, 300), np.uint8)
+    label[100:, :] = 1
+    label[150:156, 240:246] = 7  # 36 of 60,000 pixels
+    label[20:24, 10:14] = 8  # 16 pixels of a second new class
+    return label
+
+
+def _hits(label, cls, focus, prob, n=200, crop=64):
+    hits = 0
+    for s in range(n):
+        y, x = crop_box(label, crop, np.random.default_rng(s), 0.75, 10, focus, prob)
+        assert 0 <= y <= label.shape[0] - crop and 0 <= x <= label.shape[1] - crop
+        hits += bool((label[y : y + crop, x : x + crop] == cls).any())
+    return hits / n
+
+
+def test_class_aware_crops_centre_on_new_classes():
+    label = _rare_label()
+    # uniform crops rarely contain the 6x6 block (about 1%: the share rule pulls them to row 100)
+    assert _hits(label, 7, (), 0.0) < 0.3
+    assert _hits(label, 7, (7, 8), 0.0) < 0.3  # probability 0: the focus list changes nothing
+    # always centred: each present focus class picked half the time, its block always inside
+    assert _hits(label, 7, (7, 8), 1.0) > 0.4 and _hits(label, 8, (7, 8), 1.0) > 0.4
+    assert _hits(label, 7, (7,), 1.0) == 1.0
+    half = _hits(label, 7, (7,), 0.5)
+    assert 0.35 < half < 0.65  # 200 draws of p 0.5 (+ the ~1% uniform hits)
+    # a label without any focus pixel falls back to uniform crops
+    assert _hits(np.zeros((100, 100), np.uint8), 7, (7,), 1.0) == 0.0
+
+
+def test_class_aware_crops_keep_the_class_share_rule():
+    # a new-class block at the corner of a one-class image: the centred crop is shifted to stay
+    # inside, and the share rule still rejects crops where Others covers >= 75%
+    label = np.ones((120, 120), np.uint8)
+    label[:, 60:] = 0
+    label[0:8, 0:8] = 7
+    for s in range(50):
+        y, x = crop_box(label, 48, np.random.default_rng(s), 0.75, 10, (7,), 1.0)
+        counts = np.bincount(label[y : y + 48, x : x + 48].ravel())
+        assert counts.max() / counts.sum() < 0.75 or (y, x) == (0, 0)
+
+
+def test_class_crop_prob_is_validated():
+    with pytest.raises(ValueError, match="class_crop_prob"):
+        AugmentConfig(class_crop_prob=1.5)
+
+
+def test_workers_and_threads_are_sized_to_the_cores(monkeypatch):
+    import trainer.config as tc
+
+    monkeypatch.setattr(tc, "cpu_cores", lambda: 2)
+    assert tc.resolve_workers(-1) == 1 and tc.resolve_workers(3) == 3
+    # one thread on a 2-core box whatever the workers: no OpenMP barrier waits on a busy core
+    assert [tc.resolve_threads(0, w, "cpu") for w in (0, 1, 4)] == [1, 1, 1]
+    assert tc.resolve_threads(2, 1, "cpu") == 2 and tc.resolve_threads(0, 1, "cuda") is None
+    monkeypatch.setattr(tc, "cpu_cores", lambda: 16)
+    assert tc.resolve_workers(-1) == 4 and tc.resolve_threads(0, 4, "cpu") == 12

@@ -45,7 +45,7 @@ def test_pixel_weights_decoupling_forms():
     w = torch.tensor([[[0.0, 0.4, 0.2]]])  # (1, 1, 3)
     source = torch.tensor([[0, 1, 1]])
     valid = torch.tensor([[True, True, False]])
-    cfg = DecouplingConfig()  # reversed: 1 - W on pseudo pixels
+    cfg = DecouplingConfig(pseudo_form="reversed")  # 1 - W on pseudo pixels
     out = pixel_weights(w, source, valid, cfg)
     assert torch.allclose(out, torch.tensor([[[1.0, 0.6, 0.0]]]))
     precise_everywhere = pixel_weights(w, torch.zeros_like(source), torch.ones_like(valid), cfg)
@@ -54,7 +54,9 @@ def test_pixel_weights_decoupling_forms():
     assert torch.allclose(flat, torch.tensor([[[1.0, 1.0, 0.0]]]))
     same = pixel_weights(w, source, valid, DecouplingConfig(pseudo_form="precise"))
     assert torch.allclose(same, torch.tensor([[[1.0, 3.0, 0.0]]]))
-    strong = pixel_weights(w, source, valid, DecouplingConfig(pseudo_scale=5.0))
+    strong = pixel_weights(
+        w, source, valid, DecouplingConfig(pseudo_form="reversed", pseudo_scale=5.0)
+    )
     assert torch.allclose(strong, torch.tensor([[[1.0, 0.0, 0.0]]]))  # clamped at 0
     with pytest.raises(ValueError, match="pseudo_form"):
         DecouplingConfig(pseudo_form="inverse")
@@ -81,7 +83,7 @@ def test_edge_target_single_class_and_all_ignore():
 def test_build_targets_classes_valid_and_class_weights():
     label = torch.tensor([[0, 0, 2, 2], [0, 255, 2, 2]])
     source = torch.tensor([[0, 0, 1, 1], [2, 0, 1, 1]])
-    cfg = DecouplingConfig(pseudo_class_weight=0.5)
+    cfg = DecouplingConfig(pseudo_form="reversed", pseudo_class_weight=0.5)
     t = build_targets(label, source, 3, cfg, pseudo_classes={2})
     assert t.labels.tolist() == [0, 2]  # class 1 absent: no target
     assert t.class_weight.tolist() == [1.0, 0.5]
@@ -220,7 +222,8 @@ def test_boundary_weight_raises_bce_on_precise_and_lowers_on_pseudo():
     precise = SetCriterion(k, cfg)(out, [build_targets(label, None, k, DecouplingConfig())])
     torch.manual_seed(0)
     pseudo = SetCriterion(k, cfg)(
-        out, [build_targets(label, torch.ones_like(label), k, DecouplingConfig())]
+        out,
+        [build_targets(label, torch.ones_like(label), k, DecouplingConfig(pseudo_form="reversed"))],
     )
     assert float(precise["loss_mask"]) > 5.0 * LOG2 * 1.05
     assert float(pseudo["loss_mask"]) < 5.0 * LOG2 * 0.99

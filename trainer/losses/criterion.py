@@ -112,6 +112,7 @@ class SetCriterion(nn.Module):
             cfg.oversample,
             cfg.importance,
             cfg.boundary_bias,
+            torch.cat(tvalid)[:, None],
         )
         logit = point_sample(src_t, coords)[:, 0]
         lab = point_sample(torch.cat(tmask)[:, None], coords, mode="nearest")[:, 0]

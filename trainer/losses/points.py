@@ -32,10 +32,11 @@ def importance_points(
     oversample: float,
     importance: float,
     boundary_bias: float = 1.0,
+    valid: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Boundary-biased importance sampling of ``num_points`` points per mask.
 
-    ``oversample * num_points`` uniform candidates are scored by
+    ``oversample * num_points`` uniform candidates (uniform over the ``valid`` pixels when given) are scored by
     ``uncertainty + boundary_bias * W`` where ``uncertainty = 1 - |2 sigmoid(logit) - 1|`` (1 at
     logit 0) and ``W`` is the target's boundary weight at the candidate; the
     ``importance * num_points`` best are kept and the rest are drawn uniformly.
@@ -43,6 +44,9 @@ def importance_points(
     Args:
         logits: ``(N, 1, h, w)`` mask logits (detached inside).
         boundary: ``(N, 1, H, W)`` boundary weight of the matched targets.
+        valid: ``(N, 1, H, W)`` bool at the targets' resolution: the pixels that count. Every
+            point (candidates and the uniform share) then lies on one of them, so no point is
+            spent on an ignored pixel; a mask with no valid pixel samples the whole map.
     Returns:
         ``(N, num_points, 2)`` coordinates in [0, 1].
     """
@@ -51,7 +55,7 @@ def importance_points(
     num_sampled = max(int(num_points * oversample), num_points)
     num_important = int(importance * num_points)
     num_random = num_points - num_important
-    cand = torch.rand(n, num_sampled, 2, device=device)
+    cand = _uniform(n, num_sampled, valid, device)
     with torch.no_grad():
         p = point_sample(logits.detach().float(), cand)[:, 0]
         score = 1.0 - (2.0 * torch.sigmoid(p) - 1.0).abs()
@@ -59,5 +63,21 @@ def importance_points(
         idx = score.topk(num_important, dim=1).indices
     picked = torch.gather(cand, 1, idx[..., None].expand(-1, -1, 2))
     if num_random > 0:
-        picked = torch.cat([picked, torch.rand(n, num_random, 2, device=device)], dim=1)
+        picked = torch.cat([picked, _uniform(n, num_random, valid, device)], dim=1)
     return picked
+
+
+def _uniform(n: int, count: int, valid: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+    """``(n, count, 2)`` points uniform over the map, or over the ``valid`` pixels of each row."""
+    if valid is None:
+        return torch.rand(n, count, 2, device=device)
+    h, w = valid.shape[-2:]
+    prob = valid.reshape(n, h * w).float()
+    empty = prob.sum(1) == 0
+    prob[empty] = 1.0
+    idx = torch.multinomial(prob, count, replacement=True)
+    # a point inside its pixel, kept off the pixel's border so nearest sampling returns that pixel
+    jitter = 0.02 + 0.96 * torch.rand(n, count, 2, device=valid.device)
+    x = ((idx % w).to(jitter.dtype) + jitter[..., 0]) / w
+    y = ((idx // w).to(jitter.dtype) + jitter[..., 1]) / h
+    return torch.stack([x, y], dim=-1).to(device)

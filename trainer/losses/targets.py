@@ -6,17 +6,29 @@ ignore") in the source map, contribute to no loss term.
 
 Pixel weights (label decoupling, DESIGN section 4):
 
-* ``W = |avgpool5(G) - G|`` per target mask ``G`` (a 5x5 box filter, stride 1, zero padding not
-  counted, so the crop's frame is not a boundary). ``W`` is 0 inside and outside a region and
-  grows toward its boundary (at most 0.6 on a straight edge).
-* precise pixels (source 0): ``1 + 5 W`` (boundary emphasis);
-* pseudo pixels (source 1): the reversed weight, by default ``max(0, 1 - W)`` (trust the
-  interior, discount the boundary). :class:`DecouplingConfig` selects the form.
+* ``W = |avgpool5(G) - G|`` per target mask ``G`` (a 5x5 box filter, stride 1), averaged over the
+  labelled pixels of the window only: neither the crop's frame nor a 255 band is a boundary (the
+  class beyond them is unknown). ``W`` is 0 inside and outside a region and grows toward its
+  boundary (0.2, 0.4 | 0.4, 0.2 across a straight edge).
+* precise weighting: ``1 + boundary_gain * W`` (boundary emphasis);
+* the discount: ``max(0, 1 - pseudo_scale * W)`` (trust the interior, not the boundary);
+* ``pseudo_form`` (:class:`DecouplingConfig`) says where the discount applies:
+
+  - ``origin`` (default): by where an edge comes from. Near an edge the pseudo labels drew (a
+    pseudo-labelled class against its parent, or against another pseudo-labelled class) every
+    mask is discounted, on both sides; every other edge, including a new class against a
+    non-parent class (copied from the precise labels by fusion's parent constraint), keeps the
+    precise weighting on both sides.
+  - ``reversed``: every pseudo pixel (source 1) is discounted, every precise one emphasised (the
+    parent side of a drawn edge gets ``1 + 5 W``, the new-class side of a copied edge ``1 - W``).
+  - ``flat``: pseudo pixels weigh 1, precise ones ``1 + 5 W``.
+  - ``precise``: no decoupling (every pixel ``1 + 5 W``).
 * ignored pixels: 0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -24,18 +36,16 @@ import torch.nn.functional as F
 
 IGNORE = 255
 SOURCE_PRECISE, SOURCE_PSEUDO, SOURCE_IGNORE = 0, 1, 2
-PSEUDO_FORMS = ("reversed", "flat", "precise")
+PSEUDO_FORMS = ("origin", "reversed", "flat", "precise")
 
 
 @dataclass
 class DecouplingConfig:
     """How pseudo-labelled pixels and classes are weighted (label decoupling)."""
 
-    boundary_gain: float = 5.0  # precise pixels weigh 1 + boundary_gain * W
-    pseudo_form: str = (
-        "reversed"  # "reversed": max(0, 1 - pseudo_scale*W); "flat": 1; "precise": 1 + gain*W
-    )
-    pseudo_scale: float = 1.0  # strength of the boundary discount in the "reversed" form
+    boundary_gain: float = 5.0  # precise weighting is 1 + boundary_gain * W
+    pseudo_form: str = "origin"  # origin | reversed | flat | precise (module docstring)
+    pseudo_scale: float = 1.0  # strength of the boundary discount: max(0, 1 - pseudo_scale * W)
     pseudo_class_weight: float = 1.0  # every loss term of a pseudo-labelled class is scaled by this
     pseudo_classes: list[int] | None = field(
         default=None
@@ -50,22 +60,81 @@ class DecouplingConfig:
             raise ValueError("boundary_gain, pseudo_scale and pseudo_class_weight must be >= 0")
 
 
-def boundary_weight(masks: torch.Tensor) -> torch.Tensor:
+def boundary_weight(masks: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
     """``W = |avgpool5(G) - G|``.
 
     Args:
         masks: ``(N, H, W)`` float in {0, 1}.
+        valid: ``(H, W)`` bool, the labelled pixels. The box filter averages over these only and
+            ``W`` is 0 elsewhere, so a pixel beside a 255 band is no boundary. None: every pixel
+            counts as labelled (a 255 band then looks like a boundary of every class beside it).
     Returns:
         ``(N, H, W)`` float in [0, 1); 0 away from every boundary.
     """
     if masks.numel() == 0:
         return masks.clone()
-    pooled = F.avg_pool2d(masks[:, None], 5, stride=1, padding=2, count_include_pad=False)[:, 0]
-    return (pooled - masks).abs()
+
+    def box(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x[:, None], 5, stride=1, padding=2, count_include_pad=False)[:, 0]
+
+    if valid is None:
+        return (box(masks) - masks).abs()
+    v = valid.to(masks.dtype)[None]
+    # the ratio of two box means over the same window = mean of G over the window's valid pixels
+    pooled = box(masks * v) / box(v).clamp_min(1e-6)
+    return (pooled - masks).abs() * v
+
+
+def drawn_edges(
+    masks: torch.Tensor,
+    present: torch.Tensor,
+    source: torch.Tensor,
+    pseudo_classes: Iterable[int],
+    parents: Mapping[int, Iterable[int]] | None = None,
+) -> torch.Tensor:
+    """Where the pseudo labels drew an edge: pixels within 2 pixels (the reach of ``W``) of both a
+    pseudo pixel (source 1) of a pseudo-labelled class and a pixel of one of its parents or of
+    another pseudo-labelled class.
+
+    Args:
+        masks: ``(N, H, W)`` float {0, 1} target masks of classes ``present`` ``(N,)``.
+        source: ``(H, W)`` integer source map (0 precise, 1 pseudo, 2 ignore).
+        pseudo_classes: ids of the pseudo-labelled classes.
+        parents: class id -> its parent ids. A pseudo class missing here counts every other class
+            as its parent (all its edges are then taken as drawn by the pseudo labels).
+    Returns:
+        ``(H, W)`` bool.
+    """
+    band = torch.zeros(source.shape, dtype=torch.bool, device=source.device)
+    ids = [int(c) for c in present]
+    pseudo = set(int(c) for c in pseudo_classes)
+    if not pseudo.intersection(ids):
+        return band
+    near = F.max_pool2d(masks[:, None], 5, stride=1, padding=2)[:, 0] > 0
+    from_pseudo = (source == SOURCE_PSEUDO)[None].to(masks.dtype)
+    near_pseudo = F.max_pool2d((masks * from_pseudo)[:, None], 5, stride=1, padding=2)[:, 0] > 0
+    parents = parents or {}
+    for i, c in enumerate(ids):
+        if c not in pseudo:
+            continue
+        allowed = parents.get(c)
+        allowed = None if allowed is None else set(int(p) for p in allowed)
+        other = [
+            j
+            for j, d in enumerate(ids)
+            if d != c and (allowed is None or d in allowed or d in pseudo)
+        ]
+        if other:
+            band |= near_pseudo[i] & near[other].any(0)
+    return band
 
 
 def pixel_weights(
-    w: torch.Tensor, source: torch.Tensor, valid: torch.Tensor, cfg: DecouplingConfig
+    w: torch.Tensor,
+    source: torch.Tensor,
+    valid: torch.Tensor,
+    cfg: DecouplingConfig,
+    drawn: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-pixel BCE weight of each target mask.
 
@@ -73,17 +142,24 @@ def pixel_weights(
         w: ``(N, H, W)`` boundary weights from :func:`boundary_weight`.
         source: ``(H, W)`` integer source map (0 precise, 1 pseudo, 2 ignore).
         valid: ``(H, W)`` bool, False where the label is 255 or the source is 2.
+        drawn: ``(H, W)`` bool, :func:`drawn_edges` (the ``origin`` form only; None: no edge
+            was drawn by pseudo labels).
     Returns:
         ``(N, H, W)`` float >= 0, zero where not ``valid``.
     """
     precise = 1.0 + cfg.boundary_gain * w
-    if cfg.pseudo_form == "reversed":
-        pseudo = (1.0 - cfg.pseudo_scale * w).clamp_min(0.0)
-    elif cfg.pseudo_form == "flat":
-        pseudo = torch.ones_like(w)
+    discount = (1.0 - cfg.pseudo_scale * w).clamp_min(0.0)
+    if cfg.pseudo_form == "origin":
+        where = drawn if drawn is not None else torch.zeros_like(valid)
+        out = torch.where(where[None], discount, precise)
     else:
-        pseudo = precise
-    out = torch.where((source == SOURCE_PSEUDO)[None], pseudo, precise)
+        if cfg.pseudo_form == "reversed":
+            pseudo = discount
+        elif cfg.pseudo_form == "flat":
+            pseudo = torch.ones_like(w)
+        else:
+            pseudo = precise
+        out = torch.where((source == SOURCE_PSEUDO)[None], pseudo, precise)
     return out * valid[None].to(out.dtype)
 
 
@@ -141,9 +217,12 @@ def build_targets(
     num_classes: int,
     cfg: DecouplingConfig,
     pseudo_classes: set[int] | frozenset[int] = frozenset(),
+    parents: Mapping[int, Iterable[int]] | None = None,
 ) -> ImageTargets:
     """Targets of one image from its ``(H, W)`` label map (ids, 255 = ignore) and optional
-    ``(H, W)`` source map (0 precise, 1 pseudo, 2 fusion-ignore; None: all precise)."""
+    ``(H, W)`` source map (0 precise, 1 pseudo, 2 fusion-ignore; None: all precise).
+    ``parents`` maps a pseudo-labelled class to its parent ids (the ``origin`` form's drawn
+    edges, :func:`drawn_edges`)."""
     if source is None:
         source = torch.zeros_like(label)
     label = label.long().clone()
@@ -153,8 +232,11 @@ def build_targets(
     if bool((present >= num_classes).any()):
         raise ValueError(f"label ids {present.tolist()} exceed the model's {num_classes} classes")
     masks = (label[None] == present[:, None, None]).float()
-    w = boundary_weight(masks)
-    weights = pixel_weights(w, source, valid, cfg)
+    w = boundary_weight(masks, valid)
+    drawn = None
+    if cfg.pseudo_form == "origin" and len(present):
+        drawn = drawn_edges(masks, present, source, pseudo_classes, parents)
+    weights = pixel_weights(w, source, valid, cfg, drawn)
     cw = torch.tensor(
         [cfg.pseudo_class_weight if int(c) in pseudo_classes else 1.0 for c in present],
         dtype=torch.float32,

@@ -1,0 +1,146 @@
+"""Label decoupling by edge origin on hand-made label/source maps (issue 13's cases).
+
+Taxonomy of every case: 0 Ground, 1 Others, 2 Bicycle (parent Others), 3 Car (parent Others).
+Each map is 6 rows of 10 columns split at column 5, so row 3 reads across the edge: ``W`` is
+0.2, 0.4 | 0.4, 0.2 at columns 3, 4 | 5, 6.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trainer.losses import DecouplingConfig, boundary_weight, build_targets, pixel_weights
+from trainer.losses.points import importance_points, point_sample
+from trainer.losses.targets import drawn_edges
+
+GROUND, OTHERS, BICYCLE, CAR = 0, 1, 2, 3
+PSEUDO = frozenset({BICYCLE, CAR})
+PARENTS = {BICYCLE: (OTHERS,), CAR: (OTHERS,)}
+EDGE_COLS = slice(3, 7)
+
+
+def split_map(left: int, right: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A label map ``left | right`` and its source map (pseudo classes from pseudo labels)."""
+    label = torch.full((6, 10), left, dtype=torch.long)
+    label[:, 5:] = right
+    source = torch.zeros_like(label)
+    for c in PSEUDO:
+        source[label == c] = 1
+    return label, source
+
+
+def across(label: torch.Tensor, source: torch.Tensor, form: str, cls: int) -> list[float]:
+    """Weights of class ``cls``'s target mask at columns 3..6 of row 3."""
+    t = build_targets(label, source, 4, DecouplingConfig(pseudo_form=form), PSEUDO, PARENTS)
+    i = t.labels.tolist().index(cls)
+    return [round(v, 4) for v in t.weights[i, 3, EDGE_COLS].tolist()]
+
+
+# (left, right, form, expected weights at columns 3, 4 | 5, 6 of the mask of `left`)
+CASES = [
+    # Bicycle against Ground: the edge is the precise labels' (fusion's parent constraint)
+    (GROUND, BICYCLE, "reversed", [2.0, 3.0, 0.6, 0.8]),  # before: bicycle side discounted
+    (GROUND, BICYCLE, "origin", [2.0, 3.0, 3.0, 2.0]),  # precise on both sides
+    (GROUND, BICYCLE, "flat", [2.0, 3.0, 1.0, 1.0]),
+    # Bicycle against Others (its parent): the pseudo labels drew this edge
+    (OTHERS, BICYCLE, "reversed", [2.0, 3.0, 0.6, 0.8]),  # before: parent side emphasised 5x
+    (OTHERS, BICYCLE, "origin", [0.8, 0.6, 0.6, 0.8]),  # discounted on both sides
+    (OTHERS, BICYCLE, "flat", [2.0, 3.0, 1.0, 1.0]),
+    # Bicycle against Car: both sides are pseudo labels
+    (CAR, BICYCLE, "origin", [0.8, 0.6, 0.6, 0.8]),
+    # two precise classes: the forms agree
+    (GROUND, OTHERS, "origin", [2.0, 3.0, 3.0, 2.0]),
+    (GROUND, OTHERS, "reversed", [2.0, 3.0, 3.0, 2.0]),
+]
+
+
+@pytest.mark.parametrize(("left", "right", "form", "expected"), CASES)
+def test_weights_across_an_edge_by_origin(left, right, form, expected):
+    label, source = split_map(left, right)
+    assert across(label, source, form, left) == expected
+    # both masks of a two-class map get the same weight at a pixel
+    assert across(label, source, form, right) == expected
+
+
+def test_default_form_is_origin():
+    assert DecouplingConfig().pseudo_form == "origin"
+
+
+def test_origin_without_pseudo_sources_is_all_precise():
+    # a fused dataset trained as all precise (no source map): no edge counts as drawn
+    label, _ = split_map(OTHERS, BICYCLE)
+    assert across(label, torch.zeros_like(label), "origin", OTHERS) == [2.0, 3.0, 3.0, 2.0]
+
+
+def test_unknown_parents_count_every_edge_as_drawn():
+    label, source = split_map(GROUND, BICYCLE)
+    masks = torch.stack([(label == c).float() for c in (GROUND, BICYCLE)])
+    present = torch.tensor([GROUND, BICYCLE])
+    with_parents = drawn_edges(masks, present, source, PSEUDO, PARENTS)
+    assert not bool(with_parents.any())
+    without = drawn_edges(masks, present, source, PSEUDO, None)
+    assert without[3].tolist() == [False] * 3 + [True] * 4 + [False] * 3
+
+
+def test_a_junction_near_a_drawn_edge_is_discounted():
+    # Ground | Bicycle with an Others block in the bicycle's lower rows: the drawn band covers
+    # the pixels within 2 px of both Bicycle and Others, nothing else
+    label, source = split_map(GROUND, BICYCLE)
+    label[4:, 8:] = OTHERS
+    source[4:, 8:] = 0
+    t = build_targets(label, source, 4, DecouplingConfig(), PSEUDO, PARENTS)
+    b = t.labels.tolist().index(BICYCLE)
+    assert t.weights[b, 0, 4:7].tolist() == pytest.approx([1 + 5 * 0.4, 1 + 5 * 0.4, 1 + 5 * 0.2])
+    assert float(t.weights[b, 5, 7]) < 1.0  # beside the Others block: discounted
+    assert float(t.weights[:, 5, 7].max()) <= 1.0  # for every mask
+
+
+@pytest.mark.parametrize("how", ["label 255", "source 2"])
+def test_no_edge_beside_an_ignored_band(how):
+    # Others with a 255 block on the right (columns 5..7), precise
+    label = torch.full((6, 8), OTHERS, dtype=torch.long)
+    source = torch.zeros_like(label)
+    if how == "label 255":
+        label[:, 5:] = 255
+    else:
+        source[:, 5:] = 2
+    valid = (label != 255) & (source != 2)
+    cfg = DecouplingConfig()
+    # before: W computed with the ignored pixels as "not Others" (the issue's measured row)
+    masked = torch.where(valid, label, torch.full_like(label, 255))
+    old_w = boundary_weight((masked == OTHERS).float()[None])
+    before = pixel_weights(old_w, source, valid, cfg)[0, 3].tolist()
+    assert [round(v, 4) for v in before] == [1.0, 1.0, 1.0, 2.0, 3.0, 0.0, 0.0, 0.0]
+    t = build_targets(label, source, 4, cfg, PSEUDO, PARENTS)
+    assert [round(v, 4) for v in t.weights[0, 3].tolist()] == [1.0] * 5 + [0.0] * 3
+    assert float(t.boundary.abs().sum()) == 0.0  # no boundary for point sampling either
+
+
+def test_boundary_weight_ignores_unlabelled_window_pixels():
+    g = torch.zeros(1, 6, 10)
+    g[0, :, :5] = 1.0
+    valid = torch.ones(6, 10, dtype=torch.bool)
+    assert torch.equal(boundary_weight(g, valid), boundary_weight(g))
+    valid[:, 5] = False  # a one-pixel 255 column between the two regions
+    w = boundary_weight(g, valid)[0, 3]
+    assert w[5] == 0 and w[:3].abs().sum() == 0
+    # the window of column 4 holds columns 2..6: 3 labelled foreground, 1 background
+    assert float(w[4]) == pytest.approx(0.25)
+
+
+def test_no_point_is_sampled_on_an_ignored_pixel():
+    torch.manual_seed(0)
+    valid = torch.zeros(2, 1, 32, 32, dtype=torch.bool)
+    valid[0, :, :, :5] = True  # a narrow labelled strip
+    valid[1, :, 10:12, 10:30] = True
+    w = torch.zeros(2, 1, 32, 32)
+    w[0, :, :, 3:5] = 0.4
+    logits = torch.randn(2, 1, 16, 16)
+    pts = importance_points(logits, w, 500, 3.0, 0.75, 1.0, valid)
+    assert pts.shape == (2, 500, 2)
+    on_valid = point_sample(valid.float(), pts, mode="nearest")
+    assert bool((on_valid == 1).all())
+    # a mask with no valid pixel at all falls back to the whole map instead of failing
+    pts = importance_points(logits[:1], w[:1], 50, 3.0, 0.75, 1.0, torch.zeros_like(valid[:1]))
+    assert pts.shape == (1, 50, 2)
