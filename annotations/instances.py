@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,27 +130,7 @@ class Instances:
     # -- JSON ----------------------------------------------------------------------------------
     def to_json(self, **header: Any) -> dict:
         """A JSON-ready dict: ``header`` fields (image, split, class, backend, ...) plus instances."""
-        h, w = self.image_size
-        areas = self.areas
-        return {
-            "format": INSTANCES_FORMAT,
-            **header,
-            "height": h,
-            "width": w,
-            "instances": [
-                {
-                    "box_xyxy": [round(float(v), 2) for v in self.xyxy[i]],
-                    "score": round(float(self.scores[i]), 5),
-                    "mask_score": round(float(self.mask_scores[i]), 5),
-                    "area": int(areas[i]),
-                    "class_id": int(self.class_ids[i]),
-                    "prompt": self.prompts[i],
-                    **({} if self.refined is None else {"refined": bool(self.refined[i])}),
-                    "segmentation": mask_to_rle(self.masks[i]),
-                }
-                for i in range(len(self))
-            ],
-        }
+        return instances_json(self, (mask_to_rle(m) for m in self.masks), **header)
 
     @classmethod
     def from_json(cls, data: dict, source: str = "instances") -> Instances:
@@ -198,3 +179,31 @@ def read_instances(path: str | os.PathLike) -> tuple[Instances, dict]:
         raise ValueError(f"{path}: expected a JSON object")
     header = {k: v for k, v in data.items() if k != "instances"}
     return Instances.from_json(data, source=str(path)), header
+
+
+def instances_json(inst: Any, segmentations: Iterable[dict], **header: Any) -> dict:
+    """The instances file's dict for ``inst`` (an :class:`Instances` or anything with its fields,
+    ``image_size`` and ``areas``: the labeler's cropped form), with ``segmentations`` the COCO RLE
+    of each mask in order; ``header`` fields come first."""
+    h, w = inst.image_size
+    areas = inst.areas
+    refined = inst.refined
+    return {
+        "format": INSTANCES_FORMAT,
+        **header,
+        "height": h,
+        "width": w,
+        "instances": [
+            {
+                "box_xyxy": [round(float(v), 2) for v in inst.xyxy[i]],
+                "score": round(float(inst.scores[i]), 5),
+                "mask_score": round(float(inst.mask_scores[i]), 5),
+                "area": int(areas[i]),
+                "class_id": int(inst.class_ids[i]),
+                "prompt": inst.prompts[i],
+                **({} if refined is None else {"refined": bool(refined[i])}),
+                "segmentation": seg,
+            }
+            for i, seg in enumerate(segmentations)
+        ],
+    }

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.instances import INSTANCES_FORMAT, Instances
+from annotations.instances import Instances, instances_json
 from annotations.labelmap import IGNORE
 from annotations.rle import crop_to_rle
 from labeler.dedup import MaskCrop
@@ -126,26 +126,8 @@ class CroppedInstances:
     def to_json(self, **header: Any) -> dict:
         """The same dict as :meth:`Instances.to_json` of the full-resolution instances."""
         h, w = self.image_size
-        areas = self.areas
-        return {
-            "format": INSTANCES_FORMAT,
-            **header,
-            "height": h,
-            "width": w,
-            "instances": [
-                {
-                    "box_xyxy": [round(float(v), 2) for v in self.xyxy[i]],
-                    "score": round(float(self.scores[i]), 5),
-                    "mask_score": round(float(self.mask_scores[i]), 5),
-                    "area": int(areas[i]),
-                    "class_id": int(self.class_ids[i]),
-                    "prompt": self.prompts[i],
-                    **({} if self.refined is None else {"refined": bool(self.refined[i])}),
-                    "segmentation": crop_to_rle(m.mask, m.y0, m.x0, h, w),
-                }
-                for i, m in enumerate(self.masks)
-            ],
-        }
+        segs = (crop_to_rle(m.mask, m.y0, m.x0, h, w) for m in self.masks)
+        return instances_json(self, segs, **header)
 
 
 def semantic_from_crops(
