@@ -208,9 +208,9 @@ def test_engine_train_init_grows_and_prints(seven, tmp_path):
     cfg.write_text("loss: {num_points: 64}\nval_split: ''\n")
     run = tmp_path / "run"
     args = ["train", "--data", str(spec), "--preset", "tiny", "--config", str(cfg)]
+    args += ["--all-precise"]  # a plain 9-class dataset: no fusion, so no source maps
     args += ["--out", str(run), "--iters", "1", "--batch-size", "2", "--crop", "64"]
     args += ["--device", "cpu", "--workers", "0", "--init", str(path), "--no-progress"]
-    args += ["--all-precise"]  # a plain 9-class dataset: no fusion, so no source maps
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
