@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
@@ -71,6 +72,10 @@ class ClassSpec:
     def all_prompts(self) -> tuple[str, ...]:
         """Positive prompts then negatives: the text sent to the detector, in this order."""
         return self.prompts + self.negatives
+
+    def negative_flags(self) -> np.ndarray:
+        """``(len(all_prompts),) bool``: True where :attr:`all_prompts` holds a negative."""
+        return np.array([False] * len(self.prompts) + [True] * len(self.negatives), bool)
 
 
 _CLASS_KEYS = {f.name for f in dataclasses.fields(ClassSpec)} - {"name"}

@@ -90,9 +90,7 @@ class GroundedSamBackend:
         self.config = config
         self.class_id = class_id
         self.prompts = config.cls.all_prompts
-        self.negative = np.array(
-            [False] * len(config.cls.prompts) + [True] * len(config.cls.negatives), bool
-        )
+        self.negative = config.cls.negative_flags()
         self.detector = None
         self.segmenter = None
 

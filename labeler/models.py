@@ -26,6 +26,20 @@ class LoadedModel:
     model_type: str  # config.model_type, e.g. "grounding-dino", "sam", "sam_hq"
     revision: str | None  # resolved hub commit when known
 
+    @classmethod
+    def ready(
+        cls, model: Any, processor: Any, source: str, config: Any, device: Any
+    ) -> LoadedModel:
+        """``model`` moved to ``device`` in eval mode, with its type and hub commit from its
+        ``config``."""
+        return cls(
+            model.to(device).eval(),
+            processor,
+            source,
+            config.model_type,
+            getattr(config, "_commit_hash", None),
+        )
+
     def info(self) -> dict[str, Any]:
         return {
             "source": self.source,
@@ -198,13 +212,7 @@ def load_detector(
         "detector", AutoModelForZeroShotObjectDetection, source, revision, local_only
     )
     processor = _from_pretrained("detector", AutoProcessor, source, revision, local_only)
-    return LoadedModel(
-        model.to(device).eval(),
-        processor,
-        source,
-        config.model_type,
-        getattr(config, "_commit_hash", None),
-    )
+    return LoadedModel.ready(model, processor, source, config, device)
 
 
 def load_segmenter(
@@ -238,10 +246,4 @@ def load_segmenter(
     finally:
         hf_logging.set_verbosity(level)
     processor = _from_pretrained("segmenter", AutoProcessor, source, revision, local_only)
-    return LoadedModel(
-        model.to(device).eval(),
-        processor,
-        source,
-        config.model_type,
-        getattr(config, "_commit_hash", None),
-    )
+    return LoadedModel.ready(model, processor, source, config, device)

@@ -109,13 +109,7 @@ def load_sam3(
         processor = _from_pretrained("model", Sam3Processor, source, revision, local_only)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e} {GATED_HELP}") from None
-    return LoadedModel(
-        model.to(device).eval(),
-        processor,
-        source,
-        config.model_type,
-        getattr(config, "_commit_hash", None),
-    )
+    return LoadedModel.ready(model, processor, source, config, device)
 
 
 @dataclass
@@ -191,9 +185,7 @@ class Sam3Backend:
         self.config = config
         self.class_id = class_id
         self.prompts = config.cls.all_prompts
-        self.negative = np.array(
-            [False] * len(config.cls.prompts) + [True] * len(config.cls.negatives), bool
-        )
+        self.negative = config.cls.negative_flags()
         self.sam3: LoadedModel | None = None
 
     @property
