@@ -18,6 +18,7 @@ Everything is plain Python, numbers and tensors, so ``torch.load(weights_only=Tr
 from __future__ import annotations
 
 import os
+import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -48,6 +49,20 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
+def unreadable(path: Path, e: BaseException, what: str = "checkpoint") -> ValueError:
+    """One line for a file ``torch.load`` cannot read, saying what is wrong with it rather than
+    repeating torch's multi-line internals (a truncated zip, a text file, a foreign pickle)."""
+    text = str(e).strip()
+    if "central directory" in text or isinstance(e, EOFError) or "unexpected EOF" in text:
+        why = "truncated or corrupted (its zip archive is incomplete)"
+    elif isinstance(e, (KeyError, pickle.UnpicklingError)) and "weights_only" not in text:
+        why = "not a PyTorch file (neither a torch zip archive nor a pickle)"
+    else:
+        first = text.splitlines()[0] if text else ""
+        why = f"{type(e).__name__}: {first}".rstrip(": ")[:200]
+    return ValueError(f"{path}: not a readable {what}: {why}")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or foreign files."""
     path = Path(path)
@@ -56,7 +71,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle / zip errors of many kinds
-        raise ValueError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from None
+        raise unreadable(path, e) from None
     missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise ValueError(f"{path}: not an engine training checkpoint (missing {missing})")

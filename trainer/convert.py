@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from annotations.taxonomy import MASS13K, Taxonomy
-from trainer.checkpoint import FORMAT, save_checkpoint
+from trainer.checkpoint import FORMAT, save_checkpoint, unreadable
 
 _P = r"decode_head\.pixel_decoder\.pixel_decoder\."  # the release's pixel decoder (name doubled)
 _L = r"decode_head\.transformer_decoder\.layers\.(\d+)\."
@@ -232,15 +232,15 @@ def read_release_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Te
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights_only" not in str(e):
-            raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_line(e)})") from None
+            raise unreadable(path, e, "PyTorch checkpoint") from None
         try:  # a full mmengine training checkpoint: foreign classes become stubs
             ckpt = torch.load(
                 path, map_location="cpu", weights_only=False, pickle_module=_DataOnlyPickle
             )
         except Exception as e2:  # noqa: BLE001 - any reader error is "not readable"
-            raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_line(e2)})") from None
+            raise unreadable(path, e2, "PyTorch checkpoint") from None
     except Exception as e:  # zip/EOF/runtime errors of a truncated or foreign file
-        raise ValueError(f"{path}: not a readable PyTorch checkpoint ({_line(e)})") from None
+        raise unreadable(path, e, "PyTorch checkpoint") from None
     if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
         state, meta = ckpt["state_dict"], ckpt.get("meta") or {}
     elif (
@@ -253,11 +253,6 @@ def read_release_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Te
             f"found {type(ckpt).__name__} with keys {_first([str(k) for k in ckpt] if isinstance(ckpt, dict) else [])})"
         )
     return state, meta if isinstance(meta, dict) else {}
-
-
-def _line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 @dataclass
