@@ -49,6 +49,12 @@ def train_cmd(
         min=1,
         help="Torch CPU threads (default on CPU: cores - max(1, workers)).",
     ),
+    processes: int = typer.Option(
+        None,
+        "--processes",
+        min=0,
+        help="CPU: local processes splitting each batch (DDP, 1 thread each); 0: one per core.",
+    ),
     pseudo_form: str = typer.Option(
         None,
         "--pseudo-form",
@@ -92,6 +98,7 @@ def train_cmd(
         val_size=None if val_size is None else parse_size(val_size, "--val-size"),
         num_workers=num_workers,
         threads=threads,
+        processes=processes,
         all_precise=all_precise or None,
         val_subsets=[str(p) for p in val_subset] if val_subset else None,
         progress=progress,

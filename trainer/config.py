@@ -45,6 +45,7 @@ class TrainConfig:
     seed: int = 0  # seeds model init, the data stream and the loss's point sampling
     num_workers: int = -1  # DataLoader worker processes per rank; -1: min(4, CPU cores - 1)
     threads: int = 0  # torch CPU threads while training; 0: on CPU, cores - max(1, workers) (>= 1)
+    processes: int = 1  # CPU only: local DDP ranks splitting each batch (trainer.spawn), one thread each by default; 0: one per core
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # data augmentation
     loss: LossConfig = field(default_factory=LossConfig)  # loss weights, sampling, label decoupling
     val_every: int = 5000  # validate every N steps and at the end; 0: only at the end
@@ -75,6 +76,8 @@ class TrainConfig:
         if self.val_size is not None:
             self.val_size = tuple(int(v) for v in self.val_size)  # type: ignore[assignment]
         self.betas = tuple(float(v) for v in self.betas)  # type: ignore[assignment]
+        if self.processes < 0:
+            raise ValueError(f"processes must be >= 0 (0: one per CPU core), got {self.processes}")
         if self.iters < 1 or self.batch_size < 1 or self.accum_steps < 1:
             raise ValueError("iters, batch_size and accum_steps must be >= 1")
         if self.batch_size % self.accum_steps:

@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 # Fields that may differ between a run and its resume (they do not change what is computed).
 RESUMABLE_CHANGES = {
-    "iters", "out", "data", "resume", "progress", "num_workers", "threads", "device", "val_every",
+    "iters", "out", "data", "resume", "progress", "num_workers", "threads", "processes", "device",
+    "val_every",
     "val_subsets",
     "val_max_images", "checkpoint_every", "keep_every", "log_every", "max_steps_this_run",
 }  # fmt: skip
@@ -187,8 +188,23 @@ def train(
     on_init: Callable[[InitReport], None] | None = None,
 ) -> TrainResult:
     """Train (or resume) one run as configured; see :func:`_train`. Torch's CPU thread count is
-    set for the run (:func:`trainer.config.resolve_threads`) and restored afterwards."""
+    set for the run (:func:`trainer.config.resolve_threads`) and restored afterwards.
+
+    On CPU with ``cfg.processes`` > 1 (0: one per core) and no launcher around, the batch is
+    split over that many local processes (:func:`trainer.spawn.train_processes`); a ``model``
+    passed in (tests) always trains in this process."""
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    if model is None and "WORLD_SIZE" not in os.environ:
+        from trainer.spawn import resolve_processes, train_processes
+
+        processes = resolve_processes(cfg.processes, device.type)
+        if processes > 1:
+            if device.type != "cpu":
+                raise ValueError(
+                    f"processes {processes}: local processes are for CPU training; on GPUs "
+                    "start one process per GPU with torchrun"
+                )
+            return train_processes(cfg, processes, on_init)
     threads = resolve_threads(cfg.threads, resolve_workers(cfg.num_workers), device.type)
     before = torch.get_num_threads()
     if threads is not None:

@@ -37,7 +37,12 @@ def demo_cmd(
     class_crop_prob: float = typer.Option(
         0.5, min=0.0, max=1.0, help="Share of training crops centred on a new-class pixel."
     ),
-    threads: int = typer.Option(0, min=0, help="Torch CPU threads; 0: CPU cores - 1."),
+    processes: int = typer.Option(
+        0, min=0, help="Training processes splitting each batch (CPU); 0: one per core."
+    ),
+    threads: int = typer.Option(
+        0, min=0, help="Torch CPU threads per training process; 0: sized to the cores."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """The whole loop on built-in synthetic data: synth -> label (SIMULATED Grounded-SAM unless
@@ -60,6 +65,7 @@ def demo_cmd(
         device=device,
         pseudo_form=pseudo_form,
         class_crop_prob=class_crop_prob,
+        processes=processes,
         threads=threads,
         progress=progress,
     )

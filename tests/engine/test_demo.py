@@ -65,15 +65,24 @@ def test_full_demo_joint_training_beats_pseudo_labels_on_bicycle_boundaries(tmp_
     assert rows["fused labels"]["iou"] > rows["pseudo labels"]["iou"]
 
 
-def test_demo_training_config_carries_the_weighting_crops_and_threads(tmp_path):
+def test_demo_training_config_carries_the_weighting_crops_and_processes(tmp_path, monkeypatch):
     from engine.demo import DemoConfig, demo_threads, demo_train_config
-    from trainer.config import cpu_cores
+    from trainer import config, spawn
 
-    cfg = DemoConfig(out=tmp_path)
+    monkeypatch.setattr(config, "cpu_cores", lambda: 2)
+    monkeypatch.setattr(spawn, "cpu_cores", lambda: 2)
+    cfg = DemoConfig(out=tmp_path, device="cpu")
     train = demo_train_config(cfg, tmp_path / "fused", tmp_path / "train")
     assert train.loss.decoupling.pseudo_form == "origin"
     assert train.augment.class_crop_prob == 0.5 and train.augment.crop == cfg.crop
-    assert train.num_workers == 1 and train.threads == max(1, cpu_cores() - 1)
+    # 2 cores: two training processes, each loading its own share with one thread
+    assert train.processes == 2 and train.num_workers == 0 and train.threads == 0
+    assert spawn.rank_threads(train.threads, train.num_workers, train.processes) == 1
+    # one process (asked for, or a batch too small to split): a loader worker and cores - 1
+    one = demo_train_config(DemoConfig(out=tmp_path, device="cpu", processes=1), tmp_path, tmp_path)
+    assert one.processes == 1 and one.num_workers == 1 and one.threads == 1
+    small = DemoConfig(out=tmp_path, device="cpu", batch_size=2)
+    assert demo_train_config(small, tmp_path, tmp_path).processes == 1
     assert demo_threads(DemoConfig(threads=3)) == 3
     other = DemoConfig(out=tmp_path, pseudo_form="reversed", class_crop_prob=0.0)
     train = demo_train_config(other, tmp_path / "fused", tmp_path / "train")

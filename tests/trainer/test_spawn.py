@@ -1,0 +1,75 @@
+"""``engine train --processes N``: local DDP ranks on CPU, started from inside the process."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+from engine.synth import SynthConfig, generate
+from trainer.config import TrainConfig
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    return generate(
+        SynthConfig(out=root, train=4, val=2, test=2, size=(128, 96), seed=0), progress=False
+    )
+
+
+def _train(synth, run, cfg, *extra: str):
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--config", str(cfg)]
+    args += ["--out", str(run), "--batch-size", "4", "--device", "cpu", "--workers", "0"]
+    args += ["--val-every", "0", "--processes", "2", "--no-progress", *extra]
+    return CliRunner().invoke(app, args)
+
+
+def test_two_processes_train_report_once_and_resume(synth, tmp_path):
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(
+        "val_size: [128, 96]\nlog_every: 1\nloss: {num_points: 256}\n"
+        "augment: {crop: 64, short_side_range: [96, 160]}\n"
+    )
+    run = tmp_path / "run"
+    res = _train(synth, run, cfg, "--iters", "2")
+    assert res.exit_code == 0, res.output
+    assert res.output.count("trained 2 steps") == 1  # the parent reports rank 0's result
+    assert res.output.count("val: mIoU") == 1  # validation sharded over ranks, gathered on 0
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [1, 2]  # only rank 0 writes
+    from trainer.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(run / "last.pt")
+    assert len(ckpt["rng_ranks"]) == 2 and ckpt["config"]["processes"] == 2
+
+    # an error raised inside a rank reaches the user as the usual one-line error
+    again = _train(synth, run, cfg, "--iters", "3")
+    assert again.exit_code == 2
+    assert "a run already exists here; pass --resume" in " ".join(again.output.split())
+    assert "Traceback" not in again.output
+
+    res = _train(synth, run, cfg, "--iters", "3", "--resume")
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3]
+
+
+def test_rank_threads_share_the_cores(monkeypatch):
+    from trainer import spawn
+
+    monkeypatch.setattr(spawn, "cpu_cores", lambda: 8)
+    assert spawn.rank_threads(0, 0, 2) == 4
+    assert spawn.rank_threads(0, 1, 2) == 3  # each rank's loader worker takes a core
+    assert spawn.rank_threads(0, 4, 4) == 1  # never below one
+    assert spawn.rank_threads(3, 0, 2) == 3  # an explicit count wins
+    assert spawn.resolve_processes(0, "cpu") == 8
+    assert spawn.resolve_processes(0, "cuda") == 1  # GPUs: torchrun, one process each
+    assert spawn.resolve_processes(2, "cpu") == 2
+
+
+def test_processes_must_not_be_negative():
+    with pytest.raises(ValueError, match="processes must be >= 0"):
+        TrainConfig(processes=-1)

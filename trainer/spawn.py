@@ -1,0 +1,148 @@
+"""Local data-parallel training on CPU: ``engine train --processes N``.
+
+A tiny model's step is thousands of small ops; torch's intra-op threads split each op and wait
+for each other after every one, so a second thread buys little (docs/trainer.md, CPU threads).
+Splitting the *batch* instead scales: N processes, one thread each, each computing its share of
+the batch, with DistributedDataParallel (gloo) averaging the gradients. This is the same DDP
+path ``torchrun`` takes (:func:`trainer.train._distributed` reads the same environment
+variables), started from inside the process, so ``engine demo`` and ``engine train`` need no
+launcher.
+
+The parent waits; rank 0 sends back the init report (as soon as it exists) and the result. An
+exception in any rank stops every rank and is raised again in the parent as itself, so callers
+see the same one-line errors as in a single-process run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+from typing import TYPE_CHECKING, Any
+
+from trainer.config import TrainConfig, cpu_cores
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from trainer.init import InitReport
+    from trainer.train import TrainResult
+
+
+def resolve_processes(processes: int, device_type: str) -> int:
+    """Local training processes: ``processes`` when > 0, else one per CPU core on CPU and 1
+    elsewhere (GPUs are run with torchrun, one process per GPU)."""
+    if processes > 0:
+        return processes
+    return cpu_cores() if device_type == "cpu" else 1
+
+
+def rank_threads(threads: int, workers: int, processes: int) -> int:
+    """Torch threads of each of ``processes`` local ranks: ``threads`` when > 0, else the cores
+    left after every rank's loader workers, shared out (at least 1)."""
+    if threads > 0:
+        return threads
+    return max(1, (cpu_cores() - processes * workers) // processes)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _rank_main(rank: int, cfg: TrainConfig, world: int, port: int, messages: Any) -> None:
+    """One spawned rank: the torchrun environment, then :func:`trainer.train.train`."""
+    os.environ.update(
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_WORLD_SIZE=str(world),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    from trainer.train import train
+
+    try:
+        result = train(cfg, on_init=lambda report: messages.put(("init", report)))
+    except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent
+        try:
+            messages.put(("error", e))
+        except Exception:  # an exception that cannot be pickled: its text
+            messages.put(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+        return
+    if rank == 0:
+        messages.put(("result", result))
+
+
+def train_processes(
+    cfg: TrainConfig,
+    processes: int,
+    on_init: Callable[[InitReport], None] | None = None,
+) -> TrainResult:
+    """Train ``cfg`` with ``processes`` local CPU ranks (DDP over gloo); rank 0's result.
+
+    ``cfg.batch_size`` stays the images per optimizer step over all ranks (each rank takes
+    ``batch_size / processes``, at least 2); every other setting means what it means in one
+    process. Raises the first exception any rank raised."""
+    import torch.multiprocessing as mp
+
+    if processes < 2:
+        raise ValueError("train_processes needs at least 2 processes; call train() for one")
+    rank_cfg = dataclasses.replace(  # ranks see WORLD_SIZE, so they train rather than spawn
+        cfg,
+        processes=processes,
+        threads=rank_threads(cfg.threads, max(0, cfg.num_workers), processes),
+        num_workers=max(0, cfg.num_workers),
+    )
+    ctx = mp.get_context("spawn")  # fork would copy torch's OpenMP pool into the children
+    messages = ctx.SimpleQueue()
+    procs = mp.start_processes(
+        _rank_main,
+        args=(rank_cfg, processes, _free_port(), messages),
+        nprocs=processes,
+        join=False,
+        start_method="spawn",
+    )
+    result: TrainResult | None = None
+    error: BaseException | None = None
+
+    def drain() -> None:
+        nonlocal result, error
+        while not messages.empty():
+            kind, value = messages.get()
+            if kind == "init" and on_init is not None:
+                on_init(value)
+            elif kind == "result":
+                result = value
+            elif kind == "error" and error is None:
+                error = value
+
+    try:
+        while True:
+            drain()
+            if error is not None:
+                break
+            try:
+                if procs.join(timeout=0.2):
+                    break
+            except mp.ProcessExitedException as e:  # a rank died without a word (killed, OOM)
+                drain()
+                if error is None:
+                    error = RuntimeError(f"training process {e.error_index} died ({e})")
+                break
+        drain()
+    finally:
+        for p in procs.processes:  # a rank left waiting on a dead peer's collective
+            if p.is_alive():
+                p.terminate()
+        for p in procs.processes:
+            p.join()
+    if error is not None:
+        raise error
+    if result is None:
+        raise RuntimeError("training processes ended without a result")
+    return result
+
+
+__all__ = ["rank_threads", "resolve_processes", "train_processes"]
