@@ -60,7 +60,9 @@ class DemoConfig:
     pseudo_form: str = "origin"  # label decoupling: origin | reversed | flat | precise
     class_crop_prob: float = 0.5  # share of crops centred on a new-class pixel
     processes: int = 0  # training processes splitting each batch (CPU); 0: one per CPU core
-    threads: int = 0  # torch CPU threads per training process and for prediction; 0: sized to the cores
+    threads: int = (
+        0  # torch CPU threads per training process and for prediction; 0: sized to the cores
+    )
     detector: str = ""  # Grounding DINO id or directory: real labeling instead of simulated
     segmenter: str = ""  # SAM / SAM-HQ id, directory or .pth: real labeling instead of simulated
     device: str = "auto"  # auto | cpu | cuda
