@@ -8,8 +8,10 @@ import typer
 from rich.text import Text
 
 from engine.cli.common import parse_size, stderr, stdout
+from engine.demo import DemoConfig
 
 app = typer.Typer()
+_D = DemoConfig()  # the options' defaults are the config's
 
 
 @app.command("demo")
@@ -18,36 +20,39 @@ def demo_cmd(
     class_name: list[str] = typer.Option(
         ["Bicycle", "Car"], "--class", help="New class (repeatable): Bicycle and/or Car."
     ),
-    size: str = typer.Option("512x384", help="Synthetic image size WxH."),
-    train: int = typer.Option(24, min=1, help="Synthetic training images."),
-    val: int = typer.Option(2, min=0, help="Synthetic validation images."),
-    test: int = typer.Option(8, min=1, help="Synthetic test images (the annotated subset)."),
-    iters: int = typer.Option(600, min=1, help="Training steps of the tiny MaSSFormer."),
-    batch_size: int = typer.Option(4, min=1, help="Images per training step."),
-    crop: int = typer.Option(256, min=32, help="Training crop side in pixels."),
-    seed: int = typer.Option(0, help="Seed of scenes, simulated labeler and training."),
+    size: str = typer.Option("x".join(map(str, _D.size)), help="Synthetic image size WxH."),
+    train: int = typer.Option(_D.train, min=1, help="Synthetic training images."),
+    val: int = typer.Option(_D.val, min=0, help="Synthetic validation images."),
+    test: int = typer.Option(_D.test, min=1, help="Synthetic test images (the annotated subset)."),
+    iters: int = typer.Option(_D.iters, min=1, help="Training steps of the tiny MaSSFormer."),
+    batch_size: int = typer.Option(_D.batch_size, min=1, help="Images per training step."),
+    crop: int = typer.Option(_D.crop, min=32, help="Training crop side in pixels."),
+    seed: int = typer.Option(_D.seed, help="Seed of scenes, simulated labeler and training."),
     detector: str = typer.Option(
         "", help="Grounding DINO id or directory: label with real models instead of SIMULATED."
     ),
     segmenter: str = typer.Option("", help="SAM id, directory or .pth (with --detector)."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     pseudo_form: str = typer.Option(
-        "origin", help="Pseudo-pixel weighting: origin | reversed | flat | precise."
+        _D.pseudo_form, help="Pseudo-pixel weighting: origin | reversed | flat | precise."
     ),
     class_crop_prob: float = typer.Option(
-        0.5, min=0.0, max=1.0, help="Share of training crops centred on a new-class pixel."
+        _D.class_crop_prob,
+        min=0.0,
+        max=1.0,
+        help="Share of training crops centred on a new-class pixel.",
     ),
     processes: int = typer.Option(
-        0, min=0, help="Training processes splitting each batch (CPU); 0: one per core."
+        _D.processes, min=0, help="Training processes splitting each batch (CPU); 0: one per core."
     ),
     threads: int = typer.Option(
-        0, min=0, help="Torch CPU threads per training process; 0: sized to the cores."
+        _D.threads, min=0, help="Torch CPU threads per training process; 0: sized to the cores."
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """The whole loop on built-in synthetic data: synth -> label (SIMULATED Grounded-SAM unless
     --detector/--segmenter) -> fuse -> train -> predict -> compare -> report."""
-    from engine.demo import SIMULATED_NOTE, DemoConfig, run_demo
+    from engine.demo import SIMULATED_NOTE, run_demo
 
     cfg = DemoConfig(
         out=out,
