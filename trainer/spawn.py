@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from trainer.init import InitReport
-    from trainer.train import TrainResult
 
 
 def resolve_processes(processes: int, device_type: str) -> int:
@@ -51,8 +50,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _rank_main(rank: int, cfg: TrainConfig, world: int, port: int, messages: Any) -> None:
-    """One spawned rank: the torchrun environment, then :func:`trainer.train.train`."""
+def _rank_main(
+    rank: int, target: Callable[..., Any], cfg: TrainConfig, world: int, port: int, messages: Any
+) -> None:
+    """One spawned rank: the torchrun environment, then ``target(cfg, on_init=...)``
+    (:func:`trainer.train.train`, passed in so this module does not import it)."""
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
@@ -61,10 +63,8 @@ def _rank_main(rank: int, cfg: TrainConfig, world: int, port: int, messages: Any
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
     )
-    from trainer.train import train
-
     try:
-        result = train(cfg, on_init=lambda report: messages.put(("init", report)))
+        result = target(cfg, on_init=lambda report: messages.put(("init", report)))
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent
         try:
             messages.put(("error", e))
@@ -76,11 +76,13 @@ def _rank_main(rank: int, cfg: TrainConfig, world: int, port: int, messages: Any
 
 
 def train_processes(
+    target: Callable[..., Any],
     cfg: TrainConfig,
     processes: int,
     on_init: Callable[[InitReport], None] | None = None,
-) -> TrainResult:
-    """Train ``cfg`` with ``processes`` local CPU ranks (DDP over gloo); rank 0's result.
+) -> Any:
+    """``target(cfg)`` (:func:`trainer.train.train`) in ``processes`` local CPU ranks (DDP over
+    gloo); rank 0's result (a :class:`trainer.train.TrainResult`).
 
     ``cfg.batch_size`` stays the images per optimizer step over all ranks (each rank takes
     ``batch_size / processes``, at least 2); every other setting means what it means in one
@@ -99,12 +101,12 @@ def train_processes(
     messages = ctx.SimpleQueue()
     procs = mp.start_processes(
         _rank_main,
-        args=(rank_cfg, processes, _free_port(), messages),
+        args=(target, rank_cfg, processes, _free_port(), messages),
         nprocs=processes,
         join=False,
         start_method="spawn",
     )
-    result: TrainResult | None = None
+    result: Any = None
     error: BaseException | None = None
 
     def drain() -> None:

@@ -204,7 +204,7 @@ def train(
                     f"processes {processes}: local processes are for CPU training; on GPUs "
                     "start one process per GPU with torchrun"
                 )
-            return train_processes(cfg, processes, on_init)
+            return train_processes(train, cfg, processes, on_init)
     threads = resolve_threads(cfg.threads, resolve_workers(cfg.num_workers), device.type)
     before = torch.get_num_threads()
     if threads is not None:
