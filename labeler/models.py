@@ -67,19 +67,25 @@ def _looks_like_path(source: str) -> bool:
 def _missing(role: str, source: str, revision: str | None, reason: str) -> FileNotFoundError:
     from huggingface_hub import constants
 
-    if _looks_like_path(source):
+    if _looks_like_path(source):  # a path: advice about the path, not about downloading it
         where = f"the local path {Path(source).expanduser().resolve()}"
+        fix = (
+            "Fix: pass a directory saved with save_pretrained, config.json and the weights in "
+            f"it (--{role} DIR), or a hub id, which is read from the Hugging Face cache "
+            "(HF_HOME) or downloaded."
+        )
     else:
         cache = constants.HF_HUB_CACHE
         rev = f" (revision {revision})" if revision else ""
         hub = "the hub was not contacted (HF_HUB_OFFLINE is set)" if offline() else "the hub"
         where = f"the Hugging Face cache {cache}{rev} and {hub}"
+        fix = (
+            f"Fix: download them once with internet access (`hf download {source}` or any run "
+            "without HF_HUB_OFFLINE), or set HF_HOME to a cache that holds them, or pass a local "
+            f"directory saved with save_pretrained (--{role} DIR)."
+        ) + ("" if offline() else " On a machine without internet, HF_HUB_OFFLINE=1 skips the hub.")
     return FileNotFoundError(
-        f"{source}: {role} weights not found: looked in {where} ({reason}). Fix: download them "
-        f"once with internet access (`hf download {source}` or any run without HF_HUB_OFFLINE), "
-        "or set HF_HOME to a cache that holds them, or pass a local directory saved with "
-        f"save_pretrained (--{role} DIR)."
-        + ("" if offline() else " On a machine without internet, HF_HUB_OFFLINE=1 skips the hub.")
+        f"{source}: {role} weights not found: looked in {where} ({reason}). {fix}"
     )
 
 

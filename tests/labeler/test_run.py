@@ -147,6 +147,8 @@ def test_missing_weights_is_one_clear_line(
     assert res.exit_code == 2
     text = " ".join(res.output.split())  # rich wraps the line at the terminal width
     assert expect in text and "HF_HOME" in text and "Traceback" not in text
+    # a local path gets advice about the path, a hub id about downloading it
+    assert ("hf download" in text) == detector.startswith("some-org")
 
 
 def test_prepared_inputs_match_the_processor_batch(tiny_models):
