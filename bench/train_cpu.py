@@ -29,13 +29,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
-import json, sys
+import dataclasses, json, sys
 sys.path.insert(0, {root!r})
 from pathlib import Path
 from engine.demo import DemoConfig, demo_train_config
 cfg = DemoConfig(processes={processes}, threads={threads}, progress=False)
 t = demo_train_config(cfg, Path({data!r}), Path({out!r}))
-t.iters, t.log_every, t.val_split, t.checkpoint_every = {steps}, 1, None, 10**9
+t = dataclasses.replace(t, iters={steps}, warmup_iters=min(t.warmup_iters, {steps} - 1),
+                        log_every=1, val_split=None, checkpoint_every=10**9)
 from trainer.train import train
 if __name__ == "__main__":  # spawned training processes import this module
     train(t)
