@@ -58,6 +58,9 @@ def label_cmd(
     batch_size: int = typer.Option(4, min=1, help="Images per model batch."),
     workers: int = typer.Option(2, min=1, help="Image decoding threads."),
     writers: int = typer.Option(2, min=1, help="Output writing threads."),
+    writer_queue_mb: int = typer.Option(
+        1024, min=1, help="Outputs waiting for the writers, at most this many MB."
+    ),
     device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     precision: str = typer.Option("auto", help="auto | fp32 | fp16 | bf16."),
     tiles: str = typer.Option("1x1", help="Detection tiles RxC in addition to the whole image."),
@@ -81,7 +84,7 @@ def label_cmd(
         max_instances=max_instances, uncertain=uncertain, batch_size=batch_size, workers=workers,
         device=device, precision=precision, tiles=tiles, overlap=overlap, shard=shard,
         force=force, progress=progress, backend_option=backend_option, max_boxes=max_boxes,
-        writers=writers,
+        writers=writers, writer_queue_mb=writer_queue_mb,
     )  # fmt: skip
     summary = run_labeling(cfg)
     print_label_summary(summary, cfg.backend)

@@ -78,6 +78,7 @@ def build_label_config(
     backend_option: list[str] | None = None,
     max_boxes: int = 100,
     writers: int = 2,
+    writer_queue_mb: int = 1024,
 ) -> LabelConfig:
     """Command-line values to a config; options given on the command line win over ``--spec``."""
     overrides = {
@@ -118,6 +119,7 @@ def build_label_config(
         batch_size=batch_size,
         workers=workers,
         writers=writers,
+        writer_queue_mb=writer_queue_mb,
         max_boxes=max_boxes,
         device=device,
         precision=precision,

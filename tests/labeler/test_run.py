@@ -72,7 +72,7 @@ def _label_args(data, out, models, *extra):
 
 def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
     out = tmp_path / "run"
-    cap = ("--max-boxes", "3", "--writers", "3")
+    cap = ("--max-boxes", "3", "--writers", "3", "--writer-queue-mb", "64")
     res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", *cap))
     assert res.exit_code == 0, res.output
     manifest = read_jsonl(out / "manifest.jsonl")
@@ -85,6 +85,7 @@ def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
     assert run["backend"]["models"]["segmenter"]["class"] == "SamModel"
     assert run["config"]["cls"]["negatives"] == ["motorcycle"]
     assert run["config"]["max_boxes"] == 3 and run["config"]["writers"] == 3
+    assert run["config"]["writer_queue_mb"] == 64
     assert all(r["instances"] <= 3 for r in manifest)  # at most 3 boxes reached SAM
     assert "packages" in run["environment"]
     for rec in manifest:
