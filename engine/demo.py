@@ -49,7 +49,7 @@ class DemoConfig:
     val: int = 2  # synthetic validation images
     test: int = 8  # synthetic test images: the annotated subset
     seed: int = 0  # seeds the scenes, the simulated labeler and training
-    iters: int = 600  # training steps of the tiny model
+    iters: int = 1000  # training steps of the tiny model (about 11 min on 2 cores)
     batch_size: int = 4  # images per training step
     crop: int = 256  # training crop side in pixels
     lr: float = (

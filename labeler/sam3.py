@@ -47,7 +47,7 @@ from labeler.models import (
     resolve_device,
     resolve_dtype,
 )
-from labeler.sam_post import LOGIT_FLOOR, _window, resize_window
+from labeler.sam_post import LOGIT_FLOOR, active_window, resize_window
 
 DEFAULT_SAM3 = "facebook/sam3"
 SAM3_TYPES = ("sam3", "sam3_video")  # config model_type values Sam3Model loads
@@ -159,7 +159,7 @@ def probs_in_windows(
     active = probs > floor
     out: list[tuple[MaskCrop, np.ndarray | None] | None] = []
     for k in range(len(probs)):
-        win = _window(active[k], in_size, out_size)
+        win = active_window(active[k], in_size, out_size)
         p = None if win is None else resize_window(probs[k : k + 1], out_size, win)[0]
         keep = None if p is None else p > floor
         if keep is None or not bool((p > MASK_THRESHOLD).any()):

@@ -53,7 +53,7 @@ def resize_window(x: Any, out_size: tuple[int, int], window: tuple[int, int, int
     return rows[:, iy0, :] * ly0[:, None] + rows[:, iy1, :] * ly1[:, None]
 
 
-def _window(active: Any, in_size: tuple[int, int], out_size: tuple[int, int]):
+def active_window(active: Any, in_size: tuple[int, int], out_size: tuple[int, int]):
     """Output window ``(y0, y1, x0, x1)`` holding every output pixel that interpolates from an
     active input cell (``active (h, w) bool``), or None when no cell is active."""
     rows = active.any(dim=1).nonzero()
@@ -106,7 +106,7 @@ def masks_in_windows(
             x = F.interpolate(x[:, None], pad_size, mode="bilinear", align_corners=False)[:, 0]
             x = x[:, : reshaped_size[0], : reshaped_size[1]]
         in_size = (int(x.shape[1]), int(x.shape[2]))
-        win = _window(x[0] > LOGIT_FLOOR, in_size, original_size)
+        win = active_window(x[0] > LOGIT_FLOOR, in_size, original_size)
         if win is None:
             out.append((MaskCrop(0, 0, np.zeros((0, 0), bool)), np.zeros((0, 0), np.float16)))
             continue
