@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import atomic_write_json, atomic_write_text
-from engine.runinfo import environment
+# Nothing heavy at import time: the CLI reads DemoConfig's defaults when `engine` starts.
 
 SIMULATED_NOTE = (
     "SIMULATED labeler: pseudo labels are made from the synthetic ground truth with "
@@ -325,6 +324,9 @@ def _with_threads(threads: int, fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
     """``report/summary.md`` and ``summary.json``: every class's Table-4 rows side by side."""
+    from annotations.fileio import atomic_write_json, atomic_write_text
+    from engine.runinfo import environment
+
     out = result.out / "report"
     lines = ["# MaSS data engine demo: new classes on synthetic MaSS-style scenes", ""]
     if cfg.simulated:
