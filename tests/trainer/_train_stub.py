@@ -13,6 +13,12 @@ from torch import nn
 
 from annotations.labelmap import write_label
 
+# A few-step tiny-preset run on 128x96 synthetic images (the DDP tests: torchrun and --processes)
+SMALL_RUN_YAML = (
+    "val_size: [128, 96]\nlog_every: 1\nloss: {num_points: 256}\n"
+    "augment: {crop: 64, short_side_range: [96, 160]}\n"
+)
+
 
 def write_dataset(root, n=3, size=(40, 30), sources=False, splits=("train",)):
     """MaSS13K layout: left half class 0, right half class 1..3 (by image), with colours that

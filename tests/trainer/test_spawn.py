@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from cli import app
 from engine.synth import SynthConfig, generate
+from tests.trainer._train_stub import SMALL_RUN_YAML
 from trainer.config import TrainConfig
 
 
@@ -29,10 +30,7 @@ def _train(synth, run, cfg, *extra: str):
 
 def test_two_processes_train_report_once_and_resume(synth, tmp_path):
     cfg = tmp_path / "train.yaml"
-    cfg.write_text(
-        "val_size: [128, 96]\nlog_every: 1\nloss: {num_points: 256}\n"
-        "augment: {crop: 64, short_side_range: [96, 160]}\n"
-    )
+    cfg.write_text(SMALL_RUN_YAML)
     run = tmp_path / "run"
     res = _train(synth, run, cfg, "--iters", "2")
     assert res.exit_code == 0, res.output

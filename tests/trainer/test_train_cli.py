@@ -89,11 +89,10 @@ def test_torchrun_ddp_two_cpu_ranks_then_resume(synth, tmp_path):
     import subprocess
     import sys
 
+    from tests.trainer._train_stub import SMALL_RUN_YAML
+
     cfg = tmp_path / "ddp.yaml"
-    cfg.write_text(
-        "val_size: [128, 96]\nlog_every: 1\nloss: {num_points: 256}\n"
-        "augment: {crop: 64, short_side_range: [96, 160]}\n"
-    )
+    cfg.write_text(SMALL_RUN_YAML)
     run = tmp_path / "run"
 
     def launch(*extra: str) -> subprocess.CompletedProcess:
