@@ -88,13 +88,12 @@ def build_models(
         GroundingDinoImageProcessor,
         GroundingDinoProcessor,
         SamConfig,
-        SamImageProcessor,
         SamModel,
-        SamProcessor,
         SwinConfig,
     )
 
     from labeler.models import LoadedModel
+    from labeler.sam_convert import sam_processor
     from labeler.testing import TINY_VOCAB  # BERT's ids for [CLS], [SEP] and "."
 
     torch.manual_seed(0)
@@ -114,14 +113,7 @@ def build_models(
     )
     with torch.device(device):
         sam = SamModel(sam_cfg).eval()
-    sproc = SamProcessor(
-        image_processor=SamImageProcessor(
-            size={"longest_edge": sam_size},
-            pad_size={"height": sam_size, "width": sam_size},
-            mask_size={"longest_edge": sam_size // 4},
-            mask_pad_size={"height": sam_size // 4, "width": sam_size // 4},
-        )
-    )
+    sproc = sam_processor(sam_size)
     return (
         LoadedModel(
             det, dproc, f"GroundingDinoConfig() Swin-{swin} random", "grounding-dino", None

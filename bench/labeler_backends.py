@@ -52,20 +52,14 @@ def rss_mb(field: str = "VmRSS") -> float:
 
 
 def build_sam(size: int, device: str):
-    from transformers import SamConfig, SamImageProcessor, SamModel, SamProcessor
+    from transformers import SamConfig, SamModel
 
     from labeler.models import LoadedModel
+    from labeler.sam_convert import sam_processor
 
     cfg = SamConfig(vision_config={"image_size": size}, prompt_encoder_config={"image_size": size})
-    proc = SamProcessor(
-        image_processor=SamImageProcessor(
-            size={"longest_edge": size},
-            pad_size={"height": size, "width": size},
-            mask_size={"longest_edge": size // 4},
-            mask_pad_size={"height": size // 4, "width": size // 4},
-        )
-    )
-    return LoadedModel(SamModel(cfg).eval().to(device), proc, "SamConfig() ViT-B", "sam", None)
+    model = SamModel(cfg).eval().to(device)
+    return LoadedModel(model, sam_processor(size), "SamConfig() ViT-B", "sam", None)
 
 
 def build_gdino(size: int, device: str):

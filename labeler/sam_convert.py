@@ -114,7 +114,7 @@ def sam_config_from_state_dict(sd: dict[str, Any], source: str = "checkpoint"):
 def load_sam_pth(path: str | os.PathLike):
     """``(SamModel, SamProcessor)`` from an original ``.pth`` checkpoint, converted in memory."""
     import torch
-    from transformers import SamImageProcessor, SamModel, SamProcessor
+    from transformers import SamModel
 
     path = Path(path)
     if not path.is_file():
@@ -137,8 +137,16 @@ def load_sam_pth(path: str | os.PathLike):
             f"{path}: checkpoint does not match the SAM layout: missing {sorted(missing)[:5]}, "
             f"unexpected {sorted(unexpected)[:5]}"
         )
-    size = config.vision_config.image_size
-    processor = SamProcessor(
+    return model.eval(), sam_processor(config.vision_config.image_size)
+
+
+def sam_processor(size: int):
+    """The ``SamProcessor`` of a SAM whose image encoder takes ``size`` px squares (1024 for the
+    released models): longest edge resized to ``size`` and padded square, masks at ``size / 4``
+    (the mask decoder's output), as the hub's processors are configured."""
+    from transformers import SamImageProcessor, SamProcessor
+
+    return SamProcessor(
         image_processor=SamImageProcessor(
             size={"longest_edge": size},
             pad_size={"height": size, "width": size},
@@ -146,7 +154,6 @@ def load_sam_pth(path: str | os.PathLike):
             mask_pad_size={"height": size // 4, "width": size // 4},
         )
     )
-    return model.eval(), processor
 
 
 def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:

@@ -112,7 +112,8 @@ def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 
     SAM 2 (``"sam2"``, Hiera, 128 px inputs), or SAM 2 saved as the hub's SAM 2 / 2.1 repos are
     (``"sam2_video"``: ``Sam2VideoModel``, ``model_type: "sam2_video"``, ``Sam2VideoProcessor``)."""
     import torch
-    from transformers import SamImageProcessor, SamProcessor
+
+    from labeler.sam_convert import sam_processor
 
     hidden = 16
     vision = dict(
@@ -153,15 +154,9 @@ def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 
         )
     torch.manual_seed(seed)
     model = model_cls(config).eval()
-    image_processor = SamImageProcessor(
-        size={"longest_edge": 64},
-        pad_size={"height": 64, "width": 64},
-        mask_size={"longest_edge": 16},
-        mask_pad_size={"height": 16, "width": 16},
-    )
     path = Path(path)
     model.save_pretrained(path)
-    SamProcessor(image_processor=image_processor).save_pretrained(path)
+    sam_processor(64).save_pretrained(path)
     return path
 
 
