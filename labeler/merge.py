@@ -161,16 +161,22 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def needs_tiles(rows: int, cols: int, overlap: float) -> bool:
+    """Whether a ``rows x cols`` tiling adds windows to the whole image (not ``1 x 1``);
+    ``ValueError`` for fewer than one tile per axis or an overlap outside [0, 1)."""
+    if rows < 1 or cols < 1:
+        raise ValueError(f"tiles must be at least 1x1, got {rows}x{cols}")
+    if not 0 <= overlap < 1:
+        raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
+    return not (rows == 1 and cols == 1)
+
+
 def tile_windows(
     height: int, width: int, rows: int, cols: int, overlap: float
 ) -> list[tuple[int, int, int, int]]:
     """``rows x cols`` windows ``(x0, y0, x1, y1)`` covering the image, neighbours overlapping by
     ``overlap`` (fraction of a tile). ``1 x 1`` gives no tiles (the whole image is always run)."""
-    if rows < 1 or cols < 1:
-        raise ValueError(f"tiles must be at least 1x1, got {rows}x{cols}")
-    if not 0 <= overlap < 1:
-        raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
-    if rows == 1 and cols == 1:
+    if not needs_tiles(rows, cols, overlap):
         return []
 
     def spans(size: int, n: int) -> list[tuple[int, int]]:

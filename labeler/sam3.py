@@ -37,7 +37,7 @@ from labeler.backends import BackendOutput, LoadedImage
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
 from labeler.dedup import DedupRules, MaskCrop, dedup_instances
-from labeler.merge import Detections, merge_tile_boxes
+from labeler.merge import Detections, merge_tile_boxes, needs_tiles
 from labeler.models import (
     LoadedModel,
     _check_local,
@@ -72,11 +72,7 @@ def square_windows(
     the cap makes them too few to keep ``overlap`` along the long side, that axis gets more.
     ``1 x 1`` gives no windows (the whole image is always run).
     """
-    if rows < 1 or cols < 1:
-        raise ValueError(f"tiles must be at least 1x1, got {rows}x{cols}")
-    if not 0 <= overlap < 1:
-        raise ValueError(f"tile overlap must be in [0, 1), got {overlap}")
-    if rows == 1 and cols == 1:
+    if not needs_tiles(rows, cols, overlap):
         return []
     side = max(height / (rows - (rows - 1) * overlap), width / (cols - (cols - 1) * overlap))
     side = int(round(min(side, height, width)))
