@@ -204,6 +204,7 @@ def train(
                     f"processes {processes}: local processes are for CPU training; on GPUs "
                     "start one process per GPU with torchrun"
                 )
+            micro_batch(cfg, processes)  # a batch that cannot be split fails before any start
             return train_processes(train, cfg, processes, on_init)
     threads = resolve_threads(cfg.threads, resolve_workers(cfg.num_workers), device.type)
     before = torch.get_num_threads()
@@ -213,6 +214,25 @@ def train(
         return _train(cfg, model, on_init)
     finally:
         torch.set_num_threads(before)
+
+
+def micro_batch(cfg: TrainConfig, world: int) -> int:
+    """Images per rank and micro-step: ``batch_size / accum_steps / world``; ``ValueError`` when
+    that does not divide or is below 2."""
+    per_rank = cfg.batch_size // cfg.accum_steps
+    if per_rank % world:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} / accum_steps {cfg.accum_steps} = {per_rank} images per "
+            f"micro-step cannot be split over {world} ranks"
+        )
+    micro = per_rank // world
+    if micro < 2:
+        raise ValueError(
+            f"batch_size {cfg.batch_size} / accum_steps {cfg.accum_steps} / {world} ranks = "
+            f"{micro} image per micro-step; MaSSFormer needs at least 2 (the released "
+            f"pixel decoder has BatchNorms on globally pooled features)"
+        )
+    return micro
 
 
 def _train(
@@ -243,19 +263,7 @@ def _train(
         _check_resume_config(ckpt["config"], cfg, last)
     elif last.exists():
         raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
-    per_rank = cfg.batch_size // cfg.accum_steps
-    if per_rank % world:
-        raise ValueError(
-            f"batch_size {cfg.batch_size} / accum_steps {cfg.accum_steps} = {per_rank} images per "
-            f"micro-step cannot be split over {world} ranks"
-        )
-    micro = per_rank // world
-    if micro < 2:
-        raise ValueError(
-            f"batch_size {cfg.batch_size} / accum_steps {cfg.accum_steps} / {world} ranks = "
-            f"{micro} image per micro-step; MaSSFormer needs at least 2 (the released "
-            f"pixel decoder has BatchNorms on globally pooled features)"
-        )
+    micro = micro_batch(cfg, world)
 
     dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
     taxonomy = dataset.taxonomy
