@@ -30,3 +30,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     cuda = False
             if not cuda:
                 item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU; none is available"))
+
+
+@pytest.fixture
+def one_thread():
+    """Torch on one CPU thread for the test, restored afterwards: outputs are bit-identical for a
+    fixed thread count (1 and 2 threads differ slightly), and on a shared 2-core machine one
+    thread keeps tiny models from crawling."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -32,16 +32,7 @@ from labeler.sam3 import (
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Outputs are bit-identical for a fixed thread count (1 vs 2 threads differ slightly); one
-    thread also keeps tiny models from crawling on a shared 2-core machine."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

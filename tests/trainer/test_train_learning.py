@@ -22,14 +22,6 @@ from trainer.train import train
 from trainer.validate import evaluate
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # shared 2-core boxes: one thread is faster and steadier
-    yield
-    torch.set_num_threads(n)
-
-
 def _learn(tmp_path, iters: int) -> tuple[float, float]:
     root = generate(
         SynthConfig(out=tmp_path / "synth", train=4, val=0, test=0, size=(128, 96), seed=0),
