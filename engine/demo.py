@@ -101,7 +101,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     from labeler.config import ClassSpec, LabelConfig
     from labeler.run import run_labeling
     from trainer.predict import PredictConfig, predict_dir
-    from trainer.train import train
+    from trainer.train import micro_batch, train
 
     for name in cfg.classes:  # fail before any work on a class the synthetic data lacks
         if name in MASS13K:
@@ -110,6 +110,9 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
             raise ValueError(f"the demo's synthetic data has bicycle and car truth, not {name!r}")
 
     out = Path(cfg.out)
+    fused, train_out = out / "fused", out / "train"
+    train_cfg = demo_train_config(cfg, fused, train_out)
+    micro_batch(train_cfg, train_cfg.processes)  # and a batch the processes cannot split
     result = DemoResult(out=out)
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
@@ -170,7 +173,6 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
         )
         result.paths[f"annotated/{name}"] = subset.root
 
-    fused = out / "fused"
     stage(
         "fuse pseudo labels with the precise labels",
         lambda: fuse(
@@ -179,8 +181,6 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     )
     result.paths["fused"] = fused
 
-    train_out = out / "train"
-    train_cfg = demo_train_config(cfg, fused, train_out)
     stage(
         f"train MaSSFormer tiny jointly on fused labels ({cfg.iters} steps)",
         lambda: train(train_cfg),
