@@ -115,19 +115,19 @@ def crop_box(
     (the class picked uniformly among those present, then the pixel), shifted to stay inside
     the label; the class-share rule applies as before."""
     h, w = label.shape
-    pixels: list[tuple[np.ndarray, np.ndarray]] = []
+    pixels: list[np.ndarray] = []  # flat indices of each focus class present, ascending ids
     if focus and focus_prob > 0 and rng.random() < focus_prob:
-        present = np.isin(label, np.asarray(focus, dtype=label.dtype))
-        if present.any():
-            for c in np.unique(label[present]):
-                pixels.append(np.nonzero(label == c))
+        for c in sorted(set(focus)):
+            idx = np.flatnonzero(label == c)  # one pass over the label per focus class
+            if idx.size:
+                pixels.append(idx)
     y = x = 0
     for _ in range(max(1, tries)):
         if pixels:
-            ys, xs = pixels[int(rng.integers(len(pixels)))]
-            i = int(rng.integers(len(ys)))
-            y = min(max(int(ys[i]) - crop // 2, 0), h - crop)
-            x = min(max(int(xs[i]) - crop // 2, 0), w - crop)
+            idx = pixels[int(rng.integers(len(pixels)))]
+            i = int(idx[int(rng.integers(len(idx)))])
+            y = min(max(i // w - crop // 2, 0), h - crop)
+            x = min(max(i % w - crop // 2, 0), w - crop)
         else:
             y = int(rng.integers(0, h - crop + 1))
             x = int(rng.integers(0, w - crop + 1))
