@@ -110,10 +110,8 @@ def drawn_edges(
     pseudo = set(int(c) for c in pseudo_classes)
     if not pseudo.intersection(ids):
         return band
-    near = F.max_pool2d(masks[:, None], 5, stride=1, padding=2)[:, 0] > 0
-    from_pseudo = (source == SOURCE_PSEUDO)[None].to(masks.dtype)
-    near_pseudo = F.max_pool2d((masks * from_pseudo)[:, None], 5, stride=1, padding=2)[:, 0] > 0
     parents = parents or {}
+    pairs: list[tuple[int, list[int]]] = []  # (pseudo row, the rows its drawn edges meet)
     for i, c in enumerate(ids):
         if c not in pseudo:
             continue
@@ -125,7 +123,21 @@ def drawn_edges(
             if d != c and (allowed is None or d in allowed or d in pseudo)
         ]
         if other:
-            band |= near_pseudo[i] & near[other].any(0)
+            pairs.append((i, other))
+    if not pairs:
+        return band
+
+    def near(rows: list[int], weight: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
+        """Row -> within 2 px of that mask (times ``weight``): dilated only where needed."""
+        m = masks[rows] if weight is None else masks[rows] * weight
+        grown = F.max_pool2d(m[:, None], 5, stride=1, padding=2)[:, 0] > 0
+        return dict(zip(rows, grown, strict=True))
+
+    from_pseudo = (source == SOURCE_PSEUDO)[None].to(masks.dtype)
+    near_pseudo = near([i for i, _ in pairs], from_pseudo)
+    near_other = near(sorted({j for _, other in pairs for j in other}))
+    for i, other in pairs:
+        band |= near_pseudo[i] & torch.stack([near_other[j] for j in other]).any(0)
     return band
 
 
