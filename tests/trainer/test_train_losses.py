@@ -245,3 +245,23 @@ def test_importance_sampling_prefers_boundaries():
     assert float(on_boundary[:150].float().mean()) > 0.18
     uniform = torch.rand(1, 2000, 2)
     assert float((point_sample(w, uniform, mode="nearest") > 0).float().mean()) < 0.09
+
+
+def test_valid_indices_uniform_over_valid_entries_with_fallbacks():
+    from trainer.losses.points import valid_indices
+
+    torch.manual_seed(0)
+    flat = torch.zeros(4, 400, dtype=torch.bool)
+    flat[0, [3, 50, 399]] = True  # under 5% valid: the multinomial path
+    flat[1] = True
+    flat[1, :100] = False  # 75% valid: rejection
+    # row 2: nothing valid -> the whole row
+    flat[3, ::2] = True  # 50% valid
+    idx = valid_indices(flat, 30000)
+    assert idx.shape == (4, 30000)
+    counts = [torch.bincount(idx[r], minlength=400).float() for r in range(4)]
+    assert set(idx[0].unique().tolist()) == {3, 50, 399}
+    assert counts[0][[3, 50, 399]].min() > 9000  # 10,000 each expected
+    assert counts[1][:100].sum() == 0 and counts[1][100:].min() > 50  # 100 each expected
+    assert counts[2].min() > 30  # 75 each expected, every entry drawn
+    assert bool(flat[3][idx[3]].all()) and counts[3][::2].std() < 20  # 150 +- 12 each

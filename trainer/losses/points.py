@@ -72,12 +72,38 @@ def _uniform(n: int, count: int, valid: torch.Tensor | None, device: torch.devic
     if valid is None:
         return torch.rand(n, count, 2, device=device)
     h, w = valid.shape[-2:]
-    prob = valid.reshape(n, h * w).float()
-    empty = prob.sum(1) == 0
-    prob[empty] = 1.0
-    idx = torch.multinomial(prob, count, replacement=True)
+    idx = valid_indices(valid.reshape(n, h * w), count)
     # a point inside its pixel, kept off the pixel's border so nearest sampling returns that pixel
     jitter = 0.02 + 0.96 * torch.rand(n, count, 2, device=valid.device)
     x = ((idx % w).to(jitter.dtype) + jitter[..., 0]) / w
     y = ((idx // w).to(jitter.dtype) + jitter[..., 1]) / h
     return torch.stack([x, y], dim=-1).to(device)
+
+
+def valid_indices(flat: torch.Tensor, count: int) -> torch.Tensor:
+    """``(n, count)`` indices per row of the ``(n, L)`` bool ``flat``, drawn uniformly with
+    replacement among the row's True entries (among all entries for a row without one).
+
+    By rejection: uniform draws over the row, the first ``count`` that land on a True entry
+    kept, which is exactly uniform over those entries. Rows where too few landed (far less than
+    one in 10^6 at the usual share of ignored pixels) and rows under 5% valid fall back to
+    ``torch.multinomial``, which is exact too but on CPU 5x slower at a 256 x 256 crop (it
+    draws from a cumulative table over every pixel of every row): 10% of a demo training step.
+    """
+    n, length = flat.shape
+    share = flat.sum(1)
+    flat = flat | (share == 0)[:, None]  # nothing valid: the whole row
+    low = float(flat.float().mean(1).min()) if n else 1.0
+    if low >= 0.05:
+        m = int(count / low * 1.25) + 32
+        cand = torch.randint(0, length, (n, m), device=flat.device)
+        ok = flat.gather(1, cand)
+        first = torch.sort((~ok).to(torch.uint8), dim=1, stable=True).indices[:, :count]
+        idx = cand.gather(1, first)
+        short = ok.sum(1) < count
+    else:
+        idx = torch.zeros(n, count, dtype=torch.long, device=flat.device)
+        short = torch.ones(n, dtype=torch.bool, device=flat.device)
+    if bool(short.any()):
+        idx[short] = torch.multinomial(flat[short].float(), count, replacement=True)
+    return idx
