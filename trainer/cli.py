@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import parse_size, stdout
+from engine.cli.common import parse_scales, parse_size, stdout
 
 app = typer.Typer()
 
@@ -164,6 +164,15 @@ def predict_cmd(
     sliding_window: bool = typer.Option(
         False, "--sliding-window", help="Tiled inference for images too large for memory."
     ),
+    scales: str = typer.Option(
+        "1",
+        "--scales",
+        help="Test-time scales relative to --size, comma-separated, e.g. 0.75,1,1.25 "
+        "(score maps averaged; 1: single scale, as released).",
+    ),
+    flip: bool = typer.Option(
+        False, "--flip", help="Also average the left-right mirrored image's scores."
+    ),
     color: bool = typer.Option(False, "--color", help="Also write colour previews to OUT/color."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo images already labelled."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -179,6 +188,8 @@ def predict_cmd(
         device=device,
         mode=mode,
         sliding_window=sliding_window,
+        scales=parse_scales(scales),
+        flip=flip,
         color=color,
         overwrite=overwrite,
         progress=progress,

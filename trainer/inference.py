@@ -108,6 +108,8 @@ def predict_label(
     amp: bool = True,
     tile: int = 2048,
     overlap: int = 512,
+    scales: tuple[float, ...] = (1.0,),
+    flip: bool = False,
 ) -> np.ndarray:
     """Label one image at its original size.
 
@@ -122,6 +124,11 @@ def predict_label(
             efficient mode only.
         device: where to run; ``None`` = the model's device (the model is moved otherwise).
         amp: bf16 autocast on CUDA in efficient mode (ignored on CPU and in full mode).
+        scales, flip: test-time augmentation (mmseg's multi-scale and flip test), efficient
+            mode only: the resized image is run again at each scale (relative to ``size``) and,
+            with ``flip``, mirrored left-right; the score maps are brought back to the
+            unaugmented mask resolution and averaged before the argmax (:func:`tta_scores`).
+            The defaults, ``(1.0,)`` and no flip, are the release's single-scale inference.
 
     Returns ``(H, W)`` uint8 class ids 0..K-1.
     """
@@ -131,6 +138,10 @@ def predict_label(
         raise ValueError(f"unknown inference mode {mode!r}; known: {', '.join(MODES)}")
     if sliding_window and mode != "efficient":
         raise ValueError("sliding_window inference needs mode='efficient'")
+    scales = check_scales(scales)
+    augmented = flip or scales != (1.0,)
+    if augmented and mode != "efficient":
+        raise ValueError("test-time augmentation (scales, flip) needs mode='efficient'")
     if model.config.num_classes > 255:
         raise ValueError(
             f"uint8 labels hold at most 255 classes, model has {model.config.num_classes}"
@@ -153,15 +164,73 @@ def predict_label(
                 # uint8 bilinear on the host, as mmseg's Resize (cv2) does: a 64 MP input never
                 # becomes a 770 MB float tensor or crosses to the GPU at full size.
                 image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            # torch refuses read-only arrays (decoded images are); copy only then.
-            host = np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"])
-            x = torch.from_numpy(host).to(dev).permute(2, 0, 1)[None].float()
+            if augmented:
+                scores = tta_scores(
+                    model, image, scales, flip, dev, sliding_window, tile, overlap, amp
+                )
+                return _upsample_argmax(scores, (height, width))
+            x = _to_tensor(image, dev)
             if mode == "full":
                 return _full(model, x, (height, width))
             scores = predict_scores(model, x, sliding_window, tile, overlap, amp)
             return _upsample_argmax(scores, (height, width))
     finally:
         model.train(was_training)
+
+
+def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 -> ``(1, 3, H, W)`` float 0..255 on ``device``."""
+    # torch refuses read-only arrays (decoded images are); copy only then.
+    host = np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"])
+    return torch.from_numpy(host).to(device).permute(2, 0, 1)[None].float()
+
+
+def check_scales(scales: tuple[float, ...] | list[float]) -> tuple[float, ...]:
+    """The test-time scales as a tuple of positive floats (``ValueError`` otherwise)."""
+    out = tuple(float(s) for s in scales)
+    if not out or any(not (s > 0 and np.isfinite(s)) for s in out):
+        raise ValueError(f"test-time scales must be positive numbers, got {list(scales)}")
+    return out
+
+
+def tta_scores(
+    model: MaSSFormer,
+    image: np.ndarray,
+    scales: tuple[float, ...],
+    flip: bool,
+    device: torch.device,
+    sliding_window: bool = False,
+    tile: int = 2048,
+    overlap: int = 512,
+    amp: bool = True,
+) -> torch.Tensor:
+    """Mean per-class scores over scales x (flip): ``(H, W, 3)`` uint8 RGB (already at the
+    test size) -> ``(1, K, ceil(H/2), ceil(W/2))``, as mmseg's aug test averages them.
+
+    Each scale resizes the uint8 image with cv2 bilinear (as mmseg's ``Resize``, sides rounded
+    half up, at least 32 px); a flipped run's scores are mirrored back; every map is resized
+    bilinearly to the unaugmented mask resolution before the mean. On an odd width the
+    mirrored H/2 grid sits half a cell off the unmirrored one (mmseg mirrors at full size)."""
+    h, w = image.shape[:2]
+    out_hw = (-(-h // 2), -(-w // 2))
+    total: torch.Tensor | None = None
+    runs = 0
+    for scale in scales:
+        sh, sw = max(32, int(h * scale + 0.5)), max(32, int(w * scale + 0.5))
+        scaled = image if (sh, sw) == (h, w) else cv2.resize(image, (sw, sh), cv2.INTER_LINEAR)
+        x = _to_tensor(scaled, device)
+        for mirrored in (False, True) if flip else (False,):
+            s = predict_scores(
+                model, x.flip(-1) if mirrored else x, sliding_window, tile, overlap, amp
+            )
+            if mirrored:
+                s = s.flip(-1)
+            if s.shape[-2:] != out_hw:
+                s = F.interpolate(s, size=out_hw, mode="bilinear", align_corners=False)
+            total = s if total is None else total + s
+            runs += 1
+    assert total is not None
+    return total / runs
 
 
 def _upsample_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarray:

@@ -39,6 +39,8 @@ class PredictConfig:
     mode: str = "efficient"  # "efficient" | "full" (the release's inference exactly)
     sliding_window: bool = False  # tile the resized image (for images too large for memory)
     amp: bool = True  # bf16 autocast on CUDA
+    scales: tuple[float, ...] = (1.0,)  # test-time scales relative to size (mmseg aug test)
+    flip: bool = False  # also average the left-right mirrored run (test-time augmentation)
     color: bool = False  # also write colour previews to <out>/color/
     overwrite: bool = False  # redo images whose label already exists
     progress: bool = True  # progress bar on stderr
@@ -67,11 +69,14 @@ def list_images(folder: Path) -> list[Path]:
 def predict_dir(cfg: PredictConfig) -> PredictResult:
     """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
     from trainer.checkpoint import model_from_checkpoint
-    from trainer.inference import MODES, predict_label
+    from trainer.inference import MODES, check_scales, predict_label
     from trainer.train import resolve_device
 
     if cfg.mode not in MODES:
         raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
+    cfg.scales = check_scales(cfg.scales)
+    if (cfg.flip or cfg.scales != (1.0,)) and cfg.mode != "efficient":
+        raise ValueError("test-time augmentation (--scales, --flip) needs --mode efficient")
     images = list_images(Path(cfg.images))
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
@@ -103,6 +108,8 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
             sliding_window=cfg.sliding_window,
             device=device,
             amp=cfg.amp and device.type == "cuda",
+            scales=cfg.scales,
+            flip=cfg.flip,
         )
         write_label(target, label)
         if cfg.color:

@@ -25,6 +25,19 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     return w, h
 
 
+def parse_scales(text: str, option: str = "--scales") -> tuple[float, ...]:
+    """``"0.75,1,1.25"`` -> ``(0.75, 1.0, 1.25)``; a clear error otherwise."""
+    try:
+        scales = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{option} must be comma-separated numbers like 0.75,1,1.25, got {text!r}"
+        ) from None
+    if not scales or any(not 0 < s < float("inf") for s in scales):
+        raise typer.BadParameter(f"{option} must be positive numbers, got {text!r}")
+    return scales
+
+
 def split_names(values: list[str] | None) -> tuple[str, ...] | None:
     """Repeatable and/or comma-separated option values -> a tuple, None when not given."""
     if not values:

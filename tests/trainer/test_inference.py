@@ -142,12 +142,78 @@ def test_sliding_window_scores_cover_every_pixel(tiny, h: int, w: int) -> None: 
         (np.zeros((32, 32, 3), np.uint8), {"mode": "fast"}, "unknown inference mode"),
         (np.zeros((32, 32, 3), np.uint8), {"mode": "full", "sliding_window": True}, "efficient"),
         (np.zeros((40, 60, 3), np.uint8), {"size": (40, 30)}, "resized to 40x27.*at least 32"),
+        (
+            np.zeros((32, 32, 3), np.uint8),
+            {"mode": "full", "flip": True},
+            "augmentation.*efficient",
+        ),
+        (np.zeros((32, 32, 3), np.uint8), {"scales": (1.0, 0.0)}, "positive numbers"),
+        (np.zeros((32, 32, 3), np.uint8), {"scales": ()}, "positive numbers"),
     ],
 )
 def test_predict_label_rejects_bad_input(tiny, image, kwargs, match) -> None:  # noqa: ANN001
     kwargs = {"size": None, **kwargs}
     with pytest.raises(ValueError, match=match):
         predict_label(tiny, image, **kwargs)
+
+
+class _Lopsided(torch.nn.Module):
+    """A stand-in model whose scores lean left to right: query q is sure of class q, its mask
+    logit is image channel q plus a horizontal ramp of its own slope (an untrained tiny model
+    predicts one class everywhere, which no flip can change)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"num_classes": 3})()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor, aux: bool = True) -> dict:
+        h2, w2 = -(-x.shape[-2] // 2), -(-x.shape[-1] // 2)
+        img = F.adaptive_avg_pool2d(x, (h2, w2))
+        ramp = torch.linspace(-1, 1, w2).view(1, 1, 1, w2) * torch.tensor([2.0, 0.0, -2.0]).view(
+            1, 3, 1, 1
+        )
+        logits = torch.full((x.shape[0], 3, 4), -9.0)
+        logits[:, range(3), range(3)] = 9.0
+        return {"pred_logits": logits, "pred_masks": self.scale * ((img - 128) / 32 + ramp)}
+
+
+def test_flip_tta_is_mirror_symmetric() -> None:
+    """With flip, an image and its mirror image get mirrored labels (even width: the H/2
+    grids line up), which a forgotten flip-back of the mirrored scores would break; without
+    flip this model is not symmetric, so the test tells the two apart."""
+    model = _Lopsided()
+    image = np.random.default_rng(3).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    a = predict_label(model, image, size=None, flip=True)
+    b = predict_label(model, mirror, size=None, flip=True)
+    assert np.array_equal(a, b[:, ::-1])
+    plain_a = predict_label(model, image, size=None)
+    plain_b = predict_label(model, mirror, size=None)
+    assert (plain_a == plain_b[:, ::-1]).mean() < 0.9
+    assert len(np.unique(a)) == 3 and (a != plain_a).mean() > 0.05
+
+
+def test_tta_scores_average_the_runs(tiny) -> None:  # noqa: ANN001
+    """Repeating a scale changes nothing; a second scale's scores come back at the mask
+    resolution of the unaugmented image and enter the mean with equal weight."""
+    from trainer.inference import tta_scores
+
+    tiny.eval()
+    image = np.random.default_rng(4).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    one = predict_scores(tiny, x)
+    dev = torch.device("cpu")
+    assert torch.allclose(tta_scores(tiny, image, (1.0, 1.0), False, dev), one, atol=1e-6)
+    half = predict_scores(
+        tiny, torch.from_numpy(cv2.resize(image, (45, 35))).permute(2, 0, 1)[None].float()
+    )
+    half = F.interpolate(half, size=one.shape[-2:], mode="bilinear", align_corners=False)
+    both = tta_scores(tiny, image, (1.0, 0.5), False, dev)
+    assert both.shape == one.shape
+    assert torch.allclose(both, (one + half) / 2, atol=1e-5)
+    label = predict_label(tiny, image, size=None, scales=(0.75, 1.0, 1.25), flip=True)
+    assert label.shape == (70, 90) and label.max() < tiny.config.num_classes
 
 
 @pytest.mark.gpu

@@ -60,6 +60,17 @@ def test_train_then_predict_end_to_end(synth, tmp_path):
     # a second run skips what is done
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0 and "2 already there" in " ".join(res.output.split())
+    # test-time augmentation: recorded in predict.json, same sizes out
+    tta = tmp_path / "pred_tta"
+    args[args.index(str(pred))] = str(tta)
+    res = CliRunner().invoke(app, [*args, "--scales", "0.75,1,1.25", "--flip"])
+    assert res.exit_code == 0, res.output
+    config = json.loads((tta / "predict.json").read_text())["config"]
+    assert config["scales"] == [0.75, 1.0, 1.25] and config["flip"] is True
+    for img in sorted((synth / "images" / "test").iterdir()):
+        assert (
+            read_label(tta / f"{img.stem}.png").shape == read_label(pred / f"{img.stem}.png").shape
+        )
 
 
 def test_cli_errors_are_one_line(synth, tmp_path):
@@ -76,6 +87,14 @@ def test_cli_errors_are_one_line(synth, tmp_path):
         ],
     )
     assert res.exit_code == 2 and "checkpoint not found" in " ".join(res.output.split())
+    args = ["predict", "--checkpoint", "x.pt", "--images", "i", "--out", "o", "--scales", "1,-2"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "--scales must be positive numbers" in " ".join(
+        res.output.split()
+    )
+    args = [*args[:-1], "1,big"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "comma-separated numbers" in " ".join(res.output.split())
     bad = tmp_path / "bad.yaml"
     bad.write_text("learning_rate: 1\n")
     res = CliRunner().invoke(app, ["train", "--data", str(synth), "--config", str(bad)])
