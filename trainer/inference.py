@@ -138,10 +138,7 @@ def predict_label(
         raise ValueError(f"unknown inference mode {mode!r}; known: {', '.join(MODES)}")
     if sliding_window and mode != "efficient":
         raise ValueError("sliding_window inference needs mode='efficient'")
-    scales = check_scales(scales)
-    augmented = flip or scales != (1.0,)
-    if augmented and mode != "efficient":
-        raise ValueError("test-time augmentation (scales, flip) needs mode='efficient'")
+    scales = check_tta(scales, flip, mode)
     if model.config.num_classes > 255:
         raise ValueError(
             f"uint8 labels hold at most 255 classes, model has {model.config.num_classes}"
@@ -164,15 +161,9 @@ def predict_label(
                 # uint8 bilinear on the host, as mmseg's Resize (cv2) does: a 64 MP input never
                 # becomes a 770 MB float tensor or crosses to the GPU at full size.
                 image = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
-            if augmented:
-                scores = tta_scores(
-                    model, image, scales, flip, dev, sliding_window, tile, overlap, amp
-                )
-                return _upsample_argmax(scores, (height, width))
-            x = _to_tensor(image, dev)
             if mode == "full":
-                return _full(model, x, (height, width))
-            scores = predict_scores(model, x, sliding_window, tile, overlap, amp)
+                return _full(model, _to_tensor(image, dev), (height, width))
+            scores = tta_scores(model, image, scales, flip, dev, sliding_window, tile, overlap, amp)
             return _upsample_argmax(scores, (height, width))
     finally:
         model.train(was_training)
@@ -185,11 +176,17 @@ def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(host).to(device).permute(2, 0, 1)[None].float()
 
 
-def check_scales(scales: tuple[float, ...] | list[float]) -> tuple[float, ...]:
-    """The test-time scales as a tuple of positive floats (``ValueError`` otherwise)."""
+def check_tta(scales: tuple[float, ...] | list[float], flip: bool, mode: str) -> tuple[float, ...]:
+    """The test-time scales as a tuple of positive floats; ``ValueError`` for any other scale,
+    or for augmentation (a scale other than 1, or flip) outside the efficient mode."""
     out = tuple(float(s) for s in scales)
     if not out or any(not (s > 0 and np.isfinite(s)) for s in out):
         raise ValueError(f"test-time scales must be positive numbers, got {list(scales)}")
+    if (flip or out != (1.0,)) and mode != "efficient":
+        raise ValueError(
+            "test-time augmentation (a scale other than 1, or flip) needs mode 'efficient', "
+            "not 'full'"
+        )
     return out
 
 
@@ -205,7 +202,8 @@ def tta_scores(
     amp: bool = True,
 ) -> torch.Tensor:
     """Mean per-class scores over scales x (flip): ``(H, W, 3)`` uint8 RGB (already at the
-    test size) -> ``(1, K, ceil(H/2), ceil(W/2))``, as mmseg's aug test averages them.
+    test size) -> ``(1, K, ceil(H/2), ceil(W/2))``, as mmseg's aug test averages them. With
+    ``(1.0,)`` and no flip this is one :func:`predict_scores` run, the release's inference.
 
     Each scale resizes the uint8 image with cv2 bilinear (as mmseg's ``Resize``, sides rounded
     half up, at least 32 px); a flipped run's scores are mirrored back; every map is resized
@@ -230,7 +228,7 @@ def tta_scores(
             total = s if total is None else total + s
             runs += 1
     assert total is not None
-    return total / runs
+    return total if runs == 1 else total / runs
 
 
 def _upsample_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarray:

@@ -69,14 +69,12 @@ def list_images(folder: Path) -> list[Path]:
 def predict_dir(cfg: PredictConfig) -> PredictResult:
     """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
     from trainer.checkpoint import model_from_checkpoint
-    from trainer.inference import MODES, check_scales, predict_label
+    from trainer.inference import MODES, check_tta, predict_label
     from trainer.train import resolve_device
 
     if cfg.mode not in MODES:
         raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
-    cfg.scales = check_scales(cfg.scales)
-    if (cfg.flip or cfg.scales != (1.0,)) and cfg.mode != "efficient":
-        raise ValueError("test-time augmentation (--scales, --flip) needs --mode efficient")
+    check_tta(cfg.scales, cfg.flip, cfg.mode)  # before the model loads or anything is written
     images = list_images(Path(cfg.images))
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)

@@ -36,7 +36,8 @@ def importance_points(
 ) -> torch.Tensor:
     """Boundary-biased importance sampling of ``num_points`` points per mask.
 
-    ``oversample * num_points`` uniform candidates (uniform over the ``valid`` pixels when given) are scored by
+    ``oversample * num_points`` uniform candidates (uniform over the ``valid`` pixels when
+    given) are scored by
     ``uncertainty + boundary_bias * W`` where ``uncertainty = 1 - |2 sigmoid(logit) - 1|`` (1 at
     logit 0) and ``W`` is the target's boundary weight at the candidate; the
     ``importance * num_points`` best are kept and the rest are drawn uniformly.
@@ -89,11 +90,16 @@ def valid_indices(flat: torch.Tensor, count: int) -> torch.Tensor:
     one in 10^6 at the usual share of ignored pixels) and rows under 5% valid fall back to
     ``torch.multinomial``, which is exact too but on CPU 5x slower at a 256 x 256 crop (it
     draws from a cumulative table over every pixel of every row): 10% of a demo training step.
+    Off the CPU it is ``torch.multinomial`` throughout: fast there, and without the host syncs
+    that sizing the rejection draws takes.
     """
+    if flat.device.type != "cpu":
+        return _multinomial(flat, count)
     n, length = flat.shape
-    share = flat.sum(1)
-    flat = flat | (share == 0)[:, None]  # nothing valid: the whole row
-    low = float(flat.float().mean(1).min()) if n else 1.0
+    valid = flat.sum(1)
+    flat = flat | (valid == 0)[:, None]  # nothing valid: the whole row
+    # the smallest valid share, in float32 as before: the same draws, the same random stream
+    low = float((torch.where(valid == 0, length, valid).float() / length).min()) if n else 1.0
     if low >= 0.05:
         m = int(count / low * 1.25) + 32
         cand = torch.randint(0, length, (n, m), device=flat.device)
@@ -105,5 +111,10 @@ def valid_indices(flat: torch.Tensor, count: int) -> torch.Tensor:
         idx = torch.zeros(n, count, dtype=torch.long, device=flat.device)
         short = torch.ones(n, dtype=torch.bool, device=flat.device)
     if bool(short.any()):
-        idx[short] = torch.multinomial(flat[short].float(), count, replacement=True)
+        idx[short] = _multinomial(flat[short], count)
     return idx
+
+
+def _multinomial(flat: torch.Tensor, count: int) -> torch.Tensor:
+    """:func:`valid_indices` by ``torch.multinomial`` (a row without a True entry: all entries)."""
+    return torch.multinomial((flat | ~flat.any(1, keepdim=True)).float(), count, replacement=True)
