@@ -38,7 +38,7 @@ WORKFLOW: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Fusion", ("fuse",)),
     ("Model", ("models", "train", "predict", "convert-massformer")),
     ("Scores", ("evaluate", "compare", "report")),
-    ("Demo", ("demo",)),
+    ("Demo", ("demo", "demo-pretrain")),
 )
 _AREAS = (data, labeler_cli, review, fusion, trainer_cli, scores, demo)
 _GROUPS = {"annotate": annotate.app}

@@ -58,6 +58,7 @@ class DemoConfig:
     num_points: int = 2048  # points sampled per mask (12,544 is for 1024 crops)
     pseudo_form: str = "origin"  # label decoupling: origin | reversed | flat | precise
     class_crop_prob: float = 0.5  # share of crops centred on a new-class pixel
+    init: str = "none"  # start from: builtin (the 7-class stand-in release) | none | PATH
     processes: int = 0  # training processes splitting each batch (CPU); 0: one per CPU core
     threads: int = (
         0  # torch CPU threads per training process and for prediction; 0: sized to the cores
@@ -74,10 +75,23 @@ class DemoConfig:
             raise ValueError("the demo needs at least one new class")
         if min(self.train, self.test, self.iters, self.batch_size) < 1:
             raise ValueError("train, test, iters and batch size must be >= 1")
+        if not self.init:
+            raise ValueError("init: give builtin, none or a checkpoint path")
 
     @property
     def simulated(self) -> bool:
         return not self.detector
+
+    @property
+    def init_checkpoint(self) -> Path | None:
+        """The checkpoint training starts from (None: from scratch)."""
+        if self.init == "none":
+            return None
+        if self.init == "builtin":
+            from engine.pretrain import BUILTIN
+
+            return BUILTIN
+        return Path(self.init)
 
 
 @dataclass
@@ -88,6 +102,7 @@ class DemoResult:
     paths: dict[str, Path] = field(default_factory=dict)  # stage -> folder or file
     reports: dict[str, dict] = field(default_factory=dict)  # class -> report.json content
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> wall time
+    start: dict[str, Any] | None = None  # the checkpoint training started from (None: scratch)
 
 
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> DemoResult:
@@ -109,11 +124,12 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
         if name.lower() not in ("bicycle", "car"):
             raise ValueError(f"the demo's synthetic data has bicycle and car truth, not {name!r}")
 
+    start = start_checkpoint(cfg)  # an unreadable start checkpoint fails before any work
     out = Path(cfg.out)
     fused, train_out = out / "fused", out / "train"
     train_cfg = demo_train_config(cfg, fused, train_out)
     micro_batch(train_cfg, train_cfg.processes)  # and a batch the processes cannot split
-    result = DemoResult(out=out)
+    result = DemoResult(out=out, start=start)
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
         log(f"[{len(result.seconds) + 1}] {name}")
@@ -181,8 +197,9 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     )
     result.paths["fused"] = fused
 
+    origin = "from scratch" if start is None else f"from {start['name']}"
     stage(
-        f"train MaSSFormer tiny jointly on fused labels ({cfg.iters} steps)",
+        f"train MaSSFormer tiny jointly on fused labels ({cfg.iters} steps, {origin})",
         lambda: train(train_cfg),
     )
     result.paths["train"] = train_out
@@ -242,6 +259,45 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     return result
 
 
+def start_checkpoint(cfg: DemoConfig) -> dict[str, Any] | None:
+    """What the demo's training starts from: None (from scratch) or ``{"name", "path",
+    "classes", "provenance"}`` of the checkpoint, read now so that a missing or foreign file is
+    one clear error before any stage runs."""
+    path = cfg.init_checkpoint
+    if path is None:
+        return None
+    from trainer.checkpoint import load_checkpoint
+
+    if cfg.init == "builtin" and not path.is_file():
+        raise FileNotFoundError(
+            f"{path}: the built-in start checkpoint is missing from this install; reinstall, "
+            "rebuild it with `engine demo-pretrain`, or pass --init none"
+        )
+    ckpt = load_checkpoint(path)
+    _check_tiny(path, ckpt["model_config"])
+    return {
+        "name": "the built-in 7-class stand-in" if cfg.init == "builtin" else str(path),
+        "path": str(path),
+        "classes": [c["name"] for c in ckpt["taxonomy"]["classes"]],
+        "provenance": ckpt.get("provenance"),
+    }
+
+
+def _check_tiny(path: Path, model_config: dict[str, Any]) -> None:
+    """The demo trains the ``tiny`` preset: a checkpoint of another architecture would load only
+    in part, so it is refused, naming the first field that differs."""
+    from trainer.models import ModelConfig, preset_config
+
+    tiny = dataclasses.asdict(preset_config("tiny"))
+    theirs = dataclasses.asdict(ModelConfig.from_dict(model_config))
+    for key, want in tiny.items():
+        if key != "num_classes" and theirs.get(key) != want:
+            raise ValueError(
+                f"{path}: not a tiny MaSSFormer ({key} {theirs.get(key)!r}, tiny has {want!r}); "
+                "the demo trains the tiny preset"
+            )
+
+
 def demo_threads(cfg: DemoConfig) -> int:
     """Torch CPU threads of the demo's prediction: ``cfg.threads`` or cores - 1 (torch's OpenMP
     threads collapse when a core is taken by anything else: docs/trainer.md, CPU efficiency)."""
@@ -276,6 +332,7 @@ def demo_train_config(cfg: DemoConfig, fused: Path, train_out: Path) -> Any:
         out=str(train_out),
         preset="tiny",
         backbone_weights="none",
+        init=None if cfg.init_checkpoint is None else str(cfg.init_checkpoint),
         iters=cfg.iters,
         batch_size=cfg.batch_size,
         lr=cfg.lr,
@@ -338,7 +395,13 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
             lines.append(
                 f"| {name} | {row['source']} | {_f(iou, 2)} | {_f(biou, 2)} | {_f(bf1, 4)} |"
             )
-    lines += ["", "Stage times (s): " + ", ".join(f"{k}: {v}" for k, v in result.seconds.items())]
+    origin = "from scratch" if result.start is None else f"from {result.start['name']}"
+    lines += [
+        "",
+        f"Model: MaSSFormer tiny, {cfg.iters} steps of joint training {origin}.",
+        "",
+        "Stage times (s): " + ", ".join(f"{k}: {v}" for k, v in result.seconds.items()),
+    ]
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
     atomic_write_json(
         out / "summary.json",
@@ -349,6 +412,7 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
                 k: (str(v) if isinstance(v, Path) else v)
                 for k, v in dataclasses.asdict(cfg).items()
             },
+            "start_checkpoint": result.start,
             "classes": {name: data["table4"] for name, data in result.reports.items()},
             "seconds": result.seconds,
             "paths": {k: str(v) for k, v in result.paths.items()},

@@ -1,0 +1,128 @@
+"""``engine demo-pretrain``: the demo's stand-in for the released 7-class MaSSFormer.
+
+The paper's joint training starts from the authors' MaSSFormer trained on MaSS13K's 7 classes,
+and so does this engine's recipe (docs/trainer.md, ``--init``). The demo cannot download that
+checkpoint, and a Swin/ResNet model of that size would not train on a CPU in minutes anyway.
+So ``engine demo`` starts, by default, from a checkpoint made the same way at the demo's
+scale: the ``tiny`` MaSSFormer trained on synthetic scenes with **the 7 MaSS13K classes only**
+(bicycles and cars are Others there, as in MaSS13K's own labels). Its scenes are rendered with
+a seed of their own (:data:`PRETRAIN_SEED`), training split only, so the demo's annotated test
+images are never among them, and no new-class label is ever read.
+
+The checkpoint ships with the package (:data:`BUILTIN`); :func:`pretrain` reproduces it from
+scratch (``engine demo-pretrain``, about half an hour on 2 CPU cores) and records how it was made
+in the checkpoint itself (``provenance``) and in its run folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PRETRAIN_SEED = 1000  # scenes of the stand-in's training set (the demo's default seeds are 0, 1)
+BUILTIN = Path(__file__).resolve().parent / "assets" / "demo_tiny_mass7.pt"
+KEEP = ("format", "step", "model", "model_config", "taxonomy", "config")
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """How the demo's 7-class stand-in is trained; the defaults made :data:`BUILTIN`."""
+
+    out: Path = Path("demo_pretrain")  # data/, train/ and the exported checkpoint
+    images: int = 200  # synthetic training scenes (7-class labels)
+    size: tuple[int, int] = (512, 384)  # scene size (W, H), the demo's
+    seed: int = PRETRAIN_SEED  # seeds the scenes and the training
+    iters: int = 3000  # training steps (the demo's recipe otherwise: batch 4, crop 256, lr 3e-3)
+    batch_size: int = 4
+    processes: int = 0  # training processes on a CPU; 0: one per core
+    threads: int = 0  # torch threads per process; 0: sized to the cores
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
+        if min(self.images, self.iters, self.batch_size) < 1:
+            raise ValueError("images, iters and batch size must be >= 1")
+
+    @property
+    def checkpoint(self) -> Path:
+        """The exported checkpoint: what ``engine demo --init`` takes."""
+        return self.out / "demo_tiny_mass7.pt"
+
+
+def pretrain_train_config(cfg: PretrainConfig) -> Any:
+    """The demo's training recipe (:func:`engine.demo.demo_train_config`) on the 7-class
+    scenes: no new class, so no class-aware crops and no pseudo pixels."""
+    from engine.demo import DemoConfig, demo_train_config
+
+    demo = DemoConfig(
+        size=cfg.size,
+        iters=cfg.iters,
+        batch_size=cfg.batch_size,
+        class_crop_prob=0.0,
+        processes=cfg.processes,
+        threads=cfg.threads,
+        seed=cfg.seed,
+        device=cfg.device,
+        progress=cfg.progress,
+        init="none",
+    )
+    train_cfg = demo_train_config(demo, cfg.out / "data", cfg.out / "train")
+    return dataclasses.replace(train_cfg, val_split=None, checkpoint_every=max(50, cfg.iters // 20))
+
+
+def pretrain(cfg: PretrainConfig) -> Path:
+    """Render the scenes, train, export; returns :attr:`PretrainConfig.checkpoint`.
+
+    Resumable: the scenes are rendered once, and an interrupted training continues from its
+    last checkpoint when the same command runs again."""
+    from engine.synth import SynthConfig, generate
+    from trainer.train import train
+
+    data = cfg.out / "data"
+    synth = SynthConfig(out=data, train=cfg.images, val=0, test=0, size=cfg.size, seed=cfg.seed)
+    if not _rendered(data, synth):
+        generate(synth, progress=cfg.progress)
+    train_cfg = pretrain_train_config(cfg)
+    train_cfg = dataclasses.replace(train_cfg, resume=(cfg.out / "train" / "last.pt").exists())
+    train(train_cfg)
+    return export_checkpoint(cfg.out / "train" / "last.pt", cfg.checkpoint, cfg)
+
+
+def _rendered(data: Path, synth: Any) -> bool:
+    """Whether ``data`` already holds exactly these scenes (its ``synth.json`` matches)."""
+    import json
+
+    try:
+        saved = json.loads((data / "synth.json").read_text())["config"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    want = {k: v for k, v in dataclasses.asdict(synth).items() if k != "out"}
+    want["size"] = list(want["size"])
+    return all(saved.get(k) == v for k, v in want.items())
+
+
+def export_checkpoint(last: Path, dst: Path, cfg: PretrainConfig) -> Path:
+    """The weights a fine-tuning run needs, without optimizer and RNG state (a third of the
+    size), plus ``provenance``: what made them (scenes, steps, versions, commit)."""
+    from engine.runinfo import environment
+    from trainer.checkpoint import load_checkpoint, save_checkpoint
+
+    ckpt = load_checkpoint(last)
+    names = [c["name"] for c in ckpt["taxonomy"]["classes"]]
+    out = {k: ckpt[k] for k in KEEP if k in ckpt}
+    out["provenance"] = {
+        "what": "demo stand-in for the released 7-class MaSSFormer (engine demo-pretrain)",
+        "scenes": {
+            "seed": cfg.seed,
+            "split": "train",
+            "images": cfg.images,
+            "size": list(cfg.size),
+        },
+        "classes": names,
+        "steps": int(ckpt["step"]),
+        "environment": environment(),
+    }
+    return save_checkpoint(dst, out)

@@ -1,0 +1,72 @@
+"""The demo's start checkpoint: `engine demo-pretrain` and the built-in stand-in it made."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from annotations.taxonomy import MASS13K
+from cli import app
+from engine.demo import DemoConfig, start_checkpoint
+from engine.pretrain import PRETRAIN_SEED, PretrainConfig, pretrain_train_config
+from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.models import create_model
+
+SMALL = ["--images", "2", "--size", "128x96", "--iters", "2", "--batch-size", "2",
+         "--processes", "1", "--no-progress"]  # fmt: skip
+
+
+def test_demo_pretrain_writes_a_7_class_checkpoint_with_its_provenance(tmp_path):
+    out = tmp_path / "pre"
+    res = CliRunner().invoke(app, ["demo-pretrain", "--out", str(out), *SMALL])
+    assert res.exit_code == 0, res.output
+    path = out / "demo_tiny_mass7.pt"
+    ckpt = load_checkpoint(path)
+    assert "optimizer" not in ckpt and "rng" not in ckpt  # weights only: what --init needs
+    assert [c["name"] for c in ckpt["taxonomy"]["classes"]] == MASS13K.names
+    prov = ckpt["provenance"]
+    assert prov["scenes"] == {"seed": PRETRAIN_SEED, "split": "train", "images": 2,
+                              "size": [128, 96]}  # fmt: skip
+    assert prov["steps"] == 2 and prov["environment"]["packages"]["torch"]
+    # only training scenes of its own seed, and never a new-class label in what it trained on
+    assert sorted(p.name for p in (out / "data" / "images").iterdir()) == ["train"]
+    saved = json.loads((out / "train" / "config.json").read_text())["config"]
+    assert saved["augment"]["class_crop_prob"] == 0 and saved["init"] is None
+    # the same command again resumes: scenes kept, nothing retrained
+    before = (out / "data" / "images" / "train" / "synth_train_0000.jpg").stat().st_mtime_ns
+    again = CliRunner().invoke(app, ["demo-pretrain", "--out", str(out), *SMALL])
+    assert again.exit_code == 0, again.output
+    assert (out / "data" / "images" / "train" / "synth_train_0000.jpg").stat().st_mtime_ns == before
+    assert load_checkpoint(path)["step"] == 2
+
+
+def test_pretraining_is_the_demo_recipe_without_new_classes(tmp_path):
+    demo = DemoConfig(init="none")
+    train = pretrain_train_config(PretrainConfig(out=tmp_path))
+    assert train.init is None and train.val_split is None
+    assert train.augment.class_crop_prob == 0.0
+    assert (train.lr, train.batch_size, train.augment.crop) == (demo.lr, demo.batch_size, demo.crop)
+    assert train.preset == "tiny" and train.data == str(tmp_path / "data")
+
+
+def test_demo_start_checkpoint_errors_are_one_line_before_any_work(tmp_path, monkeypatch):
+    assert start_checkpoint(DemoConfig(init="none")) is None
+    other = tmp_path / "wide.pt"
+    wide = create_model("tiny", 7, pixel_dim=32)
+    save_checkpoint(other, {"format": 1, "step": 0, "model": wide.state_dict(),
+                            "model_config": dataclasses.asdict(wide.config),
+                            "taxonomy": MASS13K.to_dict()})  # fmt: skip
+    with pytest.raises(ValueError, match=r"wide.pt: not a tiny MaSSFormer \(pixel_dim 32"):
+        start_checkpoint(DemoConfig(init=str(other)))
+    missing = tmp_path / "nope.pt"
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--init", str(missing)])
+    assert res.exit_code == 2 and "nope.pt: checkpoint not found" in res.output
+    assert not (tmp_path / "d").exists()  # nothing written
+    import engine.pretrain
+
+    monkeypatch.setattr(engine.pretrain, "BUILTIN", missing)
+    with pytest.raises(FileNotFoundError, match="built-in start checkpoint is missing"):
+        start_checkpoint(DemoConfig(init="builtin"))
