@@ -81,12 +81,16 @@ def pretrain(cfg: PretrainConfig) -> Path:
     from engine.synth import SynthConfig, generate
     from trainer.train import train
 
-    data = cfg.out / "data"
+    data, last = cfg.out / "data", cfg.out / "train" / "last.pt"
     synth = SynthConfig(out=data, train=cfg.images, val=0, test=0, size=cfg.size, seed=cfg.seed)
     if not _rendered(data, synth):
+        if last.exists():  # resuming on other scenes would mix two datasets in one run
+            raise FileExistsError(
+                f"{last}: a run on other scenes (images, size or seed differ) is here; "
+                "use another --out"
+            )
         generate(synth, progress=cfg.progress)
-    train_cfg = pretrain_train_config(cfg)
-    train_cfg = dataclasses.replace(train_cfg, resume=(cfg.out / "train" / "last.pt").exists())
+    train_cfg = dataclasses.replace(pretrain_train_config(cfg), resume=last.exists())
     train(train_cfg)
     return export_checkpoint(cfg.out / "train" / "last.pt", cfg.checkpoint, cfg)
 

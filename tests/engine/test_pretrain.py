@@ -41,6 +41,10 @@ def test_demo_pretrain_writes_a_7_class_checkpoint_with_its_provenance(tmp_path)
     assert again.exit_code == 0, again.output
     assert (out / "data" / "images" / "train" / "synth_train_0000.jpg").stat().st_mtime_ns == before
     assert load_checkpoint(path)["step"] == 2
+    # other scenes in the same folder would mix two datasets in one resumed run
+    other = [a if a != "2" else "3" for a in SMALL]  # --images 3 (and --iters 3)
+    res = CliRunner().invoke(app, ["demo-pretrain", "--out", str(out), *other])
+    assert res.exit_code == 2 and "a run on other scenes" in res.output
 
 
 def test_pretraining_is_the_demo_recipe_without_new_classes(tmp_path):
