@@ -58,7 +58,7 @@ class DemoConfig:
     num_points: int = 2048  # points sampled per mask (12,544 is for 1024 crops)
     pseudo_form: str = "origin"  # label decoupling: origin | reversed | flat | precise
     class_crop_prob: float = 0.5  # share of crops centred on a new-class pixel
-    init: str = "none"  # start from: builtin (the 7-class stand-in release) | none | PATH
+    init: str = "builtin"  # start from: builtin (the 7-class stand-in release) | none | PATH
     processes: int = 0  # training processes splitting each batch (CPU); 0: one per CPU core
     threads: int = (
         0  # torch CPU threads per training process and for prediction; 0: sized to the cores

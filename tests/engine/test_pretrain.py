@@ -6,12 +6,13 @@ import dataclasses
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from annotations.taxonomy import MASS13K
 from cli import app
 from engine.demo import DemoConfig, start_checkpoint
-from engine.pretrain import PRETRAIN_SEED, PretrainConfig, pretrain_train_config
+from engine.pretrain import BUILTIN, PRETRAIN_SEED, PretrainConfig, pretrain_train_config
 from trainer.checkpoint import load_checkpoint, save_checkpoint
 from trainer.models import create_model
 
@@ -56,8 +57,37 @@ def test_pretraining_is_the_demo_recipe_without_new_classes(tmp_path):
     assert train.preset == "tiny" and train.data == str(tmp_path / "data")
 
 
+def test_builtin_start_checkpoint_is_a_7_class_tiny_model_from_scenes_of_its_own_seed():
+    ckpt = load_checkpoint(BUILTIN)
+    assert [c["name"] for c in ckpt["taxonomy"]["classes"]] == MASS13K.names  # no new class
+    prov = ckpt["provenance"]
+    assert prov["scenes"]["split"] == "train" and prov["scenes"]["seed"] == PRETRAIN_SEED
+    assert PRETRAIN_SEED not in (0, 1) and DemoConfig().seed != PRETRAIN_SEED
+    assert prov["steps"] == PretrainConfig().iters == ckpt["step"]
+    assert prov["scenes"]["images"] == PretrainConfig().images
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.is_floating_point())
+
+
+def test_builtin_checkpoint_loads_fully_into_the_demos_model():
+    """Every tensor of the demo's model comes from the checkpoint; only the class head grows
+    (Bicycle and Car start as Others)."""
+    from trainer.init import init_from_checkpoint
+    from trainer.models import create_model
+
+    taxonomy = MASS13K.with_new_class("Bicycle").with_new_class("Car")
+    model = create_model("tiny", len(taxonomy))
+    report = init_from_checkpoint(model, BUILTIN, taxonomy)
+    assert not report.dropped and not report.not_in_checkpoint
+    assert {(n, s) for n, s, how in report.class_rows if how == "parent"} == {
+        ("Bicycle", "Others"),
+        ("Car", "Others"),
+    }
+
+
 def test_demo_start_checkpoint_errors_are_one_line_before_any_work(tmp_path, monkeypatch):
     assert start_checkpoint(DemoConfig(init="none")) is None
+    start = start_checkpoint(DemoConfig())
+    assert start["path"] == str(BUILTIN) and start["classes"] == MASS13K.names
     other = tmp_path / "wide.pt"
     wide = create_model("tiny", 7, pixel_dim=32)
     save_checkpoint(other, {"format": 1, "step": 0, "model": wide.state_dict(),
