@@ -31,6 +31,9 @@ from typing import Any
 
 # Nothing heavy at import time: the CLI reads DemoConfig's defaults when `engine` starts.
 
+# The demo's start checkpoint: a 7-class stand-in for the released model (engine/pretrain.py)
+BUILTIN = Path(__file__).resolve().parent / "assets" / "demo_tiny_mass7.pt"
+
 SIMULATED_NOTE = (
     "SIMULATED labeler: pseudo labels are made from the synthetic ground truth with "
     "Grounded-SAM's failure modes; no detector or segmenter ran"
@@ -88,8 +91,6 @@ class DemoConfig:
         if self.init == "none":
             return None
         if self.init == "builtin":
-            from engine.pretrain import BUILTIN
-
             return BUILTIN
         return Path(self.init)
 

@@ -21,8 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.demo import BUILTIN, DemoConfig, demo_train_config
+
+__all__ = ["BUILTIN", "PRETRAIN_SEED", "PretrainConfig", "pretrain", "pretrain_train_config"]
+
 PRETRAIN_SEED = 1000  # scenes of the stand-in's training set (the demo's default seeds are 0, 1)
-BUILTIN = Path(__file__).resolve().parent / "assets" / "demo_tiny_mass7.pt"
 KEEP = ("format", "step", "model", "model_config", "taxonomy", "config")
 
 
@@ -55,8 +58,6 @@ class PretrainConfig:
 def pretrain_train_config(cfg: PretrainConfig) -> Any:
     """The demo's training recipe (:func:`engine.demo.demo_train_config`) on the 7-class
     scenes: no new class, so no class-aware crops and no pseudo pixels."""
-    from engine.demo import DemoConfig, demo_train_config
-
     demo = DemoConfig(
         size=cfg.size,
         iters=cfg.iters,

@@ -99,8 +99,8 @@ def test_demo_start_checkpoint_errors_are_one_line_before_any_work(tmp_path, mon
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--init", str(missing)])
     assert res.exit_code == 2 and "nope.pt: checkpoint not found" in res.output
     assert not (tmp_path / "d").exists()  # nothing written
-    import engine.pretrain
+    import engine.demo
 
-    monkeypatch.setattr(engine.pretrain, "BUILTIN", missing)
+    monkeypatch.setattr(engine.demo, "BUILTIN", missing)
     with pytest.raises(FileNotFoundError, match="built-in start checkpoint is missing"):
         start_checkpoint(DemoConfig(init="builtin"))
