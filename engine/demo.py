@@ -198,9 +198,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     )
     result.paths["fused"] = fused
 
-    origin = "from scratch" if start is None else f"from {start['name']}"
     stage(
-        f"train MaSSFormer tiny jointly on fused labels ({cfg.iters} steps, {origin})",
+        f"train MaSSFormer tiny jointly on fused labels ({cfg.iters} steps, {_origin(start)})",
         lambda: train(train_cfg),
     )
     result.paths["train"] = train_out
@@ -284,6 +283,11 @@ def start_checkpoint(cfg: DemoConfig) -> dict[str, Any] | None:
     }
 
 
+def _origin(start: dict[str, Any] | None) -> str:
+    """Where training starts, for the log and the summary."""
+    return "from scratch" if start is None else f"from {start['name']}"
+
+
 def _check_tiny(path: Path, model_config: dict[str, Any]) -> None:
     """The demo trains the ``tiny`` preset: a checkpoint of another architecture would load only
     in part, so it is refused, naming the first field that differs."""
@@ -292,9 +296,9 @@ def _check_tiny(path: Path, model_config: dict[str, Any]) -> None:
     tiny = dataclasses.asdict(preset_config("tiny"))
     theirs = dataclasses.asdict(ModelConfig.from_dict(model_config))
     for key, want in tiny.items():
-        if key != "num_classes" and theirs.get(key) != want:
+        if key != "num_classes" and theirs[key] != want:
             raise ValueError(
-                f"{path}: not a tiny MaSSFormer ({key} {theirs.get(key)!r}, tiny has {want!r}); "
+                f"{path}: not a tiny MaSSFormer ({key} {theirs[key]!r}, tiny has {want!r}); "
                 "the demo trains the tiny preset"
             )
 
@@ -396,10 +400,9 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
             lines.append(
                 f"| {name} | {row['source']} | {_f(iou, 2)} | {_f(biou, 2)} | {_f(bf1, 4)} |"
             )
-    origin = "from scratch" if result.start is None else f"from {result.start['name']}"
     lines += [
         "",
-        f"Model: MaSSFormer tiny, {cfg.iters} steps of joint training {origin}.",
+        f"Model: MaSSFormer tiny, {cfg.iters} steps of joint training {_origin(result.start)}.",
         "",
         "Stage times (s): " + ", ".join(f"{k}: {v}" for k, v in result.seconds.items()),
     ]

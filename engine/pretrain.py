@@ -93,7 +93,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
         generate(synth, progress=cfg.progress)
     train_cfg = dataclasses.replace(pretrain_train_config(cfg), resume=last.exists())
     train(train_cfg)
-    return export_checkpoint(cfg.out / "train" / "last.pt", cfg.checkpoint, cfg)
+    return export_checkpoint(last, cfg.checkpoint, cfg)
 
 
 def _rendered(data: Path, synth: Any) -> bool:

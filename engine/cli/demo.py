@@ -125,13 +125,13 @@ def demo_pretrain_cmd(
     threads: int = typer.Option(
         _P.threads, min=0, help="Torch CPU threads per training process; 0: sized to the cores."
     ),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str = typer.Option(_P.device, help="auto | cpu | cuda."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Rebuild the demo's built-in start checkpoint: the tiny MaSSFormer trained on the 7 MaSS13K
     classes of synthetic scenes (the demo's stand-in for the released model; no new-class label
     is read). Resumable; about half an hour on 2 CPU cores with the defaults."""
-    from engine.pretrain import PretrainConfig, pretrain
+    from engine.pretrain import pretrain
 
     cfg = PretrainConfig(
         out=out,
