@@ -49,13 +49,26 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
+def _torch_magic(path: Path) -> bool:
+    """Whether ``path`` starts like something ``torch.load`` reads: a zip archive (``PK``, what
+    ``torch.save`` writes) or a pickle (protocol opcode ``0x80``); True if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return True
+    return head == b"PK" or head[:1] == b"\x80"
+
+
 def unreadable(path: Path, e: BaseException, what: str = "checkpoint") -> ValueError:
     """One line for a file ``torch.load`` cannot read, saying what is wrong with it rather than
     repeating torch's multi-line internals (a truncated zip, a text file, a foreign pickle)."""
     text = str(e).strip()
     if "central directory" in text or isinstance(e, EOFError) or "unexpected EOF" in text:
         why = "truncated or corrupted (its zip archive is incomplete)"
-    elif isinstance(e, (KeyError, pickle.UnpicklingError)) and "weights_only" not in text:
+    elif not _torch_magic(path) or (
+        isinstance(e, (KeyError, pickle.UnpicklingError)) and "weights_only" not in text
+    ):
         why = "not a PyTorch file (neither a torch zip archive nor a pickle)"
     else:
         first = text.splitlines()[0] if text else ""

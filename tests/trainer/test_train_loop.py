@@ -145,6 +145,12 @@ def test_checkpoint_io_errors_and_atomic_write(tmp_path):
     bad.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="bad.pt: not a readable checkpoint"):
         load_checkpoint(bad)
+    # a text file torch's weights-only unpickler rejects with a long message (a README, say)
+    (tmp_path / "notes.pt").write_text("# notes\n")
+    with pytest.raises(
+        ValueError, match=r"notes.pt: not a readable checkpoint: not a PyTorch file"
+    ):
+        load_checkpoint(tmp_path / "notes.pt")
     torch.save({"model": {}}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="foreign.pt: not an engine training checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
