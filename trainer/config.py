@@ -33,6 +33,7 @@ class TrainConfig:
     accum_steps: int = 1  # gradient accumulation: micro-batches per optimizer step
     lr: float = 3e-4  # AdamW base learning rate
     backbone_lr_mult: float = 0.1  # backbone learning rate = lr x this
+    freeze_bn_stats: bool = False  # BatchNorms outside the backbone normalise with their running statistics and keep them (eval mode) while training: fine-tuning a trained model on a few images per process (the backbone's are always frozen)
     weight_decay: float = 0.05  # AdamW weight decay (0 on norm layers, embeddings and queries)
     betas: tuple[float, float] = (0.9, 0.999)  # AdamW betas
     grad_clip: float = (

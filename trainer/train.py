@@ -129,6 +129,22 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device(name)
 
 
+def freeze_batchnorm_statistics(model: nn.Module) -> int:
+    """From now on every BatchNorm of ``model`` runs in eval mode, whatever ``model.train()``
+    says: it normalises with its running statistics and never updates them; its affine weights
+    still train. A forward pre-hook re-applies it, so validation's train/eval switches cannot
+    undo it. Returns the number of BatchNorm layers."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def keep_eval(_module: nn.Module, _args: Any) -> None:
+        for norm in norms:
+            norm.eval()
+
+    model.register_forward_pre_hook(keep_eval)
+    keep_eval(model, ())
+    return len(norms)
+
+
 def _backbone_weights(cfg: TrainConfig) -> str | None:
     if cfg.backbone_weights == "auto":
         # with init the checkpoint's backbone replaces ImageNet's: no download
@@ -138,10 +154,11 @@ def _backbone_weights(cfg: TrainConfig) -> str | None:
 
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     now = cfg.to_dict()
+    default = _plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
     changed = sorted(
         k
         for k in set(saved) | set(now)
-        if k not in RESUMABLE_CHANGES and saved.get(k) != _plain(now.get(k))
+        if k not in RESUMABLE_CHANGES and saved.get(k, default.get(k)) != _plain(now.get(k))
     )
     if changed:
         raise ValueError(
@@ -287,6 +304,8 @@ def _train(
 
         init_report = init_from_checkpoint(model, cfg.init, taxonomy)
     model.to(device).train()
+    if cfg.freeze_bn_stats:
+        freeze_batchnorm_statistics(model)
     dec = cfg.loss.decoupling
     pseudo: frozenset[int] = frozenset(
         dec.pseudo_classes

@@ -127,6 +127,58 @@ def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
         train(_cfg(root, tmp_path / "new", resume=True), model=_stub(7))
 
 
+def test_a_checkpoint_from_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    root = write_dataset(tmp_path / "data")
+    train(_cfg(root, tmp_path / "a", iters=4, max_steps_this_run=2), model=_stub(7))
+    ckpt = load_checkpoint(tmp_path / "a" / "last.pt")
+    del ckpt["config"]["freeze_bn_stats"]  # as written before the setting was added
+    torch.save(ckpt, tmp_path / "a" / "last.pt")
+    assert train(_cfg(root, tmp_path / "a", iters=4, resume=True), model=_stub(7)).step == 4
+    with pytest.raises(ValueError, match="freeze_bn_stats differ"):  # not its default: refused
+        train(
+            _cfg(root, tmp_path / "a", iters=6, resume=True, freeze_bn_stats=True), model=_stub(7)
+        )
+
+
+def test_frozen_batchnorm_statistics_survive_train_mode_and_training(tmp_path):
+    """freeze_bn_stats: every BatchNorm normalises with its running statistics, which training
+    never changes (validation's eval/train switches included), while its affine weights learn."""
+    from trainer.models import create_model
+    from trainer.train import freeze_batchnorm_statistics
+
+    torch.manual_seed(0)
+    model = create_model("tiny", 7)
+    norms = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)}
+    head = [n for n in norms if not n.startswith("backbone.")]
+    assert head  # the pixel decoder's, which train by default
+    for m in norms.values():  # statistics of a trained model, not the fresh 0 / 1
+        m.running_mean.uniform_(-0.5, 0.5)
+        m.running_var.uniform_(0.5, 2.0)
+    stats = {n: (m.running_mean.clone(), m.running_var.clone()) for n, m in norms.items()}
+    weights = {n: norms[n].weight.detach().clone() for n in head}
+    assert freeze_batchnorm_statistics(model) == len(norms)
+    root = write_dataset(tmp_path / "data", sources=True, splits=("train", "val"))
+    kw = dict(iters=3, val_split="val", val_every=1, val_size=[64, 48],
+              augment={"crop": 64, "short_side_range": [64, 96]}, loss={"num_points": 256})  # fmt: skip
+    train(_cfg(root, tmp_path / "run", **kw), model=model)
+    model.train()  # validation's switch back, or a user's: the next forward undoes it
+    with torch.no_grad():
+        model(torch.rand(2, 3, 64, 64))
+    assert not any(m.training for m in norms.values())
+    for n, m in norms.items():
+        assert torch.equal(m.running_mean, stats[n][0]), n
+        assert torch.equal(m.running_var, stats[n][1]), n
+    assert any(not torch.equal(norms[n].weight, weights[n]) for n in head)  # affine weights learn
+    # and through the config: the run records it, the statistics stay put
+    torch.manual_seed(0)
+    fresh = create_model("tiny", 7)
+    train(_cfg(root, tmp_path / "cfg", freeze_bn_stats=True, **kw), model=fresh)
+    saved = load_checkpoint(tmp_path / "cfg" / "last.pt")
+    assert saved["config"]["freeze_bn_stats"] is True
+    name = head[0]
+    assert torch.equal(saved["model"][f"{name}.running_mean"], torch.zeros_like(stats[name][0]))
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     root = write_dataset(tmp_path / "data")
     with pytest.raises(NonFiniteLossError, match=r"step 5: non-finite loss .*last.pt \(step 4\)"):
