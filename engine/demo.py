@@ -338,6 +338,9 @@ def demo_train_config(cfg: DemoConfig, fused: Path, train_out: Path) -> Any:
         preset="tiny",
         backbone_weights="none",
         init=None if cfg.init_checkpoint is None else str(cfg.init_checkpoint),
+        # from a trained start, keep its BatchNorm statistics rather than re-estimate them from
+        # the 2 images each of the 2 processes sees (docs/trainer.md, fifth round)
+        freeze_bn_stats=cfg.init_checkpoint is not None,
         iters=cfg.iters,
         batch_size=cfg.batch_size,
         lr=cfg.lr,

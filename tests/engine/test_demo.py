@@ -92,6 +92,10 @@ def test_demo_training_config_carries_the_weighting_crops_and_processes(tmp_path
     train = demo_train_config(cfg, tmp_path / "fused", tmp_path / "train")
     assert train.loss.decoupling.pseudo_form == "origin"
     assert train.augment.class_crop_prob == 0.5 and train.augment.crop == cfg.crop
+    # from the built-in start its BatchNorm statistics are kept; from scratch they are learnt
+    assert train.init and train.freeze_bn_stats
+    scratch = demo_train_config(DemoConfig(out=tmp_path, init="none"), tmp_path, tmp_path)
+    assert scratch.init is None and not scratch.freeze_bn_stats
     # 2 cores: two training processes, each loading its own share with one thread
     assert train.processes == 2 and train.num_workers == 0 and train.threads == 0
     assert spawn.rank_threads(train.threads, train.num_workers, train.processes) == 1
