@@ -111,10 +111,23 @@ def _rendered(data: Path, synth: Any) -> bool:
 
 def export_checkpoint(last: Path, dst: Path, cfg: PretrainConfig) -> Path:
     """The weights a fine-tuning run needs, without optimizer and RNG state (a third of the
-    size), plus ``provenance``: what made them (scenes, steps, versions, commit)."""
+    size), plus ``provenance``: what made them (scenes, steps, and the versions and commit the
+    training started with, those of every resume, and those of the export)."""
+    import json
+
     from engine.runinfo import environment
     from trainer.checkpoint import load_checkpoint, save_checkpoint
 
+    run = last.parent
+    now = environment()
+    try:  # what the training ran with, written when it started (trainer.train)
+        started = json.loads((run / "environment.json").read_text())
+    except (OSError, ValueError):
+        started = now
+    try:
+        resumes = [json.loads(x) for x in (run / "resumes.jsonl").read_text().splitlines() if x]
+    except (OSError, ValueError):
+        resumes = []
     ckpt = load_checkpoint(last)
     names = [c["name"] for c in ckpt["taxonomy"]["classes"]]
     out = {k: ckpt[k] for k in KEEP if k in ckpt}
@@ -128,6 +141,8 @@ def export_checkpoint(last: Path, dst: Path, cfg: PretrainConfig) -> Path:
         },
         "classes": names,
         "steps": int(ckpt["step"]),
-        "environment": environment(),
+        "environment": started,
+        "resumes": resumes,
+        "exported": {k: now.get(k) for k in ("time", "git_commit", "argv")},
     }
     return save_checkpoint(dst, out)

@@ -32,6 +32,9 @@ def test_demo_pretrain_writes_a_7_class_checkpoint_with_its_provenance(tmp_path)
     assert prov["scenes"] == {"seed": PRETRAIN_SEED, "split": "train", "images": 2,
                               "size": [128, 96]}  # fmt: skip
     assert prov["steps"] == 2 and prov["environment"]["packages"]["torch"]
+    # the environment the training started with, not the export's (the commit can move on)
+    assert prov["environment"] == json.loads((out / "train" / "environment.json").read_text())
+    assert prov["resumes"] == [] and prov["exported"]["time"] >= prov["environment"]["time"]
     # only training scenes of its own seed, and never a new-class label in what it trained on
     assert sorted(p.name for p in (out / "data" / "images").iterdir()) == ["train"]
     saved = json.loads((out / "train" / "config.json").read_text())["config"]
@@ -42,6 +45,7 @@ def test_demo_pretrain_writes_a_7_class_checkpoint_with_its_provenance(tmp_path)
     assert again.exit_code == 0, again.output
     assert (out / "data" / "images" / "train" / "synth_train_0000.jpg").stat().st_mtime_ns == before
     assert load_checkpoint(path)["step"] == 2
+    assert [r["step"] for r in load_checkpoint(path)["provenance"]["resumes"]] == [2]
     # other scenes in the same folder would mix two datasets in one resumed run
     other = [a if a != "2" else "3" for a in SMALL]  # --images 3 (and --iters 3)
     res = CliRunner().invoke(app, ["demo-pretrain", "--out", str(out), *other])
