@@ -10,7 +10,7 @@ a seed of their own (:data:`PRETRAIN_SEED`), training split only, so the demo's 
 images are never among them, and no new-class label is ever read.
 
 The checkpoint ships with the package (:data:`BUILTIN`); :func:`pretrain` reproduces it from
-scratch (``engine demo-pretrain``, about half an hour on 2 CPU cores) and records how it was made
+scratch (``engine demo-pretrain``, about 90 minutes on 2 CPU cores) and records how it was made
 in the checkpoint itself (``provenance``) and in its run folder.
 """
 
@@ -34,10 +34,10 @@ class PretrainConfig:
     """How the demo's 7-class stand-in is trained; the defaults made :data:`BUILTIN`."""
 
     out: Path = Path("demo_pretrain")  # data/, train/ and the exported checkpoint
-    images: int = 200  # synthetic training scenes (7-class labels)
+    images: int = 1000  # synthetic training scenes (7-class labels)
     size: tuple[int, int] = (512, 384)  # scene size (W, H), the demo's
     seed: int = PRETRAIN_SEED  # seeds the scenes and the training
-    iters: int = 3000  # training steps (the demo's recipe otherwise: batch 4, crop 256, lr 3e-3)
+    iters: int = 8000  # training steps (the demo's recipe otherwise: batch 4, crop 256, lr 3e-3)
     batch_size: int = 4
     processes: int = 0  # training processes on a CPU; 0: one per core
     threads: int = 0  # torch threads per process; 0: sized to the cores

@@ -130,7 +130,7 @@ def demo_pretrain_cmd(
 ) -> None:
     """Rebuild the demo's built-in start checkpoint: the tiny MaSSFormer trained on the 7 MaSS13K
     classes of synthetic scenes (the demo's stand-in for the released model; no new-class label
-    is read). Resumable; about half an hour on 2 CPU cores with the defaults."""
+    is read). Resumable; about 90 minutes on 2 CPU cores with the defaults."""
     from engine.pretrain import pretrain
 
     cfg = PretrainConfig(
