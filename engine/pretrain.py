@@ -17,6 +17,7 @@ in the checkpoint itself (``provenance``) and in its run folder.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,6 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
 def _rendered(data: Path, synth: Any) -> bool:
     """Whether ``data`` already holds exactly these scenes (its ``synth.json`` matches)."""
-    import json
-
     try:
         saved = json.loads((data / "synth.json").read_text())["config"]
     except (OSError, ValueError, KeyError, TypeError):
@@ -113,8 +112,7 @@ def export_checkpoint(last: Path, dst: Path, cfg: PretrainConfig) -> Path:
     """The weights a fine-tuning run needs, without optimizer and RNG state (a third of the
     size), plus ``provenance``: what made them (scenes, steps, and the versions and commit the
     training started with, those of every resume, and those of the export)."""
-    import json
-
+    from annotations.fileio import read_jsonl
     from engine.runinfo import environment
     from trainer.checkpoint import load_checkpoint, save_checkpoint
 
@@ -124,10 +122,7 @@ def export_checkpoint(last: Path, dst: Path, cfg: PretrainConfig) -> Path:
         started = json.loads((run / "environment.json").read_text())
     except (OSError, ValueError):
         started = now
-    try:
-        resumes = [json.loads(x) for x in (run / "resumes.jsonl").read_text().splitlines() if x]
-    except (OSError, ValueError):
-        resumes = []
+    resumes = read_jsonl(run / "resumes.jsonl")
     ckpt = load_checkpoint(last)
     names = [c["name"] for c in ckpt["taxonomy"]["classes"]]
     out = {k: ckpt[k] for k in KEEP if k in ckpt}
