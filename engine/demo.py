@@ -290,13 +290,14 @@ def _origin(start: dict[str, Any] | None) -> str:
 
 def _check_tiny(path: Path, model_config: dict[str, Any]) -> None:
     """The demo trains the ``tiny`` preset: a checkpoint of another architecture would load only
-    in part, so it is refused, naming the first field that differs."""
+    in part, so it is refused, naming the first field that differs. The backbone's norm type is
+    not compared: both kinds have the same tensors, and the fine-tune keeps the start's norms."""
     from trainer.models import ModelConfig, preset_config
 
     tiny = dataclasses.asdict(preset_config("tiny"))
     theirs = dataclasses.asdict(ModelConfig.from_dict(model_config))
     for key, want in tiny.items():
-        if key != "num_classes" and theirs[key] != want:
+        if key not in ("num_classes", "backbone_norm") and theirs[key] != want:
             raise ValueError(
                 f"{path}: not a tiny MaSSFormer ({key} {theirs[key]!r}, tiny has {want!r}); "
                 "the demo trains the tiny preset"
@@ -337,6 +338,9 @@ def demo_train_config(cfg: DemoConfig, fused: Path, train_out: Path) -> Any:
         out=str(train_out),
         preset="tiny",
         backbone_weights="none",
+        # from scratch the backbone learns its norms (frozen at initialisation they would be
+        # identities); from a trained start it keeps the start's, as the release keeps ImageNet's
+        backbone_norm="batch" if cfg.init_checkpoint is None else "frozen",
         init=None if cfg.init_checkpoint is None else str(cfg.init_checkpoint),
         # from a trained start, keep its BatchNorm statistics rather than re-estimate them from
         # the 2 images each of the 2 processes sees (docs/trainer.md, fifth round)

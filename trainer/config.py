@@ -24,6 +24,7 @@ class TrainConfig:
     out: str = "runs/train/run"  # run directory (config, metrics.jsonl, checkpoints)
     preset: str = "massformer_r50"  # model preset: massformer_r50 | massformer_lite_r18 | tiny
     backbone_weights: str = "auto"  # "auto" (torchvision for ResNet presets, none for tiny and with init) | "torchvision" | PATH | "none"
+    backbone_norm: str = "frozen"  # backbone BatchNorms: "frozen" (statistics and affine kept, as released: from ImageNet or the init checkpoint) | "batch" (trainable: a backbone trained from scratch)
     init: str | None = None  # start from this checkpoint (ours/converted); see trainer.init
     train_split: str = "train"  # split trained on
     all_precise: bool = False  # read no source maps: every pixel trains as precise (a dataset with new classes must otherwise have sources/<split>/)
@@ -77,6 +78,10 @@ class TrainConfig:
         if self.val_size is not None:
             self.val_size = tuple(int(v) for v in self.val_size)  # type: ignore[assignment]
         self.betas = tuple(float(v) for v in self.betas)  # type: ignore[assignment]
+        if self.backbone_norm not in ("frozen", "batch"):
+            raise ValueError(
+                f"backbone_norm must be 'frozen' or 'batch', got {self.backbone_norm!r}"
+            )
         if self.processes < 0:
             raise ValueError(f"processes must be >= 0 (0: one per CPU core), got {self.processes}")
         if self.iters < 1 or self.batch_size < 1 or self.accum_steps < 1:

@@ -292,7 +292,9 @@ def _train(
         from trainer.models import create_model
 
         weights = None if ckpt is not None else _backbone_weights(cfg)
-        model = create_model(cfg.preset, k, backbone_weights=weights)
+        model = create_model(
+            cfg.preset, k, backbone_weights=weights, backbone_norm=cfg.backbone_norm
+        )
     if model.config.num_classes != k:
         raise ValueError(
             f"{cfg.data}: the dataset has {k} classes but the model predicts {model.config.num_classes}"

@@ -39,6 +39,9 @@ def test_demo_pretrain_writes_a_7_class_checkpoint_with_its_provenance(tmp_path)
     assert sorted(p.name for p in (out / "data" / "images").iterdir()) == ["train"]
     saved = json.loads((out / "train" / "config.json").read_text())["config"]
     assert saved["augment"]["class_crop_prob"] == 0 and saved["init"] is None
+    # trained from scratch, its backbone learnt its norms (the fine-tune keeps them)
+    assert saved["backbone_norm"] == "batch" and ckpt["model_config"]["backbone_norm"] == "batch"
+    assert not torch.equal(ckpt["model"]["backbone.stem.1.running_var"], torch.ones(16))
     # the same command again resumes: scenes kept, nothing retrained
     before = (out / "data" / "images" / "train" / "synth_train_0000.jpg").stat().st_mtime_ns
     again = CliRunner().invoke(app, ["demo-pretrain", "--out", str(out), *SMALL])
@@ -58,6 +61,7 @@ def test_pretraining_is_the_demo_recipe_without_new_classes(tmp_path):
     assert train.init is None and train.val_split is None
     assert train.augment.class_crop_prob == 0.0
     assert not train.freeze_bn_stats  # from scratch: the statistics must be learnt
+    assert train.backbone_norm == "batch"  # the backbone's too: frozen, its norms are identities
     assert (train.lr, train.batch_size, train.augment.crop) == (demo.lr, demo.batch_size, demo.crop)
     assert train.preset == "tiny" and train.data == str(tmp_path / "data")
 
@@ -100,6 +104,12 @@ def test_demo_start_checkpoint_errors_are_one_line_before_any_work(tmp_path, mon
                             "taxonomy": MASS13K.to_dict()})  # fmt: skip
     with pytest.raises(ValueError, match=r"wide.pt: not a tiny MaSSFormer \(pixel_dim 32"):
         start_checkpoint(DemoConfig(init=str(other)))
+    # a start whose backbone trained its norms is a tiny model all the same (same tensors)
+    batch = create_model("tiny", 7, backbone_norm="batch")
+    save_checkpoint(other, {"format": 1, "step": 0, "model": batch.state_dict(),
+                            "model_config": dataclasses.asdict(batch.config),
+                            "taxonomy": MASS13K.to_dict()})  # fmt: skip
+    assert start_checkpoint(DemoConfig(init=str(other)))["path"] == str(other)
     missing = tmp_path / "nope.pt"
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--init", str(missing)])
     assert res.exit_code == 2 and "nope.pt: checkpoint not found" in res.output

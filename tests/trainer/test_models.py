@@ -143,6 +143,42 @@ def test_backbone_batchnorm_is_frozen() -> None:
     assert norm_keys and all(torch.equal(before[k], after[k]) for k in norm_keys)
 
 
+def test_backbone_batch_norm_trains_from_scratch_and_loads_into_frozen() -> None:
+    # from scratch, frozen norms stay identities (mean 0, var 1, weight 1, bias 0); "batch" norms
+    # learn both their statistics and their affine weights
+    model = create_model("tiny", num_classes=3, backbone_norm="batch")
+    assert model.config.backbone_norm == "batch"
+    norms = [m for m in model.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and not any(isinstance(m, FrozenBatchNorm) for m in norms)
+    assert all(p.requires_grad for m in norms for p in m.parameters(recurse=False))
+    before = {k: v.clone() for k, v in model.backbone.state_dict().items()}
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1)
+    model.train()
+    out = model(torch.rand(2, 3, 64, 64) * 255)
+    (out["pred_masks"].mean() + out["pred_logits"].mean()).backward()
+    opt.step()
+    after = model.backbone.state_dict()
+    assert not torch.equal(before["stem.1.running_mean"], after["stem.1.running_mean"])
+    assert not torch.equal(before["stem.1.weight"], after["stem.1.weight"])
+    # the same tensors as the frozen kind: what the backbone learnt loads into a frozen one,
+    # which then predicts exactly the same in eval mode and keeps it while training
+    frozen = create_model("tiny", num_classes=3)
+    assert frozen.config.backbone_norm == "frozen"
+    frozen.load_state_dict(model.state_dict())
+    x = torch.rand(1, 3, 64, 64) * 255
+    with torch.no_grad():
+        a, b = model.eval()(x), frozen.eval()(x)
+    assert torch.equal(a["pred_masks"], b["pred_masks"])
+    # rebuilt from its stored config (what a checkpoint keeps), the kind survives
+    cfg = dataclasses.asdict(model.config)
+    assert build_model(ModelConfig.from_dict(cfg)).config.backbone_norm == "batch"
+
+
+def test_backbone_norm_is_checked() -> None:
+    with pytest.raises(ValueError, match="backbone_norm must be 'frozen' or 'batch', got 'group'"):
+        ModelConfig(backbone_norm="group")
+
+
 def test_training_needs_two_images() -> None:
     model = create_model("tiny", num_classes=3).train()
     with pytest.raises(ValueError, match="at least 2 images"):

@@ -46,6 +46,9 @@ def test_config_strict_yaml_and_overrides(tmp_path):
         load_config(f)
     with pytest.raises(ValueError, match="not divisible"):
         TrainConfig(batch_size=3, accum_steps=2)
+    f.write_text("backbone_norm: group\n")
+    with pytest.raises(ValueError, match="backbone_norm must be 'frozen' or 'batch', got 'group'"):
+        load_config(f)
 
 
 def test_param_groups_lr_and_decay():

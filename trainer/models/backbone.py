@@ -1,4 +1,4 @@
-"""ResNet backbones returning C2..C5 (strides 4, 8, 16, 32) with frozen BatchNorm.
+"""ResNet backbones returning C2..C5 (strides 4, 8, 16, 32) with frozen BatchNorm (by default).
 
 The release's backbone (``ResNet_m``, depth 50, ``norm_cfg=SyncBN(requires_grad=False)``) is
 mmseg's ResNet-50 v1b ("pytorch" style: stride on the 3x3 conv), the same layers and key
@@ -7,6 +7,13 @@ statistics keep updating in train mode (mmseg's ``norm_eval=False``). Ours: :cla
 keeps the affine weights as non-trainable parameters (the same state dict and parameter count
 as the release) and never updates the statistics either: a deliberate training-only
 difference (fine-tuning batches of 2-4 images give noisy statistics); inference is identical.
+
+A backbone trained **from scratch** (no ImageNet weights: the ``tiny`` model of the demo's
+stand-in) has no statistics to freeze: frozen at their initialisation (mean 0, variance 1,
+weight 1, bias 0) its norms are identities. ``norm="batch"`` builds plain trainable
+``BatchNorm2d`` layers instead. The state dict is the same either way (``FrozenBatchNorm`` is a
+``BatchNorm2d``), so a backbone trained with ``"batch"`` loads into a ``"frozen"`` one, which
+then keeps what it learnt, as a fine-tune from ImageNet keeps ImageNet's statistics.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from torch import nn
 from torchvision.models import resnet
 
 BACKBONES = ("resnet50", "resnet18", "tiny_resnet")
+NORMS = ("frozen", "batch")  # FrozenBatchNorm (as released) | trainable BatchNorm2d (from scratch)
 
 
 class FrozenBatchNorm(nn.BatchNorm2d):
@@ -40,20 +48,28 @@ class ResNetBackbone(nn.Module):
         name: ``"resnet50"``, ``"resnet18"`` (torchvision architectures) or ``"tiny_resnet"``
             (BasicBlock, one block per stage, widths ``tiny_widths``; for CPU tests only).
         tiny_widths: stage widths of ``tiny_resnet``.
+        norm: ``"frozen"`` (:class:`FrozenBatchNorm`, as released) or ``"batch"`` (trainable
+            ``BatchNorm2d``, for a backbone trained from scratch).
     """
 
     def __init__(
-        self, name: str, tiny_widths: tuple[int, int, int, int] = (16, 32, 64, 128)
+        self,
+        name: str,
+        tiny_widths: tuple[int, int, int, int] = (16, 32, 64, 128),
+        norm: str = "frozen",
     ) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown backbone norm {norm!r}; known: {', '.join(NORMS)}")
+        norm_layer = FrozenBatchNorm if norm == "frozen" else nn.BatchNorm2d
         if name == "resnet50":
-            net = resnet.resnet50(weights=None, norm_layer=FrozenBatchNorm)
+            net = resnet.resnet50(weights=None, norm_layer=norm_layer)
             self.channels = (256, 512, 1024, 2048)
         elif name == "resnet18":
-            net = resnet.resnet18(weights=None, norm_layer=FrozenBatchNorm)
+            net = resnet.resnet18(weights=None, norm_layer=norm_layer)
             self.channels = (64, 128, 256, 512)
         elif name == "tiny_resnet":
-            net = _tiny_resnet(tiny_widths)
+            net = _tiny_resnet(tiny_widths, norm_layer)
             self.channels = tuple(tiny_widths)
         else:
             raise ValueError(f"unknown backbone {name!r}; known: {', '.join(BACKBONES)}")
@@ -98,12 +114,14 @@ class ResNetBackbone(nn.Module):
         _load_resnet_state(self, state, where)
 
 
-def _tiny_resnet(widths: tuple[int, int, int, int]) -> nn.Module:
+def _tiny_resnet(
+    widths: tuple[int, int, int, int], norm_layer: type[nn.BatchNorm2d] = FrozenBatchNorm
+) -> nn.Module:
     """A ResNet with BasicBlocks, one per stage, custom widths (same module names as torchvision)."""
     net = nn.Module()
     w0 = widths[0]
     net.conv1 = nn.Conv2d(3, w0, 7, stride=2, padding=3, bias=False)
-    net.bn1 = FrozenBatchNorm(w0)
+    net.bn1 = norm_layer(w0)
     net.relu = nn.ReLU(inplace=True)
     net.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
     inplanes = w0
@@ -112,9 +130,9 @@ def _tiny_resnet(widths: tuple[int, int, int, int]) -> nn.Module:
         down = None
         if stride != 1 or inplanes != w:
             down = nn.Sequential(
-                nn.Conv2d(inplanes, w, 1, stride=stride, bias=False), FrozenBatchNorm(w)
+                nn.Conv2d(inplanes, w, 1, stride=stride, bias=False), norm_layer(w)
             )
-        block = resnet.BasicBlock(inplanes, w, stride, down, norm_layer=FrozenBatchNorm)
+        block = resnet.BasicBlock(inplanes, w, stride, down, norm_layer=norm_layer)
         setattr(net, f"layer{i + 1}", nn.Sequential(block))
         inplanes = w
     return net

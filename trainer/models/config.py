@@ -19,6 +19,7 @@ class ModelConfig:
         64,
         128,
     )  # C2..C5 widths, tiny_resnet only
+    backbone_norm: str = "frozen"  # "frozen" (FrozenBatchNorm, as released) | "batch" (trainable BatchNorm: a backbone trained from scratch)
     pixel_dim: int = (
         128  # pixel-decoder internal width (S1..S4, D2..D4 before projection); released 128
     )
@@ -40,6 +41,10 @@ class ModelConfig:
         self.backbone_widths = tuple(int(v) for v in self.backbone_widths)  # lists from YAML/JSON
         if len(self.backbone_widths) != 4:
             raise ValueError(f"backbone_widths must have 4 entries, got {self.backbone_widths}")
+        if self.backbone_norm not in ("frozen", "batch"):
+            raise ValueError(
+                f"ModelConfig.backbone_norm must be 'frozen' or 'batch', got {self.backbone_norm!r}"
+            )
         for name in (
             "num_classes",
             "pixel_dim",

@@ -24,7 +24,7 @@ class MaSSFormer(nn.Module):
         super().__init__()
         self.config = config
         c = config
-        self.backbone = ResNetBackbone(c.backbone, c.backbone_widths)
+        self.backbone = ResNetBackbone(c.backbone, c.backbone_widths, c.backbone_norm)
         self.pixel_decoder = PixelDecoder(
             self.backbone.channels,
             dim=c.pixel_dim,
