@@ -30,6 +30,11 @@ def train_cmd(
     backbone_weights: str = typer.Option(
         None, "--backbone-weights", help="auto | torchvision | PATH | none."
     ),
+    backbone_norm: str = typer.Option(
+        None,
+        "--backbone-norm",
+        help="Backbone BatchNorms: frozen (default, as released) | batch (trainable: from scratch).",
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt exactly."),
     init: Path = typer.Option(
         None,
@@ -92,6 +97,7 @@ def train_cmd(
         batch_size=batch_size,
         device=device,
         backbone_weights=backbone_weights,
+        backbone_norm=backbone_norm,
         init=None if init is None else str(init),
         resume=resume or None,
         val_every=val_every,

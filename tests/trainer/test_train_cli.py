@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from annotations.labelmap import read_label
@@ -30,6 +31,7 @@ def test_train_then_predict_end_to_end(synth, tmp_path):
     args = ["train", "--data", str(synth), "--preset", "tiny", "--config", str(cfg)]
     args += ["--out", str(run), "--iters", "3", "--batch-size", "2", "--crop", "64"]
     args += ["--device", "cpu", "--workers", "0", "--val-every", "0", "--val-size", "128x96"]
+    args += ["--backbone-norm", "batch"]  # from scratch: the backbone's norms train
     res = CliRunner().invoke(app, [*args, "--no-progress"])
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
@@ -39,6 +41,8 @@ def test_train_then_predict_end_to_end(synth, tmp_path):
     assert "val" in lines[-1] and lines[-1]["val"]["images"] == 2
     for name in ("config.yaml", "config.json", "environment.json", "last.pt"):
         assert (run / name).is_file()
+    ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    assert ckpt["model_config"]["backbone_norm"] == "batch"
 
     pred = tmp_path / "pred"
     args = [
@@ -99,6 +103,10 @@ def test_cli_errors_are_one_line(synth, tmp_path):
     bad.write_text("learning_rate: 1\n")
     res = CliRunner().invoke(app, ["train", "--data", str(synth), "--config", str(bad)])
     assert res.exit_code == 2 and "unknown keys ['learning_rate']" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, ["train", "--data", str(synth), "--backbone-norm", "group"])
+    assert res.exit_code == 2 and "backbone_norm must be 'frozen' or 'batch', got 'group'" in (
+        " ".join(res.output.split())
+    )
 
 
 @pytest.mark.slow
