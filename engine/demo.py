@@ -205,7 +205,7 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     result.paths["train"] = train_out
 
     pred = out / "predict" / "test"
-    stage(
+    predicted = stage(
         "predict the test split",
         lambda: _with_threads(demo_threads(cfg), predict_dir)(
             PredictConfig(
@@ -218,6 +218,10 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
             )
         ),
     )
+    if predicted.failed:  # the report would score a partial test split
+        raise RuntimeError(
+            f"{pred}: {len(predicted.failed)} images failed to predict ({predicted.failed[0][1]})"
+        )
     result.paths["predict"] = pred
 
     fused_taxonomy = Taxonomy.load(fused / "taxonomy.json")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import parse_scales, parse_size, stdout
+from engine.cli.common import EXIT_SOME_FAILED, parse_scales, parse_size, stdout
 
 app = typer.Typer()
 
@@ -205,6 +205,11 @@ def predict_cmd(
         f"wrote {len(result.written)} label maps to {result.out} in {result.seconds:.1f} s"
         + (f" ({result.skipped} already there, skipped)" if result.skipped else "")
     )
+    if result.failed:
+        stdout.print(f"{len(result.failed)} images failed:", highlight=False)
+        for _, reason in result.failed:
+            stdout.print(f"  {reason}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_SOME_FAILED)
 
 
 @app.command("convert-massformer")

@@ -6,7 +6,9 @@ Output folder::
     color/<stem>.png    colour preview blended over the image (with ``color=True``)
     predict.json        the resolved config, checkpoint step, taxonomy and environment
 
-Images whose label PNG already exists are skipped (resumable), unless ``overwrite``.
+Images whose label PNG already exists are skipped (resumable), unless ``overwrite``. One bad
+image (unreadable, smaller than the model's 32 px minimum, out of memory) fails alone: it is
+listed in :attr:`PredictResult.failed` with a one-line reason and its neighbours are labelled.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class PredictResult:
     out: Path  # output folder
     written: list[Path] = field(default_factory=list)  # label PNGs written
     skipped: int = 0  # images whose label already existed
+    failed: list[tuple[Path, str]] = field(default_factory=list)  # (image, one line naming it)
     seconds: float = 0.0  # wall time of the predictions
 
 
@@ -97,18 +100,24 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         if target.exists() and not cfg.overwrite:
             result.skipped += 1
             continue
-        image = load_image(path)
-        label = predict_label(
-            model,
-            image,
-            size=cfg.size,
-            mode=cfg.mode,
-            sliding_window=cfg.sliding_window,
-            device=device,
-            amp=cfg.amp and device.type == "cuda",
-            scales=cfg.scales,
-            flip=cfg.flip,
-        )
+        try:
+            image = load_image(path)
+            label = predict_label(
+                model,
+                image,
+                size=cfg.size,
+                mode=cfg.mode,
+                sliding_window=cfg.sliding_window,
+                device=device,
+                amp=cfg.amp and device.type == "cuda",
+                scales=cfg.scales,
+                flip=cfg.flip,
+            )
+        except (OSError, ValueError, RuntimeError) as e:  # this image only (torch OOM included)
+            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            reason = message if str(path) in message else f"{path}: {message}"
+            result.failed.append((path, reason))
+            continue
         write_label(target, label)
         if cfg.color:
             write_color_preview(out / "color" / f"{path.stem}.png", label, taxonomy, image)

@@ -275,3 +275,44 @@ def test_full_mode_is_the_release_procedure(tiny, monkeypatch, hw: tuple[int, in
         assert np.array_equal(full, plain)
     else:  # the stretch-then-crop quirk moves labels
         assert (full != plain).mean() > 0.05
+
+
+def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
+    """An unreadable image and one below the model's 32 px minimum are listed with one-line
+    reasons; their neighbours are labelled; the CLI reports them and exits 1."""
+    import dataclasses
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from annotations.taxonomy import MASS13K
+    from cli import app
+    from trainer.checkpoint import save_checkpoint
+    from trainer.models import create_model
+    from trainer.predict import PredictConfig, predict_dir
+
+    model = create_model("tiny", len(MASS13K))
+    ckpt = tmp_path / "m.pt"
+    save_checkpoint(ckpt, {"format": 1, "step": 3, "model": model.state_dict(),
+                           "model_config": dataclasses.asdict(model.config),
+                           "taxonomy": MASS13K.to_dict()})  # fmt: skip
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for name, hw in (("a.png", (48, 64)), ("small.png", (20, 24)), ("z.png", (40, 40))):
+        Image.fromarray(rng.integers(0, 256, (*hw, 3), dtype=np.uint8)).save(images / name)
+    (images / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "pred"
+    res = predict_dir(PredictConfig(str(ckpt), str(images), str(out), size=None, progress=False))
+    assert sorted(p.name for p in res.written) == ["a.png", "z.png"]
+    reasons = {p.name: r for p, r in res.failed}
+    assert sorted(reasons) == ["broken.jpg", "small.png"]
+    assert "needs at least 32 px per side" in reasons["small.png"]
+    assert all(str(images / n) in r and "\n" not in r for n, r in reasons.items())  # one line each
+    assert not (out / "small.png").exists() and not (out / "broken.jpg").exists()
+    args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--out", str(out)]
+    res = CliRunner().invoke(app, [*args, "--size", "64x48", "--device", "cpu", "--no-progress"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "1 images failed" in text and "broken.jpg" in text
+    assert "2 already there" in text  # the good ones are kept; small.png is labelled at 64x48
+    assert (out / "small.png").exists()
