@@ -73,6 +73,18 @@ def _rank_main(
         return
     if rank == 0:
         messages.put(("result", result))
+    _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """All ranks leave the gloo group together before their process exits. Exiting with the
+    group alive tears gloo's threads down while another rank may still be using it, which can
+    abort the process ("terminate called without an active exception", seen once under load)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def train_processes(
