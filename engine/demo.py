@@ -342,9 +342,6 @@ def demo_train_config(cfg: DemoConfig, fused: Path, train_out: Path) -> Any:
         out=str(train_out),
         preset="tiny",
         backbone_weights="none",
-        # from scratch the backbone learns its norms (frozen at initialisation they would be
-        # identities); from a trained start it keeps the start's, as the release keeps ImageNet's
-        backbone_norm="batch" if cfg.init_checkpoint is None else "frozen",
         init=None if cfg.init_checkpoint is None else str(cfg.init_checkpoint),
         # from a trained start, keep its BatchNorm statistics rather than re-estimate them from
         # the 2 images each of the 2 processes sees (docs/trainer.md, fifth round)

@@ -39,9 +39,8 @@ def test_demo_pretrain_writes_a_7_class_checkpoint_with_its_provenance(tmp_path)
     assert sorted(p.name for p in (out / "data" / "images").iterdir()) == ["train"]
     saved = json.loads((out / "train" / "config.json").read_text())["config"]
     assert saved["augment"]["class_crop_prob"] == 0 and saved["init"] is None
-    # trained from scratch, its backbone learnt its norms (the fine-tune keeps them)
-    assert saved["backbone_norm"] == "batch" and ckpt["model_config"]["backbone_norm"] == "batch"
-    assert not torch.equal(ckpt["model"]["backbone.stem.1.running_var"], torch.ones(16))
+    # the recipe that made the built-in stand-in: frozen backbone norms (docs/trainer.md)
+    assert saved["backbone_norm"] == "frozen" == ckpt["model_config"]["backbone_norm"]
     # the same command again resumes: scenes kept, nothing retrained
     before = (out / "data" / "images" / "train" / "synth_train_0000.jpg").stat().st_mtime_ns
     again = CliRunner().invoke(app, ["demo-pretrain", "--out", str(out), *SMALL])
@@ -61,7 +60,7 @@ def test_pretraining_is_the_demo_recipe_without_new_classes(tmp_path):
     assert train.init is None and train.val_split is None
     assert train.augment.class_crop_prob == 0.0
     assert not train.freeze_bn_stats  # from scratch: the statistics must be learnt
-    assert train.backbone_norm == "batch"  # the backbone's too: frozen, its norms are identities
+    assert train.backbone_norm == "frozen"  # as the built-in stand-in was made
     assert (train.lr, train.batch_size, train.augment.crop) == (demo.lr, demo.batch_size, demo.crop)
     assert train.preset == "tiny" and train.data == str(tmp_path / "data")
 
