@@ -10,7 +10,10 @@ launcher.
 
 The parent waits; rank 0 sends back the init report (as soon as it exists) and the result. An
 exception in any rank stops every rank and is raised again in the parent as itself, so callers
-see the same one-line errors as in a single-process run.
+see the same one-line errors as in a single-process run. A rank whose parent is gone (killed
+with SIGTERM or SIGKILL, it could not stop its ranks itself) exits within a second instead of
+training on as an orphan: torch's own guard sends the ranks SIGINT, which a command started in
+the background by a script (`cmd &` without job control) ignores, and its ranks with it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from trainer.config import TrainConfig, cpu_cores
@@ -50,11 +55,31 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """Start a daemon thread that ends this process once ``parent`` is no longer its parent
+    (the parent died and the process was re-parented)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            if os.getppid() != parent:
+                os._exit(1)  # no cleanup to wait for: the run's files are written atomically
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def _rank_main(
-    rank: int, target: Callable[..., Any], cfg: TrainConfig, world: int, port: int, messages: Any
+    rank: int,
+    target: Callable[..., Any],
+    cfg: TrainConfig,
+    world: int,
+    port: int,
+    messages: Any,
+    parent: int,
 ) -> None:
     """One spawned rank: the torchrun environment, then ``target(cfg, on_init=...)``
     (:func:`trainer.train.train`, passed in so this module does not import it)."""
+    _exit_with_parent(parent)
     os.environ.update(
         RANK=str(rank),
         LOCAL_RANK=str(rank),
@@ -113,7 +138,7 @@ def train_processes(
     messages = ctx.SimpleQueue()
     procs = mp.start_processes(
         _rank_main,
-        args=(target, rank_cfg, processes, _free_port(), messages),
+        args=(target, rank_cfg, processes, _free_port(), messages, os.getpid()),
         nprocs=processes,
         join=False,
         start_method="spawn",

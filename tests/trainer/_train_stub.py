@@ -84,3 +84,13 @@ class StubModel(nn.Module):
         out["aux_outputs"] = [pred(f4) for _ in range(6)]
         out["edge_logits"] = self.edge(f2)
         return out
+
+
+def sleeping_rank(cfg, on_init=None):  # noqa: ANN001, ARG001 - train()'s signature
+    """A spawned rank's target that records its pid in ``cfg.out`` and then waits (the orphan test)."""
+    import os
+    import time
+    from pathlib import Path
+
+    (Path(cfg.out) / f"rank{os.environ['RANK']}.pid").write_text(str(os.getpid()))
+    time.sleep(120)

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -71,3 +76,43 @@ def test_rank_threads_share_the_cores(monkeypatch):
 def test_processes_must_not_be_negative():
     with pytest.raises(ValueError, match="processes must be >= 0"):
         TrainConfig(processes=-1)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie nobody reaped counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in status
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads process states from /proc")
+def test_ranks_exit_when_their_parent_is_killed(tmp_path):
+    """SIGKILL (or SIGTERM) on the parent cannot stop its ranks; they must not train on as
+    orphans. torch's spawn sends them SIGINT when their parent dies, but a command started in
+    the background by a script (`cmd &`, no job control) ignores SIGINT, and so do its ranks:
+    an `engine demo-pretrain` run that way and killed left its 2 ranks training for 40 min."""
+    script = (
+        "from tests.trainer._train_stub import sleeping_rank\n"
+        "from trainer.config import TrainConfig\n"
+        "from trainer.spawn import train_processes\n"
+        f"train_processes(sleeping_rank, TrainConfig(out={str(tmp_path)!r}, processes=2), 2)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    ignore_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731 - as `&` does
+    parent = subprocess.Popen([sys.executable, "-c", script], cwd=root, preexec_fn=ignore_sigint)
+    try:
+        pids, deadline = [], time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pids = [int(p.read_text()) for p in tmp_path.glob("rank*.pid") if p.read_text()]
+        assert len(pids) == 2, "the ranks did not start"
+        assert all(_running(pid) for pid in pids)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 15
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_running(pid) for pid in pids)
