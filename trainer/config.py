@@ -14,6 +14,7 @@ import yaml
 
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
+from trainer.models.config import check_backbone_norm
 
 
 @dataclass
@@ -78,10 +79,7 @@ class TrainConfig:
         if self.val_size is not None:
             self.val_size = tuple(int(v) for v in self.val_size)  # type: ignore[assignment]
         self.betas = tuple(float(v) for v in self.betas)  # type: ignore[assignment]
-        if self.backbone_norm not in ("frozen", "batch"):
-            raise ValueError(
-                f"backbone_norm must be 'frozen' or 'batch', got {self.backbone_norm!r}"
-            )
+        check_backbone_norm(self.backbone_norm)
         if self.processes < 0:
             raise ValueError(f"processes must be >= 0 (0: one per CPU core), got {self.processes}")
         if self.iters < 1 or self.batch_size < 1 or self.accum_steps < 1:

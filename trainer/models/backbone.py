@@ -24,8 +24,9 @@ import torch
 from torch import nn
 from torchvision.models import resnet
 
+from trainer.models.config import check_backbone_norm
+
 BACKBONES = ("resnet50", "resnet18", "tiny_resnet")
-NORMS = ("frozen", "batch")  # FrozenBatchNorm (as released) | trainable BatchNorm2d (from scratch)
 
 
 class FrozenBatchNorm(nn.BatchNorm2d):
@@ -59,8 +60,7 @@ class ResNetBackbone(nn.Module):
         norm: str = "frozen",
     ) -> None:
         super().__init__()
-        if norm not in NORMS:
-            raise ValueError(f"unknown backbone norm {norm!r}; known: {', '.join(NORMS)}")
+        check_backbone_norm(norm, "backbone norm")
         norm_layer = FrozenBatchNorm if norm == "frozen" else nn.BatchNorm2d
         if name == "resnet50":
             net = resnet.resnet50(weights=None, norm_layer=norm_layer)

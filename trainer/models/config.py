@@ -6,6 +6,16 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+# the backbone's norm layers: FrozenBatchNorm (as released) | trainable BatchNorm2d (from scratch)
+BACKBONE_NORMS = ("frozen", "batch")
+
+
+def check_backbone_norm(value: str, name: str = "backbone_norm") -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is one of :data:`BACKBONE_NORMS`."""
+    if value not in BACKBONE_NORMS:
+        known = " or ".join(repr(n) for n in BACKBONE_NORMS)
+        raise ValueError(f"{name} must be {known}, got {value!r}")
+
 
 @dataclass
 class ModelConfig:
@@ -41,10 +51,7 @@ class ModelConfig:
         self.backbone_widths = tuple(int(v) for v in self.backbone_widths)  # lists from YAML/JSON
         if len(self.backbone_widths) != 4:
             raise ValueError(f"backbone_widths must have 4 entries, got {self.backbone_widths}")
-        if self.backbone_norm not in ("frozen", "batch"):
-            raise ValueError(
-                f"ModelConfig.backbone_norm must be 'frozen' or 'batch', got {self.backbone_norm!r}"
-            )
+        check_backbone_norm(self.backbone_norm, "ModelConfig.backbone_norm")
         for name in (
             "num_classes",
             "pixel_dim",
