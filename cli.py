@@ -93,7 +93,9 @@ def guard(fn: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except _INPUT_ERRORS as e:
-            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            from annotations.fileio import first_line  # here: the package imports OpenCV
+
+            message = first_line(e)
             stderr.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
 

@@ -1,10 +1,15 @@
-"""Atomic file writes: a reader never sees a half-written file.
+"""File I/O every area shares: atomic writes, and reads whose errors are one line naming the file.
 
-Every output of the engine (label maps, confidence maps, JSON records, checkpoints) goes through
+Writes. Every output of the engine (label maps, confidence maps, JSON records, checkpoints) goes through
 these helpers. The data is written to a temporary file in the destination folder, flushed and
 fsync'ed, then renamed over the destination with ``os.replace``, which is atomic on POSIX and
 Windows when both paths are on one file system. A process killed at any moment leaves either the
 old file or the new one, plus at worst a stray ``.tmp`` file that later runs ignore.
+
+Reads. :func:`read_text`, :func:`read_json` and :func:`read_yaml` turn a missing file, a folder,
+bytes that are not UTF-8 and a parse error into ``FileNotFoundError`` / ``ValueError`` whose
+message starts with the path, so a command can print it as its one-line error; :func:`first_line`
+is that line for any exception.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 TMP_SUFFIX = ".tmp"
 
@@ -95,3 +102,81 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
                 break  # torn final line from an interrupted append
             raise ValueError(f"{path}: line {i + 1} is not valid JSON ({e.msg})") from None
     return records
+
+
+def first_line(e: BaseException) -> str:
+    """The first non-blank line of ``e``'s message, or its type name when the message is blank:
+    the one line a command prints for an error (torch, PIL and YAML messages span several)."""
+    for line in str(e).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(e).__name__
+
+
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """The UTF-8 text of ``path``; ``what`` names the file in the errors ("taxonomy file").
+
+    Raises:
+        FileNotFoundError: ``"{path}: {what} not found"``.
+        ValueError: ``path`` is a folder, cannot be read, or is not UTF-8 text.
+    """
+    return _decode(read_bytes(path, what), path)
+
+
+def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
+    """The bytes of ``path``, with :func:`read_text`'s errors for a missing or unreadable file."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path}: is a folder, not the {what}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} not found")
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ValueError(
+            f"{path}: cannot read the {what} ({e.strerror or first_line(e)})"
+        ) from None
+
+
+def _decode(data: bytes, path: str | os.PathLike) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (invalid byte at offset {e.start})") from None
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
+    """The parsed JSON of ``path``, with :func:`read_text`'s errors and a one-line parse error."""
+    return parse_json(read_bytes(path, what), path)
+
+
+def parse_json(data: str | bytes, path: str | os.PathLike) -> Any:
+    """Parse the JSON ``data`` read from ``path`` (named in the errors): for a caller that needs
+    the bytes too (to hash them, say)."""
+    text = _decode(data, path) if isinstance(data, bytes) else data
+    if not text.strip():
+        raise ValueError(f"{path}: the file is empty (expected JSON)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
+    """The parsed YAML of ``path`` (``yaml.safe_load``: None for an empty file), with
+    :func:`read_text`'s errors and a one-line parse error."""
+    text = read_text(path, what)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: cannot parse YAML ({_yaml_problem(e)})") from None
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """What is wrong and where (``expected ',' or ']' ... at line 2, column 1``): the first line
+    of a YAML error is its context ("while parsing a flow sequence"), not the problem."""
+    if isinstance(e, yaml.MarkedYAMLError) and e.problem:
+        mark = e.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        return f"{e.problem}{where}"
+    return first_line(e)

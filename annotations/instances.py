@@ -7,7 +7,6 @@ never ``None``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import atomic_write_json
+from annotations.fileio import atomic_write_json, read_json
 from annotations.rle import mask_to_rle, rle_to_mask
 
 INSTANCES_FORMAT = "mass-engine/instances/v1"
@@ -169,12 +168,7 @@ def write_instances(path: str | os.PathLike, instances: Instances, **header: Any
 def read_instances(path: str | os.PathLike) -> tuple[Instances, dict]:
     """Read an instances file: ``(instances, header)`` where header holds the non-instance fields."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: instances file not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+    data = read_json(path, "instances file")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object")
     header = {k: v for k, v in data.items() if k != "instances"}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -26,6 +25,7 @@ from pathlib import Path, PurePath
 import numpy as np
 from PIL import Image
 
+from annotations.fileio import read_json
 from annotations.instances import Instances
 from annotations.polygons import flat_to_points, mask_to_polygons, points_to_flat, polygons_to_mask
 from annotations.rle import mask_to_rle, rle_to_mask
@@ -134,15 +134,7 @@ def to_labelme(item: ExportImage, class_name: str, image_path: str, simplify: fl
 
 # -- import ------------------------------------------------------------------------------------
 def _load_json(path: Path) -> object:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: annotation file not found")
-    text = path.read_text(encoding="utf-8")
-    if not text.strip():
-        raise ValueError(f"{path}: the file is empty (expected JSON)")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    return read_json(path, "annotation file")
 
 
 def _role(name: str, class_name: str) -> int | None:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from annotations.fileio import parse_json, read_bytes
 from annotations.instances import Instances, read_instances
 from annotations.labelmap import read_label
 from annotations.taxonomy import Taxonomy
@@ -53,11 +53,8 @@ def read_run_info(path: str | os.PathLike) -> RunInfo:
         raise FileNotFoundError(
             f"{path}: not found; is {path.parent} a label run directory (engine label --out)?"
         )
-    raw = path.read_bytes()
-    try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    raw = read_bytes(path, "label run record")
+    doc = parse_json(raw, path)
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: expected a JSON object, got {type(doc).__name__}")
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import atomic_write_json
+from annotations.fileio import atomic_write_json, read_json
 from annotations.labelmap import read_label, write_label
 
 SUBSET_FORMAT = "mass-engine/subset/v1"
@@ -96,7 +96,6 @@ def write_subset(
 
 def read_subset(root: str | os.PathLike) -> Subset:
     """Open a subset directory written by :func:`write_subset` (or by hand with that layout)."""
-    import json
 
     root = Path(root)
     path = root / "subset.json"
@@ -104,10 +103,7 @@ def read_subset(root: str | os.PathLike) -> Subset:
         raise FileNotFoundError(
             f"{path}: subset manifest not found (is {root} an annotated subset?)"
         )
-    try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg})") from None
+    info = read_json(path, "subset manifest")
     try:
         stems = tuple(sorted(str(s) for s in info["stems"]))
         sub = Subset(root, str(info["class_name"]), str(info.get("split", "test")), stems, info)

@@ -6,14 +6,13 @@ The MaSS13K base taxonomy has 7 classes (ids 0..6, the release's ids and palette
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import atomic_write_json
+from annotations.fileio import atomic_write_json, read_json
 
 IGNORE_ID = 255
 
@@ -203,14 +202,7 @@ class Taxonomy:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Taxonomy:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: taxonomy file not found")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json(path, "taxonomy file"), source=str(path))
 
     @classmethod
     def mass13k(cls) -> Taxonomy:

@@ -19,16 +19,15 @@ passed instead of the root)::
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 from PIL import Image, ImageOps
 
+from annotations.fileio import read_json, read_yaml
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, Taxonomy
 
@@ -89,11 +88,8 @@ def load_spec(path: str | os.PathLike) -> DatasetSpec:
 
 
 def _read_spec_file(path: Path) -> DatasetSpec:
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: cannot parse dataset spec ({str(e).splitlines()[0]})") from None
+    read = read_json if path.suffix == ".json" else read_yaml
+    data = read(path, "dataset spec")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a dataset spec must be a mapping with keys {sorted(_SPEC_KEYS)}")
     unknown = set(data) - _SPEC_KEYS

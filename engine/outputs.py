@@ -3,13 +3,13 @@ finding label PNGs and the taxonomy that other commands wrote next to them."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from annotations.fileio import read_json
 from annotations.taxonomy import Taxonomy
 
 PSEUDO_COLOR = (255, 200, 0)  # RGB tint of pseudo labels
@@ -80,7 +80,7 @@ def taxonomy_near(folder: str | os.PathLike | None) -> Taxonomy | None:
             return Taxonomy.load(base / "taxonomy.json")
         meta = base / "predict.json"
         if meta.is_file():
-            data = json.loads(meta.read_text(encoding="utf-8"))
+            data = read_json(meta, "prediction record")
             if isinstance(data, dict) and isinstance(data.get("taxonomy"), dict):
                 return Taxonomy.from_dict(data["taxonomy"], source=str(meta))
     return None

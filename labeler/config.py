@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from annotations.fileio import read_yaml
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
@@ -85,12 +86,7 @@ def load_class_spec(path: str | os.PathLike, name: str, **overrides: Any) -> Cla
     """The entry for class ``name`` (case-insensitive) in a YAML class spec file; ``overrides``
     that are not None (command-line options) win over the file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: class spec file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: cannot parse YAML ({str(e).splitlines()[0]})") from None
+    data = read_yaml(path, "class spec file")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of class name -> settings")
     entries = {str(k).casefold(): (str(k), v) for k, v in data.items()}

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import append_line, atomic_write_json, read_jsonl
+from annotations.fileio import append_line, atomic_write_json, first_line, read_jsonl
 from annotations.instances import Instances
 from annotations.labelmap import write_label
 from annotations.taxonomy import Taxonomy
@@ -257,7 +257,7 @@ class _Writers:
 
 def _reason(e: BaseException) -> str:
     """``"Type: first line of the message"``: one line per failed image in the manifest."""
-    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
 
 
 def _decode(
@@ -271,7 +271,7 @@ def _decode(
             prepare(img)
         return split, sample.stem, img, None, time.perf_counter() - t
     except Exception as e:  # noqa: BLE001 - any decode failure is recorded, not fatal
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        msg = first_line(e)
         return split, sample.stem, None, msg, time.perf_counter() - t
 
 

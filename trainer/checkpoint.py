@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from annotations.fileio import first_line
+
 FORMAT = 1
 REQUIRED = ("format", "step", "model", "model_config", "taxonomy")
 
@@ -71,8 +73,7 @@ def unreadable(path: Path, e: BaseException, what: str = "checkpoint") -> ValueE
     ):
         why = "not a PyTorch file (neither a torch zip archive nor a pickle)"
     else:
-        first = text.splitlines()[0] if text else ""
-        why = f"{type(e).__name__}: {first}".rstrip(": ")[:200]
+        why = f"{type(e).__name__}: {first_line(e)}"[:200] if text else type(e).__name__
     return ValueError(f"{path}: not a readable {what}: {why}")
 
 

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from annotations.fileio import read_yaml
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
 from trainer.models.config import check_backbone_norm
@@ -126,12 +125,7 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> Trai
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ValueError(f"{path}: cannot parse YAML ({str(e).splitlines()[0]})") from None
+        loaded = read_yaml(path, "config file")
         if loaded is not None and not isinstance(loaded, dict):
             raise ValueError(f"{path}: a training config must be a mapping")
         data = loaded or {}

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from annotations.fileio import atomic_write_json
+from annotations.fileio import atomic_write_json, first_line
 from annotations.labelmap import write_color_preview, write_label
 from engine.datasets import IMAGE_EXTS, load_image
 from engine.progress import track
@@ -114,7 +114,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
                 flip=cfg.flip,
             )
         except (OSError, ValueError, RuntimeError) as e:  # this image only (torch OOM included)
-            message = str(e).splitlines()[0] if str(e) else type(e).__name__
+            message = first_line(e)
             reason = message if str(path) in message else f"{path}: {message}"
             result.failed.append((path, reason))
             continue

@@ -239,7 +239,7 @@ def test_spec_without_split_template(tmp_path: Path):
     [
         ("images: a/{split}\nlables: b\n", r"unknown keys \['lables'\]; allowed: \["),
         ("- a\n- b\n", "must be a mapping"),
-        ("images: [\n", "cannot parse dataset spec"),
+        ("images: [\n", r"dataset.yaml: cannot parse YAML \(expected .* at line 2, column 1\)"),
         ("images: 3\n", "'images' must be a folder template"),
         ("labels: ''\n", "'labels' must be a folder template .* or null"),
         ("splits: train\n", "'splits' must be a list of names"),
@@ -257,7 +257,9 @@ def test_spec_errors_name_the_file(tmp_path: Path, text, message):
 
 def test_binary_spec_file_is_a_clear_error(tmp_path: Path):
     (tmp_path / "dataset.yaml").write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(ValueError, match="dataset.yaml: cannot parse dataset spec"):
+    with pytest.raises(
+        ValueError, match=r"dataset.yaml: not UTF-8 text \(invalid byte at offset 0\)"
+    ):
         load_spec(tmp_path)
 
 

@@ -1,0 +1,101 @@
+"""The shared readers: every failure is one line that starts with the file's path."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from annotations.fileio import first_line, parse_json, read_bytes, read_json, read_text, read_yaml
+from annotations.labelrun import read_run_info
+from annotations.subset import read_subset
+from annotations.taxonomy import Taxonomy
+from engine.datasets import load_spec
+from labeler.config import load_class_spec
+from trainer.config import load_config
+
+NOT_UTF8 = b"\xf2\x80 images: x\n"
+
+
+def test_first_line_skips_blank_lines_and_falls_back_to_the_type():
+    assert first_line(ValueError("\n  \n  what went wrong \nmore detail")) == "what went wrong"
+    assert first_line(RuntimeError("")) == "RuntimeError"
+    assert first_line(KeyError()) == "KeyError"
+
+
+def test_read_text_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"nope\.json: taxonomy file not found$"):
+        read_text(tmp_path / "nope.json", "taxonomy file")
+    with pytest.raises(ValueError, match=rf"^{tmp_path}: is a folder, not the config file$"):
+        read_text(tmp_path, "config file")
+    (tmp_path / "bin.yaml").write_bytes(NOT_UTF8)
+    with pytest.raises(ValueError, match=r"bin\.yaml: not UTF-8 text \(invalid byte at offset 0\)"):
+        read_text(tmp_path / "bin.yaml")
+    (tmp_path / "ok.txt").write_text("héllo\n", encoding="utf-8")
+    assert read_text(tmp_path / "ok.txt") == "héllo\n"
+    assert read_bytes(tmp_path / "ok.txt") == "héllo\n".encode()
+
+
+def test_read_json(tmp_path):
+    p = tmp_path / "a.json"
+    p.write_text('{"a": [1, 2]}')
+    assert read_json(p) == {"a": [1, 2]}
+    p.write_text("  \n")
+    with pytest.raises(ValueError, match=r"a\.json: the file is empty \(expected JSON\)"):
+        read_json(p)
+    p.write_text('{"a": 1,\n "b": }')
+    with pytest.raises(ValueError, match=r"a\.json: not valid JSON \(Expecting value at line 2\)"):
+        read_json(p)
+    with pytest.raises(ValueError, match=r"a\.json: not UTF-8 text"):
+        parse_json(NOT_UTF8, p)
+    assert parse_json(b"[1]", p) == [1]
+
+
+def test_read_yaml_says_what_and_where_in_one_line(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("a: 1\n")
+    assert read_yaml(p) == {"a": 1}
+    p.write_text("")
+    assert read_yaml(p) is None
+    p.write_text("a: 1\n b: 2\n")
+    with pytest.raises(ValueError) as e:
+        read_yaml(p)
+    message = str(e.value)
+    assert (
+        message
+        == f"{p}: cannot parse YAML (mapping values are not allowed here at line 2, column 3)"
+    )
+    # the raw error's first line is its context, which says nothing of the problem
+    with pytest.raises(yaml.YAMLError) as raw:
+        yaml.safe_load("images: [\n")
+    assert "expected" not in first_line(raw.value)
+    p.write_text("images: [\n")
+    with pytest.raises(ValueError, match=r"c\.yaml: cannot parse YAML \(expected .* at line 2"):
+        read_yaml(p)
+
+
+@pytest.mark.parametrize(
+    "reader",
+    [
+        pytest.param(lambda p: Taxonomy.load(p), id="taxonomy"),
+        pytest.param(lambda p: load_config(p), id="training config"),
+        pytest.param(lambda p: load_class_spec(p, "Bicycle"), id="class spec"),
+        pytest.param(lambda p: load_spec(p), id="dataset spec"),
+    ],
+)
+def test_readers_name_the_file_for_bytes_that_are_not_text(tmp_path, reader):
+    """A binary file passed where a config is expected: one line naming it, not a codec error."""
+    p = tmp_path / "spec.yaml"
+    p.write_bytes(NOT_UTF8)
+    with pytest.raises(ValueError, match=rf"^{p}: not UTF-8 text"):
+        reader(p)
+
+
+def test_run_and_subset_records_name_the_file(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_bytes(NOT_UTF8)
+    with pytest.raises(ValueError, match=r"run\.json: not UTF-8 text"):
+        read_run_info(run / "run.json")
+    (tmp_path / "subset.json").write_text("{")
+    with pytest.raises(ValueError, match=r"subset\.json: not valid JSON"):
+        read_subset(tmp_path)
