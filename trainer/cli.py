@@ -33,7 +33,8 @@ def train_cmd(
     backbone_norm: str = typer.Option(
         None,
         "--backbone-norm",
-        help="Backbone BatchNorms: frozen (default, as released) | batch (trainable: from scratch).",
+        help="Backbone BatchNorms: frozen (default, as released) | batch (trainable: from "
+        "scratch; keep the config's lr at most 1e-3, docs/model.md).",
     ),
     resume: bool = typer.Option(False, "--resume", help="Continue from <out>/last.pt exactly."),
     init: Path = typer.Option(
