@@ -1,6 +1,6 @@
 """The label data model: taxonomy, label-map PNG I/O and atomic file writes.
 
-This package is the lowest layer: it depends only on numpy, Pillow and OpenCV, and every other
+This package is the lowest layer: it depends only on numpy, Pillow, OpenCV and PyYAML, and every other
 package (labeler, trainer, engine) builds on it.
 """
 

@@ -91,7 +91,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     if not path.exists():
         return []
     records: list[dict] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = _decode(read_bytes(path, "log"), path).splitlines()
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -111,6 +111,13 @@ def first_line(e: BaseException) -> str:
         if line.strip():
             return line.strip()
     return type(e).__name__
+
+
+def type_and_first_line(e: BaseException) -> str:
+    """``"ValueError: first line"``, or the type name alone when the message is blank: a failure
+    recorded where the exception's type is not otherwise known (a manifest, a checkpoint error)."""
+    line = first_line(e)
+    return line if not str(e).strip() else f"{type(e).__name__}: {line}"
 
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:

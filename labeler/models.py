@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from annotations.fileio import first_line
+
 # model_type values of checkpoints the segmenter accepts. SAM 2 / 2.1 hub repos
 # (facebook/sam2.1-hiera-large, ...) say "sam2_video"; transformers maps that type to Sam2Model
 # for mask generation (AutoModelForMaskGeneration), ignoring the video-memory weights.
@@ -90,8 +92,7 @@ def _missing(role: str, source: str, revision: str | None, reason: str) -> FileN
 
 
 def _reason(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return (text[0] if text else type(e).__name__)[:160]
+    return first_line(e)[:160]
 
 
 def _check_local(role: str, source: str, revision: str | None) -> None:

@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import append_line, atomic_write_json, first_line, read_jsonl
+from annotations.fileio import (
+    append_line,
+    atomic_write_json,
+    first_line,
+    read_jsonl,
+    type_and_first_line,
+)
 from annotations.instances import Instances
 from annotations.labelmap import write_label
 from annotations.taxonomy import Taxonomy
@@ -257,7 +263,7 @@ class _Writers:
 
 def _reason(e: BaseException) -> str:
     """``"Type: first line of the message"``: one line per failed image in the manifest."""
-    return f"{type(e).__name__}: {first_line(e)}" if str(e).strip() else type(e).__name__
+    return type_and_first_line(e)
 
 
 def _decode(

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from annotations.fileio import first_line
+from annotations.fileio import type_and_first_line
 
 FORMAT = 1
 REQUIRED = ("format", "step", "model", "model_config", "taxonomy")
@@ -73,7 +73,7 @@ def unreadable(path: Path, e: BaseException, what: str = "checkpoint") -> ValueE
     ):
         why = "not a PyTorch file (neither a torch zip archive nor a pickle)"
     else:
-        why = f"{type(e).__name__}: {first_line(e)}"[:200] if text else type(e).__name__
+        why = type_and_first_line(e)[:200]
     return ValueError(f"{path}: not a readable {what}: {why}")
 
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from annotations.fileio import first_line, parse_json, read_bytes, read_json, read_text, read_yaml
+from annotations.fileio import (
+    first_line,
+    parse_json,
+    read_bytes,
+    read_json,
+    read_jsonl,
+    read_text,
+    read_yaml,
+    type_and_first_line,
+)
 from annotations.labelrun import read_run_info
 from annotations.subset import read_subset
 from annotations.taxonomy import Taxonomy
@@ -20,6 +29,15 @@ def test_first_line_skips_blank_lines_and_falls_back_to_the_type():
     assert first_line(ValueError("\n  \n  what went wrong \nmore detail")) == "what went wrong"
     assert first_line(RuntimeError("")) == "RuntimeError"
     assert first_line(KeyError()) == "KeyError"
+    assert type_and_first_line(OSError("disk full\nerrno 28")) == "OSError: disk full"
+    assert type_and_first_line(RuntimeError(" \n")) == "RuntimeError"
+
+
+def test_read_jsonl_names_a_file_that_is_not_text(tmp_path):
+    (tmp_path / "m.jsonl").write_bytes(NOT_UTF8)
+    with pytest.raises(ValueError, match=r"m\.jsonl: not UTF-8 text"):
+        read_jsonl(tmp_path / "m.jsonl")
+    assert read_jsonl(tmp_path / "none.jsonl") == []
 
 
 def test_read_text_errors_name_the_file(tmp_path):
