@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.demo import BUILTIN, DemoConfig, demo_train_config
+from trainer.models.config import check_backbone_norm
 
 __all__ = ["BUILTIN", "PRETRAIN_SEED", "PretrainConfig", "pretrain", "pretrain_train_config"]
 
@@ -38,8 +39,10 @@ class PretrainConfig:
     images: int = 1000  # synthetic training scenes (7-class labels)
     size: tuple[int, int] = (512, 384)  # scene size (W, H), the demo's
     seed: int = PRETRAIN_SEED  # seeds the scenes and the training
-    iters: int = 8000  # training steps (the demo's recipe otherwise: batch 4, crop 256, lr 3e-3)
+    iters: int = 8000  # training steps (the demo's recipe otherwise: batch 4, crop 256)
     batch_size: int = 4
+    lr: float = 3e-3  # AdamW base learning rate (the demo's)
+    backbone_norm: str = "frozen"  # backbone BatchNorms: frozen (identities from scratch) | batch
     processes: int = 0  # training processes on a CPU; 0: one per core
     threads: int = 0  # torch threads per process; 0: sized to the cores
     device: str = "auto"
@@ -49,6 +52,9 @@ class PretrainConfig:
         object.__setattr__(self, "out", Path(self.out))
         if min(self.images, self.iters, self.batch_size) < 1:
             raise ValueError("images, iters and batch size must be >= 1")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        check_backbone_norm(self.backbone_norm, "backbone norm")
 
     @property
     def checkpoint(self) -> Path:
@@ -72,7 +78,13 @@ def pretrain_train_config(cfg: PretrainConfig) -> Any:
         init="none",
     )
     train_cfg = demo_train_config(demo, cfg.out / "data", cfg.out / "train")
-    return dataclasses.replace(train_cfg, val_split=None, checkpoint_every=max(50, cfg.iters // 20))
+    return dataclasses.replace(
+        train_cfg,
+        val_split=None,
+        checkpoint_every=max(50, cfg.iters // 20),
+        lr=cfg.lr,
+        backbone_norm=cfg.backbone_norm,
+    )
 
 
 def pretrain(cfg: PretrainConfig) -> Path:

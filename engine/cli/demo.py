@@ -119,6 +119,12 @@ def demo_pretrain_cmd(
     seed: int = typer.Option(_P.seed, min=0, help="Seed of the scenes and the training."),
     iters: int = typer.Option(_P.iters, min=1, help="Training steps."),
     batch_size: int = typer.Option(_P.batch_size, min=1, help="Images per training step."),
+    lr: float = typer.Option(_P.lr, help="AdamW base learning rate (> 0)."),
+    backbone_norm: str = typer.Option(
+        _P.backbone_norm,
+        help="Backbone BatchNorms: frozen (identities from scratch) | batch (trainable; keep the "
+        "lr at most 1e-3, docs/trainer.md).",
+    ),
     processes: int = typer.Option(
         _P.processes, min=0, help="Training processes splitting each batch (CPU); 0: one per core."
     ),
@@ -140,6 +146,8 @@ def demo_pretrain_cmd(
         seed=seed,
         iters=iters,
         batch_size=batch_size,
+        lr=lr,
+        backbone_norm=backbone_norm,
         processes=processes,
         threads=threads,
         device=device,

@@ -65,6 +65,21 @@ def test_pretraining_is_the_demo_recipe_without_new_classes(tmp_path):
     assert train.preset == "tiny" and train.data == str(tmp_path / "data")
 
 
+def test_demo_pretrain_takes_the_lr_and_backbone_norm_and_refuses_bad_ones(tmp_path):
+    cfg = pretrain_train_config(PretrainConfig(out=tmp_path, lr=1e-3, backbone_norm="batch"))
+    assert (cfg.lr, cfg.backbone_norm) == (1e-3, "batch")
+    for args, msg in (
+        (["--lr", "0"], "error: lr must be > 0, got 0.0"),
+        (
+            ["--backbone-norm", "group"],
+            "error: backbone norm must be 'frozen' or 'batch', got 'group'",
+        ),
+    ):
+        res = CliRunner().invoke(app, ["demo-pretrain", "--out", str(tmp_path / "p"), *args])
+        assert res.exit_code == 2 and res.output.strip() == msg, res.output
+        assert not (tmp_path / "p").exists()  # refused before any scene is rendered
+
+
 def test_builtin_start_checkpoint_is_a_7_class_tiny_model_from_scenes_of_its_own_seed():
     ckpt = load_checkpoint(BUILTIN)
     assert [c["name"] for c in ckpt["taxonomy"]["classes"]] == MASS13K.names  # no new class
