@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from engine.demo import BUILTIN, DemoConfig, demo_train_config
-from trainer.models.config import check_backbone_norm
 
 __all__ = ["BUILTIN", "PRETRAIN_SEED", "PretrainConfig", "pretrain", "pretrain_train_config"]
 
@@ -54,7 +53,6 @@ class PretrainConfig:
             raise ValueError("images, iters and batch size must be >= 1")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        check_backbone_norm(self.backbone_norm, "backbone norm")
 
     @property
     def checkpoint(self) -> Path:
@@ -95,6 +93,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     from engine.synth import SynthConfig, generate
     from trainer.train import train
 
+    train_cfg = pretrain_train_config(cfg)  # checks the recipe (e.g. the backbone norm) first
     data, last = cfg.out / "data", cfg.out / "train" / "last.pt"
     synth = SynthConfig(out=data, train=cfg.images, val=0, test=0, size=cfg.size, seed=cfg.seed)
     if not _rendered(data, synth):
@@ -104,7 +103,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
                 "use another --out"
             )
         generate(synth, progress=cfg.progress)
-    train_cfg = dataclasses.replace(pretrain_train_config(cfg), resume=last.exists())
+    train_cfg = dataclasses.replace(train_cfg, resume=last.exists())
     train(train_cfg)
     return export_checkpoint(last, cfg.checkpoint, cfg)
 

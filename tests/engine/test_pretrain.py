@@ -72,7 +72,7 @@ def test_demo_pretrain_takes_the_lr_and_backbone_norm_and_refuses_bad_ones(tmp_p
         (["--lr", "0"], "error: lr must be > 0, got 0.0"),
         (
             ["--backbone-norm", "group"],
-            "error: backbone norm must be 'frozen' or 'batch', got 'group'",
+            "error: backbone_norm must be 'frozen' or 'batch', got 'group'",
         ),
     ):
         res = CliRunner().invoke(app, ["demo-pretrain", "--out", str(tmp_path / "p"), *args])
