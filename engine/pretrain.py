@@ -51,8 +51,6 @@ class PretrainConfig:
         object.__setattr__(self, "out", Path(self.out))
         if min(self.images, self.iters, self.batch_size) < 1:
             raise ValueError("images, iters and batch size must be >= 1")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
 
     @property
     def checkpoint(self) -> Path:
@@ -67,6 +65,7 @@ def pretrain_train_config(cfg: PretrainConfig) -> Any:
         size=cfg.size,
         iters=cfg.iters,
         batch_size=cfg.batch_size,
+        lr=cfg.lr,
         class_crop_prob=0.0,
         processes=cfg.processes,
         threads=cfg.threads,
@@ -80,7 +79,6 @@ def pretrain_train_config(cfg: PretrainConfig) -> Any:
         train_cfg,
         val_split=None,
         checkpoint_every=max(50, cfg.iters // 20),
-        lr=cfg.lr,
         backbone_norm=cfg.backbone_norm,
     )
 
@@ -93,7 +91,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
     from engine.synth import SynthConfig, generate
     from trainer.train import train
 
-    train_cfg = pretrain_train_config(cfg)  # checks the recipe (e.g. the backbone norm) first
+    train_cfg = pretrain_train_config(cfg)  # checks the recipe (lr, backbone norm) first
     data, last = cfg.out / "data", cfg.out / "train" / "last.pt"
     synth = SynthConfig(out=data, train=cfg.images, val=0, test=0, size=cfg.size, seed=cfg.seed)
     if not _rendered(data, synth):

@@ -261,11 +261,6 @@ class _Writers:
             self.on_done(n, result is None)
 
 
-def _reason(e: BaseException) -> str:
-    """``"Type: first line of the message"``: one line per failed image in the manifest."""
-    return type_and_first_line(e)
-
-
 def _decode(
     split: str, sample: Sample, prepare=None
 ) -> tuple[str, str, LoadedImage | None, str | None, float]:
@@ -380,7 +375,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
         except Exception as e:  # noqa: BLE001 - retried image by image below
             if len(batch) == 1:
                 img, dt = batch[0]
-                writer.put((img.split, img.stem, None, _reason(e), {"decode": dt}))
+                writer.put((img.split, img.stem, None, type_and_first_line(e), {"decode": dt}))
                 return
             # One bad image (an unreadable truth file, a model error on it) must not fail its
             # batch mates: retry alone, so only the images that fail on their own are recorded.

@@ -79,6 +79,8 @@ class TrainConfig:
             self.val_size = tuple(int(v) for v in self.val_size)  # type: ignore[assignment]
         self.betas = tuple(float(v) for v in self.betas)  # type: ignore[assignment]
         check_backbone_norm(self.backbone_norm)
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.processes < 0:
             raise ValueError(f"processes must be >= 0 (0: one per CPU core), got {self.processes}")
         if self.iters < 1 or self.batch_size < 1 or self.accum_steps < 1:
