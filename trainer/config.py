@@ -113,7 +113,7 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
             data[name] = from_dict(kind, value, f"{where}.{name}")
     try:
         return cls(**data)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # unknown argument types, or a value __post_init__ refuses
         raise ValueError(f"{where}: {e}") from None
 
 

@@ -49,6 +49,15 @@ def test_config_strict_yaml_and_overrides(tmp_path):
     f.write_text("backbone_norm: group\n")
     with pytest.raises(ValueError, match="backbone_norm must be 'frozen' or 'batch', got 'group'"):
         load_config(f)
+    # a value the config refuses is named with the file it came from, nested keys with their path
+    for text, msg in (
+        ("lr: 0\n", "c.yaml: lr must be > 0, got 0"),
+        ("loss: {num_points: 0}\n", "c.yaml.loss: num_points >= 1"),
+    ):
+        f.write_text(text)
+        with pytest.raises(ValueError) as err:
+            load_config(f)
+        assert str(err.value).startswith(str(tmp_path / msg))
 
 
 def test_param_groups_lr_and_decay():
