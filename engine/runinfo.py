@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import socket
 import subprocess
@@ -60,19 +61,40 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_model() -> str | None:
+    """The CPU's model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` elsewhere), or
+    None when neither says."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def environment() -> dict[str, Any]:
-    """Versions and machine facts to store in a run directory. Imports torch only if loaded."""
+    """Versions and machine facts to store in a run directory. Imports torch only if loaded.
+
+    The CPU matters for reproducing a CPU run: torch picks its kernels by the instruction set
+    (``cpu_capability``: AVX2, AVX512, ...), and the same run gives other digits on another set
+    (docs/trainer.md, ninth round)."""
     env: dict[str, Any] = {
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "host": socket.gethostname(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
         "argv": sys.argv,
         "git_commit": git_commit(),
         "packages": package_versions(),
     }
     torch = sys.modules.get("torch")
     if torch is not None:
+        env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+        env["torch_threads"] = torch.get_num_threads()
         env["cuda"] = torch.version.cuda
         env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return env

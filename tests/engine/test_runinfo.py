@@ -1,0 +1,25 @@
+"""engine.runinfo: what a run directory records about the machine."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+
+from engine.runinfo import config_hash, cpu_model, environment
+
+
+def test_environment_records_the_cpu_and_torch_kernel_set():
+    env = environment()
+    json.dumps(env)  # stored as JSON in every run directory
+    assert env["cpu_count"] >= 1
+    assert env["cpu"] is None or (isinstance(env["cpu"], str) and env["cpu"])
+    assert env["cpu"] == cpu_model()
+    # a CPU run's digits depend on the kernels torch dispatches to (docs/trainer.md)
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["torch_threads"] == torch.get_num_threads()
+
+
+def test_config_hash_ignores_key_order():
+    assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
+    assert config_hash({"a": 1}) != config_hash({"a": 2})
