@@ -8,7 +8,7 @@ import typer
 from rich.text import Text
 
 from engine.cli.common import parse_size, stderr, stdout
-from engine.demo import DemoConfig
+from engine.demo import DemoConfig, format_duration
 from engine.pretrain import PretrainConfig
 
 app = typer.Typer()
@@ -109,6 +109,7 @@ def _print_demo(result, simulated: bool) -> None:
     stdout.print(table)
     for key, path in result.paths.items():
         stdout.print(f"  {key:<20} {path}", soft_wrap=True)
+    stdout.print(f"  {'wall time':<20} {format_duration(result.wall_seconds)}")
 
 
 @app.command("demo-pretrain")

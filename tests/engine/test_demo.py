@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli import app
+from engine.demo import format_duration
 
 SMALL = ["--train", "3", "--val", "1", "--test", "2", "--size", "128x96", "--iters", "4",
          "--crop", "64", "--batch-size", "2", "--no-progress"]  # fmt: skip
@@ -38,6 +39,9 @@ def test_small_demo_runs_every_stage_and_resumes(tmp_path):
         assert (report / "report.md").read_text().count("imulated") >= 1
         assert (report / "chart.png").stat().st_size > 0
     assert "SIMULATED" in (out / "report" / "summary.md").read_text()
+    # the whole call's wall time, beside the stages' (the issue's 15-minute budget is read here)
+    assert sum(summary["seconds"].values()) <= summary["wall_seconds"] + 0.1 < 600
+    assert "wall time" in res.output and "Wall time:" in (out / "report" / "summary.md").read_text()
     assert sorted(p.name for p in (out / "predict" / "test").glob("*.png")) == [
         "synth_test_0000.png",
         "synth_test_0001.png",
@@ -112,3 +116,10 @@ def test_demo_training_config_carries_the_weighting_crops_and_processes(tmp_path
     train = demo_train_config(other, tmp_path / "fused", tmp_path / "train")
     assert train.loss.decoupling.pseudo_form == "reversed"
     assert train.augment.class_crop_prob == 0.0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(0.4, "0 s"), (42.2, "42 s"), (60, "1 min 0 s"), (529.0, "8 min 49 s")]
+)
+def test_format_duration(seconds, text):
+    assert format_duration(seconds) == text
