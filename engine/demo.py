@@ -104,8 +104,7 @@ class DemoResult:
     reports: dict[str, dict] = field(default_factory=dict)  # class -> report.json content
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> wall time
     start: dict[str, Any] | None = None  # the checkpoint training started from (None: scratch)
-    wall_seconds: float = 0.0  # this call, from its first check to the summary (resumed stages
-    # count what they took this time)
+    wall_seconds: float = 0.0  # this call, first check to summary (resumed stages: this call's)
 
 
 def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> DemoResult:

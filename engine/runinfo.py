@@ -61,6 +61,14 @@ def git_commit() -> str | None:
         return None
 
 
+def cpu_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no sched_getaffinity outside Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def cpu_model() -> str | None:
     """The CPU's model name (Linux ``/proc/cpuinfo``; ``platform.processor()`` elsewhere), or
     None when neither says."""
@@ -86,7 +94,7 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "host": socket.gethostname(),
         "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
+        "cpu_count": cpu_cores(),  # usable cores: what training sizes its processes by
         "argv": sys.argv,
         "git_commit": git_commit(),
         "packages": package_versions(),

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from annotations.fileio import read_yaml
+from engine.runinfo import cpu_cores  # noqa: F401 - sizes processes, threads, workers here
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
 from trainer.models.config import check_backbone_norm
@@ -136,14 +137,6 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> Trai
         where = "config"
     data.update({k: v for k, v in overrides.items() if v is not None})
     return from_dict(TrainConfig, data, where)
-
-
-def cpu_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # no sched_getaffinity outside Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def resolve_workers(num_workers: int) -> int:
