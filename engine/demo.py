@@ -107,8 +107,13 @@ class DemoResult:
     wall_seconds: float = 0.0  # this call, first check to summary (resumed stages: this call's)
 
 
-def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> DemoResult:
-    """Run every stage; ``log`` receives one line per stage (the CLI prints them)."""
+def run_demo(
+    cfg: DemoConfig,
+    log: Callable[[str], None] = lambda _: None,
+    note: Callable[[str], None] = lambda _: None,
+) -> DemoResult:
+    """Run every stage; ``log`` receives one line per stage and ``note`` the simulated
+    labeler's notice once the input checks have passed (the CLI prints both)."""
     began = time.perf_counter()
     from annotations.taxonomy import MASS13K, Taxonomy
     from engine.annotate import ImportConfig, import_annotations
@@ -133,6 +138,8 @@ def run_demo(cfg: DemoConfig, log: Callable[[str], None] = lambda _: None) -> De
     train_cfg = demo_train_config(cfg, fused, train_out)
     micro_batch(train_cfg, train_cfg.processes)  # and a batch the processes cannot split
     result = DemoResult(out=out, start=start)
+    if cfg.simulated:
+        note(SIMULATED_NOTE)
 
     def stage(name: str, fn: Callable[[], Any]) -> Any:
         log(f"[{len(result.seconds) + 1}] {name}")

@@ -59,7 +59,7 @@ def demo_cmd(
 ) -> None:
     """The whole loop on built-in synthetic data: synth -> label (SIMULATED Grounded-SAM unless
     --detector/--segmenter) -> fuse -> train -> predict -> compare -> report."""
-    from engine.demo import SIMULATED_NOTE, run_demo
+    from engine.demo import run_demo
 
     cfg = DemoConfig(
         out=out,
@@ -82,9 +82,11 @@ def demo_cmd(
         threads=threads,
         progress=progress,
     )
-    if cfg.simulated:
-        stderr.print(Text(f"note: {SIMULATED_NOTE}.", style="yellow"))
-    result = run_demo(cfg, log=lambda line: stderr.print(Text(line, style="bold")))
+    result = run_demo(
+        cfg,
+        log=lambda line: stderr.print(Text(line, style="bold")),
+        note=lambda line: stderr.print(Text(f"note: {line}.", style="yellow")),
+    )
     _print_demo(result, cfg.simulated)
 
 

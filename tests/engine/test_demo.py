@@ -18,7 +18,7 @@ def test_small_demo_runs_every_stage_and_resumes(tmp_path):
     out = tmp_path / "demo"
     res = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
     assert res.exit_code == 0, res.output
-    assert "SIMULATED" in res.output  # the simulated labeler is announced
+    assert "note: SIMULATED labeler" in res.output  # the simulated labeler is announced
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert summary["simulated_labeler"] is True
     # training started from the built-in 7-class stand-in, Bicycle and Car grown from Others

@@ -127,6 +127,7 @@ def test_demo_start_checkpoint_errors_are_one_line_before_any_work(tmp_path, mon
     missing = tmp_path / "nope.pt"
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--init", str(missing)])
     assert res.exit_code == 2 and "nope.pt: checkpoint not found" in res.output
+    assert "SIMULATED" not in res.output  # the error is the only line: no notice before it
     assert not (tmp_path / "d").exists()  # nothing written
     import engine.demo
 
