@@ -7,11 +7,14 @@ demo's training settings (``engine.demo.demo_train_config``: tiny MaSSFormer, cr
 ``--steps`` steps per setting, each in a fresh child process, settings interleaved over
 ``--rounds`` rounds, and reports the median seconds per step (from ``metrics.jsonl``'s ``it_s``,
 first ``--skip`` steps left out) and each setting's ratio to the first. A setting is
-``PxT``: P training processes (``--processes``, DDP) with T threads each. ``--compete N`` runs N
+``PxT``: P training processes (``--processes``, DDP) with T threads each; ``PxT:glibc`` the same
+with glibc's default malloc thresholds instead of training's (``ENGINE_TUNE_MALLOC=0``,
+:mod:`trainer.allocator`). ``--compete N`` runs N
 CPU-bound busy loops beside every measurement (DESIGN's "one other process competes"); they stop
 with the measurement.
 
     python bench/train_cpu.py --data demo_out/fused --settings 1x1 1x2 2x1 --compete 1
+    python bench/train_cpu.py --data demo_out/fused --settings 2x1:glibc 2x1 --steps 50 --rounds 4
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
@@ -50,8 +54,13 @@ def _busy(stop_at: float) -> None:
 
 
 def measure(data: Path, setting: str, steps: int, skip: int, compete: int) -> float:
-    """Median seconds per step of one child run of ``setting`` (``PxT``)."""
-    processes, threads = (int(v) for v in setting.lower().split("x"))
+    """Median seconds per step of one child run of ``setting`` (``PxT`` or ``PxT:glibc``)."""
+    shape, _, malloc = setting.lower().partition(":")
+    if malloc not in ("", "glibc"):
+        raise SystemExit(f"setting {setting!r}: the only suffix is :glibc")
+    processes, threads = (int(v) for v in shape.split("x"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env["ENGINE_TUNE_MALLOC"] = "0" if malloc else "1"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         script = Path(tmp) / "child.py"
@@ -70,7 +79,7 @@ def measure(data: Path, setting: str, steps: int, skip: int, compete: int) -> fl
         for p in busy:
             p.start()
         try:
-            subprocess.run([sys.executable, str(script)], check=True, capture_output=True)
+            subprocess.run([sys.executable, str(script)], check=True, capture_output=True, env=env)
         finally:
             for p in busy:
                 p.terminate()
@@ -88,7 +97,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="fused dataset (demo_out/fused)")
     ap.add_argument(
-        "--settings", nargs="+", default=["1x1", "2x1"], help="PxT: processes x threads each"
+        "--settings",
+        nargs="+",
+        default=["1x1", "2x1"],
+        help="PxT: processes x threads each; PxT:glibc with glibc's default malloc thresholds",
     )
     ap.add_argument("--steps", type=int, default=12)
     ap.add_argument("--skip", type=int, default=2)

@@ -82,6 +82,28 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
+# Environment variables that change which kernels torch runs, how many threads, or how memory
+# is allocated: a run's digits or speed depend on them (recorded by ``environment()``).
+RECORDED_ENV = (
+    "ATEN_CPU_CAPABILITY",
+    "ONEDNN_MAX_CPU_ISA",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+    "LD_PRELOAD",
+    "ENGINE_TUNE_MALLOC",
+    "CUBLAS_WORKSPACE_CONFIG",
+    "PYTORCH_CUDA_ALLOC_CONF",
+)
+
+
+def recorded_env() -> dict[str, str]:
+    """The variables of :data:`RECORDED_ENV` and glibc's ``MALLOC_*`` tunables that are set."""
+    return {
+        k: v for k, v in sorted(os.environ.items()) if k in RECORDED_ENV or k.startswith("MALLOC_")
+    }
+
+
 def environment() -> dict[str, Any]:
     """Versions and machine facts to store in a run directory. Imports torch only if loaded.
 
@@ -96,6 +118,7 @@ def environment() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": cpu_cores(),  # usable cores: what training sizes its processes by
         "argv": sys.argv,
+        "env": recorded_env(),
         "git_commit": git_commit(),
         "packages": package_versions(),
     }

@@ -205,7 +205,8 @@ def train(
     on_init: Callable[[InitReport], None] | None = None,
 ) -> TrainResult:
     """Train (or resume) one run as configured; see :func:`_train`. Torch's CPU thread count is
-    set for the run (:func:`trainer.config.resolve_threads`) and restored afterwards.
+    set for the run (:func:`trainer.config.resolve_threads`) and restored afterwards; on CPU,
+    glibc's malloc keeps freed memory for the process's life (:mod:`trainer.allocator`).
 
     On CPU with ``cfg.processes`` > 1 (0: one per core) and no launcher around, the batch is
     split over that many local processes (:func:`trainer.spawn.train_processes`); a ``model``
@@ -223,6 +224,10 @@ def train(
                 )
             micro_batch(cfg, processes)  # a batch that cannot be split fails before any start
             return train_processes(train, cfg, processes, on_init)
+    if device.type == "cpu":
+        from trainer.allocator import tune_malloc
+
+        tune_malloc()  # freed step tensors kept for the next step: no page faults per step
     threads = resolve_threads(cfg.threads, resolve_workers(cfg.num_workers), device.type)
     before = torch.get_num_threads()
     if threads is not None:

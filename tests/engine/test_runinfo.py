@@ -23,3 +23,12 @@ def test_environment_records_the_cpu_and_torch_kernel_set():
 def test_config_hash_ignores_key_order():
     assert config_hash({"a": 1, "b": [1, 2]}) == config_hash({"b": [1, 2], "a": 1})
     assert config_hash({"a": 1}) != config_hash({"a": 2})
+
+
+def test_environment_records_the_variables_that_change_kernels_threads_or_allocation(monkeypatch):
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")  # other kernels, other digits
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # any glibc malloc tunable
+    monkeypatch.setenv("MY_UNRELATED_SECRET", "x")
+    env = environment()["env"]
+    assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["MALLOC_ARENA_MAX"] == "2"
+    assert "MY_UNRELATED_SECRET" not in env and "PATH" not in env

@@ -1,0 +1,92 @@
+"""trainer.allocator: glibc's malloc keeps the freed step tensors, so steps stop page-faulting."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from trainer.allocator import OPT_OUT, SETTINGS, tune_malloc
+
+
+def _glibc() -> bool:
+    try:
+        return sys.platform.startswith("linux") and hasattr(
+            ctypes.CDLL(None), "gnu_get_libc_version"
+        )
+    except OSError:
+        return False
+
+
+needs_glibc = pytest.mark.skipif(not _glibc(), reason="mallopt's thresholds are glibc's")
+
+# A few forward + backward passes of the tiny MaSSFormer in a fresh process; prints the minor
+# page faults of the passes after the first (the first allocates everything once anyway).
+CHILD = textwrap.dedent(
+    """
+    import resource, torch
+    from trainer.allocator import tune_malloc
+    from trainer.models import create_model
+    torch.set_num_threads(1)
+    print(sorted(tune_malloc()))
+    torch.manual_seed(0)
+    model = create_model("tiny", 9)
+    x = torch.randn(2, 3, 128, 128)
+    def step():
+        model(x)["pred_masks"].float().mean().backward()
+    step()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(3):
+        step()
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    """
+)
+
+
+def _start(tune: bool) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    env[OPT_OUT] = "1" if tune else "0"
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD], env=env, stdout=subprocess.PIPE, text=True
+    )
+
+
+def _result(proc: subprocess.Popen) -> tuple[str, int]:
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0
+    lines = out.split("\n")
+    return lines[0], int(lines[1])
+
+
+@needs_glibc
+def test_tuned_training_steps_stop_page_faulting():
+    procs = _start(tune=True), _start(tune=False)  # side by side: faults are per process
+    (applied, tuned), (off, untuned) = (_result(p) for p in procs)
+    assert applied == str(sorted(name for name, _, _ in SETTINGS))
+    assert off == "[]"
+    # measured: 26,553 against 3,962 faults at this size (98,785 against 4,321 at 256 px)
+    assert tuned < 0.3 * untuned, (tuned, untuned)
+
+
+@needs_glibc
+def test_tune_malloc_respects_the_users_settings_and_records_its_own(monkeypatch):
+    for name, _, _ in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "12345")  # the user's, applied at start
+    monkeypatch.delenv(OPT_OUT, raising=False)
+    assert tune_malloc() == {"MALLOC_MMAP_THRESHOLD_": 32 << 20}
+    assert os.environ["MALLOC_MMAP_THRESHOLD_"] == str(32 << 20)  # inherited by child processes
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "12345"
+    assert tune_malloc() == {}  # already applied
+
+
+def test_tune_malloc_can_be_turned_off(monkeypatch):
+    for name, _, _ in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(OPT_OUT, "0")
+    assert tune_malloc() == {}
+    assert not any(name in os.environ for name, _, _ in SETTINGS)
