@@ -22,7 +22,8 @@ def _glibc() -> bool:
         return False
 
 
-needs_glibc = pytest.mark.skipif(not _glibc(), reason="mallopt's thresholds are glibc's")
+GLIBC = _glibc()
+needs_glibc = pytest.mark.skipif(not GLIBC, reason="mallopt's thresholds are glibc's")
 
 # A few forward + backward passes of the tiny MaSSFormer in a fresh process; prints the minor
 # page faults of the passes after the first (the first allocates everything once anyway).
