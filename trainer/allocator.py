@@ -2,14 +2,14 @@
 
 A CPU training step allocates and frees the same large tensors every step: at the demo's 256 px
 crop, the grid_sample deformable convolutions' 9-tap columns and their gradients are 13 MB
-each. glibc serves a block that large with ``mmap`` and unmaps it when it is freed, or trims it
-off the top of the heap, so the next step takes it back from the kernel one zero-filled page at
-a time: 667,000 minor page faults in 30 steps of one rank on the 2-core dev machine, and a
-third of the time of an elementwise multiply spent faulting. Fixed thresholds (the ``mmap``
-threshold at 32 MiB, glibc's 64-bit maximum, and a 1 GiB trim threshold) keep the freed
-blocks in the heap, where the next step reuses them: 79,000 faults, and the demo's two-process
-training 1.1-1.2x faster (docs/trainer.md, tenth round). The arithmetic is untouched, so a
-run's numbers do not change.
+each. With glibc's default thresholds such blocks go back to the kernel when they are freed
+(unmapped, or trimmed off the top of the heap), and the next step takes them back one
+zero-filled page at a time: 667,000 minor page faults in 30 steps of one rank on the 2-core dev
+machine; a multiply of that size took 3.7 ms into fresh memory and 1.0 ms into reused memory.
+Fixed thresholds (the ``mmap`` threshold at 32 MiB, glibc's 64-bit maximum, and a 1 GiB trim
+threshold) keep the freed blocks in the heap, where the next step reuses them: 79,000 faults,
+and the demo's two-process training 1.14x faster (docs/trainer.md, tenth round). The arithmetic
+is untouched, so a run's numbers do not change.
 
 These are glibc's documented tunables (``mallopt(3)``): the environment variables
 ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set them for a whole process from its
