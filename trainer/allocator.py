@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Callable
 
 # mallopt(3) parameter numbers, from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
@@ -38,21 +39,32 @@ SETTINGS = (
 OPT_OUT = "ENGINE_TUNE_MALLOC"
 
 
+def glibc_mallopt() -> Callable[[int, int], int] | None:
+    """glibc's ``mallopt``, or None where this process does not run on glibc."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(None)  # the C library this process runs on
+    except OSError:
+        return None
+    if not hasattr(libc, "gnu_get_libc_version"):  # musl has a mallopt stub that does nothing
+        return None
+    mallopt = libc.mallopt
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return mallopt
+
+
 def tune_malloc() -> dict[str, int]:
     """Apply :data:`SETTINGS` to this process; the settings this call applied (empty when off,
     not on glibc, or every variable was already set: by the user, or by an earlier call)."""
-    if os.environ.get(OPT_OUT, "1") == "0" or not sys.platform.startswith("linux"):
+    mallopt = None if os.environ.get(OPT_OUT, "1") == "0" else glibc_mallopt()
+    if mallopt is None:
         return {}
-    try:
-        mallopt = ctypes.CDLL(None).mallopt  # the C library this process runs on
-    except (OSError, AttributeError):
-        return {}
-    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     applied: dict[str, int] = {}
     for name, param, value in SETTINGS:
         if name in os.environ:
             continue  # glibc applied it when this process started
-        if mallopt(param, value) != 1:  # 1: success; musl's stub returns 0
+        if mallopt(param, value) != 1:  # 1: success
             break
         os.environ[name] = str(value)
         applied[name] = value

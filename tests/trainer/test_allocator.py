@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import subprocess
 import sys
@@ -10,19 +9,9 @@ import textwrap
 
 import pytest
 
-from trainer.allocator import OPT_OUT, SETTINGS, tune_malloc
+from trainer.allocator import OPT_OUT, SETTINGS, glibc_mallopt, tune_malloc
 
-
-def _glibc() -> bool:
-    try:
-        return sys.platform.startswith("linux") and hasattr(
-            ctypes.CDLL(None), "gnu_get_libc_version"
-        )
-    except OSError:
-        return False
-
-
-GLIBC = _glibc()
+GLIBC = glibc_mallopt() is not None
 needs_glibc = pytest.mark.skipif(not GLIBC, reason="mallopt's thresholds are glibc's")
 
 # A few forward + backward passes of the tiny MaSSFormer in a fresh process; prints the minor
