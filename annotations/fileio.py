@@ -88,10 +88,12 @@ def append_line(path: str | os.PathLike, line: str) -> None:
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSON-lines log, skipping a torn last line left by a killed writer."""
     path = Path(path)
-    if not path.exists():
-        return []
+    try:
+        data = read_bytes(path, "log")
+    except FileNotFoundError:
+        return []  # no log yet
     records: list[dict] = []
-    lines = _decode(read_bytes(path, "log"), path).splitlines()
+    lines = _decode(data, path).splitlines()
     for i, line in enumerate(lines):
         if not line.strip():
             continue

@@ -40,6 +40,17 @@ def test_read_jsonl_names_a_file_that_is_not_text(tmp_path):
     assert read_jsonl(tmp_path / "none.jsonl") == []
 
 
+def test_read_jsonl_skips_a_torn_last_line_only(tmp_path):
+    log = tmp_path / "m.jsonl"
+    log.write_text('{"a": 1}\n\n{"a": 2}\n{"a": ')  # a killed writer's half line
+    assert read_jsonl(log) == [{"a": 1}, {"a": 2}]
+    log.write_text('{"a": 1}\n{"a": \n{"a": 2}\n')
+    with pytest.raises(ValueError, match=r"m\.jsonl: line 2 is not valid JSON"):
+        read_jsonl(log)
+    with pytest.raises(ValueError, match="is a folder"):
+        read_jsonl(tmp_path)
+
+
 def test_read_text_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nope\.json: taxonomy file not found$"):
         read_text(tmp_path / "nope.json", "taxonomy file")
