@@ -180,6 +180,16 @@ def predict_cmd(
     flip: bool = typer.Option(
         False, "--flip", help="Also average the left-right mirrored image's scores."
     ),
+    guided_filter: bool = typer.Option(
+        False,
+        "--guided-filter",
+        help="Refine the class maps along the image's edges (guided filter, grey image as "
+        "guide; efficient mode; not part of the release's inference).",
+    ),
+    gf_radius: int = typer.Option(
+        0, "--gf-radius", min=0, help="Guided filter radius in px; 0: the upsampling factor."
+    ),
+    gf_eps: float = typer.Option(1e-4, "--gf-eps", help="Guided filter regulariser (> 0)."),
     color: bool = typer.Option(False, "--color", help="Also write colour previews to OUT/color."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo images already labelled."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -197,6 +207,9 @@ def predict_cmd(
         sliding_window=sliding_window,
         scales=parse_scales(scales),
         flip=flip,
+        guided_filter=guided_filter,
+        gf_radius=gf_radius,
+        gf_eps=gf_eps,
         color=color,
         overwrite=overwrite,
         progress=progress,

@@ -14,9 +14,17 @@ Two modes:
   at a time with a running argmax (bf16 autocast on CUDA). It differs from ``"full"`` in where
   the mask sigmoid sits relative to the upsampling and, with padding, in the crop (efficient
   crops the padding exactly). Labels differ along class boundaries only (docs/model.md).
+
+Optional in the efficient mode: :class:`GuidedFilter`, an edge-aware refinement of each
+upsampled class map guided by the image (He et al., "Guided Image Filtering", TPAMI 2013), so
+that label boundaries follow the image's edges rather than the bilinear ramps of the H'/2 maps.
+Not part of the release's inference; off by default (docs/trainer.md, ``engine predict``).
 """
 
 from __future__ import annotations
+
+import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -27,6 +35,75 @@ from trainer.models.layers import release_kernels
 from trainer.models.massformer import MaSSFormer, semantic_inference
 
 MODES = ("efficient", "full")
+
+
+@dataclass(frozen=True)
+class GuidedFilter:
+    """Guided filtering of the upsampled class scores, the grey image as guide (He et al. 2013).
+
+    In every ``(2 radius + 1)``-pixel square window the scores are fitted as ``a * I + b`` of the
+    guide ``I`` (grey levels in 0..1), ``a = cov(I, p) / (var(I) + eps)``; each pixel takes the
+    mean of the fits of the windows that hold it. Where the image is flat (variance << eps) this
+    is a box blur; across an image edge the scores step with the edge. Windows are clipped at
+    the image border (means over the pixels inside).
+    """
+
+    radius: int = 0  # window radius in output pixels; 0: the upsampling factor from the class
+    # maps (H'/2 of the resized image) to the output, rounded: 2 when predicting at the
+    # image's own size, as the span of one mask cell's bilinear ramp
+    eps: float = 1e-4  # regularises var(I): edges of grey contrast well above sqrt(eps) (1%)
+    # steer the scores; chosen with the radius on the demo's training and validation images
+    # (precise classes), never on its test images (docs/trainer.md, eleventh round)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.radius, bool) or not isinstance(self.radius, int) or self.radius < 0:
+            raise ValueError(f"guided filter radius must be an integer >= 0, got {self.radius!r}")
+        if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps > 0):
+            raise ValueError(f"guided filter eps must be a positive number, got {self.eps!r}")
+
+    def resolve_radius(self, out_hw: tuple[int, int], map_hw: tuple[int, int]) -> int:
+        """The radius, with 0 resolved to the upsampling factor from ``map_hw`` to ``out_hw``."""
+        if self.radius > 0:
+            return self.radius
+        factor = max(out_hw[0] / map_hw[0], out_hw[1] / map_hw[1])
+        return max(1, int(factor + 0.5))
+
+
+def check_guided_filter(guided: GuidedFilter | None, mode: str) -> None:
+    """``ValueError`` for a guided filter outside the efficient mode."""
+    if guided is not None and mode != "efficient":
+        raise ValueError("the guided filter needs mode 'efficient', not 'full'")
+
+
+def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over the ``(2 radius + 1)``-square window around each pixel of ``(N, C, H, W)``,
+    the window clipped at the border (only pixels inside are counted). Rows, then columns: the
+    clipped count is a product too, and the cost grows with the radius, not its square (3.5x
+    faster than one square pooling at radius 8 on a 4096x3072 map, level at radius 2)."""
+    k = 2 * radius + 1
+    rows = F.avg_pool2d(x, (1, k), stride=1, padding=(0, radius), count_include_pad=False)
+    return F.avg_pool2d(rows, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
+
+
+class ImageGuide:
+    """The grey image as a guide (:class:`GuidedFilter`): its window statistics, computed once
+    per image and shared by every class map."""
+
+    def __init__(self, image: np.ndarray, radius: int, eps: float, device: torch.device) -> None:
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        self.image = torch.from_numpy(grey).to(device).float()[None, None] / 255.0
+        self.radius, self.eps = radius, eps
+        self.mean = box_mean(self.image, radius)
+        self.var = box_mean(self.image * self.image, radius) - self.mean * self.mean
+
+    def filter(self, p: torch.Tensor) -> torch.Tensor:
+        """``(1, 1, H, W)`` scores -> guided-filtered scores, float32."""
+        p = p.float()
+        r = self.radius
+        mean_p = box_mean(p, r)
+        a = (box_mean(self.image * p, r) - self.mean * mean_p) / (self.var + self.eps)
+        b = mean_p - a * self.mean
+        return box_mean(a, r) * self.image + box_mean(b, r)
 
 
 def resized_shape(height: int, width: int, size: tuple[int, int] | None) -> tuple[int, int]:
@@ -110,6 +187,7 @@ def predict_label(
     overlap: int = 512,
     scales: tuple[float, ...] = (1.0,),
     flip: bool = False,
+    guided_filter: GuidedFilter | None = None,
 ) -> np.ndarray:
     """Label one image at its original size.
 
@@ -129,6 +207,8 @@ def predict_label(
             with ``flip``, mirrored left-right; the score maps are brought back to the
             unaugmented mask resolution and averaged before the argmax (:func:`tta_scores`).
             The defaults, ``(1.0,)`` and no flip, are the release's single-scale inference.
+        guided_filter: refine each upsampled class map with the image as guide before the
+            argmax (:class:`GuidedFilter`), efficient mode only; None: the release's maps.
 
     Returns ``(H, W)`` uint8 class ids 0..K-1.
     """
@@ -139,6 +219,7 @@ def predict_label(
     if sliding_window and mode != "efficient":
         raise ValueError("sliding_window inference needs mode='efficient'")
     scales = check_tta(scales, flip, mode)
+    check_guided_filter(guided_filter, mode)
     if model.config.num_classes > 255:
         raise ValueError(
             f"uint8 labels hold at most 255 classes, model has {model.config.num_classes}"
@@ -153,6 +234,7 @@ def predict_label(
             f"image {width}x{height} resized to {nw}x{nh} for size={size}: the model needs at "
             f"least 32 px per side; use a larger size"
         )
+    original = image
     was_training = model.training
     model.eval()
     try:
@@ -164,7 +246,11 @@ def predict_label(
             if mode == "full":
                 return _full(model, _to_tensor(image, dev), (height, width))
             scores = tta_scores(model, image, scales, flip, dev, sliding_window, tile, overlap, amp)
-            return _upsample_argmax(scores, (height, width))
+            guide = None
+            if guided_filter is not None:
+                r = guided_filter.resolve_radius((height, width), tuple(scores.shape[-2:]))
+                guide = ImageGuide(original, r, guided_filter.eps, scores.device)
+            return _upsample_argmax(scores, (height, width), guide)
     finally:
         model.train(was_training)
 
@@ -231,14 +317,16 @@ def tta_scores(
     return total if runs == 1 else total / runs
 
 
-def _upsample_argmax(scores: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarray:
-    """``(1, K, h, w)`` -> ``(H, W)`` uint8 argmax of the bilinear upsampled scores, one class
-    at a time (peak memory two H x W float maps, not K); ties go to the lower id like argmax."""
+def _upsample_argmax(
+    scores: torch.Tensor, out_hw: tuple[int, int], guide: ImageGuide | None = None
+) -> np.ndarray:
+    """``(1, K, h, w)`` -> ``(H, W)`` uint8 argmax of the bilinear upsampled scores (each
+    guided-filtered with ``guide``), one class at a time (peak memory a few H x W float maps,
+    not K); ties go to the lower id like argmax."""
     best = best_id = None
     for k in range(scores.shape[1]):
-        up = F.interpolate(scores[:, k : k + 1], size=out_hw, mode="bilinear", align_corners=False)[
-            0, 0
-        ]
+        up = F.interpolate(scores[:, k : k + 1], size=out_hw, mode="bilinear", align_corners=False)
+        up = (up if guide is None else guide.filter(up))[0, 0]
         if best is None:
             best, best_id = up, torch.zeros(out_hw, dtype=torch.uint8, device=up.device)
         else:

@@ -43,6 +43,9 @@ class PredictConfig:
     amp: bool = True  # bf16 autocast on CUDA
     scales: tuple[float, ...] = (1.0,)  # test-time scales relative to size (mmseg aug test)
     flip: bool = False  # also average the left-right mirrored run (test-time augmentation)
+    guided_filter: bool = False  # refine the class maps along the image's edges (not released)
+    gf_radius: int = 0  # guided filter window radius in output px; 0: the upsampling factor
+    gf_eps: float = 1e-4  # guided filter regulariser (grey levels in 0..1)
     color: bool = False  # also write colour previews to <out>/color/
     overwrite: bool = False  # redo images whose label already exists
     progress: bool = True  # progress bar on stderr
@@ -72,12 +75,20 @@ def list_images(folder: Path) -> list[Path]:
 def predict_dir(cfg: PredictConfig) -> PredictResult:
     """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
     from trainer.checkpoint import model_from_checkpoint
-    from trainer.inference import MODES, check_tta, predict_label
+    from trainer.inference import (
+        MODES,
+        GuidedFilter,
+        check_guided_filter,
+        check_tta,
+        predict_label,
+    )
     from trainer.train import resolve_device
 
     if cfg.mode not in MODES:
         raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
     check_tta(cfg.scales, cfg.flip, cfg.mode)  # before the model loads or anything is written
+    guided = GuidedFilter(cfg.gf_radius, cfg.gf_eps) if cfg.guided_filter else None
+    check_guided_filter(guided, cfg.mode)
     images = list_images(Path(cfg.images))
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
@@ -112,6 +123,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
                 amp=cfg.amp and device.type == "cuda",
                 scales=cfg.scales,
                 flip=cfg.flip,
+                guided_filter=guided,
             )
         except (OSError, ValueError, RuntimeError) as e:  # this image only (torch OOM included)
             message = first_line(e)
