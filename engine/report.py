@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from annotations.labelmap import IGNORE, read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import read_subset
@@ -245,6 +245,18 @@ def render_markdown(data: dict) -> str:
             "they are not Grounded-SAM results.",
             "",
         ]
+    pred = data.get("prediction")
+    if pred and not pred["release_inference"]:
+        changes = [f"test-time scales {pred.get('scales')}"] if pred.get("scales") != [1.0] else []
+        changes += ["flip"] if pred.get("flip") else []
+        if pred.get("guided_filter"):
+            radius = pred.get("gf_radius") or "auto"
+            changes.append(f"guided filter (radius {radius}, eps {pred.get('gf_eps')})")
+        lines += [
+            f"> **Model predictions refined at inference**: {', '.join(changes)}; not the "
+            "release's single-scale inference.",
+            "",
+        ]
     lines += [
         f"New class **{data['class_name']}**, annotated subset `{data['subset']}` "
         f"({data['subset_images']} images, split `{data['split']}`). IoU and BIoU in %, BF1 as a "
@@ -378,6 +390,22 @@ def _overlays(cfg: ReportConfig, maps: dict, split: str, out: Path) -> tuple[lis
     return written, panels
 
 
+def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None:
+    """How ``engine predict`` made the predictions in ``pred`` (its ``predict.json``: checkpoint
+    and inference settings), with ``"release_inference"``: False when test-time augmentation or
+    the guided filter changed the release's single-scale inference. None without the file."""
+    path = Path(pred) / "predict.json" if pred else None
+    if path is None or not path.is_file():
+        return None
+    config = read_json(path, "predict.json").get("config", {})
+    keys = ("checkpoint", "size", "mode", "scales", "flip", "guided_filter", "gf_radius", "gf_eps")
+    settings = {k: config[k] for k in keys if k in config}
+    settings["release_inference"] = not (
+        config.get("guided_filter") or config.get("flip") or list(config.get("scales", [1])) != [1]
+    )
+    return settings
+
+
 def build_report(cfg: ReportConfig) -> ReportResult:
     """Score, write ``report.json``, ``report.md``, ``chart.png`` and overlays; return them."""
     subset = read_subset(cfg.subset)
@@ -409,6 +437,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         "table4": rows,
         "per_class": per_class_table(cfg, class_name, taxonomy, subset.split),
         "taxonomy": taxonomy.to_dict(),
+        "prediction": prediction_settings(cfg.pred),
         "files": {},
     }
     chart = plot_chart(rows, out / "chart.png", class_name) if cfg.chart and rows else None

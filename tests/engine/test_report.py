@@ -238,3 +238,27 @@ def test_per_class_table_counts_other_new_classes_as_their_parent(world):
     assert [c["name"] for c in res["classes"]][-1] == "Bicycle"
     assert all(c["name"] != "Car" for c in res["classes"])
     assert res["classes"] == base["classes"]  # Car pixels scored exactly as Others were
+
+
+def test_report_says_how_the_predictions_were_made(world):
+    """The predictions' predict.json travels into report.json; a departure from the release's
+    single-scale inference (test-time augmentation, the guided filter) is a note in report.md."""
+    tmp, data, subset, _ = world
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pred=str(tmp / "pred"), chart=False)
+    res = build_report(cfg)
+    assert res.data["prediction"] is None  # predictions made elsewhere: nothing claimed
+    meta = tmp / "pred" / "predict.json"
+    release = {"checkpoint": "m.pt", "size": None, "mode": "efficient", "scales": [1.0],
+               "flip": False, "guided_filter": False, "gf_radius": 0, "gf_eps": 1e-4}  # fmt: skip
+    meta.write_text(json.dumps({"config": release}))
+    res = build_report(cfg)
+    assert res.data["prediction"]["release_inference"] is True
+    assert "refined at inference" not in res.markdown.read_text()
+    meta.write_text(json.dumps({"config": {**release, "guided_filter": True, "flip": True}}))
+    res = build_report(cfg)
+    assert res.data["prediction"]["release_inference"] is False
+    md = res.markdown.read_text()
+    assert "refined at inference**: flip, guided filter (radius auto, eps 0.0001)" in md
+    meta.write_text("{not json")
+    with pytest.raises(ValueError, match=r"predict\.json: not valid JSON"):
+        build_report(cfg)
