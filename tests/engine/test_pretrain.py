@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -13,7 +12,8 @@ from annotations.taxonomy import MASS13K
 from cli import app
 from engine.demo import DemoConfig, start_checkpoint
 from engine.pretrain import BUILTIN, PRETRAIN_SEED, PretrainConfig, pretrain_train_config
-from trainer.checkpoint import load_checkpoint, save_checkpoint
+from tests.model_helpers import save_model
+from trainer.checkpoint import load_checkpoint
 from trainer.models import create_model
 
 SMALL = ["--images", "2", "--size", "128x96", "--iters", "2", "--batch-size", "2",
@@ -113,16 +113,12 @@ def test_demo_start_checkpoint_errors_are_one_line_before_any_work(tmp_path, mon
     assert start["path"] == str(BUILTIN) and start["classes"] == MASS13K.names
     other = tmp_path / "wide.pt"
     wide = create_model("tiny", 7, pixel_dim=32)
-    save_checkpoint(other, {"format": 1, "step": 0, "model": wide.state_dict(),
-                            "model_config": dataclasses.asdict(wide.config),
-                            "taxonomy": MASS13K.to_dict()})  # fmt: skip
+    save_model(other, wide)
     with pytest.raises(ValueError, match=r"wide.pt: not a tiny MaSSFormer \(pixel_dim 32"):
         start_checkpoint(DemoConfig(init=str(other)))
     # a start whose backbone trained its norms is a tiny model all the same (same tensors)
     batch = create_model("tiny", 7, backbone_norm="batch")
-    save_checkpoint(other, {"format": 1, "step": 0, "model": batch.state_dict(),
-                            "model_config": dataclasses.asdict(batch.config),
-                            "taxonomy": MASS13K.to_dict()})  # fmt: skip
+    save_model(other, batch)
     assert start_checkpoint(DemoConfig(init=str(other)))["path"] == str(other)
     missing = tmp_path / "nope.pt"
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d"), "--init", str(missing)])

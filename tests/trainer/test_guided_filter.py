@@ -3,7 +3,6 @@ boundary beside an image edge, its settings, and its wiring through predict_labe
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -112,13 +111,11 @@ def test_engine_predict_guided_filter(tmp_path) -> None:
 
     from annotations.taxonomy import MASS13K
     from cli import app
-    from trainer.checkpoint import save_checkpoint
+    from tests.model_helpers import save_model
 
     model = create_model("tiny", len(MASS13K))
     ckpt = tmp_path / "m.pt"
-    save_checkpoint(ckpt, {"format": 1, "step": 3, "model": model.state_dict(),
-                           "model_config": dataclasses.asdict(model.config),
-                           "taxonomy": MASS13K.to_dict()})  # fmt: skip
+    save_model(ckpt, model, MASS13K, step=3)
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(np.random.default_rng(1).integers(0, 256, (40, 56, 3), np.uint8)).save(

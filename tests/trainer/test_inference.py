@@ -280,22 +280,18 @@ def test_full_mode_is_the_release_procedure(tiny, monkeypatch, hw: tuple[int, in
 def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     """An unreadable image and one below the model's 32 px minimum are listed with one-line
     reasons; their neighbours are labelled; the CLI reports them and exits 1."""
-    import dataclasses
-
     from PIL import Image
     from typer.testing import CliRunner
 
     from annotations.taxonomy import MASS13K
     from cli import app
-    from trainer.checkpoint import save_checkpoint
+    from tests.model_helpers import save_model
     from trainer.models import create_model
     from trainer.predict import PredictConfig, predict_dir
 
     model = create_model("tiny", len(MASS13K))
     ckpt = tmp_path / "m.pt"
-    save_checkpoint(ckpt, {"format": 1, "step": 3, "model": model.state_dict(),
-                           "model_config": dataclasses.asdict(model.config),
-                           "taxonomy": MASS13K.to_dict()})  # fmt: skip
+    save_model(ckpt, model, MASS13K, step=3)
     images = tmp_path / "images"
     images.mkdir()
     rng = np.random.default_rng(0)

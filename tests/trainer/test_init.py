@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from cli import app
-from trainer.checkpoint import save_checkpoint
+from tests.model_helpers import save_model
 from trainer.init import class_head_keys, class_row_sources, init_from_checkpoint
 from trainer.models import create_model
 
@@ -22,14 +22,7 @@ NINE = MASS13K.with_new_class("Bicycle").with_new_class("Car")  # ids 7, 8 under
 
 def _ours(model, taxonomy, path):
     """An engine checkpoint of ``model`` (as engine train / convert-massformer write them)."""
-    state = {
-        "format": 1,
-        "step": 0,
-        "model": model.state_dict(),
-        "model_config": dataclasses.asdict(model.config),
-        "taxonomy": taxonomy.to_dict(),
-    }
-    return save_checkpoint(path, state)
+    return save_model(path, model, taxonomy)
 
 
 @pytest.fixture(scope="module")
