@@ -88,6 +88,8 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
     check_tta(cfg.scales, cfg.flip, cfg.mode)  # before the model loads or anything is written
     guided = GuidedFilter(cfg.gf_radius, cfg.gf_eps) if cfg.guided_filter else None
+    if guided is None and (cfg.gf_radius, cfg.gf_eps) != (GuidedFilter.radius, GuidedFilter.eps):
+        raise ValueError("gf_radius and gf_eps set the guided filter: turn it on (--guided-filter)")
     check_guided_filter(guided, cfg.mode)
     images = list_images(Path(cfg.images))
     device = resolve_device(cfg.device)

@@ -136,3 +136,6 @@ def test_engine_predict_guided_filter(tmp_path) -> None:
     )
     assert res.exit_code != 0 and "eps must be a positive number" in res.output
     assert len(res.output.strip().splitlines()) == 1 and not bad.exists()
+    res = CliRunner().invoke(app, [*args[:-1], str(bad), *common, "--gf-radius", "4"])
+    assert res.exit_code != 0 and "turn it on (--guided-filter)" in res.output
+    assert not bad.exists()
