@@ -245,15 +245,10 @@ def render_markdown(data: dict) -> str:
             "they are not Grounded-SAM results.",
             "",
         ]
-    pred = data.get("prediction")
-    if pred and not pred["release_inference"]:
-        changes = [f"test-time scales {pred.get('scales')}"] if pred.get("scales") != [1.0] else []
-        changes += ["flip"] if pred.get("flip") else []
-        if pred.get("guided_filter"):
-            radius = pred.get("gf_radius") or "auto"
-            changes.append(f"guided filter (radius {radius}, eps {pred.get('gf_eps')})")
+    refinements = (data.get("prediction") or {}).get("refinements")
+    if refinements:
         lines += [
-            f"> **Model predictions refined at inference**: {', '.join(changes)}; not the "
+            f"> **Model predictions refined at inference**: {', '.join(refinements)}; not the "
             "release's single-scale inference.",
             "",
         ]
@@ -392,17 +387,31 @@ def _overlays(cfg: ReportConfig, maps: dict, split: str, out: Path) -> tuple[lis
 
 def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None:
     """How ``engine predict`` made the predictions in ``pred`` (its ``predict.json``: checkpoint
-    and inference settings), with ``"release_inference"``: False when test-time augmentation or
-    the guided filter changed the release's single-scale inference. None without the file."""
-    path = Path(pred) / "predict.json" if pred else None
-    if path is None or not path.is_file():
+    and inference settings), with ``"refinements"``, what departs from the release's
+    single-scale inference (test-time scales, flip, the guided filter), and
+    ``"release_inference"``: no refinement. None without the file (predictions made elsewhere)."""
+    if not pred:
         return None
-    config = read_json(path, "predict.json").get("config", {})
+    path = Path(pred) / "predict.json"
+    try:
+        meta = read_json(path, "predict.json")
+    except FileNotFoundError:
+        return None
+    config = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: no 'config' object; not written by engine predict")
     keys = ("checkpoint", "size", "mode", "scales", "flip", "guided_filter", "gf_radius", "gf_eps")
     settings = {k: config[k] for k in keys if k in config}
-    settings["release_inference"] = not (
-        config.get("guided_filter") or config.get("flip") or list(config.get("scales", [1])) != [1]
-    )
+    refinements = []
+    if list(config.get("scales", [1])) != [1]:
+        refinements.append(f"test-time scales {config['scales']}")
+    if config.get("flip"):
+        refinements.append("flip")
+    if config.get("guided_filter"):
+        radius = config.get("gf_radius") or "auto"
+        refinements.append(f"guided filter (radius {radius}, eps {config.get('gf_eps')})")
+    settings["refinements"] = refinements
+    settings["release_inference"] = not refinements
     return settings
 
 
@@ -422,6 +431,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     class_name = taxonomy.get(class_name).name
     out = Path(cfg.out)
     backend = LabelRun.open(cfg.pseudo).backend if cfg.pseudo else None
+    prediction = prediction_settings(cfg.pred)  # before the scoring: a bad file fails first
     rows, maps = score_class(cfg, class_name, taxonomy, backend)
     title = cfg.title or f"{class_name}: pseudo labels vs joint training"
     if backend == "simulated" and "simulated" not in title.lower():
@@ -437,7 +447,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         "table4": rows,
         "per_class": per_class_table(cfg, class_name, taxonomy, subset.split),
         "taxonomy": taxonomy.to_dict(),
-        "prediction": prediction_settings(cfg.pred),
+        "prediction": prediction,
         "files": {},
     }
     chart = plot_chart(rows, out / "chart.png", class_name) if cfg.chart and rows else None

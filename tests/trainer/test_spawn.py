@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from cli import app
 from engine.synth import SynthConfig, generate
 from tests.trainer._train_stub import SMALL_RUN_YAML
-from tests.trainer.test_allocator import GLIBC
+from trainer.allocator import glibc_mallopt
 from trainer.config import TrainConfig
 
 
@@ -48,7 +48,8 @@ def test_two_processes_train_report_once_and_resume(synth, tmp_path):
 
     ckpt = load_checkpoint(run / "last.pt")
     assert len(ckpt["rng_ranks"]) == 2 and ckpt["config"]["processes"] == 2
-    if GLIBC:  # the ranks keep freed memory for the next step (trainer/allocator.py), recorded
+    # the ranks keep freed memory for the next step (trainer/allocator.py), recorded
+    if glibc_mallopt() is not None:
         assert "MALLOC_MMAP_THRESHOLD_" in json.loads((run / "environment.json").read_text())["env"]
 
     # an error raised inside a rank reaches the user as the usual one-line error
