@@ -400,7 +400,8 @@ def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None
     config = meta.get("config") if isinstance(meta, dict) else None
     if not isinstance(config, dict):
         raise ValueError(f"{path}: no 'config' object; not written by engine predict")
-    keys = ("checkpoint", "size", "mode", "scales", "flip", "guided_filter", "gf_radius", "gf_eps")
+    keys = ("checkpoint", "size", "mode", "scales", "flip", "guided_filter")
+    keys += ("gf_radius", "gf_eps", "gf_guide", "gf_subsample")
     settings = {k: config[k] for k in keys if k in config}
     refinements = []
     if list(config.get("scales", [1])) != [1]:
@@ -408,8 +409,13 @@ def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None
     if config.get("flip"):
         refinements.append("flip")
     if config.get("guided_filter"):
+        # predict.json files of the first version (a grey guide, exact) lack guide and subsample
+        guide, subsample = config.get("gf_guide", "grey"), config.get("gf_subsample", 1)
         radius = config.get("gf_radius") or "auto"
-        refinements.append(f"guided filter (radius {radius}, eps {config.get('gf_eps')})")
+        refinements.append(
+            f"guided filter ({guide} guide, radius {radius}, eps {config.get('gf_eps')}, "
+            f"subsample {subsample or 'auto'})"
+        )
     settings["refinements"] = refinements
     settings["release_inference"] = not refinements
     return settings

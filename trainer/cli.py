@@ -183,13 +183,23 @@ def predict_cmd(
     guided_filter: bool = typer.Option(
         False,
         "--guided-filter",
-        help="Refine the class maps along the image's edges (guided filter, grey image as "
+        help="Refine the class maps along the image's edges (fast guided filter, the image as "
         "guide; efficient mode; not part of the release's inference).",
     ),
     gf_radius: int = typer.Option(
-        0, "--gf-radius", min=0, help="Guided filter radius in px; 0: the upsampling factor."
+        0, "--gf-radius", min=0, help="Guided filter radius in px; 0: 8 x the upsampling factor."
     ),
     gf_eps: float = typer.Option(1e-4, "--gf-eps", help="Guided filter regulariser (> 0)."),
+    gf_guide: str = typer.Option(
+        "rgb", "--gf-guide", help="Guided filter guide: rgb (the colour image) or grey."
+    ),
+    gf_subsample: int = typer.Option(
+        0,
+        "--gf-subsample",
+        min=0,
+        help="Guided filter fits at 1/N of the output size; 0: 2 x the upsampling factor; "
+        "1: exact, at full size.",
+    ),
     color: bool = typer.Option(False, "--color", help="Also write colour previews to OUT/color."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo images already labelled."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
@@ -210,6 +220,8 @@ def predict_cmd(
         guided_filter=guided_filter,
         gf_radius=gf_radius,
         gf_eps=gf_eps,
+        gf_guide=gf_guide,
+        gf_subsample=gf_subsample,
         color=color,
         overwrite=overwrite,
         progress=progress,

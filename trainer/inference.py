@@ -15,10 +15,11 @@ Two modes:
   the mask sigmoid sits relative to the upsampling and, with padding, in the crop (efficient
   crops the padding exactly). Labels differ along class boundaries only (docs/model.md).
 
-Optional in the efficient mode: :class:`GuidedFilter`, an edge-aware refinement of each
-upsampled class map guided by the image (He et al., "Guided Image Filtering", TPAMI 2013), so
-that label boundaries follow the image's edges rather than the bilinear ramps of the H'/2 maps.
-Not part of the release's inference; off by default (docs/trainer.md, ``engine predict``).
+Optional in the efficient mode: :class:`GuidedFilter`, an edge-aware refinement of each class
+map guided by the colour image (He et al., "Guided Image Filtering", TPAMI 2013; computed at a
+reduced resolution as in He & Sun, "Fast Guided Filter", 2015), so that label boundaries follow
+the image's edges rather than the bilinear ramps of the H'/2 maps. Not part of the release's
+inference; off by default (docs/trainer.md, ``engine predict``).
 """
 
 from __future__ import annotations
@@ -35,38 +36,61 @@ from trainer.models.layers import release_kernels
 from trainer.models.massformer import MaSSFormer, semantic_inference
 
 MODES = ("efficient", "full")
+GUIDES = ("rgb", "grey")  # the guided filter's guides: the colour image, its grey level
 
 
 @dataclass(frozen=True)
 class GuidedFilter:
-    """Guided filtering of the upsampled class scores, the grey image as guide (He et al. 2013).
+    """Guided filtering of the class scores with the image as guide (He et al. 2013), computed
+    at a reduced resolution and applied at the output's (He & Sun, "Fast Guided Filter", 2015).
 
-    In every ``(2 radius + 1)``-pixel square window the scores are fitted as ``a * I + b`` of the
-    guide ``I`` (grey levels in 0..1), ``a = cov(I, p) / (var(I) + eps)``; each pixel takes the
-    mean of the fits of the windows that hold it. Where the image is flat (variance << eps) this
-    is a box blur; across an image edge the scores step with the edge. Windows are clipped at
-    the image border (means over the pixels inside).
+    In every ``(2 r + 1)``-pixel square window the scores are fitted as a linear function of the
+    guide's colour ``I`` (RGB in 0..1, or its grey level): ``p ~ a . I + b`` by ridge regression,
+    ``a = (cov(I) + eps U)^-1 cov(I, p)``; each pixel takes the mean of the fits of the windows
+    that hold it. Where the image is flat this is a box blur; across an edge of colour the
+    scores step with the edge. Windows are clipped at the image border (means over the pixels
+    inside). With ``subsample`` s > 1 the fits are made on the guide and the scores resized to
+    1/s of the output size (antialiased bilinear) with radius ``round(r / s)``, and the window
+    means of ``a`` and ``b`` are upsampled (bilinear) and applied to the full-resolution guide:
+    the cost of the windows falls by s^2, while the output still follows the image's edges
+    pixel by pixel. ``subsample=1`` is the exact filter at the output resolution.
     """
 
-    radius: int = 0  # window radius in output pixels; 0: the upsampling factor from the class
-    # maps (H'/2 of the resized image) to the output, rounded: 2 when predicting at the
-    # image's own size, as the span of one mask cell's bilinear ramp
-    eps: float = 1e-4  # regularises var(I): edges of grey contrast well above sqrt(eps) (1%)
-    # steer the scores; chosen with the radius on the demo's training and validation images
-    # (precise classes), never on its test images (docs/trainer.md, eleventh round)
+    radius: int = 0  # window radius in output pixels; 0: 8 x the upsampling factor from the
+    # class maps (H'/2 of the resized image) to the output: 16 when predicting at the image's
+    # own size. The model's boundary errors reach several mask cells (docs/trainer.md)
+    eps: float = 1e-4  # ridge regulariser of cov(I), guide values in 0..1: colour differences
+    # well above sqrt(eps) (1%) steer the scores
+    guide: str = "rgb"  # "rgb": the colour image (He et al.'s colour guided filter); "grey"
+    subsample: int = 0  # fits at 1/subsample of the output size; 0: 2 x the upsampling factor
+    # (4 at the image's own size); 1: the exact filter at the output resolution.
+    # The defaults were chosen on the demo's training and validation images (precise classes),
+    # never on its test images (docs/trainer.md, twelfth round)
 
     def __post_init__(self) -> None:
-        if isinstance(self.radius, bool) or not isinstance(self.radius, int) or self.radius < 0:
-            raise ValueError(f"guided filter radius must be an integer >= 0, got {self.radius!r}")
+        for name in ("radius", "subsample"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"guided filter {name} must be an integer >= 0, got {value!r}")
         if not (isinstance(self.eps, (int, float)) and math.isfinite(self.eps) and self.eps > 0):
             raise ValueError(f"guided filter eps must be a positive number, got {self.eps!r}")
+        if self.guide not in GUIDES:
+            raise ValueError(
+                f"guided filter guide must be one of {', '.join(GUIDES)}, got {self.guide!r}"
+            )
 
-    def resolve_radius(self, out_hw: tuple[int, int], map_hw: tuple[int, int]) -> int:
-        """The radius, with 0 resolved to the upsampling factor from ``map_hw`` to ``out_hw``."""
-        if self.radius > 0:
-            return self.radius
-        factor = max(out_hw[0] / map_hw[0], out_hw[1] / map_hw[1])
-        return max(1, int(factor + 0.5))
+    def resolve(self, out_hw: tuple[int, int], map_hw: tuple[int, int]) -> tuple[int, int]:
+        """``(radius, subsample)`` with 0 resolved from the upsampling factor from ``map_hw``
+        to ``out_hw`` (rounded, at least 1)."""
+        factor = max(1, int(max(out_hw[0] / map_hw[0], out_hw[1] / map_hw[1]) + 0.5))
+        return self.radius or 8 * factor, self.subsample or 2 * factor
+
+    def image_guide(
+        self, image: np.ndarray, map_hw: tuple[int, int], device: torch.device
+    ) -> ImageGuide:
+        """The guide for ``image`` (H, W, 3) uint8 RGB and class maps of size ``map_hw``."""
+        radius, subsample = self.resolve(image.shape[:2], map_hw)
+        return ImageGuide(image, radius, self.eps, device, self.guide == "rgb", subsample)
 
 
 def check_guided_filter(guided: GuidedFilter | None, mode: str) -> None:
@@ -85,25 +109,69 @@ def box_mean(x: torch.Tensor, radius: int) -> torch.Tensor:
     return F.avg_pool2d(rows, (k, 1), stride=1, padding=(radius, 0), count_include_pad=False)
 
 
-class ImageGuide:
-    """The grey image as a guide (:class:`GuidedFilter`): its window statistics, computed once
-    per image and shared by every class map."""
+def _resize(x: torch.Tensor, hw: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize, antialiased when shrinking; the same size is returned as is."""
+    if tuple(x.shape[-2:]) == tuple(hw):
+        return x
+    shrink = hw[0] < x.shape[-2] or hw[1] < x.shape[-1]
+    return F.interpolate(x, size=hw, mode="bilinear", align_corners=False, antialias=shrink)
 
-    def __init__(self, image: np.ndarray, radius: int, eps: float, device: torch.device) -> None:
-        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        self.image = torch.from_numpy(grey).to(device).float()[None, None] / 255.0
-        self.radius, self.eps = radius, eps
-        self.mean = box_mean(self.image, radius)
-        self.var = box_mean(self.image * self.image, radius) - self.mean * self.mean
+
+class ImageGuide:
+    """The image as a guide (:class:`GuidedFilter`): its window statistics at the working
+    resolution, computed once per image and shared by every class map.
+
+    ``colour``: the RGB image (3 channels; ``a`` is a colour vector, the 3x3 systems solved
+    per window); otherwise its grey level (cv2's weights). ``subsample``: the working resolution
+    is the output's divided by it (rounded up), the radius ``max(1, round(radius /
+    subsample))`` there; 1 is the exact filter."""
+
+    def __init__(
+        self,
+        image: np.ndarray,
+        radius: int,
+        eps: float,
+        device: torch.device,
+        colour: bool = False,
+        subsample: int = 1,
+    ) -> None:
+        if colour:
+            self.full = _to_tensor(image, device) / 255.0  # (1, C, H, W)
+        else:
+            grey = torch.from_numpy(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)).to(device)
+            self.full = grey[None, None].float() / 255.0
+        h, w = image.shape[:2]
+        self.out_hw = (h, w)
+        self.work_hw = (-(-h // subsample), -(-w // subsample))
+        self.radius = radius if subsample == 1 else max(1, int(radius / subsample + 0.5))
+        guide = _resize(self.full, self.work_hw)
+        self.guide = guide
+        self.mean = box_mean(guide, self.radius)
+        c = guide.shape[1]
+        # cov(I) + eps U, inverted once: (C, C, h, w), symmetric
+        cov = torch.empty(c, c, *self.work_hw, device=device)
+        for i in range(c):
+            for j in range(i, c):
+                cij = box_mean(guide[:, i : i + 1] * guide[:, j : j + 1], self.radius)
+                cij = cij - self.mean[:, i : i + 1] * self.mean[:, j : j + 1]
+                cov[i, j] = cov[j, i] = cij[0, 0] + (eps if i == j else 0.0)
+        if c == 1:
+            self.inverse = 1.0 / cov
+        else:
+            self.inverse = torch.linalg.inv(cov.permute(2, 3, 0, 1)).permute(2, 3, 0, 1)
 
     def filter(self, p: torch.Tensor) -> torch.Tensor:
-        """``(1, 1, H, W)`` scores -> guided-filtered scores, float32."""
-        p = p.float()
+        """``(1, 1, h, w)`` scores at any resolution (resized to the working one) -> the
+        guided-filtered scores at the output resolution ``(1, 1, H, W)``, float32."""
+        p = _resize(p.float(), self.work_hw)
         r = self.radius
         mean_p = box_mean(p, r)
-        a = (box_mean(self.image * p, r) - self.mean * mean_p) / (self.var + self.eps)
-        b = mean_p - a * self.mean
-        return box_mean(a, r) * self.image + box_mean(b, r)
+        cov_ip = box_mean(self.guide * p, r) - self.mean * mean_p  # (1, C, h, w)
+        a = (self.inverse * cov_ip).sum(1)[None]  # row i: sum_j inverse[i, j] cov_ip[j]
+        b = mean_p - (a * self.mean).sum(1, keepdim=True)
+        mean_a = _resize(box_mean(a, r), self.out_hw)
+        mean_b = _resize(box_mean(b, r), self.out_hw)
+        return (mean_a * self.full).sum(1, keepdim=True) + mean_b
 
 
 def resized_shape(height: int, width: int, size: tuple[int, int] | None) -> tuple[int, int]:
@@ -248,8 +316,7 @@ def predict_label(
             scores = tta_scores(model, image, scales, flip, dev, sliding_window, tile, overlap, amp)
             guide = None
             if guided_filter is not None:
-                r = guided_filter.resolve_radius((height, width), tuple(scores.shape[-2:]))
-                guide = ImageGuide(original, r, guided_filter.eps, scores.device)
+                guide = guided_filter.image_guide(original, scores.shape[-2:], scores.device)
             return _upsample_argmax(scores, (height, width), guide)
     finally:
         model.train(was_training)
@@ -320,13 +387,17 @@ def tta_scores(
 def _upsample_argmax(
     scores: torch.Tensor, out_hw: tuple[int, int], guide: ImageGuide | None = None
 ) -> np.ndarray:
-    """``(1, K, h, w)`` -> ``(H, W)`` uint8 argmax of the bilinear upsampled scores (each
-    guided-filtered with ``guide``), one class at a time (peak memory a few H x W float maps,
-    not K); ties go to the lower id like argmax."""
+    """``(1, K, h, w)`` -> ``(H, W)`` uint8 argmax of the bilinear upsampled scores (or of the
+    scores guided-filtered with ``guide``), one class at a time (peak memory a few H x W float
+    maps, not K); ties go to the lower id like argmax."""
     best = best_id = None
     for k in range(scores.shape[1]):
-        up = F.interpolate(scores[:, k : k + 1], size=out_hw, mode="bilinear", align_corners=False)
-        up = (up if guide is None else guide.filter(up))[0, 0]
+        if guide is None:
+            up = F.interpolate(
+                scores[:, k : k + 1], size=out_hw, mode="bilinear", align_corners=False
+            )[0, 0]
+        else:
+            up = guide.filter(scores[:, k : k + 1])[0, 0]
         if best is None:
             best, best_id = up, torch.zeros(out_hw, dtype=torch.uint8, device=up.device)
         else:

@@ -14,7 +14,7 @@ listed in :attr:`PredictResult.failed` with a one-line reason and its neighbours
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, astuple, dataclass, field
 from pathlib import Path
 
 import torch
@@ -44,8 +44,11 @@ class PredictConfig:
     scales: tuple[float, ...] = (1.0,)  # test-time scales relative to size (mmseg aug test)
     flip: bool = False  # also average the left-right mirrored run (test-time augmentation)
     guided_filter: bool = False  # refine the class maps along the image's edges (not released)
-    gf_radius: int = 0  # guided filter window radius in output px; 0: the upsampling factor
-    gf_eps: float = 1e-4  # guided filter regulariser (grey levels in 0..1)
+    gf_radius: int = 0  # guided filter window radius in output px; 0: 8 x the upsampling factor
+    gf_eps: float = 1e-4  # guided filter regulariser (guide values in 0..1)
+    gf_guide: str = "rgb"  # guided filter guide: "rgb" (colour image) | "grey"
+    gf_subsample: int = 0  # guided filter fits at 1/N of the output size; 0: 2 x the upsampling
+    # factor; 1: the exact filter at full resolution
     color: bool = False  # also write colour previews to <out>/color/
     overwrite: bool = False  # redo images whose label already exists
     progress: bool = True  # progress bar on stderr
@@ -87,9 +90,13 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     if cfg.mode not in MODES:
         raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
     check_tta(cfg.scales, cfg.flip, cfg.mode)  # before the model loads or anything is written
-    guided = GuidedFilter(cfg.gf_radius, cfg.gf_eps) if cfg.guided_filter else None
-    if guided is None and (cfg.gf_radius, cfg.gf_eps) != (GuidedFilter.radius, GuidedFilter.eps):
-        raise ValueError("gf_radius and gf_eps set the guided filter: turn it on (--guided-filter)")
+    gf = (cfg.gf_radius, cfg.gf_eps, cfg.gf_guide, cfg.gf_subsample)
+    guided = GuidedFilter(*gf) if cfg.guided_filter else None
+    if guided is None and gf != astuple(GuidedFilter()):
+        raise ValueError(
+            "gf_radius, gf_eps, gf_guide and gf_subsample set the guided filter: turn it on "
+            "(--guided-filter)"
+        )
     check_guided_filter(guided, cfg.mode)
     images = list_images(Path(cfg.images))
     device = resolve_device(cfg.device)

@@ -249,7 +249,8 @@ def test_report_says_how_the_predictions_were_made(world):
     assert res.data["prediction"] is None  # predictions made elsewhere: nothing claimed
     meta = tmp / "pred" / "predict.json"
     release = {"checkpoint": "m.pt", "size": None, "mode": "efficient", "scales": [1.0],
-               "flip": False, "guided_filter": False, "gf_radius": 0, "gf_eps": 1e-4}  # fmt: skip
+               "flip": False, "guided_filter": False, "gf_radius": 0, "gf_eps": 1e-4,
+               "gf_guide": "rgb", "gf_subsample": 0}  # fmt: skip
     meta.write_text(json.dumps({"config": release}))
     res = build_report(cfg)
     assert res.data["prediction"]["release_inference"] is True
@@ -258,7 +259,13 @@ def test_report_says_how_the_predictions_were_made(world):
     res = build_report(cfg)
     assert res.data["prediction"]["release_inference"] is False
     md = res.markdown.read_text()
-    assert "refined at inference**: flip, guided filter (radius auto, eps 0.0001)" in md
+    want = "flip, guided filter (rgb guide, radius auto, eps 0.0001, subsample auto)"
+    assert f"refined at inference**: {want}" in md
+    assert res.data["prediction"]["gf_guide"] == "rgb"
+    first = {k: v for k, v in release.items() if k not in ("gf_guide", "gf_subsample")}
+    meta.write_text(json.dumps({"config": {**first, "guided_filter": True, "gf_radius": 2}}))
+    md = build_report(cfg).markdown.read_text()  # the first version's filter: grey, exact
+    assert "guided filter (grey guide, radius 2, eps 0.0001, subsample 1)" in md
     meta.write_text("{not json")
     with pytest.raises(ValueError, match=r"predict\.json: not valid JSON"):
         build_report(cfg)
