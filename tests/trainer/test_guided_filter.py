@@ -75,6 +75,19 @@ def test_colour_guided_filter_is_he_et_al_window_by_window(r: int, eps: float) -
     np.testing.assert_allclose(got[0, 0].numpy(), want, atol=5e-4)
 
 
+def test_on_a_grey_image_the_colour_filter_is_the_grey_one_with_a_third_of_eps() -> None:
+    """R = G = B: cov(I) is singular but for eps, the worst case of the 3x3 solve. The colour
+    fit then reduces to the grey one, with a = cov(g, p) / (var(g) + eps / 3) on each channel."""
+    rng = np.random.default_rng(5)
+    grey = rng.integers(0, 256, (12, 15), dtype=np.uint8)
+    image = np.repeat(grey[..., None], 3, axis=2)
+    p = torch.rand(1, 1, 12, 15, generator=torch.Generator().manual_seed(2))
+    for eps in (1e-4, 1e-2):
+        got = ImageGuide(image, 2, eps, CPU, colour=True).filter(p)
+        want = ImageGuide(image, 2, eps / 3, CPU).filter(p)
+        torch.testing.assert_close(got, want, atol=1e-4, rtol=0)
+
+
 @pytest.mark.parametrize("colour", [True, False])
 def test_fast_filter_fits_at_the_reduced_size_and_applies_at_the_full_one(colour: bool) -> None:
     """subsample s: the exact fits on the guide and the scores shrunk to ceil(H/s) x ceil(W/s)
