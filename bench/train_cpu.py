@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from trainer.allocator import OPT_OUT
+
 ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
@@ -60,7 +62,7 @@ def measure(data: Path, setting: str, steps: int, skip: int, compete: int) -> fl
         raise SystemExit(f"setting {setting!r}: the only suffix is :glibc")
     processes, threads = (int(v) for v in shape.split("x"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    env["ENGINE_TUNE_MALLOC"] = "0" if malloc else "1"
+    env[OPT_OUT] = "0" if malloc else "1"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
         script = Path(tmp) / "child.py"
