@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from annotations.taxonomy import MASS13K, Taxonomy
-from trainer.checkpoint import save_checkpoint
+from trainer.checkpoint import FORMAT, save_checkpoint
 
 
 def save_model(
@@ -16,7 +16,7 @@ def save_model(
 ) -> Path:
     """Write ``model`` (a MaSSFormer) to ``path`` as an engine checkpoint; returns the path."""
     state = {
-        "format": 1,
+        "format": FORMAT,
         "step": step,
         "model": model.state_dict(),
         "model_config": dataclasses.asdict(model.config),

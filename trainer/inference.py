@@ -144,8 +144,7 @@ class ImageGuide:
         self.out_hw = (h, w)
         self.work_hw = (-(-h // subsample), -(-w // subsample))
         self.radius = radius if subsample == 1 else max(1, int(radius / subsample + 0.5))
-        guide = _resize(self.full, self.work_hw)
-        self.guide = guide
+        self.guide = guide = _resize(self.full, self.work_hw)
         self.mean = box_mean(guide, self.radius)
         c = guide.shape[1]
         # cov(I) + eps U, inverted once: (C, C, h, w), symmetric

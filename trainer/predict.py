@@ -14,7 +14,7 @@ listed in :attr:`PredictResult.failed` with a one-line reason and its neighbours
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, astuple, dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -90,9 +90,14 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     if cfg.mode not in MODES:
         raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
     check_tta(cfg.scales, cfg.flip, cfg.mode)  # before the model loads or anything is written
-    gf = (cfg.gf_radius, cfg.gf_eps, cfg.gf_guide, cfg.gf_subsample)
-    guided = GuidedFilter(*gf) if cfg.guided_filter else None
-    if guided is None and gf != astuple(GuidedFilter()):
+    gf = {
+        "radius": cfg.gf_radius,
+        "eps": cfg.gf_eps,
+        "guide": cfg.gf_guide,
+        "subsample": cfg.gf_subsample,
+    }
+    guided = GuidedFilter(**gf) if cfg.guided_filter else None
+    if guided is None and gf != asdict(GuidedFilter()):
         raise ValueError(
             "gf_radius, gf_eps, gf_guide and gf_subsample set the guided filter: turn it on "
             "(--guided-filter)"

@@ -34,7 +34,13 @@ from annotations.fileio import append_line, atomic_write_json, atomic_write_text
 from engine.datasets import SegDataset, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
-from trainer.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from trainer.checkpoint import (
+    FORMAT,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from trainer.config import TrainConfig, lr_factor, resolve_threads, resolve_workers
 from trainer.data import TrainSet, make_loader
 from trainer.losses import SetCriterion, build_targets
@@ -368,7 +374,7 @@ def _train(
 
     def checkpoint_state(step: int, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         return {
-            "format": 1,
+            "format": FORMAT,
             "step": step,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
