@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trainer.losses import (
     DecouplingConfig,
@@ -39,6 +40,37 @@ def test_boundary_weight_empty_and_constant(shape):
     g = torch.ones(shape)
     assert boundary_weight(g).shape == shape
     assert float(boundary_weight(g).abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 1), (2, 1, 7), (3, 4, 3), (5, 31, 17), (7, 96, 128)])
+@pytest.mark.parametrize("density", [0.03, 0.5, 0.97])
+def test_box_filters_equal_the_pooling_kernels_bit_for_bit(shape, density):
+    """The separable 5x5 box sum and window reach replace avg_pool2d and max_pool2d in the
+    targets for speed; on 0/1 masks they must give the same floats, or training's digits move."""
+    from trainer.losses.targets import _box_sum, _near, _window_count
+
+    gen = torch.Generator().manual_seed(shape[-1] * 100 + int(density * 100))
+    g = (torch.rand(shape, generator=gen) < density).float()
+    pooled = F.avg_pool2d(g[:, None], 5, stride=1, padding=2, count_include_pad=False)[:, 0]
+    assert torch.equal(_box_sum(g) / _window_count(*shape[-2:], g.dtype, g.device), pooled)
+    weighted = g * (torch.rand(shape, generator=gen) < 0.5)
+    grown = F.max_pool2d(weighted[:, None], 5, stride=1, padding=2)[:, 0] > 0
+    assert torch.equal(_near(weighted), grown)
+    valid = torch.rand(shape[-2:], generator=gen) < 0.8
+    v = valid.float()[None]
+    box = lambda x: F.avg_pool2d(x[:, None], 5, 1, 2, count_include_pad=False)[:, 0]  # noqa: E731
+    before = ((box(g * v) / box(v).clamp_min(1e-6)) - g).abs() * v
+    assert torch.equal(boundary_weight(g, valid), before)
+    assert torch.equal(boundary_weight(g), (box(g) - g).abs())
+
+
+def test_build_targets_lists_present_classes_ascending():
+    label = torch.tensor([[7, 7, 255, 0], [3, 255, 7, 0]])
+    t = build_targets(label, None, 9, DecouplingConfig())
+    assert t.labels.tolist() == [0, 3, 7]
+    assert t.labels.dtype == torch.int64
+    empty = build_targets(torch.full((3, 3), 255), None, 9, DecouplingConfig())
+    assert empty.labels.tolist() == [] and empty.masks.shape == (0, 3, 3)
 
 
 def test_pixel_weights_decoupling_forms():

@@ -73,9 +73,10 @@ def boundary_weight(masks: torch.Tensor, valid: torch.Tensor | None = None) -> t
     """
     if masks.numel() == 0:
         return masks.clone()
+    count = _window_count(*masks.shape[-2:], masks.dtype, masks.device)
 
     def box(x: torch.Tensor) -> torch.Tensor:
-        return F.avg_pool2d(x[:, None], 5, stride=1, padding=2, count_include_pad=False)[:, 0]
+        return _box_sum(x) / count  # avg_pool2d(5, stride 1, padding 2, count_include_pad=False)
 
     if valid is None:
         return (box(masks) - masks).abs()
@@ -83,6 +84,55 @@ def boundary_weight(masks: torch.Tensor, valid: torch.Tensor | None = None) -> t
     # the ratio of two box means over the same window = mean of G over the window's valid pixels
     pooled = box(masks * v) / box(v).clamp_min(1e-6)
     return (pooled - masks).abs() * v
+
+
+REACH = 2  # W's window is (2 * REACH + 1) pixels square
+
+
+def _box_sum(x: torch.Tensor) -> torch.Tensor:
+    """Sum of ``(N, H, W)`` ``x`` over each pixel's 5x5 window, clipped at the frame.
+
+    Two 1-D passes of shifted adds. On 0/1 masks every partial sum is a small integer, exact in
+    float32 whatever the order, so ``_box_sum(x) / _window_count(...)`` equals
+    ``F.avg_pool2d(x, 5, 1, 2, count_include_pad=False)`` bit for bit (tested) at about a fifth
+    of its CPU time at a 256 px crop, where the pooling kernel was half of building an image's
+    targets.
+    """
+    h, w = x.shape[-2:]
+    k = 2 * REACH + 1
+    p = F.pad(x, (REACH, REACH, REACH, REACH))
+    rows = p[..., 0:w]
+    for i in range(1, k):
+        rows = rows + p[..., i : i + w]
+    out = rows[..., 0:h, :]
+    for i in range(1, k):
+        out = out + rows[..., i : i + h, :]
+    return out
+
+
+def _window_count(h: int, w: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``(H, W)`` number of pixels of each 5x5 window inside the ``H x W`` frame."""
+
+    def inside(n: int) -> torch.Tensor:
+        i = torch.arange(n, device=device)
+        return (torch.clamp(i + REACH, max=n - 1) - torch.clamp(i - REACH, min=0) + 1).to(dtype)
+
+    return inside(h)[:, None] * inside(w)[None, :]
+
+
+def _near(x: torch.Tensor) -> torch.Tensor:
+    """``(N, H, W)`` bool: a non-zero of the non-negative ``x`` lies within the 5x5 window
+    (``max_pool2d(x, 5, 1, 2) > 0``, by shifted ors)."""
+    h, w = x.shape[-2:]
+    k = 2 * REACH + 1
+    p = F.pad(x > 0, (REACH, REACH, REACH, REACH))
+    rows = p[..., 0:w]
+    for i in range(1, k):
+        rows = rows | p[..., i : i + w]
+    out = rows[..., 0:h, :]
+    for i in range(1, k):
+        out = out | rows[..., i : i + h, :]
+    return out
 
 
 def drawn_edges(
@@ -130,8 +180,7 @@ def drawn_edges(
     def near(rows: list[int], weight: torch.Tensor | None = None) -> dict[int, torch.Tensor]:
         """Row -> within 2 px of that mask (times ``weight``): dilated only where needed."""
         m = masks[rows] if weight is None else masks[rows] * weight
-        grown = F.max_pool2d(m[:, None], 5, stride=1, padding=2)[:, 0] > 0
-        return dict(zip(rows, grown, strict=True))
+        return dict(zip(rows, _near(m), strict=True))
 
     from_pseudo = (source == SOURCE_PSEUDO)[None].to(masks.dtype)
     near_pseudo = near([i for i, _ in pairs], from_pseudo)
@@ -240,7 +289,8 @@ def build_targets(
     label = label.long().clone()
     label[source == SOURCE_IGNORE] = IGNORE
     valid = label != IGNORE
-    present = torch.unique(label[valid]) if bool(valid.any()) else label.new_zeros(0)
+    # the ids present, ascending (torch.unique's answer, without its sort of every pixel)
+    present = torch.bincount(label[valid], minlength=1).nonzero()[:, 0]
     if bool((present >= num_classes).any()):
         raise ValueError(f"label ids {present.tolist()} exceed the model's {num_classes} classes")
     masks = (label[None] == present[:, None, None]).float()
