@@ -98,9 +98,11 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     }
     guided = GuidedFilter(**gf) if cfg.guided_filter else None
     if guided is None and gf != asdict(GuidedFilter()):
+        # named as the command line spells them (the config field is gf_<name>)
+        given = [f"--gf-{k} {v}" for k, v in gf.items() if v != asdict(GuidedFilter())[k]]
         raise ValueError(
-            "gf_radius, gf_eps, gf_guide and gf_subsample set the guided filter: turn it on "
-            "(--guided-filter)"
+            f"{', '.join(given)} only set{'s' if len(given) == 1 else ''} the guided filter, "
+            "which is off: add --guided-filter"
         )
     check_guided_filter(guided, cfg.mode)
     images = list_images(Path(cfg.images))

@@ -236,8 +236,14 @@ def test_engine_predict_guided_filter(tmp_path) -> None:
     assert len(res.output.strip().splitlines()) == 1 and not bad.exists()
     for option in (["--gf-radius", "4"], ["--gf-guide", "grey"], ["--gf-subsample", "1"]):
         res = CliRunner().invoke(app, [*args[:-1], str(bad), *common, *option])
-        assert res.exit_code != 0 and "turn it on (--guided-filter)" in res.output
+        assert res.exit_code != 0, res.output
+        line = f"{' '.join(option)} only sets the guided filter, which is off: add --guided-filter"
+        assert line in res.output and len(res.output.strip().splitlines()) == 1
         assert not bad.exists()
+    res = CliRunner().invoke(
+        app, [*args[:-1], str(bad), *common, "--gf-radius", "4", "--gf-eps", "0.01"]
+    )
+    assert "--gf-radius 4, --gf-eps 0.01 only set the guided filter" in res.output
     res = CliRunner().invoke(
         app, [*args[:-1], str(bad), *common, "--guided-filter", "--gf-guide", "lab"]
     )
