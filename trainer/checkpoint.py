@@ -33,6 +33,31 @@ FORMAT = 1
 REQUIRED = ("format", "step", "model", "model_config", "taxonomy")
 
 
+def checkpoint_dict(
+    step: int,
+    model: dict[str, torch.Tensor],
+    model_config: dict[str, Any],
+    taxonomy: dict[str, Any],
+    /,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The :data:`REQUIRED` entries of a checkpoint (``format`` filled in) plus ``extra`` (the
+    optimizer, scheduler and generator states of training, a conversion's provenance): the one
+    place a writer spells them, so ``engine train``, ``convert-massformer`` and the tests write
+    the same layout."""
+    core = {
+        "format": FORMAT,
+        "step": step,
+        "model": model,
+        "model_config": model_config,
+        "taxonomy": taxonomy,
+    }
+    clash = core.keys() & extra.keys()
+    if clash:
+        raise ValueError(f"checkpoint_dict: {', '.join(sorted(clash))} given twice")
+    return {**core, **extra}
+
+
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace`` onto ``path``:
     a crash mid-write never leaves a truncated checkpoint."""

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from annotations.taxonomy import MASS13K, Taxonomy
-from trainer.checkpoint import FORMAT, save_checkpoint, unreadable
+from trainer.checkpoint import checkpoint_dict, save_checkpoint, unreadable
 
 _P = r"decode_head\.pixel_decoder\.pixel_decoder\."  # the release's pixel decoder (name doubled)
 _L = r"decode_head\.transformer_decoder\.layers\.(\d+)\."
@@ -303,14 +303,13 @@ def convert_massformer(
     converted = convert_release_state(state, target, where=str(src))
     save_checkpoint(
         out,
-        {
-            "format": FORMAT,
-            "step": 0,
-            "model": converted,
-            "model_config": dataclasses.asdict(config),
-            "taxonomy": taxonomy.to_dict(),
-            "converted_from": {"path": str(src), "meta": _plain(meta)},
-        },
+        checkpoint_dict(
+            0,
+            converted,
+            dataclasses.asdict(config),
+            taxonomy.to_dict(),
+            converted_from={"path": str(src), "meta": _plain(meta)},
+        ),
     )
     params = sum(
         v.numel()

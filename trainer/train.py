@@ -35,7 +35,7 @@ from engine.datasets import SegDataset, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from trainer.checkpoint import (
-    FORMAT,
+    checkpoint_dict,
     load_checkpoint,
     rng_state,
     save_checkpoint,
@@ -373,24 +373,23 @@ def _train(
         set_rng_state(ranks[rank] if len(ranks) == world else ckpt["rng"])
 
     def checkpoint_state(step: int, rngs: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "step": step,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": {
+        return checkpoint_dict(
+            step,
+            model.state_dict(),
+            _plain(dataclasses.asdict(model.config)),
+            taxonomy.to_dict(),
+            optimizer=optimizer.state_dict(),
+            scheduler={
                 "name": "cosine",
                 "step": step,
                 "iters": cfg.iters,
                 "warmup_iters": cfg.warmup_iters,
                 "min_lr_ratio": cfg.min_lr_ratio,
             },
-            "rng": rngs[0],
-            "rng_ranks": rngs,  # every rank's generators, so a DDP resume is exact on all ranks
-            "config": _plain(cfg.to_dict()),
-            "model_config": _plain(dataclasses.asdict(model.config)),
-            "taxonomy": taxonomy.to_dict(),
-        }
+            rng=rngs[0],
+            rng_ranks=rngs,  # every rank's generators, so a DDP resume is exact on all ranks
+            config=_plain(cfg.to_dict()),
+        )
 
     def validate(step: int) -> None:
         if val_data is None and not subsets:

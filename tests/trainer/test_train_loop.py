@@ -203,7 +203,14 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_checkpoint_io_errors_and_atomic_write(tmp_path):
-    from trainer.checkpoint import rng_state, save_checkpoint, set_rng_state
+    from trainer.checkpoint import (
+        FORMAT,
+        REQUIRED,
+        checkpoint_dict,
+        rng_state,
+        save_checkpoint,
+        set_rng_state,
+    )
 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
@@ -218,8 +225,10 @@ def test_checkpoint_io_errors_and_atomic_write(tmp_path):
     torch.save({"model": {}}, tmp_path / "foreign.pt")
     with pytest.raises(ValueError, match="foreign.pt: not an engine training checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
-    state = {"format": 1, "step": 3, "model": {}, "model_config": {}, "taxonomy": {}}
-    state["rng"] = rng_state()
+    state = checkpoint_dict(3, {}, {}, {}, rng=rng_state())
+    assert set(REQUIRED) <= state.keys() and state["format"] == FORMAT
+    with pytest.raises(ValueError, match="step given twice"):
+        checkpoint_dict(3, {}, {}, {}, step=4)
     save_checkpoint(tmp_path / "run" / "last.pt", state)
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["last.pt"]  # no temp file left
     a = torch.rand(3)
