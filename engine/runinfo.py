@@ -18,6 +18,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from trainer.allocator import OPT_OUT as MALLOC_OPT_OUT
+
 PACKAGES = (
     "mass-engine",
     "torch",
@@ -91,7 +93,7 @@ RECORDED_ENV = (
     "MKL_NUM_THREADS",
     "OMP_WAIT_POLICY",
     "LD_PRELOAD",
-    "ENGINE_TUNE_MALLOC",
+    MALLOC_OPT_OUT,  # training's malloc tuning turned off (trainer.allocator)
     "CUBLAS_WORKSPACE_CONFIG",
     "PYTORCH_CUDA_ALLOC_CONF",
 )
