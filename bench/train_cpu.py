@@ -30,9 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from trainer.allocator import OPT_OUT
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runs from a checkout without the package installed, as CHILD
+
+from trainer.allocator import OPT_OUT  # noqa: E402
 
 CHILD = """
 import dataclasses, json, sys
