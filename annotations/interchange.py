@@ -151,7 +151,7 @@ def _check_size(
 ) -> None:
     if stem not in sizes:
         raise ValueError(
-            f"{path}: image {stem!r} is not in the dataset split ({len(sizes)} images there)"
+            f"{path}: image {stem!r} is not in the dataset split (images there: {len(sizes)})"
         )
     want = sizes[stem]
     if tuple(hw) != tuple(want):

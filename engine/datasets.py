@@ -30,6 +30,7 @@ from PIL import Image, ImageOps
 from annotations.fileio import read_json, read_yaml
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, Taxonomy
+from engine.text import counted
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 SPEC_NAMES = ("dataset.yaml", "dataset.yml", "dataset.json")
@@ -200,8 +201,8 @@ class SegDataset:
                 problems.append(
                     Problem(
                         no_label[0],
-                        f"{image_dir}: {len(no_label)} images have no label in {label_dir}: "
-                        f"{_few(no_label)}",
+                        f"{image_dir}: no label in {label_dir} for "
+                        f"{counted(len(no_label), 'image')}: {_few(no_label)}",
                     )
                 )
             no_image = sorted(set(labels) - set(images))
@@ -209,8 +210,8 @@ class SegDataset:
                 problems.append(
                     Problem(
                         no_image[0],
-                        f"{label_dir}: {len(no_image)} labels have no image in {image_dir}: "
-                        f"{_few(no_image)}",
+                        f"{label_dir}: no image in {image_dir} for "
+                        f"{counted(len(no_image), 'label')}: {_few(no_image)}",
                     )
                 )
         if problems and not self.lenient:

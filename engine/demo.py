@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.text import counted
+
 # Nothing heavy at import time: the CLI reads DemoConfig's defaults when `engine` starts.
 
 # The demo's start checkpoint: a 7-class stand-in for the released model (engine/pretrain.py)
@@ -181,7 +183,9 @@ def run_demo(
         what = "SIMULATED labeler" if cfg.simulated else "Grounded-SAM"
         summary = stage(f"label {name} ({what})", lambda c=label_cfg: run_labeling(c))
         if summary.failed:
-            raise RuntimeError(f"{label_cfg.out_dir}: {summary.failed} images failed to label")
+            raise RuntimeError(
+                f"{label_cfg.out_dir}: {counted(summary.failed, 'image')} failed to label"
+            )
         label_dirs.append(label_cfg.out_dir)
         result.paths[f"label/{name}"] = label_cfg.out_dir
         subset = stage(
@@ -229,7 +233,8 @@ def run_demo(
     )
     if predicted.failed:  # the report would score a partial test split
         raise RuntimeError(
-            f"{pred}: {len(predicted.failed)} images failed to predict ({predicted.failed[0][1]})"
+            f"{pred}: {counted(len(predicted.failed), 'image')} failed to predict "
+            f"({predicted.failed[0][1]})"
         )
     result.paths["predict"] = pred
 

@@ -18,6 +18,7 @@ from annotations.labelmap import IGNORE, read_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import Problem, Sample, SegDataset, load_spec
 from engine.progress import make_progress
+from engine.text import counted
 
 
 @dataclass
@@ -176,7 +177,7 @@ def render_stats(stats: DatasetStats) -> list:
 
     problems = stats.problems
     if problems:
-        out.append(Text(f"{len(problems)} problems found:", style="bold red"))
+        out.append(Text(f"{counted(len(problems), 'problem')} found:", style="bold red"))
         out.extend(Text(f"  {p.message}") for p in problems)
     else:
         out.append(Text("No problems found.", style="green"))

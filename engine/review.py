@@ -34,6 +34,7 @@ from engine.outputs import (
     overlay,
     taxonomy_near,
 )
+from engine.text import counted
 
 
 @dataclass
@@ -90,7 +91,8 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     if missing:
         where = cfg.data or run.data_root
         raise FileNotFoundError(
-            f"{where or run.root / 'run.json'}: images of {len(missing)} labelled stems not found "
+            f"{where or run.root / 'run.json'}: no image found for "
+            f"{counted(len(missing), 'labelled stem')} "
             f"(e.g. {missing[0]}); pass the dataset root with --data"
         )
     rows.sort(key=lambda r: (math.isnan(r[1].confidence), r[1].confidence, r[1].stem))
@@ -164,7 +166,7 @@ def _card(split, st, scores, panels, original) -> str:
         f'<div class="card" data-conf="{conf or "2"}" data-n="{st.num_instances}" '
         f'data-stem="{html.escape(st.stem)}">'
         f'<h3><a href="{html.escape(original)}">{html.escape(split)}/{html.escape(st.stem)}</a></h3>'
-        f"<p>confidence <b>{conf_text}</b> &middot; {st.num_instances} instances "
+        f"<p>confidence <b>{conf_text}</b> &middot; {counted(st.num_instances, 'instance')} "
         f"({st.num_tiny} tiny) &middot; scores: {score_text}</p>"
         f'<div class="panels">{figs}</div></div>'
     )
@@ -207,7 +209,8 @@ def _page(class_name: str, backend: str, run_root: str, cards: list[str], cfg: d
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>Review: {html.escape(class_name)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(class_name)} pseudo labels ({html.escape(backend)}){badge}</h1>"
-        f"<p>run {html.escape(run_root)} &middot; {len(cards)} images, lowest confidence first "
+        f"<p>run {html.escape(run_root)} &middot; {counted(len(cards), 'image')}, "
+        "lowest confidence first "
         "(confidence = mean over pixels labelled the class, 0..1)</p>"
         f"<p>{html.escape(legend)}</p>"
         "<p><button onclick=\"sortCards('conf',1)\">confidence &uarr;</button>"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.text import counted
 from labeler.config import (
     DEFAULT_DETECTOR,
     DEFAULT_SEGMENTER,
@@ -171,8 +172,7 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
     if summary.failed:
         n = len(summary.failed)
         err.print(
-            f"{n} image{'s' if n > 1 else ''} failed; run the same command again to retry "
-            "exactly those"
+            f"{counted(n, 'image')} failed; run the same command again to retry exactly those"
         )
     if summary.interrupted:
         err.print("interrupted: run the same command again to resume")

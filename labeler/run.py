@@ -39,6 +39,7 @@ from annotations.taxonomy import Taxonomy
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
+from engine.text import counted
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
 from labeler.config import LabelConfig, shard_from_env
 from labeler.crops import CroppedInstances, semantic_from_crops
@@ -357,7 +358,8 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
         results = backend.label([b[0] for b in batch])
         if len(results) != len(batch):
             raise RuntimeError(
-                f"backend {backend.name} returned {len(results)} results for {len(batch)} images"
+                f"backend {backend.name} returned {counted(len(results), 'result')} "
+                f"for {counted(len(batch), 'image')}"
             )
         for (img, _), res in zip(batch, results, strict=True):
             got, want = res.instances.image_size, img.image.shape[:2]

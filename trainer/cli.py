@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import EXIT_SOME_FAILED, parse_scales, parse_size, stdout
+from engine.text import counted
 
 app = typer.Typer()
 
@@ -232,7 +233,7 @@ def predict_cmd(
         + (f" ({result.skipped} already there, skipped)" if result.skipped else "")
     )
     if result.failed:
-        stdout.print(f"{len(result.failed)} images failed:", highlight=False)
+        stdout.print(f"{counted(len(result.failed), 'image')} failed:", highlight=False)
         for _, reason in result.failed:
             stdout.print(f"  {reason}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_SOME_FAILED)

@@ -21,6 +21,7 @@ import torch.distributed as dist
 
 from engine.datasets import SegDataset
 from engine.progress import track
+from engine.text import counted
 
 
 @torch.no_grad()
@@ -135,7 +136,7 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
     missing = [s for s in sub.stems if s not in by_stem]
     if missing:
         raise FileNotFoundError(
-            f"{sub.root}: {len(missing)} annotated images are not in split {sub.split!r} of "
+            f"{sub.root}: {counted(len(missing), 'annotated image')} not in split {sub.split!r} of "
             f"{data.spec.root} (first: {missing[0]})"
         )
     return SubsetTarget(

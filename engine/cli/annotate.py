@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from engine.cli.common import stdout
+from engine.text import counted
 
 app = typer.Typer(
     help="Annotated test subsets: export pseudo labels for correction, import corrected "
@@ -34,7 +35,7 @@ def annotate_export(
     res = export_annotations(
         ExportConfig(run, out, split, stems or None, data, tuple(fmt), mask_format, simplify)
     )
-    stdout.print(f"exported {res.instances} instances of {res.images} images")
+    stdout.print(f"exported {counted(res.instances, 'instance')} of {counted(res.images, 'image')}")
     if res.coco:
         stdout.print(f"  COCO:    {res.coco}")
     if res.labelme:
@@ -57,7 +58,9 @@ def annotate_import(
     from engine.annotate import ImportConfig, import_annotations
 
     sub = import_annotations(ImportConfig(fmt, sources, class_name, data, out, split, png_binary))
-    stdout.print(f"annotated subset of {sub.class_name}: {len(sub.stems)} images -> {sub.root}")
+    stdout.print(
+        f"annotated subset of {sub.class_name}: {counted(len(sub.stems), 'image')} -> {sub.root}"
+    )
 
 
 @app.command("pick")
@@ -80,4 +83,4 @@ def annotate_pick(
     for p in picks:
         counts[p.reason] = counts.get(p.reason, 0) + 1
     detail = ", ".join(f"{v} {k}" for k, v in counts.items())
-    stdout.print(f"picked {len(picks)} images ({detail}) -> {path}")
+    stdout.print(f"picked {counted(len(picks), 'image')} ({detail}) -> {path}")

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import parse_size, stdout
+from engine.text import counted
 
 app = typer.Typer()
 
@@ -28,8 +29,8 @@ def synth_cmd(
     root = generate(cfg, progress=progress)
     n = train + val + test
     stdout.print(
-        f"wrote {n} images ({train} train, {val} val, {test} test) at {cfg.size[0]}x{cfg.size[1]} "
-        f"to {root}",
+        f"wrote {counted(n, 'image')} ({train} train, {val} val, {test} test) "
+        f"at {cfg.size[0]}x{cfg.size[1]} to {root}",
         soft_wrap=True,
     )
     stdout.print(f"  new-class truth: {root / 'new_classes'} (bicycle, car)", soft_wrap=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import split_names, stdout
+from engine.text import counted
 
 app = typer.Typer()
 
@@ -78,6 +79,6 @@ def fuse_command(
     result = fuse(config)
     stdout.print(report_table(result))
     stdout.print(
-        f"fused {result.fused} images, skipped {result.skipped} already done, "
+        f"fused {counted(result.fused, 'image')}, skipped {result.skipped} already done, "
         f"in {result.seconds:.1f} s -> {result.out} (open it as a dataset: engine info {result.out})"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from engine.cli.common import stdout
+from engine.text import counted
 
 app = typer.Typer()
 
@@ -28,6 +29,6 @@ def review(
 
     res = build_review(ReviewConfig(run, out, split, data, pred, pred_class_id, gt, thumb, limit))
     stdout.print(
-        f"review of {res.images} images ({res.with_pred} with prediction, {res.with_gt} with "
-        f"annotation): {res.index}"
+        f"review of {counted(res.images, 'image')} ({res.with_pred} with prediction, "
+        f"{res.with_gt} with annotation): {res.index}"
     )

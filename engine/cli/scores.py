@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import stderr, stdout
+from engine.text import counted
 
 app = typer.Typer()
 
@@ -80,7 +81,8 @@ def evaluate_cmd(
     report = evaluate(cfg)
     r = report.result
     table = Table(
-        title=f"{r.images} images, BF1 aggregated per {'image' if r.bf1_mode == 'image' else 'dataset'}"
+        title=f"{counted(r.images, 'image')}, BF1 aggregated per "
+        f"{'image' if r.bf1_mode == 'image' else 'dataset'}"
     )
     table.add_column("id", justify="right")
     table.add_column("class")

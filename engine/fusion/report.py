@@ -9,6 +9,7 @@ from rich.table import Table
 
 from engine.fusion.rules import ClassStats
 from engine.fusion.run import FuseResult
+from engine.text import counted
 
 
 def _rows(s: ClassStats) -> dict[str, str]:
@@ -29,7 +30,9 @@ def _rows(s: ClassStats) -> dict[str, str]:
 
 def report_table(result: FuseResult) -> Table:
     """The per-class report of a fusion run as a rich table (the CLI prints it)."""
-    table = Table(title=f"fusion report: {result.images} images ({', '.join(result.splits)})")
+    table = Table(
+        title=f"fusion report: {counted(result.images, 'image')} ({', '.join(result.splits)})"
+    )
     table.add_column("", justify="left")
     tax = result.taxonomy
     columns = []

@@ -36,6 +36,7 @@ from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, Pseudo
 from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
+from engine.text import counted
 
 FUSE_FORMAT = "mass-engine/fuse/v1"
 
@@ -229,17 +230,17 @@ def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
     extra, missing = labelled - images, images - labelled
     if labelled and not labelled & images:
         raise ValueError(
-            f"{folder}: none of its {len(labelled)} pseudo labels matches an image of {image_dir} "
+            f"{folder}: no image of {image_dir} matches its {counted(len(labelled), 'pseudo label')} "
             f"(pseudo: {_few(labelled)}; images: {_few(images)}): a pseudo run for another dataset?"
         )
     if extra:
         raise ValueError(
-            f"{folder}: {len(extra)} pseudo labels have no image in {image_dir}: {_few(extra)} "
+            f"{folder}: no image in {image_dir} for {counted(len(extra), 'pseudo label')}: {_few(extra)} "
             "(a pseudo run for another dataset?)"
         )
     if missing:
         raise ValueError(
-            f"{folder}: {len(missing)} images of {image_dir} have no pseudo label: "
+            f"{folder}: no pseudo label for {counted(len(missing), 'image')} of {image_dir}: "
             f"{_few(missing)} (finish the labeling run first)"
         )
 

@@ -97,7 +97,7 @@ def test_images_without_labels_count_and_first_names(tmp_path: Path):
         open_split(root, "train")
     msg = str(e.value)
     assert msg.startswith(str(root / "images/train"))
-    assert "6 images have no label in" in msg
+    assert "no label in" in msg and "for 6 images: " in msg
     assert "img0, img1, img2, img4, img5, ... (6 in all)" in msg
     ds = open_split(root, "train", require_labels=False)
     assert len(ds) == 7 and ds[3].label_path is not None and ds[0].label_path is None
@@ -109,7 +109,7 @@ def test_labels_without_images_count_and_first_names(tmp_path: Path):
         open_split(root, "train")
     msg = str(e.value)
     assert msg.startswith(str(root / "annotations/train"))
-    assert "2 labels have no image in" in msg and msg.endswith("ghost1, ghost2")
+    assert "no image in" in msg and "for 2 labels: " in msg and msg.endswith("ghost1, ghost2")
 
 
 def test_duplicate_stems(tmp_path: Path):
@@ -163,8 +163,8 @@ def test_check_reports_every_problem(tmp_path: Path):
     text = [p.message for p in problems]
     assert len(seen) == 4
     assert len(text) == 7, text
-    assert "1 images have no label" in text[0] and "e" in text[0]
-    assert "1 labels have no image" in text[1] and text[1].endswith("x")
+    assert text[0].endswith("for 1 image: e")
+    assert text[1].endswith("for 1 label: x")
     assert text[2].startswith(str(root / "images/train/a.jpg"))
     assert text[3].startswith(str(root / "annotations/train/a.png"))
     assert text[4].startswith(str(root / "images/train/b.jpg"))

@@ -243,7 +243,8 @@ def test_error_pseudo_run_for_another_dataset(world, tmp_path):
         tmp_path / "other", "Bicycle", {"train": {"x": bike_map()}, "val": {"y": bike_map()}}
     )
     with pytest.raises(
-        ValueError, match=r"other/labels/train: none of its 1 pseudo labels .* another dataset"
+        ValueError,
+        match=r"other/labels/train: no image of .* matches its 1 pseudo label .* another dataset",
     ):
         fuse(cfg(world, pseudo=(other,)))
 
@@ -251,14 +252,14 @@ def test_error_pseudo_run_for_another_dataset(world, tmp_path):
 def test_error_pseudo_labels_missing_or_extra(world, tmp_path):
     partial = write_pseudo_run(tmp_path / "partial", "Bicycle", {"train": {"a": bike_map()}})
     with pytest.raises(
-        ValueError, match=r"partial/labels/train: 1 images of .* no pseudo label: b"
+        ValueError, match=r"partial/labels/train: no pseudo label for 1 image of .*: b"
     ):
         fuse(cfg(world, pseudo=(partial,), splits=("train",)))
     extra = write_pseudo_run(
         tmp_path / "extra", "Bicycle", {"train": {k: bike_map() for k in ("a", "b", "zz")}}
     )
     with pytest.raises(
-        ValueError, match=r"extra/labels/train: 1 pseudo labels have no image .*: zz"
+        ValueError, match=r"extra/labels/train: no image in .* for 1 pseudo label: zz"
     ):
         fuse(cfg(world, pseudo=(extra,), splits=("train",)))
     with pytest.raises(FileNotFoundError, match=r"extra/labels/val: this pseudo run has no labels"):
@@ -410,7 +411,8 @@ def test_cli_error_is_one_line(world, tmp_path):
     assert res.exit_code == 2
     text = " ".join(res.output.split())  # one message; rich wraps it at 80 columns
     assert text.startswith("error: ") and text.count("error:") == 1
-    assert "other/labels/train: none of its 1 pseudo labels" in text and "another dataset" in text
+    assert "other/labels/train: no image of" in text and "matches its 1 pseudo label " in text
+    assert "another dataset" in text
     assert "Traceback" not in res.output
 
 

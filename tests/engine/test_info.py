@@ -56,7 +56,7 @@ def test_problems_are_collected_not_raised(tmp_path: Path):
     assert train.images == 3 and train.labelled == 2  # c's label is fine, b's is not
     msgs = [p.message for p in stats.problems]
     assert len(msgs) == 3
-    assert "1 labels have no image" in msgs[0] and "label values 9" in msgs[1]
+    assert "for 1 label: " in msgs[0] and "label values 9" in msgs[1]
     assert msgs[2].startswith(str(tmp_path / "images/train/c.png"))
 
 

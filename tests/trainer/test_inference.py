@@ -309,6 +309,6 @@ def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--out", str(out)]
     res = CliRunner().invoke(app, [*args, "--size", "64x48", "--device", "cpu", "--no-progress"])
     text = " ".join(res.output.split())
-    assert res.exit_code == 1 and "1 images failed" in text and "broken.jpg" in text
+    assert res.exit_code == 1 and "1 image failed" in text and "broken.jpg" in text
     assert "2 already there" in text  # the good ones are kept; small.png is labelled at 64x48
     assert (out / "small.png").exists()

@@ -1,0 +1,9 @@
+from engine.text import counted
+
+
+def test_counted_agrees_with_the_number():
+    assert counted(0, "image") == "0 images"
+    assert counted(1, "image") == "1 image"
+    assert counted(2, "pseudo label") == "2 pseudo labels"
+    assert counted(1, "class", "classes") == "1 class"
+    assert counted(3, "class", "classes") == "3 classes"
