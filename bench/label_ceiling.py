@@ -1,0 +1,121 @@
+"""What the labels allow at the model's mask resolution: a demo's fused labels and annotations
+read at 1/f of the image (every class's one-hot map box-averaged by f, upsampled bilinearly,
+argmax, as MaSSFormer's inference decodes its H/2 masks), scored like `engine report`.
+
+    python bench/label_ceiling.py demo_out            # f = 2, the model's mask resolution
+
+"fused labels at 1/f" is what a model that learnt its fused labels exactly would score; the
+annotation's row is the architecture's bound (docs/trainer.md, second and fourteenth rounds).
+Prints one table per new class and writes OUT/label_ceiling.json (OUT defaults to the demo
+folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from annotations.labelmap import IGNORE, read_label  # noqa: E402
+from annotations.subset import read_subset  # noqa: E402
+from annotations.taxonomy import Taxonomy  # noqa: E402
+from engine.metrics.binary import ClassScorer  # noqa: E402
+from engine.outputs import find_png  # noqa: E402
+from trainer.inference import _upsample_argmax  # noqa: E402
+
+
+def read_at(label: np.ndarray, factor: int, num_classes: int) -> np.ndarray:
+    """``label`` (H, W) as a model with masks at 1/``factor`` of it would reproduce it at best by
+    averaging: one-hot classes box-averaged by ``factor`` (edge rows and columns padded by
+    replication), upsampled bilinearly to (H, W), argmax (ties to the lower id). Ignored (255)
+    pixels take the nearest known label first."""
+    if factor == 1:
+        return label.copy()
+    unknown = label == IGNORE
+    if unknown.all():
+        raise ValueError("label has no known pixel")
+    if unknown.any():
+        idx = ndimage.distance_transform_edt(unknown, return_distances=False, return_indices=True)
+        label = label[tuple(idx)]
+    h, w = label.shape
+    t = torch.from_numpy(label.astype(np.int64))
+    onehot = F.one_hot(t, num_classes).permute(2, 0, 1)[None].float()
+    onehot = F.pad(onehot, (0, -w % factor, 0, -h % factor), mode="replicate")
+    return _upsample_argmax(F.avg_pool2d(onehot, factor), (h, w))
+
+
+def score_class(demo: Path, subset_dir: Path, factor: int) -> list[dict]:
+    subset = read_subset(subset_dir)
+    fused = demo / "fused"
+    taxonomy = Taxonomy.load(fused / "taxonomy.json")
+    cid = taxonomy.id_of(subset.class_name)
+    k = taxonomy.num_classes
+    pseudo_dir = demo / "label" / subset.class_name.lower() / "labels"
+    scorers = {
+        "pseudo labels": ClassScorer(class_id=1, pred_class_id=1),
+        "fused labels": ClassScorer(class_id=1, pred_class_id=cid),
+        f"fused labels at 1/{factor}": ClassScorer(class_id=1, pred_class_id=cid),
+        f"annotation at 1/{factor}": ClassScorer(class_id=1, pred_class_id=1),
+    }
+    for stem in subset.stems:
+        gt = subset.mask(stem)
+        fused_path = find_png(fused / "labels", subset.split, stem)
+        pseudo_path = find_png(pseudo_dir, subset.split, stem)
+        if fused_path is None or pseudo_path is None:
+            raise FileNotFoundError(f"{demo}: no fused or pseudo label for {stem!r}")
+        f_label = read_label(fused_path)
+        scorers["pseudo labels"].update(read_label(pseudo_path), gt)
+        scorers["fused labels"].update(f_label, gt)
+        scorers[f"fused labels at 1/{factor}"].update(read_at(f_label, factor, k), gt)
+        truth = np.where(gt == 1, 1, 0).astype(
+            np.uint8
+        )  # 255 read as background, scored as ignored
+        scorers[f"annotation at 1/{factor}"].update(read_at(truth, factor, 2), gt)
+    rows = []
+    for name, scorer in scorers.items():
+        r = scorer.compute()
+        rows.append(
+            {
+                "source": name,
+                "iou": round(float(r.iou), 2),
+                "biou": round(float(r.biou), 2),
+                "bf1": round(float(r.bf1), 4),
+            }  # fmt: skip
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("demo", type=Path, help="an `engine demo --out` folder")
+    ap.add_argument("--factor", type=int, default=2, help="mask resolution 1/f (MaSSFormer: 2)")
+    ap.add_argument("--out", type=Path, default=None, help="folder for label_ceiling.json")
+    args = ap.parse_args()
+    subsets = sorted(p.parent for p in (args.demo / "annotated").glob("*/subset.json"))
+    if not subsets:
+        sys.exit(f"{args.demo}/annotated: no annotated subset (is this an engine demo folder?)")
+    result = {"demo": str(args.demo), "factor": args.factor, "classes": {}}
+    for sub in subsets:
+        rows = score_class(args.demo, sub, args.factor)
+        result["classes"][read_subset(sub).class_name] = rows
+        print(f"{read_subset(sub).class_name}:")
+        for r in rows:
+            print(
+                f"  {r['source']:22s} IoU {r['iou']:6.2f}  BIoU {r['biou']:6.2f}  BF1 {r['bf1']:.4f}"
+            )
+    out = (args.out or args.demo) / "label_ceiling.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""``bench/label_ceiling.py``: the half-resolution reading of a label map, and its scores agreeing
+with ``engine report``'s on a small demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from typer.testing import CliRunner
+
+from bench.label_ceiling import read_at
+from cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--train", "3", "--val", "1", "--test", "2", "--size", "128x96", "--iters", "4",
+         "--crop", "64", "--batch-size", "2", "--no-progress"]  # fmt: skip
+
+
+def background(h: int = 12, w: int = 16) -> np.ndarray:
+    return np.full((h, w), 4, np.uint8)  # Ground
+
+
+def test_a_one_pixel_spoke_is_lost_at_half_resolution_a_two_pixel_aligned_bar_kept():
+    spoke = background()
+    spoke[:, 5] = 7
+    assert (read_at(spoke, 2, 9) == 4).all()  # half a pixel of bicycle loses the tie to Ground
+    bar = background()
+    bar[:, 4:6] = 7  # fills whole cells of the 2x2 grid
+    assert np.array_equal(read_at(bar, 2, 9), bar)
+
+
+def test_factor_one_is_the_map_itself_and_other_sizes_keep_their_shape():
+    label = np.random.default_rng(0).integers(0, 9, (7, 11)).astype(np.uint8)
+    assert np.array_equal(read_at(label, 1, 9), label)
+    big = background(13, 17)
+    big[4:12, 6:14] = 8  # a car block, odd frame
+    out = read_at(big, 2, 9)
+    assert out.shape == (13, 17)
+    assert (out[6:10, 8:12] == 8).all() and (out[:2] == 4).all()
+
+
+def test_ignored_pixels_take_the_nearest_label():
+    label = background()
+    label[:, 8:] = 8
+    label[:, 7:9] = 255
+    out = read_at(label, 2, 9)
+    assert set(np.unique(out)) == {4, 8}
+    assert (out[:, :6] == 4).all() and (out[:, 10:] == 8).all()
+
+
+def test_scores_agree_with_the_report_of_a_small_demo(tmp_path):
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
+    assert res.exit_code == 0, res.output
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "label_ceiling.py"), str(out)],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    ceiling = json.loads((out / "label_ceiling.json").read_text())
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    for name in ("Bicycle", "Car"):
+        ours = {r["source"]: r for r in ceiling["classes"][name]}
+        theirs = {r["kind"]: r for r in summary["classes"][name]}
+        for kind in ("pseudo labels", "fused labels"):
+            assert {k: ours[kind][k] for k in ("iou", "biou", "bf1")} == {
+                k: theirs[kind][k] for k in ("iou", "biou", "bf1")
+            }
+        assert {"fused labels at 1/2", "annotation at 1/2"} <= set(ours)
+        assert ours["annotation at 1/2"]["iou"] <= 100.0
