@@ -13,7 +13,6 @@ folder).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from annotations.fileio import atomic_write_json  # noqa: E402
 from annotations.labelmap import IGNORE, read_label  # noqa: E402
 from annotations.subset import read_subset  # noqa: E402
 from annotations.taxonomy import Taxonomy  # noqa: E402
@@ -69,15 +69,15 @@ def score_class(demo: Path, subset_dir: Path, factor: int) -> list[dict]:
         gt = subset.mask(stem)
         fused_path = find_png(fused / "labels", subset.split, stem)
         pseudo_path = find_png(pseudo_dir, subset.split, stem)
-        if fused_path is None or pseudo_path is None:
-            raise FileNotFoundError(f"{demo}: no fused or pseudo label for {stem!r}")
+        for folder, path in ((fused / "labels", fused_path), (pseudo_dir, pseudo_path)):
+            if path is None:
+                raise FileNotFoundError(f"{folder}: no label for annotated image {stem!r}")
         f_label = read_label(fused_path)
         scorers["pseudo labels"].update(read_label(pseudo_path), gt)
         scorers["fused labels"].update(f_label, gt)
         scorers[f"fused labels at 1/{factor}"].update(read_at(f_label, factor, k), gt)
-        truth = np.where(gt == 1, 1, 0).astype(
-            np.uint8
-        )  # 255 read as background, scored as ignored
+        # the annotation's 255 pixels read as background here, and are ignored when scored
+        truth = (gt == 1).astype(np.uint8)
         scorers[f"annotation at 1/{factor}"].update(read_at(truth, factor, 2), gt)
     rows = []
     for name, scorer in scorers.items():
@@ -88,7 +88,7 @@ def score_class(demo: Path, subset_dir: Path, factor: int) -> list[dict]:
                 "iou": round(float(r.iou), 2),
                 "biou": round(float(r.biou), 2),
                 "bf1": round(float(r.bf1), 4),
-            }  # fmt: skip
+            }
         )
     return rows
 
@@ -99,6 +99,8 @@ def main() -> None:
     ap.add_argument("--factor", type=int, default=2, help="mask resolution 1/f (MaSSFormer: 2)")
     ap.add_argument("--out", type=Path, default=None, help="folder for label_ceiling.json")
     args = ap.parse_args()
+    if args.factor < 1:
+        ap.error(f"--factor must be >= 1, got {args.factor}")
     subsets = sorted(p.parent for p in (args.demo / "annotated").glob("*/subset.json"))
     if not subsets:
         sys.exit(f"{args.demo}/annotated: no annotated subset (is this an engine demo folder?)")
@@ -112,8 +114,7 @@ def main() -> None:
                 f"  {r['source']:22s} IoU {r['iou']:6.2f}  BIoU {r['biou']:6.2f}  BF1 {r['bf1']:.4f}"
             )
     out = (args.out or args.demo) / "label_ceiling.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    atomic_write_json(out, result)
     print(f"wrote {out}")
 
 
