@@ -25,10 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from annotations.fileio import atomic_write_json  # noqa: E402
 from annotations.labelmap import IGNORE, read_label  # noqa: E402
-from annotations.subset import read_subset  # noqa: E402
+from annotations.subset import Subset, read_subset  # noqa: E402
 from annotations.taxonomy import Taxonomy  # noqa: E402
 from engine.metrics.binary import ClassScorer  # noqa: E402
 from engine.outputs import find_png  # noqa: E402
+from engine.report import METRICS  # noqa: E402
 from trainer.inference import _upsample_argmax  # noqa: E402
 
 
@@ -36,7 +37,7 @@ def read_at(label: np.ndarray, factor: int, num_classes: int) -> np.ndarray:
     """``label`` (H, W) as a model with masks at 1/``factor`` of it would reproduce it at best by
     averaging: one-hot classes box-averaged by ``factor`` (edge rows and columns padded by
     replication), upsampled bilinearly to (H, W), argmax (ties to the lower id). Ignored (255)
-    pixels take the nearest known label first."""
+    pixels take the nearest known label first. ``factor`` 1 returns a copy of ``label``."""
     if factor == 1:
         return label.copy()
     unknown = label == IGNORE
@@ -52,8 +53,9 @@ def read_at(label: np.ndarray, factor: int, num_classes: int) -> np.ndarray:
     return _upsample_argmax(F.avg_pool2d(onehot, factor), (h, w))
 
 
-def score_class(demo: Path, subset_dir: Path, factor: int) -> list[dict]:
-    subset = read_subset(subset_dir)
+def score_class(demo: Path, subset: Subset, factor: int) -> list[dict]:
+    """The rows of one annotated subset: pseudo and fused labels as `engine report` scores
+    them, then the fused labels and the annotation read at 1/``factor``."""
     fused = demo / "fused"
     taxonomy = Taxonomy.load(fused / "taxonomy.json")
     cid = taxonomy.id_of(subset.class_name)
@@ -82,14 +84,7 @@ def score_class(demo: Path, subset_dir: Path, factor: int) -> list[dict]:
     rows = []
     for name, scorer in scorers.items():
         r = scorer.compute()
-        rows.append(
-            {
-                "source": name,
-                "iou": round(float(r.iou), 2),
-                "biou": round(float(r.biou), 2),
-                "bf1": round(float(r.bf1), 4),
-            }
-        )
+        rows.append({"source": name} | {k: round(float(getattr(r, k)), nd) for k, _, nd in METRICS})
     return rows
 
 
@@ -105,14 +100,13 @@ def main() -> None:
     if not subsets:
         sys.exit(f"{args.demo}/annotated: no annotated subset (is this an engine demo folder?)")
     result = {"demo": str(args.demo), "factor": args.factor, "classes": {}}
-    for sub in subsets:
-        rows = score_class(args.demo, sub, args.factor)
-        result["classes"][read_subset(sub).class_name] = rows
-        print(f"{read_subset(sub).class_name}:")
+    for subset in map(read_subset, subsets):
+        rows = score_class(args.demo, subset, args.factor)
+        result["classes"][subset.class_name] = rows
+        print(f"{subset.class_name}:")
         for r in rows:
-            print(
-                f"  {r['source']:22s} IoU {r['iou']:6.2f}  BIoU {r['biou']:6.2f}  BF1 {r['bf1']:.4f}"
-            )
+            scores = "  ".join(f"{title} {r[k]:.{nd}f}" for k, title, nd in METRICS)
+            print(f"  {r['source']:22s} {scores}")
     out = (args.out or args.demo) / "label_ceiling.json"
     atomic_write_json(out, result)
     print(f"wrote {out}")

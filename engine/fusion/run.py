@@ -230,13 +230,14 @@ def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
     extra, missing = labelled - images, images - labelled
     if labelled and not labelled & images:
         raise ValueError(
-            f"{folder}: no image of {image_dir} matches its {counted(len(labelled), 'pseudo label')} "
+            f"{folder}: no image of {image_dir} matches its "
+            f"{counted(len(labelled), 'pseudo label')} "
             f"(pseudo: {_few(labelled)}; images: {_few(images)}): a pseudo run for another dataset?"
         )
     if extra:
         raise ValueError(
-            f"{folder}: no image in {image_dir} for {counted(len(extra), 'pseudo label')}: {_few(extra)} "
-            "(a pseudo run for another dataset?)"
+            f"{folder}: no image in {image_dir} for {counted(len(extra), 'pseudo label')}: "
+            f"{_few(extra)} (a pseudo run for another dataset?)"
         )
     if missing:
         raise ValueError(
