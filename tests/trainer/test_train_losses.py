@@ -279,6 +279,29 @@ def test_importance_sampling_prefers_boundaries():
     assert float((point_sample(w, uniform, mode="nearest") > 0).float().mean()) < 0.09
 
 
+def test_point_pixels_read_what_nearest_sampling_reads():
+    """The mask loss gathers its targets at ``point_pixels``; for the points the sampler draws
+    (inside valid pixels, off their borders) that is what nearest ``point_sample`` returns."""
+    from trainer.losses.points import importance_points, point_pixels, point_sample
+
+    torch.manual_seed(0)
+    h, w = 37, 53  # odd sizes: no power-of-two rounding to hide behind
+    values = torch.rand(3, 1, h, w)
+    valid = torch.rand(3, 1, h, w) > 0.3
+    valid[2] = False  # a mask without a valid pixel samples the whole map
+    pts = importance_points(
+        torch.randn(3, 1, 19, 27), torch.rand(3, 1, h, w), 500, 3.0, 0.75, valid=valid
+    )
+    flat = point_pixels(pts, h, w)
+    assert flat.shape == (3, 500) and int(flat.min()) >= 0 and int(flat.max()) < h * w
+    gathered = values.flatten(1).gather(1, flat)
+    assert torch.equal(gathered, point_sample(values, pts, mode="nearest")[:, 0])
+    assert bool(valid[:2].flatten(1).gather(1, flat[:2]).all())
+    # the map's last row and column are reached, and a point on the far edge stays inside
+    edge = point_pixels(torch.tensor([[[0.999, 0.999], [1.0, 1.0], [0.0, 0.0]]]), h, w)
+    assert edge.tolist() == [[h * w - 1, h * w - 1, 0]]
+
+
 def test_valid_indices_uniform_over_valid_entries_with_fallbacks():
     from trainer.losses.points import valid_indices
 

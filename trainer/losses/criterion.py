@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.losses.matcher import HungarianMatcher
-from trainer.losses.points import importance_points, point_sample
+from trainer.losses.points import importance_points, point_pixels, point_sample
 from trainer.losses.targets import DecouplingConfig, ImageTargets
 
 
@@ -90,35 +90,36 @@ class SetCriterion(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(bce, dice)`` of matched ``(B, Q, h, w)`` mask logits, point sampled."""
         cfg = self.cfg
-        src, tmask, tweight, tbound, tvalid, cw = [], [], [], [], [], []
-        for i, ((qi, ti), t) in enumerate(zip(matches, targets, strict=True)):
-            if len(qi) == 0:
-                continue
-            ti = ti.to(t.masks.device)
-            src.append(masks[i, qi.to(masks.device)])
-            tmask.append(t.masks[ti])
-            tweight.append(t.weights[ti])
-            tbound.append(t.boundary[ti])
-            tvalid.append(t.valid[None].expand(len(ti), -1, -1))
-            cw.append(t.class_weight[ti])
-        if not src:
+        rows = [
+            (masks[i, qi.to(masks.device)], ti.to(t.masks.device), t)
+            for (qi, ti), t, i in zip(matches, targets, range(len(targets)), strict=True)
+            if len(qi)
+        ]
+        if not rows:
             zero = masks.sum() * 0.0
             return zero, zero
-        src_t = torch.cat(src)[:, None].float()
+        src_t = torch.cat([src for src, _, _ in rows])[:, None].float()
         coords = importance_points(
             src_t,
-            torch.cat(tbound)[:, None],
+            torch.cat([t.boundary[ti] for _, ti, t in rows])[:, None],
             cfg.num_points,
             cfg.oversample,
             cfg.importance,
             cfg.boundary_bias,
-            torch.cat(tvalid)[:, None],
+            torch.cat([t.valid[None].expand(len(ti), -1, -1) for _, ti, t in rows])[:, None],
         )
         logit = point_sample(src_t, coords)[:, 0]
-        lab = point_sample(torch.cat(tmask)[:, None], coords, mode="nearest")[:, 0]
-        wgt = point_sample(torch.cat(tweight)[:, None], coords, mode="nearest")[:, 0]
-        val = point_sample(torch.cat(tvalid)[:, None].float(), coords, mode="nearest")[:, 0]
-        classw = torch.cat(cw)
+        # every point lies inside a valid pixel, off its borders: the targets are read at those
+        # pixels rather than stacked at full resolution and sampled (the same values)
+        h, w = rows[0][2].valid.shape
+        flat = point_pixels(coords, h, w).split([len(ti) for _, ti, _ in rows])
+        labs, wgts, vals = [], [], []
+        for (_, ti, t), f in zip(rows, flat, strict=True):
+            labs.append(t.masks.flatten(1)[ti[:, None], f])
+            wgts.append(t.weights.flatten(1)[ti[:, None], f])
+            vals.append(t.valid.flatten()[f])
+        lab, wgt, val = torch.cat(labs), torch.cat(wgts), torch.cat(vals).float()
+        classw = torch.cat([t.class_weight[ti] for _, ti, t in rows])
         bce = F.binary_cross_entropy_with_logits(logit, lab, reduction="none")
         bce = (bce * wgt).sum(1) / val.sum(1).clamp_min(1.0)
         p = torch.sigmoid(logit) * val

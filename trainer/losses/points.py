@@ -25,6 +25,17 @@ def point_sample(maps: torch.Tensor, coords: torch.Tensor, mode: str = "bilinear
     return out[..., 0]
 
 
+def point_pixels(coords: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``(N, P)`` flat index ``y * width + x`` of the pixel of a ``height x width`` map that
+    each of the ``(N, P, 2)`` points lies in: what ``point_sample(..., mode="nearest")`` reads
+    for a point off the pixels' borders, as every point of :func:`importance_points` with
+    ``valid`` is. Gathering targets by these indices reads only the sampled pixels, where
+    ``point_sample`` needs the maps stacked into one ``(N, C, H, W)`` tensor."""
+    x = (coords[..., 0] * width).long().clamp_(0, width - 1)
+    y = (coords[..., 1] * height).long().clamp_(0, height - 1)
+    return y * width + x
+
+
 def importance_points(
     logits: torch.Tensor,
     boundary: torch.Tensor,
