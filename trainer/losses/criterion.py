@@ -109,8 +109,8 @@ class SetCriterion(nn.Module):
             torch.cat([t.valid[None].expand(len(ti), -1, -1) for _, ti, t in rows])[:, None],
         )
         logit = point_sample(src_t, coords)[:, 0]
-        # every point lies inside a valid pixel, off its borders: the targets are read at those
-        # pixels rather than stacked at full resolution and sampled (the same values)
+        # with `valid` every point lies inside a pixel, off its borders: the targets are read at
+        # those pixels rather than stacked at full resolution and sampled (the same values)
         h, w = rows[0][2].valid.shape
         flat = point_pixels(coords, h, w).split([len(ti) for _, ti, _ in rows])
         labs, wgts, vals = [], [], []
