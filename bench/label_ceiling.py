@@ -84,7 +84,7 @@ def score_class(demo: Path, subset: Subset, factor: int) -> list[dict]:
     rows = []
     for name, scorer in scorers.items():
         r = scorer.compute()
-        rows.append({"source": name} | {k: round(float(getattr(r, k)), nd) for k, _, nd in METRICS})
+        rows.append({"source": name} | {m: round(float(getattr(r, m)), nd) for m, _, nd in METRICS})
     return rows
 
 

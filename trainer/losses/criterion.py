@@ -92,7 +92,7 @@ class SetCriterion(nn.Module):
         cfg = self.cfg
         rows = [
             (masks[i, qi.to(masks.device)], ti.to(t.masks.device), t)
-            for (qi, ti), t, i in zip(matches, targets, range(len(targets)), strict=True)
+            for i, ((qi, ti), t) in enumerate(zip(matches, targets, strict=True))
             if len(qi)
         ]
         if not rows:
@@ -111,7 +111,7 @@ class SetCriterion(nn.Module):
         logit = point_sample(src_t, coords)[:, 0]
         # with `valid` every point lies inside a pixel, off its borders: the targets are read at
         # those pixels rather than stacked at full resolution and sampled (the same values)
-        h, w = rows[0][2].valid.shape
+        h, w = targets[0].valid.shape
         flat = point_pixels(coords, h, w).split([len(ti) for _, ti, _ in rows])
         labs, wgts, vals = [], [], []
         for (_, ti, t), f in zip(rows, flat, strict=True):
