@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +73,18 @@ class DatasetSpec:
         )
         order = {"train": 0, "val": 1, "test": 2}
         return sorted(found, key=lambda s: (order.get(s, 3), s))
+
+    def root_above(self, split: str | None = None) -> Path | None:
+        """A folder one or two levels above ``root`` where the same layout finds ``split``'s
+        images (any split's if None): the root a user meant when pointing at ``ROOT/images``
+        or ``ROOT/images/train``."""
+        for up in (self.root.parent, self.root.parent.parent):
+            above = replace(self, root=up)
+            if up != self.root and (
+                above.image_dir(split).is_dir() if split else above.available_splits()
+            ):
+                return up
+        return None
 
 
 def load_spec(path: str | os.PathLike) -> DatasetSpec:
@@ -182,9 +194,11 @@ class SegDataset:
         image_dir = self.spec.image_dir(self.split)
         if not image_dir.is_dir():
             have = self.spec.available_splits()
+            above = None if have else self.spec.root_above(self.split)
             raise FileNotFoundError(
                 f"{image_dir}: split {self.split!r} not found; available splits: "
                 f"{', '.join(have) if have else 'none'}"
+                + (f"; is the dataset root {above}?" if above is not None else "")
             )
         images = _list_files(image_dir, self.spec.image_exts)
         label_dir = self.spec.label_dir(self.split)

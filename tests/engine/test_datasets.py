@@ -83,6 +83,20 @@ def test_missing_split_lists_available(tmp_path: Path):
         open_split(empty, "train")
 
 
+def test_a_root_one_or_two_levels_too_deep_names_the_dataset_root(tmp_path: Path):
+    root = _mass(tmp_path / "d", "train", ["a"])
+    for deep in (root / "images", root / "images" / "train"):
+        with pytest.raises(FileNotFoundError) as e:
+            open_split(deep, "train")
+        assert str(e.value) == (
+            f"{deep / 'images/train'}: split 'train' not found; available splits: none; "
+            f"is the dataset root {root}?"
+        )
+    with pytest.raises(FileNotFoundError) as e:  # a split missing everywhere: no guess
+        open_split(root / "images", "val")
+    assert str(e.value).endswith("available splits: none")
+
+
 def test_missing_label_folder(tmp_path: Path):
     _image(tmp_path / "images/train/a.jpg")
     with pytest.raises(FileNotFoundError, match="annotations/train: label folder for split"):

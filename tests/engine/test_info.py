@@ -68,6 +68,10 @@ def test_errors(tmp_path: Path):
     _pair(tmp_path, "train", "a", np.zeros((2, 2), np.uint8))
     with pytest.raises(FileNotFoundError, match="available splits: train"):
         dataset_stats(tmp_path, splits=["test"], progress=False)
+    with pytest.raises(ValueError) as e:  # pointed at ROOT/images/train
+        dataset_stats(tmp_path / "images" / "train", progress=False)
+    assert str(e.value).endswith(f"no split folders found (expected e.g. images/train); "
+                                 f"is the dataset root {tmp_path}?")  # fmt: skip
 
 
 def test_image_only_spec(tmp_path: Path):
