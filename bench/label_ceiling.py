@@ -29,8 +29,8 @@ from annotations.subset import Subset, read_subset  # noqa: E402
 from annotations.taxonomy import Taxonomy  # noqa: E402
 from engine.metrics.binary import ClassScorer  # noqa: E402
 from engine.outputs import find_png  # noqa: E402
-from engine.report import METRICS  # noqa: E402
-from trainer.inference import _upsample_argmax  # noqa: E402
+from engine.report import METRICS, round_score  # noqa: E402
+from trainer.inference import upsample_argmax  # noqa: E402
 
 
 def read_at(label: np.ndarray, factor: int, num_classes: int) -> np.ndarray:
@@ -50,7 +50,7 @@ def read_at(label: np.ndarray, factor: int, num_classes: int) -> np.ndarray:
     t = torch.from_numpy(label.astype(np.int64))
     onehot = F.one_hot(t, num_classes).permute(2, 0, 1)[None].float()
     onehot = F.pad(onehot, (0, -w % factor, 0, -h % factor), mode="replicate")
-    return _upsample_argmax(F.avg_pool2d(onehot, factor), (h, w))
+    return upsample_argmax(F.avg_pool2d(onehot, factor), (h, w))
 
 
 def score_class(demo: Path, subset: Subset, factor: int) -> list[dict]:
@@ -84,7 +84,7 @@ def score_class(demo: Path, subset: Subset, factor: int) -> list[dict]:
     rows = []
     for name, scorer in scorers.items():
         r = scorer.compute()
-        rows.append({"source": name} | {m: round(float(getattr(r, m)), nd) for m, _, nd in METRICS})
+        rows.append({"source": name} | {m: round_score(getattr(r, m), nd) for m, _, nd in METRICS})
     return rows
 
 
@@ -105,7 +105,9 @@ def main() -> None:
         result["classes"][subset.class_name] = rows
         print(f"{subset.class_name}:")
         for r in rows:
-            scores = "  ".join(f"{title} {r[k]:.{nd}f}" for k, title, nd in METRICS)
+            scores = "  ".join(
+                f"{title} {'n/a' if r[k] is None else f'{r[k]:.{nd}f}'}" for k, title, nd in METRICS
+            )
             print(f"  {r['source']:22s} {scores}")
     out = (args.out or args.demo) / "label_ceiling.json"
     atomic_write_json(out, result)

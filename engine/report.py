@@ -74,8 +74,11 @@ class ReportResult:
     data: dict  # the report.json content
 
 
-def _r(x: float, nd: int) -> float | None:
-    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), nd)
+def round_score(x: float | None, nd: int) -> float | None:
+    """A score as reports write it: rounded to ``nd`` digits; None where undefined (NaN)."""
+    if x is None or math.isnan(x := float(x)):
+        return None
+    return round(x, nd)
 
 
 def _load_taxonomy(cfg: ReportConfig, class_name: str) -> Taxonomy:
@@ -153,14 +156,14 @@ def score_class(
             "images": found[name],
         }
         for key, _, nd in METRICS:
-            row[key] = _r(float(getattr(res, key)), nd)
+            row[key] = round_score(float(getattr(res, key)), nd)
         if base is None and name == "pseudo labels":
             base = row
         rows.append(row)
     for row in rows:
         row["delta"] = {
             key: (
-                _r(row[key] - base[key], nd)
+                round_score(row[key] - base[key], nd)
                 if base is not None and row[key] is not None and base[key] is not None
                 else None
             )
@@ -220,12 +223,16 @@ def per_class_table(
             {
                 "id": c.id,
                 "name": c.name,
-                **{k: _r(float(getattr(res, k)[c.id]), nd) for k, _, nd in METRICS},
+                **{k: round_score(float(getattr(res, k)[c.id]), nd) for k, _, nd in METRICS},
             }
             for c in taxonomy
             if c.id not in untruthed
         ],
-        "mean": {"iou": _r(res.miou, 2), "biou": _r(res.mbiou, 2), "bf1": _r(res.mbf1, 4)},
+        "mean": {
+            "iou": round_score(res.miou, 2),
+            "biou": round_score(res.mbiou, 2),
+            "bf1": round_score(res.mbf1, 4),
+        },
     }
 
 

@@ -316,7 +316,7 @@ def predict_label(
             guide = None
             if guided_filter is not None:
                 guide = guided_filter.image_guide(original, scores.shape[-2:], scores.device)
-            return _upsample_argmax(scores, (height, width), guide)
+            return upsample_argmax(scores, (height, width), guide)
     finally:
         model.train(was_training)
 
@@ -383,7 +383,7 @@ def tta_scores(
     return total if runs == 1 else total / runs
 
 
-def _upsample_argmax(
+def upsample_argmax(
     scores: torch.Tensor, out_hw: tuple[int, int], guide: ImageGuide | None = None
 ) -> np.ndarray:
     """``(1, K, h, w)`` -> ``(H, W)`` uint8 argmax of the bilinear upsampled scores (or of the
@@ -437,7 +437,7 @@ def labels_from_predictions(
     in fp32, sigmoid, combined, argmax (the release's combination, without its resize steps).
     """
     if mode == "efficient":
-        return _upsample_argmax(semantic_inference(pred_logits, pred_masks), out_hw)
+        return upsample_argmax(semantic_inference(pred_logits, pred_masks), out_hw)
     if mode != "full":
         raise ValueError(f"unknown inference mode {mode!r}; known: {', '.join(MODES)}")
     masks = F.interpolate(pred_masks.float(), size=out_hw, mode="bilinear", align_corners=False)
