@@ -317,6 +317,20 @@ def test_backend_batch_failure_is_recorded(red_backend, dataset, tmp_path, monke
     assert len(s.failed) == 5 and "out of memory" in s.failed[0][2]
 
 
+def test_a_data_folder_too_deep_names_the_dataset_root(tmp_path):
+    from labeler.cli_support import build_label_config
+    from labeler.run import plan_items
+
+    root = _write_dataset(tmp_path / "data", {"train": 2})
+    for deep in (root / "images", root / "images" / "train"):
+        cfg = build_label_config(class_name="Car", data=str(deep), backend="simulated")
+        with pytest.raises(FileNotFoundError) as e:
+            plan_items(cfg)
+        assert str(e.value) == (
+            f"{deep}: no image split folders found (images/{{split}}); is the dataset root {root}?"
+        )
+
+
 def test_unknown_backend_lists_registered():
     with pytest.raises(ValueError, match="registered: .*grounded-sam"):
         create_backend("nope", None, 7)
