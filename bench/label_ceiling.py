@@ -30,6 +30,7 @@ from annotations.taxonomy import Taxonomy  # noqa: E402
 from engine.metrics.binary import ClassScorer  # noqa: E402
 from engine.outputs import find_png  # noqa: E402
 from engine.report import METRICS, round_score  # noqa: E402
+from engine.text import format_score  # noqa: E402
 from trainer.inference import upsample_argmax  # noqa: E402
 
 
@@ -105,9 +106,7 @@ def main() -> None:
         result["classes"][subset.class_name] = rows
         print(f"{subset.class_name}:")
         for r in rows:
-            scores = "  ".join(
-                f"{title} {'n/a' if r[k] is None else f'{r[k]:.{nd}f}'}" for k, title, nd in METRICS
-            )
+            scores = "  ".join(f"{title} {format_score(r[k], nd)}" for k, title, nd in METRICS)
             print(f"  {r['source']:22s} {scores}")
     out = (args.out or args.demo) / "label_ceiling.json"
     atomic_write_json(out, result)

@@ -74,17 +74,18 @@ class DatasetSpec:
         order = {"train": 0, "val": 1, "test": 2}
         return sorted(found, key=lambda s: (order.get(s, 3), s))
 
-    def root_above(self, split: str | None = None) -> Path | None:
-        """A folder one or two levels above ``root`` where the same layout finds ``split``'s
-        images (any split's if None): the root a user meant when pointing at ``ROOT/images``
-        or ``ROOT/images/train``."""
+    def root_hint(self, split: str | None = None) -> str:
+        """``"; is the dataset root ROOT?"`` for the end of a "no split here" error when a
+        folder one or two levels above ``root`` has ``split``'s images (any split's if None):
+        the root a user meant when pointing at ``ROOT/images`` or ``ROOT/images/train``; else
+        ``""``."""
         for up in (self.root.parent, self.root.parent.parent):
             above = replace(self, root=up)
             if up != self.root and (
                 above.image_dir(split).is_dir() if split else above.available_splits()
             ):
-                return up
-        return None
+                return f"; is the dataset root {up}?"
+        return ""
 
 
 def load_spec(path: str | os.PathLike) -> DatasetSpec:
@@ -194,11 +195,9 @@ class SegDataset:
         image_dir = self.spec.image_dir(self.split)
         if not image_dir.is_dir():
             have = self.spec.available_splits()
-            above = None if have else self.spec.root_above(self.split)
             raise FileNotFoundError(
                 f"{image_dir}: split {self.split!r} not found; available splits: "
-                f"{', '.join(have) if have else 'none'}"
-                + (f"; is the dataset root {above}?" if above is not None else "")
+                + (", ".join(have) if have else "none" + self.spec.root_hint(self.split))
             )
         images = _list_files(image_dir, self.spec.image_exts)
         label_dir = self.spec.label_dir(self.split)

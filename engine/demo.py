@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.text import counted
+from engine.text import counted, format_score
 
 # Nothing heavy at import time: the CLI reads DemoConfig's defaults when `engine` starts.
 
@@ -428,7 +428,7 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
         for row in data["table4"]:
             iou, biou, bf1 = (row.get(k) for k in ("iou", "biou", "bf1"))
             lines.append(
-                f"| {name} | {row['source']} | {_f(iou, 2)} | {_f(biou, 2)} | {_f(bf1, 4)} |"
+                f"| {name} | {row['source']} | {format_score(iou, 2)} | {format_score(biou, 2)} | {format_score(bf1, 4)} |"
             )
     lines += [
         "",
@@ -456,7 +456,3 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
         },
     )
     return out / "summary.md"
-
-
-def _f(value: float | None, nd: int) -> str:
-    return "n/a" if value is None else f"{value:.{nd}f}"

@@ -73,10 +73,9 @@ def dataset_stats(
     spec = load_spec(data)
     names = list(splits) if splits else spec.available_splits()
     if not names:
-        above = spec.root_above()
         raise ValueError(
             f"{spec.image_dir('<split>')}: no split folders found (expected e.g. images/train)"
-            + (f"; is the dataset root {above}?" if above is not None else "")
+            + spec.root_hint()
         )
     datasets = [SegDataset(spec, s, require_labels=spec.labels is not None, lenient=True)
                 for s in names]  # fmt: skip

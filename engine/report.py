@@ -43,6 +43,7 @@ from engine.outputs import (
     taxonomy_near,
 )
 from engine.runinfo import environment
+from engine.text import format_score
 
 SOURCES = ("pseudo labels", "fused labels", "joint-trained model")
 METRICS = (("iou", "IoU", 2), ("biou", "BIoU", 2), ("bf1", "BF1", 4))  # key, title, decimals
@@ -156,7 +157,7 @@ def score_class(
             "images": found[name],
         }
         for key, _, nd in METRICS:
-            row[key] = round_score(float(getattr(res, key)), nd)
+            row[key] = round_score(getattr(res, key), nd)
         if base is None and name == "pseudo labels":
             base = row
         rows.append(row)
@@ -223,7 +224,7 @@ def per_class_table(
             {
                 "id": c.id,
                 "name": c.name,
-                **{k: round_score(float(getattr(res, k)[c.id]), nd) for k, _, nd in METRICS},
+                **{k: round_score(getattr(res, k)[c.id], nd) for k, _, nd in METRICS},
             }
             for c in taxonomy
             if c.id not in untruthed
@@ -234,12 +235,6 @@ def per_class_table(
             "bf1": round_score(res.mbf1, 4),
         },
     }
-
-
-def _fmt(v: float | None, nd: int, sign: bool = False) -> str:
-    if v is None:
-        return "n/a"
-    return f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
 
 
 def render_markdown(data: dict) -> str:
@@ -268,8 +263,8 @@ def render_markdown(data: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in data["table4"]:
-        vals = [_fmt(row[k], nd) for k, _, nd in METRICS]
-        deltas = [_fmt(row["delta"][k], nd, sign=True) for k, _, nd in METRICS]
+        vals = [format_score(row[k], nd) for k, _, nd in METRICS]
+        deltas = [format_score(row["delta"][k], nd, sign=True) for k, _, nd in METRICS]
         lines.append(
             f"| {row['source']} | {' | '.join(vals)} | {' | '.join(deltas)} | {row['images']} |"
         )
@@ -283,9 +278,11 @@ def render_markdown(data: dict) -> str:
             "|---|---|---|---|",
         ]
         for c in pc["classes"]:
-            lines.append(f"| {c['name']} | {' | '.join(_fmt(c[k], nd) for k, _, nd in METRICS)} |")
+            lines.append(
+                f"| {c['name']} | {' | '.join(format_score(c[k], nd) for k, _, nd in METRICS)} |"
+            )
         m = pc["mean"]
-        lines.append(f"| **mean** | {' | '.join(_fmt(m[k], nd) for k, _, nd in METRICS)} |")
+        lines.append(f"| **mean** | {' | '.join(format_score(m[k], nd) for k, _, nd in METRICS)} |")
     if data["files"].get("chart"):
         lines += ["", f"![scores]({data['files']['chart']})"]
     if data["files"].get("overlays"):

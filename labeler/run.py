@@ -85,10 +85,8 @@ def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
     spec = load_spec(cfg.data)
     splits = list(cfg.splits) or spec.available_splits()
     if not splits:
-        above = spec.root_above()
         raise FileNotFoundError(
-            f"{cfg.data}: no image split folders found ({spec.images})"
-            + (f"; is the dataset root {above}?" if above is not None else "")
+            f"{cfg.data}: no image split folders found ({spec.images}){spec.root_hint()}"
         )
     items = [(s, smp) for s in splits for smp in SegDataset(spec, s, require_labels=False).samples]
     taxonomy = spec.taxonomy.with_new_class(cfg.cls.name, parent=cfg.cls.parent)

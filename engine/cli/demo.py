@@ -10,6 +10,7 @@ from rich.text import Text
 from engine.cli.common import parse_size, stderr, stdout
 from engine.demo import DemoConfig, format_duration
 from engine.pretrain import PretrainConfig
+from engine.text import format_score
 
 app = typer.Typer()
 _D = DemoConfig()  # the options' defaults are the config's
@@ -103,10 +104,7 @@ def _print_demo(result, simulated: bool) -> None:
             table.add_row(
                 name,
                 row["source"],
-                *(
-                    "n/a" if v is None else f"{v:.{nd}f}"
-                    for v, nd in zip(cells, (2, 2, 4), strict=True)
-                ),
+                *(format_score(v, nd) for v, nd in zip(cells, (2, 2, 4), strict=True)),
             )
     stdout.print(table)
     for key, path in result.paths.items():

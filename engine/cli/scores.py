@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import stderr, stdout
-from engine.text import counted
+from engine.text import counted, format_score
 
 app = typer.Typer()
 
@@ -216,11 +216,8 @@ def report(
     for col in ("source", "IoU", "BIoU", "BF1", "ΔIoU", "ΔBIoU", "ΔBF1"):
         table.add_column(col)
     for row in res.data["table4"]:
-        vals = [("n/a" if row[k] is None else f"{row[k]:.{nd}f}") for k, _, nd in METRICS]
-        deltas = [
-            ("n/a" if row["delta"][k] is None else f"{row['delta'][k]:+.{nd}f}")
-            for k, _, nd in METRICS
-        ]
+        vals = [format_score(row[k], nd) for k, _, nd in METRICS]
+        deltas = [format_score(row["delta"][k], nd, sign=True) for k, _, nd in METRICS]
         table.add_row(row["source"], *vals, *deltas)
     stdout.print(table)
     stdout.print(f"report: {res.markdown} (+ report.json{', chart.png' if res.chart else ''})")
