@@ -74,6 +74,20 @@ class DatasetSpec:
         order = {"train": 0, "val": 1, "test": 2}
         return sorted(found, key=lambda s: (order.get(s, 3), s))
 
+    def require_splits(self) -> list[str]:
+        """:meth:`available_splits`, or FileNotFoundError naming the root, the layout expected
+        and, when the root is one or two folders too deep, the root meant."""
+        splits = self.available_splits()
+        if not splits:
+            example = (
+                f", e.g. {self.images.format(split='train')}" if "{split}" in self.images else ""
+            )
+            raise FileNotFoundError(
+                f"{self.root}: no image split folders found (expected {self.images}{example})"
+                + self.root_hint()
+            )
+        return splits
+
     def root_hint(self, split: str | None = None) -> str:
         """``"; is the dataset root ROOT?"`` for the end of a "no split here" error when a
         folder one or two levels above ``root`` has ``split``'s images (any split's if None):

@@ -67,16 +67,12 @@ def dataset_stats(
     ``data`` (root folder or spec file), and collect every problem found on the way.
 
     Raises:
-        FileNotFoundError: the root or a requested split does not exist (lists the splits).
-        ValueError: the dataset has no split at all, or its spec is invalid.
+        FileNotFoundError: the root or a requested split does not exist (lists the splits), or
+            the dataset has no split at all (names the layout expected).
+        ValueError: the dataset's spec is invalid.
     """
     spec = load_spec(data)
-    names = list(splits) if splits else spec.available_splits()
-    if not names:
-        raise ValueError(
-            f"{spec.image_dir('<split>')}: no split folders found (expected e.g. images/train)"
-            + spec.root_hint()
-        )
+    names = list(splits) if splits else spec.require_splits()
     datasets = [SegDataset(spec, s, require_labels=spec.labels is not None, lenient=True)
                 for s in names]  # fmt: skip
     total = sum(len(ds) for ds in datasets)

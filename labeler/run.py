@@ -83,11 +83,7 @@ def output_paths(out: Path, split: str, stem: str) -> dict[str, Path]:
 def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
     """Every ``(split, sample)`` of the run in a fixed order, and the taxonomy with the new class."""
     spec = load_spec(cfg.data)
-    splits = list(cfg.splits) or spec.available_splits()
-    if not splits:
-        raise FileNotFoundError(
-            f"{cfg.data}: no image split folders found ({spec.images}){spec.root_hint()}"
-        )
+    splits = list(cfg.splits) or spec.require_splits()
     items = [(s, smp) for s in splits for smp in SegDataset(spec, s, require_labels=False).samples]
     taxonomy = spec.taxonomy.with_new_class(cfg.cls.name, parent=cfg.cls.parent)
     return items, taxonomy

@@ -268,11 +268,11 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
     if config.splits is not None:
         splits = list(config.splits)
     else:
-        have = spec.available_splits()
+        have = spec.require_splits()
         splits = [s for s in have if all(r.has_split(s) for r in runs)]
         if not splits:
             raise ValueError(
-                f"{config.data}: no split of the dataset ({', '.join(have) or 'none'}) has pseudo "
+                f"{config.data}: no split of the dataset ({', '.join(have)}) has pseudo "
                 f"labels in every run ({', '.join(str(r.path / 'labels') for r in runs)})"
             )
     jobs: list[Job] = []

@@ -246,6 +246,12 @@ def test_spec_without_split_template(tmp_path: Path):
     (tmp_path / "dataset.yml").write_text("images: photos\nlabels: null\n")
     spec = load_spec(tmp_path)
     assert spec.available_splits() == ["all"] and len(open_split(tmp_path, "all")) == 1
+    assert spec.require_splits() == ["all"]
+    (tmp_path / "photos/a.jpg").unlink()
+    (tmp_path / "photos").rmdir()
+    with pytest.raises(FileNotFoundError) as e:  # the template has no {split}: no example
+        spec.require_splits()
+    assert str(e.value) == f"{tmp_path}: no image split folders found (expected photos)"
 
 
 @pytest.mark.parametrize(

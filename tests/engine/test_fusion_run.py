@@ -249,6 +249,17 @@ def test_error_pseudo_run_for_another_dataset(world, tmp_path):
         fuse(cfg(world, pseudo=(other,)))
 
 
+def test_error_data_folder_too_deep_names_the_dataset_root(world):
+    deep = world["data"] / "images"
+    with pytest.raises(FileNotFoundError) as e:
+        fuse(FuseConfig(data=deep, out=world["out"], pseudo=(world["bike"],), progress=False))
+    assert str(e.value) == (
+        f"{deep}: no image split folders found (expected images/{{split}}, e.g. images/train); "
+        f"is the dataset root {world['data']}?"
+    )
+    assert not world["out"].exists()
+
+
 def test_error_pseudo_labels_missing_or_extra(world, tmp_path):
     partial = write_pseudo_run(tmp_path / "partial", "Bicycle", {"train": {"a": bike_map()}})
     with pytest.raises(

@@ -63,15 +63,21 @@ def test_problems_are_collected_not_raised(tmp_path: Path):
 def test_errors(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="dataset root not found"):
         dataset_stats(tmp_path / "no", progress=False)
-    with pytest.raises(ValueError, match="no split folders found"):
+    with pytest.raises(FileNotFoundError) as e:
         dataset_stats(tmp_path, progress=False)
+    assert str(e.value) == (
+        f"{tmp_path}: no image split folders found (expected images/{{split}}, e.g. images/train)"
+    )
     _pair(tmp_path, "train", "a", np.zeros((2, 2), np.uint8))
     with pytest.raises(FileNotFoundError, match="available splits: train"):
         dataset_stats(tmp_path, splits=["test"], progress=False)
-    with pytest.raises(ValueError) as e:  # pointed at ROOT/images/train
-        dataset_stats(tmp_path / "images" / "train", progress=False)
-    assert str(e.value).endswith(f"no split folders found (expected e.g. images/train); "
-                                 f"is the dataset root {tmp_path}?")  # fmt: skip
+    deep = tmp_path / "images" / "train"
+    with pytest.raises(FileNotFoundError) as e:  # pointed at ROOT/images/train
+        dataset_stats(deep, progress=False)
+    assert str(e.value) == (
+        f"{deep}: no image split folders found (expected images/{{split}}, e.g. images/train); "
+        f"is the dataset root {tmp_path}?"
+    )
 
 
 def test_image_only_spec(tmp_path: Path):

@@ -327,7 +327,8 @@ def test_a_data_folder_too_deep_names_the_dataset_root(tmp_path):
         with pytest.raises(FileNotFoundError) as e:
             plan_items(cfg)
         assert str(e.value) == (
-            f"{deep}: no image split folders found (images/{{split}}); is the dataset root {root}?"
+            f"{deep}: no image split folders found (expected images/{{split}}, e.g. "
+            f"images/train); is the dataset root {root}?"
         )
 
 
