@@ -12,6 +12,10 @@ synth -> label -> annotated subset -> fuse -> train -> predict -> report::
     OUT/predict/test/             the model's predictions on the test split
     OUT/report/<class>/           Table-4 report per new class (report.md / .json / chart.png)
     OUT/report/summary.md|json    every class side by side
+    OUT/predict/test_gf/, OUT/report_gf/<class>/
+                                  with ``guided_filter``: the predictions refined by the guided
+                                  filter (not the release's inference) and their reports; the
+                                  summary adds their model row to each class
 
 By default the labeler is the **simulated** backend: pseudo labels made from the synthetic truth
 with Grounded-SAM's documented failure modes (missed small objects, filled wheels, shifted
@@ -40,6 +44,10 @@ SIMULATED_NOTE = (
     "SIMULATED labeler: pseudo labels are made from the synthetic ground truth with "
     "Grounded-SAM's failure modes; no detector or segmenter ran"
 )
+
+
+MODEL = "joint-trained model"  # the report's kind of the model's row
+REFINED = "joint-trained model + guided filter"  # its row with --guided-filter (not released)
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,7 @@ class DemoConfig:
     detector: str = ""  # Grounding DINO id or directory: real labeling instead of simulated
     segmenter: str = ""  # SAM / SAM-HQ id, directory or .pth: real labeling instead of simulated
     device: str = "auto"  # auto | cpu | cuda
+    guided_filter: bool = False  # also predict with the guided filter: one more row per class
     progress: bool = True  # progress bars on stderr
 
     def __post_init__(self) -> None:
@@ -104,9 +113,19 @@ class DemoResult:
     out: Path
     paths: dict[str, Path] = field(default_factory=dict)  # stage -> folder or file
     reports: dict[str, dict] = field(default_factory=dict)  # class -> report.json content
+    refined: dict[str, dict] = field(default_factory=dict)  # class -> the guided filter's report
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> wall time
     start: dict[str, Any] | None = None  # the checkpoint training started from (None: scratch)
     wall_seconds: float = 0.0  # this call, first check to summary (resumed stages: this call's)
+
+    def rows(self, name: str) -> list[dict]:
+        """``name``'s Table-4 rows: the report's, then the model with the guided filter (when
+        the demo ran it) as ``REFINED``, its deltas against the pseudo labels as the others'."""
+        rows = list(self.reports[name]["table4"])
+        if name in self.refined:
+            model = next(r for r in self.refined[name]["table4"] if r["kind"] == MODEL)
+            rows.append({**model, "source": REFINED, "kind": REFINED})
+        return rows
 
 
 def run_demo(
@@ -217,26 +236,48 @@ def run_demo(
     )
     result.paths["train"] = train_out
 
-    pred = out / "predict" / "test"
-    predicted = stage(
-        "predict the test split",
-        lambda: _with_threads(demo_threads(cfg), predict_dir)(
+    def predict(dest: Path, guided_filter: bool = False) -> None:
+        predicted = _with_threads(demo_threads(cfg), predict_dir)(
             PredictConfig(
                 checkpoint=str(train_out / "last.pt"),
                 images=str(data / "images" / "test"),
-                out=str(pred),
+                out=str(dest),
                 size=None,
                 device=cfg.device,
+                guided_filter=guided_filter,
                 progress=cfg.progress,
             )
-        ),
-    )
-    if predicted.failed:  # the report would score a partial test split
-        raise RuntimeError(
-            f"{pred}: {counted(len(predicted.failed), 'image')} failed to predict "
-            f"({predicted.failed[0][1]})"
         )
+        if predicted.failed:  # the report would score a partial test split
+            raise RuntimeError(
+                f"{dest}: {counted(len(predicted.failed), 'image')} failed to predict "
+                f"({predicted.failed[0][1]})"
+            )
+
+    pred = out / "predict" / "test"
+    stage("predict the test split", lambda: predict(pred))
     result.paths["predict"] = pred
+    pred_gf = out / "predict" / "test_gf"
+    if cfg.guided_filter:
+        stage(
+            "predict the test split with the guided filter (not the release's inference)",
+            lambda: predict(pred_gf, guided_filter=True),
+        )
+        result.paths["predict (guided filter)"] = pred_gf
+
+    def report(name: str, label_dir: Path, predictions: Path, dest: Path) -> Any:
+        return build_report(
+            ReportConfig(
+                subset=str(out / "annotated" / name.lower()),
+                out=str(dest),
+                pseudo=str(label_dir),
+                fused=str(fused),
+                pred=str(predictions),
+                data=str(data),
+                taxonomy=str(fused / "taxonomy.json"),
+                class_name=name,
+            )
+        )
 
     fused_taxonomy = Taxonomy.load(fused / "taxonomy.json")
     for name, label_dir in zip(cfg.classes, label_dirs, strict=True):
@@ -254,23 +295,19 @@ def run_demo(
             ),
         )
         result.paths[f"review/{name}"] = review.index
-        report = stage(
+        made = stage(
             f"report {name}",
-            lambda n=name, d=label_dir: build_report(
-                ReportConfig(
-                    subset=str(out / "annotated" / n.lower()),
-                    out=str(out / "report" / n.lower()),
-                    pseudo=str(d),
-                    fused=str(fused),
-                    pred=str(pred),
-                    data=str(data),
-                    taxonomy=str(fused / "taxonomy.json"),
-                    class_name=n,
-                )
-            ),
+            lambda n=name, d=label_dir: report(n, d, pred, out / "report" / n.lower()),
         )
-        result.reports[name] = report.data
-        result.paths[f"report/{name}"] = report.markdown
+        result.reports[name] = made.data
+        result.paths[f"report/{name}"] = made.markdown
+        if cfg.guided_filter:
+            made = stage(
+                f"report {name} with the guided filter",
+                lambda n=name, d=label_dir: report(n, d, pred_gf, out / "report_gf" / n.lower()),
+            )
+            result.refined[name] = made.data
+            result.paths[f"report/{name} (guided filter)"] = made.markdown
 
     result.wall_seconds = round(time.perf_counter() - began, 2)
     summary = write_summary(cfg, result)
@@ -424,8 +461,8 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
     if cfg.simulated:
         lines += [f"> {SIMULATED_NOTE}.", ""]
     lines += ["| new class | source | IoU | BIoU | BF1 |", "|---|---|---|---|---|"]
-    for name, data in result.reports.items():
-        for row in data["table4"]:
+    for name in result.reports:
+        for row in result.rows(name):
             iou, biou, bf1 = (row.get(k) for k in ("iou", "biou", "bf1"))
             lines.append(
                 f"| {name} | {row['source']} | {format_score(iou, 2)} | {format_score(biou, 2)} | {format_score(bf1, 4)} |"
@@ -434,6 +471,15 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
         "",
         f"Model: MaSSFormer tiny, {cfg.iters} steps of joint training {_origin(result.start)}.",
         "",
+    ]
+    if result.refined:
+        lines += [
+            f"Rows '{REFINED}': the same model's predictions refined along the image's colour "
+            "edges (`engine predict --guided-filter`), beyond the release's single-scale "
+            f"inference; their reports are in {result.out / 'report_gf'}.",
+            "",
+        ]
+    lines += [
         f"Wall time: {format_duration(result.wall_seconds)} ({result.wall_seconds} s, this call)."
         " Stage times (s): " + ", ".join(f"{k}: {v}" for k, v in result.seconds.items()),
     ]
@@ -448,7 +494,7 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
                 for k, v in dataclasses.asdict(cfg).items()
             },
             "start_checkpoint": result.start,
-            "classes": {name: data["table4"] for name, data in result.reports.items()},
+            "classes": {name: result.rows(name) for name in result.reports},
             "seconds": result.seconds,
             "wall_seconds": result.wall_seconds,
             "paths": {k: str(v) for k, v in result.paths.items()},

@@ -56,6 +56,12 @@ def demo_cmd(
     threads: int = typer.Option(
         _D.threads, min=0, help="Torch CPU threads per training process; 0: sized to the cores."
     ),
+    guided_filter: bool = typer.Option(
+        False,
+        "--guided-filter",
+        help="Also predict with the guided filter (engine predict --guided-filter; not the "
+        "release's inference) and add its model row to each class's table.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """The whole loop on built-in synthetic data: synth -> label (SIMULATED Grounded-SAM unless
@@ -81,6 +87,7 @@ def demo_cmd(
         init=init,
         processes=processes,
         threads=threads,
+        guided_filter=guided_filter,
         progress=progress,
     )
     result = run_demo(
@@ -98,8 +105,8 @@ def _print_demo(result, simulated: bool) -> None:
     table = Table(title=title + (" (SIMULATED labeler)" if simulated else ""))
     for col in ("new class", "source", "IoU", "BIoU", "BF1"):
         table.add_column(col, justify="left" if col in ("new class", "source") else "right")
-    for name, data in result.reports.items():
-        for row in data["table4"]:
+    for name in result.reports:
+        for row in result.rows(name):
             cells = [row.get(k) for k in ("iou", "biou", "bf1")]
             table.add_row(
                 name,
@@ -107,9 +114,10 @@ def _print_demo(result, simulated: bool) -> None:
                 *(format_score(v, nd) for v, nd in zip(cells, (2, 2, 4), strict=True)),
             )
     stdout.print(table)
+    width = max(20, *(len(key) + 1 for key in result.paths))
     for key, path in result.paths.items():
-        stdout.print(f"  {key:<20} {path}", soft_wrap=True)
-    stdout.print(f"  {'wall time':<20} {format_duration(result.wall_seconds)}")
+        stdout.print(f"  {key:<{width}} {path}", soft_wrap=True)
+    stdout.print(f"  {'wall time':<{width}} {format_duration(result.wall_seconds)}")
 
 
 @app.command("demo-pretrain")

@@ -54,6 +54,47 @@ def test_small_demo_runs_every_stage_and_resumes(tmp_path):
     )
 
 
+def test_demo_with_the_guided_filter_adds_its_row_and_reports(tmp_path):
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--guided-filter", *SMALL])
+    assert res.exit_code == 0, res.output
+    assert "joint-trained model + guided filter" in res.output
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["config"]["guided_filter"] is True
+    settings = json.loads((out / "predict" / "test_gf" / "predict.json").read_text())["config"]
+    assert settings["guided_filter"] is True
+    assert (
+        json.loads((out / "predict" / "test" / "predict.json").read_text())["config"][
+            "guided_filter"
+        ]
+        is False
+    )  # the demo's own row keeps the release's inference
+    for name in ("Bicycle", "Car"):
+        rows = summary["classes"][name]
+        assert [r["kind"] for r in rows] == [
+            "pseudo labels",
+            "fused labels",
+            "joint-trained model",
+            "joint-trained model + guided filter",
+        ]
+        refined = json.loads((out / "report_gf" / name.lower() / "report.json").read_text())
+        model = next(r for r in refined["table4"] if r["kind"] == "joint-trained model")
+        assert {k: rows[3][k] for k in ("iou", "biou", "bf1", "delta", "images")} == {
+            k: model[k] for k in ("iou", "biou", "bf1", "delta", "images")
+        }
+        assert refined["prediction"]["refinements"][0].startswith("guided filter (rgb guide")
+        assert (
+            "refined at inference" in (out / "report_gf" / name.lower() / "report.md").read_text()
+        )
+    assert "+ guided filter" in (out / "report" / "summary.md").read_text()
+    # without the option the same folder resumes and reports the release's inference only
+    again = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
+    assert again.exit_code == 0, again.output
+    rows = json.loads((out / "report" / "summary.json").read_text())["classes"]["Car"]
+    assert [r["kind"] for r in rows][-1] == "joint-trained model"
+    assert "guided filter" not in again.output
+
+
 def test_demo_from_scratch_with_init_none(tmp_path):
     out = tmp_path / "demo"
     res = CliRunner().invoke(app, ["demo", "--out", str(out), "--init", "none", *SMALL])
