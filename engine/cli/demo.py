@@ -57,7 +57,7 @@ def demo_cmd(
         _D.threads, min=0, help="Torch CPU threads per training process; 0: sized to the cores."
     ),
     guided_filter: bool = typer.Option(
-        False,
+        _D.guided_filter,
         "--guided-filter",
         help="Also predict with the guided filter (engine predict --guided-filter; not the "
         "release's inference) and add its model row to each class's table.",
@@ -114,7 +114,7 @@ def _print_demo(result, simulated: bool) -> None:
                 *(format_score(v, nd) for v, nd in zip(cells, (2, 2, 4), strict=True)),
             )
     stdout.print(table)
-    width = max(20, *(len(key) + 1 for key in result.paths))
+    width = max([20, *(len(key) + 1 for key in result.paths)])
     for key, path in result.paths.items():
         stdout.print(f"  {key:<{width}} {path}", soft_wrap=True)
     stdout.print(f"  {'wall time':<{width}} {format_duration(result.wall_seconds)}")
