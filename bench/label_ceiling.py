@@ -29,8 +29,8 @@ from annotations.subset import Subset, read_subset  # noqa: E402
 from annotations.taxonomy import Taxonomy  # noqa: E402
 from engine.metrics.binary import ClassScorer  # noqa: E402
 from engine.outputs import find_png  # noqa: E402
-from engine.report import METRICS, round_score  # noqa: E402
-from engine.text import format_score  # noqa: E402
+from engine.report import round_score  # noqa: E402
+from engine.text import METRICS, format_score  # noqa: E402
 from trainer.inference import upsample_argmax  # noqa: E402
 
 

@@ -211,7 +211,7 @@ class SegDataset:
             have = self.spec.available_splits()
             raise FileNotFoundError(
                 f"{image_dir}: split {self.split!r} not found; available splits: "
-                + (", ".join(have) if have else "none" + self.spec.root_hint(self.split))
+                + (", ".join(have) if have else f"none{self.spec.root_hint(self.split)}")
             )
         images = _list_files(image_dir, self.spec.image_exts)
         label_dir = self.spec.label_dir(self.split)

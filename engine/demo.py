@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.text import counted, format_score
+from engine.text import SOURCES, counted, score_cells
 
 # Nothing heavy at import time: the CLI reads DemoConfig's defaults when `engine` starts.
 
@@ -46,8 +46,8 @@ SIMULATED_NOTE = (
 )
 
 
-MODEL = "joint-trained model"  # the report's kind of the model's row
-REFINED = "joint-trained model + guided filter"  # its row with --guided-filter (not released)
+MODEL = SOURCES[-1]  # the report's kind of the model's row
+REFINED = f"{MODEL} + guided filter"  # its row with --guided-filter (not the release's inference)
 
 
 @dataclass(frozen=True)
@@ -463,10 +463,7 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
     lines += ["| new class | source | IoU | BIoU | BF1 |", "|---|---|---|---|---|"]
     for name in result.reports:
         for row in result.rows(name):
-            iou, biou, bf1 = (row.get(k) for k in ("iou", "biou", "bf1"))
-            lines.append(
-                f"| {name} | {row['source']} | {format_score(iou, 2)} | {format_score(biou, 2)} | {format_score(bf1, 4)} |"
-            )
+            lines.append(f"| {name} | {row['source']} | {' | '.join(score_cells(row))} |")
     lines += [
         "",
         f"Model: MaSSFormer tiny, {cfg.iters} steps of joint training {_origin(result.start)}.",

@@ -43,10 +43,7 @@ from engine.outputs import (
     taxonomy_near,
 )
 from engine.runinfo import environment
-from engine.text import format_score
-
-SOURCES = ("pseudo labels", "fused labels", "joint-trained model")
-METRICS = (("iou", "IoU", 2), ("biou", "BIoU", 2), ("bf1", "BF1", 4))  # key, title, decimals
+from engine.text import METRICS, SOURCES, score_cells
 
 
 @dataclass
@@ -263,8 +260,7 @@ def render_markdown(data: dict) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in data["table4"]:
-        vals = [format_score(row[k], nd) for k, _, nd in METRICS]
-        deltas = [format_score(row["delta"][k], nd, sign=True) for k, _, nd in METRICS]
+        vals, deltas = score_cells(row), score_cells(row["delta"], sign=True)
         lines.append(
             f"| {row['source']} | {' | '.join(vals)} | {' | '.join(deltas)} | {row['images']} |"
         )
@@ -278,11 +274,8 @@ def render_markdown(data: dict) -> str:
             "|---|---|---|---|",
         ]
         for c in pc["classes"]:
-            lines.append(
-                f"| {c['name']} | {' | '.join(format_score(c[k], nd) for k, _, nd in METRICS)} |"
-            )
-        m = pc["mean"]
-        lines.append(f"| **mean** | {' | '.join(format_score(m[k], nd) for k, _, nd in METRICS)} |")
+            lines.append(f"| {c['name']} | {' | '.join(score_cells(c))} |")
+        lines.append(f"| **mean** | {' | '.join(score_cells(pc['mean']))} |")
     if data["files"].get("chart"):
         lines += ["", f"![scores]({data['files']['chart']})"]
     if data["files"].get("overlays"):

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+# The report's sources and metrics (engine.report), here so that light modules (the CLI, the
+# demo) print and name them without importing the report's scoring stack.
+SOURCES = ("pseudo labels", "fused labels", "joint-trained model")
+METRICS = (("iou", "IoU", 2), ("biou", "BIoU", 2), ("bf1", "BF1", 4))  # key, title, decimals
+
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``counted(1, "image")`` is ``"1 image"``, ``counted(3, "image")`` ``"3 images"``;
@@ -15,3 +23,8 @@ def format_score(v: float | None, nd: int, sign: bool = False) -> str:
     if v is None:
         return "n/a"
     return f"{v:+.{nd}f}" if sign else f"{v:.{nd}f}"
+
+
+def score_cells(scores: Mapping[str, Any], sign: bool = False) -> list[str]:
+    """IoU, BIoU and BF1 of a Table-4 row (or with ``sign`` its deltas) as tables print them."""
+    return [format_score(scores.get(key), nd, sign) for key, _, nd in METRICS]

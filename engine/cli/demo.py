@@ -10,7 +10,7 @@ from rich.text import Text
 from engine.cli.common import parse_size, stderr, stdout
 from engine.demo import DemoConfig, format_duration
 from engine.pretrain import PretrainConfig
-from engine.text import format_score
+from engine.text import score_cells
 
 app = typer.Typer()
 _D = DemoConfig()  # the options' defaults are the config's
@@ -107,12 +107,7 @@ def _print_demo(result, simulated: bool) -> None:
         table.add_column(col, justify="left" if col in ("new class", "source") else "right")
     for name in result.reports:
         for row in result.rows(name):
-            cells = [row.get(k) for k in ("iou", "biou", "bf1")]
-            table.add_row(
-                name,
-                row["source"],
-                *(format_score(v, nd) for v, nd in zip(cells, (2, 2, 4), strict=True)),
-            )
+            table.add_row(name, row["source"], *score_cells(row))
     stdout.print(table)
     width = max([20, *(len(key) + 1 for key in result.paths)])
     for key, path in result.paths.items():

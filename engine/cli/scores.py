@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import stderr, stdout
-from engine.text import counted, format_score
+from engine.text import counted, score_cells
 
 app = typer.Typer()
 
@@ -205,7 +205,7 @@ def report(
     """Table-4 report: pseudo labels vs fused labels vs joint-trained model on the annotated subset."""
     from rich.table import Table
 
-    from engine.report import METRICS, ReportConfig, build_report
+    from engine.report import ReportConfig, build_report
 
     res = build_report(
         ReportConfig(
@@ -216,8 +216,6 @@ def report(
     for col in ("source", "IoU", "BIoU", "BF1", "ΔIoU", "ΔBIoU", "ΔBF1"):
         table.add_column(col)
     for row in res.data["table4"]:
-        vals = [format_score(row[k], nd) for k, _, nd in METRICS]
-        deltas = [format_score(row["delta"][k], nd, sign=True) for k, _, nd in METRICS]
-        table.add_row(row["source"], *vals, *deltas)
+        table.add_row(row["source"], *score_cells(row), *score_cells(row["delta"], sign=True))
     stdout.print(table)
     stdout.print(f"report: {res.markdown} (+ report.json{', chart.png' if res.chart else ''})")
