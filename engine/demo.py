@@ -21,7 +21,8 @@ By default the labeler is the **simulated** backend: pseudo labels made from the
 with Grounded-SAM's documented failure modes (missed small objects, filled wheels, shifted
 boundaries, false positives), because no detector weights can be assumed on a fresh machine.
 With ``detector`` and ``segmenter`` set, the real Grounded-SAM backend labels instead.
-Each stage is resumable, so an interrupted demo continues where it stopped.
+Each stage is resumable, so an interrupted demo continues where it stopped; a folder whose
+scenes were made with other settings (size, counts, seed) is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -155,6 +156,10 @@ def run_demo(
 
     start = start_checkpoint(cfg)  # an unreadable start checkpoint fails before any work
     out = Path(cfg.out)
+    synth_cfg = SynthConfig(
+        out=out / "data", train=cfg.train, val=cfg.val, test=cfg.test, size=cfg.size, seed=cfg.seed
+    )
+    check_same_data(synth_cfg)  # and a folder holding another demo's scenes
     fused, train_out = out / "fused", out / "train"
     train_cfg = demo_train_config(cfg, fused, train_out)
     micro_batch(train_cfg, train_cfg.processes)  # and a batch the processes cannot split
@@ -171,17 +176,7 @@ def run_demo(
 
     data = stage(
         "synth: synthetic MaSS-style dataset",
-        lambda: generate(
-            SynthConfig(
-                out=out / "data",
-                train=cfg.train,
-                val=cfg.val,
-                test=cfg.test,
-                size=cfg.size,
-                seed=cfg.seed,
-            ),
-            progress=cfg.progress,
-        ),
+        lambda: generate(synth_cfg, progress=cfg.progress),
     )
     result.paths["data"] = data
 
@@ -313,6 +308,35 @@ def run_demo(
     summary = write_summary(cfg, result)
     result.paths["summary"] = summary
     return result
+
+
+def check_same_data(synth: Any) -> None:
+    """Refuse to resume a demo folder whose scenes were made with other settings
+    (``synth.json``): rendering new scenes over them would leave the old scenes' pseudo labels,
+    fused labels and model beside the new images."""
+    from annotations.fileio import read_json
+
+    path = Path(synth.out) / "synth.json"
+    if not path.is_file():
+        return
+    old = (read_json(path, "synth.json") or {}).get("config") or {}
+    new = synth.to_dict()
+
+    def shown(key: str, value: Any) -> str:
+        return (
+            "x".join(map(str, value)) if key == "size" and isinstance(value, list) else str(value)
+        )
+
+    differ = [
+        f"{key} {shown(key, old.get(key))}, not {shown(key, new[key])}"
+        for key in ("train", "val", "test", "size", "seed", "jpeg_quality")
+        if old.get(key) != new[key]
+    ]
+    if differ:
+        raise ValueError(
+            f"{path}: this demo folder was made with other data settings ({'; '.join(differ)}); "
+            "rerun with those or give a new --out"
+        )
 
 
 def format_duration(seconds: float) -> str:

@@ -52,6 +52,17 @@ def test_small_demo_runs_every_stage_and_resumes(tmp_path):
     assert (
         json.loads((out / "report" / "summary.json").read_text())["classes"] == summary["classes"]
     )
+    # other data settings on the same folder: refused before a file changes
+    before = {p: p.read_bytes() for p in sorted((out / "data").rglob("*")) if p.is_file()}
+    other = [*SMALL]
+    other[other.index("--size") + 1] = "160x120"
+    refused = CliRunner().invoke(app, ["demo", "--out", str(out), *other])
+    assert refused.exit_code == 2, refused.output
+    assert refused.output.strip() == (
+        f"error: {out / 'data' / 'synth.json'}: this demo folder was made with other data "
+        "settings (size 128x96, not 160x120); rerun with those or give a new --out"
+    )
+    assert {p: p.read_bytes() for p in sorted((out / "data").rglob("*")) if p.is_file()} == before
 
 
 def test_demo_with_the_guided_filter_adds_its_row_and_reports(tmp_path):
