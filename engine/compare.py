@@ -30,9 +30,9 @@ from engine.metrics import (
     is_binary_mask,
 )
 from engine.runinfo import config_hash, environment
+from engine.text import METRICS, counted, format_score, score_cells
 
 INPUT_MODES = ("auto", "binary", "labels")
-METRICS = (("iou", "IoU"), ("biou", "BIoU"), ("bf1", "BF1"))
 
 
 @dataclass(frozen=True)
@@ -176,19 +176,19 @@ class CompareReport:
     def to_markdown(self) -> str:
         """A Markdown table in the layout of the paper's Table 4, deltas in parentheses."""
         lines = [
-            f"**{self.class_name}** ({self.images} annotated images)",
+            f"**{self.class_name}** ({counted(self.images, 'annotated image')})",
             "",
             "| source | IoU | BIoU | BF1 |",
             "|---|---:|---:|---:|",
         ]
         for i, r in enumerate(self.rows):
-            cells = []
-            for key, _ in METRICS:
-                value = getattr(r.scores, key)
-                cell = fmt(value, key)
-                if i > 0 and r.delta.get(key) is not None:
-                    cell += f" ({fmt(r.delta[key], key, signed=True)})"
-                cells.append(cell)
+            cells = score_cells(r.scores.to_json())
+            if i > 0:
+                deltas = score_cells(r.delta, sign=True)
+                cells = [
+                    f"{cell} ({d})" if r.delta.get(key) is not None else cell
+                    for cell, d, (key, _, _) in zip(cells, deltas, METRICS, strict=True)
+                ]
             lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
@@ -199,14 +199,6 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, tuple | list):
         return [_jsonable(x) for x in v]
     return v
-
-
-def fmt(value: float | None, key: str, signed: bool = False) -> str:
-    """IoU/BIoU with 2 decimals (x100 already), BF1 with 4; NaN/None as '-'."""
-    if value is None or math.isnan(value):
-        return "-"
-    digits = 4 if key == "bf1" else 2
-    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
 
 
 def compare(cfg: CompareConfig) -> CompareReport:
@@ -232,7 +224,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
     for r in rows:
         r.delta = {
             key: (None if math.isnan(d) else d)
-            for key, _ in METRICS
+            for key, _, _ in METRICS
             for d in [getattr(r.scores, key) - getattr(first, key)]
         }
     report = CompareReport(class_name, class_id, rows, images)
@@ -259,7 +251,7 @@ def write_plot(report: CompareReport, path: Path) -> Path:
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
     names = [r.name for r in report.rows]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for ax, (key, label) in zip(axes, METRICS, strict=True):
+    for ax, (key, label, digits) in zip(axes, METRICS, strict=True):
         values = [getattr(r.scores, key) for r in report.rows]
         shown = [0.0 if math.isnan(v) else v for v in values]
         bars = ax.bar(
@@ -267,7 +259,7 @@ def write_plot(report: CompareReport, path: Path) -> Path:
         )
         for b, v in zip(bars, values, strict=True):
             ax.annotate(
-                fmt(v, key),
+                format_score(None if math.isnan(v) else v, digits),
                 (b.get_x() + b.get_width() / 2, b.get_height()),
                 ha="center",
                 va="bottom",
@@ -276,7 +268,7 @@ def write_plot(report: CompareReport, path: Path) -> Path:
         ax.set_title(label + (" (x100)" if key != "bf1" else ""))
         ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
         ax.set_ylim(0, 100 if key != "bf1" else 1)
-    fig.suptitle(f"{report.class_name}: {report.images} annotated images")
+    fig.suptitle(f"{report.class_name}: {counted(report.images, 'annotated image')}")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)

@@ -43,7 +43,7 @@ from engine.outputs import (
     taxonomy_near,
 )
 from engine.runinfo import environment
-from engine.text import METRICS, SOURCES, score_cells
+from engine.text import METRICS, SOURCES, counted, score_cells
 
 
 @dataclass
@@ -253,7 +253,7 @@ def render_markdown(data: dict) -> str:
         ]
     lines += [
         f"New class **{data['class_name']}**, annotated subset `{data['subset']}` "
-        f"({data['subset_images']} images, split `{data['split']}`). IoU and BIoU in %, BF1 as a "
+        f"({counted(data['subset_images'], 'image')}, split `{data['split']}`). IoU and BIoU in %, BF1 as a "
         "fraction; binary scores of the class against everything else; deltas vs pseudo labels.",
         "",
         "| source | IoU | BIoU | BF1 | ΔIoU | ΔBIoU | ΔBF1 | images |",
@@ -268,7 +268,7 @@ def render_markdown(data: dict) -> str:
     if pc:
         lines += [
             "",
-            f"## Joint-trained model, per class ({pc['split']} split, {pc['images']} images)",
+            f"## Joint-trained model, per class ({pc['split']} split, {counted(pc['images'], 'image')})",
             "",
             "| class | IoU | BIoU | BF1 |",
             "|---|---|---|---|",

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import EXIT_SOME_FAILED, parse_scales, parse_size, stdout
-from engine.text import counted
+from engine.text import counted, score_cells
 
 app = typer.Typer()
 
@@ -142,17 +142,19 @@ def _print_val(v: dict) -> None:
         stdout.print(f"val: mIoU {v['mIoU']:.2f}  mBIoU {v['mBIoU']:.2f}  mBF1 {v['mBF1']:.4f}")
     for c in v.get("classes", []):
         if c.get("vs") and c.get("iou") is not None:
+            iou, biou, bf1 = score_cells(c)
             stdout.print(
-                f"  {c['name']} vs {c['vs']}: IoU {c['iou']:.2f}  BIoU {c['biou'] or 0:.2f}  "
-                f"BF1 {c['bf1'] or 0:.4f} (agreement with the labeler, not quality)"
+                f"  {c['name']} vs {c['vs']}: IoU {iou}  BIoU {biou}  BF1 {bf1} "
+                "(agreement with the labeler, not quality)"
             )
     for sub in v.get("subsets", []):
         if sub.get("iou") is None:
             stdout.print(f"  {sub['class']} vs annotated subset: nothing to score")
             continue
+        iou, biou, bf1 = score_cells(sub)
         stdout.print(
-            f"  {sub['class']} vs annotated subset ({sub['images']} images): "
-            f"IoU {sub['iou']:.2f}  BIoU {sub['biou'] or 0:.2f}  BF1 {sub['bf1'] or 0:.4f}"
+            f"  {sub['class']} vs annotated subset ({counted(sub['images'], 'image')}): "
+            f"IoU {iou}  BIoU {biou}  BF1 {bf1}"
         )
 
 

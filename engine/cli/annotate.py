@@ -39,7 +39,7 @@ def annotate_export(
     if res.coco:
         stdout.print(f"  COCO:    {res.coco}")
     if res.labelme:
-        stdout.print(f"  LabelMe: {res.labelme[0].parent}/ ({len(res.labelme)} files)")
+        stdout.print(f"  LabelMe: {res.labelme[0].parent}/ ({counted(len(res.labelme), 'file')})")
 
 
 @app.command("import")

@@ -156,7 +156,7 @@ def compare_cmd(
     """Score one class (vs the rest) for several prediction sets side by side (paper Table 4)."""
     from rich.table import Table
 
-    from engine.compare import CompareConfig, compare, fmt, parse_source
+    from engine.compare import CompareConfig, compare, parse_source
 
     cfg = CompareConfig(
         class_name=class_name,
@@ -173,14 +173,13 @@ def compare_cmd(
         progress=progress,
     )
     report = compare(cfg)
-    table = Table(title=f"{report.class_name}: {report.images} annotated images")
+    table = Table(title=f"{report.class_name}: {counted(report.images, 'annotated image')}")
     table.add_column("source")
     for name in ("IoU", "BIoU", "BF1", "dIoU", "dBIoU", "dBF1"):
         table.add_column(name, justify="right")
     for i, row in enumerate(report.rows):
-        s = row.scores
-        deltas = [fmt(row.delta[k], k, signed=True) if i else "" for k in ("iou", "biou", "bf1")]
-        table.add_row(row.name, fmt(s.iou, "iou"), fmt(s.biou, "biou"), fmt(s.bf1, "bf1"), *deltas)
+        deltas = score_cells(row.delta, sign=True) if i else ["", "", ""]
+        table.add_row(row.name, *score_cells(row.scores.to_json()), *deltas)
     stdout.print(table)
     for path in (json_out, markdown_out, plot_out):
         if path is not None:

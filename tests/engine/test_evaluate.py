@@ -273,6 +273,30 @@ def test_compare_library_and_deltas(tmp_path: Path) -> None:
     assert "| model |" in md and ("(+" in md or "(-" in md)
 
 
+def test_compare_undefined_scores_read_as_the_report_prints_them(tmp_path: Path) -> None:
+    # neither the annotation nor the source has the class: its scores are undefined (NaN in the
+    # scores, null in the JSON) and every table says "n/a", as engine report's do
+    gt_dir, src = tmp_path / "manual", tmp_path / "pseudo"
+    gt_dir.mkdir(), src.mkdir()
+    label = np.zeros((24, 32), np.uint8)
+    label[:, 16:] = 3
+    write_label(gt_dir / "a.png", label)
+    write_label(src / "a.png", label)
+    tax = MASS13K.with_new_class("Bicycle").save(tmp_path / "taxonomy.json")
+    md = tmp_path / "c.md"
+    res = runner.invoke(
+        app,
+        ["compare", "--class", "Bicycle", "--gt", str(gt_dir), "--taxonomy", str(tax),
+         "--source", f"pseudo={src}", "--source", f"again={src}",
+         "--markdown", str(md), "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert md.read_text().startswith("**Bicycle** (1 annotated image)\n")
+    assert "| pseudo | n/a | n/a | n/a |\n| again | n/a | n/a | n/a |" in md.read_text()
+    assert "Bicycle: 1 annotated image " in res.output
+    assert res.output.count("n/a") == 9  # 3 scores a row and the second row's 3 deltas
+
+
 def test_compare_cli_outputs(tmp_path: Path) -> None:
     gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
     js, md, png = tmp_path / "c.json", tmp_path / "c.md", tmp_path / "c.png"

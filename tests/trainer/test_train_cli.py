@@ -235,3 +235,21 @@ def test_cli_new_classes_without_sources_exit_2_unless_all_precise(synth, tmp_pa
     assert res.exit_code == 0, res.output
     saved = (tmp_path / "b" / "config.yaml").read_text()
     assert "all_precise: true" in saved and "pseudo_form: flat" in saved
+
+
+def test_last_validation_prints_undefined_scores_as_n_a(capsys):
+    # a subset whose class has no boundary anywhere has BIoU null: printed "n/a", never "0.00"
+    from trainer.cli import _print_val
+
+    _print_val(
+        {
+            "mIoU": 61.234, "mBIoU": 40.5, "mBF1": 0.71234,
+            "classes": [{"name": "Car", "vs": "pseudo labels", "iou": 80.0, "biou": None,
+                         "bf1": 0.5}],
+            "subsets": [{"class": "Bicycle", "images": 1, "iou": 42.0, "biou": None,
+                         "bf1": None}],
+        }
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "Car vs pseudo labels: IoU 80.00  BIoU n/a  BF1 0.5000" in out
+    assert "Bicycle vs annotated subset (1 image): IoU 42.00  BIoU n/a  BF1 n/a" in out
