@@ -231,6 +231,10 @@ def per_class_table(
             "biou": round_score(res.mbiou, 2),
             "bf1": round_score(res.mbf1, 4),
         },
+        # new classes without truth in this report, scored as their parent class
+        "as_parent": {
+            taxonomy[c].name: taxonomy[taxonomy[c].parent].name for c in sorted(untruthed)
+        },
     }
 
 
@@ -276,6 +280,9 @@ def render_markdown(data: dict) -> str:
         for c in pc["classes"]:
             lines.append(f"| {c['name']} | {' | '.join(score_cells(c))} |")
         lines.append(f"| **mean** | {' | '.join(score_cells(pc['mean']))} |")
+        if pc.get("as_parent"):
+            folded = ", ".join(f"{n} counts as {p}" for n, p in pc["as_parent"].items())
+            lines += ["", f"Without truth here, {folded}, as in the 7-class labels."]
     if data["files"].get("chart"):
         lines += ["", f"![scores]({data['files']['chart']})"]
     if data["files"].get("overlays"):

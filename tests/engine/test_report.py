@@ -238,6 +238,10 @@ def test_per_class_table_counts_other_new_classes_as_their_parent(world):
     assert [c["name"] for c in res["classes"]][-1] == "Bicycle"
     assert all(c["name"] != "Car" for c in res["classes"])
     assert res["classes"] == base["classes"]  # Car pixels scored exactly as Others were
+    assert res["as_parent"] == {"Car": "Others"}  # and report.md says so under the table
+    md = (tmp / "rep1" / "report.md").read_text()
+    assert "| **mean** |" in md
+    assert "\n\nWithout truth here, Car counts as Others, as in the 7-class labels.\n" in md
 
 
 def test_report_says_how_the_predictions_were_made(world):
