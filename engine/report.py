@@ -226,11 +226,7 @@ def per_class_table(
             for c in taxonomy
             if c.id not in untruthed
         ],
-        "mean": {
-            "iou": round_score(res.miou, 2),
-            "biou": round_score(res.mbiou, 2),
-            "bf1": round_score(res.mbf1, 4),
-        },
+        "mean": {k: round_score(getattr(res, f"m{k}"), nd) for k, _, nd in METRICS},
         # new classes without truth in this report, scored as their parent class
         "as_parent": {
             taxonomy[c].name: taxonomy[taxonomy[c].parent].name for c in sorted(untruthed)
