@@ -328,9 +328,9 @@ def check_same_data(synth: Any) -> None:
         )
 
     differ = [
-        f"{key} {shown(key, old.get(key))}, not {shown(key, new[key])}"
-        for key in ("train", "val", "test", "size", "seed", "jpeg_quality")
-        if old.get(key) != new[key]
+        f"{key} {shown(key, old.get(key))}, not {shown(key, value)}"
+        for key, value in new.items()
+        if key != "out" and old.get(key) != value
     ]
     if differ:
         raise ValueError(

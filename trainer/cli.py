@@ -139,7 +139,8 @@ def _print_val(v: dict) -> None:
     if v.get("mIoU") is None:
         stdout.print("val: nothing to score")
     else:
-        stdout.print(f"val: mIoU {v['mIoU']:.2f}  mBIoU {v['mBIoU']:.2f}  mBF1 {v['mBF1']:.4f}")
+        miou, mbiou, mbf1 = score_cells({"iou": v["mIoU"], "biou": v["mBIoU"], "bf1": v["mBF1"]})
+        stdout.print(f"val: mIoU {miou}  mBIoU {mbiou}  mBF1 {mbf1}")
     for c in v.get("classes", []):
         if c.get("vs") and c.get("iou") is not None:
             iou, biou, bf1 = score_cells(c)
