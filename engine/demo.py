@@ -271,6 +271,7 @@ def run_demo(
                 data=str(data),
                 taxonomy=str(fused / "taxonomy.json"),
                 class_name=name,
+                progress=cfg.progress,
             )
         )
 

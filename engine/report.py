@@ -33,6 +33,7 @@ from annotations.labelrun import LabelRun
 from annotations.subset import read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.metrics import ClassScorer, SegEvaluator
+from engine.progress import track
 from engine.outputs import (
     GT_COLOR,
     PRED_COLOR,
@@ -61,6 +62,7 @@ class ReportConfig:
     title: str = ""  # report title; "" -> "<class>: pseudo labels vs joint training"
     overlays: int = 4  # overlay images to write
     chart: bool = True  # draw chart.png (needs matplotlib)
+    progress: bool = True  # progress bars on stderr
 
 
 @dataclass
@@ -127,7 +129,9 @@ def score_class(
     }
     maps: dict[str, dict[str, np.ndarray]] = {}
     found = dict.fromkeys(evals, 0)
-    for stem in subset.stems:
+    for stem in track(
+        subset.stems, f"score {class_name} on {split}", enabled=cfg.progress
+    ):
         gt = subset.mask(stem)
         maps[stem] = {"annotation": gt}
         for name in evals:
@@ -192,7 +196,7 @@ def per_class_table(
     ds = open_split(cfg.data, split)
     root = Path(cfg.data)
     ev = SegEvaluator(len(taxonomy))
-    for sample in ds.samples:
+    for sample in track(ds.samples, f"per-class scores on {split}", enabled=cfg.progress):
         p = find_png(Path(cfg.pred), split, sample.stem)
         if p is None:
             continue

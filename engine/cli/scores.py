@@ -200,6 +200,9 @@ def report(
     ),
     overlays: int = typer.Option(4, min=0, help="Overlay images to write."),
     chart: bool = typer.Option(True, help="Draw chart.png (needs matplotlib)."),
+    progress: bool = typer.Option(
+        True, "--progress/--no-progress", help="Progress bars on stderr."
+    ),
 ) -> None:
     """Table-4 report: pseudo labels vs fused labels vs joint-trained model on the annotated subset."""
     from rich.table import Table
@@ -208,7 +211,17 @@ def report(
 
     res = build_report(
         ReportConfig(
-            subset, out, pseudo, fused, pred, data, taxonomy, class_name, "", overlays, chart
+            subset,
+            out,
+            pseudo,
+            fused,
+            pred,
+            data,
+            taxonomy,
+            class_name,
+            overlays=overlays,
+            chart=chart,
+            progress=progress,
         )
     )
     table = Table(title=res.data["title"])

@@ -202,10 +202,36 @@ def test_cli_report(world):
             "--out",
             str(tmp / "rc"),
             "--no-chart",
+            "--no-progress",
         ],
     )
     assert res.exit_code == 0, res.output
     assert "joint-trained model" in res.output and (tmp / "rc" / "report.md").is_file()
+
+
+def test_report_shows_progress_on_stderr_unless_told_not_to(world, capsys):
+    """Scoring a large subset and the per-class table over a whole split takes minutes at 4K:
+    both loops draw a progress bar on stderr, and ``progress=False`` (``--no-progress``) draws
+    none."""
+    tmp, data, subset, _ = world
+    for progress in (True, False):
+        build_report(
+            ReportConfig(
+                str(subset.root),
+                str(tmp / f"rp{progress}"),
+                pseudo=str(tmp / "run"),
+                pred=str(tmp / "pred"),
+                data=str(data),
+                chart=False,
+                progress=progress,
+            )
+        )
+        err = capsys.readouterr().err
+        if progress:
+            assert f"score Bicycle on {subset.split}" in err
+            assert f"per-class scores on {subset.split}" in err
+        else:
+            assert err == ""
 
 
 def test_per_class_table_counts_other_new_classes_as_their_parent(world):
