@@ -88,16 +88,12 @@ class DatasetSpec:
             )
         return splits
 
-    def root_hint(self, split: str | None = None) -> str:
+    def root_hint(self) -> str:
         """``"; is the dataset root ROOT?"`` for the end of a "no split here" error when a
-        folder one or two levels above ``root`` has ``split``'s images (any split's if None):
-        the root a user meant when pointing at ``ROOT/images`` or ``ROOT/images/train``; else
-        ``""``."""
+        folder one or two levels above ``root`` has split folders: the root a user meant when
+        pointing at ``ROOT/images`` or ``ROOT/images/train``; else ``""``."""
         for up in (self.root.parent, self.root.parent.parent):
-            above = replace(self, root=up)
-            if up != self.root and (
-                above.image_dir(split).is_dir() if split else above.available_splits()
-            ):
+            if up != self.root and replace(self, root=up).available_splits():
                 return f"; is the dataset root {up}?"
         return ""
 
@@ -208,10 +204,12 @@ class SegDataset:
     def __post_init__(self) -> None:
         image_dir = self.spec.image_dir(self.split)
         if not image_dir.is_dir():
-            have = self.spec.available_splits()
+            # No split at all: the root's error (it names the root given, not a joined path
+            # such as ROOT/images/images/train, and the root meant when it is one level off).
+            have = self.spec.require_splits()
             raise FileNotFoundError(
                 f"{image_dir}: split {self.split!r} not found; available splits: "
-                + (", ".join(have) if have else f"none{self.spec.root_hint(self.split)}")
+                + ", ".join(have)
             )
         images = _list_files(image_dir, self.spec.image_exts)
         label_dir = self.spec.label_dir(self.split)

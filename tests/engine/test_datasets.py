@@ -79,8 +79,9 @@ def test_missing_split_lists_available(tmp_path: Path):
     assert "split 'test' not found; available splits: train, val, extra" in str(e.value)
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(FileNotFoundError, match="available splits: none"):
+    with pytest.raises(FileNotFoundError) as e:
         open_split(empty, "train")
+    assert str(e.value).startswith(f"{empty}: no image split folders found (expected images/")
 
 
 def test_a_root_one_or_two_levels_too_deep_names_the_dataset_root(tmp_path: Path):
@@ -88,13 +89,16 @@ def test_a_root_one_or_two_levels_too_deep_names_the_dataset_root(tmp_path: Path
     for deep in (root / "images", root / "images" / "train"):
         with pytest.raises(FileNotFoundError) as e:
             open_split(deep, "train")
-        assert str(e.value) == (
-            f"{deep / 'images/train'}: split 'train' not found; available splits: none; "
-            f"is the dataset root {root}?"
+        assert str(e.value) == (  # the folder given, not a joined DEEP/images/train
+            f"{deep}: no image split folders found (expected images/{{split}}, "
+            f"e.g. images/train); is the dataset root {root}?"
         )
-    with pytest.raises(FileNotFoundError) as e:  # a split missing everywhere: no guess
+    with pytest.raises(FileNotFoundError) as e:  # the root meant, where val is missing too
         open_split(root / "images", "val")
-    assert str(e.value).endswith("available splits: none")
+    assert str(e.value).endswith(f"is the dataset root {root}?")
+    with pytest.raises(FileNotFoundError) as e:  # nothing above either: no guess
+        open_split(tmp_path, "train")
+    assert str(e.value).endswith("(expected images/{split}, e.g. images/train)")
 
 
 def test_missing_label_folder(tmp_path: Path):
