@@ -130,7 +130,7 @@ def score_class(
     maps: dict[str, dict[str, np.ndarray]] = {}
     found = dict.fromkeys(evals, 0)
     for stem in track(
-        subset.stems, f"score {class_name} on {split}", enabled=cfg.progress
+        subset.stems, f"{class_name}: annotated {split} subset", enabled=cfg.progress
     ):
         gt = subset.mask(stem)
         maps[stem] = {"annotation": gt}
@@ -196,7 +196,7 @@ def per_class_table(
     ds = open_split(cfg.data, split)
     root = Path(cfg.data)
     ev = SegEvaluator(len(taxonomy))
-    for sample in track(ds.samples, f"per-class scores on {split}", enabled=cfg.progress):
+    for sample in track(ds.samples, f"per-class scores: {split} split", enabled=cfg.progress):
         p = find_png(Path(cfg.pred), split, sample.stem)
         if p is None:
             continue

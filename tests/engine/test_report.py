@@ -228,8 +228,8 @@ def test_report_shows_progress_on_stderr_unless_told_not_to(world, capsys):
         )
         err = capsys.readouterr().err
         if progress:
-            assert f"score Bicycle on {subset.split}" in err
-            assert f"per-class scores on {subset.split}" in err
+            assert f"Bicycle: annotated {subset.split} subset" in err
+            assert f"per-class scores: {subset.split} split" in err
         else:
             assert err == ""
 
