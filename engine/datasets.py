@@ -208,8 +208,7 @@ class SegDataset:
             # such as ROOT/images/images/train, and the root meant when it is one level off).
             have = self.spec.require_splits()
             raise FileNotFoundError(
-                f"{image_dir}: split {self.split!r} not found; available splits: "
-                + ", ".join(have)
+                f"{image_dir}: split {self.split!r} not found; available splits: " + ", ".join(have)
             )
         images = _list_files(image_dir, self.spec.image_exts)
         label_dir = self.spec.label_dir(self.split)

@@ -33,7 +33,6 @@ from annotations.labelrun import LabelRun
 from annotations.subset import read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.metrics import ClassScorer, SegEvaluator
-from engine.progress import track
 from engine.outputs import (
     GT_COLOR,
     PRED_COLOR,
@@ -43,6 +42,7 @@ from engine.outputs import (
     overlay,
     taxonomy_near,
 )
+from engine.progress import track
 from engine.runinfo import environment
 from engine.text import METRICS, SOURCES, counted, score_cells
 
