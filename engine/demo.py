@@ -329,9 +329,13 @@ def check_same_data(synth: Any) -> None:
         )
 
     differ = [
-        f"{key} {shown(key, old.get(key))}, not {shown(key, value)}"
+        (
+            f"{key} {shown(key, old[key])}, not {shown(key, value)}"
+            if key in old
+            else f"{key} not recorded, now {shown(key, value)}"  # an older synth.json
+        )
         for key, value in new.items()
-        if key != "out" and old.get(key) != value
+        if key != "out" and (key not in old or old[key] != value)
     ]
     if differ:
         raise ValueError(

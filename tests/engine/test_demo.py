@@ -176,3 +176,24 @@ def test_demo_training_config_carries_the_weighting_crops_and_processes(tmp_path
 )
 def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_data_guard_names_a_setting_an_older_synth_json_did_not_record(tmp_path):
+    """A folder from an older version lacks a newer generator setting: refused (its scenes may
+    have been made otherwise), and the message says the setting was not recorded instead of
+    calling the old value None."""
+    from engine.demo import check_same_data
+    from engine.synth import SynthConfig
+
+    cfg = SynthConfig(out=str(tmp_path), size=(128, 96))
+    recorded = cfg.to_dict()
+    (tmp_path / "synth.json").write_text(json.dumps({"config": recorded}))
+    check_same_data(cfg)  # the same settings: accepted
+    del recorded["jpeg_quality"]
+    (tmp_path / "synth.json").write_text(json.dumps({"config": recorded}))
+    with pytest.raises(ValueError) as e:
+        check_same_data(cfg)
+    assert str(e.value) == (
+        f"{tmp_path / 'synth.json'}: this demo folder was made with other data settings "
+        f"(jpeg_quality not recorded, now {cfg.jpeg_quality}); rerun with those or give a new --out"
+    )
