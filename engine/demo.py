@@ -32,11 +32,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.text import SOURCES, counted, score_cells
 
 # Nothing heavy at import time: the CLI reads DemoConfig's defaults when `engine` starts.
+if TYPE_CHECKING:
+    from engine.synth import SynthConfig
 
 # The demo's start checkpoint: a 7-class stand-in for the released model (engine/pretrain.py)
 BUILTIN = Path(__file__).resolve().parent / "assets" / "demo_tiny_mass7.pt"
@@ -311,7 +313,7 @@ def run_demo(
     return result
 
 
-def check_same_data(synth: Any) -> None:
+def check_same_data(synth: SynthConfig) -> None:
     """Refuse to resume a demo folder whose scenes were made with other settings
     (``synth.json``): rendering new scenes over them would leave the old scenes' pseudo labels,
     fused labels and model beside the new images."""

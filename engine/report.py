@@ -30,7 +30,7 @@ import numpy as np
 from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from annotations.labelmap import IGNORE, read_label
 from annotations.labelrun import LabelRun
-from annotations.subset import read_subset
+from annotations.subset import Subset, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.metrics import ClassScorer, SegEvaluator
 from engine.outputs import (
@@ -107,11 +107,14 @@ def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, int]) -> None:
 
 
 def score_class(
-    cfg: ReportConfig, class_name: str, taxonomy: Taxonomy, backend: str | None = None
+    cfg: ReportConfig,
+    subset: Subset,
+    class_name: str,
+    taxonomy: Taxonomy,
+    backend: str | None = None,
 ) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
     """Table-4 rows for the sources present, and the binary maps used (for overlays).
     ``backend``: the pseudo-label run's labeling backend, named in the pseudo row."""
-    subset = read_subset(cfg.subset)
     split = subset.split
     cid = taxonomy.id_of(class_name)
     dirs: dict[str, tuple[Path | None, int | None]] = {
@@ -175,7 +178,7 @@ def score_class(
 
 
 def per_class_table(
-    cfg: ReportConfig, class_name: str, taxonomy: Taxonomy, split: str
+    cfg: ReportConfig, subset: Subset, class_name: str, taxonomy: Taxonomy
 ) -> dict | None:
     """The model's per-class scores on the dataset's split: 7-class labels with the new class
     carved in from the annotated subset (or the dataset's ``new_classes`` truth); on images with
@@ -192,7 +195,7 @@ def per_class_table(
     untruthed = {c.id for c in taxonomy if c.parent is not None and c.id != cid}
     for c in untruthed:
         lut[c] = taxonomy[c].parent
-    subset = read_subset(cfg.subset)
+    split = subset.split
     ds = open_split(cfg.data, split)
     root = Path(cfg.data)
     ev = SegEvaluator(len(taxonomy))
@@ -442,7 +445,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     out = Path(cfg.out)
     backend = LabelRun.open(cfg.pseudo).backend if cfg.pseudo else None
     prediction = prediction_settings(cfg.pred)  # before the scoring: a bad file fails first
-    rows, maps = score_class(cfg, class_name, taxonomy, backend)
+    rows, maps = score_class(cfg, subset, class_name, taxonomy, backend)
     title = cfg.title or f"{class_name}: pseudo labels vs joint training"
     if backend == "simulated" and "simulated" not in title.lower():
         title += " (simulated labeler)"
@@ -455,7 +458,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         "subset_images": len(subset.stems),
         "metrics": {"iou": "IoU x100", "biou": "Boundary IoU x100", "bf1": "Boundary F1 (0..1)"},
         "table4": rows,
-        "per_class": per_class_table(cfg, class_name, taxonomy, subset.split),
+        "per_class": per_class_table(cfg, subset, class_name, taxonomy),
         "taxonomy": taxonomy.to_dict(),
         "prediction": prediction,
         "files": {},
