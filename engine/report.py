@@ -106,39 +106,44 @@ def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, int]) -> None:
         )
 
 
+def source_dirs(
+    cfg: ReportConfig, class_name: str, taxonomy: Taxonomy
+) -> dict[str, tuple[Path, int]]:
+    """The sources given, in Table-4 order: ``name -> (folder of label maps, the class's id in
+    them)``. A folder that does not exist is an error."""
+    cid = taxonomy.id_of(class_name)
+    given = (
+        ("pseudo labels", Path(cfg.pseudo) / "labels" if cfg.pseudo else None, 1),
+        ("fused labels", cfg.fused, cid),
+        ("joint-trained model", cfg.pred, cid),
+    )
+    dirs = {name: (Path(d), class_id) for name, d, class_id in given if d is not None}
+    for name, (d, _) in dirs.items():
+        if not d.is_dir():
+            raise FileNotFoundError(f"{d}: folder of {name} not found")
+    return dirs
+
+
 def score_class(
     cfg: ReportConfig,
     subset: Subset,
     class_name: str,
-    taxonomy: Taxonomy,
+    dirs: dict[str, tuple[Path, int]],
     backend: str | None = None,
-) -> tuple[list[dict], dict[str, dict[str, np.ndarray]]]:
-    """Table-4 rows for the sources present, and the binary maps used (for overlays).
+) -> tuple[list[dict], dict[str, int]]:
+    """Table-4 rows for the sources present (``dirs``: :func:`source_dirs`), and the class's
+    annotated pixels per image (the overlays show the images with the most).
     ``backend``: the pseudo-label run's labeling backend, named in the pseudo row."""
     split = subset.split
-    cid = taxonomy.id_of(class_name)
-    dirs: dict[str, tuple[Path | None, int | None]] = {
-        "pseudo labels": (Path(cfg.pseudo) / "labels" if cfg.pseudo else None, 1),
-        "fused labels": (Path(cfg.fused) if cfg.fused else None, cid),
-        "joint-trained model": (Path(cfg.pred) if cfg.pred else None, cid),
-    }
-    for name, (d, _) in dirs.items():
-        if d is not None and not d.is_dir():
-            raise FileNotFoundError(f"{d}: folder of {name} not found")
-    evals = {
-        name: ClassScorer(class_id=1, pred_class_id=pid)
-        for name, (d, pid) in dirs.items()
-        if d is not None
-    }
-    maps: dict[str, dict[str, np.ndarray]] = {}
+    evals = {name: ClassScorer(class_id=1, pred_class_id=pid) for name, (_, pid) in dirs.items()}
+    class_pixels: dict[str, int] = {}
     found = dict.fromkeys(evals, 0)
     for stem in track(
         subset.stems, f"{class_name}: annotated {split} subset", enabled=cfg.progress
     ):
         gt = subset.mask(stem)
-        maps[stem] = {"annotation": gt}
-        for name in evals:
-            d, class_id = dirs[name]
+        class_pixels[stem] = int((gt == 1).sum())
+        for name, (d, _) in dirs.items():
             p = find_png(d, split, stem)
             if p is None:
                 if name == "fused labels":
@@ -147,7 +152,6 @@ def score_class(
             label = read_label(p)
             _check_size(p, label, gt.shape)
             evals[name].update(label, gt)  # the class (class_id) vs the rest; GT 255 ignored
-            maps[stem][name] = binary_of(label, class_id)
             found[name] += 1
     rows = []
     base = None
@@ -174,7 +178,7 @@ def score_class(
             )
             for key, _, nd in METRICS
         }
-    return rows, maps
+    return rows, class_pixels
 
 
 def per_class_table(
@@ -345,10 +349,19 @@ def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def _overlays(cfg: ReportConfig, maps: dict, split: str, out: Path) -> tuple[list[Path], list[str]]:
-    """Side-by-side overlays of the subset images with the most class pixels."""
+def _overlays(
+    cfg: ReportConfig,
+    subset: Subset,
+    dirs: dict[str, tuple[Path, int]],
+    class_pixels: dict[str, int],
+    out: Path,
+) -> tuple[list[Path], list[str]]:
+    """Side-by-side overlays of the subset images with the most class pixels. Their maps are
+    read again here: holding every image's maps from the scoring would cost 4 bytes a pixel
+    per image (33 MB at 4K) for the few drawn."""
     if cfg.overlays <= 0 or not cfg.data:
         return [], []
+    split = subset.split
     import cv2
 
     from engine.annotate import dataset_images
@@ -361,16 +374,21 @@ def _overlays(cfg: ReportConfig, maps: dict, split: str, out: Path) -> tuple[lis
         "fused labels": (200, 120, 255),
         "joint-trained model": PRED_COLOR,
     }
-    ranked = sorted(maps, key=lambda s: (-int((maps[s]["annotation"] == 1).sum()), s))
+    ranked = sorted(class_pixels, key=lambda s: (-class_pixels[s], s))
     written, panels = [], []
     for stem in ranked[: cfg.overlays]:
         if stem not in images:
             continue
         image = load_image(images[stem])
+        maps = {"annotation": subset.mask(stem)}
+        for name, (d, class_id) in dirs.items():
+            p = find_png(d, split, stem)
+            if p is not None:  # fused labels may lack a test image; the others were checked
+                maps[name] = binary_of(read_label(p), class_id)
         tiles, panels = [], []
         for name in ("annotation", *SOURCES):
-            if name in maps[stem]:
-                t = overlay(image, maps[stem][name], colors[name], 384).copy()
+            if name in maps:
+                t = overlay(image, maps[name], colors[name], 384).copy()
                 (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
                 cv2.rectangle(t, (0, 0), (tw + 10, th + 12), (0, 0, 0), thickness=-1)
                 cv2.putText(
@@ -445,7 +463,8 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     out = Path(cfg.out)
     backend = LabelRun.open(cfg.pseudo).backend if cfg.pseudo else None
     prediction = prediction_settings(cfg.pred)  # before the scoring: a bad file fails first
-    rows, maps = score_class(cfg, subset, class_name, taxonomy, backend)
+    dirs = source_dirs(cfg, class_name, taxonomy)
+    rows, class_pixels = score_class(cfg, subset, class_name, dirs, backend)
     title = cfg.title or f"{class_name}: pseudo labels vs joint training"
     if backend == "simulated" and "simulated" not in title.lower():
         title += " (simulated labeler)"
@@ -466,7 +485,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     chart = plot_chart(rows, out / "chart.png", class_name) if cfg.chart and rows else None
     if chart:
         data["files"]["chart"] = "chart.png"
-    overlays, panels = _overlays(cfg, maps, subset.split, out)
+    overlays, panels = _overlays(cfg, subset, dirs, class_pixels, out)
     data["files"]["overlays"] = [os.path.relpath(p, out).replace(os.sep, "/") for p in overlays]
     data["overlay_panels"] = panels
     data["config"] = dataclasses.asdict(cfg)
