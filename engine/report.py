@@ -354,20 +354,19 @@ def _overlays(
     subset: Subset,
     dirs: dict[str, tuple[Path, int]],
     class_pixels: dict[str, int],
+    images: dict[str, Path],
     out: Path,
 ) -> tuple[list[Path], list[str]]:
-    """Side-by-side overlays of the subset images with the most class pixels. Their maps are
-    read again here: holding every image's maps from the scoring would cost 4 bytes a pixel
-    per image (33 MB at 4K) for the few drawn."""
-    if cfg.overlays <= 0 or not cfg.data:
+    """Side-by-side overlays of the subset images with the most class pixels (``images``:
+    stem -> image path of the split). Their maps are read again here: holding every image's
+    maps from the scoring would cost 4 bytes a pixel per image (33 MB at 4K) for the few drawn."""
+    if cfg.overlays <= 0 or not images:
         return [], []
     split = subset.split
     import cv2
 
-    from engine.annotate import dataset_images
     from engine.datasets import load_image
 
-    images = dataset_images(cfg.data, None, split)
     colors = {
         "annotation": GT_COLOR,
         "pseudo labels": PSEUDO_COLOR,
@@ -462,7 +461,11 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     class_name = taxonomy.get(class_name).name
     out = Path(cfg.out)
     backend = LabelRun.open(cfg.pseudo).backend if cfg.pseudo else None
-    prediction = prediction_settings(cfg.pred)  # before the scoring: a bad file fails first
+    from engine.annotate import dataset_images
+
+    # before the scoring, so that a bad file or dataset root fails before minutes of work
+    prediction = prediction_settings(cfg.pred)
+    images = dataset_images(cfg.data, None, subset.split) if cfg.data else {}
     dirs = source_dirs(cfg, class_name, taxonomy)
     rows, class_pixels = score_class(cfg, subset, class_name, dirs, backend)
     title = cfg.title or f"{class_name}: pseudo labels vs joint training"
@@ -485,7 +488,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     chart = plot_chart(rows, out / "chart.png", class_name) if cfg.chart and rows else None
     if chart:
         data["files"]["chart"] = "chart.png"
-    overlays, panels = _overlays(cfg, subset, dirs, class_pixels, out)
+    overlays, panels = _overlays(cfg, subset, dirs, class_pixels, images, out)
     data["files"]["overlays"] = [os.path.relpath(p, out).replace(os.sep, "/") for p in overlays]
     data["overlay_panels"] = panels
     data["config"] = dataclasses.asdict(cfg)

@@ -299,3 +299,26 @@ def test_report_says_how_the_predictions_were_made(world):
     meta.write_text("{not json")
     with pytest.raises(ValueError, match=r"predict\.json: not valid JSON"):
         build_report(cfg)
+
+
+def test_a_bad_dataset_root_fails_before_the_scoring(world, monkeypatch):
+    """--data pointing one folder too deep is reported before the subset is scored (minutes on
+    a large 4K subset), not after it."""
+    import engine.report as report
+
+    tmp, data, subset, _ = world
+
+    def scored(*args, **kwargs):
+        raise AssertionError("scored before the dataset root was checked")
+
+    monkeypatch.setattr(report, "score_class", scored)
+    with pytest.raises(FileNotFoundError, match="no image split folders found"):
+        build_report(
+            ReportConfig(
+                str(subset.root),
+                str(tmp / "bad"),
+                pred=str(tmp / "pred"),
+                data=str(data / "images"),
+            )
+        )
+    assert not (tmp / "bad").exists()
