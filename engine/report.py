@@ -32,6 +32,7 @@ from annotations.labelmap import IGNORE, read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
+from engine.datasets import SegDataset, open_split
 from engine.metrics import ClassScorer, SegEvaluator
 from engine.outputs import (
     GT_COLOR,
@@ -182,15 +183,12 @@ def score_class(
 
 
 def per_class_table(
-    cfg: ReportConfig, subset: Subset, class_name: str, taxonomy: Taxonomy
-) -> dict | None:
-    """The model's per-class scores on the dataset's split: 7-class labels with the new class
-    carved in from the annotated subset (or the dataset's ``new_classes`` truth); on images with
-    neither, predictions of the new class count as its parent class."""
-    if not (cfg.pred and cfg.data):
-        return None
-    from engine.datasets import open_split
-
+    cfg: ReportConfig, subset: Subset, class_name: str, taxonomy: Taxonomy, ds: SegDataset
+) -> dict:
+    """The model's per-class scores on the dataset's split ``ds`` (labelled, the subset's split):
+    7-class labels with the new class carved in from the annotated subset (or the dataset's
+    ``new_classes`` truth); on images with neither, predictions of the new class count as its
+    parent class."""
     cid = taxonomy.id_of(class_name)
     parent = taxonomy[cid].parent if taxonomy[cid].parent is not None else 0
     # Other new classes have no ground truth here: their predictions count as their parent
@@ -200,8 +198,7 @@ def per_class_table(
     for c in untruthed:
         lut[c] = taxonomy[c].parent
     split = subset.split
-    ds = open_split(cfg.data, split)
-    root = Path(cfg.data)
+    root = Path(ds.spec.root)
     ev = SegEvaluator(len(taxonomy))
     for sample in track(ds.samples, f"per-class scores: {split} split", enabled=cfg.progress):
         p = find_png(Path(cfg.pred), split, sample.stem)
@@ -461,11 +458,13 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     class_name = taxonomy.get(class_name).name
     out = Path(cfg.out)
     backend = LabelRun.open(cfg.pseudo).backend if cfg.pseudo else None
-    from engine.annotate import dataset_images
-
-    # before the scoring, so that a bad file or dataset root fails before minutes of work
+    # before the scoring, so that a bad file, dataset root or label folder fails before minutes
+    # of work: the split is listed once, with its labels when the per-class table needs them
     prediction = prediction_settings(cfg.pred)
-    images = dataset_images(cfg.data, None, subset.split) if cfg.data else {}
+    split_ds = (
+        open_split(cfg.data, subset.split, require_labels=bool(cfg.pred)) if cfg.data else None
+    )
+    images = {s.stem: s.image_path for s in split_ds.samples} if split_ds is not None else {}
     dirs = source_dirs(cfg, class_name, taxonomy)
     rows, class_pixels = score_class(cfg, subset, class_name, dirs, backend)
     title = cfg.title or f"{class_name}: pseudo labels vs joint training"
@@ -480,7 +479,11 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         "subset_images": len(subset.stems),
         "metrics": {"iou": "IoU x100", "biou": "Boundary IoU x100", "bf1": "Boundary F1 (0..1)"},
         "table4": rows,
-        "per_class": per_class_table(cfg, subset, class_name, taxonomy),
+        "per_class": (
+            per_class_table(cfg, subset, class_name, taxonomy, split_ds)
+            if cfg.pred and split_ds is not None
+            else None
+        ),
         "taxonomy": taxonomy.to_dict(),
         "prediction": prediction,
         "files": {},

@@ -322,3 +322,55 @@ def test_a_bad_dataset_root_fails_before_the_scoring(world, monkeypatch):
             )
         )
     assert not (tmp / "bad").exists()
+
+
+def test_a_missing_label_folder_fails_before_the_scoring(world, monkeypatch):
+    """The per-class table needs the split's 7-class labels: a dataset without them is reported
+    before the subset is scored, naming the folder; without --pred no labels are needed."""
+    import shutil
+
+    import engine.report as report
+
+    tmp, data, subset, _ = world
+    shutil.rmtree(data / "annotations" / "test")
+    scored = report.score_class
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("scored before the label folder was checked")
+
+    monkeypatch.setattr(report, "score_class", refuse)
+    with pytest.raises(FileNotFoundError, match=r"annotations/test: label folder for split"):
+        build_report(
+            ReportConfig(str(subset.root), str(tmp / "bad"), pred=str(tmp / "pred"), data=str(data))
+        )
+    assert not (tmp / "bad").exists()
+    monkeypatch.setattr(report, "score_class", scored)
+    res = build_report(
+        ReportConfig(str(subset.root), str(tmp / "ok"), pseudo=str(tmp / "run"), data=str(data))
+    )
+    assert res.data["per_class"] is None
+    assert res.data["files"]["overlays"]  # the images were found without labels
+
+
+def test_per_class_truth_is_found_beside_a_spec_file(world):
+    """Images outside the subset take the new class from the dataset's ``new_classes`` truth,
+    under the dataset's root: the same table whether --data names the root or its spec file."""
+    tmp, data, subset, gt = world
+    small = write_subset(tmp / "one", "Bicycle", "test", {"img000": gt["img000"]}, {"img000": "h"})
+    for s in ("img001", "img002"):
+        write_label(
+            data / "new_classes" / "bicycle" / "test" / f"{s}.png", (gt[s] == 1).astype(np.uint8)
+        )
+    (data / "spec.yaml").write_text("images: images/{split}\nlabels: annotations/{split}\n")
+
+    def per_class(dataset: str, folder: str) -> dict:
+        cfg = ReportConfig(
+            str(small.root), str(tmp / folder), pred=str(tmp / "pred"), data=dataset, chart=False
+        )
+        return build_report(cfg).data["per_class"]
+
+    by_root = per_class(str(data), "root")
+    by_spec = per_class(str(data / "spec.yaml"), "spec")
+    assert by_spec == by_root
+    # img001's second bicycle, missed by the model, is truth here (not counted as Others)
+    assert by_root["classes"][7]["iou"] < 100.0
