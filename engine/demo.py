@@ -315,30 +315,16 @@ def run_demo(
 
 def check_same_data(synth: SynthConfig) -> None:
     """Refuse to resume a demo folder whose scenes were made with other settings
-    (``synth.json``): rendering new scenes over them would leave the old scenes' pseudo labels,
-    fused labels and model beside the new images."""
-    from annotations.fileio import read_json
+    (``synth.json``, or an interrupted run's ``synth.partial.json``): rendering new scenes over
+    them would leave the old scenes' pseudo labels, fused labels and model beside the new
+    images."""
+    from engine.synth import differences, recorded
 
-    path = Path(synth.out) / "synth.json"
-    if not path.is_file():
+    found = recorded(synth.out)
+    if found is None:
         return
-    old = (read_json(path, "synth.json") or {}).get("config") or {}
-    new = synth.to_dict()
-
-    def shown(key: str, value: Any) -> str:
-        return (
-            "x".join(map(str, value)) if key == "size" and isinstance(value, list) else str(value)
-        )
-
-    differ = [
-        (
-            f"{key} {shown(key, old[key])}, not {shown(key, value)}"
-            if key in old
-            else f"{key} not recorded, now {shown(key, value)}"  # an older synth.json
-        )
-        for key, value in new.items()
-        if key != "out" and (key not in old or old[key] != value)
-    ]
+    path, record = found
+    differ = differences(record.get("config") or {}, synth)
     if differ:
         raise ValueError(
             f"{path}: this demo folder was made with other data settings ({'; '.join(differ)}); "

@@ -107,14 +107,18 @@ def pretrain(cfg: PretrainConfig) -> Path:
 
 
 def _rendered(data: Path, synth: Any) -> bool:
-    """Whether ``data`` already holds exactly these scenes (its ``synth.json`` matches)."""
+    """Whether ``data`` already holds exactly these scenes (a finished ``synth.json`` matches)."""
+    from engine.synth import differences, recorded
+
     try:
-        saved = json.loads((data / "synth.json").read_text())["config"]
-    except (OSError, ValueError, KeyError, TypeError):
+        found = recorded(data)
+    except ValueError:
         return False
-    want = {k: v for k, v in dataclasses.asdict(synth).items() if k != "out"}
-    want["size"] = list(want["size"])
-    return all(saved.get(k) == v for k, v in want.items())
+    return (
+        found is not None
+        and found[0].name == "synth.json"
+        and not differences(found[1].get("config") or {}, synth)
+    )
 
 
 def export_checkpoint(last: Path, dst: Path, cfg: PretrainConfig) -> Path:

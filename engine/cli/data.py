@@ -22,7 +22,9 @@ def synth_cmd(
     seed: int = typer.Option(0, "--seed", min=0, help="Random seed: same seed, same bytes."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Write a synthetic MaSS-style dataset with bicycle and car ground truth."""
+    """Write a synthetic MaSS-style dataset with bicycle and car ground truth.
+
+    Resumable: scenes already written with the same size and seed are kept, the rest drawn."""
     from engine.synth import SynthConfig, generate
 
     cfg = SynthConfig(out=out, train=train, val=val, test=test, size=parse_size(size), seed=seed)

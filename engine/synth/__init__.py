@@ -9,16 +9,18 @@ cars as Others (0), as MaSS13K does; their true masks are written separately as 
     root = generate(SynthConfig(out=Path("data/synth"), seed=0), progress=False)
 """
 
-from engine.synth.config import GENERATOR_VERSION, NEW_CLASSES, SynthConfig
+from engine.synth.config import GENERATOR_VERSION, NEW_CLASSES, SynthConfig, differences
 from engine.synth.scene import Scene, render_scene
-from engine.synth.writer import generate, stem_of
+from engine.synth.writer import generate, recorded, stem_of
 
 __all__ = [
     "GENERATOR_VERSION",
     "NEW_CLASSES",
     "Scene",
     "SynthConfig",
+    "differences",
     "generate",
+    "recorded",
     "render_scene",
     "stem_of",
 ]

@@ -19,6 +19,10 @@ OTHERS, HUMAN, BUILDING, VEGETATION, GROUND, SKY, WATER = range(7)
 
 MIN_SIZE = 64  # smallest width or height the scene layout still fits into
 
+# The settings that decide a file's bytes; the counts only decide which files there are
+# (scene ``i`` of a split is the same whatever the counts: engine.synth.scene.scene_rng).
+SCENE_KEYS = ("size", "seed", "jpeg_quality")
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -59,3 +63,28 @@ class SynthConfig:
         d["out"] = str(self.out)
         d["size"] = list(self.size)
         return d
+
+
+def differences(
+    recorded: dict[str, Any], cfg: SynthConfig, keys: tuple[str, ...] = ()
+) -> list[str]:
+    """How ``cfg`` differs from a recorded ``config`` (``synth.json``'s), over ``keys`` (default:
+    every setting but ``out``), one phrase each: ``"size 128x96, not 160x120"``, or
+    ``"jpeg_quality not recorded, now 92"`` for a setting an older record lacks."""
+    new = cfg.to_dict()
+
+    def shown(key: str, value: Any) -> str:
+        return (
+            "x".join(map(str, value)) if key == "size" and isinstance(value, list) else str(value)
+        )
+
+    return [
+        (
+            f"{key} {shown(key, recorded[key])}, not {shown(key, value)}"
+            if key in recorded
+            else f"{key} not recorded, now {shown(key, value)}"
+        )
+        for key, value in new.items()
+        if (key in keys if keys else key != "out")
+        and (key not in recorded or recorded[key] != value)
+    ]

@@ -7,13 +7,17 @@ Layout under ``ROOT``::
     new_classes/<name>/<split>/<stem>.png                1 = the class, 0 = not
     new_class_instances/<name>/<split>/<stem>.png        uint16 instance ids, 0 = none, 1..N
     synth.json                                           config, generator version, counts
+    synth.partial.json                                   while a run is unfinished: its config
 
-Every file is written atomically, and the bytes depend only on the configuration.
+Every file is written atomically, and the bytes depend only on the configuration. A run
+resumes: the scenes already on disk from a run with the same size, seed, JPEG quality and
+generator version are kept (their counts are read back), and only the missing ones are drawn.
 """
 
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +25,18 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from annotations.fileio import atomic_write_bytes, atomic_write_json
+from annotations.fileio import atomic_write_bytes, atomic_write_json, read_json
 from annotations.labelmap import write_label
 from annotations.taxonomy import MASS13K
 from engine.progress import track
-from engine.synth.config import GENERATOR_VERSION, NEW_CLASSES, SPLITS, SynthConfig
+from engine.synth.config import (
+    GENERATOR_VERSION,
+    NEW_CLASSES,
+    SCENE_KEYS,
+    SPLITS,
+    SynthConfig,
+    differences,
+)
 from engine.synth.scene import render_scene
 
 
@@ -68,11 +79,89 @@ def _remove_stale(root: Path, keep: set[str]) -> None:
                         p.unlink()
 
 
+RECORD = "synth.json"  # a finished run: config, generator version, counts
+UNFINISHED = "synth.partial.json"  # a run under way or interrupted: its config
+
+
+def recorded(root: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
+    """``(path, record)`` of what the generator files under ``root`` were drawn with: an
+    unfinished run's ``synth.partial.json``, else ``synth.json``; None when neither exists.
+    A record that is not a JSON object is an error naming the file."""
+    for name in (UNFINISHED, RECORD):
+        path = Path(root) / name
+        if path.is_file():
+            record = read_json(path, name)
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}: not a generator record (expected a JSON object)")
+            return path, record
+    return None
+
+
+def _drawn_alike(root: Path, cfg: SynthConfig) -> bool:
+    """Whether the scenes under ``root`` were drawn as ``cfg`` would draw them (same generator
+    version, size, seed and JPEG quality), so that a file already there can be kept."""
+    try:
+        found = recorded(root)
+    except ValueError:  # unreadable: drawn by an unknown run
+        return False
+    if found is None:
+        return False
+    record = found[1]
+    config = record.get("config")
+    return (
+        record.get("version") == GENERATOR_VERSION
+        and isinstance(config, dict)
+        and not differences(config, cfg, SCENE_KEYS)
+    )
+
+
+def _paths(root: Path, split: str, stem: str) -> dict[str, Path]:
+    """The files of one scene: ``image``, ``label`` and per new class ``mask/<name>`` and
+    ``instances/<name>``."""
+    paths = {
+        "image": root / "images" / split / f"{stem}.jpg",
+        "label": root / "annotations" / split / f"{stem}.png",
+    }
+    for name in NEW_CLASSES:
+        paths[f"mask/{name}"] = root / "new_classes" / name / split / f"{stem}.png"
+        paths[f"instances/{name}"] = root / "new_class_instances" / name / split / f"{stem}.png"
+    return paths
+
+
+def _kept_instances(paths: dict[str, Path], size: tuple[int, int]) -> dict[str, np.ndarray] | None:
+    """The instance maps of a scene already on disk, or None when a file is missing or its
+    instance map is not an ``(H, W) uint16`` PNG of ``size``: the scene is drawn again."""
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    instances = {}
+    for name in NEW_CLASSES:
+        inst = cv2.imread(str(paths[f"instances/{name}"]), cv2.IMREAD_UNCHANGED)
+        if inst is None or inst.dtype != np.uint16 or inst.shape != (size[1], size[0]):
+            return None
+        instances[name] = inst
+    return instances
+
+
+def _write_scene(paths: dict[str, Path], cfg: SynthConfig, split: str, index: int):
+    """Draw scene ``index`` of ``split`` and write its files; returns its instance maps."""
+    scene = render_scene(cfg.seed, split, index, cfg.size)
+    atomic_write_bytes(paths["image"], encode_jpeg(scene.image, cfg.jpeg_quality))
+    write_label(paths["label"], scene.label)
+    for name in NEW_CLASSES:
+        inst = scene.instances[name]
+        write_label(paths[f"mask/{name}"], (inst > 0).astype(np.uint8))
+        atomic_write_bytes(paths[f"instances/{name}"], encode_png16(inst))
+    return scene.instances
+
+
 def generate(cfg: SynthConfig, progress: bool = True) -> Path:
     """Render and write the dataset ``cfg`` describes; returns its root ``cfg.out``.
 
-    Existing files of the same names are overwritten; generator files of an earlier run that
-    this configuration does not produce are removed, so the folder always matches ``synth.json``.
+    Resumable: scenes already written by a run with the same size, seed and JPEG quality are
+    kept, and the missing ones are drawn. Over a folder drawn with other settings (or by an
+    unknown run) every generator file is drawn anew. Generator files this configuration does
+    not produce (an earlier, larger run's) are removed, so the folder always matches
+    ``synth.json``; ``synth.partial.json`` marks a run that has not finished.
     """
     root = Path(cfg.out)
     if root.exists() and not root.is_dir():
@@ -85,36 +174,33 @@ def generate(cfg: SynthConfig, progress: bool = True) -> Path:
         }
         for split, n in cfg.counts().items()
     }
-    width, height = cfg.size
+    keep = _drawn_alike(root, cfg)
+    if not keep:
+        _remove_stale(root, set())  # drawn otherwise: nothing there may be kept
+    record = {
+        "generator": "engine.synth",
+        "version": GENERATOR_VERSION,
+        "config": cfg.to_dict(),
+        "new_classes": list(NEW_CLASSES),
+        "taxonomy": MASS13K.to_dict(),
+    }
+    # first the unfinished mark, then the finished record goes: a run stopped at any point
+    # leaves a record of what its files were drawn with
+    atomic_write_json(root / UNFINISHED, record)
+    (root / RECORD).unlink(missing_ok=True)
     for split, i in track(jobs, "synth", unit="img", enabled=progress):
-        scene = render_scene(cfg.seed, split, i, (width, height))
-        stem = stem_of(split, i)
-        atomic_write_bytes(
-            root / "images" / split / f"{stem}.jpg", encode_jpeg(scene.image, cfg.jpeg_quality)
-        )
-        write_label(root / "annotations" / split / f"{stem}.png", scene.label)
+        paths = _paths(root, split, stem_of(split, i))
+        instances = _kept_instances(paths, cfg.size) if keep else None
+        if instances is None:
+            instances = _write_scene(paths, cfg, split, i)
         for name in NEW_CLASSES:
-            inst = scene.instances[name]
-            mask = (inst > 0).astype(np.uint8)
-            write_label(root / "new_classes" / name / split / f"{stem}.png", mask)
-            atomic_write_bytes(
-                root / "new_class_instances" / name / split / f"{stem}.png", encode_png16(inst)
-            )
+            inst = instances[name]
             n_inst = int(inst.max())
             s = stats[split][name]
             s["images_with"] += int(n_inst > 0)
             s["instances"] += n_inst
-            s["pixels"] += int(mask.sum())
+            s["pixels"] += int((inst > 0).sum())
     _remove_stale(root, {stem_of(split, i) for split, i in jobs})
-    atomic_write_json(
-        root / "synth.json",
-        {
-            "generator": "engine.synth",
-            "version": GENERATOR_VERSION,
-            "config": cfg.to_dict(),
-            "new_classes": list(NEW_CLASSES),
-            "taxonomy": MASS13K.to_dict(),
-            "splits": stats,
-        },
-    )
+    atomic_write_json(root / RECORD, {**record, "splits": stats})
+    (root / UNFINISHED).unlink()
     return root

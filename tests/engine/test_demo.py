@@ -197,3 +197,19 @@ def test_data_guard_names_a_setting_an_older_synth_json_did_not_record(tmp_path)
         f"{tmp_path / 'synth.json'}: this demo folder was made with other data settings "
         f"(jpeg_quality not recorded, now {cfg.jpeg_quality}); rerun with those or give a new --out"
     )
+
+
+def test_data_guard_reads_an_interrupted_synth_run(tmp_path):
+    """A demo stopped while its scenes were drawn has no synth.json yet: the guard reads the
+    unfinished run's record, so another size is refused and the same settings resume."""
+    from engine.demo import check_same_data
+    from engine.synth import SynthConfig, generate
+
+    cfg = SynthConfig(out=tmp_path, train=1, val=0, test=1, size=(96, 64))
+    generate(cfg, progress=False)
+    record = (tmp_path / "synth.json").read_text()
+    (tmp_path / "synth.json").unlink()
+    (tmp_path / "synth.partial.json").write_text(record)
+    check_same_data(cfg)
+    with pytest.raises(ValueError, match=r"synth\.partial\.json: .*size 96x64, not 128x64"):
+        check_same_data(SynthConfig(out=tmp_path, train=1, val=0, test=1, size=(128, 64)))

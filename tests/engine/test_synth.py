@@ -201,3 +201,88 @@ def test_odd_and_tiny_sizes_render(size):
         for name in NEW_CLASSES:
             assert s.instances[name].shape == s.label.shape
             assert (s.label[s.instances[name] > 0] == 0).all()
+
+
+def _drawn(monkeypatch, stop_after: int | None = None) -> list[tuple[str, int]]:
+    """Record the scenes ``generate`` draws; with ``stop_after``, interrupt it at the next one."""
+    import engine.synth.writer as writer
+
+    drawn: list[tuple[str, int]] = []
+
+    def render(seed, split, index, size):
+        if stop_after is not None and len(drawn) == stop_after:
+            raise RuntimeError("interrupted")
+        drawn.append((split, index))
+        return render_scene(seed, split, index, size)
+
+    monkeypatch.setattr(writer, "render_scene", render)
+    return drawn
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path, monkeypatch):
+    """Scenes already written are kept, only the missing ones are drawn, and the folder ends
+    byte for byte as one uninterrupted run leaves it (synth.json included)."""
+    cfg = dict(train=3, val=1, test=2, size=(96, 64), seed=0)
+    whole = generate(SynthConfig(out=tmp_path / "whole", **cfg), progress=False)
+    out = tmp_path / "d"
+    _drawn(monkeypatch, stop_after=4)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        generate(SynthConfig(out=out, **cfg), progress=False)
+    assert not (out / "synth.json").exists()  # unfinished: no record of a finished run
+    assert json.loads((out / "synth.partial.json").read_text())["config"]["seed"] == 0
+    drawn = _drawn(monkeypatch)
+    generate(SynthConfig(out=out, **cfg), progress=False)
+    assert drawn == [("test", 0), ("test", 1)]  # train 0-2 and val 0 were written
+    assert not (out / "synth.partial.json").exists()
+    files = _files(out)
+    files["synth.json"] = files["synth.json"].replace(str(out).encode(), str(whole).encode())
+    assert files == _files(whole)
+    drawn.clear()
+    generate(SynthConfig(out=out, **cfg), progress=False)  # finished: nothing is drawn again
+    assert drawn == [] and _files(out)["synth.json"] == (out / "synth.json").read_bytes()
+
+
+def test_more_images_draw_only_the_new_scenes(tmp_path: Path, monkeypatch):
+    out = tmp_path / "d"
+    generate(SynthConfig(out=out, train=2, val=0, test=0, size=(96, 64)), progress=False)
+    drawn = _drawn(monkeypatch)
+    generate(SynthConfig(out=out, train=3, val=0, test=0, size=(96, 64)), progress=False)
+    assert drawn == [("train", 2)]
+    record = json.loads((out / "synth.json").read_text())
+    assert record["config"]["train"] == 3 and record["splits"]["train"]["images"] == 3
+    fresh = generate(SynthConfig(out=tmp_path / "f", train=3, val=0, test=0, size=(96, 64)), False)
+    assert record["splits"] == json.loads((fresh / "synth.json").read_text())["splits"]
+
+
+@pytest.mark.parametrize("change", [{"seed": 1}, {"size": (80, 64)}, {"jpeg_quality": 80}], ids=str)
+def test_scenes_drawn_otherwise_are_all_drawn_again(tmp_path: Path, monkeypatch, change):
+    """Another seed, size or JPEG quality, even after an interrupted run: nothing is kept."""
+    cfg = dict(train=2, val=0, test=1, size=(96, 64), seed=0)
+    out = tmp_path / "d"
+    _drawn(monkeypatch, stop_after=2)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        generate(SynthConfig(out=out, **cfg), progress=False)
+    drawn = _drawn(monkeypatch)
+    generate(SynthConfig(out=out, **{**cfg, **change}), progress=False)
+    assert drawn == [("train", 0), ("train", 1), ("test", 0)]
+    monkeypatch.undo()
+    fresh = generate(SynthConfig(out=tmp_path / "f", **{**cfg, **change}), progress=False)
+    files = _files(out)
+    files["synth.json"] = files["synth.json"].replace(str(out).encode(), str(fresh).encode())
+    assert files == _files(fresh)
+
+
+def test_a_damaged_scene_or_record_is_drawn_again(tmp_path: Path, monkeypatch):
+    out = tmp_path / "d"
+    cfg = SynthConfig(out=out, train=2, val=0, test=0, size=(96, 64))
+    generate(cfg, progress=False)
+    before = _files(out)
+    (out / "new_class_instances" / "car" / "train" / "synth_train_0001.png").write_bytes(b"x")
+    (out / "annotations" / "train" / "synth_train_0000.png").unlink()
+    drawn = _drawn(monkeypatch)
+    generate(cfg, progress=False)
+    assert drawn == [("train", 0), ("train", 1)] and _files(out) == before
+    (out / "synth.json").write_text("{not json")
+    drawn.clear()
+    generate(cfg, progress=False)  # an unreadable record: its files may be anything
+    assert drawn == [("train", 0), ("train", 1)] and _files(out) == before
