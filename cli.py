@@ -22,7 +22,7 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from engine.cli import annotate, data, demo, fusion, review, scores
-from engine.cli.common import EXIT_BAD_INPUT, parse_size, stderr
+from engine.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, INTERRUPTED, parse_size, stderr
 from labeler import cli as labeler_cli
 from trainer import cli as trainer_cli
 
@@ -84,7 +84,8 @@ class _Group(TyperGroup):
 
 
 def guard(fn: F) -> F:
-    """Turn the library's input errors into one clear line and exit code 2."""
+    """Turn the library's input errors into one clear line and exit code 2, and Ctrl-C into
+    ``interrupted`` and exit code 130 (typer would end the command silently)."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -92,6 +93,9 @@ def guard(fn: F) -> F:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort):
             raise
+        except KeyboardInterrupt:
+            stderr.print(INTERRUPTED, soft_wrap=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         except _INPUT_ERRORS as e:
             from annotations.fileio import first_line  # here: the package imports OpenCV
 
@@ -148,9 +152,9 @@ def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except KeyboardInterrupt:
-        stderr.print("interrupted")
-        sys.exit(130)
+    except KeyboardInterrupt:  # before a command started (typer turns it into exit 130 after)
+        stderr.print(INTERRUPTED, soft_wrap=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

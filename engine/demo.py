@@ -198,6 +198,8 @@ def run_demo(
         )
         what = "SIMULATED labeler" if cfg.simulated else "Grounded-SAM"
         summary = stage(f"label {name} ({what})", lambda c=label_cfg: run_labeling(c))
+        if summary.interrupted:  # the run kept what it finished and returned: stop here too
+            raise KeyboardInterrupt
         if summary.failed:
             raise RuntimeError(
                 f"{label_cfg.out_dir}: {counted(summary.failed, 'image')} failed to label"

@@ -78,6 +78,44 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path):
     assert res.exit_code == 2 and "512x384" in res.output  # typer usage error names the format
 
 
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, monkeypatch):
+    """Typer would end an interrupted command silently with 130; the engine says so."""
+    import engine.synth
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine.synth, "generate", interrupted)
+    res = _synth(tmp_path / "d")
+    assert res.exit_code == 130 and res.output == "interrupted\n"
+
+
+def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(tmp_path: Path):
+    """SIGINT to a running ``engine synth``: exit 130 and one line; the scenes written are kept
+    and the same command finishes the job."""
+    import os
+    import signal
+
+    out = tmp_path / "d"
+    args = [sys.executable, "-m", "cli", "synth", "--out", str(out), "--train", "400",
+            "--val", "0", "--test", "0", "--size", "64x64", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = out / "images" / "train" / "synth_train_0000.jpg"
+    deadline = time.monotonic() + 120
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert err.decode() == "interrupted\n"
+    assert (out / "synth.partial.json").is_file() and not (out / "synth.json").exists()
+    kept = len(os.listdir(out / "images" / "train"))
+    assert 1 <= kept < 400
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert len(os.listdir(out / "images" / "train")) == 400 and (out / "synth.json").is_file()
+
+
 def test_import_cli_does_not_import_heavy_modules():
     code = (
         "import sys, cli; heavy = [m for m in ('torch', 'transformers', 'torchvision', 'cv2', "

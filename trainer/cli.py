@@ -6,7 +6,15 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import EXIT_SOME_FAILED, parse_scales, parse_size, stdout
+from engine.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_SOME_FAILED,
+    INTERRUPTED,
+    parse_scales,
+    parse_size,
+    stderr,
+    stdout,
+)
 from engine.text import counted, score_cells
 
 app = typer.Typer()
@@ -125,7 +133,17 @@ def train_cmd(
         for line in report.summary():
             stdout.print(line, highlight=False, soft_wrap=True)
 
-    result = train(cfg, on_init=show_init)
+    try:
+        result = train(cfg, on_init=show_init)
+    except KeyboardInterrupt:
+        last = Path(cfg.out) / "last.pt"
+        hint = (
+            f"add --resume to continue from {last}"
+            if last.is_file()
+            else "no checkpoint was saved yet; run the same command again to start over"
+        )
+        stderr.print(f"{INTERRUPTED}: {hint}", soft_wrap=True)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         stdout.print(f"trained {result.step} steps; checkpoint {result.last_checkpoint}")
         if result.val:

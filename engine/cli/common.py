@@ -10,6 +10,8 @@ stderr = Console(stderr=True)  # notes, progress, errors
 
 EXIT_SOME_FAILED = 1  # the command ran, but some items failed (their reasons are reported)
 EXIT_BAD_INPUT = 2  # bad input or wrong call order: one line on stderr, nothing done
+EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it (128 + SIGINT)
+INTERRUPTED = "interrupted"  # what stderr says then; a resumable command adds how to resume
 
 
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:

@@ -213,3 +213,24 @@ def test_data_guard_reads_an_interrupted_synth_run(tmp_path):
     check_same_data(cfg)
     with pytest.raises(ValueError, match=r"synth\.partial\.json: .*size 96x64, not 128x64"):
         check_same_data(SynthConfig(out=tmp_path, train=1, val=0, test=1, size=(128, 64)))
+
+
+def test_ctrl_c_in_a_labeling_run_stops_the_demo(tmp_path, monkeypatch):
+    """The labeler keeps what it finished and returns when interrupted; the demo must stop
+    there too (it used to go on and fail in fusion on the missing pseudo labels), and say how
+    to resume."""
+    import labeler.run
+
+    real = labeler.run.run_labeling
+
+    def interrupted(cfg, backend=None):  # as the run returns after Ctrl-C
+        summary = real(cfg, backend)
+        summary.interrupted = True
+        return summary
+
+    monkeypatch.setattr(labeler.run, "run_labeling", interrupted)
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
+    assert res.exit_code == 130, res.output
+    assert "interrupted: run the same command again to resume" in res.output
+    assert "fuse" not in res.output and not (out / "fused").exists()

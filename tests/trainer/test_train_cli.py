@@ -253,3 +253,31 @@ def test_last_validation_prints_undefined_scores_as_n_a(capsys):
     out = capsys.readouterr().out
     assert "Car vs pseudo labels: IoU 80.00  BIoU n/a  BF1 0.5000" in out
     assert "Bicycle vs annotated subset (1 image): IoU 42.00  BIoU n/a  BF1 n/a" in out
+
+
+def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
+    """Interrupted training: ``--resume`` continues from the last checkpoint when there is one."""
+    import trainer.train
+
+    run = tmp_path / "run"
+    saved = {"last": False}
+
+    def interrupted(cfg, on_init=None):
+        if saved["last"]:
+            run.mkdir(exist_ok=True)
+            (run / "last.pt").write_bytes(b"a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.train, "train", interrupted)
+    args = ["train", "--data", str(synth), "--out", str(run), "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 130
+    assert " ".join(res.output.split()) == (
+        "interrupted: no checkpoint was saved yet; run the same command again to start over"
+    )
+    saved["last"] = True
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 130
+    assert (
+        " ".join(res.output.split()) == f"interrupted: add --resume to continue from {run}/last.pt"
+    )
