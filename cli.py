@@ -83,9 +83,15 @@ class _Group(TyperGroup):
         return sorted(self.commands, key=lambda name: rank.get(name, len(rank)))
 
 
-def guard(fn: F) -> F:
+# Commands whose rerun continues where an interrupted run stopped (engine label also says so
+# when its loop stops; engine train names the checkpoint --resume continues from).
+RESUMABLE = frozenset({"synth", "label", "fuse", "predict", "demo", "demo-pretrain"})
+
+
+def guard(fn: F, resumable: bool = False) -> F:
     """Turn the library's input errors into one clear line and exit code 2, and Ctrl-C into
-    ``interrupted`` and exit code 130 (typer would end the command silently)."""
+    ``interrupted`` (with how to resume) and exit code 130 (typer would end it silently)."""
+    interrupted = INTERRUPTED + (": run the same command again to resume" if resumable else "")
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -94,7 +100,7 @@ def guard(fn: F) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
-            stderr.print(INTERRUPTED, soft_wrap=True)
+            stderr.print(interrupted, soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except _INPUT_ERRORS as e:
             from annotations.fileio import first_line  # here: the package imports OpenCV
@@ -110,7 +116,7 @@ def _guarded(info: Any, panel: str | None = None) -> Any:
     """A copy of a registered command with the guard around it (the area's own app is left as
     it is), placed in ``panel`` of the help."""
     info = copy.copy(info)
-    info.callback = guard(info.callback)
+    info.callback = guard(info.callback, resumable=info.name in RESUMABLE)
     info.cls = _Command
     if panel is not None:
         info.rich_help_panel = panel

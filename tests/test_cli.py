@@ -79,7 +79,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path):
 
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, monkeypatch):
-    """Typer would end an interrupted command silently with 130; the engine says so."""
+    """Typer would end an interrupted command silently with 130; the engine says so, and how to
+    resume where a rerun resumes."""
     import engine.synth
 
     def interrupted(*args, **kwargs):
@@ -87,7 +88,11 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, monkeypatch):
 
     monkeypatch.setattr(engine.synth, "generate", interrupted)
     res = _synth(tmp_path / "d")
-    assert res.exit_code == 130 and res.output == "interrupted\n"
+    assert res.exit_code == 130
+    assert res.output == "interrupted: run the same command again to resume\n"
+    from cli import RESUMABLE, WORKFLOW
+
+    assert RESUMABLE.issubset(name for _, names in WORKFLOW for name in names)
 
 
 def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(tmp_path: Path):
@@ -107,7 +112,7 @@ def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(tmp_path: Path
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err.decode()
-    assert err.decode() == "interrupted\n"
+    assert err.decode() == "interrupted: run the same command again to resume\n"
     assert (out / "synth.partial.json").is_file() and not (out / "synth.json").exists()
     kept = len(os.listdir(out / "images" / "train"))
     assert 1 <= kept < 400

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from engine.cli.common import EXIT_INTERRUPTED, INTERRUPTED, parse_size, stderr, stdout
+from engine.cli.common import parse_size, stderr, stdout
 from engine.demo import DemoConfig, format_duration
 from engine.pretrain import PretrainConfig
 from engine.text import score_cells
@@ -90,15 +90,11 @@ def demo_cmd(
         guided_filter=guided_filter,
         progress=progress,
     )
-    try:
-        result = run_demo(
-            cfg,
-            log=lambda line: stderr.print(Text(line, style="bold")),
-            note=lambda line: stderr.print(Text(f"note: {line}.", style="yellow")),
-        )
-    except KeyboardInterrupt:
-        stderr.print(f"{INTERRUPTED}: run the same command again to resume", soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    result = run_demo(
+        cfg,
+        log=lambda line: stderr.print(Text(line, style="bold")),
+        note=lambda line: stderr.print(Text(f"note: {line}.", style="yellow")),
+    )
     _print_demo(result, cfg.simulated)
 
 
