@@ -114,10 +114,13 @@ def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(tmp_path: Path
     assert proc.returncode == 130, err.decode()
     assert err.decode() == "interrupted: run the same command again to resume\n"
     assert (out / "synth.partial.json").is_file() and not (out / "synth.json").exists()
-    kept = len(os.listdir(out / "images" / "train"))
-    assert 1 <= kept < 400
+    assert 1 <= len(os.listdir(out / "images" / "train")) < 400
+    last = out / "new_class_instances" / "car" / "train"  # the folder of a scene's last file
+    kept = len(os.listdir(last)) if last.is_dir() else 0
     done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
+    if kept:  # the scenes written whole are kept, the one cut short is drawn again
+        assert f"({kept} kept from an earlier run)" in " ".join(done.stdout.split())
     assert len(os.listdir(out / "images" / "train")) == 400 and (out / "synth.json").is_file()
 
 

@@ -28,11 +28,13 @@ def synth_cmd(
     from engine.synth import SynthConfig, generate
 
     cfg = SynthConfig(out=out, train=train, val=val, test=test, size=parse_size(size), seed=seed)
-    root = generate(cfg, progress=progress)
+    kept: list[str] = []
+    root = generate(cfg, progress=progress, kept=kept)
     n = train + val + test
+    earlier = f" ({len(kept)} kept from an earlier run)" if kept else ""
     stdout.print(
         f"wrote {counted(n, 'image')} ({train} train, {val} val, {test} test) "
-        f"at {cfg.size[0]}x{cfg.size[1]} to {root}",
+        f"at {cfg.size[0]}x{cfg.size[1]} to {root}{earlier}",
         soft_wrap=True,
     )
     stdout.print(f"  new-class truth: {root / 'new_classes'} (bicycle, car)", soft_wrap=True)

@@ -154,8 +154,9 @@ def _write_scene(paths: dict[str, Path], cfg: SynthConfig, split: str, index: in
     return scene.instances
 
 
-def generate(cfg: SynthConfig, progress: bool = True) -> Path:
+def generate(cfg: SynthConfig, progress: bool = True, kept: list[str] | None = None) -> Path:
     """Render and write the dataset ``cfg`` describes; returns its root ``cfg.out``.
+    ``kept``, when given, receives the stems of the scenes kept from an earlier run.
 
     Resumable: scenes already written by a run with the same size, seed and JPEG quality are
     kept, and the missing ones are drawn. Over a folder drawn with other settings (or by an
@@ -193,6 +194,8 @@ def generate(cfg: SynthConfig, progress: bool = True) -> Path:
         instances = _kept_instances(paths, cfg.size) if keep else None
         if instances is None:
             instances = _write_scene(paths, cfg, split, i)
+        elif kept is not None:
+            kept.append(stem_of(split, i))
         for name in NEW_CLASSES:
             inst = instances[name]
             n_inst = int(inst.max())

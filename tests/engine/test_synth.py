@@ -245,9 +245,9 @@ def test_an_interrupted_run_resumes_where_it_stopped(tmp_path: Path, monkeypatch
 def test_more_images_draw_only_the_new_scenes(tmp_path: Path, monkeypatch):
     out = tmp_path / "d"
     generate(SynthConfig(out=out, train=2, val=0, test=0, size=(96, 64)), progress=False)
-    drawn = _drawn(monkeypatch)
-    generate(SynthConfig(out=out, train=3, val=0, test=0, size=(96, 64)), progress=False)
-    assert drawn == [("train", 2)]
+    drawn, kept = _drawn(monkeypatch), []
+    generate(SynthConfig(out=out, train=3, val=0, test=0, size=(96, 64)), False, kept=kept)
+    assert drawn == [("train", 2)] and kept == ["synth_train_0000", "synth_train_0001"]
     record = json.loads((out / "synth.json").read_text())
     assert record["config"]["train"] == 3 and record["splits"]["train"]["images"] == 3
     fresh = generate(SynthConfig(out=tmp_path / "f", train=3, val=0, test=0, size=(96, 64)), False)
