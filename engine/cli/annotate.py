@@ -65,7 +65,10 @@ def annotate_import(
 
 @app.command("pick")
 def annotate_pick(
-    run: str = typer.Option(..., "--run", help="Label run directory."),
+    run: str | None = typer.Argument(None, help="Label run directory."),
+    run_option: str | None = typer.Option(
+        None, "--run", hidden=True, help="The run as an option (earlier versions' spelling)."
+    ),
     n: int = typer.Option(50, "-n", min=1, help="Images to choose."),
     split: str = typer.Option("test", help="Split to choose from."),
     seed: int = typer.Option(0, help="Seed of the random share."),
@@ -76,6 +79,11 @@ def annotate_pick(
     """Choose images to annotate: low confidence, many or tiny instances, and a random share."""
     from engine.annotate import PickConfig, pick_for_annotation
 
+    if run is not None and run_option is not None and run != run_option:
+        raise ValueError(f"two label runs given: {run} and --run {run_option}; give one")
+    run = run or run_option
+    if run is None:
+        raise ValueError("give the label run directory: engine annotate pick RUN")
     picks, path = pick_for_annotation(
         PickConfig(run, n, split, seed, low_confidence, many_or_tiny, out=out)
     )

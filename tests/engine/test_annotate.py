@@ -303,11 +303,19 @@ def test_cli_pick_export_import(tmp_path, world):
 
     data, run, truth = world
     r = CliRunner()
-    res = r.invoke(
-        app, ["annotate", "pick", "--run", str(run), "-n", "2", "--out", str(tmp_path / "p.txt")]
-    )
+    res = r.invoke(app, ["annotate", "pick", str(run), "-n", "2", "--out", str(tmp_path / "p.txt")])
     assert res.exit_code == 0, res.output
     assert "picked 2 images" in res.output
+    picked = (tmp_path / "p.txt").read_text()
+    # the run as an option, as earlier versions spelt it: the same pick
+    old = ["annotate", "pick", "--run", str(run), "-n", "2", "--out", str(tmp_path / "q.txt")]
+    assert r.invoke(app, old).exit_code == 0 and (tmp_path / "q.txt").read_text() == picked
+    for args, error in (
+        ([], "give the label run directory: engine annotate pick RUN"),
+        ([str(run), "--run", str(tmp_path)], "two label runs given"),
+    ):
+        res = r.invoke(app, ["annotate", "pick", *args])
+        assert res.exit_code == 2 and res.output.startswith(f"error: {error}"), res.output
     res = r.invoke(
         app,
         [
