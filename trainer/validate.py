@@ -12,6 +12,7 @@ idles at a barrier long enough to hit the process group's timeout.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,13 @@ import torch.distributed as dist
 from engine.datasets import SegDataset
 from engine.progress import track
 from engine.text import counted
+
+
+def rank_samples(data: SegDataset, max_images: int = 0, rank: int = 0, world: int = 1) -> list:
+    """The images rank ``rank`` of ``world`` validates: the first ``max_images`` of the split
+    when > 0 (else all), then every ``world``-th from ``rank``."""
+    samples = data.samples[:max_images] if max_images > 0 else data.samples
+    return samples[rank::world]
 
 
 @torch.no_grad()
@@ -36,24 +44,27 @@ def evaluate_counts(
     rank: int = 0,
     world: int = 1,
     progress: bool = False,
+    on_image: Callable[[], None] | None = None,
 ):
-    """A ``SegEvaluator`` holding the counts of this rank's images (the first ``max_images`` of
-    the split when > 0, then every ``world``-th from ``rank``). Each image is predicted at
-    ``size`` = (W, H) with its aspect ratio kept and scored at its own resolution."""
+    """A ``SegEvaluator`` holding the counts of this rank's images (:func:`rank_samples`).
+    Each image is predicted at ``size`` = (W, H) with its aspect ratio kept and scored at its
+    own resolution. ``on_image`` is called after each (a caller's own progress bar)."""
     from engine.metrics import SegEvaluator
     from trainer.inference import predict_label
 
     was_training = model.training
     model.eval()
     evaluator = SegEvaluator(num_classes=data.taxonomy.num_classes)
-    samples = data.samples[:max_images] if max_images > 0 else data.samples
+    samples = rank_samples(data, max_images, rank, world)
     try:
-        for sample in track(samples[rank::world], "validate", enabled=progress):
+        for sample in track(samples, "validate", enabled=progress):
             image, label = data.load_pair(sample)
             pred = predict_label(
                 model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
             )
             evaluator.update(pred, label)
+            if on_image is not None:
+                on_image()
     finally:
         model.train(was_training)
     return evaluator
@@ -69,13 +80,14 @@ def evaluate(
     max_images: int = 0,
     progress: bool = False,
     distributed: bool = False,
+    on_image: Callable[[], None] | None = None,
 ) -> dict[str, Any] | None:
     """mIoU / mBIoU (x100) and mBF1 (fraction) of ``model`` on ``data`` with per-class scores
     (``EvalResult.to_json`` without the raw counts). With ``distributed`` (an initialised
     process group), every rank must call this; rank 0 gets the result, the others ``None``."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     evaluator = evaluate_counts(
-        model, data, size, device, amp, sliding_window, max_images, rank, world, progress
+        model, data, size, device, amp, sliding_window, max_images, rank, world, progress, on_image
     )
     if world > 1:
         gathered: list[Any] = [None] * world
@@ -157,10 +169,11 @@ def evaluate_subset(
     device: str | torch.device = "cpu",
     amp: bool = True,
     sliding_window: bool = False,
+    on_image: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """IoU / BIoU (x100) and BF1 of the model's class ``target.class_id`` against the subset's
     annotated masks (1 = the class, 0 = not, 255 = unannotated), as the Table-4 report scores it
-    (``engine.metrics.ClassScorer``)."""
+    (``engine.metrics.ClassScorer``). ``on_image`` is called after each image."""
     from annotations.labelmap import read_label
     from engine.metrics.binary import ClassScorer
     from trainer.inference import predict_label
@@ -181,6 +194,8 @@ def evaluate_subset(
                 model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
             )
             scorer.update(pred, mask)
+            if on_image is not None:
+                on_image()
     finally:
         model.train(was_training)
     scores = scorer.compute().to_json()

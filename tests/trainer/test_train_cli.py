@@ -158,7 +158,40 @@ def _bicycle_subset(synth, out, name="Bicycle"):
     return write_subset(out, name, "test", masks, {}).root
 
 
-def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path):
+def _recorded_bars(monkeypatch) -> dict[str, list[int]]:
+    """``description -> [total, steps done]`` of the progress bars training draws."""
+    import trainer.train
+
+    bars: dict[str, list[int]] = {}
+    real = trainer.train.make_progress
+
+    def recording(*args, **kwargs):
+        progress = real(*args, **kwargs)
+        add, update, advance = progress.add_task, progress.update, progress.advance
+        names: dict = {}
+
+        def add_task(description, total=None, completed=0, **fields):
+            task = add(description, total=total, completed=completed, **fields)
+            names[task], bars[description] = description, [total, completed]
+            return task
+
+        def update_task(task, completed=None, **fields):
+            if completed is not None:
+                bars[names[task]][1] = completed
+            return update(task, completed=completed, **fields)
+
+        def advance_task(task, steps=1):
+            bars[names[task]][1] += steps
+            return advance(task, steps)
+
+        progress.add_task, progress.update, progress.advance = add_task, update_task, advance_task
+        return progress
+
+    monkeypatch.setattr(trainer.train, "make_progress", recording)
+    return bars
+
+
+def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path, monkeypatch):
     """synth -> pseudo labels (the true bicycle masks) -> engine fuse -> train 2 steps."""
     from engine.fusion import FuseConfig, fuse
     from engine.fusion.testing import write_pseudo_run
@@ -195,8 +228,11 @@ def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path):
         loss={"num_points": 256, "decoupling": {"pseudo_class_weight": 0.5}},
         val_subsets=[str(_bicycle_subset(synth, tmp_path / "subset"))],
     )
+    bars = _recorded_bars(monkeypatch)
     result = train(cfg)
     assert result.step == 2 and result.val[-1]["images"] == 2
+    # validation draws its own bar under the training's: 2 val images + 2 annotated, then gone
+    assert bars == {"train": [2, 2], "validate (step 2)": [4, 4]}
     # the fused val split scores Bicycle against its pseudo labels, and says so
     val = result.val[-1]
     assert val["new_classes_vs"] == "pseudo labels"
