@@ -4,6 +4,10 @@
 Every source is paired with the annotated ground truth by file stem, as in ``engine evaluate``.
 Files may be binary masks (0/1/255) or full label maps holding the class's id; see
 :func:`resolve_input`. Deltas are against the first source.
+
+The ground truth may also be an annotated subset (``engine annotate import``): its masks are
+scored, its class must be the one compared, and a source folder may then be a label run or a
+prediction folder holding the subset's split (``RUN/labels/<split>``, ``DIR/<split>``).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 
 from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from annotations.labelmap import read_label, validate_label
+from annotations.subset import read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.evaluate import RESIZE_MODES, map_pairs, pair_files
 from engine.metrics import (
@@ -201,6 +206,32 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
+def ground_truth(gt: Path, class_name: str) -> tuple[Path, str | None]:
+    """``(folder of ground-truth PNGs, split)``: an annotated subset's masks and split (its class
+    must be ``class_name``), or ``gt`` itself with no split known."""
+    gt = Path(gt)
+    if not (gt / "subset.json").is_file():
+        return gt, None
+    subset = read_subset(gt)
+    if subset.class_name.lower() != class_name.lower():
+        raise ValueError(
+            f"{gt / 'subset.json'}: this subset annotates {subset.class_name}, not {class_name}"
+        )
+    return gt / "masks", subset.split
+
+
+def source_folder(folder: Path, split: str | None) -> Path:
+    """The folder of a source's PNGs: ``folder`` itself, or with the subset's ``split`` known,
+    ``folder/labels/<split>`` (a label run) or ``folder/<split>`` when ``folder`` holds none."""
+    folder = Path(folder)
+    if split is None or any(folder.glob("*.png")):
+        return folder
+    for inner in (folder / "labels" / split, folder / split):
+        if inner.is_dir():
+            return inner
+    return folder
+
+
 def compare(cfg: CompareConfig) -> CompareReport:
     """Score every source against ``cfg.gt`` for one class; write the requested outputs."""
     taxonomy = Taxonomy.load(cfg.taxonomy) if cfg.taxonomy is not None else MASS13K
@@ -210,10 +241,12 @@ def compare(cfg: CompareConfig) -> CompareReport:
             f"class {class_name!r} is not in the taxonomy ({', '.join(taxonomy.names)}); "
             "pass --taxonomy with it"
         )
+    gt, split = ground_truth(cfg.gt, class_name)
     rows: list[SourceScores] = []
     images = 0
-    for name, folder in cfg.sources:
-        pairs = pair_files(folder, cfg.gt)
+    for name, given in cfg.sources:
+        folder = source_folder(given, split)
+        pairs = pair_files(folder, gt, extra_ok=split is not None)  # a subset: some images
         jobs = [(p, g, class_id, cfg.input, taxonomy, cfg.resize_pred) for _, p, g in pairs]
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
         for counts in map_pairs(_score_one, jobs, cfg.workers, name, cfg.progress):

@@ -93,10 +93,13 @@ def _names(stems: Sequence[str], limit: int = 5) -> str:
     return shown + (f" and {len(stems) - limit} more" if len(stems) > limit else "")
 
 
-def pair_files(pred_dir: Path, gt_dir: Path) -> list[tuple[str, Path, Path]]:
+def pair_files(
+    pred_dir: Path, gt_dir: Path, extra_ok: bool = False
+) -> list[tuple[str, Path, Path]]:
     """``(stem, pred_path, gt_path)`` for every ground-truth file, sorted by stem.
 
-    Raises ``ValueError`` naming the files when a prediction is missing or has no ground truth.
+    Raises ``ValueError`` naming the files when a prediction is missing or (unless ``extra_ok``:
+    the ground truth annotates a subset of the images) has no ground truth.
     """
     gt = list_labels(gt_dir, "ground-truth")
     pred = list_labels(pred_dir, "prediction")
@@ -107,7 +110,7 @@ def pair_files(pred_dir: Path, gt_dir: Path) -> list[tuple[str, Path, Path]]:
             f"{_names([m + '.png' for m in missing])}"
         )
     extra = sorted(set(pred) - set(gt))
-    if extra:
+    if extra and not extra_ok:
         raise ValueError(
             f"{pred_dir}: {len(extra)} prediction(s) have no ground truth in {gt_dir}: "
             f"{_names([e + '.png' for e in extra])}"

@@ -120,12 +120,14 @@ def compare_cmd(
     gt: Path = typer.Option(
         ...,
         "--gt",
-        help="Folder of annotated ground truth (binary 0/1/255 masks or full label maps).",
+        help="Annotated subset (engine annotate import), or a folder of annotated ground truth "
+        "(binary 0/1/255 masks or full label maps).",
     ),
     source: list[str] = typer.Option(
         ...,
         "--source",
-        help="'NAME=DIR' of a prediction set; repeat; deltas are against the first.",
+        help="'NAME=DIR' of a prediction set; repeat; deltas are against the first. With a "
+        "subset as --gt, DIR may be a label run or hold the subset's split.",
     ),
     taxonomy: Path | None = typer.Option(
         None, "--taxonomy", help="Taxonomy JSON naming the class (default: MaSS13K)."

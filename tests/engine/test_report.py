@@ -374,3 +374,27 @@ def test_per_class_truth_is_found_beside_a_spec_file(world):
     assert by_spec == by_root
     # img001's second bicycle, missed by the model, is truth here (not counted as Others)
     assert by_root["classes"][7]["iou"] < 100.0
+
+
+def test_compare_takes_the_subset_and_scores_as_the_report(world):
+    """engine compare with an annotated subset as --gt: its masks and split, a label run and a
+    prediction folder as sources, images outside the subset left out; the report's numbers."""
+    from engine.compare import CompareConfig, compare
+
+    tmp, data, subset, gt = world
+    small = write_subset(tmp / "one", "Bicycle", "test", {"img001": gt["img001"]}, {"img001": "h"})
+    res = build_report(
+        ReportConfig(str(small.root), str(tmp / "rep"), pseudo=str(tmp / "run"), chart=False)
+    )
+    pseudo = res.data["table4"][0]
+    cmp = compare(
+        CompareConfig("bicycle", small.root, (("p", tmp / "run"),), progress=False)
+    ).to_json()
+    (row,) = cmp["sources"]
+    assert cmp["images"] == 1 and row["folder"] == str(tmp / "run" / "labels" / "test")
+    got = [round(row["iou"], 2), round(row["biou"], 2), round(row["bf1"], 4)]
+    assert got == [pseudo["iou"], pseudo["biou"], pseudo["bf1"]]
+    with pytest.raises(
+        ValueError, match=r"one/subset\.json: this subset annotates Bicycle, not Car"
+    ):
+        compare(CompareConfig("Car", small.root, (("p", tmp / "run"),), progress=False))
