@@ -479,9 +479,9 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         "subset_images": len(subset.stems),
         "metrics": {"iou": "IoU x100", "biou": "Boundary IoU x100", "bf1": "Boundary F1 (0..1)"},
         "table4": rows,
-        "per_class": (
+        "per_class": (  # needs the split's 7-class labels (a spec may have none: labels null)
             per_class_table(cfg, subset, class_name, taxonomy, split_ds)
-            if cfg.pred and split_ds is not None
+            if cfg.pred and split_ds is not None and split_ds.spec.label_dir(subset.split)
             else None
         ),
         "taxonomy": taxonomy.to_dict(),

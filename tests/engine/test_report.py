@@ -350,6 +350,13 @@ def test_a_missing_label_folder_fails_before_the_scoring(world, monkeypatch):
     )
     assert res.data["per_class"] is None
     assert res.data["files"]["overlays"]  # the images were found without labels
+    # a dataset whose spec has no labels at all (labels: null): no per-class table, no error
+    (data / "dataset.yaml").write_text("images: images/{split}\nlabels: null\n")
+    cfg = ReportConfig(
+        str(subset.root), str(tmp / "nolabels"), pred=str(tmp / "pred"), data=str(data)
+    )
+    res = build_report(cfg)
+    assert res.data["per_class"] is None and res.data["table4"][0]["kind"] == "joint-trained model"
 
 
 def test_per_class_truth_is_found_beside_a_spec_file(world):
