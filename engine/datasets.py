@@ -57,6 +57,15 @@ class DatasetSpec:
     def label_dir(self, split: str) -> Path | None:
         return None if self.labels is None else self.root / self.labels.format(split=split)
 
+    def require_labels(self, what: str) -> None:
+        """``ValueError`` naming the root when the spec has no labels (``labels: null``) and
+        ``what`` (fusion, training) needs them."""
+        if self.labels is None:
+            raise ValueError(
+                f"{self.root}: the dataset has no label maps (its spec sets labels: null); "
+                f"{what} needs them"
+            )
+
     def available_splits(self) -> list[str]:
         """Splits whose image folder exists, in the spec's order or train/val/test first."""
         if self.splits is not None:

@@ -223,6 +223,7 @@ class TrainSet(Dataset):
         else:
             spec = data if isinstance(data, DatasetSpec) else load_spec(data)
             self.data = SegDataset(spec, split)
+        self.data.spec.require_labels("training")
         self.cfg = cfg
         self.sources = source_dir(self.data)
         self.has_sources = not all_precise and self.sources.is_dir()

@@ -275,6 +275,7 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
                 f"{config.data}: no split of the dataset ({', '.join(have)}) has pseudo "
                 f"labels in every run ({', '.join(str(r.path / 'labels') for r in runs)})"
             )
+    spec.require_labels("fusion")  # the precise labels are what the pseudo labels fuse into
     jobs: list[Job] = []
     for split in splits:
         dataset = SegDataset(spec, split)

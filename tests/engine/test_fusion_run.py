@@ -260,6 +260,24 @@ def test_error_data_folder_too_deep_names_the_dataset_root(world):
     assert not world["out"].exists()
 
 
+def test_error_a_dataset_without_labels(world):
+    """A spec with labels: null lists images only: fusion (and training) name the dataset
+    instead of failing on a missing label path inside the run."""
+    (world["data"] / "dataset.yaml").write_text("labels: null\n")
+    with pytest.raises(ValueError) as e:
+        fuse(cfg(world))
+    assert str(e.value) == (
+        f"{world['data']}: the dataset has no label maps (its spec sets labels: null); "
+        "fusion needs them"
+    )
+    assert not world["out"].exists()
+    from trainer.config import AugmentConfig
+    from trainer.data import TrainSet
+
+    with pytest.raises(ValueError, match=r"labels: null\); training needs them"):
+        TrainSet(world["data"], "train", AugmentConfig())
+
+
 def test_error_pseudo_labels_missing_or_extra(world, tmp_path):
     partial = write_pseudo_run(tmp_path / "partial", "Bicycle", {"train": {"a": bike_map()}})
     with pytest.raises(
