@@ -34,6 +34,7 @@ from engine.metrics import (
     binary_class_counts,
     is_binary_mask,
 )
+from engine.outputs import png_folders
 from engine.runinfo import config_hash, environment
 from engine.text import METRICS, counted, format_score, score_cells
 
@@ -222,14 +223,11 @@ def ground_truth(gt: Path, class_name: str) -> tuple[Path, str | None]:
 
 def source_folder(folder: Path, split: str | None) -> Path:
     """The folder of a source's PNGs: ``folder`` itself, or with the subset's ``split`` known,
-    ``folder/labels/<split>`` (a label run) or ``folder/<split>`` when ``folder`` holds none."""
+    the first of :func:`engine.outputs.png_folders` holding PNGs (as the report finds them)."""
     folder = Path(folder)
-    if split is None or any(folder.glob("*.png")):
+    if split is None:
         return folder
-    for inner in (folder / "labels" / split, folder / split):
-        if inner.is_dir():
-            return inner
-    return folder
+    return next((d for d in png_folders(folder, split) if any(d.glob("*.png"))), folder)
 
 
 def compare(cfg: CompareConfig) -> CompareReport:

@@ -57,16 +57,18 @@ def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
     return buf.tobytes()
 
 
+def png_folders(folder: Path, split: str) -> tuple[Path, ...]:
+    """Where a split's label PNGs may lie under ``folder``, in the order they are looked for:
+    ``folder/split`` (predictions), ``folder/labels/split`` (a label run or fused dataset),
+    ``folder/masks`` (an annotated subset), ``folder`` itself."""
+    return (folder / split, folder / "labels" / split, folder / "masks", folder)
+
+
 def find_png(folder: Path, split: str, stem: str) -> Path | None:
-    """``<stem>.png`` in ``folder/split``, ``folder/labels/split``, ``folder/masks`` or ``folder``."""
-    for p in (
-        folder / split / f"{stem}.png",
-        folder / "labels" / split / f"{stem}.png",
-        folder / "masks" / f"{stem}.png",
-        folder / f"{stem}.png",
-    ):
-        if p.is_file():
-            return p
+    """``<stem>.png`` in the first of :func:`png_folders` that has it."""
+    for d in png_folders(folder, split):
+        if (d / f"{stem}.png").is_file():
+            return d / f"{stem}.png"
     return None
 
 
