@@ -109,6 +109,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
 def _rendered(data: Path, synth: Any) -> bool:
     """Whether ``data`` already holds exactly these scenes (a finished ``synth.json`` matches)."""
     from engine.synth import differences, recorded
+    from engine.synth.writer import RECORD
 
     try:
         found = recorded(data)
@@ -116,7 +117,7 @@ def _rendered(data: Path, synth: Any) -> bool:
         return False
     return (
         found is not None
-        and found[0].name == "synth.json"
+        and found[0].name == RECORD  # not an unfinished run's record
         and not differences(found[1].get("config") or {}, synth)
     )
 

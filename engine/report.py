@@ -32,7 +32,7 @@ from annotations.labelmap import IGNORE, read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
-from engine.datasets import SegDataset, load_spec
+from engine.datasets import SegDataset, open_split
 from engine.metrics import ClassScorer, SegEvaluator
 from engine.outputs import (
     GT_COLOR,
@@ -461,12 +461,8 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     # before the scoring, so that a bad file, dataset root or label folder fails before minutes
     # of work: the split is listed once, with its labels when the per-class table needs them
     prediction = prediction_settings(cfg.pred)
-    spec = load_spec(cfg.data) if cfg.data else None
-    labelled = spec is not None and spec.labels is not None  # a spec may have none: labels null
     split_ds = (
-        SegDataset(spec, subset.split, require_labels=bool(cfg.pred) and labelled)
-        if spec is not None
-        else None
+        open_split(cfg.data, subset.split, require_labels=bool(cfg.pred)) if cfg.data else None
     )
     images = {s.stem: s.image_path for s in split_ds.samples} if split_ds is not None else {}
     dirs = source_dirs(cfg, class_name, taxonomy)
@@ -483,9 +479,9 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         "subset_images": len(subset.stems),
         "metrics": {"iou": "IoU x100", "biou": "Boundary IoU x100", "bf1": "Boundary F1 (0..1)"},
         "table4": rows,
-        "per_class": (  # needs the split's 7-class labels
+        "per_class": (  # needs the split's 7-class labels (a spec may have none: labels null)
             per_class_table(cfg, subset, class_name, taxonomy, split_ds)
-            if cfg.pred and split_ds is not None and labelled
+            if cfg.pred and split_ds is not None and split_ds.spec.labels is not None
             else None
         ),
         "taxonomy": taxonomy.to_dict(),

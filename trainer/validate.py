@@ -21,7 +21,6 @@ import torch
 import torch.distributed as dist
 
 from engine.datasets import SegDataset
-from engine.progress import track
 from engine.text import counted
 
 
@@ -43,7 +42,6 @@ def evaluate_counts(
     max_images: int = 0,
     rank: int = 0,
     world: int = 1,
-    progress: bool = False,
     on_image: Callable[[], None] | None = None,
 ):
     """A ``SegEvaluator`` holding the counts of this rank's images (:func:`rank_samples`).
@@ -57,7 +55,7 @@ def evaluate_counts(
     evaluator = SegEvaluator(num_classes=data.taxonomy.num_classes)
     samples = rank_samples(data, max_images, rank, world)
     try:
-        for sample in track(samples, "validate", enabled=progress):
+        for sample in samples:
             image, label = data.load_pair(sample)
             pred = predict_label(
                 model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
@@ -78,7 +76,6 @@ def evaluate(
     amp: bool = True,
     sliding_window: bool = False,
     max_images: int = 0,
-    progress: bool = False,
     distributed: bool = False,
     on_image: Callable[[], None] | None = None,
 ) -> dict[str, Any] | None:
@@ -87,7 +84,7 @@ def evaluate(
     process group), every rank must call this; rank 0 gets the result, the others ``None``."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     evaluator = evaluate_counts(
-        model, data, size, device, amp, sliding_window, max_images, rank, world, progress, on_image
+        model, data, size, device, amp, sliding_window, max_images, rank, world, on_image
     )
     if world > 1:
         gathered: list[Any] = [None] * world
