@@ -28,6 +28,10 @@ def label_cmd(
     segmenter: str = typer.Option(
         "", help="SAM / SAM-HQ / SAM 2 hub id, local directory or SAM .pth file."
     ),
+    detector_revision: str = typer.Option(
+        "", help="Hub revision of --detector: branch, tag or commit (run.json records the commit)."
+    ),
+    segmenter_revision: str = typer.Option("", help="Hub revision of --segmenter."),
     backend: str = typer.Option(
         "grounded-sam",
         help="Labeling backend: grounded-sam (real models), sam3 (SAM 3: text -> every "
@@ -37,6 +41,7 @@ def label_cmd(
     model: str = typer.Option(
         "", help="--backend sam3: SAM 3 hub id or local directory (default facebook/sam3, gated)."
     ),
+    model_revision: str = typer.Option("", help="Hub revision of --model."),
     refine: str = typer.Option(
         "",
         help="Re-segment each instance on a full-resolution crop around its box with this SAM / "
@@ -79,7 +84,8 @@ def label_cmd(
     cfg = build_label_config(
         class_name=class_name, data=data, split=split, out=out, prompt=prompt, negative=negative,
         spec=spec, detector=detector, segmenter=segmenter, backend=backend, model=model,
-        refine=refine,
+        refine=refine, detector_revision=detector_revision,
+        segmenter_revision=segmenter_revision, model_revision=model_revision,
         box_threshold=box_threshold, text_threshold=text_threshold, min_area=min_area,
         max_instances=max_instances, uncertain=uncertain, batch_size=batch_size, workers=workers,
         device=device, precision=precision, tiles=tiles, overlap=overlap, shard=shard,

@@ -80,6 +80,9 @@ def build_label_config(
     max_boxes: int = 100,
     writers: int = 2,
     writer_queue_mb: int = 1024,
+    detector_revision: str = "",
+    segmenter_revision: str = "",
+    model_revision: str = "",
 ) -> LabelConfig:
     """Command-line values to a config; options given on the command line win over ``--spec``."""
     overrides = {
@@ -95,6 +98,13 @@ def build_label_config(
             f"--model is the SAM 3 checkpoint of --backend sam3; --backend {backend} takes "
             "--detector and --segmenter"
         )
+    if backend != "grounded-sam" and (detector_revision or segmenter_revision):
+        raise ValueError(
+            "--detector-revision and --segmenter-revision are for --backend grounded-sam"
+            + (" (sam3: --model-revision)" if backend == "sam3" else "")
+        )
+    if model_revision and backend != "sam3":
+        raise ValueError(f"--model-revision is for --backend sam3's --model, not {backend}")
     if backend == "sam3" and (detector or segmenter):
         raise ValueError(
             "--backend sam3 takes its checkpoint with --model (no --detector / --segmenter; "
@@ -113,6 +123,9 @@ def build_label_config(
         detector=detector or (_NOT_USED.get(backend) or DEFAULT_DETECTOR),
         segmenter=segmenter or (_NOT_USED.get(backend) or DEFAULT_SEGMENTER),
         model=model,
+        detector_revision=detector_revision or None,
+        segmenter_revision=segmenter_revision or None,
+        model_revision=model_revision or None,
         refine=refine,
         tiles=parse_grid(tiles),
         tile_overlap=overlap,

@@ -4,12 +4,22 @@ weights are missing (never a transformers traceback), and device / precision res
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from annotations.fileio import first_line
+
+log = logging.getLogger(__name__)
+
+# How long the one hub check may wait for a TCP connection (name resolution comes first and has
+# the system resolver's own timeout).
+HUB_PROBE_TIMEOUT_S = 3.0
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 # model_type values of checkpoints the segmenter accepts. SAM 2 / 2.1 hub repos
 # (facebook/sam2.1-hiera-large, ...) say "sam2_video"; transformers maps that type to Sam2Model
@@ -30,16 +40,23 @@ class LoadedModel:
 
     @classmethod
     def ready(
-        cls, model: Any, processor: Any, source: str, config: Any, device: Any
+        cls,
+        model: Any,
+        processor: Any,
+        source: str,
+        config: Any,
+        device: Any,
+        revision: str | None = None,
     ) -> LoadedModel:
-        """``model`` moved to ``device`` in eval mode, with its type and hub commit from its
-        ``config``."""
+        """``model`` moved to ``device`` in eval mode, with its type from its ``config`` and, for
+        a hub id, the commit its files came from (``revision`` as asked: a branch, tag or
+        commit)."""
         return cls(
             model.to(device).eval(),
             processor,
             source,
             config.model_type,
-            getattr(config, "_commit_hash", None),
+            hub_commit(source, revision),
         )
 
     def info(self) -> dict[str, Any]:
@@ -54,6 +71,63 @@ class LoadedModel:
 
 def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+
+
+@functools.cache
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face hub cannot be reached from this machine, or None if it can.
+
+    One TCP connection to the endpoint, made once per process. Without it, a machine with no
+    internet and without ``HF_HUB_OFFLINE`` waits on huggingface_hub's retries (5 tries, 23 s of
+    back-off) for every file a load asks about, cached or not: transformers' processors ask for
+    a dozen optional ones (chat templates, audio tokenizer configs), so loading two cached
+    models took 8 minutes here before this check. When the hub cannot be reached the loaders
+    read the cache only, as with ``HF_HUB_OFFLINE=1``. Not checked behind a proxy (the
+    connection would go through it), and assumed reachable then.
+    """
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if any(os.environ.get(v) for v in PROXY_VARIABLES):
+        return None
+    url = urlsplit(constants.ENDPOINT)
+    host = url.hostname or ""
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+    except OSError as e:
+        reason = f"{host}: {e.strerror or type(e).__name__}"
+        log.warning(
+            "%s cannot be reached (%s): models are read from the Hugging Face cache only "
+            "(HF_HUB_OFFLINE=1 skips this check)",
+            host,
+            reason,
+        )
+        return reason
+    return None
+
+
+def _local_only(source: str, local_only: bool) -> bool:
+    """``local_files_only`` for a load: asked for, ``HF_HUB_OFFLINE``, or a hub id while the hub
+    cannot be reached (a local path never needs the hub, so it is not checked for one)."""
+    if local_only or offline():
+        return True
+    return not _looks_like_path(source) and hub_unreachable() is not None
+
+
+def hub_commit(source: str, revision: str | None = None) -> str | None:
+    """The commit of the cached snapshot a hub id's files were read from (``revision`` resolved
+    through the cache's refs), or None for a local path or a snapshot not in the cache.
+
+    transformers 5 no longer keeps ``config._commit_hash``, so the run record asks the cache."""
+    if _looks_like_path(source):
+        return None
+    from huggingface_hub import try_to_load_from_cache
+    from transformers.utils.hub import extract_commit_hash
+
+    path = try_to_load_from_cache(source, "config.json", revision=revision)
+    return extract_commit_hash(path, None) if isinstance(path, str) else None
 
 
 def _looks_like_path(source: str) -> bool:
@@ -79,7 +153,12 @@ def _missing(role: str, source: str, revision: str | None, reason: str) -> FileN
     else:
         cache = constants.HF_HUB_CACHE
         rev = f" (revision {revision})" if revision else ""
-        hub = "the hub was not contacted (HF_HUB_OFFLINE is set)" if offline() else "the hub"
+        if offline():
+            hub = "the hub was not contacted (HF_HUB_OFFLINE is set)"
+        elif (why := hub_unreachable()) is not None:
+            hub = f"the hub could not be reached ({why})"
+        else:
+            hub = "the hub"
         where = f"the Hugging Face cache {cache}{rev} and {hub}"
         fix = (
             f"Fix: download them once with internet access (`hf download {source}` or any run "
@@ -110,7 +189,7 @@ def _load_config(role: str, source: str, revision: str | None, local_only: bool)
     _check_local(role, source, revision)
     try:
         return AutoConfig.from_pretrained(
-            source, revision=revision, local_files_only=local_only or offline()
+            source, revision=revision, local_files_only=_local_only(source, local_only)
         )
     except Exception as e:  # noqa: BLE001 - hub, network and cache errors all mean "not found"
         raise _missing(role, source, revision, _reason(e)) from None
@@ -121,7 +200,7 @@ def _from_pretrained(
 ):
     try:
         return loader.from_pretrained(
-            source, revision=revision, local_files_only=local_only or offline(), **kw
+            source, revision=revision, local_files_only=_local_only(source, local_only), **kw
         )
     except (OSError, ValueError) as e:
         raise _missing(role, source, revision, _reason(e)) from None
@@ -219,7 +298,7 @@ def load_detector(
         "detector", AutoModelForZeroShotObjectDetection, source, revision, local_only
     )
     processor = _from_pretrained("detector", AutoProcessor, source, revision, local_only)
-    return LoadedModel.ready(model, processor, source, config, device)
+    return LoadedModel.ready(model, processor, source, config, device, revision)
 
 
 def load_segmenter(
@@ -253,4 +332,4 @@ def load_segmenter(
     finally:
         hf_logging.set_verbosity(level)
     processor = _from_pretrained("segmenter", AutoProcessor, source, revision, local_only)
-    return LoadedModel.ready(model, processor, source, config, device)
+    return LoadedModel.ready(model, processor, source, config, device, revision)

@@ -105,7 +105,7 @@ def load_sam3(
         processor = _from_pretrained("model", Sam3Processor, source, revision, local_only)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e} {GATED_HELP}") from None
-    return LoadedModel.ready(model, processor, source, config, device)
+    return LoadedModel.ready(model, processor, source, config, device, revision)
 
 
 @dataclass

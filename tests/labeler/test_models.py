@@ -116,3 +116,121 @@ def test_case7_bf16_masks_match_fp32_on_gpu():
     after = iou(ref, masks(torch.bfloat16))
     print(f"mask IoU fp32 vs bf16: positional encodings bf16 {before:.4f}, fp32 {after:.4f}")
     assert float(after) >= float(before) - 1e-3 and float(after) >= 0.8
+
+
+# -- a machine that cannot reach the hub -----------------------------------------------------------
+@pytest.fixture
+def no_hub(monkeypatch, tmp_path):
+    """The hub's host does not resolve, and any HTTP request huggingface_hub makes fails the test
+    (its retries would wait 23 s a file); ``HF_HUB_OFFLINE`` is unset and the cache is empty."""
+    import socket
+
+    import huggingface_hub.utils._http as hf_http
+    from huggingface_hub import constants
+
+    from labeler import models
+
+    def unresolved(address, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise socket.gaierror(-2, "Name or service not known")
+
+    def no_request(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("huggingface_hub made an HTTP request")
+
+    for var in ("HF_HUB_OFFLINE", *models.PROXY_VARIABLES):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(models.socket, "create_connection", unresolved)
+    monkeypatch.setattr(hf_http, "get_session", no_request)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    models.hub_unreachable.cache_clear()
+    yield Path(constants.HF_HUB_CACHE)
+    models.hub_unreachable.cache_clear()
+
+
+def _cache(hub: Path, repo: str, saved: Path, commit: str = "c" * 40) -> None:
+    """``saved`` laid out as the Hugging Face cache holds ``repo`` at ``commit`` on main."""
+    import shutil
+
+    entry = hub / ("models--" + repo.replace("/", "--"))
+    shutil.copytree(saved, entry / "snapshots" / commit)
+    (entry / "refs").mkdir(parents=True)
+    (entry / "refs" / "main").write_text(commit)
+
+
+def test_cached_hub_ids_load_without_the_hub(tiny, no_hub, caplog):
+    """Offline without HF_HUB_OFFLINE: cached weights load at once, from the cache only, and the
+    log says why (before: 8 minutes of retries on transformers' optional processor files)."""
+    from labeler.models import load_detector
+
+    _cache(no_hub, "some-org/tiny-det", tiny["det"])
+    _cache(no_hub, "some-org/tiny-sam", tiny["sam"])
+    with caplog.at_level("WARNING", logger="labeler.models"):
+        det = load_detector("some-org/tiny-det")
+        seg = load_segmenter("some-org/tiny-sam")
+    assert det.model_type == "grounding-dino" and seg.model_type == "sam"
+    assert det.revision == "c" * 40  # the run record's commit, from the cache's refs/main
+    assert load_segmenter("some-org/tiny-sam", revision="c" * 40).revision == "c" * 40
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1  # checked once per process
+    assert "huggingface.co cannot be reached" in said[0] and "cache only" in said[0]
+
+
+def test_uncached_hub_id_without_the_hub_is_one_clear_line(no_hub):
+    from labeler.models import load_detector
+
+    with pytest.raises(FileNotFoundError) as e:
+        load_detector("some-org/not-cached")
+    text = str(e.value)
+    assert "\n" not in text and text.startswith("some-org/not-cached: detector weights not found")
+    assert "the hub could not be reached (huggingface.co: Name or service not known)" in text
+    assert "HF_HUB_OFFLINE=1" in text
+
+
+def test_local_paths_and_proxies_are_not_checked(tiny, monkeypatch):
+    """A local directory never needs the hub; behind a proxy a direct connection says nothing."""
+    from labeler import models
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the hub was checked")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(models.socket, "create_connection", refuse)
+    models.hub_unreachable.cache_clear()
+    try:
+        assert models.load_detector(str(tiny["det"])).model_type == "grounding-dino"
+        monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+        assert models.hub_unreachable() is None
+    finally:
+        models.hub_unreachable.cache_clear()
+
+
+def test_a_pinned_revision_is_read_and_recorded(tiny, no_hub, tmp_path):
+    """``engine label --detector-revision C``: the pinned snapshot, not refs/main, is loaded, and
+    run.json records its commit."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.labeler.test_sam3 import write_dataset
+
+    _cache(no_hub, "some-org/tiny-det", tiny["det"], commit="a" * 40)
+    pinned = no_hub / "models--some-org--tiny-det" / "snapshots" / ("b" * 40)
+    pinned.mkdir()
+    for f in tiny["det"].iterdir():
+        (pinned / f.name).write_bytes(f.read_bytes())
+    _cache(no_hub, "some-org/tiny-sam", tiny["sam"])
+    write_dataset(tmp_path / "data", {"train": 1})
+    res = CliRunner().invoke(
+        app,
+        [
+            "label", "--class", "Bicycle", "--data", str(tmp_path / "data"), "--no-progress",
+            "--out", str(tmp_path / "run"), "--detector", "some-org/tiny-det",
+            "--detector-revision", "b" * 40, "--segmenter", "some-org/tiny-sam",
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    models = record["backend"]["models"]
+    assert models["detector"]["revision"] == "b" * 40
+    assert models["segmenter"]["revision"] == "c" * 40
+    assert record["config"]["detector_revision"] == "b" * 40

@@ -318,6 +318,9 @@ def test_a_sam_checkpoint_is_not_a_sam3_one(models):
     [
         (["--backend", "grounded-sam", "--model", "x"], "--model is the SAM 3 checkpoint"),
         (["--backend", "sam3", "--detector", "x"], "takes its checkpoint with --model"),
+        (["--backend", "sam3", "--detector-revision", "v1"], "(sam3: --model-revision)"),
+        (["--backend", "simulated", "--segmenter-revision", "v1"], "are for --backend grounded"),
+        (["--backend", "grounded-sam", "--model-revision", "v1"], "is for --backend sam3"),
     ],
 )
 def test_model_options_belong_to_their_backend(tmp_path, args, expect):
