@@ -12,7 +12,7 @@ from torchvision.ops import deform_conv2d
 
 from trainer.models import MODEL_PRESETS, ModelConfig, build_model, create_model, semantic_inference
 from trainer.models.backbone import FrozenBatchNorm
-from trainer.models.layers import deform_conv2d_grid_sample
+from trainer.models.layers import deform_conv2d_grid_sample, deform_conv2d_mix_first
 
 
 @pytest.fixture(scope="module")
@@ -324,17 +324,23 @@ def test_backbone_weights_errors(tmp_path, monkeypatch) -> None:  # noqa: ANN001
         create_model("massformer_lite_r18", num_classes=3, backbone_weights="torchvision")
 
 
+@pytest.mark.parametrize("form", ["columns", "mix_first"])
 @pytest.mark.parametrize("k", [1, 3, 5, 7])
-def test_grid_sample_dcn_matches_torchvision(k: int) -> None:
+def test_grid_sample_dcn_matches_torchvision(k: int, form: str) -> None:
+    """Values and every gradient, offsets reaching past the border (zeros outside), more output
+    than input channels and fewer."""
     g = torch.Generator().manual_seed(k)
     kw = {"dtype": torch.float64, "generator": g}
     x = torch.randn(2, 4, 9, 11, **kw).requires_grad_()
     off = (torch.randn(2, 2 * k * k, 9, 11, **kw) * 3).requires_grad_()
     mask = torch.rand(2, k * k, 9, 11, **kw).requires_grad_()
-    weight = torch.randn(5, 4, k, k, **kw).requires_grad_()
-    bias = torch.randn(5, **kw)
+    weight = torch.randn(5 if k < 5 else 3, 4, k, k, **kw).requires_grad_()
+    bias = torch.randn(weight.shape[0], **kw)
     ref = deform_conv2d(x, off, weight, bias, padding=k // 2, mask=mask)
-    ours = deform_conv2d_grid_sample(x, off, weight, bias, k // 2, mask)
+    if form == "columns":
+        ours = deform_conv2d_grid_sample(x, off, weight, bias, k // 2, mask)
+    else:
+        ours = deform_conv2d_mix_first(x, off, weight, bias, k // 2, mask)
     torch.testing.assert_close(ours, ref)
     gout = torch.randn(ref.shape, **kw)
     grads_ref = torch.autograd.grad(ref, (x, off, mask, weight), gout)
@@ -399,3 +405,26 @@ def test_tiny_forward_backward_is_fast() -> None:
     finally:
         torch.set_num_threads(threads)
     assert best < 1.5, f"{best:.2f} s"
+
+
+def test_cpu_training_mixes_channels_first_and_inference_samples_columns(monkeypatch) -> None:
+    """The two CPU forms of the deformable conv: training (grad enabled) the mix-first one,
+    inference the column one (row bands for 4K maps); both give the module's same values."""
+    from trainer.models import layers
+
+    calls: list[str] = []
+    for name in ("deform_conv2d_mix_first", "deform_conv2d_grid_sample"):
+        real = getattr(layers, name)
+        monkeypatch.setattr(
+            layers, name, lambda *a, _r=real, _n=name, **k: calls.append(_n) or _r(*a, **k)
+        )
+    torch.manual_seed(0)
+    conv = layers.ModulatedDeformConv(5, 3, 3)
+    with torch.no_grad():
+        conv.offset.weight.normal_(0, 0.5)
+    x = torch.randn(2, 5, 12, 10)
+    trained = conv(x)
+    with torch.no_grad():
+        inferred = conv(x)
+    assert calls == ["deform_conv2d_mix_first", "deform_conv2d_grid_sample"]
+    torch.testing.assert_close(trained.detach(), inferred, atol=1e-5, rtol=1e-5)
