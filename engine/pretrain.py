@@ -9,9 +9,11 @@ scale: the ``tiny`` MaSSFormer trained on synthetic scenes with **the 7 MaSS13K 
 a seed of their own (:data:`PRETRAIN_SEED`), training split only, so the demo's annotated test
 images are never among them, and no new-class label is ever read.
 
-The checkpoint ships with the package (:data:`BUILTIN`); :func:`pretrain` reproduces it from
-scratch (``engine demo-pretrain``, about 90 minutes on 2 CPU cores) and records how it was made
-in the checkpoint itself (``provenance``) and in its run folder.
+The checkpoint ships with the package (:data:`BUILTIN`); :func:`pretrain` rebuilds it from
+scratch with the same recipe (``engine demo-pretrain``, about 90 minutes on 2 CPU cores; equal
+in its last bits only on the CPU and code it was built with: the twenty-first round's
+deformable conv sums in another order) and records how it was made in the checkpoint itself
+(``provenance``) and in its run folder.
 """
 
 from __future__ import annotations
