@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import os
 import random
@@ -401,9 +402,7 @@ def _train(
         images = len(rank_samples(val_data, cfg.val_max_images, rank, world)) if val_data else 0
         images += sum(len(t.samples) for t in subsets) if is_main else 0
         val_task = progress.add_task(f"validate (step {step})", total=images, info="")
-
-        def advance() -> None:
-            progress.advance(val_task)
+        advance = functools.partial(progress.advance, val_task)
 
         res: dict[str, Any] | None = {}
         if val_data is not None:

@@ -101,12 +101,14 @@ class ModulatedDeformConv(nn.Module):
         pad = self.k // 2
         if _RELEASE_KERNELS.get():
             return deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
-        training = torch.is_grad_enabled()
-        if training and x.device.type == "cpu":
-            return deform_conv2d_mix_first(x, offset, self.weight, self.bias, pad, mask)
+        cpu = x.device.type == "cpu"
+        if torch.is_grad_enabled():  # training: the whole map
+            if cpu:
+                return deform_conv2d_mix_first(x, offset, self.weight, self.bias, pad, mask)
+            return deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
         rows = max(1, COLUMN_BUDGET // (b * c * kk * w))
-        if training or rows >= h:
-            if x.device.type == "cpu":
+        if rows >= h:  # inference, columns within budget: the whole map
+            if cpu:
                 return deform_conv2d_grid_sample(x, offset, self.weight, self.bias, pad, mask)
             return deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
         bands = [
@@ -147,9 +149,7 @@ def deform_conv2d_grid_sample(
     o, _, kh, kw = weight.shape
     kk = kh * kw
     grid = _tap_grid(offset, kh, kw, h_in, w, padding, row0)
-    cols = F.grid_sample(
-        x, grid.view(b, kk * h, w, 2), mode="bilinear", padding_mode="zeros", align_corners=False
-    ).view(b, c, kk, h * w)
+    cols = _sample(x, grid.view(b, kk * h, w, 2)).view(b, c, kk, h * w)
     cols = (cols * mask.reshape(b, 1, kk, h * w)).view(b, c * kk, h * w)
     out = torch.matmul(weight.reshape(o, c * kk), cols).view(b, o, h, w)
     return out if bias is None else out + bias.view(1, -1, 1, 1)
@@ -170,6 +170,12 @@ def _tap_grid(
     py = ys.view(1, 1, h, 1) + ky.view(1, kk, 1, 1) + offset[:, 0::2]  # (B, kk, h, W)
     px = xs.view(1, 1, 1, w) + kx.view(1, kk, 1, 1) + offset[:, 1::2]
     return torch.stack([(2 * px + 1) / w - 1, (2 * py + 1) / h_in - 1], -1)
+
+
+def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of ``x`` at :func:`_tap_grid`'s points, zeros outside (torchvision's
+    deformable conv), with the grid's ``align_corners=False`` normalisation."""
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def deform_conv2d_mix_first(
@@ -197,13 +203,7 @@ def deform_conv2d_mix_first(
     kk = kh * kw
     taps = F.conv2d(x, weight.permute(2, 3, 0, 1).reshape(kk * o, c, 1, 1))  # (B, kk*O, H, W)
     grid = _tap_grid(offset, kh, kw, h, w, padding, 0)
-    sampled = F.grid_sample(
-        taps.view(b * kk, o, h, w),
-        grid.view(b * kk, h, w, 2),
-        mode="bilinear",
-        padding_mode="zeros",
-        align_corners=False,
-    )
+    sampled = _sample(taps.view(b * kk, o, h, w), grid.view(b * kk, h, w, 2))
     out = (sampled.view(b, kk, o, h, w) * mask.view(b, kk, 1, h, w)).sum(1)
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 
