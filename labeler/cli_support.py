@@ -104,7 +104,7 @@ def build_label_config(
             + (" (sam3: --model-revision)" if backend == "sam3" else "")
         )
     if model_revision and backend != "sam3":
-        raise ValueError(f"--model-revision is for --backend sam3's --model, not {backend}")
+        raise ValueError(f"--model-revision is for --backend sam3 (its --model), not {backend}")
     if backend == "sam3" and (detector or segmenter):
         raise ValueError(
             "--backend sam3 takes its checkpoint with --model (no --detector / --segmenter; "
