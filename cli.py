@@ -22,7 +22,14 @@ from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from engine.cli import annotate, data, demo, fusion, review, scores
-from engine.cli.common import EXIT_BAD_INPUT, EXIT_INTERRUPTED, INTERRUPTED, parse_size, stderr
+from engine.cli.common import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERRUPTED,
+    INTERRUPTED,
+    log_to_console,
+    parse_size,
+    stderr,
+)
 from labeler import cli as labeler_cli
 from trainer import cli as trainer_cli
 
@@ -156,6 +163,7 @@ app = build_app()
 
 def main() -> None:
     """Console-script entry point."""
+    log_to_console()
     try:
         app()
     except KeyboardInterrupt:  # before a command started (typer turns it into exit 130 after)

@@ -140,7 +140,12 @@ def _looks_like_path(source: str) -> bool:
     )
 
 
-def _missing(role: str, source: str, revision: str | None, reason: str) -> FileNotFoundError:
+def _missing(
+    role: str, source: str, revision: str | None, reason: str, local_only: bool = False
+) -> FileNotFoundError:
+    """The one-line error for weights that could not be loaded; ``local_only`` as the load was
+    asked (the config's ``local_files_only``), so the hub is not probed to explain a miss that
+    never asked it."""
     from huggingface_hub import constants
 
     if _looks_like_path(source):  # a path: advice about the path, not about downloading it
@@ -155,6 +160,8 @@ def _missing(role: str, source: str, revision: str | None, reason: str) -> FileN
         rev = f" (revision {revision})" if revision else ""
         if offline():
             hub = "the hub was not contacted (HF_HUB_OFFLINE is set)"
+        elif local_only:
+            hub = "the hub was not contacted (local_files_only is set)"
         elif (why := hub_unreachable()) is not None:
             hub = f"the hub could not be reached ({why})"
         else:
@@ -162,9 +169,11 @@ def _missing(role: str, source: str, revision: str | None, reason: str) -> FileN
         where = f"the Hugging Face cache {cache}{rev} and {hub}"
         fix = (
             f"Fix: download them once with internet access (`hf download {source}` or any run "
-            "without HF_HUB_OFFLINE), or set HF_HOME to a cache that holds them, or pass a local "
-            f"directory saved with save_pretrained (--{role} DIR)."
-        ) + ("" if offline() else " On a machine without internet, HF_HUB_OFFLINE=1 skips the hub.")
+            "without HF_HUB_OFFLINE and local_files_only), or set HF_HOME to a cache that holds "
+            f"them, or pass a local directory saved with save_pretrained (--{role} DIR)."
+        )
+        if not (offline() or local_only):
+            fix += " On a machine without internet, HF_HUB_OFFLINE=1 skips the hub."
     return FileNotFoundError(
         f"{source}: {role} weights not found: looked in {where} ({reason}). {fix}"
     )
@@ -192,7 +201,7 @@ def _load_config(role: str, source: str, revision: str | None, local_only: bool)
             source, revision=revision, local_files_only=_local_only(source, local_only)
         )
     except Exception as e:  # noqa: BLE001 - hub, network and cache errors all mean "not found"
-        raise _missing(role, source, revision, _reason(e)) from None
+        raise _missing(role, source, revision, _reason(e), local_only) from None
 
 
 def _from_pretrained(
@@ -203,7 +212,7 @@ def _from_pretrained(
             source, revision=revision, local_files_only=_local_only(source, local_only), **kw
         )
     except (OSError, ValueError) as e:
-        raise _missing(role, source, revision, _reason(e)) from None
+        raise _missing(role, source, revision, _reason(e), local_only) from None
 
 
 def resolve_device(device: str) -> str:

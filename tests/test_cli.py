@@ -147,3 +147,31 @@ def test_help_is_fast():
     assert res.returncode == 0 and "synth" in res.stdout and "info" in res.stdout
     assert cpu < 1.0, f"engine --help used {cpu:.2f} s of CPU"
     assert wall < 10.0, f"engine --help took {wall:.2f} s"
+
+
+def test_log_records_are_warning_lines_on_the_console(monkeypatch, capsys):
+    """The engine's log records (the labeler's "hub cannot be reached") print as ``warning: ...``
+    lines on the progress bars' console, installed once however often ``main`` runs."""
+    import logging
+
+    import cli
+    from engine.cli.common import LOGGED_PACKAGES, ConsoleLogHandler
+
+    def fake_app() -> None:
+        logging.getLogger("labeler.models").warning("huggingface.co cannot be reached (%s)", "x")
+        logging.getLogger("trainer.train").info("not shown at the default level")
+
+    monkeypatch.setattr(cli, "app", fake_app)
+    try:
+        cli.main()
+        cli.main()
+        err = capsys.readouterr().err
+        assert err.splitlines() == ["warning: huggingface.co cannot be reached (x)"] * 2
+        for name in LOGGED_PACKAGES:
+            handlers = logging.getLogger(name).handlers
+            assert sum(isinstance(h, ConsoleLogHandler) for h in handlers) == 1
+    finally:
+        for name in LOGGED_PACKAGES:
+            logger = logging.getLogger(name)
+            logger.handlers = [h for h in logger.handlers if not isinstance(h, ConsoleLogHandler)]
+            logger.setLevel(logging.NOTSET)

@@ -2,16 +2,53 @@
 
 from __future__ import annotations
 
+import logging
+
 import typer
 from rich.console import Console
+from rich.text import Text
+
+from engine.progress import stderr_console
 
 stdout = Console()  # results
-stderr = Console(stderr=True)  # notes, progress, errors
+# Notes, warnings and errors share the progress bars' console, so a line printed while a bar is
+# drawn lands above the bar instead of through it.
+stderr = stderr_console
 
 EXIT_SOME_FAILED = 1  # the command ran, but some items failed (their reasons are reported)
 EXIT_BAD_INPUT = 2  # bad input or wrong call order: one line on stderr, nothing done
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it (128 + SIGINT)
 INTERRUPTED = "interrupted"  # what stderr says then; a resumable command adds how to resume
+
+# The packages whose log records the command line shows (transformers and huggingface_hub keep
+# their own handlers and verbosity).
+LOGGED_PACKAGES = ("annotations", "engine", "labeler", "trainer")
+
+
+class ConsoleLogHandler(logging.Handler):
+    """A log record as one ``warning: ...`` line on :data:`stderr`, in the style of the
+    command line's notes and errors. Without a handler Python prints records bare, and through a
+    progress bar being drawn."""
+
+    STYLES = {"warning": "yellow", "error": "bold red", "critical": "bold red"}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level = record.levelname.lower()
+            head = Text(f"{level}: ", style=self.STYLES.get(level, ""))
+            stderr.print(head + Text(self.format(record)), soft_wrap=True)
+        except Exception:  # noqa: BLE001 - logging must never take the command down
+            self.handleError(record)
+
+
+def log_to_console(level: int = logging.WARNING) -> None:
+    """Show the engine's own log records at ``level`` and above on the console (once per
+    process: a second call changes nothing)."""
+    for name in LOGGED_PACKAGES:
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if not any(isinstance(h, ConsoleLogHandler) for h in logger.handlers):
+            logger.addHandler(ConsoleLogHandler())
 
 
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:

@@ -185,6 +185,31 @@ def test_uncached_hub_id_without_the_hub_is_one_clear_line(no_hub):
     assert "HF_HUB_OFFLINE=1" in text
 
 
+def test_local_files_only_never_checks_the_hub(monkeypatch, tmp_path):
+    """A load told ``local_files_only`` that misses says so, without probing the hub to explain a
+    miss that never asked it (nor advising HF_HUB_OFFLINE, which it already has in effect)."""
+    from huggingface_hub import constants
+
+    from labeler import models
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the hub was checked")
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(models.socket, "create_connection", refuse)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    models.hub_unreachable.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError) as e:
+            models.load_detector("some-org/not-cached", local_only=True)
+    finally:
+        models.hub_unreachable.cache_clear()
+    text = str(e.value)
+    assert "\n" not in text and text.startswith("some-org/not-cached: detector weights not found")
+    assert "the hub was not contacted (local_files_only is set)" in text
+    assert "HF_HUB_OFFLINE=1" not in text
+
+
 def test_local_paths_and_proxies_are_not_checked(tiny, monkeypatch):
     """A local directory never needs the hub; behind a proxy a direct connection says nothing."""
     from labeler import models
