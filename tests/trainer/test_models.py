@@ -428,3 +428,17 @@ def test_cpu_training_mixes_channels_first_and_inference_samples_columns(monkeyp
         inferred = conv(x)
     assert calls == ["deform_conv2d_mix_first", "deform_conv2d_grid_sample"]
     torch.testing.assert_close(trained.detach(), inferred, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_training_gradients_keep_the_parameters_strides(k: int) -> None:
+    """DDP's bucket views have each parameter's strides; a gradient with others (a 1x1 kernel
+    through a permuted view came back as (16, 1, 64, 64) for (16, 1, 1, 1)) made every
+    multi-process training run print "Grad strides do not match bucket view strides"."""
+    from trainer.models import layers
+
+    torch.manual_seed(0)
+    conv = layers.ModulatedDeformConv(16, 4, k)
+    conv(torch.randn(2, 16, 8, 8)).sum().backward()
+    for name, p in conv.named_parameters():
+        assert p.grad is not None and p.grad.stride() == p.stride(), name

@@ -201,7 +201,11 @@ def deform_conv2d_mix_first(
     b, c, h, w = x.shape
     o, _, kh, kw = weight.shape
     kk = kh * kw
-    taps = F.conv2d(x, weight.permute(2, 3, 0, 1).reshape(kk * o, c, 1, 1))  # (B, kk*O, H, W)
+    # Tap-major rows (k*k*O, C, 1, 1). A 1x1 kernel is used as it is: through the permuted view
+    # its gradient came back with the strides of that view (same values), which DDP warns about
+    # on every run ("Grad strides do not match bucket view strides").
+    mix = weight if kk == 1 else weight.permute(2, 3, 0, 1).reshape(kk * o, c, 1, 1)
+    taps = F.conv2d(x, mix)  # (B, kk*O, H, W)
     grid = _tap_grid(offset, kh, kw, h, w, padding, 0)
     sampled = _sample(taps.view(b * kk, o, h, w), grid.view(b * kk, h, w, 2))
     out = (sampled.view(b, kk, o, h, w) * mask.view(b, kk, 1, h, w)).sum(1)
