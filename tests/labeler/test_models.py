@@ -185,11 +185,9 @@ def test_uncached_hub_id_without_the_hub_is_one_clear_line(no_hub):
     assert "HF_HUB_OFFLINE=1" in text
 
 
-def test_local_files_only_never_checks_the_hub(monkeypatch, tmp_path):
-    """A load told ``local_files_only`` that misses says so, without probing the hub to explain a
-    miss that never asked it (nor advising HF_HUB_OFFLINE, which it already has in effect)."""
-    from huggingface_hub import constants
-
+@pytest.fixture
+def hub_not_checked(monkeypatch):
+    """``HF_HUB_OFFLINE`` unset, and any connection to check the hub fails the test."""
     from labeler import models
 
     def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
@@ -197,35 +195,31 @@ def test_local_files_only_never_checks_the_hub(monkeypatch, tmp_path):
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.setattr(models.socket, "create_connection", refuse)
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     models.hub_unreachable.cache_clear()
-    try:
-        with pytest.raises(FileNotFoundError) as e:
-            models.load_detector("some-org/not-cached", local_only=True)
-    finally:
-        models.hub_unreachable.cache_clear()
+    yield models
+    models.hub_unreachable.cache_clear()
+
+
+def test_local_files_only_never_checks_the_hub(hub_not_checked, monkeypatch, tmp_path):
+    """A load told ``local_files_only`` that misses says so, without probing the hub to explain a
+    miss that never asked it (nor advising HF_HUB_OFFLINE, which it already has in effect)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with pytest.raises(FileNotFoundError) as e:
+        hub_not_checked.load_detector("some-org/not-cached", local_only=True)
     text = str(e.value)
     assert "\n" not in text and text.startswith("some-org/not-cached: detector weights not found")
     assert "the hub was not contacted (local_files_only is set)" in text
     assert "HF_HUB_OFFLINE=1" not in text
 
 
-def test_local_paths_and_proxies_are_not_checked(tiny, monkeypatch):
+def test_local_paths_and_proxies_are_not_checked(tiny, hub_not_checked, monkeypatch):
     """A local directory never needs the hub; behind a proxy a direct connection says nothing."""
-    from labeler import models
-
-    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
-        raise AssertionError("the hub was checked")
-
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(models.socket, "create_connection", refuse)
-    models.hub_unreachable.cache_clear()
-    try:
-        assert models.load_detector(str(tiny["det"])).model_type == "grounding-dino"
-        monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-        assert models.hub_unreachable() is None
-    finally:
-        models.hub_unreachable.cache_clear()
+    models = hub_not_checked
+    assert models.load_detector(str(tiny["det"])).model_type == "grounding-dino"
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert models.hub_unreachable() is None
 
 
 def test_a_pinned_revision_is_read_and_recorded(tiny, no_hub, tmp_path):

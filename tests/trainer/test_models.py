@@ -432,9 +432,10 @@ def test_cpu_training_mixes_channels_first_and_inference_samples_columns(monkeyp
 
 @pytest.mark.parametrize("k", [1, 3])
 def test_training_gradients_keep_the_parameters_strides(k: int) -> None:
-    """DDP's bucket views have each parameter's strides; a gradient with others (a 1x1 kernel
-    through a permuted view came back as (16, 1, 64, 64) for (16, 1, 1, 1)) made every
-    multi-process training run print "Grad strides do not match bucket view strides"."""
+    """DDP's bucket views have each parameter's strides; a gradient with others (a (4, 16, 1, 1)
+    weight of strides (16, 1, 1, 1) whose gradient came back through a permuted view with
+    (16, 1, 64, 64)) made every multi-process training run print "Grad strides do not match
+    bucket view strides"."""
     from trainer.models import layers
 
     torch.manual_seed(0)
