@@ -288,7 +288,7 @@ def run_demo(
                     run=str(d),
                     out=str(out / "review" / n.lower()),
                     data=str(data),
-                    pred=str(pred),
+                    pred=[str(pred), str(pred_gf)] if cfg.guided_filter else str(pred),
                     pred_class_id=fused_taxonomy.id_of(n),
                     gt=str(out / "annotated" / n.lower()),
                 )

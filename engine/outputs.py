@@ -1,10 +1,12 @@
-"""What the review gallery and the report share: colours, overlay thumbnails, JPEG bytes, and
-finding label PNGs and the taxonomy that other commands wrote next to them."""
+"""What the review gallery and the report share: colours, overlay thumbnails, JPEG bytes,
+finding label PNGs and the taxonomy that other commands wrote next to them, and how a folder of
+predictions was made."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -86,3 +88,48 @@ def taxonomy_near(folder: str | os.PathLike | None) -> Taxonomy | None:
             if isinstance(data, dict) and isinstance(data.get("taxonomy"), dict):
                 return Taxonomy.from_dict(data["taxonomy"], source=str(meta))
     return None
+
+
+def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None:
+    """How ``engine predict`` made the predictions in ``pred`` (its ``predict.json``: checkpoint
+    and inference settings), with ``"refinements"``, what departs from the release's
+    single-scale inference (test-time scales, flip, the guided filter), and
+    ``"release_inference"``: no refinement. None without the file (predictions made elsewhere)."""
+    if not pred:
+        return None
+    path = Path(pred) / "predict.json"
+    try:
+        meta = read_json(path, "predict.json")
+    except FileNotFoundError:
+        return None
+    config = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: no 'config' object; not written by engine predict")
+    keys = ("checkpoint", "size", "mode", "scales", "flip", "guided_filter")
+    keys += ("gf_radius", "gf_eps", "gf_guide", "gf_subsample")
+    settings = {k: config[k] for k in keys if k in config}
+    refinements = []
+    if list(config.get("scales", [1])) != [1]:
+        refinements.append(f"test-time scales {config['scales']}")
+    if config.get("flip"):
+        refinements.append("flip")
+    if config.get("guided_filter"):
+        # predict.json files of the first version (a grey guide, exact) lack guide and subsample
+        guide, subsample = config.get("gf_guide", "grey"), config.get("gf_subsample", 1)
+        radius = config.get("gf_radius") or "auto"
+        refinements.append(
+            f"guided filter ({guide} guide, radius {radius}, eps {config.get('gf_eps')}, "
+            f"subsample {subsample or 'auto'})"
+        )
+    settings["refinements"] = refinements
+    settings["release_inference"] = not refinements
+    return settings
+
+
+def prediction_title(settings: dict[str, Any] | None) -> str:
+    """A short name for predictions made with ``settings`` (:func:`prediction_settings`):
+    "prediction", or "prediction + guided filter" and the like for refined inference."""
+    refinements = (settings or {}).get("refinements") or []
+    if not refinements:
+        return "prediction"
+    return "prediction + " + ", ".join(r.split(" (")[0] for r in refinements)

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
+from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from annotations.labelmap import IGNORE, read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, read_subset
@@ -41,6 +41,7 @@ from engine.outputs import (
     find_png,
     jpeg_bytes,
     overlay,
+    prediction_settings,
     taxonomy_near,
 )
 from engine.progress import track
@@ -404,42 +405,6 @@ def _overlays(
         )
         written.append(atomic_write_bytes(out / "overlays" / f"{stem}.jpg", jpeg_bytes(row, 88)))
     return written, panels
-
-
-def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None:
-    """How ``engine predict`` made the predictions in ``pred`` (its ``predict.json``: checkpoint
-    and inference settings), with ``"refinements"``, what departs from the release's
-    single-scale inference (test-time scales, flip, the guided filter), and
-    ``"release_inference"``: no refinement. None without the file (predictions made elsewhere)."""
-    if not pred:
-        return None
-    path = Path(pred) / "predict.json"
-    try:
-        meta = read_json(path, "predict.json")
-    except FileNotFoundError:
-        return None
-    config = meta.get("config") if isinstance(meta, dict) else None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path}: no 'config' object; not written by engine predict")
-    keys = ("checkpoint", "size", "mode", "scales", "flip", "guided_filter")
-    keys += ("gf_radius", "gf_eps", "gf_guide", "gf_subsample")
-    settings = {k: config[k] for k in keys if k in config}
-    refinements = []
-    if list(config.get("scales", [1])) != [1]:
-        refinements.append(f"test-time scales {config['scales']}")
-    if config.get("flip"):
-        refinements.append("flip")
-    if config.get("guided_filter"):
-        # predict.json files of the first version (a grey guide, exact) lack guide and subsample
-        guide, subsample = config.get("gf_guide", "grey"), config.get("gf_subsample", 1)
-        radius = config.get("gf_radius") or "auto"
-        refinements.append(
-            f"guided filter ({guide} guide, radius {radius}, eps {config.get('gf_eps')}, "
-            f"subsample {subsample or 'auto'})"
-        )
-    settings["refinements"] = refinements
-    settings["release_inference"] = not refinements
-    return settings
 
 
 def build_report(cfg: ReportConfig) -> ReportResult:

@@ -2,10 +2,14 @@
 
 The page needs no server and no external asset (it opens from ``file://``): overlays of the
 pseudo labels on the images, sorted by confidence (lowest first; buttons re-sort), with per-image
-instance counts and scores, and, where given, the model's prediction and the manual annotation
-side by side. Thumbnails are JPEGs with the long side at ``thumb`` pixels (512 by default: a
-4032x3024 photo becomes 512x384, about 30-60 kB), downscaled with area averaging so that thin
-structures stay visible as partial tint.
+instance counts and scores, and, where given, the model's predictions (one folder or several,
+such as the release's inference and the guided filter's) and the manual annotation side by side.
+Where an image is annotated, every panel is scored against the annotation (that image's IoU,
+Boundary IoU and Boundary F1, :func:`engine.metrics.binary_class_scores`, the functions the
+report sums over a subset) and a button sorts by the pseudo label's IoU, worst first.
+Thumbnails are JPEGs with the long side at ``thumb`` pixels (512 by default: a 4032x3024 photo
+becomes 512x384, about 30-60 kB), downscaled with area averaging so that thin structures stay
+visible as partial tint.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import html
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,6 +29,7 @@ from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
 from engine.annotate import dataset_images, image_stats
 from engine.datasets import load_image
+from engine.metrics import binary_class_scores
 from engine.outputs import (
     GT_COLOR,
     PRED_COLOR,
@@ -32,9 +38,11 @@ from engine.outputs import (
     find_png,
     jpeg_bytes,
     overlay,
+    prediction_settings,
+    prediction_title,
     taxonomy_near,
 )
-from engine.text import counted
+from engine.text import METRICS, counted, format_score
 
 
 @dataclass
@@ -43,9 +51,11 @@ class ReviewConfig:
     out: str | None = None  # gallery folder; None: RUN/review
     split: str | None = None  # split to show; None: every split of the run
     data: str | None = None  # dataset root; None: the one run.json names
-    pred: str | None = None  # model predictions: <pred>/[<split>/]<stem>.png label maps
+    # model predictions: <pred>/[<split>/]<stem>.png label maps; one folder or several, a
+    # panel each, named from the folder's predict.json ("prediction + guided filter")
+    pred: str | Sequence[str] | None = None
     pred_class_id: int | None = None  # the class's id in the predictions; None: from the
-    # taxonomy next to them (taxonomy.json / predict.json), else they must be binary 0/1
+    # taxonomy next to each folder (taxonomy.json / predict.json), else they must be binary 0/1
     gt: str | None = None  # annotated subset dir (masks/<stem>.png) or a folder of 0/1/255 masks
     thumb: int = 512  # thumbnail long side in pixels
     limit: int = 300  # show at most this many images, lowest confidence first; 0: all
@@ -57,10 +67,19 @@ class ReviewResult:
     index: Path  # the gallery's index.html
     images: int  # images shown
     with_pred: int  # of which with a model prediction
-    with_gt: int  # of which with a manual annotation
+    with_gt: int  # of which with a manual annotation (and so scored)
 
 
-def _pred_mask(path: Path, class_id: int | None) -> np.ndarray:
+# A panel of a card: its caption, thumbnail path (relative to the gallery), thumbnail, and its
+# scores against the image's annotation (None where the image has none)
+Panel = tuple[str, str, np.ndarray, dict[str, float | None] | None]
+
+NO_SCORE = 101.0  # the IoU sort key of images without an annotation or a score: after all others
+
+
+def _binary_mask(path: Path, class_id: int | None) -> np.ndarray:
+    """The label map at ``path`` as 1 = ``class_id``, 255 = 255, 0 = the rest; ``None``: a
+    map that must already be binary (0/1/255)."""
     label = read_label(path)
     if class_id is None:
         extra = np.setdiff1d(np.unique(label), [0, 1, 255])
@@ -71,6 +90,27 @@ def _pred_mask(path: Path, class_id: int | None) -> np.ndarray:
             )
         return label
     return np.where(label == 255, 255, (label == class_id).astype(np.uint8)).astype(np.uint8)
+
+
+def _pred_dirs(pred: str | Sequence[str] | None) -> list[Path]:
+    if pred is None:
+        return []
+    return [Path(pred)] if isinstance(pred, str | os.PathLike) else [Path(d) for d in pred]
+
+
+def _check_size(path: Path, mask: np.ndarray, image: np.ndarray, image_path: Path) -> None:
+    if mask.shape != image.shape[:2]:
+        h, w = image.shape[:2]
+        raise ValueError(
+            f"{path}: is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is {w}x{h}"
+        )
+
+
+def _image_scores(mask: np.ndarray, gt: np.ndarray) -> dict[str, float | None]:
+    """IoU and BIoU (x100) and BF1 of the class (1) in ``mask`` against ``gt`` (0/1/255), both
+    of the image's size; None where a score is undefined (no class pixel in either)."""
+    res = binary_class_scores(mask, gt)
+    return {key: None if math.isnan(v := getattr(res, key)) else v for key, _, _ in METRICS}
 
 
 def build_review(cfg: ReviewConfig) -> ReviewResult:
@@ -98,49 +138,49 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     rows.sort(key=lambda r: (math.isnan(r[1].confidence), r[1].confidence, r[1].stem))
     if cfg.limit > 0:
         rows = rows[: cfg.limit]
-    pred_dir = Path(cfg.pred) if cfg.pred else None
     gt_dir = Path(cfg.gt) if cfg.gt else None
-    for d, opt in ((pred_dir, "--pred"), (gt_dir, "--gt")):
+    pred_dirs = _pred_dirs(cfg.pred)
+    for d, opt in ((gt_dir, "--gt"), *((d, "--pred") for d in pred_dirs)):
         if d is not None and not d.is_dir():
             raise FileNotFoundError(f"{d}: folder given with {opt} not found")
     class_name = run.class_name
     backend = run.backend
-    pred_class_id = cfg.pred_class_id
-    if pred_dir is not None and pred_class_id is None:
-        tax = taxonomy_near(pred_dir)
-        if tax is not None and class_name in tax:
-            pred_class_id = tax.id_of(class_name)
+    preds = []  # (caption, folder, the class's id in it)
+    for d in pred_dirs:
+        class_id = cfg.pred_class_id
+        if class_id is None:
+            tax = taxonomy_near(d)
+            if tax is not None and class_name in tax:
+                class_id = tax.id_of(class_name)
+        preds.append((prediction_title(prediction_settings(d)), d, class_id))
+    captions = [c for c, _, _ in preds]
+    preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
     cards, n_pred, n_gt = [], 0, 0
     for split, st, img_path in track(rows, "review", unit="img"):
         image = load_image(img_path)
-        label = run.label(split, st.stem)
         key = f"{split}__{st.stem}"
-        panels = [
-            (
-                "pseudo label",
-                f"thumbs/{key}_pseudo.jpg",
-                overlay(image, label, PSEUDO_COLOR, cfg.thumb),
-            )
-        ]
-        if pred_dir is not None and (p := find_png(pred_dir, split, st.stem)):
-            panels.append(
-                (
-                    "prediction",
-                    f"thumbs/{key}_pred.jpg",
-                    overlay(image, _pred_mask(p, pred_class_id), PRED_COLOR, cfg.thumb),
-                )
-            )
-            n_pred += 1
-        if gt_dir is not None and (p := find_png(gt_dir, split, st.stem)):
-            panels.append(
-                (
-                    "annotation",
-                    f"thumbs/{key}_gt.jpg",
-                    overlay(image, read_label(p), GT_COLOR, cfg.thumb),
-                )
-            )
-            n_gt += 1
-        for _, rel, thumb in panels:
+        gt_path = find_png(gt_dir, split, st.stem) if gt_dir is not None else None
+        gt = read_label(gt_path) if gt_path is not None else None
+        if gt is not None:
+            _check_size(gt_path, gt, image, img_path)
+        n_gt += gt is not None
+        maps = [("pseudo label", "pseudo", run.label_path(split, st.stem), 1, PSEUDO_COLOR)]
+        for i, (caption, d, class_id) in enumerate(preds):
+            if p := find_png(d, split, st.stem):
+                name = "pred" if i == 0 else f"pred{i + 1}"
+                maps.append((caption, name, p, class_id, PRED_COLOR))
+        n_pred += len(maps) > 1
+        panels: list[Panel] = []
+        for caption, name, path, class_id, color in maps:
+            mask = _binary_mask(path, class_id)
+            _check_size(path, mask, image, img_path)
+            thumb = overlay(image, mask, color, cfg.thumb)
+            scores = _image_scores(mask, gt) if gt is not None else None
+            panels.append((caption, f"thumbs/{key}_{name}.jpg", thumb, scores))
+        if gt is not None:
+            thumb = overlay(image, gt, GT_COLOR, cfg.thumb)
+            panels.append(("annotation", f"thumbs/{key}_gt.jpg", thumb, None))
+        for _, rel, thumb, _ in panels:
             atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
         scores = []
         if run.instances_path(split, st.stem).is_file():
@@ -148,26 +188,38 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             scores = [round(float(s), 3) for s in inst.scores]
         original = os.path.relpath(img_path, out).replace(os.sep, "/")
         cards.append(_card(split, st, scores, panels, original))
-    page = _page(class_name, backend, str(run.root), cards, asdict(cfg))
+    settings = asdict(cfg) | {"pred": [str(d) for d in pred_dirs]}
+    page = _page(class_name, backend, str(run.root), cards, settings, scored=n_gt > 0)
     index = atomic_write_text(out / "index.html", page)
     return ReviewResult(index, len(cards), n_pred, n_gt)
 
 
-def _card(split, st, scores, panels, original) -> str:
+def _score_text(scores: dict[str, float | None]) -> str:
+    """``IoU 41.20 · BIoU 20.31 · BF1 0.5530`` ("n/a" where undefined), as the report prints."""
+    return " &middot; ".join(
+        f"{title} {format_score(scores[key], nd)}" for key, title, nd in METRICS
+    )
+
+
+def _card(split, st, scores, panels: list[Panel], original) -> str:
     conf = "" if math.isnan(st.confidence) else f"{st.confidence:.3f}"
     conf_text = conf or "no pixel labelled"
     figs = "".join(
         f'<figure><img src="{html.escape(rel)}" alt="{html.escape(title)}" loading="eager">'
-        f"<figcaption>{html.escape(title)}</figcaption></figure>"
-        for title, rel, _ in panels
+        f"<figcaption>{html.escape(title)}"
+        + (f'<br><span class="score">{_score_text(s)}</span>' if s is not None else "")
+        + "</figcaption></figure>"
+        for title, rel, _, s in panels
     )
     score_text = ", ".join(f"{s:.2f}" for s in scores) or "none"
+    pseudo = panels[0][3]  # the pseudo label's scores, None without an annotation
+    iou = pseudo["iou"] if pseudo is not None and pseudo["iou"] is not None else NO_SCORE
     return (
         f'<div class="card" data-conf="{conf or "2"}" data-n="{st.num_instances}" '
-        f'data-stem="{html.escape(st.stem)}">'
+        f'data-iou="{iou:.4f}" data-stem="{html.escape(st.stem)}">'
         f'<h3><a href="{html.escape(original)}">{html.escape(split)}/{html.escape(st.stem)}</a></h3>'
         f"<p>confidence <b>{conf_text}</b> &middot; {counted(st.num_instances, 'instance')} "
-        f"({st.num_tiny} tiny) &middot; scores: {score_text}</p>"
+        f"({st.num_tiny} tiny) &middot; instance scores: {score_text}</p>"
         f'<div class="panels">{figs}</div></div>'
     )
 
@@ -178,7 +230,7 @@ body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa;color:#222}
 .card h3{margin:.2em 0;font-size:1em}.card p{margin:.2em 0 .5em;font-size:.9em}
 .panels{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}
 figure img{max-width:512px;width:100%;display:block;border:1px solid #ccc}
-figcaption{font-size:.8em;color:#555}.badge{background:#c00;color:#fff;padding:0 .4em;border-radius:3px}
+figcaption{font-size:.8em;color:#555}.score{font-variant-numeric:tabular-nums}.badge{background:#c00;color:#fff;padding:0 .4em;border-radius:3px}
 button{margin-right:.5em}
 """
 
@@ -199,7 +251,9 @@ window.addEventListener('load',()=>{
 """
 
 
-def _page(class_name: str, backend: str, run_root: str, cards: list[str], cfg: dict) -> str:
+def _page(
+    class_name: str, backend: str, run_root: str, cards: list[str], cfg: dict, scored: bool
+) -> str:
     badge = ' <span class="badge">simulated labeler</span>' if backend == "simulated" else ""
     legend = (
         f"tints: pseudo label rgb{PSEUDO_COLOR}, prediction rgb{PRED_COLOR}, "
@@ -213,9 +267,21 @@ def _page(class_name: str, backend: str, run_root: str, cards: list[str], cfg: d
         "lowest confidence first "
         "(confidence = mean over pixels labelled the class, 0..1)</p>"
         f"<p>{html.escape(legend)}</p>"
-        "<p><button onclick=\"sortCards('conf',1)\">confidence &uarr;</button>"
+        + (
+            "<p>annotated images: each panel's IoU and Boundary IoU (x100) and Boundary F1 of "
+            "this image against the annotation</p>"
+            if scored
+            else ""
+        )
+        + "<p><button onclick=\"sortCards('conf',1)\">confidence &uarr;</button>"
         "<button onclick=\"sortCards('conf',-1)\">confidence &darr;</button>"
-        "<button onclick=\"sortCards('n',-1)\">most instances</button></p>"
+        "<button onclick=\"sortCards('n',-1)\">most instances</button>"
+        + (
+            "<button onclick=\"sortCards('iou',1)\">pseudo-label IoU &uarr;</button>"
+            if scored
+            else ""
+        )
+        + "</p>"
         f"<div id='cards'>{''.join(cards)}</div>"
         f"<script type='application/json' id='config'>{html.escape(json.dumps(cfg))}</script>"
         f"<script>{_JS}</script></body></html>\n"

@@ -16,18 +16,30 @@ def review(
     out: str | None = typer.Option(None, help="Gallery folder (default RUN/review)."),
     split: str | None = typer.Option(None, help="Split to show (default: all of the run's)."),
     data: str | None = typer.Option(None, help="Dataset root (default: the one run.json names)."),
-    pred: str | None = typer.Option(None, help="Model predictions: DIR/[split/]<stem>.png."),
-    pred_class_id: int | None = typer.Option(None, help="Class id of the new class in --pred."),
-    gt: str | None = typer.Option(None, help="Annotated subset dir or folder of 0/1/255 masks."),
+    pred: list[str] | None = typer.Option(
+        None,
+        help="Model predictions: DIR/[split/]<stem>.png (repeatable: a panel per folder, named "
+        "from its predict.json, e.g. 'prediction + guided filter').",
+    ),
+    pred_class_id: int | None = typer.Option(
+        None, help="Class id of the new class in --pred (default: from the taxonomy beside it)."
+    ),
+    gt: str | None = typer.Option(
+        None,
+        help="Annotated subset dir or folder of 0/1/255 masks: annotated images show each "
+        "panel's IoU / BIoU / BF1 against it.",
+    ),
     thumb: int = typer.Option(512, min=64, help="Thumbnail long side in pixels."),
     limit: int = typer.Option(
         300, min=0, help="Most images shown, lowest confidence first; 0 = all."
     ),
 ) -> None:
-    """Static HTML gallery of pseudo labels on images (no server; open index.html)."""
+    """Static HTML gallery of pseudo labels on images (no server; open index.html), beside
+    model predictions and annotations; annotated images are scored."""
     from engine.review import ReviewConfig, build_review
 
-    res = build_review(ReviewConfig(run, out, split, data, pred, pred_class_id, gt, thumb, limit))
+    cfg = ReviewConfig(run, out, split, data, pred or None, pred_class_id, gt, thumb, limit)
+    res = build_review(cfg)
     stdout.print(
         f"review of {counted(res.images, 'image')} ({res.with_pred} with prediction, "
         f"{res.with_gt} with annotation): {res.index}"

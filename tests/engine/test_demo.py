@@ -98,12 +98,17 @@ def test_demo_with_the_guided_filter_adds_its_row_and_reports(tmp_path):
             "refined at inference" in (out / "report_gf" / name.lower() / "report.md").read_text()
         )
     assert "+ guided filter" in (out / "report" / "summary.md").read_text()
+    # the review gallery shows both predictions, each scored against the annotated test images
+    gallery = (out / "review" / "car" / "index.html").read_text()
+    assert "<figcaption>prediction<br>" in gallery
+    assert "<figcaption>prediction + guided filter<br>" in gallery
     # without the option the same folder resumes and reports the release's inference only
     again = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
     assert again.exit_code == 0, again.output
     rows = json.loads((out / "report" / "summary.json").read_text())["classes"]["Car"]
     assert [r["kind"] for r in rows][-1] == "joint-trained model"
     assert "guided filter" not in again.output
+    assert "guided filter" not in (out / "review" / "car" / "index.html").read_text()
 
 
 def test_demo_from_scratch_with_init_none(tmp_path):

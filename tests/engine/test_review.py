@@ -118,6 +118,12 @@ def test_cli_review(gallery):
     res = CliRunner().invoke(app, ["review", str(run), "--out", str(run / "r2"), "--limit", "2"])
     assert res.exit_code == 0, res.output
     assert "review of 2 images" in res.output
+    pred = str(run.parent / "pred")  # --pred repeats: a panel per folder
+    args = ["review", str(run), "--out", str(run / "r3"), "--pred", pred, "--pred", pred]
+    res = CliRunner().invoke(app, [*args, "--pred-class-id", "7"])
+    assert res.exit_code == 0, res.output
+    assert "(1 with prediction, 0 with annotation)" in res.output
+    assert (run / "r3" / "thumbs" / "test__img000_pred2.jpg").is_file()
 
 
 # -- real browser ------------------------------------------------------------------------------
@@ -178,9 +184,86 @@ def test_pred_class_id_from_predict_json(tmp_path, gallery):
     run = gallery.index.parent.parent
     tax = MASS13K.with_new_class("Bicycle")
     (tmp_path / "pred" / "test" / "predict.json").write_text(
-        json.dumps({"taxonomy": tax.to_dict()})
+        json.dumps({"config": {"scales": [1], "flip": False}, "taxonomy": tax.to_dict()})
     )
     res = build_review(
         ReviewConfig(str(run), out=str(tmp_path / "g2"), pred=str(tmp_path / "pred" / "test"))
     )
     assert res.with_pred == 1
+
+
+# -- several predictions, scores against the annotation ---------------------------------------
+def _predict_json(folder, **config):
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = {"scales": [1], "flip": False, "guided_filter": False} | config
+    (folder / "predict.json").write_text(json.dumps({"config": cfg}))
+
+
+def test_several_predictions_are_panels_named_by_their_inference(tmp_path, gallery):
+    run = gallery.index.parent.parent
+    plain, refined = tmp_path / "p" / "test", tmp_path / "p" / "test_gf"
+    _predict_json(plain)
+    _predict_json(refined, guided_filter=True, gf_guide="rgb", gf_eps=1e-4)
+    write_label(plain / "img001.png", disk(H, W, 100, 150, 25).astype(np.uint8))
+    write_label(refined / "img001.png", disk(H, W, 100, 150, 29).astype(np.uint8))
+    write_label(refined / "img000.png", np.zeros((H, W), np.uint8))
+    gt = str(tmp_path / "subset")
+    res = build_review(
+        ReviewConfig(str(run), out=str(tmp_path / "g"), pred=[plain, refined], gt=gt)
+    )
+    assert res.with_pred == 2  # images with at least one prediction
+    text = res.index.read_text()
+    assert "<figcaption>prediction<br>" in text  # img001 is annotated: scored
+    assert "<figcaption>prediction + guided filter<br>" in text
+    assert "<figcaption>prediction + guided filter</figcaption>" in text  # img000: no annotation
+    for thumb in ("test__img001_pred.jpg", "test__img001_pred2.jpg", "test__img000_pred2.jpg"):
+        assert (tmp_path / "g" / "thumbs" / thumb).is_file()
+    assert not (tmp_path / "g" / "thumbs" / "test__img000_pred.jpg").exists()
+
+
+def test_same_inference_twice_is_told_apart_by_folder(tmp_path, gallery):
+    run = gallery.index.parent.parent
+    a, b = tmp_path / "model_a", tmp_path / "model_b"
+    for d in (a, b):
+        write_label(d / "img001.png", disk(H, W, 100, 150, 25).astype(np.uint8))
+    text = build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred=[str(a), str(b)]))
+    html_text = text.index.read_text()
+    assert "prediction (model_a)" in html_text and "prediction (model_b)" in html_text
+
+
+def test_annotated_images_are_scored_per_panel(gallery):
+    """img001: pseudo label = disks r30 + r8, annotation = the r30 disk alone; IoU counted here
+    by hand, the boundary scores are the report's functions on this one pair."""
+    from engine.metrics import binary_class_scores
+
+    text = gallery.index.read_text()
+    gt = disk(H, W, 100, 150, 30).astype(np.uint8)
+    pseudo = (disk(H, W, 30, 30, 8) | disk(H, W, 100, 150, 30)).astype(np.uint8)
+    iou = 100 * (gt & pseudo).sum() / (gt | pseudo).sum()
+    ref = binary_class_scores(pseudo, gt)
+    assert abs(ref.iou - iou) < 1e-9
+    want = f"IoU {iou:.2f} &middot; BIoU {ref.biou:.2f} &middot; BF1 {ref.bf1:.4f}"
+    card = re.search(r'<div class="card"[^>]*data-stem="img001">.*?</div></div>', text).group(0)
+    assert f'<figcaption>pseudo label<br><span class="score">{want}</span>' in card
+    assert f'data-iou="{iou:.4f}"' in card
+    # img000 has a prediction but no annotation: unscored, sorted after every scored image
+    card0 = re.search(r'<div class="card"[^>]*data-stem="img000">.*?</div></div>', text).group(0)
+    assert 'data-iou="101.0000"' in card0 and "score" not in card0.split("</p>", 1)[1]
+    assert "sortCards('iou',1)" in text and "against the annotation" in text
+
+
+def test_unannotated_gallery_has_no_score_sort(tmp_path, gallery):
+    run = gallery.index.parent.parent
+    text = build_review(ReviewConfig(str(run), out=str(tmp_path / "g"))).index.read_text()
+    assert "sortCards('iou'" not in text and 'class="score"' not in text
+
+
+def test_prediction_of_another_size_than_its_annotation_is_named(tmp_path, gallery):
+    run = gallery.index.parent.parent
+    bad = tmp_path / "bad"
+    write_label(bad / "img001.png", np.zeros((H // 2, W // 2), np.uint8))
+    gt = tmp_path / "subset"
+    with pytest.raises(ValueError, match=r"img001\.png: is 100x75 but"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred=str(bad), gt=str(gt)))
