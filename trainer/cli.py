@@ -20,6 +20,20 @@ from engine.text import counted, score_cells
 app = typer.Typer()
 
 
+def parse_predict_size(text: str) -> tuple[int, int] | None | str:
+    """``engine predict --size``: ``"auto"`` (kept as is, resolved from the checkpoint),
+    ``"original"`` (None: each image's own size) or ``WxH``; a clear error otherwise."""
+    word = text.strip().lower()
+    if word in ("auto", "original"):
+        return None if word == "original" else word
+    try:
+        return parse_size(text)
+    except typer.BadParameter:
+        raise typer.BadParameter(
+            f"--size must be auto, original or WxH like 512x384, got {text!r}"
+        ) from None
+
+
 @app.command("train")
 def train_cmd(
     data: Path = typer.Option(
@@ -182,7 +196,13 @@ def predict_cmd(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint from engine train."),
     images: Path = typer.Option(..., "--images", help="Folder of images to label."),
     out: Path = typer.Option(..., "--out", help="Folder for label PNGs (original sizes)."),
-    size: str = typer.Option("4096x3072", "--size", help="Inference size WxH (aspect kept)."),
+    size: str = typer.Option(
+        "auto",
+        "--size",
+        help="Inference size WxH (aspect kept); original: each image's own; auto: the size the "
+        "checkpoint's training validated at (engine train --val-size), else the release's "
+        "4096x3072.",
+    ),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda | cuda:N."),
     mode: str = typer.Option(
         "efficient",
@@ -233,7 +253,7 @@ def predict_cmd(
         checkpoint=str(checkpoint),
         images=str(images),
         out=str(out),
-        size=parse_size(size),
+        size=parse_predict_size(size),
         device=device,
         mode=mode,
         sliding_window=sliding_window,
@@ -249,9 +269,13 @@ def predict_cmd(
         progress=progress,
     )
     result = predict_dir(cfg)
+    at = "each image's own size" if result.size is None else "x".join(map(str, result.size))
     stdout.print(
         f"wrote {len(result.written)} label maps to {result.out} in {result.seconds:.1f} s"
         + (f" ({result.skipped} already there, skipped)" if result.skipped else "")
+        + f"; inference at {at}"
+        + (f" ({result.size_source})" if result.size_source != "given" else ""),
+        highlight=False,
     )
     if result.failed:
         stdout.print(f"{counted(len(result.failed), 'image')} failed:", highlight=False)

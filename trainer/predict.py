@@ -6,6 +6,11 @@ Output folder::
     color/<stem>.png    colour preview blended over the image (with ``color=True``)
     predict.json        the resolved config, checkpoint step, taxonomy and environment
 
+The inference size defaults to ``"auto"``: the size the checkpoint's training validated at
+(``engine train --val-size``, in the checkpoint's ``config``), else the release's 4096x3072 (a
+converted release checkpoint records no training). A model trained on small images is then
+not run on them upsampled to 4K; predict.json records the size used and where it came from.
+
 Images whose label PNG already exists are skipped (resumable), unless ``overwrite``. One bad
 image (unreadable, smaller than the model's 32 px minimum, out of memory) fails alone: it is
 listed in :attr:`PredictResult.failed` with a one-line reason and its neighbours are labelled.
@@ -14,8 +19,9 @@ listed in :attr:`PredictResult.failed` with a one-line reason and its neighbours
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -25,6 +31,20 @@ from engine.datasets import IMAGE_EXTS, load_image
 from engine.progress import track
 from engine.runinfo import environment
 
+AUTO = "auto"
+RELEASE_SIZE = (4096, 3072)  # the release's test size for MaSS13K's 4K photos
+
+
+def inference_size(ckpt: dict[str, Any]) -> tuple[tuple[int, int] | None, str]:
+    """The size ``size="auto"`` predicts at, and where it comes from: the validation size of
+    the training that wrote ``ckpt`` (``config.val_size``; None: the images' own size), else
+    :data:`RELEASE_SIZE` (converted release checkpoints and others without a training config)."""
+    config = ckpt.get("config")
+    if isinstance(config, dict) and "val_size" in config:
+        v = config["val_size"]
+        return (None if v is None else (int(v[0]), int(v[1]))), "the checkpoint's validation size"
+    return RELEASE_SIZE, "the release's test size (the checkpoint records no training)"
+
 
 @dataclass
 class PredictConfig:
@@ -33,10 +53,9 @@ class PredictConfig:
     checkpoint: str  # a checkpoint written by engine train (last.pt / step_*.pt)
     images: str  # folder of images (.jpg/.jpeg/.png), not recursive
     out: str  # output folder for label PNGs
-    size: tuple[int, int] | None = (
-        4096,
-        3072,
-    )  # inference size (long, short) with aspect kept; None: original
+    # inference size (long, short) with aspect kept; None: each image's original size; "auto":
+    # the size the checkpoint's training validated at, else RELEASE_SIZE (inference_size)
+    size: tuple[int, int] | None | str = AUTO
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     mode: str = "efficient"  # "efficient" | "full" (the release's inference exactly)
     sliding_window: bool = False  # tile the resized image (for images too large for memory)
@@ -63,6 +82,8 @@ class PredictResult:
     skipped: int = 0  # images whose label already existed
     failed: list[tuple[Path, str]] = field(default_factory=list)  # (image, one line naming it)
     seconds: float = 0.0  # wall time of the predictions
+    size: tuple[int, int] | None = None  # the inference size used (None: each image's own)
+    size_source: str = "given"  # where it came from: "given", or inference_size's reason
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -87,6 +108,8 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     )
     from trainer.train import resolve_device
 
+    if isinstance(cfg.size, str) and cfg.size != AUTO:
+        raise ValueError(f"size must be (W, H), None or {AUTO!r}, got {cfg.size!r}")
     if cfg.mode not in MODES:
         raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
     check_tta(cfg.scales, cfg.flip, cfg.mode)  # before the model loads or anything is written
@@ -108,19 +131,24 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     images = list_images(Path(cfg.images))
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
+    size_source = "given"
+    if cfg.size == AUTO:
+        size, size_source = inference_size(ckpt)
+        cfg = replace(cfg, size=size)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         out / "predict.json",
         {
             "config": asdict(cfg),
+            "size_source": size_source,
             "checkpoint_step": int(ckpt["step"]),
             "model_config": ckpt["model_config"],
             "taxonomy": taxonomy.to_dict(),
             "environment": environment(),
         },
     )
-    result = PredictResult(out=out)
+    result = PredictResult(out=out, size=cfg.size, size_source=size_source)
     start = time.perf_counter()
     for path in track(images, "predict", enabled=cfg.progress):
         target = out / f"{path.stem}.png"

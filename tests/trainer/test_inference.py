@@ -312,3 +312,71 @@ def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     assert res.exit_code == 1 and "1 image failed" in text and "broken.jpg" in text
     assert "2 already there" in text  # the good ones are kept; small.png is labelled at 64x48
     assert (out / "small.png").exists()
+
+
+def test_predict_size_auto_is_the_checkpoints_validation_size(tmp_path, monkeypatch) -> None:
+    """``size="auto"`` (the default) predicts at the training's ``val_size`` (None: each
+    image's own), else at the release's 4096x3072; predict.json records the size and why."""
+    import dataclasses
+    import json
+
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    import trainer.inference as inference
+    from annotations.labelmap import read_label
+    from annotations.taxonomy import MASS13K
+    from cli import app
+    from trainer.checkpoint import checkpoint_dict, save_checkpoint
+    from trainer.models import create_model
+    from trainer.predict import RELEASE_SIZE, PredictConfig, inference_size, predict_dir
+
+    assert PredictConfig("c", "i", "o").size == "auto"
+    assert inference_size({"config": {"val_size": [96, 64]}}) == (
+        (96, 64),
+        "the checkpoint's validation size",
+    )
+    assert inference_size({"config": {"val_size": None}})[0] is None
+    assert inference_size({"converted_from": {}})[0] == RELEASE_SIZE == (4096, 3072)
+
+    model = create_model("tiny", len(MASS13K))
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(images / "a.png")
+    seen = []  # the sizes predict_label is asked for
+    real = inference.predict_label
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["size"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inference, "predict_label", spy)
+
+    for val_size, want in (([96, 64], (96, 64)), (None, None)):
+        ckpt = tmp_path / f"m{len(seen)}.pt"
+        state = checkpoint_dict(
+            5,
+            model.state_dict(),
+            dataclasses.asdict(model.config),
+            MASS13K.to_dict(),
+            config={"val_size": val_size},
+        )
+        save_checkpoint(ckpt, state)
+        out = tmp_path / f"pred{len(seen)}"
+        res = predict_dir(PredictConfig(str(ckpt), str(images), str(out), progress=False))
+        assert seen[-1] == want and res.size == want
+        meta = json.loads((out / "predict.json").read_text())
+        assert meta["size_source"] == "the checkpoint's validation size"
+        assert meta["config"]["size"] == (list(want) if want else None)
+        assert read_label(out / "a.png").shape == (48, 64)  # at the image's own size
+    # the command line: auto by default, 'original', a given size; a bad word is one clear error
+    args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--no-progress"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c1")])
+    assert res.exit_code == 0 and "inference at each image's own size" in res.output
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c2"), "--size", "64x48"])
+    assert res.exit_code == 0 and "inference at 64x48\n" in res.output.replace(" \n", "\n")
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c3"), "--size", "big"])
+    assert res.exit_code == 2 and "--size must be auto, original or WxH" in res.output
+    with pytest.raises(ValueError, match="size must be"):
+        predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "c4"), size="4k"))
