@@ -159,7 +159,7 @@ def train_cmd(
         stderr.print(f"{INTERRUPTED}: {hint}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
-        stdout.print(f"trained {result.step} steps; checkpoint {result.last_checkpoint}")
+        stdout.print(f"trained {counted(result.step, 'step')}; checkpoint {result.last_checkpoint}")
         if result.val:
             v = result.val[-1]
             _print_val(v)

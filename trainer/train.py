@@ -18,6 +18,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import os
 import random
 import time
@@ -46,6 +47,33 @@ from trainer.config import TrainConfig, lr_factor, resolve_threads, resolve_work
 from trainer.data import TrainSet, make_loader
 from trainer.losses import SetCriterion, build_targets
 from trainer.validate import load_subset
+
+log = logging.getLogger(__name__)
+
+UPSCALE_WARNING = 2.0  # validation resizing images up by this factor or more is warned about
+
+
+def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | None:
+    """A one-line warning when validating at ``size`` enlarges the split's (first) image by
+    :data:`UPSCALE_WARNING` or more, as the 4096x3072 default does to small images; else None."""
+    if size is None or not data.samples:
+        return None
+    from PIL import Image
+
+    from trainer.inference import resized_shape
+
+    path = data.samples[0].image_path
+    with Image.open(path) as im:  # the header only
+        w, h = im.size
+    rh, rw = resized_shape(h, w, size)
+    if rw < UPSCALE_WARNING * w:
+        return None
+    return (
+        f"{path}: validation resizes the {w}x{h} images of split {data.split!r} to {rw}x{rh} "
+        f"({rw / w:.1f}x, --val-size {size[0]}x{size[1]}); pass --val-size {w}x{h} to validate "
+        "at their own scale (engine predict then uses it too)"
+    )
+
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -356,6 +384,9 @@ def _train(
     # annotated subsets of new classes, resolved now so a bad path fails before training
     subset_data = val_data or dataset.data
     subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]
+    validates = val_data is not None or bool(subsets)
+    if is_main and validates and (warning := validation_upscale(subset_data, cfg.val_size)):
+        log.warning(warning)
     amp = cfg.amp and device.type == "cuda"
     result = TrainResult(out=out, step=start)
     writer = None

@@ -317,3 +317,19 @@ def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     assert (
         " ".join(res.output.split()) == f"interrupted: add --resume to continue from {run}/last.pt"
     )
+
+
+def test_validating_far_above_the_images_size_is_warned(synth):
+    """The 4096x3072 default enlarges small images 32x: one line naming the first image, the
+    factor and the --val-size that validates at their own scale; 2x or more warns, less not."""
+    from engine.datasets import SegDataset, load_spec
+    from trainer.train import validation_upscale
+
+    val = SegDataset(load_spec(synth), "val")
+    text = validation_upscale(val, (4096, 3072))
+    assert text.startswith(f"{val.samples[0].image_path}: ") and "\n" not in text
+    assert "128x96 images of split 'val' to 4096x3072 (32.0x" in text
+    assert "pass --val-size 128x96" in text
+    assert "(2.0x" in validation_upscale(val, (256, 192))
+    assert validation_upscale(val, (200, 150)) is None
+    assert validation_upscale(val, None) is None
