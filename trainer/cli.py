@@ -271,7 +271,7 @@ def predict_cmd(
     result = predict_dir(cfg)
     at = "each image's own size" if result.size is None else "x".join(map(str, result.size))
     stdout.print(
-        f"wrote {len(result.written)} label maps to {result.out} in {result.seconds:.1f} s"
+        f"wrote {counted(len(result.written), 'label map')} to {result.out} in {result.seconds:.1f} s"
         + (f" ({result.skipped} already there, skipped)" if result.skipped else "")
         + f"; inference at {at}"
         + (f" ({result.size_source})" if result.size_source != "given" else ""),

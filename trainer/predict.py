@@ -11,13 +11,18 @@ The inference size defaults to ``"auto"``: the size the checkpoint's training va
 converted release checkpoint records no training). A model trained on small images is then
 not run on them upsampled to 4K; predict.json records the size used and where it came from.
 
-Images whose label PNG already exists are skipped (resumable), unless ``overwrite``. One bad
+Images whose label PNG already exists are skipped (resumable), unless ``overwrite``; resuming
+with other settings than the folder's predict.json records (checkpoint, size, inference mode,
+test-time augmentation, guided filter) is refused before anything is written, so one folder
+never mixes label maps made two ways. One bad
 image (unreadable, smaller than the model's 32 px minimum, out of memory) fails alone: it is
 listed in :attr:`PredictResult.failed` with a one-line reason and its neighbours are labelled.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,7 +30,7 @@ from typing import Any
 
 import torch
 
-from annotations.fileio import atomic_write_json, first_line
+from annotations.fileio import atomic_write_json, first_line, read_json
 from annotations.labelmap import write_color_preview, write_label
 from engine.datasets import IMAGE_EXTS, load_image
 from engine.progress import track
@@ -44,6 +49,11 @@ def inference_size(ckpt: dict[str, Any]) -> tuple[tuple[int, int] | None, str]:
         v = config["val_size"]
         return (None if v is None else (int(v[0]), int(v[1]))), "the checkpoint's validation size"
     return RELEASE_SIZE, "the release's test size (the checkpoint records no training)"
+
+
+# the settings that change the label maps: a folder is resumed with the same ones only
+LABEL_SETTINGS = ("size", "mode", "sliding_window", "scales", "flip", "guided_filter")
+LABEL_SETTINGS += ("gf_radius", "gf_eps", "gf_guide", "gf_subsample")
 
 
 @dataclass
@@ -84,6 +94,41 @@ class PredictResult:
     seconds: float = 0.0  # wall time of the predictions
     size: tuple[int, int] | None = None  # the inference size used (None: each image's own)
     size_source: str = "given"  # where it came from: "given", or inference_size's reason
+
+
+def check_resume(meta_path: Path, cfg: PredictConfig, step: int) -> None:
+    """Refuse to add label maps to a folder whose ``predict.json`` records other settings (or
+    another checkpoint or step) than ``cfg`` (its size resolved): one line naming the file and
+    every difference."""
+    if not meta_path.is_file():
+        return  # label maps from elsewhere, or a run stopped before its record: nothing to hold
+    meta = read_json(meta_path, "predict.json")
+    old = meta.get("config") if isinstance(meta, dict) else None
+    if not isinstance(old, dict):
+        raise ValueError(f"{meta_path}: no 'config' object; not written by engine predict")
+    new = json.loads(json.dumps(asdict(cfg)))  # tuples as the record's lists
+
+    def shown(key: str, v: Any) -> str:
+        if key == "size":
+            return "original" if v is None else "x".join(map(str, v))
+        return json.dumps(v)
+
+    diffs = [
+        f"{k} {shown(k, old[k])}, not {shown(k, new[k])}"
+        for k in LABEL_SETTINGS
+        if k in old and old[k] != new[k]
+    ]
+    if "checkpoint" in old and os.path.realpath(old["checkpoint"]) != os.path.realpath(
+        cfg.checkpoint
+    ):
+        diffs.insert(0, f"checkpoint {old['checkpoint']}, not {cfg.checkpoint}")
+    elif meta.get("checkpoint_step", step) != step:
+        diffs.insert(0, f"checkpoint step {meta['checkpoint_step']}, not {step}")
+    if diffs:
+        raise ValueError(
+            f"{meta_path}: the label maps here were made with other settings "
+            f"({'; '.join(diffs)}); rerun with those, give a new --out, or add --overwrite"
+        )
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -136,6 +181,8 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         size, size_source = inference_size(ckpt)
         cfg = replace(cfg, size=size)
     out = Path(cfg.out)
+    if not cfg.overwrite and any((out / f"{p.stem}.png").exists() for p in images):
+        check_resume(out / "predict.json", cfg, int(ckpt["step"]))
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         out / "predict.json",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -307,11 +309,21 @@ def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     assert all(str(images / n) in r and "\n" not in r for n, r in reasons.items())  # one line each
     assert not (out / "small.png").exists() and not (out / "broken.jpg").exists()
     args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--out", str(out)]
-    res = CliRunner().invoke(app, [*args, "--size", "64x48", "--device", "cpu", "--no-progress"])
+    args += ["--device", "cpu", "--no-progress"]
+    res = CliRunner().invoke(app, [*args, "--size", "original"])
     text = " ".join(res.output.split())
-    assert res.exit_code == 1 and "1 image failed" in text and "broken.jpg" in text
-    assert "2 already there" in text  # the good ones are kept; small.png is labelled at 64x48
-    assert (out / "small.png").exists()
+    assert res.exit_code == 1 and "2 image failed" not in text and "2 images failed" in text
+    assert "broken.jpg" in text and "2 already there" in text  # the good ones are kept
+    # another size in the same folder would mix two kinds of label maps: refused, nothing written
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    res = CliRunner().invoke(app, [*args, "--size", "64x48"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and f"error: {out / 'predict.json'}: the label maps here" in text
+    assert "other settings (size original, not 64x48); rerun with those" in text
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    res = CliRunner().invoke(app, [*args, "--size", "64x48", "--overwrite"])
+    assert res.exit_code == 1 and "wrote 3 label maps" in " ".join(res.output.split())
+    assert (out / "small.png").exists()  # at 64x48 the small image reaches the model's minimum
 
 
 def test_predict_size_auto_is_the_checkpoints_validation_size(tmp_path, monkeypatch) -> None:
@@ -380,3 +392,39 @@ def test_predict_size_auto_is_the_checkpoints_validation_size(tmp_path, monkeypa
     assert res.exit_code == 2 and "--size must be auto, original or WxH" in res.output
     with pytest.raises(ValueError, match="size must be"):
         predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "c4"), size="4k"))
+
+
+def test_resume_with_other_settings_names_every_difference(tmp_path) -> None:
+    import json
+    from dataclasses import asdict
+
+    from trainer.predict import PredictConfig, check_resume
+
+    ckpt = tmp_path / "m.pt"
+    ckpt.write_bytes(b"")
+    cfg = PredictConfig(str(ckpt), "imgs", "out", size=(512, 384))
+    meta = tmp_path / "predict.json"
+    check_resume(meta, cfg, 5)  # no record (labels from elsewhere): nothing to hold to
+
+    def record(step=5, **changes):
+        config = json.loads(json.dumps(asdict(cfg))) | changes
+        meta.write_text(json.dumps({"config": config, "checkpoint_step": step}))
+
+    record()
+    check_resume(meta, cfg, 5)  # the same settings resume
+    relative = PredictConfig(os.path.relpath(ckpt), "imgs", "out", size=(512, 384))
+    check_resume(meta, relative, 5)  # the same file, spelled another way
+    record(step=4)
+    with pytest.raises(ValueError, match=r"\(checkpoint step 4, not 5\); rerun with those"):
+        check_resume(meta, cfg, 5)
+    record(checkpoint=str(tmp_path / "other.pt"), scales=[0.75, 1.0], guided_filter=True)
+    with pytest.raises(ValueError) as err:
+        check_resume(meta, cfg, 5)
+    assert str(err.value) == (
+        f"{meta}: the label maps here were made with other settings (checkpoint "
+        f"{tmp_path / 'other.pt'}, not {ckpt}; scales [0.75, 1.0], not [1.0]; guided_filter "
+        "true, not false); rerun with those, give a new --out, or add --overwrite"
+    )
+    meta.write_text(json.dumps({"taxonomy": {}}))
+    with pytest.raises(ValueError, match="not written by engine predict"):
+        check_resume(meta, cfg, 5)
