@@ -93,6 +93,22 @@ def build_label_config(
         "min_area": min_area,
         "max_instances": max_instances,
     }
+    if backend == "simulated":
+        given = [
+            option
+            for option, value in (
+                ("--detector", detector),
+                ("--segmenter", segmenter),
+                ("--box-threshold", box_threshold),
+                ("--text-threshold", text_threshold),
+            )
+            if value not in ("", None)
+        ]
+        if given:
+            raise ValueError(
+                f"{' and '.join(given)}: --backend simulated runs no detector or segmenter; its "
+                "error rates are set with --backend-option KEY=VALUE"
+            )
     if model and backend != "sam3":
         raise ValueError(
             f"--model is the SAM 3 checkpoint of --backend sam3; --backend {backend} takes "

@@ -345,6 +345,20 @@ class SimulatedBackend:
         )
         return label == parent
 
+    def _class_rules(self, inst: Instances, probs: np.ndarray) -> tuple[Instances, np.ndarray]:
+        """The class spec's ``min_area`` and ``max_instances`` (``--min-area``,
+        ``--max-instances``), as the model backends apply them after deduplication: smaller
+        instances dropped, then the best-scored ones kept. The defaults (0, 100) keep every
+        simulated instance, so the documented error rates stand."""
+        cls = self.config.cls
+        keep = np.flatnonzero(inst.areas >= max(cls.min_area, 1))
+        if 0 < cls.max_instances < keep.size:
+            best = np.argsort(-inst.scores[keep], kind="stable")[: cls.max_instances]
+            keep = np.sort(keep[best])
+        if keep.size == len(inst):
+            return inst, probs
+        return inst[keep], probs[keep]
+
     def label(self, batch: list[Any]) -> list[Any]:
         import time
 
@@ -368,6 +382,7 @@ class SimulatedBackend:
                 class_id=self.class_id,
                 prompt=f"{BACKEND_NAME}:{self.class_name.lower()}",
             )
+            inst, probs = self._class_rules(inst, probs)
             outputs.append(
                 BackendOutput(
                     instances=inst, probs=probs, timings={"simulate": time.perf_counter() - t0}

@@ -144,6 +144,37 @@ def test_load_truth(tmp_path):
         load_truth(tmp_path, "Bus", "test", "a")
 
 
+def test_class_spec_min_area_and_max_instances_apply_as_in_the_model_backends():
+    """--min-area and --max-instances filter the simulated instances too (before, they were
+    recorded in run.json and ignored); the defaults keep every one."""
+    from types import SimpleNamespace
+
+    from labeler.config import ClassSpec
+    from labeler.simulated import SimulatedBackend
+
+    ids = np.zeros((H, W), np.int32)
+    for value, (cy, cx, r) in enumerate(((20, 20, 4), (60, 60, 12), (60, 120, 25)), start=1):
+        ids[disk(H, W, cy, cx, r)] = value
+    inst, probs = simulate_labels(ids, config=EXACT)
+    areas = inst.areas.tolist()
+    assert len(inst) == 3 and areas[0] < 100 < areas[1] < 500 < areas[2]
+    backend = SimulatedBackend.__new__(SimulatedBackend)  # the rules read only the class spec
+
+    def rules(**spec):
+        backend.config = SimpleNamespace(cls=ClassSpec(name="Bicycle", **spec))
+        return backend._class_rules(inst, probs)
+
+    kept, kept_probs = rules()  # defaults: min_area 0, max_instances 100
+    assert kept is inst and kept_probs is probs
+    kept, kept_probs = rules(min_area=100)
+    assert kept.areas.tolist() == areas[1:] and np.array_equal(kept_probs, probs[1:])
+    best = int(np.argmax(inst.scores))
+    kept, _ = rules(max_instances=1)
+    assert len(kept) == 1 and kept.scores[0] == inst.scores[best]
+    kept, _ = rules(min_area=500, max_instances=2)
+    assert kept.areas.tolist() == areas[2:]
+
+
 # -- through the labeling runner and `engine label` --------------------------------------------
 def _engine(*args: str):
     """Run ``engine`` in a subprocess: the runner's decode threads then never live in the test
@@ -220,3 +251,7 @@ def test_engine_label_backend_simulated(tmp_path):
     assert res.returncode == 0 and "already done (skipped)" in res.output
     bad = _engine("label", *args[:-3], "--backend-option", "seeed=1", "--no-progress", "--force")
     assert bad.returncode == 2 and "unknown options ['seeed']" in bad.output
+    # detector settings mean nothing to it: refused rather than recorded in run.json unused
+    bad = _engine("label", *args, "--box-threshold", "0.5", "--detector", "x")
+    assert bad.returncode == 2
+    assert "error: --detector and --box-threshold: --backend simulated runs no" in bad.output
