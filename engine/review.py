@@ -140,6 +140,8 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         rows = rows[: cfg.limit]
     gt_dir = Path(cfg.gt) if cfg.gt else None
     pred_dirs = _pred_dirs(cfg.pred)
+    if cfg.pred_class_id is not None and not pred_dirs:
+        raise ValueError("--pred-class-id is the new class's id in --pred; give --pred too")
     for d, opt in ((gt_dir, "--gt"), *((d, "--pred") for d in pred_dirs)):
         if d is not None and not d.is_dir():
             raise FileNotFoundError(f"{d}: folder given with {opt} not found")

@@ -101,6 +101,12 @@ def test_pred_with_many_ids_needs_class_id(tmp_path, gallery):
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred=str(tmp_path / "pred")))
 
 
+def test_pred_class_id_without_pred_is_refused(tmp_path, gallery):
+    run = gallery.index.parent.parent
+    with pytest.raises(ValueError, match="give --pred too"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred_class_id=7))
+
+
 def test_missing_images_is_clear(tmp_path, gallery):
     run = gallery.index.parent.parent
     empty = tmp_path / "elsewhere"
