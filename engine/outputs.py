@@ -90,21 +90,41 @@ def taxonomy_near(folder: str | os.PathLike | None) -> Taxonomy | None:
     return None
 
 
-def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None:
-    """How ``engine predict`` made the predictions in ``pred`` (its ``predict.json``: checkpoint
-    and inference settings), with ``"refinements"``, what departs from the release's
-    single-scale inference (test-time scales, flip, the guided filter), and
-    ``"release_inference"``: no refinement. None without the file (predictions made elsewhere)."""
-    if not pred:
-        return None
+def check_size(
+    path: Path, arr: np.ndarray, shape: tuple[int, int], against: str, why: str = ""
+) -> None:
+    """A map of another size than ``shape`` (H, W) is an error naming ``path`` and both sizes;
+    ``against`` names what it must match ("the annotation", "its image a.jpg"), ``why`` is
+    added in parentheses."""
+    if arr.shape != shape:
+        raise ValueError(
+            f"{path}: is {arr.shape[1]}x{arr.shape[0]} but {against} is {shape[1]}x{shape[0]}"
+            + (f" ({why})" if why else "")
+        )
+
+
+def prediction_record(pred: str | os.PathLike) -> dict[str, Any] | None:
+    """``pred``'s ``predict.json`` (written by ``engine predict``), its ``config`` checked; None
+    without the file (predictions made elsewhere)."""
     path = Path(pred) / "predict.json"
     try:
         meta = read_json(path, "predict.json")
     except FileNotFoundError:
         return None
-    config = meta.get("config") if isinstance(meta, dict) else None
-    if not isinstance(config, dict):
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
         raise ValueError(f"{path}: no 'config' object; not written by engine predict")
+    return meta
+
+
+def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None:
+    """How ``engine predict`` made the predictions in ``pred`` (its ``predict.json``: checkpoint
+    and inference settings), with ``"refinements"``, what departs from the release's
+    single-scale inference (test-time scales, flip, the guided filter), and
+    ``"release_inference"``: no refinement. None without the file (predictions made elsewhere)."""
+    meta = prediction_record(pred) if pred else None
+    if meta is None:
+        return None
+    config = meta["config"]
     keys = ("checkpoint", "size", "mode", "scales", "flip", "guided_filter")
     keys += ("gf_radius", "gf_eps", "gf_guide", "gf_subsample")
     settings = {k: config[k] for k in keys if k in config}

@@ -38,6 +38,7 @@ from engine.outputs import (
     GT_COLOR,
     PRED_COLOR,
     PSEUDO_COLOR,
+    check_size,
     find_png,
     jpeg_bytes,
     overlay,
@@ -101,11 +102,9 @@ def binary_of(label: np.ndarray, class_id: int) -> np.ndarray:
 
 
 def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, int]) -> None:
-    if arr.shape != shape:
-        raise ValueError(
-            f"{path}: is {arr.shape[1]}x{arr.shape[0]} but the annotation is {shape[1]}x{shape[0]} "
-            "(scores are computed at the annotation's resolution)"
-        )
+    check_size(
+        path, arr, shape, "the annotation", "scores are computed at the annotation's resolution"
+    )
 
 
 def source_dirs(

@@ -35,6 +35,7 @@ from engine.outputs import (
     PRED_COLOR,
     PSEUDO_COLOR,
     UNCERTAIN_COLOR,
+    check_size,
     find_png,
     jpeg_bytes,
     overlay,
@@ -98,14 +99,6 @@ def _pred_dirs(pred: str | Sequence[str] | None) -> list[Path]:
     return [Path(pred)] if isinstance(pred, str | os.PathLike) else [Path(d) for d in pred]
 
 
-def _check_size(path: Path, mask: np.ndarray, image: np.ndarray, image_path: Path) -> None:
-    if mask.shape != image.shape[:2]:
-        h, w = image.shape[:2]
-        raise ValueError(
-            f"{path}: is {mask.shape[1]}x{mask.shape[0]} but its image {image_path} is {w}x{h}"
-        )
-
-
 def _image_scores(mask: np.ndarray, gt: np.ndarray) -> dict[str, float | None]:
     """IoU and BIoU (x100) and BF1 of the class (1) in ``mask`` against ``gt`` (0/1/255), both
     of the image's size; None where a score is undefined (no class pixel in either)."""
@@ -164,7 +157,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         gt_path = find_png(gt_dir, split, st.stem) if gt_dir is not None else None
         gt = read_label(gt_path) if gt_path is not None else None
         if gt is not None:
-            _check_size(gt_path, gt, image, img_path)
+            check_size(gt_path, gt, image.shape[:2], f"its image {img_path}")
         n_gt += gt is not None
         maps = [("pseudo label", "pseudo", run.label_path(split, st.stem), 1, PSEUDO_COLOR)]
         for i, (caption, d, class_id) in enumerate(preds):
@@ -175,7 +168,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         panels: list[Panel] = []
         for caption, name, path, class_id, color in maps:
             mask = _binary_mask(path, class_id)
-            _check_size(path, mask, image, img_path)
+            check_size(path, mask, image.shape[:2], f"its image {img_path}")
             thumb = overlay(image, mask, color, cfg.thumb)
             scores = _image_scores(mask, gt) if gt is not None else None
             panels.append((caption, f"thumbs/{key}_{name}.jpg", thumb, scores))

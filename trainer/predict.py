@@ -30,9 +30,10 @@ from typing import Any
 
 import torch
 
-from annotations.fileio import atomic_write_json, first_line, read_json
+from annotations.fileio import atomic_write_json, first_line
 from annotations.labelmap import write_color_preview, write_label
 from engine.datasets import IMAGE_EXTS, load_image
+from engine.outputs import prediction_record
 from engine.progress import track
 from engine.runinfo import environment
 
@@ -100,12 +101,10 @@ def check_resume(meta_path: Path, cfg: PredictConfig, step: int) -> None:
     """Refuse to add label maps to a folder whose ``predict.json`` records other settings (or
     another checkpoint or step) than ``cfg`` (its size resolved): one line naming the file and
     every difference."""
-    if not meta_path.is_file():
+    meta = prediction_record(meta_path.parent)
+    if meta is None:
         return  # label maps from elsewhere, or a run stopped before its record: nothing to hold
-    meta = read_json(meta_path, "predict.json")
-    old = meta.get("config") if isinstance(meta, dict) else None
-    if not isinstance(old, dict):
-        raise ValueError(f"{meta_path}: no 'config' object; not written by engine predict")
+    old = meta["config"]
     new = json.loads(json.dumps(asdict(cfg)))  # tuples as the record's lists
 
     def shown(key: str, v: Any) -> str:

@@ -33,7 +33,7 @@ import yaml
 from torch import nn
 
 from annotations.fileio import append_line, atomic_write_json, atomic_write_text
-from engine.datasets import SegDataset, load_spec
+from engine.datasets import SegDataset, image_size, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from trainer.checkpoint import (
@@ -58,13 +58,10 @@ def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | 
     :data:`UPSCALE_WARNING` or more, as the 4096x3072 default does to small images; else None."""
     if size is None or not data.samples:
         return None
-    from PIL import Image
-
     from trainer.inference import resized_shape
 
     path = data.samples[0].image_path
-    with Image.open(path) as im:  # the header only
-        w, h = im.size
+    w, h = image_size(path)  # the header only, EXIF orientation applied
     rh, rw = resized_shape(h, w, size)
     if rw < UPSCALE_WARNING * w:
         return None
