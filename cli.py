@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -125,6 +126,9 @@ def _guarded(info: Any, panel: str | None = None) -> Any:
     info = copy.copy(info)
     info.callback = guard(info.callback, resumable=info.name in RESUMABLE)
     info.cls = _Command
+    if info.short_help is None:  # typer's rich list keeps a docstring's line breaks: join them
+        doc = inspect.cleandoc(info.help or info.callback.__doc__ or "")
+        info.short_help = " ".join(doc.split("\n\n")[0].split())
     if panel is not None:
         info.rich_help_panel = panel
     return info

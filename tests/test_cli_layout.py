@@ -41,6 +41,16 @@ def test_no_bool_metavar_beside_flags(args: tuple[str, ...]):
     assert "--help" in text
 
 
+def test_command_list_joins_a_docstring_s_wrapped_lines():
+    """typer's rich list keeps single line breaks of a docstring: each command's summary must
+    read as one sentence, wrapped only by the table (the review line once broke mid-phrase)."""
+    text = _help()
+    joined = " ".join(line.strip("│ ") for line in text.splitlines())
+    assert "(no server; open index.html), beside model predictions and annotations" in joined
+    for info in cli.app.registered_commands:
+        assert info.short_help and "\n" not in info.short_help, info.name
+
+
 def test_a_command_without_a_place_in_the_workflow_is_refused(monkeypatch):
     import typer
 

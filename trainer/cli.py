@@ -246,7 +246,7 @@ def predict_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo images already labelled."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Label every image of a folder with a trained model, at each image's original size."""
+    """Label every image of a folder with a trained model; label maps at each image's own size."""
     from trainer.predict import PredictConfig, predict_dir
 
     cfg = PredictConfig(
