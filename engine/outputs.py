@@ -119,16 +119,21 @@ def prediction_record(pred: str | os.PathLike) -> dict[str, Any] | None:
 def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None:
     """How ``engine predict`` made the predictions in ``pred`` (its ``predict.json``: checkpoint
     and inference settings), with ``"refinements"``, what departs from the release's
-    single-scale inference (test-time scales, flip, the guided filter), and
-    ``"release_inference"``: no refinement. None without the file (predictions made elsewhere)."""
+    whole-image, single-scale inference (sliding window, test-time scales, flip, the guided
+    filter), and ``"release_inference"``: none of them. None without the file (predictions made
+    elsewhere)."""
     meta = prediction_record(pred) if pred else None
     if meta is None:
         return None
     config = meta["config"]
-    keys = ("checkpoint", "size", "mode", "scales", "flip", "guided_filter")
+    keys = ("checkpoint", "size", "mode", "sliding_window", "scales", "flip", "guided_filter")
     keys += ("gf_radius", "gf_eps", "gf_guide", "gf_subsample")
     settings = {k: config[k] for k in keys if k in config}
+    if "size_source" in meta:  # how --size auto chose the size (files from before lack it)
+        settings["size_source"] = meta["size_source"]
     refinements = []
+    if config.get("sliding_window"):  # tiles' score maps averaged: not the whole-image pass
+        refinements.append("sliding window")
     if list(config.get("scales", [1])) != [1]:
         refinements.append(f"test-time scales {config['scales']}")
     if config.get("flip"):

@@ -256,7 +256,7 @@ def render_markdown(data: dict) -> str:
     if refinements:
         lines += [
             f"> **Model predictions refined at inference**: {', '.join(refinements)}; not the "
-            "release's single-scale inference.",
+            "release's whole-image, single-scale inference.",
             "",
         ]
     lines += [

@@ -292,6 +292,14 @@ def test_report_says_how_the_predictions_were_made(world):
     want = "flip, guided filter (rgb guide, radius auto, eps 0.0001, subsample auto)"
     assert f"refined at inference**: {want}" in md
     assert res.data["prediction"]["gf_guide"] == "rgb"
+    meta.write_text(json.dumps({"config": {**release, "sliding_window": True}, "size_source": "x"}))
+    res = build_report(cfg)  # tiles averaged: not the release's whole-image pass either
+    assert res.data["prediction"]["sliding_window"] is True
+    assert res.data["prediction"]["size_source"] == "x"
+    assert res.data["prediction"]["release_inference"] is False
+    assert "refined at inference**: sliding window; not the release's whole-image" in (
+        res.markdown.read_text()
+    )
     first = {k: v for k, v in release.items() if k not in ("gf_guide", "gf_subsample")}
     meta.write_text(json.dumps({"config": {**first, "guided_filter": True, "gf_radius": 2}}))
     md = build_report(cfg).markdown.read_text()  # the first version's filter: grey, exact
