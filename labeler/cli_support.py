@@ -16,6 +16,8 @@ from labeler.run import STAGES, LabelSummary
 
 # What run.json records as detector / segmenter of a simulated run: no model is loaded.
 NO_MODEL = "none (simulated backend)"
+# The labeling options' defaults, to tell an option given on the command line from its default.
+_DEFAULTS = LabelConfig(data="", cls=ClassSpec(name="-"))
 # What run.json records as detector / segmenter of backends that use neither.
 _NOT_USED = {"simulated": NO_MODEL, "sam3": "none (sam3 backend: see model)"}
 
@@ -93,26 +95,40 @@ def build_label_config(
         "min_area": min_area,
         "max_instances": max_instances,
     }
+    grid = parse_grid(tiles)
     if backend == "simulated":
+        # What only a model reads: refused rather than recorded in run.json (and its config
+        # hash) unused. Device and precision still serve --refine's segmenter.
         given = [
             option
-            for option, value in (
+            for option, used in (
                 ("--detector", detector),
                 ("--segmenter", segmenter),
-                ("--box-threshold", box_threshold),
-                ("--text-threshold", text_threshold),
+                ("--box-threshold", box_threshold is not None),
+                ("--text-threshold", text_threshold is not None),
+                ("--prompt", prompt),
+                ("--negative", negative),
+                ("--tiles", grid != _DEFAULTS.tiles),
+                ("--overlap", overlap != _DEFAULTS.tile_overlap),
+                ("--max-boxes", max_boxes != _DEFAULTS.max_boxes),
+                ("--precision", precision != _DEFAULTS.precision and not refine),
+                ("--device", device != _DEFAULTS.device and not refine),
             )
-            if value not in ("", None)
+            if used
         ]
         if given:
             raise ValueError(
-                f"{' and '.join(given)}: --backend simulated runs no detector or segmenter; its "
-                "error rates are set with --backend-option KEY=VALUE"
+                f"{', '.join(given)}: --backend simulated runs no detector or segmenter (only "
+                "--refine's); its error rates are set with --backend-option KEY=VALUE"
             )
-    if model and backend != "sam3":
+    elif grid == (1, 1) and overlap != _DEFAULTS.tile_overlap:
         raise ValueError(
-            f"--model is the SAM 3 checkpoint of --backend sam3; --backend {backend} takes "
-            "--detector and --segmenter"
+            "--overlap is the overlap between --tiles RxC tiles: give --tiles (1x1 has none)"
+        )
+    if model and backend != "sam3":
+        takes = "no model" if backend == "simulated" else "--detector and --segmenter"
+        raise ValueError(
+            f"--model is the SAM 3 checkpoint of --backend sam3; --backend {backend} takes {takes}"
         )
     if backend != "grounded-sam" and (detector_revision or segmenter_revision):
         raise ValueError(
@@ -143,7 +159,7 @@ def build_label_config(
         segmenter_revision=segmenter_revision or None,
         model_revision=model_revision or None,
         refine=refine,
-        tiles=parse_grid(tiles),
+        tiles=grid,
         tile_overlap=overlap,
         uncertain=parse_band(uncertain),
         batch_size=batch_size,

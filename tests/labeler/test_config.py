@@ -96,6 +96,58 @@ def test_backend_options():
     assert cfg.extra == {"noise": 0.2} and cfg.result_fields()["extra"] == {"noise": 0.2}
 
 
+@pytest.mark.parametrize(
+    "given, named",
+    [
+        ({"prompt": ["bike"]}, "--prompt"),
+        ({"negative": ["motorcycle"]}, "--negative"),
+        ({"tiles": "2x2"}, "--tiles"),
+        ({"overlap": 0.3}, "--overlap"),
+        ({"max_boxes": 5}, "--max-boxes"),
+        ({"precision": "fp16"}, "--precision"),
+        ({"device": "cpu"}, "--device"),
+        ({"detector": "x", "box_threshold": 0.4}, "--detector, --box-threshold"),
+    ],
+)
+def test_simulated_backend_refuses_what_only_a_model_reads(given, named):
+    """Options the simulated labeler cannot use are refused, not recorded in run.json (and its
+    config hash, which would relabel for nothing) unused."""
+    with pytest.raises(ValueError, match=f"^{named}: --backend simulated runs no detector"):
+        build_label_config(class_name="Car", data="d", backend="simulated", **given)
+
+
+def test_simulated_backend_keeps_device_and_precision_for_refine_and_its_own_options():
+    cfg = build_label_config(
+        class_name="Car", data="d", backend="simulated", refine="sam", device="cpu",
+        precision="fp32", min_area=50, max_instances=3, backend_option=["noise=0.1"],
+    )  # fmt: skip
+    assert (cfg.device, cfg.precision, cfg.refine) == ("cpu", "fp32", "sam")
+    assert (cfg.cls.min_area, cfg.cls.max_instances) == (50, 3)
+    with pytest.raises(ValueError, match="--backend simulated takes no model"):
+        build_label_config(class_name="Car", data="d", backend="simulated", model="m")
+
+
+def test_overlap_without_tiles_is_refused():
+    with pytest.raises(ValueError, match="--overlap is the overlap between --tiles"):
+        build_label_config(class_name="Car", data="d", overlap=0.3)
+    cfg = build_label_config(class_name="Car", data="d", tiles="2x2", overlap=0.3)
+    assert (cfg.tiles, cfg.tile_overlap) == ((2, 2), 0.3)
+
+
+def test_label_command_defaults_are_the_config_s():
+    """The refusals above compare with LabelConfig's defaults: the command must share them."""
+    import inspect
+
+    from labeler import cli as labeler_cli
+
+    params = inspect.signature(labeler_cli.label_cmd).parameters
+    default = LabelConfig(data="d", cls=ClassSpec("B"))
+    assert parse_grid(params["tiles"].default.default) == default.tiles
+    assert params["overlap"].default.default == default.tile_overlap
+    for name in ("max_boxes", "precision", "device"):
+        assert params[name].default.default == getattr(default, name), name
+
+
 def test_build_config_hash_fields_and_default_out():
     cfg = build_label_config(
         class_name="Bicycle", data="d", prompt=["bike"], tiles="2x2", batch_size=8

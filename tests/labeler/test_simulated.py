@@ -254,4 +254,4 @@ def test_engine_label_backend_simulated(tmp_path):
     # detector settings mean nothing to it: refused rather than recorded in run.json unused
     bad = _engine("label", *args, "--box-threshold", "0.5", "--detector", "x")
     assert bad.returncode == 2
-    assert "error: --detector and --box-threshold: --backend simulated runs no" in bad.output
+    assert "error: --detector, --box-threshold: --backend simulated runs no" in bad.output
