@@ -34,7 +34,7 @@ from engine.metrics import (
     binary_class_counts,
     is_binary_mask,
 )
-from engine.outputs import png_folders
+from engine.outputs import png_folders, taxonomy_record
 from engine.runinfo import config_hash, environment
 from engine.text import METRICS, counted, format_score, score_cells
 
@@ -48,7 +48,8 @@ class CompareConfig:
     class_name: str  # the class: a name in the taxonomy (case-insensitive) or an integer id
     gt: Path  # folder of annotated ground truth (binary masks or full label maps; 255 = ignore)
     sources: tuple[tuple[str, Path], ...]  # (display name, folder) per prediction set, in order
-    taxonomy: Path | None = None  # taxonomy JSON naming the class; None: MaSS13K
+    taxonomy: Path | None = None  # taxonomy JSON naming the class for every folder; None: each
+    # folder's recorded one (predict.json, a fused dataset's taxonomy.json), else MaSS13K
     input: str = "auto"  # "binary", "labels", or "auto": a file holding only 0/1/255 is binary
     bf1_mode: str = "dataset"  # Boundary F1 aggregation: "dataset" or "image"
     resize_pred: str | None = None  # None: a size mismatch is an error; "nearest": resize preds
@@ -118,15 +119,22 @@ def resolve_input(label: np.ndarray, path: Path, class_id: int | None, mode: str
     return class_id
 
 
-def _score_one(args: tuple[Path, Path, int | None, str, Taxonomy, str | None]) -> np.ndarray:
-    pred_path, gt_path, class_id, mode, taxonomy, resize = args
+def _score_one(
+    args: tuple[
+        Path, Path, tuple[int | None, int | None], str, tuple[Taxonomy, Taxonomy], str | None
+    ],
+) -> np.ndarray:
+    pred_path, gt_path, (pred_cid, gt_cid), mode, (pred_tax, gt_tax), resize = args
     gt = read_label(gt_path)
     pred = read_label(pred_path)
-    gt_id = resolve_input(gt, gt_path, class_id, mode)
-    pred_id = resolve_input(pred, pred_path, class_id, mode)
-    for label, path, cid in ((gt, gt_path, gt_id), (pred, pred_path, pred_id)):
+    gt_id = resolve_input(gt, gt_path, gt_cid, mode)
+    pred_id = resolve_input(pred, pred_path, pred_cid, mode)
+    for label, path, cid, tax in (
+        (gt, gt_path, gt_id, gt_tax),
+        (pred, pred_path, pred_id, pred_tax),
+    ):
         if cid != 1 or not is_binary_mask(label):
-            validate_label(label, taxonomy, source=str(path))
+            validate_label(label, tax, source=str(path))
     if pred.shape != gt.shape:
         if resize != "nearest":
             raise ValueError(
@@ -145,11 +153,15 @@ class SourceScores:
     folder: str  # its folder
     scores: ClassScores  # the class's IoU / BIoU (x100) and BF1
     delta: dict[str, float | None] = field(default_factory=dict)  # vs the first source
+    class_id: int | None = None  # the class's id in its full label maps (None: not in its taxonomy)
+    taxonomy_source: str = ""  # where its taxonomy came from (:func:`folder_classes`)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "folder": self.folder,
+            "class_id": self.class_id,
+            "taxonomy_source": self.taxonomy_source,
             **self.scores.to_json(),
             "delta": self.delta,
         }
@@ -160,7 +172,7 @@ class CompareReport:
     """The whole comparison."""
 
     class_name: str  # display name of the class
-    class_id: int | None  # its id in the taxonomy (None: binary masks only)
+    class_id: int | None  # its id, where every folder's taxonomy agrees (else per source)
     rows: list[SourceScores]  # one per source, in the given order
     images: int  # annotated images
 
@@ -230,26 +242,54 @@ def source_folder(folder: Path, split: str | None) -> Path:
     return next((d for d in png_folders(folder, split) if any(d.glob("*.png"))), folder)
 
 
-def compare(cfg: CompareConfig) -> CompareReport:
-    """Score every source against ``cfg.gt`` for one class; write the requested outputs."""
-    taxonomy = Taxonomy.load(cfg.taxonomy) if cfg.taxonomy is not None else MASS13K
-    class_name, class_id = resolve_class(cfg.class_name, taxonomy)
+def folder_classes(cfg: CompareConfig, *folders: Path) -> tuple[Taxonomy, str]:
+    """The taxonomy of a folder's label maps and where it came from: ``cfg.taxonomy`` when
+    given, else the first recorded at ``folders`` (:func:`engine.outputs.taxonomy_record`:
+    engine predict's predict.json, a fused dataset's taxonomy.json), else MaSS13K."""
+    if cfg.taxonomy is not None:
+        return Taxonomy.load(cfg.taxonomy), str(cfg.taxonomy)
+    for folder in dict.fromkeys(folders):  # in order, once each
+        found = taxonomy_record(folder)
+        if found is not None:
+            return found[0], str(found[1])
+    return MASS13K, "MaSS13K (default)"
+
+
+def _class_in(cfg: CompareConfig, taxonomy: Taxonomy, source: str, what: str) -> int | None:
+    """The class's id in ``taxonomy`` (None: binary masks only), refused for full label maps."""
+    _, class_id = resolve_class(cfg.class_name, taxonomy)
     if class_id is None and cfg.input == "labels":
         raise ValueError(
-            f"class {class_name!r} is not in the taxonomy ({', '.join(taxonomy.names)}); "
-            "pass --taxonomy with it"
+            f"class {cfg.class_name.strip()!r} is not in the taxonomy of {what} ({source}: "
+            f"{', '.join(taxonomy.names)}); pass --taxonomy with it"
         )
-    gt, split = ground_truth(cfg.gt, class_name)
+    return class_id
+
+
+def compare(cfg: CompareConfig) -> CompareReport:
+    """Score every source against ``cfg.gt`` for one class; write the requested outputs.
+
+    Each folder's class ids come from its own recorded taxonomy (:func:`folder_classes`), so a
+    joint-trained model's predictions (the class at id 7) and a fused dataset with two new
+    classes (the class at id 8) compare without ``--taxonomy``."""
+    gt, split = ground_truth(cfg.gt, cfg.class_name)
+    gt_tax, gt_source = folder_classes(cfg, gt, gt.parent, Path(cfg.gt))
+    gt_cid = _class_in(cfg, gt_tax, gt_source, f"the ground truth {gt}")
+    class_name = resolve_class(cfg.class_name, gt_tax)[0]
     rows: list[SourceScores] = []
     images = 0
     for name, given in cfg.sources:
         folder = source_folder(given, split)
+        tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)
+        cid = _class_in(cfg, tax, tax_source, f"source {name!r}")
         pairs = pair_files(folder, gt, extra_ok=split is not None)  # a subset: some images
-        jobs = [(p, g, class_id, cfg.input, taxonomy, cfg.resize_pred) for _, p, g in pairs]
+        jobs = [
+            (p, g, (cid, gt_cid), cfg.input, (tax, gt_tax), cfg.resize_pred) for _, p, g in pairs
+        ]
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
         for counts in map_pairs(_score_one, jobs, cfg.workers, name, cfg.progress):
             scorer.add_counts(PairCounts.from_array(counts))
-        rows.append(SourceScores(name, str(folder), scorer.compute()))
+        rows.append(SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source))
         images = len(pairs)
     first = rows[0].scores
     for r in rows:
@@ -258,7 +298,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
             for key, _, _ in METRICS
             for d in [getattr(r.scores, key) - getattr(first, key)]
         }
-    report = CompareReport(class_name, class_id, rows, images)
+    ids = {gt_cid, *(r.class_id for r in rows)}
+    report = CompareReport(class_name, ids.pop() if len(ids) == 1 else None, rows, images)
     if cfg.json_out is not None:
         atomic_write_json(cfg.json_out, report.to_json(cfg))
     if cfg.markdown_out is not None:

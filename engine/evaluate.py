@@ -19,6 +19,7 @@ from annotations.fileio import atomic_write_json
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
+from engine.outputs import taxonomy_record
 from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
@@ -64,12 +65,25 @@ def generic_taxonomy(num_classes: int) -> Taxonomy:
     return Taxonomy(tuple(ClassInfo(i, str(i), (0, 0, 0)) for i in range(num_classes)))
 
 
-def resolve_taxonomy(num_classes: int | None, taxonomy: Path | None) -> Taxonomy:
+def resolve_taxonomy(
+    num_classes: int | None,
+    taxonomy: Path | None,
+    pred: Path | None = None,
+    gt: Path | None = None,
+) -> tuple[Taxonomy, str]:
+    """The classes to score and where they came from: ``taxonomy``, else ``num_classes``, else
+    the taxonomy recorded beside the predictions (``engine predict``'s ``predict.json``, a
+    fused dataset's ``taxonomy.json``) or the ground truth (``taxonomy.json`` up to its dataset
+    root), else MaSS13K's 7 classes."""
     if taxonomy is not None:
-        return Taxonomy.load(taxonomy)
+        return Taxonomy.load(taxonomy), str(taxonomy)
     if num_classes is not None:
-        return generic_taxonomy(num_classes)
-    return MASS13K
+        return generic_taxonomy(num_classes), f"--num-classes {num_classes}"
+    folders = (pred, gt, Path(gt).parent if gt is not None else None)
+    for found in (taxonomy_record(f) for f in folders if f is not None):
+        if found is not None:
+            return found[0], str(found[1])
+    return MASS13K, "MaSS13K (default)"
 
 
 def list_labels(folder: Path, what: str) -> dict[str, Path]:
@@ -183,10 +197,12 @@ class EvaluateReport:
     result: EvalResult  # the scores and summed counts
     taxonomy: Taxonomy  # the classes scored
     stems: list[str]  # image stems, in order
+    taxonomy_source: str = ""  # where the classes came from (resolve_taxonomy)
 
     def to_json(self, config: EvaluateConfig | None = None) -> dict[str, Any]:
         data = self.result.to_json(self.taxonomy.names)
         data["stems"] = self.stems
+        data["taxonomy_source"] = self.taxonomy_source
         if config is not None:
             cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
             data["config"] = cfg
@@ -197,13 +213,13 @@ class EvaluateReport:
 
 def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     """Score every prediction in ``cfg.pred`` against ``cfg.gt``; write ``cfg.json_out`` if set."""
-    taxonomy = resolve_taxonomy(cfg.num_classes, cfg.taxonomy)
+    taxonomy, taxonomy_source = resolve_taxonomy(cfg.num_classes, cfg.taxonomy, cfg.pred, cfg.gt)
     pairs = pair_files(cfg.pred, cfg.gt)
     jobs = [(p, g, taxonomy, cfg.resize_pred, cfg.device) for _, p, g in pairs]
     ev = SegEvaluator(taxonomy.num_classes, bf1_mode=cfg.bf1_mode)
     for counts in map_pairs(_score_one, jobs, cfg.workers, "evaluate", cfg.progress):
         ev.add_counts(PairCounts.from_array(counts))
-    report = EvaluateReport(ev.compute(), taxonomy, [s for s, _, _ in pairs])
+    report = EvaluateReport(ev.compute(), taxonomy, [s for s, _, _ in pairs], taxonomy_source)
     if cfg.json_out is not None:
         atomic_write_json(cfg.json_out, report.to_json(cfg))
     return report

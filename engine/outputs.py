@@ -77,16 +77,22 @@ def find_png(folder: Path, split: str, stem: str) -> Path | None:
 def taxonomy_near(folder: str | os.PathLike | None) -> Taxonomy | None:
     """The taxonomy a fusion or prediction folder records: ``taxonomy.json`` in it or its parent,
     or the ``taxonomy`` of ``predict.json`` (engine predict); None when there is none."""
+    found = taxonomy_record(folder)
+    return found[0] if found else None
+
+
+def taxonomy_record(folder: str | os.PathLike | None) -> tuple[Taxonomy, Path] | None:
+    """:func:`taxonomy_near` with the file it was read from."""
     if not folder:
         return None
     for base in (Path(folder), Path(folder).parent):
         if (base / "taxonomy.json").is_file():
-            return Taxonomy.load(base / "taxonomy.json")
+            return Taxonomy.load(base / "taxonomy.json"), base / "taxonomy.json"
         meta = base / "predict.json"
         if meta.is_file():
             data = read_json(meta, "prediction record")
             if isinstance(data, dict) and isinstance(data.get("taxonomy"), dict):
-                return Taxonomy.from_dict(data["taxonomy"], source=str(meta))
+                return Taxonomy.from_dict(data["taxonomy"], source=str(meta)), meta
     return None
 
 

@@ -40,7 +40,10 @@ def evaluate_cmd(
         None, "--num-classes", min=1, max=255, help="Classes 0..N-1 (instead of a taxonomy)."
     ),
     taxonomy: Path | None = typer.Option(
-        None, "--taxonomy", help="Taxonomy JSON (default: MaSS13K, 7 classes)."
+        None,
+        "--taxonomy",
+        help="Taxonomy JSON (default: the one recorded beside --pred or --gt by engine predict "
+        "or engine fuse, else MaSS13K's 7 classes).",
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON here."),
     bf1_mode: _BF1Mode = typer.Option(
@@ -106,6 +109,7 @@ def evaluate_cmd(
         style="bold",
     )
     stdout.print(table)
+    stdout.print(f"classes: {report.taxonomy_source}", soft_wrap=True)
     if json_out is not None:
         stderr.print(f"wrote {json_out}")
 
@@ -130,7 +134,10 @@ def compare_cmd(
         "subset as --gt, DIR may be a label run or hold the subset's split.",
     ),
     taxonomy: Path | None = typer.Option(
-        None, "--taxonomy", help="Taxonomy JSON naming the class (default: MaSS13K)."
+        None,
+        "--taxonomy",
+        help="Taxonomy JSON naming the class in every folder (default: each folder's own, "
+        "recorded by engine predict or engine fuse, else MaSS13K).",
     ),
     input_mode: _Input = typer.Option(
         _Input.auto,
@@ -183,6 +190,10 @@ def compare_cmd(
         deltas = score_cells(row.delta, sign=True) if i else ["", "", ""]
         table.add_row(row.name, *score_cells(row.scores.to_json()), *deltas)
     stdout.print(table)
+    for row in report.rows:  # ids read from what a folder records: say where
+        if taxonomy is None and row.class_id is not None and row.taxonomy_source.endswith("json"):
+            where = f"{report.class_name} = {row.class_id} from {row.taxonomy_source}"
+            stdout.print(f"{row.name}: {where}", soft_wrap=True)
     for path in (json_out, markdown_out, plot_out):
         if path is not None:
             stderr.print(f"wrote {path}")

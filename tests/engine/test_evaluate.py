@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from annotations.labelmap import write_label
+from annotations.labelmap import read_label, write_label
 from annotations.taxonomy import MASS13K
 from cli import app
 from engine.compare import CompareConfig, compare, parse_source
@@ -189,6 +189,38 @@ def test_evaluate_errors_name_the_files(tmp_path: Path, mutate, message: str) ->
     assert message in res.output and str(tmp_path) in res.output
 
 
+def test_evaluate_reads_the_taxonomy_recorded_beside_predictions_or_ground_truth(tmp_path):
+    """Joint-trained predictions hold the new class (id 7): their taxonomy comes from
+    engine predict's predict.json, or a fused dataset's taxonomy.json above its labels, rather
+    than an error that id 7 is not a MaSS13K class."""
+    pairs = [(p, g) for p, g in _maps(4, 2, k=8)]
+    pred_dir, gt_dir = _write(tmp_path, pairs)
+    eight = MASS13K.with_new_class("Bicycle")
+    res = runner.invoke(app, ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir)])
+    assert res.exit_code == 2 and "not class ids" in res.output  # nothing recorded: MaSS13K
+    (pred_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": eight.to_dict()}))
+    out = tmp_path / "r.json"
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"]
+    res = runner.invoke(app, [*args, "--json", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "Bicycle" in res.output and f"classes: {pred_dir / 'predict.json'}" in res.output
+    j = json.loads(out.read_text())
+    assert [c["name"] for c in j["classes"]][-1] == "Bicycle"
+    assert j["taxonomy_source"] == str(pred_dir / "predict.json")
+    (pred_dir / "predict.json").unlink()
+    fused = tmp_path / "fused"  # fused/taxonomy.json, labels in fused/labels/test
+    (fused / "labels").mkdir(parents=True)
+    gt_dir.rename(fused / "labels" / "test")
+    eight.save(fused / "taxonomy.json")
+    rep = evaluate(EvaluateConfig(pred_dir, fused / "labels" / "test", progress=False))
+    assert rep.taxonomy.names == eight.names
+    assert rep.taxonomy_source == str(fused / "taxonomy.json")
+    given = evaluate(
+        EvaluateConfig(pred_dir, fused / "labels" / "test", num_classes=9, progress=False)
+    )  # what the user gives wins
+    assert given.taxonomy.num_classes == 9 and given.taxonomy_source == "--num-classes 9"
+
+
 def test_evaluate_torch_device_cpu_same_counts(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pred_dir, gt_dir = _write(tmp_path, _maps(6, 2))
@@ -337,7 +369,8 @@ def test_compare_cli_outputs(tmp_path: Path) -> None:
 
 def test_compare_errors(tmp_path: Path) -> None:
     gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
-    # full label maps, but the class is not in the default taxonomy
+    # full label maps, but the class is not in the default taxonomy (none recorded near them)
+    Path(tax).unlink()
     res = runner.invoke(
         app,
         [
@@ -357,6 +390,37 @@ def test_compare_errors(tmp_path: Path) -> None:
     assert parse_source("x=y=/d") == ("x=y", Path("/d"))
     with pytest.raises(ValueError, match="NAME=DIR"):
         parse_source("=/d")
+
+
+def test_compare_reads_each_folder_s_recorded_taxonomy(tmp_path: Path) -> None:
+    """Without --taxonomy each folder's class id comes from what it records: a prediction
+    folder's predict.json (Bicycle at 7) and a fused dataset with Car before Bicycle (8)."""
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    given = compare(CompareConfig("Bicycle", gt_dir, (("m", b_dir),), taxonomy=tax, progress=False))
+    Path(tax).unlink()
+    eight = MASS13K.with_new_class("Bicycle")
+    pred = tmp_path / "runs" / "predict"
+    pred.parent.mkdir()
+    b_dir.rename(pred)
+    (pred / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": eight.to_dict()}))
+    nine = MASS13K.with_new_class("Car").with_new_class("Bicycle")  # Bicycle at 8
+    fused = tmp_path / "fused"
+    (fused / "labels").mkdir(parents=True)
+    gt9 = fused / "labels" / "test"
+    gt9.mkdir()
+    for f in sorted(gt_dir.glob("*.png")):
+        label = read_label(f)
+        write_label(gt9 / f.name, np.where(label == 7, 8, label).astype(np.uint8))
+    nine.save(fused / "taxonomy.json")
+    rep = compare(CompareConfig("Bicycle", gt9, (("m", pred), ("p", a_dir)), progress=False))
+    assert rep.rows[0].scores.counts == given.rows[0].scores.counts  # the same scores
+    assert (rep.rows[0].class_id, rep.rows[0].taxonomy_source) == (7, str(pred / "predict.json"))
+    assert rep.rows[1].taxonomy_source == "MaSS13K (default)"  # binary masks need none
+    assert rep.class_id is None  # 8 in the ground truth, 7 in the predictions
+    j = rep.to_json()
+    assert j["sources"][0]["class_id"] == 7 and j["class_id"] is None
+    with pytest.raises(ValueError, match=r"not in the taxonomy of source 'p' \(MaSS13K"):
+        compare(CompareConfig("Bicycle", gt9, (("p", a_dir),), input="labels", progress=False))
 
 
 def test_compare_input_modes(tmp_path: Path) -> None:
