@@ -155,6 +155,11 @@ def run_demo(
             raise ValueError(f"class {name!r} is already one of the MaSS13K classes")
         if name.lower() not in ("bicycle", "car"):
             raise ValueError(f"the demo's synthetic data has bicycle and car truth, not {name!r}")
+    twice = sorted(
+        {n for n in cfg.classes if [c.lower() for c in cfg.classes].count(n.lower()) > 1}
+    )
+    if twice:  # else it labels both, then fusion finds two runs for one class
+        raise ValueError(f"--class given twice for one class: {', '.join(twice)}")
 
     start = start_checkpoint(cfg)  # an unreadable start checkpoint fails before any work
     out = Path(cfg.out)

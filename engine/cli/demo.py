@@ -30,7 +30,9 @@ def demo_cmd(
     iters: int = typer.Option(_D.iters, min=1, help="Training steps of the tiny MaSSFormer."),
     batch_size: int = typer.Option(_D.batch_size, min=1, help="Images per training step."),
     crop: int = typer.Option(_D.crop, min=32, help="Training crop side in pixels."),
-    seed: int = typer.Option(_D.seed, help="Seed of scenes, simulated labeler and training."),
+    seed: int = typer.Option(
+        _D.seed, min=0, help="Seed of scenes, simulated labeler and training."
+    ),
     detector: str = typer.Option(
         "", help="Grounding DINO id or directory: label with real models instead of SIMULATED."
     ),

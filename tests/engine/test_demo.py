@@ -126,6 +126,23 @@ def test_demo_refuses_half_real_models(tmp_path):
     assert "--detector and --segmenter" in res.output
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--class", "Bicycle", "--class", "bicycle"], "--class given twice for one class"),
+        (["--class", "Person"], "has bicycle and car truth, not 'Person'"),
+        (["--class", "Others"], "already one of the MaSS13K classes"),
+    ],
+)
+def test_demo_refuses_classes_it_cannot_run_before_any_work(tmp_path, args, message):
+    """Refused before the scenes are drawn (a repeated class used to fail at fusion, after
+    labelling it twice)."""
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), *args, *SMALL])
+    assert res.exit_code == 2 and message in res.output
+    assert not out.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # 9-13 min on a 2-core CPU, by machine; the default limit is 10
 def test_full_demo_joint_training_beats_pseudo_labels_on_bicycle_boundaries(tmp_path):
