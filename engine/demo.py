@@ -296,6 +296,7 @@ def run_demo(
                     pred=[str(pred), str(pred_gf)] if cfg.guided_filter else str(pred),
                     pred_class_id=fused_taxonomy.id_of(n),
                     gt=str(out / "annotated" / n.lower()),
+                    progress=cfg.progress,
                 )
             ),
         )

@@ -61,6 +61,7 @@ class ReviewConfig:
     thumb: int = 512  # thumbnail long side in pixels
     limit: int = 300  # show at most this many images, lowest confidence first; 0: all
     quality: int = 85  # JPEG quality of thumbnails
+    progress: bool = True  # progress bar on stderr
 
 
 @dataclass
@@ -151,7 +152,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     captions = [c for c, _, _ in preds]
     preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
     cards, n_pred, n_gt = [], 0, 0
-    for split, st, img_path in track(rows, "review", unit="img"):
+    for split, st, img_path in track(rows, "review", unit="img", enabled=cfg.progress):
         image = load_image(img_path)
         key = f"{split}__{st.stem}"
         gt_path = find_png(gt_dir, split, st.stem) if gt_dir is not None else None

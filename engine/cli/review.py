@@ -33,12 +33,15 @@ def review(
     limit: int = typer.Option(
         300, min=0, help="Most images shown, lowest confidence first; 0 = all."
     ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Static HTML gallery of pseudo labels on images (no server; open index.html), beside
     model predictions and annotations; annotated images are scored."""
     from engine.review import ReviewConfig, build_review
 
-    cfg = ReviewConfig(run, out, split, data, pred or None, pred_class_id, gt, thumb, limit)
+    cfg = ReviewConfig(
+        run, out, split, data, pred or None, pred_class_id, gt, thumb, limit, progress=progress
+    )
     res = build_review(cfg)
     stdout.print(
         f"review of {counted(res.images, 'image')} ({res.with_pred} with prediction, "

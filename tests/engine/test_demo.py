@@ -19,6 +19,7 @@ def test_small_demo_runs_every_stage_and_resumes(tmp_path):
     res = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
     assert res.exit_code == 0, res.output
     assert "note: SIMULATED labeler" in res.output  # the simulated labeler is announced
+    assert "ETA" not in res.output and "img/s" not in res.output  # --no-progress: no bar at all
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert summary["simulated_labeler"] is True
     # training started from the built-in 7-class stand-in, Bicycle and Car grown from Others

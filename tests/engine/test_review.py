@@ -123,7 +123,10 @@ def test_cli_review(gallery):
     run = gallery.index.parent.parent
     res = CliRunner().invoke(app, ["review", str(run), "--out", str(run / "r2"), "--limit", "2"])
     assert res.exit_code == 0, res.output
-    assert "review of 2 images" in res.output
+    assert "review of 2 images" in res.output and "img/s" in res.output  # its progress bar
+    quiet = ["review", str(run), "--out", str(run / "r2"), "--limit", "2", "--no-progress"]
+    res = CliRunner().invoke(app, quiet)
+    assert res.exit_code == 0 and "img/s" not in res.output
     pred = str(run.parent / "pred")  # --pred repeats: a panel per folder
     args = ["review", str(run), "--out", str(run / "r3"), "--pred", pred, "--pred", pred]
     res = CliRunner().invoke(app, [*args, "--pred-class-id", "7"])
