@@ -151,7 +151,8 @@ def pick_images(
         raise ValueError(f"n must be >= 0, got {n}")
     if low_confidence < 0 or many_or_tiny < 0 or low_confidence + many_or_tiny > 1:
         raise ValueError(
-            f"fractions must be >= 0 and sum to <= 1, got {low_confidence} + {many_or_tiny}"
+            "the low-confidence and many-or-tiny shares must be >= 0 and sum to <= 1 (the rest "
+            f"is random), got {low_confidence} + {many_or_tiny}"
         )
     n = min(n, len(stats))
     chosen: dict[str, str] = {}

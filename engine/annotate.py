@@ -15,6 +15,7 @@ import numpy as np
 
 from annotations.fileio import atomic_write_json, atomic_write_text
 from annotations.interchange import (
+    MASK_FORMATS,
     ExportImage,
     ImageMask,
     coco_to_masks,
@@ -68,6 +69,17 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
     unknown = set(cfg.formats) - {"coco", "labelme"}
     if unknown:
         raise ValueError(f"unknown export formats {sorted(unknown)}; choose from coco, labelme")
+    if cfg.mask_format not in MASK_FORMATS:
+        raise ValueError(f"--mask-format must be one of {', '.join(MASK_FORMATS)}")
+    if cfg.mask_format != "rle" and "coco" not in cfg.formats:
+        raise ValueError("--mask-format is COCO's segmentation; LabelMe files are always polygons")
+    polygons = "labelme" in cfg.formats or cfg.mask_format == "polygon"
+    if cfg.simplify < 0 or (cfg.simplify > 0 and not polygons):
+        raise ValueError(
+            "--simplify is a polygon tolerance in pixels (>= 0) for LabelMe files or COCO's "
+            f"--mask-format polygon; got {cfg.simplify} with {' + '.join(cfg.formats)}"
+            + (f" ({cfg.mask_format})" if "coco" in cfg.formats else "")
+        )
     run = LabelRun.open(cfg.run)
     class_name = run.class_name
     available = run.stems(cfg.split)

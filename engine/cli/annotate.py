@@ -71,7 +71,7 @@ def annotate_pick(
     ),
     n: int = typer.Option(50, "-n", min=1, help="Images to choose."),
     split: str = typer.Option("test", help="Split to choose from."),
-    seed: int = typer.Option(0, help="Seed of the random share."),
+    seed: int = typer.Option(0, min=0, help="Seed of the random share."),
     low_confidence: float = typer.Option(0.4, help="Share chosen by lowest mean confidence."),
     many_or_tiny: float = typer.Option(0.3, help="Share chosen by most / tiniest instances."),
     out: str | None = typer.Option(None, help="List file (default RUN/pick-<split>.txt)."),

@@ -149,6 +149,26 @@ def test_labelme_files_reference_images_relatively(tmp_path, world):
     assert res.coco is None
 
 
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"formats": ("coco",), "simplify": 2.0}, "got 2.0 with coco \\(rle\\)"),
+        ({"mask_format": "polygon", "simplify": -1.0}, "polygon tolerance in pixels \\(>= 0\\)"),
+        ({"formats": ("labelme",), "mask_format": "polygon"}, "LabelMe files are always polygons"),
+        ({"mask_format": "poly"}, "--mask-format must be one of rle, polygon"),
+    ],
+)
+def test_export_refuses_settings_its_formats_would_ignore(tmp_path, world, settings, message):
+    """An option that shapes no file written is an error before anything is written."""
+    _, run, _ = world
+    out = tmp_path / "e"
+    with pytest.raises(ValueError, match=message):
+        export_annotations(ExportConfig(run=str(run), out=str(out), **settings))
+    assert not out.exists()
+    fine = ExportConfig(run=str(run), out=str(out), formats=("labelme",), simplify=1.0)
+    assert export_annotations(fine).labelme  # LabelMe's polygons take the tolerance
+
+
 def test_unannotated_category_becomes_255(tmp_path, world):
     data, run, truth = world
     res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e")))
@@ -313,6 +333,7 @@ def test_cli_pick_export_import(tmp_path, world):
     for args, error in (
         ([], "give the label run directory: engine annotate pick RUN"),
         ([str(run), "--run", str(tmp_path)], "two label runs given"),
+        ([str(run), "--low-confidence", "0.8"], "the low-confidence and many-or-tiny shares"),
     ):
         res = r.invoke(app, ["annotate", "pick", *args])
         assert res.exit_code == 2 and res.output.startswith(f"error: {error}"), res.output
