@@ -117,6 +117,16 @@ def read_subset(root: str | os.PathLike) -> Subset:
     return sub
 
 
+def check_subset_class(subset: Subset, class_name: str, source: str = "") -> None:
+    """Refuse to score ``class_name`` (what ``source`` holds, e.g. a label run's run.json)
+    against a subset that annotates another class (compared case-insensitively)."""
+    if subset.class_name.lower() != class_name.lower():
+        holds = f"; {source} holds {class_name}" if source else f", not {class_name}"
+        raise ValueError(
+            f"{subset.root / 'subset.json'}: this subset annotates {subset.class_name}{holds}"
+        )
+
+
 # -- choosing images to annotate ---------------------------------------------------------------
 @dataclass(frozen=True)
 class ImageStats:

@@ -23,7 +23,7 @@ import numpy as np
 
 from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from annotations.labelmap import read_label, validate_label
-from annotations.subset import read_subset
+from annotations.subset import check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.evaluate import RESIZE_MODES, map_pairs, pair_files
 from engine.metrics import (
@@ -226,10 +226,7 @@ def ground_truth(gt: Path, class_name: str) -> tuple[Path, str | None]:
     if not (gt / "subset.json").is_file():
         return gt, None
     subset = read_subset(gt)
-    if subset.class_name.lower() != class_name.lower():
-        raise ValueError(
-            f"{gt / 'subset.json'}: this subset annotates {subset.class_name}, not {class_name}"
-        )
+    check_subset_class(subset, class_name)
     return gt / "masks", subset.split
 
 

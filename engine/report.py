@@ -30,7 +30,7 @@ import numpy as np
 from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
 from annotations.labelmap import IGNORE, read_label
 from annotations.labelrun import LabelRun
-from annotations.subset import Subset, read_subset
+from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.datasets import SegDataset, open_split
 from engine.metrics import ClassScorer, SegEvaluator
@@ -61,7 +61,7 @@ class ReportConfig:
     taxonomy: str | None = (
         None  # taxonomy.json of fused/pred ids; None: found near them or MaSS13K + class
     )
-    class_name: str | None = None  # the new class; None: the subset's
+    class_name: str | None = None  # the new class, checked against the subset's; None: the subset's
     title: str = ""  # report title; "" -> "<class>: pseudo labels vs joint training"
     overlays: int = 4  # overlay images to write
     chart: bool = True  # draw chart.png (needs matplotlib)
@@ -406,10 +406,29 @@ def _overlays(
     return written, panels
 
 
+def _data_root(cfg: ReportConfig, subset: Subset) -> tuple[str | None, str | None]:
+    """The dataset root (images for the overlays, labels for the per-class table) and where it
+    came from: ``--data``, else the root the subset was imported against or the label run
+    labelled, where that folder still exists; ``(None, None)`` without one."""
+    if cfg.data:
+        return cfg.data, "--data"
+    recorded = [(subset.info.get("data"), f"{subset.root / 'subset.json'}")]
+    if cfg.pseudo:
+        recorded.append((LabelRun.open(cfg.pseudo).data_root, f"{Path(cfg.pseudo) / 'run.json'}"))
+    for root, source in recorded:
+        if root and Path(root).is_dir():
+            return str(root), source
+    return None, None
+
+
 def build_report(cfg: ReportConfig) -> ReportResult:
     """Score, write ``report.json``, ``report.md``, ``chart.png`` and overlays; return them."""
     subset = read_subset(cfg.subset)
-    class_name = cfg.class_name or subset.class_name
+    if cfg.class_name:  # else another class's masks would be read as this one's
+        check_subset_class(subset, cfg.class_name)
+    class_name = subset.class_name
+    if cfg.pseudo:
+        check_subset_class(subset, LabelRun.open(cfg.pseudo).class_name, f"{cfg.pseudo}/run.json")
     if not (cfg.pseudo or cfg.fused or cfg.pred):
         raise ValueError(
             "nothing to report: give pseudo labels (--pseudo), fused labels or predictions (--pred)"
@@ -425,6 +444,8 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     # before the scoring, so that a bad file, dataset root or label folder fails before minutes
     # of work: the split is listed once, with its labels when the per-class table needs them
     prediction = prediction_settings(cfg.pred)
+    data_root, data_source = _data_root(cfg, subset)
+    cfg = dataclasses.replace(cfg, data=data_root)
     split_ds = (
         open_split(cfg.data, subset.split, require_labels=bool(cfg.pred)) if cfg.data else None
     )
@@ -449,6 +470,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
             else None
         ),
         "taxonomy": taxonomy.to_dict(),
+        "data_source": data_source,  # where the dataset root (cfg.data) came from
         "prediction": prediction,
         "files": {},
     }

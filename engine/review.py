@@ -27,6 +27,7 @@ import numpy as np
 from annotations.fileio import atomic_write_bytes, atomic_write_text
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
+from annotations.subset import check_subset_class, read_subset
 from engine.annotate import dataset_images, image_stats
 from engine.datasets import load_image
 from engine.metrics import binary_class_scores
@@ -141,6 +142,8 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             raise FileNotFoundError(f"{d}: folder given with {opt} not found")
     class_name = run.class_name
     backend = run.backend
+    if gt_dir is not None and (gt_dir / "subset.json").is_file():  # another class's masks
+        check_subset_class(read_subset(gt_dir), class_name, f"{run.root}/run.json")
     preds = []  # (caption, folder, the class's id in it)
     for d in pred_dirs:
         class_id = cfg.pred_class_id

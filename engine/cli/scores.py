@@ -206,10 +206,15 @@ def report(
     pseudo: str | None = typer.Option(None, help="Label run directory (pseudo labels)."),
     fused: str | None = typer.Option(None, help="Fused labels directory."),
     pred: str | None = typer.Option(None, help="Model predictions: DIR/[split/]<stem>.png."),
-    data: str | None = typer.Option(None, help="Dataset root: overlays and the per-class table."),
+    data: str | None = typer.Option(
+        None,
+        help="Dataset root: overlays and the per-class table (default: the one subset.json or --pseudo's run.json records).",
+    ),
     taxonomy: str | None = typer.Option(None, help="taxonomy.json of the fused / predicted ids."),
     class_name: str | None = typer.Option(
-        None, "--class", help="New class (default: the subset's)."
+        None,
+        "--class",
+        help="New class: a check that the subset annotates it (default: the subset's).",
     ),
     overlays: int = typer.Option(4, min=0, help="Overlay images to write."),
     chart: bool = typer.Option(True, help="Draw chart.png (needs matplotlib)."),

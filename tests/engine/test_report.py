@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -136,12 +137,33 @@ def test_fused_row_and_missing_prediction(world, tmp_path):
     )
     fused = [r for r in res.data["table4"] if r["kind"] == "fused labels"][0]
     assert fused["iou"] == 100.0 and fused["bf1"] == 1.0
-    assert res.chart is None and res.overlays == []
+    assert res.chart is None
+    # no --data: the images come from the dataset the label run labelled
+    assert len(res.overlays) == 3 and res.data["data_source"] == str(tmp / "run" / "run.json")
     (tmp / "pred" / "test" / "img001.png").unlink()
     with pytest.raises(
         FileNotFoundError, match="no joint-trained model for annotated image 'img001'"
     ):
         build_report(ReportConfig(str(subset.root), str(tmp / "rep3"), pred=str(tmp / "pred")))
+
+
+def test_dataset_root_comes_from_the_subset_when_not_given(world):
+    """engine annotate import records the dataset root in subset.json: without --data the
+    report draws its overlays (and the per-class table) from there; a root that has since
+    moved gives a report without them rather than an error."""
+    tmp, data, subset, gt = world
+    masks = {s: read_label(subset.mask_path(s)) for s in subset.stems}
+    sub = write_subset(tmp / "sub2", "Bicycle", "test", masks, {}, extra={"data": str(data)})
+    res = build_report(
+        ReportConfig(str(sub.root), str(tmp / "r"), pred=str(tmp / "pred"), chart=False)
+    )
+    assert res.data["data_source"] == str(sub.root / "subset.json")
+    assert res.overlays and res.data["per_class"] is not None
+    gone = write_subset(tmp / "sub3", "Bicycle", "test", masks, {}, extra={"data": str(tmp / "x")})
+    res = build_report(
+        ReportConfig(str(gone.root), str(tmp / "r2"), pred=str(tmp / "pred"), chart=False)
+    )
+    assert res.data["data_source"] is None and res.overlays == [] and res.data["per_class"] is None
 
 
 def test_size_mismatch_and_nothing_to_report(world):
@@ -153,6 +175,24 @@ def test_size_mismatch_and_nothing_to_report(world):
         )
     with pytest.raises(ValueError, match="nothing to report"):
         build_report(ReportConfig(str(subset.root), str(tmp / "r")))
+
+
+def test_another_class_than_the_subset_s_is_refused(world):
+    """A Car label run, or --class Car, against a Bicycle subset would score one class's masks
+    as the other's: refused before anything is written."""
+    tmp, data, subset, _ = world
+    make_run(tmp / "car", data, {"img000": []}, (H, W), class_name="Car")
+    out = tmp / "r"
+    for cfg, message in (
+        (ReportConfig(str(subset.root), str(out), pseudo=str(tmp / "car")), "run.json holds Car"),
+        (ReportConfig(str(subset.root), str(out), pred=str(tmp / "pred"), class_name="Car"),
+         "this subset annotates Bicycle, not Car"),
+    ):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            build_report(cfg)
+    assert not out.exists()
+    cased = ReportConfig(str(subset.root), str(out), pseudo=str(tmp / "run"), class_name="bicycle")
+    assert build_report(replace(cased, chart=False)).data["class_name"] == "Bicycle"
 
 
 def test_class_absent_everywhere_is_na():

@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from annotations.labelmap import write_label
+from annotations.subset import write_subset
 from engine.review import PSEUDO_COLOR, ReviewConfig, build_review, overlay
 from tests.loop_helpers import disk, make_dataset, make_run
 
@@ -276,3 +277,13 @@ def test_prediction_of_another_size_than_its_annotation_is_named(tmp_path, galle
     gt = tmp_path / "subset"
     with pytest.raises(ValueError, match=r"img001\.png: is 100x75 but"):
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred=str(bad), gt=str(gt)))
+
+
+def test_a_subset_of_another_class_is_refused(tmp_path, gallery):
+    """A Car subset as --gt of a Bicycle run would score every panel against the wrong class."""
+    run = gallery.index.parent.parent
+    masks = {"img001": disk(H, W, 100, 150, 30).astype(np.uint8)}
+    car = write_subset(tmp_path / "car", "Car", "test", masks, {"img001": "hand"})
+    with pytest.raises(ValueError, match=r"this subset annotates Car; .*run.json holds Bicycle"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), gt=str(car.root)))
+    assert not (tmp_path / "g").exists()
