@@ -208,7 +208,8 @@ def report(
     pred: str | None = typer.Option(None, help="Model predictions: DIR/[split/]<stem>.png."),
     data: str | None = typer.Option(
         None,
-        help="Dataset root: overlays and the per-class table (default: the one subset.json or --pseudo's run.json records).",
+        help="Dataset root: overlays and the per-class table (default: the one subset.json "
+        "or --pseudo's run.json records).",
     ),
     taxonomy: str | None = typer.Option(None, help="taxonomy.json of the fused / predicted ids."),
     class_name: str | None = typer.Option(
