@@ -194,7 +194,9 @@ def _print_val(v: dict) -> None:
 @app.command("predict")
 def predict_cmd(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint from engine train."),
-    images: Path = typer.Option(..., "--images", help="Folder of images to label."),
+    images: Path = typer.Option(
+        ..., "--images", help="Folder of images to label (or one image file)."
+    ),
     out: Path = typer.Option(..., "--out", help="Folder for label PNGs (original sizes)."),
     size: str = typer.Option(
         "auto",

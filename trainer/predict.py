@@ -131,7 +131,11 @@ def check_resume(meta_path: Path, cfg: PredictConfig, step: int) -> None:
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name."""
+    """Image files directly in ``folder``, sorted by name; or ``folder`` itself, one image."""
+    if folder.is_file():
+        if folder.suffix.lower() not in IMAGE_EXTS:
+            raise ValueError(f"{folder}: not an image ({', '.join(IMAGE_EXTS)})")
+        return [folder]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: image folder not found")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
@@ -157,6 +161,8 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     if cfg.mode not in MODES:
         raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
     check_tta(cfg.scales, cfg.flip, cfg.mode)  # before the model loads or anything is written
+    if cfg.sliding_window and cfg.mode != "efficient":  # else every image fails alone
+        raise ValueError("--sliding-window needs --mode efficient, not full")
     gf = {
         "radius": cfg.gf_radius,
         "eps": cfg.gf_eps,

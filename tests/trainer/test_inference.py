@@ -326,6 +326,36 @@ def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     assert (out / "small.png").exists()  # at 64x48 the small image reaches the model's minimum
 
 
+def test_predict_one_image_file_and_settings_refused_up_front(tmp_path) -> None:
+    """--images may name one image; a sliding window with the full mode is refused before the
+    model loads or anything is written (it used to fail on every image alone)."""
+    from PIL import Image
+
+    from annotations.taxonomy import MASS13K
+    from tests.model_helpers import save_model
+    from trainer.models import create_model
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = tmp_path / "m.pt"
+    save_model(ckpt, create_model("tiny", len(MASS13K)), MASS13K, step=1)
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.png"):
+        Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(images / name)
+    out = tmp_path / "one"
+    res = predict_dir(PredictConfig(str(ckpt), str(images / "b.png"), str(out), progress=False))
+    assert [p.name for p in res.written] == ["b.png"] and not res.failed
+    (images / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match=r"notes\.txt: not an image"):
+        predict_dir(PredictConfig(str(ckpt), str(images / "notes.txt"), str(out), progress=False))
+    bad = PredictConfig(
+        str(ckpt), str(images), str(tmp_path / "p"), mode="full", sliding_window=True
+    )
+    with pytest.raises(ValueError, match="--sliding-window needs --mode efficient"):
+        predict_dir(bad)
+    assert not (tmp_path / "p").exists()
+
+
 def test_predict_size_auto_is_the_checkpoints_validation_size(tmp_path, monkeypatch) -> None:
     """``size="auto"`` (the default) predicts at the training's ``val_size`` (None: each
     image's own), else at the release's 4096x3072; predict.json records the size and why."""
