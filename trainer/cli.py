@@ -34,6 +34,34 @@ def parse_predict_size(text: str) -> tuple[int, int] | None | str:
         ) from None
 
 
+def _check_joint_options(
+    data: str, pseudo_form: str | None, class_crop_prob: float | None, all_precise: bool
+) -> None:
+    """Refuse joint-training options where they would do nothing: on a dataset without new
+    classes (every pixel is precise, no crop has a new class to centre on), and
+    ``--pseudo-form`` with ``--all-precise`` (no pixel is a pseudo pixel)."""
+    given = [
+        option
+        for option, value in (
+            ("--pseudo-form", pseudo_form),
+            ("--class-crop-prob", class_crop_prob),
+            ("--all-precise", all_precise or None),
+        )
+        if value is not None
+    ]
+    if not given:
+        return
+    from engine.datasets import load_spec
+
+    if not any(c.parent is not None for c in load_spec(data).taxonomy):
+        raise ValueError(
+            f"{', '.join(given)}: {data} has no new class (not an engine fuse output), so "
+            "every pixel trains as precise and no crop has a new class to centre on"
+        )
+    if all_precise and pseudo_form is not None:
+        raise ValueError("--pseudo-form weighs pseudo pixels; with --all-precise there are none")
+
+
 @app.command("train")
 def train_cmd(
     data: Path = typer.Option(
@@ -133,6 +161,7 @@ def train_cmd(
         val_subsets=[str(p) for p in val_subset] if val_subset else None,
         progress=progress,
     )
+    _check_joint_options(cfg.data, pseudo_form, class_crop_prob, all_precise)
     if crop is not None:
         cfg.augment.crop = crop
     if class_crop_prob is not None:

@@ -263,14 +263,28 @@ def test_cli_new_classes_without_sources_exit_2_unless_all_precise(synth, tmp_pa
     (data / "dataset.yaml").write_text("taxonomy: taxonomy.json\n")
     args = ["train", "--data", str(data), "--preset", "tiny", "--iters", "1", "--crop", "64"]
     args += ["--batch-size", "2", "--device", "cpu", "--workers", "0", "--val-every", "0"]
-    args += ["--val-size", "128x96", "--no-progress", "--pseudo-form", "flat"]
-    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    args += ["--val-size", "128x96", "--no-progress"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a"), "--pseudo-form", "flat"])
     assert res.exit_code == 2, res.output
     assert "sources/train: no source maps" in " ".join(res.output.split())
+    both = [*args, "--out", str(tmp_path / "c"), "--all-precise", "--pseudo-form", "flat"]
+    res = CliRunner().invoke(app, both)  # no pseudo pixel left to weigh
+    assert res.exit_code == 2 and "with --all-precise there are none" in res.output
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--all-precise"])
     assert res.exit_code == 0, res.output
-    saved = (tmp_path / "b" / "config.yaml").read_text()
-    assert "all_precise: true" in saved and "pseudo_form: flat" in saved
+    assert "all_precise: true" in (tmp_path / "b" / "config.yaml").read_text()
+
+
+def test_joint_training_options_on_a_dataset_without_new_classes_are_refused(synth, tmp_path):
+    """On plain MaSS13K labels every pixel is precise and no crop has a new class to centre
+    on: the options that only shape joint training would do nothing, so they are refused."""
+    for extra in (["--pseudo-form", "flat"], ["--class-crop-prob", "0.9"], ["--all-precise"]):
+        out = tmp_path / extra[0].strip("-")
+        args = ["train", "--data", str(synth), "--out", str(out), "--preset", "tiny", *extra]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2, res.output
+        assert f"error: {extra[0]}: {synth} has no new class" in " ".join(res.output.split())
+        assert not out.exists()
 
 
 def test_last_validation_prints_undefined_scores_as_n_a(capsys):
