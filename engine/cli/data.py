@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import parse_size, stdout
+from engine.cli.common import parse_size, stderr, stdout
 from engine.text import counted
 
 app = typer.Typer()
@@ -29,7 +29,8 @@ def synth_cmd(
 
     cfg = SynthConfig(out=out, train=train, val=val, test=test, size=parse_size(size), seed=seed)
     kept: list[str] = []
-    root = generate(cfg, progress=progress, kept=kept)
+    replaced: list[str] = []
+    root = generate(cfg, progress=progress, kept=kept, replaced=replaced)
     n = train + val + test
     earlier = f" ({len(kept)} kept from an earlier run)" if kept else ""
     stdout.print(
@@ -38,6 +39,11 @@ def synth_cmd(
         soft_wrap=True,
     )
     stdout.print(f"  new-class truth: {root / 'new_classes'} (bicycle, car)", soft_wrap=True)
+    for line in replaced:  # label runs or fused datasets made from those scenes no longer match
+        stderr.print(
+            f"note: {line}: label runs or fused datasets made from {root} before may not match it",
+            soft_wrap=True,
+        )
 
 
 @app.command("info")

@@ -38,6 +38,7 @@ from engine.synth.config import (
     differences,
 )
 from engine.synth.scene import render_scene
+from engine.text import counted
 
 
 def stem_of(split: str, index: int) -> str:
@@ -69,14 +70,18 @@ def _folders(root: Path, split: str) -> list[Path]:
     return dirs
 
 
-def _remove_stale(root: Path, keep: set[str]) -> None:
-    """Delete generator files (``synth_*``) of an earlier, larger run that this run did not write."""
+def _remove_stale(root: Path, keep: set[str]) -> set[str]:
+    """Delete generator files (``synth_*``) of an earlier, larger run that this run did not
+    write; returns the stems of the scenes removed."""
+    removed = set()
     for split in SPLITS:
         for folder in _folders(root, split):
             if folder.is_dir():
                 for p in sorted(folder.glob("synth_*")):
                     if p.is_file() and p.stem not in keep:
                         p.unlink()
+                        removed.add(p.stem)
+    return removed
 
 
 RECORD = "synth.json"  # a finished run: config, generator version, counts
@@ -113,6 +118,20 @@ def _drawn_alike(root: Path, cfg: SynthConfig) -> bool:
         and isinstance(config, dict)
         and not differences(config, cfg, SCENE_KEYS)
     )
+
+
+def _how(root: Path, cfg: SynthConfig) -> str:
+    """How the scenes under ``root`` were drawn, against ``cfg``: "size 128x96, not 256x192"."""
+    try:
+        found = recorded(root)
+    except ValueError:
+        found = None
+    config = found[1].get("config") if found else None
+    if not isinstance(config, dict):
+        return "by an unknown run"
+    if found[1].get("version") != GENERATOR_VERSION:
+        return f"generator version {found[1].get('version')}, not {GENERATOR_VERSION}"
+    return "; ".join(differences(config, cfg, SCENE_KEYS))
 
 
 def _paths(root: Path, split: str, stem: str) -> dict[str, Path]:
@@ -154,9 +173,16 @@ def _write_scene(paths: dict[str, Path], cfg: SynthConfig, split: str, index: in
     return scene.instances
 
 
-def generate(cfg: SynthConfig, progress: bool = True, kept: list[str] | None = None) -> Path:
+def generate(
+    cfg: SynthConfig,
+    progress: bool = True,
+    kept: list[str] | None = None,
+    replaced: list[str] | None = None,
+) -> Path:
     """Render and write the dataset ``cfg`` describes; returns its root ``cfg.out``.
-    ``kept``, when given, receives the stems of the scenes kept from an earlier run.
+    ``kept``, when given, receives the stems of the scenes kept from an earlier run;
+    ``replaced``, one line for each kind of earlier scene this run replaced or removed
+    (label runs and fused datasets made from them no longer match the folder).
 
     Resumable: scenes already written by a run with the same size, seed and JPEG quality are
     kept, and the missing ones are drawn. Over a folder drawn with other settings (or by an
@@ -176,8 +202,13 @@ def generate(cfg: SynthConfig, progress: bool = True, kept: list[str] | None = N
         for split, n in cfg.counts().items()
     }
     keep = _drawn_alike(root, cfg)
+    notes = replaced if replaced is not None else []
     if not keep:
-        _remove_stale(root, set())  # drawn otherwise: nothing there may be kept
+        gone = _remove_stale(root, set())  # drawn otherwise: nothing there may be kept
+        if gone:
+            notes.append(
+                f"{counted(len(gone), 'earlier scene')} drawn otherwise ({_how(root, cfg)}) replaced"
+            )
     record = {
         "generator": "engine.synth",
         "version": GENERATOR_VERSION,
@@ -203,7 +234,9 @@ def generate(cfg: SynthConfig, progress: bool = True, kept: list[str] | None = N
             s["images_with"] += int(n_inst > 0)
             s["instances"] += n_inst
             s["pixels"] += int((inst > 0).sum())
-    _remove_stale(root, {stem_of(split, i) for split, i in jobs})
+    gone = _remove_stale(root, {stem_of(split, i) for split, i in jobs})
+    if gone:
+        notes.append(f"{counted(len(gone), 'earlier scene')} beyond this run's counts removed")
     atomic_write_json(root / RECORD, {**record, "splits": stats})
     (root / UNFINISHED).unlink()
     return root

@@ -165,9 +165,30 @@ def test_images_are_textured_not_flat(scenes):
 def test_stale_files_of_a_larger_run_are_removed(tmp_path: Path):
     cfg = dict(out=tmp_path / "d", val=0, test=0, size=(96, 64), seed=0)
     generate(SynthConfig(train=3, **cfg), progress=False)
-    generate(SynthConfig(train=1, **cfg), progress=False)
+    replaced: list[str] = []
+    generate(SynthConfig(train=1, **cfg), progress=False, replaced=replaced)
     assert [p.name for p in (tmp_path / "d/images/train").iterdir()] == ["synth_train_0000.jpg"]
     assert len(list((tmp_path / "d/new_class_instances/car/train").iterdir())) == 1
+    assert replaced == ["2 earlier scenes beyond this run's counts removed"]  # said, not silent
+
+
+def test_the_cli_says_when_earlier_scenes_were_replaced(tmp_path: Path):
+    """Label runs and fused datasets made from a folder no longer match it after a run with
+    other settings: the command says so on stderr."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    args = ["synth", "--out", str(tmp_path / "d"), "--train", "2", "--val", "0", "--test", "1"]
+    args += ["--no-progress"]
+    res = CliRunner().invoke(app, [*args, "--size", "96x64"])
+    assert res.exit_code == 0 and "note:" not in res.output
+    res = CliRunner().invoke(app, [*args, "--size", "80x64"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0
+    assert "note: 3 earlier scenes drawn otherwise (size 96x64, not 80x64) replaced" in text
+    res = CliRunner().invoke(app, [*args, "--size", "80x64"])  # resumed: nothing replaced
+    assert res.exit_code == 0 and "note:" not in res.output and "3 kept" in res.output
 
 
 @pytest.mark.parametrize(
