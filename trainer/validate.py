@@ -31,6 +31,19 @@ def rank_samples(data: SegDataset, max_images: int = 0, rank: int = 0, world: in
     return samples[rank::world]
 
 
+def check_one_subset_per_class(subsets: list[SubsetTarget]) -> None:
+    """Validation scores are logged per class ("Car vs annotated subset"): two subsets of one
+    class (or one given twice) would log two rows under one name; refused, naming both."""
+    seen: dict[str, Path] = {}
+    for sub in subsets:
+        if sub.class_name in seen:
+            raise ValueError(
+                f"{sub.path}: a second annotated subset of {sub.class_name} (the first: "
+                f"{seen[sub.class_name]}); give one --val-subset per class"
+            )
+        seen[sub.class_name] = sub.path
+
+
 @torch.no_grad()
 def evaluate_counts(
     model: torch.nn.Module,

@@ -246,6 +246,10 @@ def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path, monkeypatch
     bad = _bicycle_subset(synth, tmp_path / "bad", name="Boat")
     with pytest.raises(ValueError, match="'Boat' is not in the dataset's taxonomy"):
         train(dataclasses.replace(cfg, out=str(tmp_path / "run2"), val_subsets=[str(bad)]))
+    twice = [cfg.val_subsets[0], str(_bicycle_subset(synth, tmp_path / "again"))]
+    with pytest.raises(ValueError, match="a second annotated subset of Bicycle"):
+        train(dataclasses.replace(cfg, out=str(tmp_path / "run3"), val_subsets=twice))
+    assert not (tmp_path / "run3").exists()
     ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
     assert ckpt["taxonomy"]["classes"][7]["name"] == "Bicycle"
     assert ckpt["model_config"]["num_classes"] == 8
