@@ -153,6 +153,8 @@ class LabelConfig:
     extra: dict[str, Any] = field(default_factory=dict)  # backend-specific options (hashed)
 
     def __post_init__(self) -> None:
+        # in order, once each: a split given twice would label its images twice
+        object.__setattr__(self, "splits", tuple(dict.fromkeys(self.splits)))
         if self.batch_size < 1 or self.workers < 1 or self.writers < 1:
             raise ValueError("batch size, workers and writers must be >= 1")
         if self.max_boxes < 0 or self.writer_queue_mb < 1:

@@ -68,8 +68,8 @@ class FuseConfig:
         object.__setattr__(self, "pseudo", tuple(Path(p) for p in self.pseudo))
         for name in ("splits", "parents"):
             value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, tuple(str(v) for v in value))
+            if value is not None:  # in order, once each (a split given twice is fused once)
+                object.__setattr__(self, name, tuple(dict.fromkeys(str(v) for v in value)))
         object.__setattr__(self, "priority", tuple(str(v) for v in self.priority))
         if self.uncertain not in UNCERTAIN_MODES:
             raise ValueError(

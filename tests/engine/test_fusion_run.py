@@ -150,6 +150,11 @@ def test_fuse_writes_labels_sources_taxonomy_and_report(world):
     )
 
 
+def test_a_split_given_twice_is_fused_once(world):
+    result = fuse(cfg(world, splits=("val", "train", "val")))
+    assert result.splits == ("val", "train") and result.images == 4
+
+
 def test_fused_output_is_a_dataset_for_the_trainer(world):
     fuse(cfg(world, splits=("train",)))
     spec = load_spec(world["out"])

@@ -127,6 +127,11 @@ def test_simulated_backend_keeps_device_and_precision_for_refine_and_its_own_opt
         build_label_config(class_name="Car", data="d", backend="simulated", model="m")
 
 
+def test_a_split_given_twice_is_labelled_once():
+    cfg = build_label_config(class_name="Car", data="d", split="test,train,test")
+    assert cfg.splits == ("test", "train")
+
+
 def test_overlap_without_tiles_is_refused():
     with pytest.raises(ValueError, match="--overlap is the overlap between --tiles"):
         build_label_config(class_name="Car", data="d", overlap=0.3)
