@@ -116,7 +116,10 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     out = Path(cfg.out) if cfg.out else run.root / "review"
     splits = [cfg.split] if cfg.split else run.splits()
     if not splits or not any(run.stems(s) for s in splits):
-        raise ValueError(f"{run.root}: no labelled images to review (splits: {run.splits()})")
+        which = f" in split {cfg.split!r}" if cfg.split else ""
+        raise ValueError(
+            f"{run.root}: no labelled images to review{which} (splits: {run.splits()})"
+        )
     rows = []
     for split in splits:
         images = dataset_images(cfg.data, run, split)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli.common import stdout
+from engine.cli.common import stderr, stdout
 from engine.text import counted
 
 app = typer.Typer()
@@ -47,3 +47,10 @@ def review(
         f"review of {counted(res.images, 'image')} ({res.with_pred} with prediction, "
         f"{res.with_gt} with annotation): {res.index}"
     )
+    for given, found, what in ((pred, res.with_pred, "--pred"), (gt, res.with_gt, "--gt")):
+        if given and not found:  # most likely another split's or dataset's files
+            shown = ", ".join(given) if isinstance(given, list) else given
+            stderr.print(
+                f"note: no reviewed image has a file in {what} {shown}; another split's?",
+                soft_wrap=True,
+            )

@@ -128,6 +128,13 @@ def test_cli_review(gallery):
     quiet = ["review", str(run), "--out", str(run / "r2"), "--limit", "2", "--no-progress"]
     res = CliRunner().invoke(app, quiet)
     assert res.exit_code == 0 and "img/s" not in res.output
+    other = run.parent / "other"  # predictions of no reviewed image: said, not silent
+    write_label(other / "zzz.png", np.zeros((H, W), np.uint8))
+    res = CliRunner().invoke(app, [*quiet, "--pred", str(other), "--pred-class-id", "1"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and f"note: no reviewed image has a file in --pred {other}" in text
+    res = CliRunner().invoke(app, [*quiet, "--split", "val"])
+    assert res.exit_code == 2 and "no labelled images to review in split 'val'" in res.output
     pred = str(run.parent / "pred")  # --pred repeats: a panel per folder
     args = ["review", str(run), "--out", str(run / "r3"), "--pred", pred, "--pred", pred]
     res = CliRunner().invoke(app, [*args, "--pred-class-id", "7"])
