@@ -104,7 +104,27 @@ class DatasetSpec:
         for up in (self.root.parent, self.root.parent.parent):
             if up != self.root and replace(self, root=up).available_splits():
                 return f"; is the dataset root {up}?"
+        # an output of the engine given where a dataset is expected: say what it is
+        for record, what in _OUTPUT_RECORDS:
+            path = self.root / record
+            if path.is_file():
+                try:
+                    info = read_json(path, record)
+                    data = (info.get("config", info) if record == "run.json" else info).get("data")
+                except (ValueError, AttributeError):
+                    data = None
+                return f"; {self.root} is {what}, not a dataset" + (
+                    f" (its dataset: {data})" if data else ""
+                )
         return ""
+
+
+# What an engine output records in its folder, and what the folder then is.
+_OUTPUT_RECORDS = (
+    ("run.json", "a label run (engine label)"),
+    ("subset.json", "an annotated subset (engine annotate import)"),
+    ("predict.json", "a folder of predictions (engine predict)"),
+)
 
 
 def load_spec(path: str | os.PathLike) -> DatasetSpec:

@@ -80,6 +80,26 @@ def test_errors(tmp_path: Path):
     )
 
 
+@pytest.mark.parametrize(
+    "record, content, said",
+    [
+        ("run.json", {"config": {"data": "/data/MaSS13K"}},
+         "is a label run (engine label), not a dataset (its dataset: /data/MaSS13K)"),
+        ("subset.json", {"data": "/d"}, "is an annotated subset (engine annotate import)"),
+        ("predict.json", {"config": {}}, "is a folder of predictions (engine predict), not a"),
+        ("run.json", ["not", "an", "object"], "is a label run (engine label), not a dataset"),
+    ],
+)  # fmt: skip
+def test_an_engine_output_given_as_a_dataset_is_named(tmp_path: Path, record, content, said):
+    import json
+
+    (tmp_path / record).write_text(json.dumps(content))
+    with pytest.raises(FileNotFoundError) as e:
+        dataset_stats(tmp_path, progress=False)
+    assert str(e.value).startswith(f"{tmp_path}: no image split folders found")
+    assert f"{tmp_path} {said}" in str(e.value)
+
+
 def test_image_only_spec(tmp_path: Path):
     for i, (w, h) in enumerate([(4, 3), (4, 3), (3, 4)]):
         (tmp_path / "photos").mkdir(exist_ok=True)
