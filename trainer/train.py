@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -184,6 +185,30 @@ def _backbone_weights(cfg: TrainConfig) -> str | None:
     return None if cfg.backbone_weights.lower() == "none" else cfg.backbone_weights
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _same_init(saved: Any, now: Any, out: Path) -> bool:
+    """Whether a resumed run's ``init`` names the checkpoint it started from, at another path
+    (a moved or reinstalled project: the demo's built-in start lives in the package): the same
+    bytes as the saved path's, or, that file gone, the SHA-256 ``init.json`` recorded."""
+    if not (isinstance(saved, str) and isinstance(now, str) and Path(now).is_file()):
+        return False
+    if Path(saved).is_file():
+        return file_sha256(saved) == file_sha256(now)
+    try:
+        recorded = json.loads((out / "init.json").read_text()).get("sha256")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return recorded == file_sha256(now)
+
+
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     now = cfg.to_dict()
     default = _plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
@@ -192,6 +217,8 @@ def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) ->
         for k in set(saved) | set(now)
         if k not in RESUMABLE_CHANGES and saved.get(k, default.get(k)) != _plain(now.get(k))
     )
+    if "init" in changed and _same_init(saved.get("init"), now.get("init"), path.parent):
+        changed.remove("init")
     if changed:
         raise ValueError(
             f"{path}: the checkpoint was trained with another config ({', '.join(changed)} differ); "
@@ -394,7 +421,9 @@ def _train(
         writer = _tensorboard(out)
         if init_report is not None:
             result.init = init_report
-            atomic_write_json(out / "init.json", init_report.to_dict())
+            # with the start's hash: a resume from a moved copy of it is recognised
+            record = {**init_report.to_dict(), "sha256": file_sha256(cfg.init)}
+            atomic_write_json(out / "init.json", record)
             if on_init is not None:
                 on_init(init_report)
     if ckpt is not None:

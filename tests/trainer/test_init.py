@@ -216,6 +216,45 @@ def test_engine_train_init_grows_and_prints(seven, tmp_path):
     assert res.exit_code == 2 and "checkpoint not found" in res.output
 
 
+def test_resume_recognises_the_start_checkpoint_at_another_path(seven, tmp_path):
+    """The demo's built-in start lives in the installed package: a reinstalled or moved project
+    names it at another path. A resume accepts the same bytes there (or, the old file gone,
+    the SHA-256 init.json recorded) and refuses another checkpoint."""
+    import shutil
+
+    from engine.synth import SynthConfig, generate
+    from trainer.config import load_config
+    from trainer.train import file_sha256, train
+
+    model, path = seven
+    root = generate(
+        SynthConfig(out=tmp_path / "synth", train=2, val=0, test=0, size=(64, 64)), progress=False
+    )
+    NINE.save(root / "nine.json")
+    spec = root / "dataset.yaml"
+    spec.write_text(yaml.safe_dump({"taxonomy": "nine.json", "splits": ["train"]}))
+    start = tmp_path / "old" / "start.pt"
+    start.parent.mkdir()
+    shutil.copy(path, start)
+    run = tmp_path / "run"
+    cfg = load_config(
+        None, data=str(spec), preset="tiny", out=str(run), iters=3, batch_size=2, device="cpu",
+        num_workers=0, progress=False, init=str(start), all_precise=True, val_split="",
+        loss={"num_points": 64}, augment={"crop": 64}, max_steps_this_run=1,
+    )  # fmt: skip
+    train(cfg)
+    assert json.loads((run / "init.json").read_text())["sha256"] == file_sha256(start)
+    moved = tmp_path / "new" / "start.pt"
+    moved.parent.mkdir()
+    shutil.copy(start, moved)
+    assert train(dataclasses.replace(cfg, init=str(moved), resume=True)).step == 2  # same bytes
+    start.unlink()  # the old install is gone: init.json's hash decides
+    assert train(dataclasses.replace(cfg, init=str(moved), resume=True)).step == 3
+    other = save_model(tmp_path / "other.pt", model, MASS13K, step=5)  # other bytes
+    with pytest.raises(ValueError, match="init differ"):
+        train(dataclasses.replace(cfg, init=str(other), resume=True, iters=4))
+
+
 def test_init_from_a_converted_release_checkpoint(tmp_path):
     """The release's exact layout (key/shape table) -> engine convert -> --init into a 9-class
     massformer_r50: every tensor but the class head loaded, the head grown from Others."""
