@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,32 @@ def type_and_first_line(e: BaseException) -> str:
     recorded where the exception's type is not otherwise known (a manifest, a checkpoint error)."""
     line = first_line(e)
     return line if not str(e).strip() else f"{type(e).__name__}: {line}"
+
+
+def _torch_magic(path: Path) -> bool:
+    """Whether ``path`` starts like something ``torch.load`` reads: a zip archive (``PK``, what
+    ``torch.save`` writes) or a pickle (protocol opcode ``0x80``); True if it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+    except OSError:
+        return True
+    return head == b"PK" or head[:1] == b"\x80"
+
+
+def unreadable_torch_file(path: Path, e: BaseException, what: str = "checkpoint") -> ValueError:
+    """One line for a file ``torch.load`` cannot read, saying what is wrong with it rather than
+    repeating torch's multi-line internals (a truncated zip, a text file, a foreign pickle)."""
+    text = str(e).strip()
+    if "central directory" in text or isinstance(e, EOFError) or "unexpected EOF" in text:
+        why = "truncated or corrupted (its zip archive is incomplete)"
+    elif not _torch_magic(path) or (
+        isinstance(e, (KeyError, pickle.UnpicklingError)) and "weights_only" not in text
+    ):
+        why = "not a PyTorch file (neither a torch zip archive nor a pickle)"
+    else:
+        why = type_and_first_line(e)[:200]
+    return ValueError(f"{path}: not a readable {what}: {why}")
 
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:

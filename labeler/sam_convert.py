@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import first_line
+from annotations.fileio import unreadable_torch_file
 
 # Substring renames, applied in order (original name -> transformers name).
 _RENAMES: tuple[tuple[str, str], ...] = (
@@ -124,7 +124,7 @@ def load_sam_pth(path: str | os.PathLike):
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is the same user error
-        raise ValueError(f"{path}: cannot read as a torch checkpoint ({first_line(e)})") from None
+        raise unreadable_torch_file(path, e, "SAM checkpoint") from None
     if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
         sd = sd["model"]
     if not isinstance(sd, dict):

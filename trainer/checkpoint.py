@@ -18,7 +18,6 @@ Everything is plain Python, numbers and tensors, so ``torch.load(weights_only=Tr
 from __future__ import annotations
 
 import os
-import pickle
 import random
 import tempfile
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from annotations.fileio import type_and_first_line
+from annotations.fileio import unreadable_torch_file
 
 FORMAT = 1
 REQUIRED = ("format", "step", "model", "model_config", "taxonomy")
@@ -76,32 +75,6 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     return path
 
 
-def _torch_magic(path: Path) -> bool:
-    """Whether ``path`` starts like something ``torch.load`` reads: a zip archive (``PK``, what
-    ``torch.save`` writes) or a pickle (protocol opcode ``0x80``); True if it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(2)
-    except OSError:
-        return True
-    return head == b"PK" or head[:1] == b"\x80"
-
-
-def unreadable(path: Path, e: BaseException, what: str = "checkpoint") -> ValueError:
-    """One line for a file ``torch.load`` cannot read, saying what is wrong with it rather than
-    repeating torch's multi-line internals (a truncated zip, a text file, a foreign pickle)."""
-    text = str(e).strip()
-    if "central directory" in text or isinstance(e, EOFError) or "unexpected EOF" in text:
-        why = "truncated or corrupted (its zip archive is incomplete)"
-    elif not _torch_magic(path) or (
-        isinstance(e, (KeyError, pickle.UnpicklingError)) and "weights_only" not in text
-    ):
-        why = "not a PyTorch file (neither a torch zip archive nor a pickle)"
-    else:
-        why = type_and_first_line(e)[:200]
-    return ValueError(f"{path}: not a readable {what}: {why}")
-
-
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or foreign files."""
     path = Path(path)
@@ -110,7 +83,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle / zip errors of many kinds
-        raise unreadable(path, e) from None
+        raise unreadable_torch_file(path, e) from None
     missing = [k for k in REQUIRED if not isinstance(ckpt, dict) or k not in ckpt]
     if missing:
         raise ValueError(f"{path}: not an engine training checkpoint (missing {missing})")

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import torch
 
+from annotations.fileio import unreadable_torch_file
 from annotations.taxonomy import MASS13K, Taxonomy
-from trainer.checkpoint import checkpoint_dict, save_checkpoint, unreadable
+from trainer.checkpoint import checkpoint_dict, save_checkpoint
 
 _P = r"decode_head\.pixel_decoder\.pixel_decoder\."  # the release's pixel decoder (name doubled)
 _L = r"decode_head\.transformer_decoder\.layers\.(\d+)\."
@@ -232,15 +233,15 @@ def read_release_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Te
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights_only" not in str(e):
-            raise unreadable(path, e, "PyTorch checkpoint") from None
+            raise unreadable_torch_file(path, e, "PyTorch checkpoint") from None
         try:  # a full mmengine training checkpoint: foreign classes become stubs
             ckpt = torch.load(
                 path, map_location="cpu", weights_only=False, pickle_module=_DataOnlyPickle
             )
         except Exception as e2:  # noqa: BLE001 - any reader error is "not readable"
-            raise unreadable(path, e2, "PyTorch checkpoint") from None
+            raise unreadable_torch_file(path, e2, "PyTorch checkpoint") from None
     except Exception as e:  # zip/EOF/runtime errors of a truncated or foreign file
-        raise unreadable(path, e, "PyTorch checkpoint") from None
+        raise unreadable_torch_file(path, e, "PyTorch checkpoint") from None
     if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
         state, meta = ckpt["state_dict"], ckpt.get("meta") or {}
     elif (

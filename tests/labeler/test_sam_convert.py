@@ -149,6 +149,9 @@ def test_not_a_sam_checkpoint(tmp_path):
         load_sam_pth(tmp_path / "x.pth")
     with pytest.raises(FileNotFoundError, match="not found"):
         load_sam_pth(tmp_path / "missing.pth")
+    (tmp_path / "t.pth").write_text("text")  # one line, not torch's weights_only explanation
+    with pytest.raises(ValueError, match=r"t\.pth: not a readable SAM checkpoint: not a PyTorch"):
+        load_sam_pth(tmp_path / "t.pth")
 
 
 @pytest.mark.slow

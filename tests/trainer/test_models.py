@@ -313,6 +313,10 @@ def test_backbone_weights_errors(tmp_path, monkeypatch) -> None:  # noqa: ANN001
         create_model("massformer_lite_r18", num_classes=3, backbone_weights=wrong)
     with pytest.raises(ValueError, match="no torchvision ImageNet weights"):
         create_model("tiny", num_classes=3, backbone_weights="torchvision")
+    text = tmp_path / "notes.pth"  # was torch's multi-line UnpicklingError, a traceback in the CLI
+    text.write_text("not weights")
+    with pytest.raises(ValueError, match=f"^{text}: not a readable backbone weights file: not a"):
+        create_model("tiny", num_classes=3, backbone_weights=text)
 
     def offline(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise OSError("network is unreachable")

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torchvision.models import resnet
 
+from annotations.fileio import unreadable_torch_file
 from trainer.models.config import check_backbone_norm
 
 BACKBONES = ("resnet50", "resnet18", "tiny_resnet")
@@ -104,7 +105,10 @@ class ResNetBackbone(nn.Module):
                     f"{path}: backbone weights file not found (expected a ResNet state dict "
                     f"saved with torch.save; or use --backbone-weights torchvision|none)"
                 )
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as e:  # noqa: BLE001 - pickle / zip errors of many kinds
+                raise unreadable_torch_file(path, e, "backbone weights file") from None
             for key in ("state_dict", "model"):
                 if isinstance(state, dict) and isinstance(state.get(key), dict):
                     state = state[key]
