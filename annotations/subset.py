@@ -109,6 +109,11 @@ def read_subset(root: str | os.PathLike) -> Subset:
         sub = Subset(root, str(info["class_name"]), str(info.get("split", "test")), stems, info)
     except (KeyError, TypeError):
         raise ValueError(f"{path}: expected keys class_name, split and stems") from None
+    for key, value in (("class_name", info["class_name"]), ("split", info.get("split", "test"))):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{path}: {key} must be a non-empty string, got {value!r}")
+    if not isinstance(info["stems"], list):
+        raise ValueError(f"{path}: stems must be a list of image stems")
     missing = [s for s in stems if not sub.mask_path(s).is_file()]
     if missing:
         raise FileNotFoundError(

@@ -128,3 +128,22 @@ def test_run_and_subset_records_name_the_file(tmp_path):
     (tmp_path / "subset.json").write_text("{")
     with pytest.raises(ValueError, match=r"subset\.json: not valid JSON"):
         read_subset(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"class_name": None}, "class_name must be a non-empty string, got None"),
+        ({"split": ["test"]}, r"split must be a non-empty string, got \['test'\]"),
+        ({"stems": "img0"}, "stems must be a list of image stems"),
+        ({"stems": 5}, "expected keys class_name, split and stems"),
+    ],
+)
+def test_a_subset_manifest_of_the_wrong_shape_is_named(tmp_path, fields, message):
+    """Before, a null class name read as the class 'None' and a list as the split "['test']"."""
+    import json
+
+    record = {"class_name": "Bicycle", "split": "test", "stems": [], **fields}
+    (tmp_path / "subset.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'subset.json'}: {message}"):
+        read_subset(tmp_path)
