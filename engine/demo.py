@@ -28,6 +28,7 @@ scenes were made with other settings (size, counts, seed) is refused before anyt
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -476,6 +477,22 @@ def _with_threads(threads: int, fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def _earlier_calls(path: Path) -> list[dict[str, Any]]:
+    """The calls an earlier ``summary.json`` of the folder recorded (its ``calls``, or, written
+    before they were kept, its own wall time); none when there is no readable one."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, dict):
+        return []
+    if isinstance(data.get("calls"), list):
+        return [c for c in data["calls"] if isinstance(c, dict)]
+    if isinstance(data.get("wall_seconds"), int | float):
+        return [{"wall_seconds": data["wall_seconds"], "seconds": data.get("seconds", {})}]
+    return []
+
+
 def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
     """``report/summary.md`` and ``summary.json``: every class's Table-4 rows side by side."""
     from annotations.fileio import atomic_write_json, atomic_write_text
@@ -501,9 +518,17 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
             f"inference; their reports are in {result.out / 'report_gf'}.",
             "",
         ]
+    calls = [
+        *_earlier_calls(out / "summary.json"),
+        {"wall_seconds": result.wall_seconds, "seconds": result.seconds},
+    ]
+    earlier = ""
+    if len(calls) > 1:  # a resumed demo: its first call's time is kept, not overwritten
+        times = ", ".join(format_duration(c.get("wall_seconds", 0)) for c in calls)
+        earlier = f" This folder's {len(calls)} calls took {times}."
     lines += [
         f"Wall time: {format_duration(result.wall_seconds)} ({result.wall_seconds} s, this call)."
-        " Stage times (s): " + ", ".join(f"{k}: {v}" for k, v in result.seconds.items()),
+        f"{earlier} Stage times (s): " + ", ".join(f"{k}: {v}" for k, v in result.seconds.items()),
     ]
     atomic_write_text(out / "summary.md", "\n".join(lines) + "\n")
     atomic_write_json(
@@ -519,6 +544,7 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
             "classes": {name: result.rows(name) for name in result.reports},
             "seconds": result.seconds,
             "wall_seconds": result.wall_seconds,
+            "calls": calls,  # every call into this folder, first to last (resumes add one)
             "paths": {k: str(v) for k, v in result.paths.items()},
             "environment": environment(),
         },

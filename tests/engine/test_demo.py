@@ -50,9 +50,17 @@ def test_small_demo_runs_every_stage_and_resumes(tmp_path):
     # a second call resumes every stage and reports the same numbers
     again = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
     assert again.exit_code == 0, again.output
-    assert (
-        json.loads((out / "report" / "summary.json").read_text())["classes"] == summary["classes"]
-    )
+    resumed = json.loads((out / "report" / "summary.json").read_text())
+    assert resumed["classes"] == summary["classes"]
+    # the first call's time is kept beside the resume's, not overwritten by it
+    assert [c["wall_seconds"] for c in resumed["calls"]] == [
+        summary["wall_seconds"],
+        resumed["wall_seconds"],
+    ]
+    assert summary["calls"] == [
+        {"wall_seconds": summary["wall_seconds"], "seconds": summary["seconds"]}
+    ]
+    assert "This folder's 2 calls took" in (out / "report" / "summary.md").read_text()
     # other data settings on the same folder: refused before a file changes
     before = {p: p.read_bytes() for p in sorted((out / "data").rglob("*")) if p.is_file()}
     other = [*SMALL]
