@@ -186,17 +186,23 @@ def test_bad_checkpoints_are_clear_errors(seven, tmp_path):
         init_from_checkpoint(model, path, MASS13K)
 
 
-def test_engine_train_init_grows_and_prints(seven, tmp_path):
-    """A 7-class checkpoint fine-tuned on a 9-class dataset through the CLI."""
+def _nine_class_dataset(tmp_path):
+    """Two synthetic 64x64 training scenes under the nine-class taxonomy: a dataset spec."""
     from engine.synth import SynthConfig, generate
 
-    _, path = seven
     root = generate(
         SynthConfig(out=tmp_path / "synth", train=2, val=0, test=0, size=(64, 64)), progress=False
     )
     NINE.save(root / "nine.json")
     spec = root / "dataset.yaml"
     spec.write_text(yaml.safe_dump({"taxonomy": "nine.json", "splits": ["train"]}))
+    return spec
+
+
+def test_engine_train_init_grows_and_prints(seven, tmp_path):
+    """A 7-class checkpoint fine-tuned on a 9-class dataset through the CLI."""
+    _, path = seven
+    spec = _nine_class_dataset(tmp_path)
     cfg = tmp_path / "train.yaml"
     cfg.write_text("loss: {num_points: 64}\nval_split: ''\n")
     run = tmp_path / "run"
@@ -222,17 +228,11 @@ def test_resume_recognises_the_start_checkpoint_at_another_path(seven, tmp_path)
     the SHA-256 init.json recorded) and refuses another checkpoint."""
     import shutil
 
-    from engine.synth import SynthConfig, generate
     from trainer.config import load_config
     from trainer.train import file_sha256, train
 
     model, path = seven
-    root = generate(
-        SynthConfig(out=tmp_path / "synth", train=2, val=0, test=0, size=(64, 64)), progress=False
-    )
-    NINE.save(root / "nine.json")
-    spec = root / "dataset.yaml"
-    spec.write_text(yaml.safe_dump({"taxonomy": "nine.json", "splits": ["train"]}))
+    spec = _nine_class_dataset(tmp_path)
     start = tmp_path / "old" / "start.pt"
     start.parent.mkdir()
     shutil.copy(path, start)
