@@ -235,6 +235,11 @@ def source_folder(folder: Path, split: str | None) -> Path:
     the first of :func:`engine.outputs.png_folders` holding PNGs (as the report finds them)."""
     folder = Path(folder)
     if split is None:
+        if (folder / "run.json").is_file():  # its PNGs are under labels/<split>: which one?
+            raise ValueError(
+                f"{folder}: a label run; give its labels/<split> folder, or an annotated "
+                "subset (engine annotate import) as --gt, which names the split"
+            )
         return folder
     return next((d for d in png_folders(folder, split) if any(d.glob("*.png"))), folder)
 

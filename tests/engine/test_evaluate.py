@@ -387,6 +387,9 @@ def test_compare_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "not in the taxonomy" in res.output
     with pytest.raises(ValueError, match="unique"):
         CompareConfig("Bicycle", gt_dir, (("a", a_dir), ("a", b_dir)))
+    (a_dir / "run.json").write_text("{}")  # a label run without a subset to name its split
+    with pytest.raises(ValueError, match="a label run; give its labels/<split> folder"):
+        compare(CompareConfig("Bicycle", gt_dir, (("a", a_dir),), progress=False))
     assert parse_source("x=y=/d") == ("x=y", Path("/d"))
     with pytest.raises(ValueError, match="NAME=DIR"):
         parse_source("=/d")
