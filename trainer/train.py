@@ -499,6 +499,8 @@ def _train(
                 for key in ("mIoU", "mBIoU", "mBF1"):
                     if res.get(key) is not None:
                         writer.add_scalar(f"val/{key}", res[key], step)
+            if step != cfg.iters:  # the last is drawn when the call ends
+                _draw_curves(out)
 
     params = [p for p in model.parameters() if p.requires_grad]
     data_iter = iter(loader)
@@ -571,7 +573,22 @@ def _train(
             validate(result.step)
     if writer is not None:
         writer.close()
+    if is_main:
+        _draw_curves(out)
     return result
+
+
+def _draw_curves(out: Path) -> None:
+    """``out/curves.png`` from ``out/metrics.jsonl`` (:mod:`trainer.curves`); without
+    matplotlib, a note in the log instead: a figure never stops a training run."""
+    from trainer.curves import CURVES, plot_curves
+
+    if not (out / "metrics.jsonl").is_file():
+        return
+    try:
+        plot_curves(out / "metrics.jsonl", out / CURVES)
+    except RuntimeError as e:
+        log.info("%s", e)
 
 
 def _forward_backward(

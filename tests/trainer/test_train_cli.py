@@ -242,6 +242,7 @@ def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path, monkeypatch
     assert set(sub) >= {"iou", "biou", "bf1", "subset"}
     logged = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
     assert logged["val"]["subsets"][0]["class"] == "Bicycle"
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"  # loss, lr, val
     # a subset of a class the dataset lacks fails before any training
     bad = _bicycle_subset(synth, tmp_path / "bad", name="Boat")
     with pytest.raises(ValueError, match="'Boat' is not in the dataset's taxonomy"):

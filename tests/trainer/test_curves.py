@@ -1,0 +1,69 @@
+"""``curves.png`` from a run's ``metrics.jsonl`` (trainer/curves.py)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import pytest
+
+from trainer.curves import plot_curves, read_metrics, running_mean
+
+
+def _log(path, records, extra_lines=()):
+    lines = [json.dumps(r) for r in records] + list(extra_lines)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _val(step, miou, subset_iou=None):
+    val = {"images": 2, "mIoU": miou, "mBIoU": miou / 3, "mBF1": miou / 100}
+    if subset_iou is not None:
+        val["subsets"] = [{"class": "Bicycle", "iou": subset_iou}]
+    return {"step": step, "val": val}
+
+
+def test_read_metrics_keeps_one_validation_per_step_and_skips_cut_lines(tmp_path):
+    log = _log(
+        tmp_path / "metrics.jsonl",
+        [
+            {"step": 2, "lr": 0.1, "loss": 3.0},
+            {"step": 4, "lr": 0.1, "loss": 2.0},
+            _val(4, 10.0),
+            {"step": 4, "event": "non_finite", "terms": {}},  # an event: neither
+            _val(4, 12.0),  # a resume that had nothing left to train validated again
+        ],
+        extra_lines=['{"step": 6, "loss"'],  # cut by a crash
+    )
+    train, val = read_metrics(log)
+    assert [r["step"] for r in train] == [2, 4]
+    assert val == [{"step": 4, "images": 2, "mIoU": 12.0, "mBIoU": 4.0, "mBF1": 0.12}]
+
+
+def test_running_mean():
+    assert running_mean([1.0, 3.0, 5.0, 7.0], 2) == [1.0, 2.0, 4.0, 6.0]
+    assert running_mean([2.0], 5) == [2.0]
+
+
+def test_plot_curves_writes_a_png_or_nothing_without_training_steps(tmp_path):
+    pytest.importorskip("matplotlib")
+    records = [{"step": s, "lr": 1e-3, "loss": 10.0 / s} for s in range(1, 21)]
+    log = _log(tmp_path / "metrics.jsonl", [*records, _val(10, 30.0, 5.0), _val(20, 40.0, None)])
+    out = plot_curves(log, tmp_path / "curves.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_curves(_log(tmp_path / "empty.jsonl", [_val(1, 1.0)]), tmp_path / "e.png") is None
+    assert not (tmp_path / "e.png").exists()
+
+
+def test_without_matplotlib_training_logs_a_note(tmp_path, monkeypatch, caplog):
+    from trainer.train import _draw_curves
+
+    _log(tmp_path / "metrics.jsonl", [{"step": 1, "lr": 1e-3, "loss": 1.0}])
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
+    with pytest.raises(RuntimeError, match="curves.png needs matplotlib"):
+        plot_curves(tmp_path / "metrics.jsonl", tmp_path / "c.png")
+    with caplog.at_level(logging.INFO):
+        _draw_curves(tmp_path)  # a figure never stops a training run
+    assert "curves.png needs matplotlib" in caplog.text
+    assert not (tmp_path / "curves.png").exists()
