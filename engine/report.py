@@ -43,7 +43,7 @@ from engine.outputs import (
     jpeg_bytes,
     overlay,
     prediction_settings,
-    taxonomy_near,
+    taxonomy_record,
 )
 from engine.progress import track
 from engine.runinfo import environment
@@ -84,14 +84,15 @@ def round_score(x: float | None, nd: int) -> float | None:
     return round(x, nd)
 
 
-def _load_taxonomy(cfg: ReportConfig, class_name: str) -> Taxonomy:
+def _load_taxonomy(cfg: ReportConfig, class_name: str) -> tuple[Taxonomy, str]:
+    """The taxonomy of the fused / predicted ids and the file it came from."""
     if cfg.taxonomy:
-        return Taxonomy.load(cfg.taxonomy)
+        return Taxonomy.load(cfg.taxonomy), str(cfg.taxonomy)
     for d in (cfg.pred, cfg.fused):
-        found = taxonomy_near(d)
+        found = taxonomy_record(d)
         if found is not None:
-            return found
-    return MASS13K.with_new_class(class_name)
+            return found[0], str(found[1])
+    return MASS13K.with_new_class(class_name), "MaSS13K and the subset's class"
 
 
 def binary_of(label: np.ndarray, class_id: int) -> np.ndarray:
@@ -433,10 +434,11 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         raise ValueError(
             "nothing to report: give pseudo labels (--pseudo), fused labels or predictions (--pred)"
         )
-    taxonomy = _load_taxonomy(cfg, class_name)
+    taxonomy, taxonomy_source = _load_taxonomy(cfg, class_name)
     if class_name not in taxonomy:
         raise ValueError(
-            f"class {class_name!r} is not in the taxonomy ({', '.join(taxonomy.names)})"
+            f"class {class_name!r} is not in the taxonomy of {taxonomy_source} "
+            f"({', '.join(taxonomy.names)}): predictions or fused labels without it"
         )
     class_name = taxonomy.get(class_name).name
     out = Path(cfg.out)

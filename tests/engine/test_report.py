@@ -195,6 +195,17 @@ def test_another_class_than_the_subset_s_is_refused(world):
     assert build_report(replace(cased, chart=False)).data["class_name"] == "Bicycle"
 
 
+def test_predictions_without_the_class_are_named_with_their_taxonomy(world):
+    """A 7-class model's predictions: the error names the file the taxonomy was read from."""
+    from annotations.taxonomy import MASS13K
+
+    tmp, _, subset, _ = world
+    meta = tmp / "pred" / "predict.json"
+    meta.write_text(json.dumps({"config": {}, "taxonomy": MASS13K.to_dict()}))
+    with pytest.raises(ValueError, match=rf"'Bicycle' is not in the taxonomy of {meta} \(Others"):
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), pred=str(tmp / "pred")))
+
+
 def test_class_absent_everywhere_is_na():
     doc = {
         "title": "t",
