@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import threading
 import time
@@ -44,6 +45,8 @@ from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_ba
 from labeler.config import LabelConfig, shard_from_env
 from labeler.crops import CroppedInstances, semantic_from_crops
 from labeler.refine import with_refinement
+
+log = logging.getLogger(__name__)
 
 STAGES = ("decode", "detect", "segment", "merge", "write")
 _STOP = object()
@@ -89,13 +92,20 @@ def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
     return items, taxonomy
 
 
-def _done_keys(out: Path, chash: str) -> set[tuple[str, str]]:
-    """(split, stem) whose latest manifest record is ok with this hash and whose files exist."""
+def _latest_records(out: Path) -> dict[tuple[str, str], dict]:
+    """Each image's latest manifest record: ``(split, stem) -> record``."""
     latest: dict[tuple[str, str], dict] = {}
     for rec in read_jsonl(out / "manifest.jsonl"):
         latest[(rec.get("split"), rec.get("stem"))] = rec
+    return latest
+
+
+def _done_keys(
+    out: Path, chash: str, latest: dict[tuple[str, str], dict] | None = None
+) -> set[tuple[str, str]]:
+    """(split, stem) whose latest manifest record is ok with this hash and whose files exist."""
     done = set()
-    for (split, stem), rec in latest.items():
+    for (split, stem), rec in (_latest_records(out) if latest is None else latest).items():
         if (
             rec.get("status") == "ok"
             and rec.get("config_hash") == chash
@@ -103,6 +113,33 @@ def _done_keys(out: Path, chash: str) -> set[tuple[str, str]]:
         ):
             done.add((split, stem))
     return done
+
+
+def _changed_settings(out: Path, cfg: LabelConfig) -> str:
+    """What differs between the settings ``out/run.json`` records and ``cfg``'s, as
+    ``"box_threshold 0.35 -> 0.4"`` phrases (nested settings dotted: ``cls.prompts``); the
+    backend's identity (models, revisions, autocast) when the settings are the same."""
+    try:
+        before = json.loads((out / "run.json").read_text()).get("config") or {}
+    except (OSError, ValueError, AttributeError):
+        return "settings unknown"
+    now = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as run.json holds them
+
+    def changes(a: dict, b: dict, prefix: str = "") -> list[str]:
+        out_ = []
+        for key in sorted(set(a) | set(b)):
+            x, y = a.get(key), b.get(key)
+            if isinstance(x, dict) and isinstance(y, dict):
+                out_ += changes(x, y, f"{prefix}{key}.")
+            elif x != y:
+                out_.append(f"{prefix}{key} {x} -> {y}")
+        return out_
+
+    ignored = {"out", "force", "progress", "batch_size", "workers", "writers", "writer_queue_mb"}
+    ignored |= {"shard", "device", "data"}  # none of them changes a label
+    found = changes({k: v for k, v in before.items() if k not in ignored},
+                    {k: v for k, v in now.items() if k not in ignored})  # fmt: skip
+    return ", ".join(found[:4]) + (", ..." if len(found) > 4 else "") or "backend or models"
 
 
 class ByteQueue:
@@ -300,9 +337,25 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     summary = LabelSummary(out_dir=out, config_hash=chash, shard=shard)
     items = items[shard[0] :: shard[1]]
     summary.images = len(items)
-    done = set() if cfg.force else _done_keys(out, chash)
+    latest = _latest_records(out)
+    done = set() if cfg.force else _done_keys(out, chash, latest)
     todo = [(s, smp) for s, smp in items if (s, smp.stem) not in done]
     summary.skipped = len(items) - len(todo)
+    other = sum(
+        1
+        for s, smp in todo
+        if (rec := latest.get((s, smp.stem))) is not None
+        and rec.get("status") == "ok"
+        and rec.get("config_hash") != chash
+    )
+    if other and not cfg.force:  # documented, but hours of GPU work should not go unannounced
+        log.warning(
+            "%s: %s labelled with other settings (%s) will be labelled again; give another "
+            "--out to keep them",
+            out,
+            counted(other, "image"),
+            _changed_settings(out, cfg),
+        )
     if not todo:
         summary.wall_seconds = time.perf_counter() - t_start
         return summary

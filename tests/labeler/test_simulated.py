@@ -249,6 +249,12 @@ def test_engine_label_backend_simulated(tmp_path):
         assert not (label[~boxes] == 1).any()  # no false positive was asked for
     res = _engine("label", *args)  # resume: nothing left to do
     assert res.returncode == 0 and "already done (skipped)" in res.output
+    assert "warning" not in res.output
+    # other settings relabel every image, as documented, and say so first
+    res = _engine("label", *args, "--min-area", "5")
+    text = " ".join(res.output.split())
+    assert res.returncode == 0 and "labelled now │ 3" in text
+    assert f"warning: {out}: 3 images labelled with other settings (cls.min_area 0 -> 5)" in text
     bad = _engine("label", *args[:-3], "--backend-option", "seeed=1", "--no-progress", "--force")
     assert bad.returncode == 2 and "unknown options ['seeed']" in bad.output
     # detector settings mean nothing to it: refused rather than recorded in run.json unused
