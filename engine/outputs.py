@@ -109,6 +109,11 @@ def check_size(
         )
 
 
+# engine predict's settings that change the label maps (predict.json's config keys)
+LABEL_SETTINGS = ("size", "mode", "sliding_window", "scales", "flip", "guided_filter")
+LABEL_SETTINGS += ("gf_radius", "gf_eps", "gf_guide", "gf_subsample")
+
+
 def prediction_record(pred: str | os.PathLike) -> dict[str, Any] | None:
     """``pred``'s ``predict.json`` (written by ``engine predict``), its ``config`` checked; None
     without the file (predictions made elsewhere)."""
@@ -132,9 +137,7 @@ def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None
     if meta is None:
         return None
     config = meta["config"]
-    keys = ("checkpoint", "size", "mode", "sliding_window", "scales", "flip", "guided_filter")
-    keys += ("gf_radius", "gf_eps", "gf_guide", "gf_subsample")
-    settings = {k: config[k] for k in keys if k in config}
+    settings = {k: config[k] for k in ("checkpoint", *LABEL_SETTINGS) if k in config}
     if "size_source" in meta:  # how --size auto chose the size (files from before lack it)
         settings["size_source"] = meta["size_source"]
     refinements = []

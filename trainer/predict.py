@@ -33,7 +33,7 @@ import torch
 from annotations.fileio import atomic_write_json, first_line
 from annotations.labelmap import write_color_preview, write_label
 from engine.datasets import IMAGE_EXTS, load_image
-from engine.outputs import prediction_record
+from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
 from engine.runinfo import environment
 
@@ -50,11 +50,6 @@ def inference_size(ckpt: dict[str, Any]) -> tuple[tuple[int, int] | None, str]:
         v = config["val_size"]
         return (None if v is None else (int(v[0]), int(v[1]))), "the checkpoint's validation size"
     return RELEASE_SIZE, "the release's test size (the checkpoint records no training)"
-
-
-# the settings that change the label maps: a folder is resumed with the same ones only
-LABEL_SETTINGS = ("size", "mode", "sliding_window", "scales", "flip", "guided_filter")
-LABEL_SETTINGS += ("gf_radius", "gf_eps", "gf_guide", "gf_subsample")
 
 
 @dataclass
@@ -114,7 +109,7 @@ def check_resume(meta_path: Path, cfg: PredictConfig, step: int) -> None:
 
     diffs = [
         f"{k} {shown(k, old[k])}, not {shown(k, new[k])}"
-        for k in LABEL_SETTINGS
+        for k in LABEL_SETTINGS  # a folder is resumed with the same ones only
         if k in old and old[k] != new[k]
     ]
     if "checkpoint" in old and os.path.realpath(old["checkpoint"]) != os.path.realpath(
