@@ -34,7 +34,7 @@ from engine.metrics import (
     binary_class_counts,
     is_binary_mask,
 )
-from engine.outputs import png_folders, taxonomy_record
+from engine.outputs import DEFAULT_TAXONOMY, png_folders, taxonomy_record
 from engine.runinfo import config_hash, environment
 from engine.text import METRICS, counted, format_score, score_cells
 
@@ -250,11 +250,8 @@ def folder_classes(cfg: CompareConfig, *folders: Path) -> tuple[Taxonomy, str]:
     engine predict's predict.json, a fused dataset's taxonomy.json), else MaSS13K."""
     if cfg.taxonomy is not None:
         return Taxonomy.load(cfg.taxonomy), str(cfg.taxonomy)
-    for folder in dict.fromkeys(folders):  # in order, once each
-        found = taxonomy_record(folder)
-        if found is not None:
-            return found[0], str(found[1])
-    return MASS13K, "MaSS13K (default)"
+    found = taxonomy_record(*folders)
+    return (found[0], str(found[1])) if found else (MASS13K, DEFAULT_TAXONOMY)
 
 
 def _class_in(cfg: CompareConfig, taxonomy: Taxonomy, source: str, what: str) -> int | None:

@@ -19,7 +19,7 @@ from annotations.fileio import atomic_write_json
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
-from engine.outputs import taxonomy_record
+from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record
 from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
@@ -79,11 +79,8 @@ def resolve_taxonomy(
         return Taxonomy.load(taxonomy), str(taxonomy)
     if num_classes is not None:
         return generic_taxonomy(num_classes), f"--num-classes {num_classes}"
-    folders = (pred, gt, Path(gt).parent if gt is not None else None)
-    for found in (taxonomy_record(f) for f in folders if f is not None):
-        if found is not None:
-            return found[0], str(found[1])
-    return MASS13K, "MaSS13K (default)"
+    found = taxonomy_record(pred, gt, Path(gt).parent if gt is not None else None)
+    return (found[0], str(found[1])) if found else (MASS13K, DEFAULT_TAXONOMY)
 
 
 def list_labels(folder: Path, what: str) -> dict[str, Path]:

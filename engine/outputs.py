@@ -81,18 +81,24 @@ def taxonomy_near(folder: str | os.PathLike | None) -> Taxonomy | None:
     return found[0] if found else None
 
 
-def taxonomy_record(folder: str | os.PathLike | None) -> tuple[Taxonomy, Path] | None:
-    """:func:`taxonomy_near` with the file it was read from."""
-    if not folder:
-        return None
-    for base in (Path(folder), Path(folder).parent):
-        if (base / "taxonomy.json").is_file():
-            return Taxonomy.load(base / "taxonomy.json"), base / "taxonomy.json"
-        meta = base / "predict.json"
-        if meta.is_file():
-            data = read_json(meta, "prediction record")
-            if isinstance(data, dict) and isinstance(data.get("taxonomy"), dict):
-                return Taxonomy.from_dict(data["taxonomy"], source=str(meta)), meta
+# taxonomy_record's answer where no folder records one and the caller falls back to MaSS13K
+DEFAULT_TAXONOMY = "MaSS13K (default)"
+
+
+def taxonomy_record(*folders: str | os.PathLike | None) -> tuple[Taxonomy, Path] | None:
+    """:func:`taxonomy_near` of the first of ``folders`` (None entries skipped) that records a
+    taxonomy, with the file it was read from."""
+    for folder in folders:
+        if not folder:
+            continue
+        for base in (Path(folder), Path(folder).parent):
+            if (base / "taxonomy.json").is_file():
+                return Taxonomy.load(base / "taxonomy.json"), base / "taxonomy.json"
+            meta = base / "predict.json"
+            if meta.is_file():
+                data = read_json(meta, "prediction record")
+                if isinstance(data, dict) and isinstance(data.get("taxonomy"), dict):
+                    return Taxonomy.from_dict(data["taxonomy"], source=str(meta)), meta
     return None
 
 

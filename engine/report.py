@@ -88,10 +88,9 @@ def _load_taxonomy(cfg: ReportConfig, class_name: str) -> tuple[Taxonomy, str]:
     """The taxonomy of the fused / predicted ids and the file it came from."""
     if cfg.taxonomy:
         return Taxonomy.load(cfg.taxonomy), str(cfg.taxonomy)
-    for d in (cfg.pred, cfg.fused):
-        found = taxonomy_record(d)
-        if found is not None:
-            return found[0], str(found[1])
+    found = taxonomy_record(cfg.pred, cfg.fused)
+    if found is not None:
+        return found[0], str(found[1])
     return MASS13K.with_new_class(class_name), "MaSS13K and the subset's class"
 
 

@@ -166,6 +166,7 @@ def compare_cmd(
     from rich.table import Table
 
     from engine.compare import CompareConfig, compare, parse_source
+    from engine.outputs import DEFAULT_TAXONOMY
 
     cfg = CompareConfig(
         class_name=class_name,
@@ -191,7 +192,11 @@ def compare_cmd(
         table.add_row(row.name, *score_cells(row.scores.to_json()), *deltas)
     stdout.print(table)
     for row in report.rows:  # ids read from what a folder records: say where
-        if taxonomy is None and row.class_id is not None and row.taxonomy_source.endswith("json"):
+        if (
+            taxonomy is None
+            and row.class_id is not None
+            and row.taxonomy_source != DEFAULT_TAXONOMY
+        ):
             where = f"{report.class_name} = {row.class_id} from {row.taxonomy_source}"
             stdout.print(f"{row.name}: {where}", soft_wrap=True)
     for path in (json_out, markdown_out, plot_out):
