@@ -406,15 +406,17 @@ def _overlays(
     return written, panels
 
 
-def _data_root(cfg: ReportConfig, subset: Subset) -> tuple[str | None, str | None]:
+def _data_root(
+    cfg: ReportConfig, subset: Subset, run: LabelRun | None
+) -> tuple[str | None, str | None]:
     """The dataset root (images for the overlays, labels for the per-class table) and where it
     came from: ``--data``, else the root the subset was imported against or the label run
-    labelled, where that folder still exists; ``(None, None)`` without one."""
+    ``run`` labelled, where that folder still exists; ``(None, None)`` without one."""
     if cfg.data:
         return cfg.data, "--data"
     recorded = [(subset.info.get("data"), f"{subset.root / 'subset.json'}")]
-    if cfg.pseudo:
-        recorded.append((LabelRun.open(cfg.pseudo).data_root, f"{Path(cfg.pseudo) / 'run.json'}"))
+    if run is not None:
+        recorded.append((run.data_root, f"{Path(cfg.pseudo) / 'run.json'}"))
     for root, source in recorded:
         if root and Path(root).is_dir():
             return str(root), source
@@ -427,8 +429,9 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     if cfg.class_name:  # else another class's masks would be read as this one's
         check_subset_class(subset, cfg.class_name)
     class_name = subset.class_name
-    if cfg.pseudo:
-        check_subset_class(subset, LabelRun.open(cfg.pseudo).class_name, f"{cfg.pseudo}/run.json")
+    run = LabelRun.open(cfg.pseudo) if cfg.pseudo else None
+    if run is not None:
+        check_subset_class(subset, run.class_name, f"{cfg.pseudo}/run.json")
     if not (cfg.pseudo or cfg.fused or cfg.pred):
         raise ValueError(
             "nothing to report: give pseudo labels (--pseudo), fused labels or predictions (--pred)"
@@ -441,11 +444,11 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         )
     class_name = taxonomy.get(class_name).name
     out = Path(cfg.out)
-    backend = LabelRun.open(cfg.pseudo).backend if cfg.pseudo else None
+    backend = run.backend if run is not None else None
     # before the scoring, so that a bad file, dataset root or label folder fails before minutes
     # of work: the split is listed once, with its labels when the per-class table needs them
     prediction = prediction_settings(cfg.pred)
-    data_root, data_source = _data_root(cfg, subset)
+    data_root, data_source = _data_root(cfg, subset, run)
     cfg = dataclasses.replace(cfg, data=data_root)
     split_ds = (
         open_split(cfg.data, subset.split, require_labels=bool(cfg.pred)) if cfg.data else None
