@@ -93,6 +93,12 @@ class GuidedFilter:
         return ImageGuide(image, radius, self.eps, device, self.guide == "rgb", subsample)
 
 
+def check_sliding_window(sliding_window: bool, mode: str) -> None:
+    """``ValueError`` for a sliding window outside the efficient mode."""
+    if sliding_window and mode != "efficient":
+        raise ValueError("--sliding-window needs --mode efficient, not full")
+
+
 def check_guided_filter(guided: GuidedFilter | None, mode: str) -> None:
     """``ValueError`` for a guided filter outside the efficient mode."""
     if guided is not None and mode != "efficient":
@@ -283,8 +289,7 @@ def predict_label(
         raise ValueError(f"image must be (H, W, 3) uint8 RGB, got {image.shape} {image.dtype}")
     if mode not in MODES:
         raise ValueError(f"unknown inference mode {mode!r}; known: {', '.join(MODES)}")
-    if sliding_window and mode != "efficient":
-        raise ValueError("sliding_window inference needs mode='efficient'")
+    check_sliding_window(sliding_window, mode)
     scales = check_tta(scales, flip, mode)
     check_guided_filter(guided_filter, mode)
     if model.config.num_classes > 255:

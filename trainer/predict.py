@@ -146,6 +146,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         MODES,
         GuidedFilter,
         check_guided_filter,
+        check_sliding_window,
         check_tta,
         predict_label,
     )
@@ -156,8 +157,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     if cfg.mode not in MODES:
         raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
     check_tta(cfg.scales, cfg.flip, cfg.mode)  # before the model loads or anything is written
-    if cfg.sliding_window and cfg.mode != "efficient":  # else every image fails alone
-        raise ValueError("--sliding-window needs --mode efficient, not full")
+    check_sliding_window(cfg.sliding_window, cfg.mode)
     gf = {
         "radius": cfg.gf_radius,
         "eps": cfg.gf_eps,
