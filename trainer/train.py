@@ -186,7 +186,8 @@ def _backbone_weights(cfg: TrainConfig) -> str | None:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (``hashlib.file_digest`` does this
+    from Python 3.11; the project supports 3.10)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
