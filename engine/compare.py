@@ -12,7 +12,6 @@ prediction folder holding the subset's split (``RUN/labels/<split>``, ``DIR/<spl
 
 from __future__ import annotations
 
-import io
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from annotations.fileio import atomic_write_json, atomic_write_text
 from annotations.labelmap import read_label, validate_label
 from annotations.subset import check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
@@ -34,7 +33,7 @@ from engine.metrics import (
     binary_class_counts,
     is_binary_mask,
 )
-from engine.outputs import DEFAULT_TAXONOMY, png_folders, taxonomy_record
+from engine.outputs import DEFAULT_TAXONOMY, png_folders, pyplot, save_figure, taxonomy_record
 from engine.runinfo import config_hash, environment
 from engine.text import METRICS, counted, format_score, score_cells
 
@@ -310,15 +309,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
 
 def write_plot(report: CompareReport, path: Path) -> Path:
     """A bar chart PNG: one panel per metric, one bar per source. Needs matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError(
-            "--plot needs matplotlib, which is not installed: pip install 'mass-engine[plot]'"
-        ) from None
+    plt = pyplot("--plot")
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
     names = [r.name for r in report.rows]
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -341,7 +332,4 @@ def write_plot(report: CompareReport, path: Path) -> Path:
         ax.set_ylim(0, 100 if key != "bf1" else 1)
     fig.suptitle(f"{report.class_name}: {counted(report.images, 'annotated image')}")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path, dpi=120)

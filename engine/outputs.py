@@ -4,6 +4,7 @@ predictions was made."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from annotations.fileio import read_json
+from annotations.fileio import atomic_write_bytes, read_json
 from annotations.taxonomy import Taxonomy
 
 PSEUDO_COLOR = (255, 200, 0)  # RGB tint of pseudo labels
@@ -173,3 +174,29 @@ def prediction_title(settings: dict[str, Any] | None) -> str:
     if not refinements:
         return "prediction"
     return "prediction + " + ", ".join(r.split(" (")[0] for r in refinements)
+
+
+def pyplot(needed_by: str, hint: str = "") -> Any:
+    """``matplotlib.pyplot`` on the headless Agg backend; ``RuntimeError`` naming what needs it
+    when matplotlib (the ``plot`` extra) is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise RuntimeError(
+            f"{needed_by} needs matplotlib, which is not installed: "
+            f"pip install 'mass-engine[plot]'{hint}"
+        ) from None
+    return plt
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int) -> Path:
+    """``fig`` as a PNG written atomically to ``path``; the figure is closed."""
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

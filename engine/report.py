@@ -43,6 +43,8 @@ from engine.outputs import (
     jpeg_bytes,
     overlay,
     prediction_settings,
+    pyplot,
+    save_figure,
     taxonomy_record,
 )
 from engine.progress import track
@@ -303,16 +305,7 @@ def render_markdown(data: dict) -> str:
 
 def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
     """Grouped bars: one panel per metric, one bar per source."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError(
-            "the report's chart needs matplotlib: pip install 'mass-engine[plot]' "
-            "(or turn the chart off with --no-chart)"
-        ) from None
+    plt = pyplot("the report's chart", " (or turn the chart off with --no-chart)")
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
     colors = {
         "pseudo labels": "#d9a400",
@@ -338,12 +331,7 @@ def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
         ax.set_ylim(0, (100 if key != "bf1" else 1) * 1.08)
     fig.suptitle(f"{class_name}: annotated subset")
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path, dpi=100)
 
 
 def _overlays(

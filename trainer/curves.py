@@ -11,13 +11,12 @@ training writes the figure only where it is installed.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import atomic_write_bytes
+from annotations.fileio import read_jsonl
+from engine.outputs import pyplot, save_figure
 
 CURVES = "curves.png"
 
@@ -25,15 +24,11 @@ CURVES = "curves.png"
 def read_metrics(path: str | os.PathLike) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``(train, val)`` records of a ``metrics.jsonl``: the logged steps (with ``loss``), and
     the validations as ``{"step", **val}``. A validation logged twice for one step (a resumed
-    run that had nothing left to train validates again) counts once, the last; lines that are
-    not JSON objects (a line cut by a crash) are skipped."""
+    run that had nothing left to train validates again) counts once, the last; a last line cut
+    by a crash is skipped (``annotations.fileio.read_jsonl``)."""
     train: dict[int, dict[str, Any]] = {}
     val: dict[int, dict[str, Any]] = {}
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
+    for record in read_jsonl(path):
         if not isinstance(record, dict) or not isinstance(record.get("step"), int):
             continue
         if isinstance(record.get("val"), dict):
@@ -57,15 +52,7 @@ def running_mean(values: list[float], window: int) -> list[float]:
 def plot_curves(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | None:
     """Draw ``out`` (PNG) from ``metrics``; None when the log has no training step yet.
     ``RuntimeError`` without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise RuntimeError(
-            "curves.png needs matplotlib, which is not installed: pip install 'mass-engine[plot]'"
-        ) from None
+    plt = pyplot("curves.png")
     train, val = read_metrics(metrics)
     if not train:
         return None
@@ -108,7 +95,4 @@ def plot_curves(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | No
     ax.set_xlabel("step")
     ax.set_xlim(axes[0].get_xlim())  # the training's steps: where in the run each one was
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(out, buf.getvalue())
+    return save_figure(fig, out, dpi=100)

@@ -581,14 +581,15 @@ def _train(
 
 def _draw_curves(out: Path) -> None:
     """``out/curves.png`` from ``out/metrics.jsonl`` (:mod:`trainer.curves`); without
-    matplotlib, a note in the log instead: a figure never stops a training run."""
+    matplotlib (or with a damaged log), a note in the log instead: a figure never stops a
+    training run."""
     from trainer.curves import CURVES, plot_curves
 
     if not (out / "metrics.jsonl").is_file():
         return
     try:
         plot_curves(out / "metrics.jsonl", out / CURVES)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:  # no matplotlib; a log line damaged mid-file
         log.info("%s", e)
 
 
