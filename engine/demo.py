@@ -30,6 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,9 +157,8 @@ def run_demo(
             raise ValueError(f"class {name!r} is already one of the MaSS13K classes")
         if name.lower() not in ("bicycle", "car"):
             raise ValueError(f"the demo's synthetic data has bicycle and car truth, not {name!r}")
-    twice = sorted(
-        {n for n in cfg.classes if [c.lower() for c in cfg.classes].count(n.lower()) > 1}
-    )
+    counts = Counter(c.lower() for c in cfg.classes)
+    twice = sorted({n for n in cfg.classes if counts[n.lower()] > 1})
     if twice:  # else it labels both, then fusion finds two runs for one class
         raise ValueError(f"--class given twice for one class: {', '.join(twice)}")
 

@@ -31,6 +31,7 @@ from annotations.fileio import (
     append_line,
     atomic_write_json,
     first_line,
+    read_json,
     read_jsonl,
     type_and_first_line,
 )
@@ -120,7 +121,7 @@ def _changed_settings(out: Path, cfg: LabelConfig) -> str:
     ``"box_threshold 0.35 -> 0.4"`` phrases (nested settings dotted: ``cls.prompts``); the
     backend's identity (models, revisions, autocast) when the settings are the same."""
     try:
-        before = json.loads((out / "run.json").read_text()).get("config") or {}
+        before = read_json(out / "run.json", "run.json").get("config") or {}
     except (OSError, ValueError, AttributeError):
         return "settings unknown"
     now = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as run.json holds them
