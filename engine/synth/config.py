@@ -46,8 +46,9 @@ class SynthConfig:
         if self.train + self.val + self.test == 0:
             raise ValueError("SynthConfig: train + val + test is 0; nothing to generate")
         if len(self.size) != 2 or min(self.size) < MIN_SIZE:
+            shown = "x".join(map(str, self.size))
             raise ValueError(
-                f"SynthConfig.size must be (width, height) with both >= {MIN_SIZE}, got {self.size}"
+                f"image size must be WxH with both sides >= {MIN_SIZE} px (--size), got {shown}"
             )
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"SynthConfig.seed must be an integer >= 0, got {self.seed!r}")
