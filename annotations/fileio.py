@@ -109,7 +109,11 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 
 def first_line(e: BaseException) -> str:
     """The first non-blank line of ``e``'s message, or its type name when the message is blank:
-    the one line a command prints for an error (torch, PIL and YAML messages span several)."""
+    the one line a command prints for an error (torch, PIL and YAML messages span several).
+    An operating-system error reads as ``PATH: reason`` ("/dev/null/x: Not a directory"), the
+    project's own style, rather than Python's ``[Errno 20] Not a directory: '/dev/null/x'``."""
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        return f"{e.filename}: {e.strerror}"
     for line in str(e).splitlines():
         if line.strip():
             return line.strip()

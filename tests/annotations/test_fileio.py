@@ -147,3 +147,14 @@ def test_a_subset_manifest_of_the_wrong_shape_is_named(tmp_path, fields, message
     (tmp_path / "subset.json").write_text(json.dumps(record))
     with pytest.raises(ValueError, match=rf"^{tmp_path / 'subset.json'}: {message}"):
         read_subset(tmp_path)
+
+
+def test_an_os_error_reads_as_path_and_reason(tmp_path):
+    """A command's one line for an OS error names the path first, as the project's own do."""
+    from annotations.fileio import first_line
+
+    with pytest.raises(OSError) as e:
+        (tmp_path / "file").write_text("x")
+        (tmp_path / "file" / "sub").mkdir()
+    assert first_line(e.value) == f"{tmp_path / 'file' / 'sub'}: Not a directory"
+    assert first_line(ValueError("a\nb")) == "a"  # others: their first line, as before
