@@ -102,36 +102,20 @@ def recorded(root: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:
     return None
 
 
-def _drawn_alike(root: Path, cfg: SynthConfig) -> bool:
-    """Whether the scenes under ``root`` were drawn as ``cfg`` would draw them (same generator
-    version, size, seed and JPEG quality), so that a file already there can be kept."""
+def _drawn_otherwise(root: Path, cfg: SynthConfig) -> str | None:
+    """None when the scenes under ``root`` were drawn as ``cfg`` would draw them (same
+    generator version, size, seed and JPEG quality), so that a file already there can be kept;
+    else how they were drawn: "size 128x96, not 256x192", "by an unknown run"."""
     try:
         found = recorded(root)
     except ValueError:  # unreadable: drawn by an unknown run
-        return False
-    if found is None:
-        return False
-    record = found[1]
-    config = record.get("config")
-    return (
-        record.get("version") == GENERATOR_VERSION
-        and isinstance(config, dict)
-        and not differences(config, cfg, SCENE_KEYS)
-    )
-
-
-def _how(root: Path, cfg: SynthConfig) -> str:
-    """How the scenes under ``root`` were drawn, against ``cfg``: "size 128x96, not 256x192"."""
-    try:
-        found = recorded(root)
-    except ValueError:
         found = None
     config = found[1].get("config") if found else None
     if not isinstance(config, dict):
         return "by an unknown run"
     if found[1].get("version") != GENERATOR_VERSION:
         return f"generator version {found[1].get('version')}, not {GENERATOR_VERSION}"
-    return "; ".join(differences(config, cfg, SCENE_KEYS))
+    return "; ".join(differences(config, cfg, SCENE_KEYS)) or None
 
 
 def _paths(root: Path, split: str, stem: str) -> dict[str, Path]:
@@ -201,13 +185,14 @@ def generate(
         }
         for split, n in cfg.counts().items()
     }
-    keep = _drawn_alike(root, cfg)
+    otherwise = _drawn_otherwise(root, cfg)
+    keep = otherwise is None
     notes = replaced if replaced is not None else []
     if not keep:
         gone = _remove_stale(root, set())  # drawn otherwise: nothing there may be kept
         if gone:
             notes.append(
-                f"{counted(len(gone), 'earlier scene')} drawn otherwise ({_how(root, cfg)}) replaced"
+                f"{counted(len(gone), 'earlier scene')} drawn otherwise ({otherwise}) replaced"
             )
     record = {
         "generator": "engine.synth",
