@@ -181,6 +181,15 @@ def row(
     return {"part": part, "figure": figure, "value": value, "target": target, "ok": ok, "raw": raw}
 
 
+_T0 = time.perf_counter()
+
+
+def step(part: str, what: str) -> None:
+    """One progress line in the part's log: a part that times out is a row naming the last
+    step it reached (its log's last line), not "no output"."""
+    print(f"[{part} {time.perf_counter() - _T0:.1f} s] {what}", flush=True)
+
+
 def judged(small: bool, ok: bool) -> bool | None:
     """Speed and memory figures are judged only at real sizes on the GPU."""
     return None if small else bool(ok)
@@ -238,7 +247,9 @@ def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row
     from labeler.run import run_labeling
 
     w, h = sizes.label_wh
+    step("labeling", f"writing {sizes.label_images} images {w}x{h}")
     paths = write_images(tmp / "data" / "images" / "train", sizes.label_images, w, h)
+    step("labeling", "building the detector and the segmenter")
     t0 = time.perf_counter()
     det, sam = labeler_models(sizes, device, tmp)
     build_s = time.perf_counter() - t0
@@ -251,18 +262,22 @@ def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row
     )
     eng_cfg = LabelConfig(out=str(tmp / "engine"), batch_size=sizes.label_batch, **common)
     wb = make_backend(base_cfg, det, sam, sizes.label_boxes)
+    step("labeling", "per-image pipeline: warm-up")
     first = [load_image(paths[0])]
     wb.segment(first, wb.detect(first))  # warm-up, not timed
+    step("labeling", "per-image pipeline: timed run")
     reset_peak(device)
     base = baseline(base_cfg, wb, paths, tmp / "base")
     base_mb = peak_mb(device)
     reset_peak(device)
     eb = make_backend(eng_cfg, det, sam, sizes.label_boxes)
     # the engine's precision and batch shapes get their warm-up too
+    step("labeling", "engine: warm-up")
     warm = [load_image(q) for q in paths[: sizes.label_batch]]
     eb.segment(warm, eb.detect(warm))
     del warm
     reset_peak(device)
+    step("labeling", "engine: timed run")
     s = run_labeling(eng_cfg, backend=eb)
     eng_mb = peak_mb(device)
     if s.failed:
@@ -315,6 +330,7 @@ def part_sam3(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
     if name is None:
         return [row("sam3", "SAM 3 backend", "not available (not in labeler.backends)")]
     w, h = sizes.label_wh
+    step("sam3", f"writing {sizes.label_images} images {w}x{h}")
     write_images(tmp / "data" / "images" / "train", sizes.label_images, w, h)
     cls = ClassSpec("Bicycle", prompts=("bicycle",), box_threshold=0.0, text_threshold=0.0)
     cfg = LabelConfig(
@@ -328,8 +344,10 @@ def part_sam3(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
         tiles=(2, 2),
         local_files_only=True,
     )
+    step("sam3", "building the model")
     cfg, backend = sam3_backend(cfg, sizes, device, tmp)
     reset_peak(device)
+    step("sam3", "labeling")
     s = run_labeling(cfg, backend=backend)
     if s.failed:
         raise RuntimeError(f"SAM 3 labeling failed: {s.failed[0]}")

@@ -98,8 +98,11 @@ def build_models(
 
     torch.manual_seed(0)
     det_cfg = GroundingDinoConfig(backbone_config=SwinConfig(**SWIN[swin]) if SWIN[swin] else None)
-    with torch.device(device):  # initialise on the device: a random ViT-H is slow on a CPU
-        det = GroundingDinoForObjectDetection(det_cfg).eval()
+    # Initialised on the device (a random ViT-H is slow on a CPU), then moved there as well:
+    # a parameter made by a legacy constructor (Grounding DINO's ``level_embed`` is
+    # ``nn.Parameter(torch.Tensor(...))``) ignores the default device and stays on the CPU.
+    with torch.device(device):
+        det = GroundingDinoForObjectDetection(det_cfg).to(device).eval()
     tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(TINY_VOCAB)})
     dproc = GroundingDinoProcessor(
         image_processor=GroundingDinoImageProcessor(
@@ -112,7 +115,7 @@ def build_models(
         prompt_encoder_config={"image_size": sam_size},
     )
     with torch.device(device):
-        sam = SamModel(sam_cfg).eval()
+        sam = SamModel(sam_cfg).to(device).eval()
     sproc = sam_processor(sam_size)
     return (
         LoadedModel(

@@ -108,7 +108,13 @@ def build_sam3(size: int, device: str):
         ),
         tokenizer=tok,
     )
-    return LoadedModel(Sam3Model(cfg).eval().to(device), proc, "Sam3Config()", "sam3", None)
+    import torch
+
+    with torch.device(device):  # random init on the device: about 850M parameters
+        model = (
+            Sam3Model(cfg).to(device).eval()
+        )  # .to: legacy-constructed tensors (see build_models)
+    return LoadedModel(model, proc, "Sam3Config()", "sam3", None)
 
 
 def tiny_models(base: str, refine: bool, root: Path, queries: int):

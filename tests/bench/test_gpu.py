@@ -136,3 +136,18 @@ def test_real_sizes_on_the_gpu(tmp_path):
     report = json.loads((tmp_path / "gpu.json").read_text())
     assert all(p["status"] == "ok" for p in report["parts"].values()), res.stdout[-3000:]
     assert report["wall_s"] < 8 * 60
+
+
+def test_real_size_labeler_models_are_built_on_the_device():
+    """The GPU run builds its random Grounding DINO, SAM and SAM 3 directly on the GPU. A
+    parameter made by a legacy constructor (Grounding DINO's ``level_embed``) ignores the default
+    device: on an H200 the detector then failed with "cuda:0 and cpu". The meta device shows the
+    same thing without a GPU."""
+    from bench.labeler import build_models
+    from bench.labeler_backends import build_sam3
+
+    det, sam = build_models(64, 64, "meta", swin="tiny", sam_vit="vit_b")
+    sam3 = build_sam3(336, "meta")
+    for loaded in (det, sam, sam3):
+        tensors = [*loaded.model.parameters(), *loaded.model.buffers()]
+        assert {t.device.type for t in tensors} == {"meta"}, loaded.source
