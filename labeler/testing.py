@@ -168,8 +168,10 @@ def _save_tiny_sam2(path: Path, seed: int, video: bool = False) -> Path:
         Sam2Model,
         Sam2Processor,
         Sam2VideoConfig,
+        Sam2VideoMaskDecoderConfig,
         Sam2VideoModel,
         Sam2VideoProcessor,
+        Sam2VideoPromptEncoderConfig,
         Sam2VideoVideoProcessor,
     )
 
@@ -202,7 +204,15 @@ def _save_tiny_sam2(path: Path, seed: int, video: bool = False) -> Path:
         size={"height": 128, "width": 128}, mask_size={"height": 32, "width": 32}
     )
     if video:
-        Sam2VideoModel(Sam2VideoConfig(**sub, image_size=128)).eval().save_pretrained(path)
+        # sub-configs as objects: transformers 5.17's Sam2VideoConfig builds a mask decoder
+        # given as a dict with the prompt encoder's class (fixed in later 5.x releases)
+        config = Sam2VideoConfig(
+            vision_config=sub["vision_config"],
+            prompt_encoder_config=Sam2VideoPromptEncoderConfig(**sub["prompt_encoder_config"]),
+            mask_decoder_config=Sam2VideoMaskDecoderConfig(**sub["mask_decoder_config"]),
+            image_size=128,
+        )
+        Sam2VideoModel(config).eval().save_pretrained(path)
         processor = Sam2VideoProcessor(
             image_processor=image_processor,
             video_processor=Sam2VideoVideoProcessor(size={"height": 128, "width": 128}),
