@@ -1,0 +1,158 @@
+"""Where MaSSFormer inference spends its time and memory, stage by stage, for each mode.
+
+``bench/inference.py`` gives one number per mode; this one splits a single
+``trainer.inference.predict_label`` call (the real code path, after a warm-up) into stages:
+host resize and copy-in, the backbone, each block of the pixel decoder, the query decoder, and
+the post-processing (class maps, upsampling, argmax, copy-out). Forward hooks mark the model's
+stages; the host stages are what lies before and after the model's own forward.
+
+* time: wall clock between stage boundaries, with ``torch.cuda.synchronize()`` at every
+  boundary (so each kernel is billed to its stage; the total is a little above an unhooked run);
+* memory (CUDA only): the peak of ``torch.cuda.memory_allocated`` while the stage was open,
+  above what was allocated before the call (the weights). Peaks are tracked through nesting:
+  at every boundary the peak since the last one is folded into every open stage, then reset.
+
+    python bench/inference_stages.py                                  # GPU: 4032x3024 at 4096x3072
+    python bench/inference_stages.py --device cpu --image 1024x768 --test-size 512x384
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from bench.inference import NUM_CLASSES, _image, _size  # noqa: E402
+from trainer.inference import MODES, predict_label  # noqa: E402
+from trainer.models import create_model  # noqa: E402
+
+PIXEL_DECODER_BLOCKS = ("context", "cst", "rfb", "lse", "edge_head", "edge_refine", "mask_proj")
+
+
+class StageClock:
+    """Open/close named stages; each closed stage gets seconds and (CUDA) peak MB above ``base``."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.open: dict[str, list[float]] = {}  # name -> [t0, peak bytes]
+        self.done: dict[str, dict[str, float | None]] = {}
+        self.base = 0
+
+    def _tick(self) -> float:
+        if self.cuda:
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated()
+            for state in self.open.values():
+                state[1] = max(state[1], peak)
+            torch.cuda.reset_peak_memory_stats()
+        return time.perf_counter()
+
+    def start(self, name: str) -> None:
+        now = self._tick()
+        used = torch.cuda.memory_allocated() if self.cuda else 0
+        self.open[name] = [now, used]
+
+    def stop(self, name: str) -> None:
+        now = self._tick()
+        t0, peak = self.open.pop(name)
+        mb = (peak - self.base) / 2**20 if self.cuda else None
+        self.done[name] = {"seconds": now - t0, "peak_mb": mb}
+
+
+def hook(clock: StageClock, module: torch.nn.Module, name: str) -> None:
+    module.register_forward_pre_hook(lambda *_: clock.start(name))
+    module.register_forward_hook(lambda *_: clock.stop(name))
+
+
+def profile_mode(mode: str, device: str, image_wh, test_wh, preset: str) -> dict:
+    torch.manual_seed(0)
+    model = create_model(preset, num_classes=NUM_CLASSES).to(device).eval()
+    image = _image(*image_wh)
+    size = (max(test_wh), min(test_wh))
+    cuda = device.startswith("cuda")
+    predict_label(model, image, size=size, mode=mode)  # warm-up: kernels, allocator, cuDNN
+    clock = StageClock(cuda)
+    hook(clock, model, "model forward")
+    hook(clock, model.backbone, "backbone")
+    hook(clock, model.pixel_decoder, "pixel decoder")
+    for block in PIXEL_DECODER_BLOCKS:
+        hook(clock, getattr(model.pixel_decoder, block), f"pixel decoder: {block}")
+    hook(clock, model.decoder, "query decoder")
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.synchronize()
+        clock.base = torch.cuda.memory_allocated()
+    clock.start("whole call")
+    predict_label(model, image, size=size, mode=mode)
+    clock.stop("whole call")
+    done = clock.done
+    whole, fwd = done["whole call"], done["model forward"]
+    stages = {"whole call": whole}
+    # host side: resize on the host, copy in (before the forward), then class maps, upsampling,
+    # argmax and copy-out (after it); the forward hooks bound both
+    stages["host: resize, copy in, post-processing"] = {
+        "seconds": whole["seconds"] - fwd["seconds"],
+        "peak_mb": None,
+    }
+    stages["model forward"] = fwd
+    stages["backbone"] = done["backbone"]
+    stages["pixel decoder"] = done["pixel decoder"]
+    for block in PIXEL_DECODER_BLOCKS:
+        stages[f"  {block}"] = done[f"pixel decoder: {block}"]
+    stages["query decoder"] = done["query decoder"]
+    return {"mode": mode, "stages": stages}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--image", default=None, help="input WxH (default 4032x3024 GPU, 1024x768 CPU)")
+    p.add_argument(
+        "--test-size", default=None, help="model input WxH (default 4096x3072 / 512x384)"
+    )
+    p.add_argument("--preset", default="massformer_r50")
+    p.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
+    p.add_argument("--json", default=None, help="write the results here too")
+    args = p.parse_args()
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    gpu = device.startswith("cuda")
+    image = _size(args.image or ("4032x3024" if gpu else "1024x768"))
+    test = _size(args.test_size or ("4096x3072" if gpu else "512x384"))
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        raise SystemExit(f"--modes: unknown {', '.join(unknown)}; known: {', '.join(MODES)}")
+    name = torch.cuda.get_device_name() if gpu else "CPU"
+    runs = []
+    for mode in modes:
+        runs.append(profile_mode(mode, device, image, test, args.preset))
+        if gpu:
+            torch.cuda.empty_cache()
+    print(f"device: {name}; {args.preset}, {image[0]}x{image[1]} at {test[0]}x{test[1]}")
+    print("time in ms (peak MB above the weights while the stage ran; CUDA only)")
+    header = f"{'stage':<44}" + "".join(f"{m:>24}" for m in modes)
+    print(header)
+    for stage in runs[0]["stages"]:
+        cells = []
+        for run in runs:
+            s = run["stages"][stage]
+            mb = "" if s["peak_mb"] is None else f" ({s['peak_mb']:.0f} MB)"
+            cells.append(f"{s['seconds'] * 1000:.1f}{mb}")
+        print(f"{stage[:44]:<44}" + "".join(f"{c:>24}" for c in cells))
+    if args.json:
+        report = {"device": name, "preset": args.preset, "image": image, "test": test, "runs": runs}
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""``bench/inference_stages.py`` on the CPU with the tiny preset: every stage is timed, the
+model's stages nest inside the whole call, and an unknown mode is refused."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "inference_stages.py"
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--preset", "tiny", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_stages_of_both_modes(tmp_path):
+    out = tmp_path / "stages.json"
+    res = run("--image", "160x120", "--test-size", "128x96", "--json", str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert [r["mode"] for r in report["runs"]] == ["efficient", "full"]
+    for r in report["runs"]:
+        st = {k.strip(): v["seconds"] for k, v in r["stages"].items()}
+        assert all(v > 0 for v in st.values()), st
+        assert st["backbone"] + st["pixel decoder"] + st["query decoder"] <= st["model forward"]
+        host = st["host: resize, copy in, post-processing"]
+        assert st["model forward"] + host == pytest.approx(st["whole call"])
+        assert r["stages"]["whole call"]["peak_mb"] is None  # memory is CUDA-only
+    assert "lse" in res.stdout and "efficient" in res.stdout
+
+
+def test_unknown_mode_is_refused():
+    res = run("--modes", "efficient,fast")
+    assert res.returncode != 0 and "--modes: unknown fast" in res.stderr
