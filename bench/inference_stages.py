@@ -8,9 +8,11 @@ stages; the host stages are what lies before and after the model's own forward.
 
 * time: wall clock between stage boundaries, with ``torch.cuda.synchronize()`` at every
   boundary (so each kernel is billed to its stage; the total is a little above an unhooked run);
-* memory (CUDA only): the peak of ``torch.cuda.memory_allocated`` while the stage was open,
-  above what was allocated before the call (the weights). Peaks are tracked through nesting:
-  at every boundary the peak since the last one is folded into every open stage, then reset.
+* memory: the peak of ``torch.cuda.memory_allocated`` (CUDA) or of the process's resident
+  memory (CPU, Linux) while the stage was open, above the value before the call (the weights
+  are in it). Peaks are tracked through nesting: at every boundary the peak since the last one
+  is folded into every open stage, then reset. On the CPU the model runs in fp32 (no
+  autocast) and its CPU kernels, so CPU peaks show where memory goes, not CUDA's figures.
 
     python bench/inference_stages.py                                  # GPU: 4032x3024 at 4096x3072
     python bench/inference_stages.py --device cpu --image 1024x768 --test-size 512x384
@@ -35,33 +37,62 @@ from trainer.models import create_model  # noqa: E402
 PIXEL_DECODER_BLOCKS = ("context", "cst", "rfb", "lse", "edge_head", "edge_refine", "mask_proj")
 
 
+def _proc_status_kb(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def rss_peak_resettable() -> bool:
+    """Linux resets a process's peak resident memory (VmHWM) when 5 is written to clear_refs."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 class StageClock:
-    """Open/close named stages; each closed stage gets seconds and (CUDA) peak MB above ``base``."""
+    """Open/close named stages; each closed stage gets seconds and peak MB above ``base``.
+
+    Memory is ``torch.cuda`` allocated bytes on CUDA; on the CPU the process's resident memory
+    (VmHWM, reset through /proc/self/clear_refs): tensors this large are mmap-ed by malloc and
+    given back when freed, so resident memory follows them. ``None`` where neither works."""
 
     def __init__(self, cuda: bool) -> None:
         self.cuda = cuda
+        self.rss = not cuda and rss_peak_resettable()
         self.open: dict[str, list[float]] = {}  # name -> [t0, peak bytes]
         self.done: dict[str, dict[str, float | None]] = {}
         self.base = 0
+
+    def used(self) -> int:
+        if self.cuda:
+            return torch.cuda.memory_allocated()
+        return _proc_status_kb("VmRSS") * 1024 if self.rss else 0
 
     def _tick(self) -> float:
         if self.cuda:
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated()
-            for state in self.open.values():
-                state[1] = max(state[1], peak)
             torch.cuda.reset_peak_memory_stats()
+        elif self.rss:
+            peak = _proc_status_kb("VmHWM") * 1024
+            rss_peak_resettable()
+        else:
+            peak = 0
+        for state in self.open.values():
+            state[1] = max(state[1], peak)
         return time.perf_counter()
 
     def start(self, name: str) -> None:
         now = self._tick()
-        used = torch.cuda.memory_allocated() if self.cuda else 0
-        self.open[name] = [now, used]
+        self.open[name] = [now, self.used()]
 
     def stop(self, name: str) -> None:
         now = self._tick()
         t0, peak = self.open.pop(name)
-        mb = (peak - self.base) / 2**20 if self.cuda else None
+        mb = (peak - self.base) / 2**20 if self.cuda or self.rss else None
         self.done[name] = {"seconds": now - t0, "peak_mb": mb}
 
 
@@ -87,7 +118,7 @@ def profile_mode(mode: str, device: str, image_wh, test_wh, preset: str) -> dict
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.synchronize()
-        clock.base = torch.cuda.memory_allocated()
+    clock.base = clock.used()
     clock.start("whole call")
     predict_label(model, image, size=size, mode=mode)
     clock.stop("whole call")
@@ -139,7 +170,7 @@ def main() -> None:
         if gpu:
             torch.cuda.empty_cache()
     print(f"device: {name}; {args.preset}, {image[0]}x{image[1]} at {test[0]}x{test[1]}")
-    print("time in ms (peak MB above the weights while the stage ran; CUDA only)")
+    print("time in ms (peak MB above the value before the call, while the stage ran)")
     header = f"{'stage':<44}" + "".join(f"{m:>24}" for m in modes)
     print(header)
     for stage in runs[0]["stages"]:
