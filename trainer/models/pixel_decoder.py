@@ -242,7 +242,9 @@ class PixelDecoder(nn.Module):
         size = (image.shape[2] // 2, image.shape[3] // 2)
         up = F.interpolate(quarter, size=size, mode="bilinear", align_corners=False)
         edge = self.edge_head(up + detail)
-        d1 = self.mask_proj(self.edge_refine(detail, up))
+        refined = self.edge_refine(detail, up)
+        del detail, up  # two H/2 maps, free before the mask projection makes the widest one
+        d1 = self.mask_proj(refined)
         memories = [proj(m) for proj, m in zip(self.memory_proj, (d4, d3, d2), strict=True)]
         return d1, memories, edge
 
