@@ -38,6 +38,10 @@ def test_labeling_and_metrics_parts_run_on_cpu(tmp_path):
     lab = rows_of(report, "labeling")
     speed = next(r for f, r in lab.items() if f.startswith("engine speed-up"))
     assert speed["raw"] > 0 and speed["target"] == ">= 3x (same GPU)" and speed["ok"] is None
+    for name in ("per-image pipeline", "engine"):  # where each pipeline's seconds go
+        stages = next(r for f, r in lab.items() if f.startswith(f"{name}, s/img by stage"))
+        assert {"detect", "segment", "merge", "write"} <= set(stages["raw"]), stages
+        assert all(v >= 0 for v in stages["raw"].values()) and "detect" in stages["value"]
     iou = next(r for f, r in lab.items() if "mask IoU" in f)
     assert iou["raw"] == 1.0  # both pipelines are fp32 on the CPU: the same labels
     from labeler.backends import BACKENDS, LAZY_BACKENDS
