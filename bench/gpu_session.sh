@@ -1,0 +1,57 @@
+#!/bin/bash
+# One prepared call for a session lent a GPU machine (docs/gpu.md, "The next GPU session"):
+#
+#     bash bench/gpu_session.sh OUT_DIR
+#
+# Runs, each under its own time limit: the inference stage breakdown, every figure of
+# bench/gpu.py at real sizes, the gpu-marked tests, and the CPU tests that failed under the
+# H200 image's versions with 12 xdist workers (2026-12-04), this time without xdist. Writes 6
+# files to OUT_DIR (a device call returns at most 8): env.txt, run.log, stages.json, gpu.json,
+# gpu.md, logs.tgz. At most 595 s of limits; the first H200 run of bench/gpu.py took 319 s.
+# Wheels of packages the machine lacks (pycocotools on the H200 image) are installed from
+# .whl/ when that folder is there.
+set -u
+out=${1:?usage: bash bench/gpu_session.sh OUT_DIR}
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl || exit 3
+    export PYTHONPATH=/tmp/site:$PWD
+else
+    export PYTHONPATH=$PWD
+fi
+log="$out/run.log"
+{
+    date -u
+    nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+    python3 -c "import sys, torch, torchvision, transformers, numpy, cv2
+print(sys.version); print('torch', torch.__version__, 'cuda', torch.version.cuda)
+print('torchvision', torchvision.__version__, 'transformers', transformers.__version__)
+print('numpy', numpy.__version__, 'opencv', cv2.__version__)"
+    nproc
+    git rev-parse HEAD 2>/dev/null
+} >"$out/env.txt" 2>&1
+
+step() { echo "== $1 (at ${SECONDS}s)" >>"$log"; }
+
+step "inference stages"
+timeout 45 python3 bench/inference_stages.py --json "$out/stages.json" >>"$log" 2>&1
+echo "rc=$?" >>"$log"
+
+step "bench/gpu.py"
+timeout 400 python3 bench/gpu.py --out /tmp/gpu-figures >>"$log" 2>&1
+echo "rc=$?" >>"$log"
+cp /tmp/gpu-figures/gpu.json /tmp/gpu-figures/gpu.md "$out"/ 2>/dev/null
+tar czf "$out/logs.tgz" -C /tmp/gpu-figures logs 2>/dev/null
+
+step "gpu-marked tests, then the CPU tests that failed under xdist on the H200 image"
+timeout 60 python3 -m pytest -q -rf -p no:cacheprovider -p no:xdist -m "gpu and not slow" \
+    tests/labeler/test_models.py tests/labeler/test_run.py tests/trainer/test_inference.py \
+    tests/engine/test_metrics.py >>"$log" 2>&1
+echo "rc=$?" >>"$log"
+timeout 90 python3 -m pytest -q -rf -p no:cacheprovider -p no:xdist -m "not slow" \
+    tests/trainer/test_spawn.py tests/trainer/test_train_loop.py >>"$log" 2>&1
+echo "rc=$?" >>"$log"
+step "done"
+tail -60 "$log"
