@@ -235,9 +235,12 @@ def class_iou(dir_a: Path, dir_b: Path, cls: int = 1) -> tuple[float, float, int
 
 
 # ---- labeling -----------------------------------------------------------------------------------
-def stage_text(stage_s: dict[str, float], images: int) -> str:
-    """``{stage: seconds}`` over ``images`` -> "decode 0.09, detect 1.89, ..." per image."""
-    return ", ".join(f"{k} {v / max(images, 1):.2f}" for k, v in stage_s.items())
+def stage_row(part: str, figure: str, stage_s: dict[str, float], images: int) -> Row:
+    """``{stage: seconds}`` over ``images`` -> a row of seconds per image by stage: "decode
+    0.09, detect 1.89, ..." as its value, the dict as its raw figure."""
+    per_image = {k: v / max(images, 1) for k, v in stage_s.items()}
+    text = ", ".join(f"{k} {v:.2f}" for k, v in per_image.items())
+    return row(part, figure, text, raw=per_image)
 
 
 def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row]:
@@ -320,17 +323,12 @@ def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row
             iou,
         ),
         row(p, "model build s (random init on device)", f"{build_s:.1f}"),
-        row(
-            p,
-            "per-image pipeline, s/img by stage",
-            stage_text(base["stage_s"], sizes.label_images),
-            raw={k: v / sizes.label_images for k, v in base["stage_s"].items()},
-        ),
-        row(
+        stage_row(p, "per-image pipeline, s/img by stage", base["stage_s"], sizes.label_images),
+        stage_row(
             p,
             "engine, s/img by stage (decode and write run in threads beside the models)",
-            stage_text(s.stage_seconds, s.labelled),
-            raw={k: v / max(s.labelled, 1) for k, v in s.stage_seconds.items()},
+            s.stage_seconds,
+            s.labelled,
         ),
     ]
     if n != sizes.label_images:

@@ -30,20 +30,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.inference import NUM_CLASSES, _image, _size  # noqa: E402
+from bench.inference import NUM_CLASSES, _image, _rss_mb, _size  # noqa: E402
 from trainer.inference import MODES, predict_label  # noqa: E402
 from trainer.models import create_model  # noqa: E402
 
 PIXEL_DECODER_BLOCKS = ("context", "cst", "rfb", "lse", "edge_head", "edge_refine", "mask_proj")
+HOST = "host: resize, copy in, post-processing"  # the call minus the model's forward
 
 
-def _proc_status_kb(field: str) -> int:
+def _peak_rss_bytes() -> int:
     with open("/proc/self/status") as f:
-        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) * 1024
 
 
-def rss_peak_resettable() -> bool:
-    """Linux resets a process's peak resident memory (VmHWM) when 5 is written to clear_refs."""
+def reset_rss_peak() -> bool:
+    """Reset this process's peak resident memory (VmHWM): Linux does when 5 is written to
+    /proc/self/clear_refs. False where that cannot be done."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -61,7 +63,7 @@ class StageClock:
 
     def __init__(self, cuda: bool) -> None:
         self.cuda = cuda
-        self.rss = not cuda and rss_peak_resettable()
+        self.rss = not cuda and reset_rss_peak()
         self.open: dict[str, list[float]] = {}  # name -> [t0, peak bytes]
         self.done: dict[str, dict[str, float | None]] = {}
         self.base = 0
@@ -69,7 +71,7 @@ class StageClock:
     def used(self) -> int:
         if self.cuda:
             return torch.cuda.memory_allocated()
-        return _proc_status_kb("VmRSS") * 1024 if self.rss else 0
+        return int(_rss_mb() * 2**20) if self.rss else 0
 
     def _tick(self) -> float:
         if self.cuda:
@@ -77,8 +79,8 @@ class StageClock:
             peak = torch.cuda.max_memory_allocated()
             torch.cuda.reset_peak_memory_stats()
         elif self.rss:
-            peak = _proc_status_kb("VmHWM") * 1024
-            rss_peak_resettable()
+            peak = _peak_rss_bytes()
+            reset_rss_peak()
         else:
             peak = 0
         for state in self.open.values():
@@ -109,12 +111,15 @@ def profile_mode(mode: str, device: str, image_wh, test_wh, preset: str) -> dict
     cuda = device.startswith("cuda")
     predict_label(model, image, size=size, mode=mode)  # warm-up: kernels, allocator, cuDNN
     clock = StageClock(cuda)
-    hook(clock, model, "model forward")
-    hook(clock, model.backbone, "backbone")
-    hook(clock, model.pixel_decoder, "pixel decoder")
-    for block in PIXEL_DECODER_BLOCKS:
-        hook(clock, getattr(model.pixel_decoder, block), f"pixel decoder: {block}")
-    hook(clock, model.decoder, "query decoder")
+    named = [  # the table's order and names; a pixel decoder block is indented under it
+        (model, "model forward"),
+        (model.backbone, "backbone"),
+        (model.pixel_decoder, "pixel decoder"),
+        *[(getattr(model.pixel_decoder, b), f"  {b}") for b in PIXEL_DECODER_BLOCKS],
+        (model.decoder, "query decoder"),
+    ]
+    for module, name in named:
+        hook(clock, module, name)
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.synchronize()
@@ -122,21 +127,11 @@ def profile_mode(mode: str, device: str, image_wh, test_wh, preset: str) -> dict
     clock.start("whole call")
     predict_label(model, image, size=size, mode=mode)
     clock.stop("whole call")
-    done = clock.done
-    whole, fwd = done["whole call"], done["model forward"]
-    stages = {"whole call": whole}
+    whole, fwd = clock.done["whole call"], clock.done["model forward"]
     # host side: resize on the host, copy in (before the forward), then class maps, upsampling,
     # argmax and copy-out (after it); the forward hooks bound both
-    stages["host: resize, copy in, post-processing"] = {
-        "seconds": whole["seconds"] - fwd["seconds"],
-        "peak_mb": None,
-    }
-    stages["model forward"] = fwd
-    stages["backbone"] = done["backbone"]
-    stages["pixel decoder"] = done["pixel decoder"]
-    for block in PIXEL_DECODER_BLOCKS:
-        stages[f"  {block}"] = done[f"pixel decoder: {block}"]
-    stages["query decoder"] = done["query decoder"]
+    host = {"seconds": whole["seconds"] - fwd["seconds"], "peak_mb": None}
+    stages = {"whole call": whole, HOST: host, **{n: clock.done[n] for _, n in named}}
     return {"mode": mode, "stages": stages}
 
 

@@ -75,6 +75,16 @@ SAM_VIT = {
 }
 
 
+def built_on(device: str, model_class, config):
+    """``model_class(config)`` in eval mode, initialised on ``device`` (a random ViT-H is slow on
+    a CPU) and moved there as well: a parameter made by a legacy constructor (Grounding DINO's
+    ``level_embed`` is ``nn.Parameter(torch.Tensor(...))``) ignores the default device."""
+    import torch
+
+    with torch.device(device):
+        return model_class(config).to(device).eval()
+
+
 def build_models(
     det_size: int, sam_size: int, device: str, swin: str = "tiny", sam_vit: str = "vit_b"
 ) -> tuple[LoadedModel, LoadedModel]:
@@ -98,11 +108,7 @@ def build_models(
 
     torch.manual_seed(0)
     det_cfg = GroundingDinoConfig(backbone_config=SwinConfig(**SWIN[swin]) if SWIN[swin] else None)
-    # Initialised on the device (a random ViT-H is slow on a CPU), then moved there as well:
-    # a parameter made by a legacy constructor (Grounding DINO's ``level_embed`` is
-    # ``nn.Parameter(torch.Tensor(...))``) ignores the default device and stays on the CPU.
-    with torch.device(device):
-        det = GroundingDinoForObjectDetection(det_cfg).to(device).eval()
+    det = built_on(device, GroundingDinoForObjectDetection, det_cfg)
     tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(TINY_VOCAB)})
     dproc = GroundingDinoProcessor(
         image_processor=GroundingDinoImageProcessor(
@@ -114,8 +120,7 @@ def build_models(
         vision_config={"image_size": sam_size, **SAM_VIT[sam_vit]},
         prompt_encoder_config={"image_size": sam_size},
     )
-    with torch.device(device):
-        sam = SamModel(sam_cfg).to(device).eval()
+    sam = built_on(device, SamModel, sam_cfg)
     sproc = sam_processor(sam_size)
     return (
         LoadedModel(

@@ -108,12 +108,9 @@ def build_sam3(size: int, device: str):
         ),
         tokenizer=tok,
     )
-    import torch
+    from bench.labeler import built_on
 
-    with torch.device(device):  # random init on the device: about 850M parameters
-        model = (
-            Sam3Model(cfg).to(device).eval()
-        )  # .to: legacy-constructed tensors (see build_models)
+    model = built_on(device, Sam3Model, cfg)  # about 850M random parameters
     return LoadedModel(model, proc, "Sam3Config()", "sam3", None)
 
 
