@@ -43,6 +43,17 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def size_arg(text: str) -> str:
+    """argparse ``type`` for a ``WxH`` option: the text, checked, so a typo is one usage line."""
+    try:
+        w, h = _size(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WxH, e.g. 4032x3024") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be positive")
+    return text
+
+
 def _image(width: int, height: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (height // 64 + 1, width // 64 + 1, 3), dtype=np.uint8)
@@ -104,10 +115,14 @@ def main() -> None:
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument(
-        "--image", default=None, help="input image WxH (default 4032x3024 GPU, 2016x1512 CPU)"
+        "--image",
+        type=size_arg,
+        default=None,
+        help="input image WxH (default 4032x3024 GPU, 2016x1512 CPU)",
     )
     p.add_argument(
         "--test-size",
+        type=size_arg,
         default=None,
         help="model resolution WxH (default 4096x3072 GPU, 512x384 CPU)",
     )

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.inference import NUM_CLASSES, _image, _rss_mb, _size  # noqa: E402
+from bench.inference import NUM_CLASSES, _image, _rss_mb, _size, size_arg  # noqa: E402
 from trainer.inference import MODES, predict_label  # noqa: E402
 from trainer.models import create_model  # noqa: E402
 
@@ -140,9 +140,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--image", default=None, help="input WxH (default 4032x3024 GPU, 1024x768 CPU)")
     p.add_argument(
-        "--test-size", default=None, help="model input WxH (default 4096x3072 / 512x384)"
+        "--image",
+        type=size_arg,
+        default=None,
+        help="input WxH (default 4032x3024 GPU, 1024x768 CPU)",
+    )
+    p.add_argument(
+        "--test-size",
+        type=size_arg,
+        default=None,
+        help="model input WxH (default 4096x3072 / 512x384)",
     )
     p.add_argument("--preset", default="massformer_r50")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")

@@ -44,3 +44,9 @@ def test_stages_of_both_modes(tmp_path):
 def test_unknown_mode_is_refused():
     res = run("--modes", "efficient,fast")
     assert res.returncode != 0 and "--modes: unknown fast" in res.stderr
+
+
+def test_a_malformed_size_is_one_usage_line():
+    res = run("--image", "4032by3024")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "argument --image: '4032by3024': expected WxH, e.g. 4032x3024" in res.stderr
