@@ -109,16 +109,15 @@ def _child(mode: str, args: argparse.Namespace, image: str) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def add_device_and_sizes(p: argparse.ArgumentParser, cpu_image: str) -> None:
+    """``--device``, ``--image`` and ``--test-size`` (both WxH, checked; None: the defaults by
+    device, 4032x3024 at 4096x3072 on a GPU, ``cpu_image`` at 512x384 on the CPU)."""
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument(
         "--image",
         type=size_arg,
         default=None,
-        help="input image WxH (default 4032x3024 GPU, 2016x1512 CPU)",
+        help=f"input image WxH (default 4032x3024 GPU, {cpu_image} CPU)",
     )
     p.add_argument(
         "--test-size",
@@ -126,6 +125,13 @@ def main() -> None:
         default=None,
         help="model resolution WxH (default 4096x3072 GPU, 512x384 CPU)",
     )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_device_and_sizes(p, cpu_image="2016x1512")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--check-64mp", action="store_true", help="also try a 9248x6936 image")
     p.add_argument("--json", default=None, help="write the results here too")

@@ -30,7 +30,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.inference import NUM_CLASSES, _image, _rss_mb, _size, size_arg  # noqa: E402
+from bench.inference import (  # noqa: E402
+    NUM_CLASSES,
+    _image,
+    _rss_mb,
+    _size,
+    add_device_and_sizes,
+)
 from trainer.inference import MODES, predict_label  # noqa: E402
 from trainer.models import create_model  # noqa: E402
 
@@ -139,19 +145,7 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument(
-        "--image",
-        type=size_arg,
-        default=None,
-        help="input WxH (default 4032x3024 GPU, 1024x768 CPU)",
-    )
-    p.add_argument(
-        "--test-size",
-        type=size_arg,
-        default=None,
-        help="model input WxH (default 4096x3072 / 512x384)",
-    )
+    add_device_and_sizes(p, cpu_image="1024x768")
     p.add_argument("--preset", default="massformer_r50")
     p.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
     p.add_argument("--json", default=None, help="write the results here too")
