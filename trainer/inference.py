@@ -421,6 +421,12 @@ def _full(model: MaSSFormer, x: torch.Tensor, out_hw: tuple[int, int]) -> np.nda
     h, w = x.shape[-2:]
     d = model.size_divisibility
     pad_h, pad_w = -h % d, -w % d
+    if h <= pad_h or w <= pad_w:  # the release's crop of its padding would leave no pixels
+        raise ValueError(
+            f"--mode full cannot run at {w}x{h}: the release's procedure pads to a multiple of "
+            f"{d} and crops the padding from the stretched masks, which leaves nothing at this "
+            f"size; use a size above {d // 2} px per side or --mode efficient"
+        )
     with release_kernels():  # the release's DCN and attention kernels: bit-exact fp32
         out = model(x, aux=False, crop=False)  # final masks of the padded image (1, Q, Hp/2, Wp/2)
     masks = F.interpolate(

@@ -114,6 +114,15 @@ def test_predict_label_modes_agree_on_model_output(tiny) -> None:  # noqa: ANN00
     assert (eff == full).mean() >= 0.99
 
 
+def test_full_mode_refuses_a_size_its_padding_crop_empties(tiny) -> None:  # noqa: ANN001
+    """32 rows pad to 64 for the tiny model: the release's stretch-then-crop keeps 32 - 32 = 0
+    rows. A one-line error instead of an upsampling RuntimeError; efficient mode runs."""
+    image = np.random.default_rng(2).integers(0, 256, (32, 80, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"--mode full cannot run at 80x32: .* --mode efficient"):
+        predict_label(tiny, image, size=None, mode="full")
+    assert predict_label(tiny, image, size=None).shape == (32, 80)
+
+
 def test_sliding_window_covers_the_image(tiny) -> None:  # noqa: ANN001
     image = np.random.default_rng(1).integers(0, 256, (150, 190, 3), dtype=np.uint8)
     tiled = predict_label(tiny, image, size=None, sliding_window=True, tile=96, overlap=32)
