@@ -80,6 +80,10 @@ def _cfg(root, out, **kw):
     base = dict(
         data=str(root),
         out=str(out),
+        # the CPU on every machine: "auto" picks CUDA where there is one (the H200 run failed
+        # the frozen-BN test: its forward fed a CPU tensor), and CUDA's deformable convolution
+        # backward sums with atomics, so bit-identical resumes are a CPU promise
+        device="cpu",
         iters=6,
         batch_size=2,
         val_split="",
