@@ -447,3 +447,81 @@ def test_training_gradients_keep_the_parameters_strides(k: int) -> None:
     conv(torch.randn(2, 16, 8, 8)).sum().backward()
     for name, p in conv.named_parameters():
         assert p.grad is not None and p.grad.stride() == p.stride(), name
+
+
+def test_lse_resizes_each_half_of_s1_as_the_release_resizes_the_whole() -> None:
+    """LSE resizes S1's two halves separately (each H/2 copy is freed after its branch);
+    bilinear resizing is per channel, so the output is the release's to the last bit."""
+    import torch.nn.functional as F
+
+    from trainer.models.pixel_decoder import LSE
+
+    torch.manual_seed(0)
+    lse = LSE(16).eval()
+    with torch.no_grad():
+        lse.dcn_branch.dcn.offset.weight.normal_(0, 0.3)
+    image, s1 = torch.randn(1, 3, 64, 96), torch.randn(1, 16, 16, 24)
+
+    def release(image, s1):  # noqa: ANN001, ANN202 - the formula of the class docstring
+        size = (32, 48)
+        s1 = F.interpolate(s1, size=size, mode="bilinear", align_corners=False)
+        image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+        a, b = s1.chunk(2, 1)
+        a = lse._gated(lse.conv_branch(torch.cat([image, a], 1)), lse.gate_conv)
+        b = lse._gated(lse.dcn_branch(torch.cat([image, b], 1)), lse.gate_dcn)
+        return lse.fuse(torch.cat([a, b], 1))
+
+    with torch.no_grad():
+        assert torch.equal(lse(image, s1), release(image, s1))
+    lse.train()
+    s1.requires_grad_(True)
+    ours = lse(image, s1)
+    (grad,) = torch.autograd.grad(ours.square().sum(), s1)
+    (ref,) = torch.autograd.grad(release(image, s1).square().sum(), s1)
+    assert torch.equal(grad, ref)
+
+
+def test_inference_in_row_bands_gives_the_whole_maps_outputs(monkeypatch) -> None:  # noqa: ANN001
+    """Above a size budget, inference runs the half-resolution 1x1 projections and the
+    deformable convs in bands of rows (bounded memory on 4K inputs); the outputs are the
+    whole maps' ones. Training always runs the whole map."""
+    from trainer.models import layers, pixel_decoder
+
+    torch.manual_seed(0)
+    model = create_model("tiny", num_classes=5).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, layers.ModulatedDeformConv):
+                m.offset.weight.normal_(0, 0.05)
+    x = torch.rand(1, 3, 96, 128) * 255
+    with torch.no_grad():
+        whole = model(x, aux=False)
+    calls: list[int] = []
+    real = layers.ConvBNReLU.forward
+    monkeypatch.setattr(
+        layers.ConvBNReLU, "forward", lambda self, t: calls.append(t.shape[2]) or real(self, t)
+    )
+    width = model.pixel_decoder.mask_proj.conv.out_channels
+    monkeypatch.setattr(pixel_decoder, "ROWS_BUDGET", width * 7 * 64)  # mask_proj: 7 rows a band
+    monkeypatch.setattr(layers, "COLUMN_BUDGET", 2**12)
+    with torch.no_grad():
+        banded = model(x, aux=False)
+    assert 7 in calls  # the bands ran
+    for key in ("pred_logits", "pred_masks", "edge_logits"):
+        torch.testing.assert_close(banded[key], whole[key], atol=1e-4, rtol=1e-4)
+    calls.clear()
+    model.train()
+    model(torch.rand(2, 3, 96, 128) * 255)
+    assert 7 not in calls  # training: whole maps
+
+
+def test_pixel_decoder_releases_the_backbone_maps() -> None:
+    """At inference nothing keeps C2..C5 alive after their projection (MaSSFormer's list is
+    emptied), so a 4K input's half-resolution blocks run without them."""
+    torch.manual_seed(0)
+    model = create_model("tiny", num_classes=5).eval()
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        feats = model.backbone(x)
+        d1, memories, edge = model.pixel_decoder(feats, x)
+    assert feats == [] and d1.shape[-2:] == (32, 32)

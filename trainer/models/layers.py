@@ -33,10 +33,12 @@ class ConvBNReLU(nn.Module):
         return F.relu(self.bn(self.conv(x)), inplace=True)
 
 
-# Largest sampled-column tensor (elements, 512 MB in fp32) one deformable conv may build at
+# Largest sampled-column tensor (elements, 256 MB in fp32) one deformable conv may build at
 # inference; bigger inputs run in bands of output rows (torchvision's own column buffer would
-# be 128 ch x 9 taps x 2048 x 1536 = 14 GB for the H/2 layers of a 4096x3072 input).
-COLUMN_BUDGET = 2**27
+# be 64 ch x 9 taps x 2048 x 1536 = 7 GB for the H/2 layers of a 4096x3072 input). Halved
+# from 2**27 in the twenty-sixth round: the bands' columns were a sixth of the efficient
+# mode's modelled CUDA peak (bench/cuda_memory_model.py); about 30 bands per layer at 4K.
+COLUMN_BUDGET = 2**26
 
 
 _RELEASE_KERNELS = contextvars.ContextVar("release_kernels", default=False)
@@ -152,7 +154,10 @@ def deform_conv2d_grid_sample(
     kk = kh * kw
     grid = _tap_grid(offset, kh, kw, h_in, w, padding, row0)
     cols = _sample(x, grid.view(b, kk * h, w, 2)).view(b, c, kk, h * w)
-    cols = (cols * mask.reshape(b, 1, kk, h * w)).view(b, c * kk, h * w)
+    del grid
+    m = mask.reshape(b, 1, kk, h * w)
+    # without autograd in place (the same values): one column tensor alive, not two
+    cols = (cols * m if torch.is_grad_enabled() else cols.mul_(m)).view(b, c * kk, h * w)
     out = torch.matmul(weight.reshape(o, c * kk), cols).view(b, o, h, w)
     return out if bias is None else out + bias.view(1, -1, 1, 1)
 

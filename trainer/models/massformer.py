@@ -89,7 +89,8 @@ class MaSSFormer(nn.Module):
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph))
         feats = self.backbone(x)
-        d1, memories, edge = self.pixel_decoder(feats, x)
+        d1, memories, edge = self.pixel_decoder(feats, x)  # empties feats: freed at inference
+        del x, feats
         final, aux_outputs = self.decoder(memories, d1, aux=aux)
         if not crop:
             return {**final, "aux_outputs": aux_outputs, "edge_logits": edge}

@@ -152,12 +152,19 @@ class LSE(nn.Module):
 
     def forward(self, image: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         size = (image.shape[2] // 2, image.shape[3] // 2)
-        s1 = F.interpolate(s1, size=size, mode="bilinear", align_corners=False)
         image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
-        a, b = s1.chunk(2, 1)
-        a = self._gated(self.conv_branch(torch.cat([image, a], 1)), self.gate_conv)
-        b = self._gated(self.dcn_branch(torch.cat([image, b], 1)), self.gate_dcn)
-        return self.fuse(torch.cat([a, b], 1))
+
+        def half(i: int) -> torch.Tensor:  # S1's i-th half at H/2 after the image; resized
+            c = s1.shape[1] // 2  # per half (bilinear is per channel: the same values), so
+            x = s1[:, i * c : (i + 1) * c]  # that each H/2 copy is freed after its branch
+            up = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            return torch.cat([image, up], 1)
+
+        a = self._gated(self.conv_branch(half(0)), self.gate_conv)
+        b = self._gated(self.dcn_branch(half(1)), self.gate_dcn)
+        ab = torch.cat([a, b], 1)
+        del a, b
+        return rows_apply(self.fuse, ab)
 
 
 class EdgeRefinement(nn.Module):
@@ -172,9 +179,14 @@ class EdgeRefinement(nn.Module):
         self.expand = nn.Conv2d(dim // 2, dim, 1)
         self.bn = nn.BatchNorm2d(dim)
 
-    def forward(self, detail: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.expand(self.dcn(self.reduce(detail.sigmoid() * up))))
-        return x + up
+    def gate(self, detail: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """``reduce(sigmoid(detail) * up)``: the deformable conv's input, (B, dim/2, H, W)."""
+        return self.reduce(detail.sigmoid() * up)
+
+    def forward(self, gated: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+        """``gated`` = :meth:`gate` ``(detail, up)``, split off so that the caller can free
+        ``detail`` (a full-width H/2 map) before the deformable conv runs."""
+        return self.bn(self.expand(self.dcn(gated))) + up
 
 
 class PixelDecoder(nn.Module):
@@ -226,6 +238,8 @@ class PixelDecoder(nn.Module):
         self, feats: list[torch.Tensor], image: torch.Tensor
     ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
         """Args: ``feats`` = [C2..C5] (Hp/4..Hp/32), ``image`` the normalised ``(B, 3, Hp, Wp)``.
+        ``feats`` is emptied once projected, so that at inference the backbone's maps are freed
+        before the half-resolution blocks run (MaSSFormer passes a list of its own).
 
         Returns ``(D1 (B, mask_dim, Hp/2, Wp/2), [D4 (1/32), D3 (1/16), D2 (1/8)] each
         (B, memory_dim, ., .), edge logits (B, 1, Hp/2, Wp/2))``.
@@ -236,17 +250,45 @@ class PixelDecoder(nn.Module):
             se(proj(f)) for proj, se, f in zip(self.proj, self.se, feats, strict=True)
         )
         context = self.context(feats[3].mean((2, 3), keepdim=True))
+        feats.clear()  # C2 alone is 384 MB at a 4096x3072 input in bf16
         d4, d3, up8 = self.cst(context, s4, s3)
         d2, quarter = self.rfb(up8 + s2)
         detail = self.lse(image, s1)
         size = (image.shape[2] // 2, image.shape[3] // 2)
         up = F.interpolate(quarter, size=size, mode="bilinear", align_corners=False)
         edge = self.edge_head(up + detail)
-        refined = self.edge_refine(detail, up)
-        del detail, up  # two H/2 maps, free before the mask projection makes the widest one
-        d1 = self.mask_proj(refined)
+        gated = self.edge_refine.gate(detail, up)
+        del detail  # H/2 maps are freed as soon as they are used: at inference the peak is here
+        refined = self.edge_refine(gated, up)
+        del gated, up
+        d1 = rows_apply(self.mask_proj, refined)
         memories = [proj(m) for proj, m in zip(self.memory_proj, (d4, d3, d2), strict=True)]
         return d1, memories, edge
 
 
-__all__ = ["PixelDecoder"]
+# Largest map (elements) the mask projection writes in one piece at inference; above it, the
+# projection runs in bands of rows into the output, so its convolution and BatchNorm outputs
+# never exist side by side at full size (2 x 1.6 GB at a 4096x3072 input in bf16).
+ROWS_BUDGET = 2**27
+
+
+def rows_apply(layer: ConvBNReLU, x: torch.Tensor, budget: int | None = None) -> torch.Tensor:
+    """``layer(x)`` for a 1x1 :class:`ConvBNReLU`; at inference, when the output would exceed
+    ``budget`` elements, computed in bands of rows written into one output tensor. Each
+    pixel's value is the same computation as the whole map's (tested)."""
+    budget = ROWS_BUDGET if budget is None else budget
+    b, _, h, w = x.shape
+    channels = layer.conv.out_channels
+    if torch.is_grad_enabled() or b * channels * h * w <= budget:
+        return layer(x)
+    rows = max(1, budget // (b * channels * w))
+    first = layer(x[:, :, :rows])
+    out = first.new_empty(b, first.shape[1], h, w)
+    out[:, :, :rows] = first
+    del first
+    for r in range(rows, h, rows):
+        out[:, :, r : r + rows] = layer(x[:, :, r : r + rows])
+    return out
+
+
+__all__ = ["PixelDecoder", "rows_apply"]
