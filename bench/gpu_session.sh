@@ -5,9 +5,10 @@
 #
 # Runs, each under its own time limit: the inference stage breakdown, every figure of
 # bench/gpu.py at real sizes, the gpu-marked tests, and the CPU tests that failed under the
-# H200 image's versions with 12 xdist workers (2026-12-04), this time without xdist. Writes 6
-# files to OUT_DIR (a device call returns at most 8): env.txt, run.log, stages.json, gpu.json,
-# gpu.md, logs.tgz. At most 595 s of limits; the first H200 run of bench/gpu.py took 319 s.
+# H200 image's versions with 12 xdist workers (2026-12-04), this time without xdist. Writes 7
+# files to OUT_DIR (a device call returns at most 8): env.txt, run.log, stages.json, model.json
+# (bench/cuda_memory_model.py's prediction of stages.json), gpu.json, gpu.md, logs.tgz. At most
+# 595 s of limits; the first H200 run of bench/gpu.py took 319 s.
 # Wheels of packages the machine lacks (pycocotools on the H200 image) are installed from
 # .whl/ when that folder is there.
 set -u
@@ -38,9 +39,12 @@ step() { echo "== $1 (at ${SECONDS}s)" >>"$log"; }
 step "inference stages"
 timeout 45 python3 bench/inference_stages.py --json "$out/stages.json" >>"$log" 2>&1
 echo "rc=$?" >>"$log"
+step "the CPU model of the same call's CUDA memory (to compare with stages.json)"
+timeout 30 python3 bench/cuda_memory_model.py --json "$out/model.json" >>"$log" 2>&1
+echo "rc=$?" >>"$log"
 
 step "bench/gpu.py"
-timeout 400 python3 bench/gpu.py --out /tmp/gpu-figures >>"$log" 2>&1
+timeout 370 python3 bench/gpu.py --out /tmp/gpu-figures >>"$log" 2>&1
 echo "rc=$?" >>"$log"
 cp /tmp/gpu-figures/gpu.json /tmp/gpu-figures/gpu.md "$out"/ 2>/dev/null
 tar czf "$out/logs.tgz" -C /tmp/gpu-figures logs 2>/dev/null

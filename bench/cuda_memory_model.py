@@ -1,0 +1,189 @@
+"""CUDA memory of efficient inference, predicted without a GPU.
+
+The model runs on *fake* CUDA tensors (``torch._subclasses.FakeTensorMode``: shapes, dtypes
+and devices, no data), with CUDA's bf16 autocast switched on as ``predict_scores`` does on a
+GPU (autocast's dtype rules are the same C++ code with or without a GPU). A dispatch mode adds
+up the bytes of every tensor storage the forward creates and subtracts them when the last
+tensor on a storage dies: the peak of live tensors above the weights and the input, per
+stage. It runs ``massformer_r50`` at 4096x3072 in a few seconds on a CPU.
+
+What it cannot see: the caching allocator's rounding, cuDNN's workspaces and buffers that a
+kernel allocates inside itself (torchvision's whole-map deformable conv: this is why the
+``full`` mode is not modelled). Calibration (docs/model.md): on the code that the H200 ran
+(6ced3bd^), this model gives 6,820 MB where the H200 measured 8,499 MB for the same call.
+
+    python bench/cuda_memory_model.py                       # massformer_r50, 4096x3072
+    python bench/cuda_memory_model.py --test-size 2048x1536 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import weakref
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
+from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
+
+from bench.inference import _size, size_arg  # noqa: E402
+from bench.inference_stages import PIXEL_DECODER_BLOCKS  # noqa: E402
+from trainer.inference import MODES, _full, semantic_inference, upsample_argmax  # noqa: E402
+from trainer.models import create_model  # noqa: E402
+
+MB = 2**20
+
+
+class LiveBytes(TorchDispatchMode):
+    """Bytes of the storages of the CUDA tensors created under it that are still referenced;
+    ``peak`` is their maximum since the last :meth:`reset`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live = self.peak = 0
+        self._size: dict[int, int] = {}
+        self._holders: dict[int, set[int]] = collections.defaultdict(set)
+
+    def reset(self) -> None:
+        self.peak = self.live
+
+    def _release(self, storage: int, holder: int) -> None:
+        holders = self._holders.get(storage)
+        if holders is None:
+            return
+        holders.discard(holder)
+        if not holders:
+            self.live -= self._size.pop(storage)
+            del self._holders[storage]
+
+    def _track(self, t: torch.Tensor) -> None:
+        storage = t.untyped_storage()._cdata
+        if storage not in self._size:
+            self._size[storage] = t.untyped_storage().nbytes()
+            self.live += self._size[storage]
+            self.peak = max(self.peak, self.live)
+        if id(t) not in self._holders[storage]:
+            self._holders[storage].add(id(t))
+            weakref.finalize(t, self._release, storage, id(t))
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor) and t.device.type == "cuda":
+                self._track(t)
+        if func is torch.ops.torchvision.deform_conv2d.default:
+            self.peak = max(self.peak, self.live + deform_columns_bytes(args[0], args[1], out))
+        return out
+
+
+def deform_columns_bytes(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> int:
+    """The column buffer torchvision's CUDA ``deform_conv2d`` allocates inside the kernel,
+    where no dispatch mode sees it: ``(C * kh * kw, n * H_out * W_out)`` in the input's dtype,
+    for ``n`` images at a time, the largest divisor of the batch up to 32
+    (torchvision/csrc/ops/cuda/deform_conv2d_kernel.cu, ``kMaxParallelImgs``)."""
+    _, c, kh, kw = weight.shape
+    n = next(k for k in range(min(x.shape[0], 32), 0, -1) if x.shape[0] % k == 0)
+    return c * kh * kw * n * out.shape[2] * out.shape[3] * x.element_size()
+
+
+def model_memory(
+    preset: str = "massformer_r50",
+    test_hw: tuple[int, int] = (3072, 4096),
+    out_hw: tuple[int, int] = (3024, 4032),
+    mode: str = "efficient",
+    classes: int = 8,
+) -> dict[str, float]:
+    """Peak MB of live tensors per stage of one ``predict_label`` call on a resized image of
+    ``test_hw`` labelled at ``out_hw``, after the copy to the device, above the weights and the
+    input: ``efficient`` (bf16 autocast; class maps at mask resolution, upsampled one at a
+    time) or ``full`` (the release's procedure in fp32; its whole-map deformable convs' column
+    buffers added at their kernel's peak)."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+    stages: dict[str, float] = {}
+    with FakeTensorMode():
+        with torch.device("cuda"):
+            model = create_model(preset, classes).eval()
+        images = torch.empty(1, 3, *test_hw, device="cuda")
+        mem = LiveBytes()
+        open_stages: list[str] = []
+
+        def boundary() -> None:
+            for name in open_stages:
+                stages[name] = max(stages.get(name, 0.0), mem.peak / MB)
+            mem.reset()
+
+        def hook(module: torch.nn.Module, name: str) -> None:
+            def enter(*_: object) -> None:
+                boundary()
+                open_stages.append(name)
+
+            def leave(*_: object) -> None:
+                boundary()
+                open_stages.remove(name)
+
+            module.register_forward_pre_hook(enter)
+            module.register_forward_hook(leave)
+
+        hook(model, "model forward")
+        hook(model.backbone, "backbone")
+        hook(model.pixel_decoder, "pixel decoder")
+        for block in PIXEL_DECODER_BLOCKS:
+            hook(getattr(model.pixel_decoder, block), f"  {block}")
+        hook(model.decoder, "query decoder")
+        previous = torch.get_autocast_dtype("cuda"), torch.is_autocast_enabled("cuda")
+        # torch.autocast("cuda") turns itself off without a GPU; the switches do not
+        torch.set_autocast_dtype("cuda", torch.bfloat16)
+        try:
+            with torch.inference_mode(), mem:
+                open_stages.append("whole call")
+                try:
+                    if mode == "full":
+                        _full(model, images, out_hw)
+                    else:
+                        # predict_scores' two steps (its torch.autocast would switch off)
+                        torch.set_autocast_enabled("cuda", True)
+                        out = model(images, aux=False)
+                        torch.set_autocast_enabled("cuda", False)
+                        scores = semantic_inference(out["pred_logits"], out["pred_masks"])
+                        del out
+                        upsample_argmax(scores, out_hw)
+                except RuntimeError as e:  # the labels' copy to numpy: fake tensors hold no data
+                    if "numpy" not in str(e):
+                        raise
+                boundary()
+        finally:
+            torch.set_autocast_dtype("cuda", previous[0])
+            torch.set_autocast_enabled("cuda", previous[1])
+    return stages
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="massformer_r50")
+    parser.add_argument("--image", type=size_arg, default="4032x3024", help="WxH labelled")
+    parser.add_argument("--test-size", type=size_arg, default="4096x3072", help="WxH run")
+    parser.add_argument("--modes", default="efficient,full", help="comma-separated")
+    parser.add_argument("--json", type=Path, help="also write the stages as JSON")
+    args = parser.parse_args(argv)
+    (w, h), (iw, ih) = _size(args.test_size), _size(args.image)
+    modes = args.modes.split(",")
+    runs = {mode: model_memory(args.preset, (h, w), (ih, iw), mode) for mode in modes}
+    print(f"{args.preset}, {iw}x{ih} at {w}x{h} (fake CUDA tensors: a model, not a measurement)")
+    print("peak MB of live tensors above the weights and the input, while the stage ran")
+    print(f"{'stage':24s}" + "".join(f"{m:>12s}" for m in modes))
+    for name in runs[modes[0]]:
+        print(f"{name:24s}" + "".join(f"{runs[m].get(name, 0):12.0f}" for m in modes))
+    if args.json:
+        record = {"preset": args.preset, "image": [iw, ih], "test": [w, h], "runs": runs}
+        args.json.write_text(json.dumps(record, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""bench/cuda_memory_model.py: live-tensor accounting on fake CUDA tensors, no GPU needed."""
+
+from __future__ import annotations
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from bench.cuda_memory_model import MB, LiveBytes, deform_columns_bytes, main, model_memory
+
+
+def test_live_bytes_follow_storages_not_tensors() -> None:
+    with FakeTensorMode():
+        mem = LiveBytes()
+        with mem:
+            a = torch.empty(1024, 1024, device="cuda")  # 4 MB
+            view = a[:10]  # shares a's storage: no new bytes
+            b = torch.empty(256, 1024, device="cuda", dtype=torch.bfloat16)  # 0.5 MB
+            assert mem.live == 4 * MB + MB // 2
+            del a
+            assert mem.live == 4 * MB + MB // 2  # the view keeps the storage
+            del view
+            assert mem.live == MB // 2
+            del b
+            assert mem.live == 0 and mem.peak == 4 * MB + MB // 2
+
+
+def test_model_memory_runs_every_stage_of_both_modes(capsys) -> None:  # noqa: ANN001
+    from trainer.models import create_model
+
+    d1 = create_model("tiny", 5).pixel_decoder.mask_proj.conv.out_channels * 48 * 64  # elements
+    for mode, size in (("efficient", 2), ("full", 4)):  # bf16 autocast, or the release's fp32
+        stages = model_memory("tiny", (96, 128), (90, 120), mode, classes=5)
+        for name in ("whole call", "backbone", "  lse", "  mask_proj", "query decoder"):
+            assert stages[name] > 0, (mode, name)
+        assert stages["whole call"] == max(stages.values())
+        assert stages["  mask_proj"] >= d1 * size / MB, mode  # D1 is made there
+        assert not torch.is_autocast_enabled("cuda")  # the switches are restored
+    assert main(["--preset", "tiny", "--test-size", "128x96", "--image", "120x90"]) == 0
+    out = capsys.readouterr().out
+    assert "fake CUDA tensors" in out and "efficient" in out and "full" in out
+
+
+def test_torchvisions_hidden_column_buffer_is_counted() -> None:
+    x, w = torch.empty(4, 6, 10, 12), torch.empty(8, 6, 3, 3)
+    out = torch.empty(4, 8, 10, 12)
+    # batch 4 runs as one group of 4 images: (6 * 9, 4 * 10 * 12) float32
+    assert deform_columns_bytes(x, w, out) == 6 * 9 * 4 * 10 * 12 * 4
+    assert deform_columns_bytes(torch.empty(33, 6, 10, 12), w, out) == 6 * 9 * 11 * 120 * 4
