@@ -484,7 +484,7 @@ def test_lse_resizes_each_half_of_s1_as_the_release_resizes_the_whole() -> None:
 def test_inference_in_row_bands_gives_the_whole_maps_outputs(monkeypatch) -> None:  # noqa: ANN001
     """Above a size budget, inference runs the half-resolution 1x1 projections and the
     deformable convs in bands of rows (bounded memory on 4K inputs); the outputs are the
-    whole maps' ones. Training always runs the whole map."""
+    whole maps' ones. Training and the release's kernels always run the whole map."""
     from trainer.models import layers, pixel_decoder
 
     torch.manual_seed(0)
@@ -510,6 +510,9 @@ def test_inference_in_row_bands_gives_the_whole_maps_outputs(monkeypatch) -> Non
     for key in ("pred_logits", "pred_masks", "edge_logits"):
         torch.testing.assert_close(banded[key], whole[key], atol=1e-4, rtol=1e-4)
     calls.clear()
+    with torch.no_grad(), layers.release_kernels():
+        model(x, aux=False)
+    assert 7 not in calls  # --mode full, the release's procedure: whole maps
     model.train()
     model(torch.rand(2, 3, 96, 128) * 255)
     assert 7 not in calls  # training: whole maps

@@ -64,6 +64,11 @@ def release_kernels() -> Iterator[None]:
         _RELEASE_KERNELS.reset(token)
 
 
+def release_kernels_active() -> bool:
+    """True inside :func:`release_kernels`: whole maps, the release's kernels, bit for bit."""
+    return _RELEASE_KERNELS.get()
+
+
 def attention_weights_path() -> bool:
     """``need_weights`` for ``nn.MultiheadAttention`` calls: True inside :func:`release_kernels`."""
     return _RELEASE_KERNELS.get()

@@ -17,6 +17,7 @@ from trainer.models.layers import (
     DeformBlock,
     SqueezeExcite,
     attention_weights_path,
+    release_kernels_active,
     sine_position_2d,
 )
 
@@ -273,13 +274,15 @@ ROWS_BUDGET = 2**27
 
 
 def rows_apply(layer: ConvBNReLU, x: torch.Tensor, budget: int | None = None) -> torch.Tensor:
-    """``layer(x)`` for a 1x1 :class:`ConvBNReLU`; at inference, when the output would exceed
-    ``budget`` elements, computed in bands of rows written into one output tensor. Each
-    pixel's value is the same computation as the whole map's (tested)."""
+    """``layer(x)`` for a 1x1 :class:`ConvBNReLU`; at inference (outside
+    :func:`~trainer.models.layers.release_kernels`), when the output would exceed ``budget``
+    elements, computed in bands of rows written into one output tensor. Each pixel's value is
+    the same computation as the whole map's (tested)."""
     budget = ROWS_BUDGET if budget is None else budget
     b, _, h, w = x.shape
     channels = layer.conv.out_channels
-    if torch.is_grad_enabled() or b * channels * h * w <= budget:
+    # the release's kernels (--mode full) run whole maps, as the release does: bit for bit
+    if torch.is_grad_enabled() or release_kernels_active() or b * channels * h * w <= budget:
         return layer(x)
     rows = max(1, budget // (b * channels * w))
     first = layer(x[:, :, :rows])
