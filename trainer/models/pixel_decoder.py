@@ -155,11 +155,14 @@ class LSE(nn.Module):
         size = (image.shape[2] // 2, image.shape[3] // 2)
         image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
 
-        def half(i: int) -> torch.Tensor:  # S1's i-th half at H/2 after the image; resized
-            c = s1.shape[1] // 2  # per half (bilinear is per channel: the same values), so
-            x = s1[:, i * c : (i + 1) * c]  # that each H/2 copy is freed after its branch
-            up = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-            return torch.cat([image, up], 1)
+        def half(i: int) -> torch.Tensor:
+            # the image, then S1's i-th half at H/2: each half is resized on its own (bilinear
+            # is per channel: the same values), so that its H/2 copy is freed after its branch
+            c = s1.shape[1] // 2
+            x = F.interpolate(
+                s1[:, i * c : (i + 1) * c], size, mode="bilinear", align_corners=False
+            )
+            return torch.cat([image, x], 1)
 
         a = self._gated(self.conv_branch(half(0)), self.gate_conv)
         b = self._gated(self.dcn_branch(half(1)), self.gate_dcn)
@@ -267,9 +270,10 @@ class PixelDecoder(nn.Module):
         return d1, memories, edge
 
 
-# Largest map (elements) the mask projection writes in one piece at inference; above it, the
-# projection runs in bands of rows into the output, so its convolution and BatchNorm outputs
-# never exist side by side at full size (2 x 1.6 GB at a 4096x3072 input in bf16).
+# Largest map (elements) a half-resolution 1x1 projection (LSE's fuse, the mask projection)
+# writes in one piece at inference; above it, the projection runs in bands of rows into its
+# output, so that its convolution and BatchNorm outputs never exist side by side at full size
+# (2 x 1.6 GB for the mask projection at a 4096x3072 input in bf16).
 ROWS_BUDGET = 2**27
 
 
