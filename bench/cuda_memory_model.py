@@ -173,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     (w, h), (iw, ih) = _size(args.test_size), _size(args.image)
     modes = args.modes.split(",")
+    if unknown := [m for m in modes if m not in MODES]:
+        parser.error(f"--modes: unknown {', '.join(unknown)}; known: {', '.join(MODES)}")
     runs = {mode: model_memory(args.preset, (h, w), (ih, iw), mode) for mode in modes}
     print(f"{args.preset}, {iw}x{ih} at {w}x{h} (fake CUDA tensors: a model, not a measurement)")
     print("peak MB of live tensors above the weights and the input, while the stage ran")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
@@ -38,6 +39,20 @@ def test_model_memory_runs_every_stage_of_both_modes(capsys) -> None:  # noqa: A
     assert main(["--preset", "tiny", "--test-size", "128x96", "--image", "120x90"]) == 0
     out = capsys.readouterr().out
     assert "fake CUDA tensors" in out and "efficient" in out and "full" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["--modes", "fast"], "unknown fast; known: efficient, full"),
+        (["--test-size", "abc"], "WxH"),
+    ],
+)
+def test_bad_options_are_one_usage_error(argv, says, capsys) -> None:  # noqa: ANN001
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert e.value.code == 2 and "error:" in last and says in last
 
 
 def test_torchvisions_hidden_column_buffer_is_counted() -> None:
