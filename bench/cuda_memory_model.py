@@ -1,16 +1,17 @@
-"""CUDA memory of efficient inference, predicted without a GPU.
+"""CUDA memory of inference, predicted without a GPU.
 
 The model runs on *fake* CUDA tensors (``torch._subclasses.FakeTensorMode``: shapes, dtypes
 and devices, no data), with CUDA's bf16 autocast switched on as ``predict_scores`` does on a
 GPU (autocast's dtype rules are the same C++ code with or without a GPU). A dispatch mode adds
-up the bytes of every tensor storage the forward creates and subtracts them when the last
-tensor on a storage dies: the peak of live tensors above the weights and the input, per
-stage. It runs ``massformer_r50`` at 4096x3072 in a few seconds on a CPU.
+up the bytes of every tensor storage the call creates and subtracts them when the last tensor
+on a storage dies; ``bench/inference_stages.py``'s stage clock folds its peaks into stages.
+It runs ``massformer_r50`` at 4096x3072 in both modes in about 12 s on a CPU.
 
 What it cannot see: the caching allocator's rounding, cuDNN's workspaces and buffers that a
-kernel allocates inside itself (torchvision's whole-map deformable conv: this is why the
-``full`` mode is not modelled). Calibration (docs/model.md): on the code that the H200 ran
-(6ced3bd^), this model gives 6,820 MB where the H200 measured 8,499 MB for the same call.
+kernel allocates inside itself, except torchvision's deformable-conv column buffer, which is
+added from its known size (the ``full`` mode's whole-map convs). Calibration (docs/model.md):
+on the code that the H200 ran (6ced3bd^), this model gives 6,820 / 14,664 MB (efficient /
+full) where the H200 measured 8,499 / 16,344 MB for the same calls.
 
     python bench/cuda_memory_model.py                       # massformer_r50, 4096x3072
     python bench/cuda_memory_model.py --test-size 2048x1536 --json out.json
@@ -31,8 +32,8 @@ import torch  # noqa: E402
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from bench.inference import _size, size_arg  # noqa: E402
-from bench.inference_stages import PIXEL_DECODER_BLOCKS  # noqa: E402
+from bench.inference import _size, modes_arg, size_arg  # noqa: E402
+from bench.inference_stages import StageClock, hook  # noqa: E402
 from trainer.inference import MODES, _full, semantic_inference, upsample_argmax  # noqa: E402
 from trainer.models import create_model  # noqa: E402
 
@@ -41,7 +42,8 @@ MB = 2**20
 
 class LiveBytes(TorchDispatchMode):
     """Bytes of the storages of the CUDA tensors created under it that are still referenced;
-    ``peak`` is their maximum since the last :meth:`reset`."""
+    ``peak`` is their maximum since the last :meth:`take_peak`. A meter for
+    :class:`bench.inference_stages.StageClock`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -49,8 +51,12 @@ class LiveBytes(TorchDispatchMode):
         self._size: dict[int, int] = {}
         self._holders: dict[int, set[int]] = collections.defaultdict(set)
 
-    def reset(self) -> None:
-        self.peak = self.live
+    def used(self) -> int:
+        return self.live
+
+    def take_peak(self) -> int:
+        peak, self.peak = self.peak, self.live
+        return peak
 
     def _release(self, storage: int, holder: int) -> None:
         holders = self._holders.get(storage)
@@ -105,43 +111,19 @@ def model_memory(
     buffers added at their kernel's peak)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
-    stages: dict[str, float] = {}
     with FakeTensorMode():
         with torch.device("cuda"):
             model = create_model(preset, classes).eval()
         images = torch.empty(1, 3, *test_hw, device="cuda")
         mem = LiveBytes()
-        open_stages: list[str] = []
-
-        def boundary() -> None:
-            for name in open_stages:
-                stages[name] = max(stages.get(name, 0.0), mem.peak / MB)
-            mem.reset()
-
-        def hook(module: torch.nn.Module, name: str) -> None:
-            def enter(*_: object) -> None:
-                boundary()
-                open_stages.append(name)
-
-            def leave(*_: object) -> None:
-                boundary()
-                open_stages.remove(name)
-
-            module.register_forward_pre_hook(enter)
-            module.register_forward_hook(leave)
-
-        hook(model, "model forward")
-        hook(model.backbone, "backbone")
-        hook(model.pixel_decoder, "pixel decoder")
-        for block in PIXEL_DECODER_BLOCKS:
-            hook(getattr(model.pixel_decoder, block), f"  {block}")
-        hook(model.decoder, "query decoder")
+        clock = StageClock(mem)
+        names = hook(clock, model)
         previous = torch.get_autocast_dtype("cuda"), torch.is_autocast_enabled("cuda")
         # torch.autocast("cuda") turns itself off without a GPU; the switches do not
         torch.set_autocast_dtype("cuda", torch.bfloat16)
         try:
             with torch.inference_mode(), mem:
-                open_stages.append("whole call")
+                clock.start("whole call")
                 try:
                     if mode == "full":
                         _full(model, images, out_hw)
@@ -156,11 +138,11 @@ def model_memory(
                 except RuntimeError as e:  # the labels' copy to numpy: fake tensors hold no data
                     if "numpy" not in str(e):
                         raise
-                boundary()
+                clock.stop("whole call")
         finally:
             torch.set_autocast_dtype("cuda", previous[0])
             torch.set_autocast_enabled("cuda", previous[1])
-    return stages
+    return {n: clock.done[n]["peak_mb"] for n in ("whole call", *names)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,13 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="massformer_r50")
     parser.add_argument("--image", type=size_arg, default="4032x3024", help="WxH labelled")
     parser.add_argument("--test-size", type=size_arg, default="4096x3072", help="WxH run")
-    parser.add_argument("--modes", default="efficient,full", help="comma-separated")
+    parser.add_argument("--modes", type=modes_arg, default=list(MODES), help="comma list")
     parser.add_argument("--json", type=Path, help="also write the stages as JSON")
     args = parser.parse_args(argv)
     (w, h), (iw, ih) = _size(args.test_size), _size(args.image)
-    modes = args.modes.split(",")
-    if unknown := [m for m in modes if m not in MODES]:
-        parser.error(f"--modes: unknown {', '.join(unknown)}; known: {', '.join(MODES)}")
+    modes = args.modes
     runs = {mode: model_memory(args.preset, (h, w), (ih, iw), mode) for mode in modes}
     print(f"{args.preset}, {iw}x{ih} at {w}x{h} (fake CUDA tensors: a model, not a measurement)")
     print("peak MB of live tensors above the weights and the input, while the stage ran")

@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from trainer.inference import predict_label  # noqa: E402
+from trainer.inference import MODES, predict_label  # noqa: E402
 from trainer.models import create_model  # noqa: E402
 
 NUM_CLASSES = 8  # MaSS13K's 7 classes + one new class
@@ -52,6 +52,15 @@ def size_arg(text: str) -> str:
     if w < 1 or h < 1:
         raise argparse.ArgumentTypeError(f"{text!r}: width and height must be positive")
     return text
+
+
+def modes_arg(text: str) -> list[str]:
+    """argparse ``type`` for a comma list of inference modes, checked against
+    ``trainer.inference.MODES``, so an unknown one is one usage line."""
+    modes = [m.strip() for m in text.split(",") if m.strip()]
+    if unknown := sorted(set(modes) - set(MODES)):
+        raise argparse.ArgumentTypeError(f"unknown {', '.join(unknown)}; known: {', '.join(MODES)}")
+    return modes
 
 
 def _image(width: int, height: int) -> np.ndarray:

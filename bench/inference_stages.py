@@ -36,6 +36,7 @@ from bench.inference import (  # noqa: E402
     _rss_mb,
     _size,
     add_device_and_sizes,
+    modes_arg,
 )
 from trainer.inference import MODES, predict_label  # noqa: E402
 from trainer.models import create_model  # noqa: E402
@@ -60,35 +61,59 @@ def reset_rss_peak() -> bool:
         return False
 
 
+class CudaMeter:
+    """``torch.cuda`` allocated bytes; taking the peak synchronises, so each kernel's time is
+    billed to the stage it ran in."""
+
+    def used(self) -> int:
+        return torch.cuda.memory_allocated()
+
+    def take_peak(self) -> int:
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        return peak
+
+
+class RssMeter:
+    """The process's resident memory (Linux; VmHWM, reset through /proc/self/clear_refs):
+    tensors this large are mmap-ed by malloc and given back when freed, so resident memory
+    follows them."""
+
+    def used(self) -> int:
+        return int(_rss_mb() * 2**20)
+
+    def take_peak(self) -> int:
+        peak = _peak_rss_bytes()
+        reset_rss_peak()
+        return peak
+
+
+def meter_for(cuda: bool) -> CudaMeter | RssMeter | None:
+    """The memory meter of a run on CUDA or on the CPU; None where the CPU's cannot be read."""
+    if cuda:
+        return CudaMeter()
+    return RssMeter() if reset_rss_peak() else None
+
+
 class StageClock:
     """Open/close named stages; each closed stage gets seconds and peak MB above ``base``.
 
-    Memory is ``torch.cuda`` allocated bytes on CUDA; on the CPU the process's resident memory
-    (VmHWM, reset through /proc/self/clear_refs): tensors this large are mmap-ed by malloc and
-    given back when freed, so resident memory follows them. ``None`` where neither works."""
+    ``meter`` (``used()`` and ``take_peak()``, which also resets the peak) measures memory;
+    ``None``: time only, ``peak_mb`` None. At every boundary the peak since the last one is
+    folded into every open stage, so nested stages are measured together."""
 
-    def __init__(self, cuda: bool) -> None:
-        self.cuda = cuda
-        self.rss = not cuda and reset_rss_peak()
+    def __init__(self, meter) -> None:  # noqa: ANN001 - CudaMeter, RssMeter or alike
+        self.meter = meter
         self.open: dict[str, list[float]] = {}  # name -> [t0, peak bytes]
         self.done: dict[str, dict[str, float | None]] = {}
         self.base = 0
 
     def used(self) -> int:
-        if self.cuda:
-            return torch.cuda.memory_allocated()
-        return int(_rss_mb() * 2**20) if self.rss else 0
+        return self.meter.used() if self.meter else 0
 
     def _tick(self) -> float:
-        if self.cuda:
-            torch.cuda.synchronize()
-            peak = torch.cuda.max_memory_allocated()
-            torch.cuda.reset_peak_memory_stats()
-        elif self.rss:
-            peak = _peak_rss_bytes()
-            reset_rss_peak()
-        else:
-            peak = 0
+        peak = self.meter.take_peak() if self.meter else 0
         for state in self.open.values():
             state[1] = max(state[1], peak)
         return time.perf_counter()
@@ -100,13 +125,29 @@ class StageClock:
     def stop(self, name: str) -> None:
         now = self._tick()
         t0, peak = self.open.pop(name)
-        mb = (peak - self.base) / 2**20 if self.cuda or self.rss else None
+        mb = (peak - self.base) / 2**20 if self.meter else None
         self.done[name] = {"seconds": now - t0, "peak_mb": mb}
 
 
-def hook(clock: StageClock, module: torch.nn.Module, name: str) -> None:
-    module.register_forward_pre_hook(lambda *_: clock.start(name))
-    module.register_forward_hook(lambda *_: clock.stop(name))
+def stage_modules(model: torch.nn.Module) -> list[tuple[torch.nn.Module, str]]:
+    """The model's stages in the table's order and names; a pixel decoder block is indented
+    under it."""
+    return [
+        (model, "model forward"),
+        (model.backbone, "backbone"),
+        (model.pixel_decoder, "pixel decoder"),
+        *[(getattr(model.pixel_decoder, b), f"  {b}") for b in PIXEL_DECODER_BLOCKS],
+        (model.decoder, "query decoder"),
+    ]
+
+
+def hook(clock: StageClock, model: torch.nn.Module) -> list[str]:
+    """Open and close a stage of ``clock`` around each of :func:`stage_modules`; their names."""
+    named = stage_modules(model)
+    for module, name in named:
+        module.register_forward_pre_hook(lambda *_, name=name: clock.start(name))
+        module.register_forward_hook(lambda *_, name=name: clock.stop(name))
+    return [name for _, name in named]
 
 
 def profile_mode(mode: str, device: str, image_wh, test_wh, preset: str) -> dict:
@@ -116,16 +157,8 @@ def profile_mode(mode: str, device: str, image_wh, test_wh, preset: str) -> dict
     size = (max(test_wh), min(test_wh))
     cuda = device.startswith("cuda")
     predict_label(model, image, size=size, mode=mode)  # warm-up: kernels, allocator, cuDNN
-    clock = StageClock(cuda)
-    named = [  # the table's order and names; a pixel decoder block is indented under it
-        (model, "model forward"),
-        (model.backbone, "backbone"),
-        (model.pixel_decoder, "pixel decoder"),
-        *[(getattr(model.pixel_decoder, b), f"  {b}") for b in PIXEL_DECODER_BLOCKS],
-        (model.decoder, "query decoder"),
-    ]
-    for module, name in named:
-        hook(clock, module, name)
+    clock = StageClock(meter_for(cuda))
+    names = hook(clock, model)
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.synchronize()
@@ -137,7 +170,7 @@ def profile_mode(mode: str, device: str, image_wh, test_wh, preset: str) -> dict
     # host side: resize on the host, copy in (before the forward), then class maps, upsampling,
     # argmax and copy-out (after it); the forward hooks bound both
     host = {"seconds": whole["seconds"] - fwd["seconds"], "peak_mb": None}
-    stages = {"whole call": whole, HOST: host, **{n: clock.done[n] for _, n in named}}
+    stages = {"whole call": whole, HOST: host, **{n: clock.done[n] for n in names}}
     return {"mode": mode, "stages": stages}
 
 
@@ -147,7 +180,9 @@ def main() -> None:
     )
     add_device_and_sizes(p, cpu_image="1024x768")
     p.add_argument("--preset", default="massformer_r50")
-    p.add_argument("--modes", default=",".join(MODES), help=f"comma list of {', '.join(MODES)}")
+    p.add_argument(
+        "--modes", type=modes_arg, default=list(MODES), help=f"comma list of {', '.join(MODES)}"
+    )
     p.add_argument("--json", default=None, help="write the results here too")
     args = p.parse_args()
     device = args.device
@@ -156,10 +191,7 @@ def main() -> None:
     gpu = device.startswith("cuda")
     image = _size(args.image or ("4032x3024" if gpu else "1024x768"))
     test = _size(args.test_size or ("4096x3072" if gpu else "512x384"))
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    unknown = sorted(set(modes) - set(MODES))
-    if unknown:
-        raise SystemExit(f"--modes: unknown {', '.join(unknown)}; known: {', '.join(MODES)}")
+    modes = args.modes
     name = torch.cuda.get_device_name() if gpu else "CPU"
     runs = []
     for mode in modes:
