@@ -69,9 +69,8 @@ def release_kernels_active() -> bool:
     return _RELEASE_KERNELS.get()
 
 
-def attention_weights_path() -> bool:
-    """``need_weights`` for ``nn.MultiheadAttention`` calls: True inside :func:`release_kernels`."""
-    return _RELEASE_KERNELS.get()
+# ``need_weights`` for ``nn.MultiheadAttention`` calls: the release's (unfused) attention path
+attention_weights_path = release_kernels_active
 
 
 class ModulatedDeformConv(nn.Module):
@@ -108,7 +107,7 @@ class ModulatedDeformConv(nn.Module):
         x, offset, mask = x.to(dtype), offset.to(dtype), mask.to(dtype)
         b, c, h, w = x.shape
         pad = self.k // 2
-        if _RELEASE_KERNELS.get():
+        if release_kernels_active():
             return deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
         cpu = x.device.type == "cpu"
         if torch.is_grad_enabled():  # training: the whole map
