@@ -43,6 +43,9 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+CPU_IMAGE = "2016x1512"  # the default image on the CPU (at 512x384): 3 MP labels
+
+
 def size_arg(text: str) -> str:
     """argparse ``type`` for a ``WxH`` option: the text, checked, so a typo is one usage line."""
     try:
@@ -136,22 +139,31 @@ def add_device_and_sizes(p: argparse.ArgumentParser, cpu_image: str) -> None:
     )
 
 
+def resolve_device_and_sizes(args: argparse.Namespace, cpu_image: str) -> str:
+    """:func:`add_device_and_sizes`' defaults filled in: ``auto`` -> ``cuda`` where there is a
+    GPU, else ``cpu``; ``args.image`` / ``args.test_size`` (WxH text) by that device. Returns
+    the device."""
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    gpu = device.startswith("cuda")
+    args.image = args.image or ("4032x3024" if gpu else cpu_image)
+    args.test_size = args.test_size or ("4096x3072" if gpu else "512x384")
+    return device
+
+
 def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_device_and_sizes(p, cpu_image="2016x1512")
+    add_device_and_sizes(p, CPU_IMAGE)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--check-64mp", action="store_true", help="also try a 9248x6936 image")
     p.add_argument("--json", default=None, help="write the results here too")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device_and_sizes(args, CPU_IMAGE)
     gpu = device.startswith("cuda")
-    args.image = args.image or ("4032x3024" if gpu else "2016x1512")
-    args.test_size = args.test_size or ("4096x3072" if gpu else "512x384")
     if args.child:
         print(
             json.dumps(

@@ -37,11 +37,13 @@ from bench.inference import (  # noqa: E402
     _size,
     add_device_and_sizes,
     modes_arg,
+    resolve_device_and_sizes,
 )
 from trainer.inference import MODES, predict_label  # noqa: E402
 from trainer.models import create_model  # noqa: E402
 
 PIXEL_DECODER_BLOCKS = ("context", "cst", "rfb", "lse", "edge_head", "edge_refine", "mask_proj")
+CPU_IMAGE = "1024x768"  # the default image on the CPU (at 512x384)
 HOST = "host: resize, copy in, post-processing"  # the call minus the model's forward
 
 
@@ -178,19 +180,16 @@ def main() -> None:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    add_device_and_sizes(p, cpu_image="1024x768")
+    add_device_and_sizes(p, CPU_IMAGE)
     p.add_argument("--preset", default="massformer_r50")
     p.add_argument(
         "--modes", type=modes_arg, default=list(MODES), help=f"comma list of {', '.join(MODES)}"
     )
     p.add_argument("--json", default=None, help="write the results here too")
     args = p.parse_args()
-    device = args.device
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device_and_sizes(args, CPU_IMAGE)
     gpu = device.startswith("cuda")
-    image = _size(args.image or ("4032x3024" if gpu else "1024x768"))
-    test = _size(args.test_size or ("4096x3072" if gpu else "512x384"))
+    image, test = _size(args.image), _size(args.test_size)
     modes = args.modes
     name = torch.cuda.get_device_name() if gpu else "CPU"
     runs = []
