@@ -27,11 +27,14 @@ def parse_predict_size(text: str) -> tuple[int, int] | None | str:
     if word in ("auto", "original"):
         return None if word == "original" else word
     try:
-        return parse_size(text)
+        size = parse_size(text)
     except typer.BadParameter:
         raise typer.BadParameter(
             f"--size must be auto, original or WxH like 512x384, got {text!r}"
         ) from None
+    if min(size) < 32:  # every image would fail alone, one line each, with the same reason
+        raise typer.BadParameter(f"--size {text}: the model needs at least 32 px per side")
+    return size
 
 
 def _check_joint_options(

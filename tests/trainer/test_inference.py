@@ -429,6 +429,10 @@ def test_predict_size_auto_is_the_checkpoints_validation_size(tmp_path, monkeypa
     assert res.exit_code == 0 and "inference at 64x48\n" in res.output.replace(" \n", "\n")
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c3"), "--size", "big"])
     assert res.exit_code == 2 and "--size must be auto, original or WxH" in res.output
+    # a size no image can run at is refused once, not once per image
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c5"), "--size", "40x24"])
+    assert res.exit_code == 2 and "needs at least 32 px per side" in res.output
+    assert not (tmp_path / "c5").exists()
     with pytest.raises(ValueError, match="size must be"):
         predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "c4"), size="4k"))
 
