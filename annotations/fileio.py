@@ -116,10 +116,27 @@ def first_line(e: BaseException) -> str:
     project's own style, rather than Python's ``[Errno 20] Not a directory: '/dev/null/x'``."""
     if isinstance(e, OSError) and e.filename is not None and e.strerror:
         return f"{e.filename}: {e.strerror}"
+    if (inner := _worker_error(e)) is not None:
+        return inner
     for line in str(e).splitlines():
         if line.strip():
             return line.strip()
     return type(e).__name__
+
+
+def _worker_error(e: BaseException) -> str | None:
+    """The original message of an exception re-raised by a torch DataLoader worker, whose own
+    first line only says where it was caught ("Caught ValueError in DataLoader worker process
+    0.") and whose last lines are the original traceback's ``ValueError: PATH: problem``."""
+    text = str(e)
+    head = f"Caught {type(e).__name__} in "
+    if not text.startswith(head) or "\nOriginal Traceback" not in text:
+        return None
+    prefix = f"{type(e).__name__}: "
+    for line in reversed(text.splitlines()):
+        if line.startswith(prefix) and line[len(prefix) :].strip():
+            return line[len(prefix) :].strip()
+    return None
 
 
 def type_and_first_line(e: BaseException) -> str:

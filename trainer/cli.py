@@ -140,8 +140,9 @@ def train_cmd(
     """Train MaSSFormer (jointly on fused labels, or on plain MaSS13K). Under torchrun: DDP."""
     import os
 
+    from annotations.fileio import read_jsonl
     from trainer.config import load_config
-    from trainer.train import train
+    from trainer.train import SKIPPED_LOG, train
 
     cfg = load_config(
         config,
@@ -192,6 +193,13 @@ def train_cmd(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         stdout.print(f"trained {counted(result.step, 'step')}; checkpoint {result.last_checkpoint}")
+        skipped = Path(cfg.out) / SKIPPED_LOG
+        if records := read_jsonl(skipped):
+            stdout.print(
+                f"{counted(len(records), 'unreadable image')} left out (listed in {skipped})",
+                highlight=False,
+                soft_wrap=True,
+            )
         if result.val:
             v = result.val[-1]
             _print_val(v)
@@ -204,7 +212,8 @@ def _print_val(v: dict) -> None:
         stdout.print("val: nothing to score")
     else:
         miou, mbiou, mbf1 = score_cells({"iou": v["mIoU"], "biou": v["mBIoU"], "bf1": v["mBF1"]})
-        stdout.print(f"val: mIoU {miou}  mBIoU {mbiou}  mBF1 {mbf1}")
+        left_out = f"  ({len(v['skipped'])} unreadable left out)" if v.get("skipped") else ""
+        stdout.print(f"val: mIoU {miou}  mBIoU {mbiou}  mBF1 {mbf1}{left_out}")
     for c in v.get("classes", []):
         if c.get("vs") and c.get("iou") is not None:
             iou, biou, bf1 = score_cells(c)
@@ -217,8 +226,9 @@ def _print_val(v: dict) -> None:
             stdout.print(f"  {sub['class']} vs annotated subset: nothing to score")
             continue
         iou, biou, bf1 = score_cells(sub)
+        left_out = f", {len(sub['skipped'])} unreadable left out" if sub.get("skipped") else ""
         stdout.print(
-            f"  {sub['class']} vs annotated subset ({counted(sub['images'], 'image')}): "
+            f"  {sub['class']} vs annotated subset ({counted(sub['images'], 'image')}{left_out}): "
             f"IoU {iou}  BIoU {biou}  BF1 {bf1}"
         )
 

@@ -28,8 +28,17 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from annotations.fileio import first_line
 from annotations.labelmap import IGNORE, read_label
 from engine.datasets import DatasetSpec, SegDataset, load_spec
+
+# What a sample that cannot be read raises: a bad file (undecodable or truncated image, label
+# values that are no class id, a size mismatch) is a ValueError naming it, a missing or
+# unreadable one an OSError. Anything else is a bug and stops training.
+UNREADABLE = (ValueError, OSError)
+# Unreadable samples in a row (in index order, from the one drawn) before training stops: one
+# bad file is skipped, a split that cannot be read at all is an error.
+SKIP_LIMIT = 8
 
 
 @dataclass
@@ -266,14 +275,39 @@ class TrainSet(Dataset):
             source = np.zeros_like(label)
         return image, label, source
 
-    def __getitem__(self, key: tuple[int, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: tuple[int, tuple[int, ...]]) -> dict[str, torch.Tensor | str]:
+        """The augmented sample ``index`` of ``key``. A sample that cannot be read is replaced
+        by the next readable one in index order, augmented with the same draws, so the stream
+        stays deterministic and one bad file does not stop a run; ``"skipped"`` holds the
+        problems met, one line each (``""`` when none), for the training loop to report.
+
+        Raises:
+            ValueError: :data:`SKIP_LIMIT` samples in a row cannot be read (the first named).
+        """
         index, seed_key = key
         rng = np.random.default_rng(list(seed_key))
-        image, label, source = augment(*self.load(index), self.cfg, rng, self.focus)
+        problems: list[str] = []
+        n = len(self.data)
+        for i in range(index, index + min(n, SKIP_LIMIT)):
+            try:
+                loaded = self.load(i % n)
+                break
+            except UNREADABLE as e:
+                problems.append(first_line(e))
+        else:
+            raise ValueError(
+                f"{problems[0]}; and the next {len(problems) - 1} images of split "
+                f"{self.data.split!r} cannot be read either: `engine info "
+                f"{self.data.spec.root}` lists every problem"
+                if len(problems) > 1
+                else problems[0]
+            )
+        image, label, source = augment(*loaded, self.cfg, rng, self.focus)
         return {
             "image": torch.from_numpy(image).permute(2, 0, 1).float(),
             "label": torch.from_numpy(label).long(),
             "source": torch.from_numpy(source).long(),
+            "skipped": "\n".join(problems),
         }
 
 

@@ -33,7 +33,7 @@ import torch.distributed as dist
 import yaml
 from torch import nn
 
-from annotations.fileio import append_line, atomic_write_json, atomic_write_text
+from annotations.fileio import append_line, atomic_write_json, atomic_write_text, read_jsonl
 from engine.datasets import SegDataset, image_size, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
@@ -74,7 +74,7 @@ def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | 
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
 
     from trainer.init import InitReport
 
@@ -86,6 +86,37 @@ RESUMABLE_CHANGES = {
     "val_max_images", "checkpoint_every", "keep_every", "log_every", "max_steps_this_run",
 }  # fmt: skip
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)
+
+
+SKIPPED_LOG = "skipped.jsonl"  # images a run could not read, in its run directory
+
+
+class SkippedLog:
+    """Images this rank could not read (:data:`trainer.data.UNREADABLE`), each warned about
+    once and recorded in ``<out>/skipped.jsonl`` as ``{"step", "rank", "during", "problem"}``;
+    a resumed run does not warn again about those already recorded. Training replaces such an
+    image with the next readable one (:meth:`trainer.data.TrainSet.__getitem__`), validation
+    leaves it out (:mod:`trainer.validate`)."""
+
+    def __init__(self, out: Path, rank: int) -> None:
+        self.path, self.rank = out / SKIPPED_LOG, rank
+        self.seen = {str(r.get("problem")) for r in read_jsonl(self.path)}
+
+    def note(self, problems: Iterable[str], step: int, during: str) -> None:
+        for problem in problems:
+            if not problem or problem in self.seen:
+                continue
+            self.seen.add(problem)
+            log.warning("skipped in %s: %s (listed in %s)", during, problem, self.path)
+            record = {"step": step, "rank": self.rank, "during": during, "problem": problem}
+            append_line(self.path, json.dumps(record))
+
+    def batches(self, loader: Iterable[dict[str, Any]], step: Callable[[], int]) -> Iterator:
+        """``loader``'s batches without their ``"skipped"`` entries, noted at ``step()``."""
+        for batch in loader:
+            texts = batch.pop("skipped")
+            self.note((p for text in texts for p in text.split("\n")), step(), "training")
+            yield batch
 
 
 class NonFiniteLossError(RuntimeError):
@@ -345,6 +376,10 @@ def _train(
         _check_resume_config(ckpt["config"], cfg, last)
     elif last.exists():
         raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
+    elif is_main:
+        # a fresh run's record of unreadable images starts empty; before DDP's first collective,
+        # so no other rank can have written to it yet
+        (out / SKIPPED_LOG).unlink(missing_ok=True)
     micro = micro_batch(cfg, world)
 
     dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
@@ -494,6 +529,11 @@ def _train(
             ]
         progress.remove_task(val_task)
         if is_main and res is not None:
+            found = [
+                *res.get("skipped", ()),
+                *(p for t in res.get("subsets", ()) for p in t.get("skipped", ())),
+            ]
+            skipped.note(found, step, "validation")
             result.val.append({"step": step, **res})
             append_line(out / "metrics.jsonl", json.dumps({"step": step, "val": res}))
             if writer is not None:
@@ -504,7 +544,8 @@ def _train(
                 _draw_curves(out)
 
     params = [p for p in model.parameters() if p.requires_grad]
-    data_iter = iter(loader)
+    skipped = SkippedLog(out, rank)
+    data_iter = iter(skipped.batches(loader, lambda: result.step + 1))
     t_last, n_last = time.perf_counter(), start
     progress = make_progress("it", "{task.fields[info]}", cfg.progress and is_main)
     with progress:

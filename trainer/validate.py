@@ -7,6 +7,10 @@ them against manual annotations (:func:`evaluate_subset`).
 Under DDP every rank predicts its own share of the images (``samples[rank::world]``) and the
 per-image counts are gathered on rank 0, so validation is ``world`` times faster and no rank
 idles at a barrier long enough to hit the process group's timeout.
+
+An image that cannot be read (or whose annotation does not fit it) is left out, not fatal: the
+result's ``images`` counts those scored and ``skipped`` lists the problems, one line each
+(training warns about each once and records it in ``skipped.jsonl``).
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from annotations.fileio import first_line
 from engine.datasets import SegDataset
 from engine.text import counted
+from trainer.data import UNREADABLE
 
 
 def rank_samples(data: SegDataset, max_images: int = 0, rank: int = 0, world: int = 1) -> list:
@@ -56,10 +62,13 @@ def evaluate_counts(
     rank: int = 0,
     world: int = 1,
     on_image: Callable[[], None] | None = None,
+    skipped: list[str] | None = None,
 ):
     """A ``SegEvaluator`` holding the counts of this rank's images (:func:`rank_samples`).
     Each image is predicted at ``size`` = (W, H) with its aspect ratio kept and scored at its
-    own resolution. ``on_image`` is called after each (a caller's own progress bar)."""
+    own resolution. ``on_image`` is called after each (a caller's own progress bar). An image
+    or label that cannot be read is left out and its problem appended to ``skipped`` (raised
+    when ``skipped`` is None)."""
     from engine.metrics import SegEvaluator
     from trainer.inference import predict_label
 
@@ -69,7 +78,15 @@ def evaluate_counts(
     samples = rank_samples(data, max_images, rank, world)
     try:
         for sample in samples:
-            image, label = data.load_pair(sample)
+            try:
+                image, label = data.load_pair(sample)
+            except UNREADABLE as e:
+                if skipped is None:
+                    raise
+                skipped.append(first_line(e))
+                if on_image is not None:
+                    on_image()
+                continue
             pred = predict_label(
                 model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
             )
@@ -96,17 +113,21 @@ def evaluate(
     (``EvalResult.to_json`` without the raw counts). With ``distributed`` (an initialised
     process group), every rank must call this; rank 0 gets the result, the others ``None``."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    skipped: list[str] = []
     evaluator = evaluate_counts(
-        model, data, size, device, amp, sliding_window, max_images, rank, world, on_image
+        model, data, size, device, amp, sliding_window, max_images, rank, world, on_image, skipped
     )
     if world > 1:
         gathered: list[Any] = [None] * world
-        dist.all_gather_object(gathered, evaluator.per_image)
+        dist.all_gather_object(gathered, (evaluator.per_image, skipped))
         if rank != 0:
             return None
-        evaluator.per_image = [c for part in gathered for c in part]
+        evaluator.per_image = [c for part, _ in gathered for c in part]
+        skipped = [p for _, part in gathered for p in part]
     result = evaluator.compute().to_json(data.taxonomy.names)
     result.pop("counts", None)
+    if skipped:
+        result["skipped"] = skipped
     return result
 
 
@@ -183,7 +204,8 @@ def evaluate_subset(
 ) -> dict[str, Any]:
     """IoU / BIoU (x100) and BF1 of the model's class ``target.class_id`` against the subset's
     annotated masks (1 = the class, 0 = not, 255 = unannotated), as the Table-4 report scores it
-    (``engine.metrics.ClassScorer``). ``on_image`` is called after each image."""
+    (``engine.metrics.ClassScorer``). ``on_image`` is called after each image. An image or
+    mask that cannot be read, or a mask of another size, is left out (``skipped``)."""
     from annotations.labelmap import read_label
     from engine.metrics.binary import ClassScorer
     from trainer.inference import predict_label
@@ -191,15 +213,22 @@ def evaluate_subset(
     was_training = model.training
     model.eval()
     scorer = ClassScorer(class_id=1, pred_class_id=target.class_id)
+    skipped: list[str] = []
     try:
         for sample, mask_path in zip(target.samples, target.masks, strict=True):
-            image = data.load_image(sample)
-            mask = read_label(mask_path)
-            if mask.shape != image.shape[:2]:
-                raise ValueError(
-                    f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image "
-                    f"{sample.image_path} is {image.shape[1]}x{image.shape[0]}"
-                )
+            try:
+                image = data.load_image(sample)
+                mask = read_label(mask_path)
+                if mask.shape != image.shape[:2]:
+                    raise ValueError(
+                        f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image "
+                        f"{sample.image_path} is {image.shape[1]}x{image.shape[0]}"
+                    )
+            except UNREADABLE as e:
+                skipped.append(first_line(e))
+                if on_image is not None:
+                    on_image()
+                continue
             pred = predict_label(
                 model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
             )
@@ -215,4 +244,5 @@ def evaluate_subset(
         "vs": "annotated subset",
         "subset": str(target.path),
         **scores,
+        **({"skipped": skipped} if skipped else {}),
     }

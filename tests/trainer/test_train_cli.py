@@ -308,6 +308,36 @@ def test_last_validation_prints_undefined_scores_as_n_a(capsys):
     out = capsys.readouterr().out
     assert "Car vs pseudo labels: IoU 80.00  BIoU n/a  BF1 0.5000" in out
     assert "Bicycle vs annotated subset (1 image): IoU 42.00  BIoU n/a  BF1 n/a" in out
+    # images left out of the scores (unreadable) are said beside them
+    _print_val(
+        {
+            "mIoU": 61.234, "mBIoU": 40.5, "mBF1": 0.71234, "skipped": ["a.jpg: cannot decode"],
+            "subsets": [{"class": "Bicycle", "images": 2, "iou": 42.0, "biou": 30.0,
+                         "bf1": 0.5, "skipped": ["b.jpg: cannot decode", "c.png: no file"]}],
+        }
+    )  # fmt: skip
+    out = capsys.readouterr().out
+    assert "val: mIoU 61.23  mBIoU 40.50  mBF1 0.7123  (1 unreadable left out)" in out
+    assert "Bicycle vs annotated subset (2 images, 2 unreadable left out): IoU 42.00" in out
+
+
+def test_train_says_how_many_images_it_could_not_read(synth, tmp_path, monkeypatch):
+    import trainer.train
+
+    run = tmp_path / "run"
+
+    def trained(cfg, on_init=None):
+        run.mkdir()
+        records = [{"problem": f"im{i}.png: cannot decode image"} for i in range(2)]
+        (run / "skipped.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+        return trainer.train.TrainResult(out=run, step=3, last_checkpoint=run / "last.pt")
+
+    monkeypatch.setattr(trainer.train, "train", trained)
+    res = CliRunner().invoke(app, ["train", "--data", str(synth), "--out", str(run)])
+    assert res.exit_code == 0, res.output
+    assert f"2 unreadable images left out (listed in {run}/skipped.jsonl)" in " ".join(
+        res.output.split()
+    )
 
 
 def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):

@@ -91,7 +91,8 @@ def test_trainset_is_deterministic_and_reads_sources(tmp_path):
     ds = TrainSet(root, "train", cfg)
     a, b = ds[(1, (0, 0, 5))], ds[(1, (0, 0, 5))]
     c = ds[(1, (0, 0, 6))]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.equal(a[k], b[k]) for k in ("image", "label", "source"))
+    assert a["skipped"] == ""  # nothing unreadable
     assert not torch.equal(a["image"], c["image"])
     assert a["image"].shape == (3, 24, 24) and a["image"].dtype == torch.float32
     # source 1 exactly where the right-half class is
@@ -199,3 +200,51 @@ def test_workers_and_threads_are_sized_to_the_cores(monkeypatch):
     assert tc.resolve_threads(2, 1, "cpu") == 2 and tc.resolve_threads(0, 1, "cuda") is None
     monkeypatch.setattr(tc, "cpu_cores", lambda: 16)
     assert tc.resolve_workers(-1) == 4 and tc.resolve_threads(0, 4, "cpu") == 12
+
+
+def _truncate(path, keep=60):
+    path.write_bytes(path.read_bytes()[:keep])
+
+
+def test_an_unreadable_sample_is_replaced_by_the_next_with_the_same_draws(tmp_path):
+    root = write_dataset(tmp_path, n=3, sources=True)
+    cfg = AugmentConfig(crop=24, short_side_range=(30, 45))
+    ds = TrainSet(root, "train", cfg)
+    expected = augment(*ds.load(2), cfg, np.random.default_rng([0, 0, 5]), ds.focus)
+    _truncate(root / "images" / "train" / "im1.png")
+    got = ds[(1, (0, 0, 5))]
+    assert np.array_equal(got["label"].numpy(), expected[1])
+    assert np.array_equal(got["image"].permute(1, 2, 0).numpy(), expected[0].astype(np.float32))
+    assert got["skipped"].startswith(str(root / "images" / "train" / "im1.png") + ": cannot decode")
+    assert "\n" not in got["skipped"] and ds[(0, (0, 0, 5))]["skipped"] == ""
+    # the last index wraps to the first; a label that is no class id is skipped the same way
+    write_label(root / "annotations" / "train" / "im2.png", np.full((30, 40), 9, np.uint8))
+    wrapped = ds[(1, (0, 0, 5))]
+    assert (
+        wrapped["skipped"]
+        .splitlines()[1]
+        .startswith(str(root / "annotations" / "train" / "im2.png"))
+    )
+    assert torch.equal(wrapped["image"], ds[(0, (0, 0, 5))]["image"])
+
+
+def test_a_split_that_cannot_be_read_is_one_error_naming_the_first_file(tmp_path):
+    from annotations.fileio import first_line
+
+    root = write_dataset(tmp_path, n=3)
+    for i in range(3):
+        _truncate(root / "images" / "train" / f"im{i}.png")
+    ds = TrainSet(root, "train", AugmentConfig(crop=16))
+    with pytest.raises(ValueError) as err:
+        ds[(1, (0, 0, 0))]
+    message = str(err.value)
+    assert message.startswith(str(root / "images" / "train" / "im1.png") + ": cannot decode")
+    assert "the next 2 images of split 'train' cannot be read either" in message
+    assert f"`engine info {root}`" in message and "\n" not in message
+    # through a DataLoader worker the command still prints that line, not "Caught ValueError
+    # in DataLoader worker process 0."
+    with pytest.raises(ValueError) as err:
+        next(iter(make_loader(ds, 2, seed=0, num_workers=1)))
+    assert str(err.value).startswith("Caught ValueError in DataLoader worker process 0.")
+    assert first_line(err.value).startswith(str(root / "images" / "train" / "im"))
+    assert "cannot be read either" in first_line(err.value)

@@ -76,6 +76,13 @@ def _stub(*args, **kw) -> StubModel:
     return StubModel(*args, **kw)
 
 
+def _tiny(num_classes: int):
+    from trainer.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("tiny", num_classes)
+
+
 def _cfg(root, out, **kw):
     base = dict(
         data=str(root),
@@ -238,3 +245,43 @@ def test_checkpoint_io_errors_and_atomic_write(tmp_path):
     a = torch.rand(3)
     set_rng_state(load_checkpoint(tmp_path / "run" / "last.pt")["rng"])
     assert torch.equal(torch.rand(3), a)  # the generator is back where it was saved
+
+
+def test_unreadable_images_are_skipped_warned_once_and_recorded(tmp_path, caplog):
+    root = write_dataset(tmp_path / "data", n=4, sources=True, splits=("train", "val"))
+    bad_train = root / "images" / "train" / "im1.png"
+    bad_val = root / "images" / "val" / "im2.png"
+    for path in (bad_train, bad_val):
+        path.write_bytes(path.read_bytes()[:60])
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "skipped.jsonl").write_text('{"problem": "from an older run in this folder"}\n')
+    kw = dict(
+        val_split="val",
+        val_size=[64, 48],
+        val_every=2,
+        iters=4,
+        augment={"crop": 64, "short_side_range": [64, 96]},
+        loss={"num_points": 256},
+    )
+    with caplog.at_level("WARNING", logger="trainer.train"):
+        result = train(_cfg(root, out, max_steps_this_run=2, **kw), model=_tiny(7))
+    assert result.step == 2
+    records = [json.loads(x) for x in (out / "skipped.jsonl").read_text().splitlines()]
+    # the stale record is gone; each file once, with where it was met
+    assert [(r["during"], r["problem"].split(":")[0]) for r in records] == [
+        ("training", str(bad_train)),
+        ("validation", str(bad_val)),
+    ]
+    assert all("cannot decode image" in r["problem"] for r in records)
+    warned = [r.getMessage() for r in caplog.records if "skipped in" in r.getMessage()]
+    assert len(warned) == 2 and str(bad_train) in warned[0] and str(bad_val) in warned[1]
+    val = result.val[-1]
+    assert val["images"] == 3 and val["skipped"] == [records[1]["problem"]]
+    # a resumed run meets them again without warning or recording them twice
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="trainer.train"):
+        resumed = train(_cfg(root, out, resume=True, **kw), model=_tiny(7))
+    assert resumed.step == 4 and resumed.val[-1]["images"] == 3
+    assert len((out / "skipped.jsonl").read_text().splitlines()) == 2
+    assert not [r for r in caplog.records if "skipped in" in r.getMessage()]
