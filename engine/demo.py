@@ -227,12 +227,17 @@ def run_demo(
         )
         result.paths[f"annotated/{name}"] = subset.root
 
-    stage(
+    fusion = stage(
         "fuse pseudo labels with the precise labels",
         lambda: fuse(
             FuseConfig(data=data, pseudo=tuple(label_dirs), out=fused, progress=cfg.progress)
         ),
     )
+    if fusion.failed:  # the rest is fused and kept; training needs every image
+        raise RuntimeError(
+            f"{fused}: {counted(len(fusion.failed), 'image')} failed to fuse "
+            f"(first: {fusion.failed[0][2]})"
+        )
     result.paths["fused"] = fused
 
     stage(

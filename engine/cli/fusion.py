@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import split_names, stdout
+from engine.cli.common import EXIT_SOME_FAILED, split_names, stdout
 from engine.text import counted
 
 app = typer.Typer()
@@ -82,3 +82,12 @@ def fuse_command(
         f"fused {counted(result.fused, 'image')}, skipped {result.skipped} already done, "
         f"in {result.seconds:.1f} s -> {result.out} (open it as a dataset: engine info {result.out})"
     )
+    if result.failed:
+        stdout.print(
+            f"{counted(len(result.failed), 'image')} failed (mend the files and run the same "
+            "command again: it fuses only what is missing):",
+            highlight=False,
+        )
+        for _, _, problem in result.failed:
+            stdout.print(f"  {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(EXIT_SOME_FAILED)

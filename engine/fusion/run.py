@@ -9,8 +9,12 @@
     OUT/fuse.json                    settings, inputs (run.json hashes), environment, report
     OUT/manifest.jsonl               one line per fused image (config hash, input stamps, counts)
 
-Every input problem is found before anything is written. The run is resumable: an image whose
-manifest line has the same configuration hash and the same input file stamps is skipped.
+Every problem of the inputs' layout (missing runs, files, classes) is found before anything is
+written. A file that turns out unreadable while fusing (a truncated PNG, label values that are no
+class id, a size mismatch) fails its image alone: the others are fused, the manifest records the
+failure, ``fuse.json`` says ``"status": "incomplete"`` and the command exits 1 naming each. The
+run is resumable: an image whose manifest line is ``ok`` with the same configuration hash and the
+same input file stamps is skipped, so a rerun after mending a file fuses only what is missing.
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ from typing import Any
 
 import yaml
 
-from annotations.fileio import append_line, atomic_write_json, atomic_write_text, read_jsonl
+from annotations.fileio import (
+    append_line,
+    atomic_write_json,
+    atomic_write_text,
+    first_line,
+    read_jsonl,
+)
 from annotations.labelmap import read_label, write_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
@@ -151,6 +161,8 @@ class FuseResult:
     report: dict[str, ClassStats] = field(default_factory=dict)  # per new class name, all images
     seconds: float = 0.0  # wall time of this call
     config_hash: str = ""  # the settings' hash (manifest lines carry it)
+    # images whose inputs could not be read: (split, stem, problem); not fused, not in ``report``
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _few(names: Iterable[str], n: int = 3) -> str:
@@ -328,12 +340,41 @@ def output_paths(out: Path, split: str, stem: str) -> tuple[Path, Path]:
 
 
 def fuse_job(job: Job) -> dict[str, Any]:
-    """Fuse one image and write its outputs; returns its manifest record."""
+    """Fuse one image and write its outputs; returns its manifest record (``"status": "failed"``
+    with the problem when an input cannot be read: nothing is written for it)."""
     plan, out = _PLAN, _OUT
     if plan is None or out is None:
         raise RuntimeError("fuse_job called before _init_worker")
     t0 = time.perf_counter()
     n = plan.spec.taxonomy.num_classes
+    try:
+        precise, pseudos = _read_inputs(plan, job)
+    except (ValueError, OSError) as e:  # a bad or vanished file, named in the message
+        return {
+            "split": job.split,
+            "stem": job.stem,
+            "status": "failed",
+            "error": first_line(e),
+            "config_hash": plan.config_hash,
+            "inputs": input_stamp(plan, job),
+        }
+    fused = fuse_image(precise, pseudos, plan.rules, num_precise=n)
+    label_path, source_path = output_paths(out, job.split, job.stem)
+    write_label(label_path, fused.label)
+    write_label(source_path, fused.source)
+    return {
+        "split": job.split,
+        "stem": job.stem,
+        "status": "ok",
+        "config_hash": plan.config_hash,
+        "inputs": input_stamp(plan, job),
+        "classes": {plan.taxonomy[c].name: asdict(s) for c, s in fused.stats.items()},
+        "seconds": round(time.perf_counter() - t0, 4),
+    }
+
+
+def _read_inputs(plan: FusePlan, job: Job) -> tuple[Any, list[PseudoLabel]]:
+    """One image's precise label and its pseudo labels, checked against the image's size."""
     precise = read_label(job.precise_path, plan.spec.taxonomy)
     w, h = image_size(job.image_path)
     if precise.shape != (h, w):
@@ -348,19 +389,7 @@ def fuse_job(job: Job) -> dict[str, Any]:
             run, job.split, job.stem, precise.shape, with_instances, str(job.precise_path)
         )
         pseudos.append(PseudoLabel(class_id, label, conf, inst))
-    fused = fuse_image(precise, pseudos, plan.rules, num_precise=n)
-    label_path, source_path = output_paths(out, job.split, job.stem)
-    write_label(label_path, fused.label)
-    write_label(source_path, fused.source)
-    return {
-        "split": job.split,
-        "stem": job.stem,
-        "status": "ok",
-        "config_hash": plan.config_hash,
-        "inputs": input_stamp(plan, job),
-        "classes": {plan.taxonomy[c].name: asdict(s) for c, s in fused.stats.items()},
-        "seconds": round(time.perf_counter() - t0, 4),
-    }
+    return precise, pseudos
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -455,26 +484,43 @@ def fuse(config: FuseConfig) -> FuseResult:
             )
 
     report = {r.class_name: ClassStats() for r in plan.runs}
+    failed: list[tuple[str, str, str]] = []
     for job in plan.jobs:
-        for name, counts in latest[(job.split, job.stem)]["classes"].items():
+        rec = latest[(job.split, job.stem)]
+        if rec.get("status") != "ok":
+            failed.append((job.split, job.stem, str(rec.get("error"))))
+            continue
+        for name, counts in rec["classes"].items():
             report[name] = report[name] + ClassStats.from_dict(counts)
     result = FuseResult(
         out=out,
         taxonomy=plan.taxonomy,
         splits=plan.splits,
         images=len(plan.jobs),
-        fused=len(todo),
+        fused=len(todo) - sum(latest[(j.split, j.stem)].get("status") != "ok" for j in todo),
         skipped=len(plan.jobs) - len(todo),
         report=report,
         seconds=time.perf_counter() - t0,
         config_hash=plan.config_hash,
+        failed=failed,
     )
     extra = {
-        "images": {"total": result.images, "fused": result.fused, "skipped": result.skipped},
+        "images": {
+            "total": result.images,
+            "fused": result.fused,
+            "skipped": result.skipped,
+            "failed": len(failed),
+        },
         "seconds": round(result.seconds, 3),
         "report": {name: s.to_dict() for name, s in report.items()},
+        **(
+            {"failed": [{"split": a, "stem": b, "error": c} for a, b, c in failed]}
+            if failed
+            else {}
+        ),
     }
-    atomic_write_json(out / "fuse.json", _fuse_json(plan, config, "complete", extra))
+    status = "incomplete" if failed else "complete"
+    atomic_write_json(out / "fuse.json", _fuse_json(plan, config, status, extra))
     return result
 
 

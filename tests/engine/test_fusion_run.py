@@ -8,6 +8,7 @@ tests do not depend on the labeler's code.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -318,13 +319,35 @@ def test_error_two_runs_for_one_class(world, tmp_path):
         plan_fusion(cfg(world, pseudo=(world["bike"], again)))
 
 
-def test_error_mismatched_sizes(world):
+def test_a_bad_pseudo_label_fails_its_image_alone_and_a_rerun_fuses_it(world):
     write_label(world["bike"] / "labels/val/a.png", np.zeros((5, 6), np.uint8))
-    with pytest.raises(
-        ValueError,
-        match=r"bicycle/labels/val/a.png: size 6x5 does not match .*annotations/val/a.png \(6x4\)",
-    ):
-        fuse(cfg(world))
+    truncated = world["car"] / "labels/train/b.png"
+    good = truncated.read_bytes()
+    truncated.write_bytes(good[:40])
+    result = fuse(cfg(world))
+    assert (result.fused, result.skipped) == (2, 0)
+    assert [(split, stem) for split, stem, _ in result.failed] == [("train", "b"), ("val", "a")]
+    assert result.failed[0][2].startswith(str(truncated) + ": ")
+    assert re.search(
+        r"bicycle/labels/val/a.png: size 6x5 does not match .*annotations/val/a.png \(6x4\)",
+        result.failed[1][2],
+    )
+    assert sorted(outputs(world["out"])) == [
+        "labels/train/a.png", "labels/val/b.png", "sources/train/a.png", "sources/val/b.png"
+    ]  # fmt: skip
+    doc = json.loads((world["out"] / "fuse.json").read_text())
+    assert doc["status"] == "incomplete" and doc["images"]["failed"] == 2
+    assert [f["stem"] for f in doc["failed"]] == ["b", "a"]
+    manifest = [json.loads(x) for x in (world["out"] / "manifest.jsonl").read_text().splitlines()]
+    assert sorted(r["status"] for r in manifest) == ["failed", "failed", "ok", "ok"]
+    assert result.report["Car"].images == 2  # the report counts the fused images only
+    # mended, a rerun fuses only the two that failed
+    write_label(world["bike"] / "labels/val/a.png", bike_map(0))
+    truncated.write_bytes(good)
+    mended = fuse(cfg(world))
+    assert (mended.fused, mended.skipped, mended.failed) == (2, 2, [])
+    assert json.loads((world["out"] / "fuse.json").read_text())["status"] == "complete"
+    assert len(outputs(world["out"])) == 8
 
 
 @pytest.mark.parametrize(
@@ -450,13 +473,14 @@ def test_cli_error_is_one_line(world, tmp_path):
     assert "Traceback" not in res.output
 
 
-def test_cli_error_from_a_worker_process_is_one_line(world):
+def test_cli_an_image_that_fails_in_a_worker_process_is_one_line(world):
     write_label(world["car"] / "labels/train/b.png", np.zeros((4, 7), np.uint8))
     res = invoke(
         ["fuse", "--data", str(world["data"]), "--pseudo", str(world["car"])]
         + ["--out", str(world["out"]), "--workers", "2", "--no-progress"]
     )
-    assert res.exit_code == 2
+    assert res.exit_code == 1  # the others are fused
     text = " ".join(res.output.split())
-    assert text.startswith("error: ") and "car/labels/train/b.png: size 7x4 does not match" in text
+    assert "fused 3 images" in text and "1 image failed (mend the files" in text
+    assert "car/labels/train/b.png: size 7x4 does not match" in text
     assert "Traceback" not in res.output
