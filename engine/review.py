@@ -19,12 +19,12 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import atomic_write_bytes, atomic_write_text
+from annotations.fileio import atomic_write_bytes, atomic_write_text, first_line
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import check_subset_class, read_subset
@@ -71,6 +71,8 @@ class ReviewResult:
     images: int  # images shown
     with_pred: int  # of which with a model prediction
     with_gt: int  # of which with a manual annotation (and so scored)
+    # images whose files could not be read, as "split/stem: problem"; each is a card that says so
+    failed: list[str] = field(default_factory=list)
 
 
 # A panel of a card: its caption, thumbnail path (relative to the gallery), thumbnail, and its
@@ -80,6 +82,11 @@ Panel = tuple[str, str, np.ndarray, dict[str, float | None] | None]
 NO_SCORE = 101.0  # the IoU sort key of images without an annotation or a score: after all others
 
 
+class MissingClassIdError(ValueError):
+    """Predictions with several class ids and no ``--pred-class-id``: the command's usage, not
+    one image's file, so it stops the gallery."""
+
+
 def _binary_mask(path: Path, class_id: int | None) -> np.ndarray:
     """The label map at ``path`` as 1 = ``class_id``, 255 = 255, 0 = the rest; ``None``: a
     map that must already be binary (0/1/255)."""
@@ -87,7 +94,7 @@ def _binary_mask(path: Path, class_id: int | None) -> np.ndarray:
     if class_id is None:
         extra = np.setdiff1d(np.unique(label), [0, 1, 255])
         if extra.size:
-            raise ValueError(
+            raise MissingClassIdError(
                 f"{path}: prediction has class ids {extra[:5].tolist()} besides 0/1; "
                 "say which id is the new class (--pred-class-id)"
             )
@@ -157,43 +164,67 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         preds.append((prediction_title(prediction_settings(d)), d, class_id))
     captions = [c for c, _, _ in preds]
     preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
-    cards, n_pred, n_gt = [], 0, 0
+    cards, n_pred, n_gt, failed = [], 0, 0, []
     for split, st, img_path in track(rows, "review", unit="img", enabled=cfg.progress):
-        image = load_image(img_path)
-        key = f"{split}__{st.stem}"
-        gt_path = find_png(gt_dir, split, st.stem) if gt_dir is not None else None
-        gt = read_label(gt_path) if gt_path is not None else None
-        if gt is not None:
-            check_size(gt_path, gt, image.shape[:2], f"its image {img_path}")
-        n_gt += gt is not None
-        maps = [("pseudo label", "pseudo", run.label_path(split, st.stem), 1, PSEUDO_COLOR)]
-        for i, (caption, d, class_id) in enumerate(preds):
-            if p := find_png(d, split, st.stem):
-                name = "pred" if i == 0 else f"pred{i + 1}"
-                maps.append((caption, name, p, class_id, PRED_COLOR))
-        n_pred += len(maps) > 1
-        panels: list[Panel] = []
-        for caption, name, path, class_id, color in maps:
-            mask = _binary_mask(path, class_id)
-            check_size(path, mask, image.shape[:2], f"its image {img_path}")
-            thumb = overlay(image, mask, color, cfg.thumb)
-            scores = _image_scores(mask, gt) if gt is not None else None
-            panels.append((caption, f"thumbs/{key}_{name}.jpg", thumb, scores))
-        if gt is not None:
-            thumb = overlay(image, gt, GT_COLOR, cfg.thumb)
-            panels.append(("annotation", f"thumbs/{key}_gt.jpg", thumb, None))
-        for _, rel, thumb, _ in panels:
-            atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
+        original = os.path.relpath(img_path, out).replace(os.sep, "/")
+        try:  # one unreadable file makes its own card say so, not the gallery fail
+            panels, with_pred = _panels(cfg, run, out, preds, gt_dir, split, st.stem, img_path)
+        except MissingClassIdError:
+            raise
+        except (ValueError, OSError) as e:
+            problem = first_line(e)
+            failed.append(f"{split}/{st.stem}: {problem}")
+            cards.append(_card(split, st, [], [], original, problem))
+            continue
+        n_gt += panels[-1][0] == "annotation"
+        n_pred += with_pred
         scores = []
         if run.instances_path(split, st.stem).is_file():
             inst, _ = run.instances(split, st.stem)
             scores = [round(float(s), 3) for s in inst.scores]
-        original = os.path.relpath(img_path, out).replace(os.sep, "/")
         cards.append(_card(split, st, scores, panels, original))
     settings = asdict(cfg) | {"pred": [str(d) for d in pred_dirs]}
     page = _page(class_name, backend, str(run.root), cards, settings, scored=n_gt > 0)
     index = atomic_write_text(out / "index.html", page)
-    return ReviewResult(index, len(cards), n_pred, n_gt)
+    return ReviewResult(index, len(cards), n_pred, n_gt, failed)
+
+
+def _panels(
+    cfg: ReviewConfig,
+    run: LabelRun,
+    out: Path,
+    preds: list[tuple[str, Path, int | None]],
+    gt_dir: Path | None,
+    split: str,
+    stem: str,
+    img_path: Path,
+) -> tuple[list[Panel], bool]:
+    """One image's panels (pseudo label, each prediction found, the annotation last), their
+    thumbnails written; and whether a prediction was found. Raises on an unreadable file."""
+    image = load_image(img_path)
+    key = f"{split}__{stem}"
+    gt_path = find_png(gt_dir, split, stem) if gt_dir is not None else None
+    gt = read_label(gt_path) if gt_path is not None else None
+    if gt is not None:
+        check_size(gt_path, gt, image.shape[:2], f"its image {img_path}")
+    maps = [("pseudo label", "pseudo", run.label_path(split, stem), 1, PSEUDO_COLOR)]
+    for i, (caption, d, class_id) in enumerate(preds):
+        if p := find_png(d, split, stem):
+            name = "pred" if i == 0 else f"pred{i + 1}"
+            maps.append((caption, name, p, class_id, PRED_COLOR))
+    panels: list[Panel] = []
+    for caption, name, path, class_id, color in maps:
+        mask = _binary_mask(path, class_id)
+        check_size(path, mask, image.shape[:2], f"its image {img_path}")
+        thumb = overlay(image, mask, color, cfg.thumb)
+        scores = _image_scores(mask, gt) if gt is not None else None
+        panels.append((caption, f"thumbs/{key}_{name}.jpg", thumb, scores))
+    if gt is not None:
+        thumb = overlay(image, gt, GT_COLOR, cfg.thumb)
+        panels.append(("annotation", f"thumbs/{key}_gt.jpg", thumb, None))
+    for _, rel, thumb, _ in panels:
+        atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
+    return panels, len(maps) > 1
 
 
 def _score_text(scores: dict[str, float | None]) -> str:
@@ -203,7 +234,8 @@ def _score_text(scores: dict[str, float | None]) -> str:
     )
 
 
-def _card(split, st, scores, panels: list[Panel], original) -> str:
+def _card(split, st, scores, panels: list[Panel], original, problem: str | None = None) -> str:
+    """One image's card; with ``problem``, no panels and the problem in their place."""
     conf = "" if math.isnan(st.confidence) else f"{st.confidence:.3f}"
     conf_text = conf or "no pixel labelled"
     figs = "".join(
@@ -213,8 +245,10 @@ def _card(split, st, scores, panels: list[Panel], original) -> str:
         + "</figcaption></figure>"
         for title, rel, _, s in panels
     )
+    if problem is not None:
+        figs = f'<p class="problem">could not be shown: {html.escape(problem)}</p>'
     score_text = ", ".join(f"{s:.2f}" for s in scores) or "none"
-    pseudo = panels[0][3]  # the pseudo label's scores, None without an annotation
+    pseudo = panels[0][3] if panels else None  # the pseudo label's scores, None without one
     iou = pseudo["iou"] if pseudo is not None and pseudo["iou"] is not None else NO_SCORE
     return (
         f'<div class="card" data-conf="{conf or "2"}" data-n="{st.num_instances}" '
@@ -232,7 +266,7 @@ body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa;color:#222}
 .card h3{margin:.2em 0;font-size:1em}.card p{margin:.2em 0 .5em;font-size:.9em}
 .panels{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}
 figure img{max-width:512px;width:100%;display:block;border:1px solid #ccc}
-figcaption{font-size:.8em;color:#555}.score{font-variant-numeric:tabular-nums}.badge{background:#c00;color:#fff;padding:0 .4em;border-radius:3px}
+figcaption{font-size:.8em;color:#555}.problem{color:#c00}.score{font-variant-numeric:tabular-nums}.badge{background:#c00;color:#fff;padding:0 .4em;border-radius:3px}
 button{margin-right:.5em}
 """
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli.common import stderr, stdout
+from engine.cli.common import EXIT_SOME_FAILED, stderr, stdout
 from engine.text import counted
 
 app = typer.Typer()
@@ -47,6 +47,13 @@ def review(
         f"review of {counted(res.images, 'image')} ({res.with_pred} with prediction, "
         f"{res.with_gt} with annotation): {res.index}"
     )
+    if res.failed:
+        stdout.print(
+            f"{counted(len(res.failed), 'image')} could not be shown (each card says why):",
+            highlight=False,
+        )
+        for line in res.failed:
+            stdout.print(f"  {line}", highlight=False, soft_wrap=True)
     for given, found, what in ((pred, res.with_pred, "--pred"), (gt, res.with_gt, "--gt")):
         if given and not found:  # most likely another split's or dataset's files
             shown = ", ".join(given) if isinstance(given, list) else given
@@ -54,3 +61,5 @@ def review(
                 f"note: no reviewed image has a file in {what} {shown}; another split's?",
                 soft_wrap=True,
             )
+    if res.failed:
+        raise typer.Exit(EXIT_SOME_FAILED)

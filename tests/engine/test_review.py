@@ -282,8 +282,37 @@ def test_prediction_of_another_size_than_its_annotation_is_named(tmp_path, galle
     bad = tmp_path / "bad"
     write_label(bad / "img001.png", np.zeros((H // 2, W // 2), np.uint8))
     gt = tmp_path / "subset"
-    with pytest.raises(ValueError, match=r"img001\.png: is 100x75 but"):
-        build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred=str(bad), gt=str(gt)))
+    res = build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), pred=str(bad), gt=str(gt)))
+    assert len(res.failed) == 1
+    assert re.fullmatch(r"test/img001: .*bad/img001\.png: is 100x75 but .*", res.failed[0])
+
+
+def test_an_unreadable_image_is_a_card_that_says_so_not_a_failed_gallery(tmp_path, gallery):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = gallery.index.parent.parent
+    image = tmp_path / "data" / "images" / "test" / "img000.jpg"
+    image.write_bytes(image.read_bytes()[:400])
+    res = build_review(ReviewConfig(str(run), out=str(tmp_path / "g")))
+    assert res.images == 3 and len(res.failed) == 1
+    assert res.failed[0].startswith(f"test/img000: {image}: cannot decode image")
+    text = res.index.read_text()
+    card = re.search(r'<div class="card"[^>]*data-stem="img000">.*?</div></div>', text).group(0)
+    assert "could not be shown: " in card and "<img" not in card
+    other = re.search(r'<div class="card"[^>]*data-stem="img001">.*?</div></div>', text).group(0)
+    assert "<img" in other  # its neighbours are shown
+    out = CliRunner().invoke(
+        app, ["review", str(run), "--out", str(tmp_path / "g2"), "--no-progress"]
+    )
+    assert out.exit_code == 1
+    lines = " ".join(out.output.split())
+    assert (
+        "review of 3 images" in lines
+        and "1 image could not be shown (each card says why):" in lines
+    )
+    assert f"test/img000: {image}: cannot decode image" in lines
 
 
 def test_a_subset_of_another_class_is_refused(tmp_path, gallery):
