@@ -381,7 +381,17 @@ def test_dcn_bands_match_whole_map(monkeypatch) -> None:  # noqa: ANN001
         whole = conv(x)
         monkeypatch.setattr(layers, "COLUMN_BUDGET", 2 * 4 * 9 * 17 * 5)  # 5 rows per band
         banded = conv(x)
+        # under autocast (CUDA inference runs in bf16) the deformable conv computes in float32
+        # on every path and returns bf16 on every path: the bands' matmul was bf16, the
+        # whole-map kernel's output float32
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            autocast, om16 = conv(x), conv.offset(x)
     torch.testing.assert_close(banded, whole)
+    assert autocast.dtype == torch.bfloat16
+    # the offsets come from a bf16 conv; given them, the result is torchvision's in float32
+    offset16, mask16 = om16[:, :18].float(), om16[:, 18:].sigmoid().float()
+    ref16 = deform_conv2d(x, offset16, conv.weight, None, padding=1, mask=mask16)
+    torch.testing.assert_close(autocast.float(), ref16.detach(), atol=1e-5, rtol=2**-8)
     om = conv.offset(x)
     ref = deform_conv2d(x, om[:, :18], conv.weight, None, padding=1, mask=om[:, 18:].sigmoid())
     torch.testing.assert_close(banded, ref.detach(), atol=1e-5, rtol=1e-5)

@@ -102,25 +102,45 @@ class ModulatedDeformConv(nn.Module):
         om = self.offset(x)
         kk = self.k * self.k
         offset, mask = om[:, : 2 * kk], om[:, 2 * kk :].sigmoid()
-        # deform_conv2d has no autocast rule: run it in the weight's dtype.
+        # The deformable conv computes in the weight's dtype on every path (torchvision's kernel
+        # has no autocast rule; the grid-sample forms' matmul would otherwise autocast to bf16,
+        # with a bf16 copy of its columns) and, under autocast, returns the autocast dtype as an
+        # autocast conv does: the half-resolution maps after it stay half the bytes.
         dtype = self.weight.dtype
+        device = x.device.type
+        out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else dtype
         x, offset, mask = x.to(dtype), offset.to(dtype), mask.to(dtype)
+        with torch.autocast(device, enabled=False):
+            return self._deform(x, offset, mask, out_dtype)
+
+    def _deform(
+        self, x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, out_dtype: torch.dtype
+    ) -> torch.Tensor:
         b, c, h, w = x.shape
+        kk = self.k * self.k
         pad = self.k // 2
         if release_kernels_active():
-            return deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
+            out = deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
+            return out.to(out_dtype)
         cpu = x.device.type == "cpu"
         if torch.is_grad_enabled():  # training: the whole map
             if cpu:
-                return deform_conv2d_mix_first(x, offset, self.weight, self.bias, pad, mask)
-            return deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
+                out = deform_conv2d_mix_first(x, offset, self.weight, self.bias, pad, mask)
+            else:
+                out = deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
+            return out.to(out_dtype)
         rows = max(1, COLUMN_BUDGET // (b * c * kk * w))
         if rows >= h:  # inference, columns within budget: the whole map
             if cpu:
-                return deform_conv2d_grid_sample(x, offset, self.weight, self.bias, pad, mask)
-            return deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
-        bands = [
-            deform_conv2d_grid_sample(
+                out = deform_conv2d_grid_sample(x, offset, self.weight, self.bias, pad, mask)
+            else:
+                out = deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
+            return out.to(out_dtype)
+        # each band is written into the output as it is made: one band's float32 result alive
+        # at a time, not every band and then their concatenation
+        out = x.new_empty((b, self.weight.shape[0], h, w), dtype=out_dtype)
+        for r in range(0, h, rows):
+            out[:, :, r : r + rows] = deform_conv2d_grid_sample(
                 x,
                 offset[:, :, r : r + rows],
                 self.weight,
@@ -129,9 +149,7 @@ class ModulatedDeformConv(nn.Module):
                 mask[:, :, r : r + rows],
                 r,
             )
-            for r in range(0, h, rows)
-        ]
-        return torch.cat(bands, 2)
+        return out
 
 
 def deform_conv2d_grid_sample(
