@@ -92,15 +92,17 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return ckpt
 
 
-def rng_state() -> dict[str, Any]:
-    """Every generator a training step draws from (numpy's as plain lists: weights_only-safe)."""
+def rng_state(cuda: bool | None = None) -> dict[str, Any]:
+    """Every generator a training step draws from (numpy's as plain lists: weights_only-safe).
+    ``cuda``: include the CUDA generators (None: when CUDA is available); a CPU run on a GPU
+    machine leaves them out rather than start CUDA in each of its processes."""
     kind, key, pos, has_gauss, gauss = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": (kind, key.tolist(), pos, has_gauss, gauss),
         "torch": torch.get_rng_state(),
     }
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() if cuda is None else cuda:
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 

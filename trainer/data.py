@@ -358,8 +358,11 @@ def make_loader(
     rank: int = 0,
     world: int = 1,
     start: int = 0,
+    pin_memory: bool | None = None,
 ) -> DataLoader:
-    """An endless DataLoader over ``dataset`` starting ``start`` samples into this rank's stream."""
+    """An endless DataLoader over ``dataset`` starting ``start`` samples into this rank's stream.
+    ``pin_memory``: page-locked batches for a copy to the GPU (None: when CUDA is available);
+    CPU training passes False, so its processes do not start CUDA on a GPU machine."""
     sampler = StreamSampler(len(dataset), seed, rank, world, start)
     return DataLoader(
         dataset,
@@ -369,6 +372,6 @@ def make_loader(
         worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=num_workers > 0,
-        pin_memory=torch.cuda.is_available(),
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         drop_last=True,
     )

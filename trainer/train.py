@@ -169,16 +169,19 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     return out
 
 
-def _distributed() -> tuple[int, int, int]:
-    """``(rank, world_size, local_rank)``; initialises the process group under torchrun."""
+def _distributed(device_type: str) -> tuple[int, int, int]:
+    """``(rank, world_size, local_rank)``; initialises the process group under torchrun (and
+    ``--processes``): NCCL when the run trains on CUDA, gloo on the CPU, also on a machine that
+    has a GPU (NCCL cannot reduce CPU tensors: CPU ranks on a GPU machine failed there)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if world <= 1:
         return 0, 1, 0
     if not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0"))
+        if device_type == "cuda":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size(), local_rank
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
@@ -364,7 +367,7 @@ def _train(
         FileNotFoundError: ``resume`` is on and there is no ``<out>/last.pt``.
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
     """
-    rank, world, local_rank = _distributed()
+    rank, world, local_rank = _distributed(resolve_device(cfg.device).type)
     init_report: InitReport | None = None
     is_main = rank == 0
     device = resolve_device(cfg.device, local_rank)
@@ -439,6 +442,7 @@ def _train(
         rank,
         world,
         start * micro * cfg.accum_steps,
+        pin_memory=device.type == "cuda",
     )
     val_data = SegDataset(load_spec(cfg.data), cfg.val_split) if cfg.val_split else None
     # annotated subsets of new classes, resolved now so a bad path fails before training
@@ -605,7 +609,8 @@ def _train(
             if cfg.val_every > 0 and done % cfg.val_every == 0 and done != cfg.iters:
                 validate(done)
             if done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop):
-                rngs = _gather_rng_states(world)  # a collective: every rank takes part
+                # a collective: every rank takes part
+                rngs = _gather_rng_states(world, device.type == "cuda")
                 if is_main:
                     state = checkpoint_state(done, rngs)
                     result.last_checkpoint = save_checkpoint(last, state)
@@ -701,12 +706,13 @@ def _non_finite_message(step: int, bad: dict[str, float], last: Path) -> str:
     )
 
 
-def _gather_rng_states(world: int) -> list[dict[str, Any]]:
-    """Every rank's generator states, in rank order (rank 0's alone without DDP)."""
+def _gather_rng_states(world: int, cuda: bool) -> list[dict[str, Any]]:
+    """Every rank's generator states, in rank order (rank 0's alone without DDP); the CUDA
+    generators only when the run trains on CUDA."""
     if world == 1:
-        return [rng_state()]
+        return [rng_state(cuda)]
     states: list[Any] = [None] * world
-    dist.all_gather_object(states, rng_state())
+    dist.all_gather_object(states, rng_state(cuda))
     return states
 
 

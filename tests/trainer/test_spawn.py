@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from cli import app
@@ -120,3 +121,39 @@ def test_ranks_exit_when_their_parent_is_killed(tmp_path):
     while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_running(pid) for pid in pids)
+
+
+def test_cpu_ranks_on_a_gpu_machine_use_gloo_and_leave_cuda_alone(monkeypatch, tmp_path):
+    """On a machine with a GPU, `--processes 2 --device cpu` initialised NCCL (chosen by
+    whether CUDA exists, not by the run's device), which cannot reduce CPU tensors: the H200
+    run's spawn test failed. The backend, the loader's pinned memory and the saved CUDA
+    generators now follow the device the run trains on."""
+    import torch.distributed as dist
+
+    from tests.trainer._train_stub import write_dataset
+    from trainer import train as train_mod
+    from trainer.checkpoint import rng_state
+    from trainer.data import AugmentConfig, TrainSet, make_loader
+
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: calls.append(("set_device", i)))
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda b: calls.append(("backend", b)))
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert train_mod._distributed("cpu") == (1, 2, 1)
+    assert calls == [("backend", "gloo")]
+    calls.clear()
+    assert train_mod._distributed("cuda") == (1, 2, 1)
+    assert calls == [("set_device", 1), ("backend", "nccl")]
+
+    data = TrainSet(write_dataset(tmp_path), "train", AugmentConfig(crop=16))
+    assert not make_loader(data, 2, seed=0, pin_memory=False).pin_memory
+    assert make_loader(data, 2, seed=0).pin_memory  # the default: when CUDA is available
+    monkeypatch.setattr(
+        torch.cuda, "get_rng_state_all", lambda: [torch.zeros(4, dtype=torch.uint8)]
+    )
+    assert "cuda" not in rng_state(cuda=False) and "cuda" in rng_state(cuda=True)
