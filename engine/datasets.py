@@ -324,26 +324,32 @@ class SegDataset:
         """
         problems: list[Problem] = list(self.pairing_problems)
         for sample in self.samples:
-            size: tuple[int, int] | None = None
-            label: np.ndarray | None = None
-            try:
-                if decode:
-                    img = load_image(sample.image_path)
-                    size = (img.shape[1], img.shape[0])
-                else:
-                    size = image_size(sample.image_path)
-            except (ValueError, FileNotFoundError) as e:
-                problems.append(Problem(sample.stem, str(e)))
-            if sample.label_path is not None:
-                try:  # the label is checked even when its image is broken
-                    label = self.load_label(sample, size)
-                except (ValueError, FileNotFoundError) as e:
-                    problems.append(Problem(sample.stem, str(e)))
+            found, size, label = self.check_sample(sample, decode)
+            problems += found
             if visit is not None:
                 visit(sample, size, label)
             if progress is not None:
                 progress()
         return problems
+
+    def check_sample(
+        self, sample: Sample, decode: bool = True
+    ) -> tuple[list[Problem], tuple[int, int] | None, np.ndarray | None]:
+        """One sample's problems (image, then label: the label is checked even when its image
+        is broken) and what could be read: ``(problems, (W, H) or None, label or None)``."""
+        problems: list[Problem] = []
+        size: tuple[int, int] | None = None
+        label: np.ndarray | None = None
+        try:
+            size = decoded_size(sample.image_path) if decode else image_size(sample.image_path)
+        except (ValueError, FileNotFoundError) as e:
+            problems.append(Problem(sample.stem, str(e)))
+        if sample.label_path is not None:
+            try:
+                label = self.load_label(sample, size)
+            except (ValueError, FileNotFoundError) as e:
+                problems.append(Problem(sample.stem, str(e)))
+        return problems, size, label
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -361,6 +367,25 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
             return np.asarray(img.convert("RGB"))
     except (OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise ValueError(f"{path}: cannot decode image ({e})") from None
+
+
+def decoded_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(W, H)`` of an image after EXIF orientation, found by decoding all of its data (so a
+    truncated file raises, as in :func:`load_image`) without converting or copying the pixels.
+
+    Raises ``ValueError`` naming the file when it is unreadable or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: image file not found")
+    try:
+        with Image.open(path) as img:
+            img.load()  # raises on truncated data
+            w, h = img.size
+            orientation = img.getexif().get(0x0112, 1)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        raise ValueError(f"{path}: cannot decode image ({e})") from None
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:

@@ -1,22 +1,27 @@
 """Dataset statistics for ``engine info``: counts, image sizes, class pixel shares, problems.
 
 One pass over each split: every image is decoded (or its header read) and every label read and
-validated through :meth:`engine.datasets.SegDataset.check`, which reports all problems, while
-the same pass counts pixels per class (the paper's Fig. 2).
+validated through :meth:`engine.datasets.SegDataset.check_sample`, which reports all problems,
+while the same pass counts pixels per class (the paper's Fig. 2). With ``workers`` > 1 the
+samples are checked in that many processes (a worker sends back its sample's problems, size and
+256 pixel counts, not the label), in the same order, so the report is the same.
 """
 
 from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from annotations.labelmap import IGNORE, read_label
 from annotations.taxonomy import Taxonomy
-from engine.datasets import Problem, Sample, SegDataset, load_spec
+from engine.datasets import Problem, SegDataset, load_spec
+from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.text import counted
 
@@ -57,14 +62,38 @@ class DatasetStats:
         return [p for s in self.splits for p in s.problems]
 
 
+# What a check of one sample sends back: its problems, (W, H) if readable, pixel counts per
+# label value (256) if its label was read
+Checked = tuple[list[Problem], "tuple[int, int] | None", "np.ndarray | None"]
+
+_DATASETS: list[SegDataset] = []  # a check worker's splits (set once by its initializer)
+_DECODE = True
+
+
+def _init_checker(datasets: list[SegDataset], decode: bool) -> None:
+    global _DATASETS, _DECODE
+    _DATASETS, _DECODE = datasets, decode
+    cv2.setNumThreads(1)  # one process per core
+
+
+def _check(job: tuple[int, int]) -> Checked:
+    """Check sample ``job[1]`` of split ``job[0]`` (of :data:`_DATASETS`)."""
+    ds = _DATASETS[job[0]]
+    problems, size, label = ds.check_sample(ds.samples[job[1]], _DECODE)
+    counts = None if label is None else np.bincount(label.ravel(), minlength=256)
+    return problems, size, counts
+
+
 def dataset_stats(
     data: str | os.PathLike,
     splits: list[str] | None = None,
     decode: bool = True,
     progress: bool = True,
+    workers: int = 1,
 ) -> DatasetStats:
     """Count images, sizes and class pixels of ``splits`` (all by default) of the dataset at
-    ``data`` (root folder or spec file), and collect every problem found on the way.
+    ``data`` (root folder or spec file), and collect every problem found on the way, checking
+    the samples in ``workers`` processes.
 
     Raises:
         FileNotFoundError: the root or a requested split does not exist (lists the splits), or
@@ -75,38 +104,49 @@ def dataset_stats(
     names = list(splits) if splits else spec.require_splits()
     datasets = [SegDataset(spec, s, require_labels=spec.labels is not None, lenient=True)
                 for s in names]  # fmt: skip
-    total = sum(len(ds) for ds in datasets)
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    jobs = [(i, j) for i, ds in enumerate(datasets) for j in range(len(ds))]
     n = spec.taxonomy.num_classes
-    out: list[SplitStats] = []
+    out = [SplitStats(ds.split, len(ds), 0, class_pixels=np.zeros(n, np.int64)) for ds in datasets]
+    sizes: list[Counter[tuple[int, int]]] = [Counter() for _ in datasets]
+    for ds, stats in zip(datasets, out, strict=True):
+        stats.problems = list(ds.pairing_problems)
     with make_progress("img", enabled=progress) as bar:
-        task = bar.add_task("checking", total=total)
-        for ds in datasets:
-            stats = SplitStats(ds.split, len(ds), 0, class_pixels=np.zeros(n, np.int64))
-            sizes: Counter[tuple[int, int]] = Counter()
-
-            def visit(
-                sample: Sample,
-                size: tuple[int, int] | None,
-                label: np.ndarray | None,
-                stats: SplitStats = stats,
-                sizes: Counter = sizes,
-            ) -> None:
-                if size is not None:
-                    sizes[size] += 1
-                if label is not None:
-                    counts = np.bincount(label.ravel(), minlength=256)
-                    stats.class_pixels += counts[:n]
-                    stats.ignore_pixels += int(counts[IGNORE])
-                    stats.labelled += 1
-
-            bar.update(task, description=f"checking {ds.split}")
-            stats.problems = ds.check(
-                decode=decode, progress=lambda: bar.advance(task), visit=visit
-            )
-            stats.sizes = dict(sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0])))
-            stats.new_classes = _new_class_pixels(spec.root, ds)
-            out.append(stats)
+        task = bar.add_task("checking", total=len(jobs))
+        for (i, _), (problems, size, counts) in zip(
+            jobs, _checked(datasets, jobs, decode, workers), strict=True
+        ):
+            stats = out[i]
+            stats.problems += problems
+            if size is not None:
+                sizes[i][size] += 1
+            if counts is not None:
+                stats.class_pixels += counts[:n]
+                stats.ignore_pixels += int(counts[IGNORE])
+                stats.labelled += 1
+            bar.update(task, advance=1, description=f"checking {stats.split}")
+    for ds, stats, found in zip(datasets, out, sizes, strict=True):
+        stats.sizes = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
+        stats.new_classes = _new_class_pixels(spec.root, ds)
     return DatasetStats(spec.root, spec.taxonomy, spec.labels is not None, out)
+
+
+def _checked(
+    datasets: list[SegDataset], jobs: list[tuple[int, int]], decode: bool, workers: int
+) -> Iterator[Checked]:
+    """:func:`_check` of every job, in order: here, or in ``workers`` processes."""
+    if workers == 1 or len(jobs) <= 1:
+        _init_checker(datasets, decode)
+        try:
+            yield from map(_check, jobs)
+        finally:
+            _init_checker([], True)  # the splits are not kept past the call
+        return
+    workers = min(workers, len(jobs))
+    with process_pool(workers, initializer=_init_checker, initargs=(datasets, decode)) as pool:
+        # a few samples per message, and each worker ahead by a few of them at most
+        yield from pool.map(_check, jobs, chunksize=max(1, min(8, len(jobs) // (4 * workers))))
 
 
 def _new_class_pixels(root: Path, ds: SegDataset) -> dict[str, tuple[int, int]]:

@@ -50,6 +50,8 @@ def test_info_exit_1_and_lists_problems(tmp_path: Path):
     assert res.exit_code == 1, res.output
     assert "2 problems found" in res.output and "label values 42" in res.output
     assert "synth_test_0000.jpg" in res.output
+    args = ["info", str(tmp_path / "d"), "--no-progress", "--workers", "2"]
+    assert runner.invoke(app, args).output == res.output  # the same report from 2 processes
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path):

@@ -53,6 +53,9 @@ def info_cmd(
     decode: bool = typer.Option(
         True, "--decode/--headers-only", help="Decode every image (finds truncated files)."
     ),
+    workers: int = typer.Option(
+        1, "--workers", min=1, help="Worker processes (decoding 4K photos: one per core)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Image counts, sizes and class pixel shares per split; every problem found.
@@ -61,7 +64,9 @@ def info_cmd(
     """
     from engine.info import dataset_stats, render_stats
 
-    stats = dataset_stats(data, splits=split or None, decode=decode, progress=progress)
+    stats = dataset_stats(
+        data, splits=split or None, decode=decode, progress=progress, workers=workers
+    )
     for renderable in render_stats(stats):
         stdout.print(renderable, soft_wrap=True)
     if stats.problems:

@@ -60,6 +60,28 @@ def test_problems_are_collected_not_raised(tmp_path: Path):
     assert msgs[2].startswith(str(tmp_path / "images/train/c.png"))
 
 
+def test_workers_give_the_same_report(tmp_path: Path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 5), ("val", 2)):
+        for i in range(n):
+            _pair(tmp_path, split, f"s{i}", rng.integers(0, 7, (6, 8)).astype(np.uint8))
+    _pair(tmp_path, "train", "bad", np.full((6, 8), 9, np.uint8))
+    image = tmp_path / "images/train/s3.png"
+    data = image.read_bytes()
+    image.write_bytes(data[: max(40, len(data) // 2)])  # truncated: found by decoding only
+    one = dataset_stats(tmp_path, progress=False)
+    two = dataset_stats(tmp_path, progress=False, workers=2)
+    for a, b in zip(one.splits, two.splits, strict=True):
+        assert (a.split, a.images, a.labelled, a.sizes) == (b.split, b.images, b.labelled, b.sizes)
+        np.testing.assert_array_equal(a.class_pixels, b.class_pixels)
+        assert a.ignore_pixels == b.ignore_pixels
+    assert [p.message for p in one.problems] == [p.message for p in two.problems]
+    assert [p.stem for p in one.problems] == ["bad", "s3"]
+    assert "cannot decode image" in one.problems[1].message
+    with pytest.raises(ValueError, match="workers must be >= 1"):
+        dataset_stats(tmp_path, progress=False, workers=0)
+
+
 def test_errors(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="dataset root not found"):
         dataset_stats(tmp_path / "no", progress=False)
