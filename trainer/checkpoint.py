@@ -107,14 +107,15 @@ def rng_state(cuda: bool | None = None) -> dict[str, Any]:
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
-    """Restore what :func:`rng_state` captured."""
+def set_rng_state(state: dict[str, Any], cuda: bool = True) -> None:
+    """Restore what :func:`rng_state` captured; the CUDA generators only with ``cuda`` (a CPU
+    run resumed from a GPU run's checkpoint does not start CUDA)."""
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     kind, key, pos, has_gauss, gauss = state["numpy"]
     np.random.set_state((kind, np.asarray(key, dtype=np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
+    if cuda and "cuda" in state and torch.cuda.is_available():
         cuda = state["cuda"]
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda])

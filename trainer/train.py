@@ -469,7 +469,7 @@ def _train(
     if ckpt is not None:
         ranks = ckpt.get("rng_ranks") or []
         # last: everything above may draw random numbers
-        set_rng_state(ranks[rank] if len(ranks) == world else ckpt["rng"])
+        set_rng_state(ranks[rank] if len(ranks) == world else ckpt["rng"], device.type == "cuda")
 
     def checkpoint_state(step: int, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         return checkpoint_dict(

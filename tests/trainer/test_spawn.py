@@ -132,7 +132,7 @@ def test_cpu_ranks_on_a_gpu_machine_use_gloo_and_leave_cuda_alone(monkeypatch, t
 
     from tests.trainer._train_stub import write_dataset
     from trainer import train as train_mod
-    from trainer.checkpoint import rng_state
+    from trainer.checkpoint import rng_state, set_rng_state
     from trainer.data import AugmentConfig, TrainSet, make_loader
 
     calls: list[tuple[str, object]] = []
@@ -157,3 +157,10 @@ def test_cpu_ranks_on_a_gpu_machine_use_gloo_and_leave_cuda_alone(monkeypatch, t
         torch.cuda, "get_rng_state_all", lambda: [torch.zeros(4, dtype=torch.uint8)]
     )
     assert "cuda" not in rng_state(cuda=False) and "cuda" in rng_state(cuda=True)
+    restored: list[object] = []
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    set_rng_state(rng_state(cuda=True), cuda=False)  # a CPU run resumed from a GPU run's
+    assert restored == []
+    set_rng_state(rng_state(cuda=True))
+    assert len(restored) == 1
