@@ -244,6 +244,20 @@ def _same_init(saved: Any, now: Any, out: Path) -> bool:
     return recorded == file_sha256(now)
 
 
+def _changed_split(ckpt: dict[str, Any], dataset: TrainSet, cfg: TrainConfig) -> str | None:
+    """A warning when the training split has another number of images than when the run was
+    checkpointed: the resume still works, but the sample stream (a permutation of the split per
+    epoch) is no longer the one an uninterrupted run draws. None when unchanged or unknown."""
+    then = ckpt.get("train_images")
+    if then is None or then == len(dataset):
+        return None
+    return (
+        f"{dataset.data.spec.image_dir(cfg.train_split)}: split {cfg.train_split!r} has "
+        f"{len(dataset)} images, {then} when the run was checkpointed; the resumed run draws "
+        "other samples than an uninterrupted run would"
+    )
+
+
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     now = cfg.to_dict()
     default = _plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
@@ -386,6 +400,8 @@ def _train(
     micro = micro_batch(cfg, world)
 
     dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
+    if is_main and ckpt is not None and (warning := _changed_split(ckpt, dataset, cfg)):
+        log.warning(warning)
     taxonomy = dataset.taxonomy
     k = taxonomy.num_classes
     torch.manual_seed(cfg.seed)
@@ -488,6 +504,7 @@ def _train(
             rng=rngs[0],
             rng_ranks=rngs,  # every rank's generators, so a DDP resume is exact on all ranks
             config=_plain(cfg.to_dict()),
+            train_images=len(dataset),  # a resume on another number draws another stream
         )
 
     def validate(step: int) -> None:

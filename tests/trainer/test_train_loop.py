@@ -150,6 +150,30 @@ def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
         train(_cfg(root, tmp_path / "new", resume=True), model=_stub(7))
 
 
+def test_a_resume_on_a_split_of_another_size_is_warned(tmp_path, caplog):
+    from PIL import Image
+
+    root = write_dataset(tmp_path / "data", n=3)
+    train(_cfg(root, tmp_path / "a", iters=4, max_steps_this_run=2), model=_stub(7))
+    assert load_checkpoint(tmp_path / "a" / "last.pt")["train_images"] == 3
+    with caplog.at_level("WARNING", logger="trainer.train"):
+        train(
+            _cfg(root, tmp_path / "a", iters=5, max_steps_this_run=1, resume=True), model=_stub(7)
+        )
+    assert not [r for r in caplog.records if "when the run was checkpointed" in r.getMessage()]
+    Image.open(root / "images/train/im0.png").save(root / "images/train/im9.png")
+    (root / "annotations/train/im9.png").write_bytes(
+        (root / "annotations/train/im0.png").read_bytes()
+    )
+    with caplog.at_level("WARNING", logger="trainer.train"):
+        assert train(_cfg(root, tmp_path / "a", iters=5, resume=True), model=_stub(7)).step == 5
+    (warning,) = [r.getMessage() for r in caplog.records if "checkpointed" in r.getMessage()]
+    assert warning == (
+        f"{root / 'images' / 'train'}: split 'train' has 4 images, 3 when the run was "
+        "checkpointed; the resumed run draws other samples than an uninterrupted run would"
+    )
+
+
 def test_a_checkpoint_from_before_a_setting_existed_resumes_with_its_default(tmp_path):
     root = write_dataset(tmp_path / "data")
     train(_cfg(root, tmp_path / "a", iters=4, max_steps_this_run=2), model=_stub(7))
