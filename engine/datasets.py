@@ -19,6 +19,7 @@ passed instead of the root)::
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -352,21 +353,36 @@ class SegDataset:
         return problems, size, label
 
 
-def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file into ``(H, W, 3) uint8`` RGB with its EXIF orientation applied.
+@contextlib.contextmanager
+def _decoded(path: str | os.PathLike) -> Iterator[Image.Image]:
+    """The image at ``path`` with all of its data decoded: a truncated file raises.
 
-    Raises ``ValueError`` naming the file when it is unreadable or truncated.
-    """
+    Raises ``FileNotFoundError``, or ``ValueError`` naming the file when it is unreadable or
+    truncated (also for a decoding error inside the ``with`` block)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image file not found")
     try:
         with Image.open(path) as img:
             img.load()  # raises on truncated data
-            img = ImageOps.exif_transpose(img)
-            return np.asarray(img.convert("RGB"))
+            yield img
     except (OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise ValueError(f"{path}: cannot decode image ({e})") from None
+
+
+def _oriented_size(img: Image.Image) -> tuple[int, int]:
+    """``(W, H)`` of an opened image after its EXIF orientation."""
+    w, h = img.size
+    return (h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file into ``(H, W, 3) uint8`` RGB with its EXIF orientation applied.
+
+    Raises ``ValueError`` naming the file when it is unreadable or truncated.
+    """
+    with _decoded(path) as img:
+        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
 
 
 def decoded_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -375,17 +391,8 @@ def decoded_size(path: str | os.PathLike) -> tuple[int, int]:
 
     Raises ``ValueError`` naming the file when it is unreadable or truncated.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image file not found")
-    try:
-        with Image.open(path) as img:
-            img.load()  # raises on truncated data
-            w, h = img.size
-            orientation = img.getexif().get(0x0112, 1)
-    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
-        raise ValueError(f"{path}: cannot decode image ({e})") from None
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    with _decoded(path) as img:
+        return _oriented_size(img)
 
 
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
@@ -393,11 +400,9 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     path = Path(path)
     try:
         with Image.open(path) as img:
-            w, h = img.size
-            orientation = img.getexif().get(0x0112, 1)
+            return _oriented_size(img)
     except (OSError, SyntaxError, Image.DecompressionBombError) as e:
         raise ValueError(f"{path}: cannot read image header ({e})") from None
-    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 def open_split(
