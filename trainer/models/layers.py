@@ -108,8 +108,10 @@ class ModulatedDeformConv(nn.Module):
         # autocast conv does: the half-resolution maps after it stay half the bytes.
         dtype = self.weight.dtype
         device = x.device.type
-        out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else dtype
         x, offset, mask = x.to(dtype), offset.to(dtype), mask.to(dtype)
+        if not torch.amp.is_autocast_available(device):  # the meta device (counting MACs)
+            return self._deform(x, offset, mask, dtype)
+        out_dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else dtype
         with torch.autocast(device, enabled=False):
             return self._deform(x, offset, mask, out_dtype)
 
