@@ -394,9 +394,10 @@ def _train(
     elif last.exists():
         raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
     elif is_main:
-        # a fresh run's record of unreadable images starts empty; before DDP's first collective,
-        # so no other rank can have written to it yet
-        (out / SKIPPED_LOG).unlink(missing_ok=True)
+        # A fresh run's logs start empty (a run that died before its first checkpoint leaves
+        # them behind); before DDP's first collective, so no other rank has written yet.
+        for name in ("metrics.jsonl", "resumes.jsonl", SKIPPED_LOG):
+            (out / name).unlink(missing_ok=True)
     micro = micro_batch(cfg, world)
 
     dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)

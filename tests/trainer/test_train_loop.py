@@ -279,7 +279,9 @@ def test_unreadable_images_are_skipped_warned_once_and_recorded(tmp_path, caplog
         path.write_bytes(path.read_bytes()[:60])
     out = tmp_path / "run"
     out.mkdir()
-    (out / "skipped.jsonl").write_text('{"problem": "from an older run in this folder"}\n')
+    stale = '{"step": 9, "loss": 1.0, "problem": "from a run that died in this folder"}\n'
+    for name in ("skipped.jsonl", "metrics.jsonl", "resumes.jsonl"):
+        (out / name).write_text(stale)
     kw = dict(
         val_split="val",
         val_size=[64, 48],
@@ -298,6 +300,9 @@ def test_unreadable_images_are_skipped_warned_once_and_recorded(tmp_path, caplog
         ("validation", str(bad_val)),
     ]
     assert all("cannot decode image" in r["problem"] for r in records)
+    metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2, 2]  # two steps and a validation, none stale
+    assert not (out / "resumes.jsonl").exists()
     warned = [r.getMessage() for r in caplog.records if "skipped in" in r.getMessage()]
     assert len(warned) == 2 and str(bad_train) in warned[0] and str(bad_val) in warned[1]
     val = result.val[-1]
