@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -119,39 +119,37 @@ class ModulatedDeformConv(nn.Module):
         self, x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor, out_dtype: torch.dtype
     ) -> torch.Tensor:
         b, c, h, w = x.shape
-        kk = self.k * self.k
         pad = self.k // 2
-        if release_kernels_active():
-            out = deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
-            return out.to(out_dtype)
-        cpu = x.device.type == "cpu"
-        if torch.is_grad_enabled():  # training: the whole map
-            if cpu:
-                out = deform_conv2d_mix_first(x, offset, self.weight, self.bias, pad, mask)
-            else:
-                out = deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
-            return out.to(out_dtype)
-        rows = max(1, COLUMN_BUDGET // (b * c * kk * w))
-        if rows >= h:  # inference, columns within budget: the whole map
-            if cpu:
-                out = deform_conv2d_grid_sample(x, offset, self.weight, self.bias, pad, mask)
-            else:
-                out = deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
-            return out.to(out_dtype)
-        # each band is written into the output as it is made: one band's float32 result alive
-        # at a time, not every band and then their concatenation
-        out = x.new_empty((b, self.weight.shape[0], h, w), dtype=out_dtype)
-        for r in range(0, h, rows):
-            out[:, :, r : r + rows] = deform_conv2d_grid_sample(
-                x,
-                offset[:, :, r : r + rows],
-                self.weight,
-                self.bias,
-                pad,
-                mask[:, :, r : r + rows],
-                r,
+        whole = torch.is_grad_enabled() or release_kernels_active()  # training, --mode full
+        rows = h if whole else max(1, COLUMN_BUDGET // (b * c * self.k * self.k * w))
+        if rows < h:  # inference above the column budget: bands of output rows
+            return in_row_bands(
+                lambda r0, r1: deform_conv2d_grid_sample(
+                    x, offset[:, :, r0:r1], self.weight, self.bias, pad, mask[:, :, r0:r1], r0
+                ).to(out_dtype),
+                h,
+                rows,
             )
-        return out
+        if release_kernels_active() or x.device.type != "cpu":
+            out = deform_conv2d(x, offset, self.weight, self.bias, padding=pad, mask=mask)
+        elif torch.is_grad_enabled():
+            out = deform_conv2d_mix_first(x, offset, self.weight, self.bias, pad, mask)
+        else:
+            out = deform_conv2d_grid_sample(x, offset, self.weight, self.bias, pad, mask)
+        return out.to(out_dtype)
+
+
+def in_row_bands(band: Callable[[int, int], torch.Tensor], h: int, rows: int) -> torch.Tensor:
+    """``(B, C, h, W)`` made of ``band(r0, r1)``, the output rows ``r0:r1``, ``rows`` at a
+    time, each written into one output tensor as it is made (its dtype and channels are the
+    first band's): one band's temporaries alive at a time, and no concatenation of them all."""
+    first = band(0, min(rows, h))
+    out = first.new_empty(*first.shape[:2], h, first.shape[3])
+    out[:, :, : first.shape[2]] = first
+    del first
+    for r in range(rows, h, rows):
+        out[:, :, r : r + rows] = band(r, min(r + rows, h))
+    return out
 
 
 def deform_conv2d_grid_sample(

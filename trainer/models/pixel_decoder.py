@@ -17,6 +17,7 @@ from trainer.models.layers import (
     DeformBlock,
     SqueezeExcite,
     attention_weights_path,
+    in_row_bands,
     release_kernels_active,
     sine_position_2d,
 )
@@ -289,13 +290,7 @@ def rows_apply(layer: ConvBNReLU, x: torch.Tensor, budget: int | None = None) ->
     if torch.is_grad_enabled() or release_kernels_active() or b * channels * h * w <= budget:
         return layer(x)
     rows = max(1, budget // (b * channels * w))
-    first = layer(x[:, :, :rows])
-    out = first.new_empty(b, first.shape[1], h, w)
-    out[:, :, :rows] = first
-    del first
-    for r in range(rows, h, rows):
-        out[:, :, r : r + rows] = layer(x[:, :, r : r + rows])
-    return out
+    return in_row_bands(lambda r0, r1: layer(x[:, :, r0:r1]), h, rows)
 
 
 __all__ = ["PixelDecoder", "rows_apply"]
