@@ -109,6 +109,13 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return records
 
 
+# What reading one item's file raises when the file is bad (undecodable or truncated data,
+# values that are no class id, a size mismatch: a ValueError naming it) or gone or unreadable
+# (an OSError). Commands that go on past one bad item (training, fusion, the review gallery)
+# catch these, and nothing else: any other exception is a bug and stops them.
+UNREADABLE = (ValueError, OSError)
+
+
 def first_line(e: BaseException) -> str:
     """The first non-blank line of ``e``'s message, or its type name when the message is blank:
     the one line a command prints for an error (torch, PIL and YAML messages span several).

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import atomic_write_bytes, atomic_write_text, first_line
+from annotations.fileio import UNREADABLE, atomic_write_bytes, atomic_write_text, first_line
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import check_subset_class, read_subset
@@ -171,7 +171,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             panels, with_pred = _panels(cfg, run, out, preds, gt_dir, split, st.stem, img_path)
         except MissingClassIdError:
             raise
-        except (ValueError, OSError) as e:
+        except UNREADABLE as e:
             problem = first_line(e)
             failed.append(f"{split}/{st.stem}: {problem}")
             cards.append(_card(split, st, [], [], original, problem))

@@ -28,14 +28,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from annotations.fileio import first_line
+from annotations.fileio import UNREADABLE, first_line
 from annotations.labelmap import IGNORE, read_label
 from engine.datasets import DatasetSpec, SegDataset, load_spec
 
-# What a sample that cannot be read raises: a bad file (undecodable or truncated image, label
-# values that are no class id, a size mismatch) is a ValueError naming it, a missing or
-# unreadable one an OSError. Anything else is a bug and stops training.
-UNREADABLE = (ValueError, OSError)
 # Unreadable samples in a row (in index order, from the one drawn) before training stops: one
 # bad file is skipped, a split that cannot be read at all is an error.
 SKIP_LIMIT = 8

@@ -92,7 +92,7 @@ SKIPPED_LOG = "skipped.jsonl"  # images a run could not read, in its run directo
 
 
 class SkippedLog:
-    """Images this rank could not read (:data:`trainer.data.UNREADABLE`), each warned about
+    """Images this rank could not read (:data:`annotations.fileio.UNREADABLE`), each warned about
     once and recorded in ``<out>/skipped.jsonl`` as ``{"step", "rank", "during", "problem"}``;
     a resumed run does not warn again about those already recorded. Training replaces such an
     image with the next readable one (:meth:`trainer.data.TrainSet.__getitem__`), validation

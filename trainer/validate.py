@@ -24,10 +24,9 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from annotations.fileio import first_line
+from annotations.fileio import UNREADABLE, first_line
 from engine.datasets import SegDataset
 from engine.text import counted
-from trainer.data import UNREADABLE
 
 
 def rank_samples(data: SegDataset, max_images: int = 0, rank: int = 0, world: int = 1) -> list:

@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from annotations.fileio import (
+    UNREADABLE,
     append_line,
     atomic_write_json,
     atomic_write_text,
@@ -349,7 +350,7 @@ def fuse_job(job: Job) -> dict[str, Any]:
     n = plan.spec.taxonomy.num_classes
     try:
         precise, pseudos = _read_inputs(plan, job)
-    except (ValueError, OSError) as e:  # a bad or vanished file, named in the message
+    except UNREADABLE as e:  # a bad or vanished file, named in the message
         return {
             "split": job.split,
             "stem": job.stem,
