@@ -347,28 +347,19 @@ def fuse_job(job: Job) -> dict[str, Any]:
     if plan is None or out is None:
         raise RuntimeError("fuse_job called before _init_worker")
     t0 = time.perf_counter()
-    n = plan.spec.taxonomy.num_classes
+    record = {"split": job.split, "stem": job.stem, "status": "ok"}
+    stamps = {"config_hash": plan.config_hash, "inputs": input_stamp(plan, job)}
     try:
         precise, pseudos = _read_inputs(plan, job)
     except UNREADABLE as e:  # a bad or vanished file, named in the message
-        return {
-            "split": job.split,
-            "stem": job.stem,
-            "status": "failed",
-            "error": first_line(e),
-            "config_hash": plan.config_hash,
-            "inputs": input_stamp(plan, job),
-        }
-    fused = fuse_image(precise, pseudos, plan.rules, num_precise=n)
+        return {**record, "status": "failed", "error": first_line(e), **stamps}
+    fused = fuse_image(precise, pseudos, plan.rules, num_precise=plan.spec.taxonomy.num_classes)
     label_path, source_path = output_paths(out, job.split, job.stem)
     write_label(label_path, fused.label)
     write_label(source_path, fused.source)
     return {
-        "split": job.split,
-        "stem": job.stem,
-        "status": "ok",
-        "config_hash": plan.config_hash,
-        "inputs": input_stamp(plan, job),
+        **record,
+        **stamps,
         "classes": {plan.taxonomy[c].name: asdict(s) for c, s in fused.stats.items()},
         "seconds": round(time.perf_counter() - t0, 4),
     }
@@ -498,7 +489,7 @@ def fuse(config: FuseConfig) -> FuseResult:
         taxonomy=plan.taxonomy,
         splits=plan.splits,
         images=len(plan.jobs),
-        fused=len(todo) - sum(latest[(j.split, j.stem)].get("status") != "ok" for j in todo),
+        fused=len(todo) - len(failed),  # a failed image is never done: always in todo
         skipped=len(plan.jobs) - len(todo),
         report=report,
         seconds=time.perf_counter() - t0,
