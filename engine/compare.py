@@ -24,7 +24,7 @@ from annotations.fileio import atomic_write_json, atomic_write_text
 from annotations.labelmap import read_label, validate_label
 from annotations.subset import check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
-from engine.evaluate import RESIZE_MODES, map_pairs, pair_files
+from engine.evaluate import RESIZE_MODES, pair_files
 from engine.metrics import (
     BF1_MODES,
     ClassScorer,
@@ -34,6 +34,7 @@ from engine.metrics import (
     is_binary_mask,
 )
 from engine.outputs import DEFAULT_TAXONOMY, png_folders, pyplot, save_figure, taxonomy_record
+from engine.parallel import map_in_order
 from engine.runinfo import config_hash, environment
 from engine.text import METRICS, counted, format_score, score_cells
 
@@ -285,7 +286,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
             (p, g, (cid, gt_cid), cfg.input, (tax, gt_tax), cfg.resize_pred) for _, p, g in pairs
         ]
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
-        for counts in map_pairs(_score_one, jobs, cfg.workers, name, cfg.progress):
+        for counts in map_in_order(_score_one, jobs, cfg.workers, name, cfg.progress):
             scorer.add_counts(PairCounts.from_array(counts))
         rows.append(SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source))
         images = len(pairs)

@@ -293,15 +293,7 @@ class SegDataset:
 
     def load_label(self, sample: Sample, image_size: tuple[int, int] | None = None) -> np.ndarray:
         """The sample's label map, validated against the taxonomy and, if given, the image's (W, H)."""
-        if sample.label_path is None:
-            raise ValueError(f"{sample.image_path}: this sample has no label file")
-        label = read_label(sample.label_path, self.spec.taxonomy)
-        if image_size is not None and (label.shape[1], label.shape[0]) != tuple(image_size):
-            raise ValueError(
-                f"{sample.label_path}: label is {label.shape[1]}x{label.shape[0]} but its image "
-                f"{sample.image_path.name} is {image_size[0]}x{image_size[1]}"
-            )
-        return label
+        return read_sample_label(sample, self.spec.taxonomy, image_size)
 
     def load_pair(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
         """``(image HWC uint8 RGB, label HW uint8)``, checked to be the same size."""
@@ -325,7 +317,7 @@ class SegDataset:
         """
         problems: list[Problem] = list(self.pairing_problems)
         for sample in self.samples:
-            found, size, label = self.check_sample(sample, decode)
+            found, size, label = check_sample(sample, self.spec.taxonomy, decode)
             problems += found
             if visit is not None:
                 visit(sample, size, label)
@@ -333,24 +325,42 @@ class SegDataset:
                 progress()
         return problems
 
-    def check_sample(
-        self, sample: Sample, decode: bool = True
-    ) -> tuple[list[Problem], tuple[int, int] | None, np.ndarray | None]:
-        """One sample's problems (image, then label: the label is checked even when its image
-        is broken) and what could be read: ``(problems, (W, H) or None, label or None)``."""
-        problems: list[Problem] = []
-        size: tuple[int, int] | None = None
-        label: np.ndarray | None = None
+
+def read_sample_label(
+    sample: Sample, taxonomy: Taxonomy, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """``sample``'s label map, validated against ``taxonomy`` and, if given, the image's
+    ``size`` (W, H)."""
+    if sample.label_path is None:
+        raise ValueError(f"{sample.image_path}: this sample has no label file")
+    label = read_label(sample.label_path, taxonomy)
+    if size is not None and (label.shape[1], label.shape[0]) != tuple(size):
+        raise ValueError(
+            f"{sample.label_path}: label is {label.shape[1]}x{label.shape[0]} but its image "
+            f"{sample.image_path.name} is {size[0]}x{size[1]}"
+        )
+    return label
+
+
+def check_sample(
+    sample: Sample, taxonomy: Taxonomy, decode: bool = True
+) -> tuple[list[Problem], tuple[int, int] | None, np.ndarray | None]:
+    """One sample's problems (image, then label: the label is checked even when its image is
+    broken) and what could be read: ``(problems, (W, H) or None, label or None)``. A function
+    of the sample and the taxonomy alone, so that worker processes can run it."""
+    problems: list[Problem] = []
+    size: tuple[int, int] | None = None
+    label: np.ndarray | None = None
+    try:
+        size = decoded_size(sample.image_path) if decode else image_size(sample.image_path)
+    except (ValueError, FileNotFoundError) as e:
+        problems.append(Problem(sample.stem, str(e)))
+    if sample.label_path is not None:
         try:
-            size = decoded_size(sample.image_path) if decode else image_size(sample.image_path)
+            label = read_sample_label(sample, taxonomy, size)
         except (ValueError, FileNotFoundError) as e:
             problems.append(Problem(sample.stem, str(e)))
-        if sample.label_path is not None:
-            try:
-                label = self.load_label(sample, size)
-            except (ValueError, FileNotFoundError) as e:
-                problems.append(Problem(sample.stem, str(e)))
-        return problems, size, label
+    return problems, size, label
 
 
 @contextlib.contextmanager

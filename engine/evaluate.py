@@ -7,7 +7,7 @@ integers, so the sum does not depend on how images are spread over workers).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +20,7 @@ from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record
-from engine.parallel import process_pool
-from engine.progress import make_progress
+from engine.parallel import map_in_order
 from engine.runinfo import config_hash, environment
 
 LABEL_EXTS = (".png",)
@@ -162,31 +161,6 @@ def _score_one(args: tuple[Path, Path, Taxonomy, str | None, str | None]) -> np.
     return pair_counts(pred, gt, taxonomy.num_classes, validate=False).as_array()
 
 
-def _init_worker() -> None:
-    cv2.setNumThreads(1)  # one process per core; this is the worker's own OpenCV
-
-
-def map_pairs(
-    fn: Callable[[Any], Any],
-    jobs: Sequence[Any],
-    workers: int,
-    description: str,
-    progress: bool,
-) -> Iterator[Any]:
-    """``fn(job)`` for every job, in order, in ``workers`` processes, under a progress bar."""
-    with make_progress("img", enabled=progress) as bar:
-        task = bar.add_task(description, total=len(jobs))
-        if workers == 1 or len(jobs) <= 1:
-            for job in jobs:
-                yield fn(job)
-                bar.advance(task)
-            return
-        with process_pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
-            for result in pool.map(fn, jobs, chunksize=1):
-                yield result
-                bar.advance(task)
-
-
 @dataclass
 class EvaluateReport:
     """What ``engine evaluate`` computed."""
@@ -214,7 +188,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     pairs = pair_files(cfg.pred, cfg.gt)
     jobs = [(p, g, taxonomy, cfg.resize_pred, cfg.device) for _, p, g in pairs]
     ev = SegEvaluator(taxonomy.num_classes, bf1_mode=cfg.bf1_mode)
-    for counts in map_pairs(_score_one, jobs, cfg.workers, "evaluate", cfg.progress):
+    for counts in map_in_order(_score_one, jobs, cfg.workers, "evaluate", cfg.progress):
         ev.add_counts(PairCounts.from_array(counts))
     report = EvaluateReport(ev.compute(), taxonomy, [s for s, _, _ in pairs], taxonomy_source)
     if cfg.json_out is not None:

@@ -1,28 +1,27 @@
 """Dataset statistics for ``engine info``: counts, image sizes, class pixel shares, problems.
 
 One pass over each split: every image is decoded (or its header read) and every label read and
-validated through :meth:`engine.datasets.SegDataset.check_sample`, which reports all problems,
-while the same pass counts pixels per class (the paper's Fig. 2). With ``workers`` > 1 the
-samples are checked in that many processes (a worker sends back its sample's problems, size and
-256 pixel counts, not the label), in the same order, so the report is the same.
+validated through :func:`engine.datasets.check_sample`, which reports all problems, while the
+same pass counts pixels per class (the paper's Fig. 2). With ``workers`` > 1 the samples are
+checked in that many processes (:func:`engine.parallel.map_in_order`; a worker sends back its
+sample's problems, size and 256 pixel counts, not the label), in order, so the report is the
+same.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from annotations.labelmap import IGNORE, read_label
 from annotations.taxonomy import Taxonomy
-from engine.datasets import Problem, SegDataset, load_spec
-from engine.parallel import process_pool
-from engine.progress import make_progress
+from engine.datasets import Problem, Sample, SegDataset, check_sample, load_spec
+from engine.parallel import map_in_order
 from engine.text import counted
 
 
@@ -62,26 +61,11 @@ class DatasetStats:
         return [p for s in self.splits for p in s.problems]
 
 
-# What a check of one sample sends back: its problems, (W, H) if readable, pixel counts per
-# label value (256) if its label was read
-Checked = tuple[list[Problem], "tuple[int, int] | None", "np.ndarray | None"]
-
-_DATASETS: list[SegDataset] = []  # a check worker's splits (set once by its initializer)
-_DECODE = True
-
-
-def _init_checker(datasets: list[SegDataset], decode: bool) -> None:
-    global _DATASETS, _DECODE
-    _DATASETS, _DECODE = datasets, decode
-    cv2.setNumThreads(1)  # one process per core
-
-
-def _check(job: tuple[int, int]) -> Checked:
-    """Check sample ``job[1]`` of split ``job[0]`` (of :data:`_DATASETS`)."""
-    ds = _DATASETS[job[0]]
-    problems, size, label = ds.check_sample(ds.samples[job[1]], _DECODE)
-    counts = None if label is None else np.bincount(label.ravel(), minlength=256)
-    return problems, size, counts
+def _check(sample: Sample, taxonomy: Taxonomy, decode: bool) -> tuple:
+    """:func:`engine.datasets.check_sample`, with the label's pixel counts per value (256)
+    instead of the label: what a worker sends back."""
+    problems, size, label = check_sample(sample, taxonomy, decode)
+    return problems, size, None if label is None else np.bincount(label.ravel(), minlength=256)
 
 
 def dataset_stats(
@@ -106,47 +90,27 @@ def dataset_stats(
                 for s in names]  # fmt: skip
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
-    jobs = [(i, j) for i, ds in enumerate(datasets) for j in range(len(ds))]
+    jobs = [(i, sample) for i, ds in enumerate(datasets) for sample in ds.samples]
     n = spec.taxonomy.num_classes
     out = [SplitStats(ds.split, len(ds), 0, class_pixels=np.zeros(n, np.int64)) for ds in datasets]
     sizes: list[Counter[tuple[int, int]]] = [Counter() for _ in datasets]
     for ds, stats in zip(datasets, out, strict=True):
         stats.problems = list(ds.pairing_problems)
-    with make_progress("img", enabled=progress) as bar:
-        task = bar.add_task("checking", total=len(jobs))
-        for (i, _), (problems, size, counts) in zip(
-            jobs, _checked(datasets, jobs, decode, workers), strict=True
-        ):
-            stats = out[i]
-            stats.problems += problems
-            if size is not None:
-                sizes[i][size] += 1
-            if counts is not None:
-                stats.class_pixels += counts[:n]
-                stats.ignore_pixels += int(counts[IGNORE])
-                stats.labelled += 1
-            bar.update(task, advance=1, description=f"checking {stats.split}")
+    check = functools.partial(_check, taxonomy=spec.taxonomy, decode=decode)
+    checked = map_in_order(check, [s for _, s in jobs], workers, "checking", progress)
+    for (i, _), (problems, size, counts) in zip(jobs, checked, strict=True):
+        stats = out[i]
+        stats.problems += problems
+        if size is not None:
+            sizes[i][size] += 1
+        if counts is not None:
+            stats.class_pixels += counts[:n]
+            stats.ignore_pixels += int(counts[IGNORE])
+            stats.labelled += 1
     for ds, stats, found in zip(datasets, out, sizes, strict=True):
         stats.sizes = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
         stats.new_classes = _new_class_pixels(spec.root, ds)
     return DatasetStats(spec.root, spec.taxonomy, spec.labels is not None, out)
-
-
-def _checked(
-    datasets: list[SegDataset], jobs: list[tuple[int, int]], decode: bool, workers: int
-) -> Iterator[Checked]:
-    """:func:`_check` of every job, in order: here, or in ``workers`` processes."""
-    if workers == 1 or len(jobs) <= 1:
-        _init_checker(datasets, decode)
-        try:
-            yield from map(_check, jobs)
-        finally:
-            _init_checker([], True)  # the splits are not kept past the call
-        return
-    workers = min(workers, len(jobs))
-    with process_pool(workers, initializer=_init_checker, initargs=(datasets, decode)) as pool:
-        # a few samples per message, and each worker ahead by a few of them at most
-        yield from pool.map(_check, jobs, chunksize=max(1, min(8, len(jobs) // (4 * workers))))
 
 
 def _new_class_pixels(root: Path, ds: SegDataset) -> dict[str, tuple[int, int]]:

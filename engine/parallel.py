@@ -9,7 +9,7 @@ the cost of importing the worker module once per process.
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -28,3 +28,33 @@ def process_pool(
         initializer=initializer,
         initargs=initargs,
     )
+
+
+def _init_worker() -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core; this is the worker's own OpenCV
+
+
+def map_in_order(
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    workers: int,
+    description: str,
+    progress: bool,
+) -> Iterator[Any]:
+    """``fn(job)`` for every job, in order, here (``workers`` 1) or in ``workers`` spawned
+    processes (``fn`` and the jobs picklable), under a progress bar of images."""
+    from engine.progress import make_progress
+
+    with make_progress("img", enabled=progress) as bar:
+        task = bar.add_task(description, total=len(jobs))
+        if workers == 1 or len(jobs) <= 1:
+            for job in jobs:
+                yield fn(job)
+                bar.advance(task)
+            return
+        with process_pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
+            for result in pool.map(fn, jobs, chunksize=1):
+                yield result
+                bar.advance(task)
