@@ -291,13 +291,11 @@ class TrainSet(Dataset):
             except UNREADABLE as e:
                 problems.append(first_line(e))
         else:
-            raise ValueError(
-                f"{problems[0]}; and the next {len(problems) - 1} images of split "
-                f"{self.data.split!r} cannot be read either: `engine info "
-                f"{self.data.spec.root}` lists every problem"
-                if len(problems) > 1
-                else problems[0]
+            more = (
+                f"; and the next {len(problems) - 1} images of split {self.data.split!r} cannot "
+                f"be read either: `engine info {self.data.spec.root}` lists every problem"
             )
+            raise ValueError(problems[0] + (more if len(problems) > 1 else ""))
         image, label, source = augment(*loaded, self.cfg, rng, self.focus)
         return {
             "image": torch.from_numpy(image).permute(2, 0, 1).float(),
