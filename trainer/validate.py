@@ -61,40 +61,35 @@ def evaluate_counts(
     rank: int = 0,
     world: int = 1,
     on_image: Callable[[], None] | None = None,
-    skipped: list[str] | None = None,
 ):
-    """A ``SegEvaluator`` holding the counts of this rank's images (:func:`rank_samples`).
-    Each image is predicted at ``size`` = (W, H) with its aspect ratio kept and scored at its
-    own resolution. ``on_image`` is called after each (a caller's own progress bar). An image
-    or label that cannot be read is left out and its problem appended to ``skipped`` (raised
-    when ``skipped`` is None)."""
+    """``(SegEvaluator, skipped)``: the counts of this rank's images (:func:`rank_samples`),
+    and the problems of those that could not be read and were left out, one line each. Each
+    image is predicted at ``size`` = (W, H) with its aspect ratio kept and scored at its own
+    resolution. ``on_image`` is called after each (a caller's own progress bar)."""
     from engine.metrics import SegEvaluator
     from trainer.inference import predict_label
 
     was_training = model.training
     model.eval()
     evaluator = SegEvaluator(num_classes=data.taxonomy.num_classes)
+    skipped: list[str] = []
     samples = rank_samples(data, max_images, rank, world)
     try:
         for sample in samples:
             try:
                 image, label = data.load_pair(sample)
             except UNREADABLE as e:
-                if skipped is None:
-                    raise
                 skipped.append(first_line(e))
-                if on_image is not None:
-                    on_image()
-                continue
-            pred = predict_label(
-                model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
-            )
-            evaluator.update(pred, label)
+            else:
+                pred = predict_label(
+                    model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
+                )
+                evaluator.update(pred, label)
             if on_image is not None:
                 on_image()
     finally:
         model.train(was_training)
-    return evaluator
+    return evaluator, skipped
 
 
 def evaluate(
@@ -112,9 +107,8 @@ def evaluate(
     (``EvalResult.to_json`` without the raw counts). With ``distributed`` (an initialised
     process group), every rank must call this; rank 0 gets the result, the others ``None``."""
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    skipped: list[str] = []
-    evaluator = evaluate_counts(
-        model, data, size, device, amp, sliding_window, max_images, rank, world, on_image, skipped
+    evaluator, skipped = evaluate_counts(
+        model, data, size, device, amp, sliding_window, max_images, rank, world, on_image
     )
     if world > 1:
         gathered: list[Any] = [None] * world
@@ -225,13 +219,11 @@ def evaluate_subset(
                     )
             except UNREADABLE as e:
                 skipped.append(first_line(e))
-                if on_image is not None:
-                    on_image()
-                continue
-            pred = predict_label(
-                model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
-            )
-            scorer.update(pred, mask)
+            else:
+                pred = predict_label(
+                    model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
+                )
+                scorer.update(pred, mask)
             if on_image is not None:
                 on_image()
     finally:
