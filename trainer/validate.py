@@ -16,7 +16,7 @@ result's ``images`` counts those scored and ``skipped`` lists the problems, one 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,25 @@ def check_one_subset_per_class(subsets: list[SubsetTarget]) -> None:
         seen[sub.class_name] = sub.path
 
 
+def _readable(
+    items: Iterable[Any],
+    read: Callable[[Any], Any],
+    skipped: list[str],
+    on_image: Callable[[], None] | None,
+) -> Iterator[Any]:
+    """``read(item)`` of every item that can be read; the others' problems are appended to
+    ``skipped``. ``on_image`` is called once per item, after the caller has used it."""
+    for item in items:
+        try:
+            value = read(item)
+        except UNREADABLE as e:
+            skipped.append(first_line(e))
+        else:
+            yield value
+        if on_image is not None:
+            on_image()
+
+
 @torch.no_grad()
 def evaluate_counts(
     model: torch.nn.Module,
@@ -75,18 +94,11 @@ def evaluate_counts(
     skipped: list[str] = []
     samples = rank_samples(data, max_images, rank, world)
     try:
-        for sample in samples:
-            try:
-                image, label = data.load_pair(sample)
-            except UNREADABLE as e:
-                skipped.append(first_line(e))
-            else:
-                pred = predict_label(
-                    model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
-                )
-                evaluator.update(pred, label)
-            if on_image is not None:
-                on_image()
+        for image, label in _readable(samples, data.load_pair, skipped, on_image):
+            pred = predict_label(
+                model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
+            )
+            evaluator.update(pred, label)
     finally:
         model.train(was_training)
     return evaluator, skipped
@@ -207,25 +219,24 @@ def evaluate_subset(
     model.eval()
     scorer = ClassScorer(class_id=1, pred_class_id=target.class_id)
     skipped: list[str] = []
+
+    def read(pair: tuple[Any, Path]) -> tuple[Any, Any]:
+        sample, mask_path = pair
+        image, mask = data.load_image(sample), read_label(mask_path)
+        if mask.shape != image.shape[:2]:
+            raise ValueError(
+                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image "
+                f"{sample.image_path} is {image.shape[1]}x{image.shape[0]}"
+            )
+        return image, mask
+
+    pairs = zip(target.samples, target.masks, strict=True)
     try:
-        for sample, mask_path in zip(target.samples, target.masks, strict=True):
-            try:
-                image = data.load_image(sample)
-                mask = read_label(mask_path)
-                if mask.shape != image.shape[:2]:
-                    raise ValueError(
-                        f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]}, image "
-                        f"{sample.image_path} is {image.shape[1]}x{image.shape[0]}"
-                    )
-            except UNREADABLE as e:
-                skipped.append(first_line(e))
-            else:
-                pred = predict_label(
-                    model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
-                )
-                scorer.update(pred, mask)
-            if on_image is not None:
-                on_image()
+        for image, mask in _readable(pairs, read, skipped, on_image):
+            pred = predict_label(
+                model, image, size=size, sliding_window=sliding_window, device=device, amp=amp
+            )
+            scorer.update(pred, mask)
     finally:
         model.train(was_training)
     scores = scorer.compute().to_json()
