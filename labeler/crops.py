@@ -9,6 +9,7 @@ full-resolution path (:func:`labeler.merge.instances_to_semantic`, ``Instances.t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -144,19 +145,37 @@ def semantic_from_crops(
     conf = np.zeros((h, w), np.float32)  # calloc'd: pages outside the windows are never touched
     for i, m in enumerate(inst.masks):
         ys, xs = slice(m.y0, m.y1), slice(m.x0, m.x1)
-        p = m.mask.astype(np.float32) if inst.probs is None else inst.probs[i].astype(np.float32)
-        np.maximum(conf[ys, xs], inst.scores[i] * p, out=conf[ys, xs])
-        label[ys, xs][m.mask] = 1
+        p = m.mask if inst.probs is None else inst.probs[i]
+        # score x probability in float32, as the full-resolution path: one pass, no copy of p
+        np.maximum(conf[ys, xs], np.multiply(p, inst.scores[i], dtype=np.float32), out=conf[ys, xs])
+        np.bitwise_or(label[ys, xs], m.mask, out=label[ys, xs])  # label is 0 or 1 so far
     out = np.zeros((h, w), np.uint8)
     if lo < hi and lo <= 0:  # confidence 0 (outside every window) is in the band: whole image
         label[(conf >= lo) & (conf < hi)] = IGNORE
         return label, np.round(np.clip(conf, 0, 1) * 255).astype(np.uint8)
-    # Outside every window the confidence is 0: label stays 0, confidence 0. Finish window by
-    # window from the final ``conf`` (overlapping windows compute the same values twice).
-    for m in inst.masks:
-        ys, xs = slice(m.y0, m.y1), slice(m.x0, m.x1)
+    # Outside every window the confidence is 0: label stays 0, confidence 0. Finish the union of
+    # the windows once, overlaps included (tiles and prompts find one object several times).
+    for ys, xs in union_rectangles([(m.y0, m.y1, m.x0, m.x1) for m in inst.masks]):
         c = conf[ys, xs]
         if lo < hi:
             label[ys, xs][(c >= lo) & (c < hi)] = IGNORE
-        out[ys, xs] = np.round(np.clip(c, 0, 1) * 255).astype(np.uint8)
+        out[ys, xs] = np.round(np.clip(c, 0, 1) * 255)  # whole numbers 0..255: exact as uint8
     return label, out
+
+
+def union_rectangles(windows: list[tuple[int, int, int, int]]) -> list[tuple[slice, slice]]:
+    """Disjoint ``(rows, columns)`` rectangles that cover exactly the union of ``windows``
+    ``(y0, y1, x0, x1)``: between consecutive window edges in y, the merged x-spans of the
+    windows spanning those rows."""
+    edges = sorted({y for y0, y1, _, _ in windows for y in (y0, y1)})
+    out = []
+    for ya, yb in pairwise(edges):
+        spans = sorted((x0, x1) for y0, y1, x0, x1 in windows if y0 <= ya and yb <= y1 and x0 < x1)
+        merged: list[list[int]] = []
+        for x0, x1 in spans:
+            if merged and x0 <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], x1)
+            else:
+                merged.append([x0, x1])
+        out += [(slice(ya, yb), slice(x0, x1)) for x0, x1 in merged]
+    return out

@@ -7,7 +7,7 @@ import pytest
 
 from annotations.instances import Instances
 from annotations.rle import crop_to_rle, mask_to_rle
-from labeler.crops import CroppedInstances, semantic_from_crops
+from labeler.crops import CroppedInstances, semantic_from_crops, union_rectangles
 from labeler.merge import instances_to_semantic
 
 
@@ -65,7 +65,7 @@ def _instances(rng, n, h, w) -> tuple[Instances, np.ndarray]:
     return inst, probs
 
 
-@pytest.mark.parametrize("n", [0, 1, 5])
+@pytest.mark.parametrize("n", [0, 1, 5, 40])
 @pytest.mark.parametrize("band", [(0.15, 0.25), (0.0, 0.2), (0.3, 0.3), (0.5, 0.1)])
 def test_cropped_outputs_equal_full_resolution(n, band):
     rng = np.random.default_rng(n)
@@ -80,3 +80,19 @@ def test_cropped_outputs_equal_full_resolution(n, band):
         np.testing.assert_array_equal(crops.to_instances().masks, inst.masks)
     full_bytes = inst.masks.nbytes + probs.nbytes
     assert CroppedInstances.from_instances(inst, probs).nbytes <= max(full_bytes, 0)
+
+
+def test_union_rectangles_cover_the_union_once():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = rng.integers(1, 20, 2)
+        windows = []
+        for _ in range(rng.integers(0, 8)):
+            y0, x0 = rng.integers(0, h + 1), rng.integers(0, w + 1)
+            windows.append((y0, rng.integers(y0, h + 1), x0, rng.integers(x0, w + 1)))
+        union, hits = np.zeros((h, w), bool), np.zeros((h, w), int)
+        for y0, y1, x0, x1 in windows:
+            union[y0:y1, x0:x1] = True
+        for ys, xs in union_rectangles(windows):
+            hits[ys, xs] += 1
+        np.testing.assert_array_equal(hits, union.astype(int))  # every pixel once, nothing else
