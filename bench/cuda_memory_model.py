@@ -7,11 +7,13 @@ up the bytes of every tensor storage the call creates and subtracts them when th
 on a storage dies; ``bench/inference_stages.py``'s stage clock folds its peaks into stages.
 It runs ``massformer_r50`` at 4096x3072 in both modes in about 12 s on a CPU.
 
-What it cannot see: the caching allocator's rounding, cuDNN's workspaces and buffers that a
-kernel allocates inside itself, except torchvision's deformable-conv column buffer, which is
-added from its known size (the ``full`` mode's whole-map convs). Calibration (docs/model.md):
-on the code that the H200 ran (6ced3bd^), this model gives 6,820 / 14,664 MB (efficient /
-full) where the H200 measured 8,499 / 16,344 MB for the same calls.
+What it cannot see: the caching allocator's rounding, cuDNN's and cuBLAS' workspaces and
+buffers that a kernel allocates inside itself, except torchvision's deformable conv, whose
+column buffer and two output-sized buffers are added from their known sizes (the ``full``
+mode's whole-map convs). Calibration (docs/model.md): at 3fbc474 the H200 measured every
+stage of ``full`` but the backbone (336 MB) 144 MB above this model (the whole call: 13,368
+against 13,224 MB), and ``efficient`` 6,031 against 3,780 MB, the gap opening at its bf16
+half-resolution convolutions.
 
     python bench/cuda_memory_model.py                       # massformer_r50, 4096x3072
     python bench/cuda_memory_model.py --test-size 2048x1536 --json out.json
@@ -83,18 +85,22 @@ class LiveBytes(TorchDispatchMode):
             if isinstance(t, torch.Tensor) and t.device.type == "cuda":
                 self._track(t)
         if func is torch.ops.torchvision.deform_conv2d.default:
-            self.peak = max(self.peak, self.live + deform_columns_bytes(args[0], args[1], out))
+            self.peak = max(self.peak, self.live + deform_kernel_bytes(args[0], args[1], out))
         return out
 
 
-def deform_columns_bytes(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> int:
-    """The column buffer torchvision's CUDA ``deform_conv2d`` allocates inside the kernel,
-    where no dispatch mode sees it: ``(C * kh * kw, n * H_out * W_out)`` in the input's dtype,
-    for ``n`` images at a time, the largest divisor of the batch up to 32
-    (torchvision/csrc/ops/cuda/deform_conv2d_kernel.cu, ``kMaxParallelImgs``)."""
+def deform_kernel_bytes(x: torch.Tensor, weight: torch.Tensor, out: torch.Tensor) -> int:
+    """What torchvision's CUDA ``deform_conv2d`` allocates inside the kernel, where no dispatch
+    mode sees it, alive together when it returns ``out + bias`` (the tensor the mode tracks):
+    the column buffer ``(C * kh * kw, n * H_out * W_out)`` in the input's dtype, for ``n``
+    images at a time, the largest divisor of the batch up to 32 (``kMaxParallelImgs``), and two
+    output-sized buffers, ``out`` and ``out_buf`` (the matmuls write into ``out_buf``, which
+    is transposed and copied into ``out``) (torchvision/csrc/ops/cuda/deform_conv2d_kernel.cu).
+    """
     _, c, kh, kw = weight.shape
     n = next(k for k in range(min(x.shape[0], 32), 0, -1) if x.shape[0] % k == 0)
-    return c * kh * kw * n * out.shape[2] * out.shape[3] * x.element_size()
+    columns = c * kh * kw * n * out.shape[2] * out.shape[3] * x.element_size()
+    return columns + 2 * out.numel() * out.element_size()
 
 
 def model_memory(

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from bench.cuda_memory_model import MB, LiveBytes, deform_columns_bytes, main, model_memory
+from bench.cuda_memory_model import MB, LiveBytes, deform_kernel_bytes, main, model_memory
 
 
 def test_live_bytes_follow_storages_not_tensors() -> None:
@@ -55,9 +55,13 @@ def test_bad_options_are_one_usage_error(argv, says, capsys) -> None:  # noqa: A
     assert e.value.code == 2 and "error:" in last and says in last
 
 
-def test_torchvisions_hidden_column_buffer_is_counted() -> None:
+def test_torchvisions_hidden_buffers_are_counted() -> None:
     x, w = torch.empty(4, 6, 10, 12), torch.empty(8, 6, 3, 3)
     out = torch.empty(4, 8, 10, 12)
-    # batch 4 runs as one group of 4 images: (6 * 9, 4 * 10 * 12) float32
-    assert deform_columns_bytes(x, w, out) == 6 * 9 * 4 * 10 * 12 * 4
-    assert deform_columns_bytes(torch.empty(33, 6, 10, 12), w, out) == 6 * 9 * 11 * 120 * 4
+    two_outputs = 2 * 4 * 8 * 10 * 12 * 4  # out and out_buf, beside the returned out + bias
+    # batch 4 runs as one group of 4 images: columns (6 * 9, 4 * 10 * 12) float32
+    assert deform_kernel_bytes(x, w, out) == 6 * 9 * 4 * 10 * 12 * 4 + two_outputs
+    out33 = torch.empty(33, 8, 10, 12)
+    assert deform_kernel_bytes(torch.empty(33, 6, 10, 12), w, out33) == (
+        6 * 9 * 11 * 120 * 4 + 2 * out33.numel() * 4
+    )
