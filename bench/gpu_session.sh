@@ -3,9 +3,10 @@
 #
 #     bash bench/gpu_session.sh OUT_DIR
 #
-# Runs, each under its own time limit: the inference stage breakdown beside the CPU model of its
-# CUDA memory, the allocations alive at efficient inference's peak named by source line
-# (bench/cuda_memory_trace.py), every figure of bench/gpu.py at real sizes, and the gpu-marked
+# Runs, each under its own time limit: the inference stage breakdown beside the CPU model of
+# its CUDA memory, efficient's stages again with channels-last weights, the allocations alive
+# at efficient inference's peak named by source line (bench/cuda_memory_trace.py), every
+# figure of bench/gpu.py at real sizes, and the gpu-marked
 # tests. Writes 8 files to OUT_DIR (a device call returns at most 8): env.txt, run.log,
 # stages.json, model.json, trace.json, gpu.json, gpu.md, logs.tgz. At most 595 s of limits;
 # bench/gpu.py took 319 s and 298 s on the H200.
@@ -37,10 +38,13 @@ print('numpy', numpy.__version__, 'opencv', cv2.__version__)"
 step() { echo "== $1 (at ${SECONDS}s)" >>"$log"; }
 
 step "inference stages"
-timeout 45 python3 bench/inference_stages.py --json "$out/stages.json" >>"$log" 2>&1
+timeout 30 python3 bench/inference_stages.py --json "$out/stages.json" >>"$log" 2>&1
+echo "rc=$?" >>"$log"
+step "efficient inference with channels-last weights (does the bf16 gap shrink? table in run.log)"
+timeout 40 python3 bench/inference_stages.py --modes efficient --channels-last >>"$log" 2>&1
 echo "rc=$?" >>"$log"
 step "the CPU model of the same call's CUDA memory (to compare with stages.json)"
-timeout 30 python3 bench/cuda_memory_model.py --json "$out/model.json" >>"$log" 2>&1
+timeout 20 python3 bench/cuda_memory_model.py --json "$out/model.json" >>"$log" 2>&1
 echo "rc=$?" >>"$log"
 
 step "the allocations alive at efficient inference's peak (C++ stacks; Python only if that fails)"
@@ -60,7 +64,7 @@ cp /tmp/gpu-figures/gpu.json /tmp/gpu-figures/gpu.md "$out"/ 2>/dev/null
 tar czf "$out/logs.tgz" -C /tmp/gpu-figures logs 2>/dev/null
 
 step "gpu-marked tests"
-timeout 50 python3 -m pytest -q -rf -p no:cacheprovider -p no:xdist -m "gpu and not slow" \
+timeout 35 python3 -m pytest -q -rf -p no:cacheprovider -p no:xdist -m "gpu and not slow" \
     tests/labeler/test_models.py tests/labeler/test_run.py tests/trainer/test_inference.py \
     tests/engine/test_metrics.py >>"$log" 2>&1
 echo "rc=$?" >>"$log"

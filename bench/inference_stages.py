@@ -152,9 +152,13 @@ def hook(clock: StageClock, model: torch.nn.Module) -> list[str]:
     return [name for _, name in named]
 
 
-def profile_mode(mode: str, device: str, image_wh, test_wh, preset: str) -> dict:
+def profile_mode(
+    mode: str, device: str, image_wh, test_wh, preset: str, channels_last: bool = False
+) -> dict:
     torch.manual_seed(0)
     model = create_model(preset, num_classes=NUM_CLASSES).to(device).eval()
+    if channels_last:  # the convolutions then produce channels-last maps (an experiment)
+        model = model.to(memory_format=torch.channels_last)
     image = _image(*image_wh)
     size = (max(test_wh), min(test_wh))
     cuda = device.startswith("cuda")
@@ -185,6 +189,12 @@ def main() -> None:
     p.add_argument(
         "--modes", type=modes_arg, default=list(MODES), help=f"comma list of {', '.join(MODES)}"
     )
+    p.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="weights in channels-last memory format (an experiment: cuDNN's bf16 kernels "
+        "may copy NCHW maps to NHWC inside themselves)",
+    )
     p.add_argument("--json", default=None, help="write the results here too")
     args = p.parse_args()
     device = resolve_device_and_sizes(args, CPU_IMAGE)
@@ -194,10 +204,11 @@ def main() -> None:
     name = torch.cuda.get_device_name() if gpu else "CPU"
     runs = []
     for mode in modes:
-        runs.append(profile_mode(mode, device, image, test, args.preset))
+        runs.append(profile_mode(mode, device, image, test, args.preset, args.channels_last))
         if gpu:
             torch.cuda.empty_cache()
-    print(f"device: {name}; {args.preset}, {image[0]}x{image[1]} at {test[0]}x{test[1]}")
+    layout = ", channels-last weights" if args.channels_last else ""
+    print(f"device: {name}; {args.preset}, {image[0]}x{image[1]} at {test[0]}x{test[1]}{layout}")
     print("time in ms (peak MB above the value before the call, while the stage ran)")
     header = f"{'stage':<44}" + "".join(f"{m:>24}" for m in modes)
     print(header)
@@ -209,7 +220,8 @@ def main() -> None:
             cells.append(f"{s['seconds'] * 1000:.1f}{mb}")
         print(f"{stage[:44]:<44}" + "".join(f"{c:>24}" for c in cells))
     if args.json:
-        report = {"device": name, "preset": args.preset, "image": image, "test": test, "runs": runs}
+        report = {"device": name, "preset": args.preset, "image": image, "test": test,
+                  "channels_last": args.channels_last, "runs": runs}  # fmt: skip
         Path(args.json).write_text(json.dumps(report, indent=2))
 
 

@@ -50,3 +50,13 @@ def test_a_malformed_size_is_one_usage_line():
     res = run("--image", "4032by3024")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "argument --image: '4032by3024': expected WxH, e.g. 4032x3024" in res.stderr
+
+
+def test_channels_last_weights_run_and_are_recorded(tmp_path):
+    out = tmp_path / "stages.json"
+    res = run("--image", "160x120", "--test-size", "128x96", "--modes", "efficient",
+              "--channels-last", "--json", str(out))  # fmt: skip
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["channels_last"] is True and "channels-last weights" in res.stdout
+    assert [r["mode"] for r in report["runs"]] == ["efficient"]
