@@ -116,6 +116,19 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 UNREADABLE = (ValueError, OSError)
 
 
+def recorded_root(given: Any, resolved: Any = None) -> Path | None:
+    """A dataset root an output recorded, for reading it from here: ``given`` (as it was
+    typed, so relative to the working directory) when that is a folder here, else ``resolved``
+    (the absolute path it had when it was recorded) when that is one, else ``given`` as it is,
+    for an error to name; None when nothing was recorded."""
+    given = Path(given) if isinstance(given, str) and given else None
+    resolved = Path(resolved) if isinstance(resolved, str) and resolved else None
+    for root in (given, resolved):
+        if root is not None and root.is_dir():
+            return root
+    return given or resolved
+
+
 def first_line(e: BaseException) -> str:
     """The first non-blank line of ``e``'s message, or its type name when the message is blank:
     the one line a command prints for an error (torch, PIL and YAML messages span several).

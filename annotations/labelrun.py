@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import parse_json, read_bytes
+from annotations.fileio import parse_json, read_bytes, recorded_root
 from annotations.instances import Instances, read_instances
 from annotations.labelmap import read_label
 from annotations.taxonomy import Taxonomy
@@ -79,14 +79,14 @@ def read_run_info(path: str | os.PathLike) -> RunInfo:
         )
     backend = doc.get("backend")
     backend = backend.get("name") if isinstance(backend, dict) else backend
-    data = config.get("data")
+    data = config.get("data")  # as typed; data_resolved: absolute, when labelled
     return RunInfo(
         class_name=info.name,
         class_id=class_id,
         parent_name=taxonomy[info.parent].name,
         taxonomy=taxonomy,
         backend=str(backend or config.get("backend") or "unknown"),
-        data_root=Path(data) if isinstance(data, str) and data else None,
+        data_root=recorded_root(data, doc.get("data_resolved")),
         sha256=hashlib.sha256(raw).hexdigest(),
     )
 

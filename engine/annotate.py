@@ -39,6 +39,11 @@ def dataset_images(
     root = Path(data) if data else (run.data_root if run is not None else None)
     if root is None:
         return {}
+    if not data and not root.is_dir():  # recorded by the run: say so, and what to do
+        raise FileNotFoundError(
+            f"{run.run_json}: its dataset root {root} is not found from here; "
+            "pass the dataset root with --data"
+        )
     ds = SegDataset(load_spec(root), split, require_labels=False)
     return {s.stem: s.image_path for s in ds.samples}
 
@@ -179,7 +184,12 @@ def import_annotations(cfg: ImportConfig) -> Subset:
             )
         masks[m.stem] = m.mask
         sources[m.stem] = m.source
-    extra = {"import_format": cfg.format, "data": str(cfg.data), "environment": environment()}
+    extra = {
+        "import_format": cfg.format,
+        "data": str(cfg.data),
+        "data_resolved": str(Path(cfg.data).resolve()),  # readable from another folder
+        "environment": environment(),
+    }
     return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra)
 
 

@@ -27,7 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import atomic_write_bytes, atomic_write_json, atomic_write_text
+from annotations.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    recorded_root,
+)
 from annotations.labelmap import IGNORE, read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, check_subset_class, read_subset
@@ -402,7 +407,13 @@ def _data_root(
     ``run`` labelled, where that folder still exists; ``(None, None)`` without one."""
     if cfg.data:
         return cfg.data, "--data"
-    recorded = [(subset.info.get("data"), f"{subset.root / 'subset.json'}")]
+    info = subset.info
+    recorded = [
+        (
+            recorded_root(info.get("data"), info.get("data_resolved")),
+            f"{subset.root / 'subset.json'}",
+        )
+    ]
     if run is not None:
         recorded.append((run.data_root, f"{Path(cfg.pseudo) / 'run.json'}"))
     for root, source in recorded:

@@ -368,6 +368,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
         {
             "config": cfg.to_dict(),
             "config_hash": chash,
+            "data_resolved": str(Path(cfg.data).resolve()),  # readable from another folder
             "backend": {"name": backend.name, "identity": backend.identity(), "models": models},
             "class_id": class_id,
             "taxonomy": taxonomy.to_dict(),

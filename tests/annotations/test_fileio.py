@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -158,3 +160,16 @@ def test_an_os_error_reads_as_path_and_reason(tmp_path):
         (tmp_path / "file" / "sub").mkdir()
     assert first_line(e.value) == f"{tmp_path / 'file' / 'sub'}: Not a directory"
     assert first_line(ValueError("a\nb")) == "a"  # others: their first line, as before
+
+
+def test_recorded_root_prefers_the_root_as_typed_then_as_resolved(tmp_path, monkeypatch):
+    from annotations.fileio import recorded_root
+
+    (tmp_path / "data").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert recorded_root("data", "/gone") == Path("data")  # as typed, found from here
+    monkeypatch.chdir("/")
+    assert recorded_root("data", str(tmp_path / "data")) == tmp_path / "data"
+    assert recorded_root("data", "/gone") == Path("data")  # neither: as typed, for the error
+    assert recorded_root(None, str(tmp_path / "data")) == tmp_path / "data"
+    assert recorded_root(None, None) is None and recorded_root("", 3) is None

@@ -402,6 +402,10 @@ def test_label_run_reads_the_labelers_run_json(tmp_path, world):
     r = LabelRun.open(run)
     assert (r.class_name, r.backend, str(r.data_root)) == ("Bike", "simulated", "/somewhere")
     assert r.info.class_id == 7 and r.info.parent_name == "Others"
+    # a root typed relative to another folder: the absolute one recorded when labelling
+    doc["config"]["data"], doc["data_resolved"] = "data", str(tmp_path / "data")
+    (run / "run.json").write_text(json.dumps(doc))
+    assert LabelRun.open(run).data_root == tmp_path / "data"
     (run / "run.json").unlink()
     r = LabelRun.open(run)  # run.json is read once per LabelRun: a new one for the change
     assert (r.class_name, r.backend, r.data_root) == ("Bicycle", "simulated", None)  # from headers

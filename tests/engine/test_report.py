@@ -166,6 +166,23 @@ def test_dataset_root_comes_from_the_subset_when_not_given(world):
     assert res.data["data_source"] is None and res.overlays == [] and res.data["per_class"] is None
 
 
+def test_a_relative_dataset_root_is_found_from_another_folder(world, monkeypatch):
+    """A subset imported with a relative --data, reported from another working directory: the
+    root it had when imported (data_resolved) is used."""
+    tmp, data, subset, _ = world
+    masks = {s: read_label(subset.mask_path(s)) for s in subset.stems}
+    extra = {"data": "data", "data_resolved": str(data.resolve())}  # typed in data's parent
+    sub = write_subset(tmp / "sub4", "Bicycle", "test", masks, {}, extra=extra)
+    elsewhere = tmp / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    res = build_report(
+        ReportConfig(str(sub.root), str(tmp / "r4"), pred=str(tmp / "pred"), chart=False)
+    )
+    assert res.data["data_source"] == str(sub.root / "subset.json")
+    assert res.overlays and res.data["per_class"] is not None
+
+
 def test_size_mismatch_and_nothing_to_report(world):
     tmp, _, subset, _ = world
     write_label(tmp / "pred" / "test" / "img000.png", np.zeros((10, 10), np.uint8))

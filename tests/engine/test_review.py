@@ -116,6 +116,27 @@ def test_missing_images_is_clear(tmp_path, gallery):
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), data=str(empty)))
 
 
+def test_a_run_labelled_from_another_folder_finds_its_dataset_or_says_what_to_do(
+    tmp_path, gallery, monkeypatch
+):
+    """run.json keeps the dataset root as typed and as it resolved when labelling: review
+    from another working directory finds it; when it is gone too, the error names run.json
+    and --data."""
+    import json
+
+    run = gallery.index.parent.parent
+    doc = json.loads((run / "run.json").read_text())
+    doc["config"]["data"], doc["data_resolved"] = "data", str(tmp_path / "data")
+    (run / "run.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(run)  # no ./data here
+    assert build_review(ReviewConfig(str(run), out=str(tmp_path / "g"))).images == 3
+    doc["data_resolved"] = str(tmp_path / "moved")
+    (run / "run.json").write_text(json.dumps(doc))
+    with pytest.raises(FileNotFoundError, match=r"run\.json: its dataset root data is not found "
+                       r"from here; pass the dataset root with --data"):  # fmt: skip
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g2")))
+
+
 def test_cli_review(gallery):
     from typer.testing import CliRunner
 

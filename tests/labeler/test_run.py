@@ -84,6 +84,7 @@ def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
     assert run["backend"]["models"]["detector"]["class"] == "GroundingDinoForObjectDetection"
     assert run["backend"]["models"]["segmenter"]["class"] == "SamModel"
     assert run["config"]["cls"]["negatives"] == ["motorcycle"]
+    assert run["data_resolved"] == str(Path(run["config"]["data"]).resolve())
     assert run["config"]["max_boxes"] == 3 and run["config"]["writers"] == 3
     assert run["config"]["writer_queue_mb"] == 64
     assert all(r["instances"] <= 3 for r in manifest)  # at most 3 boxes reached SAM
