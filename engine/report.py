@@ -407,13 +407,8 @@ def _data_root(
     ``run`` labelled, where that folder still exists; ``(None, None)`` without one."""
     if cfg.data:
         return cfg.data, "--data"
-    info = subset.info
-    recorded = [
-        (
-            recorded_root(info.get("data"), info.get("data_resolved")),
-            f"{subset.root / 'subset.json'}",
-        )
-    ]
+    imported = recorded_root(subset.info.get("data"), subset.info.get("data_resolved"))
+    recorded = [(imported, f"{subset.root / 'subset.json'}")]
     if run is not None:
         recorded.append((run.data_root, f"{Path(cfg.pseudo) / 'run.json'}"))
     for root, source in recorded:
