@@ -304,7 +304,6 @@ class SegDataset:
         self,
         decode: bool = True,
         progress: Callable[[], object] | None = None,
-        visit: Callable[[Sample, tuple[int, int] | None, np.ndarray | None], object] | None = None,
     ) -> list[Problem]:
         """Every problem of the split, not only the first: unpaired files (when ``lenient``),
         unreadable or truncated images, unreadable labels, bad label values, size mismatches.
@@ -312,15 +311,10 @@ class SegDataset:
         Args:
             decode: decode every image (finds truncated data); False reads headers only (fast).
             progress: optional callable invoked once per sample (for progress bars).
-            visit: optional ``visit(sample, (W, H) or None, label or None)`` called once per
-                sample with what could be read, so statistics need no second pass.
         """
         problems: list[Problem] = list(self.pairing_problems)
         for sample in self.samples:
-            found, size, label = check_sample(sample, self.spec.taxonomy, decode)
-            problems += found
-            if visit is not None:
-                visit(sample, size, label)
+            problems += check_sample(sample, self.spec.taxonomy, decode)[0]
             if progress is not None:
                 progress()
         return problems

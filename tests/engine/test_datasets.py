@@ -190,15 +190,6 @@ def test_check_reports_every_problem(tmp_path: Path):
     assert [p.stem for p in problems[2:]] == ["a", "a", "b", "c", "d"]
 
 
-def test_check_visit_sees_what_was_read(tmp_path: Path):
-    root = _mass(tmp_path, "train", ["a", "b"])
-    (root / "images/train/b.jpg").write_bytes(b"junk")
-    seen = {}
-    open_split(root, "train").check(visit=lambda s, size, lab: seen.update({s.stem: (size, lab)}))
-    assert seen["a"][0] == (W, H) and (seen["a"][1] == 3).all()
-    assert seen["b"][0] is None and seen["b"][1].shape == (H, W)
-
-
 def _exif_jpeg(path: Path, orientation: int) -> Path:
     """A 12x8 stored image whose EXIF says to rotate it; its left half is dark."""
     arr = np.full((H, W, 3), 220, np.uint8)
