@@ -32,9 +32,11 @@ from trainer.inference import MODES, predict_label  # noqa: E402
 from trainer.models import create_model  # noqa: E402
 
 MB = 2**20
-# C++ frames of the allocator itself, left out of an allocation's "made by" frames
-ALLOCATOR_FRAMES = (
-    "c10::", "CachingAllocator", "std::", "allocate", "at::empty", "empty_", "at::detail::"
+# C++ frames of the allocator and of the recorder itself, left out of an allocation's
+# "made by" frames (the recorder's names as torch.cuda._memory_viz leaves them out)
+NOT_THE_MAKER = (
+    "c10::", "CachingAllocator", "std::", "allocate", "at::empty", "empty_", "at::detail::",
+    "unwind::", "CapturedTraceback", "gather_with_cpp", "torch::unwind", "PyEval_", "PyObject_",
 )  # fmt: skip
 
 
@@ -76,10 +78,14 @@ def origin(frames: list[dict], root: Path = ROOT) -> str:
 
 
 def made_by(frames: list[dict], n: int = 4) -> list[str]:
-    """The innermost ``n`` C++ frame names below the allocator's own, innermost first, each cut
-    to 100 characters: what asked for the block."""
-    cpp = [str(f.get("name", "")) for f in frames if not str(f.get("filename", "")).endswith(".py")]
-    named = [c for c in cpp if c and not any(a in c for a in ALLOCATOR_FRAMES)]
+    """The innermost ``n`` C++ frame names between the allocator's own and the innermost Python
+    frame, innermost first, each cut to 100 characters: what asked for the block."""
+    cpp = []
+    for f in frames:  # innermost first: the C++ frames below the innermost Python one
+        if str(f.get("filename", "")).endswith(".py"):
+            break
+        cpp.append(str(f.get("name", "")))
+    named = [c for c in cpp if c and not any(a in c for a in NOT_THE_MAKER)]
     return [c[:100] for c in named[:n]]
 
 

@@ -42,6 +42,7 @@ def test_replay_finds_the_first_peak_and_what_is_alive_then() -> None:
 def test_blocks_are_named_by_our_innermost_line_and_the_cpp_frames_below_the_allocator() -> None:
     ours = str(ROOT / "trainer" / "models" / "layers.py")
     frames = [
+        {"filename": "", "line": 0, "name": "torch::CapturedTraceback::gather(bool, bool, bool)"},
         {"filename": "CUDACachingAllocator.cpp", "line": 0, "name": "c10::cuda::CUDACachingAllocator::malloc"},
         {"filename": "", "line": 0, "name": "at::native::empty_cuda"},
         {"filename": "Conv_v8.cpp", "line": 0, "name": "at::native::cudnn_convolution_forward"},
@@ -49,19 +50,19 @@ def test_blocks_are_named_by_our_innermost_line_and_the_cpp_frames_below_the_all
         {"filename": "/usr/lib/python3/torch/nn/modules/conv.py", "line": 548, "name": "_conv_forward"},
         {"filename": ours, "line": 123, "name": "forward"},
         {"filename": str(ROOT / "trainer" / "inference.py"), "line": 200, "name": "predict_scores"},
+        {"filename": "ceval.c", "line": 0, "name": "_PyEval_EvalFrameDefault"},  # the interpreter
     ]  # fmt: skip
     assert origin(frames) == "trainer/models/layers.py:123 forward"
     assert made_by(frames) == [
         "at::native::cudnn_convolution_forward",
         "at::native::cudnn_convolution",
     ]
-    assert (
-        origin(frames[:5]) == "conv.py:548 _conv_forward"
-    )  # no frame of ours: the innermost Python
-    assert origin(frames[:4]) == "?" and made_by([]) == []
-    rows = group([alloc(1, 30, frames), alloc(2, 10, frames), alloc(3, 50, frames[4:])])
+    # no frame of ours: the innermost Python frame; no Python frame at all: "?"
+    assert origin(frames[:6]) == "conv.py:548 _conv_forward"
+    assert origin(frames[:5]) == "?" and made_by([]) == []
+    rows = group([alloc(1, 30, frames), alloc(2, 10, frames), alloc(3, 50, frames[5:])])
     assert [(r["origin"], r["blocks"], r["mb"], r["largest_mb"]) for r in rows] == [
-        ("trainer/models/layers.py:123 forward", 1, 50, 50),  # frames[4:] has no C++ frame
+        ("trainer/models/layers.py:123 forward", 1, 50, 50),  # frames[5:] has no C++ frame
         ("trainer/models/layers.py:123 forward", 2, 40, 30),
     ]
     assert rows[1]["made_by"][0] == "at::native::cudnn_convolution_forward"
