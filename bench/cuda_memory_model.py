@@ -34,7 +34,7 @@ import torch  # noqa: E402
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from bench.inference import _size, modes_arg, size_arg  # noqa: E402
+from bench.inference import _size, add_call_args, modes_arg  # noqa: E402
 from bench.inference_stages import StageClock, hook  # noqa: E402
 from trainer.inference import MODES, _full, semantic_inference, upsample_argmax  # noqa: E402
 from trainer.models import create_model  # noqa: E402
@@ -153,9 +153,7 @@ def model_memory(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="massformer_r50")
-    parser.add_argument("--image", type=size_arg, default="4032x3024", help="WxH labelled")
-    parser.add_argument("--test-size", type=size_arg, default="4096x3072", help="WxH run")
+    add_call_args(parser)
     parser.add_argument("--modes", type=modes_arg, default=list(MODES), help="comma list")
     parser.add_argument("--json", type=Path, help="also write the stages as JSON")
     args = parser.parse_args(argv)

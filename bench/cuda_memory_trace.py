@@ -27,9 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from bench.inference import NUM_CLASSES, _image, _size, modes_arg, size_arg  # noqa: E402
+from bench.inference import _size, add_call_args, model_and_input, modes_arg  # noqa: E402
 from trainer.inference import MODES, predict_label  # noqa: E402
-from trainer.models import create_model  # noqa: E402
 
 MB = 2**20
 # C++ frames of the allocator and of the recorder itself, left out of an allocation's
@@ -113,10 +112,7 @@ def trace_call(mode: str, image_wh, test_wh, preset: str, stacks: str) -> dict:
     """One ``predict_label`` call of ``mode`` on CUDA under the history recorder, after a
     warm-up; its peak above the memory before it (as the allocator counts it and as the
     trace's replay does) and the groups alive at the peak."""
-    torch.manual_seed(0)
-    model = create_model(preset, num_classes=NUM_CLASSES).to("cuda").eval()
-    image = _image(*image_wh)
-    size = (max(test_wh), min(test_wh))
+    model, image, size = model_and_input(preset, "cuda", image_wh, test_wh)
     predict_label(model, image, size=size, mode=mode)  # warm-up: kernels, allocator, cuDNN
     torch.cuda.empty_cache()
     torch.cuda.synchronize()
@@ -150,9 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--preset", default="massformer_r50")
-    p.add_argument("--image", type=size_arg, default="4032x3024", help="WxH labelled")
-    p.add_argument("--test-size", type=size_arg, default="4096x3072", help="WxH run")
+    add_call_args(p)
     p.add_argument(
         "--modes", type=modes_arg, default=["efficient"], help=f"comma list of {', '.join(MODES)}"
     )

@@ -77,14 +77,33 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def model_and_input(
+    preset: str, device: str, image_wh, test_wh, channels_last: bool = False
+) -> tuple[torch.nn.Module, np.ndarray, tuple[int, int]]:
+    """What every inference benchmark calls ``predict_label`` with: the seeded random
+    ``preset`` in eval mode on ``device`` (weights in channels-last memory format with
+    ``channels_last``), the blocky test image of ``image_wh`` and the long and short side of
+    ``test_wh``."""
+    torch.manual_seed(0)
+    model = create_model(preset, num_classes=NUM_CLASSES).to(device).eval()
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, _image(*image_wh), (max(test_wh), min(test_wh))
+
+
+def add_call_args(p: argparse.ArgumentParser) -> None:
+    """``--preset``, ``--image`` and ``--test-size`` at the GPU's sizes (the scripts that model or
+    trace one CUDA call, whatever machine they run on)."""
+    p.add_argument("--preset", default="massformer_r50")
+    p.add_argument("--image", type=size_arg, default="4032x3024", help="WxH labelled")
+    p.add_argument("--test-size", type=size_arg, default="4096x3072", help="WxH run")
+
+
 def run_mode(
     mode: str, device: str, image_wh, test_wh, repeats: int, preset: str = "massformer_r50"
 ) -> dict:
     """Time one mode in this process; returns seconds per image and peak memory in MB."""
-    torch.manual_seed(0)
-    model = create_model(preset, num_classes=NUM_CLASSES).to(device).eval()
-    image = _image(*image_wh)
-    size = (max(test_wh), min(test_wh))
+    model, image, size = model_and_input(preset, device, image_wh, test_wh)
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.synchronize()

@@ -31,16 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench.inference import (  # noqa: E402
-    NUM_CLASSES,
-    _image,
     _rss_mb,
     _size,
     add_device_and_sizes,
+    model_and_input,
     modes_arg,
     resolve_device_and_sizes,
 )
 from trainer.inference import MODES, predict_label  # noqa: E402
-from trainer.models import create_model  # noqa: E402
 
 PIXEL_DECODER_BLOCKS = ("context", "cst", "rfb", "lse", "edge_head", "edge_refine", "mask_proj")
 CPU_IMAGE = "1024x768"  # the default image on the CPU (at 512x384)
@@ -155,12 +153,8 @@ def hook(clock: StageClock, model: torch.nn.Module) -> list[str]:
 def profile_mode(
     mode: str, device: str, image_wh, test_wh, preset: str, channels_last: bool = False
 ) -> dict:
-    torch.manual_seed(0)
-    model = create_model(preset, num_classes=NUM_CLASSES).to(device).eval()
-    if channels_last:  # the convolutions then produce channels-last maps (an experiment)
-        model = model.to(memory_format=torch.channels_last)
-    image = _image(*image_wh)
-    size = (max(test_wh), min(test_wh))
+    # channels-last weights: the convolutions then produce channels-last maps (an experiment)
+    model, image, size = model_and_input(preset, device, image_wh, test_wh, channels_last)
     cuda = device.startswith("cuda")
     predict_label(model, image, size=size, mode=mode)  # warm-up: kernels, allocator, cuDNN
     clock = StageClock(meter_for(cuda))
