@@ -168,7 +168,9 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     for split, st, img_path in track(rows, "review", unit="img", enabled=cfg.progress):
         original = os.path.relpath(img_path, out).replace(os.sep, "/")
         try:  # one unreadable file makes its own card say so, not the gallery fail
-            panels, with_pred = _panels(cfg, run, out, preds, gt_dir, split, st.stem, img_path)
+            panels, with_pred, with_gt = _panels(
+                cfg, run, out, preds, gt_dir, split, st.stem, img_path
+            )
         except MissingClassIdError:
             raise
         except UNREADABLE as e:
@@ -176,7 +178,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             failed.append(f"{split}/{st.stem}: {problem}")
             cards.append(_card(split, st, [], [], original, problem))
             continue
-        n_gt += panels[-1][0] == "annotation"
+        n_gt += with_gt
         n_pred += with_pred
         scores = []
         if run.instances_path(split, st.stem).is_file():
@@ -198,9 +200,10 @@ def _panels(
     split: str,
     stem: str,
     img_path: Path,
-) -> tuple[list[Panel], bool]:
+) -> tuple[list[Panel], bool, bool]:
     """One image's panels (pseudo label, each prediction found, the annotation last), their
-    thumbnails written; and whether a prediction was found. Raises on an unreadable file."""
+    thumbnails written; whether a prediction and an annotation were found. Raises on an
+    unreadable file."""
     image = load_image(img_path)
     key = f"{split}__{stem}"
     gt_path = find_png(gt_dir, split, stem) if gt_dir is not None else None
@@ -224,7 +227,7 @@ def _panels(
         panels.append(("annotation", f"thumbs/{key}_gt.jpg", thumb, None))
     for _, rel, thumb, _ in panels:
         atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
-    return panels, len(maps) > 1
+    return panels, len(maps) > 1, gt is not None
 
 
 def _score_text(scores: dict[str, float | None]) -> str:
