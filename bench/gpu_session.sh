@@ -1,8 +1,11 @@
 #!/bin/bash
 # One prepared call for a session lent a GPU machine (docs/gpu.md, "The next GPU session"):
 #
-#     bash bench/gpu_session.sh OUT_DIR
+#     bash bench/gpu_session.sh OUT_DIR [STEPS]
 #
+# STEPS (comma-separated; default all) picks steps for a short device budget: stages,
+# channels-last, model, trace, gpu (every part of bench/gpu.py), labeling (its labeling part
+# only), tests.
 # Runs, each under its own time limit: the inference stage breakdown beside the CPU model of
 # its CUDA memory, efficient's stages again with channels-last weights, the allocations alive
 # at efficient inference's peak named by source line (bench/cuda_memory_trace.py), every
@@ -13,7 +16,9 @@
 # Wheels of packages the machine lacks (pycocotools on the H200 image) are installed from
 # .whl/ when that folder is there.
 set -u
-out=${1:?usage: bash bench/gpu_session.sh OUT_DIR}
+out=${1:?usage: bash bench/gpu_session.sh OUT_DIR [STEPS]}
+steps=",${2:-stages,channels-last,model,trace,gpu,tests},"
+want() { [[ $steps == *",$1,"* ]]; }
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 if compgen -G ".whl/*.whl" >/dev/null; then
@@ -37,36 +42,47 @@ print('numpy', numpy.__version__, 'opencv', cv2.__version__)"
 
 step() { echo "== $1 (at ${SECONDS}s)" >>"$log"; }
 
-step "inference stages"
-timeout 30 python3 bench/inference_stages.py --json "$out/stages.json" >>"$log" 2>&1
-echo "rc=$?" >>"$log"
-step "efficient inference with channels-last weights (does the bf16 gap shrink? table in run.log)"
-timeout 40 python3 bench/inference_stages.py --modes efficient --channels-last >>"$log" 2>&1
-echo "rc=$?" >>"$log"
-step "the CPU model of the same call's CUDA memory (to compare with stages.json)"
-timeout 20 python3 bench/cuda_memory_model.py --json "$out/model.json" >>"$log" 2>&1
-echo "rc=$?" >>"$log"
-
-step "the allocations alive at efficient inference's peak (C++ stacks; Python only if that fails)"
-timeout 90 python3 bench/cuda_memory_trace.py --json "$out/trace.json" >>"$log" 2>&1
-rc=$?
-echo "rc=$rc" >>"$log"
-if [ "$rc" != 0 ]; then
-    timeout 40 python3 bench/cuda_memory_trace.py --stacks python --json "$out/trace.json" \
-        >>"$log" 2>&1
+if want stages; then
+    step "inference stages"
+    timeout 30 python3 bench/inference_stages.py --json "$out/stages.json" >>"$log" 2>&1
     echo "rc=$?" >>"$log"
 fi
-
-step "bench/gpu.py"
-timeout 340 python3 bench/gpu.py --out /tmp/gpu-figures >>"$log" 2>&1
-echo "rc=$?" >>"$log"
-cp /tmp/gpu-figures/gpu.json /tmp/gpu-figures/gpu.md "$out"/ 2>/dev/null
-tar czf "$out/logs.tgz" -C /tmp/gpu-figures logs 2>/dev/null
-
-step "gpu-marked tests"
-timeout 35 python3 -m pytest -q -rf -p no:cacheprovider -p no:xdist -m "gpu and not slow" \
-    tests/labeler/test_models.py tests/labeler/test_run.py tests/trainer/test_inference.py \
-    tests/engine/test_metrics.py >>"$log" 2>&1
-echo "rc=$?" >>"$log"
+if want channels-last; then
+    step "efficient inference with channels-last weights (does the bf16 gap shrink? table in run.log)"
+    timeout 40 python3 bench/inference_stages.py --modes efficient --channels-last >>"$log" 2>&1
+    echo "rc=$?" >>"$log"
+fi
+if want model; then
+    step "the CPU model of the same call's CUDA memory (to compare with stages.json)"
+    timeout 20 python3 bench/cuda_memory_model.py --json "$out/model.json" >>"$log" 2>&1
+    echo "rc=$?" >>"$log"
+fi
+if want trace; then
+    step "the allocations alive at efficient inference's peak (C++ stacks; Python only if that fails)"
+    timeout 90 python3 bench/cuda_memory_trace.py --json "$out/trace.json" >>"$log" 2>&1
+    rc=$?
+    echo "rc=$rc" >>"$log"
+    if [ "$rc" != 0 ]; then
+        timeout 40 python3 bench/cuda_memory_trace.py --stacks python --json "$out/trace.json" \
+            >>"$log" 2>&1
+        echo "rc=$?" >>"$log"
+    fi
+fi
+if want gpu || want labeling; then
+    parts=()
+    want gpu || parts=(--parts labeling)
+    step "bench/gpu.py ${parts[*]}"
+    timeout 340 python3 bench/gpu.py --out /tmp/gpu-figures "${parts[@]}" >>"$log" 2>&1
+    echo "rc=$?" >>"$log"
+    cp /tmp/gpu-figures/gpu.json /tmp/gpu-figures/gpu.md "$out"/ 2>/dev/null
+    tar czf "$out/logs.tgz" -C /tmp/gpu-figures logs 2>/dev/null
+fi
+if want tests; then
+    step "gpu-marked tests"
+    timeout 35 python3 -m pytest -q -rf -p no:cacheprovider -p no:xdist -m "gpu and not slow" \
+        tests/labeler/test_models.py tests/labeler/test_run.py tests/trainer/test_inference.py \
+        tests/engine/test_metrics.py >>"$log" 2>&1
+    echo "rc=$?" >>"$log"
+fi
 step "done"
 tail -60 "$log"
