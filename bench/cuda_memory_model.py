@@ -128,7 +128,9 @@ def model_memory(
         # torch.autocast("cuda") turns itself off without a GPU; the switches do not
         torch.set_autocast_dtype("cuda", torch.bfloat16)
         try:
-            with torch.inference_mode(), mem:
+            # no_grad, not predict_scores' inference_mode: under inference_mode fake tensors
+            # skip autocast's float32 rule for the composite F.interpolate, which CUDA applies
+            with torch.no_grad(), mem:
                 clock.start("whole call")
                 try:
                     if mode == "full":

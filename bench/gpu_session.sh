@@ -4,8 +4,8 @@
 #     bash bench/gpu_session.sh OUT_DIR [STEPS]
 #
 # STEPS (comma-separated; default all) picks steps for a short device budget: stages,
-# channels-last, model, trace, gpu (every part of bench/gpu.py), labeling (its labeling part
-# only), tests.
+# channels-last, model, trace, gpu (every part of bench/gpu.py) or some of its parts by name
+# (labeling, inference, ...), tests.
 # Runs, each under its own time limit: the inference stage breakdown beside the CPU model of
 # its CUDA memory, efficient's stages again with channels-last weights, the allocations alive
 # at efficient inference's peak named by source line (bench/cuda_memory_trace.py), every
@@ -68,9 +68,13 @@ if want trace; then
         echo "rc=$?" >>"$log"
     fi
 fi
-if want gpu || want labeling; then
+gpu_parts=()
+for part in labeling sam3 inference train-bf16 train-fp32 ddp metrics; do
+    want "$part" && gpu_parts+=("$part")
+done
+if want gpu || [ ${#gpu_parts[@]} -gt 0 ]; then
     parts=()
-    want gpu || parts=(--parts labeling)
+    want gpu || parts=(--parts "$(IFS=,; echo "${gpu_parts[*]}")")
     step "bench/gpu.py ${parts[*]}"
     timeout 340 python3 bench/gpu.py --out /tmp/gpu-figures "${parts[@]}" >>"$log" 2>&1
     echo "rc=$?" >>"$log"

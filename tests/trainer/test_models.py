@@ -7,12 +7,18 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.models import resnet
 from torchvision.ops import deform_conv2d
 
 from trainer.models import MODEL_PRESETS, ModelConfig, build_model, create_model, semantic_inference
 from trainer.models.backbone import FrozenBatchNorm
-from trainer.models.layers import deform_conv2d_grid_sample, deform_conv2d_mix_first
+from trainer.models.layers import (
+    deform_conv2d_grid_sample,
+    deform_conv2d_mix_first,
+    resize_bilinear,
+)
 
 
 @pytest.fixture(scope="module")
@@ -538,3 +544,64 @@ def test_pixel_decoder_releases_the_backbone_maps() -> None:
         feats = model.backbone(x)
         d1, memories, edge = model.pixel_decoder(feats, x)
     assert feats == [] and d1.shape[-2:] == (32, 32)
+
+
+def _cuda_autocast(enabled: bool) -> None:
+    """CUDA's bf16 autocast switched on or off without a GPU (``torch.autocast("cuda")``
+    turns itself off there; the switches do not): its dtype rules run on fake CUDA tensors."""
+    torch.set_autocast_dtype("cuda", torch.bfloat16)
+    torch.set_autocast_enabled("cuda", enabled)
+
+
+def test_resize_bilinear_keeps_bf16_under_cuda_autocast_at_inference() -> None:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x = torch.empty(1, 4, 8, 6, device="cuda", dtype=torch.bfloat16)
+        _cuda_autocast(True)
+        try:
+            with torch.no_grad():
+                # the fact the helper answers: CUDA autocast resizes in float32
+                plain = F.interpolate(x, size=(16, 12), mode="bilinear", align_corners=False)
+                assert plain.dtype == torch.float32
+                assert resize_bilinear(x, (16, 12)).dtype == torch.bfloat16
+            assert resize_bilinear(x, (16, 12)).dtype == torch.float32  # training: autocast's
+        finally:
+            _cuda_autocast(False)
+    y = torch.randn(1, 3, 5, 7, dtype=torch.bfloat16)  # outside autocast: F.interpolate itself
+    want = F.interpolate(y, size=(10, 14), mode="bilinear", align_corners=False)
+    assert torch.equal(resize_bilinear(y, (10, 14)), want)
+
+
+class _Resizes(TorchDispatchMode):
+    """(input dtype, output dtype) of every bilinear resize dispatched under it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[tuple[torch.dtype, torch.dtype]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        out = func(*args, **(kwargs or {}))
+        if func.overloadpacket is torch.ops.aten.upsample_bilinear2d:
+            self.seen.append((args[0].dtype, out.dtype))
+        return out
+
+
+def test_efficient_inference_never_resizes_a_bf16_map_in_float32() -> None:
+    # the efficient mode's forward under CUDA's bf16 autocast, on fake CUDA tensors: no
+    # resize (pixel decoder, mask features, attention masks) turns bf16 into float32
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        with torch.device("cuda"):
+            model = create_model("tiny", 9).eval()
+        images = torch.empty(1, 3, 256, 320, device="cuda")
+        _cuda_autocast(True)
+        try:
+            with torch.no_grad(), _Resizes() as resizes:
+                model(images, aux=False)
+        finally:
+            _cuda_autocast(False)
+    assert len(resizes.seen) >= 6, resizes.seen
+    assert (torch.bfloat16, torch.float32) not in resizes.seen, resizes.seen
+    assert (torch.bfloat16, torch.bfloat16) in resizes.seen

@@ -19,6 +19,7 @@ from trainer.models.layers import (
     attention_weights_path,
     in_row_bands,
     release_kernels_active,
+    resize_bilinear,
     sine_position_2d,
 )
 
@@ -124,7 +125,7 @@ class RFB(nn.Module):
         y = torch.cat([b(x) for b in self.branches], 1)
         y = F.relu(self.fuse_bn(self.fuse(y)))
         h, w = y.shape[-2:]
-        up = F.interpolate(y, size=(2 * h, 2 * w), mode="bilinear", align_corners=False)
+        up = resize_bilinear(y, (2 * h, 2 * w))
         return y, F.relu(self.up_bn(self.up_conv(up)))
 
 
@@ -154,15 +155,13 @@ class LSE(nn.Module):
 
     def forward(self, image: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         size = (image.shape[2] // 2, image.shape[3] // 2)
-        image = F.interpolate(image, size=size, mode="bilinear", align_corners=False)
+        image = resize_bilinear(image, size)
 
         def half(i: int) -> torch.Tensor:
             # the image, then S1's i-th half at H/2: each half is resized on its own (bilinear
             # is per channel: the same values), so that its H/2 copy is freed after its branch
             c = s1.shape[1] // 2
-            x = F.interpolate(
-                s1[:, i * c : (i + 1) * c], size, mode="bilinear", align_corners=False
-            )
+            x = resize_bilinear(s1[:, i * c : (i + 1) * c], size)
             return torch.cat([image, x], 1)
 
         a = self._gated(self.conv_branch(half(0)), self.gate_conv)
@@ -260,7 +259,7 @@ class PixelDecoder(nn.Module):
         d2, quarter = self.rfb(up8 + s2)
         detail = self.lse(image, s1)
         size = (image.shape[2] // 2, image.shape[3] // 2)
-        up = F.interpolate(quarter, size=size, mode="bilinear", align_corners=False)
+        up = resize_bilinear(quarter, size)
         edge = self.edge_head(up + detail)
         gated = self.edge_refine.gate(detail, up)
         del detail  # H/2 maps are freed as soon as they are used: at inference the peak is here

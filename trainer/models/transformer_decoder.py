@@ -7,10 +7,9 @@ at H/2)."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from trainer.models.layers import attention_weights_path, sine_position_2d
+from trainer.models.layers import attention_weights_path, resize_bilinear, sine_position_2d
 
 
 class DecoderLayer(nn.Module):
@@ -114,9 +113,7 @@ class MaskedAttentionDecoder(nn.Module):
         q = self.query_feat.weight[None].expand(b, -1, -1)
         h2, w2 = mask_features.shape[-2:]
         # the release resizes D1 bilinearly (not by pooling) for the intermediate predictions
-        low = F.interpolate(
-            mask_features, size=(h2 // 2, w2 // 2), mode="bilinear", align_corners=False
-        )
+        low = resize_bilinear(mask_features, (h2 // 2, w2 // 2))
         aux_outputs: list[dict[str, torch.Tensor]] = []
         pred = self._predict(q, low)
         attn_mask = self._attn_mask(pred["pred_masks"], sizes[0])
@@ -141,7 +138,7 @@ class MaskedAttentionDecoder(nn.Module):
         attention's: autocast's, or float32). ``nn.MultiheadAttention`` turns a bool mask into
         exactly this, but in float32 first and then again in autocast's dtype for its attention
         kernel: 0.9 GB more at the 1/8 level of a 4096x3072 input."""
-        small = F.interpolate(masks, size=size, mode="bilinear", align_corners=False)
+        small = resize_bilinear(masks, size)
         attn = (small.sigmoid().flatten(2) < 0.5).detach()
         attn[attn.all(-1)] = False  # a query masked everywhere attends everywhere
         additive = torch.zeros_like(attn, dtype=masks.dtype).masked_fill_(attn, float("-inf"))
