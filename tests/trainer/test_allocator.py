@@ -59,10 +59,13 @@ def test_tuned_training_steps_stop_page_faulting():
     (applied, tuned), (off, untuned) = (_result(p) for p in procs)
     assert applied == str(sorted(name for name, _, _ in SETTINGS))
     assert off == "[]"
-    # measured over 4 steps after 2 of warm-up, 8 pairs: tuned 3 to 2,306 faults, untuned
-    # 12,122 to 28,276 (ratio at most 0.19). With 1 warm-up step and 3 measured the tuned
-    # process still grew its arenas and the ratio reached 0.41 in 1 of 9 pairs (CI failed once).
-    assert tuned < 0.3 * untuned, (tuned, untuned)
+    # measured over 4 steps after 2 of warm-up, 14 pairs on the dev machines: tuned 1 to 2,306
+    # faults, untuned 8,417 to 28,276 (ratio at most 0.19). With 1 warm-up step and 3 measured
+    # the tuned process still grew its arenas and the ratio reached 0.41 in 1 of 9 pairs. On
+    # CI's machine once: tuned 530, untuned 2 (glibc's dynamic thresholds had kept the blocks
+    # there too). So the claim is absolute: tuned steps barely fault, under 4,000 faults (16 MB
+    # of pages, a fifth of an untuned process's here) or under 0.3 of the untuned process's.
+    assert tuned < max(4000, 0.3 * untuned), (tuned, untuned)
 
 
 @needs_glibc
