@@ -10,10 +10,12 @@ It runs ``massformer_r50`` at 4096x3072 in both modes in about 12 s on a CPU.
 What it cannot see: the caching allocator's rounding, cuDNN's and cuBLAS' workspaces and
 buffers that a kernel allocates inside itself, except torchvision's deformable conv, whose
 column buffer and two output-sized buffers are added from their known sizes (the ``full``
-mode's whole-map convs). Calibration (docs/model.md): at 3fbc474 the H200 measured every
-stage of ``full`` but the backbone (336 MB) 144 MB above this model (the whole call: 13,368
-against 13,224 MB), and ``efficient`` 6,031 against 3,780 MB, the gap opening at its bf16
-half-resolution convolutions.
+mode's whole-map convs). Autocast's float32 rule for ``F.interpolate``, which fake tensors
+skip, is applied by :class:`AutocastResize`. Calibration (docs/model.md): on the H200 at
+3fbc474, ``full`` measured 13,368 MB against this model's 13,224, and every stage but the
+backbone 144 MB above it; ``efficient`` 6,031 against 5,886, 145 MB above from the edge head
+on. Since b9b5ada ``efficient`` resizes in bf16 and the model predicts 3,780 MB (not yet
+measured on a GPU).
 
     python bench/cuda_memory_model.py                       # massformer_r50, 4096x3072
     python bench/cuda_memory_model.py --test-size 2048x1536 --json out.json
@@ -31,7 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
+from torch.overrides import TorchFunctionMode  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
 from bench.inference import _size, add_call_args, modes_arg  # noqa: E402
@@ -40,6 +44,21 @@ from trainer.inference import MODES, _full, semantic_inference, upsample_argmax 
 from trainer.models import create_model  # noqa: E402
 
 MB = 2**20
+
+
+class AutocastResize(TorchFunctionMode):
+    """CUDA autocast's float32 rule for ``F.interpolate``, which fake tensors under
+    ``inference_mode`` skip: on a GPU the composite ``upsample_*.vec`` op decomposes at the
+    CUDA key into the base op, which autocast runs in float32 (the H200's allocator trace
+    showed the float32 copy); fake tensors decompose it where autocast no longer applies. So a
+    lower-precision input is copied to float32 here, as CUDA does, while autocast is on."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        if func is F.interpolate and torch.is_autocast_enabled("cuda"):
+            x = args[0]
+            if x.is_floating_point() and x.dtype != torch.float32:
+                args = (x.float(), *args[1:])
+        return func(*args, **(kwargs or {}))
 
 
 class LiveBytes(TorchDispatchMode):
@@ -128,9 +147,7 @@ def model_memory(
         # torch.autocast("cuda") turns itself off without a GPU; the switches do not
         torch.set_autocast_dtype("cuda", torch.bfloat16)
         try:
-            # no_grad, not predict_scores' inference_mode: under inference_mode fake tensors
-            # skip autocast's float32 rule for the composite F.interpolate, which CUDA applies
-            with torch.no_grad(), mem:
+            with torch.inference_mode(), mem, AutocastResize():
                 clock.start("whole call")
                 try:
                     if mode == "full":

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from bench.cuda_memory_model import MB, LiveBytes, deform_kernel_bytes, main, model_memory
+from bench.cuda_memory_model import (
+    MB,
+    AutocastResize,
+    LiveBytes,
+    deform_kernel_bytes,
+    main,
+    model_memory,
+)
 
 
 def test_live_bytes_follow_storages_not_tensors() -> None:
@@ -65,3 +73,30 @@ def test_torchvisions_hidden_buffers_are_counted() -> None:
     assert deform_kernel_bytes(torch.empty(33, 6, 10, 12), w, out33) == (
         6 * 9 * 11 * 120 * 4 + 2 * out33.numel() * 4
     )
+
+
+def test_cuda_autocasts_float32_resize_is_modelled() -> None:
+    # on a GPU, F.interpolate of a bf16 map under autocast copies it to float32 and returns
+    # float32 (the H200's allocator trace); fake tensors under inference_mode do not, so the
+    # model applies the rule itself, and resize_bilinear (autocast off) stays bf16
+    from trainer.models.layers import resize_bilinear
+
+    with FakeTensorMode():
+        x = torch.empty(1, 8, 256, 256, device="cuda", dtype=torch.bfloat16)  # 1 MB
+        torch.set_autocast_dtype("cuda", torch.bfloat16)
+        torch.set_autocast_enabled("cuda", True)
+        try:
+            for resize, dtype, peak in (
+                (lambda t: F.interpolate(t, size=(512, 512), mode="bilinear"), torch.float32, 10),
+                (lambda t: resize_bilinear(t, (512, 512)), torch.bfloat16, 4),
+            ):
+                mem = LiveBytes()
+                with torch.inference_mode(), mem, AutocastResize():
+                    out = resize(x)
+                assert out.dtype == dtype
+                assert mem.peak == peak * MB  # float32 copy 2 MB + output 8 MB, or output 4 MB
+                del out
+        finally:
+            torch.set_autocast_enabled("cuda", False)
+        with torch.inference_mode(), AutocastResize():  # autocast off: nothing changes
+            assert F.interpolate(x, scale_factor=2.0).dtype == torch.bfloat16
