@@ -11,11 +11,12 @@ What it cannot see: the caching allocator's rounding, cuDNN's and cuBLAS' worksp
 buffers that a kernel allocates inside itself, except torchvision's deformable conv, whose
 column buffer and two output-sized buffers are added from their known sizes (the ``full``
 mode's whole-map convs). Autocast's float32 rule for ``F.interpolate``, which fake tensors
-skip, is applied by :class:`AutocastResize`. Calibration (docs/model.md): on the H200 at
-3fbc474, ``full`` measured 13,368 MB against this model's 13,224, and every stage but the
-backbone 144 MB above it; ``efficient`` 6,031 against 5,886, 145 MB above from the edge head
-on. Since b9b5ada ``efficient`` resizes in bf16 and the model predicts 3,780 MB (not yet
-measured on a GPU).
+skip, is applied by :class:`AutocastResize`; the float input on the device is counted, as
+the measurement counts it. Calibration (docs/model.md, "The allocator's trace"): against the
+H200's stage measurements at 3fbc474 the model gives the whole call exactly in both modes
+(``full`` 13,368 MB, ``efficient`` 6,030 against 6,031) and every stage within 48 MB, except
+the backbone (96-192 MB), full's query decoder (192) and efficient's RFB in one of two runs. Since b9b5ada ``efficient`` resizes in bf16 and the model
+predicts 3,924 MB, 0.29x of ``full`` (not yet measured on a GPU).
 
     python bench/cuda_memory_model.py                       # massformer_r50, 4096x3072
     python bench/cuda_memory_model.py --test-size 2048x1536 --json out.json
@@ -130,8 +131,8 @@ def model_memory(
     classes: int = 8,
 ) -> dict[str, float]:
     """Peak MB of live tensors per stage of one ``predict_label`` call on a resized image of
-    ``test_hw`` labelled at ``out_hw``, after the copy to the device, above the weights and the
-    input: ``efficient`` (bf16 autocast; class maps at mask resolution, upsampled one at a
+    ``test_hw`` labelled at ``out_hw``, above the weights, with the float input on the device
+    as ``predict_label`` makes it: ``efficient`` (bf16 autocast; class maps at mask resolution, upsampled one at a
     time) or ``full`` (the release's procedure in fp32; its whole-map deformable convs' column
     buffers added at their kernel's peak)."""
     if mode not in MODES:
@@ -139,7 +140,6 @@ def model_memory(
     with FakeTensorMode():
         with torch.device("cuda"):
             model = create_model(preset, classes).eval()
-        images = torch.empty(1, 3, *test_hw, device="cuda")
         mem = LiveBytes()
         clock = StageClock(mem)
         names = hook(clock, model)
@@ -149,6 +149,9 @@ def model_memory(
         try:
             with torch.inference_mode(), mem, AutocastResize():
                 clock.start("whole call")
+                # predict_label's float copy of the image on the device (trainer.inference.
+                # _to_tensor): alive through the call, as the measurement counts it
+                images = torch.empty(1, 3, *test_hw, device="cuda")
                 try:
                     if mode == "full":
                         _full(model, images, out_hw)
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     modes = args.modes
     runs = {mode: model_memory(args.preset, (h, w), (ih, iw), mode) for mode in modes}
     print(f"{args.preset}, {iw}x{ih} at {w}x{h} (fake CUDA tensors: a model, not a measurement)")
-    print("peak MB of live tensors above the weights and the input, while the stage ran")
+    print("peak MB of live tensors above the weights (the input counted), while the stage ran")
     print(f"{'stage':24s}" + "".join(f"{m:>12s}" for m in modes))
     for name in runs[modes[0]]:
         print(f"{name:24s}" + "".join(f"{runs[m].get(name, 0):12.0f}" for m in modes))
