@@ -39,7 +39,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode  # noqa: E402
 from torch.overrides import TorchFunctionMode  # noqa: E402
 from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
 
-from bench.inference import _size, add_call_args, modes_arg  # noqa: E402
+from bench.inference import add_call_args, modes_arg, parse_wh  # noqa: E402
 from bench.inference_stages import StageClock, hook  # noqa: E402
 from trainer.inference import MODES, _full, semantic_inference, upsample_argmax  # noqa: E402
 from trainer.models import create_model  # noqa: E402
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", type=modes_arg, default=list(MODES), help="comma list")
     parser.add_argument("--json", type=Path, help="also write the stages as JSON")
     args = parser.parse_args(argv)
-    (w, h), (iw, ih) = _size(args.test_size), _size(args.image)
+    (w, h), (iw, ih) = parse_wh(args.test_size), parse_wh(args.image)
     modes = args.modes
     runs = {mode: model_memory(args.preset, (h, w), (ih, iw), mode) for mode in modes}
     print(f"{args.preset}, {iw}x{ih} at {w}x{h} (fake CUDA tensors: a model, not a measurement)")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from bench.inference import _size, add_call_args, model_and_input, modes_arg  # noqa: E402
+from bench.inference import add_call_args, model_and_input, modes_arg, parse_wh  # noqa: E402
 from trainer.inference import MODES, predict_label  # noqa: E402
 
 MB = 2**20
@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not torch.cuda.is_available():
         p.error("needs a CUDA GPU: the allocator's history exists only on CUDA")
-    image, test = _size(args.image), _size(args.test_size)
+    image, test = parse_wh(args.image), parse_wh(args.test_size)
     runs = []
     for mode in args.modes:
         run = trace_call(mode, image, test, args.preset, args.stacks)

@@ -38,7 +38,8 @@ from trainer.models import create_model  # noqa: E402
 NUM_CLASSES = 8  # MaSS13K's 7 classes + one new class
 
 
-def _size(text: str) -> tuple[int, int]:
+def parse_wh(text: str) -> tuple[int, int]:
+    """``"WxH"`` -> ``(W, H)``; ``ValueError`` on anything else (``size_arg`` checks options)."""
     w, h = (int(v) for v in text.lower().split("x"))
     return w, h
 
@@ -49,7 +50,7 @@ CPU_IMAGE = "2016x1512"  # the default image on the CPU (at 512x384): 3 MP label
 def size_arg(text: str) -> str:
     """argparse ``type`` for a ``WxH`` option: the text, checked, so a typo is one usage line."""
     try:
-        w, h = _size(text)
+        w, h = parse_wh(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: expected WxH, e.g. 4032x3024") from None
     if w < 1 or h < 1:
@@ -186,7 +187,9 @@ def main() -> None:
     if args.child:
         print(
             json.dumps(
-                run_mode(args.child, "cpu", _size(args.image), _size(args.test_size), args.repeats)
+                run_mode(
+                    args.child, "cpu", parse_wh(args.image), parse_wh(args.test_size), args.repeats
+                )
             )
         )
         return
@@ -202,7 +205,7 @@ def main() -> None:
         if gpu:
             for mode in ("efficient", "full"):
                 results[mode] = run_mode(
-                    mode, device, _size(image), _size(args.test_size), args.repeats
+                    mode, device, parse_wh(image), parse_wh(args.test_size), args.repeats
                 )
                 torch.cuda.empty_cache()
         else:

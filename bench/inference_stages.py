@@ -32,10 +32,10 @@ import torch  # noqa: E402
 
 from bench.inference import (  # noqa: E402
     _rss_mb,
-    _size,
     add_device_and_sizes,
     model_and_input,
     modes_arg,
+    parse_wh,
     resolve_device_and_sizes,
 )
 from trainer.inference import MODES, predict_label  # noqa: E402
@@ -193,7 +193,7 @@ def main() -> None:
     args = p.parse_args()
     device = resolve_device_and_sizes(args, CPU_IMAGE)
     gpu = device.startswith("cuda")
-    image, test = _size(args.image), _size(args.test_size)
+    image, test = parse_wh(args.image), parse_wh(args.test_size)
     modes = args.modes
     name = torch.cuda.get_device_name() if gpu else "CPU"
     runs = []
