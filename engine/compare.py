@@ -34,7 +34,7 @@ from engine.metrics import (
     is_binary_mask,
 )
 from engine.outputs import DEFAULT_TAXONOMY, png_folders, pyplot, save_figure, taxonomy_record
-from engine.parallel import map_in_order
+from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
 from engine.text import METRICS, counted, format_score, score_cells
 
@@ -286,7 +286,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
             (p, g, (cid, gt_cid), cfg.input, (tax, gt_tax), cfg.resize_pred) for _, p, g in pairs
         ]
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
-        for counts in map_in_order(_score_one, jobs, cfg.workers, name, cfg.progress):
+        for counts in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):
             scorer.add_counts(PairCounts.from_array(counts))
         rows.append(SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source))
         images = len(pairs)

@@ -20,7 +20,7 @@ from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record
-from engine.parallel import map_in_order
+from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
 
 LABEL_EXTS = (".png",)
@@ -188,7 +188,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     pairs = pair_files(cfg.pred, cfg.gt)
     jobs = [(p, g, taxonomy, cfg.resize_pred, cfg.device) for _, p, g in pairs]
     ev = SegEvaluator(taxonomy.num_classes, bf1_mode=cfg.bf1_mode)
-    for counts in map_in_order(_score_one, jobs, cfg.workers, "evaluate", cfg.progress):
+    for counts in map_every_item(_score_one, jobs, cfg.workers, "evaluate", cfg.progress):
         ev.add_counts(PairCounts.from_array(counts))
     report = EvaluateReport(ev.compute(), taxonomy, [s for s, _, _ in pairs], taxonomy_source)
     if cfg.json_out is not None:

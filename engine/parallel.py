@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from typing import Any
 
 
@@ -58,3 +59,42 @@ def map_in_order(
             for result in pool.map(fn, jobs, chunksize=1):
                 yield result
                 bar.advance(task)
+
+
+class ItemError(str):
+    """What :func:`map_every_item` sends back for a job whose input could not be read: the
+    error's one-line message (it names the file)."""
+
+
+def _capture(fn: Callable[[Any], Any], job: Any) -> Any:
+    try:
+        return fn(job)
+    except (ValueError, OSError) as e:  # bad input; any other exception is a bug: it stops all
+        return ItemError(str(e) or type(e).__name__)
+
+
+def map_every_item(
+    fn: Callable[[Any], Any],
+    jobs: Sequence[Any],
+    workers: int,
+    description: str,
+    progress: bool,
+    what: str = "pairs",
+    shown: int = 3,
+) -> list[Any]:
+    """Every ``fn(job)``, in order, as :func:`map_in_order` runs them; a job whose input is bad
+    (``fn`` raises ``ValueError`` or ``OSError``) does not stop the others. When any failed,
+    one ``ValueError`` lists them all (the first ``shown``, then a count): scores of the rest
+    would mislead, so nothing is returned, but one run names every bad file."""
+    results: list[Any] = []
+    errors: list[str] = []
+    for out in map_in_order(partial(_capture, fn), jobs, workers, description, progress):
+        (errors if isinstance(out, ItemError) else results).append(out)
+    if errors:
+        more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
+        raise ValueError(
+            f"{len(errors)} of {len(jobs)} {what} cannot be read, so none were scored: "
+            + "; ".join(errors[:shown])
+            + more
+        )
+    return results

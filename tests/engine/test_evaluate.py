@@ -387,6 +387,12 @@ def test_compare_errors(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "not in the taxonomy" in res.output
     with pytest.raises(ValueError, match="unique"):
         CompareConfig("Bicycle", gt_dir, (("a", a_dir), ("a", b_dir)))
+    (b_dir / "s0.png").write_bytes(b"")  # every unreadable file of a source, in one error
+    (b_dir / "s2.png").write_bytes(b"GIF89a")
+    tax = MASS13K.with_new_class("Bicycle").save(tmp_path / "t.json")
+    with pytest.raises(ValueError, match=r"^2 of 3 pairs cannot be read") as e:
+        compare(CompareConfig("Bicycle", gt_dir, (("m", b_dir),), taxonomy=tax, progress=False))
+    assert str(b_dir / "s0.png") in str(e.value) and str(b_dir / "s2.png") in str(e.value)
     (a_dir / "run.json").write_text("{}")  # a label run without a subset to name its split
     with pytest.raises(ValueError, match="a label run; give its labels/<split> folder"):
         compare(CompareConfig("Bicycle", gt_dir, (("a", a_dir),), progress=False))
@@ -444,3 +450,46 @@ def test_compare_input_modes(tmp_path: Path) -> None:
     assert rep.rows[0].scores.counts["iou_intersection"] == 0
     auto = compare(CompareConfig("Bicycle", gt_dir, (("p", a_dir),), taxonomy=tax, progress=False))
     assert auto.rows[0].scores.counts["iou_intersection"] > 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_evaluate_names_every_unreadable_file_in_one_error(tmp_path: Path, workers: int) -> None:
+    pred_dir, gt_dir = _write(tmp_path, _maps(4, 5))
+    (pred_dir / "img01.png").write_bytes(b"not a png")
+    data = (pred_dir / "img03.png").read_bytes()
+    (pred_dir / "img03.png").write_bytes(data[: len(data) // 2])  # truncated
+    write_label(gt_dir / "img04.png", np.full((24, 32), 9, np.uint8))  # not class ids
+    out = tmp_path / "scores.json"
+    cfg = EvaluateConfig(pred_dir, gt_dir, workers=workers, json_out=out, progress=False)
+    with pytest.raises(ValueError) as e:
+        evaluate(cfg)
+    message = str(e.value)
+    assert message.startswith("3 of 5 pairs cannot be read, so none were scored: ")
+    for bad in (pred_dir / "img01.png", pred_dir / "img03.png", gt_dir / "img04.png"):
+        assert str(bad) in message
+    assert "\n" not in message and not out.exists()
+    (pred_dir / "img01.png").unlink()
+    (gt_dir / "img01.png").unlink()
+    res = runner.invoke(
+        app, ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"]
+    )
+    assert res.exit_code == 2 and "2 of 4 pairs cannot be read" in res.output
+
+
+def test_map_every_item_counts_what_it_does_not_show() -> None:
+    from engine.parallel import map_every_item
+
+    def check(i: int) -> int:
+        if i % 2:
+            raise ValueError(f"item{i}: odd")
+        return i
+
+    assert map_every_item(check, [0, 2, 4], 1, "x", False) == [0, 2, 4]
+    with pytest.raises(
+        ValueError,
+        match=r"^4 of 8 things .*item1: odd; item3: odd; item5: odd; "
+        r"and 1 more$",
+    ):
+        map_every_item(check, list(range(8)), 1, "x", False, what="things")
+    with pytest.raises(ZeroDivisionError):  # a bug is not bad input: it stops everything
+        map_every_item(lambda i: 1 // i, [1, 0], 1, "x", False)
