@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from annotations.interchange import (
 from annotations.labelrun import LabelRun
 from annotations.subset import ImageStats, Pick, Subset, pick_images, write_subset
 from engine.datasets import SegDataset, image_size, load_spec
+from engine.parallel import map_every_item
 from engine.runinfo import environment
 
 IMPORT_FORMATS = ("coco", "labelme", "png")
@@ -171,10 +173,17 @@ def import_annotations(cfg: ImportConfig) -> Subset:
     if cfg.format == "coco":
         for f in _expand(cfg.sources, ".json"):
             found.extend(coco_to_masks(f, cfg.class_name, sizes))
-    elif cfg.format == "labelme":
-        found = [labelme_to_mask(f, cfg.class_name, sizes) for f in _expand(cfg.sources, ".json")]
-    else:
-        found = [png_to_mask(f, sizes, cfg.png_binary) for f in _expand(cfg.sources, ".png")]
+    else:  # one file per image: every bad file is named in one error, and nothing is written
+        labelme = cfg.format == "labelme"
+        files = _expand(cfg.sources, ".json" if labelme else ".png")
+        read = (
+            partial(labelme_to_mask, class_name=cfg.class_name, sizes=sizes)
+            if labelme
+            else partial(png_to_mask, sizes=sizes, binary=cfg.png_binary)
+        )
+        found = map_every_item(
+            read, files, 1, "import", False, "annotation files", "so nothing was imported"
+        )
     masks: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}
     for m in found:

@@ -80,20 +80,24 @@ def map_every_item(
     description: str,
     progress: bool,
     what: str = "pairs",
+    outcome: str = "so none were scored",
     shown: int = 3,
 ) -> list[Any]:
     """Every ``fn(job)``, in order, as :func:`map_in_order` runs them; a job whose input is bad
-    (``fn`` raises ``ValueError`` or ``OSError``) does not stop the others. When any failed,
-    one ``ValueError`` lists them all (the first ``shown``, then a count): scores of the rest
-    would mislead, so nothing is returned, but one run names every bad file."""
+    (``fn`` raises ``ValueError`` or ``OSError``) does not stop the others. One failure raises
+    its own message; when several failed, one ``ValueError`` lists them all (the first ``shown``, then a count) and says the
+    ``outcome``: scores or a subset made of the rest would mislead, so nothing is returned,
+    but one run names every bad file."""
     results: list[Any] = []
     errors: list[str] = []
     for out in map_in_order(partial(_capture, fn), jobs, workers, description, progress):
         (errors if isinstance(out, ItemError) else results).append(out)
+    if len(errors) == 1:
+        raise ValueError(errors[0])  # the file's own one-line message
     if errors:
         more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
         raise ValueError(
-            f"{len(errors)} of {len(jobs)} {what} cannot be read, so none were scored: "
+            f"{len(errors)} of {len(jobs)} {what} cannot be read, {outcome}: "
             + "; ".join(errors[:shown])
             + more
         )

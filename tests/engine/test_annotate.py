@@ -243,6 +243,22 @@ def test_empty_annotation_file_is_a_clear_error(tmp_path, world):
         assert str(e.value).startswith(str(p))
 
 
+def test_import_names_every_bad_file_and_writes_nothing(tmp_path, world):
+    data, _, _ = world
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    (folder / "img000.png").write_bytes(b"")
+    (folder / "img001.png").write_bytes(b"\x89PNG\r\n")  # truncated
+    Image.fromarray(np.zeros((3, 3), np.uint8)).save(folder / "nosuch.png")  # no such image
+    out = tmp_path / "s"
+    with pytest.raises(ValueError) as e:
+        import_annotations(ImportConfig("png", [str(folder)], "Bicycle", str(data), str(out)))
+    message = str(e.value)
+    assert message.startswith("3 of 3 annotation files cannot be read, so nothing was imported")
+    assert all(str(folder / n) in message for n in ("img000.png", "img001.png", "nosuch.png"))
+    assert not out.exists()
+
+
 def test_missing_source_and_unknown_format(tmp_path, world):
     data, _, _ = world
     with pytest.raises(FileNotFoundError, match="annotation source not found"):

@@ -474,6 +474,13 @@ def test_evaluate_names_every_unreadable_file_in_one_error(tmp_path: Path, worke
         app, ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"]
     )
     assert res.exit_code == 2 and "2 of 4 pairs cannot be read" in res.output
+    for stem in ("img03", "img04"):
+        (pred_dir / f"{stem}.png").unlink()
+        (gt_dir / f"{stem}.png").unlink()
+    write_label(pred_dir / "img00.png", np.full((24, 32), 9, np.uint8))
+    with pytest.raises(ValueError) as e:  # one bad file: its own message, as before
+        evaluate(cfg)
+    assert str(e.value).startswith(f"{pred_dir / 'img00.png'}: ")
 
 
 def test_map_every_item_counts_what_it_does_not_show() -> None:
@@ -485,6 +492,8 @@ def test_map_every_item_counts_what_it_does_not_show() -> None:
         return i
 
     assert map_every_item(check, [0, 2, 4], 1, "x", False) == [0, 2, 4]
+    with pytest.raises(ValueError, match=r"^item1: odd$"):
+        map_every_item(check, [0, 1, 2], 1, "x", False)
     with pytest.raises(
         ValueError,
         match=r"^4 of 8 things .*item1: odd; item3: odd; item5: odd; "
