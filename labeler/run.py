@@ -228,6 +228,7 @@ class _Writers:
         self.cfg, self.out, self.chash, self.summary = cfg, out, chash, summary
         self.header, self.on_done = header, on_done
         self.queue = ByteQueue(cfg.writer_queue_mb * 2**20)
+        self.waited = 0.0  # seconds the labeling thread spent blocked on a full queue
         self.error: BaseException | None = None
         self.lock = threading.Lock()
         self.threads = [
@@ -241,10 +242,12 @@ class _Writers:
 
     def put(self, item: tuple) -> None:
         nbytes = output_nbytes(item[2])
+        t0 = time.perf_counter()
         while True:
             if self.error is not None:
                 raise RuntimeError(f"writing outputs failed: {self.error}") from self.error
             if self.queue.put(item, nbytes, timeout=0.2):
+                self.waited += time.perf_counter() - t0
                 return
 
     def close(self) -> None:
@@ -440,13 +443,16 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
         for (img, dt), res in zip(batch, results, strict=True):
             writer.put((img.split, img.stem, res, None, {"decode": dt}))
 
+    decode_wait = 0.0  # seconds the labeling thread waited for a decoded image
     writer.start()
     try:
         with progress:
             refill()
             batch: list[tuple[LoadedImage, float]] = []
             while pending:
+                t0 = time.perf_counter()
                 split, stem, img, error, dt = pending.popleft().result()
+                decode_wait += time.perf_counter() - t0
                 refill()
                 if img is None:
                     writer.put((split, stem, None, error, {"decode": dt}))
@@ -467,5 +473,9 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
         pool.shutdown(wait=False, cancel_futures=True)
     if writer.error is not None and not summary.interrupted:
         raise RuntimeError(f"writing outputs failed: {writer.error}") from writer.error
+    # where the thread that drives the models stood idle: it is the run's pace-setter, so these
+    # say whether decoding (--workers) or writing (--writers) held it back
+    summary.stage_seconds["wait for decode"] = decode_wait
+    summary.stage_seconds["wait for writers"] = writer.waited
     summary.wall_seconds = time.perf_counter() - t_start
     return summary

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -267,6 +268,26 @@ def test_fake_backend_values(red_backend, dataset, tmp_path):
     s = run_labeling(_cfg(dataset, tmp_path / "run2", uncertain=(0.7, 0.75)))
     label = read_label(tmp_path / "run2" / "labels" / "val" / "val01.png")
     assert set(np.unique(label)) == {0, 255}  # 0.72 lies in the uncertain band
+
+
+def test_waits_of_the_labeling_thread_are_measured(red_backend, dataset, tmp_path, monkeypatch):
+    import labeler.run as run_module
+
+    write = run_module.write_outputs
+
+    def slow_write(*args, **kwargs):
+        time.sleep(0.1)
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "write_outputs", slow_write)
+    # one writer, a 1 MB queue, 0.1 s per output written
+    s = run_labeling(_cfg(dataset, tmp_path / "run", writers=1, writer_queue_mb=1))
+    assert s.labelled == 5
+    assert s.stage_seconds["wait for decode"] >= 0
+    assert s.stage_seconds["wait for writers"] < 0.2  # a 1 MB queue holds these small outputs
+    monkeypatch.setattr(run_module, "output_nbytes", lambda result: 2**21)  # 2 MB each
+    s = run_labeling(_cfg(dataset, tmp_path / "run2", writers=1, writer_queue_mb=1))
+    assert s.stage_seconds["wait for writers"] >= 0.25  # 4 of 5 waited for the one before
 
 
 def test_shards_union_equals_single_run(red_backend, dataset, tmp_path):
