@@ -85,9 +85,9 @@ def map_every_item(
 ) -> list[Any]:
     """Every ``fn(job)``, in order, as :func:`map_in_order` runs them; a job whose input is bad
     (``fn`` raises ``ValueError`` or ``OSError``) does not stop the others. One failure raises
-    its own message; when several failed, one ``ValueError`` lists them all (the first ``shown``, then a count) and says the
-    ``outcome``: scores or a subset made of the rest would mislead, so nothing is returned,
-    but one run names every bad file."""
+    its own message; several raise one ``ValueError`` that counts them, shows the first
+    ``shown`` and says the ``outcome``: scores or a subset made of the rest would mislead, so
+    nothing is returned, but one run names every bad file."""
     results: list[Any] = []
     errors: list[str] = []
     for out in map_in_order(partial(_capture, fn), jobs, workers, description, progress):
