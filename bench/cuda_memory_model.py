@@ -15,8 +15,9 @@ skip, is applied by :class:`AutocastResize`; the float input on the device is co
 the measurement counts it. Calibration (docs/model.md, "The allocator's trace"): against the
 H200's stage measurements at 3fbc474 the model gives the whole call exactly in both modes
 (``full`` 13,368 MB, ``efficient`` 6,030 against 6,031) and every stage within 48 MB, except
-the backbone (96-192 MB), full's query decoder (192) and efficient's RFB in one of two runs. Since b9b5ada ``efficient`` resizes in bf16 and the model
-predicts 3,924 MB, 0.29x of ``full`` (not yet measured on a GPU).
+the backbone (96-192 MB), full's query decoder (192) and efficient's RFB in one of two runs.
+Since b9b5ada ``efficient`` resizes in bf16 and the model predicts 3,924 MB, 0.29x of
+``full`` (not yet measured on a GPU).
 
     python bench/cuda_memory_model.py                       # massformer_r50, 4096x3072
     python bench/cuda_memory_model.py --test-size 2048x1536 --json out.json
@@ -132,8 +133,8 @@ def model_memory(
 ) -> dict[str, float]:
     """Peak MB of live tensors per stage of one ``predict_label`` call on a resized image of
     ``test_hw`` labelled at ``out_hw``, above the weights, with the float input on the device
-    as ``predict_label`` makes it: ``efficient`` (bf16 autocast; class maps at mask resolution, upsampled one at a
-    time) or ``full`` (the release's procedure in fp32; its whole-map deformable convs' column
+    as ``predict_label`` makes it: ``efficient`` (bf16 autocast; class maps at mask
+    resolution, upsampled one at a time) or ``full`` (the release's procedure in fp32; its whole-map deformable convs' column
     buffers added at their kernel's peak)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
