@@ -134,8 +134,8 @@ def model_memory(
     """Peak MB of live tensors per stage of one ``predict_label`` call on a resized image of
     ``test_hw`` labelled at ``out_hw``, above the weights, with the float input on the device
     as ``predict_label`` makes it: ``efficient`` (bf16 autocast; class maps at mask
-    resolution, upsampled one at a time) or ``full`` (the release's procedure in fp32; its whole-map deformable convs' column
-    buffers added at their kernel's peak)."""
+    resolution, upsampled one at a time) or ``full`` (the release's procedure in fp32; its
+    whole-map deformable convs' column buffers added at their kernel's peak)."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
     with FakeTensorMode():
