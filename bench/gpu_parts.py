@@ -9,6 +9,7 @@ here and nowhere else.
 
 from __future__ import annotations
 
+import dataclasses
 import resource
 import sys
 import time
@@ -292,6 +293,15 @@ def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row
         raise RuntimeError(f"engine labeling failed: {s.failed[0]}")
     eng_ips = s.labelled / s.wall_seconds
     speedup = eng_ips / base["images_per_s"]
+    # the same engine run with twice the writer threads: does writing hold the engine back?
+    writers = 2 * eng_cfg.writers
+    step("labeling", f"engine with {writers} writer threads: timed run")
+    more = run_labeling(
+        dataclasses.replace(eng_cfg, out=str(tmp / "engine-writers"), writers=writers),
+        backend=eb,
+    )
+    if more.failed:
+        raise RuntimeError(f"engine labeling failed: {more.failed[0]}")
     iou, same, n = class_iou(tmp / "base" / "labels" / "train", tmp / "engine" / "labels" / "train")
     p = "labeling"
     arch = "GDINO Swin-B + SAM ViT-H" if sizes.real_labeler else "tiny GDINO + tiny SAM"
@@ -322,11 +332,17 @@ def part_labeling(device: str, sizes: Sizes, small: bool, tmp: Path) -> list[Row
             None,
             iou,
         ),
+        row(
+            p,
+            f"engine with {writers} writer threads (not {eng_cfg.writers}), img/s",
+            f"{more.labelled / more.wall_seconds:.3f}",
+        ),
         row(p, "model build s (random init on device)", f"{build_s:.1f}"),
         stage_row(p, "per-image pipeline, s/img by stage", base["stage_s"], sizes.label_images),
         stage_row(
             p,
-            "engine, s/img by stage (decode and write run in threads beside the models)",
+            "engine, s/img by stage (decode, merge and write run in threads beside the models; "
+            "wait: the model thread idle)",
             s.stage_seconds,
             s.labelled,
         ),

@@ -42,6 +42,9 @@ def test_labeling_and_metrics_parts_run_on_cpu(tmp_path):
         stages = next(r for f, r in lab.items() if f.startswith(f"{name}, s/img by stage"))
         assert {"detect", "segment", "merge", "write"} <= set(stages["raw"]), stages
         assert all(v >= 0 for v in stages["raw"].values()) and "detect" in stages["value"]
+    assert {"wait for decode", "wait for writers"} <= set(stages["raw"])  # the engine's waits
+    more = next(r for f, r in lab.items() if f.startswith("engine with 4 writer threads"))
+    assert float(more["value"]) > 0
     iou = next(r for f, r in lab.items() if "mask IoU" in f)
     assert iou["raw"] == 1.0  # both pipelines are fp32 on the CPU: the same labels
     from labeler.backends import BACKENDS, LAZY_BACKENDS
