@@ -605,3 +605,17 @@ def test_efficient_inference_never_resizes_a_bf16_map_in_float32() -> None:
     assert len(resizes.seen) >= 6, resizes.seen
     assert (torch.bfloat16, torch.float32) not in resizes.seen, resizes.seen
     assert (torch.bfloat16, torch.bfloat16) in resizes.seen
+
+
+def test_attention_masks_threshold_bf16_logits_in_float32() -> None:
+    # a bf16 sigmoid of a logit within ~0.004 of 0 is exactly 0.5: "< 0.5" would let the
+    # query attend there, where the release (float32) masks it
+    decoder = create_model("tiny", 5).decoder
+    masks = torch.full((1, 2, 4, 4), -0.002, dtype=torch.bfloat16)
+    masks[0, 0, 0, 0] = 1.0  # query 0 sees one pixel; query 1 none (then attends everywhere)
+    with torch.no_grad():
+        additive = decoder._attn_mask(masks, (4, 4))
+    assert additive.dtype == torch.bfloat16 and additive.shape == (decoder.heads * 1, 2, 16)
+    q0 = additive[0, 0]
+    assert q0[0] == 0 and torch.isinf(q0[1:]).all()
+    assert (additive[:, 1] == 0).all()

@@ -139,7 +139,10 @@ class MaskedAttentionDecoder(nn.Module):
         exactly this, but in float32 first and then again in autocast's dtype for its attention
         kernel: 0.9 GB more at the 1/8 level of a 4096x3072 input."""
         small = resize_bilinear(masks, size)
-        attn = (small.sigmoid().flatten(2) < 0.5).detach()
+        # the threshold in float32, as released: a bf16 sigmoid rounds to exactly 0.5 for
+        # logits within about 0.004 of 0, which would let those queries attend
+        attn = (small.float().sigmoid().flatten(2) < 0.5).detach()
+        del small
         attn[attn.all(-1)] = False  # a query masked everywhere attends everywhere
         additive = torch.zeros_like(attn, dtype=masks.dtype).masked_fill_(attn, float("-inf"))
         del attn
