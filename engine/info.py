@@ -88,8 +88,6 @@ def dataset_stats(
     names = list(splits) if splits else spec.require_splits()
     datasets = [SegDataset(spec, s, require_labels=spec.labels is not None, lenient=True)
                 for s in names]  # fmt: skip
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
     jobs = [(i, sample) for i, ds in enumerate(datasets) for sample in ds.samples]
     n = spec.taxonomy.num_classes
     out = [SplitStats(ds.split, len(ds), 0, class_pixels=np.zeros(n, np.int64)) for ds in datasets]

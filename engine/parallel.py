@@ -14,6 +14,8 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from typing import Any
 
+from annotations.fileio import UNREADABLE, first_line
+
 
 def process_pool(
     workers: int,
@@ -48,6 +50,8 @@ def map_in_order(
     processes (``fn`` and the jobs picklable), under a progress bar of images."""
     from engine.progress import make_progress
 
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     with make_progress("img", enabled=progress) as bar:
         task = bar.add_task(description, total=len(jobs))
         if workers == 1 or len(jobs) <= 1:
@@ -69,8 +73,8 @@ class ItemError(str):
 def _capture(fn: Callable[[Any], Any], job: Any) -> Any:
     try:
         return fn(job)
-    except (ValueError, OSError) as e:  # bad input; any other exception is a bug: it stops all
-        return ItemError(str(e) or type(e).__name__)
+    except UNREADABLE as e:  # bad input; any other exception is a bug: it stops all
+        return ItemError(first_line(e))
 
 
 def map_every_item(
@@ -84,7 +88,7 @@ def map_every_item(
     shown: int = 3,
 ) -> list[Any]:
     """Every ``fn(job)``, in order, as :func:`map_in_order` runs them; a job whose input is bad
-    (``fn`` raises ``ValueError`` or ``OSError``) does not stop the others. One failure raises
+    (``fn`` raises :data:`annotations.fileio.UNREADABLE`) does not stop the others. One failure raises
     its own message; several raise one ``ValueError`` that counts them, shows the first
     ``shown`` and says the ``outcome``: scores or a subset made of the rest would mislead, so
     nothing is returned, but one run names every bad file."""
