@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from annotations.fileio import read_json, read_yaml
+from annotations.fileio import UNREADABLE, first_line, read_json, read_yaml
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.text import counted
@@ -347,13 +347,13 @@ def check_sample(
     label: np.ndarray | None = None
     try:
         size = decoded_size(sample.image_path) if decode else image_size(sample.image_path)
-    except (ValueError, FileNotFoundError) as e:
-        problems.append(Problem(sample.stem, str(e)))
+    except UNREADABLE as e:
+        problems.append(Problem(sample.stem, first_line(e)))
     if sample.label_path is not None:
         try:
             label = read_sample_label(sample, taxonomy, size)
-        except (ValueError, FileNotFoundError) as e:
-            problems.append(Problem(sample.stem, str(e)))
+        except UNREADABLE as e:
+            problems.append(Problem(sample.stem, first_line(e)))
     return problems, size, label
 
 

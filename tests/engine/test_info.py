@@ -82,6 +82,26 @@ def test_workers_give_the_same_report(tmp_path: Path):
         dataset_stats(tmp_path, progress=False, workers=0)
 
 
+def test_a_label_that_cannot_be_opened_is_a_problem_not_a_crash(tmp_path: Path, monkeypatch):
+    import engine.datasets
+
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        _pair(tmp_path, "train", f"s{i}", rng.integers(0, 7, (6, 8)).astype(np.uint8))
+    read = engine.datasets.read_label
+    locked = tmp_path / "annotations/train/s0.png"
+
+    def read_label(path, taxonomy=None):
+        if Path(path) == locked:  # chmod 000 does not stop root: the OSError open() raises
+            raise PermissionError(13, "Permission denied", str(path))
+        return read(path, taxonomy)
+
+    monkeypatch.setattr(engine.datasets, "read_label", read_label)
+    stats = dataset_stats(tmp_path, progress=False)
+    assert [(p.stem, p.message) for p in stats.problems] == [("s0", f"{locked}: Permission denied")]
+    assert stats.splits[0].labelled == 1  # its neighbour is counted
+
+
 def test_errors(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="dataset root not found"):
         dataset_stats(tmp_path / "no", progress=False)
