@@ -36,6 +36,8 @@ def read_label(path: str | os.PathLike, taxonomy: Taxonomy | None = None) -> np.
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: label file not found")
+    if path.stat().st_size == 0:  # PIL would say "cannot identify image file"
+        raise ValueError(f"{path}: the file is empty (expected a PNG label map)")
     try:
         with Image.open(path) as img:
             img.load()

@@ -366,6 +366,8 @@ def _decoded(path: str | os.PathLike) -> Iterator[Image.Image]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image file not found")
+    if path.stat().st_size == 0:  # PIL would say "cannot identify image file"
+        raise ValueError(f"{path}: the file is empty (expected an image)")
     try:
         with Image.open(path) as img:
             img.load()  # raises on truncated data

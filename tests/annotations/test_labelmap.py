@@ -101,6 +101,9 @@ def test_read_errors_name_the_file(tmp_path):
     (tmp_path / "junk.png").write_bytes(b"\x89PNG not really")
     with pytest.raises(ValueError, match="junk.png: cannot read label image"):
         read_label(tmp_path / "junk.png")
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.png: the file is empty \(expected a PNG label"):
+        read_label(tmp_path / "empty.png")
     good = write_label(tmp_path / "t.png", LABEL).read_bytes()
     (tmp_path / "trunc.png").write_bytes(good[: len(good) // 2])
     with pytest.raises(ValueError, match="trunc.png"):

@@ -161,6 +161,9 @@ def test_truncated_and_unreadable_images(tmp_path: Path):
         ds.load_image(ds[2])
     with pytest.raises(ValueError, match="junk.jpg: cannot decode image"):
         load_image(root / "images/train/junk.jpg")
+    (root / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"empty.jpg: the file is empty \(expected an image\)"):
+        load_image(root / "empty.jpg")
     with pytest.raises(FileNotFoundError, match="nope.jpg: image file not found"):
         load_image(root / "nope.jpg")
 
