@@ -19,7 +19,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
 from engine.cli import annotate, data, demo, fusion, review, scores
@@ -27,6 +26,7 @@ from engine.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     INTERRUPTED,
+    error_text,
     log_to_console,
     parse_size,
     stderr,
@@ -111,10 +111,7 @@ def guard(fn: F, resumable: bool = False) -> F:
             stderr.print(interrupted, soft_wrap=True)
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except _INPUT_ERRORS as e:
-            from annotations.fileio import first_line  # here: the package imports OpenCV
-
-            message = first_line(e)
-            stderr.print(Text("error: ", style="bold red") + Text(message), soft_wrap=True)
+            stderr.print(error_text(e), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
 
     return wrapper  # type: ignore[return-value]

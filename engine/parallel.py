@@ -65,6 +65,18 @@ def map_in_order(
                 bar.advance(task)
 
 
+class BadItems(ValueError):
+    """Several items of one run have bad input. ``str()`` is one line: ``headline``, the first
+    ``shown`` problems and how many more. ``problems`` holds every one, so a caller can name them
+    all (the command line prints one line per problem)."""
+
+    def __init__(self, headline: str, problems: Sequence[str], shown: int = 3) -> None:
+        self.headline = headline
+        self.problems = list(problems)
+        more = f"; and {len(problems) - shown} more" if len(problems) > shown else ""
+        super().__init__(f"{headline}: " + "; ".join(self.problems[:shown]) + more)
+
+
 class ItemError(str):
     """What :func:`map_every_item` sends back for a job whose input could not be read: the
     error's one-line message (it names the file)."""
@@ -89,9 +101,10 @@ def map_every_item(
 ) -> list[Any]:
     """Every ``fn(job)``, in order, as :func:`map_in_order` runs them; a job whose input is bad
     (``fn`` raises :data:`annotations.fileio.UNREADABLE`) does not stop the others. One failure raises
-    its own message; several raise one ``ValueError`` that counts them, shows the first
-    ``shown`` and says the ``outcome``: scores or a subset made of the rest would mislead, so
-    nothing is returned, but one run names every bad file."""
+    its own message; several raise one :class:`BadItems` that counts them, shows the first
+    ``shown`` and says the ``outcome`` in its message, and holds every problem: scores or a
+    subset made of the rest would mislead, so nothing is returned, but one run names every bad
+    file."""
     results: list[Any] = []
     errors: list[str] = []
     for out in map_in_order(partial(_capture, fn), jobs, workers, description, progress):
@@ -99,10 +112,7 @@ def map_every_item(
     if len(errors) == 1:
         raise ValueError(errors[0])  # the file's own one-line message
     if errors:
-        more = f"; and {len(errors) - shown} more" if len(errors) > shown else ""
-        raise ValueError(
-            f"{len(errors)} of {len(jobs)} {what} cannot be read, {outcome}: "
-            + "; ".join(errors[:shown])
-            + more
-        )
+        headline = f"{len(errors)} of {len(jobs)} {what} cannot be read, {outcome}"
+        raise BadItems(headline, errors, shown)
+    return results
     return results

@@ -41,6 +41,21 @@ class ConsoleLogHandler(logging.Handler):
             self.handleError(record)
 
 
+def error_text(e: BaseException) -> Text:
+    """An input error as the command line shows it: ``error: `` and the message's first line.
+    An error that holds several items' problems (``engine.parallel.BadItems``: one run that
+    read every file) shows its headline, then each problem on a line of its own."""
+    from annotations.fileio import first_line  # here: the package imports OpenCV
+
+    head = Text("error: ", style="bold red")
+    problems = getattr(e, "problems", None)
+    headline = getattr(e, "headline", None)
+    if not problems or not isinstance(headline, str):
+        return head + Text(first_line(e))
+    lines = [f"{headline}:", *(f"  {first_line(p)}" for p in problems)]
+    return head + Text("\n".join(lines))
+
+
 def log_to_console(level: int = logging.WARNING) -> None:
     """Show the engine's own log records at ``level`` and above on the console (once per
     process: a second call changes nothing)."""

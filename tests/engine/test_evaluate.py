@@ -468,6 +468,24 @@ def test_evaluate_names_every_unreadable_file_in_one_error(tmp_path: Path, worke
     for bad in (pred_dir / "img01.png", pred_dir / "img03.png", gt_dir / "img04.png"):
         assert str(bad) in message
     assert "\n" not in message and not out.exists()
+    write_label(gt_dir / "img02.png", np.full((24, 32), 9, np.uint8))  # a fourth: not shown
+    assert "and 1 more" in str(pytest.raises(ValueError, evaluate, cfg).value)
+    res = runner.invoke(
+        app, ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"]
+    )
+    lines = res.output.strip().splitlines()  # the command line names all four, one a line
+    assert (
+        res.exit_code == 2
+        and lines[0] == "error: 4 of 5 pairs cannot be read, so none were scored:"
+    )
+    bad = [
+        pred_dir / "img01.png",
+        gt_dir / "img02.png",
+        pred_dir / "img03.png",
+        gt_dir / "img04.png",
+    ]
+    assert [line.split(": ")[0] for line in lines[1:]] == [f"  {p}" for p in bad]
+    write_label(gt_dir / "img02.png", _maps(4, 5)[2][1])
     (pred_dir / "img01.png").unlink()
     (gt_dir / "img01.png").unlink()
     res = runner.invoke(
@@ -498,7 +516,10 @@ def test_map_every_item_counts_what_it_does_not_show() -> None:
         ValueError,
         match=r"^4 of 8 things .*item1: odd; item3: odd; item5: odd; "
         r"and 1 more$",
-    ):
+    ) as e:
         map_every_item(check, list(range(8)), 1, "x", False, what="things")
+    # the message shows three; the error holds every problem, for the command line to list
+    assert e.value.problems == ["item1: odd", "item3: odd", "item5: odd", "item7: odd"]
+    assert e.value.headline == "4 of 8 things cannot be read, so none were scored"
     with pytest.raises(ZeroDivisionError):  # a bug is not bad input: it stops everything
         map_every_item(lambda i: 1 // i, [1, 0], 1, "x", False)
