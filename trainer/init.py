@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from annotations.fileio import UNREADABLE
 from annotations.taxonomy import Taxonomy
 from trainer.checkpoint import load_checkpoint
 
@@ -239,7 +240,7 @@ def _load(path: Path) -> dict:
     except ValueError:
         try:  # an mmseg checkpoint, even one holding mmengine objects, reads safely here
             state, _ = read_release_checkpoint(path)
-        except (ValueError, FileNotFoundError):
+        except UNREADABLE:  # not the release's format either: the first error stands
             state = {}
         if any(k.startswith(("backbone.", "decode_head.")) for k in state):
             raise ValueError(
