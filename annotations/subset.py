@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +51,34 @@ class Subset:
         return m
 
 
+def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> None:
+    """Refuse to write a subset over what it must not replace: a subset of another class or
+    split (unless ``replace``), or a folder that holds files but is no subset."""
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: not a folder (the subset directory to write)")
+    manifest = root / "subset.json"
+    if not manifest.is_file():
+        if any(not p.name.startswith(".") for p in root.iterdir()):
+            raise FileExistsError(
+                f"{root}: the folder holds files but no subset.json; write the subset to a new "
+                "or empty folder"
+            )
+        return
+    try:
+        old = read_json(manifest, "subset manifest")
+        old_class, old_split = str(old["class_name"]), str(old.get("split", "test"))
+    except (ValueError, KeyError, TypeError):
+        old_class, old_split = "?", "?"  # unreadable: only an explicit replace writes over it
+    if (old_class.lower(), old_split) != (class_name.lower(), split) and not replace:
+        raise FileExistsError(
+            f"{root}: already the annotated subset of {old_class} (split {old_split}); one "
+            f"folder holds one class's subset: write {class_name}'s (split {split}) to another "
+            "folder, or replace this one on purpose (engine annotate import --replace)"
+        )
+
+
 def write_subset(
     root: str | os.PathLike,
     class_name: str,
@@ -56,15 +86,23 @@ def write_subset(
     masks: dict[str, np.ndarray],
     sources: dict[str, str],
     extra: dict | None = None,
+    replace: bool = False,
 ) -> Subset:
     """Write masks (``stem -> (H, W) uint8`` 0/1/255) and ``subset.json``; returns the subset.
+
+    A folder that already holds the subset of the same class and split is replaced (a
+    re-import of corrected annotations): masks it no longer lists go. A subset of another class
+    or split is refused (``FileExistsError``) unless ``replace``, and so is a folder with files
+    but no ``subset.json``. The masks are written to a hidden folder beside ``masks/`` and
+    swapped in, then ``subset.json`` is written: an error before the swap (a mask that fails
+    its check, a full disk) leaves the old subset as it was.
 
     Raises ``ValueError`` when there is no mask, or a mask has other values.
     """
     root = Path(root)
     if not masks:
         raise ValueError(f"{root}: no annotated image to write")
-    counts = {}
+    checked: dict[str, np.ndarray] = {}
     for stem in sorted(masks):
         m = np.asarray(masks[stem])
         if m.ndim != 2 or m.dtype != np.uint8:
@@ -72,14 +110,33 @@ def write_subset(
         bad = np.setdiff1d(np.unique(m), [0, 1, 255])
         if bad.size:
             raise ValueError(f"mask of {stem!r}: values must be 0, 1 or 255, found {bad.tolist()}")
-        write_label(root / "masks" / f"{stem}.png", m)
-        counts[stem] = {
-            "height": int(m.shape[0]),
-            "width": int(m.shape[1]),
-            "class_pixels": int((m == 1).sum()),
-            "unannotated_pixels": int((m == 255).sum()),
-        }
-    stems = sorted(masks)
+        checked[stem] = m
+    _existing_subset(root, class_name, split, replace)
+    root.mkdir(parents=True, exist_ok=True)
+    for leftover in root.glob(".masks.*"):  # an interrupted earlier write's
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=".masks.new-", dir=root))
+    try:
+        counts = {}
+        for stem, m in checked.items():
+            write_label(staging / f"{stem}.png", m)
+            counts[stem] = {
+                "height": int(m.shape[0]),
+                "width": int(m.shape[1]),
+                "class_pixels": int((m == 1).sum()),
+                "unannotated_pixels": int((m == 255).sum()),
+            }
+        masks_dir = root / "masks"
+        if masks_dir.exists():
+            old = Path(tempfile.mkdtemp(prefix=".masks.old-", dir=root))
+            os.replace(masks_dir, old / "masks")
+            os.replace(staging, masks_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, masks_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when swapped in
+    stems = sorted(checked)
     info = {
         "format": SUBSET_FORMAT,
         "class_name": class_name,

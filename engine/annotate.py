@@ -138,6 +138,7 @@ class ImportConfig:
     out: str  # subset directory to write
     split: str = "test"  # dataset split of the annotated images
     png_binary: bool = False  # png: any non-zero value is the class (0/255 masks)
+    replace: bool = False  # write over a subset of another class or split in ``out``
 
 
 def _expand(sources: list[str], ext: str) -> list[Path]:
@@ -161,7 +162,11 @@ def _expand(sources: list[str], ext: str) -> list[Path]:
 
 
 def import_annotations(cfg: ImportConfig) -> Subset:
-    """Turn corrected annotations (or PNG masks) into an annotated subset directory."""
+    """Turn corrected annotations (or PNG masks) into an annotated subset directory.
+
+    Importing again into the same folder replaces the subset when it is of the same class and
+    split (corrected annotations); a folder holding another class's subset is refused unless
+    ``cfg.replace`` (:func:`annotations.subset.write_subset`)."""
     if cfg.format not in IMPORT_FORMATS:
         raise ValueError(f"unknown format {cfg.format!r}; choose from {', '.join(IMPORT_FORMATS)}")
     images = dataset_images(cfg.data, None, cfg.split)
@@ -199,7 +204,7 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         "data_resolved": str(Path(cfg.data).resolve()),  # readable from another folder
         "environment": environment(),
     }
-    return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra)
+    return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace)
 
 
 # -- pick --------------------------------------------------------------------------------------

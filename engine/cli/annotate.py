@@ -53,11 +53,20 @@ def annotate_import(
     png_binary: bool = typer.Option(
         False, help="png: any non-zero value is the class (0/255 masks)."
     ),
+    replace: bool = typer.Option(
+        False,
+        "--replace",
+        help="Write over the subset of another class or split that --out holds (one folder "
+        "holds one class's subset; the same class and split is replaced without it).",
+    ),
 ) -> None:
-    """Turn corrected annotations or PNG masks into an annotated subset (1/0/255 masks)."""
+    """Turn corrected annotations or PNG masks into an annotated subset (1/0/255 masks).
+
+    Importing again into the same folder replaces the subset of that class and split."""
     from engine.annotate import ImportConfig, import_annotations
 
-    sub = import_annotations(ImportConfig(fmt, sources, class_name, data, out, split, png_binary))
+    cfg = ImportConfig(fmt, sources, class_name, data, out, split, png_binary, replace)
+    sub = import_annotations(cfg)
     stdout.print(
         f"annotated subset of {sub.class_name}: {counted(len(sub.stems), 'image')} -> {sub.root}"
     )

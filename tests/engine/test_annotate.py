@@ -292,6 +292,97 @@ def test_png_import_modes(tmp_path, world):
     assert np.array_equal(sub.mask("img000"), (m == 1).astype(np.uint8))
 
 
+def _subset_bytes(root):
+    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_import_into_a_subset_folder_replaces_only_its_own_class(tmp_path, world, monkeypatch):
+    from annotations import subset as subset_module
+
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    m = np.zeros((H, W), np.uint8)
+    m[:10] = 1
+    for stem in ("img000", "img001"):
+        Image.fromarray(m).save(src / f"{stem}.png")
+    out = tmp_path / "s"
+    first = import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
+    assert first.stems == ("img000", "img001")
+    before = _subset_bytes(out)
+    # another class into the same folder: refused, the Bicycle subset untouched
+    with pytest.raises(FileExistsError, match=r"already the annotated subset of Bicycle \(split"):
+        import_annotations(ImportConfig("png", [str(src)], "Car", str(data), str(out)))
+    with pytest.raises(FileExistsError, match="already the annotated subset of Bicycle"):
+        subset_module.write_subset(out, "Bicycle", "val", {"img000": m}, {})  # another split
+    assert _subset_bytes(out) == before
+    # a write that fails halfway leaves the old subset whole, and no staging folder behind
+    real = subset_module.write_label
+    calls = []
+
+    def failing(path, label):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(f"{path}: no space left on device")
+        return real(path, label)
+
+    monkeypatch.setattr(subset_module, "write_label", failing)
+    with pytest.raises(OSError, match="no space left"):
+        import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
+    monkeypatch.undo()
+    assert _subset_bytes(out) == before and sorted(p.name for p in out.iterdir()) == [
+        "masks",
+        "subset.json",
+    ]
+    # the same class again (corrected annotations, one image fewer): replaced, nothing stale
+    (src / "img001.png").unlink()
+    m[:20] = 1
+    Image.fromarray(m).save(src / "img000.png")
+    again = import_annotations(ImportConfig("png", [str(src)], "bicycle", str(data), str(out)))
+    assert again.stems == ("img000",) and np.array_equal(again.mask("img000"), m)
+    assert sorted(p.name for p in (out / "masks").iterdir()) == ["img000.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["masks", "subset.json"]
+    # on purpose: --replace writes another class over it
+    car = import_annotations(
+        ImportConfig("png", [str(src)], "Car", str(data), str(out), replace=True)
+    )
+    assert read_subset(out).class_name == "Car" and car.stems == ("img000",)
+
+
+def test_import_refuses_a_folder_that_is_no_subset(tmp_path, world):
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(src / "img000.png")
+    with pytest.raises(FileExistsError, match="holds files but no subset.json"):
+        import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(data)))
+    assert not (data / "subset.json").exists() and not (data / "masks").exists()
+    (tmp_path / "empty").mkdir()  # an empty folder is fine
+    sub = import_annotations(
+        ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "empty"))
+    )
+    assert sub.stems == ("img000",)
+
+
+def test_cli_import_another_class_into_a_subset_folder(tmp_path, world):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    runner = CliRunner()
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(src / "img000.png")
+    args = ["annotate", "import", str(src), "--format", "png", "--data", str(data)]
+    out = ["--out", str(tmp_path / "s")]
+    assert runner.invoke(app, [*args, "--class", "Bicycle", *out]).exit_code == 0
+    res = runner.invoke(app, [*args, "--class", "Car", *out])
+    assert res.exit_code == 2 and "already the annotated subset of Bicycle" in res.output
+    res = runner.invoke(app, [*args, "--class", "Car", *out, "--replace"])
+    assert res.exit_code == 0 and read_subset(tmp_path / "s").class_name == "Car"
+
+
 # -- pick --------------------------------------------------------------------------------------
 def _stats(n):
     return [ImageStats(f"s{i:02d}", i / n, i % 4, int(i % 7 == 0)) for i in range(n)]
