@@ -236,10 +236,17 @@ def _print_val(v: dict) -> None:
 @app.command("predict")
 def predict_cmd(
     checkpoint: Path = typer.Option(..., "--checkpoint", help="Checkpoint from engine train."),
-    images: Path = typer.Option(
-        ..., "--images", help="Folder of images to label (or one image file)."
+    images: Path | None = typer.Option(
+        None, "--images", help="Folder of images to label (or one image file)."
     ),
     out: Path = typer.Option(..., "--out", help="Folder for label PNGs (original sizes)."),
+    data: Path | None = typer.Option(
+        None,
+        "--data",
+        help="Instead of --images: a dataset root or spec file (a fused dataset too); labels "
+        "the images of --split.",
+    ),
+    split: str = typer.Option("test", "--split", help="With --data: the split to label."),
     size: str = typer.Option(
         "auto",
         "--size",
@@ -290,13 +297,18 @@ def predict_cmd(
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo images already labelled."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Label every image of a folder with a trained model; label maps at each image's own size."""
+    """Label every image of a folder (or of a dataset's split) with a trained model; label maps
+    at each image's own size."""
     from trainer.predict import PredictConfig, predict_dir
 
+    if split != "test" and data is None:
+        raise typer.BadParameter("--split chooses a split of --data; give --data ROOT")
     cfg = PredictConfig(
         checkpoint=str(checkpoint),
-        images=str(images),
+        images=None if images is None else str(images),
         out=str(out),
+        data=None if data is None else str(data),
+        split=split,
         size=parse_predict_size(size),
         device=device,
         mode=mode,

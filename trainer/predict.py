@@ -1,4 +1,5 @@
-"""``engine predict``: label every image of a folder with a trained checkpoint.
+"""``engine predict``: label every image of a folder (or of a dataset's split) with a trained
+checkpoint.
 
 Output folder::
 
@@ -57,7 +58,8 @@ class PredictConfig:
     """One prediction run."""
 
     checkpoint: str  # a checkpoint written by engine train (last.pt / step_*.pt)
-    images: str  # folder of images (.jpg/.jpeg/.png), not recursive
+    images: str | None  # folder of images (.jpg/.jpeg/.png), not recursive, or one image;
+    # None: the images of ``split`` of the dataset ``data``
     out: str  # output folder for label PNGs
     # inference size (long, short) with aspect kept; None: each image's original size; "auto":
     # the size the checkpoint's training validated at, else RELEASE_SIZE (inference_size)
@@ -77,6 +79,8 @@ class PredictConfig:
     color: bool = False  # also write colour previews to <out>/color/
     overwrite: bool = False  # redo images whose label already exists
     progress: bool = True  # progress bar on stderr
+    data: str | None = None  # dataset root or spec file (fused datasets too), instead of images
+    split: str = "test"  # with ``data``: the split whose images are labelled
 
 
 @dataclass
@@ -139,6 +143,25 @@ def list_images(folder: Path) -> list[Path]:
     return files
 
 
+def input_images(cfg: PredictConfig) -> list[Path]:
+    """The images ``cfg`` names: ``cfg.images`` (a folder or one file), or the images of
+    ``cfg.split`` of the dataset ``cfg.data``, found as every command finds a split's images
+    (a fused dataset's spec points to the original photos)."""
+    if (cfg.images is None) == (cfg.data is None):
+        raise ValueError(
+            "give the images to label as --images FOLDER, or as --data ROOT with --split SPLIT"
+            + (", not both" if cfg.data is not None else "")
+        )
+    if cfg.data is None:
+        return list_images(Path(cfg.images))
+    from engine.datasets import SegDataset, load_spec
+
+    samples = SegDataset(load_spec(cfg.data), cfg.split, require_labels=False).samples
+    if not samples:
+        raise ValueError(f"{cfg.data}: split {cfg.split!r} has no images")
+    return [s.image_path for s in samples]
+
+
 def predict_dir(cfg: PredictConfig) -> PredictResult:
     """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
     from trainer.checkpoint import model_from_checkpoint
@@ -173,7 +196,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
             "which is off: add --guided-filter"
         )
     check_guided_filter(guided, cfg.mode)
-    images = list_images(Path(cfg.images))
+    images = input_images(cfg)
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
     size_source = "given"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import cv2
@@ -471,3 +472,50 @@ def test_resume_with_other_settings_names_every_difference(tmp_path) -> None:
     meta.write_text(json.dumps({"taxonomy": {}}))
     with pytest.raises(ValueError, match="not written by engine predict"):
         check_resume(meta, cfg, 5)
+
+
+def test_predict_a_datasets_split_through_its_spec(tmp_path) -> None:
+    """--data ROOT --split SPLIT labels the split's images as the dataset finds them (a spec
+    file whose images live elsewhere, as a fused dataset's do): the same label maps as --images
+    on that folder, recorded in predict.json; --images with --data, or neither, is refused."""
+    from typer.testing import CliRunner
+
+    from annotations.taxonomy import MASS13K
+    from cli import app
+    from tests.loop_helpers import make_dataset
+    from tests.model_helpers import save_model
+    from trainer.models import create_model
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = tmp_path / "m.pt"
+    save_model(ckpt, create_model("tiny", len(MASS13K)), MASS13K, step=1)
+    make_dataset(tmp_path / "data", "val", n=2)
+    spec = tmp_path / "fused" / "dataset.yaml"
+    spec.parent.mkdir()
+    spec.write_text("images: ../data/images/{split}\nlabels: null\n")
+    by_folder = predict_dir(
+        PredictConfig(str(ckpt), str(tmp_path / "data/images/val"), str(tmp_path / "a"), size=None)
+    )
+    args = ["predict", "--checkpoint", str(ckpt), "--data", str(spec), "--split", "val"]
+    res = CliRunner().invoke(
+        app, [*args, "--out", str(tmp_path / "b"), "--size", "original", "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    assert [p.name for p in by_folder.written] == ["img000.png", "img001.png"]
+    for p in by_folder.written:
+        assert p.read_bytes() == (tmp_path / "b" / p.name).read_bytes()
+    record = json.loads((tmp_path / "b" / "predict.json").read_text())["config"]
+    assert (record["data"], record["split"], record["images"]) == (str(spec), "val", None)
+    with pytest.raises(ValueError, match="--images FOLDER, or as --data ROOT .*, not both"):
+        predict_dir(PredictConfig(str(ckpt), str(tmp_path), str(tmp_path / "c"), data=str(spec)))
+    with pytest.raises(ValueError, match="give the images to label"):
+        predict_dir(PredictConfig(str(ckpt), None, str(tmp_path / "c")))
+    with pytest.raises(FileNotFoundError, match="split 'test' not found; available splits: val"):
+        predict_dir(PredictConfig(str(ckpt), None, str(tmp_path / "c"), data=str(spec)))
+    res = CliRunner().invoke(
+        app, ["predict", "--checkpoint", str(ckpt), "--out", "x", "--split", "val"]
+    )
+    assert res.exit_code == 2 and "--split chooses a split of --data" in " ".join(
+        res.output.split()
+    )
+    assert not (tmp_path / "c").exists()
