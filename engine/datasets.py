@@ -336,6 +336,29 @@ def read_sample_label(
     return label
 
 
+# What a fused dataset's source map says of each pixel, by value (engine fuse writes them).
+SOURCE_NAMES = ("precise", "pseudo", "ignored by fusion")
+
+
+def source_dir(spec: DatasetSpec, split: str) -> Path:
+    """Where a fused dataset keeps ``split``'s source maps: ``<root>/sources/<split>``."""
+    return spec.root / "sources" / split
+
+
+def read_source_map(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
+    """The source map at ``path`` (0 precise, 1 pseudo, 2 ignored by fusion), checked against
+    its label's ``shape`` (H, W); ``ValueError`` / ``FileNotFoundError`` naming the file."""
+    source = read_label(path)
+    if source.shape != tuple(shape):
+        raise ValueError(
+            f"{path}: source map is {source.shape[1]}x{source.shape[0]}, "
+            f"label is {shape[1]}x{shape[0]}"
+        )
+    if source.size and int(source.max()) >= len(SOURCE_NAMES):
+        raise ValueError(f"{path}: source values must be 0, 1 or 2, found {int(source.max())}")
+    return source
+
+
 def check_sample(
     sample: Sample, taxonomy: Taxonomy, decode: bool = True
 ) -> tuple[list[Problem], tuple[int, int] | None, np.ndarray | None]:

@@ -2,7 +2,8 @@
 
 One pass over each split: every image is decoded (or its header read) and every label read and
 validated through :func:`engine.datasets.check_sample`, which reports all problems, while the
-same pass counts pixels per class (the paper's Fig. 2). With ``workers`` > 1 the samples are
+same pass counts pixels per class (the paper's Fig. 2). A fused dataset's source maps are read
+as training reads them (present, the label's size, values 0/1/2) and counted per source. With ``workers`` > 1 the samples are
 checked in that many processes (:func:`engine.parallel.map_in_order`; a worker sends back its
 sample's problems, size and 256 pixel counts, not the label), in order, so the report is the
 same.
@@ -18,9 +19,20 @@ from pathlib import Path
 
 import numpy as np
 
+from annotations.fileio import UNREADABLE, first_line
 from annotations.labelmap import IGNORE, read_label
 from annotations.taxonomy import Taxonomy
-from engine.datasets import Problem, Sample, SegDataset, check_sample, load_spec
+from engine.datasets import (
+    SOURCE_NAMES,
+    DatasetSpec,
+    Problem,
+    Sample,
+    SegDataset,
+    check_sample,
+    load_spec,
+    read_source_map,
+    source_dir,
+)
 from engine.parallel import map_in_order
 from engine.text import counted
 
@@ -38,6 +50,9 @@ class SplitStats:
     # new-class truth found under ROOT/new_classes/<name>/<split>/ (synthetic data or a manually
     # annotated subset): name -> (images with a mask, pixels marked 1)
     new_classes: dict[str, tuple[int, int]] = field(default_factory=dict)
+    # a fused dataset's source maps (sources/<split>/): pixels precise, pseudo and ignored by
+    # fusion (engine.datasets.SOURCE_NAMES); None: the dataset has none for this split
+    source_pixels: np.ndarray | None = None
     problems: list[Problem] = field(default_factory=list)  # everything check() found
 
     @property
@@ -61,11 +76,45 @@ class DatasetStats:
         return [p for s in self.splits for p in s.problems]
 
 
-def _check(sample: Sample, taxonomy: Taxonomy, decode: bool) -> tuple:
+def _check(sample: Sample, taxonomy: Taxonomy, decode: bool, sources: Path | None) -> tuple:
     """:func:`engine.datasets.check_sample`, with the label's pixel counts per value (256)
-    instead of the label: what a worker sends back."""
+    instead of the label: what a worker sends back. With ``sources`` (a fused dataset's source
+    folder of the split) the sample's source map is checked as training reads it, and its
+    pixels counted per source."""
     problems, size, label = check_sample(sample, taxonomy, decode)
-    return problems, size, None if label is None else np.bincount(label.ravel(), minlength=256)
+    counts = None if label is None else np.bincount(label.ravel(), minlength=256)
+    source_counts = None
+    if sources is not None and label is not None:
+        try:
+            source = read_source_map(sources / f"{sample.stem}.png", label.shape)
+            source_counts = np.bincount(source.ravel(), minlength=len(SOURCE_NAMES))
+        except UNREADABLE as e:
+            problems.append(Problem(sample.stem, first_line(e)))
+    return problems, size, counts, source_counts
+
+
+def _source_folder(spec: DatasetSpec, ds: SegDataset) -> tuple[Path | None, list[Problem]]:
+    """The split's source folder to check (None: nothing to check), and the problem of a
+    fused dataset without one: training refuses it (docs/trainer.md)."""
+    folder = source_dir(spec, ds.split)
+    if folder.is_dir() and spec.labels is not None:
+        return folder, []
+    new = [c.name for c in spec.taxonomy if c.parent is not None]
+    if not new or spec.labels is None or not len(ds):
+        return None, []
+    return None, [
+        Problem(
+            "",
+            f"{folder}: no source maps, but the taxonomy has new classes ({', '.join(new)}); "
+            "training refuses this split unless every pixel is to train as precise "
+            "(--all-precise)",
+        )
+    ]
+
+
+def _run(job: tuple) -> tuple:
+    check, sample = job
+    return check(sample)
 
 
 def dataset_stats(
@@ -94,9 +143,19 @@ def dataset_stats(
     sizes: list[Counter[tuple[int, int]]] = [Counter() for _ in datasets]
     for ds, stats in zip(datasets, out, strict=True):
         stats.problems = list(ds.pairing_problems)
-    check = functools.partial(_check, taxonomy=spec.taxonomy, decode=decode)
-    checked = map_in_order(check, [s for _, s in jobs], workers, "checking", progress)
-    for (i, _), (problems, size, counts) in zip(jobs, checked, strict=True):
+    folders = []
+    for ds, stats in zip(datasets, out, strict=True):
+        folder, problems = _source_folder(spec, ds)
+        folders.append(folder)
+        stats.problems += problems
+        if folder is not None:
+            stats.source_pixels = np.zeros(len(SOURCE_NAMES), np.int64)
+    checks = [
+        functools.partial(_check, taxonomy=spec.taxonomy, decode=decode, sources=folders[i])
+        for i in range(len(datasets))
+    ]
+    checked = map_in_order(_run, [(checks[i], s) for i, s in jobs], workers, "checking", progress)
+    for (i, _), (problems, size, counts, source_counts) in zip(jobs, checked, strict=True):
         stats = out[i]
         stats.problems += problems
         if size is not None:
@@ -105,6 +164,8 @@ def dataset_stats(
             stats.class_pixels += counts[:n]
             stats.ignore_pixels += int(counts[IGNORE])
             stats.labelled += 1
+        if source_counts is not None and stats.source_pixels is not None:
+            stats.source_pixels += source_counts
     for ds, stats, found in zip(datasets, out, sizes, strict=True):
         stats.sizes = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
         stats.new_classes = _new_class_pixels(spec.root, ds)
@@ -173,6 +234,21 @@ def render_stats(stats: DatasetStats) -> list:
                 cells.append(f"{100 * px / total:.2f}" if total and name in s.new_classes else "-")
             shares.add_row("new", Text(f"{name} (new-class truth)", style="italic"), *cells)
         out.append(shares)
+    if any(s.source_pixels is not None for s in stats.splits):
+        sources = Table(
+            title="Pixel sources (fused dataset's source maps; % of pixels)", title_justify="left"
+        )
+        sources.add_column("source")
+        for s in stats.splits:
+            sources.add_column(s.split, justify="right")
+        for value, name in enumerate(SOURCE_NAMES):
+            cells = []
+            for s in stats.splits:
+                total = 0 if s.source_pixels is None else int(s.source_pixels.sum())
+                share = 100 * s.source_pixels[value] / total if total else None
+                cells.append("-" if share is None else f"{share:.2f}")
+            sources.add_row(name, *cells)
+        out.append(sources)
 
     problems = stats.problems
     if problems:

@@ -29,8 +29,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from annotations.fileio import UNREADABLE, first_line
-from annotations.labelmap import IGNORE, read_label
-from engine.datasets import DatasetSpec, SegDataset, load_spec
+from annotations.labelmap import IGNORE
+from engine import datasets
+from engine.datasets import DatasetSpec, SegDataset, load_spec, read_source_map
 
 # Unreadable samples in a row (in index order, from the one drawn) before training stops: one
 # bad file is skipped, a split that cannot be read at all is an error.
@@ -205,7 +206,7 @@ def augment(
 
 def source_dir(data: SegDataset) -> Path:
     """Where a split's source maps live: ``<root>/sources/<split>``."""
-    return data.spec.root / "sources" / data.split
+    return datasets.source_dir(data.spec, data.split)
 
 
 class TrainSet(Dataset):
@@ -256,17 +257,7 @@ class TrainSet(Dataset):
         sample = self.data[index]
         image, label = self.data.load_pair(sample)
         if self.has_sources:
-            path = self.sources / f"{sample.stem}.png"
-            source = read_label(path)
-            if source.shape != label.shape:
-                raise ValueError(
-                    f"{path}: source map is {source.shape[1]}x{source.shape[0]}, "
-                    f"label is {label.shape[1]}x{label.shape[0]}"
-                )
-            if source.size and int(source.max()) > 2:
-                raise ValueError(
-                    f"{path}: source values must be 0, 1 or 2, found {int(source.max())}"
-                )
+            source = read_source_map(self.sources / f"{sample.stem}.png", label.shape)
         else:
             source = np.zeros_like(label)
         return image, label, source

@@ -153,3 +153,60 @@ def test_image_only_spec(tmp_path: Path):
     assert only.labelled == 0 and only.sizes == {(4, 3): 2, (3, 4): 1}
     text = [str(getattr(r, "title", r)) for r in render_stats(stats)]
     assert "No problems found." in text and not any("Pixel share" in t for t in text)
+
+
+def _fused(root: Path) -> None:
+    """A fused-layout dataset: MaSS13K + Bicycle (parent Others), labels/ and sources/."""
+    from annotations.taxonomy import MASS13K
+
+    MASS13K.with_new_class("Bicycle").save(root / "taxonomy.json")
+    (root / "dataset.yaml").write_text(
+        "images: images/{split}\nlabels: labels/{split}\ntaxonomy: taxonomy.json\n"
+    )
+    for split, stems in (("train", "abc"), ("val", "d")):
+        for stem in stems:
+            label = np.zeros((4, 5), np.uint8)
+            label[:2] = 7  # 10 Bicycle pixels, 10 Others
+            (root / "images" / split).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(root / f"images/{split}/{stem}.png")
+            write_label(root / f"labels/{split}/{stem}.png", label)
+            source = np.zeros((4, 5), np.uint8)
+            source[:2] = 1  # the Bicycle pixels are pseudo
+            source[3, 0] = 2
+            write_label(root / f"sources/{split}/{stem}.png", source)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_fused_datasets_source_maps_are_counted_and_checked(tmp_path: Path, workers: int):
+    """Source maps are read as training reads them: a missing, resized or out-of-range one is
+    a problem naming the file (training would skip its image); a split without any is one
+    problem; their pixels are counted per source and shown."""
+    from rich.console import Console
+
+    _fused(tmp_path)
+    stats = dataset_stats(tmp_path, progress=False, workers=workers)
+    train, val = stats.splits
+    assert stats.problems == []
+    np.testing.assert_array_equal(train.source_pixels, [27, 30, 3])  # 3 images of 20 px
+    np.testing.assert_array_equal(val.source_pixels, [9, 10, 1])
+    console = Console(width=120, record=True)
+    for part in render_stats(stats):
+        console.print(part)
+    text = console.export_text()
+    assert "Pixel sources" in text and "pseudo" in text and "50.00" in text and "5.00" in text
+    (tmp_path / "sources/train/a.png").unlink()
+    write_label(tmp_path / "sources/train/b.png", np.zeros((2, 5), np.uint8))
+    write_label(tmp_path / "sources/train/c.png", np.full((4, 5), 3, np.uint8))
+    for path in (tmp_path / "sources/val").iterdir():
+        path.unlink()
+    (tmp_path / "sources/val").rmdir()
+    stats = dataset_stats(tmp_path, progress=False, workers=workers)
+    msgs = [p.message for p in stats.problems]
+    assert msgs[0].startswith(str(tmp_path / "sources/train/a.png"))
+    assert msgs[1] == f"{tmp_path / 'sources/train/b.png'}: source map is 5x2, label is 5x4"
+    assert (
+        msgs[2] == f"{tmp_path / 'sources/train/c.png'}: source values must be 0, 1 or 2, found 3"
+    )
+    assert msgs[3].startswith(f"{tmp_path / 'sources/val'}: no source maps, but the taxonomy")
+    assert len(msgs) == 4 and stats.splits[1].source_pixels is None
+    np.testing.assert_array_equal(stats.splits[0].source_pixels, [0, 0, 0])  # none readable
