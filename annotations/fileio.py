@@ -116,6 +116,35 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 UNREADABLE = (ValueError, OSError)
 
 
+# The record each engine command writes into its output folder, and what the folder then is:
+# how an error says what a folder given in the wrong place is.
+OUTPUT_RECORDS = (
+    ("run.json", "a label run (engine label)"),
+    ("subset.json", "an annotated subset (engine annotate import)"),
+    ("predict.json", "a folder of predictions (engine predict)"),
+    ("fuse.json", "a fused dataset (engine fuse)"),
+    ("report.json", "a report (engine report)"),
+    ("metrics.jsonl", "a training run (engine train)"),
+)
+
+
+def output_kind(folder: str | os.PathLike) -> tuple[str, str] | None:
+    """``(record, description)`` of the engine output ``folder`` is, by the record its command
+    writes there (:data:`OUTPUT_RECORDS`); None for anything else."""
+    folder = Path(folder)
+    return next(((r, what) for r, what in OUTPUT_RECORDS if (folder / r).is_file()), None)
+
+
+def not_this_output(folder: str | os.PathLike, wanted: str, record: str | None = None) -> str:
+    """``"; FOLDER is a label run (engine label), not WANTED"`` for the end of an error about a
+    folder that is another engine output than the one expected (whose ``record`` it would hold);
+    ``""`` when it is no engine output or the expected one."""
+    kind = output_kind(folder)
+    if kind is None or kind[0] == record:
+        return ""
+    return f"; {folder} is {kind[1]}, not {wanted}"
+
+
 def recorded_root(given: Any, resolved: Any = None) -> Path | None:
     """A dataset root an output recorded, for reading it from here: ``given`` (as it was
     typed, so relative to the working directory) when that is a folder here, else ``resolved``

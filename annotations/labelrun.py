@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import parse_json, read_bytes, recorded_root
+from annotations.fileio import not_this_output, output_kind, parse_json, read_bytes, recorded_root
 from annotations.instances import Instances, read_instances
 from annotations.labelmap import read_label
 from annotations.taxonomy import Taxonomy
@@ -50,8 +50,11 @@ def read_run_info(path: str | os.PathLike) -> RunInfo:
     """Parse a label run's ``run.json``; every error names the file and what is wrong."""
     path = Path(path)
     if not path.is_file():
+        hint = not_this_output(path.parent, "a label run", "run.json")
         raise FileNotFoundError(
-            f"{path}: not found; is {path.parent} a label run directory (engine label --out)?"
+            f"{path}: not found" + hint
+            if hint
+            else f"{path}: not found; is {path.parent} a label run directory (engine label --out)?"
         )
     raw = read_bytes(path, "label run record")
     doc = parse_json(raw, path)
@@ -104,8 +107,10 @@ class LabelRun:
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: label run directory not found")
         if not (root / "labels").is_dir() and not (root / "instances").is_dir():
+            kind = output_kind(root)
             raise ValueError(
-                f"{root}: not a label run (expected labels/<split>/ and instances/<split>/ folders)"
+                f"{root}: not a label run (expected labels/<split>/ and instances/<split>/ "
+                "folders)" + (f"; it is {kind[1]}" if kind else "")
             )
         return cls(root)
 
@@ -137,7 +142,10 @@ class LabelRun:
             return self.info.class_name
         name = self._header.get("class_name")
         if not name:
-            raise ValueError(f"{self.run_json}: not found, and no instances header names a class")
+            raise ValueError(
+                f"{self.run_json}: not found, and no instances header names a class"
+                + not_this_output(self.root, "a label run", "run.json")
+            )
         return str(name)
 
     @property

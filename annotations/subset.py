@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import atomic_write_json, read_json
+from annotations.fileio import atomic_write_json, not_this_output, read_json
 from annotations.labelmap import read_label, write_label
 
 SUBSET_FORMAT = "mass-engine/subset/v1"
@@ -158,7 +158,11 @@ def read_subset(root: str | os.PathLike) -> Subset:
     path = root / "subset.json"
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path}: subset manifest not found (is {root} an annotated subset?)"
+            f"{path}: subset manifest not found"
+            + (
+                not_this_output(root, "an annotated subset", "subset.json")
+                or f" (is {root} an annotated subset?)"
+            )
         )
     info = read_json(path, "subset manifest")
     try:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from annotations.fileio import UNREADABLE, first_line, read_json, read_yaml
+from annotations.fileio import UNREADABLE, first_line, output_kind, read_json, read_yaml
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.text import counted
@@ -106,26 +106,18 @@ class DatasetSpec:
             if up != self.root and replace(self, root=up).available_splits():
                 return f"; is the dataset root {up}?"
         # an output of the engine given where a dataset is expected: say what it is
-        for record, what in _OUTPUT_RECORDS:
-            path = self.root / record
-            if path.is_file():
-                try:
-                    info = read_json(path, record)
-                    data = (info.get("config", info) if record == "run.json" else info).get("data")
-                except (ValueError, AttributeError):
-                    data = None
-                return f"; {self.root} is {what}, not a dataset" + (
-                    f" (its dataset: {data})" if data else ""
-                )
-        return ""
-
-
-# What an engine output records in its folder, and what the folder then is.
-_OUTPUT_RECORDS = (
-    ("run.json", "a label run (engine label)"),
-    ("subset.json", "an annotated subset (engine annotate import)"),
-    ("predict.json", "a folder of predictions (engine predict)"),
-)
+        kind = output_kind(self.root)
+        if kind is None:
+            return ""
+        record, what = kind
+        try:
+            info = read_json(self.root / record, record)
+            data = info.get("data") or (info.get("config") or {}).get("data")
+        except (ValueError, AttributeError):
+            data = None  # a record without a dataset (or not JSON: metrics.jsonl)
+        return f"; {self.root} is {what}, not a dataset" + (
+            f" (its dataset: {data})" if data else ""
+        )
 
 
 def load_spec(path: str | os.PathLike) -> DatasetSpec:

@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from annotations.fileio import atomic_write_json
+from annotations.fileio import atomic_write_json, not_this_output
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
@@ -94,7 +94,10 @@ def list_labels(folder: Path, what: str) -> dict[str, Path]:
                 raise ValueError(f"{folder}: two files share the stem {p.stem!r}")
             files[p.stem] = p
     if not files:
-        raise ValueError(f"{folder}: no {what} PNG files found (expected <stem>.png)")
+        raise ValueError(
+            f"{folder}: no {what} PNG files found (expected <stem>.png)"
+            + not_this_output(folder, "a folder of label maps", "predict.json")
+        )
     return files
 
 

@@ -173,3 +173,42 @@ def test_recorded_root_prefers_the_root_as_typed_then_as_resolved(tmp_path, monk
     assert recorded_root("data", "/gone") == Path("data")  # neither: as typed, for the error
     assert recorded_root(None, str(tmp_path / "data")) == tmp_path / "data"
     assert recorded_root(None, None) is None and recorded_root("", 3) is None
+
+
+def test_a_folder_given_in_the_wrong_place_is_named_for_what_it_is(tmp_path):
+    """An engine output given where another is expected: the error says what it is (by the
+    record its command writes), instead of only what is missing."""
+    from annotations.fileio import not_this_output, output_kind
+    from annotations.labelrun import LabelRun
+    from engine.evaluate import list_labels
+
+    subset, run, fused = tmp_path / "subset", tmp_path / "run", tmp_path / "fused"
+    for folder, record in ((subset, "subset.json"), (run, "run.json"), (fused, "fuse.json")):
+        folder.mkdir()
+        (folder / record).write_text("{}")
+    (fused / "labels").mkdir()
+    assert output_kind(subset) == ("subset.json", "an annotated subset (engine annotate import)")
+    assert output_kind(tmp_path) is None and not_this_output(tmp_path, "x") == ""
+    assert not_this_output(run, "a label run", "run.json") == ""  # the expected kind
+    with pytest.raises(FileNotFoundError) as e:
+        read_subset(run)
+    assert str(e.value) == (
+        f"{run / 'subset.json'}: subset manifest not found; {run} is a label run "
+        "(engine label), not an annotated subset"
+    )
+    with pytest.raises(
+        FileNotFoundError, match=rf"; {subset} is an annotated subset .*, not a label run$"
+    ):
+        read_run_info(subset / "run.json")
+    with pytest.raises(ValueError, match=r"not a label run .*; it is an annotated subset"):
+        LabelRun.open(subset)
+    with pytest.raises(
+        ValueError, match=rf"; {fused} is a fused dataset \(engine fuse\), not a label run$"
+    ):
+        _ = LabelRun.open(fused).class_name
+    with pytest.raises(ValueError, match=rf"; {run} is a label run \(engine label\), not a folder"):
+        list_labels(run, "ground-truth")
+    with pytest.raises(
+        FileNotFoundError, match=rf"; {run} is a label run \(engine label\), not a dataset"
+    ):
+        load_spec(run).require_splits()
