@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from engine.runlock import holds_lock
 from engine.text import SOURCES, counted, score_cells
 
 # Nothing heavy at import time: the CLI reads DemoConfig's defaults when `engine` starts.
@@ -133,6 +134,7 @@ class DemoResult:
         return rows
 
 
+@holds_lock("engine demo", lambda c: c.out)
 def run_demo(
     cfg: DemoConfig,
     log: Callable[[str], None] = lambda _: None,

@@ -41,6 +41,7 @@ from annotations.taxonomy import Taxonomy
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
+from engine.runlock import LOCK_NAME, holds_lock
 from engine.text import counted
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
 from labeler.config import LabelConfig, shard_from_env
@@ -316,6 +317,13 @@ def _decode(
         return split, sample.stem, None, msg, time.perf_counter() - t
 
 
+def _lock_name(cfg: LabelConfig) -> str:
+    """The run folder's lock: one per shard (shards of one run label one folder together)."""
+    index, count = cfg.shard or shard_from_env() or (0, 1)
+    return LOCK_NAME if count == 1 else f"{LOCK_NAME}-shard{index}of{count}"
+
+
+@holds_lock("engine label", lambda c: c.out_dir, _lock_name)
 def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> LabelSummary:
     """Label every image of the configured splits that is not already done; see the module doc."""
     t_start = time.perf_counter()

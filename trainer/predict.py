@@ -37,6 +37,7 @@ from engine.datasets import IMAGE_EXTS, load_image
 from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
 from engine.runinfo import environment
+from engine.runlock import holds_lock
 
 AUTO = "auto"
 RELEASE_SIZE = (4096, 3072)  # the release's test size for MaSS13K's 4K photos
@@ -162,6 +163,7 @@ def input_images(cfg: PredictConfig) -> list[Path]:
     return [s.image_path for s in samples]
 
 
+@holds_lock("engine predict", lambda c: c.out)
 def predict_dir(cfg: PredictConfig) -> PredictResult:
     """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
     from trainer.checkpoint import model_from_checkpoint

@@ -87,6 +87,7 @@ def _rank_main(
         LOCAL_WORLD_SIZE=str(world),
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
+        MASS_ENGINE_RUN_LOCKED_BY_PARENT="1",  # trainer.train.RUN_LOCKED_BY_PARENT
     )
     try:
         result = target(cfg, on_init=lambda report: messages.put(("init", report)))

@@ -307,6 +307,10 @@ def _all_finite(value: torch.Tensor, world: int) -> bool:
     return bool(flag.item() > 0)
 
 
+# Set in the ranks trainer.spawn starts: their parent holds the run folder's lock.
+RUN_LOCKED_BY_PARENT = "MASS_ENGINE_RUN_LOCKED_BY_PARENT"
+
+
 def train(
     cfg: TrainConfig,
     model: nn.Module | None = None,
@@ -318,7 +322,26 @@ def train(
 
     On CPU with ``cfg.processes`` > 1 (0: one per core) and no launcher around, the batch is
     split over that many local processes (:func:`trainer.spawn.train_processes`); a ``model``
-    passed in (tests) always trains in this process."""
+    passed in (tests) always trains in this process.
+
+    The process that owns the run (not a rank that :func:`trainer.spawn.train_processes`
+    started, and rank 0 under torchrun) holds ``cfg.out``'s lock for the whole run
+    (:func:`engine.runlock.exclusive`): a second ``engine train`` into the same folder stops at
+    once instead of writing over this one's checkpoints."""
+    if os.environ.get(RUN_LOCKED_BY_PARENT) or int(os.environ.get("RANK", "0")) != 0:
+        return _start(cfg, model, on_init)
+    from engine.runlock import exclusive
+
+    with exclusive(cfg.out, "engine train"):
+        return _start(cfg, model, on_init)
+
+
+def _start(
+    cfg: TrainConfig,
+    model: nn.Module | None = None,
+    on_init: Callable[[InitReport], None] | None = None,
+) -> TrainResult:
+    """:func:`train` once the run is this process's: spawn the local ranks, or train here."""
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
     if model is None and "WORLD_SIZE" not in os.environ:
         from trainer.spawn import resolve_processes, train_processes

@@ -47,6 +47,7 @@ from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, Pseudo
 from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
+from engine.runlock import holds_lock
 from engine.text import counted
 
 FUSE_FORMAT = "mass-engine/fuse/v1"
@@ -434,6 +435,7 @@ def _is_done(record: dict | None, plan: FusePlan, job: Job, out: Path) -> bool:
     return all(p.is_file() for p in output_paths(out, job.split, job.stem))
 
 
+@holds_lock("engine fuse", lambda c: c.out)
 def fuse(config: FuseConfig) -> FuseResult:
     """Fuse the pseudo labels of ``config.pseudo`` into the precise labels of ``config.data``.
 

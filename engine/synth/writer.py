@@ -29,6 +29,7 @@ from annotations.fileio import atomic_write_bytes, atomic_write_json, read_json
 from annotations.labelmap import write_label
 from annotations.taxonomy import MASS13K
 from engine.progress import track
+from engine.runlock import holds_lock
 from engine.synth.config import (
     GENERATOR_VERSION,
     NEW_CLASSES,
@@ -157,6 +158,7 @@ def _write_scene(paths: dict[str, Path], cfg: SynthConfig, split: str, index: in
     return scene.instances
 
 
+@holds_lock("engine synth", lambda c: c.out)
 def generate(
     cfg: SynthConfig,
     progress: bool = True,

@@ -1,0 +1,115 @@
+"""One process writes a run folder at a time.
+
+Two processes writing one output folder interleave their files and logs: two ``engine train``
+with the same ``--out`` overwrite each other's checkpoints and append to one ``metrics.jsonl``;
+two ``engine label`` runs append to one manifest and label the same images twice. It happens
+when a command is started twice by mistake, or when a cluster requeues a job whose first copy
+is still running. Each command that writes a run folder holds an advisory lock on
+``FOLDER/.lock`` (``fcntl.flock``) while it works, and a second process stops at once with one
+line naming the folder and the process that holds it.
+
+The operating system releases the lock when its process ends, however it ends, so a killed run
+leaves no stale lock: the next run takes it. The file itself stays (removing it would race with
+a process about to lock it); it holds the holder's pid, host, command and start time, for the
+message. Where ``flock`` does not exist (Windows) or the file system refuses it, the run goes on
+unlocked, as before. A folder the run created and left empty (it refused its input before
+writing anything) is removed again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import functools
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+LOCK_NAME = ".lock"
+T = TypeVar("T")
+
+
+class FolderInUse(RuntimeError):
+    """Another process holds the run folder's lock."""
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, as its holder wrote it: ``engine train (pid 12, host h, since ...)``."""
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        info = json.loads(os.read(fd, 4096).decode("utf-8"))
+        return f"{info['command']} (pid {info['pid']} on {info['host']}, since {info['started']})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process"  # it has not written its record yet
+
+
+@contextlib.contextmanager
+def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) -> Iterator[Path]:
+    """Hold ``folder/name`` locked while the ``with`` block runs (``folder`` is created); yields
+    the folder. Raises :class:`FolderInUse` naming the folder and the holder when another
+    process (or another ``exclusive`` of this one) holds it."""
+    folder = Path(folder)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock
+        fcntl = None
+    if fcntl is None or (folder.exists() and not folder.is_dir()):
+        yield folder  # a file given as the folder: the command's own check names it
+        return
+    created = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    locked = False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            locked = True
+        except BlockingIOError:
+            raise FolderInUse(
+                f"{folder}: in use by {_holder(fd)}; two runs writing one folder would mix "
+                "their outputs: wait for it, stop it, or give another output folder"
+            ) from None
+        except OSError as e:  # e.g. ENOLCK on a network file system without locking
+            log.warning("%s: cannot lock it (%s); running without the lock", path, e.strerror)
+            locked = False
+        if locked:
+            record = {
+                "command": command,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
+        yield folder
+    finally:
+        if locked and created and [p.name for p in folder.iterdir()] == [name]:
+            # a run that wrote nothing (refused its input) leaves no folder behind
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        os.close(fd)  # releases the lock
+
+
+def holds_lock(
+    command: str, folder: Callable[[Any], Any], name: Callable[[Any], str] | None = None
+):
+    """Decorator: ``fn(cfg, ...)`` runs holding :func:`exclusive` on ``folder(cfg)`` (lock file
+    ``name(cfg)``, default :data:`LOCK_NAME`)."""
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def run(cfg: Any, *args: Any, **kwargs: Any) -> T:
+            with exclusive(folder(cfg), command, LOCK_NAME if name is None else name(cfg)):
+                return fn(cfg, *args, **kwargs)
+
+        return run
+
+    return wrap

@@ -1,0 +1,87 @@
+"""engine.runlock: one process writes a run folder at a time; a killed holder leaves no lock."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from engine.runlock import LOCK_NAME, FolderInUse, exclusive
+
+HOLD = (
+    "import sys, time\n"
+    "from engine.runlock import exclusive\n"
+    "with exclusive(sys.argv[1], 'engine train', sys.argv[2]):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(60)\n"
+)
+
+
+def _hold(folder: Path, name: str = LOCK_NAME) -> subprocess.Popen:
+    """A process holding ``folder``'s lock until killed."""
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(folder), name],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_process_is_refused_until_the_first_is_killed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    holder = _hold(run)
+    try:
+        with pytest.raises(FolderInUse) as e, exclusive(run, "engine train"):
+            pass
+        message = str(e.value)
+        assert message.startswith(f"{run}: in use by engine train (pid {holder.pid} on ")
+        assert "\n" not in message and "give another output folder" in message
+        with exclusive(run, "engine label", ".lock-shard1of2"):  # another lock file: free
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)  # as a crash would: no cleanup runs
+        holder.wait()
+    with exclusive(run, "engine train") as folder:  # the OS released it with the process
+        assert folder == run and "engine train" in (run / LOCK_NAME).read_text()
+
+
+def test_a_folder_the_run_created_and_left_empty_is_removed(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="bad input"), exclusive(tmp_path / "new", "engine fuse"):
+        raise ValueError("bad input")  # refused before writing anything
+    assert not (tmp_path / "new").exists()
+    with exclusive(tmp_path / "kept", "engine fuse"):
+        (tmp_path / "kept" / "out.png").write_bytes(b"x")
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == [LOCK_NAME, "out.png"]
+    (tmp_path / "afile").write_text("x")  # a file as the folder: the command's own check
+    with exclusive(tmp_path / "afile", "engine predict") as folder:
+        assert folder.is_file()
+
+
+def test_commands_refuse_a_folder_in_use_with_one_line(tmp_path: Path) -> None:
+    from cli import app
+
+    out = tmp_path / "pred"
+    holder = _hold(out)
+    try:
+        res = CliRunner().invoke(
+            app, ["predict", "--checkpoint", str(tmp_path / "m.pt"), "--images", str(tmp_path),
+                  "--out", str(out), "--no-progress"],
+        )  # fmt: skip
+        text = " ".join(res.output.split())
+        assert (
+            res.exit_code == 2 and f"error: {out}: in use by engine train (pid {holder.pid}" in text
+        )
+        res = CliRunner().invoke(app, ["synth", "--out", str(out), "--no-progress"])
+        assert res.exit_code == 2 and "in use by" in res.output
+    finally:
+        holder.kill()
+        holder.wait()
