@@ -5,7 +5,7 @@ Each area keeps its commands beside its package (``labeler/cli.py``, ``trainer/c
 This file only decides where each command appears in ``engine --help`` and adds the shared error
 handling: the library raises ``ValueError`` / ``FileNotFoundError`` (or ``RuntimeError`` for wrong
 call order) on bad input, and :func:`guard` turns that into one line on stderr and exit code 2
-instead of a traceback. Heavy libraries (torch, transformers, OpenCV) are imported inside the
+instead of a traceback; a full or read-only disk likewise, with exit code 74. Heavy libraries (torch, transformers, OpenCV) are imported inside the
 commands that need them, so ``engine --help`` answers at once.
 """
 
@@ -23,8 +23,10 @@ from typer.core import TyperCommand, TyperGroup
 
 from engine.cli import annotate, data, demo, fusion, review, scores
 from engine.cli.common import (
+    DISK_ERRNOS,
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
+    EXIT_IO_ERROR,
     INTERRUPTED,
     error_text,
     log_to_console,
@@ -113,6 +115,12 @@ def guard(fn: F, resumable: bool = False) -> F:
         except _INPUT_ERRORS as e:
             stderr.print(error_text(e), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
+        except OSError as e:  # a full or read-only disk: the machine's problem, said in one line
+            if e.errno not in DISK_ERRNOS:
+                raise
+            again = "; make room and run the same command again to resume" if resumable else ""
+            stderr.print(error_text(e) + again, soft_wrap=True)
+            raise typer.Exit(EXIT_IO_ERROR) from None
 
     return wrapper  # type: ignore[return-value]
 

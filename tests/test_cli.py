@@ -97,6 +97,32 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, monkeypatch):
     assert RESUMABLE.issubset(name for _, names in WORKFLOW for name in names)
 
 
+def test_a_full_disk_is_one_line_and_exit_74(tmp_path: Path, monkeypatch):
+    """Out of space (or quota, or a read-only file system): one line naming the file and how to
+    go on, exit code 74; any other operating-system error is still a traceback (a bug)."""
+    import errno
+
+    import engine.synth
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "d/x.png"))
+
+    monkeypatch.setattr(engine.synth, "generate", full)
+    res = _synth(tmp_path / "d")
+    assert res.exit_code == 74
+    assert " ".join(res.output.split()) == (
+        f"error: {tmp_path / 'd/x.png'}: No space left on device; make room and run the same "
+        "command again to resume"
+    )
+
+    def other(*args, **kwargs):
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(engine.synth, "generate", other)
+    res = _synth(tmp_path / "d")
+    assert res.exit_code == 1 and isinstance(res.exception, OSError)
+
+
 def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(tmp_path: Path):
     """SIGINT to a running ``engine synth``: exit 130 and one line; the scenes written are kept
     and the same command finishes the job."""

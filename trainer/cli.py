@@ -7,9 +7,12 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import (
+    DISK_ERRNOS,
     EXIT_INTERRUPTED,
+    EXIT_IO_ERROR,
     EXIT_SOME_FAILED,
     INTERRUPTED,
+    error_text,
     parse_scales,
     parse_size,
     stderr,
@@ -180,17 +183,22 @@ def train_cmd(
         for line in report.summary():
             stdout.print(line, highlight=False, soft_wrap=True)
 
+    def resume_hint() -> str:
+        last = Path(cfg.out) / "last.pt"
+        if last.is_file():
+            return f"add --resume to continue from {last}"
+        return "no checkpoint was saved yet; run the same command again to start over"
+
     try:
         result = train(cfg, on_init=show_init)
     except KeyboardInterrupt:
-        last = Path(cfg.out) / "last.pt"
-        hint = (
-            f"add --resume to continue from {last}"
-            if last.is_file()
-            else "no checkpoint was saved yet; run the same command again to start over"
-        )
-        stderr.print(f"{INTERRUPTED}: {hint}", soft_wrap=True)
+        stderr.print(f"{INTERRUPTED}: {resume_hint()}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
+    except OSError as e:  # a full or read-only disk: the last checkpoint written is whole
+        if e.errno not in DISK_ERRNOS:
+            raise
+        stderr.print(error_text(e) + f"; make room, then {resume_hint()}", soft_wrap=True)
+        raise typer.Exit(EXIT_IO_ERROR) from None
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         stdout.print(f"trained {counted(result.step, 'step')}; checkpoint {result.last_checkpoint}")
         skipped = Path(cfg.out) / SKIPPED_LOG

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 
 import typer
@@ -17,7 +18,16 @@ stderr = stderr_console
 
 EXIT_SOME_FAILED = 1  # the command ran, but some items failed (their reasons are reported)
 EXIT_BAD_INPUT = 2  # bad input or wrong call order: one line on stderr, nothing done
+EXIT_IO_ERROR = 74  # the disk is full or read-only (sysexits' EX_IOERR): one line on stderr
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it (128 + SIGINT)
+# Operating-system errors of the machine rather than of the input or the code: out of space,
+# over quota, a read-only file system, a lost network file system. A command stops on them
+# with one line naming the file (what it finished is kept: every write is atomic).
+DISK_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EIO", "ESTALE")
+    if hasattr(errno, name)
+)
 INTERRUPTED = "interrupted"  # what stderr says then; a resumable command adds how to resume
 
 # The packages whose log records the command line shows (transformers and huggingface_hub keep

@@ -368,6 +368,27 @@ def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     )
 
 
+def test_a_full_disk_stops_training_with_how_to_resume(synth, tmp_path, monkeypatch):
+    import errno
+
+    import trainer.train
+
+    run = tmp_path / "run"
+
+    def full(cfg, on_init=None):
+        run.mkdir(exist_ok=True)
+        (run / "last.pt").write_bytes(b"a checkpoint")
+        raise OSError(errno.ENOSPC, "No space left on device", str(run / "step_100.pt"))
+
+    monkeypatch.setattr(trainer.train, "train", full)
+    res = CliRunner().invoke(app, ["train", "--data", str(synth), "--out", str(run)])
+    assert res.exit_code == 74
+    assert " ".join(res.output.split()) == (
+        f"error: {run}/step_100.pt: No space left on device; make room, then add --resume to "
+        f"continue from {run}/last.pt"
+    )
+
+
 def test_validating_far_above_the_images_size_is_warned(synth):
     """The 4096x3072 default enlarges small images 32x: one line naming the first image, the
     factor and the --val-size that validates at their own scale; 2x or more warns, less not."""
