@@ -23,11 +23,11 @@ from typer.core import TyperCommand, TyperGroup
 
 from engine.cli import annotate, data, demo, fusion, review, scores
 from engine.cli.common import (
-    DISK_ERRNOS,
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
     EXIT_IO_ERROR,
     INTERRUPTED,
+    disk_error,
     error_text,
     log_to_console,
     parse_size,
@@ -116,7 +116,7 @@ def guard(fn: F, resumable: bool = False) -> F:
             stderr.print(error_text(e), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except OSError as e:  # a full or read-only disk: the machine's problem, said in one line
-            if e.errno not in DISK_ERRNOS:
+            if not disk_error(e):
                 raise
             again = "; make room and run the same command again to resume" if resumable else ""
             stderr.print(error_text(e) + again, soft_wrap=True)

@@ -15,6 +15,7 @@ is that line for any exception.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import pickle
@@ -114,6 +115,16 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 # (an OSError). Commands that go on past one bad item (training, fusion, the review gallery)
 # catch these, and nothing else: any other exception is a bug and stops them.
 UNREADABLE = (ValueError, OSError)
+
+# Operating-system errors of the machine rather than of the input or the code: out of space,
+# over quota, a read-only file system, a failing disk or a lost network file system. No item is
+# to blame, so a run stops on them (what it finished is whole: every write is atomic) and the
+# command line says so in one line naming the file (exit code 74).
+DISK_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EIO", "ESTALE")
+    if hasattr(errno, name)
+)
 
 
 # The record each engine command writes into its output folder, and what the folder then is:

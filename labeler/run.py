@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from annotations.fileio import (
+    DISK_ERRNOS,
     append_line,
     atomic_write_json,
     first_line,
@@ -246,10 +247,18 @@ class _Writers:
         t0 = time.perf_counter()
         while True:
             if self.error is not None:
-                raise RuntimeError(f"writing outputs failed: {self.error}") from self.error
+                self.raise_error()
             if self.queue.put(item, nbytes, timeout=0.2):
                 self.waited += time.perf_counter() - t0
                 return
+
+    def raise_error(self) -> None:
+        """Raise the writers' first error: a full or read-only disk as itself (the command
+        line says so in one line), anything else wrapped, naming what failed."""
+        error = self.error
+        if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
+            raise error
+        raise RuntimeError(f"writing outputs failed: {error}") from error
 
     def close(self) -> None:
         """Finish what is queued, then stop the threads."""
@@ -480,7 +489,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     if writer.error is not None and not summary.interrupted:
-        raise RuntimeError(f"writing outputs failed: {writer.error}") from writer.error
+        writer.raise_error()
     # where the thread that drives the models stood idle: it is the run's pace-setter, so these
     # say whether decoding (--workers) or writing (--writers) held it back
     summary.stage_seconds["wait for decode"] = decode_wait

@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import (
-    DISK_ERRNOS,
     EXIT_INTERRUPTED,
     EXIT_IO_ERROR,
     EXIT_SOME_FAILED,
     INTERRUPTED,
+    disk_error,
     error_text,
     parse_scales,
     parse_size,
@@ -195,7 +195,7 @@ def train_cmd(
         stderr.print(f"{INTERRUPTED}: {resume_hint()}", soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except OSError as e:  # a full or read-only disk: the last checkpoint written is whole
-        if e.errno not in DISK_ERRNOS:
+        if not disk_error(e):
             raise
         stderr.print(error_text(e) + f"; make room, then {resume_hint()}", soft_wrap=True)
         raise typer.Exit(EXIT_IO_ERROR) from None

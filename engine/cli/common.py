@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import logging
 
 import typer
@@ -20,14 +19,7 @@ EXIT_SOME_FAILED = 1  # the command ran, but some items failed (their reasons ar
 EXIT_BAD_INPUT = 2  # bad input or wrong call order: one line on stderr, nothing done
 EXIT_IO_ERROR = 74  # the disk is full or read-only (sysexits' EX_IOERR): one line on stderr
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it (128 + SIGINT)
-# Operating-system errors of the machine rather than of the input or the code: out of space,
-# over quota, a read-only file system, a lost network file system. A command stops on them
-# with one line naming the file (what it finished is kept: every write is atomic).
-DISK_ERRNOS = frozenset(
-    getattr(errno, name)
-    for name in ("ENOSPC", "EDQUOT", "EROFS", "EIO", "ESTALE")
-    if hasattr(errno, name)
-)
+
 INTERRUPTED = "interrupted"  # what stderr says then; a resumable command adds how to resume
 
 # The packages whose log records the command line shows (transformers and huggingface_hub keep
@@ -64,6 +56,14 @@ def error_text(e: BaseException) -> Text:
         return head + Text(first_line(e))
     lines = [f"{headline}:", *(f"  {first_line(p)}" for p in problems)]
     return head + Text("\n".join(lines))
+
+
+def disk_error(e: OSError) -> bool:
+    """Whether ``e`` is the machine's disk failing the command (full, over quota, read-only:
+    :data:`annotations.fileio.DISK_ERRNOS`), which it reports in one line with exit 74."""
+    from annotations.fileio import DISK_ERRNOS  # here: the package imports OpenCV
+
+    return e.errno in DISK_ERRNOS
 
 
 def log_to_console(level: int = logging.WARNING) -> None:
