@@ -70,6 +70,7 @@ class LabelSummary:
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (split, stem, error)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds, summed
     wall_seconds: float = 0.0  # wall time of the whole run
+    load_seconds: float = 0.0  # of which loading the models (before the first image)
     interrupted: bool = False  # stopped by Ctrl-C
 
     def to_dict(self) -> dict[str, Any]:
@@ -381,7 +382,9 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
         summary.wall_seconds = time.perf_counter() - t_start
         return summary
 
+    t_load = time.perf_counter()
     models = backend.load()
+    summary.load_seconds = time.perf_counter() - t_load
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         out / "run.json",

@@ -76,6 +76,8 @@ def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
     cap = ("--max-boxes", "3", "--writers", "3", "--writer-queue-mb", "64")
     res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", *cap))
     assert res.exit_code == 0, res.output
+    # the models' loading is its own row: the throughput is the rate a longer run keeps up
+    assert "of which loading models" in res.output and "throughput (after loading)" in res.output
     manifest = read_jsonl(out / "manifest.jsonl")
     assert sorted((r["split"], r["stem"]) for r in manifest) == [
         ("train", "train00"), ("train", "train01"), ("train", "train02"), ("val", "val00"), ("val", "val01"),
