@@ -257,3 +257,40 @@ def render_stats(stats: DatasetStats) -> list:
     else:
         out.append(Text("No problems found.", style="green"))
     return out
+
+
+def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
+    """Each class's share of the labelled pixels per split as a bar chart PNG (the paper's
+    Fig. 2), on a log scale, so the thin classes (a few tenths of a percent) are readable beside
+    Ground and Sky; new-class truth (``ROOT/new_classes``) is drawn with its parent's split
+    colours, hatched. Needs matplotlib."""
+    from engine.outputs import pyplot, save_figure
+
+    plt = pyplot("engine info --plot")
+    if not stats.has_labels:
+        raise ValueError(f"{stats.root}: the dataset has no label maps: no class shares to plot")
+    rows = [(c.name, [s.class_shares[c.id] * 100 for s in stats.splits], False)
+            for c in stats.taxonomy.classes]  # fmt: skip
+    for name in sorted({n for s in stats.splits for n in s.new_classes}):
+        shares = []
+        for s in stats.splits:
+            total = int(s.class_pixels.sum())
+            shares.append(100 * s.new_classes.get(name, (0, 0))[1] / total if total else 0.0)
+        rows.append((f"{name} (truth)", shares, True))
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    height = 0.8 / max(1, len(stats.splits))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, s in enumerate(stats.splits):
+        for i, (_, shares, hatched) in enumerate(rows):
+            if shares[j] > 0:
+                ax.barh(i + (j - (len(stats.splits) - 1) / 2) * height, shares[j], height,
+                        color=colors[j % len(colors)], hatch="//" if hatched else None,
+                        label=s.split if i == 0 else None)  # fmt: skip
+    ax.set_yticks(range(len(rows)), [name for name, _, _ in rows])
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("% of labelled pixels (log scale)")
+    ax.set_title(f"Pixel share per class: {stats.root}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, path, dpi=120)

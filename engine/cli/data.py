@@ -56,18 +56,27 @@ def info_cmd(
     workers: int = typer.Option(
         1, "--workers", min=1, help="Worker processes (decoding 4K photos: one per core)."
     ),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Also draw the class shares per split as a bar chart PNG (log scale)."
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Image counts, sizes and class pixel shares per split; every problem found.
 
     Exit code 0 when the dataset is clean, 1 when problems were found, 2 on bad input.
     """
-    from engine.info import dataset_stats, render_stats
+    from engine.info import dataset_stats, plot_shares, render_stats
 
+    if plot is not None:
+        from engine.outputs import pyplot
+
+        pyplot("engine info --plot")  # before the pass over the images: matplotlib is there
     stats = dataset_stats(
         data, splits=split or None, decode=decode, progress=progress, workers=workers
     )
     for renderable in render_stats(stats):
         stdout.print(renderable, soft_wrap=True)
+    if plot is not None:
+        stdout.print(f"class shares: {plot_shares(stats, plot)}", highlight=False, soft_wrap=True)
     if stats.problems:
         raise typer.Exit(1)

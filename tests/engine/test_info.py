@@ -210,3 +210,27 @@ def test_a_fused_datasets_source_maps_are_counted_and_checked(tmp_path: Path, wo
     assert msgs[3].startswith(f"{tmp_path / 'sources/val'}: no source maps, but the taxonomy")
     assert len(msgs) == 4 and stats.splits[1].source_pixels is None
     np.testing.assert_array_equal(stats.splits[0].source_pixels, [0, 0, 0])  # none readable
+
+
+def test_info_plots_the_class_shares(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    _fused(tmp_path / "data")
+    out = tmp_path / "shares.png"
+    res = CliRunner().invoke(
+        app, ["info", str(tmp_path / "data"), "--plot", str(out), "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    assert f"class shares: {out}" in res.output
+    with Image.open(out) as img:  # a real PNG, sized for 9 classes
+        assert img.format == "PNG" and img.size[1] > img.size[0] * 0.6
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img/images.yaml").write_text("images: pics/{split}\nlabels: null\n")
+    (tmp_path / "img/pics/all").mkdir(parents=True)
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "img/pics/all/a.png")
+    res = CliRunner().invoke(
+        app, ["info", str(tmp_path / "img/images.yaml"), "--plot", str(out), "--no-progress"]
+    )
+    assert res.exit_code == 2 and "has no label maps: no class shares to plot" in res.output
