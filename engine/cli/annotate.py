@@ -100,4 +100,6 @@ def annotate_pick(
     for p in picks:
         counts[p.reason] = counts.get(p.reason, 0) + 1
     detail = ", ".join(f"{v} {k}" for k, v in counts.items())
+    if len(picks) < n:  # the split is smaller than asked for: say so, not just a smaller count
+        detail += f"; every image of split {split!r}, fewer than the {n} asked for"
     stdout.print(f"picked {counted(len(picks), 'image')} ({detail}) -> {path}")

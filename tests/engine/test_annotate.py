@@ -432,8 +432,13 @@ def test_cli_pick_export_import(tmp_path, world):
     r = CliRunner()
     res = r.invoke(app, ["annotate", "pick", str(run), "-n", "2", "--out", str(tmp_path / "p.txt")])
     assert res.exit_code == 0, res.output
-    assert "picked 2 images" in res.output
+    assert "picked 2 images" in res.output and "fewer than" not in res.output
     picked = (tmp_path / "p.txt").read_text()
+    res = r.invoke(
+        app, ["annotate", "pick", str(run), "-n", "50", "--out", str(tmp_path / "a.txt")]
+    )
+    text = " ".join(res.output.split())  # a split smaller than asked for: said, not only counted
+    assert res.exit_code == 0 and "every image of split 'test', fewer than the 50 asked for" in text
     # the run as an option, as earlier versions spelt it: the same pick
     old = ["annotate", "pick", "--run", str(run), "-n", "2", "--out", str(tmp_path / "q.txt")]
     assert r.invoke(app, old).exit_code == 0 and (tmp_path / "q.txt").read_text() == picked
