@@ -3,10 +3,10 @@
 One pass over each split: every image is decoded (or its header read) and every label read and
 validated through :func:`engine.datasets.check_sample`, which reports all problems, while the
 same pass counts pixels per class (the paper's Fig. 2). A fused dataset's source maps are read
-as training reads them (present, the label's size, values 0/1/2) and counted per source. With ``workers`` > 1 the samples are
-checked in that many processes (:func:`engine.parallel.map_in_order`; a worker sends back its
-sample's problems, size and 256 pixel counts, not the label), in order, so the report is the
-same.
+as training reads them (present, the label's size, values 0/1/2) and counted per source. With
+``workers`` > 1 the samples are checked in that many processes
+(:func:`engine.parallel.map_in_order`; a worker sends back its sample's problems, size and
+pixel counts, not the label), in order, so the report is the same.
 """
 
 from __future__ import annotations

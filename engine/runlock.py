@@ -40,7 +40,7 @@ class FolderInUse(RuntimeError):
 
 
 def _holder(fd: int) -> str:
-    """Who holds the lock, as its holder wrote it: ``engine train (pid 12, host h, since ...)``."""
+    """Who holds the lock, as its holder wrote it: ``engine train (pid 12 on host, since ...)``."""
     try:
         os.lseek(fd, 0, os.SEEK_SET)
         info = json.loads(os.read(fd, 4096).decode("utf-8"))
@@ -90,10 +90,10 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
             os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
         yield folder
     finally:
-        if locked and created and [p.name for p in folder.iterdir()] == [name]:
-            # a run that wrote nothing (refused its input) leaves no folder behind
-            path.unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # the folder may be gone (moved or deleted)
+            if locked and created and [p.name for p in folder.iterdir()] == [name]:
+                # a run that wrote nothing (refused its input) leaves no folder behind
+                path.unlink()
                 folder.rmdir()
         os.close(fd)  # releases the lock
 
