@@ -503,6 +503,7 @@ def _earlier_calls(path: Path) -> list[dict[str, Any]]:
 def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
     """``report/summary.md`` and ``summary.json``: every class's Table-4 rows side by side."""
     from annotations.fileio import atomic_write_json, atomic_write_text
+    from engine.report import interval_lines
     from engine.runinfo import environment
 
     out = result.out / "report"
@@ -513,6 +514,9 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
     for name in result.reports:
         for row in result.rows(name):
             lines.append(f"| {name} | {row['source']} | {' | '.join(score_cells(row))} |")
+    lines.append("")
+    for name in result.reports:  # how sure each delta is, over the few annotated images
+        lines += [f"{name}: {line}" for line in interval_lines(result.reports[name]["table4"])]
     lines += [
         "",
         f"Model: MaSSFormer tiny, {cfg.iters} steps of joint training {_origin(result.start)}.",

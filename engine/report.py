@@ -39,6 +39,7 @@ from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.datasets import SegDataset, open_split
 from engine.metrics import ClassScorer, SegEvaluator
+from engine.metrics.bootstrap import LEVEL, RESAMPLES, class_counts, paired_delta_interval
 from engine.outputs import (
     GT_COLOR,
     PRED_COLOR,
@@ -146,6 +147,7 @@ def score_class(
     evals = {name: ClassScorer(class_id=1, pred_class_id=pid) for name, (_, pid) in dirs.items()}
     class_pixels: dict[str, int] = {}
     found = dict.fromkeys(evals, 0)
+    scored: dict[str, list[str]] = {name: [] for name in evals}  # stems, in the scorers' order
     for stem in track(
         subset.stems, f"{class_name}: annotated {split} subset", enabled=cfg.progress
     ):
@@ -161,6 +163,7 @@ def score_class(
             _check_size(p, label, gt.shape)
             evals[name].update(label, gt)  # the class (class_id) vs the rest; GT 255 ignored
             found[name] += 1
+            scored[name].append(stem)
     rows = []
     base = None
     for name in SOURCES:
@@ -186,7 +189,34 @@ def score_class(
             )
             for key, _, nd in METRICS
         }
+        if base is not None and row is not base:
+            row["delta_interval"] = delta_interval(evals, scored, "pseudo labels", row["kind"])
     return rows, class_pixels
+
+
+def delta_interval(
+    evals: dict[str, ClassScorer], scored: dict[str, list[str]], base: str, other: str
+) -> dict[str, Any]:
+    """The 95% paired-bootstrap interval of ``other``'s scores minus ``base``'s over the images
+    both scored (:func:`engine.metrics.bootstrap.paired_delta_interval`): how much of a delta the
+    annotated images' luck could make."""
+    common = sorted(set(scored[base]) & set(scored[other]))
+    counts = []
+    for name in (base, other):
+        at = {stem: i for i, stem in enumerate(scored[name])}
+        per_image = evals[name].per_image
+        counts.append(class_counts([per_image[at[s]] for s in common], class_id=1))
+    interval = paired_delta_interval(*counts)
+    return {
+        **{
+            key: (None if interval[key] is None else [round_score(v, nd) for v in interval[key]])
+            for key, _, nd in METRICS
+        },  # fmt: skip
+        "images": len(common),
+        "level": LEVEL,
+        "resamples": RESAMPLES,
+        "method": "paired percentile bootstrap over images",
+    }
 
 
 def per_class_table(
@@ -249,6 +279,29 @@ def per_class_table(
     }
 
 
+def interval_lines(rows: list[dict]) -> list[str]:
+    """One line per source with a delta interval: how sure each delta against the pseudo labels
+    is, and whether it is sure of its sign (the interval excludes 0)."""
+    lines = []
+    for row in rows:
+        ci = row.get("delta_interval")
+        if not ci:
+            continue
+        cells = []
+        for key, label, nd in METRICS:
+            if ci.get(key) is None:
+                cells.append(f"{label} -")
+                continue
+            lo, hi = ci[key]
+            sure = " (excludes 0)" if lo > 0 or hi < 0 else ""
+            cells.append(f"{label} [{lo:+.{nd}f}, {hi:+.{nd}f}]{sure}")
+        lines.append(
+            f"Δ of the {row['kind']} vs the pseudo labels, {ci['level']:.0%} interval over the "
+            f"{counted(ci['images'], 'annotated image')} (paired bootstrap): " + ", ".join(cells)
+        )
+    return lines
+
+
 def render_markdown(data: dict) -> str:
     """``report.md`` from the ``report.json`` dict (so both hold the same numbers)."""
     lines = [f"# {data['title']}", ""]
@@ -279,6 +332,9 @@ def render_markdown(data: dict) -> str:
         lines.append(
             f"| {row['source']} | {' | '.join(vals)} | {' | '.join(deltas)} | {row['images']} |"
         )
+    intervals = interval_lines(data["table4"])
+    if intervals:
+        lines += ["", *intervals]
     pc = data.get("per_class")
     if pc:
         lines += [

@@ -111,6 +111,13 @@ def _print_demo(result, simulated: bool) -> None:
         for row in result.rows(name):
             table.add_row(name, row["source"], *score_cells(row))
     stdout.print(table)
+    from engine.demo import MODEL
+    from engine.report import interval_lines
+
+    for name in result.reports:  # how sure the model's deltas are, over so few images
+        model = [r for r in result.reports[name]["table4"] if r["kind"] == MODEL]
+        for line in interval_lines(model):
+            stdout.print(f"{name}: {line}", highlight=False, soft_wrap=True)
     width = max([20, *(len(key) + 1 for key in result.paths)])
     for key, path in result.paths.items():
         stdout.print(f"  {key:<{width}} {path}", soft_wrap=True)

@@ -254,4 +254,8 @@ def report(
     for row in res.data["table4"]:
         table.add_row(row["source"], *score_cells(row), *score_cells(row["delta"], sign=True))
     stdout.print(table)
+    from engine.report import interval_lines
+
+    for line in interval_lines(res.data["table4"]):
+        stdout.print(line, highlight=False, soft_wrap=True)
     stdout.print(f"report: {res.markdown} (+ report.json{', chart.png' if res.chart else ''})")

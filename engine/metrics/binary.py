@@ -85,6 +85,11 @@ class ClassScorer:
         self._ev.update(*self.binarize(pred, gt))
         return self
 
+    @property
+    def per_image(self) -> list[PairCounts]:
+        """The 2-class counts of each pair added, in order (class 1 is the class)."""
+        return self._ev.per_image
+
     def add_counts(self, counts: PairCounts) -> ClassScorer:
         """Add the 2-class counts of one binarized pair computed elsewhere."""
         self._ev.add_counts(counts)

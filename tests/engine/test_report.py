@@ -77,6 +77,14 @@ def test_report_rows_and_deltas(world):
     m = rows["joint-trained model"]
     assert m["delta"]["iou"] == round(m["iou"] - rows["pseudo labels"]["iou"], 2)
     assert rows["pseudo labels"]["delta"] == {"iou": 0.0, "biou": 0.0, "bf1": 0.0}
+    # how sure each delta is: a paired bootstrap over the 3 images, around the delta itself
+    ci = m["delta_interval"]
+    assert "delta_interval" not in rows["pseudo labels"] and ci["images"] == 3
+    for key in ("iou", "biou", "bf1"):
+        lo, hi = ci[key]
+        assert lo <= m["delta"][key] <= hi, (key, ci)
+    line = "Δ of the joint-trained model vs the pseudo labels, 95% interval over the 3 annotated"
+    assert line in res.markdown.read_text()
     assert res.data["per_class"]["classes"][7]["name"] == "Bicycle"
     assert len(res.data["per_class"]["classes"]) == 8
     assert res.chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,68 @@
+"""engine.metrics.bootstrap: intervals of score differences over annotated images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.metrics import SegEvaluator
+from engine.metrics.bootstrap import class_counts, paired_delta_interval, scores_from_sums
+
+
+def _pairs(seed: int, n: int, shift: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """``n`` binary (pred, gt) pairs: a square, predicted ``shift`` px off."""
+    rng = np.random.default_rng(seed)
+    preds, gts = [], []
+    for _ in range(n):
+        gt = np.zeros((40, 48), np.uint8)
+        y, x, s = rng.integers(4, 14), rng.integers(4, 20), rng.integers(10, 20)
+        gt[y : y + s, x : x + s] = 1
+        pred = np.roll(gt, shift + int(rng.integers(0, 2)), axis=1)
+        preds.append(pred)
+        gts.append(gt)
+    return preds, gts
+
+
+def _counts(preds, gts):
+    ev = SegEvaluator(2)
+    for p, g in zip(preds, gts, strict=True):
+        ev.update(p, g)
+    return ev, class_counts(ev.per_image, class_id=1)
+
+
+def test_scores_from_sums_are_the_evaluators():
+    ev, counts = _counts(*_pairs(0, 6, 2))
+    r = ev.compute()
+    np.testing.assert_allclose(
+        scores_from_sums(counts.sum(axis=1)), [r.iou[1], r.biou[1], r.bf1[1]]
+    )
+
+
+def test_a_difference_on_every_image_excludes_zero_and_none_is_zero():
+    preds, gts = _pairs(1, 10, 0)
+    worse, _ = _pairs(1, 10, 4)
+    _, good = _counts(preds, gts)
+    _, bad = _counts(worse, gts)
+    ci = paired_delta_interval(bad, good)
+    delta = scores_from_sums(good.sum(1)) - scores_from_sums(bad.sum(1))
+    for i, key in enumerate(("iou", "biou", "bf1")):
+        lo, hi = ci[key]
+        assert 0 < lo <= delta[i] <= hi, (key, ci[key], delta[i])
+    same = paired_delta_interval(good, good)  # no difference on any image: the interval is 0
+    assert all(same[k] == (0.0, 0.0) for k in ("iou", "biou", "bf1"))
+    assert paired_delta_interval(good, good, seed=3) == same
+    assert paired_delta_interval(good[:, :1], bad[:, :1]) == dict.fromkeys(same)  # one image
+    with pytest.raises(ValueError, match="same images"):
+        paired_delta_interval(good, bad[:, :3])
+
+
+def test_the_interval_is_reproducible_and_widens_with_fewer_images():
+    a, gts = _pairs(2, 24, 1)
+    b, _ = _pairs(3, 24, 0)
+    _, ca = _counts(a, gts)
+    _, cb = _counts(b, gts)
+    full = paired_delta_interval(ca, cb)
+    assert paired_delta_interval(ca, cb) == full  # seeded
+    few = paired_delta_interval(ca[:, :6], cb[:, :6])
+    width = lambda ci: ci["iou"][1] - ci["iou"][0]  # noqa: E731
+    assert width(few) > width(full)
