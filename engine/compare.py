@@ -33,6 +33,7 @@ from engine.metrics import (
     binary_class_counts,
     is_binary_mask,
 )
+from engine.metrics.bootstrap import class_counts, interval_line, interval_record
 from engine.outputs import DEFAULT_TAXONOMY, png_folders, pyplot, save_figure, taxonomy_record
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
@@ -155,6 +156,9 @@ class SourceScores:
     delta: dict[str, float | None] = field(default_factory=dict)  # vs the first source
     class_id: int | None = None  # the class's id in its full label maps (None: not in its taxonomy)
     taxonomy_source: str = ""  # where its taxonomy came from (:func:`folder_classes`)
+    # the delta's 95% paired-bootstrap interval (engine.metrics.bootstrap.interval_record);
+    # None for the first source
+    delta_interval: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -164,6 +168,7 @@ class SourceScores:
             "taxonomy_source": self.taxonomy_source,
             **self.scores.to_json(),
             "delta": self.delta,
+            "delta_interval": self.delta_interval,
         }
 
 
@@ -208,7 +213,18 @@ class CompareReport:
                     for cell, d, (key, _, _) in zip(cells, deltas, METRICS, strict=True)
                 ]
             lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
-        return "\n".join(lines) + "\n"
+        intervals = self.interval_lines()
+        return "\n".join(lines + ([""] + intervals if intervals else [])) + "\n"
+
+    def interval_lines(self) -> list[str]:
+        """How sure each source's delta against the first is, one line per source."""
+        titles = {key: title for key, title, _ in METRICS}
+        first = self.rows[0].name
+        return [
+            interval_line(r.name, first, r.delta_interval, titles)
+            for r in self.rows[1:]
+            if r.delta_interval
+        ]
 
 
 def _jsonable(v: Any) -> Any:
@@ -276,6 +292,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
     gt_cid = _class_in(cfg, gt_tax, gt_source, f"the ground truth {gt}")
     class_name = resolve_class(cfg.class_name, gt_tax)[0]
     rows: list[SourceScores] = []
+    per_image: list[np.ndarray] = []  # each source's (8, N) counts of the class, for intervals
     images = 0
     for name, given in cfg.sources:
         folder = source_folder(given, split)
@@ -289,14 +306,20 @@ def compare(cfg: CompareConfig) -> CompareReport:
         for counts in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):
             scorer.add_counts(PairCounts.from_array(counts))
         rows.append(SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source))
+        per_image.append(class_counts(scorer.per_image, class_id=1))  # the gt's stems, sorted
         images = len(pairs)
     first = rows[0].scores
-    for r in rows:
+    digits = {key: nd for key, _, nd in METRICS}
+    # the bootstrap rescores summed counts: Boundary F1's per-image mode has no interval
+    skip = ("bf1",) if cfg.bf1_mode != "dataset" else ()
+    for i, r in enumerate(rows):
         r.delta = {
             key: (None if math.isnan(d) else d)
             for key, _, _ in METRICS
             for d in [getattr(r.scores, key) - getattr(first, key)]
         }
+        if i:
+            r.delta_interval = interval_record(per_image[0], per_image[i], digits, skip)
     ids = {gt_cid, *(r.class_id for r in rows)}
     report = CompareReport(class_name, ids.pop() if len(ids) == 1 else None, rows, images)
     if cfg.json_out is not None:

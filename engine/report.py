@@ -39,7 +39,7 @@ from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.datasets import SegDataset, open_split
 from engine.metrics import ClassScorer, SegEvaluator
-from engine.metrics.bootstrap import LEVEL, RESAMPLES, class_counts, paired_delta_interval
+from engine.metrics.bootstrap import class_counts, interval_line, interval_record
 from engine.outputs import (
     GT_COLOR,
     PRED_COLOR,
@@ -206,17 +206,7 @@ def delta_interval(
         at = {stem: i for i, stem in enumerate(scored[name])}
         per_image = evals[name].per_image
         counts.append(class_counts([per_image[at[s]] for s in common], class_id=1))
-    interval = paired_delta_interval(*counts)
-    return {
-        **{
-            key: (None if interval[key] is None else [round_score(v, nd) for v in interval[key]])
-            for key, _, nd in METRICS
-        },  # fmt: skip
-        "images": len(common),
-        "level": LEVEL,
-        "resamples": RESAMPLES,
-        "method": "paired percentile bootstrap over images",
-    }
+    return interval_record(*counts, digits={key: nd for key, _, nd in METRICS})
 
 
 def per_class_table(
@@ -282,24 +272,12 @@ def per_class_table(
 def interval_lines(rows: list[dict]) -> list[str]:
     """One line per source with a delta interval: how sure each delta against the pseudo labels
     is, and whether it is sure of its sign (the interval excludes 0)."""
-    lines = []
-    for row in rows:
-        ci = row.get("delta_interval")
-        if not ci:
-            continue
-        cells = []
-        for key, label, nd in METRICS:
-            if ci.get(key) is None:
-                cells.append(f"{label} -")
-                continue
-            lo, hi = ci[key]
-            sure = " (excludes 0)" if lo > 0 or hi < 0 else ""
-            cells.append(f"{label} [{lo:+.{nd}f}, {hi:+.{nd}f}]{sure}")
-        lines.append(
-            f"Δ of the {row['kind']} vs the pseudo labels, {ci['level']:.0%} interval over the "
-            f"{counted(ci['images'], 'annotated image')} (paired bootstrap): " + ", ".join(cells)
-        )
-    return lines
+    titles = {key: title for key, title, _ in METRICS}
+    return [
+        interval_line(f"the {row['kind']}", "the pseudo labels", row["delta_interval"], titles)
+        for row in rows
+        if row.get("delta_interval")
+    ]
 
 
 def render_markdown(data: dict) -> str:

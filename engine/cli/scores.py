@@ -191,6 +191,8 @@ def compare_cmd(
         deltas = score_cells(row.delta, sign=True) if i else ["", "", ""]
         table.add_row(row.name, *score_cells(row.scores.to_json()), *deltas)
     stdout.print(table)
+    for line in report.interval_lines():
+        stdout.print(line, highlight=False, soft_wrap=True)
     for row in report.rows:  # ids read from what a folder records: say where
         if (
             taxonomy is None

@@ -11,6 +11,7 @@ mode), and returns the percentile interval of the difference.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -87,3 +88,44 @@ def paired_delta_interval(
             lo, hi = np.percentile(defined, [tail, 100 - tail])
             out[key] = (float(lo), float(hi))
     return out
+
+
+def interval_record(
+    base: np.ndarray, other: np.ndarray, digits: dict[str, int], skip: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """:func:`paired_delta_interval` as a report stores it (``delta_interval``): each score's
+    ``[low, high]`` rounded to ``digits[score]`` (None where none, or the score is in
+    ``skip``), with the images, level, resamples and method."""
+    interval = paired_delta_interval(base, other)
+    return {
+        **{
+            key: None
+            if interval[key] is None or key in skip
+            else [round(v, digits[key]) for v in interval[key]]
+            for key in SCORES
+        },
+        "images": int(np.asarray(base).shape[1]),
+        "level": LEVEL,
+        "resamples": RESAMPLES,
+        "method": "paired percentile bootstrap over images",
+    }
+
+
+def interval_line(what: str, against: str, record: dict[str, Any], titles: dict[str, str]) -> str:
+    """One line saying how sure the delta of ``what`` against ``against`` is, from an
+    :func:`interval_record`; ``(excludes 0)`` marks a score sure of its sign."""
+    cells = []
+    for key in SCORES:
+        title = titles[key]
+        if record.get(key) is None:
+            cells.append(f"{title} -")
+            continue
+        lo, hi = record[key]
+        digits = 4 if key == "bf1" else 2
+        sure = " (excludes 0)" if lo > 0 or hi < 0 else ""
+        cells.append(f"{title} [{lo:+.{digits}f}, {hi:+.{digits}f}]{sure}")
+    images = record["images"]
+    return (
+        f"Δ of {what} vs {against}, {record['level']:.0%} interval over the {images} annotated "
+        f"image{'s' if images != 1 else ''} (paired bootstrap): " + ", ".join(cells)
+    )

@@ -485,6 +485,28 @@ def test_compare_takes_the_subset_and_scores_as_the_report(world):
     assert cmp["images"] == 1 and row["folder"] == str(tmp / "run" / "labels" / "test")
     got = [round(row["iou"], 2), round(row["biou"], 2), round(row["bf1"], 4)]
     assert got == [pseudo["iou"], pseudo["biou"], pseudo["bf1"]]
+    # both sources over the whole subset: the report's delta and its interval
+    full = build_report(
+        ReportConfig(
+            str(subset.root), str(tmp / "rep2"), pseudo=str(tmp / "run"), pred=str(tmp / "pred"),
+            data=str(data), chart=False,
+        )
+    ).data["table4"][1]  # fmt: skip
+    from annotations.taxonomy import MASS13K
+
+    tax = MASS13K.with_new_class("Bicycle").save(tmp / "taxonomy.json")  # the report's default
+    both = compare(
+        CompareConfig(
+            "bicycle",
+            subset.root,
+            (("p", tmp / "run"), ("m", tmp / "pred")),
+            taxonomy=tax,
+            progress=False,
+        )
+    )
+    assert both.rows[0].delta_interval is None
+    assert both.rows[1].delta_interval == full["delta_interval"]
+    assert "Δ of m vs p, 95% interval over the 3 annotated images" in both.to_markdown()
     with pytest.raises(
         ValueError, match=r"one/subset\.json: this subset annotates Bicycle, not Car"
     ):
