@@ -16,19 +16,10 @@ from typing import Any
 import numpy as np
 
 from engine.metrics.counts import PairCounts
-from engine.metrics.evaluator import bf1_from_counts
+from engine.metrics.evaluator import JSON_COUNTS, bf1_from_counts
 
 # Per-image counts a class's three scores are made of, in this order.
-_COUNTS = (
-    "iou_intersection",
-    "iou_union",
-    "biou_intersection",
-    "biou_union",
-    "bf1_pred_boundary",
-    "bf1_pred_matched",
-    "bf1_gt_boundary",
-    "bf1_gt_matched",
-)
+_COUNTS = JSON_COUNTS
 SCORES = ("iou", "biou", "bf1")
 RESAMPLES = 2000
 LEVEL = 0.95
