@@ -5,8 +5,9 @@ Each area keeps its commands beside its package (``labeler/cli.py``, ``trainer/c
 This file only decides where each command appears in ``engine --help`` and adds the shared error
 handling: the library raises ``ValueError`` / ``FileNotFoundError`` (or ``RuntimeError`` for wrong
 call order) on bad input, and :func:`guard` turns that into one line on stderr and exit code 2
-instead of a traceback; a full or read-only disk likewise, with exit code 74. Heavy libraries (torch, transformers, OpenCV) are imported inside the
-commands that need them, so ``engine --help`` answers at once.
+instead of a traceback; a full or read-only disk likewise, with exit code 74. Heavy libraries
+(torch, transformers, OpenCV) are imported inside the commands that need them, so
+``engine --help`` answers at once.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ EXIT_SOME_FAILED = 1  # the command ran, but some items failed (their reasons ar
 EXIT_BAD_INPUT = 2  # bad input or wrong call order: one line on stderr, nothing done
 EXIT_IO_ERROR = 74  # the disk is full or read-only (sysexits' EX_IOERR): one line on stderr
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it (128 + SIGINT)
-
 INTERRUPTED = "interrupted"  # what stderr says then; a resumable command adds how to resume
 
 # The packages whose log records the command line shows (transformers and huggingface_hub keep
