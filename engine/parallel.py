@@ -115,4 +115,3 @@ def map_every_item(
         headline = f"{len(errors)} of {len(jobs)} {what} cannot be read, {outcome}"
         raise BadItems(headline, errors, shown)
     return results
-    return results
