@@ -47,13 +47,12 @@ def error_text(e: BaseException) -> Text:
     An error that holds several items' problems (``engine.parallel.BadItems``: one run that
     read every file) shows its headline, then each problem on a line of its own."""
     from annotations.fileio import first_line  # here: the package imports OpenCV
+    from engine.parallel import BadItems
 
     head = Text("error: ", style="bold red")
-    problems = getattr(e, "problems", None)
-    headline = getattr(e, "headline", None)
-    if not problems or not isinstance(headline, str):
+    if not isinstance(e, BadItems):
         return head + Text(first_line(e))
-    lines = [f"{headline}:", *(f"  {first_line(p)}" for p in problems)]
+    lines = [f"{e.headline}:", *(f"  {first_line(p)}" for p in e.problems)]
     return head + Text("\n".join(lines))
 
 
