@@ -328,8 +328,12 @@ def read_sample_label(
     return label
 
 
-# What a fused dataset's source map says of each pixel, by value (engine fuse writes them).
-SOURCE_NAMES = ("precise", "pseudo", "ignored by fusion")
+# What a fused dataset's source map says of each pixel (engine fuse writes them, training reads
+# them): its value, and its name for reports.
+SOURCE_PRECISE = 0  # the fused pixel is the precise label (255s of the precise label included)
+SOURCE_PSEUDO = 1  # the fused pixel is a new class, taken from its pseudo label
+SOURCE_IGNORED = 2  # fusion set the pixel to 255 (uncertain pseudo pixel, tie between classes)
+SOURCE_NAMES = ("precise", "pseudo", "ignored by fusion")  # by value
 
 
 def source_dir(spec: DatasetSpec, split: str) -> Path:

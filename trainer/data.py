@@ -30,8 +30,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from annotations.fileio import UNREADABLE, first_line
 from annotations.labelmap import IGNORE
-from engine import datasets
-from engine.datasets import DatasetSpec, SegDataset, load_spec, read_source_map
+from engine.datasets import DatasetSpec, SegDataset, load_spec, read_source_map, source_dir
 
 # Unreadable samples in a row (in index order, from the one drawn) before training stops: one
 # bad file is skipped, a split that cannot be read at all is an error.
@@ -204,11 +203,6 @@ def augment(
     return np.ascontiguousarray(image), np.ascontiguousarray(label), np.ascontiguousarray(source)
 
 
-def source_dir(data: SegDataset) -> Path:
-    """Where a split's source maps live: ``<root>/sources/<split>``."""
-    return datasets.source_dir(data.spec, data.split)
-
-
 class TrainSet(Dataset):
     """Augmented samples of one split. Keys are ``(index, seed_key)`` from :class:`StreamSampler`;
     items are dicts of ``image (3, S, S) float32 0..255 RGB``, ``label (S, S) int64`` and
@@ -231,7 +225,7 @@ class TrainSet(Dataset):
             self.data = SegDataset(spec, split)
         self.data.spec.require_labels("training")
         self.cfg = cfg
-        self.sources = source_dir(self.data)
+        self.sources = source_dir(self.data.spec, split)
         self.has_sources = not all_precise and self.sources.is_dir()
         new = [c for c in self.data.taxonomy if c.parent is not None]
         if new and not all_precise and not self.has_sources:

@@ -4,12 +4,10 @@
 ``run`` is the resumable, multi-process run behind ``engine fuse``.
 """
 
+from engine.datasets import SOURCE_IGNORED, SOURCE_PRECISE, SOURCE_PSEUDO
 from engine.fusion.pseudo import PseudoRun, open_pseudo_run, read_pseudo
 from engine.fusion.report import report_table
 from engine.fusion.rules import (
-    SOURCE_IGNORED,
-    SOURCE_PRECISE,
-    SOURCE_PSEUDO,
     ClassStats,
     FusedImage,
     FusionRules,

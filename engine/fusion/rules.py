@@ -29,10 +29,7 @@ import numpy as np
 
 from annotations.instances import Instances
 from annotations.labelmap import IGNORE
-
-SOURCE_PRECISE = 0  # the fused pixel is the precise label (255s of the precise label included)
-SOURCE_PSEUDO = 1  # the fused pixel is a new class, taken from its pseudo label
-SOURCE_IGNORED = 2  # fusion set the pixel to 255 (uncertain pseudo pixel, tie between classes)
+from engine.datasets import SOURCE_IGNORED, SOURCE_PSEUDO
 
 UNCERTAIN_MODES = ("ignore", "keep-parent")
 

@@ -37,8 +37,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from engine.datasets import SOURCE_IGNORED, SOURCE_PSEUDO
+
 IGNORE = 255
-SOURCE_PRECISE, SOURCE_PSEUDO, SOURCE_IGNORE = 0, 1, 2
 PSEUDO_FORMS = ("origin", "reversed", "flat", "precise")
 
 
@@ -281,7 +282,7 @@ def build_targets(
     if source is None:
         source = torch.zeros_like(label)
     label = label.long().clone()
-    label[source == SOURCE_IGNORE] = IGNORE
+    label[source == SOURCE_IGNORED] = IGNORE
     valid = label != IGNORE
     # the ids present, ascending (torch.unique's answer, without its sort of every pixel)
     present = torch.bincount(label[valid], minlength=1).nonzero()[:, 0]
