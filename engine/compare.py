@@ -218,10 +218,9 @@ class CompareReport:
 
     def interval_lines(self) -> list[str]:
         """How sure each source's delta against the first is, one line per source."""
-        titles = {key: title for key, title, _ in METRICS}
         first = self.rows[0].name
         return [
-            interval_line(r.name, first, r.delta_interval, titles)
+            interval_line(r.name, first, r.delta_interval)
             for r in self.rows[1:]
             if r.delta_interval
         ]
@@ -309,7 +308,6 @@ def compare(cfg: CompareConfig) -> CompareReport:
         per_image.append(class_counts(scorer.per_image, class_id=1))  # the gt's stems, sorted
         images = len(pairs)
     first = rows[0].scores
-    digits = {key: nd for key, _, nd in METRICS}
     # the bootstrap rescores summed counts: Boundary F1's per-image mode has no interval
     skip = ("bf1",) if cfg.bf1_mode != "dataset" else ()
     for i, r in enumerate(rows):
@@ -319,7 +317,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
             for d in [getattr(r.scores, key) - getattr(first, key)]
         }
         if i:
-            r.delta_interval = interval_record(per_image[0], per_image[i], digits, skip)
+            r.delta_interval = interval_record(per_image[0], per_image[i], skip)
     ids = {gt_cid, *(r.class_id for r in rows)}
     report = CompareReport(class_name, ids.pop() if len(ids) == 1 else None, rows, images)
     if cfg.json_out is not None:

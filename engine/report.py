@@ -206,7 +206,7 @@ def delta_interval(
         at = {stem: i for i, stem in enumerate(scored[name])}
         per_image = evals[name].per_image
         counts.append(class_counts([per_image[at[s]] for s in common], class_id=1))
-    return interval_record(*counts, digits={key: nd for key, _, nd in METRICS})
+    return interval_record(*counts)
 
 
 def per_class_table(
@@ -272,9 +272,8 @@ def per_class_table(
 def interval_lines(rows: list[dict]) -> list[str]:
     """One line per source with a delta interval: how sure each delta against the pseudo labels
     is, and whether it is sure of its sign (the interval excludes 0)."""
-    titles = {key: title for key, title, _ in METRICS}
     return [
-        interval_line(f"the {row['kind']}", "the pseudo labels", row["delta_interval"], titles)
+        interval_line(f"the {row['kind']}", "the pseudo labels", row["delta_interval"])
         for row in rows
         if row.get("delta_interval")
     ]

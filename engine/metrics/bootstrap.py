@@ -16,31 +16,28 @@ from typing import Any
 import numpy as np
 
 from engine.metrics.counts import PairCounts
-from engine.metrics.evaluator import JSON_COUNTS, bf1_from_counts
+from engine.metrics.evaluator import JSON_COUNTS, bf1_from_counts, ratio
+from engine.text import METRICS, counted
 
-# Per-image counts a class's three scores are made of, in this order.
-_COUNTS = JSON_COUNTS
-SCORES = ("iou", "biou", "bf1")
+SCORES = tuple(key for key, _, _ in METRICS)  # iou, biou, bf1: the rows scores_from_sums gives
 RESAMPLES = 2000
 LEVEL = 0.95
 
 
 def class_counts(per_image: Sequence[PairCounts], class_id: int) -> np.ndarray:
-    """``(8, N) int64``: the class's counts of each image (:data:`_COUNTS` order)."""
+    """``(8, N) int64``: the class's counts of each image (``JSON_COUNTS`` order)."""
     return np.array(
-        [[int(getattr(c, name)[class_id]) for c in per_image] for name in _COUNTS], np.int64
-    ).reshape(len(_COUNTS), len(per_image))
+        [[int(getattr(c, name)[class_id]) for c in per_image] for name in JSON_COUNTS], np.int64
+    ).reshape(len(JSON_COUNTS), len(per_image))
 
 
 def scores_from_sums(sums: np.ndarray) -> np.ndarray:
     """``(3, ...)`` IoU x100, BIoU x100 and BF1 from ``(8, ...)`` summed counts (NaN where a
     score has nothing to score), as :class:`engine.metrics.SegEvaluator` computes them."""
     sums = np.asarray(sums, np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(sums[1] > 0, 100 * sums[0] / np.where(sums[1] > 0, sums[1], 1), np.nan)
-        biou = np.where(sums[3] > 0, 100 * sums[2] / np.where(sums[3] > 0, sums[3], 1), np.nan)
-    bf1 = bf1_from_counts(sums[4], sums[5], sums[6], sums[7])
-    return np.stack([iou, biou, bf1])
+    iou = ratio(sums[0], sums[1]) * 100
+    biou = ratio(sums[2], sums[3]) * 100
+    return np.stack([iou, biou, bf1_from_counts(*sums[4:8])])
 
 
 def paired_delta_interval(
@@ -61,7 +58,7 @@ def paired_delta_interval(
     undefined, and any such resample turns its interval into NaN; small annotated subsets with
     images that lack the class make them often (3 images, one of them empty: 4% of draws)."""
     base, other = np.asarray(base, np.int64), np.asarray(other, np.int64)
-    if base.shape != other.shape or base.ndim != 2 or base.shape[0] != len(_COUNTS):
+    if base.shape != other.shape or base.ndim != 2 or base.shape[0] != len(JSON_COUNTS):
         raise ValueError(
             f"counts must be (8, N) of the same images, got {base.shape} and {other.shape}"
         )
@@ -82,18 +79,18 @@ def paired_delta_interval(
 
 
 def interval_record(
-    base: np.ndarray, other: np.ndarray, digits: dict[str, int], skip: tuple[str, ...] = ()
+    base: np.ndarray, other: np.ndarray, skip: tuple[str, ...] = ()
 ) -> dict[str, Any]:
     """:func:`paired_delta_interval` as a report stores it (``delta_interval``): each score's
-    ``[low, high]`` rounded to ``digits[score]`` (None where none, or the score is in
-    ``skip``), with the images, level, resamples and method."""
+    ``[low, high]`` rounded as the report's scores (``engine.text.METRICS``), None where there is
+    none or the score is in ``skip``; with the images, level, resamples and method."""
     interval = paired_delta_interval(base, other)
     return {
         **{
             key: None
             if interval[key] is None or key in skip
-            else [round(v, digits[key]) for v in interval[key]]
-            for key in SCORES
+            else [round(v, digits) for v in interval[key]]
+            for key, _, digits in METRICS
         },
         "images": int(np.asarray(base).shape[1]),
         "level": LEVEL,
@@ -102,21 +99,18 @@ def interval_record(
     }
 
 
-def interval_line(what: str, against: str, record: dict[str, Any], titles: dict[str, str]) -> str:
+def interval_line(what: str, against: str, record: dict[str, Any]) -> str:
     """One line saying how sure the delta of ``what`` against ``against`` is, from an
     :func:`interval_record`; ``(excludes 0)`` marks a score sure of its sign."""
     cells = []
-    for key in SCORES:
-        title = titles[key]
+    for key, title, digits in METRICS:
         if record.get(key) is None:
             cells.append(f"{title} -")
             continue
         lo, hi = record[key]
-        digits = 4 if key == "bf1" else 2
         sure = " (excludes 0)" if lo > 0 or hi < 0 else ""
         cells.append(f"{title} [{lo:+.{digits}f}, {hi:+.{digits}f}]{sure}")
-    images = record["images"]
     return (
-        f"Δ of {what} vs {against}, {record['level']:.0%} interval over the {images} annotated "
-        f"image{'s' if images != 1 else ''} (paired bootstrap): " + ", ".join(cells)
+        f"Δ of {what} vs {against}, {record['level']:.0%} interval over the "
+        f"{counted(record['images'], 'annotated image')} (paired bootstrap): " + ", ".join(cells)
     )

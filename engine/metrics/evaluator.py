@@ -31,7 +31,7 @@ JSON_COUNTS = (
 )
 
 
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """``num / den`` as float64, NaN where ``den == 0``."""
     num = np.asarray(num, np.float64)
     den = np.asarray(den, np.float64)
@@ -180,8 +180,8 @@ class SegEvaluator:
         total = PairCounts.zeros(k)
         for c in self.per_image:
             total = total + c
-        iou = _ratio(total.iou_intersection, total.iou_union) * 100
-        biou = _ratio(total.biou_intersection, total.biou_union) * 100
+        iou = ratio(total.iou_intersection, total.iou_union) * 100
+        biou = ratio(total.biou_intersection, total.biou_union) * 100
         if self.bf1_mode == "dataset":
             bf1 = bf1_from_counts(
                 total.bf1_pred_boundary,

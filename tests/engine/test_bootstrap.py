@@ -38,11 +38,15 @@ def test_scores_from_sums_are_the_evaluators():
     )
 
 
+def _two_sources(n: int, a: tuple[int, int], b: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Per-image counts of two sources (seed, shift) against the first one's ground truth."""
+    preds_a, gts = _pairs(a[0], n, a[1])
+    preds_b, _ = _pairs(b[0], n, b[1])
+    return _counts(preds_a, gts)[1], _counts(preds_b, gts)[1]
+
+
 def test_a_difference_on_every_image_excludes_zero_and_none_is_zero():
-    preds, gts = _pairs(1, 10, 0)
-    worse, _ = _pairs(1, 10, 4)
-    _, good = _counts(preds, gts)
-    _, bad = _counts(worse, gts)
+    good, bad = _two_sources(10, (1, 0), (1, 4))
     ci = paired_delta_interval(bad, good)
     delta = scores_from_sums(good.sum(1)) - scores_from_sums(bad.sum(1))
     for i, key in enumerate(("iou", "biou", "bf1")):
@@ -57,10 +61,7 @@ def test_a_difference_on_every_image_excludes_zero_and_none_is_zero():
 
 
 def test_the_interval_is_reproducible_and_widens_with_fewer_images():
-    a, gts = _pairs(2, 24, 1)
-    b, _ = _pairs(3, 24, 0)
-    _, ca = _counts(a, gts)
-    _, cb = _counts(b, gts)
+    ca, cb = _two_sources(24, (2, 1), (3, 0))
     full = paired_delta_interval(ca, cb)
     assert paired_delta_interval(ca, cb) == full  # seeded
     few = paired_delta_interval(ca[:, :6], cb[:, :6])
