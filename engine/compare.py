@@ -12,6 +12,7 @@ prediction folder holding the subset's split (``RUN/labels/<split>``, ``DIR/<spl
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,11 +34,19 @@ from engine.metrics import (
     binary_class_counts,
     is_binary_mask,
 )
-from engine.metrics.bootstrap import class_counts, interval_line, interval_record
+from engine.metrics.bootstrap import (
+    MATCH_IOU,
+    class_counts,
+    interval_line,
+    interval_record,
+    matches_truth,
+)
 from engine.outputs import DEFAULT_TAXONOMY, png_folders, pyplot, save_figure, taxonomy_record
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
 from engine.text import METRICS, counted, format_score, score_cells
+
+log = logging.getLogger(__name__)
 
 INPUT_MODES = ("auto", "binary", "labels")
 
@@ -159,6 +168,9 @@ class SourceScores:
     # the delta's 95% paired-bootstrap interval (engine.metrics.bootstrap.interval_record);
     # None for the first source
     delta_interval: dict[str, Any] | None = None
+    # equal to the ground truth on every image (engine.metrics.bootstrap.matches_truth): the
+    # row measures nothing
+    matches_truth: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -169,6 +181,7 @@ class SourceScores:
             **self.scores.to_json(),
             "delta": self.delta,
             "delta_interval": self.delta_interval,
+            "matches_truth": self.matches_truth,
         }
 
 
@@ -180,6 +193,18 @@ class CompareReport:
     class_id: int | None  # its id, where every folder's taxonomy agrees (else per source)
     rows: list[SourceScores]  # one per source, in the given order
     images: int  # annotated images
+    gt: str = ""  # the ground-truth folder
+
+    def warnings(self) -> list[str]:
+        """One line per source equal to the ground truth on every image."""
+        return [
+            f"{r.folder}: source {r.name!r} equals the ground truth {self.gt} on every image "
+            f"(IoU >= {MATCH_IOU:g} on each of {counted(self.images, 'image')}), so its row "
+            "measures nothing: is it the ground truth itself, or were these annotations imported "
+            "uncorrected from it?"
+            for r in self.rows
+            if r.matches_truth
+        ]
 
     def to_json(self, config: CompareConfig | None = None) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -187,6 +212,7 @@ class CompareReport:
             "class_id": self.class_id,
             "images": self.images,
             "sources": [r.to_json() for r in self.rows],
+            "warnings": self.warnings(),
         }
         if config is not None:
             cfg = asdict(config)
@@ -214,7 +240,11 @@ class CompareReport:
                 ]
             lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
         intervals = self.interval_lines()
-        return "\n".join(lines + ([""] + intervals if intervals else [])) + "\n"
+        if intervals:
+            lines += ["", *intervals]
+        for warning in self.warnings():
+            lines += ["", f"> **Warning**: {warning}"]
+        return "\n".join(lines) + "\n"
 
     def interval_lines(self) -> list[str]:
         """How sure each source's delta against the first is, one line per source."""
@@ -236,8 +266,11 @@ def _jsonable(v: Any) -> Any:
 
 def ground_truth(gt: Path, class_name: str) -> tuple[Path, str | None]:
     """``(folder of ground-truth PNGs, split)``: an annotated subset's masks and split (its class
-    must be ``class_name``), or ``gt`` itself with no split known."""
+    must be ``class_name``), given as the subset or its ``masks`` folder; or ``gt`` itself with
+    no split known."""
     gt = Path(gt)
+    if gt.name == "masks" and (gt.parent / "subset.json").is_file():
+        gt = gt.parent  # a subset's masks: the subset, whose split and class are known
     if not (gt / "subset.json").is_file():
         return gt, None
     subset = read_subset(gt)
@@ -304,8 +337,11 @@ def compare(cfg: CompareConfig) -> CompareReport:
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
         for counts in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):
             scorer.add_counts(PairCounts.from_array(counts))
-        rows.append(SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source))
-        per_image.append(class_counts(scorer.per_image, class_id=1))  # the gt's stems, sorted
+        counts = class_counts(scorer.per_image, class_id=1)  # the gt's stems, sorted
+        row = SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source)
+        row.matches_truth = matches_truth(counts)
+        rows.append(row)
+        per_image.append(counts)
         images = len(pairs)
     first = rows[0].scores
     # the bootstrap rescores summed counts: Boundary F1's per-image mode has no interval
@@ -319,7 +355,9 @@ def compare(cfg: CompareConfig) -> CompareReport:
         if i:
             r.delta_interval = interval_record(per_image[0], per_image[i], skip)
     ids = {gt_cid, *(r.class_id for r in rows)}
-    report = CompareReport(class_name, ids.pop() if len(ids) == 1 else None, rows, images)
+    report = CompareReport(class_name, ids.pop() if len(ids) == 1 else None, rows, images, str(gt))
+    for warning in report.warnings():
+        log.warning(warning)
     if cfg.json_out is not None:
         atomic_write_json(cfg.json_out, report.to_json(cfg))
     if cfg.markdown_out is not None:

@@ -41,6 +41,21 @@ _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
 Image.MAX_IMAGE_PIXELS = 300_000_000
 
 
+def tidy_path(path: Path) -> Path:
+    """``path`` with ``.`` and ``DIR/..`` folded away when that names the same folder: a fused
+    dataset's images (``images: ../../../data/images/{split}``) are then named in messages as
+    ``data/images/train/x.jpg``, not ``runs/fused/bicycle/../../../data/images/train/x.jpg``.
+    Kept as given where folding would change its meaning (a symlinked folder before ``..``) or
+    the folder does not exist."""
+    tidy = Path(os.path.normpath(path))
+    if ".." not in path.parts or tidy == path:
+        return tidy  # without "..", normpath only drops "." and doubled separators
+    try:
+        return tidy if os.path.samefile(tidy, path) else path
+    except OSError:
+        return path
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where a dataset's images and labels live."""
@@ -53,10 +68,12 @@ class DatasetSpec:
     image_exts: tuple[str, ...] = IMAGE_EXTS  # image file suffixes, lower case
 
     def image_dir(self, split: str) -> Path:
-        return self.root / self.images.format(split=split)
+        return tidy_path(self.root / self.images.format(split=split))
 
     def label_dir(self, split: str) -> Path | None:
-        return None if self.labels is None else self.root / self.labels.format(split=split)
+        if self.labels is None:
+            return None
+        return tidy_path(self.root / self.labels.format(split=split))
 
     def require_labels(self, what: str) -> None:
         """``ValueError`` naming the root when the spec has no labels (``labels: null``) and

@@ -19,6 +19,7 @@ Files: ``OUT/report.md``, ``OUT/report.json``, ``OUT/chart.png``, ``OUT/overlays
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -39,7 +40,13 @@ from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.datasets import SegDataset, open_split
 from engine.metrics import ClassScorer, SegEvaluator
-from engine.metrics.bootstrap import class_counts, interval_line, interval_record
+from engine.metrics.bootstrap import (
+    MATCH_IOU,
+    class_counts,
+    interval_line,
+    interval_record,
+    matches_truth,
+)
 from engine.outputs import (
     GT_COLOR,
     PRED_COLOR,
@@ -56,6 +63,8 @@ from engine.outputs import (
 from engine.progress import track
 from engine.runinfo import environment
 from engine.text import METRICS, SOURCES, counted, score_cells
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -177,6 +186,7 @@ def score_class(
         }
         for key, _, nd in METRICS:
             row[key] = round_score(getattr(res, key), nd)
+        row["matches_annotation"] = matches_truth(class_counts(evals[name].per_image, 1))
         if base is None and name == "pseudo labels":
             base = row
         rows.append(row)
@@ -269,6 +279,29 @@ def per_class_table(
     }
 
 
+def match_warnings(rows: list[dict], subset: str | Path) -> list[str]:
+    """One line per source that agrees with the annotated subset on every image
+    (:func:`engine.metrics.bootstrap.matches_truth`): its row measures nothing, and the line says
+    the likely cause."""
+    lines = []
+    for row in rows:
+        if not row.get("matches_annotation"):
+            continue
+        if row["kind"] == "pseudo labels":
+            cause = (
+                "were the pseudo labels exported by engine annotate export imported without "
+                "being corrected?"
+            )
+        else:
+            cause = "is that folder the annotations themselves?"
+        lines.append(
+            f"{subset}: the annotated masks equal the {row['kind']} on every image "
+            f"(IoU >= {MATCH_IOU:g} on each of {counted(row['images'], 'image')}), so their row "
+            f"measures nothing: {cause}"
+        )
+    return lines
+
+
 def interval_lines(rows: list[dict]) -> list[str]:
     """One line per source with a delta interval: how sure each delta against the pseudo labels
     is, and whether it is sure of its sign (the interval excludes 0)."""
@@ -312,6 +345,8 @@ def render_markdown(data: dict) -> str:
     intervals = interval_lines(data["table4"])
     if intervals:
         lines += ["", *intervals]
+    for warning in data.get("warnings") or []:
+        lines += ["", f"> **Warning**: {warning}"]
     pc = data.get("per_class")
     if pc:
         lines += [
@@ -483,6 +518,9 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     images = {s.stem: s.image_path for s in split_ds.samples} if split_ds is not None else {}
     dirs = source_dirs(cfg, class_name, taxonomy)
     rows, class_pixels = score_class(cfg, subset, class_name, dirs, backend)
+    warnings = match_warnings(rows, subset.root)
+    for warning in warnings:
+        log.warning(warning)
     title = cfg.title or f"{class_name}: pseudo labels vs joint training"
     if backend == "simulated" and "simulated" not in title.lower():
         title += " (simulated labeler)"
@@ -495,6 +533,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         "subset_images": len(subset.stems),
         "metrics": {"iou": "IoU x100", "biou": "Boundary IoU x100", "bf1": "Boundary F1 (0..1)"},
         "table4": rows,
+        "warnings": warnings,
         "per_class": (  # needs the split's 7-class labels (a spec may have none: labels null)
             per_class_table(cfg, subset, class_name, taxonomy, split_ds)
             if cfg.pred and split_ds is not None and split_ds.spec.labels is not None

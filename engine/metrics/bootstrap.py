@@ -40,6 +40,20 @@ def scores_from_sums(sums: np.ndarray) -> np.ndarray:
     return np.stack([iou, biou, bf1_from_counts(*sums[4:8])])
 
 
+MATCH_IOU = 99.5  # per-image IoU x100 from which a source "matches" the annotation
+
+
+def matches_truth(counts: np.ndarray, level: float = MATCH_IOU) -> bool:
+    """Whether a source agrees with the annotation on every image, ``(8, N)`` per-image counts
+    (:func:`class_counts`): IoU >= ``level`` wherever either holds the class, and at least one
+    image does. Real annotations never agree this well with pseudo labels or a model: the
+    annotation is that source (pseudo labels exported and imported uncorrected, or the same
+    folder given twice), and a table scoring it measures nothing."""
+    iou = scores_from_sums(np.asarray(counts, np.int64))[0]  # NaN: the class in neither
+    defined = iou[~np.isnan(iou)]
+    return defined.size > 0 and bool((defined >= level).all())
+
+
 def paired_delta_interval(
     base: np.ndarray,
     other: np.ndarray,

@@ -6,7 +6,12 @@ import numpy as np
 import pytest
 
 from engine.metrics import SegEvaluator
-from engine.metrics.bootstrap import class_counts, paired_delta_interval, scores_from_sums
+from engine.metrics.bootstrap import (
+    class_counts,
+    matches_truth,
+    paired_delta_interval,
+    scores_from_sums,
+)
 
 
 def _pairs(seed: int, n: int, shift: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -67,3 +72,21 @@ def test_the_interval_is_reproducible_and_widens_with_fewer_images():
     few = paired_delta_interval(ca[:, :6], cb[:, :6])
     width = lambda ci: ci["iou"][1] - ci["iou"][0]  # noqa: E731
     assert width(few) > width(full)
+
+
+def test_matches_truth_only_when_every_image_with_the_class_agrees():
+    preds, gts = _pairs(2, 4, 0)
+    gts = [p.copy() for p in preds]  # the source is the truth
+    empty = np.zeros_like(gts[0])
+    _, same = _counts([*preds, empty], [*gts, empty])  # an image without the class in either
+    assert matches_truth(same)
+    off = [p.copy() for p in preds]
+    off[3] = np.roll(off[3], 3, axis=1)  # one image differs
+    assert not matches_truth(_counts([*off, empty], [*gts, empty])[1])
+    assert not matches_truth(_counts([empty], [empty])[1])  # nothing holds the class
+    # a source within 0.5% of the truth's pixels still matches: one pixel off 1,200
+    big = np.zeros((40, 48), np.uint8)
+    big[5:35, 5:45] = 1
+    near = big.copy()
+    near[5, 5] = 0
+    assert matches_truth(_counts([near], [big])[1])

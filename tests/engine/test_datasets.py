@@ -239,6 +239,30 @@ def test_yaml_spec_with_other_folders_and_taxonomy(tmp_path: Path):
     assert ds[0].label_path is None and ds.check() == []
 
 
+def test_a_spec_pointing_up_names_its_files_without_dotdot(tmp_path: Path):
+    # a fused dataset's spec reaches the original images through "..": the samples (and so
+    # every message about them) name the images' real folder
+    _mass(tmp_path / "data", "train", ["a"])
+    fused = tmp_path / "runs/fused/bicycle"
+    _label(fused / "labels/train/a.png")
+    (fused / "dataset.yaml").write_text(
+        "images: ../../../data/images/{split}\nlabels: ./labels/{split}\n"
+    )
+    ds = open_split(fused, "train")
+    assert ds[0].image_path == tmp_path / "data/images/train/a.jpg"
+    assert ds[0].label_path == fused / "labels/train/a.png"
+    # through a symlinked run folder ".." means the link target's parent, which holds
+    # another dataset here: the path is kept as given, so it names the files really read
+    target = tmp_path / "x/y/z/bicycle"
+    target.parent.mkdir(parents=True)
+    fused.rename(target)
+    fused.symlink_to(target)
+    _mass(tmp_path / "x/data", "train", ["a"])
+    ds = open_split(fused, "train")
+    assert ds[0].image_path == fused / "../../../data/images/train/a.jpg"
+    assert ds[0].image_path.samefile(tmp_path / "x/data/images/train/a.jpg")
+
+
 def test_spec_without_split_template(tmp_path: Path):
     _image(tmp_path / "photos/a.jpg")
     (tmp_path / "dataset.yml").write_text("images: photos\nlabels: null\n")

@@ -511,3 +511,47 @@ def test_compare_takes_the_subset_and_scores_as_the_report(world):
         ValueError, match=r"one/subset\.json: this subset annotates Bicycle, not Car"
     ):
         compare(CompareConfig("Car", small.root, (("p", tmp / "run"),), progress=False))
+
+
+def test_a_source_equal_to_the_annotation_is_warned_about(world, caplog):
+    """Pseudo labels exported and imported without correction (the subset is the pseudo labels)
+    score 100: the report and compare say that row measures nothing, in the JSON, the Markdown
+    and a log warning; real annotations raise none."""
+    from engine.compare import CompareConfig, compare
+
+    tmp, data, subset, gt = world
+    run_labels = tmp / "run" / "labels" / "test"
+    copied = {s: read_label(run_labels / f"{s}.png") for s in subset.stems}
+    echo = write_subset(tmp / "echo", "Bicycle", "test", copied, {s: "coco.json" for s in copied})
+    cfg = ReportConfig(
+        str(echo.root), str(tmp / "rep"), pseudo=str(tmp / "run"), pred=str(tmp / "pred"),
+        data=str(data), chart=False, overlays=0,
+    )  # fmt: skip
+    with caplog.at_level("WARNING", logger="engine.report"):
+        res = build_report(cfg)
+    pseudo, model = res.data["table4"]
+    assert pseudo["iou"] == 100.0 and pseudo["matches_annotation"]
+    assert not model["matches_annotation"]
+    (warning,) = res.data["warnings"]
+    assert warning.startswith(f"{echo.root}: the annotated masks equal the pseudo labels on every")
+    assert "imported without being corrected" in warning
+    assert [r.getMessage() for r in caplog.records] == [warning]
+    assert f"> **Warning**: {warning}" in res.markdown.read_text()
+    # the real annotation: nothing to warn about
+    real = build_report(replace(cfg, subset=str(subset.root), out=str(tmp / "rep2")))
+    assert real.data["warnings"] == [] and "Warning" not in real.markdown.read_text()
+    # compare, given the subset's masks folder as --gt: a subset, so the split's other
+    # predictions are left out, and the source equal to it is named
+    rep = compare(
+        CompareConfig("Bicycle", echo.root / "masks", (("p", tmp / "run"),), progress=False)
+    )
+    assert rep.images == 3 and rep.rows[0].matches_truth
+    (line,) = rep.warnings()
+    assert line.startswith(f"{run_labels}: source 'p' equals the ground truth {echo.root}/masks")
+    assert rep.to_json()["warnings"] == [line] and f"> **Warning**: {line}" in rep.to_markdown()
+    assert (
+        compare(
+            CompareConfig("Bicycle", subset.root / "masks", (("p", tmp / "run"),), progress=False)
+        ).warnings()
+        == []
+    )
