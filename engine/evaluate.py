@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from annotations.fileio import atomic_write_json, not_this_output
+from annotations.fileio import atomic_write_json, not_this_output, output_kind
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
@@ -97,8 +97,25 @@ def list_labels(folder: Path, what: str) -> dict[str, Path]:
         raise ValueError(
             f"{folder}: no {what} PNG files found (expected <stem>.png)"
             + not_this_output(folder, "a folder of label maps", "predict.json")
+            + _labels_inside(folder)
         )
     return files
+
+
+def _labels_inside(folder: Path) -> str:
+    """Where the label maps of an engine output given as a folder of label maps are, for the
+    end of the error: a label run's or fused dataset's ``labels/<split>``; for an annotated
+    subset, the command that scores it."""
+    kind = output_kind(folder)
+    if kind is None:
+        return ""
+    if kind[0] == "subset.json":
+        return f" (score its class with engine compare --gt {folder} or engine report --subset)"
+    labels = folder / "labels"
+    splits = sorted(d.name for d in labels.iterdir() if d.is_dir()) if labels.is_dir() else []
+    if kind[0] in ("run.json", "fuse.json") and splits:
+        return f" (its label maps are in {labels}/ by split: {', '.join(splits)})"
+    return ""
 
 
 def _names(stems: Sequence[str], limit: int = 5) -> str:

@@ -38,6 +38,7 @@ from annotations.fileio import (
 )
 from annotations.instances import Instances
 from annotations.labelmap import write_label
+from annotations.labelrun import read_run_info
 from annotations.taxonomy import Taxonomy
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
@@ -117,6 +118,27 @@ def _done_keys(
         ):
             done.add((split, stem))
     return done
+
+
+def check_same_class(out: Path, cfg: LabelConfig) -> None:
+    """A folder holds one class's label run: labeling another class into it (a changed
+    threshold re-labels, but a changed class is another run) is a ``ValueError`` naming the
+    class it holds, unless ``cfg.force``. Fused datasets, subsets picked from the run and its
+    review all read these labels as that class."""
+    if cfg.force or not (out / "run.json").is_file():
+        return
+    try:
+        held = read_run_info(out / "run.json").class_name
+    except (OSError, ValueError):
+        return  # an unreadable record: the run rewrites it, as before
+    if held.lower() != cfg.cls.name.lower():
+        default = Path("runs/label") / cfg.cls.name.lower()
+        other = f" (by default {default})" if default.absolute() != out.absolute() else ""
+        raise ValueError(
+            f"{out}: a label run of {held}; labeling {cfg.cls.name} here would replace its "
+            f"labels (read as {held} by what was made from them): give another --out{other}, "
+            "or --force to replace the run"
+        )
 
 
 def _changed_settings(out: Path, cfg: LabelConfig) -> str:
@@ -343,6 +365,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
 
         if torch.cuda.is_available():
             cfg = dataclasses.replace(cfg, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")
+    check_same_class(cfg.out_dir, cfg)
     items, taxonomy = plan_items(cfg)
     class_id = taxonomy.id_of(cfg.cls.name)
     if backend is None:

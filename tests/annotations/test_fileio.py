@@ -208,6 +208,17 @@ def test_a_folder_given_in_the_wrong_place_is_named_for_what_it_is(tmp_path):
         _ = LabelRun.open(fused).class_name
     with pytest.raises(ValueError, match=rf"; {run} is a label run \(engine label\), not a folder"):
         list_labels(run, "ground-truth")
+    # and where the label maps are, or which command scores an annotated subset
+    (run / "labels" / "val").mkdir(parents=True)
+    (run / "labels" / "test").mkdir()
+    with pytest.raises(
+        ValueError, match=rf"\(its label maps are in {run}/labels/ by split: test, val\)$"
+    ):
+        list_labels(run, "prediction")
+    with pytest.raises(
+        ValueError, match=rf"\(score its class with engine compare --gt {subset} or"
+    ):
+        list_labels(subset, "ground-truth")
     with pytest.raises(
         FileNotFoundError, match=rf"; {run} is a label run \(engine label\), not a dataset"
     ):

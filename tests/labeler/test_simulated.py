@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -255,6 +257,29 @@ def test_engine_label_backend_simulated(tmp_path):
     text = " ".join(res.output.split())
     assert res.returncode == 0 and "labelled now │ 3" in text
     assert f"warning: {out}: 3 images labelled with other settings (cls.min_area 0 -> 5)" in text
+
+    # another class is another run: refused, naming the class the folder holds, and nothing
+    # of the Bicycle run is touched
+    def files() -> dict:  # but the lock file, which names the last process that held it
+        return {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".lock"}
+
+    before = files()
+    other = _engine("label", *[("Car" if a == "Bicycle" else a) for a in args])
+    assert other.returncode == 2, other.output
+    assert " ".join(other.output.split()) == (
+        f"error: {out}: a label run of Bicycle; labeling Car here would replace its labels "
+        "(read as Bicycle by what was made from them): give another --out (by default "
+        "runs/label/car), or --force to replace the run"
+    )
+    assert files() == before
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.run import check_same_class
+
+    car = LabelConfig(data=str(root), cls=ClassSpec("Car"), out=str(out))
+    with pytest.raises(ValueError, match="a label run of Bicycle; labeling Car here"):
+        check_same_class(out, car)
+    check_same_class(out, LabelConfig(data=str(root), cls=ClassSpec("bicycle"), out=str(out)))
+    check_same_class(out, dataclasses.replace(car, force=True))  # --force: replace the run
     bad = _engine("label", *args[:-3], "--backend-option", "seeed=1", "--no-progress", "--force")
     assert bad.returncode == 2 and "unknown options ['seeed']" in bad.output
     # detector settings mean nothing to it: refused rather than recorded in run.json unused
