@@ -31,7 +31,7 @@ import dataclasses
 import json
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,6 +170,7 @@ def run_demo(
         out=out / "data", train=cfg.train, val=cfg.val, test=cfg.test, size=cfg.size, seed=cfg.seed
     )
     check_same_data(synth_cfg)  # and a folder holding another demo's scenes
+    check_same_classes(out / "fused", cfg.classes)  # and one fused for other classes
     fused, train_out = out / "fused", out / "train"
     train_cfg = demo_train_config(cfg, fused, train_out)
     micro_batch(train_cfg, train_cfg.processes)  # and a batch the processes cannot split
@@ -345,6 +346,28 @@ def check_same_data(synth: SynthConfig) -> None:
         raise ValueError(
             f"{path}: this demo folder was made with other data settings ({'; '.join(differ)}); "
             "rerun with those or give a new --out"
+        )
+
+
+def check_same_classes(fused: Path, classes: Sequence[str]) -> None:
+    """Refuse to resume a demo folder whose fused dataset holds other new classes (or the same
+    in another order, which gives them other ids): its model and reports are of those classes,
+    and fusion would refuse to replace them halfway through the demo."""
+    from annotations.taxonomy import Taxonomy
+    from engine.fusion.run import new_class_names
+
+    path = fused / "taxonomy.json"
+    if not path.is_file():
+        return
+    try:
+        held = new_class_names(Taxonomy.load(path))
+    except (OSError, ValueError):
+        return  # fusion rewrites an unreadable record
+    if [c.lower() for c in held] != [c.lower() for c in classes]:
+        flags = " ".join(f"--class {c}" for c in held)
+        raise ValueError(
+            f"{path}: this demo folder was made for {' + '.join(held)}, not "
+            f"{' + '.join(classes)}; rerun with {flags} or give a new --out"
         )
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -49,6 +50,8 @@ from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from engine.runlock import holds_lock
 from engine.text import counted
+
+log = logging.getLogger(__name__)
 
 FUSE_FORMAT = "mass-engine/fuse/v1"
 
@@ -435,6 +438,53 @@ def _is_done(record: dict | None, plan: FusePlan, job: Job, out: Path) -> bool:
     return all(p.is_file() for p in output_paths(out, job.split, job.stem))
 
 
+def new_class_names(taxonomy: Taxonomy) -> list[str]:
+    """The classes carved out of a parent (the new classes), in id order."""
+    return [c.name for c in taxonomy if c.parent is not None]
+
+
+def check_same_classes(out: Path, plan: FusePlan, force: bool) -> None:
+    """A fused dataset's folder holds one set of new classes: fusing others into it (a changed
+    setting re-fuses, but other classes are another dataset, with other class ids) is a
+    ``ValueError`` naming the classes it holds, unless ``force``. Training runs and predictions
+    made from it read its labels with its taxonomy."""
+    path = out / "taxonomy.json"
+    if force or not path.is_file():
+        return
+    try:
+        held = new_class_names(Taxonomy.load(path))
+    except (OSError, ValueError):
+        return  # an unreadable record: the run rewrites it, as before
+    wanted = new_class_names(plan.taxonomy)
+    if held != wanted:
+        raise ValueError(
+            f"{out}: a fused dataset of {' + '.join(held) or 'no new class'}; fusing "
+            f"{' + '.join(wanted)} here would replace its labels and class ids: give another "
+            "--out, or --force to replace it"
+        )
+
+
+def _warn_fused_again(latest: dict, plan: FusePlan, out: Path, todo: list[Job]) -> None:
+    """A warning when images fused before with other settings or inputs are fused again (as
+    the labeler warns): hours of work on MaSS13K should not be replaced unannounced."""
+    again = sum(
+        1
+        for j in todo
+        if (rec := latest.get((j.split, j.stem)))
+        and rec.get("status") == "ok"
+        and (
+            rec.get("config_hash") != plan.config_hash or rec.get("inputs") != input_stamp(plan, j)
+        )
+    )
+    if again:
+        log.warning(
+            "%s: %s fused with other settings or inputs will be fused again; give another "
+            "--out to keep them",
+            out,
+            counted(again, "image"),
+        )
+
+
 @holds_lock("engine fuse", lambda c: c.out)
 def fuse(config: FuseConfig) -> FuseResult:
     """Fuse the pseudo labels of ``config.pseudo`` into the precise labels of ``config.data``.
@@ -446,6 +496,7 @@ def fuse(config: FuseConfig) -> FuseResult:
     t0 = time.perf_counter()
     plan = plan_fusion(config)
     out = config.out
+    check_same_classes(out, plan, config.force)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
     latest: dict[tuple[str, str], dict] = {}
@@ -457,6 +508,8 @@ def fuse(config: FuseConfig) -> FuseResult:
         for j in plan.jobs
         if config.force or not _is_done(latest.get((j.split, j.stem)), plan, j, out)
     ]
+    if not config.force:
+        _warn_fused_again(latest, plan, out, todo)
     plan.taxonomy.save(out / "taxonomy.json")
     atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out))
     atomic_write_json(out / "fuse.json", _fuse_json(plan, config, "running", {}))

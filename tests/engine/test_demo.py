@@ -235,6 +235,24 @@ def test_data_guard_names_a_setting_an_older_synth_json_did_not_record(tmp_path)
     )
 
 
+def test_class_guard_refuses_a_demo_folder_fused_for_other_classes(tmp_path):
+    """A demo folder fused for Bicycle + Car is not resumed for Car alone (or Car + Bicycle:
+    other ids): refused before any stage, saying how to rerun; the same classes resume."""
+    from annotations.taxonomy import MASS13K
+    from engine.demo import check_same_classes
+
+    check_same_classes(tmp_path, ["Car"])  # nothing fused yet
+    MASS13K.with_new_class("Bicycle").with_new_class("Car").save(tmp_path / "taxonomy.json")
+    check_same_classes(tmp_path, ["bicycle", "car"])
+    for classes in (["Car"], ["Car", "Bicycle"]):
+        with pytest.raises(ValueError) as e:
+            check_same_classes(tmp_path, classes)
+        assert str(e.value) == (
+            f"{tmp_path / 'taxonomy.json'}: this demo folder was made for Bicycle + Car, not "
+            f"{' + '.join(classes)}; rerun with --class Bicycle --class Car or give a new --out"
+        )
+
+
 def test_data_guard_reads_an_interrupted_synth_run(tmp_path):
     """A demo stopped while its scenes were drawn has no synth.json yet: the guard reads the
     unfinished run's record, so another size is refused and the same settings resume."""

@@ -187,7 +187,7 @@ def test_dataset_spec_images_outside_its_root(tmp_path, absolute):
     assert ds.load_pair(ds[0])[1].shape == (4, 6)
 
 
-def test_resume_skips_done_images_and_redoes_changed_ones(world):
+def test_resume_skips_done_images_and_redoes_changed_ones(world, caplog):
     first = fuse(cfg(world))
     before = outputs(world["out"])
     again = fuse(cfg(world))
@@ -201,8 +201,13 @@ def test_resume_skips_done_images_and_redoes_changed_ones(world):
         world["bike"] / "confidence/val/b.png",
         np.where(bike_map(0) == 1, 200, 100).astype(np.uint8),
     )
-    changed = fuse(cfg(world))
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        changed = fuse(cfg(world))
     assert (changed.fused, changed.skipped) == (1, 3)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{world['out']}: 1 image fused with other settings or inputs will be fused again; "
+        "give another --out to keep them"
+    ]
     np.testing.assert_array_equal(
         read_label(world["out"] / "labels/val/b.png"), read_label(world["out"] / "labels/val/a.png")
     )
@@ -212,6 +217,28 @@ def test_resume_skips_done_images_and_redoes_changed_ones(world):
     # A deleted output is redone.
     (world["out"] / "sources/train/a.png").unlink()
     assert fuse(cfg(world, uncertain="keep-parent")).fused == 1
+
+
+def test_other_new_classes_do_not_replace_a_fused_dataset(world):
+    """A fused dataset's folder holds one set of new classes: fusing another set (or the same
+    in another order: other ids) into it is refused before anything is written, naming what it
+    holds; --force replaces it."""
+    fuse(cfg(world))
+    before = outputs(world["out"])
+    for pseudo, wanted in (
+        ((world["car"],), "Car"),
+        ((world["car"], world["bike"]), "Car + Bicycle"),
+    ):
+        with pytest.raises(ValueError) as e:
+            fuse(cfg(world, pseudo=pseudo))
+        assert str(e.value) == (
+            f"{world['out']}: a fused dataset of Bicycle + Car; fusing {wanted} here would "
+            "replace its labels and class ids: give another --out, or --force to replace it"
+        )
+    assert outputs(world["out"]) == before
+    assert Taxonomy.load(world["out"] / "taxonomy.json").names[-2:] == ["Bicycle", "Car"]
+    replaced = fuse(cfg(world, pseudo=(world["car"],), force=True))
+    assert replaced.fused == 4 and Taxonomy.load(world["out"] / "taxonomy.json").names[-1] == "Car"
 
 
 def test_workers_give_the_same_outputs(world, tmp_path):
