@@ -17,6 +17,7 @@ Everything is plain Python, numbers and tensors, so ``torch.load(weights_only=Tr
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import tempfile
@@ -119,6 +120,18 @@ def set_rng_state(state: dict[str, Any], cuda: bool = True) -> None:
         cuda = state["cuda"]
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """A short SHA-256 of a model's weights (names, dtypes, shapes and bytes, in name order):
+    which weights made a prediction, whatever else the checkpoint holds (optimizer state,
+    step). A checkpoint retrained to the same path and step has another digest."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()[:16]
 
 
 def model_from_checkpoint(

@@ -97,10 +97,10 @@ class PredictResult:
     size_source: str = "given"  # where it came from: "given", or inference_size's reason
 
 
-def check_resume(meta_path: Path, cfg: PredictConfig, step: int) -> None:
+def check_resume(meta_path: Path, cfg: PredictConfig, step: int, weights: str = "") -> None:
     """Refuse to add label maps to a folder whose ``predict.json`` records other settings (or
-    another checkpoint or step) than ``cfg`` (its size resolved): one line naming the file and
-    every difference."""
+    another checkpoint, step or ``weights``: :func:`trainer.checkpoint.weights_digest`) than
+    ``cfg`` (its size resolved): one line naming the file and every difference."""
     meta = prediction_record(meta_path.parent)
     if meta is None:
         return  # label maps from elsewhere, or a run stopped before its record: nothing to hold
@@ -123,6 +123,12 @@ def check_resume(meta_path: Path, cfg: PredictConfig, step: int) -> None:
         diffs.insert(0, f"checkpoint {old['checkpoint']}, not {cfg.checkpoint}")
     elif meta.get("checkpoint_step", step) != step:
         diffs.insert(0, f"checkpoint step {meta['checkpoint_step']}, not {step}")
+    elif weights and meta.get("weights_sha256", weights) != weights:
+        diffs.insert(
+            0,
+            f"checkpoint weights {meta['weights_sha256']}, not {weights}: the same file and "
+            "step, trained again",
+        )
     if diffs:
         raise ValueError(
             f"{meta_path}: the label maps here were made with other settings "
@@ -166,7 +172,7 @@ def input_images(cfg: PredictConfig) -> list[Path]:
 @holds_lock("engine predict", lambda c: c.out)
 def predict_dir(cfg: PredictConfig) -> PredictResult:
     """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
-    from trainer.checkpoint import model_from_checkpoint
+    from trainer.checkpoint import model_from_checkpoint, weights_digest
     from trainer.inference import (
         MODES,
         GuidedFilter,
@@ -205,9 +211,10 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     if cfg.size == AUTO:
         size, size_source = inference_size(ckpt)
         cfg = replace(cfg, size=size)
+    weights = weights_digest(ckpt["model"])
     out = Path(cfg.out)
     if not cfg.overwrite and any((out / f"{p.stem}.png").exists() for p in images):
-        check_resume(out / "predict.json", cfg, int(ckpt["step"]))
+        check_resume(out / "predict.json", cfg, int(ckpt["step"]), weights)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         out / "predict.json",
@@ -215,6 +222,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
             "config": asdict(cfg),
             "size_source": size_source,
             "checkpoint_step": int(ckpt["step"]),
+            "weights_sha256": weights,  # which weights made these label maps
             "model_config": ckpt["model_config"],
             "taxonomy": taxonomy.to_dict(),
             "environment": environment(),

@@ -338,6 +338,11 @@ def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     res = CliRunner().invoke(app, [*args, "--size", "64x48", "--overwrite"])
     assert res.exit_code == 1 and "wrote 3 label maps" in " ".join(res.output.split())
     assert (out / "small.png").exists()  # at 64x48 the small image reaches the model's minimum
+    # the same checkpoint file and step, trained again: other weights, refused too
+    save_model(ckpt, create_model("tiny", len(MASS13K)), MASS13K, step=3)
+    res = CliRunner().invoke(app, [*args, "--size", "64x48"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and "(checkpoint weights " in text and "trained again)" in text
 
 
 def test_predict_one_image_file_and_settings_refused_up_front(tmp_path) -> None:
@@ -465,6 +470,15 @@ def test_resume_with_other_settings_names_every_difference(tmp_path) -> None:
     record(step=4)
     with pytest.raises(ValueError, match=r"\(checkpoint step 4, not 5\); rerun with those"):
         check_resume(meta, cfg, 5)
+    # the same file and step with other weights: trained again from the start
+    meta.write_text(
+        json.dumps({"config": asdict(cfg), "checkpoint_step": 5, "weights_sha256": "a"})
+    )
+    check_resume(meta, cfg, 5, "a")
+    with pytest.raises(ValueError, match=r"\(checkpoint weights a, not b: the same file and step"):
+        check_resume(meta, cfg, 5, "b")
+    record()  # a record from before weights were recorded: the step decides
+    check_resume(meta, cfg, 5, "b")
     record(checkpoint=str(tmp_path / "other.pt"), scales=[0.75, 1.0], guided_filter=True)
     with pytest.raises(ValueError) as err:
         check_resume(meta, cfg, 5)
@@ -476,6 +490,25 @@ def test_resume_with_other_settings_names_every_difference(tmp_path) -> None:
     meta.write_text(json.dumps({"taxonomy": {}}))
     with pytest.raises(ValueError, match="not written by engine predict"):
         check_resume(meta, cfg, 5)
+
+
+def test_weights_digest_tells_weights_apart_and_nothing_else() -> None:
+    from trainer.checkpoint import weights_digest
+    from trainer.models import create_model
+
+    torch.manual_seed(0)
+    state = create_model("tiny", 8).state_dict()
+    digest = weights_digest(state)
+    assert len(digest) == 16 and weights_digest(dict(reversed(state.items()))) == digest
+    assert weights_digest({k: v.clone() for k, v in state.items()}) == digest
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    changed = dict(state)
+    changed[name] = state[name].clone()
+    changed[name].view(-1)[0] += 1e-3
+    assert weights_digest(changed) != digest
+    bf16 = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state.items()}
+    assert weights_digest(bf16) != digest  # dtypes count (and 0-d tensors hash)
+    assert weights_digest({"x": torch.tensor(1.5)}) != weights_digest({"x": torch.tensor(2.5)})
 
 
 def test_predict_a_datasets_split_through_its_spec(tmp_path) -> None:
