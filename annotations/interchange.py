@@ -146,12 +146,32 @@ def _role(name: str, class_name: str) -> int | None:
     return None
 
 
+class SplitSizes(dict):
+    """``stem -> (H, W)`` of a dataset split's images, knowing the split's name and which other
+    split holds each stem it lacks, so that an annotation of another split's image says which
+    ``--split`` it belongs to."""
+
+    def __init__(
+        self, sizes: dict[str, tuple[int, int]], split: str, others: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(sizes)
+        self.split = split
+        self.others = others or {}  # stem -> the other split that holds it
+
+
 def _check_size(
     path: Path, stem: str, hw: tuple[int, int], sizes: dict[str, tuple[int, int]]
 ) -> None:
     if stem not in sizes:
+        if not isinstance(sizes, SplitSizes):
+            raise ValueError(
+                f"{path}: image {stem!r} is not in the dataset split (images there: {len(sizes)})"
+            )
+        other = sizes.others.get(stem)
         raise ValueError(
-            f"{path}: image {stem!r} is not in the dataset split (images there: {len(sizes)})"
+            f"{path}: image {stem!r} is not in split {sizes.split!r} "
+            f"({len(sizes)} image{'' if len(sizes) == 1 else 's'})"
+            + (f"; it is in split {other!r}: give --split {other}" if other else "")
         )
     want = sizes[stem]
     if tuple(hw) != tuple(want):

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import atomic_write_json, atomic_write_text
+from annotations.fileio import atomic_write_json, atomic_write_text, read_json
 from annotations.interchange import (
     MASK_FORMATS,
     ExportImage,
     ImageMask,
+    SplitSizes,
     coco_to_masks,
     labelme_to_mask,
     png_to_mask,
@@ -48,6 +49,18 @@ def dataset_images(
         )
     ds = SegDataset(load_spec(root), split, require_labels=False)
     return {s.stem: s.image_path for s in ds.samples}
+
+
+def other_splits(data: str | os.PathLike, split: str) -> dict[str, str]:
+    """``stem -> split`` of the dataset's images in splits other than ``split`` (file names
+    only, nothing decoded): where an annotated image of the wrong split belongs."""
+    spec = load_spec(data)
+    found: dict[str, str] = {}
+    for other in spec.available_splits():
+        if other != split:
+            ds = SegDataset(spec, other, require_labels=False)
+            found.update((s.stem, other) for s in ds.samples if s.stem not in found)
+    return found
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -170,7 +183,7 @@ def import_annotations(cfg: ImportConfig) -> Subset:
     if cfg.format not in IMPORT_FORMATS:
         raise ValueError(f"unknown format {cfg.format!r}; choose from {', '.join(IMPORT_FORMATS)}")
     images = dataset_images(cfg.data, None, cfg.split)
-    sizes = {}
+    sizes = SplitSizes({}, cfg.split, other_splits(cfg.data, cfg.split))
     for stem, path in images.items():
         w, h = image_size(path)
         sizes[stem] = (h, w)
@@ -293,12 +306,39 @@ def read_stem_list(path: str | os.PathLike) -> list[str]:
     return stems
 
 
+def list_split(path: str | os.PathLike) -> str | None:
+    """The split an image list was picked from: ``config.split`` of the ``.json`` twin that
+    ``engine annotate pick`` writes beside it; None for a list without one (written by hand)."""
+    twin = Path(path).with_suffix(".json")
+    if not twin.is_file():
+        return None
+    try:
+        split = (read_json(twin, "pick record").get("config") or {}).get("split")
+    except (ValueError, AttributeError):
+        return None  # not a pick record: the list alone decides nothing
+    return split if isinstance(split, str) and split else None
+
+
+def export_split(split: str | None, images: str | None) -> str:
+    """The split to export: ``split`` when given, else the one an ``--images`` list was picked
+    from (:func:`list_split`), else test. A given split other than the list's is an error."""
+    picked = list_split(images) if images else None
+    if split is not None and picked is not None and split != picked:
+        raise ValueError(
+            f"{images}: the images were picked from split {picked!r} "
+            f"({Path(images).with_suffix('.json').name}), not {split!r}; drop --split or give "
+            f"--split {picked}"
+        )
+    return split or picked or "test"
+
+
 __all__ = [
     "ExportConfig",
     "ExportResult",
     "ImportConfig",
     "PickConfig",
     "export_annotations",
+    "export_split",
     "image_stats",
     "import_annotations",
     "pick_for_annotation",

@@ -18,7 +18,10 @@ app = typer.Typer(
 def annotate_export(
     run: str = typer.Argument(..., help="Label run directory (labels/, instances/, run.json)."),
     out: str = typer.Option(..., "--out", help="Output folder: coco.json and labelme/<stem>.json."),
-    split: str = typer.Option("test", help="Split of the run to export."),
+    split: str | None = typer.Option(
+        None,
+        help="Split of the run to export (default: the one --images was picked from, else test).",
+    ),
     images: str | None = typer.Option(
         None, "--images", help="File with one image stem per line (e.g. from `annotate pick`)."
     ),
@@ -29,9 +32,10 @@ def annotate_export(
     simplify: float = typer.Option(0.0, help="Polygon simplification tolerance in pixels."),
 ) -> None:
     """Write a label run's instances of chosen images as COCO JSON and LabelMe JSON."""
-    from engine.annotate import ExportConfig, export_annotations, read_stem_list
+    from engine.annotate import ExportConfig, export_annotations, export_split, read_stem_list
 
     stems = list(stem) + (read_stem_list(images) if images else [])
+    split = export_split(split, images)
     res = export_annotations(
         ExportConfig(run, out, split, stems or None, data, tuple(fmt), mask_format, simplify)
     )

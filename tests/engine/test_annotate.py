@@ -202,7 +202,7 @@ def _coco_file(tmp_path, **changes):
     [
         (
             {"images": [{"id": 1, "file_name": "nope.jpg", "width": W, "height": H}]},
-            "'nope' is not in the dataset",
+            r"'nope' is not in split 'test' \(3 images\)$",
         ),
         (
             {"categories": [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "Car"}]},
@@ -500,6 +500,45 @@ def test_cli_pick_export_import(tmp_path, world):
         ],
     )
     assert res.exit_code == 2 and "annotation source not found" in res.output
+
+
+def test_a_train_split_pick_is_exported_and_imported_as_train(tmp_path):
+    """A pick from another split than test: export takes the split from the pick's record, a
+    --split that contradicts it is refused, and an import left at --split test names the
+    split the images are in."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=2, size=(H, W))
+    images = make_dataset(data, "train", n=3, size=(H, W), seed=1)
+    per_image = {s: [disk(H, W, 20, 20, 6)] for s in images}
+    make_run(tmp_path / "run", data, per_image, (H, W), split="train")
+    r = CliRunner()
+    pick = tmp_path / "run" / "pick-train.txt"
+    assert (
+        r.invoke(app, ["annotate", "pick", str(tmp_path / "run"), "--split", "train"]).exit_code
+        == 0
+    )
+    export = ["annotate", "export", str(tmp_path / "run"), "--images", str(pick)]
+    res = r.invoke(app, [*export, "--out", str(tmp_path / "e")])
+    assert res.exit_code == 0 and "of 3 images" in " ".join(res.output.split()), res.output
+    res = r.invoke(app, [*export, "--out", str(tmp_path / "e2"), "--split", "test"])
+    assert res.exit_code == 2 and " ".join(res.output.split()) == (
+        f"error: {pick}: the images were picked from split 'train' (pick-train.json), not "
+        "'test'; drop --split or give --split train"
+    )
+    assert not (tmp_path / "e2").exists()
+    coco = tmp_path / "e" / "coco.json"
+    imp = ["annotate", "import", str(coco), "--format", "coco", "--class", "Bicycle"]
+    imp += ["--data", str(data), "--out", str(tmp_path / "sub")]
+    res = r.invoke(app, imp)
+    assert res.exit_code == 2 and " ".join(res.output.split()).endswith(
+        "is not in split 'test' (2 images); it is in split 'train': give --split train"
+    )
+    assert r.invoke(app, [*imp, "--split", "train"]).exit_code == 0
+    assert read_subset(tmp_path / "sub").split == "train"
 
 
 def test_label_run_reads_the_labelers_run_json(tmp_path, world):
