@@ -30,7 +30,7 @@ from dataclasses import dataclass, fields
 import cv2
 import numpy as np
 
-IGNORE = 255
+from annotations.labelmap import IGNORE  # the label maps' "unknown" value
 
 # Offsets (dy, dx) of the disk of radius 2: every integer offset with dy^2 + dx^2 <= 4 (13 pixels,
 # skimage.morphology.disk(2) in the DAVIS code).

@@ -37,9 +37,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from annotations.labelmap import IGNORE  # the label maps' "unknown" value
 from engine.datasets import SOURCE_IGNORED, SOURCE_PSEUDO
 
-IGNORE = 255
 PSEUDO_FORMS = ("origin", "reversed", "flat", "precise")
 
 
