@@ -431,12 +431,17 @@ def _train(
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
-    if model is None:
+    if model is None and ckpt is not None:
+        # the network the run trained, as its checkpoint records it: a preset whose widths
+        # changed since (massformer_lite_r18, thirty-first round) still resumes
+        from trainer.models import ModelConfig, build_model
+
+        model = build_model(ModelConfig.from_dict(dict(ckpt["model_config"])))
+    elif model is None:
         from trainer.models import create_model
 
-        weights = None if ckpt is not None else _backbone_weights(cfg)
         model = create_model(
-            cfg.preset, k, backbone_weights=weights, backbone_norm=cfg.backbone_norm
+            cfg.preset, k, backbone_weights=_backbone_weights(cfg), backbone_norm=cfg.backbone_norm
         )
     if model.config.num_classes != k:
         raise ValueError(

@@ -139,6 +139,27 @@ def test_resume_is_exact_with_the_real_tiny_model(tmp_path):
     assert second.losses[0] != straight.losses[0]  # the losses do move
 
 
+def test_a_resume_builds_the_network_its_checkpoint_records(tmp_path, monkeypatch):
+    """A preset whose widths changed since the run began (massformer_lite_r18 in the
+    thirty-first round) must not break the run: the resume builds the checkpoint's network,
+    and continues with the losses of an uninterrupted run."""
+    import dataclasses
+
+    from trainer.models import MODEL_PRESETS
+
+    root = write_dataset(tmp_path / "data", sources=True)
+    kw = dict(iters=4, augment={"crop": 64, "short_side_range": [64, 96]}, loss={"num_points": 256})
+    kw |= dict(preset="tiny", backbone_weights="none")
+    straight = train(_cfg(root, tmp_path / "a", **kw))  # the model is seeded by cfg.seed
+    first = train(_cfg(root, tmp_path / "b", max_steps_this_run=2, **kw))
+    wider = dataclasses.replace(MODEL_PRESETS["tiny"], hidden_dim=128, ffn_dim=512)
+    monkeypatch.setitem(MODEL_PRESETS, "tiny", wider)
+    second = train(_cfg(root, tmp_path / "b", resume=True, **kw))
+    assert first.losses + second.losses == straight.losses
+    saved = load_checkpoint(tmp_path / "b" / "last.pt")["model_config"]
+    assert saved["hidden_dim"] == 96 and second.step == 4
+
+
 def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
     root = write_dataset(tmp_path / "data")
     train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))

@@ -88,10 +88,15 @@ MODEL_PRESETS: dict[str, ModelConfig] = {
     # 16); D1 and memories 256; decoder 6 x 256, 8 heads, FFN 2048 (GELU), 100 queries.
     # 37,578,176 parameters at K = 7 (docs/model.md relates this to the published 37.42M).
     "massformer_r50": ModelConfig(backbone="resnet50"),
-    # MaSSFormer-Lite: no released code or config. Ours: the same blocks and widths on a
-    # ResNet-18 (the release's own commented-out in_channels [64, 128, 256, 512]); its count
-    # is not the published 15.07M (docs/model.md).
-    "massformer_lite_r18": ModelConfig(backbone="resnet18"),
+    # MaSSFormer-Lite: no released code or config. Ours: the released blocks on a ResNet-18
+    # (the release's own commented-out in_channels [64, 128, 256, 512]), narrowed to the
+    # published size: pixel decoder and D1 64 (the H/2 layers hold most of the MACs),
+    # decoder 6 x 128 with FFN 1024. 15,068,384 parameters at K = 7 (published 15.07M) and
+    # 810.8 GMACs at 4096x3072 (published 771); the release's widths on a ResNet-18 would
+    # be 24.68M and 1509 GMACs (docs/model.md).
+    "massformer_lite_r18": ModelConfig(
+        backbone="resnet18", pixel_dim=64, mask_dim=64, hidden_dim=128, ffn_dim=1024
+    ),
     # CPU tests and demo: the same blocks at tiny widths: 4-stage ResNet (BasicBlock x1,
     # widths 16..128); pixel-decoder width 16 and D1 32, because the H/2 layers dominate CPU
     # time; the cheap low-resolution transformer decoder keeps width 96 (3 layers, 16
