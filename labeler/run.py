@@ -277,7 +277,9 @@ class _Writers:
 
     def raise_error(self) -> None:
         """Raise the writers' first error: a full or read-only disk as itself (the command
-        line says so in one line), anything else wrapped, naming what failed."""
+        line says so in one line), anything else wrapped, naming what failed. (An error in one
+        image's merge or files is that image's failure, recorded in the manifest: only the
+        disk and the manifest itself stop the writers.)"""
         error = self.error
         if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
             raise error
@@ -307,9 +309,17 @@ class _Writers:
         s, rec = self.summary, {"split": split, "stem": stem}
         n = 0
         if result is not None:
-            inst, t_merge, t_write = write_outputs(
-                self.out, split, stem, result, self.cfg.uncertain, self.header
-            )
+            try:
+                inst, t_merge, t_write = write_outputs(
+                    self.out, split, stem, result, self.cfg.uncertain, self.header
+                )
+            except OSError as e:
+                if e.errno in DISK_ERRNOS:
+                    raise  # the disk fails every image after it: the run stops (raise_error)
+                result, error = None, type_and_first_line(e)
+            except Exception as e:  # noqa: BLE001 - one image's merge or encoding: it alone fails
+                result, error = None, type_and_first_line(e)
+        if result is not None:
             timings = {**timings, **result.timings, "merge": t_merge, "write": t_write}
             n = len(inst)
             h, w = inst.image_size

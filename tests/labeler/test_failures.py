@@ -159,3 +159,32 @@ def test_byte_queue_bounds_bytes_and_takes_one_oversized_item():
     assert q.peak_bytes == 500 and q.get() == "huge"
     q.close()
     assert q.get() is _STOP and q.bytes == 0
+
+
+def test_an_image_whose_outputs_cannot_be_written_fails_alone(tmp_path, monkeypatch):
+    """One image's merge or file writing failing (a bug, an unwritable name) is that image's
+    failure, recorded with its reason; every other image is labelled and a rerun retries it
+    alone. A full disk still stops the run (tests/labeler/test_simulated.py)."""
+    import labeler.run
+
+    data, out = _dataset(tmp_path / "data", good=4), tmp_path / "run"
+    real = labeler.run.write_outputs
+
+    def fragile(out_dir, split, stem, *args):
+        if stem == "good2":
+            raise PermissionError(13, "Permission denied", str(out_dir / "labels" / f"{stem}.png"))
+        if stem == "good3":
+            raise ValueError("merge failed\nsecond line")
+        return real(out_dir, split, stem, *args)
+
+    monkeypatch.setattr(labeler.run, "write_outputs", fragile)
+    cfg = LabelConfig(data=str(data), cls=ClassSpec("Bicycle"), out=str(out),
+                      backend="simulated", batch_size=2, progress=False)  # fmt: skip
+    s = run_labeling(cfg)
+    failed = {stem: why for _, stem, why in s.failed}
+    assert failed["good3"] == "ValueError: merge failed"
+    assert failed["good2"] == f"PermissionError: {out / 'labels' / 'good2.png'}: Permission denied"
+    assert s.labelled == 2 and sorted(failed) == sorted([*BAD, "good2", "good3"])
+    monkeypatch.setattr(labeler.run, "write_outputs", real)
+    again = run_labeling(cfg)
+    assert again.labelled == 2 and again.skipped == 2  # the two, and the bad images fail again
