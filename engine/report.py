@@ -32,6 +32,7 @@ from annotations.fileio import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    first_line,
     recorded_root,
 )
 from annotations.labelmap import IGNORE, read_label
@@ -433,10 +434,16 @@ def _overlays(
     }
     ranked = sorted(class_pixels, key=lambda s: (-class_pixels[s], s))
     written, panels = [], []
-    for stem in ranked[: cfg.overlays]:
+    for stem in ranked:
+        if len(written) == cfg.overlays:
+            break
         if stem not in images:
             continue
-        image = load_image(images[stem])
+        try:
+            image = load_image(images[stem])
+        except (OSError, ValueError) as e:  # scored without it: only its picture is lost
+            log.warning("%s; no overlay for it, the next image is drawn", first_line(e))
+            continue
         maps = {"annotation": subset.mask(stem)}
         for name, (d, class_id) in dirs.items():
             p = find_png(d, split, stem)

@@ -555,3 +555,21 @@ def test_a_source_equal_to_the_annotation_is_warned_about(world, caplog):
         ).warnings()
         == []
     )
+
+
+def test_an_unreadable_image_costs_its_overlay_only(world, caplog):
+    """The scores need no image; an image that cannot be decoded loses its overlay (said in a
+    warning) and the next image is drawn, instead of the whole report failing."""
+    tmp, data, subset, _ = world
+    image = data / "images" / "test" / "img001.jpg"
+    image.write_bytes(image.read_bytes()[:300])  # truncated
+    cfg = ReportConfig(
+        str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), data=str(data),
+        chart=False, overlays=2,
+    )  # fmt: skip
+    with caplog.at_level("WARNING", logger="engine.report"):
+        res = build_report(cfg)
+    assert [p.name for p in res.overlays] == ["img000.jpg", "img002.jpg"]
+    (record,) = caplog.records
+    assert record.getMessage().startswith(f"{image}: cannot decode image")
+    assert res.data["table4"][0]["images"] == 3
