@@ -59,8 +59,10 @@ def to_coco(
     mask_format: str = "rle",
     simplify: float = 0.0,
     description: str = "",
+    info: dict | None = None,
 ) -> dict:
-    """A COCO instance-segmentation dict with one category (id 1 = ``class_name``).
+    """A COCO instance-segmentation dict with one category (id 1 = ``class_name``); ``info``:
+    more fields of COCO's ``info`` (the exporter's provenance).
 
     ``mask_format``: "rle" (compressed COCO RLE, exact) or "polygon" (outer outlines; holes
     are filled, see :mod:`annotations.polygons`). Instance ``score`` and ``mask_score`` are
@@ -98,7 +100,7 @@ def to_coco(
                 }
             )
     return {
-        "info": {"description": description or f"pseudo labels of {class_name}"},
+        "info": {"description": description or f"pseudo labels of {class_name}", **(info or {})},
         "images": coco_images,
         "categories": [{"id": 1, "name": class_name, "supercategory": "object"}],
         "annotations": anns,

@@ -6,6 +6,7 @@ module ties them to a label run and a dataset (image paths and sizes).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from dataclasses import asdict, dataclass
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import atomic_write_json, atomic_write_text, read_json
+from annotations.fileio import atomic_write_json, atomic_write_text, read_json, recorded_root
 from annotations.interchange import (
     MASK_FORMATS,
     ExportImage,
@@ -26,13 +27,19 @@ from annotations.interchange import (
     to_coco,
     to_labelme,
 )
+from annotations.labelmap import IGNORE
 from annotations.labelrun import LabelRun
 from annotations.subset import ImageStats, Pick, Subset, pick_images, write_subset
 from engine.datasets import SegDataset, image_size, load_spec
+from engine.metrics.bootstrap import MATCH_IOU
 from engine.parallel import map_every_item
 from engine.runinfo import environment
+from engine.text import counted
+
+log = logging.getLogger(__name__)
 
 IMPORT_FORMATS = ("coco", "labelme", "png")
+EXPORT_KEY = "mass_engine_export"  # the exporter's record in a COCO file's info
 
 
 def dataset_images(
@@ -125,7 +132,19 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
     result = ExportResult(None, [], len(items), sum(len(i.instances) for i, _ in items))
     desc = f"{run.backend} pseudo labels of {class_name} from {run.root}"
     if "coco" in cfg.formats:
-        coco = to_coco([i for i, _ in items], class_name, cfg.mask_format, cfg.simplify, desc)
+        env = environment()
+        info = {  # COCO's own info fields, and ours: what import compares the corrections with
+            "contributor": "engine annotate export",
+            "date_created": env["time"],
+            EXPORT_KEY: {
+                "run": str(run.root),
+                "run_resolved": str(run.root.resolve()),
+                "split": cfg.split,
+                "config": asdict(cfg),
+                "environment": env,
+            },
+        }
+        coco = to_coco([i for i, _ in items], class_name, cfg.mask_format, cfg.simplify, desc, info)
         result.coco = atomic_write_json(out / "coco.json", coco, indent=None)
     if "labelme" in cfg.formats:
         for item, img in items:
@@ -217,7 +236,55 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         "data_resolved": str(Path(cfg.data).resolve()),  # readable from another folder
         "environment": environment(),
     }
+    if cfg.format == "coco":
+        files = sorted(set(sources.values()))
+        exports = [
+            run
+            for f in files
+            if (run := unchanged_export(f, {s: m for s, m in masks.items() if sources[s] == f}))
+        ]
+        if exports:
+            extra["unchanged_exports"] = exports
     return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace)
+
+
+def unchanged_export(path: str | os.PathLike, masks: dict[str, np.ndarray]) -> str | None:
+    """The run, when the COCO file ``path`` (whose images' masks are ``masks``) is an
+    ``engine annotate export`` whose images were
+    imported exactly as exported: every image's mask equals (IoU >= 99.5 where either holds
+    the class, ignoring the run's uncertain band) the pseudo label of the run it was exported
+    from. Logs a warning then, since such a subset scores the pseudo labels at 100: the
+    corrections were saved elsewhere, or not made. None for a file from an annotation tool
+    (they rewrite ``info``), or when the run cannot be read from here."""
+    try:
+        record = (read_json(path, "annotation file").get("info") or {}).get(EXPORT_KEY)
+        run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
+        split = str(record["split"])
+        compared = 0
+        for stem in masks:
+            label = run.label(split, stem)
+            mask = masks[stem]
+            if label.shape != mask.shape:
+                return None
+            known = (label != IGNORE) & (mask != IGNORE)
+            a, b = (label == 1) & known, (mask == 1) & known
+            union = int((a | b).sum())
+            if union and int((a & b).sum()) < MATCH_IOU / 100 * union:
+                return None
+            compared += union > 0
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # not our export, or its run is gone: nothing to compare with
+    if not compared:
+        return None
+    log.warning(
+        "%s: the masks imported from it equal the pseudo labels it was exported from (%s) on "
+        "all %s: were the corrections saved to this file? A subset of uncorrected pseudo labels "
+        "scores them at 100",
+        path,
+        run.root,
+        counted(len(masks), "image"),
+    )
+    return str(run.root)
 
 
 # -- pick --------------------------------------------------------------------------------------

@@ -562,3 +562,45 @@ def test_label_run_reads_the_labelers_run_json(tmp_path, world):
     assert (r.class_name, r.backend, r.data_root) == ("Bicycle", "simulated", None)  # from headers
     with pytest.raises(ValueError, match="not a label run"):
         LabelRun.open(tmp_path / "data")
+
+
+def test_an_export_imported_unchanged_is_warned_about_at_import(tmp_path, world, caplog):
+    """The COCO export records where it came from (COCO's info); importing it back unchanged
+    (the corrections saved elsewhere, or never made) is said at once, and recorded in
+    subset.json; a corrected file, or one an annotation tool rewrote, is not."""
+    import json
+
+    data, run, _ = world
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e")))
+    coco = json.loads(res.coco.read_text())
+    record = coco["info"]["mass_engine_export"]
+    assert record["run"] == str(run) and record["split"] == "test"
+    assert record["config"]["mask_format"] == "rle" and "packages" in record["environment"]
+    assert coco["info"]["contributor"] == "engine annotate export"
+
+    def imported(source, out):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="engine.annotate"):
+            sub = import_annotations(
+                ImportConfig("coco", [str(source)], "Bicycle", str(data), str(tmp_path / out))
+            )
+        return sub, [r.getMessage() for r in caplog.records]
+
+    sub, warnings = imported(res.coco, "s1")
+    assert warnings == [
+        f"{res.coco}: the masks imported from it equal the pseudo labels it was exported from "
+        f"({run}) on all 3 images: were the corrections saved to this file? A subset of "
+        "uncorrected pseudo labels scores them at 100"
+    ]
+    assert sub.info["unchanged_exports"] == [str(run)]
+    # corrected: the blob of img000 was a false positive and is deleted
+    coco["annotations"] = [a for a in coco["annotations"] if a["id"] != 2]
+    corrected = tmp_path / "corrected.json"
+    corrected.write_text(json.dumps(coco))
+    sub, warnings = imported(corrected, "s2")
+    assert warnings == [] and "unchanged_exports" not in sub.info
+    # an annotation tool writes its own info: nothing to compare with
+    del coco["info"]
+    coco["annotations"] = json.loads(res.coco.read_text())["annotations"]
+    (tmp_path / "tool.json").write_text(json.dumps(coco))
+    assert imported(tmp_path / "tool.json", "s3")[1] == []
