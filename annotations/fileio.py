@@ -135,6 +135,7 @@ OUTPUT_RECORDS = (
     ("predict.json", "a folder of predictions (engine predict)"),
     ("fuse.json", "a fused dataset (engine fuse)"),
     ("report.json", "a report (engine report)"),
+    ("review.json", "a review gallery (engine review)"),
     ("metrics.jsonl", "a training run (engine train)"),
 )
 

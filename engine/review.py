@@ -24,7 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import UNREADABLE, atomic_write_bytes, atomic_write_text, first_line
+from annotations.fileio import (
+    UNREADABLE,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    first_line,
+)
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import check_subset_class, read_subset
@@ -44,6 +50,7 @@ from engine.outputs import (
     prediction_title,
     taxonomy_near,
 )
+from engine.runinfo import environment
 from engine.text import METRICS, counted, format_score
 
 
@@ -188,6 +195,20 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     settings = asdict(cfg) | {"pred": [str(d) for d in pred_dirs]}
     page = _page(class_name, backend, str(run.root), cards, settings, scored=n_gt > 0)
     index = atomic_write_text(out / "index.html", page)
+    atomic_write_json(
+        out / "review.json",
+        {
+            "config": settings,
+            "run": str(run.root),
+            "class_name": class_name,
+            "backend": backend,
+            "images": len(cards),
+            "with_prediction": n_pred,
+            "with_annotation": n_gt,
+            "failed": failed,
+            "environment": environment(),
+        },
+    )
     return ReviewResult(index, len(cards), n_pred, n_gt, failed)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -94,6 +95,10 @@ def test_page_sorted_lowest_confidence_first(gallery):
         thumb = gallery.index.parent / src
         assert thumb.is_file()
         assert max(Image.open(thumb).size) == W  # small source: not upscaled
+    # the gallery's record: its settings, counts and environment, as every command writes one
+    record = json.loads((gallery.index.parent / "review.json").read_text())
+    assert record["images"] == 3 and record["with_annotation"] == 1 and record["failed"] == []
+    assert record["config"]["pred_class_id"] == 7 and "packages" in record["environment"]
 
 
 def test_pred_with_many_ids_needs_class_id(tmp_path, gallery):
