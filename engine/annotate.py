@@ -356,6 +356,7 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
                 }
                 for p in picks
             ],
+            "environment": environment(),
         },
     )
     return picks, out

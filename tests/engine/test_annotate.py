@@ -420,6 +420,7 @@ def test_pick_for_annotation_writes_list(tmp_path, world):
     assert picks[0].stem == "img000" and picks[0].reason == "low-confidence"  # confidence 90/255
     doc = json.loads(out.with_suffix(".json").read_text())
     assert doc["backend"] == "simulated" and doc["picks"][0]["num_instances"] == 2
+    assert "packages" in doc["environment"]  # reproducible: versions and machine recorded
 
 
 # -- CLI ---------------------------------------------------------------------------------------
