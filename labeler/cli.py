@@ -73,7 +73,11 @@ def label_cmd(
     shard: str = typer.Option(
         "", help="i/n: label every n-th image from i (default RANK/WORLD_SIZE)."
     ),
-    force: bool = typer.Option(False, "--force", help="Relabel images already done."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Relabel images already done; replace a run of another class in --out.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Pseudo-label a new class over a dataset with Grounded-SAM or SAM 3, or simulated ones

@@ -56,7 +56,11 @@ def fuse_command(
         None, "--priority", help="New classes in priority order for overlaps, e.g. Car,Bicycle."
     ),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
-    force: bool = typer.Option(False, "--force", help="Redo images already fused."),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Redo images already fused; replace a fused dataset of other classes in --out.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Fuse new-class pseudo labels with the precise labels into joint-training labels."""
