@@ -249,13 +249,12 @@ def import_annotations(cfg: ImportConfig) -> Subset:
 
 
 def unchanged_export(path: str | os.PathLike, masks: dict[str, np.ndarray]) -> str | None:
-    """The run, when the COCO file ``path`` (whose images' masks are ``masks``) is an
-    ``engine annotate export`` whose images were
-    imported exactly as exported: every image's mask equals (IoU >= 99.5 where either holds
-    the class, ignoring the run's uncertain band) the pseudo label of the run it was exported
-    from. Logs a warning then, since such a subset scores the pseudo labels at 100: the
-    corrections were saved elsewhere, or not made. None for a file from an annotation tool
-    (they rewrite ``info``), or when the run cannot be read from here."""
+    """The run, when the COCO file ``path`` (``masks``: its images' imported masks) is an
+    ``engine annotate export`` imported exactly as exported: every mask equals the pseudo label
+    of the run it was exported from (IoU >= 99.5 where either holds the class, the run's
+    uncertain band left out). Logs a warning then, since such a subset scores the pseudo labels
+    at 100: the corrections were saved elsewhere, or not made. None for a file an annotation
+    tool saved (tools rewrite ``info``), or when the run cannot be read from here."""
     try:
         record = (read_json(path, "annotation file").get("info") or {}).get(EXPORT_KEY)
         run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
