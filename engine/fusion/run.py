@@ -389,8 +389,43 @@ def _read_inputs(plan: FusePlan, job: Job) -> tuple[Any, list[PseudoLabel]]:
 
 
 # -- the run -----------------------------------------------------------------------------------
-def _dataset_yaml(plan: FusePlan, out: Path) -> str:
+def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
+    """Splits fused into ``out`` by earlier calls (``engine fuse --split train``, then ``--split
+    val``) that still belong to this dataset: every image's latest record is ok with this
+    configuration's hash and its files exist. They stay in ``dataset.yaml`` beside this call's
+    splits; a split fused with other settings (or with failed images) is left out, with a
+    warning saying how to bring it back."""
+    by_split: dict[str, list[tuple[str, dict]]] = {}
+    for (split, stem), rec in latest.items():
+        if split not in plan.splits:
+            by_split.setdefault(split, []).append((stem, rec))
+    kept = []
+    for split, records in by_split.items():
+        if all(
+            rec.get("status") == "ok"
+            and rec.get("config_hash") == plan.config_hash
+            and all(p.is_file() for p in output_paths(out, split, stem))
+            for stem, rec in records
+        ):
+            kept.append(split)
+        else:
+            log.warning(
+                "%s: split %r was fused with other settings (or has failed or missing images) "
+                "and is left out of dataset.yaml; fuse it again with these settings and --split %s",
+                out,
+                split,
+                split,
+            )
+    order = {s: i for i, s in enumerate(plan.spec.available_splits())}
+    return sorted(kept, key=lambda s: (order.get(s, len(order)), s))
+
+
+def _dataset_yaml(plan: FusePlan, out: Path, earlier: list[str] = ()) -> str:
+    """The fused dataset's spec: this call's splits and ``earlier`` ones (:func:`earlier_splits`)
+    in the source dataset's order."""
     spec = plan.spec
+    order = {s: i for i, s in enumerate(spec.available_splits())}
+    splits = sorted({*plan.splits, *earlier}, key=lambda s: (order.get(s, len(order)), s))
     images = (spec.root / spec.images).absolute()
     try:
         images_ref = os.path.relpath(images, out.absolute())
@@ -400,7 +435,7 @@ def _dataset_yaml(plan: FusePlan, out: Path) -> str:
         "images": Path(images_ref).as_posix(),
         "labels": "labels/{split}",
         "taxonomy": "taxonomy.json",
-        "splits": list(plan.splits),
+        "splits": splits,
         "image_exts": list(spec.image_exts),
     }
     return (
@@ -511,7 +546,8 @@ def fuse(config: FuseConfig) -> FuseResult:
     if not config.force:
         _warn_fused_again(latest, plan, out, todo)
     plan.taxonomy.save(out / "taxonomy.json")
-    atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out))
+    earlier = earlier_splits(latest, plan, out)
+    atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, earlier))
     atomic_write_json(out / "fuse.json", _fuse_json(plan, config, "running", {}))
 
     def record(rec: dict) -> None:

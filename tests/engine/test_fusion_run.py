@@ -241,6 +241,26 @@ def test_other_new_classes_do_not_replace_a_fused_dataset(world):
     assert replaced.fused == 4 and Taxonomy.load(world["out"] / "taxonomy.json").names[-1] == "Car"
 
 
+def test_splits_fused_one_call_at_a_time_stay_in_the_dataset(world, caplog):
+    """engine fuse --split train, then --split val into the same OUT: dataset.yaml lists both
+    (it used to list the latest call's only, hiding train from training); a split fused with
+    other settings is left out, with a warning that says how to bring it back."""
+    fuse(cfg(world, splits=("train",)))
+    fuse(cfg(world, splits=("val",)))
+    assert load_spec(world["out"]).splits == ("train", "val")
+    assert len(SegDataset(load_spec(world["out"]), "train")) == 2
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        fuse(cfg(world, splits=("val",), uncertain="keep-parent"))
+    assert load_spec(world["out"]).splits == ("val",)
+    assert (
+        f"{world['out']}: split 'train' was fused with other settings (or has failed or missing "
+        "images) and is left out of dataset.yaml; fuse it again with these settings and --split "
+        "train"
+    ) in [r.getMessage() for r in caplog.records]
+    fuse(cfg(world, splits=("train",), uncertain="keep-parent"))
+    assert load_spec(world["out"]).splits == ("train", "val")
+
+
 def test_workers_give_the_same_outputs(world, tmp_path):
     fuse(cfg(world))
     serial = outputs(world["out"])
