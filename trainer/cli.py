@@ -100,6 +100,9 @@ def train_cmd(
         help="Start from this checkpoint (ours or converted); the class head grows for new classes.",
     ),
     val_every: int = typer.Option(None, "--val-every", min=0, help="Validate every N steps."),
+    val_split: str = typer.Option(
+        None, "--val-split", help="Labelled split validated on (default val); none: no validation."
+    ),
     val_size: str = typer.Option(
         None, "--val-size", help="Validation inference size WxH (default 4096x3072)."
     ),
@@ -160,6 +163,7 @@ def train_cmd(
         init=None if init is None else str(init),
         resume=resume or None,
         val_every=val_every,
+        val_split=None if val_split is None else ("" if val_split.lower() == "none" else val_split),
         val_size=None if val_size is None else parse_size(val_size, "--val-size"),
         num_workers=num_workers,
         threads=threads,

@@ -33,7 +33,13 @@ import torch.distributed as dist
 import yaml
 from torch import nn
 
-from annotations.fileio import append_line, atomic_write_json, atomic_write_text, read_jsonl
+from annotations.fileio import (
+    append_line,
+    atomic_write_json,
+    atomic_write_text,
+    first_line,
+    read_jsonl,
+)
 from engine.datasets import SegDataset, image_size, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
@@ -52,6 +58,22 @@ from trainer.validate import check_one_subset_per_class, load_subset
 log = logging.getLogger(__name__)
 
 UPSCALE_WARNING = 2.0  # validation resizing images up by this factor or more is warned about
+
+
+def validation_split(cfg: TrainConfig) -> SegDataset:
+    """The labelled split ``cfg.val_split`` of the training data, or ``FileNotFoundError`` that
+    says how to go on: a fused dataset made from the training split alone has no val labels
+    (its images are the source dataset's, so only the labels are missing)."""
+    spec = load_spec(cfg.data)
+    try:
+        return SegDataset(spec, cfg.val_split)
+    except FileNotFoundError as e:
+        fused = (spec.root / "fuse.json").is_file()
+        raise FileNotFoundError(
+            f"{first_line(e)}; validation needs split {cfg.val_split!r} labelled"
+            + (f" (engine fuse --split {cfg.val_split} adds it)" if fused else "")
+            + ": give another with --val-split, or --val-split none to train without validation"
+        ) from e
 
 
 def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | None:
@@ -489,7 +511,7 @@ def _train(
         start * micro * cfg.accum_steps,
         pin_memory=device.type == "cuda",
     )
-    val_data = SegDataset(load_spec(cfg.data), cfg.val_split) if cfg.val_split else None
+    val_data = validation_split(cfg) if cfg.val_split else None
     # annotated subsets of new classes, resolved now so a bad path fails before training
     subset_data = val_data or dataset.data
     subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]

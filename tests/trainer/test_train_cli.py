@@ -109,6 +109,31 @@ def test_cli_errors_are_one_line(synth, tmp_path):
     )
 
 
+def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path):
+    """A fused dataset made from the training split alone has no val labels: the error says
+    how to add them, pick another split or train without validation (--val-split none)."""
+    import shutil
+
+    fused = tmp_path / "fused"
+    shutil.copytree(synth, fused)
+    shutil.rmtree(fused / "annotations" / "val")
+    (fused / "fuse.json").write_text("{}")  # what engine fuse writes (read as: a fused dataset)
+    args = ["train", "--data", str(fused), "--preset", "tiny", "--iters", "1", "--batch-size", "2"]
+    args += ["--crop", "64", "--device", "cpu", "--processes", "1", "--val-size", "128x96"]
+    args += ["--no-progress"]
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert res.exit_code == 2 and " ".join(res.output.split()) == (
+        f"error: {fused / 'annotations' / 'val'}: label folder for split 'val' not found; "
+        "validation needs split 'val' labelled (engine fuse --split val adds it): give another "
+        "with --val-split, or --val-split none to train without validation"
+    )
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--val-split", "none"])
+    assert res.exit_code == 0, res.output
+    assert "val:" not in res.output  # trained without validation
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c"), "--val-split", "test"])
+    assert res.exit_code == 0 and "val:" in res.output, res.output
+
+
 @pytest.mark.slow
 def test_torchrun_ddp_two_cpu_ranks_then_resume(synth, tmp_path):
     """DDP on CPU (gloo): two ranks train, only rank 0 writes, and the run resumes."""
