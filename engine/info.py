@@ -294,3 +294,186 @@ def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
+
+
+# -- a label run -------------------------------------------------------------------------------
+@dataclass
+class RunSplit:
+    """One split of a label run, from the manifest's latest record of each image."""
+
+    labelled: int = 0  # ok with the run's current settings
+    stale: int = 0  # ok with other settings: relabelled by the next run with these
+    failed: int = 0  # whose latest attempt failed: retried by the next run
+    pending: int | None = None  # dataset images with no record yet; None: dataset not found
+    instances: int = 0  # instances of the labelled images
+    without: int = 0  # labelled images without an instance
+
+
+@dataclass
+class LabelRunStats:
+    """What ``engine info RUN`` shows for a label run (``engine label``'s output)."""
+
+    root: Path
+    class_name: str
+    class_id: int
+    parent: str
+    backend: str
+    models: dict  # run.json backend.models: what labelled (ids, revisions, or the simulation)
+    settings: dict  # the class spec's thresholds and the run's label-changing settings
+    config_hash: str
+    data_root: Path | None
+    splits: dict[str, RunSplit]
+    seconds: dict[str, float]  # mean seconds per labelled image, by stage
+    failures: list[tuple[str, str, str]]  # (split, stem, reason) of images whose last try failed
+
+    @property
+    def problems(self) -> int:
+        return sum(s.failed for s in self.splits.values())
+
+
+def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) -> LabelRunStats:
+    """A label run's class, models, settings and per-split progress: images labelled with its
+    current settings, with older ones (the next run relabels them), failed, and, when its
+    dataset is found, not labelled yet (an interrupted or sharded run)."""
+    from annotations.fileio import read_json, read_jsonl
+    from annotations.labelrun import LabelRun
+
+    run = LabelRun.open(root)
+    info = run.info  # run.json: a clear error when it is missing or not the labeler's
+    doc = read_json(run.run_json, "run.json")
+    config = doc.get("config") or {}
+    chash = str(doc.get("config_hash", ""))
+    latest: dict[tuple[str, str], dict] = {}
+    for rec in read_jsonl(run.root / "manifest.jsonl"):
+        latest[(rec.get("split"), rec.get("stem"))] = rec
+    names = splits or sorted({s for s, _ in latest} | set(run.splits()), key=_split_order)
+    per = {s: RunSplit() for s in names}
+    seconds: Counter = Counter()
+    failures = []
+    for (split, stem), rec in sorted(latest.items()):
+        if split not in per:
+            continue
+        row = per[split]
+        if rec.get("status") != "ok":
+            row.failed += 1
+            failures.append((split, stem, str(rec.get("error"))))
+        elif rec.get("config_hash") != chash:
+            row.stale += 1
+        else:
+            row.labelled += 1
+            row.instances += int(rec.get("instances") or 0)
+            row.without += not rec.get("instances")
+            seconds.update(rec.get("timings") or {})
+    if info.data_root is not None and info.data_root.is_dir():
+        spec = _spec_or_none(info.data_root)
+        for split, row in per.items():
+            if spec is not None and spec.image_dir(split).is_dir():
+                stems = {s.stem for s in SegDataset(spec, split, require_labels=False).samples}
+                row.pending = len(stems - {st for sp, st in latest if sp == split})
+    cls = config.get("cls") or {}
+    models = (doc.get("backend") or {}).get("models") or {}
+    simulation = models.get("simulation") if info.backend == "simulated" else None
+    settings = {
+        "simulation": (
+            ", ".join(f"{k} {v}" for k, v in simulation.items())
+            if isinstance(simulation, dict)
+            else None
+        ),
+        "prompts": None if simulation else cls.get("prompts"),
+        "negatives": cls.get("negatives"),
+        "box_threshold": None if simulation else cls.get("box_threshold"),
+        "text_threshold": None if simulation else cls.get("text_threshold"),
+        "tiles": None if simulation else "x".join(str(v) for v in config.get("tiles") or []),
+        "uncertain": config.get("uncertain"),
+        "max_boxes": None if simulation else config.get("max_boxes"),
+        "refine": config.get("refine") or None,
+    }
+    done = sum(r.labelled for r in per.values())
+    return LabelRunStats(
+        root=run.root,
+        class_name=info.class_name,
+        class_id=info.class_id,
+        parent=info.parent_name,
+        backend=info.backend,
+        models=models,
+        settings={k: v for k, v in settings.items() if v not in (None, [], "")},
+        config_hash=chash,
+        data_root=info.data_root,
+        splits=per,
+        seconds={k: v / done for k, v in seconds.items()} if done else {},
+        failures=failures,
+    )
+
+
+def _split_order(split: str) -> tuple[int, str]:
+    return ({"train": 0, "val": 1, "test": 2}.get(split, 3), split)
+
+
+def _spec_or_none(root: Path) -> DatasetSpec | None:
+    from engine.datasets import load_spec
+
+    try:
+        return load_spec(root)
+    except (OSError, ValueError):
+        return None
+
+
+def _models_line(backend: str, models: dict) -> str:
+    """The models that labelled, as ``id @ revision`` (or the simulation's note)."""
+    if backend == "simulated":
+        return "none: SIMULATED from the dataset's true masks"
+    parts = []
+    for role, m in models.items():
+        if isinstance(m, dict) and m.get("source"):
+            rev = f" @ {m['revision']}" if m.get("revision") else ""
+            parts.append(f"{role} {m['source']}{rev}")
+    return "; ".join(parts) or "not recorded"
+
+
+def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
+    """Rich renderables for :func:`label_run_stats`: the run, per-split progress, failures."""
+    from rich.table import Table
+
+    head = Table(title=f"Label run {stats.root}", show_header=False)
+    head.add_column("what")
+    head.add_column("value", overflow="fold")
+    head.add_row("class", f"{stats.class_name} (id {stats.class_id}, carved out of {stats.parent})")
+    head.add_row("backend", stats.backend)
+    head.add_row("models", _models_line(stats.backend, stats.models))
+    for key, value in stats.settings.items():
+        head.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
+    head.add_row("settings hash", stats.config_hash)
+    head.add_row("dataset", str(stats.data_root) if stats.data_root else "not recorded")
+    for stage, sec in stats.seconds.items():
+        head.add_row(f"{stage} (per image)", f"{sec:.3f} s")
+    table = Table(title="Images per split (each image's latest attempt)")
+    for col in ("split", "labelled", "other settings", "failed", "not yet", "instances", "none"):
+        table.add_column(col, justify="left" if col == "split" else "right")
+    for split, r in stats.splits.items():
+        table.add_row(
+            split,
+            f"{r.labelled:,}",
+            f"{r.stale:,}",
+            f"{r.failed:,}",
+            "?" if r.pending is None else f"{r.pending:,}",
+            f"{r.instances:,}",
+            f"{r.without:,}",
+        )
+    out: list = [head, table]
+    if stats.failures:
+        lines = [
+            f"{counted(len(stats.failures), 'image')} failed (run the same command again to retry):"
+        ]
+        lines += [f"  {s}/{st}: {why}" for s, st, why in stats.failures[:failures_shown]]
+        if len(stats.failures) > failures_shown:
+            lines.append(f"  and {len(stats.failures) - failures_shown} more (manifest.jsonl)")
+        out.append("\n".join(lines))
+    stale = sum(r.stale for r in stats.splits.values())
+    if stale:
+        out.append(
+            f"{counted(stale, 'image')} labelled with other settings: the next engine label with "
+            "these settings labels them again"
+        )
+    if any(r.pending for r in stats.splits.values()):
+        out.append("images not labelled yet: run engine label again to finish (it resumes)")
+    return out

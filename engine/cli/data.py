@@ -48,7 +48,9 @@ def synth_cmd(
 
 @app.command("info")
 def info_cmd(
-    data: Path = typer.Argument(..., help="Dataset root (MaSS13K layout) or dataset spec file."),
+    data: Path = typer.Argument(
+        ..., help="Dataset root (MaSS13K layout), dataset spec file, or a label run."
+    ),
     split: list[str] = typer.Option(None, "--split", "-s", help="Split(s) to show; default all."),
     decode: bool = typer.Option(
         True, "--decode/--headers-only", help="Decode every image (finds truncated files)."
@@ -61,11 +63,25 @@ def info_cmd(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Image counts, sizes and class pixel shares per split; every problem found.
+    """Image counts, sizes and class pixel shares per split; every problem found. Given a label
+    run (engine label's --out): its class, models, settings and images per split.
 
-    Exit code 0 when the dataset is clean, 1 when problems were found, 2 on bad input.
+    Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found, 2 on
+    bad input.
     """
     from engine.info import dataset_stats, plot_shares, render_stats
+
+    if (data / "run.json").is_file():
+        if plot is not None:
+            raise ValueError(f"--plot draws a dataset's class shares; {data} is a label run")
+        from engine.info import label_run_stats, render_label_run
+
+        run = label_run_stats(data, split or None)
+        for renderable in render_label_run(run):
+            stdout.print(renderable, soft_wrap=True)
+        if run.problems:
+            raise typer.Exit(1)
+        return
 
     if plot is not None:
         from engine.outputs import pyplot

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import time
 from pathlib import Path
@@ -188,3 +189,34 @@ def test_an_image_whose_outputs_cannot_be_written_fails_alone(tmp_path, monkeypa
     monkeypatch.setattr(labeler.run, "write_outputs", real)
     again = run_labeling(cfg)
     assert again.labelled == 2 and again.skipped == 2  # the two, and the bad images fail again
+
+
+def test_engine_info_on_a_label_run_shows_progress_per_split(tmp_path):
+    """engine info RUN: the run's class and settings, and per split the images labelled with
+    its current settings, with older ones, failed and not labelled yet (a sharded or stopped
+    run); exit 1 while images have failed."""
+    data, out = _dataset(tmp_path / "data"), tmp_path / "run"
+    cfg = LabelConfig(data=str(data), cls=ClassSpec("Bicycle"), out=str(out),
+                      backend="simulated", progress=False)  # fmt: skip
+    run_labeling(cfg)  # 7 good images labelled, the 3 bad ones failed
+    half = dataclasses.replace(cfg, cls=ClassSpec("Bicycle", min_area=5), shard=(0, 2))
+    run_labeling(half)  # every other image with other settings: run.json now records these
+    res = runner.invoke(app, ["info", str(out)])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert "Bicycle (id 7, carved out of Others)" in text and "backend │ simulated" in text
+    # shard 0 of the 10 sorted stems: good0 good2 good4 good6 small (which fails again)
+    from engine.info import label_run_stats
+
+    stats = label_run_stats(out)
+    row = stats.splits["train"]
+    assert (row.labelled, row.stale, row.failed, row.pending) == (4, 3, 3, 0)
+    assert "│ train │ 4 │ 3 │ 3 │ 0 │" in text
+    assert "3 images failed (run the same command again to retry):" in text
+    assert "3 images labelled with other settings" in text
+    (data / "images" / "train" / "late.png").write_bytes(
+        (data / "images/train/good0.png").read_bytes()
+    )
+    assert label_run_stats(out).splits["train"].pending == 1
+    res = runner.invoke(app, ["info", str(out), "--plot", str(tmp_path / "p.png")])
+    assert res.exit_code == 2 and "is a label run" in res.output
