@@ -33,6 +33,7 @@ from annotations.fileio import (
     atomic_write_json,
     atomic_write_text,
     first_line,
+    read_json,
     recorded_root,
 )
 from annotations.labelmap import IGNORE, read_label
@@ -481,15 +482,46 @@ def _data_root(
     came from: ``--data``, else the root the subset was imported against or the label run
     ``run`` labelled, where that folder still exists; ``(None, None)`` without one."""
     if cfg.data:
-        return cfg.data, "--data"
+        return _precise_root(cfg.data, "--data")
     imported = recorded_root(subset.info.get("data"), subset.info.get("data_resolved"))
     recorded = [(imported, f"{subset.root / 'subset.json'}")]
     if run is not None:
         recorded.append((run.data_root, f"{Path(cfg.pseudo) / 'run.json'}"))
     for root, source in recorded:
         if root and Path(root).is_dir():
-            return str(root), source
+            return _precise_root(str(root), source)
     return None, None
+
+
+def _precise_root(root: str, source: str) -> tuple[str, str]:
+    """``(root, source)``, or for a fused dataset (``engine fuse``'s output) its source dataset:
+    the fused labels hold pseudo labels, which the per-class table would score the model
+    against as if they were true. ``FileNotFoundError`` when the source cannot be found."""
+    record = Path(root) / "fuse.json"
+    if not record.is_file():
+        return root, source
+    try:
+        doc = read_json(record, "fuse.json")
+        given, resolved = (
+            (doc.get("config") or {}).get("data"),
+            (doc.get("inputs") or {}).get("data"),
+        )
+    except (ValueError, AttributeError):
+        given = resolved = None
+    original = recorded_root(given, resolved)
+    if original is None or not original.is_dir():
+        raise FileNotFoundError(
+            f"{root}: a fused dataset (engine fuse), whose labels hold pseudo labels, and its "
+            f"source dataset ({original or 'not recorded'}) is not found from here; give the "
+            "source dataset as --data"
+        )
+    log.warning(
+        "%s is a fused dataset: its labels hold pseudo labels, so the report reads images and "
+        "precise labels from its source dataset %s",
+        root,
+        original,
+    )
+    return str(original), f"{record}: the source of the fused dataset ({source})"
 
 
 def build_report(cfg: ReportConfig) -> ReportResult:

@@ -573,3 +573,37 @@ def test_an_unreadable_image_costs_its_overlay_only(world, caplog):
     (record,) = caplog.records
     assert record.getMessage().startswith(f"{image}: cannot decode image")
     assert res.data["table4"][0]["images"] == 3
+
+
+def test_a_fused_dataset_as_data_reads_its_source_datasets_precise_labels(world, caplog):
+    """--data given the fused dataset: its labels hold pseudo labels, which the per-class table
+    would take for truth; the report reads its source dataset instead (with a warning), and
+    says so; a source that cannot be found is a clear error."""
+    import json
+    import shutil
+
+    from engine.fusion import FuseConfig, fuse
+
+    tmp, data, subset, _ = world
+    fuse(FuseConfig(data=data, pseudo=(tmp / "run",), out=tmp / "fused", progress=False))
+    cfg = ReportConfig(
+        str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), pred=str(tmp / "pred"),
+        data=str(tmp / "fused"), chart=False, overlays=0,
+    )  # fmt: skip
+    with caplog.at_level("WARNING", logger="engine.report"):
+        via_fused = build_report(cfg).data
+    assert caplog.records[0].getMessage() == (
+        f"{tmp / 'fused'} is a fused dataset: its labels hold pseudo labels, so the report "
+        f"reads images and precise labels from its source dataset {data}"
+    )
+    assert (
+        via_fused["data_source"]
+        == f"{tmp / 'fused' / 'fuse.json'}: the source of the fused dataset (--data)"
+    )
+    direct = build_report(replace(cfg, data=str(data), out=str(tmp / "rep2"))).data
+    assert via_fused["per_class"] == direct["per_class"]
+    record = json.loads((tmp / "fused" / "fuse.json").read_text())
+    shutil.move(data, tmp / "moved")
+    with pytest.raises(FileNotFoundError, match="its source dataset .* is not found from here"):
+        build_report(replace(cfg, out=str(tmp / "rep3")))
+    assert record["inputs"]["data"] == str(data.absolute())
