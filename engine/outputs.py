@@ -145,8 +145,9 @@ def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None
         return None
     config = meta["config"]
     settings = {k: config[k] for k in ("checkpoint", *LABEL_SETTINGS) if k in config}
-    if "size_source" in meta:  # how --size auto chose the size (files from before lack it)
-        settings["size_source"] = meta["size_source"]
+    for key in ("size_source", "checkpoint_step", "weights_sha256"):  # older files lack some
+        if key in meta:  # how --size auto chose the size; which step and weights predicted
+            settings[key] = meta[key]
     refinements = []
     if config.get("sliding_window"):  # tiles' score maps averaged: not the whole-image pass
         refinements.append("sliding window")

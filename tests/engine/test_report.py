@@ -368,10 +368,22 @@ def test_report_says_how_the_predictions_were_made(world):
     want = "flip, guided filter (rgb guide, radius auto, eps 0.0001, subsample auto)"
     assert f"refined at inference**: {want}" in md
     assert res.data["prediction"]["gf_guide"] == "rgb"
-    meta.write_text(json.dumps({"config": {**release, "sliding_window": True}, "size_source": "x"}))
+    meta.write_text(
+        json.dumps(
+            {
+                "config": {**release, "sliding_window": True},
+                "size_source": "x",
+                "checkpoint_step": 7,
+                "weights_sha256": "ab12",
+            }  # fmt: skip
+        )
+    )
     res = build_report(cfg)  # tiles averaged: not the release's whole-image pass either
     assert res.data["prediction"]["sliding_window"] is True
     assert res.data["prediction"]["size_source"] == "x"
+    # which weights made them: the step and the digest travel with the settings
+    assert res.data["prediction"]["checkpoint_step"] == 7
+    assert res.data["prediction"]["weights_sha256"] == "ab12"
     assert res.data["prediction"]["release_inference"] is False
     assert "refined at inference**: sliding window; not the release's whole-image" in (
         res.markdown.read_text()
