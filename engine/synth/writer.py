@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from annotations.fileio import atomic_write_bytes, atomic_write_json, read_json
+from annotations.fileio import atomic_write_bytes, atomic_write_json, output_kind, read_json
 from annotations.labelmap import write_label
 from annotations.taxonomy import MASS13K
 from engine.progress import track
@@ -179,6 +179,11 @@ def generate(
     root = Path(cfg.out)
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"{root}: output exists and is not a folder")
+    kind = output_kind(root)
+    if kind is not None:  # a dataset drawn into a label run or training run would mix with it
+        raise ValueError(
+            f"{root}: it is {kind[1]}; engine synth draws a dataset of its own: give another --out"
+        )
     jobs = [(split, i) for split, n in cfg.counts().items() for i in range(n)]
     stats: dict[str, dict[str, Any]] = {
         split: {

@@ -307,3 +307,18 @@ def test_a_damaged_scene_or_record_is_drawn_again(tmp_path: Path, monkeypatch):
     drawn.clear()
     generate(cfg, progress=False)  # an unreadable record: its files may be anything
     assert drawn == [("train", 0), ("train", 1)] and _files(out) == before
+
+
+def test_another_engine_output_is_not_drawn_into(tmp_path: Path):
+    """A label run, fused dataset or training run given as --out would get images/ and
+    annotations/ mixed into it: refused, naming what it is, before anything is written."""
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    with pytest.raises(ValueError) as e:
+        generate(SynthConfig(out=run, train=1, val=0, test=0, size=(96, 64)), progress=False)
+    assert str(e.value) == (
+        f"{run}: it is a label run (engine label); engine synth draws a dataset of its own: "
+        "give another --out"
+    )
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
