@@ -477,3 +477,100 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
     if any(r.pending for r in stats.splits.values()):
         out.append("images not labelled yet: run engine label again to finish (it resumes)")
     return out
+
+
+# -- a training run ----------------------------------------------------------------------------
+@dataclass
+class TrainRunStats:
+    """What ``engine info RUN`` shows for a training run (``engine train``'s output)."""
+
+    root: Path
+    config: dict  # the resolved training config (config.json)
+    step: int  # the last logged step
+    last: dict  # that step's log line (loss, lr, it/s)
+    val: dict | None  # the last validation line: its step and scores
+    resumes: int  # times the run was resumed
+    checkpoints: list[str]  # checkpoint files in the folder
+
+    @property
+    def finished(self) -> bool:
+        return self.step >= int(self.config.get("iters") or 0)
+
+
+def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
+    """A training run's settings and where it stands: last logged step of its iterations, loss,
+    speed, the last validation and the checkpoints, from its config.json and metrics.jsonl."""
+    from annotations.fileio import read_json, read_jsonl
+
+    root = Path(root)
+    config = read_json(root / "config.json", "training config").get("config") or {}
+    lines = read_jsonl(root / "metrics.jsonl")
+    steps = [r for r in lines if "loss" in r]
+    vals = [r for r in lines if "val" in r]
+    return TrainRunStats(
+        root=root,
+        config=config,
+        step=max((int(r.get("step", 0)) for r in lines), default=0),
+        last=steps[-1] if steps else {},
+        val={"step": vals[-1].get("step"), **vals[-1]["val"]} if vals else None,
+        resumes=len(read_jsonl(root / "resumes.jsonl"))
+        if (root / "resumes.jsonl").is_file()
+        else 0,
+        checkpoints=sorted(p.name for p in root.glob("*.pt")),
+    )
+
+
+def render_train_run(stats: TrainRunStats) -> list:
+    """Rich renderables for :func:`train_run_stats`."""
+    from rich.table import Table
+
+    from engine.text import format_score
+
+    c = stats.config
+    head = Table(title=f"Training run {stats.root}", show_header=False)
+    head.add_column("what")
+    head.add_column("value", overflow="fold")
+    iters = int(c.get("iters") or 0)
+    state = "finished" if stats.finished else "stopped: engine train --resume continues it"
+    head.add_row("step", f"{stats.step:,} of {iters:,} ({state})")
+    head.add_row("data", str(c.get("data")))
+    head.add_row("model", f"{c.get('preset')}" + (f", from {c['init']}" if c.get("init") else ""))
+    aug = c.get("augment") or {}
+    head.add_row(
+        "recipe",
+        f"batch {c.get('batch_size')}, crop {aug.get('crop')}, lr {c.get('lr')}, "
+        f"class crops {aug.get('class_crop_prob')}",
+    )
+    if stats.last:
+        speed = f", {stats.last['it_s']:.2f} it/s" if stats.last.get("it_s") else ""
+        head.add_row("last loss", f"{stats.last['loss']:.4f} (step {stats.last['step']}{speed})")
+    head.add_row("resumed", counted(stats.resumes, "time") if stats.resumes else "never")
+    head.add_row("checkpoints", ", ".join(stats.checkpoints) or "none")
+    out: list = [head]
+    if stats.val:
+        v = stats.val
+        table = Table(title=f"Last validation (step {v.get('step')}, {v.get('images')} images)")
+        for col in ("class", "IoU", "BIoU", "BF1", "against"):
+            table.add_column(col, justify="left" if col in ("class", "against") else "right")
+        for cls in v.get("classes") or []:
+            table.add_row(
+                cls["name"],
+                format_score(cls.get("iou"), 2),
+                format_score(cls.get("biou"), 2),
+                format_score(cls.get("bf1"), 4),
+                cls.get("vs", "labels"),
+            )
+        for sub in v.get("subsets") or []:
+            table.add_row(
+                sub["class"],
+                format_score(sub.get("iou"), 2),
+                format_score(sub.get("biou"), 2),
+                format_score(sub.get("bf1"), 4),
+                f"annotated subset ({sub.get('images')} images)",
+            )
+        table.add_row(
+            "mean", format_score(v.get("mIoU"), 2), format_score(v.get("mBIoU"), 2),
+            format_score(v.get("mBF1"), 4), "",
+        )  # fmt: skip
+        out.append(table)
+    return out

@@ -49,7 +49,7 @@ def synth_cmd(
 @app.command("info")
 def info_cmd(
     data: Path = typer.Argument(
-        ..., help="Dataset root (MaSS13K layout), dataset spec file, or a label run."
+        ..., help="Dataset root (MaSS13K layout), dataset spec file, a label run or a training run."
     ),
     split: list[str] = typer.Option(None, "--split", "-s", help="Split(s) to show; default all."),
     decode: bool = typer.Option(
@@ -64,18 +64,25 @@ def info_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Image counts, sizes and class pixel shares per split; every problem found. Given a label
-    run (engine label's --out): its class, models, settings and images per split.
+    run (engine label's --out): its class, models, settings and images per split; given a
+    training run (engine train's --out): its step, recipe, loss and last validation.
 
     Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found, 2 on
     bad input.
     """
     from engine.info import dataset_stats, plot_shares, render_stats
 
-    if (data / "run.json").is_file():
+    run_kind = next((k for k in ("run.json", "metrics.jsonl") if (data / k).is_file()), None)
+    if run_kind is not None:  # a label run or a training run: where it stands
+        what = "label run" if run_kind == "run.json" else "training run"
         if plot is not None:
-            raise ValueError(f"--plot draws a dataset's class shares; {data} is a label run")
-        from engine.info import label_run_stats, render_label_run
+            raise ValueError(f"--plot draws a dataset's class shares; {data} is a {what}")
+        from engine.info import label_run_stats, render_label_run, render_train_run, train_run_stats
 
+        if run_kind == "metrics.jsonl":
+            for renderable in render_train_run(train_run_stats(data)):
+                stdout.print(renderable, soft_wrap=True)
+            return
         run = label_run_stats(data, split or None)
         for renderable in render_label_run(run):
             stdout.print(renderable, soft_wrap=True)

@@ -234,3 +234,45 @@ def test_info_plots_the_class_shares(tmp_path: Path):
         app, ["info", str(tmp_path / "img/images.yaml"), "--plot", str(out), "--no-progress"]
     )
     assert res.exit_code == 2 and "has no label maps: no class shares to plot" in res.output
+
+
+def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
+    """engine info RUN on engine train's --out: its step of the planned iterations (stopped:
+    how to continue), recipe, last loss and the last validation, from the files the run
+    writes (config.json, metrics.jsonl, resumes.jsonl), without loading a checkpoint."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.info import train_run_stats
+
+    run = tmp_path / "train"
+    run.mkdir()
+    config = {"preset": "tiny", "data": "runs/fused/bicycle", "iters": 100, "batch_size": 4,
+              "lr": 0.003, "init": "", "augment": {"crop": 256, "class_crop_prob": 0.5}}  # fmt: skip
+    (run / "config.json").write_text(json.dumps({"config": config, "config_hash": "x"}))
+    classes = [{"id": 0, "name": "Others", "iou": 17.3, "biou": 8.3, "bf1": 0.367},
+               {"id": 7, "name": "Bicycle", "iou": None, "biou": None, "bf1": None,
+                "vs": "pseudo labels"}]  # fmt: skip
+    lines = [
+        {"step": 20, "lr": 0.001, "loss": 20.5, "it_s": 2.0},
+        {"step": 40, "lr": 0.002, "loss": 15.25, "it_s": 2.5},
+        {"step": 40, "val": {"images": 2, "mIoU": 17.3, "mBIoU": 8.3, "mBF1": 0.367,
+                             "classes": classes,
+                             "subsets": [{"class": "Bicycle", "images": 8, "iou": 39.4,
+                                          "biou": 22.6, "bf1": 0.666}]}},
+    ]  # fmt: skip
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (run / "resumes.jsonl").write_text('{"step": 20}\n')
+    (run / "last.pt").write_bytes(b"")
+    stats = train_run_stats(run)
+    assert (stats.step, stats.finished, stats.resumes) == (40, False, 1)
+    assert stats.last["loss"] == 15.25 and stats.val["step"] == 40
+    res = CliRunner().invoke(app, ["info", str(run)])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "step │ 40 of 100 (stopped: engine train --resume continues it)" in text
+    assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
+    assert "│ Bicycle │ n/a │ n/a │ n/a │ pseudo labels │" in text
+    assert "│ Bicycle │ 39.40 │ 22.60 │ 0.6660 │ annotated subset (8 images) │" in text
