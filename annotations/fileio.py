@@ -77,16 +77,57 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     """Append one line to a log such as ``manifest.jsonl`` and fsync it.
 
     A single ``write`` of a short line in append mode is not torn by a kill on POSIX local file
-    systems in practice; readers of such logs still skip a last line that does not parse.
+    systems in practice, but a crash or a network file system can leave a last line without its
+    newline. Readers skip such a torn last line (:func:`read_jsonl`); here it is cut off before
+    the next line goes in, which would otherwise be glued to it and make a middle line that no
+    reader can skip. The log is locked (``flock``) meanwhile, so processes sharing it (label
+    shards) never cut each other's lines.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if "\n" in line:
         raise ValueError("append_line takes one line without newlines")
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(line + "\n")
+    with open(path, "ab") as f, _locked(f):
+        _cut_torn_line(f)
+        f.write((line + "\n").encode("utf-8"))
         f.flush()
         os.fsync(f.fileno())
+
+
+@contextlib.contextmanager
+def _locked(f: Any) -> Any:
+    """An exclusive ``flock`` on the open file ``f`` while the block runs (none on Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: logs are written by one process there
+        yield
+        return
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+def _cut_torn_line(f: Any, block: int = 1 << 16) -> None:
+    """Truncate the binary file ``f`` after its last newline when it does not end with one."""
+    size = os.fstat(f.fileno()).st_size
+    if size == 0:
+        return
+    with open(f.name, "rb") as r:
+        r.seek(size - 1)
+        if r.read(1) == b"\n":
+            return
+        end = size
+        while end > 0:
+            start = max(0, end - block)
+            r.seek(start)
+            at = r.read(end - start).rfind(b"\n")
+            if at >= 0:
+                f.truncate(start + at + 1)
+                return
+            end = start
+    f.truncate(0)  # one torn line and nothing before it
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict]:

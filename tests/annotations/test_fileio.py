@@ -53,6 +53,52 @@ def test_read_jsonl_skips_a_torn_last_line_only(tmp_path):
         read_jsonl(tmp_path)
 
 
+def test_a_line_appended_after_a_torn_one_is_not_glued_to_it(tmp_path):
+    """A killed writer's half line used to get the next line glued to it: a broken middle line
+    that made every later read of the log fail (a label run's manifest: the run could no longer
+    resume). append_line cuts the half line off first."""
+    from annotations.fileio import append_line
+
+    log = tmp_path / "m.jsonl"
+    append_line(log, '{"a": 1}')
+    with open(log, "a") as f:
+        f.write('{"split": "train", "stem": "x')  # killed mid-write
+    append_line(log, '{"a": 2}')
+    append_line(log, '{"a": 3}')
+    assert log.read_text() == '{"a": 1}\n{"a": 2}\n{"a": 3}\n'
+    assert read_jsonl(log) == [{"a": 1}, {"a": 2}, {"a": 3}]
+    log.write_text('{"only a torn line')
+    append_line(log, '{"a": 4}')
+    assert log.read_text() == '{"a": 4}\n'
+    long = "x" * 100_000  # a torn line longer than the block read backwards
+    log.write_text('{"a": 5}\n' + long)
+    append_line(log, '{"a": 6}')
+    assert read_jsonl(log) == [{"a": 5}, {"a": 6}]
+
+
+def test_processes_appending_to_one_log_lose_no_line(tmp_path):
+    """Label shards share one manifest: appends from several processes at once (the lock that
+    guards the torn-line cut included) keep every line whole."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "m.jsonl"
+    code = (
+        "import sys\nfrom annotations.fileio import append_line\nk = int(sys.argv[2])\n"
+        "for i in range(200):\n"
+        '    append_line(sys.argv[1], \'{"k": %d, "i": %d, "pad": "%s"}\' % (k, i, \'y\' * 50))\n'
+    )
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", code, str(log), str(k)], cwd=root) for k in range(3)
+    ]
+    assert [p.wait(60) for p in procs] == [0, 0, 0]
+    lines = read_jsonl(log)
+    assert len(lines) == 600 and sorted((r["k"], r["i"]) for r in lines) == [
+        (k, i) for k in range(3) for i in range(200)
+    ]
+
+
 def test_read_text_errors_name_the_file(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"nope\.json: taxonomy file not found$"):
         read_text(tmp_path / "nope.json", "taxonomy file")
