@@ -424,7 +424,21 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     Raises ``ValueError`` naming the file when it is unreadable or truncated.
     """
     with _decoded(path) as img:
-        return np.asarray(ImageOps.exif_transpose(img).convert("RGB"))
+        img = ImageOps.exif_transpose(img)
+        if img.mode.startswith("I"):  # 16-bit greyscale ("I;16"; "I" from some PNGs): keep the
+            return _grey16_to_rgb8(np.asarray(img))  # high byte, as Pillow does for 48-bit RGB
+        return np.asarray(img.convert("RGB"))
+
+
+def _grey16_to_rgb8(grey: np.ndarray) -> np.ndarray:
+    """``(H, W, 3) uint8`` from a 16-bit greyscale array: its high byte. Pillow's own
+    ``convert("RGB")`` clips such values at 255, which turns a 16-bit photo almost white. A
+    32-bit ("I") array whose values all fit in 8 bits is taken as it is."""
+    grey = grey.astype(np.int64)
+    if grey.max(initial=0) > 255:
+        grey = grey >> 8
+    g8 = np.clip(grey, 0, 255).astype(np.uint8)
+    return np.repeat(g8[..., None], 3, axis=2)
 
 
 def decoded_size(path: str | os.PathLike) -> tuple[int, int]:

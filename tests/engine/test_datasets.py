@@ -215,6 +215,26 @@ def test_exif_orientation_is_respected(tmp_path: Path):
     assert image_size(_exif_jpeg(tmp_path / "b.jpg", orientation=1)) == (W, H)
 
 
+def test_image_modes_decode_to_rgb8_without_clipping(tmp_path: Path):
+    """Greyscale, palette, alpha and CMYK images become RGB; a 16-bit greyscale PNG keeps its
+    tones (its high byte) where Pillow's convert("RGB") clipped it to almost white."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
+    grey = rng.integers(0, 256, (H, W), dtype=np.uint8)
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # 16-bit PNG
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    np.testing.assert_array_equal(load_image(tmp_path / "g16.png"), np.stack([grey] * 3, axis=2))
+    Image.fromarray(rgb).convert("RGBA").save(tmp_path / "rgba.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "rgba.png"), rgb)
+    Image.fromarray(grey).save(tmp_path / "g8.png")
+    np.testing.assert_array_equal(load_image(tmp_path / "g8.png"), np.stack([grey] * 3, axis=2))
+    Image.fromarray(rgb).convert("P").save(tmp_path / "p.png")
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    for name in ("p.png", "cmyk.jpg"):
+        img = load_image(tmp_path / name)
+        assert img.shape == (H, W, 3) and img.dtype == np.uint8
+
+
 def test_yaml_spec_with_other_folders_and_taxonomy(tmp_path: Path):
     root = tmp_path
     for split in ("train", "test"):
