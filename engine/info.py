@@ -574,3 +574,85 @@ def render_train_run(stats: TrainRunStats) -> list:
         )  # fmt: skip
         out.append(table)
     return out
+
+
+# -- an annotated subset, a folder of predictions ------------------------------------------------
+def render_subset(root: str | os.PathLike) -> list:
+    """Rich renderables for ``engine info SUBSET``: what an annotated subset holds, from its
+    ``subset.json`` (class, split, images, the class's and unannotated pixels, where the
+    annotations came from, and a warning when they were imported as exported)."""
+    from rich.table import Table
+
+    from annotations.subset import read_subset
+
+    sub = read_subset(root)
+    counts = sub.info.get("counts") or {}
+    pixels = sum(int(c.get("height", 0)) * int(c.get("width", 0)) for c in counts.values())
+    cls = sum(int(c.get("class_pixels", 0)) for c in counts.values())
+    unknown = sum(int(c.get("unannotated_pixels", 0)) for c in counts.values())
+    with_class = sum(1 for c in counts.values() if c.get("class_pixels"))
+    head = Table(title=f"Annotated subset {sub.root}", show_header=False)
+    head.add_column("what")
+    head.add_column("value", overflow="fold")
+    head.add_row("class", sub.class_name)
+    head.add_row("split", sub.split)
+    head.add_row("images", f"{len(sub.stems):,} ({with_class:,} with {sub.class_name})")
+    if pixels:
+        head.add_row(f"{sub.class_name} pixels", f"{cls:,} ({100 * cls / pixels:.2f}%)")
+        head.add_row("unannotated pixels", f"{unknown:,} ({100 * unknown / pixels:.2f}%)")
+    sources = sorted(set((sub.info.get("sources") or {}).values()))
+    if len(sources) > 3:  # one file per image (LabelMe, PNG): their folders
+        folders = Counter(str(Path(src).parent) for src in sources)
+        shown = [f"{d}/ ({counted(n, 'file')})" for d, n in sorted(folders.items())]
+    else:
+        shown = sources
+    head.add_row("annotations from", ", ".join(shown) or "not recorded")
+    head.add_row(
+        "imported", f"{sub.info.get('created', '?')} ({sub.info.get('import_format', '?')})"
+    )
+    head.add_row("dataset", str(sub.info.get("data", "not recorded")))
+    out: list = [head]
+    for run in sub.info.get("unchanged_exports") or []:
+        out.append(
+            f"warning: imported exactly as exported from {run}: these masks are the pseudo "
+            "labels, not corrections"
+        )
+    return out
+
+
+def render_predictions(root: str | os.PathLike) -> list:
+    """Rich renderables for ``engine info PRED``: which model and inference made a folder of
+    predictions (its ``predict.json``) and how many label maps it holds."""
+    from rich.table import Table
+
+    from engine.outputs import prediction_record, prediction_settings
+
+    root = Path(root)
+    meta = prediction_record(root) or {}
+    settings = prediction_settings(root) or {}
+    config = meta.get("config") or {}
+    maps = sum(1 for p in root.rglob("*.png") if p.parent.name != "color")
+    head = Table(title=f"Predictions {root}", show_header=False)
+    head.add_column("what")
+    head.add_column("value", overflow="fold")
+    step = meta.get("checkpoint_step")
+    weights = meta.get("weights_sha256")
+    head.add_row(
+        "checkpoint",
+        f"{config.get('checkpoint')}"
+        + (f" (step {step:,}" if step is not None else " (")
+        + (f", weights {weights})" if weights else ")"),
+    )
+    size = config.get("size")
+    head.add_row(
+        "size",
+        ("each image's own" if size is None else "x".join(map(str, size)))
+        + (f" ({meta['size_source']})" if meta.get("size_source") else ""),
+    )
+    head.add_row("mode", str(config.get("mode")))
+    refinements = settings.get("refinements") or []
+    head.add_row("inference", "; ".join(refinements) or "the release's: whole image, one scale")
+    classes = [c.get("name") for c in (meta.get("taxonomy") or {}).get("classes", [])]
+    head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
+    head.add_row("label maps", f"{maps:,}")
+    return [head]

@@ -49,7 +49,9 @@ def synth_cmd(
 @app.command("info")
 def info_cmd(
     data: Path = typer.Argument(
-        ..., help="Dataset root (MaSS13K layout), dataset spec file, a label run or a training run."
+        ...,
+        help="Dataset root (MaSS13K layout) or spec file; or a label run, training run, "
+        "annotated subset or prediction folder.",
     ),
     split: list[str] = typer.Option(None, "--split", "-s", help="Split(s) to show; default all."),
     decode: bool = typer.Option(
@@ -72,6 +74,16 @@ def info_cmd(
     """
     from engine.info import dataset_stats, plot_shares, render_stats
 
+    for record, render in (
+        ("subset.json", "render_subset"),
+        ("predict.json", "render_predictions"),
+    ):
+        if (data / record).is_file():  # what an annotated subset or a prediction folder holds
+            import engine.info
+
+            for renderable in getattr(engine.info, render)(data):
+                stdout.print(renderable, soft_wrap=True)
+            return
     run_kind = next((k for k in ("run.json", "metrics.jsonl") if (data / k).is_file()), None)
     if run_kind is not None:  # a label run or a training run: where it stands
         what = "label run" if run_kind == "run.json" else "training run"

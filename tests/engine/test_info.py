@@ -276,3 +276,44 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
     assert "│ Bicycle │ n/a │ n/a │ n/a │ pseudo labels │" in text
     assert "│ Bicycle │ 39.40 │ 22.60 │ 0.6660 │ annotated subset (8 images) │" in text
+
+
+def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
+    """engine info on an annotated subset: class, split, images, pixels, where the annotations
+    came from (a warning when imported as exported); on a prediction folder: the checkpoint,
+    step and weights, size, inference and label maps, from predict.json."""
+    import json
+
+    import numpy as np
+    from typer.testing import CliRunner
+
+    from annotations.labelmap import write_label
+    from annotations.subset import write_subset
+    from cli import app
+
+    masks = {"a": np.zeros((10, 20), np.uint8), "b": np.zeros((10, 20), np.uint8)}
+    masks["a"][2:4, 2:7] = 1  # 10 of the 400 pixels
+    masks["b"][0, :4] = 255
+    extra = {"import_format": "coco", "data": "data", "unchanged_exports": ["runs/label/bicycle"]}
+    write_subset(tmp_path / "sub", "Bicycle", "test", masks, dict.fromkeys(masks, "c.json"), extra)
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "sub")])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "images │ 2 (1 with Bicycle)" in text and "Bicycle pixels │ 10 (2.50%)" in text
+    assert "unannotated pixels │ 4 (1.00%)" in text and "annotations from │ c.json" in text
+    assert "warning: imported exactly as exported from runs/label/bicycle" in text
+    pred = tmp_path / "pred"
+    write_label(pred / "a.png", np.zeros((10, 20), np.uint8))
+    write_label(pred / "color" / "a.png", np.zeros((10, 20), np.uint8))  # a preview: not counted
+    config = {"checkpoint": "runs/train/x/last.pt", "size": [512, 384], "mode": "efficient",
+              "scales": [1.0], "flip": True}  # fmt: skip
+    record = {"config": config, "checkpoint_step": 1000, "weights_sha256": "ab12cd34",
+              "size_source": "the checkpoint's validation size",
+              "taxonomy": {"classes": [{"id": 0, "name": "Others"}]}}  # fmt: skip
+    (pred / "predict.json").write_text(json.dumps(record))
+    res = CliRunner().invoke(app, ["info", str(pred)])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "checkpoint │ runs/train/x/last.pt (step 1,000, weights ab12cd34)" in text
+    assert "size │ 512x384 (the checkpoint's validation size)" in text
+    assert "inference │ flip" in text and "label maps │ 1" in text
