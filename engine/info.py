@@ -656,3 +656,23 @@ def render_predictions(root: str | os.PathLike) -> list:
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
     head.add_row("label maps", f"{maps:,}")
     return [head]
+
+
+def describe_output(
+    path: str | os.PathLike, splits: list[str] | None = None
+) -> tuple[str, list, int] | None:
+    """``(what it is, renderables, problems)`` for an engine output that ``engine info``
+    describes instead of a dataset: a label run (``problems``: its failed images), a training
+    run, an annotated subset, a folder of predictions; None for anything else (a dataset, a
+    fused one included)."""
+    path = Path(path)
+    if (path / "subset.json").is_file():
+        return "an annotated subset", render_subset(path), 0
+    if (path / "predict.json").is_file():
+        return "a folder of predictions", render_predictions(path), 0
+    if (path / "run.json").is_file():
+        stats = label_run_stats(path, splits)
+        return "a label run", render_label_run(stats), stats.problems
+    if (path / "metrics.jsonl").is_file():
+        return "a training run", render_train_run(train_run_stats(path)), 0
+    return None

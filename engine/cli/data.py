@@ -66,42 +66,23 @@ def info_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Image counts, sizes and class pixel shares per split; every problem found. Given a label
-    run (engine label's --out): its class, models, settings and images per split; given a
-    training run (engine train's --out): its step, recipe, loss and last validation.
+    or training run, where it stands; given an annotated subset or predictions, what they hold.
 
     Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found, 2 on
     bad input.
     """
-    from engine.info import dataset_stats, plot_shares, render_stats
+    from engine.info import dataset_stats, describe_output, plot_shares, render_stats
 
-    for record, render in (
-        ("subset.json", "render_subset"),
-        ("predict.json", "render_predictions"),
-    ):
-        if (data / record).is_file():  # what an annotated subset or a prediction folder holds
-            import engine.info
-
-            for renderable in getattr(engine.info, render)(data):
-                stdout.print(renderable, soft_wrap=True)
-            return
-    run_kind = next((k for k in ("run.json", "metrics.jsonl") if (data / k).is_file()), None)
-    if run_kind is not None:  # a label run or a training run: where it stands
-        what = "label run" if run_kind == "run.json" else "training run"
+    described = describe_output(data, split or None)
+    if described is not None:  # a label or training run, a subset, predictions: not a dataset
+        what, renderables, problems = described
         if plot is not None:
-            raise ValueError(f"--plot draws a dataset's class shares; {data} is a {what}")
-        from engine.info import label_run_stats, render_label_run, render_train_run, train_run_stats
-
-        if run_kind == "metrics.jsonl":
-            for renderable in render_train_run(train_run_stats(data)):
-                stdout.print(renderable, soft_wrap=True)
-            return
-        run = label_run_stats(data, split or None)
-        for renderable in render_label_run(run):
+            raise ValueError(f"--plot draws a dataset's class shares; {data} is {what}")
+        for renderable in renderables:
             stdout.print(renderable, soft_wrap=True)
-        if run.problems:
+        if problems:
             raise typer.Exit(1)
         return
-
     if plot is not None:
         from engine.outputs import pyplot
 
