@@ -524,7 +524,7 @@ def render_train_run(stats: TrainRunStats) -> list:
     """Rich renderables for :func:`train_run_stats`."""
     from rich.table import Table
 
-    from engine.text import format_score
+    from engine.text import score_cells
 
     c = stats.config
     head = Table(title=f"Training run {stats.root}", show_header=False)
@@ -553,25 +553,12 @@ def render_train_run(stats: TrainRunStats) -> list:
         for col in ("class", "IoU", "BIoU", "BF1", "against"):
             table.add_column(col, justify="left" if col in ("class", "against") else "right")
         for cls in v.get("classes") or []:
-            table.add_row(
-                cls["name"],
-                format_score(cls.get("iou"), 2),
-                format_score(cls.get("biou"), 2),
-                format_score(cls.get("bf1"), 4),
-                cls.get("vs", "labels"),
-            )
+            table.add_row(cls["name"], *score_cells(cls), cls.get("vs", "labels"))
         for sub in v.get("subsets") or []:
-            table.add_row(
-                sub["class"],
-                format_score(sub.get("iou"), 2),
-                format_score(sub.get("biou"), 2),
-                format_score(sub.get("bf1"), 4),
-                f"annotated subset ({sub.get('images')} images)",
-            )
-        table.add_row(
-            "mean", format_score(v.get("mIoU"), 2), format_score(v.get("mBIoU"), 2),
-            format_score(v.get("mBF1"), 4), "",
-        )  # fmt: skip
+            against = f"annotated subset ({sub.get('images')} images)"
+            table.add_row(sub["class"], *score_cells(sub), against)
+        mean = {"iou": v.get("mIoU"), "biou": v.get("mBIoU"), "bf1": v.get("mBF1")}
+        table.add_row("mean", *score_cells(mean), "")
         out.append(table)
     return out
 
