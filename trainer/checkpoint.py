@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from annotations.fileio import unreadable_torch_file
+from annotations.fileio import not_this_output, unreadable_torch_file
 
 FORMAT = 1
 REQUIRED = ("format", "step", "model", "model_config", "taxonomy")
@@ -79,6 +79,16 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or foreign files."""
     path = Path(path)
+    if path.is_dir():  # a run folder given for its checkpoint: name the file meant
+        last = path / "last.pt"
+        raise IsADirectoryError(
+            f"{path}: a folder, not a checkpoint"
+            + (
+                f"; its last checkpoint is {last}"
+                if last.is_file()
+                else not_this_output(path, "a training run") or " (no last.pt in it)"
+            )
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     try:

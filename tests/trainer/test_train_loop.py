@@ -290,6 +290,17 @@ def test_checkpoint_io_errors_and_atomic_write(tmp_path):
     a = torch.rand(3)
     set_rng_state(load_checkpoint(tmp_path / "run" / "last.pt")["rng"])
     assert torch.equal(torch.rand(3), a)  # the generator is back where it was saved
+    # a run folder given for its checkpoint: the file meant is named
+    with pytest.raises(IsADirectoryError) as e:
+        load_checkpoint(tmp_path / "run")
+    assert str(e.value) == (
+        f"{tmp_path / 'run'}: a folder, not a checkpoint; its last checkpoint is "
+        f"{tmp_path / 'run' / 'last.pt'}"
+    )
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "run.json").write_text("{}")
+    with pytest.raises(IsADirectoryError, match=r"labels is a label run \(engine label\), not a"):
+        load_checkpoint(tmp_path / "labels")
 
 
 def test_unreadable_images_are_skipped_warned_once_and_recorded(tmp_path, caplog):
