@@ -256,6 +256,19 @@ class CompareReport:
         ]
 
 
+def check_not_0_255(gt: Path) -> None:
+    """``ValueError`` when ground truth without a single class pixel holds 255: binary masks
+    saved as 0/255 (a common export), whose 255 would be read as "unannotated", so every score
+    would be measured on nothing. Called only when no file has the class."""
+    for path in sorted(gt.glob("*.png")):
+        if (read_label(path) == 255).any():
+            raise ValueError(
+                f"{gt}: no ground-truth file marks the class (1), and {path.name} holds 255, "
+                "which reads as unannotated: are these 0/255 masks? Import them as an annotated "
+                "subset (engine annotate import --format png --png-binary) and give that as --gt"
+            )
+
+
 def _jsonable(v: Any) -> Any:
     if isinstance(v, Path):
         return str(v)
@@ -338,11 +351,14 @@ def compare(cfg: CompareConfig) -> CompareReport:
         for counts in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):
             scorer.add_counts(PairCounts.from_array(counts))
         counts = class_counts(scorer.per_image, class_id=1)  # the gt's stems, sorted
+        gt_class_pixels = sum(int(c.gt_area[1]) for c in scorer.per_image)  # any source's
         row = SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source)
         row.matches_truth = matches_truth(counts)
         rows.append(row)
         per_image.append(counts)
         images = len(pairs)
+    if split is None and gt_class_pixels == 0:
+        check_not_0_255(gt)  # a plain folder without the class anywhere: 0/255 masks?
     first = rows[0].scores
     # the bootstrap rescores summed counts: Boundary F1's per-image mode has no interval
     skip = ("bf1",) if cfg.bf1_mode != "dataset" else ()

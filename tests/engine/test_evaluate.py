@@ -523,3 +523,26 @@ def test_map_every_item_counts_what_it_does_not_show() -> None:
     assert e.value.headline == "4 of 8 things cannot be read, so none were scored"
     with pytest.raises(ZeroDivisionError):  # a bug is not bad input: it stops everything
         map_every_item(lambda i: 1 // i, [1, 0], 1, "x", False)
+
+
+def test_compare_refuses_0_255_masks_as_ground_truth(tmp_path: Path) -> None:
+    """Binary masks saved as 0/255 read as "no class, all unannotated": every score would be
+    measured on nothing. Refused with what to do; ground truth without the class and without
+    255 (the class absent everywhere) still scores."""
+    gt_dir, pred = tmp_path / "gt", tmp_path / "pred"
+    for k in range(2):
+        mask = np.zeros((20, 30), np.uint8)
+        mask[5:15, 5 + k : 20] = 1
+        write_label(pred / f"s{k}.png", mask)
+        write_label(gt_dir / f"s{k}.png", mask * 255)
+    with pytest.raises(ValueError) as e:
+        compare(CompareConfig("Bicycle", gt_dir, (("p", pred),), progress=False))
+    assert str(e.value) == (
+        f"{gt_dir}: no ground-truth file marks the class (1), and s0.png holds 255, which reads "
+        "as unannotated: are these 0/255 masks? Import them as an annotated subset (engine "
+        "annotate import --format png --png-binary) and give that as --gt"
+    )
+    for k in range(2):
+        write_label(gt_dir / f"s{k}.png", np.zeros((20, 30), np.uint8))
+    rep = compare(CompareConfig("Bicycle", gt_dir, (("p", pred),), progress=False))
+    assert rep.rows[0].scores.iou == 0.0  # predicted where the class is absent: nothing right
