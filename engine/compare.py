@@ -256,11 +256,15 @@ class CompareReport:
         ]
 
 
-def check_not_0_255(gt: Path) -> None:
-    """``ValueError`` when ground truth without a single class pixel holds 255: binary masks
-    saved as 0/255 (a common export), whose 255 would be read as "unannotated", so every score
-    would be measured on nothing. Called only when no file has the class."""
-    for path in sorted(gt.glob("*.png")):
+def check_not_0_255(gt: Path, known_empty: bool = True) -> None:
+    """``ValueError`` when a folder of binary ground truth without a single class pixel holds
+    255: masks saved as 0/255 (a common export), whose 255 would be read as "unannotated", so
+    every score would be measured on nothing. ``known_empty``: the caller knows no file marks
+    the class (1); else the files are read until one does."""
+    paths = sorted(gt.glob("*.png"))
+    if not known_empty and any((read_label(p) == 1).any() for p in paths):
+        return
+    for path in paths:
         if (read_label(path) == 255).any():
             raise ValueError(
                 f"{gt}: no ground-truth file marks the class (1), and {path.name} holds 255, "

@@ -161,6 +161,10 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     backend = run.backend
     if gt_dir is not None and (gt_dir / "subset.json").is_file():  # another class's masks
         check_subset_class(read_subset(gt_dir), class_name, f"{run.root}/run.json")
+    elif gt_dir is not None:  # a plain folder of masks: 0/255 ones would score nothing
+        from engine.compare import check_not_0_255
+
+        check_not_0_255(gt_dir, known_empty=False)
     preds = []  # (caption, folder, the class's id in it)
     for d in pred_dirs:
         class_id = cfg.pred_class_id

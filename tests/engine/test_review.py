@@ -121,6 +121,18 @@ def test_missing_images_is_clear(tmp_path, gallery):
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), data=str(empty)))
 
 
+def test_0_255_masks_as_gt_are_refused(tmp_path, gallery):
+    """A plain folder of 0/255 masks would be read as "no class, all unannotated" and every
+    card's scores would measure nothing."""
+    run = gallery.index.parent.parent
+    gt = tmp_path / "g255"
+    write_label(gt / "img001.png", disk(H, W, 100, 150, 30).astype(np.uint8) * 255)
+    with pytest.raises(ValueError, match="are these 0/255 masks"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), gt=str(gt)))
+    write_label(gt / "img000.png", disk(H, W, 75, 60, 40).astype(np.uint8))  # one marks it
+    assert build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), gt=str(gt))).with_gt == 2
+
+
 def test_a_run_labelled_from_another_folder_finds_its_dataset_or_says_what_to_do(
     tmp_path, gallery, monkeypatch
 ):
