@@ -102,7 +102,11 @@ def _locked(f: Any) -> Any:
     except ImportError:  # Windows: logs are written by one process there
         yield
         return
-    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    except OSError:  # a file system without locks (some FUSE mounts): append unlocked, as before
+        yield
+        return
     try:
         yield
     finally:

@@ -76,6 +76,19 @@ def test_a_line_appended_after_a_torn_one_is_not_glued_to_it(tmp_path):
     assert read_jsonl(log) == [{"a": 5}, {"a": 6}]
 
 
+def test_append_line_goes_on_where_the_file_system_has_no_locks(tmp_path, monkeypatch):
+    import fcntl
+
+    from annotations.fileio import append_line
+
+    def no_locks(fd, op):
+        raise OSError(37, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    append_line(tmp_path / "m.jsonl", '{"a": 1}')
+    assert read_jsonl(tmp_path / "m.jsonl") == [{"a": 1}]
+
+
 def test_processes_appending_to_one_log_lose_no_line(tmp_path):
     """Label shards share one manifest: appends from several processes at once (the lock that
     guards the torn-line cut included) keep every line whole."""
