@@ -30,6 +30,10 @@ def parse_band(text: str) -> tuple[float, float]:
         raise ValueError(f"--uncertain must look like 0.15,0.25 (lo,hi), got {text!r}") from None
     if not (0 <= lo <= 1 and 0 <= hi <= 1):
         raise ValueError(f"--uncertain values must be in 0..1, got {text!r}")
+    if lo > hi:  # an inverted band marks nothing uncertain: a typo rather than a choice
+        raise ValueError(
+            f"--uncertain is the band lo,hi with lo <= hi (equal: no band), got {text!r}"
+        )
     return lo, hi
 
 

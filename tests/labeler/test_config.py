@@ -78,6 +78,10 @@ def test_parsers():
     for bad in ("4/4", "1", "-1/2"):
         with pytest.raises(ValueError, match="--shard"):
             parse_shard(bad)
+    assert parse_band("0.2,0.2") == (0.2, 0.2)  # no band: allowed
+    for bad in ("0.3,0.2", "0.1", "0.1,1.5"):
+        with pytest.raises(ValueError, match="--uncertain"):
+            parse_band(bad)
     assert shard_from_env({"RANK": "2", "WORLD_SIZE": "4"}) == (2, 4)
     assert shard_from_env({"RANK": "0", "WORLD_SIZE": "1"}) is None and shard_from_env({}) is None
 
