@@ -320,6 +320,21 @@ class SimulatedBackend:
         return {"backend": BACKEND_NAME, "simulation": dataclasses.asdict(self.sim)}
 
     def load(self) -> dict[str, Any]:
+        """The run's record of what labelled; ``FileNotFoundError`` up front when the dataset
+        has no truth of the class at all (else every image would fail alone, saying so)."""
+        names = dict.fromkeys((self.class_name, self.class_name.lower()))
+        if not any(
+            (self.root / folder / name).is_dir()
+            for folder in ("new_class_instances", "new_classes")
+            for name in names
+        ):
+            fused = (self.root / "fuse.json").is_file()
+            raise FileNotFoundError(
+                f"{self.root}: the simulated labeler needs the true masks of "
+                f"{self.class_name!r} (new_class_instances/<class>/ or new_classes/<class>/, as "
+                "engine synth writes), and this dataset has none"
+                + ("; it is a fused dataset: label its source dataset" if fused else "")
+            )
         return {
             "backend": BACKEND_NAME,
             "note": "SIMULATED pseudo labels: made from the dataset's true masks with simulated "

@@ -286,3 +286,17 @@ def test_engine_label_backend_simulated(tmp_path):
     bad = _engine("label", *args, "--box-threshold", "0.5", "--detector", "x")
     assert bad.returncode == 2
     assert "error: --detector, --box-threshold: --backend simulated runs no" in bad.output
+
+
+def test_a_dataset_without_the_class_truth_is_refused_up_front(tmp_path):
+    """Without any true masks of the class the simulated labeler stops before the first image
+    (it used to fail every image alone, each saying the same)."""
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.run import run_labeling
+    from tests.loop_helpers import make_dataset
+
+    make_dataset(tmp_path / "data", "test", n=2)
+    cfg = LabelConfig(data=str(tmp_path / "data"), cls=ClassSpec("Car"), out=str(tmp_path / "run"),
+                      backend="simulated", progress=False)  # fmt: skip
+    with pytest.raises(FileNotFoundError, match=r"needs the true masks of 'Car' .* has none$"):
+        run_labeling(cfg)
