@@ -420,7 +420,7 @@ def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
     return sorted(kept, key=lambda s: (order.get(s, len(order)), s))
 
 
-def _dataset_yaml(plan: FusePlan, out: Path, earlier: list[str] = ()) -> str:
+def _dataset_yaml(plan: FusePlan, out: Path, earlier: Iterable[str] = ()) -> str:
     """The fused dataset's spec: this call's splits and ``earlier`` ones (:func:`earlier_splits`)
     in the source dataset's order."""
     spec = plan.spec
