@@ -131,18 +131,19 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
         items.append((ExportImage(stem, rel, inst), img))
     result = ExportResult(None, [], len(items), sum(len(i.instances) for i, _ in items))
     desc = f"{run.backend} pseudo labels of {class_name} from {run.root}"
+    env = environment()
+    record = {  # what import compares the corrections with (unchanged_export)
+        "run": str(run.root),
+        "run_resolved": str(run.root.resolve()),
+        "split": cfg.split,
+        "config": asdict(cfg),
+        "environment": env,
+    }
     if "coco" in cfg.formats:
-        env = environment()
-        info = {  # COCO's own info fields, and ours: what import compares the corrections with
+        info = {  # COCO's own info fields, and ours
             "contributor": "engine annotate export",
             "date_created": env["time"],
-            EXPORT_KEY: {
-                "run": str(run.root),
-                "run_resolved": str(run.root.resolve()),
-                "split": cfg.split,
-                "config": asdict(cfg),
-                "environment": env,
-            },
+            EXPORT_KEY: record,
         }
         coco = to_coco([i for i, _ in items], class_name, cfg.mask_format, cfg.simplify, desc, info)
         result.coco = atomic_write_json(out / "coco.json", coco, indent=None)
@@ -154,9 +155,9 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
                 if img
                 else f"{item.stem}.jpg"
             )
-            result.labelme.append(
-                atomic_write_json(path, to_labelme(item, class_name, rel, cfg.simplify))
-            )
+            doc = to_labelme(item, class_name, rel, cfg.simplify)
+            doc[EXPORT_KEY] = {k: v for k, v in record.items() if k != "environment"}
+            result.labelme.append(atomic_write_json(path, doc))
     return result
 
 
@@ -236,27 +237,42 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         "data_resolved": str(Path(cfg.data).resolve()),  # readable from another folder
         "environment": environment(),
     }
-    if cfg.format == "coco":
-        files = sorted(set(sources.values()))
-        exports = [
-            run
-            for f in files
-            if (run := unchanged_export(f, {s: m for s, m in masks.items() if sources[s] == f}))
-        ]
+    if cfg.format in ("coco", "labelme"):
+        exports = unchanged_exports(masks, sources, cfg.format)
         if exports:
             extra["unchanged_exports"] = exports
     return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace)
 
 
-def unchanged_export(path: str | os.PathLike, masks: dict[str, np.ndarray]) -> str | None:
-    """The run, when the COCO file ``path`` (``masks``: its images' imported masks) is an
-    ``engine annotate export`` imported exactly as exported: every mask equals the pseudo label
-    of the run it was exported from (IoU >= 99.5 where either holds the class, the run's
-    uncertain band left out). Logs a warning then, since such a subset scores the pseudo labels
-    at 100: the corrections were saved elsewhere, or not made. None for a file an annotation
-    tool saved (tools rewrite ``info``), or when the run cannot be read from here."""
+def unchanged_exports(masks: dict[str, np.ndarray], sources: dict[str, str], fmt: str) -> list[str]:
+    """The runs whose ``engine annotate export`` was imported exactly as exported
+    (:func:`unchanged_export`): per COCO file, or once for a set of LabelMe files that all carry
+    the same export's record."""
+    files = sorted(set(sources.values()))
+    if fmt == "coco":
+        groups = ((f, {s: m for s, m in masks.items() if sources[s] == f}) for f in files)
+        return [run for f, group in groups if (run := unchanged_export(f, group))]
+    # LabelMe: one file per image, all from one export, compared as one folder
+    records = [(read_json(f, "annotation file") or {}).get(EXPORT_KEY) for f in files]
+    if not records or None in records or any(r != records[0] for r in records):
+        return []  # a file saved by a tool that dropped our record, or several exports
+    run = unchanged_export(str(Path(files[0]).parent), masks, records[0])
+    return [run] if run else []
+
+
+def unchanged_export(
+    path: str | os.PathLike, masks: dict[str, np.ndarray], record: dict | None = None
+) -> str | None:
+    """The run, when the COCO file ``path`` (``masks``: its images' imported masks; for LabelMe
+    files, their folder and their shared ``record``) is an ``engine annotate export`` imported
+    exactly as exported: every mask equals the pseudo label of the run it was exported from
+    (IoU >= 99.5 where either holds the class, the run's uncertain band left out). Logs a
+    warning then, since such a subset scores the pseudo labels at 100: the corrections were
+    saved elsewhere, or not made. None for a file an annotation tool saved without the record
+    (tools rewrite COCO's ``info``), or when the run cannot be read from here."""
     try:
-        record = (read_json(path, "annotation file").get("info") or {}).get(EXPORT_KEY)
+        if record is None:
+            record = (read_json(path, "annotation file").get("info") or {}).get(EXPORT_KEY)
         run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
         split = str(record["split"])
         compared = 0
@@ -276,7 +292,7 @@ def unchanged_export(path: str | os.PathLike, masks: dict[str, np.ndarray]) -> s
     if not compared:
         return None
     log.warning(
-        "%s: the masks imported from it equal the pseudo labels it was exported from (%s) on "
+        "%s: the masks imported from it equal the pseudo labels they were exported from (%s) on "
         "all %s: were the corrections saved to this file? A subset of uncorrected pseudo labels "
         "scores them at 100",
         path,

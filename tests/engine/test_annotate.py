@@ -589,7 +589,7 @@ def test_an_export_imported_unchanged_is_warned_about_at_import(tmp_path, world,
 
     sub, warnings = imported(res.coco, "s1")
     assert warnings == [
-        f"{res.coco}: the masks imported from it equal the pseudo labels it was exported from "
+        f"{res.coco}: the masks imported from it equal the pseudo labels they were exported from "
         f"({run}) on all 3 images: were the corrections saved to this file? A subset of "
         "uncorrected pseudo labels scores them at 100"
     ]
@@ -605,3 +605,25 @@ def test_an_export_imported_unchanged_is_warned_about_at_import(tmp_path, world,
     coco["annotations"] = json.loads(res.coco.read_text())["annotations"]
     (tmp_path / "tool.json").write_text(json.dumps(coco))
     assert imported(tmp_path / "tool.json", "s3")[1] == []
+    # LabelMe files carry the record too (each file; tools that keep unknown keys keep it):
+    # a folder of them imported unchanged is warned about once (img001: a hole-free disk, which
+    # polygons carry exactly; a hole would come back filled and differ)
+    lm = export_annotations(
+        ExportConfig(run=str(run), out=str(tmp_path / "lm"), stems=["img001"], formats=("labelme",))
+    )
+    (doc,) = [json.loads(p.read_text()) for p in lm.labelme]
+    assert doc["mass_engine_export"]["run"] == str(run)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="engine.annotate"):
+        sub = import_annotations(
+            ImportConfig(
+                "labelme",
+                [str(tmp_path / "lm" / "labelme")],
+                "Bicycle",
+                str(data),
+                str(tmp_path / "s4"),
+            )  # fmt: skip
+        )
+    assert sub.info["unchanged_exports"] == [str(run)]
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"{tmp_path / 'lm' / 'labelme'}: the masks imported from it equal")
