@@ -87,7 +87,7 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if "\n" in line:
         raise ValueError("append_line takes one line without newlines")
-    with open(path, "ab") as f, _locked(f):
+    with open(path, "a+b") as f, _locked(f):  # a+: read the end; writes still append
         _cut_torn_line(f)
         f.write((line + "\n").encode("utf-8"))
         f.flush()
@@ -114,23 +114,22 @@ def _locked(f: Any) -> Any:
 
 
 def _cut_torn_line(f: Any, block: int = 1 << 16) -> None:
-    """Truncate the binary file ``f`` after its last newline when it does not end with one."""
-    size = os.fstat(f.fileno()).st_size
-    if size == 0:
+    """Truncate the binary file ``f`` (opened ``a+b``) after its last newline when it does not
+    end with one."""
+    end = f.seek(0, os.SEEK_END)
+    if end == 0:
         return
-    with open(f.name, "rb") as r:
-        r.seek(size - 1)
-        if r.read(1) == b"\n":
+    f.seek(end - 1)
+    if f.read(1) == b"\n":
+        return
+    while end > 0:
+        start = max(0, end - block)
+        f.seek(start)
+        at = f.read(end - start).rfind(b"\n")
+        if at >= 0:
+            f.truncate(start + at + 1)
             return
-        end = size
-        while end > 0:
-            start = max(0, end - block)
-            r.seek(start)
-            at = r.read(end - start).rfind(b"\n")
-            if at >= 0:
-                f.truncate(start + at + 1)
-                return
-            end = start
+        end = start
     f.truncate(0)  # one torn line and nothing before it
 
 

@@ -52,9 +52,8 @@ def read_run_info(path: str | os.PathLike) -> RunInfo:
     if not path.is_file():
         hint = not_this_output(path.parent, "a label run", "run.json")
         raise FileNotFoundError(
-            f"{path}: not found" + hint
-            if hint
-            else f"{path}: not found; is {path.parent} a label run directory (engine label --out)?"
+            f"{path}: not found"
+            + (hint or f"; is {path.parent} a label run directory (engine label --out)?")
         )
     raw = read_bytes(path, "label run record")
     doc = parse_json(raw, path)
