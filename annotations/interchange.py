@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import io
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 
@@ -149,30 +150,31 @@ def _role(name: str, class_name: str) -> int | None:
 
 
 class SplitSizes(dict):
-    """``stem -> (H, W)`` of a dataset split's images, knowing the split's name and which other
-    split holds each stem it lacks, so that an annotation of another split's image says which
-    ``--split`` it belongs to."""
+    """``stem -> (H, W)`` of a dataset split's images, knowing the split's name and, asked only
+    when an annotation names an image the split lacks, which other split holds it
+    (``elsewhere``), so that the error says which ``--split`` the image belongs to."""
 
     def __init__(
-        self, sizes: dict[str, tuple[int, int]], split: str, others: dict[str, str] | None = None
+        self,
+        sizes: dict[str, tuple[int, int]],
+        split: str,
+        elsewhere: Callable[[str], str | None] | None = None,
     ) -> None:
         super().__init__(sizes)
         self.split = split
-        self.others = others or {}  # stem -> the other split that holds it
+        self.elsewhere = elsewhere or (lambda stem: None)
 
 
 def _check_size(
     path: Path, stem: str, hw: tuple[int, int], sizes: dict[str, tuple[int, int]]
 ) -> None:
     if stem not in sizes:
-        if not isinstance(sizes, SplitSizes):
-            raise ValueError(
-                f"{path}: image {stem!r} is not in the dataset split (images there: {len(sizes)})"
-            )
-        other = sizes.others.get(stem)
+        split = getattr(sizes, "split", None)  # a plain dict: the split is not named
+        other = sizes.elsewhere(stem) if isinstance(sizes, SplitSizes) else None
         raise ValueError(
-            f"{path}: image {stem!r} is not in split {sizes.split!r} "
-            f"({len(sizes)} image{'' if len(sizes) == 1 else 's'})"
+            f"{path}: image {stem!r} is not in "
+            + (f"split {split!r}" if split else "the dataset split")
+            + f" ({len(sizes)} image{'' if len(sizes) == 1 else 's'})"
             + (f"; it is in split {other!r}: give --split {other}" if other else "")
         )
     want = sizes[stem]

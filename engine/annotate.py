@@ -6,9 +6,11 @@ module ties them to a label run and a dataset (image paths and sizes).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -58,16 +60,22 @@ def dataset_images(
     return {s.stem: s.image_path for s in ds.samples}
 
 
-def other_splits(data: str | os.PathLike, split: str) -> dict[str, str]:
-    """``stem -> split`` of the dataset's images in splits other than ``split`` (file names
-    only, nothing decoded): where an annotated image of the wrong split belongs."""
-    spec = load_spec(data)
-    found: dict[str, str] = {}
-    for other in spec.available_splits():
-        if other != split:
-            ds = SegDataset(spec, other, require_labels=False)
-            found.update((s.stem, other) for s in ds.samples if s.stem not in found)
-    return found
+def other_splits(data: str | os.PathLike, split: str) -> Callable[[str], str | None]:
+    """``stem -> the other split that holds it`` (or None) for the dataset's images outside
+    ``split``: where an annotated image of the wrong split belongs. The other splits' file names
+    are listed on the first question only, since only an error asks."""
+
+    @functools.cache
+    def found() -> dict[str, str]:
+        spec = load_spec(data)
+        stems: dict[str, str] = {}
+        for other in spec.available_splits():
+            if other != split:
+                ds = SegDataset(spec, other, require_labels=False)
+                stems.update((s.stem, other) for s in ds.samples if s.stem not in stems)
+        return stems
+
+    return lambda stem: found().get(stem)
 
 
 # -- export ------------------------------------------------------------------------------------
