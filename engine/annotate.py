@@ -33,7 +33,7 @@ from annotations.labelmap import IGNORE
 from annotations.labelrun import LabelRun
 from annotations.subset import ImageStats, Pick, Subset, pick_images, write_subset
 from engine.datasets import SegDataset, image_size, load_spec
-from engine.metrics.bootstrap import MATCH_IOU
+from engine.metrics.bootstrap import all_match
 from engine.parallel import map_every_item
 from engine.runinfo import environment
 from engine.text import counted
@@ -282,22 +282,10 @@ def unchanged_export(
         if record is None:
             record = (read_json(path, "annotation file").get("info") or {}).get(EXPORT_KEY)
         run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
-        split = str(record["split"])
-        compared = 0
-        for stem in masks:
-            label = run.label(split, stem)
-            mask = masks[stem]
-            if label.shape != mask.shape:
-                return None
-            known = (label != IGNORE) & (mask != IGNORE)
-            a, b = (label == 1) & known, (mask == 1) & known
-            union = int((a | b).sum())
-            if union and int((a & b).sum()) < MATCH_IOU / 100 * union:
-                return None
-            compared += union > 0
+        ious = [_iou(run.label(str(record["split"]), stem), mask) for stem, mask in masks.items()]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # not our export, or its run is gone: nothing to compare with
-    if not compared:
+    if not all_match(ious):
         return None
     log.warning(
         "%s: the masks imported from it equal the pseudo labels they were exported from (%s) on "
@@ -308,6 +296,18 @@ def unchanged_export(
         counted(len(masks), "image"),
     )
     return str(run.root)
+
+
+def _iou(label: np.ndarray, mask: np.ndarray) -> float:
+    """IoU x100 of the class (1) in a pseudo label and an imported mask, their uncertain or
+    unannotated pixels (255) left out; NaN where neither holds it. ``ValueError`` on sizes that
+    differ (then the mask is no export of that label)."""
+    if label.shape != mask.shape:
+        raise ValueError("sizes differ")
+    known = (label != IGNORE) & (mask != IGNORE)
+    a, b = (label == 1) & known, (mask == 1) & known
+    union = int((a | b).sum())
+    return 100 * int((a & b).sum()) / union if union else math.nan
 
 
 # -- pick --------------------------------------------------------------------------------------

@@ -45,12 +45,18 @@ MATCH_IOU = 99.5  # per-image IoU x100 from which a source "matches" the annotat
 
 def matches_truth(counts: np.ndarray, level: float = MATCH_IOU) -> bool:
     """Whether a source agrees with the annotation on every image, ``(8, N)`` per-image counts
-    (:func:`class_counts`): IoU >= ``level`` wherever either holds the class, and at least one
-    image does. Real annotations never agree this well with pseudo labels or a model: the
-    annotation is that source (pseudo labels exported and imported uncorrected, or the same
-    folder given twice), and a table scoring it measures nothing."""
-    iou = scores_from_sums(np.asarray(counts, np.int64))[0]  # NaN: the class in neither
-    defined = iou[~np.isnan(iou)]
+    (:func:`class_counts`): :func:`all_match` of their IoUs. Real annotations never agree this
+    well with pseudo labels or a model: the annotation is that source (pseudo labels exported
+    and imported uncorrected, or the same folder given twice), and a table scoring it measures
+    nothing."""
+    return all_match(scores_from_sums(np.asarray(counts, np.int64))[0], level)
+
+
+def all_match(ious: np.ndarray, level: float = MATCH_IOU) -> bool:
+    """Per-image IoUs (x100; NaN where the class is in neither map) that say "the same masks":
+    ``level`` or more wherever either holds the class, and at least one image does."""
+    ious = np.asarray(ious, np.float64)
+    defined = ious[~np.isnan(ious)]
     return defined.size > 0 and bool((defined >= level).all())
 
 
