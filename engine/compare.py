@@ -256,21 +256,24 @@ class CompareReport:
         ]
 
 
-def check_not_0_255(gt: Path, known_empty: bool = True) -> None:
+def check_not_0_255(gt: Path) -> None:
     """``ValueError`` when a folder of binary ground truth without a single class pixel holds
     255: masks saved as 0/255 (a common export), whose 255 would be read as "unannotated", so
-    every score would be measured on nothing. ``known_empty``: the caller knows no file marks
-    the class (1); else the files are read until one does."""
-    paths = sorted(gt.glob("*.png"))
-    if not known_empty and any((read_label(p) == 1).any() for p in paths):
-        return
-    for path in paths:
-        if (read_label(path) == 255).any():
-            raise ValueError(
-                f"{gt}: no ground-truth file marks the class (1), and {path.name} holds 255, "
-                "which reads as unannotated: are these 0/255 masks? Import them as an annotated "
-                "subset (engine annotate import --format png --png-binary) and give that as --gt"
-            )
+    every score would be measured on nothing. One pass, which stops at the first file that
+    marks the class (1)."""
+    with_255 = None
+    for path in sorted(gt.glob("*.png")):
+        label = read_label(path)
+        if (label == 1).any():
+            return
+        if with_255 is None and (label == 255).any():
+            with_255 = path
+    if with_255 is not None:
+        raise ValueError(
+            f"{gt}: no ground-truth file marks the class (1), and {with_255.name} holds 255, "
+            "which reads as unannotated: are these 0/255 masks? Import them as an annotated "
+            "subset (engine annotate import --format png --png-binary) and give that as --gt"
+        )
 
 
 def _jsonable(v: Any) -> Any:
@@ -352,17 +355,18 @@ def compare(cfg: CompareConfig) -> CompareReport:
             (p, g, (cid, gt_cid), cfg.input, (tax, gt_tax), cfg.resize_pred) for _, p, g in pairs
         ]
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
-        for counts in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):
-            scorer.add_counts(PairCounts.from_array(counts))
+        for array in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):
+            scorer.add_counts(PairCounts.from_array(array))
         counts = class_counts(scorer.per_image, class_id=1)  # the gt's stems, sorted
-        gt_class_pixels = sum(int(c.gt_area[1]) for c in scorer.per_image)  # any source's
         row = SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source)
         row.matches_truth = matches_truth(counts)
         rows.append(row)
         per_image.append(counts)
         images = len(pairs)
-    if split is None and gt_class_pixels == 0:
-        check_not_0_255(gt)  # a plain folder without the class anywhere: 0/255 masks?
+    # a plain folder without the class anywhere (a mask with any class pixel has a boundary):
+    # 0/255 masks?
+    if split is None and not rows[0].scores.counts["bf1_gt_boundary"]:
+        check_not_0_255(gt)
     first = rows[0].scores
     # the bootstrap rescores summed counts: Boundary F1's per-image mode has no interval
     skip = ("bf1",) if cfg.bf1_mode != "dataset" else ()

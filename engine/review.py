@@ -164,7 +164,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     elif gt_dir is not None:  # a plain folder of masks: 0/255 ones would score nothing
         from engine.compare import check_not_0_255
 
-        check_not_0_255(gt_dir, known_empty=False)
+        check_not_0_255(gt_dir)
     preds = []  # (caption, folder, the class's id in it)
     for d in pred_dirs:
         class_id = cfg.pred_class_id
