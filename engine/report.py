@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from annotations.fileio import (
+    UNREADABLE,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
@@ -442,7 +443,7 @@ def _overlays(
             continue
         try:
             image = load_image(images[stem])
-        except (OSError, ValueError) as e:  # scored without it: only its picture is lost
+        except UNREADABLE as e:  # scored without it: only its picture is lost
             log.warning("%s; no overlay for it, the next image is drawn", first_line(e))
             continue
         maps = {"annotation": subset.mask(stem)}

@@ -313,11 +313,9 @@ class _Writers:
                 inst, t_merge, t_write = write_outputs(
                     self.out, split, stem, result, self.cfg.uncertain, self.header
                 )
-            except OSError as e:
-                if e.errno in DISK_ERRNOS:
-                    raise  # the disk fails every image after it: the run stops (raise_error)
-                result, error = None, type_and_first_line(e)
-            except Exception as e:  # noqa: BLE001 - one image's merge or encoding: it alone fails
+            except Exception as e:  # noqa: BLE001 - one image's merge or files: it alone fails
+                if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+                    raise  # but the disk fails every image after it: the run stops (raise_error)
                 result, error = None, type_and_first_line(e)
         if result is not None:
             timings = {**timings, **result.timings, "merge": t_merge, "write": t_write}
