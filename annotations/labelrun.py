@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,7 @@ class RunInfo:
     backend: str  # "grounded-sam", "simulated", ...
     data_root: Path | None  # the dataset the run labelled (``config.data``)
     sha256: str  # hash of run.json's bytes: which labeling run this was
+    record: dict = field(default_factory=dict, compare=False, repr=False)  # the whole run.json
 
 
 def read_run_info(path: str | os.PathLike) -> RunInfo:
@@ -90,6 +91,7 @@ def read_run_info(path: str | os.PathLike) -> RunInfo:
         backend=str(backend or config.get("backend") or "unknown"),
         data_root=recorded_root(data, doc.get("data_resolved")),
         sha256=hashlib.sha256(raw).hexdigest(),
+        record=doc,
     )
 
 

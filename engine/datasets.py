@@ -41,6 +41,11 @@ _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
 Image.MAX_IMAGE_PIXELS = 300_000_000
 
 
+def split_key(split: str) -> tuple[int, str]:
+    """Sort key of split names: train, val, test first, then the others by name."""
+    return ({"train": 0, "val": 1, "test": 2}.get(split, 3), split)
+
+
 def tidy_path(path: Path) -> Path:
     """``path`` with ``.`` and ``DIR/..`` folded away when that names the same folder: a fused
     dataset's images (``images: ../../../data/images/{split}``) are then named in messages as
@@ -98,8 +103,7 @@ class DatasetSpec:
             for p in parent.iterdir()
             if p.is_dir() and not p.name.startswith(".") and self.image_dir(p.name).is_dir()
         )
-        order = {"train": 0, "val": 1, "test": 2}
-        return sorted(found, key=lambda s: (order.get(s, 3), s))
+        return sorted(found, key=split_key)
 
     def require_splits(self) -> list[str]:
         """:meth:`available_splits`, or FileNotFoundError naming the root, the layout expected

@@ -32,6 +32,7 @@ from engine.datasets import (
     load_spec,
     read_source_map,
     source_dir,
+    split_key,
 )
 from engine.parallel import map_in_order
 from engine.text import counted
@@ -335,18 +336,18 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     """A label run's class, models, settings and per-split progress: images labelled with its
     current settings, with older ones (the next run relabels them), failed, and, when its
     dataset is found, not labelled yet (an interrupted or sharded run)."""
-    from annotations.fileio import read_json, read_jsonl
+    from annotations.fileio import read_jsonl
     from annotations.labelrun import LabelRun
 
     run = LabelRun.open(root)
     info = run.info  # run.json: a clear error when it is missing or not the labeler's
-    doc = read_json(run.run_json, "run.json")
+    doc = info.record
     config = doc.get("config") or {}
     chash = str(doc.get("config_hash", ""))
     latest: dict[tuple[str, str], dict] = {}
     for rec in read_jsonl(run.root / "manifest.jsonl"):
         latest[(rec.get("split"), rec.get("stem"))] = rec
-    names = splits or sorted({s for s, _ in latest} | set(run.splits()), key=_split_order)
+    names = splits or sorted({s for s, _ in latest} | set(run.splits()), key=split_key)
     per = {s: RunSplit() for s in names}
     seconds: Counter = Counter()
     failures = []
@@ -405,13 +406,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     )
 
 
-def _split_order(split: str) -> tuple[int, str]:
-    return ({"train": 0, "val": 1, "test": 2}.get(split, 3), split)
-
-
 def _spec_or_none(root: Path) -> DatasetSpec | None:
-    from engine.datasets import load_spec
-
     try:
         return load_spec(root)
     except (OSError, ValueError):

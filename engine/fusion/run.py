@@ -393,8 +393,8 @@ def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
     """Splits fused into ``out`` by earlier calls (``engine fuse --split train``, then ``--split
     val``) that still belong to this dataset: every image's latest record is ok with this
     configuration's hash and its files exist. They stay in ``dataset.yaml`` beside this call's
-    splits; a split fused with other settings (or with failed images) is left out, with a
-    warning saying how to bring it back."""
+    splits (:func:`_dataset_yaml` orders them); a split fused with other settings (or with
+    failed images) is left out, with a warning saying how to bring it back."""
     by_split: dict[str, list[tuple[str, dict]]] = {}
     for (split, stem), rec in latest.items():
         if split not in plan.splits:
@@ -416,8 +416,7 @@ def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
                 split,
                 split,
             )
-    order = {s: i for i, s in enumerate(plan.spec.available_splits())}
-    return sorted(kept, key=lambda s: (order.get(s, len(order)), s))
+    return kept
 
 
 def _dataset_yaml(plan: FusePlan, out: Path, earlier: Iterable[str] = ()) -> str:
