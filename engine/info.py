@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import UNREADABLE, first_line
+from annotations.fileio import UNREADABLE, first_line, output_kind
 from annotations.labelmap import IGNORE, read_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import (
@@ -647,14 +647,17 @@ def describe_output(
     describes instead of a dataset: a label run (``problems``: its failed images), a training
     run, an annotated subset, a folder of predictions; None for anything else (a dataset, a
     fused one included)."""
-    path = Path(path)
-    if (path / "subset.json").is_file():
-        return "an annotated subset", render_subset(path), 0
-    if (path / "predict.json").is_file():
-        return "a folder of predictions", render_predictions(path), 0
-    if (path / "run.json").is_file():
+    kind = output_kind(path)  # the record its command wrote, and what the folder is
+    if kind is None:
+        return None
+    record, what = kind
+    if record == "subset.json":
+        return what, render_subset(path), 0
+    if record == "predict.json":
+        return what, render_predictions(path), 0
+    if record == "run.json":
         stats = label_run_stats(path, splits)
-        return "a label run", render_label_run(stats), stats.problems
-    if (path / "metrics.jsonl").is_file():
-        return "a training run", render_train_run(train_run_stats(path)), 0
-    return None
+        return what, render_label_run(stats), stats.problems
+    if record == "metrics.jsonl":
+        return what, render_train_run(train_run_stats(path)), 0
+    return None  # a fused dataset is a dataset; a report or a gallery is opened, not described
