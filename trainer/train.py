@@ -448,6 +448,15 @@ def _train(
     dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
     if is_main and ckpt is not None and (warning := _changed_split(ckpt, dataset, cfg)):
         log.warning(warning)
+    val_data = validation_split(cfg) if cfg.val_split else None
+    # the validation split and annotated subsets, resolved before the model is built (and its
+    # backbone weights fetched), so a missing split or a bad path fails at once
+    subset_data = val_data or dataset.data
+    subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]
+    check_one_subset_per_class(subsets)
+    validates = val_data is not None or bool(subsets)
+    if is_main and validates and (warning := validation_upscale(subset_data, cfg.val_size)):
+        log.warning(warning)
     taxonomy = dataset.taxonomy
     k = taxonomy.num_classes
     torch.manual_seed(cfg.seed)
@@ -511,14 +520,6 @@ def _train(
         start * micro * cfg.accum_steps,
         pin_memory=device.type == "cuda",
     )
-    val_data = validation_split(cfg) if cfg.val_split else None
-    # annotated subsets of new classes, resolved now so a bad path fails before training
-    subset_data = val_data or dataset.data
-    subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]
-    check_one_subset_per_class(subsets)
-    validates = val_data is not None or bool(subsets)
-    if is_main and validates and (warning := validation_upscale(subset_data, cfg.val_size)):
-        log.warning(warning)
     amp = cfg.amp and device.type == "cuda"
     result = TrainResult(out=out, step=start)
     writer = None
