@@ -3,10 +3,12 @@
 Export turns a label run's :class:`Instances` into files CVAT, Label Studio, X-AnyLabeling
 and LabelMe open; import turns corrected files back into per-image binary masks.
 
-* COCO: one JSON for many images; ``segmentation`` is compressed RLE (exact) or polygons
-  (see :mod:`annotations.polygons` for the pixel convention); category id 1 is the class.
+* COCO: one JSON for many images; ``segmentation`` is compressed RLE (exact) or polygons in
+  pycocotools' pixel-corner convention (:mod:`annotations.polygons`); category id 1 is the
+  class.
 * LabelMe: one JSON per image, ``shapes`` of type ``polygon`` (export), and ``polygon``,
-  ``rectangle`` or ``mask`` on import.
+  ``rectangle``, ``circle`` or ``mask`` on import, drawn as labelme draws them (pixel
+  centres).
 
 Import maps the class's category/label (case-insensitive) to 1 and the categories named in
 :data:`IGNORE_NAMES` to 255 ("unannotated", drawn by the annotator around regions they could
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import io
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,10 +31,23 @@ from PIL import Image
 
 from annotations.fileio import read_json
 from annotations.instances import Instances
-from annotations.polygons import flat_to_points, mask_to_polygons, points_to_flat, polygons_to_mask
+from annotations.polygons import (
+    COCO,
+    LABELME,
+    flat_to_points,
+    labelme_circle_to_mask,
+    labelme_rectangle_to_mask,
+    mask_to_polygons,
+    points_to_flat,
+    polygons_to_mask,
+)
 from annotations.rle import mask_to_rle, rle_to_mask
 
+log = logging.getLogger(__name__)
+
 IGNORE_NAMES = ("unannotated", "ignore", "__ignore__")
+EXPORT_KEY = "mass_engine_export"  # the exporter's record: COCO's info, a LabelMe file's top level
+POLYGON_KEY = "polygon_convention"  # in that record; exports made before it used pixel centres
 MASK_FORMATS = ("rle", "polygon")
 
 
@@ -86,7 +102,8 @@ def to_coco(
             if mask_format == "rle":
                 seg: object = mask_to_rle(mask)
             else:
-                seg = [points_to_flat(p) for p in mask_to_polygons(mask, simplify)]
+                polys = mask_to_polygons(mask, convention=COCO, simplify=simplify)
+                seg = [points_to_flat(p) for p in polys]
             anns.append(
                 {
                     "id": len(anns) + 1,
@@ -113,7 +130,9 @@ def to_labelme(item: ExportImage, class_name: str, image_path: str, simplify: fl
     h, w = item.instances.image_size
     shapes = []
     for i in range(len(item.instances)):
-        for poly in mask_to_polygons(item.instances.masks[i], simplify):
+        for poly in mask_to_polygons(
+            item.instances.masks[i], convention=LABELME, simplify=simplify
+        ):
             shapes.append(
                 {
                     "label": class_name,
@@ -220,6 +239,7 @@ def coco_to_masks(
         raise ValueError(
             f"{path}: no category named {class_name!r} (class names are matched case-insensitively)"
         )
+    convention = _coco_polygon_convention(path, data)
     masks: dict[int, ImageMask] = {}
     for img in data["images"]:
         try:
@@ -246,7 +266,10 @@ def coco_to_masks(
             raise ValueError(f"{path}: annotation {ann.get('id')} has unknown category_id {cat}")
         target = masks[image_id]
         m = _segmentation_to_mask(
-            ann.get("segmentation"), target.mask.shape, f"{path}: annotation {ann.get('id')}"
+            ann.get("segmentation"),
+            target.mask.shape,
+            f"{path}: annotation {ann.get('id')}",
+            convention,
         )
         if roles[cat] == 1:
             target.mask[m] = 1
@@ -258,7 +281,23 @@ def coco_to_masks(
     return list(masks.values())
 
 
-def _segmentation_to_mask(seg: object, hw: tuple[int, int], where: str) -> np.ndarray:
+def _coco_polygon_convention(path: Path, data: dict) -> str:
+    """pycocotools' pixel corners, the COCO convention; pixel centres for the polygons of an
+    ``engine annotate export`` made before the engine wrote corners (its record, which a tool
+    that rewrites COCO's ``info`` drops, names no convention)."""
+    info = data.get("info")
+    record = info.get(EXPORT_KEY) if isinstance(info, dict) else None
+    if not isinstance(record, dict) or POLYGON_KEY in record:
+        return COCO
+    if (record.get("config") or {}).get("mask_format") != "polygon":
+        return COCO
+    log.info("%s: polygons of an older engine export, read in its pixel-centre convention", path)
+    return LABELME
+
+
+def _segmentation_to_mask(
+    seg: object, hw: tuple[int, int], where: str, convention: str = COCO
+) -> np.ndarray:
     h, w = hw
     if isinstance(seg, dict):
         if isinstance(seg.get("size"), list) and list(seg["size"]) != [h, w]:
@@ -268,7 +307,8 @@ def _segmentation_to_mask(seg: object, hw: tuple[int, int], where: str) -> np.nd
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
     if isinstance(seg, list):
-        return polygons_to_mask([flat_to_points(p, where) for p in seg], h, w)
+        polys = [flat_to_points(p, where) for p in seg]
+        return polygons_to_mask(polys, h, w, convention=convention)
     raise ValueError(f"{where}: segmentation must be an RLE object or a list of polygons")
 
 
@@ -313,13 +353,12 @@ def _labelme_shape(shape: dict, hw: tuple[int, int], where: str) -> np.ndarray:
     if kind == "polygon":
         if len(pts) < 3:
             raise ValueError(f"{where}: a polygon needs at least 3 points, got {len(pts)}")
-        return polygons_to_mask([pts], h, w)
-    if kind == "rectangle":
+        return polygons_to_mask([pts], h, w, convention=LABELME)
+    if kind in ("rectangle", "circle"):
         if len(pts) != 2:
-            raise ValueError(f"{where}: a rectangle needs 2 points, got {len(pts)}")
-        (x0, y0), (x1, y1) = pts.min(0), pts.max(0)
-        corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
-        return polygons_to_mask([corners], h, w)
+            raise ValueError(f"{where}: a {kind} needs 2 points, got {len(pts)}")
+        draw = labelme_rectangle_to_mask if kind == "rectangle" else labelme_circle_to_mask
+        return draw(pts, h, w)
     if kind == "mask":
         if len(pts) != 2 or not shape.get("mask"):
             raise ValueError(f"{where}: a mask shape needs 2 points and base64 'mask' data")
@@ -330,7 +369,7 @@ def _labelme_shape(shape: dict, hw: tuple[int, int], where: str) -> np.ndarray:
         ys, xs = slice(y0, min(h, y0 + sh)), slice(x0, min(w, x0 + sw))
         out[ys, xs] = small[: ys.stop - y0, : xs.stop - x0]
         return out
-    raise ValueError(f"{where}: unsupported shape_type {kind!r} (polygon, rectangle, mask)")
+    raise ValueError(f"{where}: unsupported shape_type {kind!r} (polygon, rectangle, circle, mask)")
 
 
 def png_to_mask(

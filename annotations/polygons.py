@@ -1,85 +1,169 @@
-"""Binary masks <-> polygons, with one documented pixel convention used both ways.
+"""Binary masks <-> polygons, in the pixel convention of the tool that reads each file.
 
-Convention (the one LabelMe and OpenCV use): a vertex ``(x, y)`` is the *centre* of pixel
-column ``x``, row ``y``; pixel ``(x, y)`` covers ``[x - 0.5, x + 0.5) x [y - 0.5, y + 0.5)``.
+Two conventions are in use, and a polygon read in the other one moves its outline by half a
+pixel, which deletes thin parts (a one-pixel spoke) outright:
 
-* Export (:func:`mask_to_polygons`) traces the outer boundary of each connected component
-  with ``cv2.findContours`` (8-connected, ``RETR_EXTERNAL``). Vertices are the centres of the
-  component's boundary pixels; ``CHAIN_APPROX_SIMPLE`` keeps only the corners of straight
-  horizontal, vertical and diagonal runs, which loses nothing.
-* Import (:func:`polygons_to_mask`) rasterises with ``cv2.fillPoly`` (8-connected edges,
-  sub-pixel vertices at 1/16 pixel): a pixel is set when its centre is inside the polygon or
-  on its outline.
+* ``"coco"``: COCO polygons as pycocotools rasterises them (``frPyObjects``), and with it
+  every tool that reads COCO polygons through it (CVAT's Datumaro, detectron2, mmdetection).
+  A vertex ``(x, y)`` is a point of the continuous image plane in which pixel ``(x, y)`` covers
+  ``[x, x + 1) x [y, y + 1)``; a pixel belongs to a polygon when its centre is inside.
+  Export traces each connected component's outline along pixel *corners* (integer vertices).
+* ``"labelme"``: LabelMe shapes as labelme's own ``shape_to_mask`` (and X-AnyLabeling's)
+  rasterises them, with Pillow's ``ImageDraw.polygon(outline=1, fill=1)``: a vertex ``(x, y)``
+  is the *centre* of pixel ``(x, y)`` and the pixels on the outline are set. Export traces
+  the centres of each component's boundary pixels (``cv2.findContours``).
 
-With these two, a hole-free mask survives export and import pixel-exactly. Polygons cannot
-carry holes (COCO and LabelMe have no hole syntax), so a component's holes come back filled;
-``simplify > 0`` (Douglas-Peucker tolerance in pixels) trades exactness for smaller files and
-moves the boundary by at most about ``simplify`` pixels.
-
-Tools that use corner coordinates (pycocotools' ``annToMask``, CVAT) read these polygons
-shifted by half a pixel: the boundary moves by at most one pixel.
+Import in each convention is the reading tool's own rasteriser, so a file scores as the
+annotation tool and the trainers that read it see it. Export in each is exact under it: a
+hole-free mask comes back pixel for pixel (tested on blobs, one-pixel lines, diagonals, single
+pixels, noise and masks touching the frame). Polygons cannot carry holes (neither format has
+hole syntax), so a component's holes come back filled; ``simplify > 0`` (Douglas-Peucker
+tolerance in pixels) trades exactness for smaller files and moves the outline by at most about
+``simplify`` pixels.
 """
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+from PIL import Image, ImageDraw
+from pycocotools import mask as coco_mask
 
-_SHIFT = 4  # fillPoly fixed-point bits: vertices are rounded to 1/16 pixel
+COCO = "coco"
+LABELME = "labelme"
+CONVENTIONS = (COCO, LABELME)
 
 
-def mask_to_polygons(mask: np.ndarray, simplify: float = 0.0) -> list[np.ndarray]:
-    """Outer outlines of a binary mask.
+def _check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"polygon convention must be one of {CONVENTIONS}, got {convention!r}")
+
+
+def mask_to_polygons(
+    mask: np.ndarray, *, convention: str, simplify: float = 0.0
+) -> list[np.ndarray]:
+    """Outer outlines of a binary mask, one polygon per connected component (8-connected).
 
     Args:
         mask: ``(H, W)`` bool or 0/1 array.
+        convention: ``"coco"`` (pixel-corner vertices) or ``"labelme"`` (pixel centres).
         simplify: Douglas-Peucker tolerance in pixels; 0 keeps the exact outline.
 
     Returns:
-        One ``(K, 2) float64`` array of ``(x, y)`` pixel-centre vertices per connected
-        component, ``K >= 3`` (a one- or two-pixel component repeats its vertices so that
-        every polygon is valid COCO, which needs at least 3 points). Empty mask: ``[]``.
+        One ``(K, 2) float64`` array of ``(x, y)`` vertices per component, ``K >= 3`` (a
+        LabelMe outline of a one- or two-pixel component repeats its vertices so that every
+        polygon is valid COCO and LabelMe, which need at least 3 points). Empty mask: ``[]``.
     """
+    _check_convention(convention)
     if mask.ndim != 2:
         raise ValueError(f"mask must be (H, W), got {mask.shape}")
     m = np.ascontiguousarray(mask, dtype=np.uint8)
     if not m.any():
         return []
-    contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if convention == COCO:
+        outlines = _corner_outlines(m)
+    else:
+        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        outlines = [c.reshape(-1, 2) for c in contours]
     polys: list[np.ndarray] = []
-    for c in contours:
-        if simplify > 0 and len(c) > 3:
-            c = cv2.approxPolyDP(c, float(simplify), True)
-        pts = c.reshape(-1, 2).astype(np.float64)
+    for pts in outlines:
+        if simplify > 0 and len(pts) > 3:
+            pts = cv2.approxPolyDP(pts.astype(np.int32).reshape(-1, 1, 2), float(simplify), True)
+            pts = pts.reshape(-1, 2)
+        pts = pts.astype(np.float64)
         while len(pts) < 3:
             pts = np.concatenate([pts, pts[-1:]])
         polys.append(pts)
     return polys
 
 
-def polygons_to_mask(polygons: list[np.ndarray], height: int, width: int) -> np.ndarray:
-    """Rasterise polygons (pixel-centre ``(x, y)`` vertices, any float) into ``(H, W) bool``.
+def _corner_outlines(m: np.ndarray) -> list[np.ndarray]:
+    """Outlines along pixel corners: ``cv2.findContours`` on the mask at twice the size, each
+    vertex (a centre of the doubled mask's boundary pixels, ``u``) moved to the pixel corner
+    it lies a quarter pixel inside of, ``floor((u + 1) / 2)``. pycocotools fills such an
+    outline with exactly the mask's pixels (holes filled); only the bounding box is doubled."""
+    x0, y0, w, h = cv2.boundingRect(m)  # of the non-zero pixels
+    doubled = cv2.resize(
+        m[y0 : y0 + h, x0 : x0 + w], (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST
+    )
+    contours, _ = cv2.findContours(doubled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    out = []
+    for c in contours:
+        pts = (c.reshape(-1, 2) + 1) // 2 + np.array([x0, y0])
+        out.append(_drop_redundant(pts))
+    return out
 
-    Overlapping polygons are united. An empty list gives an all-False mask.
-    """
-    out = np.zeros((height, width), np.uint8)
-    scale = 1 << _SHIFT
-    for poly in polygons:
-        pts = np.asarray(poly, dtype=np.float64).reshape(-1, 2)
-        if len(pts) == 0:
-            continue
-        fixed = np.round(pts * scale).astype(np.int32).reshape(-1, 1, 2)
-        cv2.fillPoly(out, [fixed], 1, lineType=cv2.LINE_8, shift=_SHIFT)
-    return out.astype(bool)
+
+def _drop_redundant(pts: np.ndarray) -> np.ndarray:
+    """A closed integer polygon without repeated and collinear (straight-through) vertices."""
+    keep = np.any(pts != np.roll(pts, 1, axis=0), axis=1)
+    pts = pts[keep] if keep.any() else pts[:1]
+    if len(pts) < 3:
+        return pts
+    prev, nxt = np.roll(pts, 1, axis=0), np.roll(pts, -1, axis=0)
+    a, b = pts - prev, nxt - pts
+    straight = (a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0] == 0) & ((a * b).sum(axis=1) > 0)
+    return pts[~straight]
+
+
+def polygons_to_mask(
+    polygons: list[np.ndarray], height: int, width: int, *, convention: str
+) -> np.ndarray:
+    """Rasterise polygons (``(K, 2)`` ``(x, y)`` vertices, any float) into ``(H, W) bool`` as
+    the convention's own tool does: pycocotools for ``"coco"``, Pillow as labelme for
+    ``"labelme"``. Overlapping polygons are united; an empty list gives an all-False mask. A
+    COCO polygon of fewer than 3 vertices encloses no pixel (pycocotools would read one of 2
+    vertices as a box, so it is not passed to it)."""
+    _check_convention(convention)
+    pts_list = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons]
+    if convention == COCO:
+        flat = [p.ravel().tolist() for p in pts_list if len(p) >= 3]
+        if not flat:
+            return np.zeros((height, width), bool)
+        rle = coco_mask.merge(coco_mask.frPyObjects(flat, height, width))
+        return coco_mask.decode(rle).astype(bool)
+    canvas, draw = _labelme_canvas(height, width)
+    for p in pts_list:
+        if len(p):
+            draw.polygon([(float(x), float(y)) for x, y in p], outline=1, fill=1)
+    return np.asarray(canvas, dtype=bool)
+
+
+def _labelme_canvas(height: int, width: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    canvas = Image.new("L", (width, height), 0)
+    return canvas, ImageDraw.Draw(canvas)
+
+
+def labelme_rectangle_to_mask(corners: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A LabelMe ``rectangle`` (two opposite corners, any order) as labelme draws it: the
+    pixels from one corner's to the other's, both included."""
+    (x0, y0), (x1, y1) = np.min(corners, axis=0), np.max(corners, axis=0)
+    canvas, draw = _labelme_canvas(height, width)
+    draw.rectangle([float(x0), float(y0), float(x1), float(y1)], outline=1, fill=1)
+    return np.asarray(canvas, dtype=bool)
+
+
+def labelme_circle_to_mask(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A LabelMe ``circle`` (its centre, then a point on it) as labelme draws it."""
+    (cx, cy), (px, py) = points
+    r = float(np.hypot(cx - px, cy - py))
+    canvas, draw = _labelme_canvas(height, width)
+    draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
+    return np.asarray(canvas, dtype=bool)
 
 
 def flat_to_points(flat: list[float], source: str = "polygon") -> np.ndarray:
     """COCO's ``[x1, y1, x2, y2, ...]`` -> ``(K, 2)`` float array."""
-    arr = np.asarray(flat, dtype=np.float64)
+    try:
+        arr = np.asarray(flat, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: a polygon must be a flat list of numbers") from None
     if arr.ndim != 1 or arr.size < 2 or arr.size % 2:
         raise ValueError(
             f"{source}: a polygon must be a flat list of an even number of coordinates, got {arr.size}"
         )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{source}: a polygon has a coordinate that is not a finite number")
     return arr.reshape(-1, 2)
 
 

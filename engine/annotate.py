@@ -19,7 +19,9 @@ import numpy as np
 
 from annotations.fileio import atomic_write_json, atomic_write_text, read_json, recorded_root
 from annotations.interchange import (
+    EXPORT_KEY,
     MASK_FORMATS,
+    POLYGON_KEY,
     ExportImage,
     ImageMask,
     SplitSizes,
@@ -31,6 +33,7 @@ from annotations.interchange import (
 )
 from annotations.labelmap import IGNORE
 from annotations.labelrun import LabelRun
+from annotations.polygons import COCO, LABELME
 from annotations.subset import ImageStats, Pick, Subset, pick_images, write_subset
 from engine.datasets import SegDataset, image_size, load_spec
 from engine.metrics.bootstrap import all_match
@@ -41,7 +44,6 @@ from engine.text import counted
 log = logging.getLogger(__name__)
 
 IMPORT_FORMATS = ("coco", "labelme", "png")
-EXPORT_KEY = "mass_engine_export"  # the exporter's record in a COCO file's info
 
 
 def dataset_images(
@@ -151,7 +153,7 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
         info = {  # COCO's own info fields, and ours
             "contributor": "engine annotate export",
             "date_created": env["time"],
-            EXPORT_KEY: record,
+            EXPORT_KEY: {**record, POLYGON_KEY: COCO},
         }
         coco = to_coco([i for i, _ in items], class_name, cfg.mask_format, cfg.simplify, desc, info)
         result.coco = atomic_write_json(out / "coco.json", coco, indent=None)
@@ -165,6 +167,7 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
             )
             doc = to_labelme(item, class_name, rel, cfg.simplify)
             doc[EXPORT_KEY] = {k: v for k, v in record.items() if k != "environment"}
+            doc[EXPORT_KEY][POLYGON_KEY] = LABELME
             result.labelme.append(atomic_write_json(path, doc))
     return result
 

@@ -28,7 +28,10 @@ def annotate_export(
     stem: list[str] = typer.Option([], "--stem", help="Image stem to export (repeatable)."),
     data: str | None = typer.Option(None, help="Dataset root (default: the one run.json names)."),
     fmt: list[str] = typer.Option(["coco", "labelme"], "--format", help="coco and/or labelme."),
-    mask_format: str = typer.Option("rle", help="COCO segmentation: rle (exact) or polygon."),
+    mask_format: str = typer.Option(
+        "rle",
+        help="COCO segmentation: rle (exact) or polygon (pixel corners, as pycocotools reads).",
+    ),
     simplify: float = typer.Option(0.0, help="Polygon simplification tolerance in pixels."),
 ) -> None:
     """Write a label run's instances of chosen images as COCO JSON and LabelMe JSON."""

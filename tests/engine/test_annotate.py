@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from PIL import Image
 from scipy import ndimage
 
 from annotations.interchange import coco_to_masks
+from annotations.labelrun import LabelRun
 from annotations.polygons import mask_to_polygons, polygons_to_mask
 from annotations.subset import ImageStats, pick_images, read_subset
 from engine.annotate import (
@@ -33,42 +35,129 @@ def _blobs(seed: int, fill_holes: bool = True) -> np.ndarray:
     return ndimage.binary_fill_holes(m) if fill_holes else m
 
 
-def test_polygons_empty_mask():
-    assert mask_to_polygons(np.zeros((H, W), bool)) == []
-    assert not polygons_to_mask([], H, W).any()
+CONVENTIONS = ("coco", "labelme")
 
 
+def _round_trip(mask: np.ndarray, convention: str, simplify: float = 0.0) -> np.ndarray:
+    polys = mask_to_polygons(mask, convention=convention, simplify=simplify)
+    assert all(len(p) >= 3 for p in polys)  # valid COCO and LabelMe polygons
+    return polygons_to_mask(polys, *mask.shape, convention=convention)
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_polygons_empty_mask(convention):
+    assert mask_to_polygons(np.zeros((H, W), bool), convention=convention) == []
+    assert not polygons_to_mask([], H, W, convention=convention).any()
+
+
+def test_polygon_convention_must_be_named():
+    with pytest.raises(ValueError, match="polygon convention must be one of"):
+        mask_to_polygons(np.ones((4, 4), bool), convention="cvat")
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
 @pytest.mark.parametrize("seed", range(20))
-def test_polygon_round_trip_is_exact_without_holes(seed):
+def test_polygon_round_trip_is_exact_without_holes(seed, convention):
     m = _blobs(seed)
-    assert np.array_equal(polygons_to_mask(mask_to_polygons(m), H, W), m)
+    assert np.array_equal(_round_trip(m, convention), m)
 
 
-@pytest.mark.parametrize(
-    "mask",
-    [
-        np.pad(np.ones((1, 1), bool), 3),  # one pixel
-        np.pad(np.ones((1, 4), bool), 3),  # one-pixel-thin line
-        np.eye(8, dtype=bool),  # diagonal
-        np.ones((5, 6), bool),  # touches the frame
-    ],
-)
-def test_polygon_round_trip_thin_and_tiny(mask):
-    polys = mask_to_polygons(mask)
-    assert all(len(p) >= 3 for p in polys)  # valid COCO polygons
-    assert np.array_equal(polygons_to_mask(polys, *mask.shape), mask)
+THIN_AND_TINY = [
+    np.pad(np.ones((1, 1), bool), 3),  # one pixel
+    np.pad(np.ones((1, 4), bool), 3),  # one-pixel-thin line
+    np.eye(8, dtype=bool),  # diagonal
+    np.eye(8, dtype=bool)[::-1] | np.eye(8, dtype=bool),  # a cross of diagonals
+    np.ones((5, 6), bool),  # touches the frame
+]
 
 
-def test_polygon_holes_are_filled_and_only_they_differ():
+@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("mask", THIN_AND_TINY)
+def test_polygon_round_trip_thin_and_tiny(mask, convention):
+    assert np.array_equal(_round_trip(mask, convention), mask)
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("density", [0.15, 0.5])
+def test_polygon_round_trip_of_noise_fills_exactly_the_holes(convention, density):
+    """Noise is the worst case: diagonal pinches, one-pixel parts, holes inside holes."""
+    rng = np.random.default_rng(int(density * 100))
+    for _ in range(20):
+        m = rng.random((int(rng.integers(3, 30)), int(rng.integers(3, 30)))) < density
+        assert np.array_equal(_round_trip(m, convention), ndimage.binary_fill_holes(m))
+
+
+def test_coco_polygons_are_the_ones_pycocotools_reads():
+    """The COCO file's polygons, read by pycocotools as every COCO tool reads them (not by our
+    rasteriser): the mask, pixel for pixel; a thin spoke survives. Pixel-centre outlines, the
+    LabelMe convention, lose the bottom and right rows there and a one-pixel line entirely."""
+    from pycocotools import mask as coco_mask
+
+    def pycocotools_reads(polys, h, w):
+        rle = coco_mask.merge(coco_mask.frPyObjects([p.ravel().tolist() for p in polys], h, w))
+        return coco_mask.decode(rle).astype(bool)
+
+    spoke = np.zeros((20, 30), bool)
+    spoke[9, 2:27] = True
+    for m in (_blobs(3), spoke, np.eye(8, dtype=bool)):
+        assert np.array_equal(
+            pycocotools_reads(mask_to_polygons(m, convention="coco"), *m.shape), m
+        )
+    assert not pycocotools_reads(mask_to_polygons(spoke, convention="labelme"), 20, 30).any()
+    square = np.pad(np.ones((10, 10), bool), 5)
+    centres = pycocotools_reads(mask_to_polygons(square, convention="labelme"), 20, 20)
+    assert centres.sum() == 81  # 9 x 9 of the 10 x 10 pixels
+
+
+def test_coco_polygon_drawn_along_pixel_edges_covers_those_pixels():
+    """An annotator's polygon around an object's outer edge (CVAT, Label Studio: continuous
+    coordinates, pixel (x, y) covering [x, x + 1)) holds exactly the object's pixels."""
+    square = [np.array([[5, 5], [15, 5], [15, 15], [5, 15]], float)]
+    m = polygons_to_mask(square, 20, 20, convention="coco")
+    assert m.sum() == 100 and m[5:15, 5:15].all()
+    # a polygon of 2 vertices encloses nothing (pycocotools would take 4 numbers for a box)
+    line = [np.array([[2.0, 2.0], [12.0, 12.0]])]
+    assert not polygons_to_mask(line, 20, 20, convention="coco").any()
+
+
+def test_labelme_shapes_are_drawn_as_labelme_draws_them():
+    """labelme's shape_to_mask: Pillow's polygon with its outline, rectangles and circles with
+    both ends included; a vertex is a pixel's centre."""
+    from PIL import Image, ImageDraw
+
+    from annotations.polygons import labelme_circle_to_mask, labelme_rectangle_to_mask
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # float vertices, star-shaped: where OpenCV's fill differs from Pillow's
+        ang = np.sort(rng.uniform(0, 2 * np.pi, int(rng.integers(3, 10))))
+        r = rng.uniform(3, 18, ang.size)
+        pts = np.stack([20 + r * np.cos(ang), 20 + r * np.sin(ang)], 1)
+        ref = Image.new("L", (40, 40), 0)
+        ImageDraw.Draw(ref).polygon([tuple(p) for p in pts], outline=1, fill=1)
+        ours = polygons_to_mask([pts], 40, 40, convention="labelme")
+        assert np.array_equal(ours, np.asarray(ref, bool))
+    rect = labelme_rectangle_to_mask(np.array([[14.0, 14.0], [5.0, 5.0]]), 20, 20)
+    assert rect.sum() == 100 and rect[5:15, 5:15].all()
+    disc = labelme_circle_to_mask(np.array([[10.0, 10.0], [10.0, 14.0]]), 21, 21)
+    assert (
+        disc[10, 6]
+        and disc[10, 14]
+        and not disc[10, 15]
+        and disc.sum() == pytest.approx(np.pi * 16, rel=0.25)
+    )
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_polygon_holes_are_filled_and_only_they_differ(convention):
     ring = disk(H, W, 24, 30, 15) & ~disk(H, W, 24, 30, 6)
-    back = polygons_to_mask(mask_to_polygons(ring), H, W)
-    assert np.array_equal(back, ndimage.binary_fill_holes(ring))
+    assert np.array_equal(_round_trip(ring, convention), ndimage.binary_fill_holes(ring))
 
 
+@pytest.mark.parametrize("convention", CONVENTIONS)
 @pytest.mark.parametrize("tol", [0.5, 1.0, 2.0])
-def test_polygon_simplify_moves_boundary_by_about_tol(tol):
+def test_polygon_simplify_moves_boundary_by_about_tol(tol, convention):
     m = disk(H, W, 24, 32, 18)
-    back = polygons_to_mask(mask_to_polygons(m, simplify=tol), H, W)
+    back = _round_trip(m, convention, simplify=tol)
     diff = back != m
     # every changed pixel lies within tol + 1 pixels of the true outline
     dist_in = ndimage.distance_transform_edt(m)
@@ -180,8 +269,35 @@ def test_unannotated_category_becomes_255(tmp_path, world):
     res.coco.write_text(json.dumps(coco))
     sizes = {s: (H, W) for s in truth}
     masks = {m.stem: m.mask for m in coco_to_masks(res.coco, "Bicycle", sizes)}
-    assert (masks["img000"][:6, :6] == 255).all()
-    assert (masks["img000"][6:] != 255).all()
+    # COCO's pixel corners: the square from (0, 0) to (5, 5) covers pixels 0..4
+    assert (masks["img000"][:5, :5] == 255).all()
+    assert (masks["img000"][5:] != 255).all() and (masks["img000"][:, 5:] != 255).all()
+
+
+def test_polygons_of_an_older_engine_export_are_read_at_pixel_centres(tmp_path, world):
+    """Exports made before the engine wrote pycocotools' corners traced pixel centres; their
+    record names no convention, and they still import exactly."""
+    data, run, truth = world
+    cfg = ExportConfig(run=str(run), out=str(tmp_path / "e"), mask_format="polygon")
+    res = export_annotations(cfg)
+    coco = json.loads(res.coco.read_text())
+    assert coco["info"]["mass_engine_export"]["polygon_convention"] == "coco"
+    del coco["info"]["mass_engine_export"]["polygon_convention"]
+    label_run = LabelRun.open(run)
+    instances = []  # the exported instances, in the file's order
+    for img in coco["images"]:
+        masks = label_run.instances("test", Path(img["file_name"]).stem)[0].masks
+        instances.extend(m for m in masks if m.any())
+    assert len(instances) == len(coco["annotations"])
+    for ann, m in zip(coco["annotations"], instances, strict=True):  # as older engines wrote
+        ann["segmentation"] = [
+            p.ravel().tolist() for p in mask_to_polygons(m, convention="labelme")
+        ]
+    res.coco.write_text(json.dumps(coco))
+    sizes = {s: (H, W) for s in truth}
+    masks = {m.stem: m.mask for m in coco_to_masks(res.coco, "Bicycle", sizes)}
+    for stem, m in truth.items():
+        assert np.array_equal(masks[stem].astype(bool), ndimage.binary_fill_holes(m) | m), stem
 
 
 # -- import errors -----------------------------------------------------------------------------
