@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from annotations.fileio import atomic_write_json, atomic_write_text, read_json, recorded_root
 from annotations.interchange import (
@@ -36,7 +37,7 @@ from annotations.labelrun import LabelRun
 from annotations.polygons import COCO, LABELME
 from annotations.subset import ImageStats, Pick, Subset, pick_images, write_subset
 from engine.datasets import SegDataset, image_size, load_spec
-from engine.metrics.bootstrap import all_match
+from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import map_every_item
 from engine.runinfo import environment
 from engine.text import counted
@@ -285,7 +286,17 @@ def unchanged_export(
         if record is None:
             record = (read_json(path, "annotation file").get("info") or {}).get(EXPORT_KEY)
         run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
-        ious = [_iou(run.label(str(record["split"]), stem), mask) for stem, mask in masks.items()]
+        # polygons carry no holes: such an export comes back with its labels' holes filled
+        polygons = record.get(POLYGON_KEY) == LABELME or (
+            POLYGON_KEY in record and record["config"]["mask_format"] == "polygon"
+        )
+        ious = []
+        for stem, mask in masks.items():
+            label = run.label(str(record["split"]), stem)
+            iou = _iou(label, mask)
+            if polygons and not iou >= MATCH_IOU:
+                iou = _iou(_holes_filled(label), mask)
+            ious.append(iou)
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None  # not our export, or its run is gone: nothing to compare with
     if not all_match(ious):
@@ -299,6 +310,12 @@ def unchanged_export(
         counted(len(masks), "image"),
     )
     return str(run.root)
+
+
+def _holes_filled(label: np.ndarray) -> np.ndarray:
+    """A pseudo label with the holes of its class filled, as its polygons bring it back."""
+    fill = ndimage.binary_fill_holes(label == 1) & (label == 0)
+    return np.where(fill, np.uint8(1), label)
 
 
 def _iou(label: np.ndarray, mask: np.ndarray) -> float:
