@@ -53,7 +53,7 @@ from trainer.checkpoint import (
 from trainer.config import TrainConfig, lr_factor, resolve_threads, resolve_workers
 from trainer.data import TrainSet, make_loader
 from trainer.losses import SetCriterion, build_targets
-from trainer.validate import check_one_subset_per_class, load_subset
+from trainer.validate import check_one_subset_per_class, load_subset, subset_warnings
 
 log = logging.getLogger(__name__)
 
@@ -454,6 +454,8 @@ def _train(
     subset_data = val_data or dataset.data
     subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]
     check_one_subset_per_class(subsets)
+    for warning in subset_warnings(subsets, cfg.train_split) if is_main else ():
+        log.warning(warning)
     validates = val_data is not None or bool(subsets)
     if is_main and validates and (warning := validation_upscale(subset_data, cfg.val_size)):
         log.warning(warning)

@@ -163,6 +163,8 @@ class SubsetTarget:
     class_id: int  # the class's id in the dataset's taxonomy (the model's output)
     samples: tuple[Any, ...]  # engine.datasets.Sample of each annotated image
     masks: tuple[Path, ...]  # the subset's mask file of each sample
+    split: str = ""  # the dataset split of the annotated images
+    unchanged_exports: tuple[str, ...] = ()  # runs whose export it was imported from unchanged
 
 
 def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
@@ -193,7 +195,30 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
         class_id=taxonomy.id_of(sub.class_name),
         samples=tuple(by_stem[s] for s in sub.stems),
         masks=tuple(sub.mask_path(s) for s in sub.stems),
+        split=sub.split,
+        unchanged_exports=tuple(sub.info.get("unchanged_exports") or ()),
     )
+
+
+def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
+    """What makes an annotated subset's scores say less than they seem to: images the model
+    trains on, or an annotation that is the pseudo labels themselves (``engine annotate
+    import`` found it imported from an unchanged export)."""
+    out = []
+    for sub in subsets:
+        if sub.split == train_split:
+            out.append(
+                f"{sub.path}: the {sub.class_name} subset annotates images of the training split "
+                f"{train_split!r}: the model trains on them (on their pseudo labels), so its "
+                "scores there say how it fits them, not how it does on new images"
+            )
+        if sub.unchanged_exports:
+            out.append(
+                f"{sub.path}: the {sub.class_name} subset was imported from an uncorrected export "
+                f"of {', '.join(sub.unchanged_exports)}: it is those pseudo labels, and validation "
+                "against it scores agreement with them, not quality"
+            )
+    return out
 
 
 @torch.no_grad()

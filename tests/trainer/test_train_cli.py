@@ -183,6 +183,20 @@ def _bicycle_subset(synth, out, name="Bicycle"):
     return write_subset(out, name, "test", masks, {}).root
 
 
+def test_subsets_that_score_less_than_they_seem_are_warned_about(tmp_path):
+    """A subset of training images, or one imported from an uncorrected export, validates
+    something other than quality: train says so (a test-split subset is quiet)."""
+    from trainer.validate import SubsetTarget, subset_warnings
+
+    test = SubsetTarget(tmp_path / "test", "Bicycle", 7, (), (), split="test")
+    assert subset_warnings([test], "train") == []
+    root = tmp_path / "train"
+    echo = SubsetTarget(root, "Bicycle", 7, (), (), "train", ("runs/label/bicycle",))
+    (fit, same) = subset_warnings([echo], "train")
+    assert "annotates images of the training split 'train'" in fit and str(root) in fit
+    assert "imported from an uncorrected export of runs/label/bicycle" in same
+
+
 def _recorded_bars(monkeypatch) -> dict[str, list[int]]:
     """``description -> [total, steps done]`` of the progress bars training draws."""
     import trainer.train
@@ -224,6 +238,7 @@ def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path, monkeypatch
     from trainer.config import load_config
     from trainer.data import TrainSet
     from trainer.train import train
+    from trainer.validate import load_subset
 
     labels = {
         split: {
@@ -262,6 +277,8 @@ def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path, monkeypatch
     val = result.val[-1]
     assert val["new_classes_vs"] == "pseudo labels"
     assert [c.get("vs") for c in val["classes"]] == [None] * 7 + ["pseudo labels"]
+    target = load_subset(cfg.val_subsets[0], data.data)  # read from subset.json
+    assert target.split == "test" and target.unchanged_exports == ()
     (sub,) = val["subsets"]  # the annotated subset scores it against annotations
     assert sub["class"] == "Bicycle" and sub["vs"] == "annotated subset" and sub["images"] == 2
     assert set(sub) >= {"iou", "biou", "bf1", "subset"}
