@@ -145,7 +145,12 @@ def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None
         return None
     config = meta["config"]
     settings = {k: config[k] for k in ("checkpoint", *LABEL_SETTINGS) if k in config}
-    for key in ("size_source", "checkpoint_step", "weights_sha256"):  # older files lack some
+    for key in (
+        "size_source",
+        "checkpoint_step",
+        "weights_sha256",
+        "trained_on",
+    ):  # older files lack some
         if key in meta:  # how --size auto chose the size; which step and weights predicted
             settings[key] = meta[key]
     refinements = []

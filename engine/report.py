@@ -305,6 +305,19 @@ def match_warnings(rows: list[dict], subset: str | Path) -> list[str]:
     return lines
 
 
+def training_image_warnings(prediction: dict | None, subset: Subset) -> list[str]:
+    """A line when the annotated images are of the split the predicting model was trained on
+    (``predict.json``'s ``trained_on``): its row then scores images it learnt."""
+    trained = (prediction or {}).get("trained_on") or {}
+    if trained.get("split") != subset.split:
+        return []
+    return [
+        f"{subset.root}: the annotated images are of split {subset.split!r}, the split the "
+        f"model was trained on (on {trained.get('data')}): the prediction row scores images it "
+        "learnt (their pseudo labels), not new ones; annotate images of a held-out split"
+    ]
+
+
 def interval_lines(rows: list[dict]) -> list[str]:
     """One line per source with a delta interval: how sure each delta against the pseudo labels
     is, and whether it is sure of its sign (the interval excludes 0)."""
@@ -558,7 +571,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     images = {s.stem: s.image_path for s in split_ds.samples} if split_ds is not None else {}
     dirs = source_dirs(cfg, class_name, taxonomy)
     rows, class_pixels = score_class(cfg, subset, class_name, dirs, backend)
-    warnings = match_warnings(rows, subset.root)
+    warnings = match_warnings(rows, subset.root) + training_image_warnings(prediction, subset)
     for warning in warnings:
         log.warning(warning)
     title = cfg.title or f"{class_name}: pseudo labels vs joint training"

@@ -97,6 +97,15 @@ class PredictResult:
     size_source: str = "given"  # where it came from: "given", or inference_size's reason
 
 
+def trained_on(ckpt: dict) -> dict[str, str] | None:
+    """The dataset and split an ``engine train`` checkpoint was trained on (its config); None
+    for a checkpoint without one (converted from the release)."""
+    config = ckpt.get("config")
+    if not isinstance(config, dict) or not config.get("train_split"):
+        return None
+    return {"data": str(config.get("data")), "split": str(config["train_split"])}
+
+
 def check_resume(meta_path: Path, cfg: PredictConfig, step: int, weights: str = "") -> None:
     """Refuse to add label maps to a folder whose ``predict.json`` records other settings (or
     another checkpoint, step or ``weights``: :func:`trainer.checkpoint.weights_digest`) than
@@ -224,6 +233,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
             "checkpoint_step": int(ckpt["step"]),
             "weights_sha256": weights,  # which weights made these label maps
             "model_config": ckpt["model_config"],
+            "trained_on": trained_on(ckpt),  # what a report on training images warns about
             "taxonomy": taxonomy.to_dict(),
             "environment": environment(),
         },

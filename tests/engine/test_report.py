@@ -397,6 +397,27 @@ def test_report_says_how_the_predictions_were_made(world):
         build_report(cfg)
 
 
+def test_a_subset_of_the_model_s_training_split_is_warned_about(world, caplog):
+    """predict.json says what the model was trained on; a report on annotated images of that
+    split scores images the model learnt, and says so (report.md and the log)."""
+    tmp, data, subset, _ = world
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pred=str(tmp / "pred"), chart=False)
+    meta = tmp / "pred" / "predict.json"
+    release = {"checkpoint": "m.pt", "scales": [1.0]}
+    for split, warned in (("train", False), (subset.split, True)):
+        trained = {"data": "runs/fused", "split": split}
+        meta.write_text(json.dumps({"config": release, "trained_on": trained}))
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="engine.report"):
+            res = build_report(cfg)
+        assert res.data["prediction"]["trained_on"] == trained
+        found = [w for w in res.data["warnings"] if "the split the model was trained on" in w]
+        assert bool(found) == warned and (
+            not warned or found[0] in [r.getMessage() for r in caplog.records]
+        )
+        assert ("the prediction row scores images it learnt" in res.markdown.read_text()) == warned
+
+
 def test_a_bad_dataset_root_fails_before_the_scoring(world, monkeypatch):
     """--data pointing one folder too deep is reported before the subset is scored (minutes on
     a large 4K subset), not after it."""

@@ -56,6 +56,8 @@ def test_train_then_predict_end_to_end(synth, tmp_path):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "wrote 2 label maps" in " ".join(res.output.split())
+    trained_on = json.loads((pred / "predict.json").read_text())["trained_on"]
+    assert trained_on == {"data": str(synth), "split": "train"}  # for the report's warning
     for img in sorted((synth / "images" / "test").iterdir()):
         label = read_label(pred / f"{img.stem}.png")
         assert (label.shape[1], label.shape[0]) == image_size(img)
