@@ -10,6 +10,7 @@ import functools
 import logging
 import math
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -21,6 +22,7 @@ from scipy import ndimage
 from annotations.fileio import atomic_write_json, atomic_write_text, read_json, recorded_root
 from annotations.interchange import (
     EXPORT_KEY,
+    IGNORE_NAMES,
     MASK_FORMATS,
     POLYGON_KEY,
     ExportImage,
@@ -455,3 +457,112 @@ __all__ = [
     "pick_for_annotation",
     "read_stem_list",
 ]
+
+
+# -- what annotation files hold (engine info) ----------------------------------------------------
+@dataclass
+class AnnotationFiles:
+    """What a COCO file, a LabelMe file or folder, or an ``engine annotate export`` folder
+    holds, for ``engine info`` (:func:`annotation_files`)."""
+
+    path: Path  # the file or folder
+    format: str  # "coco" or "labelme"
+    files: int  # annotation files (1 for COCO)
+    images: int  # images listed (COCO) or annotated (LabelMe: one per file)
+    empty_images: int  # images without any annotation
+    by_label: dict[str, int]  # category / label -> annotations (COCO) or shapes (LabelMe)
+    kinds: dict[str, int]  # "polygon", "RLE", "rectangle", ... -> count
+    export: dict | None  # the exporter's record, when the files still carry it
+
+    def import_command(self) -> str:
+        """The ``engine annotate import`` line that turns these files into a subset."""
+        record = self.export or {}
+        config = record.get("config") or {}
+        class_name = next((n for n in self.by_label if n.casefold() not in IGNORE_NAMES), "CLASS")
+        data = config.get("data")
+        if not data and record.get("run"):
+            try:
+                root = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
+                data = root.data_root
+            except (OSError, ValueError):
+                data = None
+        split = record.get("split", "test")
+        return (
+            f"engine annotate import {self.path} --format {self.format} --class {class_name} "
+            f"--data {data or 'DATASET'} --split {split} --out SUBSET"
+        )
+
+
+def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
+    """What annotation files ``path`` holds: a COCO or LabelMe ``.json`` file, a folder of
+    LabelMe files, or an export folder (``coco.json`` and ``labelme/``); None when it is none
+    of these. A file that is not valid JSON is a ``ValueError`` naming it."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() != ".json":
+            return None
+        found = _annotation_file(path, read_json(path, "annotation file"))
+        return [found] if found else None
+    if not path.is_dir():
+        return None
+    out = []
+    if (path / "coco.json").is_file():
+        out += annotation_files(path / "coco.json") or []
+    for folder in (path / "labelme", path):
+        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
+        docs = [(f, read_json(f, "annotation file")) for f in files if f.name != "coco.json"]
+        docs = [(f, d) for f, d in docs if isinstance(d, dict) and "shapes" in d]
+        if docs:
+            out.append(_labelme_files(folder, docs))
+            break
+    return out or None
+
+
+def _annotation_file(path: Path, doc: object) -> AnnotationFiles | None:
+    if not isinstance(doc, dict):
+        return None
+    if "shapes" in doc:
+        return _labelme_files(path, [(path, doc)])
+    if not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
+        return None
+    names = {c.get("id"): str(c.get("name")) for c in doc.get("categories") or []}
+    by_label: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    annotated = set()
+    for ann in doc["annotations"]:
+        by_label[names.get(ann.get("category_id"), f"id {ann.get('category_id')}")] += 1
+        seg = ann.get("segmentation")
+        kinds["RLE" if isinstance(seg, dict) else "polygons" if seg else "none"] += 1
+        annotated.add(ann.get("image_id"))
+    ids = {img.get("id") for img in doc["images"]}
+    info = doc.get("info")
+    return AnnotationFiles(
+        path=path,
+        format="coco",
+        files=1,
+        images=len(ids),
+        empty_images=len(ids - annotated),
+        by_label=dict(by_label),
+        kinds=dict(kinds),
+        export=info.get(EXPORT_KEY) if isinstance(info, dict) else None,
+    )
+
+
+def _labelme_files(path: Path, docs: list[tuple[Path, dict]]) -> AnnotationFiles:
+    by_label: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    for _, doc in docs:
+        for shape in doc.get("shapes") or []:
+            by_label[str(shape.get("label"))] += 1
+            kinds[str(shape.get("shape_type") or "polygon")] += 1
+    records = [doc.get(EXPORT_KEY) for _, doc in docs]
+    return AnnotationFiles(
+        path=path,
+        format="labelme",
+        files=len(docs),
+        images=len(docs),
+        empty_images=sum(1 for _, doc in docs if not doc.get("shapes")),
+        by_label=dict(by_label),
+        kinds=dict(kinds),
+        export=records[0] if records[0] and all(r == records[0] for r in records) else None,
+    )

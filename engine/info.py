@@ -625,6 +625,9 @@ def render_predictions(root: str | os.PathLike) -> list:
         + (f" (step {step:,}" if step is not None else " (")
         + (f", weights {weights})" if weights else ")"),
     )
+    trained = meta.get("trained_on")
+    if trained:
+        head.add_row("trained on", f"split {trained.get('split')} of {trained.get('data')}")
     size = config.get("size")
     head.add_row(
         "size",
@@ -640,15 +643,58 @@ def render_predictions(root: str | os.PathLike) -> list:
     return [head]
 
 
+def render_annotation_files(items: list) -> list:
+    """Rich renderables for ``engine info`` on annotation files (``engine.annotate.
+    annotation_files``): per COCO file or LabelMe folder, its images, what each label holds, the
+    shapes, where the files were exported from, and the import line that makes them a subset."""
+    from rich.table import Table
+
+    from annotations.polygons import COCO
+
+    out: list = []
+    for item in items:
+        name = "COCO file" if item.format == COCO else "LabelMe files"
+        head = Table(title=f"{name} {item.path}", show_header=False)
+        head.add_column("what")
+        head.add_column("value", overflow="fold")
+        if item.format != COCO:
+            head.add_row("files", f"{item.files:,}")
+        head.add_row("images", f"{item.images:,} ({item.empty_images:,} without any annotation)")
+        for label, n in sorted(item.by_label.items()):
+            head.add_row(f"  {label}", counted(n, "annotation" if item.format == COCO else "shape"))
+        head.add_row("shapes", ", ".join(f"{k} {n:,}" for k, n in sorted(item.kinds.items())))
+        record = item.export
+        if record:
+            config = record.get("config") or {}
+            made = (record.get("environment") or {}).get("time")
+            head.add_row(
+                "exported from",
+                f"{record.get('run')} (split {record.get('split')}"
+                + (f", {config.get('mask_format')} masks" if item.format == COCO else "")
+                + (f", {made}" if made else "")
+                + ")",
+            )
+        else:
+            head.add_row("exported from", "not recorded (an annotation tool's file)")
+        out.append(head)
+        out.append(f"import: {item.import_command()}")
+    return out
+
+
 def describe_output(
     path: str | os.PathLike, splits: list[str] | None = None
 ) -> tuple[str, list, int] | None:
     """``(what it is, renderables, problems)`` for an engine output that ``engine info``
     describes instead of a dataset: a label run (``problems``: its failed images), a training
-    run, an annotated subset, a folder of predictions; None for anything else (a dataset, a
-    fused one included)."""
+    run, an annotated subset, a folder of predictions, annotation files (COCO, LabelMe, an
+    export folder); None for anything else (a dataset, a fused one included)."""
     kind = output_kind(path)  # the record its command wrote, and what the folder is
     if kind is None:
+        from engine.annotate import annotation_files
+
+        files = annotation_files(path)  # an export to correct, or corrected files
+        if files:
+            return "annotation files", render_annotation_files(files), 0
         return None
     record, what = kind
     if record == "subset.json":

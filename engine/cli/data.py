@@ -51,7 +51,7 @@ def info_cmd(
     data: Path = typer.Argument(
         ...,
         help="Dataset root (MaSS13K layout) or spec file; or a label run, training run, "
-        "annotated subset or prediction folder.",
+        "annotated subset, prediction folder, or annotation files (COCO, LabelMe, an export).",
     ),
     split: list[str] = typer.Option(None, "--split", "-s", help="Split(s) to show; default all."),
     decode: bool = typer.Option(
@@ -66,7 +66,8 @@ def info_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Image counts, sizes and class pixel shares per split; every problem found. Given a label
-    or training run, where it stands; given an annotated subset or predictions, what they hold.
+    or training run, where it stands; given an annotated subset, predictions or annotation
+    files, what they hold.
 
     Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found, 2 on
     bad input.

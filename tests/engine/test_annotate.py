@@ -745,3 +745,40 @@ def test_an_export_imported_unchanged_is_warned_about_at_import(tmp_path, world,
     assert sub.info["unchanged_exports"] == [str(run)]
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.startswith(f"{tmp_path / 'lm' / 'labelme'}: the masks imported from it equal")
+
+
+def test_engine_info_describes_annotation_files(tmp_path, world):
+    """An export folder, its COCO file, a LabelMe folder and a tool's COCO file (no record):
+    what they hold, where they came from, and the import line; a dataset stays a dataset."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, run, _ = world
+    out = tmp_path / "e"
+    export_annotations(ExportConfig(run=str(run), out=str(out), mask_format="polygon"))
+
+    def info(path):
+        res = CliRunner().invoke(app, ["info", str(path)], env={"COLUMNS": "300"})
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.split())
+
+    text = info(out)
+    assert f"COCO file {out / 'coco.json'}" in text and f"LabelMe files {out / 'labelme'}" in text
+    assert "images │ 3 (1 without any annotation)" in text
+    assert "Bicycle │ 3 annotations" in text and "shapes │ polygons 3" in text
+    assert f"exported from │ {run} (split test, polygon masks," in text
+    want = f"import: engine annotate import {out / 'coco.json'} --format coco --class Bicycle"
+    assert want + f" --data {data} --split test --out SUBSET" in text
+    assert f"import: engine annotate import {out / 'labelme'} --format labelme" in text
+    assert info(out / "coco.json").count("COCO file") == 1
+    coco = json.loads((out / "coco.json").read_text())
+    del coco["info"]  # as an annotation tool saves it
+    coco["categories"].append({"id": 2, "name": "unannotated"})
+    coco["annotations"].append({"id": 9, "image_id": 3, "category_id": 2, "segmentation": []})
+    (tmp_path / "cvat.json").write_text(json.dumps(coco))
+    text = info(tmp_path / "cvat.json")
+    assert "exported from │ not recorded (an annotation tool's file)" in text
+    assert "unannotated │ 1 annotation" in text and "images │ 3 (0 without any" in text
+    assert "--data DATASET --split test" in text
+    assert "Images per split" in info(data)  # a dataset root is still described as one

@@ -308,6 +308,7 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     config = {"checkpoint": "runs/train/x/last.pt", "size": [512, 384], "mode": "efficient",
               "scales": [1.0], "flip": True}  # fmt: skip
     record = {"config": config, "checkpoint_step": 1000, "weights_sha256": "ab12cd34",
+              "trained_on": {"data": "runs/fused", "split": "train"},
               "size_source": "the checkpoint's validation size",
               "taxonomy": {"classes": [{"id": 0, "name": "Others"}]}}  # fmt: skip
     (pred / "predict.json").write_text(json.dumps(record))
@@ -316,4 +317,5 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     assert res.exit_code == 0, res.output
     assert "checkpoint │ runs/train/x/last.pt (step 1,000, weights ab12cd34)" in text
     assert "size │ 512x384 (the checkpoint's validation size)" in text
+    assert "trained on │ split train of runs/fused" in text
     assert "inference │ flip" in text and "label maps │ 1" in text
