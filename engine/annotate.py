@@ -503,26 +503,30 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
             return None
         found = _annotation_file(path, read_json(path, "annotation file"))
         return [found] if found else None
-    if not path.is_dir():
+    if not path.is_dir() or (path / "images").is_dir():  # a dataset root: not read here
         return None
     out = []
     if (path / "coco.json").is_file():
         out += annotation_files(path / "coco.json") or []
     for folder in (path / "labelme", path):
-        files = sorted(folder.glob("*.json")) if folder.is_dir() else []
-        docs = [(f, read_json(f, "annotation file")) for f in files if f.name != "coco.json"]
-        docs = [(f, d) for f, d in docs if isinstance(d, dict) and "shapes" in d]
-        if docs:
+        files = [f for f in sorted(folder.glob("*.json")) if f.name != "coco.json"]
+        if folder.is_dir() and files and _is_labelme(read_json(files[0], "annotation file")):
+            docs = [(f, read_json(f, "annotation file")) for f in files]
+            docs = [(f, d) for f, d in docs if _is_labelme(d)]
             out.append(_labelme_files(folder, docs))
             break
     return out or None
 
 
+def _is_labelme(doc: object) -> bool:
+    return isinstance(doc, dict) and "shapes" in doc
+
+
 def _annotation_file(path: Path, doc: object) -> AnnotationFiles | None:
+    if _is_labelme(doc):
+        return _labelme_files(path, [(path, doc)])
     if not isinstance(doc, dict):
         return None
-    if "shapes" in doc:
-        return _labelme_files(path, [(path, doc)])
     if not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
         return None
     names = {c.get("id"): str(c.get("name")) for c in doc.get("categories") or []}
