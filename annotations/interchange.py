@@ -265,12 +265,12 @@ def coco_to_masks(
         if cat not in roles:
             raise ValueError(f"{path}: annotation {ann.get('id')} has unknown category_id {cat}")
         target = masks[image_id]
-        m = _segmentation_to_mask(
-            ann.get("segmentation"),
-            target.mask.shape,
-            f"{path}: annotation {ann.get('id')}",
-            convention,
-        )
+        where = f"{path}: annotation {ann.get('id')}"
+        seg = ann.get("segmentation")
+        if not seg or seg == [[]]:  # a box without a mask (CVAT writes rectangles so)
+            m = _box_region(ann.get("bbox"), target.mask.shape, where, roles[cat] == 1)
+        else:
+            m = _segmentation_to_mask(seg, target.mask.shape, where, convention)
         if roles[cat] == 1:
             target.mask[m] = 1
         else:
@@ -279,6 +279,28 @@ def coco_to_masks(
     for image_id, m in ignore.items():
         masks[image_id].mask[m] = 255  # unannotated wins over the class
     return list(masks.values())
+
+
+def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) -> np.ndarray:
+    """An annotation without a segmentation: its ``bbox`` is a region only for the unannotated
+    categories (a box drawn around what the annotator could not decide); for the class it is
+    no mask, and an error says so rather than import an object as nothing."""
+    h, w = hw
+    valid = isinstance(box, list) and len(box) == 4
+    if is_class:
+        raise ValueError(
+            f"{where}: no segmentation"
+            + (", only a box" if valid else "")
+            + ": draw the object as a polygon or mask (boxes are read for unannotated regions only)"
+        )
+    if not valid:
+        raise ValueError(f"{where}: neither a segmentation nor a bbox [x, y, width, height]")
+    try:
+        x, y, bw, bh = (float(v) for v in box)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: bbox must be 4 numbers, got {box!r}") from None
+    corners = np.array([[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]])
+    return polygons_to_mask([corners], h, w, convention=COCO)
 
 
 def _coco_polygon_convention(path: Path, data: dict) -> str:

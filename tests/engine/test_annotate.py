@@ -272,6 +272,14 @@ def test_unannotated_category_becomes_255(tmp_path, world):
     # COCO's pixel corners: the square from (0, 0) to (5, 5) covers pixels 0..4
     assert (masks["img000"][:5, :5] == 255).all()
     assert (masks["img000"][5:] != 255).all() and (masks["img000"][:, 5:] != 255).all()
+    # an unannotated region drawn as a rectangle: CVAT writes its box, no segmentation
+    box = {"id": 98, "image_id": 2, "category_id": 2, "segmentation": [], "bbox": [10, 20, 6, 4]}
+    coco["annotations"].append(box)
+    res.coco.write_text(json.dumps(coco))
+    masks = {m.stem: m.mask for m in coco_to_masks(res.coco, "Bicycle", sizes)}
+    region = np.zeros((H, W), bool)
+    region[20:24, 10:16] = True
+    assert np.array_equal(masks["img001"] == 255, region)
 
 
 def test_polygons_of_an_older_engine_export_are_read_at_pixel_centres(tmp_path, world):
@@ -333,6 +341,20 @@ def _coco_file(tmp_path, **changes):
         (
             {"annotations": [{"id": 5, "image_id": 7, "category_id": 1, "segmentation": []}]},
             "unknown image_id 7",
+        ),
+        (  # CVAT writes a rectangle as a box without a segmentation
+            {
+                "annotations": [
+                    {
+                        "id": 5,
+                        "image_id": 1,
+                        "category_id": 1,
+                        "segmentation": [],
+                        "bbox": [1, 2, 3, 4],
+                    }
+                ]
+            },  # fmt: skip
+            "annotation 5: no segmentation, only a box: draw the object as a polygon or mask",
         ),
     ],
 )
