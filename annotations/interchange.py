@@ -13,7 +13,8 @@ and LabelMe open; import turns corrected files back into per-image binary masks.
 Import maps the class's category/label (case-insensitive) to 1 and the categories named in
 :data:`IGNORE_NAMES` to 255 ("unannotated", drawn by the annotator around regions they could
 not decide). ``iscrowd`` is not an ignore flag here: CVAT writes every RLE mask with
-``iscrowd: 1``. Any other category is an error naming the file.
+``iscrowd: 1``. Other categories (a file annotating several classes) are left out, counted
+per image (:attr:`ImageMask.others`) for the importer to report.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import io
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 import numpy as np
@@ -67,6 +68,8 @@ class ImageMask:
     stem: str
     mask: np.ndarray
     source: str  # the file the annotation was read from
+    # annotations (COCO) or shapes (LabelMe) of other categories on it, left out: label -> count
+    others: dict[str, int] = field(default_factory=dict)
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -226,18 +229,18 @@ def coco_to_masks(
         raise ValueError(f"{path}: not a COCO file (expected an object with an 'images' list)")
     if not data["images"]:
         raise ValueError(f"{path}: the COCO file lists no images")
-    roles: dict[int, int] = {}
+    roles: dict[int, int] = {}  # category id -> 1 (the class), 255 (unannotated), 0 (other)
+    names: dict[int, str] = {}
     for cat in data.get("categories") or []:
-        role = _role(str(cat.get("name", "")), class_name)
-        if role is None:
-            raise ValueError(
-                f"{path}: unknown category {cat.get('name')!r} (id {cat.get('id')}); expected "
-                f"{class_name!r} or one of {list(IGNORE_NAMES)} for unannotated regions"
-            )
-        roles[int(cat["id"])] = role
+        try:
+            cat_id, name = int(cat["id"]), str(cat.get("name", ""))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(f"{path}: category entry {cat!r} lacks an integer id") from None
+        roles[cat_id], names[cat_id] = _role(name, class_name) or 0, name
     if 1 not in roles.values():
         raise ValueError(
-            f"{path}: no category named {class_name!r} (class names are matched case-insensitively)"
+            f"{path}: no category named {class_name!r} (class names are matched "
+            f"case-insensitively; categories: {', '.join(map(repr, names.values())) or 'none'})"
         )
     convention = _coco_polygon_convention(path, data)
     masks: dict[int, ImageMask] = {}
@@ -265,6 +268,9 @@ def coco_to_masks(
         if cat not in roles:
             raise ValueError(f"{path}: annotation {ann.get('id')} has unknown category_id {cat}")
         target = masks[image_id]
+        if roles[cat] == 0:  # another class of a multi-class file: not this subset's
+            target.others[names[cat]] = target.others.get(names[cat], 0) + 1
+            continue
         where = f"{path}: annotation {ann.get('id')}"
         seg = ann.get("segmentation")
         if not seg or seg == [[]]:  # a box without a mask (CVAT writes rectangles so)
@@ -351,21 +357,20 @@ def labelme_to_mask(
     _check_size(path, stem, hw, sizes)
     out = np.zeros(hw, np.uint8)
     ignore = np.zeros(hw, bool)
+    others: dict[str, int] = {}
     for k, shape in enumerate(data["shapes"] or []):
         label = str(shape.get("label", ""))
         role = _role(label, class_name)
-        if role is None:
-            raise ValueError(
-                f"{path}: shape {k} has unknown label {label!r}; expected {class_name!r} "
-                f"or one of {list(IGNORE_NAMES)}"
-            )
+        if role is None:  # another class: not this subset's
+            others[label] = others.get(label, 0) + 1
+            continue
         m = _labelme_shape(shape, hw, f"{path}: shape {k}")
         if role == 1:
             out[m] = 1
         else:
             ignore |= m
     out[ignore] = 255
-    return ImageMask(stem, out, str(path))
+    return ImageMask(stem, out, str(path), others)
 
 
 def _labelme_shape(shape: dict, hw: tuple[int, int], where: str) -> np.ndarray:

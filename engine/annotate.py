@@ -236,6 +236,7 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         found = map_every_item(
             read, files, 1, "import", False, "annotation files", "so nothing was imported"
         )
+    others = left_out(found, cfg.class_name)
     masks: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}
     for m in found:
@@ -251,11 +252,38 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         "data_resolved": str(Path(cfg.data).resolve()),  # readable from another folder
         "environment": environment(),
     }
+    if others:
+        extra["other_labels"] = others
     if cfg.format in ("coco", "labelme"):
         exports = unchanged_exports(masks, sources, cfg.format)
         if exports:
             extra["unchanged_exports"] = exports
     return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace)
+
+
+def left_out(found: list[ImageMask], class_name: str) -> dict[str, int]:
+    """The annotations of other categories in the imported files (``label -> count``), said in
+    one warning: a file that annotates several classes gives one subset per class. When the
+    files hold other labels and not one shape of the class, the class is likely named otherwise
+    there, and that is an error listing the labels."""
+    counts: Counter[str] = Counter()
+    for m in found:
+        counts.update(m.others)
+    if not counts:
+        return {}
+    listed = ", ".join(f"{label!r} ({n:,})" for label, n in counts.most_common())
+    if not any((m.mask == 1).any() for m in found):
+        raise ValueError(
+            f"{found[0].source}: no annotation of {class_name!r} in "
+            f"{counted(len({m.source for m in found}), 'file')}, only of {listed}; give --class "
+            "the name the files use (matched case-insensitively)"
+        )
+    log.warning(
+        "left out the annotations of other classes than %s (a subset holds one class): %s",
+        class_name,
+        listed,
+    )
+    return dict(counts.most_common())
 
 
 def unchanged_exports(masks: dict[str, np.ndarray], sources: dict[str, str], fmt: str) -> list[str]:

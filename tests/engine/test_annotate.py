@@ -329,10 +329,10 @@ def _coco_file(tmp_path, **changes):
             r"'nope' is not in split 'test' \(3 images\)$",
         ),
         (
-            {"categories": [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "Car"}]},
-            "unknown category 'Car'",
+            {"categories": [{"id": 3, "name": "ignore"}, {"id": 4, "name": "bike"}]},
+            "no category named 'Bicycle' .*categories: 'ignore', 'bike'",
         ),
-        ({"categories": [{"id": 3, "name": "ignore"}]}, "no category named"),
+        ({"categories": [{"name": "Bicycle"}]}, "category entry .* lacks an integer id"),
         ({"images": []}, "lists no images"),
         (
             {"images": [{"id": 1, "file_name": "img000.jpg", "width": 10, "height": H}]},
@@ -366,6 +366,44 @@ def test_coco_import_errors_name_the_file(tmp_path, world, changes, message):
             ImportConfig("coco", [str(path)], "Bicycle", str(data), str(tmp_path / "s"))
         )
     assert str(e.value).startswith(str(path))
+
+
+def test_other_classes_of_a_multi_class_file_are_left_out_and_said(tmp_path, world, caplog):
+    """A CVAT task or LabelMe folder annotating several classes gives one subset per class:
+    the others' annotations are left out, counted in one warning and in subset.json. Files
+    with other labels and none of the class's name the likely mistake: --class."""
+    data, _, _ = world
+    square = [[0, 0, 5, 0, 5, 5, 0, 5]]
+    anns = [
+        {"id": 1, "image_id": 1, "category_id": 1, "segmentation": square},
+        {"id": 2, "image_id": 1, "category_id": 2, "segmentation": [[9, 9, 20, 9, 20, 20]]},
+        {"id": 3, "image_id": 1, "category_id": 2, "segmentation": {"size": [1, 1]}},  # not read
+    ]
+    cats = [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "Car"}]
+    path = _coco_file(tmp_path, categories=cats, annotations=anns)
+    with caplog.at_level("WARNING", logger="engine.annotate"):
+        sub = import_annotations(
+            ImportConfig("coco", [str(path)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    assert int(sub.mask("img000").sum()) == 25  # the bicycle square, no car pixel
+    assert sub.info["other_labels"] == {"Car": 2}
+    assert [r.getMessage() for r in caplog.records] == [
+        "left out the annotations of other classes than Bicycle (a subset holds one class): "
+        "'Car' (2)"
+    ]
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    shape = {"label": "bike", "points": [[1, 1], [9, 1], [9, 9]], "shape_type": "polygon"}
+    doc = {"shapes": [shape], "imagePath": "img000.jpg", "imageHeight": H, "imageWidth": W}
+    (folder / "img000.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="no annotation of 'Bicycle' in 1 file, only of 'bike'"):
+        import_annotations(
+            ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s2"))
+        )
+    sub = import_annotations(
+        ImportConfig("labelme", [str(folder)], "bike", str(data), str(tmp_path / "s3"))
+    )
+    assert sub.mask("img000").sum() > 0 and "other_labels" not in sub.info
 
 
 def test_empty_annotation_file_is_a_clear_error(tmp_path, world):
