@@ -10,6 +10,7 @@ import functools
 import logging
 import math
 import os
+import shlex
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -502,11 +503,12 @@ class AnnotationFiles:
     kinds: dict[str, int]  # "polygon", "RLE", "rectangle", ... -> count
     export: dict | None  # the exporter's record, when the files still carry it
 
-    def import_command(self) -> str:
-        """The ``engine annotate import`` line that turns these files into a subset."""
+    def import_commands(self) -> list[str]:
+        """The ``engine annotate import`` lines that turn these files into subsets: one per
+        class they annotate (a subset holds one class)."""
         record = self.export or {}
         config = record.get("config") or {}
-        class_name = next((n for n in self.by_label if n.casefold() not in IGNORE_NAMES), "CLASS")
+        classes = [n for n in self.by_label if n.strip().casefold() not in IGNORE_NAMES]
         data = config.get("data")
         if not data and record.get("run"):
             try:
@@ -515,10 +517,11 @@ class AnnotationFiles:
             except (OSError, ValueError):
                 data = None
         split = record.get("split", "test")
-        return (
-            f"engine annotate import {self.path} --format {self.format} --class {class_name} "
+        return [
+            f"engine annotate import {self.path} --format {self.format} --class {shlex.quote(c)} "
             f"--data {data or 'DATASET'} --split {split} --out SUBSET"
-        )
+            for c in classes or ["CLASS"]
+        ]
 
 
 def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:

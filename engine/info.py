@@ -677,7 +677,7 @@ def render_annotation_files(items: list) -> list:
         else:
             head.add_row("exported from", "not recorded (an annotation tool's file)")
         out.append(head)
-        out.append(f"import: {item.import_command()}")
+        out.extend(f"import: {line}" for line in item.import_commands())
     return out
 
 

@@ -840,5 +840,10 @@ def test_engine_info_describes_annotation_files(tmp_path, world):
     text = info(tmp_path / "cvat.json")
     assert "exported from │ not recorded (an annotation tool's file)" in text
     assert "unannotated │ 1 annotation" in text and "images │ 3 (0 without any" in text
-    assert "--data DATASET --split test" in text
+    assert "--data DATASET --split test" in text and "--class unannotated" not in text
+    coco["categories"].append({"id": 3, "name": "Parked car"})  # a multi-class file: a line each
+    coco["annotations"].append({**coco["annotations"][0], "id": 10, "category_id": 3})
+    (tmp_path / "cvat.json").write_text(json.dumps(coco))
+    text = info(tmp_path / "cvat.json")
+    assert "--class Bicycle --data" in text and "--class 'Parked car' --data" in text
     assert "Images per split" in info(data)  # a dataset root is still described as one
