@@ -611,7 +611,7 @@ def render_predictions(root: str | os.PathLike) -> list:
 
     root = Path(root)
     meta = prediction_record(root) or {}
-    settings = prediction_settings(root) or {}
+    settings = prediction_settings(root, meta) if meta else {}
     config = meta.get("config") or {}
     maps = sum(1 for p in root.rglob("*.png") if p.parent.name != "color")
     head = Table(title=f"Predictions {root}", show_header=False)

@@ -134,13 +134,16 @@ def prediction_record(pred: str | os.PathLike) -> dict[str, Any] | None:
     return meta
 
 
-def prediction_settings(pred: str | os.PathLike | None) -> dict[str, Any] | None:
+def prediction_settings(
+    pred: str | os.PathLike | None, meta: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """How ``engine predict`` made the predictions in ``pred`` (its ``predict.json``: checkpoint
     and inference settings), with ``"refinements"``, what departs from the release's
     whole-image, single-scale inference (sliding window, test-time scales, flip, the guided
     filter), and ``"release_inference"``: none of them. None without the file (predictions made
-    elsewhere)."""
-    meta = prediction_record(pred) if pred else None
+    elsewhere). ``meta``: the record, already read."""
+    if meta is None:
+        meta = prediction_record(pred) if pred else None
     if meta is None:
         return None
     config = meta["config"]
