@@ -57,7 +57,7 @@ class ExportImage:
     """One image to export: where it is (relative path written into the files) and its instances."""
 
     stem: str  # file stem, the image's key across the engine
-    file_name: str  # image path as written in the files (relative, forward slashes)
+    file_name: str  # COCO's file_name: the path in the split's image folder (forward slashes)
     instances: Instances  # the run's instances of this image
 
 

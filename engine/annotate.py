@@ -133,6 +133,7 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
     if missing:
         raise ValueError(f"{run.root}: images not in the run's {cfg.split!r} split: {missing[:5]}")
     images = dataset_images(cfg.data, run, cfg.split)
+    image_root = _split_image_dir(cfg.data, run, cfg.split) if images else None
     out = Path(cfg.out)
     items: list[tuple[ExportImage, Path | None]] = []
     for stem in stems:
@@ -141,12 +142,12 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
         if img is None and header.get("image"):
             p = Path(str(header["image"]))
             img = p if p.is_absolute() else None
-        rel = os.path.relpath(img, out).replace(os.sep, "/") if img else f"{stem}.jpg"
-        items.append((ExportImage(stem, rel, inst), img))
+        items.append((ExportImage(stem, coco_file_name(img, image_root, stem), inst), img))
     result = ExportResult(None, [], len(items), sum(len(i.instances) for i, _ in items))
     desc = f"{run.backend} pseudo labels of {class_name} from {run.root}"
     env = environment()
     record = {  # what import compares the corrections with (unchanged_export)
+        "image_root": str(image_root.resolve()) if image_root else None,  # COCO's file_name's
         "run": str(run.root),
         "run_resolved": str(run.root.resolve()),
         "split": cfg.split,
@@ -174,6 +175,26 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
             doc[EXPORT_KEY][POLYGON_KEY] = LABELME
             result.labelme.append(atomic_write_json(path, doc))
     return result
+
+
+def _split_image_dir(data: str | None, run: LabelRun, split: str) -> Path | None:
+    root = Path(data) if data else run.data_root
+    return load_spec(root).image_dir(split) if root is not None else None
+
+
+def coco_file_name(image: Path | None, image_root: Path | None, stem: str) -> str:
+    """A COCO ``file_name``: the image's path in its split's image folder, as COCO datasets
+    write it and as CVAT matches it to a task's frames (a frame's name must end with it; a path
+    with ``..`` or the dataset's folders never matches). The image's name when it is elsewhere,
+    ``STEM.jpg`` when it is not found."""
+    if image is None:
+        return f"{stem}.jpg"
+    if image_root is not None:
+        try:
+            return image.relative_to(image_root).as_posix()
+        except ValueError:
+            pass
+    return image.name
 
 
 # -- import ------------------------------------------------------------------------------------

@@ -202,7 +202,10 @@ def test_coco_rle_round_trip_is_pixel_exact(tmp_path, world):
     assert res.images == 3 and res.instances == 3
     coco = json.loads(res.coco.read_text())
     assert coco["categories"] == [{"id": 1, "name": "Bicycle", "supercategory": "object"}]
-    assert coco["images"][0]["file_name"] == "../data/images/test/img000.jpg"
+    # COCO's file_name: the path in the split's image folder, as CVAT matches it to its frames
+    assert coco["images"][0]["file_name"] == "img000.jpg"
+    image_root = coco["info"]["mass_engine_export"]["image_root"]
+    assert image_root == str((data / "images" / "test").resolve())
     assert sub.stems == ("img000", "img001", "img002")
     for stem, m in truth.items():
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
@@ -847,3 +850,12 @@ def test_engine_info_describes_annotation_files(tmp_path, world):
     text = info(tmp_path / "cvat.json")
     assert "--class Bicycle --data" in text and "--class 'Parked car' --data" in text
     assert "Images per split" in info(data)  # a dataset root is still described as one
+
+
+def test_coco_file_names_are_paths_in_the_split_s_image_folder(tmp_path):
+    from engine.annotate import coco_file_name
+
+    root = tmp_path / "images" / "test"
+    assert coco_file_name(root / "city" / "a.jpg", root, "a") == "city/a.jpg"
+    assert coco_file_name(tmp_path / "elsewhere" / "a.png", root, "a") == "a.png"
+    assert coco_file_name(None, root, "a") == "a.jpg"
