@@ -103,6 +103,7 @@ class ExportResult:
     labelme: list[Path]  # the LabelMe files
     images: int  # images exported
     instances: int  # instances exported
+    image_list: Path | None = None  # images.txt: the exported images' paths, to upload
 
 
 def export_annotations(cfg: ExportConfig) -> ExportResult:
@@ -174,6 +175,9 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
             doc[EXPORT_KEY] = {k: v for k, v in record.items() if k != "environment"}
             doc[EXPORT_KEY][POLYGON_KEY] = LABELME
             result.labelme.append(atomic_write_json(path, doc))
+    found = [str(img.resolve()) for _, img in items if img is not None]
+    if found:  # what an annotation tool's task needs uploaded: one absolute path a line
+        result.image_list = atomic_write_text(out / "images.txt", "".join(f"{p}\n" for p in found))
     return result
 
 

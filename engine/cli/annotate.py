@@ -47,6 +47,8 @@ def annotate_export(
         stdout.print(f"  COCO:    {res.coco}")
     if res.labelme:
         stdout.print(f"  LabelMe: {res.labelme[0].parent}/ ({counted(len(res.labelme), 'file')})")
+    if res.image_list:
+        stdout.print(f"  images:  {res.image_list} (their paths, to upload to the annotation tool)")
 
 
 @app.command("import")

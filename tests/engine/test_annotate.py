@@ -206,6 +206,8 @@ def test_coco_rle_round_trip_is_pixel_exact(tmp_path, world):
     assert coco["images"][0]["file_name"] == "img000.jpg"
     image_root = coco["info"]["mass_engine_export"]["image_root"]
     assert image_root == str((data / "images" / "test").resolve())
+    listed = res.image_list.read_text().splitlines()  # to upload to the annotation tool's task
+    assert listed == [str(Path(image_root) / f"img00{i}.jpg") for i in range(3)]
     assert sub.stems == ("img000", "img001", "img002")
     for stem, m in truth.items():
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
