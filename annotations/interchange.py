@@ -23,6 +23,7 @@ import base64
 import io
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -207,6 +208,19 @@ def _check_size(
         )
 
 
+# Label Studio stores an uploaded image as uuid4()[:8] + "-" + its name, and writes that name
+# into its exports (data_import/models.py, upload_name_generator)
+_UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
+
+
+def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
+    """The dataset's stem for an annotation's image: ``stem`` itself, or without Label Studio's
+    upload prefix (``8f3a2b1c-img000`` -> ``img000``) when only that is in the split."""
+    if stem not in sizes and (m := _UPLOAD_PREFIX.match(stem)) and m.group(1) in sizes:
+        return m.group(1)
+    return stem
+
+
 def stem_of(file_name: str) -> str:
     """Stem of an image path written with / or \\ separators."""
     return PurePath(file_name.replace("\\", "/")).stem
@@ -246,7 +260,7 @@ def coco_to_masks(
     masks: dict[int, ImageMask] = {}
     for img in data["images"]:
         try:
-            stem = stem_of(str(img["file_name"]))
+            stem = dataset_stem(stem_of(str(img["file_name"])), sizes)
             hw = (int(img["height"]), int(img["width"]))
             image_id = int(img["id"])
         except (KeyError, TypeError, ValueError):
@@ -349,7 +363,7 @@ def labelme_to_mask(
     if not isinstance(data, dict) or "shapes" not in data:
         raise ValueError(f"{path}: not a LabelMe file (expected an object with 'shapes')")
     image_path = data.get("imagePath") or path.name
-    stem = stem_of(str(image_path))
+    stem = dataset_stem(stem_of(str(image_path)), sizes)
     try:
         hw = (int(data["imageHeight"]), int(data["imageWidth"]))
     except (KeyError, TypeError, ValueError):

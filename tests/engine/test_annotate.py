@@ -861,3 +861,23 @@ def test_coco_file_names_are_paths_in_the_split_s_image_folder(tmp_path):
     assert coco_file_name(root / "city" / "a.jpg", root, "a") == "city/a.jpg"
     assert coco_file_name(tmp_path / "elsewhere" / "a.png", root, "a") == "a.png"
     assert coco_file_name(None, root, "a") == "a.jpg"
+
+
+def test_label_studio_s_upload_prefix_is_read_past(tmp_path, world):
+    """Label Studio renames an uploaded image to uuid4()[:8] + '-' + its name and exports that
+    name: the image is found by the name after the prefix; a stem that is neither stays an
+    error."""
+    data, _, _ = world
+    image = {"id": 1, "file_name": "images/8f3a2b1c-img001.jpg", "width": W, "height": H}
+    ann = {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 4, 0, 4, 4, 0, 4]]}
+    path = _coco_file(tmp_path, images=[image], annotations=[ann])
+    sub = import_annotations(
+        ImportConfig("coco", [str(path)], "Bicycle", str(data), str(tmp_path / "s"))
+    )
+    assert sub.stems == ("img001",) and int(sub.mask("img001").sum()) == 16
+    image["file_name"] = "images/8f3a2b1c-img009.jpg"
+    path = _coco_file(tmp_path, images=[image], annotations=[ann])
+    with pytest.raises(ValueError, match="'8f3a2b1c-img009' is not in split 'test'"):
+        import_annotations(
+            ImportConfig("coco", [str(path)], "Bicycle", str(data), str(tmp_path / "s2"))
+        )
