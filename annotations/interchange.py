@@ -6,9 +6,9 @@ and LabelMe open; import turns corrected files back into per-image binary masks.
 * COCO: one JSON for many images; ``segmentation`` is compressed RLE (exact) or polygons in
   pycocotools' pixel-corner convention (:mod:`annotations.polygons`); category id 1 is the
   class.
-* LabelMe: one JSON per image, ``shapes`` of type ``polygon`` (export), and ``polygon``,
-  ``rectangle``, ``circle`` or ``mask`` on import, drawn as labelme draws them (pixel
-  centres).
+* LabelMe (and X-AnyLabeling, which writes the same files): one JSON per image, ``shapes`` of
+  type ``polygon`` (export), and ``polygon``, ``rotation``, ``rectangle``, ``circle`` or
+  ``mask`` on import, drawn as labelme draws them (pixel centres).
 
 Import maps the class's category/label (case-insensitive) to 1 and the categories named in
 :data:`IGNORE_NAMES` to 255 ("unannotated", drawn by the annotator around regions they could
@@ -391,9 +391,9 @@ def _labelme_shape(shape: dict, hw: tuple[int, int], where: str) -> np.ndarray:
     h, w = hw
     kind = shape.get("shape_type") or "polygon"
     pts = np.asarray(shape.get("points") or [], dtype=np.float64).reshape(-1, 2)
-    if kind == "polygon":
+    if kind in ("polygon", "rotation"):  # rotation: X-AnyLabeling's rotated box, 4 corners
         if len(pts) < 3:
-            raise ValueError(f"{where}: a polygon needs at least 3 points, got {len(pts)}")
+            raise ValueError(f"{where}: a {kind} needs at least 3 points, got {len(pts)}")
         return polygons_to_mask([pts], h, w, convention=LABELME)
     if kind in ("rectangle", "circle"):
         if len(pts) != 2:

@@ -136,6 +136,14 @@ def test_labelme_shapes_are_drawn_as_labelme_draws_them():
         ImageDraw.Draw(ref).polygon([tuple(p) for p in pts], outline=1, fill=1)
         ours = polygons_to_mask([pts], 40, 40, convention="labelme")
         assert np.array_equal(ours, np.asarray(ref, bool))
+    from annotations.interchange import _labelme_shape
+
+    turned = {"shape_type": "rotation", "points": [[10, 2], [18, 10], [10, 18], [2, 10]]}
+    diamond = [np.array(turned["points"], float)]
+    assert np.array_equal(
+        _labelme_shape(turned, (20, 20), "x"),
+        polygons_to_mask(diamond, 20, 20, convention="labelme"),
+    )
     rect = labelme_rectangle_to_mask(np.array([[14.0, 14.0], [5.0, 5.0]]), 20, 20)
     assert rect.sum() == 100 and rect[5:15, 5:15].all()
     disc = labelme_circle_to_mask(np.array([[10.0, 10.0], [10.0, 14.0]]), 21, 21)
