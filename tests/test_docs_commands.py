@@ -1,0 +1,88 @@
+"""The README and docs stay true to the command line: every ``engine ...`` line of their shell
+blocks (and every inline ``engine ...`` span that names a command) uses commands and options
+that exist. Placeholders (DATA, RUN, ...) are not checked; option names are."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import typer
+
+from cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def _shell_lines(text: str) -> list[str]:
+    """Commands of the fenced shell blocks, continuation lines joined, comments dropped."""
+    out = []
+    for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, re.S):
+        current = ""
+        for raw in block.splitlines():
+            line = "" if raw.lstrip().startswith("#") else raw.split(" #")[0].rstrip()
+            current = f"{current} {line.strip()}".strip()
+            if current.endswith("\\"):
+                current = current[:-1]
+                continue
+            if current:
+                out.append(current)
+            current = ""
+    return out
+
+
+def _problem(line: str, inline: bool) -> str | None:
+    # a command line starts with it (or runs it under torchrun / python -m cli)
+    match = re.match(r"^(?:engine|\S*(?:torchrun|python)\b.*?-m cli)\s+(.*)$", line)
+    if not match:
+        return None
+    try:
+        tokens = shlex.split(match.group(1))
+    except ValueError:
+        return None
+    command = typer.main.get_command(app)
+    words: list[str] = []
+    while tokens and isinstance(command, typer.core.TyperGroup) and tokens[0] in command.commands:
+        words.append(tokens[0])
+        command = command.commands[tokens.pop(0)]
+    if isinstance(command, typer.core.TyperGroup):  # not a command: prose, or a group's help
+        if inline or not tokens or tokens[0].startswith("-"):
+            return None
+        return f"unknown command {' '.join([*words, tokens[0]])!r}"
+    known = {"--help"}
+    for param in command.params:
+        known.update(param.opts, getattr(param, "secondary_opts", []))
+    unknown = [
+        t.split("=")[0]
+        for t in tokens
+        if (t.startswith("--") or re.fullmatch(r"-[a-zA-Z]", t)) and t.split("=")[0] not in known
+    ]
+    return f"engine {' '.join(words)}: no option {unknown}" if unknown else None
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_documented_commands_exist(doc):
+    text = doc.read_text()
+    lines = [(line, False) for line in _shell_lines(text)]
+    lines += [(span, True) for span in re.findall(r"`(engine [^`]+)`", text)]
+    problems = [f"{p}: {line[:120]}" for line, inline in lines if (p := _problem(line, inline))]
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_check_finds_a_wrong_option_and_command():
+    assert (
+        _problem("engine train --data x --bogus 3", False) == "engine train: no option ['--bogus']"
+    )
+    assert _problem("engine traine --data x", False) == "unknown command 'traine'"
+    assert _problem("torchrun --nproc-per-node 4 -m cli label --class Bicycle", False) is None
+    assert _problem("engine annotate import a.json --format coco --class B", False) is None
+
+
+def test_the_readme_s_commands_are_read():
+    """The parser reads the README's shell blocks, or the check above would pass on nothing."""
+    lines = _shell_lines((ROOT / "README.md").read_text())
+    commands = [line for line in lines if line.startswith("engine ")]
+    assert len(commands) >= 10 and "engine demo" in commands
