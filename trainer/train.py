@@ -280,6 +280,27 @@ def _changed_split(ckpt: dict[str, Any], dataset: TrainSet, cfg: TrainConfig) ->
     )
 
 
+def _changed_schedule(ckpt: dict[str, Any], cfg: TrainConfig) -> str | None:
+    """A warning when a run is resumed with another ``iters`` than it was planned for: the
+    cosine schedule is recomputed over the new length, so the learning rate jumps at the resume
+    (up when the run is extended: a warm restart). Also when the run is already past ``iters``:
+    then nothing is trained. None when the plan is unchanged."""
+    step = int(ckpt["step"])
+    planned = int((ckpt.get("scheduler") or {}).get("iters", cfg.iters))
+    if planned == cfg.iters:
+        return None
+    if cfg.iters <= step:
+        return f"the run is at step {step:,}, not before --iters {cfg.iters:,}: nothing to train"
+    was = cfg.lr * lr_factor(step, planned, cfg.warmup_iters, cfg.min_lr_ratio)
+    now = cfg.lr * lr_factor(step, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
+    return (
+        f"the run was planned for {planned:,} iterations and continues to {cfg.iters:,}: the "
+        f"cosine schedule is recomputed over {cfg.iters:,}, so the learning rate at step {step:,} "
+        f"is {now:.3g} (it was {was:.3g}); the losses and scores are no longer those of a run "
+        f"planned for {cfg.iters:,} from the start"
+    )
+
+
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     now = cfg.to_dict()
     default = _plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
@@ -446,8 +467,10 @@ def _train(
     micro = micro_batch(cfg, world)
 
     dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
-    if is_main and ckpt is not None and (warning := _changed_split(ckpt, dataset, cfg)):
-        log.warning(warning)
+    if is_main and ckpt is not None:
+        for warning in (_changed_split(ckpt, dataset, cfg), _changed_schedule(ckpt, cfg)):
+            if warning:
+                log.warning(warning)
     val_data = validation_split(cfg) if cfg.val_split else None
     # the validation split and annotated subsets, resolved before the model is built (and its
     # backbone weights fetched), so a missing split or a bad path fails at once

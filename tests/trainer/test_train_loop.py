@@ -346,3 +346,26 @@ def test_unreadable_images_are_skipped_warned_once_and_recorded(tmp_path, caplog
     assert resumed.step == 4 and resumed.val[-1]["images"] == 3
     assert len((out / "skipped.jsonl").read_text().splitlines()) == 2
     assert not [r for r in caplog.records if "skipped in" in r.getMessage()]
+
+
+def test_a_resume_to_another_length_says_the_learning_rate_jumps(tmp_path, caplog):
+    """--iters may change at a resume (to extend a run), which recomputes the cosine schedule:
+    the learning rate at the resume step moves, and the warning gives both rates."""
+    root = write_dataset(tmp_path / "data")
+    run = tmp_path / "a"
+    train(_cfg(root, run, iters=4, max_steps_this_run=2), model=_stub(7))
+
+    def warnings(**kw):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="trainer.train"):
+            train(_cfg(root, run, resume=True, **kw), model=_stub(7))
+        return [m for r in caplog.records if "iter" in (m := r.getMessage())]
+
+    assert warnings(iters=4, max_steps_this_run=1) == []  # the plan unchanged: step 3 now
+    cfg = _cfg(root, run, iters=8)
+    was, now = (cfg.lr * lr_factor(3, n, cfg.warmup_iters, cfg.min_lr_ratio) for n in (4, 8))
+    (message,) = warnings(iters=8, max_steps_this_run=1)
+    assert message.startswith("the run was planned for 4 iterations and continues to 8")
+    assert f"at step 3 is {now:.3g} (it was {was:.3g})" in message and now > was
+    (message,) = warnings(iters=2)  # at step 4 now, planned for 8
+    assert message == "the run is at step 4, not before --iters 2: nothing to train"
