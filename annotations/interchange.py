@@ -31,7 +31,7 @@ from pathlib import Path, PurePath
 import numpy as np
 from PIL import Image
 
-from annotations.fileio import read_json
+from annotations.fileio import first_line, read_json
 from annotations.instances import Instances
 from annotations.polygons import (
     COCO,
@@ -272,13 +272,19 @@ def coco_to_masks(
             raise ValueError(f"{path}: image {stem!r} is listed twice")
         masks[image_id] = ImageMask(stem, np.zeros(hw, np.uint8), str(path))
     ignore: dict[int, np.ndarray] = {}
-    for ann in data.get("annotations") or []:
-        image_id = int(ann.get("image_id", -1))
+    for k, ann in enumerate(data.get("annotations") or []):
+        if not isinstance(ann, dict):
+            raise ValueError(f"{path}: annotation {k} is not an object, got {ann!r:.40}")
+        try:
+            image_id, cat = int(ann.get("image_id", -1)), int(ann.get("category_id", -1))
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{path}: annotation {ann.get('id')}: image_id and category_id must be integers"
+            ) from None
         if image_id not in masks:
             raise ValueError(
                 f"{path}: annotation {ann.get('id')} refers to unknown image_id {image_id}"
             )
-        cat = int(ann.get("category_id", -1))
         if cat not in roles:
             raise ValueError(f"{path}: annotation {ann.get('id')} has unknown category_id {cat}")
         target = masks[image_id]
@@ -373,6 +379,8 @@ def labelme_to_mask(
     ignore = np.zeros(hw, bool)
     others: dict[str, int] = {}
     for k, shape in enumerate(data["shapes"] or []):
+        if not isinstance(shape, dict):
+            raise ValueError(f"{path}: shape {k} is not an object, got {shape!r:.40}")
         label = str(shape.get("label", ""))
         role = _role(label, class_name)
         if role is None:  # another class: not this subset's
@@ -387,10 +395,32 @@ def labelme_to_mask(
     return ImageMask(stem, out, str(path), others)
 
 
+def _points(shape: dict, where: str) -> np.ndarray:
+    """A LabelMe shape's ``points`` as ``(K, 2)`` floats; a clear error for anything else."""
+    try:
+        pts = np.asarray(shape.get("points") or [], dtype=np.float64)
+    except (TypeError, ValueError):
+        pts = None
+    if pts is None or (pts.size and (pts.ndim != 2 or pts.shape[1] != 2)):
+        raise ValueError(f"{where}: points must be a list of [x, y] number pairs")
+    if not np.isfinite(pts).all():
+        raise ValueError(f"{where}: a point has a coordinate that is not a finite number")
+    return pts.reshape(-1, 2)
+
+
+def _mask_patch(data: object, where: str) -> np.ndarray:
+    """A LabelMe ``mask`` shape's base64 PNG as ``(h, w) bool``."""
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(str(data), validate=True))) as img:
+            return np.asarray(img) > 0
+    except (ValueError, OSError) as e:  # binascii.Error is a ValueError
+        raise ValueError(f"{where}: 'mask' is not base64 PNG data ({first_line(e)})") from None
+
+
 def _labelme_shape(shape: dict, hw: tuple[int, int], where: str) -> np.ndarray:
     h, w = hw
     kind = shape.get("shape_type") or "polygon"
-    pts = np.asarray(shape.get("points") or [], dtype=np.float64).reshape(-1, 2)
+    pts = _points(shape, where)
     if kind in ("polygon", "rotation"):  # rotation: X-AnyLabeling's rotated box, 4 corners
         if len(pts) < 3:
             raise ValueError(f"{where}: a {kind} needs at least 3 points, got {len(pts)}")
@@ -403,12 +433,15 @@ def _labelme_shape(shape: dict, hw: tuple[int, int], where: str) -> np.ndarray:
     if kind == "mask":
         if len(pts) != 2 or not shape.get("mask"):
             raise ValueError(f"{where}: a mask shape needs 2 points and base64 'mask' data")
-        small = np.asarray(Image.open(io.BytesIO(base64.b64decode(shape["mask"])))) > 0
+        small = _mask_patch(shape["mask"], where)
+        if small.ndim == 3:  # an RGB(A) PNG: any channel set
+            small = small.any(axis=2)
         x0, y0 = (int(round(v)) for v in pts.min(0))
         out = np.zeros(hw, bool)
-        sh, sw = small.shape[:2]
-        ys, xs = slice(y0, min(h, y0 + sh)), slice(x0, min(w, x0 + sw))
-        out[ys, xs] = small[: ys.stop - y0, : xs.stop - x0]
+        sh, sw = small.shape
+        ys, xs = slice(max(0, y0), min(h, y0 + sh)), slice(max(0, x0), min(w, x0 + sw))
+        if ys.start < ys.stop and xs.start < xs.stop:  # the part inside the image
+            out[ys, xs] = small[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
         return out
     raise ValueError(f"{where}: unsupported shape_type {kind!r} (polygon, rectangle, circle, mask)")
 

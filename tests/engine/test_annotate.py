@@ -889,3 +889,69 @@ def test_label_studio_s_upload_prefix_is_read_past(tmp_path, world):
         import_annotations(
             ImportConfig("coco", [str(path)], "Bicycle", str(data), str(tmp_path / "s2"))
         )
+
+
+@pytest.mark.parametrize(
+    "shape,message",
+    [
+        ("oops", "shape 0 is not an object"),
+        ({"label": "Bicycle", "points": [["a", "b"], [1, 2], [3, 4]]}, "points must be a list of"),
+        ({"label": "Bicycle", "points": [[1, 2, 3], [1, 2], [3, 4]]}, "points must be a list of"),
+        ({"label": "Bicycle", "points": [[1, 2], [1, float("nan")], [3, 4]]}, "not a finite"),
+        (
+            {"label": "Bicycle", "shape_type": "mask", "points": [[0, 0], [3, 3]], "mask": "!x"},
+            "'mask' is not base64 PNG data",
+        ),
+        (
+            {"label": "Bicycle", "shape_type": "mask", "points": [[0, 0], [3, 3]], "mask": "aGk="},
+            "'mask' is not base64 PNG data",
+        ),
+        ({"label": "Bicycle", "shape_type": "line", "points": [[0, 0], [3, 3]]}, "unsupported"),
+    ],
+)
+def test_a_malformed_labelme_shape_is_one_line_naming_file_and_shape(
+    tmp_path, world, shape, message
+):
+    data, _, _ = world
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    doc = {"shapes": [shape], "imagePath": "img000.jpg", "imageHeight": H, "imageWidth": W}
+    (folder / "img000.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=message) as e:
+        import_annotations(
+            ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    assert str(folder / "img000.json") in str(e.value) and "\n" not in str(e.value).strip()
+
+
+def test_a_labelme_mask_shape_is_placed_at_its_corner_and_clipped_to_the_image():
+    import base64
+    import io
+
+    from annotations.interchange import _labelme_shape
+
+    patch = io.BytesIO()
+    Image.fromarray(np.full((4, 6), 255, np.uint8)).save(patch, format="PNG")
+    data = base64.b64encode(patch.getvalue()).decode()
+    m = _labelme_shape(
+        {"shape_type": "mask", "points": [[2, 3], [7, 6]], "mask": data}, (10, 10), "x"
+    )
+    assert m.sum() == 24 and m[3:7, 2:8].all()
+    m = _labelme_shape(
+        {"shape_type": "mask", "points": [[-2, 8], [3, 11]], "mask": data}, (10, 10), "x"
+    )
+    assert m.sum() == 4 * 2 and m[8:10, 0:4].all()  # the part inside the image
+
+
+def test_a_malformed_coco_annotation_is_one_line_naming_the_file(tmp_path, world):
+    data, _, _ = world
+    for anns, message in (
+        (["oops"], "annotation 0 is not an object"),
+        ([{"id": 3, "image_id": "x", "category_id": 1}], "annotation 3: image_id and category_id"),
+    ):
+        path = _coco_file(tmp_path, annotations=anns)
+        with pytest.raises(ValueError, match=message) as e:
+            import_annotations(
+                ImportConfig("coco", [str(path)], "Bicycle", str(data), str(tmp_path / "s"))
+            )
+        assert str(e.value).startswith(str(path))
