@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from annotations.fileio import first_line, read_json
 from annotations.instances import Instances
@@ -413,6 +413,8 @@ def _mask_patch(data: object, where: str) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(base64.b64decode(str(data), validate=True))) as img:
             return np.asarray(img) > 0
+    except UnidentifiedImageError:
+        raise ValueError(f"{where}: 'mask' is not base64 PNG data (not an image)") from None
     except (ValueError, OSError) as e:  # binascii.Error is a ValueError
         raise ValueError(f"{where}: 'mask' is not base64 PNG data ({first_line(e)})") from None
 
