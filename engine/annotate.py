@@ -32,6 +32,7 @@ from annotations.interchange import (
     coco_to_masks,
     labelme_to_mask,
     png_to_mask,
+    stem_of,
     to_coco,
     to_labelme,
 )
@@ -129,7 +130,9 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
         raise ValueError(
             f"{run.root}: no labelled images in split {cfg.split!r} (splits: {run.splits()})"
         )
-    stems = list(cfg.stems) if cfg.stems else available
+    # a list may hold file names or paths (ls, images.txt of an earlier export): their stems
+    given = [s if s in available else stem_of(s) for s in cfg.stems or []]
+    stems = list(dict.fromkeys(given)) if given else available
     missing = [s for s in stems if s not in available]
     if missing:
         raise ValueError(f"{run.root}: images not in the run's {cfg.split!r} split: {missing[:5]}")

@@ -955,3 +955,18 @@ def test_a_malformed_coco_annotation_is_one_line_naming_the_file(tmp_path, world
                 ImportConfig("coco", [str(path)], "Bicycle", str(data), str(tmp_path / "s"))
             )
         assert str(e.value).startswith(str(path))
+
+
+def test_an_image_list_may_name_files_or_paths(tmp_path, world):
+    """`ls images/test > list.txt`, or an earlier export's images.txt, as --images: the names
+    and paths are read as their stems, each once."""
+    data, run, _ = world
+    first = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "a")))
+    listed = first.image_list.read_text().splitlines()[:2]
+    again = [*listed, "img001.jpg", "img000"]
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "b"), stems=again))
+    assert res.images == 2 and [p.stem for p in res.labelme] == ["img000", "img001"]
+    with pytest.raises(ValueError, match=r"not in the run's 'test' split: \['nope'\]"):
+        export_annotations(
+            ExportConfig(run=str(run), out=str(tmp_path / "c"), stems=["x/nope.jpg"])
+        )
