@@ -173,15 +173,22 @@ DISK_ERRNOS = frozenset(
 
 # The record each engine command writes into its output folder, and what the folder then is:
 # how an error says what a folder given in the wrong place is.
+FUSE_RECORD = "fuse.json"  # what marks a fused dataset, read by training, labeling and scoring
 OUTPUT_RECORDS = (
     ("run.json", "a label run (engine label)"),
     ("subset.json", "an annotated subset (engine annotate import)"),
     ("predict.json", "a folder of predictions (engine predict)"),
-    ("fuse.json", "a fused dataset (engine fuse)"),
+    (FUSE_RECORD, "a fused dataset (engine fuse)"),
     ("report.json", "a report (engine report)"),
     ("review.json", "a review gallery (engine review)"),
     ("metrics.jsonl", "a training run (engine train)"),
 )
+
+
+def split_key(split: str) -> tuple[int, str]:
+    """Sort key of split names, the folders of datasets and of every engine output: train, val,
+    test first, then the others by name."""
+    return ({"train": 0, "val": 1, "test": 2}.get(split, 3), split)
 
 
 def output_kind(folder: str | os.PathLike) -> tuple[str, str] | None:

@@ -21,7 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import not_this_output, output_kind, parse_json, read_bytes, recorded_root
+from annotations.fileio import (
+    not_this_output,
+    output_kind,
+    parse_json,
+    read_bytes,
+    recorded_root,
+    split_key,
+)
 from annotations.instances import Instances, read_instances
 from annotations.labelmap import read_label
 from annotations.taxonomy import Taxonomy
@@ -168,8 +175,7 @@ class LabelRun:
             d = self.root / sub
             if d.is_dir():
                 found |= {p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")}
-        order = {"train": 0, "val": 1, "test": 2}
-        return sorted(found, key=lambda s: (order.get(s, 3), s))
+        return sorted(found, key=split_key)
 
     def stems(self, split: str) -> list[str]:
         """Stems labelled in ``split`` (those with a label map or an instances file)."""

@@ -28,7 +28,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-from annotations.fileio import UNREADABLE, first_line, output_kind, read_json, read_yaml
+from annotations.fileio import (
+    UNREADABLE,
+    first_line,
+    output_kind,
+    read_json,
+    read_yaml,
+    split_key,
+)
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.text import counted
@@ -39,11 +46,6 @@ _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
 
 # 4K photos are far below Pillow's decompression-bomb limit, but 64 MP inputs are not.
 Image.MAX_IMAGE_PIXELS = 300_000_000
-
-
-def split_key(split: str) -> tuple[int, str]:
-    """Sort key of split names: train, val, test first, then the others by name."""
-    return ({"train": 0, "val": 1, "test": 2}.get(split, 3), split)
 
 
 def tidy_path(path: Path) -> Path:

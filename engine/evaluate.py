@@ -15,7 +15,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from annotations.fileio import atomic_write_json, not_this_output, output_kind
+from annotations.fileio import FUSE_RECORD, atomic_write_json, not_this_output, output_kind
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
@@ -113,7 +113,7 @@ def _labels_inside(folder: Path) -> str:
         return f" (score its class with engine compare --gt {folder} or engine report --subset)"
     labels = folder / "labels"
     splits = sorted(d.name for d in labels.iterdir() if d.is_dir()) if labels.is_dir() else []
-    if kind[0] in ("run.json", "fuse.json") and splits:
+    if kind[0] in ("run.json", FUSE_RECORD) and splits:
         return f" (its label maps are in {labels}/ by split: {', '.join(splits)})"
     return ""
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from annotations.fileio import (
+    FUSE_RECORD,
     UNREADABLE,
     atomic_write_bytes,
     atomic_write_json,
@@ -511,11 +512,11 @@ def _precise_root(root: str, source: str) -> tuple[str, str]:
     """``(root, source)``, or for a fused dataset (``engine fuse``'s output) its source dataset:
     the fused labels hold pseudo labels, which the per-class table would score the model
     against as if they were true. ``FileNotFoundError`` when the source cannot be found."""
-    record = Path(root) / "fuse.json"
+    record = Path(root) / FUSE_RECORD
     if not record.is_file():
         return root, source
     try:
-        doc = read_json(record, "fuse.json")
+        doc = read_json(record, FUSE_RECORD)
         given, resolved = (
             (doc.get("config") or {}).get("data"),
             (doc.get("inputs") or {}).get("data"),

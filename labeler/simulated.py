@@ -35,6 +35,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from annotations.fileio import FUSE_RECORD
 from annotations.instances import Instances
 
 BACKEND_NAME = "simulated"
@@ -328,7 +329,7 @@ class SimulatedBackend:
             for folder in ("new_class_instances", "new_classes")
             for name in names
         ):
-            fused = (self.root / "fuse.json").is_file()
+            fused = (self.root / FUSE_RECORD).is_file()
             raise FileNotFoundError(
                 f"{self.root}: the simulated labeler needs the true masks of "
                 f"{self.class_name!r} (new_class_instances/<class>/ or new_classes/<class>/, as "

@@ -34,6 +34,7 @@ import yaml
 from torch import nn
 
 from annotations.fileio import (
+    FUSE_RECORD,
     append_line,
     atomic_write_json,
     atomic_write_text,
@@ -68,7 +69,7 @@ def validation_split(cfg: TrainConfig) -> SegDataset:
     try:
         return SegDataset(spec, cfg.val_split)
     except FileNotFoundError as e:
-        fused = (spec.root / "fuse.json").is_file()
+        fused = (spec.root / FUSE_RECORD).is_file()
         raise FileNotFoundError(
             f"{first_line(e)}; validation needs split {cfg.val_split!r} labelled"
             + (f" (engine fuse --split {cfg.val_split} adds it)" if fused else "")

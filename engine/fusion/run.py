@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from annotations.fileio import (
+    FUSE_RECORD,
     UNREADABLE,
     append_line,
     atomic_write_json,
@@ -547,7 +548,7 @@ def fuse(config: FuseConfig) -> FuseResult:
     plan.taxonomy.save(out / "taxonomy.json")
     earlier = earlier_splits(latest, plan, out)
     atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, earlier))
-    atomic_write_json(out / "fuse.json", _fuse_json(plan, config, "running", {}))
+    atomic_write_json(out / FUSE_RECORD, _fuse_json(plan, config, "running", {}))
 
     def record(rec: dict) -> None:
         latest[(rec["split"], rec["stem"])] = rec
@@ -602,7 +603,7 @@ def fuse(config: FuseConfig) -> FuseResult:
         ),
     }
     status = "incomplete" if failed else "complete"
-    atomic_write_json(out / "fuse.json", _fuse_json(plan, config, status, extra))
+    atomic_write_json(out / FUSE_RECORD, _fuse_json(plan, config, status, extra))
     return result
 
 
