@@ -643,6 +643,57 @@ def render_predictions(root: str | os.PathLike) -> list:
     return [head]
 
 
+def render_report(root: str | os.PathLike) -> list:
+    """Rich renderables for ``engine info REPORT``: the Table 4 of an ``engine report`` folder
+    (its ``report.json``): each source's scores, its deltas against the pseudo labels with
+    their 95% intervals (``*``: the interval excludes 0), the warnings, and the files."""
+    from rich.table import Table
+
+    from annotations.fileio import read_json
+
+    root = Path(root)
+    data = read_json(root / "report.json", "report")
+    if not isinstance(data, dict) or not isinstance(data.get("table4"), list):
+        raise ValueError(f"{root / 'report.json'}: not an engine report (no 'table4' list)")
+    table = Table(title=str(data.get("title", root)))
+    for name in ("source", "IoU", "BIoU", "BF1", "ΔIoU", "ΔBIoU", "ΔBF1"):
+        table.add_column(name, justify="left" if name == "source" else "right")
+
+    def delta(row: dict, key: str, digits: int) -> str:
+        value = (row.get("delta") or {}).get(key)
+        if value is None:
+            return "-"
+        low, high = ((row.get("delta_interval") or {}).get(key) or (None, None))[:2]
+        sure = low is not None and (low > 0 or high < 0)
+        return f"{value:+.{digits}f}" + ("*" if sure else "")
+
+    def score(value: object, digits: int) -> str:
+        return "n/a" if value is None else f"{value:.{digits}f}"
+
+    for row in data["table4"]:
+        table.add_row(
+            str(row.get("source")),
+            score(row.get("iou"), 2),
+            score(row.get("biou"), 2),
+            score(row.get("bf1"), 4),
+            delta(row, "iou", 2),
+            delta(row, "biou", 2),
+            delta(row, "bf1", 4),
+        )
+    out: list = [
+        f"{data.get('class_name')}: annotated subset {data.get('subset')} "
+        f"({counted(int(data.get('subset_images') or 0), 'image')}, split {data.get('split')})",
+        table,
+        "Δ: against the pseudo labels; *: its 95% interval over the images excludes 0",
+    ]
+    refinements = (data.get("prediction") or {}).get("refinements")
+    if refinements:
+        out.append(f"predictions refined at inference: {'; '.join(refinements)}")
+    out += [f"warning: {w}" for w in data.get("warnings") or []]
+    out.append(f"report: {root / 'report.md'}")
+    return out
+
+
 def render_annotation_files(items: list) -> list:
     """Rich renderables for ``engine info`` on annotation files (``engine.annotate.
     annotation_files``): per COCO file or LabelMe folder, its images, what each label holds, the
@@ -692,6 +743,11 @@ def describe_output(
     if kind is None:
         from engine.annotate import annotation_files
 
+        folder = Path(path)
+        reports = sorted(folder.glob("*/report.json")) if folder.is_dir() else []
+        if reports and not (folder / "images").is_dir():  # the demo's report/: one per class
+            return "reports", [r for p in reports for r in render_report(p.parent)], 0
+
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
             return "annotation files", render_annotation_files(files), 0
@@ -706,4 +762,6 @@ def describe_output(
         return what, render_label_run(stats), stats.problems
     if record == "metrics.jsonl":
         return what, render_train_run(train_run_stats(path)), 0
-    return None  # a fused dataset is a dataset; a report or a gallery is opened, not described
+    if record == "report.json":
+        return what, render_report(path), 0
+    return None  # a fused dataset is a dataset; a gallery is opened, not described

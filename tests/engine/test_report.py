@@ -283,6 +283,15 @@ def test_cli_report(world):
     )
     assert res.exit_code == 0, res.output
     assert "joint-trained model" in res.output and (tmp / "rc" / "report.md").is_file()
+    # engine info on the report folder, or on the folder of one per class: its Table 4
+    rows = json.loads((tmp / "rc" / "report.json").read_text())["table4"]
+    for folder in (tmp / "rc", tmp):
+        res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "200"})
+        assert res.exit_code == 0, res.output
+        text = " ".join(res.output.split())
+        for row in rows:
+            assert f"{row['source']} │ {row['iou']:.2f} │ {row['biou']:.2f} │" in text
+        assert "Δ: against the pseudo labels" in text and "report.md" in text
 
 
 def test_report_shows_progress_on_stderr_unless_told_not_to(world, capsys):
