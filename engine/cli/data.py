@@ -51,7 +51,7 @@ def info_cmd(
     data: Path = typer.Argument(
         ...,
         help="Dataset root (MaSS13K layout) or spec file; or a label run, training run, "
-        "annotated subset, prediction folder, or annotation files (COCO, LabelMe, an export).",
+        "annotated subset, prediction folder, report, or annotation files (COCO, LabelMe).",
     ),
     split: list[str] = typer.Option(None, "--split", "-s", help="Split(s) to show; default all."),
     decode: bool = typer.Option(
@@ -66,7 +66,7 @@ def info_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Image counts, sizes and class pixel shares per split; every problem found. Given a label
-    or training run, where it stands; given an annotated subset, predictions or annotation
+    or training run, where it stands; given an annotated subset, predictions, a report or annotation
     files, what they hold.
 
     Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found, 2 on
