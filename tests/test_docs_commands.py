@@ -86,3 +86,33 @@ def test_the_readme_s_commands_are_read():
     lines = _shell_lines((ROOT / "README.md").read_text())
     commands = [line for line in lines if line.startswith("engine ")]
     assert len(commands) >= 10 and "engine demo" in commands
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to '-'."""
+    text = re.sub(r"[`*_]", "", heading.strip().lower())
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_relative_links_reach_a_file_and_heading(doc):
+    problems = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if re.match(r"[a-z]+:", target):  # http:, https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        file = (doc.parent / path).resolve() if path else doc
+        if not file.exists():
+            problems.append(f"{target}: no such file")
+        elif anchor and file.suffix == ".md":
+            headings = re.findall(r"(?m)^#+ (.+)$", file.read_text())
+            if anchor not in {_slug(h) for h in headings}:
+                problems.append(f"{target}: no such heading")
+    assert problems == [], "\n".join(problems)
+
+
+def test_slug_is_github_s():
+    assert _slug(
+        "Thirty-first round: the demo rerun, a resume that builds its checkpoint's network"
+    ) == ("thirty-first-round-the-demo-rerun-a-resume-that-builds-its-checkpoints-network")
+    assert _slug("`engine predict`") == "engine-predict"
