@@ -60,6 +60,7 @@ class ExportImage:
     stem: str  # file stem, the image's key across the engine
     file_name: str  # COCO's file_name: the path in the split's image folder (forward slashes)
     instances: Instances  # the run's instances of this image
+    unannotated: np.ndarray | None = None  # (H, W) bool: a subset's unannotated pixels
 
 
 @dataclass
@@ -87,44 +88,59 @@ def to_coco(
 
     ``mask_format``: "rle" (compressed COCO RLE, exact) or "polygon" (outer outlines; holes
     are filled, see :mod:`annotations.polygons`). Instance ``score`` and ``mask_score`` are
-    kept as extra fields (tools ignore them).
+    kept as extra fields (tools ignore them). An image's ``unannotated`` pixels (a subset's)
+    are one annotation of category 2, ``unannotated``, which import reads back as 255.
     """
     if mask_format not in MASK_FORMATS:
         raise ValueError(f"mask_format must be one of {MASK_FORMATS}, got {mask_format!r}")
     coco_images, anns = [], []
+
+    def add(image_id: int, category: int, mask: np.ndarray, **extra: float) -> None:
+        ys, xs = np.nonzero(mask)
+        x0, y0 = int(xs.min()), int(ys.min())
+        if mask_format == "rle":
+            seg: object = mask_to_rle(mask)
+        else:
+            seg = [
+                points_to_flat(p)
+                for p in mask_to_polygons(mask, convention=COCO, simplify=simplify)
+            ]
+        anns.append(
+            {
+                "id": len(anns) + 1,
+                "image_id": image_id,
+                "category_id": category,
+                "segmentation": seg,
+                "area": int(mask.sum()),
+                "bbox": [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1],
+                "iscrowd": 0,
+                **extra,
+            }
+        )
+
     for image_id, item in enumerate(images, start=1):
         h, w = item.instances.image_size
         coco_images.append({"id": image_id, "file_name": item.file_name, "width": w, "height": h})
         inst = item.instances
         for i in range(len(inst)):
-            mask = inst.masks[i]
-            if not mask.any():
-                continue
-            ys, xs = np.nonzero(mask)
-            x0, y0 = int(xs.min()), int(ys.min())
-            bbox = [x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1]
-            if mask_format == "rle":
-                seg: object = mask_to_rle(mask)
-            else:
-                polys = mask_to_polygons(mask, convention=COCO, simplify=simplify)
-                seg = [points_to_flat(p) for p in polys]
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": image_id,
-                    "category_id": 1,
-                    "segmentation": seg,
-                    "area": int(mask.sum()),
-                    "bbox": bbox,
-                    "iscrowd": 0,
-                    "score": round(float(inst.scores[i]), 5),
-                    "mask_score": round(float(inst.mask_scores[i]), 5),
-                }
-            )
+            if inst.masks[i].any():
+                score, mask_score = float(inst.scores[i]), float(inst.mask_scores[i])
+                add(
+                    image_id,
+                    1,
+                    inst.masks[i],
+                    score=round(score, 5),
+                    mask_score=round(mask_score, 5),
+                )
+        if item.unannotated is not None and item.unannotated.any():
+            add(image_id, 2, item.unannotated)
+    categories = [{"id": 1, "name": class_name, "supercategory": "object"}]
+    if any(a["category_id"] == 2 for a in anns):
+        categories.append({"id": 2, "name": IGNORE_NAMES[0], "supercategory": "object"})
     return {
         "info": {"description": description or f"pseudo labels of {class_name}", **(info or {})},
         "images": coco_images,
-        "categories": [{"id": 1, "name": class_name, "supercategory": "object"}],
+        "categories": categories,
         "annotations": anns,
     }
 
@@ -145,6 +161,18 @@ def to_labelme(item: ExportImage, class_name: str, image_path: str, simplify: fl
                     "shape_type": "polygon",
                     "flags": {},
                     "description": f"score {float(item.instances.scores[i]):.3f}",
+                }
+            )
+    if item.unannotated is not None:  # a subset's unannotated regions: read back as 255
+        for poly in mask_to_polygons(item.unannotated, convention=LABELME, simplify=simplify):
+            shapes.append(
+                {
+                    "label": IGNORE_NAMES[0],
+                    "points": [[float(x), float(y)] for x, y in poly],
+                    "group_id": None,
+                    "shape_type": "polygon",
+                    "flags": {},
+                    "description": "",
                 }
             )
     return {

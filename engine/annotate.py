@@ -20,7 +20,14 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from annotations.fileio import atomic_write_json, atomic_write_text, read_json, recorded_root
+from annotations.fileio import (
+    atomic_write_json,
+    atomic_write_text,
+    output_kind,
+    read_json,
+    recorded_root,
+)
+from annotations.instances import Instances
 from annotations.interchange import (
     EXPORT_KEY,
     IGNORE_NAMES,
@@ -39,7 +46,7 @@ from annotations.interchange import (
 from annotations.labelmap import IGNORE
 from annotations.labelrun import LabelRun
 from annotations.polygons import COCO, LABELME
-from annotations.subset import ImageStats, Pick, Subset, pick_images, write_subset
+from annotations.subset import ImageStats, Pick, Subset, pick_images, read_subset, write_subset
 from engine.datasets import SegDataset, image_size, load_spec
 from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import map_every_item
@@ -90,7 +97,7 @@ def other_splits(data: str | os.PathLike, split: str) -> Callable[[str], str | N
 class ExportConfig:
     run: str  # label run directory
     out: str  # output folder: coco.json and labelme/<stem>.json go here
-    split: str = "test"  # split of the run to export
+    split: str | None = None  # split to export; None: a subset's own, else test
     stems: list[str] | None = None  # images to export; None: every image of the split
     data: str | None = None  # dataset root for image paths; None: the one run.json names
     formats: tuple[str, ...] = ("coco", "labelme")  # which files to write
@@ -108,7 +115,16 @@ class ExportResult:
 
 
 def export_annotations(cfg: ExportConfig) -> ExportResult:
-    """Write a run's instances of the chosen images as COCO and/or LabelMe files."""
+    """Write a run's instances of the chosen images (or an annotated subset's masks, for another
+    pass of corrections) as COCO and/or LabelMe files."""
+    _check_export_options(cfg)
+    kind = output_kind(cfg.run)
+    if kind is not None and kind[0] == "subset.json":
+        return _write_export(cfg, *_subset_items(cfg))
+    return _write_export(cfg, *_run_items(cfg))
+
+
+def _check_export_options(cfg: ExportConfig) -> None:
     unknown = set(cfg.formats) - {"coco", "labelme"}
     if unknown:
         raise ValueError(f"unknown export formats {sorted(unknown)}; choose from coco, labelme")
@@ -123,38 +139,100 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
             f"--mask-format polygon; got {cfg.simplify} with {' + '.join(cfg.formats)}"
             + (f" ({cfg.mask_format})" if "coco" in cfg.formats else "")
         )
-    run = LabelRun.open(cfg.run)
-    class_name = run.class_name
-    available = run.stems(cfg.split)
-    if not available:
-        raise ValueError(
-            f"{run.root}: no labelled images in split {cfg.split!r} (splits: {run.splits()})"
-        )
-    # a list may hold file names or paths (ls, images.txt of an earlier export): their stems
+
+
+def _chosen(cfg: ExportConfig, available: list[str], source: Path, what: str) -> list[str]:
+    """The stems to export: ``cfg.stems`` (file names or paths read as their stems, each once;
+    a list from ``ls`` or an earlier export's images.txt) or every available one."""
     given = [s if s in available else stem_of(s) for s in cfg.stems or []]
     stems = list(dict.fromkeys(given)) if given else available
     missing = [s for s in stems if s not in available]
     if missing:
-        raise ValueError(f"{run.root}: images not in the run's {cfg.split!r} split: {missing[:5]}")
-    images = dataset_images(cfg.data, run, cfg.split)
-    image_root = _split_image_dir(cfg.data, run, cfg.split) if images else None
-    out = Path(cfg.out)
+        raise ValueError(f"{source}: images not in {what}: {missing[:5]}")
+    return stems
+
+
+# (class, [(item, image path)], source record, description, split image folder, split)
+Items = tuple[str, list[tuple[ExportImage, Path | None]], dict, str, Path | None, str]
+
+
+def _run_items(cfg: ExportConfig) -> Items:
+    """A label run's instances (:data:`Items`)."""
+    run = LabelRun.open(cfg.run)
+    split = cfg.split or "test"
+    available = run.stems(split)
+    if not available:
+        raise ValueError(
+            f"{run.root}: no labelled images in split {split!r} (splits: {run.splits()})"
+        )
+    stems = _chosen(cfg, available, run.root, f"the run's {split!r} split")
+    images = dataset_images(cfg.data, run, split)
+    image_root = _split_image_dir(cfg.data, run, split) if images else None
     items: list[tuple[ExportImage, Path | None]] = []
     for stem in stems:
-        inst, header = run.instances(cfg.split, stem)
+        inst, header = run.instances(split, stem)
         img = images.get(stem)
         if img is None and header.get("image"):
             p = Path(str(header["image"]))
             img = p if p.is_absolute() else None
         items.append((ExportImage(stem, coco_file_name(img, image_root, stem), inst), img))
+    source = {"run": str(run.root), "run_resolved": str(run.root.resolve())}
+    desc = f"{run.backend} pseudo labels of {run.class_name} from {run.root}"
+    return run.class_name, items, source, desc, image_root, split
+
+
+def _subset_items(cfg: ExportConfig) -> Items:
+    """An annotated subset's masks, one instance per image, its unannotated pixels as the
+    ``unannotated`` category: a second pass of corrections imports back the same way."""
+    sub = read_subset(cfg.run)
+    if cfg.split not in (None, sub.split):
+        raise ValueError(f"{sub.root}: the subset annotates split {sub.split!r}, not {cfg.split!r}")
+    stems = _chosen(cfg, list(sub.stems), sub.root, "the subset")
+    data = cfg.data or recorded_root(sub.info.get("data"), sub.info.get("data_resolved"))
+    if data is None:
+        raise ValueError(f"{sub.root}: the subset records no dataset; pass its root with --data")
+    images = dataset_images(str(data), None, sub.split)
+    spec_dir = load_spec(data).image_dir(sub.split)
+    items: list[tuple[ExportImage, Path | None]] = []
+    for stem in stems:
+        mask = sub.mask(stem)
+        h, w = mask.shape
+        inst = Instances.empty(h, w)
+        if (mask == 1).any():
+            ys, xs = np.nonzero(mask == 1)
+            box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+            inst = Instances(
+                xyxy=np.array([box], np.float32),
+                masks=(mask == 1)[None],
+                scores=np.ones(1, np.float32),
+                mask_scores=np.ones(1, np.float32),
+                class_ids=np.ones(1, np.int64),
+                prompts=[sub.class_name],
+            )
+        img = images.get(stem)
+        name = coco_file_name(img, spec_dir, stem)
+        items.append((ExportImage(stem, name, inst, unannotated=mask == IGNORE), img))
+    source = {"subset": str(sub.root), "subset_resolved": str(sub.root.resolve())}
+    desc = f"annotated subset of {sub.class_name} from {sub.root}"
+    return sub.class_name, items, source, desc, spec_dir, sub.split
+
+
+def _write_export(
+    cfg: ExportConfig,
+    class_name: str,
+    items: list[tuple[ExportImage, Path | None]],
+    source: dict,
+    desc: str,
+    image_root: Path | None,
+    split: str,
+) -> ExportResult:
+    out = Path(cfg.out)
     result = ExportResult(None, [], len(items), sum(len(i.instances) for i, _ in items))
-    desc = f"{run.backend} pseudo labels of {class_name} from {run.root}"
     env = environment()
     record = {  # what import compares the corrections with (unchanged_export)
         "image_root": str(image_root.resolve()) if image_root else None,  # COCO's file_name's
-        "run": str(run.root),
-        "run_resolved": str(run.root.resolve()),
-        "split": cfg.split,
+        **source,
+        "split": split,
         "config": asdict(cfg),
         "environment": env,
     }
@@ -489,9 +567,10 @@ def list_split(path: str | os.PathLike) -> str | None:
     return split if isinstance(split, str) and split else None
 
 
-def export_split(split: str | None, images: str | None) -> str:
+def export_split(split: str | None, images: str | None) -> str | None:
     """The split to export: ``split`` when given, else the one an ``--images`` list was picked
-    from (:func:`list_split`), else test. A given split other than the list's is an error."""
+    from (:func:`list_split`), else None (a subset's own split, or test). A given split other
+    than the list's is an error."""
     picked = list_split(images) if images else None
     if split is not None and picked is not None and split != picked:
         raise ValueError(
@@ -499,7 +578,7 @@ def export_split(split: str | None, images: str | None) -> str:
             f"({Path(images).with_suffix('.json').name}), not {split!r}; drop --split or give "
             f"--split {picked}"
         )
-    return split or picked or "test"
+    return split or picked
 
 
 __all__ = [
@@ -538,12 +617,17 @@ class AnnotationFiles:
         config = record.get("config") or {}
         classes = [n for n in self.by_label if n.strip().casefold() not in IGNORE_NAMES]
         data = config.get("data")
-        if not data and record.get("run"):
-            try:
-                root = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
-                data = root.data_root
-            except (OSError, ValueError):
-                data = None
+        try:
+            if not data and record.get("run"):
+                run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
+                data = run.data_root
+            elif not data and record.get("subset"):
+                info = read_subset(
+                    recorded_root(record["subset"], record.get("subset_resolved"))
+                ).info
+                data = recorded_root(info.get("data"), info.get("data_resolved"))
+        except (OSError, ValueError):
+            data = None
         split = record.get("split", "test")
         return [
             f"engine annotate import {self.path} --format {self.format} --class {shlex.quote(c)} "

@@ -720,7 +720,8 @@ def render_annotation_files(items: list) -> list:
             made = (record.get("environment") or {}).get("time")
             head.add_row(
                 "exported from",
-                f"{record.get('run')} (split {record.get('split')}"
+                f"{record.get('run') or 'annotated subset ' + str(record.get('subset'))} "
+                f"(split {record.get('split')}"
                 + (f", {config.get('mask_format')} masks" if item.format == COCO else "")
                 + (f", {made}" if made else "")
                 + ")",

@@ -16,11 +16,16 @@ app = typer.Typer(
 
 @app.command("export")
 def annotate_export(
-    run: str = typer.Argument(..., help="Label run directory (labels/, instances/, run.json)."),
+    run: str = typer.Argument(
+        ...,
+        help="Label run directory (labels/, instances/, run.json), or an annotated subset "
+        "(another pass of corrections).",
+    ),
     out: str = typer.Option(..., "--out", help="Output folder: coco.json and labelme/<stem>.json."),
     split: str | None = typer.Option(
         None,
-        help="Split of the run to export (default: the one --images was picked from, else test).",
+        help="Split to export (default: the one --images was picked from, a subset's own, "
+        "else test).",
     ),
     images: str | None = typer.Option(
         None, "--images", help="File with one image stem per line (e.g. from `annotate pick`)."
@@ -34,7 +39,8 @@ def annotate_export(
     ),
     simplify: float = typer.Option(0.0, help="Polygon simplification tolerance in pixels."),
 ) -> None:
-    """Write a label run's instances of chosen images as COCO JSON and LabelMe JSON."""
+    """Write a label run's instances of chosen images (or an annotated subset's masks, to
+    correct them again) as COCO JSON and LabelMe JSON."""
     from engine.annotate import ExportConfig, export_annotations, export_split, read_stem_list
 
     stems = list(stem) + (read_stem_list(images) if images else [])

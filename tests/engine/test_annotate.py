@@ -970,3 +970,40 @@ def test_an_image_list_may_name_files_or_paths(tmp_path, world):
         export_annotations(
             ExportConfig(run=str(run), out=str(tmp_path / "c"), stems=["x/nope.jpg"])
         )
+
+
+def test_an_annotated_subset_exports_for_another_pass_and_imports_back_the_same(tmp_path, world):
+    """A QA pass: export a subset (its class pixels, its unannotated regions as the
+    'unannotated' category), import it back unchanged: the same masks, 255 included, in both
+    formats."""
+    from typer.testing import CliRunner
+
+    from annotations.subset import write_subset
+    from cli import app
+
+    data, _, truth = world
+    masks = {}
+    for stem, m in truth.items():
+        mask = ndimage.binary_fill_holes(m).astype(np.uint8)  # polygons carry no holes
+        masks[stem] = mask
+    masks["img001"][0:6, 50:60] = 255  # an undecided region
+    extra = {"data": str(data), "data_resolved": str(data.resolve())}
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", masks, {}, extra)
+    out = tmp_path / "again"
+    res = CliRunner().invoke(app, ["annotate", "export", str(sub.root), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    coco = json.loads((out / "coco.json").read_text())
+    assert [c["name"] for c in coco["categories"]] == ["Bicycle", "unannotated"]
+    assert coco["info"]["mass_engine_export"]["subset"] == str(sub.root)
+    for fmt, src in (("coco", out / "coco.json"), ("labelme", out / "labelme")):
+        back = import_annotations(
+            ImportConfig(fmt, [str(src)], "Bicycle", str(data), str(tmp_path / f"b-{fmt}"))
+        )
+        for stem, m in masks.items():
+            assert np.array_equal(back.mask(stem), m), (fmt, stem)
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert f"exported from │ annotated subset {sub.root} (split test" in text
+    assert f"--class Bicycle --data {data.resolve()} --split test" in text
+    with pytest.raises(ValueError, match="the subset annotates split 'test', not 'val'"):
+        export_annotations(ExportConfig(run=str(sub.root), out=str(tmp_path / "x"), split="val"))
