@@ -31,7 +31,7 @@ from pathlib import Path, PurePath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from annotations.fileio import first_line, read_json
+from annotations.fileio import first_line, read_json, read_text
 from annotations.instances import Instances
 from annotations.polygons import (
     COCO,
@@ -510,3 +510,63 @@ def png_to_mask(
             "pass binary mode (--png-binary) if 255 means the class"
         )
     return ImageMask(path.stem, arr, str(path))
+
+
+# -- CVAT "Segmentation mask" (Pascal VOC layout) -----------------------------------------------
+LABELMAP = "labelmap.txt"  # label:r,g,b:parts:actions per line, as CVAT's Datumaro writes it
+SEGMENTATION_DIR = "SegmentationClass"  # one colour-coded PNG per image
+
+
+def read_labelmap(path: str | os.PathLike) -> dict[str, tuple[int, int, int]]:
+    """``label -> (r, g, b)`` of a CVAT / Pascal VOC ``labelmap.txt`` (``#`` lines skipped)."""
+    path = Path(path)
+    colors: dict[str, tuple[int, int, int]] = {}
+    for n, line in enumerate(read_text(path, "label map").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, rest = line.partition(":")
+        try:
+            rgb = tuple(int(v) for v in rest.split(":")[0].split(","))
+        except ValueError:
+            rgb = ()
+        if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+            raise ValueError(f"{path}: line {n} is not 'label:r,g,b:...' ({line.strip()[:60]!r})")
+        colors[name.strip()] = rgb  # type: ignore[assignment]
+    if not colors:
+        raise ValueError(f"{path}: no labels in the label map")
+    return colors
+
+
+def segmentation_mask_to_mask(
+    path: str | os.PathLike,
+    class_name: str,
+    colors: dict[str, tuple[int, int, int]],
+    sizes: dict[str, tuple[int, int]],
+) -> ImageMask:
+    """One colour-coded PNG of a CVAT "Segmentation mask" export: the class's colour -> 1, the
+    unannotated label's -> 255, every other label's (the background included) -> 0. A colour the
+    label map lacks is an error naming the file and the colour."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB"))
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read PNG ({first_line(e)})") from None
+    stem = dataset_stem(path.stem, sizes)
+    _check_size(path, stem, rgb.shape[:2], sizes)
+    code = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    values, inverse = np.unique(code, return_inverse=True)
+    by_code = {(r << 16) | (g << 8) | b: name for name, (r, g, b) in colors.items()}
+    table = np.zeros(len(values), np.uint8)
+    others: dict[str, int] = {}
+    for i, v in enumerate(values.tolist()):
+        name = by_code.get(v)
+        if name is None:
+            color = ((v >> 16) & 255, (v >> 8) & 255, v & 255)
+            raise ValueError(f"{path}: colour {color} is not in the label map ({LABELMAP})")
+        role = _role(name, class_name)
+        table[i] = role or 0
+        if role is None and name.strip().casefold() != "background":
+            others[name] = 1
+    out = table[inverse.reshape(code.shape)]
+    return ImageMask(stem, out, str(path), others)

@@ -31,14 +31,18 @@ from annotations.instances import Instances
 from annotations.interchange import (
     EXPORT_KEY,
     IGNORE_NAMES,
+    LABELMAP,
     MASK_FORMATS,
     POLYGON_KEY,
+    SEGMENTATION_DIR,
     ExportImage,
     ImageMask,
     SplitSizes,
     coco_to_masks,
     labelme_to_mask,
     png_to_mask,
+    read_labelmap,
+    segmentation_mask_to_mask,
     stem_of,
     to_coco,
     to_labelme,
@@ -55,7 +59,7 @@ from engine.text import counted
 
 log = logging.getLogger(__name__)
 
-IMPORT_FORMATS = ("coco", "labelme", "png")
+IMPORT_FORMATS = ("coco", "labelme", "png", "segmask")
 
 
 def dataset_images(
@@ -285,7 +289,7 @@ def coco_file_name(image: Path | None, image_root: Path | None, stem: str) -> st
 # -- import ------------------------------------------------------------------------------------
 @dataclass
 class ImportConfig:
-    format: str  # "coco", "labelme" or "png"
+    format: str  # "coco", "labelme", "png" or "segmask" (CVAT's Segmentation mask export)
     sources: list[str]  # files or folders (folders: every *.json / *.png inside)
     class_name: str  # the class the annotations mark
     data: str  # dataset root: images must exist there (sizes are checked)
@@ -333,13 +337,14 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         for f in _expand(cfg.sources, ".json"):
             found.extend(coco_to_masks(f, cfg.class_name, sizes))
     else:  # one file per image: every bad file is named in one error, and nothing is written
-        labelme = cfg.format == "labelme"
-        files = _expand(cfg.sources, ".json" if labelme else ".png")
-        read = (
-            partial(labelme_to_mask, class_name=cfg.class_name, sizes=sizes)
-            if labelme
-            else partial(png_to_mask, sizes=sizes, binary=cfg.png_binary)
-        )
+        if cfg.format == "segmask":
+            files, read = _segmentation_masks(cfg.sources, cfg.class_name, sizes)
+        elif cfg.format == "labelme":
+            files = _expand(cfg.sources, ".json")
+            read = partial(labelme_to_mask, class_name=cfg.class_name, sizes=sizes)
+        else:
+            files = _expand(cfg.sources, ".png")
+            read = partial(png_to_mask, sizes=sizes, binary=cfg.png_binary)
         found = map_every_item(
             read, files, 1, "import", False, "annotation files", "so nothing was imported"
         )
@@ -366,6 +371,38 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         if exports:
             extra["unchanged_exports"] = exports
     return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace)
+
+
+def _segmentation_masks(
+    sources: list[str], class_name: str, sizes: dict[str, tuple[int, int]]
+) -> tuple[list[Path], Callable[[Path], ImageMask]]:
+    """The PNGs of a CVAT "Segmentation mask" export (its folder: ``labelmap.txt`` and
+    ``SegmentationClass/``) and their reader; one export per import."""
+    if len(sources) != 1:
+        raise ValueError(
+            "--format segmask takes one export folder (labelmap.txt, SegmentationClass/)"
+        )
+    root = Path(sources[0])
+    if root.name == SEGMENTATION_DIR:  # the PNG folder given: its export is the parent
+        root = root.parent
+    if not (root / LABELMAP).is_file():
+        raise FileNotFoundError(
+            f"{root}: no {LABELMAP} here; give the folder of CVAT's 'Segmentation mask' export "
+            f"(it holds {LABELMAP} and {SEGMENTATION_DIR}/)"
+        )
+    colors = read_labelmap(root / LABELMAP)
+    if not any(_is_class(name, class_name) for name in colors):
+        raise ValueError(
+            f"{root / LABELMAP}: no label named {class_name!r} (labels: {', '.join(colors)})"
+        )
+    files = _expand([str(root / SEGMENTATION_DIR)], ".png")
+    return files, partial(
+        segmentation_mask_to_mask, class_name=class_name, colors=colors, sizes=sizes
+    )
+
+
+def _is_class(name: str, class_name: str) -> bool:
+    return name.strip().casefold() == class_name.casefold()
 
 
 def left_out(found: list[ImageMask], class_name: str) -> dict[str, int]:

@@ -60,7 +60,12 @@ def annotate_export(
 @app.command("import")
 def annotate_import(
     sources: list[str] = typer.Argument(..., help="Annotation files or folders."),
-    fmt: str = typer.Option(..., "--format", help="coco, labelme or png."),
+    fmt: str = typer.Option(
+        ...,
+        "--format",
+        help="coco, labelme, png, or segmask (a CVAT 'Segmentation mask' export folder: "
+        "labelmap.txt + SegmentationClass/).",
+    ),
     class_name: str = typer.Option(..., "--class", help="The class the annotations mark."),
     data: str = typer.Option(..., help="Dataset root; annotated images must exist there."),
     out: str = typer.Option(..., help="Subset directory to write (masks/ + subset.json)."),

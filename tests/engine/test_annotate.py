@@ -1007,3 +1007,72 @@ def test_an_annotated_subset_exports_for_another_pass_and_imports_back_the_same(
     assert f"--class Bicycle --data {data.resolve()} --split test" in text
     with pytest.raises(ValueError, match="the subset annotates split 'test', not 'val'"):
         export_annotations(ExportConfig(run=str(sub.root), out=str(tmp_path / "x"), split="val"))
+
+
+def _segmask_export(root, colors: dict[str, tuple[int, int, int]], painted: dict[str, np.ndarray]):
+    """A CVAT 'Segmentation mask 1.1' export as its Datumaro writes it: labelmap.txt and one
+    colour-coded RGB PNG per image in SegmentationClass/."""
+    lines = ["# label:color_rgb:parts:actions"]
+    lines += [f"{name}:{','.join(map(str, rgb))}::" for name, rgb in colors.items()]
+    (root / "SegmentationClass").mkdir(parents=True)
+    (root / "labelmap.txt").write_text("\n".join(lines) + "\n")
+    for stem, rgb in painted.items():
+        Image.fromarray(rgb).save(root / "SegmentationClass" / f"{stem}.png")
+
+
+def test_cvat_segmentation_mask_export_imports_by_its_label_colours(tmp_path, world, caplog):
+    data, _, truth = world
+    colors = {"background": (0, 0, 0), "bicycle": (128, 0, 0), "unannotated": (0, 0, 128),
+              "Car": (0, 128, 0)}  # fmt: skip
+    painted = {}
+    for stem, m in truth.items():
+        rgb = np.zeros((H, W, 3), np.uint8)
+        rgb[m] = colors["bicycle"]
+        painted[stem] = rgb
+    painted["img001"][0:4, 0:8] = colors["unannotated"]
+    painted["img002"][40:44, 0:8] = colors["Car"]
+    root = tmp_path / "cvat"
+    _segmask_export(root, colors, painted)
+    with caplog.at_level("WARNING", logger="engine.annotate"):
+        sub = import_annotations(
+            ImportConfig("segmask", [str(root)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    want = {s: m.astype(np.uint8) for s, m in truth.items()}
+    want["img001"][0:4, 0:8] = 255
+    for stem, m in want.items():
+        assert np.array_equal(sub.mask(stem), m), stem
+    assert sub.info["other_labels"] == {"Car": 1}  # images holding another class
+    assert any("'Car' (1)" in r.getMessage() for r in caplog.records)
+    painted["img000"][0, 0] = (1, 2, 3)  # a colour the label map lacks
+    bad = tmp_path / "bad"
+    _segmask_export(bad, colors, painted)
+    with pytest.raises(ValueError, match=r"img000.png: colour \(1, 2, 3\) is not in the label map"):
+        import_annotations(
+            ImportConfig(
+                "segmask",
+                [str(bad / "SegmentationClass")],
+                "Bicycle",
+                str(data),
+                str(tmp_path / "s2"),
+            )
+        )
+    with pytest.raises(ValueError, match=r"no label named 'Boat' \(labels: background, bicycle"):
+        import_annotations(
+            ImportConfig("segmask", [str(root)], "Boat", str(data), str(tmp_path / "s3"))
+        )
+    with pytest.raises(FileNotFoundError, match="no labelmap.txt here"):
+        import_annotations(
+            ImportConfig("segmask", [str(data)], "Bicycle", str(data), str(tmp_path / "s4"))
+        )
+
+
+def test_a_bad_label_map_line_is_named(tmp_path):
+    from annotations.interchange import read_labelmap
+
+    path = tmp_path / "labelmap.txt"
+    path.write_text("# label:color_rgb:parts:actions\nbackground:0,0,0::\nbicycle:128,0::\n")
+    with pytest.raises(ValueError, match=r"labelmap.txt: line 3 is not 'label:r,g,b:...'"):
+        read_labelmap(path)
+    path.write_text("# only a comment\n")
+    with pytest.raises(ValueError, match="no labels in the label map"):
+        read_labelmap(path)
