@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 
 from annotations.fileio import (
@@ -685,6 +686,8 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
         return [found] if found else None
     if not path.is_dir() or (path / "images").is_dir():  # a dataset root: not read here
         return None
+    if (path / LABELMAP).is_file() and (path / SEGMENTATION_DIR).is_dir():
+        return [_segmentation_masks_files(path)]
     out = []
     if (path / "coco.json").is_file():
         out += annotation_files(path / "coco.json") or []
@@ -696,6 +699,36 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
             out.append(_labelme_files(folder, docs))
             break
     return out or None
+
+
+def _segmentation_masks_files(root: Path) -> AnnotationFiles:
+    """A CVAT "Segmentation mask" export: the images each label's colour appears in."""
+    colors = read_labelmap(root / LABELMAP)
+    names = {(r << 16) | (g << 8) | b: name for name, (r, g, b) in colors.items()}
+    files = sorted((root / SEGMENTATION_DIR).glob("*.png"))
+    by_label: Counter[str] = Counter()
+    empty = unknown = 0
+    for f in files:
+        with Image.open(f) as img:
+            rgb = np.asarray(img.convert("RGB")).astype(np.int32)
+        codes = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).tolist()
+        found = {names[c] for c in codes if c in names} - {"background"}
+        by_label.update(found)
+        empty += not found
+        unknown += any(c not in names for c in codes)
+    kinds = {"PNG masks": len(files)}
+    if unknown:  # import refuses them, naming the colour
+        kinds["with colours not in the label map"] = unknown
+    return AnnotationFiles(
+        path=root,
+        format="segmask",
+        files=len(files),
+        images=len(files),
+        empty_images=empty,
+        by_label=dict(by_label),
+        kinds=kinds,
+        export=None,
+    )
 
 
 def _is_labelme(doc: object) -> bool:

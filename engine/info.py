@@ -704,15 +704,18 @@ def render_annotation_files(items: list) -> list:
 
     out: list = []
     for item in items:
-        name = "COCO file" if item.format == COCO else "LabelMe files"
+        name = {COCO: "COCO file", "segmask": "CVAT segmentation masks"}.get(
+            item.format, "LabelMe files"
+        )
         head = Table(title=f"{name} {item.path}", show_header=False)
         head.add_column("what")
         head.add_column("value", overflow="fold")
         if item.format != COCO:
             head.add_row("files", f"{item.files:,}")
         head.add_row("images", f"{item.images:,} ({item.empty_images:,} without any annotation)")
+        unit = {COCO: "annotation", "segmask": "image"}.get(item.format, "shape")
         for label, n in sorted(item.by_label.items()):
-            head.add_row(f"  {label}", counted(n, "annotation" if item.format == COCO else "shape"))
+            head.add_row(f"  {label}", counted(n, unit))
         head.add_row("shapes", ", ".join(f"{k} {n:,}" for k, n in sorted(item.kinds.items())))
         record = item.export
         if record:
@@ -726,7 +729,7 @@ def render_annotation_files(items: list) -> list:
                 + (f", {made}" if made else "")
                 + ")",
             )
-        else:
+        elif item.format != "segmask":
             head.add_row("exported from", "not recorded (an annotation tool's file)")
         out.append(head)
         out.extend(f"import: {line}" for line in item.import_commands())

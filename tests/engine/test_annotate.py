@@ -1043,6 +1043,16 @@ def test_cvat_segmentation_mask_export_imports_by_its_label_colours(tmp_path, wo
         assert np.array_equal(sub.mask(stem), m), stem
     assert sub.info["other_labels"] == {"Car": 1}  # images holding another class
     assert any("'Car' (1)" in r.getMessage() for r in caplog.records)
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    res = CliRunner().invoke(app, ["info", str(root)], env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert f"CVAT segmentation masks {root}" in text and "bicycle │ 2 images" in text
+    assert "Car │ 1 image" in text and "unannotated │ 1 image" in text
+    assert f"engine annotate import {root} --format segmask --class bicycle" in text
     painted["img000"][0, 0] = (1, 2, 3)  # a colour the label map lacks
     bad = tmp_path / "bad"
     _segmask_export(bad, colors, painted)
