@@ -21,17 +21,23 @@ def annotate_export(
         help="Label run directory (labels/, instances/, run.json), or an annotated subset "
         "(another pass of corrections).",
     ),
-    out: str = typer.Option(..., "--out", help="Output folder: coco.json and labelme/<stem>.json."),
+    out: str = typer.Option(
+        ..., "--out", help="Output folder: coco.json, labelme/<stem>.json, images.txt."
+    ),
     split: str | None = typer.Option(
         None,
         help="Split to export (default: the one --images was picked from, a subset's own, "
         "else test).",
     ),
     images: str | None = typer.Option(
-        None, "--images", help="File with one image stem per line (e.g. from `annotate pick`)."
+        None,
+        "--images",
+        help="File with one image a line: stems, file names or paths (e.g. from `annotate pick`).",
     ),
     stem: list[str] = typer.Option([], "--stem", help="Image stem to export (repeatable)."),
-    data: str | None = typer.Option(None, help="Dataset root (default: the one run.json names)."),
+    data: str | None = typer.Option(
+        None, help="Dataset root (default: the one run.json or subset.json names)."
+    ),
     fmt: list[str] = typer.Option(["coco", "labelme"], "--format", help="coco and/or labelme."),
     mask_format: str = typer.Option(
         "rle",
@@ -66,7 +72,12 @@ def annotate_import(
         help="coco, labelme, png, or segmask (a CVAT 'Segmentation mask' export folder: "
         "labelmap.txt + SegmentationClass/).",
     ),
-    class_name: str = typer.Option(..., "--class", help="The class the annotations mark."),
+    class_name: str = typer.Option(
+        ...,
+        "--class",
+        help="The class the annotations mark (case-insensitive); other classes in the files are "
+        "left out, with a warning.",
+    ),
     data: str = typer.Option(..., help="Dataset root; annotated images must exist there."),
     out: str = typer.Option(..., help="Subset directory to write (masks/ + subset.json)."),
     split: str = typer.Option("test", help="Dataset split of the annotated images."),
