@@ -6,6 +6,7 @@ module ties them to a label run and a dataset (image paths and sizes).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -290,7 +291,7 @@ def coco_file_name(image: Path | None, image_root: Path | None, stem: str) -> st
 # -- import ------------------------------------------------------------------------------------
 @dataclass
 class ImportConfig:
-    format: str  # "coco", "labelme", "png" or "segmask" (CVAT's Segmentation mask export)
+    format: str  # "coco", "labelme", "png", "segmask" (CVAT's Segmentation mask), "auto"
     sources: list[str]  # files or folders (folders: every *.json / *.png inside)
     class_name: str  # the class the annotations mark
     data: str  # dataset root: images must exist there (sizes are checked)
@@ -326,8 +327,12 @@ def import_annotations(cfg: ImportConfig) -> Subset:
     Importing again into the same folder replaces the subset when it is of the same class and
     split (corrected annotations); a folder holding another class's subset is refused unless
     ``cfg.replace`` (:func:`annotations.subset.write_subset`)."""
+    if cfg.format == "auto":
+        cfg = dataclasses.replace(cfg, format=detect_format(cfg.sources))
+        log.info("annotation format: %s", cfg.format)
     if cfg.format not in IMPORT_FORMATS:
-        raise ValueError(f"unknown format {cfg.format!r}; choose from {', '.join(IMPORT_FORMATS)}")
+        choices = ", ".join((*IMPORT_FORMATS, "auto"))
+        raise ValueError(f"unknown format {cfg.format!r}; choose from {choices}")
     images = dataset_images(cfg.data, None, cfg.split)
     sizes = SplitSizes({}, cfg.split, other_splits(cfg.data, cfg.split))
     for stem, path in images.items():
@@ -372,6 +377,50 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         if exports:
             extra["unchanged_exports"] = exports
     return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace)
+
+
+def detect_format(sources: list[str]) -> str:
+    """The format of annotation files, told by what they are: a CVAT "Segmentation mask" export
+    (``labelmap.txt`` + ``SegmentationClass/``), a COCO file (an object with ``images`` and
+    ``annotations``), LabelMe files (objects with ``shapes``), PNG masks. A folder is told by
+    its files (an export folder by its ``coco.json``); sources of different formats, or a
+    folder of none, are an error saying to give ``--format``."""
+    found: dict[str, list[str]] = {}
+    for source in sources:
+        found.setdefault(_format_of(Path(source)), []).append(source)
+    if len(found) == 1 and None not in found:
+        return next(iter(found))
+    if None in found:
+        raise ValueError(
+            f"{found[None][0]}: not COCO, LabelMe, PNG masks or a CVAT segmentation-mask export "
+            f"that the format could be told from; give --format ({', '.join(IMPORT_FORMATS)})"
+        )
+    listed = "; ".join(f"{fmt}: {', '.join(paths)}" for fmt, paths in sorted(found.items()))
+    raise ValueError(f"the sources are of different formats ({listed}); import one at a time")
+
+
+def _format_of(path: Path) -> str | None:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: annotation source not found")
+    if path.is_dir():
+        if (path / LABELMAP).is_file() or path.name == SEGMENTATION_DIR:
+            return "segmask"
+        if (path / "coco.json").is_file():
+            return "coco"
+        first = next((f for f in sorted(path.glob("*.json"))), None)
+        if first is not None:
+            return _format_of(first)
+        return "png" if any(path.glob("*.png")) else None
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        return "png"
+    if suffix == ".json" and path.is_file():
+        doc = read_json(path, "annotation file")
+        if _is_labelme(doc):
+            return "labelme"
+        if isinstance(doc, dict) and isinstance(doc.get("images"), list):
+            return "coco"
+    return None
 
 
 def _segmentation_masks(

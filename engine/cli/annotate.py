@@ -67,10 +67,10 @@ def annotate_export(
 def annotate_import(
     sources: list[str] = typer.Argument(..., help="Annotation files or folders."),
     fmt: str = typer.Option(
-        ...,
+        "auto",
         "--format",
-        help="coco, labelme, png, or segmask (a CVAT 'Segmentation mask' export folder: "
-        "labelmap.txt + SegmentationClass/).",
+        help="coco, labelme, png, segmask (a CVAT 'Segmentation mask' export folder: "
+        "labelmap.txt + SegmentationClass/), or auto: told by the files.",
     ),
     class_name: str = typer.Option(
         ...,

@@ -1086,3 +1086,37 @@ def test_a_bad_label_map_line_is_named(tmp_path):
     path.write_text("# only a comment\n")
     with pytest.raises(ValueError, match="no labels in the label map"):
         read_labelmap(path)
+
+
+def test_the_import_format_is_told_by_the_files(tmp_path, world):
+    """--format auto (the default): a COCO file or export folder, a LabelMe folder, PNG masks, a
+    CVAT segmentation-mask export; sources of two formats, or of none, say to give --format."""
+    from engine.annotate import detect_format
+
+    data, run, truth = world
+    out = tmp_path / "e"
+    export_annotations(ExportConfig(run=str(run), out=str(out)))
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    for stem, m in truth.items():
+        Image.fromarray(m.astype(np.uint8)).save(pngs / f"{stem}.png")
+    cvat = tmp_path / "cvat"
+    _segmask_export(cvat, {"background": (0, 0, 0), "Bicycle": (9, 9, 9)}, {})
+    assert detect_format([str(out / "coco.json")]) == detect_format([str(out)]) == "coco"
+    assert detect_format([str(out / "labelme")]) == "labelme"
+    assert detect_format([str(pngs)]) == detect_format([str(pngs / "img000.png")]) == "png"
+    assert (
+        detect_format([str(cvat)]) == detect_format([str(cvat / "SegmentationClass")]) == "segmask"
+    )
+    with pytest.raises(ValueError, match=r"different formats \(coco: .*; png: "):
+        detect_format([str(out / "coco.json"), str(pngs)])
+    with pytest.raises(ValueError, match="give --format"):
+        detect_format([str(tmp_path / "e" / "images.txt")])
+    with pytest.raises(FileNotFoundError, match="annotation source not found"):
+        detect_format([str(tmp_path / "nope.json")])
+    sub = import_annotations(
+        ImportConfig("auto", [str(pngs)], "Bicycle", str(data), str(tmp_path / "s"))
+    )
+    assert sub.info["import_format"] == "png"
+    for stem, m in truth.items():
+        assert np.array_equal(sub.mask(stem), m.astype(np.uint8))
