@@ -12,6 +12,8 @@ import logging
 import math
 import os
 import shlex
+import tempfile
+import zipfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -25,6 +27,7 @@ from scipy import ndimage
 from annotations.fileio import (
     atomic_write_json,
     atomic_write_text,
+    first_line,
     output_kind,
     read_json,
     recorded_root,
@@ -55,7 +58,7 @@ from annotations.polygons import COCO, LABELME
 from annotations.subset import ImageStats, Pick, Subset, pick_images, read_subset, write_subset
 from engine.datasets import SegDataset, image_size, load_spec
 from engine.metrics.bootstrap import MATCH_IOU, all_match
-from engine.parallel import map_every_item
+from engine.parallel import BadItems, map_every_item
 from engine.runinfo import environment
 from engine.text import counted
 
@@ -326,7 +329,64 @@ def import_annotations(cfg: ImportConfig) -> Subset:
 
     Importing again into the same folder replaces the subset when it is of the same class and
     split (corrected annotations); a folder holding another class's subset is refused unless
-    ``cfg.replace`` (:func:`annotations.subset.write_subset`)."""
+    ``cfg.replace`` (:func:`annotations.subset.write_subset`). A ``.zip`` source (an annotation
+    tool's download) is read from a temporary copy of its contents; ``subset.json`` names its
+    files as ``ARCHIVE!MEMBER``."""
+    archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
+    if not archives:
+        return _import(cfg, {})
+    with tempfile.TemporaryDirectory(prefix="engine-import-") as tmp:
+        sources, names = [], {}
+        for k, source in enumerate(cfg.sources):
+            if source in archives:
+                folder = _unzip(Path(source), Path(tmp) / str(k))
+                names[str(folder)] = source
+                source = str(_archive_root(folder))
+            sources.append(source)
+        try:
+            return _import(dataclasses.replace(cfg, sources=sources), names)
+        except (ValueError, FileNotFoundError) as e:  # name the archive, not its copy
+
+            def named(text: str) -> str:
+                for folder, archive in names.items():
+                    text = text.replace(folder + os.sep, f"{archive}!").replace(folder, archive)
+                return text
+
+            if isinstance(e, BadItems):
+                raise BadItems(named(e.headline), [named(p) for p in e.problems]) from None
+            raise type(e)(named(str(e))) from None
+
+
+def _unzip(archive: Path, into: Path) -> Path:
+    try:
+        with zipfile.ZipFile(archive) as z:
+            z.extractall(into)  # zipfile drops absolute and '..' parts of member names
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{archive}: annotation source not found") from None
+    except (zipfile.BadZipFile, OSError) as e:
+        raise ValueError(f"{archive}: cannot read the archive ({first_line(e)})") from None
+    return into
+
+
+def _archive_root(folder: Path) -> Path:
+    """Where the annotations are in an unpacked download: CVAT's COCO export keeps its JSON in
+    ``annotations/``; one folder wrapping everything is stepped into."""
+    inner = [p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    if len(inner) == 1 and inner[0].is_dir():
+        folder = inner[0]
+    annotations = folder / "annotations"
+    if (
+        annotations.is_dir()
+        and not (folder / LABELMAP).is_file()
+        and any(annotations.glob("*.json"))
+    ):
+        return annotations
+    return folder
+
+
+def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
+    """:func:`import_annotations` of plain files; ``archives``: unpacked folder -> archive, to
+    name the sources as the user gave them."""
     if cfg.format == "auto":
         cfg = dataclasses.replace(cfg, format=detect_format(cfg.sources))
         log.info("annotation format: %s", cfg.format)
@@ -376,6 +436,13 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         exports = unchanged_exports(masks, sources, cfg.format)
         if exports:
             extra["unchanged_exports"] = exports
+    for folder, archive in archives.items():  # a temporary copy: named by its archive
+        sources = {
+            stem: f"{archive}!{Path(src).relative_to(folder).as_posix()}"
+            if Path(src).is_relative_to(folder)
+            else src
+            for stem, src in sources.items()
+        }
     return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace)
 
 

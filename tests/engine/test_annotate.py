@@ -1120,3 +1120,46 @@ def test_the_import_format_is_told_by_the_files(tmp_path, world):
     assert sub.info["import_format"] == "png"
     for stem, m in truth.items():
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8))
+
+
+def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world):
+    """CVAT downloads a zip (COCO: annotations/instances_default.json; segmentation masks:
+    labelmap.txt + SegmentationClass/): it imports without unpacking, subset.json names its
+    files as ARCHIVE!MEMBER, and an error inside names the archive, not a temporary copy."""
+    import zipfile
+
+    data, run, truth = world
+    export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco",)))
+    download = tmp_path / "task_1_dataset.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.write(tmp_path / "e" / "coco.json", "annotations/instances_default.json")
+    sub = import_annotations(
+        ImportConfig("auto", [str(download)], "Bicycle", str(data), str(tmp_path / "s"))
+    )
+    assert sub.info["import_format"] == "coco"
+    assert sub.info["sources"]["img000"] == f"{download}!annotations/instances_default.json"
+    for stem, m in truth.items():
+        assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
+    cvat = tmp_path / "cvat"
+    _segmask_export(
+        cvat,
+        {"background": (0, 0, 0), "Bicycle": (9, 9, 9)},
+        {"nope": np.zeros((H, W, 3), np.uint8)},
+    )
+    masks_zip = tmp_path / "masks.zip"
+    with zipfile.ZipFile(masks_zip, "w") as z:
+        for f in cvat.rglob("*"):
+            z.write(f, f"export/{f.relative_to(cvat).as_posix()}")  # one wrapping folder
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("auto", [str(masks_zip)], "Bicycle", str(data), str(tmp_path / "s2"))
+        )
+    assert f"{masks_zip}!export/SegmentationClass/nope.png" in str(e.value)
+    assert "engine-import-" not in str(e.value)
+    (tmp_path / "broken.zip").write_bytes(b"PK not really")
+    with pytest.raises(ValueError, match=r"broken.zip: cannot read the archive"):
+        import_annotations(
+            ImportConfig(
+                "coco", [str(tmp_path / "broken.zip")], "Bicycle", str(data), str(tmp_path / "s3")
+            )
+        )
