@@ -388,6 +388,11 @@ def _segmentation_to_mask(
     raise ValueError(f"{where}: segmentation must be an RLE object or a list of polygons")
 
 
+def is_labelme(doc: object) -> bool:
+    """Whether a parsed JSON document is a LabelMe file (an object with ``shapes``)."""
+    return isinstance(doc, dict) and "shapes" in doc
+
+
 def labelme_to_mask(
     path: str | os.PathLike, class_name: str, sizes: dict[str, tuple[int, int]]
 ) -> ImageMask:

@@ -745,7 +745,7 @@ def describe_output(
     export folder); None for anything else (a dataset, a fused one included)."""
     kind = output_kind(path)  # the record its command wrote, and what the folder is
     if kind is None:
-        from engine.annotate import annotation_files
+        from engine.annotation_files import annotation_files
 
         folder = Path(path)
         reports = sorted(folder.glob("*/report.json")) if folder.is_dir() else []

@@ -1,0 +1,173 @@
+"""What annotation files hold, for ``engine info``: a COCO file, LabelMe files, a CVAT
+"Segmentation mask" export or an ``engine annotate export`` folder, each with the
+``engine annotate import`` line that turns it into a subset (:func:`annotation_files`)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from annotations.fileio import read_json, recorded_root
+from annotations.interchange import (
+    EXPORT_KEY,
+    IGNORE_NAMES,
+    LABELMAP,
+    SEGMENTATION_DIR,
+    is_labelme,
+    read_labelmap,
+)
+from annotations.labelrun import LabelRun
+from annotations.subset import read_subset
+
+
+@dataclass
+class AnnotationFiles:
+    """What a COCO file, a LabelMe file or folder, or an ``engine annotate export`` folder
+    holds, for ``engine info`` (:func:`annotation_files`)."""
+
+    path: Path  # the file or folder
+    format: str  # "coco" or "labelme"
+    files: int  # annotation files (1 for COCO)
+    images: int  # images listed (COCO) or annotated (LabelMe: one per file)
+    empty_images: int  # images without any annotation
+    by_label: dict[str, int]  # category / label -> annotations (COCO) or shapes (LabelMe)
+    kinds: dict[str, int]  # "polygon", "RLE", "rectangle", ... -> count
+    export: dict | None  # the exporter's record, when the files still carry it
+
+    def import_commands(self) -> list[str]:
+        """The ``engine annotate import`` lines that turn these files into subsets: one per
+        class they annotate (a subset holds one class)."""
+        record = self.export or {}
+        config = record.get("config") or {}
+        classes = [n for n in self.by_label if n.strip().casefold() not in IGNORE_NAMES]
+        data = config.get("data")
+        try:
+            if not data and record.get("run"):
+                run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
+                data = run.data_root
+            elif not data and record.get("subset"):
+                info = read_subset(
+                    recorded_root(record["subset"], record.get("subset_resolved"))
+                ).info
+                data = recorded_root(info.get("data"), info.get("data_resolved"))
+        except (OSError, ValueError):
+            data = None
+        split = record.get("split", "test")
+        return [
+            f"engine annotate import {self.path} --format {self.format} --class {shlex.quote(c)} "
+            f"--data {data or 'DATASET'} --split {split} --out SUBSET"
+            for c in classes or ["CLASS"]
+        ]
+
+
+def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
+    """What annotation files ``path`` holds: a COCO or LabelMe ``.json`` file, a folder of
+    LabelMe files, or an export folder (``coco.json`` and ``labelme/``); None when it is none
+    of these. A file that is not valid JSON is a ``ValueError`` naming it."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix.lower() != ".json":
+            return None
+        found = _annotation_file(path, read_json(path, "annotation file"))
+        return [found] if found else None
+    if not path.is_dir() or (path / "images").is_dir():  # a dataset root: not read here
+        return None
+    if (path / LABELMAP).is_file() and (path / SEGMENTATION_DIR).is_dir():
+        return [_segmentation_masks_files(path)]
+    out = []
+    if (path / "coco.json").is_file():
+        out += annotation_files(path / "coco.json") or []
+    for folder in (path / "labelme", path):
+        files = [f for f in sorted(folder.glob("*.json")) if f.name != "coco.json"]
+        if folder.is_dir() and files and is_labelme(read_json(files[0], "annotation file")):
+            docs = [(f, read_json(f, "annotation file")) for f in files]
+            docs = [(f, d) for f, d in docs if is_labelme(d)]
+            out.append(_labelme_files(folder, docs))
+            break
+    return out or None
+
+
+def _segmentation_masks_files(root: Path) -> AnnotationFiles:
+    """A CVAT "Segmentation mask" export: the images each label's colour appears in."""
+    colors = read_labelmap(root / LABELMAP)
+    names = {(r << 16) | (g << 8) | b: name for name, (r, g, b) in colors.items()}
+    files = sorted((root / SEGMENTATION_DIR).glob("*.png"))
+    by_label: Counter[str] = Counter()
+    empty = unknown = 0
+    for f in files:
+        with Image.open(f) as img:
+            rgb = np.asarray(img.convert("RGB")).astype(np.int32)
+        codes = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).tolist()
+        found = {names[c] for c in codes if c in names} - {"background"}
+        by_label.update(found)
+        empty += not found
+        unknown += any(c not in names for c in codes)
+    kinds = {"PNG masks": len(files)}
+    if unknown:  # import refuses them, naming the colour
+        kinds["with colours not in the label map"] = unknown
+    return AnnotationFiles(
+        path=root,
+        format="segmask",
+        files=len(files),
+        images=len(files),
+        empty_images=empty,
+        by_label=dict(by_label),
+        kinds=kinds,
+        export=None,
+    )
+
+
+def _annotation_file(path: Path, doc: object) -> AnnotationFiles | None:
+    if is_labelme(doc):
+        return _labelme_files(path, [(path, doc)])
+    if not isinstance(doc, dict):
+        return None
+    if not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
+        return None
+    names = {c.get("id"): str(c.get("name")) for c in doc.get("categories") or []}
+    by_label: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    annotated = set()
+    for ann in doc["annotations"]:
+        by_label[names.get(ann.get("category_id"), f"id {ann.get('category_id')}")] += 1
+        seg = ann.get("segmentation")
+        kinds["RLE" if isinstance(seg, dict) else "polygons" if seg else "none"] += 1
+        annotated.add(ann.get("image_id"))
+    ids = {img.get("id") for img in doc["images"]}
+    info = doc.get("info")
+    return AnnotationFiles(
+        path=path,
+        format="coco",
+        files=1,
+        images=len(ids),
+        empty_images=len(ids - annotated),
+        by_label=dict(by_label),
+        kinds=dict(kinds),
+        export=info.get(EXPORT_KEY) if isinstance(info, dict) else None,
+    )
+
+
+def _labelme_files(path: Path, docs: list[tuple[Path, dict]]) -> AnnotationFiles:
+    by_label: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    for _, doc in docs:
+        for shape in doc.get("shapes") or []:
+            by_label[str(shape.get("label"))] += 1
+            kinds[str(shape.get("shape_type") or "polygon")] += 1
+    records = [doc.get(EXPORT_KEY) for _, doc in docs]
+    return AnnotationFiles(
+        path=path,
+        format="labelme",
+        files=len(docs),
+        images=len(docs),
+        empty_images=sum(1 for _, doc in docs if not doc.get("shapes")),
+        by_label=dict(by_label),
+        kinds=dict(kinds),
+        export=records[0] if records[0] and all(r == records[0] for r in records) else None,
+    )
