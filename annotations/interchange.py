@@ -36,9 +36,8 @@ from annotations.instances import Instances
 from annotations.polygons import (
     COCO,
     LABELME,
+    LabelmeCanvas,
     flat_to_points,
-    labelme_circle_to_mask,
-    labelme_rectangle_to_mask,
     mask_to_polygons,
     points_to_flat,
     polygons_to_mask,
@@ -408,8 +407,7 @@ def labelme_to_mask(
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"{path}: LabelMe file lacks imageHeight/imageWidth") from None
     _check_size(path, stem, hw, sizes)
-    out = np.zeros(hw, np.uint8)
-    ignore = np.zeros(hw, bool)
+    canvases = {1: LabelmeCanvas(*hw), 255: LabelmeCanvas(*hw)}  # the class, unannotated
     others: dict[str, int] = {}
     for k, shape in enumerate(data["shapes"] or []):
         if not isinstance(shape, dict):
@@ -419,12 +417,9 @@ def labelme_to_mask(
         if role is None:  # another class: not this subset's
             others[label] = others.get(label, 0) + 1
             continue
-        m = _labelme_shape(shape, hw, f"{path}: shape {k}")
-        if role == 1:
-            out[m] = 1
-        else:
-            ignore |= m
-    out[ignore] = 255
+        _draw_labelme_shape(shape, canvases[role], f"{path}: shape {k}")
+    out = canvases[1].mask().astype(np.uint8)
+    out[canvases[255].mask()] = 255  # unannotated wins over the class
     return ImageMask(stem, out, str(path), others)
 
 
@@ -452,33 +447,36 @@ def _mask_patch(data: object, where: str) -> np.ndarray:
         raise ValueError(f"{where}: 'mask' is not base64 PNG data ({first_line(e)})") from None
 
 
-def _labelme_shape(shape: dict, hw: tuple[int, int], where: str) -> np.ndarray:
-    h, w = hw
+def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
     kind = shape.get("shape_type") or "polygon"
     pts = _points(shape, where)
     if kind in ("polygon", "rotation"):  # rotation: X-AnyLabeling's rotated box, 4 corners
         if len(pts) < 3:
             raise ValueError(f"{where}: a {kind} needs at least 3 points, got {len(pts)}")
-        return polygons_to_mask([pts], h, w, convention=LABELME)
-    if kind in ("rectangle", "circle"):
+        canvas.polygon(pts)
+    elif kind in ("rectangle", "circle"):
         if len(pts) != 2:
             raise ValueError(f"{where}: a {kind} needs 2 points, got {len(pts)}")
-        draw = labelme_rectangle_to_mask if kind == "rectangle" else labelme_circle_to_mask
-        return draw(pts, h, w)
-    if kind == "mask":
+        (canvas.rectangle if kind == "rectangle" else canvas.circle)(pts)
+    elif kind == "mask":
         if len(pts) != 2 or not shape.get("mask"):
             raise ValueError(f"{where}: a mask shape needs 2 points and base64 'mask' data")
-        small = _mask_patch(shape["mask"], where)
-        if small.ndim == 3:  # an RGB(A) PNG: any channel set
-            small = small.any(axis=2)
+        patch = _mask_patch(shape["mask"], where)
+        if patch.ndim == 3:  # an RGB(A) PNG: any channel set
+            patch = patch.any(axis=2)
         x0, y0 = (int(round(v)) for v in pts.min(0))
-        out = np.zeros(hw, bool)
-        sh, sw = small.shape
-        ys, xs = slice(max(0, y0), min(h, y0 + sh)), slice(max(0, x0), min(w, x0 + sw))
-        if ys.start < ys.stop and xs.start < xs.stop:  # the part inside the image
-            out[ys, xs] = small[ys.start - y0 : ys.stop - y0, xs.start - x0 : xs.stop - x0]
-        return out
-    raise ValueError(f"{where}: unsupported shape_type {kind!r} (polygon, rectangle, circle, mask)")
+        canvas.paste(patch, x0, y0)
+    else:
+        raise ValueError(
+            f"{where}: unsupported shape_type {kind!r} (polygon, rotation, rectangle, circle, mask)"
+        )
+
+
+def _labelme_shape(shape: dict, hw: tuple[int, int], where: str) -> np.ndarray:
+    """One LabelMe shape alone as ``(H, W) bool``, as labelme draws it."""
+    canvas = LabelmeCanvas(*hw)
+    _draw_labelme_shape(shape, canvas, where)
+    return canvas.mask()
 
 
 def png_to_mask(
