@@ -30,6 +30,7 @@ from pathlib import Path, PurePath
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+from pycocotools import mask as coco_mask
 
 from annotations.fileio import first_line, read_json, read_text
 from annotations.instances import Instances
@@ -37,12 +38,13 @@ from annotations.polygons import (
     COCO,
     LABELME,
     LabelmeCanvas,
+    coco_polygons_rle,
     flat_to_points,
     mask_to_polygons,
     points_to_flat,
     polygons_to_mask,
 )
-from annotations.rle import mask_to_rle, rle_to_mask
+from annotations.rle import checked_rle, mask_to_rle
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +300,7 @@ def coco_to_masks(
         if any(m.stem == stem for m in masks.values()):
             raise ValueError(f"{path}: image {stem!r} is listed twice")
         masks[image_id] = ImageMask(stem, np.zeros(hw, np.uint8), str(path))
-    ignore: dict[int, np.ndarray] = {}
+    rles: dict[tuple[int, int], list[dict]] = {}  # (image, 1 or 255) -> its annotations' RLEs
     for k, ann in enumerate(data.get("annotations") or []):
         if not isinstance(ann, dict):
             raise ValueError(f"{path}: annotation {k} is not an object, got {ann!r:.40}")
@@ -320,24 +322,23 @@ def coco_to_masks(
             continue
         where = f"{path}: annotation {ann.get('id')}"
         seg = ann.get("segmentation")
+        hw = target.mask.shape
         if not seg or seg == [[]]:  # a box without a mask (CVAT writes rectangles so)
-            m = _box_region(ann.get("bbox"), target.mask.shape, where, roles[cat] == 1)
+            rle = _box_region(ann.get("bbox"), hw, where, roles[cat] == 1)
         else:
-            m = _segmentation_to_mask(seg, target.mask.shape, where, convention)
-        if roles[cat] == 1:
-            target.mask[m] = 1
-        else:
-            ignore.setdefault(image_id, np.zeros_like(m))
-            ignore[image_id] |= m
-    for image_id, m in ignore.items():
-        masks[image_id].mask[m] = 255  # unannotated wins over the class
+            rle = _segmentation_rle(seg, hw, where, convention)
+        if rle is not None:
+            rles.setdefault((image_id, roles[cat]), []).append(rle)
+    for (image_id, role), found in sorted(rles.items()):  # the class first: 255 wins over it
+        union = found[0] if len(found) == 1 else coco_mask.merge(found)
+        masks[image_id].mask[coco_mask.decode(union) > 0] = role
     return list(masks.values())
 
 
-def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) -> np.ndarray:
-    """An annotation without a segmentation: its ``bbox`` is a region only for the unannotated
-    categories (a box drawn around what the annotator could not decide); for the class it is
-    no mask, and an error says so rather than import an object as nothing."""
+def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) -> dict | None:
+    """An annotation without a segmentation: its ``bbox`` is a region (an RLE) only for the
+    unannotated categories (a box drawn around what the annotator could not decide); for the
+    class it is no mask, and an error says so rather than import an object as nothing."""
     h, w = hw
     valid = isinstance(box, list) and len(box) == 4
     if is_class:
@@ -353,7 +354,7 @@ def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) ->
     except (TypeError, ValueError):
         raise ValueError(f"{where}: bbox must be 4 numbers, got {box!r}") from None
     corners = np.array([[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]])
-    return polygons_to_mask([corners], h, w, convention=COCO)
+    return coco_polygons_rle([corners], h, w)
 
 
 def _coco_polygon_convention(path: Path, data: dict) -> str:
@@ -370,20 +371,24 @@ def _coco_polygon_convention(path: Path, data: dict) -> str:
     return LABELME
 
 
-def _segmentation_to_mask(
+def _segmentation_rle(
     seg: object, hw: tuple[int, int], where: str, convention: str = COCO
-) -> np.ndarray:
+) -> dict | None:
+    """An annotation's segmentation as pycocotools' RLE (None: polygons that enclose nothing)."""
     h, w = hw
     if isinstance(seg, dict):
         if isinstance(seg.get("size"), list) and list(seg["size"]) != [h, w]:
             raise ValueError(f"{where}: RLE size {seg['size']} differs from the image's {[h, w]}")
         try:
-            return rle_to_mask(seg)
+            return checked_rle(seg)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
     if isinstance(seg, list):
         polys = [flat_to_points(p, where) for p in seg]
-        return polygons_to_mask(polys, h, w, convention=convention)
+        if convention == COCO:
+            return coco_polygons_rle(polys, h, w)
+        mask = polygons_to_mask(polys, h, w, convention=convention)  # an older engine export
+        return coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
     raise ValueError(f"{where}: segmentation must be an RLE object or a list of polygons")
 
 

@@ -117,15 +117,21 @@ def polygons_to_mask(
     _check_convention(convention)
     pts_list = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in polygons]
     if convention == COCO:
-        flat = [p.ravel().tolist() for p in pts_list if len(p) >= 3]
-        if not flat:
-            return np.zeros((height, width), bool)
-        rle = coco_mask.merge(coco_mask.frPyObjects(flat, height, width))
-        return coco_mask.decode(rle).astype(bool)
+        rle = coco_polygons_rle(pts_list, height, width)
+        return np.zeros((height, width), bool) if rle is None else coco_mask.decode(rle) > 0
     canvas = LabelmeCanvas(height, width)
     for p in pts_list:
         canvas.polygon(p)
     return canvas.mask()
+
+
+def coco_polygons_rle(polygons: list[np.ndarray], height: int, width: int) -> dict | None:
+    """COCO polygons as pycocotools' RLE (their union), to merge with more before one decode;
+    None when no polygon has 3 vertices."""
+    flat = [np.asarray(p, np.float64).ravel().tolist() for p in polygons if len(p) >= 3]
+    if not flat:
+        return None
+    return coco_mask.merge(coco_mask.frPyObjects(flat, height, width))
 
 
 class LabelmeCanvas:

@@ -75,6 +75,14 @@ def rle_to_mask(rle: dict) -> np.ndarray:
         return coco_mask.decode({"size": [h, w], "counts": compact}).astype(bool)
 
 
+def checked_rle(rle: dict) -> dict:
+    """A valid COCO RLE (compressed string or list of counts) as pycocotools' own object
+    (``{"size": [H, W], "counts": bytes}``), to merge with others before one decode;
+    ``ValueError`` saying what is wrong otherwise."""
+    h, w, compact = _checked(rle)
+    return {"size": [h, w], "counts": compact}
+
+
 def rle_area(rle: dict) -> int:
     """Number of foreground pixels without decoding the mask."""
     try:
