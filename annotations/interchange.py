@@ -73,6 +73,7 @@ class ImageMask:
     source: str  # the file the annotation was read from
     # annotations (COCO) or shapes (LabelMe) of other categories on it, left out: label -> count
     others: dict[str, int] = field(default_factory=dict)
+    export: dict | None = None  # the exporter's record its file carried (EXPORT_KEY), if any
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -192,7 +193,9 @@ def _load_json(path: Path) -> object:
     return read_json(path, "annotation file")
 
 
-def _role(name: str, class_name: str) -> int | None:
+def label_role(name: str, class_name: str) -> int | None:
+    """1 for the class's category or label (case-insensitive), 255 for the unannotated ones
+    (:data:`IGNORE_NAMES`), None for any other."""
     key = name.strip().casefold()
     if key == class_name.casefold():
         return 1
@@ -279,13 +282,16 @@ def coco_to_masks(
             cat_id, name = int(cat["id"]), str(cat.get("name", ""))
         except (KeyError, TypeError, ValueError):
             raise ValueError(f"{path}: category entry {cat!r} lacks an integer id") from None
-        roles[cat_id], names[cat_id] = _role(name, class_name) or 0, name
+        roles[cat_id], names[cat_id] = label_role(name, class_name) or 0, name
     if 1 not in roles.values():
         raise ValueError(
             f"{path}: no category named {class_name!r} (class names are matched "
             f"case-insensitively; categories: {', '.join(map(repr, names.values())) or 'none'})"
         )
-    convention = _coco_polygon_convention(path, data)
+    info = data.get("info")
+    record = info.get(EXPORT_KEY) if isinstance(info, dict) else None
+    record = record if isinstance(record, dict) else None
+    convention = _coco_polygon_convention(path, record)
     masks: dict[int, ImageMask] = {}
     for img in data["images"]:
         try:
@@ -299,7 +305,7 @@ def coco_to_masks(
         _check_size(path, stem, hw, sizes)
         if any(m.stem == stem for m in masks.values()):
             raise ValueError(f"{path}: image {stem!r} is listed twice")
-        masks[image_id] = ImageMask(stem, np.zeros(hw, np.uint8), str(path))
+        masks[image_id] = ImageMask(stem, np.zeros(hw, np.uint8), str(path), export=record)
     rles: dict[tuple[int, int], list[dict]] = {}  # (image, 1 or 255) -> its annotations' RLEs
     for k, ann in enumerate(data.get("annotations") or []):
         if not isinstance(ann, dict):
@@ -357,13 +363,11 @@ def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) ->
     return coco_polygons_rle([corners], h, w)
 
 
-def _coco_polygon_convention(path: Path, data: dict) -> str:
+def _coco_polygon_convention(path: Path, record: dict | None) -> str:
     """pycocotools' pixel corners, the COCO convention; pixel centres for the polygons of an
-    ``engine annotate export`` made before the engine wrote corners (its record, which a tool
-    that rewrites COCO's ``info`` drops, names no convention)."""
-    info = data.get("info")
-    record = info.get(EXPORT_KEY) if isinstance(info, dict) else None
-    if not isinstance(record, dict) or POLYGON_KEY in record:
+    ``engine annotate export`` made before the engine wrote corners (its ``record``, which a
+    tool that rewrites COCO's ``info`` drops, names no convention)."""
+    if record is None or POLYGON_KEY in record:
         return COCO
     if (record.get("config") or {}).get("mask_format") != "polygon":
         return COCO
@@ -403,7 +407,7 @@ def labelme_to_mask(
     """Read one LabelMe file into an ``(H, W) uint8`` mask (1 = class, 0 = not, 255 = unannotated)."""
     path = Path(path)
     data = _load_json(path)
-    if not isinstance(data, dict) or "shapes" not in data:
+    if not is_labelme(data):
         raise ValueError(f"{path}: not a LabelMe file (expected an object with 'shapes')")
     image_path = data.get("imagePath") or path.name
     stem = dataset_stem(stem_of(str(image_path)), sizes)
@@ -418,14 +422,15 @@ def labelme_to_mask(
         if not isinstance(shape, dict):
             raise ValueError(f"{path}: shape {k} is not an object, got {shape!r:.40}")
         label = str(shape.get("label", ""))
-        role = _role(label, class_name)
+        role = label_role(label, class_name)
         if role is None:  # another class: not this subset's
             others[label] = others.get(label, 0) + 1
             continue
         _draw_labelme_shape(shape, canvases[role], f"{path}: shape {k}")
     out = canvases[1].mask().astype(np.uint8)
     out[canvases[255].mask()] = 255  # unannotated wins over the class
-    return ImageMask(stem, out, str(path), others)
+    record = data.get(EXPORT_KEY)
+    return ImageMask(stem, out, str(path), others, record if isinstance(record, dict) else None)
 
 
 def _points(shape: dict, where: str) -> np.ndarray:
@@ -475,13 +480,6 @@ def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
         raise ValueError(
             f"{where}: unsupported shape_type {kind!r} (polygon, rotation, rectangle, circle, mask)"
         )
-
-
-def _labelme_shape(shape: dict, hw: tuple[int, int], where: str) -> np.ndarray:
-    """One LabelMe shape alone as ``(H, W) bool``, as labelme draws it."""
-    canvas = LabelmeCanvas(*hw)
-    _draw_labelme_shape(shape, canvas, where)
-    return canvas.mask()
 
 
 def png_to_mask(
@@ -545,6 +543,22 @@ def read_labelmap(path: str | os.PathLike) -> dict[str, tuple[int, int, int]]:
     return colors
 
 
+def labelmap_codes(colors: dict[str, tuple[int, int, int]]) -> dict[int, str]:
+    """``0xRRGGBB -> label`` of a label map (:func:`read_labelmap`)."""
+    return {(r << 16) | (g << 8) | b: name for name, (r, g, b) in colors.items()}
+
+
+def read_color_codes(path: str | os.PathLike) -> np.ndarray:
+    """A colour-coded PNG as ``(H, W) int32`` codes ``0xRRGGBB`` (:func:`labelmap_codes`);
+    ``ValueError`` naming the file when it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            rgb = np.asarray(img.convert("RGB")).astype(np.int32)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read PNG ({first_line(e)})") from None
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
 def segmentation_mask_to_mask(
     path: str | os.PathLike,
     class_name: str,
@@ -555,16 +569,11 @@ def segmentation_mask_to_mask(
     unannotated label's -> 255, every other label's (the background included) -> 0. A colour the
     label map lacks is an error naming the file and the colour."""
     path = Path(path)
-    try:
-        with Image.open(path) as img:
-            rgb = np.asarray(img.convert("RGB"))
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read PNG ({first_line(e)})") from None
+    code = read_color_codes(path)
     stem = dataset_stem(path.stem, sizes)
-    _check_size(path, stem, rgb.shape[:2], sizes)
-    code = (rgb[..., 0].astype(np.int32) << 16) | (rgb[..., 1].astype(np.int32) << 8) | rgb[..., 2]
+    _check_size(path, stem, code.shape, sizes)
     values, inverse = np.unique(code, return_inverse=True)
-    by_code = {(r << 16) | (g << 8) | b: name for name, (r, g, b) in colors.items()}
+    by_code = labelmap_codes(colors)
     table = np.zeros(len(values), np.uint8)
     others: dict[str, int] = {}
     for i, v in enumerate(values.tolist()):
@@ -572,7 +581,7 @@ def segmentation_mask_to_mask(
         if name is None:
             color = ((v >> 16) & 255, (v >> 8) & 255, v & 255)
             raise ValueError(f"{path}: colour {color} is not in the label map ({LABELMAP})")
-        role = _role(name, class_name)
+        role = label_role(name, class_name)
         table[i] = role or 0
         if role is None and name.strip().casefold() != "background":
             others[name] = 1

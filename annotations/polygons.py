@@ -175,20 +175,6 @@ class LabelmeCanvas:
         return np.asarray(self.image, dtype=bool)
 
 
-def labelme_rectangle_to_mask(corners: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A LabelMe ``rectangle`` alone (:meth:`LabelmeCanvas.rectangle`)."""
-    canvas = LabelmeCanvas(height, width)
-    canvas.rectangle(corners)
-    return canvas.mask()
-
-
-def labelme_circle_to_mask(points: np.ndarray, height: int, width: int) -> np.ndarray:
-    """A LabelMe ``circle`` alone (:meth:`LabelmeCanvas.circle`)."""
-    canvas = LabelmeCanvas(height, width)
-    canvas.circle(points)
-    return canvas.mask()
-
-
 def flat_to_points(flat: list[float], source: str = "polygon") -> np.ndarray:
     """COCO's ``[x1, y1, x2, y2, ...]`` -> ``(K, 2)`` float array."""
     try:

@@ -42,6 +42,7 @@ from annotations.interchange import (
     SplitSizes,
     coco_to_masks,
     is_labelme,
+    label_role,
     labelme_to_mask,
     png_to_mask,
     read_labelmap,
@@ -422,6 +423,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             )
         masks[m.stem] = m.mask
         sources[m.stem] = m.source
+    exports = unchanged_exports(found, cfg.format) if cfg.format in ("coco", "labelme") else []
     extra = {
         "import_format": cfg.format,
         "data": str(cfg.data),
@@ -430,10 +432,8 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     }
     if others:
         extra["other_labels"] = others
-    if cfg.format in ("coco", "labelme"):
-        exports = unchanged_exports(masks, sources, cfg.format)
-        if exports:
-            extra["unchanged_exports"] = exports
+    if exports:
+        extra["unchanged_exports"] = exports
     for folder, archive in archives.items():  # a temporary copy: named by its archive
         sources = {
             stem: f"{archive}!{Path(src).relative_to(folder).as_posix()}"
@@ -506,7 +506,7 @@ def _segmentation_masks(
             f"(it holds {LABELMAP} and {SEGMENTATION_DIR}/)"
         )
     colors = read_labelmap(root / LABELMAP)
-    if not any(_is_class(name, class_name) for name in colors):
+    if not any(label_role(name, class_name) == 1 for name in colors):
         raise ValueError(
             f"{root / LABELMAP}: no label named {class_name!r} (labels: {', '.join(colors)})"
         )
@@ -514,10 +514,6 @@ def _segmentation_masks(
     return files, partial(
         segmentation_mask_to_mask, class_name=class_name, colors=colors, sizes=sizes
     )
-
-
-def _is_class(name: str, class_name: str) -> bool:
-    return name.strip().casefold() == class_name.casefold()
 
 
 def left_out(found: list[ImageMask], class_name: str) -> dict[str, int]:
@@ -545,35 +541,35 @@ def left_out(found: list[ImageMask], class_name: str) -> dict[str, int]:
     return dict(counts.most_common())
 
 
-def unchanged_exports(masks: dict[str, np.ndarray], sources: dict[str, str], fmt: str) -> list[str]:
+def unchanged_exports(found: list[ImageMask], fmt: str) -> list[str]:
     """The runs whose ``engine annotate export`` was imported exactly as exported
-    (:func:`unchanged_export`): per COCO file, or once for a set of LabelMe files that all carry
-    the same export's record."""
-    files = sorted(set(sources.values()))
+    (:func:`unchanged_export`), from the records the files carried: per COCO file, or once for
+    a set of LabelMe files that all carry the same export's record."""
     if fmt == "coco":
-        groups = ((f, {s: m for s, m in masks.items() if sources[s] == f}) for f in files)
-        return [run for f, group in groups if (run := unchanged_export(f, group))]
-    # LabelMe: one file per image, all from one export, compared as one folder
-    records = [(read_json(f, "annotation file") or {}).get(EXPORT_KEY) for f in files]
-    if not records or None in records or any(r != records[0] for r in records):
-        return []  # a file saved by a tool that dropped our record, or several exports
-    run = unchanged_export(str(Path(files[0]).parent), masks, records[0])
-    return [run] if run else []
+        files: dict[str, list[ImageMask]] = {}
+        for m in found:
+            files.setdefault(m.source, []).append(m)
+        groups = [(f, ms[0].export, {m.stem: m.mask for m in ms}) for f, ms in files.items()]
+    else:  # LabelMe: one file per image, all from one export, compared as one folder
+        records = [m.export for m in found]
+        if not records or None in records or any(r != records[0] for r in records):
+            return []  # a file saved by a tool that dropped our record, or several exports
+        folder = str(Path(min(m.source for m in found)).parent)
+        groups = [(folder, records[0], {m.stem: m.mask for m in found})]
+    return [run for f, rec, masks in groups if rec and (run := unchanged_export(f, masks, rec))]
 
 
 def unchanged_export(
-    path: str | os.PathLike, masks: dict[str, np.ndarray], record: dict | None = None
+    path: str | os.PathLike, masks: dict[str, np.ndarray], record: dict
 ) -> str | None:
-    """The run, when the COCO file ``path`` (``masks``: its images' imported masks; for LabelMe
-    files, their folder and their shared ``record``) is an ``engine annotate export`` imported
-    exactly as exported: every mask equals the pseudo label of the run it was exported from
-    (IoU >= 99.5 where either holds the class, the run's uncertain band left out). Logs a
-    warning then, since such a subset scores the pseudo labels at 100: the corrections were
-    saved elsewhere, or not made. None for a file an annotation tool saved without the record
-    (tools rewrite COCO's ``info``), or when the run cannot be read from here."""
+    """The run, when the COCO file ``path`` (or a folder of LabelMe files) whose exporter's
+    ``record`` it carried is an ``engine annotate export`` imported exactly as exported
+    (``masks``: its images' imported masks): every mask equals the pseudo label of the run it
+    was exported from (IoU >= 99.5 where either holds the class, the run's uncertain band left
+    out). Logs a warning then, since such a subset scores the pseudo labels at 100: the
+    corrections were saved elsewhere, or not made. None when the record names no run (a
+    subset's export) or the run cannot be read from here."""
     try:
-        if record is None:
-            record = (read_json(path, "annotation file").get("info") or {}).get(EXPORT_KEY)
         run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
         # polygons carry no holes: such an export comes back with its labels' holes filled
         polygons = record.get(POLYGON_KEY) == LABELME or (

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from annotations.fileio import read_json, recorded_root
 from annotations.interchange import (
@@ -20,6 +19,8 @@ from annotations.interchange import (
     LABELMAP,
     SEGMENTATION_DIR,
     is_labelme,
+    labelmap_codes,
+    read_color_codes,
     read_labelmap,
 )
 from annotations.labelrun import LabelRun
@@ -95,15 +96,12 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
 
 def _segmentation_masks_files(root: Path) -> AnnotationFiles:
     """A CVAT "Segmentation mask" export: the images each label's colour appears in."""
-    colors = read_labelmap(root / LABELMAP)
-    names = {(r << 16) | (g << 8) | b: name for name, (r, g, b) in colors.items()}
+    names = labelmap_codes(read_labelmap(root / LABELMAP))
     files = sorted((root / SEGMENTATION_DIR).glob("*.png"))
     by_label: Counter[str] = Counter()
     empty = unknown = 0
     for f in files:
-        with Image.open(f) as img:
-            rgb = np.asarray(img.convert("RGB")).astype(np.int32)
-        codes = np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).tolist()
+        codes = np.unique(read_color_codes(f)).tolist()
         found = {names[c] for c in codes if c in names} - {"background"}
         by_label.update(found)
         empty += not found

@@ -120,12 +120,20 @@ def test_coco_polygon_drawn_along_pixel_edges_covers_those_pixels():
     assert not polygons_to_mask(line, 20, 20, convention="coco").any()
 
 
+def _drawn(shape: dict, hw: tuple[int, int]) -> np.ndarray:
+    """One LabelMe shape alone, as the importer draws it."""
+    from annotations.interchange import _draw_labelme_shape
+    from annotations.polygons import LabelmeCanvas
+
+    canvas = LabelmeCanvas(*hw)
+    _draw_labelme_shape(shape, canvas, "x")
+    return canvas.mask()
+
+
 def test_labelme_shapes_are_drawn_as_labelme_draws_them():
     """labelme's shape_to_mask: Pillow's polygon with its outline, rectangles and circles with
     both ends included; a vertex is a pixel's centre."""
     from PIL import Image, ImageDraw
-
-    from annotations.polygons import labelme_circle_to_mask, labelme_rectangle_to_mask
 
     rng = np.random.default_rng(0)
     for _ in range(20):  # float vertices, star-shaped: where OpenCV's fill differs from Pillow's
@@ -136,17 +144,15 @@ def test_labelme_shapes_are_drawn_as_labelme_draws_them():
         ImageDraw.Draw(ref).polygon([tuple(p) for p in pts], outline=1, fill=1)
         ours = polygons_to_mask([pts], 40, 40, convention="labelme")
         assert np.array_equal(ours, np.asarray(ref, bool))
-    from annotations.interchange import _labelme_shape
-
     turned = {"shape_type": "rotation", "points": [[10, 2], [18, 10], [10, 18], [2, 10]]}
     diamond = [np.array(turned["points"], float)]
     assert np.array_equal(
-        _labelme_shape(turned, (20, 20), "x"),
+        _drawn(turned, (20, 20)),
         polygons_to_mask(diamond, 20, 20, convention="labelme"),
     )
-    rect = labelme_rectangle_to_mask(np.array([[14.0, 14.0], [5.0, 5.0]]), 20, 20)
+    rect = _drawn({"shape_type": "rectangle", "points": [[14.0, 14.0], [5.0, 5.0]]}, (20, 20))
     assert rect.sum() == 100 and rect[5:15, 5:15].all()
-    disc = labelme_circle_to_mask(np.array([[10.0, 10.0], [10.0, 14.0]]), 21, 21)
+    disc = _drawn({"shape_type": "circle", "points": [[10.0, 10.0], [10.0, 14.0]]}, (21, 21))
     assert (
         disc[10, 6]
         and disc[10, 14]
@@ -928,18 +934,12 @@ def test_a_labelme_mask_shape_is_placed_at_its_corner_and_clipped_to_the_image()
     import base64
     import io
 
-    from annotations.interchange import _labelme_shape
-
     patch = io.BytesIO()
     Image.fromarray(np.full((4, 6), 255, np.uint8)).save(patch, format="PNG")
     data = base64.b64encode(patch.getvalue()).decode()
-    m = _labelme_shape(
-        {"shape_type": "mask", "points": [[2, 3], [7, 6]], "mask": data}, (10, 10), "x"
-    )
+    m = _drawn({"shape_type": "mask", "points": [[2, 3], [7, 6]], "mask": data}, (10, 10))
     assert m.sum() == 24 and m[3:7, 2:8].all()
-    m = _labelme_shape(
-        {"shape_type": "mask", "points": [[-2, 8], [3, 11]], "mask": data}, (10, 10), "x"
-    )
+    m = _drawn({"shape_type": "mask", "points": [[-2, 8], [3, 11]], "mask": data}, (10, 10))
     assert m.sum() == 4 * 2 and m[8:10, 0:4].all()  # the part inside the image
 
 
