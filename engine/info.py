@@ -650,6 +650,8 @@ def render_report(root: str | os.PathLike) -> list:
     from rich.table import Table
 
     from annotations.fileio import read_json
+    from engine.metrics.bootstrap import excludes_zero
+    from engine.text import METRICS, score_cells
 
     root = Path(root)
     data = read_json(root / "report.json", "report")
@@ -658,27 +660,14 @@ def render_report(root: str | os.PathLike) -> list:
     table = Table(title=str(data.get("title", root)))
     for name in ("source", "IoU", "BIoU", "BF1", "ΔIoU", "ΔBIoU", "ΔBF1"):
         table.add_column(name, justify="left" if name == "source" else "right")
-
-    def delta(row: dict, key: str, digits: int) -> str:
-        value = (row.get("delta") or {}).get(key)
-        if value is None:
-            return "-"
-        low, high = ((row.get("delta_interval") or {}).get(key) or (None, None))[:2]
-        sure = low is not None and (low > 0 or high < 0)
-        return f"{value:+.{digits}f}" + ("*" if sure else "")
-
-    def score(value: object, digits: int) -> str:
-        return "n/a" if value is None else f"{value:.{digits}f}"
-
     for row in data["table4"]:
+        interval = row.get("delta_interval") or {}
+        deltas = score_cells(row.get("delta") or {}, sign=True)
+        sure = [excludes_zero(interval.get(key)) for key, _, _ in METRICS]
         table.add_row(
             str(row.get("source")),
-            score(row.get("iou"), 2),
-            score(row.get("biou"), 2),
-            score(row.get("bf1"), 4),
-            delta(row, "iou", 2),
-            delta(row, "biou", 2),
-            delta(row, "bf1", 4),
+            *score_cells(row),
+            *(d + "*" if s else d for d, s in zip(deltas, sure, strict=True)),
         )
     out: list = [
         f"{data.get('class_name')}: annotated subset {data.get('subset')} "

@@ -119,6 +119,11 @@ def interval_record(
     }
 
 
+def excludes_zero(interval: Sequence[float] | None) -> bool:
+    """Whether a delta's ``[low, high]`` interval is sure of its sign; False without one."""
+    return interval is not None and (interval[0] > 0 or interval[1] < 0)
+
+
 def interval_line(what: str, against: str, record: dict[str, Any]) -> str:
     """One line saying how sure the delta of ``what`` against ``against`` is, from an
     :func:`interval_record`; ``(excludes 0)`` marks a score sure of its sign."""
@@ -128,7 +133,7 @@ def interval_line(what: str, against: str, record: dict[str, Any]) -> str:
             cells.append(f"{title} -")
             continue
         lo, hi = record[key]
-        sure = " (excludes 0)" if lo > 0 or hi < 0 else ""
+        sure = " (excludes 0)" if excludes_zero(record[key]) else ""
         cells.append(f"{title} [{lo:+.{digits}f}, {hi:+.{digits}f}]{sure}")
     return (
         f"Δ of {what} vs {against}, {record['level']:.0%} interval over the "
