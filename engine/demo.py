@@ -353,20 +353,13 @@ def check_same_classes(fused: Path, classes: Sequence[str]) -> None:
     """Refuse to resume a demo folder whose fused dataset holds other new classes (or the same
     in another order, which gives them other ids): its model and reports are of those classes,
     and fusion would refuse to replace them halfway through the demo."""
-    from annotations.taxonomy import Taxonomy
-    from engine.fusion.run import new_class_names
+    from engine.fusion.run import fused_classes
 
-    path = fused / "taxonomy.json"
-    if not path.is_file():
-        return
-    try:
-        held = new_class_names(Taxonomy.load(path))
-    except (OSError, ValueError):
-        return  # fusion rewrites an unreadable record
-    if [c.lower() for c in held] != [c.lower() for c in classes]:
+    held = fused_classes(fused)
+    if held is not None and [c.lower() for c in held] != [c.lower() for c in classes]:
         flags = " ".join(f"--class {c}" for c in held)
         raise ValueError(
-            f"{path}: this demo folder was made for {' + '.join(held)}, not "
+            f"{fused / 'taxonomy.json'}: this demo folder was made for {' + '.join(held)}, not "
             f"{' + '.join(classes)}; rerun with {flags} or give a new --out"
         )
 

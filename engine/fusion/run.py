@@ -478,20 +478,26 @@ def new_class_names(taxonomy: Taxonomy) -> list[str]:
     return [c.name for c in taxonomy if c.parent is not None]
 
 
+def fused_classes(out: Path) -> list[str] | None:
+    """The new classes the fused dataset in ``out`` holds (its ``taxonomy.json``), in id order;
+    None when there is none yet, or its record is unreadable (fusion rewrites it)."""
+    path = out / "taxonomy.json"
+    if not path.is_file():
+        return None
+    try:
+        return new_class_names(Taxonomy.load(path))
+    except (OSError, ValueError):
+        return None
+
+
 def check_same_classes(out: Path, plan: FusePlan, force: bool) -> None:
     """A fused dataset's folder holds one set of new classes: fusing others into it (a changed
     setting re-fuses, but other classes are another dataset, with other class ids) is a
     ``ValueError`` naming the classes it holds, unless ``force``. Training runs and predictions
     made from it read its labels with its taxonomy."""
-    path = out / "taxonomy.json"
-    if force or not path.is_file():
-        return
-    try:
-        held = new_class_names(Taxonomy.load(path))
-    except (OSError, ValueError):
-        return  # an unreadable record: the run rewrites it, as before
+    held = None if force else fused_classes(out)
     wanted = new_class_names(plan.taxonomy)
-    if held != wanted:
+    if held is not None and held != wanted:
         raise ValueError(
             f"{out}: a fused dataset of {' + '.join(held) or 'no new class'}; fusing "
             f"{' + '.join(wanted)} here would replace its labels and class ids: give another "
