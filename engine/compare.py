@@ -35,11 +35,11 @@ from engine.metrics import (
     is_binary_mask,
 )
 from engine.metrics.bootstrap import (
-    MATCH_IOU,
     class_counts,
     interval_line,
     interval_record,
     matches_truth,
+    measures_nothing,
 )
 from engine.outputs import DEFAULT_TAXONOMY, png_folders, pyplot, save_figure, taxonomy_record
 from engine.parallel import map_every_item
@@ -198,10 +198,13 @@ class CompareReport:
     def warnings(self) -> list[str]:
         """One line per source equal to the ground truth on every image."""
         return [
-            f"{r.folder}: source {r.name!r} equals the ground truth {self.gt} on every image "
-            f"(IoU >= {MATCH_IOU:g} on each of {counted(self.images, 'image')}), so its row "
-            "measures nothing: is it the ground truth itself, or were these annotations imported "
-            "uncorrected from it?"
+            f"{r.folder}: source {r.name!r} equals the ground truth {self.gt} "
+            + measures_nothing(
+                self.images,
+                "its",
+                "is it the ground truth itself, or were these annotations imported uncorrected "
+                "from it?",
+            )
             for r in self.rows
             if r.matches_truth
         ]

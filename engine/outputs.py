@@ -134,6 +134,11 @@ def prediction_record(pred: str | os.PathLike) -> dict[str, Any] | None:
     return meta
 
 
+# what predict.json records beside its config: how --size auto chose the size, which step and
+# weights predicted, and what the model was trained on
+RECORDED = ("size_source", "checkpoint_step", "weights_sha256", "trained_on")
+
+
 def prediction_settings(
     pred: str | os.PathLike | None, meta: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
@@ -148,13 +153,8 @@ def prediction_settings(
         return None
     config = meta["config"]
     settings = {k: config[k] for k in ("checkpoint", *LABEL_SETTINGS) if k in config}
-    for key in (
-        "size_source",
-        "checkpoint_step",
-        "weights_sha256",
-        "trained_on",
-    ):  # older files lack some
-        if key in meta:  # how --size auto chose the size; which step and weights predicted
+    for key in RECORDED:  # older files lack some
+        if key in meta:
             settings[key] = meta[key]
     refinements = []
     if config.get("sliding_window"):  # tiles' score maps averaged: not the whole-image pass

@@ -45,11 +45,11 @@ from annotations.taxonomy import MASS13K, Taxonomy
 from engine.datasets import SegDataset, open_split
 from engine.metrics import ClassScorer, SegEvaluator
 from engine.metrics.bootstrap import (
-    MATCH_IOU,
     class_counts,
     interval_line,
     interval_record,
     matches_truth,
+    measures_nothing,
 )
 from engine.outputs import (
     GT_COLOR,
@@ -299,9 +299,8 @@ def match_warnings(rows: list[dict], subset: str | Path) -> list[str]:
         else:
             cause = "is that folder the annotations themselves?"
         lines.append(
-            f"{subset}: the annotated masks equal the {row['kind']} on every image "
-            f"(IoU >= {MATCH_IOU:g} on each of {counted(row['images'], 'image')}), so their row "
-            f"measures nothing: {cause}"
+            f"{subset}: the annotated masks equal the {row['kind']} "
+            + measures_nothing(row["images"], "their", cause)
         )
     return lines
 

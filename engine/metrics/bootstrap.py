@@ -52,6 +52,15 @@ def matches_truth(counts: np.ndarray, level: float = MATCH_IOU) -> bool:
     return all_match(scores_from_sums(np.asarray(counts, np.int64))[0], level)
 
 
+def measures_nothing(images: int, whose: str, cause: str) -> str:
+    """The end of the warning about a source that :func:`matches_truth`: ``"on every image (IoU
+    >= 99.5 on each of N images), so WHOSE row measures nothing: CAUSE"``."""
+    return (
+        f"on every image (IoU >= {MATCH_IOU:g} on each of {counted(images, 'image')}), so "
+        f"{whose} row measures nothing: {cause}"
+    )
+
+
 def all_match(ious: np.ndarray, level: float = MATCH_IOU) -> bool:
     """Per-image IoUs (x100; NaN where the class is in neither map) that say "the same masks":
     ``level`` or more wherever either holds the class, and at least one image does."""
