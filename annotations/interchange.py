@@ -220,7 +220,7 @@ class SplitSizes(dict):
         self.elsewhere = elsewhere or (lambda stem: None)
 
 
-def _check_size(
+def check_size(
     path: Path, stem: str, hw: tuple[int, int], sizes: dict[str, tuple[int, int]]
 ) -> None:
     if stem not in sizes:
@@ -302,7 +302,7 @@ def coco_to_masks(
             raise ValueError(
                 f"{path}: image entry {img!r} lacks id/file_name/width/height"
             ) from None
-        _check_size(path, stem, hw, sizes)
+        check_size(path, stem, hw, sizes)
         if any(m.stem == stem for m in masks.values()):
             raise ValueError(f"{path}: image {stem!r} is listed twice")
         masks[image_id] = ImageMask(stem, np.zeros(hw, np.uint8), str(path), export=record)
@@ -415,7 +415,7 @@ def labelme_to_mask(
         hw = (int(data["imageHeight"]), int(data["imageWidth"]))
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"{path}: LabelMe file lacks imageHeight/imageWidth") from None
-    _check_size(path, stem, hw, sizes)
+    check_size(path, stem, hw, sizes)
     canvases = {1: LabelmeCanvas(*hw), 255: LabelmeCanvas(*hw)}  # the class, unannotated
     others: dict[str, int] = {}
     for k, shape in enumerate(data["shapes"] or []):
@@ -501,7 +501,7 @@ def png_to_mask(
     except OSError as e:
         raise ValueError(f"{path}: cannot read PNG ({e})") from None
     arr = arr.astype(np.uint8)
-    _check_size(path, path.stem, arr.shape, sizes)
+    check_size(path, path.stem, arr.shape, sizes)
     if binary:
         return ImageMask(path.stem, (arr > 0).astype(np.uint8), str(path))
     bad = np.setdiff1d(np.unique(arr), [0, 1, 255])
@@ -571,7 +571,7 @@ def segmentation_mask_to_mask(
     path = Path(path)
     code = read_color_codes(path)
     stem = dataset_stem(path.stem, sizes)
-    _check_size(path, stem, code.shape, sizes)
+    check_size(path, stem, code.shape, sizes)
     values, inverse = np.unique(code, return_inverse=True)
     by_code = labelmap_codes(colors)
     table = np.zeros(len(values), np.uint8)

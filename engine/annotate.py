@@ -53,6 +53,13 @@ from annotations.interchange import (
 )
 from annotations.labelmap import IGNORE
 from annotations.labelrun import LabelRun
+from annotations.labelstudio import (
+    image_url,
+    is_labelstudio,
+    label_config,
+    labelstudio_to_masks,
+    to_labelstudio,
+)
 from annotations.polygons import COCO, LABELME
 from annotations.subset import ImageStats, Pick, Subset, pick_images, read_subset, write_subset
 from engine.datasets import SegDataset, image_size, load_spec
@@ -63,7 +70,8 @@ from engine.text import counted
 
 log = logging.getLogger(__name__)
 
-IMPORT_FORMATS = ("coco", "labelme", "png", "segmask")
+IMPORT_FORMATS = ("coco", "labelme", "labelstudio", "png", "segmask")
+EXPORT_FORMATS = ("coco", "labelme", "labelstudio")
 
 
 def dataset_images(
@@ -104,13 +112,16 @@ def other_splits(data: str | os.PathLike, split: str) -> Callable[[str], str | N
 @dataclass
 class ExportConfig:
     run: str  # label run directory
-    out: str  # output folder: coco.json and labelme/<stem>.json go here
+    out: str  # output folder: coco.json, labelme/<stem>.json, labelstudio/ go here
     split: str | None = None  # split to export; None: a subset's own, else test
     stems: list[str] | None = None  # images to export; None: every image of the split
     data: str | None = None  # dataset root for image paths; None: the one run.json names
-    formats: tuple[str, ...] = ("coco", "labelme")  # which files to write
+    formats: tuple[str, ...] = ("coco", "labelme")  # which files to write (EXPORT_FORMATS)
     mask_format: str = "rle"  # COCO segmentation: "rle" (exact) or "polygon"
     simplify: float = 0.0  # polygon simplification tolerance in pixels (0 = exact outline)
+    image_url: str | None = (
+        None  # labelstudio: URL prefix of the split's images (None: local files)
+    )
 
 
 @dataclass
@@ -120,6 +131,7 @@ class ExportResult:
     images: int  # images exported
     instances: int  # instances exported
     image_list: Path | None = None  # images.txt: the exported images' paths, to upload
+    labelstudio: Path | None = None  # Label Studio's tasks, when written (config.xml beside)
 
 
 def export_annotations(cfg: ExportConfig) -> ExportResult:
@@ -133,14 +145,20 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
 
 
 def _check_export_options(cfg: ExportConfig) -> None:
-    unknown = set(cfg.formats) - {"coco", "labelme"}
+    unknown = set(cfg.formats) - set(EXPORT_FORMATS)
     if unknown:
-        raise ValueError(f"unknown export formats {sorted(unknown)}; choose from coco, labelme")
+        raise ValueError(
+            f"unknown export formats {sorted(unknown)}; choose from {', '.join(EXPORT_FORMATS)}"
+        )
+    if cfg.image_url is not None and "labelstudio" not in cfg.formats:
+        raise ValueError(
+            "--image-url is where Label Studio loads images: give --format labelstudio"
+        )
     if cfg.mask_format not in MASK_FORMATS:
         raise ValueError(f"--mask-format must be one of {', '.join(MASK_FORMATS)}")
     if cfg.mask_format != "rle" and "coco" not in cfg.formats:
         raise ValueError("--mask-format is COCO's segmentation; LabelMe files are always polygons")
-    polygons = "labelme" in cfg.formats or cfg.mask_format == "polygon"
+    polygons = "labelme" in cfg.formats or ("coco" in cfg.formats and cfg.mask_format == "polygon")
     if cfg.simplify < 0 or (cfg.simplify > 0 and not polygons):
         raise ValueError(
             "--simplify is a polygon tolerance in pixels (>= 0) for LabelMe files or COCO's "
@@ -264,6 +282,19 @@ def _write_export(
             doc[EXPORT_KEY] = {k: v for k, v in record.items() if k != "environment"}
             doc[EXPORT_KEY][POLYGON_KEY] = LABELME
             result.labelme.append(atomic_write_json(path, doc))
+    if "labelstudio" in cfg.formats:
+        tasks = to_labelstudio(
+            [
+                (item.instances, item.unannotated, image_url(img, item.file_name, cfg.image_url))
+                for item, img in items
+            ],
+            class_name,
+            {k: v for k, v in record.items() if k != "environment"},
+            desc,
+        )
+        folder = out / "labelstudio"
+        result.labelstudio = atomic_write_json(folder / "tasks.json", tasks, indent=None)
+        atomic_write_text(folder / "config.xml", label_config(class_name))
     found = [str(img.resolve()) for _, img in items if img is not None]
     if found:  # what an annotation tool's task needs uploaded: one absolute path a line
         result.image_list = atomic_write_text(out / "images.txt", "".join(f"{p}\n" for p in found))
@@ -398,9 +429,10 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         w, h = image_size(path)
         sizes[stem] = (h, w)
     found: list[ImageMask] = []
-    if cfg.format == "coco":
+    if cfg.format in ("coco", "labelstudio"):  # files of many images each
+        read_file = coco_to_masks if cfg.format == "coco" else labelstudio_to_masks
         for f in _expand(cfg.sources, ".json"):
-            found.extend(coco_to_masks(f, cfg.class_name, sizes))
+            found.extend(read_file(f, cfg.class_name, sizes))
     else:  # one file per image: every bad file is named in one error, and nothing is written
         if cfg.format == "segmask":
             files, read = _segmentation_masks(cfg.sources, cfg.class_name, sizes)
@@ -423,7 +455,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             )
         masks[m.stem] = m.mask
         sources[m.stem] = m.source
-    exports = unchanged_exports(found, cfg.format) if cfg.format in ("coco", "labelme") else []
+    exports = unchanged_exports(found, cfg.format) if cfg.format in EXPORT_FORMATS else []
     extra = {
         "import_format": cfg.format,
         "data": str(cfg.data),
@@ -447,7 +479,8 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
 def detect_format(sources: list[str]) -> str:
     """The format of annotation files, told by what they are: a CVAT "Segmentation mask" export
     (``labelmap.txt`` + ``SegmentationClass/``), a COCO file (an object with ``images`` and
-    ``annotations``), LabelMe files (objects with ``shapes``), PNG masks. A folder is told by
+    ``annotations``), LabelMe files (objects with ``shapes``), Label Studio's JSON export (a
+    list of tasks with ``data``), PNG masks. A folder is told by
     its files (an export folder by its ``coco.json``); sources of different formats, or a
     folder of none, are an error saying to give ``--format``."""
     found: dict[str, list[str]] = {}
@@ -457,7 +490,8 @@ def detect_format(sources: list[str]) -> str:
         return next(iter(found))
     if None in found:
         raise ValueError(
-            f"{found[None][0]}: not COCO, LabelMe, PNG masks or a CVAT segmentation-mask export "
+            f"{found[None][0]}: not COCO, LabelMe, Label Studio JSON, PNG masks or a CVAT "
+            "segmentation-mask export "
             f"that the format could be told from; give --format ({', '.join(IMPORT_FORMATS)})"
         )
     listed = "; ".join(f"{fmt}: {', '.join(paths)}" for fmt, paths in sorted(found.items()))
@@ -483,6 +517,8 @@ def _format_of(path: Path) -> str | None:
         doc = read_json(path, "annotation file")
         if is_labelme(doc):
             return "labelme"
+        if is_labelstudio(doc):
+            return "labelstudio"
         if isinstance(doc, dict) and isinstance(doc.get("images"), list):
             return "coco"
     return None
@@ -543,13 +579,21 @@ def left_out(found: list[ImageMask], class_name: str) -> dict[str, int]:
 
 def unchanged_exports(found: list[ImageMask], fmt: str) -> list[str]:
     """The runs whose ``engine annotate export`` was imported exactly as exported
-    (:func:`unchanged_export`), from the records the files carried: per COCO file, or once for
-    a set of LabelMe files that all carry the same export's record."""
-    if fmt == "coco":
+    (:func:`unchanged_export`), from the records the files carried: per COCO or Label Studio
+    file (whose tasks all carry one export's record), or once for a set of LabelMe files that
+    all carry the same export's record."""
+    if fmt in ("coco", "labelstudio"):  # a file of many images, one export's (or tasks of several)
         files: dict[str, list[ImageMask]] = {}
         for m in found:
             files.setdefault(m.source, []).append(m)
-        groups = [(f, ms[0].export, {m.stem: m.mask for m in ms}) for f, ms in files.items()]
+        groups = [
+            (
+                f,
+                ms[0].export if all(m.export == ms[0].export for m in ms) else None,
+                {m.stem: m.mask for m in ms},
+            )
+            for f, ms in files.items()
+        ]
     else:  # LabelMe: one file per image, all from one export, compared as one folder
         records = [m.export for m in found]
         if not records or None in records or any(r != records[0] for r in records):

@@ -1,5 +1,5 @@
-"""What annotation files hold, for ``engine info``: a COCO file, LabelMe files, a CVAT
-"Segmentation mask" export or an ``engine annotate export`` folder, each with the
+"""What annotation files hold, for ``engine info``: a COCO file, LabelMe files, Label Studio's
+JSON, a CVAT "Segmentation mask" export or an ``engine annotate export`` folder, each with the
 ``engine annotate import`` line that turns it into a subset (:func:`annotation_files`)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from annotations.interchange import (
     read_labelmap,
 )
 from annotations.labelrun import LabelRun
+from annotations.labelstudio import is_labelstudio, region_labels, submitted_annotation
 from annotations.subset import read_subset
 
 
@@ -33,13 +34,14 @@ class AnnotationFiles:
     holds, for ``engine info`` (:func:`annotation_files`)."""
 
     path: Path  # the file or folder
-    format: str  # "coco" or "labelme"
-    files: int  # annotation files (1 for COCO)
-    images: int  # images listed (COCO) or annotated (LabelMe: one per file)
+    format: str  # "coco", "labelme", "labelstudio" or "segmask"
+    files: int  # annotation files (1 for COCO and Label Studio)
+    images: int  # images listed (COCO), annotated (LabelMe: one per file), tasks (Label Studio)
     empty_images: int  # images without any annotation
-    by_label: dict[str, int]  # category / label -> annotations (COCO) or shapes (LabelMe)
+    by_label: dict[str, int]  # category / label -> annotations (COCO), shapes, regions
     kinds: dict[str, int]  # "polygon", "RLE", "rectangle", ... -> count
     export: dict | None  # the exporter's record, when the files still carry it
+    waiting: int = 0  # Label Studio: tasks without a submitted annotation (pre-annotated only)
 
     def import_commands(self) -> list[str]:
         """The ``engine annotate import`` lines that turn these files into subsets: one per
@@ -84,6 +86,8 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
     out = []
     if (path / "coco.json").is_file():
         out += annotation_files(path / "coco.json") or []
+    if (path / "labelstudio" / "tasks.json").is_file():
+        out += annotation_files(path / "labelstudio" / "tasks.json") or []
     for folder in (path / "labelme", path):
         files = [f for f in sorted(folder.glob("*.json")) if f.name != "coco.json"]
         if folder.is_dir() and files and is_labelme(read_json(files[0], "annotation file")):
@@ -124,6 +128,8 @@ def _segmentation_masks_files(root: Path) -> AnnotationFiles:
 def _annotation_file(path: Path, doc: object) -> AnnotationFiles | None:
     if is_labelme(doc):
         return _labelme_files(path, [(path, doc)])
+    if is_labelstudio(doc):
+        return _labelstudio_file(path, doc)
     if not isinstance(doc, dict):
         return None
     if not isinstance(doc.get("images"), list) or not isinstance(doc.get("annotations"), list):
@@ -168,4 +174,41 @@ def _labelme_files(path: Path, docs: list[tuple[Path, dict]]) -> AnnotationFiles
         by_label=dict(by_label),
         kinds=dict(kinds),
         export=records[0] if records[0] and all(r == records[0] for r in records) else None,
+    )
+
+
+def _labelstudio_file(path: Path, tasks: list[dict]) -> AnnotationFiles:
+    """Label Studio's tasks: the regions of the annotation import would read (the submitted
+    one), or of the pre-annotation where none is submitted yet (an export, or a project's
+    untouched tasks), counted as waiting."""
+    by_label: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    waiting = empty = 0
+    for task in tasks:
+        try:
+            annotation = submitted_annotation(task, str(path))
+        except ValueError:  # several: import says which; here the first is counted
+            annotation = next(a for a in task.get("annotations") or [] if isinstance(a, dict))
+        if annotation is None:
+            waiting += 1
+            predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
+            annotation = predictions[0] if predictions else {}
+        regions = [r for r in annotation.get("result") or [] if isinstance(r, dict)]
+        empty += not any(region_labels(r)[0] for r in regions)
+        for r in regions:
+            kind, labels = region_labels(r)
+            if kind is not None:
+                by_label.update(str(label) for label in labels or ["(no label)"])
+                kinds[kind] += 1
+    records = [t["data"].get(EXPORT_KEY) for t in tasks]
+    return AnnotationFiles(
+        path=path,
+        format="labelstudio",
+        files=1,
+        images=len(tasks),
+        empty_images=empty,
+        by_label=dict(by_label),
+        kinds=dict(kinds),
+        export=records[0] if records[0] and all(r == records[0] for r in records) else None,
+        waiting=waiting,
     )

@@ -693,16 +693,26 @@ def render_annotation_files(items: list) -> list:
 
     out: list = []
     for item in items:
-        name = {COCO: "COCO file", "segmask": "CVAT segmentation masks"}.get(
-            item.format, "LabelMe files"
-        )
+        name = {
+            COCO: "COCO file",
+            "segmask": "CVAT segmentation masks",
+            "labelstudio": "Label Studio tasks",
+        }.get(item.format, "LabelMe files")
         head = Table(title=f"{name} {item.path}", show_header=False)
         head.add_column("what")
         head.add_column("value", overflow="fold")
-        if item.format != COCO:
+        if item.format not in (COCO, "labelstudio"):
             head.add_row("files", f"{item.files:,}")
         head.add_row("images", f"{item.images:,} ({item.empty_images:,} without any annotation)")
-        unit = {COCO: "annotation", "segmask": "image"}.get(item.format, "shape")
+        if item.waiting:
+            head.add_row(
+                "not annotated yet",
+                f"{counted(item.waiting, 'task')} without a submitted annotation (import leaves "
+                "them out; their pre-annotations are counted here)",
+            )
+        unit = {COCO: "annotation", "segmask": "image", "labelstudio": "region"}.get(
+            item.format, "shape"
+        )
         for label, n in sorted(item.by_label.items()):
             head.add_row(f"  {label}", counted(n, unit))
         head.add_row("shapes", ", ".join(f"{k} {n:,}" for k, n in sorted(item.kinds.items())))

@@ -22,7 +22,10 @@ def annotate_export(
         "(another pass of corrections).",
     ),
     out: str = typer.Option(
-        ..., "--out", help="Output folder: coco.json, labelme/<stem>.json, images.txt."
+        ...,
+        "--out",
+        help="Output folder: coco.json, labelme/<stem>.json, labelstudio/{tasks.json,config.xml}, "
+        "images.txt.",
     ),
     split: str | None = typer.Option(
         None,
@@ -38,27 +41,44 @@ def annotate_export(
     data: str | None = typer.Option(
         None, help="Dataset root (default: the one run.json or subset.json names)."
     ),
-    fmt: list[str] = typer.Option(["coco", "labelme"], "--format", help="coco and/or labelme."),
+    fmt: list[str] = typer.Option(
+        ["coco", "labelme"],
+        "--format",
+        help="coco, labelme and/or labelstudio (tasks with the pseudo labels as brush "
+        "pre-annotations, and the project's labeling config); repeatable.",
+    ),
     mask_format: str = typer.Option(
         "rle",
         help="COCO segmentation: rle (exact) or polygon (pixel corners, as pycocotools reads).",
     ),
     simplify: float = typer.Option(0.0, help="Polygon simplification tolerance in pixels."),
+    image_url: str | None = typer.Option(
+        None,
+        help="labelstudio: URL prefix Label Studio loads the split's images from, e.g. "
+        "'/data/local-files/?d=mass/images/test/' (default: each image's absolute path through "
+        "local-files storage with document root /).",
+    ),
 ) -> None:
     """Write a label run's instances of chosen images (or an annotated subset's masks, to
-    correct them again) as COCO JSON and LabelMe JSON."""
+    correct them again) as COCO JSON, LabelMe JSON or Label Studio tasks."""
     from engine.annotate import ExportConfig, export_annotations, export_split, read_stem_list
 
     stems = list(stem) + (read_stem_list(images) if images else [])
     split = export_split(split, images)
     res = export_annotations(
-        ExportConfig(run, out, split, stems or None, data, tuple(fmt), mask_format, simplify)
+        ExportConfig(
+            run, out, split, stems or None, data, tuple(fmt), mask_format, simplify, image_url
+        )
     )
     stdout.print(f"exported {counted(res.instances, 'instance')} of {counted(res.images, 'image')}")
     if res.coco:
         stdout.print(f"  COCO:    {res.coco}")
     if res.labelme:
         stdout.print(f"  LabelMe: {res.labelme[0].parent}/ ({counted(len(res.labelme), 'file')})")
+    if res.labelstudio:
+        stdout.print(
+            f"  Label Studio: {res.labelstudio} (labeling config: {res.labelstudio.parent}/config.xml)"
+        )
     if res.image_list:
         stdout.print(f"  images:  {res.image_list} (their paths, to upload to the annotation tool)")
 
@@ -69,8 +89,9 @@ def annotate_import(
     fmt: str = typer.Option(
         "auto",
         "--format",
-        help="coco, labelme, png, segmask (a CVAT 'Segmentation mask' export folder: "
-        "labelmap.txt + SegmentationClass/), or auto: told by the files.",
+        help="coco, labelme, labelstudio (Label Studio's JSON export), png, segmask (a CVAT "
+        "'Segmentation mask' export folder: labelmap.txt + SegmentationClass/), or auto: told "
+        "by the files.",
     ),
     class_name: str = typer.Option(
         ...,

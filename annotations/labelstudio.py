@@ -1,0 +1,493 @@
+"""Label Studio's JSON: brush masks in its RLE, polygons and boxes in percent of the image.
+
+Import reads the project export Label Studio calls "JSON": a list of tasks, each with ``data``
+(the image's URL) and ``annotations`` (each a ``result`` list of regions). Export writes tasks
+whose ``predictions`` hold the pseudo labels as brush masks (pre-annotations that Label Studio
+shows for correction) and the labeling config they fit (:func:`label_config`).
+
+Label Studio's own readers set what the pixels mean, and are matched here (read in
+``label_studio_sdk/converter``, ``brush.py`` and ``converter.py``, and in the frontend's
+``utils/canvas.js``):
+
+* A brush region is its layer's RGBA pixels, row-major, packed with ``@thi.ng/rle-pack``
+  (:func:`decode_rle`). A pixel belongs to the region where its alpha is non-zero: the frontend
+  colours exactly those pixels, and the converter's brush -> COCO export traces them.
+* A polygon's points are ``[x, y]`` in percent of the image's width and height; the converter's
+  COCO export scales them to pixels (``x / 100 * width``) without a half-pixel shift, which is
+  pycocotools' pixel-corner convention: the polygon is filled as a COCO polygon is.
+* A rectangle is ``x, y, width, height`` in percent, its top-left corner, rotated by
+  ``rotation`` degrees clockwise about that corner (Konva's rotation); an ellipse is its centre,
+  ``radiusX``, ``radiusY`` and ``rotation`` about the centre. Neither draws an object's shape:
+  like CVAT's rectangles they are read for the unannotated regions only.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import parse_qs, quote, unquote, urlparse
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
+from pycocotools import mask as coco_mask
+
+from annotations.fileio import read_json
+from annotations.instances import Instances
+from annotations.interchange import (
+    EXPORT_KEY,
+    IGNORE_NAMES,
+    ImageMask,
+    check_size,
+    dataset_stem,
+    label_role,
+    stem_of,
+)
+from annotations.polygons import coco_polygons_rle
+
+log = logging.getLogger(__name__)
+
+# the fields of a ``@thi.ng/rle-pack`` stream: 32-bit value count, word size - 1 (5 bits), four
+# run-length field sizes - 1 (4 bits each); Label Studio's frontend and converter use 8 / 3,4,8,16
+_WORD = 8
+_RUN_BITS = (3, 4, 8, 16)
+_HEADER_BITS = 32 + 5 + 4 * 4
+_TO_ASCII = bytes.maketrans(b"\x00\x01", b"01")
+
+BRUSH, POLYGON = "brush", "polygon"  # from_name of the tags in :func:`label_config`
+IMAGE = "image"  # the Image tag's name, and the task data's key for its URL
+LOCAL_FILES = "/data/local-files/?d="  # Label Studio's route for its local-files storage
+_SHAPE_TYPES = ("brush", "polygon", "rectangle", "ellipse")  # result types that are regions
+
+
+# -- the RLE of brush masks --------------------------------------------------------------------
+def decode_rle(rle: Sequence[int] | bytes | np.ndarray) -> np.ndarray:
+    """A ``@thi.ng/rle-pack`` stream (Label Studio's ``value.rle``, a list of byte values) ->
+    its values, ``(n,)`` unsigned integers of the word size (``uint8`` for Label
+    Studio's). ``ValueError`` on a stream that is not one: a byte outside
+    0..255, or a stream that ends before its count of values.
+
+    The stream is a header (value count, word size, four run-length field sizes) and records:
+    a flag bit, a 2-bit index into the field sizes, a run length - 1 in that many bits, then
+    one word repeated (flag 1) or that many words (flag 0). The converter's ``decode_rle``
+    reads it bit by bit in Python (about 2 s per megabyte of stream); this reads each field
+    with ``int(bits, 2)`` from a bit string made by numpy and builds the values with one
+    ``np.repeat``: same values (checked in the docs' scratch run).
+    """
+    raw = np.frombuffer(rle, np.uint8) if isinstance(rle, bytes | bytearray) else np.asarray(rle)
+    if raw.dtype.kind not in "iu" and raw.size:
+        raise ValueError("an RLE is a list of byte values (0..255)")
+    if raw.ndim != 1 or (raw.size and (raw.min() < 0 or raw.max() > 255)):
+        raise ValueError("an RLE is a list of byte values (0..255)")
+    bits = np.unpackbits(raw.astype(np.uint8)).tobytes().translate(_TO_ASCII)
+    if len(bits) < _HEADER_BITS:
+        raise ValueError(f"an RLE of {raw.size} bytes is shorter than its header")
+    num = int(bits[:32], 2)
+    word = int(bits[32:37], 2) + 1
+    sizes = [int(bits[37 + 4 * k : 41 + 4 * k], 2) + 1 for k in range(4)]
+    values: list[int] = []
+    lengths: list[int] = []
+    i, p, end = 0, _HEADER_BITS, len(bits)
+    while i < num:
+        if p + 3 > end:
+            raise ValueError(f"the RLE ends after {i:,} of its {num:,} values")
+        size = sizes[int(bits[p + 1 : p + 3], 2)]
+        if p + 3 + size > end:
+            raise ValueError(f"the RLE ends after {i:,} of its {num:,} values")
+        n = int(bits[p + 3 : p + 3 + size], 2) + 1
+        repeat = bits[p] == 49  # b"1"
+        p += 3 + size
+        count = 1 if repeat else n
+        if p + count * word > end:
+            raise ValueError(f"the RLE ends after {i:,} of its {num:,} values")
+        if repeat:
+            values.append(int(bits[p : p + word], 2))
+            lengths.append(n)
+        elif n < 16:
+            values.extend(int(bits[q : q + word], 2) for q in range(p, p + n * word, word))
+            lengths.extend([1] * n)
+        else:  # a long literal: its words in one numpy step
+            digits = np.frombuffer(bits[p : p + n * word], np.uint8).reshape(n, word) - 48
+            values.extend((digits @ (1 << np.arange(word - 1, -1, -1))).tolist())
+            lengths.extend([1] * n)
+        p += count * word
+        i += n
+    dtype = np.uint8 if word <= 8 else np.uint16 if word <= 16 else np.uint32
+    return np.repeat(np.asarray(values, dtype), lengths)[:num]
+
+
+def encode_rle(values: np.ndarray, lengths: np.ndarray) -> list[int]:
+    """Runs of byte ``values`` (each ``lengths`` long) -> a ``@thi.ng/rle-pack`` stream as
+    Label Studio stores it (word size 8, run fields of 3, 4, 8 and 16 bits), one repeat record
+    per run (runs over 65,536 split)."""
+    values = np.asarray(values, np.int64)
+    lengths = np.asarray(lengths, np.int64)
+    if values.size and (values.min() < 0 or values.max() > 255):
+        raise ValueError("brush values are bytes (0..255)")
+    if lengths.size and lengths.min() < 1:
+        raise ValueError("run lengths must be positive")
+    cap = 1 << _RUN_BITS[-1]
+    chunks = -(-lengths // cap)  # a run longer than a 16-bit field: full records, then the rest
+    values = np.repeat(values, chunks)
+    runs = np.full(int(chunks.sum()), cap, np.int64)
+    runs[np.cumsum(chunks) - 1] = lengths - (chunks - 1) * cap
+    total = int(lengths.sum())
+    if total >= 1 << 32:
+        raise ValueError(f"an RLE holds fewer than 2**32 values, not {total:,}")
+    index = np.searchsorted(1 << np.asarray(_RUN_BITS[:3]), runs - 1, side="right")
+    field = np.asarray(_RUN_BITS)[index]
+    code = (1 << (2 + field + _WORD)) | (index << (field + _WORD)) | ((runs - 1) << _WORD) | values
+    width = 3 + field + _WORD  # flag, index, run length, word
+    bits = np.unpackbits(code.astype(">u4").view(np.uint8)).reshape(-1, 32)
+    body = bits[np.arange(32) >= (32 - width)[:, None]]  # each record's own bits, in order
+    header = f"{total:032b}{_WORD - 1:05b}" + "".join(f"{b - 1:04b}" for b in _RUN_BITS)
+    stream = np.concatenate([np.frombuffer(header.encode(), np.uint8) - 48, body])
+    return np.packbits(stream).tolist()  # zero bits pad the last byte
+
+
+def mask_to_brush(mask: np.ndarray) -> list[int]:
+    """``(H, W)`` bool mask -> a brush region's ``rle``: its RGBA pixels, all four channels 255
+    inside and 0 outside, as Label Studio's brush exporter writes them (grey, alpha = coverage).
+    Built from the mask's runs (each four values long), never the 4x larger pixel array."""
+    flat = np.asarray(mask, bool).ravel()
+    if flat.size == 0:
+        return encode_rle(np.zeros(0), np.zeros(0))
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    lengths = np.diff(np.r_[starts, flat.size]) * 4
+    return encode_rle(np.where(flat[starts], 255, 0), lengths)
+
+
+def brush_to_mask(rle: object, height: int, width: int) -> np.ndarray:
+    """A brush region's ``rle`` -> ``(H, W)`` bool: the pixels of non-zero alpha.
+    ``ValueError`` when it is no RLE of an image of that size."""
+    if not isinstance(rle, list | bytes | bytearray):
+        raise ValueError(f"'rle' must be a list of byte values, got {type(rle).__name__}")
+    values = decode_rle(rle)
+    if values.size != height * width * 4:
+        raise ValueError(
+            f"the brush RLE holds {values.size:,} values, not the {height * width * 4:,} of a "
+            f"{width}x{height} RGBA image"
+        )
+    return values.reshape(height, width, 4)[:, :, 3] > 0
+
+
+# -- import ------------------------------------------------------------------------------------
+def is_labelstudio(doc: object) -> bool:
+    """Whether a parsed JSON document is Label Studio's "JSON" export: a list of tasks, objects
+    with ``data``."""
+    return (
+        isinstance(doc, list)
+        and bool(doc)
+        and all(isinstance(t, dict) for t in doc)
+        and isinstance(doc[0].get("data"), dict)
+    )
+
+
+def labelstudio_to_masks(
+    path: str | os.PathLike, class_name: str, sizes: dict[str, tuple[int, int]]
+) -> list[ImageMask]:
+    """Read Label Studio's "JSON" export: one mask per task that has a submitted annotation.
+
+    A task's annotation is its one submitted (not skipped) annotation, or the one marked ground
+    truth where there are several; a task with none is left out, in a warning (not annotated
+    yet: an empty result list is an annotation, of an image without the class). Regions of the
+    class become 1, of the unannotated labels 255 (over the class), of other labels are left out
+    and counted; the image's stem is read from its URL (a local-files ``?d=`` path, an upload
+    with its prefix, any URL's path).
+
+    Args:
+        sizes: ``stem -> (H, W)`` of the dataset split's images; every task's image must be one
+            of them, at that size.
+    """
+    path = Path(path)
+    doc = read_json(path, "annotation file")
+    if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "data" not in doc[0]:
+        raise ValueError(
+            f"{path}: a list without task data (Label Studio's JSON-MIN or CSV-like export?); "
+            "export the project as 'JSON'"
+        )
+    if not is_labelstudio(doc):
+        raise ValueError(
+            f"{path}: not a Label Studio JSON export (a list of tasks with 'data' and "
+            "'annotations')"
+        )
+    found: list[ImageMask] = []
+    waiting: list[str] = []
+    for k, task in enumerate(doc):
+        where = f"{path}: task {task.get('id', k)}"
+        url = task_image(task, where)
+        annotation = submitted_annotation(task, f"{where} ({url})")
+        if annotation is None:
+            waiting.append(stem_of(image_path(url)))
+            continue
+        stem = dataset_stem(stem_of(image_path(url)), sizes)
+        found.append(_annotation_mask(annotation, stem, class_name, sizes, path, where))
+        found[-1].export = task["data"].get(EXPORT_KEY)
+    if not found:
+        raise ValueError(
+            f"{path}: none of its {len(doc)} tasks has a submitted annotation (predictions are "
+            "pre-annotations, not corrections): submit the corrected tasks, then export again"
+        )
+    if waiting:
+        log.warning(
+            "%s: %d of %d tasks have no submitted annotation (not annotated yet, or skipped), "
+            "left out: %s%s",
+            path,
+            len(waiting),
+            len(doc),
+            ", ".join(waiting[:5]),
+            ", ..." if len(waiting) > 5 else "",
+        )
+    return found
+
+
+def task_image(task: dict, where: str) -> str:
+    """The URL of a task's image: ``data["image"]``, or the one string value of its data."""
+    data = task["data"]
+    if isinstance(data.get(IMAGE), str):
+        return data[IMAGE]
+    strings = [v for key, v in data.items() if isinstance(v, str) and key != EXPORT_KEY]
+    if len(strings) != 1:
+        raise ValueError(
+            f"{where}: cannot tell the image from the task data's keys {sorted(data)}; "
+            "name it 'image'"
+        )
+    return strings[0]
+
+
+def image_path(url: str) -> str:
+    """The file path in an image's URL: a local-files storage's ``?d=`` path, else the URL's
+    path (an upload ``/data/upload/3/8f3a2b1c-img000.jpg``, ``s3://bucket/img000.jpg``, a plain
+    path), percent-decoded."""
+    parsed = urlparse(url)
+    d = parse_qs(parsed.query).get("d")
+    return d[0] if d else unquote(parsed.path or url)
+
+
+def submitted_annotation(task: dict, where: str) -> dict | None:
+    """The task's annotation to import: its one submitted (not skipped) annotation, or the one
+    marked ground truth among several (``ValueError`` naming ``where`` otherwise); None when it
+    has none."""
+    annotations = [
+        a
+        for a in task.get("annotations") or []
+        if isinstance(a, dict) and not (a.get("was_cancelled") or a.get("skipped"))
+    ]
+    if len(annotations) > 1:
+        truth = [a for a in annotations if a.get("ground_truth")]
+        if len(truth) != 1:
+            ids = ", ".join(str(a.get("id")) for a in annotations)
+            raise ValueError(
+                f"{where}: {len(annotations)} submitted annotations (ids {ids}); mark the one "
+                "to import as ground truth in Label Studio, or delete the others"
+            )
+        annotations = truth
+    return annotations[0] if annotations else None
+
+
+def _annotation_mask(
+    annotation: dict,
+    stem: str,
+    class_name: str,
+    sizes: dict[str, tuple[int, int]],
+    path: Path,
+    where: str,
+) -> ImageMask:
+    results = annotation.get("result") or []
+    if not isinstance(results, list):
+        raise ValueError(f"{where}: annotation {annotation.get('id')}: 'result' is not a list")
+    hw = None
+    for r in results:  # every region carries the image's size; check it once
+        if isinstance(r, dict) and "original_width" in r and "original_height" in r:
+            try:
+                hw = (int(r["original_height"]), int(r["original_width"]))
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: region {r.get('id')}: size is not integers") from None
+            break
+    hw = hw or sizes.get(stem, (0, 0))  # no region says: the dataset's (a stem not there fails)
+    check_size(path, stem, hw, sizes)
+    h, w = hw
+    image = ImageMask(stem, np.zeros(hw, np.uint8), str(path))
+    rles: dict[int, list[dict]] = {1: [], 255: []}
+    brushes: dict[int, list[np.ndarray]] = {1: [], 255: []}
+    for r in results:
+        if not isinstance(r, dict) or not isinstance(r.get("value"), dict):
+            raise ValueError(f"{where}: a region that is not an object with a 'value'")
+        kind, labels = region_labels(r)
+        if kind is None:
+            continue  # choices, text areas, ratings, relations: not regions
+        value = r["value"]
+        role = _role(labels, class_name)
+        here = f"{where}: {kind} region {r.get('id')}"
+        if role == 0:
+            for label in labels or ["(no label)"]:
+                image.others[str(label)] = image.others.get(str(label), 0) + 1
+            continue
+        if float(r.get("image_rotation") or 0) % 360:
+            raise ValueError(f"{here}: drawn on the image rotated in Label Studio; not read")
+        if kind == "brush":
+            if value.get("format", "rle") != "rle":
+                raise ValueError(f"{here}: brush format {value.get('format')!r}, not 'rle'")
+            try:
+                brushes[role].append(brush_to_mask(value.get("rle"), h, w))
+            except ValueError as e:
+                raise ValueError(f"{here}: {e}") from None
+        elif kind == "polygon":
+            rle = coco_polygons_rle([_percent_points(value.get("points"), w, h, here)], h, w)
+            if rle is not None:
+                rles[role].append(rle)
+        elif kind in ("rectangle", "ellipse") and role == 255:
+            rles[role].append(coco_polygons_rle([_region_outline(kind, value, w, h, here)], h, w))
+        else:
+            raise ValueError(
+                f"{here}: a {kind} of {class_name!r} is no mask: draw the object with the brush "
+                "or as a polygon (rectangles and ellipses are read for unannotated regions only)"
+            )
+    for role in (1, 255):  # the class first: 255 wins over it
+        inside = np.zeros(hw, bool)
+        if rles[role]:
+            inside |= coco_mask.decode(coco_mask.merge(rles[role])) > 0
+        for brush in brushes[role]:
+            inside |= brush
+        image.mask[inside] = role
+    return image
+
+
+def region_labels(result: dict) -> tuple[str | None, list]:
+    """A result's region kind (``brush``, ``polygon``, ``rectangle``, ``keypoint``, ...) and
+    labels; kind None for results that are no region (choices, text, ratings, relations)."""
+    rtype = str(result.get("type", "")).lower()
+    if not (rtype.endswith("labels") or rtype in _SHAPE_TYPES):
+        return None, []
+    value = result.get("value") if isinstance(result.get("value"), dict) else {}
+    labels = value.get(rtype) or value.get("labels") or []
+    return rtype.removesuffix("labels") or "labels", labels if isinstance(labels, list) else [
+        labels
+    ]
+
+
+def _role(labels: object, class_name: str) -> int:
+    """1 when a region's labels name the class, else 255 when they name an unannotated one,
+    else 0 (another class's, or unlabelled)."""
+    if not isinstance(labels, list):
+        labels = [labels]
+    roles = {label_role(str(label), class_name) for label in labels}
+    return 1 if 1 in roles else 255 if 255 in roles else 0
+
+
+def _percent_points(points: object, width: int, height: int, where: str) -> np.ndarray:
+    try:
+        xy = np.asarray(points, np.float64)
+    except (TypeError, ValueError):
+        xy = np.zeros(0)
+    if xy.ndim != 2 or xy.shape[1] != 2 or not np.isfinite(xy).all():
+        raise ValueError(f"{where}: 'points' must be [x, y] pairs in percent, got {points!r:.60}")
+    return xy * [width / 100, height / 100]
+
+
+def _region_outline(kind: str, value: dict, width: int, height: int, where: str) -> np.ndarray:
+    """A rectangle's corners or an ellipse's outline (72 vertices), in pixels."""
+    keys = (
+        ("x", "y", "width", "height") if kind == "rectangle" else ("x", "y", "radiusX", "radiusY")
+    )
+    try:
+        x, y, a, b = (float(value[k]) for k in keys)
+        turn = math.radians(float(value.get("rotation") or 0))
+    except (KeyError, TypeError, ValueError):
+        raise ValueError(f"{where}: needs numbers {', '.join(keys)} (percent)") from None
+    x, a = x * width / 100, a * width / 100
+    y, b = y * height / 100, b * height / 100
+    if kind == "rectangle":  # about the top-left corner
+        local = np.array([[0, 0], [a, 0], [a, b], [0, b]])
+    else:  # about the centre
+        t = np.linspace(0, 2 * math.pi, 72, endpoint=False)
+        local = np.stack([a * np.cos(t), b * np.sin(t)], axis=1)
+    c, s = math.cos(turn), math.sin(turn)  # clockwise on screen: y points down
+    return local @ np.array([[c, s], [-s, c]]) + [x, y]
+
+
+# -- export ------------------------------------------------------------------------------------
+def image_url(image: Path | None, file_name: str, prefix: str | None) -> str:
+    """The URL Label Studio loads an exported image from: ``prefix`` + its path in the split's
+    image folder (``file_name``), or by default its absolute path through Label Studio's
+    local-files storage with the document root ``/`` (``/data/local-files/?d=data/images/...``).
+    Percent-encoded either way."""
+    if prefix is not None:
+        return prefix + quote(file_name)
+    if image is None:
+        raise ValueError(
+            f"image {file_name!r} is not in the dataset: give --image-url, the URL prefix "
+            "Label Studio loads the split's images from"
+        )
+    return LOCAL_FILES + quote(image.resolve().as_posix().lstrip("/"))
+
+
+def to_labelstudio(
+    items: list[tuple[Instances, np.ndarray | None, str]],
+    class_name: str,
+    record: dict,
+    model_version: str,
+) -> list[dict]:
+    """Label Studio tasks, one per image: ``data`` holds the image's URL and the exporter's
+    record; ``predictions`` one pre-annotation whose regions are the instances as brush masks
+    of ``class_name`` (with their scores) and the unannotated pixels as one brush region of
+    ``unannotated``. Label Studio imports them into a project with :func:`label_config`.
+
+    Args:
+        items: per image, its instances, its unannotated pixels (a subset's) or None, its URL.
+    """
+    tasks = []
+    for instances, unannotated, url in items:
+        pairs = zip(instances.masks, instances.scores, strict=True)
+        masks = [(m, class_name, float(score)) for m, score in pairs]
+        if unannotated is not None:
+            masks.append((unannotated, IGNORE_NAMES[0], None))
+        regions = [
+            _brush_region(f"r{k}", mask, label, score)
+            for k, (mask, label, score) in enumerate(m for m in masks if m[0].any())
+        ]
+        prediction: dict = {"model_version": model_version, "result": regions}
+        scores = [r["score"] for r in regions if "score" in r]
+        if scores:
+            prediction["score"] = round(float(np.mean(scores)), 5)
+        tasks.append({"data": {IMAGE: url, EXPORT_KEY: record}, "predictions": [prediction]})
+    return tasks
+
+
+def _brush_region(region_id: str, mask: np.ndarray, label: str, score: float | None) -> dict:
+    h, w = mask.shape
+    region = {
+        "id": region_id,
+        "from_name": BRUSH,
+        "to_name": IMAGE,
+        "type": "brushlabels",
+        "original_width": w,
+        "original_height": h,
+        "image_rotation": 0,
+        "value": {"format": "rle", "rle": mask_to_brush(mask), "brushlabels": [label]},
+    }
+    if score is not None:
+        region["score"] = round(score, 5)
+    return region
+
+
+def label_config(class_name: str) -> str:
+    """The labeling config (XML) of a Label Studio project for these tasks: the image, a brush
+    and a polygon tool, each with the class and ``unannotated`` (for what cannot be decided),
+    and rectangles of ``unannotated``."""
+    labels = "".join(
+        f"\n    <Label value={quoteattr(name)} background={quoteattr(color)}/>"
+        for name, color in ((class_name, "#e6194b"), (IGNORE_NAMES[0], "#808080"))
+    )
+    return (
+        "<View>\n"
+        f'  <Image name="{IMAGE}" value="${IMAGE}" zoom="true" zoomControl="true"/>\n'
+        f'  <BrushLabels name="{BRUSH}" toName="{IMAGE}">{labels}\n  </BrushLabels>\n'
+        f'  <PolygonLabels name="{POLYGON}" toName="{IMAGE}">{labels}\n  </PolygonLabels>\n'
+        f'  <RectangleLabels name="box" toName="{IMAGE}">\n'
+        f'    <Label value={quoteattr(IGNORE_NAMES[0])} background="#808080"/>\n'
+        "  </RectangleLabels>\n"
+        "</View>\n"
+    )

@@ -1,0 +1,306 @@
+"""Label Studio's brush RLE (``@thi.ng/rle-pack``) and its JSON export, read as Label Studio
+reads them."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from annotations.labelstudio import (
+    brush_to_mask,
+    decode_rle,
+    encode_rle,
+    image_path,
+    labelstudio_to_masks,
+    mask_to_brush,
+)
+
+H, W = 12, 16
+
+
+def _stream(records: list[tuple[bool, int, list[int]]], sizes=(3, 4, 8, 16), word=8) -> list[int]:
+    """A stream written field by field from the format's description: header (count, word
+    size - 1, four run-field sizes - 1), then per record a flag (1 = one word repeated), a
+    2-bit field index, the run length - 1, and the words."""
+    count = sum(n for _, n, _ in records)
+    bits = f"{count:032b}{word - 1:05b}" + "".join(f"{s - 1:04b}" for s in sizes)
+    for repeat, n, words in records:
+        index = next(k for k, s in enumerate(sizes) if n - 1 < 1 << s)
+        bits += ("1" if repeat else "0") + f"{index:02b}" + format(n - 1, f"0{sizes[index]}b")
+        bits += "".join(format(v, f"0{word}b") for v in words)
+    bits += "0" * (-len(bits) % 8)
+    return [int(bits[i : i + 8], 2) for i in range(0, len(bits), 8)]
+
+
+def test_decode_reads_repeat_and_literal_records_of_every_field_size():
+    rng = np.random.default_rng(0)
+    records, expected = [], []
+    for repeat, n in [
+        (True, 1), (False, 1), (True, 8), (True, 9), (False, 5), (True, 200),
+        (False, 20), (True, 4000), (False, 300), (True, 65536),
+    ]:  # fmt: skip
+        words = [int(rng.integers(256))] if repeat else rng.integers(0, 256, n).tolist()
+        records.append((repeat, n, words))
+        expected += words * n if repeat else words
+    values = decode_rle(_stream(records))
+    assert values.dtype == np.uint8
+    assert values.tolist() == expected
+
+
+def test_decode_of_wider_words_and_other_field_sizes():
+    values = decode_rle(_stream([(True, 3, [1000]), (False, 2, [7, 4095])], (2, 5, 9, 12), 12))
+    assert values.tolist() == [1000, 1000, 1000, 7, 4095]
+
+
+@pytest.mark.parametrize(
+    "rle, message",
+    [
+        ([1, 2, 300], "byte values"),
+        ([0, 0], "shorter than its header"),
+        (_stream([(True, 40, [9])])[:-2], "ends after 0 of its 40 values"),
+        (_stream([(False, 3, [1, 2, 3]), (True, 9, [5])])[:-2], "ends after 3 of its 12"),
+        (["a"], "byte values"),
+    ],
+)
+def test_a_stream_that_is_no_rle_is_a_clear_error(rle, message):
+    with pytest.raises(ValueError, match=message):
+        decode_rle(rle)
+
+
+@pytest.mark.parametrize("length", [1, 2, 8, 9, 16, 17, 256, 257, 65536, 65537, 200_000])
+def test_encode_round_trips_runs_of_any_length(length):
+    values, lengths = np.array([0, 255, 3]), np.array([length, 5, length])
+    assert decode_rle(encode_rle(values, lengths)).tolist() == np.repeat(values, lengths).tolist()
+
+
+def test_encode_writes_label_studio_s_header():
+    rle = encode_rle(np.array([255]), np.array([4]))
+    bits = "".join(f"{b:08b}" for b in rle)
+    # 4 values, word size 8, run fields 3, 4, 8, 16 bits; one repeat record: 1 00 011 11111111
+    assert bits[:53] == f"{4:032b}" + "00111" + "0010" + "0011" + "0111" + "1111"
+    assert bits[53:67] == "1" + "00" + "011" + "11111111"
+    assert set(bits[67:]) <= {"0"} and len(bits) % 8 == 0
+
+
+def test_brush_masks_round_trip_and_hold_four_equal_channels():
+    rng = np.random.default_rng(1)
+    for density in (0.0, 0.1, 0.5, 1.0):
+        mask = rng.random((H, W)) < density
+        rle = mask_to_brush(mask)
+        rgba = decode_rle(rle).reshape(H, W, 4)
+        assert (rgba == (mask * 255)[..., None]).all()  # grey, alpha = coverage, as LS writes
+        assert np.array_equal(brush_to_mask(rle, H, W), mask)
+
+
+def test_a_brush_pixel_is_in_where_its_alpha_is_not_zero():
+    """The frontend colours every pixel of non-zero alpha, and the converter's brush -> COCO
+    export traces them: an antialiased stroke's faint edge is in; a coloured legacy layer's
+    colour does not matter."""
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[2, 3] = (0, 0, 0, 1)  # the faintest edge pixel
+    rgba[5, 5] = (255, 0, 0, 255)  # a legacy layer painted red
+    rgba[7, 7] = (255, 255, 255, 0)  # colour without alpha: erased
+    flat = rgba.ravel()
+    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+    rle = encode_rle(flat[starts], np.diff(np.r_[starts, flat.size]))
+    mask = brush_to_mask(rle, H, W)
+    assert np.argwhere(mask).tolist() == [[2, 3], [5, 5]]
+
+
+def test_a_brush_of_another_size_is_an_error():
+    with pytest.raises(ValueError, match=r"holds 768 values, not the 1,024 of a 16x16 RGBA"):
+        brush_to_mask(mask_to_brush(np.ones((H, W), bool)), 16, 16)
+    with pytest.raises(ValueError, match="'rle' must be a list of byte values, got str"):
+        brush_to_mask("abc", H, W)
+
+
+@pytest.mark.parametrize(
+    "url, path",
+    [
+        ("/data/local-files/?d=mass/images/test/img%20000.jpg", "mass/images/test/img 000.jpg"),
+        ("/data/upload/3/8f3a2b1c-img000.jpg", "/data/upload/3/8f3a2b1c-img000.jpg"),
+        ("s3://bucket/test/img000.jpg", "/test/img000.jpg"),
+        ("https://host/a/img000.jpg?X-Amz-Signature=abc", "/a/img000.jpg"),
+        ("img000.jpg", "img000.jpg"),
+    ],
+)
+def test_the_image_path_is_read_from_any_url_label_studio_writes(url, path):
+    assert image_path(url) == path
+
+
+# -- the JSON export ---------------------------------------------------------------------------
+SIZES = {"img000": (H, W), "img001": (H, W)}
+
+
+def _region(kind: str, label: str = "Bicycle", **value) -> dict:
+    return {
+        "id": f"{kind}-{label}",
+        "from_name": kind,
+        "to_name": "image",
+        "type": f"{kind}labels",
+        "original_width": W,
+        "original_height": H,
+        "image_rotation": 0,
+        "value": {**value, f"{kind}labels": [label]},
+    }
+
+
+def _task(stem: str, *results: dict, **annotation) -> dict:
+    return {
+        "id": int(stem[-1]) + 1,
+        "data": {"image": f"/data/upload/1/0a1b2c3d-{stem}.jpg"},
+        "annotations": [{"id": 7, "result": list(results), "was_cancelled": False, **annotation}],
+        "predictions": [],
+    }
+
+
+def _read(tmp_path, tasks, class_name="Bicycle"):
+    path = tmp_path / "project.json"
+    path.write_text(json.dumps(tasks))
+    return {m.stem: m for m in labelstudio_to_masks(path, class_name, SIZES)}
+
+
+def _square_percent(x0, y0, x1, y1) -> list[list[float]]:
+    return [[x * 100 / W, y * 100 / H] for x, y in [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]]
+
+
+def test_brush_polygon_and_unannotated_regions_make_the_mask(tmp_path):
+    brush = np.zeros((H, W), bool)
+    brush[1:4, 1:5] = True
+    found = _read(
+        tmp_path,
+        [
+            _task(
+                "img000",
+                _region("brush", format="rle", rle=mask_to_brush(brush)),
+                # percent of the image, pixel corners as the converter's COCO export scales
+                # them: the square from (8, 2) to (12, 6) covers pixels 8..11 x 2..5
+                _region("polygon", points=_square_percent(8, 2, 12, 6)),
+                _region("rectangle", "unannotated", x=0, y=75, width=25, height=25),
+                _region("brush", "Car", format="rle", rle=mask_to_brush(~brush)),
+                {"type": "choices", "value": {"choices": ["sharp"]}, "from_name": "quality"},
+            )
+        ],
+    )
+    m = found["img000"]
+    expected = np.zeros((H, W), np.uint8)
+    expected[1:4, 1:5] = 1
+    expected[2:6, 8:12] = 1
+    expected[9:12, 0:4] = 255
+    assert np.array_equal(m.mask, expected)
+    assert m.others == {"Car": 1}
+
+
+def test_rotated_rectangles_and_ellipses_of_unannotated(tmp_path):
+    """Rotation is clockwise on screen about the rectangle's top-left corner (Konva's), about an
+    ellipse's centre."""
+    found = _read(
+        tmp_path,
+        [
+            _task(  # 8 px wide, 2 px high from (8, 2), turned 90 degrees: down from (8, 2)
+                "img000",
+                _region(
+                    "rectangle",
+                    "unannotated",
+                    x=50,
+                    y=100 * 2 / H,
+                    width=50,
+                    height=100 * 2 / H,
+                    rotation=90,
+                ),  # fmt: skip
+            ),
+            _task(
+                "img001",
+                _region(
+                    "ellipse",
+                    "ignore",
+                    x=50,
+                    y=50,
+                    radiusX=100 * 6 / W,
+                    radiusY=100 * 2 / H,
+                    rotation=90,
+                ),  # fmt: skip
+            ),
+        ],
+    )
+    box = np.zeros((H, W), np.uint8)
+    box[2:10, 6:8] = 255  # 8 rows down, 2 columns to the left of x = 8
+    assert np.array_equal(found["img000"].mask, box)
+    ys, xs = np.nonzero(found["img001"].mask == 255)  # 6 px radius now vertical, 2 horizontal
+    assert (ys.max() - ys.min(), xs.max() - xs.min()) in {(10, 2), (11, 3), (11, 2), (10, 3)}
+    assert math.isclose(ys.mean(), 5.5, abs_tol=0.5) and math.isclose(xs.mean(), 7.5, abs_tol=0.5)
+
+
+def test_which_annotation_of_a_task_is_read(tmp_path, caplog):
+    whole = _region("brush", format="rle", rle=mask_to_brush(np.ones((H, W), bool)))
+    second = {**_task("img000", whole)["annotations"][0], "id": 8}
+    tasks = [_task("img000"), _task("img001", whole, was_cancelled=True)]
+    tasks[0]["annotations"].append(second)
+    with pytest.raises(ValueError, match=r"task 1 \(/data/upload/1/0a1b2c3d-img000.jpg\): 2 "
+                       r"submitted annotations \(ids 7, 8\); mark the one"):  # fmt: skip
+        _read(tmp_path, tasks)
+    second["ground_truth"] = True  # the reviewer's pick
+    with caplog.at_level("WARNING"):
+        found = _read(tmp_path, tasks)
+    assert list(found) == ["img000"] and (found["img000"].mask == 1).all()
+    assert "1 of 2 tasks have no submitted annotation (not annotated yet, or skipped), left " \
+        "out: 0a1b2c3d-img001" in caplog.text  # fmt: skip
+    tasks[0]["annotations"] = []
+    with pytest.raises(ValueError, match="none of its 2 tasks has a submitted annotation"):
+        _read(tmp_path, tasks)
+
+
+def test_an_empty_annotation_is_an_image_without_the_class(tmp_path):
+    found = _read(tmp_path, [_task("img001")])
+    assert found["img001"].mask.shape == (H, W) and not found["img001"].mask.any()
+
+
+@pytest.mark.parametrize(
+    "region, message",
+    [
+        (
+            _region("rectangle", x=0, y=0, width=10, height=10),
+            "a rectangle of 'Bicycle' is no mask: draw the object with the brush or as a polygon",
+        ),  # fmt: skip
+        (_region("keypoint", x=1, y=1), "a keypoint of 'Bicycle' is no mask"),
+        (_region("polygon", points=[[1, 2, 3]]), r"'points' must be \[x, y\] pairs in percent"),
+        (_region("brush", format="rle", rle=[1, 2]), "shorter than its header"),
+        (_region("brush", format="png", rle=[]), "brush format 'png', not 'rle'"),
+        ({**_region("polygon", points=[]), "image_rotation": 90}, "rotated in Label Studio"),
+        (
+            {**_region("polygon", points=[]), "original_width": 20},
+            r"20x12 in the annotation but "
+            "16x12 in the dataset",
+        ),  # fmt: skip
+        ({"type": "polygonlabels", "value": None}, "a region that is not an object"),
+    ],
+)
+def test_a_bad_region_is_one_line_naming_file_task_and_region(tmp_path, region, message):
+    with pytest.raises(ValueError, match=message) as e:
+        _read(tmp_path, [_task("img000", region)])
+    assert str(e.value).startswith(str(tmp_path / "project.json")) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        ([{"image": "a.jpg", "tag": []}], "Label Studio's JSON-MIN or CSV-like export"),
+        ({"images": []}, "not a Label Studio JSON export"),
+        ([], "not a Label Studio JSON export"),
+        (
+            [{"data": {"a": "x.jpg", "b": "y.jpg"}}],
+            r"cannot tell the image from the task "
+            r"data's keys \['a', 'b'\]",
+        ),  # fmt: skip
+        (
+            [{"data": {"image": "/x/img009.jpg"}, "annotations": [{"result": []}]}],
+            "image 'img009' is not in the dataset split",
+        ),  # fmt: skip
+    ],
+)
+def test_files_that_are_no_label_studio_export_say_so(tmp_path, doc, message):
+    with pytest.raises(ValueError, match=message):
+        _read(tmp_path, doc)
