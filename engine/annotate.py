@@ -369,9 +369,9 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         sources, names = [], {}
         for k, source in enumerate(cfg.sources):
             if source in archives:
-                folder = _unzip(Path(source), Path(tmp) / str(k))
+                folder = unzip(Path(source), Path(tmp) / str(k))
                 names[str(folder)] = source
-                source = str(_archive_root(folder))
+                source = str(archive_root(folder))
             sources.append(source)
         try:
             return _import(dataclasses.replace(cfg, sources=sources), names)
@@ -387,7 +387,7 @@ def import_annotations(cfg: ImportConfig) -> Subset:
             raise type(e)(named(str(e))) from None
 
 
-def _unzip(archive: Path, into: Path) -> Path:
+def unzip(archive: Path, into: Path) -> Path:
     try:
         with zipfile.ZipFile(archive) as z:
             z.extractall(into)  # zipfile drops absolute and '..' parts of member names
@@ -398,7 +398,7 @@ def _unzip(archive: Path, into: Path) -> Path:
     return into
 
 
-def _archive_root(folder: Path) -> Path:
+def archive_root(folder: Path) -> Path:
     """Where the annotations are in an unpacked download: CVAT's COCO export keeps its JSON in
     ``annotations/``; one folder wrapping everything is stepped into."""
     inner = [p for p in folder.iterdir() if not p.name.startswith((".", "__MACOSX"))]

@@ -4,8 +4,10 @@ JSON, a CVAT "Segmentation mask" export or an ``engine annotate export`` folder,
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +44,7 @@ class AnnotationFiles:
     kinds: dict[str, int]  # "polygon", "RLE", "rectangle", ... -> count
     export: dict | None  # the exporter's record, when the files still carry it
     waiting: int = 0  # Label Studio: tasks without a submitted annotation (pre-annotated only)
+    archive: Path | None = None  # the zip download the files are in (``path`` names the member)
 
     def import_commands(self) -> list[str]:
         """The ``engine annotate import`` lines that turn these files into subsets: one per
@@ -62,18 +65,22 @@ class AnnotationFiles:
         except (OSError, ValueError):
             data = None
         split = record.get("split", "test")
+        source = self.archive or self.path  # import reads a zip download as it is
         return [
-            f"engine annotate import {self.path} --format {self.format} --class {shlex.quote(c)} "
+            f"engine annotate import {source} --format {self.format} --class {shlex.quote(c)} "
             f"--data {data or 'DATASET'} --split {split} --out SUBSET"
             for c in classes or ["CLASS"]
         ]
 
 
 def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
-    """What annotation files ``path`` holds: a COCO or LabelMe ``.json`` file, a folder of
-    LabelMe files, or an export folder (``coco.json`` and ``labelme/``); None when it is none
-    of these. A file that is not valid JSON is a ``ValueError`` naming it."""
+    """What annotation files ``path`` holds: a COCO, LabelMe or Label Studio ``.json`` file, a
+    folder of LabelMe files or of COCO / Label Studio files, an export folder (``coco.json``,
+    ``labelme/``, ``labelstudio/``), a CVAT segmentation-mask export, or a ``.zip`` download of
+    any of them; None when it is none of these. A file that is not valid JSON is a ``ValueError`` naming it."""
     path = Path(path)
+    if path.is_file() and path.suffix.lower() == ".zip":
+        return _archive_files(path)
     if path.is_file():
         if path.suffix.lower() != ".json":
             return None
@@ -95,7 +102,34 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
             docs = [(f, d) for f, d in docs if is_labelme(d)]
             out.append(_labelme_files(folder, docs))
             break
+    if not out:  # a folder of COCO or Label Studio files (a tool's download: annotations/)
+        for f in sorted(path.glob("*.json")):
+            found = _annotation_file(f, read_json(f, "annotation file"))
+            out += [found] if found else []
     return out or None
+
+
+def _archive_files(archive: Path) -> list[AnnotationFiles]:
+    """The annotation files in an annotation tool's zip download, read from a temporary copy
+    as import reads it, each named ``ARCHIVE!MEMBER``; an archive of none is an error."""
+    from engine.annotate import archive_root, unzip
+
+    with tempfile.TemporaryDirectory(prefix="engine-info-") as tmp:
+        folder = unzip(archive, Path(tmp))
+        found = [
+            dataclasses.replace(
+                item,
+                path=Path(f"{archive}!{item.path.relative_to(folder).as_posix()}"),
+                archive=archive,
+            )
+            for item in annotation_files(archive_root(folder)) or []
+        ]
+    if not found:
+        raise ValueError(
+            f"{archive}: no annotation files in this archive (COCO, LabelMe or Label Studio "
+            "JSON, a CVAT segmentation-mask export)"
+        )
+    return found
 
 
 def _segmentation_masks_files(root: Path) -> AnnotationFiles:

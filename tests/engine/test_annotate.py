@@ -1163,3 +1163,32 @@ def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world):
                 "coco", [str(tmp_path / "broken.zip")], "Bicycle", str(data), str(tmp_path / "s3")
             )
         )
+
+
+def test_engine_info_describes_a_zip_download(tmp_path, world):
+    """`engine info` on an annotation tool's zip reads it as import does: its files named
+    ARCHIVE!MEMBER, the import line naming the zip itself; a zip of nothing it reads says so."""
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, run, _ = world
+    export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco",)))
+    download = tmp_path / "task_1_dataset.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.write(tmp_path / "e" / "coco.json", "annotations/instances_default.json")
+    res = CliRunner().invoke(app, ["info", str(download)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"COCO file {download}!annotations/instances_default.json" in text
+    assert "Bicycle │ 3 annotations" in text
+    assert f"import: engine annotate import {download} --format coco --class Bicycle" in text
+    assert "engine-info-" not in text
+    other = tmp_path / "notes.zip"
+    with zipfile.ZipFile(other, "w") as z:
+        z.writestr("readme.txt", "hello")
+    res = CliRunner().invoke(app, ["info", str(other)], env={"COLUMNS": "300"})
+    assert res.exit_code == 2
+    assert f"{other}: no annotation files in this archive" in " ".join(res.output.split())
