@@ -483,12 +483,19 @@ def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
 
 
 def png_to_mask(
-    path: str | os.PathLike, sizes: dict[str, tuple[int, int]], binary: bool = False
+    path: str | os.PathLike,
+    sizes: dict[str, tuple[int, int]],
+    binary: bool = False,
+    value: int | None = None,
 ) -> ImageMask:
     """Read a PNG mask named after its image's stem.
 
-    ``binary=False``: values must be 0, 1 or 255 (the subset's own format). ``binary=True``:
-    any non-zero value is the class (for 0/255 masks from other tools; no unannotated pixels).
+    By default values must be 0, 1 or 255 (the subset's own format). ``binary=True``: any
+    non-zero value is the class (for 0/255 masks from other tools; no unannotated pixels).
+    ``value``: an index mask of many classes (Pascal VOC's ``SegmentationClass``, a palette
+    PNG read as its indices): ``value`` is the class, 255 stays unannotated (VOC's void), any
+    other value is 0, and the other non-zero values are counted as other labels
+    (``value 7``: one per image).
     """
     path = Path(path)
     if not path.is_file():
@@ -504,6 +511,10 @@ def png_to_mask(
     check_size(path, path.stem, arr.shape, sizes)
     if binary:
         return ImageMask(path.stem, (arr > 0).astype(np.uint8), str(path))
+    if value is not None:
+        mask = np.where(arr == value, np.uint8(1), np.where(arr == 255, np.uint8(255), np.uint8(0)))
+        others = {f"value {v}": 1 for v in np.unique(arr).tolist() if v not in (0, value, 255)}
+        return ImageMask(path.stem, mask, str(path), others)
     bad = np.setdiff1d(np.unique(arr), [0, 1, 255])
     if bad.size:
         raise ValueError(

@@ -324,7 +324,7 @@ def coco_file_name(image: Path | None, image_root: Path | None, stem: str) -> st
 # -- import ------------------------------------------------------------------------------------
 @dataclass
 class ImportConfig:
-    format: str  # "coco", "labelme", "png", "segmask" (CVAT's Segmentation mask), "auto"
+    format: str  # IMPORT_FORMATS or "auto" (told by the files)
     sources: list[str]  # files or folders (folders: every *.json / *.png inside)
     class_name: str  # the class the annotations mark
     data: str  # dataset root: images must exist there (sizes are checked)
@@ -332,6 +332,7 @@ class ImportConfig:
     split: str = "test"  # dataset split of the annotated images
     png_binary: bool = False  # png: any non-zero value is the class (0/255 masks)
     replace: bool = False  # write over a subset of another class or split in ``out``
+    png_value: int | None = None  # png: the class's value in index masks (255 = unannotated)
 
 
 def _expand(sources: list[str], ext: str) -> list[Path]:
@@ -423,6 +424,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     if cfg.format not in IMPORT_FORMATS:
         choices = ", ".join((*IMPORT_FORMATS, "auto"))
         raise ValueError(f"unknown format {cfg.format!r}; choose from {choices}")
+    _check_png_options(cfg)
     images = dataset_images(cfg.data, None, cfg.split)
     sizes = SplitSizes({}, cfg.split, other_splits(cfg.data, cfg.split))
     for stem, path in images.items():
@@ -441,11 +443,17 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             read = partial(labelme_to_mask, class_name=cfg.class_name, sizes=sizes)
         else:
             files = _expand(cfg.sources, ".png")
-            read = partial(png_to_mask, sizes=sizes, binary=cfg.png_binary)
+            read = partial(png_to_mask, sizes=sizes, binary=cfg.png_binary, value=cfg.png_value)
         found = map_every_item(
             read, files, 1, "import", False, "annotation files", "so nothing was imported"
         )
-    others = left_out(found, cfg.class_name)
+    others = left_out(
+        found,
+        cfg.class_name,
+        f"give --png-value the value of {cfg.class_name!r} in the masks"
+        if cfg.png_value is not None
+        else "",
+    )
     masks: dict[str, np.ndarray] = {}
     sources: dict[str, str] = {}
     for m in found:
@@ -474,6 +482,30 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             for stem, src in sources.items()
         }
     return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace)
+
+
+def _check_png_options(cfg: ImportConfig) -> None:
+    """--png-binary and --png-value shape PNG masks only, and one of them at a time."""
+    given = [
+        name
+        for name, on in (
+            ("--png-binary", cfg.png_binary),
+            ("--png-value", cfg.png_value is not None),
+        )
+        if on
+    ]
+    if given and cfg.format != "png":
+        raise ValueError(f"{' and '.join(given)} read PNG masks; the sources are {cfg.format}")
+    if len(given) == 2:
+        raise ValueError(
+            "--png-binary (any non-zero value is the class) and --png-value (one value is) "
+            "exclude each other; give one"
+        )
+    if cfg.png_value is not None and not 1 <= cfg.png_value <= 254:
+        raise ValueError(
+            f"--png-value is the class's value in index masks, 1..254 (0 is background, 255 "
+            f"unannotated), not {cfg.png_value}"
+        )
 
 
 def detect_format(sources: list[str]) -> str:
@@ -552,7 +584,7 @@ def _segmentation_masks(
     )
 
 
-def left_out(found: list[ImageMask], class_name: str) -> dict[str, int]:
+def left_out(found: list[ImageMask], class_name: str, hint: str = "") -> dict[str, int]:
     """The annotations of other categories in the imported files (``label -> count``), said in
     one warning: a file that annotates several classes gives one subset per class. When the
     files hold other labels and not one shape of the class, the class is likely named otherwise
@@ -566,8 +598,8 @@ def left_out(found: list[ImageMask], class_name: str) -> dict[str, int]:
     if not any((m.mask == 1).any() for m in found):
         raise ValueError(
             f"{found[0].source}: no annotation of {class_name!r} in "
-            f"{counted(len({m.source for m in found}), 'file')}, only of {listed}; give --class "
-            "the name the files use (matched case-insensitively)"
+            f"{counted(len({m.source for m in found}), 'file')}, only of {listed}; "
+            + (hint or "give --class the name the files use (matched case-insensitively)")
         )
     log.warning(
         "left out the annotations of other classes than %s (a subset holds one class): %s",

@@ -105,6 +105,11 @@ def annotate_import(
     png_binary: bool = typer.Option(
         False, help="png: any non-zero value is the class (0/255 masks)."
     ),
+    png_value: int | None = typer.Option(
+        None,
+        help="png: the class's value in index masks of many classes (Pascal VOC: bicycle 2, "
+        "car 7); 255 stays unannotated, other values are 0.",
+    ),
     replace: bool = typer.Option(
         False,
         "--replace",
@@ -117,7 +122,7 @@ def annotate_import(
     Importing again into the same folder replaces the subset of that class and split."""
     from engine.annotate import ImportConfig, import_annotations
 
-    cfg = ImportConfig(fmt, sources, class_name, data, out, split, png_binary, replace)
+    cfg = ImportConfig(fmt, sources, class_name, data, out, split, png_binary, replace, png_value)
     sub = import_annotations(cfg)
     stdout.print(
         f"annotated subset of {sub.class_name}: {counted(len(sub.stems), 'image')} -> {sub.root}"

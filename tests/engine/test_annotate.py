@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -485,6 +486,46 @@ def test_png_import_modes(tmp_path, world):
         ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s3"), png_binary=True)
     )
     assert np.array_equal(sub.mask("img000"), (m == 1).astype(np.uint8))
+
+
+def test_index_masks_of_many_classes_import_by_the_class_s_value(tmp_path, world, caplog):
+    """Pascal VOC's SegmentationClass: a palette PNG whose indices are classes (bicycle 2, car
+    7, void 255): --png-value 2 makes bicycle 1 and void unannotated; other classes are left
+    out and said; a value no mask holds, while others are there, is an error saying so."""
+    data, _, _ = world
+    src = tmp_path / "SegmentationClass"
+    src.mkdir()
+    index = np.zeros((H, W), np.uint8)
+    index[:10, :20] = 2
+    index[20:30] = 7
+    index[9:11, :21] = 255  # VOC's void band along object edges
+    voc = Image.fromarray(index, mode="P")
+    voc.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [64] * (3 * 253))
+    voc.save(src / "img000.png")
+    with caplog.at_level("WARNING", logger="engine.annotate"):
+        sub = import_annotations(
+            ImportConfig(
+                "png", [str(src)], "Bicycle", str(data), str(tmp_path / "s"), png_value=2
+            )  # fmt: skip
+        )
+    want = np.where(index == 2, 1, np.where(index == 255, 255, 0)).astype(np.uint8)
+    assert np.array_equal(sub.mask("img000"), want)
+    assert sub.info["other_labels"] == {"value 7": 1}
+    assert "other classes than Bicycle (a subset holds one class): 'value 7' (1)" in caplog.text
+    with pytest.raises(ValueError, match=r"no annotation of 'Bicycle' in 1 file, only of 'value "
+                       r"2' \(1\), 'value 7' \(1\); give --png-value the value of 'Bicycle'"):  # fmt: skip
+        import_annotations(
+            ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s2"), png_value=9)
+        )
+    for settings, message in [
+        ({"png_value": 255}, "1..254 \\(0 is background, 255 unannotated\\), not 255"),
+        ({"png_value": 2, "png_binary": True}, "exclude each other; give one"),
+        ({"png_value": 2, "format": "coco"}, "--png-value read PNG masks; the sources are coco"),
+    ]:
+        cfg = ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s3"))
+        with pytest.raises(ValueError, match=message):
+            import_annotations(dataclasses.replace(cfg, **settings))
+        assert not (tmp_path / "s3").exists()
 
 
 def _subset_bytes(root):
