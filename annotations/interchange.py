@@ -259,18 +259,22 @@ def stem_of(file_name: str) -> str:
 
 
 def coco_to_masks(
-    path: str | os.PathLike, class_name: str, sizes: dict[str, tuple[int, int]]
+    path: str | os.PathLike,
+    class_name: str,
+    sizes: dict[str, tuple[int, int]],
+    doc: object = None,
 ) -> list[ImageMask]:
     """Read a COCO file: one mask per listed image (listed images count as fully annotated).
 
     Args:
         sizes: ``stem -> (H, W)`` of the dataset split's images; every COCO image must be one
             of them, at that size.
+        doc: the file's parsed JSON, when the caller read it already.
     Returns:
         ``(H, W) uint8`` masks: 1 = class, 0 = not, 255 = an "unannotated" category region.
     """
     path = Path(path)
-    data = _load_json(path)
+    data = _load_json(path) if doc is None else doc
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise ValueError(f"{path}: not a COCO file (expected an object with an 'images' list)")
     if not data["images"]:

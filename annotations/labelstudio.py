@@ -186,7 +186,10 @@ def is_labelstudio(doc: object) -> bool:
 
 
 def labelstudio_to_masks(
-    path: str | os.PathLike, class_name: str, sizes: dict[str, tuple[int, int]]
+    path: str | os.PathLike,
+    class_name: str,
+    sizes: dict[str, tuple[int, int]],
+    doc: object = None,
 ) -> list[ImageMask]:
     """Read Label Studio's "JSON" export: one mask per task that has a submitted annotation.
 
@@ -200,9 +203,10 @@ def labelstudio_to_masks(
     Args:
         sizes: ``stem -> (H, W)`` of the dataset split's images; every task's image must be one
             of them, at that size.
+        doc: the file's parsed JSON, when the caller read it already.
     """
     path = Path(path)
-    doc = read_json(path, "annotation file")
+    doc = read_json(path, "annotation file") if doc is None else doc
     if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "data" not in doc[0]:
         raise ValueError(
             f"{path}: a list without task data (Label Studio's JSON-MIN or CSV-like export?); "

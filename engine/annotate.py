@@ -418,8 +418,9 @@ def archive_root(folder: Path) -> Path:
 def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     """:func:`import_annotations` of plain files; ``archives``: unpacked folder -> archive, to
     name the sources as the user gave them."""
+    parsed: dict[Path, object] = {}  # the JSON that telling the format read, not read again
     if cfg.format == "auto":
-        cfg = dataclasses.replace(cfg, format=detect_format(cfg.sources))
+        cfg = dataclasses.replace(cfg, format=detect_format(cfg.sources, parsed))
         log.info("annotation format: %s", cfg.format)
     if cfg.format not in IMPORT_FORMATS:
         choices = ", ".join((*IMPORT_FORMATS, "auto"))
@@ -434,7 +435,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     if cfg.format in ("coco", "labelstudio"):  # files of many images each
         read_file = coco_to_masks if cfg.format == "coco" else labelstudio_to_masks
         for f in _expand(cfg.sources, ".json"):
-            found.extend(read_file(f, cfg.class_name, sizes))
+            found.extend(read_file(f, cfg.class_name, sizes, parsed.pop(f, None)))
     else:  # one file per image: every bad file is named in one error, and nothing is written
         if cfg.format == "segmask":
             files, read = _segmentation_masks(cfg.sources, cfg.class_name, sizes)
@@ -508,16 +509,18 @@ def _check_png_options(cfg: ImportConfig) -> None:
         )
 
 
-def detect_format(sources: list[str]) -> str:
+def detect_format(sources: list[str], parsed: dict[Path, object] | None = None) -> str:
     """The format of annotation files, told by what they are: a CVAT "Segmentation mask" export
     (``labelmap.txt`` + ``SegmentationClass/``), a COCO file (an object with ``images`` and
     ``annotations``), LabelMe files (objects with ``shapes``), Label Studio's JSON export (a
     list of tasks with ``data``), PNG masks. A folder is told by
     its files (an export folder by its ``coco.json``); sources of different formats, or a
-    folder of none, are an error saying to give ``--format``."""
+    folder of none, are an error saying to give ``--format``. ``parsed``, when given, keeps the
+    JSON documents read on the way (path -> document), for the import not to parse them again
+    (a Label Studio export with brush masks can be hundreds of megabytes)."""
     found: dict[str, list[str]] = {}
     for source in sources:
-        found.setdefault(_format_of(Path(source)), []).append(source)
+        found.setdefault(_format_of(Path(source), parsed), []).append(source)
     if len(found) == 1 and None not in found:
         return next(iter(found))
     if None in found:
@@ -530,7 +533,7 @@ def detect_format(sources: list[str]) -> str:
     raise ValueError(f"the sources are of different formats ({listed}); import one at a time")
 
 
-def _format_of(path: Path) -> str | None:
+def _format_of(path: Path, parsed: dict[Path, object] | None = None) -> str | None:
     if not path.exists():
         raise FileNotFoundError(f"{path}: annotation source not found")
     if path.is_dir():
@@ -540,13 +543,15 @@ def _format_of(path: Path) -> str | None:
             return "coco"
         first = next((f for f in sorted(path.glob("*.json"))), None)
         if first is not None:
-            return _format_of(first)
+            return _format_of(first, parsed)
         return "png" if any(path.glob("*.png")) else None
     suffix = path.suffix.lower()
     if suffix == ".png":
         return "png"
     if suffix == ".json" and path.is_file():
         doc = read_json(path, "annotation file")
+        if parsed is not None:
+            parsed[path] = doc
         if is_labelme(doc):
             return "labelme"
         if is_labelstudio(doc):

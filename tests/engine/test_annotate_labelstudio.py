@@ -217,3 +217,27 @@ def test_a_brush_region_drawn_in_label_studio_is_read(tmp_path, world):
     )
     assert sub.stems == ("img002",)
     assert np.array_equal(sub.mask("img002"), disk(H, W, 10, 10, 7).astype(np.uint8))
+
+
+def test_telling_the_format_parses_a_file_once(tmp_path, world, monkeypatch):
+    """A Label Studio export with brush masks can be hundreds of megabytes: the JSON read to
+    tell its format is the one imported."""
+    import annotations.fileio as fileio
+
+    data, run, _ = world
+    res = export_annotations(
+        ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco", "labelstudio"))
+    )
+    project = tmp_path / "project.json"
+    project.write_text(json.dumps(_annotated(json.loads(res.labelstudio.read_text()))))
+    parsed = []
+    parse = fileio.parse_json
+    monkeypatch.setattr(
+        fileio, "parse_json", lambda data, path: parsed.append(path) or parse(data, path)
+    )
+    for k, source in enumerate((project, res.coco)):
+        parsed.clear()
+        import_annotations(
+            ImportConfig("auto", [str(source)], "Bicycle", str(data), str(tmp_path / f"s{k}"))
+        )
+        assert parsed == [source]
