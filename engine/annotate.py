@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from annotations.cvat import CVAT_XML, cvat_xml_to_masks, is_cvat_xml
 from annotations.fileio import (
     atomic_write_json,
     atomic_write_text,
@@ -70,7 +71,7 @@ from engine.text import counted
 
 log = logging.getLogger(__name__)
 
-IMPORT_FORMATS = ("coco", "labelme", "labelstudio", "png", "segmask")
+IMPORT_FORMATS = ("coco", "cvat", "labelme", "labelstudio", "png", "segmask")
 EXPORT_FORMATS = ("coco", "labelme", "labelstudio")
 
 
@@ -432,7 +433,10 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         w, h = image_size(path)
         sizes[stem] = (h, w)
     found: list[ImageMask] = []
-    if cfg.format in ("coco", "labelstudio"):  # files of many images each
+    if cfg.format == "cvat":  # CVAT for images 1.1: one XML of many images
+        for f in _expand(cfg.sources, ".xml"):
+            found.extend(cvat_xml_to_masks(f, cfg.class_name, sizes))
+    elif cfg.format in ("coco", "labelstudio"):  # JSON files of many images each
         read_file = coco_to_masks if cfg.format == "coco" else labelstudio_to_masks
         for f in _expand(cfg.sources, ".json"):
             found.extend(read_file(f, cfg.class_name, sizes, parsed.pop(f, None)))
@@ -513,7 +517,7 @@ def detect_format(sources: list[str], parsed: dict[Path, object] | None = None) 
     """The format of annotation files, told by what they are: a CVAT "Segmentation mask" export
     (``labelmap.txt`` + ``SegmentationClass/``), a COCO file (an object with ``images`` and
     ``annotations``), LabelMe files (objects with ``shapes``), Label Studio's JSON export (a
-    list of tasks with ``data``), PNG masks. A folder is told by
+    list of tasks with ``data``), CVAT's XML (``annotations.xml``), PNG masks. A folder is told by
     its files (an export folder by its ``coco.json``); sources of different formats, or a
     folder of none, are an error saying to give ``--format``. ``parsed``, when given, keeps the
     JSON documents read on the way (path -> document), for the import not to parse them again
@@ -525,8 +529,8 @@ def detect_format(sources: list[str], parsed: dict[Path, object] | None = None) 
         return next(iter(found))
     if None in found:
         raise ValueError(
-            f"{found[None][0]}: not COCO, LabelMe, Label Studio JSON, PNG masks or a CVAT "
-            "segmentation-mask export "
+            f"{found[None][0]}: not COCO, LabelMe, Label Studio JSON, CVAT XML, PNG masks or a "
+            "CVAT segmentation-mask export "
             f"that the format could be told from; give --format ({', '.join(IMPORT_FORMATS)})"
         )
     listed = "; ".join(f"{fmt}: {', '.join(paths)}" for fmt, paths in sorted(found.items()))
@@ -541,6 +545,8 @@ def _format_of(path: Path, parsed: dict[Path, object] | None = None) -> str | No
             return "segmask"
         if (path / "coco.json").is_file():
             return "coco"
+        if (path / CVAT_XML).is_file():
+            return "cvat"
         first = next((f for f in sorted(path.glob("*.json"))), None)
         if first is not None:
             return _format_of(first, parsed)
@@ -548,6 +554,8 @@ def _format_of(path: Path, parsed: dict[Path, object] | None = None) -> str | No
     suffix = path.suffix.lower()
     if suffix == ".png":
         return "png"
+    if suffix == ".xml" and is_cvat_xml(path):
+        return "cvat"
     if suffix == ".json" and path.is_file():
         doc = read_json(path, "annotation file")
         if parsed is not None:

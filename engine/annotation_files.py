@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from annotations.cvat import CVAT_XML, is_cvat_xml, parse_cvat_xml
 from annotations.fileio import read_json, recorded_root
 from annotations.interchange import (
     EXPORT_KEY,
@@ -81,6 +82,8 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
     path = Path(path)
     if path.is_file() and path.suffix.lower() == ".zip":
         return _archive_files(path)
+    if path.is_file() and path.suffix.lower() == ".xml":
+        return [_cvat_file(path)] if is_cvat_xml(path) else None
     if path.is_file():
         if path.suffix.lower() != ".json":
             return None
@@ -90,6 +93,8 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
         return None
     if (path / LABELMAP).is_file() and (path / SEGMENTATION_DIR).is_dir():
         return [_segmentation_masks_files(path)]
+    if (path / CVAT_XML).is_file() and is_cvat_xml(path / CVAT_XML):  # CVAT for images
+        return [_cvat_file(path / CVAT_XML)]
     out = []
     if (path / "coco.json").is_file():
         out += annotation_files(path / "coco.json") or []
@@ -130,6 +135,29 @@ def _archive_files(archive: Path) -> list[AnnotationFiles]:
             "JSON, a CVAT segmentation-mask export)"
         )
     return found
+
+
+def _cvat_file(path: Path) -> AnnotationFiles:
+    """CVAT's "CVAT for images 1.1" XML: its images, and their shapes per label and kind."""
+    by_label: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    images = empty = 0
+    for image in parse_cvat_xml(path).iter("image"):
+        images += 1
+        shapes = list(image)
+        empty += not shapes
+        by_label.update(shape.get("label", "") for shape in shapes)
+        kinds.update(shape.tag for shape in shapes)
+    return AnnotationFiles(
+        path=path,
+        format="cvat",
+        files=1,
+        images=images,
+        empty_images=empty,
+        by_label=dict(by_label),
+        kinds=dict(kinds),
+        export=None,
+    )
 
 
 def _segmentation_masks_files(root: Path) -> AnnotationFiles:

@@ -697,11 +697,12 @@ def render_annotation_files(items: list) -> list:
             COCO: "COCO file",
             "segmask": "CVAT segmentation masks",
             "labelstudio": "Label Studio tasks",
+            "cvat": "CVAT XML",
         }.get(item.format, "LabelMe files")
         head = Table(title=f"{name} {item.path}", show_header=False)
         head.add_column("what")
         head.add_column("value", overflow="fold")
-        if item.format not in (COCO, "labelstudio"):
+        if item.format not in (COCO, "labelstudio", "cvat"):
             head.add_row("files", f"{item.files:,}")
         head.add_row("images", f"{item.images:,} ({item.empty_images:,} without any annotation)")
         if item.waiting:
@@ -712,7 +713,7 @@ def render_annotation_files(items: list) -> list:
             )
         unit = {COCO: "annotation", "segmask": "image", "labelstudio": "region"}.get(
             item.format, "shape"
-        )
+        )  # LabelMe's and CVAT XML's: shapes
         for label, n in sorted(item.by_label.items()):
             head.add_row(f"  {label}", counted(n, unit))
         head.add_row("shapes", ", ".join(f"{k} {n:,}" for k, n in sorted(item.kinds.items())))
@@ -728,7 +729,7 @@ def render_annotation_files(items: list) -> list:
                 + (f", {made}" if made else "")
                 + ")",
             )
-        elif item.format != "segmask":
+        elif item.format not in ("segmask", "cvat"):
             head.add_row("exported from", "not recorded (an annotation tool's file)")
         out.append(head)
         out.extend(f"import: {line}" for line in item.import_commands())

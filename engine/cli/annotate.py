@@ -89,9 +89,9 @@ def annotate_import(
     fmt: str = typer.Option(
         "auto",
         "--format",
-        help="coco, labelme, labelstudio (Label Studio's JSON export), png, segmask (a CVAT "
-        "'Segmentation mask' export folder: labelmap.txt + SegmentationClass/), or auto: told "
-        "by the files.",
+        help="coco, cvat (CVAT for images 1.1: annotations.xml), labelme, labelstudio (Label "
+        "Studio's JSON export), png, segmask (a CVAT 'Segmentation mask' export folder: "
+        "labelmap.txt + SegmentationClass/), or auto: told by the files.",
     ),
     class_name: str = typer.Option(
         ...,

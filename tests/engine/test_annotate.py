@@ -1233,3 +1233,52 @@ def test_engine_info_describes_a_zip_download(tmp_path, world):
     res = CliRunner().invoke(app, ["info", str(other)], env={"COLUMNS": "300"})
     assert res.exit_code == 2
     assert f"{other}: no annotation files in this archive" in " ".join(res.output.split())
+
+
+def test_cvat_for_images_xml_imports_and_is_described(tmp_path, world):
+    """CVAT's own export (a zip with annotations.xml): told by its file, imported with its
+    polygons and masks, described by engine info with the import line."""
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, _, truth = world
+    ys, xs = np.nonzero(truth["img001"])
+    top, left = int(ys.min()), int(xs.min())
+    patch = truth["img001"][top : ys.max() + 1, left : xs.max() + 1].ravel()
+    runs = np.diff(np.r_[0, np.flatnonzero(patch[1:] != patch[:-1]) + 1, patch.size])
+    runs = np.r_[0, runs] if patch[0] else runs
+    rle = ", ".join(str(int(r)) for r in runs)
+    height, width = int(ys.max()) - top + 1, int(xs.max()) - left + 1
+    xml = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n<version>1.1</version>\n'
+        f'<image id="0" name="img000.jpg" width="{W}" height="{H}">'
+        '<polygon label="Bicycle" points="2.00,2.00;10.00,2.00;10.00,6.00;2.00,6.00"></polygon>'
+        '<box label="Car" xtl="0" ytl="0" xbr="5" ybr="5"></box></image>\n'
+        f'<image id="1" name="img001.jpg" width="{W}" height="{H}">'
+        f'<mask label="Bicycle" rle="{rle}" left="{left}" top="{top}" width="{width}" '
+        f'height="{height}"></mask></image>\n'
+        "</annotations>\n"
+    )
+    download = tmp_path / "task_7_annotations_cvat.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.writestr("annotations.xml", xml)
+    sub = import_annotations(
+        ImportConfig("auto", [str(download)], "Bicycle", str(data), str(tmp_path / "s"))
+    )
+    assert sub.info["import_format"] == "cvat" and sub.stems == ("img000", "img001")
+    square = np.zeros((H, W), np.uint8)
+    square[2:6, 2:10] = 1
+    assert np.array_equal(sub.mask("img000"), square)
+    assert np.array_equal(sub.mask("img001"), truth["img001"].astype(np.uint8))
+    assert sub.info["other_labels"] == {"Car": 1}
+    assert sub.info["sources"]["img001"] == f"{download}!annotations.xml"
+    res = CliRunner().invoke(app, ["info", str(download)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"CVAT XML {download}!annotations.xml" in text
+    assert "images │ 2 (0 without any annotation)" in text and "Car │ 1 shape" in text
+    assert "shapes │ box 1, mask 1, polygon 1" in text
+    assert f"import: engine annotate import {download} --format cvat --class Bicycle" in text

@@ -1,0 +1,201 @@
+"""CVAT's own export, "CVAT for images 1.1": one ``annotations.xml`` of images and their shapes.
+
+Each ``<image name width height>`` holds shapes with a ``label``: ``<polygon points="x,y;...">``,
+``<box xtl ytl xbr ybr rotation>``, ``<mask rle left top width height>``, ``<ellipse cx cy rx ry
+rotation>``, and others (polylines, points, cuboids, skeletons, tags) that draw no area. What
+the pixels are is what CVAT itself makes of them when it exports the same task as COCO or as
+segmentation masks (read in ``cvat/apps/dataset_manager``):
+
+* polygon and box coordinates are points of the continuous image plane, written to COCO as they
+  are, so they are filled as COCO polygons are (pycocotools, pixel corners);
+* a mask is a run-length list over its box, row-major, starting with a run of 0, its box
+  ``width`` x ``height`` pixels from ``left``, ``top`` (CVAT's ``CVATRleToCOCORle``);
+* a box's and an ellipse's ``rotation`` turns them clockwise, in degrees, about their centre.
+
+Boxes and ellipses are read for the unannotated regions only, as COCO boxes are: drawn for the
+class, they are an error naming them (an object is drawn as a polygon or a mask).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as coco_mask
+
+from annotations.fileio import read_bytes
+from annotations.interchange import ImageMask, check_size, dataset_stem, label_role, stem_of
+from annotations.polygons import coco_polygons_rle
+
+CVAT_XML = "annotations.xml"  # the file in CVAT's "CVAT for images 1.1" download
+_NO_AREA = ("polyline", "points", "cuboid", "skeleton", "tag")
+
+
+def parse_cvat_xml(path: str | os.PathLike) -> ET.Element:
+    """The root ``<annotations>`` of a CVAT XML file; ``ValueError`` naming the file when it is
+    no XML, or not CVAT's."""
+    path = Path(path)
+    try:
+        root = ET.fromstring(read_bytes(path, "annotation file"))
+    except ET.ParseError as e:
+        raise ValueError(f"{path}: not valid XML ({e})") from None
+    if root.tag != "annotations":
+        raise ValueError(f"{path}: not a CVAT XML export (its root is <{root.tag}>)")
+    if root.find("track") is not None and root.find("image") is None:
+        raise ValueError(
+            f"{path}: CVAT's video export (tracks); export the task as 'CVAT for images 1.1'"
+        )
+    return root
+
+
+def is_cvat_xml(path: Path) -> bool:
+    """Whether ``path`` is a CVAT XML export, by its root element (read cheaply: the start)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return b"<annotations" in head and (b"<version>" in head or b"<meta" in head)
+
+
+def cvat_xml_to_masks(
+    path: str | os.PathLike, class_name: str, sizes: dict[str, tuple[int, int]]
+) -> list[ImageMask]:
+    """Read a "CVAT for images 1.1" ``annotations.xml``: one mask per image it lists (every
+    listed image counts as annotated, as a COCO file's do). 1 = the class, 255 = an unannotated
+    label (over the class), 0 = not; shapes of other labels are left out and counted.
+
+    Args:
+        sizes: ``stem -> (H, W)`` of the dataset split's images; every image must be one of
+            them, at that size.
+    """
+    path = Path(path)
+    found: list[ImageMask] = []
+    seen: dict[str, str] = {}
+    for image in parse_cvat_xml(path).iter("image"):
+        name = image.get("name", "")
+        where = f"{path}: image {name!r}"
+        try:
+            hw = (int(image.get("height", "")), int(image.get("width", "")))
+        except ValueError:
+            raise ValueError(f"{where} lacks integer width and height") from None
+        stem = dataset_stem(stem_of(name), sizes)
+        check_size(path, stem, hw, sizes)
+        if stem in seen:
+            raise ValueError(f"{where}: listed twice (also as {seen[stem]!r})")
+        seen[stem] = name
+        found.append(_image_mask(image, stem, hw, class_name, str(path), where))
+    if not found:
+        raise ValueError(f"{path}: the CVAT export lists no images")
+    return found
+
+
+def _image_mask(
+    image: ET.Element, stem: str, hw: tuple[int, int], class_name: str, source: str, where: str
+) -> ImageMask:
+    h, w = hw
+    result = ImageMask(stem, np.zeros(hw, np.uint8), source)
+    rles: dict[int, list[dict]] = {1: [], 255: []}
+    for k, shape in enumerate(image):
+        label = shape.get("label", "")
+        role = label_role(label, class_name)
+        if role is None:
+            result.others[label] = result.others.get(label, 0) + 1
+            continue
+        here = f"{where}: {shape.tag} {k} ({label})"
+        if shape.tag in _NO_AREA:
+            if role == 1:
+                raise ValueError(f"{here}: a {shape.tag} has no area: draw the object as a "
+                                 "polygon or mask")  # fmt: skip
+            continue
+        rle = _shape_rle(shape, h, w, role, here)
+        if rle is not None:
+            rles[role].append(rle)
+    for role in (1, 255):  # the class first: 255 wins over it
+        if rles[role]:
+            result.mask[coco_mask.decode(coco_mask.merge(rles[role])) > 0] = role
+    return result
+
+
+def _attribute(shape: ET.Element, name: str, here: str) -> str:
+    if name not in shape.attrib:
+        raise ValueError(f"{here}: lacks the attribute {name!r}")
+    return shape.attrib[name]
+
+
+def _number(shape: ET.Element, name: str, here: str) -> float:
+    text = _attribute(shape, name, here)
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError(f"{here}: {name}={text!r} is not a number")
+    return value
+
+
+def _shape_rle(shape: ET.Element, h: int, w: int, role: int, here: str) -> dict | None:
+    """A shape's pixels as pycocotools' RLE (None: a polygon that encloses nothing)."""
+    if shape.tag == "polygon":
+        pairs = [p.split(",") for p in _attribute(shape, "points", here).split(";") if p.strip()]
+        try:
+            points = np.array(pairs, np.float64)
+        except ValueError:
+            points = np.zeros((0, 3))
+        if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
+            raise ValueError(f"{here}: points must be 'x,y' number pairs separated by ';'")
+        return coco_polygons_rle([points], h, w)
+    if shape.tag == "mask":
+        return _mask_rle(shape, h, w, here)
+    if shape.tag in ("box", "ellipse"):
+        if role == 1:
+            raise ValueError(
+                f"{here}: a {shape.tag} is no object's outline: draw the object as a polygon or "
+                "mask (boxes and ellipses are read for unannotated regions only)"
+            )
+        return coco_polygons_rle([_region_outline(shape, here)], h, w)
+    raise ValueError(f"{here}: unknown shape <{shape.tag}>")
+
+
+def _mask_rle(shape: ET.Element, h: int, w: int, here: str) -> dict:
+    """CVAT's mask: run lengths over its box (row-major, a run of 0 first), placed in the
+    image; the part of the box past the image's edge is dropped."""
+    left, top = int(_number(shape, "left", here)), int(_number(shape, "top", here))
+    bw, bh = int(_number(shape, "width", here)), int(_number(shape, "height", here))
+    text = _attribute(shape, "rle", here)
+    try:
+        runs = np.array([int(v) for v in text.split(",") if v.strip()], np.int64)
+    except ValueError:
+        raise ValueError(f"{here}: 'rle' must be comma-separated run lengths") from None
+    if bw <= 0 or bh <= 0 or (runs < 0).any() or runs.sum() != bw * bh:
+        raise ValueError(
+            f"{here}: its runs cover {int(runs.sum()):,} pixels, not the {bw}x{bh} of its box"
+        )
+    patch = np.repeat(np.arange(runs.size) % 2 == 1, runs).reshape(bh, bw)
+    full = np.zeros((h, w), np.uint8)
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + bh, h), min(left + bw, w)
+    if y1 > y0 and x1 > x0:
+        full[y0:y1, x0:x1] = patch[y0 - top : y1 - top, x0 - left : x1 - left]
+    return coco_mask.encode(np.asfortranarray(full))
+
+
+def _region_outline(shape: ET.Element, here: str) -> np.ndarray:
+    """A box's corners or an ellipse's outline (72 vertices), turned by ``rotation`` degrees
+    clockwise about the centre."""
+    if shape.tag == "box":
+        x0, y0, x1, y1 = (_number(shape, k, here) for k in ("xtl", "ytl", "xbr", "ybr"))
+        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+        a, b = (x1 - x0) / 2, (y1 - y0) / 2
+        local = np.array([[-a, -b], [a, -b], [a, b], [-a, b]])
+    else:
+        centre = np.array([_number(shape, "cx", here), _number(shape, "cy", here)])
+        a, b = _number(shape, "rx", here), _number(shape, "ry", here)
+        t = np.linspace(0, 2 * math.pi, 72, endpoint=False)
+        local = np.stack([a * np.cos(t), b * np.sin(t)], axis=1)
+    turn = math.radians(_number(shape, "rotation", here) if "rotation" in shape.attrib else 0.0)
+    c, s = math.cos(turn), math.sin(turn)  # clockwise on screen: y points down
+    return local @ np.array([[c, s], [-s, c]]) + centre

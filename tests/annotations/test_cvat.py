@@ -1,0 +1,202 @@
+"""CVAT's "CVAT for images 1.1" XML, read as CVAT itself turns it into COCO or masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pycocotools import mask as coco_mask
+
+from annotations.cvat import cvat_xml_to_masks
+
+H, W = 12, 16
+SIZES = {"img000": (H, W), "img001": (H, W)}
+
+
+def _xml(*images: str) -> str:
+    """An annotations.xml as CVAT writes it: version, meta, images with their shapes."""
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n'
+        "  <meta><task><name>bicycles</name></task></meta>\n"
+        + "\n".join(images)
+        + "\n</annotations>\n"
+    )
+
+
+def _image(name: str, *shapes: str, width: int = W, height: int = H) -> str:
+    return (
+        f'  <image id="0" name="{name}" width="{width}" height="{height}">\n'
+        + "\n".join(f"    {s}" for s in shapes)
+        + "\n  </image>"
+    )
+
+
+def _polygon(label: str, points: list[tuple[float, float]]) -> str:
+    text = ";".join(f"{x:.2f},{y:.2f}" for x, y in points)
+    return f'<polygon label="{label}" source="manual" occluded="0" points="{text}" z_order="0"></polygon>'
+
+
+def _cvat_rle(patch: np.ndarray) -> str:
+    """CVAT's mask runs: row-major over the box, a run of 0 first (empty when it starts set)."""
+    flat = patch.ravel()
+    runs = np.diff(np.r_[0, np.flatnonzero(flat[1:] != flat[:-1]) + 1, flat.size])
+    if flat[0]:
+        runs = np.r_[0, runs]
+    return ", ".join(str(int(r)) for r in runs)
+
+
+def _read(tmp_path, text: str, class_name: str = "Bicycle"):
+    path = tmp_path / "annotations.xml"
+    path.write_text(text)
+    return {m.stem: m for m in cvat_xml_to_masks(path, class_name, SIZES)}
+
+
+def test_cvat_rle_helper_matches_cvat_s_decoder():
+    """CVAT's decoder (CVATRleToCOCORle): values alternate from 0 over the box, row-major."""
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        patch = rng.random((3, 5)) < 0.5
+        runs = [int(v) for v in _cvat_rle(patch).split(", ")]
+        assert sum(runs) == patch.size
+        decoded = np.repeat(np.arange(len(runs)) % 2 == 1, runs).reshape(3, 5)
+        assert np.array_equal(decoded, patch)
+
+
+def test_polygons_masks_and_unannotated_regions_make_the_mask(tmp_path):
+    patch = np.zeros((3, 4), bool)
+    patch[0, :] = patch[:, 0] = True  # an L in the box at (1, 1)
+    found = _read(
+        tmp_path,
+        _xml(
+            _image(
+                "folder/img000.jpg",
+                # pixel corners: the square from (8, 2) to (12, 6) covers columns 8..11, rows 2..5
+                _polygon("Bicycle", [(8, 2), (12, 2), (12, 6), (8, 6)]),
+                f'<mask label="bicycle" source="manual" occluded="0" rle="{_cvat_rle(patch)}" '
+                'left="1" top="1" width="4" height="3" z_order="0"></mask>',
+                '<box label="unannotated" source="manual" occluded="0" xtl="0.00" ytl="9.00" '
+                'xbr="4.00" ybr="12.00" z_order="0"></box>',
+                _polygon("Car", [(0, 0), (5, 0), (5, 5)]),
+                '<polyline label="Car" points="0.00,0.00;3.00,3.00"></polyline>',
+                '<tag label="sunny" source="manual"></tag>',
+            ),
+            _image("img001.jpg"),
+        ),
+    )
+    expected = np.zeros((H, W), np.uint8)
+    expected[2:6, 8:12] = 1
+    expected[1:4, 1:5][patch] = 1
+    expected[9:12, 0:4] = 255
+    assert np.array_equal(found["img000"].mask, expected)
+    assert found["img000"].others == {"Car": 2, "sunny": 1}
+    assert not found["img001"].mask.any()  # a listed image without shapes: annotated, empty
+
+
+def test_the_polygon_fill_is_pycocotools_as_cvat_s_coco_export_hands_it_on(tmp_path):
+    rng = np.random.default_rng(1)
+    points = rng.uniform([0, 0], [W, H], (7, 2))
+    found = _read(tmp_path, _xml(_image("img000.jpg", _polygon("Bicycle", points))))
+    rounded = np.round(points, 2)  # CVAT writes two decimals
+    want = coco_mask.decode(
+        coco_mask.merge(coco_mask.frPyObjects([rounded.ravel().tolist()], H, W))
+    )
+    assert np.array_equal(found["img000"].mask, want)
+
+
+def test_rotated_boxes_and_ellipses_of_unannotated_turn_about_their_centre(tmp_path):
+    found = _read(
+        tmp_path,
+        _xml(
+            _image(  # 8 wide, 2 high about (12, 3), turned 90 degrees: 2 wide, 8 high
+                "img000.jpg",
+                '<box label="ignore" xtl="8.00" ytl="2.00" xbr="16.00" ybr="4.00" rotation="90.0"></box>',
+            ),
+            _image(
+                "img001.jpg",
+                '<ellipse label="unannotated" cx="8.00" cy="6.00" rx="5.00" ry="2.00" rotation="90.0"></ellipse>',
+            ),
+        ),
+    )
+    box = np.zeros((H, W), np.uint8)
+    box[0:7, 11:13] = 255  # rows -1..6 clipped at the top, columns 11..12
+    assert np.array_equal(found["img000"].mask, box)
+    ys, xs = np.nonzero(found["img001"].mask == 255)  # 5 px radius now vertical, 2 horizontal
+    assert ys.max() - ys.min() >= 8 and xs.max() - xs.min() <= 4
+    assert abs(ys.mean() - 5.5) <= 0.5 and abs(xs.mean() - 7.5) <= 0.5
+
+
+def test_a_mask_past_the_image_s_edge_is_clipped(tmp_path):
+    found = _read(
+        tmp_path,
+        _xml(
+            _image(
+                "img000.jpg",
+                '<mask label="Bicycle" rle="0, 6" left="14" top="10" width="3" height="2"></mask>',
+            )
+        ),
+    )
+    expected = np.zeros((H, W), np.uint8)
+    expected[10:12, 14:16] = 1
+    assert np.array_equal(found["img000"].mask, expected)
+
+
+@pytest.mark.parametrize(
+    "shape, message",
+    [
+        (
+            '<box label="Bicycle" xtl="0" ytl="0" xbr="4" ybr="4"></box>',
+            r"box 0 \(Bicycle\): a box "
+            "is no object's outline: draw the object as a polygon or mask",
+        ),  # fmt: skip
+        ('<polyline label="Bicycle" points="0,0;3,3"></polyline>', "a polyline has no area"),
+        (
+            '<mask label="Bicycle" rle="1, 2" left="0" top="0" width="2" height="2"></mask>',
+            "its runs cover 3 pixels, not the 2x2 of its box",
+        ),  # fmt: skip
+        (
+            '<mask label="Bicycle" rle="1, x" left="0" top="0" width="2" height="2"></mask>',
+            "'rle' must be comma-separated run lengths",
+        ),  # fmt: skip
+        (
+            '<mask label="Bicycle" rle="4" top="0" width="2" height="2"></mask>',
+            "lacks the attribute 'left'",
+        ),  # fmt: skip
+        (
+            '<box label="unannotated" xtl="a" ytl="0" xbr="4" ybr="4"></box>',
+            "xtl='a' is not a number",
+        ),
+        (
+            '<polygon label="Bicycle" points="0,0;1;2,2"></polygon>',
+            "points must be 'x,y' number pairs",
+        ),
+    ],
+)
+def test_a_bad_shape_is_one_line_naming_file_image_and_shape(tmp_path, shape, message):
+    with pytest.raises(ValueError, match=message) as e:
+        _read(tmp_path, _xml(_image("img000.jpg", shape)))
+    text = str(e.value)
+    assert (
+        text.startswith(f"{tmp_path / 'annotations.xml'}: image 'img000.jpg'") and "\n" not in text
+    )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("<annotations><image", "not valid XML"),
+        ("<dataset></dataset>", r"not a CVAT XML export \(its root is <dataset>\)"),
+        (
+            '<annotations><track id="0" label="Bicycle"></track></annotations>',
+            "CVAT's video export",
+        ),
+        (_xml(), "lists no images"),
+        (_xml(_image("img000.jpg", width=20)), "'img000' is 20x12 in the annotation but 16x12"),
+        (
+            _xml(_image("img000.jpg"), _image("b/img000.png")),
+            r"listed twice \(also as 'img000.jpg'\)",
+        ),
+        (_xml(_image("img009.jpg")), "image 'img009' is not in the dataset split"),
+    ],
+)
+def test_files_that_are_no_cvat_export_of_these_images_say_so(tmp_path, text, message):
+    with pytest.raises(ValueError, match=message):
+        _read(tmp_path, text)
