@@ -28,7 +28,7 @@ from pycocotools import mask as coco_mask
 
 from annotations.fileio import read_bytes
 from annotations.interchange import ImageMask, check_size, dataset_stem, label_role, stem_of
-from annotations.polygons import coco_polygons_rle
+from annotations.polygons import coco_polygons_rle, ellipse_outline, turned
 
 CVAT_XML = "annotations.xml"  # the file in CVAT's "CVAT for images 1.1" download
 _NO_AREA = ("polyline", "points", "cuboid", "skeleton", "tag")
@@ -184,18 +184,12 @@ def _mask_rle(shape: ET.Element, h: int, w: int, here: str) -> dict:
 
 
 def _region_outline(shape: ET.Element, here: str) -> np.ndarray:
-    """A box's corners or an ellipse's outline (72 vertices), turned by ``rotation`` degrees
-    clockwise about the centre."""
-    if shape.tag == "box":
-        x0, y0, x1, y1 = (_number(shape, k, here) for k in ("xtl", "ytl", "xbr", "ybr"))
-        centre = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
-        a, b = (x1 - x0) / 2, (y1 - y0) / 2
-        local = np.array([[-a, -b], [a, -b], [a, b], [-a, b]])
-    else:
-        centre = np.array([_number(shape, "cx", here), _number(shape, "cy", here)])
-        a, b = _number(shape, "rx", here), _number(shape, "ry", here)
-        t = np.linspace(0, 2 * math.pi, 72, endpoint=False)
-        local = np.stack([a * np.cos(t), b * np.sin(t)], axis=1)
-    turn = math.radians(_number(shape, "rotation", here) if "rotation" in shape.attrib else 0.0)
-    c, s = math.cos(turn), math.sin(turn)  # clockwise on screen: y points down
-    return local @ np.array([[c, s], [-s, c]]) + centre
+    """A box's corners or an ellipse's outline, turned by ``rotation`` degrees clockwise about
+    the centre."""
+    degrees = _number(shape, "rotation", here) if "rotation" in shape.attrib else 0.0
+    if shape.tag == "ellipse":
+        cx, cy, rx, ry = (_number(shape, k, here) for k in ("cx", "cy", "rx", "ry"))
+        return ellipse_outline(cx, cy, rx, ry, degrees)
+    x0, y0, x1, y1 = (_number(shape, k, here) for k in ("xtl", "ytl", "xbr", "ybr"))
+    corners = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    return turned(corners, degrees, np.array([(x0 + x1) / 2, (y0 + y1) / 2]))

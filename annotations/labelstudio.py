@@ -24,7 +24,6 @@ Label Studio's own readers set what the pixels mean, and are matched here (read 
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +44,7 @@ from annotations.interchange import (
     label_role,
     stem_of,
 )
-from annotations.polygons import coco_polygons_rle
+from annotations.polygons import coco_polygons_rle, ellipse_outline, turned
 
 log = logging.getLogger(__name__)
 
@@ -394,24 +393,22 @@ def _percent_points(points: object, width: int, height: int, where: str) -> np.n
 
 
 def _region_outline(kind: str, value: dict, width: int, height: int, where: str) -> np.ndarray:
-    """A rectangle's corners or an ellipse's outline (72 vertices), in pixels."""
+    """A rectangle's corners (turned about its top-left corner) or an ellipse's outline (about
+    its centre), in pixels."""
     keys = (
         ("x", "y", "width", "height") if kind == "rectangle" else ("x", "y", "radiusX", "radiusY")
     )
     try:
         x, y, a, b = (float(value[k]) for k in keys)
-        turn = math.radians(float(value.get("rotation") or 0))
+        degrees = float(value.get("rotation") or 0)
     except (KeyError, TypeError, ValueError):
         raise ValueError(f"{where}: needs numbers {', '.join(keys)} (percent)") from None
     x, a = x * width / 100, a * width / 100
     y, b = y * height / 100, b * height / 100
-    if kind == "rectangle":  # about the top-left corner
-        local = np.array([[0, 0], [a, 0], [a, b], [0, b]])
-    else:  # about the centre
-        t = np.linspace(0, 2 * math.pi, 72, endpoint=False)
-        local = np.stack([a * np.cos(t), b * np.sin(t)], axis=1)
-    c, s = math.cos(turn), math.sin(turn)  # clockwise on screen: y points down
-    return local @ np.array([[c, s], [-s, c]]) + [x, y]
+    if kind == "ellipse":
+        return ellipse_outline(x, y, a, b, degrees)
+    corners = np.array([[x, y], [x + a, y], [x + a, y + b], [x, y + b]])
+    return turned(corners, degrees, np.array([x, y]))
 
 
 # -- export ------------------------------------------------------------------------------------

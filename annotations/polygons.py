@@ -125,6 +125,22 @@ def polygons_to_mask(
     return canvas.mask()
 
 
+def turned(points: np.ndarray, degrees: float, about: np.ndarray) -> np.ndarray:
+    """``(K, 2)`` points turned ``degrees`` clockwise on screen (y points down) about ``about``,
+    as annotation tools rotate boxes and ellipses (CVAT, Label Studio's Konva)."""
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    return (np.asarray(points, np.float64) - about) @ np.array([[c, s], [-s, c]]) + about
+
+
+def ellipse_outline(
+    cx: float, cy: float, rx: float, ry: float, degrees: float = 0.0, vertices: int = 72
+) -> np.ndarray:
+    """An ellipse's outline, ``vertices`` points, turned ``degrees`` clockwise about its centre."""
+    t = np.linspace(0, 2 * np.pi, vertices, endpoint=False)
+    centre = np.array([cx, cy])
+    return turned(centre + np.stack([rx * np.cos(t), ry * np.sin(t)], axis=1), degrees, centre)
+
+
 def coco_polygons_rle(polygons: list[np.ndarray], height: int, width: int) -> dict | None:
     """COCO polygons as pycocotools' RLE (their union), to merge with more before one decode;
     None when no polygon has 3 vertices."""
