@@ -120,9 +120,7 @@ class ExportConfig:
     formats: tuple[str, ...] = ("coco", "labelme")  # which files to write (EXPORT_FORMATS)
     mask_format: str = "rle"  # COCO segmentation: "rle" (exact) or "polygon"
     simplify: float = 0.0  # polygon simplification tolerance in pixels (0 = exact outline)
-    image_url: str | None = (
-        None  # labelstudio: URL prefix of the split's images (None: local files)
-    )
+    image_url: str | None = None  # labelstudio: the images' URL prefix (None: local files)
 
 
 @dataclass
