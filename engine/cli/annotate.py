@@ -72,15 +72,19 @@ def annotate_export(
     )
     stdout.print(f"exported {counted(res.instances, 'instance')} of {counted(res.images, 'image')}")
     if res.coco:
-        stdout.print(f"  COCO:    {res.coco}")
+        stdout.print(f"  COCO:         {res.coco}")
     if res.labelme:
-        stdout.print(f"  LabelMe: {res.labelme[0].parent}/ ({counted(len(res.labelme), 'file')})")
+        stdout.print(
+            f"  LabelMe:      {res.labelme[0].parent}/ ({counted(len(res.labelme), 'file')})"
+        )
     if res.labelstudio:
         stdout.print(
             f"  Label Studio: {res.labelstudio} (labeling config: {res.labelstudio.parent}/config.xml)"
         )
     if res.image_list:
-        stdout.print(f"  images:  {res.image_list} (their paths, to upload to the annotation tool)")
+        stdout.print(
+            f"  images:       {res.image_list} (their paths, to upload to the annotation tool)"
+        )
 
 
 @app.command("import")
