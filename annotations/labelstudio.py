@@ -73,7 +73,7 @@ def decode_rle(rle: Sequence[int] | bytes | np.ndarray) -> np.ndarray:
     one word repeated (flag 1) or that many words (flag 0). The converter's ``decode_rle``
     reads it bit by bit in Python; this reads each field with ``int(bits, 2)`` from a bit
     string numpy makes and builds the values with one ``np.repeat``: the same values, in a
-    seventh of the time at 4032x3024 (docs/loop.md, the Label Studio section).
+    seventh of the time at 4032x3024 (docs/annotate.md, the Label Studio section).
     """
     raw = np.frombuffer(rle, np.uint8) if isinstance(rle, bytes | bytearray) else np.asarray(rle)
     if raw.ndim != 1 or (
