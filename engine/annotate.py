@@ -675,11 +675,11 @@ def unchanged_export(
         return None
     log.warning(
         "%s: the masks imported from it equal the pseudo labels they were exported from (%s) on "
-        "all %s: were the corrections saved to this file? A subset of uncorrected pseudo labels "
+        "%s: were the corrections saved to this file? A subset of uncorrected pseudo labels "
         "scores them at 100",
         path,
         run.root,
-        counted(len(masks), "image"),
+        f"all {len(masks):,} images" if len(masks) > 1 else "its one image",
     )
     return str(run.root)
 
