@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -253,9 +254,21 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
     return stem
 
 
+def image_path(name: str) -> str:
+    """The file path in an image reference that may be a URL, as Label Studio writes them into
+    its JSON and COCO exports: a local-files storage's ``?d=`` path, else the URL's path
+    (``s3://bucket/img000.jpg``, ``https://host/img000.jpg?signature``), percent-decoded. A
+    plain path (no ``://``, no ``?``) is itself, a Windows one included."""
+    if "://" not in name and "?" not in name:
+        return name
+    parsed = urlparse(name)
+    d = parse_qs(parsed.query).get("d")
+    return d[0] if d else unquote(parsed.path or name)
+
+
 def stem_of(file_name: str) -> str:
-    """Stem of an image path written with / or \\ separators."""
-    return PurePath(file_name.replace("\\", "/")).stem
+    """Stem of an image path or URL (:func:`image_path`) written with / or \\ separators."""
+    return PurePath(image_path(file_name).replace("\\", "/")).stem
 
 
 def coco_to_masks(
@@ -300,8 +313,13 @@ def coco_to_masks(
     for img in data["images"]:
         try:
             stem = dataset_stem(stem_of(str(img["file_name"])), sizes)
-            hw = (int(img["height"]), int(img["width"]))
             image_id = int(img["id"])
+            if img.get("width") is None and img.get("height") is None:
+                # Label Studio's COCO export gives an image without regions no size: the
+                # dataset's (an image the split lacks is still named by check_size)
+                hw = sizes.get(stem, (0, 0))
+            else:
+                hw = (int(img["height"]), int(img["width"]))
         except (KeyError, TypeError, ValueError):
             raise ValueError(
                 f"{path}: image entry {img!r} lacks id/file_name/width/height"

@@ -27,7 +27,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import parse_qs, quote, unquote, urlparse
+from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -225,9 +225,9 @@ def labelstudio_to_masks(
         url = task_image(task, where)
         annotation = submitted_annotation(task, f"{where} ({url})")
         if annotation is None:
-            waiting.append(stem_of(image_path(url)))
+            waiting.append(stem_of(url))
             continue
-        stem = dataset_stem(stem_of(image_path(url)), sizes)
+        stem = dataset_stem(stem_of(url), sizes)
         found.append(_annotation_mask(annotation, stem, class_name, sizes, path, where))
         found[-1].export = task["data"].get(EXPORT_KEY)
     if not found:
@@ -260,15 +260,6 @@ def task_image(task: dict, where: str) -> str:
             "name it 'image'"
         )
     return strings[0]
-
-
-def image_path(url: str) -> str:
-    """The file path in an image's URL: a local-files storage's ``?d=`` path, else the URL's
-    path (an upload ``/data/upload/3/8f3a2b1c-img000.jpg``, ``s3://bucket/img000.jpg``, a plain
-    path), percent-decoded."""
-    parsed = urlparse(url)
-    d = parse_qs(parsed.query).get("d")
-    return d[0] if d else unquote(parsed.path or url)
 
 
 def submitted_annotation(task: dict, where: str) -> dict | None:

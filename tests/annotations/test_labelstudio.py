@@ -9,11 +9,11 @@ import math
 import numpy as np
 import pytest
 
+from annotations.interchange import image_path
 from annotations.labelstudio import (
     brush_to_mask,
     decode_rle,
     encode_rle,
-    image_path,
     labelstudio_to_masks,
     mask_to_brush,
 )

@@ -1282,3 +1282,46 @@ def test_cvat_for_images_xml_imports_and_is_described(tmp_path, world):
     assert "images │ 2 (0 without any annotation)" in text and "Car │ 1 shape" in text
     assert "shapes │ box 1, mask 1, polygon 1" in text
     assert f"import: engine annotate import {download} --format cvat --class Bicycle" in text
+
+
+def test_label_studio_s_coco_export_imports(tmp_path, world):
+    """Label Studio's COCO export, as its 1.23.2 server wrote it (docs/annotate.md): file_name is
+    the task's image URL, an image without regions has no width or height, a rectangle is a
+    bbox with an empty segmentation, categories count from 0."""
+    data, _, _ = world
+    url = "/data/local-files/?d=tmp/x/data/images/test/{}"
+    coco = {
+        "images": [
+            {"width": W, "height": H, "id": 0, "file_name": url.format("img000.jpg")},
+            {"width": None, "height": None, "id": 1, "file_name": url.format("img001.jpg")},
+            {"width": None, "height": None, "id": 2, "file_name": "/data/upload/1/0a1b2c3d-img002.jpg"},
+        ],
+        "categories": [{"id": 0, "name": "Bicycle"}, {"id": 1, "name": "unannotated"}],
+        "annotations": [
+            {"id": 0, "image_id": 0, "category_id": 0, "segmentation": [[8.0, 2.0, 12.0, 2.0, 12.0, 6.0, 8.0, 6.0]],
+             "bbox": [8.0, 2.0, 4.0, 4.0], "ignore": 0, "iscrowd": 0, "area": 16.0},
+            {"id": 1, "image_id": 0, "category_id": 1, "segmentation": [], "bbox": [0.0, 36.0, 16.0, 12.0],
+             "ignore": 0, "iscrowd": 0, "area": 192.0},
+        ],
+        "info": {"year": 2026, "version": "1.0", "contributor": "Label Studio"},
+    }  # fmt: skip
+    (tmp_path / "result.json").write_text(json.dumps(coco))
+    sub = import_annotations(
+        ImportConfig(
+            "auto", [str(tmp_path / "result.json")], "Bicycle", str(data), str(tmp_path / "s")
+        )
+    )
+    want = np.zeros((H, W), np.uint8)
+    want[2:6, 8:12] = 1
+    want[36:48, 0:16] = 255
+    assert sub.stems == ("img000", "img001", "img002")
+    assert np.array_equal(sub.mask("img000"), want)
+    assert not sub.mask("img001").any() and not sub.mask("img002").any()
+    coco["images"][1]["file_name"] = url.format("img009.jpg")  # no size, and not in the split
+    (tmp_path / "result.json").write_text(json.dumps(coco))
+    with pytest.raises(ValueError, match="image 'img009' is not in split 'test'"):
+        import_annotations(
+            ImportConfig(
+                "coco", [str(tmp_path / "result.json")], "Bicycle", str(data), str(tmp_path / "s2")
+            )
+        )
