@@ -176,14 +176,58 @@ def brush_to_mask(rle: object, height: int, width: int) -> np.ndarray:
 
 # -- import ------------------------------------------------------------------------------------
 def is_labelstudio(doc: object) -> bool:
-    """Whether a parsed JSON document is Label Studio's "JSON" export: a list of tasks, objects
-    with ``data``."""
+    """Whether a parsed JSON document is Label Studio's "JSON" export (a list of tasks, objects
+    with ``data``) or its "JSON-MIN" one (a row per annotation, with ``annotation_id``)."""
     return (
         isinstance(doc, list)
         and bool(doc)
         and all(isinstance(t, dict) for t in doc)
-        and isinstance(doc[0].get("data"), dict)
+        and (isinstance(doc[0].get("data"), dict) or _is_json_min(doc))
     )
+
+
+def _is_json_min(doc: list[dict]) -> bool:
+    return all("annotation_id" in row and "data" not in row for row in doc)
+
+
+# what a JSON-MIN row holds besides the task's data and its regions (the converter's
+# ``convert_to_json_min``: the task id, then the annotation's own fields)
+_JSON_MIN_FIELDS = ("id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time",
+                    "agreement", "history", "was_cancelled")  # fmt: skip
+
+
+def tasks_of_json_min(rows: list[dict]) -> list[dict]:
+    """Label Studio's "JSON-MIN" export as the tasks of its "JSON" export. A row is a task's
+    data, its id, one annotation's fields, and per control tag (``from_name``) the list of that
+    annotation's region values, each with its labels key (``brushlabels``, ...), which names the
+    region's type, and the image's size. A task annotated twice is two rows; a task without an
+    annotation is a row whose ``annotation_id`` is null."""
+    tasks: dict[object, dict] = {}
+    for k, row in enumerate(rows):
+        data, result = {}, []
+        for key, value in row.items():
+            if key in _JSON_MIN_FIELDS:
+                continue
+            if isinstance(value, list) and value and all(_is_min_region(v) for v in value):
+                result += [_min_region(key, v) for v in value]
+            else:
+                data[key] = value
+        task_id = row.get("id", f"row {k}")
+        task = tasks.setdefault(task_id, {"id": task_id, "data": data, "annotations": []})
+        if row.get("annotation_id") is not None:
+            task["annotations"].append({"id": row["annotation_id"], "result": result})
+    return list(tasks.values())
+
+
+def _is_min_region(value: object) -> bool:
+    return isinstance(value, dict) and any(str(k).endswith("labels") for k in value)
+
+
+def _min_region(from_name: str, value: dict) -> dict:
+    rtype = next(k for k in value if str(k).endswith("labels"))
+    sizes = {k: value[k] for k in ("original_width", "original_height") if k in value}
+    inner = {k: v for k, v in value.items() if k not in sizes}
+    return {"from_name": from_name, "type": rtype, "value": inner, **sizes}
 
 
 def labelstudio_to_masks(
@@ -192,7 +236,8 @@ def labelstudio_to_masks(
     sizes: dict[str, tuple[int, int]],
     doc: object = None,
 ) -> list[ImageMask]:
-    """Read Label Studio's "JSON" export: one mask per task that has a submitted annotation.
+    """Read Label Studio's "JSON" export (or its "JSON-MIN" one, :func:`tasks_of_json_min`):
+    one mask per task that has a submitted annotation.
 
     A task's annotation is its one submitted (not skipped) annotation, or the one marked ground
     truth where there are several; a task with none is left out, in a warning (not annotated
@@ -208,16 +253,13 @@ def labelstudio_to_masks(
     """
     path = Path(path)
     doc = read_json(path, "annotation file") if doc is None else doc
-    if isinstance(doc, list) and doc and isinstance(doc[0], dict) and "data" not in doc[0]:
-        raise ValueError(
-            f"{path}: a list without task data (Label Studio's JSON-MIN or CSV-like export?); "
-            "export the project as 'JSON'"
-        )
     if not is_labelstudio(doc):
         raise ValueError(
             f"{path}: not a Label Studio JSON export (a list of tasks with 'data' and "
-            "'annotations')"
+            "'annotations', or JSON-MIN's rows with 'annotation_id')"
         )
+    if _is_json_min(doc):
+        doc = tasks_of_json_min(doc)
     found: list[ImageMask] = []
     waiting: list[str] = []
     for k, task in enumerate(doc):
@@ -359,9 +401,16 @@ def region_labels(result: dict) -> tuple[str | None, list]:
         return None, []
     value = result.get("value") if isinstance(result.get("value"), dict) else {}
     labels = value.get(rtype) or value.get("labels") or []
-    return rtype.removesuffix("labels") or "labels", labels if isinstance(labels, list) else [
-        labels
-    ]
+    kind = rtype.removesuffix("labels")
+    if not kind:  # a <Labels> tag's result: the region's fields tell its shape
+        fields = (
+            ("rle", "brush"),
+            ("points", "polygon"),
+            ("radiusX", "ellipse"),
+            ("width", "rectangle"),
+        )
+        kind = next((shape for key, shape in fields if key in value), "labels")
+    return kind, labels if isinstance(labels, list) else [labels]
 
 
 def _role(labels: object, class_name: str) -> int:

@@ -287,7 +287,7 @@ def test_a_bad_region_is_one_line_naming_file_task_and_region(tmp_path, region, 
 @pytest.mark.parametrize(
     "doc, message",
     [
-        ([{"image": "a.jpg", "tag": []}], "Label Studio's JSON-MIN or CSV-like export"),
+        ([{"image": "a.jpg", "tag": []}], "not a Label Studio JSON export"),
         ({"images": []}, "not a Label Studio JSON export"),
         ([], "not a Label Studio JSON export"),
         (
@@ -304,3 +304,49 @@ def test_a_bad_region_is_one_line_naming_file_task_and_region(tmp_path, region, 
 def test_files_that_are_no_label_studio_export_say_so(tmp_path, doc, message):
     with pytest.raises(ValueError, match=message):
         _read(tmp_path, doc)
+
+
+def test_json_min_rows_read_as_the_tasks_they_flatten(tmp_path, caplog):
+    """Label Studio's "JSON-MIN" export, as its 1.23.2 server wrote it (docs/annotate.md): a row
+    per annotation, the task's data and the annotation's fields at the top, each control tag's
+    regions as a list of values whose labels key names their type."""
+    url = "/data/local-files/?d=tmp/x/data/images/test/{}.jpg"
+    brush = np.zeros((H, W), bool)
+    brush[1:4, 1:5] = True
+    rows = [
+        {"image": url.format("img000"), "id": 8,
+         "polygon": [{"points": _square_percent(8, 2, 12, 6), "polygonlabels": ["Bicycle"],
+                      "closed": True, "original_width": W, "original_height": H}],
+         "brush": [{"format": "rle", "rle": mask_to_brush(brush), "brushlabels": ["Bicycle"],
+                    "original_width": W, "original_height": H}],
+         "box": [{"x": 0, "y": 75, "width": 25, "height": 25, "rotation": 0,
+                  "rectanglelabels": ["unannotated"], "original_width": W, "original_height": H}],
+         "annotator": 1, "annotation_id": 8, "created_at": "2026-12-05T03:15:14.562112Z",
+         "updated_at": "2026-12-05T03:15:14.562148Z", "lead_time": None},
+        {"image": url.format("img001"), "id": 9, "annotator": 1, "annotation_id": None,
+         "created_at": None, "updated_at": None, "lead_time": None},
+    ]  # fmt: skip
+    with caplog.at_level("WARNING"):
+        found = _read(tmp_path, rows)
+    expected = np.zeros((H, W), np.uint8)
+    expected[1:4, 1:5] = 1
+    expected[2:6, 8:12] = 1
+    expected[9:12, 0:4] = 255
+    assert list(found) == ["img000"] and np.array_equal(found["img000"].mask, expected)
+    assert "1 of 2 tasks have no submitted annotation" in caplog.text
+    rows.append({**rows[0], "annotation_id": 12, "annotator": 2})  # a second annotator
+    with pytest.raises(ValueError, match=r"task 8 \(.*img000.jpg\): 2 submitted annotations"):
+        _read(tmp_path, rows)
+
+
+def test_a_labels_tag_s_region_is_told_by_its_fields(tmp_path):
+    """With a generic <Labels> tag beside a shape tag, a region's type is "labels": its fields
+    tell the shape (rle: brush, points: polygon)."""
+    region = {
+        "type": "labels",
+        "original_width": W,
+        "original_height": H,
+        "value": {"points": _square_percent(0, 0, 4, 4), "labels": ["Bicycle"]},
+    }
+    found = _read(tmp_path, [_task("img000", region)])
+    assert int(found["img000"].mask.sum()) == 16
