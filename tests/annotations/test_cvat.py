@@ -200,3 +200,17 @@ def test_a_bad_shape_is_one_line_naming_file_image_and_shape(tmp_path, shape, me
 def test_files_that_are_no_cvat_export_of_these_images_say_so(tmp_path, text, message):
     with pytest.raises(ValueError, match=message):
         _read(tmp_path, text)
+
+
+def test_coordinates_are_held_as_datumaro_holds_them(tmp_path):
+    """A polygon from the scratch check against Datumaro (docs/annotate.md): its vertex 101.42,
+    60.30 puts pixel (57, 102) inside in float64 and outside in float32, Datumaro's precision,
+    which is what CVAT's exports rasterise."""
+    points = [(113.19, 56.58), (98.86, 70.04), (97.16, 52.41), (104.98, 51.56), (101.42, 60.30)]
+    sizes = {"img000": (120, 160)}
+    path = tmp_path / "annotations.xml"
+    path.write_text(_xml(_image("img000.jpg", _polygon("Bicycle", points), width=160, height=120)))
+    (mask,) = cvat_xml_to_masks(path, "Bicycle", sizes)
+    in64 = coco_mask.decode(coco_mask.frPyObjects([np.ravel(points).tolist()], 120, 160))[:, :, 0]
+    assert in64[57, 102] == 1 and mask.mask[57, 102] == 0
+    assert int((mask.mask != in64).sum()) == 1
