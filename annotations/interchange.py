@@ -482,7 +482,8 @@ def _mask_patch(data: object, where: str) -> np.ndarray:
 def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
     kind = shape.get("shape_type") or "polygon"
     pts = _points(shape, where)
-    if kind in ("polygon", "rotation"):  # rotation: X-AnyLabeling's rotated box, 4 corners
+    if kind in ("polygon", "rotation", "oriented_rectangle"):  # rotated boxes: 4 corners
+        # (X-AnyLabeling's "rotation", labelme 6's "oriented_rectangle", drawn as polygons)
         if len(pts) < 3:
             raise ValueError(f"{where}: a {kind} needs at least 3 points, got {len(pts)}")
         canvas.polygon(pts)
@@ -496,11 +497,12 @@ def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
         patch = _mask_patch(shape["mask"], where)
         if patch.ndim == 3:  # an RGB(A) PNG: any channel set
             patch = patch.any(axis=2)
-        x0, y0 = (int(round(v)) for v in pts.min(0))
+        x0, y0 = (int(v) for v in pts[0])  # as labelme places it: the first point, truncated
         canvas.paste(patch, x0, y0)
     else:
         raise ValueError(
-            f"{where}: unsupported shape_type {kind!r} (polygon, rotation, rectangle, circle, mask)"
+            f"{where}: unsupported shape_type {kind!r} (polygon, rotation, oriented_rectangle, "
+            "rectangle, circle, mask)"
         )
 
 

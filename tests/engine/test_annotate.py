@@ -982,6 +982,19 @@ def test_a_labelme_mask_shape_is_placed_at_its_corner_and_clipped_to_the_image()
     assert m.sum() == 24 and m[3:7, 2:8].all()
     m = _drawn({"shape_type": "mask", "points": [[-2, 8], [3, 11]], "mask": data}, (10, 10))
     assert m.sum() == 4 * 2 and m[8:10, 0:4].all()  # the part inside the image
+    # labelme places a mask at its first point truncated (astype(int)), not rounded
+    m = _drawn({"shape_type": "mask", "points": [[2.7, 3.6], [7.7, 6.6]], "mask": data}, (10, 10))
+    assert m[3:7, 2:8].all() and m.sum() == 24
+
+
+def test_labelme_6_oriented_rectangles_are_drawn_as_its_polygons():
+    """labelme 6 writes rotated boxes as shape_type "oriented_rectangle", 4 points, and draws
+    them as polygons (its shape_to_mask); X-AnyLabeling's "rotation" is the same."""
+    corners = [[2.5, 1.0], [8.0, 3.5], [6.5, 7.0], [1.0, 4.5]]
+    oriented = _drawn({"shape_type": "oriented_rectangle", "points": corners}, (10, 10))
+    assert np.array_equal(oriented, _drawn({"shape_type": "polygon", "points": corners}, (10, 10)))
+    assert np.array_equal(oriented, _drawn({"shape_type": "rotation", "points": corners}, (10, 10)))
+    assert oriented.sum() > 20
 
 
 def test_a_malformed_coco_annotation_is_one_line_naming_the_file(tmp_path, world):
