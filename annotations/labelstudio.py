@@ -271,7 +271,7 @@ def labelstudio_to_masks(
             continue
         stem = dataset_stem(stem_of(url), sizes)
         found.append(_annotation_mask(annotation, stem, class_name, sizes, path, where))
-        found[-1].export = task["data"].get(EXPORT_KEY)
+        found[-1].export = task["data"].get(EXPORT_KEY)  # task_image checked it is a dict
     if not found:
         raise ValueError(
             f"{path}: none of its {len(doc)} tasks has a submitted annotation (predictions are "
@@ -292,7 +292,9 @@ def labelstudio_to_masks(
 
 def task_image(task: dict, where: str) -> str:
     """The URL of a task's image: ``data["image"]``, or the one string value of its data."""
-    data = task["data"]
+    data = task.get("data")
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: a task without 'data' (its image's URL)")
     if isinstance(data.get(IMAGE), str):
         return data[IMAGE]
     strings = [v for key, v in data.items() if isinstance(v, str) and key != EXPORT_KEY]
