@@ -299,6 +299,10 @@ def test_a_bad_region_is_one_line_naming_file_task_and_region(tmp_path, region, 
             [{"data": {"image": "/x/img009.jpg"}, "annotations": [{"result": []}]}],
             "image 'img009' is not in the dataset split",
         ),  # fmt: skip
+        (
+            [{"data": {"image": "/x/img000.jpg"}}, {"id": 5, "annotations": []}],
+            "task 5: a task without 'data'",
+        ),
     ],
 )
 def test_files_that_are_no_label_studio_export_say_so(tmp_path, doc, message):
