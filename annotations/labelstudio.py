@@ -353,12 +353,14 @@ def _annotation_mask(
     rles: dict[int, list[dict]] = {1: [], 255: []}
     brushes: dict[int, list[np.ndarray]] = {1: [], 255: []}
     for r in results:
-        if not isinstance(r, dict) or not isinstance(r.get("value"), dict):
-            raise ValueError(f"{where}: a region that is not an object with a 'value'")
+        if not isinstance(r, dict):
+            raise ValueError(f"{where}: a result that is not an object, got {r!r:.40}")
         kind, labels = region_labels(r)
         if kind is None:
             continue  # choices, text areas, ratings, relations: not regions
-        value = r["value"]
+        value = r.get("value")
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: a {kind} region {r.get('id')} without a 'value' object")
         role = _role(labels, class_name)
         here = f"{where}: {kind} region {r.get('id')}"
         if role == 0:

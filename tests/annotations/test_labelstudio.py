@@ -182,6 +182,7 @@ def test_brush_polygon_and_unannotated_regions_make_the_mask(tmp_path):
                 _region("rectangle", "unannotated", x=0, y=75, width=25, height=25),
                 _region("brush", "Car", format="rle", rle=mask_to_brush(~brush)),
                 {"type": "choices", "value": {"choices": ["sharp"]}, "from_name": "quality"},
+                {"type": "relation", "from_id": "a", "to_id": "b", "direction": "right"},
             )
         ],
     )
@@ -275,7 +276,10 @@ def test_an_empty_annotation_is_an_image_without_the_class(tmp_path):
             r"20x12 in the annotation but "
             "16x12 in the dataset",
         ),  # fmt: skip
-        ({"type": "polygonlabels", "value": None}, "a region that is not an object"),
+        (
+            {"type": "polygonlabels", "value": None},
+            "a polygon region None without a 'value' object",
+        ),
     ],
 )
 def test_a_bad_region_is_one_line_naming_file_task_and_region(tmp_path, region, message):
