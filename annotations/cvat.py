@@ -2,7 +2,8 @@
 
 Each ``<image name width height>`` holds shapes with a ``label``: ``<polygon points="x,y;...">``,
 ``<box xtl ytl xbr ybr rotation>``, ``<mask rle left top width height>``, ``<ellipse cx cy rx ry
-rotation>``, and others (polylines, points, cuboids, skeletons, tags) that draw no area. What
+rotation>``, and others (polylines, points, cuboids, skeletons) that draw no area; ``<tag>``
+elements label the whole image and are no region. What
 the pixels are is what CVAT itself makes of them when it exports the same task as COCO or as
 segmentation masks (read in ``cvat/apps/dataset_manager``):
 
@@ -33,7 +34,7 @@ from annotations.interchange import ImageMask, check_size, dataset_stem, label_r
 from annotations.polygons import coco_polygons_rle, ellipse_outline, turned
 
 CVAT_XML = "annotations.xml"  # the file in CVAT's "CVAT for images 1.1" download
-_NO_AREA = ("polyline", "points", "cuboid", "skeleton", "tag")
+_NO_AREA = ("polyline", "points", "cuboid", "skeleton")
 
 
 def parse_cvat_xml(path: str | os.PathLike) -> ET.Element:
@@ -102,6 +103,8 @@ def _image_mask(
     result = ImageMask(stem, np.zeros(hw, np.uint8), source)
     rles: dict[int, list[dict]] = {1: [], 255: []}
     for k, shape in enumerate(image):
+        if shape.tag == "tag":  # an image-level tag, of any label: no region
+            continue
         label = shape.get("label", "")
         role = label_role(label, class_name)
         if role is None:

@@ -78,6 +78,7 @@ def test_polygons_masks_and_unannotated_regions_make_the_mask(tmp_path):
                 _polygon("Car", [(0, 0), (5, 0), (5, 5)]),
                 '<polyline label="Car" points="0.00,0.00;3.00,3.00"></polyline>',
                 '<tag label="sunny" source="manual"></tag>',
+                '<tag label="Bicycle" source="manual"></tag>',  # "has a bicycle": not a shape
             ),
             _image("img001.jpg"),
         ),
@@ -87,7 +88,7 @@ def test_polygons_masks_and_unannotated_regions_make_the_mask(tmp_path):
     expected[1:4, 1:5][patch] = 1
     expected[9:12, 0:4] = 255
     assert np.array_equal(found["img000"].mask, expected)
-    assert found["img000"].others == {"Car": 2, "sunny": 1}
+    assert found["img000"].others == {"Car": 2}  # an image-level tag is no region
     assert not found["img001"].mask.any()  # a listed image without shapes: annotated, empty
 
 
