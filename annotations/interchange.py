@@ -246,11 +246,27 @@ def check_size(
 _UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(.+)$")
 
 
+# Roboflow renames every image it exports: its name with "." as "_", then ".rf." and a 32-digit
+# hash (2056.jpg -> 2056_jpg.rf.68cb444f62494b5756c4708d119a66da.jpg)
+_ROBOFLOW_NAME = re.compile(r"^(.+)\.rf\.[0-9a-f]{32}$")
+_IMAGE_SUFFIX = re.compile(r"_(jpe?g|png|bmp|tiff?|webp)$", re.IGNORECASE)
+
+
 def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
-    """The dataset's stem for an annotation's image: ``stem`` itself, or without Label Studio's
-    upload prefix (``8f3a2b1c-img000`` -> ``img000``) when only that is in the split."""
-    if stem not in sizes and (m := _UPLOAD_PREFIX.match(stem)) and m.group(1) in sizes:
+    """The dataset's stem for an annotation's image: ``stem`` itself, or, when only that is in
+    the split, the name an annotation tool renamed it from: without Label Studio's upload prefix
+    (``8f3a2b1c-img000`` -> ``img000``), or Roboflow's export name (``img000_jpg.rf.<hash>`` ->
+    ``img000``; a converted ``IMG_1_jpeg_jpg.rf.<hash>`` -> ``IMG_1``)."""
+    if stem in sizes:
+        return stem
+    if (m := _UPLOAD_PREFIX.match(stem)) and m.group(1) in sizes:
         return m.group(1)
+    if m := _ROBOFLOW_NAME.match(stem):
+        name = m.group(1)
+        while name not in sizes and _IMAGE_SUFFIX.search(name):
+            name = _IMAGE_SUFFIX.sub("", name)
+        if name in sizes:
+            return name
     return stem
 
 

@@ -939,6 +939,26 @@ def test_label_studio_s_upload_prefix_is_read_past(tmp_path, world):
 
 
 @pytest.mark.parametrize(
+    "file_name, stem",
+    [
+        ("train/img001_jpg.rf.68cb444f62494b5756c4708d119a66da.jpg", "img001"),  # Roboflow
+        ("img001_jpeg_jpg.rf.ffb357957a29cdef43f3fdfb2a13c417.jpg", "img001"),  # converted
+        ("img001_png.rf.0123456789abcdef0123456789abcdef.png", "img001"),
+        ("img001_jpg.rf.notahash.jpg", None),  # not Roboflow's: no image of that name
+        ("img009_jpg.rf.68cb444f62494b5756c4708d119a66da.jpg", None),  # not in the split
+    ],
+)
+def test_roboflow_s_export_names_are_read_past(file_name, stem):
+    """Roboflow exports an image under its name with "." as "_", ".rf." and a hash; the
+    dataset's image is found by the name before, only when the split holds it."""
+    from annotations.interchange import dataset_stem, stem_of
+
+    sizes = {"img000": (H, W), "img001": (H, W), "img001_jpeg_x": (H, W)}
+    found = dataset_stem(stem_of(file_name), sizes)
+    assert found == (stem if stem else stem_of(file_name))
+
+
+@pytest.mark.parametrize(
     "shape,message",
     [
         ("oops", "shape 0 is not an object"),
