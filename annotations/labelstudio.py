@@ -310,9 +310,9 @@ def submitted_annotation(task: dict, where: str) -> dict | None:
     """The task's annotation to import: its one submitted (not skipped) annotation, or the one
     marked ground truth among several (``ValueError`` naming ``where`` otherwise); None when it
     has none."""
-    annotations = [
+    annotations = [  # "completions": Label Studio before 1.0, as its converter still reads
         a
-        for a in task.get("annotations") or []
+        for a in task.get("annotations") or task.get("completions") or []
         if isinstance(a, dict) and not (a.get("was_cancelled") or a.get("skipped"))
     ]
     if len(annotations) > 1:

@@ -358,3 +358,9 @@ def test_a_labels_tag_s_region_is_told_by_its_fields(tmp_path):
     }
     found = _read(tmp_path, [_task("img000", region)])
     assert int(found["img000"].mask.sum()) == 16
+
+
+def test_an_export_of_label_studio_before_1_0_names_its_annotations_completions(tmp_path):
+    task = _task("img000", _region("polygon", points=_square_percent(0, 0, 4, 4)))
+    task["completions"] = task.pop("annotations")
+    assert int(_read(tmp_path, [task])["img000"].mask.sum()) == 16
