@@ -63,6 +63,7 @@ from annotations.labelstudio import (
 )
 from annotations.polygons import COCO, LABELME
 from annotations.subset import ImageStats, Pick, Subset, pick_images, read_subset, write_subset
+from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo_to_mask
 from engine.datasets import SegDataset, image_size, load_spec
 from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
@@ -71,7 +72,7 @@ from engine.text import counted
 
 log = logging.getLogger(__name__)
 
-IMPORT_FORMATS = ("coco", "cvat", "labelme", "labelstudio", "png", "segmask")
+IMPORT_FORMATS = ("coco", "cvat", "labelme", "labelstudio", "png", "segmask", "yolo")
 EXPORT_FORMATS = ("coco", "labelme", "labelstudio")
 
 
@@ -441,6 +442,8 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     else:  # one file per image: every bad file is named in one error, and nothing is written
         if cfg.format == "segmask":
             files, read = _segmentation_masks(cfg.sources, cfg.class_name, sizes)
+        elif cfg.format == "yolo":
+            files, read = _yolo_labels(cfg.sources, cfg.class_name, sizes)
         elif cfg.format == "labelme":
             files = _expand(cfg.sources, ".json")
             read = partial(labelme_to_mask, class_name=cfg.class_name, sizes=sizes)
@@ -515,7 +518,8 @@ def detect_format(sources: list[str], parsed: dict[Path, object] | None = None) 
     """The format of annotation files, told by what they are: a CVAT "Segmentation mask" export
     (``labelmap.txt`` + ``SegmentationClass/``), a COCO file (an object with ``images`` and
     ``annotations``), LabelMe files (objects with ``shapes``), Label Studio's JSON export (a
-    list of tasks with ``data``), CVAT's XML (``annotations.xml``), PNG masks. A folder is told by
+    list of tasks with ``data``), CVAT's XML (``annotations.xml``), PNG masks, YOLO labels
+    (``.txt``). A folder is told by
     its files (an export folder by its ``coco.json``); sources of different formats, or a
     folder of none, are an error saying to give ``--format``. ``parsed``, when given, keeps the
     JSON documents read on the way (path -> document), for the import not to parse them again
@@ -527,8 +531,8 @@ def detect_format(sources: list[str], parsed: dict[Path, object] | None = None) 
         return next(iter(found))
     if None in found:
         raise ValueError(
-            f"{found[None][0]}: not COCO, LabelMe, Label Studio JSON, CVAT XML, PNG masks or a "
-            "CVAT segmentation-mask export "
+            f"{found[None][0]}: not COCO, LabelMe, Label Studio JSON, CVAT XML, YOLO labels, PNG "
+            "masks or a CVAT segmentation-mask export "
             f"that the format could be told from; give --format ({', '.join(IMPORT_FORMATS)})"
         )
     listed = "; ".join(f"{fmt}: {', '.join(paths)}" for fmt, paths in sorted(found.items()))
@@ -548,12 +552,17 @@ def _format_of(path: Path, parsed: dict[Path, object] | None = None) -> str | No
         first = next((f for f in sorted(path.glob("*.json"))), None)
         if first is not None:
             return _format_of(first, parsed)
-        return "png" if any(path.glob("*.png")) else None
+        if any(path.glob("*.png")):
+            return "png"
+        first = next((f for f in sorted(path.glob("*.txt")) if f.name not in NAME_FILES), None)
+        return "yolo" if first is not None and looks_like_yolo(first) else None
     suffix = path.suffix.lower()
     if suffix == ".png":
         return "png"
     if suffix == ".xml" and is_cvat_xml(path):
         return "cvat"
+    if suffix == ".txt" and looks_like_yolo(path):
+        return "yolo"
     if suffix == ".json" and path.is_file():
         doc = read_json(path, "annotation file")
         if parsed is not None:
@@ -593,6 +602,23 @@ def _segmentation_masks(
     return files, partial(
         segmentation_mask_to_mask, class_name=class_name, colors=colors, sizes=sizes
     )
+
+
+def _yolo_labels(
+    sources: list[str], class_name: str, sizes: dict[str, tuple[int, int]]
+) -> tuple[list[Path], Callable[[Path], ImageMask]]:
+    """The label files of YOLO segmentation labels (``<stem>.txt``, the class names file left
+    aside) and their reader, with the class names of the dataset they belong to."""
+    files = [f for f in _expand(sources, ".txt") if f.name not in NAME_FILES]
+    if not files:
+        raise FileNotFoundError(f"{sources[0]}: no YOLO label files (<image stem>.txt) here")
+    names_file, names = find_class_names(files[0].parent)
+    if not any(label_role(name, class_name) == 1 for name in names):
+        raise ValueError(
+            f"{names_file}: no class named {class_name!r} (classes: {', '.join(names) or 'none'})"
+        )
+    log.info("YOLO class names from %s", names_file)
+    return files, partial(yolo_to_mask, class_name=class_name, names=names, sizes=sizes)
 
 
 def left_out(found: list[ImageMask], class_name: str, hint: str = "") -> dict[str, int]:

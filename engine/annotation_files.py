@@ -29,6 +29,7 @@ from annotations.interchange import (
 from annotations.labelrun import LabelRun
 from annotations.labelstudio import is_labelstudio, region_labels, submitted_annotation
 from annotations.subset import read_subset
+from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo
 
 
 @dataclass
@@ -111,6 +112,9 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
         for f in sorted(path.glob("*.json")):
             found = _annotation_file(f, read_json(f, "annotation file"))
             out += [found] if found else []
+    labels = [f for f in sorted(path.glob("*.txt")) if f.name not in NAME_FILES]
+    if not out and labels and looks_like_yolo(labels[0]):  # YOLO labels, a file per image
+        out.append(_yolo_files(path, labels))
     return out or None
 
 
@@ -135,6 +139,38 @@ def _archive_files(archive: Path) -> list[AnnotationFiles]:
             "JSON, a CVAT segmentation-mask export)"
         )
     return found
+
+
+def _yolo_files(folder: Path, files: list[Path]) -> AnnotationFiles:
+    """YOLO label files: objects per class (named by the dataset's data.yaml when there is
+    one) and kind (polygon, box)."""
+    try:
+        names = find_class_names(folder)[1]
+    except (FileNotFoundError, ValueError):
+        names = []  # import says what is missing
+    by_label: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    empty = 0
+    for f in files:
+        lines = [
+            line.split() for line in f.read_text(errors="replace").splitlines() if line.strip()
+        ]
+        empty += not lines
+        for values in lines:
+            index = values[0]
+            name = names[int(index)] if index.isdigit() and int(index) < len(names) else None
+            by_label[name or f"class {index}"] += 1
+            kinds["box" if len(values) == 5 else "polygon"] += 1
+    return AnnotationFiles(
+        path=folder,
+        format="yolo",
+        files=len(files),
+        images=len(files),
+        empty_images=empty,
+        by_label=dict(by_label),
+        kinds=dict(kinds),
+        export=None,
+    )
 
 
 def _cvat_file(path: Path) -> AnnotationFiles:

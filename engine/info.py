@@ -698,6 +698,7 @@ def render_annotation_files(items: list) -> list:
             "segmask": "CVAT segmentation masks",
             "labelstudio": "Label Studio tasks",
             "cvat": "CVAT XML",
+            "yolo": "YOLO labels",
         }.get(item.format, "LabelMe files")
         head = Table(title=f"{name} {item.path}", show_header=False)
         head.add_column("what")
@@ -711,9 +712,12 @@ def render_annotation_files(items: list) -> list:
                 f"{counted(item.waiting, 'task')} without a submitted annotation (import leaves "
                 "them out; their pre-annotations are counted here)",
             )
-        unit = {COCO: "annotation", "segmask": "image", "labelstudio": "region"}.get(
-            item.format, "shape"
-        )  # LabelMe's and CVAT XML's: shapes
+        unit = {
+            COCO: "annotation",
+            "segmask": "image",
+            "labelstudio": "region",
+            "yolo": "object",
+        }.get(item.format, "shape")  # LabelMe's and CVAT XML's: shapes
         for label, n in sorted(item.by_label.items()):
             head.add_row(f"  {label}", counted(n, unit))
         head.add_row("shapes", ", ".join(f"{k} {n:,}" for k, n in sorted(item.kinds.items())))
@@ -729,7 +733,7 @@ def render_annotation_files(items: list) -> list:
                 + (f", {made}" if made else "")
                 + ")",
             )
-        elif item.format not in ("segmask", "cvat"):
+        elif item.format not in ("segmask", "cvat", "yolo"):
             head.add_row("exported from", "not recorded (an annotation tool's file)")
         out.append(head)
         out.extend(f"import: {line}" for line in item.import_commands())

@@ -95,7 +95,8 @@ def annotate_import(
         "--format",
         help="coco, cvat (CVAT for images 1.1: annotations.xml), labelme, labelstudio (Label "
         "Studio's JSON export), png, segmask (a CVAT 'Segmentation mask' export folder: "
-        "labelmap.txt + SegmentationClass/), or auto: told by the files.",
+        "labelmap.txt + SegmentationClass/), yolo (Ultralytics segmentation labels, <stem>.txt, "
+        "names from data.yaml), or auto: told by the files.",
     ),
     class_name: str = typer.Option(
         ...,

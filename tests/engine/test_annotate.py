@@ -1358,3 +1358,39 @@ def test_label_studio_s_coco_export_imports(tmp_path, world):
                 "coco", [str(tmp_path / "result.json")], "Bicycle", str(data), str(tmp_path / "s2")
             )
         )
+
+
+def test_yolo_segmentation_labels_import_with_their_dataset_s_names(tmp_path, world, caplog):
+    """A Roboflow-style YOLO export: ROOT/data.yaml, ROOT/test/labels/<renamed stem>.txt; told
+    by its files, the class found by name, other classes left out."""
+    data, _, _ = world
+    labels = tmp_path / "yolo" / "test" / "labels"
+    labels.mkdir(parents=True)
+    (tmp_path / "yolo" / "data.yaml").write_text("nc: 2\nnames: ['car', 'Bicycle']\n")
+    square = " ".join(f"{x / W} {y / H}" for x, y in [(2, 2), (10, 2), (10, 6), (2, 6)])
+    (labels / "img000_jpg.rf.68cb444f62494b5756c4708d119a66da.txt").write_text(
+        f"1 {square}\n0 {square}\n"
+    )
+    (labels / "img001_jpg.rf.0123456789abcdef0123456789abcdef.txt").write_text("")
+    with caplog.at_level("WARNING", logger="engine.annotate"):
+        sub = import_annotations(
+            ImportConfig("auto", [str(labels)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    assert sub.info["import_format"] == "yolo" and sub.stems == ("img000", "img001")
+    want = np.zeros((H, W), np.uint8)
+    want[2:6, 2:10] = 1
+    assert np.array_equal(sub.mask("img000"), want) and not sub.mask("img001").any()
+    assert sub.info["other_labels"] == {"car": 1} and "'car' (1)" in caplog.text
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    res = CliRunner().invoke(app, ["info", str(labels)], env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert f"YOLO labels {labels}" in text and "images │ 2 (1 without any annotation)" in text
+    assert "Bicycle │ 1 object" in text and "car │ 1 object" in text
+    assert f"import: engine annotate import {labels} --format yolo --class Bicycle" in text
+    with pytest.raises(ValueError, match=r"data.yaml: no class named 'Person' \(classes: car, "):
+        import_annotations(
+            ImportConfig("yolo", [str(labels)], "Person", str(data), str(tmp_path / "s2"))
+        )

@@ -1,0 +1,111 @@
+"""Ultralytics YOLO segmentation labels: normalised polygons filled as COCO polygons."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from annotations.yolo import find_class_names, yolo_to_mask
+
+H, W = 12, 16
+SIZES = {"img000": (H, W), "img001": (H, W)}
+NAMES = ["car", "Bicycle", "unannotated"]
+
+
+def _label(tmp_path, *lines: str, name: str = "img000.txt"):
+    path = tmp_path / name
+    path.write_text("\n".join(lines) + "\n")
+    return yolo_to_mask(path, "Bicycle", NAMES, SIZES)
+
+
+def _polygon(cls: int, points: list[tuple[float, float]]) -> str:
+    return f"{cls} " + " ".join(f"{x / W:.6f} {y / H:.6f}" for x, y in points)
+
+
+def test_polygons_and_unannotated_boxes_make_the_mask(tmp_path):
+    found = _label(
+        tmp_path,
+        # pixel corners: the square from (8, 2) to (12, 6) covers columns 8..11, rows 2..5
+        _polygon(1, [(8, 2), (12, 2), (12, 6), (8, 6)]),
+        _polygon(0, [(0, 0), (5, 0), (5, 5)]),  # a car: left out, counted
+        f"2 {2 / W} {10.5 / H} {4 / W} {3 / H}",  # an unannotated box, centre (2, 10.5), 4x3
+        "",
+    )
+    expected = np.zeros((H, W), np.uint8)
+    expected[2:6, 8:12] = 1
+    expected[9:12, 0:4] = 255
+    assert np.array_equal(found.mask, expected)
+    assert found.others == {"car": 1} and found.stem == "img000"
+
+
+def test_an_empty_label_file_is_an_image_without_the_class(tmp_path):
+    found = _label(tmp_path, "", name="img001.txt")
+    assert found.stem == "img001" and not found.mask.any()
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        (f"1 {0.5} {0.5} {0.2} {0.2}", "line 1: a box of 'Bicycle' is no mask"),
+        ("1 0.1 0.1 0.5", "3 coordinates: a polygon has an even number, at least 6"),
+        ("7 0.1 0.1 0.5 0.5 0.2 0.9", "class 7 is not one of the 3 named"),
+        ("1.5 0.1 0.1 0.5 0.5 0.2 0.9", "class 1.5 is not one of the 3 named"),
+        ("1 a b c d e f", "not numbers"),
+    ],
+)
+def test_a_bad_line_is_one_line_naming_file_and_line(tmp_path, line, message):
+    with pytest.raises(ValueError, match=message) as e:
+        _label(tmp_path, line)
+    assert str(e.value).startswith(str(tmp_path / "img000.txt")) and "\n" not in str(e.value)
+
+
+def test_a_label_file_of_an_image_the_split_lacks_is_named(tmp_path):
+    with pytest.raises(ValueError, match="image 'img009' is not in the dataset split"):
+        _label(tmp_path, _polygon(1, [(0, 0), (4, 0), (4, 4)]), name="img009.txt")
+
+
+@pytest.mark.parametrize(
+    "layout, file, text, names",
+    [  # Ultralytics: ROOT/data.yaml, ROOT/labels/test/; names as a dict
+        (
+            "labels/test",
+            "data.yaml",
+            "path: .\nnames:\n  0: car\n  1: Bicycle\n",
+            ["car", "Bicycle"],
+        ),
+        # Roboflow: ROOT/data.yaml, ROOT/test/labels/; names as a list
+        ("test/labels", "data.yaml", "nc: 2\nnames: ['car', 'Bicycle']\n", ["car", "Bicycle"]),
+        ("labels", "classes.txt", "car\nBicycle\n", ["car", "Bicycle"]),  # beside, one a line
+    ],
+)
+def test_class_names_are_found_where_yolo_datasets_keep_them(tmp_path, layout, file, text, names):
+    labels = tmp_path / layout
+    labels.mkdir(parents=True)
+    (labels if file == "classes.txt" else tmp_path).joinpath(file).write_text(text)
+    path, found = find_class_names(labels)
+    assert found == names and path.name == file
+
+
+def test_missing_or_unreadable_class_names_say_so(tmp_path):
+    labels = tmp_path / "a" / "b" / "c" / "d" / "labels"
+    labels.mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no data.yaml or classes.txt naming the classes"):
+        find_class_names(labels)
+    (labels / "data.yaml").write_text("nc: 2\n")
+    with pytest.raises(ValueError, match="no 'names' list or dict of the classes"):
+        find_class_names(labels)
+
+
+def test_label_files_are_told_from_other_text_files(tmp_path):
+    from annotations.yolo import looks_like_yolo
+
+    cases = {
+        "img000.txt": ("1 0.1 0.2 0.3 0.4 0.5 0.6\n0 0.5 0.5 0.2 0.2\n", True),
+        "img001.txt": ("", True),  # an image without objects
+        "README.txt": ("labels made in Roboflow\n", False),
+        "classes.txt": ("car\nBicycle\n", False),
+        "scores.txt": ("1 0.1 x\n", False),
+    }
+    for name, (text, want) in cases.items():
+        (tmp_path / name).write_text(text)
+        assert looks_like_yolo(tmp_path / name) is want, name
