@@ -462,6 +462,8 @@ def image_url(image: Path | None, file_name: str, prefix: str | None) -> str:
     local-files storage with the document root ``/`` (``/data/local-files/?d=data/images/...``).
     Percent-encoded either way."""
     if prefix is not None:
+        if prefix and not prefix.endswith(("/", "=")):  # a folder's URL given without its "/"
+            prefix += "/"
         return prefix + quote(file_name)
     if image is None:
         raise ValueError(

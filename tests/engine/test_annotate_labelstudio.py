@@ -82,6 +82,12 @@ def test_image_urls_take_a_prefix(tmp_path, world):
     )
     urls = [t["data"]["image"] for t in json.loads(res.labelstudio.read_text())]
     assert urls == [f"{prefix}img00{i}.jpg" for i in range(3)]
+    again = export_annotations(  # the folder's URL without its "/": the same URLs
+        ExportConfig(
+            run=str(run), out=str(tmp_path / "e2"), formats=("labelstudio",), image_url=prefix[:-1]
+        )
+    )
+    assert [t["data"]["image"] for t in json.loads(again.labelstudio.read_text())] == urls
     with pytest.raises(ValueError, match="--image-url is where Label Studio loads images"):
         export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "x"), image_url=prefix))
 
