@@ -219,6 +219,17 @@ def tasks_of_json_min(rows: list[dict]) -> list[dict]:
     return list(tasks.values())
 
 
+def labelstudio_tasks(doc: list[dict]) -> list[dict]:
+    """The tasks of a Label Studio export: its own list, or JSON-MIN's rows as tasks."""
+    return tasks_of_json_min(doc) if _is_json_min(doc) else doc
+
+
+def annotations_of(task: dict) -> list:
+    """A task's annotations ("completions" in exports of Label Studio before 1.0, as its
+    converter still reads them)."""
+    return task.get("annotations") or task.get("completions") or []
+
+
 def _is_min_region(value: object) -> bool:
     return isinstance(value, dict) and any(str(k).endswith("labels") for k in value)
 
@@ -258,8 +269,7 @@ def labelstudio_to_masks(
             f"{path}: not a Label Studio JSON export (a list of tasks with 'data' and "
             "'annotations', or JSON-MIN's rows with 'annotation_id')"
         )
-    if _is_json_min(doc):
-        doc = tasks_of_json_min(doc)
+    doc = labelstudio_tasks(doc)
     found: list[ImageMask] = []
     waiting: list[str] = []
     for k, task in enumerate(doc):
@@ -310,9 +320,9 @@ def submitted_annotation(task: dict, where: str) -> dict | None:
     """The task's annotation to import: its one submitted (not skipped) annotation, or the one
     marked ground truth among several (``ValueError`` naming ``where`` otherwise); None when it
     has none."""
-    annotations = [  # "completions": Label Studio before 1.0, as its converter still reads
+    annotations = [
         a
-        for a in task.get("annotations") or task.get("completions") or []
+        for a in annotations_of(task)
         if isinstance(a, dict) and not (a.get("was_cancelled") or a.get("skipped"))
     ]
     if len(annotations) > 1:

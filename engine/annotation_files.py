@@ -27,7 +27,13 @@ from annotations.interchange import (
     read_labelmap,
 )
 from annotations.labelrun import LabelRun
-from annotations.labelstudio import is_labelstudio, region_labels, submitted_annotation
+from annotations.labelstudio import (
+    annotations_of,
+    is_labelstudio,
+    labelstudio_tasks,
+    region_labels,
+    submitted_annotation,
+)
 from annotations.subset import read_subset
 from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo
 
@@ -279,6 +285,7 @@ def _labelstudio_file(path: Path, tasks: list[dict]) -> AnnotationFiles:
     """Label Studio's tasks: the regions of the annotation import would read (the submitted
     one), or of the pre-annotation where none is submitted yet (an export, or a project's
     untouched tasks), counted as waiting."""
+    tasks = labelstudio_tasks(tasks)  # JSON-MIN's rows as the tasks they flatten
     by_label: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
     waiting = empty = 0
@@ -286,7 +293,7 @@ def _labelstudio_file(path: Path, tasks: list[dict]) -> AnnotationFiles:
         try:
             annotation = submitted_annotation(task, str(path))
         except ValueError:  # several: import says which; here the first is counted
-            annotation = next(a for a in task.get("annotations") or [] if isinstance(a, dict))
+            annotation = next(a for a in annotations_of(task) if isinstance(a, dict))
         if annotation is None:
             waiting += 1
             predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
@@ -298,7 +305,9 @@ def _labelstudio_file(path: Path, tasks: list[dict]) -> AnnotationFiles:
             if kind is not None:
                 by_label.update(str(label) for label in labels or ["(no label)"])
                 kinds[kind] += 1
-    records = [t["data"].get(EXPORT_KEY) for t in tasks]
+    records = [
+        t["data"].get(EXPORT_KEY) if isinstance(t.get("data"), dict) else None for t in tasks
+    ]
     return AnnotationFiles(
         path=path,
         format="labelstudio",

@@ -247,3 +247,19 @@ def test_telling_the_format_parses_a_file_once(tmp_path, world, monkeypatch):
             ImportConfig("auto", [str(source)], "Bicycle", str(data), str(tmp_path / f"s{k}"))
         )
         assert parsed == [source]
+
+
+def test_engine_info_describes_a_json_min_export(tmp_path):
+    """JSON-MIN rows are described as the tasks they flatten (they have no 'data' key)."""
+    rows = [
+        {"image": "/data/local-files/?d=x/img000.jpg", "id": 1, "annotation_id": 4,
+         "polygon": [{"points": [[0, 0], [9, 0], [9, 9]], "polygonlabels": ["Bicycle"],
+                      "original_width": W, "original_height": H}]},
+        {"image": "/data/local-files/?d=x/img001.jpg", "id": 2, "annotation_id": None},
+    ]  # fmt: skip
+    (tmp_path / "min.json").write_text(json.dumps(rows))
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "min.json")], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "images │ 2 (1 without any annotation)" in text and "Bicycle │ 1 region" in text
+    assert "not annotated yet │ 1 task without a submitted annotation" in text
