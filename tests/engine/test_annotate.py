@@ -1394,3 +1394,32 @@ def test_yolo_segmentation_labels_import_with_their_dataset_s_names(tmp_path, wo
         import_annotations(
             ImportConfig("yolo", [str(labels)], "Person", str(data), str(tmp_path / "s2"))
         )
+
+
+def test_engine_info_tells_a_tool_s_download_from_a_dataset_root(tmp_path, world):
+    """Label Studio's COCO zip holds an empty images/ beside result.json, CVAT's XML download
+    an images/ of files: neither is a dataset root (images/<split>/), and both are described."""
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, run, _ = world
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco",)))
+    download = tmp_path / "project-1-coco.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.writestr("images/", "")
+        z.write(res.coco, "result.json")
+    cvat = tmp_path / "cvat"
+    (cvat / "images").mkdir(parents=True)
+    (cvat / "images" / "img000.jpg").write_bytes(b"")
+    (cvat / "annotations.xml").write_text(
+        '<annotations><version>1.1</version><image id="0" name="img000.jpg" width="64" '
+        'height="48"></image></annotations>'
+    )
+    for path, title in ((download, f"COCO file {download}!result.json"), (cvat, "CVAT XML")):
+        out = CliRunner().invoke(app, ["info", str(path)], env={"COLUMNS": "300"})
+        assert out.exit_code == 0, out.output
+        assert title in " ".join(out.output.split())
+    assert "Images per split" in CliRunner().invoke(app, ["info", str(data)]).output
