@@ -149,7 +149,7 @@ def _archive_files(archive: Path) -> list[AnnotationFiles]:
     if not found:
         raise ValueError(
             f"{archive}: no annotation files in this archive (COCO, LabelMe or Label Studio "
-            "JSON, a CVAT segmentation-mask export)"
+            "JSON, CVAT XML or segmentation masks, YOLO labels)"
         )
     return found
 
