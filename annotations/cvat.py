@@ -30,7 +30,14 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from annotations.fileio import read_bytes
-from annotations.interchange import ImageMask, check_size, dataset_stem, label_role, stem_of
+from annotations.interchange import (
+    ImageMask,
+    check_size,
+    dataset_stem,
+    label_role,
+    paint_roles,
+    stem_of,
+)
 from annotations.polygons import coco_polygons_rle, ellipse_outline, turned
 
 CVAT_XML = "annotations.xml"  # the file in CVAT's "CVAT for images 1.1" download
@@ -119,9 +126,7 @@ def _image_mask(
         rle = _shape_rle(shape, h, w, role, here)
         if rle is not None:
             rles[role].append(rle)
-    for role in (1, 255):  # the class first: 255 wins over it
-        if rles[role]:
-            result.mask[coco_mask.decode(coco_mask.merge(rles[role])) > 0] = role
+    paint_roles(result.mask, rles)
     return result
 
 

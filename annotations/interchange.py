@@ -379,6 +379,16 @@ def coco_to_masks(
     return list(masks.values())
 
 
+def paint_roles(mask: np.ndarray, rles: dict[int, list[dict]]) -> None:
+    """Paint the union of each role's pycocotools RLEs into ``mask``: the class (1) first, then
+    the unannotated regions (255), which win over it."""
+    for role in (1, 255):
+        found = rles.get(role) or []
+        if found:
+            union = found[0] if len(found) == 1 else coco_mask.merge(found)
+            mask[coco_mask.decode(union) > 0] = role
+
+
 def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) -> dict | None:
     """An annotation without a segmentation: its ``bbox`` is a region (an RLE) only for the
     unannotated categories (a box drawn around what the annotator could not decide); for the

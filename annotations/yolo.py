@@ -17,10 +17,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from pycocotools import mask as coco_mask
 
 from annotations.fileio import read_text, read_yaml
-from annotations.interchange import ImageMask, check_size, dataset_stem, label_role
+from annotations.interchange import ImageMask, check_size, dataset_stem, label_role, paint_roles
 from annotations.polygons import coco_polygons_rle
 
 NAME_FILES = ("data.yaml", "dataset.yaml", "classes.txt", "obj.names")
@@ -132,7 +131,5 @@ def yolo_to_mask(
         rle = coco_polygons_rle([points], h, w)
         if rle is not None:
             rles[role].append(rle)
-    for role in (1, 255):  # the class first: 255 wins over it
-        if rles[role]:
-            image.mask[coco_mask.decode(coco_mask.merge(rles[role])) > 0] = role
+    paint_roles(image.mask, rles)
     return image
