@@ -344,7 +344,7 @@ def coco_to_masks(
         if any(m.stem == stem for m in masks.values()):
             raise ValueError(f"{path}: image {stem!r} is listed twice")
         masks[image_id] = ImageMask(stem, np.zeros(hw, np.uint8), str(path), export=record)
-    rles: dict[tuple[int, int], list[dict]] = {}  # (image, 1 or 255) -> its annotations' RLEs
+    rles: dict[int, dict[int, list[dict]]] = {}  # image -> 1 or 255 -> its annotations' RLEs
     for k, ann in enumerate(data.get("annotations") or []):
         if not isinstance(ann, dict):
             raise ValueError(f"{path}: annotation {k} is not an object, got {ann!r:.40}")
@@ -372,10 +372,9 @@ def coco_to_masks(
         else:
             rle = _segmentation_rle(seg, hw, where, convention)
         if rle is not None:
-            rles.setdefault((image_id, roles[cat]), []).append(rle)
-    for (image_id, role), found in sorted(rles.items()):  # the class first: 255 wins over it
-        union = found[0] if len(found) == 1 else coco_mask.merge(found)
-        masks[image_id].mask[coco_mask.decode(union) > 0] = role
+            rles.setdefault(image_id, {}).setdefault(roles[cat], []).append(rle)
+    for image_id, by_role in rles.items():
+        paint_roles(masks[image_id].mask, by_role)
     return list(masks.values())
 
 
