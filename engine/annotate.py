@@ -260,13 +260,12 @@ def _write_export(
         **source,
         "split": split,
         "config": asdict(cfg),
-        "environment": env,
-    }
+    }  # COCO's info carries the environment too; a file per image or task, not
     if "coco" in cfg.formats:
         info = {  # COCO's own info fields, and ours
             "contributor": "engine annotate export",
             "date_created": env["time"],
-            EXPORT_KEY: {**record, POLYGON_KEY: COCO},
+            EXPORT_KEY: {**record, "environment": env, POLYGON_KEY: COCO},
         }
         coco = to_coco([i for i, _ in items], class_name, cfg.mask_format, cfg.simplify, desc, info)
         result.coco = atomic_write_json(out / "coco.json", coco, indent=None)
@@ -279,8 +278,7 @@ def _write_export(
                 else f"{item.stem}.jpg"
             )
             doc = to_labelme(item, class_name, rel, cfg.simplify)
-            doc[EXPORT_KEY] = {k: v for k, v in record.items() if k != "environment"}
-            doc[EXPORT_KEY][POLYGON_KEY] = LABELME
+            doc[EXPORT_KEY] = {**record, POLYGON_KEY: LABELME}
             result.labelme.append(atomic_write_json(path, doc))
     if "labelstudio" in cfg.formats:
         tasks = to_labelstudio(
@@ -289,7 +287,7 @@ def _write_export(
                 for item, img in items
             ],
             class_name,
-            {k: v for k, v in record.items() if k != "environment"},
+            record,
             desc,
         )
         folder = out / "labelstudio"
@@ -325,7 +323,7 @@ def coco_file_name(image: Path | None, image_root: Path | None, stem: str) -> st
 @dataclass
 class ImportConfig:
     format: str  # IMPORT_FORMATS or "auto" (told by the files)
-    sources: list[str]  # files or folders (folders: every *.json / *.png inside)
+    sources: list[str]  # files, folders (every file of the format inside) or .zip downloads
     class_name: str  # the class the annotations mark
     data: str  # dataset root: images must exist there (sizes are checked)
     out: str  # subset directory to write
