@@ -349,12 +349,14 @@ def _annotation_mask(
     if not isinstance(results, list):
         raise ValueError(f"{where}: annotation {annotation.get('id')}: 'result' is not a list")
     hw = None
-    for r in results:  # every region carries the image's size; check it once
+    for k, r in enumerate(results):  # every region carries the image's size; check it once
         if isinstance(r, dict) and "original_width" in r and "original_height" in r:
             try:
                 hw = (int(r["original_height"]), int(r["original_width"]))
             except (TypeError, ValueError):
-                raise ValueError(f"{where}: region {r.get('id')}: size is not integers") from None
+                raise ValueError(
+                    f"{where}: region {_region_name(r, k)}: size is not integers"
+                ) from None
             break
     hw = hw or sizes.get(stem, (0, 0))  # no region says: the dataset's (a stem not there fails)
     check_size(path, stem, hw, sizes)
@@ -362,7 +364,7 @@ def _annotation_mask(
     image = ImageMask(stem, np.zeros(hw, np.uint8), str(path))
     rles: dict[int, list[dict]] = {1: [], 255: []}
     brushes: dict[int, list[np.ndarray]] = {1: [], 255: []}
-    for r in results:
+    for k, r in enumerate(results):
         if not isinstance(r, dict):
             raise ValueError(f"{where}: a result that is not an object, got {r!r:.40}")
         kind, labels = region_labels(r)
@@ -370,9 +372,11 @@ def _annotation_mask(
             continue  # choices, text areas, ratings, relations: not regions
         value = r.get("value")
         if not isinstance(value, dict):
-            raise ValueError(f"{where}: a {kind} region {r.get('id')} without a 'value' object")
+            raise ValueError(
+                f"{where}: {kind} region {_region_name(r, k)} without a 'value' object"
+            )
         role = _role(labels, class_name)
-        here = f"{where}: {kind} region {r.get('id')}"
+        here = f"{where}: {kind} region {_region_name(r, k)}"
         if role == 0:
             for label in labels or ["(no label)"]:
                 image.others[str(label)] = image.others.get(str(label), 0) + 1
@@ -407,6 +411,11 @@ def _annotation_mask(
             inside |= brush
         image.mask[inside] = role
     return image
+
+
+def _region_name(result: dict, index: int) -> str:
+    """A region as an error names it: its id, else its place in the result list."""
+    return str(result["id"]) if result.get("id") is not None else f"#{index}"
 
 
 def region_labels(result: dict) -> tuple[str | None, list]:

@@ -499,7 +499,8 @@ def _check_png_options(cfg: ImportConfig) -> None:
         if on
     ]
     if given and cfg.format != "png":
-        raise ValueError(f"{' and '.join(given)} read PNG masks; the sources are {cfg.format}")
+        verb = "read" if len(given) > 1 else "reads"
+        raise ValueError(f"{' and '.join(given)} {verb} PNG masks; the sources are {cfg.format}")
     if len(given) == 2:
         raise ValueError(
             "--png-binary (any non-zero value is the class) and --png-value (one value is) "

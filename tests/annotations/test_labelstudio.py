@@ -278,7 +278,7 @@ def test_an_empty_annotation_is_an_image_without_the_class(tmp_path):
         ),  # fmt: skip
         (
             {"type": "polygonlabels", "value": None},
-            "a polygon region None without a 'value' object",
+            "polygon region #0 without a 'value' object",
         ),
     ],
 )
