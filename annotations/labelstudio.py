@@ -438,11 +438,9 @@ def region_labels(result: dict) -> tuple[str | None, list]:
     return kind, labels if isinstance(labels, list) else [labels]
 
 
-def _role(labels: object, class_name: str) -> int:
-    """1 when a region's labels name the class, else 255 when they name an unannotated one,
-    else 0 (another class's, or unlabelled)."""
-    if not isinstance(labels, list):
-        labels = [labels]
+def _role(labels: list, class_name: str) -> int:
+    """1 when a region's labels (:func:`region_labels`, a list) name the class, else 255 when
+    they name an unannotated one, else 0 (another class's, or unlabelled)."""
     roles = {label_role(str(label), class_name) for label in labels}
     return 1 if 1 in roles else 255 if 255 in roles else 0
 
