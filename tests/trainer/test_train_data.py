@@ -119,6 +119,20 @@ def test_loader_batches_do_not_depend_on_workers(tmp_path):
         assert torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])
 
 
+def test_loader_workers_started_by_forkserver_give_the_same_batches(tmp_path):
+    """Python 3.14 starts DataLoader workers with ``forkserver`` on Linux, not ``fork``: the
+    dataset and the worker seeding must survive pickling, and the batches must not change."""
+    root = write_dataset(tmp_path)
+    ds = TrainSet(root, "train", AugmentConfig(crop=16, short_side_range=(20, 40)))
+    b0 = list(itertools.islice(iter(make_loader(ds, 2, seed=1, num_workers=0)), 3))
+    loader = make_loader(ds, 2, seed=1, num_workers=1)
+    loader.multiprocessing_context = "forkserver"
+    b1 = list(itertools.islice(iter(loader), 3))
+    for x, y in zip(b0, b1, strict=True):
+        assert torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])
+        assert torch.equal(x["source"], y["source"])
+
+
 def _fused_layout(root, sources: bool):
     """A dataset whose taxonomy adds Bicycle (id 7, parent Others) via dataset.yaml."""
     from annotations.taxonomy import MASS13K
