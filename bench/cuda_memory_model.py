@@ -174,6 +174,21 @@ def model_memory(
     return {n: clock.done[n]["peak_mb"] for n in ("whole call", *names)}
 
 
+def fake_cuda_problem() -> str | None:
+    """Why this torch cannot run the model on fake CUDA tensors here, or None when it can.
+    torch 2.6 (2.14 does not) initialises CUDA on a view of a fake CUDA tensor, which fails
+    without a working driver."""
+    try:
+        with FakeTensorMode():
+            torch.empty(4, device="cuda")[:2]
+    except RuntimeError as e:
+        return (
+            f"torch {torch.__version__} cannot make fake CUDA tensors on this machine "
+            f"({str(e).splitlines()[0]}); run it where CUDA works, or with a newer torch"
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_call_args(parser)
@@ -181,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the stages as JSON")
     args = parser.parse_args(argv)
     (w, h), (iw, ih) = parse_wh(args.test_size), parse_wh(args.image)
+    problem = fake_cuda_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     modes = args.modes
     runs = {mode: model_memory(args.preset, (h, w), (ih, iw), mode) for mode in modes}
     print(f"{args.preset}, {iw}x{ih} at {w}x{h} (fake CUDA tensors: a model, not a measurement)")

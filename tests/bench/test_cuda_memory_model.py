@@ -12,11 +12,15 @@ from bench.cuda_memory_model import (
     AutocastResize,
     LiveBytes,
     deform_kernel_bytes,
+    fake_cuda_problem,
     main,
     model_memory,
 )
 
+needs_fake_cuda = pytest.mark.skipif(bool(fake_cuda_problem()), reason=str(fake_cuda_problem()))
 
+
+@needs_fake_cuda
 def test_live_bytes_follow_storages_not_tensors() -> None:
     with FakeTensorMode():
         mem = LiveBytes()
@@ -33,6 +37,7 @@ def test_live_bytes_follow_storages_not_tensors() -> None:
             assert mem.live == 0 and mem.peak == 4 * MB + MB // 2
 
 
+@needs_fake_cuda
 def test_model_memory_runs_every_stage_of_both_modes(capsys) -> None:  # noqa: ANN001
     from trainer.models import create_model
 
@@ -100,3 +105,12 @@ def test_cuda_autocasts_float32_resize_is_modelled() -> None:
             torch.set_autocast_enabled("cuda", False)
         with torch.inference_mode(), AutocastResize():  # autocast off: nothing changes
             assert F.interpolate(x, scale_factor=2.0).dtype == torch.bfloat16
+
+
+def test_a_torch_that_cannot_fake_cuda_is_one_error_line(monkeypatch, capsys) -> None:  # noqa: ANN001
+    import bench.cuda_memory_model as cmm
+
+    monkeypatch.setattr(cmm, "fake_cuda_problem", lambda: "torch 2.6.0 cannot make fake CUDA")
+    assert main(["--image", "64x48", "--test-size", "64x48"]) == 2
+    err = capsys.readouterr().err
+    assert err == "error: torch 2.6.0 cannot make fake CUDA\n"
