@@ -44,13 +44,13 @@ class AnnotationFiles:
     holds, for ``engine info`` (:func:`annotation_files`)."""
 
     path: Path  # the file or folder
-    format: str  # "coco", "labelme", "labelstudio" or "segmask"
+    format: str  # "coco", "cvat", "labelme", "labelstudio", "segmask" or "yolo"
     files: int  # annotation files (1 for COCO and Label Studio)
     images: int  # images listed (COCO), annotated (LabelMe: one per file), tasks (Label Studio)
     empty_images: int  # images without any annotation
     by_label: dict[str, int]  # category / label -> annotations (COCO), shapes, regions
     kinds: dict[str, int]  # "polygon", "RLE", "rectangle", ... -> count
-    export: dict | None  # the exporter's record, when the files still carry it
+    export: dict | None = None  # the exporter's record, when the files still carry it
     waiting: int = 0  # Label Studio: tasks without a submitted annotation (pre-annotated only)
     archive: Path | None = None  # the zip download the files are in (``path`` names the member)
 
@@ -182,7 +182,6 @@ def _yolo_files(folder: Path, files: list[Path]) -> AnnotationFiles:
         empty_images=empty,
         by_label=dict(by_label),
         kinds=dict(kinds),
-        export=None,
     )
 
 
@@ -205,7 +204,6 @@ def _cvat_file(path: Path) -> AnnotationFiles:
         empty_images=empty,
         by_label=dict(by_label),
         kinds=dict(kinds),
-        export=None,
     )
 
 
@@ -232,7 +230,6 @@ def _segmentation_masks_files(root: Path) -> AnnotationFiles:
         empty_images=empty,
         by_label=dict(by_label),
         kinds=kinds,
-        export=None,
     )
 
 
@@ -268,6 +265,11 @@ def _annotation_file(path: Path, doc: object) -> AnnotationFiles | None:
     )
 
 
+def _shared_record(records: list[dict | None]) -> dict | None:
+    """The exporter's record when every file carries the same one (one export), else None."""
+    return records[0] if records and records[0] and all(r == records[0] for r in records) else None
+
+
 def _labelme_files(path: Path, docs: list[tuple[Path, dict]]) -> AnnotationFiles:
     by_label: Counter[str] = Counter()
     kinds: Counter[str] = Counter()
@@ -284,7 +286,7 @@ def _labelme_files(path: Path, docs: list[tuple[Path, dict]]) -> AnnotationFiles
         empty_images=sum(1 for _, doc in docs if not doc.get("shapes")),
         by_label=dict(by_label),
         kinds=dict(kinds),
-        export=records[0] if records[0] and all(r == records[0] for r in records) else None,
+        export=_shared_record(records),
     )
 
 
@@ -305,10 +307,9 @@ def _labelstudio_file(path: Path, tasks: list[dict]) -> AnnotationFiles:
             waiting += 1
             predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict)]
             annotation = predictions[0] if predictions else {}
-        regions = [r for r in annotation.get("result") or [] if isinstance(r, dict)]
-        empty += not any(region_labels(r)[0] for r in regions)
-        for r in regions:
-            kind, labels = region_labels(r)
+        regions = [region_labels(r) for r in annotation.get("result") or [] if isinstance(r, dict)]
+        empty += not any(kind for kind, _ in regions)
+        for kind, labels in regions:
             if kind is not None:
                 by_label.update(str(label) for label in labels or ["(no label)"])
                 kinds[kind] += 1
@@ -323,6 +324,6 @@ def _labelstudio_file(path: Path, tasks: list[dict]) -> AnnotationFiles:
         empty_images=empty,
         by_label=dict(by_label),
         kinds=dict(kinds),
-        export=records[0] if records[0] and all(r == records[0] for r in records) else None,
+        export=_shared_record(records),
         waiting=waiting,
     )
