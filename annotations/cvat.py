@@ -115,7 +115,7 @@ def _image_mask(
         label = shape.get("label", "")
         role = label_role(label, class_name)
         if role is None:
-            result.others[label] = result.others.get(label, 0) + 1
+            result.count_other(label)
             continue
         here = f"{where}: {shape.tag} {k} ({label})"
         if shape.tag in _NO_AREA:

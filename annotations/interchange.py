@@ -76,6 +76,10 @@ class ImageMask:
     others: dict[str, int] = field(default_factory=dict)
     export: dict | None = None  # the exporter's record its file carried (EXPORT_KEY), if any
 
+    def count_other(self, label: str) -> None:
+        """One more annotation of another label on this image, left out."""
+        self.others[label] = self.others.get(label, 0) + 1
+
 
 # -- export ------------------------------------------------------------------------------------
 def to_coco(
@@ -362,7 +366,7 @@ def coco_to_masks(
             raise ValueError(f"{path}: annotation {ann.get('id')} has unknown category_id {cat}")
         target = masks[image_id]
         if roles[cat] == 0:  # another class of a multi-class file: not this subset's
-            target.others[names[cat]] = target.others.get(names[cat], 0) + 1
+            target.count_other(names[cat])
             continue
         where = f"{path}: annotation {ann.get('id')}"
         seg = ann.get("segmentation")

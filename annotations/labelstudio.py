@@ -379,7 +379,7 @@ def _annotation_mask(
         here = f"{where}: {kind} region {_region_name(r, k)}"
         if role == 0:
             for label in labels or ["(no label)"]:
-                image.others[str(label)] = image.others.get(str(label), 0) + 1
+                image.count_other(str(label))
             continue
         if float(r.get("image_rotation") or 0) % 360:
             raise ValueError(f"{here}: drawn on the image rotated in Label Studio; not read")

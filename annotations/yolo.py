@@ -109,7 +109,7 @@ def yolo_to_mask(
         name = names[int(index)]
         role = label_role(name, class_name)
         if role is None:
-            image.others[name] = image.others.get(name, 0) + 1
+            image.count_other(name)
             continue
         coords = np.asarray(values[1:], np.float64)
         if coords.size == 4:  # a detection box: cx, cy, width, height
