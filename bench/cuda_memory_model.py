@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
 import json
 import sys
 import weakref
@@ -174,6 +175,7 @@ def model_memory(
     return {n: clock.done[n]["peak_mb"] for n in ("whole call", *names)}
 
 
+@functools.cache  # the machine and the torch do not change within a process
 def fake_cuda_problem() -> str | None:
     """Why this torch cannot run the model on fake CUDA tensors here, or None when it can.
     torch 2.6 (2.14 does not) initialises CUDA on a view of a fake CUDA tensor, which fails
