@@ -41,6 +41,9 @@ class EvaluateConfig:
     json_out: Path | None = None  # where to write the JSON report, if anywhere
     progress: bool = True  # draw a progress bar on stderr
     device: str | None = None  # None: numpy/OpenCV; a torch device ("cuda") for the torch path
+    # new classes (a parent in the taxonomy) scored as their parents: None when the ground truth
+    # marks none of them (precise base-class labels), True always, False never
+    fold_new_classes: bool | None = None
 
     def __post_init__(self) -> None:
         if self.device is not None and self.workers > 1:
@@ -171,14 +174,60 @@ def load_pair(
     return pred, gt
 
 
-def _score_one(args: tuple[Path, Path, Taxonomy, str | None, str | None]) -> np.ndarray:
-    pred_path, gt_path, taxonomy, resize, device = args
+@dataclass(frozen=True)
+class Fold:
+    """The new classes of a taxonomy scored as the base classes they were carved out of: a
+    jointly trained model's predictions against precise labels of the base classes, where its
+    Bicycle pixels are Others."""
+
+    base: Taxonomy  # the classes scored: the taxonomy's classes before the first new one
+    lut: np.ndarray  # (256,) uint8: each label value to the class it is scored as; 255 stays
+    folded: dict[str, str]  # new class name -> the base class it is scored as
+
+    @classmethod
+    def of(cls, taxonomy: Taxonomy) -> Fold | None:
+        """The fold of ``taxonomy``'s new classes; None when it has none, or when a base class
+        follows a new one (ids could not stay those of the label maps)."""
+        new = [c for c in taxonomy if c.parent is not None]
+        k = taxonomy.num_classes - len(new)
+        if not new or any(c.parent is not None for c in taxonomy.classes[:k]):
+            return None
+        lut = np.arange(256, dtype=np.uint8)
+        folded = {}
+        for c in new:
+            root = c
+            while root.parent is not None:  # a class carved out of a new class: to its base
+                root = taxonomy[root.parent]
+            lut[c.id] = root.id
+            folded[c.name] = root.name
+        return cls(Taxonomy(taxonomy.classes[:k]), lut, folded)
+
+
+def describe_fold(folded: dict[str, str]) -> str:
+    """``Bicycle and Car scored as Others``; ``Bicycle as Others, Pole as Ground``."""
+    parents = set(folded.values())
+    if len(parents) == 1:
+        return f"{_and(list(folded))} scored as {parents.pop()}"
+    return "scored as their parents: " + ", ".join(f"{n} as {p}" for n, p in folded.items())
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _score_one(
+    args: tuple[Path, Path, Taxonomy, Fold | None, str | None, str | None],
+) -> np.ndarray:
+    pred_path, gt_path, taxonomy, fold, resize, device = args
     pred, gt = load_pair(pred_path, gt_path, taxonomy, resize)
+    num_classes = taxonomy.num_classes
+    if fold is not None:  # the new classes as their parents, in both maps
+        pred, gt, num_classes = fold.lut[pred], fold.lut[gt], fold.base.num_classes
     if device is not None:
         from engine.metrics.torch_counts import pair_counts_torch
 
-        return pair_counts_torch(pred, gt, taxonomy.num_classes, device=device).as_array()
-    return pair_counts(pred, gt, taxonomy.num_classes, validate=False).as_array()
+        return pair_counts_torch(pred, gt, num_classes, device=device).as_array()
+    return pair_counts(pred, gt, num_classes, validate=False).as_array()
 
 
 @dataclass
@@ -189,11 +238,15 @@ class EvaluateReport:
     taxonomy: Taxonomy  # the classes scored
     stems: list[str]  # image stems, in order
     taxonomy_source: str = ""  # where the classes came from (resolve_taxonomy)
+    folded: dict[str, str] | None = None  # new class -> the base class it was scored as
+    fold_why: str = ""  # why they were folded: the option, or the ground truth marking none
 
     def to_json(self, config: EvaluateConfig | None = None) -> dict[str, Any]:
         data = self.result.to_json(self.taxonomy.names)
         data["stems"] = self.stems
         data["taxonomy_source"] = self.taxonomy_source
+        data["folded"] = self.folded
+        data["fold_why"] = self.fold_why or None
         if config is not None:
             cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
             data["config"] = cfg
@@ -203,14 +256,65 @@ class EvaluateReport:
 
 
 def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
-    """Score every prediction in ``cfg.pred`` against ``cfg.gt``; write ``cfg.json_out`` if set."""
+    """Score every prediction in ``cfg.pred`` against ``cfg.gt``; write ``cfg.json_out`` if set.
+
+    New classes (a parent in the taxonomy: a jointly trained model's Bicycle) are scored as
+    their parents with ``cfg.fold_new_classes``, or, when it is None, when the ground truth
+    marks no pixel of any of them while the predictions do, and no taxonomy recorded beside
+    it has them: the ground truth is then the precise labels of the base classes, where a
+    bicycle is Others, and scoring Bicycle apart would count every bicycle pixel against
+    Others. That takes a second pass over the files."""
     taxonomy, taxonomy_source = resolve_taxonomy(cfg.num_classes, cfg.taxonomy, cfg.pred, cfg.gt)
     pairs = pair_files(cfg.pred, cfg.gt)
-    jobs = [(p, g, taxonomy, cfg.resize_pred, cfg.device) for _, p, g in pairs]
-    ev = SegEvaluator(taxonomy.num_classes, bf1_mode=cfg.bf1_mode)
-    for counts in map_every_item(_score_one, jobs, cfg.workers, "evaluate", cfg.progress):
-        ev.add_counts(PairCounts.from_array(counts))
-    report = EvaluateReport(ev.compute(), taxonomy, [s for s, _, _ in pairs], taxonomy_source)
+    fold = None if cfg.fold_new_classes is False else Fold.of(taxonomy)
+    if cfg.fold_new_classes:
+        if fold is None:
+            raise ValueError(
+                f"{taxonomy_source}: no new class to score as its parent (--fold-new-classes): "
+                "no class has a parent, or a base class follows a new one"
+            )
+        result, why = _count(cfg, pairs, taxonomy, fold), "--fold-new-classes"
+    else:
+        result, why = _count(cfg, pairs, taxonomy, None), ""
+        new = [taxonomy.id_of(name) for name in fold.folded] if _may_fold(cfg, fold) else []
+        if new and not result.counts.gt_area[new].any() and result.counts.pred_area[new].any():
+            why = f"the ground truth marks no pixel of {_and(list(fold.folded))}"
+            result = _count(cfg, pairs, taxonomy, fold, "evaluate (new classes as parents)")
+    folded = fold is not None and bool(why)
+    report = EvaluateReport(
+        result,
+        fold.base if folded else taxonomy,
+        [s for s, _, _ in pairs],
+        taxonomy_source,
+        fold.folded if folded else None,
+        why,
+    )
     if cfg.json_out is not None:
         atomic_write_json(cfg.json_out, report.to_json(cfg))
     return report
+
+
+def _may_fold(cfg: EvaluateConfig, fold: Fold | None) -> bool:
+    """Whether the ground truth may be of the base classes only: not when its own taxonomy
+    record (a fused dataset's ``taxonomy.json``) has the new classes, where a set without a
+    bicycle is just that."""
+    if fold is None:
+        return False
+    found = taxonomy_record(cfg.gt, Path(cfg.gt).parent)
+    return found is None or not all(name in found[0] for name in fold.folded)
+
+
+def _count(
+    cfg: EvaluateConfig,
+    pairs: list[tuple[str, Path, Path]],
+    taxonomy: Taxonomy,
+    fold: Fold | None,
+    name: str = "evaluate",
+) -> EvalResult:
+    """The scores of every pair, with ``fold``'s new classes as their parents when given."""
+    jobs = [(p, g, taxonomy, fold, cfg.resize_pred, cfg.device) for _, p, g in pairs]
+    k = fold.base.num_classes if fold is not None else taxonomy.num_classes
+    ev = SegEvaluator(k, bf1_mode=cfg.bf1_mode)
+    for counts in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):
+        ev.add_counts(PairCounts.from_array(counts))
+    return ev.compute()

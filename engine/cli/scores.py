@@ -63,11 +63,18 @@ def evaluate_cmd(
         "--device",
         help="Compute the counts with torch on this device (e.g. cuda); identical counts. Default: numpy/OpenCV on the CPU.",
     ),
+    fold_new_classes: bool | None = typer.Option(
+        None,
+        "--fold-new-classes/--no-fold-new-classes",
+        help="Score new classes (Bicycle) as their parents (Others), in both maps. Default: "
+        "when the ground truth marks none of them (precise labels of the base classes).",
+        show_default=False,
+    ),
 ) -> None:
     """Score predicted label maps against ground truth: per-class IoU, Boundary IoU, Boundary F1."""
     from rich.table import Table
 
-    from engine.evaluate import EvaluateConfig, evaluate
+    from engine.evaluate import EvaluateConfig, describe_fold, evaluate
 
     cfg = EvaluateConfig(
         pred=pred,
@@ -80,6 +87,7 @@ def evaluate_cmd(
         json_out=json_out,
         progress=progress,
         device=device,
+        fold_new_classes=fold_new_classes,
     )
     report = evaluate(cfg)
     r = report.result
@@ -110,6 +118,9 @@ def evaluate_cmd(
     )
     stdout.print(table)
     stdout.print(f"classes: {report.taxonomy_source}", soft_wrap=True)
+    if report.folded:
+        off = "" if fold_new_classes else "; --no-fold-new-classes scores them apart"
+        stdout.print(f"{describe_fold(report.folded)} ({report.fold_why}{off})", soft_wrap=True)
     if json_out is not None:
         stderr.print(f"wrote {json_out}")
 

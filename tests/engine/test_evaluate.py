@@ -221,6 +221,118 @@ def test_evaluate_reads_the_taxonomy_recorded_beside_predictions_or_ground_truth
     assert given.taxonomy.num_classes == 9 and given.taxonomy_source == "--num-classes 9"
 
 
+def _joint_predictions(tmp: Path, gt_has_bicycle: bool = False) -> tuple[Path, Path, object]:
+    """A jointly trained model's predictions (MaSS13K + Bicycle, carved out of Others, in
+    predict.json) against 7-class precise labels, where a bicycle is Others: half of each
+    image's Others pixels are predicted Bicycle."""
+    eight = MASS13K.with_new_class("Bicycle")
+    pairs = []
+    for pred, gt in _maps(7, 3):
+        others = (pred == 0) & (np.arange(pred.shape[1]) < pred.shape[1] // 2)
+        pred[others] = 7
+        if gt_has_bicycle:
+            gt[others & (gt == 0)] = 7
+        pairs.append((pred, gt))
+    pred_dir, gt_dir = _write(tmp, pairs)
+    (pred_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": eight.to_dict()}))
+    return pred_dir, gt_dir, eight
+
+
+def _scores(pairs, k: int):
+    ev = SegEvaluator(k)
+    for pred, gt in pairs:
+        ev.update(pred, gt)
+    return ev.compute()
+
+
+def _read_pairs(pred_dir: Path, gt_dir: Path):
+    return [(read_label(p), read_label(gt_dir / p.name)) for p in sorted(pred_dir.glob("*.png"))]
+
+
+def test_evaluate_scores_new_classes_as_parents_against_base_class_labels(tmp_path: Path) -> None:
+    """A joint model scored on the precise 7-class labels (the usual check that joint training
+    kept the base classes): its Bicycle pixels are Others there. Scored apart, Others would
+    lose every bicycle pixel and Bicycle would read 0; folded, the scores are those of the
+    predictions with Bicycle written as Others."""
+    pred_dir, gt_dir, eight = _joint_predictions(tmp_path)
+    pairs = _read_pairs(pred_dir, gt_dir)
+    folded = _scores([(np.where(p == 7, 0, p).astype(np.uint8), g) for p, g in pairs], 7)
+    apart = _scores(pairs, 8)
+    assert apart.iou[0] < folded.iou[0] - 10 and apart.iou[7] == 0  # what folding mends
+    out = tmp_path / "r.json"
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"]
+    res = runner.invoke(app, [*args, "--json", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "Bicycle scored as Others (the ground truth marks no pixel of Bicycle;" in res.output
+    j = json.loads(out.read_text())
+    assert [c["name"] for c in j["classes"]] == MASS13K.names
+    assert j["folded"] == {"Bicycle": "Others"} and "no pixel of Bicycle" in j["fold_why"]
+    assert j["counts"] == folded.to_json(MASS13K.names)["counts"]
+    assert j["mIoU"] == pytest.approx(folded.miou)
+    # asked not to: the 8 classes, as before
+    rep = evaluate(EvaluateConfig(pred_dir, gt_dir, fold_new_classes=False, progress=False))
+    assert rep.taxonomy.names == eight.names and rep.folded is None
+    np.testing.assert_array_equal(rep.result.counts.as_array(), apart.counts.as_array())
+    res = runner.invoke(app, [*args, "--no-fold-new-classes"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "scored as" not in res.output
+
+
+def test_evaluate_scores_new_classes_apart_where_the_ground_truth_has_them(tmp_path) -> None:
+    """Ground truth that marks the new class (a fused dataset's labels) is scored with it; so
+    is ground truth without a single bicycle pixel whose recorded taxonomy has Bicycle (a set
+    that happens to hold none), where the predicted bicycles are errors."""
+    pred_dir, gt_dir, eight = _joint_predictions(tmp_path, gt_has_bicycle=True)
+    rep = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False))
+    assert rep.taxonomy.names == eight.names and rep.folded is None
+    np.testing.assert_array_equal(
+        rep.result.counts.as_array(), _scores(_read_pairs(pred_dir, gt_dir), 8).counts.as_array()
+    )
+    # asked to: both maps folded, Bicycle of the ground truth as Others too
+    both = evaluate(EvaluateConfig(pred_dir, gt_dir, fold_new_classes=True, progress=False))
+    assert both.folded == {"Bicycle": "Others"} and both.fold_why == "--fold-new-classes"
+    lut = np.where(np.arange(256) == 7, 0, np.arange(256)).astype(np.uint8)
+    want = _scores([(lut[p], lut[g]) for p, g in _read_pairs(pred_dir, gt_dir)], 7)
+    np.testing.assert_array_equal(both.result.counts.as_array(), want.counts.as_array())
+
+    other = tmp_path / "other"
+    other.mkdir()
+    pred_dir, gt_dir, eight = _joint_predictions(other)
+    fused = other / "fused"  # fused/taxonomy.json with Bicycle, labels in fused/labels/test
+    (fused / "labels").mkdir(parents=True)
+    gt_dir.rename(fused / "labels" / "test")
+    eight.save(fused / "taxonomy.json")
+    rep = evaluate(EvaluateConfig(pred_dir, fused / "labels" / "test", progress=False))
+    assert rep.taxonomy.names == eight.names and rep.folded is None
+
+
+def test_fold_of_a_taxonomy() -> None:
+    from annotations.taxonomy import ClassInfo, Taxonomy
+    from engine.evaluate import Fold, describe_fold
+
+    assert Fold.of(MASS13K) is None  # no new class
+    nine = MASS13K.with_new_class("Bicycle").with_new_class("Pole", parent="Ground")
+    fold = Fold.of(nine.with_new_class("Spoke", parent="Bicycle"))  # carved out of a new class
+    assert fold is not None and fold.base.names == MASS13K.names
+    assert fold.folded == {"Bicycle": "Others", "Pole": "Ground", "Spoke": "Others"}
+    assert fold.lut[[0, 6, 7, 8, 9, 255]].tolist() == [0, 6, 0, 4, 0, 255]
+    assert describe_fold(fold.folded) == (
+        "scored as their parents: Bicycle as Others, Pole as Ground, Spoke as Others"
+    )
+    assert describe_fold({"Bicycle": "Others", "Car": "Others"}) == (
+        "Bicycle and Car scored as Others"
+    )
+    after = Taxonomy((*nine.classes, ClassInfo(9, "Extra", (1, 2, 3))))  # a base class after
+    assert Fold.of(after) is None
+
+
+def test_evaluate_fold_new_classes_without_any_is_an_error(tmp_path: Path) -> None:
+    pred_dir, gt_dir = _write(tmp_path, _maps(8, 1))
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--fold-new-classes"]
+    res = runner.invoke(app, [*args, "--no-progress"], env={"COLUMNS": "200"})
+    assert res.exit_code == 2
+    assert "no new class to score as its parent (--fold-new-classes)" in res.output
+
+
 def test_evaluate_torch_device_cpu_same_counts(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     pred_dir, gt_dir = _write(tmp_path, _maps(6, 2))
