@@ -10,6 +10,8 @@ synth -> label -> annotated subset -> fuse -> train -> predict -> report::
     OUT/fused/                    joint-training labels (engine fuse)
     OUT/train/                    MaSSFormer `tiny` trained jointly on the fused labels
     OUT/predict/test/             the model's predictions on the test split
+    OUT/predict/test_start/       the start checkpoint's, to score what joint training kept of
+                                  the base classes (summary: ``base_classes``)
     OUT/report/<class>/           Table-4 report per new class (report.md / .json / chart.png)
     OUT/report/summary.md|json    every class side by side
     OUT/predict/test_gf/, OUT/report_gf/<class>/
@@ -54,6 +56,11 @@ SIMULATED_NOTE = (
 
 MODEL = SOURCES[-1]  # the report's kind of the model's row
 REFINED = f"{MODEL} + guided filter"  # its row with --guided-filter (not the release's inference)
+START = "start checkpoint"  # the model joint training started from, scored on the base classes
+BASE_NOTE = (
+    "What joint training kept of the base classes: mean IoU / BIoU / BF1 on the test images' "
+    "precise labels, the new classes counted as their parent class, as those labels have them"
+)
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,8 @@ class DemoResult:
     refined: dict[str, dict] = field(default_factory=dict)  # class -> the guided filter's report
     seconds: dict[str, float] = field(default_factory=dict)  # stage -> wall time
     start: dict[str, Any] | None = None  # the checkpoint training started from (None: scratch)
+    # model -> its scores of the base classes on the test split's precise labels (base_scores)
+    base_classes: dict[str, dict[str, Any]] = field(default_factory=dict)
     wall_seconds: float = 0.0  # this call, first check to summary (resumed stages: this call's)
 
     def rows(self, name: str) -> list[dict]:
@@ -249,10 +258,10 @@ def run_demo(
     )
     result.paths["train"] = train_out
 
-    def predict(dest: Path, guided_filter: bool = False) -> None:
+    def predict(dest: Path, guided_filter: bool = False, checkpoint: Path | None = None) -> None:
         predicted = _with_threads(demo_threads(cfg), predict_dir)(
             PredictConfig(
-                checkpoint=str(train_out / "last.pt"),
+                checkpoint=str(checkpoint or train_out / "last.pt"),
                 images=str(data / "images" / "test"),
                 out=str(dest),
                 size=None,
@@ -277,6 +286,19 @@ def run_demo(
             lambda: predict(pred_gf, guided_filter=True),
         )
         result.paths["predict (guided filter)"] = pred_gf
+    base_models = {MODEL: pred}  # what joint training kept of the base classes
+    if cfg.init_checkpoint is not None:
+        pred_start = out / "predict" / "test_start"
+        stage(
+            "predict the test split with the start checkpoint (to score what joint training kept)",
+            lambda: predict(pred_start, checkpoint=cfg.init_checkpoint),
+        )
+        result.paths["predict (start)"] = pred_start
+        base_models = {START: pred_start, **base_models}
+    result.base_classes = stage(
+        f"score the base classes on the precise labels ({' and '.join(cfg.classes)} as parent)",
+        lambda: base_scores(base_models, data / "annotations" / "test"),
+    )
 
     def report(name: str, label_dir: Path, predictions: Path, dest: Path) -> Any:
         return build_report(
@@ -328,6 +350,33 @@ def run_demo(
     summary = write_summary(cfg, result)
     result.paths["summary"] = summary
     return result
+
+
+def base_scores(models: dict[str, Path], gt: Path) -> dict[str, dict[str, Any]]:
+    """Each model's scores of the base classes on ``gt``, the precise labels, where a bicycle is
+    Others: ``engine evaluate`` with the new classes scored as their parents (its fold). Means
+    (``iou``, ``biou``, ``bf1``) and per-class ``classes`` rows."""
+    from engine.evaluate import EvaluateConfig, evaluate
+
+    scores = {}
+    for name, pred in models.items():
+        report = evaluate(EvaluateConfig(pred=pred, gt=gt, progress=False))
+        r = report.result
+        scores[name] = {
+            "iou": r.miou,
+            "biou": r.mbiou,
+            "bf1": r.mbf1,
+            "folded": report.folded,
+            "classes": r.to_json(report.taxonomy.names)["classes"],
+        }
+    return scores
+
+
+def base_line(result: DemoResult) -> str:
+    """The base-class scores in one line: ``base classes (mean IoU / BIoU / BF1 on the precise
+    labels): start checkpoint 84.81 / 32.75 / 0.8177, joint-trained model ...``."""
+    scored = [f"{n} {' / '.join(score_cells(s))}" for n, s in result.base_classes.items()]
+    return "base classes (mean IoU / BIoU / BF1 on the precise labels): " + ", ".join(scored)
 
 
 def check_same_data(synth: SynthConfig) -> None:
@@ -533,6 +582,10 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
     lines.append("")
     for name in result.reports:  # how sure each delta is, over the few annotated images
         lines += [f"{name}: {line}" for line in interval_lines(result.reports[name]["table4"])]
+    if result.base_classes:
+        lines += ["", f"{BASE_NOTE}:", "", "| model | mIoU | mBIoU | mBF1 |", "|---|---|---|---|"]
+        for name, scores in result.base_classes.items():
+            lines.append(f"| {name} | {' | '.join(score_cells(scores))} |")
     lines += [
         "",
         f"Model: MaSSFormer tiny, {cfg.iters} steps of joint training {_origin(result.start)}.",
@@ -569,6 +622,7 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
             },
             "start_checkpoint": result.start,
             "classes": {name: result.rows(name) for name in result.reports},
+            "base_classes": result.base_classes,
             "seconds": result.seconds,
             "wall_seconds": result.wall_seconds,
             "calls": calls,  # every call into this folder, first to last (resumes add one)

@@ -8,7 +8,7 @@ import typer
 from rich.text import Text
 
 from engine.cli.common import parse_size, stderr, stdout
-from engine.demo import DemoConfig, format_duration
+from engine.demo import DemoConfig, base_line, format_duration
 from engine.pretrain import PretrainConfig
 from engine.text import score_cells
 
@@ -118,6 +118,8 @@ def _print_demo(result, simulated: bool) -> None:
         model = [r for r in result.reports[name]["table4"] if r["kind"] == MODEL]
         for line in interval_lines(model):
             stdout.print(f"{name}: {line}", highlight=False, soft_wrap=True)
+    if result.base_classes:  # what joint training kept of the base classes
+        stdout.print(base_line(result), highlight=False, soft_wrap=True)
     width = max([20, *(len(key) + 1 for key in result.paths)])
     for key, path in result.paths.items():
         stdout.print(f"  {key:<{width}} {path}", soft_wrap=True)
