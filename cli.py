@@ -32,6 +32,7 @@ from engine.cli.common import (
     error_text,
     log_to_console,
     parse_size,
+    rich_help_cuts,
     stderr,
 )
 from labeler import cli as labeler_cli
@@ -79,7 +80,18 @@ def _quiet_flags(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None
 
 class _Command(TyperCommand):
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        """Typer's rich panels, or click's plain list where the panels would cut option names
+        or values short at this terminal's width (every name in full, help wrapped beside)."""
         _quiet_flags(self, ctx)
+        if self.rich_markup_mode is not None and rich_help_cuts(
+            lambda: super(_Command, self).format_help(ctx, formatter)
+        ):
+            markup, self.rich_markup_mode = self.rich_markup_mode, None
+            try:
+                super().format_help(ctx, formatter)
+            finally:
+                self.rich_markup_mode = markup
+            return
         super().format_help(ctx, formatter)
 
 

@@ -41,6 +41,47 @@ def test_no_bool_metavar_beside_flags(args: tuple[str, ...]):
     assert "--help" in text
 
 
+def _commands() -> list[tuple[str, ...]]:
+    import typer
+
+    root = typer.main.get_command(cli.app)
+    paths = []
+    for name, command in root.commands.items():
+        subs = getattr(command, "commands", None)
+        paths += [(name, sub) for sub in subs] if subs else [(name,)]
+    return paths
+
+
+def _options(path: tuple[str, ...]) -> list[str]:
+    import typer
+
+    command = typer.main.get_command(cli.app)
+    for name in path:
+        command = command.commands[name]
+    options = [p for p in command.params if not getattr(p, "hidden", False)]
+    return [o for p in options for o in (*p.opts, *p.secondary_opts) if o.startswith("--")]
+
+
+@pytest.mark.parametrize("columns", ["80", "100"])
+def test_every_option_name_reads_in_full_on_a_narrow_terminal(columns: str):
+    """typer's options table gives its columns equal shares once the widest do not fit: on an
+    80-column terminal (or a pipe) --detector-revision read --detector-revi…, and engine fuse's
+    --no-parent-constraint was cut even at 100. There the help falls back to click's plain
+    list, where every name and value reads in full."""
+    for path in _commands():
+        res = runner.invoke(cli.app, [*path, "--help"], env={"COLUMNS": columns, "NO_COLOR": "1"})
+        assert res.exit_code == 0, res.output
+        assert "\u2026" not in res.output, path
+        words = set(re.findall(r"--[a-z0-9-]+", res.output))
+        for option in _options(path):
+            assert option in words, (path, option)
+
+
+def test_a_wide_terminal_keeps_the_rich_panels():
+    assert "╭─ Options" in _help("fuse")  # 120 columns: nothing cut
+    assert "╭─ Options" in _help("label")
+
+
 def test_command_list_joins_a_docstring_s_wrapped_lines():
     """typer's rich list keeps single line breaks of a docstring: each command's summary must
     read as one sentence, wrapped only by the table (the review line once broke mid-phrase)."""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Callable
 
 import typer
 from rich.console import Console
@@ -105,3 +107,28 @@ def split_names(values: list[str] | None) -> tuple[str, ...] | None:
     if not values:
         return None
     return tuple(v.strip() for text in values for v in text.split(",") if v.strip())
+
+
+def rich_help_cuts(format_help: Callable[[], None]) -> bool:
+    """Whether typer's rich help, as ``format_help`` draws it at this terminal's width, cuts
+    text short with "…". Its options table gives every column an equal share once the widest
+    ones no longer fit, so on an 80-column terminal (or a pipe, read as 80) long option names
+    such as ``--detector-revision`` came out as ``--detector-revi…``. The help is drawn into a
+    buffer at the width the real one would have; nothing is shown."""
+    from typer import rich_utils
+
+    real = rich_utils._get_rich_console  # typer 0.16-0.29: every help panel is drawn through it
+    buffer = io.StringIO()
+
+    def into_buffer(stderr: bool = False) -> Console:
+        console = real(stderr)
+        console.width = console.width  # the terminal's (or COLUMNS'), fixed before the swap
+        console.file = buffer
+        return console
+
+    rich_utils._get_rich_console = into_buffer
+    try:
+        format_help()
+    finally:
+        rich_utils._get_rich_console = real
+    return "\u2026" in buffer.getvalue()
