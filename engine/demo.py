@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.runlock import holds_lock
-from engine.text import SOURCES, counted, score_cells
+from engine.text import SOURCES, counted, joined, score_cells
 
 # Nothing heavy at import time: the CLI reads DemoConfig's defaults when `engine` starts.
 if TYPE_CHECKING:
@@ -296,7 +296,7 @@ def run_demo(
         result.paths["predict (start)"] = pred_start
         base_models = {START: pred_start, **base_models}
     result.base_classes = stage(
-        f"score the base classes on the precise labels ({' and '.join(cfg.classes)} as parent)",
+        f"score the base classes on the precise labels ({joined(cfg.classes)} as parent)",
         lambda: base_scores(base_models, data / "annotations" / "test"),
     )
 

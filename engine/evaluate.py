@@ -22,6 +22,7 @@ from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
+from engine.text import joined
 
 LABEL_EXTS = (".png",)
 RESIZE_MODES = ("nearest",)
@@ -207,12 +208,8 @@ def describe_fold(folded: dict[str, str]) -> str:
     """``Bicycle and Car scored as Others``; ``Bicycle as Others, Pole as Ground``."""
     parents = set(folded.values())
     if len(parents) == 1:
-        return f"{_and(list(folded))} scored as {parents.pop()}"
+        return f"{joined(folded)} scored as {parents.pop()}"
     return "scored as their parents: " + ", ".join(f"{n} as {p}" for n, p in folded.items())
-
-
-def _and(names: list[str]) -> str:
-    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _score_one(
@@ -278,7 +275,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
         result, why = _count(cfg, pairs, taxonomy, None), ""
         new = [taxonomy.id_of(name) for name in fold.folded] if _may_fold(cfg, fold) else []
         if new and not result.counts.gt_area[new].any() and result.counts.pred_area[new].any():
-            why = f"the ground truth marks no pixel of {_and(list(fold.folded))}"
+            why = f"the ground truth marks no pixel of {joined(fold.folded)}"
             result = _count(cfg, pairs, taxonomy, fold, "evaluate (new classes as parents)")
     folded = fold is not None and bool(why)
     report = EvaluateReport(

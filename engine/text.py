@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 # The report's sources and metrics (engine.report), here so that light modules (the CLI, the
@@ -15,6 +15,12 @@ def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``counted(1, "image")`` is ``"1 image"``, ``counted(3, "image")`` ``"3 images"``;
     ``plural`` for nouns that do not take an ``s``."""
     return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
+def joined(names: Iterable[str]) -> str:
+    """``a``, ``a and b``, ``a, b and c``."""
+    names = list(names)
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def format_score(v: float | None, nd: int, sign: bool = False) -> str:

@@ -7,3 +7,11 @@ def test_counted_agrees_with_the_number():
     assert counted(2, "pseudo label") == "2 pseudo labels"
     assert counted(1, "class", "classes") == "1 class"
     assert counted(3, "class", "classes") == "3 classes"
+
+
+def test_joined() -> None:
+    from engine.text import joined
+
+    assert joined(["Bicycle"]) == "Bicycle"
+    assert joined(["Bicycle", "Car"]) == "Bicycle and Car"
+    assert joined({"Bicycle": 1, "Car": 2, "Pole": 3}) == "Bicycle, Car and Pole"
