@@ -83,16 +83,17 @@ class _Command(TyperCommand):
         """Typer's rich panels, or click's plain list where the panels would cut option names
         or values short at this terminal's width (every name in full, help wrapped beside)."""
         _quiet_flags(self, ctx)
-        if self.rich_markup_mode is not None and rich_help_cuts(
+        cuts = self.rich_markup_mode is not None and rich_help_cuts(
             lambda: super(_Command, self).format_help(ctx, formatter)
-        ):
-            markup, self.rich_markup_mode = self.rich_markup_mode, None
-            try:
-                super().format_help(ctx, formatter)
-            finally:
-                self.rich_markup_mode = markup
+        )
+        if cuts is None:  # shown already
             return
-        super().format_help(ctx, formatter)
+        markup = self.rich_markup_mode
+        self.rich_markup_mode = None if cuts else markup
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.rich_markup_mode = markup
 
 
 class _Group(TyperGroup):

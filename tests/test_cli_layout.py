@@ -80,6 +80,22 @@ def test_every_option_name_reads_in_full_on_a_narrow_terminal(columns: str):
 def test_a_wide_terminal_keeps_the_rich_panels():
     assert "╭─ Options" in _help("fuse")  # 120 columns: nothing cut
     assert "╭─ Options" in _help("label")
+    for columns in ("80", "120"):  # drawn once either way
+        res = runner.invoke(cli.app, ["fuse", "--help"], env={"COLUMNS": columns})
+        assert res.output.count("Usage:") == 1
+
+
+def test_the_measure_never_shows_the_help_twice(monkeypatch):
+    """A typer that drew its help without the console it uses since 0.16 has shown it: the
+    command must not draw it again; one without that console is left to draw it once."""
+    from typer import rich_utils
+
+    from engine.cli.common import rich_help_cuts
+
+    drawn: list[int] = []
+    assert rich_help_cuts(lambda: drawn.append(1)) is None and drawn == [1]
+    monkeypatch.delattr(rich_utils, "_get_rich_console")
+    assert rich_help_cuts(lambda: drawn.append(2)) is False and drawn == [1]
 
 
 def test_command_list_joins_a_docstring_s_wrapped_lines():

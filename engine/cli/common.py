@@ -109,15 +109,18 @@ def split_names(values: list[str] | None) -> tuple[str, ...] | None:
     return tuple(v.strip() for text in values for v in text.split(",") if v.strip())
 
 
-def rich_help_cuts(format_help: Callable[[], None]) -> bool:
+def rich_help_cuts(format_help: Callable[[], None]) -> bool | None:
     """Whether typer's rich help, as ``format_help`` draws it at this terminal's width, cuts
     text short with "…". Its options table gives every column an equal share once the widest
     ones no longer fit, so on an 80-column terminal (or a pipe, read as 80) long option names
     such as ``--detector-revision`` came out as ``--detector-revi…``. The help is drawn into a
-    buffer at the width the real one would have; nothing is shown."""
+    buffer at the width the real one would have; nothing is shown. None: this typer drew it
+    without the console it draws through since 0.16, so it is shown already."""
     from typer import rich_utils
 
-    real = rich_utils._get_rich_console  # typer 0.16-0.29: every help panel is drawn through it
+    real = getattr(rich_utils, "_get_rich_console", None)
+    if real is None:  # a typer that draws otherwise: its own layout, as it is
+        return False
     buffer = io.StringIO()
 
     def into_buffer(stderr: bool = False) -> Console:
@@ -131,4 +134,6 @@ def rich_help_cuts(format_help: Callable[[], None]) -> bool:
         format_help()
     finally:
         rich_utils._get_rich_console = real
+    if not buffer.getvalue():
+        return None
     return "\u2026" in buffer.getvalue()
