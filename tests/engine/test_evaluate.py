@@ -339,6 +339,13 @@ def test_evaluate_torch_device_cpu_same_counts(tmp_path: Path) -> None:
     a = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False)).result
     b = evaluate(EvaluateConfig(pred_dir, gt_dir, device="cpu", progress=False)).result
     np.testing.assert_array_equal(a.counts.as_array(), b.counts.as_array())
+    joint = tmp_path / "joint"  # and with the new classes scored as their parents
+    joint.mkdir()
+    pred_dir, gt_dir, _ = _joint_predictions(joint)
+    a = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False))
+    b = evaluate(EvaluateConfig(pred_dir, gt_dir, device="cpu", progress=False))
+    assert a.folded == b.folded == {"Bicycle": "Others"}
+    np.testing.assert_array_equal(a.result.counts.as_array(), b.result.counts.as_array())
 
 
 def test_evaluate_resize_pred_nearest(tmp_path: Path) -> None:
