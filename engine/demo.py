@@ -372,10 +372,10 @@ def base_scores(models: dict[str, Path], gt: Path) -> dict[str, dict[str, Any]]:
     return scores
 
 
-def base_line(result: DemoResult) -> str:
-    """The base-class scores in one line: ``base classes (mean IoU / BIoU / BF1 on the precise
+def base_line(base_classes: dict[str, dict[str, Any]]) -> str:
+    """:func:`base_scores` in one line: ``base classes (mean IoU / BIoU / BF1 on the precise
     labels): start checkpoint 84.81 / 32.75 / 0.8177, joint-trained model ...``."""
-    scored = [f"{n} {' / '.join(score_cells(s))}" for n, s in result.base_classes.items()]
+    scored = [f"{n} {' / '.join(score_cells(s))}" for n, s in base_classes.items()]
     return "base classes (mean IoU / BIoU / BF1 on the precise labels): " + ", ".join(scored)
 
 

@@ -11,6 +11,7 @@ pixel counts, not the label), in order, so the report is the same.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections import Counter
@@ -683,6 +684,63 @@ def render_report(root: str | os.PathLike) -> list:
     return out
 
 
+DEMO_SUMMARY = Path("report") / "summary.json"  # what engine demo writes last, in its folder
+
+
+def render_demo(root: str | os.PathLike) -> list:
+    """Rich renderables for ``engine info DEMO_OUT``: the demo's Table 4 for every new class,
+    what joint training kept of the base classes, its wall time, and where each stage wrote
+    (each of which ``engine info`` describes), from its ``report/summary.json``."""
+    from rich.table import Table
+
+    from annotations.fileio import read_json
+    from engine.demo import base_line, format_duration
+    from engine.text import score_cells
+
+    root = Path(root)
+    data = read_json(root / DEMO_SUMMARY, "demo summary")
+    if not isinstance(data, dict) or not isinstance(data.get("classes"), dict):
+        raise ValueError(f"{root / DEMO_SUMMARY}: not an engine demo summary (no 'classes')")
+    simulated = " (SIMULATED labeler)" if data.get("simulated_labeler") else ""
+    table = Table(title=f"Demo {root}{simulated}")
+    for name in ("new class", "source", "IoU", "BIoU", "BF1"):
+        table.add_column(name, justify="left" if name in ("new class", "source") else "right")
+    for name, rows in data["classes"].items():
+        for row in rows if isinstance(rows, list) else []:
+            table.add_row(name, str(row.get("source")), *score_cells(row))
+    out: list = [table]
+    if data.get("base_classes"):
+        out.append(base_line(data["base_classes"]))
+    calls = data.get("calls") or []
+    took = ", ".join(format_duration(float(c.get("wall_seconds") or 0)) for c in calls)
+    if took:
+        out.append(f"wall time: {took}" + (f" ({len(calls)} calls)" if len(calls) > 1 else ""))
+    paths = Table(title="Where each stage wrote (engine info describes each)", show_header=False)
+    paths.add_column("stage")
+    paths.add_column("path", overflow="fold")
+    recorded = Path(str((data.get("config") or {}).get("out") or root))
+    for stage, path in (data.get("paths") or {}).items():
+        with contextlib.suppress(ValueError):  # as the folder is now, wherever it ran
+            path = root / Path(str(path)).relative_to(recorded)
+        paths.add_row(stage, str(path))
+    return [*out, paths]
+
+
+def render_unfinished_demo(root: str | os.PathLike) -> list:
+    """``engine info`` on a demo folder without its summary yet (stopped, or still running):
+    what each stage has written so far, and how to finish it."""
+    from rich.table import Table
+
+    root = Path(root)
+    table = Table(title=f"Demo {root}: not finished (no {DEMO_SUMMARY})", show_header=False)
+    table.add_column("folder")
+    table.add_column("what")
+    table.add_row("data", "the synthetic dataset (engine synth)")
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir() and output_kind(p)):
+        table.add_row(str(folder.relative_to(root)), output_kind(folder)[1])
+    return [table, f"engine demo --out {root} (with the same options) resumes it"]
+
+
 def render_annotation_files(items: list) -> list:
     """Rich renderables for ``engine info`` on annotation files (``engine.annotate.
     annotation_files``): per COCO file or LabelMe folder, its images, what each label holds, the
@@ -752,6 +810,10 @@ def describe_output(
         from engine.annotation_files import annotation_files
 
         folder = Path(path)
+        if (folder / DEMO_SUMMARY).is_file() and not (folder / "images").is_dir():
+            return "a demo folder (engine demo)", render_demo(folder), 0
+        if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():
+            return "a demo folder (engine demo)", render_unfinished_demo(folder), 0
         reports = sorted(folder.glob("*/report.json")) if folder.is_dir() else []
         if reports and not (folder / "images").is_dir():  # the demo's report/: one per class
             return "reports", [r for p in reports for r in render_report(p.parent)], 0

@@ -119,7 +119,7 @@ def _print_demo(result, simulated: bool) -> None:
         for line in interval_lines(model):
             stdout.print(f"{name}: {line}", highlight=False, soft_wrap=True)
     if result.base_classes:  # what joint training kept of the base classes
-        stdout.print(base_line(result), highlight=False, soft_wrap=True)
+        stdout.print(base_line(result.base_classes), highlight=False, soft_wrap=True)
     width = max([20, *(len(key) + 1 for key in result.paths)])
     for key, path in result.paths.items():
         stdout.print(f"  {key:<{width}} {path}", soft_wrap=True)

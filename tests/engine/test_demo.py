@@ -96,6 +96,33 @@ def test_small_demo_runs_every_stage_and_resumes(tmp_path):
     assert {p: p.read_bytes() for p in sorted((out / "data").rglob("*")) if p.is_file()} == before
 
 
+def test_engine_info_on_a_demo_folder(tmp_path):
+    """engine info DEMO_OUT said "no image split folders found": it now shows the demo's table,
+    the base classes kept, its time and where each stage wrote, as the folder is now (moved
+    or not); an unfinished demo lists what its stages have written and how to resume it."""
+    import shutil
+
+    out = tmp_path / "demo"
+    assert CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL]).exit_code == 0
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    res = CliRunner().invoke(app, ["info", str(moved)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert f"Demo {moved} (SIMULATED labeler)" in res.output
+    assert res.output.count("joint-trained model ") >= 2  # a row per class, and base classes
+    assert "base classes (mean IoU / BIoU / BF1 on the precise labels): start checkpoint" in (
+        res.output
+    )
+    assert "wall time: " in res.output
+    assert str(moved / "predict" / "test_start") in res.output and str(out) not in res.output
+    (moved / "report" / "summary.json").unlink()
+    res = CliRunner().invoke(app, ["info", str(moved)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "not finished (no report/summary.json)" in res.output
+    assert "a training run (engine train)" in res.output
+    assert f"engine demo --out {moved} (with the same options) resumes it" in res.output
+
+
 def test_demo_with_the_guided_filter_adds_its_row_and_reports(tmp_path):
     out = tmp_path / "demo"
     res = CliRunner().invoke(app, ["demo", "--out", str(out), "--guided-filter", *SMALL])
