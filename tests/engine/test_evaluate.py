@@ -269,6 +269,9 @@ def test_evaluate_scores_new_classes_as_parents_against_base_class_labels(tmp_pa
     assert j["folded"] == {"Bicycle": "Others"} and "no pixel of Bicycle" in j["fold_why"]
     assert j["counts"] == folded.to_json(MASS13K.names)["counts"]
     assert j["mIoU"] == pytest.approx(folded.miou)
+    two = evaluate(EvaluateConfig(pred_dir, gt_dir, workers=2, progress=False))  # in processes
+    assert two.folded == {"Bicycle": "Others"}
+    np.testing.assert_array_equal(two.result.counts.as_array(), folded.counts.as_array())
     # asked not to: the 8 classes, as before
     rep = evaluate(EvaluateConfig(pred_dir, gt_dir, fold_new_classes=False, progress=False))
     assert rep.taxonomy.names == eight.names and rep.folded is None
