@@ -129,12 +129,35 @@ def resolve_input(label: np.ndarray, path: Path, class_id: int | None, mode: str
     return class_id
 
 
+def children_outside(taxonomy: Taxonomy, class_id: int | None, other: Taxonomy) -> list[int]:
+    """The classes of ``taxonomy`` carved out of ``class_id`` (directly or through another new
+    class) that ``other`` does not have: a joint model's Bicycle and Car, when Others is scored
+    against precise labels of the base classes, where a bicycle is Others."""
+    if class_id is None:
+        return []
+    found = []
+    for c in taxonomy:
+        root = c
+        while root.parent is not None:
+            root = taxonomy[root.parent]
+            if root.id == class_id and c.name not in other:
+                found.append(c.id)
+                break
+    return found
+
+
 def _score_one(
     args: tuple[
-        Path, Path, tuple[int | None, int | None], str, tuple[Taxonomy, Taxonomy], str | None
+        Path,
+        Path,
+        tuple[int | None, int | None],
+        str,
+        tuple[Taxonomy, Taxonomy],
+        str | None,
+        list[int],
     ],
 ) -> np.ndarray:
-    pred_path, gt_path, (pred_cid, gt_cid), mode, (pred_tax, gt_tax), resize = args
+    pred_path, gt_path, (pred_cid, gt_cid), mode, (pred_tax, gt_tax), resize, children = args
     gt = read_label(gt_path)
     pred = read_label(pred_path)
     gt_id = resolve_input(gt, gt_path, gt_cid, mode)
@@ -145,6 +168,8 @@ def _score_one(
     ):
         if cid != 1 or not is_binary_mask(label):
             validate_label(label, tax, source=str(path))
+    if children and pred_id == pred_cid:  # a full label map: its new classes as the class
+        pred = np.where(np.isin(pred, children), np.uint8(pred_id), pred)
     if pred.shape != gt.shape:
         if resize != "nearest":
             raise ValueError(
@@ -171,6 +196,8 @@ class SourceScores:
     # equal to the ground truth on every image (engine.metrics.bootstrap.matches_truth): the
     # row measures nothing
     matches_truth: bool = False
+    # its new classes counted as the class (children_outside): not in the ground truth's classes
+    folded: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -182,6 +209,7 @@ class SourceScores:
             "delta": self.delta,
             "delta_interval": self.delta_interval,
             "matches_truth": self.matches_truth,
+            "folded": self.folded,
         }
 
 
@@ -353,9 +381,11 @@ def compare(cfg: CompareConfig) -> CompareReport:
         folder = source_folder(given, split)
         tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)
         cid = _class_in(cfg, tax, tax_source, f"source {name!r}")
+        children = children_outside(tax, cid, gt_tax)
         pairs = pair_files(folder, gt, extra_ok=split is not None)  # a subset: some images
         jobs = [
-            (p, g, (cid, gt_cid), cfg.input, (tax, gt_tax), cfg.resize_pred) for _, p, g in pairs
+            (p, g, (cid, gt_cid), cfg.input, (tax, gt_tax), cfg.resize_pred, children)
+            for _, p, g in pairs
         ]
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
         for array in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):
@@ -363,6 +393,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
         counts = class_counts(scorer.per_image, class_id=1)  # the gt's stems, sorted
         row = SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source)
         row.matches_truth = matches_truth(counts)
+        row.folded = [tax[c].name for c in children]
         rows.append(row)
         per_image.append(counts)
         images = len(pairs)

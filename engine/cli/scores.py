@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import stderr, stdout
-from engine.text import counted, score_cells
+from engine.text import counted, joined, score_cells
 
 app = typer.Typer()
 
@@ -212,6 +212,12 @@ def compare_cmd(
         ):
             where = f"{report.class_name} = {row.class_id} from {row.taxonomy_source}"
             stdout.print(f"{row.name}: {where}", soft_wrap=True)
+        if row.folded:  # a joint model's Bicycle is Others in precise labels of the base classes
+            stdout.print(
+                f"{row.name}: {joined(row.folded)} counted as {report.class_name} (the ground "
+                "truth's classes do not have them)",
+                soft_wrap=True,
+            )
     for path in (json_out, markdown_out, plot_out):
         if path is not None:
             stderr.print(f"wrote {path}")

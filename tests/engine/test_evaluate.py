@@ -393,6 +393,32 @@ def _compare_data(tmp: Path):
     return gt_dir, a_dir, b_dir, tax_path, gts, preds_a, preds_b
 
 
+def test_compare_counts_a_joint_model_s_new_classes_as_their_parent(tmp_path: Path) -> None:
+    """Others of a joint model against the precise 7-class labels: its Bicycle pixels are
+    Others there, as engine evaluate scores them; against a fused dataset's labels, whose
+    taxonomy has Bicycle, they are not."""
+    pred_dir, gt_dir, eight = _joint_predictions(tmp_path)
+    rep = compare(CompareConfig("Others", gt_dir, (("joint", pred_dir),), progress=False))
+    want = ClassScorer(0)
+    for p, g in _read_pairs(pred_dir, gt_dir):
+        want.update(np.where(p == 7, 0, p).astype(np.uint8), g)
+    assert rep.rows[0].folded == ["Bicycle"] and rep.rows[0].to_json()["folded"] == ["Bicycle"]
+    assert rep.rows[0].scores.counts == want.compute().counts
+    res = runner.invoke(
+        app,
+        ["compare", "--class", "Others", "--gt", str(gt_dir), "--source", f"joint={pred_dir}"],
+        env={"COLUMNS": "200"},
+    )
+    assert res.exit_code == 0 and "joint: Bicycle counted as Others" in res.output
+    eight.save(tmp_path / "taxonomy.json")  # the ground truth's classes have Bicycle: as is
+    rep = compare(CompareConfig("Others", gt_dir, (("joint", pred_dir),), progress=False))
+    apart = ClassScorer(0)
+    for p, g in _read_pairs(pred_dir, gt_dir):
+        apart.update(p, g)
+    assert rep.rows[0].folded == [] and rep.rows[0].scores.counts == apart.compute().counts
+    assert apart.compute().iou < want.compute().iou
+
+
 def test_compare_library_and_deltas(tmp_path: Path) -> None:
     gt_dir, a_dir, b_dir, tax, gts, pa, pb = _compare_data(tmp_path)
     cfg = CompareConfig(
