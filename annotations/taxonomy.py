@@ -123,6 +123,20 @@ class Taxonomy:
     def children(self, class_id: int) -> list[ClassInfo]:
         return [c for c in self.classes if c.parent == class_id]
 
+    def ancestors(self, class_id: int) -> list[int]:
+        """The ids ``class_id`` was carved out of, nearest first: its parent, the parent's
+        parent, ..., the base class (empty for a base class)."""
+        found, c = [], self[class_id]
+        while c.parent is not None:
+            c = self[c.parent]
+            found.append(c.id)
+        return found
+
+    def base_of(self, class_id: int) -> ClassInfo:
+        """The base class (no parent) that ``class_id`` was carved out of, through any new
+        classes between; a base class itself."""
+        return self[(self.ancestors(class_id) or [class_id])[-1]]
+
     def palette(self) -> np.ndarray:
         """``(256, 3) uint8`` RGB lookup table; unused entries and 255 (ignore) are white."""
         lut = np.full((256, 3), 255, dtype=np.uint8)

@@ -135,15 +135,7 @@ def children_outside(taxonomy: Taxonomy, class_id: int | None, other: Taxonomy) 
     against precise labels of the base classes, where a bicycle is Others."""
     if class_id is None:
         return []
-    found = []
-    for c in taxonomy:
-        root = c
-        while root.parent is not None:
-            root = taxonomy[root.parent]
-            if root.id == class_id and c.name not in other:
-                found.append(c.id)
-                break
-    return found
+    return [c.id for c in taxonomy if class_id in taxonomy.ancestors(c.id) and c.name not in other]
 
 
 def _score_one(

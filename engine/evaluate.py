@@ -195,12 +195,10 @@ class Fold:
             return None
         lut = np.arange(256, dtype=np.uint8)
         folded = {}
-        for c in new:
-            root = c
-            while root.parent is not None:  # a class carved out of a new class: to its base
-                root = taxonomy[root.parent]
-            lut[c.id] = root.id
-            folded[c.name] = root.name
+        for c in new:  # a class carved out of a new class: to its base
+            base = taxonomy.base_of(c.id)
+            lut[c.id] = base.id
+            folded[c.name] = base.name
         return cls(Taxonomy(taxonomy.classes[:k]), lut, folded)
 
 

@@ -120,3 +120,10 @@ def test_class_info_validation():
     with pytest.raises(ValueError, match="0..254"):
         ClassInfo(255, "X", (0, 0, 0))
     assert ClassInfo(3, "X", (1.0, 2, 3)).color == (1, 2, 3)
+
+
+def test_ancestors_and_base_of() -> None:
+    t = MASS13K.with_new_class("Bicycle").with_new_class("Spoke", parent="Bicycle")
+    assert t.ancestors(0) == [] and t.base_of(0).name == "Others"
+    assert t.ancestors(7) == [0] and t.base_of(7).name == "Others"
+    assert t.ancestors(8) == [7, 0] and t.base_of(8).name == "Others"

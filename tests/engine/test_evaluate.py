@@ -419,6 +419,17 @@ def test_compare_counts_a_joint_model_s_new_classes_as_their_parent(tmp_path: Pa
     assert apart.compute().iou < want.compute().iou
 
 
+def test_children_outside_the_ground_truth_s_classes() -> None:
+    from engine.compare import children_outside
+
+    bicycle = MASS13K.with_new_class("Bicycle")
+    t = bicycle.with_new_class("Spoke", parent="Bicycle").with_new_class("Pole", parent="Ground")
+    assert children_outside(t, 0, MASS13K) == [7, 8]  # Others: Bicycle, and Spoke through it
+    assert children_outside(t, 7, bicycle) == [8]  # Bicycle: its Spoke, unknown to the truth
+    assert children_outside(t, 7, t) == [] and children_outside(t, None, MASS13K) == []
+    assert children_outside(t, 4, MASS13K) == [9]
+
+
 def test_compare_library_and_deltas(tmp_path: Path) -> None:
     gt_dir, a_dir, b_dir, tax, gts, pa, pb = _compare_data(tmp_path)
     cfg = CompareConfig(
