@@ -287,6 +287,8 @@ def run_demo(
         )
         result.paths["predict (guided filter)"] = pred_gf
     base_models = {MODEL: pred}  # what joint training kept of the base classes
+    if cfg.guided_filter:
+        base_models[REFINED] = pred_gf
     if cfg.init_checkpoint is not None:
         pred_start = out / "predict" / "test_start"
         stage(

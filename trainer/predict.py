@@ -109,7 +109,8 @@ def trained_on(ckpt: dict) -> dict[str, str] | None:
 def check_resume(meta_path: Path, cfg: PredictConfig, step: int, weights: str = "") -> None:
     """Refuse to add label maps to a folder whose ``predict.json`` records other settings (or
     another checkpoint, step or ``weights``: :func:`trainer.checkpoint.weights_digest`) than
-    ``cfg`` (its size resolved): one line naming the file and every difference."""
+    ``cfg`` (its size resolved): one line naming the file and every difference. A checkpoint at
+    another path with the same weights is the same one."""
     meta = prediction_record(meta_path.parent)
     if meta is None:
         return  # label maps from elsewhere, or a run stopped before its record: nothing to hold
@@ -126,8 +127,12 @@ def check_resume(meta_path: Path, cfg: PredictConfig, step: int, weights: str = 
         for k in LABEL_SETTINGS  # a folder is resumed with the same ones only
         if k in old and old[k] != new[k]
     ]
-    if "checkpoint" in old and os.path.realpath(old["checkpoint"]) != os.path.realpath(
-        cfg.checkpoint
+    # the same weights at another path (the run folder moved, the package installed elsewhere)
+    same_weights = bool(weights) and meta.get("weights_sha256") == weights
+    if (
+        "checkpoint" in old
+        and not same_weights
+        and os.path.realpath(old["checkpoint"]) != os.path.realpath(cfg.checkpoint)
     ):
         diffs.insert(0, f"checkpoint {old['checkpoint']}, not {cfg.checkpoint}")
     elif meta.get("checkpoint_step", step) != step:

@@ -156,6 +156,11 @@ def test_demo_with_the_guided_filter_adds_its_row_and_reports(tmp_path):
             "refined at inference" in (out / "report_gf" / name.lower() / "report.md").read_text()
         )
     assert "+ guided filter" in (out / "report" / "summary.md").read_text()
+    assert list(summary["base_classes"]) == [
+        "start checkpoint",
+        "joint-trained model",
+        "joint-trained model + guided filter",
+    ]
     # the review gallery shows both predictions, each scored against the annotated test images
     gallery = (out / "review" / "car" / "index.html").read_text()
     assert "<figcaption>prediction<br>" in gallery

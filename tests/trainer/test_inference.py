@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import cv2
 import numpy as np
@@ -488,6 +489,23 @@ def test_resume_with_other_settings_names_every_difference(tmp_path) -> None:
         f"{tmp_path / 'other.pt'}, not {ckpt}; scales [0.75, 1.0], not [1.0]; guided_filter "
         "true, not false); rerun with those, give a new --out, or add --overwrite"
     )
+    # the same weights at another path (the run folder moved, the package reinstalled, as the
+    # demo's built-in start is): the same checkpoint; other weights there are refused
+    moved = str(tmp_path / "elsewhere" / "m.pt")
+    meta.write_text(
+        json.dumps(
+            {
+                "config": {**asdict(cfg), "checkpoint": moved},
+                "checkpoint_step": 5,
+                "weights_sha256": "a",
+            }
+        )  # fmt: skip
+    )
+    check_resume(meta, cfg, 5, "a")
+    with pytest.raises(
+        ValueError, match=rf"\(checkpoint {re.escape(moved)}, not {re.escape(str(ckpt))}\)"
+    ):
+        check_resume(meta, cfg, 5, "b")
     meta.write_text(json.dumps({"taxonomy": {}}))
     with pytest.raises(ValueError, match="not written by engine predict"):
         check_resume(meta, cfg, 5)
