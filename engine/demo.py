@@ -58,8 +58,8 @@ MODEL = SOURCES[-1]  # the report's kind of the model's row
 REFINED = f"{MODEL} + guided filter"  # its row with --guided-filter (not the release's inference)
 START = "start checkpoint"  # the model joint training started from, scored on the base classes
 BASE_NOTE = (
-    "What joint training kept of the base classes: mean IoU / BIoU / BF1 on the test images' "
-    "precise labels, the new classes counted as their parent class, as those labels have them"
+    "mean IoU / BIoU / BF1 on the test images' precise labels, the new classes counted as their "
+    "parent class, as those labels have them"
 )
 
 
@@ -585,7 +585,9 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
     for name in result.reports:  # how sure each delta is, over the few annotated images
         lines += [f"{name}: {line}" for line in interval_lines(result.reports[name]["table4"])]
     if result.base_classes:
-        lines += ["", f"{BASE_NOTE}:", "", "| model | mIoU | mBIoU | mBF1 |", "|---|---|---|---|"]
+        lead = "What joint training kept of" if START in result.base_classes else "The model on"
+        lines += ["", f"{lead} the base classes: {BASE_NOTE}:", ""]
+        lines += ["| model | mIoU | mBIoU | mBF1 |", "|---|---|---|---|"]
         for name, scores in result.base_classes.items():
             lines.append(f"| {name} | {' | '.join(score_cells(scores))} |")
     lines += [

@@ -183,6 +183,7 @@ def test_demo_from_scratch_with_init_none(tmp_path):
     assert summary["start_checkpoint"] is None
     assert not (out / "train" / "init.json").exists()
     assert list(summary["base_classes"]) == ["joint-trained model"]  # no start to compare
+    assert "The model on the base classes: mean IoU" in (out / "report" / "summary.md").read_text()
     assert not (out / "predict" / "test_start").exists()
 
 
