@@ -9,7 +9,8 @@ is still running. Each command that writes a run folder holds an advisory lock o
 line naming the folder and the process that holds it.
 
 The operating system releases the lock when its process ends, however it ends, so a killed run
-leaves no stale lock: the next run takes it. The file itself stays (removing it would race with
+leaves no stale lock: the next run takes it. A process forked during the run (a DataLoader
+worker) closes its copy of the lock at once, so it never holds a folder past its run. The file itself stays (removing it would race with
 a process about to lock it); it holds the holder's pid, host, command and start time, for the
 message. Where ``flock`` does not exist (Windows) or the file system refuses it, the run goes on
 unlocked, as before. A folder the run created and left empty (it refused its input before
@@ -33,6 +34,21 @@ log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
 T = TypeVar("T")
+
+# The lock files this process holds. A forked child (a DataLoader worker, which lives until its
+# loader is collected) gets a copy of each descriptor, and flock's lock lasts while any copy is
+# open: the child closes its copies at once, so a folder is free when its run ends.
+_HELD: set[int] = set()
+
+
+def _close_held() -> None:
+    for fd in _HELD:
+        os.close(fd)
+    _HELD.clear()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; Windows has no fork (and no flock)
+    os.register_at_fork(after_in_child=_close_held)
 
 
 class FolderInUse(RuntimeError):
@@ -88,6 +104,7 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
             }
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
+            _HELD.add(fd)
         yield folder
     finally:
         with contextlib.suppress(OSError):  # the folder may be gone (moved or deleted)
@@ -95,6 +112,7 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
                 # a run that wrote nothing (refused its input) leaves no folder behind
                 path.unlink()
                 folder.rmdir()
+        _HELD.discard(fd)
         os.close(fd)  # releases the lock
 
 

@@ -54,6 +54,31 @@ def test_a_second_process_is_refused_until_the_first_is_killed(tmp_path: Path) -
         assert folder == run and "engine train" in (run / LOCK_NAME).read_text()
 
 
+def _run_then_wait(running) -> None:  # noqa: ANN001
+    running.set()
+    signal.pause()
+
+
+def test_a_child_forked_while_the_lock_is_held_does_not_keep_it(tmp_path: Path) -> None:
+    """A process forked inside the run (a DataLoader worker, which lives until its loader is
+    collected) must not pin the folder's lock after the run ends: a second demo in the same
+    process found its folder "in use by engine demo" now and then."""
+    import multiprocessing as mp
+
+    fork = mp.get_context("fork")
+    running = fork.Event()
+    with exclusive(tmp_path, "engine train"):
+        child = fork.Process(target=_run_then_wait, args=(running,))
+        child.start()
+        assert running.wait(10)
+    try:
+        with exclusive(tmp_path, "engine train"):  # the run is over: free, child or not
+            pass
+    finally:
+        child.kill()
+        child.join()
+
+
 def test_a_folder_the_run_created_and_left_empty_is_removed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="bad input"), exclusive(tmp_path / "new", "engine fuse"):
         raise ValueError("bad input")  # refused before writing anything
