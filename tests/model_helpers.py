@@ -1,13 +1,16 @@
-"""Engine checkpoints of small models, as engine train and convert-massformer write them."""
+"""Engine checkpoints of small models, as engine train and convert-massformer write them; the
+mark of tests that run a model on fake CUDA tensors."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
+import pytest
 import torch
 
 from annotations.taxonomy import MASS13K, Taxonomy
+from bench.cuda_memory_model import fake_cuda_problem
 from trainer.checkpoint import checkpoint_dict, save_checkpoint
 
 
@@ -19,3 +22,7 @@ def save_model(
         step, model.state_dict(), dataclasses.asdict(model.config), taxonomy.to_dict()
     )
     return save_checkpoint(path, state)
+
+
+# torch 2.6 cannot make fake CUDA tensors without a driver (bench.cuda_memory_model)
+needs_fake_cuda = pytest.mark.skipif(bool(fake_cuda_problem()), reason=str(fake_cuda_problem()))

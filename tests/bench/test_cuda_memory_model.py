@@ -12,12 +12,10 @@ from bench.cuda_memory_model import (
     AutocastResize,
     LiveBytes,
     deform_kernel_bytes,
-    fake_cuda_problem,
     main,
     model_memory,
 )
-
-needs_fake_cuda = pytest.mark.skipif(bool(fake_cuda_problem()), reason=str(fake_cuda_problem()))
+from tests.model_helpers import needs_fake_cuda
 
 
 @needs_fake_cuda

@@ -12,7 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torchvision.models import resnet
 from torchvision.ops import deform_conv2d
 
-from bench.cuda_memory_model import fake_cuda_problem
+from tests.model_helpers import needs_fake_cuda
 from trainer.models import MODEL_PRESETS, ModelConfig, build_model, create_model, semantic_inference
 from trainer.models.backbone import FrozenBatchNorm
 from trainer.models.layers import (
@@ -588,7 +588,7 @@ class _Resizes(TorchDispatchMode):
         return out
 
 
-@pytest.mark.skipif(bool(fake_cuda_problem()), reason=str(fake_cuda_problem()))
+@needs_fake_cuda
 def test_efficient_inference_never_resizes_a_bf16_map_in_float32() -> None:
     # the efficient mode's forward under CUDA's bf16 autocast, on fake CUDA tensors: no
     # resize (pixel decoder, mask features, attention masks) turns bf16 into float32
