@@ -374,6 +374,20 @@ def base_scores(models: dict[str, Path], gt: Path) -> dict[str, dict[str, Any]]:
     return scores
 
 
+def scores_table(classes: dict[str, list[dict]], title: str, simulated: bool) -> Any:
+    """The rich table of every new class's Table-4 rows (:meth:`DemoResult.rows`, or
+    ``summary.json``'s ``classes``), as the demo prints it and ``engine info`` shows it again."""
+    from rich.table import Table
+
+    table = Table(title=title + (" (SIMULATED labeler)" if simulated else ""))
+    for col in ("new class", "source", "IoU", "BIoU", "BF1"):
+        table.add_column(col, justify="left" if col in ("new class", "source") else "right")
+    for name, rows in classes.items():
+        for row in rows:
+            table.add_row(name, str(row.get("source")), *score_cells(row))
+    return table
+
+
 def base_line(base_classes: dict[str, dict[str, Any]]) -> str:
     """:func:`base_scores` in one line: ``base classes (mean IoU / BIoU / BF1 on the precise
     labels): start checkpoint 84.81 / 32.75 / 0.8177, joint-trained model ...``."""

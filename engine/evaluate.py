@@ -275,13 +275,12 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
         if new and not result.counts.gt_area[new].any() and result.counts.pred_area[new].any():
             why = f"the ground truth marks no pixel of {joined(fold.folded)}"
             result = _count(cfg, pairs, taxonomy, fold, "evaluate (new classes as parents)")
-    folded = fold is not None and bool(why)
-    report = EvaluateReport(
+    report = EvaluateReport(  # why: set only where fold was applied
         result,
-        fold.base if folded else taxonomy,
+        fold.base if why else taxonomy,
         [s for s, _, _ in pairs],
         taxonomy_source,
-        fold.folded if folded else None,
+        fold.folded if why else None,
         why,
     )
     if cfg.json_out is not None:

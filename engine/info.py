@@ -694,21 +694,14 @@ def render_demo(root: str | os.PathLike) -> list:
     from rich.table import Table
 
     from annotations.fileio import read_json
-    from engine.demo import base_line, format_duration
-    from engine.text import score_cells
+    from engine.demo import base_line, format_duration, scores_table
 
     root = Path(root)
     data = read_json(root / DEMO_SUMMARY, "demo summary")
     if not isinstance(data, dict) or not isinstance(data.get("classes"), dict):
         raise ValueError(f"{root / DEMO_SUMMARY}: not an engine demo summary (no 'classes')")
-    simulated = " (SIMULATED labeler)" if data.get("simulated_labeler") else ""
-    table = Table(title=f"Demo {root}{simulated}")
-    for name in ("new class", "source", "IoU", "BIoU", "BF1"):
-        table.add_column(name, justify="left" if name in ("new class", "source") else "right")
-    for name, rows in data["classes"].items():
-        for row in rows if isinstance(rows, list) else []:
-            table.add_row(name, str(row.get("source")), *score_cells(row))
-    out: list = [table]
+    classes = {n: rows for n, rows in data["classes"].items() if isinstance(rows, list)}
+    out: list = [scores_table(classes, f"Demo {root}", bool(data.get("simulated_labeler")))]
     if data.get("base_classes"):
         out.append(base_line(data["base_classes"]))
     calls = data.get("calls") or []
@@ -736,8 +729,9 @@ def render_unfinished_demo(root: str | os.PathLike) -> list:
     table.add_column("folder")
     table.add_column("what")
     table.add_row("data", "the synthetic dataset (engine synth)")
-    for folder in sorted(p for p in root.rglob("*") if p.is_dir() and output_kind(p)):
-        table.add_row(str(folder.relative_to(root)), output_kind(folder)[1])
+    for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
+        if kind := output_kind(folder):
+            table.add_row(str(folder.relative_to(root)), kind[1])
     return [table, f"engine demo --out {root} (with the same options) resumes it"]
 
 

@@ -8,9 +8,8 @@ import typer
 from rich.text import Text
 
 from engine.cli.common import parse_size, stderr, stdout
-from engine.demo import DemoConfig, base_line, format_duration
+from engine.demo import DemoConfig, base_line, format_duration, scores_table
 from engine.pretrain import PretrainConfig
-from engine.text import score_cells
 
 app = typer.Typer()
 _D = DemoConfig()  # the options' defaults are the config's
@@ -101,16 +100,9 @@ def demo_cmd(
 
 
 def _print_demo(result, simulated: bool) -> None:
-    from rich.table import Table
-
+    classes = {name: result.rows(name) for name in result.reports}
     title = "New-class scores on the annotated test subset"
-    table = Table(title=title + (" (SIMULATED labeler)" if simulated else ""))
-    for col in ("new class", "source", "IoU", "BIoU", "BF1"):
-        table.add_column(col, justify="left" if col in ("new class", "source") else "right")
-    for name in result.reports:
-        for row in result.rows(name):
-            table.add_row(name, row["source"], *score_cells(row))
-    stdout.print(table)
+    stdout.print(scores_table(classes, title, simulated))
     from engine.demo import MODEL
     from engine.report import interval_lines
 
