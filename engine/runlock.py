@@ -116,6 +116,13 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
         os.close(fd)  # releases the lock
 
 
+def check_output_folder(folder: str | os.PathLike) -> None:
+    """A command's output folder (``--out``) that exists as a file is refused in one line naming
+    it, the same for every command, before anything is written."""
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise NotADirectoryError(f"{folder}: output exists and is not a folder")
+
+
 def holds_lock(
     command: str, folder: Callable[[Any], Any], name: Callable[[Any], str] | None = None
 ):
@@ -125,6 +132,7 @@ def holds_lock(
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
         def run(cfg: Any, *args: Any, **kwargs: Any) -> T:
+            check_output_folder(folder(cfg))
             with exclusive(folder(cfg), command, LOCK_NAME if name is None else name(cfg)):
                 return fn(cfg, *args, **kwargs)
 

@@ -374,8 +374,9 @@ def train(
     once instead of writing over this one's checkpoints."""
     if os.environ.get(RUN_LOCKED_BY_PARENT) or int(os.environ.get("RANK", "0")) != 0:
         return _start(cfg, model, on_init)
-    from engine.runlock import exclusive
+    from engine.runlock import check_output_folder, exclusive
 
+    check_output_folder(cfg.out)
     with exclusive(cfg.out, "engine train"):
         return _start(cfg, model, on_init)
 

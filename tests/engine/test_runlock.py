@@ -79,6 +79,33 @@ def test_a_child_forked_while_the_lock_is_held_does_not_keep_it(tmp_path: Path) 
         child.join()
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["synth"],
+        ["label", "--class", "Bicycle", "--data", "DATA", "--backend", "simulated"],
+        ["fuse", "--data", "DATA", "--pseudo", "DATA"],
+        ["predict", "--checkpoint", "CKPT", "--images", "DATA"],
+        ["demo"],
+        ["train", "--data", "DATA"],
+    ],
+)
+def test_an_output_that_is_a_file_is_one_line_naming_it(tmp_path: Path, command) -> None:
+    """--out naming a file: one line, the same for every command (the demo said
+    "OUT/data: Not a directory", others "File exists"), and the file is left as it was."""
+    from cli import app
+
+    out = tmp_path / "taken.txt"
+    out.write_text("mine")
+    (tmp_path / "data").mkdir()
+    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
+    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == f"error: {out}: output exists and is not a folder", res.output
+    assert out.read_text() == "mine"
+
+
 def test_a_folder_the_run_created_and_left_empty_is_removed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="bad input"), exclusive(tmp_path / "new", "engine fuse"):
         raise ValueError("bad input")  # refused before writing anything
