@@ -24,7 +24,9 @@ from __future__ import annotations
 import math
 import os
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pycocotools import mask as coco_mask
@@ -72,8 +74,11 @@ def is_cvat_xml(path: Path) -> bool:
 
 
 def cvat_xml_to_masks(
-    path: str | os.PathLike, class_name: str, sizes: dict[str, tuple[int, int]]
-) -> list[ImageMask]:
+    path: str | os.PathLike,
+    class_name: str,
+    sizes: dict[str, tuple[int, int]],
+    each: Callable[[ImageMask], Any] | None = None,
+) -> list[Any]:
     """Read a "CVAT for images 1.1" ``annotations.xml``: one mask per image it lists (every
     listed image counts as annotated, as a COCO file's do). 1 = the class, 255 = an unannotated
     label (over the class), 0 = not; shapes of other labels are left out and counted.
@@ -81,9 +86,11 @@ def cvat_xml_to_masks(
     Args:
         sizes: ``stem -> (H, W)`` of the dataset split's images; every image must be one of
             them, at that size.
+        each: what to keep of each image, made of it as soon as its mask is painted (the
+            masks of the other images are not held meanwhile).
     """
     path = Path(path)
-    found: list[ImageMask] = []
+    found: list[Any] = []
     seen: dict[str, str] = {}
     for image in parse_cvat_xml(path).iter("image"):
         name = image.get("name", "")
@@ -97,7 +104,9 @@ def cvat_xml_to_masks(
         if stem in seen:
             raise ValueError(f"{where}: listed twice (also as {seen[stem]!r})")
         seen[stem] = name
-        found.append(_image_mask(image, stem, hw, class_name, str(path), where))
+        mask = _image_mask(image, stem, hw, class_name, str(path), where)
+        found.append(mask if each is None else each(mask))
+        del mask
     if not found:
         raise ValueError(f"{path}: the CVAT export lists no images")
     return found

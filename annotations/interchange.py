@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import numpy as np
@@ -82,39 +83,56 @@ class ImageMask:
 
 
 # -- export ------------------------------------------------------------------------------------
-def to_coco(
-    images: list[ExportImage],
-    class_name: str,
-    mask_format: str = "rle",
-    simplify: float = 0.0,
-    description: str = "",
-    info: dict | None = None,
-) -> dict:
-    """A COCO instance-segmentation dict with one category (id 1 = ``class_name``); ``info``:
-    more fields of COCO's ``info`` (the exporter's provenance).
+class CocoBuilder:
+    """A COCO instance-segmentation dict with one category (id 1 = ``class_name``), built one
+    image at a time: an export holds one image's dense masks at a time, and what it keeps of
+    the others is their compressed segmentations (:func:`to_coco` for a list).
 
     ``mask_format``: "rle" (compressed COCO RLE, exact) or "polygon" (outer outlines; holes
     are filled, see :mod:`annotations.polygons`). Instance ``score`` and ``mask_score`` are
     kept as extra fields (tools ignore them). An image's ``unannotated`` pixels (a subset's)
     are one annotation of category 2, ``unannotated``, which import reads back as 255.
     """
-    if mask_format not in MASK_FORMATS:
-        raise ValueError(f"mask_format must be one of {MASK_FORMATS}, got {mask_format!r}")
-    coco_images, anns = [], []
 
-    def add(image_id: int, category: int, mask: np.ndarray, **extra: float) -> None:
+    def __init__(self, class_name: str, mask_format: str = "rle", simplify: float = 0.0):
+        if mask_format not in MASK_FORMATS:
+            raise ValueError(f"mask_format must be one of {MASK_FORMATS}, got {mask_format!r}")
+        self.class_name, self.mask_format, self.simplify = class_name, mask_format, simplify
+        self.images: list[dict] = []
+        self.annotations: list[dict] = []
+
+    def add(self, item: ExportImage) -> None:
+        """One image and its instances (and unannotated pixels)."""
+        image_id = len(self.images) + 1
+        h, w = item.instances.image_size
+        self.images.append({"id": image_id, "file_name": item.file_name, "width": w, "height": h})
+        inst = item.instances
+        for i in range(len(inst)):
+            if inst.masks[i].any():
+                score, mask_score = float(inst.scores[i]), float(inst.mask_scores[i])
+                self._annotate(
+                    image_id,
+                    1,
+                    inst.masks[i],
+                    score=round(score, 5),
+                    mask_score=round(mask_score, 5),
+                )
+        if item.unannotated is not None and item.unannotated.any():
+            self._annotate(image_id, 2, item.unannotated)
+
+    def _annotate(self, image_id: int, category: int, mask: np.ndarray, **extra: float) -> None:
         ys, xs = np.nonzero(mask)
         x0, y0 = int(xs.min()), int(ys.min())
-        if mask_format == "rle":
+        if self.mask_format == "rle":
             seg: object = mask_to_rle(mask)
         else:
             seg = [
                 points_to_flat(p)
-                for p in mask_to_polygons(mask, convention=COCO, simplify=simplify)
+                for p in mask_to_polygons(mask, convention=COCO, simplify=self.simplify)
             ]
-        anns.append(
+        self.annotations.append(
             {
-                "id": len(anns) + 1,
+                "id": len(self.annotations) + 1,
                 "image_id": image_id,
                 "category_id": category,
                 "segmentation": seg,
@@ -125,31 +143,33 @@ def to_coco(
             }
         )
 
-    for image_id, item in enumerate(images, start=1):
-        h, w = item.instances.image_size
-        coco_images.append({"id": image_id, "file_name": item.file_name, "width": w, "height": h})
-        inst = item.instances
-        for i in range(len(inst)):
-            if inst.masks[i].any():
-                score, mask_score = float(inst.scores[i]), float(inst.mask_scores[i])
-                add(
-                    image_id,
-                    1,
-                    inst.masks[i],
-                    score=round(score, 5),
-                    mask_score=round(mask_score, 5),
-                )
-        if item.unannotated is not None and item.unannotated.any():
-            add(image_id, 2, item.unannotated)
-    categories = [{"id": 1, "name": class_name, "supercategory": "object"}]
-    if any(a["category_id"] == 2 for a in anns):
-        categories.append({"id": 2, "name": IGNORE_NAMES[0], "supercategory": "object"})
-    return {
-        "info": {"description": description or f"pseudo labels of {class_name}", **(info or {})},
-        "images": coco_images,
-        "categories": categories,
-        "annotations": anns,
-    }
+    def result(self, description: str = "", info: dict | None = None) -> dict:
+        """The COCO dict; ``info``: more fields of COCO's ``info`` (the exporter's provenance)."""
+        categories = [{"id": 1, "name": self.class_name, "supercategory": "object"}]
+        if any(a["category_id"] == 2 for a in self.annotations):
+            categories.append({"id": 2, "name": IGNORE_NAMES[0], "supercategory": "object"})
+        description = description or f"pseudo labels of {self.class_name}"
+        return {
+            "info": {"description": description, **(info or {})},
+            "images": self.images,
+            "categories": categories,
+            "annotations": self.annotations,
+        }
+
+
+def to_coco(
+    images: list[ExportImage],
+    class_name: str,
+    mask_format: str = "rle",
+    simplify: float = 0.0,
+    description: str = "",
+    info: dict | None = None,
+) -> dict:
+    """The COCO dict of ``images`` (:class:`CocoBuilder`)."""
+    coco = CocoBuilder(class_name, mask_format, simplify)
+    for item in images:
+        coco.add(item)
+    return coco.result(description, info)
 
 
 def to_labelme(item: ExportImage, class_name: str, image_path: str, simplify: float = 0.0) -> dict:
@@ -296,15 +316,19 @@ def coco_to_masks(
     class_name: str,
     sizes: dict[str, tuple[int, int]],
     doc: object = None,
-) -> list[ImageMask]:
+    each: Callable[[ImageMask], Any] | None = None,
+) -> list[Any]:
     """Read a COCO file: one mask per listed image (listed images count as fully annotated).
 
     Args:
         sizes: ``stem -> (H, W)`` of the dataset split's images; every COCO image must be one
             of them, at that size.
         doc: the file's parsed JSON, when the caller read it already.
+        each: what to keep of each image, made of it as soon as its mask is painted (the
+            masks of the file's other images are not held meanwhile).
     Returns:
-        ``(H, W) uint8`` masks: 1 = class, 0 = not, 255 = an "unannotated" category region.
+        ``(H, W) uint8`` masks: 1 = class, 0 = not, 255 = an "unannotated" category region
+        (or what ``each`` made of them), in the file's order.
     """
     path = Path(path)
     data = _load_json(path) if doc is None else doc
@@ -377,9 +401,13 @@ def coco_to_masks(
             rle = _segmentation_rle(seg, hw, where, convention)
         if rle is not None:
             rles.setdefault(image_id, {}).setdefault(roles[cat], []).append(rle)
-    for image_id, by_role in rles.items():
-        paint_roles(masks[image_id].mask, by_role)
-    return list(masks.values())
+    found, target = [], None  # the last annotation's image is not held while others are painted
+    for image_id in list(masks):  # painted one at a time: untouched zeros take no memory
+        image = masks.pop(image_id)
+        paint_roles(image.mask, rles.pop(image_id, {}))
+        found.append(image if each is None else each(image))
+        del image
+    return found
 
 
 def paint_roles(mask: np.ndarray, rles: dict[int, list[dict]]) -> None:

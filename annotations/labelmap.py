@@ -8,6 +8,7 @@ atomic. RGB colour-coded PNGs convert with :func:`rgb_to_label` given a taxonomy
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -104,6 +105,26 @@ def encode_png(array: np.ndarray, compression: int = 3) -> bytes:
     if not ok:
         raise ValueError(f"PNG encoding failed for array {array.shape}")
     return buf.tobytes()
+
+
+@dataclass(frozen=True, eq=False)
+class EncodedLabel:
+    """A label map held as the PNG bytes :func:`write_label` writes for it, with its size and
+    value counts. At 4032x3024 a mask is 12 MB as an array and tens of KB so: a step that holds
+    many (an import of an annotated subset) holds them so, and writes the bytes as they are."""
+
+    png: bytes
+    shape: tuple[int, int]
+    histogram: np.ndarray  # (256,) pixels of each value
+
+    @classmethod
+    def of(cls, label: np.ndarray) -> EncodedLabel:
+        png = encode_png(label)  # checks (H, W) uint8
+        return cls(png, label.shape, np.bincount(label.ravel(), minlength=256))
+
+    def decode(self) -> np.ndarray:
+        """The ``(H, W) uint8`` label map."""
+        return cv2.imdecode(np.frombuffer(self.png, np.uint8), cv2.IMREAD_UNCHANGED)
 
 
 def write_label(path: str | os.PathLike, label: np.ndarray) -> Path:

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
@@ -246,7 +247,8 @@ def labelstudio_to_masks(
     class_name: str,
     sizes: dict[str, tuple[int, int]],
     doc: object = None,
-) -> list[ImageMask]:
+    each: Callable[[ImageMask], Any] | None = None,
+) -> list[Any]:
     """Read Label Studio's "JSON" export (or its "JSON-MIN" one, :func:`tasks_of_json_min`):
     one mask per task that has a submitted annotation.
 
@@ -261,6 +263,8 @@ def labelstudio_to_masks(
         sizes: ``stem -> (H, W)`` of the dataset split's images; every task's image must be one
             of them, at that size.
         doc: the file's parsed JSON, when the caller read it already.
+        each: what to keep of each image, made of it as soon as its mask is painted (the
+            masks of the other tasks are not held meanwhile).
     """
     path = Path(path)
     doc = read_json(path, "annotation file") if doc is None else doc
@@ -270,7 +274,7 @@ def labelstudio_to_masks(
             "'annotations', or JSON-MIN's rows with 'annotation_id')"
         )
     doc = labelstudio_tasks(doc)
-    found: list[ImageMask] = []
+    found: list[Any] = []
     waiting: list[str] = []
     for k, task in enumerate(doc):
         where = f"{path}: task {task.get('id', k)}"
@@ -280,8 +284,10 @@ def labelstudio_to_masks(
             waiting.append(stem_of(url))
             continue
         stem = dataset_stem(stem_of(url), sizes)
-        found.append(_annotation_mask(annotation, stem, class_name, sizes, path, where))
-        found[-1].export = task["data"].get(EXPORT_KEY)  # task_image checked it is a dict
+        mask = _annotation_mask(annotation, stem, class_name, sizes, path, where)
+        mask.export = task["data"].get(EXPORT_KEY)  # task_image checked it is a dict
+        found.append(mask if each is None else each(mask))
+        del mask
     if not found:
         raise ValueError(
             f"{path}: none of its {len(doc)} tasks has a submitted annotation (predictions are "

@@ -14,13 +14,14 @@ import datetime as _dt
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import atomic_write_json, not_this_output, read_json
-from annotations.labelmap import read_label, write_label
+from annotations.fileio import atomic_write_bytes, atomic_write_json, not_this_output, read_json
+from annotations.labelmap import EncodedLabel, read_label, write_label
 
 SUBSET_FORMAT = "mass-engine/subset/v1"
 
@@ -83,49 +84,48 @@ def write_subset(
     root: str | os.PathLike,
     class_name: str,
     split: str,
-    masks: dict[str, np.ndarray],
+    masks: Mapping[str, np.ndarray | EncodedLabel],
     sources: dict[str, str],
     extra: dict | None = None,
     replace: bool = False,
+    each: Callable[[Iterable[str]], Iterable[str]] = iter,
 ) -> Subset:
-    """Write masks (``stem -> (H, W) uint8`` 0/1/255) and ``subset.json``; returns the subset.
+    """Write masks (``stem -> (H, W) uint8`` 0/1/255, as arrays or as the PNG bytes they are
+    written as) and ``subset.json``; returns the subset.
 
     A folder that already holds the subset of the same class and split is replaced (a
     re-import of corrected annotations): masks it no longer lists go. A subset of another class
     or split is refused (``FileExistsError``) unless ``replace``, and so is a folder with files
-    but no ``subset.json``. The masks are written to a hidden folder beside ``masks/`` and
-    swapped in, then ``subset.json`` is written: an error before the swap (a mask that fails
-    its check, a full disk) leaves the old subset as it was.
+    but no ``subset.json``. The masks are checked and written one at a time to a hidden folder
+    beside ``masks/`` and swapped in, then ``subset.json`` is written: an error before the swap
+    (a mask that fails its check, a full disk) leaves the old subset as it was, and no folder
+    where there was none. ``each`` wraps the loop over the stems (a progress bar).
 
     Raises ``ValueError`` when there is no mask, or a mask has other values.
     """
     root = Path(root)
     if not masks:
         raise ValueError(f"{root}: no annotated image to write")
-    checked: dict[str, np.ndarray] = {}
-    for stem in sorted(masks):
-        m = np.asarray(masks[stem])
-        if m.ndim != 2 or m.dtype != np.uint8:
-            raise ValueError(f"mask of {stem!r} must be (H, W) uint8, got {m.shape} {m.dtype}")
-        bad = np.setdiff1d(np.unique(m), [0, 1, 255])
-        if bad.size:
-            raise ValueError(f"mask of {stem!r}: values must be 0, 1 or 255, found {bad.tolist()}")
-        checked[stem] = m
     _existing_subset(root, class_name, split, replace)
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     for leftover in root.glob(".masks.*"):  # an interrupted earlier write's
         shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=".masks.new-", dir=root))
     try:
         counts = {}
-        for stem, m in checked.items():
+        for stem in each(sorted(masks)):
+            value = masks[stem]
+            if isinstance(value, EncodedLabel):  # checked by its counts, written as it is
+                counts[stem] = _checked_counts(stem, value.shape, value.histogram)
+                atomic_write_bytes(staging / f"{stem}.png", value.png)
+                continue
+            m = np.asarray(value)
+            if m.ndim != 2 or m.dtype != np.uint8:
+                raise ValueError(f"mask of {stem!r} must be (H, W) uint8, got {m.shape} {m.dtype}")
+            counts[stem] = _checked_counts(stem, m.shape, np.bincount(m.ravel(), minlength=256))
             write_label(staging / f"{stem}.png", m)
-            counts[stem] = {
-                "height": int(m.shape[0]),
-                "width": int(m.shape[1]),
-                "class_pixels": int((m == 1).sum()),
-                "unannotated_pixels": int((m == 255).sum()),
-            }
+            del m, value  # one mask at a time
         masks_dir = root / "masks"
         if masks_dir.exists():
             old = Path(tempfile.mkdtemp(prefix=".masks.old-", dir=root))
@@ -134,9 +134,13 @@ def write_subset(
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(staging, masks_dir)
+    except BaseException:
+        if created:  # it holds nothing but the unfinished copy
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when swapped in
-    stems = sorted(checked)
+    stems = sorted(counts)
     info = {
         "format": SUBSET_FORMAT,
         "class_name": class_name,
@@ -149,6 +153,20 @@ def write_subset(
     }
     atomic_write_json(root / "subset.json", info)
     return Subset(root, class_name, split, tuple(stems), info)
+
+
+def _checked_counts(stem: str, shape: tuple[int, ...], histogram: np.ndarray) -> dict[str, int]:
+    """A mask's size and pixel counts, from its value ``histogram``; ``ValueError`` on a mask
+    with values other than 0, 1 and 255."""
+    bad = [v for v in np.flatnonzero(histogram).tolist() if v not in (0, 1, 255)]
+    if bad:
+        raise ValueError(f"mask of {stem!r}: values must be 0, 1 or 255, found {bad}")
+    return {
+        "height": int(shape[0]),
+        "width": int(shape[1]),
+        "class_pixels": int(histogram[1]),
+        "unannotated_pixels": int(histogram[255]),
+    }
 
 
 def read_subset(root: str | os.PathLike) -> Subset:
@@ -210,6 +228,17 @@ class Pick:
     reason: str  # "low-confidence", "many-or-tiny" or "random"
 
 
+def check_pick(n: int, low_confidence: float, many_or_tiny: float) -> None:
+    """``ValueError`` on a count or shares :func:`pick_images` cannot choose by."""
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if low_confidence < 0 or many_or_tiny < 0 or low_confidence + many_or_tiny > 1:
+        raise ValueError(
+            "the low-confidence and many-or-tiny shares must be >= 0 and sum to <= 1 (the rest "
+            f"is random), got {low_confidence} + {many_or_tiny}"
+        )
+
+
 def pick_images(
     stats: list[ImageStats],
     n: int,
@@ -223,13 +252,7 @@ def pick_images(
 
     ``low_confidence`` and ``many_or_tiny`` are fractions of ``n``; their sum must be <= 1.
     """
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    if low_confidence < 0 or many_or_tiny < 0 or low_confidence + many_or_tiny > 1:
-        raise ValueError(
-            "the low-confidence and many-or-tiny shares must be >= 0 and sum to <= 1 (the rest "
-            f"is random), got {low_confidence} + {many_or_tiny}"
-        )
+    check_pick(n, low_confidence, many_or_tiny)
     n = min(n, len(stats))
     chosen: dict[str, str] = {}
     n_low = int(round(n * low_confidence))

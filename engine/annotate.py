@@ -11,10 +11,11 @@ import functools
 import logging
 import math
 import os
+import shutil
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -38,6 +39,7 @@ from annotations.interchange import (
     MASK_FORMATS,
     POLYGON_KEY,
     SEGMENTATION_DIR,
+    CocoBuilder,
     ExportImage,
     ImageMask,
     SplitSizes,
@@ -49,10 +51,9 @@ from annotations.interchange import (
     read_labelmap,
     segmentation_mask_to_mask,
     stem_of,
-    to_coco,
     to_labelme,
 )
-from annotations.labelmap import IGNORE
+from annotations.labelmap import IGNORE, EncodedLabel
 from annotations.labelrun import LabelRun
 from annotations.labelstudio import (
     image_url,
@@ -62,18 +63,30 @@ from annotations.labelstudio import (
     to_labelstudio,
 )
 from annotations.polygons import COCO, LABELME
-from annotations.subset import ImageStats, Pick, Subset, pick_images, read_subset, write_subset
+from annotations.subset import (
+    ImageStats,
+    Pick,
+    Subset,
+    check_pick,
+    pick_images,
+    read_subset,
+    write_subset,
+)
 from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo_to_mask
 from engine.datasets import SegDataset, image_size, load_spec
 from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
+from engine.progress import track
 from engine.runinfo import environment
+from engine.runlock import check_output_folder
 from engine.text import counted
 
 log = logging.getLogger(__name__)
 
 IMPORT_FORMATS = ("coco", "cvat", "labelme", "labelstudio", "png", "segmask", "yolo")
 EXPORT_FORMATS = ("coco", "labelme", "labelstudio")
+COCO_FILE, IMAGE_LIST = "coco.json", "images.txt"
+EXPORT_FILES = (COCO_FILE, "labelme", "labelstudio", IMAGE_LIST)  # what an export folder holds
 
 
 def dataset_images(
@@ -122,6 +135,8 @@ class ExportConfig:
     mask_format: str = "rle"  # COCO segmentation: "rle" (exact) or "polygon"
     simplify: float = 0.0  # polygon simplification tolerance in pixels (0 = exact outline)
     image_url: str | None = None  # labelstudio: the images' URL prefix (None: local files)
+    force: bool = False  # replace an earlier export in ``out`` (corrections saved there go)
+    progress: bool = True  # progress bar on stderr
 
 
 @dataclass
@@ -178,12 +193,20 @@ def _chosen(cfg: ExportConfig, available: list[str], source: Path, what: str) ->
     return stems
 
 
-# (class, [(item, image path)], source record, description, split image folder, split)
-Items = tuple[str, list[tuple[ExportImage, Path | None]], dict, str, Path | None, str]
+@dataclass
+class Items:
+    """What an export writes: its images, read one at a time, and where they came from."""
+
+    read: Iterator[tuple[ExportImage, Path | None]]  # each image and its path, in order
+    count: int  # how many ``read`` yields
+    source: dict  # the run's or subset's folder, for the exporter's record
+    description: str  # COCO's info description
+    image_root: Path | None  # the split's image folder (COCO file names are relative to it)
+    split: str
 
 
-def _run_items(cfg: ExportConfig) -> Items:
-    """A label run's instances (:data:`Items`)."""
+def _run_items(cfg: ExportConfig) -> tuple[str, Items]:
+    """A label run's class and instances."""
     run = LabelRun.open(cfg.run)
     split = cfg.split or "test"
     available = run.stems(split)
@@ -194,20 +217,23 @@ def _run_items(cfg: ExportConfig) -> Items:
     stems = _chosen(cfg, available, run.root, f"the run's {split!r} split")
     images = dataset_images(cfg.data, run, split)
     image_root = _split_image_dir(cfg.data, run, split) if images else None
-    items: list[tuple[ExportImage, Path | None]] = []
-    for stem in stems:
-        inst, header = run.instances(split, stem)
-        img = images.get(stem)
-        if img is None and header.get("image"):
-            p = Path(str(header["image"]))
-            img = p if p.is_absolute() else None
-        items.append((ExportImage(stem, coco_file_name(img, image_root, stem), inst), img))
+
+    def items() -> Iterator[tuple[ExportImage, Path | None]]:
+        for stem in stems:
+            inst, header = run.instances(split, stem)
+            img = images.get(stem)
+            if img is None and header.get("image"):
+                p = Path(str(header["image"]))
+                img = p if p.is_absolute() else None
+            yield ExportImage(stem, coco_file_name(img, image_root, stem), inst), img
+            del inst  # not held while the next image is read
+
     source = {"run": str(run.root), "run_resolved": str(run.root.resolve())}
     desc = f"{run.backend} pseudo labels of {run.class_name} from {run.root}"
-    return run.class_name, items, source, desc, image_root, split
+    return run.class_name, Items(items(), len(stems), source, desc, image_root, split)
 
 
-def _subset_items(cfg: ExportConfig) -> Items:
+def _subset_items(cfg: ExportConfig) -> tuple[str, Items]:
     """An annotated subset's masks, one instance per image, its unannotated pixels as the
     ``unannotated`` category: a second pass of corrections imports back the same way."""
     sub = read_subset(cfg.run)
@@ -219,84 +245,134 @@ def _subset_items(cfg: ExportConfig) -> Items:
         raise ValueError(f"{sub.root}: the subset records no dataset; pass its root with --data")
     images = dataset_images(str(data), None, sub.split)
     spec_dir = load_spec(data).image_dir(sub.split)
-    items: list[tuple[ExportImage, Path | None]] = []
-    for stem in stems:
-        mask = sub.mask(stem)
-        h, w = mask.shape
-        inst = Instances.empty(h, w)
-        if (mask == 1).any():
-            ys, xs = np.nonzero(mask == 1)
-            box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
-            inst = Instances(
-                xyxy=np.array([box], np.float32),
-                masks=(mask == 1)[None],
-                scores=np.ones(1, np.float32),
-                mask_scores=np.ones(1, np.float32),
-                class_ids=np.ones(1, np.int64),
-                prompts=[sub.class_name],
-            )
-        img = images.get(stem)
-        name = coco_file_name(img, spec_dir, stem)
-        items.append((ExportImage(stem, name, inst, unannotated=mask == IGNORE), img))
+
+    def items() -> Iterator[tuple[ExportImage, Path | None]]:
+        for stem in stems:
+            mask = sub.mask(stem)
+            h, w = mask.shape
+            inst = Instances.empty(h, w)
+            if (mask == 1).any():
+                ys, xs = np.nonzero(mask == 1)
+                box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+                inst = Instances(
+                    xyxy=np.array([box], np.float32),
+                    masks=(mask == 1)[None],
+                    scores=np.ones(1, np.float32),
+                    mask_scores=np.ones(1, np.float32),
+                    class_ids=np.ones(1, np.int64),
+                    prompts=[sub.class_name],
+                )
+            img = images.get(stem)
+            name = coco_file_name(img, spec_dir, stem)
+            yield ExportImage(stem, name, inst, unannotated=mask == IGNORE), img
+            del mask, inst  # not held while the next image is read
+
     source = {"subset": str(sub.root), "subset_resolved": str(sub.root.resolve())}
     desc = f"annotated subset of {sub.class_name} from {sub.root}"
-    return sub.class_name, items, source, desc, spec_dir, sub.split
+    return sub.class_name, Items(items(), len(stems), source, desc, spec_dir, sub.split)
 
 
-def _write_export(
-    cfg: ExportConfig,
-    class_name: str,
-    items: list[tuple[ExportImage, Path | None]],
-    source: dict,
-    desc: str,
-    image_root: Path | None,
-    split: str,
-) -> ExportResult:
+def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportResult:
+    """Write the export one image at a time (one image's dense masks in memory) into a hidden
+    folder in ``cfg.out``, then swap it in for an earlier export's files: an image that cannot
+    be read leaves the folder as it was."""
     out = Path(cfg.out)
-    result = ExportResult(None, [], len(items), sum(len(i.instances) for i, _ in items))
+    check_output_folder(out)
+    earlier = earlier_export(out)
+    if earlier and not cfg.force:
+        raise FileExistsError(
+            f"{out}: holds an earlier export ({', '.join(earlier)}); annotation tools save "
+            "corrections into its files: export to another folder, or replace it with --force"
+        )
     env = environment()
     record = {  # what import compares the corrections with (unchanged_export)
-        "image_root": str(image_root.resolve()) if image_root else None,  # COCO's file_name's
-        **source,
-        "split": split,
-        "config": asdict(cfg),
+        "image_root": str(items.image_root.resolve()) if items.image_root else None,
+        **items.source,
+        "split": items.split,
+        "config": {k: v for k, v in asdict(cfg).items() if k not in ("force", "progress")},
     }  # COCO's info carries the environment too; a file per image or task, not
-    if "coco" in cfg.formats:
-        info = {  # COCO's own info fields, and ours
-            "contributor": "engine annotate export",
-            "date_created": env["time"],
-            EXPORT_KEY: {**record, "environment": env, POLYGON_KEY: COCO},
-        }
-        coco = to_coco([i for i, _ in items], class_name, cfg.mask_format, cfg.simplify, desc, info)
-        result.coco = atomic_write_json(out / "coco.json", coco, indent=None)
-    if "labelme" in cfg.formats:
-        for item, img in items:
-            path = out / "labelme" / f"{item.stem}.json"
-            rel = (
-                os.path.relpath(img, path.parent).replace(os.sep, "/")
-                if img
-                else f"{item.stem}.jpg"
-            )
-            doc = to_labelme(item, class_name, rel, cfg.simplify)
-            doc[EXPORT_KEY] = {**record, POLYGON_KEY: LABELME}
-            result.labelme.append(atomic_write_json(path, doc))
-    if "labelstudio" in cfg.formats:
-        tasks = to_labelstudio(
-            [
-                (item.instances, item.unannotated, image_url(img, item.file_name, cfg.image_url))
-                for item, img in items
-            ],
-            class_name,
-            record,
-            desc,
-        )
-        folder = out / "labelstudio"
-        result.labelstudio = atomic_write_json(folder / "tasks.json", tasks, indent=None)
-        atomic_write_text(folder / "config.xml", label_config(class_name))
-    found = [str(img.resolve()) for _, img in items if img is not None]
-    if found:  # what an annotation tool's task needs uploaded: one absolute path a line
-        result.image_list = atomic_write_text(out / "images.txt", "".join(f"{p}\n" for p in found))
+    result = ExportResult(None, [], 0, 0)
+    coco = CocoBuilder(class_name, cfg.mask_format, cfg.simplify)
+    tasks: list[dict] = []
+    found: list[str] = []
+    out.mkdir(parents=True, exist_ok=True)
+    for leftover in out.glob(".export.*"):  # an interrupted earlier export's
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=".export.new-", dir=out))
+    try:
+        for pair in track(items.read, "export", items.count, enabled=cfg.progress):
+            item, img = pair
+            del pair  # the image's masks go with ``item``, before the next is read
+            result.images += 1
+            result.instances += len(item.instances)
+            if "coco" in cfg.formats:
+                coco.add(item)
+            if "labelme" in cfg.formats:
+                path = Path("labelme") / f"{item.stem}.json"
+                rel = (  # the image, seen from where the file will be
+                    os.path.relpath(img, (out / path).parent).replace(os.sep, "/")
+                    if img
+                    else f"{item.stem}.jpg"
+                )
+                doc = to_labelme(item, class_name, rel, cfg.simplify)
+                doc[EXPORT_KEY] = {**record, POLYGON_KEY: LABELME}
+                atomic_write_json(staging / path, doc)
+                result.labelme.append(out / path)
+            if "labelstudio" in cfg.formats:
+                url = image_url(img, item.file_name, cfg.image_url)
+                tasks += to_labelstudio(
+                    [(item.instances, item.unannotated, url)], class_name, record, items.description
+                )
+            if img is not None:
+                found.append(str(img.resolve()))
+            del item
+        if "coco" in cfg.formats:
+            info = {  # COCO's own info fields, and ours
+                "contributor": "engine annotate export",
+                "date_created": env["time"],
+                EXPORT_KEY: {**record, "environment": env, POLYGON_KEY: COCO},
+            }
+            doc = coco.result(items.description, info)
+            atomic_write_json(staging / COCO_FILE, doc, indent=None)
+            result.coco = out / COCO_FILE
+        if "labelstudio" in cfg.formats:
+            atomic_write_json(staging / "labelstudio" / "tasks.json", tasks, indent=None)
+            atomic_write_text(staging / "labelstudio" / "config.xml", label_config(class_name))
+            result.labelstudio = out / "labelstudio" / "tasks.json"
+        if found:  # what an annotation tool's task needs uploaded: one absolute path a line
+            atomic_write_text(staging / IMAGE_LIST, "".join(f"{p}\n" for p in found))
+            result.image_list = out / IMAGE_LIST
+        swap_in(staging, out, EXPORT_FILES)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # emptied when swapped in
     return result
+
+
+def earlier_export(out: Path) -> list[str]:
+    """The files of an earlier export in ``out``, as a message lists them."""
+    found = []
+    for name in EXPORT_FILES:
+        path = out / name
+        if path.is_dir():
+            found.append(f"{name}/ ({counted(sum(1 for _ in path.iterdir()), 'file')})")
+        elif path.exists():
+            found.append(name)
+    return found
+
+
+def swap_in(staging: Path, root: Path, names: tuple[str, ...]) -> None:
+    """Replace ``root``'s entries ``names`` by ``staging``'s: the new ones are moved in (a
+    rename each), the old ones set aside first and removed last; a name ``staging`` lacks is
+    removed from ``root``."""
+    old = Path(tempfile.mkdtemp(prefix=".export.old-", dir=root))
+    try:
+        for name in names:
+            if (root / name).exists():
+                os.replace(root / name, old / name)
+            if (staging / name).exists():
+                os.replace(staging / name, root / name)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _split_image_dir(data: str | None, run: LabelRun, split: str) -> Path | None:
@@ -331,6 +407,7 @@ class ImportConfig:
     png_binary: bool = False  # png: any non-zero value is the class (0/255 masks)
     replace: bool = False  # write over a subset of another class or split in ``out``
     png_value: int | None = None  # png: the class's value in index masks (255 = unannotated)
+    progress: bool = True  # progress bars on stderr
 
 
 def _expand(sources: list[str], ext: str) -> list[Path]:
@@ -429,14 +506,14 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     for stem, path in images.items():
         w, h = image_size(path)
         sizes[stem] = (h, w)
-    found: list[ImageMask] = []
+    found: list[Imported] = []
     if cfg.format == "cvat":  # CVAT for images 1.1: one XML of many images
         for f in _expand(cfg.sources, ".xml"):
-            found.extend(cvat_xml_to_masks(f, cfg.class_name, sizes))
+            found.extend(cvat_xml_to_masks(f, cfg.class_name, sizes, Imported.of))
     elif cfg.format in ("coco", "labelstudio"):  # JSON files of many images each
         read_file = coco_to_masks if cfg.format == "coco" else labelstudio_to_masks
         for f in _expand(cfg.sources, ".json"):
-            found.extend(read_file(f, cfg.class_name, sizes, parsed.pop(f, None)))
+            found.extend(read_file(f, cfg.class_name, sizes, parsed.pop(f, None), Imported.of))
     else:  # one file per image: every bad file is named in one error, and nothing is written
         if cfg.format == "segmask":
             files, read = _segmentation_masks(cfg.sources, cfg.class_name, sizes)
@@ -449,7 +526,13 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             files = _expand(cfg.sources, ".png")
             read = partial(png_to_mask, sizes=sizes, binary=cfg.png_binary, value=cfg.png_value)
         found = map_every_item(
-            read, files, 1, "import", False, "annotation files", "so nothing was imported"
+            partial(_imported, read),
+            files,
+            1,
+            "read",
+            cfg.progress,
+            "annotation files",
+            "so nothing was imported",
         )
     others = left_out(
         found,
@@ -458,14 +541,14 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         if cfg.png_value is not None
         else "",
     )
-    masks: dict[str, np.ndarray] = {}
+    masks: dict[str, EncodedLabel] = {}
     sources: dict[str, str] = {}
     for m in found:
         if m.stem in masks:
             raise ValueError(
                 f"{m.source}: image {m.stem!r} is annotated twice (also in {sources[m.stem]})"
             )
-        masks[m.stem] = m.mask
+        masks[m.stem] = m.label
         sources[m.stem] = m.source
     exports = unchanged_exports(found, cfg.format) if cfg.format in EXPORT_FORMATS else []
     extra = {
@@ -485,7 +568,34 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             else src
             for stem, src in sources.items()
         }
-    return write_subset(cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace)
+    each = partial(track, description="write", total=len(masks), enabled=cfg.progress)
+    return write_subset(
+        cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace, each
+    )
+
+
+@dataclass(frozen=True)
+class Imported:
+    """One image's annotation as an import holds it until every file is read and checked: its
+    mask as the PNG bytes the subset writes (tens of KB where the array of a 4032x3024 image is
+    12 MB), and what the checks need of it."""
+
+    stem: str
+    label: EncodedLabel  # 1 = the class, 0 = not, 255 = unannotated
+    source: str  # the file the annotation was read from
+    others: dict[str, int]  # annotations of other labels on it, left out: label -> count
+    export: dict | None  # the exporter's record its file carried, if any
+    has_class: bool  # any pixel of the class
+
+    @classmethod
+    def of(cls, m: ImageMask) -> Imported:
+        label = EncodedLabel.of(m.mask)
+        has_class = bool(label.histogram[1])
+        return cls(m.stem, label, m.source, m.others, m.export, has_class)
+
+
+def _imported(read: Callable[[Path], ImageMask], path: Path) -> Imported:
+    return Imported.of(read(path))
 
 
 def _check_png_options(cfg: ImportConfig) -> None:
@@ -620,7 +730,7 @@ def _yolo_labels(
     return files, partial(yolo_to_mask, class_name=class_name, names=names, sizes=sizes)
 
 
-def left_out(found: list[ImageMask], class_name: str, hint: str = "") -> dict[str, int]:
+def left_out(found: list[Imported], class_name: str, hint: str = "") -> dict[str, int]:
     """The annotations of other categories in the imported files (``label -> count``), said in
     one warning: a file that annotates several classes gives one subset per class. When the
     files hold other labels and not one shape of the class, the class is likely named otherwise
@@ -631,7 +741,7 @@ def left_out(found: list[ImageMask], class_name: str, hint: str = "") -> dict[st
     if not counts:
         return {}
     listed = ", ".join(f"{label!r} ({n:,})" for label, n in counts.most_common())
-    if not any((m.mask == 1).any() for m in found):
+    if not any(m.has_class for m in found):
         raise ValueError(
             f"{found[0].source}: no annotation of {class_name!r} in "
             f"{counted(len({m.source for m in found}), 'file')}, only of {listed}; "
@@ -645,20 +755,20 @@ def left_out(found: list[ImageMask], class_name: str, hint: str = "") -> dict[st
     return dict(counts.most_common())
 
 
-def unchanged_exports(found: list[ImageMask], fmt: str) -> list[str]:
+def unchanged_exports(found: list[Imported], fmt: str) -> list[str]:
     """The runs whose ``engine annotate export`` was imported exactly as exported
     (:func:`unchanged_export`), from the records the files carried: per COCO or Label Studio
     file (whose tasks all carry one export's record), or once for a set of LabelMe files that
     all carry the same export's record."""
     if fmt in ("coco", "labelstudio"):  # a file of many images, one export's (or tasks of several)
-        files: dict[str, list[ImageMask]] = {}
+        files: dict[str, list[Imported]] = {}
         for m in found:
             files.setdefault(m.source, []).append(m)
         groups = [
             (
                 f,
                 ms[0].export if all(m.export == ms[0].export for m in ms) else None,
-                {m.stem: m.mask for m in ms},
+                {m.stem: m.label for m in ms},
             )
             for f, ms in files.items()
         ]
@@ -667,12 +777,12 @@ def unchanged_exports(found: list[ImageMask], fmt: str) -> list[str]:
         if not records or None in records or any(r != records[0] for r in records):
             return []  # a file saved by a tool that dropped our record, or several exports
         folder = str(Path(min(m.source for m in found)).parent)
-        groups = [(folder, records[0], {m.stem: m.mask for m in found})]
+        groups = [(folder, records[0], {m.stem: m.label for m in found})]
     return [run for f, rec, masks in groups if rec and (run := unchanged_export(f, masks, rec))]
 
 
 def unchanged_export(
-    path: str | os.PathLike, masks: dict[str, np.ndarray], record: dict
+    path: str | os.PathLike, masks: dict[str, EncodedLabel], record: dict
 ) -> str | None:
     """The run, when the COCO file ``path`` (or a folder of LabelMe files) whose exporter's
     ``record`` it carried is an ``engine annotate export`` imported exactly as exported
@@ -688,8 +798,8 @@ def unchanged_export(
             POLYGON_KEY in record and record["config"]["mask_format"] == "polygon"
         )
         ious = []
-        for stem, mask in masks.items():
-            label = run.label(str(record["split"]), stem)
+        for stem, encoded in masks.items():
+            label, mask = run.label(str(record["split"]), stem), encoded.decode()
             iou = _iou(label, mask)
             if polygons and not iou >= MATCH_IOU:
                 iou = _iou(_holes_filled(label), mask)
@@ -740,12 +850,16 @@ class PickConfig:
     out: str | None = (
         None  # list file to write (.txt, plus a .json twin); None: RUN/pick-<split>.txt
     )
+    progress: bool = True  # progress bar on stderr
 
 
-def image_stats(run: LabelRun, split: str, tiny_fraction: float = 1e-3) -> list[ImageStats]:
+def image_stats(
+    run: LabelRun, split: str, tiny_fraction: float = 1e-3, progress: bool = False
+) -> list[ImageStats]:
     """Per-image confidence and instance counts of a run's split."""
     stats = []
-    for stem in run.stems(split):
+    stems = run.stems(split)
+    for stem in track(stems, "read", enabled=progress):
         n = tiny = 0
         inst_scores: list[float] = []
         if run.instances_path(split, stem).is_file():
@@ -768,8 +882,9 @@ def image_stats(run: LabelRun, split: str, tiny_fraction: float = 1e-3) -> list[
 
 def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     """Choose images of a run to annotate; writes the stems (one per line) and a JSON twin."""
+    check_pick(cfg.n, cfg.low_confidence, cfg.many_or_tiny)  # before reading a large split
     run = LabelRun.open(cfg.run)
-    stats = image_stats(run, cfg.split, cfg.tiny_fraction)
+    stats = image_stats(run, cfg.split, cfg.tiny_fraction, cfg.progress)
     if not stats:
         raise ValueError(
             f"{run.root}: no labelled images in split {cfg.split!r} (splits: {run.splits()})"
@@ -781,7 +896,7 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     atomic_write_json(
         out.with_suffix(".json"),
         {
-            "config": asdict(cfg),
+            "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
             "class_name": run.class_name,
             "backend": run.backend,
             "picks": [

@@ -76,4 +76,5 @@ def track(
         task = progress.add_task(description, total=total)
         for item in items:
             yield item
+            del item  # not held while the next is made: items may be large
             progress.advance(task)

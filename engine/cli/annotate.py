@@ -58,6 +58,12 @@ def annotate_export(
         "'/data/local-files/?d=mass/images/test/' (default: each image's absolute path through "
         "local-files storage with document root /).",
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Replace an earlier export in --out; corrections saved into its files are lost.",
+    ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Write a label run's instances of chosen images (or an annotated subset's masks, to
     correct them again) as COCO JSON, LabelMe JSON or Label Studio tasks."""
@@ -67,7 +73,17 @@ def annotate_export(
     split = export_split(split, images)
     res = export_annotations(
         ExportConfig(
-            run, out, split, stems or None, data, tuple(fmt), mask_format, simplify, image_url
+            run,
+            out,
+            split,
+            stems or None,
+            data,
+            tuple(fmt),
+            mask_format,
+            simplify,
+            image_url,
+            force,
+            progress,
         )
     )
     stdout.print(f"exported {counted(res.instances, 'instance')} of {counted(res.images, 'image')}")
@@ -121,13 +137,16 @@ def annotate_import(
         help="Write over the subset of another class or split that --out holds (one folder "
         "holds one class's subset; the same class and split is replaced without it).",
     ),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Turn corrected annotations or PNG masks into an annotated subset (1/0/255 masks).
 
     Importing again into the same folder replaces the subset of that class and split."""
     from engine.annotate import ImportConfig, import_annotations
 
-    cfg = ImportConfig(fmt, sources, class_name, data, out, split, png_binary, replace, png_value)
+    cfg = ImportConfig(
+        fmt, sources, class_name, data, out, split, png_binary, replace, png_value, progress
+    )
     sub = import_annotations(cfg)
     stdout.print(
         f"annotated subset of {sub.class_name}: {counted(len(sub.stems), 'image')} -> {sub.root}"
@@ -146,6 +165,7 @@ def annotate_pick(
     low_confidence: float = typer.Option(0.4, help="Share chosen by lowest mean confidence."),
     many_or_tiny: float = typer.Option(0.3, help="Share chosen by most / tiniest instances."),
     out: str | None = typer.Option(None, help="List file (default RUN/pick-<split>.txt)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Choose images to annotate: low confidence, many or tiny instances, and a random share."""
     from engine.annotate import PickConfig, pick_for_annotation
@@ -156,7 +176,7 @@ def annotate_pick(
     if run is None:
         raise ValueError("give the label run directory: engine annotate pick RUN")
     picks, path = pick_for_annotation(
-        PickConfig(run, n, split, seed, low_confidence, many_or_tiny, out=out)
+        PickConfig(run, n, split, seed, low_confidence, many_or_tiny, out=out, progress=progress)
     )
     counts: dict[str, int] = {}
     for p in picks:

@@ -465,6 +465,64 @@ def test_missing_source_and_unknown_format(tmp_path, world):
         import_annotations(ImportConfig("voc", [], "B", str(data), str(tmp_path / "s")))
 
 
+@pytest.mark.parametrize("fmt", ["coco", "labelme", "png"])
+def test_an_import_holds_one_image_s_mask_array_at_a_time(tmp_path, world, monkeypatch, fmt):
+    """A subset of 100 annotated 4032x3024 images is 1.2 GB of masks: an import keeps each
+    image's mask as the PNG bytes it writes (:class:`engine.annotate.Imported`) as soon as it
+    is read, whether the files hold one image each or many (COCO), and writes those bytes."""
+    import gc
+    import weakref
+
+    from engine import annotate
+
+    data, run, truth = world
+    export = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e")))
+    sources = {"coco": export.coco, "labelme": tmp_path / "e" / "labelme", "png": tmp_path / "p"}
+    (tmp_path / "p").mkdir()
+    for stem, m in truth.items():
+        Image.fromarray(m.astype(np.uint8)).save(tmp_path / "p" / f"{stem}.png")
+    made = annotate.Imported.of
+    alive: list[weakref.ref] = []
+
+    def of(m):
+        gc.collect()
+        assert [r for r in alive if r() is not None] == [], "an earlier image's array is held"
+        alive.append(weakref.ref(m.mask))
+        return made(m)
+
+    monkeypatch.setattr(annotate.Imported, "of", of)
+    cfg = ImportConfig(fmt, [str(sources[fmt])], "Bicycle", str(data), str(tmp_path / "s"))
+    sub = import_annotations(cfg)
+    assert len(alive) == 3 and sub.stems == ("img000", "img001", "img002")
+    for stem, m in truth.items():  # holes: LabelMe's polygons bring them back filled
+        want = ndimage.binary_fill_holes(m) if fmt == "labelme" else m
+        assert np.array_equal(sub.mask(stem), want.astype(np.uint8)), stem
+        assert sub.info["counts"][stem]["class_pixels"] == int(want.sum())
+
+
+def test_a_subset_written_from_png_bytes_is_the_one_written_from_arrays(tmp_path):
+    """:class:`EncodedLabel` is what the subset writes: the same bytes and counts as the array
+    it was made of, and the same check of its values."""
+    from annotations.labelmap import EncodedLabel
+    from annotations.subset import write_subset
+
+    m = np.zeros((H, W), np.uint8)
+    m[5:20, 3:9], m[30:] = 1, 255
+    arrays = write_subset(tmp_path / "a", "Bicycle", "test", {"img000": m}, {})
+    encoded = write_subset(tmp_path / "b", "Bicycle", "test", {"img000": EncodedLabel.of(m)}, {})
+    assert arrays.mask_path("img000").read_bytes() == encoded.mask_path("img000").read_bytes()
+    assert arrays.info["counts"] == encoded.info["counts"]
+    assert encoded.info["counts"]["img000"]["unannotated_pixels"] == 18 * W
+    assert np.array_equal(EncodedLabel.of(m).decode(), m)
+    m[0, 0] = 7
+    for value in (m, EncodedLabel.of(m)):  # nothing is left behind, not even the folder
+        with pytest.raises(
+            ValueError, match=r"mask of 'img000': values must be 0, 1 or 255, found \[7\]"
+        ):
+            write_subset(tmp_path / "c", "Bicycle", "test", {"img000": value}, {})
+        assert not (tmp_path / "c").exists()
+
+
 def test_png_import_modes(tmp_path, world):
     data, _, _ = world
     src = tmp_path / "png"
@@ -553,16 +611,16 @@ def test_import_into_a_subset_folder_replaces_only_its_own_class(tmp_path, world
         subset_module.write_subset(out, "Bicycle", "val", {"img000": m}, {})  # another split
     assert _subset_bytes(out) == before
     # a write that fails halfway leaves the old subset whole, and no staging folder behind
-    real = subset_module.write_label
+    real = subset_module.atomic_write_bytes  # an import writes its masks' PNG bytes
     calls = []
 
-    def failing(path, label):
+    def failing(path, data):
         calls.append(path)
         if len(calls) == 2:
             raise OSError(f"{path}: no space left on device")
-        return real(path, label)
+        return real(path, data)
 
-    monkeypatch.setattr(subset_module, "write_label", failing)
+    monkeypatch.setattr(subset_module, "atomic_write_bytes", failing)
     with pytest.raises(OSError, match="no space left"):
         import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
     monkeypatch.undo()
@@ -667,7 +725,8 @@ def test_cli_pick_export_import(tmp_path, world):
 
     data, run, truth = world
     r = CliRunner()
-    res = r.invoke(app, ["annotate", "pick", str(run), "-n", "2", "--out", str(tmp_path / "p.txt")])
+    pick = ["annotate", "pick", str(run), "-n", "2", "--out", str(tmp_path / "p.txt")]
+    res = r.invoke(app, [*pick, "--no-progress"])
     assert res.exit_code == 0, res.output
     assert "picked 2 images" in res.output and "fewer than" not in res.output
     picked = (tmp_path / "p.txt").read_text()
@@ -686,18 +745,13 @@ def test_cli_pick_export_import(tmp_path, world):
     ):
         res = r.invoke(app, ["annotate", "pick", *args])
         assert res.exit_code == 2 and res.output.startswith(f"error: {error}"), res.output
-    res = r.invoke(
-        app,
-        [
-            "annotate",
-            "export",
-            str(run),
-            "--out",
-            str(tmp_path / "e"),
-            "--images",
-            str(tmp_path / "p.txt"),
-        ],
-    )
+    export = ["annotate", "export", str(run), "--out", str(tmp_path / "e")]
+    res = r.invoke(app, [*export, "--images", str(tmp_path / "p.txt"), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    res = r.invoke(app, export)  # again, every image: the first export's files are kept
+    assert res.exit_code == 2 and res.output.startswith("error: ") and "--force" in res.output
+    assert len(json.loads((tmp_path / "e" / "coco.json").read_text())["images"]) == 2
+    res = r.invoke(app, [*export, "--images", str(tmp_path / "p.txt"), "--force"])
     assert res.exit_code == 0, res.output
     res = r.invoke(
         app,
@@ -713,6 +767,7 @@ def test_cli_pick_export_import(tmp_path, world):
             str(data),
             "--out",
             str(tmp_path / "sub"),
+            "--no-progress",
         ],
     )
     assert res.exit_code == 0, res.output
@@ -1044,6 +1099,84 @@ def test_an_image_list_may_name_files_or_paths(tmp_path, world):
         export_annotations(
             ExportConfig(run=str(run), out=str(tmp_path / "c"), stems=["x/nope.jpg"])
         )
+
+
+def test_an_earlier_export_is_kept_unless_replaced_on_purpose(tmp_path, world):
+    """LabelMe and other tools save corrections into the exported files: a second export into
+    the folder is refused and leaves them as they are. With ``force`` the folder holds exactly
+    the new export: no file of the earlier one stays (a LabelMe file of an image not exported
+    now, a COCO file of other images)."""
+    _, run, _ = world
+    out = tmp_path / "e"
+    first = export_annotations(ExportConfig(run=str(run), out=str(out)))
+    corrected = first.labelme[0]
+    corrected.write_text('{"corrected": true}')
+    notes = out / "notes.txt"  # not the export's: never touched
+    notes.write_text("ask about img001")
+    again = ExportConfig(run=str(run), out=str(out), formats=("labelme",), stems=["img001"])
+    message = (
+        r"e: holds an earlier export \(coco.json, labelme/ \(3 files\), images.txt\); "
+        r"annotation tools save corrections into its files: .*with --force"
+    )
+    with pytest.raises(FileExistsError, match=message):
+        export_annotations(again)
+    assert corrected.read_text() == '{"corrected": true}'
+    assert json.loads(first.coco.read_text())["images"][2]["file_name"] == "img002.jpg"
+    res = export_annotations(dataclasses.replace(again, force=True))
+    assert sorted(p.name for p in out.iterdir()) == ["images.txt", "labelme", "notes.txt"]
+    assert (
+        [p.name for p in (out / "labelme").iterdir()]
+        == ["img001.json"]
+        == [p.name for p in res.labelme]
+    )
+    assert res.image_list.read_text().splitlines() == [
+        str(run.parent / "data/images/test/img001.jpg")
+    ]
+    assert notes.read_text() == "ask about img001"
+
+
+def test_an_export_that_fails_midway_leaves_the_earlier_one(tmp_path, world):
+    """An image whose instances cannot be read, after others were written: the export stops
+    with the file's error and the folder holds the earlier export as it was, no part of the
+    new one (it is written aside and swapped in whole)."""
+    _, run, _ = world
+    out = tmp_path / "e"
+    export_annotations(ExportConfig(run=str(run), out=str(out), stems=["img000"]))
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    bad = run / "instances" / "test" / "img002.json"
+    bad.write_text("{not json")
+    cfg = ExportConfig(run=str(run), out=str(out), force=True, formats=("coco", "labelme"))
+    with pytest.raises(ValueError, match="img002.json"):
+        export_annotations(cfg)
+    after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before
+    assert not list(out.glob(".export*"))  # the half-written copy is gone
+
+
+def test_an_export_holds_one_image_s_masks_at_a_time(tmp_path, world, monkeypatch):
+    """At 4032x3024 an instance's mask is 12 MB: the export reads, writes and lets go of each
+    image before the next (50 picked images of 10 instances would otherwise hold 6 GB). Each
+    image's instances are read once, after the ones before them are freed."""
+    import gc
+    import weakref
+
+    _, run, _ = world
+    read = LabelRun.instances
+    alive: list[weakref.ref] = []
+
+    def instances(self, split, stem):
+        gc.collect()
+        assert [r for r in alive if r() is not None] == [], "an earlier image is still held"
+        inst, header = read(self, split, stem)
+        alive.append(weakref.ref(inst))
+        return inst, header
+
+    monkeypatch.setattr(LabelRun, "instances", instances)
+    formats = ("coco", "labelme", "labelstudio")
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=formats))
+    assert len(alive) == res.images == 3 and res.instances == 3
+    coco = json.loads(res.coco.read_text())
+    assert [a["image_id"] for a in coco["annotations"]] == [1, 1, 2]
 
 
 def test_an_annotated_subset_exports_for_another_pass_and_imports_back_the_same(tmp_path, world):
