@@ -234,6 +234,7 @@ def run_demo(
                     data=str(data),
                     out=str(out / "annotated" / n.lower()),
                     split="test",
+                    progress=cfg.progress,
                 )
             ),
         )
