@@ -529,7 +529,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             partial(_imported, read),
             files,
             1,
-            "read",
+            "read annotations",
             cfg.progress,
             "annotation files",
             "so nothing was imported",
@@ -568,7 +568,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             else src
             for stem, src in sources.items()
         }
-    each = partial(track, description="write", total=len(masks), enabled=cfg.progress)
+    each = partial(track, description="write masks", total=len(masks), enabled=cfg.progress)
     return write_subset(
         cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace, each
     )
@@ -859,7 +859,7 @@ def image_stats(
     """Per-image confidence and instance counts of a run's split."""
     stats = []
     stems = run.stems(split)
-    for stem in track(stems, "read", enabled=progress):
+    for stem in track(stems, "read pseudo labels", enabled=progress):
         n = tiny = 0
         inst_scores: list[float] = []
         if run.instances_path(split, stem).is_file():

@@ -1,0 +1,39 @@
+"""The progress bars every long command draws (engine.progress)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from engine import progress as progress_module
+
+
+@pytest.mark.parametrize("width", [80, 100])
+def test_a_bar_with_extra_fields_stays_on_one_line_at_80_columns(monkeypatch, width):
+    """rich folds every foldable column a little where a line is too wide: the label bar's
+    rate read ``74.60`` with ``img/s`` on a line of its own, and training's count ``1000/10…``
+    at 80 columns. The figures do not fold; the bar gives way."""
+    out = io.StringIO()
+    monkeypatch.setattr(progress_module, "stderr_console", Console(file=out, width=width))
+    clock = [0.0]
+    bars = (  # as engine label, engine train and engine predict draw them, at their rates
+        ("label Bicycle", "img", 34, "63 inst, 0 failed", 1 / 74.6),
+        ("train", "it", 1000, "loss 12.8095  lr 8.20e-09", 1 / 3.59),
+        ("predict", "img", 8, None, 1 / 7.07),
+    )
+    for description, unit, total, info, step in bars:
+        bar = progress_module.make_progress(unit, "{task.fields[info]}" if info else None)
+        bar.get_time = lambda: clock[0]
+        with bar:
+            task = bar.add_task(description, total=total, info=info)
+            for _ in range(total):
+                clock[0] += step
+                bar.advance(task)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    assert len(lines) == 3, out.getvalue()
+    assert "34/34 74.60 img/s 0:00:00 ETA 0:00:00 63 inst, 0 failed" in lines[0]
+    assert "1000/1000 3.59 it/s 0:04:38 ETA 0:00:00 loss 12.8095  lr 8.20e-09" in lines[1]
+    assert "8/8 7.07 img/s 0:00:01 ETA 0:00:00" in lines[2]
+    assert all(len(line) <= width and "━" in line for line in lines)
