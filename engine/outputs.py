@@ -22,7 +22,11 @@ UNCERTAIN_COLOR = (255, 0, 255)  # RGB tint of 255 (uncertain / unannotated) pix
 
 
 def overlay(
-    image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int], long_side: int = 512
+    image: np.ndarray,
+    mask: np.ndarray,
+    color: tuple[int, int, int],
+    long_side: int = 512,
+    size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """Thumbnail of ``image`` with ``mask`` tinted on it.
 
@@ -31,19 +35,23 @@ def overlay(
         mask: ``(H, W) uint8``: 1 = the class (tinted ``color``), 255 = uncertain (tinted
             magenta), anything else untouched. ``None`` gives the bare image.
         long_side: the thumbnail's longer side; never upscaled.
+        size: instead, the thumbnail's ``(width, height)``; enlarged pixel by pixel (nearest
+            neighbour), so that label pixels show as the blocks they are.
     Returns:
         ``(h, w, 3) uint8`` RGB thumbnail; the class outline is drawn in ``color``.
     """
     h, w = image.shape[:2]
     if mask is not None and mask.shape != (h, w):
         raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the image is {w}x{h}")
-    scale = min(1.0, long_side / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    if size is None:
+        scale = min(1.0, long_side / max(h, w))
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    interp = cv2.INTER_AREA if size[0] <= w else cv2.INTER_NEAREST
+    small = cv2.resize(image, size, interpolation=interp).astype(np.float32)
     if mask is None:
         return small.astype(np.uint8)
     for value, tint in ((1, color), (255, UNCERTAIN_COLOR)):
-        cover = cv2.resize((mask == value).astype(np.float32), size, interpolation=cv2.INTER_AREA)
+        cover = cv2.resize((mask == value).astype(np.float32), size, interpolation=interp)
         a = (0.55 * cover)[..., None]
         small = small * (1 - a) + np.asarray(tint, np.float32) * a
     out = small.clip(0, 255).astype(np.uint8)
@@ -51,6 +59,23 @@ def overlay(
     contours, _ = cv2.findContours(edge, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), 1)
     return out
+
+
+def detail_window(mask: np.ndarray, width: int) -> tuple[int, int, int, int] | None:
+    """The window ``(x0, y0, x1, y1)`` of ``width`` pixels (at most the image's, with its aspect
+    ratio) that holds the most outline pixels of the class (1) in ``mask``: where thin parts
+    and boundaries are densest, as Boundary IoU and F1 see them. None without such a pixel."""
+    h, w = mask.shape
+    ww = max(1, min(w, int(width)))
+    wh = max(1, min(h, round(ww * h / w)))
+    inside = (mask == 1).astype(np.uint8)
+    edge = inside - cv2.erode(inside, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_REPLICATE)
+    if not edge.any():
+        return None
+    s = cv2.integral(edge)  # (h + 1, w + 1): s[y, x] = edge pixels above and left of (x, y)
+    sums = s[wh:, ww:] - s[:-wh, ww:] - s[wh:, :-ww] + s[:-wh, :-ww]  # window at (y0, x0)
+    y0, x0 = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    return int(x0), int(y0), int(x0) + ww, int(y0) + wh
 
 
 def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:

@@ -56,6 +56,7 @@ from engine.outputs import (
     PRED_COLOR,
     PSEUDO_COLOR,
     check_size,
+    detail_window,
     find_png,
     jpeg_bytes,
     overlay,
@@ -385,7 +386,15 @@ def render_markdown(data: dict) -> str:
             "",
             "## Examples",
             "",
-            "Left to right: " + ", ".join(data["overlay_panels"]) + ".",
+            "Left to right: "
+            + ", ".join(data["overlay_panels"])
+            + "."
+            + (
+                " Below, the same panels of the white box, enlarged: where the annotation's"
+                " outlines are densest."
+                if data.get("overlay_details")
+                else ""
+            ),
             "",
         ]
         lines += [f"![{Path(p).stem}]({p})" for p in data["files"]["overlays"]]
@@ -430,12 +439,12 @@ def _overlays(
     class_pixels: dict[str, int],
     images: dict[str, Path],
     out: Path,
-) -> tuple[list[Path], list[str]]:
+) -> tuple[list[Path], list[str], int]:
     """Side-by-side overlays of the subset images with the most class pixels (``images``:
     stem -> image path of the split). Their maps are read again here: holding every image's
     maps from the scoring would cost 4 bytes a pixel per image (33 MB at 4K) for the few drawn."""
     if cfg.overlays <= 0 or not images:
-        return [], []
+        return [], [], 0
     split = subset.split
     import cv2
 
@@ -448,7 +457,7 @@ def _overlays(
         "joint-trained model": PRED_COLOR,
     }
     ranked = sorted(class_pixels, key=lambda s: (-class_pixels[s], s))
-    written, panels = [], []
+    written, panels, details = [], [], 0
     for stem in ranked:
         if len(written) == cfg.overlays:
             break
@@ -464,29 +473,53 @@ def _overlays(
             p = find_png(d, split, stem)
             if p is not None:  # fused labels may lack a test image; the others were checked
                 maps[name] = binary_of(read_label(p), class_id)
-        tiles, panels = [], []
-        for name in ("annotation", *SOURCES):
-            if name in maps:
-                t = overlay(image, maps[name], colors[name], 384).copy()
-                (tw, th), _ = cv2.getTextSize(name, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-                cv2.rectangle(t, (0, 0), (tw + 10, th + 12), (0, 0, 0), thickness=-1)
-                cv2.putText(
-                    t,
-                    name,
-                    (5, th + 5),
-                    cv2.FONT_HERSHEY_SIMPLEX,
-                    0.5,
-                    (255, 255, 255),
-                    1,
-                    cv2.LINE_AA,
-                )
-                tiles.append(t)
-                panels.append(name)
+        panels = [n for n in ("annotation", *SOURCES) if n in maps]
+        tiles = [_tile(overlay(image, maps[n], colors[n], 384), n) for n in panels]
+        rows = [tiles]
+        th, tw = tiles[0].shape[:2]
+        # a quarter of the image's width, at most one image pixel a thumbnail pixel (at 4K)
+        window = detail_window(maps["annotation"], min(image.shape[1] // 4, tw))
+        if window is not None:  # the class's densest outlines enlarged, boxed in the row above
+            x0, y0, x1, y1 = window
+            f = tw / image.shape[1]
+            for t in tiles:
+                corners = (round(x0 * f), round(y0 * f)), (round(x1 * f) - 1, round(y1 * f) - 1)
+                cv2.rectangle(t, *corners, (255, 255, 255), 1)
+            crop = image[y0:y1, x0:x1]
+            captions = [f"{tw / (x1 - x0):.2g}x the image's pixels"] + [""] * (len(panels) - 1)
+            rows.append(
+                [
+                    _tile(overlay(crop, maps[n][y0:y1, x0:x1], colors[n], size=(tw, th)), c)
+                    for n, c in zip(panels, captions, strict=True)
+                ]
+            )
+            details += 1
         row = np.concatenate(
-            [np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=255) for t in tiles], axis=1
-        )
+            [np.pad(_row(r), ((0, 4), (0, 0), (0, 0)), constant_values=255) for r in rows]
+        )[:-4]
         written.append(atomic_write_bytes(out / "overlays" / f"{stem}.jpg", jpeg_bytes(row, 88)))
-    return written, panels
+    return written, panels, details
+
+
+def _tile(t: np.ndarray, caption: str) -> np.ndarray:
+    """An overlay thumbnail with its caption in its top-left corner (none when empty)."""
+    import cv2
+
+    t = t.copy()
+    if caption:
+        (tw, th), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+        cv2.rectangle(t, (0, 0), (tw + 10, th + 12), (0, 0, 0), thickness=-1)
+        cv2.putText(
+            t, caption, (5, th + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA
+        )
+    return t
+
+
+def _row(tiles: list[np.ndarray]) -> np.ndarray:
+    """Thumbnails side by side, 4 white pixels apart."""
+    return np.concatenate(
+        [np.pad(t, ((0, 0), (0, 4), (0, 0)), constant_values=255) for t in tiles], axis=1
+    )
 
 
 def _data_root(
@@ -600,9 +633,10 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     chart = plot_chart(rows, out / "chart.png", class_name) if cfg.chart and rows else None
     if chart:
         data["files"]["chart"] = "chart.png"
-    overlays, panels = _overlays(cfg, subset, dirs, class_pixels, images, out)
+    overlays, panels, details = _overlays(cfg, subset, dirs, class_pixels, images, out)
     data["files"]["overlays"] = [os.path.relpath(p, out).replace(os.sep, "/") for p in overlays]
     data["overlay_panels"] = panels
+    data["overlay_details"] = details
     data["config"] = dataclasses.asdict(cfg)
     data["environment"] = environment()
     json_path = atomic_write_json(out / "report.json", data)

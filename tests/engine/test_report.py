@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage
 
 from annotations.labelmap import read_label, write_label
@@ -90,6 +91,16 @@ def test_report_rows_and_deltas(world):
     assert res.chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(res.overlays) == 3 and all(p.is_file() for p in res.overlays)
     assert res.data["overlay_panels"] == ["annotation", "pseudo labels", "joint-trained model"]
+    # below each whole image, the same panels of its densest annotated outlines, enlarged 4x
+    # (the window is a quarter of the width; the image has none on img002, without the class)
+    assert res.data["overlay_details"] == 2
+    sizes = {p.stem: Image.open(p).size for p in res.overlays}
+    assert sizes == {
+        "img000": (3 * 84, 2 * 60 + 4),
+        "img001": (3 * 84, 2 * 60 + 4),
+        "img002": (3 * 84, 60),
+    }
+    assert "Below, the same panels of the white box, enlarged" in res.markdown.read_text()
 
 
 def test_every_markdown_number_is_in_the_json(world):

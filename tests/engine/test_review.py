@@ -61,6 +61,42 @@ def test_overlay_size_mismatch():
         overlay(np.zeros((20, 20, 3), np.uint8), np.zeros((10, 10), np.uint8), PSEUDO_COLOR)
 
 
+def test_overlay_enlarged_to_a_size_shows_label_pixels_as_blocks():
+    """``size`` enlarges pixel by pixel (a report's detail row): a one-pixel spoke is a 3 px
+    band at 3x, no blur, and the image keeps its pixels too."""
+    img = np.zeros((10, 12, 3), np.uint8)
+    img[:, 6:] = 200
+    m = np.zeros((10, 12), np.uint8)
+    m[:, 3] = 1
+    out = overlay(img, m, (255, 0, 0), size=(36, 30)).astype(int)
+    assert out.shape == (30, 36, 3)
+    tinted = out[15, :, 0] > out[15, :, 1]
+    assert np.flatnonzero(tinted).tolist() == [9, 10, 11]
+    assert set(out[15, 18:, 1].tolist()) == {200}  # the bright half, untouched and unblurred
+
+
+def test_detail_window_finds_the_densest_outlines():
+    """The window holds the most outline pixels of the class: a wheel of thin spokes beats a
+    larger solid blob, whose outline is shorter; it keeps the image's aspect and stays inside."""
+    from engine.outputs import detail_window
+
+    h, w = 300, 400
+    m = np.zeros((h, w), np.uint8)
+    m[40:200, 20:180] = 1  # a big solid blob: 640 outline pixels
+    for k in range(12):  # spokes around (240, 340): 12 lines, both sides outline
+        t = np.linspace(0, 40, 80)
+        a = k * np.pi / 12
+        m[(240 + t * np.sin(a)).astype(int) % h, (340 + t * np.cos(a)).astype(int) % w] = 1
+    x0, y0, x1, y1 = detail_window(m, 100)
+    assert (x1 - x0, y1 - y0) == (100, 75)
+    assert x0 >= 0 and x1 <= w and y0 >= 0 and y1 <= h
+    assert x0 <= 340 < x1 and y0 <= 240 < y1  # on the wheel, not on the blob
+    assert detail_window(np.zeros((h, w), np.uint8), 100) is None
+    assert detail_window(m, 1000) == (0, 0, w, h)  # never wider than the image
+    m[:] = 255  # unannotated everywhere: no class outline
+    assert detail_window(m, 100) is None
+
+
 # -- page --------------------------------------------------------------------------------------
 @pytest.fixture()
 def gallery(tmp_path):
