@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from annotations.fileio import (
@@ -43,6 +44,7 @@ from engine.outputs import (
     PSEUDO_COLOR,
     UNCERTAIN_COLOR,
     check_size,
+    detail_window,
     find_png,
     jpeg_bytes,
     overlay,
@@ -70,6 +72,7 @@ class ReviewConfig:
     limit: int = 300  # show at most this many images, lowest confidence first; 0: all
     quality: int = 85  # JPEG quality of thumbnails
     progress: bool = True  # progress bar on stderr
+    detail: bool = True  # a second row: the same panels of the window with the densest outlines
 
 
 @dataclass
@@ -179,7 +182,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     for split, st, img_path in track(rows, "review", unit="img", enabled=cfg.progress):
         original = os.path.relpath(img_path, out).replace(os.sep, "/")
         try:  # one unreadable file makes its own card say so, not the gallery fail
-            panels, with_pred, with_gt = _panels(
+            panels, details, with_pred, with_gt = _panels(
                 cfg, run, out, preds, gt_dir, split, st.stem, img_path
             )
         except MissingClassIdError:
@@ -195,7 +198,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         if run.instances_path(split, st.stem).is_file():
             inst, _ = run.instances(split, st.stem)
             scores = [round(float(s), 3) for s in inst.scores]
-        cards.append(_card(split, st, scores, panels, original))
+        cards.append(_card(split, st, scores, panels, original, details=details))
     settings = asdict(cfg) | {"pred": [str(d) for d in pred_dirs]}
     page = _page(class_name, backend, str(run.root), cards, settings, scored=n_gt > 0)
     index = atomic_write_text(out / "index.html", page)
@@ -241,18 +244,60 @@ def _panels(
             name = "pred" if i == 0 else f"pred{i + 1}"
             maps.append((caption, name, p, class_id, PRED_COLOR))
     panels: list[Panel] = []
+    drawn = []  # (mask, colour, name) of each panel, for its detail
     for caption, name, path, class_id, color in maps:
         mask = _binary_mask(path, class_id)
         check_size(path, mask, image.shape[:2], f"its image {img_path}")
         thumb = overlay(image, mask, color, cfg.thumb)
         scores = _image_scores(mask, gt) if gt is not None else None
         panels.append((caption, f"thumbs/{key}_{name}.jpg", thumb, scores))
+        drawn.append((mask, color, name))
     if gt is not None:
         thumb = overlay(image, gt, GT_COLOR, cfg.thumb)
         panels.append(("annotation", f"thumbs/{key}_gt.jpg", thumb, None))
-    for _, rel, thumb, _ in panels:
+        drawn.append((gt, GT_COLOR, "gt"))
+    details = _details(cfg, image, panels, drawn, key, gt) if cfg.detail else []
+    for _, rel, thumb, _ in panels + details:
         atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
-    return panels, len(maps) > 1, gt is not None
+    return panels, details, len(maps) > 1, gt is not None
+
+
+def _details(
+    cfg: ReviewConfig,
+    image: np.ndarray,
+    panels: list[Panel],
+    drawn: list[tuple[np.ndarray, tuple[int, int, int], str]],
+    key: str,
+    gt: np.ndarray | None,
+) -> list[Panel]:
+    """The panels again, of the window where the annotation's outlines are densest (else the
+    pseudo label's), a quarter of the image's width or the thumbnail's, whichever is less: a
+    4032x3024 photo's own pixels. The window is boxed in white on the whole-image panels."""
+    th, tw = panels[0][2].shape[:2]
+    window = detail_window(gt if gt is not None else drawn[0][0], min(image.shape[1] // 4, tw))
+    if window is None:
+        return []
+    x0, y0, x1, y1 = window
+    f = tw / image.shape[1]
+    for _, _, thumb, _ in panels:
+        cv2.rectangle(
+            thumb,
+            (round(x0 * f), round(y0 * f)),
+            (round(x1 * f) - 1, round(y1 * f) - 1),
+            (255, 255, 255),
+            1,
+        )
+    crop = image[y0:y1, x0:x1]
+    zoom = f"{tw / (x1 - x0):.2g}x"
+    return [
+        (
+            f"{caption}: the white box at {zoom}",
+            f"thumbs/{key}_{name}_detail.jpg",
+            overlay(crop, mask[y0:y1, x0:x1], color, size=(tw, th)),
+            None,
+        )
+        for (caption, _, _, _), (mask, color, name) in zip(panels, drawn, strict=True)
+    ]
 
 
 def _score_text(scores: dict[str, float | None]) -> str:
@@ -262,7 +307,15 @@ def _score_text(scores: dict[str, float | None]) -> str:
     )
 
 
-def _card(split, st, scores, panels: list[Panel], original, problem: str | None = None) -> str:
+def _card(
+    split,
+    st,
+    scores,
+    panels: list[Panel],
+    original,
+    problem: str | None = None,
+    details: Sequence[Panel] = (),
+) -> str:
     """One image's card; with ``problem``, no panels and the problem in their place."""
     conf = "" if math.isnan(st.confidence) else f"{st.confidence:.3f}"
     conf_text = conf or "no pixel labelled"
@@ -273,6 +326,12 @@ def _card(split, st, scores, panels: list[Panel], original, problem: str | None 
         + "</figcaption></figure>"
         for title, rel, _, s in panels
     )
+    if details:  # on a row of their own
+        figs += '<div class="break"></div>' + "".join(
+            f'<figure><img src="{html.escape(rel)}" alt="{html.escape(title)}" loading="eager">'
+            f"<figcaption>{html.escape(title)}</figcaption></figure>"
+            for title, rel, _, _ in details
+        )
     if problem is not None:
         figs = f'<p class="problem">could not be shown: {html.escape(problem)}</p>'
     score_text = ", ".join(f"{s:.2f}" for s in scores) or "none"
@@ -292,7 +351,7 @@ _CSS = """
 body{font-family:system-ui,sans-serif;margin:1em;background:#fafafa;color:#222}
 .card{background:#fff;border:1px solid #ddd;border-radius:6px;margin:0 0 1em;padding:.5em 1em}
 .card h3{margin:.2em 0;font-size:1em}.card p{margin:.2em 0 .5em;font-size:.9em}
-.panels{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}
+.panels{display:flex;flex-wrap:wrap;gap:8px}figure{margin:0}.break{flex-basis:100%;height:0}
 figure img{max-width:512px;width:100%;display:block;border:1px solid #ccc}
 figcaption{font-size:.8em;color:#555}.problem{color:#c00}.score{font-variant-numeric:tabular-nums}.badge{background:#c00;color:#fff;padding:0 .4em;border-radius:3px}
 button{margin-right:.5em}

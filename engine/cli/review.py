@@ -33,6 +33,12 @@ def review(
     limit: int = typer.Option(
         300, min=0, help="Most images shown, lowest confidence first; 0 = all."
     ),
+    detail: bool = typer.Option(
+        True,
+        "--detail/--no-detail",
+        help="A second row per image: the same panels of the window where the outlines are "
+        "densest, at the image's own pixels on 4K photos.",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Static HTML gallery of pseudo labels on images (no server; open index.html), beside
@@ -40,7 +46,17 @@ def review(
     from engine.review import ReviewConfig, build_review
 
     cfg = ReviewConfig(
-        run, out, split, data, pred or None, pred_class_id, gt, thumb, limit, progress=progress
+        run,
+        out,
+        split,
+        data,
+        pred or None,
+        pred_class_id,
+        gt,
+        thumb,
+        limit,
+        progress=progress,
+        detail=detail,
     )
     res = build_review(cfg)
     stdout.print(

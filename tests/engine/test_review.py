@@ -247,6 +247,41 @@ def _chromium(browser, tmp_path, *args):
     return subprocess.run([browser, *flags, *args], capture_output=True, text=True, timeout=120)
 
 
+def test_each_card_shows_its_densest_outlines_enlarged(tmp_path, gallery):
+    """Below an image's panels, the same panels of the window where the annotation's outlines
+    are densest (else the pseudo label's), a quarter of the image's width: 4x here, a 4K
+    photo's own pixels at the default 512 px thumbnails; boxed in white above. An image
+    without the class has none; ``detail=False`` draws none."""
+    out = gallery.index.parent
+    text = gallery.index.read_text()
+    details = re.findall(r'<img src="(thumbs/[^"]+_detail\.jpg)" alt="([^"]+)"', text)
+    assert [rel for rel, _ in details] == [
+        "thumbs/test__img001_pseudo_detail.jpg",
+        "thumbs/test__img001_gt_detail.jpg",
+        "thumbs/test__img000_pseudo_detail.jpg",
+        "thumbs/test__img000_pred_detail.jpg",
+    ]
+    assert details[0][1] == "pseudo label: the white box at 4x"
+    for rel, _ in details:  # the thumbnail's size, a quarter of the image enlarged
+        assert Image.open(out / rel).size == (W, H)
+    assert '<div class="break"></div>' in text  # the details on a row of their own
+    run = out.parent
+    plain = build_review(
+        ReviewConfig(
+            str(run), out=str(tmp_path / "plain"), gt=str(tmp_path / "subset"), detail=False
+        )
+    )
+    assert "_detail.jpg" not in plain.index.read_text()
+    assert not list((tmp_path / "plain" / "thumbs").glob("*_detail.jpg"))
+    boxed, unboxed = (
+        np.asarray(Image.open(d / "thumbs" / "test__img001_gt.jpg")).astype(int)
+        for d in (out, tmp_path / "plain")
+    )
+    ys, xs = np.nonzero(np.abs(boxed - unboxed).max(axis=2) > 60)  # the white box's outline
+    size = np.array([xs.max() - xs.min() + 1, ys.max() - ys.min() + 1])
+    assert np.abs(size - [W // 4, round(W // 4 * H / W)]).max() <= 1  # JPEG's ringing: 1 px
+
+
 def test_page_renders_in_headless_chromium(tmp_path, gallery):
     browser, why = _browser()
     if browser is None:
@@ -255,7 +290,8 @@ def test_page_renders_in_headless_chromium(tmp_path, gallery):
     dom = _chromium(browser, tmp_path, "--dump-dom", url).stdout
     m = re.search(r'data-images-loaded="(\d+)" data-images-total="(\d+)"', dom)
     assert m, "the page's load script did not run"
-    assert int(m.group(1)) == int(m.group(2)) == 5  # 3 pseudo + 1 prediction + 1 annotation
+    # 3 pseudo + 1 prediction + 1 annotation, and the details of the 2 images with the class
+    assert int(m.group(1)) == int(m.group(2)) == 5 + 4
     shot = tmp_path / "shot.png"
     _chromium(browser, tmp_path, "--window-size=1000,800", f"--screenshot={shot}", url)
     rgb = np.asarray(Image.open(shot).convert("RGB")).astype(int)
