@@ -401,7 +401,8 @@ def coco_to_masks(
             rle = _segmentation_rle(seg, hw, where, convention)
         if rle is not None:
             rles.setdefault(image_id, {}).setdefault(roles[cat], []).append(rle)
-    found, target = [], None  # the last annotation's image is not held while others are painted
+    target = None  # the last annotated image is not held while the others are painted
+    found = []
     for image_id in list(masks):  # painted one at a time: untouched zeros take no memory
         image = masks.pop(image_id)
         paint_roles(image.mask, rles.pop(image_id, {}))

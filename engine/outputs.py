@@ -78,6 +78,32 @@ def detail_window(mask: np.ndarray, width: int) -> tuple[int, int, int, int] | N
     return int(x0), int(y0), int(x0) + ww, int(y0) + wh
 
 
+def detail_overlays(
+    image: np.ndarray,
+    reference: np.ndarray,
+    layers: list[tuple[np.ndarray, tuple[int, int, int]]],
+    thumbs: list[np.ndarray],
+) -> tuple[list[np.ndarray], float] | None:
+    """Each ``(mask, colour)`` of ``layers`` overlaid again on the window where ``reference``'s
+    class outlines are densest (:func:`detail_window`), at the size of the whole-image
+    ``thumbs`` (one per layer; the window is boxed in white on them, in place), and how many
+    thumbnail pixels an image pixel became. The window is a quarter of the image's width or the
+    thumbnail's, whichever is less: a 4032x3024 photo shows its own pixels. None where
+    ``reference`` has no class pixel."""
+    th, tw = thumbs[0].shape[:2]
+    window = detail_window(reference, min(image.shape[1] // 4, tw))
+    if window is None:
+        return None
+    x0, y0, x1, y1 = window
+    f = tw / image.shape[1]
+    for thumb in thumbs:
+        corners = (round(x0 * f), round(y0 * f)), (round(x1 * f) - 1, round(y1 * f) - 1)
+        cv2.rectangle(thumb, *corners, (255, 255, 255), 1)
+    crop = image[y0:y1, x0:x1]
+    tiles = [overlay(crop, mask[y0:y1, x0:x1], color, size=(tw, th)) for mask, color in layers]
+    return tiles, tw / (x1 - x0)
+
+
 def jpeg_bytes(rgb: np.ndarray, quality: int) -> bytes:
     ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:

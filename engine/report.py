@@ -56,7 +56,7 @@ from engine.outputs import (
     PRED_COLOR,
     PSEUDO_COLOR,
     check_size,
-    detail_window,
+    detail_overlays,
     find_png,
     jpeg_bytes,
     overlay,
@@ -446,7 +446,6 @@ def _overlays(
     if cfg.overlays <= 0 or not images:
         return [], [], 0
     split = subset.split
-    import cv2
 
     from engine.datasets import load_image
 
@@ -476,23 +475,12 @@ def _overlays(
         panels = [n for n in ("annotation", *SOURCES) if n in maps]
         tiles = [_tile(overlay(image, maps[n], colors[n], 384), n) for n in panels]
         rows = [tiles]
-        th, tw = tiles[0].shape[:2]
-        # a quarter of the image's width, at most one image pixel a thumbnail pixel (at 4K)
-        window = detail_window(maps["annotation"], min(image.shape[1] // 4, tw))
-        if window is not None:  # the class's densest outlines enlarged, boxed in the row above
-            x0, y0, x1, y1 = window
-            f = tw / image.shape[1]
-            for t in tiles:
-                corners = (round(x0 * f), round(y0 * f)), (round(x1 * f) - 1, round(y1 * f) - 1)
-                cv2.rectangle(t, *corners, (255, 255, 255), 1)
-            crop = image[y0:y1, x0:x1]
-            captions = [f"{tw / (x1 - x0):.2g}x the image's pixels"] + [""] * (len(panels) - 1)
-            rows.append(
-                [
-                    _tile(overlay(crop, maps[n][y0:y1, x0:x1], colors[n], size=(tw, th)), c)
-                    for n, c in zip(panels, captions, strict=True)
-                ]
-            )
+        layers = [(maps[n], colors[n]) for n in panels]
+        detail = detail_overlays(image, maps["annotation"], layers, tiles)
+        if detail is not None:  # the densest outlines enlarged, boxed in the row above
+            enlarged, zoom = detail
+            captions = [f"{zoom:.2g}x the image's pixels"] + [""] * (len(panels) - 1)
+            rows.append([_tile(t, c) for t, c in zip(enlarged, captions, strict=True)])
             details += 1
         row = np.concatenate(
             [np.pad(_row(r), ((0, 4), (0, 0), (0, 0)), constant_values=255) for r in rows]

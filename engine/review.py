@@ -22,7 +22,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from annotations.fileio import (
@@ -44,7 +43,7 @@ from engine.outputs import (
     PSEUDO_COLOR,
     UNCERTAIN_COLOR,
     check_size,
-    detail_window,
+    detail_overlays,
     find_png,
     jpeg_bytes,
     overlay,
@@ -256,14 +255,13 @@ def _panels(
         thumb = overlay(image, gt, GT_COLOR, cfg.thumb)
         panels.append(("annotation", f"thumbs/{key}_gt.jpg", thumb, None))
         drawn.append((gt, GT_COLOR, "gt"))
-    details = _details(cfg, image, panels, drawn, key, gt) if cfg.detail else []
+    details = _details(image, panels, drawn, key, gt) if cfg.detail else []
     for _, rel, thumb, _ in panels + details:
         atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
     return panels, details, len(maps) > 1, gt is not None
 
 
 def _details(
-    cfg: ReviewConfig,
     image: np.ndarray,
     panels: list[Panel],
     drawn: list[tuple[np.ndarray, tuple[int, int, int], str]],
@@ -271,32 +269,16 @@ def _details(
     gt: np.ndarray | None,
 ) -> list[Panel]:
     """The panels again, of the window where the annotation's outlines are densest (else the
-    pseudo label's), a quarter of the image's width or the thumbnail's, whichever is less: a
-    4032x3024 photo's own pixels. The window is boxed in white on the whole-image panels."""
-    th, tw = panels[0][2].shape[:2]
-    window = detail_window(gt if gt is not None else drawn[0][0], min(image.shape[1] // 4, tw))
-    if window is None:
+    pseudo label's): :func:`engine.outputs.detail_overlays`."""
+    thumbs = [thumb for _, _, thumb, _ in panels]
+    layers = [(mask, color) for mask, color, _ in drawn]
+    detail = detail_overlays(image, gt if gt is not None else drawn[0][0], layers, thumbs)
+    if detail is None:
         return []
-    x0, y0, x1, y1 = window
-    f = tw / image.shape[1]
-    for _, _, thumb, _ in panels:
-        cv2.rectangle(
-            thumb,
-            (round(x0 * f), round(y0 * f)),
-            (round(x1 * f) - 1, round(y1 * f) - 1),
-            (255, 255, 255),
-            1,
-        )
-    crop = image[y0:y1, x0:x1]
-    zoom = f"{tw / (x1 - x0):.2g}x"
+    enlarged, zoom = detail
     return [
-        (
-            f"{caption}: the white box at {zoom}",
-            f"thumbs/{key}_{name}_detail.jpg",
-            overlay(crop, mask[y0:y1, x0:x1], color, size=(tw, th)),
-            None,
-        )
-        for (caption, _, _, _), (mask, color, name) in zip(panels, drawn, strict=True)
+        (f"{caption}: the white box at {zoom:.2g}x", f"thumbs/{key}_{name}_detail.jpg", t, None)
+        for (caption, _, _, _), (_, _, name), t in zip(panels, drawn, enlarged, strict=True)
     ]
 
 
