@@ -76,7 +76,7 @@ from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo
 from engine.datasets import SegDataset, image_size, load_spec
 from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
-from engine.progress import track
+from engine.progress import make_progress, track
 from engine.runinfo import environment
 from engine.runlock import check_output_folder
 from engine.text import counted
@@ -507,13 +507,22 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         w, h = image_size(path)
         sizes[stem] = (h, w)
     found: list[Imported] = []
-    if cfg.format == "cvat":  # CVAT for images 1.1: one XML of many images
-        for f in _expand(cfg.sources, ".xml"):
-            found.extend(cvat_xml_to_masks(f, cfg.class_name, sizes, Imported.of))
-    elif cfg.format in ("coco", "labelstudio"):  # JSON files of many images each
-        read_file = coco_to_masks if cfg.format == "coco" else labelstudio_to_masks
-        for f in _expand(cfg.sources, ".json"):
-            found.extend(read_file(f, cfg.class_name, sizes, parsed.pop(f, None), Imported.of))
+    if cfg.format in ("cvat", "coco", "labelstudio"):  # files of many images each
+        with make_progress(enabled=cfg.progress) as bar:  # images counted as they are read
+            task = bar.add_task("read annotations", total=None)
+
+            def each(m: ImageMask) -> Imported:
+                kept = Imported.of(m)
+                bar.advance(task)
+                return kept
+
+            if cfg.format == "cvat":  # CVAT for images 1.1: one XML of many images
+                for f in _expand(cfg.sources, ".xml"):
+                    found.extend(cvat_xml_to_masks(f, cfg.class_name, sizes, each))
+            else:
+                read_file = coco_to_masks if cfg.format == "coco" else labelstudio_to_masks
+                for f in _expand(cfg.sources, ".json"):
+                    found.extend(read_file(f, cfg.class_name, sizes, parsed.pop(f, None), each))
     else:  # one file per image: every bad file is named in one error, and nothing is written
         if cfg.format == "segmask":
             files, read = _segmentation_masks(cfg.sources, cfg.class_name, sizes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -771,6 +772,12 @@ def test_cli_pick_export_import(tmp_path, world):
         ],
     )
     assert res.exit_code == 0, res.output
+    assert "read annotations" not in res.output  # --no-progress
+    again = ["annotate", "import", str(tmp_path / "e" / "coco.json"), "--class", "Bicycle"]
+    res = r.invoke(app, [*again, "--data", str(data), "--out", str(tmp_path / "sub3")])
+    assert res.exit_code == 0, res.output  # a COCO file's images counted as they are read
+    assert re.search(r"read annotations .* 2/\?", res.output), res.output
+    assert re.search(r"write masks .* 2/2", res.output), res.output
     sub = read_subset(tmp_path / "sub")
     assert len(sub.stems) == 2
     for stem in sub.stems:
