@@ -19,7 +19,9 @@ import errno
 import json
 import os
 import pickle
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,34 @@ def _read_umask() -> int:
 # mkstemp creates files readable by the owner only (0600); outputs get the usual permissions
 # (0666 less the umask) instead, as open() would give them. Read once: os.umask is process-wide.
 _FILE_MODE = 0o666 & ~_read_umask()
+
+
+@contextlib.contextmanager
+def staged(root: Path, prefix: str) -> Iterator[Path]:
+    """A hidden folder in ``root`` (created) to write new versions of some of its entries into,
+    then :func:`swap_in` them; removed on leaving, as is an interrupted earlier one's
+    (``prefix*``). An error before the swap leaves ``root`` as it was."""
+    root.mkdir(parents=True, exist_ok=True)
+    for leftover in root.glob(prefix + "*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    staging = Path(tempfile.mkdtemp(prefix=prefix + "new-", dir=root))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def swap_in(staging: Path, names: tuple[str, ...]) -> None:
+    """Replace the entries ``names`` of the folder holding ``staging`` (:func:`staged`) by
+    ``staging``'s: each old one is set aside into ``staging`` (removed with it), then the new
+    one renamed in; a name ``staging`` lacks is removed."""
+    root, old = staging.parent, staging / ".replaced"
+    old.mkdir()
+    for name in names:
+        if (root / name).exists():
+            os.replace(root / name, old / name)
+        if (staging / name).exists():
+            os.replace(staging / name, root / name)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -13,14 +13,20 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import atomic_write_bytes, atomic_write_json, not_this_output, read_json
+from annotations.fileio import (
+    atomic_write_bytes,
+    atomic_write_json,
+    not_this_output,
+    read_json,
+    staged,
+    swap_in,
+)
 from annotations.labelmap import EncodedLabel, read_label, write_label
 
 SUBSET_FORMAT = "mass-engine/subset/v1"
@@ -108,38 +114,30 @@ def write_subset(
         raise ValueError(f"{root}: no annotated image to write")
     _existing_subset(root, class_name, split, replace)
     created = not root.exists()
-    root.mkdir(parents=True, exist_ok=True)
-    for leftover in root.glob(".masks.*"):  # an interrupted earlier write's
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=".masks.new-", dir=root))
     try:
-        counts = {}
-        for stem in each(sorted(masks)):
-            value = masks[stem]
-            if isinstance(value, EncodedLabel):  # checked by its counts, written as it is
-                counts[stem] = _checked_counts(stem, value.shape, value.histogram)
-                atomic_write_bytes(staging / f"{stem}.png", value.png)
-                continue
-            m = np.asarray(value)
-            if m.ndim != 2 or m.dtype != np.uint8:
-                raise ValueError(f"mask of {stem!r} must be (H, W) uint8, got {m.shape} {m.dtype}")
-            counts[stem] = _checked_counts(stem, m.shape, np.bincount(m.ravel(), minlength=256))
-            write_label(staging / f"{stem}.png", m)
-            del m, value  # one mask at a time
-        masks_dir = root / "masks"
-        if masks_dir.exists():
-            old = Path(tempfile.mkdtemp(prefix=".masks.old-", dir=root))
-            os.replace(masks_dir, old / "masks")
-            os.replace(staging, masks_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, masks_dir)
+        with staged(root, ".masks.") as staging:
+            (staging / "masks").mkdir()
+            counts = {}
+            for stem in each(sorted(masks)):
+                value = masks[stem]
+                path = staging / "masks" / f"{stem}.png"
+                if isinstance(value, EncodedLabel):  # checked by its counts, written as it is
+                    counts[stem] = _checked_counts(stem, value.shape, value.histogram)
+                    atomic_write_bytes(path, value.png)
+                    continue
+                m = np.asarray(value)
+                if m.ndim != 2 or m.dtype != np.uint8:
+                    raise ValueError(
+                        f"mask of {stem!r} must be (H, W) uint8, got {m.shape} {m.dtype}"
+                    )
+                counts[stem] = _checked_counts(stem, m.shape, np.bincount(m.ravel(), minlength=256))
+                write_label(path, m)
+                del m, value  # one mask at a time
+            swap_in(staging, ("masks",))
     except BaseException:
         if created:  # it holds nothing but the unfinished copy
             shutil.rmtree(root, ignore_errors=True)
         raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # gone already when swapped in
     stems = sorted(counts)
     info = {
         "format": SUBSET_FORMAT,

@@ -11,7 +11,6 @@ import functools
 import logging
 import math
 import os
-import shutil
 import tempfile
 import zipfile
 from collections import Counter
@@ -31,6 +30,8 @@ from annotations.fileio import (
     output_kind,
     read_json,
     recorded_root,
+    staged,
+    swap_in,
 )
 from annotations.instances import Instances
 from annotations.interchange import (
@@ -295,14 +296,8 @@ def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportRes
     coco = CocoBuilder(class_name, cfg.mask_format, cfg.simplify)
     tasks: list[dict] = []
     found: list[str] = []
-    out.mkdir(parents=True, exist_ok=True)
-    for leftover in out.glob(".export.*"):  # an interrupted earlier export's
-        shutil.rmtree(leftover, ignore_errors=True)
-    staging = Path(tempfile.mkdtemp(prefix=".export.new-", dir=out))
-    try:
-        for pair in track(items.read, "export", items.count, enabled=cfg.progress):
-            item, img = pair
-            del pair  # the image's masks go with ``item``, before the next is read
+    with staged(out, ".export.") as staging:
+        for item, img in track(items.read, "export", items.count, enabled=cfg.progress):
             result.images += 1
             result.instances += len(item.instances)
             if "coco" in cfg.formats:
@@ -325,7 +320,7 @@ def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportRes
                 )
             if img is not None:
                 found.append(str(img.resolve()))
-            del item
+            del item  # its masks go before the next image is read
         if "coco" in cfg.formats:
             info = {  # COCO's own info fields, and ours
                 "contributor": "engine annotate export",
@@ -342,9 +337,7 @@ def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportRes
         if found:  # what an annotation tool's task needs uploaded: one absolute path a line
             atomic_write_text(staging / IMAGE_LIST, "".join(f"{p}\n" for p in found))
             result.image_list = out / IMAGE_LIST
-        swap_in(staging, out, EXPORT_FILES)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)  # emptied when swapped in
+        swap_in(staging, EXPORT_FILES)
     return result
 
 
@@ -358,21 +351,6 @@ def earlier_export(out: Path) -> list[str]:
         elif path.exists():
             found.append(name)
     return found
-
-
-def swap_in(staging: Path, root: Path, names: tuple[str, ...]) -> None:
-    """Replace ``root``'s entries ``names`` by ``staging``'s: the new ones are moved in (a
-    rename each), the old ones set aside first and removed last; a name ``staging`` lacks is
-    removed from ``root``."""
-    old = Path(tempfile.mkdtemp(prefix=".export.old-", dir=root))
-    try:
-        for name in names:
-            if (root / name).exists():
-                os.replace(root / name, old / name)
-            if (staging / name).exists():
-                os.replace(staging / name, root / name)
-    finally:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _split_image_dir(data: str | None, run: LabelRun, split: str) -> Path | None:
