@@ -3,10 +3,21 @@ whose library code is mid-change does not take the others down with it)."""
 
 from __future__ import annotations
 
+import atexit
 import platform
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
+
+
+def scratch(prefix: str) -> Path:
+    """A new folder in the system temp folder, removed when this process exits (also on an
+    error or Ctrl-C): a benchmark's images, models and outputs do not pile up in /tmp."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def write_images(img_dir: Path, n: int, w: int, h: int, seed: int = 0) -> list[Path]:

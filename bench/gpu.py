@@ -62,16 +62,16 @@ TIMEOUTS = {
 }
 
 
-def run_part(name: str, device: str, small: bool, result: Path) -> None:
-    """Run one part in this process and write its rows to ``result`` (JSON)."""
+def run_part(name: str, device: str, small: bool, result: Path, tmp: Path) -> None:
+    """Run one part in this process with scratch folder ``tmp`` and write its rows to
+    ``result`` (JSON)."""
     import importlib
 
     from bench.gpu_parts import GPU_SIZES, SMALL_SIZES
 
     module, func = PARTS[name].split(":")
     part = getattr(importlib.import_module(module), func)
-    with tempfile.TemporaryDirectory(prefix=f"gpu-bench-{name}-") as tmp:
-        rows = part(device, SMALL_SIZES if small else GPU_SIZES, small, Path(tmp))
+    rows = part(device, SMALL_SIZES if small else GPU_SIZES, small, tmp)
     from annotations.fileio import atomic_write_text
 
     atomic_write_text(result, json.dumps(rows, indent=1, default=float))
@@ -109,7 +109,12 @@ def run_parts(
         cmd = [sys.executable, str(Path(__file__).resolve()), "--part", name, "--device", device]
         cmd += ["--result", str(result)] + (["--small"] if small else [])
         t0 = time.perf_counter()
-        with open(logs / f"{name}.log", "w") as log:
+        # the scratch folder is this process's: a part killed at its limit leaves nothing behind
+        with (
+            tempfile.TemporaryDirectory(prefix=f"gpu-bench-{name}-") as tmp,
+            open(logs / f"{name}.log", "w") as log,
+        ):
+            cmd += ["--tmp", tmp]
             # own session: a timeout ends the part and whatever it started (torchrun ranks)
             proc = subprocess.Popen(
                 cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT, env=env
@@ -208,7 +213,7 @@ def main() -> None:
         ddp_worker(args.device, SMALL_SIZES if args.small else GPU_SIZES, Path(args.tmp))
         return
     if args.part:
-        run_part(args.part, args.device, args.small, Path(args.result))
+        run_part(args.part, args.device, args.small, Path(args.result), Path(args.tmp))
         return
 
     import torch

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import cpu_name, write_images  # noqa: E402
+from bench.common import cpu_name, scratch, write_images  # noqa: E402
 
 
 def _imports():
@@ -235,7 +234,7 @@ def memory_child(code: str, boxes: int) -> dict:
     from labeler.testing import save_tiny_detector
 
     warnings.filterwarnings("ignore")
-    tmp = Path(tempfile.mkdtemp(prefix="labeler-mem-"))
+    tmp = scratch("labeler-mem-")
     det = save_tiny_detector(tmp / "det")
     from labeler.models import load_detector
 
@@ -284,7 +283,7 @@ def checkout(rev: str) -> str:
     import subprocess
 
     root = Path(__file__).resolve().parent.parent
-    dest = Path(tempfile.mkdtemp(prefix=f"labeler-{rev}-"))
+    dest = scratch(f"labeler-{rev}-")
     archive = subprocess.run(
         ["git", "-C", str(root), "archive", rev], capture_output=True, check=True
     )
@@ -363,7 +362,7 @@ def writer(args) -> dict:
     from labeler.run import write_outputs
 
     full, cropped = writer_inputs(args.writer_images, args.writer_instances)
-    tmp = Path(tempfile.mkdtemp(prefix="labeler-writer-"))
+    tmp = scratch("labeler-writer-")
     band = (0.15, 0.25)
     t = time.perf_counter()
     for k, (inst, probs) in enumerate(full):  # today's _Writer._handle, one thread
@@ -445,7 +444,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
     w, h = (int(v) for v in args.image_size.split("x"))
     device = resolve_device(args.device)
-    tmp = Path(tempfile.mkdtemp(prefix="labeler-bench-"))
+    tmp = scratch("labeler-bench-")
     paths = write_images(tmp / "data" / "images" / "train", args.images, w, h)
 
     t0 = time.perf_counter()

@@ -31,13 +31,13 @@ import json
 import multiprocessing as mp
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import scratch  # noqa: E402
 
 GDINO_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "bicycle", "bike"]
 CONFIGS = ("grounded-sam", "sam3", "sam3+refine", "grounded-sam+refine")
@@ -242,7 +242,7 @@ def compare(args: argparse.Namespace) -> dict:
     from PIL import Image
 
     w, h = (int(v) for v in args.image_size.split("x"))
-    tmp = Path(tempfile.mkdtemp(prefix="labeler-backends-"))
+    tmp = scratch("labeler-backends-")
     img_dir = tmp / "data" / "images" / "train"
     img_dir.mkdir(parents=True)
     rng = np.random.default_rng(0)

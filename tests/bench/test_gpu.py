@@ -4,6 +4,7 @@ runs, its exactness checks are judged, and a failing part is a table row, not a 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,11 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "gpu.py"
 
 
-def run(out: Path, *args: str, timeout: int = 600) -> tuple[subprocess.CompletedProcess, dict]:
+def run(
+    out: Path, *args: str, timeout: int = 600, env: dict | None = None
+) -> tuple[subprocess.CompletedProcess, dict]:
     cmd = [sys.executable, str(SCRIPT), "--device", "cpu", "--small", "--out", str(out), *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout)
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=timeout, env=env)
     report = json.loads((out / "gpu.json").read_text()) if (out / "gpu.json").is_file() else {}
     return res, report
 
@@ -63,13 +66,17 @@ def test_labeling_and_metrics_parts_run_on_cpu(tmp_path):
 
 
 def test_a_part_that_runs_out_of_time_is_a_failed_row(tmp_path):
-    res, report = run(tmp_path, "--parts", "metrics", "--timeout-scale", "0.01")
+    scratch = tmp_path / "tmpdir"  # the system temp folder, as the benchmark sees it
+    scratch.mkdir()
+    env = dict(os.environ, TMPDIR=str(scratch))
+    res, report = run(tmp_path / "out", "--parts", "metrics", "--timeout-scale", "0.01", env=env)
     assert res.returncode == 1
+    assert list(scratch.iterdir()) == []  # the killed part's scratch folder is removed
     assert report["parts"]["metrics"]["status"].startswith("timed out after")
     (failed,) = report["rows"]
     assert failed["figure"] == "part failed" and failed["ok"] is False
     assert "timed out" in failed["value"]
-    assert "FAIL" in (tmp_path / "gpu.md").read_text()
+    assert "FAIL" in (tmp_path / "out" / "gpu.md").read_text()
 
 
 def test_unknown_part_is_one_line_exit_2(tmp_path):
