@@ -648,28 +648,14 @@ def render_report(root: str | os.PathLike) -> list:
     """Rich renderables for ``engine info REPORT``: the Table 4 of an ``engine report`` folder
     (its ``report.json``): each source's scores, its deltas against the pseudo labels with
     their 95% intervals (``*``: the interval excludes 0), the warnings, and the files."""
-    from rich.table import Table
-
     from annotations.fileio import read_json
-    from engine.metrics.bootstrap import excludes_zero
-    from engine.text import METRICS, score_cells
+    from engine.text import Table4
 
     root = Path(root)
     data = read_json(root / "report.json", "report")
     if not isinstance(data, dict) or not isinstance(data.get("table4"), list):
         raise ValueError(f"{root / 'report.json'}: not an engine report (no 'table4' list)")
-    table = Table(title=str(data.get("title", root)))
-    for name in ("source", "IoU", "BIoU", "BF1", "ΔIoU", "ΔBIoU", "ΔBF1"):
-        table.add_column(name, justify="left" if name == "source" else "right")
-    for row in data["table4"]:
-        interval = row.get("delta_interval") or {}
-        deltas = score_cells(row.get("delta") or {}, sign=True)
-        sure = [excludes_zero(interval.get(key)) for key, _, _ in METRICS]
-        table.add_row(
-            str(row.get("source")),
-            *score_cells(row),
-            *(d + "*" if s else d for d, s in zip(deltas, sure, strict=True)),
-        )
+    table = Table4(str(data.get("title", root)), data["table4"], marks=True)
     out: list = [
         f"{data.get('class_name')}: annotated subset {data.get('subset')} "
         f"({counted(int(data.get('subset_images') or 0), 'image')}, split {data.get('split')})",

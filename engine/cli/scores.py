@@ -248,9 +248,8 @@ def report(
     ),
 ) -> None:
     """Table-4 report: pseudo labels vs fused labels vs joint-trained model on the annotated subset."""
-    from rich.table import Table
-
     from engine.report import ReportConfig, build_report
+    from engine.text import Table4
 
     res = build_report(
         ReportConfig(
@@ -267,12 +266,7 @@ def report(
             progress=progress,
         )
     )
-    table = Table(title=res.data["title"])
-    for col in ("source", "IoU", "BIoU", "BF1", "ΔIoU", "ΔBIoU", "ΔBF1"):
-        table.add_column(col)
-    for row in res.data["table4"]:
-        table.add_row(row["source"], *score_cells(row), *score_cells(row["delta"], sign=True))
-    stdout.print(table)
+    stdout.print(Table4(res.data["title"], res.data["table4"]))
     from engine.report import interval_lines
 
     for line in interval_lines(res.data["table4"]):
