@@ -649,13 +649,15 @@ def render_report(root: str | os.PathLike) -> list:
     (its ``report.json``): each source's scores, its deltas against the pseudo labels with
     their 95% intervals (``*``: the interval excludes 0), the warnings, and the files."""
     from annotations.fileio import read_json
-    from engine.text import Table4
+    from engine.table4 import Table4
 
     root = Path(root)
     data = read_json(root / "report.json", "report")
     if not isinstance(data, dict) or not isinstance(data.get("table4"), list):
         raise ValueError(f"{root / 'report.json'}: not an engine report (no 'table4' list)")
-    table = Table4(str(data.get("title", root)), data["table4"], marks=True)
+    kinds = [row.get("kind") for row in data["table4"]]
+    against = kinds.index("pseudo labels") if "pseudo labels" in kinds else None
+    table = Table4(str(data.get("title", root)), data["table4"], against, marks=True)
     out: list = [
         f"{data.get('class_name')}: annotated subset {data.get('subset')} "
         f"({counted(int(data.get('subset_images') or 0), 'image')}, split {data.get('split')})",

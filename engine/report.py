@@ -178,8 +178,7 @@ def score_class(
             evals[name].update(label, gt)  # the class (class_id) vs the rest; GT 255 ignored
             found[name] += 1
             scored[name].append(stem)
-    rows = []
-    base = None
+    rows, exact = [], {}  # exact: each source's unrounded scores
     for name in SOURCES:
         if name not in evals or found[name] == 0:
             continue
@@ -192,19 +191,19 @@ def score_class(
         for key, _, nd in METRICS:
             row[key] = round_score(getattr(res, key), nd)
         row["matches_annotation"] = matches_truth(class_counts(evals[name].per_image, 1))
-        if base is None and name == "pseudo labels":
-            base = row
         rows.append(row)
+        exact[name] = res
+    base = exact.get("pseudo labels")
     for row in rows:
+        res = exact[row["kind"]]
+        # the difference of the scores, then rounded (as engine compare): not of rounded scores
         row["delta"] = {
-            key: (
-                round_score(row[key] - base[key], nd)
-                if base is not None and row[key] is not None and base[key] is not None
-                else None
-            )
+            key: round_score(getattr(res, key) - getattr(base, key), nd)
+            if base is not None
+            else None
             for key, _, nd in METRICS
         }
-        if base is not None and row is not base:
+        if base is not None and res is not base:
             row["delta_interval"] = delta_interval(evals, scored, "pseudo labels", row["kind"])
     return rows, class_pixels
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import stderr, stdout
-from engine.text import counted, joined, score_cells
+from engine.text import counted, joined
 
 app = typer.Typer()
 
@@ -174,10 +174,9 @@ def compare_cmd(
     ),
 ) -> None:
     """Score one class (vs the rest) for several prediction sets side by side (paper Table 4)."""
-    from rich.table import Table
-
     from engine.compare import CompareConfig, compare, parse_source
     from engine.outputs import DEFAULT_TAXONOMY
+    from engine.table4 import Table4
 
     cfg = CompareConfig(
         class_name=class_name,
@@ -194,14 +193,9 @@ def compare_cmd(
         progress=progress,
     )
     report = compare(cfg)
-    table = Table(title=f"{report.class_name}: {counted(report.images, 'annotated image')}")
-    table.add_column("source")
-    for name in ("IoU", "BIoU", "BF1", "dIoU", "dBIoU", "dBF1"):
-        table.add_column(name, justify="right")
-    for i, row in enumerate(report.rows):
-        deltas = score_cells(row.delta, sign=True) if i else ["", "", ""]
-        table.add_row(row.name, *score_cells(row.scores.to_json()), *deltas)
-    stdout.print(table)
+    rows = [{"source": row.name, **row.scores.to_json(), "delta": row.delta} for row in report.rows]
+    title = f"{report.class_name}: {counted(report.images, 'annotated image')}"
+    stdout.print(Table4(title, rows))  # deltas against the first source
     for line in report.interval_lines():
         stdout.print(line, highlight=False, soft_wrap=True)
     for row in report.rows:  # ids read from what a folder records: say where
@@ -249,7 +243,7 @@ def report(
 ) -> None:
     """Table-4 report: pseudo labels vs fused labels vs joint-trained model on the annotated subset."""
     from engine.report import ReportConfig, build_report
-    from engine.text import Table4
+    from engine.table4 import Table4
 
     res = build_report(
         ReportConfig(
@@ -266,7 +260,9 @@ def report(
             progress=progress,
         )
     )
-    stdout.print(Table4(res.data["title"], res.data["table4"]))
+    kinds = [row["kind"] for row in res.data["table4"]]
+    against = kinds.index("pseudo labels") if "pseudo labels" in kinds else None
+    stdout.print(Table4(res.data["title"], res.data["table4"], against))
     from engine.report import interval_lines
 
     for line in interval_lines(res.data["table4"]):

@@ -515,7 +515,7 @@ def test_compare_cli_outputs(tmp_path: Path) -> None:
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "Grounded-SAM" in res.output and "dBIoU" in res.output
+    assert "Grounded-SAM" in res.output and "ΔBIoU" in res.output
     j = json.loads(js.read_text())
     assert [s["name"] for s in j["sources"]] == [
         "Grounded-SAM pseudo labels",

@@ -63,6 +63,7 @@ def test_report_rows_and_deltas(world):
     assert list(rows) == ["pseudo labels", "joint-trained model"]  # no fused labels given
     assert rows["pseudo labels"]["source"] == "pseudo labels (simulated)"
     # the same numbers straight from the metrics module
+    exact = {}
     for kind, folder, cid in (
         ("pseudo labels", tmp / "run" / "labels" / "test", 1),
         ("joint-trained model", tmp / "pred" / "test", 7),
@@ -71,12 +72,17 @@ def test_report_rows_and_deltas(world):
         for s in subset.stems:
             lab = read_label(folder / f"{s}.png")
             ev.update(np.where(lab == 255, 255, lab == cid).astype(np.uint8), gt[s])
-        r = ev.compute()
+        r = exact[kind] = ev.compute()
         assert rows[kind]["iou"] == round(r.iou[1], 2)
         assert rows[kind]["biou"] == round(r.biou[1], 2)
         assert rows[kind]["bf1"] == round(r.bf1[1], 4)
     m = rows["joint-trained model"]
-    assert m["delta"]["iou"] == round(m["iou"] - rows["pseudo labels"]["iou"], 2)
+    # the difference of the scores, rounded (as engine compare), not of the rounded scores
+    for key, nd in (("iou", 2), ("biou", 2), ("bf1", 4)):
+        diff = (
+            getattr(exact["joint-trained model"], key)[1] - getattr(exact["pseudo labels"], key)[1]
+        )
+        assert m["delta"][key] == round(diff, nd), key
     assert rows["pseudo labels"]["delta"] == {"iou": 0.0, "biou": 0.0, "bf1": 0.0}
     # how sure each delta is: a paired bootstrap over the 3 images, around the delta itself
     ci = m["delta_interval"]
@@ -559,6 +565,8 @@ def test_compare_takes_the_subset_and_scores_as_the_report(world):
     )
     assert both.rows[0].delta_interval is None
     assert both.rows[1].delta_interval == full["delta_interval"]
+    got = [round(both.rows[1].delta[key], nd) for key, nd in (("iou", 2), ("biou", 2), ("bf1", 4))]
+    assert got == [full["delta"][key] for key in ("iou", "biou", "bf1")]  # the same rounding
     assert "Δ of m vs p, 95% interval over the 3 annotated images" in both.to_markdown()
     with pytest.raises(
         ValueError, match=r"one/subset\.json: this subset annotates Bicycle, not Car"

@@ -1,0 +1,45 @@
+"""Table 4 on the terminal (engine.table4): one renderer, no row folds at 80 columns."""
+
+import io
+
+TABLE4 = [  # a demo report's rows, as report.json holds them
+    {"source": "pseudo labels (simulated)", "iou": 36.94, "biou": 8.97, "bf1": 0.3283,
+     "delta": {"iou": 0.0, "biou": 0.0, "bf1": 0.0}},
+    {"source": "fused labels", "iou": 70.6, "biou": 68.46, "bf1": 0.8954,
+     "delta": {"iou": 33.66, "biou": 59.49, "bf1": 0.5671},
+     "delta_interval": {"iou": [23.48, 46.52], "biou": [48.75, 73.82], "bf1": [0.47, 0.67]}},
+    {"source": "joint-trained model", "iou": 39.4, "biou": 22.6, "bf1": 0.666,
+     "delta": {"iou": 2.46, "biou": 13.63, "bf1": 0.3377},
+     "delta_interval": {"iou": [-8.28, 13.7], "biou": [5.7, 21.06], "bf1": [0.11, 0.48]}},
+]  # fmt: skip
+
+
+def render(table, width: int) -> list[str]:
+    from rich.console import Console
+
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(table)
+    return console.export_text().splitlines()
+
+
+def test_table4_keeps_each_row_on_one_line_at_80_columns():
+    """Boxed like the engine's other tables where it fits; at 80 columns the borders go, not the
+    rows: "pseudo labels (simulated)" used to fold over two lines."""
+    from engine.table4 import Table4
+
+    table = Table4("Bicycle", TABLE4, marks=True)
+    for width, boxed in ((120, True), (80, False)):
+        lines = render(table, width)
+        assert any("┃" in line for line in lines) is boxed
+        assert max(len(line.rstrip()) for line in lines) <= width
+        rows = [line.replace("│", " ") for line in lines if "0." in line]
+        assert len(rows) == 3
+        # the deltas are against the pseudo labels: their own delta cells are blank
+        assert rows[0].split() == ["pseudo", "labels", "(simulated)", "36.94", "8.97", "0.3283"]
+        assert rows[1].split()[-3:] == ["+33.66*", "+59.49*", "+0.5671*"]
+        assert rows[2].split()[-3:] == ["+2.46", "+13.63*", "+0.3377*"]  # IoU's spans 0
+    narrow = "\n".join(render(table, 60))  # narrower still: the source folds, no number is cut
+    for cell in ("36.94", "0.3283", "+33.66*", "+0.5671*", "22.60", "+0.3377*"):
+        assert f" {cell}" in narrow
+    plain = render(Table4("Bicycle", TABLE4, against=None), 120)  # no marks unless asked
+    assert "*" not in "\n".join(plain) and "+0.0000" in "\n".join(plain)
