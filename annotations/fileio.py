@@ -45,13 +45,19 @@ _FILE_MODE = 0o666 & ~_read_umask()
 def staged(root: Path, prefix: str) -> Iterator[Path]:
     """A hidden folder in ``root`` (created) to write new versions of some of its entries into,
     then :func:`swap_in` them; removed on leaving, as is an interrupted earlier one's
-    (``prefix*``). An error before the swap leaves ``root`` as it was."""
+    (``prefix*``). An error before the swap leaves ``root`` as it was: a ``root`` this call
+    created is removed again, so a failed first write leaves no empty folder behind."""
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     for leftover in root.glob(prefix + "*"):
         shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=prefix + "new-", dir=root))
     try:
         yield staging
+    except BaseException:
+        if created:  # it holds nothing but the unfinished copy
+            shutil.rmtree(root, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 

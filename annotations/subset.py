@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import shutil
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,31 +112,23 @@ def write_subset(
     if not masks:
         raise ValueError(f"{root}: no annotated image to write")
     _existing_subset(root, class_name, split, replace)
-    created = not root.exists()
-    try:
-        with staged(root, ".masks.") as staging:
-            (staging / "masks").mkdir()
-            counts = {}
-            for stem in each(sorted(masks)):
-                value = masks[stem]
-                path = staging / "masks" / f"{stem}.png"
-                if isinstance(value, EncodedLabel):  # checked by its counts, written as it is
-                    counts[stem] = _checked_counts(stem, value.shape, value.histogram)
-                    atomic_write_bytes(path, value.png)
-                    continue
-                m = np.asarray(value)
-                if m.ndim != 2 or m.dtype != np.uint8:
-                    raise ValueError(
-                        f"mask of {stem!r} must be (H, W) uint8, got {m.shape} {m.dtype}"
-                    )
-                counts[stem] = _checked_counts(stem, m.shape, np.bincount(m.ravel(), minlength=256))
-                write_label(path, m)
-                del m, value  # one mask at a time
-            swap_in(staging, ("masks",))
-    except BaseException:
-        if created:  # it holds nothing but the unfinished copy
-            shutil.rmtree(root, ignore_errors=True)
-        raise
+    with staged(root, ".masks.") as staging:
+        (staging / "masks").mkdir()
+        counts = {}
+        for stem in each(sorted(masks)):
+            value = masks[stem]
+            path = staging / "masks" / f"{stem}.png"
+            if isinstance(value, EncodedLabel):  # checked by its counts, written as it is
+                counts[stem] = _checked_counts(stem, value.shape, value.histogram)
+                atomic_write_bytes(path, value.png)
+                continue
+            m = np.asarray(value)
+            if m.ndim != 2 or m.dtype != np.uint8:
+                raise ValueError(f"mask of {stem!r} must be (H, W) uint8, got {m.shape} {m.dtype}")
+            counts[stem] = _checked_counts(stem, m.shape, np.bincount(m.ravel(), minlength=256))
+            write_label(path, m)
+            del m, value  # one mask at a time
+        swap_in(staging, ("masks",))
     stems = sorted(counts)
     info = {
         "format": SUBSET_FORMAT,

@@ -1158,6 +1158,10 @@ def test_an_export_that_fails_midway_leaves_the_earlier_one(tmp_path, world):
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
     assert not list(out.glob(".export*"))  # the half-written copy is gone
+    # into a folder that did not exist: no folder is left behind, as a failed import leaves none
+    with pytest.raises(ValueError, match="img002.json"):
+        export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "new" / "e")))
+    assert not (tmp_path / "new" / "e").exists()
 
 
 def test_an_export_holds_one_image_s_masks_at_a_time(tmp_path, world, monkeypatch):
