@@ -1567,3 +1567,16 @@ def test_engine_info_tells_a_tool_s_download_from_a_dataset_root(tmp_path, world
         assert out.exit_code == 0, out.output
         assert title in " ".join(out.output.split())
     assert "Images per split" in CliRunner().invoke(app, ["info", str(data)]).output
+
+
+def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_path):
+    from engine.annotate import read_stem_list
+
+    path = tmp_path / "pick.txt"
+    path.write_text("# picked by hand\nimg001.jpg  # the odd one\n\n/data/images/test/img002.png\n")
+    assert read_stem_list(path) == ["img001.jpg", "/data/images/test/img002.png"]
+    path.write_text("# nothing yet\n\n")
+    with pytest.raises(ValueError, match=r"pick\.txt: the image list is empty"):
+        read_stem_list(path)
+    with pytest.raises(FileNotFoundError, match=r"nope\.txt: image list not found"):
+        read_stem_list(tmp_path / "nope.txt")

@@ -560,6 +560,28 @@ def test_compare_errors(tmp_path: Path) -> None:
         parse_source("=/d")
 
 
+def test_compare_resizes_a_smaller_prediction_only_when_told(tmp_path: Path) -> None:
+    """A prediction at half the annotation's size (a model run at a lower --size, saved as it
+    came): refused naming both files and both sizes, or scored upsampled by nearest neighbour
+    with --resize-pred nearest, as engine evaluate does."""
+    gt_dir, _, b_dir, tax, gts, _, preds_b = _compare_data(tmp_path)
+    half = tmp_path / "half"
+    half.mkdir()
+    for i, b in enumerate(preds_b):
+        write_label(half / f"s{i}.png", b[::2, ::2].copy())
+    sources = (("m", b_dir), ("half", half))
+    with pytest.raises(ValueError, match=r"half/s0\.png: size 20x15 differs from the ground truth"):
+        compare(CompareConfig("Bicycle", gt_dir, sources, taxonomy=tax, progress=False))
+    cfg = CompareConfig("Bicycle", gt_dir, sources, taxonomy=tax, resize_pred="nearest",
+                        progress=False)  # fmt: skip
+    got = compare(cfg).rows[1].scores
+    up = [np.repeat(np.repeat(b[::2, ::2], 2, axis=0), 2, axis=1) for b in preds_b]
+    want = _scores(list(zip(up, gts, strict=True)), 8)
+    assert got.iou == pytest.approx(want.iou[7]) and got.biou == pytest.approx(want.biou[7])
+    with pytest.raises(ValueError, match="resize_pred must be one of"):
+        CompareConfig("Bicycle", gt_dir, sources, resize_pred="bilinear")
+
+
 def test_compare_reads_each_folder_s_recorded_taxonomy(tmp_path: Path) -> None:
     """Without --taxonomy each folder's class id comes from what it records: a prediction
     folder's predict.json (Bicycle at 7) and a fused dataset with Car before Bicycle (8)."""

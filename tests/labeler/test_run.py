@@ -105,6 +105,11 @@ def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
         assert all(c == 7 for c in inst.class_ids) and set(inst.prompts) <= {"bicycle", "bike"}
         union = inst.masks.any(axis=0) if len(inst) else np.zeros((40, 48), bool)
         assert np.all(label[union] != 0) and np.all(label[~union] != 1)
+    # engine info names the models that labelled, as the run recorded them
+    res = runner.invoke(app, ["info", str(out)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    det, seg = (run["backend"]["models"][k]["source"] for k in ("detector", "segmenter"))
+    assert f"detector {det}; segmenter {seg}" in res.output
     # same command again: no work at all
     res = runner.invoke(app, _label_args(dataset, out, tiny_models, "--tiles", "2x2", *cap))
     assert res.exit_code == 0 and len(read_jsonl(out / "manifest.jsonl")) == 5
