@@ -259,3 +259,27 @@ def test_a_pinned_revision_is_read_and_recorded(tiny, no_hub, tmp_path):
     assert models["detector"]["revision"] == "b" * 40
     assert models["segmenter"]["revision"] == "c" * 40
     assert record["config"]["detector_revision"] == "b" * 40
+
+
+def test_a_checkpoint_given_in_the_other_role_is_one_line_naming_its_model_type(tiny):
+    """A SAM directory as --detector, or Grounding DINO as --segmenter (swapped flags): refused
+    before any weight is read, naming the folder and what it holds."""
+    from labeler.models import load_detector
+
+    with pytest.raises(ValueError, match=r"sam: detector must be a Grounding DINO .* 'sam'$"):
+        load_detector(str(tiny["sam"]))
+    with pytest.raises(ValueError, match=r"det: segmenter must be a SAM.* 'grounding-dino'$"):
+        load_segmenter(str(tiny["det"]))
+
+
+def test_device_and_precision_errors_say_what_to_give():
+    from labeler.models import resolve_device, resolve_dtype
+
+    assert resolve_device("cpu") == "cpu" and resolve_dtype("auto", "cpu") is None
+    with pytest.raises(ValueError, match="--device must be auto, cpu, cuda or cuda:N, got 'tpu'"):
+        resolve_device("tpu")
+    with pytest.raises(ValueError, match=r"--precision bf16 needs a CUDA device \(got cpu\)"):
+        resolve_dtype("bf16", "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="--device cuda:1: CUDA is not available"):
+            resolve_device("cuda:1")
