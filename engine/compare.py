@@ -108,12 +108,19 @@ def resolve_class(name: str, taxonomy: Taxonomy) -> tuple[str, int | None]:
     return name.strip(), None
 
 
-def resolve_input(label: np.ndarray, path: Path, class_id: int | None, mode: str) -> int:
+def resolve_input(
+    label: np.ndarray,
+    path: Path,
+    class_id: int | None,
+    mode: str,
+    missing: str = "the class is not in the taxonomy",
+) -> int:
     """The value that marks the class in this file: 1 for a binary mask, else the class id.
 
     ``auto`` reads a file holding only 0, 1 and 255 as a binary mask. (When the class id is 1
     both readings coincide; for another id, a full label map containing only classes 0 and 1
-    would be misread: pass ``input="labels"``.)
+    would be misread: pass ``input="labels"``.) ``missing`` says which taxonomy lacks the class,
+    for a full label map when ``class_id`` is None.
     """
     binary = mode == "binary" or (mode == "auto" and is_binary_mask(label))
     if binary:
@@ -123,8 +130,8 @@ def resolve_input(label: np.ndarray, path: Path, class_id: int | None, mode: str
         return 1
     if class_id is None:
         raise ValueError(
-            f"{path}: a full label map (values beyond 0/1/255), but the class is not in the "
-            "taxonomy; pass --taxonomy with the class, or binary masks"
+            f"{path}: a full label map (values beyond 0/1/255), but {missing}; pass --taxonomy "
+            "with the class, or binary masks"
         )
     return class_id
 
@@ -138,22 +145,26 @@ def children_outside(taxonomy: Taxonomy, class_id: int | None, other: Taxonomy) 
     return [c.id for c in taxonomy if class_id in taxonomy.ancestors(c.id) and c.name not in other]
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """How one folder's files are read: the class's id in its taxonomy (None: not there, so
+    only binary masks can be scored), the taxonomy, and what an error says it lacks."""
+
+    class_id: int | None
+    taxonomy: Taxonomy
+    lacks: str
+
+
 def _score_one(
-    args: tuple[
-        Path,
-        Path,
-        tuple[int | None, int | None],
-        str,
-        tuple[Taxonomy, Taxonomy],
-        str | None,
-        list[int],
-    ],
+    args: tuple[Path, Path, _Reading, _Reading, str, str | None, list[int]],
 ) -> np.ndarray:
-    pred_path, gt_path, (pred_cid, gt_cid), mode, (pred_tax, gt_tax), resize, children = args
+    pred_path, gt_path, pred_reading, gt_reading, mode, resize, children = args
+    pred_cid, pred_tax = pred_reading.class_id, pred_reading.taxonomy
+    gt_cid, gt_tax = gt_reading.class_id, gt_reading.taxonomy
     gt = read_label(gt_path)
     pred = read_label(pred_path)
-    gt_id = resolve_input(gt, gt_path, gt_cid, mode)
-    pred_id = resolve_input(pred, pred_path, pred_cid, mode)
+    gt_id = resolve_input(gt, gt_path, gt_cid, mode, gt_reading.lacks)
+    pred_id = resolve_input(pred, pred_path, pred_cid, mode, pred_reading.lacks)
     for label, path, cid, tax in (
         (gt, gt_path, gt_id, gt_tax),
         (pred, pred_path, pred_id, pred_tax),
@@ -345,6 +356,14 @@ def folder_classes(cfg: CompareConfig, *folders: Path) -> tuple[Taxonomy, str]:
     return (found[0], str(found[1])) if found else (MASS13K, DEFAULT_TAXONOMY)
 
 
+def _lacks(cfg: CompareConfig, taxonomy: Taxonomy, source: str) -> str:
+    """What a file's error says when its taxonomy has no such class."""
+    return (
+        f"its taxonomy ({source}: {', '.join(taxonomy.names)}) has no class "
+        f"{cfg.class_name.strip()!r}"
+    )
+
+
 def _class_in(cfg: CompareConfig, taxonomy: Taxonomy, source: str, what: str) -> int | None:
     """The class's id in ``taxonomy`` (None: binary masks only), refused for full label maps."""
     _, class_id = resolve_class(cfg.class_name, taxonomy)
@@ -365,6 +384,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
     gt, split = ground_truth(cfg.gt, cfg.class_name)
     gt_tax, gt_source = folder_classes(cfg, gt, gt.parent, Path(cfg.gt))
     gt_cid = _class_in(cfg, gt_tax, gt_source, f"the ground truth {gt}")
+    gt_reading = _Reading(gt_cid, gt_tax, _lacks(cfg, gt_tax, gt_source))
     class_name = resolve_class(cfg.class_name, gt_tax)[0]
     rows: list[SourceScores] = []
     per_image: list[np.ndarray] = []  # each source's (8, N) counts of the class, for intervals
@@ -375,9 +395,9 @@ def compare(cfg: CompareConfig) -> CompareReport:
         cid = _class_in(cfg, tax, tax_source, f"source {name!r}")
         children = children_outside(tax, cid, gt_tax)
         pairs = pair_files(folder, gt, extra_ok=split is not None)  # a subset: some images
+        reading = _Reading(cid, tax, _lacks(cfg, tax, tax_source))
         jobs = [
-            (p, g, (cid, gt_cid), cfg.input, (tax, gt_tax), cfg.resize_pred, children)
-            for _, p, g in pairs
+            (p, g, reading, gt_reading, cfg.input, cfg.resize_pred, children) for _, p, g in pairs
         ]
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
         for array in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):

@@ -204,3 +204,23 @@ def test_log_records_are_warning_lines_on_the_console(monkeypatch, capsys):
             logger = logging.getLogger(name)
             logger.handlers = [h for h in logger.handlers if not isinstance(h, ConsoleLogHandler)]
             logger.setLevel(logging.NOTSET)
+
+
+def test_problems_of_one_reason_are_one_line_on_the_command_line():
+    """A folder of predictions from a model without the class fails every file for one reason:
+    one line naming the first file and the count, not one per file; few or different problems
+    keep a line each."""
+    from engine.cli.common import error_text
+    from engine.parallel import BadItems
+
+    same = [f"pred/img{i:03d}.png: its taxonomy has no class 'Bicycle'" for i in range(500)]
+    other = ["pred/x.png: cannot decode image (truncated)", "no path here"]
+    text = error_text(BadItems("502 of 502 pairs cannot be read", same + other)).plain
+    assert text.splitlines() == [
+        "error: 502 of 502 pairs cannot be read:",
+        "  pred/img000.png and 499 more files: its taxonomy has no class 'Bicycle'",
+        "  pred/x.png: cannot decode image (truncated)",
+        "  no path here",
+    ]
+    three = error_text(BadItems("3 of 3 pairs cannot be read", same[:3])).plain
+    assert three.splitlines()[1:] == [f"  {p}" for p in same[:3]]

@@ -54,8 +54,33 @@ def error_text(e: BaseException) -> Text:
     head = Text("error: ", style="bold red")
     if not isinstance(e, BadItems):
         return head + Text(first_line(e))
-    lines = [f"{e.headline}:", *(f"  {first_line(p)}" for p in e.problems)]
+    lines = [
+        f"{e.headline}:",
+        *(f"  {line}" for line in grouped([first_line(p) for p in e.problems])),
+    ]
     return head + Text("\n".join(lines))
+
+
+def grouped(problems: list[str], alone: int = 3) -> list[str]:
+    """One line per problem (``PATH: reason``), in order, except that problems of one reason,
+    more than ``alone`` of them, are one line where the first is, naming its file and how many
+    more: a folder of 13K predictions from a model without the class is one line, not 13K."""
+    from collections import Counter
+
+    def reason(problem: str) -> str:
+        return problem.partition(": ")[2]
+
+    counts = Counter(reason(p) for p in problems if ": " in p)
+    lines, shown = [], set()
+    for problem in problems:
+        why = reason(problem)
+        if counts.get(why, 0) <= alone:
+            lines.append(problem)
+        elif why not in shown:
+            shown.add(why)
+            path = problem.partition(": ")[0]
+            lines.append(f"{path} and {counts[why] - 1} more files: {why}")
+    return lines
 
 
 def disk_error(e: OSError) -> bool:

@@ -543,7 +543,8 @@ def test_compare_errors(tmp_path: Path) -> None:
             "--no-progress",
         ],
     )
-    assert res.exit_code == 2 and "not in the taxonomy" in res.output
+    assert res.exit_code == 2 and "its taxonomy (MaSS13K" in res.output
+    assert "Sky, Water) has no class 'Bicycle'; pass --taxonomy with the class" in res.output
     with pytest.raises(ValueError, match="unique"):
         CompareConfig("Bicycle", gt_dir, (("a", a_dir), ("a", b_dir)))
     (b_dir / "s0.png").write_bytes(b"")  # every unreadable file of a source, in one error
