@@ -49,6 +49,10 @@ def test_crop_box_respects_the_class_share_rule():
     # one draw satisfies the rule with p = 10/61; ten draws with p ~ 0.83
     assert np.mean(with_rule) > 0.7 and np.mean(without) < 0.3
 
+    # cat_max_ratio 1 turns the rule off (mmseg's default): the first draw, whatever it holds
+    off = [crop_box(label, 40, np.random.default_rng(s), cat_max_ratio=1.0) for s in range(20)]
+    assert off == [crop_box(label, 40, np.random.default_rng(s), tries=1) for s in range(20)]
+
 
 @pytest.mark.parametrize("fill", [255, 3])  # all-ignore and single-class labels: last draw kept
 def test_crop_box_degenerate_labels(fill):
@@ -262,3 +266,12 @@ def test_a_split_that_cannot_be_read_is_one_error_naming_the_first_file(tmp_path
     assert str(err.value).startswith("Caught ValueError in DataLoader worker process 0.")
     assert first_line(err.value).startswith(str(root / "images" / "train" / "im"))
     assert "cannot be read either" in first_line(err.value)
+
+
+def test_an_empty_training_split_is_one_error_naming_its_folder(tmp_path):
+    root = write_dataset(tmp_path / "ds", n=1)
+    for folder in ("images", "annotations"):
+        for path in (root / folder / "train").iterdir():
+            path.unlink()
+    with pytest.raises(ValueError, match=r"images/train: split 'train' has no images"):
+        TrainSet(root, "train", AugmentConfig(crop=16))
