@@ -346,6 +346,11 @@ def test_error_pseudo_labels_missing_or_extra(world, tmp_path):
         fuse(cfg(world, pseudo=(extra,), splits=("train",)))
     with pytest.raises(FileNotFoundError, match=r"extra/labels/val: this pseudo run has no labels"):
         fuse(cfg(world, pseudo=(extra,), splits=("val",)))
+    # no split given: the splits every run labelled; none in common is one line naming the runs
+    with pytest.raises(
+        ValueError, match=r"data: no split of the dataset \(train, val\) has pseudo labels in every"
+    ):
+        fuse(cfg(world, pseudo=(partial, write_pseudo_run(tmp_path / "v", "Car", {"val": {}}))))
 
 
 def test_error_class_already_in_taxonomy(tmp_path):
