@@ -547,6 +547,23 @@ def test_png_import_modes(tmp_path, world):
     assert np.array_equal(sub.mask("img000"), (m == 1).astype(np.uint8))
 
 
+def test_an_image_annotated_in_two_sources_is_refused_naming_both(tmp_path, world):
+    """Two passes of corrections given at once (two folders, or a folder and a COCO file):
+    which one is right is the user's call, so nothing is imported and both files are named."""
+    data, _, _ = world
+    m = np.zeros((H, W), np.uint8)
+    m[:10] = 1
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(m).save(tmp_path / name / "img000.png")
+    cfg = ImportConfig("png", [str(tmp_path / "first"), str(tmp_path / "second")], "Bicycle",
+                       str(data), str(tmp_path / "s"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"second/img000\.png: image 'img000' is annotated twice "
+                       r"\(also in .*first/img000\.png\)"):  # fmt: skip
+        import_annotations(cfg)
+    assert not (tmp_path / "s").exists()
+
+
 def test_index_masks_of_many_classes_import_by_the_class_s_value(tmp_path, world, caplog):
     """Pascal VOC's SegmentationClass: a palette PNG whose indices are classes (bicycle 2, car
     7, void 255): --png-value 2 makes bicycle 1 and void unannotated; other classes are left
