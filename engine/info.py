@@ -637,7 +637,7 @@ def render_predictions(root: str | os.PathLike) -> list:
     )
     head.add_row("mode", str(config.get("mode")))
     refinements = settings.get("refinements") or []
-    head.add_row("inference", "; ".join(refinements) or "the release's: whole image, one scale")
+    head.add_row("inference", ", ".join(refinements) or "the release's: whole image, one scale")
     classes = [c.get("name") for c in (meta.get("taxonomy") or {}).get("classes", [])]
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
     head.add_row("label maps", f"{maps:,}")
@@ -666,7 +666,7 @@ def render_report(root: str | os.PathLike) -> list:
     ]
     refinements = (data.get("prediction") or {}).get("refinements")
     if refinements:
-        out.append(f"predictions refined at inference: {'; '.join(refinements)}")
+        out.append(f"predictions refined at inference: {', '.join(refinements)}")
     out += [f"warning: {w}" for w in data.get("warnings") or []]
     out.append(f"report: {root / 'report.md'}")
     return out

@@ -393,6 +393,12 @@ def test_report_says_how_the_predictions_were_made(world):
     md = res.markdown.read_text()
     want = "flip, guided filter (rgb guide, radius auto, eps 0.0001, subsample auto)"
     assert f"refined at inference**: {want}" in md
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    shown = CliRunner().invoke(app, ["info", str(tmp / "rep")], env={"COLUMNS": "200"}).output
+    assert f"predictions refined at inference: {want}" in shown  # engine info says it too
     assert res.data["prediction"]["gf_guide"] == "rgb"
     meta.write_text(
         json.dumps(
