@@ -99,13 +99,14 @@ def _rank_main(
         return
     if rank == 0:
         messages.put(("result", result))
-    _leave_process_group()
+    leave_process_group()  # a target that left it already: nothing to do
 
 
-def _leave_process_group() -> None:
-    """All ranks leave the gloo group together before their process exits. Exiting with the
+def leave_process_group() -> None:
+    """All ranks leave the process group together before their process exits. Exiting with the
     group alive tears gloo's threads down while another rank may still be using it, which can
-    abort the process ("terminate called without an active exception", seen once under load)."""
+    abort the process ("terminate called without an active exception", seen under load; a
+    torchrun rank then dies of SIGABRT). Nothing to do without a group."""
     import torch.distributed as dist
 
     if dist.is_initialized():
