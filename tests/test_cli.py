@@ -132,7 +132,12 @@ def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(tmp_path: Path
     out = tmp_path / "d"
     args = [sys.executable, "-m", "cli", "synth", "--out", str(out), "--train", "400",
             "--val", "0", "--test", "0", "--size", "64x64", "--no-progress"]  # fmt: skip
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # SIGINT as Ctrl-C delivers it: a suite started in the background by a script (`cmd &`, no
+    # job control) ignores SIGINT, and the child would inherit that and run to its end
+    proc = subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     first = out / "images" / "train" / "synth_train_0000.jpg"
     deadline = time.monotonic() + 120
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
