@@ -148,6 +148,7 @@ def train_cmd(
 
     from annotations.fileio import read_jsonl
     from trainer.config import load_config
+    from trainer.spawn import leave_process_group
     from trainer.train import SKIPPED_LOG, train
 
     cfg = load_config(
@@ -203,6 +204,7 @@ def train_cmd(
             raise
         stderr.print(error_text(e) + f"; make room, then {resume_hint()}", soft_wrap=True)
         raise typer.Exit(EXIT_IO_ERROR) from None
+    leave_process_group()  # under torchrun: every rank together, before its process exits
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
         stdout.print(f"trained {counted(result.step, 'step')}; checkpoint {result.last_checkpoint}")
         skipped = Path(cfg.out) / SKIPPED_LOG

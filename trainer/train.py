@@ -54,7 +54,6 @@ from trainer.checkpoint import (
 from trainer.config import TrainConfig, lr_factor, resolve_threads, resolve_workers
 from trainer.data import TrainSet, make_loader
 from trainer.losses import SetCriterion, build_targets
-from trainer.spawn import leave_process_group
 from trainer.validate import check_one_subset_per_class, load_subset, subset_warnings
 
 log = logging.getLogger(__name__)
@@ -450,8 +449,6 @@ def _train(
         FileNotFoundError: ``resume`` is on and there is no ``<out>/last.pt``.
         NonFiniteLossError: the loss became NaN/inf (the last good checkpoint is kept).
     """
-    # a group this call starts (torchrun, --processes) is left when the run ends (below)
-    owns_group = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
     rank, world, local_rank = _distributed(resolve_device(cfg.device).type)
     init_report: InitReport | None = None
     is_main = rank == 0
@@ -721,8 +718,6 @@ def _train(
         writer.close()
     if is_main:
         _draw_curves(out)
-    if owns_group:  # every rank gets here: leave together, before the process exits
-        leave_process_group()
     return result
 
 

@@ -94,14 +94,3 @@ def sleeping_rank(cfg, on_init=None):  # noqa: ANN001, ARG001 - train()'s signat
 
     (Path(cfg.out) / f"rank{os.environ['RANK']}.pid").write_text(str(os.getpid()))
     time.sleep(120)
-
-
-def train_then_group_state(cfg, on_init=None):
-    """A ``train_processes`` target: :func:`trainer.train.train`, then whether this rank's
-    process group is still there (a picklable module-level function, as spawn needs)."""
-    import torch.distributed as dist
-
-    from trainer.train import train
-
-    train(cfg, on_init=on_init)
-    return {"group_left": not dist.is_initialized()}

@@ -174,6 +174,30 @@ def test_torchrun_ddp_two_cpu_ranks_then_resume(synth, tmp_path):
     assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3]
 
 
+def test_engine_train_leaves_the_process_group_when_training_ends(synth, tmp_path, monkeypatch):
+    """Under torchrun, ranks that exit with the gloo group alive can abort ("terminate called
+    without an active exception"): the slow suite's torchrun test lost a rank to SIGABRT 2 times
+    in 14. The command leaves the group, every rank together, once training ends; train()
+    itself keeps it, for a caller's own collectives after training (bench/gpu_train.py).
+    Here a one-process gloo group stands in for torchrun's."""
+    import torch.distributed as dist
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun: train() takes the group given
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        args = ["train", "--data", str(synth), "--preset", "tiny", "--out", str(tmp_path / "r")]
+        args += ["--iters", "1", "--batch-size", "2", "--crop", "64", "--device", "cpu"]
+        args += ["--workers", "0", "--val-every", "0", "--val-size", "128x96", "--no-progress"]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert not dist.is_initialized()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
 def _bicycle_subset(synth, out, name="Bicycle"):
     """The synthetic test split's true bicycle masks as an annotated subset of class ``name``."""
     from annotations.subset import write_subset
