@@ -655,9 +655,7 @@ def render_report(root: str | os.PathLike) -> list:
     data = read_json(root / "report.json", "report")
     if not isinstance(data, dict) or not isinstance(data.get("table4"), list):
         raise ValueError(f"{root / 'report.json'}: not an engine report (no 'table4' list)")
-    kinds = [row.get("kind") for row in data["table4"]]
-    against = kinds.index("pseudo labels") if "pseudo labels" in kinds else None
-    table = Table4(str(data.get("title", root)), data["table4"], against, marks=True)
+    table = Table4.of_report({"title": str(root), **data}, marks=True)
     out: list = [
         f"{data.get('class_name')}: annotated subset {data.get('subset')} "
         f"({counted(int(data.get('subset_images') or 0), 'image')}, split {data.get('split')})",

@@ -41,6 +41,15 @@ class Table4:
                 deltas = [d + "*" if s else d for d, s in zip(deltas, sure, strict=True)]
             self.rows.append([str(row.get("source")), *score_cells(row), *deltas])
 
+    @classmethod
+    def of_report(cls, data: Mapping[str, Any], marks: bool = False) -> Table4:
+        """The table of an ``engine report`` (its ``report.json`` dict): deltas against the
+        pseudo labels' row (none without one)."""
+        rows = list(data["table4"])
+        kinds = [row.get("kind") for row in rows]
+        against = kinds.index("pseudo labels") if "pseudo labels" in kinds else None
+        return cls(str(data.get("title", "")), rows, against, marks)
+
     def table(self, boxed: bool = True) -> Any:
         from rich import box
         from rich.table import Table

@@ -260,9 +260,7 @@ def report(
             progress=progress,
         )
     )
-    kinds = [row["kind"] for row in res.data["table4"]]
-    against = kinds.index("pseudo labels") if "pseudo labels" in kinds else None
-    stdout.print(Table4(res.data["title"], res.data["table4"], against))
+    stdout.print(Table4.of_report(res.data))
     from engine.report import interval_lines
 
     for line in interval_lines(res.data["table4"]):

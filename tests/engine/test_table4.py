@@ -43,3 +43,14 @@ def test_table4_keeps_each_row_on_one_line_at_80_columns():
         assert f" {cell}" in narrow
     plain = render(Table4("Bicycle", TABLE4, against=None), 120)  # no marks unless asked
     assert "*" not in "\n".join(plain) and "+0.0000" in "\n".join(plain)
+
+
+def test_a_report_s_table_takes_its_deltas_against_the_pseudo_labels_row():
+    from engine.table4 import Table4
+
+    report = {"title": "Bicycle", "table4": [{**r, "kind": r["source"].split(" (")[0]}
+                                             for r in TABLE4]}  # fmt: skip
+    assert Table4.of_report(report).rows[0][4:] == ["", "", ""]
+    # without pseudo labels (a report of fused labels and a model): no baseline, no deltas
+    no_pseudo = {"title": "Bicycle", "table4": [{**r, "delta": {}} for r in report["table4"][1:]]}
+    assert [row[4:] for row in Table4.of_report(no_pseudo).rows] == [["n/a"] * 3] * 2
