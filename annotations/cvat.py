@@ -34,6 +34,7 @@ from pycocotools import mask as coco_mask
 from annotations.fileio import read_bytes
 from annotations.interchange import (
     ImageMask,
+    as_read,
     check_size,
     dataset_stem,
     label_role,
@@ -77,7 +78,7 @@ def cvat_xml_to_masks(
     path: str | os.PathLike,
     class_name: str,
     sizes: dict[str, tuple[int, int]],
-    each: Callable[[ImageMask], Any] | None = None,
+    each: Callable[[ImageMask], Any] = as_read,
 ) -> list[Any]:
     """Read a "CVAT for images 1.1" ``annotations.xml``: one mask per image it lists (every
     listed image counts as annotated, as a COCO file's do). 1 = the class, 255 = an unannotated
@@ -105,7 +106,7 @@ def cvat_xml_to_masks(
             raise ValueError(f"{where}: listed twice (also as {seen[stem]!r})")
         seen[stem] = name
         mask = _image_mask(image, stem, hw, class_name, str(path), where)
-        found.append(mask if each is None else each(mask))
+        found.append(each(mask))
         del mask
     if not found:
         raise ValueError(f"{path}: the CVAT export lists no images")

@@ -82,6 +82,11 @@ class ImageMask:
         self.others[label] = self.others.get(label, 0) + 1
 
 
+def as_read(mask: ImageMask) -> ImageMask:
+    """What a reader keeps of each image by default (its ``each``): the mask itself."""
+    return mask
+
+
 # -- export ------------------------------------------------------------------------------------
 class CocoBuilder:
     """A COCO instance-segmentation dict with one category (id 1 = ``class_name``), built one
@@ -316,7 +321,7 @@ def coco_to_masks(
     class_name: str,
     sizes: dict[str, tuple[int, int]],
     doc: object = None,
-    each: Callable[[ImageMask], Any] | None = None,
+    each: Callable[[ImageMask], Any] = as_read,
 ) -> list[Any]:
     """Read a COCO file: one mask per listed image (listed images count as fully annotated).
 
@@ -401,13 +406,13 @@ def coco_to_masks(
             rle = _segmentation_rle(seg, hw, where, convention)
         if rle is not None:
             rles.setdefault(image_id, {}).setdefault(roles[cat], []).append(rle)
-    target = None  # the last annotated image is not held while the others are painted
+    target = None  # the loop above's last image: not held while the others are painted
     found = []
     for image_id in list(masks):  # painted one at a time: untouched zeros take no memory
         image = masks.pop(image_id)
         paint_roles(image.mask, rles.pop(image_id, {}))
-        found.append(image if each is None else each(image))
-        del image
+        found.append(each(image))
+        del image  # not held while the next image is painted
     return found
 
 

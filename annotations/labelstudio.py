@@ -40,6 +40,7 @@ from annotations.interchange import (
     EXPORT_KEY,
     IGNORE_NAMES,
     ImageMask,
+    as_read,
     check_size,
     dataset_stem,
     label_role,
@@ -247,7 +248,7 @@ def labelstudio_to_masks(
     class_name: str,
     sizes: dict[str, tuple[int, int]],
     doc: object = None,
-    each: Callable[[ImageMask], Any] | None = None,
+    each: Callable[[ImageMask], Any] = as_read,
 ) -> list[Any]:
     """Read Label Studio's "JSON" export (or its "JSON-MIN" one, :func:`tasks_of_json_min`):
     one mask per task that has a submitted annotation.
@@ -286,7 +287,7 @@ def labelstudio_to_masks(
         stem = dataset_stem(stem_of(url), sizes)
         mask = _annotation_mask(annotation, stem, class_name, sizes, path, where)
         mask.export = task["data"].get(EXPORT_KEY)  # task_image checked it is a dict
-        found.append(mask if each is None else each(mask))
+        found.append(each(mask))
         del mask
     if not found:
         raise ValueError(
