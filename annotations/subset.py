@@ -26,7 +26,7 @@ from annotations.fileio import (
     staged,
     swap_in,
 )
-from annotations.labelmap import EncodedLabel, read_label, write_label
+from annotations.labelmap import EncodedLabel, read_label
 
 SUBSET_FORMAT = "mass-engine/subset/v1"
 
@@ -116,18 +116,20 @@ def write_subset(
         (staging / "masks").mkdir()
         counts = {}
         for stem in each(sorted(masks)):
-            value = masks[stem]
-            path = staging / "masks" / f"{stem}.png"
-            if isinstance(value, EncodedLabel):  # checked by its counts, written as it is
-                counts[stem] = _checked_counts(stem, value.shape, value.histogram)
-                atomic_write_bytes(path, value.png)
-                continue
-            m = np.asarray(value)
-            if m.ndim != 2 or m.dtype != np.uint8:
-                raise ValueError(f"mask of {stem!r} must be (H, W) uint8, got {m.shape} {m.dtype}")
-            counts[stem] = _checked_counts(stem, m.shape, np.bincount(m.ravel(), minlength=256))
-            write_label(path, m)
-            del m, value  # one mask at a time
+            label = masks[stem]
+            if not isinstance(label, EncodedLabel):  # an array: encoded as write_label does
+                m = np.asarray(label)
+                if m.ndim != 2 or m.dtype != np.uint8:
+                    raise ValueError(
+                        f"mask of {stem!r} must be (H, W) uint8, got {m.shape} {m.dtype}"
+                    )
+                try:
+                    label = EncodedLabel.of(m)
+                except ValueError as e:  # an empty array
+                    raise ValueError(f"mask of {stem!r}: {e}") from None
+            counts[stem] = _checked_counts(stem, label.shape, label.histogram)
+            atomic_write_bytes(staging / "masks" / f"{stem}.png", label.png)
+            del label  # one mask at a time
         swap_in(staging, ("masks",))
     stems = sorted(counts)
     info = {
