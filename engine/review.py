@@ -243,19 +243,19 @@ def _panels(
             name = "pred" if i == 0 else f"pred{i + 1}"
             maps.append((caption, name, p, class_id, PRED_COLOR))
     panels: list[Panel] = []
-    drawn = []  # (mask, colour, name) of each panel, for its detail
+    layers = []  # (mask, colour) of each panel, for its detail
     for caption, name, path, class_id, color in maps:
         mask = _binary_mask(path, class_id)
         check_size(path, mask, image.shape[:2], f"its image {img_path}")
         thumb = overlay(image, mask, color, cfg.thumb)
         scores = _image_scores(mask, gt) if gt is not None else None
         panels.append((caption, f"thumbs/{key}_{name}.jpg", thumb, scores))
-        drawn.append((mask, color, name))
+        layers.append((mask, color))
     if gt is not None:
         thumb = overlay(image, gt, GT_COLOR, cfg.thumb)
         panels.append(("annotation", f"thumbs/{key}_gt.jpg", thumb, None))
-        drawn.append((gt, GT_COLOR, "gt"))
-    details = _details(image, panels, drawn, key, gt) if cfg.detail else []
+        layers.append((gt, GT_COLOR))
+    details = _details(image, panels, layers, gt) if cfg.detail else []
     for _, rel, thumb, _ in panels + details:
         atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
     return panels, details, len(maps) > 1, gt is not None
@@ -264,21 +264,24 @@ def _panels(
 def _details(
     image: np.ndarray,
     panels: list[Panel],
-    drawn: list[tuple[np.ndarray, tuple[int, int, int], str]],
-    key: str,
+    layers: list[tuple[np.ndarray, tuple[int, int, int]]],
     gt: np.ndarray | None,
 ) -> list[Panel]:
     """The panels again, of the window where the annotation's outlines are densest (else the
-    pseudo label's): :func:`engine.outputs.detail_overlays`."""
+    pseudo label's): :func:`engine.outputs.detail_overlays`; each beside its panel's file."""
     thumbs = [thumb for _, _, thumb, _ in panels]
-    layers = [(mask, color) for mask, color, _ in drawn]
-    detail = detail_overlays(image, gt if gt is not None else drawn[0][0], layers, thumbs)
+    detail = detail_overlays(image, gt if gt is not None else layers[0][0], layers, thumbs)
     if detail is None:
         return []
     enlarged, zoom = detail
     return [
-        (f"{caption}: the white box at {zoom:.2g}x", f"thumbs/{key}_{name}_detail.jpg", t, None)
-        for (caption, _, _, _), (_, _, name), t in zip(panels, drawn, enlarged, strict=True)
+        (
+            f"{caption}: the white box at {zoom:.2g}x",
+            rel.removesuffix(".jpg") + "_detail.jpg",
+            t,
+            None,
+        )
+        for (caption, rel, _, _), t in zip(panels, enlarged, strict=True)
     ]
 
 

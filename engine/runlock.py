@@ -10,9 +10,9 @@ line naming the folder and the process that holds it.
 
 The operating system releases the lock when its process ends, however it ends, so a killed run
 leaves no stale lock: the next run takes it. A process forked during the run (a DataLoader
-worker) closes its copy of the lock at once, so it never holds a folder past its run. The file itself stays (removing it would race with
-a process about to lock it); it holds the holder's pid, host, command and start time, for the
-message. Where ``flock`` does not exist (Windows) or the file system refuses it, the run goes on
+worker) closes its copy of the lock at once, so it never holds a folder past its run. The file
+itself stays (removing it would race with a process about to lock it); it holds the holder's
+pid, host, command and start time, for the message. Where ``flock`` does not exist (Windows) or the file system refuses it, the run goes on
 unlocked, as before. A folder the run created and left empty (it refused its input before
 writing anything) is removed again.
 """

@@ -176,7 +176,7 @@ def generate(
     not produce (an earlier, larger run's) are removed, so the folder always matches
     ``synth.json``; ``synth.partial.json`` marks a run that has not finished.
     """
-    root = Path(cfg.out)  # a file there: engine.runlock.exclusive refused it
+    root = Path(cfg.out)  # a file there: holds_lock's check_output_folder refused it
     kind = output_kind(root)
     if kind is not None:  # a dataset drawn into a label run or training run would mix with it
         raise ValueError(
