@@ -279,6 +279,10 @@ def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportRes
     be read leaves the folder as it was."""
     out = Path(cfg.out)
     check_output_folder(out)
+    if kind := output_kind(out):  # its files beside a run's or a subset's would mix with them
+        raise ValueError(
+            f"{out}: it is {kind[1]}; an export needs a folder of its own: give another --out"
+        )
     earlier = earlier_export(out)
     if earlier and not cfg.force:
         raise FileExistsError(

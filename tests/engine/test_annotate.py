@@ -16,7 +16,7 @@ from scipy import ndimage
 from annotations.interchange import coco_to_masks
 from annotations.labelrun import LabelRun
 from annotations.polygons import mask_to_polygons, polygons_to_mask
-from annotations.subset import ImageStats, pick_images, read_subset
+from annotations.subset import ImageStats, pick_images, read_subset, write_subset
 from engine.annotate import (
     ExportConfig,
     ImportConfig,
@@ -1179,6 +1179,20 @@ def test_an_export_that_fails_midway_leaves_the_earlier_one(tmp_path, world):
     with pytest.raises(ValueError, match="img002.json"):
         export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "new" / "e")))
     assert not (tmp_path / "new" / "e").exists()
+
+
+def test_an_export_into_a_run_or_a_subset_is_refused(tmp_path, world):
+    """An export's files beside a label run's or an annotated subset's would mix with them
+    (import reads a folder's JSON files): refused naming what the folder is, nothing written."""
+    _, run, _ = world
+    subset = write_subset(
+        tmp_path / "sub", "Bicycle", "test", {"img000": np.zeros((4, 4), np.uint8)}, {}
+    )
+    for other in (run, subset.root):
+        files = sorted(other.rglob("*"))
+        with pytest.raises(ValueError, match=r"it is .*; an export needs a folder of its own"):
+            export_annotations(ExportConfig(run=str(run), out=str(other), force=True))
+        assert sorted(other.rglob("*")) == files
 
 
 def test_an_export_holds_one_image_s_masks_at_a_time(tmp_path, world, monkeypatch):
