@@ -56,6 +56,21 @@ POLYGON_KEY = "polygon_convention"  # in that record; exports made before it use
 MASK_FORMATS = ("rle", "polygon")
 
 
+def export_record(container: object) -> dict | None:
+    """The exporter's record (:data:`EXPORT_KEY`) that ``container`` carries (COCO's ``info``,
+    a LabelMe file, a Label Studio task's ``data``): a mapping, else None (none, or a value a
+    hand edit left that is not a mapping)."""
+    record = container.get(EXPORT_KEY) if isinstance(container, dict) else None
+    return record if isinstance(record, dict) else None
+
+
+def record_part(record: dict | None, key: str) -> dict:
+    """``record[key]`` where it is a mapping (an export record's ``config``, ``environment``),
+    else ``{}``."""
+    part = (record or {}).get(key)
+    return part if isinstance(part, dict) else {}
+
+
 @dataclass(frozen=True)
 class ExportImage:
     """One image to export: where it is (relative path written into the files) and its instances."""
@@ -354,9 +369,7 @@ def coco_to_masks(
             f"{path}: no category named {class_name!r} (class names are matched "
             f"case-insensitively; categories: {', '.join(map(repr, names.values())) or 'none'})"
         )
-    info = data.get("info")
-    record = info.get(EXPORT_KEY) if isinstance(info, dict) else None
-    record = record if isinstance(record, dict) else None
+    record = export_record(data.get("info"))
     convention = _coco_polygon_convention(path, record)
     masks: dict[int, ImageMask] = {}
     for img in data["images"]:
@@ -514,8 +527,7 @@ def labelme_to_mask(
         _draw_labelme_shape(shape, canvases[role], f"{path}: shape {k}")
     out = canvases[1].mask().astype(np.uint8)
     out[canvases[255].mask()] = 255  # unannotated wins over the class
-    record = data.get(EXPORT_KEY)
-    return ImageMask(stem, out, str(path), others, record if isinstance(record, dict) else None)
+    return ImageMask(stem, out, str(path), others, export_record(data))
 
 
 def _points(shape: dict, where: str) -> np.ndarray:

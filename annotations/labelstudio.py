@@ -43,6 +43,7 @@ from annotations.interchange import (
     as_read,
     check_size,
     dataset_stem,
+    export_record,
     label_role,
     stem_of,
 )
@@ -286,7 +287,7 @@ def labelstudio_to_masks(
             continue
         stem = dataset_stem(stem_of(url), sizes)
         mask = _annotation_mask(annotation, stem, class_name, sizes, path, where)
-        mask.export = task["data"].get(EXPORT_KEY)  # task_image checked it is a dict
+        mask.export = export_record(task["data"])
         found.append(each(mask))
         del mask
     if not found:

@@ -17,14 +17,15 @@ import numpy as np
 from annotations.cvat import CVAT_XML, is_cvat_xml, parse_cvat_xml
 from annotations.fileio import read_json, recorded_root
 from annotations.interchange import (
-    EXPORT_KEY,
     IGNORE_NAMES,
     LABELMAP,
     SEGMENTATION_DIR,
+    export_record,
     is_labelme,
     labelmap_codes,
     read_color_codes,
     read_labelmap,
+    record_part,
 )
 from annotations.labelrun import LabelRun
 from annotations.labelstudio import (
@@ -58,7 +59,7 @@ class AnnotationFiles:
         """The ``engine annotate import`` lines that turn these files into subsets: one per
         class they annotate (a subset holds one class)."""
         record = self.export or {}
-        config = record.get("config") or {}
+        config = record_part(record, "config")
         classes = [n for n in self.by_label if n.strip().casefold() not in IGNORE_NAMES]
         data = config.get("data")
         try:
@@ -70,13 +71,15 @@ class AnnotationFiles:
                     recorded_root(record["subset"], record.get("subset_resolved"))
                 ).info
                 data = recorded_root(info.get("data"), info.get("data_resolved"))
-        except (OSError, ValueError):
+        except (OSError, ValueError, TypeError):  # TypeError: a record edited by hand
             data = None
         split = record.get("split", "test")
         source = self.archive or self.path  # import reads a zip download as it is
+        quote = shlex.quote
         return [
-            f"engine annotate import {source} --format {self.format} --class {shlex.quote(c)} "
-            f"--data {data or 'DATASET'} --split {split} --out SUBSET"
+            f"engine annotate import {quote(str(source))} --format {self.format} "
+            f"--class {quote(c)} --data {quote(str(data)) if data else 'DATASET'} "
+            f"--split {quote(str(split))} --out SUBSET"
             for c in classes or ["CLASS"]
         ]
 
@@ -261,7 +264,7 @@ def _annotation_file(path: Path, doc: object) -> AnnotationFiles | None:
         empty_images=len(ids - annotated),
         by_label=dict(by_label),
         kinds=dict(kinds),
-        export=info.get(EXPORT_KEY) if isinstance(info, dict) else None,
+        export=export_record(info),
     )
 
 
@@ -277,7 +280,7 @@ def _labelme_files(path: Path, docs: list[tuple[Path, dict]]) -> AnnotationFiles
         for shape in doc.get("shapes") or []:
             by_label[str(shape.get("label"))] += 1
             kinds[str(shape.get("shape_type") or "polygon")] += 1
-    records = [doc.get(EXPORT_KEY) for _, doc in docs]
+    records = [export_record(doc) for _, doc in docs]
     return AnnotationFiles(
         path=path,
         format="labelme",
@@ -313,9 +316,7 @@ def _labelstudio_file(path: Path, tasks: list[dict]) -> AnnotationFiles:
             if kind is not None:
                 by_label.update(str(label) for label in labels or ["(no label)"])
                 kinds[kind] += 1
-    records = [
-        t["data"].get(EXPORT_KEY) if isinstance(t.get("data"), dict) else None for t in tasks
-    ]
+    records = [export_record(t.get("data")) for t in tasks]
     return AnnotationFiles(
         path=path,
         format="labelstudio",

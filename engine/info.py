@@ -727,6 +727,7 @@ def render_annotation_files(items: list) -> list:
     shapes, where the files were exported from, and the import line that makes them a subset."""
     from rich.table import Table
 
+    from annotations.interchange import record_part
     from annotations.polygons import COCO
 
     out: list = []
@@ -761,13 +762,17 @@ def render_annotation_files(items: list) -> list:
         head.add_row("shapes", ", ".join(f"{k} {n:,}" for k, n in sorted(item.kinds.items())))
         record = item.export
         if record:
-            config = record.get("config") or {}
-            made = (record.get("environment") or {}).get("time")
+            config = record_part(record, "config")
+            made = record_part(record, "environment").get("time")
             head.add_row(
                 "exported from",
                 f"{record.get('run') or 'annotated subset ' + str(record.get('subset'))} "
                 f"(split {record.get('split')}"
-                + (f", {config.get('mask_format')} masks" if item.format == COCO else "")
+                + (
+                    f", {config['mask_format']} masks"
+                    if item.format == COCO and config.get("mask_format")
+                    else ""
+                )
                 + (f", {made}" if made else "")
                 + ")",
             )

@@ -988,6 +988,39 @@ def test_engine_info_describes_annotation_files(tmp_path, world):
     assert "Images per split" in info(data)  # a dataset root is still described as one
 
 
+@pytest.mark.parametrize(
+    "record, said",
+    [
+        ("edited", "exported from │ not recorded (an annotation tool's file)"),
+        (["a", "list"], "exported from │ not recorded (an annotation tool's file)"),
+        ({"run": "runs/label/bicycle", "split": "test", "config": "rle"}, "(split test)"),
+        ({"run": ["x"], "split": "test", "environment": 3}, "exported from │ ['x'] (split test)"),
+    ],
+)
+def test_engine_info_reads_a_hand_edited_export_record(tmp_path, world, record, said):
+    """An exporter's record that a hand edit left as a string, a list, or with a ``config``
+    that is not a mapping is shown as what it is, not a traceback; import reads the file."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    _, run, _ = world
+    out = tmp_path / "with space"
+    export_annotations(ExportConfig(run=str(run), out=str(out), formats=("coco", "labelme")))
+    coco = json.loads((out / "coco.json").read_text())
+    coco["info"]["mass_engine_export"] = record
+    (out / "coco.json").write_text(json.dumps(coco))
+    for page in (out / "labelme").glob("*.json"):
+        doc = json.loads(page.read_text())
+        page.write_text(json.dumps({**doc, "mass_engine_export": record}))
+    for path in (out / "coco.json", out / "labelme"):
+        res = CliRunner().invoke(app, ["info", str(path)], env={"COLUMNS": "300"})
+        assert res.exit_code == 0, res.output
+        text = " ".join(res.output.split())
+        assert said in text
+        assert f"import: engine annotate import '{path}' --format" in text  # one argument
+
+
 def test_coco_file_names_are_paths_in_the_split_s_image_folder(tmp_path):
     from engine.annotate import coco_file_name
 
