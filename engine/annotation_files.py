@@ -37,6 +37,7 @@ from annotations.labelstudio import (
 )
 from annotations.subset import read_subset
 from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo
+from engine.datasets import is_dataset_root
 
 
 @dataclass
@@ -99,7 +100,7 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
             return None
         found = _annotation_file(path, read_json(path, "annotation file"))
         return [found] if found else None
-    if not path.is_dir() or _is_dataset_root(path):  # a dataset: not read here
+    if not path.is_dir() or is_dataset_root(path):  # a dataset: not read here
         return None
     if (path / LABELMAP).is_file() and (path / SEGMENTATION_DIR).is_dir():
         return [_segmentation_masks_files(path)]
@@ -125,13 +126,6 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
     if not out and labels and looks_like_yolo(labels[0]):  # YOLO labels, a file per image
         out.append(_yolo_files(path, labels))
     return out or None
-
-
-def _is_dataset_root(path: Path) -> bool:
-    """A dataset's root holds ``images/<split>/`` folders; an annotation tool's download may
-    hold an ``images/`` folder of files, or an empty one (Label Studio's COCO export)."""
-    images = path / "images"
-    return images.is_dir() and any(p.is_dir() for p in images.iterdir())
 
 
 def _archive_files(archive: Path) -> list[AnnotationFiles]:

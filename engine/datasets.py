@@ -48,6 +48,17 @@ _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
 Image.MAX_IMAGE_PIXELS = 300_000_000
 
 
+def is_dataset_root(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a dataset's root: it holds ``images/<split>/`` folders or a dataset
+    spec (:data:`SPEC_NAMES`). An annotation tool's download may hold an ``images/`` folder of
+    files, or an empty one (Label Studio's COCO export): that is no dataset."""
+    path = Path(path)
+    images = path / "images"
+    if images.is_dir() and any(p.is_dir() for p in images.iterdir()):
+        return True
+    return any((path / name).is_file() for name in SPEC_NAMES)
+
+
 def tidy_path(path: Path) -> Path:
     """``path`` with ``.`` and ``DIR/..`` folded away when that names the same folder: a fused
     dataset's images (``images: ../../../data/images/{split}``) are then named in messages as

@@ -1214,16 +1214,25 @@ def test_an_export_that_fails_midway_leaves_the_earlier_one(tmp_path, world):
     assert not (tmp_path / "new" / "e").exists()
 
 
-def test_an_export_into_a_run_or_a_subset_is_refused(tmp_path, world):
-    """An export's files beside a label run's or an annotated subset's would mix with them
-    (import reads a folder's JSON files): refused naming what the folder is, nothing written."""
-    _, run, _ = world
+def test_an_export_into_a_run_a_subset_or_a_dataset_is_refused(tmp_path, world):
+    """An export's files beside a label run's, an annotated subset's or a dataset's would mix
+    with them (import reads a folder's JSON files): refused naming what the folder is, nothing
+    written. A dataset is known by its images/<split>/ folders or by its spec file."""
+    data, run, _ = world
     subset = write_subset(
         tmp_path / "sub", "Bicycle", "test", {"img000": np.zeros((4, 4), np.uint8)}, {}
     )
-    for other in (run, subset.root):
+    spec = tmp_path / "spec"
+    spec.mkdir()
+    (spec / "dataset.yaml").write_text(f"images: {data / 'images'}\n")
+    for other, what in (
+        (run, "a label run"),
+        (subset.root, "an annotated subset"),
+        (data, "a dataset's root"),
+        (spec, "a dataset's root"),
+    ):
         files = sorted(other.rglob("*"))
-        with pytest.raises(ValueError, match=r"it is .*; an export needs a folder of its own"):
+        with pytest.raises(ValueError, match=f"it is {what}.*; an export needs a folder of its"):
             export_annotations(ExportConfig(run=str(run), out=str(other), force=True))
         assert sorted(other.rglob("*")) == files
 
