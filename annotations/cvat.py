@@ -167,6 +167,8 @@ def _shape_rle(shape: ET.Element, h: int, w: int, role: int, here: str) -> dict 
             points = np.zeros((0, 3))
         if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
             raise ValueError(f"{here}: points must be 'x,y' number pairs separated by ';'")
+        if len(points) < 3:
+            raise ValueError(f"{here}: a polygon needs at least 3 points, got {len(points)}")
         return coco_polygons_rle([as_datumaro_holds(points)], h, w)
     if shape.tag == "mask":
         return _mask_rle(shape, h, w, here)

@@ -487,6 +487,10 @@ def _segmentation_rle(
             raise ValueError(f"{where}: {e}") from None
     if isinstance(seg, list):
         polys = [flat_to_points(p, where) for p in seg]
+        if all(len(p) < 3 for p in polys):  # a line or a point: not an outline (LabelMe's rule)
+            raise ValueError(
+                f"{where}: a polygon needs at least 3 points, got {max(len(p) for p in polys)}"
+            )
         if convention == COCO:
             return coco_polygons_rle(polys, h, w)
         mask = polygons_to_mask(polys, h, w, convention=convention)  # an older engine export

@@ -399,9 +399,10 @@ def _annotation_mask(
             except ValueError as e:
                 raise ValueError(f"{here}: {e}") from None
         elif kind == "polygon":
-            rle = coco_polygons_rle([_percent_points(value.get("points"), w, h, here)], h, w)
-            if rle is not None:
-                rles[role].append(rle)
+            points = _percent_points(value.get("points"), w, h, here)
+            if len(points) < 3:
+                raise ValueError(f"{here}: a polygon needs at least 3 points, got {len(points)}")
+            rles[role].append(coco_polygons_rle([points], h, w))
         elif kind in ("rectangle", "ellipse") and role == 255:
             rles[role].append(coco_polygons_rle([_region_outline(kind, value, w, h, here)], h, w))
         else:

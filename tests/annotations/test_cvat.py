@@ -169,6 +169,10 @@ def test_a_mask_past_the_image_s_edge_is_clipped(tmp_path):
             '<polygon label="Bicycle" points="0,0;1;2,2"></polygon>',
             "points must be 'x,y' number pairs",
         ),
+        (
+            '<polygon label="Bicycle" points="0,0;3,3"></polygon>',
+            r"polygon 0 \(Bicycle\): a polygon needs at least 3 points, got 2",
+        ),
     ],
 )
 def test_a_bad_shape_is_one_line_naming_file_image_and_shape(tmp_path, shape, message):

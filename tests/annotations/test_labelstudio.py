@@ -268,6 +268,7 @@ def test_an_empty_annotation_is_an_image_without_the_class(tmp_path):
         ),  # fmt: skip
         (_region("keypoint", x=1, y=1), "a keypoint of 'Bicycle' is no mask"),
         (_region("polygon", points=[[1, 2, 3]]), r"'points' must be \[x, y\] pairs in percent"),
+        (_region("polygon", points=[[1, 2], [3, 4]]), "a polygon needs at least 3 points, got 2"),
         (_region("brush", format="rle", rle=[1, 2]), "shorter than its header"),
         (_region("brush", format="png", rle=[]), "brush format 'png', not 'rle'"),
         ({**_region("polygon", points=[]), "image_rotation": 90}, "rotated in Label Studio"),

@@ -1134,6 +1134,10 @@ def test_a_malformed_coco_annotation_is_one_line_naming_the_file(tmp_path, world
     for anns, message in (
         (["oops"], "annotation 0 is not an object"),
         ([{"id": 3, "image_id": "x", "category_id": 1}], "annotation 3: image_id and category_id"),
+        (  # a line encloses nothing: refused as LabelMe's polygons are, not read as no object
+            [{"id": 4, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 9, 9]]}],
+            "annotation 4: a polygon needs at least 3 points, got 2",
+        ),
     ):
         path = _coco_file(tmp_path, annotations=anns)
         with pytest.raises(ValueError, match=message) as e:
