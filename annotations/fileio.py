@@ -227,6 +227,20 @@ def split_key(split: str) -> tuple[int, str]:
     return ({"train": 0, "val": 1, "test": 2}.get(split, 3), split)
 
 
+SPEC_NAMES = ("dataset.yaml", "dataset.yml", "dataset.json")  # a dataset spec's file names
+
+
+def is_dataset_root(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a dataset's root: it holds ``images/<split>/`` folders or a dataset
+    spec (:data:`SPEC_NAMES`). An annotation tool's download may hold an ``images/`` folder of
+    files, or an empty one (Label Studio's COCO export): that is no dataset."""
+    path = Path(path)
+    images = path / "images"
+    if images.is_dir() and any(p.is_dir() for p in images.iterdir()):
+        return True
+    return any((path / name).is_file() for name in SPEC_NAMES)
+
+
 def output_kind(folder: str | os.PathLike) -> tuple[str, str] | None:
     """``(record, description)`` of the engine output ``folder`` is, by the record its command
     writes there (:data:`OUTPUT_RECORDS`); None for anything else."""

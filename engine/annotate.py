@@ -74,7 +74,7 @@ from annotations.subset import (
     write_subset,
 )
 from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo_to_mask
-from engine.datasets import SegDataset, image_size, is_dataset_root, load_spec
+from engine.datasets import SegDataset, image_size, load_spec
 from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
@@ -278,13 +278,7 @@ def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportRes
     folder in ``cfg.out``, then swap it in for an earlier export's files: an image that cannot
     be read leaves the folder as it was."""
     out = Path(cfg.out)
-    check_output_folder(out)
-    kind = output_kind(out)  # its files beside a run's or a subset's would mix with them
-    what = kind[1] if kind else "a dataset's root" if is_dataset_root(out) else None
-    if what:
-        raise ValueError(
-            f"{out}: it is {what}; an export needs a folder of its own: give another --out"
-        )
+    check_output_folder(out, (), "an export")  # beside a run's files they would mix
     earlier = earlier_export(out)
     if earlier and not cfg.force:
         raise FileExistsError(

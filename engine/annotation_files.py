@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from annotations.cvat import CVAT_XML, is_cvat_xml, parse_cvat_xml
-from annotations.fileio import read_json, recorded_root
+from annotations.fileio import is_dataset_root, read_json, recorded_root
 from annotations.interchange import (
     IGNORE_NAMES,
     LABELMAP,
@@ -37,7 +37,6 @@ from annotations.labelstudio import (
 )
 from annotations.subset import read_subset
 from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo
-from engine.datasets import is_dataset_root
 
 
 @dataclass

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from annotations.fileio import (
+    SPEC_NAMES,
     UNREADABLE,
     first_line,
     output_kind,
@@ -41,22 +42,10 @@ from annotations.taxonomy import MASS13K, Taxonomy
 from engine.text import counted
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
-SPEC_NAMES = ("dataset.yaml", "dataset.yml", "dataset.json")
 _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
 
 # 4K photos are far below Pillow's decompression-bomb limit, but 64 MP inputs are not.
 Image.MAX_IMAGE_PIXELS = 300_000_000
-
-
-def is_dataset_root(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a dataset's root: it holds ``images/<split>/`` folders or a dataset
-    spec (:data:`SPEC_NAMES`). An annotation tool's download may hold an ``images/`` folder of
-    files, or an empty one (Label Studio's COCO export): that is no dataset."""
-    path = Path(path)
-    images = path / "images"
-    if images.is_dir() and any(p.is_dir() for p in images.iterdir()):
-        return True
-    return any((path / name).is_file() for name in SPEC_NAMES)
 
 
 def tidy_path(path: Path) -> Path:

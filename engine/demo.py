@@ -143,7 +143,7 @@ class DemoResult:
         return rows
 
 
-@holds_lock("engine demo", lambda c: c.out)
+@holds_lock("engine demo", lambda c: c.out, own=())
 def run_demo(
     cfg: DemoConfig,
     log: Callable[[str], None] = lambda _: None,

@@ -116,23 +116,46 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
         os.close(fd)  # releases the lock
 
 
-def check_output_folder(folder: str | os.PathLike) -> None:
+def check_output_folder(
+    folder: str | os.PathLike, own: tuple[str, ...] | None = None, command: str = ""
+) -> None:
     """A command's output folder (``--out``) that exists as a file is refused in one line naming
-    it, the same for every command, before anything is written."""
-    if Path(folder).exists() and not Path(folder).is_dir():
+    it, the same for every command, before anything is written.
+
+    With ``own``, the records ``command`` writes there (a label run's ``run.json``), a folder
+    that holds none of them but is another engine output
+    (:func:`annotations.fileio.output_kind`) or a dataset's root is refused too: the command's
+    files would mix with that folder's, and its ``--force`` would replace what it holds (a
+    fusion into a label run wrote its label maps over the pseudo labels)."""
+    from annotations.fileio import is_dataset_root, output_kind
+
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{folder}: output exists and is not a folder")
+    if own is None or not path.is_dir() or any((path / r).is_file() for r in own):
+        return
+    kind = output_kind(path)
+    what = kind[1] if kind else "a dataset's root" if is_dataset_root(path) else None
+    if what:
+        raise ValueError(
+            f"{folder}: it is {what}; {command} needs a folder of its own: give another --out"
+        )
 
 
 def holds_lock(
-    command: str, folder: Callable[[Any], Any], name: Callable[[Any], str] | None = None
+    command: str,
+    folder: Callable[[Any], Any],
+    name: Callable[[Any], str] | None = None,
+    own: tuple[str, ...] = (),
 ):
     """Decorator: ``fn(cfg, ...)`` runs holding :func:`exclusive` on ``folder(cfg)`` (lock file
-    ``name(cfg)``, default :data:`LOCK_NAME`)."""
+    ``name(cfg)``, default :data:`LOCK_NAME`), once :func:`check_output_folder` has passed it
+    (``own``: the records the command writes there)."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
         def run(cfg: Any, *args: Any, **kwargs: Any) -> T:
-            check_output_folder(folder(cfg))
+            check_output_folder(folder(cfg), own, command)
             with exclusive(folder(cfg), command, LOCK_NAME if name is None else name(cfg)):
                 return fn(cfg, *args, **kwargs)
 

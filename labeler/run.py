@@ -363,7 +363,7 @@ def _lock_name(cfg: LabelConfig) -> str:
     return LOCK_NAME if count == 1 else f"{LOCK_NAME}-shard{index}of{count}"
 
 
-@holds_lock("engine label", lambda c: c.out_dir, _lock_name)
+@holds_lock("engine label", lambda c: c.out_dir, _lock_name, own=("run.json",))
 def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> LabelSummary:
     """Label every image of the configured splits that is not already done; see the module doc."""
     t_start = time.perf_counter()

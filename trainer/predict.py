@@ -183,7 +183,7 @@ def input_images(cfg: PredictConfig) -> list[Path]:
     return [s.image_path for s in samples]
 
 
-@holds_lock("engine predict", lambda c: c.out)
+@holds_lock("engine predict", lambda c: c.out, own=("predict.json",))
 def predict_dir(cfg: PredictConfig) -> PredictResult:
     """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
     from trainer.checkpoint import model_from_checkpoint, weights_digest

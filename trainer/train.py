@@ -376,7 +376,7 @@ def train(
         return _start(cfg, model, on_init)
     from engine.runlock import check_output_folder, exclusive
 
-    check_output_folder(cfg.out)
+    check_output_folder(cfg.out, ("metrics.jsonl",), "engine train")
     with exclusive(cfg.out, "engine train"):
         return _start(cfg, model, on_init)
 

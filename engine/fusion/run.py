@@ -526,7 +526,7 @@ def _warn_fused_again(latest: dict, plan: FusePlan, out: Path, todo: list[Job]) 
         )
 
 
-@holds_lock("engine fuse", lambda c: c.out)
+@holds_lock("engine fuse", lambda c: c.out, own=(FUSE_RECORD,))
 def fuse(config: FuseConfig) -> FuseResult:
     """Fuse the pseudo labels of ``config.pseudo`` into the precise labels of ``config.data``.
 

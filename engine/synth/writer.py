@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from annotations.fileio import atomic_write_bytes, atomic_write_json, output_kind, read_json
+from annotations.fileio import atomic_write_bytes, atomic_write_json, read_json
 from annotations.labelmap import write_label
 from annotations.taxonomy import MASS13K
 from engine.progress import track
@@ -158,7 +158,7 @@ def _write_scene(paths: dict[str, Path], cfg: SynthConfig, split: str, index: in
     return scene.instances
 
 
-@holds_lock("engine synth", lambda c: c.out)
+@holds_lock("engine synth", lambda c: c.out, own=(RECORD, UNFINISHED))
 def generate(
     cfg: SynthConfig,
     progress: bool = True,
@@ -176,12 +176,9 @@ def generate(
     not produce (an earlier, larger run's) are removed, so the folder always matches
     ``synth.json``; ``synth.partial.json`` marks a run that has not finished.
     """
-    root = Path(cfg.out)  # a file there: holds_lock's check_output_folder refused it
-    kind = output_kind(root)
-    if kind is not None:  # a dataset drawn into a label run or training run would mix with it
-        raise ValueError(
-            f"{root}: it is {kind[1]}; engine synth draws a dataset of its own: give another --out"
-        )
+    # holds_lock's check_output_folder refused a file, another engine output (a dataset drawn
+    # into a label run would mix with it) and another dataset's root
+    root = Path(cfg.out)
     jobs = [(split, i) for split, n in cfg.counts().items() for i in range(n)]
     stats: dict[str, dict[str, Any]] = {
         split: {

@@ -106,6 +106,68 @@ def test_an_output_that_is_a_file_is_one_line_naming_it(tmp_path: Path, command)
     assert out.read_text() == "mine"
 
 
+_OTHER_OUTPUTS = {  # a folder as each command leaves it: its record, a file of its own
+    "label run": ("run.json", "labels/test/a.png"),
+    "fused dataset": ("fuse.json", "dataset.yaml"),
+    "training run": ("metrics.jsonl", "last.pt"),
+    "predictions": ("predict.json", "a.png"),
+    "dataset": (None, "images/test/a.jpg"),
+    "dataset spec": (None, "dataset.yaml"),
+}
+_OWN = {"label": "label run", "fuse": "fused dataset", "train": "training run",
+        "predict": "predictions", "synth": None, "demo": None}  # fmt: skip
+
+
+@pytest.mark.parametrize("other", sorted(_OTHER_OUTPUTS))
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["synth"],
+        ["label", "--class", "Bicycle", "--data", "DATA", "--backend", "simulated"],
+        ["fuse", "--data", "DATA", "--pseudo", "DATA"],
+        ["predict", "--checkpoint", "CKPT", "--images", "DATA"],
+        ["demo"],
+        ["train", "--data", "DATA"],
+    ],
+)
+def test_another_engine_output_or_a_dataset_is_refused_as_out(tmp_path, command, other):
+    """A fusion into a label run wrote its label maps over the pseudo labels; a label run into
+    a fused dataset, its pseudo labels over the fused ones; a fusion into a dataset root, a
+    dataset.yaml that hid the dataset's own images. Every command that writes a run folder
+    refuses another engine output or a dataset as --out, in one line naming what it is, and
+    leaves it as it was; its own kind of folder it resumes or replaces as before."""
+    from cli import app
+
+    if _OWN[command[0]] == other:
+        return  # its own kind: resumed (each command's tests)
+    out = tmp_path / "out"
+    for name in _OTHER_OUTPUTS[other]:
+        if name:
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            (out / name).write_text("{}")
+    files = sorted(out.rglob("*"))
+    (tmp_path / "data").mkdir()
+    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
+    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    what = "a dataset's root" if other.startswith("dataset") else f"{_kind(other)}"
+    assert " ".join(res.output.split()) == (
+        f"error: {out}: it is {what}; engine {command[0]} needs a folder of its own: give "
+        "another --out"
+    ), res.output
+    assert sorted(out.rglob("*")) == files
+
+
+def _kind(other: str) -> str:
+    return {
+        "label run": "a label run (engine label)",
+        "fused dataset": "a fused dataset (engine fuse)",
+        "training run": "a training run (engine train)",
+        "predictions": "a folder of predictions (engine predict)",
+    }[other]
+
+
 def test_a_folder_the_run_created_and_left_empty_is_removed(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="bad input"), exclusive(tmp_path / "new", "engine fuse"):
         raise ValueError("bad input")  # refused before writing anything

@@ -322,7 +322,12 @@ def test_another_engine_output_is_not_drawn_into(tmp_path: Path):
     with pytest.raises(ValueError) as e:
         generate(SynthConfig(out=run, train=1, val=0, test=0, size=(96, 64)), progress=False)
     assert str(e.value) == (
-        f"{run}: it is a label run (engine label); engine synth draws a dataset of its own: "
+        f"{run}: it is a label run (engine label); engine synth needs a folder of its own: "
         "give another --out"
     )
     assert sorted(_files(run)) == ["run.json"]
+    data = tmp_path / "mine"  # another dataset (no synth.json): its images are not mixed with
+    (data / "images" / "train").mkdir(parents=True)
+    with pytest.raises(ValueError, match="it is a dataset's root; engine synth needs a folder"):
+        generate(SynthConfig(out=data, train=1, val=0, test=0, size=(96, 64)), progress=False)
+    assert sorted(_files(data)) == []
