@@ -112,6 +112,12 @@ def yolo_to_mask(
             image.count_other(name)
             continue
         coords = np.asarray(values[1:], np.float64)
+        outside = coords[~((coords >= 0) & (coords <= 1))]  # NaN included
+        if outside.size:  # pixels, or a file of another format: Ultralytics refuses it too
+            raise ValueError(
+                f"{where}: coordinate {outside[0]:g} is not in 0..1: YOLO labels are normalised "
+                "by the image's width and height"
+            )
         if coords.size == 4:  # a detection box: cx, cy, width, height
             if role == 1:
                 raise ValueError(

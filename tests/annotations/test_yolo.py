@@ -51,6 +51,9 @@ def test_an_empty_label_file_is_an_image_without_the_class(tmp_path):
         ("7 0.1 0.1 0.5 0.5 0.2 0.9", "class 7 is not one of the 3 named"),
         ("1.5 0.1 0.1 0.5 0.5 0.2 0.9", "class 1.5 is not one of the 3 named"),
         ("1 a b c d e f", "not numbers"),
+        ("1 10 10 200 10 200 200", "coordinate 10 is not in 0..1: YOLO labels are normalised"),
+        ("1 0.1 -0.1 0.5 0.5 0.2 0.9", "coordinate -0.1 is not in 0..1"),
+        ("1 0.1 nan 0.5 0.5 0.2 0.9", "coordinate nan is not in 0..1"),
     ],
 )
 def test_a_bad_line_is_one_line_naming_file_and_line(tmp_path, line, message):
