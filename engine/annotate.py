@@ -444,6 +444,8 @@ def import_annotations(cfg: ImportConfig) -> Subset:
 def unzip(archive: Path, into: Path) -> Path:
     try:
         with zipfile.ZipFile(archive) as z:
+            if not any(not m.is_dir() for m in z.infolist()):
+                raise ValueError(f"{archive}: the archive is empty (no annotation files in it)")
             z.extractall(into)  # zipfile drops absolute and '..' parts of member names
     except FileNotFoundError:
         raise FileNotFoundError(f"{archive}: annotation source not found") from None

@@ -1458,6 +1458,18 @@ def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world):
                 "coco", [str(tmp_path / "broken.zip")], "Bicycle", str(data), str(tmp_path / "s3")
             )
         )
+    with zipfile.ZipFile(tmp_path / "empty.zip", "w") as z:  # a download of nothing (a folder)
+        z.mkdir("annotations")
+    with pytest.raises(ValueError) as e:  # it named a temporary folder that does not exist
+        import_annotations(
+            ImportConfig(
+                "auto", [str(tmp_path / "empty.zip")], "Bicycle", str(data), str(tmp_path / "s4")
+            )
+        )
+    assert (
+        str(e.value)
+        == f"{tmp_path / 'empty.zip'}: the archive is empty (no annotation files in it)"
+    )
 
 
 def test_engine_info_describes_a_zip_download(tmp_path, world):
