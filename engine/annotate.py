@@ -872,6 +872,8 @@ def image_stats(
 def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     """Choose images of a run to annotate; writes the stems (one per line) and a JSON twin."""
     check_pick(cfg.n, cfg.low_confidence, cfg.many_or_tiny)  # before reading a large split
+    if cfg.out is not None:
+        _check_list_path(Path(cfg.out))
     run = LabelRun.open(cfg.run)
     stats = image_stats(run, cfg.split, cfg.tiny_fraction, cfg.progress)
     if not stats:
@@ -906,12 +908,24 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     return picks, out
 
 
+def _check_list_path(out: Path) -> None:
+    """``pick --out`` names the list file; its record is written beside it as ``.json``."""
+    if out.is_dir():
+        raise ValueError(f"{out}: is a folder; --out names the list file (e.g. {out / 'pick.txt'})")
+    if out.suffix.lower() == ".json":
+        raise ValueError(
+            f"{out}: the list is a text file and its record is written beside it as .json, "
+            f"which would be this file: give a list name such as {out.with_suffix('.txt')}"
+        )
+
+
 def read_stem_list(path: str | os.PathLike) -> list[str]:
     """Stems from a list file (one per line, ``#`` comments and blank lines skipped)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image list not found")
-    stems = [ln.split("#")[0].strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    text = path.read_text(encoding="utf-8-sig")  # -sig: a list saved by Notepad starts with a BOM
+    stems = [ln.split("#")[0].strip() for ln in text.splitlines()]
     stems = [s for s in stems if s]
     if not stems:
         raise ValueError(f"{path}: the image list is empty")

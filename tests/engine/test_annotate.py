@@ -735,6 +735,20 @@ def test_pick_for_annotation_writes_list(tmp_path, world):
     assert "packages" in doc["environment"]  # reproducible: versions and machine recorded
 
 
+def test_pick_refuses_a_list_path_its_record_would_overwrite_or_a_folder(tmp_path, world):
+    """``--out pick.json`` wrote the list, then its JSON record over it; ``--out DIR`` named a
+    hidden temporary file in DIR's parent. Both are refused before the split is read."""
+    _, run, _ = world
+    for out, said in (
+        (tmp_path / "pick.json", "the list is a text file and its record is written beside it"),
+        (tmp_path, "is a folder; --out names the list file"),
+    ):
+        with pytest.raises(ValueError, match=said) as e:
+            pick_for_annotation(PickConfig(run=str(run), n=2, out=str(out)))
+        assert str(e.value).startswith(f"{out}: ")
+    assert not (tmp_path / "pick.json").exists()
+
+
 # -- CLI ---------------------------------------------------------------------------------------
 def test_cli_pick_export_import(tmp_path, world):
     from typer.testing import CliRunner
@@ -1664,6 +1678,8 @@ def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_pa
     path = tmp_path / "pick.txt"
     path.write_text("# picked by hand\nimg001.jpg  # the odd one\n\n/data/images/test/img002.png\n")
     assert read_stem_list(path) == ["img001.jpg", "/data/images/test/img002.png"]
+    path.write_bytes("\ufeffimg001\r\nimg002\r\n".encode())  # Notepad: a BOM, CRLF
+    assert read_stem_list(path) == ["img001", "img002"]
     path.write_text("# nothing yet\n\n")
     with pytest.raises(ValueError, match=r"pick\.txt: the image list is empty"):
         read_stem_list(path)
