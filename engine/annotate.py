@@ -36,6 +36,7 @@ from annotations.fileio import (
 from annotations.instances import Instances
 from annotations.interchange import (
     EXPORT_KEY,
+    IGNORE_NAMES,
     LABELMAP,
     MASK_FORMATS,
     POLYGON_KEY,
@@ -153,6 +154,9 @@ class ExportResult:
 def export_annotations(cfg: ExportConfig) -> ExportResult:
     """Write a run's instances of the chosen images (or an annotated subset's masks, for another
     pass of corrections) as COCO and/or LabelMe files."""
+    cfg = dataclasses.replace(
+        cfg, formats=tuple(f.lower() for f in cfg.formats), mask_format=cfg.mask_format.lower()
+    )
     _check_export_options(cfg)
     kind = output_kind(cfg.run)
     if kind is not None and kind[0] == "subset.json":
@@ -416,6 +420,12 @@ def import_annotations(cfg: ImportConfig) -> Subset:
     ``cfg.replace`` (:func:`annotations.subset.write_subset`). A ``.zip`` source (an annotation
     tool's download) is read from a temporary copy of its contents; ``subset.json`` names its
     files as ``ARCHIVE!MEMBER``."""
+    if not cfg.class_name.strip() or cfg.class_name.strip().casefold() in IGNORE_NAMES:
+        raise ValueError(
+            f"--class {cfg.class_name!r}: give the class the files annotate ('unannotated' and "
+            "'ignore' name the regions left unannotated)"
+        )
+    cfg = dataclasses.replace(cfg, format=cfg.format.lower())  # --format COCO, as --class bicycle
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:
         return _import(cfg, {})

@@ -1143,6 +1143,27 @@ def test_labelme_6_oriented_rectangles_are_drawn_as_its_polygons():
     assert oriented.sum() > 20
 
 
+def test_import_refuses_the_unannotated_name_as_the_class_and_reads_formats_in_any_case(
+    tmp_path, world
+):
+    """``--class unannotated`` made a subset whose class was the unannotated regions; an empty
+    name was not refused either. ``--format COCO`` was refused, while ``--class`` is matched
+    in any case."""
+    data, run, _ = world
+    path = _coco_file(tmp_path)
+    for name in ("unannotated", "Ignore", " "):
+        with pytest.raises(ValueError, match=r"--class .*: give the class the files annotate"):
+            import_annotations(ImportConfig("coco", [str(path)], name, str(data), str(tmp_path)))
+    sub = import_annotations(
+        ImportConfig("COCO", [str(path)], "Bicycle", str(data), str(tmp_path / "s"))
+    )
+    assert sub.info["import_format"] == "coco"
+    res = export_annotations(
+        ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("COCO",), mask_format="RLE")
+    )
+    assert res.coco is not None and res.coco.is_file()
+
+
 def test_a_malformed_coco_annotation_is_one_line_naming_the_file(tmp_path, world):
     data, _, _ = world
     for anns, message in (
