@@ -220,10 +220,11 @@ class Pick:
 
 
 def check_pick(n: int, low_confidence: float, many_or_tiny: float) -> None:
-    """``ValueError`` on a count or shares :func:`pick_images` cannot choose by."""
+    """``ValueError`` on a count or shares :func:`pick_images` cannot choose by (NaN included:
+    every comparison with it is false)."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    if low_confidence < 0 or many_or_tiny < 0 or low_confidence + many_or_tiny > 1:
+    if not (0 <= low_confidence and 0 <= many_or_tiny and low_confidence + many_or_tiny <= 1):
         raise ValueError(
             "the low-confidence and many-or-tiny shares must be >= 0 and sum to <= 1 (the rest "
             f"is random), got {low_confidence} + {many_or_tiny}"

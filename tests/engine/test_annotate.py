@@ -774,6 +774,7 @@ def test_cli_pick_export_import(tmp_path, world):
         ([], "give the label run directory: engine annotate pick RUN"),
         ([str(run), "--run", str(tmp_path)], "two label runs given"),
         ([str(run), "--low-confidence", "0.8"], "the low-confidence and many-or-tiny shares"),
+        ([str(run), "--low-confidence", "nan"], "the low-confidence and many-or-tiny shares"),
     ):
         res = r.invoke(app, ["annotate", "pick", *args])
         assert res.exit_code == 2 and res.output.startswith(f"error: {error}"), res.output
