@@ -224,7 +224,7 @@ def check_pick(n: int, low_confidence: float, many_or_tiny: float) -> None:
     every comparison with it is false)."""
     if n < 0:
         raise ValueError(f"n must be >= 0, got {n}")
-    if not (0 <= low_confidence and 0 <= many_or_tiny and low_confidence + many_or_tiny <= 1):
+    if not (low_confidence >= 0 and many_or_tiny >= 0 and low_confidence + many_or_tiny <= 1):
         raise ValueError(
             "the low-confidence and many-or-tiny shares must be >= 0 and sum to <= 1 (the rest "
             f"is random), got {low_confidence} + {many_or_tiny}"
