@@ -783,6 +783,24 @@ def render_annotation_files(items: list) -> list:
     return out
 
 
+def output_folder(path: str | os.PathLike) -> Path:
+    """The engine output or dataset a file given to ``engine info`` belongs to: the folder of a
+    record its command writes (``run.json``, ``predict.json``, ``report.json``, ``fuse.json``,
+    ``synth.json``, ``metrics.jsonl``, ...) or of a training run's checkpoint (``last.pt``);
+    ``path`` itself otherwise. Such files were read as dataset specs ("unknown keys ...")."""
+    from annotations.fileio import OUTPUT_RECORDS
+
+    path = Path(path)
+    if not path.is_file():
+        return path
+    records = {r for r, _ in OUTPUT_RECORDS} | {"synth.json", "synth.partial.json"}
+    if path.name in records:
+        return path.parent
+    if path.suffix == ".pt" and (path.parent / "metrics.jsonl").is_file():
+        return path.parent
+    return path
+
+
 def describe_output(
     path: str | os.PathLike, splits: list[str] | None = None
 ) -> tuple[str, list, int] | None:

@@ -51,7 +51,8 @@ def info_cmd(
     data: Path = typer.Argument(
         ...,
         help="Dataset root (MaSS13K layout) or spec file; or a label run, training run, "
-        "annotated subset, prediction folder, report, or annotation files (COCO, LabelMe).",
+        "annotated subset, prediction folder, report, demo folder (or a record or checkpoint in "
+        "one), or annotation files (COCO, LabelMe, Label Studio, CVAT, YOLO, a zip download).",
     ),
     split: list[str] = typer.Option(None, "--split", "-s", help="Split(s) to show; default all."),
     decode: bool = typer.Option(
@@ -72,8 +73,9 @@ def info_cmd(
     Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found, 2 on
     bad input.
     """
-    from engine.info import dataset_stats, describe_output, plot_shares, render_stats
+    from engine.info import dataset_stats, describe_output, output_folder, plot_shares, render_stats
 
+    data = output_folder(data)  # run.json, last.pt: the folder they belong to
     described = describe_output(data, split or None)
     if described is not None:  # a label or training run, a subset, predictions: not a dataset
         what, renderables, problems = described

@@ -276,6 +276,9 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
     assert "│ Bicycle │ n/a │ n/a │ n/a │ pseudo labels │" in text
     assert "│ Bicycle │ 39.40 │ 22.60 │ 0.6660 │ annotated subset (8 images) │" in text
+    for inside in ("metrics.jsonl", "last.pt"):  # read as dataset specs before ("unknown keys")
+        res = CliRunner().invoke(app, ["info", str(run / inside)])
+        assert res.exit_code == 0 and f"Training run {run}" in " ".join(res.output.split())
 
 
 def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
