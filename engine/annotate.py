@@ -392,14 +392,20 @@ class ImportConfig:
     progress: bool = True  # progress bars on stderr
 
 
+def _suffixed(folder: Path, ext: str) -> list[Path]:
+    """The files of ``folder`` ending in ``ext`` in any case (``.PNG``, as cameras and Windows
+    tools write), hidden ones left out, sorted."""
+    return sorted(
+        q for q in folder.iterdir() if q.suffix.lower() == ext and not q.name.startswith(".")
+    )
+
+
 def _expand(sources: list[str], ext: str) -> list[Path]:
     files: list[Path] = []
     for s in sources:
         p = Path(s)
         if p.is_dir():
-            found = sorted(
-                q for q in p.iterdir() if q.suffix.lower() == ext and not q.name.startswith(".")
-            )
+            found = _suffixed(p, ext)
             if not found:
                 raise FileNotFoundError(f"{p}: no {ext} files in this folder")
             files.extend(found)
@@ -657,12 +663,12 @@ def _format_of(path: Path, parsed: dict[Path, object] | None = None) -> str | No
             return "coco"
         if (path / CVAT_XML).is_file():
             return "cvat"
-        first = next((f for f in sorted(path.glob("*.json"))), None)
+        first = next(iter(_suffixed(path, ".json")), None)
         if first is not None:
             return _format_of(first, parsed)
-        if any(path.glob("*.png")):
+        if _suffixed(path, ".png"):
             return "png"
-        first = next((f for f in sorted(path.glob("*.txt")) if f.name not in NAME_FILES), None)
+        first = next((f for f in _suffixed(path, ".txt") if f.name not in NAME_FILES), None)
         return "yolo" if first is not None and looks_like_yolo(first) else None
     suffix = path.suffix.lower()
     if suffix == ".png":

@@ -1436,6 +1436,13 @@ def test_the_import_format_is_told_by_the_files(tmp_path, world):
     assert detect_format([str(out / "coco.json")]) == detect_format([str(out)]) == "coco"
     assert detect_format([str(out / "labelme")]) == "labelme"
     assert detect_format([str(pngs)]) == detect_format([str(pngs / "img000.png")]) == "png"
+    upper = tmp_path / "UPPER"  # a camera's or Windows tool's suffixes: .PNG, .JSON
+    upper.mkdir()
+    (upper / "img000.PNG").write_bytes((pngs / "img000.png").read_bytes())
+    assert detect_format([str(upper)]) == "png"
+    (upper / "img000.PNG").unlink()
+    (upper / "A.JSON").write_bytes((out / "labelme" / "img000.json").read_bytes())
+    assert detect_format([str(upper)]) == "labelme"
     assert (
         detect_format([str(cvat)]) == detect_format([str(cvat / "SegmentationClass")]) == "segmask"
     )
