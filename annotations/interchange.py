@@ -607,7 +607,16 @@ def png_to_mask(
         raise ValueError(f"{path}: the file is empty (expected a PNG mask)")
     try:
         with Image.open(path) as img:
-            arr = np.asarray(img.convert("L") if img.mode not in ("L", "P", "1") else img)
+            if img.mode in ("L", "P", "1"):
+                arr = np.asarray(img)
+            else:  # a grey mask saved as RGB(A) or 16-bit: one channel's values
+                rgb = np.asarray(img.convert("RGB"))
+                if (rgb[..., 1:] != rgb[..., :1]).any():  # read as grey: values never written
+                    raise ValueError(
+                        f"{path}: a colour mask (its channels differ); give one-channel PNGs, "
+                        "or a CVAT segmentation-mask export with --format segmask"
+                    )
+                arr = rgb[..., 0]
     except OSError as e:
         raise ValueError(f"{path}: cannot read PNG ({e})") from None
     arr = arr.astype(np.uint8)

@@ -545,6 +545,21 @@ def test_png_import_modes(tmp_path, world):
         ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s3"), png_binary=True)
     )
     assert np.array_equal(sub.mask("img000"), (m == 1).astype(np.uint8))
+    Image.fromarray(np.stack([m] * 3, -1)).save(src / "img000.png")  # grey, saved as RGB
+    sub = import_annotations(
+        ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s4"))
+    )
+    assert np.array_equal(sub.mask("img000"), m)
+    red = np.zeros((H, W, 3), np.uint8)
+    red[:10, :, 0] = 255  # a colour mask: read as grey it held 76, a value never written
+    Image.fromarray(red).save(src / "img000.png")
+    for binary in (False, True):  # --png-binary took any colour for the class
+        with pytest.raises(ValueError, match=r"img000\.png: a colour mask \(its channels differ\)"):
+            import_annotations(
+                ImportConfig(
+                    "png", [str(src)], "Bicycle", str(data), str(tmp_path / "s5"), png_binary=binary
+                )  # fmt: skip
+            )
 
 
 def test_an_image_annotated_in_two_sources_is_refused_naming_both(tmp_path, world):
