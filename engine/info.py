@@ -731,6 +731,7 @@ def render_annotation_files(items: list) -> list:
     from annotations.polygons import COCO
 
     out: list = []
+    said: set[str] = set()
     for item in items:
         name = {
             COCO: "COCO file",
@@ -779,7 +780,9 @@ def render_annotation_files(items: list) -> list:
         elif item.format not in ("segmask", "cvat", "yolo"):
             head.add_row("exported from", "not recorded (an annotation tool's file)")
         out.append(head)
-        out.extend(f"import: {line}" for line in item.import_commands())
+        lines = [line for line in item.import_commands() if line not in said]
+        said.update(lines)  # files of one zip download share its line: said once
+        out.extend(f"import: {line}" for line in lines)
     return out
 
 

@@ -1551,6 +1551,10 @@ def test_engine_info_describes_a_zip_download(tmp_path, world):
     assert "Bicycle │ 3 annotations" in text
     assert f"import: engine annotate import {download} --format coco --class Bicycle" in text
     assert "engine-info-" not in text
+    with zipfile.ZipFile(download, "a") as z:  # two files: the zip's one line, said once
+        z.write(tmp_path / "e" / "coco.json", "annotations/instances_other.json")
+    res = CliRunner().invoke(app, ["info", str(download)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and res.output.count("import: engine annotate import") == 1
     other = tmp_path / "notes.zip"
     with zipfile.ZipFile(other, "w") as z:
         z.writestr("readme.txt", "hello")
