@@ -37,7 +37,9 @@ def annotate_export(
         "--images",
         help="File with one image a line: stems, file names or paths (e.g. from `annotate pick`).",
     ),
-    stem: list[str] = typer.Option([], "--stem", help="Image stem to export (repeatable)."),
+    stem: list[str] = typer.Option(
+        [], "--stem", help="Image stem to export (repeatable; with --images, both are exported)."
+    ),
     data: str | None = typer.Option(
         None, help="Dataset root (default: the one run.json or subset.json names)."
     ),
