@@ -497,6 +497,8 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         choices = ", ".join((*IMPORT_FORMATS, "auto"))
         raise ValueError(f"unknown format {cfg.format!r}; choose from {choices}")
     _check_png_options(cfg)
+    if cfg.format == "coco":
+        _check_one_copy(cfg.sources)
     images = dataset_images(cfg.data, None, cfg.split)
     sizes = SplitSizes({}, cfg.split, other_splits(cfg.data, cfg.split))
     for stem, path in images.items():
@@ -597,6 +599,20 @@ class Imported:
         label = EncodedLabel.of(m.mask)
         has_class = bool(label.histogram[1])
         return cls(m.stem, label, m.source, m.others, m.export, has_class)
+
+
+def _check_one_copy(sources: list[str]) -> None:
+    """An export folder given whole holds the same masks twice, ``coco.json`` and ``labelme/``;
+    LabelMe and X-AnyLabeling save corrections into the latter, CVAT's are a new COCO file.
+    Reading ``coco.json`` for the folder imported the uncorrected masks of a LabelMe pass."""
+    for source in map(Path, sources):
+        labelme = source / "labelme"
+        if (source / COCO_FILE).is_file() and labelme.is_dir() and _suffixed(labelme, ".json"):
+            raise ValueError(
+                f"{source}: an export holding its masks twice (coco.json, labelme/): give the "
+                f"files the corrections were saved in: {source / COCO_FILE} or "
+                f"{source / 'labelme'}"
+            )
 
 
 def _imported(read: Callable[[Path], ImageMask], path: Path) -> Imported:

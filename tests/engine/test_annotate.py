@@ -1159,6 +1159,31 @@ def test_labelme_6_oriented_rectangles_are_drawn_as_its_polygons():
     assert oriented.sum() > 20
 
 
+def test_an_export_folder_with_both_copies_is_refused_saying_which_to_give(tmp_path, world):
+    """The default export writes coco.json and labelme/; LabelMe saves corrections into the
+    latter. Importing the folder read coco.json, the uncorrected copy, with only the generic
+    'equal the pseudo labels' warning. Now it names both; either one imports. A folder of one
+    copy (--format coco) still imports by its coco.json."""
+    data, run, _ = world
+    out = tmp_path / "e"
+    export_annotations(ExportConfig(run=str(run), out=str(out)))
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("auto", [str(out)], "Bicycle", str(data), str(tmp_path / "no"))
+        )
+    assert str(e.value) == (
+        f"{out}: an export holding its masks twice (coco.json, labelme/): give the files the "
+        f"corrections were saved in: {out / 'coco.json'} or {out / 'labelme'}"
+    )
+    for given in (out / "coco.json", out / "labelme"):
+        import_annotations(
+            ImportConfig("auto", [str(given)], "Bicycle", str(data), str(tmp_path / given.name))
+        )
+    only = tmp_path / "only"
+    export_annotations(ExportConfig(run=str(run), out=str(only), formats=("coco",)))
+    import_annotations(ImportConfig("auto", [str(only)], "Bicycle", str(data), str(tmp_path / "s")))
+
+
 def test_import_refuses_the_unannotated_name_as_the_class_and_reads_formats_in_any_case(
     tmp_path, world
 ):
