@@ -174,6 +174,12 @@ def read_subset(root: str | os.PathLike) -> Subset:
             )
         )
     info = read_json(path, "subset manifest")
+    fmt = info.get("format", SUBSET_FORMAT) if isinstance(info, dict) else SUBSET_FORMAT
+    if fmt != SUBSET_FORMAT:  # absent: written by hand with the layout, read as this version
+        raise ValueError(
+            f"{path}: format {fmt!r}, which this engine does not read (it reads "
+            f"{SUBSET_FORMAT!r}): import the annotations again with this version"
+        )
     try:
         stems = tuple(sorted(str(s) for s in info["stems"]))
         sub = Subset(root, str(info["class_name"]), str(info.get("split", "test")), stems, info)

@@ -198,6 +198,10 @@ def test_run_and_subset_records_name_the_file(tmp_path):
         ({"split": ["test"]}, r"split must be a non-empty string, got \['test'\]"),
         ({"stems": "img0"}, "stems must be a list of image stems"),
         ({"stems": 5}, "expected keys class_name, split and stems"),
+        (  # another version's subset was read as this one's
+            {"format": "mass-engine/subset/v2"},
+            "format 'mass-engine/subset/v2', which this engine does not read",
+        ),
     ],
 )
 def test_a_subset_manifest_of_the_wrong_shape_is_named(tmp_path, fields, message):
