@@ -465,9 +465,14 @@ def _coco_polygon_convention(path: Path, record: dict | None) -> str:
     """pycocotools' pixel corners, the COCO convention; pixel centres for the polygons of an
     ``engine annotate export`` made before the engine wrote corners (its ``record``, which a
     tool that rewrites COCO's ``info`` drops, names no convention)."""
+    if record is not None and record.get(POLYGON_KEY, COCO) not in (COCO, LABELME):
+        raise ValueError(
+            f"{path}: {EXPORT_KEY}.{POLYGON_KEY} is {record[POLYGON_KEY]!r}, not {COCO!r} or "
+            f"{LABELME!r}: was the file edited?"
+        )
     if record is None or POLYGON_KEY in record:
         return COCO
-    if (record.get("config") or {}).get("mask_format") != "polygon":
+    if record_part(record, "config").get("mask_format") != "polygon":
         return COCO
     log.info("%s: polygons of an older engine export, read in its pixel-centre convention", path)
     return LABELME

@@ -327,6 +327,10 @@ def test_polygons_of_an_older_engine_export_are_read_at_pixel_centres(tmp_path, 
     masks = {m.stem: m.mask for m in coco_to_masks(res.coco, "Bicycle", sizes)}
     for stem, m in truth.items():
         assert np.array_equal(masks[stem].astype(bool), ndimage.binary_fill_holes(m) | m), stem
+    coco["info"]["mass_engine_export"]["polygon_convention"] = "banana"  # read as COCO before
+    res.coco.write_text(json.dumps(coco))
+    with pytest.raises(ValueError, match="polygon_convention is 'banana', not 'coco' or 'labelme'"):
+        coco_to_masks(res.coco, "Bicycle", sizes)
 
 
 # -- import errors -----------------------------------------------------------------------------
