@@ -221,6 +221,56 @@ def test_evaluate_reads_the_taxonomy_recorded_beside_predictions_or_ground_truth
     assert given.taxonomy.num_classes == 9 and given.taxonomy_source == "--num-classes 9"
 
 
+def test_evaluate_maps_the_ground_truth_s_recorded_ids_by_class_name(tmp_path: Path) -> None:
+    """A model's predictions (Bicycle 7, Car 8 in predict.json) against a fused dataset that
+    put Car at 7 and Bicycle at 8 (its taxonomy.json): the ground truth's ids are mapped onto
+    the predictions' by name, so a Car pixel is scored as Car; before, the predictions'
+    taxonomy was applied to both and Car pixels counted as Bicycle. Taxonomies of which
+    neither holds the other are refused, naming both files."""
+    bc = MASS13K.with_new_class("Bicycle").with_new_class("Car")
+    cb = MASS13K.with_new_class("Car").with_new_class("Bicycle")
+    pairs = _maps(5, 2, k=9)
+    swap = np.arange(256, dtype=np.uint8)
+    swap[[7, 8]] = [8, 7]
+    pred_dir, gt_dir = _write(tmp_path, [(p, swap[g]) for p, g in pairs])  # gt in cb's ids
+    (pred_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": bc.to_dict()}))
+    fused = tmp_path / "fused"
+    (fused / "labels").mkdir(parents=True)
+    gt_dir = gt_dir.rename(fused / "labels" / "test")
+    cb.save(fused / "taxonomy.json")
+    rep = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False, json_out=tmp_path / "r.json"))
+    assert rep.taxonomy.names == bc.names
+    np.testing.assert_array_equal(rep.result.counts.as_array(), _scores(pairs, 9).counts.as_array())
+    j = json.loads((tmp_path / "r.json").read_text())
+    assert j["mapped_by_name"] == {
+        "side": "ground truth",
+        "taxonomy_source": str(fused / "taxonomy.json"),
+        "ids": {"Car": [7, 8], "Bicycle": [8, 7]},
+    }
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"]
+    res = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert "mapped by name: Car 7 -> 8, Bicycle 8 -> 7" in res.output
+    # the 7-class start's predictions: scored in the ground truth's classes
+    (pred_dir / "predict.json").write_text(
+        json.dumps({"config": {}, "taxonomy": MASS13K.to_dict()})
+    )
+    for f in pred_dir.glob("*.png"):
+        write_label(f, np.minimum(read_label(f), 6))
+    rep = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False))
+    assert rep.taxonomy.names == cb.names and rep.by_name.side == "predictions"
+    assert not rep.by_name.moved and rep.result.iou[7] == 0
+    # classes of which neither taxonomy holds the other
+    pole = MASS13K.with_new_class("Bicycle").with_new_class("Pole", parent="Ground")
+    (pred_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": pole.to_dict()}))
+    res = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert res.exit_code == 2
+    assert f"{pred_dir / 'predict.json'} and {fused / 'taxonomy.json'}:" in res.output
+    assert "has Pole, the ground truth's Car" in res.output and "--taxonomy" in res.output
+    res = runner.invoke(app, [*args, "--taxonomy", str(fused / "taxonomy.json")])
+    assert res.exit_code == 0, res.output  # what the user gives wins
+
+
 def _joint_predictions(tmp: Path, gt_has_bicycle: bool = False) -> tuple[Path, Path, object]:
     """A jointly trained model's predictions (MaSS13K + Bicycle, carved out of Others, in
     predict.json) against 7-class precise labels, where a bicycle is Others: half of each
