@@ -106,14 +106,33 @@ def round_score(x: float | None, nd: int) -> float | None:
     return round(x, nd)
 
 
-def _load_taxonomy(cfg: ReportConfig, class_name: str) -> tuple[Taxonomy, str]:
-    """The taxonomy of the fused / predicted ids and the file it came from."""
+def _load_taxonomy(cfg: ReportConfig, folder: str, class_name: str) -> tuple[Taxonomy, str]:
+    """The taxonomy of one folder's ids (the fused labels' or the predictions') and the file it
+    came from: ``--taxonomy``, else the one the folder records (a fused dataset's
+    ``taxonomy.json``, ``engine predict``'s ``predict.json``, in it or its parent), else MaSS13K
+    and the subset's class. Each folder is read in its own: a fused dataset may put the class
+    at another id than the model's predictions."""
     if cfg.taxonomy:
         return Taxonomy.load(cfg.taxonomy), str(cfg.taxonomy)
-    found = taxonomy_record(cfg.pred, cfg.fused)
+    found = taxonomy_record(folder, Path(folder).parent)
     if found is not None:
         return found[0], str(found[1])
     return MASS13K.with_new_class(class_name), "MaSS13K and the subset's class"
+
+
+def source_taxonomies(cfg: ReportConfig, class_name: str) -> dict[str, tuple[Taxonomy, str]]:
+    """``name -> (taxonomy, where it came from)`` of the sources of full label maps given (the
+    fused labels, the predictions; the pseudo labels are binary masks). A taxonomy without the
+    class is an error naming its file."""
+    given = (("fused labels", cfg.fused), ("joint-trained model", cfg.pred))
+    found = {name: _load_taxonomy(cfg, d, class_name) for name, d in given if d is not None}
+    for name, (taxonomy, source) in found.items():
+        if class_name not in taxonomy:
+            raise ValueError(
+                f"class {class_name!r} is not in the taxonomy of {source} "
+                f"({', '.join(taxonomy.names)}): {name} without it"
+            )
+    return found
 
 
 def binary_of(label: np.ndarray, class_id: int) -> np.ndarray:
@@ -130,17 +149,21 @@ def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, int]) -> None:
 
 
 def source_dirs(
-    cfg: ReportConfig, class_name: str, taxonomy: Taxonomy
+    cfg: ReportConfig, class_name: str, taxonomies: dict[str, tuple[Taxonomy, str]]
 ) -> dict[str, tuple[Path, int]]:
     """The sources given, in Table-4 order: ``name -> (folder of label maps, the class's id in
-    them)``. A folder that does not exist is an error."""
-    cid = taxonomy.id_of(class_name)
+    them)``, each id from that source's own taxonomy (``taxonomies``:
+    :func:`source_taxonomies`). A folder that does not exist is an error."""
     given = (
-        ("pseudo labels", Path(cfg.pseudo) / "labels" if cfg.pseudo else None, 1),
-        ("fused labels", cfg.fused, cid),
-        ("joint-trained model", cfg.pred, cid),
+        ("pseudo labels", Path(cfg.pseudo) / "labels" if cfg.pseudo else None),
+        ("fused labels", cfg.fused),
+        ("joint-trained model", cfg.pred),
     )
-    dirs = {name: (Path(d), class_id) for name, d, class_id in given if d is not None}
+    dirs = {
+        name: (Path(d), taxonomies[name][0].id_of(class_name) if name in taxonomies else 1)
+        for name, d in given
+        if d is not None
+    }
     for name, (d, _) in dirs.items():
         if not d.is_dir():
             raise FileNotFoundError(f"{d}: folder of {name} not found")
@@ -571,12 +594,12 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         raise ValueError(
             "nothing to report: give pseudo labels (--pseudo), fused labels or predictions (--pred)"
         )
-    taxonomy, taxonomy_source = _load_taxonomy(cfg, class_name)
-    if class_name not in taxonomy:
-        raise ValueError(
-            f"class {class_name!r} is not in the taxonomy of {taxonomy_source} "
-            f"({', '.join(taxonomy.names)}): predictions or fused labels without it"
-        )
+    taxonomies = source_taxonomies(cfg, class_name)
+    # the per-class table's classes: the predictions'
+    taxonomy = next(
+        (taxonomies[n][0] for n in ("joint-trained model", "fused labels") if n in taxonomies),
+        MASS13K.with_new_class(class_name),
+    )
     class_name = taxonomy.get(class_name).name
     out = Path(cfg.out)
     backend = run.backend if run is not None else None
@@ -589,8 +612,11 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         open_split(cfg.data, subset.split, require_labels=bool(cfg.pred)) if cfg.data else None
     )
     images = {s.stem: s.image_path for s in split_ds.samples} if split_ds is not None else {}
-    dirs = source_dirs(cfg, class_name, taxonomy)
+    dirs = source_dirs(cfg, class_name, taxonomies)
     rows, class_pixels = score_class(cfg, subset, class_name, dirs, backend)
+    for row in rows:  # which id each row read, and from where
+        row["class_id"] = dirs[row["kind"]][1]
+        row["taxonomy_source"] = taxonomies[row["kind"]][1] if row["kind"] in taxonomies else None
     warnings = match_warnings(rows, subset.root) + training_image_warnings(prediction, subset)
     for warning in warnings:
         log.warning(warning)

@@ -172,6 +172,34 @@ def test_fused_row_and_missing_prediction(world, tmp_path):
         build_report(ReportConfig(str(subset.root), str(tmp / "rep3"), pred=str(tmp / "pred")))
 
 
+def test_each_row_reads_its_folder_s_own_taxonomy(world):
+    """The predictions record Bicycle at 7 (predict.json), the fused dataset Car at 7 and
+    Bicycle at 8 (its taxonomy.json): each row finds the class's id in its own folder's
+    taxonomy. Before, the predictions' was applied to the fused labels too, whose row then
+    scored their Car pixels as Bicycle."""
+    from annotations.taxonomy import MASS13K
+
+    tmp, data, subset, gt = world
+    bc = MASS13K.with_new_class("Bicycle").with_new_class("Car")
+    cb = MASS13K.with_new_class("Car").with_new_class("Bicycle")
+    (tmp / "pred" / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": bc.to_dict()}))
+    fused = tmp / "fused"
+    for s, m in gt.items():  # Bicycle (8) where annotated, Car (7) in the top rows
+        label = np.where(m == 1, 8, 3).astype(np.uint8)
+        label[:10] = 7
+        write_label(fused / "labels" / "test" / f"{s}.png", label)
+    cb.save(fused / "taxonomy.json")
+    cfg = ReportConfig(str(subset.root), str(tmp / "r"), fused=str(fused), pred=str(tmp / "pred"))
+    res = build_report(replace(cfg, chart=False, overlays=0, data=str(data)))
+    rows = {r["kind"]: r for r in res.data["table4"]}
+    assert rows["fused labels"]["iou"] == 100.0  # the class never falls in the top rows
+    assert rows["fused labels"]["class_id"] == 8
+    assert rows["fused labels"]["taxonomy_source"] == str(fused / "taxonomy.json")
+    assert rows["joint-trained model"]["class_id"] == 7
+    assert rows["joint-trained model"]["taxonomy_source"] == str(tmp / "pred" / "predict.json")
+    assert res.data["taxonomy"] == bc.to_dict()  # the per-class table's: the predictions'
+
+
 def test_dataset_root_comes_from_the_subset_when_not_given(world):
     """engine annotate import records the dataset root in subset.json: without --data the
     report draws its overlays (and the per-class table) from there; a root that has since
