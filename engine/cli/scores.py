@@ -132,7 +132,8 @@ def compare_cmd(
     class_name: str = typer.Option(
         ...,
         "--class",
-        help="The class to score: a name in the taxonomy or an id (binary masks need none).",
+        help="The class to score: a name, or an id in the ground truth's taxonomy, found by "
+        "name in each folder's (binary masks need none).",
     ),
     gt: Path = typer.Option(
         ...,

@@ -664,6 +664,50 @@ def test_compare_reads_each_folder_s_recorded_taxonomy(tmp_path: Path) -> None:
         compare(CompareConfig("Bicycle", gt9, (("p", a_dir),), input="labels", progress=False))
 
 
+def test_compare_resolves_a_class_id_in_the_ground_truth_s_taxonomy(tmp_path: Path) -> None:
+    """--class 8 against a fused dataset with Car at 7 and Bicycle at 8 is Bicycle, which each
+    source then finds in its own taxonomy (the predictions' Bicycle at 7, Car at 8). Before, the
+    id was taken as it was in every folder, so the predictions' Car was scored as Bicycle and
+    the line under the table named Bicycle at 8 in the predictions. An annotated subset takes
+    an id too (MaSS13K and its class, as engine report reads it); it was refused."""
+    from annotations.subset import write_subset
+
+    gt_dir, _, b_dir, tax, gts, _, _ = _compare_data(tmp_path)
+    given = compare(CompareConfig("Bicycle", gt_dir, (("m", b_dir),), taxonomy=tax, progress=False))
+    bc = MASS13K.with_new_class("Bicycle").with_new_class("Car")
+    cb = MASS13K.with_new_class("Car").with_new_class("Bicycle")
+    (b_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": bc.to_dict()}))
+    fused = tmp_path / "fused"
+    gt9 = fused / "labels" / "test"
+    gt9.mkdir(parents=True)
+    for f in sorted(b_dir.glob("*.png")):  # a car in the bottom rows of both
+        pred = read_label(f)
+        pred[25:] = 8
+        write_label(f, pred)
+        gt = read_label(gt_dir / f.name)
+        gt = np.where(gt == 7, 8, gt).astype(np.uint8)
+        gt[25:] = 7
+        write_label(gt9 / f.name, gt)
+    cb.save(fused / "taxonomy.json")
+    rep = compare(CompareConfig("8", gt9, (("m", b_dir),), progress=False))
+    assert rep.class_name == "Bicycle" and rep.rows[0].class_id == 7
+    assert rep.rows[0].scores.counts == given.rows[0].scores.counts
+    res = runner.invoke(
+        app, ["compare", "--class", "8", "--gt", str(gt9), "--source", f"m={b_dir}"],
+        env={"COLUMNS": "300"},
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"m: Bicycle = 7 from {b_dir / 'predict.json'}" in res.output
+    with pytest.raises(ValueError, match=r"--class 9: no class has that id .*fused"):
+        compare(CompareConfig("9", gt9, (("m", b_dir),), progress=False))
+    masks = {f"s{i}": (g == 7).astype(np.uint8) for i, g in enumerate(gts)}
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", masks, {})
+    rep = compare(CompareConfig("7", sub.root, (("m", b_dir),), progress=False))
+    assert rep.class_name == "Bicycle" and rep.rows[0].class_id == 7
+    with pytest.raises(ValueError, match="this subset annotates Bicycle, not Others"):
+        compare(CompareConfig("0", sub.root, (("m", b_dir),), progress=False))
+
+
 def test_compare_input_modes(tmp_path: Path) -> None:
     gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
     # the model's full label maps are not binary masks
