@@ -17,6 +17,7 @@ import numpy as np
 
 from annotations.fileio import FUSE_RECORD, atomic_write_json, not_this_output, output_kind
 from annotations.labelmap import read_label
+from annotations.subset import read_subset
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record
@@ -182,6 +183,21 @@ def _labels_inside(folder: Path) -> str:
     return ""
 
 
+def check_not_subset_masks(folder: Path, what: str) -> None:
+    """``ValueError`` for an annotated subset's ``masks/`` folder given as label maps: its 0/1
+    masks would be read as class ids (0 = Others, 1 = Human) and scored as such, as the subset
+    folder itself is refused (:func:`list_labels`)."""
+    folder = Path(folder)
+    if folder.name != "masks" or not (folder.parent / "subset.json").is_file():
+        return
+    subset = read_subset(folder.parent)
+    raise ValueError(
+        f"{folder}: the masks of an annotated subset (engine annotate import: 1 = "
+        f"{subset.class_name}, 0 = anything else), not a folder of {what} label maps (score its "
+        f"class with engine compare --gt {folder.parent} or engine report --subset)"
+    )
+
+
 def _names(stems: Sequence[str], limit: int = 5) -> str:
     shown = ", ".join(stems[:limit])
     return shown + (f" and {len(stems) - limit} more" if len(stems) > limit else "")
@@ -339,6 +355,8 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     it has them: the ground truth is then the precise labels of the base classes, where a
     bicycle is Others, and scoring Bicycle apart would count every bicycle pixel against
     Others. That takes a second pass over the files."""
+    check_not_subset_masks(cfg.gt, "ground-truth")
+    check_not_subset_masks(cfg.pred, "prediction")
     by_name = None
     if cfg.taxonomy is None and cfg.num_classes is None:
         taxonomy, taxonomy_source, by_name = recorded_classes(cfg.pred, cfg.gt)

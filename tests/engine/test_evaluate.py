@@ -271,6 +271,25 @@ def test_evaluate_maps_the_ground_truth_s_recorded_ids_by_class_name(tmp_path: P
     assert res.exit_code == 0, res.output  # what the user gives wins
 
 
+def test_evaluate_refuses_an_annotated_subset_s_masks(tmp_path: Path) -> None:
+    """A subset's masks/ folder holds 0/1 masks of its class: scored as label maps they read
+    as Others and Human (before, with "the ground truth marks no pixel of Bicycle"). Refused
+    as the subset folder itself is, pointing to compare and report; nothing is written."""
+    from annotations.subset import write_subset
+
+    pred_dir, _ = _write(tmp_path, _maps(2, 2))
+    masks = {f"img{i:02d}": np.eye(24, 32, dtype=np.uint8) for i in range(2)}
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", masks, {})
+    out = tmp_path / "r.json"
+    for pred, gt in ((pred_dir, sub.root / "masks"), (sub.root / "masks", pred_dir)):
+        args = ["evaluate", "--pred", str(pred), "--gt", str(gt), "--json", str(out)]
+        res = runner.invoke(app, [*args, "--no-progress"], env={"COLUMNS": "300"})
+        assert res.exit_code == 2, res.output
+        assert f"{sub.root / 'masks'}: the masks of an annotated subset" in res.output
+        assert "1 = Bicycle" in res.output and f"engine compare --gt {sub.root}" in res.output
+    assert not out.exists()
+
+
 def _joint_predictions(tmp: Path, gt_has_bicycle: bool = False) -> tuple[Path, Path, object]:
     """A jointly trained model's predictions (MaSS13K + Bicycle, carved out of Others, in
     predict.json) against 7-class precise labels, where a bicycle is Others: half of each
