@@ -219,6 +219,37 @@ def test_dataset_root_comes_from_the_subset_when_not_given(world):
     assert res.data["data_source"] is None and res.overlays == [] and res.data["per_class"] is None
 
 
+def test_another_dataset_as_data_is_warned_about_and_another_size_named(world, caplog):
+    """--data another dataset than the one subset.json records (same layout and stems): the
+    per-class table and overlays would read its labels, so the report warns, on the terminal
+    and in report.md / report.json; the recorded dataset spelt otherwise does not. A dataset of
+    another size is an error naming its file before any scoring; it blamed the prediction."""
+    tmp, data, subset, _ = world
+    masks = {s: read_label(subset.mask_path(s)) for s in subset.stems}
+    sub = write_subset(tmp / "sub5", "Bicycle", "test", masks, {}, extra={"data": str(data)})
+    make_dataset(tmp / "other", "test", n=3, size=(H, W), seed=5)
+    cfg = ReportConfig(str(sub.root), str(tmp / "r"), pred=str(tmp / "pred"), chart=False)
+    with caplog.at_level("WARNING", logger="engine.report"):
+        res = build_report(replace(cfg, data=str(tmp / "other")))
+    warning = (
+        f"{sub.root / 'subset.json'}: the subset was annotated on the images of {data}, but "
+        f"--data is {tmp / 'other'}"
+    )
+    assert any(r.getMessage().startswith(warning) for r in caplog.records)
+    assert res.data["warnings"][0].startswith(warning)
+    assert warning in res.markdown.read_text()
+    same = build_report(replace(cfg, data=str(data) + "/", out=str(tmp / "r2")))
+    assert same.data["warnings"] == []
+    make_dataset(tmp / "big", "test", n=3, size=(2 * H, 2 * W))
+    big = tmp / "big" / "images" / "test" / "img000.jpg"
+    with pytest.raises(ValueError) as e:
+        build_report(replace(cfg, data=str(tmp / "big"), out=str(tmp / "r3")))
+    assert str(e.value).startswith(
+        f"{big}: is {2 * W}x{2 * H} but the annotated mask {sub.mask_path('img000')} is {W}x{H}"
+    )
+    assert not (tmp / "r3").exists()
+
+
 def test_a_relative_dataset_root_is_found_from_another_folder(world, monkeypatch):
     """A subset imported with a relative --data, reported from another working directory: the
     root it had when imported (data_resolved) is used."""
