@@ -18,14 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from annotations.fileio import atomic_write_json, atomic_write_text
 from annotations.labelmap import read_label, validate_label
 from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
-from engine.evaluate import RESIZE_MODES, pair_files
+from engine.evaluate import RESIZE_MODES, fit_to_truth, pair_files
 from engine.metrics import (
     BF1_MODES,
     ClassScorer,
@@ -173,13 +172,7 @@ def _score_one(
             validate_label(label, tax, source=str(path))
     if children and pred_id == pred_cid:  # a full label map: its new classes as the class
         pred = np.where(np.isin(pred, children), np.uint8(pred_id), pred)
-    if pred.shape != gt.shape:
-        if resize != "nearest":
-            raise ValueError(
-                f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth "
-                f"{gt_path} ({gt.shape[1]}x{gt.shape[0]}); pass --resize-pred nearest to resize"
-            )
-        pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+    pred = fit_to_truth(pred, pred_path, gt, gt_path, resize)
     return binary_class_counts(pred, gt, class_id=gt_id, pred_class_id=pred_id).as_array()
 
 

@@ -243,14 +243,25 @@ def load_pair(
     """
     gt = read_label(gt_path, gt_taxonomy or taxonomy)
     pred = read_label(pred_path, taxonomy)
-    if pred.shape != gt.shape:
-        if resize_pred != "nearest":
-            raise ValueError(
-                f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth "
-                f"{gt_path} ({gt.shape[1]}x{gt.shape[0]}); pass --resize-pred nearest to resize"
-            )
-        pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
-    return pred, gt
+    return fit_to_truth(pred, pred_path, gt, gt_path, resize_pred), gt
+
+
+def fit_to_truth(
+    pred: np.ndarray, pred_path: Path, gt: np.ndarray, gt_path: Path, resize_pred: str | None
+) -> np.ndarray:
+    """``pred`` at the ground truth's size: as it is, resized (``resize_pred == "nearest"``),
+    or else ``ValueError``. The message's reason names the ground truth by its folder, not its
+    path: the same for every file of one size, so a folder of them is one line on the command
+    line (:func:`engine.cli.common.grouped`), not one per file."""
+    if pred.shape == gt.shape:
+        return pred
+    if resize_pred != "nearest":
+        raise ValueError(
+            f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth's "
+            f"{gt.shape[1]}x{gt.shape[0]} (the file of the same name in {Path(gt_path).parent}); "
+            "pass --resize-pred nearest to resize"
+        )
+    return cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 @dataclass(frozen=True)

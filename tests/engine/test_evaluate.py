@@ -796,6 +796,37 @@ def test_evaluate_names_every_unreadable_file_in_one_error(tmp_path: Path, worke
     assert str(e.value).startswith(f"{pred_dir / 'img00.png'}: ")
 
 
+def test_size_mismatches_of_one_size_are_one_line(tmp_path: Path) -> None:
+    """Five predictions at half the ground truth's size: one line on the command line, as docs
+    say of more than three files failing for one reason. Each message named its own ground
+    truth file, so every reason differed and there were five lines. The line still says where
+    the ground truth is; files whose message quotes their own path fold the same way."""
+    from engine.cli.common import grouped
+
+    pairs = _maps(6, 6)
+    pred_dir, gt_dir = _write(tmp_path, pairs)
+    for i, (pred, _) in enumerate(pairs[:5]):
+        write_label(pred_dir / f"img{i:02d}.png", pred[::2, ::2])
+    res = runner.invoke(
+        app,
+        ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"],
+        env={"COLUMNS": "400"},
+    )
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert lines[0] == "error: 5 of 6 pairs cannot be read, so none were scored:"
+    assert lines[1:] == [
+        f"  {pred_dir / 'img00.png'} and 4 more files: size 16x12 differs from the ground "
+        f"truth's 32x24 (the file of the same name in {gt_dir}); pass --resize-pred nearest to "
+        "resize"
+    ]
+    own = [f"/p/{i}.png: cannot read label image (cannot identify '/p/{i}.png')" for i in range(4)]
+    assert grouped([*own, "/p/x.png: other"]) == [
+        "/p/0.png and 3 more files: cannot read label image (cannot identify '/p/0.png')",
+        "/p/x.png: other",
+    ]
+
+
 def test_map_every_item_counts_what_it_does_not_show() -> None:
     from engine.parallel import map_every_item
 
