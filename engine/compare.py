@@ -18,14 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from annotations.fileio import atomic_write_json, atomic_write_text
 from annotations.labelmap import read_label, validate_label
-from annotations.subset import check_subset_class, read_subset
+from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
-from engine.evaluate import RESIZE_MODES, pair_files
+from engine.evaluate import RESIZE_MODES, fit_to_truth, pair_files
 from engine.metrics import (
     BF1_MODES,
     ClassScorer,
@@ -173,13 +172,7 @@ def _score_one(
             validate_label(label, tax, source=str(path))
     if children and pred_id == pred_cid:  # a full label map: its new classes as the class
         pred = np.where(np.isin(pred, children), np.uint8(pred_id), pred)
-    if pred.shape != gt.shape:
-        if resize != "nearest":
-            raise ValueError(
-                f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth "
-                f"{gt_path} ({gt.shape[1]}x{gt.shape[0]}); pass --resize-pred nearest to resize"
-            )
-        pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
+    pred = fit_to_truth(pred, pred_path, gt, gt_path, resize)
     return binary_class_counts(pred, gt, class_id=gt_id, pred_class_id=pred_id).as_array()
 
 
@@ -318,18 +311,45 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def ground_truth(gt: Path, class_name: str) -> tuple[Path, str | None]:
+def ground_truth(gt: Path, class_name: str | None = None) -> tuple[Path, str | None]:
     """``(folder of ground-truth PNGs, split)``: an annotated subset's masks and split (its class
-    must be ``class_name``), given as the subset or its ``masks`` folder; or ``gt`` itself with
-    no split known."""
+    must be ``class_name``, when given), given as the subset or its ``masks`` folder; or ``gt``
+    itself with no split known."""
+    subset = _subset_at(gt)
+    if subset is None:
+        return Path(gt), None
+    if class_name is not None:
+        check_subset_class(subset, class_name)
+    return subset.root / "masks", subset.split
+
+
+def _subset_at(gt: Path) -> Subset | None:
+    """The annotated subset ``gt`` is (its folder or its ``masks`` folder), else None."""
     gt = Path(gt)
     if gt.name == "masks" and (gt.parent / "subset.json").is_file():
         gt = gt.parent  # a subset's masks: the subset, whose split and class are known
-    if not (gt / "subset.json").is_file():
-        return gt, None
-    subset = read_subset(gt)
-    check_subset_class(subset, class_name)
-    return gt / "masks", subset.split
+    return read_subset(gt) if (gt / "subset.json").is_file() else None
+
+
+def class_by_name(
+    given: str, taxonomy: Taxonomy, source: str, subset_class: str | None = None
+) -> str:
+    """The name of the class compared. An id (``--class 7``) is resolved once, in the ground
+    truth's taxonomy (``taxonomy``, read from ``source``; for an annotated subset, whose folder
+    records none, MaSS13K and its class, as ``engine report`` reads it); every folder then
+    finds that name in its own taxonomy, since a fused dataset may hold the class at another
+    id than the model's predictions."""
+    text = given.strip()
+    if not text.isdigit():
+        return text
+    if subset_class is not None and source == DEFAULT_TAXONOMY and subset_class not in taxonomy:
+        taxonomy, source = MASS13K.with_new_class(subset_class), "MaSS13K and the subset's class"
+    if int(text) >= len(taxonomy):
+        raise ValueError(
+            f"--class {text}: no class has that id in the ground truth's taxonomy ({source}: "
+            f"{', '.join(taxonomy.names)}); give the class by name"
+        )
+    return taxonomy[int(text)].name
 
 
 def source_folder(folder: Path, split: str | None) -> Path:
@@ -356,20 +376,20 @@ def folder_classes(cfg: CompareConfig, *folders: Path) -> tuple[Taxonomy, str]:
     return (found[0], str(found[1])) if found else (MASS13K, DEFAULT_TAXONOMY)
 
 
-def _lacks(cfg: CompareConfig, taxonomy: Taxonomy, source: str) -> str:
+def _lacks(class_name: str, taxonomy: Taxonomy, source: str) -> str:
     """What a file's error says when its taxonomy has no such class."""
-    return (
-        f"its taxonomy ({source}: {', '.join(taxonomy.names)}) has no class "
-        f"{cfg.class_name.strip()!r}"
-    )
+    return f"its taxonomy ({source}: {', '.join(taxonomy.names)}) has no class {class_name!r}"
 
 
-def _class_in(cfg: CompareConfig, taxonomy: Taxonomy, source: str, what: str) -> int | None:
-    """The class's id in ``taxonomy`` (None: binary masks only), refused for full label maps."""
-    _, class_id = resolve_class(cfg.class_name, taxonomy)
+def _class_in(
+    cfg: CompareConfig, class_name: str, taxonomy: Taxonomy, source: str, what: str
+) -> int | None:
+    """The id of ``class_name`` in ``taxonomy`` (None: binary masks only), refused for full
+    label maps."""
+    _, class_id = resolve_class(class_name, taxonomy)
     if class_id is None and cfg.input == "labels":
         raise ValueError(
-            f"class {cfg.class_name.strip()!r} is not in the taxonomy of {what} ({source}: "
+            f"class {class_name!r} is not in the taxonomy of {what} ({source}: "
             f"{', '.join(taxonomy.names)}); pass --taxonomy with it"
         )
     return class_id
@@ -381,21 +401,25 @@ def compare(cfg: CompareConfig) -> CompareReport:
     Each folder's class ids come from its own recorded taxonomy (:func:`folder_classes`), so a
     joint-trained model's predictions (the class at id 7) and a fused dataset with two new
     classes (the class at id 8) compare without ``--taxonomy``."""
-    gt, split = ground_truth(cfg.gt, cfg.class_name)
+    subset = _subset_at(cfg.gt)
+    gt, split = ground_truth(cfg.gt)
     gt_tax, gt_source = folder_classes(cfg, gt, gt.parent, Path(cfg.gt))
-    gt_cid = _class_in(cfg, gt_tax, gt_source, f"the ground truth {gt}")
-    gt_reading = _Reading(gt_cid, gt_tax, _lacks(cfg, gt_tax, gt_source))
-    class_name = resolve_class(cfg.class_name, gt_tax)[0]
+    named = class_by_name(cfg.class_name, gt_tax, gt_source, subset and subset.class_name)
+    if subset is not None:
+        check_subset_class(subset, named)
+    gt_cid = _class_in(cfg, named, gt_tax, gt_source, f"the ground truth {gt}")
+    gt_reading = _Reading(gt_cid, gt_tax, _lacks(named, gt_tax, gt_source))
+    class_name = resolve_class(named, gt_tax)[0]
     rows: list[SourceScores] = []
     per_image: list[np.ndarray] = []  # each source's (8, N) counts of the class, for intervals
     images = 0
     for name, given in cfg.sources:
         folder = source_folder(given, split)
         tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)
-        cid = _class_in(cfg, tax, tax_source, f"source {name!r}")
+        cid = _class_in(cfg, named, tax, tax_source, f"source {name!r}")
         children = children_outside(tax, cid, gt_tax)
         pairs = pair_files(folder, gt, extra_ok=split is not None)  # a subset: some images
-        reading = _Reading(cid, tax, _lacks(cfg, tax, tax_source))
+        reading = _Reading(cid, tax, _lacks(named, tax, tax_source))
         jobs = [
             (p, g, reading, gt_reading, cfg.input, cfg.resize_pred, children) for _, p, g in pairs
         ]

@@ -17,6 +17,7 @@ import numpy as np
 
 from annotations.fileio import FUSE_RECORD, atomic_write_json, not_this_output, output_kind
 from annotations.labelmap import read_label
+from annotations.subset import read_subset
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record
@@ -77,13 +78,73 @@ def resolve_taxonomy(
     """The classes to score and where they came from: ``taxonomy``, else ``num_classes``, else
     the taxonomy recorded beside the predictions (``engine predict``'s ``predict.json``, a
     fused dataset's ``taxonomy.json``) or the ground truth (``taxonomy.json`` up to its dataset
-    root), else MaSS13K's 7 classes."""
+    root), else MaSS13K's 7 classes. (:func:`recorded_classes` also says how the other side's
+    ids map onto them, where both sides record a taxonomy.)"""
     if taxonomy is not None:
         return Taxonomy.load(taxonomy), str(taxonomy)
     if num_classes is not None:
         return generic_taxonomy(num_classes), f"--num-classes {num_classes}"
     found = taxonomy_record(pred, gt, Path(gt).parent if gt is not None else None)
     return (found[0], str(found[1])) if found else (MASS13K, DEFAULT_TAXONOMY)
+
+
+@dataclass(frozen=True)
+class ByName:
+    """One side's label maps (the ground truth or the predictions) read in the taxonomy that
+    side records and mapped onto the scored classes by name: a fused dataset that put Car at 7
+    and Bicycle at 8, scored against a model's predictions with Bicycle at 7 and Car at 8.
+    Scored by id, each would count as the other."""
+
+    side: str  # "ground truth" or "predictions"
+    taxonomy: Taxonomy  # its own classes, which its files are checked against
+    source: str  # the file they were read from
+    lut: np.ndarray  # (256,) uint8: its id -> the scored id; 255 stays
+    moved: dict[str, tuple[int, int]]  # class -> (its id, the scored id), where they differ
+
+    @classmethod
+    def onto(cls, side: str, own: Taxonomy, source: str, scored: Taxonomy) -> ByName:
+        lut = np.arange(256, dtype=np.uint8)
+        moved = {}
+        for c in own:
+            lut[c.id] = to = scored.id_of(c.name)
+            if to != c.id:
+                moved[c.name] = (c.id, to)
+        return cls(side, own, source, lut, moved)
+
+    def describe(self) -> str:
+        """``the ground truth's ids (F/taxonomy.json) mapped by name: Car 7 -> 8, ...``."""
+        whose = "the ground truth's" if self.side == "ground truth" else "the predictions'"
+        ids = ", ".join(f"{n} {a} -> {b}" for n, (a, b) in self.moved.items())
+        return f"{whose} ids ({self.source}) mapped by name: {ids}"
+
+
+def recorded_classes(pred: Path, gt: Path) -> tuple[Taxonomy, str, ByName | None]:
+    """:func:`resolve_taxonomy` without ``--taxonomy`` or ``--num-classes``, and where both
+    folders record a taxonomy (``predict.json``, a fused dataset's ``taxonomy.json``), how one
+    side's ids map onto the other's by class name: the predictions' classes are scored when
+    they hold every class of the ground truth (the ground truth mapped onto them), else the
+    ground truth's when they hold every predicted class (a 7-class model against fused labels).
+    Taxonomies of which neither holds the other are refused, naming both files: which of their
+    classes a pixel is would be a guess."""
+    p = taxonomy_record(pred)
+    g = taxonomy_record(gt, Path(gt).parent)
+    if p is None or g is None:
+        found = p or g
+        return (found[0], str(found[1]), None) if found else (MASS13K, DEFAULT_TAXONOMY, None)
+    (pt, ps), (gt_tax, gs) = p, g
+    if [n.lower() for n in pt.names] == [n.lower() for n in gt_tax.names]:
+        return pt, str(ps), None
+    if all(n in pt for n in gt_tax.names):
+        return pt, str(ps), ByName.onto("ground truth", gt_tax, str(gs), pt)
+    if all(n in gt_tax for n in pt.names):
+        return gt_tax, str(gs), ByName.onto("predictions", pt, str(ps), gt_tax)
+    only_p = [n for n in pt.names if n not in gt_tax]
+    only_g = [n for n in gt_tax.names if n not in pt]
+    raise ValueError(
+        f"{ps} and {gs}: the predictions' taxonomy has {joined(only_p)}, the ground truth's "
+        f"{joined(only_g)}, which the other lacks; pass --taxonomy with the classes of both "
+        "folders' ids"
+    )
 
 
 def list_labels(folder: Path, what: str) -> dict[str, Path]:
@@ -122,6 +183,21 @@ def _labels_inside(folder: Path) -> str:
     return ""
 
 
+def check_not_subset_masks(folder: Path, what: str) -> None:
+    """``ValueError`` for an annotated subset's ``masks/`` folder given as label maps: its 0/1
+    masks would be read as class ids (0 = Others, 1 = Human) and scored as such, as the subset
+    folder itself is refused (:func:`list_labels`)."""
+    folder = Path(folder)
+    if folder.name != "masks" or not (folder.parent / "subset.json").is_file():
+        return
+    subset = read_subset(folder.parent)
+    raise ValueError(
+        f"{folder}: the masks of an annotated subset (engine annotate import: 1 = "
+        f"{subset.class_name}, 0 = anything else), not a folder of {what} label maps (score its "
+        f"class with engine compare --gt {folder.parent} or engine report --subset)"
+    )
+
+
 def _names(stems: Sequence[str], limit: int = 5) -> str:
     shown = ", ".join(stems[:limit])
     return shown + (f" and {len(stems) - limit} more" if len(stems) > limit else "")
@@ -157,22 +233,35 @@ def load_pair(
     gt_path: Path,
     taxonomy: Taxonomy | None,
     resize_pred: str | None = None,
+    gt_taxonomy: Taxonomy | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Read a (pred, gt) pair of label maps, validated against ``taxonomy`` when given.
+    """Read a (pred, gt) pair of label maps, validated against ``taxonomy`` when given (the
+    ground truth against ``gt_taxonomy`` when that is given: its own recorded classes).
 
     A prediction of another size raises ``ValueError`` unless ``resize_pred == "nearest"``
     (nearest neighbour, OpenCV ``INTER_NEAREST_EXACT``, the same pixels as Pillow's NEAREST).
     """
-    gt = read_label(gt_path, taxonomy)
+    gt = read_label(gt_path, gt_taxonomy or taxonomy)
     pred = read_label(pred_path, taxonomy)
-    if pred.shape != gt.shape:
-        if resize_pred != "nearest":
-            raise ValueError(
-                f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth "
-                f"{gt_path} ({gt.shape[1]}x{gt.shape[0]}); pass --resize-pred nearest to resize"
-            )
-        pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
-    return pred, gt
+    return fit_to_truth(pred, pred_path, gt, gt_path, resize_pred), gt
+
+
+def fit_to_truth(
+    pred: np.ndarray, pred_path: Path, gt: np.ndarray, gt_path: Path, resize_pred: str | None
+) -> np.ndarray:
+    """``pred`` at the ground truth's size: as it is, resized (``resize_pred == "nearest"``),
+    or else ``ValueError``. The message's reason names the ground truth by its folder, not its
+    path: the same for every file of one size, so a folder of them is one line on the command
+    line (:func:`engine.cli.common.grouped`), not one per file."""
+    if pred.shape == gt.shape:
+        return pred
+    if resize_pred != "nearest":
+        raise ValueError(
+            f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth's "
+            f"{gt.shape[1]}x{gt.shape[0]} (the file of the same name in {Path(gt_path).parent}); "
+            "pass --resize-pred nearest to resize"
+        )
+    return cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 @dataclass(frozen=True)
@@ -211,10 +300,17 @@ def describe_fold(folded: dict[str, str]) -> str:
 
 
 def _score_one(
-    args: tuple[Path, Path, Taxonomy, Fold | None, str | None, str | None],
+    args: tuple[Path, Path, Taxonomy, Fold | None, str | None, str | None, ByName | None],
 ) -> np.ndarray:
-    pred_path, gt_path, taxonomy, fold, resize, device = args
-    pred, gt = load_pair(pred_path, gt_path, taxonomy, resize)
+    pred_path, gt_path, taxonomy, fold, resize, device, by_name = args
+    own = {by_name.side: by_name.taxonomy} if by_name is not None else {}
+    pred_tax, gt_tax = own.get("predictions", taxonomy), own.get("ground truth", taxonomy)
+    pred, gt = load_pair(pred_path, gt_path, pred_tax, resize, gt_tax)
+    if by_name is not None:  # that side's ids onto the scored ones
+        if by_name.side == "ground truth":
+            gt = by_name.lut[gt]
+        else:
+            pred = by_name.lut[pred]
     num_classes = taxonomy.num_classes
     if fold is not None:  # the new classes as their parents, in both maps
         pred, gt, num_classes = fold.lut[pred], fold.lut[gt], fold.base.num_classes
@@ -235,6 +331,8 @@ class EvaluateReport:
     taxonomy_source: str = ""  # where the classes came from (resolve_taxonomy)
     folded: dict[str, str] | None = None  # new class -> the base class it was scored as
     fold_why: str = ""  # why they were folded: the option, or the ground truth marking none
+    # one side's ids mapped onto the scored classes by name (recorded_classes), where any moved
+    by_name: ByName | None = None
 
     def to_json(self, config: EvaluateConfig | None = None) -> dict[str, Any]:
         data = self.result.to_json(self.taxonomy.names)
@@ -242,6 +340,15 @@ class EvaluateReport:
         data["taxonomy_source"] = self.taxonomy_source
         data["folded"] = self.folded
         data["fold_why"] = self.fold_why or None
+        data["mapped_by_name"] = (
+            {
+                "side": self.by_name.side,
+                "taxonomy_source": self.by_name.source,
+                "ids": {n: list(ids) for n, ids in self.by_name.moved.items()},
+            }
+            if self.by_name is not None and self.by_name.moved
+            else None
+        )
         if config is not None:
             cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
             data["config"] = cfg
@@ -259,7 +366,13 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     it has them: the ground truth is then the precise labels of the base classes, where a
     bicycle is Others, and scoring Bicycle apart would count every bicycle pixel against
     Others. That takes a second pass over the files."""
-    taxonomy, taxonomy_source = resolve_taxonomy(cfg.num_classes, cfg.taxonomy, cfg.pred, cfg.gt)
+    check_not_subset_masks(cfg.gt, "ground-truth")
+    check_not_subset_masks(cfg.pred, "prediction")
+    by_name = None
+    if cfg.taxonomy is None and cfg.num_classes is None:
+        taxonomy, taxonomy_source, by_name = recorded_classes(cfg.pred, cfg.gt)
+    else:
+        taxonomy, taxonomy_source = resolve_taxonomy(cfg.num_classes, cfg.taxonomy)
     pairs = pair_files(cfg.pred, cfg.gt)
     fold = None if cfg.fold_new_classes is False else Fold.of(taxonomy)
     if cfg.fold_new_classes:
@@ -268,13 +381,14 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
                 f"{taxonomy_source}: no new class to score as its parent (--fold-new-classes): "
                 "no class has a parent, or a base class follows a new one"
             )
-        result, why = _count(cfg, pairs, taxonomy, fold), "--fold-new-classes"
+        result, why = _count(cfg, pairs, taxonomy, fold, by_name), "--fold-new-classes"
     else:
-        result, why = _count(cfg, pairs, taxonomy, None), ""
+        result, why = _count(cfg, pairs, taxonomy, None, by_name), ""
         new = [taxonomy.id_of(name) for name in fold.folded] if _may_fold(cfg, fold) else []
         if new and not result.counts.gt_area[new].any() and result.counts.pred_area[new].any():
             why = f"the ground truth marks no pixel of {joined(fold.folded)}"
-            result = _count(cfg, pairs, taxonomy, fold, "evaluate (new classes as parents)")
+            name = "evaluate (new classes as parents)"
+            result = _count(cfg, pairs, taxonomy, fold, by_name, name)
     report = EvaluateReport(  # why: set only where fold was applied
         result,
         fold.base if why else taxonomy,
@@ -282,6 +396,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
         taxonomy_source,
         fold.folded if why else None,
         why,
+        by_name,
     )
     if cfg.json_out is not None:
         atomic_write_json(cfg.json_out, report.to_json(cfg))
@@ -303,10 +418,12 @@ def _count(
     pairs: list[tuple[str, Path, Path]],
     taxonomy: Taxonomy,
     fold: Fold | None,
+    by_name: ByName | None = None,
     name: str = "evaluate",
 ) -> EvalResult:
-    """The scores of every pair, with ``fold``'s new classes as their parents when given."""
-    jobs = [(p, g, taxonomy, fold, cfg.resize_pred, cfg.device) for _, p, g in pairs]
+    """The scores of every pair, with ``fold``'s new classes as their parents when given, and
+    one side's ids mapped by name (``by_name``) when given."""
+    jobs = [(p, g, taxonomy, fold, cfg.resize_pred, cfg.device, by_name) for _, p, g in pairs]
     k = fold.base.num_classes if fold is not None else taxonomy.num_classes
     ev = SegEvaluator(k, bf1_mode=cfg.bf1_mode)
     for counts in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):

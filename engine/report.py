@@ -106,14 +106,33 @@ def round_score(x: float | None, nd: int) -> float | None:
     return round(x, nd)
 
 
-def _load_taxonomy(cfg: ReportConfig, class_name: str) -> tuple[Taxonomy, str]:
-    """The taxonomy of the fused / predicted ids and the file it came from."""
+def _load_taxonomy(cfg: ReportConfig, folder: str, class_name: str) -> tuple[Taxonomy, str]:
+    """The taxonomy of one folder's ids (the fused labels' or the predictions') and the file it
+    came from: ``--taxonomy``, else the one the folder records (a fused dataset's
+    ``taxonomy.json``, ``engine predict``'s ``predict.json``, in it or its parent), else MaSS13K
+    and the subset's class. Each folder is read in its own: a fused dataset may put the class
+    at another id than the model's predictions."""
     if cfg.taxonomy:
         return Taxonomy.load(cfg.taxonomy), str(cfg.taxonomy)
-    found = taxonomy_record(cfg.pred, cfg.fused)
+    found = taxonomy_record(folder, Path(folder).parent)
     if found is not None:
         return found[0], str(found[1])
     return MASS13K.with_new_class(class_name), "MaSS13K and the subset's class"
+
+
+def source_taxonomies(cfg: ReportConfig, class_name: str) -> dict[str, tuple[Taxonomy, str]]:
+    """``name -> (taxonomy, where it came from)`` of the sources of full label maps given (the
+    fused labels, the predictions; the pseudo labels are binary masks). A taxonomy without the
+    class is an error naming its file."""
+    given = (("fused labels", cfg.fused), ("joint-trained model", cfg.pred))
+    found = {name: _load_taxonomy(cfg, d, class_name) for name, d in given if d is not None}
+    for name, (taxonomy, source) in found.items():
+        if class_name not in taxonomy:
+            raise ValueError(
+                f"class {class_name!r} is not in the taxonomy of {source} "
+                f"({', '.join(taxonomy.names)}): {name} without it"
+            )
+    return found
 
 
 def binary_of(label: np.ndarray, class_id: int) -> np.ndarray:
@@ -130,17 +149,21 @@ def _check_size(path: Path, arr: np.ndarray, shape: tuple[int, int]) -> None:
 
 
 def source_dirs(
-    cfg: ReportConfig, class_name: str, taxonomy: Taxonomy
+    cfg: ReportConfig, class_name: str, taxonomies: dict[str, tuple[Taxonomy, str]]
 ) -> dict[str, tuple[Path, int]]:
     """The sources given, in Table-4 order: ``name -> (folder of label maps, the class's id in
-    them)``. A folder that does not exist is an error."""
-    cid = taxonomy.id_of(class_name)
+    them)``, each id from that source's own taxonomy (``taxonomies``:
+    :func:`source_taxonomies`). A folder that does not exist is an error."""
     given = (
-        ("pseudo labels", Path(cfg.pseudo) / "labels" if cfg.pseudo else None, 1),
-        ("fused labels", cfg.fused, cid),
-        ("joint-trained model", cfg.pred, cid),
+        ("pseudo labels", Path(cfg.pseudo) / "labels" if cfg.pseudo else None),
+        ("fused labels", cfg.fused),
+        ("joint-trained model", cfg.pred),
     )
-    dirs = {name: (Path(d), class_id) for name, d, class_id in given if d is not None}
+    dirs = {
+        name: (Path(d), taxonomies[name][0].id_of(class_name) if name in taxonomies else 1)
+        for name, d in given
+        if d is not None
+    }
     for name, (d, _) in dirs.items():
         if not d.is_dir():
             raise FileNotFoundError(f"{d}: folder of {name} not found")
@@ -247,7 +270,7 @@ def per_class_table(
             continue
         gt = read_label(sample.label_path)
         pred = lut[read_label(p)]
-        _check_size(p, pred, gt.shape)
+        check_size(p, pred, gt.shape, f"its label {sample.label_path}")
         truth = root / "new_classes" / class_name.lower() / split / f"{sample.stem}.png"
         if sample.stem in subset.stems:
             m = subset.mask(sample.stem)
@@ -527,13 +550,12 @@ def _data_root(
     return None, None
 
 
-def _precise_root(root: str, source: str) -> tuple[str, str]:
-    """``(root, source)``, or for a fused dataset (``engine fuse``'s output) its source dataset:
-    the fused labels hold pseudo labels, which the per-class table would score the model
-    against as if they were true. ``FileNotFoundError`` when the source cannot be found."""
+def _fused_source(root: str | os.PathLike) -> Path | None | bool:
+    """For a fused dataset (``engine fuse``'s output), the source dataset its record names
+    (None when it names none); False for any other folder."""
     record = Path(root) / FUSE_RECORD
     if not record.is_file():
-        return root, source
+        return False
     try:
         doc = read_json(record, FUSE_RECORD)
         given, resolved = (
@@ -542,7 +564,16 @@ def _precise_root(root: str, source: str) -> tuple[str, str]:
         )
     except (ValueError, AttributeError):
         given = resolved = None
-    original = recorded_root(given, resolved)
+    return recorded_root(given, resolved)
+
+
+def _precise_root(root: str, source: str) -> tuple[str, str]:
+    """``(root, source)``, or for a fused dataset (``engine fuse``'s output) its source dataset:
+    the fused labels hold pseudo labels, which the per-class table would score the model
+    against as if they were true. ``FileNotFoundError`` when the source cannot be found."""
+    original = _fused_source(root)
+    if original is False:
+        return root, source
     if original is None or not original.is_dir():
         raise FileNotFoundError(
             f"{root}: a fused dataset (engine fuse), whose labels hold pseudo labels, and its "
@@ -555,7 +586,63 @@ def _precise_root(root: str, source: str) -> tuple[str, str]:
         root,
         original,
     )
-    return str(original), f"{record}: the source of the fused dataset ({source})"
+    return str(original), f"{Path(root) / FUSE_RECORD}: the source of the fused dataset ({source})"
+
+
+def other_data_warnings(cfg: ReportConfig, subset: Subset, root: str | None) -> list[str]:
+    """A line when ``--data`` (read from ``root``, a fused dataset's source already put in its
+    place) is another folder than the dataset the subset records (``engine annotate import
+    --data``, as typed and as resolved) where that still exists: its labels and images would be
+    read for the subset's stems, which another dataset of the same layout also has. Paths are
+    compared resolved; a copy of the dataset elsewhere is warned about too."""
+    if not cfg.data or root is None:
+        return []
+    recorded = recorded_root(subset.info.get("data"), subset.info.get("data_resolved"))
+    if recorded is None or not recorded.is_dir():
+        return []
+    same = {recorded.resolve()}
+    source = _fused_source(recorded)  # recorded at import as a fused dataset: its source
+    if isinstance(source, Path):
+        same.add(source.resolve())
+    if Path(root).resolve() in same:
+        return []
+    return [
+        f"{subset.root / 'subset.json'}: the subset was annotated on the images of {recorded}, "
+        f"but --data is {cfg.data}: the per-class table and the overlays read that dataset's "
+        "labels and images for the annotated images; unless it is a copy of the same dataset, "
+        "leave --data out or give the recorded one"
+    ]
+
+
+def check_data_sizes(subset: Subset, ds: SegDataset, data_source: str | None) -> None:
+    """``ValueError`` before any scoring when an image or label of the dataset the report
+    reads (``ds``: the subset's split) is not the size of the annotated mask of the same stem:
+    the dataset is not the one the subset was annotated on (a ``--data`` of another resolution
+    with the same stems). The error names the dataset's file, not the prediction or the mask
+    that the scoring would have blamed. Sizes come from the files' headers; a file that cannot
+    be read is left to the step that reads it."""
+    from engine.datasets import image_size
+
+    for sample in ds.samples:
+        if sample.stem not in subset.stems:
+            continue
+        try:
+            want = image_size(subset.mask_path(sample.stem))
+        except ValueError:
+            continue
+        for path in (sample.image_path, sample.label_path):
+            if path is None:
+                continue
+            try:
+                size = image_size(path)
+            except ValueError:
+                continue
+            if size != want:
+                raise ValueError(
+                    f"{path}: is {size[0]}x{size[1]} but the annotated mask "
+                    f"{subset.mask_path(sample.stem)} is {want[0]}x{want[1]}: is the dataset "
+                    f"({data_source}) the one the subset was annotated on?"
+                )
 
 
 def build_report(cfg: ReportConfig) -> ReportResult:
@@ -571,12 +658,12 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         raise ValueError(
             "nothing to report: give pseudo labels (--pseudo), fused labels or predictions (--pred)"
         )
-    taxonomy, taxonomy_source = _load_taxonomy(cfg, class_name)
-    if class_name not in taxonomy:
-        raise ValueError(
-            f"class {class_name!r} is not in the taxonomy of {taxonomy_source} "
-            f"({', '.join(taxonomy.names)}): predictions or fused labels without it"
-        )
+    taxonomies = source_taxonomies(cfg, class_name)
+    # the per-class table's classes: the predictions'
+    taxonomy = next(
+        (taxonomies[n][0] for n in ("joint-trained model", "fused labels") if n in taxonomies),
+        MASS13K.with_new_class(class_name),
+    )
     class_name = taxonomy.get(class_name).name
     out = Path(cfg.out)
     backend = run.backend if run is not None else None
@@ -584,16 +671,25 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     # of work: the split is listed once, with its labels when the per-class table needs them
     prediction = prediction_settings(cfg.pred)
     data_root, data_source = _data_root(cfg, subset, run)
+    other_data = other_data_warnings(cfg, subset, data_root)
+    for warning in other_data:
+        log.warning(warning)
     cfg = dataclasses.replace(cfg, data=data_root)
     split_ds = (
         open_split(cfg.data, subset.split, require_labels=bool(cfg.pred)) if cfg.data else None
     )
+    if split_ds is not None:
+        check_data_sizes(subset, split_ds, data_source)
     images = {s.stem: s.image_path for s in split_ds.samples} if split_ds is not None else {}
-    dirs = source_dirs(cfg, class_name, taxonomy)
+    dirs = source_dirs(cfg, class_name, taxonomies)
     rows, class_pixels = score_class(cfg, subset, class_name, dirs, backend)
+    for row in rows:  # which id each row read, and from where
+        row["class_id"] = dirs[row["kind"]][1]
+        row["taxonomy_source"] = taxonomies[row["kind"]][1] if row["kind"] in taxonomies else None
     warnings = match_warnings(rows, subset.root) + training_image_warnings(prediction, subset)
     for warning in warnings:
         log.warning(warning)
+    warnings = other_data + warnings
     title = cfg.title or f"{class_name}: pseudo labels vs joint training"
     if backend == "simulated" and "simulated" not in title.lower():
         title += " (simulated labeler)"

@@ -64,22 +64,29 @@ def error_text(e: BaseException) -> Text:
 def grouped(problems: list[str], alone: int = 3) -> list[str]:
     """One line per problem (``PATH: reason``), in order, except that problems of one reason,
     more than ``alone`` of them, are one line where the first is, naming its file and how many
-    more: a folder of 13K predictions from a model without the class is one line, not 13K."""
+    more: a folder of 13K predictions from a model without the class is one line, not 13K.
+    Reasons that differ only where they name the problem's own file (its path, or its name in
+    another folder: ``cannot identify image file 'PATH'``) are one reason; the line shows the
+    first's."""
     from collections import Counter
+    from pathlib import PurePath
 
     def reason(problem: str) -> str:
-        return problem.partition(": ")[2]
+        """The reason with its own file's path and name left out: what problems share."""
+        path, _, why = problem.partition(": ")
+        name = PurePath(path).name if path else ""
+        return why.replace(path, "\0").replace(name, "\0") if name else why
 
     counts = Counter(reason(p) for p in problems if ": " in p)
     lines, shown = [], set()
     for problem in problems:
-        why = reason(problem)
-        if counts.get(why, 0) <= alone:
+        key = reason(problem)
+        if counts.get(key, 0) <= alone:
             lines.append(problem)
-        elif why not in shown:
-            shown.add(why)
-            path = problem.partition(": ")[0]
-            lines.append(f"{path} and {counts[why] - 1} more files: {why}")
+        elif key not in shown:
+            shown.add(key)
+            path, _, why = problem.partition(": ")
+            lines.append(f"{path} and {counts[key] - 1} more files: {why}")
     return lines
 
 

@@ -118,6 +118,8 @@ def evaluate_cmd(
     )
     stdout.print(table)
     stdout.print(f"classes: {report.taxonomy_source}", soft_wrap=True)
+    if report.by_name is not None and report.by_name.moved:
+        stdout.print(report.by_name.describe(), soft_wrap=True)
     if report.folded:
         off = "" if fold_new_classes else "; --no-fold-new-classes scores them apart"
         stdout.print(f"{describe_fold(report.folded)} ({report.fold_why}{off})", soft_wrap=True)
@@ -130,7 +132,8 @@ def compare_cmd(
     class_name: str = typer.Option(
         ...,
         "--class",
-        help="The class to score: a name in the taxonomy or an id (binary masks need none).",
+        help="The class to score: a name, or an id in the ground truth's taxonomy, found by "
+        "name in each folder's (binary masks need none).",
     ),
     gt: Path = typer.Option(
         ...,

@@ -221,6 +221,75 @@ def test_evaluate_reads_the_taxonomy_recorded_beside_predictions_or_ground_truth
     assert given.taxonomy.num_classes == 9 and given.taxonomy_source == "--num-classes 9"
 
 
+def test_evaluate_maps_the_ground_truth_s_recorded_ids_by_class_name(tmp_path: Path) -> None:
+    """A model's predictions (Bicycle 7, Car 8 in predict.json) against a fused dataset that
+    put Car at 7 and Bicycle at 8 (its taxonomy.json): the ground truth's ids are mapped onto
+    the predictions' by name, so a Car pixel is scored as Car; before, the predictions'
+    taxonomy was applied to both and Car pixels counted as Bicycle. Taxonomies of which
+    neither holds the other are refused, naming both files."""
+    bc = MASS13K.with_new_class("Bicycle").with_new_class("Car")
+    cb = MASS13K.with_new_class("Car").with_new_class("Bicycle")
+    pairs = _maps(5, 2, k=9)
+    swap = np.arange(256, dtype=np.uint8)
+    swap[[7, 8]] = [8, 7]
+    pred_dir, gt_dir = _write(tmp_path, [(p, swap[g]) for p, g in pairs])  # gt in cb's ids
+    (pred_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": bc.to_dict()}))
+    fused = tmp_path / "fused"
+    (fused / "labels").mkdir(parents=True)
+    gt_dir = gt_dir.rename(fused / "labels" / "test")
+    cb.save(fused / "taxonomy.json")
+    rep = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False, json_out=tmp_path / "r.json"))
+    assert rep.taxonomy.names == bc.names
+    np.testing.assert_array_equal(rep.result.counts.as_array(), _scores(pairs, 9).counts.as_array())
+    j = json.loads((tmp_path / "r.json").read_text())
+    assert j["mapped_by_name"] == {
+        "side": "ground truth",
+        "taxonomy_source": str(fused / "taxonomy.json"),
+        "ids": {"Car": [7, 8], "Bicycle": [8, 7]},
+    }
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"]
+    res = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert "mapped by name: Car 7 -> 8, Bicycle 8 -> 7" in res.output
+    # the 7-class start's predictions: scored in the ground truth's classes
+    (pred_dir / "predict.json").write_text(
+        json.dumps({"config": {}, "taxonomy": MASS13K.to_dict()})
+    )
+    for f in pred_dir.glob("*.png"):
+        write_label(f, np.minimum(read_label(f), 6))
+    rep = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False))
+    assert rep.taxonomy.names == cb.names and rep.by_name.side == "predictions"
+    assert not rep.by_name.moved and rep.result.iou[7] == 0
+    # classes of which neither taxonomy holds the other
+    pole = MASS13K.with_new_class("Bicycle").with_new_class("Pole", parent="Ground")
+    (pred_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": pole.to_dict()}))
+    res = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert res.exit_code == 2
+    assert f"{pred_dir / 'predict.json'} and {fused / 'taxonomy.json'}:" in res.output
+    assert "has Pole, the ground truth's Car" in res.output and "--taxonomy" in res.output
+    res = runner.invoke(app, [*args, "--taxonomy", str(fused / "taxonomy.json")])
+    assert res.exit_code == 0, res.output  # what the user gives wins
+
+
+def test_evaluate_refuses_an_annotated_subset_s_masks(tmp_path: Path) -> None:
+    """A subset's masks/ folder holds 0/1 masks of its class: scored as label maps they read
+    as Others and Human (before, with "the ground truth marks no pixel of Bicycle"). Refused
+    as the subset folder itself is, pointing to compare and report; nothing is written."""
+    from annotations.subset import write_subset
+
+    pred_dir, _ = _write(tmp_path, _maps(2, 2))
+    masks = {f"img{i:02d}": np.eye(24, 32, dtype=np.uint8) for i in range(2)}
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", masks, {})
+    out = tmp_path / "r.json"
+    for pred, gt in ((pred_dir, sub.root / "masks"), (sub.root / "masks", pred_dir)):
+        args = ["evaluate", "--pred", str(pred), "--gt", str(gt), "--json", str(out)]
+        res = runner.invoke(app, [*args, "--no-progress"], env={"COLUMNS": "300"})
+        assert res.exit_code == 2, res.output
+        assert f"{sub.root / 'masks'}: the masks of an annotated subset" in res.output
+        assert "1 = Bicycle" in res.output and f"engine compare --gt {sub.root}" in res.output
+    assert not out.exists()
+
+
 def _joint_predictions(tmp: Path, gt_has_bicycle: bool = False) -> tuple[Path, Path, object]:
     """A jointly trained model's predictions (MaSS13K + Bicycle, carved out of Others, in
     predict.json) against 7-class precise labels, where a bicycle is Others: half of each
@@ -614,6 +683,50 @@ def test_compare_reads_each_folder_s_recorded_taxonomy(tmp_path: Path) -> None:
         compare(CompareConfig("Bicycle", gt9, (("p", a_dir),), input="labels", progress=False))
 
 
+def test_compare_resolves_a_class_id_in_the_ground_truth_s_taxonomy(tmp_path: Path) -> None:
+    """--class 8 against a fused dataset with Car at 7 and Bicycle at 8 is Bicycle, which each
+    source then finds in its own taxonomy (the predictions' Bicycle at 7, Car at 8). Before, the
+    id was taken as it was in every folder, so the predictions' Car was scored as Bicycle and
+    the line under the table named Bicycle at 8 in the predictions. An annotated subset takes
+    an id too (MaSS13K and its class, as engine report reads it); it was refused."""
+    from annotations.subset import write_subset
+
+    gt_dir, _, b_dir, tax, gts, _, _ = _compare_data(tmp_path)
+    given = compare(CompareConfig("Bicycle", gt_dir, (("m", b_dir),), taxonomy=tax, progress=False))
+    bc = MASS13K.with_new_class("Bicycle").with_new_class("Car")
+    cb = MASS13K.with_new_class("Car").with_new_class("Bicycle")
+    (b_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": bc.to_dict()}))
+    fused = tmp_path / "fused"
+    gt9 = fused / "labels" / "test"
+    gt9.mkdir(parents=True)
+    for f in sorted(b_dir.glob("*.png")):  # a car in the bottom rows of both
+        pred = read_label(f)
+        pred[25:] = 8
+        write_label(f, pred)
+        gt = read_label(gt_dir / f.name)
+        gt = np.where(gt == 7, 8, gt).astype(np.uint8)
+        gt[25:] = 7
+        write_label(gt9 / f.name, gt)
+    cb.save(fused / "taxonomy.json")
+    rep = compare(CompareConfig("8", gt9, (("m", b_dir),), progress=False))
+    assert rep.class_name == "Bicycle" and rep.rows[0].class_id == 7
+    assert rep.rows[0].scores.counts == given.rows[0].scores.counts
+    res = runner.invoke(
+        app, ["compare", "--class", "8", "--gt", str(gt9), "--source", f"m={b_dir}"],
+        env={"COLUMNS": "300"},
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert f"m: Bicycle = 7 from {b_dir / 'predict.json'}" in res.output
+    with pytest.raises(ValueError, match=r"--class 9: no class has that id .*fused"):
+        compare(CompareConfig("9", gt9, (("m", b_dir),), progress=False))
+    masks = {f"s{i}": (g == 7).astype(np.uint8) for i, g in enumerate(gts)}
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", masks, {})
+    rep = compare(CompareConfig("7", sub.root, (("m", b_dir),), progress=False))
+    assert rep.class_name == "Bicycle" and rep.rows[0].class_id == 7
+    with pytest.raises(ValueError, match="this subset annotates Bicycle, not Others"):
+        compare(CompareConfig("0", sub.root, (("m", b_dir),), progress=False))
+
+
 def test_compare_input_modes(tmp_path: Path) -> None:
     gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
     # the model's full label maps are not binary masks
@@ -681,6 +794,37 @@ def test_evaluate_names_every_unreadable_file_in_one_error(tmp_path: Path, worke
     with pytest.raises(ValueError) as e:  # one bad file: its own message, as before
         evaluate(cfg)
     assert str(e.value).startswith(f"{pred_dir / 'img00.png'}: ")
+
+
+def test_size_mismatches_of_one_size_are_one_line(tmp_path: Path) -> None:
+    """Five predictions at half the ground truth's size: one line on the command line, as docs
+    say of more than three files failing for one reason. Each message named its own ground
+    truth file, so every reason differed and there were five lines. The line still says where
+    the ground truth is; files whose message quotes their own path fold the same way."""
+    from engine.cli.common import grouped
+
+    pairs = _maps(6, 6)
+    pred_dir, gt_dir = _write(tmp_path, pairs)
+    for i, (pred, _) in enumerate(pairs[:5]):
+        write_label(pred_dir / f"img{i:02d}.png", pred[::2, ::2])
+    res = runner.invoke(
+        app,
+        ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"],
+        env={"COLUMNS": "400"},
+    )
+    assert res.exit_code == 2
+    lines = res.output.strip().splitlines()
+    assert lines[0] == "error: 5 of 6 pairs cannot be read, so none were scored:"
+    assert lines[1:] == [
+        f"  {pred_dir / 'img00.png'} and 4 more files: size 16x12 differs from the ground "
+        f"truth's 32x24 (the file of the same name in {gt_dir}); pass --resize-pred nearest to "
+        "resize"
+    ]
+    own = [f"/p/{i}.png: cannot read label image (cannot identify '/p/{i}.png')" for i in range(4)]
+    assert grouped([*own, "/p/x.png: other"]) == [
+        "/p/0.png and 3 more files: cannot read label image (cannot identify '/p/0.png')",
+        "/p/x.png: other",
+    ]
 
 
 def test_map_every_item_counts_what_it_does_not_show() -> None:

@@ -172,6 +172,34 @@ def test_fused_row_and_missing_prediction(world, tmp_path):
         build_report(ReportConfig(str(subset.root), str(tmp / "rep3"), pred=str(tmp / "pred")))
 
 
+def test_each_row_reads_its_folder_s_own_taxonomy(world):
+    """The predictions record Bicycle at 7 (predict.json), the fused dataset Car at 7 and
+    Bicycle at 8 (its taxonomy.json): each row finds the class's id in its own folder's
+    taxonomy. Before, the predictions' was applied to the fused labels too, whose row then
+    scored their Car pixels as Bicycle."""
+    from annotations.taxonomy import MASS13K
+
+    tmp, data, subset, gt = world
+    bc = MASS13K.with_new_class("Bicycle").with_new_class("Car")
+    cb = MASS13K.with_new_class("Car").with_new_class("Bicycle")
+    (tmp / "pred" / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": bc.to_dict()}))
+    fused = tmp / "fused"
+    for s, m in gt.items():  # Bicycle (8) where annotated, Car (7) in the top rows
+        label = np.where(m == 1, 8, 3).astype(np.uint8)
+        label[:10] = 7
+        write_label(fused / "labels" / "test" / f"{s}.png", label)
+    cb.save(fused / "taxonomy.json")
+    cfg = ReportConfig(str(subset.root), str(tmp / "r"), fused=str(fused), pred=str(tmp / "pred"))
+    res = build_report(replace(cfg, chart=False, overlays=0, data=str(data)))
+    rows = {r["kind"]: r for r in res.data["table4"]}
+    assert rows["fused labels"]["iou"] == 100.0  # the class never falls in the top rows
+    assert rows["fused labels"]["class_id"] == 8
+    assert rows["fused labels"]["taxonomy_source"] == str(fused / "taxonomy.json")
+    assert rows["joint-trained model"]["class_id"] == 7
+    assert rows["joint-trained model"]["taxonomy_source"] == str(tmp / "pred" / "predict.json")
+    assert res.data["taxonomy"] == bc.to_dict()  # the per-class table's: the predictions'
+
+
 def test_dataset_root_comes_from_the_subset_when_not_given(world):
     """engine annotate import records the dataset root in subset.json: without --data the
     report draws its overlays (and the per-class table) from there; a root that has since
@@ -189,6 +217,37 @@ def test_dataset_root_comes_from_the_subset_when_not_given(world):
         ReportConfig(str(gone.root), str(tmp / "r2"), pred=str(tmp / "pred"), chart=False)
     )
     assert res.data["data_source"] is None and res.overlays == [] and res.data["per_class"] is None
+
+
+def test_another_dataset_as_data_is_warned_about_and_another_size_named(world, caplog):
+    """--data another dataset than the one subset.json records (same layout and stems): the
+    per-class table and overlays would read its labels, so the report warns, on the terminal
+    and in report.md / report.json; the recorded dataset spelt otherwise does not. A dataset of
+    another size is an error naming its file before any scoring; it blamed the prediction."""
+    tmp, data, subset, _ = world
+    masks = {s: read_label(subset.mask_path(s)) for s in subset.stems}
+    sub = write_subset(tmp / "sub5", "Bicycle", "test", masks, {}, extra={"data": str(data)})
+    make_dataset(tmp / "other", "test", n=3, size=(H, W), seed=5)
+    cfg = ReportConfig(str(sub.root), str(tmp / "r"), pred=str(tmp / "pred"), chart=False)
+    with caplog.at_level("WARNING", logger="engine.report"):
+        res = build_report(replace(cfg, data=str(tmp / "other")))
+    warning = (
+        f"{sub.root / 'subset.json'}: the subset was annotated on the images of {data}, but "
+        f"--data is {tmp / 'other'}"
+    )
+    assert any(r.getMessage().startswith(warning) for r in caplog.records)
+    assert res.data["warnings"][0].startswith(warning)
+    assert warning in res.markdown.read_text()
+    same = build_report(replace(cfg, data=str(data) + "/", out=str(tmp / "r2")))
+    assert same.data["warnings"] == []
+    make_dataset(tmp / "big", "test", n=3, size=(2 * H, 2 * W))
+    big = tmp / "big" / "images" / "test" / "img000.jpg"
+    with pytest.raises(ValueError) as e:
+        build_report(replace(cfg, data=str(tmp / "big"), out=str(tmp / "r3")))
+    assert str(e.value).startswith(
+        f"{big}: is {2 * W}x{2 * H} but the annotated mask {sub.mask_path('img000')} is {W}x{H}"
+    )
+    assert not (tmp / "r3").exists()
 
 
 def test_a_relative_dataset_root_is_found_from_another_folder(world, monkeypatch):
