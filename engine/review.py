@@ -33,9 +33,9 @@ from annotations.fileio import (
 )
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
-from annotations.subset import check_subset_class, read_subset
-from engine.annotate import dataset_images, image_stats
-from engine.datasets import load_image
+from annotations.subset import ImageStats, check_subset_class, read_subset
+from engine.annotate import image_stat
+from engine.datasets import SegDataset, load_image, load_spec
 from engine.metrics import binary_class_scores
 from engine.outputs import (
     GT_COLOR,
@@ -124,6 +124,26 @@ def _image_scores(mask: np.ndarray, gt: np.ndarray) -> dict[str, float | None]:
     return {key: None if math.isnan(v := getattr(res, key)) else v for key, _, _ in METRICS}
 
 
+def _split_images(
+    data: str | None, run: LabelRun, split: str
+) -> tuple[dict[str, Path], Path | None]:
+    """``stem -> image path`` of the split, from ``data`` or the run's recorded dataset (as
+    :func:`engine.annotate.dataset_images`), and the split's image folder (None: no dataset
+    known). Listed leniently: a label of the dataset without its image is the dataset's problem
+    (``engine info`` names it), not the gallery's, which shows the pseudo labels."""
+    root = Path(data) if data else run.data_root
+    if root is None:
+        return {}, None
+    if not data and not root.is_dir():  # recorded by the run: say so, and what to do
+        raise FileNotFoundError(
+            f"{run.run_json}: its dataset root {root} is not found from here; "
+            "pass the dataset root with --data"
+        )
+    spec = load_spec(root)
+    ds = SegDataset(spec, split, require_labels=False, lenient=True)
+    return {s.stem: s.image_path for s in ds.samples}, spec.image_dir(split)
+
+
 def build_review(cfg: ReviewConfig) -> ReviewResult:
     """Write the gallery; returns where it is and what it shows."""
     from engine.progress import track
@@ -136,20 +156,28 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         raise ValueError(
             f"{run.root}: no labelled images to review{which} (splits: {run.splits()})"
         )
-    rows = []
+    rows = []  # (split, stats, image path or None, problem or None)
     for split in splits:
-        images = dataset_images(cfg.data, run, split)
-        for st in image_stats(run, split):
-            rows.append((split, st, images.get(st.stem)))
-    missing = [f"{s}/{st.stem}" for s, st, p in rows if p is None]
-    if missing:
+        images, image_dir = _split_images(cfg.data, run, split)
+        for stem in run.stems(split):
+            problem = None
+            try:  # an unreadable pseudo label or confidence map: its card says so
+                st = image_stat(run, split, stem)
+            except UNREADABLE as e:
+                st, problem = ImageStats(stem, math.nan, 0, 0), first_line(e)
+            if stem not in images and problem is None:
+                problem = f"{image_dir}: no image {stem}.* for this pseudo label"
+            rows.append((split, st, images.get(stem), problem))
+    if not any(path for _, _, path, _ in rows):
         where = cfg.data or run.data_root
         raise FileNotFoundError(
             f"{where or run.root / 'run.json'}: no image found for "
-            f"{counted(len(missing), 'labelled stem')} "
-            f"(e.g. {missing[0]}); pass the dataset root with --data"
+            f"{counted(len(rows), 'labelled stem')} "
+            f"(e.g. {rows[0][0]}/{rows[0][1].stem}); pass the dataset root with --data"
         )
-    rows.sort(key=lambda r: (math.isnan(r[1].confidence), r[1].confidence, r[1].stem))
+    # lowest confidence first; cards whose files could not be read before all (so that the
+    # limit never hides them)
+    rows.sort(key=lambda r: (r[3] is None, math.isnan(r[1].confidence), r[1].confidence, r[1].stem))
     if cfg.limit > 0:
         rows = rows[: cfg.limit]
     gt_dir = Path(cfg.gt) if cfg.gt else None
@@ -178,16 +206,18 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     captions = [c for c, _, _ in preds]
     preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
     cards, n_pred, n_gt, failed = [], 0, 0, []
-    for split, st, img_path in track(rows, "review", unit="img", enabled=cfg.progress):
-        original = os.path.relpath(img_path, out).replace(os.sep, "/")
-        try:  # one unreadable file makes its own card say so, not the gallery fail
-            panels, details, with_pred, with_gt = _panels(
-                cfg, run, out, preds, gt_dir, split, st.stem, img_path
-            )
-        except MissingClassIdError:
-            raise
-        except UNREADABLE as e:
-            problem = first_line(e)
+    for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
+        original = None if img_path is None else os.path.relpath(img_path, out).replace(os.sep, "/")
+        if problem is None:
+            try:  # one unreadable file makes its own card say so, not the gallery fail
+                panels, details, with_pred, with_gt = _panels(
+                    cfg, run, out, preds, gt_dir, split, st.stem, img_path
+                )
+            except MissingClassIdError:
+                raise
+            except UNREADABLE as e:
+                problem = first_line(e)
+        if problem is not None:
             failed.append(f"{split}/{st.stem}: {problem}")
             cards.append(_card(split, st, [], [], original, problem))
             continue
@@ -297,11 +327,12 @@ def _card(
     st,
     scores,
     panels: list[Panel],
-    original,
+    original: str | None,
     problem: str | None = None,
     details: Sequence[Panel] = (),
 ) -> str:
-    """One image's card; with ``problem``, no panels and the problem in their place."""
+    """One image's card; with ``problem``, no panels and the problem in their place. The title
+    links to ``original``, the image's path relative to the gallery (None: no image found)."""
     conf = "" if math.isnan(st.confidence) else f"{st.confidence:.3f}"
     conf_text = conf or "no pixel labelled"
     figs = "".join(
@@ -322,10 +353,12 @@ def _card(
     score_text = ", ".join(f"{s:.2f}" for s in scores) or "none"
     pseudo = panels[0][3] if panels else None  # the pseudo label's scores, None without one
     iou = pseudo["iou"] if pseudo is not None and pseudo["iou"] is not None else NO_SCORE
+    name = f"{html.escape(split)}/{html.escape(st.stem)}"
+    title = name if original is None else f'<a href="{html.escape(original)}">{name}</a>'
     return (
         f'<div class="card" data-conf="{conf or "2"}" data-n="{st.num_instances}" '
         f'data-iou="{iou:.4f}" data-stem="{html.escape(st.stem)}">'
-        f'<h3><a href="{html.escape(original)}">{html.escape(split)}/{html.escape(st.stem)}</a></h3>'
+        f"<h3>{title}</h3>"
         f"<p>confidence <b>{conf_text}</b> &middot; {counted(st.num_instances, 'instance')} "
         f"({st.num_tiny} tiny) &middot; instance scores: {score_text}</p>"
         f'<div class="panels">{figs}</div></div>'

@@ -433,3 +433,47 @@ def test_a_subset_of_another_class_is_refused(tmp_path, gallery):
     with pytest.raises(ValueError, match=r"this subset annotates Car; .*run.json holds Bicycle"):
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), gt=str(car.root)))
     assert not (tmp_path / "g").exists()
+
+
+def test_a_confidence_map_of_another_size_is_its_cards_problem(tmp_path, gallery):
+    """It was an IndexError out of image_stats (which pick uses too): now a ValueError naming
+    the file and both sizes, and in the gallery that image's card."""
+    from annotations.labelrun import LabelRun
+    from engine.annotate import image_stats
+
+    run = gallery.index.parent.parent
+    conf = run / "confidence" / "test" / "img000.png"
+    write_label(conf, np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match=rf"{conf}: confidence map is 10x10 but its pseudo label "
+                       r".*img000\.png is 200x150"):  # fmt: skip
+        image_stats(LabelRun.open(run), "test")
+    res = build_review(ReviewConfig(str(run), out=str(tmp_path / "g")))
+    assert res.images == 3 and len(res.failed) == 1
+    assert res.failed[0].startswith(f"test/img000: {conf}: confidence map is 10x10")
+    stems = re.findall(r'data-stem="(\w+)"', res.index.read_text())
+    assert stems == ["img000", "img001", "img002"]  # first: --limit never hides it
+
+
+def test_a_bad_pseudo_label_or_a_missing_image_fails_its_card_only(tmp_path, gallery):
+    """A truncated pseudo label, and a labelled image gone from the dataset (its precise label
+    left behind: a pairing problem of the dataset, which review does not read), stopped the
+    whole gallery with exit 2; now each is its own card's problem and the command counts them."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = gallery.index.parent.parent
+    label = run / "labels" / "test" / "img001.png"
+    label.write_bytes(label.read_bytes()[:60])
+    (tmp_path / "data" / "images" / "test" / "img002.jpg").unlink()
+    res = build_review(ReviewConfig(str(run), out=str(tmp_path / "g")))
+    assert res.images == 3 and sorted(res.failed) == [
+        f"test/img001: {label}: cannot read label image (image file is truncated)",
+        f"test/img002: {tmp_path / 'data/images/test'}: no image img002.* for this pseudo label",
+    ]
+    text = res.index.read_text()
+    card = re.search(r'<div class="card"[^>]*data-stem="img002">.*?</div></div>', text).group(0)
+    assert "could not be shown" in card and "<a href" not in card  # no original to link
+    assert '<img src="thumbs/test__img000_pseudo.jpg"' in text  # the rest is built
+    out = CliRunner().invoke(app, ["review", str(run), "--out", str(tmp_path / "g2")])
+    assert out.exit_code == 1 and "2 images could not be shown" in out.output
