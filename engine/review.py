@@ -124,6 +124,30 @@ def _image_scores(mask: np.ndarray, gt: np.ndarray) -> dict[str, float | None]:
     return {key: None if math.isnan(v := getattr(res, key)) else v for key, _, _ in METRICS}
 
 
+def _nothing_labelled(run: LabelRun, split: str | None, splits: list[str]) -> str:
+    """The error of a run with no pseudo label in ``splits``: how many images failed there
+    (every one, when the run has none at all), pointing at ``engine info RUN``, which lists
+    why; else the run's splits."""
+    from annotations.fileio import read_jsonl
+
+    latest: dict[tuple, dict] = {}
+    if (run.root / "manifest.jsonl").is_file():
+        for rec in read_jsonl(run.root / "manifest.jsonl"):
+            latest[(rec.get("split"), rec.get("stem"))] = rec
+    failed = sum(
+        1
+        for (s, _), rec in latest.items()
+        if rec.get("status") != "ok" and (not split or s in splits)
+    )
+    which = f" in split {split!r}" if split else ""
+    if failed:
+        return (
+            f"{run.root}: no labelled image yet{which}: {counted(failed, 'image')} failed "
+            f"(see engine info {run.root})"
+        )
+    return f"{run.root}: no labelled images to review{which} (splits: {run.splits()})"
+
+
 def _split_images(
     data: str | None, run: LabelRun, split: str
 ) -> tuple[dict[str, Path], Path | None]:
@@ -152,10 +176,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     out = Path(cfg.out) if cfg.out else run.root / "review"
     splits = [cfg.split] if cfg.split else run.splits()
     if not splits or not any(run.stems(s) for s in splits):
-        which = f" in split {cfg.split!r}" if cfg.split else ""
-        raise ValueError(
-            f"{run.root}: no labelled images to review{which} (splits: {run.splits()})"
-        )
+        raise ValueError(_nothing_labelled(run, cfg.split, splits))
     rows = []  # (split, stats, image path or None, problem or None)
     for split in splits:
         images, image_dir = _split_images(cfg.data, run, split)

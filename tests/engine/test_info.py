@@ -319,3 +319,59 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     assert "size │ 512x384 (the checkpoint's validation size)" in text
     assert "trained on │ split train of runs/fused" in text
     assert "inference │ flip" in text and "label maps │ 1" in text
+
+
+# -- a label run -------------------------------------------------------------------------------
+def _label_run(tmp_path: Path, records: list[dict]) -> tuple[Path, Path]:
+    """A dataset with splits train, val, test (one image each) and a label run of it whose
+    manifest holds ``records``, with their pseudo labels for those that are ok."""
+    import json
+
+    from tests.loop_helpers import make_run
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    for split in ("train", "val", "test"):
+        _pair(data, split, f"{split}0", np.zeros((4, 5), np.uint8))
+    for rec in records:
+        if rec["status"] == "ok":
+            make_run(run, data, {rec["stem"]: []}, (4, 5), split=rec["split"])
+    run.mkdir(exist_ok=True)
+    make_run(run, data, {}, (4, 5))  # run.json only, where nothing was labelled
+    (run / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return data, run
+
+
+def test_a_label_run_where_every_image_failed_is_shown_with_the_reasons(tmp_path: Path):
+    """Before: "not a label run (expected labels/<split>/ ...); it is a label run", exit 2."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    bad = {"split": "train", "stem": "train0", "status": "failed", "error": "x.jpg: truncated"}
+    _, run = _label_run(tmp_path, [bad])
+    assert not (run / "labels").exists()
+    res = CliRunner().invoke(app, ["info", str(run), "--no-progress"], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert (
+        "1 image failed (run the same command again to retry): train/train0: x.jpg: truncated"
+        in text
+    )
+
+
+def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
+    """A label of the dataset without its image stopped engine info RUN with the dataset's
+    error (exit 2); the run is shown, the problem a note."""
+    from engine.info import label_run_stats, render_label_run
+
+    done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": ""}]
+    data, run = _label_run(tmp_path, done)
+    write_label(data / "annotations" / "train" / "stray.png", np.zeros((4, 5), np.uint8))
+    stats = label_run_stats(run)
+    assert stats.splits["train"].labelled == 1 and stats.problems == 0
+    assert stats.notes == [
+        f"{data / 'annotations/train'}: no image in {data / 'images/train'} for 1 label: stray"
+    ]
+    assert f"note: its dataset: {stats.notes[0]} (engine info {data} lists its problems)" in (
+        render_label_run(stats)
+    )

@@ -477,3 +477,17 @@ def test_a_bad_pseudo_label_or_a_missing_image_fails_its_card_only(tmp_path, gal
     assert '<img src="thumbs/test__img000_pseudo.jpg"' in text  # the rest is built
     out = CliRunner().invoke(app, ["review", str(run), "--out", str(tmp_path / "g2")])
     assert out.exit_code == 1 and "2 images could not be shown" in out.output
+
+
+def test_a_run_where_every_image_failed_says_so(tmp_path, gallery):
+    """Before, "not a label run (...); it is a label run": the run has run.json and a manifest
+    but no labels/ folder yet."""
+    run = gallery.index.parent.parent
+    for sub in ("labels", "instances", "confidence", "review"):
+        shutil.rmtree(run / sub)
+    rec = {"split": "test", "stem": "img000", "status": "failed", "error": "x: cannot decode"}
+    (run / "manifest.jsonl").write_text(json.dumps(rec) + "\n")
+    with pytest.raises(ValueError) as e:
+        build_review(ReviewConfig(str(run)))
+    assert str(e.value) == f"{run}: no labelled image yet: 1 image failed (see engine info {run})"
+    assert not (run / "review").exists()
