@@ -351,7 +351,17 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     latest: dict[tuple[str, str], dict] = {}
     for rec in read_jsonl(run.root / "manifest.jsonl"):
         latest[(rec.get("split"), rec.get("stem"))] = rec
-    names = splits or sorted({s for s, _ in latest} | set(run.splits()), key=split_key)
+    spec = None
+    if info.data_root is not None and info.data_root.is_dir():
+        spec = _spec_or_none(info.data_root)
+    # the splits the run is to label (its --split, else every split of its dataset), those it
+    # labelled: a split where nothing is labelled yet shows as not yet
+    configured = config.get("splits")
+    configured = [str(s) for s in configured] if isinstance(configured, list) else []
+    if not configured and spec is not None:
+        configured = spec.available_splits()
+    found = {s for s, _ in latest if isinstance(s, str)} | set(run.splits()) | set(configured)
+    names = splits or sorted(found, key=split_key)
     per = {s: RunSplit() for s in names}
     seconds: Counter = Counter()
     failures = []
@@ -369,9 +379,6 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             row.instances += int(rec.get("instances") or 0)
             row.without += not rec.get("instances")
             seconds.update(rec.get("timings") or {})
-    spec = None
-    if info.data_root is not None and info.data_root.is_dir():
-        spec = _spec_or_none(info.data_root)
     notes = []  # the dataset's pairing problems: the run is shown all the same
     for split, row in per.items():
         if spec is not None and spec.image_dir(split).is_dir():

@@ -359,6 +359,19 @@ def test_a_label_run_where_every_image_failed_is_shown_with_the_reasons(tmp_path
     )
 
 
+def test_a_label_run_shows_every_split_it_is_to_label(tmp_path: Path):
+    """A sharded run that labelled nothing of val yet: val's row (1 not yet) was left out."""
+    from engine.info import label_run_stats
+
+    done = [
+        {"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train", "test")
+    ]
+    _, run = _label_run(tmp_path, done)
+    stats = label_run_stats(run)
+    assert list(stats.splits) == ["train", "val", "test"]
+    assert [(r.labelled, r.pending) for r in stats.splits.values()] == [(1, 0), (0, 1), (1, 0)]
+
+
 def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
     """A label of the dataset without its image stopped engine info RUN with the dataset's
     error (exit 2); the run is shown, the problem a note."""
