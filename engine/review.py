@@ -173,6 +173,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     from engine.progress import track
 
     run = LabelRun.open(cfg.run)
+    class_name = run.class_name  # first: a fused dataset or other output is named as such
     out = Path(cfg.out) if cfg.out else run.root / "review"
     splits = [cfg.split] if cfg.split else run.splits()
     if not splits or not any(run.stems(s) for s in splits):
@@ -208,7 +209,6 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     for d, opt in ((gt_dir, "--gt"), *((d, "--pred") for d in pred_dirs)):
         if d is not None and not d.is_dir():
             raise FileNotFoundError(f"{d}: folder given with {opt} not found")
-    class_name = run.class_name
     backend = run.backend
     if gt_dir is not None and (gt_dir / "subset.json").is_file():  # another class's masks
         check_subset_class(read_subset(gt_dir), class_name, f"{run.root}/run.json")

@@ -491,3 +491,14 @@ def test_a_run_where_every_image_failed_says_so(tmp_path, gallery):
         build_review(ReviewConfig(str(run)))
     assert str(e.value) == f"{run}: no labelled image yet: 1 image failed (see engine info {run})"
     assert not (run / "review").exists()
+
+
+def test_a_fused_dataset_is_named_as_one(tmp_path):
+    """Before, without --data: "fused/run.json: no image found for 1 labelled stem ...; pass
+    the dataset root with --data", naming a file that does not exist."""
+    fused = tmp_path / "fused"
+    write_label(fused / "labels" / "test" / "a.png", np.zeros((4, 4), np.uint8))
+    (fused / "fuse.json").write_text("{}")
+    with pytest.raises(ValueError, match=rf"{fused} is a fused dataset \(engine fuse\), not a "
+                       "label run"):  # fmt: skip
+        build_review(ReviewConfig(str(fused), out=str(tmp_path / "g")))
