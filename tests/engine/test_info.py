@@ -388,3 +388,26 @@ def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
     assert f"note: its dataset: {stats.notes[0]} (engine info {data} lists its problems)" in (
         render_label_run(stats)
     )
+
+
+def test_a_moved_fused_dataset_names_its_source_and_images_entry(tmp_path: Path):
+    """A fused dataset whose source is no longer where ``images:`` points was told ``is the
+    dataset root PARENT?``, a folder two levels up that the relative entry happened to reach."""
+    import json
+
+    _pair(tmp_path / "data", "train", "a", np.zeros((2, 2), np.uint8))
+    fused = tmp_path / "moved" / "deeper" / "fused"
+    write_label(fused / "labels" / "train" / "a.png", np.zeros((2, 2), np.uint8))
+    (fused / "dataset.yaml").write_text(
+        "images: ../../data/images/{split}\nlabels: labels/{split}\n"
+    )
+    source = {"data": "/was/data", "images": "/was/data/images/{split}"}
+    (fused / "fuse.json").write_text(json.dumps({"inputs": source}))
+    with pytest.raises(FileNotFoundError) as e:
+        dataset_stats(fused, progress=False)
+    assert "is the dataset root" not in str(e.value)
+    assert str(e.value).endswith(
+        "; it is a fused dataset (engine fuse) of /was/data (its fuse.json), whose images it "
+        "reads through the images: entry of dataset.yaml, relative to this folder; if either "
+        "was moved, set that entry to /was/data/images/{split}"
+    )
