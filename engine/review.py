@@ -21,6 +21,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -228,7 +229,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
     cards, n_pred, n_gt, failed = [], 0, 0, []
     for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
-        original = None if img_path is None else os.path.relpath(img_path, out).replace(os.sep, "/")
+        original = None if img_path is None else os.path.relpath(img_path, out)
         if problem is None:
             try:  # one unreadable file makes its own card say so, not the gallery fail
                 panels, details, with_pred, with_gt = _panels(
@@ -343,6 +344,12 @@ def _score_text(scores: dict[str, float | None]) -> str:
     )
 
 
+def _url(path: str) -> str:
+    """A relative file path as an attribute's URL: percent-encoded, so that an image named
+    ``bike #3.jpg`` or ``x?y.jpg`` loads (``#`` and ``?`` would end the path) in any browser."""
+    return html.escape(quote(path.replace(os.sep, "/")))
+
+
 def _card(
     split,
     st,
@@ -357,7 +364,7 @@ def _card(
     conf = "" if math.isnan(st.confidence) else f"{st.confidence:.3f}"
     conf_text = conf or "no pixel labelled"
     figs = "".join(
-        f'<figure><img src="{html.escape(rel)}" alt="{html.escape(title)}" loading="eager">'
+        f'<figure><img src="{_url(rel)}" alt="{html.escape(title)}" loading="eager">'
         f"<figcaption>{html.escape(title)}"
         + (f'<br><span class="score">{_score_text(s)}</span>' if s is not None else "")
         + "</figcaption></figure>"
@@ -365,7 +372,7 @@ def _card(
     )
     if details:  # on a row of their own
         figs += '<div class="break"></div>' + "".join(
-            f'<figure><img src="{html.escape(rel)}" alt="{html.escape(title)}" loading="eager">'
+            f'<figure><img src="{_url(rel)}" alt="{html.escape(title)}" loading="eager">'
             f"<figcaption>{html.escape(title)}</figcaption></figure>"
             for title, rel, _, _ in details
         )
@@ -375,7 +382,7 @@ def _card(
     pseudo = panels[0][3] if panels else None  # the pseudo label's scores, None without one
     iou = pseudo["iou"] if pseudo is not None and pseudo["iou"] is not None else NO_SCORE
     name = f"{html.escape(split)}/{html.escape(st.stem)}"
-    title = name if original is None else f'<a href="{html.escape(original)}">{name}</a>'
+    title = name if original is None else f'<a href="{_url(original)}">{name}</a>'
     return (
         f'<div class="card" data-conf="{conf or "2"}" data-n="{st.num_instances}" '
         f'data-iou="{iou:.4f}" data-stem="{html.escape(st.stem)}">'

@@ -502,3 +502,29 @@ def test_a_fused_dataset_is_named_as_one(tmp_path):
     with pytest.raises(ValueError, match=rf"{fused} is a fused dataset \(engine fuse\), not a "
                        "label run"):  # fmt: skip
         build_review(ReviewConfig(str(fused), out=str(tmp_path / "g")))
+
+
+def _odd_names_run(tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    names = ["bike #3", "x?y", "50% off"]
+    for split in ("val", "test"):
+        for stem in names:
+            (data / "images" / split).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (W, H)).save(data / "images" / split / f"{stem}.jpg")
+        make_run(run, data, {stem: [disk(H, W, 75, 60, 40)] for stem in names}, (H, W), split)
+    return run
+
+
+def test_odd_file_names_are_percent_encoded(tmp_path):
+    """An image named ``bike #3.jpg`` or ``x?y.jpg`` did not load from the page: ``#`` and
+    ``?`` ended the path."""
+    from urllib.parse import unquote
+
+    run = _odd_names_run(tmp_path)
+    text = build_review(ReviewConfig(str(run), progress=False)).index.read_text()
+    assert 'src="thumbs/val__bike%20%233_pseudo.jpg"' in text
+    assert 'href="../../data/images/test/x%3Fy.jpg"' in text
+    urls = re.findall(r'(?:src|href)="([^"]+)"', text)
+    assert len(urls) == 6 * 3  # each card: the original, its panel and the panel's detail
+    for url in urls:
+        assert (run / "review" / unquote(url)).is_file(), url
