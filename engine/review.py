@@ -60,7 +60,8 @@ from engine.text import METRICS, counted, format_score
 class ReviewConfig:
     run: str  # label run directory
     out: str | None = None  # gallery folder; None: RUN/review
-    split: str | None = None  # split to show; None: every split of the run
+    # splits to show (a name, a comma-separated list, or a list); None: every split of the run
+    split: str | Sequence[str] | None = None
     data: str | None = None  # dataset root; None: the one run.json names
     # model predictions: <pred>/[<split>/]<stem>.png label maps; one folder or several, a
     # panel each, named from the folder's predict.json ("prediction + guided filter")
@@ -125,7 +126,15 @@ def _image_scores(mask: np.ndarray, gt: np.ndarray) -> dict[str, float | None]:
     return {key: None if math.isnan(v := getattr(res, key)) else v for key, _, _ in METRICS}
 
 
-def _nothing_labelled(run: LabelRun, split: str | None, splits: list[str]) -> str:
+def split_list(split: str | Sequence[str] | None) -> list[str]:
+    """``--split``'s names: ``"val,test"``, ``["val", "test"]`` or ``"val"``; [] for None."""
+    if split is None:
+        return []
+    texts = [split] if isinstance(split, str) else list(split)
+    return list(dict.fromkeys(v.strip() for t in texts for v in t.split(",") if v.strip()))
+
+
+def _nothing_labelled(run: LabelRun, split: str | Sequence[str] | None, splits: list[str]) -> str:
     """The error of a run with no pseudo label in ``splits``: how many images failed there
     (every one, when the run has none at all), pointing at ``engine info RUN``, which lists
     why; else the run's splits."""
@@ -140,7 +149,9 @@ def _nothing_labelled(run: LabelRun, split: str | None, splits: list[str]) -> st
         for (s, _), rec in latest.items()
         if rec.get("status") != "ok" and (not split or s in splits)
     )
-    which = f" in split {split!r}" if split else ""
+    which = ""
+    if split:
+        which = f" in split{'s' if len(splits) > 1 else ''} {', '.join(map(repr, splits))}"
     if failed:
         return (
             f"{run.root}: no labelled image yet{which}: {counted(failed, 'image')} failed "
@@ -176,7 +187,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     run = LabelRun.open(cfg.run)
     class_name = run.class_name  # first: a fused dataset or other output is named as such
     out = Path(cfg.out) if cfg.out else run.root / "review"
-    splits = [cfg.split] if cfg.split else run.splits()
+    splits = split_list(cfg.split) or run.splits()
     if not splits or not any(run.stems(s) for s in splits):
         raise ValueError(_nothing_labelled(run, cfg.split, splits))
     rows = []  # (split, stats, image path or None, problem or None)

@@ -528,3 +528,18 @@ def test_odd_file_names_are_percent_encoded(tmp_path):
     assert len(urls) == 6 * 3  # each card: the original, its panel and the panel's detail
     for url in urls:
         assert (run / "review" / unquote(url)).is_file(), url
+
+
+def test_several_splits_are_given_as_label_and_fuse_take_them(tmp_path):
+    """``--split val,test`` was refused (no split 'val,test'); label and fuse accept it."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = _odd_names_run(tmp_path)
+    res = CliRunner().invoke(app, ["review", str(run), "--split", "val,test", "--no-progress"])
+    assert res.exit_code == 0 and "review of 6 images" in res.output, res.output
+    res = CliRunner().invoke(app, ["review", str(run), "--split", "val", "--split", "test"])
+    assert res.exit_code == 0 and "review of 6 images" in res.output, res.output
+    assert build_review(ReviewConfig(str(run), split=["test"])).images == 3
+    assert build_review(ReviewConfig(str(run), split="test,val")).images == 6
