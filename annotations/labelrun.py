@@ -116,6 +116,8 @@ class LabelRun:
             raise FileNotFoundError(f"{root}: label run directory not found")
         if not (root / "labels").is_dir() and not (root / "instances").is_dir():
             kind = output_kind(root)
+            if kind is not None and kind[0] == "run.json":
+                return cls(root)  # nothing labelled yet (every image failed): callers say so
             raise ValueError(
                 f"{root}: not a label run (expected labels/<split>/ and instances/<split>/ "
                 "folders)" + (f"; it is {kind[1]}" if kind else "")

@@ -877,28 +877,43 @@ class PickConfig:
 def image_stats(
     run: LabelRun, split: str, tiny_fraction: float = 1e-3, progress: bool = False
 ) -> list[ImageStats]:
-    """Per-image confidence and instance counts of a run's split."""
-    stats = []
+    """Per-image confidence and instance counts of a run's split; the first unreadable file
+    raises (:func:`image_stat`)."""
     stems = run.stems(split)
-    for stem in track(stems, "read pseudo labels", enabled=progress):
-        n = tiny = 0
-        inst_scores: list[float] = []
-        if run.instances_path(split, stem).is_file():
-            inst, _ = run.instances(split, stem)
-            h, w = inst.image_size
-            n = len(inst)
-            tiny = int((inst.areas < tiny_fraction * h * w).sum())
-            inst_scores = inst.scores.tolist()
-        conf = math.nan
-        conf_map = run.confidence(split, stem)
-        if conf_map is not None and run.label_path(split, stem).is_file():
-            fg = run.label(split, stem) == 1
-            if fg.any():
-                conf = float(conf_map[fg].mean()) / 255.0
-        if math.isnan(conf) and inst_scores:
-            conf = float(np.mean(inst_scores))
-        stats.append(ImageStats(stem, conf, n, tiny))
-    return stats
+    return [
+        image_stat(run, split, stem, tiny_fraction)
+        for stem in track(stems, "read pseudo labels", enabled=progress)
+    ]
+
+
+def image_stat(run: LabelRun, split: str, stem: str, tiny_fraction: float = 1e-3) -> ImageStats:
+    """One image's confidence and instance counts. ValueError naming the file when its pseudo
+    label, confidence map or instances cannot be read, or the confidence map is not the
+    label's size (indexing one by the other would fail or mean nothing)."""
+    n = tiny = 0
+    inst_scores: list[float] = []
+    if run.instances_path(split, stem).is_file():
+        inst, _ = run.instances(split, stem)
+        h, w = inst.image_size
+        n = len(inst)
+        tiny = int((inst.areas < tiny_fraction * h * w).sum())
+        inst_scores = inst.scores.tolist()
+    conf = math.nan
+    conf_map = run.confidence(split, stem)
+    if conf_map is not None and run.label_path(split, stem).is_file():
+        label = run.label(split, stem)
+        if conf_map.shape != label.shape:
+            raise ValueError(
+                f"{run.confidence_path(split, stem)}: confidence map is "
+                f"{conf_map.shape[1]}x{conf_map.shape[0]} but its pseudo label "
+                f"{run.label_path(split, stem)} is {label.shape[1]}x{label.shape[0]}"
+            )
+        fg = label == 1
+        if fg.any():
+            conf = float(conf_map[fg].mean()) / 255.0
+    if math.isnan(conf) and inst_scores:
+        conf = float(np.mean(inst_scores))
+    return ImageStats(stem, conf, n, tiny)
 
 
 def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:

@@ -29,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from annotations.fileio import (
+    FUSE_RECORD,
     SPEC_NAMES,
     UNREADABLE,
     first_line,
@@ -124,7 +125,11 @@ class DatasetSpec:
     def root_hint(self) -> str:
         """``"; is the dataset root ROOT?"`` for the end of a "no split here" error when a
         folder one or two levels above ``root`` has split folders: the root a user meant when
-        pointing at ``ROOT/images`` or ``ROOT/images/train``; else ``""``."""
+        pointing at ``ROOT/images`` or ``ROOT/images/train``; else ``""``. A fused dataset's
+        images are its source's (``images: ../../data/images/{split}``, relative to it), so
+        moving one of the two loses them: its hint names the source fusion recorded instead."""
+        if (self.root / FUSE_RECORD).is_file():
+            return self._fused_hint()
         for up in (self.root.parent, self.root.parent.parent):
             if up != self.root and replace(self, root=up).available_splits():
                 return f"; is the dataset root {up}?"
@@ -140,6 +145,24 @@ class DatasetSpec:
             data = None  # a record without a dataset (or not JSON: metrics.jsonl)
         return f"; {self.root} is {what}, not a dataset" + (
             f" (its dataset: {data})" if data else ""
+        )
+
+    def _fused_hint(self) -> str:
+        """``root_hint`` of a fused dataset: where its ``images:`` entry is, and the dataset it
+        was fused from (``fuse.json``)."""
+        spec_file = next((self.root / n for n in SPEC_NAMES if (self.root / n).is_file()), None)
+        try:
+            inputs = read_json(self.root / FUSE_RECORD, "fusion record").get("inputs") or {}
+            source, images = inputs.get("data"), inputs.get("images")
+        except (ValueError, AttributeError):
+            source = images = None  # a record that is not the fusion's: say what is known
+        entry = f"the images: entry of {spec_file.name}" if spec_file else "its images entry"
+        return (
+            "; it is a fused dataset (engine fuse)"
+            + (f" of {source} (its {FUSE_RECORD})" if source else "")
+            + f", whose images it reads through {entry}, relative to this folder; if either was "
+            + "moved, set that entry to "
+            + (f"{images}" if images else "that dataset's image folders")
         )
 
 

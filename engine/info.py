@@ -327,6 +327,9 @@ class LabelRunStats:
     splits: dict[str, RunSplit]
     seconds: dict[str, float]  # mean seconds per labelled image, by stage
     failures: list[tuple[str, str, str]]  # (split, stem, reason) of images whose last try failed
+    # problems of the run's dataset that do not stop showing the run (a label without its
+    # image: engine info DATASET lists every problem)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> int:
@@ -348,7 +351,17 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     latest: dict[tuple[str, str], dict] = {}
     for rec in read_jsonl(run.root / "manifest.jsonl"):
         latest[(rec.get("split"), rec.get("stem"))] = rec
-    names = splits or sorted({s for s, _ in latest} | set(run.splits()), key=split_key)
+    spec = None
+    if info.data_root is not None and info.data_root.is_dir():
+        spec = _spec_or_none(info.data_root)
+    # the splits the run is to label (its --split, else every split of its dataset), those it
+    # labelled: a split where nothing is labelled yet shows as not yet
+    configured = config.get("splits")
+    configured = [str(s) for s in configured] if isinstance(configured, list) else []
+    if not configured and spec is not None:
+        configured = spec.available_splits()
+    found = {s for s, _ in latest if isinstance(s, str)} | set(run.splits()) | set(configured)
+    names = splits or sorted(found, key=split_key)
     per = {s: RunSplit() for s in names}
     seconds: Counter = Counter()
     failures = []
@@ -366,12 +379,17 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             row.instances += int(rec.get("instances") or 0)
             row.without += not rec.get("instances")
             seconds.update(rec.get("timings") or {})
-    if info.data_root is not None and info.data_root.is_dir():
-        spec = _spec_or_none(info.data_root)
-        for split, row in per.items():
-            if spec is not None and spec.image_dir(split).is_dir():
-                stems = {s.stem for s in SegDataset(spec, split, require_labels=False).samples}
-                row.pending = len(stems - {st for sp, st in latest if sp == split})
+    notes = []  # the dataset's pairing problems: the run is shown all the same
+    for split, row in per.items():
+        if spec is not None and spec.image_dir(split).is_dir():
+            try:
+                ds = SegDataset(spec, split, require_labels=False, lenient=True)
+            except UNREADABLE as e:  # a folder that cannot be listed, stems shared: "?"
+                notes.append(first_line(e))
+                continue
+            notes += [p.message for p in ds.pairing_problems]
+            stems = {s.stem for s in ds.samples}
+            row.pending = len(stems - {st for sp, st in latest if sp == split})
     cls = config.get("cls") or {}
     models = (doc.get("backend") or {}).get("models") or {}
     simulation = models.get("simulation") if info.backend == "simulated" else None
@@ -404,6 +422,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         splits=per,
         seconds={k: v / done for k, v in seconds.items()} if done else {},
         failures=failures,
+        notes=notes,
     )
 
 
@@ -472,6 +491,10 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         )
     if any(r.pending for r in stats.splits.values()):
         out.append("images not labelled yet: run engine label again to finish (it resumes)")
+    out += [
+        f"note: its dataset: {note} (engine info {stats.data_root} lists its problems)"
+        for note in stats.notes
+    ]
     return out
 
 

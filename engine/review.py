@@ -21,6 +21,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -33,9 +34,9 @@ from annotations.fileio import (
 )
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
-from annotations.subset import check_subset_class, read_subset
-from engine.annotate import dataset_images, image_stats
-from engine.datasets import load_image
+from annotations.subset import ImageStats, check_subset_class, read_subset
+from engine.annotate import image_stat
+from engine.datasets import SegDataset, load_image, load_spec
 from engine.metrics import binary_class_scores
 from engine.outputs import (
     GT_COLOR,
@@ -59,7 +60,8 @@ from engine.text import METRICS, counted, format_score
 class ReviewConfig:
     run: str  # label run directory
     out: str | None = None  # gallery folder; None: RUN/review
-    split: str | None = None  # split to show; None: every split of the run
+    # splits to show (a name, a comma-separated list, or a list); None: every split of the run
+    split: str | Sequence[str] | None = None
     data: str | None = None  # dataset root; None: the one run.json names
     # model predictions: <pred>/[<split>/]<stem>.png label maps; one folder or several, a
     # panel each, named from the folder's predict.json ("prediction + guided filter")
@@ -124,32 +126,92 @@ def _image_scores(mask: np.ndarray, gt: np.ndarray) -> dict[str, float | None]:
     return {key: None if math.isnan(v := getattr(res, key)) else v for key, _, _ in METRICS}
 
 
+def split_list(split: str | Sequence[str] | None) -> list[str]:
+    """``--split``'s names: ``"val,test"``, ``["val", "test"]`` or ``"val"``; [] for None."""
+    if split is None:
+        return []
+    texts = [split] if isinstance(split, str) else list(split)
+    return list(dict.fromkeys(v.strip() for t in texts for v in t.split(",") if v.strip()))
+
+
+def _nothing_labelled(run: LabelRun, split: str | Sequence[str] | None, splits: list[str]) -> str:
+    """The error of a run with no pseudo label in ``splits``: how many images failed there
+    (every one, when the run has none at all), pointing at ``engine info RUN``, which lists
+    why; else the run's splits."""
+    from annotations.fileio import read_jsonl
+
+    latest: dict[tuple, dict] = {}
+    if (run.root / "manifest.jsonl").is_file():
+        for rec in read_jsonl(run.root / "manifest.jsonl"):
+            latest[(rec.get("split"), rec.get("stem"))] = rec
+    failed = sum(
+        1
+        for (s, _), rec in latest.items()
+        if rec.get("status") != "ok" and (not split or s in splits)
+    )
+    which = ""
+    if split:
+        which = f" in split{'s' if len(splits) > 1 else ''} {', '.join(map(repr, splits))}"
+    if failed:
+        return (
+            f"{run.root}: no labelled image yet{which}: {counted(failed, 'image')} failed "
+            f"(see engine info {run.root})"
+        )
+    return f"{run.root}: no labelled images to review{which} (splits: {run.splits()})"
+
+
+def _split_images(
+    data: str | None, run: LabelRun, split: str
+) -> tuple[dict[str, Path], Path | None]:
+    """``stem -> image path`` of the split, from ``data`` or the run's recorded dataset (as
+    :func:`engine.annotate.dataset_images`), and the split's image folder (None: no dataset
+    known). Listed leniently: a label of the dataset without its image is the dataset's problem
+    (``engine info`` names it), not the gallery's, which shows the pseudo labels."""
+    root = Path(data) if data else run.data_root
+    if root is None:
+        return {}, None
+    if not data and not root.is_dir():  # recorded by the run: say so, and what to do
+        raise FileNotFoundError(
+            f"{run.run_json}: its dataset root {root} is not found from here; "
+            "pass the dataset root with --data"
+        )
+    spec = load_spec(root)
+    ds = SegDataset(spec, split, require_labels=False, lenient=True)
+    return {s.stem: s.image_path for s in ds.samples}, spec.image_dir(split)
+
+
 def build_review(cfg: ReviewConfig) -> ReviewResult:
     """Write the gallery; returns where it is and what it shows."""
     from engine.progress import track
 
     run = LabelRun.open(cfg.run)
+    class_name = run.class_name  # first: a fused dataset or other output is named as such
     out = Path(cfg.out) if cfg.out else run.root / "review"
-    splits = [cfg.split] if cfg.split else run.splits()
+    splits = split_list(cfg.split) or run.splits()
     if not splits or not any(run.stems(s) for s in splits):
-        which = f" in split {cfg.split!r}" if cfg.split else ""
-        raise ValueError(
-            f"{run.root}: no labelled images to review{which} (splits: {run.splits()})"
-        )
-    rows = []
+        raise ValueError(_nothing_labelled(run, cfg.split, splits))
+    rows = []  # (split, stats, image path or None, problem or None)
     for split in splits:
-        images = dataset_images(cfg.data, run, split)
-        for st in image_stats(run, split):
-            rows.append((split, st, images.get(st.stem)))
-    missing = [f"{s}/{st.stem}" for s, st, p in rows if p is None]
-    if missing:
+        images, image_dir = _split_images(cfg.data, run, split)
+        for stem in run.stems(split):
+            problem = None
+            try:  # an unreadable pseudo label or confidence map: its card says so
+                st = image_stat(run, split, stem)
+            except UNREADABLE as e:
+                st, problem = ImageStats(stem, math.nan, 0, 0), first_line(e)
+            if stem not in images and problem is None:
+                problem = f"{image_dir}: no image {stem}.* for this pseudo label"
+            rows.append((split, st, images.get(stem), problem))
+    if not any(path for _, _, path, _ in rows):
         where = cfg.data or run.data_root
         raise FileNotFoundError(
             f"{where or run.root / 'run.json'}: no image found for "
-            f"{counted(len(missing), 'labelled stem')} "
-            f"(e.g. {missing[0]}); pass the dataset root with --data"
+            f"{counted(len(rows), 'labelled stem')} "
+            f"(e.g. {rows[0][0]}/{rows[0][1].stem}); pass the dataset root with --data"
         )
-    rows.sort(key=lambda r: (math.isnan(r[1].confidence), r[1].confidence, r[1].stem))
+    # lowest confidence first; cards whose files could not be read before all (so that the
+    # limit never hides them)
+    rows.sort(key=lambda r: (r[3] is None, math.isnan(r[1].confidence), r[1].confidence, r[1].stem))
     if cfg.limit > 0:
         rows = rows[: cfg.limit]
     gt_dir = Path(cfg.gt) if cfg.gt else None
@@ -159,7 +221,6 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     for d, opt in ((gt_dir, "--gt"), *((d, "--pred") for d in pred_dirs)):
         if d is not None and not d.is_dir():
             raise FileNotFoundError(f"{d}: folder given with {opt} not found")
-    class_name = run.class_name
     backend = run.backend
     if gt_dir is not None and (gt_dir / "subset.json").is_file():  # another class's masks
         check_subset_class(read_subset(gt_dir), class_name, f"{run.root}/run.json")
@@ -178,16 +239,18 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     captions = [c for c, _, _ in preds]
     preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
     cards, n_pred, n_gt, failed = [], 0, 0, []
-    for split, st, img_path in track(rows, "review", unit="img", enabled=cfg.progress):
-        original = os.path.relpath(img_path, out).replace(os.sep, "/")
-        try:  # one unreadable file makes its own card say so, not the gallery fail
-            panels, details, with_pred, with_gt = _panels(
-                cfg, run, out, preds, gt_dir, split, st.stem, img_path
-            )
-        except MissingClassIdError:
-            raise
-        except UNREADABLE as e:
-            problem = first_line(e)
+    for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
+        original = None if img_path is None else os.path.relpath(img_path, out)
+        if problem is None:
+            try:  # one unreadable file makes its own card say so, not the gallery fail
+                panels, details, with_pred, with_gt = _panels(
+                    cfg, run, out, preds, gt_dir, split, st.stem, img_path
+                )
+            except MissingClassIdError:
+                raise
+            except UNREADABLE as e:
+                problem = first_line(e)
+        if problem is not None:
             failed.append(f"{split}/{st.stem}: {problem}")
             cards.append(_card(split, st, [], [], original, problem))
             continue
@@ -292,20 +355,27 @@ def _score_text(scores: dict[str, float | None]) -> str:
     )
 
 
+def _url(path: str) -> str:
+    """A relative file path as an attribute's URL: percent-encoded, so that an image named
+    ``bike #3.jpg`` or ``x?y.jpg`` loads (``#`` and ``?`` would end the path) in any browser."""
+    return html.escape(quote(path.replace(os.sep, "/")))
+
+
 def _card(
     split,
     st,
     scores,
     panels: list[Panel],
-    original,
+    original: str | None,
     problem: str | None = None,
     details: Sequence[Panel] = (),
 ) -> str:
-    """One image's card; with ``problem``, no panels and the problem in their place."""
+    """One image's card; with ``problem``, no panels and the problem in their place. The title
+    links to ``original``, the image's path relative to the gallery (None: no image found)."""
     conf = "" if math.isnan(st.confidence) else f"{st.confidence:.3f}"
     conf_text = conf or "no pixel labelled"
     figs = "".join(
-        f'<figure><img src="{html.escape(rel)}" alt="{html.escape(title)}" loading="eager">'
+        f'<figure><img src="{_url(rel)}" alt="{html.escape(title)}" loading="eager">'
         f"<figcaption>{html.escape(title)}"
         + (f'<br><span class="score">{_score_text(s)}</span>' if s is not None else "")
         + "</figcaption></figure>"
@@ -313,7 +383,7 @@ def _card(
     )
     if details:  # on a row of their own
         figs += '<div class="break"></div>' + "".join(
-            f'<figure><img src="{html.escape(rel)}" alt="{html.escape(title)}" loading="eager">'
+            f'<figure><img src="{_url(rel)}" alt="{html.escape(title)}" loading="eager">'
             f"<figcaption>{html.escape(title)}</figcaption></figure>"
             for title, rel, _, _ in details
         )
@@ -322,10 +392,12 @@ def _card(
     score_text = ", ".join(f"{s:.2f}" for s in scores) or "none"
     pseudo = panels[0][3] if panels else None  # the pseudo label's scores, None without one
     iou = pseudo["iou"] if pseudo is not None and pseudo["iou"] is not None else NO_SCORE
+    name = f"{html.escape(split)}/{html.escape(st.stem)}"
+    title = name if original is None else f'<a href="{_url(original)}">{name}</a>'
     return (
         f'<div class="card" data-conf="{conf or "2"}" data-n="{st.num_instances}" '
         f'data-iou="{iou:.4f}" data-stem="{html.escape(st.stem)}">'
-        f'<h3><a href="{html.escape(original)}">{html.escape(split)}/{html.escape(st.stem)}</a></h3>'
+        f"<h3>{title}</h3>"
         f"<p>confidence <b>{conf_text}</b> &middot; {counted(st.num_instances, 'instance')} "
         f"({st.num_tiny} tiny) &middot; instance scores: {score_text}</p>"
         f'<div class="panels">{figs}</div></div>'

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli.common import EXIT_SOME_FAILED, stderr, stdout
+from engine.cli.common import EXIT_SOME_FAILED, split_names, stderr, stdout
 from engine.text import counted
 
 app = typer.Typer()
@@ -14,7 +14,9 @@ app = typer.Typer()
 def review(
     run: str = typer.Argument(..., help="Label run directory."),
     out: str | None = typer.Option(None, help="Gallery folder (default RUN/review)."),
-    split: str | None = typer.Option(None, help="Split to show (default: all of the run's)."),
+    split: list[str] | None = typer.Option(
+        None, help="Splits to show, e.g. val,test (repeatable; default: all of the run's)."
+    ),
     data: str | None = typer.Option(None, help="Dataset root (default: the one run.json names)."),
     pred: list[str] | None = typer.Option(
         None,
@@ -48,7 +50,7 @@ def review(
     cfg = ReviewConfig(
         run,
         out,
-        split,
+        split_names(split),
         data,
         pred or None,
         pred_class_id,

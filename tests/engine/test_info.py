@@ -322,3 +322,95 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     assert "size │ 512x384 (the checkpoint's validation size)" in text
     assert "trained on │ split train of runs/fused" in text
     assert "inference │ flip" in text and "label maps │ 1" in text
+
+
+# -- a label run -------------------------------------------------------------------------------
+def _label_run(tmp_path: Path, records: list[dict]) -> tuple[Path, Path]:
+    """A dataset with splits train, val, test (one image each) and a label run of it whose
+    manifest holds ``records``, with their pseudo labels for those that are ok."""
+    import json
+
+    from tests.loop_helpers import make_run
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    for split in ("train", "val", "test"):
+        _pair(data, split, f"{split}0", np.zeros((4, 5), np.uint8))
+    for rec in records:
+        if rec["status"] == "ok":
+            make_run(run, data, {rec["stem"]: []}, (4, 5), split=rec["split"])
+    run.mkdir(exist_ok=True)
+    make_run(run, data, {}, (4, 5))  # run.json only, where nothing was labelled
+    (run / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return data, run
+
+
+def test_a_label_run_where_every_image_failed_is_shown_with_the_reasons(tmp_path: Path):
+    """Before: "not a label run (expected labels/<split>/ ...); it is a label run", exit 2."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    bad = {"split": "train", "stem": "train0", "status": "failed", "error": "x.jpg: truncated"}
+    _, run = _label_run(tmp_path, [bad])
+    assert not (run / "labels").exists()
+    res = CliRunner().invoke(app, ["info", str(run), "--no-progress"], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert (
+        "1 image failed (run the same command again to retry): train/train0: x.jpg: truncated"
+        in text
+    )
+
+
+def test_a_label_run_shows_every_split_it_is_to_label(tmp_path: Path):
+    """A sharded run that labelled nothing of val yet: val's row (1 not yet) was left out."""
+    from engine.info import label_run_stats
+
+    done = [
+        {"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train", "test")
+    ]
+    _, run = _label_run(tmp_path, done)
+    stats = label_run_stats(run)
+    assert list(stats.splits) == ["train", "val", "test"]
+    assert [(r.labelled, r.pending) for r in stats.splits.values()] == [(1, 0), (0, 1), (1, 0)]
+
+
+def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
+    """A label of the dataset without its image stopped engine info RUN with the dataset's
+    error (exit 2); the run is shown, the problem a note."""
+    from engine.info import label_run_stats, render_label_run
+
+    done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": ""}]
+    data, run = _label_run(tmp_path, done)
+    write_label(data / "annotations" / "train" / "stray.png", np.zeros((4, 5), np.uint8))
+    stats = label_run_stats(run)
+    assert stats.splits["train"].labelled == 1 and stats.problems == 0
+    assert stats.notes == [
+        f"{data / 'annotations/train'}: no image in {data / 'images/train'} for 1 label: stray"
+    ]
+    assert f"note: its dataset: {stats.notes[0]} (engine info {data} lists its problems)" in (
+        render_label_run(stats)
+    )
+
+
+def test_a_moved_fused_dataset_names_its_source_and_images_entry(tmp_path: Path):
+    """A fused dataset whose source is no longer where ``images:`` points was told ``is the
+    dataset root PARENT?``, a folder two levels up that the relative entry happened to reach."""
+    import json
+
+    _pair(tmp_path / "data", "train", "a", np.zeros((2, 2), np.uint8))
+    fused = tmp_path / "moved" / "deeper" / "fused"
+    write_label(fused / "labels" / "train" / "a.png", np.zeros((2, 2), np.uint8))
+    (fused / "dataset.yaml").write_text(
+        "images: ../../data/images/{split}\nlabels: labels/{split}\n"
+    )
+    source = {"data": "/was/data", "images": "/was/data/images/{split}"}
+    (fused / "fuse.json").write_text(json.dumps({"inputs": source}))
+    with pytest.raises(FileNotFoundError) as e:
+        dataset_stats(fused, progress=False)
+    assert "is the dataset root" not in str(e.value)
+    assert str(e.value).endswith(
+        "; it is a fused dataset (engine fuse) of /was/data (its fuse.json), whose images it "
+        "reads through the images: entry of dataset.yaml, relative to this folder; if either "
+        "was moved, set that entry to /was/data/images/{split}"
+    )

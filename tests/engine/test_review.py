@@ -433,3 +433,113 @@ def test_a_subset_of_another_class_is_refused(tmp_path, gallery):
     with pytest.raises(ValueError, match=r"this subset annotates Car; .*run.json holds Bicycle"):
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), gt=str(car.root)))
     assert not (tmp_path / "g").exists()
+
+
+def test_a_confidence_map_of_another_size_is_its_cards_problem(tmp_path, gallery):
+    """It was an IndexError out of image_stats (which pick uses too): now a ValueError naming
+    the file and both sizes, and in the gallery that image's card."""
+    from annotations.labelrun import LabelRun
+    from engine.annotate import image_stats
+
+    run = gallery.index.parent.parent
+    conf = run / "confidence" / "test" / "img000.png"
+    write_label(conf, np.zeros((10, 10), np.uint8))
+    with pytest.raises(ValueError, match=rf"{conf}: confidence map is 10x10 but its pseudo label "
+                       r".*img000\.png is 200x150"):  # fmt: skip
+        image_stats(LabelRun.open(run), "test")
+    res = build_review(ReviewConfig(str(run), out=str(tmp_path / "g")))
+    assert res.images == 3 and len(res.failed) == 1
+    assert res.failed[0].startswith(f"test/img000: {conf}: confidence map is 10x10")
+    stems = re.findall(r'data-stem="(\w+)"', res.index.read_text())
+    assert stems == ["img000", "img001", "img002"]  # first: --limit never hides it
+
+
+def test_a_bad_pseudo_label_or_a_missing_image_fails_its_card_only(tmp_path, gallery):
+    """A truncated pseudo label, and a labelled image gone from the dataset (its precise label
+    left behind: a pairing problem of the dataset, which review does not read), stopped the
+    whole gallery with exit 2; now each is its own card's problem and the command counts them."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = gallery.index.parent.parent
+    label = run / "labels" / "test" / "img001.png"
+    label.write_bytes(label.read_bytes()[:60])
+    (tmp_path / "data" / "images" / "test" / "img002.jpg").unlink()
+    res = build_review(ReviewConfig(str(run), out=str(tmp_path / "g")))
+    assert res.images == 3 and sorted(res.failed) == [
+        f"test/img001: {label}: cannot read label image (image file is truncated)",
+        f"test/img002: {tmp_path / 'data/images/test'}: no image img002.* for this pseudo label",
+    ]
+    text = res.index.read_text()
+    card = re.search(r'<div class="card"[^>]*data-stem="img002">.*?</div></div>', text).group(0)
+    assert "could not be shown" in card and "<a href" not in card  # no original to link
+    assert '<img src="thumbs/test__img000_pseudo.jpg"' in text  # the rest is built
+    out = CliRunner().invoke(app, ["review", str(run), "--out", str(tmp_path / "g2")])
+    assert out.exit_code == 1 and "2 images could not be shown" in out.output
+
+
+def test_a_run_where_every_image_failed_says_so(tmp_path, gallery):
+    """Before, "not a label run (...); it is a label run": the run has run.json and a manifest
+    but no labels/ folder yet."""
+    run = gallery.index.parent.parent
+    for sub in ("labels", "instances", "confidence", "review"):
+        shutil.rmtree(run / sub)
+    rec = {"split": "test", "stem": "img000", "status": "failed", "error": "x: cannot decode"}
+    (run / "manifest.jsonl").write_text(json.dumps(rec) + "\n")
+    with pytest.raises(ValueError) as e:
+        build_review(ReviewConfig(str(run)))
+    assert str(e.value) == f"{run}: no labelled image yet: 1 image failed (see engine info {run})"
+    assert not (run / "review").exists()
+
+
+def test_a_fused_dataset_is_named_as_one(tmp_path):
+    """Before, without --data: "fused/run.json: no image found for 1 labelled stem ...; pass
+    the dataset root with --data", naming a file that does not exist."""
+    fused = tmp_path / "fused"
+    write_label(fused / "labels" / "test" / "a.png", np.zeros((4, 4), np.uint8))
+    (fused / "fuse.json").write_text("{}")
+    with pytest.raises(ValueError, match=rf"{fused} is a fused dataset \(engine fuse\), not a "
+                       "label run"):  # fmt: skip
+        build_review(ReviewConfig(str(fused), out=str(tmp_path / "g")))
+
+
+def _odd_names_run(tmp_path):
+    data, run = tmp_path / "data", tmp_path / "run"
+    names = ["bike #3", "x?y", "50% off"]
+    for split in ("val", "test"):
+        for stem in names:
+            (data / "images" / split).mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (W, H)).save(data / "images" / split / f"{stem}.jpg")
+        make_run(run, data, {stem: [disk(H, W, 75, 60, 40)] for stem in names}, (H, W), split)
+    return run
+
+
+def test_odd_file_names_are_percent_encoded(tmp_path):
+    """An image named ``bike #3.jpg`` or ``x?y.jpg`` did not load from the page: ``#`` and
+    ``?`` ended the path."""
+    from urllib.parse import unquote
+
+    run = _odd_names_run(tmp_path)
+    text = build_review(ReviewConfig(str(run), progress=False)).index.read_text()
+    assert 'src="thumbs/val__bike%20%233_pseudo.jpg"' in text
+    assert 'href="../../data/images/test/x%3Fy.jpg"' in text
+    urls = re.findall(r'(?:src|href)="([^"]+)"', text)
+    assert len(urls) == 6 * 3  # each card: the original, its panel and the panel's detail
+    for url in urls:
+        assert (run / "review" / unquote(url)).is_file(), url
+
+
+def test_several_splits_are_given_as_label_and_fuse_take_them(tmp_path):
+    """``--split val,test`` was refused (no split 'val,test'); label and fuse accept it."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = _odd_names_run(tmp_path)
+    res = CliRunner().invoke(app, ["review", str(run), "--split", "val,test", "--no-progress"])
+    assert res.exit_code == 0 and "review of 6 images" in res.output, res.output
+    res = CliRunner().invoke(app, ["review", str(run), "--split", "val", "--split", "test"])
+    assert res.exit_code == 0 and "review of 6 images" in res.output, res.output
+    assert build_review(ReviewConfig(str(run), split=["test"])).images == 3
+    assert build_review(ReviewConfig(str(run), split="test,val")).images == 6
