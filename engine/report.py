@@ -722,6 +722,25 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     data["overlay_details"] = details
     data["config"] = dataclasses.asdict(cfg)
     data["environment"] = environment()
+    earlier = _report_files(out)
     json_path = atomic_write_json(out / "report.json", data)
     md_path = atomic_write_text(out / "report.md", render_markdown(data))
+    for name in earlier - _report_files(out):  # an earlier report's, which this one is not
+        (out / name).unlink(missing_ok=True)
     return ReportResult(md_path, json_path, chart, overlays, data)
+
+
+def _report_files(out: Path) -> set[str]:
+    """The chart and overlays that ``out/report.json`` lists (relative paths); none without
+    one. A rerun with ``--no-chart`` or fewer ``--overlays`` removes the earlier report's
+    others, which report.md no longer shows; no other file is touched."""
+    try:
+        files = read_json(out / "report.json", "report").get("files") or {}
+    except (OSError, ValueError, AttributeError):
+        return set()
+    listed = [files.get("chart"), *(files.get("overlays") or [])]
+    return {
+        p
+        for p in listed
+        if isinstance(p, str) and p and not Path(p).is_absolute() and ".." not in Path(p).parts
+    }

@@ -109,6 +109,21 @@ def test_report_rows_and_deltas(world):
     assert "Below, the same panels of the white box, enlarged" in res.markdown.read_text()
 
 
+def test_a_rerun_with_fewer_files_removes_the_earlier_report_s_others(world):
+    """A rerun with --no-chart or fewer --overlays left the earlier chart.png and overlays,
+    which report.md no longer shows; files the report never wrote stay."""
+    tmp, data, subset, _ = world
+    cfg = ReportConfig(str(subset.root), str(tmp / "again"), pseudo=str(tmp / "run"),
+                       pred=str(tmp / "pred"), data=str(data), overlays=2)  # fmt: skip
+    first = build_report(cfg)
+    assert first.chart is not None and len(first.overlays) == 2
+    (tmp / "again" / "notes.txt").write_text("mine")
+    second = build_report(replace(cfg, chart=False, overlays=1))
+    files = sorted(p.relative_to(tmp / "again").as_posix() for p in (tmp / "again").rglob("*.*"))
+    kept = second.overlays[0].relative_to(tmp / "again").as_posix()
+    assert files == sorted([kept, "notes.txt", "report.json", "report.md"])
+
+
 def test_every_markdown_number_is_in_the_json(world):
     tmp, data, subset, _ = world
     res = build_report(
