@@ -445,6 +445,51 @@ def test_run_json_read_with_the_labelers_keys(world):
     assert result.report["Bicycle"].instances_dropped == 2
 
 
+def _vouched_by(run: Path, hashes: dict[str, str], argv: list[str]) -> None:
+    """Make a hand-made run look the labeler's: run.json records settings hash "now" and the
+    command that wrote it, and each split's manifest lines carry ``hashes[split]``."""
+    doc = json.loads((run / "run.json").read_text())
+    doc.update(config_hash="now", environment={"argv": argv})
+    (run / "run.json").write_text(json.dumps(doc))
+    lines = [json.loads(x) for x in (run / "manifest.jsonl").read_text().splitlines()]
+    (run / "manifest.jsonl").write_text(
+        "".join(json.dumps({**r, "config_hash": hashes[r["split"]]}) + "\n" for r in lines)
+    )
+
+
+def test_pseudo_labels_the_run_no_longer_vouches_for(world, caplog):
+    """Images whose latest manifest line has another settings hash than run.json's (train
+    labelled at one threshold, val relabelled at another) are fused after a warning naming how
+    many and the command that labels them again, and listed in fuse.json; pseudo labels of
+    another class (a run relabelled as Car with --split val kept Bicycle's train) are refused."""
+    bike = world["bike"]
+    argv = ["/bin/engine", "label", "--class", "Bicycle", "--data", "D", "--split", "val"]
+    _vouched_by(bike, {"train": "before", "val": "now"}, argv)
+    result = fuse(cfg(world, pseudo=(bike,)))
+    assert result.fused == 4
+    assert (
+        f"{bike}: 2 images (train 2) not labelled with the settings its run.json records"
+        in caplog.text
+    )
+    assert "engine label --class Bicycle --data D --split train" in caplog.text
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    assert [(u["split"], u["stem"], u["why"]) for u in record["unvouched"]] == [
+        ("train", "a", "labelled with other settings"),
+        ("train", "b", "labelled with other settings"),
+    ]
+    # the train images' instances say Bicycle, run.json Car: refused before anything is written
+    for stem in STEMS:
+        path = world["car"] / "instances" / "train" / f"{stem}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "class_name": "Bicycle"}))
+    _vouched_by(world["car"], {"train": "before", "val": "now"}, argv)
+    out = world["out"].parent / "car_fused"
+    with pytest.raises(ValueError, match=r"train/a.json: pseudo labels of Bicycle, but .*car/run"
+                       r".json says the run labels Car \(2 images not labelled with its settings, "
+                       r"in train\): label them again first: engine label"):  # fmt: skip
+        fuse(FuseConfig(data=world["data"], pseudo=(world["car"],), out=out, progress=False))
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "kw, message",
     [

@@ -364,6 +364,33 @@ def test_interrupt_keeps_finished_images_and_resumes(red_backend, dataset, tmp_p
     assert (s.skipped, s.labelled) == (0, 5)
 
 
+def test_force_with_another_class_replaces_the_run_in_every_split(
+    red_backend, dataset, tmp_path, caplog
+):
+    """--force --class Car on a Bicycle run replaces the run: Bicycle's labels of the splits not
+    labelled now go too (they stayed, and fusion read them as Car); a sharded run cannot."""
+    import dataclasses
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    car = dataclasses.replace(_cfg(dataset, out, splits=("val",), force=True), cls=ClassSpec("Car"))
+    with pytest.raises(ValueError, match="a sharded run cannot do"):
+        run_labeling(dataclasses.replace(car, shard=(0, 2)))
+    assert len(list((out / "labels" / "train").glob("*.png"))) == 3  # refused: nothing gone
+    s = run_labeling(car)
+    assert s.labelled == 2
+    assert (
+        f"{out}: the label run of Bicycle is replaced by one of Car (--force): its 5 label maps"
+        in caplog.text
+    )
+    assert not (out / "labels" / "train").exists() and not (out / "instances" / "train").exists()
+    assert {(r["split"], r["stem"]) for r in read_jsonl(out / "manifest.jsonl")} == {
+        ("val", "val00"),
+        ("val", "val01"),
+    }
+    assert {read_instances(p)[1]["class_name"] for p in out.glob("instances/*/*.json")} == {"Car"}
+
+
 def test_backend_batch_failure_is_recorded(red_backend, dataset, tmp_path, monkeypatch):
     def boom(self, batch):
         raise RuntimeError("CUDA out of memory (simulated)")
