@@ -44,6 +44,8 @@ class PseudoRun:
     run_json_sha256: str  # hash of run.json's bytes: which labeling run this was
     config_hash: str | None = None  # run.json's settings hash (None: a run that records none)
     argv: tuple[str, ...] = ()  # the command that last wrote run.json (environment.argv)
+    data: str | None = None  # the dataset it labelled: config.data, as typed
+    data_resolved: str | None = None  # ... and its absolute path then (data_resolved)
 
     @property
     def run_json(self) -> Path:
@@ -100,6 +102,8 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
     info = LabelRun(path).info
     env = info.record.get("environment")
     env = env if isinstance(env, dict) else {}
+    config = info.record.get("config")
+    config = config if isinstance(config, dict) else {}
     return PseudoRun(
         path=path,
         class_name=info.class_name,
@@ -110,6 +114,8 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
         run_json_sha256=info.sha256,
         config_hash=str(info.record["config_hash"]) if info.record.get("config_hash") else None,
         argv=tuple(map(str, argv)) if isinstance(argv := env.get("argv"), list) else (),
+        data=str(data) if (data := config.get("data")) else None,
+        data_resolved=str(resolved) if (resolved := info.record.get("data_resolved")) else None,
     )
 
 

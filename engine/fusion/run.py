@@ -19,6 +19,7 @@ same input file stamps is skipped, so a rerun after mending a file fuses only wh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -273,6 +274,39 @@ def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
         )
 
 
+def _roots(path: Path) -> set[Path]:
+    """``path`` resolved, and the root of the dataset it names when it is a spec file."""
+    found = {path.resolve()}
+    if path.is_file():
+        with contextlib.suppress(OSError, ValueError):  # not a spec: compared as it is
+            found.add(load_spec(path).root.resolve())
+    return found
+
+
+def warn_other_dataset(data: Path, spec: DatasetSpec, runs: Iterable[PseudoRun]) -> None:
+    """A warning for each run whose ``run.json`` records another dataset than ``data`` (by
+    resolved path; a spec file counts as its root): its pseudo labels may be of other images
+    with the same file names. Only a warning: a dataset moved or reached by another mount
+    after labeling is the same dataset."""
+    here = _roots(data) | {spec.root.resolve()}
+    for run in runs:
+        if run.data_resolved:  # where the labeler found it; the path as typed was relative to it
+            recorded = Path(run.data_resolved)
+        elif run.data:
+            recorded = Path(run.data)
+        else:
+            continue
+        if _roots(recorded) & here:
+            continue
+        log.warning(
+            "%s: the run labelled dataset %s, but --data is %s: a pseudo run for another "
+            "dataset? (If the dataset was moved since, ignore this.)",
+            run.run_json,
+            recorded,
+            data,
+        )
+
+
 def default_out_dir(pseudo: Iterable[str | os.PathLike], base: str = "runs/fused") -> Path:
     """``runs/fused/<class>[+<class>...]`` from the pseudo runs' class names (lower case)."""
     names = [open_pseudo_run(p).class_name.lower().replace(" ", "_") for p in pseudo]
@@ -289,6 +323,7 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
     for p in [spec.root, *[r.path for r in runs]]:
         if out == p.resolve():
             raise ValueError(f"{config.out}: the output directory must not be an input ({p})")
+    warn_other_dataset(config.data, spec, runs)
     n = spec.taxonomy.num_classes
     taxonomy = _resolve_taxonomy(spec, runs, config.data)
     rules = _resolve_rules(config, taxonomy, runs, n)

@@ -445,6 +445,33 @@ def test_run_json_read_with_the_labelers_keys(world):
     assert result.report["Bicycle"].instances_dropped == 2
 
 
+def test_a_run_made_on_another_dataset_is_warned_about(world, caplog, monkeypatch):
+    """run.json records the dataset the run labelled; another --data (the same file names in
+    another dataset: the stems match) is fused after a warning naming both."""
+    bike = world["bike"]
+
+    def labelled(data, resolved=None):
+        doc = json.loads((bike / "run.json").read_text())
+        doc["config"]["data"] = str(data)
+        doc.pop("data_resolved", None)
+        if resolved is not None:
+            doc["data_resolved"] = str(resolved)
+        (bike / "run.json").write_text(json.dumps(doc))
+        caplog.clear()
+        plan_fusion(cfg(world, pseudo=(bike,)))
+        return caplog.text
+
+    other = world["data"].parent / "other"
+    text = labelled(other, other)
+    assert f"{bike / 'run.json'}: the run labelled dataset {other}, but --data is" in text
+    assert "a pseudo run for another dataset?" in text
+    assert labelled(world["data"]) == ""
+    monkeypatch.chdir(world["data"].parent)  # typed relative there; the absolute one decides
+    assert labelled("data", world["data"].absolute()) == ""
+    (world["data"] / "spec.yaml").write_text("images: images/{split}\n")  # a spec file: its root
+    assert labelled(world["data"] / "spec.yaml") == ""
+
+
 def _vouched_by(run: Path, hashes: dict[str, str], argv: list[str]) -> None:
     """Make a hand-made run look the labeler's: run.json records settings hash "now" and the
     command that wrote it, and each split's manifest lines carry ``hashes[split]``."""
