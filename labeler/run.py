@@ -125,8 +125,21 @@ def check_same_class(out: Path, cfg: LabelConfig) -> LabelConfig:
     """A folder holds one class's label run: labeling another class into it (a changed
     threshold re-labels, but a changed class is another run) is a ``ValueError`` naming the
     class it holds, unless ``cfg.force``. Fused datasets, subsets picked from the run and its
-    review all read these labels as that class. Returns ``cfg``."""
-    held = recorded_class(out)
+    review all read these labels as that class. An unreadable ``run.json`` is a ``ValueError``
+    naming it, unless ``cfg.force``: the run's class and settings are unknown, so none of its
+    images may count as done (with ``force`` every image is labelled again and the record
+    rewritten). Returns ``cfg``."""
+    try:
+        held = recorded_class(out)
+    except ValueError as e:
+        if not cfg.force:
+            raise ValueError(
+                f"{e}; the run's class and settings are unknown, so none of its images can "
+                "count as done: give --force to label every image again (and rewrite run.json), "
+                "or another --out"
+            ) from None
+        log.warning("%s; --force: every image is labelled again", e)
+        return cfg
     if held is None or held.lower() == cfg.cls.name.lower() or cfg.force:
         return cfg
     default = Path("runs/label") / cfg.cls.name.lower()
@@ -139,14 +152,15 @@ def check_same_class(out: Path, cfg: LabelConfig) -> LabelConfig:
 
 
 def recorded_class(out: Path) -> str | None:
-    """The class of the label run in ``out`` (its ``run.json``), or None when there is none."""
+    """The class of the label run in ``out`` (its ``run.json``), or None when there is none;
+    a ``ValueError`` naming the file when it cannot be read."""
     path = out / "run.json"
     if not path.is_file():
         return None
     try:
         return read_run_info(path).class_name
-    except (OSError, ValueError):
-        return None  # an unreadable record: the run rewrites it, as before
+    except (OSError, ValueError) as e:
+        raise ValueError(first_line(e)) from None
 
 
 def replaced_class(out: Path, cfg: LabelConfig) -> str | None:
@@ -155,7 +169,10 @@ def replaced_class(out: Path, cfg: LabelConfig) -> str | None:
     holds one class, and labels of the other class left in it would be read as this one."""
     if not cfg.force:
         return None
-    held = recorded_class(out)
+    try:
+        held = recorded_class(out)
+    except ValueError:
+        return None  # unknown: relabelled and rewritten (check_same_class warned)
     if held is None or held.lower() == cfg.cls.name.lower():
         return None
     shard = cfg.shard or shard_from_env() or (0, 1)

@@ -391,6 +391,31 @@ def test_force_with_another_class_replaces_the_run_in_every_split(
     assert {read_instances(p)[1]["class_name"] for p in out.glob("instances/*/*.json")} == {"Car"}
 
 
+def test_an_unreadable_run_json_is_an_error_unless_force(red_backend, dataset, tmp_path, caplog):
+    """With run.json broken the run's settings are unknown: the images are not taken as done
+    (it said "skipped 5" and left run.json broken for info, review and fuse); --force labels
+    them again and rewrites it."""
+    from annotations.labelrun import read_run_info
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    (out / "run.json").write_text('{"bad json')
+    with pytest.raises(ValueError) as err:
+        run_labeling(_cfg(dataset, out))
+    assert str(err.value) == (
+        f"{out / 'run.json'}: not valid JSON (Unterminated string starting at line 1); the "
+        "run's class and settings are unknown, so none of its images can count as done: give "
+        "--force to label every image again (and rewrite run.json), or another --out"
+    )
+    assert (out / "run.json").read_text() == '{"bad json'
+    s = run_labeling(_cfg(dataset, out, force=True))
+    assert (s.skipped, s.labelled) == (
+        0,
+        5,
+    ) and "--force: every image is labelled again" in caplog.text
+    assert read_run_info(out / "run.json").class_name == "Bicycle"
+
+
 def test_backend_batch_failure_is_recorded(red_backend, dataset, tmp_path, monkeypatch):
     def boom(self, batch):
         raise RuntimeError("CUDA out of memory (simulated)")
