@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class ClassSpec:
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
             raise ValueError("the class needs a non-empty name (--class)")
+        if self.name in (".", ".."):  # the default --out would be runs/label itself
+            raise ValueError(f"--class {self.name!r} is no class name")
         prompts = tuple(p.strip() for p in self.prompts if p.strip()) or (
             self.name.strip().lower(),
         )
@@ -172,7 +175,7 @@ class LabelConfig:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("runs/label") / self.cls.name.lower()
+        return Path(self.out) if self.out else default_out_dir(self.cls.name)
 
     def result_fields(self) -> dict[str, Any]:
         """The settings that change the labels: hashed for resume (batch size, device, workers,
@@ -204,6 +207,12 @@ class LabelConfig:
         d = dataclasses.asdict(self)
         d["out"] = str(self.out_dir)
         return d
+
+
+def default_out_dir(class_name: str) -> Path:
+    """``runs/label/<class lower-case>``, path separators in the name as ``_``: ``Bike/Rack``
+    is one folder, ``bike_rack``, not ``rack`` inside ``bike``."""
+    return Path("runs/label") / re.sub(r"[/\\]", "_", class_name.lower())
 
 
 def parse_grid(text: str, option: str = "--tiles") -> tuple[int, int]:

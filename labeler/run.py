@@ -47,7 +47,7 @@ from engine.runinfo import config_hash, environment
 from engine.runlock import LOCK_NAME, holds_lock
 from engine.text import counted
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
-from labeler.config import LabelConfig, shard_from_env
+from labeler.config import LabelConfig, default_out_dir, shard_from_env
 from labeler.crops import CroppedInstances, semantic_from_crops
 from labeler.refine import with_refinement
 
@@ -142,7 +142,7 @@ def check_same_class(out: Path, cfg: LabelConfig) -> LabelConfig:
         return cfg
     if held is None or held.lower() == cfg.cls.name.lower() or cfg.force:
         return cfg
-    default = Path("runs/label") / cfg.cls.name.lower()
+    default = default_out_dir(cfg.cls.name)
     other = f" (by default {default})" if default.absolute() != out.absolute() else ""
     raise ValueError(
         f"{out}: a label run of {held}; labeling {cfg.cls.name} here would replace its "

@@ -24,6 +24,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -308,8 +309,9 @@ def warn_other_dataset(data: Path, spec: DatasetSpec, runs: Iterable[PseudoRun])
 
 
 def default_out_dir(pseudo: Iterable[str | os.PathLike], base: str = "runs/fused") -> Path:
-    """``runs/fused/<class>[+<class>...]`` from the pseudo runs' class names (lower case)."""
-    names = [open_pseudo_run(p).class_name.lower().replace(" ", "_") for p in pseudo]
+    """``runs/fused/<class>[+<class>...]`` from the pseudo runs' class names (lower case; spaces
+    and path separators as ``_``, so that ``Bike/Rack`` is one folder)."""
+    names = [re.sub(r"[\s/\\]", "_", open_pseudo_run(p).class_name.lower()) for p in pseudo]
     return Path(base) / "+".join(names)
 
 

@@ -18,7 +18,7 @@ from PIL import Image
 from annotations.labelmap import read_label, write_label
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.datasets import SegDataset, load_spec
-from engine.fusion import FuseConfig, fuse, open_pseudo_run, plan_fusion
+from engine.fusion import FuseConfig, default_out_dir, fuse, open_pseudo_run, plan_fusion
 from engine.fusion.testing import write_pseudo_run
 
 O, G, U = 0, 4, 255  # noqa: E741  (Others, Ground, ignore/uncertain)
@@ -584,6 +584,8 @@ def test_cli_default_out_and_parent_list(world, monkeypatch):
     assert doc["settings"]["parents"]["Car"] == ["Others", "Ground"]
     assert doc["settings"]["min_coverage"] == 0.5
     assert load_spec("runs/fused/bicycle+car").taxonomy.num_classes == 9
+    rack = write_pseudo_run(Path("runs/rack"), "Bike/Rack", {"train": {"a": car_map()}})
+    assert default_out_dir([rack]).as_posix() == "runs/fused/bike_rack"  # one folder
 
 
 def test_cli_error_is_one_line(world, tmp_path):

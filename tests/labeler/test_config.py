@@ -36,6 +36,8 @@ def test_class_spec_defaults_and_prompt_order():
     "kwargs, match",
     [
         ({"name": " "}, "non-empty name"),
+        ({"name": ".."}, r"--class '\.\.' is no class name"),
+        ({"name": "."}, r"--class '\.' is no class name"),
         ({"name": "B", "prompts": ("bike",), "negatives": ("Bike",)}, "both prompt and negative"),
         ({"name": "B", "prompts": ("a. b",)}, "contains '.'"),
         ({"name": "B", "box_threshold": 1.0}, "box_threshold"),
@@ -162,6 +164,10 @@ def test_build_config_hash_fields_and_default_out():
         class_name="Bicycle", data="d", prompt=["bike"], tiles="2x2", batch_size=8
     )
     assert cfg.out_dir.as_posix() == "runs/label/bicycle" and cfg.tiles == (2, 2)
+    # a path separator in the class name is no folder of the default --out
+    assert build_label_config(class_name="Bike/Rack", data="d").out_dir.as_posix() == (
+        "runs/label/bike_rack"
+    )
     other = build_label_config(
         class_name="Bicycle", data="d", prompt=["bike"], tiles="2x2", batch_size=1
     )
