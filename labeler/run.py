@@ -217,7 +217,7 @@ def _changed_settings(out: Path, cfg: LabelConfig) -> str:
         return out_
 
     ignored = {"out", "force", "progress", "batch_size", "workers", "writers", "writer_queue_mb"}
-    ignored |= {"shard", "device", "data"}  # none of them changes a label
+    ignored |= {"shard", "device", "data", "splits", "local_files_only"}  # none changes a label
     found = changes({k: v for k, v in before.items() if k not in ignored},
                     {k: v for k, v in now.items() if k not in ignored})  # fmt: skip
     return ", ".join(found[:4]) + (", ..." if len(found) > 4 else "") or "backend or models"

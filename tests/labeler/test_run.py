@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -369,8 +370,6 @@ def test_force_with_another_class_replaces_the_run_in_every_split(
 ):
     """--force --class Car on a Bicycle run replaces the run: Bicycle's labels of the splits not
     labelled now go too (they stayed, and fusion read them as Car); a sharded run cannot."""
-    import dataclasses
-
     out = tmp_path / "run"
     run_labeling(_cfg(dataset, out))
     car = dataclasses.replace(_cfg(dataset, out, splits=("val",), force=True), cls=ClassSpec("Car"))
@@ -414,6 +413,20 @@ def test_an_unreadable_run_json_is_an_error_unless_force(red_backend, dataset, t
         5,
     ) and "--force: every image is labelled again" in caplog.text
     assert read_run_info(out / "run.json").class_name == "Bicycle"
+
+
+def test_the_settings_warning_names_only_settings_that_change_labels(
+    red_backend, dataset, tmp_path
+):
+    """The split choice is not in the settings hash: the warning does not list it as changed
+    (it said "splits [] -> ['val']")."""
+    from labeler.run import _changed_settings
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    now = _cfg(dataset, out, splits=("val",), workers=1)
+    now = dataclasses.replace(now, cls=ClassSpec("Bicycle", min_area=5))
+    assert _changed_settings(out, now) == "cls.min_area 0 -> 5"
 
 
 def test_backend_batch_failure_is_recorded(red_backend, dataset, tmp_path, monkeypatch):
