@@ -128,7 +128,9 @@ def check_same_class(out: Path, cfg: LabelConfig) -> LabelConfig:
     review all read these labels as that class. An unreadable ``run.json`` is a ``ValueError``
     naming it, unless ``cfg.force``: the run's class and settings are unknown, so none of its
     images may count as done (with ``force`` every image is labelled again and the record
-    rewritten). Returns ``cfg``."""
+    rewritten). Returns ``cfg`` with the class spelled as the run records it: ``--class
+    bicycle`` on a Bicycle run is the same class, so the same settings (and hash), not a
+    reason to label every image again."""
     try:
         held = recorded_class(out)
     except ValueError as e:
@@ -140,6 +142,8 @@ def check_same_class(out: Path, cfg: LabelConfig) -> LabelConfig:
             ) from None
         log.warning("%s; --force: every image is labelled again", e)
         return cfg
+    if held is not None and held != cfg.cls.name and held.lower() == cfg.cls.name.lower():
+        return dataclasses.replace(cfg, cls=dataclasses.replace(cfg.cls, name=held))
     if held is None or held.lower() == cfg.cls.name.lower() or cfg.force:
         return cfg
     default = default_out_dir(cfg.cls.name)

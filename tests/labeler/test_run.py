@@ -429,6 +429,20 @@ def test_the_settings_warning_names_only_settings_that_change_labels(
     assert _changed_settings(out, now) == "cls.min_area 0 -> 5"
 
 
+def test_the_class_name_in_another_case_is_the_same_run(red_backend, dataset, tmp_path, caplog):
+    """--class bicycle on a Bicycle run: the same class for the class check, so the same
+    settings too; it re-labelled every image under "cls.name Bicycle -> bicycle"."""
+    from annotations.labelrun import read_run_info
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    lower = dataclasses.replace(_cfg(dataset, out), cls=ClassSpec("bicycle"))
+    s = run_labeling(lower)
+    assert (s.skipped, s.labelled) == (5, 0) and "other settings" not in caplog.text
+    s = run_labeling(dataclasses.replace(lower, force=True))
+    assert s.labelled == 5 and read_run_info(out / "run.json").class_name == "Bicycle"
+
+
 def test_backend_batch_failure_is_recorded(red_backend, dataset, tmp_path, monkeypatch):
     def boom(self, batch):
         raise RuntimeError("CUDA out of memory (simulated)")
