@@ -106,6 +106,8 @@ def load_class_spec(path: str | os.PathLike, name: str, **overrides: Any) -> Cla
         raise ValueError(
             f"{path}: class {key!r} has unknown keys {sorted(unknown)}; allowed: {sorted(_CLASS_KEYS)}"
         )
+    for k, v in entry.items():
+        _check_type(path, key, k, v)
     merged = dict(entry)
     merged.update({k: v for k, v in overrides.items() if v is not None and v != ()})
     for k in ("prompts", "negatives"):
@@ -117,6 +119,24 @@ def load_class_spec(path: str | os.PathLike, name: str, **overrides: Any) -> Cla
         return ClassSpec(name=key, **merged)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from None
+
+
+def _check_type(path: Path, cls: str, key: str, value: Any) -> None:
+    """A ``ValueError`` naming the file, the class and the key when a spec value has the wrong
+    type (``box_threshold: "0.3"``, quoted, was a ``'<=' not supported`` deep in the check)."""
+    if key in ("box_threshold", "text_threshold"):
+        ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif key in ("min_area", "max_instances"):
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif key == "parent":
+        ok, want = isinstance(value, str), "a class name"
+    else:  # prompts, negatives
+        ok = isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(p, (str, int, float)) for p in value)
+        )
+        want = "a prompt or a list of prompts"
+    if not ok:
+        raise ValueError(f"{path}: class {cls!r}: {key} must be {want}, got {value!r}")
 
 
 @dataclass(frozen=True)

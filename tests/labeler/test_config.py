@@ -68,6 +68,42 @@ def test_yaml_class_spec_and_overrides(tmp_path):
         load_class_spec(tmp_path / "nope.yaml", "Bicycle")
 
 
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ('box_threshold: "0.3"', "class 'Bicycle': box_threshold must be a number, got '0.3'"),
+        ("min_area: 6.5", "class 'Bicycle': min_area must be a whole number, got 6.5"),
+        ("max_instances: true", "class 'Bicycle': max_instances must be a whole number, got True"),
+        ("parent: [Others]", "class 'Bicycle': parent must be a class name, got ['Others']"),
+        ("prompts: {a: b}", "class 'Bicycle': prompts must be a prompt or a list of prompts"),
+    ],
+)
+def test_spec_values_of_the_wrong_type_name_the_file_and_key(tmp_path, entry, message):
+    """A quoted number was "'<=' not supported between instances of 'int' and 'str'"."""
+    f = tmp_path / "classes.yaml"
+    f.write_text(f"Bicycle:\n  {entry}\n")
+    with pytest.raises(ValueError) as err:
+        load_class_spec(f, "Bicycle")
+    assert str(err.value).startswith(f"{f}: {message}")
+
+
+def test_a_spec_parent_not_in_the_dataset_names_the_spec_file(tmp_path):
+    """It was "unknown class 'Vehicles'", naming neither the file nor the dataset."""
+    from tests.loop_helpers import make_dataset
+
+    make_dataset(tmp_path / "data", n=1)
+    f = tmp_path / "classes.yaml"
+    f.write_text("Bicycle: {parent: Vehicles}\n")
+    with pytest.raises(ValueError) as err:
+        build_label_config(class_name="Bicycle", data=str(tmp_path / "data"), spec=str(f))
+    assert str(err.value).startswith(
+        f"{f}: class 'Bicycle': parent 'Vehicles' is not a class of dataset {tmp_path / 'data'} "
+        "(Others, Human,"
+    )
+    f.write_text("Bicycle: {parent: Ground}\n")
+    assert build_label_config(class_name="Bicycle", data=str(tmp_path / "data"), spec=str(f))
+
+
 def test_parsers():
     assert (
         parse_grid("2x3") == (2, 3)
