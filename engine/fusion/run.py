@@ -241,6 +241,10 @@ def _resolve_rules(config: FuseConfig, taxonomy: Taxonomy, runs: list[PseudoRun]
                 f"--priority {name!r}: not a new class of these pseudo runs; "
                 f"new classes: {', '.join(new_names)}"
             )
+        if taxonomy.id_of(name) in priority:  # named, not by id as FusionRules would
+            raise ValueError(
+                f"--priority lists {taxonomy.get(name).name} twice: {', '.join(config.priority)}"
+            )
         priority.append(taxonomy.id_of(name))
     return FusionRules(
         parents=parents,

@@ -522,6 +522,7 @@ def test_pseudo_labels_the_run_no_longer_vouches_for(world, caplog):
     [
         ({"parents": ("Sofa",)}, r"--parent 'Sofa': not a precise class"),
         ({"priority": ("Ground",)}, r"--priority 'Ground': not a new class"),
+        ({"priority": ("Car", "car")}, r"^--priority lists Car twice: Car, car$"),
         ({"pseudo": ()}, "no pseudo-label run given"),
         ({"splits": ("test",)}, r"data/images/test: split 'test' not found"),
     ],
