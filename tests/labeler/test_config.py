@@ -193,6 +193,8 @@ def test_label_command_defaults_are_the_config_s():
     assert params["overlap"].default.default == default.tile_overlap
     for name in ("max_boxes", "precision", "device"):
         assert params[name].default.default == getattr(default, name), name
+    # 0 keeps every instance, as the backends read it: the help says so (it did not)
+    assert "0: all" in params["max_instances"].default.help
 
 
 def test_build_config_hash_fields_and_default_out():
