@@ -380,7 +380,9 @@ def parse_json(data: str | bytes, path: str | os.PathLike) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        # e.msg may end in "at" ("Unterminated string starting at"): one "at" before the line
+        msg = e.msg.removesuffix(" at")
+        raise ValueError(f"{path}: not valid JSON ({msg} at line {e.lineno})") from None
 
 
 def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:

@@ -55,7 +55,9 @@ def label_cmd(
     box_threshold: float = typer.Option(None, help="Box threshold (default 0.35)."),
     text_threshold: float = typer.Option(None, help="Text threshold (default 0.25)."),
     min_area: int = typer.Option(None, help="Minimum instance area in pixels (default 0)."),
-    max_instances: int = typer.Option(None, help="Maximum instances per image (default 100)."),
+    max_instances: int = typer.Option(
+        None, min=0, help="Instances kept per image, best first (default 100; 0: all)."
+    ),
     max_boxes: int = typer.Option(
         100, min=0, help="Boxes per image that reach SAM, best box score first (0: all)."
     ),

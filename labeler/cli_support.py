@@ -148,6 +148,7 @@ def build_label_config(
         )
     if spec:
         cls = load_class_spec(spec, class_name, **overrides)
+        _check_parent(spec, cls, data)
     else:
         cls = ClassSpec(name=class_name, **{k: v for k, v in overrides.items() if v is not None})
     return LabelConfig(
@@ -178,6 +179,23 @@ def build_label_config(
         progress=progress,
         extra=parse_backend_options(backend_option),
     )
+
+
+def _check_parent(spec: str, cls: ClassSpec, data: str) -> None:
+    """The spec file's ``parent`` must be a class of the dataset: a ``ValueError`` naming the
+    file, the class and the dataset's classes (it was ``unknown class 'Vehicles'``, naming
+    neither). A dataset that cannot be opened is left to the run, which names its problem."""
+    from engine.datasets import load_spec
+
+    try:
+        taxonomy = load_spec(data).taxonomy
+    except (OSError, ValueError):
+        return
+    if cls.parent not in taxonomy:
+        raise ValueError(
+            f"{spec}: class {cls.name!r}: parent {cls.parent!r} is not a class of dataset "
+            f"{data} ({', '.join(taxonomy.names)})"
+        )
 
 
 def print_label_summary(summary: LabelSummary, backend: str | None = None) -> None:

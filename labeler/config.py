@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,8 @@ class ClassSpec:
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
             raise ValueError("the class needs a non-empty name (--class)")
+        if self.name in (".", ".."):  # the default --out would be runs/label itself
+            raise ValueError(f"--class {self.name!r} is no class name")
         prompts = tuple(p.strip() for p in self.prompts if p.strip()) or (
             self.name.strip().lower(),
         )
@@ -103,6 +106,8 @@ def load_class_spec(path: str | os.PathLike, name: str, **overrides: Any) -> Cla
         raise ValueError(
             f"{path}: class {key!r} has unknown keys {sorted(unknown)}; allowed: {sorted(_CLASS_KEYS)}"
         )
+    for k, v in entry.items():
+        _check_type(path, key, k, v)
     merged = dict(entry)
     merged.update({k: v for k, v in overrides.items() if v is not None and v != ()})
     for k in ("prompts", "negatives"):
@@ -114,6 +119,24 @@ def load_class_spec(path: str | os.PathLike, name: str, **overrides: Any) -> Cla
         return ClassSpec(name=key, **merged)
     except (TypeError, ValueError) as e:
         raise ValueError(f"{path}: {e}") from None
+
+
+def _check_type(path: Path, cls: str, key: str, value: Any) -> None:
+    """A ``ValueError`` naming the file, the class and the key when a spec value has the wrong
+    type (``box_threshold: "0.3"``, quoted, was a ``'<=' not supported`` deep in the check)."""
+    if key in ("box_threshold", "text_threshold"):
+        ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif key in ("min_area", "max_instances"):
+        ok, want = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif key == "parent":
+        ok, want = isinstance(value, str), "a class name"
+    else:  # prompts, negatives
+        ok = isinstance(value, str) or (
+            isinstance(value, list) and all(isinstance(p, (str, int, float)) for p in value)
+        )
+        want = "a prompt or a list of prompts"
+    if not ok:
+        raise ValueError(f"{path}: class {cls!r}: {key} must be {want}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -172,7 +195,7 @@ class LabelConfig:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.out) if self.out else Path("runs/label") / self.cls.name.lower()
+        return Path(self.out) if self.out else default_out_dir(self.cls.name)
 
     def result_fields(self) -> dict[str, Any]:
         """The settings that change the labels: hashed for resume (batch size, device, workers,
@@ -204,6 +227,12 @@ class LabelConfig:
         d = dataclasses.asdict(self)
         d["out"] = str(self.out_dir)
         return d
+
+
+def default_out_dir(class_name: str) -> Path:
+    """``runs/label/<class lower-case>``, path separators in the name as ``_``: ``Bike/Rack``
+    is one folder, ``bike_rack``, not ``rack`` inside ``bike``."""
+    return Path("runs/label") / re.sub(r"[/\\]", "_", class_name.lower())
 
 
 def parse_grid(text: str, option: str = "--tiles") -> tuple[int, int]:

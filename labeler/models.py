@@ -211,8 +211,53 @@ def _from_pretrained(
         return loader.from_pretrained(
             source, revision=revision, local_files_only=_local_only(source, local_only), **kw
         )
-    except (OSError, ValueError) as e:
-        raise _missing(role, source, revision, _reason(e), local_only) from None
+    except Exception as e:
+        if _unreadable_weights(e):
+            where = _broken_weights(source, revision) or source
+            raise ValueError(
+                f"{where}: cannot read the {role} weights ({_reason(e)}); the download may be "
+                "incomplete: delete it and download again"
+            ) from None
+        if isinstance(e, (OSError, ValueError)):
+            raise _missing(role, source, revision, _reason(e), local_only) from None
+        raise
+
+
+def _unreadable_weights(e: BaseException) -> bool:
+    """Whether ``e`` says a weights file is there but cannot be read (cut short by a broken
+    download or a full disk): safetensors' header or data is incomplete, or torch's zip
+    archive of a ``.bin`` is."""
+    text = str(e)
+    return type(e).__name__ == "SafetensorError" or any(
+        clue in text
+        for clue in ("PytorchStreamReader", "central directory", "Unable to load weights")
+    )
+
+
+def _broken_weights(source: str, revision: str | None) -> str | None:
+    """The weights file of ``source`` (a local directory, or a hub id's cached snapshot) that
+    safetensors cannot open, or the only weights file there; None when none is found."""
+    if _looks_like_path(source):
+        folder = Path(source).expanduser()
+        files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    else:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(source, "model.safetensors", revision=revision)
+        files = [Path(cached)] if isinstance(cached, str) else []
+    broken = []
+    for f in files:
+        if f.suffix != ".safetensors":
+            continue
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(f), framework="pt"):
+                pass
+        except Exception:  # noqa: BLE001 - any failure to open is the file to name
+            broken.append(f)
+    found = broken or files
+    return str(found[0]) if len(found) == 1 else None
 
 
 def resolve_device(device: str) -> str:

@@ -17,6 +17,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -46,7 +47,7 @@ from engine.runinfo import config_hash, environment
 from engine.runlock import LOCK_NAME, holds_lock
 from engine.text import counted
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
-from labeler.config import LabelConfig, shard_from_env
+from labeler.config import LabelConfig, default_out_dir, shard_from_env
 from labeler.crops import CroppedInstances, semantic_from_crops
 from labeler.refine import with_refinement
 
@@ -120,25 +121,83 @@ def _done_keys(
     return done
 
 
-def check_same_class(out: Path, cfg: LabelConfig) -> None:
+def check_same_class(out: Path, cfg: LabelConfig) -> LabelConfig:
     """A folder holds one class's label run: labeling another class into it (a changed
     threshold re-labels, but a changed class is another run) is a ``ValueError`` naming the
     class it holds, unless ``cfg.force``. Fused datasets, subsets picked from the run and its
-    review all read these labels as that class."""
-    if cfg.force or not (out / "run.json").is_file():
-        return
+    review all read these labels as that class. An unreadable ``run.json`` is a ``ValueError``
+    naming it, unless ``cfg.force``: the run's class and settings are unknown, so none of its
+    images may count as done (with ``force`` every image is labelled again and the record
+    rewritten). Returns ``cfg`` with the class spelled as the run records it: ``--class
+    bicycle`` on a Bicycle run is the same class, so the same settings (and hash), not a
+    reason to label every image again."""
     try:
-        held = read_run_info(out / "run.json").class_name
-    except (OSError, ValueError):
-        return  # an unreadable record: the run rewrites it, as before
-    if held.lower() != cfg.cls.name.lower():
-        default = Path("runs/label") / cfg.cls.name.lower()
-        other = f" (by default {default})" if default.absolute() != out.absolute() else ""
+        held = recorded_class(out)
+    except ValueError as e:
+        if not cfg.force:
+            raise ValueError(
+                f"{e}; the run's class and settings are unknown, so none of its images can "
+                "count as done: give --force to label every image again (and rewrite run.json), "
+                "or another --out"
+            ) from None
+        log.warning("%s; --force: every image is labelled again", e)
+        return cfg
+    if held is not None and held != cfg.cls.name and held.lower() == cfg.cls.name.lower():
+        return dataclasses.replace(cfg, cls=dataclasses.replace(cfg.cls, name=held))
+    if held is None or held.lower() == cfg.cls.name.lower() or cfg.force:
+        return cfg
+    default = default_out_dir(cfg.cls.name)
+    other = f" (by default {default})" if default.absolute() != out.absolute() else ""
+    raise ValueError(
+        f"{out}: a label run of {held}; labeling {cfg.cls.name} here would replace its "
+        f"labels (read as {held} by what was made from them): give another --out{other}, "
+        "or --force to replace the run"
+    )
+
+
+def recorded_class(out: Path) -> str | None:
+    """The class of the label run in ``out`` (its ``run.json``), or None when there is none;
+    a ``ValueError`` naming the file when it cannot be read."""
+    path = out / "run.json"
+    if not path.is_file():
+        return None
+    try:
+        return read_run_info(path).class_name
+    except (OSError, ValueError) as e:
+        raise ValueError(first_line(e)) from None
+
+
+def replaced_class(out: Path, cfg: LabelConfig) -> str | None:
+    """The other class whose run in ``out`` this ``--force`` run replaces, or None. Its files
+    go in every split (:func:`clear_outputs`), not only in the splits labelled now: a folder
+    holds one class, and labels of the other class left in it would be read as this one."""
+    if not cfg.force:
+        return None
+    try:
+        held = recorded_class(out)
+    except ValueError:
+        return None  # unknown: relabelled and rewritten (check_same_class warned)
+    if held is None or held.lower() == cfg.cls.name.lower():
+        return None
+    shard = cfg.shard or shard_from_env() or (0, 1)
+    if shard[1] > 1:  # one shard would delete what the others have just written
         raise ValueError(
-            f"{out}: a label run of {held}; labeling {cfg.cls.name} here would replace its "
-            f"labels (read as {held} by what was made from them): give another --out{other}, "
-            "or --force to replace the run"
+            f"{out}: a label run of {held}; --force replaces it with {cfg.cls.name}, which a "
+            "sharded run cannot do (each shard would clear the folder): run once without "
+            "--shard, or give another --out"
         )
+    return held
+
+
+def clear_outputs(out: Path) -> int:
+    """Remove a replaced run's labels, confidence maps, instances and manifest (every split);
+    returns how many label maps there were."""
+    images = sum(1 for _ in (out / "labels").glob("*/*.png"))
+    for sub in ("labels", "confidence", "instances"):
+        if (out / sub).is_dir():
+            shutil.rmtree(out / sub)
+    (out / "manifest.jsonl").unlink(missing_ok=True)
+    return images
 
 
 def _changed_settings(out: Path, cfg: LabelConfig) -> str:
@@ -162,7 +221,7 @@ def _changed_settings(out: Path, cfg: LabelConfig) -> str:
         return out_
 
     ignored = {"out", "force", "progress", "batch_size", "workers", "writers", "writer_queue_mb"}
-    ignored |= {"shard", "device", "data"}  # none of them changes a label
+    ignored |= {"shard", "device", "data", "splits", "local_files_only"}  # none changes a label
     found = changes({k: v for k, v in before.items() if k not in ignored},
                     {k: v for k, v in now.items() if k not in ignored})  # fmt: skip
     return ", ".join(found[:4]) + (", ..." if len(found) > 4 else "") or "backend or models"
@@ -373,7 +432,8 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
 
         if torch.cuda.is_available():
             cfg = dataclasses.replace(cfg, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")
-    check_same_class(cfg.out_dir, cfg)
+    cfg = check_same_class(cfg.out_dir, cfg)
+    replaced = replaced_class(cfg.out_dir, cfg)
     items, taxonomy = plan_items(cfg)
     class_id = taxonomy.id_of(cfg.cls.name)
     if backend is None:
@@ -416,6 +476,15 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     t_load = time.perf_counter()
     models = backend.load()
     summary.load_seconds = time.perf_counter() - t_load
+    if replaced is not None:  # only now: a model that fails to load leaves the old run whole
+        log.warning(
+            "%s: the label run of %s is replaced by one of %s (--force): its %s are removed "
+            "in every split",
+            out,
+            replaced,
+            cfg.cls.name,
+            counted(clear_outputs(out), "label map"),
+        )
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         out / "run.json",

@@ -14,13 +14,17 @@ into ``taxonomy``, ``config.cls``).
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from annotations.fileio import read_jsonl
 from annotations.instances import Instances, read_instances
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
@@ -38,6 +42,10 @@ class PseudoRun:
     run_class_id: int | None  # its id in the run's taxonomy (its instances' class_id); None: any
     taxonomy: Taxonomy | None  # the run's taxonomy, when run.json has one
     run_json_sha256: str  # hash of run.json's bytes: which labeling run this was
+    config_hash: str | None = None  # run.json's settings hash (None: a run that records none)
+    argv: tuple[str, ...] = ()  # the command that last wrote run.json (environment.argv)
+    data: str | None = None  # the dataset it labelled: config.data, as typed
+    data_resolved: str | None = None  # ... and its absolute path then (data_resolved)
 
     @property
     def run_json(self) -> Path:
@@ -92,6 +100,10 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: pseudo-label run directory not found")
     info = LabelRun(path).info
+    env = info.record.get("environment")
+    env = env if isinstance(env, dict) else {}
+    config = info.record.get("config")
+    config = config if isinstance(config, dict) else {}
     return PseudoRun(
         path=path,
         class_name=info.class_name,
@@ -100,7 +112,66 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
         run_class_id=info.class_id,
         taxonomy=info.taxonomy,
         run_json_sha256=info.sha256,
+        config_hash=str(info.record["config_hash"]) if info.record.get("config_hash") else None,
+        argv=tuple(map(str, argv)) if isinstance(argv := env.get("argv"), list) else (),
+        data=str(data) if (data := config.get("data")) else None,
+        data_resolved=str(resolved) if (resolved := info.record.get("data_resolved")) else None,
     )
+
+
+def unvouched_images(run: PseudoRun, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The images of ``keys`` (``(split, stem)``) whose pseudo labels the run no longer vouches
+    for, with why: the latest line of ``manifest.jsonl`` for the image is ``ok`` with another
+    settings hash than ``run.json``'s (labelled with other settings: ``--split val`` at another
+    threshold leaves train as it was), failed (its files are from an attempt before), or absent.
+    Nothing for a run whose ``run.json`` records no hash or that has no manifest (hand-made)."""
+    manifest = run.path / "manifest.jsonl"
+    if run.config_hash is None or not manifest.is_file():
+        return {}
+    latest = {(r.get("split"), r.get("stem")): r for r in read_jsonl(manifest)}
+    found = {}
+    for key in keys:
+        rec = latest.get(key)
+        if rec is None:
+            found[key] = "no manifest record"
+        elif rec.get("status") != "ok":
+            found[key] = "its latest labeling failed"
+        elif rec.get("config_hash") != run.config_hash:
+            found[key] = "labelled with other settings"
+    return found
+
+
+def labelled_class(run: PseudoRun, split: str, stem: str) -> str | None:
+    """The class an image's instances file says it was labelled as (its header's
+    ``class_name``), or None when the file or the name is not there."""
+    try:
+        doc = json.loads(run.instances_path(split, stem).read_bytes())
+    except (OSError, ValueError):
+        return None
+    name = doc.get("class_name") if isinstance(doc, dict) else None
+    return str(name) if name else None
+
+
+def relabel_command(run: PseudoRun, splits: Iterable[str]) -> str:
+    """The ``engine label`` command that labels ``splits`` of ``run`` again with its current
+    settings: the command that wrote its ``run.json`` (without its ``--split`` and ``--force``)
+    with ``--split``, or a sketch naming run.json when that command is not recorded."""
+    split = ",".join(splits)
+    args = list(run.argv[1:])
+    if not args or args[0] != "label":
+        return (
+            f"engine label --class {shlex.quote(run.class_name)} --out {shlex.quote(str(run.path))}"
+            f" --split {split} with the settings in {run.run_json}"
+        )
+    kept, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in ("--split", "--force"):
+            skip = a == "--split"
+        elif not a.startswith("--split="):
+            kept.append(a)
+    return shlex.join(["engine", *kept, "--split", split])
 
 
 def read_pseudo(

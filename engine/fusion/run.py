@@ -19,10 +19,12 @@ same input file stamps is skipped, so a rerun after mending a file fuses only wh
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -44,7 +46,14 @@ from annotations.fileio import (
 from annotations.labelmap import read_label, write_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
-from engine.fusion.pseudo import PseudoRun, open_pseudo_run, read_pseudo
+from engine.fusion.pseudo import (
+    PseudoRun,
+    labelled_class,
+    open_pseudo_run,
+    read_pseudo,
+    relabel_command,
+    unvouched_images,
+)
 from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
 from engine.parallel import process_pool
 from engine.progress import make_progress
@@ -135,6 +144,8 @@ class FusePlan:
     splits: tuple[str, ...]  # splits fused
     jobs: tuple[Job, ...]  # every image of those splits
     config_hash: str  # hash of everything that decides the fused pixels
+    # images fused from pseudo labels their run no longer vouches for: (run, split, stem, why)
+    unvouched: tuple[tuple[str, str, str, str], ...] = ()
 
     @property
     def new_ids(self) -> list[int]:
@@ -230,6 +241,10 @@ def _resolve_rules(config: FuseConfig, taxonomy: Taxonomy, runs: list[PseudoRun]
                 f"--priority {name!r}: not a new class of these pseudo runs; "
                 f"new classes: {', '.join(new_names)}"
             )
+        if taxonomy.id_of(name) in priority:  # named, not by id as FusionRules would
+            raise ValueError(
+                f"--priority lists {taxonomy.get(name).name} twice: {', '.join(config.priority)}"
+            )
         priority.append(taxonomy.id_of(name))
     return FusionRules(
         parents=parents,
@@ -264,9 +279,43 @@ def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
         )
 
 
+def _roots(path: Path) -> set[Path]:
+    """``path`` resolved, and the root of the dataset it names when it is a spec file."""
+    found = {path.resolve()}
+    if path.is_file():
+        with contextlib.suppress(OSError, ValueError):  # not a spec: compared as it is
+            found.add(load_spec(path).root.resolve())
+    return found
+
+
+def warn_other_dataset(data: Path, spec: DatasetSpec, runs: Iterable[PseudoRun]) -> None:
+    """A warning for each run whose ``run.json`` records another dataset than ``data`` (by
+    resolved path; a spec file counts as its root): its pseudo labels may be of other images
+    with the same file names. Only a warning: a dataset moved or reached by another mount
+    after labeling is the same dataset."""
+    here = _roots(data) | {spec.root.resolve()}
+    for run in runs:
+        if run.data_resolved:  # where the labeler found it; the path as typed was relative to it
+            recorded = Path(run.data_resolved)
+        elif run.data:
+            recorded = Path(run.data)
+        else:
+            continue
+        if _roots(recorded) & here:
+            continue
+        log.warning(
+            "%s: the run labelled dataset %s, but --data is %s: a pseudo run for another "
+            "dataset? (If the dataset was moved since, ignore this.)",
+            run.run_json,
+            recorded,
+            data,
+        )
+
+
 def default_out_dir(pseudo: Iterable[str | os.PathLike], base: str = "runs/fused") -> Path:
-    """``runs/fused/<class>[+<class>...]`` from the pseudo runs' class names (lower case)."""
-    names = [open_pseudo_run(p).class_name.lower().replace(" ", "_") for p in pseudo]
+    """``runs/fused/<class>[+<class>...]`` from the pseudo runs' class names (lower case; spaces
+    and path separators as ``_``, so that ``Bike/Rack`` is one folder)."""
+    names = [re.sub(r"[\s/\\]", "_", open_pseudo_run(p).class_name.lower()) for p in pseudo]
     return Path(base) / "+".join(names)
 
 
@@ -280,6 +329,7 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
     for p in [spec.root, *[r.path for r in runs]]:
         if out == p.resolve():
             raise ValueError(f"{config.out}: the output directory must not be an input ({p})")
+    warn_other_dataset(config.data, spec, runs)
     n = spec.taxonomy.num_classes
     taxonomy = _resolve_taxonomy(spec, runs, config.data)
     rules = _resolve_rules(config, taxonomy, runs, n)
@@ -300,6 +350,7 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
         for run in runs:
             _check_stems(run, dataset)
         jobs += [Job(split, s.stem, s.label_path, s.image_path) for s in dataset.samples]
+    unvouched = check_vouched(runs, jobs)
     plan = FusePlan(spec, tuple(runs), taxonomy, rules, tuple(splits), tuple(jobs), "")
     digest = config_hash(
         {
@@ -309,7 +360,45 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
             "runs": [r.run_json_sha256 for r in runs],
         }
     )
-    return FusePlan(spec, tuple(runs), taxonomy, rules, tuple(splits), tuple(jobs), digest)
+    return FusePlan(
+        spec, tuple(runs), taxonomy, rules, tuple(splits), tuple(jobs), digest, unvouched
+    )
+
+
+def check_vouched(runs: Iterable[PseudoRun], jobs: list[Job]) -> tuple[tuple[str, ...], ...]:
+    """Each run's images that its manifest does not vouch for with its ``run.json``'s settings
+    (:func:`engine.fusion.pseudo.unvouched_images`). Pseudo labels of another class (a run
+    relabelled as Car with ``--split val`` kept Bicycle's train) are a ``ValueError`` naming
+    them; labels made with other settings are fused, after a warning with the count and the
+    command that labels them again, and ``fuse.json`` lists them (``unvouched``)."""
+    found: list[tuple[str, ...]] = []
+    for run in runs:
+        stale = unvouched_images(run, [(j.split, j.stem) for j in jobs])
+        if not stale:
+            continue
+        splits = list(dict.fromkeys(split for split, _ in stale))
+        for split, stem in stale:
+            held = labelled_class(run, split, stem)
+            if held is not None and held.casefold() != run.class_name.casefold():
+                raise ValueError(
+                    f"{run.instances_path(split, stem)}: pseudo labels of {held}, but "
+                    f"{run.run_json} says the run labels {run.class_name} "
+                    f"({counted(len(stale), 'image')} not labelled with its settings, in "
+                    f"{', '.join(splits)}): label them again first: "
+                    f"{relabel_command(run, splits)}"
+                )
+        per_split = ", ".join(f"{split} {sum(s == split for s, _ in stale)}" for split in splits)
+        log.warning(
+            "%s: %s (%s) not labelled with the settings its run.json records (other settings, "
+            "a failed attempt or no manifest record) are fused as they are, listed in fuse.json; "
+            "to label them again first: %s",
+            run.path,
+            counted(len(stale), "image"),
+            per_split,
+            relabel_command(run, splits),
+        )
+        found += [(str(run.path), split, stem, why) for (split, stem), why in stale.items()]
+    return tuple(found)
 
 
 # -- per image (runs in worker processes) ------------------------------------------------------
@@ -458,6 +547,15 @@ def _fuse_json(plan: FusePlan, config: FuseConfig, status: str, extra: dict) -> 
         },
         "taxonomy": plan.taxonomy.to_dict(),
         "splits": {s: sum(j.split == s for j in plan.jobs) for s in plan.splits},
+        **(
+            {
+                "unvouched": [
+                    {"run": r, "split": a, "stem": b, "why": why} for r, a, b, why in plan.unvouched
+                ]
+            }
+            if plan.unvouched
+            else {}
+        ),
         "environment": environment(),
         **extra,
     }

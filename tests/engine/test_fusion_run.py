@@ -18,7 +18,7 @@ from PIL import Image
 from annotations.labelmap import read_label, write_label
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.datasets import SegDataset, load_spec
-from engine.fusion import FuseConfig, fuse, open_pseudo_run, plan_fusion
+from engine.fusion import FuseConfig, default_out_dir, fuse, open_pseudo_run, plan_fusion
 from engine.fusion.testing import write_pseudo_run
 
 O, G, U = 0, 4, 255  # noqa: E741  (Others, Ground, ignore/uncertain)
@@ -445,11 +445,84 @@ def test_run_json_read_with_the_labelers_keys(world):
     assert result.report["Bicycle"].instances_dropped == 2
 
 
+def test_a_run_made_on_another_dataset_is_warned_about(world, caplog, monkeypatch):
+    """run.json records the dataset the run labelled; another --data (the same file names in
+    another dataset: the stems match) is fused after a warning naming both."""
+    bike = world["bike"]
+
+    def labelled(data, resolved=None):
+        doc = json.loads((bike / "run.json").read_text())
+        doc["config"]["data"] = str(data)
+        doc.pop("data_resolved", None)
+        if resolved is not None:
+            doc["data_resolved"] = str(resolved)
+        (bike / "run.json").write_text(json.dumps(doc))
+        caplog.clear()
+        plan_fusion(cfg(world, pseudo=(bike,)))
+        return caplog.text
+
+    other = world["data"].parent / "other"
+    text = labelled(other, other)
+    assert f"{bike / 'run.json'}: the run labelled dataset {other}, but --data is" in text
+    assert "a pseudo run for another dataset?" in text
+    assert labelled(world["data"]) == ""
+    monkeypatch.chdir(world["data"].parent)  # typed relative there; the absolute one decides
+    assert labelled("data", world["data"].absolute()) == ""
+    (world["data"] / "spec.yaml").write_text("images: images/{split}\n")  # a spec file: its root
+    assert labelled(world["data"] / "spec.yaml") == ""
+
+
+def _vouched_by(run: Path, hashes: dict[str, str], argv: list[str]) -> None:
+    """Make a hand-made run look the labeler's: run.json records settings hash "now" and the
+    command that wrote it, and each split's manifest lines carry ``hashes[split]``."""
+    doc = json.loads((run / "run.json").read_text())
+    doc.update(config_hash="now", environment={"argv": argv})
+    (run / "run.json").write_text(json.dumps(doc))
+    lines = [json.loads(x) for x in (run / "manifest.jsonl").read_text().splitlines()]
+    (run / "manifest.jsonl").write_text(
+        "".join(json.dumps({**r, "config_hash": hashes[r["split"]]}) + "\n" for r in lines)
+    )
+
+
+def test_pseudo_labels_the_run_no_longer_vouches_for(world, caplog):
+    """Images whose latest manifest line has another settings hash than run.json's (train
+    labelled at one threshold, val relabelled at another) are fused after a warning naming how
+    many and the command that labels them again, and listed in fuse.json; pseudo labels of
+    another class (a run relabelled as Car with --split val kept Bicycle's train) are refused."""
+    bike = world["bike"]
+    argv = ["/bin/engine", "label", "--class", "Bicycle", "--data", "D", "--split", "val"]
+    _vouched_by(bike, {"train": "before", "val": "now"}, argv)
+    result = fuse(cfg(world, pseudo=(bike,)))
+    assert result.fused == 4
+    assert (
+        f"{bike}: 2 images (train 2) not labelled with the settings its run.json records"
+        in caplog.text
+    )
+    assert "engine label --class Bicycle --data D --split train" in caplog.text
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    assert [(u["split"], u["stem"], u["why"]) for u in record["unvouched"]] == [
+        ("train", "a", "labelled with other settings"),
+        ("train", "b", "labelled with other settings"),
+    ]
+    # the train images' instances say Bicycle, run.json Car: refused before anything is written
+    for stem in STEMS:
+        path = world["car"] / "instances" / "train" / f"{stem}.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), "class_name": "Bicycle"}))
+    _vouched_by(world["car"], {"train": "before", "val": "now"}, argv)
+    out = world["out"].parent / "car_fused"
+    with pytest.raises(ValueError, match=r"train/a.json: pseudo labels of Bicycle, but .*car/run"
+                       r".json says the run labels Car \(2 images not labelled with its settings, "
+                       r"in train\): label them again first: engine label"):  # fmt: skip
+        fuse(FuseConfig(data=world["data"], pseudo=(world["car"],), out=out, progress=False))
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "kw, message",
     [
         ({"parents": ("Sofa",)}, r"--parent 'Sofa': not a precise class"),
         ({"priority": ("Ground",)}, r"--priority 'Ground': not a new class"),
+        ({"priority": ("Car", "car")}, r"^--priority lists Car twice: Car, car$"),
         ({"pseudo": ()}, "no pseudo-label run given"),
         ({"splits": ("test",)}, r"data/images/test: split 'test' not found"),
     ],
@@ -512,6 +585,8 @@ def test_cli_default_out_and_parent_list(world, monkeypatch):
     assert doc["settings"]["parents"]["Car"] == ["Others", "Ground"]
     assert doc["settings"]["min_coverage"] == 0.5
     assert load_spec("runs/fused/bicycle+car").taxonomy.num_classes == 9
+    rack = write_pseudo_run(Path("runs/rack"), "Bike/Rack", {"train": {"a": car_map()}})
+    assert default_out_dir([rack]).as_posix() == "runs/fused/bike_rack"  # one folder
 
 
 def test_cli_error_is_one_line(world, tmp_path):

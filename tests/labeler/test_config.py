@@ -36,6 +36,8 @@ def test_class_spec_defaults_and_prompt_order():
     "kwargs, match",
     [
         ({"name": " "}, "non-empty name"),
+        ({"name": ".."}, r"--class '\.\.' is no class name"),
+        ({"name": "."}, r"--class '\.' is no class name"),
         ({"name": "B", "prompts": ("bike",), "negatives": ("Bike",)}, "both prompt and negative"),
         ({"name": "B", "prompts": ("a. b",)}, "contains '.'"),
         ({"name": "B", "box_threshold": 1.0}, "box_threshold"),
@@ -64,6 +66,42 @@ def test_yaml_class_spec_and_overrides(tmp_path):
         load_class_spec(f, "Bicycle")
     with pytest.raises(FileNotFoundError):
         load_class_spec(tmp_path / "nope.yaml", "Bicycle")
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ('box_threshold: "0.3"', "class 'Bicycle': box_threshold must be a number, got '0.3'"),
+        ("min_area: 6.5", "class 'Bicycle': min_area must be a whole number, got 6.5"),
+        ("max_instances: true", "class 'Bicycle': max_instances must be a whole number, got True"),
+        ("parent: [Others]", "class 'Bicycle': parent must be a class name, got ['Others']"),
+        ("prompts: {a: b}", "class 'Bicycle': prompts must be a prompt or a list of prompts"),
+    ],
+)
+def test_spec_values_of_the_wrong_type_name_the_file_and_key(tmp_path, entry, message):
+    """A quoted number was "'<=' not supported between instances of 'int' and 'str'"."""
+    f = tmp_path / "classes.yaml"
+    f.write_text(f"Bicycle:\n  {entry}\n")
+    with pytest.raises(ValueError) as err:
+        load_class_spec(f, "Bicycle")
+    assert str(err.value).startswith(f"{f}: {message}")
+
+
+def test_a_spec_parent_not_in_the_dataset_names_the_spec_file(tmp_path):
+    """It was "unknown class 'Vehicles'", naming neither the file nor the dataset."""
+    from tests.loop_helpers import make_dataset
+
+    make_dataset(tmp_path / "data", n=1)
+    f = tmp_path / "classes.yaml"
+    f.write_text("Bicycle: {parent: Vehicles}\n")
+    with pytest.raises(ValueError) as err:
+        build_label_config(class_name="Bicycle", data=str(tmp_path / "data"), spec=str(f))
+    assert str(err.value).startswith(
+        f"{f}: class 'Bicycle': parent 'Vehicles' is not a class of dataset {tmp_path / 'data'} "
+        "(Others, Human,"
+    )
+    f.write_text("Bicycle: {parent: Ground}\n")
+    assert build_label_config(class_name="Bicycle", data=str(tmp_path / "data"), spec=str(f))
 
 
 def test_parsers():
@@ -155,6 +193,8 @@ def test_label_command_defaults_are_the_config_s():
     assert params["overlap"].default.default == default.tile_overlap
     for name in ("max_boxes", "precision", "device"):
         assert params[name].default.default == getattr(default, name), name
+    # 0 keeps every instance, as the backends read it: the help says so (it did not)
+    assert "0: all" in params["max_instances"].default.help
 
 
 def test_build_config_hash_fields_and_default_out():
@@ -162,6 +202,10 @@ def test_build_config_hash_fields_and_default_out():
         class_name="Bicycle", data="d", prompt=["bike"], tiles="2x2", batch_size=8
     )
     assert cfg.out_dir.as_posix() == "runs/label/bicycle" and cfg.tiles == (2, 2)
+    # a path separator in the class name is no folder of the default --out
+    assert build_label_config(class_name="Bike/Rack", data="d").out_dir.as_posix() == (
+        "runs/label/bike_rack"
+    )
     other = build_label_config(
         class_name="Bicycle", data="d", prompt=["bike"], tiles="2x2", batch_size=1
     )

@@ -272,6 +272,28 @@ def test_a_checkpoint_given_in_the_other_role_is_one_line_naming_its_model_type(
         load_segmenter(str(tiny["det"]))
 
 
+def test_a_truncated_weights_file_is_one_line_naming_it(tiny, tmp_path):
+    """A download cut short: one line naming the file and what to do, not safetensors' traceback
+    ("incomplete metadata"); a ValueError, so the command exits 2."""
+    import shutil
+
+    from labeler.models import load_detector
+
+    for role, key, load in (
+        ("segmenter", "sam", load_segmenter),
+        ("detector", "det", load_detector),
+    ):
+        folder = shutil.copytree(tiny[key], tmp_path / key)
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        with pytest.raises(ValueError) as err:
+            load(str(folder))
+        assert str(err.value).startswith(f"{weights}: cannot read the {role} weights (")
+        assert str(err.value).endswith(
+            "the download may be incomplete: delete it and download again"
+        )
+
+
 def test_device_and_precision_errors_say_what_to_give():
     from labeler.models import resolve_device, resolve_dtype
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -362,6 +363,84 @@ def test_interrupt_keeps_finished_images_and_resumes(red_backend, dataset, tmp_p
     assert (s.skipped, s.labelled) == (2, 3)
     s = run_labeling(_cfg(dataset, out, force=True))
     assert (s.skipped, s.labelled) == (0, 5)
+
+
+def test_force_with_another_class_replaces_the_run_in_every_split(
+    red_backend, dataset, tmp_path, caplog
+):
+    """--force --class Car on a Bicycle run replaces the run: Bicycle's labels of the splits not
+    labelled now go too (they stayed, and fusion read them as Car); a sharded run cannot."""
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    car = dataclasses.replace(_cfg(dataset, out, splits=("val",), force=True), cls=ClassSpec("Car"))
+    with pytest.raises(ValueError, match="a sharded run cannot do"):
+        run_labeling(dataclasses.replace(car, shard=(0, 2)))
+    assert len(list((out / "labels" / "train").glob("*.png"))) == 3  # refused: nothing gone
+    s = run_labeling(car)
+    assert s.labelled == 2
+    assert (
+        f"{out}: the label run of Bicycle is replaced by one of Car (--force): its 5 label maps"
+        in caplog.text
+    )
+    assert not (out / "labels" / "train").exists() and not (out / "instances" / "train").exists()
+    assert {(r["split"], r["stem"]) for r in read_jsonl(out / "manifest.jsonl")} == {
+        ("val", "val00"),
+        ("val", "val01"),
+    }
+    assert {read_instances(p)[1]["class_name"] for p in out.glob("instances/*/*.json")} == {"Car"}
+
+
+def test_an_unreadable_run_json_is_an_error_unless_force(red_backend, dataset, tmp_path, caplog):
+    """With run.json broken the run's settings are unknown: the images are not taken as done
+    (it said "skipped 5" and left run.json broken for info, review and fuse); --force labels
+    them again and rewrites it."""
+    from annotations.labelrun import read_run_info
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    (out / "run.json").write_text('{"bad json')
+    with pytest.raises(ValueError) as err:
+        run_labeling(_cfg(dataset, out))
+    assert str(err.value) == (
+        f"{out / 'run.json'}: not valid JSON (Unterminated string starting at line 1); the "
+        "run's class and settings are unknown, so none of its images can count as done: give "
+        "--force to label every image again (and rewrite run.json), or another --out"
+    )
+    assert (out / "run.json").read_text() == '{"bad json'
+    s = run_labeling(_cfg(dataset, out, force=True))
+    assert (s.skipped, s.labelled) == (
+        0,
+        5,
+    ) and "--force: every image is labelled again" in caplog.text
+    assert read_run_info(out / "run.json").class_name == "Bicycle"
+
+
+def test_the_settings_warning_names_only_settings_that_change_labels(
+    red_backend, dataset, tmp_path
+):
+    """The split choice is not in the settings hash: the warning does not list it as changed
+    (it said "splits [] -> ['val']")."""
+    from labeler.run import _changed_settings
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    now = _cfg(dataset, out, splits=("val",), workers=1)
+    now = dataclasses.replace(now, cls=ClassSpec("Bicycle", min_area=5))
+    assert _changed_settings(out, now) == "cls.min_area 0 -> 5"
+
+
+def test_the_class_name_in_another_case_is_the_same_run(red_backend, dataset, tmp_path, caplog):
+    """--class bicycle on a Bicycle run: the same class for the class check, so the same
+    settings too; it re-labelled every image under "cls.name Bicycle -> bicycle"."""
+    from annotations.labelrun import read_run_info
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    lower = dataclasses.replace(_cfg(dataset, out), cls=ClassSpec("bicycle"))
+    s = run_labeling(lower)
+    assert (s.skipped, s.labelled) == (5, 0) and "other settings" not in caplog.text
+    s = run_labeling(dataclasses.replace(lower, force=True))
+    assert s.labelled == 5 and read_run_info(out / "run.json").class_name == "Bicycle"
 
 
 def test_backend_batch_failure_is_recorded(red_backend, dataset, tmp_path, monkeypatch):
