@@ -302,6 +302,44 @@ def _changed_schedule(ckpt: dict[str, Any], cfg: TrainConfig) -> str | None:
     )
 
 
+def _check_resume_classes(ckpt: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse a resume on a dataset whose classes (names, their order, their parents) are not
+    the checkpoint's: each class trains the class-head row of its id, so a reordered dataset
+    (Car and Bicycle swapped) would go on training Bicycle's row as Car without any error."""
+    from annotations.taxonomy import Taxonomy
+
+    here = load_spec(cfg.data).taxonomy
+    there = Taxonomy.from_dict(ckpt["taxonomy"], source=f"{path}: taxonomy")
+
+    def key(tax: Taxonomy, i: int) -> tuple[str, str | None] | None:
+        if i >= len(tax):
+            return None
+        c = tax[i]
+        return c.name.casefold(), None if c.parent is None else tax[c.parent].name.casefold()
+
+    def shown(tax: Taxonomy, i: int, parent: bool) -> str:
+        if i >= len(tax):
+            return "none"
+        c = tax[i]
+        return c.name + (f" (from {tax[c.parent].name})" if parent and c.parent is not None else "")
+
+    diffs = []
+    for i in range(max(len(here), len(there))):
+        a, b = key(here, i), key(there, i)
+        if a != b:
+            parent = a is not None and b is not None and a[0] == b[0]  # only the parents differ
+            diffs.append(
+                f"id {i}: {shown(here, i, parent)} here, {shown(there, i, parent)} in the checkpoint"
+            )
+    if diffs:
+        raise ValueError(
+            f"{cfg.data}: its classes differ from those of the run's checkpoint {path} "
+            f"({'; '.join(diffs)}); a resume trains each class on the class-head row of its id: "
+            f"resume on the dataset the run trained on, or start a new --out with --init {path} "
+            "(its rows then follow the class names)"
+        )
+
+
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     now = cfg.to_dict()
     default = _plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
@@ -459,6 +497,7 @@ def _train(
     if cfg.resume:
         ckpt = load_checkpoint(last)
         _check_resume_config(ckpt["config"], cfg, last)
+        _check_resume_classes(ckpt, cfg, last)
     elif last.exists():
         raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
     elif is_main:

@@ -83,6 +83,11 @@ def _tiny(num_classes: int):
     return create_model("tiny", num_classes)
 
 
+def _files(run) -> dict:
+    """Every file of a run folder and its bytes (the lock's record of who held it aside)."""
+    return {p.name: p.read_bytes() for p in sorted(run.iterdir()) if p.name != ".lock"}
+
+
 def _cfg(root, out, **kw):
     base = dict(
         data=str(root),
@@ -369,3 +374,29 @@ def test_a_resume_to_another_length_says_the_learning_rate_jumps(tmp_path, caplo
     assert f"at step 3 is {now:.3g} (it was {was:.3g})" in message and now > was
     (message,) = warnings(iters=2)  # at step 4 now, planned for 8
     assert message == "the run is at step 4, not before --iters 2: nothing to train"
+
+
+def test_a_resume_on_reordered_or_other_classes_is_refused_naming_them(tmp_path):
+    """The class head's row i trains class id i: a resume on a dataset whose classes moved
+    (Sky and Water swapped) would train Sky's row as Water; only the count was checked."""
+    from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
+
+    root = write_dataset(tmp_path / "data")
+    names = {5: "Water", 6: "Sky"}
+    swapped = Taxonomy(
+        tuple(ClassInfo(c.id, names.get(c.id, c.name), c.color, c.parent) for c in MASS13K)
+    )
+    swapped.save(root / "swapped.json")
+    (root / "swapped.yaml").write_text("taxonomy: swapped.json\nsplits: [train]\n")
+    run = tmp_path / "a"
+    train(_cfg(root, run, iters=4, max_steps_this_run=2), model=_stub(7))
+    before = _files(run)
+    with pytest.raises(ValueError) as e:
+        train(_cfg(root / "swapped.yaml", run, iters=4, resume=True), model=_stub(7))
+    assert str(e.value).startswith(
+        f"{root / 'swapped.yaml'}: its classes differ from those of the run's checkpoint "
+        f"{run / 'last.pt'} (id 5: Water here, Sky in the checkpoint; id 6: Sky here, Water in "
+        "the checkpoint); "
+    )
+    assert _files(run) == before  # nothing written
+    assert train(_cfg(root, run, iters=4, resume=True), model=_stub(7)).step == 4
