@@ -508,16 +508,17 @@ def _train(
     micro = micro_batch(cfg, world)
 
     dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
-    if is_main and ckpt is not None:
-        for warning in (_changed_split(ckpt, dataset, cfg), _changed_schedule(ckpt, cfg)):
-            if warning:
-                log.warning(warning)
     val_data = validation_split(cfg) if cfg.val_split else None
     # the validation split and annotated subsets, resolved before the model is built (and its
     # backbone weights fetched), so a missing split or a bad path fails at once
     subset_data = val_data or dataset.data
     subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]
     check_one_subset_per_class(subsets)
+    # warnings only once every check passed: a refused run prints its error alone
+    if is_main and ckpt is not None:
+        for warning in (_changed_split(ckpt, dataset, cfg), _changed_schedule(ckpt, cfg)):
+            if warning:
+                log.warning(warning)
     for warning in subset_warnings(subsets, cfg.train_split) if is_main else ():
         log.warning(warning)
     validates = val_data is not None or bool(subsets)

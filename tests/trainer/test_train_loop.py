@@ -400,3 +400,20 @@ def test_a_resume_on_reordered_or_other_classes_is_refused_naming_them(tmp_path)
     )
     assert _files(run) == before  # nothing written
     assert train(_cfg(root, run, iters=4, resume=True), model=_stub(7)).step == 4
+
+
+def test_a_refused_resume_warns_of_nothing_and_writes_nothing(tmp_path, caplog):
+    """Every check comes before the first warning and the first write: a resume refused for an
+    annotated subset that is not there printed the learning-rate warning of its new --iters
+    first, as if it were going on."""
+    root = write_dataset(tmp_path / "data")
+    run = tmp_path / "a"
+    train(_cfg(root, run, iters=4, max_steps_this_run=2), model=_stub(7))
+    before = _files(run)
+    with caplog.at_level("WARNING", logger="trainer.train"), pytest.raises(FileNotFoundError):
+        train(
+            _cfg(root, run, iters=8, resume=True, val_subsets=[str(tmp_path / "gone")]),
+            model=_stub(7),
+        )
+    assert [r.getMessage() for r in caplog.records] == []
+    assert _files(run) == before and not (run / "resumes.jsonl").exists()
