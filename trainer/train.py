@@ -158,6 +158,7 @@ class TrainResult:
     init: InitReport | None = (
         None  # what --init loaded, grew and dropped (None: no init, or a resume)
     )
+    finished: bool = False  # a resume of a run already finished: nothing done, nothing written
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -281,17 +282,53 @@ def _changed_split(ckpt: dict[str, Any], dataset: TrainSet, cfg: TrainConfig) ->
     )
 
 
+def _planned(ckpt: dict[str, Any], cfg: TrainConfig) -> int:
+    """The ``iters`` the checkpointed run was planned for (its schedule's length)."""
+    return int((ckpt.get("scheduler") or {}).get("iters", cfg.iters))
+
+
+def _check_resume_iters(ckpt: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse an ``iters`` that leaves nothing to train: at or below the run's step, unless it
+    is the run's own plan (a finished run, :func:`_finished`). It used to go on, validate
+    again and write ``iters`` into config.yaml (engine info then read "step 5 of 3")."""
+    step, planned = int(ckpt["step"]), _planned(ckpt, cfg)
+    if cfg.iters > step or cfg.iters == step == planned:
+        return
+    go_on = (
+        f"give --iters {planned:,} (its plan) or another above {step:,}"
+        if planned > step
+        else f"it is finished; give --iters above {step:,} to extend it"
+    )
+    raise ValueError(
+        f"{path}: the run is at step {step:,} of {planned:,}; --iters {cfg.iters:,} leaves "
+        f"nothing to train: {go_on}"
+    )
+
+
+def _finished(ckpt: dict[str, Any], cfg: TrainConfig, out: Path) -> bool:
+    """Whether a resume finds the run finished as planned, with its last validation logged (a
+    run stopped during that validation is not finished: its resume validates)."""
+    step = int(ckpt["step"])
+    if not cfg.iters == step == _planned(ckpt, cfg):
+        return False
+    if not (cfg.val_split or cfg.val_subsets):
+        return True
+    try:
+        lines = read_jsonl(out / "metrics.jsonl")
+    except (OSError, ValueError):  # a damaged log: validate again, which appends a good line
+        return False
+    return any(isinstance(r, dict) and "val" in r and r.get("step") == step for r in lines)
+
+
 def _changed_schedule(ckpt: dict[str, Any], cfg: TrainConfig) -> str | None:
     """A warning when a run is resumed with another ``iters`` than it was planned for: the
     cosine schedule is recomputed over the new length, so the learning rate jumps at the resume
-    (up when the run is extended: a warm restart). Also when the run is already past ``iters``:
-    then nothing is trained. None when the plan is unchanged."""
+    (up when the run is extended: a warm restart). None when the plan is unchanged (an
+    ``iters`` that leaves nothing to train is refused first, :func:`_check_resume_iters`)."""
     step = int(ckpt["step"])
-    planned = int((ckpt.get("scheduler") or {}).get("iters", cfg.iters))
+    planned = _planned(ckpt, cfg)
     if planned == cfg.iters:
         return None
-    if cfg.iters <= step:
-        return f"the run is at step {step:,}, not before --iters {cfg.iters:,}: nothing to train"
     was = cfg.lr * lr_factor(step, planned, cfg.warmup_iters, cfg.min_lr_ratio)
     now = cfg.lr * lr_factor(step, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
     return (
@@ -498,6 +535,9 @@ def _train(
         ckpt = load_checkpoint(last)
         _check_resume_config(ckpt["config"], cfg, last)
         _check_resume_classes(ckpt, cfg, last)
+        _check_resume_iters(ckpt, cfg, last)
+        if _finished(ckpt, cfg, out):  # nothing to do: no validation, no file touched
+            return TrainResult(out=out, step=int(ckpt["step"]), finished=True)
     elif last.exists():
         raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
     elif is_main:

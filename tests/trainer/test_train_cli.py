@@ -408,6 +408,23 @@ def test_train_says_how_many_images_it_could_not_read(synth, tmp_path, monkeypat
     )
 
 
+def test_a_finished_run_resumed_says_so(synth, tmp_path, monkeypatch):
+    """Not "trained 5 steps; checkpoint None", as a resume of a finished run printed."""
+    import trainer.train
+
+    run = tmp_path / "run"
+
+    def finished(cfg, on_init=None):
+        return trainer.train.TrainResult(out=run, step=5, finished=True)
+
+    monkeypatch.setattr(trainer.train, "train", finished)
+    res = CliRunner().invoke(app, ["train", "--data", str(synth), "--out", str(run), "--resume"])
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == (
+        f"{run}: the run finished at step 5; nothing to do (a larger --iters extends it)"
+    )
+
+
 def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     """Interrupted training: ``--resume`` continues from the last checkpoint when there is one."""
     import trainer.train

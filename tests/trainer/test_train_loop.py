@@ -372,8 +372,6 @@ def test_a_resume_to_another_length_says_the_learning_rate_jumps(tmp_path, caplo
     (message,) = warnings(iters=8, max_steps_this_run=1)
     assert message.startswith("the run was planned for 4 iterations and continues to 8")
     assert f"at step 3 is {now:.3g} (it was {was:.3g})" in message and now > was
-    (message,) = warnings(iters=2)  # at step 4 now, planned for 8
-    assert message == "the run is at step 4, not before --iters 2: nothing to train"
 
 
 def test_a_resume_on_reordered_or_other_classes_is_refused_naming_them(tmp_path):
@@ -417,3 +415,50 @@ def test_a_refused_resume_warns_of_nothing_and_writes_nothing(tmp_path, caplog):
         )
     assert [r.getMessage() for r in caplog.records] == []
     assert _files(run) == before and not (run / "resumes.jsonl").exists()
+
+
+def _fake_validation(monkeypatch) -> None:
+    """Validation scores without a model's inference (the stub has none): its bookkeeping alone."""
+    import trainer.validate
+
+    def evaluate(model, data, *args, **kw):  # noqa: ANN001, ARG001
+        return {"mIoU": 50.0, "mBIoU": 40.0, "mBF1": 30.0, "classes": [], "images": 1}
+
+    monkeypatch.setattr(trainer.validate, "evaluate", evaluate)
+
+
+def test_a_finished_run_resumes_to_nothing_and_an_iters_below_its_step_is_refused(
+    tmp_path, monkeypatch
+):
+    """A resume of a finished run validated again and logged a second val line on each call
+    (counted as a resume); one with --iters below its step wrote that into config.yaml
+    (engine info: "step 4 of 2"). Now the first changes nothing, the second is refused."""
+    _fake_validation(monkeypatch)
+    root = write_dataset(tmp_path / "data", splits=("train", "val"))
+    run = tmp_path / "a"
+    kw = dict(val_split="val", val_size=[64, 48])
+    train(_cfg(root, run, iters=4, max_steps_this_run=2, **kw), model=_stub(7))
+    with pytest.raises(ValueError) as e:  # stopped at 2 of 4: --iters 2 trains nothing
+        train(_cfg(root, run, iters=2, resume=True, **kw), model=_stub(7))
+    assert str(e.value) == (
+        f"{run / 'last.pt'}: the run is at step 2 of 4; --iters 2 leaves nothing to train: "
+        "give --iters 4 (its plan) or another above 2"
+    )
+    assert train(_cfg(root, run, iters=4, resume=True, **kw), model=_stub(7)).step == 4
+    before = _files(run)
+    assert [json.loads(x)["step"] for x in (run / "resumes.jsonl").read_text().splitlines()] == [2]
+    again = train(_cfg(root, run, iters=4, resume=True, **kw), model=_stub(7))
+    assert (again.finished, again.step, again.losses, again.val) == (True, 4, [], [])
+    assert _files(run) == before  # no second val line, no resume counted, config kept
+    with pytest.raises(ValueError) as e:
+        train(_cfg(root, run, iters=3, resume=True, **kw), model=_stub(7))
+    assert str(e.value) == (
+        f"{run / 'last.pt'}: the run is at step 4 of 4; --iters 3 leaves nothing to train: "
+        "it is finished; give --iters above 4 to extend it"
+    )
+    assert _files(run) == before
+    # stopped during its last validation (no val line at step 4): the resume validates
+    kept = [x for x in (run / "metrics.jsonl").read_text().splitlines() if '"val"' not in x]
+    (run / "metrics.jsonl").write_text("\n".join(kept) + "\n")
+    last = train(_cfg(root, run, iters=4, resume=True, **kw), model=_stub(7))
+    assert not last.finished and [v["step"] for v in last.val] == [4]
