@@ -399,6 +399,32 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
+def _drop_lines_after(path: Path, step: int) -> None:
+    """Rewrite the log ``path`` (atomically) without its lines of steps after ``step``: what a
+    run logged after its last checkpoint (stopped by Ctrl-C between two) is trained again by
+    the resume and logged again, so keeping it listed those steps twice (curves.png and engine
+    info read one line per step). A torn last line goes too; the file is untouched when there
+    is nothing to drop."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except FileNotFoundError:
+        return
+    kept = []
+    for i, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if i < len(lines) - 1:  # a damaged middle line stays for its reader to report
+                kept.append(line)
+            continue
+        has_step = isinstance(record, dict) and isinstance(record.get("step"), int)
+        if has_step and record["step"] > step:
+            continue
+        kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
+        atomic_write_text(path, "".join(kept))
+
+
 def _write_run_files(out: Path, cfg: TrainConfig, start: int) -> None:
     data = _plain(cfg.to_dict())
     atomic_write_text(out / "config.yaml", yaml.safe_dump(data, sort_keys=False))
@@ -632,6 +658,8 @@ def _train(
     writer = None
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        if ckpt is not None:
+            _drop_lines_after(out / "metrics.jsonl", start)
         _write_run_files(out, cfg, start)
         writer = _tensorboard(out)
         if init_report is not None:

@@ -462,3 +462,19 @@ def test_a_finished_run_resumes_to_nothing_and_an_iters_below_its_step_is_refuse
     (run / "metrics.jsonl").write_text("\n".join(kept) + "\n")
     last = train(_cfg(root, run, iters=4, resume=True, **kw), model=_stub(7))
     assert not last.finished and [v["step"] for v in last.val] == [4]
+
+
+def test_a_resume_drops_the_steps_logged_after_the_checkpoint(tmp_path):
+    """Ctrl-C between two checkpoints: the steps logged after the last one are trained and
+    logged again by the resume; they were kept as well (steps 1, 2, 3, 2, 3, 4 ...)."""
+    root = write_dataset(tmp_path / "data")
+    run = tmp_path / "a"
+    train(_cfg(root, run, iters=6, max_steps_this_run=2), model=_stub(7))
+    metrics = run / "metrics.jsonl"
+    logged = metrics.read_text()
+    lost = [{"step": 3, "loss": 1.0}, {"step": 3, "val": {"mIoU": 1.0}}, {"step": 4, "loss": 1.0}]
+    metrics.write_text(logged + "".join(json.dumps(r) + "\n" for r in lost) + '{"step": 4, "lo')
+    train(_cfg(root, run, iters=6, resume=True), model=_stub(7))
+    lines = [json.loads(x) for x in metrics.read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6] and "val" not in str(lines)
+    assert metrics.read_text().startswith(logged)
