@@ -77,6 +77,35 @@ def validation_split(cfg: TrainConfig) -> SegDataset:
         ) from e
 
 
+MIN_SIDE = 32  # the model's smallest input side (trainer.models.massformer)
+
+
+def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:
+    """``ValueError`` naming ``--val-size`` when validating at ``size`` makes the split's
+    (first) image smaller than the model's :data:`MIN_SIDE` px a side: checked before the
+    first step, where it only failed at the first validation, after the training (its
+    ``last.pt`` already written, so ``engine info`` read the run as finished)."""
+    if size is None:
+        return
+    given = f"--val-size {size[0]}x{size[1]}"
+    if not data.samples:
+        if min(size) < MIN_SIDE:
+            raise ValueError(f"{given}: the model needs at least {MIN_SIDE} px per side")
+        return
+    from trainer.inference import resized_shape
+
+    path = data.samples[0].image_path
+    w, h = image_size(path)
+    rh, rw = resized_shape(h, w, size)
+    if min(rh, rw) >= MIN_SIDE:
+        return
+    own = f" (--val-size {w}x{h}: their own size)" if min(w, h) >= MIN_SIDE else ""
+    raise ValueError(
+        f"{path}: {given} resizes the {w}x{h} images of split {data.split!r} to {rw}x{rh}; "
+        f"the model needs at least {MIN_SIDE} px per side: give a larger --val-size{own}"
+    )
+
+
 def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | None:
     """A one-line warning when validating at ``size`` enlarges the split's (first) image by
     :data:`UPSCALE_WARNING` or more, as the 4096x3072 default does to small images; else None."""
@@ -580,6 +609,9 @@ def _train(
     subset_data = val_data or dataset.data
     subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]
     check_one_subset_per_class(subsets)
+    validates = val_data is not None or bool(subsets)
+    if validates:
+        check_val_size(subset_data, cfg.val_size)
     # warnings only once every check passed: a refused run prints its error alone
     if is_main and ckpt is not None:
         for warning in (_changed_split(ckpt, dataset, cfg), _changed_schedule(ckpt, cfg)):
@@ -587,7 +619,6 @@ def _train(
                 log.warning(warning)
     for warning in subset_warnings(subsets, cfg.train_split) if is_main else ():
         log.warning(warning)
-    validates = val_data is not None or bool(subsets)
     if is_main and validates and (warning := validation_upscale(subset_data, cfg.val_size)):
         log.warning(warning)
     taxonomy = dataset.taxonomy

@@ -488,3 +488,23 @@ def test_validating_far_above_the_images_size_is_warned(synth):
     assert "(2.0x" in validation_upscale(val, (256, 192))
     assert validation_upscale(val, (200, 150)) is None
     assert validation_upscale(val, None) is None
+
+
+def test_a_val_size_too_small_for_the_model_is_refused_before_the_first_step(synth, tmp_path):
+    """--val-size 12x9 trained every step, then failed at the validation without naming the
+    option, leaving a last.pt that engine info read as a finished run."""
+    run = tmp_path / "run"
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--out", str(run), "--iters", "2"]
+    args += ["--batch-size", "2", "--device", "cpu", "--workers", "0", "--no-progress"]
+    res = CliRunner().invoke(app, [*args, "--val-size", "12x9"])
+    assert res.exit_code == 2
+    image = synth / "images" / "val" / "synth_val_0000.jpg"
+    assert " ".join(res.output.split()) == (
+        f"error: {image}: --val-size 12x9 resizes the 128x96 images of split 'val' to 12x9; "
+        "the model needs at least 32 px per side: give a larger --val-size (--val-size "
+        "128x96: their own size)"
+    )
+    assert not run.exists()
+    # the short side decides: 40x30 keeps 128x96's aspect at 40x30
+    res = CliRunner().invoke(app, [*args, "--val-size", "40x30"])
+    assert res.exit_code == 2 and "to 40x30; the model needs at least 32" in res.output
