@@ -406,20 +406,55 @@ def _check_resume_classes(ckpt: dict[str, Any], cfg: TrainConfig, path: Path) ->
         )
 
 
+def _resumed_config(ckpt: dict[str, Any], cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the run's recorded ``init`` when none is given: the start checkpoint only
+    matters at step 0, so a resume no longer needs ``--init`` again (it was refused with
+    ``init differ``, without saying which path to give)."""
+    saved = (ckpt.get("config") or {}).get("init")
+    if cfg.init is None and saved is not None:
+        return dataclasses.replace(cfg, init=saved)
+    return cfg
+
+
+def _config_differences(
+    saved: dict[str, Any], now: dict[str, Any], default: dict[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    """``(key, recorded, given)`` for each setting that differs, nested ones by their dotted
+    key (``augment.crop``); a key the checkpoint lacks (added since) counts as its default."""
+    out = []
+    for k in sorted(set(saved) | set(now)):
+        if not prefix and k in RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(k, default.get(k)), now.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            nested = default.get(k) if isinstance(default.get(k), dict) else {}
+            out += _config_differences(a, b, nested, f"{prefix}{k}.")
+        else:
+            out.append((prefix + k, a, b))
+    return out
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else json.dumps(value)
+
+
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    now = cfg.to_dict()
+    now = _plain(cfg.to_dict())
     default = _plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
-    changed = sorted(
-        k
-        for k in set(saved) | set(now)
-        if k not in RESUMABLE_CHANGES and saved.get(k, default.get(k)) != _plain(now.get(k))
-    )
-    if "init" in changed and _same_init(saved.get("init"), now.get("init"), path.parent):
-        changed.remove("init")
+    changed = _config_differences(saved, now, default)
+    if any(k == "init" for k, _, _ in changed) and _same_init(
+        saved.get("init"), now.get("init"), path.parent
+    ):
+        changed = [c for c in changed if c[0] != "init"]
     if changed:
+        shown = "; ".join(
+            f"{k} differs (recorded {_shown(a)}, given {_shown(b)})" for k, a, b in changed
+        )
         raise ValueError(
-            f"{path}: the checkpoint was trained with another config ({', '.join(changed)} differ); "
-            f"resume with the same settings or start a new --out"
+            f"{path}: the checkpoint was trained with another config: {shown}; resume with the "
+            "recorded settings or start a new --out"
         )
 
 
@@ -588,6 +623,7 @@ def _train(
     ckpt = None
     if cfg.resume:
         ckpt = load_checkpoint(last)
+        cfg = _resumed_config(ckpt, cfg)
         _check_resume_config(ckpt["config"], cfg, last)
         _check_resume_classes(ckpt, cfg, last)
         _check_resume_iters(ckpt, cfg, last)

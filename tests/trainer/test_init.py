@@ -251,8 +251,17 @@ def test_resume_recognises_the_start_checkpoint_at_another_path(seven, tmp_path)
     start.unlink()  # the old install is gone: init.json's hash decides
     assert train(dataclasses.replace(cfg, init=str(moved), resume=True)).step == 3
     other = save_model(tmp_path / "other.pt", model, MASS13K, step=5)  # other bytes
-    with pytest.raises(ValueError, match="init differ"):
+    with pytest.raises(ValueError) as e:
         train(dataclasses.replace(cfg, init=str(other), resume=True, iters=4))
+    assert str(e.value) == (
+        f"{run / 'last.pt'}: the checkpoint was trained with another config: init differs "
+        f'(recorded "{moved}", given "{other}"); resume with the recorded settings or start a '
+        "new --out"
+    )
+    # without --init the resume takes the recorded start (it only matters at step 0): it was
+    # refused with "init differ", not saying which path to give
+    assert train(dataclasses.replace(cfg, init=None, resume=True, iters=4)).step == 4
+    assert yaml.safe_load((run / "config.yaml").read_text())["init"] == str(moved)
 
 
 def test_init_from_a_converted_release_checkpoint(tmp_path):

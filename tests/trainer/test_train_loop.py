@@ -170,8 +170,17 @@ def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
     train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))
     with pytest.raises(FileExistsError, match="--resume"):
         train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))
-    with pytest.raises(ValueError, match="lr differ"):
-        train(_cfg(root, tmp_path / "a", iters=4, lr=0.5, resume=True), model=_stub(7))
+    with pytest.raises(ValueError) as e:  # each field named, with both values
+        train(
+            _cfg(root, tmp_path / "a", iters=4, lr=0.5, resume=True,
+                 augment={"crop": 32, "short_side_range": [24, 40]}),
+            model=_stub(7),
+        )  # fmt: skip
+    assert str(e.value) == (
+        f"{tmp_path / 'a' / 'last.pt'}: the checkpoint was trained with another config: "
+        "augment.crop differs (recorded 24, given 32); lr differs (recorded 0.01, given 0.5); "
+        "resume with the recorded settings or start a new --out"
+    )
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         train(_cfg(root, tmp_path / "new", resume=True), model=_stub(7))
 
