@@ -684,6 +684,8 @@ def _train(
         from trainer.init import init_from_checkpoint
 
         init_report = init_from_checkpoint(model, cfg.init, taxonomy)
+        if is_main and (warning := init_report.architecture_warning()):
+            log.warning(warning)
     model.to(device).train()
     if cfg.freeze_bn_stats:
         freeze_batchnorm_statistics(model)

@@ -121,6 +121,32 @@ def test_classes_missing_from_the_taxonomy_are_reported(seven):
     report = init_from_checkpoint(create_model("tiny", 6), path, six)
     assert report.unused_classes == ["Water"]
     assert "checkpoint classes not in the taxonomy (rows dropped): Water" in report.summary()[-1]
+    # the head lost a row: said so (it read "grown")
+    text = "\n".join(report.summary())
+    assert "2 class-head tensors shrunk" in text and "grown" not in text
+    assert "shrunk decoder.class_embed.bias: [8] -> [7]" in text
+
+
+def test_a_checkpoint_of_another_preset_is_warned_about(seven):
+    """A tiny checkpoint into massformer_lite_r18 copies a few tensors and drops most: the
+    counts alone ("55 loaded, 305 dropped") did not say that the networks differ."""
+    _, path = seven
+    report = init_from_checkpoint(create_model("massformer_lite_r18", 7), path, MASS13K)
+    assert ("backbone", "tiny_resnet", "resnet18") in report.architecture
+    assert report.presets == ("tiny", "massformer_lite_r18")
+    assert report.architecture_warning() == (
+        f"{path}: the checkpoint is a tiny network, the model a massformer_lite_r18 network "
+        "(backbone tiny_resnet vs resnet18, pixel_dim 16 vs 64, window 4 vs 16, cst_heads 4 "
+        f"vs 8, ... 8 more): only tensors of the same name and shape are copied "
+        f"({len(report.loaded)} loaded, {len(report.dropped)} dropped); --preset tiny would "
+        "copy them all"
+    )
+    assert json.loads(json.dumps(report.to_dict()))["architecture"][0] == {
+        "field": "backbone", "checkpoint": "tiny_resnet", "model": "resnet18"
+    }  # fmt: skip
+    # the same network (another class count or backbone norm aside): no warning
+    same = init_from_checkpoint(create_model("tiny", 9, backbone_norm="batch"), path, NINE)
+    assert same.architecture == [] and same.architecture_warning() is None
 
 
 def test_same_taxonomy_loads_everything_unchanged(seven):
