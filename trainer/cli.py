@@ -205,18 +205,27 @@ def train_cmd(
         stderr.print(error_text(e) + f"; make room, then {resume_hint()}", soft_wrap=True)
         raise typer.Exit(EXIT_IO_ERROR) from None
     leave_process_group()  # under torchrun: every rank together, before its process exits
-    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 reports
-        stdout.print(f"trained {counted(result.step, 'step')}; checkpoint {result.last_checkpoint}")
-        skipped = Path(cfg.out) / SKIPPED_LOG
-        if records := read_jsonl(skipped):
-            stdout.print(
-                f"{counted(len(records), 'unreadable image')} left out (listed in {skipped})",
-                highlight=False,
-                soft_wrap=True,
-            )
-        if result.val:
-            v = result.val[-1]
-            _print_val(v)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return
+    if result.finished:
+        stdout.print(
+            f"{cfg.out}: the run finished at step {result.step:,}; nothing to do (a larger "
+            "--iters extends it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    stdout.print(f"trained {counted(result.step, 'step')}; checkpoint {result.last_checkpoint}")
+    skipped = Path(cfg.out) / SKIPPED_LOG
+    if records := read_jsonl(skipped):
+        stdout.print(
+            f"{counted(len(records), 'unreadable image')} left out (listed in {skipped})",
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.val:
+        v = result.val[-1]
+        _print_val(v)
 
 
 def _print_val(v: dict) -> None:

@@ -23,10 +23,13 @@ dropped and reported by name, never silently.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -59,17 +62,48 @@ class InitReport:
     unused_classes: list[str] = field(
         default_factory=list
     )  # checkpoint classes no model class takes its row from (their rows are dropped)
+    architecture: list[tuple[str, Any, Any]] = field(
+        default_factory=list
+    )  # (ModelConfig field, checkpoint's value, model's value) where the networks differ
+    presets: tuple[str | None, str | None] = (None, None)  # (checkpoint's, model's) preset name
+
+    @property
+    def head_change(self) -> str:
+        """How the class head's row count changed: ``grown`` (more classes), ``shrunk``
+        (fewer) or ``rebuilt`` (as many, other rows: classes reordered or replaced)."""
+        rows = [(old[0], new[0]) for _, old, new in self.grown]
+        if any(new < old for old, new in rows):
+            return "shrunk"
+        if rows and all(new == old for old, new in rows):
+            return "rebuilt"
+        return "grown"
+
+    def architecture_warning(self, show: int = 4) -> str | None:
+        """One line when the checkpoint is another network than the model (another preset):
+        most of its tensors then cannot be copied, which the counts alone did not say."""
+        if not self.architecture:
+            return None
+        ours, theirs = (f"a {name} network" if name else "another network" for name in self.presets)
+        diffs = [f"{k} {_shown(a)} vs {_shown(b)}" for k, a, b in self.architecture]
+        more = f", ... {len(diffs) - show} more" if len(diffs) > show else ""
+        hint = f"; --preset {self.presets[0]} would copy them all" if self.presets[0] else ""
+        return (
+            f"{self.source}: the checkpoint is {ours}, the model {theirs} "
+            f"({', '.join(diffs[:show])}{more}): only tensors of the same name and shape are "
+            f"copied ({len(self.loaded)} loaded, {len(self.dropped)} dropped){hint}"
+        )
 
     def summary(self, show: int = 5) -> list[str]:
         """A few lines: counts, how each changed class row was seeded, the first ``show``
         dropped and missing keys."""
+        change = self.head_change
         lines = [
             f"init from {self.source}: {len(self.loaded)} tensors loaded, "
-            f"{len(self.grown)} class-head tensors grown, {len(self.dropped)} dropped, "
+            f"{len(self.grown)} class-head tensors {change}, {len(self.dropped)} dropped, "
             f"{len(self.not_in_checkpoint)} not in the checkpoint (left at initialisation)"
         ]
         for key, old, new in self.grown:
-            lines.append(f"  grown {key}: {list(old)} -> {list(new)}")
+            lines.append(f"  {change} {key}: {list(old)} -> {list(new)}")
         seeded = [
             f"{name} <- {src} ({how})" if src else f"{name}: new, fresh initialisation"
             for name, src, how in self.class_rows
@@ -101,7 +135,42 @@ class InitReport:
             "not_in_checkpoint": self.not_in_checkpoint,
             "class_rows": [{"class": n, "from": s, "how": h} for n, s, h in self.class_rows],
             "unused_classes": self.unused_classes,
+            "architecture": [
+                {"field": k, "checkpoint": a, "model": b} for k, a, b in self.architecture
+            ],
         }
+
+
+def _shown(value: Any) -> str:
+    return json.dumps(value) if isinstance(value, list) else str(value)
+
+
+# ModelConfig fields that may differ between a checkpoint and the model it starts: the class
+# count (the head is rebuilt) and whether the backbone's norms train (the same tensors)
+ARCHITECTURE_FREE = ("num_classes", "backbone_norm")
+
+
+def _architecture(config: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config or {})
+    data = json.loads(json.dumps(data))  # tuples -> lists, as a checkpoint stores them
+    return {k: v for k, v in data.items() if k not in ARCHITECTURE_FREE}
+
+
+def _preset_name(config: dict[str, Any]) -> str | None:
+    from trainer.models.config import MODEL_PRESETS
+
+    return next((n for n, p in MODEL_PRESETS.items() if _architecture(p) == config), None)
+
+
+def architecture_differences(
+    checkpoint_config: Any, model_config: Any
+) -> list[tuple[str, Any, Any]]:
+    """``(field, checkpoint's, model's)`` for each ModelConfig field (the class count and
+    backbone norm aside) in which the two networks differ; none when either is unknown."""
+    if not checkpoint_config or not dataclasses.is_dataclass(model_config):
+        return []
+    a, b = _architecture(checkpoint_config), _architecture(model_config)
+    return [(k, a.get(k), b.get(k)) for k in b if k in a and a[k] != b[k]]
 
 
 def class_row_sources(src: Taxonomy, dst: Taxonomy) -> list[tuple[int | None, str]]:
@@ -196,6 +265,10 @@ def init_from_checkpoint(
     ]
     used = {row for row, _ in sources}
     report.unused_classes = [c.name for c in src_tax if c.id not in used]
+    report.architecture = architecture_differences(ckpt.get("model_config"), model.config)
+    if report.architecture:
+        theirs = _architecture(ckpt["model_config"])
+        report.presets = (_preset_name(theirs), _preset_name(_architecture(model.config)))
     new_sd = dict(target)
     for key, want in target.items():
         if key not in sd:

@@ -77,6 +77,35 @@ def validation_split(cfg: TrainConfig) -> SegDataset:
         ) from e
 
 
+MIN_SIDE = 32  # the model's smallest input side (trainer.models.massformer)
+
+
+def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:
+    """``ValueError`` naming ``--val-size`` when validating at ``size`` makes the split's
+    (first) image smaller than the model's :data:`MIN_SIDE` px a side: checked before the
+    first step, where it only failed at the first validation, after the training (its
+    ``last.pt`` already written, so ``engine info`` read the run as finished)."""
+    if size is None:
+        return
+    given = f"--val-size {size[0]}x{size[1]}"
+    if not data.samples:
+        if min(size) < MIN_SIDE:
+            raise ValueError(f"{given}: the model needs at least {MIN_SIDE} px per side")
+        return
+    from trainer.inference import resized_shape
+
+    path = data.samples[0].image_path
+    w, h = image_size(path)
+    rh, rw = resized_shape(h, w, size)
+    if min(rh, rw) >= MIN_SIDE:
+        return
+    own = f" (--val-size {w}x{h}: their own size)" if min(w, h) >= MIN_SIDE else ""
+    raise ValueError(
+        f"{path}: {given} resizes the {w}x{h} images of split {data.split!r} to {rw}x{rh}; "
+        f"the model needs at least {MIN_SIDE} px per side: give a larger --val-size{own}"
+    )
+
+
 def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | None:
     """A one-line warning when validating at ``size`` enlarges the split's (first) image by
     :data:`UPSCALE_WARNING` or more, as the 4096x3072 default does to small images; else None."""
@@ -158,6 +187,7 @@ class TrainResult:
     init: InitReport | None = (
         None  # what --init loaded, grew and dropped (None: no init, or a resume)
     )
+    finished: bool = False  # a resume of a run already finished: nothing done, nothing written
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -281,17 +311,53 @@ def _changed_split(ckpt: dict[str, Any], dataset: TrainSet, cfg: TrainConfig) ->
     )
 
 
+def _planned(ckpt: dict[str, Any], cfg: TrainConfig) -> int:
+    """The ``iters`` the checkpointed run was planned for (its schedule's length)."""
+    return int((ckpt.get("scheduler") or {}).get("iters", cfg.iters))
+
+
+def _check_resume_iters(ckpt: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse an ``iters`` that leaves nothing to train: at or below the run's step, unless it
+    is the run's own plan (a finished run, :func:`_finished`). It used to go on, validate
+    again and write ``iters`` into config.yaml (engine info then read "step 5 of 3")."""
+    step, planned = int(ckpt["step"]), _planned(ckpt, cfg)
+    if cfg.iters > step or cfg.iters == step == planned:
+        return
+    go_on = (
+        f"give --iters {planned:,} (its plan) or another above {step:,}"
+        if planned > step
+        else f"it is finished; give --iters above {step:,} to extend it"
+    )
+    raise ValueError(
+        f"{path}: the run is at step {step:,} of {planned:,}; --iters {cfg.iters:,} leaves "
+        f"nothing to train: {go_on}"
+    )
+
+
+def _finished(ckpt: dict[str, Any], cfg: TrainConfig, out: Path) -> bool:
+    """Whether a resume finds the run finished as planned, with its last validation logged (a
+    run stopped during that validation is not finished: its resume validates)."""
+    step = int(ckpt["step"])
+    if not cfg.iters == step == _planned(ckpt, cfg):
+        return False
+    if not (cfg.val_split or cfg.val_subsets):
+        return True
+    try:
+        lines = read_jsonl(out / "metrics.jsonl")
+    except (OSError, ValueError):  # a damaged log: validate again, which appends a good line
+        return False
+    return any(isinstance(r, dict) and "val" in r and r.get("step") == step for r in lines)
+
+
 def _changed_schedule(ckpt: dict[str, Any], cfg: TrainConfig) -> str | None:
     """A warning when a run is resumed with another ``iters`` than it was planned for: the
     cosine schedule is recomputed over the new length, so the learning rate jumps at the resume
-    (up when the run is extended: a warm restart). Also when the run is already past ``iters``:
-    then nothing is trained. None when the plan is unchanged."""
+    (up when the run is extended: a warm restart). None when the plan is unchanged (an
+    ``iters`` that leaves nothing to train is refused first, :func:`_check_resume_iters`)."""
     step = int(ckpt["step"])
-    planned = int((ckpt.get("scheduler") or {}).get("iters", cfg.iters))
+    planned = _planned(ckpt, cfg)
     if planned == cfg.iters:
         return None
-    if cfg.iters <= step:
-        return f"the run is at step {step:,}, not before --iters {cfg.iters:,}: nothing to train"
     was = cfg.lr * lr_factor(step, planned, cfg.warmup_iters, cfg.min_lr_ratio)
     now = cfg.lr * lr_factor(step, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
     return (
@@ -302,26 +368,125 @@ def _changed_schedule(ckpt: dict[str, Any], cfg: TrainConfig) -> str | None:
     )
 
 
-def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    now = cfg.to_dict()
-    default = _plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
-    changed = sorted(
-        k
-        for k in set(saved) | set(now)
-        if k not in RESUMABLE_CHANGES and saved.get(k, default.get(k)) != _plain(now.get(k))
-    )
-    if "init" in changed and _same_init(saved.get("init"), now.get("init"), path.parent):
-        changed.remove("init")
-    if changed:
+def _check_resume_classes(ckpt: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    """Refuse a resume on a dataset whose classes (names, their order, their parents) are not
+    the checkpoint's: each class trains the class-head row of its id, so a reordered dataset
+    (Car and Bicycle swapped) would go on training Bicycle's row as Car without any error."""
+    from annotations.taxonomy import Taxonomy
+
+    here = load_spec(cfg.data).taxonomy
+    there = Taxonomy.from_dict(ckpt["taxonomy"], source=f"{path}: taxonomy")
+
+    def key(tax: Taxonomy, i: int) -> tuple[str, str | None] | None:
+        if i >= len(tax):
+            return None
+        c = tax[i]
+        return c.name.casefold(), None if c.parent is None else tax[c.parent].name.casefold()
+
+    def shown(tax: Taxonomy, i: int, parent: bool) -> str:
+        if i >= len(tax):
+            return "none"
+        c = tax[i]
+        return c.name + (f" (from {tax[c.parent].name})" if parent and c.parent is not None else "")
+
+    diffs = []
+    for i in range(max(len(here), len(there))):
+        a, b = key(here, i), key(there, i)
+        if a != b:
+            parent = a is not None and b is not None and a[0] == b[0]  # only the parents differ
+            diffs.append(
+                f"id {i}: {shown(here, i, parent)} here, {shown(there, i, parent)} in the checkpoint"
+            )
+    if diffs:
         raise ValueError(
-            f"{path}: the checkpoint was trained with another config ({', '.join(changed)} differ); "
-            f"resume with the same settings or start a new --out"
+            f"{cfg.data}: its classes differ from those of the run's checkpoint {path} "
+            f"({'; '.join(diffs)}); a resume trains each class on the class-head row of its id: "
+            f"resume on the dataset the run trained on, or start a new --out with --init {path} "
+            "(its rows then follow the class names)"
+        )
+
+
+def _resumed_config(ckpt: dict[str, Any], cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the run's recorded ``init`` when none is given: the start checkpoint only
+    matters at step 0, so a resume no longer needs ``--init`` again (it was refused with
+    ``init differ``, without saying which path to give)."""
+    saved = (ckpt.get("config") or {}).get("init")
+    if cfg.init is None and saved is not None:
+        return dataclasses.replace(cfg, init=saved)
+    return cfg
+
+
+def _config_differences(
+    saved: dict[str, Any], now: dict[str, Any], default: dict[str, Any], prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    """``(key, recorded, given)`` for each setting that differs, nested ones by their dotted
+    key (``augment.crop``); a key the checkpoint lacks (added since) counts as its default."""
+    out = []
+    for k in sorted(set(saved) | set(now)):
+        if not prefix and k in RESUMABLE_CHANGES:
+            continue
+        a, b = saved.get(k, default.get(k)), now.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            nested = default.get(k) if isinstance(default.get(k), dict) else {}
+            out += _config_differences(a, b, nested, f"{prefix}{k}.")
+        else:
+            out.append((prefix + k, a, b))
+    return out
+
+
+def _shown(value: Any) -> str:
+    return "none" if value is None else json.dumps(value)
+
+
+def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
+    now = _plain(cfg.to_dict())
+    default = _plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
+    changed = _config_differences(saved, now, default)
+    if any(k == "init" for k, _, _ in changed) and _same_init(
+        saved.get("init"), now.get("init"), path.parent
+    ):
+        changed = [c for c in changed if c[0] != "init"]
+    if changed:
+        shown = "; ".join(
+            f"{k} differs (recorded {_shown(a)}, given {_shown(b)})" for k, a, b in changed
+        )
+        raise ValueError(
+            f"{path}: the checkpoint was trained with another config: {shown}; resume with the "
+            "recorded settings or start a new --out"
         )
 
 
 def _plain(value: Any) -> Any:
     """Tuples -> lists, as the value reads back from a checkpoint or YAML."""
     return json.loads(json.dumps(value))
+
+
+def _drop_lines_after(path: Path, step: int) -> None:
+    """Rewrite the log ``path`` (atomically) without its lines of steps after ``step``: what a
+    run logged after its last checkpoint (stopped by Ctrl-C between two) is trained again by
+    the resume and logged again, so keeping it listed those steps twice (curves.png and engine
+    info read one line per step). A torn last line goes too; the file is untouched when there
+    is nothing to drop."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    except FileNotFoundError:
+        return
+    kept = []
+    for i, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if i < len(lines) - 1:  # a damaged middle line stays for its reader to report
+                kept.append(line)
+            continue
+        has_step = isinstance(record, dict) and isinstance(record.get("step"), int)
+        if has_step and record["step"] > step:
+            continue
+        kept.append(line if line.endswith("\n") else line + "\n")
+    if kept != lines:
+        atomic_write_text(path, "".join(kept))
 
 
 def _write_run_files(out: Path, cfg: TrainConfig, start: int) -> None:
@@ -458,7 +623,12 @@ def _train(
     ckpt = None
     if cfg.resume:
         ckpt = load_checkpoint(last)
+        cfg = _resumed_config(ckpt, cfg)
         _check_resume_config(ckpt["config"], cfg, last)
+        _check_resume_classes(ckpt, cfg, last)
+        _check_resume_iters(ckpt, cfg, last)
+        if _finished(ckpt, cfg, out):  # nothing to do: no validation, no file touched
+            return TrainResult(out=out, step=int(ckpt["step"]), finished=True)
     elif last.exists():
         raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
     elif is_main:
@@ -469,19 +639,22 @@ def _train(
     micro = micro_batch(cfg, world)
 
     dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
-    if is_main and ckpt is not None:
-        for warning in (_changed_split(ckpt, dataset, cfg), _changed_schedule(ckpt, cfg)):
-            if warning:
-                log.warning(warning)
     val_data = validation_split(cfg) if cfg.val_split else None
     # the validation split and annotated subsets, resolved before the model is built (and its
     # backbone weights fetched), so a missing split or a bad path fails at once
     subset_data = val_data or dataset.data
     subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]
     check_one_subset_per_class(subsets)
+    validates = val_data is not None or bool(subsets)
+    if validates:
+        check_val_size(subset_data, cfg.val_size)
+    # warnings only once every check passed: a refused run prints its error alone
+    if is_main and ckpt is not None:
+        for warning in (_changed_split(ckpt, dataset, cfg), _changed_schedule(ckpt, cfg)):
+            if warning:
+                log.warning(warning)
     for warning in subset_warnings(subsets, cfg.train_split) if is_main else ():
         log.warning(warning)
-    validates = val_data is not None or bool(subsets)
     if is_main and validates and (warning := validation_upscale(subset_data, cfg.val_size)):
         log.warning(warning)
     taxonomy = dataset.taxonomy
@@ -511,6 +684,8 @@ def _train(
         from trainer.init import init_from_checkpoint
 
         init_report = init_from_checkpoint(model, cfg.init, taxonomy)
+        if is_main and (warning := init_report.architecture_warning()):
+            log.warning(warning)
     model.to(device).train()
     if cfg.freeze_bn_stats:
         freeze_batchnorm_statistics(model)
@@ -552,6 +727,8 @@ def _train(
     writer = None
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
+        if ckpt is not None:
+            _drop_lines_after(out / "metrics.jsonl", start)
         _write_run_files(out, cfg, start)
         writer = _tensorboard(out)
         if init_report is not None:

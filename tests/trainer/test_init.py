@@ -121,6 +121,32 @@ def test_classes_missing_from_the_taxonomy_are_reported(seven):
     report = init_from_checkpoint(create_model("tiny", 6), path, six)
     assert report.unused_classes == ["Water"]
     assert "checkpoint classes not in the taxonomy (rows dropped): Water" in report.summary()[-1]
+    # the head lost a row: said so (it read "grown")
+    text = "\n".join(report.summary())
+    assert "2 class-head tensors shrunk" in text and "grown" not in text
+    assert "shrunk decoder.class_embed.bias: [8] -> [7]" in text
+
+
+def test_a_checkpoint_of_another_preset_is_warned_about(seven):
+    """A tiny checkpoint into massformer_lite_r18 copies a few tensors and drops most: the
+    counts alone ("55 loaded, 305 dropped") did not say that the networks differ."""
+    _, path = seven
+    report = init_from_checkpoint(create_model("massformer_lite_r18", 7), path, MASS13K)
+    assert ("backbone", "tiny_resnet", "resnet18") in report.architecture
+    assert report.presets == ("tiny", "massformer_lite_r18")
+    assert report.architecture_warning() == (
+        f"{path}: the checkpoint is a tiny network, the model a massformer_lite_r18 network "
+        "(backbone tiny_resnet vs resnet18, pixel_dim 16 vs 64, window 4 vs 16, cst_heads 4 "
+        f"vs 8, ... 8 more): only tensors of the same name and shape are copied "
+        f"({len(report.loaded)} loaded, {len(report.dropped)} dropped); --preset tiny would "
+        "copy them all"
+    )
+    assert json.loads(json.dumps(report.to_dict()))["architecture"][0] == {
+        "field": "backbone", "checkpoint": "tiny_resnet", "model": "resnet18"
+    }  # fmt: skip
+    # the same network (another class count or backbone norm aside): no warning
+    same = init_from_checkpoint(create_model("tiny", 9, backbone_norm="batch"), path, NINE)
+    assert same.architecture == [] and same.architecture_warning() is None
 
 
 def test_same_taxonomy_loads_everything_unchanged(seven):
@@ -251,8 +277,17 @@ def test_resume_recognises_the_start_checkpoint_at_another_path(seven, tmp_path)
     start.unlink()  # the old install is gone: init.json's hash decides
     assert train(dataclasses.replace(cfg, init=str(moved), resume=True)).step == 3
     other = save_model(tmp_path / "other.pt", model, MASS13K, step=5)  # other bytes
-    with pytest.raises(ValueError, match="init differ"):
+    with pytest.raises(ValueError) as e:
         train(dataclasses.replace(cfg, init=str(other), resume=True, iters=4))
+    assert str(e.value) == (
+        f"{run / 'last.pt'}: the checkpoint was trained with another config: init differs "
+        f'(recorded "{moved}", given "{other}"); resume with the recorded settings or start a '
+        "new --out"
+    )
+    # without --init the resume takes the recorded start (it only matters at step 0): it was
+    # refused with "init differ", not saying which path to give
+    assert train(dataclasses.replace(cfg, init=None, resume=True, iters=4)).step == 4
+    assert yaml.safe_load((run / "config.yaml").read_text())["init"] == str(moved)
 
 
 def test_init_from_a_converted_release_checkpoint(tmp_path):

@@ -408,6 +408,23 @@ def test_train_says_how_many_images_it_could_not_read(synth, tmp_path, monkeypat
     )
 
 
+def test_a_finished_run_resumed_says_so(synth, tmp_path, monkeypatch):
+    """Not "trained 5 steps; checkpoint None", as a resume of a finished run printed."""
+    import trainer.train
+
+    run = tmp_path / "run"
+
+    def finished(cfg, on_init=None):
+        return trainer.train.TrainResult(out=run, step=5, finished=True)
+
+    monkeypatch.setattr(trainer.train, "train", finished)
+    res = CliRunner().invoke(app, ["train", "--data", str(synth), "--out", str(run), "--resume"])
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == (
+        f"{run}: the run finished at step 5; nothing to do (a larger --iters extends it)"
+    )
+
+
 def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     """Interrupted training: ``--resume`` continues from the last checkpoint when there is one."""
     import trainer.train
@@ -471,3 +488,23 @@ def test_validating_far_above_the_images_size_is_warned(synth):
     assert "(2.0x" in validation_upscale(val, (256, 192))
     assert validation_upscale(val, (200, 150)) is None
     assert validation_upscale(val, None) is None
+
+
+def test_a_val_size_too_small_for_the_model_is_refused_before_the_first_step(synth, tmp_path):
+    """--val-size 12x9 trained every step, then failed at the validation without naming the
+    option, leaving a last.pt that engine info read as a finished run."""
+    run = tmp_path / "run"
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--out", str(run), "--iters", "2"]
+    args += ["--batch-size", "2", "--device", "cpu", "--workers", "0", "--no-progress"]
+    res = CliRunner().invoke(app, [*args, "--val-size", "12x9"])
+    assert res.exit_code == 2
+    image = synth / "images" / "val" / "synth_val_0000.jpg"
+    assert " ".join(res.output.split()) == (
+        f"error: {image}: --val-size 12x9 resizes the 128x96 images of split 'val' to 12x9; "
+        "the model needs at least 32 px per side: give a larger --val-size (--val-size "
+        "128x96: their own size)"
+    )
+    assert not run.exists()
+    # the short side decides: 40x30 keeps 128x96's aspect at 40x30
+    res = CliRunner().invoke(app, [*args, "--val-size", "40x30"])
+    assert res.exit_code == 2 and "to 40x30; the model needs at least 32" in res.output

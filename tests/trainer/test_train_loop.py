@@ -83,6 +83,11 @@ def _tiny(num_classes: int):
     return create_model("tiny", num_classes)
 
 
+def _files(run) -> dict:
+    """Every file of a run folder and its bytes (the lock's record of who held it aside)."""
+    return {p.name: p.read_bytes() for p in sorted(run.iterdir()) if p.name != ".lock"}
+
+
 def _cfg(root, out, **kw):
     base = dict(
         data=str(root),
@@ -165,8 +170,17 @@ def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
     train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))
     with pytest.raises(FileExistsError, match="--resume"):
         train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))
-    with pytest.raises(ValueError, match="lr differ"):
-        train(_cfg(root, tmp_path / "a", iters=4, lr=0.5, resume=True), model=_stub(7))
+    with pytest.raises(ValueError) as e:  # each field named, with both values
+        train(
+            _cfg(root, tmp_path / "a", iters=4, lr=0.5, resume=True,
+                 augment={"crop": 32, "short_side_range": [24, 40]}),
+            model=_stub(7),
+        )  # fmt: skip
+    assert str(e.value) == (
+        f"{tmp_path / 'a' / 'last.pt'}: the checkpoint was trained with another config: "
+        "augment.crop differs (recorded 24, given 32); lr differs (recorded 0.01, given 0.5); "
+        "resume with the recorded settings or start a new --out"
+    )
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         train(_cfg(root, tmp_path / "new", resume=True), model=_stub(7))
 
@@ -367,5 +381,109 @@ def test_a_resume_to_another_length_says_the_learning_rate_jumps(tmp_path, caplo
     (message,) = warnings(iters=8, max_steps_this_run=1)
     assert message.startswith("the run was planned for 4 iterations and continues to 8")
     assert f"at step 3 is {now:.3g} (it was {was:.3g})" in message and now > was
-    (message,) = warnings(iters=2)  # at step 4 now, planned for 8
-    assert message == "the run is at step 4, not before --iters 2: nothing to train"
+
+
+def test_a_resume_on_reordered_or_other_classes_is_refused_naming_them(tmp_path):
+    """The class head's row i trains class id i: a resume on a dataset whose classes moved
+    (Sky and Water swapped) would train Sky's row as Water; only the count was checked."""
+    from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
+
+    root = write_dataset(tmp_path / "data")
+    names = {5: "Water", 6: "Sky"}
+    swapped = Taxonomy(
+        tuple(ClassInfo(c.id, names.get(c.id, c.name), c.color, c.parent) for c in MASS13K)
+    )
+    swapped.save(root / "swapped.json")
+    (root / "swapped.yaml").write_text("taxonomy: swapped.json\nsplits: [train]\n")
+    run = tmp_path / "a"
+    train(_cfg(root, run, iters=4, max_steps_this_run=2), model=_stub(7))
+    before = _files(run)
+    with pytest.raises(ValueError) as e:
+        train(_cfg(root / "swapped.yaml", run, iters=4, resume=True), model=_stub(7))
+    assert str(e.value).startswith(
+        f"{root / 'swapped.yaml'}: its classes differ from those of the run's checkpoint "
+        f"{run / 'last.pt'} (id 5: Water here, Sky in the checkpoint; id 6: Sky here, Water in "
+        "the checkpoint); "
+    )
+    assert _files(run) == before  # nothing written
+    assert train(_cfg(root, run, iters=4, resume=True), model=_stub(7)).step == 4
+
+
+def test_a_refused_resume_warns_of_nothing_and_writes_nothing(tmp_path, caplog):
+    """Every check comes before the first warning and the first write: a resume refused for an
+    annotated subset that is not there printed the learning-rate warning of its new --iters
+    first, as if it were going on."""
+    root = write_dataset(tmp_path / "data")
+    run = tmp_path / "a"
+    train(_cfg(root, run, iters=4, max_steps_this_run=2), model=_stub(7))
+    before = _files(run)
+    with caplog.at_level("WARNING", logger="trainer.train"), pytest.raises(FileNotFoundError):
+        train(
+            _cfg(root, run, iters=8, resume=True, val_subsets=[str(tmp_path / "gone")]),
+            model=_stub(7),
+        )
+    assert [r.getMessage() for r in caplog.records] == []
+    assert _files(run) == before and not (run / "resumes.jsonl").exists()
+
+
+def _fake_validation(monkeypatch) -> None:
+    """Validation scores without a model's inference (the stub has none): its bookkeeping alone."""
+    import trainer.validate
+
+    def evaluate(model, data, *args, **kw):  # noqa: ANN001, ARG001
+        return {"mIoU": 50.0, "mBIoU": 40.0, "mBF1": 30.0, "classes": [], "images": 1}
+
+    monkeypatch.setattr(trainer.validate, "evaluate", evaluate)
+
+
+def test_a_finished_run_resumes_to_nothing_and_an_iters_below_its_step_is_refused(
+    tmp_path, monkeypatch
+):
+    """A resume of a finished run validated again and logged a second val line on each call
+    (counted as a resume); one with --iters below its step wrote that into config.yaml
+    (engine info: "step 4 of 2"). Now the first changes nothing, the second is refused."""
+    _fake_validation(monkeypatch)
+    root = write_dataset(tmp_path / "data", splits=("train", "val"))
+    run = tmp_path / "a"
+    kw = dict(val_split="val", val_size=[64, 48])
+    train(_cfg(root, run, iters=4, max_steps_this_run=2, **kw), model=_stub(7))
+    with pytest.raises(ValueError) as e:  # stopped at 2 of 4: --iters 2 trains nothing
+        train(_cfg(root, run, iters=2, resume=True, **kw), model=_stub(7))
+    assert str(e.value) == (
+        f"{run / 'last.pt'}: the run is at step 2 of 4; --iters 2 leaves nothing to train: "
+        "give --iters 4 (its plan) or another above 2"
+    )
+    assert train(_cfg(root, run, iters=4, resume=True, **kw), model=_stub(7)).step == 4
+    before = _files(run)
+    assert [json.loads(x)["step"] for x in (run / "resumes.jsonl").read_text().splitlines()] == [2]
+    again = train(_cfg(root, run, iters=4, resume=True, **kw), model=_stub(7))
+    assert (again.finished, again.step, again.losses, again.val) == (True, 4, [], [])
+    assert _files(run) == before  # no second val line, no resume counted, config kept
+    with pytest.raises(ValueError) as e:
+        train(_cfg(root, run, iters=3, resume=True, **kw), model=_stub(7))
+    assert str(e.value) == (
+        f"{run / 'last.pt'}: the run is at step 4 of 4; --iters 3 leaves nothing to train: "
+        "it is finished; give --iters above 4 to extend it"
+    )
+    assert _files(run) == before
+    # stopped during its last validation (no val line at step 4): the resume validates
+    kept = [x for x in (run / "metrics.jsonl").read_text().splitlines() if '"val"' not in x]
+    (run / "metrics.jsonl").write_text("\n".join(kept) + "\n")
+    last = train(_cfg(root, run, iters=4, resume=True, **kw), model=_stub(7))
+    assert not last.finished and [v["step"] for v in last.val] == [4]
+
+
+def test_a_resume_drops_the_steps_logged_after_the_checkpoint(tmp_path):
+    """Ctrl-C between two checkpoints: the steps logged after the last one are trained and
+    logged again by the resume; they were kept as well (steps 1, 2, 3, 2, 3, 4 ...)."""
+    root = write_dataset(tmp_path / "data")
+    run = tmp_path / "a"
+    train(_cfg(root, run, iters=6, max_steps_this_run=2), model=_stub(7))
+    metrics = run / "metrics.jsonl"
+    logged = metrics.read_text()
+    lost = [{"step": 3, "loss": 1.0}, {"step": 3, "val": {"mIoU": 1.0}}, {"step": 4, "loss": 1.0}]
+    metrics.write_text(logged + "".join(json.dumps(r) + "\n" for r in lost) + '{"step": 4, "lo')
+    train(_cfg(root, run, iters=6, resume=True), model=_stub(7))
+    lines = [json.loads(x) for x in metrics.read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6] and "val" not in str(lines)
+    assert metrics.read_text().startswith(logged)
