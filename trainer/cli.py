@@ -31,12 +31,12 @@ def parse_predict_size(text: str) -> tuple[int, int] | None | str:
         return None if word == "original" else word
     try:
         size = parse_size(text)
-    except typer.BadParameter:
-        raise typer.BadParameter(
+    except ValueError:
+        raise ValueError(
             f"--size must be auto, original or WxH like 512x384, got {text!r}"
         ) from None
     if min(size) < 32:  # every image would fail alone, one line each, with the same reason
-        raise typer.BadParameter(f"--size {text}: the model needs at least 32 px per side")
+        raise ValueError(f"--size {text}: the model needs at least 32 px per side")
     return size
 
 
@@ -325,7 +325,7 @@ def predict_cmd(
     from trainer.predict import PredictConfig, predict_dir
 
     if split != "test" and data is None:
-        raise typer.BadParameter("--split chooses a split of --data; give --data ROOT")
+        raise ValueError("--split chooses a split of --data; give --data ROOT")
     cfg = PredictConfig(
         checkpoint=str(checkpoint),
         images=None if images is None else str(images),

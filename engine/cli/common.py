@@ -6,7 +6,6 @@ import io
 import logging
 from collections.abc import Callable
 
-import typer
 from rich.console import Console
 from rich.text import Text
 
@@ -113,11 +112,11 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise typer.BadParameter(
+        raise ValueError(
             f"{option} must look like 512x384 (width x height), got {text!r}"
         ) from None
     if w <= 0 or h <= 0:
-        raise typer.BadParameter(f"{option} must be positive, got {text!r}")
+        raise ValueError(f"{option} must be positive, got {text!r}")
     return w, h
 
 
@@ -126,11 +125,11 @@ def parse_scales(text: str, option: str = "--scales") -> tuple[float, ...]:
     try:
         scales = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise typer.BadParameter(
+        raise ValueError(
             f"{option} must be comma-separated numbers like 0.75,1,1.25, got {text!r}"
         ) from None
     if not scales or any(not 0 < s < float("inf") for s in scales):
-        raise typer.BadParameter(f"{option} must be positive numbers, got {text!r}")
+        raise ValueError(f"{option} must be positive numbers, got {text!r}")
     return scales
 
 

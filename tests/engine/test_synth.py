@@ -331,3 +331,23 @@ def test_another_engine_output_is_not_drawn_into(tmp_path: Path):
     with pytest.raises(ValueError, match="it is a dataset's root; engine synth needs a folder"):
         generate(SynthConfig(out=data, train=1, val=0, test=0, size=(96, 64)), progress=False)
     assert sorted(_files(data)) == []
+
+
+@pytest.mark.parametrize(
+    "size, said",
+    [
+        ("0x0", "error: --size must be positive, got '0x0'"),
+        ("abc", "error: --size must look like 512x384 (width x height), got 'abc'"),
+        ("63x64", "error: image size must be WxH with both sides >= 64 px (--size), got 63x64"),
+    ],
+)
+def test_a_bad_size_is_one_error_line_as_every_bad_input(tmp_path: Path, size, said):
+    """--size 0x0 drew click's usage box, where 63x64 and every other bad input give one
+    'error:' line (exit 2 both ways)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    res = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "d"), "--size", size])
+    assert res.exit_code == 2 and res.output.strip() == said, res.output
+    assert not (tmp_path / "d").exists()
