@@ -15,7 +15,9 @@ not run on them upsampled to 4K; predict.json records the size used and where it
 Images whose label PNG already exists are skipped (resumable), unless ``overwrite``; resuming
 with other settings than the folder's predict.json records (checkpoint, size, inference mode,
 test-time augmentation, guided filter) is refused before anything is written, so one folder
-never mixes label maps made two ways. One bad
+never mixes label maps made two ways. ``out`` must be a folder of predictions (or new): the
+images' own folder and a folder of PNG files without ``predict.json`` are refused
+(:func:`check_out`). One bad
 image (unreadable, smaller than the model's 32 px minimum, out of memory) fails alone: it is
 listed in :attr:`PredictResult.failed` with a one-line reason and its neighbours are labelled.
 """
@@ -37,7 +39,8 @@ from engine.datasets import IMAGE_EXTS, load_image
 from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
 from engine.runinfo import environment
-from engine.runlock import holds_lock
+from engine.runlock import check_output_folder, holds_lock
+from engine.text import counted
 
 AUTO = "auto"
 RELEASE_SIZE = (4096, 3072)  # the release's test size for MaSS13K's 4K photos
@@ -183,19 +186,17 @@ def input_images(cfg: PredictConfig) -> list[Path]:
     return [s.image_path for s in samples]
 
 
-@holds_lock("engine predict", lambda c: c.out, own=("predict.json",))
 def predict_dir(cfg: PredictConfig) -> PredictResult:
-    """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
-    from trainer.checkpoint import model_from_checkpoint, weights_digest
+    """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring. The
+    settings, the images and the output folder are checked before the folder is locked, so a
+    refused run writes nothing there, not even its lock file."""
     from trainer.inference import (
         MODES,
         GuidedFilter,
         check_guided_filter,
         check_sliding_window,
         check_tta,
-        predict_label,
     )
-    from trainer.train import resolve_device
 
     if isinstance(cfg.size, str) and cfg.size != AUTO:
         raise ValueError(f"size must be (W, H), None or {AUTO!r}, got {cfg.size!r}")
@@ -219,6 +220,44 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         )
     check_guided_filter(guided, cfg.mode)
     images = input_images(cfg)
+    check_out(Path(cfg.out), images)
+    return _predict(cfg, images, guided)
+
+
+def check_out(out: Path, images: list[Path]) -> None:
+    """Refuse an output folder that is not one for predictions, in one line naming it: another
+    engine output or a dataset's root (:func:`engine.runlock.check_output_folder`), the folder
+    of the images to label (their label maps would go beside them, and with ``overwrite`` over
+    PNG images), or a folder of PNG files without ``predict.json`` (ground-truth labels or
+    images: they would be taken for label maps already made and their images skipped)."""
+    check_output_folder(out, ("predict.json",), "engine predict")
+    if not out.is_dir():
+        return
+    here = os.path.realpath(out)
+    if any(os.path.realpath(p.parent) == here for p in images):
+        raise ValueError(
+            f"{out}: it holds the images to label; their label maps would go beside them (and "
+            "over PNG images): give another --out"
+        )
+    if (out / "predict.json").exists():
+        return
+    pngs = sorted(p.name for p in out.iterdir() if p.suffix.lower() == ".png" and p.is_file())
+    if pngs:
+        raise ValueError(
+            f"{out}: holds {counted(len(pngs), 'PNG file')} ({', '.join(pngs[:3])}"
+            f"{', ...' if len(pngs) > 3 else ''}) and no predict.json: no predictions of engine "
+            "predict (labels or images?), yet they would be taken for label maps already made, "
+            "or replaced with --overwrite; give an empty or new --out"
+        )
+
+
+@holds_lock("engine predict", lambda c: c.out, own=("predict.json",))
+def _predict(cfg: PredictConfig, images: list[Path], guided: Any) -> PredictResult:
+    """:func:`predict_dir` once its input is checked, holding the output folder's lock."""
+    from trainer.checkpoint import model_from_checkpoint, weights_digest
+    from trainer.inference import predict_label
+    from trainer.train import resolve_device
+
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
     size_source = "given"

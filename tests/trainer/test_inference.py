@@ -575,3 +575,52 @@ def test_predict_a_datasets_split_through_its_spec(tmp_path) -> None:
         res.output.split()
     )
     assert not (tmp_path / "c").exists()
+
+
+def _tiny_checkpoint(path, step: int = 1, seed: int = 0):  # noqa: ANN001, ANN202
+    """A tiny MaSS13K model saved as an engine checkpoint at ``path``."""
+    from annotations.taxonomy import MASS13K
+    from tests.model_helpers import save_model
+
+    torch.manual_seed(seed)
+    return save_model(path, create_model("tiny", len(MASS13K)), MASS13K, step=step)
+
+
+def _images(folder, *names: str):  # noqa: ANN001, ANN202
+    """Small random images ``names`` in ``folder`` (created); returns the folder."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(names))
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+def test_predict_refuses_the_images_folder_and_a_folder_of_other_pngs(tmp_path) -> None:
+    """--out equal to the folder of the images (PNG images were taken for label maps already
+    made, and --overwrite wrote label maps over them), or a folder of PNG files without
+    predict.json (ground-truth labels were adopted as predictions): refused in one line naming
+    it, before anything is written there, not even the run's lock file."""
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png", "b.png")
+    before = {p.name: p.read_bytes() for p in images.iterdir()}
+    for out, overwrite in ((images, False), (images, True), (images / "a.png", False)):
+        cfg = PredictConfig(str(ckpt), str(out), str(images), size=None, overwrite=overwrite)
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(images))}: it holds the images"):
+            predict_dir(cfg)
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == before
+    labels = _images(tmp_path / "annotations" / "test", "a.png")  # ground truth, say
+    for overwrite in (False, True):
+        cfg = PredictConfig(str(ckpt), str(images), str(labels), size=None, overwrite=overwrite)
+        with pytest.raises(ValueError) as err:
+            predict_dir(cfg)
+        assert str(err.value).startswith(f"{labels}: holds 1 PNG file (a.png) and no predict.json")
+        assert "give an empty or new --out" in str(err.value)
+    assert [p.name for p in labels.iterdir()] == ["a.png"]
+    # a folder inside the images' folder is another folder: the images are not listed there
+    pred = images / "pred"
+    res = predict_dir(PredictConfig(str(ckpt), str(images), str(pred), size=None, progress=False))
+    assert sorted(p.name for p in res.written) == ["a.png", "b.png"]
