@@ -40,7 +40,7 @@ from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
 from engine.runinfo import environment
 from engine.runlock import check_output_folder, holds_lock
-from engine.text import counted
+from engine.text import counted, joined
 
 AUTO = "auto"
 RELEASE_SIZE = (4096, 3072)  # the release's test size for MaSS13K's 4K photos
@@ -177,13 +177,36 @@ def input_images(cfg: PredictConfig) -> list[Path]:
             + (", not both" if cfg.data is not None else "")
         )
     if cfg.data is None:
-        return list_images(Path(cfg.images))
+        return check_stems(list_images(Path(cfg.images)))
     from engine.datasets import SegDataset, load_spec
 
     samples = SegDataset(load_spec(cfg.data), cfg.split, require_labels=False).samples
     if not samples:
         raise ValueError(f"{cfg.data}: split {cfg.split!r} has no images")
-    return [s.image_path for s in samples]
+    return check_stems([s.image_path for s in samples])
+
+
+def check_stems(images: list[Path]) -> list[Path]:
+    """``images``, unless two share a stem (``a.jpg``, ``a.png``): their label maps would be one
+    file ``a.png``, the second image skipped as already labelled (or, with ``overwrite``, the
+    first one's map replaced). Refused naming the files, before anything is written."""
+    by_stem: dict[str, list[Path]] = {}
+    for p in images:
+        by_stem.setdefault(p.stem, []).append(p)
+    clashes = [ps for ps in by_stem.values() if len(ps) > 1]
+    if clashes:
+        first = clashes[0]
+        one_folder = len({p.parent for p in first}) == 1
+        names = [p.name if one_folder else str(p) for p in first]
+        more = len(clashes) - 1
+        raise ValueError(
+            (f"{first[0].parent}: " if one_folder else "")
+            + f"{joined(names)} share the stem {first[0].stem!r}, so their label maps would be "
+            f"one file, {first[0].stem}.png"
+            + (f" ({counted(more, 'other stem')} likewise)" if more else "")
+            + "; rename or move all but one image of each stem"
+        )
+    return images
 
 
 def predict_dir(cfg: PredictConfig) -> PredictResult:

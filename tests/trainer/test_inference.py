@@ -624,3 +624,20 @@ def test_predict_refuses_the_images_folder_and_a_folder_of_other_pngs(tmp_path) 
     pred = images / "pred"
     res = predict_dir(PredictConfig(str(ckpt), str(images), str(pred), size=None, progress=False))
     assert sorted(p.name for p in res.written) == ["a.png", "b.png"]
+
+
+def test_predict_refuses_images_that_share_a_stem(tmp_path) -> None:
+    """a.jpg, a.jpeg and a.png would all be labelled as a.png: only the first was, the others
+    counted as already labelled. Refused naming them, before anything is written."""
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.jpg", "a.jpeg", "a.png", "b.png", "b.jpg", "c.png")
+    out = tmp_path / "pred"
+    with pytest.raises(ValueError) as err:
+        predict_dir(PredictConfig(str(ckpt), str(images), str(out), size=None, progress=False))
+    assert str(err.value) == (
+        f"{images}: a.jpeg, a.jpg and a.png share the stem 'a', so their label maps would be "
+        "one file, a.png (1 other stem likewise); rename or move all but one image of each stem"
+    )
+    assert not out.exists()
