@@ -15,7 +15,8 @@ not run on them upsampled to 4K; predict.json records the size used and where it
 Images whose label PNG already exists are skipped (resumable), unless ``overwrite``; resuming
 with other settings than the folder's predict.json records (checkpoint, size, inference mode,
 test-time augmentation, guided filter) is refused before anything is written, so one folder
-never mixes label maps made two ways. ``out`` must be a folder of predictions (or new): the
+never mixes label maps made two ways; ``overwrite`` with other settings replaces the earlier
+label maps, and is refused where some would stay (:func:`replaced_files`). ``out`` must be a folder of predictions (or new): the
 images' own folder and a folder of PNG files without ``predict.json`` are refused
 (:func:`check_out`). One bad
 image (unreadable, smaller than the model's 32 px minimum, out of memory) fails alone: it is
@@ -112,11 +113,21 @@ def trained_on(ckpt: dict) -> dict[str, str] | None:
 def check_resume(meta_path: Path, cfg: PredictConfig, step: int, weights: str = "") -> None:
     """Refuse to add label maps to a folder whose ``predict.json`` records other settings (or
     another checkpoint, step or ``weights``: :func:`trainer.checkpoint.weights_digest`) than
-    ``cfg`` (its size resolved): one line naming the file and every difference. A checkpoint at
-    another path with the same weights is the same one."""
+    ``cfg`` (its size resolved): one line naming the file and every difference
+    (:func:`differences`). A checkpoint at another path with the same weights is the same one."""
+    if diffs := differences(meta_path, cfg, step, weights):
+        raise ValueError(
+            f"{meta_path}: the label maps here were made with other settings "
+            f"({'; '.join(diffs)}); rerun with those, give a new --out, or add --overwrite"
+        )
+
+
+def differences(meta_path: Path, cfg: PredictConfig, step: int, weights: str = "") -> list[str]:
+    """How the settings ``predict.json`` at ``meta_path`` records differ from ``cfg``'s, one
+    phrase each (``size original, not 64x48``); none without the file."""
     meta = prediction_record(meta_path.parent)
     if meta is None:
-        return  # label maps from elsewhere, or a run stopped before its record: nothing to hold
+        return []  # no record (nothing was predicted here yet): nothing to hold to
     old = meta["config"]
     new = json.loads(json.dumps(asdict(cfg)))  # tuples as the record's lists
 
@@ -146,11 +157,31 @@ def check_resume(meta_path: Path, cfg: PredictConfig, step: int, weights: str = 
             f"checkpoint weights {meta['weights_sha256']}, not {weights}: the same file and "
             "step, trained again",
         )
-    if diffs:
+    return diffs
+
+
+def replaced_files(out: Path, images: list[Path], diffs: list[str]) -> list[Path]:
+    """With ``overwrite`` under other settings (``diffs``) than ``out``'s ``predict.json``
+    records: the label maps and previews of ``images`` there, which the run removes before it
+    writes its record (an interrupted run then leaves no map of the other settings that a
+    resume would take for its own). Refused, in one line naming the record, the differences
+    and the files, when ``out`` also holds maps (or previews) of other images: they would stay
+    beside this run's under a record that names this run's settings."""
+    names = {f"{p.stem}.png" for p in images}
+    maps = [p for p in out.glob("*.png") if p.is_file()]
+    previews = [p for p in out.glob("color/*.png") if p.is_file()]
+    stale = sorted(p.name for p in maps if p.name not in names)
+    stale += sorted(f"color/{p.name}" for p in previews if p.name not in names)
+    if stale:
         raise ValueError(
-            f"{meta_path}: the label maps here were made with other settings "
-            f"({'; '.join(diffs)}); rerun with those, give a new --out, or add --overwrite"
+            f"{out / 'predict.json'}: the label maps here were made with other settings "
+            f"({'; '.join(diffs)}), and {counted(len(stale), 'file')} "
+            f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}) "
+            f"{'is' if len(stale) == 1 else 'are'} of images this run does not label, which "
+            "--overwrite would leave beside its own under its record: give a new --out, or "
+            "delete the folder (or those files) first"
         )
+    return maps + previews
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -289,15 +320,22 @@ def _predict(cfg: PredictConfig, images: list[Path], guided: Any) -> PredictResu
         cfg = replace(cfg, size=size)
     weights = weights_digest(ckpt["model"])
     out = Path(cfg.out)
-    if not cfg.overwrite and any((out / f"{p.stem}.png").exists() for p in images):
-        check_resume(out / "predict.json", cfg, int(ckpt["step"]), weights)
+    step = int(ckpt["step"])
+    earlier: list[Path] = []  # the label maps of other settings that this run replaces
+    if cfg.overwrite:
+        if diffs := differences(out / "predict.json", cfg, step, weights):
+            earlier = replaced_files(out, images, diffs)
+    elif any((out / f"{p.stem}.png").exists() for p in images):
+        check_resume(out / "predict.json", cfg, step, weights)
     out.mkdir(parents=True, exist_ok=True)
+    for p in earlier:  # before the record names this run: none passes for this run's later
+        p.unlink(missing_ok=True)
     atomic_write_json(
         out / "predict.json",
         {
             "config": asdict(cfg),
             "size_source": size_source,
-            "checkpoint_step": int(ckpt["step"]),
+            "checkpoint_step": step,
             "weights_sha256": weights,  # which weights made these label maps
             "model_config": ckpt["model_config"],
             "trained_on": trained_on(ckpt),  # what a report on training images warns about
@@ -309,6 +347,7 @@ def _predict(cfg: PredictConfig, images: list[Path], guided: Any) -> PredictResu
     start = time.perf_counter()
     for path in track(images, "predict", enabled=cfg.progress):
         target = out / f"{path.stem}.png"
+        preview = out / "color" / f"{path.stem}.png"
         if target.exists() and not cfg.overwrite:
             result.skipped += 1
             continue
@@ -333,7 +372,7 @@ def _predict(cfg: PredictConfig, images: list[Path], guided: Any) -> PredictResu
             continue
         write_label(target, label)
         if cfg.color:
-            write_color_preview(out / "color" / f"{path.stem}.png", label, taxonomy, image)
+            write_color_preview(preview, label, taxonomy, image)
         result.written.append(target)
     if device.type == "cuda":
         torch.cuda.synchronize()

@@ -641,3 +641,39 @@ def test_predict_refuses_images_that_share_a_stem(tmp_path) -> None:
         "one file, a.png (1 other stem likewise); rename or move all but one image of each stem"
     )
     assert not out.exists()
+
+
+def test_predict_overwrite_with_other_weights_leaves_no_map_of_the_earlier_ones(tmp_path) -> None:
+    """--overwrite with another checkpoint on some of a folder's images left the others' maps
+    of the first checkpoint under a record naming the second: refused, naming them, nothing
+    changed. On all of them it replaces the earlier maps and previews, which are removed
+    before the record names the new run: an image that now fails keeps no map of the old."""
+    from trainer.predict import PredictConfig, predict_dir
+
+    first, second = _tiny_checkpoint(tmp_path / "a.pt"), _tiny_checkpoint(tmp_path / "b.pt", 2, 1)
+    images = _images(tmp_path / "images", "a.png", "b.png")
+    _images(tmp_path / "one", "a.png")
+    out = tmp_path / "pred"
+    predict_dir(PredictConfig(str(first), str(images), str(out), None, color=True, progress=False))
+
+    def outputs() -> dict:
+        return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*.png")}
+
+    before, record = outputs(), (out / "predict.json").read_text()
+    assert len(before) == 4
+    subset = PredictConfig(str(second), str(tmp_path / "one"), str(out), None, overwrite=True)
+    with pytest.raises(ValueError) as err:
+        predict_dir(subset)
+    assert str(err.value).startswith(
+        f"{out / 'predict.json'}: the label maps here were made with other settings "
+        f"(checkpoint {first}, not {second}), and 2 files (b.png, color/b.png) are of images "
+        "this run does not label"
+    )
+    assert outputs() == before and (out / "predict.json").read_text() == record
+    (images / "b.png").write_bytes(b"not a png")  # now unreadable
+    res = predict_dir(
+        PredictConfig(str(second), str(images), str(out), None, overwrite=True, progress=False)
+    )
+    assert [p.name for p in res.written] == ["a.png"] and len(res.failed) == 1
+    assert list(outputs()) == ["a.png"]  # no map, no preview of the first checkpoint
+    assert json.loads((out / "predict.json").read_text())["config"]["checkpoint"] == str(second)
