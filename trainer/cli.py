@@ -347,6 +347,16 @@ def predict_cmd(
         + (f" ({result.size_source})" if result.size_source != "given" else ""),
         highlight=False,
     )
+    if result.left_out:
+        from trainer.predict import few
+
+        stdout.print(
+            f"left out {counted(len(result.left_out), 'file')} of {cfg.images} that "
+            f"{'is' if len(result.left_out) == 1 else 'are'} not .jpg/.jpeg/.png: "
+            f"{few(result.left_out)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.failed:
         stdout.print(f"{counted(len(result.failed), 'image')} failed:", highlight=False)
         for _, reason in result.failed:

@@ -96,6 +96,7 @@ class PredictResult:
     written: list[Path] = field(default_factory=list)  # label PNGs written
     skipped: int = 0  # images whose label already existed
     failed: list[tuple[Path, str]] = field(default_factory=list)  # (image, one line naming it)
+    left_out: list[Path] = field(default_factory=list)  # other files in the images' folder
     seconds: float = 0.0  # wall time of the predictions
     size: tuple[int, int] | None = None  # the inference size used (None: each image's own)
     size_source: str = "given"  # where it came from: "given", or inference_size's reason
@@ -194,8 +195,27 @@ def list_images(folder: Path) -> list[Path]:
         raise FileNotFoundError(f"{folder}: image folder not found")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
     if not files:
-        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_EXTS)}) found")
+        others = other_files(folder)
+        raise ValueError(
+            f"{folder}: no images ({', '.join(IMAGE_EXTS)}) found"
+            + (f" ({counted(len(others), 'other file')}: {few(others)})" if others else "")
+        )
     return files
+
+
+def other_files(folder: Path) -> list[Path]:
+    """The files directly in the folder ``folder`` that :func:`list_images` leaves out (not
+    ``.jpg/.jpeg/.png``: a ``.tif``, ``.webp``, notes), sorted; hidden files are not counted."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and not p.name.startswith(".")
+    )
+
+
+def few(paths: list[Path], n: int = 3) -> str:
+    """The names of the first ``n`` of ``paths``, ``...`` for the rest."""
+    return ", ".join(p.name for p in paths[:n]) + (", ..." if len(paths) > n else "")
 
 
 def input_images(cfg: PredictConfig) -> list[Path]:
@@ -275,7 +295,10 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     check_guided_filter(guided, cfg.mode)
     images = input_images(cfg)
     check_out(Path(cfg.out), images)
-    return _predict(cfg, images, guided)
+    result = _predict(cfg, images, guided)
+    if cfg.images is not None and Path(cfg.images).is_dir():
+        result.left_out = other_files(Path(cfg.images))
+    return result
 
 
 def check_out(out: Path, images: list[Path]) -> None:

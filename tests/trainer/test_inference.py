@@ -677,3 +677,29 @@ def test_predict_overwrite_with_other_weights_leaves_no_map_of_the_earlier_ones(
     assert [p.name for p in res.written] == ["a.png"] and len(res.failed) == 1
     assert list(outputs()) == ["a.png"]  # no map, no preview of the first checkpoint
     assert json.loads((out / "predict.json").read_text())["config"]["checkpoint"] == str(second)
+
+
+def test_predict_says_which_files_it_leaves_out(tmp_path) -> None:
+    """A .tif or .webp beside the images was left out without a word: the command says how
+    many files it left out and why, once; a folder of such files only names them in its
+    error. Hidden files are not counted."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png")
+    for name in ("t.tif", "w.webp", "notes.txt", "x.bmp", ".hidden"):
+        (images / name).write_bytes(b"x")
+    res = predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "p"), None))
+    assert [p.name for p in res.left_out] == ["notes.txt", "t.tif", "w.webp", "x.bmp"]
+    args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--no-progress"]
+    out = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "q"), "--size", "original"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 0 and "wrote 1 label map" in text
+    assert text.count("left out") == 1
+    assert f"left out 4 files of {images} that are not .jpg/.jpeg/.png: notes.txt, t.tif, " in text
+    (images / "a.png").unlink()
+    with pytest.raises(ValueError, match=r"no images \(.*\) found \(4 other files: notes.txt, "):
+        predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "r"), None))
