@@ -342,7 +342,9 @@ def predict_cmd(
     at = "each image's own size" if result.size is None else "x".join(map(str, result.size))
     stdout.print(
         f"wrote {counted(len(result.written), 'label map')} to {result.out} in {result.seconds:.1f} s"
-        + (f" ({result.skipped} already there, skipped)" if result.skipped else "")
+        + (f" ({result.skipped} already there, skipped" if result.skipped else "")
+        + (f"; {counted(result.previews, 'colour preview')} added" if result.previews else "")
+        + (")" if result.skipped else "")
         + f"; inference at {at}"
         + (f" ({result.size_source})" if result.size_source != "given" else ""),
         highlight=False,

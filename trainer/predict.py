@@ -35,7 +35,7 @@ from typing import Any
 import torch
 
 from annotations.fileio import atomic_write_json, first_line
-from annotations.labelmap import write_color_preview, write_label
+from annotations.labelmap import read_label, write_color_preview, write_label
 from engine.datasets import IMAGE_EXTS, load_image
 from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
@@ -95,6 +95,7 @@ class PredictResult:
     out: Path  # output folder
     written: list[Path] = field(default_factory=list)  # label PNGs written
     skipped: int = 0  # images whose label already existed
+    previews: int = 0  # colour previews added beside label maps that existed (``color``)
     failed: list[tuple[Path, str]] = field(default_factory=list)  # (image, one line naming it)
     left_out: list[Path] = field(default_factory=list)  # other files in the images' folder
     seconds: float = 0.0  # wall time of the predictions
@@ -373,6 +374,12 @@ def _predict(cfg: PredictConfig, images: list[Path], guided: Any) -> PredictResu
         preview = out / "color" / f"{path.stem}.png"
         if target.exists() and not cfg.overwrite:
             result.skipped += 1
+            if cfg.color and not preview.exists():  # labelled by a run without --color
+                try:
+                    write_color_preview(preview, read_label(target), taxonomy, load_image(path))
+                    result.previews += 1
+                except (OSError, ValueError) as e:
+                    result.failed.append((path, f"{preview}: {first_line(e)}"))
             continue
         try:
             image = load_image(path)

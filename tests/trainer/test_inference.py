@@ -703,3 +703,25 @@ def test_predict_says_which_files_it_leaves_out(tmp_path) -> None:
     (images / "a.png").unlink()
     with pytest.raises(ValueError, match=r"no images \(.*\) found \(4 other files: notes.txt, "):
         predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "r"), None))
+
+
+def test_predict_color_on_a_folder_done_adds_the_missing_previews(tmp_path) -> None:
+    """--color on a folder labelled without it wrote no previews (every image was skipped):
+    the missing previews are made from the label maps there, the same as a fresh run's."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png", "b.png")
+    args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--no-progress"]
+    args += ["--size", "original"]
+    fresh, later = tmp_path / "fresh", tmp_path / "later"
+    assert CliRunner().invoke(app, [*args, "--out", str(fresh), "--color"]).exit_code == 0
+    assert CliRunner().invoke(app, [*args, "--out", str(later)]).exit_code == 0
+    assert not (later / "color").exists()
+    res = CliRunner().invoke(app, [*args, "--out", str(later), "--color"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "(2 already there, skipped; 2 colour previews added)" in text
+    for name in ("a.png", "b.png"):
+        assert (later / "color" / name).read_bytes() == (fresh / "color" / name).read_bytes()
