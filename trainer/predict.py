@@ -346,11 +346,11 @@ def _predict(cfg: PredictConfig, images: list[Path], guided: Any) -> PredictResu
     out = Path(cfg.out)
     step = int(ckpt["step"])
     earlier: list[Path] = []  # the label maps of other settings that this run replaces
-    if cfg.overwrite:
-        if diffs := differences(out / "predict.json", cfg, step, weights):
+    if diffs := differences(out / "predict.json", cfg, step, weights):
+        if cfg.overwrite:
             earlier = replaced_files(out, images, diffs)
-    elif any((out / f"{p.stem}.png").exists() for p in images):
-        check_resume(out / "predict.json", cfg, step, weights)
+        elif any(p.is_file() for p in out.glob("*.png")):  # of these images or others
+            check_resume(out / "predict.json", cfg, step, weights)
     out.mkdir(parents=True, exist_ok=True)
     for p in earlier:  # before the record names this run: none passes for this run's later
         p.unlink(missing_ok=True)

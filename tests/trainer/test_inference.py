@@ -670,6 +670,11 @@ def test_predict_overwrite_with_other_weights_leaves_no_map_of_the_earlier_ones(
         "this run does not label"
     )
     assert outputs() == before and (out / "predict.json").read_text() == record
+    # other images into the folder, without --overwrite: refused as a resume with other settings
+    other = _images(tmp_path / "other", "c.png")
+    with pytest.raises(ValueError, match=r"other settings \(checkpoint .*; rerun with those"):
+        predict_dir(PredictConfig(str(second), str(other), str(out), None, progress=False))
+    assert outputs() == before and (out / "predict.json").read_text() == record
     (images / "b.png").write_bytes(b"not a png")  # now unreadable
     res = predict_dir(
         PredictConfig(str(second), str(images), str(out), None, overwrite=True, progress=False)
