@@ -5,7 +5,8 @@ Output folder::
 
     <stem>.png          (H, W) uint8 label map at the image's original size
     color/<stem>.png    colour preview blended over the image (with ``color=True``)
-    predict.json        the resolved config, checkpoint step, taxonomy and environment
+    predict.json        the resolved config, checkpoint step, taxonomy and environment, and
+                        the images that failed (``failed``: image and reason)
 
 The inference size defaults to ``"auto"``: the size the checkpoint's training validated at
 (``engine train --val-size``, in the checkpoint's ``config``), else the release's 4096x3072 (a
@@ -333,7 +334,6 @@ def check_out(out: Path, images: list[Path]) -> None:
 def _predict(cfg: PredictConfig, images: list[Path], guided: Any) -> PredictResult:
     """:func:`predict_dir` once its input is checked, holding the output folder's lock."""
     from trainer.checkpoint import model_from_checkpoint, weights_digest
-    from trainer.inference import predict_label
     from trainer.train import resolve_device
 
     device = resolve_device(cfg.device)
@@ -351,23 +351,65 @@ def _predict(cfg: PredictConfig, images: list[Path], guided: Any) -> PredictResu
             earlier = replaced_files(out, images, diffs)
         elif any(p.is_file() for p in out.glob("*.png")):  # of these images or others
             check_resume(out / "predict.json", cfg, step, weights)
+    kept = [] if diffs else earlier_failures(out, images)  # of other settings: not kept
     out.mkdir(parents=True, exist_ok=True)
     for p in earlier:  # before the record names this run: none passes for this run's later
         p.unlink(missing_ok=True)
-    atomic_write_json(
-        out / "predict.json",
-        {
-            "config": asdict(cfg),
-            "size_source": size_source,
-            "checkpoint_step": step,
-            "weights_sha256": weights,  # which weights made these label maps
-            "model_config": ckpt["model_config"],
-            "trained_on": trained_on(ckpt),  # what a report on training images warns about
-            "taxonomy": taxonomy.to_dict(),
-            "environment": environment(),
-        },
-    )
+    record = {
+        "config": asdict(cfg),
+        "size_source": size_source,
+        "checkpoint_step": step,
+        "weights_sha256": weights,  # which weights made these label maps
+        "model_config": ckpt["model_config"],
+        "trained_on": trained_on(ckpt),  # what a report on training images warns about
+        "taxonomy": taxonomy.to_dict(),
+        "environment": environment(),
+        "failed": kept,  # the images without a label map, each with its reason
+    }
+    atomic_write_json(out / "predict.json", record)
     result = PredictResult(out=out, size=cfg.size, size_source=size_source)
+    try:
+        _label(cfg, images, model, taxonomy, device, guided, result)
+    finally:  # an interrupted run records the failures it met too
+        failed = [
+            {"image": str(p), "reason": r}
+            for p, r in result.failed
+            if not (out / f"{p.stem}.png").exists()  # a preview's failure: the map is there
+        ]
+        if failed:
+            atomic_write_json(out / "predict.json", {**record, "failed": kept + failed})
+    return result
+
+
+def earlier_failures(out: Path, images: list[Path]) -> list[dict[str, str]]:
+    """The failures ``out``'s ``predict.json`` records (``{"image", "reason"}``) that still
+    hold: of images this run does not try again, with no label map since."""
+    meta = prediction_record(out)
+    tried = {str(p) for p in images}
+    return [
+        f
+        for f in (meta or {}).get("failed") or []
+        if isinstance(f, dict)
+        and isinstance(f.get("image"), str)
+        and f["image"] not in tried
+        and not (out / f"{Path(f['image']).stem}.png").exists()
+    ]
+
+
+def _label(
+    cfg: PredictConfig,
+    images: list[Path],
+    model: torch.nn.Module,
+    taxonomy: Any,
+    device: torch.device,
+    guided: Any,
+    result: PredictResult,
+) -> None:
+    """Label ``images`` into ``result.out`` (the loop of :func:`predict_dir`), filling
+    ``result``."""
+    from trainer.inference import predict_label
+
+    out = result.out
     start = time.perf_counter()
     for path in track(images, "predict", enabled=cfg.progress):
         target = out / f"{path.stem}.png"
@@ -407,4 +449,3 @@ def _predict(cfg: PredictConfig, images: list[Path], guided: Any) -> PredictResu
     if device.type == "cuda":
         torch.cuda.synchronize()
     result.seconds = time.perf_counter() - start
-    return result

@@ -730,3 +730,39 @@ def test_predict_color_on_a_folder_done_adds_the_missing_previews(tmp_path) -> N
     assert res.exit_code == 0 and "(2 already there, skipped; 2 colour previews added)" in text
     for name in ("a.png", "b.png"):
         assert (later / "color" / name).read_bytes() == (fresh / "color" / name).read_bytes()
+
+
+def test_predict_records_the_images_that_failed(tmp_path) -> None:
+    """predict.json lists the images without a label map, each with its one-line reason (a
+    folder where every image failed recorded nothing of it); a run that labels one drops it,
+    a run on other images keeps the others, a run with other settings records only its own."""
+    from pathlib import Path
+
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (images / name).write_bytes(b"broken")
+    out = tmp_path / "pred"
+
+    def recorded() -> dict:
+        return {
+            Path(f["image"]).name: f["reason"]
+            for f in json.loads((out / "predict.json").read_text())["failed"]
+        }
+
+    res = predict_dir(PredictConfig(str(ckpt), str(images), str(out), None, progress=False))
+    assert not res.written and recorded() == {p.name: r for p, r in res.failed}
+    assert sorted(recorded()) == ["a.png", "b.jpg"] and str(images / "a.png") in recorded()["a.png"]
+    _images(images, "a.png")  # mended
+    predict_dir(PredictConfig(str(ckpt), str(images / "a.png"), str(out), None, progress=False))
+    assert (out / "a.png").exists() and list(recorded()) == ["b.jpg"]  # kept: not tried again
+    predict_dir(PredictConfig(str(ckpt), str(images), str(out), None, progress=False))
+    assert list(recorded()) == ["b.jpg"]
+    (images / "b.jpg").unlink()
+    _images(images, "c.png")
+    (images / "c.png").write_bytes(b"")  # fails at every size
+    predict_dir(PredictConfig(str(ckpt), str(images), str(out), (64, 48), overwrite=True))
+    assert list(recorded()) == ["c.png"]  # b.jpg failed at the other size: not this record's
