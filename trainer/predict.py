@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -263,9 +264,49 @@ def check_stems(images: list[Path]) -> list[Path]:
 
 
 def predict_dir(cfg: PredictConfig) -> PredictResult:
-    """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring. The
-    settings, the images and the output folder are checked before the folder is locked, so a
-    refused run writes nothing there, not even its lock file."""
+    """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring. An
+    output folder that is no place for predictions (:func:`check_out`) is refused before it is
+    locked: nothing is written there, not even the lock file."""
+    given = [] if cfg.images is None else [Path(cfg.images)]  # --data's: once it is read
+    check_out(Path(cfg.out), [p.parent if p.is_file() else p for p in given])
+    result = _predict(cfg)
+    if cfg.images is not None and Path(cfg.images).is_dir():
+        result.left_out = other_files(Path(cfg.images))
+    return result
+
+
+def check_out(out: Path, folders: Iterable[Path]) -> None:
+    """Refuse an output folder that is not one for predictions, in one line naming it: another
+    engine output or a dataset's root (:func:`engine.runlock.check_output_folder`), one of
+    ``folders``, those of the images to label (their label maps would go beside them, and with
+    ``overwrite`` over PNG images), or a folder of PNG files without ``predict.json``
+    (ground-truth labels or images: they would be taken for label maps already made and their
+    images skipped)."""
+    check_output_folder(out, ("predict.json",), "engine predict")
+    if not out.is_dir():
+        return
+    here = os.path.realpath(out)
+    if any(os.path.realpath(p) == here for p in folders):
+        raise ValueError(
+            f"{out}: it holds the images to label; their label maps would go beside them (and "
+            "over PNG images): give another --out"
+        )
+    if (out / "predict.json").exists():
+        return
+    pngs = sorted(p.name for p in out.iterdir() if p.suffix.lower() == ".png" and p.is_file())
+    if pngs:
+        raise ValueError(
+            f"{out}: holds {counted(len(pngs), 'PNG file')} ({', '.join(pngs[:3])}"
+            f"{', ...' if len(pngs) > 3 else ''}) and no predict.json: no predictions of engine "
+            "predict (labels or images?), yet they would be taken for label maps already made, "
+            "or replaced with --overwrite; give an empty or new --out"
+        )
+
+
+@holds_lock("engine predict", lambda c: c.out, own=("predict.json",))
+def _predict(cfg: PredictConfig) -> PredictResult:
+    """:func:`predict_dir`, holding the output folder's lock."""
+    from trainer.checkpoint import model_from_checkpoint, weights_digest
     from trainer.inference import (
         MODES,
         GuidedFilter,
@@ -273,6 +314,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         check_sliding_window,
         check_tta,
     )
+    from trainer.train import resolve_device
 
     if isinstance(cfg.size, str) and cfg.size != AUTO:
         raise ValueError(f"size must be (W, H), None or {AUTO!r}, got {cfg.size!r}")
@@ -296,46 +338,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         )
     check_guided_filter(guided, cfg.mode)
     images = input_images(cfg)
-    check_out(Path(cfg.out), images)
-    result = _predict(cfg, images, guided)
-    if cfg.images is not None and Path(cfg.images).is_dir():
-        result.left_out = other_files(Path(cfg.images))
-    return result
-
-
-def check_out(out: Path, images: list[Path]) -> None:
-    """Refuse an output folder that is not one for predictions, in one line naming it: another
-    engine output or a dataset's root (:func:`engine.runlock.check_output_folder`), the folder
-    of the images to label (their label maps would go beside them, and with ``overwrite`` over
-    PNG images), or a folder of PNG files without ``predict.json`` (ground-truth labels or
-    images: they would be taken for label maps already made and their images skipped)."""
-    check_output_folder(out, ("predict.json",), "engine predict")
-    if not out.is_dir():
-        return
-    here = os.path.realpath(out)
-    if any(os.path.realpath(p.parent) == here for p in images):
-        raise ValueError(
-            f"{out}: it holds the images to label; their label maps would go beside them (and "
-            "over PNG images): give another --out"
-        )
-    if (out / "predict.json").exists():
-        return
-    pngs = sorted(p.name for p in out.iterdir() if p.suffix.lower() == ".png" and p.is_file())
-    if pngs:
-        raise ValueError(
-            f"{out}: holds {counted(len(pngs), 'PNG file')} ({', '.join(pngs[:3])}"
-            f"{', ...' if len(pngs) > 3 else ''}) and no predict.json: no predictions of engine "
-            "predict (labels or images?), yet they would be taken for label maps already made, "
-            "or replaced with --overwrite; give an empty or new --out"
-        )
-
-
-@holds_lock("engine predict", lambda c: c.out, own=("predict.json",))
-def _predict(cfg: PredictConfig, images: list[Path], guided: Any) -> PredictResult:
-    """:func:`predict_dir` once its input is checked, holding the output folder's lock."""
-    from trainer.checkpoint import model_from_checkpoint, weights_digest
-    from trainer.train import resolve_device
-
+    check_out(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
     size_source = "given"

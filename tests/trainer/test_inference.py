@@ -602,6 +602,8 @@ def test_predict_refuses_the_images_folder_and_a_folder_of_other_pngs(tmp_path) 
     made, and --overwrite wrote label maps over them), or a folder of PNG files without
     predict.json (ground-truth labels were adopted as predictions): refused in one line naming
     it, before anything is written there, not even the run's lock file."""
+    from dataclasses import replace
+
     from trainer.predict import PredictConfig, predict_dir
 
     ckpt = _tiny_checkpoint(tmp_path / "m.pt")
@@ -620,6 +622,16 @@ def test_predict_refuses_the_images_folder_and_a_folder_of_other_pngs(tmp_path) 
         assert str(err.value).startswith(f"{labels}: holds 1 PNG file (a.png) and no predict.json")
         assert "give an empty or new --out" in str(err.value)
     assert [p.name for p in labels.iterdir()] == ["a.png"]
+    # the same through --data: the split's own folders are refused too
+    from tests.loop_helpers import make_dataset
+
+    make_dataset(tmp_path / "data", "test", n=1)
+    for sub in ("images", "annotations"):
+        cfg = PredictConfig(str(ckpt), None, str(tmp_path / "data" / sub / "test"), None)
+        with pytest.raises(ValueError, match="it holds the images|and no predict.json"):
+            predict_dir(replace(cfg, data=str(tmp_path / "data")))
+    assert [p.name for p in (tmp_path / "data/annotations/test").iterdir()] == ["img000.png"]
+    assert not (tmp_path / "data/images/test/img000.png").exists()
     # a folder inside the images' folder is another folder: the images are not listed there
     pred = images / "pred"
     res = predict_dir(PredictConfig(str(ckpt), str(images), str(pred), size=None, progress=False))
