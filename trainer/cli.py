@@ -351,11 +351,23 @@ def predict_cmd(
     at = "each image's own size" if result.size is None else "x".join(map(str, result.size))
     stdout.print(
         f"wrote {counted(len(result.written), 'label map')} to {result.out} in {result.seconds:.1f} s"
-        + (f" ({result.skipped} already there, skipped)" if result.skipped else "")
+        + (f" ({result.skipped} already there, skipped" if result.skipped else "")
+        + (f"; {counted(result.previews, 'colour preview')} added" if result.previews else "")
+        + (")" if result.skipped else "")
         + f"; inference at {at}"
         + (f" ({result.size_source})" if result.size_source != "given" else ""),
         highlight=False,
     )
+    if result.left_out:
+        from trainer.predict import few
+
+        stdout.print(
+            f"left out {counted(len(result.left_out), 'file')} of {cfg.images} that "
+            f"{'is' if len(result.left_out) == 1 else 'are'} not .jpg/.jpeg/.png: "
+            f"{few(result.left_out)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.failed:
         stdout.print(f"{counted(len(result.failed), 'image')} failed:", highlight=False)
         for _, reason in result.failed:

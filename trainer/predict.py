@@ -5,7 +5,8 @@ Output folder::
 
     <stem>.png          (H, W) uint8 label map at the image's original size
     color/<stem>.png    colour preview blended over the image (with ``color=True``)
-    predict.json        the resolved config, checkpoint step, taxonomy and environment
+    predict.json        the resolved config, checkpoint step, taxonomy and environment, and
+                        the images that failed (``failed``: image and reason)
 
 The inference size defaults to ``"auto"``: the size the checkpoint's training validated at
 (``engine train --val-size``, in the checkpoint's ``config``), else the release's 4096x3072 (a
@@ -15,7 +16,10 @@ not run on them upsampled to 4K; predict.json records the size used and where it
 Images whose label PNG already exists are skipped (resumable), unless ``overwrite``; resuming
 with other settings than the folder's predict.json records (checkpoint, size, inference mode,
 test-time augmentation, guided filter) is refused before anything is written, so one folder
-never mixes label maps made two ways. One bad
+never mixes label maps made two ways; ``overwrite`` with other settings replaces the earlier
+label maps, and is refused where some would stay (:func:`replaced_files`). ``out`` must be a folder of predictions (or new): the
+images' own folder and a folder of PNG files without ``predict.json`` are refused
+(:func:`check_out`). One bad
 image (unreadable, smaller than the model's 32 px minimum, out of memory) fails alone: it is
 listed in :attr:`PredictResult.failed` with a one-line reason and its neighbours are labelled.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,12 +37,13 @@ from typing import Any
 import torch
 
 from annotations.fileio import atomic_write_json, first_line
-from annotations.labelmap import write_color_preview, write_label
+from annotations.labelmap import read_label, write_color_preview, write_label
 from engine.datasets import IMAGE_EXTS, load_image
 from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
 from engine.runinfo import environment
-from engine.runlock import holds_lock
+from engine.runlock import check_output_folder, holds_lock
+from engine.text import counted, joined
 
 AUTO = "auto"
 RELEASE_SIZE = (4096, 3072)  # the release's test size for MaSS13K's 4K photos
@@ -91,7 +97,9 @@ class PredictResult:
     out: Path  # output folder
     written: list[Path] = field(default_factory=list)  # label PNGs written
     skipped: int = 0  # images whose label already existed
+    previews: int = 0  # colour previews added beside label maps that existed (``color``)
     failed: list[tuple[Path, str]] = field(default_factory=list)  # (image, one line naming it)
+    left_out: list[Path] = field(default_factory=list)  # other files in the images' folder
     seconds: float = 0.0  # wall time of the predictions
     size: tuple[int, int] | None = None  # the inference size used (None: each image's own)
     size_source: str = "given"  # where it came from: "given", or inference_size's reason
@@ -109,11 +117,21 @@ def trained_on(ckpt: dict) -> dict[str, str] | None:
 def check_resume(meta_path: Path, cfg: PredictConfig, step: int, weights: str = "") -> None:
     """Refuse to add label maps to a folder whose ``predict.json`` records other settings (or
     another checkpoint, step or ``weights``: :func:`trainer.checkpoint.weights_digest`) than
-    ``cfg`` (its size resolved): one line naming the file and every difference. A checkpoint at
-    another path with the same weights is the same one."""
+    ``cfg`` (its size resolved): one line naming the file and every difference
+    (:func:`differences`). A checkpoint at another path with the same weights is the same one."""
+    if diffs := differences(meta_path, cfg, step, weights):
+        raise ValueError(
+            f"{meta_path}: the label maps here were made with other settings "
+            f"({'; '.join(diffs)}); rerun with those, give a new --out, or add --overwrite"
+        )
+
+
+def differences(meta_path: Path, cfg: PredictConfig, step: int, weights: str = "") -> list[str]:
+    """How the settings ``predict.json`` at ``meta_path`` records differ from ``cfg``'s, one
+    phrase each (``size original, not 64x48``); none without the file."""
     meta = prediction_record(meta_path.parent)
     if meta is None:
-        return  # label maps from elsewhere, or a run stopped before its record: nothing to hold
+        return []  # no record (nothing was predicted here yet): nothing to hold to
     old = meta["config"]
     new = json.loads(json.dumps(asdict(cfg)))  # tuples as the record's lists
 
@@ -143,11 +161,31 @@ def check_resume(meta_path: Path, cfg: PredictConfig, step: int, weights: str = 
             f"checkpoint weights {meta['weights_sha256']}, not {weights}: the same file and "
             "step, trained again",
         )
-    if diffs:
+    return diffs
+
+
+def replaced_files(out: Path, images: list[Path], diffs: list[str]) -> list[Path]:
+    """With ``overwrite`` under other settings (``diffs``) than ``out``'s ``predict.json``
+    records: the label maps and previews of ``images`` there, which the run removes before it
+    writes its record (an interrupted run then leaves no map of the other settings that a
+    resume would take for its own). Refused, in one line naming the record, the differences
+    and the files, when ``out`` also holds maps (or previews) of other images: they would stay
+    beside this run's under a record that names this run's settings."""
+    names = {f"{p.stem}.png" for p in images}
+    maps = [p for p in out.glob("*.png") if p.is_file()]
+    previews = [p for p in out.glob("color/*.png") if p.is_file()]
+    stale = sorted(p.name for p in maps if p.name not in names)
+    stale += sorted(f"color/{p.name}" for p in previews if p.name not in names)
+    if stale:
         raise ValueError(
-            f"{meta_path}: the label maps here were made with other settings "
-            f"({'; '.join(diffs)}); rerun with those, give a new --out, or add --overwrite"
+            f"{out / 'predict.json'}: the label maps here were made with other settings "
+            f"({'; '.join(diffs)}), and {counted(len(stale), 'file')} "
+            f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}) "
+            f"{'is' if len(stale) == 1 else 'are'} of images this run does not label, which "
+            "--overwrite would leave beside its own under its record: give a new --out, or "
+            "delete the folder (or those files) first"
         )
+    return maps + previews
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -160,8 +198,27 @@ def list_images(folder: Path) -> list[Path]:
         raise FileNotFoundError(f"{folder}: image folder not found")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
     if not files:
-        raise ValueError(f"{folder}: no images ({', '.join(IMAGE_EXTS)}) found")
+        others = other_files(folder)
+        raise ValueError(
+            f"{folder}: no images ({', '.join(IMAGE_EXTS)}) found"
+            + (f" ({counted(len(others), 'other file')}: {few(others)})" if others else "")
+        )
     return files
+
+
+def other_files(folder: Path) -> list[Path]:
+    """The files directly in the folder ``folder`` that :func:`list_images` leaves out (not
+    ``.jpg/.jpeg/.png``: a ``.tif``, ``.webp``, notes), sorted; hidden files are not counted."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and not p.name.startswith(".")
+    )
+
+
+def few(paths: list[Path], n: int = 3) -> str:
+    """The names of the first ``n`` of ``paths``, ``...`` for the rest."""
+    return ", ".join(p.name for p in paths[:n]) + (", ..." if len(paths) > n else "")
 
 
 def input_images(cfg: PredictConfig) -> list[Path]:
@@ -174,18 +231,81 @@ def input_images(cfg: PredictConfig) -> list[Path]:
             + (", not both" if cfg.data is not None else "")
         )
     if cfg.data is None:
-        return list_images(Path(cfg.images))
+        return check_stems(list_images(Path(cfg.images)))
     from engine.datasets import SegDataset, load_spec
 
     samples = SegDataset(load_spec(cfg.data), cfg.split, require_labels=False).samples
     if not samples:
         raise ValueError(f"{cfg.data}: split {cfg.split!r} has no images")
-    return [s.image_path for s in samples]
+    return check_stems([s.image_path for s in samples])
+
+
+def check_stems(images: list[Path]) -> list[Path]:
+    """``images``, unless two share a stem (``a.jpg``, ``a.png``): their label maps would be one
+    file ``a.png``, the second image skipped as already labelled (or, with ``overwrite``, the
+    first one's map replaced). Refused naming the files, before anything is written."""
+    by_stem: dict[str, list[Path]] = {}
+    for p in images:
+        by_stem.setdefault(p.stem, []).append(p)
+    clashes = [ps for ps in by_stem.values() if len(ps) > 1]
+    if clashes:
+        first = clashes[0]
+        one_folder = len({p.parent for p in first}) == 1
+        names = [p.name if one_folder else str(p) for p in first]
+        more = len(clashes) - 1
+        raise ValueError(
+            (f"{first[0].parent}: " if one_folder else "")
+            + f"{joined(names)} share the stem {first[0].stem!r}, so their label maps would be "
+            f"one file, {first[0].stem}.png"
+            + (f" ({counted(more, 'other stem')} likewise)" if more else "")
+            + "; rename or move all but one image of each stem"
+        )
+    return images
+
+
+def predict_dir(cfg: PredictConfig) -> PredictResult:
+    """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring. An
+    output folder that is no place for predictions (:func:`check_out`) is refused before it is
+    locked: nothing is written there, not even the lock file."""
+    given = [] if cfg.images is None else [Path(cfg.images)]  # --data's: once it is read
+    check_out(Path(cfg.out), [p.parent if p.is_file() else p for p in given])
+    result = _predict(cfg)
+    if cfg.images is not None and Path(cfg.images).is_dir():
+        result.left_out = other_files(Path(cfg.images))
+    return result
+
+
+def check_out(out: Path, folders: Iterable[Path]) -> None:
+    """Refuse an output folder that is not one for predictions, in one line naming it: another
+    engine output or a dataset's root (:func:`engine.runlock.check_output_folder`), one of
+    ``folders``, those of the images to label (their label maps would go beside them, and with
+    ``overwrite`` over PNG images), or a folder of PNG files without ``predict.json``
+    (ground-truth labels or images: they would be taken for label maps already made and their
+    images skipped)."""
+    check_output_folder(out, ("predict.json",), "engine predict")
+    if not out.is_dir():
+        return
+    here = os.path.realpath(out)
+    if any(os.path.realpath(p) == here for p in folders):
+        raise ValueError(
+            f"{out}: it holds the images to label; their label maps would go beside them (and "
+            "over PNG images): give another --out"
+        )
+    if (out / "predict.json").exists():
+        return
+    pngs = sorted(p.name for p in out.iterdir() if p.suffix.lower() == ".png" and p.is_file())
+    if pngs:
+        raise ValueError(
+            f"{out}: holds {counted(len(pngs), 'PNG file')} ({', '.join(pngs[:3])}"
+            f"{', ...' if len(pngs) > 3 else ''}) and no predict.json: no predictions of engine "
+            "predict (labels or images?), yet they would be taken for label maps already made, "
+            "or replaced with --overwrite; give an empty or new --out"
+        )
 
 
 @holds_lock("engine predict", lambda c: c.out, own=("predict.json",))
-def predict_dir(cfg: PredictConfig) -> PredictResult:
-    """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring."""
+def _predict(cfg: PredictConfig) -> PredictResult:
+    """:func:`predict_dir`, holding the output folder's lock."""
     from trainer.checkpoint import model_from_checkpoint, weights_digest
     from trainer.inference import (
         MODES,
@@ -193,7 +313,6 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         check_guided_filter,
         check_sliding_window,
         check_tta,
-        predict_label,
     )
     from trainer.train import resolve_device
 
@@ -219,6 +338,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         )
     check_guided_filter(guided, cfg.mode)
     images = input_images(cfg)
+    check_out(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
     size_source = "given"
@@ -227,28 +347,84 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         cfg = replace(cfg, size=size)
     weights = weights_digest(ckpt["model"])
     out = Path(cfg.out)
-    if not cfg.overwrite and any((out / f"{p.stem}.png").exists() for p in images):
-        check_resume(out / "predict.json", cfg, int(ckpt["step"]), weights)
+    step = int(ckpt["step"])
+    earlier: list[Path] = []  # the label maps of other settings that this run replaces
+    if diffs := differences(out / "predict.json", cfg, step, weights):
+        if cfg.overwrite:
+            earlier = replaced_files(out, images, diffs)
+        elif any(p.is_file() for p in out.glob("*.png")):  # of these images or others
+            check_resume(out / "predict.json", cfg, step, weights)
+    kept = [] if diffs else earlier_failures(out, images)  # of other settings: not kept
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        out / "predict.json",
-        {
-            "config": asdict(cfg),
-            "size_source": size_source,
-            "checkpoint_step": int(ckpt["step"]),
-            "weights_sha256": weights,  # which weights made these label maps
-            "model_config": ckpt["model_config"],
-            "trained_on": trained_on(ckpt),  # what a report on training images warns about
-            "taxonomy": taxonomy.to_dict(),
-            "environment": environment(),
-        },
-    )
+    for p in earlier:  # before the record names this run: none passes for this run's later
+        p.unlink(missing_ok=True)
+    record = {
+        "config": asdict(cfg),
+        "size_source": size_source,
+        "checkpoint_step": step,
+        "weights_sha256": weights,  # which weights made these label maps
+        "model_config": ckpt["model_config"],
+        "trained_on": trained_on(ckpt),  # what a report on training images warns about
+        "taxonomy": taxonomy.to_dict(),
+        "environment": environment(),
+        "failed": kept,  # the images without a label map, each with its reason
+    }
+    atomic_write_json(out / "predict.json", record)
     result = PredictResult(out=out, size=cfg.size, size_source=size_source)
+    try:
+        _label(cfg, images, model, taxonomy, device, guided, result)
+    finally:  # an interrupted run records the failures it met too
+        failed = [
+            {"image": str(p), "reason": r}
+            for p, r in result.failed
+            if not (out / f"{p.stem}.png").exists()  # a preview's failure: the map is there
+        ]
+        if failed:
+            atomic_write_json(out / "predict.json", {**record, "failed": kept + failed})
+    return result
+
+
+def earlier_failures(out: Path, images: list[Path]) -> list[dict[str, str]]:
+    """The failures ``out``'s ``predict.json`` records (``{"image", "reason"}``) that still
+    hold: of images this run does not try again, with no label map since."""
+    meta = prediction_record(out)
+    tried = {str(p) for p in images}
+    return [
+        f
+        for f in (meta or {}).get("failed") or []
+        if isinstance(f, dict)
+        and isinstance(f.get("image"), str)
+        and f["image"] not in tried
+        and not (out / f"{Path(f['image']).stem}.png").exists()
+    ]
+
+
+def _label(
+    cfg: PredictConfig,
+    images: list[Path],
+    model: torch.nn.Module,
+    taxonomy: Any,
+    device: torch.device,
+    guided: Any,
+    result: PredictResult,
+) -> None:
+    """Label ``images`` into ``result.out`` (the loop of :func:`predict_dir`), filling
+    ``result``."""
+    from trainer.inference import predict_label
+
+    out = result.out
     start = time.perf_counter()
     for path in track(images, "predict", enabled=cfg.progress):
         target = out / f"{path.stem}.png"
+        preview = out / "color" / f"{path.stem}.png"
         if target.exists() and not cfg.overwrite:
             result.skipped += 1
+            if cfg.color and not preview.exists():  # labelled by a run without --color
+                try:
+                    write_color_preview(preview, read_label(target), taxonomy, load_image(path))
+                    result.previews += 1
+                except (OSError, ValueError) as e:
+                    result.failed.append((path, f"{preview}: {first_line(e)}"))
             continue
         try:
             image = load_image(path)
@@ -271,9 +447,8 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
             continue
         write_label(target, label)
         if cfg.color:
-            write_color_preview(out / "color" / f"{path.stem}.png", label, taxonomy, image)
+            write_color_preview(preview, label, taxonomy, image)
         result.written.append(target)
     if device.type == "cuda":
         torch.cuda.synchronize()
     result.seconds = time.perf_counter() - start
-    return result

@@ -190,7 +190,15 @@ def test_cli_convert_then_predict_full(tmp_path: Path, state: dict) -> None:
 
 
 def test_cli_predict_rejects_unknown_mode(tmp_path: Path) -> None:
-    args = ["predict", "--checkpoint", "x.pt", "--images", str(tmp_path), "--out", str(tmp_path)]
+    args = [
+        "predict",
+        "--checkpoint",
+        "x.pt",
+        "--images",
+        str(tmp_path),
+        "--out",
+        str(tmp_path / "p"),
+    ]
     res = CliRunner().invoke(app, [*args, "--mode", "fast"])
     assert res.exit_code == 2 and "unknown inference mode 'fast'" in res.output
 

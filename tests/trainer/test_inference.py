@@ -575,3 +575,206 @@ def test_predict_a_datasets_split_through_its_spec(tmp_path) -> None:
         res.output.split()
     )
     assert not (tmp_path / "c").exists()
+
+
+def _tiny_checkpoint(path, step: int = 1, seed: int = 0):  # noqa: ANN001, ANN202
+    """A tiny MaSS13K model saved as an engine checkpoint at ``path``."""
+    from annotations.taxonomy import MASS13K
+    from tests.model_helpers import save_model
+
+    torch.manual_seed(seed)
+    return save_model(path, create_model("tiny", len(MASS13K)), MASS13K, step=step)
+
+
+def _images(folder, *names: str):  # noqa: ANN001, ANN202
+    """Small random images ``names`` in ``folder`` (created); returns the folder."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(names))
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+def test_predict_refuses_the_images_folder_and_a_folder_of_other_pngs(tmp_path) -> None:
+    """--out equal to the folder of the images (PNG images were taken for label maps already
+    made, and --overwrite wrote label maps over them), or a folder of PNG files without
+    predict.json (ground-truth labels were adopted as predictions): refused in one line naming
+    it, before anything is written there, not even the run's lock file."""
+    from dataclasses import replace
+
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png", "b.png")
+    before = {p.name: p.read_bytes() for p in images.iterdir()}
+    for out, overwrite in ((images, False), (images, True), (images / "a.png", False)):
+        cfg = PredictConfig(str(ckpt), str(out), str(images), size=None, overwrite=overwrite)
+        with pytest.raises(ValueError, match=rf"^{re.escape(str(images))}: it holds the images"):
+            predict_dir(cfg)
+    assert {p.name: p.read_bytes() for p in images.iterdir()} == before
+    labels = _images(tmp_path / "annotations" / "test", "a.png")  # ground truth, say
+    for overwrite in (False, True):
+        cfg = PredictConfig(str(ckpt), str(images), str(labels), size=None, overwrite=overwrite)
+        with pytest.raises(ValueError) as err:
+            predict_dir(cfg)
+        assert str(err.value).startswith(f"{labels}: holds 1 PNG file (a.png) and no predict.json")
+        assert "give an empty or new --out" in str(err.value)
+    assert [p.name for p in labels.iterdir()] == ["a.png"]
+    # the same through --data: the split's own folders are refused too
+    from tests.loop_helpers import make_dataset
+
+    make_dataset(tmp_path / "data", "test", n=1)
+    for sub in ("images", "annotations"):
+        cfg = PredictConfig(str(ckpt), None, str(tmp_path / "data" / sub / "test"), None)
+        with pytest.raises(ValueError, match="it holds the images|and no predict.json"):
+            predict_dir(replace(cfg, data=str(tmp_path / "data")))
+    assert [p.name for p in (tmp_path / "data/annotations/test").iterdir()] == ["img000.png"]
+    assert not (tmp_path / "data/images/test/img000.png").exists()
+    # a folder inside the images' folder is another folder: the images are not listed there
+    pred = images / "pred"
+    res = predict_dir(PredictConfig(str(ckpt), str(images), str(pred), size=None, progress=False))
+    assert sorted(p.name for p in res.written) == ["a.png", "b.png"]
+
+
+def test_predict_refuses_images_that_share_a_stem(tmp_path) -> None:
+    """a.jpg, a.jpeg and a.png would all be labelled as a.png: only the first was, the others
+    counted as already labelled. Refused naming them, before anything is written."""
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.jpg", "a.jpeg", "a.png", "b.png", "b.jpg", "c.png")
+    out = tmp_path / "pred"
+    with pytest.raises(ValueError) as err:
+        predict_dir(PredictConfig(str(ckpt), str(images), str(out), size=None, progress=False))
+    assert str(err.value) == (
+        f"{images}: a.jpeg, a.jpg and a.png share the stem 'a', so their label maps would be "
+        "one file, a.png (1 other stem likewise); rename or move all but one image of each stem"
+    )
+    assert not out.exists()
+
+
+def test_predict_overwrite_with_other_weights_leaves_no_map_of_the_earlier_ones(tmp_path) -> None:
+    """--overwrite with another checkpoint on some of a folder's images left the others' maps
+    of the first checkpoint under a record naming the second: refused, naming them, nothing
+    changed. On all of them it replaces the earlier maps and previews, which are removed
+    before the record names the new run: an image that now fails keeps no map of the old."""
+    from trainer.predict import PredictConfig, predict_dir
+
+    first, second = _tiny_checkpoint(tmp_path / "a.pt"), _tiny_checkpoint(tmp_path / "b.pt", 2, 1)
+    images = _images(tmp_path / "images", "a.png", "b.png")
+    _images(tmp_path / "one", "a.png")
+    out = tmp_path / "pred"
+    predict_dir(PredictConfig(str(first), str(images), str(out), None, color=True, progress=False))
+
+    def outputs() -> dict:
+        return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*.png")}
+
+    before, record = outputs(), (out / "predict.json").read_text()
+    assert len(before) == 4
+    subset = PredictConfig(str(second), str(tmp_path / "one"), str(out), None, overwrite=True)
+    with pytest.raises(ValueError) as err:
+        predict_dir(subset)
+    assert str(err.value).startswith(
+        f"{out / 'predict.json'}: the label maps here were made with other settings "
+        f"(checkpoint {first}, not {second}), and 2 files (b.png, color/b.png) are of images "
+        "this run does not label"
+    )
+    assert outputs() == before and (out / "predict.json").read_text() == record
+    # other images into the folder, without --overwrite: refused as a resume with other settings
+    other = _images(tmp_path / "other", "c.png")
+    with pytest.raises(ValueError, match=r"other settings \(checkpoint .*; rerun with those"):
+        predict_dir(PredictConfig(str(second), str(other), str(out), None, progress=False))
+    assert outputs() == before and (out / "predict.json").read_text() == record
+    (images / "b.png").write_bytes(b"not a png")  # now unreadable
+    res = predict_dir(
+        PredictConfig(str(second), str(images), str(out), None, overwrite=True, progress=False)
+    )
+    assert [p.name for p in res.written] == ["a.png"] and len(res.failed) == 1
+    assert list(outputs()) == ["a.png"]  # no map, no preview of the first checkpoint
+    assert json.loads((out / "predict.json").read_text())["config"]["checkpoint"] == str(second)
+
+
+def test_predict_says_which_files_it_leaves_out(tmp_path) -> None:
+    """A .tif or .webp beside the images was left out without a word: the command says how
+    many files it left out and why, once; a folder of such files only names them in its
+    error. Hidden files are not counted."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png")
+    for name in ("t.tif", "w.webp", "notes.txt", "x.bmp", ".hidden"):
+        (images / name).write_bytes(b"x")
+    res = predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "p"), None))
+    assert [p.name for p in res.left_out] == ["notes.txt", "t.tif", "w.webp", "x.bmp"]
+    args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--no-progress"]
+    out = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "q"), "--size", "original"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 0 and "wrote 1 label map" in text
+    assert text.count("left out") == 1
+    assert f"left out 4 files of {images} that are not .jpg/.jpeg/.png: notes.txt, t.tif, " in text
+    (images / "a.png").unlink()
+    with pytest.raises(ValueError, match=r"no images \(.*\) found \(4 other files: notes.txt, "):
+        predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "r"), None))
+
+
+def test_predict_color_on_a_folder_done_adds_the_missing_previews(tmp_path) -> None:
+    """--color on a folder labelled without it wrote no previews (every image was skipped):
+    the missing previews are made from the label maps there, the same as a fresh run's."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png", "b.png")
+    args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--no-progress"]
+    args += ["--size", "original"]
+    fresh, later = tmp_path / "fresh", tmp_path / "later"
+    assert CliRunner().invoke(app, [*args, "--out", str(fresh), "--color"]).exit_code == 0
+    assert CliRunner().invoke(app, [*args, "--out", str(later)]).exit_code == 0
+    assert not (later / "color").exists()
+    res = CliRunner().invoke(app, [*args, "--out", str(later), "--color"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "(2 already there, skipped; 2 colour previews added)" in text
+    for name in ("a.png", "b.png"):
+        assert (later / "color" / name).read_bytes() == (fresh / "color" / name).read_bytes()
+
+
+def test_predict_records_the_images_that_failed(tmp_path) -> None:
+    """predict.json lists the images without a label map, each with its one-line reason (a
+    folder where every image failed recorded nothing of it); a run that labels one drops it,
+    a run on other images keeps the others, a run with other settings records only its own."""
+    from pathlib import Path
+
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a.png", "b.jpg"):
+        (images / name).write_bytes(b"broken")
+    out = tmp_path / "pred"
+
+    def recorded() -> dict:
+        return {
+            Path(f["image"]).name: f["reason"]
+            for f in json.loads((out / "predict.json").read_text())["failed"]
+        }
+
+    res = predict_dir(PredictConfig(str(ckpt), str(images), str(out), None, progress=False))
+    assert not res.written and recorded() == {p.name: r for p, r in res.failed}
+    assert sorted(recorded()) == ["a.png", "b.jpg"] and str(images / "a.png") in recorded()["a.png"]
+    _images(images, "a.png")  # mended
+    predict_dir(PredictConfig(str(ckpt), str(images / "a.png"), str(out), None, progress=False))
+    assert (out / "a.png").exists() and list(recorded()) == ["b.jpg"]  # kept: not tried again
+    predict_dir(PredictConfig(str(ckpt), str(images), str(out), None, progress=False))
+    assert list(recorded()) == ["b.jpg"]
+    (images / "b.jpg").unlink()
+    _images(images, "c.png")
+    (images / "c.png").write_bytes(b"")  # fails at every size
+    predict_dir(PredictConfig(str(ckpt), str(images), str(out), (64, 48), overwrite=True))
+    assert list(recorded()) == ["c.png"]  # b.jpg failed at the other size: not this record's
