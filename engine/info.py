@@ -664,7 +664,17 @@ def render_predictions(root: str | os.PathLike) -> list:
     classes = [c.get("name") for c in (meta.get("taxonomy") or {}).get("classes", [])]
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
     head.add_row("label maps", f"{maps:,}")
+    failed = [f for f in meta.get("failed") or [] if isinstance(f, dict)]
+    for f in failed:  # engine predict's record of the images that could not be labelled
+        head.add_row("failed", f"{f.get('image')}: {f.get('reason')}")
     return [head]
+
+
+def prediction_failures(root: str | os.PathLike) -> int:
+    """How many images ``predict.json`` records as failed (``engine info``'s problems)."""
+    from engine.outputs import prediction_record
+
+    return len((prediction_record(Path(root)) or {}).get("failed") or [])
 
 
 def render_report(root: str | os.PathLike) -> list:
@@ -855,7 +865,7 @@ def describe_output(
     if record == "subset.json":
         return what, render_subset(path), 0
     if record == "predict.json":
-        return what, render_predictions(path), 0
+        return what, render_predictions(path), prediction_failures(path)
     if record == "run.json":
         stats = label_run_stats(path, splits)
         return what, render_label_run(stats), stats.problems

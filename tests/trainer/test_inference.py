@@ -778,3 +778,9 @@ def test_predict_records_the_images_that_failed(tmp_path) -> None:
     (images / "c.png").write_bytes(b"")  # fails at every size
     predict_dir(PredictConfig(str(ckpt), str(images), str(out), (64, 48), overwrite=True))
     assert list(recorded()) == ["c.png"]  # b.jpg failed at the other size: not this record's
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "300"})  # said, exit 1
+    assert res.exit_code == 1 and f"failed │ {images / 'c.png'}: " in " ".join(res.output.split())
