@@ -76,9 +76,17 @@ def swap_in(staging: Path, names: tuple[str, ...]) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically, creating parent folders. Returns the path."""
+    """Write ``data`` to ``path`` atomically, creating parent folders. Returns the path. A
+    ``path`` that is a folder, or under a file, is an OSError naming that path (not the hidden
+    temporary file, nor a bare "File exists")."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file where a folder on the way should be
+        file = next((p for p in path.parents if p.exists()), path.parent)
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(file)) from None
     tmp = None
     try:  # mkstemp inside: a Ctrl-C just after it must not leave the temp file either
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)

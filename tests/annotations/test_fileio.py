@@ -286,3 +286,19 @@ def test_a_folder_given_in_the_wrong_place_is_named_for_what_it_is(tmp_path):
         FileNotFoundError, match=rf"; {run} is a label run \(engine label\), not a dataset"
     ):
         load_spec(run).require_splits()
+
+
+def test_an_atomic_write_to_a_folder_or_under_a_file_names_that_path(tmp_path):
+    """``--json DIR`` named the hidden temporary file beside DIR ("/tmp/.x.abc.tmp: Is a
+    directory"); ``--json FILE/x.json`` said only "FILE: File exists". Both now name the path
+    the user gave and what it is, and leave nothing behind."""
+    from annotations.fileio import atomic_write_text, first_line
+
+    with pytest.raises(IsADirectoryError) as e:
+        atomic_write_text(tmp_path, "x")
+    assert first_line(e.value) == f"{tmp_path}: is a folder; give a file name"
+    (tmp_path / "afile").write_text("mine")
+    with pytest.raises(NotADirectoryError) as e:
+        atomic_write_text(tmp_path / "afile" / "sub" / "x.json", "x")
+    assert first_line(e.value) == f"{tmp_path / 'afile'}: is a file, not a folder"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
