@@ -79,17 +79,17 @@ def test_a_child_forked_while_the_lock_is_held_does_not_keep_it(tmp_path: Path) 
         child.join()
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["synth"],
-        ["label", "--class", "Bicycle", "--data", "DATA", "--backend", "simulated"],
-        ["fuse", "--data", "DATA", "--pseudo", "DATA"],
-        ["predict", "--checkpoint", "CKPT", "--images", "DATA"],
-        ["demo"],
-        ["train", "--data", "DATA"],
-    ],
-)
+_RUN_COMMANDS = [  # every command that writes a run folder, DATA and CKPT filled in per test
+    ["synth"],
+    ["label", "--class", "Bicycle", "--data", "DATA", "--backend", "simulated"],
+    ["fuse", "--data", "DATA", "--pseudo", "DATA"],
+    ["predict", "--checkpoint", "CKPT", "--images", "DATA"],
+    ["demo"],
+    ["train", "--data", "DATA"],
+]
+
+
+@pytest.mark.parametrize("command", _RUN_COMMANDS)
 def test_an_output_that_is_a_file_is_one_line_naming_it(tmp_path: Path, command) -> None:
     """--out naming a file: one line, the same for every command (the demo said
     "OUT/data: Not a directory", others "File exists"), and the file is left as it was."""
@@ -119,17 +119,7 @@ _OWN = {"label": "label run", "fuse": "fused dataset", "train": "training run",
 
 
 @pytest.mark.parametrize("other", sorted(_OTHER_OUTPUTS))
-@pytest.mark.parametrize(
-    "command",
-    [
-        ["synth"],
-        ["label", "--class", "Bicycle", "--data", "DATA", "--backend", "simulated"],
-        ["fuse", "--data", "DATA", "--pseudo", "DATA"],
-        ["predict", "--checkpoint", "CKPT", "--images", "DATA"],
-        ["demo"],
-        ["train", "--data", "DATA"],
-    ],
-)
+@pytest.mark.parametrize("command", _RUN_COMMANDS)
 def test_another_engine_output_or_a_dataset_is_refused_as_out(tmp_path, command, other):
     """A fusion into a label run wrote its label maps over the pseudo labels; a label run into
     a fused dataset, its pseudo labels over the fused ones; a fusion into a dataset root, a
