@@ -551,10 +551,9 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     masks: dict[str, EncodedLabel] = {}
     sources: dict[str, str] = {}
     for m in found:
-        if m.stem in masks:
-            raise ValueError(
-                f"{m.source}: image {m.stem!r} is annotated twice (also in {sources[m.stem]})"
-            )
+        if m.stem in masks:  # in one file (two tasks of a Label Studio export) or in two
+            also = "in this file" if m.source == sources[m.stem] else f"(also in {sources[m.stem]})"
+            raise ValueError(f"{m.source}: image {m.stem!r} is annotated twice {also}")
         masks[m.stem] = m.label
         sources[m.stem] = m.source
     exports = unchanged_exports(found, cfg.format) if cfg.format in EXPORT_FORMATS else []
@@ -740,6 +739,12 @@ def _yolo_labels(
     """The label files of YOLO segmentation labels (``<stem>.txt``, the class names file left
     aside) and their reader, with the class names of the dataset they belong to."""
     files = [f for f in _expand(sources, ".txt") if f.name not in NAME_FILES]
+    other = next((f for f in files if f.suffix.lower() != ".txt"), None)
+    if other is not None:  # a file given by name: its class names were looked for beside it
+        raise ValueError(
+            f"{other}: not YOLO labels (a <image stem>.txt file per image); without --format "
+            "the format is told by the files"
+        )
     if not files:
         raise FileNotFoundError(f"{sources[0]}: no YOLO label files (<image stem>.txt) here")
     names_file, names = find_class_names(files[0].parent)

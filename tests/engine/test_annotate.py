@@ -581,6 +581,16 @@ def test_an_image_annotated_in_two_sources_is_refused_naming_both(tmp_path, worl
                        r"\(also in .*first/img000\.png\)"):  # fmt: skip
         import_annotations(cfg)
     assert not (tmp_path / "s").exists()
+    tasks = [  # two Label Studio tasks of one image ("also in" named the same file)
+        {"id": k, "data": {"image": "img000.jpg"}, "annotations": [{"id": k, "result": []}]}
+        for k in (1, 2)
+    ]
+    (tmp_path / "ls.json").write_text(json.dumps(tasks))
+    cfg = ImportConfig("labelstudio", [str(tmp_path / "ls.json")], "Bicycle", str(data),
+                       str(tmp_path / "s"))  # fmt: skip
+    with pytest.raises(ValueError) as e:
+        import_annotations(cfg)
+    assert str(e.value) == f"{tmp_path / 'ls.json'}: image 'img000' is annotated twice in this file"
 
 
 def test_index_masks_of_many_classes_import_by_the_class_s_value(tmp_path, world, caplog):
@@ -1717,6 +1727,13 @@ def test_yolo_segmentation_labels_import_with_their_dataset_s_names(tmp_path, wo
     with pytest.raises(ValueError, match=r"data.yaml: no class named 'Person' \(classes: car, "):
         import_annotations(
             ImportConfig("yolo", [str(labels)], "Person", str(data), str(tmp_path / "s2"))
+        )
+    (tmp_path / "c.json").write_text("{}")  # another format given as YOLO: named, not data.yaml
+    with pytest.raises(ValueError, match=r"c\.json: not YOLO labels \(a <image stem>\.txt file"):
+        import_annotations(
+            ImportConfig(
+                "yolo", [str(tmp_path / "c.json")], "Bicycle", str(data), str(tmp_path / "s3")
+            )
         )
 
 
