@@ -69,7 +69,8 @@ def validation_split(cfg: TrainConfig) -> SegDataset:
     try:
         return SegDataset(spec, cfg.val_split)
     except FileNotFoundError as e:
-        fused = (spec.root / FUSE_RECORD).is_file()
+        # fusing the split adds its labels where the source has its images, not a split it lacks
+        fused = (spec.root / FUSE_RECORD).is_file() and spec.image_dir(cfg.val_split).is_dir()
         raise FileNotFoundError(
             f"{first_line(e)}; validation needs split {cfg.val_split!r} labelled"
             + (f" (engine fuse --split {cfg.val_split} adds it)" if fused else "")

@@ -129,6 +129,10 @@ def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path):
         "validation needs split 'val' labelled (engine fuse --split val adds it): give another "
         "with --val-split, or --val-split none to train without validation"
     )
+    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "d"), "--val-split", "bogus"])
+    text = " ".join(res.output.split())  # a split the source lacks: fusing cannot add it
+    assert res.exit_code == 2 and "split 'bogus' not found" in text
+    assert "engine fuse" not in text and "give another with --val-split" in text
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--val-split", "none"])
     assert res.exit_code == 0, res.output
     assert "val:" not in res.output  # trained without validation
