@@ -214,12 +214,18 @@ def pair_files(
     gt = list_labels(gt_dir, "ground-truth")
     pred = list_labels(pred_dir, "prediction")
     missing = sorted(set(gt) - set(pred))
-    if missing:
+    extra = sorted(set(pred) - set(gt))
+    if missing:  # with the extra ones beside them, which may be the same images renamed
         raise ValueError(
             f"{pred_dir}: {len(missing)} prediction(s) missing for ground truth in {gt_dir}: "
             f"{_names([m + '.png' for m in missing])}"
+            + (
+                f"; {len(extra)} prediction(s) there have no ground truth: "
+                f"{_names([e + '.png' for e in extra])}"
+                if extra and not extra_ok
+                else ""
+            )
         )
-    extra = sorted(set(pred) - set(gt))
     if extra and not extra_ok:
         raise ValueError(
             f"{pred_dir}: {len(extra)} prediction(s) have no ground truth in {gt_dir}: "
