@@ -337,6 +337,7 @@ def coco_to_masks(
     sizes: dict[str, tuple[int, int]],
     doc: object = None,
     each: Callable[[ImageMask], Any] = as_read,
+    paint: bool = True,
 ) -> list[Any]:
     """Read a COCO file: one mask per listed image (listed images count as fully annotated).
 
@@ -346,6 +347,8 @@ def coco_to_masks(
         doc: the file's parsed JSON, when the caller read it already.
         each: what to keep of each image, made of it as soon as its mask is painted (the
             masks of the file's other images are not held meanwhile).
+        paint: False checks the file as import reads it and leaves every mask 0: ``engine
+            info`` reads a 13K-image file without decoding its masks.
     Returns:
         ``(H, W) uint8`` masks: 1 = class, 0 = not, 255 = an "unannotated" category region
         (or what ``each`` made of them), in the file's order.
@@ -423,7 +426,9 @@ def coco_to_masks(
     found = []
     for image_id in list(masks):  # painted one at a time: untouched zeros take no memory
         image = masks.pop(image_id)
-        paint_roles(image.mask, rles.pop(image_id, {}))
+        found_rles = rles.pop(image_id, {})
+        if paint:
+            paint_roles(image.mask, found_rles)
         found.append(each(image))
         del image  # not held while the next image is painted
     return found

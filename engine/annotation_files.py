@@ -20,12 +20,15 @@ from annotations.interchange import (
     IGNORE_NAMES,
     LABELMAP,
     SEGMENTATION_DIR,
+    coco_to_masks,
     export_record,
     is_labelme,
     labelmap_codes,
+    labelme_to_mask,
     read_color_codes,
     read_labelmap,
     record_part,
+    stem_of,
 )
 from annotations.labelrun import LabelRun
 from annotations.labelstudio import (
@@ -54,6 +57,8 @@ class AnnotationFiles:
     export: dict | None = None  # the exporter's record, when the files still carry it
     waiting: int = 0  # Label Studio: tasks without a submitted annotation (pre-annotated only)
     archive: Path | None = None  # the zip download the files are in (``path`` names the member)
+    # what import would refuse in them (COCO, LabelMe: :func:`import_problems`); None: not read
+    problems: list[str] | None = None
 
     def import_commands(self) -> list[str]:
         """The ``engine annotate import`` lines that turn these files into subsets: one per
@@ -258,7 +263,37 @@ def _annotation_file(path: Path, doc: object) -> AnnotationFiles | None:
         by_label=dict(by_label),
         kinds=dict(kinds),
         export=export_record(info),
+        problems=_coco_problems(path, doc, list(names.values())),
     )
+
+
+CHECK_LIMIT = 2_000  # LabelMe files: folders of more are described, and import checks them
+
+
+def _classes(labels: list[str]) -> list[str]:
+    """The classes among ``labels`` (unannotated's names left out), each once, in order."""
+    found = [n for n in labels if n.strip().casefold() not in IGNORE_NAMES]
+    return list(dict.fromkeys(found))
+
+
+def _coco_problems(path: Path, doc: dict, labels: list[str]) -> list[str] | None:
+    """What ``engine annotate import`` would refuse in a COCO file, read by its own reader per
+    class at the sizes the file lists (no dataset at hand: an image's size against the
+    dataset's, and whether it is in the split, are import's to check), its masks not painted.
+    None when not read: an image without a size (Label Studio's COCO leaves them out)."""
+    sizes = {}
+    for img in doc["images"]:
+        try:
+            sizes[stem_of(str(img["file_name"]))] = (int(img["height"]), int(img["width"]))
+        except (KeyError, TypeError, ValueError):
+            return None  # no size, or a malformed entry: import names it against the dataset
+    problems = []
+    for name in _classes(labels) or ["(no class)"]:
+        try:
+            coco_to_masks(path, name, sizes, doc, lambda _: None, paint=False)
+        except ValueError as e:
+            problems.append(str(e))
+    return list(dict.fromkeys(problems))
 
 
 def _shared_record(records: list[dict | None]) -> dict | None:
@@ -283,7 +318,31 @@ def _labelme_files(path: Path, docs: list[tuple[Path, dict]]) -> AnnotationFiles
         by_label=dict(by_label),
         kinds=dict(kinds),
         export=_shared_record(records),
+        problems=_labelme_problems(docs) if len(docs) <= CHECK_LIMIT else None,
     )
+
+
+def _labelme_problems(docs: list[tuple[Path, dict]]) -> list[str]:
+    """What ``engine annotate import`` would refuse in LabelMe files, read by its own reader
+    at the sizes each file gives (its shapes, its size, an image annotated in two files)."""
+    problems, seen = [], {}
+    for f, doc in docs:
+        try:
+            hw = (int(doc["imageHeight"]), int(doc["imageWidth"]))
+        except (KeyError, TypeError, ValueError):
+            problems.append(f"{f}: LabelMe file lacks imageHeight/imageWidth")
+            continue
+        stem = stem_of(str(doc.get("imagePath") or f.name))
+        if stem in seen:
+            problems.append(f"{f}: image {stem!r} is annotated twice (also in {seen[stem]})")
+        seen[stem] = f
+        labels = [str(s.get("label")) for s in doc.get("shapes") or [] if isinstance(s, dict)]
+        for name in _classes(labels) or ["(no class)"]:  # each class's shapes, as import draws
+            try:
+                labelme_to_mask(f, name, {stem: hw})
+            except ValueError as e:
+                problems.append(str(e))
+    return list(dict.fromkeys(problems))
 
 
 def _labelstudio_file(path: Path, tasks: list[dict]) -> AnnotationFiles:

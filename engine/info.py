@@ -812,6 +812,16 @@ def render_annotation_files(items: list) -> list:
             )
         elif item.format not in ("segmask", "cvat", "yolo"):
             head.add_row("exported from", "not recorded (an annotation tool's file)")
+        if item.problems is not None:  # read as import reads them (COCO, LabelMe)
+            head.add_row(
+                "problems",
+                "none (read as import reads them; import also checks each image against the "
+                "dataset)"
+                if not item.problems
+                else counted(len(item.problems), "problem") + " that import would refuse:",
+            )
+            for problem in item.problems:
+                head.add_row("", problem)
         out.append(head)
         lines = [line for line in item.import_commands() if line not in said]
         said.update(lines)  # files of one zip download share its line: said once
@@ -859,7 +869,8 @@ def describe_output(
 
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
-            return "annotation files", render_annotation_files(files), 0
+            problems = sum(len(f.problems or []) for f in files)
+            return "annotation files", render_annotation_files(files), problems
         return None
     record, what = kind
     if record == "subset.json":

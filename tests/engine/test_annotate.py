@@ -1018,7 +1018,9 @@ def test_engine_info_describes_annotation_files(tmp_path, world):
     coco = json.loads((out / "coco.json").read_text())
     del coco["info"]  # as an annotation tool saves it
     coco["categories"].append({"id": 2, "name": "unannotated"})
-    coco["annotations"].append({"id": 9, "image_id": 3, "category_id": 2, "segmentation": []})
+    coco["annotations"].append(  # a box, as CVAT writes a rectangle (none: import refuses it)
+        {"id": 9, "image_id": 3, "category_id": 2, "segmentation": [], "bbox": [0, 0, 4, 4]}
+    )
     (tmp_path / "cvat.json").write_text(json.dumps(coco))
     text = info(tmp_path / "cvat.json")
     assert "exported from │ not recorded (an annotation tool's file)" in text
@@ -1030,6 +1032,43 @@ def test_engine_info_describes_annotation_files(tmp_path, world):
     text = info(tmp_path / "cvat.json")
     assert "--class Bicycle --data" in text and "--class 'Parked car' --data" in text
     assert "Images per split" in info(data)  # a dataset root is still described as one
+
+
+def test_engine_info_says_what_import_would_refuse_in_coco_and_labelme_files(tmp_path, world):
+    """engine info showed a clean table, exit 0 and an import line for files that import then
+    refused: an annotation of an unknown image, an image listed twice, a 2-point polygon, two
+    LabelMe files of one image. It reads them as import does and lists each, exit 1."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    _, run, _ = world
+    out = tmp_path / "e"
+    export_annotations(ExportConfig(run=str(run), out=str(out), mask_format="polygon"))
+
+    def info(path) -> tuple[int, str]:
+        res = CliRunner().invoke(app, ["info", str(path)], env={"COLUMNS": "400"})
+        return res.exit_code, " ".join(res.output.split())
+
+    code, text = info(out / "coco.json")
+    assert code == 0 and "problems │ none (read as import reads them" in text
+    coco = json.loads((out / "coco.json").read_text())
+    coco["annotations"][0]["image_id"] = 99
+    coco["annotations"][1]["segmentation"] = [[1, 1, 5, 5]]
+    coco["images"].append(dict(coco["images"][0], id=7))
+    (tmp_path / "bad.json").write_text(json.dumps(coco))
+    code, text = info(tmp_path / "bad.json")
+    assert code == 1 and "problems │ 1 problem that import would refuse:" in text
+    assert "is listed twice" in text  # the first the reader meets, as import says it
+    del coco["images"][-1]
+    (tmp_path / "bad.json").write_text(json.dumps(coco))
+    code, text = info(tmp_path / "bad.json")
+    assert code == 1 and "annotation 1 refers to unknown image_id 99" in text
+    labelme = out / "labelme"
+    first = sorted(labelme.glob("*.json"))[0]
+    (labelme / "copy.json").write_text(first.read_text())
+    code, text = info(labelme)
+    assert code == 1 and "is annotated twice (also in" in text
 
 
 @pytest.mark.parametrize(
