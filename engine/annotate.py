@@ -94,7 +94,9 @@ EXPORT_FILES = (COCO_FILE, "labelme", "labelstudio", IMAGE_LIST)  # what an expo
 def dataset_images(
     data: str | os.PathLike | None, run: LabelRun | None, split: str
 ) -> dict[str, Path]:
-    """``stem -> image path`` of the split, from ``data`` or the run's recorded dataset."""
+    """``stem -> image path`` of the split, from ``data`` or the run's recorded dataset. Listed
+    leniently: a precise label without its image is the dataset's problem (``engine info``
+    names it), not that of an export, import or gallery, which read the images only."""
     root = Path(data) if data else (run.data_root if run is not None else None)
     if root is None:
         return {}
@@ -103,7 +105,7 @@ def dataset_images(
             f"{run.run_json}: its dataset root {root} is not found from here; "
             "pass the dataset root with --data"
         )
-    ds = SegDataset(load_spec(root), split, require_labels=False)
+    ds = SegDataset(load_spec(root), split, require_labels=False, lenient=True)
     return {s.stem: s.image_path for s in ds.samples}
 
 

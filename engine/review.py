@@ -35,8 +35,8 @@ from annotations.fileio import (
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
 from annotations.subset import ImageStats, check_subset_class, read_subset
-from engine.annotate import image_stat
-from engine.datasets import SegDataset, load_image, load_spec
+from engine.annotate import dataset_images, image_stat
+from engine.datasets import load_image, load_spec
 from engine.metrics import binary_class_scores
 from engine.outputs import (
     GT_COLOR,
@@ -163,21 +163,12 @@ def _nothing_labelled(run: LabelRun, split: str | Sequence[str] | None, splits: 
 def _split_images(
     data: str | None, run: LabelRun, split: str
 ) -> tuple[dict[str, Path], Path | None]:
-    """``stem -> image path`` of the split, from ``data`` or the run's recorded dataset (as
-    :func:`engine.annotate.dataset_images`), and the split's image folder (None: no dataset
-    known). Listed leniently: a label of the dataset without its image is the dataset's problem
-    (``engine info`` names it), not the gallery's, which shows the pseudo labels."""
+    """``stem -> image path`` of the split (:func:`engine.annotate.dataset_images`, which
+    leaves a label without its image to ``engine info``) and the split's image folder (None:
+    no dataset known)."""
+    images = dataset_images(data, run, split)
     root = Path(data) if data else run.data_root
-    if root is None:
-        return {}, None
-    if not data and not root.is_dir():  # recorded by the run: say so, and what to do
-        raise FileNotFoundError(
-            f"{run.run_json}: its dataset root {root} is not found from here; "
-            "pass the dataset root with --data"
-        )
-    spec = load_spec(root)
-    ds = SegDataset(spec, split, require_labels=False, lenient=True)
-    return {s.stem: s.image_path for s in ds.samples}, spec.image_dir(split)
+    return images, None if root is None else load_spec(root).image_dir(split)
 
 
 def build_review(cfg: ReviewConfig) -> ReviewResult:

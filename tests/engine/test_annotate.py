@@ -1347,6 +1347,24 @@ def test_an_export_that_fails_midway_leaves_the_earlier_one(tmp_path, world):
     assert not (tmp_path / "new" / "e").exists()
 
 
+def test_a_label_without_its_image_is_not_export_s_or_import_s_problem(tmp_path, world):
+    """A precise label whose image is gone stopped export and import ("no image ... for 1
+    label"), though both read the images only; the dataset's problem is engine info's."""
+    import shutil
+
+    data, run, _ = world
+    copy = tmp_path / "data_copy"
+    shutil.copytree(data, copy)
+    label = next((copy / "annotations" / "test").glob("*.png"))
+    shutil.copy(label, label.with_name("stray.png"))
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), data=str(copy)))
+    assert res.images == 3
+    sub = import_annotations(
+        ImportConfig("coco", [str(res.coco)], "Bicycle", str(copy), str(tmp_path / "s"))
+    )
+    assert len(sub.stems) == 3
+
+
 def test_an_export_into_a_run_a_subset_or_a_dataset_is_refused(tmp_path, world):
     """An export's files beside a label run's, an annotated subset's or a dataset's would mix
     with them (import reads a folder's JSON files): refused naming what the folder is, nothing
