@@ -70,22 +70,16 @@ def generic_taxonomy(num_classes: int) -> Taxonomy:
 
 
 def resolve_taxonomy(
-    num_classes: int | None,
-    taxonomy: Path | None,
-    pred: Path | None = None,
-    gt: Path | None = None,
-) -> tuple[Taxonomy, str]:
-    """The classes to score and where they came from: ``taxonomy``, else ``num_classes``, else
-    the taxonomy recorded beside the predictions (``engine predict``'s ``predict.json``, a
-    fused dataset's ``taxonomy.json``) or the ground truth (``taxonomy.json`` up to its dataset
-    root), else MaSS13K's 7 classes. (:func:`recorded_classes` also says how the other side's
-    ids map onto them, where both sides record a taxonomy.)"""
+    num_classes: int | None, taxonomy: Path | None, pred: Path, gt: Path
+) -> tuple[Taxonomy, str, ByName | None]:
+    """The classes to score, where they came from, and how one side's ids map onto them by
+    name (None: read as they are): ``taxonomy``, else ``num_classes``, else the taxonomies
+    recorded beside the predictions and the ground truth (:func:`recorded_classes`)."""
     if taxonomy is not None:
-        return Taxonomy.load(taxonomy), str(taxonomy)
+        return Taxonomy.load(taxonomy), str(taxonomy), None
     if num_classes is not None:
-        return generic_taxonomy(num_classes), f"--num-classes {num_classes}"
-    found = taxonomy_record(pred, gt, Path(gt).parent if gt is not None else None)
-    return (found[0], str(found[1])) if found else (MASS13K, DEFAULT_TAXONOMY)
+        return generic_taxonomy(num_classes), f"--num-classes {num_classes}", None
+    return recorded_classes(pred, gt)
 
 
 @dataclass(frozen=True)
@@ -119,9 +113,10 @@ class ByName:
 
 
 def recorded_classes(pred: Path, gt: Path) -> tuple[Taxonomy, str, ByName | None]:
-    """:func:`resolve_taxonomy` without ``--taxonomy`` or ``--num-classes``, and where both
-    folders record a taxonomy (``predict.json``, a fused dataset's ``taxonomy.json``), how one
-    side's ids map onto the other's by class name: the predictions' classes are scored when
+    """The classes recorded beside the predictions (``engine predict``'s ``predict.json``, a
+    fused dataset's ``taxonomy.json``) or the ground truth (up to its dataset root), else
+    MaSS13K's 7 classes; and where both folders record one, how one side's ids map onto the
+    other's by class name: the predictions' classes are scored when
     they hold every class of the ground truth (the ground truth mapped onto them), else the
     ground truth's when they hold every predicted class (a 7-class model against fused labels).
     Taxonomies of which neither holds the other are refused, naming both files: which of their
@@ -305,21 +300,34 @@ def describe_fold(folded: dict[str, str]) -> str:
     return "scored as their parents: " + ", ".join(f"{n} as {p}" for n, p in folded.items())
 
 
+def _then(first: np.ndarray | None, then: np.ndarray | None) -> np.ndarray | None:
+    """The lookup table applying ``first``, then ``then`` (None: no table), in one pass."""
+    if first is None or then is None:
+        return then if first is None else first
+    return then[first]
+
+
 def _score_one(
     args: tuple[Path, Path, Taxonomy, Fold | None, str | None, str | None, ByName | None],
 ) -> np.ndarray:
     pred_path, gt_path, taxonomy, fold, resize, device, by_name = args
-    own = {by_name.side: by_name.taxonomy} if by_name is not None else {}
-    pred_tax, gt_tax = own.get("predictions", taxonomy), own.get("ground truth", taxonomy)
-    pred, gt = load_pair(pred_path, gt_path, pred_tax, resize, gt_tax)
-    if by_name is not None:  # that side's ids onto the scored ones
-        if by_name.side == "ground truth":
-            gt = by_name.lut[gt]
-        else:
-            pred = by_name.lut[pred]
-    num_classes = taxonomy.num_classes
-    if fold is not None:  # the new classes as their parents, in both maps
-        pred, gt, num_classes = fold.lut[pred], fold.lut[gt], fold.base.num_classes
+    on_gt = by_name is not None and by_name.side == "ground truth"  # read in its own classes
+    on_pred = by_name is not None and not on_gt
+    pred, gt = load_pair(
+        pred_path,
+        gt_path,
+        by_name.taxonomy if on_pred else taxonomy,
+        resize,
+        by_name.taxonomy if on_gt else taxonomy,
+    )
+    moved = by_name.lut if by_name is not None and by_name.moved else None  # else the identity
+    folded = fold.lut if fold is not None else None  # the new classes as their parents
+    # each map through one table: that side's ids onto the scored ones, then the fold
+    for is_gt, lut in ((True, _then(moved if on_gt else None, folded)),
+                       (False, _then(moved if on_pred else None, folded))):  # fmt: skip
+        if lut is not None:
+            gt, pred = (lut[gt], pred) if is_gt else (gt, lut[pred])
+    num_classes = fold.base.num_classes if fold is not None else taxonomy.num_classes
     if device is not None:
         from engine.metrics.torch_counts import pair_counts_torch
 
@@ -374,11 +382,9 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     Others. That takes a second pass over the files."""
     check_not_subset_masks(cfg.gt, "ground-truth")
     check_not_subset_masks(cfg.pred, "prediction")
-    by_name = None
-    if cfg.taxonomy is None and cfg.num_classes is None:
-        taxonomy, taxonomy_source, by_name = recorded_classes(cfg.pred, cfg.gt)
-    else:
-        taxonomy, taxonomy_source = resolve_taxonomy(cfg.num_classes, cfg.taxonomy)
+    taxonomy, taxonomy_source, by_name = resolve_taxonomy(
+        cfg.num_classes, cfg.taxonomy, cfg.pred, cfg.gt
+    )
     pairs = pair_files(cfg.pred, cfg.gt)
     fold = None if cfg.fold_new_classes is False else Fold.of(taxonomy)
     if cfg.fold_new_classes:
