@@ -198,6 +198,14 @@ def read_subset(root: str | os.PathLike) -> Subset:
     return sub
 
 
+def subset_at(path: str | os.PathLike) -> Subset | None:
+    """The annotated subset ``path`` is (its folder or its ``masks`` folder), else None."""
+    path = Path(path)
+    if path.name == "masks" and (path.parent / "subset.json").is_file():
+        path = path.parent  # a subset's masks: the subset, whose split and class are known
+    return read_subset(path) if (path / "subset.json").is_file() else None
+
+
 def check_subset_class(subset: Subset, class_name: str, source: str = "") -> None:
     """Refuse to score ``class_name`` (what ``source`` holds, e.g. a label run's run.json)
     against a subset that annotates another class (compared case-insensitively)."""

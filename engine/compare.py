@@ -22,7 +22,7 @@ import numpy as np
 
 from annotations.fileio import atomic_write_json, atomic_write_text
 from annotations.labelmap import read_label, validate_label
-from annotations.subset import Subset, check_subset_class, read_subset
+from annotations.subset import check_subset_class, subset_at
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.evaluate import RESIZE_MODES, fit_to_truth, pair_files
 from engine.metrics import (
@@ -311,26 +311,6 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def ground_truth(gt: Path, class_name: str | None = None) -> tuple[Path, str | None]:
-    """``(folder of ground-truth PNGs, split)``: an annotated subset's masks and split (its class
-    must be ``class_name``, when given), given as the subset or its ``masks`` folder; or ``gt``
-    itself with no split known."""
-    subset = _subset_at(gt)
-    if subset is None:
-        return Path(gt), None
-    if class_name is not None:
-        check_subset_class(subset, class_name)
-    return subset.root / "masks", subset.split
-
-
-def _subset_at(gt: Path) -> Subset | None:
-    """The annotated subset ``gt`` is (its folder or its ``masks`` folder), else None."""
-    gt = Path(gt)
-    if gt.name == "masks" and (gt.parent / "subset.json").is_file():
-        gt = gt.parent  # a subset's masks: the subset, whose split and class are known
-    return read_subset(gt) if (gt / "subset.json").is_file() else None
-
-
 def class_by_name(
     given: str, taxonomy: Taxonomy, source: str, subset_class: str | None = None
 ) -> str:
@@ -401,8 +381,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
     Each folder's class ids come from its own recorded taxonomy (:func:`folder_classes`), so a
     joint-trained model's predictions (the class at id 7) and a fused dataset with two new
     classes (the class at id 8) compare without ``--taxonomy``."""
-    subset = _subset_at(cfg.gt)
-    gt, split = ground_truth(cfg.gt)
+    subset = subset_at(cfg.gt)  # its masks and split, or a plain folder with no split known
+    gt, split = (subset.root / "masks", subset.split) if subset else (Path(cfg.gt), None)
     gt_tax, gt_source = folder_classes(cfg, gt, gt.parent, Path(cfg.gt))
     named = class_by_name(cfg.class_name, gt_tax, gt_source, subset and subset.class_name)
     if subset is not None:

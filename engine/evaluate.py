@@ -17,7 +17,7 @@ import numpy as np
 
 from annotations.fileio import FUSE_RECORD, atomic_write_json, not_this_output, output_kind
 from annotations.labelmap import read_label
-from annotations.subset import read_subset
+from annotations.subset import subset_at
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record
@@ -183,9 +183,9 @@ def check_not_subset_masks(folder: Path, what: str) -> None:
     masks would be read as class ids (0 = Others, 1 = Human) and scored as such, as the subset
     folder itself is refused (:func:`list_labels`)."""
     folder = Path(folder)
-    if folder.name != "masks" or not (folder.parent / "subset.json").is_file():
+    subset = subset_at(folder) if folder.name == "masks" else None
+    if subset is None:
         return
-    subset = read_subset(folder.parent)
     raise ValueError(
         f"{folder}: the masks of an annotated subset (engine annotate import: 1 = "
         f"{subset.class_name}, 0 = anything else), not a folder of {what} label maps (score its "
