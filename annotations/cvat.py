@@ -41,7 +41,7 @@ from annotations.interchange import (
     paint_roles,
     stem_of,
 )
-from annotations.polygons import coco_polygons_rle, ellipse_outline, turned
+from annotations.polygons import coco_polygons_rle, ellipse_outline, outline, turned
 
 CVAT_XML = "annotations.xml"  # the file in CVAT's "CVAT for images 1.1" download
 _NO_AREA = ("polyline", "points", "cuboid", "skeleton")
@@ -167,9 +167,7 @@ def _shape_rle(shape: ET.Element, h: int, w: int, role: int, here: str) -> dict 
             points = np.zeros((0, 3))
         if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
             raise ValueError(f"{here}: points must be 'x,y' number pairs separated by ';'")
-        if len(points) < 3:
-            raise ValueError(f"{here}: a polygon needs at least 3 points, got {len(points)}")
-        return coco_polygons_rle([as_datumaro_holds(points)], h, w)
+        return coco_polygons_rle(outline([as_datumaro_holds(points)], here), h, w)
     if shape.tag == "mask":
         return _mask_rle(shape, h, w, here)
     if shape.tag in ("box", "ellipse"):

@@ -43,6 +43,7 @@ from annotations.polygons import (
     coco_polygons_rle,
     flat_to_points,
     mask_to_polygons,
+    outline,
     points_to_flat,
     polygons_to_mask,
 )
@@ -496,11 +497,7 @@ def _segmentation_rle(
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
     if isinstance(seg, list):
-        polys = [flat_to_points(p, where) for p in seg]
-        if all(len(p) < 3 for p in polys):  # a line or a point: not an outline (LabelMe's rule)
-            raise ValueError(
-                f"{where}: a polygon needs at least 3 points, got {max(len(p) for p in polys)}"
-            )
+        polys = outline([flat_to_points(p, where) for p in seg], where)
         if convention == COCO:
             return coco_polygons_rle(polys, h, w)
         mask = polygons_to_mask(polys, h, w, convention=convention)  # an older engine export

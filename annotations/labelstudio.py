@@ -47,7 +47,7 @@ from annotations.interchange import (
     label_role,
     stem_of,
 )
-from annotations.polygons import coco_polygons_rle, ellipse_outline, turned
+from annotations.polygons import coco_polygons_rle, ellipse_outline, outline, turned
 
 log = logging.getLogger(__name__)
 
@@ -400,9 +400,7 @@ def _annotation_mask(
                 raise ValueError(f"{here}: {e}") from None
         elif kind == "polygon":
             points = _percent_points(value.get("points"), w, h, here)
-            if len(points) < 3:
-                raise ValueError(f"{here}: a polygon needs at least 3 points, got {len(points)}")
-            rles[role].append(coco_polygons_rle([points], h, w))
+            rles[role].append(coco_polygons_rle(outline([points], here), h, w))
         elif kind in ("rectangle", "ellipse") and role == 255:
             rles[role].append(coco_polygons_rle([_region_outline(kind, value, w, h, here)], h, w))
         else:

@@ -141,6 +141,16 @@ def ellipse_outline(
     return turned(centre + np.stack([rx * np.cos(t), ry * np.sin(t)], axis=1), degrees, centre)
 
 
+def outline(polygons: list[np.ndarray], where: str) -> list[np.ndarray]:
+    """``polygons`` (each ``(K, 2)``), unless none has 3 points: a line or a point encloses
+    nothing, which is a ``ValueError`` naming ``where``, as LabelMe refuses such a polygon
+    (:func:`coco_polygons_rle` would read it as no object)."""
+    if all(len(p) < 3 for p in polygons):
+        most = max((len(p) for p in polygons), default=0)
+        raise ValueError(f"{where}: a polygon needs at least 3 points, got {most}")
+    return polygons
+
+
 def coco_polygons_rle(polygons: list[np.ndarray], height: int, width: int) -> dict | None:
     """COCO polygons as pycocotools' RLE (their union), to merge with more before one decode;
     None when no polygon has 3 vertices."""
