@@ -421,15 +421,13 @@ def coco_to_masks(
             rle = _box_region(ann.get("bbox"), hw, where, roles[cat] == 1)
         else:
             rle = _segmentation_rle(seg, hw, where, convention)
-        if rle is not None:
+        if rle is not None and paint:  # not painted: checked (above), then let go
             rles.setdefault(image_id, {}).setdefault(roles[cat], []).append(rle)
     target = None  # the loop above's last image: not held while the others are painted
     found = []
     for image_id in list(masks):  # painted one at a time: untouched zeros take no memory
         image = masks.pop(image_id)
-        found_rles = rles.pop(image_id, {})
-        if paint:
-            paint_roles(image.mask, found_rles)
+        paint_roles(image.mask, rles.pop(image_id, {}))
         found.append(each(image))
         del image  # not held while the next image is painted
     return found

@@ -57,7 +57,8 @@ class AnnotationFiles:
     export: dict | None = None  # the exporter's record, when the files still carry it
     waiting: int = 0  # Label Studio: tasks without a submitted annotation (pre-annotated only)
     archive: Path | None = None  # the zip download the files are in (``path`` names the member)
-    # what import would refuse in them (COCO, LabelMe: :func:`import_problems`); None: not read
+    # what import would refuse in them (COCO, LabelMe: _coco_problems, _labelme_problems);
+    # None: not read
     problems: list[str] | None = None
 
     def import_commands(self) -> list[str]:
@@ -65,7 +66,7 @@ class AnnotationFiles:
         class they annotate (a subset holds one class)."""
         record = self.export or {}
         config = record_part(record, "config")
-        classes = [n for n in self.by_label if n.strip().casefold() not in IGNORE_NAMES]
+        classes = _classes(list(self.by_label))
         data = config.get("data")
         try:
             if not data and record.get("run"):

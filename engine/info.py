@@ -626,7 +626,7 @@ def render_subset(root: str | os.PathLike) -> list:
     return out
 
 
-def render_predictions(root: str | os.PathLike) -> list:
+def render_predictions(root: str | os.PathLike, meta: dict | None = None) -> list:
     """Rich renderables for ``engine info PRED``: which model and inference made a folder of
     predictions (its ``predict.json``) and how many label maps it holds."""
     from rich.table import Table
@@ -634,7 +634,7 @@ def render_predictions(root: str | os.PathLike) -> list:
     from engine.outputs import prediction_record, prediction_settings
 
     root = Path(root)
-    meta = prediction_record(root) or {}
+    meta = meta if meta is not None else prediction_record(root) or {}
     settings = prediction_settings(root, meta) if meta else {}
     config = meta.get("config") or {}
     maps = sum(1 for p in root.rglob("*.png") if p.parent.name != "color")
@@ -664,17 +664,16 @@ def render_predictions(root: str | os.PathLike) -> list:
     classes = [c.get("name") for c in (meta.get("taxonomy") or {}).get("classes", [])]
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
     head.add_row("label maps", f"{maps:,}")
-    failed = [f for f in meta.get("failed") or [] if isinstance(f, dict)]
-    for f in failed:  # engine predict's record of the images that could not be labelled
+    for f in failed_images(
+        meta
+    ):  # engine predict's record of the images that could not be labelled
         head.add_row("failed", f"{f.get('image')}: {f.get('reason')}")
     return [head]
 
 
-def prediction_failures(root: str | os.PathLike) -> int:
-    """How many images ``predict.json`` records as failed (``engine info``'s problems)."""
-    from engine.outputs import prediction_record
-
-    return len((prediction_record(Path(root)) or {}).get("failed") or [])
+def failed_images(meta: dict) -> list[dict]:
+    """The images ``predict.json`` (``meta``) records as failed, each ``{image, reason}``."""
+    return [f for f in meta.get("failed") or [] if isinstance(f, dict)]
 
 
 def render_report(root: str | os.PathLike) -> list:
@@ -876,7 +875,10 @@ def describe_output(
     if record == "subset.json":
         return what, render_subset(path), 0
     if record == "predict.json":
-        return what, render_predictions(path), prediction_failures(path)
+        from engine.outputs import prediction_record
+
+        meta = prediction_record(Path(path)) or {}  # read once: the table and the problems
+        return what, render_predictions(path, meta), len(failed_images(meta))
     if record == "run.json":
         stats = label_run_stats(path, splits)
         return what, render_label_run(stats), stats.problems

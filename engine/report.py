@@ -725,7 +725,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     earlier = _report_files(out)
     json_path = atomic_write_json(out / "report.json", data)
     md_path = atomic_write_text(out / "report.md", render_markdown(data))
-    for name in earlier - _report_files(out):  # an earlier report's, which this one is not
+    for name in earlier - _listed(data["files"]):  # an earlier report's, which this one is not
         (out / name).unlink(missing_ok=True)
     return ReportResult(md_path, json_path, chart, overlays, data)
 
@@ -735,9 +735,13 @@ def _report_files(out: Path) -> set[str]:
     one. A rerun with ``--no-chart`` or fewer ``--overlays`` removes the earlier report's
     others, which report.md no longer shows; no other file is touched."""
     try:
-        files = read_json(out / "report.json", "report").get("files") or {}
+        return _listed(read_json(out / "report.json", "report").get("files") or {})
     except (OSError, ValueError, AttributeError):
         return set()
+
+
+def _listed(files: dict) -> set[str]:
+    """The chart and overlays a report's ``files`` record lists, as paths inside its folder."""
     listed = [files.get("chart"), *(files.get("overlays") or [])]
     return {
         p

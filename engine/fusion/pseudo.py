@@ -26,6 +26,7 @@ import numpy as np
 
 from annotations.fileio import read_jsonl
 from annotations.instances import Instances, read_instances
+from annotations.interchange import record_part
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun
 from annotations.taxonomy import Taxonomy
@@ -100,10 +101,7 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: pseudo-label run directory not found")
     info = LabelRun(path).info
-    env = info.record.get("environment")
-    env = env if isinstance(env, dict) else {}
-    config = info.record.get("config")
-    config = config if isinstance(config, dict) else {}
+    env, config = record_part(info.record, "environment"), record_part(info.record, "config")
     return PseudoRun(
         path=path,
         class_name=info.class_name,
