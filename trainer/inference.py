@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from trainer.models.layers import release_kernels
-from trainer.models.massformer import MaSSFormer, semantic_inference
+from trainer.models.massformer import MIN_SIDE, MaSSFormer, semantic_inference
 
 MODES = ("efficient", "full")
 GUIDES = ("rgb", "grey")  # the guided filter's guides: the colour image, its grey level
@@ -301,10 +301,10 @@ def predict_label(
     dev = next(model.parameters()).device
     height, width = image.shape[:2]
     nh, nw = resized_shape(height, width, size)
-    if min(nh, nw) < 32:
+    if min(nh, nw) < MIN_SIDE:
         raise ValueError(
             f"image {width}x{height} resized to {nw}x{nh} for size={size}: the model needs at "
-            f"least 32 px per side; use a larger size"
+            f"least {MIN_SIDE} px per side; use a larger size"
         )
     original = image
     was_training = model.training

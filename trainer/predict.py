@@ -180,7 +180,7 @@ def replaced_files(out: Path, images: list[Path], diffs: list[str]) -> list[Path
         raise ValueError(
             f"{out / 'predict.json'}: the label maps here were made with other settings "
             f"({'; '.join(diffs)}), and {counted(len(stale), 'file')} "
-            f"({', '.join(stale[:3])}{', ...' if len(stale) > 3 else ''}) "
+            f"({few(stale)}) "
             f"{'is' if len(stale) == 1 else 'are'} of images this run does not label, which "
             "--overwrite would leave beside its own under its record: give a new --out, or "
             "delete the folder (or those files) first"
@@ -216,9 +216,10 @@ def other_files(folder: Path) -> list[Path]:
     )
 
 
-def few(paths: list[Path], n: int = 3) -> str:
-    """The names of the first ``n`` of ``paths``, ``...`` for the rest."""
-    return ", ".join(p.name for p in paths[:n]) + (", ..." if len(paths) > n else "")
+def few(names: list[str] | list[Path], n: int = 3) -> str:
+    """The first ``n`` of ``names`` (a path by its file name), ``...`` for the rest."""
+    shown = [p.name if isinstance(p, Path) else p for p in names[:n]]
+    return ", ".join(shown) + (", ..." if len(names) > n else "")
 
 
 def input_images(cfg: PredictConfig) -> list[Path]:
@@ -237,7 +238,7 @@ def input_images(cfg: PredictConfig) -> list[Path]:
     samples = SegDataset(load_spec(cfg.data), cfg.split, require_labels=False).samples
     if not samples:
         raise ValueError(f"{cfg.data}: split {cfg.split!r} has no images")
-    return check_stems([s.image_path for s in samples])
+    return [s.image_path for s in samples]  # a split's listing refuses a stem twice already
 
 
 def check_stems(images: list[Path]) -> list[Path]:
@@ -296,8 +297,7 @@ def check_out(out: Path, folders: Iterable[Path]) -> None:
     pngs = sorted(p.name for p in out.iterdir() if p.suffix.lower() == ".png" and p.is_file())
     if pngs:
         raise ValueError(
-            f"{out}: holds {counted(len(pngs), 'PNG file')} ({', '.join(pngs[:3])}"
-            f"{', ...' if len(pngs) > 3 else ''}) and no predict.json: no predictions of engine "
+            f"{out}: holds {counted(len(pngs), 'PNG file')} ({few(pngs)}) and no predict.json: no predictions of engine "
             "predict (labels or images?), yet they would be taken for label maps already made, "
             "or replaced with --overwrite; give an empty or new --out"
         )

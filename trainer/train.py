@@ -54,6 +54,7 @@ from trainer.checkpoint import (
 from trainer.config import TrainConfig, lr_factor, resolve_threads, resolve_workers
 from trainer.data import TrainSet, make_loader
 from trainer.losses import SetCriterion, build_targets
+from trainer.models.massformer import MIN_SIDE
 from trainer.validate import check_one_subset_per_class, load_subset, subset_warnings
 
 log = logging.getLogger(__name__)
@@ -76,9 +77,6 @@ def validation_split(cfg: TrainConfig) -> SegDataset:
             + (f" (engine fuse --split {cfg.val_split} adds it)" if fused else "")
             + ": give another with --val-split, or --val-split none to train without validation"
         ) from e
-
-
-MIN_SIDE = 32  # the model's smallest input side (trainer.models.massformer)
 
 
 def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:

@@ -15,6 +15,7 @@ from trainer.models.transformer_decoder import MaskedAttentionDecoder
 
 IMAGENET_MEAN = (123.675, 116.28, 103.53)  # RGB, 0..255 scale
 IMAGENET_STD = (58.395, 57.12, 57.375)
+MIN_SIDE = 32  # the smallest input side the model takes (its stride-32 backbone)
 
 
 class MaSSFormer(nn.Module):
@@ -76,8 +77,8 @@ class MaSSFormer(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be (B, 3, H, W), got {tuple(images.shape)}")
         h, w = images.shape[-2:]
-        if h < 32 or w < 32:
-            raise ValueError(f"images must be at least 32x32, got {h}x{w}")
+        if h < MIN_SIDE or w < MIN_SIDE:
+            raise ValueError(f"images must be at least {MIN_SIDE}x{MIN_SIDE}, got {h}x{w}")
         if self.training and images.shape[0] < 2:
             raise ValueError(
                 "training needs at least 2 images per forward pass (BatchNorm on globally "
