@@ -26,6 +26,7 @@ from annotations.fileio import (
     output_kind,
     parse_json,
     read_bytes,
+    read_jsonl,
     recorded_root,
     split_key,
 )
@@ -100,6 +101,12 @@ def read_run_info(path: str | os.PathLike) -> RunInfo:
         sha256=hashlib.sha256(raw).hexdigest(),
         record=doc,
     )
+
+
+def latest_records(root: str | os.PathLike) -> dict[tuple[str, str], dict]:
+    """Each image's latest ``manifest.jsonl`` record in the label run at ``root``:
+    ``(split, stem) -> record``; none without a manifest."""
+    return {(r.get("split"), r.get("stem")): r for r in read_jsonl(Path(root) / "manifest.jsonl")}
 
 
 @dataclass(frozen=True)

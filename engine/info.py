@@ -340,17 +340,14 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     """A label run's class, models, settings and per-split progress: images labelled with its
     current settings, with older ones (the next run relabels them), failed, and, when its
     dataset is found, not labelled yet (an interrupted or sharded run)."""
-    from annotations.fileio import read_jsonl
-    from annotations.labelrun import LabelRun
+    from annotations.labelrun import LabelRun, latest_records
 
     run = LabelRun.open(root)
     info = run.info  # run.json: a clear error when it is missing or not the labeler's
     doc = info.record
     config = doc.get("config") or {}
     chash = str(doc.get("config_hash", ""))
-    latest: dict[tuple[str, str], dict] = {}
-    for rec in read_jsonl(run.root / "manifest.jsonl"):
-        latest[(rec.get("split"), rec.get("stem"))] = rec
+    latest = latest_records(run.root)
     spec = None
     if info.data_root is not None and info.data_root.is_dir():
         spec = _spec_or_none(info.data_root)

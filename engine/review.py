@@ -33,7 +33,7 @@ from annotations.fileio import (
     first_line,
 )
 from annotations.labelmap import read_label
-from annotations.labelrun import LabelRun
+from annotations.labelrun import LabelRun, latest_records
 from annotations.subset import ImageStats, check_subset_class, read_subset
 from engine.annotate import dataset_images, image_stat
 from engine.datasets import load_image, load_spec
@@ -138,12 +138,7 @@ def _nothing_labelled(run: LabelRun, split: str | Sequence[str] | None, splits: 
     """The error of a run with no pseudo label in ``splits``: how many images failed there
     (every one, when the run has none at all), pointing at ``engine info RUN``, which lists
     why; else the run's splits."""
-    from annotations.fileio import read_jsonl
-
-    latest: dict[tuple, dict] = {}
-    if (run.root / "manifest.jsonl").is_file():
-        for rec in read_jsonl(run.root / "manifest.jsonl"):
-            latest[(rec.get("split"), rec.get("stem"))] = rec
+    latest = latest_records(run.root)
     failed = sum(
         1
         for (s, _), rec in latest.items()

@@ -34,12 +34,11 @@ from annotations.fileio import (
     atomic_write_json,
     first_line,
     read_json,
-    read_jsonl,
     type_and_first_line,
 )
 from annotations.instances import Instances
 from annotations.labelmap import write_label
-from annotations.labelrun import read_run_info
+from annotations.labelrun import latest_records, read_run_info
 from annotations.taxonomy import Taxonomy
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
@@ -98,20 +97,12 @@ def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
     return items, taxonomy
 
 
-def _latest_records(out: Path) -> dict[tuple[str, str], dict]:
-    """Each image's latest manifest record: ``(split, stem) -> record``."""
-    latest: dict[tuple[str, str], dict] = {}
-    for rec in read_jsonl(out / "manifest.jsonl"):
-        latest[(rec.get("split"), rec.get("stem"))] = rec
-    return latest
-
-
 def _done_keys(
     out: Path, chash: str, latest: dict[tuple[str, str], dict] | None = None
 ) -> set[tuple[str, str]]:
     """(split, stem) whose latest manifest record is ok with this hash and whose files exist."""
     done = set()
-    for (split, stem), rec in (_latest_records(out) if latest is None else latest).items():
+    for (split, stem), rec in (latest_records(out) if latest is None else latest).items():
         if (
             rec.get("status") == "ok"
             and rec.get("config_hash") == chash
@@ -450,7 +441,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     summary = LabelSummary(out_dir=out, config_hash=chash, shard=shard)
     items = items[shard[0] :: shard[1]]
     summary.images = len(items)
-    latest = _latest_records(out)
+    latest = latest_records(out)
     done = set() if cfg.force else _done_keys(out, chash, latest)
     todo = [(s, smp) for s, smp in items if (s, smp.stem) not in done]
     summary.skipped = len(items) - len(todo)

@@ -24,11 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import read_jsonl
 from annotations.instances import Instances, read_instances
 from annotations.interchange import record_part
 from annotations.labelmap import read_label
-from annotations.labelrun import LabelRun
+from annotations.labelrun import LabelRun, latest_records
 from annotations.taxonomy import Taxonomy
 
 
@@ -126,7 +125,7 @@ def unvouched_images(run: PseudoRun, keys: Iterable[tuple[str, str]]) -> dict[tu
     manifest = run.path / "manifest.jsonl"
     if run.config_hash is None or not manifest.is_file():
         return {}
-    latest = {(r.get("split"), r.get("stem")): r for r in read_jsonl(manifest)}
+    latest = latest_records(run.path)
     found = {}
     for key in keys:
         rec = latest.get(key)
