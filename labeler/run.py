@@ -112,16 +112,21 @@ def _done_keys(
     return done
 
 
-def check_same_class(out: Path, cfg: LabelConfig) -> LabelConfig:
+def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | None]:
     """A folder holds one class's label run: labeling another class into it (a changed
     threshold re-labels, but a changed class is another run) is a ``ValueError`` naming the
     class it holds, unless ``cfg.force``. Fused datasets, subsets picked from the run and its
     review all read these labels as that class. An unreadable ``run.json`` is a ``ValueError``
     naming it, unless ``cfg.force``: the run's class and settings are unknown, so none of its
     images may count as done (with ``force`` every image is labelled again and the record
-    rewritten). Returns ``cfg`` with the class spelled as the run records it: ``--class
-    bicycle`` on a Bicycle run is the same class, so the same settings (and hash), not a
-    reason to label every image again."""
+    rewritten).
+
+    Returns ``cfg`` with the class spelled as the run records it (``--class bicycle`` on a
+    Bicycle run is the same class, so the same settings and hash, not a reason to label every
+    image again), and the other class whose run this ``--force`` run replaces, or None. Its
+    files go in every split (:func:`clear_outputs`), not only in the splits labelled now: a
+    folder holds one class, and labels of the other class left in it would be read as this
+    one. A sharded run cannot replace one: each shard would clear what the others wrote."""
     try:
         held = recorded_class(out)
     except ValueError as e:
@@ -132,18 +137,27 @@ def check_same_class(out: Path, cfg: LabelConfig) -> LabelConfig:
                 "or another --out"
             ) from None
         log.warning("%s; --force: every image is labelled again", e)
-        return cfg
-    if held is not None and held != cfg.cls.name and held.lower() == cfg.cls.name.lower():
-        return dataclasses.replace(cfg, cls=dataclasses.replace(cfg.cls, name=held))
-    if held is None or held.lower() == cfg.cls.name.lower() or cfg.force:
-        return cfg
-    default = default_out_dir(cfg.cls.name)
-    other = f" (by default {default})" if default.absolute() != out.absolute() else ""
-    raise ValueError(
-        f"{out}: a label run of {held}; labeling {cfg.cls.name} here would replace its "
-        f"labels (read as {held} by what was made from them): give another --out{other}, "
-        "or --force to replace the run"
-    )
+        return cfg, None
+    if held is None:
+        return cfg, None
+    if held.lower() == cfg.cls.name.lower():
+        same = dataclasses.replace(cfg, cls=dataclasses.replace(cfg.cls, name=held))
+        return (cfg if held == cfg.cls.name else same), None
+    if not cfg.force:
+        default = default_out_dir(cfg.cls.name)
+        other = f" (by default {default})" if default.absolute() != out.absolute() else ""
+        raise ValueError(
+            f"{out}: a label run of {held}; labeling {cfg.cls.name} here would replace its "
+            f"labels (read as {held} by what was made from them): give another --out{other}, "
+            "or --force to replace the run"
+        )
+    if (cfg.shard or shard_from_env() or (0, 1))[1] > 1:
+        raise ValueError(
+            f"{out}: a label run of {held}; --force replaces it with {cfg.cls.name}, which a "
+            "sharded run cannot do (each shard would clear the folder): run once without "
+            "--shard, or give another --out"
+        )
+    return cfg, held
 
 
 def recorded_class(out: Path) -> str | None:
@@ -156,28 +170,6 @@ def recorded_class(out: Path) -> str | None:
         return read_run_info(path).class_name
     except (OSError, ValueError) as e:
         raise ValueError(first_line(e)) from None
-
-
-def replaced_class(out: Path, cfg: LabelConfig) -> str | None:
-    """The other class whose run in ``out`` this ``--force`` run replaces, or None. Its files
-    go in every split (:func:`clear_outputs`), not only in the splits labelled now: a folder
-    holds one class, and labels of the other class left in it would be read as this one."""
-    if not cfg.force:
-        return None
-    try:
-        held = recorded_class(out)
-    except ValueError:
-        return None  # unknown: relabelled and rewritten (check_same_class warned)
-    if held is None or held.lower() == cfg.cls.name.lower():
-        return None
-    shard = cfg.shard or shard_from_env() or (0, 1)
-    if shard[1] > 1:  # one shard would delete what the others have just written
-        raise ValueError(
-            f"{out}: a label run of {held}; --force replaces it with {cfg.cls.name}, which a "
-            "sharded run cannot do (each shard would clear the folder): run once without "
-            "--shard, or give another --out"
-        )
-    return held
 
 
 def clear_outputs(out: Path) -> int:
@@ -423,8 +415,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
 
         if torch.cuda.is_available():
             cfg = dataclasses.replace(cfg, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")
-    cfg = check_same_class(cfg.out_dir, cfg)
-    replaced = replaced_class(cfg.out_dir, cfg)
+    cfg, replaced = check_same_class(cfg.out_dir, cfg)
     items, taxonomy = plan_items(cfg)
     class_id = taxonomy.id_of(cfg.cls.name)
     if backend is None:
