@@ -509,11 +509,15 @@ def is_labelme(doc: object) -> bool:
 
 
 def labelme_to_mask(
-    path: str | os.PathLike, class_name: str, sizes: dict[str, tuple[int, int]]
+    path: str | os.PathLike,
+    class_name: str,
+    sizes: dict[str, tuple[int, int]],
+    doc: object = None,
 ) -> ImageMask:
-    """Read one LabelMe file into an ``(H, W) uint8`` mask (1 = class, 0 = not, 255 = unannotated)."""
+    """Read one LabelMe file into an ``(H, W) uint8`` mask (1 = class, 0 = not, 255 =
+    unannotated); ``doc``: its parsed JSON, when the caller read it already."""
     path = Path(path)
-    data = _load_json(path)
+    data = _load_json(path) if doc is None else doc
     if not is_labelme(data):
         raise ValueError(f"{path}: not a LabelMe file (expected an object with 'shapes')")
     image_path = data.get("imagePath") or path.name

@@ -340,7 +340,7 @@ def _labelme_problems(docs: list[tuple[Path, dict]]) -> list[str]:
         labels = [str(s.get("label")) for s in doc.get("shapes") or [] if isinstance(s, dict)]
         for name in _classes(labels) or ["(no class)"]:  # each class's shapes, as import draws
             try:
-                labelme_to_mask(f, name, {stem: hw})
+                labelme_to_mask(f, name, {stem: hw}, doc)
             except ValueError as e:
                 problems.append(str(e))
     return list(dict.fromkeys(problems))

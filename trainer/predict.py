@@ -297,9 +297,9 @@ def check_out(out: Path, folders: Iterable[Path]) -> None:
     pngs = sorted(p.name for p in out.iterdir() if p.suffix.lower() == ".png" and p.is_file())
     if pngs:
         raise ValueError(
-            f"{out}: holds {counted(len(pngs), 'PNG file')} ({few(pngs)}) and no predict.json: no predictions of engine "
-            "predict (labels or images?), yet they would be taken for label maps already made, "
-            "or replaced with --overwrite; give an empty or new --out"
+            f"{out}: holds {counted(len(pngs), 'PNG file')} ({few(pngs)}) and no predict.json: "
+            "no predictions of engine predict (labels or images?), yet they would be taken for "
+            "label maps already made, or replaced with --overwrite; give an empty or new --out"
         )
 
 
@@ -338,7 +338,8 @@ def _predict(cfg: PredictConfig) -> PredictResult:
         )
     check_guided_filter(guided, cfg.mode)
     images = input_images(cfg)
-    check_out(Path(cfg.out), {p.parent for p in images})
+    if cfg.images is None:  # --data's images, now read (--images' folder: predict_dir checked)
+        check_out(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
     size_source = "given"
