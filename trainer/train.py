@@ -500,12 +500,16 @@ def _write_run_files(out: Path, cfg: TrainConfig, start: int) -> None:
         )
 
 
-def _tensorboard(out: Path):
+def _tensorboard(out: Path, start: int):
+    """The run's tensorboard writer, or None without the (optional) tensorboard package. A
+    resume from the checkpoint of step ``start`` purges the scalars logged after it (the steps
+    a Ctrl-C between two checkpoints left, which the resume trains and logs again), as
+    ``_drop_lines_after`` does for metrics.jsonl; before, tensorboard drew those steps twice."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:  # the tensorboard package is optional
         return None
-    return SummaryWriter(str(out / "tensorboard"))
+    return SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
 
 
 def _all_finite(value: torch.Tensor, world: int) -> bool:
@@ -729,7 +733,7 @@ def _train(
         if ckpt is not None:
             _drop_lines_after(out / "metrics.jsonl", start)
         _write_run_files(out, cfg, start)
-        writer = _tensorboard(out)
+        writer = _tensorboard(out, start)
         if init_report is not None:
             result.init = init_report
             # with the start's hash: a resume from a moved copy of it is recognised

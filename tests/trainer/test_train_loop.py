@@ -84,8 +84,10 @@ def _tiny(num_classes: int):
 
 
 def _files(run) -> dict:
-    """Every file of a run folder and its bytes (the lock's record of who held it aside)."""
-    return {p.name: p.read_bytes() for p in sorted(run.iterdir()) if p.name != ".lock"}
+    """Every file of a run folder, subfolders (tensorboard/, where installed) included, and its
+    bytes (the lock's record of who held it aside)."""
+    files = sorted(p for p in run.rglob("*") if p.is_file() and p.name != ".lock")
+    return {p.relative_to(run).as_posix(): p.read_bytes() for p in files}
 
 
 def _cfg(root, out, **kw):
@@ -487,3 +489,46 @@ def test_a_resume_drops_the_steps_logged_after_the_checkpoint(tmp_path):
     lines = [json.loads(x) for x in metrics.read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6] and "val" not in str(lines)
     assert metrics.read_text().startswith(logged)
+
+
+def _scalars(run) -> list[tuple[str, int]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "tensorboard"))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    return sorted((tag, e.step) for tag in tags for e in events.Scalars(tag))
+
+
+def test_a_resume_purges_the_tensorboard_steps_logged_after_the_checkpoint(tmp_path):
+    """The tensorboard twin of the test above: the steps a stop between two checkpoints left
+    in the event files are purged, so the resumed run's curve has each step once."""
+    pytest.importorskip("tensorboard")
+    root = write_dataset(tmp_path / "data")
+    straight = tmp_path / "straight"
+    train(_cfg(root, straight, iters=6, checkpoint_every=3), model=_stub(7))
+    run = tmp_path / "a"
+    train(_cfg(root, run, iters=6, checkpoint_every=3, max_steps_this_run=3), model=_stub(7))
+    at_3 = (run / "last.pt").read_bytes()
+    # one step past the checkpoint of step 3, then stopped before the next checkpoint
+    train(
+        _cfg(root, run, iters=6, checkpoint_every=3, resume=True, max_steps_this_run=1),
+        model=_stub(7),
+    )
+    (run / "last.pt").write_bytes(at_3)
+    train(_cfg(root, run, iters=6, checkpoint_every=3, resume=True), model=_stub(7))
+    assert _scalars(run) == _scalars(straight)
+
+
+def test_the_tensorboard_writer_purges_after_the_resumed_step(tmp_path, monkeypatch):
+    """Without the tensorboard package installed: the writer is asked to purge the steps after
+    the checkpoint on a resume, and nothing on a fresh run."""
+    import torch.utils.tensorboard as tb
+
+    from trainer import train as train_module
+
+    made = []
+    monkeypatch.setattr(tb, "SummaryWriter", lambda d, purge_step=None: made.append(purge_step))
+    train_module._tensorboard(tmp_path, 0)
+    train_module._tensorboard(tmp_path, 3)
+    assert made == [None, 4]
