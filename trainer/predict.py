@@ -268,12 +268,25 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring. An
     output folder that is no place for predictions (:func:`check_out`) is refused before it is
     locked: nothing is written there, not even the lock file."""
-    given = [] if cfg.images is None else [Path(cfg.images)]  # --data's: once it is read
-    check_out(Path(cfg.out), [p.parent if p.is_file() else p for p in given])
+    check_out(Path(cfg.out), given_folders(cfg))
     result = _predict(cfg)
     if cfg.images is not None and Path(cfg.images).is_dir():
         result.left_out = other_files(Path(cfg.images))
     return result
+
+
+def given_folders(cfg: PredictConfig) -> list[Path]:
+    """The folder of the images ``cfg`` names, known before any is listed: ``--images`` (or
+    its file's folder), or the image folder of ``--data``'s split from its spec (a split whose
+    images lie in subfolders is checked again once they are listed)."""
+    if cfg.images is not None:
+        given = Path(cfg.images)
+        return [given.parent if given.is_file() else given]
+    if cfg.data is None:
+        return []
+    from engine.datasets import load_spec
+
+    return [load_spec(cfg.data).image_dir(cfg.split)]
 
 
 def check_out(out: Path, folders: Iterable[Path]) -> None:
@@ -338,7 +351,7 @@ def _predict(cfg: PredictConfig) -> PredictResult:
         )
     check_guided_filter(guided, cfg.mode)
     images = input_images(cfg)
-    if cfg.images is None:  # --data's images, now read (--images' folder: predict_dir checked)
+    if cfg.images is None:  # --data's images, now listed (their folder: predict_dir checked)
         check_out(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)

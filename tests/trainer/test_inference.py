@@ -631,7 +631,8 @@ def test_predict_refuses_the_images_folder_and_a_folder_of_other_pngs(tmp_path) 
         with pytest.raises(ValueError, match="it holds the images|and no predict.json"):
             predict_dir(replace(cfg, data=str(tmp_path / "data")))
     assert [p.name for p in (tmp_path / "data/annotations/test").iterdir()] == ["img000.png"]
-    assert not (tmp_path / "data/images/test/img000.png").exists()
+    # refused before the lock: not even an empty lock file is left among the images
+    assert [p.name for p in (tmp_path / "data/images/test").iterdir()] == ["img000.jpg"]
     # a folder inside the images' folder is another folder: the images are not listed there
     pred = images / "pred"
     res = predict_dir(PredictConfig(str(ckpt), str(images), str(pred), size=None, progress=False))
