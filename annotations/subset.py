@@ -225,6 +225,9 @@ class ImageStats:
     confidence: float  # mean confidence (0..1) over pixels labelled the class; NaN: none labelled
     num_instances: int  # instances the labeler kept
     num_tiny: int  # instances smaller than the tiny-area threshold
+    # where ``confidence`` comes from: "map" (the confidence map over the labelled pixels),
+    # "instances" (no map: the instances' mean score stands in), "" (neither: NaN)
+    confidence_from: str = "map"
 
 
 @dataclass(frozen=True)

@@ -81,7 +81,7 @@ from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
 from engine.runinfo import environment
 from engine.runlock import check_output_folder
-from engine.text import counted
+from engine.text import counted, few
 
 log = logging.getLogger(__name__)
 
@@ -918,9 +918,10 @@ def image_stat(run: LabelRun, split: str, stem: str, tiny_fraction: float = 1e-3
         fg = label == 1
         if fg.any():
             conf = float(conf_map[fg].mean()) / 255.0
+    source = "map" if not math.isnan(conf) else ""
     if math.isnan(conf) and inst_scores:
-        conf = float(np.mean(inst_scores))
-    return ImageStats(stem, conf, n, tiny)
+        conf, source = float(np.mean(inst_scores)), "instances"
+    return ImageStats(stem, conf, n, tiny, source)
 
 
 def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
@@ -933,6 +934,17 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     if not stats:
         raise ValueError(
             f"{run.root}: no labelled images in split {cfg.split!r} (splits: {run.splits()})"
+        )
+    stand_ins = [s.stem for s in stats if s.confidence_from == "instances"]
+    if stand_ins:  # another scale than the maps': said, not ranked with them without a word
+        log.warning(
+            "%s: %s of split %r %s no confidence map (%s); the instances' mean score stands "
+            "in for the mean confidence when ranking",
+            run.root,
+            counted(len(stand_ins), "image"),
+            cfg.split,
+            "has" if len(stand_ins) == 1 else "have",
+            few(stand_ins),
         )
     picks = pick_images(stats, cfg.n, cfg.seed, cfg.low_confidence, cfg.many_or_tiny)
     out = Path(cfg.out) if cfg.out else run.root / f"pick-{cfg.split}.txt"
@@ -951,6 +963,7 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
                     "confidence": None
                     if math.isnan(by_stem[p.stem].confidence)
                     else round(by_stem[p.stem].confidence, 4),
+                    "confidence_from": by_stem[p.stem].confidence_from or None,
                     "num_instances": by_stem[p.stem].num_instances,
                     "num_tiny": by_stem[p.stem].num_tiny,
                 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import PurePath
 from typing import Any
 
 # The report's sources and metrics (engine.report), here so that light modules (the CLI, the
@@ -21,6 +22,12 @@ def joined(names: Iterable[str]) -> str:
     """``a``, ``a and b``, ``a, b and c``."""
     names = list(names)
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def few(names: list[str] | list[PurePath], n: int = 3) -> str:
+    """The first ``n`` of ``names`` (a path by its file name), ``...`` for the rest."""
+    shown = [p.name if isinstance(p, PurePath) else p for p in names[:n]]
+    return ", ".join(shown) + (", ..." if len(names) > n else "")
 
 
 def format_score(v: float | None, nd: int, sign: bool = False) -> str:

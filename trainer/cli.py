@@ -359,7 +359,7 @@ def predict_cmd(
         highlight=False,
     )
     if result.left_out:
-        from trainer.predict import few
+        from engine.text import few
 
         stdout.print(
             f"left out {counted(len(result.left_out), 'file')} of {cfg.images} that "

@@ -43,7 +43,7 @@ from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
 from engine.runinfo import environment
 from engine.runlock import check_output_folder, holds_lock
-from engine.text import counted, joined
+from engine.text import counted, few, joined
 
 AUTO = "auto"
 RELEASE_SIZE = (4096, 3072)  # the release's test size for MaSS13K's 4K photos
@@ -214,12 +214,6 @@ def other_files(folder: Path) -> list[Path]:
         for p in folder.iterdir()
         if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and not p.name.startswith(".")
     )
-
-
-def few(names: list[str] | list[Path], n: int = 3) -> str:
-    """The first ``n`` of ``names`` (a path by its file name), ``...`` for the rest."""
-    shown = [p.name if isinstance(p, Path) else p for p in names[:n]]
-    return ", ".join(shown) + (", ..." if len(names) > n else "")
 
 
 def input_images(cfg: PredictConfig) -> list[Path]:

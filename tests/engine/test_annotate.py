@@ -1836,3 +1836,20 @@ def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_pa
         read_stem_list(path)
     with pytest.raises(FileNotFoundError, match=r"nope\.txt: image list not found"):
         read_stem_list(tmp_path / "nope.txt")
+
+
+def test_pick_says_when_instance_scores_stand_in_for_a_missing_confidence_map(
+    tmp_path, world, caplog
+):
+    """An image without its confidence map is ranked by its instances' mean score, another
+    scale than the maps': said in a warning naming it, and recorded per pick."""
+    _, run, _ = world
+    from annotations.labelrun import LabelRun
+
+    LabelRun.open(run).confidence_path("test", "img001").unlink()
+    with caplog.at_level("WARNING"):
+        picks, out = pick_for_annotation(PickConfig(run=str(run), n=3))
+    assert "1 image of split 'test' has no confidence map (img001)" in caplog.text
+    doc = json.loads(out.with_suffix(".json").read_text())
+    by_stem = {p["stem"]: p["confidence_from"] for p in doc["picks"]}
+    assert by_stem == {"img000": "map", "img001": "instances", "img002": None}
