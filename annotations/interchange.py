@@ -522,6 +522,12 @@ def labelme_to_mask(
         raise ValueError(f"{path}: not a LabelMe file (expected an object with 'shapes')")
     image_path = data.get("imagePath") or path.name
     stem = dataset_stem(stem_of(str(image_path)), sizes)
+    named = dataset_stem(path.stem, sizes)
+    if named in sizes and named != stem:  # a file copied as another image's start, say
+        raise ValueError(
+            f"{path}: named for image {named!r}, but its imagePath names {image_path!r}; make "
+            "imagePath name the image it annotates (or rename the file)"
+        )
     try:
         hw = (int(data["imageHeight"]), int(data["imageWidth"]))
     except (KeyError, TypeError, ValueError):

@@ -1853,3 +1853,29 @@ def test_pick_says_when_instance_scores_stand_in_for_a_missing_confidence_map(
     doc = json.loads(out.with_suffix(".json").read_text())
     by_stem = {p["stem"]: p["confidence_from"] for p in doc["picks"]}
     assert by_stem == {"img000": "map", "img001": "instances", "img002": None}
+
+
+def test_a_labelme_file_named_for_one_image_whose_imagepath_names_another_is_refused(
+    tmp_path, world
+):
+    """img001.json copied from img000.json as a start keeps imagePath img000.jpg: it was
+    imported as img000's annotation without a word (img001 unannotated). Refused, naming both."""
+    data, _, _ = world
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    doc = {"shapes": [], "imagePath": "../images/img000.jpg", "imageHeight": H, "imageWidth": W}
+    (folder / "img001.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    assert f"{folder / 'img001.json'}: named for image 'img001', but its imagePath names" in str(
+        e.value
+    )
+    assert not (tmp_path / "s").exists()
+    # a file named otherwise (not for an image of the split) is read by its imagePath, as before
+    (folder / "img001.json").rename(folder / "annotation-7.json")
+    sub = import_annotations(
+        ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s"))
+    )
+    assert sub.stems == ("img000",)
