@@ -680,9 +680,11 @@ def _format_of(path: Path, parsed: dict[Path, object] | None = None) -> str | No
             return "coco"
         if (path / CVAT_XML).is_file():
             return "cvat"
-        first = next(iter(_suffixed(path, ".json")), None)
-        if first is not None:
-            return _format_of(first, parsed)
+        # told by the first JSON file of a known format: one stray file (a tool's settings) is
+        # named by the import, which reads every file, instead of hiding the folder's format
+        for f in _suffixed(path, ".json"):
+            if fmt := _format_of(f, parsed):
+                return fmt
         if _suffixed(path, ".png"):
             return "png"
         first = next((f for f in _suffixed(path, ".txt") if f.name not in NAME_FILES), None)

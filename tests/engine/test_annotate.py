@@ -1879,3 +1879,22 @@ def test_a_labelme_file_named_for_one_image_whose_imagepath_names_another_is_ref
         ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s"))
     )
     assert sub.stems == ("img000",)
+
+
+def test_a_folder_of_labelme_files_with_one_stray_json_is_told_and_the_stray_named(tmp_path, world):
+    """The folder's format was told by its first JSON file alone: a stray one sorted first (a
+    tool's settings) made the whole folder "not COCO, LabelMe, ...: give --format"."""
+    data, _, _ = world
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    doc = {"shapes": [], "imagePath": "img000.jpg", "imageHeight": H, "imageWidth": W}
+    (folder / "img000.json").write_text(json.dumps(doc))
+    (folder / "0-settings.json").write_text(json.dumps({"theme": "dark"}))
+    from engine.annotate import detect_format
+
+    assert detect_format([str(folder)]) == "labelme"
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("auto", [str(folder)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    assert f"{folder / '0-settings.json'}: not a LabelMe file" in str(e.value)
