@@ -843,6 +843,16 @@ def output_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+def _outputs_within(folder: Path, splits: list[str] | None) -> list[tuple[str, list, int]]:
+    """:func:`describe_output` of each subfolder of ``folder`` that is an engine output it
+    describes (the demo's ``label/`` and ``report/``, a ``runs/predict/`` of prediction
+    folders), by name; none for a dataset (its split folders are no outputs)."""
+    if not folder.is_dir() or (folder / "images").is_dir():
+        return []
+    subs = sorted(p for p in folder.iterdir() if p.is_dir() and output_kind(p) is not None)
+    return [d for p in subs if (d := describe_output(p, splits)) is not None]
+
+
 def describe_output(
     path: str | os.PathLike, splits: list[str] | None = None
 ) -> tuple[str, list, int] | None:
@@ -859,9 +869,9 @@ def describe_output(
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():
             return "a demo folder (engine demo)", render_unfinished_demo(folder), 0
-        reports = sorted(folder.glob("*/report.json")) if folder.is_dir() else []
-        if reports and not (folder / "images").is_dir():  # the demo's report/: one per class
-            return "reports", [r for p in reports for r in render_report(p.parent)], 0
+        if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
+            renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
+            return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
 
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:

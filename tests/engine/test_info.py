@@ -322,6 +322,15 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     assert "size │ 512x384 (the checkpoint's validation size)" in text
     assert "trained on │ split train of runs/fused" in text
     assert "inference │ flip" in text and "label maps │ 1" in text
+    # a folder of engine outputs (runs/predict/, the demo's label/): each one described, the
+    # problems of all counted in the exit code; it was "no image split folders found"
+    (pred / "predict.json").write_text(json.dumps({**record, "failed": [{"image": "c.jpg"}]}))
+    write_subset(tmp_path / "sub2", "Car", "test", masks, dict.fromkeys(masks, "c.json"))
+    res = CliRunner().invoke(app, ["info", str(tmp_path)])
+    assert res.exit_code == 1, res.output
+    heads = [line for line in res.output.splitlines() if str(tmp_path) in line]
+    assert heads[:3] == [f"Predictions {pred}", f"Annotated subset {tmp_path / 'sub'}",
+                         f"Annotated subset {tmp_path / 'sub2'}"]  # fmt: skip
 
 
 # -- a label run -------------------------------------------------------------------------------
