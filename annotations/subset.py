@@ -160,8 +160,9 @@ def _checked_counts(stem: str, shape: tuple[int, ...], histogram: np.ndarray) ->
     }
 
 
-def read_subset(root: str | os.PathLike) -> Subset:
-    """Open a subset directory written by :func:`write_subset` (or by hand with that layout)."""
+def read_subset(root: str | os.PathLike, require_masks: bool = True) -> Subset:
+    """Open a subset directory written by :func:`write_subset` (or by hand with that layout);
+    ``require_masks=False`` opens one whose masks are missing (``engine info`` lists them)."""
 
     root = Path(root)
     path = root / "subset.json"
@@ -190,12 +191,44 @@ def read_subset(root: str | os.PathLike) -> Subset:
             raise ValueError(f"{path}: {key} must be a non-empty string, got {value!r}")
     if not isinstance(info["stems"], list):
         raise ValueError(f"{path}: stems must be a list of image stems")
-    missing = [s for s in stems if not sub.mask_path(s).is_file()]
+    missing = [s for s in stems if not sub.mask_path(s).is_file()] if require_masks else []
     if missing:
         raise FileNotFoundError(
             f"{sub.mask_path(missing[0])}: mask listed in subset.json is missing ({len(missing)} missing)"
         )
     return sub
+
+
+def subset_problems(sub: Subset) -> list[str]:
+    """What is wrong with a subset's masks, one line each, every mask read: missing, not
+    readable, values other than 0 / 1 / 255, or a size or pixel counts other than
+    ``subset.json`` records (a mask edited or replaced after the import)."""
+    problems = []
+    counts = sub.info.get("counts") if isinstance(sub.info.get("counts"), dict) else {}
+    for stem in sub.stems:
+        path = sub.mask_path(stem)
+        if not path.is_file():
+            problems.append(f"{path}: mask listed in subset.json is missing")
+            continue
+        try:
+            m = sub.mask(stem)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        recorded = counts.get(stem)
+        if not isinstance(recorded, dict):
+            continue
+        actual = _checked_counts(stem, m.shape, np.bincount(m.ravel(), minlength=256))
+        if actual != {k: recorded.get(k) for k in actual}:
+            problems.append(
+                f"{path}: differs from what subset.json records (size {m.shape[1]}x"
+                f"{m.shape[0]}, {actual['class_pixels']:,} class and "
+                f"{actual['unannotated_pixels']:,} unannotated pixels; recorded "
+                f"{recorded.get('width')}x{recorded.get('height')}, "
+                f"{recorded.get('class_pixels')} and {recorded.get('unannotated_pixels')}): "
+                "edited after the import? import the annotations again"
+            )
+    return problems
 
 
 def subset_at(path: str | os.PathLike) -> Subset | None:

@@ -580,15 +580,17 @@ def render_train_run(stats: TrainRunStats) -> list:
 
 
 # -- an annotated subset, a folder of predictions ------------------------------------------------
-def render_subset(root: str | os.PathLike) -> list:
-    """Rich renderables for ``engine info SUBSET``: what an annotated subset holds, from its
-    ``subset.json`` (class, split, images, the class's and unannotated pixels, where the
-    annotations came from, and a warning when they were imported as exported)."""
+def render_subset(root: str | os.PathLike) -> tuple[list, int]:
+    """Rich renderables for ``engine info SUBSET`` and the number of problems: what an annotated
+    subset holds, from its ``subset.json`` (class, split, images, the class's and unannotated
+    pixels, where the annotations came from, and a warning when they were imported as
+    exported), and what is wrong with its masks, every one read (:func:`subset_problems`)."""
     from rich.table import Table
+    from rich.text import Text
 
-    from annotations.subset import read_subset
+    from annotations.subset import read_subset, subset_problems
 
-    sub = read_subset(root)
+    sub = read_subset(root, require_masks=False)  # missing masks: listed below
     counts = sub.info.get("counts") or {}
     pixels = sum(int(c.get("height", 0)) * int(c.get("width", 0)) for c in counts.values())
     cls = sum(int(c.get("class_pixels", 0)) for c in counts.values())
@@ -620,7 +622,11 @@ def render_subset(root: str | os.PathLike) -> list:
             f"warning: imported exactly as exported from {run}: these masks are the pseudo "
             "labels, not corrections"
         )
-    return out
+    problems = subset_problems(sub)
+    if problems:
+        out.append(Text(f"{counted(len(problems), 'problem')} found:", style="bold red"))
+        out.extend(Text(f"  {p}") for p in problems)
+    return out, len(problems)
 
 
 def render_predictions(root: str | os.PathLike, meta: dict | None = None) -> list:
@@ -880,7 +886,7 @@ def describe_output(
         return None
     record, what = kind
     if record == "subset.json":
-        return what, render_subset(path), 0
+        return what, *render_subset(path)
     if record == "predict.json":
         from engine.outputs import prediction_record
 

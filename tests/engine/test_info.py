@@ -305,6 +305,27 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     assert "images │ 2 (1 with Bicycle)" in text and "Bicycle pixels │ 10 (2.50%)" in text
     assert "unannotated pixels │ 4 (1.00%)" in text and "annotations from │ c.json" in text
     assert "warning: imported exactly as exported from runs/label/bicycle" in text
+    # every mask is read: one edited after the import, one truncated, one missing are listed
+    # (exit 1); the subset's table was shown clean, or a missing mask was the only error
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(tmp_path / "sub", bad)
+    edited = masks["a"].copy()
+    edited[5, 5] = 1
+    write_label(bad / "masks" / "a.png", edited)
+    res = CliRunner().invoke(app, ["info", str(bad)], env={"COLUMNS": "300"})
+    assert res.exit_code == 1, res.output
+    assert "1 problem found:" in res.output
+    assert f"{bad / 'masks' / 'a.png'}: differs from what subset.json records (size 20x10, 11 " in (
+        res.output
+    )
+    (bad / "masks" / "a.png").write_bytes((tmp_path / "sub/masks/a.png").read_bytes()[:40])
+    (bad / "masks" / "b.png").unlink()
+    res = CliRunner().invoke(app, ["info", str(bad)], env={"COLUMNS": "300"})
+    assert res.exit_code == 1 and "2 problems found:" in res.output, res.output
+    assert f"{bad / 'masks' / 'b.png'}: mask listed in subset.json is missing" in res.output
+    assert f"{bad / 'masks' / 'a.png'}: cannot read label image" in res.output
     pred = tmp_path / "pred"
     write_label(pred / "a.png", np.zeros((10, 20), np.uint8))
     write_label(pred / "color" / "a.png", np.zeros((10, 20), np.uint8))  # a preview: not counted
@@ -328,9 +349,10 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     write_subset(tmp_path / "sub2", "Car", "test", masks, dict.fromkeys(masks, "c.json"))
     res = CliRunner().invoke(app, ["info", str(tmp_path)])
     assert res.exit_code == 1, res.output
-    heads = [line for line in res.output.splitlines() if str(tmp_path) in line]
-    assert heads[:3] == [f"Predictions {pred}", f"Annotated subset {tmp_path / 'sub'}",
-                         f"Annotated subset {tmp_path / 'sub2'}"]  # fmt: skip
+    heads = [line for line in res.output.splitlines() if line.startswith(("Pred", "Annot"))]
+    assert heads == [f"Annotated subset {bad}", f"Predictions {pred}",
+                     f"Annotated subset {tmp_path / 'sub'}",
+                     f"Annotated subset {tmp_path / 'sub2'}"]  # fmt: skip
 
 
 # -- a label run -------------------------------------------------------------------------------
