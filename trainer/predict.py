@@ -119,17 +119,22 @@ def check_resume(meta_path: Path, cfg: PredictConfig, step: int, weights: str = 
     another checkpoint, step or ``weights``: :func:`trainer.checkpoint.weights_digest`) than
     ``cfg`` (its size resolved): one line naming the file and every difference
     (:func:`differences`). A checkpoint at another path with the same weights is the same one."""
-    if diffs := differences(meta_path, cfg, step, weights):
-        raise ValueError(
-            f"{meta_path}: the label maps here were made with other settings "
-            f"({'; '.join(diffs)}); rerun with those, give a new --out, or add --overwrite"
-        )
+    if diffs := differences(prediction_record(meta_path.parent), cfg, step, weights):
+        raise resume_refused(meta_path, diffs)
 
 
-def differences(meta_path: Path, cfg: PredictConfig, step: int, weights: str = "") -> list[str]:
-    """How the settings ``predict.json`` at ``meta_path`` records differ from ``cfg``'s, one
-    phrase each (``size original, not 64x48``); none without the file."""
-    meta = prediction_record(meta_path.parent)
+def resume_refused(meta_path: Path, diffs: list[str]) -> ValueError:
+    """The error of :func:`check_resume`, for the settings differences ``diffs``."""
+    return ValueError(
+        f"{meta_path}: the label maps here were made with other settings "
+        f"({'; '.join(diffs)}); rerun with those, give a new --out, or add --overwrite"
+    )
+
+
+def differences(meta: dict | None, cfg: PredictConfig, step: int, weights: str = "") -> list[str]:
+    """How the settings a ``predict.json`` record (``meta``, as
+    :func:`engine.outputs.prediction_record` reads it) holds differ from ``cfg``'s, one phrase
+    each (``size original, not 64x48``); none without a record."""
     if meta is None:
         return []  # no record (nothing was predicted here yet): nothing to hold to
     old = meta["config"]
@@ -357,12 +362,13 @@ def _predict(cfg: PredictConfig) -> PredictResult:
     out = Path(cfg.out)
     step = int(ckpt["step"])
     earlier: list[Path] = []  # the label maps of other settings that this run replaces
-    if diffs := differences(out / "predict.json", cfg, step, weights):
+    meta = prediction_record(out)  # read once: the settings and the failures it records
+    if diffs := differences(meta, cfg, step, weights):
         if cfg.overwrite:
             earlier = replaced_files(out, images, diffs)
         elif any(p.is_file() for p in out.glob("*.png")):  # of these images or others
-            check_resume(out / "predict.json", cfg, step, weights)
-    kept = [] if diffs else earlier_failures(out, images)  # of other settings: not kept
+            raise resume_refused(out / "predict.json", diffs)
+    kept = [] if diffs else earlier_failures(meta, out, images)  # of other settings: not kept
     out.mkdir(parents=True, exist_ok=True)
     for p in earlier:  # before the record names this run: none passes for this run's later
         p.unlink(missing_ok=True)
@@ -392,10 +398,9 @@ def _predict(cfg: PredictConfig) -> PredictResult:
     return result
 
 
-def earlier_failures(out: Path, images: list[Path]) -> list[dict[str, str]]:
-    """The failures ``out``'s ``predict.json`` records (``{"image", "reason"}``) that still
-    hold: of images this run does not try again, with no label map since."""
-    meta = prediction_record(out)
+def earlier_failures(meta: dict | None, out: Path, images: list[Path]) -> list[dict[str, str]]:
+    """The failures ``out``'s ``predict.json`` record ``meta`` holds (``{"image", "reason"}``)
+    that still hold: of images this run does not try again, with no label map since."""
     tried = {str(p) for p in images}
     return [
         f
