@@ -451,9 +451,11 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
             counted(other, "image"),
             _changed_settings(out, cfg),
         )
-    if not todo:
+    if not todo and (out / "run.json").is_file():
         summary.wall_seconds = time.perf_counter() - t_start
         return summary
+    if not todo:  # a run.json deleted after the last image: the models load to record them
+        log.warning("%s: run.json is missing; written again (every image is done)", out)
 
     t_load = time.perf_counter()
     models = backend.load()

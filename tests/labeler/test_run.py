@@ -365,6 +365,23 @@ def test_interrupt_keeps_finished_images_and_resumes(red_backend, dataset, tmp_p
     assert (s.skipped, s.labelled) == (0, 5)
 
 
+def test_a_rerun_writes_a_deleted_run_json_again(red_backend, dataset, tmp_path, caplog):
+    """run.json deleted after every image was labelled: the rerun had nothing to label and
+    returned without writing it, so fuse, info and review no longer knew the folder."""
+    from annotations.labelrun import read_run_info
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    labels = {p: p.read_bytes() for p in (out / "labels").rglob("*.png")}
+    (out / "run.json").unlink()
+    s = run_labeling(_cfg(dataset, out))
+    assert (s.skipped, s.labelled) == (5, 0) and "run.json is missing; written" in caplog.text
+    assert read_run_info(out / "run.json").class_name == "Bicycle"
+    assert {p: p.read_bytes() for p in (out / "labels").rglob("*.png")} == labels
+    caplog.clear()
+    assert run_labeling(_cfg(dataset, out)).skipped == 5 and "missing" not in caplog.text
+
+
 def test_force_with_another_class_replaces_the_run_in_every_split(
     red_backend, dataset, tmp_path, caplog
 ):
