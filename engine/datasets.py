@@ -147,6 +147,29 @@ class DatasetSpec:
             f" (its dataset: {data})" if data else ""
         )
 
+    def unfinished_fusion(self) -> str:
+        """``"; ..."`` for the end of a "no label" error about a fused dataset whose
+        ``fuse.json`` says its fusion did not finish (``running``: stopped, or running now) or
+        failed some images (``incomplete``): its labels are missing for that reason, and the
+        same ``engine fuse`` command writes them; ``""`` for any other dataset."""
+        if not (self.root / FUSE_RECORD).is_file():
+            return ""
+        try:
+            status = read_json(self.root / FUSE_RECORD, "fusion record").get("status")
+        except (ValueError, AttributeError):
+            return ""
+        if status == "running":
+            return (
+                f"; its fusion did not finish ({FUSE_RECORD}: status running): unless it is "
+                "running now, run the same engine fuse command again"
+            )
+        if status == "incomplete":
+            return (
+                f"; fusion failed on some images ({FUSE_RECORD} lists them, with why): mend "
+                "those files and run the same engine fuse command again"
+            )
+        return ""
+
     def _fused_hint(self) -> str:
         """``root_hint`` of a fused dataset: where its ``images:`` entry is, and the dataset it
         was fused from (``fuse.json``)."""
@@ -286,6 +309,7 @@ class SegDataset:
             if not label_dir.is_dir():
                 raise FileNotFoundError(
                     f"{label_dir}: label folder for split {self.split!r} not found"
+                    + self.spec.unfinished_fusion()
                 )
             labels = _list_files(label_dir, (".png",))
             no_label = sorted(set(images) - set(labels)) if self.require_labels else []
@@ -294,7 +318,8 @@ class SegDataset:
                     Problem(
                         no_label[0],
                         f"{image_dir}: no label in {label_dir} for "
-                        f"{counted(len(no_label), 'image')}: {_few(no_label)}",
+                        f"{counted(len(no_label), 'image')}: {_few(no_label)}"
+                        + self.spec.unfinished_fusion(),
                     )
                 )
             no_image = sorted(set(labels) - set(images))

@@ -121,6 +121,31 @@ def test_images_without_labels_count_and_first_names(tmp_path: Path):
     assert len(ds) == 7 and ds[3].label_path is not None and ds[0].label_path is None
 
 
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        ("running", "its fusion did not finish (fuse.json: status running): unless it is running"),
+        ("incomplete", "fusion failed on some images (fuse.json lists them, with why)"),
+        ("complete", None),
+    ],
+)
+def test_a_fused_dataset_missing_labels_says_its_fusion_is_unfinished(tmp_path, status, says):
+    """A fusion stopped by Ctrl-C, or one that failed some images, leaves labels missing:
+    training and engine info said only "no label for N images" (or "label folder for split
+    'val' not found"), not why nor what writes them."""
+    src = _mass(tmp_path / "data", "train", ["a", "b"])
+    _image(src / "images/val/c.jpg")
+    fused = tmp_path / "fused"
+    _label(fused / "labels/train/a.png")
+    (fused / "dataset.yaml").write_text("images: ../data/images/{split}\nlabels: labels/{split}\n")
+    (fused / "fuse.json").write_text(json.dumps({"status": status}))
+    for split, error in (("train", "for 1 image: b"), ("val", "label folder for split 'val'")):
+        with pytest.raises((ValueError, FileNotFoundError)) as e:
+            open_split(fused, split)
+        assert error in str(e.value)
+        assert (says in str(e.value)) if says else str(e.value).endswith(("b", "not found"))
+
+
 def test_labels_without_images_count_and_first_names(tmp_path: Path):
     root = _mass(tmp_path, "train", ["a"], labels=["a", "ghost1", "ghost2"])
     with pytest.raises(ValueError) as e:
