@@ -189,14 +189,20 @@ def replaced_files(out: Path, images: list[Path], diffs: list[str]) -> list[Path
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name; or ``folder`` itself, one image."""
+    """Image files directly in ``folder``, sorted by name; or ``folder`` itself, one image.
+    Hidden files are left out, as a dataset's listing leaves them out: macOS copies put a
+    ``._a.jpg`` (AppleDouble metadata, no image) beside each ``a.jpg``."""
     if folder.is_file():
         if folder.suffix.lower() not in IMAGE_EXTS:
             raise ValueError(f"{folder}: not an image ({', '.join(IMAGE_EXTS)})")
         return [folder]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: image folder not found")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
+    )
     if not files:
         others = other_files(folder)
         raise ValueError(
