@@ -38,7 +38,7 @@ import torch
 
 from annotations.fileio import atomic_write_json, first_line
 from annotations.labelmap import read_label, write_color_preview, write_label
-from engine.datasets import IMAGE_EXTS, load_image
+from engine.datasets import IMAGE_EXTS, listed_file, load_image
 from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
 from engine.runinfo import environment
@@ -201,8 +201,8 @@ def list_images(folder: Path) -> list[Path]:
     files = sorted(
         p
         for p in folder.iterdir()
-        if p.is_file() and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
-    )
+        if listed_file(p) and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
+    )  # a broken link fails naming it, rather than vanish from the output
     if not files:
         others = other_files(folder)
         raise ValueError(

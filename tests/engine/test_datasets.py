@@ -155,6 +155,28 @@ def test_labels_without_images_count_and_first_names(tmp_path: Path):
     assert "no image in" in msg and "for 2 labels: " in msg and msg.endswith("ghost1, ghost2")
 
 
+def test_a_broken_link_or_an_unread_suffix_is_named_not_a_missing_image(tmp_path: Path):
+    """An image that is a symbolic link to a moved file, and one of a suffix the dataset does
+    not read (a .webp): both were left out of the listing, so their labels were reported as
+    having "no image" while the folder showed one of that name."""
+    root = _mass(tmp_path, "train", ["a", "b"])
+    (root / "images/train/b.jpg").unlink()
+    (root / "images/train/b.jpg").symlink_to(tmp_path / "gone.jpg")
+    ds = open_split(root, "train")
+    assert [s.stem for s in ds] == ["a", "b"]
+    assert [p.message for p in ds.check()] == [
+        f"{root / 'images/train/b.jpg'}: broken symbolic link (to {tmp_path / 'gone.jpg'})"
+    ]
+    _label(root / "annotations/train/w.png")
+    _image(root / "images/train/w.webp")
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    assert str(e.value).endswith(
+        f"for 1 label: w; {root / 'images/train'} holds w.webp, whose suffix the dataset does "
+        "not read (.jpg .jpeg .png): list it in image_exts of a dataset spec (docs/foundation.md)"
+    )
+
+
 def test_duplicate_stems(tmp_path: Path):
     root = _mass(tmp_path, "train", ["a"])
     _image(root / "images/train/a.png")
