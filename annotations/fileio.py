@@ -38,7 +38,7 @@ def _read_umask() -> int:
 
 # mkstemp creates files readable by the owner only (0600); outputs get the usual permissions
 # (0666 less the umask) instead, as open() would give them. Read once: os.umask is process-wide.
-_FILE_MODE = 0o666 & ~_read_umask()
+FILE_MODE = 0o666 & ~_read_umask()
 
 
 @contextlib.contextmanager
@@ -92,7 +92,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), _FILE_MODE)
+                os.fchmod(f.fileno(), FILE_MODE)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())

@@ -147,6 +147,29 @@ class DatasetSpec:
             f" (its dataset: {data})" if data else ""
         )
 
+    def unfinished_fusion(self) -> str:
+        """``"; ..."`` for the end of a "no label" error about a fused dataset whose
+        ``fuse.json`` says its fusion did not finish (``running``: stopped, or running now) or
+        failed some images (``incomplete``): its labels are missing for that reason, and the
+        same ``engine fuse`` command writes them; ``""`` for any other dataset."""
+        if not (self.root / FUSE_RECORD).is_file():
+            return ""
+        try:
+            status = read_json(self.root / FUSE_RECORD, "fusion record").get("status")
+        except (ValueError, AttributeError):
+            return ""
+        if status == "running":
+            return (
+                f"; its fusion did not finish ({FUSE_RECORD}: status running): unless it is "
+                "running now, run the same engine fuse command again"
+            )
+        if status == "incomplete":
+            return (
+                f"; fusion failed on some images ({FUSE_RECORD} lists them, with why): mend "
+                "those files and run the same engine fuse command again"
+            )
+        return ""
+
     def _fused_hint(self) -> str:
         """``root_hint`` of a fused dataset: where its ``images:`` entry is, and the dataset it
         was fused from (``fuse.json``)."""
@@ -239,11 +262,40 @@ class Problem:
         return self.message
 
 
+def listed_file(path: Path) -> bool:
+    """Whether ``path``, an entry of a folder of images or labels, is one of its files: a file,
+    or a symbolic link whose target is gone, listed so that its image fails naming the link
+    (left out, the image vanished, or its label was reported as having no image)."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
+
+
+def _missing_file(path: Path, what: str) -> FileNotFoundError:
+    """The error for a file ``path`` that is not there: a broken link says where it points."""
+    if path.is_symlink():
+        return FileNotFoundError(f"{path}: broken symbolic link (to {os.readlink(path)})")
+    return FileNotFoundError(f"{path}: {what} not found")
+
+
+def _other_suffixes(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str:
+    """``"; FOLDER holds a.webp, b.tif: ..."`` for the end of a "no image for N labels" error
+    when files of those stems are there with suffixes the dataset does not read; else ``""``."""
+    wanted = set(stems)
+    found = sorted(
+        p.name for p in folder.iterdir() if p.stem in wanted and not p.name.startswith(".")
+    )
+    if not found:
+        return ""
+    return (
+        f"; {folder} holds {_few(found, 3)}, whose suffix the dataset does not read "
+        f"({' '.join(exts)}): list it in image_exts of a dataset spec (docs/foundation.md)"
+    )
+
+
 def _list_files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
     files: dict[str, Path] = {}
     dupes: list[str] = []
     for p in sorted(folder.iterdir()):
-        if p.is_file() and p.suffix.lower() in exts and not p.name.startswith("."):
+        if listed_file(p) and p.suffix.lower() in exts and not p.name.startswith("."):
             if p.stem in files:
                 dupes.append(p.name)
             files[p.stem] = p
@@ -286,6 +338,7 @@ class SegDataset:
             if not label_dir.is_dir():
                 raise FileNotFoundError(
                     f"{label_dir}: label folder for split {self.split!r} not found"
+                    + self.spec.unfinished_fusion()
                 )
             labels = _list_files(label_dir, (".png",))
             no_label = sorted(set(images) - set(labels)) if self.require_labels else []
@@ -294,7 +347,8 @@ class SegDataset:
                     Problem(
                         no_label[0],
                         f"{image_dir}: no label in {label_dir} for "
-                        f"{counted(len(no_label), 'image')}: {_few(no_label)}",
+                        f"{counted(len(no_label), 'image')}: {_few(no_label)}"
+                        + self.spec.unfinished_fusion(),
                     )
                 )
             no_image = sorted(set(labels) - set(images))
@@ -303,7 +357,8 @@ class SegDataset:
                     Problem(
                         no_image[0],
                         f"{label_dir}: no image in {image_dir} for "
-                        f"{counted(len(no_image), 'label')}: {_few(no_image)}",
+                        f"{counted(len(no_image), 'label')}: {_few(no_image)}"
+                        + _other_suffixes(image_dir, no_image, self.spec.image_exts),
                     )
                 )
         if problems and not self.lenient:
@@ -430,7 +485,7 @@ def _decoded(path: str | os.PathLike) -> Iterator[Image.Image]:
     truncated (also for a decoding error inside the ``with`` block)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: image file not found")
+        raise _missing_file(path, "image file")
     if path.stat().st_size == 0:  # PIL would say "cannot identify image file"
         raise ValueError(f"{path}: the file is empty (expected an image)")
     try:
@@ -483,6 +538,8 @@ def decoded_size(path: str | os.PathLike) -> tuple[int, int]:
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(W, H)`` of an image after EXIF orientation, read from the header without decoding."""
     path = Path(path)
+    if not path.is_file():
+        raise _missing_file(path, "image file")
     try:
         with Image.open(path) as img:
             return _oriented_size(img)

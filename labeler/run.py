@@ -34,6 +34,7 @@ from annotations.fileio import (
     atomic_write_json,
     first_line,
     read_json,
+    split_key,
     type_and_first_line,
 )
 from annotations.instances import Instances
@@ -110,6 +111,39 @@ def _done_keys(
         ):
             done.add((split, stem))
     return done
+
+
+def _file_bytes(path: Path) -> int | None:
+    """The size of the file ``path`` in bytes; None when it cannot be read (the image then
+    fails when decoded, naming the problem)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
+
+
+def changed_images(
+    latest: dict[tuple[str, str], dict],
+    done: set[tuple[str, str]],
+    sizes: dict[tuple[str, str], int | None],
+) -> set[tuple[str, str]]:
+    """The images of ``done`` whose file (``sizes``: bytes now, of the images labelled now) is
+    not the size its latest manifest record (``image_bytes``) says it was labelled at: a photo
+    replaced under the same name, whose labels are of the old one. Records written before the
+    size was recorded are trusted. The size, not the modification time, so that a dataset
+    copied or moved elsewhere is the same dataset."""
+    return {
+        key
+        for key in done
+        if key in sizes
+        and (was := latest[key].get("image_bytes")) is not None
+        and was != sizes[key]
+    }
+
+
+def few_keys(keys: list[tuple[str, str]], n: int = 3) -> str:
+    """``train/a, train/b, ...``: the first ``n`` of ``(split, stem)`` keys."""
+    return ", ".join(f"{s}/{t}" for s, t in keys[:n]) + (", ..." if len(keys) > n else "")
 
 
 def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | None]:
@@ -290,10 +324,18 @@ class _Writers:
     error is kept for the caller (and stops further writing)."""
 
     def __init__(
-        self, cfg: LabelConfig, out: Path, chash: str, summary: LabelSummary, header: dict, on_done
+        self,
+        cfg: LabelConfig,
+        out: Path,
+        chash: str,
+        summary: LabelSummary,
+        header: dict,
+        on_done,
+        sizes: dict[tuple[str, str], int | None] | None = None,
     ) -> None:
         self.cfg, self.out, self.chash, self.summary = cfg, out, chash, summary
         self.header, self.on_done = header, on_done
+        self.sizes = sizes or {}  # each image's file size, recorded: a resume sees it change
         self.queue = ByteQueue(cfg.writer_queue_mb * 2**20)
         self.waited = 0.0  # seconds the labeling thread spent blocked on a full queue
         self.error: BaseException | None = None
@@ -364,6 +406,8 @@ class _Writers:
             n = len(inst)
             h, w = inst.image_size
             rec.update(status="ok", error=None, instances=n, height=h, width=w)
+            if (nbytes := self.sizes.get((split, stem))) is not None:
+                rec["image_bytes"] = nbytes
         else:
             rec.update(status="failed", error=error, instances=0)
         rec.update(
@@ -433,7 +477,10 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     items = items[shard[0] :: shard[1]]
     summary.images = len(items)
     latest = latest_records(out)
+    sizes = {(s, smp.stem): _file_bytes(smp.image_path) for s, smp in items}
     done = set() if cfg.force else _done_keys(out, chash, latest)
+    changed = changed_images(latest, done, sizes)
+    done -= changed
     todo = [(s, smp) for s, smp in items if (s, smp.stem) not in done]
     summary.skipped = len(items) - len(todo)
     other = sum(
@@ -450,6 +497,13 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
             out,
             counted(other, "image"),
             _changed_settings(out, cfg),
+        )
+    if changed:  # new photos under the old names: their labels are of the old ones
+        log.warning(
+            "%s: %s changed since labelled (%s: another file size) will be labelled again",
+            out,
+            counted(len(changed), "image"),
+            few_keys(sorted(changed, key=lambda k: (split_key(k[0]), k[1]))),
         )
     if not todo and (out / "run.json").is_file():
         summary.wall_seconds = time.perf_counter() - t_start
@@ -500,7 +554,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
         counts["fail"] += failed
         progress.update(task, advance=1, **counts)
 
-    writer = _Writers(cfg, out, chash, summary, header, on_done)
+    writer = _Writers(cfg, out, chash, summary, header, on_done, sizes)
     pool = ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="label-decode")
     pending: deque[Future] = deque()
     source = iter(todo)

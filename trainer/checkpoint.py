@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from annotations.fileio import not_this_output, unreadable_torch_file
+from annotations.fileio import FILE_MODE, not_this_output, unreadable_torch_file
 
 FORMAT = 1
 REQUIRED = ("format", "step", "model", "model_config", "taxonomy")
@@ -60,12 +60,16 @@ def checkpoint_dict(
 
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace`` onto ``path``:
-    a crash mid-write never leaves a truncated checkpoint."""
+    a crash mid-write never leaves a truncated checkpoint. The file gets the permissions of
+    every other output (``FILE_MODE``), not the owner-only ones of ``mkstemp``: a checkpoint
+    on a shared machine is read by the others who predict with it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
+            if hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), FILE_MODE)
             torch.save(state, f)
             f.flush()
             os.fsync(f.fileno())

@@ -38,7 +38,7 @@ import torch
 
 from annotations.fileio import atomic_write_json, first_line
 from annotations.labelmap import read_label, write_color_preview, write_label
-from engine.datasets import IMAGE_EXTS, load_image
+from engine.datasets import IMAGE_EXTS, listed_file, load_image
 from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
 from engine.runinfo import environment
@@ -194,14 +194,20 @@ def replaced_files(out: Path, images: list[Path], diffs: list[str]) -> list[Path
 
 
 def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name; or ``folder`` itself, one image."""
+    """Image files directly in ``folder``, sorted by name; or ``folder`` itself, one image.
+    Hidden files are left out, as a dataset's listing leaves them out: macOS copies put a
+    ``._a.jpg`` (AppleDouble metadata, no image) beside each ``a.jpg``."""
     if folder.is_file():
         if folder.suffix.lower() not in IMAGE_EXTS:
             raise ValueError(f"{folder}: not an image ({', '.join(IMAGE_EXTS)})")
         return [folder]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: image folder not found")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    files = sorted(
+        p
+        for p in folder.iterdir()
+        if listed_file(p) and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
+    )  # a broken link fails naming it, rather than vanish from the output
     if not files:
         others = other_files(folder)
         raise ValueError(

@@ -67,16 +67,24 @@ def validation_split(cfg: TrainConfig) -> SegDataset:
     says how to go on: a fused dataset made from the training split alone has no val labels
     (its images are the source dataset's, so only the labels are missing)."""
     spec = load_spec(cfg.data)
+    how = ": give another with --val-split, or --val-split none to train without validation"
     try:
-        return SegDataset(spec, cfg.val_split)
+        data = SegDataset(spec, cfg.val_split)
     except FileNotFoundError as e:
         # fusing the split adds its labels where the source has its images, not a split it lacks
-        fused = (spec.root / FUSE_RECORD).is_file() and spec.image_dir(cfg.val_split).is_dir()
+        folder = spec.image_dir(cfg.val_split)
+        fused = (spec.root / FUSE_RECORD).is_file() and folder.is_dir() and any(folder.iterdir())
         raise FileNotFoundError(
             f"{first_line(e)}; validation needs split {cfg.val_split!r} labelled"
             + (f" (engine fuse --split {cfg.val_split} adds it)" if fused else "")
-            + ": give another with --val-split, or --val-split none to train without validation"
+            + how
         ) from e
+    if not data.samples:  # validated on nothing, and the run's scores said only so at the end
+        raise ValueError(
+            f"{spec.image_dir(cfg.val_split)}: split {cfg.val_split!r} has no images to "
+            f"validate on{how}"
+        )
+    return data
 
 
 def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:

@@ -44,6 +44,7 @@ from annotations.fileio import (
     read_jsonl,
 )
 from annotations.labelmap import read_label, write_label
+from annotations.labelrun import latest_records
 from annotations.taxonomy import Taxonomy
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.fusion.pseudo import (
@@ -275,8 +276,28 @@ def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
     if missing:
         raise ValueError(
             f"{folder}: no pseudo label for {counted(len(missing), 'image')} of {image_dir}: "
-            f"{_few(missing)} (finish the labeling run first)"
+            f"{_few(missing)} ({_why_unlabelled(run, dataset.split, missing)})"
         )
+
+
+def _why_unlabelled(run: PseudoRun, split: str, missing: set[str]) -> str:
+    """What to do about images without a pseudo label: finish the run, or, when its manifest
+    says the labeler failed on them (an unreadable image, a truth mask of another size),
+    mend them and label again; "finish the labeling run" was no help there."""
+    latest = latest_records(run.path)
+    failed = [
+        (stem, rec)
+        for stem in sorted(missing)
+        if (rec := latest.get((split, stem)) or {}).get("status") == "failed"
+    ]
+    if not failed:
+        return "finish the labeling run first"
+    stem, rec = failed[0]
+    return (
+        f"the labeling run failed on {len(failed)} of them, {stem}: "
+        f"{rec.get('error')}; mend them and run engine label again, or take them out of the "
+        "dataset"
+    )
 
 
 def _roots(path: Path) -> set[Path]:

@@ -121,6 +121,31 @@ def test_images_without_labels_count_and_first_names(tmp_path: Path):
     assert len(ds) == 7 and ds[3].label_path is not None and ds[0].label_path is None
 
 
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        ("running", "its fusion did not finish (fuse.json: status running): unless it is running"),
+        ("incomplete", "fusion failed on some images (fuse.json lists them, with why)"),
+        ("complete", None),
+    ],
+)
+def test_a_fused_dataset_missing_labels_says_its_fusion_is_unfinished(tmp_path, status, says):
+    """A fusion stopped by Ctrl-C, or one that failed some images, leaves labels missing:
+    training and engine info said only "no label for N images" (or "label folder for split
+    'val' not found"), not why nor what writes them."""
+    src = _mass(tmp_path / "data", "train", ["a", "b"])
+    _image(src / "images/val/c.jpg")
+    fused = tmp_path / "fused"
+    _label(fused / "labels/train/a.png")
+    (fused / "dataset.yaml").write_text("images: ../data/images/{split}\nlabels: labels/{split}\n")
+    (fused / "fuse.json").write_text(json.dumps({"status": status}))
+    for split, error in (("train", "for 1 image: b"), ("val", "label folder for split 'val'")):
+        with pytest.raises((ValueError, FileNotFoundError)) as e:
+            open_split(fused, split)
+        assert error in str(e.value)
+        assert (says in str(e.value)) if says else str(e.value).endswith(("b", "not found"))
+
+
 def test_labels_without_images_count_and_first_names(tmp_path: Path):
     root = _mass(tmp_path, "train", ["a"], labels=["a", "ghost1", "ghost2"])
     with pytest.raises(ValueError) as e:
@@ -128,6 +153,28 @@ def test_labels_without_images_count_and_first_names(tmp_path: Path):
     msg = str(e.value)
     assert msg.startswith(str(root / "annotations/train"))
     assert "no image in" in msg and "for 2 labels: " in msg and msg.endswith("ghost1, ghost2")
+
+
+def test_a_broken_link_or_an_unread_suffix_is_named_not_a_missing_image(tmp_path: Path):
+    """An image that is a symbolic link to a moved file, and one of a suffix the dataset does
+    not read (a .webp): both were left out of the listing, so their labels were reported as
+    having "no image" while the folder showed one of that name."""
+    root = _mass(tmp_path, "train", ["a", "b"])
+    (root / "images/train/b.jpg").unlink()
+    (root / "images/train/b.jpg").symlink_to(tmp_path / "gone.jpg")
+    ds = open_split(root, "train")
+    assert [s.stem for s in ds] == ["a", "b"]
+    assert [p.message for p in ds.check()] == [
+        f"{root / 'images/train/b.jpg'}: broken symbolic link (to {tmp_path / 'gone.jpg'})"
+    ]
+    _label(root / "annotations/train/w.png")
+    _image(root / "images/train/w.webp")
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    assert str(e.value).endswith(
+        f"for 1 label: w; {root / 'images/train'} holds w.webp, whose suffix the dataset does "
+        "not read (.jpg .jpeg .png): list it in image_exts of a dataset spec (docs/foundation.md)"
+    )
 
 
 def test_duplicate_stems(tmp_path: Path):

@@ -334,9 +334,18 @@ def test_error_a_dataset_without_labels(world):
 def test_error_pseudo_labels_missing_or_extra(world, tmp_path):
     partial = write_pseudo_run(tmp_path / "partial", "Bicycle", {"train": {"a": bike_map()}})
     with pytest.raises(
-        ValueError, match=r"partial/labels/train: no pseudo label for 1 image of .*: b"
+        ValueError, match=r"partial/labels/train: no pseudo label for 1 image of .*: b \(finish"
     ):
         fuse(cfg(world, pseudo=(partial,), splits=("train",)))
+    # the labeler failed on b: "finish the labeling run first" was no help, the run had ended
+    failure = {"split": "train", "stem": "b", "status": "failed", "error": "ValueError: b.jpg: bad"}
+    (partial / "manifest.jsonl").write_text(json.dumps(failure) + "\n")
+    with pytest.raises(ValueError) as e:
+        fuse(cfg(world, pseudo=(partial,), splits=("train",)))
+    assert str(e.value).endswith(
+        ": b (the labeling run failed on 1 of them, b: ValueError: b.jpg: bad; mend them and run "
+        "engine label again, or take them out of the dataset)"
+    )
     extra = write_pseudo_run(
         tmp_path / "extra", "Bicycle", {"train": {k: bike_map() for k in ("a", "b", "zz")}}
     )

@@ -708,10 +708,16 @@ def test_predict_says_which_files_it_leaves_out(tmp_path) -> None:
 
     ckpt = _tiny_checkpoint(tmp_path / "m.pt")
     images = _images(tmp_path / "images", "a.png")
-    for name in ("t.tif", "w.webp", "notes.txt", "x.bmp", ".hidden"):
-        (images / name).write_bytes(b"x")
+    for name in ("t.tif", "w.webp", "notes.txt", "x.bmp", ".hidden", "._a.png", ".DS_Store"):
+        (images / name).write_bytes(b"x")  # ._a.png: macOS metadata, no image (it failed)
     res = predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "p"), None))
     assert [p.name for p in res.left_out] == ["notes.txt", "t.tif", "w.webp", "x.bmp"]
+    assert res.failed == [] and sorted(p.name for p in (tmp_path / "p").glob("*.png")) == ["a.png"]
+    (images / "gone.png").symlink_to(tmp_path / "moved.png")  # vanished without a word
+    res = predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "p2"), None))
+    assert res.failed == [(images / "gone.png", f"{images / 'gone.png'}: broken symbolic link "
+                           f"(to {tmp_path / 'moved.png'})")]  # fmt: skip
+    (images / "gone.png").unlink()
     args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--no-progress"]
     out = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "q"), "--size", "original"])
     text = " ".join(out.output.split())

@@ -140,6 +140,27 @@ def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path):
     assert res.exit_code == 0 and "val:" in res.output, res.output
 
 
+def test_an_empty_validation_split_is_refused_before_training(synth, tmp_path):
+    """A val folder without images: the run trained, warned that validation enlarged the
+    images of split 'train' (it checked the training split instead) and ended with "val:
+    nothing to score". It is refused at once now, writing nothing."""
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(synth, data)
+    for folder in ("images", "annotations"):
+        shutil.rmtree(data / folder / "val")
+        (data / folder / "val").mkdir()
+    out = tmp_path / "run"
+    args = ["train", "--data", str(data), "--preset", "tiny", "--iters", "1", "--batch-size", "2"]
+    res = CliRunner().invoke(app, [*args, "--out", str(out), "--no-progress"])
+    assert res.exit_code == 2 and " ".join(res.output.split()) == (
+        f"error: {data / 'images' / 'val'}: split 'val' has no images to validate on: give "
+        "another with --val-split, or --val-split none to train without validation"
+    )
+    assert not out.exists()
+
+
 @pytest.mark.slow
 def test_torchrun_ddp_two_cpu_ranks_then_resume(synth, tmp_path):
     """DDP on CPU (gloo): two ranks train, only rank 0 writes, and the run resumes."""
