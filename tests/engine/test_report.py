@@ -109,6 +109,19 @@ def test_report_rows_and_deltas(world):
     assert "Below, the same panels of the white box, enlarged" in res.markdown.read_text()
 
 
+def test_markdown_leaves_the_pseudo_labels_own_deltas_blank(world):
+    """report.md showed +0.00 deltas on the pseudo labels' row, the row the deltas are taken
+    against; the terminal's table leaves them blank, and so does report.md now."""
+    tmp, data, subset, _ = world
+    res = build_report(ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                                    pred=str(tmp / "pred"), data=str(data), chart=False))  # fmt: skip
+    rows = {line.split(" | ")[0][2:]: line for line in res.markdown.read_text().splitlines()
+            if line.startswith("| ") and line.endswith(" |")}  # fmt: skip
+    assert rows["pseudo labels (simulated)"].endswith(" |  |  |  | 3 |")
+    model = res.data["table4"][1]
+    assert f"| {model['delta']['iou']:+.2f} |" in rows["joint-trained model"]
+
+
 def test_a_rerun_with_fewer_files_removes_the_earlier_report_s_others(world):
     """A rerun with --no-chart or fewer --overlays left the earlier chart.png and overlays,
     which report.md no longer shows; files the report never wrote stay."""
@@ -157,7 +170,7 @@ def test_every_markdown_number_is_in_the_json(world):
         for tok in re.findall(r"[-+]?\d+\.\d+", ln):
             assert float(tok) in known, (tok, ln)
             found += 1
-    assert found >= 2 * 6 + 9 * 3
+    assert found >= 3 + 6 + 9 * 3  # the pseudo labels' row has no deltas of its own
 
 
 def test_fused_row_and_missing_prediction(world, tmp_path):
