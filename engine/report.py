@@ -658,7 +658,8 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         check_subset_class(subset, run.class_name, f"{cfg.pseudo}/run.json")
     if not (cfg.pseudo or cfg.fused or cfg.pred):
         raise ValueError(
-            "nothing to report: give pseudo labels (--pseudo), fused labels or predictions (--pred)"
+            "nothing to report: give pseudo labels (--pseudo), fused labels (--fused) or "
+            "predictions (--pred)"
         )
     taxonomies = source_taxonomies(cfg, class_name)
     # the per-class table's classes: the predictions'

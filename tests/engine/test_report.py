@@ -302,7 +302,7 @@ def test_size_mismatch_and_nothing_to_report(world):
         build_report(
             ReportConfig(str(subset.root), str(tmp / "r"), pred=str(tmp / "pred"), chart=False)
         )
-    with pytest.raises(ValueError, match="nothing to report"):
+    with pytest.raises(ValueError, match=r"nothing to report: .*fused labels \(--fused\)"):
         build_report(ReportConfig(str(subset.root), str(tmp / "r")))
 
 
