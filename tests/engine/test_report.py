@@ -200,6 +200,41 @@ def test_fused_row_and_missing_prediction(world, tmp_path):
         build_report(ReportConfig(str(subset.root), str(tmp / "rep3"), pred=str(tmp / "pred")))
 
 
+def test_predictions_of_another_split_are_named(world):
+    """--pred of another split failed on the first annotated image without saying that the
+    folder holds another split's predictions: the error names what it holds."""
+    tmp, _, subset, _ = world
+    val = tmp / "pval"
+    write_label(val / "img_v.png", np.zeros((H, W), np.uint8))
+    (val / "predict.json").write_text(json.dumps({"config": {"split": "val"}}))
+    with pytest.raises(FileNotFoundError, match=r"'img000' \(test\); it holds predictions of split 'val' \(.*predict.json\), not of the subset's 'test'"):  # fmt: skip
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), pred=str(val)))
+    (val / "predict.json").unlink()  # predictions made elsewhere: their own files are named
+    with pytest.raises(FileNotFoundError, match=r"it holds 1 other label map \(img_v.png, ...\)"):
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), pred=str(val)))
+    (val / "img_v.png").rename(tmp / "img_v.png")
+    write_label(val / "labels" / "train" / "img_t.png", np.zeros((H, W), np.uint8))
+    with pytest.raises(FileNotFoundError, match="it holds split train, not the subset's 'test'"):
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), pred=str(val)))
+    assert not (tmp / "r").exists()
+
+
+def test_fused_labels_without_the_annotated_images_are_said(world, caplog):
+    """Fused labels of the training split only gave no fused row without a word, and as the
+    only source an empty table with exit code 0: a warning, and then an error."""
+    tmp, data, subset, _ = world
+    write_label(tmp / "fused" / "labels" / "train" / "t0.png", np.zeros((H, W), np.uint8))
+    res = build_report(ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                                    fused=str(tmp / "fused"), chart=False, overlays=0))  # fmt: skip
+    assert [r["kind"] for r in res.data["table4"]] == ["pseudo labels"]
+    said = "no fused labels for any of the 3 annotated images (split 'test'); it holds split train"
+    assert said in res.data["warnings"][0] and said in caplog.text
+    assert said in res.markdown.read_text()
+    with pytest.raises(FileNotFoundError, match=re.escape(said) + ".*; nothing to report"):
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), fused=str(tmp / "fused")))
+    assert not (tmp / "r").exists()
+
+
 def test_each_row_reads_its_folder_s_own_taxonomy(world):
     """The predictions record Bicycle at 7 (predict.json), the fused dataset Car at 7 and
     Bicycle at 8 (its taxonomy.json): each row finds the class's id in its own folder's
