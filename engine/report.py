@@ -70,6 +70,7 @@ from engine.outputs import (
 )
 from engine.progress import track
 from engine.runinfo import environment
+from engine.runlock import check_output_folder
 from engine.text import METRICS, SOURCES, counted, joined, score_cells
 
 log = logging.getLogger(__name__)
@@ -700,6 +701,8 @@ def check_data_sizes(subset: Subset, ds: SegDataset, data_source: str | None) ->
 
 def build_report(cfg: ReportConfig) -> ReportResult:
     """Score, write ``report.json``, ``report.md``, ``chart.png`` and overlays; return them."""
+    # a report written into a dataset root or another output hid it from engine info
+    check_output_folder(cfg.out, ("report.json",), "engine report")
     subset = read_subset(cfg.subset)
     if cfg.class_name:  # else another class's masks would be read as this one's
         check_subset_class(subset, cfg.class_name)

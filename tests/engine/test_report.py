@@ -200,6 +200,23 @@ def test_fused_row_and_missing_prediction(world, tmp_path):
         build_report(ReportConfig(str(subset.root), str(tmp / "rep3"), pred=str(tmp / "pred")))
 
 
+def test_an_out_that_is_another_output_or_a_dataset_root_is_refused(world):
+    """report.json written into a prediction folder or a dataset root made engine info take it
+    for a report: such an --out is refused before anything is written, as by the other
+    commands; a report's own folder is written again."""
+    tmp, data, subset, _ = world
+    (tmp / "pred" / "predict.json").write_text(json.dumps({"config": {"split": "test"}}))
+    for out, what in ((tmp / "pred", "a folder of predictions"), (data, "a dataset's root"),
+                      (subset.root, "an annotated subset")):  # fmt: skip
+        before = sorted(out.rglob("*"))
+        with pytest.raises(ValueError, match=f"it is {what}[^;]*; engine report needs a folder"):
+            build_report(ReportConfig(str(subset.root), str(out), pseudo=str(tmp / "run")))
+        assert sorted(out.rglob("*")) == before
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), chart=False)
+    build_report(cfg)
+    assert build_report(cfg).json == tmp / "rep" / "report.json"
+
+
 def test_predictions_of_another_split_are_named(world):
     """--pred of another split failed on the first annotated image without saying that the
     folder holds another split's predictions: the error names what it holds."""
