@@ -39,7 +39,7 @@ from annotations.fileio import (
     recorded_root,
     split_key,
 )
-from annotations.labelmap import IGNORE, read_label
+from annotations.labelmap import IGNORE, read_label, validate_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
@@ -321,7 +321,16 @@ def per_class_table(
         if p is None:
             continue
         gt = read_label(sample.label_path)
-        pred = lut[read_label(p)]
+        validate_label(gt, taxonomy, str(sample.label_path))
+        raw = read_label(p)
+        try:  # the scorer's own error named neither the file nor the likely cause
+            validate_label(raw, taxonomy, str(p))
+        except ValueError as e:
+            raise ValueError(
+                f"{e}: {cfg.pred} holds more classes than the taxonomy read for it; give its "
+                "taxonomy.json as --taxonomy"
+            ) from None
+        pred = lut[raw]
         check_size(p, pred, gt.shape, f"its label {sample.label_path}")
         truth = root / "new_classes" / class_name.lower() / split / f"{sample.stem}.png"
         if sample.stem in subset.stems:

@@ -217,6 +217,26 @@ def test_an_out_that_is_another_output_or_a_dataset_root_is_refused(world):
     assert build_report(cfg).json == tmp / "rep" / "report.json"
 
 
+def test_predictions_of_more_classes_than_their_taxonomy_name_the_file(world):
+    """A prediction holding an id beyond the taxonomy read for it (a 9-class model's PNGs
+    copied without predict.json) failed the per-class table with "pred: label values [8] ...",
+    naming no file: now the file, and --taxonomy as the way out."""
+    tmp, data, subset, _ = world
+    lab = read_label(tmp / "pred" / "test" / "img001.png")
+    lab[0, 0] = 8
+    write_label(tmp / "pred" / "test" / "img001.png", lab)
+    path = tmp / "pred" / "test" / "img001.png"
+    with pytest.raises(ValueError) as e:
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), pred=str(tmp / "pred"),
+                                  data=str(data), chart=False))  # fmt: skip
+    assert str(e.value) == (
+        f"{path}: label values 8 are not class ids (expected 0..7 or 255 = ignore): "
+        f"{tmp / 'pred'} holds more classes than the taxonomy read for it; give its "
+        "taxonomy.json as --taxonomy"
+    )
+    assert not (tmp / "r").exists()
+
+
 def test_predictions_of_another_split_are_named(world):
     """--pred of another split failed on the first annotated image without saying that the
     folder holds another split's predictions: the error names what it holds."""
