@@ -600,6 +600,21 @@ def test_compare_cli_outputs(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_folder_of_label_map_folders_names_them(tmp_path: Path) -> None:
+    """--pred demo_out/predict (its test/ and test_start/ inside) or --gt a dataset's root said
+    only "no PNG files found": the error names the folders of label maps inside."""
+    pred, gt = _write(tmp_path, _maps(1, 1))
+    (tmp_path / "root" / "annotations").mkdir(parents=True)
+    gt.rename(tmp_path / "root" / "annotations" / "test")
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(tmp_path, pred, progress=False))
+    assert str(e.value).endswith(f"(folders of label maps inside: {pred}; give one)")
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(pred, tmp_path / "root", progress=False))
+    shown = tmp_path / "root" / "annotations" / "test"
+    assert str(e.value).endswith(f"(folders of label maps inside: {shown}; give one)")
+
+
 def test_json_dash_writes_the_json_alone_to_stdout(tmp_path: Path, monkeypatch) -> None:
     """`--json -` wrote a file named "-" in the working directory; a script reading stdout
     found the table there. Now the JSON is stdout's only content, the table on stderr."""
