@@ -24,7 +24,8 @@ with Grounded-SAM's documented failure modes (missed small objects, filled wheel
 boundaries, false positives), because no detector weights can be assumed on a fresh machine.
 With ``detector`` and ``segmenter`` set, the real Grounded-SAM backend labels instead.
 Each stage is resumable, so an interrupted demo continues where it stopped; a folder whose
-scenes were made with other settings (size, counts, seed) is refused before anything is written.
+scenes were made with other settings (size, counts, seed), fused for other classes or trained
+with other options is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ def run_demo(
     check_same_classes(out / "fused", cfg.classes)  # and one fused for other classes
     fused, train_out = out / "fused", out / "train"
     train_cfg = demo_train_config(cfg, fused, train_out)
+    check_same_training(train_cfg)  # and one trained with other options
     micro_batch(train_cfg, train_cfg.processes)  # and a batch the processes cannot split
     result = DemoResult(out=out, start=start)
     if cfg.simulated:
@@ -427,6 +429,62 @@ def check_same_classes(fused: Path, classes: Sequence[str]) -> None:
         raise ValueError(
             f"{fused / 'taxonomy.json'}: this demo folder was made for {' + '.join(held)}, not "
             f"{' + '.join(classes)}; rerun with {flags} or give a new --out"
+        )
+
+
+# The demo's options that its training run records (train/config.json), by the trainer's key
+TRAINING_OPTIONS = (
+    ("--iters", "iters"),
+    ("--batch-size", "batch_size"),
+    ("--crop", "augment.crop"),
+    ("--class-crop-prob", "augment.class_crop_prob"),
+    ("--pseudo-form", "loss.decoupling.pseudo_form"),
+    ("--init", "init"),
+)
+
+
+def check_same_training(train_cfg: Any) -> None:
+    """Refuse to resume a demo folder whose model was trained with other options, before any
+    stage runs, naming the demo's options: the trainer refused only after the stages before
+    it, naming settings the demo derives (``warmup_iters`` for ``--iters``,
+    ``freeze_bn_stats`` for ``--init``). Nothing is checked without a checkpoint to resume
+    (``train_cfg.resume``); what this does not cover (two start checkpoints, which the trainer
+    compares by their bytes where the built-in one moved with the install) is left to the
+    trainer's own check."""
+    out = Path(train_cfg.out)
+    if not train_cfg.resume:
+        return
+    from annotations.fileio import read_json
+
+    try:
+        recorded = read_json(out / "config.json", "config.json")["config"]
+        now = json.loads(json.dumps(train_cfg.to_dict()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # the trainer names what is wrong with the run
+
+    def at(config: Any, key: str) -> Any:
+        for part in key.split("."):
+            config = config.get(part) if isinstance(config, dict) else None
+        return config
+
+    def shown(option: str, value: Any) -> str:
+        if option != "--init":
+            return str(value)
+        if value is None:
+            return "none"
+        return "builtin" if Path(value).resolve() == BUILTIN.resolve() else str(value)
+
+    differ = []
+    for option, key in TRAINING_OPTIONS:
+        was, given = at(recorded, key), at(now, key)
+        if option == "--init" and was is not None and given is not None:
+            continue  # a start checkpoint both: the trainer knows one moved with its install
+        if was != given:
+            differ.append(f"{option} {shown(option, was)}, not {shown(option, given)}")
+    if differ:
+        raise ValueError(
+            f"{out / 'config.json'}: this demo folder's model was trained with other options "
+            f"({'; '.join(differ)}); rerun with those or give a new --out"
         )
 
 

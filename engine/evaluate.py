@@ -167,8 +167,18 @@ def _labels_inside(folder: Path) -> str:
     end of the error: a label run's or fused dataset's ``labels/<split>``; for an annotated
     subset, the command that scores it."""
     kind = output_kind(folder)
-    if kind is None:
-        return ""
+    if kind is None:  # a folder of prediction folders (demo_out/predict) or a dataset's root
+        inside = [
+            d
+            for base in (folder, folder / "annotations")
+            if base.is_dir()
+            for d in sorted(base.iterdir())
+            if d.is_dir() and any(d.glob("*.png"))
+        ]
+        if not inside:
+            return ""
+        shown = ", ".join(str(d) for d in inside[:4]) + (" ..." if len(inside) > 4 else "")
+        return f" (folders of label maps inside: {shown}; give one)"
     if kind[0] == "subset.json":
         return f" (score its class with engine compare --gt {folder} or engine report --subset)"
     labels = folder / "labels"

@@ -37,8 +37,9 @@ from annotations.fileio import (
     first_line,
     read_json,
     recorded_root,
+    split_key,
 )
-from annotations.labelmap import IGNORE, read_label
+from annotations.labelmap import IGNORE, read_label, validate_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import MASS13K, Taxonomy
@@ -60,6 +61,8 @@ from engine.outputs import (
     find_png,
     jpeg_bytes,
     overlay,
+    png_folders,
+    prediction_record,
     prediction_settings,
     pyplot,
     save_figure,
@@ -67,7 +70,8 @@ from engine.outputs import (
 )
 from engine.progress import track
 from engine.runinfo import environment
-from engine.text import METRICS, SOURCES, counted, score_cells
+from engine.runlock import check_output_folder
+from engine.text import METRICS, SOURCES, counted, joined, score_cells
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +199,9 @@ def score_class(
             if p is None:
                 if name == "fused labels":
                     continue  # fusion usually covers the training split only
-                raise FileNotFoundError(f"{d}: no {name} for annotated image {stem!r} ({split})")
+                raise FileNotFoundError(
+                    f"{d}: no {name} for annotated image {stem!r} ({split}){held_elsewhere(d, split)}"
+                )
             label = read_label(p)
             _check_size(p, label, gt.shape)
             evals[name].update(label, gt)  # the class (class_id) vs the rest; GT 255 ignored
@@ -229,6 +235,52 @@ def score_class(
         if base is not None and res is not base:
             row["delta_interval"] = delta_interval(evals, scored, "pseudo labels", row["kind"])
     return rows, class_pixels
+
+
+def unscored_warnings(
+    dirs: dict[str, tuple[Path, int]], rows: list[dict], subset: Subset
+) -> list[str]:
+    """A line per source given that holds none of the annotated images (fused labels of the
+    training split only; the other sources fail on a missing image): its row is left out of
+    the table, and without the line nothing said why."""
+    scored = {row["kind"] for row in rows}
+    return [
+        f"{d}: no {name} for any of the {counted(len(subset.stems), 'annotated image')} "
+        f"(split {subset.split!r}){held_elsewhere(d, subset.split)}: the table has no {name} row"
+        for name, (d, _) in dirs.items()
+        if name not in scored
+    ]
+
+
+def held_elsewhere(folder: Path, split: str) -> str:
+    """What a source folder without an annotated image's label map holds instead, to end the
+    error or warning that says so: the split its ``predict.json`` records, the split folders
+    it has, or its own label maps; ``""`` when none of them points elsewhere (one image
+    missing from the subset's split)."""
+    try:
+        recorded = ((prediction_record(folder) or {}).get("config") or {}).get("split")
+    except (OSError, ValueError):
+        recorded = None
+    if isinstance(recorded, str) and recorded and recorded != split:
+        return (
+            f"; it holds predictions of split {recorded!r} ({folder / 'predict.json'}), not of "
+            f"the subset's {split!r}"
+        )
+    splits = {
+        p.name
+        for base in (folder, folder / "labels")
+        if base.is_dir()
+        for p in base.iterdir()
+        if p.is_dir() and p.name != split and any(p.glob("*.png"))
+    }
+    if splits and not (folder / split).is_dir() and not (folder / "labels" / split).is_dir():
+        return (
+            f"; it holds split {joined(sorted(splits, key=split_key))}, not the subset's {split!r}"
+        )
+    own = sorted(folder.glob("*.png")) if folder.is_dir() else []
+    if own and not any(p.is_dir() for p in png_folders(folder, split)[:3]):
+        return f"; it holds {counted(len(own), 'other label map')} ({own[0].name}, ...)"
+    return ""
 
 
 def delta_interval(
@@ -269,7 +321,16 @@ def per_class_table(
         if p is None:
             continue
         gt = read_label(sample.label_path)
-        pred = lut[read_label(p)]
+        validate_label(gt, taxonomy, str(sample.label_path))
+        raw = read_label(p)
+        try:  # the scorer's own error named neither the file nor the likely cause
+            validate_label(raw, taxonomy, str(p))
+        except ValueError as e:
+            raise ValueError(
+                f"{e}: {cfg.pred} holds more classes than the taxonomy read for it; give its "
+                "taxonomy.json as --taxonomy"
+            ) from None
+        pred = lut[raw]
         check_size(p, pred, gt.shape, f"its label {sample.label_path}")
         truth = root / "new_classes" / class_name.lower() / split / f"{sample.stem}.png"
         if sample.stem in subset.stems:
@@ -378,6 +439,8 @@ def render_markdown(data: dict) -> str:
     ]
     for row in data["table4"]:
         vals, deltas = score_cells(row), score_cells(row["delta"], sign=True)
+        if row.get("kind") == "pseudo labels":  # the row they are against: blank, as printed
+            deltas = ["", "", ""]
         lines.append(
             f"| {row['source']} | {' | '.join(vals)} | {' | '.join(deltas)} | {row['images']} |"
         )
@@ -647,6 +710,8 @@ def check_data_sizes(subset: Subset, ds: SegDataset, data_source: str | None) ->
 
 def build_report(cfg: ReportConfig) -> ReportResult:
     """Score, write ``report.json``, ``report.md``, ``chart.png`` and overlays; return them."""
+    # a report written into a dataset root or another output hid it from engine info
+    check_output_folder(cfg.out, ("report.json",), "engine report")
     subset = read_subset(cfg.subset)
     if cfg.class_name:  # else another class's masks would be read as this one's
         check_subset_class(subset, cfg.class_name)
@@ -656,7 +721,8 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         check_subset_class(subset, run.class_name, f"{cfg.pseudo}/run.json")
     if not (cfg.pseudo or cfg.fused or cfg.pred):
         raise ValueError(
-            "nothing to report: give pseudo labels (--pseudo), fused labels or predictions (--pred)"
+            "nothing to report: give pseudo labels (--pseudo), fused labels (--fused) or "
+            "predictions (--pred)"
         )
     taxonomies = source_taxonomies(cfg, class_name)
     # the per-class table's classes: the predictions'
@@ -683,13 +749,18 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     images = {s.stem: s.image_path for s in split_ds.samples} if split_ds is not None else {}
     dirs = source_dirs(cfg, class_name, taxonomies)
     rows, class_pixels = score_class(cfg, subset, class_name, dirs, backend)
+    unscored = unscored_warnings(dirs, rows, subset)  # fused labels of other splits only
+    if not rows:  # an empty table and exit 0 said nothing
+        raise FileNotFoundError(unscored[0] + "; nothing to report")
+    for warning in unscored:
+        log.warning(warning)
     for row in rows:  # which id each row read, and from where
         row["class_id"] = dirs[row["kind"]][1]
         row["taxonomy_source"] = taxonomies[row["kind"]][1] if row["kind"] in taxonomies else None
     warnings = match_warnings(rows, subset.root) + training_image_warnings(prediction, subset)
     for warning in warnings:
         log.warning(warning)
-    warnings = other_data + warnings
+    warnings = other_data + unscored + warnings
     title = cfg.title or f"{class_name}: pseudo labels vs joint training"
     if backend == "simulated" and "simulated" not in title.lower():
         title += " (simulated labeler)"

@@ -28,6 +28,19 @@ class _Input(str, Enum):
     labels = "labels"
 
 
+def _to_stdout(path: Path | None) -> bool:
+    """``--json -``: the JSON goes to stdout alone (tables and notes to stderr), for a script to
+    read; before, a file named ``-`` was written in the working directory."""
+    return path is not None and str(path) == "-"
+
+
+def _print_json(data: dict) -> None:
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
 def _metric_cell(value: float, digits: int) -> str:
     return "-" if value != value else f"{value:.{digits}f}"  # NaN != NaN
 
@@ -45,7 +58,9 @@ def evaluate_cmd(
         help="Taxonomy JSON (default: the one recorded beside --pred or --gt by engine predict "
         "or engine fuse, else MaSS13K's 7 classes).",
     ),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON here."),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write the report as JSON here ('-': to stdout, the table to stderr)."
+    ),
     bf1_mode: _BF1Mode = typer.Option(
         _BF1Mode.dataset,
         "--bf1-mode",
@@ -76,6 +91,8 @@ def evaluate_cmd(
 
     from engine.evaluate import EvaluateConfig, describe_fold, evaluate
 
+    to_stdout = _to_stdout(json_out)
+    out = stderr if to_stdout else stdout
     cfg = EvaluateConfig(
         pred=pred,
         gt=gt,
@@ -84,7 +101,7 @@ def evaluate_cmd(
         bf1_mode=bf1_mode.value,
         workers=workers,
         resize_pred=resize_pred.value if resize_pred else None,
-        json_out=json_out,
+        json_out=None if to_stdout else json_out,
         progress=progress,
         device=device,
         fold_new_classes=fold_new_classes,
@@ -116,14 +133,16 @@ def evaluate_cmd(
         _metric_cell(r.mbf1, 4),
         style="bold",
     )
-    stdout.print(table)
-    stdout.print(f"classes: {report.taxonomy_source}", soft_wrap=True)
+    out.print(table)
+    out.print(f"classes: {report.taxonomy_source}", soft_wrap=True)
     if report.by_name is not None and report.by_name.moved:
-        stdout.print(report.by_name.describe(), soft_wrap=True)
+        out.print(report.by_name.describe(), soft_wrap=True)
     if report.folded:
         off = "" if fold_new_classes else "; --no-fold-new-classes scores them apart"
-        stdout.print(f"{describe_fold(report.folded)} ({report.fold_why}{off})", soft_wrap=True)
-    if json_out is not None:
+        out.print(f"{describe_fold(report.folded)} ({report.fold_why}{off})", soft_wrap=True)
+    if to_stdout:
+        _print_json(report.to_json(cfg))
+    elif json_out is not None:
         stderr.print(f"wrote {json_out}")
 
 
@@ -158,7 +177,11 @@ def compare_cmd(
         "--input",
         help="How to read files: auto (only 0/1/255 = binary mask), binary, or labels.",
     ),
-    json_out: Path | None = typer.Option(None, "--json", help="Write the comparison as JSON here."),
+    json_out: Path | None = typer.Option(
+        None,
+        "--json",
+        help="Write the comparison as JSON here ('-': to stdout, the table to stderr).",
+    ),
     markdown_out: Path | None = typer.Option(
         None, "--markdown", help="Write a Markdown table here."
     ),
@@ -181,6 +204,8 @@ def compare_cmd(
     from engine.outputs import DEFAULT_TAXONOMY
     from engine.table4 import Table4
 
+    to_stdout = _to_stdout(json_out)
+    out = stderr if to_stdout else stdout
     cfg = CompareConfig(
         class_name=class_name,
         gt=gt,
@@ -190,7 +215,7 @@ def compare_cmd(
         bf1_mode=bf1_mode.value,
         resize_pred=resize_pred.value if resize_pred else None,
         workers=workers,
-        json_out=json_out,
+        json_out=None if to_stdout else json_out,
         markdown_out=markdown_out,
         plot_out=plot_out,
         progress=progress,
@@ -198,9 +223,9 @@ def compare_cmd(
     report = compare(cfg)
     rows = [{"source": row.name, **row.scores.to_json(), "delta": row.delta} for row in report.rows]
     title = f"{report.class_name}: {counted(report.images, 'annotated image')}"
-    stdout.print(Table4(title, rows))  # deltas against the first source
+    out.print(Table4(title, rows))  # deltas against the first source
     for line in report.interval_lines():
-        stdout.print(line, highlight=False, soft_wrap=True)
+        out.print(line, highlight=False, soft_wrap=True)
     for row in report.rows:  # ids read from what a folder records: say where
         if (
             taxonomy is None
@@ -208,14 +233,16 @@ def compare_cmd(
             and row.taxonomy_source != DEFAULT_TAXONOMY
         ):
             where = f"{report.class_name} = {row.class_id} from {row.taxonomy_source}"
-            stdout.print(f"{row.name}: {where}", soft_wrap=True)
+            out.print(f"{row.name}: {where}", soft_wrap=True)
         if row.folded:  # a joint model's Bicycle is Others in precise labels of the base classes
-            stdout.print(
+            out.print(
                 f"{row.name}: {joined(row.folded)} counted as {report.class_name} (the ground "
                 "truth's classes do not have them)",
                 soft_wrap=True,
             )
-    for path in (json_out, markdown_out, plot_out):
+    if to_stdout:
+        _print_json(report.to_json(cfg))
+    for path in (None if to_stdout else json_out, markdown_out, plot_out):
         if path is not None:
             stderr.print(f"wrote {path}")
 

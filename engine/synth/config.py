@@ -44,7 +44,9 @@ class SynthConfig:
             if not isinstance(n, int) or n < 0:
                 raise ValueError(f"SynthConfig.{name} must be an integer >= 0, got {n!r}")
         if self.train + self.val + self.test == 0:
-            raise ValueError("SynthConfig: train + val + test is 0; nothing to generate")
+            raise ValueError(
+                "--train + --val + --test is 0: nothing to generate; give at least one image"
+            )
         if len(self.size) != 2 or min(self.size) < MIN_SIZE:
             shown = "x".join(map(str, self.size))
             raise ValueError(

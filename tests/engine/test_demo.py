@@ -315,6 +315,37 @@ def test_class_guard_refuses_a_demo_folder_fused_for_other_classes(tmp_path):
         )
 
 
+def test_training_guard_names_the_demo_s_options_before_any_stage(tmp_path):
+    """A finished demo rerun with another --iters or --init ran its first four stages, then
+    the trainer refused, naming warmup_iters or freeze_bn_stats, settings the demo derives:
+    now it is refused before any stage, naming the demo's options; the same ones resume."""
+    from engine.demo import DemoConfig, check_same_training, demo_train_config, run_demo
+
+    train = tmp_path / "train"
+    cfg = DemoConfig(out=tmp_path, iters=4, crop=64, device="cpu", processes=1)
+    recorded = json.loads(json.dumps(demo_train_config(cfg, tmp_path / "fused", train).to_dict()))
+    train.mkdir()
+    (train / "config.json").write_text(json.dumps({"config": recorded}))
+    (train / "last.pt").write_bytes(b"")
+    check_same_training(demo_train_config(cfg, tmp_path / "fused", train))
+    for changed, said in (
+        ({"iters": 6}, "--iters 4, not 6"),
+        ({"init": "none"}, "--init builtin, not none"),
+        ({"batch_size": 2, "pseudo_form": "flat"}, "--batch-size 4, not 2; --pseudo-form origin, not flat"),
+    ):  # fmt: skip
+        other = DemoConfig(**{**cfg.__dict__, **changed})
+        with pytest.raises(ValueError) as e:
+            run_demo(other)
+        assert str(e.value) == (
+            f"{train / 'config.json'}: this demo folder's model was trained with other options "
+            f"({said}); rerun with those or give a new --out"
+        )
+    assert not (tmp_path / "data").exists()  # no stage ran
+    # the built-in start at another path (another install): the trainer compares its bytes
+    (train / "config.json").write_text(json.dumps({"config": {**recorded, "init": "/x/a.pt"}}))
+    check_same_training(demo_train_config(cfg, tmp_path / "fused", train))
+
+
 def test_data_guard_reads_an_interrupted_synth_run(tmp_path):
     """A demo stopped while its scenes were drawn has no synth.json yet: the guard reads the
     unfinished run's record, so another size is refused and the same settings resume."""

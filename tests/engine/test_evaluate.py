@@ -600,6 +600,41 @@ def test_compare_cli_outputs(tmp_path: Path) -> None:
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_folder_of_label_map_folders_names_them(tmp_path: Path) -> None:
+    """--pred demo_out/predict (its test/ and test_start/ inside) or --gt a dataset's root said
+    only "no PNG files found": the error names the folders of label maps inside."""
+    pred, gt = _write(tmp_path, _maps(1, 1))
+    (tmp_path / "root" / "annotations").mkdir(parents=True)
+    gt.rename(tmp_path / "root" / "annotations" / "test")
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(tmp_path, pred, progress=False))
+    assert str(e.value).endswith(f"(folders of label maps inside: {pred}; give one)")
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(pred, tmp_path / "root", progress=False))
+    shown = tmp_path / "root" / "annotations" / "test"
+    assert str(e.value).endswith(f"(folders of label maps inside: {shown}; give one)")
+
+
+def test_json_dash_writes_the_json_alone_to_stdout(tmp_path: Path, monkeypatch) -> None:
+    """`--json -` wrote a file named "-" in the working directory; a script reading stdout
+    found the table there. Now the JSON is stdout's only content, the table on stderr."""
+    monkeypatch.chdir(tmp_path)
+    pred_dir, gt_dir = _write(tmp_path, _maps(2, 2, k=3))
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--num-classes", "3"]
+    res = runner.invoke(app, [*args, "--json", "-", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["images"] == 2 and "mean" in res.stderr
+    (tmp_path / "c").mkdir()
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path / "c")
+    res = runner.invoke(app, ["compare", "--class", "Bicycle", "--gt", str(gt_dir), "--taxonomy",
+                              str(tax), "--source", f"a={a_dir}", "--source", f"b={b_dir}",
+                              "--json", "-", "--no-progress"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert [s["name"] for s in json.loads(res.stdout)["sources"]] == ["a", "b"]
+    assert "ΔBIoU" in res.stderr and "wrote" not in res.stderr
+    assert not (tmp_path / "-").exists()
+
+
 def test_compare_errors(tmp_path: Path) -> None:
     gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
     # full label maps, but the class is not in the default taxonomy (none recorded near them)

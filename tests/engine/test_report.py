@@ -109,6 +109,19 @@ def test_report_rows_and_deltas(world):
     assert "Below, the same panels of the white box, enlarged" in res.markdown.read_text()
 
 
+def test_markdown_leaves_the_pseudo_labels_own_deltas_blank(world):
+    """report.md showed +0.00 deltas on the pseudo labels' row, the row the deltas are taken
+    against; the terminal's table leaves them blank, and so does report.md now."""
+    tmp, data, subset, _ = world
+    res = build_report(ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                                    pred=str(tmp / "pred"), data=str(data), chart=False))  # fmt: skip
+    rows = {line.split(" | ")[0][2:]: line for line in res.markdown.read_text().splitlines()
+            if line.startswith("| ") and line.endswith(" |")}  # fmt: skip
+    assert rows["pseudo labels (simulated)"].endswith(" |  |  |  | 3 |")
+    model = res.data["table4"][1]
+    assert f"| {model['delta']['iou']:+.2f} |" in rows["joint-trained model"]
+
+
 def test_a_rerun_with_fewer_files_removes_the_earlier_report_s_others(world):
     """A rerun with --no-chart or fewer --overlays left the earlier chart.png and overlays,
     which report.md no longer shows; files the report never wrote stay."""
@@ -157,7 +170,7 @@ def test_every_markdown_number_is_in_the_json(world):
         for tok in re.findall(r"[-+]?\d+\.\d+", ln):
             assert float(tok) in known, (tok, ln)
             found += 1
-    assert found >= 2 * 6 + 9 * 3
+    assert found >= 3 + 6 + 9 * 3  # the pseudo labels' row has no deltas of its own
 
 
 def test_fused_row_and_missing_prediction(world, tmp_path):
@@ -185,6 +198,78 @@ def test_fused_row_and_missing_prediction(world, tmp_path):
         FileNotFoundError, match="no joint-trained model for annotated image 'img001'"
     ):
         build_report(ReportConfig(str(subset.root), str(tmp / "rep3"), pred=str(tmp / "pred")))
+
+
+def test_an_out_that_is_another_output_or_a_dataset_root_is_refused(world):
+    """report.json written into a prediction folder or a dataset root made engine info take it
+    for a report: such an --out is refused before anything is written, as by the other
+    commands; a report's own folder is written again."""
+    tmp, data, subset, _ = world
+    (tmp / "pred" / "predict.json").write_text(json.dumps({"config": {"split": "test"}}))
+    for out, what in ((tmp / "pred", "a folder of predictions"), (data, "a dataset's root"),
+                      (subset.root, "an annotated subset")):  # fmt: skip
+        before = sorted(out.rglob("*"))
+        with pytest.raises(ValueError, match=f"it is {what}[^;]*; engine report needs a folder"):
+            build_report(ReportConfig(str(subset.root), str(out), pseudo=str(tmp / "run")))
+        assert sorted(out.rglob("*")) == before
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), chart=False)
+    build_report(cfg)
+    assert build_report(cfg).json == tmp / "rep" / "report.json"
+
+
+def test_predictions_of_more_classes_than_their_taxonomy_name_the_file(world):
+    """A prediction holding an id beyond the taxonomy read for it (a 9-class model's PNGs
+    copied without predict.json) failed the per-class table with "pred: label values [8] ...",
+    naming no file: now the file, and --taxonomy as the way out."""
+    tmp, data, subset, _ = world
+    lab = read_label(tmp / "pred" / "test" / "img001.png")
+    lab[0, 0] = 8
+    write_label(tmp / "pred" / "test" / "img001.png", lab)
+    path = tmp / "pred" / "test" / "img001.png"
+    with pytest.raises(ValueError) as e:
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), pred=str(tmp / "pred"),
+                                  data=str(data), chart=False))  # fmt: skip
+    assert str(e.value) == (
+        f"{path}: label values 8 are not class ids (expected 0..7 or 255 = ignore): "
+        f"{tmp / 'pred'} holds more classes than the taxonomy read for it; give its "
+        "taxonomy.json as --taxonomy"
+    )
+    assert not (tmp / "r").exists()
+
+
+def test_predictions_of_another_split_are_named(world):
+    """--pred of another split failed on the first annotated image without saying that the
+    folder holds another split's predictions: the error names what it holds."""
+    tmp, _, subset, _ = world
+    val = tmp / "pval"
+    write_label(val / "img_v.png", np.zeros((H, W), np.uint8))
+    (val / "predict.json").write_text(json.dumps({"config": {"split": "val"}}))
+    with pytest.raises(FileNotFoundError, match=r"'img000' \(test\); it holds predictions of split 'val' \(.*predict.json\), not of the subset's 'test'"):  # fmt: skip
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), pred=str(val)))
+    (val / "predict.json").unlink()  # predictions made elsewhere: their own files are named
+    with pytest.raises(FileNotFoundError, match=r"it holds 1 other label map \(img_v.png, ...\)"):
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), pred=str(val)))
+    (val / "img_v.png").rename(tmp / "img_v.png")
+    write_label(val / "labels" / "train" / "img_t.png", np.zeros((H, W), np.uint8))
+    with pytest.raises(FileNotFoundError, match="it holds split train, not the subset's 'test'"):
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), pred=str(val)))
+    assert not (tmp / "r").exists()
+
+
+def test_fused_labels_without_the_annotated_images_are_said(world, caplog):
+    """Fused labels of the training split only gave no fused row without a word, and as the
+    only source an empty table with exit code 0: a warning, and then an error."""
+    tmp, data, subset, _ = world
+    write_label(tmp / "fused" / "labels" / "train" / "t0.png", np.zeros((H, W), np.uint8))
+    res = build_report(ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                                    fused=str(tmp / "fused"), chart=False, overlays=0))  # fmt: skip
+    assert [r["kind"] for r in res.data["table4"]] == ["pseudo labels"]
+    said = "no fused labels for any of the 3 annotated images (split 'test'); it holds split train"
+    assert said in res.data["warnings"][0] and said in caplog.text
+    assert said in res.markdown.read_text()
+    with pytest.raises(FileNotFoundError, match=re.escape(said) + ".*; nothing to report"):
+        build_report(ReportConfig(str(subset.root), str(tmp / "r"), fused=str(tmp / "fused")))
+    assert not (tmp / "r").exists()
 
 
 def test_each_row_reads_its_folder_s_own_taxonomy(world):
@@ -289,7 +374,7 @@ def test_size_mismatch_and_nothing_to_report(world):
         build_report(
             ReportConfig(str(subset.root), str(tmp / "r"), pred=str(tmp / "pred"), chart=False)
         )
-    with pytest.raises(ValueError, match="nothing to report"):
+    with pytest.raises(ValueError, match=r"nothing to report: .*fused labels \(--fused\)"):
         build_report(ReportConfig(str(subset.root), str(tmp / "r")))
 
 
@@ -344,7 +429,7 @@ def test_class_absent_everywhere_is_na():
         ],
     }
     md = render_markdown(doc)
-    assert "| pseudo labels | n/a | n/a | n/a | n/a | n/a | n/a | 1 |" in md
+    assert "| pseudo labels | n/a | n/a | n/a |  |  |  | 1 |" in md  # no deltas of its own
     assert "Simulated" not in md
 
 

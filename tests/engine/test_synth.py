@@ -199,7 +199,10 @@ def test_the_cli_says_when_earlier_scenes_were_replaced(tmp_path: Path):
     ("kwargs", "message"),
     [
         ({"train": -1}, "train must be an integer >= 0"),
-        ({"train": 0, "val": 0, "test": 0}, "nothing to generate"),
+        (
+            {"train": 0, "val": 0, "test": 0},
+            r"^--train \+ --val \+ --test is 0: nothing to generate",
+        ),
         ({"size": (32, 400)}, "size must be"),
         ({"seed": -3}, "seed must be"),
         ({"jpeg_quality": 0}, "jpeg_quality"),
