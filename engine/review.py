@@ -169,10 +169,12 @@ def _split_images(
 def build_review(cfg: ReviewConfig) -> ReviewResult:
     """Write the gallery; returns where it is and what it shows."""
     from engine.progress import track
+    from engine.runlock import check_output_folder
 
     run = LabelRun.open(cfg.run)
     class_name = run.class_name  # first: a fused dataset or other output is named as such
     out = Path(cfg.out) if cfg.out else run.root / "review"
+    check_output_folder(out, ("review.json",), "engine review")  # before any image is drawn
     splits = split_list(cfg.split) or run.splits()
     if not splits or not any(run.stems(s) for s in splits):
         raise ValueError(_nothing_labelled(run, cfg.split, splits))

@@ -543,3 +543,28 @@ def test_several_splits_are_given_as_label_and_fuse_take_them(tmp_path):
     assert res.exit_code == 0 and "review of 6 images" in res.output, res.output
     assert build_review(ReviewConfig(str(run), split=["test"])).images == 3
     assert build_review(ReviewConfig(str(run), split="test,val")).images == 6
+
+
+def test_an_out_that_is_another_output_or_a_file_is_refused_before_drawing(
+    tmp_path, gallery, monkeypatch
+):
+    """review --out accepted a label run, a prediction folder or a dataset's root (its
+    index.html and thumbnails mixed in), and an --out under a file was refused only after every
+    image was drawn; refused first now, as every command refuses them."""
+    import engine.review as review
+
+    run = gallery.index.parent.parent
+    drawn = []
+    monkeypatch.setattr(review, "load_image", lambda *a, **k: drawn.append(a) or 1 / 0)
+    (tmp_path / "f").write_text("x")
+    for out, said in (
+        (run, "it is a label run (engine label); engine review needs a folder of its own"),
+        (tmp_path / "data", "it is a dataset's root"),
+        (tmp_path / "f", "output exists and is not a folder"),
+    ):
+        with pytest.raises((ValueError, NotADirectoryError), match=re.escape(said)):
+            build_review(ReviewConfig(str(run), out=str(out)))
+    assert drawn == [] and not (run / "index.html").exists()
+    monkeypatch.undo()
+    # its own gallery folder is rebuilt as before
+    assert build_review(ReviewConfig(str(run))).index == gallery.index
