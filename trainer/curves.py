@@ -88,9 +88,11 @@ def plot_curves(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | No
             if points:
                 xs, ys = zip(*points, strict=True)
                 ax.plot(xs, ys, "--s", color=f"C{4 + i}", label=f"{name} IoU (annotated)")
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
-    else:
-        ax.text(0.5, 0.5, "no validation yet", ha="center", va="center", transform=ax.transAxes)
+    else:  # none yet, or validations that scored nothing: said, not an empty legend's warning
+        said = "no validation scores" if val else "no validation yet"
+        ax.text(0.5, 0.5, said, ha="center", va="center", transform=ax.transAxes)
     ax.set_title("validation (mBF1 x100)")
     ax.set_xlabel("step")
     ax.set_xlim(axes[0].get_xlim())  # the training's steps: where in the run each one was

@@ -67,3 +67,17 @@ def test_without_matplotlib_training_logs_a_note(tmp_path, monkeypatch, caplog):
         _draw_curves(tmp_path)  # a figure never stops a training run
     assert "curves.png needs matplotlib" in caplog.text
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_validations_that_scored_nothing_draw_no_empty_legend(tmp_path):
+    """Validations with no score (every class absent from the val split) drew an empty legend,
+    and matplotlib's "No artists with labels found" warning reached the training's output."""
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    records = [{"step": s, "lr": 1e-3, "loss": 1.0} for s in (1, 2)]
+    empty = {"step": 2, "val": {"images": 0, "mIoU": None, "mBIoU": None, "mBF1": None}}
+    log = _log(tmp_path / "metrics.jsonl", [*records, empty])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plot_curves(log, tmp_path / "curves.png").is_file()
