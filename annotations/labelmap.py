@@ -55,11 +55,10 @@ def read_label(path: str | os.PathLike, taxonomy: Taxonomy | None = None) -> np.
                     )
                 label = arr.astype(np.uint8)
             else:
-                hint = (
-                    " (pass a taxonomy to convert colour-coded labels)"
-                    if mode.startswith("RGB")
-                    else ""
-                )
+                hint = ""
+                if mode.startswith("RGB"):
+                    rgb = np.array(img.convert("RGB"))
+                    hint = _grey_hint(rgb) or " (pass a taxonomy to convert colour-coded labels)"
                 raise ValueError(
                     f"{path}: expected a single-channel or palette PNG, got mode {mode}{hint}"
                 )
@@ -144,6 +143,17 @@ def label_to_rgb(label: np.ndarray, taxonomy: Taxonomy) -> np.ndarray:
     return taxonomy.palette()[label]
 
 
+def _grey_hint(rgb: np.ndarray) -> str:
+    """The end of an error about an RGB label map whose three channels are equal everywhere:
+    class ids saved as a colour image (an editor's or OpenCV's 3-channel save), not colours."""
+    if rgb.size and (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return (
+            "; its three channels are equal everywhere: class ids saved as an RGB image? "
+            "save them as a single-channel (greyscale) PNG"
+        )
+    return ""
+
+
 def rgb_to_label(rgb: np.ndarray, taxonomy: Taxonomy, source: str = "image") -> np.ndarray:
     """``(H, W, 3) uint8`` RGB colour-coded label -> ``(H, W) uint8`` ids.
 
@@ -166,7 +176,9 @@ def rgb_to_label(rgb: np.ndarray, taxonomy: Taxonomy, source: str = "image") -> 
     if not found.all():
         bad = np.unique(code[~found])[:5]
         shown = ", ".join(f"({v >> 16}, {(v >> 8) & 255}, {v & 255})" for v in bad.tolist())
-        raise ValueError(f"{source}: colours {shown} are not in the taxonomy's palette")
+        raise ValueError(
+            f"{source}: colours {shown} are not in the taxonomy's palette" + _grey_hint(rgb)
+        )
     return values[idx]
 
 

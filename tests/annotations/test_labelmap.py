@@ -181,3 +181,21 @@ def test_json_and_jsonl(tmp_path):
     log.write_text('{"a": 1}\nbroken\n{"a": 3}\n')
     with pytest.raises(ValueError, match="line 2 is not valid JSON"):
         read_jsonl(log)
+
+
+def test_class_ids_saved_as_an_rgb_image_are_named_so(tmp_path):
+    """A label map of ids saved with three equal channels (an editor's or OpenCV's colour save)
+    was "colours (1, 1, 1) ... are not in the taxonomy's palette", or "pass a taxonomy", with no
+    word on what had happened."""
+    ids = np.array([[0, 1], [2, 255]], np.uint8)
+    Image.fromarray(np.stack([ids] * 3, axis=-1)).save(tmp_path / "grey.png")
+    hint = "its three channels are equal everywhere: class ids saved as an RGB image?"
+    for taxonomy in (MASS13K, None):
+        with pytest.raises(ValueError) as e:
+            read_label(tmp_path / "grey.png", taxonomy)
+        assert str(e.value).startswith(str(tmp_path / "grey.png")) and hint in str(e.value)
+    # a colour-coded label keeps its own message
+    Image.fromarray(label_to_rgb(LABEL, MASS13K)).save(tmp_path / "rgb.png")
+    with pytest.raises(ValueError, match=r"\(pass a taxonomy") as e:
+        read_label(tmp_path / "rgb.png")
+    assert hint not in str(e.value)
