@@ -183,7 +183,7 @@ def compare_cmd(
         help="Write the comparison as JSON here ('-': to stdout, the table to stderr).",
     ),
     markdown_out: Path | None = typer.Option(
-        None, "--markdown", help="Write a Markdown table here."
+        None, "--markdown", help="Write a Markdown table here ('-': to stdout)."
     ),
     plot_out: Path | None = typer.Option(
         None, "--plot", help="Write a bar chart PNG here (needs matplotlib)."
@@ -204,7 +204,12 @@ def compare_cmd(
     from engine.outputs import DEFAULT_TAXONOMY
     from engine.table4 import Table4
 
-    to_stdout = _to_stdout(json_out)
+    if _to_stdout(plot_out):
+        raise ValueError("--plot -: the chart is a PNG image, not for the terminal; give its file")
+    if _to_stdout(json_out) and _to_stdout(markdown_out):
+        raise ValueError("--json - and --markdown -: one of them can go to stdout; give a file")
+    markdown_to_stdout = _to_stdout(markdown_out)
+    to_stdout = _to_stdout(json_out) or markdown_to_stdout
     out = stderr if to_stdout else stdout
     cfg = CompareConfig(
         class_name=class_name,
@@ -215,8 +220,8 @@ def compare_cmd(
         bf1_mode=bf1_mode.value,
         resize_pred=resize_pred.value if resize_pred else None,
         workers=workers,
-        json_out=None if to_stdout else json_out,
-        markdown_out=markdown_out,
+        json_out=None if _to_stdout(json_out) else json_out,
+        markdown_out=None if markdown_to_stdout else markdown_out,
         plot_out=plot_out,
         progress=progress,
     )
@@ -240,9 +245,13 @@ def compare_cmd(
                 "truth's classes do not have them)",
                 soft_wrap=True,
             )
-    if to_stdout:
+    if markdown_to_stdout:
+        import sys
+
+        sys.stdout.write(report.to_markdown())
+    elif to_stdout:
         _print_json(report.to_json(cfg))
-    for path in (None if to_stdout else json_out, markdown_out, plot_out):
+    for path in (cfg.json_out, cfg.markdown_out, plot_out):
         if path is not None:
             stderr.print(f"wrote {path}")
 

@@ -633,6 +633,17 @@ def test_json_dash_writes_the_json_alone_to_stdout(tmp_path: Path, monkeypatch) 
     assert [s["name"] for s in json.loads(res.stdout)["sources"]] == ["a", "b"]
     assert "ΔBIoU" in res.stderr and "wrote" not in res.stderr
     assert not (tmp_path / "-").exists()
+    # --markdown - likewise (the table alone on stdout); --plot - is refused: a PNG
+    base = ["compare", "--class", "Bicycle", "--gt", str(gt_dir), "--taxonomy", str(tax),
+            "--source", f"a={a_dir}", "--source", f"b={b_dir}", "--no-progress"]  # fmt: skip
+    res = runner.invoke(app, [*base, "--markdown", "-"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.startswith("**Bicycle**") and "| a |" in res.stdout and "ΔBIoU" in res.stderr
+    for extra, said in ((["--plot", "-"], "--plot -: the chart is a PNG image"),
+                        (["--json", "-", "--markdown", "-"], "one of them can go to stdout")):  # fmt: skip
+        res = runner.invoke(app, [*base, *extra])
+        assert res.exit_code == 2 and said in res.stderr, res.output
+    assert not (tmp_path / "-").exists()
 
 
 def test_compare_errors(tmp_path: Path) -> None:
