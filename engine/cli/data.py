@@ -75,6 +75,8 @@ def info_cmd(
     """
     from engine.info import dataset_stats, describe_output, output_folder, plot_shares, render_stats
 
+    if plot is not None and str(plot) == "-":
+        raise ValueError("--plot -: the chart is a PNG image, not for the terminal; give its file")
     data = output_folder(data)  # run.json, last.pt: the folder they belong to
     described = describe_output(data, split or None)
     if described is not None:  # a label or training run, a subset, predictions: not a dataset

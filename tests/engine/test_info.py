@@ -234,6 +234,9 @@ def test_info_plots_the_class_shares(tmp_path: Path):
         app, ["info", str(tmp_path / "img/images.yaml"), "--plot", str(out), "--no-progress"]
     )
     assert res.exit_code == 2 and "has no label maps: no class shares to plot" in res.output
+    # --plot - wrote a PNG named "-" in the working directory: refused before the images are read
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "data"), "--plot", "-"])
+    assert res.exit_code == 2 and "--plot -: the chart is a PNG image" in res.output
 
 
 def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
