@@ -212,7 +212,8 @@ def test_a_fused_datasets_source_maps_are_counted_and_checked(tmp_path: Path, wo
     np.testing.assert_array_equal(stats.splits[0].source_pixels, [0, 0, 0])  # none readable
 
 
-def test_info_plots_the_class_shares(tmp_path: Path):
+def test_info_plots_the_class_shares(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where a "--plot -" would be written
     from typer.testing import CliRunner
 
     from cli import app
