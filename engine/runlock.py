@@ -132,7 +132,10 @@ def check_output_folder(
     path = Path(folder)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{folder}: output exists and is not a folder")
-    if own is None or not path.is_dir() or any((path / r).is_file() for r in own):
+    if own is None:
+        return
+    check_not_in_dataset(path, command)
+    if not path.is_dir() or any((path / r).is_file() for r in own):
         return
     kind = output_kind(path)
     what = kind[1] if kind else "a dataset's root" if is_dataset_root(path) else None
@@ -140,6 +143,28 @@ def check_output_folder(
         raise ValueError(
             f"{folder}: it is {what}; {command} needs a folder of its own: give another --out"
         )
+
+
+def check_not_in_dataset(path: Path, command: str) -> None:
+    """Refuse an output folder that is a dataset's ``images/`` or ``annotations/`` folder, or a
+    folder right in one (a split's): what the command writes there would be read as the
+    dataset's splits, or as a split's images or labels (``engine synth --out D/images`` made
+    splits named ``images`` and ``annotations`` of D). A folder deeper in is none of them."""
+    from annotations.fileio import is_dataset_root
+
+    here = path.absolute()
+    for holder in (here, here.parent):
+        root = holder.parent
+        if holder.name in ("images", "annotations") and is_dataset_root(root):
+            what = (
+                f"the {holder.name}/ folder of the dataset {root}, whose folders are its splits"
+                if holder == here
+                else f"a split folder of the dataset {root} ({holder.name}/{here.name}), whose "
+                "files are the split's"
+            )
+            raise ValueError(
+                f"{path}: it is {what}; {command} needs a folder of its own: give another --out"
+            )
 
 
 def holds_lock(

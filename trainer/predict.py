@@ -301,15 +301,15 @@ def check_out(out: Path, folders: Iterable[Path]) -> None:
     ``overwrite`` over PNG images), or a folder of PNG files without ``predict.json``
     (ground-truth labels or images: they would be taken for label maps already made and their
     images skipped)."""
-    check_output_folder(out, ("predict.json",), "engine predict")
-    if not out.is_dir():
-        return
     here = os.path.realpath(out)
-    if any(os.path.realpath(p) == here for p in folders):
+    if out.is_dir() and any(os.path.realpath(p) == here for p in folders):  # said first
         raise ValueError(
             f"{out}: it holds the images to label; their label maps would go beside them (and "
             "over PNG images): give another --out"
         )
+    check_output_folder(out, ("predict.json",), "engine predict")
+    if not out.is_dir():
+        return
     if (out / "predict.json").exists():
         return
     pngs = sorted(p.name for p in out.iterdir() if p.suffix.lower() == ".png" and p.is_file())

@@ -149,6 +149,32 @@ def test_another_engine_output_or_a_dataset_is_refused_as_out(tmp_path, command,
     assert sorted(out.rglob("*")) == files
 
 
+def test_a_datasets_images_or_split_folder_is_refused_as_out(tmp_path):
+    """engine synth --out D/images wrote a dataset there: D gained splits named images and
+    annotations. A dataset's images/ or annotations/ folder, or a split folder in one (there or
+    not yet), is refused as --out by every command that writes a run folder; a folder deeper
+    in (D/images/test/pred) is not."""
+    from cli import app
+    from engine.runlock import check_output_folder
+
+    data = tmp_path / "data"
+    (data / "images" / "test").mkdir(parents=True)
+    (data / "images" / "test" / "a.jpg").write_text("x")
+    files = sorted(tmp_path.rglob("*"))
+    for out, what in (
+        (data / "images", f"the images/ folder of the dataset {data}, whose folders are its"),
+        (data / "annotations" / "test", f"a split folder of the dataset {data} (annotations/"),
+    ):
+        res = CliRunner().invoke(app, ["synth", "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        assert f"error: {out}: it is {what}" in " ".join(res.output.split()), res.output
+        with pytest.raises(ValueError, match="engine x needs a folder of its own"):
+            check_output_folder(out, (), "engine x")
+    assert sorted(tmp_path.rglob("*")) == files
+    check_output_folder(data / "images" / "test" / "pred", (), "engine x")  # deeper: allowed
+    check_output_folder(data / "runs", (), "engine x")  # beside the splits: allowed
+
+
 def _kind(other: str) -> str:
     return {
         "label run": "a label run (engine label)",

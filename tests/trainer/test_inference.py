@@ -628,7 +628,7 @@ def test_predict_refuses_the_images_folder_and_a_folder_of_other_pngs(tmp_path) 
     make_dataset(tmp_path / "data", "test", n=1)
     for sub in ("images", "annotations"):
         cfg = PredictConfig(str(ckpt), None, str(tmp_path / "data" / sub / "test"), None)
-        with pytest.raises(ValueError, match="it holds the images|and no predict.json"):
+        with pytest.raises(ValueError, match="it holds the images|a split folder of the dataset"):
             predict_dir(replace(cfg, data=str(tmp_path / "data")))
     assert [p.name for p in (tmp_path / "data/annotations/test").iterdir()] == ["img000.png"]
     # refused before the lock: not even an empty lock file is left among the images
