@@ -34,6 +34,7 @@ from labeler.models import (
     LoadedModel,
     autocast,
     autocast_name,
+    check_prompt_vocabulary,
     keep_prompt_encoder_fp32,
     load_detector,
     load_segmenter,
@@ -134,6 +135,7 @@ class GroundedSamBackend:
             keep_prompt_encoder_fp32(segmenter.model)
         self.text, spans = prompt_text(self.prompts)
         tok = detector.processor.tokenizer
+        check_prompt_vocabulary(detector.source, tok, self.prompts)
         enc = tok(self.text, return_offsets_mapping=True)
         self.prompt_tokens = prompt_token_positions(enc["offset_mapping"], spans)
         missing = [p for p, t in zip(self.prompts, self.prompt_tokens, strict=True) if len(t) == 0]
