@@ -267,6 +267,38 @@ class ConvertResult:
     classes: list[str]  # the taxonomy written into the checkpoint
 
 
+def check_convert_out(src: Path, out: Path) -> None:
+    """Refuse an ``out`` that is a folder, or an existing file other than an earlier conversion.
+
+    ``--out`` was replaced whatever it held: a training run's ``last.pt`` (the trained model
+    lost) or the release file itself when given as both. An earlier conversion (it carries
+    ``converted_from``) is still replaced, so the command can be run again."""
+    if out.is_dir():
+        raise ValueError(
+            f"{out}: a folder; give the checkpoint file to write, e.g. "
+            f"--out {out / 'massformer_r50_mass13k.pt'}"
+        )
+    if not out.exists():
+        return
+    if out.resolve() == src.resolve():
+        what = "the checkpoint being converted"
+    else:
+        try:
+            held = torch.load(out, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - unreadable: not an earlier conversion either
+            held = None
+        if isinstance(held, dict) and "converted_from" in held:
+            return
+        step = held.get("step") if isinstance(held, dict) else None
+        what = "a training checkpoint" + (f" at step {step}" if step else "")
+        if not (isinstance(held, dict) and "model" in held):
+            what = "not a checkpoint engine convert-massformer wrote"
+    raise ValueError(
+        f"{out}: exists ({what}); converting would replace it: give another --out, or delete "
+        "it first"
+    )
+
+
 def convert_massformer(
     src: str | os.PathLike, out: str | os.PathLike, taxonomy: Taxonomy | None = None
 ) -> ConvertResult:
@@ -287,6 +319,7 @@ def convert_massformer(
     from trainer.models import build_model, preset_config
 
     src, out = Path(src), Path(out)
+    check_convert_out(src, out)
     state, meta = read_release_checkpoint(src)
     head = state.get("decode_head.cls_embed.weight")
     if not isinstance(head, torch.Tensor) or head.ndim != 2:

@@ -128,6 +128,31 @@ def test_missing_file(tmp_path: Path) -> None:
         convert_massformer(tmp_path / "nope.pth", tmp_path / "out.pt")
 
 
+def test_out_is_never_a_training_checkpoint_or_the_source(tmp_path: Path) -> None:
+    """--out replaced whatever it named: a training run's last.pt (the trained model lost) or
+    the release file given as both; now refused before the release is read, nothing touched.
+    A folder says which file to give; an earlier conversion is still replaced (a rerun)."""
+    from trainer.convert import check_convert_out
+
+    src = tmp_path / "release.pth"
+    src.write_bytes(b"release bytes")  # never read: the check comes first
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"format": 1, "step": 1000, "model": {}}, run / "last.pt")
+    trained = (run / "last.pt").read_bytes()
+    for out, match in (
+        (run / "last.pt", r"last\.pt: exists \(a training checkpoint at step 1000\); conv"),
+        (src, r"release\.pth: exists \(the checkpoint being converted\)"),
+        (run, r"run: a folder; give the checkpoint file to write, e\.g\. --out .*run/mass"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            convert_massformer(src, out)
+    assert (run / "last.pt").read_bytes() == trained
+    assert src.read_bytes() == b"release bytes"
+    torch.save({"converted_from": {"path": "old.pth"}, "model": {}}, tmp_path / "ours.pt")
+    check_convert_out(src, tmp_path / "ours.pt")  # an earlier conversion: replaced
+
+
 def test_not_a_state_dict(tmp_path: Path) -> None:
     src = tmp_path / "r.pth"
     torch.save({"epoch": 3}, src)
