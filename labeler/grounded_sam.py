@@ -144,6 +144,13 @@ class GroundedSamBackend:
                 f"{detector.source}: the tokenizer gives no tokens for prompts {missing}"
             )
         self.text_inputs = dict(tok([self.text], return_tensors="pt"))
+        limit = getattr(detector.model.config, "max_text_len", None)
+        length = self.text_inputs["input_ids"].shape[1]
+        if limit is not None and length > limit:  # transformers cuts the text, logits mismatch
+            raise ValueError(
+                f"{detector.source}: the prompts and negatives make {length} text tokens, the "
+                f"detector reads at most {limit} (max_text_len): give fewer or shorter prompts"
+            )
 
     # -- pre-processing (loader threads) -------------------------------------------------------------
     def _crops(self, image: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:

@@ -330,3 +330,24 @@ def test_a_detector_folder_without_its_tokenizer_files_is_refused(tiny, tmp_path
         data="unused", cls=spec, detector=str(tiny["det"]), segmenter=str(tiny["sam"])
     )
     GroundedSamBackend(whole, class_id=7).load()  # the full folder loads as before
+
+
+def test_prompts_longer_than_the_detectors_text_are_refused(tiny):
+    """More prompt tokens than the detector's max_text_len (256 for the released models, 32
+    for the tiny one): transformers cut the text, and every image failed with "The size of
+    tensor a (38) must match the size of tensor b (32)". Now one line before any image."""
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.grounded_sam import GroundedSamBackend
+
+    words = ("bicycle", "bike", "motorcycle", "car", "person", "thing", "a bike", "a car")
+    spec = ClassSpec("Bicycle", prompts=(*words, "a thing", "a person", "bike bike", "car car"))
+    cfg = LabelConfig(
+        data="unused", cls=spec, detector=str(tiny["det"]), segmenter=str(tiny["sam"])
+    )
+    GroundedSamBackend(cfg, class_id=7).load()  # 32 tokens: the most it reads
+    longer = ClassSpec("Bicycle", prompts=spec.prompts, negatives=("a motorcycle",))
+    cfg = LabelConfig(
+        data="unused", cls=longer, detector=str(tiny["det"]), segmenter=str(tiny["sam"])
+    )
+    with pytest.raises(ValueError, match=r"det: the prompts and negatives make 35 text tokens, "):
+        GroundedSamBackend(cfg, class_id=7).load()
