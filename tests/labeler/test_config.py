@@ -169,6 +169,18 @@ def test_simulated_backend_keeps_device_and_precision_for_refine_and_its_own_opt
         build_label_config(class_name="Car", data="d", backend="simulated", model="m")
 
 
+@pytest.mark.parametrize("backend", ["grounded-sam", "sam3"])
+def test_model_backends_refuse_backend_options_they_never_read(backend):
+    """--backend-option box_threshold=0.2 on a model backend was recorded in run.json (and the
+    config hash) and read by nothing: the run went on at the default thresholds."""
+    with pytest.raises(
+        ValueError, match=rf"^--backend-option box_threshold=0.2: --backend {backend} takes no"
+    ):
+        build_label_config(
+            class_name="Car", data="d", backend=backend, backend_option=["box_threshold=0.2"]
+        )
+
+
 def test_a_split_given_twice_is_labelled_once():
     cfg = build_label_config(class_name="Car", data="d", split="test,train,test")
     assert cfg.splits == ("test", "train")
