@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from annotations.fileio import unreadable_torch_file
+from annotations.fileio import UNREADABLE, unreadable_torch_file
 from annotations.taxonomy import MASS13K, Taxonomy
-from trainer.checkpoint import checkpoint_dict, save_checkpoint
+from trainer.checkpoint import checkpoint_dict, load_checkpoint, save_checkpoint
 
 _P = r"decode_head\.pixel_decoder\.pixel_decoder\."  # the release's pixel decoder (name doubled)
 _L = r"decode_head\.transformer_decoder\.layers\.(\d+)\."
@@ -254,6 +254,26 @@ def read_release_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Te
             f"found {type(ckpt).__name__} with keys {_first([str(k) for k in ckpt] if isinstance(ckpt, dict) else [])})"
         )
     return state, meta if isinstance(meta, dict) else {}
+
+
+def load_engine_checkpoint(path: str | os.PathLike) -> dict:
+    """Our checkpoint (:func:`trainer.checkpoint.load_checkpoint`), or a clear error; an mmseg
+    (release) checkpoint given unconverted is named as such, with the command converting it
+    (engine train --init and engine predict)."""
+    path = Path(path)
+    try:
+        return load_checkpoint(path)
+    except ValueError:
+        try:  # an mmseg checkpoint, even one holding mmengine objects, reads safely here
+            state, _ = read_release_checkpoint(path)
+        except UNREADABLE:  # not the release's format either: the first error stands
+            state = {}
+        if any(k.startswith(("backbone.", "decode_head.")) for k in state):
+            raise ValueError(
+                f"{path}: an mmseg checkpoint (the release's format); convert it first: "
+                f"engine convert-massformer {path} --out FILE.pt"
+            ) from None
+        raise
 
 
 @dataclass

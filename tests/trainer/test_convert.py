@@ -185,6 +185,24 @@ def test_training_checkpoint_with_foreign_objects(tmp_path: Path, state: dict) -
     assert result.num_tensors == 660
 
 
+def test_predict_names_an_unconverted_release_checkpoint(tmp_path: Path, state: dict) -> None:
+    """engine predict --checkpoint iter_80000.pth (the release, not converted) said "not an
+    engine training checkpoint (missing [...])", or, holding mmengine objects, "not a readable
+    PyTorch checkpoint"; now the line engine train --init gives: convert it first."""
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), np.zeros((40, 60, 3), np.uint8))
+    hub = {"log": ForeignLoggerState()}
+    for src in (_write(tmp_path / "r.pth", state), _write(tmp_path / "i.pth", state, h=hub)):
+        args = ["predict", "--checkpoint", str(src), "--images", str(images)]
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "pred")])
+        assert res.exit_code == 2, res.output
+        assert f"{src.name}: an mmseg checkpoint (the release's format); convert it first: " in (
+            res.output.replace("\n", "")
+        )
+        assert not (tmp_path / "pred").exists()
+
+
 def _cli_convert(tmp_path: Path, state: dict) -> Path:
     src = _write(tmp_path / "release.pth", state)
     out = tmp_path / "ours.pt"
