@@ -139,6 +139,12 @@ def build_label_config(
             "--detector-revision and --segmenter-revision are for --backend grounded-sam"
             + (" (sam3: --model-revision)" if backend == "sam3" else "")
         )
+    if backend_option and backend in ("grounded-sam", "sam3"):  # it read none: ignored
+        raise ValueError(
+            f"--backend-option {backend_option[0]}: --backend {backend} takes no backend options "
+            "(they set --backend simulated's error rates); its settings are options of their "
+            "own (--box-threshold, --tiles, ...: engine label --help)"
+        )
     if model_revision and backend != "sam3":
         raise ValueError(f"--model-revision is for --backend sam3 (its --model), not {backend}")
     if backend == "sam3" and (detector or segmenter):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import posixpath
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -178,6 +179,12 @@ class LabelConfig:
     def __post_init__(self) -> None:
         # in order, once each: a split given twice would label its images twice
         object.__setattr__(self, "splits", tuple(dict.fromkeys(self.splits)))
+        # one spelling per folder: m/gdino, ./m/gdino and m/gdino/ (tab completion) hash alike,
+        # so a rerun does not relabel every image; hub ids ("org/name") are left as they are
+        for key in ("detector", "segmenter", "model", "refine"):
+            value = getattr(self, key)
+            if "/" in value:  # posixpath: never turns a hub id's "/" into another separator
+                object.__setattr__(self, key, posixpath.normpath(value))
         if self.batch_size < 1 or self.workers < 1 or self.writers < 1:
             raise ValueError("batch size, workers and writers must be >= 1")
         if self.max_boxes < 0 or self.writer_queue_mb < 1:

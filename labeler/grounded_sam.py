@@ -34,6 +34,7 @@ from labeler.models import (
     LoadedModel,
     autocast,
     autocast_name,
+    check_prompt_vocabulary,
     keep_prompt_encoder_fp32,
     load_detector,
     load_segmenter,
@@ -134,6 +135,7 @@ class GroundedSamBackend:
             keep_prompt_encoder_fp32(segmenter.model)
         self.text, spans = prompt_text(self.prompts)
         tok = detector.processor.tokenizer
+        check_prompt_vocabulary(detector.source, tok, self.prompts)
         enc = tok(self.text, return_offsets_mapping=True)
         self.prompt_tokens = prompt_token_positions(enc["offset_mapping"], spans)
         missing = [p for p, t in zip(self.prompts, self.prompt_tokens, strict=True) if len(t) == 0]
@@ -142,6 +144,13 @@ class GroundedSamBackend:
                 f"{detector.source}: the tokenizer gives no tokens for prompts {missing}"
             )
         self.text_inputs = dict(tok([self.text], return_tensors="pt"))
+        limit = getattr(detector.model.config, "max_text_len", None)
+        length = self.text_inputs["input_ids"].shape[1]
+        if limit is not None and length > limit:  # transformers cuts the text, logits mismatch
+            raise ValueError(
+                f"{detector.source}: the prompts and negatives make {length} text tokens, the "
+                f"detector reads at most {limit} (max_text_len): give fewer or shorter prompts"
+            )
 
     # -- pre-processing (loader threads) -------------------------------------------------------------
     def _crops(self, image: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:

@@ -336,6 +336,28 @@ def keep_prompt_encoder_fp32(model: Any) -> None:
         module._mass_fp32 = True
 
 
+def check_prompt_vocabulary(source: str, tokenizer: Any, prompts: tuple[str, ...]) -> None:
+    """Refuse prompts the model's tokenizer knows no word of (every token its unknown token).
+
+    A checkpoint folder copied without its tokenizer files (``vocab.txt``, ``tokenizer.json``)
+    still loads: transformers then builds an empty tokenizer that turns every word into the
+    unknown token, and the run labels with a text the model never saw, with no error."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return
+    unknown = [
+        p for p in prompts if set(tokenizer(p, add_special_tokens=False)["input_ids"]) <= {unk}
+    ]
+    if unknown:
+        raise ValueError(
+            f"{source}: the tokenizer knows no word of prompts {unknown} (every token is "
+            f"{tokenizer.unk_token}, it holds {len(tokenizer)} tokens); the tokenizer files "
+            "(tokenizer.json, tokenizer_config.json, its vocabulary) are missing from the "
+            "checkpoint folder or are not its own: copy them from where the model came from, "
+            "or reword the prompt"
+        )
+
+
 def load_detector(
     source: str, revision: str | None = None, device: str = "cpu", local_only: bool = False
 ) -> LoadedModel:

@@ -44,6 +44,7 @@ from labeler.models import (
     _from_pretrained,
     _load_config,
     autocast,
+    check_prompt_vocabulary,
     resolve_device,
     resolve_dtype,
 )
@@ -222,6 +223,7 @@ class Sam3Backend:
         self.dtype = resolve_dtype(self.config.precision, device)
         self.image_size = int(sam3.model.config.vision_config.image_size)
         tok = sam3.processor.tokenizer
+        check_prompt_vocabulary(sam3.source, tok, self.prompts)
         self.text: list[tuple[Any, Any]] = []
         for p in self.prompts:
             # The processor pads text to 32 tokens; the mask must travel with the embedding.

@@ -119,6 +119,11 @@ def load_sam_pth(path: str | os.PathLike):
     from transformers import SamModel
 
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(
+            f"{path}: a directory, not an original SAM .pth checkpoint; a transformers SAM "
+            "directory needs no conversion: pass it as --segmenter DIR"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: SAM checkpoint not found")
     try:
@@ -158,9 +163,36 @@ def sam_processor(size: int):
 
 def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Convert once: save the transformers model and processor to ``out_dir`` (use it as
-    ``--segmenter out_dir`` afterwards)."""
-    model, processor = load_sam_pth(path)
+    ``--segmenter out_dir`` afterwards).
+
+    ``out_dir`` must be new or empty: ``save_pretrained`` into a model folder (a Grounding DINO
+    given by mistake) replaced its config.json and weights, leaving a SAM config beside the
+    other model's tokenizer. The files are written to a temporary sibling folder renamed into
+    place, so an interrupted conversion leaves no half-written folder."""
+    import shutil
+
+    from transformers.utils import logging as hf_logging
+
     out = Path(out_dir)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out}: a file, not a directory; give a new directory to write into")
+    if out.is_dir() and (held := sorted(f.name for f in out.iterdir())):
+        shown = ", ".join(held[:4]) + (f", ... {len(held) - 4} more" if len(held) > 4 else "")
+        raise ValueError(
+            f"{out}: not empty ({shown}); converting would replace its files: give a new "
+            "directory, or delete this one first"
+        )
+    model, processor = load_sam_pth(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"  # mkdir: the umask's permissions
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        hf_logging.disable_progress_bar()  # "Writing model shards" bars for one small file
+        model.save_pretrained(tmp)
+        processor.save_pretrained(tmp)
+        os.replace(tmp, out)  # onto a missing or empty directory
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return out

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from annotations.fileio import unreadable_torch_file
+from annotations.fileio import UNREADABLE, unreadable_torch_file
 from annotations.taxonomy import MASS13K, Taxonomy
-from trainer.checkpoint import checkpoint_dict, save_checkpoint
+from trainer.checkpoint import checkpoint_dict, load_checkpoint, save_checkpoint
 
 _P = r"decode_head\.pixel_decoder\.pixel_decoder\."  # the release's pixel decoder (name doubled)
 _L = r"decode_head\.transformer_decoder\.layers\.(\d+)\."
@@ -256,6 +256,26 @@ def read_release_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Te
     return state, meta if isinstance(meta, dict) else {}
 
 
+def load_engine_checkpoint(path: str | os.PathLike) -> dict:
+    """Our checkpoint (:func:`trainer.checkpoint.load_checkpoint`), or a clear error; an mmseg
+    (release) checkpoint given unconverted is named as such, with the command converting it
+    (engine train --init and engine predict)."""
+    path = Path(path)
+    try:
+        return load_checkpoint(path)
+    except ValueError:
+        try:  # an mmseg checkpoint, even one holding mmengine objects, reads safely here
+            state, _ = read_release_checkpoint(path)
+        except UNREADABLE:  # not the release's format either: the first error stands
+            state = {}
+        if any(k.startswith(("backbone.", "decode_head.")) for k in state):
+            raise ValueError(
+                f"{path}: an mmseg checkpoint (the release's format); convert it first: "
+                f"engine convert-massformer {path} --out FILE.pt"
+            ) from None
+        raise
+
+
 @dataclass
 class ConvertResult:
     """What :func:`convert_massformer` wrote."""
@@ -265,6 +285,38 @@ class ConvertResult:
     num_parameters: int  # elements of the model's parameters (37,578,176 at K = 7)
     num_classes: int  # K, read from the class head
     classes: list[str]  # the taxonomy written into the checkpoint
+
+
+def check_convert_out(src: Path, out: Path) -> None:
+    """Refuse an ``out`` that is a folder, or an existing file other than an earlier conversion.
+
+    ``--out`` was replaced whatever it held: a training run's ``last.pt`` (the trained model
+    lost) or the release file itself when given as both. An earlier conversion (it carries
+    ``converted_from``) is still replaced, so the command can be run again."""
+    if out.is_dir():
+        raise ValueError(
+            f"{out}: a folder; give the checkpoint file to write, e.g. "
+            f"--out {out / 'massformer_r50_mass13k.pt'}"
+        )
+    if not out.exists():
+        return
+    if out.resolve() == src.resolve():
+        what = "the checkpoint being converted"
+    else:
+        try:
+            held = torch.load(out, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - unreadable: not an earlier conversion either
+            held = None
+        if isinstance(held, dict) and "converted_from" in held:
+            return
+        step = held.get("step") if isinstance(held, dict) else None
+        what = "a training checkpoint" + (f" at step {step}" if step else "")
+        if not (isinstance(held, dict) and "model" in held):
+            what = "not a checkpoint engine convert-massformer wrote"
+    raise ValueError(
+        f"{out}: exists ({what}); converting would replace it: give another --out, or delete "
+        "it first"
+    )
 
 
 def convert_massformer(
@@ -287,6 +339,7 @@ def convert_massformer(
     from trainer.models import build_model, preset_config
 
     src, out = Path(src), Path(out)
+    check_convert_out(src, out)
     state, meta = read_release_checkpoint(src)
     head = state.get("decode_head.cls_embed.weight")
     if not isinstance(head, torch.Tensor) or head.ndim != 2:

@@ -28,15 +28,13 @@ import json
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from annotations.fileio import UNREADABLE
 from annotations.taxonomy import Taxonomy
-from trainer.checkpoint import load_checkpoint
+from trainer.convert import load_engine_checkpoint
 
 NO_OBJECT = "no-object"
 
@@ -248,7 +246,7 @@ def init_from_checkpoint(
             checkpoint is named as such), or no tensor in common with the model.
     """
     source = "checkpoint" if isinstance(checkpoint, dict) else str(checkpoint)
-    ckpt = checkpoint if isinstance(checkpoint, dict) else _load(Path(checkpoint))
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_engine_checkpoint(checkpoint)
     if len(taxonomy) != model.config.num_classes:
         raise ValueError(
             f"taxonomy has {len(taxonomy)} classes, the model {model.config.num_classes}"
@@ -302,22 +300,3 @@ def init_from_checkpoint(
         )
     model.load_state_dict(new_sd)
     return report
-
-
-def _load(path: Path) -> dict:
-    """Our checkpoint, or a clear error; an mmseg (release) checkpoint is named as such."""
-    from trainer.convert import read_release_checkpoint
-
-    try:
-        return load_checkpoint(path)
-    except ValueError:
-        try:  # an mmseg checkpoint, even one holding mmengine objects, reads safely here
-            state, _ = read_release_checkpoint(path)
-        except UNREADABLE:  # not the release's format either: the first error stands
-            state = {}
-        if any(k.startswith(("backbone.", "decode_head.")) for k in state):
-            raise ValueError(
-                f"{path}: an mmseg checkpoint (the release's format); convert it first: "
-                f"engine convert-massformer {path} --out FILE.pt"
-            ) from None
-        raise

@@ -325,6 +325,7 @@ def check_out(out: Path, folders: Iterable[Path]) -> None:
 def _predict(cfg: PredictConfig) -> PredictResult:
     """:func:`predict_dir`, holding the output folder's lock."""
     from trainer.checkpoint import model_from_checkpoint, weights_digest
+    from trainer.convert import load_engine_checkpoint
     from trainer.inference import (
         MODES,
         GuidedFilter,
@@ -359,7 +360,7 @@ def _predict(cfg: PredictConfig) -> PredictResult:
     if cfg.images is None:  # --data's images, now listed (their folder: predict_dir checked)
         check_out(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
-    model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
+    model, taxonomy, ckpt = model_from_checkpoint(load_engine_checkpoint(cfg.checkpoint), device)
     size_source = "given"
     if cfg.size == AUTO:
         size, size_source = inference_size(ckpt)

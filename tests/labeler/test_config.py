@@ -169,6 +169,34 @@ def test_simulated_backend_keeps_device_and_precision_for_refine_and_its_own_opt
         build_label_config(class_name="Car", data="d", backend="simulated", model="m")
 
 
+@pytest.mark.parametrize("backend", ["grounded-sam", "sam3"])
+def test_model_backends_refuse_backend_options_they_never_read(backend):
+    """--backend-option box_threshold=0.2 on a model backend was recorded in run.json (and the
+    config hash) and read by nothing: the run went on at the default thresholds."""
+    with pytest.raises(
+        ValueError, match=rf"^--backend-option box_threshold=0.2: --backend {backend} takes no"
+    ):
+        build_label_config(
+            class_name="Car", data="d", backend=backend, backend_option=["box_threshold=0.2"]
+        )
+
+
+def test_one_model_folder_spelled_differently_hashes_alike():
+    """--detector ./m/gdino/ (tab completion's trailing slash) on a run made with m/gdino
+    relabelled every image as "other settings"; hub ids and the plain spelling (the hash of
+    runs made before) are unchanged."""
+    plain = build_label_config(class_name="Car", data="d", detector="m/gdino", segmenter="m/sam")
+    other = build_label_config(
+        class_name="Car", data="d", detector="./m/gdino/", segmenter="m//sam/"
+    )
+    assert (other.detector, other.segmenter) == ("m/gdino", "m/sam")
+    assert plain.result_fields() == other.result_fields()
+    refine = build_label_config(class_name="Car", data="d", refine="./m/./s/")
+    assert refine.refine == "m/s"
+    hub = build_label_config(class_name="Car", data="d", detector="IDEA-Research/gdino-tiny")
+    assert hub.detector == "IDEA-Research/gdino-tiny"
+
+
 def test_a_split_given_twice_is_labelled_once():
     cfg = build_label_config(class_name="Car", data="d", split="test,train,test")
     assert cfg.splits == ("test", "train")

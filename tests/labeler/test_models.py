@@ -305,3 +305,49 @@ def test_device_and_precision_errors_say_what_to_give():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="--device cuda:1: CUDA is not available"):
             resolve_device("cuda:1")
+
+
+def test_a_detector_folder_without_its_tokenizer_files_is_refused(tiny, tmp_path):
+    """config.json, weights and processor_config.json copied without the tokenizer files: the
+    folder loads (transformers builds an empty BERT tokenizer) and every prompt word became
+    [UNK], so the run labelled with a text the model never saw. Now one line before any image."""
+    import shutil
+
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.grounded_sam import GroundedSamBackend
+
+    folder = tmp_path / "det"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "processor_config.json"):
+        shutil.copy(tiny["det"] / name, folder / name)
+    spec = ClassSpec("Bicycle", prompts=("bicycle", "bike"))
+    cfg = LabelConfig(
+        data="unused", cls=spec, detector=str(folder), segmenter=str(tiny["sam"]), device="cpu"
+    )
+    with pytest.raises(ValueError, match=r"det: the tokenizer knows no word of prompts \['bicy"):
+        GroundedSamBackend(cfg, class_id=7).load()
+    whole = LabelConfig(
+        data="unused", cls=spec, detector=str(tiny["det"]), segmenter=str(tiny["sam"])
+    )
+    GroundedSamBackend(whole, class_id=7).load()  # the full folder loads as before
+
+
+def test_prompts_longer_than_the_detectors_text_are_refused(tiny):
+    """More prompt tokens than the detector's max_text_len (256 for the released models, 32
+    for the tiny one): transformers cut the text, and every image failed with "The size of
+    tensor a (38) must match the size of tensor b (32)". Now one line before any image."""
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.grounded_sam import GroundedSamBackend
+
+    words = ("bicycle", "bike", "motorcycle", "car", "person", "thing", "a bike", "a car")
+    spec = ClassSpec("Bicycle", prompts=(*words, "a thing", "a person", "bike bike", "car car"))
+    cfg = LabelConfig(
+        data="unused", cls=spec, detector=str(tiny["det"]), segmenter=str(tiny["sam"])
+    )
+    GroundedSamBackend(cfg, class_id=7).load()  # 32 tokens: the most it reads
+    longer = ClassSpec("Bicycle", prompts=spec.prompts, negatives=("a motorcycle",))
+    cfg = LabelConfig(
+        data="unused", cls=longer, detector=str(tiny["det"]), segmenter=str(tiny["sam"])
+    )
+    with pytest.raises(ValueError, match=r"det: the prompts and negatives make 35 text tokens, "):
+        GroundedSamBackend(cfg, class_id=7).load()

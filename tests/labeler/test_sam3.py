@@ -356,3 +356,16 @@ def test_per_class_threshold_from_the_spec_file(models, tmp_path):
         assert res.exit_code == 0, res.output
         counts[thr] = read_jsonl(out / "manifest.jsonl")[0]["instances"]
     assert counts[0.0] > 0 and counts[0.99] == 0
+
+
+def test_a_sam3_folder_without_its_tokenizer_files_is_refused(models, tmp_path):
+    """Without tokenizer.json and its vocabulary, transformers loads an empty CLIP tokenizer
+    and every prompt became <|endoftext|>: refused in one line instead of labelling with it."""
+    import shutil
+
+    folder = tmp_path / "sam3"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "processor_config.json"):
+        shutil.copy(models["sam3"] / name, folder / name)
+    with pytest.raises(ValueError, match=r"sam3: the tokenizer knows no word of prompts \['bi"):
+        _backend(folder)

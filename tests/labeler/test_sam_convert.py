@@ -154,6 +154,38 @@ def test_not_a_sam_checkpoint(tmp_path):
         load_sam_pth(tmp_path / "t.pth")
 
 
+def test_convert_never_writes_into_another_models_folder(tmp_path):
+    """engine convert-sam into an existing model folder (a Grounding DINO given by mistake)
+    replaced its config.json and weights; now refused with nothing touched. A new or empty
+    folder gets the conversion, with no temporary folder left beside it; a folder given as the
+    checkpoint is one line."""
+    sd = original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+    torch.save(sd, tmp_path / "sam_small.pth")
+    other = tmp_path / "gdino"
+    other.mkdir()
+    (other / "config.json").write_text('{"model_type": "grounding-dino"}')
+    (other / "model.safetensors").write_bytes(b"weights")
+    with pytest.raises(ValueError, match=r"gdino: not empty \(config.json, model.safetensors\)"):
+        convert_sam_checkpoint(tmp_path / "sam_small.pth", other)
+    assert (other / "config.json").read_text() == '{"model_type": "grounding-dino"}'
+    assert (other / "model.safetensors").read_bytes() == b"weights"
+    with pytest.raises(ValueError, match=r"sam_small.pth: a file, not a directory"):
+        convert_sam_checkpoint(tmp_path / "sam_small.pth", tmp_path / "sam_small.pth")
+    with pytest.raises(ValueError, match=r"gdino: a directory, not an original SAM .pth"):
+        load_sam_pth(other)
+    (tmp_path / "empty").mkdir()
+    for out in (tmp_path / "empty", tmp_path / "new" / "sam"):
+        convert_sam_checkpoint(tmp_path / "sam_small.pth", out)
+        assert sorted(f.name for f in out.iterdir()) == [
+            "config.json",
+            "model.safetensors",
+            "processor_config.json",
+        ]
+    assert not [f for f in tmp_path.rglob("*.tmp")]
+
+
 @pytest.mark.slow
 def test_real_vit_b_layout(tmp_path):
     """sam_vit_b_01ec64.pth layout: ViT-B/16, 12 blocks, global attention at 2, 5, 8, 11."""

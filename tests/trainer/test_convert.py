@@ -128,6 +128,31 @@ def test_missing_file(tmp_path: Path) -> None:
         convert_massformer(tmp_path / "nope.pth", tmp_path / "out.pt")
 
 
+def test_out_is_never_a_training_checkpoint_or_the_source(tmp_path: Path) -> None:
+    """--out replaced whatever it named: a training run's last.pt (the trained model lost) or
+    the release file given as both; now refused before the release is read, nothing touched.
+    A folder says which file to give; an earlier conversion is still replaced (a rerun)."""
+    from trainer.convert import check_convert_out
+
+    src = tmp_path / "release.pth"
+    src.write_bytes(b"release bytes")  # never read: the check comes first
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"format": 1, "step": 1000, "model": {}}, run / "last.pt")
+    trained = (run / "last.pt").read_bytes()
+    for out, match in (
+        (run / "last.pt", r"last\.pt: exists \(a training checkpoint at step 1000\); conv"),
+        (src, r"release\.pth: exists \(the checkpoint being converted\)"),
+        (run, r"run: a folder; give the checkpoint file to write, e\.g\. --out .*run/mass"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            convert_massformer(src, out)
+    assert (run / "last.pt").read_bytes() == trained
+    assert src.read_bytes() == b"release bytes"
+    torch.save({"converted_from": {"path": "old.pth"}, "model": {}}, tmp_path / "ours.pt")
+    check_convert_out(src, tmp_path / "ours.pt")  # an earlier conversion: replaced
+
+
 def test_not_a_state_dict(tmp_path: Path) -> None:
     src = tmp_path / "r.pth"
     torch.save({"epoch": 3}, src)
@@ -158,6 +183,24 @@ def test_training_checkpoint_with_foreign_objects(tmp_path: Path, state: dict) -
         torch.load(src, weights_only=True)
     result = convert_massformer(src, tmp_path / "ours.pt")
     assert result.num_tensors == 660
+
+
+def test_predict_names_an_unconverted_release_checkpoint(tmp_path: Path, state: dict) -> None:
+    """engine predict --checkpoint iter_80000.pth (the release, not converted) said "not an
+    engine training checkpoint (missing [...])", or, holding mmengine objects, "not a readable
+    PyTorch checkpoint"; now the line engine train --init gives: convert it first."""
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "a.png"), np.zeros((40, 60, 3), np.uint8))
+    hub = {"log": ForeignLoggerState()}
+    for src in (_write(tmp_path / "r.pth", state), _write(tmp_path / "i.pth", state, h=hub)):
+        args = ["predict", "--checkpoint", str(src), "--images", str(images)]
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "pred")])
+        assert res.exit_code == 2, res.output
+        assert f"{src.name}: an mmseg checkpoint (the release's format); convert it first: " in (
+            res.output.replace("\n", "")
+        )
+        assert not (tmp_path / "pred").exists()
 
 
 def _cli_convert(tmp_path: Path, state: dict) -> Path:
