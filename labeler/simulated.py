@@ -314,8 +314,9 @@ class SimulatedBackend:
         self.class_id = int(class_id)
         self.class_name = config.cls.name
         self.sim = SimulationConfig.from_dict(dict(config.extra or {}))
-        self.root = load_spec(config.data).root
-        self.taxonomy = load_spec(config.data).taxonomy
+        self.spec = load_spec(config.data)
+        self.root = self.spec.root
+        self.taxonomy = self.spec.taxonomy
 
     def identity(self) -> dict[str, Any]:
         return {"backend": BACKEND_NAME, "simulation": dataclasses.asdict(self.sim)}
@@ -345,13 +346,17 @@ class SimulatedBackend:
         }
 
     def _others(self, split: str, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
-        """Pixels of the parent class (Others) in the dataset's label, when there is one."""
+        """Pixels of the parent class (Others) in the dataset's label, when there is one: where
+        the dataset's spec puts labels, colour-coded ones read through its taxonomy's palette
+        (a hard-coded ``annotations/`` missed a spec's own folder, and a colour-coded label
+        failed the image)."""
         from annotations.labelmap import read_label
 
-        path = self.root / "annotations" / split / f"{stem}.png"
-        if not path.is_file():
+        folder = self.spec.label_dir(split)
+        path = None if folder is None else folder / f"{stem}.png"
+        if path is None or not path.is_file():
             return None
-        label = read_label(path)
+        label = read_label(path, self.taxonomy)
         if label.shape != shape:
             return None
         parent = (

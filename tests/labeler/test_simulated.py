@@ -300,3 +300,27 @@ def test_a_dataset_without_the_class_truth_is_refused_up_front(tmp_path):
                       backend="simulated", progress=False)  # fmt: skip
     with pytest.raises(FileNotFoundError, match=r"needs the true masks of 'Car' .* has none$"):
         run_labeling(cfg)
+
+
+def test_the_parent_class_is_read_where_the_spec_puts_labels_and_in_colour(tmp_path):
+    """The simulated labeler read the parent class (Others) from a hard-coded annotations/
+    folder without the taxonomy: a dataset whose spec puts labels elsewhere lost the parent
+    constraint without a word, and a colour-coded label failed its image."""
+    from PIL import Image
+
+    from annotations.labelmap import label_to_rgb
+    from annotations.taxonomy import MASS13K
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.simulated import SimulatedBackend
+
+    data = tmp_path / "data"
+    (data / "images" / "test").mkdir(parents=True)
+    (data / "gt" / "test").mkdir(parents=True)
+    (data / "dataset.yaml").write_text("images: images/{split}\nlabels: gt/{split}\n")
+    label = np.zeros((6, 8), np.uint8)
+    label[:, 4:] = 3
+    Image.fromarray(label_to_rgb(label, MASS13K)).save(data / "gt" / "test" / "a.png")
+    cfg = LabelConfig(data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
+                      backend="simulated")  # fmt: skip
+    backend = SimulatedBackend(cfg, 7)
+    np.testing.assert_array_equal(backend._others("test", "a", (6, 8)), label == 0)
