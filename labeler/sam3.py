@@ -52,6 +52,7 @@ from labeler.sam_post import LOGIT_FLOOR, active_window, resize_window
 
 DEFAULT_SAM3 = "facebook/sam3"
 SAM3_TYPES = ("sam3", "sam3_video")  # config model_type values Sam3Model loads
+TEXT_TOKENS = 32  # text tokens SAM 3 reads: its processor pads every prompt to them
 MASK_THRESHOLD = 0.5  # mask = upsampled probability > this (transformers' default)
 PROB_FLOOR = 1 / (1 + math.exp(-LOGIT_FLOOR))  # probabilities at or below: stored as 0
 GATED_HELP = (
@@ -224,12 +225,16 @@ class Sam3Backend:
         self.image_size = int(sam3.model.config.vision_config.image_size)
         tok = sam3.processor.tokenizer
         check_prompt_vocabulary(sam3.source, tok, self.prompts)
+        lengths = {p: len(tok(p)["input_ids"]) for p in self.prompts}
+        if long := {p: n for p, n in lengths.items() if n > TEXT_TOKENS}:
+            raise ValueError(  # it was cut to its first 32 tokens without a word
+                f"{sam3.source}: prompts {list(long)} make {'/'.join(map(str, long.values()))} "
+                f"text tokens, SAM 3 reads at most {TEXT_TOKENS}: give shorter prompts"
+            )
         self.text: list[tuple[Any, Any]] = []
         for p in self.prompts:
             # The processor pads text to 32 tokens; the mask must travel with the embedding.
-            enc = tok(
-                [p], padding="max_length", max_length=32, truncation=True, return_tensors="pt"
-            )
+            enc = tok([p], padding="max_length", max_length=TEXT_TOKENS, return_tensors="pt")
             ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
             with torch.inference_mode(), autocast(device, self.dtype):
                 feats = sam3.model.get_text_features(input_ids=ids, attention_mask=mask)

@@ -369,3 +369,12 @@ def test_a_sam3_folder_without_its_tokenizer_files_is_refused(models, tmp_path):
         shutil.copy(models["sam3"] / name, folder / name)
     with pytest.raises(ValueError, match=r"sam3: the tokenizer knows no word of prompts \['bi"):
         _backend(folder)
+
+
+def test_a_prompt_longer_than_sam3_reads_is_refused(models):
+    """SAM 3 reads 32 text tokens: a longer prompt was cut to its first 32 without a word (the
+    run labelled with the start of the description)."""
+    long = " ".join(["bicycle"] * 40)
+    with pytest.raises(ValueError) as e:
+        _backend(models["sam3"], prompts=(long,))
+    assert "text tokens, SAM 3 reads at most 32: give shorter prompts" in str(e.value)
