@@ -52,7 +52,7 @@ from labeler.sam_post import LOGIT_FLOOR, active_window, resize_window
 
 DEFAULT_SAM3 = "facebook/sam3"
 SAM3_TYPES = ("sam3", "sam3_video")  # config model_type values Sam3Model loads
-TEXT_TOKENS = 32  # text tokens SAM 3 reads: its processor pads every prompt to them
+TEXT_TOKENS = 32  # text tokens SAM 3 reads (its text encoder's max_position_embeddings)
 MASK_THRESHOLD = 0.5  # mask = upsampled probability > this (transformers' default)
 PROB_FLOOR = 1 / (1 + math.exp(-LOGIT_FLOOR))  # probabilities at or below: stored as 0
 GATED_HELP = (
