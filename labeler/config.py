@@ -61,10 +61,12 @@ class ClassSpec:
         if clash:
             raise ValueError(f"class {self.name!r}: {sorted(clash)} are both prompt and negative")
         for p in prompts + negatives:
-            if "." in p:
+            # Grounding DINO's phrase delimiters: '.' and '?' (transformers' SPECIAL_TOKENS
+            # beside [CLS] and [SEP]); inside a prompt they split it into two phrases
+            if mark := next((c for c in ".?" if c in p), None):
                 raise ValueError(
-                    f"class {self.name!r}: prompt {p!r} contains '.', which Grounding DINO uses to "
-                    "separate prompts"
+                    f"class {self.name!r}: prompt {p!r} contains {mark!r}, which Grounding DINO "
+                    "uses to separate prompts"
                 )
         for key in ("box_threshold", "text_threshold"):
             v = getattr(self, key)

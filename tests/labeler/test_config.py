@@ -40,6 +40,8 @@ def test_class_spec_defaults_and_prompt_order():
         ({"name": "."}, r"--class '\.' is no class name"),
         ({"name": "B", "prompts": ("bike",), "negatives": ("Bike",)}, "both prompt and negative"),
         ({"name": "B", "prompts": ("a. b",)}, "contains '.'"),
+        # '?' splits phrases too (transformers' Grounding DINO SPECIAL_TOKENS: 1012 '.', 1029 '?')
+        ({"name": "B", "negatives": ("is it a bike? no",)}, r"contains '\?', which Grounding"),
         ({"name": "B", "box_threshold": 1.0}, "box_threshold"),
         ({"name": "B", "min_area": -1}, "min_area"),
     ],
