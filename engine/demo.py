@@ -30,6 +30,7 @@ with other options is refused before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import time
@@ -192,169 +193,179 @@ def run_demo(
     def stage(name: str, fn: Callable[[], Any]) -> Any:
         log(f"[{len(result.seconds) + 1}] {name}")
         start = time.perf_counter()
-        value = fn()
-        result.seconds[name] = round(time.perf_counter() - start, 2)
-        return value
+        try:
+            return fn()
+        finally:  # a stage cut short by Ctrl-C or a failure is timed too
+            result.seconds[name] = round(time.perf_counter() - start, 2)
 
-    data = stage(
-        "synth: synthetic MaSS-style dataset",
-        lambda: generate(synth_cfg, progress=cfg.progress),
-    )
-    result.paths["data"] = data
-
-    backend = "simulated" if cfg.simulated else "grounded-sam"
-    label_dirs: list[Path] = []
-    for name in cfg.classes:
-        label_cfg = LabelConfig(
-            data=str(data),
-            cls=ClassSpec(name=name),
-            out=str(out / "label" / name.lower()),
-            backend=backend,
-            detector=cfg.detector or LabelConfig.detector,
-            segmenter=cfg.segmenter or LabelConfig.segmenter,
-            device=cfg.device,
-            progress=cfg.progress,
-            extra={"seed": cfg.seed} if cfg.simulated else {},
+    try:
+        data = stage(
+            "synth: synthetic MaSS-style dataset",
+            lambda: generate(synth_cfg, progress=cfg.progress),
         )
-        what = "SIMULATED labeler" if cfg.simulated else "Grounded-SAM"
-        summary = stage(f"label {name} ({what})", lambda c=label_cfg: run_labeling(c))
-        if summary.interrupted:  # the run kept what it finished and returned: stop here too
-            raise KeyboardInterrupt
-        if summary.failed:
-            raise RuntimeError(
-                f"{label_cfg.out_dir}: {counted(summary.failed, 'image')} failed to label"
-            )
-        label_dirs.append(label_cfg.out_dir)
-        result.paths[f"label/{name}"] = label_cfg.out_dir
-        subset = stage(
-            f"annotated {name} test subset (synthetic truth as the manual annotation)",
-            lambda n=name: import_annotations(
-                ImportConfig(
-                    format="png",
-                    sources=[str(data / "new_classes" / n.lower() / "test")],
-                    class_name=n,
-                    data=str(data),
-                    out=str(out / "annotated" / n.lower()),
-                    split="test",
-                    progress=cfg.progress,
-                )
-            ),
-        )
-        result.paths[f"annotated/{name}"] = subset.root
+        result.paths["data"] = data
 
-    fusion = stage(
-        "fuse pseudo labels with the precise labels",
-        lambda: fuse(
-            FuseConfig(data=data, pseudo=tuple(label_dirs), out=fused, progress=cfg.progress)
-        ),
-    )
-    if fusion.failed:  # the rest is fused and kept; training needs every image
-        raise RuntimeError(
-            f"{fused}: {counted(len(fusion.failed), 'image')} failed to fuse "
-            f"(first: {fusion.failed[0][2]})"
-        )
-    result.paths["fused"] = fused
-
-    stage(
-        f"train MaSSFormer tiny jointly on fused labels ({cfg.iters} steps, {_origin(start)})",
-        lambda: train(train_cfg),
-    )
-    result.paths["train"] = train_out
-
-    def predict(dest: Path, guided_filter: bool = False, checkpoint: Path | None = None) -> None:
-        predicted = _with_threads(demo_threads(cfg), predict_dir)(
-            PredictConfig(
-                checkpoint=str(checkpoint or train_out / "last.pt"),
-                images=str(data / "images" / "test"),
-                out=str(dest),
-                size=None,
-                device=cfg.device,
-                guided_filter=guided_filter,
-                progress=cfg.progress,
-            )
-        )
-        if predicted.failed:  # the report would score a partial test split
-            raise RuntimeError(
-                f"{dest}: {counted(len(predicted.failed), 'image')} failed to predict "
-                f"({predicted.failed[0][1]})"
-            )
-
-    pred = out / "predict" / "test"
-    stage("predict the test split", lambda: predict(pred))
-    result.paths["predict"] = pred
-    pred_gf = out / "predict" / "test_gf"
-    if cfg.guided_filter:
-        stage(
-            "predict the test split with the guided filter (not the release's inference)",
-            lambda: predict(pred_gf, guided_filter=True),
-        )
-        result.paths["predict (guided filter)"] = pred_gf
-    base_models = {MODEL: pred}  # what joint training kept of the base classes
-    if cfg.guided_filter:
-        base_models[REFINED] = pred_gf
-    if cfg.init_checkpoint is not None:
-        pred_start = out / "predict" / "test_start"
-        stage(
-            "predict the test split with the start checkpoint (to score what joint training kept)",
-            lambda: predict(pred_start, checkpoint=cfg.init_checkpoint),
-        )
-        result.paths["predict (start)"] = pred_start
-        base_models = {START: pred_start, **base_models}
-    result.base_classes = stage(
-        f"score the base classes on the precise labels ({joined(cfg.classes)} as parent)",
-        lambda: base_scores(base_models, data / "annotations" / "test"),
-    )
-
-    def report(name: str, label_dir: Path, predictions: Path, dest: Path) -> Any:
-        return build_report(
-            ReportConfig(
-                subset=str(out / "annotated" / name.lower()),
-                out=str(dest),
-                pseudo=str(label_dir),
-                fused=str(fused),
-                pred=str(predictions),
+        backend = "simulated" if cfg.simulated else "grounded-sam"
+        label_dirs: list[Path] = []
+        for name in cfg.classes:
+            label_cfg = LabelConfig(
                 data=str(data),
-                taxonomy=str(fused / "taxonomy.json"),
-                class_name=name,
+                cls=ClassSpec(name=name),
+                out=str(out / "label" / name.lower()),
+                backend=backend,
+                detector=cfg.detector or LabelConfig.detector,
+                segmenter=cfg.segmenter or LabelConfig.segmenter,
+                device=cfg.device,
                 progress=cfg.progress,
+                extra={"seed": cfg.seed} if cfg.simulated else {},
             )
-        )
-
-    fused_taxonomy = Taxonomy.load(fused / "taxonomy.json")
-    for name, label_dir in zip(cfg.classes, label_dirs, strict=True):
-        review = stage(
-            f"review gallery: {name} pseudo label / prediction / annotation",
-            lambda n=name, d=label_dir: build_review(
-                ReviewConfig(
-                    run=str(d),
-                    out=str(out / "review" / n.lower()),
-                    data=str(data),
-                    pred=[str(pred), str(pred_gf)] if cfg.guided_filter else str(pred),
-                    pred_class_id=fused_taxonomy.id_of(n),
-                    gt=str(out / "annotated" / n.lower()),
-                    progress=cfg.progress,
+            what = "SIMULATED labeler" if cfg.simulated else "Grounded-SAM"
+            summary = stage(f"label {name} ({what})", lambda c=label_cfg: run_labeling(c))
+            if summary.interrupted:  # the run kept what it finished and returned: stop here too
+                raise KeyboardInterrupt
+            if summary.failed:
+                raise RuntimeError(
+                    f"{label_cfg.out_dir}: {counted(summary.failed, 'image')} failed to label"
                 )
+            label_dirs.append(label_cfg.out_dir)
+            result.paths[f"label/{name}"] = label_cfg.out_dir
+            subset = stage(
+                f"annotated {name} test subset (synthetic truth as the manual annotation)",
+                lambda n=name: import_annotations(
+                    ImportConfig(
+                        format="png",
+                        sources=[str(data / "new_classes" / n.lower() / "test")],
+                        class_name=n,
+                        data=str(data),
+                        out=str(out / "annotated" / n.lower()),
+                        split="test",
+                        progress=cfg.progress,
+                    )
+                ),
+            )
+            result.paths[f"annotated/{name}"] = subset.root
+
+        fusion = stage(
+            "fuse pseudo labels with the precise labels",
+            lambda: fuse(
+                FuseConfig(data=data, pseudo=tuple(label_dirs), out=fused, progress=cfg.progress)
             ),
         )
-        result.paths[f"review/{name}"] = review.index
-        made = stage(
-            f"report {name}",
-            lambda n=name, d=label_dir: report(n, d, pred, out / "report" / n.lower()),
-        )
-        result.reports[name] = made.data
-        result.paths[f"report/{name}"] = made.markdown
-        if cfg.guided_filter:
-            made = stage(
-                f"report {name} with the guided filter",
-                lambda n=name, d=label_dir: report(n, d, pred_gf, out / "report_gf" / n.lower()),
+        if fusion.failed:  # the rest is fused and kept; training needs every image
+            raise RuntimeError(
+                f"{fused}: {counted(len(fusion.failed), 'image')} failed to fuse "
+                f"(first: {fusion.failed[0][2]})"
             )
-            result.refined[name] = made.data
-            result.paths[f"report/{name} (guided filter)"] = made.markdown
+        result.paths["fused"] = fused
 
-    result.wall_seconds = round(time.perf_counter() - began, 2)
-    summary = write_summary(cfg, result)
-    result.paths["summary"] = summary
-    return result
+        stage(
+            f"train MaSSFormer tiny jointly on fused labels ({cfg.iters} steps, {_origin(start)})",
+            lambda: train(train_cfg),
+        )
+        result.paths["train"] = train_out
+
+        def predict(
+            dest: Path, guided_filter: bool = False, checkpoint: Path | None = None
+        ) -> None:
+            predicted = _with_threads(demo_threads(cfg), predict_dir)(
+                PredictConfig(
+                    checkpoint=str(checkpoint or train_out / "last.pt"),
+                    images=str(data / "images" / "test"),
+                    out=str(dest),
+                    size=None,
+                    device=cfg.device,
+                    guided_filter=guided_filter,
+                    progress=cfg.progress,
+                )
+            )
+            if predicted.failed:  # the report would score a partial test split
+                raise RuntimeError(
+                    f"{dest}: {counted(len(predicted.failed), 'image')} failed to predict "
+                    f"({predicted.failed[0][1]})"
+                )
+
+        pred = out / "predict" / "test"
+        stage("predict the test split", lambda: predict(pred))
+        result.paths["predict"] = pred
+        pred_gf = out / "predict" / "test_gf"
+        if cfg.guided_filter:
+            stage(
+                "predict the test split with the guided filter (not the release's inference)",
+                lambda: predict(pred_gf, guided_filter=True),
+            )
+            result.paths["predict (guided filter)"] = pred_gf
+        base_models = {MODEL: pred}  # what joint training kept of the base classes
+        if cfg.guided_filter:
+            base_models[REFINED] = pred_gf
+        if cfg.init_checkpoint is not None:
+            pred_start = out / "predict" / "test_start"
+            stage(
+                "predict the test split with the start checkpoint (to score what joint training kept)",
+                lambda: predict(pred_start, checkpoint=cfg.init_checkpoint),
+            )
+            result.paths["predict (start)"] = pred_start
+            base_models = {START: pred_start, **base_models}
+        result.base_classes = stage(
+            f"score the base classes on the precise labels ({joined(cfg.classes)} as parent)",
+            lambda: base_scores(base_models, data / "annotations" / "test"),
+        )
+
+        def report(name: str, label_dir: Path, predictions: Path, dest: Path) -> Any:
+            return build_report(
+                ReportConfig(
+                    subset=str(out / "annotated" / name.lower()),
+                    out=str(dest),
+                    pseudo=str(label_dir),
+                    fused=str(fused),
+                    pred=str(predictions),
+                    data=str(data),
+                    taxonomy=str(fused / "taxonomy.json"),
+                    class_name=name,
+                    progress=cfg.progress,
+                )
+            )
+
+        fused_taxonomy = Taxonomy.load(fused / "taxonomy.json")
+        for name, label_dir in zip(cfg.classes, label_dirs, strict=True):
+            review = stage(
+                f"review gallery: {name} pseudo label / prediction / annotation",
+                lambda n=name, d=label_dir: build_review(
+                    ReviewConfig(
+                        run=str(d),
+                        out=str(out / "review" / n.lower()),
+                        data=str(data),
+                        pred=[str(pred), str(pred_gf)] if cfg.guided_filter else str(pred),
+                        pred_class_id=fused_taxonomy.id_of(n),
+                        gt=str(out / "annotated" / n.lower()),
+                        progress=cfg.progress,
+                    )
+                ),
+            )
+            result.paths[f"review/{name}"] = review.index
+            made = stage(
+                f"report {name}",
+                lambda n=name, d=label_dir: report(n, d, pred, out / "report" / n.lower()),
+            )
+            result.reports[name] = made.data
+            result.paths[f"report/{name}"] = made.markdown
+            if cfg.guided_filter:
+                made = stage(
+                    f"report {name} with the guided filter",
+                    lambda n=name, d=label_dir: report(
+                        n, d, pred_gf, out / "report_gf" / n.lower()
+                    ),
+                )
+                result.refined[name] = made.data
+                result.paths[f"report/{name} (guided filter)"] = made.markdown
+
+        result.wall_seconds = round(time.perf_counter() - began, 2)
+        summary = write_summary(cfg, result)
+        result.paths["summary"] = summary
+        return result
+    except BaseException as e:  # Ctrl-C or a failure: this call's time is kept all the same
+        result.wall_seconds = round(time.perf_counter() - began, 2)
+        record_unfinished_call(out, result, e)
+        raise
 
 
 def base_scores(models: dict[str, Path], gt: Path) -> dict[str, dict[str, Any]]:
@@ -624,20 +635,42 @@ def _with_threads(threads: int, fn: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+UNFINISHED_CALLS = "unfinished_calls.jsonl"  # report/: calls that ended before the summary
+
+
+def record_unfinished_call(out: Path, result: DemoResult, error: BaseException) -> None:
+    """Keep the time of a call that ended before its summary (Ctrl-C, a failed stage) in
+    ``report/unfinished_calls.jsonl``, for the call that finishes the folder to count it in
+    ``summary.json``'s ``calls``: before, a resumed demo's calls left the interrupted ones out."""
+    from annotations.fileio import append_line, first_line
+
+    ended = (
+        "interrupted" if isinstance(error, KeyboardInterrupt) else f"failed: {first_line(error)}"
+    )
+    record = {"wall_seconds": result.wall_seconds, "seconds": result.seconds, "ended": ended}
+    with contextlib.suppress(OSError):  # a full disk: the error being raised is the one shown
+        append_line(out / "report" / UNFINISHED_CALLS, json.dumps(record))
+
+
 def _earlier_calls(path: Path) -> list[dict[str, Any]]:
     """The calls an earlier ``summary.json`` of the folder recorded (its ``calls``, or, written
-    before they were kept, its own wall time); none when there is no readable one."""
+    before they were kept, its own wall time), then those that ended before a summary since
+    (:func:`record_unfinished_call`); none when there are none readable."""
+    from annotations.fileio import read_jsonl
+
+    calls: list[dict[str, Any]] = []
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return []
-    if not isinstance(data, dict):
-        return []
-    if isinstance(data.get("calls"), list):
-        return [c for c in data["calls"] if isinstance(c, dict)]
-    if isinstance(data.get("wall_seconds"), int | float):
-        return [{"wall_seconds": data["wall_seconds"], "seconds": data.get("seconds", {})}]
-    return []
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("calls"), list):
+        calls = [c for c in data["calls"] if isinstance(c, dict)]
+    elif isinstance(data, dict) and isinstance(data.get("wall_seconds"), int | float):
+        calls = [{"wall_seconds": data["wall_seconds"], "seconds": data.get("seconds", {})}]
+    unfinished = path.parent / UNFINISHED_CALLS
+    if unfinished.is_file():
+        calls += [c for c in read_jsonl(unfinished) if isinstance(c, dict)]
+    return calls
 
 
 def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
@@ -681,7 +714,11 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
     ]
     earlier = ""
     if len(calls) > 1:  # a resumed demo: its first call's time is kept, not overwritten
-        times = ", ".join(format_duration(c.get("wall_seconds", 0)) for c in calls)
+        times = ", ".join(
+            format_duration(c.get("wall_seconds", 0))
+            + (f" ({c['ended'].split(':')[0]})" if c.get("ended") else "")
+            for c in calls
+        )
         earlier = f" This folder's {len(calls)} calls took {times}."
     lines += [
         f"Wall time: {format_duration(result.wall_seconds)} ({result.wall_seconds} s, this call)."
@@ -707,4 +744,5 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
             "environment": environment(),
         },
     )
+    (out / UNFINISHED_CALLS).unlink(missing_ok=True)  # counted in summary.json's calls now
     return out / "summary.md"

@@ -381,3 +381,18 @@ def test_ctrl_c_in_a_labeling_run_stops_the_demo(tmp_path, monkeypatch):
     assert res.exit_code == 130, res.output
     assert "interrupted: run the same command again to resume" in res.output
     assert "fuse" not in res.output and not (out / "fused").exists()
+    # the interrupted call's time is kept for the summary of the call that finishes the folder
+    # (its calls listed only the calls that finished)
+    unfinished = [
+        json.loads(x) for x in (out / "report/unfinished_calls.jsonl").read_text().splitlines()
+    ]
+    assert [c["ended"] for c in unfinished] == ["interrupted"]
+    assert list(unfinished[0]["seconds"])[-1].startswith("label")
+    monkeypatch.undo()
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["calls"][0] == unfinished[0] and "ended" not in summary["calls"][1]
+    assert not (out / "report/unfinished_calls.jsonl").exists()
+    assert "calls took" in (out / "report/summary.md").read_text()
+    assert "(interrupted)" in (out / "report/summary.md").read_text()
