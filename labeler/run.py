@@ -449,6 +449,22 @@ def _lock_name(cfg: LabelConfig) -> str:
     return LOCK_NAME if count == 1 else f"{LOCK_NAME}-shard{index}of{count}"
 
 
+def _record_data_moved(out: Path, cfg: LabelConfig) -> None:
+    """A rerun with nothing left to label, given the dataset at another path (moved or copied
+    since): ``run.json`` is told where it is now, as a run that labels writes it (fuse, review
+    and info read the dataset from there); its models' record stays, as no model loads."""
+    path = out / "run.json"
+    meta = read_json(path, "run.json")
+    resolved = str(Path(cfg.data).resolve())
+    config = meta.get("config") if isinstance(meta.get("config"), dict) else None
+    if config is None or meta.get("data_resolved") == resolved:
+        return
+    log.info("%s: the dataset is now %s (was %s)", path, resolved, meta.get("data_resolved"))
+    atomic_write_json(
+        path, {**meta, "config": {**config, "data": cfg.data}, "data_resolved": resolved}
+    )
+
+
 @holds_lock("engine label", lambda c: c.out_dir, _lock_name, own=("run.json",))
 def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> LabelSummary:
     """Label every image of the configured splits that is not already done; see the module doc."""
@@ -506,6 +522,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
             few_keys(sorted(changed, key=lambda k: (split_key(k[0]), k[1]))),
         )
     if not todo and (out / "run.json").is_file():
+        _record_data_moved(out, cfg)
         summary.wall_seconds = time.perf_counter() - t_start
         return summary
     if not todo:  # a run.json deleted after the last image: the models load to record them

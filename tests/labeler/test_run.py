@@ -382,6 +382,27 @@ def test_a_rerun_writes_a_deleted_run_json_again(red_backend, dataset, tmp_path,
     assert run_labeling(_cfg(dataset, out)).skipped == 5 and "missing" not in caplog.text
 
 
+def test_a_rerun_on_the_moved_dataset_records_where_it_is_now(red_backend, dataset, tmp_path):
+    """A rerun with nothing left to label, given the dataset at its new path: run.json kept
+    the old one, where fuse, review and info then looked for the dataset."""
+    import json
+    import shutil
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    before = json.loads((out / "run.json").read_text())
+    moved = tmp_path / "moved"
+    shutil.move(dataset, moved)
+    assert run_labeling(_cfg(moved, out)).skipped == 5
+    after = json.loads((out / "run.json").read_text())
+    assert after["data_resolved"] == str(moved.resolve()) and after["config"]["data"] == str(moved)
+    assert {**after, "data_resolved": None, "config": None} == {
+        **before,
+        "data_resolved": None,
+        "config": None,
+    }
+
+
 def test_force_with_another_class_replaces_the_run_in_every_split(
     red_backend, dataset, tmp_path, caplog
 ):
