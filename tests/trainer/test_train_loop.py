@@ -527,12 +527,15 @@ def test_a_resume_purges_the_tensorboard_steps_logged_after_the_checkpoint(tmp_p
 def test_the_tensorboard_writer_purges_after_the_resumed_step(tmp_path, monkeypatch):
     """Without the tensorboard package installed: the writer is asked to purge the steps after
     the checkpoint on a resume, and nothing on a fresh run."""
-    import torch.utils.tensorboard as tb
+    import sys
+    import types
 
     from trainer import train as train_module
 
     made = []
-    monkeypatch.setattr(tb, "SummaryWriter", lambda d, purge_step=None: made.append(purge_step))
+    fake = types.ModuleType("torch.utils.tensorboard")
+    fake.SummaryWriter = lambda d, purge_step=None: made.append(purge_step)
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", fake)
     train_module._tensorboard(tmp_path, 0)
     train_module._tensorboard(tmp_path, 3)
     assert made == [None, 4]
