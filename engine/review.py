@@ -451,6 +451,6 @@ def _page(
         )
         + "</p>"
         f"<div id='cards'>{''.join(cards)}</div>"
-        f"<script type='application/json' id='config'>{html.escape(json.dumps(cfg))}</script>"
+        f"<script type='application/json' id='config'>{html.escape(json.dumps(cfg, default=str))}</script>"
         f"<script>{_JS}</script></body></html>\n"
     )

@@ -4,6 +4,7 @@ that exist. Placeholders (DATA, RUN, ...) are not checked; option names are."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -116,3 +117,36 @@ def test_slug_is_github_s():
         "Thirty-first round: the demo rerun, a resume that builds its checkpoint's network"
     ) == ("thirty-first-round-the-demo-rerun-a-resume-that-builds-its-checkpoints-network")
     assert _slug("`engine predict`") == "engine-predict"
+
+
+def test_the_loop_page_s_python_example_takes_pathlib_paths(tmp_path):
+    """docs/loop.md's "From Python" steps with ``Path`` folders, as docs/foundation.md's synth
+    example passes them: each record (run.json, the gallery, report.json) is written, with the
+    paths as text. Before, each step failed with ``PosixPath is not JSON serializable``, the
+    label run after its models had loaded."""
+    from engine.annotate import ImportConfig, import_annotations
+    from engine.report import ReportConfig, build_report
+    from engine.review import ReviewConfig, build_review
+    from engine.synth import SynthConfig, generate
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.run import run_labeling
+
+    root = generate(
+        SynthConfig(out=tmp_path / "data", train=0, val=0, test=2, size=(96, 64)), progress=False
+    )
+    run_dir, subset_dir = tmp_path / "run", tmp_path / "subset"
+    cfg = LabelConfig(
+        data=root, cls=ClassSpec("Bicycle"), out=run_dir, backend="simulated", progress=False
+    )
+    run_labeling(cfg)
+    truth = [f"{root}/new_classes/bicycle/test"]
+    import_annotations(
+        ImportConfig("png", truth, "Bicycle", root, subset_dir, split="test", progress=False)
+    )
+    build_review(ReviewConfig(run_dir, gt=subset_dir, progress=False))
+    res = build_report(
+        ReportConfig(subset_dir, tmp_path / "report", pseudo=run_dir, data=root, chart=False)
+    )
+    assert json.loads((run_dir / "run.json").read_text())["config"]["data"] == str(root)
+    assert (run_dir / "review" / "index.html").is_file()
+    assert res.data["table4"][0]["iou"] is not None
