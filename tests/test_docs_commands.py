@@ -150,3 +150,41 @@ def test_the_loop_page_s_python_example_takes_pathlib_paths(tmp_path):
     assert json.loads((run_dir / "run.json").read_text())["config"]["data"] == str(root)
     assert (run_dir / "review" / "index.html").is_file()
     assert res.data["table4"][0]["iou"] is not None
+
+
+def _pins() -> dict[str, str]:
+    """pyproject.toml's version pins, ``{"transformers": ">=5.13,<6", ...}``."""
+    text = (ROOT / "pyproject.toml").read_text()
+    return {
+        m[1].lower(): m[2] for m in re.finditer(r'"([A-Za-z][\w-]*)((?:[<>=!~]=?[^",]+,?)+)"', text)
+    }
+
+
+def _stated_pins(text: str) -> list[tuple[str, str]]:
+    """The pins a page states as current: prose ``torch >= 2.6, < 2.16`` and ``transformers
+    range: `>=5.13,<6` (pyproject)``."""
+    found = [
+        (m[1], f">={m[2]}" + (f",<{m[3]}" if m[3] else ""))
+        for m in re.finditer(r"\b([a-z][\w-]*) >= ([\d.]+)(?:, < ([\d.]+))?", text)
+    ]
+    found += re.findall(r"\b([a-z][\w-]*) range: `([^`]+)` \(pyproject", text)
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_stated_version_ranges_are_pyproject_s(doc):
+    pins = _pins()
+    wrong = [
+        f"{name} {spec}: pyproject.toml has {pins[name]}"
+        for name, spec in _stated_pins(doc.read_text())
+        if name in pins and not (pins[name] == spec or pins[name].startswith(spec + ","))
+    ]
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_stated_pins_are_read():
+    assert _pins()["transformers"].startswith(">=")
+    assert ("torch", ">=2.6,<2.16") in _stated_pins((ROOT / "README.md").read_text())
+    assert _stated_pins("transformers range: `>=5.0,<6` (pyproject)") == [
+        ("transformers", ">=5.0,<6")
+    ]
