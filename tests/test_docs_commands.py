@@ -188,3 +188,43 @@ def test_stated_pins_are_read():
     assert _stated_pins("transformers range: `>=5.0,<6` (pyproject)") == [
         ("transformers", ">=5.0,<6")
     ]
+
+
+def _python_names(text: str) -> set[str]:
+    """Backticked dotted names of the project's packages (``engine.metrics.ClassScorer``,
+    ``labeler.run.check_same_class(...)``); file names such as ``annotations.xml`` are not."""
+    names = re.findall(
+        r"`((?:engine|labeler|trainer|annotations)(?:\.[A-Za-z_]\w*)+)(?:\(|`)", text
+    )
+    return {n for n in names if n.rsplit(".", 1)[1] not in {"xml", "json", "py", "txt", "yaml"}}
+
+
+def _resolves(name: str) -> bool:
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_named_python_functions_and_modules_exist(doc):
+    """A page that names ``engine.text.Table4`` sends a reader to a module that has no such
+    class (it lives in ``engine.table4``): every dotted name of the packages must resolve."""
+    missing = sorted(n for n in _python_names(doc.read_text()) if not _resolves(n))
+    assert missing == [], missing
+
+
+def test_the_name_check_reads_names():
+    names = _python_names("`engine.text.Table4` and `labeler.run.check_same_class(x)`, `a.xml`")
+    assert names == {"engine.text.Table4", "labeler.run.check_same_class"}
+    assert not _resolves("engine.text.Table4") and _resolves("engine.table4.Table4")
