@@ -111,9 +111,17 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def _path_as_text(value: Any) -> str:
+    """A path in a record is its text, as the config hashes read it (``default=str``): a
+    library caller's ``Path("data")`` writes what the command line's ``"data"`` writes."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
     """Write ``obj`` as JSON atomically. NaN and infinity are refused (they are not JSON)."""
-    text = json.dumps(obj, indent=indent, allow_nan=False, sort_keys=False)
+    text = json.dumps(obj, indent=indent, allow_nan=False, sort_keys=False, default=_path_as_text)
     return atomic_write_text(path, text + "\n")
 
 

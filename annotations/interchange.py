@@ -646,7 +646,8 @@ def png_to_mask(
     if bad.size:
         raise ValueError(
             f"{path}: mask values must be 0, 1 or 255 (unannotated), found {bad[:5].tolist()}; "
-            "for 0/255 masks pass binary mode (--png-binary)"
+            "for class-index masks give the class's value (--png-value N: other values become "
+            "0), for masks whose every non-zero value is the class pass binary mode (--png-binary)"
         )
     if (arr == 255).any() and not (arr == 1).any():
         raise ValueError(

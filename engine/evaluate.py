@@ -59,7 +59,10 @@ class EvaluateConfig:
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.num_classes is not None and self.taxonomy is not None:
-            raise ValueError("give either num_classes or a taxonomy, not both")
+            raise ValueError(
+                "--num-classes and --taxonomy do not combine: give one (classes 0..N-1, or a "
+                "taxonomy's named classes)"
+            )
         if self.num_classes is not None and not 1 <= self.num_classes <= 255:
             raise ValueError(f"num_classes must be in 1..255, got {self.num_classes}")
 

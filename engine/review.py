@@ -50,7 +50,7 @@ from engine.outputs import (
     overlay,
     prediction_settings,
     prediction_title,
-    taxonomy_near,
+    taxonomy_record,
 )
 from engine.runinfo import environment
 from engine.text import METRICS, counted, format_score
@@ -219,10 +219,15 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     preds = []  # (caption, folder, the class's id in it)
     for d in pred_dirs:
         class_id = cfg.pred_class_id
-        if class_id is None:
-            tax = taxonomy_near(d)
-            if tax is not None and class_name in tax:
-                class_id = tax.id_of(class_name)
+        found = taxonomy_record(d) if class_id is None else None
+        if found is not None and class_name not in found[0]:  # a model without the class
+            raise ValueError(
+                f"{d}: predictions of a model without {class_name}: their taxonomy "
+                f"({found[1]}: {', '.join(found[0].names)}) has no class {class_name!r}; give "
+                f"predictions of a model trained with it, or --pred-class-id to read an id as it"
+            )
+        if found is not None:
+            class_id = found[0].id_of(class_name)
         preds.append((prediction_title(prediction_settings(d)), d, class_id))
     captions = [c for c, _, _ in preds]
     preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
@@ -451,6 +456,6 @@ def _page(
         )
         + "</p>"
         f"<div id='cards'>{''.join(cards)}</div>"
-        f"<script type='application/json' id='config'>{html.escape(json.dumps(cfg))}</script>"
+        f"<script type='application/json' id='config'>{html.escape(json.dumps(cfg, default=str))}</script>"
         f"<script>{_JS}</script></body></html>\n"
     )

@@ -4,6 +4,7 @@ that exist. Placeholders (DATA, RUN, ...) are not checked; option names are."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -116,3 +117,114 @@ def test_slug_is_github_s():
         "Thirty-first round: the demo rerun, a resume that builds its checkpoint's network"
     ) == ("thirty-first-round-the-demo-rerun-a-resume-that-builds-its-checkpoints-network")
     assert _slug("`engine predict`") == "engine-predict"
+
+
+def test_the_loop_page_s_python_example_takes_pathlib_paths(tmp_path):
+    """docs/loop.md's "From Python" steps with ``Path`` folders, as docs/foundation.md's synth
+    example passes them: each record (run.json, the gallery, report.json) is written, with the
+    paths as text. Before, each step failed with ``PosixPath is not JSON serializable``, the
+    label run after its models had loaded."""
+    from engine.annotate import ImportConfig, import_annotations
+    from engine.report import ReportConfig, build_report
+    from engine.review import ReviewConfig, build_review
+    from engine.synth import SynthConfig, generate
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.run import run_labeling
+
+    root = generate(
+        SynthConfig(out=tmp_path / "data", train=0, val=0, test=2, size=(96, 64)), progress=False
+    )
+    run_dir, subset_dir = tmp_path / "run", tmp_path / "subset"
+    cfg = LabelConfig(
+        data=root, cls=ClassSpec("Bicycle"), out=run_dir, backend="simulated", progress=False
+    )
+    run_labeling(cfg)
+    truth = [f"{root}/new_classes/bicycle/test"]
+    import_annotations(
+        ImportConfig("png", truth, "Bicycle", root, subset_dir, split="test", progress=False)
+    )
+    build_review(ReviewConfig(run_dir, gt=subset_dir, progress=False))
+    res = build_report(
+        ReportConfig(subset_dir, tmp_path / "report", pseudo=run_dir, data=root, chart=False)
+    )
+    assert json.loads((run_dir / "run.json").read_text())["config"]["data"] == str(root)
+    assert (run_dir / "review" / "index.html").is_file()
+    assert res.data["table4"][0]["iou"] is not None
+
+
+def _pins() -> dict[str, str]:
+    """pyproject.toml's version pins, ``{"transformers": ">=5.13,<6", ...}``."""
+    text = (ROOT / "pyproject.toml").read_text()
+    return {
+        m[1].lower(): m[2] for m in re.finditer(r'"([A-Za-z][\w-]*)((?:[<>=!~]=?[^",]+,?)+)"', text)
+    }
+
+
+def _stated_pins(text: str) -> list[tuple[str, str]]:
+    """The pins a page states as current: prose ``torch >= 2.6, < 2.16`` and ``transformers
+    range: `>=5.13,<6` (pyproject)``."""
+    found = [
+        (m[1], f">={m[2]}" + (f",<{m[3]}" if m[3] else ""))
+        for m in re.finditer(r"\b([a-z][\w-]*) >= ([\d.]+)(?:, < ([\d.]+))?", text)
+    ]
+    found += re.findall(r"\b([a-z][\w-]*) range: `([^`]+)` \(pyproject", text)
+    return found
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_stated_version_ranges_are_pyproject_s(doc):
+    pins = _pins()
+    wrong = [
+        f"{name} {spec}: pyproject.toml has {pins[name]}"
+        for name, spec in _stated_pins(doc.read_text())
+        if name in pins and not (pins[name] == spec or pins[name].startswith(spec + ","))
+    ]
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_stated_pins_are_read():
+    assert _pins()["transformers"].startswith(">=")
+    assert ("torch", ">=2.6,<2.16") in _stated_pins((ROOT / "README.md").read_text())
+    assert _stated_pins("transformers range: `>=5.0,<6` (pyproject)") == [
+        ("transformers", ">=5.0,<6")
+    ]
+
+
+def _python_names(text: str) -> set[str]:
+    """Backticked dotted names of the project's packages (``engine.metrics.ClassScorer``,
+    ``labeler.run.check_same_class(...)``); file names such as ``annotations.xml`` are not."""
+    names = re.findall(
+        r"`((?:engine|labeler|trainer|annotations)(?:\.[A-Za-z_]\w*)+)(?:\(|`)", text
+    )
+    return {n for n in names if n.rsplit(".", 1)[1] not in {"xml", "json", "py", "txt", "yaml"}}
+
+
+def _resolves(name: str) -> bool:
+    import importlib
+
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_named_python_functions_and_modules_exist(doc):
+    """A page that names ``engine.text.Table4`` sends a reader to a module that has no such
+    class (it lives in ``engine.table4``): every dotted name of the packages must resolve."""
+    missing = sorted(n for n in _python_names(doc.read_text()) if not _resolves(n))
+    assert missing == [], missing
+
+
+def test_the_name_check_reads_names():
+    names = _python_names("`engine.text.Table4` and `labeler.run.check_same_class(x)`, `a.xml`")
+    assert names == {"engine.text.Table4", "labeler.run.check_same_class"}
+    assert not _resolves("engine.text.Table4") and _resolves("engine.table4.Table4")

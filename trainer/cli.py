@@ -78,7 +78,12 @@ def train_cmd(
     ),
     config: Path = typer.Option(None, "--config", help="Training config YAML (strict keys)."),
     out: Path = typer.Option(None, "--out", help="Run directory (default runs/train/run)."),
-    iters: int = typer.Option(None, "--iters", min=1, help="Optimizer steps."),
+    iters: int = typer.Option(
+        None,
+        "--iters",
+        min=1,
+        help="Optimizer steps (default 80,000; a resume: the run's own plan).",
+    ),
     batch_size: int = typer.Option(
         None, "--batch-size", min=1, help="Images per step over all GPUs and accumulation."
     ),
@@ -147,7 +152,7 @@ def train_cmd(
     import os
 
     from annotations.fileio import read_jsonl
-    from trainer.config import load_config
+    from trainer.config import load_config, resumed_iters
     from trainer.spawn import leave_process_group
     from trainer.train import SKIPPED_LOG, train
 
@@ -173,6 +178,7 @@ def train_cmd(
         val_subsets=[str(p) for p in val_subset] if val_subset else None,
         progress=progress,
     )
+    cfg.iters = resumed_iters(cfg, config, iters)
     _check_joint_options(cfg.data, pseudo_form, class_crop_prob, all_precise)
     if crop is not None:
         cfg.augment.crop = crop

@@ -139,6 +139,23 @@ def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> Trai
     return from_dict(TrainConfig, data, where)
 
 
+def resumed_iters(cfg: TrainConfig, config: str | os.PathLike | None, given: int | None) -> int:
+    """The ``iters`` a resume continues to: the one given (``--iters``, or the config file's),
+    else the run's own plan, which its ``config.json`` records. Before, a resume that named
+    none took the default, 80,000, and a finished 150-step run trained on towards it."""
+    if not cfg.resume or given is not None:
+        return cfg.iters
+    if config is not None and "iters" in (read_yaml(Path(config), "config file") or {}):
+        return cfg.iters
+    try:
+        import json
+
+        recorded = json.loads((Path(cfg.out) / "config.json").read_text())["config"]["iters"]
+    except (OSError, ValueError, KeyError, TypeError):  # no record: train() decides as before
+        return cfg.iters
+    return recorded if isinstance(recorded, int) and recorded >= 1 else cfg.iters
+
+
 def resolve_workers(num_workers: int) -> int:
     """DataLoader workers: ``num_workers`` when >= 0, else ``min(4, cores - 1)`` (1 on a 2-core
     machine, where 4 workers oversubscribe the CPU and torch's DataLoader warns)."""

@@ -443,8 +443,12 @@ def _config_differences(
     return out
 
 
-def _shown(value: Any) -> str:
-    return "none" if value is None else json.dumps(value)
+def _shown(value: Any, key: str = "") -> str:
+    """A recorded or given setting as a refused resume names it; a ``val_split`` of "" (no
+    validation) as ``none``, the word ``--val-split`` takes (it read ``recorded ""``)."""
+    if value is None or (key == "val_split" and value == ""):
+        return "none"
+    return json.dumps(value)
 
 
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
@@ -457,7 +461,7 @@ def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) ->
         changed = [c for c in changed if c[0] != "init"]
     if changed:
         shown = "; ".join(
-            f"{k} differs (recorded {_shown(a)}, given {_shown(b)})" for k, a, b in changed
+            f"{k} differs (recorded {_shown(a, k)}, given {_shown(b, k)})" for k, a, b in changed
         )
         raise ValueError(
             f"{path}: the checkpoint was trained with another config: {shown}; resume with the "

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import parse_size, stderr, stdout
+from engine.cli.common import parse_size, split_names, stderr, stdout
 from engine.text import counted
 
 app = typer.Typer()
@@ -54,7 +54,9 @@ def info_cmd(
         "annotated subset, prediction folder, report, demo folder (or a record or checkpoint in "
         "one), or annotation files (COCO, LabelMe, Label Studio, CVAT, YOLO, a zip download).",
     ),
-    split: list[str] = typer.Option(None, "--split", "-s", help="Split(s) to show; default all."),
+    split: list[str] = typer.Option(
+        None, "--split", "-s", help="Split(s) to show, e.g. val,test (repeatable); default all."
+    ),
     decode: bool = typer.Option(
         True, "--decode/--headers-only", help="Decode every image (finds truncated files)."
     ),
@@ -78,6 +80,7 @@ def info_cmd(
     if plot is not None and str(plot) == "-":
         raise ValueError("--plot -: the chart is a PNG image, not for the terminal; give its file")
     data = output_folder(data)  # run.json, last.pt: the folder they belong to
+    split = list(split_names(split) or [])  # --split val,test, as label, fuse and review take it
     described = describe_output(data, split or None)
     if described is not None:  # a label or training run, a subset, predictions: not a dataset
         what, renderables, problems = described

@@ -528,6 +528,21 @@ def test_a_subset_written_from_png_bytes_is_the_one_written_from_arrays(tmp_path
         assert not (tmp_path / "c").exists()
 
 
+def test_png_of_class_indices_points_to_png_value(tmp_path, world):
+    """A class-index mask (Pascal VOC, a tool's "class index" export) without --png-value: the
+    error names --png-value, not only --png-binary, which would read every class as this one."""
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    m = np.zeros((H, W), np.uint8)
+    m[:10], m[-5:] = 2, 7
+    Image.fromarray(m).save(src / "img000.png")
+    with pytest.raises(ValueError, match=r"found \[2, 7\]; for class-index masks .*--png-value N"):
+        import_annotations(
+            ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+
+
 def test_png_import_modes(tmp_path, world):
     data, _, _ = world
     src = tmp_path / "png"

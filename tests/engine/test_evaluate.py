@@ -923,3 +923,9 @@ def test_compare_refuses_0_255_masks_as_ground_truth(tmp_path: Path) -> None:
         write_label(gt_dir / f"s{k}.png", np.zeros((20, 30), np.uint8))
     rep = compare(CompareConfig("Bicycle", gt_dir, (("p", pred),), progress=False))
     assert rep.rows[0].scores.iou == 0.0  # predicted where the class is absent: nothing right
+
+
+def test_num_classes_and_taxonomy_are_named_as_options(tmp_path: Path) -> None:
+    """The refusal of both names the options a user typed, not the config's fields."""
+    with pytest.raises(ValueError, match="^--num-classes and --taxonomy do not combine"):
+        EvaluateConfig(tmp_path, tmp_path, num_classes=9, taxonomy=tmp_path / "t.json")

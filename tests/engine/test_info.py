@@ -240,6 +240,23 @@ def test_info_plots_the_class_shares(tmp_path: Path, monkeypatch):
     assert res.exit_code == 2 and "--plot -: the chart is a PNG image" in res.output
 
 
+def test_info_takes_comma_separated_splits(tmp_path: Path):
+    """``engine info DATA --split val,test``, as label, fuse and review take their splits
+    (docs/loop.md); it read one split named 'val,test' and stopped: not found."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.synth import SynthConfig, generate
+
+    root = generate(SynthConfig(out=tmp_path / "d", train=1, val=1, test=1, size=(64, 64)), False)
+    res = CliRunner().invoke(
+        app, ["info", str(root), "--split", "val,test", "--no-progress"], env={"COLUMNS": "200"}
+    )
+    assert res.exit_code == 0, res.output
+    rows = [line.split()[1] for line in res.output.splitlines() if line.startswith("│ ")]
+    assert rows[:2] == ["val", "test"] and "train" not in rows
+
+
 def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     """engine info RUN on engine train's --out: its step of the planned iterations (stopped:
     how to continue), recipe, last loss and the last validation, from the files the run

@@ -319,6 +319,25 @@ def test_pred_class_id_from_predict_json(tmp_path, gallery):
     assert res.with_pred == 1
 
 
+def test_pred_of_a_model_without_the_class_is_refused(tmp_path, gallery):
+    """A 7-class model's predictions (the demo's predict/test_start) have no Bicycle: their
+    Human (1) must not be drawn as Bicycle on a map holding only 0 and 1, and the error says
+    which taxonomy lacks the class instead of asking for an id that does not exist."""
+    import json
+
+    from annotations.taxonomy import MASS13K
+
+    run = gallery.index.parent.parent
+    start = tmp_path / "start"
+    lab = np.zeros((H, W), np.uint8)
+    lab[:, :50] = 1  # Human, in a 7-class model's map
+    write_label(start / "img000.png", lab)
+    (start / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": MASS13K.to_dict()}))
+    with pytest.raises(ValueError, match=r"predict.json: Others, .*has no class 'Bicycle'"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g3"), pred=str(start)))
+    assert not (tmp_path / "g3").exists()
+
+
 # -- several predictions, scores against the annotation ---------------------------------------
 def _predict_json(folder, **config):
     import json

@@ -450,6 +450,35 @@ def test_a_finished_run_resumed_says_so(synth, tmp_path, monkeypatch):
     )
 
 
+def test_a_resume_without_iters_continues_to_the_run_s_plan(synth, tmp_path, monkeypatch):
+    """``engine train --out RUN --resume`` of a 150-step run (the quick start's) continues to
+    150, the plan its config.json records; before, it took the default 80,000 and trained on.
+    ``--iters`` or the config file's ``iters`` still set another length."""
+    import trainer.train
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": {"iters": 150}, "config_hash": "x"}))
+    seen = []
+
+    def record(cfg, on_init=None):
+        seen.append(cfg.iters)
+        return trainer.train.TrainResult(out=run, step=150, finished=True)
+
+    monkeypatch.setattr(trainer.train, "train", record)
+    base = ["train", "--data", str(synth), "--out", str(run), "--no-progress"]
+    (tmp_path / "c.yaml").write_text("iters: 300\n")
+    for extra in (
+        ["--resume"],
+        ["--resume", "--iters", "200"],
+        ["--resume", "--config", str(tmp_path / "c.yaml")],
+        [],
+    ):
+        res = CliRunner().invoke(app, [*base, *extra])
+        assert res.exit_code == 0, res.output
+    assert seen == [150, 200, 300, 80_000]  # a fresh run keeps the default
+
+
 def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     """Interrupted training: ``--resume`` continues from the last checkpoint when there is one."""
     import trainer.train

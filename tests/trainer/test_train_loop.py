@@ -187,6 +187,15 @@ def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
         train(_cfg(root, tmp_path / "new", resume=True), model=_stub(7))
 
 
+def test_a_resume_refused_for_its_validation_split_names_none(tmp_path):
+    """A run trained with --val-split none, resumed without it: the refusal gives the word to
+    type (recorded none), where it read recorded "" (and --val-split "" is no documented value)."""
+    root = write_dataset(tmp_path / "data")
+    train(_cfg(root, tmp_path / "a", iters=2, val_split=""), model=_stub(7))
+    with pytest.raises(ValueError, match=r'val_split differs \(recorded none, given "val"\)'):
+        train(_cfg(root, tmp_path / "a", iters=3, val_split="val", resume=True), model=_stub(7))
+
+
 def test_a_resume_on_a_split_of_another_size_is_warned(tmp_path, caplog):
     from PIL import Image
 
