@@ -81,7 +81,10 @@ def paired_delta_interval(
     the same N images (:func:`class_counts`). Each resample draws N images with replacement
     (the same draw for both sources) and scores their summed counts. A resample in which a score
     is undefined (only images without the class) is left out of that score's interval. None
-    where no interval can be formed (fewer than 2 images, or too few defined resamples).
+    where no interval can be formed: fewer than 2 images holding the class (in the truth or
+    either source: an image where neither has it adds nothing to either score, so one such
+    image alone made every draw's delta its own, a point interval "excluding 0"), or too few
+    defined resamples.
 
     Why not ``scipy.stats.bootstrap``: it cannot leave out resamples whose statistic is
     undefined, and any such resample turns its interval into NaN; small annotated subsets with
@@ -93,7 +96,8 @@ def paired_delta_interval(
         )
     n = base.shape[1]
     out: dict[str, tuple[float, float] | None] = dict.fromkeys(SCORES)
-    if n < 2:
+    union = JSON_COUNTS.index("iou_union")  # > 0: the class is in the truth or the source
+    if int(((base[union] > 0) | (other[union] > 0)).sum()) < 2:
         return out
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(n, np.full(n, 1.0 / n), size=resamples).T  # (N, R): times drawn

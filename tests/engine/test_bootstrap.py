@@ -90,3 +90,16 @@ def test_matches_truth_only_when_every_image_with_the_class_agrees():
     near = big.copy()
     near[5, 5] = 0
     assert matches_truth(_counts([near], [big])[1])
+
+
+def test_one_image_holding_the_class_forms_no_interval():
+    """Of 3 images only one holds the class (the others are empty in the truth and both
+    sources): every draw's delta was that image's, and the point interval [+5.29, +5.29] was
+    printed as "(excludes 0)" on one image's evidence."""
+    good, bad = _two_sources(1, (1, 0), (1, 4))
+    empty = np.zeros((good.shape[0], 2), np.int64)
+    ci = paired_delta_interval(np.hstack([bad, empty]), np.hstack([good, empty]))
+    assert ci == {"iou": None, "biou": None, "bf1": None}
+    two_good, two_bad = _two_sources(2, (1, 0), (1, 4))  # two images hold it: an interval
+    ci = paired_delta_interval(np.hstack([two_bad, empty]), np.hstack([two_good, empty]))
+    assert ci["iou"] is not None
