@@ -265,6 +265,9 @@ def test_a_folder_given_in_the_wrong_place_is_named_for_what_it_is(tmp_path):
         read_run_info(subset / "run.json")
     with pytest.raises(ValueError, match=r"not a label run .*; it is an annotated subset"):
         LabelRun.open(subset)
+    (tmp_path / "data" / "images" / "test").mkdir(parents=True)  # review DATA, export DATA
+    with pytest.raises(ValueError, match=r"not a label run .*; it is a dataset's root$"):
+        LabelRun.open(tmp_path / "data")
     with pytest.raises(
         ValueError, match=rf"; {fused} is a fused dataset \(engine fuse\), not a label run$"
     ):
