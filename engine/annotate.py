@@ -219,7 +219,7 @@ def _run_items(cfg: ExportConfig) -> tuple[str, Items]:
     available = run.stems(split)
     if not available:
         raise ValueError(
-            f"{run.root}: no labelled images in split {split!r} (splits: {run.splits()})"
+            f"{run.root}: no labelled images in split {split!r} (splits: {', '.join(run.splits()) or 'none'})"
         )
     stems = _chosen(cfg, available, run.root, f"the run's {split!r} split")
     images = dataset_images(cfg.data, run, split)
@@ -935,7 +935,7 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     stats = image_stats(run, cfg.split, cfg.tiny_fraction, cfg.progress)
     if not stats:
         raise ValueError(
-            f"{run.root}: no labelled images in split {cfg.split!r} (splits: {run.splits()})"
+            f"{run.root}: no labelled images in split {cfg.split!r} (splits: {', '.join(run.splits()) or 'none'})"
         )
     stand_ins = [s.stem for s in stats if s.confidence_from == "instances"]
     if stand_ins:  # another scale than the maps': said, not ranked with them without a word

@@ -152,7 +152,7 @@ def _nothing_labelled(run: LabelRun, split: str | Sequence[str] | None, splits: 
             f"{run.root}: no labelled image yet{which}: {counted(failed, 'image')} failed "
             f"(see engine info {run.root})"
         )
-    return f"{run.root}: no labelled images to review{which} (splits: {run.splits()})"
+    return f"{run.root}: no labelled images to review{which} (splits: {', '.join(run.splits()) or 'none'})"
 
 
 def _split_images(

@@ -209,6 +209,7 @@ def test_cli_review(gallery):
     assert res.exit_code == 0 and f"note: no reviewed image has a file in --pred {other}" in text
     res = CliRunner().invoke(app, [*quiet, "--split", "val"])
     assert res.exit_code == 2 and "no labelled images to review in split 'val'" in res.output
+    assert "(splits: test)" in " ".join(res.output.split())  # as text, not a Python list
     pred = str(run.parent / "pred")  # --pred repeats: a panel per folder
     args = ["review", str(run), "--out", str(run / "r3"), "--pred", pred, "--pred", pred]
     res = CliRunner().invoke(app, [*args, "--pred-class-id", "7"])
