@@ -190,12 +190,15 @@ def generate(
     otherwise = _drawn_otherwise(root, cfg)
     keep = otherwise is None
     notes = replaced if replaced is not None else []
+    wanted = {stem_of(split, i) for split, i in jobs}
     if not keep:
         gone = _remove_stale(root, set())  # drawn otherwise: nothing there may be kept
-        if gone:
+        if redrawn := gone & wanted:
             notes.append(
-                f"{counted(len(gone), 'earlier scene')} drawn otherwise ({otherwise}) replaced"
+                f"{counted(len(redrawn), 'earlier scene')} drawn otherwise ({otherwise}) replaced"
             )
+        if beyond := len(gone - wanted):  # said as the resumable case says them
+            notes.append(f"{counted(beyond, 'earlier scene')} beyond this run's counts removed")
     record = {
         "generator": "engine.synth",
         "version": GENERATOR_VERSION,
@@ -221,7 +224,7 @@ def generate(
             s["images_with"] += int(n_inst > 0)
             s["instances"] += n_inst
             s["pixels"] += int((inst > 0).sum())
-    gone = _remove_stale(root, {stem_of(split, i) for split, i in jobs})
+    gone = _remove_stale(root, wanted)
     if gone:
         notes.append(f"{counted(len(gone), 'earlier scene')} beyond this run's counts removed")
     atomic_write_json(root / RECORD, {**record, "splits": stats})

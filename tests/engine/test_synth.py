@@ -193,6 +193,14 @@ def test_the_cli_says_when_earlier_scenes_were_replaced(tmp_path: Path):
     assert "note: 3 earlier scenes drawn otherwise (size 96x64, not 80x64) replaced" in text
     res = CliRunner().invoke(app, [*args, "--size", "80x64"])  # resumed: nothing replaced
     assert res.exit_code == 0 and "note:" not in res.output and "3 kept" in res.output
+    # fewer scenes drawn otherwise: the redrawn and the removed are told apart (it said all 3
+    # were replaced when 1 was drawn anew and 2 removed)
+    fewer = ["synth", "--out", str(tmp_path / "d"), "--train", "0", "--val", "0", "--test", "1"]
+    res = CliRunner().invoke(app, [*fewer, "--no-progress", "--size", "96x64"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "1 earlier scene drawn otherwise (size 80x64, not 96x64) replaced" in text
+    assert "2 earlier scenes beyond this run's counts removed" in text
 
 
 @pytest.mark.parametrize(
