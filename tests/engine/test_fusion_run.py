@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -370,6 +372,25 @@ def test_error_class_already_in_taxonomy(tmp_path):
         ValueError, match=r"run/run.json: class 'Bicycle' is already in the taxonomy"
     ):
         plan_fusion(FuseConfig(data=data, pseudo=(run,), out=tmp_path / "o"))
+
+
+def test_a_class_fused_onto_a_fused_dataset_keeps_its_pseudo_pixels(world, tmp_path):
+    """Car fused onto Bicycle's fused dataset: Bicycle's pseudo (and ignored) pixels keep their
+    source, as in one fusion of both; they were written as precise, so they trained as such."""
+    bike = FuseConfig(data=world["data"], pseudo=(world["bike"],), out=tmp_path / "bike")
+    first = fuse(replace(bike, progress=False)).out
+    fuse(FuseConfig(data=first, pseudo=(world["car"],), out=tmp_path / "both", progress=False))
+    for split in ("train", "val"):
+        for stem in STEMS:
+            before = read_label(first / "sources" / split / f"{stem}.png")
+            after = read_label(tmp_path / "both" / "sources" / split / f"{stem}.png")
+            kept = read_label(first / "labels" / split / f"{stem}.png") == read_label(
+                tmp_path / "both" / "labels" / split / f"{stem}.png"
+            )
+            assert (before[kept] == after[kept]).all() and (before == 1).any()
+    shutil.rmtree(first / "sources" / "val")
+    with pytest.raises(ValueError, match=r"bike/sources/val: .* no source maps for split 'val'"):
+        plan_fusion(FuseConfig(data=first, pseudo=(world["car"],), out=tmp_path / "o"))
 
 
 def test_error_two_runs_for_one_class(world, tmp_path):
