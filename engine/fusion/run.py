@@ -106,6 +106,12 @@ class FuseConfig:
             if value is not None:  # in order, once each (a split given twice is fused once)
                 object.__setattr__(self, name, tuple(dict.fromkeys(str(v) for v in value)))
         object.__setattr__(self, "priority", tuple(str(v) for v in self.priority))
+        for name, option, default in (
+            ("splits", "--split", "every split the runs labelled"),
+            ("parents", "--parent", "each class's own parent"),
+        ):  # given but empty (--split "" from an unset variable): nothing fused, or claimed
+            if getattr(self, name) == ():
+                raise ValueError(f"{option} names no class or split; leave it out for {default}")
         if self.uncertain not in UNCERTAIN_MODES:
             raise ValueError(
                 f"uncertain must be one of {', '.join(UNCERTAIN_MODES)}, got {self.uncertain!r}"

@@ -630,6 +630,17 @@ def test_cli_error_is_one_line(world, tmp_path):
     assert "Traceback" not in res.output
 
 
+def test_cli_an_empty_split_or_parent_list_is_refused(world):
+    """--split "" fused no image and wrote a dataset of no split; --parent "" gave every new
+    class no parent, so it claimed no pixel: both without a word."""
+    args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"])]
+    args += ["--out", str(world["out"])]
+    for option, text in (("--split", ","), ("--parent", "")):
+        res = invoke([*args, option, text])
+        assert res.exit_code == 2 and not world["out"].exists()
+        assert " ".join(res.output.split()).startswith(f"error: {option} names no class or split")
+
+
 def test_cli_an_image_that_fails_in_a_worker_process_is_one_line(world):
     write_label(world["car"] / "labels/train/b.png", np.zeros((4, 7), np.uint8))
     res = invoke(
