@@ -87,7 +87,7 @@ def train_cmd(
     batch_size: int = typer.Option(
         None, "--batch-size", min=1, help="Images per step over all GPUs and accumulation."
     ),
-    crop: int = typer.Option(None, "--crop", min=8, help="Square training crop side."),
+    crop: int = typer.Option(None, "--crop", min=32, help="Square training crop side."),
     device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
     backbone_weights: str = typer.Option(
         None, "--backbone-weights", help="auto | torchvision | PATH | none."

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,17 +94,77 @@ class TrainConfig:
             )
         if not 0 <= self.warmup_iters < self.iters:
             raise ValueError(f"warmup_iters must be in 0..iters-1, got {self.warmup_iters}")
+        for name, low in _LOWEST.items():  # e.g. log_every 0 divided by zero mid-run
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio must be in 0..1, got {self.min_lr_ratio}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
+# the smallest value of TrainConfig's counts (-1: num_workers' "auto"; 0: threads' "auto",
+# "never" or "all" for the others)
+_LOWEST = {
+    "num_workers": -1,
+    "threads": 0,
+    "val_every": 0,
+    "val_max_images": 0,
+    "checkpoint_every": 1,
+    "keep_every": 0,
+    "log_every": 1,
+    "max_steps_this_run": 0,
+    "grad_clip": 0,
+    "weight_decay": 0,
+    "backbone_lr_mult": 0,
+}
+
+
+def _typed(kind: Any, value: Any, name: str, where: str) -> Any:
+    """``value`` checked against the field type ``kind`` (bool, int, float, str, an optional
+    one, a tuple or list of them), so that a mistyped value is an error naming its key where it
+    failed deep in the run with Python's words (``'>' not supported between 'str' and 'int'``,
+    a traceback for ``augment: 64``). A number written ``3e-3`` (a string to YAML 1.1, whose
+    floats need a dot) is read as the number, and ``val_size`` takes ``WxH`` as
+    ``--val-size`` does."""
+    args = typing.get_args(kind)
+    if type(None) in args:  # X | None
+        if value is None:
+            return None
+        kind = next(a for a in args if a is not type(None))
+        args = typing.get_args(kind)
+    origin = typing.get_origin(kind)
+    if name == "val_size" and isinstance(value, str) and re.fullmatch(r"\d+x\d+", value):
+        value = [int(v) for v in value.split("x")]
+    if origin in (tuple, list):
+        n = len(args) if origin is tuple else None
+        if not isinstance(value, list | tuple) or (n is not None and len(value) != n):
+            size = f"{n} " if n else ""
+            raise ValueError(f"{where}: {name} must be a list of {size}values, got {value!r}")
+        return origin(_typed(args[0], v, name, where) for v in value)
+    if kind is bool and isinstance(value, bool) or kind is str and isinstance(value, str):
+        return value
+    if kind in (int, float) and not isinstance(value, bool):
+        number = value
+        if isinstance(value, str):
+            with contextlib.suppress(ValueError):
+                number = float(value)
+        if kind is float and isinstance(number, int | float):
+            return number
+        if kind is int and isinstance(number, int | float) and float(number).is_integer():
+            return int(number)
+    want = {bool: "true or false", int: "a whole number", float: "a number", str: "a string"}
+    raise ValueError(f"{where}: {name} must be {want.get(kind, kind)}, got {value!r}")
+
+
 def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> Any:
     """Build dataclass ``cls`` from ``data``, recursing into nested config dataclasses; unknown
-    keys raise ``ValueError`` naming them and the known ones."""
+    keys raise ``ValueError`` naming them and the known ones, a value of another type
+    (:func:`_typed`) one naming its key."""
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping of keys, got {data!r}")
     data = dict(data or {})
-    if not isinstance(data, dict):
-        raise ValueError(f"{where}: expected a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
@@ -110,8 +172,11 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
         raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
     for name, value in data.items():
         kind = hints.get(name)
-        if dataclasses.is_dataclass(kind) and isinstance(value, dict):
-            data[name] = from_dict(kind, value, f"{where}.{name}")
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, kind):
+                data[name] = from_dict(kind, value, f"{where}.{name}")
+        else:
+            data[name] = _typed(kind, value, name, where)
     try:
         return cls(**data)
     except (TypeError, ValueError) as e:  # unknown argument types, or a value __post_init__ refuses

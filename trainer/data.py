@@ -236,6 +236,12 @@ class TrainSet(Dataset):
             )
         focus = cfg.focus_classes if cfg.focus_classes is not None else [c.id for c in new]
         self.focus: tuple[int, ...] = tuple(int(c) for c in focus)
+        k = self.data.taxonomy.num_classes
+        if unknown := [c for c in self.focus if not 0 <= c < k]:  # no crop would centre there
+            raise ValueError(
+                f"augment.focus_classes: {', '.join(map(str, unknown))} is no class id of "
+                f"{self.data.spec.root} (0..{k - 1}: {', '.join(self.data.taxonomy.names)})"
+            )
         if len(self.data) == 0:
             raise ValueError(f"{self.data.spec.image_dir(split)}: split {split!r} has no images")
 

@@ -113,6 +113,17 @@ def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:
     )
 
 
+def check_crop(crop: int) -> None:
+    """``ValueError`` naming ``--crop`` when the training crop is smaller than the model's
+    :data:`MIN_SIDE` px a side: checked before any file is written, where the first step failed
+    with the model's "images must be at least 32x32" after ``config.yaml`` was written."""
+    if crop < MIN_SIDE:
+        raise ValueError(
+            f"--crop {crop} (augment.crop): the model needs at least {MIN_SIDE} px per side; "
+            f"give --crop {MIN_SIDE} or more"
+        )
+
+
 def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | None:
     """A one-line warning when validating at ``size`` enlarges the split's (first) image by
     :data:`UPSCALE_WARNING` or more, as the 4096x3072 default does to small images; else None."""
@@ -568,6 +579,8 @@ def _start(
 ) -> TrainResult:
     """:func:`train` once the run is this process's: spawn the local ranks, or train here."""
     device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    if model is None:  # a model passed in (tests' stubs) may take smaller crops
+        check_crop(cfg.augment.crop)
     if model is None and "WORLD_SIZE" not in os.environ:
         from trainer.spawn import resolve_processes, train_processes
 

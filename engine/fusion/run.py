@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from annotations.fileio import (
@@ -46,7 +47,15 @@ from annotations.fileio import (
 from annotations.labelmap import read_label, write_label
 from annotations.labelrun import latest_records
 from annotations.taxonomy import Taxonomy
-from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
+from engine.datasets import (
+    SOURCE_PRECISE,
+    DatasetSpec,
+    SegDataset,
+    image_size,
+    load_spec,
+    read_source_map,
+    source_dir,
+)
 from engine.fusion.pseudo import (
     PseudoRun,
     labelled_class,
@@ -97,6 +106,12 @@ class FuseConfig:
             if value is not None:  # in order, once each (a split given twice is fused once)
                 object.__setattr__(self, name, tuple(dict.fromkeys(str(v) for v in value)))
         object.__setattr__(self, "priority", tuple(str(v) for v in self.priority))
+        for name, option, default in (
+            ("splits", "--split", "every split the runs labelled"),
+            ("parents", "--parent", "each class's own parent"),
+        ):  # given but empty (--split "" from an unset variable): nothing fused, or claimed
+            if getattr(self, name) == ():
+                raise ValueError(f"{option} names no class or split; leave it out for {default}")
         if self.uncertain not in UNCERTAIN_MODES:
             raise ValueError(
                 f"uncertain must be one of {', '.join(UNCERTAIN_MODES)}, got {self.uncertain!r}"
@@ -132,6 +147,8 @@ class Job:
     stem: str
     precise_path: Path
     image_path: Path
+    # the input's source map when --data is itself a fused dataset: its pseudo pixels stay pseudo
+    source_path: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -370,7 +387,11 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
         dataset = SegDataset(spec, split)
         for run in runs:
             _check_stems(run, dataset)
-        jobs += [Job(split, s.stem, s.label_path, s.image_path) for s in dataset.samples]
+        sources = _carried_sources(spec, split, config.data)
+        jobs += [
+            Job(split, s.stem, s.label_path, s.image_path, sources and sources / f"{s.stem}.png")
+            for s in dataset.samples
+        ]
     unvouched = check_vouched(runs, jobs)
     plan = FusePlan(spec, tuple(runs), taxonomy, rules, tuple(splits), tuple(jobs), "")
     digest = config_hash(
@@ -384,6 +405,24 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
     return FusePlan(
         spec, tuple(runs), taxonomy, rules, tuple(splits), tuple(jobs), digest, unvouched
     )
+
+
+def _carried_sources(spec: DatasetSpec, split: str, data: Path) -> Path | None:
+    """The source-map folder of ``split`` when the dataset is itself a fused one (a new class
+    fused onto Bicycle's fused dataset): fusion keeps its pseudo and ignored pixels as such in
+    the new source maps, else Bicycle's pseudo pixels would train as precise ones. None for a
+    dataset without new classes."""
+    new = [c.name for c in spec.taxonomy if c.parent is not None]
+    if not new:
+        return None
+    folder = source_dir(spec, split)
+    if not folder.is_dir():
+        raise ValueError(
+            f"{folder}: {data} holds new classes ({', '.join(new)}) but no source maps for "
+            f"split {split!r}, so their pseudo pixels would be fused as precise ones; fuse "
+            "every new class from the source dataset instead (--pseudo once per class)"
+        )
+    return folder
 
 
 def check_vouched(runs: Iterable[PseudoRun], jobs: list[Job]) -> tuple[tuple[str, ...], ...]:
@@ -435,7 +474,7 @@ def _init_worker(plan: FusePlan, out: Path) -> None:
 def input_stamp(plan: FusePlan, job: Job) -> str:
     """A short hash of the sizes and modification times of one image's input files (not their
     paths: the same files reached by another path are the same inputs)."""
-    paths = [job.precise_path]
+    paths = [job.precise_path] + ([job.source_path] if job.source_path else [])
     for run in plan.runs:
         paths += [run.label_path(job.split, job.stem), run.confidence_path(job.split, job.stem)]
         if plan.rules.min_coverage is not None:
@@ -465,13 +504,16 @@ def fuse_job(job: Job) -> dict[str, Any]:
     record = {"split": job.split, "stem": job.stem, "status": "ok"}
     stamps = {"config_hash": plan.config_hash, "inputs": input_stamp(plan, job)}
     try:
-        precise, pseudos = _read_inputs(plan, job)
+        precise, pseudos, carried = _read_inputs(plan, job)
     except UNREADABLE as e:  # a bad or vanished file, named in the message
         return {**record, "status": "failed", "error": first_line(e), **stamps}
     fused = fuse_image(precise, pseudos, plan.rules, num_precise=plan.spec.taxonomy.num_classes)
+    source = fused.source
+    if carried is not None:  # pixels fusion left as they were keep the input's source
+        source = np.where(source == SOURCE_PRECISE, carried, source).astype(np.uint8)
     label_path, source_path = output_paths(out, job.split, job.stem)
     write_label(label_path, fused.label)
-    write_label(source_path, fused.source)
+    write_label(source_path, source)
     return {
         **record,
         **stamps,
@@ -480,8 +522,9 @@ def fuse_job(job: Job) -> dict[str, Any]:
     }
 
 
-def _read_inputs(plan: FusePlan, job: Job) -> tuple[Any, list[PseudoLabel]]:
-    """One image's precise label and its pseudo labels, checked against the image's size."""
+def _read_inputs(plan: FusePlan, job: Job) -> tuple[Any, list[PseudoLabel], Any]:
+    """One image's precise label, its pseudo labels, checked against the image's size, and the
+    input's source map when the input is a fused dataset (else None)."""
     precise = read_label(job.precise_path, plan.spec.taxonomy)
     w, h = image_size(job.image_path)
     if precise.shape != (h, w):
@@ -496,7 +539,8 @@ def _read_inputs(plan: FusePlan, job: Job) -> tuple[Any, list[PseudoLabel]]:
             run, job.split, job.stem, precise.shape, with_instances, str(job.precise_path)
         )
         pseudos.append(PseudoLabel(class_id, label, conf, inst))
-    return precise, pseudos
+    carried = None if job.source_path is None else read_source_map(job.source_path, precise.shape)
+    return precise, pseudos, carried
 
 
 # -- the run -----------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -372,6 +374,25 @@ def test_error_class_already_in_taxonomy(tmp_path):
         plan_fusion(FuseConfig(data=data, pseudo=(run,), out=tmp_path / "o"))
 
 
+def test_a_class_fused_onto_a_fused_dataset_keeps_its_pseudo_pixels(world, tmp_path):
+    """Car fused onto Bicycle's fused dataset: Bicycle's pseudo (and ignored) pixels keep their
+    source, as in one fusion of both; they were written as precise, so they trained as such."""
+    bike = FuseConfig(data=world["data"], pseudo=(world["bike"],), out=tmp_path / "bike")
+    first = fuse(replace(bike, progress=False)).out
+    fuse(FuseConfig(data=first, pseudo=(world["car"],), out=tmp_path / "both", progress=False))
+    for split in ("train", "val"):
+        for stem in STEMS:
+            before = read_label(first / "sources" / split / f"{stem}.png")
+            after = read_label(tmp_path / "both" / "sources" / split / f"{stem}.png")
+            kept = read_label(first / "labels" / split / f"{stem}.png") == read_label(
+                tmp_path / "both" / "labels" / split / f"{stem}.png"
+            )
+            assert (before[kept] == after[kept]).all() and (before == 1).any()
+    shutil.rmtree(first / "sources" / "val")
+    with pytest.raises(ValueError, match=r"bike/sources/val: .* no source maps for split 'val'"):
+        plan_fusion(FuseConfig(data=first, pseudo=(world["car"],), out=tmp_path / "o"))
+
+
 def test_error_two_runs_for_one_class(world, tmp_path):
     again = write_pseudo_run(
         tmp_path / "again", "bicycle", {s: {k: bike_map() for k in STEMS} for s in ("train", "val")}
@@ -607,6 +628,17 @@ def test_cli_error_is_one_line(world, tmp_path):
     assert "other/labels/train: no image of" in text and "matches its 1 pseudo label " in text
     assert "another dataset" in text
     assert "Traceback" not in res.output
+
+
+def test_cli_an_empty_split_or_parent_list_is_refused(world):
+    """--split "" fused no image and wrote a dataset of no split; --parent "" gave every new
+    class no parent, so it claimed no pixel: both without a word."""
+    args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"])]
+    args += ["--out", str(world["out"])]
+    for option, text in (("--split", ","), ("--parent", "")):
+        res = invoke([*args, option, text])
+        assert res.exit_code == 2 and not world["out"].exists()
+        assert " ".join(res.output.split()).startswith(f"error: {option} names no class or split")
 
 
 def test_cli_an_image_that_fails_in_a_worker_process_is_one_line(world):

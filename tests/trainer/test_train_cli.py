@@ -562,3 +562,21 @@ def test_a_val_size_too_small_for_the_model_is_refused_before_the_first_step(syn
     # the short side decides: 40x30 keeps 128x96's aspect at 40x30
     res = CliRunner().invoke(app, [*args, "--val-size", "40x30"])
     assert res.exit_code == 2 and "to 40x30; the model needs at least 32" in res.output
+
+
+def test_a_crop_too_small_for_the_model_is_refused_before_any_file(synth, tmp_path):
+    """A crop under 32 px (--crop allowed 8) failed at the first step with the model's "images
+    must be at least 32x32", after config.yaml and environment.json were written."""
+    run = tmp_path / "run"
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--out", str(run), "--iters", "1"]
+    args += ["--batch-size", "2", "--device", "cpu", "--workers", "0", "--no-progress"]
+    res = CliRunner().invoke(app, [*args, "--crop", "16"])
+    assert res.exit_code == 2 and "--crop" in res.output and not run.exists()
+    config = tmp_path / "c.yaml"
+    config.write_text("augment: {crop: 16}\n")
+    res = CliRunner().invoke(app, [*args, "--config", str(config)])
+    assert res.exit_code == 2 and not run.exists()
+    assert " ".join(res.output.split()) == (
+        "error: --crop 16 (augment.crop): the model needs at least 32 px per side; "
+        "give --crop 32 or more"
+    )

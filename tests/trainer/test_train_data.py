@@ -114,6 +114,16 @@ def test_trainset_without_sources_is_all_precise_and_bad_sources_fail(tmp_path):
         TrainSet(root, "train", AugmentConfig(crop=16)).load(0)
 
 
+def test_focus_classes_that_are_no_class_id_are_refused(tmp_path):
+    """augment.focus_classes: [99] trained without a word, and no crop was ever class-aware."""
+    root = write_dataset(tmp_path / "a")
+    with pytest.raises(
+        ValueError, match=r"^augment.focus_classes: 99 is no class id of .*a \(0\.\."
+    ):
+        TrainSet(root, "train", AugmentConfig(crop=16, focus_classes=[1, 99]))
+    assert TrainSet(root, "train", AugmentConfig(crop=16, focus_classes=[1])).focus == (1,)
+
+
 def test_loader_batches_do_not_depend_on_workers(tmp_path):
     root = write_dataset(tmp_path)
     ds = TrainSet(root, "train", AugmentConfig(crop=16, short_side_range=(20, 40)))

@@ -32,6 +32,35 @@ def test_lr_factor(step, iters, warmup, floor, expected):
     assert math.isclose(lr_factor(step, iters, warmup, floor), expected, abs_tol=1e-12)
 
 
+def test_config_values_of_another_type_or_range_are_named(tmp_path):
+    """A mistyped value failed deep in the run with Python's words (``lr: 3e-3``, a string to
+    YAML: "'>' not supported between instances of 'str' and 'int'"; ``augment: 64``: a
+    traceback), or was taken (``log_every: 0`` divided by zero after the first step)."""
+    f = tmp_path / "c.yaml"
+    f.write_text("lr: 3e-3\nval_size: 192x144\naugment: {crop: 64, short_side_range: [96, 160]}\n")
+    cfg = load_config(f)
+    assert (
+        cfg.lr == 0.003 and cfg.val_size == (192, 144) and cfg.augment.short_side_range == (96, 160)
+    )
+    for text, msg in (
+        ("augment: 64\n", "c.yaml.augment: expected a mapping of keys, got 64"),
+        ("loss: [1]\n", "c.yaml.loss: expected a mapping of keys, got [1]"),
+        ("betas: 0.9\n", "c.yaml: betas must be a list of 2 values, got 0.9"),
+        ("iters: 2.5\n", "c.yaml: iters must be a whole number, got 2.5"),
+        ("lr: fast\n", "c.yaml: lr must be a number, got 'fast'"),
+        ("amp: 1\n", "c.yaml: amp must be true or false, got 1"),
+        ("val_size: big\n", "c.yaml: val_size must be a list of 2 values, got 'big'"),
+        ("augment: {crop: 6.5}\n", "c.yaml.augment: crop must be a whole number, got 6.5"),
+        ("log_every: 0\n", "c.yaml: log_every must be >= 1, got 0"),
+        ("val_every: -5\n", "c.yaml: val_every must be >= 0, got -5"),
+        ("threads: -1\n", "c.yaml: threads must be >= 0, got -1"),
+    ):
+        f.write_text(text)
+        with pytest.raises(ValueError) as err:
+            load_config(f)
+        assert str(err.value) == str(tmp_path / msg)
+
+
 def test_config_strict_yaml_and_overrides(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("iters: 7\naugment: {crop: 64}\nloss: {decoupling: {pseudo_class_weight: 0.5}}\n")
