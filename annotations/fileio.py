@@ -87,23 +87,33 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except (FileExistsError, NotADirectoryError):  # a file where a folder on the way should be
         file = next((p for p in path.parents if p.exists()), path.parent)
         raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(file)) from None
+    with atomic_file(path) as f:
+        f.write(data)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
+    """A binary file to write ``path``'s content into (its folder exists): a temporary file in
+    the same folder, with the permissions of every output (``FILE_MODE``, not ``mkstemp``'s
+    owner-only ones), flushed to disk and renamed onto ``path`` when the block ends; removed,
+    ``path`` untouched, when the block raises (Ctrl-C included)."""
+    path = Path(path)
     tmp = None
     try:  # mkstemp inside: a Ctrl-C just after it must not leave the temp file either
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), FILE_MODE)
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        # KeyboardInterrupt included: never leave the temp file behind on our own failure.
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         raise
-    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

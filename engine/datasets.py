@@ -262,10 +262,14 @@ class Problem:
         return self.message
 
 
-def listed_file(path: Path) -> bool:
-    """Whether ``path``, an entry of a folder of images or labels, is one of its files: a file,
-    or a symbolic link whose target is gone, listed so that its image fails naming the link
-    (left out, the image vanished, or its label was reported as having no image)."""
+def listed_file(path: Path, exts: tuple[str, ...]) -> bool:
+    """Whether ``path``, an entry of a folder of images or labels, is one of its files: not
+    hidden (the ``._a.jpg`` a macOS copy puts beside each image), with a suffix of ``exts`` in
+    any case, and a file or a symbolic link whose target is gone, listed so that its image
+    fails naming the link (left out, the image vanished, or its label was reported as having
+    no image)."""
+    if path.name.startswith(".") or path.suffix.lower() not in exts:
+        return False
     return path.is_file() or (path.is_symlink() and not path.exists())
 
 
@@ -295,7 +299,7 @@ def _list_files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
     files: dict[str, Path] = {}
     dupes: list[str] = []
     for p in sorted(folder.iterdir()):
-        if listed_file(p) and p.suffix.lower() in exts and not p.name.startswith("."):
+        if listed_file(p, exts):
             if p.stem in files:
                 dupes.append(p.name)
             files[p.stem] = p

@@ -345,9 +345,9 @@ def check_prompt_vocabulary(source: str, tokenizer: Any, prompts: tuple[str, ...
     unk = getattr(tokenizer, "unk_token_id", None)
     if unk is None:
         return
-    unknown = [
-        p for p in prompts if set(tokenizer(p, add_special_tokens=False)["input_ids"]) <= {unk}
-    ]
+    ids = {p: tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts}
+    # a prompt of no token at all is the callers' error to name ("gives no tokens")
+    unknown = [p for p, got in ids.items() if got and set(got) <= {unk}]
     if unknown:
         raise ValueError(
             f"{source}: the tokenizer knows no word of prompts {unknown} (every token is "

@@ -45,7 +45,7 @@ from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from engine.runlock import LOCK_NAME, holds_lock
-from engine.text import counted
+from engine.text import counted, few
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
 from labeler.config import LabelConfig, default_out_dir, shard_from_env
 from labeler.crops import CroppedInstances, semantic_from_crops
@@ -139,11 +139,6 @@ def changed_images(
         and (was := latest[key].get("image_bytes")) is not None
         and was != sizes[key]
     }
-
-
-def few_keys(keys: list[tuple[str, str]], n: int = 3) -> str:
-    """``train/a, train/b, ...``: the first ``n`` of ``(split, stem)`` keys."""
-    return ", ".join(f"{s}/{t}" for s, t in keys[:n]) + (", ..." if len(keys) > n else "")
 
 
 def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | None]:
@@ -331,11 +326,11 @@ class _Writers:
         summary: LabelSummary,
         header: dict,
         on_done,
-        sizes: dict[tuple[str, str], int | None] | None = None,
+        sizes: dict[tuple[str, str], int | None],
     ) -> None:
         self.cfg, self.out, self.chash, self.summary = cfg, out, chash, summary
         self.header, self.on_done = header, on_done
-        self.sizes = sizes or {}  # each image's file size, recorded: a resume sees it change
+        self.sizes = sizes  # each image's file size, recorded: a resume sees it change
         self.queue = ByteQueue(cfg.writer_queue_mb * 2**20)
         self.waited = 0.0  # seconds the labeling thread spent blocked on a full queue
         self.error: BaseException | None = None
@@ -519,7 +514,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
             "%s: %s changed since labelled (%s: another file size) will be labelled again",
             out,
             counted(len(changed), "image"),
-            few_keys(sorted(changed, key=lambda k: (split_key(k[0]), k[1]))),
+            few([f"{s}/{t}" for s, t in sorted(changed, key=lambda k: (split_key(k[0]), k[1]))]),
         )
     if not todo and (out / "run.json").is_file():
         _record_data_moved(out, cfg)

@@ -225,16 +225,20 @@ class Sam3Backend:
         self.image_size = int(sam3.model.config.vision_config.image_size)
         tok = sam3.processor.tokenizer
         check_prompt_vocabulary(sam3.source, tok, self.prompts)
-        lengths = {p: len(tok(p)["input_ids"]) for p in self.prompts}
+        # The processor pads text to 32 tokens; the mask must travel with the embedding. Not
+        # truncated: a longer prompt's length is its own, refused (it was cut without a word).
+        encs = {
+            p: tok([p], padding="max_length", max_length=TEXT_TOKENS, return_tensors="pt")
+            for p in self.prompts
+        }
+        lengths = {p: int(e["input_ids"].shape[1]) for p, e in encs.items()}
         if long := {p: n for p, n in lengths.items() if n > TEXT_TOKENS}:
-            raise ValueError(  # it was cut to its first 32 tokens without a word
+            raise ValueError(
                 f"{sam3.source}: prompts {list(long)} make {'/'.join(map(str, long.values()))} "
                 f"text tokens, SAM 3 reads at most {TEXT_TOKENS}: give shorter prompts"
             )
         self.text: list[tuple[Any, Any]] = []
-        for p in self.prompts:
-            # The processor pads text to 32 tokens; the mask must travel with the embedding.
-            enc = tok([p], padding="max_length", max_length=TEXT_TOKENS, return_tensors="pt")
+        for enc in encs.values():
             ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
             with torch.inference_mode(), autocast(device, self.dtype):
                 feats = sam3.model.get_text_features(input_ids=ids, attention_mask=mask)

@@ -20,14 +20,13 @@ from __future__ import annotations
 import hashlib
 import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from annotations.fileio import FILE_MODE, not_this_output, unreadable_torch_file
+from annotations.fileio import atomic_file, not_this_output, unreadable_torch_file
 
 FORMAT = 1
 REQUIRED = ("format", "step", "model", "model_config", "taxonomy")
@@ -65,18 +64,8 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     on a shared machine is read by the others who predict with it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), FILE_MODE)
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path) as f:
+        torch.save(state, f)
     return path
 
 

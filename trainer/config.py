@@ -212,10 +212,10 @@ def resumed_iters(cfg: TrainConfig, config: str | os.PathLike | None, given: int
         return cfg.iters
     if config is not None and "iters" in (read_yaml(Path(config), "config file") or {}):
         return cfg.iters
-    try:
-        import json
+    from annotations.fileio import read_json
 
-        recorded = json.loads((Path(cfg.out) / "config.json").read_text())["config"]["iters"]
+    try:
+        recorded = read_json(Path(cfg.out) / "config.json", "config.json")["config"]["iters"]
     except (OSError, ValueError, KeyError, TypeError):  # no record: train() decides as before
         return cfg.iters
     return recorded if isinstance(recorded, int) and recorded >= 1 else cfg.iters

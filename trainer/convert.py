@@ -309,9 +309,10 @@ def check_convert_out(src: Path, out: Path) -> None:
             held = None
         if isinstance(held, dict) and "converted_from" in held:
             return
-        step = held.get("step") if isinstance(held, dict) else None
-        what = "a training checkpoint" + (f" at step {step}" if step else "")
-        if not (isinstance(held, dict) and "model" in held):
+        if isinstance(held, dict) and "model" in held:
+            step = held.get("step")
+            what = "a training checkpoint" + (f" at step {step}" if step else "")
+        else:
             what = "not a checkpoint engine convert-massformer wrote"
     raise ValueError(
         f"{out}: exists ({what}); converting would replace it: give another --out, or delete "

@@ -203,11 +203,8 @@ def list_images(folder: Path) -> list[Path]:
         return [folder]
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: image folder not found")
-    files = sorted(
-        p
-        for p in folder.iterdir()
-        if listed_file(p) and p.suffix.lower() in IMAGE_EXTS and not p.name.startswith(".")
-    )  # a broken link fails naming it, rather than vanish from the output
+    # as a dataset's listing: a broken link fails naming it, rather than vanish from the output
+    files = sorted(p for p in folder.iterdir() if listed_file(p, IMAGE_EXTS))
     if not files:
         others = other_files(folder)
         raise ValueError(
@@ -301,12 +298,7 @@ def check_out(out: Path, folders: Iterable[Path]) -> None:
     ``overwrite`` over PNG images), or a folder of PNG files without ``predict.json``
     (ground-truth labels or images: they would be taken for label maps already made and their
     images skipped)."""
-    here = os.path.realpath(out)
-    if out.is_dir() and any(os.path.realpath(p) == here for p in folders):  # said first
-        raise ValueError(
-            f"{out}: it holds the images to label; their label maps would go beside them (and "
-            "over PNG images): give another --out"
-        )
+    check_not_image_folder(out, folders)  # said first
     check_output_folder(out, ("predict.json",), "engine predict")
     if not out.is_dir():
         return
@@ -318,6 +310,16 @@ def check_out(out: Path, folders: Iterable[Path]) -> None:
             f"{out}: holds {counted(len(pngs), 'PNG file')} ({few(pngs)}) and no predict.json: "
             "no predictions of engine predict (labels or images?), yet they would be taken for "
             "label maps already made, or replaced with --overwrite; give an empty or new --out"
+        )
+
+
+def check_not_image_folder(out: Path, folders: Iterable[Path]) -> None:
+    """Refuse ``out`` when it is one of ``folders``, those of the images to label."""
+    here = os.path.realpath(out)
+    if out.is_dir() and any(os.path.realpath(p) == here for p in folders):
+        raise ValueError(
+            f"{out}: it holds the images to label; their label maps would go beside them (and "
+            "over PNG images): give another --out"
         )
 
 
@@ -358,7 +360,7 @@ def _predict(cfg: PredictConfig) -> PredictResult:
     check_guided_filter(guided, cfg.mode)
     images = input_images(cfg)
     if cfg.images is None:  # --data's images, now listed (their folder: predict_dir checked)
-        check_out(Path(cfg.out), {p.parent for p in images})
+        check_not_image_folder(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(load_engine_checkpoint(cfg.checkpoint), device)
     size_source = "given"
