@@ -274,6 +274,13 @@ def output_kind(folder: str | os.PathLike) -> tuple[str, str] | None:
     return next(((r, what) for r, what in OUTPUT_RECORDS if (folder / r).is_file()), None)
 
 
+def folder_is(path: str | os.PathLike) -> str | None:
+    """What ``path`` is, for an error refusing it: the engine output it is
+    (:func:`output_kind`'s description), ``"a dataset's root"``, or None for neither."""
+    kind = output_kind(path)
+    return kind[1] if kind else "a dataset's root" if is_dataset_root(path) else None
+
+
 def not_this_output(folder: str | os.PathLike, wanted: str, record: str | None = None) -> str:
     """``"; FOLDER is a label run (engine label), not WANTED"`` for the end of an error about a
     folder that is another engine output than the one expected (whose ``record`` it would hold);

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from annotations.fileio import (
-    is_dataset_root,
+    folder_is,
     not_this_output,
     output_kind,
     parse_json,
@@ -126,7 +126,7 @@ class LabelRun:
             kind = output_kind(root)
             if kind is not None and kind[0] == "run.json":
                 return cls(root)  # nothing labelled yet (every image failed): callers say so
-            what = kind[1] if kind else "a dataset's root" if is_dataset_root(root) else None
+            what = folder_is(root)
             raise ValueError(
                 f"{root}: not a label run (expected labels/<split>/ and instances/<split>/ "
                 "folders)" + (f"; it is {what}" if what else "")

@@ -126,20 +126,14 @@ def find_png(folder: Path, split: str, stem: str) -> Path | None:
     return None
 
 
-def taxonomy_near(folder: str | os.PathLike | None) -> Taxonomy | None:
-    """The taxonomy a fusion or prediction folder records: ``taxonomy.json`` in it or its parent,
-    or the ``taxonomy`` of ``predict.json`` (engine predict); None when there is none."""
-    found = taxonomy_record(folder)
-    return found[0] if found else None
-
-
 # taxonomy_record's answer where no folder records one and the caller falls back to MaSS13K
 DEFAULT_TAXONOMY = "MaSS13K (default)"
 
 
 def taxonomy_record(*folders: str | os.PathLike | None) -> tuple[Taxonomy, Path] | None:
-    """:func:`taxonomy_near` of the first of ``folders`` (None entries skipped) that records a
-    taxonomy, with the file it was read from."""
+    """The taxonomy the first of ``folders`` (None entries skipped) records, with the file it
+    was read from: ``taxonomy.json`` in the folder or its parent (a fused dataset), or the
+    ``taxonomy`` of ``predict.json`` (engine predict); None when none records one."""
     for folder in folders:
         if not folder:
             continue

@@ -127,7 +127,7 @@ def check_output_folder(
     (:func:`annotations.fileio.output_kind`) or a dataset's root is refused too: the command's
     files would mix with that folder's, and its ``--force`` would replace what it holds (a
     fusion into a label run wrote its label maps over the pseudo labels)."""
-    from annotations.fileio import is_dataset_root, output_kind
+    from annotations.fileio import folder_is
 
     path = Path(folder)
     if path.exists() and not path.is_dir():
@@ -137,9 +137,7 @@ def check_output_folder(
     check_not_in_dataset(path, command)
     if not path.is_dir() or any((path / r).is_file() for r in own):
         return
-    kind = output_kind(path)
-    what = kind[1] if kind else "a dataset's root" if is_dataset_root(path) else None
-    if what:
+    if what := folder_is(path):
         raise ValueError(
             f"{folder}: it is {what}; {command} needs a folder of its own: give another --out"
         )

@@ -168,3 +168,16 @@ def rich_help_cuts(format_help: Callable[[], None]) -> bool | None:
     if not buffer.getvalue():
         return None
     return "\u2026" in buffer.getvalue()
+
+
+def is_stdout(path: object) -> bool:
+    """``--json -`` (or ``--markdown -``): the output goes to stdout alone (tables and notes to
+    stderr), for a script to read; before, a file named ``-`` was written in the working
+    directory."""
+    return path is not None and str(path) == "-"
+
+
+def refuse_plot_to_stdout(plot: object) -> None:
+    """``--plot -``: a chart is a PNG, not for the terminal (it wrote a file named ``-``)."""
+    if is_stdout(plot):
+        raise ValueError("--plot -: the chart is a PNG image, not for the terminal; give its file")

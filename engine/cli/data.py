@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import parse_size, split_names, stderr, stdout
+from engine.cli.common import parse_size, refuse_plot_to_stdout, split_names, stderr, stdout
 from engine.text import counted
 
 app = typer.Typer()
@@ -77,8 +77,7 @@ def info_cmd(
     """
     from engine.info import dataset_stats, describe_output, output_folder, plot_shares, render_stats
 
-    if plot is not None and str(plot) == "-":
-        raise ValueError("--plot -: the chart is a PNG image, not for the terminal; give its file")
+    refuse_plot_to_stdout(plot)
     data = output_folder(data)  # run.json, last.pt: the folder they belong to
     split = list(split_names(split) or [])  # --split val,test, as label, fuse and review take it
     described = describe_output(data, split or None)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import stderr, stdout
+from engine.cli.common import is_stdout, refuse_plot_to_stdout, stderr, stdout
 from engine.text import counted, joined
 
 app = typer.Typer()
@@ -26,12 +26,6 @@ class _Input(str, Enum):
     auto = "auto"
     binary = "binary"
     labels = "labels"
-
-
-def _to_stdout(path: Path | None) -> bool:
-    """``--json -``: the JSON goes to stdout alone (tables and notes to stderr), for a script to
-    read; before, a file named ``-`` was written in the working directory."""
-    return path is not None and str(path) == "-"
 
 
 def _print_json(data: dict) -> None:
@@ -91,7 +85,7 @@ def evaluate_cmd(
 
     from engine.evaluate import EvaluateConfig, describe_fold, evaluate
 
-    to_stdout = _to_stdout(json_out)
+    to_stdout = is_stdout(json_out)
     out = stderr if to_stdout else stdout
     cfg = EvaluateConfig(
         pred=pred,
@@ -204,12 +198,11 @@ def compare_cmd(
     from engine.outputs import DEFAULT_TAXONOMY
     from engine.table4 import Table4
 
-    if _to_stdout(plot_out):
-        raise ValueError("--plot -: the chart is a PNG image, not for the terminal; give its file")
-    if _to_stdout(json_out) and _to_stdout(markdown_out):
+    refuse_plot_to_stdout(plot_out)
+    json_to_stdout, markdown_to_stdout = is_stdout(json_out), is_stdout(markdown_out)
+    if json_to_stdout and markdown_to_stdout:
         raise ValueError("--json - and --markdown -: one of them can go to stdout; give a file")
-    markdown_to_stdout = _to_stdout(markdown_out)
-    to_stdout = _to_stdout(json_out) or markdown_to_stdout
+    to_stdout = json_to_stdout or markdown_to_stdout
     out = stderr if to_stdout else stdout
     cfg = CompareConfig(
         class_name=class_name,
@@ -220,7 +213,7 @@ def compare_cmd(
         bf1_mode=bf1_mode.value,
         resize_pred=resize_pred.value if resize_pred else None,
         workers=workers,
-        json_out=None if _to_stdout(json_out) else json_out,
+        json_out=None if json_to_stdout else json_out,
         markdown_out=None if markdown_to_stdout else markdown_out,
         plot_out=plot_out,
         progress=progress,

@@ -412,7 +412,7 @@ def _carried_sources(spec: DatasetSpec, split: str, data: Path) -> Path | None:
     fused onto Bicycle's fused dataset): fusion keeps its pseudo and ignored pixels as such in
     the new source maps, else Bicycle's pseudo pixels would train as precise ones. None for a
     dataset without new classes."""
-    new = [c.name for c in spec.taxonomy if c.parent is not None]
+    new = new_class_names(spec.taxonomy)
     if not new:
         return None
     folder = source_dir(spec, split)
@@ -510,7 +510,7 @@ def fuse_job(job: Job) -> dict[str, Any]:
     fused = fuse_image(precise, pseudos, plan.rules, num_precise=plan.spec.taxonomy.num_classes)
     source = fused.source
     if carried is not None:  # pixels fusion left as they were keep the input's source
-        source = np.where(source == SOURCE_PRECISE, carried, source).astype(np.uint8)
+        np.copyto(source, carried, where=source == SOURCE_PRECISE)  # a fresh map: in place
     label_path, source_path = output_paths(out, job.split, job.stem)
     write_label(label_path, fused.label)
     write_label(source_path, source)

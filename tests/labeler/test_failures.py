@@ -22,12 +22,13 @@ from labeler.run import _STOP, ByteQueue, run_labeling
 
 runner = CliRunner()
 H, W = 40, 48
-BAD = {"trunc": "cannot decode image", "rgb": "expected a single-channel", "small": "true mask"}
+BAD = {"trunc": "cannot decode image", "rgb": "not in the taxonomy's palette", "small": "true mask"}
 
 
 def _dataset(root: Path, good: int = 7) -> Path:
-    """``good`` images with a true bicycle, plus a truncated JPEG, an RGB (colour-coded) label
-    and a truth mask of the wrong size."""
+    """``good`` images with a true bicycle, plus a truncated JPEG, an RGB label of colours no
+    class has (a colour-coded label of the taxonomy's colours is read through its palette) and a
+    truth mask of the wrong size."""
     img_dir, ann_dir = root / "images" / "train", root / "annotations" / "train"
     inst_dir = root / "new_class_instances" / "Bicycle" / "train"
     for d in (img_dir, ann_dir, inst_dir):
@@ -46,7 +47,7 @@ def _dataset(root: Path, good: int = 7) -> Path:
             (img_dir / "trunc.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
         else:
             Image.fromarray(img).save(img_dir / f"{stem}.png")
-    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(ann_dir / "rgb.png")  # RGB label
+    Image.fromarray(np.full((H, W, 3), (1, 2, 3), np.uint8)).save(ann_dir / "rgb.png")
     return root
 
 
