@@ -542,12 +542,12 @@ def decoded_size(path: str | os.PathLike) -> tuple[int, int]:
 def image_size(path: str | os.PathLike) -> tuple[int, int]:
     """``(W, H)`` of an image after EXIF orientation, read from the header without decoding."""
     path = Path(path)
-    if not path.is_file():
-        raise _missing_file(path, "image file")
     try:
         with Image.open(path) as img:
             return _oriented_size(img)
     except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+        if not path.is_file():  # checked only here: this runs once per image
+            raise _missing_file(path, "image file") from None
         raise ValueError(f"{path}: cannot read image header ({e})") from None
 
 

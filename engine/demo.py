@@ -667,9 +667,8 @@ def _earlier_calls(path: Path) -> list[dict[str, Any]]:
         calls = [c for c in data["calls"] if isinstance(c, dict)]
     elif isinstance(data, dict) and isinstance(data.get("wall_seconds"), int | float):
         calls = [{"wall_seconds": data["wall_seconds"], "seconds": data.get("seconds", {})}]
-    unfinished = path.parent / UNFINISHED_CALLS
-    if unfinished.is_file():
-        calls += [c for c in read_jsonl(unfinished) if isinstance(c, dict)]
+    with contextlib.suppress(ValueError):  # a damaged record costs its times, not the summary
+        calls += [c for c in read_jsonl(path.parent / UNFINISHED_CALLS) if isinstance(c, dict)]
     return calls
 
 

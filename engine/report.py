@@ -71,6 +71,7 @@ from engine.outputs import (
 from engine.progress import track
 from engine.runinfo import environment
 from engine.runlock import check_output_folder
+from engine.table4 import Table4
 from engine.text import METRICS, SOURCES, counted, joined, score_cells
 
 log = logging.getLogger(__name__)
@@ -437,13 +438,9 @@ def render_markdown(data: dict) -> str:
         "| source | IoU | BIoU | BF1 | ΔIoU | ΔBIoU | ΔBF1 | images |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for row in data["table4"]:
-        vals, deltas = score_cells(row), score_cells(row["delta"], sign=True)
-        if row.get("kind") == "pseudo labels":  # the row they are against: blank, as printed
-            deltas = ["", "", ""]
-        lines.append(
-            f"| {row['source']} | {' | '.join(vals)} | {' | '.join(deltas)} | {row['images']} |"
-        )
+    # the terminal's cells (deltas blank on the row they are against), with the image counts
+    for row, cells in zip(data["table4"], Table4.of_report(data).rows, strict=True):
+        lines.append(f"| {' | '.join(cells)} | {row['images']} |")
     intervals = interval_lines(data["table4"])
     if intervals:
         lines += ["", *intervals]
