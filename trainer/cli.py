@@ -237,7 +237,9 @@ def train_cmd(
 def _print_val(v: dict) -> None:
     """The last validation: the split's means (new classes marked as scored against their pseudo
     labels on a fused dataset), then each annotated subset's class."""
-    if v.get("mIoU") is None:
+    if "mIoU" not in v:  # no validation split (--val-split none): the subsets alone
+        pass
+    elif v["mIoU"] is None:
         stdout.print("val: nothing to score")
     else:
         miou, mbiou, mbf1 = score_cells({"iou": v["mIoU"], "biou": v["mBIoU"], "bf1": v["mBF1"]})

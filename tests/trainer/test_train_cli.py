@@ -412,6 +412,12 @@ def test_last_validation_prints_undefined_scores_as_n_a(capsys):
     out = capsys.readouterr().out
     assert "val: mIoU 61.23  mBIoU 40.50  mBF1 0.7123  (1 unreadable left out)" in out
     assert "Bicycle vs annotated subset (2 images, 2 unreadable left out): IoU 42.00" in out
+    # --val-split none with --val-subset: the subsets alone; it said "val: nothing to score"
+    # before the subset's scores
+    _print_val({"subsets": [{"class": "Bicycle", "images": 2, "iou": 42.0, "biou": 30.0,
+                             "bf1": 0.5}]})  # fmt: skip
+    out = capsys.readouterr().out
+    assert "nothing to score" not in out and "Bicycle vs annotated subset (2 images)" in out
 
 
 def test_train_says_how_many_images_it_could_not_read(synth, tmp_path, monkeypatch):
