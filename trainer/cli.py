@@ -45,7 +45,13 @@ def _check_joint_options(
 ) -> None:
     """Refuse joint-training options where they would do nothing: on a dataset without new
     classes (every pixel is precise, no crop has a new class to centre on), and
-    ``--pseudo-form`` with ``--all-precise`` (no pixel is a pseudo pixel)."""
+    ``--pseudo-form`` with ``--all-precise`` (no pixel is a pseudo pixel); a ``--pseudo-form``
+    that is none, by its option's name (the config's error named ``pseudo_form``)."""
+    if pseudo_form is not None:
+        from trainer.losses.targets import PSEUDO_FORMS
+
+        if pseudo_form not in PSEUDO_FORMS:
+            raise ValueError(f"--pseudo-form {pseudo_form}: not one of {', '.join(PSEUDO_FORMS)}")
     given = [
         option
         for option, value in (

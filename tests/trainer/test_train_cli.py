@@ -383,6 +383,10 @@ def test_joint_training_options_on_a_dataset_without_new_classes_are_refused(syn
         assert res.exit_code == 2, res.output
         assert f"error: {extra[0]}: {synth} has no new class" in " ".join(res.output.split())
         assert not out.exists()
+    # a form that is none is named by its option first (it said "pseudo_form must be ...")
+    res = CliRunner().invoke(app, ["train", "--data", str(synth), "--pseudo-form", "bogus"])
+    assert res.exit_code == 2
+    assert "error: --pseudo-form bogus: not one of origin, reversed, flat, precise" in res.output
 
 
 def test_last_validation_prints_undefined_scores_as_n_a(capsys):
