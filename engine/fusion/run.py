@@ -732,7 +732,11 @@ def fuse(config: FuseConfig) -> FuseResult:
                 progress.advance(task)
         else:
             _run_pool(
-                plan, out, todo, config.workers, lambda r: (record(r), progress.advance(task))
+                plan,
+                out,
+                todo,
+                min(config.workers, len(todo)),  # a process per image at most: none idle
+                lambda r: (record(r), progress.advance(task)),
             )
 
     report = {r.class_name: ClassStats() for r in plan.runs}
