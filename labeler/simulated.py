@@ -346,17 +346,22 @@ class SimulatedBackend:
         }
 
     def _others(self, split: str, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
-        """Pixels of the parent class (Others) in the dataset's label, when there is one: where
-        the dataset's spec puts labels, colour-coded ones read through its taxonomy's palette
-        (a hard-coded ``annotations/`` missed a spec's own folder, and a colour-coded label
-        failed the image)."""
+        """Pixels of the parent class (Others) in the dataset's label, when there is one, where
+        the false positives land: read where the dataset's spec puts labels (a hard-coded
+        ``annotations/`` missed a spec's own folder), a colour-coded one through the taxonomy's
+        palette (it failed the image). A single-channel label is read as before, unchecked:
+        only its parent pixels are used, so the simulated errors and the images they fail are
+        those of the documented rates."""
         from annotations.labelmap import read_label
 
         folder = self.spec.label_dir(split)
         path = None if folder is None else folder / f"{stem}.png"
         if path is None or not path.is_file():
             return None
-        label = read_label(path, self.taxonomy)
+        try:
+            label = read_label(path)
+        except ValueError:  # not single-channel: colour-coded, or unreadable (named either way)
+            label = read_label(path, self.taxonomy)
         if label.shape != shape:
             return None
         parent = (
