@@ -119,52 +119,49 @@ def test_model_error_on_one_image_fails_only_that_image(tmp_path):
     assert FlakyBackend.batches[:4] == [["a", "b", "boom"], ["a"], ["b"], ["boom"]]
 
 
-def test_case9_nothing_left_to_do_loads_no_model(tmp_path, monkeypatch):
-    """After a finished run, the same command loads no model and ends in seconds."""
+@pytest.fixture()
+def two_images(tmp_path):
+    """``(config, image folder)``: images a and b in split train, labelled by the flaky-test
+    backend (registered for the test) into ``tmp_path/run``."""
     d = tmp_path / "data" / "images" / "train"
     d.mkdir(parents=True)
     for stem in ("a", "b"):
         Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(d / f"{stem}.png")
     register_backend("flaky-test", FlakyBackend)
-    try:
-        cfg = LabelConfig(data=str(tmp_path / "data"), cls=ClassSpec("Bicycle"),
-                          out=str(tmp_path / "run"), backend="flaky-test", progress=False)  # fmt: skip
-        assert run_labeling(cfg).labelled == 2
-        monkeypatch.setattr(FlakyBackend, "load", lambda self: pytest.fail("model loaded"))
-        t = time.perf_counter()
-        s = run_labeling(cfg)
-        assert (s.skipped, s.labelled) == (2, 0) and time.perf_counter() - t < 2
-    finally:
-        BACKENDS.pop("flaky-test", None)
+    cfg = LabelConfig(data=str(tmp_path / "data"), cls=ClassSpec("Bicycle"),
+                      out=str(tmp_path / "run"), backend="flaky-test", progress=False)  # fmt: skip
+    yield cfg, d
+    BACKENDS.pop("flaky-test", None)
 
 
-def test_an_image_replaced_since_labelled_is_labelled_again(tmp_path, caplog):
+def test_case9_nothing_left_to_do_loads_no_model(two_images, monkeypatch):
+    """After a finished run, the same command loads no model and ends in seconds."""
+    cfg, _ = two_images
+    assert run_labeling(cfg).labelled == 2
+    monkeypatch.setattr(FlakyBackend, "load", lambda self: pytest.fail("model loaded"))
+    t = time.perf_counter()
+    s = run_labeling(cfg)
+    assert (s.skipped, s.labelled) == (2, 0) and time.perf_counter() - t < 2
+
+
+def test_an_image_replaced_since_labelled_is_labelled_again(two_images, tmp_path, caplog):
     """A photo replaced under the same name (another file size) is labelled again on resume,
     after a warning naming it; a copy of the dataset elsewhere is the same dataset. Before, the
     resume skipped it and kept the old photo's labels."""
-    d = tmp_path / "data" / "images" / "train"
-    d.mkdir(parents=True)
-    for stem in ("a", "b"):
-        Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(d / f"{stem}.png")
-    register_backend("flaky-test", FlakyBackend)
-    try:
-        cfg = LabelConfig(data=str(tmp_path / "data"), cls=ClassSpec("Bicycle"),
-                          out=str(tmp_path / "run"), backend="flaky-test", progress=False)  # fmt: skip
-        assert run_labeling(cfg).labelled == 2
-        recs = read_jsonl(tmp_path / "run" / "manifest.jsonl")
-        assert {r["stem"]: r["image_bytes"] for r in recs} == {
-            s: (d / f"{s}.png").stat().st_size for s in ("a", "b")
-        }
-        Image.fromarray(np.full((H, W, 3), 99, np.uint8)).save(d / "b.png")  # a new photo
-        s = run_labeling(cfg)
-        assert (s.skipped, s.labelled) == (1, 1)
-        assert "1 image changed since labelled (train/b: another file size)" in caplog.text
-        caplog.clear()
-        (tmp_path / "data").rename(tmp_path / "moved")  # moved: nothing changed
-        moved = dataclasses.replace(cfg, data=str(tmp_path / "moved"))
-        assert (run_labeling(moved).skipped, caplog.text) == (2, "")
-    finally:
-        BACKENDS.pop("flaky-test", None)
+    cfg, d = two_images
+    assert run_labeling(cfg).labelled == 2
+    recs = read_jsonl(tmp_path / "run" / "manifest.jsonl")
+    assert {r["stem"]: r["image_bytes"] for r in recs} == {
+        s: (d / f"{s}.png").stat().st_size for s in ("a", "b")
+    }
+    Image.fromarray(np.full((H, W, 3), 99, np.uint8)).save(d / "b.png")  # a new photo
+    s = run_labeling(cfg)
+    assert (s.skipped, s.labelled) == (1, 1)
+    assert "1 image changed since labelled (train/b: another file size)" in caplog.text
+    caplog.clear()
+    (tmp_path / "data").rename(tmp_path / "moved")  # moved: nothing changed
+    moved = dataclasses.replace(cfg, data=str(tmp_path / "moved"))
+    assert (run_labeling(moved).skipped, caplog.text) == (2, "")
 
 
 def test_case9_grounded_sam_resume_touches_no_model(tmp_path, monkeypatch):
