@@ -40,7 +40,14 @@ from engine.metrics.bootstrap import (
     matches_truth,
     measures_nothing,
 )
-from engine.outputs import DEFAULT_TAXONOMY, png_folders, pyplot, save_figure, taxonomy_record
+from engine.outputs import (
+    DEFAULT_TAXONOMY,
+    png_folders,
+    pyplot,
+    save_figure,
+    subset_taxonomy,
+    taxonomy_record,
+)
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
 from engine.text import METRICS, counted, format_score, score_cells
@@ -98,10 +105,7 @@ def parse_source(text: str) -> tuple[str, Path]:
 def resolve_class(name: str, taxonomy: Taxonomy) -> tuple[str, int | None]:
     """The class's display name and id in ``taxonomy`` (None when it is not there: only binary
     masks can then be scored)."""
-    if name.strip().isdigit():
-        cid = int(name)
-        return taxonomy[cid].name, cid
-    if name in taxonomy:
+    if name in taxonomy:  # an id given was made a name by class_by_name
         c = taxonomy.get(name)
         return c.name, c.id
     return name.strip(), None
@@ -323,7 +327,7 @@ def class_by_name(
     if not text.isdigit():
         return text
     if subset_class is not None and source == DEFAULT_TAXONOMY and subset_class not in taxonomy:
-        taxonomy, source = MASS13K.with_new_class(subset_class), "MaSS13K and the subset's class"
+        taxonomy, source = subset_taxonomy(subset_class)
     if int(text) >= len(taxonomy):
         raise ValueError(
             f"--class {text}: no class has that id in the ground truth's taxonomy ({source}: "

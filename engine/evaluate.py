@@ -336,10 +336,12 @@ def _score_one(
     moved = by_name.lut if by_name is not None and by_name.moved else None  # else the identity
     folded = fold.lut if fold is not None else None  # the new classes as their parents
     # each map through one table: that side's ids onto the scored ones, then the fold
-    for is_gt, lut in ((True, _then(moved if on_gt else None, folded)),
-                       (False, _then(moved if on_pred else None, folded))):  # fmt: skip
-        if lut is not None:
-            gt, pred = (lut[gt], pred) if is_gt else (gt, lut[pred])
+    gt_lut = _then(moved if on_gt else None, folded)
+    pred_lut = _then(moved if on_pred else None, folded)
+    if gt_lut is not None:
+        gt = gt_lut[gt]
+    if pred_lut is not None:
+        pred = pred_lut[pred]
     num_classes = fold.base.num_classes if fold is not None else taxonomy.num_classes
     if device is not None:
         from engine.metrics.torch_counts import pair_counts_torch

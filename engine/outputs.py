@@ -130,6 +130,14 @@ def find_png(folder: Path, split: str, stem: str) -> Path | None:
 DEFAULT_TAXONOMY = "MaSS13K (default)"
 
 
+def subset_taxonomy(class_name: str) -> tuple[Taxonomy, str]:
+    """The taxonomy an annotated subset's scores read ids in where no folder records one:
+    MaSS13K and the subset's class (its folder records none), and how the errors name it."""
+    from annotations.taxonomy import MASS13K
+
+    return MASS13K.with_new_class(class_name), "MaSS13K and the subset's class"
+
+
 def taxonomy_record(*folders: str | os.PathLike | None) -> tuple[Taxonomy, Path] | None:
     """The taxonomy the first of ``folders`` (None entries skipped) records, with the file it
     was read from: ``taxonomy.json`` in the folder or its parent (a fused dataset), or the

@@ -42,7 +42,7 @@ from annotations.fileio import (
 from annotations.labelmap import IGNORE, read_label, validate_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, check_subset_class, read_subset
-from annotations.taxonomy import MASS13K, Taxonomy
+from annotations.taxonomy import Taxonomy
 from engine.datasets import SegDataset, open_split
 from engine.metrics import ClassScorer, SegEvaluator
 from engine.metrics.bootstrap import (
@@ -66,6 +66,7 @@ from engine.outputs import (
     prediction_settings,
     pyplot,
     save_figure,
+    subset_taxonomy,
     taxonomy_record,
 )
 from engine.progress import track
@@ -122,7 +123,7 @@ def _load_taxonomy(cfg: ReportConfig, folder: str, class_name: str) -> tuple[Tax
     found = taxonomy_record(folder, Path(folder).parent)
     if found is not None:
         return found[0], str(found[1])
-    return MASS13K.with_new_class(class_name), "MaSS13K and the subset's class"
+    return subset_taxonomy(class_name)
 
 
 def source_taxonomies(cfg: ReportConfig, class_name: str) -> dict[str, tuple[Taxonomy, str]]:
@@ -725,7 +726,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     # the per-class table's classes: the predictions'
     taxonomy = next(
         (taxonomies[n][0] for n in ("joint-trained model", "fused labels") if n in taxonomies),
-        MASS13K.with_new_class(class_name),
+        subset_taxonomy(class_name)[0],
     )
     class_name = taxonomy.get(class_name).name
     out = Path(cfg.out)

@@ -331,7 +331,7 @@ def warn_other_dataset(data: Path, spec: DatasetSpec, runs: Iterable[PseudoRun])
     resolved path; a spec file counts as its root): its pseudo labels may be of other images
     with the same file names. Only a warning: a dataset moved or reached by another mount
     after labeling is the same dataset."""
-    here = _roots(data) | {spec.root.resolve()}
+    here = {Path(data).resolve(), spec.root.resolve()}  # the spec given is read already
     for run in runs:
         if run.data_resolved:  # where the labeler found it; the path as typed was relative to it
             recorded = Path(run.data_resolved)

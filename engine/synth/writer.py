@@ -191,14 +191,14 @@ def generate(
     keep = otherwise is None
     notes = replaced if replaced is not None else []
     wanted = {stem_of(split, i) for split, i in jobs}
+    beyond: set[str] = set()  # earlier scenes this run's counts do not reach: removed
     if not keep:
         gone = _remove_stale(root, set())  # drawn otherwise: nothing there may be kept
         if redrawn := gone & wanted:
             notes.append(
                 f"{counted(len(redrawn), 'earlier scene')} drawn otherwise ({otherwise}) replaced"
             )
-        if beyond := len(gone - wanted):  # said as the resumable case says them
-            notes.append(f"{counted(beyond, 'earlier scene')} beyond this run's counts removed")
+        beyond = gone - wanted
     record = {
         "generator": "engine.synth",
         "version": GENERATOR_VERSION,
@@ -224,9 +224,9 @@ def generate(
             s["images_with"] += int(n_inst > 0)
             s["instances"] += n_inst
             s["pixels"] += int((inst > 0).sum())
-    gone = _remove_stale(root, wanted)
-    if gone:
-        notes.append(f"{counted(len(gone), 'earlier scene')} beyond this run's counts removed")
+    beyond |= _remove_stale(root, wanted)
+    if beyond:
+        notes.append(f"{counted(len(beyond), 'earlier scene')} beyond this run's counts removed")
     atomic_write_json(root / RECORD, {**record, "splits": stats})
     (root / UNFINISHED).unlink()
     return root
