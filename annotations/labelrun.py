@@ -24,7 +24,6 @@ import numpy as np
 from annotations.fileio import (
     folder_is,
     not_this_output,
-    output_kind,
     parse_json,
     read_bytes,
     read_jsonl,
@@ -123,8 +122,7 @@ class LabelRun:
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: label run directory not found")
         if not (root / "labels").is_dir() and not (root / "instances").is_dir():
-            kind = output_kind(root)
-            if kind is not None and kind[0] == "run.json":
+            if (root / "run.json").is_file():
                 return cls(root)  # nothing labelled yet (every image failed): callers say so
             what = folder_is(root)
             raise ValueError(

@@ -629,15 +629,14 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
     return out, len(problems)
 
 
-def render_predictions(root: str | os.PathLike, meta: dict | None = None) -> list:
+def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     """Rich renderables for ``engine info PRED``: which model and inference made a folder of
-    predictions (its ``predict.json``) and how many label maps it holds."""
+    predictions (its ``predict.json``, read as ``meta``) and how many label maps it holds."""
     from rich.table import Table
 
-    from engine.outputs import prediction_record, prediction_settings
+    from engine.outputs import prediction_settings
 
     root = Path(root)
-    meta = meta if meta is not None else prediction_record(root) or {}
     settings = prediction_settings(root, meta) if meta else {}
     config = meta.get("config") or {}
     maps = sum(1 for p in root.rglob("*.png") if p.parent.name != "color")

@@ -141,6 +141,12 @@ def changed_images(
     }
 
 
+def resolved_shard(cfg: LabelConfig) -> tuple[int, int]:
+    """``(index, count)`` of the images this process labels: ``--shard``, else torchrun's
+    environment, else all of them."""
+    return cfg.shard or shard_from_env() or (0, 1)
+
+
 def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | None]:
     """A folder holds one class's label run: labeling another class into it (a changed
     threshold re-labels, but a changed class is another run) is a ``ValueError`` naming the
@@ -180,7 +186,7 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
             f"labels (read as {held} by what was made from them): give another --out{other}, "
             "or --force to replace the run"
         )
-    if (cfg.shard or shard_from_env() or (0, 1))[1] > 1:
+    if resolved_shard(cfg)[1] > 1:
         raise ValueError(
             f"{out}: a label run of {held}; --force replaces it with {cfg.cls.name}, which a "
             "sharded run cannot do (each shard would clear the folder): run once without "
@@ -440,7 +446,7 @@ def _decode(
 
 def _lock_name(cfg: LabelConfig) -> str:
     """The run folder's lock: one per shard (shards of one run label one folder together)."""
-    index, count = cfg.shard or shard_from_env() or (0, 1)
+    index, count = resolved_shard(cfg)
     return LOCK_NAME if count == 1 else f"{LOCK_NAME}-shard{index}of{count}"
 
 
@@ -464,7 +470,7 @@ def _record_data_moved(out: Path, cfg: LabelConfig) -> None:
 def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> LabelSummary:
     """Label every image of the configured splits that is not already done; see the module doc."""
     t_start = time.perf_counter()
-    shard = cfg.shard or shard_from_env() or (0, 1)
+    shard = resolved_shard(cfg)
     if cfg.device == "auto" and shard[1] > 1 and "LOCAL_RANK" in os.environ:
         import torch
 

@@ -95,10 +95,6 @@ def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:
     if size is None:
         return
     given = f"--val-size {size[0]}x{size[1]}"
-    if not data.samples:
-        if min(size) < MIN_SIDE:
-            raise ValueError(f"{given}: the model needs at least {MIN_SIDE} px per side")
-        return
     from trainer.inference import resized_shape
 
     path = data.samples[0].image_path
