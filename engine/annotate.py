@@ -420,6 +420,14 @@ def _expand(sources: list[str], ext: str) -> list[Path]:
     return files
 
 
+def archive_named(text: str, names: dict[str, str]) -> str:
+    """``text`` (a message) with the temporary copies of zip downloads named as ``ARCHIVE!``
+    (``names``: copy folder -> archive): the copy is gone by the time the message is read."""
+    for folder, archive in names.items():
+        text = text.replace(folder + os.sep, f"{archive}!").replace(folder, archive)
+    return text
+
+
 def import_annotations(cfg: ImportConfig) -> Subset:
     """Turn corrected annotations (or PNG masks) into an annotated subset directory.
 
@@ -450,9 +458,7 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         except (ValueError, FileNotFoundError) as e:  # name the archive, not its copy
 
             def named(text: str) -> str:
-                for folder, archive in names.items():
-                    text = text.replace(folder + os.sep, f"{archive}!").replace(folder, archive)
-                return text
+                return archive_named(text, names)
 
             if isinstance(e, BadItems):
                 raise BadItems(named(e.headline), [named(p) for p in e.problems]) from None

@@ -136,15 +136,19 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
 def _archive_files(archive: Path) -> list[AnnotationFiles]:
     """The annotation files in an annotation tool's zip download, read from a temporary copy
     as import reads it, each named ``ARCHIVE!MEMBER``; an archive of none is an error."""
-    from engine.annotate import archive_root, unzip
+    from engine.annotate import archive_named, archive_root, unzip
 
     with tempfile.TemporaryDirectory(prefix="engine-info-") as tmp:
         folder = unzip(archive, Path(tmp))
+        names = {str(folder): str(archive)}  # the copy is gone once this returns
         found = [
             dataclasses.replace(
                 item,
                 path=Path(f"{archive}!{item.path.relative_to(folder).as_posix()}"),
                 archive=archive,
+                problems=None
+                if item.problems is None
+                else [archive_named(p, names) for p in item.problems],
             )
             for item in annotation_files(archive_root(folder)) or []
         ]

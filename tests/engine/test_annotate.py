@@ -1672,6 +1672,16 @@ def test_engine_info_describes_a_zip_download(tmp_path, world):
     res = CliRunner().invoke(app, ["info", str(other)], env={"COLUMNS": "300"})
     assert res.exit_code == 2
     assert f"{other}: no annotation files in this archive" in " ".join(res.output.split())
+    # a problem found inside the zip names it, not the deleted temporary copy it was read from
+    coco = json.loads((tmp_path / "e" / "coco.json").read_text())
+    coco["annotations"][0]["segmentation"] = [[1, 1, 5, 5]]  # a 2-point polygon
+    bad = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("annotations/instances_default.json", json.dumps(coco))
+    res = CliRunner().invoke(app, ["info", str(bad)], env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and f"{bad}!annotations/instances_default.json: " in text, text
+    assert "engine-info-" not in text
 
 
 def test_cvat_for_images_xml_imports_and_is_described(tmp_path, world):
