@@ -38,6 +38,7 @@ from labeler.models import (
     keep_prompt_encoder_fp32,
     load_detector,
     load_segmenter,
+    preprocess,
     resolve_device,
     resolve_dtype,
 )
@@ -164,14 +165,14 @@ class GroundedSamBackend:
         proc = self.detector.processor.image_processor
         out = []
         for win, crop in self._crops(image):
-            x = proc(images=crop, return_tensors="pt")
+            x = preprocess(proc, crop)
             out.append((win, x["pixel_values"][0], x["pixel_mask"][0]))
         return out
 
     def _sam_inputs(self, image: np.ndarray) -> tuple[Any, tuple[int, int], tuple[int, int]]:
         """``(pixel_values (3, S, S), original (h, w), resized (h, w))``. SAM resizes the long
         side to S and pads; SAM 2 resizes to S x S (its resized size is the full input)."""
-        x = self.segmenter.processor.image_processor(images=image, return_tensors="pt")
+        x = preprocess(self.segmenter.processor.image_processor, image)
         pv = x["pixel_values"][0]
         resized = x.get("reshaped_input_sizes")
         resized = resized[0].tolist() if resized is not None else list(pv.shape[-2:])

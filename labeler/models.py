@@ -28,6 +28,15 @@ SEGMENTER_TYPES = ("sam", "sam_hq", "sam2", "sam2_video")
 DETECTOR_TYPES = ("grounding-dino", "mm-grounding-dino")
 
 
+def preprocess(processor: Any, image: Any) -> Any:
+    """``processor(images=image)`` as PyTorch tensors for one ``(H, W, 3)`` RGB array.
+
+    The channel axis is given, not guessed: transformers guesses it from the shape and takes an
+    image 1, 3 or 4 pixels tall for channels-first, so such an image (or crop) was resized
+    transposed (its boxes and sizes silently wrong) or failed."""
+    return processor(images=image, return_tensors="pt", input_data_format="channels_last")
+
+
 @dataclass
 class LoadedModel:
     """A model with its processor and where it came from."""

@@ -43,6 +43,7 @@ from labeler.models import (
     autocast,
     keep_prompt_encoder_fp32,
     load_segmenter,
+    preprocess,
     resolve_device,
     resolve_dtype,
 )
@@ -84,7 +85,7 @@ class Refiner:
         """``(pixel_values (3, S, S), original (h, w), resized (h, w), box in resized pixels)``."""
         import torch
 
-        x = self.segmenter.processor(images=crop, return_tensors="pt")
+        x = preprocess(self.segmenter.processor, crop)
         pv = x["pixel_values"][0]
         resized = x.get("reshaped_input_sizes")
         resized = resized[0] if resized is not None else torch.tensor(pv.shape[-2:])

@@ -45,6 +45,7 @@ from labeler.models import (
     _load_config,
     autocast,
     check_prompt_vocabulary,
+    preprocess,
     resolve_device,
     resolve_dtype,
 )
@@ -255,7 +256,7 @@ class Sam3Backend:
         out = []
         for win in self.windows(*image.shape[:2]):
             crop = image[win[1] : win[3], win[0] : win[2]]
-            out.append((win, proc(images=crop, return_tensors="pt")["pixel_values"][0]))
+            out.append((win, preprocess(proc, crop)["pixel_values"][0]))
         return out
 
     def prepare(self, item: LoadedImage) -> None:

@@ -140,6 +140,32 @@ def test_cli_empty_detection_and_corrupt_image(tiny_models, tmp_path):
     assert res.exit_code == 1 and len(read_jsonl(out / "manifest.jsonl")) == 4
 
 
+def _thin_images(root: Path) -> dict[str, tuple[int, int]]:
+    """Images 1, 3 and 4 pixels tall: the heights transformers takes for a channel axis."""
+    d = root / "images" / "train"
+    d.mkdir(parents=True)
+    shapes = {"h1": (1, 50), "h3": (3, 50), "h4": (4, 60)}
+    for stem, (h, w) in shapes.items():
+        Image.fromarray(np.full((h, w, 3), 200, np.uint8)).save(d / f"{stem}.png")
+    return shapes
+
+
+def test_images_a_few_pixels_tall_are_labelled_at_their_own_size(tiny_models, tmp_path):
+    """Every processor call says the array is (H, W, 3): an image 3 pixels tall was resized as
+    if it were (3, H, W), its detector input transposed, its SAM sizes swapped (then failed)."""
+    shapes = _thin_images(tmp_path / "data")
+    out = tmp_path / "run"
+    args = _label_args(tmp_path / "data", out, tiny_models, "--refine", str(tiny_models["sam"]))
+    args[args.index("--box-threshold") + 1] = "0"  # boxes on every image: SAM and refinement run
+    args[args.index("--text-threshold") + 1] = "0"
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    recs = {r["stem"]: r for r in read_jsonl(out / "manifest.jsonl")}
+    for stem, shape in shapes.items():
+        assert recs[stem]["status"] == "ok" and recs[stem]["instances"] > 0, recs[stem]
+        assert read_label(out / "labels" / "train" / f"{stem}.png").shape == shape
+
+
 @pytest.mark.parametrize(
     "detector, expect",
     [

@@ -358,6 +358,29 @@ def test_per_class_threshold_from_the_spec_file(models, tmp_path):
     assert counts[0.0] > 0 and counts[0.99] == 0
 
 
+def test_images_a_few_pixels_tall_are_labelled_at_their_own_size(models, tmp_path):
+    """SAM 3's processor is told the array is (H, W, 3): 1-, 3- and 4-pixel-tall images were
+    read as channels-first (resized transposed: labels from the wrong pixels)."""
+    d = tmp_path / "data" / "images" / "train"
+    d.mkdir(parents=True)
+    shapes = {"h1": (1, 50), "h3": (3, 50), "h4": (4, 60)}
+    for stem, (h, w) in shapes.items():
+        Image.fromarray(np.full((h, w, 3), 200, np.uint8)).save(d / f"{stem}.png")
+    out = tmp_path / "run"
+    res = runner.invoke(app, label_args(tmp_path / "data", out, models["sam3"]))
+    assert res.exit_code == 0, res.output
+    recs = {r["stem"]: r for r in read_jsonl(out / "manifest.jsonl")}
+    for stem, shape in shapes.items():
+        assert recs[stem]["status"] == "ok", recs[stem]
+        assert read_label(out / "labels" / "train" / f"{stem}.png").shape == shape
+    # the crop is not transposed: red on the left, blue on the right stays left and right
+    img = np.zeros((3, 50, 3), np.uint8)
+    img[:, :25, 0] = img[:, 25:, 2] = 255
+    pv = _backend(models["sam3"])._inputs(img)[0][1]  # (3, S, S), the whole image
+    red_minus_blue = (pv[0] - pv[2]).mean(dim=0)  # per column
+    assert red_minus_blue[:5].min() > 0 > red_minus_blue[-5:].max()
+
+
 def test_a_sam3_folder_without_its_tokenizer_files_is_refused(models, tmp_path):
     """Without tokenizer.json and its vocabulary, transformers loads an empty CLIP tokenizer
     and every prompt became <|endoftext|>: refused in one line instead of labelling with it."""
