@@ -257,10 +257,15 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"device {name!r} requested but CUDA is not available")
+            raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
         if name == "cuda":
             name = f"cuda:{local_rank}"
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:  # torch's message lists twenty device types and names no option
+        raise ValueError(
+            f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
 
 
 def freeze_batchnorm_statistics(model: nn.Module) -> int:

@@ -111,6 +111,24 @@ def test_cli_errors_are_one_line(synth, tmp_path):
     )
 
 
+@pytest.mark.parametrize("command", ["train", "predict"])
+def test_a_bogus_device_names_the_option_before_any_file(synth, tmp_path, command):
+    """torch's own error listed twenty device types and named no option."""
+    out = tmp_path / "out"
+    if command == "train":
+        args = ["train", "--data", str(synth), "--out", str(out), "--iters", "1"]
+    else:
+        ckpt = tmp_path / "c.pt"
+        ckpt.write_bytes(b"")  # never read: the device is resolved first
+        args = ["predict", "--checkpoint", str(ckpt), "--images", str(synth / "images" / "test")]
+        args += ["--out", str(out)]
+    res = CliRunner().invoke(app, [*args, "--device", "bogus"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2, res.output
+    assert "--device 'bogus' is not a device; use auto, cpu, cuda or cuda:N" in text
+    assert "privateuseone" not in text and not out.exists()
+
+
 def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path):
     """A fused dataset made from the training split alone has no val labels: the error says
     how to add them, pick another split or train without validation (--val-split none)."""
