@@ -120,7 +120,8 @@ def other_splits(data: str | os.PathLike, split: str) -> Callable[[str], str | N
         stems: dict[str, str] = {}
         for other in spec.available_splits():
             if other != split:
-                ds = SegDataset(spec, other, require_labels=False)
+                # lenient: another split's own problem (a stray label) must not hide the hint
+                ds = SegDataset(spec, other, require_labels=False, lenient=True)
                 stems.update((s.stem, other) for s in ds.samples if s.stem not in stems)
         return stems
 

@@ -912,6 +912,14 @@ def test_a_train_split_pick_is_exported_and_imported_as_train(tmp_path):
     assert res.exit_code == 2 and " ".join(res.output.split()).endswith(
         "is not in split 'test' (2 images); it is in split 'train': give --split train"
     )
+    # a stray file in another split's labels does not hide the hint behind its own problem
+    stray = data / "annotations" / "train" / "orphan.png"
+    stray.write_bytes((data / "annotations" / "train" / f"{next(iter(images))}.png").read_bytes())
+    res = r.invoke(app, imp)
+    assert res.exit_code == 2 and " ".join(res.output.split()).endswith(
+        "is not in split 'test' (2 images); it is in split 'train': give --split train"
+    ), res.output
+    stray.unlink()
     assert r.invoke(app, [*imp, "--split", "train"]).exit_code == 0
     assert read_subset(tmp_path / "sub").split == "train"
 
