@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import UNREADABLE, first_line, output_kind
+from annotations.fileio import UNREADABLE, first_line, is_dataset_root, output_kind
 from annotations.labelmap import IGNORE, read_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import (
@@ -852,7 +852,7 @@ def _outputs_within(folder: Path, splits: list[str] | None) -> list[tuple[str, l
     """:func:`describe_output` of each subfolder of ``folder`` that is an engine output it
     describes (the demo's ``label/`` and ``report/``, a ``runs/predict/`` of prediction
     folders), by name; none for a dataset (its split folders are no outputs)."""
-    if not folder.is_dir() or (folder / "images").is_dir():
+    if not folder.is_dir() or is_dataset_root(folder):  # a spec may put images anywhere
         return []
     subs = sorted(p for p in folder.iterdir() if p.is_dir() and output_kind(p) is not None)
     return [d for p in subs if (d := describe_output(p, splits)) is not None]
@@ -870,7 +870,7 @@ def describe_output(
         from engine.annotation_files import annotation_files
 
         folder = Path(path)
-        if (folder / DEMO_SUMMARY).is_file() and not (folder / "images").is_dir():
+        if (folder / DEMO_SUMMARY).is_file() and not is_dataset_root(folder):
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():
             return "a demo folder (engine demo)", render_unfinished_demo(folder), 0

@@ -376,6 +376,26 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
                      f"Annotated subset {tmp_path / 'sub2'}"]  # fmt: skip
 
 
+def test_a_dataset_whose_spec_puts_images_elsewhere_is_a_dataset_beside_its_outputs(tmp_path):
+    """A root with a spec (images in photos/) holding a prediction folder was shown as "a
+    folder of engine outputs": only images/ made a folder a dataset."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    _pair(tmp_path, "test", "a", np.zeros((4, 5), np.uint8))
+    (tmp_path / "images").rename(tmp_path / "photos")
+    (tmp_path / "dataset.yaml").write_text("images: photos/{split}\nlabels: annotations/{split}\n")
+    write_label(tmp_path / "pred" / "a.png", np.zeros((4, 5), np.uint8))
+    record = {"config": {"checkpoint": "x.pt"}, "taxonomy": {"classes": [{"id": 0, "name": "O"}]}}
+    (tmp_path / "pred" / "predict.json").write_text(json.dumps(record))
+    res = CliRunner().invoke(app, ["info", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert f"Dataset {tmp_path}" in res.output and "Predictions" not in res.output
+
+
 # -- a label run -------------------------------------------------------------------------------
 def _label_run(tmp_path: Path, records: list[dict]) -> tuple[Path, Path]:
     """A dataset with splits train, val, test (one image each) and a label run of it whose
