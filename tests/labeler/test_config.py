@@ -59,6 +59,9 @@ def test_class_name_is_stripped_as_the_taxonomy_strips_it(tmp_path):
         ({"name": " "}, "non-empty name"),
         ({"name": ".."}, r"--class '\.\.' is no class name"),
         ({"name": "."}, r"--class '\.' is no class name"),
+        # several classes in one --class (as --split takes them) would be one class whose
+        # prompt finds them all; fuse --priority could not name it
+        ({"name": "Bicycle,Car"}, r"holds no ','.*--class 'Bicycle' then --class 'Car'"),
         ({"name": "B", "prompts": ("bike",), "negatives": ("Bike",)}, "both prompt and negative"),
         ({"name": "B", "prompts": ("a. b",)}, "contains '.'"),
         # '?' splits phrases too (transformers' Grounding DINO SPECIAL_TOKENS: 1012 '.', 1029 '?')
