@@ -117,14 +117,15 @@ class ByName:
 
 def recorded_classes(pred: Path, gt: Path) -> tuple[Taxonomy, str, ByName | None]:
     """The classes recorded beside the predictions (``engine predict``'s ``predict.json``, a
-    fused dataset's ``taxonomy.json``) or the ground truth (up to its dataset root), else
+    fused dataset's ``taxonomy.json``) or the ground truth, each up to two folders above its
+    files (a fused dataset's ``labels/<split>``), else
     MaSS13K's 7 classes; and where both folders record one, how one side's ids map onto the
     other's by class name: the predictions' classes are scored when
     they hold every class of the ground truth (the ground truth mapped onto them), else the
     ground truth's when they hold every predicted class (a 7-class model against fused labels).
     Taxonomies of which neither holds the other are refused, naming both files: which of their
     classes a pixel is would be a guess."""
-    p = taxonomy_record(pred)
+    p = taxonomy_record(pred, Path(pred).parent)  # a fused dataset's labels/<split> too
     g = taxonomy_record(gt, Path(gt).parent)
     if p is None or g is None:
         found = p or g

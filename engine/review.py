@@ -219,7 +219,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     preds = []  # (caption, folder, the class's id in it)
     for d in pred_dirs:
         class_id = cfg.pred_class_id
-        found = taxonomy_record(d) if class_id is None else None
+        found = taxonomy_record(d, d.parent) if class_id is None else None
         if found is not None and class_name not in found[0]:  # a model without the class
             raise ValueError(
                 f"{d}: predictions of a model without {class_name}: their taxonomy "

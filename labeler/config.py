@@ -49,8 +49,17 @@ class ClassSpec:
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():
             raise ValueError("the class needs a non-empty name (--class)")
+        # the taxonomy strips the name it adds; run.json's config.cls.name must be the same
+        # text, or every reader of the finished run refuses it (--class " Car" from a script)
+        object.__setattr__(self, "name", self.name.strip())
         if self.name in (".", ".."):  # the default --out would be runs/label itself
             raise ValueError(f"--class {self.name!r} is no class name")
+        if "," in self.name:  # a list given as one class: its prompt would find them all
+            parts = " then ".join(f"--class {p.strip()!r}" for p in self.name.split(","))
+            raise ValueError(
+                f"--class {self.name!r}: a class name holds no ',' (engine fuse --priority and "
+                f"--parent read comma-separated names); one run labels one class: {parts}"
+            )
         prompts = tuple(p.strip() for p in self.prompts if p.strip()) or (
             self.name.strip().lower(),
         )

@@ -326,10 +326,26 @@ def _roots(path: Path) -> set[Path]:
     return found
 
 
+def _images(spec: DatasetSpec) -> Path:
+    """The folder template of the dataset's images, resolved: a fused dataset's is its source
+    dataset's (``images: ../data/images/{split}``)."""
+    return (spec.root / spec.images).resolve()
+
+
+def _same_images(recorded: Path, spec: DatasetSpec) -> bool:
+    """Whether the dataset a run labelled has the images of ``spec``: a fused dataset (Car
+    fused onto runs/fused/bicycle) is its source dataset's images with other labels."""
+    try:
+        return _images(load_spec(recorded)) == _images(spec)
+    except (OSError, ValueError):  # gone or unreadable: compared by path only
+        return False
+
+
 def warn_other_dataset(data: Path, spec: DatasetSpec, runs: Iterable[PseudoRun]) -> None:
     """A warning for each run whose ``run.json`` records another dataset than ``data`` (by
-    resolved path; a spec file counts as its root): its pseudo labels may be of other images
-    with the same file names. Only a warning: a dataset moved or reached by another mount
+    resolved path; a spec file counts as its root; a fused dataset of it, whose images are its,
+    is the same): its pseudo labels may be of other images with the same file names. Only a
+    warning: a dataset moved or reached by another mount
     after labeling is the same dataset."""
     here = {Path(data).resolve(), spec.root.resolve()}  # the spec given is read already
     for run in runs:
@@ -339,7 +355,7 @@ def warn_other_dataset(data: Path, spec: DatasetSpec, runs: Iterable[PseudoRun])
             recorded = Path(run.data)
         else:
             continue
-        if _roots(recorded) & here:
+        if _roots(recorded) & here or _same_images(recorded, spec):
             continue
         log.warning(
             "%s: the run labelled dataset %s, but --data is %s: a pseudo run for another "

@@ -276,6 +276,32 @@ def test_evaluate_maps_the_ground_truth_s_recorded_ids_by_class_name(tmp_path: P
     assert res.exit_code == 0, res.output  # what the user gives wins
 
 
+def test_evaluate_reads_the_taxonomy_of_a_fused_dataset_s_labels_given_as_predictions(
+    tmp_path: Path,
+) -> None:
+    """Two fused datasets of three new classes in other orders (Bicycle, Car, Traffic light
+    against Traffic light, Car, Bicycle), one's ``labels/<split>`` scored against the other's:
+    the predictions' ``taxonomy.json`` is two folders above their files, as the ground truth's
+    is. Before, only the ground truth's was found and applied to both, so Bicycle and Traffic
+    light were scored as each other without a word (IoU 0 on identical labels)."""
+    bct = MASS13K.with_new_class("Bicycle").with_new_class("Car").with_new_class("Traffic light")
+    tcb = MASS13K.with_new_class("Traffic light").with_new_class("Car").with_new_class("Bicycle")
+    swap = np.arange(256, dtype=np.uint8)
+    swap[[7, 9]] = [9, 7]
+    maps = [g for _, g in _maps(6, 2, k=10)]
+    dirs = []
+    for name, tax, lut in (("bct", bct, np.arange(256, dtype=np.uint8)), ("tcb", tcb, swap)):
+        (tmp_path / name / "labels" / "train").mkdir(parents=True)
+        tax.save(tmp_path / name / "taxonomy.json")
+        for i, m in enumerate(maps):
+            write_label(tmp_path / name / "labels" / "train" / f"img{i}.png", lut[m])
+        dirs.append(tmp_path / name / "labels" / "train")
+    rep = evaluate(EvaluateConfig(dirs[0], dirs[1], progress=False))
+    assert rep.taxonomy.names == bct.names
+    assert rep.by_name.moved == {"Traffic light": (7, 9), "Bicycle": (9, 7)}
+    assert rep.result.iou[7] == rep.result.iou[9] == 100.0
+
+
 def test_evaluate_refuses_an_annotated_subset_s_masks(tmp_path: Path) -> None:
     """A subset's masks/ folder holds 0/1 masks of its class: scored as label maps they read
     as Others and Human (before, with "the ground truth marks no pixel of Bicycle"). Refused

@@ -515,6 +515,26 @@ def test_a_run_made_on_another_dataset_is_warned_about(world, caplog, monkeypatc
     assert labelled(world["data"] / "spec.yaml") == ""
 
 
+def test_a_run_fused_onto_a_fused_dataset_of_its_dataset_is_not_warned_about(world, caplog):
+    """Car labelled on the dataset, fused onto the dataset's fused Bicycle (the documented way
+    to add a class later): the fused dataset's images are the run's dataset's, so nothing is
+    said. Before, it warned "a pseudo run for another dataset?" at every such fusion. Another
+    dataset of the same layout still gets the warning."""
+    doc = json.loads((world["car"] / "run.json").read_text())
+    doc["data_resolved"] = str(world["data"])
+    (world["car"] / "run.json").write_text(json.dumps(doc))
+    fuse(cfg(world, pseudo=(world["bike"],)))
+    caplog.clear()
+    plan_fusion(
+        FuseConfig(data=world["out"], pseudo=(world["car"],), out=world["out"].parent / "bc")
+    )
+    assert "another dataset" not in caplog.text
+    other = world["data"].parent / "copy"
+    shutil.copytree(world["data"], other)
+    plan_fusion(FuseConfig(data=other, pseudo=(world["car"],), out=world["out"].parent / "c"))
+    assert "a pseudo run for another dataset?" in caplog.text
+
+
 def _vouched_by(run: Path, hashes: dict[str, str], argv: list[str]) -> None:
     """Make a hand-made run look the labeler's: run.json records settings hash "now" and the
     command that wrote it, and each split's manifest lines carry ``hashes[split]``."""

@@ -339,6 +339,24 @@ def test_pred_of_a_model_without_the_class_is_refused(tmp_path, gallery):
     assert not (tmp_path / "g3").exists()
 
 
+def test_pred_of_a_fused_dataset_s_split_reads_its_taxonomy(tmp_path, gallery):
+    """A fused dataset's ``labels/test`` as --pred (Car 7, Bicycle 8): its ``taxonomy.json``
+    two folders above the files gives Bicycle's id, as engine compare and report find it.
+    Before, only the folder and its parent were looked at, and the error asked for
+    --pred-class-id."""
+    from annotations.taxonomy import MASS13K
+
+    run = gallery.index.parent.parent
+    fused = tmp_path / "fused"
+    MASS13K.with_new_class("Car").with_new_class("Bicycle").save(fused / "taxonomy.json")
+    lab = np.zeros((H, W), np.uint8)
+    lab[:, :50] = 7
+    lab[:, 50:] = 8
+    write_label(fused / "labels" / "test" / "img000.png", lab)
+    cfg = ReviewConfig(str(run), out=str(tmp_path / "g4"), pred=str(fused / "labels" / "test"))
+    assert build_review(cfg).with_pred == 1
+
+
 # -- several predictions, scores against the annotation ---------------------------------------
 def _predict_json(folder, **config):
     import json

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
+from annotations.taxonomy import MASS13K
 from labeler.cli_support import build_label_config, parse_band
 from labeler.config import (
     ClassSpec,
@@ -32,12 +36,32 @@ def test_class_spec_defaults_and_prompt_order():
     assert c.all_prompts == ("bicycle", "bike", "motorcycle")
 
 
+def test_class_name_is_stripped_as_the_taxonomy_strips_it(tmp_path):
+    """--class " Car" (a name split from a list by a script): the run's taxonomy holds "Car",
+    so its run.json's config.cls.name must too. Before, the whole dataset was labelled and
+    then fuse, review, report and annotate refused the run (config.cls.name ' Car' but
+    class_id 7 is 'Car')."""
+    from annotations.labelrun import read_run_info
+
+    c = ClassSpec(" Traffic light ")
+    assert c.name == "Traffic light" and c.prompts == ("traffic light",)
+    cfg = LabelConfig(data="d", cls=c)
+    assert cfg.out_dir == Path("runs/label/traffic light")
+    tax = MASS13K.with_new_class(c.name)
+    doc = {"config": {"cls": {"name": c.name}}, "taxonomy": tax.to_dict(), "class_id": 7}
+    (tmp_path / "run.json").write_text(json.dumps(doc))
+    assert read_run_info(tmp_path / "run.json").class_name == "Traffic light"
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
         ({"name": " "}, "non-empty name"),
         ({"name": ".."}, r"--class '\.\.' is no class name"),
         ({"name": "."}, r"--class '\.' is no class name"),
+        # several classes in one --class (as --split takes them) would be one class whose
+        # prompt finds them all; fuse --priority could not name it
+        ({"name": "Bicycle,Car"}, r"holds no ','.*--class 'Bicycle' then --class 'Car'"),
         ({"name": "B", "prompts": ("bike",), "negatives": ("Bike",)}, "both prompt and negative"),
         ({"name": "B", "prompts": ("a. b",)}, "contains '.'"),
         # '?' splits phrases too (transformers' Grounding DINO SPECIAL_TOKENS: 1012 '.', 1029 '?')
