@@ -20,9 +20,9 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import typer
-from typer.core import TyperCommand, TyperGroup
 
 from engine.cli import annotate, data, demo, fusion, review, scores
+from engine.cli.command import Command, Group
 from engine.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_INTERRUPTED,
@@ -32,7 +32,6 @@ from engine.cli.common import (
     error_text,
     log_to_console,
     parse_size,
-    rich_help_cuts,
     stderr,
 )
 from labeler import cli as labeler_cli
@@ -68,39 +67,7 @@ _INPUT_ERRORS = (
 )
 
 
-def _quiet_flags(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:
-    """An on/off flag takes no value: show no ``<bool>`` type beside it in the help."""
-    for param in [*command.params, command.get_help_option(ctx)]:
-        if param is None or not hasattr(param, "is_flag") or param.metavar is not None:
-            continue  # arguments, and options that name their own metavar
-        shown = param.display_type(ctx) if hasattr(param, "display_type") else None
-        if param.is_flag or shown == "<bool>":
-            param.metavar = ""
-
-
-class _Command(TyperCommand):
-    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
-        """Typer's rich panels, or click's plain list where the panels would cut option names
-        or values short at this terminal's width (every name in full, help wrapped beside)."""
-        _quiet_flags(self, ctx)
-        cuts = self.rich_markup_mode is not None and rich_help_cuts(
-            lambda: super(_Command, self).format_help(ctx, formatter)
-        )
-        if cuts is None:  # shown already
-            return
-        markup = self.rich_markup_mode
-        self.rich_markup_mode = None if cuts else markup
-        try:
-            super().format_help(ctx, formatter)
-        finally:
-            self.rich_markup_mode = markup
-
-
-class _Group(TyperGroup):
-    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
-        _quiet_flags(self, ctx)
-        super().format_help(ctx, formatter)
-
+class _Group(Group):
     def list_commands(self, ctx: typer.Context) -> list[str]:
         """Workflow order (groups such as ``annotate`` in their place, not after the rest)."""
         rank = {name: i for i, name in enumerate(n for _, names in WORKFLOW for n in names)}
@@ -144,7 +111,7 @@ def _guarded(info: Any, panel: str | None = None) -> Any:
     it is), placed in ``panel`` of the help."""
     info = copy.copy(info)
     info.callback = guard(info.callback, resumable=info.name in RESUMABLE)
-    info.cls = _Command
+    info.cls = Command
     if info.short_help is None:  # typer's rich list keeps a docstring's line breaks: join them
         doc = inspect.cleandoc(info.help or info.callback.__doc__ or "")
         info.short_help = " ".join(doc.split("\n\n")[0].split())

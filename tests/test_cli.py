@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -78,6 +79,30 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path):
     assert res.exit_code == 2 and "size must be" in res.output
     res = _synth(tmp_path / "e", "--size", "big")
     assert res.exit_code == 2 and "512x384" in res.output  # typer usage error names the format
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["train", "--data", "d", "--crop", "16"], "error: Invalid value for '--crop': Input "
+         "should be greater than or equal to 32; see engine train --help"),
+        (["train", "--crop", "64"], "error: Missing option '--data'; see engine train --help"),
+        (["trian"], "error: No such command 'trian'. Did you mean 'train'? See engine --help"),
+        (["--bogus"], "error: No such option: --bogus; see engine --help"),
+        (["annotate", "nope"], "error: No such command 'nope'; see engine annotate --help"),
+    ],
+)  # fmt: skip
+def test_usage_errors_are_one_line_as_every_other_error(args, line):
+    """Typer drew a usage error (a value out of range, a missing or unknown option or
+    command) in a box under the usage; every other error of the command line is one line."""
+    res = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and res.output.strip() == line, res.output
+
+
+def test_no_arguments_still_show_the_help():
+    for args in ([], ["annotate"]):
+        res = runner.invoke(app, args)
+        assert "Usage: engine" in res.output and "error" not in res.output, res.output
 
 
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, monkeypatch):

@@ -1,0 +1,82 @@
+"""The click classes every ``engine`` command is built on: help that shows each option in full,
+and usage errors (a bad value, an unknown or missing option, an unknown command) as the one line
+``error: ...`` every other error of the command line is, instead of typer's boxed panel."""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn
+
+import typer
+import typer.core
+from rich.text import Text
+from typer.core import TyperCommand, TyperGroup
+
+from engine.cli.common import rich_help_cuts, stderr
+
+if hasattr(typer.core, "_click"):  # typer >= 0.24 carries its own copy of click
+    UsageError = typer.core._click.exceptions.UsageError
+else:  # pragma: no cover - older typer, on click
+    from click import UsageError
+
+
+def quiet_flags(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:
+    """An on/off flag takes no value: show no ``<bool>`` type beside it in the help."""
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if param is None or not hasattr(param, "is_flag") or param.metavar is not None:
+            continue  # arguments, and options that name their own metavar
+        shown = param.display_type(ctx) if hasattr(param, "display_type") else None
+        if param.is_flag or shown == "<bool>":
+            param.metavar = ""
+
+
+def usage_error(e: UsageError) -> NoReturn:
+    """``e`` as one line on stderr, with the help to read, and click's exit code (2)."""
+    if type(e).__name__ == "NoArgsIsHelpError":  # no error: the help, which typer shows
+        raise e
+    line = e.format_message().strip().rstrip(".")
+    if e.ctx is not None:  # "Did you mean 'train'?" ends a sentence of its own
+        line += f"{' S' if line.endswith('?') else '; s'}ee {e.ctx.command_path} --help"
+    stderr.print(Text("error: ", style="bold red") + Text(line), soft_wrap=True)
+    raise typer.Exit(e.exit_code)
+
+
+class Command(TyperCommand):
+    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        """Typer's rich panels, or click's plain list where the panels would cut option names
+        or values short at this terminal's width (every name in full, help wrapped beside)."""
+        quiet_flags(self, ctx)
+        cuts = self.rich_markup_mode is not None and rich_help_cuts(
+            lambda: super(Command, self).format_help(ctx, formatter)
+        )
+        if cuts is None:  # shown already
+            return
+        markup = self.rich_markup_mode
+        self.rich_markup_mode = None if cuts else markup
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.rich_markup_mode = markup
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as e:
+            usage_error(e)
+
+
+class Group(TyperGroup):
+    def format_help(self, ctx: typer.Context, formatter: Any) -> None:
+        quiet_flags(self, ctx)
+        super().format_help(ctx, formatter)
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as e:
+            usage_error(e)
+
+    def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as e:
+            usage_error(e)
