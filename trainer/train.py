@@ -41,7 +41,8 @@ from annotations.fileio import (
     first_line,
     read_jsonl,
 )
-from engine.datasets import SegDataset, image_size, load_spec
+from annotations.taxonomy import Taxonomy
+from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from trainer.checkpoint import (
@@ -62,11 +63,11 @@ log = logging.getLogger(__name__)
 UPSCALE_WARNING = 2.0  # validation resizing images up by this factor or more is warned about
 
 
-def validation_split(cfg: TrainConfig) -> SegDataset:
-    """The labelled split ``cfg.val_split`` of the training data, or ``FileNotFoundError`` that
-    says how to go on: a fused dataset made from the training split alone has no val labels
-    (its images are the source dataset's, so only the labels are missing)."""
-    spec = load_spec(cfg.data)
+def validation_split(cfg: TrainConfig, spec: DatasetSpec) -> SegDataset:
+    """The labelled split ``cfg.val_split`` of the training data (``spec``, read from
+    ``cfg.data``), or ``FileNotFoundError`` that says how to go on: a fused dataset made from
+    the training split alone has no val labels (its images are the source dataset's, so only
+    the labels are missing)."""
     how = ": give another with --val-split, or --val-split none to train without validation"
     try:
         data = SegDataset(spec, cfg.val_split)
@@ -382,13 +383,13 @@ def _changed_schedule(ckpt: dict[str, Any], cfg: TrainConfig) -> str | None:
     )
 
 
-def _check_resume_classes(ckpt: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    """Refuse a resume on a dataset whose classes (names, their order, their parents) are not
-    the checkpoint's: each class trains the class-head row of its id, so a reordered dataset
-    (Car and Bicycle swapped) would go on training Bicycle's row as Car without any error."""
-    from annotations.taxonomy import Taxonomy
-
-    here = load_spec(cfg.data).taxonomy
+def _check_resume_classes(
+    ckpt: dict[str, Any], cfg: TrainConfig, here: Taxonomy, path: Path
+) -> None:
+    """Refuse a resume on a dataset whose classes (``here``: names, their order, their parents)
+    are not the checkpoint's: each class trains the class-head row of its id, so a reordered
+    dataset (Car and Bicycle swapped) would go on training Bicycle's row as Car without any
+    error."""
     there = Taxonomy.from_dict(ckpt["taxonomy"], source=f"{path}: taxonomy")
 
     def key(tax: Taxonomy, i: int) -> tuple[str, str | None] | None:
@@ -644,12 +645,13 @@ def _train(
     device = resolve_device(cfg.device, local_rank)
     out = Path(cfg.out)
     last = out / "last.pt"
-    ckpt = None
+    ckpt = spec = None
     if cfg.resume:
         ckpt = load_checkpoint(last)
         cfg = _resumed_config(ckpt, cfg)
         _check_resume_config(ckpt["config"], cfg, last)
-        _check_resume_classes(ckpt, cfg, last)
+        spec = load_spec(cfg.data)  # read once: the classes here, the training and val splits
+        _check_resume_classes(ckpt, cfg, spec.taxonomy, last)
         _check_resume_iters(ckpt, cfg, last)
         if _finished(ckpt, cfg, out):  # nothing to do: no validation, no file touched
             return TrainResult(out=out, step=int(ckpt["step"]), finished=True)
@@ -662,8 +664,9 @@ def _train(
             (out / name).unlink(missing_ok=True)
     micro = micro_batch(cfg, world)
 
-    dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
-    val_data = validation_split(cfg) if cfg.val_split else None
+    spec = spec or load_spec(cfg.data)
+    dataset = TrainSet(spec, cfg.train_split, cfg.augment, cfg.all_precise)
+    val_data = validation_split(cfg, spec) if cfg.val_split else None
     # the validation split and annotated subsets, resolved before the model is built (and its
     # backbone weights fetched), so a missing split or a bad path fails at once
     subset_data = val_data or dataset.data
