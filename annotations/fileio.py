@@ -264,7 +264,13 @@ def is_dataset_root(path: str | os.PathLike) -> bool:
     images = path / "images"
     if images.is_dir() and any(p.is_dir() for p in images.iterdir()):
         return True
-    return any((path / name).is_file() for name in SPEC_NAMES)
+    return spec_file(path) is not None
+
+
+def spec_file(root: str | os.PathLike) -> Path | None:
+    """The dataset spec file in the folder ``root`` (the first of :data:`SPEC_NAMES` there), or
+    None: a dataset of the MaSS13K layout."""
+    return next((Path(root) / n for n in SPEC_NAMES if (Path(root) / n).is_file()), None)
 
 
 def output_kind(folder: str | os.PathLike) -> tuple[str, str] | None:
