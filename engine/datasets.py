@@ -40,7 +40,7 @@ from annotations.fileio import (
 )
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, Taxonomy
-from engine.text import counted
+from engine.text import counted, few
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
@@ -292,7 +292,7 @@ def _other_suffixes(folder: Path, stems: list[str], exts: tuple[str, ...]) -> st
     if not found:
         return ""
     return (
-        f"; {folder} holds {_few(found, 3)}, whose suffix the dataset does not read "
+        f"; {folder} holds {few(found, 3, total=True)}, whose suffix the dataset does not read "
         f"({' '.join(exts)}): list it in image_exts of a dataset spec (docs/foundation.md)"
     )
 
@@ -308,10 +308,6 @@ def _list_files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
     if dupes:
         raise ValueError(f"{folder}: several files share a stem: {', '.join(dupes[:5])}")
     return files
-
-
-def _few(names: list[str], n: int = 5) -> str:
-    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
 
 
 @dataclass
@@ -353,7 +349,7 @@ class SegDataset:
                     Problem(
                         no_label[0],
                         f"{image_dir}: no label in {label_dir} for "
-                        f"{counted(len(no_label), 'image')}: {_few(no_label)}"
+                        f"{counted(len(no_label), 'image')}: {few(no_label, 5, total=True)}"
                         + self.spec.unfinished_fusion(),
                     )
                 )
@@ -363,7 +359,7 @@ class SegDataset:
                     Problem(
                         no_image[0],
                         f"{label_dir}: no image in {image_dir} for "
-                        f"{counted(len(no_image), 'label')}: {_few(no_image)}"
+                        f"{counted(len(no_image), 'label')}: {few(no_image, 5, total=True)}"
                         + _other_suffixes(image_dir, no_image, self.spec.image_exts),
                     )
                 )
