@@ -129,10 +129,15 @@ def _path_as_text(value: Any) -> str:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """``obj`` as the JSON every output holds, file or stdout: paths as text, NaN and infinity
+    refused (they are not JSON)."""
+    return json.dumps(obj, indent=indent, allow_nan=False, sort_keys=False, default=_path_as_text)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
-    """Write ``obj`` as JSON atomically. NaN and infinity are refused (they are not JSON)."""
-    text = json.dumps(obj, indent=indent, allow_nan=False, sort_keys=False, default=_path_as_text)
-    return atomic_write_text(path, text + "\n")
+    """Write ``obj`` as JSON atomically (:func:`json_text`)."""
+    return atomic_write_text(path, json_text(obj, indent) + "\n")
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
