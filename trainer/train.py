@@ -52,7 +52,7 @@ from trainer.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from trainer.config import TrainConfig, lr_factor, resolve_threads, resolve_workers
+from trainer.config import TrainConfig, lr_factor, plain, resolve_threads, resolve_workers
 from trainer.data import TrainSet, make_loader
 from trainer.losses import SetCriterion, build_targets
 from trainer.models.massformer import MIN_SIDE
@@ -460,8 +460,8 @@ def _shown(value: Any, key: str = "") -> str:
 
 
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    now = _plain(cfg.to_dict())
-    default = _plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
+    now = plain(cfg.to_dict())
+    default = plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
     changed = _config_differences(saved, now, default)
     if any(k == "init" for k, _, _ in changed) and _same_init(
         saved.get("init"), now.get("init"), path.parent
@@ -475,11 +475,6 @@ def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) ->
             f"{path}: the checkpoint was trained with another config: {shown}; resume with the "
             "recorded settings or start a new --out"
         )
-
-
-def _plain(value: Any) -> Any:
-    """Tuples -> lists, as the value reads back from a checkpoint or YAML."""
-    return json.loads(json.dumps(value))
 
 
 def _drop_lines_after(path: Path, step: int) -> None:
@@ -509,7 +504,7 @@ def _drop_lines_after(path: Path, step: int) -> None:
 
 
 def _write_run_files(out: Path, cfg: TrainConfig, start: int) -> None:
-    data = _plain(cfg.to_dict())
+    data = plain(cfg.to_dict())
     atomic_write_text(out / "config.yaml", yaml.safe_dump(data, sort_keys=False))
     atomic_write_json(out / "config.json", {"config": data, "config_hash": config_hash(data)})
     if start == 0:
@@ -774,7 +769,7 @@ def _train(
         return checkpoint_dict(
             step,
             model.state_dict(),
-            _plain(dataclasses.asdict(model.config)),
+            plain(dataclasses.asdict(model.config)),
             taxonomy.to_dict(),
             optimizer=optimizer.state_dict(),
             scheduler={
@@ -786,7 +781,7 @@ def _train(
             },
             rng=rngs[0],
             rng_ranks=rngs,  # every rank's generators, so a DDP resume is exact on all ranks
-            config=_plain(cfg.to_dict()),
+            config=plain(cfg.to_dict()),
             train_images=len(dataset),  # a resume on another number draws another stream
         )
 
