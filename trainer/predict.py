@@ -334,7 +334,6 @@ def check_not_image_folder(out: Path, folders: Iterable[Path]) -> None:
 def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     """:func:`predict_dir`, holding the output folder's lock (``spec``: ``cfg.data``'s, read)."""
     from trainer.checkpoint import model_from_checkpoint, weights_digest
-    from trainer.convert import load_engine_checkpoint
     from trainer.inference import (
         MODES,
         GuidedFilter,
@@ -369,7 +368,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     if cfg.images is None:  # --data's images, now listed (their folder: predict_dir checked)
         check_not_image_folder(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
-    model, taxonomy, ckpt = model_from_checkpoint(load_engine_checkpoint(cfg.checkpoint), device)
+    model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
     size_source = "given"
     if cfg.size == AUTO:
         size, size_source = inference_size(ckpt)
