@@ -129,10 +129,15 @@ def _path_as_text(value: Any) -> str:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """``obj`` as the JSON every output holds, file or stdout: paths as text, NaN and infinity
+    refused (they are not JSON)."""
+    return json.dumps(obj, indent=indent, allow_nan=False, sort_keys=False, default=_path_as_text)
+
+
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:
-    """Write ``obj`` as JSON atomically. NaN and infinity are refused (they are not JSON)."""
-    text = json.dumps(obj, indent=indent, allow_nan=False, sort_keys=False, default=_path_as_text)
-    return atomic_write_text(path, text + "\n")
+    """Write ``obj`` as JSON atomically (:func:`json_text`)."""
+    return atomic_write_text(path, json_text(obj, indent) + "\n")
 
 
 def append_line(path: str | os.PathLike, line: str) -> None:
@@ -264,7 +269,13 @@ def is_dataset_root(path: str | os.PathLike) -> bool:
     images = path / "images"
     if images.is_dir() and any(p.is_dir() for p in images.iterdir()):
         return True
-    return any((path / name).is_file() for name in SPEC_NAMES)
+    return spec_file(path) is not None
+
+
+def spec_file(root: str | os.PathLike) -> Path | None:
+    """The dataset spec file in the folder ``root`` (the first of :data:`SPEC_NAMES` there), or
+    None: a dataset of the MaSS13K layout."""
+    return next((Path(root) / n for n in SPEC_NAMES if (Path(root) / n).is_file()), None)
 
 
 def output_kind(folder: str | os.PathLike) -> tuple[str, str] | None:

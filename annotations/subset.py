@@ -46,15 +46,19 @@ class Subset:
 
     def mask(self, stem: str) -> np.ndarray:
         """``(H, W) uint8`` mask of one image: 1 / 0 / 255 (unannotated)."""
+        return self.mask_and_histogram(stem)[0]
+
+    def mask_and_histogram(self, stem: str) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`mask` and how many pixels hold each value (``histogram[v]``, 256 long), from
+        one pass over the mask."""
         if stem not in self.stems:
             raise ValueError(f"{self.root}: image {stem!r} is not in this subset")
         m = read_label(self.mask_path(stem))
-        bad = np.setdiff1d(np.unique(m), [0, 1, 255])
-        if bad.size:
-            raise ValueError(
-                f"{self.mask_path(stem)}: values must be 0, 1 or 255, found {bad.tolist()}"
-            )
-        return m
+        histogram = np.bincount(m.ravel(), minlength=256)
+        bad = [v for v in np.flatnonzero(histogram).tolist() if v not in (0, 1, 255)]
+        if bad:
+            raise ValueError(f"{self.mask_path(stem)}: values must be 0, 1 or 255, found {bad}")
+        return m, histogram
 
 
 def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> None:
@@ -211,14 +215,14 @@ def subset_problems(sub: Subset) -> list[str]:
             problems.append(f"{path}: mask listed in subset.json is missing")
             continue
         try:
-            m = sub.mask(stem)
+            m, histogram = sub.mask_and_histogram(stem)
         except ValueError as e:
             problems.append(str(e))
             continue
         recorded = counts.get(stem)
         if not isinstance(recorded, dict):
             continue
-        actual = _checked_counts(stem, m.shape, np.bincount(m.ravel(), minlength=256))
+        actual = _checked_counts(stem, m.shape, histogram)
         if actual != {k: recorded.get(k) for k in actual}:
             problems.append(
                 f"{path}: differs from what subset.json records (size {m.shape[1]}x"

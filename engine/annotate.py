@@ -75,7 +75,7 @@ from annotations.subset import (
     write_subset,
 )
 from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo_to_mask
-from engine.datasets import SegDataset, image_size, load_spec
+from engine.datasets import SegDataset, image_size, listed_file, load_spec
 from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
@@ -213,15 +213,21 @@ class Items:
     split: str
 
 
+def _no_labelled(run: LabelRun, split: str) -> ValueError:
+    """The error of a run with no labelled image in ``split``, naming the splits it has."""
+    return ValueError(
+        f"{run.root}: no labelled images in split {split!r} "
+        f"(splits: {', '.join(run.splits()) or 'none'})"
+    )
+
+
 def _run_items(cfg: ExportConfig) -> tuple[str, Items]:
     """A label run's class and instances."""
     run = LabelRun.open(cfg.run)
     split = cfg.split or "test"
     available = run.stems(split)
     if not available:
-        raise ValueError(
-            f"{run.root}: no labelled images in split {split!r} (splits: {', '.join(run.splits()) or 'none'})"
-        )
+        raise _no_labelled(run, split)
     stems = _chosen(cfg, available, run.root, f"the run's {split!r} split")
     images = dataset_images(cfg.data, run, split)
     image_root = _split_image_dir(cfg.data, run, split) if images else None
@@ -397,10 +403,9 @@ class ImportConfig:
 
 def _suffixed(folder: Path, ext: str) -> list[Path]:
     """The files of ``folder`` ending in ``ext`` in any case (``.PNG``, as cameras and Windows
-    tools write), hidden ones left out, sorted."""
-    return sorted(
-        q for q in folder.iterdir() if q.suffix.lower() == ext and not q.name.startswith(".")
-    )
+    tools write), hidden ones left out, sorted: as a dataset lists its files
+    (:func:`engine.datasets.listed_file`)."""
+    return sorted(q for q in folder.iterdir() if listed_file(q, (ext,)))
 
 
 def _expand(sources: list[str], ext: str) -> list[Path]:
@@ -941,9 +946,7 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     run = LabelRun.open(cfg.run)
     stats = image_stats(run, cfg.split, cfg.tiny_fraction, cfg.progress)
     if not stats:
-        raise ValueError(
-            f"{run.root}: no labelled images in split {cfg.split!r} (splits: {', '.join(run.splits()) or 'none'})"
-        )
+        raise _no_labelled(run, cfg.split)
     stand_ins = [s.stem for s in stats if s.confidence_from == "instances"]
     if stand_ins:  # another scale than the maps': said, not ranked with them without a word
         log.warning(

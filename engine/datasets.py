@@ -30,17 +30,17 @@ from PIL import Image, ImageOps
 
 from annotations.fileio import (
     FUSE_RECORD,
-    SPEC_NAMES,
     UNREADABLE,
     first_line,
     output_kind,
     read_json,
     read_yaml,
+    spec_file,
     split_key,
 )
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, Taxonomy
-from engine.text import counted
+from engine.text import counted, few
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
@@ -152,12 +152,7 @@ class DatasetSpec:
         ``fuse.json`` says its fusion did not finish (``running``: stopped, or running now) or
         failed some images (``incomplete``): its labels are missing for that reason, and the
         same ``engine fuse`` command writes them; ``""`` for any other dataset."""
-        if not (self.root / FUSE_RECORD).is_file():
-            return ""
-        try:
-            status = read_json(self.root / FUSE_RECORD, "fusion record").get("status")
-        except (ValueError, AttributeError):
-            return ""
+        status = (self._fuse_record() or {}).get("status")
         if status == "running":
             return (
                 f"; its fusion did not finish ({FUSE_RECORD}: status running): unless it is "
@@ -170,16 +165,25 @@ class DatasetSpec:
             )
         return ""
 
+    def _fuse_record(self) -> dict | None:
+        """The fused dataset's ``fuse.json``; None for another dataset, or one unreadable or
+        not a JSON object (the hints that read it then say what is known without it)."""
+        if not (self.root / FUSE_RECORD).is_file():
+            return None
+        try:
+            record = read_json(self.root / FUSE_RECORD, "fusion record")
+        except ValueError:
+            return None
+        return record if isinstance(record, dict) else None
+
     def _fused_hint(self) -> str:
         """``root_hint`` of a fused dataset: where its ``images:`` entry is, and the dataset it
         was fused from (``fuse.json``)."""
-        spec_file = next((self.root / n for n in SPEC_NAMES if (self.root / n).is_file()), None)
-        try:
-            inputs = read_json(self.root / FUSE_RECORD, "fusion record").get("inputs") or {}
-            source, images = inputs.get("data"), inputs.get("images")
-        except (ValueError, AttributeError):
-            source = images = None  # a record that is not the fusion's: say what is known
-        entry = f"the images: entry of {spec_file.name}" if spec_file else "its images entry"
+        found = spec_file(self.root)
+        inputs = (self._fuse_record() or {}).get("inputs")
+        inputs = inputs if isinstance(inputs, dict) else {}  # not the fusion's: say what is known
+        source, images = inputs.get("data"), inputs.get("images")
+        entry = f"the images: entry of {found.name}" if found else "its images entry"
         return (
             "; it is a fused dataset (engine fuse)"
             + (f" of {source} (its {FUSE_RECORD})" if source else "")
@@ -195,10 +199,8 @@ def load_spec(path: str | os.PathLike) -> DatasetSpec:
     if not path.exists():
         raise FileNotFoundError(f"{path}: dataset root not found")
     if path.is_dir():
-        for name in SPEC_NAMES:
-            if (path / name).is_file():
-                return _read_spec_file(path / name)
-        return DatasetSpec(root=path)
+        found = spec_file(path)
+        return DatasetSpec(root=path) if found is None else _read_spec_file(found)
     return _read_spec_file(path)
 
 
@@ -290,7 +292,7 @@ def _other_suffixes(folder: Path, stems: list[str], exts: tuple[str, ...]) -> st
     if not found:
         return ""
     return (
-        f"; {folder} holds {_few(found, 3)}, whose suffix the dataset does not read "
+        f"; {folder} holds {few(found, 3, total=True)}, whose suffix the dataset does not read "
         f"({' '.join(exts)}): list it in image_exts of a dataset spec (docs/foundation.md)"
     )
 
@@ -306,10 +308,6 @@ def _list_files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
     if dupes:
         raise ValueError(f"{folder}: several files share a stem: {', '.join(dupes[:5])}")
     return files
-
-
-def _few(names: list[str], n: int = 5) -> str:
-    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
 
 
 @dataclass
@@ -351,7 +349,7 @@ class SegDataset:
                     Problem(
                         no_label[0],
                         f"{image_dir}: no label in {label_dir} for "
-                        f"{counted(len(no_label), 'image')}: {_few(no_label)}"
+                        f"{counted(len(no_label), 'image')}: {few(no_label, 5, total=True)}"
                         + self.spec.unfinished_fusion(),
                     )
                 )
@@ -361,7 +359,7 @@ class SegDataset:
                     Problem(
                         no_image[0],
                         f"{label_dir}: no image in {image_dir} for "
-                        f"{counted(len(no_image), 'label')}: {_few(no_image)}"
+                        f"{counted(len(no_image), 'label')}: {few(no_image, 5, total=True)}"
                         + _other_suffixes(image_dir, no_image, self.spec.image_exts),
                     )
                 )

@@ -466,10 +466,11 @@ def check_same_training(train_cfg: Any) -> None:
     if not train_cfg.resume:
         return
     from annotations.fileio import read_json
+    from trainer.config import plain
 
     try:
         recorded = read_json(out / "config.json", "config.json")["config"]
-        now = json.loads(json.dumps(train_cfg.to_dict()))
+        now = plain(train_cfg.to_dict())
     except (OSError, ValueError, KeyError, TypeError):
         return  # the trainer names what is wrong with the run
 

@@ -134,18 +134,18 @@ def split_list(split: str | Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(v.strip() for t in texts for v in t.split(",") if v.strip()))
 
 
-def _nothing_labelled(run: LabelRun, split: str | Sequence[str] | None, splits: list[str]) -> str:
-    """The error of a run with no pseudo label in ``splits``: how many images failed there
-    (every one, when the run has none at all), pointing at ``engine info RUN``, which lists
-    why; else the run's splits."""
+def _nothing_labelled(run: LabelRun, splits: list[str], chosen: bool) -> str:
+    """The error of a run with no pseudo label in ``splits`` (``chosen`` with ``--split``,
+    else the run's own): how many images failed there (every one, when the run has none at
+    all), pointing at ``engine info RUN``, which lists why; else the run's splits."""
     latest = latest_records(run.root)
     failed = sum(
         1
         for (s, _), rec in latest.items()
-        if rec.get("status") != "ok" and (not split or s in splits)
+        if rec.get("status") != "ok" and (not chosen or s in splits)
     )
     which = ""
-    if split:
+    if chosen:
         which = f" in split{'s' if len(splits) > 1 else ''} {', '.join(map(repr, splits))}"
     if failed:
         return (
@@ -175,9 +175,10 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     class_name = run.class_name  # first: a fused dataset or other output is named as such
     out = Path(cfg.out) if cfg.out else run.root / "review"
     check_output_folder(out, ("review.json",), "engine review")  # before any image is drawn
-    splits = split_list(cfg.split) or run.splits()
+    chosen = split_list(cfg.split)
+    splits = chosen or run.splits()
     if not splits or not any(run.stems(s) for s in splits):
-        raise ValueError(_nothing_labelled(run, cfg.split, splits))
+        raise ValueError(_nothing_labelled(run, splits, bool(chosen)))
     rows = []  # (split, stats, image path or None, problem or None)
     for split in splits:
         images, image_dir = _split_images(cfg.data, run, split)
@@ -254,7 +255,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             inst, _ = run.instances(split, st.stem)
             scores = [round(float(s), 3) for s in inst.scores]
         cards.append(_card(split, st, scores, panels, original, details=details))
-    settings = asdict(cfg) | {"pred": [str(d) for d in pred_dirs]}
+    settings = asdict(cfg) | {"split": chosen or None, "pred": [str(d) for d in pred_dirs]}
     page = _page(class_name, backend, str(run.root), cards, settings, scored=n_gt > 0)
     index = atomic_write_text(out / "index.html", page)
     atomic_write_json(

@@ -117,12 +117,14 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
 
 
 def check_output_folder(
-    folder: str | os.PathLike, own: tuple[str, ...] | None = None, command: str = ""
+    folder: str | os.PathLike, own: tuple[str, ...] | None, command: str = ""
 ) -> None:
     """A command's output folder (``--out``) that exists as a file is refused in one line naming
     it, the same for every command, before anything is written.
 
-    With ``own``, the records ``command`` writes there (a label run's ``run.json``), a folder
+    ``own`` has no default, here nor in :func:`holds_lock` (where the two defaults differed,
+    None and ``()``, a forgotten one meant no check in one and the full check in the other):
+    None checks only the above. With ``own``, the records ``command`` writes there (a label run's ``run.json``), a folder
     that holds none of them but is another engine output
     (:func:`annotations.fileio.output_kind`) or a dataset's root is refused too: the command's
     files would mix with that folder's, and its ``--force`` would replace what it holds (a
@@ -169,11 +171,12 @@ def holds_lock(
     command: str,
     folder: Callable[[Any], Any],
     name: Callable[[Any], str] | None = None,
-    own: tuple[str, ...] = (),
+    *,
+    own: tuple[str, ...] | None,
 ):
     """Decorator: ``fn(cfg, ...)`` runs holding :func:`exclusive` on ``folder(cfg)`` (lock file
     ``name(cfg)``, default :data:`LOCK_NAME`), once :func:`check_output_folder` has passed it
-    (``own``: the records the command writes there)."""
+    (``own``: the records the command writes there, given as there)."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)

@@ -24,10 +24,12 @@ def joined(names: Iterable[str]) -> str:
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
-def few(names: list[str] | list[PurePath], n: int = 3) -> str:
-    """The first ``n`` of ``names`` (a path by its file name), ``...`` for the rest."""
+def few(names: list[str] | list[PurePath], n: int = 3, total: bool = False) -> str:
+    """The first ``n`` of ``names`` (a path by its file name), ``...`` for the rest; with
+    ``total``, ``... (N in all)``."""
     shown = [p.name if isinstance(p, PurePath) else p for p in names[:n]]
-    return ", ".join(shown) + (", ..." if len(names) > n else "")
+    more = ", ..." + (f" ({len(names)} in all)" if total else "")
+    return ", ".join(shown) + (more if len(names) > n else "")
 
 
 def format_score(v: float | None, nd: int, sign: bool = False) -> str:

@@ -39,7 +39,7 @@ from annotations.fileio import (
 )
 from annotations.instances import Instances
 from annotations.labelmap import write_label
-from annotations.labelrun import latest_records, read_run_info
+from annotations.labelrun import RunInfo, latest_records, read_run_info
 from annotations.taxonomy import Taxonomy
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
@@ -147,7 +147,7 @@ def resolved_shard(cfg: LabelConfig) -> tuple[int, int]:
     return cfg.shard or shard_from_env() or (0, 1)
 
 
-def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | None]:
+def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | None, dict | None]:
     """A folder holds one class's label run: labeling another class into it (a changed
     threshold re-labels, but a changed class is another run) is a ``ValueError`` naming the
     class it holds, unless ``cfg.force``. Fused datasets, subsets picked from the run and its
@@ -158,12 +158,13 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
 
     Returns ``cfg`` with the class spelled as the run records it (``--class bicycle`` on a
     Bicycle run is the same class, so the same settings and hash, not a reason to label every
-    image again), and the other class whose run this ``--force`` run replaces, or None. Its
+    image again), the other class whose run this ``--force`` run replaces, or None, and the
+    ``run.json`` read (None: none, or unreadable). Its
     files go in every split (:func:`clear_outputs`), not only in the splits labelled now: a
     folder holds one class, and labels of the other class left in it would be read as this
     one. A sharded run cannot replace one: each shard would clear what the others wrote."""
     try:
-        held = recorded_class(out)
+        info = recorded_run(out)
     except ValueError as e:
         if not cfg.force:
             raise ValueError(
@@ -172,12 +173,13 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
                 "or another --out"
             ) from None
         log.warning("%s; --force: every image is labelled again", e)
-        return cfg, None
-    if held is None:
-        return cfg, None
+        return cfg, None, None
+    if info is None:
+        return cfg, None, None
+    held = info.class_name
     if held.lower() == cfg.cls.name.lower():
         same = dataclasses.replace(cfg, cls=dataclasses.replace(cfg.cls, name=held))
-        return (cfg if held == cfg.cls.name else same), None
+        return (cfg if held == cfg.cls.name else same), None, info.record
     if not cfg.force:
         default = default_out_dir(cfg.cls.name)
         other = f" (by default {default})" if default.absolute() != out.absolute() else ""
@@ -192,17 +194,17 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
             "sharded run cannot do (each shard would clear the folder): run once without "
             "--shard, or give another --out"
         )
-    return cfg, held
+    return cfg, held, info.record
 
 
-def recorded_class(out: Path) -> str | None:
-    """The class of the label run in ``out`` (its ``run.json``), or None when there is none;
-    a ``ValueError`` naming the file when it cannot be read."""
+def recorded_run(out: Path) -> RunInfo | None:
+    """The label run in ``out`` (its ``run.json``), or None when there is none; a
+    ``ValueError`` naming the file when it cannot be read."""
     path = out / "run.json"
     if not path.is_file():
         return None
     try:
-        return read_run_info(path).class_name
+        return read_run_info(path)
     except (OSError, ValueError) as e:
         raise ValueError(first_line(e)) from None
 
@@ -450,12 +452,12 @@ def _lock_name(cfg: LabelConfig) -> str:
     return LOCK_NAME if count == 1 else f"{LOCK_NAME}-shard{index}of{count}"
 
 
-def _record_data_moved(out: Path, cfg: LabelConfig) -> None:
+def _record_data_moved(out: Path, cfg: LabelConfig, meta: dict) -> None:
     """A rerun with nothing left to label, given the dataset at another path (moved or copied
-    since): ``run.json`` is told where it is now, as a run that labels writes it (fuse, review
-    and info read the dataset from there); its models' record stays, as no model loads."""
+    since): ``run.json`` (``meta``, as read) is told where it is now, as a run that labels
+    writes it (fuse, review and info read the dataset from there); its models' record stays,
+    as no model loads."""
     path = out / "run.json"
-    meta = read_json(path, "run.json")
     resolved = str(Path(cfg.data).resolve())
     config = meta.get("config") if isinstance(meta.get("config"), dict) else None
     if config is None or meta.get("data_resolved") == resolved:
@@ -476,7 +478,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
 
         if torch.cuda.is_available():
             cfg = dataclasses.replace(cfg, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")
-    cfg, replaced = check_same_class(cfg.out_dir, cfg)
+    cfg, replaced, recorded = check_same_class(cfg.out_dir, cfg)
     items, taxonomy = plan_items(cfg)
     class_id = taxonomy.id_of(cfg.cls.name)
     if backend is None:
@@ -523,7 +525,8 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
             few([f"{s}/{t}" for s, t in sorted(changed, key=lambda k: (split_key(k[0]), k[1]))]),
         )
     if not todo and (out / "run.json").is_file():
-        _record_data_moved(out, cfg)
+        if recorded is not None:  # else unreadable, and --force: nothing known to update
+            _record_data_moved(out, cfg, recorded)
         summary.wall_seconds = time.perf_counter() - t_start
         return summary
     if not todo:  # a run.json deleted after the last image: the models load to record them

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import unreadable_torch_file
+from annotations.fileio import staged, swap_in, unreadable_torch_file
 
 # Substring renames, applied in order (original name -> transformers name).
 _RENAMES: tuple[tuple[str, str], ...] = (
@@ -161,38 +161,40 @@ def sam_processor(size: int):
     )
 
 
+_STAGING = ".convert-sam."  # the hidden folder a conversion is written into, in its --out
+
+
 def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
     """Convert once: save the transformers model and processor to ``out_dir`` (use it as
     ``--segmenter out_dir`` afterwards).
 
     ``out_dir`` must be new or empty: ``save_pretrained`` into a model folder (a Grounding DINO
     given by mistake) replaced its config.json and weights, leaving a SAM config beside the
-    other model's tokenizer. The files are written to a temporary sibling folder renamed into
-    place, so an interrupted conversion leaves no half-written folder."""
-    import shutil
-
+    other model's tokenizer. The files are written to a hidden folder inside it
+    (:func:`~annotations.fileio.staged`) and moved into place once all are written, so an
+    interrupted conversion leaves no half-written folder: a folder it created is removed again,
+    an empty one given stays empty (the folders above it stay), and an earlier interrupted
+    conversion's leftover is removed, not taken for content."""
     from transformers.utils import logging as hf_logging
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: a file, not a directory; give a new directory to write into")
-    if out.is_dir() and (held := sorted(f.name for f in out.iterdir())):
+    held = (
+        sorted(f.name for f in out.iterdir() if not f.name.startswith(_STAGING))
+        if out.is_dir()
+        else []
+    )
+    if held:
         shown = ", ".join(held[:4]) + (f", ... {len(held) - 4} more" if len(held) > 4 else "")
         raise ValueError(
             f"{out}: not empty ({shown}); converting would replace its files: give a new "
             "directory, or delete this one first"
         )
     model, processor = load_sam_pth(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.{os.getpid()}.tmp"  # mkdir: the umask's permissions
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with staged(out, _STAGING) as staging:
         hf_logging.disable_progress_bar()  # "Writing model shards" bars for one small file
-        model.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        os.replace(tmp, out)  # onto a missing or empty directory
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        model.save_pretrained(staging)
+        processor.save_pretrained(staging)
+        swap_in(staging, tuple(sorted(f.name for f in staging.iterdir())))
     return out

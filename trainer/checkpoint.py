@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from annotations.fileio import atomic_file, not_this_output, unreadable_torch_file
+from trainer.release_file import is_release_checkpoint, unconverted_release
 
 FORMAT = 1
 REQUIRED = ("format", "step", "model", "model_config", "taxonomy")
@@ -70,7 +71,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
-    """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or foreign files."""
+    """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or foreign
+    files, an mmseg (release) checkpoint named as such with the command converting it, whoever
+    reads it (train --init and --resume, predict, the demo's start checkpoint)."""
     path = Path(path)
     if path.is_dir():  # a run folder given for its checkpoint: name the file meant
         last = path / "last.pt"
@@ -84,6 +87,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        return _read_checkpoint(path, map_location)
+    except ValueError:
+        if is_release_checkpoint(path):  # the authors' file, unconverted: say how to convert it
+            raise unconverted_release(path) from None
+        raise
+
+
+def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict:
+    """:func:`load_checkpoint` of a file that is there."""
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # pickle / zip errors of many kinds

@@ -158,12 +158,14 @@ def train_cmd(
     import os
 
     from annotations.fileio import read_jsonl
-    from trainer.config import load_config, resumed_iters
+    from trainer.config import config_from, read_config_file, resumed_iters
     from trainer.spawn import leave_process_group
     from trainer.train import SKIPPED_LOG, train
 
-    cfg = load_config(
-        config,
+    file = {} if config is None else read_config_file(config)  # read once: and its iters?
+    cfg = config_from(
+        file,
+        "config" if config is None else str(config),
         data=str(data),
         preset=preset,
         out=None if out is None else str(out),
@@ -184,7 +186,7 @@ def train_cmd(
         val_subsets=[str(p) for p in val_subset] if val_subset else None,
         progress=progress,
     )
-    cfg.iters = resumed_iters(cfg, config, iters)
+    cfg.iters = resumed_iters(cfg, iters is not None or "iters" in file)
     _check_joint_options(cfg.data, pseudo_form, class_crop_prob, all_precise)
     if crop is not None:
         cfg.augment.crop = crop

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import re
@@ -104,6 +105,12 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+def plain(value: Any) -> Any:
+    """Tuples -> lists, as the value reads back from a checkpoint or YAML (``config.json``):
+    a config compared with a recorded one is compared in that form."""
+    return json.loads(json.dumps(value))
+
+
 # the smallest value of TrainConfig's counts (-1: num_workers' "auto"; 0: threads' "auto",
 # "never" or "all" for the others)
 _LOWEST = {
@@ -187,30 +194,35 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
 __all__ = ["AugmentConfig", "DecouplingConfig", "LossConfig", "TrainConfig"]
 
 
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The settings of a YAML training config file: a mapping (an empty file: none)."""
+    loaded = read_yaml(Path(path), "config file")
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ValueError(f"{Path(path)}: a training config must be a mapping")
+    return loaded or {}
+
+
 def load_config(path: str | os.PathLike | None = None, **overrides: Any) -> TrainConfig:
     """A :class:`TrainConfig` from a YAML file (strict) with top-level ``overrides`` on top
     (values ``None`` are skipped, so CLI options left unset keep the file's values)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        loaded = read_yaml(path, "config file")
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a training config must be a mapping")
-        data = loaded or {}
-        where = str(path)
-    else:
-        where = "config"
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    if path is None:
+        return config_from({}, "config", **overrides)
+    return config_from(read_config_file(path), str(Path(path)), **overrides)
+
+
+def config_from(file: dict[str, Any], where: str, **overrides: Any) -> TrainConfig:
+    """:func:`load_config` of a config file's settings already read (``file``, named ``where``
+    in errors)."""
+    data = {**file, **{k: v for k, v in overrides.items() if v is not None}}
     return from_dict(TrainConfig, data, where)
 
 
-def resumed_iters(cfg: TrainConfig, config: str | os.PathLike | None, given: int | None) -> int:
-    """The ``iters`` a resume continues to: the one given (``--iters``, or the config file's),
-    else the run's own plan, which its ``config.json`` records. Before, a resume that named
-    none took the default, 80,000, and a finished 150-step run trained on towards it."""
-    if not cfg.resume or given is not None:
-        return cfg.iters
-    if config is not None and "iters" in (read_yaml(Path(config), "config file") or {}):
+def resumed_iters(cfg: TrainConfig, named: bool) -> int:
+    """The ``iters`` a resume continues to: the one given (``named``: by ``--iters``, or by the
+    config file), else the run's own plan, which its ``config.json`` records. Before, a resume
+    that named none took the default, 80,000, and a finished 150-step run trained on towards
+    it."""
+    if not cfg.resume or named:
         return cfg.iters
     from annotations.fileio import read_json
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import pickle
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from annotations.fileio import UNREADABLE, unreadable_torch_file
 from annotations.taxonomy import MASS13K, Taxonomy
-from trainer.checkpoint import checkpoint_dict, load_checkpoint, save_checkpoint
+from trainer.checkpoint import checkpoint_dict, save_checkpoint
+from trainer.release_file import first_keys, read_release_checkpoint
 
 _P = r"decode_head\.pixel_decoder\.pixel_decoder\."  # the release's pixel decoder (name doubled)
 _L = r"decode_head\.transformer_decoder\.layers\.(\d+)\."
@@ -131,10 +130,6 @@ def map_release_key(key: str) -> str | None:
     return None
 
 
-def _first(items: list[str], n: int = 3) -> str:
-    return ", ".join(items[:n]) + (f" (+{len(items) - n} more)" if len(items) > n else "")
-
-
 def convert_release_state(
     release: dict[str, torch.Tensor], target: dict[str, torch.Tensor], where: str = "checkpoint"
 ) -> dict[str, torch.Tensor]:
@@ -161,119 +156,16 @@ def convert_release_state(
     missing = [k for k in target if k not in seen]
     problems = []
     if unknown:
-        problems.append(f"{len(unknown)} unknown keys: {_first(unknown)}")
+        problems.append(f"{len(unknown)} unknown keys: {first_keys(unknown)}")
     if missing:
-        problems.append(f"{len(missing)} missing keys: {_first(missing)}")
+        problems.append(f"{len(missing)} missing keys: {first_keys(missing)}")
     if mismatched:
-        problems.append(f"{len(mismatched)} shape mismatches: {_first(mismatched)}")
+        problems.append(f"{len(mismatched)} shape mismatches: {first_keys(mismatched)}")
     if problems:
         raise ValueError(
             f"{where}: not a MaSSFormer-R50 release checkpoint ({'; '.join(problems)})"
         )
     return out
-
-
-class _Stub:
-    """Stands in for any class of a foreign library (mmengine's logger state, ...) while
-    unpickling: it absorbs the constructor and state and runs no code."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        self.args = args
-
-    def __setstate__(self, state: object) -> None:
-        self.state = state
-
-
-class _DataOnlyUnpickler(pickle.Unpickler):
-    """Resolves only what ``torch.load(weights_only=True)`` allows (tensors, storages, dtypes,
-    plain containers) and numpy's array rebuilders; every other global becomes
-    :class:`_Stub`. Used when ``weights_only`` refuses an mmengine training checkpoint (its
-    ``message_hub`` holds mmengine objects), so no foreign code ever runs."""
-
-    _NUMPY = {
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-    }
-
-    def find_class(self, module: str, name: str) -> object:
-        allowed = _torch_safe_globals().get(f"{module}.{name}")
-        if allowed is not None:
-            return allowed
-        if (module, name) in self._NUMPY or module == "numpy.dtypes":
-            return super().find_class(module, name)
-        return _Stub
-
-
-def _torch_safe_globals() -> dict[str, object]:
-    """torch's own ``weights_only`` allowlist ("module.name" -> object)."""
-    from torch import _weights_only_unpickler
-
-    return _weights_only_unpickler._get_allowed_globals()
-
-
-class _DataOnlyPickle:
-    """A ``pickle_module`` for ``torch.load`` with :class:`_DataOnlyUnpickler`."""
-
-    Unpickler = _DataOnlyUnpickler
-    load = staticmethod(pickle.load)
-
-
-def read_release_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
-    """``(state_dict, meta)`` of an mmseg checkpoint (``state_dict`` + ``meta``; a bare state
-    dict is accepted too). ``FileNotFoundError`` if absent; ``ValueError`` (one line) if it is
-    not a readable torch file (truncated, another format) or holds no state dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "weights_only" not in str(e):
-            raise unreadable_torch_file(path, e, "PyTorch checkpoint") from None
-        try:  # a full mmengine training checkpoint: foreign classes become stubs
-            ckpt = torch.load(
-                path, map_location="cpu", weights_only=False, pickle_module=_DataOnlyPickle
-            )
-        except Exception as e2:  # noqa: BLE001 - any reader error is "not readable"
-            raise unreadable_torch_file(path, e2, "PyTorch checkpoint") from None
-    except Exception as e:  # zip/EOF/runtime errors of a truncated or foreign file
-        raise unreadable_torch_file(path, e, "PyTorch checkpoint") from None
-    if isinstance(ckpt, dict) and isinstance(ckpt.get("state_dict"), dict):
-        state, meta = ckpt["state_dict"], ckpt.get("meta") or {}
-    elif (
-        isinstance(ckpt, dict) and ckpt and all(isinstance(v, torch.Tensor) for v in ckpt.values())
-    ):
-        state, meta = ckpt, {}
-    else:
-        raise ValueError(
-            f"{path}: no mmseg state dict (expected a dict with 'state_dict' and 'meta', "
-            f"found {type(ckpt).__name__} with keys {_first([str(k) for k in ckpt] if isinstance(ckpt, dict) else [])})"
-        )
-    return state, meta if isinstance(meta, dict) else {}
-
-
-def load_engine_checkpoint(path: str | os.PathLike) -> dict:
-    """Our checkpoint (:func:`trainer.checkpoint.load_checkpoint`), or a clear error; an mmseg
-    (release) checkpoint given unconverted is named as such, with the command converting it
-    (engine train --init and engine predict)."""
-    path = Path(path)
-    try:
-        return load_checkpoint(path)
-    except ValueError:
-        try:  # an mmseg checkpoint, even one holding mmengine objects, reads safely here
-            state, _ = read_release_checkpoint(path)
-        except UNREADABLE:  # not the release's format either: the first error stands
-            state = {}
-        if any(k.startswith(("backbone.", "decode_head.")) for k in state):
-            raise ValueError(
-                f"{path}: an mmseg checkpoint (the release's format); convert it first: "
-                f"engine convert-massformer {path} --out FILE.pt"
-            ) from None
-        raise
 
 
 @dataclass

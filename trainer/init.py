@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from annotations.taxonomy import Taxonomy
-from trainer.convert import load_engine_checkpoint
+from trainer.checkpoint import load_checkpoint
 
 NO_OBJECT = "no-object"
 
@@ -246,7 +246,7 @@ def init_from_checkpoint(
             checkpoint is named as such), or no tensor in common with the model.
     """
     source = "checkpoint" if isinstance(checkpoint, dict) else str(checkpoint)
-    ckpt = checkpoint if isinstance(checkpoint, dict) else load_engine_checkpoint(checkpoint)
+    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
     if len(taxonomy) != model.config.num_classes:
         raise ValueError(
             f"taxonomy has {len(taxonomy)} classes, the model {model.config.num_classes}"

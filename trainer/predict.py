@@ -38,7 +38,14 @@ import torch
 
 from annotations.fileio import atomic_write_json, first_line
 from annotations.labelmap import read_label, write_color_preview, write_label
-from engine.datasets import IMAGE_EXTS, listed_file, load_image
+from engine.datasets import (
+    IMAGE_EXTS,
+    DatasetSpec,
+    SegDataset,
+    listed_file,
+    load_image,
+    load_spec,
+)
 from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
 from engine.runinfo import environment
@@ -193,54 +200,58 @@ def replaced_files(out: Path, images: list[Path], diffs: list[str]) -> list[Path
     return maps + previews
 
 
-def list_images(folder: Path) -> list[Path]:
-    """Image files directly in ``folder``, sorted by name; or ``folder`` itself, one image.
-    Hidden files are left out, as a dataset's listing leaves them out: macOS copies put a
-    ``._a.jpg`` (AppleDouble metadata, no image) beside each ``a.jpg``."""
+def list_images(folder: Path) -> tuple[list[Path], list[Path]]:
+    """Image files directly in ``folder``, sorted by name, or ``folder`` itself, one image; and
+    the files of the folder that are left out (:func:`other_files`), from one listing. Hidden
+    files are left out, as a dataset's listing leaves them out: macOS copies put a ``._a.jpg``
+    (AppleDouble metadata, no image) beside each ``a.jpg``."""
     if folder.is_file():
         if folder.suffix.lower() not in IMAGE_EXTS:
             raise ValueError(f"{folder}: not an image ({', '.join(IMAGE_EXTS)})")
-        return [folder]
+        return [folder], []
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: image folder not found")
+    entries = sorted(folder.iterdir())
     # as a dataset's listing: a broken link fails naming it, rather than vanish from the output
-    files = sorted(p for p in folder.iterdir() if listed_file(p, IMAGE_EXTS))
+    files = [p for p in entries if listed_file(p, IMAGE_EXTS)]
+    others = other_files(entries)
     if not files:
-        others = other_files(folder)
         raise ValueError(
             f"{folder}: no images ({', '.join(IMAGE_EXTS)}) found"
             + (f" ({counted(len(others), 'other file')}: {few(others)})" if others else "")
         )
-    return files
+    return files, others
 
 
-def other_files(folder: Path) -> list[Path]:
-    """The files directly in the folder ``folder`` that :func:`list_images` leaves out (not
-    ``.jpg/.jpeg/.png``: a ``.tif``, ``.webp``, notes), sorted; hidden files are not counted."""
-    return sorted(
+def other_files(entries: list[Path]) -> list[Path]:
+    """The files of ``entries`` (a folder's listing) that :func:`list_images` leaves out (not
+    ``.jpg/.jpeg/.png``: a ``.tif``, ``.webp``, notes); hidden files are not counted."""
+    return [
         p
-        for p in folder.iterdir()
+        for p in entries
         if p.is_file() and p.suffix.lower() not in IMAGE_EXTS and not p.name.startswith(".")
-    )
+    ]
 
 
-def input_images(cfg: PredictConfig) -> list[Path]:
-    """The images ``cfg`` names: ``cfg.images`` (a folder or one file), or the images of
-    ``cfg.split`` of the dataset ``cfg.data``, found as every command finds a split's images
-    (a fused dataset's spec points to the original photos)."""
+def input_images(
+    cfg: PredictConfig, spec: DatasetSpec | None = None
+) -> tuple[list[Path], list[Path]]:
+    """The images ``cfg`` names, and the other files of their folder (:func:`list_images`):
+    ``cfg.images`` (a folder or one file), or the images of ``cfg.split`` of the dataset
+    ``cfg.data`` (``spec``, when already read from it), found as every command finds a split's
+    images (a fused dataset's spec points to the original photos)."""
     if (cfg.images is None) == (cfg.data is None):
         raise ValueError(
             "give the images to label as --images FOLDER, or as --data ROOT with --split SPLIT"
             + (", not both" if cfg.data is not None else "")
         )
     if cfg.data is None:
-        return check_stems(list_images(Path(cfg.images)))
-    from engine.datasets import SegDataset, load_spec
-
-    samples = SegDataset(load_spec(cfg.data), cfg.split, require_labels=False).samples
+        images, others = list_images(Path(cfg.images))
+        return check_stems(images), others
+    samples = SegDataset(spec or load_spec(cfg.data), cfg.split, require_labels=False).samples
     if not samples:
         raise ValueError(f"{cfg.data}: split {cfg.split!r} has no images")
-    return [s.image_path for s in samples]  # a split's listing refuses a stem twice already
+    return [s.image_path for s in samples], []  # a split's listing refuses a stem twice already
 
 
 def check_stems(images: list[Path]) -> list[Path]:
@@ -270,25 +281,21 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     """Predict every image of ``cfg.images`` into ``cfg.out``; see the module docstring. An
     output folder that is no place for predictions (:func:`check_out`) is refused before it is
     locked: nothing is written there, not even the lock file."""
-    check_out(Path(cfg.out), given_folders(cfg))
-    result = _predict(cfg)
-    if cfg.images is not None and Path(cfg.images).is_dir():
-        result.left_out = other_files(Path(cfg.images))
-    return result
+    spec = None
+    if cfg.images is None and cfg.data is not None:
+        spec = load_spec(cfg.data)  # read once: the folder checked here, the images listed
+    check_out(Path(cfg.out), given_folders(cfg, spec))
+    return _predict(cfg, spec)
 
 
-def given_folders(cfg: PredictConfig) -> list[Path]:
+def given_folders(cfg: PredictConfig, spec: DatasetSpec | None) -> list[Path]:
     """The folder of the images ``cfg`` names, known before any is listed: ``--images`` (or
-    its file's folder), or the image folder of ``--data``'s split from its spec (a split whose
-    images lie in subfolders is checked again once they are listed)."""
+    its file's folder), or the image folder of ``--data``'s split from its spec (``spec``; a
+    split whose images lie in subfolders is checked again once they are listed)."""
     if cfg.images is not None:
         given = Path(cfg.images)
         return [given.parent if given.is_file() else given]
-    if cfg.data is None:
-        return []
-    from engine.datasets import load_spec
-
-    return [load_spec(cfg.data).image_dir(cfg.split)]
+    return [] if spec is None else [spec.image_dir(cfg.split)]
 
 
 def check_out(out: Path, folders: Iterable[Path]) -> None:
@@ -324,10 +331,9 @@ def check_not_image_folder(out: Path, folders: Iterable[Path]) -> None:
 
 
 @holds_lock("engine predict", lambda c: c.out, own=("predict.json",))
-def _predict(cfg: PredictConfig) -> PredictResult:
-    """:func:`predict_dir`, holding the output folder's lock."""
+def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
+    """:func:`predict_dir`, holding the output folder's lock (``spec``: ``cfg.data``'s, read)."""
     from trainer.checkpoint import model_from_checkpoint, weights_digest
-    from trainer.convert import load_engine_checkpoint
     from trainer.inference import (
         MODES,
         GuidedFilter,
@@ -358,11 +364,11 @@ def _predict(cfg: PredictConfig) -> PredictResult:
             "which is off: add --guided-filter"
         )
     check_guided_filter(guided, cfg.mode)
-    images = input_images(cfg)
+    images, left_out = input_images(cfg, spec)
     if cfg.images is None:  # --data's images, now listed (their folder: predict_dir checked)
         check_not_image_folder(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
-    model, taxonomy, ckpt = model_from_checkpoint(load_engine_checkpoint(cfg.checkpoint), device)
+    model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
     size_source = "given"
     if cfg.size == AUTO:
         size, size_source = inference_size(ckpt)
@@ -393,7 +399,7 @@ def _predict(cfg: PredictConfig) -> PredictResult:
         "failed": kept,  # the images without a label map, each with its reason
     }
     atomic_write_json(out / "predict.json", record)
-    result = PredictResult(out=out, size=cfg.size, size_source=size_source)
+    result = PredictResult(out=out, size=cfg.size, size_source=size_source, left_out=left_out)
     try:
         _label(cfg, images, model, taxonomy, device, guided, result)
     finally:  # an interrupted run records the failures it met too

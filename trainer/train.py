@@ -41,7 +41,8 @@ from annotations.fileio import (
     first_line,
     read_jsonl,
 )
-from engine.datasets import SegDataset, image_size, load_spec
+from annotations.taxonomy import Taxonomy
+from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from trainer.checkpoint import (
@@ -51,7 +52,7 @@ from trainer.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from trainer.config import TrainConfig, lr_factor, resolve_threads, resolve_workers
+from trainer.config import TrainConfig, lr_factor, plain, resolve_threads, resolve_workers
 from trainer.data import TrainSet, make_loader
 from trainer.losses import SetCriterion, build_targets
 from trainer.models.massformer import MIN_SIDE
@@ -62,11 +63,11 @@ log = logging.getLogger(__name__)
 UPSCALE_WARNING = 2.0  # validation resizing images up by this factor or more is warned about
 
 
-def validation_split(cfg: TrainConfig) -> SegDataset:
-    """The labelled split ``cfg.val_split`` of the training data, or ``FileNotFoundError`` that
-    says how to go on: a fused dataset made from the training split alone has no val labels
-    (its images are the source dataset's, so only the labels are missing)."""
-    spec = load_spec(cfg.data)
+def validation_split(cfg: TrainConfig, spec: DatasetSpec) -> SegDataset:
+    """The labelled split ``cfg.val_split`` of the training data (``spec``, read from
+    ``cfg.data``), or ``FileNotFoundError`` that says how to go on: a fused dataset made from
+    the training split alone has no val labels (its images are the source dataset's, so only
+    the labels are missing)."""
     how = ": give another with --val-split, or --val-split none to train without validation"
     try:
         data = SegDataset(spec, cfg.val_split)
@@ -387,13 +388,13 @@ def _changed_schedule(ckpt: dict[str, Any], cfg: TrainConfig) -> str | None:
     )
 
 
-def _check_resume_classes(ckpt: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    """Refuse a resume on a dataset whose classes (names, their order, their parents) are not
-    the checkpoint's: each class trains the class-head row of its id, so a reordered dataset
-    (Car and Bicycle swapped) would go on training Bicycle's row as Car without any error."""
-    from annotations.taxonomy import Taxonomy
-
-    here = load_spec(cfg.data).taxonomy
+def _check_resume_classes(
+    ckpt: dict[str, Any], cfg: TrainConfig, here: Taxonomy, path: Path
+) -> None:
+    """Refuse a resume on a dataset whose classes (``here``: names, their order, their parents)
+    are not the checkpoint's: each class trains the class-head row of its id, so a reordered
+    dataset (Car and Bicycle swapped) would go on training Bicycle's row as Car without any
+    error."""
     there = Taxonomy.from_dict(ckpt["taxonomy"], source=f"{path}: taxonomy")
 
     def key(tax: Taxonomy, i: int) -> tuple[str, str | None] | None:
@@ -464,8 +465,8 @@ def _shown(value: Any, key: str = "") -> str:
 
 
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
-    now = _plain(cfg.to_dict())
-    default = _plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
+    now = plain(cfg.to_dict())
+    default = plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
     changed = _config_differences(saved, now, default)
     if any(k == "init" for k, _, _ in changed) and _same_init(
         saved.get("init"), now.get("init"), path.parent
@@ -479,11 +480,6 @@ def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) ->
             f"{path}: the checkpoint was trained with another config: {shown}; resume with the "
             "recorded settings or start a new --out"
         )
-
-
-def _plain(value: Any) -> Any:
-    """Tuples -> lists, as the value reads back from a checkpoint or YAML."""
-    return json.loads(json.dumps(value))
 
 
 def _drop_lines_after(path: Path, step: int) -> None:
@@ -513,7 +509,7 @@ def _drop_lines_after(path: Path, step: int) -> None:
 
 
 def _write_run_files(out: Path, cfg: TrainConfig, start: int) -> None:
-    data = _plain(cfg.to_dict())
+    data = plain(cfg.to_dict())
     atomic_write_text(out / "config.yaml", yaml.safe_dump(data, sort_keys=False))
     atomic_write_json(out / "config.json", {"config": data, "config_hash": config_hash(data)})
     if start == 0:
@@ -649,12 +645,13 @@ def _train(
     device = resolve_device(cfg.device, local_rank)
     out = Path(cfg.out)
     last = out / "last.pt"
-    ckpt = None
+    ckpt = spec = None
     if cfg.resume:
         ckpt = load_checkpoint(last)
         cfg = _resumed_config(ckpt, cfg)
         _check_resume_config(ckpt["config"], cfg, last)
-        _check_resume_classes(ckpt, cfg, last)
+        spec = load_spec(cfg.data)  # read once: the classes here, the training and val splits
+        _check_resume_classes(ckpt, cfg, spec.taxonomy, last)
         _check_resume_iters(ckpt, cfg, last)
         if _finished(ckpt, cfg, out):  # nothing to do: no validation, no file touched
             return TrainResult(out=out, step=int(ckpt["step"]), finished=True)
@@ -667,8 +664,9 @@ def _train(
             (out / name).unlink(missing_ok=True)
     micro = micro_batch(cfg, world)
 
-    dataset = TrainSet(load_spec(cfg.data), cfg.train_split, cfg.augment, cfg.all_precise)
-    val_data = validation_split(cfg) if cfg.val_split else None
+    spec = spec or load_spec(cfg.data)
+    dataset = TrainSet(spec, cfg.train_split, cfg.augment, cfg.all_precise)
+    val_data = validation_split(cfg, spec) if cfg.val_split else None
     # the validation split and annotated subsets, resolved before the model is built (and its
     # backbone weights fetched), so a missing split or a bad path fails at once
     subset_data = val_data or dataset.data
@@ -776,7 +774,7 @@ def _train(
         return checkpoint_dict(
             step,
             model.state_dict(),
-            _plain(dataclasses.asdict(model.config)),
+            plain(dataclasses.asdict(model.config)),
             taxonomy.to_dict(),
             optimizer=optimizer.state_dict(),
             scheduler={
@@ -788,7 +786,7 @@ def _train(
             },
             rng=rngs[0],
             rng_ranks=rngs,  # every rank's generators, so a DDP resume is exact on all ranks
-            config=_plain(cfg.to_dict()),
+            config=plain(cfg.to_dict()),
             train_images=len(dataset),  # a resume on another number draws another stream
         )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli.common import EXIT_SOME_FAILED, split_names, stderr, stdout
+from engine.cli.common import EXIT_SOME_FAILED, stderr, stdout
 from engine.text import counted
 
 app = typer.Typer()
@@ -50,7 +50,7 @@ def review(
     cfg = ReviewConfig(
         run,
         out,
-        split_names(split),
+        split,  # names parsed once, by ReviewConfig's reader (engine.review.split_list)
         data,
         pred or None,
         pred_class_id,

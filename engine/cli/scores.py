@@ -29,10 +29,12 @@ class _Input(str, Enum):
 
 
 def _print_json(data: dict) -> None:
-    import json
+    """``--json -``: the JSON that ``--json FILE`` writes (:func:`annotations.fileio.json_text`)."""
     import sys
 
-    sys.stdout.write(json.dumps(data, indent=2, allow_nan=False) + "\n")
+    from annotations.fileio import json_text
+
+    sys.stdout.write(json_text(data) + "\n")
 
 
 def _metric_cell(value: float, digits: int) -> str:

@@ -69,7 +69,7 @@ from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from engine.runlock import holds_lock
-from engine.text import counted
+from engine.text import counted, few
 
 log = logging.getLogger(__name__)
 
@@ -200,11 +200,6 @@ class FuseResult:
     failed: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def _few(names: Iterable[str], n: int = 3) -> str:
-    names = sorted(names)
-    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
-
-
 def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> Taxonomy:
     base = spec.taxonomy
     seen: dict[str, PseudoRun] = {}
@@ -283,17 +278,18 @@ def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
         raise ValueError(
             f"{folder}: no image of {image_dir} matches its "
             f"{counted(len(labelled), 'pseudo label')} "
-            f"(pseudo: {_few(labelled)}; images: {_few(images)}): a pseudo run for another dataset?"
+            f"(pseudo: {few(sorted(labelled), total=True)}; "
+            f"images: {few(sorted(images), total=True)}): a pseudo run for another dataset?"
         )
     if extra:
         raise ValueError(
             f"{folder}: no image in {image_dir} for {counted(len(extra), 'pseudo label')}: "
-            f"{_few(extra)} (a pseudo run for another dataset?)"
+            f"{few(sorted(extra), total=True)} (a pseudo run for another dataset?)"
         )
     if missing:
         raise ValueError(
             f"{folder}: no pseudo label for {counted(len(missing), 'image')} of {image_dir}: "
-            f"{_few(missing)} ({_why_unlabelled(run, dataset.split, missing)})"
+            f"{few(sorted(missing), total=True)} ({_why_unlabelled(run, dataset.split, missing)})"
         )
 
 

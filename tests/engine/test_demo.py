@@ -187,6 +187,21 @@ def test_demo_from_scratch_with_init_none(tmp_path):
     assert not (out / "predict" / "test_start").exists()
 
 
+def test_demo_names_an_unconverted_release_checkpoint_given_as_init(tmp_path):
+    """``engine demo --init iter_80000.pth`` (the release, not converted) said "not an engine
+    training checkpoint (missing [...])"; now the line predict gives: convert it first."""
+    import torch
+
+    release = tmp_path / "iter_80000.pth"
+    torch.save({"state_dict": {"backbone.conv1.weight": torch.zeros(1)}, "meta": {}}, release)
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), "--init", str(release), *SMALL])
+    assert res.exit_code == 2, res.output
+    assert "an mmseg checkpoint (the release's format); convert it first" in " ".join(
+        res.output.split()
+    )
+
+
 def test_demo_refuses_half_real_models(tmp_path):
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--detector", "x"])
     assert res.exit_code == 2

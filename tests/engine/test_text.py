@@ -15,3 +15,18 @@ def test_joined() -> None:
     assert joined(["Bicycle"]) == "Bicycle"
     assert joined(["Bicycle", "Car"]) == "Bicycle and Car"
     assert joined({"Bicycle": 1, "Car": 2, "Pole": 3}) == "Bicycle, Car and Pole"
+
+
+def test_few() -> None:
+    """The first few names (a path by its file name); with ``total`` how many in all, as the
+    dataset and fusion errors name unpaired files."""
+    from pathlib import Path
+
+    from engine.text import few
+
+    assert few(["a", "b"]) == "a, b"
+    assert few([Path("x/a.png"), Path("x/b.png"), Path("c.png"), Path("d.png")]) == (
+        "a.png, b.png, c.png, ..."
+    )
+    assert few(["a", "b", "c", "d"], 3, total=True) == "a, b, c, ... (4 in all)"
+    assert few(["a", "b", "c"], 3, total=True) == "a, b, c"

@@ -196,3 +196,35 @@ def test_real_vit_b_layout(tmp_path):
     assert model.config.vision_config.global_attn_indexes == [2, 5, 8, 11]
     assert model.config.vision_config.window_size == 14
     _check_converted(sd, model)
+
+
+def test_interrupted_convert_leaves_folders_as_they_were(tmp_path, monkeypatch):
+    """A conversion that fails while writing leaves a new --out absent (the folder above it
+    created, as before), an empty one given empty, no hidden folder in either; an earlier
+    interrupted conversion's leftover in --out is no content that refuses it."""
+    from transformers import SamModel
+
+    sd = original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+    torch.save(sd, tmp_path / "sam_small.pth")
+    (tmp_path / "empty").mkdir()
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(SamModel, "save_pretrained", full_disk)
+        for out in (tmp_path / "new" / "sam", tmp_path / "empty"):
+            with pytest.raises(OSError, match="No space"):
+                convert_sam_checkpoint(tmp_path / "sam_small.pth", out)
+    assert not (tmp_path / "new" / "sam").exists() and (tmp_path / "new").is_dir()
+    assert list((tmp_path / "empty").iterdir()) == []
+    assert list((tmp_path / "new").iterdir()) == []
+    (tmp_path / "empty" / ".convert-sam.new-x1y2").mkdir()  # a killed conversion's leftover
+    convert_sam_checkpoint(tmp_path / "sam_small.pth", tmp_path / "empty")
+    assert sorted(f.name for f in (tmp_path / "empty").iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "processor_config.json",
+    ]

@@ -203,6 +203,28 @@ def test_predict_names_an_unconverted_release_checkpoint(tmp_path: Path, state: 
         assert not (tmp_path / "pred").exists()
 
 
+def test_every_checkpoint_loader_names_an_unconverted_release_checkpoint(
+    tmp_path: Path, state: dict
+) -> None:
+    """Only predict and --init said "convert it first" (through a wrapper each had to call);
+    the demo's --init FILE and a resume listed the keys an engine checkpoint lacks. Now
+    trainer.checkpoint.load_checkpoint, which they all read through, names it."""
+    from trainer.checkpoint import load_checkpoint
+
+    hub = {"log": ForeignLoggerState()}
+    for src in (_write(tmp_path / "r.pth", state), _write(tmp_path / "i.pth", state, h=hub)):
+        with pytest.raises(ValueError, match=r"an mmseg checkpoint \(the release's format\)"):
+            load_checkpoint(src)
+    torch.save({"foo": torch.zeros(1)}, tmp_path / "other.pt")  # anything else: as before
+    with pytest.raises(ValueError, match=r"not an engine training checkpoint \(missing"):
+        load_checkpoint(tmp_path / "other.pt")
+    run = tmp_path / "run"
+    run.mkdir()
+    _write(run / "last.pt", state)  # a resume of a folder holding the release's file
+    res = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--out", str(run), "--resume"])
+    assert res.exit_code == 2 and "convert it first: engine convert-massformer" in res.output
+
+
 def _cli_convert(tmp_path: Path, state: dict) -> Path:
     src = _write(tmp_path / "release.pth", state)
     out = tmp_path / "ours.pt"
