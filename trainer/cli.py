@@ -158,14 +158,22 @@ def train_cmd(
     import os
 
     from annotations.fileio import read_jsonl
-    from trainer.config import config_from, read_config_file, resumed_iters
+    from trainer.config import (
+        TrainConfig,
+        config_from,
+        read_config_file,
+        recorded_settings,
+        resumed_iters,
+    )
     from trainer.spawn import leave_process_group
     from trainer.train import SKIPPED_LOG, train
 
-    file = {} if config is None else read_config_file(config)  # read once: and its iters?
+    file, where = ({}, "config") if config is None else (read_config_file(config), str(config))
+    if resume and config is None:  # the run's own settings: --resume needs no other option
+        file, where = recorded_settings(TrainConfig.out if out is None else out)
     cfg = config_from(
         file,
-        "config" if config is None else str(config),
+        where,
         data=str(data),
         preset=preset,
         out=None if out is None else str(out),

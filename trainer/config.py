@@ -217,6 +217,33 @@ def config_from(file: dict[str, Any], where: str, **overrides: Any) -> TrainConf
     return from_dict(TrainConfig, data, where)
 
 
+# What a resume takes from this call rather than from the run's record: where and how this
+# machine runs it, and this call's own bookkeeping.
+THIS_CALL = ("out", "data", "resume", "progress", "device", "num_workers", "threads", "processes",
+             "max_steps_this_run")  # fmt: skip
+
+
+def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
+    """The settings ``engine train --resume`` without ``--config`` starts from, and their file:
+    the run's resolved config (``config.json``) but :data:`THIS_CALL`'s, so that a resume needs
+    no option but ``--data``, ``--out`` and ``--resume`` (an option given still wins, and one
+    that changes training is refused as before). Before, every option the run was started with
+    had to be given again: a ``--preset tiny --crop 256`` run resumed without them was refused
+    with ten "differs" (the defaults'). No record (a run folder made by hand): none."""
+    path = Path(out) / "config.json"
+    from annotations.fileio import read_json
+
+    try:
+        recorded = read_json(path, "config.json")["config"]
+    except FileNotFoundError:
+        return {}, str(path)
+    except (KeyError, TypeError):
+        raise ValueError(f"{path}: no 'config' mapping; resume with --config FILE") from None
+    if not isinstance(recorded, dict):
+        raise ValueError(f"{path}: 'config' is not a mapping; resume with --config FILE")
+    return {k: v for k, v in recorded.items() if k not in THIS_CALL}, str(path)
+
+
 def resumed_iters(cfg: TrainConfig, named: bool) -> int:
     """The ``iters`` a resume continues to: the one given (``named``: by ``--iters``, or by the
     config file), else the run's own plan, which its ``config.json`` records. Before, a resume

@@ -43,6 +43,17 @@ def test_train_then_predict_end_to_end(synth, tmp_path):
         assert (run / name).is_file()
     ckpt = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
     assert ckpt["model_config"]["backbone_norm"] == "batch"
+    # a resume needs no option the run was started with: they come from its config.json (before,
+    # ten "differs": preset, crop, batch size, ... were compared with the defaults)
+    resume = ["train", "--data", str(synth), "--out", str(run), "--resume", "--iters", "4"]
+    res = CliRunner().invoke(app, [*resume, "--workers", "0", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3, 4]  # log_every 1: the file's
+    res = CliRunner().invoke(app, [*resume, "--iters", "5", "--batch-size", "4"])
+    assert res.exit_code == 2 and "batch_size differs (recorded 2, given 4)" in " ".join(
+        res.output.split()
+    )
 
     pred = tmp_path / "pred"
     args = [
@@ -505,6 +516,11 @@ def test_a_resume_without_iters_continues_to_the_run_s_plan(synth, tmp_path, mon
         res = CliRunner().invoke(app, [*base, *extra])
         assert res.exit_code == 0, res.output
     assert seen == [150, 200, 300, 80_000]  # a fresh run keeps the default
+    (run / "config.json").write_text(json.dumps({"iters": 150}))  # not what train writes
+    res = CliRunner().invoke(app, [*base, "--resume"])
+    assert res.exit_code == 2 and " ".join(res.output.split()) == (
+        f"error: {run / 'config.json'}: no 'config' mapping; resume with --config FILE"
+    )
 
 
 def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
