@@ -77,7 +77,10 @@ def _check_joint_options(
 @app.command("train")
 def train_cmd(
     data: Path = typer.Option(
-        ..., "--data", help="Dataset root or spec (MaSS13K layout or fused)."
+        None,
+        "--data",
+        help="Dataset root or spec (MaSS13K layout or fused); required unless --resume (the "
+        "run's).",
     ),
     preset: str = typer.Option(
         None, "--preset", help="Model preset: massformer_r50 | massformer_lite_r18 | tiny."
@@ -174,7 +177,7 @@ def train_cmd(
     cfg = config_from(
         file,
         where,
-        data=str(data),
+        data=None if data is None else str(data),
         preset=preset,
         out=None if out is None else str(out),
         iters=iters,
@@ -194,6 +197,11 @@ def train_cmd(
         val_subsets=[str(p) for p in val_subset] if val_subset else None,
         progress=progress,
     )
+    if not cfg.data:
+        raise ValueError(
+            "--data is required: the dataset root or spec to train on"
+            + (f" ({where} records none)" if resume and config is None else "")
+        )
     cfg.iters = resumed_iters(cfg, iters is not None or "iters" in file)
     _check_joint_options(cfg.data, pseudo_form, class_crop_prob, all_precise)
     if crop is not None:

@@ -219,15 +219,15 @@ def config_from(file: dict[str, Any], where: str, **overrides: Any) -> TrainConf
 
 # What a resume takes from this call rather than from the run's record: where and how this
 # machine runs it, and this call's own bookkeeping.
-THIS_CALL = ("out", "data", "resume", "progress", "device", "num_workers", "threads", "processes",
+THIS_CALL = ("out", "resume", "progress", "device", "num_workers", "threads", "processes",
              "max_steps_this_run")  # fmt: skip
 
 
 def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
     """The settings ``engine train --resume`` without ``--config`` starts from, and their file:
     the run's resolved config (``config.json``) but :data:`THIS_CALL`'s, so that a resume needs
-    no option but ``--data``, ``--out`` and ``--resume`` (an option given still wins, and one
-    that changes training is refused as before). Before, every option the run was started with
+    no option but ``--out`` and ``--resume`` (an option given still wins, ``--data`` for a
+    moved dataset, and one that changes training is refused as before). Before, every option the run was started with
     had to be given again: a ``--preset tiny --crop 256`` run resumed without them was refused
     with ten "differs" (the defaults'). No record (a run folder made by hand): none."""
     path = Path(out) / "config.json"

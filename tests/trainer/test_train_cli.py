@@ -45,7 +45,7 @@ def test_train_then_predict_end_to_end(synth, tmp_path):
     assert ckpt["model_config"]["backbone_norm"] == "batch"
     # a resume needs no option the run was started with: they come from its config.json (before,
     # ten "differs": preset, crop, batch size, ... were compared with the defaults)
-    resume = ["train", "--data", str(synth), "--out", str(run), "--resume", "--iters", "4"]
+    resume = ["train", "--out", str(run), "--resume", "--iters", "4"]  # --data: the run's
     res = CliRunner().invoke(app, [*resume, "--workers", "0", "--no-progress"])
     assert res.exit_code == 0, res.output
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
@@ -516,6 +516,10 @@ def test_a_resume_without_iters_continues_to_the_run_s_plan(synth, tmp_path, mon
         res = CliRunner().invoke(app, [*base, *extra])
         assert res.exit_code == 0, res.output
     assert seen == [150, 200, 300, 80_000]  # a fresh run keeps the default
+    res = CliRunner().invoke(app, ["train", "--out", str(run)])  # --data: only a resume's
+    assert res.exit_code == 2 and " ".join(res.output.split()) == (
+        "error: --data is required: the dataset root or spec to train on"
+    )
     (run / "config.json").write_text(json.dumps({"iters": 150}))  # not what train writes
     res = CliRunner().invoke(app, [*base, "--resume"])
     assert res.exit_code == 2 and " ".join(res.output.split()) == (
