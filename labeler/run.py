@@ -39,7 +39,7 @@ from annotations.fileio import (
 )
 from annotations.instances import Instances
 from annotations.labelmap import write_label
-from annotations.labelrun import latest_records, read_run_info
+from annotations.labelrun import RunInfo, latest_records, read_run_info
 from annotations.taxonomy import Taxonomy
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
@@ -158,12 +158,14 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
 
     Returns ``cfg`` with the class spelled as the run records it (``--class bicycle`` on a
     Bicycle run is the same class, so the same settings and hash, not a reason to label every
-    image again), and the other class whose run this ``--force`` run replaces, or None. Its
+    image again), its model folders too unless ``--force`` (:meth:`LabelConfig.spelled_as`: a
+    run from before they were normalised), and the other class whose run this ``--force`` run
+    replaces, or None. Its
     files go in every split (:func:`clear_outputs`), not only in the splits labelled now: a
     folder holds one class, and labels of the other class left in it would be read as this
     one. A sharded run cannot replace one: each shard would clear what the others wrote."""
     try:
-        held = recorded_class(out)
+        run = recorded_run(out)
     except ValueError as e:
         if not cfg.force:
             raise ValueError(
@@ -173,11 +175,16 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
             ) from None
         log.warning("%s; --force: every image is labelled again", e)
         return cfg, None
-    if held is None:
+    if run is None:
         return cfg, None
+    held = run.class_name
     if held.lower() == cfg.cls.name.lower():
         same = dataclasses.replace(cfg, cls=dataclasses.replace(cfg.cls, name=held))
-        return (cfg if held == cfg.cls.name else same), None
+        same = cfg if held == cfg.cls.name else same
+        recorded = run.record.get("config")
+        if cfg.force or not isinstance(recorded, dict):
+            return same, None
+        return same.spelled_as(recorded), None
     if not cfg.force:
         default = default_out_dir(cfg.cls.name)
         other = f" (by default {default})" if default.absolute() != out.absolute() else ""
@@ -195,14 +202,14 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
     return cfg, held
 
 
-def recorded_class(out: Path) -> str | None:
-    """The class of the label run in ``out`` (its ``run.json``), or None when there is none;
-    a ``ValueError`` naming the file when it cannot be read."""
+def recorded_run(out: Path) -> RunInfo | None:
+    """The label run in ``out`` (its ``run.json``), or None when there is none; a
+    ``ValueError`` naming the file when it cannot be read."""
     path = out / "run.json"
     if not path.is_file():
         return None
     try:
-        return read_run_info(path).class_name
+        return read_run_info(path)
     except (OSError, ValueError) as e:
         raise ValueError(first_line(e)) from None
 
