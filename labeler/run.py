@@ -460,17 +460,25 @@ def _lock_name(cfg: LabelConfig) -> str:
 def _record_data_moved(out: Path, cfg: LabelConfig) -> None:
     """A rerun with nothing left to label, given the dataset at another path (moved or copied
     since): ``run.json`` is told where it is now, as a run that labels writes it (fuse, review
-    and info read the dataset from there); its models' record stays, as no model loads."""
+    and info read the dataset from there); its models' record stays, as no model loads. A
+    run.json from before ``data_resolved`` was recorded is kept while its ``config.data``
+    names the same folder: rewritten, its hash changed and the next fuse fused every image
+    again."""
     path = out / "run.json"
     meta = read_json(path, "run.json")
     resolved = str(Path(cfg.data).resolve())
     config = meta.get("config") if isinstance(meta.get("config"), dict) else None
-    if config is None or meta.get("data_resolved") == resolved:
+    if config is None or meta.get("data_resolved", _resolved(config.get("data"))) == resolved:
         return
     log.info("%s: the dataset is now %s (was %s)", path, resolved, meta.get("data_resolved"))
     atomic_write_json(
         path, {**meta, "config": {**config, "data": cfg.data}, "data_resolved": resolved}
     )
+
+
+def _resolved(path: Any) -> str | None:
+    """``path`` (a recorded ``config.data``) resolved, None when it is no path."""
+    return str(Path(path).resolve()) if isinstance(path, str) and path else None
 
 
 @holds_lock("engine label", lambda c: c.out_dir, _lock_name, own=("run.json",))

@@ -403,6 +403,22 @@ def test_a_rerun_on_the_moved_dataset_records_where_it_is_now(red_backend, datas
     }
 
 
+def test_a_rerun_keeps_an_older_run_json_without_data_resolved(red_backend, dataset, tmp_path):
+    """run.json from before data_resolved was recorded: a rerun with nothing to label on the
+    same dataset rewrote it (data_resolved added), which changed its hash, and the next fuse
+    fused every image again as "fused with other settings or inputs"."""
+    import json
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    record = json.loads((out / "run.json").read_text())
+    del record["data_resolved"]  # as engines before it wrote run.json
+    (out / "run.json").write_text(json.dumps(record))
+    before = (out / "run.json").read_bytes()
+    assert run_labeling(_cfg(dataset, out)).skipped == 5
+    assert (out / "run.json").read_bytes() == before
+
+
 def test_force_with_another_class_replaces_the_run_in_every_split(
     red_backend, dataset, tmp_path, caplog
 ):
