@@ -374,7 +374,7 @@ def coco_to_masks(
             f"case-insensitively; categories: {', '.join(map(repr, names.values())) or 'none'})"
         )
     record = export_record(data.get("info"))
-    convention = _coco_polygon_convention(path, record)
+    convention = _coco_polygon_convention(path, record, data.get("info"))
     masks: dict[int, ImageMask] = {}
     for img in data["images"]:
         try:
@@ -465,21 +465,42 @@ def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) ->
     return coco_polygons_rle([corners], h, w)
 
 
-def _coco_polygon_convention(path: Path, record: dict | None) -> str:
+def _coco_polygon_convention(path: Path, record: dict | None, info: object = None) -> str:
     """pycocotools' pixel corners, the COCO convention; pixel centres for the polygons of an
     ``engine annotate export`` made before the engine wrote corners (its ``record``, which a
-    tool that rewrites COCO's ``info`` drops, names no convention)."""
+    tool that rewrites COCO's ``info`` drops, names no convention; or, made before the engine
+    wrote a record, ``info`` its description alone: :func:`_recordless_export`)."""
     if record is not None and record.get(POLYGON_KEY, COCO) not in (COCO, LABELME):
         raise ValueError(
             f"{path}: {EXPORT_KEY}.{POLYGON_KEY} is {record[POLYGON_KEY]!r}, not {COCO!r} or "
             f"{LABELME!r}: was the file edited?"
         )
+    if record is None and (description := _recordless_export(info)):
+        log.warning(
+            "%s: an engine export from before its export record (info: %r): its polygons are "
+            "read in the pixel-centre convention it was written in",
+            path,
+            description,
+        )
+        return LABELME
     if record is None or POLYGON_KEY in record:
         return COCO
     if record_part(record, "config").get("mask_format") != "polygon":
         return COCO
     log.info("%s: polygons of an older engine export, read in its pixel-centre convention", path)
     return LABELME
+
+
+def _recordless_export(info: object) -> str | None:
+    """The description of a COCO file's ``info`` when it is the one ``engine annotate export``
+    wrote before it recorded its run and settings: a description alone, ``pseudo labels of
+    CLASS`` (``from RUN``, after the backend's name, when the command wrote it); else None.
+    Its polygons traced pixel centres; a tool that rewrites the file writes an ``info`` of its
+    own."""
+    if not isinstance(info, dict) or set(info) != {"description"}:
+        return None
+    text = info["description"]
+    return text if isinstance(text, str) and re.search(r"(^|\s)pseudo labels of \S", text) else None
 
 
 def _segmentation_rle(

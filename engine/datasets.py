@@ -458,6 +458,45 @@ def read_source_map(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarr
     return source
 
 
+def check_carried_sources(data: SegDataset, sources: Path) -> None:
+    """Refuse a fused dataset whose source maps mark the pixels of a class fused before as
+    precise: a class fused onto a fused dataset (``fuse.json`` fused Car, the taxonomy also
+    holds Bicycle) by an engine from before fusion carried the input's source maps over wrote
+    Bicycle's pseudo and ignored pixels as precise (0), and training took its pseudo labels for
+    precise ones. Fusion writes a new class's pixels as pseudo, so one such pixel is the old
+    fusion's mark; the first image holding those classes decides (a few reads), and a dataset
+    fused in one call, or without a record, reads none. ``ValueError`` naming the file."""
+    try:
+        record = read_json(data.spec.root / FUSE_RECORD, "fusion record")
+        fused = {p.get("class") for p in record["inputs"]["pseudo"] if isinstance(p, dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return  # no fusion record, or not one to read: nothing says how it was fused
+    before = [c for c in data.taxonomy if c.parent is not None and c.name not in fused]
+    if not fused or not before:
+        return
+    ids = [c.id for c in before]
+    for sample in data.samples:
+        path = sources / f"{sample.stem}.png"
+        try:
+            label = read_sample_label(sample, data.taxonomy)
+            source = read_source_map(path, label.shape)
+        except UNREADABLE:
+            continue  # training names the file when it gets there
+        held = np.isin(label, ids)
+        if not held.any():
+            continue
+        if (source[held] == SOURCE_PRECISE).any():
+            names = ", ".join(c.name for c in before)
+            raise ValueError(
+                f"{path}: {names} pixels are marked precise: {data.spec.root} was fused onto a "
+                f"fused dataset ({record['inputs'].get('data')}) by an engine from before "
+                f"fusion carried its source maps over, so training would take the pseudo "
+                f"labels of {names} for precise ones; run the same engine fuse command again "
+                "(it fuses every image anew), and train again what was trained on it"
+            )
+        return
+
+
 def check_sample(
     sample: Sample, taxonomy: Taxonomy, decode: bool = True
 ) -> tuple[list[Problem], tuple[int, int] | None, np.ndarray | None]:

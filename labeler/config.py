@@ -151,6 +151,10 @@ def _check_type(path: Path, cls: str, key: str, value: Any) -> None:
         raise ValueError(f"{path}: class {cls!r}: {key} must be {want}, got {value!r}")
 
 
+# the model folders a run names: recorded normalised (``posixpath.normpath``), one spelling each
+MODEL_PATHS = ("detector", "segmenter", "model", "refine")
+
+
 @dataclass(frozen=True)
 class LabelConfig:
     """One labeling run over a dataset."""
@@ -192,7 +196,7 @@ class LabelConfig:
         object.__setattr__(self, "splits", tuple(dict.fromkeys(self.splits)))
         # one spelling per folder: m/gdino, ./m/gdino and m/gdino/ (tab completion) hash alike,
         # so a rerun does not relabel every image; hub ids ("org/name") are left as they are
-        for key in ("detector", "segmenter", "model", "refine"):
+        for key in MODEL_PATHS:
             value = getattr(self, key)
             if "/" in value:  # posixpath: never turns a hub id's "/" into another separator
                 object.__setattr__(self, key, posixpath.normpath(value))
@@ -245,6 +249,27 @@ class LabelConfig:
         d = dataclasses.asdict(self)
         d["out"] = str(self.out_dir)
         return d
+
+    def spelled_as(self, recorded: dict[str, Any]) -> LabelConfig:
+        """This config with each model path (:data:`MODEL_PATHS`) spelled as ``recorded`` (a
+        run.json's ``config``) spells the same folder: runs made before the paths were
+        normalised recorded and hashed ``./m/gdino/`` as typed, so the normalised ``m/gdino``
+        would label every image of such a run again. A path that normalises to another, or is
+        already spelled alike, is left as it is."""
+        old = {
+            key: was
+            for key in MODEL_PATHS
+            if isinstance(was := recorded.get(key), str)
+            and was != getattr(self, key)
+            and "/" in was
+            and posixpath.normpath(was) == getattr(self, key)
+        }
+        if not old:
+            return self
+        respelled = dataclasses.replace(self)
+        for key, was in old.items():  # past __post_init__, which would normalise them again
+            object.__setattr__(respelled, key, was)
+        return respelled
 
 
 def default_out_dir(class_name: str) -> Path:

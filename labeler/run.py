@@ -158,8 +158,9 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
 
     Returns ``cfg`` with the class spelled as the run records it (``--class bicycle`` on a
     Bicycle run is the same class, so the same settings and hash, not a reason to label every
-    image again), the other class whose run this ``--force`` run replaces, or None, and the
-    ``run.json`` read (None: none, or unreadable). Its
+    image again), its model folders too unless ``--force`` (:meth:`LabelConfig.spelled_as`: a
+    run from before they were normalised), the other class whose run this ``--force`` run
+    replaces, or None, and the ``run.json`` read (None: none, or unreadable). Its
     files go in every split (:func:`clear_outputs`), not only in the splits labelled now: a
     folder holds one class, and labels of the other class left in it would be read as this
     one. A sharded run cannot replace one: each shard would clear what the others wrote."""
@@ -179,7 +180,11 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
     held = info.class_name
     if held.lower() == cfg.cls.name.lower():
         same = dataclasses.replace(cfg, cls=dataclasses.replace(cfg.cls, name=held))
-        return (cfg if held == cfg.cls.name else same), None, info.record
+        same = cfg if held == cfg.cls.name else same
+        recorded = info.record.get("config")
+        if not cfg.force and isinstance(recorded, dict):
+            same = same.spelled_as(recorded)
+        return same, None, info.record
     if not cfg.force:
         default = default_out_dir(cfg.cls.name)
         other = f" (by default {default})" if default.absolute() != out.absolute() else ""
@@ -456,16 +461,23 @@ def _record_data_moved(out: Path, cfg: LabelConfig, meta: dict) -> None:
     """A rerun with nothing left to label, given the dataset at another path (moved or copied
     since): ``run.json`` (``meta``, as read) is told where it is now, as a run that labels
     writes it (fuse, review and info read the dataset from there); its models' record stays,
-    as no model loads."""
+    as no model loads. A run.json from before ``data_resolved`` was recorded is kept while its
+    ``config.data`` names the same folder: rewritten, its hash changed and the next fuse fused
+    every image again."""
     path = out / "run.json"
     resolved = str(Path(cfg.data).resolve())
     config = meta.get("config") if isinstance(meta.get("config"), dict) else None
-    if config is None or meta.get("data_resolved") == resolved:
+    if config is None or meta.get("data_resolved", _resolved(config.get("data"))) == resolved:
         return
     log.info("%s: the dataset is now %s (was %s)", path, resolved, meta.get("data_resolved"))
     atomic_write_json(
         path, {**meta, "config": {**config, "data": cfg.data}, "data_resolved": resolved}
     )
+
+
+def _resolved(path: Any) -> str | None:
+    """``path`` (a recorded ``config.data``) resolved, None when it is no path."""
+    return str(Path(path).resolve()) if isinstance(path, str) and path else None
 
 
 @holds_lock("engine label", lambda c: c.out_dir, _lock_name, own=("run.json",))

@@ -30,7 +30,14 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from annotations.fileio import UNREADABLE, first_line
 from annotations.labelmap import IGNORE
-from engine.datasets import DatasetSpec, SegDataset, load_spec, read_source_map, source_dir
+from engine.datasets import (
+    DatasetSpec,
+    SegDataset,
+    check_carried_sources,
+    load_spec,
+    read_source_map,
+    source_dir,
+)
 
 # Unreadable samples in a row (in index order, from the one drawn) before training stops: one
 # bad file is skipped, a split that cannot be read at all is an error.
@@ -234,6 +241,8 @@ class TrainSet(Dataset):
                 f"({', '.join(c.name for c in new)}); fuse with `engine fuse`, or pass "
                 "--all-precise (all_precise: true) to train every pixel as precise"
             )
+        if self.has_sources:  # an older engine's fusion onto a fused dataset: refused
+            check_carried_sources(self.data, self.sources)
         focus = cfg.focus_classes if cfg.focus_classes is not None else [c.id for c in new]
         self.focus: tuple[int, ...] = tuple(int(c) for c in focus)
         k = self.data.taxonomy.num_classes

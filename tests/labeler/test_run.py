@@ -429,6 +429,22 @@ def test_a_rerun_on_the_moved_dataset_records_where_it_is_now(red_backend, datas
     }
 
 
+def test_a_rerun_keeps_an_older_run_json_without_data_resolved(red_backend, dataset, tmp_path):
+    """run.json from before data_resolved was recorded: a rerun with nothing to label on the
+    same dataset rewrote it (data_resolved added), which changed its hash, and the next fuse
+    fused every image again as "fused with other settings or inputs"."""
+    import json
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    record = json.loads((out / "run.json").read_text())
+    del record["data_resolved"]  # as engines before it wrote run.json
+    (out / "run.json").write_text(json.dumps(record))
+    before = (out / "run.json").read_bytes()
+    assert run_labeling(_cfg(dataset, out)).skipped == 5
+    assert (out / "run.json").read_bytes() == before
+
+
 def test_force_with_another_class_replaces_the_run_in_every_split(
     red_backend, dataset, tmp_path, caplog
 ):
@@ -505,6 +521,24 @@ def test_the_class_name_in_another_case_is_the_same_run(red_backend, dataset, tm
     assert (s.skipped, s.labelled) == (5, 0) and "other settings" not in caplog.text
     s = run_labeling(dataclasses.replace(lower, force=True))
     assert s.labelled == 5 and read_run_info(out / "run.json").class_name == "Bicycle"
+
+
+def test_a_run_recording_an_unnormalised_model_path_resumes(red_backend, dataset, tmp_path, caplog):
+    """Runs made before model paths were normalised record --detector ./m/gdino/ as typed (and
+    hashed it so): after the upgrade the same command relabelled every image under "detector
+    ./m/gdino/ -> m/gdino". The run's own spelling is kept, so its images stay done, the ones
+    left are labelled under its hash and fuse vouches for all of them."""
+    from annotations.labelrun import latest_records, read_run_info
+
+    out = tmp_path / "run"
+    old = _cfg(dataset, out, splits=("val",))
+    object.__setattr__(old, "detector", "./m/gdino/")  # as an older version recorded it
+    run_labeling(old)
+    s = run_labeling(_cfg(dataset, out, detector="./m/gdino/"))
+    assert (s.skipped, s.labelled) == (2, 3) and "other settings" not in caplog.text
+    chash = read_run_info(out / "run.json").record["config_hash"]
+    assert {r["config_hash"] for r in latest_records(out).values()} == {chash}
+    assert run_labeling(_cfg(dataset, out, detector="m/gdino")).skipped == 5  # any spelling
 
 
 def test_backend_batch_failure_is_recorded(red_backend, dataset, tmp_path, monkeypatch):

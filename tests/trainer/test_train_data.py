@@ -170,6 +170,37 @@ def test_new_classes_without_source_maps_are_an_error_naming_the_folder(tmp_path
     assert not TrainSet(with_sources, "train", AugmentConfig(crop=16), all_precise=True).has_sources
 
 
+def test_a_class_fused_onto_a_fused_dataset_before_sources_were_carried_is_refused(tmp_path):
+    """Car fused onto Bicycle's fused dataset by an engine from before the fix (698e2fb) wrote
+    Bicycle's pixels as precise (0) in sources/: training took its pseudo labels for precise
+    ones without a word. The dataset is refused, naming the file and the fuse to run again;
+    one fused since (Bicycle's pixels pseudo) trains."""
+    import json
+
+    from annotations.taxonomy import MASS13K
+
+    def fused_onto_fused(root, bicycle_source):
+        write_dataset(root, sources=True)
+        MASS13K.with_new_class("Bicycle").with_new_class("Car").save(root / "taxonomy.json")
+        (root / "dataset.yaml").write_text("taxonomy: taxonomy.json\n")
+        inputs = {"data": "runs/fused/bicycle", "pseudo": [{"class": "Car", "path": "car"}]}
+        (root / "fuse.json").write_text(json.dumps({"status": "done", "inputs": inputs}))
+        lab = np.zeros((30, 40), np.uint8)
+        lab[:10, :10], lab[20:, 30:] = 7, 8  # Bicycle (fused before), Car (fused now)
+        src = np.zeros((30, 40), np.uint8)
+        src[:10, :10], src[20:, 30:] = bicycle_source, 1
+        write_label(root / "annotations" / "train" / "im1.png", lab)
+        write_label(root / "sources" / "train" / "im1.png", src)
+        return root
+
+    old = fused_onto_fused(tmp_path / "old", bicycle_source=0)
+    with pytest.raises(ValueError, match=r"sources/train/im1.png: .*Bicycle.*precise.*engine fuse"):
+        TrainSet(old, "train", AugmentConfig(crop=16))
+    assert TrainSet(old, "train", AugmentConfig(crop=16), all_precise=True)  # asked for
+    new = fused_onto_fused(tmp_path / "new", bicycle_source=1)
+    assert TrainSet(new, "train", AugmentConfig(crop=16)).has_sources
+
+
 def _rare_label() -> np.ndarray:
     label = np.zeros((200, 300), np.uint8)
     label[100:, :] = 1
