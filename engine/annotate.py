@@ -157,8 +157,9 @@ class ExportResult:
 def export_annotations(cfg: ExportConfig) -> ExportResult:
     """Write a run's instances of the chosen images (or an annotated subset's masks, for another
     pass of corrections) as COCO and/or LabelMe files."""
-    cfg = dataclasses.replace(
-        cfg, formats=tuple(f.lower() for f in cfg.formats), mask_format=cfg.mask_format.lower()
+    formats = tuple(f.strip().lower() for given in cfg.formats for f in given.split(","))
+    cfg = dataclasses.replace(  # --format coco,labelme as --split takes lists
+        cfg, formats=tuple(f for f in formats if f), mask_format=cfg.mask_format.lower()
     )
     _check_export_options(cfg)
     kind = output_kind(cfg.run)

@@ -47,7 +47,7 @@ def annotate_export(
         ["coco", "labelme"],
         "--format",
         help="coco, labelme and/or labelstudio (tasks with the pseudo labels as brush "
-        "pre-annotations, and the project's labeling config); repeatable.",
+        "pre-annotations, and the project's labeling config); repeatable or comma-separated.",
     ),
     mask_format: str = typer.Option(
         "rle",

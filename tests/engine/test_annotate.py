@@ -257,6 +257,11 @@ def test_labelme_files_reference_images_relatively(tmp_path, world):
     assert (res.labelme[0].parent / doc["imagePath"]).resolve().is_file()
     assert [s["label"] for s in doc["shapes"]] == ["Bicycle"]
     assert res.coco is None
+    # --format coco,labelme, as --split takes lists (it was "unknown export formats")
+    both = export_annotations(
+        ExportConfig(run=str(run), out=str(tmp_path / "e2"), formats=("COCO, labelme",))
+    )
+    assert both.coco is not None and both.labelme
 
 
 @pytest.mark.parametrize(
