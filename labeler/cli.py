@@ -53,7 +53,9 @@ def label_cmd(
         "fill_radius, fill_holes, boundary_shift, false_positive_rate, min_area.",
     ),
     box_threshold: float = typer.Option(None, help="Box threshold (default 0.35)."),
-    text_threshold: float = typer.Option(None, help="Text threshold (default 0.25)."),
+    text_threshold: float = typer.Option(
+        None, help="Text threshold (default 0.25; grounded-sam: SAM 3 has none)."
+    ),
     min_area: int = typer.Option(None, help="Minimum instance area in pixels (default 0)."),
     max_instances: int = typer.Option(
         None, min=0, help="Instances kept per image, best first (default 100; 0: all)."

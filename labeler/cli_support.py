@@ -147,6 +147,14 @@ def build_label_config(
         )
     if model_revision and backend != "sam3":
         raise ValueError(f"--model-revision is for --backend sam3 (its --model), not {backend}")
+    if backend == "sam3" and text_threshold is not None:
+        # SAM 3 scores an instance once (detection x presence): the threshold on that is
+        # --box-threshold. Taken, it was recorded in run.json and its config hash unused, and a
+        # changed one relabelled every image for nothing.
+        raise ValueError(
+            "--text-threshold: --backend sam3 has no text threshold (its one instance score is "
+            "thresholded by --box-threshold)"
+        )
     if backend == "sam3" and (detector or segmenter):
         raise ValueError(
             "--backend sam3 takes its checkpoint with --model (no --detector / --segmenter; "
