@@ -77,6 +77,25 @@ def test_every_option_name_reads_in_full_on_a_narrow_terminal(columns: str):
             assert option in words, (path, option)
 
 
+def test_no_help_text_is_eaten_as_rich_markup():
+    """typer renders help as rich markup, which takes ``[word ...]`` for a style tag and drops
+    it: engine fuse --help read "Splits to fuse, e.g. train,val ." (its "[default: all the runs
+    labelled]" gone) and review's and report's --pred "DIR/<stem>.png" (without "[split/]")."""
+    import typer
+    from rich.markup import render
+
+    root = typer.main.get_command(cli.app)
+    for path in _commands():
+        command = root
+        for name in path:
+            command = command.commands[name]
+        texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+        for text in texts:
+            assert render(text).plain == text, (path, text)
+    res = runner.invoke(cli.app, ["fuse", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert "e.g. train,val (default: every split all the runs labelled)." in res.output
+
+
 def test_a_wide_terminal_keeps_the_rich_panels():
     assert "╭─ Options" in _help("fuse")  # 120 columns: nothing cut
     assert "╭─ Options" in _help("label")
