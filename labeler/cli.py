@@ -63,7 +63,9 @@ def label_cmd(
     max_boxes: int = typer.Option(
         100, min=0, help="Boxes per image that reach SAM, best box score first (0: all)."
     ),
-    uncertain: str = typer.Option("0.15,0.25", help="Confidence band lo,hi that becomes 255."),
+    uncertain: str = typer.Option(
+        "0.15,0.25", help="Confidence band lo,hi that becomes 255 (lo = hi: none)."
+    ),
     batch_size: int = typer.Option(4, min=1, help="Images per model batch."),
     workers: int = typer.Option(2, min=1, help="Image decoding threads."),
     writers: int = typer.Option(2, min=1, help="Output writing threads."),
