@@ -251,7 +251,10 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
     for split, stem, error in summary.failed[:20]:
         err.print(f"[red]failed[/red] {split}/{stem}: {error}")
     if len(summary.failed) > 20:
-        err.print(f"... and {len(summary.failed) - 20} more failures (see manifest.jsonl)")
+        manifest = summary.out_dir / "manifest.jsonl"  # the run's, not one in the working dir
+        err.print(
+            f"... and {len(summary.failed) - 20} more failures (see {manifest})", soft_wrap=True
+        )
     if summary.failed:
         n = len(summary.failed)
         err.print(

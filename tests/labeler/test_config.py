@@ -280,3 +280,16 @@ def test_build_config_hash_fields_and_default_out():
     assert cfg.result_fields() != changed.result_fields()
     with pytest.raises(ValueError, match="precision"):
         LabelConfig(data="d", cls=ClassSpec("B"), precision="fp8")
+
+
+def test_the_summary_names_the_run_s_manifest_for_the_failures_it_does_not_list(tmp_path, capsys):
+    """'... and 5 more failures (see manifest.jsonl)' sent the user to a file of the working
+    directory; the run's own is named."""
+    from labeler.cli_support import print_label_summary
+    from labeler.run import LabelSummary
+
+    failed = [("test", f"img{i:02d}", "unreadable") for i in range(25)]
+    out = tmp_path / "runs" / "label" / "car"
+    print_label_summary(LabelSummary(out_dir=out, config_hash="h", shard=(0, 1), failed=failed))
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"... and 5 more failures (see {out / 'manifest.jsonl'})" in err
