@@ -61,7 +61,10 @@ def label_cmd(
         None, min=0, help="Instances kept per image, best first (default 100; 0: all)."
     ),
     max_boxes: int = typer.Option(
-        100, min=0, help="Boxes per image that reach SAM, best box score first (0: all)."
+        100,
+        min=0,
+        help="Boxes per image that reach SAM, best box score first (sam3: instances per crop "
+        "and prompt; 0: all).",
     ),
     uncertain: str = typer.Option(
         "0.15,0.25", help="Confidence band lo,hi that becomes 255 (lo = hi: none)."
