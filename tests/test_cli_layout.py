@@ -32,6 +32,12 @@ def test_help_lists_commands_in_workflow_order_under_their_stage():
         assert name in listed
 
 
+def test_annotate_lists_its_commands_in_the_order_a_user_runs_them():
+    """engine annotate --help listed export, import, pick; a subset starts with pick."""
+    listed = re.findall(r"^│ ([a-z]+) ", _help("annotate"), flags=re.MULTILINE)
+    assert listed == ["pick", "export", "import"]
+
+
 @pytest.mark.parametrize(
     "args", [(), ("fuse",), ("label",), ("train",), ("demo",), ("annotate",), ("annotate", "pick")]
 )
