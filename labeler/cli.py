@@ -53,15 +53,22 @@ def label_cmd(
         "fill_radius, fill_holes, boundary_shift, false_positive_rate, min_area.",
     ),
     box_threshold: float = typer.Option(None, help="Box threshold (default 0.35)."),
-    text_threshold: float = typer.Option(None, help="Text threshold (default 0.25)."),
+    text_threshold: float = typer.Option(
+        None, help="Text threshold (default 0.25; grounded-sam: SAM 3 has none)."
+    ),
     min_area: int = typer.Option(None, help="Minimum instance area in pixels (default 0)."),
     max_instances: int = typer.Option(
         None, min=0, help="Instances kept per image, best first (default 100; 0: all)."
     ),
     max_boxes: int = typer.Option(
-        100, min=0, help="Boxes per image that reach SAM, best box score first (0: all)."
+        100,
+        min=0,
+        help="Boxes per image that reach SAM, best box score first (sam3: instances per crop "
+        "and prompt; 0: all).",
     ),
-    uncertain: str = typer.Option("0.15,0.25", help="Confidence band lo,hi that becomes 255."),
+    uncertain: str = typer.Option(
+        "0.15,0.25", help="Confidence band lo,hi that becomes 255 (lo = hi: none)."
+    ),
     batch_size: int = typer.Option(4, min=1, help="Images per model batch."),
     workers: int = typer.Option(2, min=1, help="Image decoding threads."),
     writers: int = typer.Option(2, min=1, help="Output writing threads."),

@@ -147,6 +147,14 @@ def build_label_config(
         )
     if model_revision and backend != "sam3":
         raise ValueError(f"--model-revision is for --backend sam3 (its --model), not {backend}")
+    if backend == "sam3" and text_threshold is not None:
+        # SAM 3 scores an instance once (detection x presence): the threshold on that is
+        # --box-threshold. Taken, it was recorded in run.json and its config hash unused, and a
+        # changed one relabelled every image for nothing.
+        raise ValueError(
+            "--text-threshold: --backend sam3 has no text threshold (its one instance score is "
+            "thresholded by --box-threshold)"
+        )
     if backend == "sam3" and (detector or segmenter):
         raise ValueError(
             "--backend sam3 takes its checkpoint with --model (no --detector / --segmenter; "
@@ -243,7 +251,10 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
     for split, stem, error in summary.failed[:20]:
         err.print(f"[red]failed[/red] {split}/{stem}: {error}")
     if len(summary.failed) > 20:
-        err.print(f"... and {len(summary.failed) - 20} more failures (see manifest.jsonl)")
+        manifest = summary.out_dir / "manifest.jsonl"  # the run's, not one in the working dir
+        err.print(
+            f"... and {len(summary.failed) - 20} more failures (see {manifest})", soft_wrap=True
+        )
     if summary.failed:
         n = len(summary.failed)
         err.print(

@@ -32,6 +32,12 @@ def test_help_lists_commands_in_workflow_order_under_their_stage():
         assert name in listed
 
 
+def test_annotate_lists_its_commands_in_the_order_a_user_runs_them():
+    """engine annotate --help listed export, import, pick; a subset starts with pick."""
+    listed = re.findall(r"^│ ([a-z]+) ", _help("annotate"), flags=re.MULTILINE)
+    assert listed == ["pick", "export", "import"]
+
+
 @pytest.mark.parametrize(
     "args", [(), ("fuse",), ("label",), ("train",), ("demo",), ("annotate",), ("annotate", "pick")]
 )
@@ -75,6 +81,25 @@ def test_every_option_name_reads_in_full_on_a_narrow_terminal(columns: str):
         words = set(re.findall(r"--[a-z0-9-]+", res.output))
         for option in _options(path):
             assert option in words, (path, option)
+
+
+def test_no_help_text_is_eaten_as_rich_markup():
+    """typer renders help as rich markup, which takes ``[word ...]`` for a style tag and drops
+    it: engine fuse --help read "Splits to fuse, e.g. train,val ." (its "[default: all the runs
+    labelled]" gone) and review's and report's --pred "DIR/<stem>.png" (without "[split/]")."""
+    import typer
+    from rich.markup import render
+
+    root = typer.main.get_command(cli.app)
+    for path in _commands():
+        command = root
+        for name in path:
+            command = command.commands[name]
+        texts = [command.help or "", *(getattr(p, "help", None) or "" for p in command.params)]
+        for text in texts:
+            assert render(text).plain == text, (path, text)
+    res = runner.invoke(cli.app, ["fuse", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    assert "e.g. train,val (default: every split all the runs labelled)." in res.output
 
 
 def test_a_wide_terminal_keeps_the_rich_panels():

@@ -83,7 +83,9 @@ def train_cmd(
         "run's).",
     ),
     preset: str = typer.Option(
-        None, "--preset", help="Model preset: massformer_r50 | massformer_lite_r18 | tiny."
+        None,
+        "--preset",
+        help="Model preset: massformer_r50 (default) | massformer_lite_r18 | tiny.",
     ),
     config: Path = typer.Option(None, "--config", help="Training config YAML (strict keys)."),
     out: Path = typer.Option(None, "--out", help="Run directory (default runs/train/run)."),
@@ -94,12 +96,20 @@ def train_cmd(
         help="Optimizer steps (default 80,000; a resume: the run's own plan).",
     ),
     batch_size: int = typer.Option(
-        None, "--batch-size", min=1, help="Images per step over all GPUs and accumulation."
+        None,
+        "--batch-size",
+        min=1,
+        help="Images per step over all GPUs and accumulation (default 16).",
     ),
-    crop: int = typer.Option(None, "--crop", min=32, help="Square training crop side."),
-    device: str = typer.Option(None, "--device", help="auto | cpu | cuda | cuda:N."),
+    crop: int = typer.Option(
+        None, "--crop", min=32, help="Square training crop side (default 1024)."
+    ),
+    device: str = typer.Option(None, "--device", help="auto (default) | cpu | cuda | cuda:N."),
     backbone_weights: str = typer.Option(
-        None, "--backbone-weights", help="auto | torchvision | PATH | none."
+        None,
+        "--backbone-weights",
+        help="auto (default: torchvision for the ResNet presets, none for tiny or with --init) "
+        "| torchvision | PATH | none.",
     ),
     backbone_norm: str = typer.Option(
         None,
@@ -113,7 +123,12 @@ def train_cmd(
         "--init",
         help="Start from this checkpoint (ours or converted); the class head grows for new classes.",
     ),
-    val_every: int = typer.Option(None, "--val-every", min=0, help="Validate every N steps."),
+    val_every: int = typer.Option(
+        None,
+        "--val-every",
+        min=0,
+        help="Validate every N steps and at the end (default 5,000; 0: only at the end).",
+    ),
     val_split: str = typer.Option(
         None, "--val-split", help="Labelled split validated on (default val); none: no validation."
     ),
@@ -133,7 +148,8 @@ def train_cmd(
         None,
         "--processes",
         min=0,
-        help="CPU: local processes splitting each batch (DDP, 1 thread each); 0: one per core.",
+        help="CPU: local processes splitting each batch (DDP, 1 thread each; default 1); 0: one "
+        "per core.",
     ),
     pseudo_form: str = typer.Option(
         None,
@@ -157,7 +173,10 @@ def train_cmd(
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Train MaSSFormer (jointly on fused labels, or on plain MaSS13K). Under torchrun: DDP."""
+    """Train MaSSFormer (jointly on fused labels, or on plain MaSS13K). Under torchrun: DDP.
+
+    An option left out takes the --config file's value, else the default its help names; a
+    --resume without --config, the run's own (config.json)."""
     import os
 
     from annotations.fileio import read_jsonl

@@ -8,8 +8,8 @@ from engine.cli.common import stdout
 from engine.text import counted
 
 app = typer.Typer(
-    help="Annotated test subsets: export pseudo labels for correction, import corrected "
-    "annotations, pick images worth annotating.",
+    help="Annotated test subsets: pick images worth annotating, export their pseudo labels for "
+    "correction, import the corrected annotations.",
     no_args_is_help=True,
 )
 
@@ -187,3 +187,9 @@ def annotate_pick(
     if len(picks) < n:  # the split is smaller than asked for: say so, not just a smaller count
         detail += f"; every image of split {split!r}, fewer than the {n} asked for"
     stdout.print(f"picked {counted(len(picks), 'image')} ({detail}) -> {path}")
+
+
+# engine annotate --help lists them in the order a user runs them (registration order: export,
+# import, pick, was the order shown)
+_ORDER = ("pick", "export", "import")
+app.registered_commands.sort(key=lambda info: _ORDER.index(info.name))

@@ -27,15 +27,17 @@ def fuse_command(
         ..., "--pseudo", help="Pseudo-label run directory of one new class (repeat for several)."
     ),
     out_dir: Path | None = typer.Option(
-        None, "--out", help="Output directory [default: runs/fused/<class>[+<class>...]]."
+        None, "--out", help="Output directory (default runs/fused/<class>[+<class>...])."
     ),
     split: list[str] | None = typer.Option(
-        None, "--split", help="Splits to fuse, e.g. train,val [default: all the runs labelled]."
+        None,
+        "--split",
+        help="Splits to fuse, e.g. train,val (default: every split all the runs labelled).",
     ),
     parent: list[str] | None = typer.Option(
         None,
         "--parent",
-        help="Precise classes a new class may claim, e.g. Others,Ground [default: its own parent].",
+        help="Precise classes a new class may claim, e.g. Others,Ground (default: its own parent).",
     ),
     parent_constraint: bool = typer.Option(
         True,

@@ -20,7 +20,8 @@ def review(
     data: str | None = typer.Option(None, help="Dataset root (default: the one run.json names)."),
     pred: list[str] | None = typer.Option(
         None,
-        help="Model predictions: DIR/[split/]<stem>.png (repeatable: a panel per folder, named "
+        help="Model predictions: DIR/<stem>.png or DIR/<split>/<stem>.png (repeatable: a panel "
+        "per folder, named "
         "from its predict.json, e.g. 'prediction + guided filter').",
     ),
     pred_class_id: int | None = typer.Option(

@@ -257,7 +257,9 @@ def report(
     out: str = typer.Option(..., help="Report folder (report.md, report.json, chart.png)."),
     pseudo: str | None = typer.Option(None, help="Label run directory (pseudo labels)."),
     fused: str | None = typer.Option(None, help="Fused labels directory."),
-    pred: str | None = typer.Option(None, help="Model predictions: DIR/[split/]<stem>.png."),
+    pred: str | None = typer.Option(
+        None, help="Model predictions: DIR/<stem>.png or DIR/<split>/<stem>.png."
+    ),
     data: str | None = typer.Option(
         None,
         help="Dataset root: overlays and the per-class table (default: the one subset.json "

@@ -207,6 +207,16 @@ def test_model_backends_refuse_backend_options_they_never_read(backend):
         )
 
 
+def test_sam3_refuses_the_text_threshold_it_has_none_of():
+    """--backend sam3 --text-threshold 0.4 was taken and read by nothing (SAM 3 thresholds its
+    one score with --box-threshold), yet hashed: a changed one relabelled every image alike."""
+    with pytest.raises(ValueError, match="^--text-threshold: --backend sam3 has no text thresh"):
+        build_label_config(class_name="Car", data="d", backend="sam3", text_threshold=0.4)
+    cfg = build_label_config(class_name="Car", data="d", backend="sam3", box_threshold=0.4)
+    assert (cfg.cls.box_threshold, cfg.cls.text_threshold) == (0.4, 0.25)
+    assert build_label_config(class_name="Car", data="d", text_threshold=0.4).cls.text_threshold
+
+
 def test_one_model_folder_spelled_differently_hashes_alike():
     """--detector ./m/gdino/ (tab completion's trailing slash) on a run made with m/gdino
     relabelled every image as "other settings"; hub ids and the plain spelling (the hash of
@@ -270,3 +280,16 @@ def test_build_config_hash_fields_and_default_out():
     assert cfg.result_fields() != changed.result_fields()
     with pytest.raises(ValueError, match="precision"):
         LabelConfig(data="d", cls=ClassSpec("B"), precision="fp8")
+
+
+def test_the_summary_names_the_run_s_manifest_for_the_failures_it_does_not_list(tmp_path, capsys):
+    """'... and 5 more failures (see manifest.jsonl)' sent the user to a file of the working
+    directory; the run's own is named."""
+    from labeler.cli_support import print_label_summary
+    from labeler.run import LabelSummary
+
+    failed = [("test", f"img{i:02d}", "unreadable") for i in range(25)]
+    out = tmp_path / "runs" / "label" / "car"
+    print_label_summary(LabelSummary(out_dir=out, config_hash="h", shard=(0, 1), failed=failed))
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"... and 5 more failures (see {out / 'manifest.jsonl'})" in err

@@ -90,6 +90,39 @@ def test_train_then_predict_end_to_end(synth, tmp_path):
         )
 
 
+def test_train_help_states_the_config_s_defaults():
+    """engine train --help named no default for --batch-size, --crop, --val-every, --preset
+    (their options default to None, the config deciding): a user read nothing, or guessed. Each
+    default it states now is TrainConfig's."""
+    import re
+
+    import typer
+
+    from trainer.config import TrainConfig
+
+    params = {p.name: p.help for p in typer.main.get_command(app).commands["train"].params}
+    c = TrainConfig()
+    stated = {
+        "preset": (r"(\w+) \(default\)", c.preset),
+        "batch_size": (r"\(default (\d+)\)", str(c.batch_size)),
+        "crop": (r"\(default (\d+)\)", str(c.augment.crop)),
+        "device": (r"(\w+) \(default\)", c.device),
+        "backbone_weights": (r"(\w+) \(default", c.backbone_weights),
+        "val_every": (r"\(default ([\d,]+);", f"{c.val_every:,}"),
+        "processes": (r"default (\d+)\)", str(c.processes)),
+        "iters": (r"\(default ([\d,]+);", f"{c.iters:,}"),
+        "val_size": (r"\(default (\d+x\d+)\)", "x".join(map(str, c.val_size))),
+        "val_split": (r"\(default (\w+)\)", c.val_split),
+        "out": (r"\(default ([\w/]+)\)", c.out),
+        "class_crop_prob": (r"\(default ([\d.]+)\)", str(c.augment.class_crop_prob)),
+        "pseudo_form": (r"(\w+) \(default\)", c.loss.decoupling.pseudo_form),
+        "backbone_norm": (r"(\w+) \(default", c.backbone_norm),
+    }
+    for name, (pattern, real) in stated.items():
+        found = re.search(pattern, params[name])
+        assert found and found.group(1) == real, (name, params[name], real)
+
+
 def test_cli_errors_are_one_line(synth, tmp_path):
     res = CliRunner().invoke(
         app,
