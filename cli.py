@@ -155,7 +155,7 @@ def main() -> None:
     """Console-script entry point."""
     log_to_console()
     try:
-        app()
+        app(prog_name="engine")  # as `python -m cli` too (its usage and errors said cli.py)
     except KeyboardInterrupt:  # before a command started (typer turns it into exit 130 after)
         stderr.print(INTERRUPTED, soft_wrap=True)
         sys.exit(EXIT_INTERRUPTED)

@@ -206,6 +206,7 @@ def test_help_is_fast():
     assert res.returncode == 0 and "synth" in res.stdout and "info" in res.stdout
     assert cpu < 1.0, f"engine --help used {cpu:.2f} s of CPU"
     assert wall < 10.0, f"engine --help took {wall:.2f} s"
+    assert "Usage: engine " in res.stdout  # as `python -m cli` too (it said cli.py)
 
 
 def test_log_records_are_warning_lines_on_the_console(monkeypatch, capsys):
