@@ -122,8 +122,9 @@ def resolve_input(
 
     ``auto`` reads a file holding only 0, 1 and 255 as a binary mask. (When the class id is 1
     both readings coincide; for another id, a full label map containing only classes 0 and 1
-    would be misread: pass ``input="labels"``.) ``missing`` says which taxonomy lacks the class,
-    for a full label map when ``class_id`` is None.
+    would be misread: a folder an engine output records is read as ``labels``,
+    :func:`_folder_mode`.) ``missing`` says which taxonomy lacks the class, for a full label map
+    when ``class_id`` is None.
     """
     binary = mode == "binary" or (mode == "auto" and is_binary_mask(label))
     if binary:
@@ -151,23 +152,34 @@ def children_outside(taxonomy: Taxonomy, class_id: int | None, other: Taxonomy) 
 @dataclass(frozen=True)
 class _Reading:
     """How one folder's files are read: the class's id in its taxonomy (None: not there, so
-    only binary masks can be scored), the taxonomy, and what an error says it lacks."""
+    only binary masks can be scored), the taxonomy, what an error says it lacks, and the
+    ``--input`` mode its files are read in (:func:`_folder_mode`)."""
 
     class_id: int | None
     taxonomy: Taxonomy
     lacks: str
+    mode: str = "auto"
+
+
+def _folder_mode(cfg: CompareConfig, source: str) -> str:
+    """``--input`` for one folder: ``auto`` is ``labels`` where an engine output records the
+    folder's taxonomy (:func:`folder_classes`: predictions, a fused dataset's labels), which
+    writes full label maps only; read file by file, a prediction holding only Others and Human
+    (0 and 1) was taken for a binary mask and its Human pixels scored as the class."""
+    recorded = cfg.taxonomy is None and source != DEFAULT_TAXONOMY
+    return "labels" if cfg.input == "auto" and recorded else cfg.input
 
 
 def _score_one(
-    args: tuple[Path, Path, _Reading, _Reading, str, str | None, list[int]],
+    args: tuple[Path, Path, _Reading, _Reading, str | None, list[int]],
 ) -> np.ndarray:
-    pred_path, gt_path, pred_reading, gt_reading, mode, resize, children = args
+    pred_path, gt_path, pred_reading, gt_reading, resize, children = args
     pred_cid, pred_tax = pred_reading.class_id, pred_reading.taxonomy
     gt_cid, gt_tax = gt_reading.class_id, gt_reading.taxonomy
     gt = read_label(gt_path)
     pred = read_label(pred_path)
-    gt_id = resolve_input(gt, gt_path, gt_cid, mode, gt_reading.lacks)
-    pred_id = resolve_input(pred, pred_path, pred_cid, mode, pred_reading.lacks)
+    gt_id = resolve_input(gt, gt_path, gt_cid, gt_reading.mode, gt_reading.lacks)
+    pred_id = resolve_input(pred, pred_path, pred_cid, pred_reading.mode, pred_reading.lacks)
     for label, path, cid, tax in (
         (gt, gt_path, gt_id, gt_tax),
         (pred, pred_path, pred_id, pred_tax),
@@ -392,7 +404,9 @@ def compare(cfg: CompareConfig) -> CompareReport:
     if subset is not None:
         check_subset_class(subset, named)
     gt_cid = _class_in(cfg, named, gt_tax, gt_source, f"the ground truth {gt}")
-    gt_reading = _Reading(gt_cid, gt_tax, _lacks(named, gt_tax, gt_source))
+    gt_reading = _Reading(
+        gt_cid, gt_tax, _lacks(named, gt_tax, gt_source), _folder_mode(cfg, gt_source)
+    )
     class_name = resolve_class(named, gt_tax)[0]
     rows: list[SourceScores] = []
     per_image: list[np.ndarray] = []  # each source's (8, N) counts of the class, for intervals
@@ -403,10 +417,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
         cid = _class_in(cfg, named, tax, tax_source, f"source {name!r}")
         children = children_outside(tax, cid, gt_tax)
         pairs = pair_files(folder, gt, extra_ok=split is not None)  # a subset: some images
-        reading = _Reading(cid, tax, _lacks(named, tax, tax_source))
-        jobs = [
-            (p, g, reading, gt_reading, cfg.input, cfg.resize_pred, children) for _, p, g in pairs
-        ]
+        reading = _Reading(cid, tax, _lacks(named, tax, tax_source), _folder_mode(cfg, tax_source))
+        jobs = [(p, g, reading, gt_reading, cfg.resize_pred, children) for _, p, g in pairs]
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
         for array in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):
             scorer.add_counts(PairCounts.from_array(array))

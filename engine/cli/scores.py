@@ -171,7 +171,8 @@ def compare_cmd(
     input_mode: _Input = typer.Option(
         _Input.auto,
         "--input",
-        help="How to read files: auto (only 0/1/255 = binary mask), binary, or labels.",
+        help="How to read files: auto (a folder of predictions or fused labels: label maps; "
+        "else a file holding only 0/1/255: a binary mask), binary, or labels.",
     ),
     json_out: Path | None = typer.Option(
         None,

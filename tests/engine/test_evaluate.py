@@ -760,6 +760,23 @@ def test_compare_reads_each_folder_s_recorded_taxonomy(tmp_path: Path) -> None:
         compare(CompareConfig("Bicycle", gt9, (("p", a_dir),), input="labels", progress=False))
 
 
+def test_a_prediction_holding_only_others_and_human_is_a_label_map(tmp_path: Path) -> None:
+    """--input auto read each file alone: a model's prediction holding only classes 0 and 1
+    (Others and Human) was taken for a binary mask, its Human pixels scored as Bicycle. A
+    folder whose taxonomy an engine output records holds full label maps only."""
+    eight = MASS13K.with_new_class("Bicycle")
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    truth = np.zeros((20, 30), np.uint8)
+    truth[5:10, 5:10] = 1  # the annotated bicycle (a binary subset mask)
+    model = np.zeros((20, 30), np.uint8)
+    model[5:10, 5:10] = 1  # Human where the bicycle is: no Bicycle predicted
+    write_label(gt / "a.png", truth)
+    write_label(pred / "a.png", model)
+    (pred / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": eight.to_dict()}))
+    rep = compare(CompareConfig("Bicycle", gt, (("model", pred),), progress=False))
+    assert rep.rows[0].scores.iou == 0.0  # nothing of the class predicted (it read 100)
+
+
 def test_compare_resolves_a_class_id_in_the_ground_truth_s_taxonomy(tmp_path: Path) -> None:
     """--class 8 against a fused dataset with Car at 7 and Bicycle at 8 is Bicycle, which each
     source then finds in its own taxonomy (the predictions' Bicycle at 7, Car at 8). Before, the
