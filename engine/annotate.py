@@ -6,6 +6,7 @@ module ties them to a label run and a dataset (image paths and sizes).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -80,7 +81,7 @@ from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
 from engine.runinfo import environment
-from engine.runlock import check_output_folder
+from engine.runlock import check_not_being_written, check_output_folder
 from engine.text import counted, few
 
 log = logging.getLogger(__name__)
@@ -222,15 +223,33 @@ def _no_labelled(run: LabelRun, split: str) -> ValueError:
     )
 
 
+def _warn_not_labelled(run: LabelRun, split: str, pending: list[str], what: str) -> None:
+    """Say that ``what`` (an export, a pick) covers only the labelled images of a split whose
+    run stopped before the others (``pending``): without a word the part passed for the split."""
+    if pending:
+        log.warning(
+            "%s: %s of split %r not labelled (yet): the %s has the %s labelled; engine label "
+            "with the same settings finishes the run",
+            run.root,
+            counted(len(pending), "image"),
+            split,
+            what,
+            counted(len(run.stems(split)), "image"),
+        )
+
+
 def _run_items(cfg: ExportConfig) -> tuple[str, Items]:
     """A label run's class and instances."""
     run = LabelRun.open(cfg.run)
+    check_not_being_written(run.root, "engine annotate export", "its pseudo labels")
     split = cfg.split or "test"
     available = run.stems(split)
     if not available:
         raise _no_labelled(run, split)
     stems = _chosen(cfg, available, run.root, f"the run's {split!r} split")
     images = dataset_images(cfg.data, run, split)
+    if not cfg.stems:  # the whole split asked for: a run stopped half way holds part of it
+        _warn_not_labelled(run, split, sorted(set(images) - set(available)), "export")
     image_root = _split_image_dir(cfg.data, run, split) if images else None
 
     def items() -> Iterator[tuple[ExportImage, Path | None]]:
@@ -971,9 +990,16 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     if cfg.out is not None:
         _check_list_path(Path(cfg.out))
     run = LabelRun.open(cfg.run)
+    check_not_being_written(run.root, "engine annotate pick", "its pseudo labels")
     stats = image_stats(run, cfg.split, cfg.tiny_fraction, cfg.progress)
     if not stats:
         raise _no_labelled(run, cfg.split)
+    if run.data_root is not None and run.data_root.is_dir():
+        with contextlib.suppress(ValueError, OSError):  # a dataset moved on: picked all the same
+            listed = dataset_images(None, run, cfg.split)
+            _warn_not_labelled(
+                run, cfg.split, sorted(set(listed) - set(run.stems(cfg.split))), "pick"
+            )
     stand_ins = [s.stem for s in stats if s.confidence_from == "instances"]
     if stand_ins:  # another scale than the maps': said, not ranked with them without a word
         log.warning(

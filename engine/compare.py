@@ -50,6 +50,7 @@ from engine.outputs import (
 )
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
+from engine.runlock import check_not_being_written
 from engine.text import METRICS, counted, format_score, score_cells
 
 log = logging.getLogger(__name__)
@@ -412,6 +413,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
     per_image: list[np.ndarray] = []  # each source's (8, N) counts of the class, for intervals
     images = 0
     for name, given in cfg.sources:
+        check_not_being_written(given, "engine compare", "its label maps")
         folder = source_folder(given, split)
         tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)
         cid = _class_in(cfg, named, tax, tax_source, f"source {name!r}")

@@ -23,6 +23,7 @@ from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
+from engine.runlock import check_not_being_written
 from engine.text import joined
 
 LABEL_EXTS = (".png",)
@@ -398,6 +399,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     Others. That takes a second pass over the files."""
     check_not_subset_masks(cfg.gt, "ground-truth")
     check_not_subset_masks(cfg.pred, "prediction")
+    check_not_being_written(cfg.pred, "engine evaluate", "its label maps")
     taxonomy, taxonomy_source, by_name = resolve_taxonomy(
         cfg.num_classes, cfg.taxonomy, cfg.pred, cfg.gt
     )

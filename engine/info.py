@@ -36,6 +36,7 @@ from engine.datasets import (
     split_key,
 )
 from engine.parallel import map_in_order
+from engine.runlock import writer
 from engine.text import counted
 
 
@@ -487,7 +488,11 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             "these settings labels them again"
         )
     if any(r.pending for r in stats.splits.values()):
-        out.append("images not labelled yet: run engine label again to finish (it resumes)")
+        out.append(
+            f"images not labelled yet: {holder} is labelling them now"
+            if (holder := writer(stats.root))
+            else "images not labelled yet: run engine label again to finish (it resumes)"
+        )
     out += [
         f"note: its dataset: {note} (engine info {stats.data_root} lists its problems)"
         for note in stats.notes
@@ -547,7 +552,14 @@ def render_train_run(stats: TrainRunStats) -> list:
     head.add_column("what")
     head.add_column("value", overflow="fold")
     iters = int(c.get("iters") or 0)
-    state = "finished" if stats.finished else "stopped: engine train --resume continues it"
+    holder = None if stats.finished else writer(stats.root)
+    state = (
+        "finished"
+        if stats.finished
+        else f"running now: {holder}"
+        if holder
+        else "stopped: engine train --resume continues it"
+    )
     head.add_row("step", f"{stats.step:,} of {iters:,} ({state})")
     head.add_row("data", str(c.get("data")))
     head.add_row("model", f"{c.get('preset')}" + (f", from {c['init']}" if c.get("init") else ""))
@@ -665,7 +677,10 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     head.add_row("inference", ", ".join(refinements) or "the release's: whole image, one scale")
     classes = [c.get("name") for c in (meta.get("taxonomy") or {}).get("classes", [])]
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
-    head.add_row("label maps", f"{maps:,}")
+    holder = writer(root)  # still labelling: the count is of the maps so far
+    head.add_row(
+        "label maps", f"{maps:,}" + (f" so far: {holder} is writing them now" if holder else "")
+    )
     for f in failed_images(
         meta
     ):  # engine predict's record of the images that could not be labelled

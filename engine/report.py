@@ -71,7 +71,7 @@ from engine.outputs import (
 )
 from engine.progress import track
 from engine.runinfo import environment
-from engine.runlock import check_output_folder
+from engine.runlock import check_not_being_written, check_output_folder
 from engine.table4 import Table4
 from engine.text import METRICS, SOURCES, counted, joined, score_cells
 
@@ -722,6 +722,9 @@ def build_report(cfg: ReportConfig) -> ReportResult:
             "nothing to report: give pseudo labels (--pseudo), fused labels (--fused) or "
             "predictions (--pred)"
         )
+    for given in (cfg.pseudo, cfg.fused, cfg.pred):  # scored now, a part passed for the whole
+        if given:
+            check_not_being_written(given, "engine report", "its label maps")
     taxonomies = source_taxonomies(cfg, class_name)
     # the per-class table's classes: the predictions'
     taxonomy = next(

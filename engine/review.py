@@ -169,9 +169,10 @@ def _split_images(
 def build_review(cfg: ReviewConfig) -> ReviewResult:
     """Write the gallery; returns where it is and what it shows."""
     from engine.progress import track
-    from engine.runlock import check_output_folder
+    from engine.runlock import check_not_being_written, check_output_folder
 
     run = LabelRun.open(cfg.run)
+    check_not_being_written(run.root, "engine review", "its pseudo labels")
     class_name = run.class_name  # first: a fused dataset or other output is named as such
     out = Path(cfg.out) if cfg.out else run.root / "review"
     check_output_folder(out, ("review.json",), "engine review")  # before any image is drawn

@@ -116,6 +116,51 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
         os.close(fd)  # releases the lock
 
 
+def writer(folder: str | os.PathLike) -> str | None:
+    """The process writing ``folder`` now, as its :func:`exclusive` recorded it (``engine label
+    (pid 12 on host, since ...)``; a sharded label run holds a lock file per shard, and each
+    running shard is named), for a command that reads the folder; None when no process holds
+    one of its lock files (the run finished, or was killed: the OS freed its lock), or where
+    ``flock`` does not exist.
+
+    The probe takes a shared lock and drops it at once: a run starting at that instant would be
+    told the folder is in use, and its rerun starts it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock, no lock to find
+        return None
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    holders = []
+    for path in sorted(folder.glob(f"{LOCK_NAME}*")):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holders.append(_holder(fd))
+        except OSError:
+            pass  # a file system without locks: nothing to learn
+        finally:
+            os.close(fd)  # releases the probe's lock
+    return ", ".join(holders) or None
+
+
+def check_not_being_written(folder: str | os.PathLike, command: str, what: str) -> None:
+    """Refuse to read ``folder`` (``what`` it holds: "its pseudo labels") while another process
+    writes it (:func:`writer`): one line naming the folder, the writer and what to do. Read now,
+    the command would take a half-written output for the whole (a label run's first images, a
+    prediction folder whose maps are being replaced) and say nothing."""
+    if (holder := writer(folder)) is not None:
+        raise FolderInUse(
+            f"{folder}: {holder} is writing it now; {command} would read {what} half written: "
+            f"wait for it to finish, then run {command} again"
+        )
+
+
 def check_output_folder(
     folder: str | os.PathLike, own: tuple[str, ...] | None, command: str = ""
 ) -> None:

@@ -562,9 +562,11 @@ def train(
     once instead of writing over this one's checkpoints."""
     if os.environ.get(RUN_LOCKED_BY_PARENT) or int(os.environ.get("RANK", "0")) != 0:
         return _start(cfg, model, on_init)
-    from engine.runlock import check_output_folder, exclusive
+    from engine.runlock import check_not_being_written, check_output_folder, exclusive
 
     check_output_folder(cfg.out, ("metrics.jsonl",), "engine train")
+    # a fused dataset engine fuse still writes: its labels so far, or old and new ones mixed
+    check_not_being_written(cfg.data, "engine train", "its labels")
     with exclusive(cfg.out, "engine train"):
         return _start(cfg, model, on_init)
 

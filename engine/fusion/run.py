@@ -68,7 +68,7 @@ from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, Pseudo
 from engine.parallel import process_pool
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
-from engine.runlock import holds_lock
+from engine.runlock import check_not_being_written, holds_lock
 from engine.text import counted, few
 
 log = logging.getLogger(__name__)
@@ -375,6 +375,8 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
     if not config.pseudo:
         raise ValueError("no pseudo-label run given (--pseudo RUN_DIR, once per new class)")
     runs = [open_pseudo_run(p) for p in config.pseudo]
+    for run in runs:  # labelled so far, it would pass for the run (the splits it has, too)
+        check_not_being_written(run.path, "engine fuse", "its pseudo labels")
     out = config.out.resolve()
     for p in [spec.root, *[r.path for r in runs]]:
         if out == p.resolve():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import re
 from pathlib import Path
 
@@ -1955,3 +1956,38 @@ def test_a_folder_of_labelme_files_with_one_stray_json_is_told_and_the_stray_nam
             ImportConfig("auto", [str(folder)], "Bicycle", str(data), str(tmp_path / "s"))
         )
     assert f"{folder / '0-settings.json'}: not a LabelMe file" in str(e.value)
+
+
+def test_export_pick_and_review_refuse_a_label_run_being_written(tmp_path, world):
+    """A label run another process is still labelling (one shard of it, here) is refused in one
+    line naming the run and the process: exported, picked or reviewed now, its first images
+    passed for the whole split without a word."""
+    from engine.review import ReviewConfig, build_review
+    from engine.runlock import FolderInUse, exclusive
+
+    _, run, _ = world
+    out = tmp_path / "export"
+    with exclusive(run, "engine label", ".lock-shard1of2"):
+        for call in (
+            lambda: export_annotations(ExportConfig(run=str(run), out=str(out))),
+            lambda: pick_for_annotation(PickConfig(run=str(run), n=1)),
+            lambda: build_review(ReviewConfig(run=str(run), out=str(tmp_path / "review"))),
+        ):
+            with pytest.raises(FolderInUse) as e:
+                call()
+            assert str(e.value).startswith(f"{run}: engine label (pid {os.getpid()} on ")
+            assert "is writing it now" in str(e.value) and "wait for it to finish" in str(e.value)
+    assert not out.exists() and not (tmp_path / "review").exists()
+    assert not (run / "pick-test.txt").exists()
+    export_annotations(ExportConfig(run=str(run), out=str(out)))  # finished: exported
+
+
+def test_export_and_pick_of_a_run_stopped_half_way_say_it_is_partial(tmp_path, caplog):
+    data, run = tmp_path / "data", tmp_path / "run"
+    make_dataset(data, "test", n=3, size=(H, W))
+    make_run(run, data, {"img000": [disk(H, W, 24, 16, 8)], "img001": []}, (H, W))  # killed
+    export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "export")))
+    pick_for_annotation(PickConfig(run=str(run), n=1))
+    said = [r.getMessage() for r in caplog.records if "not labelled (yet)" in r.getMessage()]
+    assert len(said) == 2 and "1 image of split 'test'" in said[0]
+    assert "the export has the 2 images labelled" in said[0] and "the pick has" in said[1]

@@ -972,3 +972,26 @@ def test_num_classes_and_taxonomy_are_named_as_options(tmp_path: Path) -> None:
     """The refusal of both names the options a user typed, not the config's fields."""
     with pytest.raises(ValueError, match="^--num-classes and --taxonomy do not combine"):
         EvaluateConfig(tmp_path, tmp_path, num_classes=9, taxonomy=tmp_path / "t.json")
+
+
+def test_evaluate_and_compare_refuse_predictions_engine_predict_is_still_writing(tmp_path):
+    """All the ground truth's images predicted is no sign of a finished folder: engine predict
+    replacing its maps (other settings, --overwrite) leaves old and new ones side by side, and
+    they were scored as one model's."""
+    import os
+
+    from engine.runlock import exclusive
+
+    pred_dir, gt_dir = _write(tmp_path, _maps(2, 2))
+    with exclusive(pred_dir, "engine predict"):
+        res = runner.invoke(app, ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir)])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2 and text.startswith(
+            f"error: {pred_dir}: engine predict (pid {os.getpid()} on "
+        )
+        assert "engine evaluate would read its label maps half written: wait for it" in text
+        res = runner.invoke(
+            app, ["compare", "--class", "Others", "--gt", str(gt_dir), "--source", f"m={pred_dir}"]
+        )
+        assert res.exit_code == 2 and "engine compare would read its label maps" in res.output
+    assert evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False)).stems == ["img00", "img01"]

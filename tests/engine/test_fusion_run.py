@@ -377,6 +377,24 @@ def test_error_pseudo_labels_missing_or_extra(world, tmp_path):
         fuse(cfg(world, pseudo=(partial, write_pseudo_run(tmp_path / "v", "Car", {"val": {}}))))
 
 
+def test_a_label_run_still_being_written_is_refused_naming_its_process(world, tmp_path):
+    """A label run one of whose shards still labels (here it has done train, not val yet) was
+    fused as if finished: only train, the split it had, without a word."""
+    import os
+
+    from engine.runlock import FolderInUse, exclusive
+
+    going = write_pseudo_run(
+        tmp_path / "going", "Bicycle", {"train": {k: bike_map() for k in STEMS}}
+    )
+    with exclusive(going, "engine label", ".lock-shard1of2"), pytest.raises(FolderInUse) as e:
+        fuse(cfg(world, pseudo=(going, world["car"])))
+    assert str(e.value).startswith(f"{going}: engine label (pid {os.getpid()} on ")
+    assert "engine fuse would read its pseudo labels half written: wait for it" in str(e.value)
+    assert not world["out"].exists()
+    assert fuse(cfg(world, pseudo=(going, world["car"]))).splits == ("train",)  # finished
+
+
 def test_error_class_already_in_taxonomy(tmp_path):
     fused_tax = MASS13K.with_new_class("Bicycle")
     data = write_dataset(tmp_path / "data", {"train": {"a": precise_map()}}, taxonomy=fused_tax)

@@ -486,3 +486,47 @@ def test_a_moved_fused_dataset_names_its_source_and_images_entry(tmp_path: Path)
         "reads through the images: entry of dataset.yaml, relative to this folder; if either "
         "was moved, set that entry to /was/data/images/{split}"
     )
+
+
+def test_info_says_which_process_is_writing_a_run_now(tmp_path: Path):
+    """A training run engine train was still writing was shown "stopped: engine train --resume
+    continues it", a label run still labelling "run engine label again to finish", and a
+    prediction folder still being filled gave its count of maps so far as the count."""
+    import json
+    import os
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.info import label_run_stats, render_label_run
+    from engine.runlock import exclusive
+
+    me = f"(pid {os.getpid()} on "
+    done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train",)]
+    _, run = _label_run(tmp_path, done)
+    with exclusive(run, "engine label", ".lock-shard1of2"):
+        lines = render_label_run(label_run_stats(run))
+    assert f"images not labelled yet: engine label {me}" in lines[-1]
+    assert "run engine label again" in render_label_run(label_run_stats(run))[-1]  # killed
+
+    train = tmp_path / "train"
+    train.mkdir()
+    config = {"preset": "tiny", "data": "d", "iters": 100, "augment": {}}
+    (train / "config.json").write_text(json.dumps({"config": config}))
+    (train / "metrics.jsonl").write_text('{"step": 40, "loss": 1.5, "it_s": 2.0}\n')
+    pred = tmp_path / "pred"
+    write_label(pred / "a.png", np.zeros((4, 5), np.uint8))
+    (pred / "predict.json").write_text(json.dumps({"config": {"checkpoint": "x.pt"}}))
+    for folder, command, said in (
+        (train, "engine train", f"step │ 40 of 100 (running now: engine train {me}"),
+        (pred, "engine predict", f"label maps │ 1 so far: engine predict {me}"),
+    ):
+        with exclusive(folder, command):
+            text = " ".join(
+                CliRunner()
+                .invoke(app, ["info", str(folder)], env={"COLUMNS": "300"})
+                .output.split()
+            )
+        assert said in text, text
+    text = " ".join(CliRunner().invoke(app, ["info", str(train)]).output.split())
+    assert "(stopped: engine train --resume continues it)" in text

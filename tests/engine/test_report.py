@@ -833,3 +833,22 @@ def test_a_fused_dataset_as_data_reads_its_source_datasets_precise_labels(world,
     with pytest.raises(FileNotFoundError, match="its source dataset .* is not found from here"):
         build_report(replace(cfg, out=str(tmp / "rep3")))
     assert record["inputs"]["data"] == str(data.absolute())
+
+
+def test_a_source_another_process_still_writes_is_refused_before_any_file(world):
+    """A label run still labelling, or predictions engine predict still writes (replacing the
+    maps of other settings), was scored as if finished."""
+    import os
+
+    from engine.runlock import FolderInUse, exclusive
+
+    tmp, data, subset, _ = world
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                       pred=str(tmp / "pred"), data=str(data))  # fmt: skip
+    for folder, command in ((tmp / "run", "engine label"), (tmp / "pred", "engine predict")):
+        with exclusive(folder, command), pytest.raises(FolderInUse) as e:
+            build_report(cfg)
+        assert str(e.value).startswith(f"{folder}: {command} (pid {os.getpid()} on ")
+        assert "engine report would read its label maps half written" in str(e.value)
+    assert not (tmp / "rep").exists()
+    assert build_report(cfg).json.is_file()  # finished: reported

@@ -215,3 +215,19 @@ def test_commands_refuse_a_folder_in_use_with_one_line(tmp_path: Path) -> None:
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_writer_names_the_process_writing_a_folder_and_none_once_it_is_killed(tmp_path: Path):
+    from engine.runlock import writer
+
+    run = tmp_path / "run"
+    assert writer(run) is None  # no folder
+    holder = _hold(run, ".lock-shard0of2")  # a shard of a label run
+    try:
+        assert writer(run).startswith(f"engine train (pid {holder.pid} on ")
+        with exclusive(run, "engine label", ".lock-shard1of2"):  # the probe took no lock
+            pass
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert writer(run) is None  # killed: nobody writes it, though its lock file stays

@@ -661,3 +661,20 @@ def test_a_crop_too_small_for_the_model_is_refused_before_any_file(synth, tmp_pa
         "error: --crop 16 (augment.crop): the model needs at least 32 px per side; "
         "give --crop 32 or more"
     )
+
+
+def test_a_dataset_another_process_still_writes_is_refused_before_any_file(synth, tmp_path):
+    """Training on a fused dataset engine fuse still writes read its labels so far (or, under
+    --force, old and new ones mixed); a missing label said "unless it is running now" at best."""
+    import os
+
+    from engine.runlock import exclusive
+
+    run = tmp_path / "run"
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--out", str(run), "--iters", "1"]
+    with exclusive(synth, "engine fuse"):
+        res = CliRunner().invoke(app, [*args, "--device", "cpu", "--no-progress"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and not run.exists()
+    assert text.startswith(f"error: {synth}: engine fuse (pid {os.getpid()} on ")
+    assert "engine train would read its labels half written: wait for it" in text
