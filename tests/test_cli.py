@@ -86,7 +86,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path):
     [
         (["train", "--data", "d", "--crop", "16"], "error: Invalid value for '--crop': Input "
          "should be greater than or equal to 32; see engine train --help"),
-        (["train", "--crop", "64"], "error: Missing option '--data'; see engine train --help"),
+        (["evaluate", "--pred", "p"], "error: Missing option '--gt'; see engine evaluate --help"),
         (["trian"], "error: No such command 'trian'. Did you mean 'train'? See engine --help"),
         (["--bogus"], "error: No such option: --bogus; see engine --help"),
         (["annotate", "nope"], "error: No such command 'nope'; see engine annotate --help"),
@@ -217,7 +217,7 @@ def test_log_records_are_warning_lines_on_the_console(monkeypatch, capsys):
     import cli
     from engine.cli.common import LOGGED_PACKAGES, ConsoleLogHandler
 
-    def fake_app() -> None:
+    def fake_app(**_: object) -> None:
         logging.getLogger("labeler.models").warning("huggingface.co cannot be reached (%s)", "x")
         logging.getLogger("trainer.train").info("not shown at the default level")
 
