@@ -325,6 +325,9 @@ def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportRes
         "split": items.split,
         "config": {k: v for k, v in asdict(cfg).items() if k not in ("force", "progress")},
     }  # COCO's info carries the environment too; a file per image or task, not
+    # nor the chosen images' list: a copy in each of N files or tasks made the export grow as
+    # N squared (2,000 images: 230 MB where 20 MB hold the masks); COCO's info keeps it
+    per_image = {**record, "config": {k: v for k, v in record["config"].items() if k != "stems"}}
     result = ExportResult(None, [], 0, 0)
     coco = CocoBuilder(class_name, cfg.mask_format, cfg.simplify)
     tasks: list[dict] = []
@@ -343,13 +346,16 @@ def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportRes
                     else f"{item.stem}.jpg"
                 )
                 doc = to_labelme(item, class_name, rel, cfg.simplify)
-                doc[EXPORT_KEY] = {**record, POLYGON_KEY: LABELME}
+                doc[EXPORT_KEY] = {**per_image, POLYGON_KEY: LABELME}
                 atomic_write_json(staging / path, doc)
                 result.labelme.append(out / path)
             if "labelstudio" in cfg.formats:
                 url = image_url(img, item.file_name, cfg.image_url)
                 tasks += to_labelstudio(
-                    [(item.instances, item.unannotated, url)], class_name, record, items.description
+                    [(item.instances, item.unannotated, url)],
+                    class_name,
+                    per_image,
+                    items.description,
                 )
             if img is not None:
                 found.append(str(img.resolve()))

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from annotations.interchange import coco_to_masks
+from annotations.interchange import EXPORT_KEY, coco_to_masks
 from annotations.labelrun import LabelRun
 from annotations.polygons import mask_to_polygons, polygons_to_mask
 from annotations.subset import ImageStats, pick_images, read_subset, write_subset
@@ -263,6 +263,28 @@ def test_labelme_files_reference_images_relatively(tmp_path, world):
         ExportConfig(run=str(run), out=str(tmp_path / "e2"), formats=("COCO, labelme",))
     )
     assert both.coco is not None and both.labelme
+
+
+def test_per_image_files_do_not_grow_with_the_number_of_images_exported(tmp_path, world):
+    """Each LabelMe file and Label Studio task carries the exporter's record, but not the list
+    of every image chosen: N copies of an N-long list made an export grow as N squared (2,000
+    images: 230 MB of JSON where 20 MB hold the masks). COCO's info keeps the list, once."""
+    _, run, _ = world
+    sizes = {}
+    for stems in (["img001"], ["img000", "img001", "img002"]):
+        out = tmp_path / str(len(stems))
+        formats = ("coco", "labelme", "labelstudio")
+        res = export_annotations(
+            ExportConfig(run=str(run), out=str(out), formats=formats, stems=stems)
+        )
+        doc = json.loads((out / "labelme" / "img001.json").read_text())
+        assert "stems" not in doc[EXPORT_KEY]["config"]
+        tasks = json.loads(res.labelstudio.read_text())
+        assert all("stems" not in t["data"][EXPORT_KEY]["config"] for t in tasks)
+        coco = json.loads(res.coco.read_text())
+        assert coco["info"][EXPORT_KEY]["config"]["stems"] == stems
+        sizes[len(stems)] = len(json.dumps(doc[EXPORT_KEY]))
+    assert sizes[1] == sizes[3]
 
 
 @pytest.mark.parametrize(
@@ -1117,6 +1139,36 @@ def test_engine_info_says_what_import_would_refuse_in_coco_and_labelme_files(tmp
     (labelme / "copy.json").write_text(first.read_text())
     code, text = info(labelme)
     assert code == 1 and "is annotated twice (also in" in text
+
+
+def test_engine_info_holds_one_labelme_file_at_a_time(tmp_path, world, monkeypatch):
+    """A folder of LabelMe files is described one file at a time: LabelMe saves each image's
+    pixels in its file, and holding every document made ``engine info`` need memory for all
+    of them (400 files of 1 MB: 470 MB). The description is the same."""
+    from engine import annotation_files as af
+
+    _, run, _ = world
+    out = tmp_path / "exp"
+    stems = ["img000", "img001", "img002"]
+    export_annotations(ExportConfig(run=str(run), out=str(out), formats=("labelme",), stems=stems))
+
+    class Doc(dict):
+        live = most = 0
+
+        def __init__(self, doc: dict) -> None:
+            super().__init__(doc)
+            Doc.live += 1
+            Doc.most = max(Doc.most, Doc.live)
+
+        def __del__(self) -> None:
+            Doc.live -= 1
+
+    read = af.read_json
+    monkeypatch.setattr(af, "read_json", lambda path, what: Doc(read(path, what)))
+    (found,) = af.annotation_files(out / "labelme")
+    assert (found.files, found.by_label, found.problems) == (3, {"Bicycle": 3}, [])
+    assert found.export is not None and found.export["split"] == "test"
+    assert Doc.most <= 2  # the folder's first file, told LabelMe, and the one being read
 
 
 @pytest.mark.parametrize(
