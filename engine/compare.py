@@ -42,9 +42,10 @@ from engine.metrics.bootstrap import (
 )
 from engine.outputs import (
     DEFAULT_TAXONOMY,
+    matplotlib_for,
     png_folders,
-    pyplot,
     save_figure,
+    subplots,
     subset_taxonomy,
     taxonomy_record,
 )
@@ -461,10 +462,10 @@ def compare(cfg: CompareConfig) -> CompareReport:
 
 def write_plot(report: CompareReport, path: Path) -> Path:
     """A bar chart PNG: one panel per metric, one bar per source. Needs matplotlib."""
-    plt = pyplot("--plot")
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    mpl = matplotlib_for("--plot")
+    fig, axes = subplots(1, 3, figsize=(10, 3.6))
     names = [r.name for r in report.rows]
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (key, label, digits) in zip(axes, METRICS, strict=True):
         values = [getattr(r.scores, key) for r in report.rows]
         shown = [0.0 if math.isnan(v) else v for v in values]

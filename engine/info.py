@@ -267,9 +267,9 @@ def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
     Fig. 2), on a log scale, so the thin classes (a few tenths of a percent) are readable beside
     Ground and Sky; new-class truth (``ROOT/new_classes``) is drawn with its parent's split
     colours, hatched. Needs matplotlib."""
-    from engine.outputs import pyplot, save_figure
+    from engine.outputs import matplotlib_for, save_figure, subplots
 
-    plt = pyplot("engine info --plot")
+    mpl = matplotlib_for("engine info --plot")
     if not stats.has_labels:
         raise ValueError(f"{stats.root}: the dataset has no label maps: no class shares to plot")
     rows = [(c.name, [s.class_shares[c.id] * 100 for s in stats.splits], False)
@@ -280,9 +280,9 @@ def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
             total = int(s.class_pixels.sum())
             shares.append(100 * s.new_classes.get(name, (0, 0))[1] / total if total else 0.0)
         rows.append((f"{name} (truth)", shares, True))
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2))
+    fig, ax = subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     height = 0.8 / max(1, len(stats.splits))
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     for j, s in enumerate(stats.splits):
         for i, (_, shares, hatched) in enumerate(rows):
             if shares[j] > 0:

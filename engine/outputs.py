@@ -238,27 +238,32 @@ def prediction_title(settings: dict[str, Any] | None) -> str:
     return "prediction + " + ", ".join(r.split(" (")[0] for r in refinements)
 
 
-def pyplot(needed_by: str, hint: str = "") -> Any:
-    """``matplotlib.pyplot`` on the headless Agg backend; ``RuntimeError`` naming what needs it
-    when matplotlib (the ``plot`` extra) is not installed."""
+def matplotlib_for(needed_by: str, hint: str = "") -> Any:
+    """``matplotlib``; ``RuntimeError`` naming what needs it when matplotlib (the ``plot`` extra)
+    is not installed."""
     try:
         import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
     except ImportError:
         raise RuntimeError(
             f"{needed_by} needs matplotlib, which is not installed: "
             f"pip install 'mass-engine[plot]'{hint}"
         ) from None
-    return plt
+    return matplotlib
+
+
+def subplots(*args: Any, figsize: tuple[float, float] | None = None, **kwargs: Any) -> Any:
+    """``(figure, axes)`` like ``pyplot.subplots``, on a figure pyplot does not know of: the
+    caller's backend, open figures and notebook output are left as they were. (Before, charts
+    went through pyplot after ``matplotlib.use("Agg")``, which switched a notebook's backend away
+    from inline and closed its open figures.)"""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int) -> Path:
-    """``fig`` as a PNG written atomically to ``path``; the figure is closed."""
-    import matplotlib.pyplot as plt
-
+    """``fig`` (from :func:`subplots`) as a PNG written atomically to ``path``."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
     return atomic_write_bytes(path, buf.getvalue())

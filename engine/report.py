@@ -60,12 +60,13 @@ from engine.outputs import (
     detail_overlays,
     find_png,
     jpeg_bytes,
+    matplotlib_for,
     overlay,
     png_folders,
     prediction_record,
     prediction_settings,
-    pyplot,
     save_figure,
+    subplots,
     subset_taxonomy,
     taxonomy_record,
 )
@@ -486,8 +487,8 @@ def render_markdown(data: dict) -> str:
 
 def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
     """Grouped bars: one panel per metric, one bar per source."""
-    plt = pyplot("the report's chart", " (or turn the chart off with --no-chart)")
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.4))
+    matplotlib_for("the report's chart", " (or turn the chart off with --no-chart)")
+    fig, axes = subplots(1, 3, figsize=(10, 3.4))
     colors = {
         "pseudo labels": "#d9a400",
         "fused labels": "#8c8c8c",

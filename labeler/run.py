@@ -662,6 +662,10 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
         writer.close()  # finish what is already computed, then stop
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
+        # however the loop ended: the writers finish what is queued and stop before the call
+        # returns or raises (before, an error left them waiting, one pair per failed call, and
+        # still writing into the folder whose lock the call had let go)
+        writer.close()
     if writer.error is not None and not summary.interrupted:
         writer.raise_error()
     # where the thread that drives the models stood idle: it is the run's pace-setter, so these

@@ -17,9 +17,11 @@ Everything is plain Python, numbers and tensors, so ``torch.load(weights_only=Tr
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,21 @@ def set_rng_state(state: dict[str, Any], cuda: bool = True) -> None:
         cuda = state["cuda"]
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
+
+
+@contextlib.contextmanager
+def caller_rng() -> Iterator[None]:
+    """The calling program's random generators (Python's, NumPy's, torch's CPU one and the CUDA
+    ones where CUDA was already started) as they were, once the block ends: training seeds them
+    from its config and draws from them, prediction draws from torch's while it builds the
+    network. Called from Python, ``train`` and ``predict_dir`` leave the caller's random stream
+    where it was (before, every ``train`` call reset it to ``cfg.seed``)."""
+    cuda = torch.cuda.is_initialized()  # not started here: a CPU run on a GPU machine stays off
+    state = rng_state(cuda)
+    try:
+        yield
+    finally:
+        set_rng_state(state, cuda)
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from annotations.fileio import read_jsonl
-from engine.outputs import pyplot, save_figure
+from engine.outputs import matplotlib_for, save_figure, subplots
 
 CURVES = "curves.png"
 
@@ -52,13 +52,13 @@ def running_mean(values: list[float], window: int) -> list[float]:
 def plot_curves(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | None:
     """Draw ``out`` (PNG) from ``metrics``; None when the log has no training step yet.
     ``RuntimeError`` without matplotlib."""
-    plt = pyplot("curves.png")
+    matplotlib_for("curves.png")
     train, val = read_metrics(metrics)
     if not train:
         return None
     steps = [r["step"] for r in train]
     loss = [float(r["loss"]) for r in train]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = subplots(1, 3, figsize=(13, 3.6))
     ax = axes[0]
     ax.plot(steps, loss, color="0.75", linewidth=0.8, label="logged")
     ax.plot(steps, running_mean(loss, max(1, len(loss) // 10)), color="C0", label="running mean")

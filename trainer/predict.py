@@ -285,7 +285,10 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     if cfg.images is None and cfg.data is not None:
         spec = load_spec(cfg.data)  # read once: the folder checked here, the images listed
     check_out(Path(cfg.out), given_folders(cfg, spec))
-    return _predict(cfg, spec)
+    from trainer.checkpoint import caller_rng
+
+    with caller_rng():  # building the network draws from torch's generator
+        return _predict(cfg, spec)
 
 
 def given_folders(cfg: PredictConfig, spec: DatasetSpec | None) -> list[Path]:

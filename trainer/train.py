@@ -46,6 +46,7 @@ from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
 from trainer.checkpoint import (
+    caller_rng,
     checkpoint_dict,
     load_checkpoint,
     rng_state,
@@ -550,7 +551,8 @@ def train(
 ) -> TrainResult:
     """Train (or resume) one run as configured; see :func:`_train`. Torch's CPU thread count is
     set for the run (:func:`trainer.config.resolve_threads`) and restored afterwards; on CPU,
-    glibc's malloc keeps freed memory for the process's life (:mod:`trainer.allocator`).
+    glibc's malloc keeps freed memory for the process's life (:mod:`trainer.allocator`). The
+    caller's random generators are as they were when the call returns (:func:`caller_rng`).
 
     On CPU with ``cfg.processes`` > 1 (0: one per core) and no launcher around, the batch is
     split over that many local processes (:func:`trainer.spawn.train_processes`); a ``model``
@@ -561,13 +563,14 @@ def train(
     (:func:`engine.runlock.exclusive`): a second ``engine train`` into the same folder stops at
     once instead of writing over this one's checkpoints."""
     if os.environ.get(RUN_LOCKED_BY_PARENT) or int(os.environ.get("RANK", "0")) != 0:
-        return _start(cfg, model, on_init)
+        with caller_rng():
+            return _start(cfg, model, on_init)
     from engine.runlock import check_not_being_written, check_output_folder, exclusive
 
     check_output_folder(cfg.out, ("metrics.jsonl",), "engine train")
     # a fused dataset engine fuse still writes: its labels so far, or old and new ones mixed
     check_not_being_written(cfg.data, "engine train", "its labels")
-    with exclusive(cfg.out, "engine train"):
+    with exclusive(cfg.out, "engine train"), caller_rng():
         return _start(cfg, model, on_init)
 
 

@@ -91,9 +91,9 @@ def info_cmd(
             raise typer.Exit(1)
         return
     if plot is not None:
-        from engine.outputs import pyplot
+        from engine.outputs import matplotlib_for
 
-        pyplot("engine info --plot")  # before the pass over the images: matplotlib is there
+        matplotlib_for("engine info --plot")  # before the pass over the images: matplotlib is there
     stats = dataset_stats(
         data, splits=split or None, decode=decode, progress=progress, workers=workers
     )

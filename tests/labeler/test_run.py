@@ -351,6 +351,28 @@ def test_a_full_disk_stops_the_run_and_keeps_what_was_written(
     assert (s.skipped, s.labelled) == (2, 3) and not s.failed
 
 
+def test_a_failed_run_leaves_no_writer_threads_behind(red_backend, dataset, tmp_path, monkeypatch):
+    """Called from Python, a run that raised (here a full disk) left its writer threads waiting
+    in the process, a pair per failed call, and able to write into the run folder after the call
+    had let its lock go. They now stop before the call raises."""
+    import errno
+    import threading
+
+    import labeler.run as run_module
+
+    def writers() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name.startswith("label-writer")]
+
+    def full(out, split, stem, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / f"{stem}.png"))
+
+    monkeypatch.setattr(run_module, "write_outputs", full)
+    for k in range(2):
+        with pytest.raises(OSError):
+            run_labeling(_cfg(dataset, tmp_path / f"run{k}", writers=2))
+        assert writers() == []
+
+
 def test_shards_union_equals_single_run(red_backend, dataset, tmp_path):
     run_labeling(_cfg(dataset, tmp_path / "single"))
     a = run_labeling(_cfg(dataset, tmp_path / "sharded", shard=(0, 2)))

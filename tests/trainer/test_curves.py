@@ -81,3 +81,30 @@ def test_validations_that_scored_nothing_draw_no_empty_legend(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert plot_curves(log, tmp_path / "curves.png").is_file()
+
+
+def test_charts_leave_the_callers_matplotlib_backend_and_figures_alone(tmp_path):
+    """Called from a notebook or a program with its own plots: a chart switched matplotlib to
+    Agg (``matplotlib.use``), which took a notebook off its inline backend and closed the
+    caller's open figures."""
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from engine.report import plot_chart
+
+    before = matplotlib.get_backend()
+    plt.switch_backend("svg")  # stands in for a notebook's or a GUI's backend
+    try:
+        mine = plt.figure()
+        log = _log(
+            tmp_path / "metrics.jsonl", [{"step": s, "lr": 1e-3, "loss": 1.0} for s in (1, 2)]
+        )
+        assert plot_curves(log, tmp_path / "curves.png").is_file()
+        row = {"iou": 50.0, "biou": 20.0, "bf1": 0.5, "kind": "pseudo labels", "source": "pseudo"}
+        assert plot_chart([row], tmp_path / "chart.png", "Bicycle").is_file()
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == [mine.number]  # the caller's figure, and no chart of ours
+    finally:
+        plt.close("all")
+        plt.switch_backend(before)

@@ -791,3 +791,17 @@ def test_predict_records_the_images_that_failed(tmp_path) -> None:
 
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "300"})  # said, exit 1
     assert res.exit_code == 1 and f"failed │ {images / 'c.png'}: " in " ".join(res.output.split())
+
+
+def test_predict_leaves_the_callers_random_stream_where_it_was(tmp_path) -> None:
+    """Called from Python, predicting drew from torch's global generator (building the network
+    before its weights are loaded): the caller's next random numbers depended on the call."""
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "out"), progress=False))
+    assert torch.equal(torch.rand(3), expected)

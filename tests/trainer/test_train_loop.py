@@ -196,6 +196,36 @@ def test_a_resume_builds_the_network_its_checkpoint_records(tmp_path, monkeypatc
     assert saved["hidden_dim"] == 96 and second.step == 4
 
 
+def test_training_leaves_the_callers_random_generators_as_they_were(tmp_path):
+    """Called from Python, train() seeded Python's, NumPy's and torch's global generators with
+    ``cfg.seed`` and drew from them: the caller's own random numbers after the call were the
+    same every time, whatever it had seeded. Refused calls leave them alone too."""
+    import random
+
+    import numpy as np
+
+    root = write_dataset(tmp_path / "data", sources=True)
+
+    def draws():
+        return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+    def seed():
+        random.seed(5)
+        np.random.seed(5)
+        torch.manual_seed(5)
+
+    model = _stub(7)  # seeds torch itself
+    seed()
+    expected = draws()
+    seed()
+    train(_cfg(root, tmp_path / "a", iters=2), model=model)
+    assert draws() == expected
+    seed()
+    with pytest.raises(FileExistsError):
+        train(_cfg(root, tmp_path / "a", iters=2), model=model)
+    assert draws() == expected
+
+
 def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
     root = write_dataset(tmp_path / "data")
     train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))
