@@ -27,6 +27,7 @@ listed in :attr:`PredictResult.failed` with a one-line reason and its neighbours
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Iterable
@@ -49,8 +50,10 @@ from engine.datasets import (
 from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
 from engine.runinfo import environment
-from engine.runlock import check_output_folder, holds_lock
+from engine.runlock import check_output_folder, holds_lock, writer
 from engine.text import counted, few, joined
+
+log = logging.getLogger(__name__)
 
 AUTO = "auto"
 RELEASE_SIZE = (4096, 3072)  # the release's test size for MaSS13K's 4K photos
@@ -379,6 +382,15 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     weights = weights_digest(ckpt["model"])
     out = Path(cfg.out)
     step = int(ckpt["step"])
+    run = Path(cfg.checkpoint) if Path(cfg.checkpoint).is_dir() else Path(cfg.checkpoint).parent
+    if (training := writer(run)) is not None:  # monitoring a run: a normal use, but said
+        log.warning(
+            "%s: %s is training it now: these predictions are of its checkpoint at step %s, "
+            "not of the finished model",
+            run,
+            training,
+            f"{step:,}",
+        )
     earlier: list[Path] = []  # the label maps of other settings that this run replaces
     meta = prediction_record(out)  # read once: the settings and the failures it records
     if diffs := differences(meta, cfg, step, weights):

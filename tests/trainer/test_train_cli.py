@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ def synth(tmp_path_factory):
     )
 
 
-def test_train_then_predict_end_to_end(synth, tmp_path):
+def test_train_then_predict_end_to_end(synth, tmp_path, caplog):
     cfg = tmp_path / "train.yaml"
     cfg.write_text("log_every: 1\nloss: {num_points: 256}\n")
     run = tmp_path / "run"
@@ -77,6 +78,17 @@ def test_train_then_predict_end_to_end(synth, tmp_path):
     # a second run skips what is done
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0 and "2 already there" in " ".join(res.output.split())
+    # predicting from a run that is training now (monitoring it) is said: which step it is
+    from engine.runlock import exclusive
+
+    with caplog.at_level("WARNING", "trainer.predict"), exclusive(run, "engine train"):
+        res = CliRunner().invoke(app, [*args[:6], str(tmp_path / "pred_now"), *args[7:]])
+    assert res.exit_code == 0, res.output
+    (said,) = [r.getMessage() for r in caplog.records if r.name == "trainer.predict"]
+    assert said.startswith(f"{run}: engine train (pid {os.getpid()} ") and said.endswith(
+        "is training it now: these predictions are of its checkpoint at step 4, not of the "
+        "finished model"
+    )
     # test-time augmentation: recorded in predict.json, same sizes out
     tta = tmp_path / "pred_tta"
     args[args.index(str(pred))] = str(tta)
