@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import atomic_write_json, atomic_write_text
+from annotations.fileio import atomic_write_json, atomic_write_text, output_kind
 from annotations.labelmap import read_label, validate_label
 from annotations.subset import check_subset_class, subset_at
 from annotations.taxonomy import MASS13K, Taxonomy
@@ -160,16 +160,26 @@ class _Reading:
     class_id: int | None
     taxonomy: Taxonomy
     lacks: str
-    mode: str = "auto"
+    mode: str
 
 
-def _folder_mode(cfg: CompareConfig, source: str) -> str:
+# engine outputs whose label maps are binary masks (0/1/255): an annotated subset, a label run
+BINARY_RECORDS = ("subset.json", "run.json")
+
+
+def _folder_mode(cfg: CompareConfig, source: str, folder: Path) -> str:
     """``--input`` for one folder: ``auto`` is ``labels`` where an engine output records the
     folder's taxonomy (:func:`folder_classes`: predictions, a fused dataset's labels), which
     writes full label maps only; read file by file, a prediction holding only Others and Human
-    (0 and 1) was taken for a binary mask and its Human pixels scored as the class."""
+    (0 and 1) was taken for a binary mask and its Human pixels scored as the class. A subset's
+    masks or a label run's labels stay ``auto`` (binary) wherever they are (a subset imported
+    into a fused dataset's folder finds its taxonomy above)."""
     recorded = cfg.taxonomy is None and source != DEFAULT_TAXONOMY
-    return "labels" if cfg.input == "auto" and recorded else cfg.input
+    binary = any(
+        (kind := output_kind(f)) is not None and kind[0] in BINARY_RECORDS
+        for f in (folder, folder.parent, folder.parent.parent)
+    )
+    return "labels" if cfg.input == "auto" and recorded and not binary else cfg.input
 
 
 def _score_one(
@@ -407,20 +417,22 @@ def compare(cfg: CompareConfig) -> CompareReport:
         check_subset_class(subset, named)
     gt_cid = _class_in(cfg, named, gt_tax, gt_source, f"the ground truth {gt}")
     gt_reading = _Reading(
-        gt_cid, gt_tax, _lacks(named, gt_tax, gt_source), _folder_mode(cfg, gt_source)
+        gt_cid, gt_tax, _lacks(named, gt_tax, gt_source), _folder_mode(cfg, gt_source, gt)
     )
     class_name = resolve_class(named, gt_tax)[0]
     rows: list[SourceScores] = []
     per_image: list[np.ndarray] = []  # each source's (8, N) counts of the class, for intervals
     images = 0
-    for name, given in cfg.sources:
+    for _, given in cfg.sources:  # all before the first is scored
         check_not_being_written(given, "engine compare", "its label maps")
+    for name, given in cfg.sources:
         folder = source_folder(given, split)
         tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)
         cid = _class_in(cfg, named, tax, tax_source, f"source {name!r}")
         children = children_outside(tax, cid, gt_tax)
         pairs = pair_files(folder, gt, extra_ok=split is not None)  # a subset: some images
-        reading = _Reading(cid, tax, _lacks(named, tax, tax_source), _folder_mode(cfg, tax_source))
+        mode = _folder_mode(cfg, tax_source, folder)
+        reading = _Reading(cid, tax, _lacks(named, tax, tax_source), mode)
         jobs = [(p, g, reading, gt_reading, cfg.resize_pred, children) for _, p, g in pairs]
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
         for array in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):

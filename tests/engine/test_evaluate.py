@@ -775,6 +775,19 @@ def test_a_prediction_holding_only_others_and_human_is_a_label_map(tmp_path: Pat
     (pred / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": eight.to_dict()}))
     rep = compare(CompareConfig("Bicycle", gt, (("model", pred),), progress=False))
     assert rep.rows[0].scores.iou == 0.0  # nothing of the class predicted (it read 100)
+    # a subset's masks stay binary where a taxonomy is recorded above them (a subset imported
+    # into a fused dataset's folder): the class is their 1, not the taxonomy's 7
+    from annotations.subset import write_subset
+
+    fused = tmp_path / "fused"
+    fused.mkdir()
+    eight.save(fused / "taxonomy.json")
+    write_subset(fused / "bicycle", "Bicycle", "test", {"a": truth}, {})
+    right = tmp_path / "right"
+    write_label(right / "a.png", np.where(truth == 1, 7, 0).astype(np.uint8))
+    (right / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": eight.to_dict()}))
+    rep = compare(CompareConfig("Bicycle", fused / "bicycle", (("m", right),), progress=False))
+    assert rep.rows[0].scores.iou == 100.0
 
 
 def test_compare_resolves_a_class_id_in_the_ground_truth_s_taxonomy(tmp_path: Path) -> None:
