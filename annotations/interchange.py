@@ -107,7 +107,7 @@ def as_read(mask: ImageMask) -> ImageMask:
 class CocoBuilder:
     """A COCO instance-segmentation dict with one category (id 1 = ``class_name``), built one
     image at a time: an export holds one image's dense masks at a time, and what it keeps of
-    the others is their compressed segmentations (:func:`to_coco` for a list).
+    the others is their compressed segmentations.
 
     ``mask_format``: "rle" (compressed COCO RLE, exact) or "polygon" (outer outlines; holes
     are filled, see :mod:`annotations.polygons`). Instance ``score`` and ``mask_score`` are
@@ -164,8 +164,10 @@ class CocoBuilder:
             }
         )
 
-    def result(self, description: str = "", info: dict | None = None) -> dict:
-        """The COCO dict; ``info``: more fields of COCO's ``info`` (the exporter's provenance)."""
+    def result(self, description: str, info: dict) -> dict:
+        """The COCO dict; ``info``: more fields of COCO's ``info``, the export record that names
+        the polygon convention among them (an ``info`` of the description alone is read as an
+        export older than the record, whose polygons traced pixel centres)."""
         categories = [{"id": 1, "name": self.class_name, "supercategory": "object"}]
         if any(a["category_id"] == 2 for a in self.annotations):
             categories.append({"id": 2, "name": IGNORE_NAMES[0], "supercategory": "object"})
@@ -176,21 +178,6 @@ class CocoBuilder:
             "categories": categories,
             "annotations": self.annotations,
         }
-
-
-def to_coco(
-    images: list[ExportImage],
-    class_name: str,
-    mask_format: str = "rle",
-    simplify: float = 0.0,
-    description: str = "",
-    info: dict | None = None,
-) -> dict:
-    """The COCO dict of ``images`` (:class:`CocoBuilder`)."""
-    coco = CocoBuilder(class_name, mask_format, simplify)
-    for item in images:
-        coco.add(item)
-    return coco.result(description, info)
 
 
 def to_labelme(item: ExportImage, class_name: str, image_path: str, simplify: float = 0.0) -> dict:
