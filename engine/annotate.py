@@ -15,7 +15,7 @@ import os
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
@@ -82,7 +82,7 @@ from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
 from engine.runinfo import environment
 from engine.runlock import check_not_being_written, check_output_folder
-from engine.text import counted, few
+from engine.text import counted, few, split_names
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +158,10 @@ class ExportResult:
 def export_annotations(cfg: ExportConfig) -> ExportResult:
     """Write a run's instances of the chosen images (or an annotated subset's masks, for another
     pass of corrections) as COCO and/or LabelMe files."""
-    formats = tuple(f.strip().lower() for given in cfg.formats for f in given.split(","))
     cfg = dataclasses.replace(  # --format coco,labelme as --split takes lists
-        cfg, formats=tuple(f for f in formats if f), mask_format=cfg.mask_format.lower()
+        cfg,
+        formats=tuple(f.lower() for f in split_names(list(cfg.formats)) or ()),
+        mask_format=cfg.mask_format.lower(),
     )
     _check_export_options(cfg)
     kind = output_kind(cfg.run)
@@ -223,9 +224,13 @@ def _no_labelled(run: LabelRun, split: str) -> ValueError:
     )
 
 
-def _warn_not_labelled(run: LabelRun, split: str, pending: list[str], what: str) -> None:
-    """Say that ``what`` (an export, a pick) covers only the labelled images of a split whose
-    run stopped before the others (``pending``): without a word the part passed for the split."""
+def _warn_not_labelled(
+    run: LabelRun, split: str, labelled: list[str], listed: Iterable[str], what: str
+) -> None:
+    """Say that ``what`` (an export, a pick) covers only the ``labelled`` images of a split
+    whose run stopped before the others of the dataset's ``listed`` ones: without a word the
+    part passed for the split."""
+    pending = sorted(set(listed) - set(labelled))
     if pending:
         log.warning(
             "%s: %s of split %r not labelled (yet): the %s has the %s labelled; engine label "
@@ -234,7 +239,7 @@ def _warn_not_labelled(run: LabelRun, split: str, pending: list[str], what: str)
             counted(len(pending), "image"),
             split,
             what,
-            counted(len(run.stems(split)), "image"),
+            counted(len(labelled), "image"),
         )
 
 
@@ -249,7 +254,7 @@ def _run_items(cfg: ExportConfig) -> tuple[str, Items]:
     stems = _chosen(cfg, available, run.root, f"the run's {split!r} split")
     images = dataset_images(cfg.data, run, split)
     if not cfg.stems:  # the whole split asked for: a run stopped half way holds part of it
-        _warn_not_labelled(run, split, sorted(set(images) - set(available)), "export")
+        _warn_not_labelled(run, split, available, images, "export")
     image_root = _split_image_dir(cfg.data, run, split) if images else None
 
     def items() -> Iterator[tuple[ExportImage, Path | None]]:
@@ -1000,12 +1005,9 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     stats = image_stats(run, cfg.split, cfg.tiny_fraction, cfg.progress)
     if not stats:
         raise _no_labelled(run, cfg.split)
-    if run.data_root is not None and run.data_root.is_dir():
-        with contextlib.suppress(ValueError, OSError):  # a dataset moved on: picked all the same
-            listed = dataset_images(None, run, cfg.split)
-            _warn_not_labelled(
-                run, cfg.split, sorted(set(listed) - set(run.stems(cfg.split))), "pick"
-            )
+    with contextlib.suppress(ValueError, OSError):  # a dataset moved on: picked all the same
+        listed = dataset_images(None, run, cfg.split)
+        _warn_not_labelled(run, cfg.split, [s.stem for s in stats], listed, "pick")
     stand_ins = [s.stem for s in stats if s.confidence_from == "instances"]
     if stand_ins:  # another scale than the maps': said, not ranked with them without a word
         log.warning(

@@ -152,7 +152,7 @@ class DatasetSpec:
         ``fuse.json`` says its fusion did not finish (``running``: stopped, or running now) or
         failed some images (``incomplete``): its labels are missing for that reason, and the
         same ``engine fuse`` command writes them; ``""`` for any other dataset."""
-        status = (self._fuse_record() or {}).get("status")
+        status = (self.fuse_record() or {}).get("status")
         if status == "running":
             return (
                 f"; its fusion did not finish ({FUSE_RECORD}: status running): unless it is "
@@ -165,14 +165,14 @@ class DatasetSpec:
             )
         return ""
 
-    def _fuse_record(self) -> dict | None:
+    def fuse_record(self) -> dict | None:
         """The fused dataset's ``fuse.json``; None for another dataset, or one unreadable or
         not a JSON object (the hints that read it then say what is known without it)."""
         if not (self.root / FUSE_RECORD).is_file():
             return None
         try:
             record = read_json(self.root / FUSE_RECORD, "fusion record")
-        except ValueError:
+        except (OSError, ValueError):
             return None
         return record if isinstance(record, dict) else None
 
@@ -180,7 +180,7 @@ class DatasetSpec:
         """``root_hint`` of a fused dataset: where its ``images:`` entry is, and the dataset it
         was fused from (``fuse.json``)."""
         found = spec_file(self.root)
-        inputs = (self._fuse_record() or {}).get("inputs")
+        inputs = (self.fuse_record() or {}).get("inputs")
         inputs = inputs if isinstance(inputs, dict) else {}  # not the fusion's: say what is known
         source, images = inputs.get("data"), inputs.get("images")
         entry = f"the images: entry of {found.name}" if found else "its images entry"
@@ -466,11 +466,11 @@ def check_carried_sources(data: SegDataset, sources: Path) -> None:
     precise ones. Fusion writes a new class's pixels as pseudo, so one such pixel is the old
     fusion's mark; the first image holding those classes decides (a few reads), and a dataset
     fused in one call, or without a record, reads none. ``ValueError`` naming the file."""
+    record = data.spec.fuse_record() or {}  # none, or not one to read: nothing says how
     try:
-        record = read_json(data.spec.root / FUSE_RECORD, "fusion record")
         fused = {p.get("class") for p in record["inputs"]["pseudo"] if isinstance(p, dict)}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return  # no fusion record, or not one to read: nothing says how it was fused
+    except (KeyError, TypeError, AttributeError):
+        return
     before = [c for c in data.taxonomy if c.parent is not None and c.name not in fused]
     if not fused or not before:
         return

@@ -161,16 +161,13 @@ def check_not_being_written(folder: str | os.PathLike, command: str, what: str) 
         )
 
 
-def check_output_folder(
-    folder: str | os.PathLike, own: tuple[str, ...] | None, command: str = ""
-) -> None:
+def check_output_folder(folder: str | os.PathLike, own: tuple[str, ...], command: str = "") -> None:
     """A command's output folder (``--out``) that exists as a file is refused in one line naming
     it, the same for every command, before anything is written.
 
-    ``own`` has no default, here nor in :func:`holds_lock` (where the two defaults differed,
-    None and ``()``, a forgotten one meant no check in one and the full check in the other):
-    None checks only the above. With ``own``, the records ``command`` writes there (a label run's ``run.json``), a folder
-    that holds none of them but is another engine output
+    ``own`` (no default, here nor in :func:`holds_lock`, where two defaults once differed) is
+    the records ``command`` writes there (a label run's ``run.json``): a folder that holds none
+    of them but is another engine output
     (:func:`annotations.fileio.output_kind`) or a dataset's root is refused too: the command's
     files would mix with that folder's, and its ``--force`` would replace what it holds (a
     fusion into a label run wrote its label maps over the pseudo labels)."""
@@ -179,8 +176,6 @@ def check_output_folder(
     path = Path(folder)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{folder}: output exists and is not a folder")
-    if own is None:
-        return
     check_not_in_dataset(path, command)
     if not path.is_dir() or any((path / r).is_file() for r in own):
         return
@@ -217,7 +212,7 @@ def holds_lock(
     folder: Callable[[Any], Any],
     name: Callable[[Any], str] | None = None,
     *,
-    own: tuple[str, ...] | None,
+    own: tuple[str, ...],
 ):
     """Decorator: ``fn(cfg, ...)`` runs holding :func:`exclusive` on ``folder(cfg)`` (lock file
     ``name(cfg)``, default :data:`LOCK_NAME`), once :func:`check_output_folder` has passed it

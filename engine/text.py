@@ -43,3 +43,10 @@ def format_score(v: float | None, nd: int, sign: bool = False) -> str:
 def score_cells(scores: Mapping[str, Any], sign: bool = False) -> list[str]:
     """IoU, BIoU and BF1 of a Table-4 row (or with ``sign`` its deltas) as tables print them."""
     return [format_score(scores.get(key), nd, sign) for key, _, nd in METRICS]
+
+
+def split_names(values: list[str] | None) -> tuple[str, ...] | None:
+    """Repeatable and/or comma-separated option values -> a tuple, None when not given."""
+    if not values:
+        return None
+    return tuple(v.strip() for text in values for v in text.split(",") if v.strip())

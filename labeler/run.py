@@ -33,7 +33,6 @@ from annotations.fileio import (
     append_line,
     atomic_write_json,
     first_line,
-    read_json,
     split_key,
     type_and_first_line,
 )
@@ -225,13 +224,13 @@ def clear_outputs(out: Path) -> int:
     return images
 
 
-def _changed_settings(out: Path, cfg: LabelConfig) -> str:
-    """What differs between the settings ``out/run.json`` records and ``cfg``'s, as
-    ``"box_threshold 0.35 -> 0.4"`` phrases (nested settings dotted: ``cls.prompts``); the
-    backend's identity (models, revisions, autocast) when the settings are the same."""
-    try:
-        before = read_json(out / "run.json", "run.json").get("config") or {}
-    except (OSError, ValueError, AttributeError):
+def _changed_settings(recorded: dict | None, cfg: LabelConfig) -> str:
+    """What differs between the settings ``recorded`` (the run's ``run.json``, as read; None:
+    none, or unreadable) and ``cfg``'s, as ``"box_threshold 0.35 -> 0.4"`` phrases (nested
+    settings dotted: ``cls.prompts``); the backend's identity (models, revisions, autocast)
+    when the settings are the same."""
+    before = recorded.get("config") if isinstance(recorded, dict) else None
+    if not isinstance(before, dict):
         return "settings unknown"
     now = json.loads(json.dumps(cfg.to_dict()))  # tuples as lists, as run.json holds them
 
@@ -527,7 +526,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
             "--out to keep them",
             out,
             counted(other, "image"),
-            _changed_settings(out, cfg),
+            _changed_settings(recorded, cfg),
         )
     if changed:  # new photos under the old names: their labels are of the old ones
         log.warning(
@@ -654,12 +653,11 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
                     batch = []
             if batch:
                 run_batch(batch)
-            writer.close()
+            writer.close()  # here too: the bar counts the last images written
     except KeyboardInterrupt:
         summary.interrupted = True
         for f in pending:
-            f.cancel()
-        writer.close()  # finish what is already computed, then stop
+            f.cancel()  # the writers finish what is already computed (below), then stop
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         # however the loop ended: the writers finish what is queued and stop before the call

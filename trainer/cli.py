@@ -190,9 +190,12 @@ def train_cmd(
     from trainer.spawn import leave_process_group
     from trainer.train import SKIPPED_LOG, train
 
-    file, where = ({}, "config") if config is None else (read_config_file(config), str(config))
-    if resume and config is None:  # the run's own settings: --resume needs no other option
+    if config is not None:
+        file, where = read_config_file(config), str(config)
+    elif resume:  # the run's own settings: --resume needs no other option
         file, where = recorded_settings(TrainConfig.out if out is None else out)
+    else:
+        file, where = {}, "config"
     cfg = config_from(
         file,
         where,
@@ -217,10 +220,11 @@ def train_cmd(
         progress=progress,
     )
     if not cfg.data:
-        raise ValueError(
-            "--data is required: the dataset root or spec to train on"
-            + (f" ({where} records none)" if resume and config is None else "")
-        )
+        why = ""
+        if resume and config is None:
+            found = Path(where).is_file()
+            why = f" ({where} records none)" if found else f" (no {where}: is --out the run?)"
+        raise ValueError(f"--data is required: the dataset root or spec to train on{why}")
     cfg.iters = resumed_iters(cfg, iters is not None or "iters" in file)
     _check_joint_options(cfg.data, pseudo_form, class_crop_prob, all_precise)
     if crop is not None:

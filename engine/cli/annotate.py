@@ -192,4 +192,6 @@ def annotate_pick(
 # engine annotate --help lists them in the order a user runs them (registration order: export,
 # import, pick, was the order shown)
 _ORDER = ("pick", "export", "import")
-app.registered_commands.sort(key=lambda info: _ORDER.index(info.name))
+app.registered_commands.sort(
+    key=lambda c: _ORDER.index(c.name) if c.name in _ORDER else len(_ORDER)
+)

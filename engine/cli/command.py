@@ -40,7 +40,17 @@ def usage_error(e: UsageError) -> NoReturn:
     raise typer.Exit(e.exit_code)
 
 
-class Command(TyperCommand):
+class _OneLineUsageErrors:
+    """Parsing a command's or a group's options: click's usage errors as :func:`usage_error`."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc]
+        except UsageError as e:
+            usage_error(e)
+
+
+class Command(_OneLineUsageErrors, TyperCommand):
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
         """Typer's rich panels, or click's plain list where the panels would cut option names
         or values short at this terminal's width (every name in full, help wrapped beside)."""
@@ -57,23 +67,11 @@ class Command(TyperCommand):
         finally:
             self.rich_markup_mode = markup
 
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except UsageError as e:
-            usage_error(e)
 
-
-class Group(TyperGroup):
+class Group(_OneLineUsageErrors, TyperGroup):
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
         quiet_flags(self, ctx)
         super().format_help(ctx, formatter)
-
-    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except UsageError as e:
-            usage_error(e)
 
     def resolve_command(self, ctx: typer.Context, args: list[str]) -> Any:
         try:

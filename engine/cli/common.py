@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from engine.progress import stderr_console
+from engine.text import split_names  # noqa: F401 - the option parsers' home for the CLI
 
 stdout = Console()  # results
 # Notes, warnings and errors share the progress bars' console, so a line printed while a bar is
@@ -131,13 +132,6 @@ def parse_scales(text: str, option: str = "--scales") -> tuple[float, ...]:
     if not scales or any(not 0 < s < float("inf") for s in scales):
         raise ValueError(f"{option} must be positive numbers, got {text!r}")
     return scales
-
-
-def split_names(values: list[str] | None) -> tuple[str, ...] | None:
-    """Repeatable and/or comma-separated option values -> a tuple, None when not given."""
-    if not values:
-        return None
-    return tuple(v.strip() for text in values for v in text.split(",") if v.strip())
 
 
 def rich_help_cuts(format_help: Callable[[], None]) -> bool | None:

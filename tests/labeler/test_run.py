@@ -528,7 +528,9 @@ def test_the_settings_warning_names_only_settings_that_change_labels(
     run_labeling(_cfg(dataset, out))
     now = _cfg(dataset, out, splits=("val",), workers=1)
     now = dataclasses.replace(now, cls=ClassSpec("Bicycle", min_area=5))
-    assert _changed_settings(out, now) == "cls.min_area 0 -> 5"
+    recorded = json.loads((out / "run.json").read_text())
+    assert _changed_settings(recorded, now) == "cls.min_area 0 -> 5"
+    assert _changed_settings(None, now) == "settings unknown"
 
 
 def test_the_class_name_in_another_case_is_the_same_run(red_backend, dataset, tmp_path, caplog):

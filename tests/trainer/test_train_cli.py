@@ -565,6 +565,11 @@ def test_a_resume_without_iters_continues_to_the_run_s_plan(synth, tmp_path, mon
     assert res.exit_code == 2 and " ".join(res.output.split()) == (
         "error: --data is required: the dataset root or spec to train on"
     )
+    res = CliRunner().invoke(app, ["train", "--out", str(tmp_path / "typo"), "--resume"])
+    assert res.exit_code == 2 and " ".join(res.output.split()) == (
+        "error: --data is required: the dataset root or spec to train on (no "
+        f"{tmp_path / 'typo' / 'config.json'}: is --out the run?)"
+    )
     (run / "config.json").write_text(json.dumps({"iters": 150}))  # not what train writes
     res = CliRunner().invoke(app, [*base, "--resume"])
     assert res.exit_code == 2 and " ".join(res.output.split()) == (
