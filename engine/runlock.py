@@ -154,11 +154,25 @@ def check_not_being_written(folder: str | os.PathLike, command: str, what: str) 
     writes it (:func:`writer`): one line naming the folder, the writer and what to do. Read now,
     the command would take a half-written output for the whole (a label run's first images, a
     prediction folder whose maps are being replaced) and say nothing."""
-    if (holder := writer(folder)) is not None:
+    if (holder := writer(_output_holding(Path(folder)))) is not None:
         raise FolderInUse(
             f"{folder}: {holder} is writing it now; {command} would read {what} half written: "
             f"wait for it to finish, then run {command} again"
         )
+
+
+def _output_holding(folder: Path) -> Path:
+    """``folder``, or the engine output it lies in (a label run's ``labels/<split>``, a fused
+    dataset's), whose lock files a writer holds: given a run's split folder, as ``engine
+    compare`` asks for, a run being labelled was read half written. Two levels up at most, and
+    only an output with its record (a demo's folder holds none: its stages read its subfolders
+    while it holds its own lock)."""
+    from annotations.fileio import output_kind
+
+    for f in (folder, folder.parent, folder.parent.parent):
+        if output_kind(f) is not None:
+            return f
+    return folder
 
 
 def check_output_folder(folder: str | os.PathLike, own: tuple[str, ...], command: str = "") -> None:

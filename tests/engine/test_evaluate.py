@@ -1008,3 +1008,24 @@ def test_evaluate_and_compare_refuse_predictions_engine_predict_is_still_writing
         )
         assert res.exit_code == 2 and "engine compare would read its label maps" in res.output
     assert evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False)).stems == ["img00", "img01"]
+    # a label run's split folder, as compare asks for: the run's lock is one level up
+    run = tmp_path / "run"
+    (run / "labels").mkdir(parents=True)
+    pred_dir.rename(run / "labels" / "test")
+    (run / "run.json").write_text("{}")
+    with exclusive(run, "engine label"):
+        res = runner.invoke(
+            app,
+            [
+                "compare",
+                "--class",
+                "Others",
+                "--gt",
+                str(gt_dir),
+                "--source",
+                f"m={run}/labels/test",
+            ],
+        )
+        assert res.exit_code == 2 and f"error: {run}/labels/test: engine label (pid" in " ".join(
+            res.output.split()
+        )
