@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -21,6 +22,7 @@ from engine.cli.common import (
 from engine.text import counted, score_cells
 
 app = typer.Typer()
+log = logging.getLogger(__name__)
 
 
 def parse_predict_size(text: str) -> tuple[int, int] | None | str:
@@ -226,6 +228,13 @@ def train_cmd(
             why = f" ({where} records none)" if found else f" (no {where}: is --out the run?)"
         raise ValueError(f"--data is required: the dataset root or spec to train on{why}")
     cfg.iters = resumed_iters(cfg, iters is not None or "iters" in file)
+    if not cfg.val_split and not cfg.val_subsets:  # options that would shape nothing
+        idle = [o for o, v in (("--val-every", val_every), ("--val-size", val_size)) if v]
+        if idle:  # said, not refused: "--val-split none" is what a missing split's error offers
+            log.warning(
+                "%s: not used, nothing is validated (--val-split none, no --val-subset)",
+                " and ".join(idle),
+            )
     _check_joint_options(cfg.data, pseudo_form, class_crop_prob, all_precise)
     if crop is not None:
         cfg.augment.crop = crop

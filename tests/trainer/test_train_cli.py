@@ -185,7 +185,7 @@ def test_a_bogus_device_names_the_option_before_any_file(synth, tmp_path, comman
     assert "privateuseone" not in text and not out.exists()
 
 
-def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path):
+def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path, caplog):
     """A fused dataset made from the training split alone has no val labels: the error says
     how to add them, pick another split or train without validation (--val-split none)."""
     import shutil
@@ -207,9 +207,13 @@ def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path):
     text = " ".join(res.output.split())  # a split the source lacks: fusing cannot add it
     assert res.exit_code == 2 and "split 'bogus' not found" in text
     assert "engine fuse" not in text and "give another with --val-split" in text
-    res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--val-split", "none"])
+    with caplog.at_level("WARNING", "trainer.cli"):
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--val-split", "none"])
     assert res.exit_code == 0, res.output
     assert "val:" not in res.output  # trained without validation
+    assert [r.getMessage() for r in caplog.records if r.name == "trainer.cli"] == [
+        "--val-size: not used, nothing is validated (--val-split none, no --val-subset)"
+    ]  # it was read by nothing, without a word
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c"), "--val-split", "test"])
     assert res.exit_code == 0 and "val:" in res.output, res.output
 
