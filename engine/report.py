@@ -44,7 +44,7 @@ from annotations.labelrun import LabelRun
 from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import Taxonomy
 from engine.datasets import SegDataset, open_split
-from engine.metrics import ClassScorer, SegEvaluator
+from engine.metrics import ClassScorer, ClassScores, SegEvaluator
 from engine.metrics.bootstrap import (
     class_counts,
     interval_line,
@@ -227,11 +227,17 @@ def score_class(
         exact[name] = res
     base = exact.get("pseudo labels")
     for row in rows:
-        res = exact[row["kind"]]
+        res, against = exact[row["kind"]], base
+        if base is not None and scored[row["kind"]] != scored["pseudo labels"]:
+            # fused labels of some of the images: the pseudo labels' scores on those images,
+            # so that the delta is the paired one its interval is of
+            against = scores_on(
+                evals["pseudo labels"], scored["pseudo labels"], scored[row["kind"]]
+            )
         # the difference of the scores, then rounded (as engine compare): not of rounded scores
         row["delta"] = {
-            key: round_score(getattr(res, key) - getattr(base, key), nd)
-            if base is not None
+            key: round_score(getattr(res, key) - getattr(against, key), nd)
+            if against is not None
             else None
             for key, _, nd in METRICS
         }
@@ -284,6 +290,17 @@ def held_elsewhere(folder: Path, split: str) -> str:
     if own and not any(p.is_dir() for p in png_folders(folder, split)[:3]):
         return f"; it holds {counted(len(own), 'other label map')} ({own[0].name}, ...)"
     return ""
+
+
+def scores_on(scorer: ClassScorer, scored: list[str], stems: list[str]) -> ClassScores:
+    """``scorer``'s scores over ``stems`` only, some of the images it ``scored`` (in its order):
+    the pseudo labels on the images a source of fewer images holds. Their scores on every image
+    made that source's delta a difference over other images than its interval's."""
+    at = {stem: i for i, stem in enumerate(scored)}
+    sub = ClassScorer()
+    for stem in stems:
+        sub.add_counts(scorer.per_image[at[stem]])
+    return sub.compute()
 
 
 def delta_interval(

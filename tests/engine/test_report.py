@@ -15,6 +15,7 @@ from annotations.labelmap import read_label, write_label
 from annotations.subset import write_subset
 from engine.metrics import SegEvaluator
 from engine.report import ReportConfig, build_report, render_markdown
+from tests.engine.metrics_reference import FIELDS, reference_counts
 from tests.loop_helpers import disk, make_dataset, make_run
 
 H, W = 60, 80
@@ -198,6 +199,50 @@ def test_fused_row_and_missing_prediction(world, tmp_path):
         FileNotFoundError, match="no joint-trained model for annotated image 'img001'"
     ):
         build_report(ReportConfig(str(subset.root), str(tmp / "rep3"), pred=str(tmp / "pred")))
+
+
+def _reference_scores(pairs) -> dict[str, float]:
+    """IoU, BIoU (x100) and BF1 of the class (1) over ``(pred, gt)`` binary pairs, from the
+    counts of tests/engine/metrics_reference.py summed over the images."""
+    c = {f: 0 for f in FIELDS}
+    for pred, gt in pairs:
+        for f, v in reference_counts(pred, gt, 2).items():
+            c[f] += int(v[1])
+    p = c["bf1_pred_matched"] / c["bf1_pred_boundary"]
+    r = c["bf1_gt_matched"] / c["bf1_gt_boundary"]
+    return {
+        "iou": 100 * c["iou_intersection"] / c["iou_union"],
+        "biou": 100 * c["biou_intersection"] / c["biou_union"],
+        "bf1": 2 * p * r / (p + r),
+    }
+
+
+def test_a_source_of_fewer_images_is_compared_on_the_images_it_holds(world):
+    """Fused labels of 2 of the 3 annotated images: their delta was their score on 2 images
+    minus the pseudo labels' on all 3 (unpaired: IoU +41.01 here, against +27.60 paired), while its
+    interval and (excludes 0) were of the paired delta on the 2 images. Now the delta is the
+    paired one too: the pseudo labels' scores on the images the fused labels hold."""
+    tmp, data, subset, gt = world
+    fp = np.zeros((H, W), np.uint8)
+    fp[40:55, 50:70] = 1  # the pseudo labels mark the class on img002, which has none
+    write_label(tmp / "run" / "labels" / "test" / "img002.png", fp)
+    for s in ("img000", "img001"):  # the fused labels: the annotation, on two of the images
+        write_label(tmp / "fused" / "labels" / "test" / f"{s}.png",
+                    np.where(gt[s] == 1, 7, 3).astype(np.uint8))  # fmt: skip
+    cfg = ReportConfig(str(subset.root), str(tmp / "r"), pseudo=str(tmp / "run"),
+                       fused=str(tmp / "fused"), chart=False, overlays=0)  # fmt: skip
+    fused = {r["kind"]: r for r in build_report(cfg).data["table4"]}["fused labels"]
+    assert fused["images"] == 2 and fused["iou"] == 100.0
+    pseudo = {s: read_label(tmp / "run" / "labels" / "test" / f"{s}.png") for s in gt}
+    on_two = _reference_scores([(pseudo[s], gt[s]) for s in ("img000", "img001")])
+    on_all = _reference_scores([(pseudo[s], gt[s]) for s in gt])
+    assert on_all["iou"] < on_two["iou"] - 3  # the unpaired delta would be larger
+    for key, nd in (("iou", 2), ("biou", 2), ("bf1", 4)):
+        truth = {"iou": 100.0, "biou": 100.0, "bf1": 1.0}[key]
+        assert fused["delta"][key] == round(truth - on_two[key], nd), key
+        lo, hi = fused["delta_interval"][key]
+        assert lo <= fused["delta"][key] <= hi, (key, fused["delta_interval"])
+    assert fused["delta_interval"]["images"] == 2
 
 
 def test_an_out_that_is_another_output_or_a_dataset_root_is_refused(world):
