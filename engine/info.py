@@ -624,9 +624,13 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
     else:
         shown = sources
     head.add_row("annotations from", ", ".join(shown) or "not recorded")
-    head.add_row(
-        "imported", f"{sub.info.get('created', '?')} ({sub.info.get('import_format', '?')})"
-    )
+    read_as = sub.info.get("import_format", "?")
+    options = sub.info.get("import_options") or {}
+    if options.get("png_value") is not None:
+        read_as += f", --png-value {options['png_value']}"
+    elif options.get("png_binary"):
+        read_as += ", --png-binary"
+    head.add_row("imported", f"{sub.info.get('created', '?')} ({read_as})")
     head.add_row("dataset", str(sub.info.get("data", "not recorded")))
     out: list = [head]
     for run in sub.info.get("unchanged_exports") or []:

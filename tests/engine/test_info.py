@@ -307,6 +307,7 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     came from (a warning when imported as exported); on a prediction folder: the checkpoint,
     step and weights, size, inference and label maps, from predict.json."""
     import json
+    import shutil
 
     import numpy as np
     from typer.testing import CliRunner
@@ -326,10 +327,14 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     assert "images │ 2 (1 with Bicycle)" in text and "Bicycle pixels │ 10 (2.50%)" in text
     assert "unannotated pixels │ 4 (1.00%)" in text and "annotations from │ c.json" in text
     assert "warning: imported exactly as exported from runs/label/bicycle" in text
+    # PNG masks read by one value: the import that made them says so (subset.json records it)
+    options = {"import_format": "png", "import_options": {"png_binary": False, "png_value": 2}}
+    write_subset(tmp_path / "voc", "Bicycle", "test", masks, dict.fromkeys(masks, "v"), options)
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "voc")], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "(png, --png-value 2)" in res.output, res.output
+    shutil.rmtree(tmp_path / "voc")  # the folder's listing below shows the others
     # every mask is read: one edited after the import, one truncated, one missing are listed
     # (exit 1); the subset's table was shown clean, or a missing mask was the only error
-    import shutil
-
     bad = tmp_path / "bad"
     shutil.copytree(tmp_path / "sub", bad)
     edited = masks["a"].copy()
