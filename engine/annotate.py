@@ -604,6 +604,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     exports = unchanged_exports(found, cfg.format) if cfg.format in EXPORT_FORMATS else []
     extra = {
         "import_format": cfg.format,
+        **_png_options(cfg),
         "data": str(cfg.data),
         "data_resolved": str(Path(cfg.data).resolve()),  # readable from another folder
         "environment": environment(),
@@ -687,6 +688,15 @@ def _check_one_copy(sources: list[str]) -> None:
 
 def _imported(read: Callable[[Path], ImageMask], path: Path) -> Imported:
     return Imported.of(read(path))
+
+
+def _png_options(cfg: ImportConfig) -> dict[str, dict]:
+    """How PNG masks were read, for subset.json: ``--png-value 2`` and ``--png-binary`` make
+    other masks of the same files, so a subset that does not say which cannot be imported
+    again as it was (``import_options``; nothing for the other formats, which take neither)."""
+    if cfg.format != "png":
+        return {}
+    return {"import_options": {"png_binary": cfg.png_binary, "png_value": cfg.png_value}}
 
 
 def _check_png_options(cfg: ImportConfig) -> None:

@@ -331,6 +331,7 @@ class LabelRunStats:
     # problems of the run's dataset that do not stop showing the run (a label without its
     # image: engine info DATASET lists every problem)
     notes: list[str] = field(default_factory=list)
+    environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
 
     @property
     def problems(self) -> int:
@@ -404,6 +405,8 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         "tiles": None if simulation else "x".join(str(v) for v in config.get("tiles") or []),
         "uncertain": config.get("uncertain"),
         "max_boxes": None if simulation else config.get("max_boxes"),
+        "min_area": cls.get("min_area") or None,
+        "max_instances": cls.get("max_instances"),
         "refine": config.get("refine") or None,
     }
     done = sum(r.labelled for r in per.values())
@@ -421,6 +424,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         seconds={k: v / done for k, v in seconds.items()} if done else {},
         failures=failures,
         notes=notes,
+        environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
     )
 
 
@@ -443,6 +447,27 @@ def _models_line(backend: str, models: dict) -> str:
     return "; ".join(parts) or "not recorded"
 
 
+def made_with(env: object) -> str:
+    """The code and machine an output was made with, from its recorded ``environment()``: what
+    a rerun needs to give the same bytes (the git commit; the versions of Python, torch and
+    numpy; on CPU torch's kernel set and thread count, which change a model's digits)."""
+    if not isinstance(env, dict) or not env:
+        return "not recorded"
+    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    parts = [f"commit {env['git_commit']}" if env.get("git_commit") else "commit not recorded"]
+    versions = [f"Python {env['python']}"] if env.get("python") else []
+    versions += [f"{name} {packages[name]}" for name in ("torch", "numpy") if packages.get(name)]
+    if versions:
+        parts.append(", ".join(versions))
+    if env.get("cpu_capability"):
+        threads = env.get("torch_threads")
+        parts.append(
+            f"{env['cpu_capability']} kernels"
+            + (f", {counted(threads, 'torch thread')}" if isinstance(threads, int) else "")
+        )
+    return "; ".join(parts)
+
+
 def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
     """Rich renderables for :func:`label_run_stats`: the run, per-split progress, failures."""
     from rich.table import Table
@@ -457,6 +482,7 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         head.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
     head.add_row("settings hash", stats.config_hash)
     head.add_row("dataset", str(stats.data_root) if stats.data_root else "not recorded")
+    head.add_row("code", made_with(stats.environment))
     for stage, sec in stats.seconds.items():
         head.add_row(f"{stage} (per image)", f"{sec:.3f} s")
     table = Table(title="Images per split (each image's latest attempt)")
@@ -512,6 +538,7 @@ class TrainRunStats:
     val: dict | None  # the last validation line: its step and scores
     resumes: int  # times the run was resumed
     checkpoints: list[str]  # checkpoint files in the folder
+    environment: dict = field(default_factory=dict)  # environment.json: the code it started with
 
     @property
     def finished(self) -> bool:
@@ -538,7 +565,20 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
         if (root / "resumes.jsonl").is_file()
         else 0,
         checkpoints=sorted(p.name for p in root.glob("*.pt")),
+        environment=_environment(root / "environment.json"),
     )
+
+
+def _environment(path: Path) -> dict:
+    """A run's ``environment.json``, or ``{}`` where it is missing or unreadable: the run is
+    shown all the same."""
+    from annotations.fileio import read_json
+
+    try:
+        env = read_json(path, "environment record")
+    except (OSError, ValueError):
+        return {}
+    return env if isinstance(env, dict) else {}
 
 
 def render_train_run(stats: TrainRunStats) -> list:
@@ -567,13 +607,15 @@ def render_train_run(stats: TrainRunStats) -> list:
     head.add_row(
         "recipe",
         f"batch {c.get('batch_size')}, crop {aug.get('crop')}, lr {c.get('lr')}, "
-        f"class crops {aug.get('class_crop_prob')}",
+        f"class crops {aug.get('class_crop_prob')}"
+        + (f", seed {c['seed']}" if c.get("seed") is not None else ""),
     )
     if stats.last:
         speed = f", {stats.last['it_s']:.2f} it/s" if stats.last.get("it_s") else ""
         head.add_row("last loss", f"{stats.last['loss']:.4f} (step {stats.last['step']}{speed})")
     head.add_row("resumed", counted(stats.resumes, "time") if stats.resumes else "never")
     head.add_row("checkpoints", ", ".join(stats.checkpoints) or "none")
+    head.add_row("code", made_with(stats.environment))
     out: list = [head]
     if stats.val:
         v = stats.val
@@ -624,10 +666,15 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
     else:
         shown = sources
     head.add_row("annotations from", ", ".join(shown) or "not recorded")
-    head.add_row(
-        "imported", f"{sub.info.get('created', '?')} ({sub.info.get('import_format', '?')})"
-    )
+    read_as = sub.info.get("import_format", "?")
+    options = sub.info.get("import_options") or {}
+    if options.get("png_value") is not None:
+        read_as += f", --png-value {options['png_value']}"
+    elif options.get("png_binary"):
+        read_as += ", --png-binary"
+    head.add_row("imported", f"{sub.info.get('created', '?')} ({read_as})")
     head.add_row("dataset", str(sub.info.get("data", "not recorded")))
+    head.add_row("code", made_with(sub.info.get("environment")))
     out: list = [head]
     for run in sub.info.get("unchanged_exports") or []:
         out.append(
@@ -677,6 +724,7 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     head.add_row("inference", ", ".join(refinements) or "the release's: whole image, one scale")
     classes = [c.get("name") for c in (meta.get("taxonomy") or {}).get("classes", [])]
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
+    head.add_row("code", made_with(meta.get("environment")))
     holder = writer(root)  # still labelling: the count is of the maps so far
     head.add_row(
         "label maps", f"{maps:,}" + (f" so far: {holder} is writing them now" if holder else "")

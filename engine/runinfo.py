@@ -106,6 +106,17 @@ def recorded_env() -> dict[str, str]:
     }
 
 
+def versions() -> dict[str, Any]:
+    """The code that made an output: Python, the git commit and the package versions, without
+    the time, host or command line, so that an output promised to be the same bytes on a rerun
+    (``engine synth``'s ``synth.json``) stays so on the same machine."""
+    return {
+        "python": sys.version.split()[0],
+        "git_commit": git_commit(),
+        "packages": package_versions(),
+    }
+
+
 def environment() -> dict[str, Any]:
     """Versions and machine facts to store in a run directory. Imports torch only if loaded.
 

@@ -12,6 +12,9 @@ A YAML class spec file holds settings for several classes::
       parent: Others
     Car:
       prompts: [car]
+
+A label run's ``run.json`` ``config.cls`` can be pasted under its name as it is: its ``name``
+key is the entry's own and is accepted.
 """
 
 from __future__ import annotations
@@ -113,6 +116,13 @@ def load_class_spec(path: str | os.PathLike, name: str, **overrides: Any) -> Cla
     entry = entry or {}
     if not isinstance(entry, dict):
         raise ValueError(f"{path}: class {key!r} must map to settings, got {type(entry).__name__}")
+    if "name" in entry:  # run.json's config.cls pasted as it is: its name is the entry's
+        if str(entry["name"]).strip().casefold() != key.strip().casefold():
+            raise ValueError(
+                f"{path}: class {key!r} has name {entry['name']!r}; give the class's own name "
+                "or leave name out (the entry's key names the class)"
+            )
+        entry = {k: v for k, v in entry.items() if k != "name"}
     unknown = set(entry) - _CLASS_KEYS
     if unknown:
         raise ValueError(

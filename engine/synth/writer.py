@@ -6,7 +6,8 @@ Layout under ``ROOT``::
     annotations/<split>/<stem>.png                       7-class ids 0..6, (H, W) uint8
     new_classes/<name>/<split>/<stem>.png                1 = the class, 0 = not
     new_class_instances/<name>/<split>/<stem>.png        uint16 instance ids, 0 = none, 1..N
-    synth.json                                           config, generator version, counts
+    synth.json                                           config, generator version, counts,
+                                                         code versions (git commit, packages)
     synth.partial.json                                   while a run is unfinished: its config
 
 Every file is written atomically, and the bytes depend only on the configuration. A run
@@ -29,6 +30,7 @@ from annotations.fileio import atomic_write_bytes, atomic_write_json, read_json
 from annotations.labelmap import write_label
 from annotations.taxonomy import MASS13K
 from engine.progress import track
+from engine.runinfo import versions
 from engine.runlock import holds_lock
 from engine.synth.config import (
     GENERATOR_VERSION,
@@ -205,6 +207,9 @@ def generate(
         "config": cfg.to_dict(),
         "new_classes": list(NEW_CLASSES),
         "taxonomy": MASS13K.to_dict(),
+        # numpy draws the scenes, OpenCV and Pillow encode them: their versions and the
+        # commit decide the bytes a rerun from this record gives
+        "versions": versions(),
     }
     # first the unfinished mark, then the finished record goes: a run stopped at any point
     # leaves a record of what its files were drawn with

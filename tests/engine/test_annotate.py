@@ -687,6 +687,46 @@ def test_index_masks_of_many_classes_import_by_the_class_s_value(tmp_path, world
         assert not (tmp_path / "s3").exists()
 
 
+def test_subset_json_records_how_png_masks_were_read_so_a_reimport_gives_the_same_masks(
+    tmp_path, world
+):
+    """--png-value (and --png-binary) make other masks of the same PNGs; subset.json records
+    them (``import_options``), and an import given only what the record says writes the same
+    mask bytes. Before, the record named the format only: read back without --png-value the
+    index masks were refused, with --png-binary every class became the new one."""
+    data, _, _ = world
+    src = tmp_path / "voc"
+    src.mkdir()
+    index = np.zeros((H, W), np.uint8)
+    index[:10, :20] = 2
+    index[20:30] = 7
+    Image.fromarray(index).save(src / "img000.png")
+    first = import_annotations(
+        ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "a"), png_value=2)
+    )
+    record = json.loads((tmp_path / "a" / "subset.json").read_text())
+    assert record["import_options"] == {"png_binary": False, "png_value": 2}
+    again = ImportConfig(
+        record["import_format"],
+        sorted({str(Path(p).parent) for p in record["sources"].values()}),
+        record["class_name"],
+        record["data"],
+        str(tmp_path / "b"),
+        record["split"],
+        **record["import_options"],
+    )
+    import_annotations(again)
+    assert _subset_bytes(tmp_path / "b" / "masks") == _subset_bytes(tmp_path / "a" / "masks")
+    assert np.array_equal(first.mask("img000"), (index == 2).astype(np.uint8))
+    binary = tmp_path / "c"
+    import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(binary),
+                                    png_binary=True))  # fmt: skip
+    assert json.loads((binary / "subset.json").read_text())["import_options"] == {
+        "png_binary": True,
+        "png_value": None,
+    }
+
+
 def _subset_bytes(root):
     return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 

@@ -271,8 +271,13 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     run = tmp_path / "train"
     run.mkdir()
     config = {"preset": "tiny", "data": "runs/fused/bicycle", "iters": 100, "batch_size": 4,
-              "lr": 0.003, "init": "", "augment": {"crop": 256, "class_crop_prob": 0.5}}  # fmt: skip
+              "lr": 0.003, "init": "", "augment": {"crop": 256, "class_crop_prob": 0.5},
+              "seed": 3}  # fmt: skip
     (run / "config.json").write_text(json.dumps({"config": config, "config_hash": "x"}))
+    # what a rerun needs besides config.yaml: the commit, versions, kernels and threads
+    env = {"git_commit": "abc123", "python": "3.11.7", "cpu_capability": "AVX512",
+           "torch_threads": 1, "packages": {"torch": "2.14.1", "numpy": "2.4.6"}}  # fmt: skip
+    (run / "environment.json").write_text(json.dumps(env))
     classes = [{"id": 0, "name": "Others", "iou": 17.3, "biou": 8.3, "bf1": 0.367},
                {"id": 7, "name": "Bicycle", "iou": None, "biou": None, "bf1": None,
                 "vs": "pseudo labels"}]  # fmt: skip
@@ -290,13 +295,21 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     stats = train_run_stats(run)
     assert (stats.step, stats.finished, stats.resumes) == (40, False, 1)
     assert stats.last["loss"] == 15.25 and stats.val["step"] == 40
-    res = CliRunner().invoke(app, ["info", str(run)])
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
     text = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
     assert "step │ 40 of 100 (stopped: engine train --resume continues it)" in text
     assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
+    assert "class crops 0.5, seed 3" in text
+    assert (
+        "code │ commit abc123; Python 3.11.7, torch 2.14.1, numpy 2.4.6; AVX512 kernels, 1 torch "
+        "thread" in text
+    )
     assert "│ Bicycle │ n/a │ n/a │ n/a │ pseudo labels │" in text
     assert "│ Bicycle │ 39.40 │ 22.60 │ 0.6660 │ annotated subset (8 images) │" in text
+    (run / "environment.json").unlink()  # a run from before it was written: said, not a crash
+    res = CliRunner().invoke(app, ["info", str(run)])
+    assert res.exit_code == 0 and "code │ not recorded" in " ".join(res.output.split())
     for inside in ("metrics.jsonl", "last.pt"):  # read as dataset specs before ("unknown keys")
         res = CliRunner().invoke(app, ["info", str(run / inside)])
         assert res.exit_code == 0 and f"Training run {run}" in " ".join(res.output.split())
@@ -307,6 +320,7 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     came from (a warning when imported as exported); on a prediction folder: the checkpoint,
     step and weights, size, inference and label maps, from predict.json."""
     import json
+    import shutil
 
     import numpy as np
     from typer.testing import CliRunner
@@ -326,10 +340,14 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     assert "images │ 2 (1 with Bicycle)" in text and "Bicycle pixels │ 10 (2.50%)" in text
     assert "unannotated pixels │ 4 (1.00%)" in text and "annotations from │ c.json" in text
     assert "warning: imported exactly as exported from runs/label/bicycle" in text
+    # PNG masks read by one value: the import that made them says so (subset.json records it)
+    options = {"import_format": "png", "import_options": {"png_binary": False, "png_value": 2}}
+    write_subset(tmp_path / "voc", "Bicycle", "test", masks, dict.fromkeys(masks, "v"), options)
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "voc")], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "(png, --png-value 2)" in res.output, res.output
+    shutil.rmtree(tmp_path / "voc")  # the folder's listing below shows the others
     # every mask is read: one edited after the import, one truncated, one missing are listed
     # (exit 1); the subset's table was shown clean, or a missing mask was the only error
-    import shutil
-
     bad = tmp_path / "bad"
     shutil.copytree(tmp_path / "sub", bad)
     edited = masks["a"].copy()
@@ -418,6 +436,8 @@ def _label_run(tmp_path: Path, records: list[dict]) -> tuple[Path, Path]:
 
 def test_a_label_run_where_every_image_failed_is_shown_with_the_reasons(tmp_path: Path):
     """Before: "not a label run (expected labels/<split>/ ...); it is a label run", exit 2."""
+    import json
+
     from typer.testing import CliRunner
 
     from cli import app
@@ -425,9 +445,13 @@ def test_a_label_run_where_every_image_failed_is_shown_with_the_reasons(tmp_path
     bad = {"split": "train", "stem": "train0", "status": "failed", "error": "x.jpg: truncated"}
     _, run = _label_run(tmp_path, [bad])
     assert not (run / "labels").exists()
+    record = json.loads((run / "run.json").read_text())
+    record["environment"] = {"git_commit": "abc123", "packages": {"torch": "2.14.1"}}
+    (run / "run.json").write_text(json.dumps(record))
     res = CliRunner().invoke(app, ["info", str(run), "--no-progress"], env={"COLUMNS": "200"})
     text = " ".join(res.output.split())
     assert res.exit_code == 1, res.output
+    assert "code │ commit abc123; torch 2.14.1" in text  # what a rerun needs: the commit
     assert (
         "1 image failed (run the same command again to retry): train/train0: x.jpg: truncated"
         in text

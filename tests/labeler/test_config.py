@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -92,6 +93,22 @@ def test_yaml_class_spec_and_overrides(tmp_path):
         load_class_spec(f, "Bicycle")
     with pytest.raises(FileNotFoundError):
         load_class_spec(tmp_path / "nope.yaml", "Bicycle")
+
+
+def test_a_run_json_class_spec_pasted_as_it_is_is_a_spec_file(tmp_path):
+    """run.json's config.cls (with its name key, lists for tuples) under its class name loads
+    back to the same ClassSpec; before, the 'name' key was refused as unknown. A name that is
+    not the entry's is refused."""
+    import yaml
+
+    spec = ClassSpec("Bicycle", ("bicycle", "bike"), ("motorcycle",), 0.3, 0.2, 9, 7)
+    recorded = json.loads(json.dumps(dataclasses.asdict(spec)))  # as run.json holds it
+    f = tmp_path / "classes.yaml"
+    f.write_text(yaml.safe_dump({"Bicycle": recorded}))
+    assert load_class_spec(f, "Bicycle") == spec
+    f.write_text(yaml.safe_dump({"Bicycle": {**recorded, "name": "Car"}}))
+    with pytest.raises(ValueError, match=r"class 'Bicycle' has name 'Car'; give the class's own"):
+        load_class_spec(f, "Bicycle")
 
 
 @pytest.mark.parametrize(

@@ -288,6 +288,45 @@ def test_engine_label_backend_simulated(tmp_path):
     assert "error: --detector, --box-threshold: --backend simulated runs no" in bad.output
 
 
+def test_a_run_reruns_from_its_run_json_alone_to_the_same_bytes(tmp_path):
+    """What a colleague with only the run folder does: run.json's config.cls as the class spec
+    file, the backend options it records as given (config.extra), the dataset it names: the
+    same labels, confidence and instances, byte for byte, and the same settings hash. Before,
+    run.json's class spec was refused as a spec file ("unknown keys ['name']")."""
+    import json
+
+    import yaml
+
+    root = tmp_path / "synth"
+    made = _engine("synth", "--out", str(root), "--train", "0", "--val", "0", "--test", "2",
+                   "--size", "128x96", "--seed", "2", "--no-progress")  # fmt: skip
+    assert made.returncode == 0, made.output
+    first = tmp_path / "first"
+    res = _engine("label", "--class", "Bicycle", "--data", str(root), "--out", str(first),
+                  "--backend", "simulated", "--backend-option", "seed=4", "--min-area", "5",
+                  "--no-progress")  # fmt: skip
+    assert res.returncode == 0, res.output
+    record = json.loads((first / "run.json").read_text())
+    cls = record["config"]["cls"]
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump({cls["name"]: cls}))
+    options = [  # the options given (config.extra): the hash is of those, not of the defaults
+        arg
+        for k, v in record["config"]["extra"].items()
+        for arg in ("--backend-option", f"{k}={v}")
+    ]
+    again = tmp_path / "again"
+    res = _engine("label", "--class", cls["name"], "--data", record["data_resolved"],
+                  "--out", str(again), "--backend", record["config"]["backend"], "--spec",
+                  str(tmp_path / "spec.yaml"), *options, "--no-progress")  # fmt: skip
+    assert res.returncode == 0, res.output
+    assert json.loads((again / "run.json").read_text())["config_hash"] == record["config_hash"]
+    for kind in ("labels", "confidence", "instances"):
+        files = sorted((first / kind).rglob("*.*"))
+        assert files and all(
+            (again / f.relative_to(first)).read_bytes() == f.read_bytes() for f in files
+        ), kind
+
+
 def test_a_dataset_without_the_class_truth_is_refused_up_front(tmp_path):
     """Without any true masks of the class the simulated labeler stops before the first image
     (it used to fail every image alone, each saying the same)."""
