@@ -21,15 +21,15 @@ from typing import Any, TypeVar
 
 import typer
 
+from engine import stopping
 from engine.cli import annotate, data, demo, fusion, review, scores
 from engine.cli.command import Command, Group
 from engine.cli.common import (
     EXIT_BAD_INPUT,
-    EXIT_INTERRUPTED,
     EXIT_IO_ERROR,
-    INTERRUPTED,
     disk_error,
     error_text,
+    interrupted,
     log_to_console,
     parse_size,
     stderr,
@@ -81,8 +81,9 @@ RESUMABLE = frozenset({"synth", "label", "fuse", "predict", "demo", "demo-pretra
 
 def guard(fn: F, resumable: bool = False) -> F:
     """Turn the library's input errors into one clear line and exit code 2, and Ctrl-C into
-    ``interrupted`` (with how to resume) and exit code 130 (typer would end it silently)."""
-    interrupted = INTERRUPTED + (": run the same command again to resume" if resumable else "")
+    ``interrupted`` (with how to resume) and exit code 130 (typer would end it silently); a
+    SIGTERM likewise, with 143."""
+    resume = ": run the same command again to resume" if resumable else ""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -91,8 +92,9 @@ def guard(fn: F, resumable: bool = False) -> F:
         except (typer.Exit, typer.Abort):
             raise
         except KeyboardInterrupt:
-            stderr.print(interrupted, soft_wrap=True)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            text, code = interrupted()
+            stderr.print(text + resume, soft_wrap=True)
+            raise typer.Exit(code) from None
         except _INPUT_ERRORS as e:
             stderr.print(error_text(e), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -152,13 +154,16 @@ app = build_app()
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: a SIGTERM (a scheduler's stop) is handled as Ctrl-C
+    (:mod:`engine.stopping`; here only, library callers keep their own signal handling)."""
     log_to_console()
+    stopping.install()
     try:
         app(prog_name="engine")  # as `python -m cli` too (its usage and errors said cli.py)
     except KeyboardInterrupt:  # before a command started (typer turns it into exit 130 after)
-        stderr.print(INTERRUPTED, soft_wrap=True)
-        sys.exit(EXIT_INTERRUPTED)
+        text, code = interrupted()
+        stderr.print(text, soft_wrap=True)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli.common import EXIT_SOME_FAILED, stdout
+from engine.cli.common import EXIT_SOME_FAILED, interrupted, stdout
 
 app = typer.Typer()
 
@@ -108,7 +108,7 @@ def label_cmd(
     summary = run_labeling(cfg)
     print_label_summary(summary, cfg.backend)
     if summary.interrupted:
-        raise typer.Exit(130)
+        raise typer.Exit(interrupted()[1])
     if summary.failed:
         raise typer.Exit(EXIT_SOME_FAILED)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from engine.cli.common import interrupted
 from engine.text import counted
 from labeler.config import (
     DEFAULT_DETECTOR,
@@ -261,4 +262,4 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
             f"{counted(n, 'image')} failed; run the same command again to retry exactly those"
         )
     if summary.interrupted:
-        err.print("interrupted: run the same command again to resume")
+        err.print(f"{interrupted()[0]}: run the same command again to resume")

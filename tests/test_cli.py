@@ -148,9 +148,17 @@ def test_a_full_disk_is_one_line_and_exit_74(tmp_path: Path, monkeypatch):
     assert res.exit_code == 1 and isinstance(res.exception, OSError)
 
 
-def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(tmp_path: Path):
-    """SIGINT to a running ``engine synth``: exit 130 and one line; the scenes written are kept
-    and the same command finishes the job."""
+@pytest.mark.parametrize(
+    ("sig", "code", "said"),
+    [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "interrupted (SIGTERM)")],
+)
+def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(
+    tmp_path: Path, sig: str, code: int, said: str
+):
+    """SIGINT to a running ``engine synth`` (Ctrl-C): exit 130 and one line; the scenes written
+    are kept and the same command finishes the job. SIGTERM (a scheduler's stop, ``timeout``,
+    ``docker stop``) likewise, with 143 (before, the process died at once: no word, and the
+    file being written left as a temporary file)."""
     import os
     import signal
 
@@ -167,10 +175,10 @@ def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(tmp_path: Path
     deadline = time.monotonic() + 120
     while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err.decode()
-    assert err.decode() == "interrupted: run the same command again to resume\n"
+    assert proc.returncode == code, err.decode()
+    assert err.decode() == f"{said}: run the same command again to resume\n"
     assert (out / "synth.partial.json").is_file() and not (out / "synth.json").exists()
     assert 1 <= len(os.listdir(out / "images" / "train")) < 400
     last = out / "new_class_instances" / "car" / "train"  # the folder of a scene's last file

@@ -8,12 +8,11 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import (
-    EXIT_INTERRUPTED,
     EXIT_IO_ERROR,
     EXIT_SOME_FAILED,
-    INTERRUPTED,
     disk_error,
     error_text,
+    interrupted,
     parse_scales,
     parse_size,
     stderr,
@@ -250,17 +249,20 @@ def train_cmd(
         for line in report.summary():
             stdout.print(line, highlight=False, soft_wrap=True)
 
-    def resume_hint() -> str:
+    def resume_hint(step: int | None = None) -> str:
         last = Path(cfg.out) / "last.pt"
+        if step is not None:  # a SIGTERM: the run saved the step it stopped at
+            return f"add --resume to continue from {last} (step {step:,})"
         if last.is_file():
             return f"add --resume to continue from {last}"
         return "no checkpoint was saved yet; run the same command again to start over"
 
     try:
         result = train(cfg, on_init=show_init)
-    except KeyboardInterrupt:
-        stderr.print(f"{INTERRUPTED}: {resume_hint()}", soft_wrap=True)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except KeyboardInterrupt as e:
+        text, code = interrupted()
+        stderr.print(f"{text}: {resume_hint(getattr(e, 'step', None))}", soft_wrap=True)
+        raise typer.Exit(code) from None
     except OSError as e:  # a full or read-only disk: the last checkpoint written is whole
         if not disk_error(e):
             raise

@@ -17,6 +17,7 @@ resumed run restarts the stream at the exact position it stopped at.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from annotations.fileio import UNREADABLE, first_line
 from annotations.labelmap import IGNORE
+from engine import stopping
 from engine.datasets import (
     DatasetSpec,
     SegDataset,
@@ -337,8 +339,13 @@ class StreamSampler(Sampler):
             pos = (epoch + 1) * self.per_rank
 
 
-def seed_worker(worker_id: int) -> None:
-    """DataLoader ``worker_init_fn``: seed Python, NumPy and torch per worker from torch's seed."""
+def seed_worker(worker_id: int, ignore_sigterm: bool = False) -> None:
+    """DataLoader ``worker_init_fn``: seed Python, NumPy and torch per worker from torch's seed.
+    ``ignore_sigterm``: the loader's process handles SIGTERM (:mod:`engine.stopping`), and the
+    worker leaves a scheduler's SIGTERM to the whole process group to it
+    (:func:`engine.stopping.ignore_in_worker`)."""
+    if ignore_sigterm:
+        stopping.ignore_in_worker()
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -363,7 +370,8 @@ def make_loader(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
-        worker_init_fn=seed_worker,
+        # decided here: a worker may be spawned, not forked, and know nothing of its parent
+        worker_init_fn=functools.partial(seed_worker, ignore_sigterm=stopping.installed()),
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=num_workers > 0,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,

@@ -10,9 +10,11 @@ launcher.
 
 The parent waits; rank 0 sends back the init report (as soon as it exists) and the result. An
 exception in any rank stops every rank and is raised again in the parent as itself, so callers
-see the same one-line errors as in a single-process run. A rank whose parent is gone (killed
-with SIGTERM or SIGKILL, it could not stop its ranks itself) exits within a second instead of
-training on as an orphan: torch's own guard sends the ranks SIGINT, which a command started in
+see the same one-line errors as in a single-process run. A SIGTERM to the parent (under the
+command line, :mod:`engine.stopping`) is passed on: the ranks stop together at a step's end and
+save it. A rank whose parent is gone (killed with SIGKILL, or with SIGTERM where nothing handles
+it: it could not stop its ranks itself) exits within a second instead of training on as an
+orphan: torch's own guard sends the ranks SIGINT, which a command started in
 the background by a script (`cmd &` without job control) ignores, and its ranks with it.
 """
 
@@ -78,7 +80,13 @@ def _rank_main(
     parent: int,
 ) -> None:
     """One spawned rank: the torchrun environment, then ``target(cfg, on_init=...)``
-    (:func:`trainer.train.train`, passed in so this module does not import it)."""
+    (:func:`trainer.train.train`, passed in so this module does not import it). A SIGTERM
+    (the scheduler's to the whole process group, or the parent's passed on) stops every rank at
+    the same step's end, checkpointed, as in one process (:mod:`engine.stopping`); the rank is
+    this engine's own process, so the handler is no library caller's business."""
+    from engine import stopping
+
+    stopping.install()
     _exit_with_parent(parent)
     os.environ.update(
         RANK=str(rank),
@@ -128,6 +136,8 @@ def train_processes(
     process. Raises the first exception any rank raised."""
     import torch.multiprocessing as mp
 
+    from engine import stopping
+
     if processes < 2:
         raise ValueError("train_processes needs at least 2 processes; call train() for one")
     rank_cfg = dataclasses.replace(  # ranks see WORLD_SIZE, so they train rather than spawn
@@ -160,23 +170,36 @@ def train_processes(
                 error = value
 
     try:
-        while True:
-            drain()
-            if error is not None:
-                break
-            try:
-                if procs.join(timeout=0.2):
-                    break
-            except mp.ProcessExitedException as e:  # a rank died without a word (killed, OOM)
+        # a SIGTERM here (where the command line handles it) is passed on to the ranks, which
+        # stop together at a step's end, checkpointed, and raise it back: waited for, as their
+        # result, so the queue is never left half read
+        with stopping.deferred():
+            while True:
+                if stopping.acknowledge():
+                    for p in procs.processes:
+                        if p.is_alive():
+                            p.terminate()  # SIGTERM, which the ranks handle (_rank_main)
                 drain()
-                if error is None:
-                    error = RuntimeError(f"training process {e.error_index} died ({e})")
-                break
-        drain()
+                if error is not None:
+                    break
+                try:
+                    if procs.join(timeout=0.2):
+                        break
+                except mp.ProcessExitedException as e:  # a rank died without a word (killed)
+                    drain()
+                    if error is None:
+                        error = RuntimeError(f"training process {e.error_index} died ({e})")
+                    break
+            drain()
     finally:
+        # ranks stopped together by a SIGTERM exit by themselves (their loader workers and
+        # semaphores cleaned up) once their checkpoint is written
+        grace = time.monotonic() + (5.0 if isinstance(error, stopping.Terminated) else 0.0)
+        for p in procs.processes:
+            p.join(timeout=max(0.0, grace - time.monotonic()))
         for p in procs.processes:  # a rank left waiting on a dead peer's collective
             if p.is_alive():
-                p.terminate()
+                p.kill()  # not SIGTERM, which a rank turns into a stop at its next step's end
         for p in procs.processes:
             p.join()
     if error is not None:

@@ -42,6 +42,7 @@ from annotations.fileio import (
     read_jsonl,
 )
 from annotations.taxonomy import Taxonomy
+from engine import stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
@@ -533,10 +534,23 @@ def _tensorboard(out: Path, start: int):
     return SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
 
 
-def _all_finite(value: torch.Tensor, world: int) -> bool:
-    flag = torch.isfinite(value).all().float().reshape(1)
+def _step_checks(value: torch.Tensor, stop: bool, world: int) -> tuple[bool, bool]:
+    """Whether ``value`` (the step's loss and gradient norm) is finite on every rank, and
+    whether any rank was asked to stop (a SIGTERM, :mod:`engine.stopping`): one all-reduce, so
+    every rank stops at the same step and no rank is left waiting in a collective."""
+    flags = torch.stack([torch.isfinite(value).all(), value.new_tensor(not stop).bool()]).float()
     if world > 1:
-        dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+        dist.all_reduce(flags, op=dist.ReduceOp.MIN)
+    finite, go_on = flags.tolist()
+    return finite > 0, go_on == 0
+
+
+def _agree_to_stop(world: int, device: torch.device) -> bool:
+    """Whether any rank was asked to stop (before a validation, which a stop would cut short)."""
+    if world == 1:
+        return stopping.requested()
+    flag = torch.tensor([float(stopping.requested())], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item() > 0)
 
 
@@ -864,63 +878,73 @@ def _train(
             if cfg.max_steps_this_run <= 0
             else min(cfg.iters, start + cfg.max_steps_this_run)
         )
-        for step in range(start, stop):
-            total_t, terms, grad_norm = _forward_backward(
-                net,
-                criterion,
-                data_iter,
-                optimizer,
-                params,
-                cfg,
-                device,
-                amp,
-                world,
-                pseudo,
-                parents,
-            )
-            if not _all_finite(torch.stack([total_t, grad_norm]), world):
-                bad = {n: v for n, v in terms.items() if not np.isfinite(v)}
-                bad = bad or {"grad_norm": float(grad_norm)}
-                if is_main:
-                    event = {"step": step + 1, "event": "non_finite", "terms": bad}
-                    append_line(out / "metrics.jsonl", json.dumps(event))
-                raise NonFiniteLossError(_non_finite_message(step + 1, bad, last))
-            factor = lr_factor(step, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
-            optimizer.step()
-            done = step + 1
-            total = float(total_t)
-            result.losses.append(total)
-            result.step = done
-            lr_now = cfg.lr * factor
-            progress.update(task, completed=done, info=f"loss {total:.4f}  lr {lr_now:.2e}")
-            if is_main and (done % cfg.log_every == 0 or done == cfg.iters):
-                now = time.perf_counter()
-                rate = (done - n_last) / max(now - t_last, 1e-9)
-                t_last, n_last = now, done
-                line = {
-                    "step": done,
-                    "lr": lr_now,
-                    "loss": total,
-                    "grad_norm": float(grad_norm),
-                    "it_s": rate,
-                    **terms,
-                }
-                append_line(out / "metrics.jsonl", json.dumps(line))
-                if writer is not None:
-                    writer.add_scalar("train/loss", total, done)
-                    writer.add_scalar("train/lr", lr_now, done)
-            if cfg.val_every > 0 and done % cfg.val_every == 0 and done != cfg.iters:
-                validate(done)
-            if done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop):
-                # a collective: every rank takes part
-                rngs = _gather_rng_states(world, device.type == "cuda")
-                if is_main:
-                    state = checkpoint_state(done, rngs)
-                    result.last_checkpoint = save_checkpoint(last, state)
-                    if cfg.keep_every > 0 and done % cfg.keep_every == 0:
-                        save_checkpoint(out / f"step_{done:07d}.pt", state)
+        with stopping.deferred():  # a SIGTERM: the loop stops at a step's end (halt, below)
+            for step in range(start, stop):
+                total_t, terms, grad_norm = _forward_backward(
+                    net,
+                    criterion,
+                    data_iter,
+                    optimizer,
+                    params,
+                    cfg,
+                    device,
+                    amp,
+                    world,
+                    pseudo,
+                    parents,
+                )
+                # one all-reduce: finite on every rank, and whether any rank got a SIGTERM
+                finite, halt = _step_checks(
+                    torch.stack([total_t, grad_norm]), stopping.requested(), world
+                )
+                if not finite:
+                    bad = {n: v for n, v in terms.items() if not np.isfinite(v)}
+                    bad = bad or {"grad_norm": float(grad_norm)}
+                    if is_main:
+                        event = {"step": step + 1, "event": "non_finite", "terms": bad}
+                        append_line(out / "metrics.jsonl", json.dumps(event))
+                    raise NonFiniteLossError(_non_finite_message(step + 1, bad, last))
+                factor = lr_factor(step, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
+                for group in optimizer.param_groups:
+                    group["lr"] = group["base_lr"] * factor
+                optimizer.step()
+                done = step + 1
+                total = float(total_t)
+                result.losses.append(total)
+                result.step = done
+                lr_now = cfg.lr * factor
+                progress.update(task, completed=done, info=f"loss {total:.4f}  lr {lr_now:.2e}")
+                if is_main and (done % cfg.log_every == 0 or done == cfg.iters):
+                    now = time.perf_counter()
+                    rate = (done - n_last) / max(now - t_last, 1e-9)
+                    t_last, n_last = now, done
+                    line = {
+                        "step": done,
+                        "lr": lr_now,
+                        "loss": total,
+                        "grad_norm": float(grad_norm),
+                        "it_s": rate,
+                        **terms,
+                    }
+                    append_line(out / "metrics.jsonl", json.dumps(line))
+                    if writer is not None:
+                        writer.add_scalar("train/loss", total, done)
+                        writer.add_scalar("train/lr", lr_now, done)
+                if cfg.val_every > 0 and done % cfg.val_every == 0 and done != cfg.iters:
+                    halt = halt or _agree_to_stop(world, device)
+                    if not halt:
+                        with stopping.undeferred():  # minutes: a SIGTERM stops it at once
+                            validate(done)
+                if halt or done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop):
+                    # a collective: every rank takes part
+                    rngs = _gather_rng_states(world, device.type == "cuda")
+                    if is_main:
+                        state = checkpoint_state(done, rngs)
+                        result.last_checkpoint = save_checkpoint(last, state)
+                        if cfg.keep_every > 0 and done % cfg.keep_every == 0:
+                            save_checkpoint(out / f"step_{done:07d}.pt", state)
+                if halt:  # every rank together, the step checkpointed: --resume goes on here
+                    raise stopping.Terminated(done, str(last))
         if result.step == cfg.iters:
             validate(result.step)
     if writer is not None:

@@ -23,6 +23,18 @@ EXIT_IO_ERROR = 74  # the disk is full or read-only (sysexits' EX_IOERR): one li
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it (128 + SIGINT)
 INTERRUPTED = "interrupted"  # what stderr says then; a resumable command adds how to resume
 
+
+def interrupted() -> tuple[str, int]:
+    """What stderr says and the exit code of a command that stopped early: Ctrl-C's
+    ``interrupted`` and 130, or for a scheduler's SIGTERM (:mod:`engine.stopping`)
+    ``interrupted (SIGTERM)`` and 143."""
+    from engine.stopping import EXIT_TERMINATED, received
+
+    if received():
+        return f"{INTERRUPTED} (SIGTERM)", EXIT_TERMINATED
+    return INTERRUPTED, EXIT_INTERRUPTED
+
+
 # The packages whose log records the command line shows (transformers and huggingface_hub keep
 # their own handlers and verbosity).
 LOGGED_PACKAGES = ("annotations", "engine", "labeler", "trainer")

@@ -609,6 +609,77 @@ def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     )
 
 
+def test_a_sigterm_says_the_step_resume_continues_from(synth, tmp_path, monkeypatch):
+    """A scheduler's SIGTERM (engine.stopping): the run saved the step it stopped at, and says
+    which; exit code 143, as a shell reports a process stopped by SIGTERM."""
+    import trainer.train
+    from engine import stopping
+
+    run = tmp_path / "run"
+
+    def terminated(cfg, on_init=None):
+        raise stopping.Terminated(1234, str(run / "last.pt"))
+
+    monkeypatch.setattr(trainer.train, "train", terminated)
+    monkeypatch.setattr(stopping._State, "received", True)
+    args = ["train", "--data", str(synth), "--out", str(run), "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 143
+    assert " ".join(res.output.split()) == (
+        f"interrupted (SIGTERM): add --resume to continue from {run}/last.pt (step 1,234)"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_a_scheduler_s_sigterm_to_a_real_training_saves_its_step(synth, tmp_path, processes):
+    """SIGTERM to the whole process group, as SLURM, ``timeout`` or a container's stop send it:
+    the training (and its loader workers; with --processes 2 its ranks too) stops at the end
+    of a step, saves it though checkpoints are 1,000 steps apart, says which step ``--resume``
+    continues from, and exits with 143; the resume continues. Before, every process died at
+    once and the run had no checkpoint; with the handler but not in the loader workers, a
+    killed worker failed the step ("DataLoader worker ... is killed by signal", exit code 2)."""
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("log_every: 1\ncheckpoint_every: 1000\nloss: {num_points: 256}\n")
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "cli", "train", "--data", str(synth), "--preset", "tiny",
+            "--config", str(cfg), "--out", str(run), "--iters", "5000", "--batch-size", "4",
+            "--crop", "64", "--device", "cpu", "--workers", "1", "--processes", processes,
+            "--val-split", "none", "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(args, cwd=root, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 300
+    log = run / "metrics.jsonl"
+    while proc.poll() is None and time.monotonic() < deadline:
+        if log.is_file() and len(log.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err.decode()
+    said = re.fullmatch(
+        rf"interrupted \(SIGTERM\): add --resume to continue from {run}/last.pt \(step (\d+)\)\n",
+        err.decode(),
+    )
+    assert said, err.decode()
+    step = int(said[1])
+    assert torch.load(run / "last.pt", weights_only=True)["step"] == step
+    res = subprocess.run(
+        [sys.executable, "-m", "cli", "train", "--out", str(run), "--resume", "--iters",
+         str(step + 1), "--workers", "0", "--processes", "1", "--no-progress"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"trained {step + 1:,} steps" in res.stdout
+
+
 def test_a_full_disk_stops_training_with_how_to_resume(synth, tmp_path, monkeypatch):
     import errno
 

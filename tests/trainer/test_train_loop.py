@@ -607,3 +607,50 @@ def test_the_tensorboard_writer_purges_after_the_resumed_step(tmp_path, monkeypa
     train_module._tensorboard(tmp_path, 0)
     train_module._tensorboard(tmp_path, 3)
     assert made == [None, 4]
+
+
+@pytest.fixture
+def sigterm_handled():
+    """SIGTERM handled as the command line does (engine.stopping.install), for this test only."""
+    import signal
+
+    from engine import stopping
+
+    before = signal.getsignal(signal.SIGTERM)
+    stopping.install()
+    yield
+    signal.signal(signal.SIGTERM, before)
+    for key in ("received", "pending", "installed"):
+        setattr(stopping._State, key, False)
+
+
+def test_a_sigterm_mid_step_stops_at_its_end_checkpointed_and_resumes_exactly(
+    tmp_path, sigterm_handled
+):
+    """A scheduler's SIGTERM during step 3 (checkpoints every 1,000 steps): the step finishes,
+    its checkpoint is written and ``Terminated`` names it; the resume's losses are an unstopped
+    run's. Before, the process died at once and lost every step since its last checkpoint."""
+    import os
+    import signal
+
+    from engine.stopping import Terminated
+
+    root = write_dataset(tmp_path / "data", sources=True)
+    straight = train(_cfg(root, tmp_path / "a", checkpoint_every=1000), model=_stub(7))
+    model, calls = _stub(7), []
+
+    def term_in_third_step(module, args):
+        calls.append(1)
+        if len(calls) == 3:  # the forward of step 3: the backward and optimizer step are to come
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    model.register_forward_pre_hook(term_in_third_step)
+    with pytest.raises(Terminated) as stop:
+        train(_cfg(root, tmp_path / "b", checkpoint_every=1000), model=model)
+    last = tmp_path / "b" / "last.pt"
+    assert (stop.value.step, stop.value.checkpoint) == (3, str(last))
+    assert load_checkpoint(last)["step"] == 3
+    second = train(_cfg(root, tmp_path / "b", resume=True), model=_stub(7))
+    assert second.losses == straight.losses[3:]  # bit-identical to the unstopped run's
+    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]

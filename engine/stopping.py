@@ -1,0 +1,149 @@
+"""SIGTERM, the way schedulers stop a job, handled as Ctrl-C is.
+
+SLURM, Kubernetes, spot instances, ``docker stop`` and ``timeout`` stop a process with SIGTERM,
+then SIGKILL after a grace period (tens of seconds). Python's default is to die at once: no
+``finally`` runs, the temporary file of a write stays, nothing is said, and ``engine train``
+loses every step since its last checkpoint. The command line's entry point calls
+:func:`install`: a SIGTERM then raises :class:`Terminated`, a ``KeyboardInterrupt``, so every
+command's clean stop for Ctrl-C runs, and the command exits with :data:`EXIT_TERMINATED`.
+
+A loop whose state is whole only between its iterations (a training step: forward, backward,
+optimizer step) runs within :func:`deferred`: a SIGTERM there is recorded instead of raised,
+:func:`requested` says so, and the loop stops at the end of its iteration (``engine train``
+saves a checkpoint there); :func:`undeferred` marks a long stretch inside (validation) that it
+may cut short. Only the first SIGTERM counts: ``timeout`` sends two (one to the process, one to
+its group), and a second one would cut the clean stop short; Ctrl-C still stops at once, and
+the scheduler's SIGKILL anyway.
+
+Signal handlers run in Python's main thread; another thread's :func:`deferred` changes nothing.
+Library callers get nothing of this: :func:`install` is for the command line's processes only,
+and without it :func:`requested` stays False and :func:`deferred` changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+EXIT_TERMINATED = 143  # SIGTERM, as a shell reports it (128 + 15)
+
+
+class Terminated(KeyboardInterrupt):
+    """A SIGTERM, raised in the main thread where :func:`install` ran. ``step`` and
+    ``checkpoint``: where a training run that stopped at a step's end saved it (else None)."""
+
+    def __init__(self, step: int | None = None, checkpoint: str | None = None) -> None:
+        super().__init__("SIGTERM")
+        self.step = step
+        self.checkpoint = checkpoint
+
+    def __reduce__(self) -> Any:  # through a rank's queue to its parent (trainer.spawn)
+        return (Terminated, (self.step, self.checkpoint))
+
+
+class _State:
+    received = False  # a SIGTERM came (the exit code says so however the command stopped)
+    pending = False  # one came within deferred() and waits for the loop to stop
+    deferring = 0  # depth of deferred() in the main thread
+    installed = False  # install() ran in this process
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    if _State.received:  # the process is stopping already: its clean stop is not cut short
+        return
+    _State.received = True
+    if _State.deferring:
+        _State.pending = True
+        return
+    raise Terminated
+
+
+def install() -> None:
+    """Handle SIGTERM in this process as described above (the command line's processes only)."""
+    _State.installed = True
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def installed() -> bool:
+    """Whether this process handles SIGTERM as above (:func:`install` ran)."""
+    return _State.installed
+
+
+def ignore_in_worker() -> None:
+    """In a worker process of one that handles SIGTERM (a DataLoader's): ignore SIGTERM. A
+    scheduler sends it to the whole process group; a worker it killed would fail the step its
+    parent is finishing (``DataLoader worker ... is killed by signal: Terminated``, exit code
+    2). The parent ends its workers when it stops, and a worker whose parent is gone exits by
+    itself (torch's loader watches it)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def received() -> bool:
+    """Whether this process got a SIGTERM (under :func:`install`)."""
+    return _State.received
+
+
+def requested() -> bool:
+    """Whether a SIGTERM waits for the loop running within :func:`deferred` to stop."""
+    return _State.pending
+
+
+def acknowledge() -> bool:
+    """Whether a SIGTERM waits (see :func:`requested`), and forget it: the caller passed it on
+    (:mod:`trainer.spawn`'s parent to its ranks, whose stop it then waits for)."""
+    pending, _State.pending = _State.pending, False
+    return pending
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A SIGTERM within is recorded for :func:`requested` rather than raised; the loop stops at
+    a point of its choosing and raises :class:`Terminated` itself. One still pending when the
+    block ends without an error is raised then."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _State.deferring += 1
+    try:
+        yield
+    finally:
+        _State.deferring -= 1
+        pending = _State.pending and not _State.deferring
+        if pending:  # raised below, or by the loop itself (the error that ends the block)
+            _State.pending = False
+    if pending:
+        raise Terminated
+
+
+@contextlib.contextmanager
+def undeferred() -> Iterator[None]:
+    """Within :func:`deferred`, a stretch that a SIGTERM may cut short at once (validation:
+    minutes, past a scheduler's grace period); one already pending raises on entry."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    depth, _State.deferring = _State.deferring, 0
+    try:
+        if _State.pending:
+            _State.pending = False
+            raise Terminated
+        yield
+    finally:
+        _State.deferring = depth
+
+
+__all__ = [
+    "EXIT_TERMINATED",
+    "acknowledge",
+    "Terminated",
+    "deferred",
+    "ignore_in_worker",
+    "install",
+    "installed",
+    "received",
+    "requested",
+    "undeferred",
+]
