@@ -72,15 +72,6 @@ def installed() -> bool:
     return _State.installed
 
 
-def ignore_in_worker() -> None:
-    """In a worker process of one that handles SIGTERM (a DataLoader's): ignore SIGTERM. A
-    scheduler sends it to the whole process group; a worker it killed would fail the step its
-    parent is finishing (``DataLoader worker ... is killed by signal: Terminated``, exit code
-    2). The parent ends its workers when it stops, and a worker whose parent is gone exits by
-    itself (torch's loader watches it)."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 def received() -> bool:
     """Whether this process got a SIGTERM (under :func:`install`)."""
     return _State.received
@@ -140,7 +131,6 @@ __all__ = [
     "acknowledge",
     "Terminated",
     "deferred",
-    "ignore_in_worker",
     "install",
     "installed",
     "received",

@@ -263,6 +263,16 @@ def train_cmd(
         text, code = interrupted()
         stderr.print(f"{text}: {resume_hint(getattr(e, 'step', None))}", soft_wrap=True)
         raise typer.Exit(code) from None
+    except RuntimeError as e:
+        from engine import stopping
+
+        if not (stopping.received() and "DataLoader worker" in str(e)):
+            raise
+        # a SIGTERM to the whole process group ended the loader's workers mid-step: the step
+        # in progress is not saved (the model may be half updated), the last checkpoint is
+        text, code = interrupted()
+        stderr.print(f"{text}, which also ended the data loader: {resume_hint()}", soft_wrap=True)
+        raise typer.Exit(code) from None
     except OSError as e:  # a full or read-only disk: the last checkpoint written is whole
         if not disk_error(e):
             raise

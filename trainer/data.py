@@ -17,7 +17,6 @@ resumed run restarts the stream at the exact position it stopped at.
 
 from __future__ import annotations
 
-import functools
 import math
 import random
 from collections.abc import Iterator
@@ -31,7 +30,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from annotations.fileio import UNREADABLE, first_line
 from annotations.labelmap import IGNORE
-from engine import stopping
 from engine.datasets import (
     DatasetSpec,
     SegDataset,
@@ -339,13 +337,11 @@ class StreamSampler(Sampler):
             pos = (epoch + 1) * self.per_rank
 
 
-def seed_worker(worker_id: int, ignore_sigterm: bool = False) -> None:
+def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: seed Python, NumPy and torch per worker from torch's seed.
-    ``ignore_sigterm``: the loader's process handles SIGTERM (:mod:`engine.stopping`), and the
-    worker leaves a scheduler's SIGTERM to the whole process group to it
-    (:func:`engine.stopping.ignore_in_worker`)."""
-    if ignore_sigterm:
-        stopping.ignore_in_worker()
+    A worker keeps SIGTERM's default: one that ignored it outlived its parent's exit, which
+    ends it with SIGTERM, and the exit hung (a scheduler's SIGTERM to the whole process group
+    ends the workers; ``engine train`` then saves the last step, :mod:`engine.stopping`)."""
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -370,8 +366,7 @@ def make_loader(
         batch_size=batch_size,
         sampler=sampler,
         num_workers=num_workers,
-        # decided here: a worker may be spawned, not forked, and know nothing of its parent
-        worker_init_fn=functools.partial(seed_worker, ignore_sigterm=stopping.installed()),
+        worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=num_workers > 0,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
