@@ -647,6 +647,14 @@ def test_an_image_annotated_in_two_sources_is_refused_naming_both(tmp_path, worl
     assert str(e.value) == f"{tmp_path / 'ls.json'}: image 'img000' is annotated twice in this file"
 
 
+def _index_map() -> np.ndarray:
+    """An index mask of many classes, as Pascal VOC's: bicycle (2) top left, car (7) below."""
+    index = np.zeros((H, W), np.uint8)
+    index[:10, :20] = 2
+    index[20:30] = 7
+    return index
+
+
 def test_index_masks_of_many_classes_import_by_the_class_s_value(tmp_path, world, caplog):
     """Pascal VOC's SegmentationClass: a palette PNG whose indices are classes (bicycle 2, car
     7, void 255): --png-value 2 makes bicycle 1 and void unannotated; other classes are left
@@ -654,9 +662,7 @@ def test_index_masks_of_many_classes_import_by_the_class_s_value(tmp_path, world
     data, _, _ = world
     src = tmp_path / "SegmentationClass"
     src.mkdir()
-    index = np.zeros((H, W), np.uint8)
-    index[:10, :20] = 2
-    index[20:30] = 7
+    index = _index_map()
     index[9:11, :21] = 255  # VOC's void band along object edges
     voc = Image.fromarray(index, mode="P")
     voc.putpalette([0, 0, 0, 128, 0, 0, 0, 128, 0] + [64] * (3 * 253))
@@ -697,9 +703,7 @@ def test_subset_json_records_how_png_masks_were_read_so_a_reimport_gives_the_sam
     data, _, _ = world
     src = tmp_path / "voc"
     src.mkdir()
-    index = np.zeros((H, W), np.uint8)
-    index[:10, :20] = 2
-    index[20:30] = 7
+    index = _index_map()
     Image.fromarray(index).save(src / "img000.png")
     first = import_annotations(
         ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "a"), png_value=2)
