@@ -40,6 +40,8 @@ class Subset:
     split: str  # dataset split the images belong to
     stems: tuple[str, ...]  # annotated images, sorted
     info: dict = field(default_factory=dict, compare=False)  # the whole subset.json
+    # images the subset this one was written over held and this one does not (their masks went)
+    removed: tuple[str, ...] = field(default=(), compare=False)
 
     def mask_path(self, stem: str) -> Path:
         return self.root / "masks" / f"{stem}.png"
@@ -61,11 +63,12 @@ class Subset:
         return m, histogram
 
 
-def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> None:
+def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> tuple[str, ...]:
     """Refuse to write a subset over what it must not replace: a subset of another class or
-    split (unless ``replace``), or a folder that holds files but is no subset."""
+    split (unless ``replace``), or a folder that holds files but is no subset. Returns the
+    images of the subset of the same class and split that ``root`` holds (else none)."""
     if not root.exists():
-        return
+        return ()
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a folder (the subset directory to write)")
     manifest = root / "subset.json"
@@ -75,18 +78,21 @@ def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> 
                 f"{root}: the folder holds files but no subset.json; write the subset to a new "
                 "or empty folder"
             )
-        return
+        return ()
     try:
         old = read_json(manifest, "subset manifest")
         old_class, old_split = str(old["class_name"]), str(old.get("split", "test"))
     except (ValueError, KeyError, TypeError):
         old_class, old_split = "?", "?"  # unreadable: only an explicit replace writes over it
-    if (old_class.lower(), old_split) != (class_name.lower(), split) and not replace:
+    same = (old_class.lower(), old_split) == (class_name.lower(), split)
+    if not same and not replace:
         raise FileExistsError(
             f"{root}: already the annotated subset of {old_class} (split {old_split}); one "
             f"folder holds one class's subset: write {class_name}'s (split {split}) to another "
             "folder, or replace this one on purpose (engine annotate import --replace)"
         )
+    stems = old.get("stems") if same else None
+    return tuple(str(s) for s in stems) if isinstance(stems, list) else ()
 
 
 def write_subset(
@@ -110,12 +116,13 @@ def write_subset(
     (a mask that fails its check, a full disk) leaves the old subset as it was, and no folder
     where there was none. ``each`` wraps the loop over the stems (a progress bar).
 
-    Raises ``ValueError`` when there is no mask, or a mask has other values.
+    Raises ``ValueError`` when there is no mask, or a mask has other values. The returned
+    subset's ``removed`` names the images a rewrite of the same subset left out.
     """
     root = Path(root)
     if not masks:
         raise ValueError(f"{root}: no annotated image to write")
-    _existing_subset(root, class_name, split, replace)
+    held = _existing_subset(root, class_name, split, replace)
     with staged(root, ".masks.") as staging:
         (staging / "masks").mkdir()
         counts = {}
@@ -147,7 +154,8 @@ def write_subset(
         **(extra or {}),
     }
     atomic_write_json(root / "subset.json", info)
-    return Subset(root, class_name, split, tuple(stems), info)
+    removed = tuple(sorted(set(held) - set(stems)))
+    return Subset(root, class_name, split, tuple(stems), info, removed)
 
 
 def _checked_counts(stem: str, shape: tuple[int, ...], histogram: np.ndarray) -> dict[str, int]:

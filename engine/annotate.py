@@ -621,11 +621,10 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             for stem, src in sources.items()
         }
     each = partial(track, description="write masks", total=len(masks), enabled=cfg.progress)
-    dropped = _no_longer_annotated(Path(cfg.out), cfg.class_name, cfg.split, masks)
     subset = write_subset(
         cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace, each
     )
-    if dropped:
+    if dropped := subset.removed:  # a second batch imported alone replaced the first
         log.warning(
             "%s: %s of the subset %s not in these files, so %s removed: %s; to keep %s, "
             "import the files of every batch in one call",
@@ -636,20 +635,6 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             "it" if len(dropped) == 1 else "them",
         )
     return subset
-
-
-def _no_longer_annotated(out: Path, class_name: str, split: str, masks: dict) -> list[str]:
-    """The images of the subset ``out`` already holds for this class and split that the files
-    imported now leave out: a re-import replaces the subset, so their masks go. Corrected
-    files of the whole subset leave none out; a second batch annotated apart from the first
-    leaves the first out (before, its masks went without a word)."""
-    try:
-        old = read_subset(out, require_masks=False)
-    except (OSError, ValueError):  # none, or unreadable: write_subset decides
-        return []
-    if (old.class_name.lower(), old.split) != (class_name.lower(), split):
-        return []  # another class's or split's: refused, or replaced on purpose (--replace)
-    return sorted(set(old.stems) - set(masks))
 
 
 @dataclass(frozen=True)
