@@ -352,16 +352,20 @@ class SimulatedBackend:
         palette (it failed the image). A single-channel label is read as before, unchecked:
         only its parent pixels are used, so the simulated errors and the images they fail are
         those of the documented rates."""
+        from PIL import Image
+
         from annotations.labelmap import read_label
 
         folder = self.spec.label_dir(split)
         path = None if folder is None else folder / f"{stem}.png"
         if path is None or not path.is_file():
             return None
-        try:
-            label = read_label(path)
-        except ValueError:  # not single-channel: colour-coded, or unreadable (named either way)
-            label = read_label(path, self.taxonomy)
+        try:  # the header says which: one decode (trying unchecked first decoded an RGB twice)
+            with Image.open(path) as img:
+                colour = img.mode in ("RGB", "RGBA")
+        except (OSError, SyntaxError):
+            colour = False  # unreadable: read_label names the file and the problem
+        label = read_label(path, self.taxonomy if colour else None)
         if label.shape != shape:
             return None
         parent = (
