@@ -191,6 +191,8 @@ def train_processes(
                         error = RuntimeError(f"training process {e.error_index} died ({e})")
                     break
             drain()
+            if result is not None and error is None:  # a SIGTERM after the ranks finished:
+                stopping.acknowledge()  # nothing left to stop (it discarded the finished run)
     finally:
         # ranks stopped together by a SIGTERM exit by themselves (their loader workers and
         # semaphores cleaned up) once their checkpoint is written

@@ -164,3 +164,39 @@ def test_cpu_ranks_on_a_gpu_machine_use_gloo_and_leave_cuda_alone(monkeypatch, t
     assert restored == []
     set_rng_state(rng_state(cuda=True))
     assert len(restored) == 1
+
+
+def test_a_sigterm_after_the_ranks_finished_keeps_their_result(monkeypatch):
+    """A SIGTERM that comes once every rank has returned (during the last wait) left nothing to
+    stop, yet it was raised when the wait ended: the finished run's result was dropped and the
+    command said "interrupted (SIGTERM)"."""
+    import torch.multiprocessing as mp
+
+    from engine import stopping
+    from trainer.spawn import train_processes
+
+    for key in ("received", "pending", "deferring", "installed"):
+        monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
+    monkeypatch.setattr(stopping._State, "deferring", 0)
+
+    class Rank:
+        def is_alive(self) -> bool:
+            return False
+
+        def join(self, timeout=None) -> None:
+            pass
+
+    class Ranks:
+        processes = [Rank(), Rank()]
+
+        def join(self, timeout=None) -> bool:
+            stopping._State.received = stopping._State.pending = True  # as the handler does
+            return True
+
+    def start(fn, args, nprocs, join, start_method):
+        args[4].put(("result", "finished run"))  # the messages queue: rank 0's result
+        return Ranks()
+
+    monkeypatch.setattr(mp, "start_processes", start)
+    cfg = TrainConfig(data="unused", device="cpu", processes=2)
+    assert train_processes(lambda c: None, cfg, 2) == "finished run"
