@@ -493,10 +493,7 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         try:
             return _import(dataclasses.replace(cfg, sources=sources), names)
         except (ValueError, FileNotFoundError) as e:  # name the archive, not its copy
-
-            def named(text: str) -> str:
-                return archive_named(text, names)
-
+            named = functools.partial(archive_named, names=names)
             if isinstance(e, BadItems):
                 raise BadItems(named(e.headline), [named(p) for p in e.problems]) from None
             raise type(e)(named(str(e))) from None

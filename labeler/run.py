@@ -178,8 +178,11 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
         return cfg, None, None
     held = info.class_name
     if held.lower() == cfg.cls.name.lower():
-        same = dataclasses.replace(cfg, cls=dataclasses.replace(cfg.cls, name=held))
-        same = cfg if held == cfg.cls.name else same
+        same = (
+            cfg
+            if held == cfg.cls.name
+            else dataclasses.replace(cfg, cls=dataclasses.replace(cfg.cls, name=held))
+        )
         recorded = info.record.get("config")
         if not cfg.force and isinstance(recorded, dict):
             same = same.spelled_as(recorded)
@@ -466,7 +469,10 @@ def _record_data_moved(out: Path, cfg: LabelConfig, meta: dict) -> None:
     path = out / "run.json"
     resolved = str(Path(cfg.data).resolve())
     config = meta.get("config") if isinstance(meta.get("config"), dict) else None
-    if config is None or meta.get("data_resolved", _resolved(config.get("data"))) == resolved:
+    if config is None:
+        return
+    before = meta["data_resolved"] if "data_resolved" in meta else _resolved(config.get("data"))
+    if before == resolved:  # resolved only when not recorded (a filesystem call)
         return
     log.info("%s: the dataset is now %s (was %s)", path, resolved, meta.get("data_resolved"))
     atomic_write_json(

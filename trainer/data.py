@@ -339,9 +339,10 @@ class StreamSampler(Sampler):
 
 def seed_worker(worker_id: int) -> None:
     """DataLoader ``worker_init_fn``: seed Python, NumPy and torch per worker from torch's seed.
-    A worker keeps SIGTERM's default: one that ignored it outlived its parent's exit, which
-    ends it with SIGTERM, and the exit hung (a scheduler's SIGTERM to the whole process group
-    ends the workers; ``engine train`` then saves the last step, :mod:`engine.stopping`)."""
+    A worker keeps torch's SIGTERM handling (its parent's SIGTERM ends it quietly, anyone
+    else's kills it): one that ignored SIGTERM outlived its parent's exit, which ends it with
+    SIGTERM, and the exit hung. A scheduler's SIGTERM to the whole process group so ends the
+    workers mid-step; ``engine train`` says so (:mod:`engine.stopping`)."""
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)

@@ -538,7 +538,7 @@ def _step_checks(value: torch.Tensor, stop: bool, world: int) -> tuple[bool, boo
     """Whether ``value`` (the step's loss and gradient norm) is finite on every rank, and
     whether any rank was asked to stop (a SIGTERM, :mod:`engine.stopping`): one all-reduce, so
     every rank stops at the same step and no rank is left waiting in a collective."""
-    flags = torch.stack([torch.isfinite(value).all(), value.new_tensor(not stop).bool()]).float()
+    flags = torch.stack([torch.isfinite(value).all(), value.new_tensor(not stop)]).float()
     if world > 1:
         dist.all_reduce(flags, op=dist.ReduceOp.MIN)
     finite, go_on = flags.tolist()

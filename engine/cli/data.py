@@ -79,8 +79,8 @@ def info_cmd(
 
     refuse_plot_to_stdout(plot)
     data = output_folder(data)  # run.json, last.pt: the folder they belong to
-    split = list(split_names(split) or [])  # --split val,test, as label, fuse and review take it
-    described = describe_output(data, split or None)
+    splits = list(split_names(split) or []) or None  # --split val,test, as label, fuse take it
+    described = describe_output(data, splits)
     if described is not None:  # a label or training run, a subset, predictions: not a dataset
         what, renderables, problems = described
         if plot is not None:
@@ -94,9 +94,7 @@ def info_cmd(
         from engine.outputs import matplotlib_for
 
         matplotlib_for("engine info --plot")  # before the pass over the images: matplotlib is there
-    stats = dataset_stats(
-        data, splits=split or None, decode=decode, progress=progress, workers=workers
-    )
+    stats = dataset_stats(data, splits=splits, decode=decode, progress=progress, workers=workers)
     for renderable in render_stats(stats):
         stdout.print(renderable, soft_wrap=True)
     if plot is not None:
