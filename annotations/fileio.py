@@ -278,6 +278,14 @@ def spec_file(root: str | os.PathLike) -> Path | None:
     return next((Path(root) / n for n in SPEC_NAMES if (Path(root) / n).is_file()), None)
 
 
+def outputs_around(folder: str | os.PathLike) -> list[tuple[Path, str]]:
+    """``(folder, record)`` of the engine outputs that ``folder`` is or lies in, itself and up to
+    two levels above (a run's ``labels/<split>``), nearest first (:func:`output_kind`)."""
+    folder = Path(folder)
+    found = ((f, output_kind(f)) for f in (folder, folder.parent, folder.parent.parent))
+    return [(f, kind[0]) for f, kind in found if kind is not None]
+
+
 def output_kind(folder: str | os.PathLike) -> tuple[str, str] | None:
     """``(record, description)`` of the engine output ``folder`` is, by the record its command
     writes there (:data:`OUTPUT_RECORDS`); None for anything else."""

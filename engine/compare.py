@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import atomic_write_json, atomic_write_text, output_kind
+from annotations.fileio import atomic_write_json, atomic_write_text, outputs_around
 from annotations.labelmap import read_label, validate_label
 from annotations.subset import check_subset_class, subset_at
 from annotations.taxonomy import MASS13K, Taxonomy
@@ -175,10 +175,7 @@ def _folder_mode(cfg: CompareConfig, source: str, folder: Path) -> str:
     masks or a label run's labels stay ``auto`` (binary) wherever they are (a subset imported
     into a fused dataset's folder finds its taxonomy above)."""
     recorded = cfg.taxonomy is None and source != DEFAULT_TAXONOMY
-    binary = any(
-        (kind := output_kind(f)) is not None and kind[0] in BINARY_RECORDS
-        for f in (folder, folder.parent, folder.parent.parent)
-    )
+    binary = any(record in BINARY_RECORDS for _, record in outputs_around(folder))
     return "labels" if cfg.input == "auto" and recorded and not binary else cfg.input
 
 

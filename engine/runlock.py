@@ -167,12 +167,9 @@ def _output_holding(folder: Path) -> Path:
     compare`` asks for, a run being labelled was read half written. Two levels up at most, and
     only an output with its record (a demo's folder holds none: its stages read its subfolders
     while it holds its own lock)."""
-    from annotations.fileio import output_kind
+    from annotations.fileio import outputs_around
 
-    for f in (folder, folder.parent, folder.parent.parent):
-        if output_kind(f) is not None:
-            return f
-    return folder
+    return next((f for f, _ in outputs_around(folder)), folder)
 
 
 def check_output_folder(folder: str | os.PathLike, own: tuple[str, ...], command: str = "") -> None:
