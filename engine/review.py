@@ -53,7 +53,7 @@ from engine.outputs import (
     taxonomy_record,
 )
 from engine.runinfo import environment
-from engine.text import METRICS, counted, format_score
+from engine.text import METRICS, counted, format_score, split_names
 
 
 @dataclass
@@ -128,10 +128,8 @@ def _image_scores(mask: np.ndarray, gt: np.ndarray) -> dict[str, float | None]:
 
 def split_list(split: str | Sequence[str] | None) -> list[str]:
     """``--split``'s names: ``"val,test"``, ``["val", "test"]`` or ``"val"``; [] for None."""
-    if split is None:
-        return []
-    texts = [split] if isinstance(split, str) else list(split)
-    return list(dict.fromkeys(v.strip() for t in texts for v in t.split(",") if v.strip()))
+    texts = [split] if isinstance(split, str) else list(split or [])
+    return list(dict.fromkeys(split_names(texts) or ()))
 
 
 def _nothing_labelled(run: LabelRun, splits: list[str], chosen: bool) -> str:
