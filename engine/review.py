@@ -35,7 +35,7 @@ from annotations.fileio import (
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun, latest_records
 from annotations.subset import ImageStats, check_subset_class, read_subset
-from engine.annotate import dataset_images, image_stat
+from engine.annotate import dataset_images, image_stat, splits_said
 from engine.datasets import load_image, load_spec
 from engine.metrics import binary_class_scores
 from engine.outputs import (
@@ -150,7 +150,7 @@ def _nothing_labelled(run: LabelRun, splits: list[str], chosen: bool) -> str:
             f"{run.root}: no labelled image yet{which}: {counted(failed, 'image')} failed "
             f"(see engine info {run.root})"
         )
-    return f"{run.root}: no labelled images to review{which} (splits: {', '.join(run.splits()) or 'none'})"
+    return f"{run.root}: no labelled images to review{which} {splits_said(run)}"
 
 
 def _split_images(
