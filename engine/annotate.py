@@ -218,10 +218,12 @@ class Items:
 
 def _no_labelled(run: LabelRun, split: str) -> ValueError:
     """The error of a run with no labelled image in ``split``, naming the splits it has."""
-    return ValueError(
-        f"{run.root}: no labelled images in split {split!r} "
-        f"(splits: {', '.join(run.splits()) or 'none'})"
-    )
+    return ValueError(f"{run.root}: no labelled images in split {split!r} {splits_said(run)}")
+
+
+def splits_said(run: LabelRun) -> str:
+    """``(splits: val, test)``, the splits a run has, as its no-labelled-image errors end."""
+    return f"(splits: {', '.join(run.splits()) or 'none'})"
 
 
 def _warn_not_labelled(

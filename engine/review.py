@@ -35,7 +35,7 @@ from annotations.fileio import (
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun, latest_records
 from annotations.subset import ImageStats, check_subset_class, read_subset
-from engine.annotate import dataset_images, image_stat
+from engine.annotate import dataset_images, image_stat, splits_said
 from engine.datasets import load_image, load_spec
 from engine.metrics import binary_class_scores
 from engine.outputs import (
@@ -53,7 +53,7 @@ from engine.outputs import (
     taxonomy_record,
 )
 from engine.runinfo import environment
-from engine.text import METRICS, counted, format_score
+from engine.text import METRICS, counted, format_score, split_names
 
 
 @dataclass
@@ -128,10 +128,8 @@ def _image_scores(mask: np.ndarray, gt: np.ndarray) -> dict[str, float | None]:
 
 def split_list(split: str | Sequence[str] | None) -> list[str]:
     """``--split``'s names: ``"val,test"``, ``["val", "test"]`` or ``"val"``; [] for None."""
-    if split is None:
-        return []
-    texts = [split] if isinstance(split, str) else list(split)
-    return list(dict.fromkeys(v.strip() for t in texts for v in t.split(",") if v.strip()))
+    texts = [split] if isinstance(split, str) else list(split or [])
+    return list(dict.fromkeys(split_names(texts) or ()))
 
 
 def _nothing_labelled(run: LabelRun, splits: list[str], chosen: bool) -> str:
@@ -152,7 +150,7 @@ def _nothing_labelled(run: LabelRun, splits: list[str], chosen: bool) -> str:
             f"{run.root}: no labelled image yet{which}: {counted(failed, 'image')} failed "
             f"(see engine info {run.root})"
         )
-    return f"{run.root}: no labelled images to review{which} (splits: {', '.join(run.splits()) or 'none'})"
+    return f"{run.root}: no labelled images to review{which} {splits_said(run)}"
 
 
 def _split_images(

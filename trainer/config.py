@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import read_yaml
+from annotations.fileio import read_json, read_yaml
 from engine.runinfo import cpu_cores  # noqa: F401 - sizes processes, threads, workers here
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
@@ -231,8 +231,6 @@ def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
     had to be given again: a ``--preset tiny --crop 256`` run resumed without them was refused
     with ten "differs" (the defaults'). No record (a run folder made by hand): none."""
     path = Path(out) / "config.json"
-    from annotations.fileio import read_json
-
     try:
         recorded = read_json(path, "config.json")["config"]
     except FileNotFoundError:
@@ -251,8 +249,6 @@ def resumed_iters(cfg: TrainConfig, named: bool) -> int:
     it."""
     if not cfg.resume or named:
         return cfg.iters
-    from annotations.fileio import read_json
-
     try:
         recorded = read_json(Path(cfg.out) / "config.json", "config.json")["config"]["iters"]
     except (OSError, ValueError, KeyError, TypeError):  # no record: train() decides as before

@@ -236,13 +236,11 @@ def other_files(entries: list[Path]) -> list[Path]:
     ]
 
 
-def input_images(
-    cfg: PredictConfig, spec: DatasetSpec | None = None
-) -> tuple[list[Path], list[Path]]:
+def input_images(cfg: PredictConfig, spec: DatasetSpec | None) -> tuple[list[Path], list[Path]]:
     """The images ``cfg`` names, and the other files of their folder (:func:`list_images`):
     ``cfg.images`` (a folder or one file), or the images of ``cfg.split`` of the dataset
-    ``cfg.data`` (``spec``, when already read from it), found as every command finds a split's
-    images (a fused dataset's spec points to the original photos)."""
+    ``cfg.data`` (``spec``, read from it by :func:`predict_dir`), found as every command finds
+    a split's images (a fused dataset's spec points to the original photos)."""
     if (cfg.images is None) == (cfg.data is None):
         raise ValueError(
             "give the images to label as --images FOLDER, or as --data ROOT with --split SPLIT"
@@ -251,7 +249,7 @@ def input_images(
     if cfg.data is None:
         images, others = list_images(Path(cfg.images))
         return check_stems(images), others
-    samples = SegDataset(spec or load_spec(cfg.data), cfg.split, require_labels=False).samples
+    samples = SegDataset(spec, cfg.split, require_labels=False).samples
     if not samples:
         raise ValueError(f"{cfg.data}: split {cfg.split!r} has no images")
     return [s.image_path for s in samples], []  # a split's listing refuses a stem twice already

@@ -145,7 +145,8 @@ def interval_line(what: str, against: str, record: dict[str, Any]) -> str:
         if record.get(key) is None:
             cells.append(f"{title} -")
             continue
-        lo, hi = record[key]
+        # a bound that rounds to zero prints +0.00, not -0.00 (round gives -0.0 below zero)
+        lo, hi = (round(v, digits) + 0.0 for v in record[key])
         sure = " (excludes 0)" if excludes_zero(record[key]) else ""
         cells.append(f"{title} [{lo:+.{digits}f}, {hi:+.{digits}f}]{sure}")
     return (

@@ -1185,6 +1185,33 @@ def test_engine_info_says_what_import_would_refuse_in_coco_and_labelme_files(tmp
     assert code == 1 and "is annotated twice (also in" in text
 
 
+def test_engine_info_checks_no_labelme_file_of_a_folder_it_will_not_check(tmp_path, monkeypatch):
+    """A folder of more LabelMe files than engine info checks (2,000) had its first 2,000 drawn
+    as import draws them, then the result dropped: minutes for 4K images. Checked only when
+    the count allows, and then the same problems, also where other JSON files among them
+    (not LabelMe) leave no more LabelMe files than that."""
+    from engine import annotation_files as af
+
+    def labelme(name: str, image: str) -> None:
+        shape = {"label": "car", "points": [[1, 1], [8, 1], [4, 7]], "shape_type": "polygon"}
+        doc = {"shapes": [shape], "imagePath": image, "imageHeight": 10, "imageWidth": 10}
+        (tmp_path / name).write_text(json.dumps(doc))
+
+    for i in range(3):
+        labelme(f"a{i}.json", f"img{i}.jpg")
+    checked = []
+    real = af._labelme_problems
+    monkeypatch.setattr(af, "_labelme_problems", lambda f, *a: checked.append(f) or real(f, *a))
+    monkeypatch.setattr(af, "CHECK_LIMIT", 2)
+    (found,) = af.annotation_files(tmp_path)
+    assert found.files == 3 and found.problems is None and checked == []
+    (tmp_path / "a2.json").write_text(json.dumps({"settings": 1}))  # a stray: 2 LabelMe files
+    labelme("a1.json", "img0.jpg")  # annotates img0 again: a problem import refuses
+    (found,) = af.annotation_files(tmp_path)
+    assert found.files == 2 and len(checked) == 2
+    assert len(found.problems) == 1 and "is annotated twice" in found.problems[0]
+
+
 def test_engine_info_holds_one_labelme_file_at_a_time(tmp_path, world, monkeypatch):
     """A folder of LabelMe files is described one file at a time: LabelMe saves each image's
     pixels in its file, and holding every document made ``engine info`` need memory for all

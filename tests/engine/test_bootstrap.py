@@ -8,6 +8,7 @@ import pytest
 from engine.metrics import SegEvaluator
 from engine.metrics.bootstrap import (
     class_counts,
+    interval_line,
     matches_truth,
     paired_delta_interval,
     scores_from_sums,
@@ -103,3 +104,12 @@ def test_one_image_holding_the_class_forms_no_interval():
     two_good, two_bad = _two_sources(2, (1, 0), (1, 4))  # two images hold it: an interval
     ci = paired_delta_interval(np.hstack([two_bad, empty]), np.hstack([two_good, empty]))
     assert ci["iou"] is not None
+
+
+def test_a_bound_that_rounds_to_zero_prints_plus_zero():
+    """A bound just below zero is stored rounded (-0.0) and printed as "-0.00", beside "+0.00"
+    for one just above: the same zero with two signs in one line."""
+    record = {"iou": [-0.001, 0.002], "biou": [-0.0, 1.5], "bf1": None, "images": 3}
+    line = interval_line("the model", "the pseudo labels", {**record, "level": 0.95})
+    assert "IoU [+0.00, +0.00]," in line and "BIoU [+0.00, +1.50]," in line
+    assert "-0.00" not in line and "BF1 -" in line
