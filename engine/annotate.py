@@ -103,8 +103,8 @@ def dataset_images(
         return {}
     if not data and not root.is_dir():  # recorded by the run: say so, and what to do
         raise FileNotFoundError(
-            f"{run.run_json}: its dataset root {root} is not found from here; "
-            "pass the dataset root with --data"
+            f"{run.run_json}: its dataset root {root} is not found from here, nor beside the "
+            "run where it was; pass the dataset root with --data"
         )
     ds = SegDataset(load_spec(root), split, require_labels=False, lenient=True)
     return {s.stem: s.image_path for s in ds.samples}
