@@ -231,7 +231,7 @@ def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
     had to be given again: a ``--preset tiny --crop 256`` run resumed without them was refused
     with ten "differs" (the defaults'). No record (a run folder made by hand): none."""
     path = Path(out) / "config.json"
-    from annotations.fileio import read_json
+    from annotations.fileio import read_json, recorded_root
 
     try:
         recorded = read_json(path, "config.json")["config"]
@@ -241,7 +241,12 @@ def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
         raise ValueError(f"{path}: no 'config' mapping; resume with --config FILE") from None
     if not isinstance(recorded, dict):
         raise ValueError(f"{path}: 'config' is not a mapping; resume with --config FILE")
-    return {k: v for k, v in recorded.items() if k not in THIS_CALL}, str(path)
+    settings = {k: v for k, v in recorded.items() if k not in THIS_CALL}
+    data = settings.get("data")
+    if isinstance(data, str) and data:  # typed relative to where the run started, maybe not here
+        found = recorded_root(data, None, (recorded.get("out"), out))
+        settings["data"] = str(found)
+    return settings, str(path)
 
 
 def resumed_iters(cfg: TrainConfig, named: bool) -> int:
