@@ -78,7 +78,7 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
     if fcntl is None or (folder.exists() and not folder.is_dir()):
         yield folder  # a file given as the folder: the command's own check names it
         return
-    created = not folder.exists()
+    created = _missing(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -109,11 +109,23 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
     finally:
         with contextlib.suppress(OSError):  # the folder may be gone (moved or deleted)
             if locked and created and [p.name for p in folder.iterdir()] == [name]:
-                # a run that wrote nothing (refused its input) leaves no folder behind
+                # a run that wrote nothing (refused its input) leaves no folder behind, nor the
+                # parents it made for it (runs/label of runs/label/car), while they are empty
                 path.unlink()
-                folder.rmdir()
+                for made in created:
+                    made.rmdir()
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
+
+
+def _missing(folder: Path) -> list[Path]:
+    """The folders ``folder.mkdir(parents=True)`` makes: ``folder`` and its missing parents,
+    deepest first."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def writer(folder: str | os.PathLike) -> str | None:

@@ -188,6 +188,10 @@ def test_a_folder_the_run_created_and_left_empty_is_removed(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="bad input"), exclusive(tmp_path / "new", "engine fuse"):
         raise ValueError("bad input")  # refused before writing anything
     assert not (tmp_path / "new").exists()
+    (tmp_path / "runs" / "other").mkdir(parents=True)
+    with pytest.raises(ValueError, match="bad"), exclusive(tmp_path / "runs/label/a b", "x"):
+        raise ValueError("bad input")  # the parents made for it go too, up to one that was
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["other"]
     with exclusive(tmp_path / "kept", "engine fuse"):
         (tmp_path / "kept" / "out.png").write_bytes(b"x")
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == [LOCK_NAME, "out.png"]
