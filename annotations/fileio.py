@@ -329,6 +329,14 @@ def recorded_root(given: Any, resolved: Any = None, beside: Any = None) -> Path 
     return given or resolved
 
 
+def unexpanded(path: Path) -> str:
+    """What to say of a path that starts with a ``~`` the shell left as it is."""
+    return (
+        "the shell expands ~ only at the start of a word, not in quotes nor after --opt=: "
+        f"give {path.expanduser()}"
+    )
+
+
 def moved_with(path: Any, out: Any, folder: Any) -> Path | None:
     """Where ``path`` is now if it kept its place beside an output that recorded it with its
     own path ``out`` (both as one command line typed them, both relative to its working

@@ -235,3 +235,26 @@ def test_writer_names_the_process_writing_a_folder_and_none_once_it_is_killed(tm
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     assert writer(run) is None  # killed: nobody writes it, though its lock file stays
+
+
+def test_an_output_starting_with_a_tilde_the_shell_left_is_refused(tmp_path: Path, monkeypatch):
+    """``--out=~/runs`` or ``--out "~/runs"``: the shell expands ~ only at the start of a word,
+    so the command got a literal ~. Before, it made a folder named ~ in the working directory
+    (which a later ``rm -rf ~`` meant for it would take as the home folder); an input path
+    starting with one says the same when it is not found."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for args in (["synth", "--out=~/data"], ["info", "~/data"]):
+        res = CliRunner().invoke(app, [*args, "--no-progress"] if args[0] == "synth" else args)
+        assert res.exit_code == 2, res.output
+        said = " ".join(res.output.split())
+        assert said.endswith(
+            "the shell expands ~ only at the start of a word, not in quotes nor after --opt=: "
+            f"give {tmp_path / 'home' / 'data'}"
+        ), said
+    assert said.startswith("error: ~/data: dataset root not found;")
+    assert list(tmp_path.iterdir()) == []  # no folder named ~
