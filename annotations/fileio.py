@@ -337,6 +337,16 @@ def unexpanded(path: Path) -> str:
     )
 
 
+def check_expanded(path: str | os.PathLike | None, command: str) -> None:
+    """Refuse an output ``path`` that starts with a ``~`` the shell left as it is
+    (``--out=~/runs``, or quoted) while no folder named ~ is here: the command would make one
+    in the working directory (and a later ``rm -rf ~`` meant for it takes the home folder)."""
+    if path is not None and Path(path).parts[:1] == ("~",) and not Path("~").exists():
+        raise ValueError(
+            f"{path}: {command} would make a folder named ~ here; {unexpanded(Path(path))}"
+        )
+
+
 def moved_with(path: Any, out: Any, folder: Any) -> Path | None:
     """Where ``path`` is now if it kept its place beside an output that recorded it with its
     own path ``out`` (both as one command line typed them, both relative to its working

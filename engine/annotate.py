@@ -27,6 +27,7 @@ from annotations.cvat import CVAT_XML, cvat_xml_to_masks, is_cvat_xml
 from annotations.fileio import (
     atomic_write_json,
     atomic_write_text,
+    check_expanded,
     first_line,
     output_kind,
     read_json,
@@ -478,6 +479,7 @@ def import_annotations(cfg: ImportConfig) -> Subset:
             f"--class {cfg.class_name!r}: give the class the files annotate ('unannotated' and "
             "'ignore' name the regions left unannotated)"
         )
+    check_expanded(cfg.out, "engine annotate import")
     cfg = dataclasses.replace(cfg, format=cfg.format.lower())  # --format COCO, as --class bicycle
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:

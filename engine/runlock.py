@@ -194,15 +194,12 @@ def check_output_folder(folder: str | os.PathLike, own: tuple[str, ...], command
     (:func:`annotations.fileio.output_kind`) or a dataset's root is refused too: the command's
     files would mix with that folder's, and its ``--force`` would replace what it holds (a
     fusion into a label run wrote its label maps over the pseudo labels)."""
-    from annotations.fileio import folder_is, unexpanded
+    from annotations.fileio import check_expanded, folder_is
 
     path = Path(folder)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{folder}: output exists and is not a folder")
-    if path.parts[:1] == ("~",) and not Path("~").exists():
-        raise ValueError(
-            f"{folder}: {command} would make a folder named ~ here; {unexpanded(path)}"
-        )
+    check_expanded(folder, command)
     check_not_in_dataset(path, command)
     if not path.is_dir() or any((path / r).is_file() for r in own):
         return

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from annotations.fileio import check_expanded
 from engine.cli.common import is_stdout, refuse_plot_to_stdout, stderr, stdout
 from engine.text import counted, joined
 
@@ -88,6 +89,7 @@ def evaluate_cmd(
     from engine.evaluate import EvaluateConfig, describe_fold, evaluate
 
     to_stdout = is_stdout(json_out)
+    check_expanded(None if to_stdout else json_out, "engine evaluate")
     out = stderr if to_stdout else stdout
     cfg = EvaluateConfig(
         pred=pred,
@@ -203,6 +205,8 @@ def compare_cmd(
 
     refuse_plot_to_stdout(plot_out)
     json_to_stdout, markdown_to_stdout = is_stdout(json_out), is_stdout(markdown_out)
+    for path in (plot_out, json_out, markdown_out):
+        check_expanded(None if is_stdout(path) else path, "engine compare")
     if json_to_stdout and markdown_to_stdout:
         raise ValueError("--json - and --markdown -: one of them can go to stdout; give a file")
     to_stdout = json_to_stdout or markdown_to_stdout

@@ -258,3 +258,12 @@ def test_an_output_starting_with_a_tilde_the_shell_left_is_refused(tmp_path: Pat
         ), said
     assert said.startswith("error: ~/data: dataset root not found;")
     assert list(tmp_path.iterdir()) == []  # no folder named ~
+    for args in (  # file outputs and the subset folder, refused before their inputs are read
+        ["evaluate", "--pred", "p", "--gt", "g", "--json=~/e.json"],
+        ["compare", "--class", "Bicycle", "--gt", "g", "--source", "a=p", "--markdown", "~/m"],
+        ["info", "d", "--plot=~/s.png"],
+        ["annotate", "import", "f", "--class", "Bicycle", "--data", "d", "--out=~/subset"],
+    ):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2 and "would make a folder named ~ here" in res.output, args
+    assert list(tmp_path.iterdir()) == []
