@@ -82,7 +82,7 @@ from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
 from engine.runinfo import environment
-from engine.runlock import check_not_being_written, check_output_folder
+from engine.runlock import check_not_being_written, check_not_in_output, check_output_folder
 from engine.text import counted, few, split_names
 
 log = logging.getLogger(__name__)
@@ -480,6 +480,7 @@ def import_annotations(cfg: ImportConfig) -> Subset:
             "'ignore' name the regions left unannotated)"
         )
     check_expanded(cfg.out, "engine annotate import")
+    check_not_in_output(Path(cfg.out), "engine annotate import")
     cfg = dataclasses.replace(cfg, format=cfg.format.lower())  # --format COCO, as --class bicycle
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:

@@ -201,6 +201,7 @@ def check_output_folder(folder: str | os.PathLike, own: tuple[str, ...], command
         raise NotADirectoryError(f"{folder}: output exists and is not a folder")
     check_expanded(folder, command)
     check_not_in_dataset(path, command)
+    check_not_in_output(path, command)
     if not path.is_dir() or any((path / r).is_file() for r in own):
         return
     if what := folder_is(path):
@@ -225,6 +226,38 @@ def check_not_in_dataset(path: Path, command: str) -> None:
                 if holder == here
                 else f"a split folder of the dataset {root} ({holder.name}/{here.name}), whose "
                 "files are the split's"
+            )
+            raise ValueError(
+                f"{path}: it is {what}; {command} needs a folder of its own: give another --out"
+            )
+
+
+# The folders of an engine output that hold its files by split (by its record): an output
+# written there reads as more of its splits (engine info listed a label run's splits "labels"
+# and "sources" after engine fuse --out RUN/labels).
+SPLIT_FOLDERS = {
+    "run.json": ("labels", "confidence", "instances"),
+    "fuse.json": ("labels", "sources"),
+    "subset.json": ("masks",),
+}
+
+
+def check_not_in_output(path: Path, command: str) -> None:
+    """Refuse an output folder that is one of :data:`SPLIT_FOLDERS` of an engine output, or a
+    folder right in one (a split's). A folder elsewhere in an output (``RUN/review``, the
+    review's default) is allowed."""
+    from annotations.fileio import output_kind
+
+    here = path.absolute()
+    for holder in (here, here.parent):
+        kind = output_kind(holder.parent)
+        if kind is not None and holder.name in SPLIT_FOLDERS.get(kind[0], ()):
+            output = f"{path.parent if holder == here else path.parent.parent}, {kind[1]}"
+            what = (
+                f"the {holder.name}/ folder of {output}, whose folders are its splits"
+                if holder == here
+                else f"a split folder ({holder.name}/{here.name}) of {output}, whose files are "
+                "the split's"
             )
             raise ValueError(
                 f"{path}: it is {what}; {command} needs a folder of its own: give another --out"

@@ -175,6 +175,41 @@ def test_a_datasets_images_or_split_folder_is_refused_as_out(tmp_path):
     check_output_folder(data / "runs", (), "engine x")  # beside the splits: allowed
 
 
+def test_an_outputs_split_folders_are_refused_as_out(tmp_path):
+    """engine fuse --out RUN/labels wrote a fused dataset into a label run's labels/ folder:
+    engine info then listed the run's splits "labels" and "sources". A label run's labels/,
+    confidence/ or instances/ folder, a fused dataset's labels/ or sources/, a subset's masks/,
+    or a split folder in one, is refused as --out (annotate import too); another folder in the
+    run (RUN/review, the review's default) is not."""
+    from cli import app
+    from engine.runlock import check_output_folder
+
+    run = tmp_path / "runs" / "l 中"
+    (run / "labels" / "test").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (tmp_path / "fused" / "sources").mkdir(parents=True)
+    (tmp_path / "fused" / "fuse.json").write_text("{}")
+    files = sorted(tmp_path.rglob("*"))
+    for out, what in (
+        (run / "labels", f"the labels/ folder of {run}, a label run (engine label), whose folders"),
+        (run / "confidence" / "val", "a split folder (confidence/val) of "),
+        (tmp_path / "fused" / "sources" / "x", "a split folder (sources/x) of "),
+    ):
+        res = CliRunner().invoke(app, ["synth", "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        assert f"error: {out}: it is {what}" in " ".join(res.output.split()), res.output
+        with pytest.raises(ValueError, match="engine x needs a folder of its own"):
+            check_output_folder(out, (), "engine x")
+    res = CliRunner().invoke(
+        app, ["annotate", "import", "f", "--class", "Bicycle", "--data", "d", "--out",
+              str(run / "labels" / "new")],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "a split folder (labels/new) of " in res.output, res.output
+    assert sorted(tmp_path.rglob("*")) == files
+    check_output_folder(run / "review", (), "engine x")  # elsewhere in the run: allowed
+    check_output_folder(run / "labels" / "test" / "x", (), "engine x")  # deeper: allowed
+
+
 def _kind(other: str) -> str:
     return {
         "label run": "a label run (engine label)",
