@@ -242,10 +242,13 @@ def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
     if not isinstance(recorded, dict):
         raise ValueError(f"{path}: 'config' is not a mapping; resume with --config FILE")
     settings = {k: v for k, v in recorded.items() if k not in THIS_CALL}
-    data = settings.get("data")
-    if isinstance(data, str) and data:  # typed relative to where the run started, maybe not here
-        found = recorded_root(data, None, (recorded.get("out"), out))
-        settings["data"] = str(found)
+    beside = (recorded.get("out"), out)  # typed relative to where the run started, maybe not here
+    if isinstance(data := settings.get("data"), str) and data:
+        settings["data"] = str(recorded_root(data, None, beside))
+    if isinstance(subsets := settings.get("val_subsets"), list):  # --val-subset: the same
+        settings["val_subsets"] = [
+            str(recorded_root(s, None, beside)) if isinstance(s, str) and s else s for s in subsets
+        ]
     return settings, str(path)
 
 

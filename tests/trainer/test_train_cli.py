@@ -597,7 +597,9 @@ def test_a_resume_finds_its_dataset_from_another_folder_or_names_the_record(
     shutil.copytree(synth, project / "data 中")
     run = project / "runs" / "x 'y'"
     run.mkdir(parents=True)
+    (project / "subset").mkdir()
     config = {"iters": 5, "data": "../data 中/", "out": "../runs/x 'y'/"}  # typed from old é/cwd
+    config["val_subsets"] = ["../subset"]
     (run / "config.json").write_text(json.dumps({"config": config, "config_hash": "x"}))
     moved = tmp_path / "mounted" / "new é"
     moved.parent.mkdir()
@@ -606,6 +608,7 @@ def test_a_resume_finds_its_dataset_from_another_folder_or_names_the_record(
 
     def record(cfg, on_init=None):
         seen.append(Path(cfg.data).resolve())
+        seen.extend(Path(s).resolve() for s in cfg.val_subsets)
         return trainer.train.TrainResult(out=Path(cfg.out), step=5, finished=True)
 
     monkeypatch.setattr(trainer.train, "train", record)
@@ -613,7 +616,7 @@ def test_a_resume_finds_its_dataset_from_another_folder_or_names_the_record(
     args = ["train", "--out", "new é/runs/x 'y'", "--resume", "--no-progress"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    assert seen == [moved / "data 中"]
+    assert seen == [moved / "data 中", moved / "subset"]
     shutil.rmtree(moved / "data 中")
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and " ".join(res.output.split()) == (
