@@ -313,11 +313,11 @@ def not_this_output(folder: str | os.PathLike, wanted: str, record: str | None =
 def recorded_root(given: Any, resolved: Any = None, beside: Any = None) -> Path | None:
     """A dataset root an output recorded, for reading it from here: ``given`` (as it was
     typed, so relative to the working directory) when that is here (a folder, or a spec file),
-    else ``resolved`` (the absolute path it had when it was recorded) when that is, else, with ``beside`` =
-    ``(out, folder)`` (the output's own path as the same command line typed it, and where the
-    output is now), the place the root had beside the output, seen from where the output is now
-    (:func:`moved_with`), when that is, else ``given`` as it is, for an error to name; None
-    when nothing was recorded. Before ``beside``, a dataset moved or mounted elsewhere together
+    else ``resolved`` (the absolute path it had when it was recorded) when that is, else, with
+    ``beside`` = ``(out, folder)`` (the output's own path as the same command line typed it,
+    and where the output is now), the place the root had beside the output, seen from where
+    the output is now (:func:`moved_with`), when that is, else ``given`` as it is, for an error
+    to name; None when nothing was recorded. Before ``beside``, a dataset moved or mounted elsewhere together
     with its runs (a project folder renamed, copied to another machine) was not found, nor one
     typed relative to a working directory that is gone."""
     given = Path(given) if isinstance(given, str) and given else None

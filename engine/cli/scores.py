@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-from annotations.fileio import check_expanded
 from engine.cli.common import is_stdout, refuse_plot_to_stdout, stderr, stdout
 from engine.text import counted, joined
 
@@ -86,6 +85,7 @@ def evaluate_cmd(
     """Score predicted label maps against ground truth: per-class IoU, Boundary IoU, Boundary F1."""
     from rich.table import Table
 
+    from annotations.fileio import check_expanded
     from engine.evaluate import EvaluateConfig, describe_fold, evaluate
 
     to_stdout = is_stdout(json_out)
@@ -199,6 +199,7 @@ def compare_cmd(
     ),
 ) -> None:
     """Score one class (vs the rest) for several prediction sets side by side (paper Table 4)."""
+    from annotations.fileio import check_expanded
     from engine.compare import CompareConfig, compare, parse_source
     from engine.outputs import DEFAULT_TAXONOMY
     from engine.table4 import Table4
