@@ -310,17 +310,59 @@ def not_this_output(folder: str | os.PathLike, wanted: str, record: str | None =
     return f"; {folder} is {kind[1]}, not {wanted}"
 
 
-def recorded_root(given: Any, resolved: Any = None) -> Path | None:
+def recorded_root(given: Any, resolved: Any = None, beside: Any = None) -> Path | None:
     """A dataset root an output recorded, for reading it from here: ``given`` (as it was
-    typed, so relative to the working directory) when that is a folder here, else ``resolved``
-    (the absolute path it had when it was recorded) when that is one, else ``given`` as it is,
-    for an error to name; None when nothing was recorded."""
+    typed, so relative to the working directory) when that is here (a folder, or a spec file),
+    else ``resolved`` (the absolute path it had when it was recorded) when that is, else, with
+    ``beside`` = ``(out, folder)`` (the output's own path as the same command line typed it,
+    and where the output is now), the place the root had beside the output, seen from where
+    the output is now (:func:`moved_with`), when that is, else ``given`` as it is, for an error
+    to name; None when nothing was recorded. Before ``beside``, a dataset moved or mounted elsewhere together
+    with its runs (a project folder renamed, copied to another machine) was not found, nor one
+    typed relative to a working directory that is gone."""
     given = Path(given) if isinstance(given, str) and given else None
     resolved = Path(resolved) if isinstance(resolved, str) and resolved else None
-    for root in (given, resolved):
-        if root is not None and root.is_dir():
+    moved = moved_with(given, *beside) if beside is not None and given is not None else None
+    for root in (given, resolved, moved):
+        if root is not None and root.exists():  # a folder, or a dataset's spec file
             return root
     return given or resolved
+
+
+def unexpanded(path: Path) -> str:
+    """What to say of a path that starts with a ``~`` the shell left as it is."""
+    return (
+        "the shell expands ~ only at the start of a word, not in quotes nor after --opt=: "
+        f"give {path.expanduser()}"
+    )
+
+
+def check_expanded(path: str | os.PathLike | None, command: str) -> None:
+    """Refuse an output ``path`` that starts with a ``~`` the shell left as it is
+    (``--out=~/runs``, or quoted) while no folder named ~ is here: the command would make one
+    in the working directory (and a later ``rm -rf ~`` meant for it takes the home folder)."""
+    if path is not None and Path(path).parts[:1] == ("~",) and not Path("~").exists():
+        raise ValueError(
+            f"{path}: {command} would make a folder named ~ here; {unexpanded(Path(path))}"
+        )
+
+
+def moved_with(path: Any, out: Any, folder: Any) -> Path | None:
+    """Where ``path`` is now if it kept its place beside an output that recorded it with its
+    own path ``out`` (both as one command line typed them, both relative to its working
+    directory or both absolute) and is now at ``folder``: ``../data`` of a run typed as
+    ``runs/x`` is ``folder/../../data``, normalised (relative where ``folder`` is, so that a
+    resume records the two as one command line again). None when the two cannot be related
+    (one relative and one absolute, another drive)."""
+    if not (isinstance(out, str | os.PathLike) and str(out) and folder is not None):
+        return None
+    path, out = Path(path), Path(out)
+    if path.is_absolute() != out.is_absolute():
+        return None
+    try:
+        return Path(os.path.normpath(Path(folder) / os.path.relpath(path, out)))
+    except ValueError:  # another drive on Windows
+        return None
 
 
 def first_line(e: BaseException) -> str:

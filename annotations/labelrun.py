@@ -97,7 +97,7 @@ def read_run_info(path: str | os.PathLike) -> RunInfo:
         parent_name=taxonomy[info.parent].name,
         taxonomy=taxonomy,
         backend=str(backend or config.get("backend") or "unknown"),
-        data_root=recorded_root(data, doc.get("data_resolved")),
+        data_root=recorded_root(data, doc.get("data_resolved"), (config.get("out"), path.parent)),
         sha256=hashlib.sha256(raw).hexdigest(),
         record=doc,
     )

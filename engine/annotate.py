@@ -27,6 +27,7 @@ from annotations.cvat import CVAT_XML, cvat_xml_to_masks, is_cvat_xml
 from annotations.fileio import (
     atomic_write_json,
     atomic_write_text,
+    check_expanded,
     first_line,
     output_kind,
     read_json,
@@ -81,7 +82,7 @@ from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
 from engine.runinfo import environment
-from engine.runlock import check_not_being_written, check_output_folder
+from engine.runlock import check_not_being_written, check_not_in_output, check_output_folder
 from engine.text import counted, few, split_names
 
 log = logging.getLogger(__name__)
@@ -103,8 +104,8 @@ def dataset_images(
         return {}
     if not data and not root.is_dir():  # recorded by the run: say so, and what to do
         raise FileNotFoundError(
-            f"{run.run_json}: its dataset root {root} is not found from here; "
-            "pass the dataset root with --data"
+            f"{run.run_json}: its dataset root {root} is not found from here, nor beside the "
+            "run where it was; pass the dataset root with --data"
         )
     ds = SegDataset(load_spec(root), split, require_labels=False, lenient=True)
     return {s.stem: s.image_path for s in ds.samples}
@@ -480,6 +481,8 @@ def import_annotations(cfg: ImportConfig) -> Subset:
             f"--class {cfg.class_name!r}: give the class the files annotate ('unannotated' and "
             "'ignore' name the regions left unannotated)"
         )
+    check_expanded(cfg.out, "engine annotate import")
+    check_not_in_output(Path(cfg.out), "engine annotate import")
     cfg = dataclasses.replace(cfg, format=cfg.format.lower())  # --format COCO, as --class bicycle
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:

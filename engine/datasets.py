@@ -37,6 +37,7 @@ from annotations.fileio import (
     read_yaml,
     spec_file,
     split_key,
+    unexpanded,
 )
 from annotations.labelmap import read_label
 from annotations.taxonomy import MASS13K, Taxonomy
@@ -197,6 +198,8 @@ def load_spec(path: str | os.PathLike) -> DatasetSpec:
     """A dataset spec from a root folder (MaSS13K layout unless it holds ``dataset.yaml``) or a spec file."""
     path = Path(path)
     if not path.exists():
+        if path.parts[:1] == ("~",):
+            raise FileNotFoundError(f"{path}: dataset root not found; {unexpanded(path)}")
         raise FileNotFoundError(f"{path}: dataset root not found")
     if path.is_dir():
         found = spec_file(path)

@@ -519,6 +519,12 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             if (holder := writer(stats.root))
             else "images not labelled yet: run engine label again to finish (it resumes)"
         )
+    if stats.data_root is not None and not stats.data_root.exists():  # "?" under not yet
+        out.append(
+            f"not yet: unknown, its dataset {stats.data_root} (run.json) is not found from here, "
+            "nor beside the run where it was: the same engine label command with --data at its "
+            "new place records it"
+        )
     out += [
         f"note: its dataset: {note} (engine info {stats.data_root} lists its problems)"
         for note in stats.notes

@@ -637,13 +637,14 @@ def _fused_source(root: str | os.PathLike) -> Path | None | bool:
         return False
     try:
         doc = read_json(record, FUSE_RECORD)
-        given, resolved = (
+        given, resolved, out = (
             (doc.get("config") or {}).get("data"),
             (doc.get("inputs") or {}).get("data"),
+            (doc.get("config") or {}).get("out"),
         )
     except (ValueError, AttributeError):
-        given = resolved = None
-    return recorded_root(given, resolved)
+        given = resolved = out = None
+    return recorded_root(given, resolved, (out, root))  # beside it: moved together
 
 
 def _precise_root(root: str, source: str) -> tuple[str, str]:

@@ -78,7 +78,7 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
     if fcntl is None or (folder.exists() and not folder.is_dir()):
         yield folder  # a file given as the folder: the command's own check names it
         return
-    created = not folder.exists()
+    created = _missing(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -109,11 +109,23 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
     finally:
         with contextlib.suppress(OSError):  # the folder may be gone (moved or deleted)
             if locked and created and [p.name for p in folder.iterdir()] == [name]:
-                # a run that wrote nothing (refused its input) leaves no folder behind
+                # a run that wrote nothing (refused its input) leaves no folder behind, nor the
+                # parents it made for it (runs/label of runs/label/car), while they are empty
                 path.unlink()
-                folder.rmdir()
+                for made in created:
+                    made.rmdir()
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
+
+
+def _missing(folder: Path) -> list[Path]:
+    """The folders ``folder.mkdir(parents=True)`` makes: ``folder`` and its missing parents,
+    deepest first."""
+    missing = []
+    while not folder.exists() and folder.parent != folder:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
 
 
 def writer(folder: str | os.PathLike) -> str | None:
@@ -182,12 +194,14 @@ def check_output_folder(folder: str | os.PathLike, own: tuple[str, ...], command
     (:func:`annotations.fileio.output_kind`) or a dataset's root is refused too: the command's
     files would mix with that folder's, and its ``--force`` would replace what it holds (a
     fusion into a label run wrote its label maps over the pseudo labels)."""
-    from annotations.fileio import folder_is
+    from annotations.fileio import check_expanded, folder_is
 
     path = Path(folder)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(f"{folder}: output exists and is not a folder")
+    check_expanded(folder, command)
     check_not_in_dataset(path, command)
+    check_not_in_output(path, command)
     if not path.is_dir() or any((path / r).is_file() for r in own):
         return
     if what := folder_is(path):
@@ -212,6 +226,38 @@ def check_not_in_dataset(path: Path, command: str) -> None:
                 if holder == here
                 else f"a split folder of the dataset {root} ({holder.name}/{here.name}), whose "
                 "files are the split's"
+            )
+            raise ValueError(
+                f"{path}: it is {what}; {command} needs a folder of its own: give another --out"
+            )
+
+
+# The folders of an engine output that hold its files by split (by its record): an output
+# written there reads as more of its splits (engine info listed a label run's splits "labels"
+# and "sources" after engine fuse --out RUN/labels).
+SPLIT_FOLDERS = {
+    "run.json": ("labels", "confidence", "instances"),
+    "fuse.json": ("labels", "sources"),
+    "subset.json": ("masks",),
+}
+
+
+def check_not_in_output(path: Path, command: str) -> None:
+    """Refuse an output folder that is one of :data:`SPLIT_FOLDERS` of an engine output, or a
+    folder right in one (a split's). A folder elsewhere in an output (``RUN/review``, the
+    review's default) is allowed."""
+    from annotations.fileio import output_kind
+
+    here = path.absolute()
+    for holder in (here, here.parent):
+        kind = output_kind(holder.parent)
+        if kind is not None and holder.name in SPLIT_FOLDERS.get(kind[0], ()):
+            output = f"{path.parent if holder == here else path.parent.parent}, {kind[1]}"
+            what = (
+                f"the {holder.name}/ folder of {output}, whose folders are its splits"
+                if holder == here
+                else f"a split folder ({holder.name}/{here.name}) of {output}, whose files are "
+                "the split's"
             )
             raise ValueError(
                 f"{path}: it is {what}; {command} needs a folder of its own: give another --out"

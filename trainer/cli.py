@@ -226,6 +226,11 @@ def train_cmd(
             found = Path(where).is_file()
             why = f" ({where} records none)" if found else f" (no {where}: is --out the run?)"
         raise ValueError(f"--data is required: the dataset root or spec to train on{why}")
+    if resume and config is None and data is None and not Path(cfg.data).exists():
+        raise FileNotFoundError(
+            f"{where}: the run's dataset {cfg.data} is not found, from here nor beside the run "
+            "where it was (moved?); give its root or spec with --data"
+        )
     cfg.iters = resumed_iters(cfg, iters is not None or "iters" in file)
     if not cfg.val_split and not cfg.val_subsets:  # options that would shape nothing
         idle = [o for o, v in (("--val-every", val_every), ("--val-size", val_size)) if v]

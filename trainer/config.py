@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import read_json, read_yaml
+from annotations.fileio import read_json, read_yaml, recorded_root
 from engine.runinfo import cpu_cores  # noqa: F401 - sizes processes, threads, workers here
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
@@ -239,7 +239,15 @@ def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
         raise ValueError(f"{path}: no 'config' mapping; resume with --config FILE") from None
     if not isinstance(recorded, dict):
         raise ValueError(f"{path}: 'config' is not a mapping; resume with --config FILE")
-    return {k: v for k, v in recorded.items() if k not in THIS_CALL}, str(path)
+    settings = {k: v for k, v in recorded.items() if k not in THIS_CALL}
+    beside = (recorded.get("out"), out)  # typed relative to where the run started, maybe not here
+    if isinstance(data := settings.get("data"), str) and data:
+        settings["data"] = str(recorded_root(data, None, beside))
+    if isinstance(subsets := settings.get("val_subsets"), list):  # --val-subset: the same
+        settings["val_subsets"] = [
+            str(recorded_root(s, None, beside)) if isinstance(s, str) and s else s for s in subsets
+        ]
+    return settings, str(path)
 
 
 def resumed_iters(cfg: TrainConfig, named: bool) -> int:

@@ -75,9 +75,11 @@ def info_cmd(
     Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found, 2 on
     bad input.
     """
+    from annotations.fileio import check_expanded
     from engine.info import dataset_stats, describe_output, output_folder, plot_shares, render_stats
 
     refuse_plot_to_stdout(plot)
+    check_expanded(plot, "engine info --plot")
     data = output_folder(data)  # run.json, last.pt: the folder they belong to
     splits = list(split_names(split) or []) or None  # --split val,test, as label, fuse take it
     described = describe_output(data, splits)

@@ -620,8 +620,9 @@ def _fuse_json(plan: FusePlan, config: FuseConfig, status: str, extra: dict) -> 
         "config_hash": plan.config_hash,
         "settings": plan.settings(),
         "inputs": {
-            "data": str(config.data.absolute()),
-            "images": str((plan.spec.root / plan.spec.images).absolute()),
+            # normalised: "cwd/../data" stops resolving once cwd is gone
+            "data": os.path.abspath(config.data),
+            "images": os.path.abspath(plan.spec.root / plan.spec.images),
             "pseudo": [r.to_dict() for r in plan.runs],
         },
         "taxonomy": plan.taxonomy.to_dict(),

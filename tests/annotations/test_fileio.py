@@ -238,6 +238,29 @@ def test_recorded_root_prefers_the_root_as_typed_then_as_resolved(tmp_path, monk
     assert recorded_root(None, None) is None and recorded_root("", 3) is None
 
 
+def test_recorded_root_finds_a_root_moved_together_with_its_output(tmp_path, monkeypatch):
+    """Both paths typed on one command line (relative to a working directory that may be gone,
+    or both absolute) keep their place to each other when a project folder is moved: the root
+    is found beside the output where it is now."""
+    from annotations.fileio import moved_with, recorded_root
+
+    (tmp_path / "new" / "data é").mkdir(parents=True)
+    (tmp_path / "new" / "runs" / "x").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    beside = ("../old/runs/x/", "new/runs/x")
+    assert recorded_root("../old/data é", "/gone/data", beside) == Path("new/data é")
+    spec = tmp_path / "new" / "data é" / "dataset.yaml"
+    spec.write_text("images: images/{split}\n")  # a spec file is a root too
+    assert recorded_root("../old/data é/dataset.yaml", None, beside) == Path(
+        "new/data é/dataset.yaml"
+    )
+    assert recorded_root("/old/data é", None, ("/old/runs/x", "new/runs/x")) == Path("new/data é")
+    # one relative and one absolute cannot be related; nothing found: as typed, for the error
+    assert moved_with("/old/data é", "runs/x", "new/runs/x") is None
+    assert recorded_root("data é", None, ("/old/runs/x", "new/runs/x")) == Path("data é")
+    assert recorded_root("../gone", None, beside) == Path("../gone")
+
+
 def test_a_folder_given_in_the_wrong_place_is_named_for_what_it_is(tmp_path):
     """An engine output given where another is expected: the error says what it is (by the
     record its command writes), instead of only what is missing."""

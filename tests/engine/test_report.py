@@ -880,6 +880,33 @@ def test_a_fused_dataset_as_data_reads_its_source_datasets_precise_labels(world,
     assert record["inputs"]["data"] == str(data.absolute())
 
 
+def test_a_fused_datasets_source_is_found_from_a_gone_folder_or_moved_with_it(world, monkeypatch):
+    """fuse.json's absolute source path was "CWD/../data", which stops resolving once CWD is
+    removed; it is normalised now. A fused dataset moved together with its source is found
+    beside it (both typed relative to a working directory that is gone)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from engine.fusion import FuseConfig, fuse
+    from engine.report import _fused_source
+
+    tmp, data, _, _ = world
+    (tmp / "cwd").mkdir()
+    monkeypatch.chdir(tmp / "cwd")
+    rel = Path(os.path.relpath(data, tmp / "cwd"))
+    fuse(FuseConfig(data=rel, pseudo=(tmp / "run",), out=Path("../fused é"), progress=False))
+    monkeypatch.chdir(tmp)
+    shutil.rmtree(tmp / "cwd")
+    assert _fused_source(tmp / "fused é") == data  # fuse.json's inputs.data
+    project = tmp / "project"
+    project.mkdir()
+    shutil.move(data, project / data.name)
+    shutil.move(tmp / "fused é", project / "fused é")
+    found = _fused_source(project / "fused é")
+    assert found is not False and found is not None and found.resolve() == project / data.name
+
+
 def test_a_source_another_process_still_writes_is_refused_before_any_file(world):
     """A label run still labelling, or predictions engine predict still writes (replacing the
     maps of other settings), was scored as if finished."""

@@ -186,8 +186,43 @@ def test_a_run_labelled_from_another_folder_finds_its_dataset_or_says_what_to_do
     doc["data_resolved"] = str(tmp_path / "moved")
     (run / "run.json").write_text(json.dumps(doc))
     with pytest.raises(FileNotFoundError, match=r"run\.json: its dataset root data is not found "
-                       r"from here; pass the dataset root with --data"):  # fmt: skip
+                       r"from here, nor beside the run where it was; pass the dataset root "
+                       r"with --data"):  # fmt: skip
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g2")))
+
+
+def test_a_run_moved_with_its_dataset_finds_it_beside_itself(tmp_path, monkeypatch):
+    """A project folder (dataset and runs) renamed, or copied to another machine, with the run
+    labelled from a working directory beside both (``--data "../d s'1 é" --out ../runs/...``):
+    the path as typed and the absolute one are both gone, the dataset is where it was beside
+    the run. Before, review (and export, info) said it was not found and asked for --data."""
+    from engine.info import label_run_stats, render_label_run
+
+    project = tmp_path / "project"
+    make_dataset(project / "d s'1 é", n=2, size=(H, W))
+    run = project / "runs" / "label 中"
+    make_run(run, project / "d s'1 é", {"img000": [disk(H, W, 75, 60, 40)], "img001": []}, (H, W))
+    doc = json.loads((run / "run.json").read_text())
+    doc["config"]["data"], doc["config"]["out"] = "../d s'1 é/", "../runs/label 中"
+    doc["data_resolved"] = str(project / "d s'1 é")
+    (run / "run.json").write_text(json.dumps(doc))
+    moved = tmp_path / "mounted é" / "elsewhere"
+    moved.parent.mkdir()
+    project.rename(moved)
+    monkeypatch.chdir(tmp_path)  # where "../d s'1 é/" is not the dataset's place
+    here = "mounted é/elsewhere/runs/label 中"
+    res = build_review(ReviewConfig(here, out=str(tmp_path / "g")))
+    assert res.images == 2
+    stats = label_run_stats(here)
+    assert stats.data_root is not None and stats.data_root.resolve() == moved / "d s'1 é"
+    assert stats.splits["test"].pending is not None  # found: counted (no manifest), not "?"
+    shutil.rmtree(moved / "d s'1 é")  # gone: info says why "not yet" is "?"
+    lines = [x for x in render_label_run(label_run_stats(here)) if isinstance(x, str)]
+    assert lines[-1] == (
+        "not yet: unknown, its dataset ../d s'1 é (run.json) is not found from here, nor beside "
+        "the run where it was: the same engine label command with --data at its new place "
+        "records it"
+    )
 
 
 def test_cli_review(gallery):

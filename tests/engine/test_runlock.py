@@ -175,6 +175,41 @@ def test_a_datasets_images_or_split_folder_is_refused_as_out(tmp_path):
     check_output_folder(data / "runs", (), "engine x")  # beside the splits: allowed
 
 
+def test_an_outputs_split_folders_are_refused_as_out(tmp_path):
+    """engine fuse --out RUN/labels wrote a fused dataset into a label run's labels/ folder:
+    engine info then listed the run's splits "labels" and "sources". A label run's labels/,
+    confidence/ or instances/ folder, a fused dataset's labels/ or sources/, a subset's masks/,
+    or a split folder in one, is refused as --out (annotate import too); another folder in the
+    run (RUN/review, the review's default) is not."""
+    from cli import app
+    from engine.runlock import check_output_folder
+
+    run = tmp_path / "runs" / "l 中"
+    (run / "labels" / "test").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (tmp_path / "fused" / "sources").mkdir(parents=True)
+    (tmp_path / "fused" / "fuse.json").write_text("{}")
+    files = sorted(tmp_path.rglob("*"))
+    for out, what in (
+        (run / "labels", f"the labels/ folder of {run}, a label run (engine label), whose folders"),
+        (run / "confidence" / "val", "a split folder (confidence/val) of "),
+        (tmp_path / "fused" / "sources" / "x", "a split folder (sources/x) of "),
+    ):
+        res = CliRunner().invoke(app, ["synth", "--out", str(out)])
+        assert res.exit_code == 2, res.output
+        assert f"error: {out}: it is {what}" in " ".join(res.output.split()), res.output
+        with pytest.raises(ValueError, match="engine x needs a folder of its own"):
+            check_output_folder(out, (), "engine x")
+    res = CliRunner().invoke(
+        app, ["annotate", "import", "f", "--class", "Bicycle", "--data", "d", "--out",
+              str(run / "labels" / "new")],
+    )  # fmt: skip
+    assert res.exit_code == 2 and "a split folder (labels/new) of " in res.output, res.output
+    assert sorted(tmp_path.rglob("*")) == files
+    check_output_folder(run / "review", (), "engine x")  # elsewhere in the run: allowed
+    check_output_folder(run / "labels" / "test" / "x", (), "engine x")  # deeper: allowed
+
+
 def _kind(other: str) -> str:
     return {
         "label run": "a label run (engine label)",
@@ -188,6 +223,10 @@ def test_a_folder_the_run_created_and_left_empty_is_removed(tmp_path: Path) -> N
     with pytest.raises(ValueError, match="bad input"), exclusive(tmp_path / "new", "engine fuse"):
         raise ValueError("bad input")  # refused before writing anything
     assert not (tmp_path / "new").exists()
+    (tmp_path / "runs" / "other").mkdir(parents=True)
+    with pytest.raises(ValueError, match="bad"), exclusive(tmp_path / "runs/label/a b", "x"):
+        raise ValueError("bad input")  # the parents made for it go too, up to one that was
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["other"]
     with exclusive(tmp_path / "kept", "engine fuse"):
         (tmp_path / "kept" / "out.png").write_bytes(b"x")
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == [LOCK_NAME, "out.png"]
@@ -231,3 +270,35 @@ def test_writer_names_the_process_writing_a_folder_and_none_once_it_is_killed(tm
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     assert writer(run) is None  # killed: nobody writes it, though its lock file stays
+
+
+def test_an_output_starting_with_a_tilde_the_shell_left_is_refused(tmp_path: Path, monkeypatch):
+    """``--out=~/runs`` or ``--out "~/runs"``: the shell expands ~ only at the start of a word,
+    so the command got a literal ~. Before, it made a folder named ~ in the working directory
+    (which a later ``rm -rf ~`` meant for it would take as the home folder); an input path
+    starting with one says the same when it is not found."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for args in (["synth", "--out=~/data"], ["info", "~/data"]):
+        res = CliRunner().invoke(app, [*args, "--no-progress"] if args[0] == "synth" else args)
+        assert res.exit_code == 2, res.output
+        said = " ".join(res.output.split())
+        assert said.endswith(
+            "the shell expands ~ only at the start of a word, not in quotes nor after --opt=: "
+            f"give {tmp_path / 'home' / 'data'}"
+        ), said
+    assert said.startswith("error: ~/data: dataset root not found;")
+    assert list(tmp_path.iterdir()) == []  # no folder named ~
+    for args in (  # file outputs and the subset folder, refused before their inputs are read
+        ["evaluate", "--pred", "p", "--gt", "g", "--json=~/e.json"],
+        ["compare", "--class", "Bicycle", "--gt", "g", "--source", "a=p", "--markdown", "~/m"],
+        ["info", "d", "--plot=~/s.png"],
+        ["annotate", "import", "f", "--class", "Bicycle", "--data", "d", "--out=~/subset"],
+    ):
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2 and "would make a folder named ~ here" in res.output, args
+    assert list(tmp_path.iterdir()) == []

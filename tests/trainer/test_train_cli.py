@@ -581,6 +581,50 @@ def test_a_resume_without_iters_continues_to_the_run_s_plan(synth, tmp_path, mon
     )
 
 
+def test_a_resume_finds_its_dataset_from_another_folder_or_names_the_record(
+    synth, tmp_path, monkeypatch
+):
+    """config.json keeps --data and --out as typed, relative to where the run started: a
+    resume from another working directory, or of a project folder moved or mounted elsewhere,
+    finds the dataset where it was beside the run. Before, it stopped with "../data: dataset
+    root not found", naming neither the record nor --data; a dataset gone says both now."""
+    import shutil
+    from pathlib import Path
+
+    import trainer.train
+
+    project = tmp_path / "old é"
+    shutil.copytree(synth, project / "data 中")
+    run = project / "runs" / "x 'y'"
+    run.mkdir(parents=True)
+    (project / "subset").mkdir()
+    config = {"iters": 5, "data": "../data 中/", "out": "../runs/x 'y'/"}  # typed from old é/cwd
+    config["val_subsets"] = ["../subset"]
+    (run / "config.json").write_text(json.dumps({"config": config, "config_hash": "x"}))
+    moved = tmp_path / "mounted" / "new é"
+    moved.parent.mkdir()
+    project.rename(moved)
+    seen = []
+
+    def record(cfg, on_init=None):
+        seen.append(Path(cfg.data).resolve())
+        seen.extend(Path(s).resolve() for s in cfg.val_subsets)
+        return trainer.train.TrainResult(out=Path(cfg.out), step=5, finished=True)
+
+    monkeypatch.setattr(trainer.train, "train", record)
+    monkeypatch.chdir(moved.parent)
+    args = ["train", "--out", "new é/runs/x 'y'", "--resume", "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert seen == [moved / "data 中", moved / "subset"]
+    shutil.rmtree(moved / "data 中")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and " ".join(res.output.split()) == (
+        "error: new é/runs/x 'y'/config.json: the run's dataset ../data 中 is not found, from "
+        "here nor beside the run where it was (moved?); give its root or spec with --data"
+    )
+
+
 def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     """Interrupted training: ``--resume`` continues from the last checkpoint when there is one."""
     import trainer.train
