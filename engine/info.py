@@ -79,11 +79,15 @@ class DatasetStats:
         return [p for s in self.splits for p in s.problems]
 
 
-def _check(sample: Sample, taxonomy: Taxonomy, decode: bool, sources: Path | None) -> tuple:
+def _check(
+    sample: Sample, taxonomy: Taxonomy, decode: bool, sources: Path | None, hint: str = ""
+) -> tuple:
     """:func:`engine.datasets.check_sample`, with the label's pixel counts per value (256)
     instead of the label: what a worker sends back. With ``sources`` (a fused dataset's source
     folder of the split) the sample's source map is checked as training reads it, and its
-    pixels counted per source."""
+    pixels counted per source; ``hint`` ends the problem of a missing one (its fusion did not
+    finish: :meth:`DatasetSpec.unfinished_fusion`; a fusion killed between an image's label
+    and its source map left the label alone)."""
     problems, size, label = check_sample(sample, taxonomy, decode)
     counts = None if label is None else np.bincount(label.ravel(), minlength=256)
     source_counts = None
@@ -92,7 +96,8 @@ def _check(sample: Sample, taxonomy: Taxonomy, decode: bool, sources: Path | Non
             source = read_source_map(sources / f"{sample.stem}.png", label.shape)
             source_counts = np.bincount(source.ravel(), minlength=len(SOURCE_NAMES))
         except UNREADABLE as e:
-            problems.append(Problem(sample.stem, first_line(e)))
+            missing = isinstance(e, FileNotFoundError)
+            problems.append(Problem(sample.stem, first_line(e) + (hint if missing else "")))
     return problems, size, counts, source_counts
 
 
@@ -153,8 +158,11 @@ def dataset_stats(
         stats.problems += problems
         if folder is not None:
             stats.source_pixels = np.zeros(len(SOURCE_NAMES), np.int64)
+    hint = spec.unfinished_fusion()
     checks = [
-        functools.partial(_check, taxonomy=spec.taxonomy, decode=decode, sources=folders[i])
+        functools.partial(
+            _check, taxonomy=spec.taxonomy, decode=decode, sources=folders[i], hint=hint
+        )
         for i in range(len(datasets))
     ]
     checked = map_in_order(_run, [(checks[i], s) for i, s in jobs], workers, "checking", progress)
