@@ -734,9 +734,18 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
     head.add_row("code", made_with(meta.get("environment")))
     holder = writer(root)  # still labelling: the count is of the maps so far
-    head.add_row(
-        "label maps", f"{maps:,}" + (f" so far: {holder} is writing them now" if holder else "")
-    )
+    count = meta.get("image_count")  # how many the run labels (not in older records)
+    of = f" of {count:,}" if isinstance(count, int) else ""
+    if holder:
+        state = f" so far: {holder} is writing them now"
+    elif meta.get("status") == "running":  # killed, Ctrl-C or SIGTERM before the last image
+        state = (
+            ": engine predict stopped before labelling every image (no process writes it): "
+            "run the same engine predict command again to finish (it resumes)"
+        )
+    else:
+        state = ""
+    head.add_row("label maps", f"{maps:,}{of}{state}")
     for f in failed_images(
         meta
     ):  # engine predict's record of the images that could not be labelled
