@@ -938,6 +938,26 @@ def _outputs_within(folder: Path, splits: list[str] | None) -> list[tuple[str, l
     return [d for p in subs if (d := describe_output(p, splits)) is not None]
 
 
+def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` says of a folder that holds nothing but hidden files (its lock, a
+    staged copy) and a lock record (:func:`engine.runlock.last_writer`): a run killed or
+    stopped before it wrote anything (problems 1: run it again), or one that has not yet
+    (0). Before, it said "no image split folders found", as of a wrong folder."""
+    from engine.runlock import last_writer
+
+    if not folder.is_dir() or any(not p.name.startswith(".") for p in folder.iterdir()):
+        return None
+    if (last := last_writer(folder)) is None:
+        return None
+    if (now := writer(folder)) is not None:
+        return f"{folder}: {now} is writing it now and has written nothing here yet", 0
+    return (
+        f"{folder}: {last} stopped before it wrote anything here (no process writes it now): "
+        "run that command again",
+        1,
+    )
+
+
 def describe_output(
     path: str | os.PathLike, splits: list[str] | None = None
 ) -> tuple[str, list, int] | None:
@@ -958,6 +978,8 @@ def describe_output(
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
 
+        if unfinished := _nothing_written_yet(folder):
+            return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
             problems = sum(len(f.problems or []) for f in files)
