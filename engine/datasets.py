@@ -150,14 +150,23 @@ class DatasetSpec:
 
     def unfinished_fusion(self) -> str:
         """``"; ..."`` for the end of a "no label" error about a fused dataset whose
-        ``fuse.json`` says its fusion did not finish (``running``: stopped, or running now) or
+        ``fuse.json`` says its fusion did not finish (``running``: stopped, or running now, which
+        its lock tells apart: :func:`engine.runlock.writer`) or
         failed some images (``incomplete``): its labels are missing for that reason, and the
         same ``engine fuse`` command writes them; ``""`` for any other dataset."""
         status = (self.fuse_record() or {}).get("status")
-        if status == "running":
+        if status == "running":  # the folder's lock tells a fusion under way from a stopped one
+            from engine.runlock import writer
+
+            if holder := writer(self.root):
+                return (
+                    f"; its fusion did not finish ({FUSE_RECORD}: status running): {holder} is "
+                    "writing it now: wait for it to finish"
+                )
             return (
-                f"; its fusion did not finish ({FUSE_RECORD}: status running): unless it is "
-                "running now, run the same engine fuse command again"
+                f"; its fusion did not finish ({FUSE_RECORD}: status running) and no process "
+                "writes it now (stopped): run the same engine fuse command again to finish it "
+                "(it resumes)"
             )
         if status == "incomplete":
             return (

@@ -20,7 +20,7 @@ from annotations.labelmap import read_label
 from annotations.subset import subset_at
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
-from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record
+from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record, unfinished_prediction
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
 from engine.runlock import check_not_being_written
@@ -229,6 +229,7 @@ def pair_files(
         raise ValueError(
             f"{pred_dir}: {len(missing)} prediction(s) missing for ground truth in {gt_dir}: "
             f"{_names([m + '.png' for m in missing])}"
+            + unfinished_prediction(pred_dir)
             + (
                 f"; {len(extra)} prediction(s) there have no ground truth: "
                 f"{_names([e + '.png' for e in extra])}"

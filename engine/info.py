@@ -79,11 +79,15 @@ class DatasetStats:
         return [p for s in self.splits for p in s.problems]
 
 
-def _check(sample: Sample, taxonomy: Taxonomy, decode: bool, sources: Path | None) -> tuple:
+def _check(
+    sample: Sample, taxonomy: Taxonomy, decode: bool, sources: Path | None, hint: str = ""
+) -> tuple:
     """:func:`engine.datasets.check_sample`, with the label's pixel counts per value (256)
     instead of the label: what a worker sends back. With ``sources`` (a fused dataset's source
     folder of the split) the sample's source map is checked as training reads it, and its
-    pixels counted per source."""
+    pixels counted per source; ``hint`` ends the problem of a missing one (its fusion did not
+    finish: :meth:`DatasetSpec.unfinished_fusion`; a fusion killed between an image's label
+    and its source map left the label alone)."""
     problems, size, label = check_sample(sample, taxonomy, decode)
     counts = None if label is None else np.bincount(label.ravel(), minlength=256)
     source_counts = None
@@ -92,7 +96,8 @@ def _check(sample: Sample, taxonomy: Taxonomy, decode: bool, sources: Path | Non
             source = read_source_map(sources / f"{sample.stem}.png", label.shape)
             source_counts = np.bincount(source.ravel(), minlength=len(SOURCE_NAMES))
         except UNREADABLE as e:
-            problems.append(Problem(sample.stem, first_line(e)))
+            missing = isinstance(e, FileNotFoundError)
+            problems.append(Problem(sample.stem, first_line(e) + (hint if missing else "")))
     return problems, size, counts, source_counts
 
 
@@ -153,8 +158,11 @@ def dataset_stats(
         stats.problems += problems
         if folder is not None:
             stats.source_pixels = np.zeros(len(SOURCE_NAMES), np.int64)
+    hint = spec.unfinished_fusion()
     checks = [
-        functools.partial(_check, taxonomy=spec.taxonomy, decode=decode, sources=folders[i])
+        functools.partial(
+            _check, taxonomy=spec.taxonomy, decode=decode, sources=folders[i], hint=hint
+        )
         for i in range(len(datasets))
     ]
     checked = map_in_order(_run, [(checks[i], s) for i, s in jobs], workers, "checking", progress)
@@ -732,9 +740,18 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
     head.add_row("code", made_with(meta.get("environment")))
     holder = writer(root)  # still labelling: the count is of the maps so far
-    head.add_row(
-        "label maps", f"{maps:,}" + (f" so far: {holder} is writing them now" if holder else "")
-    )
+    count = meta.get("image_count")  # how many the run labels (not in older records)
+    of = f" of {count:,}" if isinstance(count, int) else ""
+    if holder:
+        state = f" so far: {holder} is writing them now"
+    elif meta.get("status") == "running":  # killed, Ctrl-C or SIGTERM before the last image
+        state = (
+            ": engine predict stopped before labelling every image (no process writes it): "
+            "run the same engine predict command again to finish (it resumes)"
+        )
+    else:
+        state = ""
+    head.add_row("label maps", f"{maps:,}{of}{state}")
     for f in failed_images(
         meta
     ):  # engine predict's record of the images that could not be labelled
@@ -927,6 +944,26 @@ def _outputs_within(folder: Path, splits: list[str] | None) -> list[tuple[str, l
     return [d for p in subs if (d := describe_output(p, splits)) is not None]
 
 
+def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` says of a folder that holds nothing but hidden files (its lock, a
+    staged copy) and a lock record (:func:`engine.runlock.last_writer`): a run killed or
+    stopped before it wrote anything (problems 1: run it again), or one that has not yet
+    (0). Before, it said "no image split folders found", as of a wrong folder."""
+    from engine.runlock import last_writer
+
+    if not folder.is_dir() or any(not p.name.startswith(".") for p in folder.iterdir()):
+        return None
+    if (last := last_writer(folder)) is None:
+        return None
+    if (now := writer(folder)) is not None:
+        return f"{folder}: {now} is writing it now and has written nothing here yet", 0
+    return (
+        f"{folder}: {last} stopped before it wrote anything here (no process writes it now): "
+        "run that command again",
+        1,
+    )
+
+
 def describe_output(
     path: str | os.PathLike, splits: list[str] | None = None
 ) -> tuple[str, list, int] | None:
@@ -947,6 +984,8 @@ def describe_output(
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
 
+        if unfinished := _nothing_written_yet(folder):
+            return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
             problems = sum(len(f.problems or []) for f in files)

@@ -187,6 +187,27 @@ def prediction_record(pred: str | os.PathLike) -> dict[str, Any] | None:
     return meta
 
 
+def unfinished_prediction(pred: str | os.PathLike) -> str:
+    """``"; ..."`` for the end of an error about label maps missing from ``pred`` (or from the
+    split folder ``pred`` is in) whose ``predict.json`` says its ``engine predict`` stopped
+    before it tried every image (``status`` running: killed, Ctrl-C, SIGTERM); ``""`` for any
+    other folder. Before, the error named the missing maps only, as if predict had skipped them."""
+    for folder in (Path(pred), Path(pred).parent):
+        try:
+            meta = prediction_record(folder)
+        except (OSError, ValueError):
+            return ""  # an unreadable record: the error says what is known without it
+        if meta is not None:
+            if meta.get("status") != "running":
+                return ""
+            return (
+                f"; its engine predict stopped before labelling every image ({folder / 'predict.json'}"
+                ": status running): run the same engine predict command again to finish (it "
+                "resumes)"
+            )
+    return ""
+
+
 # what predict.json records beside its config: how --size auto chose the size, which step and
 # weights predicted, and what the model was trained on
 RECORDED = ("size_source", "checkpoint_step", "weights_sha256", "trained_on")

@@ -69,6 +69,7 @@ from engine.outputs import (
     subplots,
     subset_taxonomy,
     taxonomy_record,
+    unfinished_prediction,
 )
 from engine.progress import track
 from engine.runinfo import environment
@@ -204,6 +205,7 @@ def score_class(
                     continue  # fusion usually covers the training split only
                 raise FileNotFoundError(
                     f"{d}: no {name} for annotated image {stem!r} ({split}){held_elsewhere(d, split)}"
+                    + unfinished_prediction(d)
                 )
             label = read_label(p)
             _check_size(p, label, gt.shape)

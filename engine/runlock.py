@@ -161,6 +161,22 @@ def writer(folder: str | os.PathLike) -> str | None:
     return ", ".join(holders) or None
 
 
+def last_writer(folder: str | os.PathLike) -> str | None:
+    """The process that last held ``folder``'s lock, as its :func:`exclusive` recorded it
+    (``engine predict (pid 12 on host, since ...)``), held now or not; None without a record.
+    A folder that holds nothing else was left by a run stopped (or killed) before it wrote
+    anything: ``engine info`` names that run rather than "no image split folders found"."""
+    try:
+        fd = os.open(Path(folder) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        holder = _holder(fd)
+    finally:
+        os.close(fd)
+    return None if holder == "another process" else holder
+
+
 def check_not_being_written(folder: str | os.PathLike, command: str, what: str) -> None:
     """Refuse to read ``folder`` (``what`` it holds: "its pseudo labels") while another process
     writes it (:func:`writer`): one line naming the folder, the writer and what to do. Read now,

@@ -6,7 +6,9 @@ Output folder::
     <stem>.png          (H, W) uint8 label map at the image's original size
     color/<stem>.png    colour preview blended over the image (with ``color=True``)
     predict.json        the resolved config, checkpoint step, taxonomy and environment, and
-                        the images that failed (``failed``: image and reason)
+                        the images that failed (``failed``: image and reason); ``status``
+                        is ``running`` until every image was tried (then ``finished``),
+                        ``image_count`` how many images the run labels
 
 The inference size defaults to ``"auto"``: the size the checkpoint's training validated at
 (``engine train --val-size``, in the checkpoint's ``config``), else the release's 4096x3072 (a
@@ -409,20 +411,28 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
         "trained_on": trained_on(ckpt),  # what a report on training images warns about
         "taxonomy": taxonomy.to_dict(),
         "environment": environment(),
+        # "running" until every image was tried: a run killed half way keeps it, so that
+        # engine info and the scoring commands can say its folder is partial, and why
+        "status": "running",
+        "image_count": len(images),  # the images this run labels (those already there too)
         "failed": kept,  # the images without a label map, each with its reason
     }
     atomic_write_json(out / "predict.json", record)
     result = PredictResult(out=out, size=cfg.size, size_source=size_source, left_out=left_out)
+    finished = False
     try:
         _label(cfg, images, model, taxonomy, device, guided, result)
+        finished = True
     finally:  # an interrupted run records the failures it met too
         failed = [
             {"image": str(p), "reason": r}
             for p, r in result.failed
             if not (out / f"{p.stem}.png").exists()  # a preview's failure: the map is there
         ]
-        if failed:
-            atomic_write_json(out / "predict.json", {**record, "failed": kept + failed})
+        if failed or finished:
+            status = "finished" if finished else "running"
+            record = {**record, "status": status, "failed": kept + failed}
+            atomic_write_json(out / "predict.json", record)
     return result
 
 

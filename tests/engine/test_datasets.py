@@ -124,7 +124,11 @@ def test_images_without_labels_count_and_first_names(tmp_path: Path):
 @pytest.mark.parametrize(
     ("status", "says"),
     [
-        ("running", "its fusion did not finish (fuse.json: status running): unless it is running"),
+        (
+            "running",
+            "its fusion did not finish (fuse.json: status running) and no process "
+            "writes it now (stopped): run the same engine fuse command again to finish it",
+        ),
         ("incomplete", "fusion failed on some images (fuse.json lists them, with why)"),
         ("complete", None),
     ],
@@ -144,6 +148,26 @@ def test_a_fused_dataset_missing_labels_says_its_fusion_is_unfinished(tmp_path, 
             open_split(fused, split)
         assert error in str(e.value)
         assert (says in str(e.value)) if says else str(e.value).endswith(("b", "not found"))
+
+
+def test_a_fused_dataset_being_fused_is_told_from_a_stopped_one(tmp_path):
+    """Its missing labels said "unless it is running now, run the same engine fuse command
+    again" whether a fusion ran or had been killed: the folder's lock tells which, and the
+    error says which (a killed fusion holds no lock: run it again; a live one: wait)."""
+    from engine.runlock import exclusive
+
+    _mass(tmp_path / "data", "train", ["a", "b"])
+    fused = tmp_path / "fused"
+    _label(fused / "labels/train/a.png")
+    (fused / "dataset.yaml").write_text("images: ../data/images/{split}\nlabels: labels/{split}\n")
+    (fused / "fuse.json").write_text(json.dumps({"status": "running"}))
+    with exclusive(fused, "engine fuse"), pytest.raises(ValueError) as e:
+        open_split(fused, "train")
+    assert "(fuse.json: status running): engine fuse (pid " in str(e.value)
+    assert str(e.value).endswith("is writing it now: wait for it to finish")
+    with pytest.raises(ValueError) as e:  # the lock released, as a kill releases it
+        open_split(fused, "train")
+    assert str(e.value).endswith("run the same engine fuse command again to finish it (it resumes)")
 
 
 def test_labels_without_images_count_and_first_names(tmp_path: Path):

@@ -703,3 +703,59 @@ def test_cli_an_image_that_fails_in_a_worker_process_is_one_line(world):
     assert "fused 3 images" in text and "1 image failed (mend the files" in text
     assert "car/labels/train/b.png: size 7x4 does not match" in text
     assert "Traceback" not in res.output
+
+
+KILLED_AFTER = """
+import os, signal, sys
+import engine.fusion.run as run
+real, calls = run.write_label, []
+def write_label(*args, **kwargs):
+    real(*args, **kwargs)
+    calls.append(1)
+    if len(calls) == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+run.write_label = write_label
+from cli import app
+app(sys.argv[2:])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("maps", [1, 3, 7])
+def test_a_fusion_killed_at_any_map_resumes_to_the_same_bytes(world, tmp_path, maps):
+    """``kill -9`` of ``engine fuse`` after its ``maps``-th label or source map (one image's
+    label written and its source not, at 1, 3 and 7): ``engine info`` says the fusion was
+    stopped and to run it again (it said "unless it is running now"), and the rerun, given the
+    same command, writes what one uninterrupted fusion writes, byte for byte."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"]), "--no-progress"]
+    whole = tmp_path / "whole"
+    assert CliRunner().invoke(app, [*args, "--out", str(whole)]).exit_code == 0
+    out = world["out"]
+    root = Path(__file__).resolve().parents[2]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER, str(maps), *args, "--out", str(out)],
+        cwd=root,
+        capture_output=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    assert json.loads((out / "fuse.json").read_text())["status"] == "running"
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert res.exit_code in (1, 2), res.output  # 2: a split not begun (its folder not found)
+    assert "no process writes it now (stopped): run the same engine fuse command again" in (
+        " ".join(res.output.split())
+    )
+    res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"skipped {maps // 2} already done" in " ".join(res.output.split())
+    assert outputs(out) == outputs(whole)
+    for name in ("dataset.yaml", "taxonomy.json"):
+        assert (out / name).read_bytes() == (whole / name).read_bytes()
+    assert json.loads((out / "fuse.json").read_text())["status"] == "complete"

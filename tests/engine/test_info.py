@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -554,3 +555,27 @@ def test_info_says_which_process_is_writing_a_run_now(tmp_path: Path):
         assert said in text, text
     text = " ".join(CliRunner().invoke(app, ["info", str(train)]).output.split())
     assert "(stopped: engine train --resume continues it)" in text
+
+
+def test_a_folder_a_run_was_killed_in_before_writing_anything_names_that_run(tmp_path):
+    """``kill -9`` of a predict, demo or import before its first file left a folder holding
+    only its lock file (and a hidden staged copy): engine info said "no image split folders
+    found", as of a wrong folder. It names the run from its lock record, and says whether it
+    still runs (exit 0) or was stopped (exit 1: run it again)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    folder = tmp_path / "pred"
+    (folder / ".masks.new-x1").mkdir(parents=True)  # an interrupted staged write's leftover
+    with exclusive(folder, "engine predict"):
+        res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "400"})
+        assert res.exit_code == 0, res.output
+        assert f"{folder}: engine predict (pid {os.getpid()} on " in res.output
+        assert "is writing it now and has written nothing here yet" in res.output
+    res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    assert "stopped before it wrote anything here (no process writes it now): run that " in (
+        res.output
+    )

@@ -805,3 +805,61 @@ def test_predict_leaves_the_callers_random_stream_where_it_was(tmp_path) -> None
     torch.manual_seed(123)
     predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "out"), progress=False))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_predict_stopped_half_way_is_said_to_be_partial_and_resumes(tmp_path, monkeypatch):
+    """A predict run killed or stopped (Ctrl-C, SIGTERM) after some images left a folder that
+    engine info showed as "label maps 1", like a finished one, and that evaluate refused for
+    missing maps without saying why: predict.json now says ``running`` until every image was
+    tried, info and evaluate say so and what to run, and the rerun finishes the same maps."""
+    from typer.testing import CliRunner
+
+    import trainer.inference
+    from annotations.labelmap import write_label
+    from cli import app
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png", "b.png", "c.png")
+    cfg = PredictConfig(str(ckpt), str(images), str(tmp_path / "whole"), (64, 48), progress=False)
+    predict_dir(cfg)
+    out = tmp_path / "pred"
+    real, calls = trainer.inference.predict_label, []
+
+    def stopped_at_the_second(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.inference, "predict_label", stopped_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        predict_dir(PredictConfig(str(ckpt), str(images), str(out), (64, 48), progress=False))
+    monkeypatch.setattr(trainer.inference, "predict_label", real)
+    record = json.loads((out / "predict.json").read_text())
+    assert (record["status"], record["image_count"]) == ("running", 3)
+    assert sorted(p.name for p in out.glob("*.png")) == ["a.png"]
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "300"})
+    assert "label maps │ 1 of 3: engine predict stopped before labelling every image (no " in (
+        " ".join(res.output.split())
+    ), res.output
+    gt = tmp_path / "gt"
+    for stem in "abc":
+        write_label(gt / f"{stem}.png", np.zeros((40, 48), np.uint8))
+    res = CliRunner().invoke(app, ["evaluate", "--pred", str(out), "--gt", str(gt)])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and "2 prediction(s) missing" in text, res.output
+    assert (
+        f"its engine predict stopped before labelling every image ({out / 'predict.json'}: "
+        in (text)
+        and "run the same engine predict command again to finish (it resumes)" in text
+    )
+    res = predict_dir(PredictConfig(str(ckpt), str(images), str(out), (64, 48), progress=False))
+    assert res.skipped == 1 and len(res.written) == 2  # the finished image is not redone
+    assert json.loads((out / "predict.json").read_text())["status"] == "finished"
+    for stem in "abc":
+        assert (out / f"{stem}.png").read_bytes() == (
+            tmp_path / "whole" / f"{stem}.png"
+        ).read_bytes()
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "300"})
+    assert "label maps │ 3 of 3 " in " ".join(res.output.split()) + " ", res.output
