@@ -26,7 +26,7 @@ from annotations.fileio import (
     staged,
     swap_in,
 )
-from annotations.labelmap import EncodedLabel, read_label
+from annotations.labelmap import EncodedLabel, byte_histogram, read_label
 
 SUBSET_FORMAT = "mass-engine/subset/v1"
 
@@ -56,7 +56,7 @@ class Subset:
         if stem not in self.stems:
             raise ValueError(f"{self.root}: image {stem!r} is not in this subset")
         m = read_label(self.mask_path(stem))
-        histogram = np.bincount(m.ravel(), minlength=256)
+        histogram = byte_histogram(m)
         bad = [v for v in np.flatnonzero(histogram).tolist() if v not in (0, 1, 255)]
         if bad:
             raise ValueError(f"{self.mask_path(stem)}: values must be 0, 1 or 255, found {bad}")

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from annotations.fileio import UNREADABLE, first_line, is_dataset_root, output_kind
-from annotations.labelmap import IGNORE, read_label
+from annotations.labelmap import IGNORE, byte_histogram, read_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import (
     SOURCE_NAMES,
@@ -89,7 +89,7 @@ def _check(
     finish: :meth:`DatasetSpec.unfinished_fusion`; a fusion killed between an image's label
     and its source map left the label alone)."""
     problems, size, label = check_sample(sample, taxonomy, decode)
-    counts = None if label is None else np.bincount(label.ravel(), minlength=256)
+    counts = None if label is None else byte_histogram(label)
     source_counts = None
     if sources is not None and label is not None:
         try:

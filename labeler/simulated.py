@@ -37,6 +37,8 @@ from scipy import ndimage
 
 from annotations.fileio import FUSE_RECORD
 from annotations.instances import Instances
+from labeler.crops import CroppedInstances
+from labeler.dedup import MaskCrop
 
 BACKEND_NAME = "simulated"
 
@@ -160,8 +162,75 @@ def simulate_labels(
     Returns:
         ``(instances, probs)``: kept instances (masks ``(N, H, W) bool``, boxes XYXY, detector
         scores, mask scores) and ``(N, H, W) float32`` per-pixel probabilities in 0..1 (a soft
-        edge of about one pixel around each mask).
+        edge of about one pixel around each mask). :func:`simulate_cropped` gives the same
+        instances inside their windows, as the labeling runner writes them.
     """
+    (h, w), windows, scores, mask_scores = _simulate(instance_ids, others, config, rng)
+    n = len(windows)
+    if not n:
+        return Instances.empty(h, w), np.zeros((0, h, w), np.float32)
+    stack = np.zeros((n, h, w), bool)
+    probs = np.zeros((n, h, w), np.float32)
+    for k, (ys, xs, crop) in enumerate(windows):
+        stack[k, ys, xs] = crop
+        probs[k, ys, xs] = _soft_window(crop)
+    inst = Instances(
+        xyxy=np.array([_box(*window) for window in windows], np.float32),
+        masks=stack,
+        scores=scores,
+        mask_scores=mask_scores,
+        class_ids=np.full(n, class_id, np.int64),
+        prompts=[prompt] * n,
+    )
+    return inst, probs
+
+
+def simulate_cropped(
+    instance_ids: np.ndarray,
+    others: np.ndarray | None = None,
+    config: SimulationConfig | None = None,
+    rng: np.random.Generator | None = None,
+    class_id: int = 1,
+    prompt: str = "simulated",
+) -> CroppedInstances:
+    """:func:`simulate_labels`' instances and probabilities inside their windows (the mask's
+    box grown by the soft edge's margin), what ``CroppedInstances.from_instances`` makes of
+    them, without a full-size map per instance: at 4032x3024 each held 60 MB (mask and
+    probabilities), so an image with 20 cars took 1.2 GB. Same arguments."""
+    (h, w), windows, scores, mask_scores = _simulate(instance_ids, others, config, rng)
+    masks, probs = [], []
+    for ys, xs, crop in windows:
+        p = _soft_window(crop)
+        # the window from_instances takes: the tight box of the mask and of p > 0 (all of it)
+        win = MaskCrop.from_full(crop | (p > 0))
+        y0, y1, x0, x1 = win.y0, win.y1, win.x0, win.x1
+        masks.append(MaskCrop(ys.start + y0, xs.start + x0, crop[y0:y1, x0:x1].copy()))
+        probs.append(np.array(p[y0:y1, x0:x1]))
+    n = len(windows)
+    return CroppedInstances(
+        (h, w),
+        np.array([_box(*window) for window in windows], np.float32).reshape(n, 4),
+        scores,
+        mask_scores,
+        np.full(n, class_id, np.int64),
+        [prompt] * n,
+        masks,
+        probs,
+    )
+
+
+SOFT_MARGIN = 32  # pixels around a mask's box where its soft edge is computed (_soft_window)
+
+
+def _simulate(
+    instance_ids: np.ndarray,
+    others: np.ndarray | None,
+    config: SimulationConfig | None,
+    rng: np.random.Generator | None,
+) -> tuple[tuple[int, int], list[tuple[slice, slice, np.ndarray]], np.ndarray, np.ndarray]:
+    """The kept instances of :func:`simulate_labels`, each as ``(ys, xs, mask[ys, xs])`` on its
+    box grown by :data:`SOFT_MARGIN` (zero beyond it), with detector and mask scores: one
+    full-size mask at a time."""
     cfg = config or SimulationConfig()
     rng = rng if rng is not None else np.random.default_rng(cfg.seed)
     ids = np.asarray(instance_ids)
@@ -170,7 +239,15 @@ def simulate_labels(
     h, w = ids.shape
     if others is not None and np.shape(others) != (h, w):
         raise ValueError(f"others must be {(h, w)} like instance_ids, got {np.shape(others)}")
-    masks: list[np.ndarray] = []
+    min_area = max(cfg.min_area, 1)
+
+    def window(m: np.ndarray) -> tuple[slice, slice, np.ndarray] | None:
+        if m.sum() < min_area:
+            return None  # dropped below
+        ys, xs = _bbox(m, SOFT_MARGIN)
+        return ys, xs, m[ys, xs].copy()
+
+    windows: list[tuple[slice, slice, np.ndarray] | None] = []
     scores: list[float] = []
     true_any = ids > 0
     for value in np.unique(ids[true_any]) if true_any.any() else []:
@@ -182,43 +259,54 @@ def simulate_labels(
         if cfg.fill_radius > 0 or cfg.fill_holes:
             m = _fill(m, cfg.fill_radius * _box_diag(m), cfg.fill_holes)
         m = _shift(m, rng, cfg.boundary_shift)
-        masks.append(m)
+        windows.append(window(m))
         size_term = min(1.0, area / max(cfg.miss_area * h * w * 20, 1.0))
         scores.append(float(np.clip(0.4 + 0.45 * size_term + rng.normal(0, 0.05), 0.36, 0.98)))
     if rng.random() < cfg.false_positive_rate:
         fp = _false_positive(rng, h, w, others if others is None else others & ~true_any)
         if fp is not None:
-            masks.append(_shift(fp, rng, cfg.boundary_shift))
+            windows.append(window(_shift(fp, rng, cfg.boundary_shift)))
             scores.append(float(rng.uniform(0.36, 0.5)))
-    keep = [i for i, m in enumerate(masks) if m.sum() >= max(cfg.min_area, 1)]
-    if not keep:
-        return Instances.empty(h, w), np.zeros((0, h, w), np.float32)
-    stack = np.stack([masks[i] for i in keep])
-    probs = np.stack([_soft(m) for m in stack])
-    boxes = []
-    for m in stack:
-        ys, xs = _bbox(m, 0)
-        boxes.append([xs.start, ys.start, xs.stop, ys.stop])
-    n = len(keep)
-    inst = Instances(
-        xyxy=np.array(boxes, np.float32),
-        masks=stack,
-        scores=np.array([scores[i] for i in keep], np.float32),
-        mask_scores=rng.uniform(0.85, 0.98, n).astype(np.float32),
-        class_ids=np.full(n, class_id, np.int64),
-        prompts=[prompt] * n,
+            del fp
+    keep = [i for i, win in enumerate(windows) if win is not None]
+    if not keep:  # no mask scores drawn: as before, the generator stops here
+        return (h, w), [], np.zeros(0, np.float32), np.zeros(0, np.float32)
+    mask_scores = rng.uniform(0.85, 0.98, len(keep)).astype(np.float32)
+    kept = [windows[i] for i in keep]
+    return (h, w), kept, np.array([scores[i] for i in keep], np.float32), mask_scores  # type: ignore[return-value]
+
+
+def _select(inst: CroppedInstances, keep: np.ndarray) -> CroppedInstances:
+    """The instances ``keep`` (ascending indices) of ``inst``."""
+    idx = [int(i) for i in keep]
+    return CroppedInstances(
+        inst.image_size,
+        inst.xyxy[idx].reshape(len(idx), 4),
+        inst.scores[idx],
+        inst.mask_scores[idx],
+        inst.class_ids[idx],
+        [inst.prompts[i] for i in idx],
+        [inst.masks[i] for i in idx],
+        None if inst.probs is None else [inst.probs[i] for i in idx],
     )
-    return inst, probs.astype(np.float32)
 
 
-def _soft(mask: np.ndarray, softness: float = 0.75, margin: int = 32) -> np.ndarray:
-    """``(H, W) float32`` probability: sigmoid of the signed distance to the outline (computed on
-    the mask's box grown by ``margin``; beyond it the probability is below 1e-18)."""
-    out = np.zeros(mask.shape, np.float32)
-    ys, xs = _bbox(mask, margin)
-    sd = _signed_distance(mask[ys, xs])
-    out[ys, xs] = 1.0 / (1.0 + np.exp(-np.clip(sd / softness, -40, 40)))
-    return out
+def _box(ys: slice, xs: slice, crop: np.ndarray) -> list[int]:
+    """XYXY of the mask ``crop`` placed at ``(ys.start, xs.start)``: its tight box."""
+    rows, cols = _bbox(crop, 0)
+    return [
+        xs.start + cols.start,
+        ys.start + rows.start,
+        xs.start + cols.stop,
+        ys.start + rows.stop,
+    ]
+
+
+def _soft_window(crop: np.ndarray, softness: float = 0.75) -> np.ndarray:
+    """``float32`` probability on a mask's window (its box grown by :data:`SOFT_MARGIN`):
+    sigmoid of the signed distance to the outline (0 beyond the window, where it is below 1e-18)."""
+    sd = _signed_distance(crop)
+    return (1.0 / (1.0 + np.exp(-np.clip(sd / softness, -40, 40)))).astype(np.float32, copy=False)
 
 
 def _shift(mask: np.ndarray, rng: np.random.Generator, amount: float) -> np.ndarray:
@@ -243,7 +331,9 @@ def _false_positive(
     """One region of another Others object, or a random elliptical blob."""
     if others is not None and others.any():
         comp, n = ndimage.label(others)
-        sizes = ndimage.sum_labels(np.ones_like(comp), comp, index=np.arange(1, n + 1))
+        # pixel counts of the components 1..n (summing a full-size map of ones took a float64
+        # copy of the image besides: 290 MB at 4032x3024)
+        sizes = np.bincount(comp.ravel(), minlength=n + 1)[1:]
         # objects, not the whole background: between 0.05% and 10% of the image
         ok = np.flatnonzero((sizes >= 5e-4 * h * w) & (sizes <= 0.1 * h * w))
         if ok.size:
@@ -375,7 +465,9 @@ class SimulatedBackend:
         )
         return label == parent
 
-    def _class_rules(self, inst: Instances, probs: np.ndarray) -> tuple[Instances, np.ndarray]:
+    def _class_rules(
+        self, inst: Instances | CroppedInstances, probs: np.ndarray | None = None
+    ) -> tuple[Instances | CroppedInstances, np.ndarray | None]:
         """The class spec's ``min_area`` and ``max_instances`` (``--min-area``,
         ``--max-instances``), as the model backends apply them after deduplication: smaller
         instances dropped, then the best-scored ones kept. The defaults (0, 100) keep every
@@ -387,6 +479,8 @@ class SimulatedBackend:
             keep = np.sort(keep[best])
         if keep.size == len(inst):
             return inst, probs
+        if isinstance(inst, CroppedInstances):  # the runner's instances (probs inside them)
+            return _select(inst, keep), None
         return inst[keep], probs[keep]
 
     def label(self, batch: list[Any]) -> list[Any]:
@@ -404,7 +498,10 @@ class SimulatedBackend:
                     f"{truth_paths(self.root, self.class_name, item.split, item.stem)[0]}: true "
                     f"mask is {ids.shape[1]}x{ids.shape[0]} but the image is {w}x{h}"
                 )
-            inst, probs = simulate_labels(
+            # the instances inside their windows, as the writer takes them (same files):
+            # neither full-size masks and probabilities per instance (60 MB each at 4032x3024)
+            # nor a batch of them waiting in the writers' queue
+            inst = simulate_cropped(
                 ids,
                 others=self._others(item.split, item.stem, (h, w)),
                 config=self.sim,
@@ -412,10 +509,8 @@ class SimulatedBackend:
                 class_id=self.class_id,
                 prompt=f"{BACKEND_NAME}:{self.class_name.lower()}",
             )
-            inst, probs = self._class_rules(inst, probs)
+            inst, _ = self._class_rules(inst)
             outputs.append(
-                BackendOutput(
-                    instances=inst, probs=probs, timings={"simulate": time.perf_counter() - t0}
-                )
+                BackendOutput(instances=inst, timings={"simulate": time.perf_counter() - t0})
             )
         return outputs

@@ -199,3 +199,34 @@ def test_class_ids_saved_as_an_rgb_image_are_named_so(tmp_path):
     with pytest.raises(ValueError, match=r"\(pass a taxonomy") as e:
         read_label(tmp_path / "rgb.png")
     assert hint not in str(e.value)
+
+
+def test_value_counts_of_a_4k_label_map_take_no_int64_copy_of_it(tmp_path):
+    """np.bincount converts a uint8 map to int64: 97 MB beside a 12 MB 4032x3024 label map,
+    wherever a label's values were counted (its check against a taxonomy, an annotated
+    subset's mask, the metrics' binary-mask check, fusion, engine info). byte_histogram counts
+    the same a block at a time."""
+    import tracemalloc
+
+    from annotations.labelmap import byte_histogram, validate_label
+
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, 7, (3024, 4032), dtype=np.uint8)
+    label[:100] = 255
+    want = np.bincount(label.ravel(), minlength=256)
+    tracemalloc.start()
+    try:
+        got = byte_histogram(label)
+        validate_label(label, MASS13K)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+    assert peak < 20e6, f"{peak / 1e6:.0f} MB to count 12 MB of pixels"
+    # a view that is not contiguous, an empty map and other dtypes: as np.bincount
+    assert np.array_equal(
+        byte_histogram(label[::3, 1::2]), np.bincount(label[::3, 1::2].ravel(), minlength=256)
+    )
+    assert np.array_equal(byte_histogram(np.zeros((0, 4), np.uint8)), np.zeros(256, np.int64))
+    ints = np.array([[1, 300]], np.int32)
+    assert np.array_equal(byte_histogram(ints), np.bincount(ints.ravel(), minlength=256))

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from labeler.simulated import SimulationConfig, image_rng, load_truth, simulate_labels
+from labeler.simulated import (
+    SimulationConfig,
+    image_rng,
+    load_truth,
+    simulate_cropped,
+    simulate_labels,
+)
 from tests.loop_helpers import disk
 
 H, W = 120, 160
@@ -175,6 +181,21 @@ def test_class_spec_min_area_and_max_instances_apply_as_in_the_model_backends():
     assert len(kept) == 1 and kept.scores[0] == inst.scores[best]
     kept, _ = rules(min_area=500, max_instances=2)
     assert kept.areas.tolist() == areas[2:]
+    # the backend's cropped instances: the same instances kept, in their windows
+    from labeler.crops import CroppedInstances
+
+    cropped = simulate_cropped(ids, config=EXACT)
+    for spec in (
+        {},
+        {"min_area": 100},
+        {"max_instances": 1},
+        {"min_area": 500, "max_instances": 2},
+    ):
+        backend.config = SimpleNamespace(cls=ClassSpec(name="Bicycle", **spec))
+        got, none = backend._class_rules(cropped)
+        want = CroppedInstances.from_instances(*backend._class_rules(inst, probs))
+        assert none is None and got.to_json(image="a") == want.to_json(image="a")
+        assert all(np.array_equal(a, b) for a, b in zip(got.probs, want.probs, strict=True))
 
 
 # -- through the labeling runner and `engine label` --------------------------------------------
@@ -368,3 +389,100 @@ def test_the_parent_class_is_read_where_the_spec_puts_labels_and_in_colour(tmp_p
     label[0, 0] = 200
     Image.fromarray(label).save(data / "gt" / "test" / "a.png")
     np.testing.assert_array_equal(backend._others("test", "a", (6, 8)), label == 0)
+
+
+def test_working_memory_at_4k_is_not_several_full_size_copies():
+    """At 4032x3024 the simulation held, besides what it returns, a float64 copy of the image
+    for the false positive's component sizes (a map of ones summed per component) and every
+    probability map twice (a list stacked, then copied by ``astype``): 329 MB above its 305 MB
+    result with four wheels and a false positive. Now about 90 MB."""
+    import tracemalloc
+
+    import cv2
+
+    h, w = 3024, 4032
+    ids = np.zeros((h, w), np.int32)
+    for k in range(4):
+        cv2.circle(ids, (500 + 900 * k, 1800), 300, k + 1, 20)
+    others = np.zeros((h, w), bool)
+    others[200:600, 200:900] = others[2500:2900, 3000:3600] = True
+    cfg = SimulationConfig(miss_max=0, false_positive_rate=1)
+    tracemalloc.start()
+    try:
+        inst, probs = simulate_labels(ids, others=others, config=cfg, rng=image_rng(0, "t", "a"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(inst) == 5 and probs.dtype == np.float32
+    held = inst.masks.nbytes + probs.nbytes
+    assert peak - held < 160e6, f"{(peak - held) / 1e6:.0f} MB above the result"
+    # the runner's form holds no full-size map per instance: 12 wheels as little as 5
+    for k in range(4, 12):
+        cv2.circle(ids, (300 + 450 * (k - 4), 700), 150, k + 1, 12)
+    tracemalloc.start()
+    try:
+        cropped = simulate_cropped(ids, others=others, config=cfg, rng=image_rng(0, "t", "a"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(cropped) == 13
+    assert peak < 300e6, f"{peak / 1e6:.0f} MB for 13 instances (full size: 60 MB each)"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cropped_instances_are_those_the_writer_made_of_the_full_size_ones(seed):
+    """simulate_cropped gives what CroppedInstances.from_instances made of simulate_labels'
+    output (the writer's step before): the same windows, masks, probabilities, boxes and
+    scores, so the files written are the same bytes."""
+    from labeler.crops import CroppedInstances
+
+    ids = np.zeros((H, W), np.int32)
+    ids[_wheel()] = 1
+    ids[disk(H, W, 20, 140, 12)] = 2
+    ids[disk(H, W, 110, 5, 9)] = 3  # cut by the frame
+    others = np.zeros((H, W), bool)
+    others[90:118, 100:158] = True
+    cfg = SimulationConfig(false_positive_rate=0.7, miss_max=0.5)
+    args = dict(others=others, config=cfg, class_id=7, prompt="p")
+    inst, probs = simulate_labels(ids, rng=image_rng(seed, "test", "a"), **args)
+    want = CroppedInstances.from_instances(inst, probs)
+    got = simulate_cropped(ids, rng=image_rng(seed, "test", "a"), **args)
+    assert len(got) == len(want)
+    for name in ("xyxy", "scores", "mask_scores", "class_ids"):
+        np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+    assert got.prompts == want.prompts
+    for a, b, pa, pb in zip(got.masks, want.masks, got.probs, want.probs, strict=True):
+        assert (a.y0, a.x0) == (b.y0, b.x0) and np.array_equal(a.mask, b.mask)
+        assert pa.dtype == pb.dtype and np.array_equal(pa, pb)
+    assert got.to_json(image="a") == want.to_json(image="a")
+
+
+def test_the_backend_hands_the_writers_cropped_instances(tmp_path):
+    """The backend handed the writers full-size masks and probabilities (5 bytes a pixel per
+    instance), which waited in their queue for a whole batch: about 1 GB for four 4K images of
+    four instances. It crops them as the writer did (same files), to the instances' windows."""
+    import cv2
+
+    from labeler.backends import LoadedImage
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.crops import CroppedInstances
+    from labeler.run import output_nbytes
+    from labeler.simulated import SimulatedBackend
+
+    h, w = 480, 640
+    data = tmp_path / "data"
+    for sub in ("images/test", "annotations/test", "new_class_instances/bicycle/test"):
+        (data / sub).mkdir(parents=True)
+    ids = np.zeros((h, w), np.uint16)
+    ids[disk(h, w, 100, 100, 30)] = 1
+    ids[disk(h, w, 300, 500, 40)] = 2
+    cv2.imwrite(str(data / "new_class_instances/bicycle/test/a.png"), ids)
+    cv2.imwrite(str(data / "annotations/test/a.png"), np.where(ids > 0, 0, 4).astype(np.uint8))
+    image = np.zeros((h, w, 3), np.uint8)
+    cv2.imwrite(str(data / "images/test/a.jpg"), image)
+    cfg = LabelConfig(data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
+                      backend="simulated", extra={"miss_max": 0})  # fmt: skip
+    backend = SimulatedBackend(cfg, 7)
+    (out,) = backend.label([LoadedImage("test", "a", data / "images/test/a.jpg", image)])
+    assert isinstance(out.instances, CroppedInstances) and len(out.instances) >= 2
+    assert output_nbytes(out) < 0.2 * len(out.instances) * h * w * 5
