@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,12 +21,51 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.segment import Segment
 from rich.table import Column
 from rich.text import Text
 
 T = TypeVar("T")
 
-stderr_console = Console(stderr=True)
+# What a console that cannot encode a character (PYTHONIOENCODING=ascii, a latin-1 locale, a
+# log collector reading ASCII) shows instead: the symbols the engine's messages and rich's tables
+# use, in ASCII, one character for one where a table's column widths count on it ("ΔIoU" as
+# "dIoU", rich's "…" as "."); any other character (a file name's "é") as "?".
+ASCII_SYMBOLS = str.maketrans(
+    {"\u0394": "d", "\u2026": ".", "\u2265": ">=", "\u2264": "<=", "\u00b1": "+/-",
+     "\u2192": "->", "\u2014": "-", "\u2013": "-", "\u00d7": "x"}
+)  # fmt: skip
+
+
+class SafeConsole(Console):
+    """A rich Console that never fails on its stream's encoding. rich draws ASCII boxes and
+    bars where the encoding is not UTF-8, but writes the text it is given as it is: under
+    ``PYTHONIOENCODING=ascii`` the "ΔIoU" heading of Table 4 raised UnicodeEncodeError, so
+    ``engine compare``, ``engine report`` and ``engine info REPORT`` stopped with ``error:
+    'ascii' codec can't encode character``."""
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        encoding = self.encoding
+        for segment in super().render(renderable, options):
+            text = segment.text
+            if not text.isascii() and not encodable(text, encoding):
+                text = text.translate(ASCII_SYMBOLS).encode(encoding, "replace")
+                segment = Segment(text.decode(encoding), segment.style, segment.control)
+            yield segment
+
+
+def encodable(text: str, encoding: str) -> bool:
+    """Whether ``text`` can be written to a stream of ``encoding`` as it is."""
+    try:
+        text.encode(encoding)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+stderr_console = SafeConsole(stderr=True)
 
 
 class RateColumn(ProgressColumn):

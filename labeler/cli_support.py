@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.cli.common import interrupted
+from engine.cli.common import interrupted, stderr, stdout
 from engine.text import counted
 from labeler.config import (
     DEFAULT_DETECTOR,
@@ -215,10 +215,9 @@ def _check_parent(spec: str, cls: ClassSpec, data: str) -> None:
 
 def print_label_summary(summary: LabelSummary, backend: str | None = None) -> None:
     """The end-of-run table on stdout, failures listed on stderr."""
-    from rich.console import Console
     from rich.table import Table
 
-    out, err = Console(), Console(stderr=True)
+    out, err = stdout, stderr  # the command line's consoles: safe for any stream encoding
     simulated = (
         " [SIMULATED labeler: pseudo labels from true masks]" if backend == "simulated" else ""
     )
