@@ -1,13 +1,15 @@
 """Rich progress bars with rate and ETA, shared by every long-running command.
 
 Library code never prints; it takes a ``progress: bool`` and draws on stderr through these
-helpers, so a caller (or a test) can switch them off.
+helpers, so a caller (or a test) can switch them off. Where stderr is not an interactive
+terminal (a log file, a pipe, ``TERM=dumb``), the bar is not redrawn: a plain line says where
+the run stands every :data:`LOG_EVERY_S` seconds, and the bar is drawn once when it ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.console import Console, ConsoleOptions, RenderableType
 from rich.progress import (
@@ -17,6 +19,7 @@ from rich.progress import (
     ProgressColumn,
     SpinnerColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -84,11 +87,56 @@ class RateColumn(ProgressColumn):
         return Text(f"{1 / speed:.2f} s/{self.unit}", style="progress.data.speed")
 
 
+# How often a bar that is not redrawn (stderr not an interactive terminal) writes where it
+# stands, in seconds: a SLURM or nohup log of a day-long run gets a line a minute.
+LOG_EVERY_S = 60.0
+
+
+class LoggedProgress(Progress):
+    """rich's Progress, which also writes a plain line now and then (description, N/M, rate,
+    elapsed, ETA and the extra fields; no bar, no escape codes) where the console is not an
+    interactive terminal. There rich draws nothing until the bar stops: the log of an ``engine
+    train`` under SLURM or ``nohup`` said nothing of its progress for the whole run."""
+
+    def __init__(self, *columns: ProgressColumn, every: float | None = None, **kw: Any) -> None:
+        super().__init__(*columns, **kw)
+        self.every = LOG_EVERY_S if every is None else every
+        self.logged_at: float | None = None  # the first advance starts the clock
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self.log_now_and_then()
+
+    def update(self, task_id: TaskID, **kw: Any) -> None:
+        super().update(task_id, **kw)
+        self.log_now_and_then()
+
+    def log_now_and_then(self) -> None:
+        """One line per unfinished task, when :attr:`every` seconds have passed since the last."""
+        if self.disable or self.console.is_interactive:
+            return
+        now = self.get_time()
+        if self.logged_at is None:
+            self.logged_at = now
+        if now - self.logged_at < self.every:
+            return
+        self.logged_at = now
+        for task in self.tasks:
+            if task.visible and not task.finished:
+                self.console.print(self.log_line(task), soft_wrap=True, highlight=False)
+
+    def log_line(self, task: Task) -> Text:
+        cells = [column(task) for column in self.columns if not isinstance(column, BarColumn)]
+        return Text(" ").join(c for c in cells if isinstance(c, Text) and c.plain.strip())
+
+
 def make_progress(unit: str = "img", extra: str | None = None, enabled: bool = True) -> Progress:
     """A Progress with description, bar, N/M, rate, elapsed and ETA; ``extra`` is a field template
-    such as ``"{task.fields[loss]}"`` shown after the bar."""
+    such as ``"{task.fields[loss]}"`` shown after the bar. The spinner only where it spins (an
+    interactive terminal; in a log its one frame was a stray "⠋")."""
+    spinner = [SpinnerColumn()] if stderr_console.is_interactive else []
     columns: list[ProgressColumn] = [
-        SpinnerColumn(),
+        *spinner,
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(table_column=_unwrapped()),
@@ -99,7 +147,7 @@ def make_progress(unit: str = "img", extra: str | None = None, enabled: bool = T
     ]
     if extra:
         columns.append(TextColumn(extra, table_column=_unwrapped()))
-    return Progress(*columns, console=stderr_console, disable=not enabled, transient=False)
+    return LoggedProgress(*columns, console=stderr_console, disable=not enabled, transient=False)
 
 
 def _unwrapped() -> Column:

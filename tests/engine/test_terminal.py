@@ -45,3 +45,32 @@ def test_compare_and_its_markdown_on_an_ascii_stdout(tmp_path: Path):
     res = ascii_runner.invoke(app, [*args, "--markdown", "-"])
     assert res.exit_code == 0, res.output
     assert res.stdout_bytes == md.read_bytes()
+
+
+def test_a_bar_in_a_log_file_writes_a_plain_line_now_and_then(monkeypatch):
+    """Where stderr is not an interactive terminal (a SLURM or nohup log, a pipe, TERM=dumb),
+    rich draws a bar once, when it stops: the log of a day-long engine train said nothing of its
+    progress until the end. Now a plain line (N/M, rate, ETA, the extra fields; no bar, no
+    escape codes) every LOG_EVERY_S seconds, and the bar once at the end as before."""
+    import engine.progress as progress
+
+    stream = io.StringIO()
+    monkeypatch.setattr(progress, "stderr_console", progress.SafeConsole(file=stream, width=80))
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0, raising=False)
+    assert list(progress.track(range(4), "label Bicycle")) == [0, 1, 2, 3]
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[:3] for line in lines[:3]] == [
+        ["label", "Bicycle", f"{n}/4"] for n in (1, 2, 3)
+    ]
+    assert all("img/s" in line and "ETA" in line for line in lines[:3])
+    assert len(lines) == 4 and "4/4" in lines[3]  # the finished bar, drawn once
+    assert "\x1b" not in stream.getvalue() and "\r" not in stream.getvalue()
+    assert "\u280b" not in stream.getvalue()  # no spinner frame where nothing spins
+
+    stream.seek(0), stream.truncate()
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 3600.0)  # a short run: the bar alone, as before
+    with progress.make_progress("it", "{task.fields[info]}") as bar:
+        task = bar.add_task("train", total=3, info="loss -")
+        for step in range(3):
+            bar.update(task, completed=step + 1, info=f"loss {step:.4f}")
+    assert len(stream.getvalue().splitlines()) == 1 and "loss 2.0000" in stream.getvalue()
