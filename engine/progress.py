@@ -47,6 +47,16 @@ class SafeConsole(Console):
     ``engine compare``, ``engine report`` and ``engine info REPORT`` stopped with ``error:
     'ascii' codec can't encode character``."""
 
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **kw: Any) -> None:
+        """Lines of text are not broken at the console's width (80 in a pipe or a log file):
+        the terminal wraps a long line itself, a log keeps it whole, and a path or command in it
+        can be copied and grepped. Before, "-> PATH (open it as a dataset: engine info PATH)"
+        came out over three lines, and a path longer than the width in two pieces. Tables and
+        other renderables fit the width as before."""
+        if soft_wrap is None:
+            soft_wrap = all(isinstance(o, str | Text) for o in objects)
+        super().print(*objects, soft_wrap=soft_wrap, **kw)
+
     def render(
         self, renderable: RenderableType, options: ConsoleOptions | None = None
     ) -> Iterable[Segment]:
