@@ -74,3 +74,17 @@ def test_a_bar_in_a_log_file_writes_a_plain_line_now_and_then(monkeypatch):
         for step in range(3):
             bar.update(task, completed=step + 1, info=f"loss {step:.4f}")
     assert len(stream.getvalue().splitlines()) == 1 and "loss 2.0000" in stream.getvalue()
+
+
+def test_table4_in_a_narrow_terminal_folds_a_source_s_name_instead_of_cutting_it():
+    """At 60 columns the source column is narrower than "(simulated)" and "joint-trained": they
+    read "(simula…" and "joint-t…", which named neither."""
+    import re
+
+    from engine.table4 import Table4
+    from tests.engine.test_table4 import render
+
+    narrow = render(Table4("Bicycle", TABLE4, marks=True), 60)
+    assert "\u2026" not in "\n".join(narrow)
+    sources = "".join(re.split(r"\s{2,}", line.strip())[0] for line in narrow[3:])
+    assert sources == "pseudolabels(simulated)fusedlabelsjoint-trainedmodel"
