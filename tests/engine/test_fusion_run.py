@@ -720,3 +720,5 @@ def test_cli_an_image_that_fails_in_a_worker_process_is_one_line(world):
     assert "fused 3 images" in text and "1 image failed (mend the files" in text
     assert "car/labels/train/b.png: size 7x4 does not match" in text
     assert "Traceback" not in res.output
+    # errors on stderr, results on stdout: `engine fuse ... > fuse.txt` still shows what failed
+    assert "b.png" in res.stderr and "failed" not in res.stdout and "fused 3 images" in res.stdout
