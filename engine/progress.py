@@ -45,7 +45,8 @@ class SafeConsole(Console):
     bars where the encoding is not UTF-8, but writes the text it is given as it is: under
     ``PYTHONIOENCODING=ascii`` the "ΔIoU" heading of Table 4 raised UnicodeEncodeError, so
     ``engine compare``, ``engine report`` and ``engine info REPORT`` stopped with ``error:
-    'ascii' codec can't encode character``."""
+    'ascii' codec can't encode character``; and on a UTF-8 stream a file name that is not
+    UTF-8 did (``engine info`` listing ``caf\\xe9.jpg``: ``surrogates not allowed``)."""
 
     def print(self, *objects: Any, soft_wrap: bool | None = None, **kw: Any) -> None:
         """Lines of text are not broken at the console's width (80 in a pipe or a log file):
@@ -61,18 +62,22 @@ class SafeConsole(Console):
         self, renderable: RenderableType, options: ConsoleOptions | None = None
     ) -> Iterable[Segment]:
         encoding = self.encoding
+        errors = getattr(self.file, "errors", None) or "strict"
         for segment in super().render(renderable, options):
             text = segment.text
-            if not text.isascii() and not encodable(text, encoding):
+            if not text.isascii() and not encodable(text, encoding, errors):
                 text = text.translate(ASCII_SYMBOLS).encode(encoding, "replace")
                 segment = Segment(text.decode(encoding), segment.style, segment.control)
             yield segment
 
 
-def encodable(text: str, encoding: str) -> bool:
-    """Whether ``text`` can be written to a stream of ``encoding`` as it is."""
+def encodable(text: str, encoding: str, errors: str = "strict") -> bool:
+    """Whether ``text`` can be written to a stream of ``encoding`` (and ``errors``) as it is. A
+    file name that is not UTF-8 (``caf\\xe9.jpg`` from a latin-1 system) is read with a
+    surrogate for the byte: a UTF-8 stream writes it only with ``surrogateescape`` (Python's
+    choice under ``LANG=C.UTF-8``; under ``en_US.UTF-8`` it is ``strict``)."""
     try:
-        text.encode(encoding)
+        text.encode(encoding, errors)
     except UnicodeEncodeError:
         return False
     return True

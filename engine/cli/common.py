@@ -190,7 +190,8 @@ def write_stdout(text: str) -> None:
     import sys
 
     buffer = getattr(sys.stdout, "buffer", None)
-    if buffer is None or encodable(text, sys.stdout.encoding or "utf-8"):
+    errors = getattr(sys.stdout, "errors", None) or "strict"
+    if buffer is None or encodable(text, sys.stdout.encoding or "utf-8", errors):
         sys.stdout.write(text)
         return
     sys.stdout.flush()

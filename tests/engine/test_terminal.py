@@ -88,3 +88,18 @@ def test_table4_in_a_narrow_terminal_folds_a_source_s_name_instead_of_cutting_it
     assert "\u2026" not in "\n".join(narrow)
     sources = "".join(re.split(r"\s{2,}", line.strip())[0] for line in narrow[3:])
     assert sources == "pseudolabels(simulated)fusedlabelsjoint-trainedmodel"
+
+
+def test_a_file_name_that_is_not_utf8_on_a_utf8_stream():
+    """A latin-1 file name (``caf\\xe9.jpg``) is read with a surrogate for its byte: on a strict
+    UTF-8 stdout (Python's choice under LANG=en_US.UTF-8) ``engine info`` listing it stopped with
+    "error: 'utf-8' codec can't encode character '\\udce9' ... surrogates not allowed", exit 2.
+    A stream that takes surrogates (LANG=C.UTF-8) still gets the file's own bytes."""
+    from engine.progress import SafeConsole
+
+    name = b"caf\xe9.jpg".decode("utf-8", "surrogateescape")
+    for errors, want in (("strict", b"no label for caf?.jpg"), ("surrogateescape", b"caf\xe9.jpg")):
+        stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors=errors)
+        SafeConsole(file=stream, width=80).print(f"no label for {name}")
+        stream.flush()
+        assert want in stream.buffer.getvalue()
