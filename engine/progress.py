@@ -62,7 +62,13 @@ class SafeConsole(Console):
         self, renderable: RenderableType, options: ConsoleOptions | None = None
     ) -> Iterable[Segment]:
         encoding = self.encoding
-        errors = getattr(self.file, "errors", None) or "strict"
+        # surrogateescape writes a file name's own bytes; backslashreplace ("\u2026") and the
+        # like are no better than the ASCII symbols
+        errors = (
+            "surrogateescape"
+            if getattr(self.file, "errors", None) == "surrogateescape"
+            else "strict"
+        )
         for segment in super().render(renderable, options):
             text = segment.text
             if not text.isascii() and not encodable(text, encoding, errors):

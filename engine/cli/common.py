@@ -190,7 +190,9 @@ def write_stdout(text: str) -> None:
     import sys
 
     buffer = getattr(sys.stdout, "buffer", None)
-    errors = getattr(sys.stdout, "errors", None) or "strict"
+    errors = (
+        "surrogateescape" if getattr(sys.stdout, "errors", None) == "surrogateescape" else "strict"
+    )
     if buffer is None or encodable(text, sys.stdout.encoding or "utf-8", errors):
         sys.stdout.write(text)
         return

@@ -98,8 +98,17 @@ def test_a_file_name_that_is_not_utf8_on_a_utf8_stream():
     from engine.progress import SafeConsole
 
     name = b"caf\xe9.jpg".decode("utf-8", "surrogateescape")
-    for errors, want in (("strict", b"no label for caf?.jpg"), ("surrogateescape", b"caf\xe9.jpg")):
+    cases = (
+        ("strict", b"caf?.jpg"),
+        ("surrogateescape", b"caf\xe9.jpg"),
+        ("backslashreplace", b"caf?.jpg"),
+    )
+    for errors, want in cases:
         stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors=errors)
         SafeConsole(file=stream, width=80).print(f"no label for {name}")
         stream.flush()
         assert want in stream.buffer.getvalue()
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="backslashreplace")  # stderr
+    SafeConsole(file=stream, width=80).print("d\u0394 \u2026")  # as under PYTHONIOENCODING=ascii
+    stream.flush()
+    assert stream.buffer.getvalue() == b"dd .\n"  # not "\\u0394 \\u2026"
