@@ -247,7 +247,7 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         rows.append(("throughput (after loading)", f"{summary.labelled / labelling:.2f} img/s"))
     for k, v in rows:
         table.add_row(k, str(v))
-    out.print(table)
+    out.print(table, soft_wrap=True)  # its title (the run's path) whole, as engine info's
     for split, stem, error in summary.failed[:20]:
         err.print(f"[red]failed[/red] {split}/{stem}: {error}")
     if len(summary.failed) > 20:

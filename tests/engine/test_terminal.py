@@ -112,3 +112,17 @@ def test_a_file_name_that_is_not_utf8_on_a_utf8_stream():
     SafeConsole(file=stream, width=80).print("d\u0394 \u2026")  # as under PYTHONIOENCODING=ascii
     stream.flush()
     assert stream.buffer.getvalue() == b"dd .\n"  # not "\\u0394 \\u2026"
+
+
+def test_label_summary_names_its_run_whole_in_a_narrow_terminal(tmp_path: Path):
+    """The summary table's title, the run's path, was folded into the table's width: at
+    COLUMNS=40 ".../runs/lab" and "el (shard 0/1)" on two lines."""
+    from engine.synth import SynthConfig, generate
+
+    data = generate(SynthConfig(out=tmp_path / "d", train=0, val=0, test=1, size=(64, 64)), False)
+    out = tmp_path / "runs" / "a label run whose path is wider than the terminal"
+    args = ["label", "--class", "Bicycle", "--data", str(data), "--out", str(out),
+            "--backend", "simulated", "--no-progress"]  # fmt: skip
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "40"})
+    assert res.exit_code == 0, res.output
+    assert f"label run {out} (shard 0/1)" in res.stdout
