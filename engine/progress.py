@@ -1,15 +1,17 @@
 """Rich progress bars with rate and ETA, shared by every long-running command.
 
 Library code never prints; it takes a ``progress: bool`` and draws on stderr through these
-helpers, so a caller (or a test) can switch them off.
+helpers, so a caller (or a test) can switch them off. Where stderr is not an interactive
+terminal (a log file, a pipe, ``TERM=dumb``), the bar is not redrawn: a plain line says where
+the run stands every :data:`LOG_EVERY_S` seconds, and the bar is drawn once when it ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from rich.console import Console
+from rich.console import Console, ConsoleOptions, RenderableType
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -17,16 +19,77 @@ from rich.progress import (
     ProgressColumn,
     SpinnerColumn,
     Task,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.segment import Segment
 from rich.table import Column
 from rich.text import Text
 
 T = TypeVar("T")
 
-stderr_console = Console(stderr=True)
+# What a console that cannot encode a character (PYTHONIOENCODING=ascii, a latin-1 locale, a
+# log collector reading ASCII) shows instead: the symbols the engine's messages and rich's tables
+# use, in ASCII, one character for one where a table's column widths count on it ("ΔIoU" as
+# "dIoU", rich's "…" as "."); any other character (a file name's "é") as "?".
+ASCII_SYMBOLS = str.maketrans(
+    {"\u0394": "d", "\u2026": ".", "\u2265": ">=", "\u2264": "<=", "\u00b1": "+/-",
+     "\u2192": "->", "\u2014": "-", "\u2013": "-", "\u00d7": "x"}
+)  # fmt: skip
+
+
+class SafeConsole(Console):
+    """A rich Console that never fails on its stream's encoding. rich draws ASCII boxes and
+    bars where the encoding is not UTF-8, but writes the text it is given as it is: under
+    ``PYTHONIOENCODING=ascii`` the "ΔIoU" heading of Table 4 raised UnicodeEncodeError, so
+    ``engine compare``, ``engine report`` and ``engine info REPORT`` stopped with ``error:
+    'ascii' codec can't encode character``; and on a UTF-8 stream a file name that is not
+    UTF-8 did (``engine info`` listing ``caf\\xe9.jpg``: ``surrogates not allowed``)."""
+
+    def print(self, *objects: Any, soft_wrap: bool | None = None, **kw: Any) -> None:
+        """Lines of text are not broken at the console's width (80 in a pipe or a log file):
+        the terminal wraps a long line itself, a log keeps it whole, and a path or command in it
+        can be copied and grepped. Before, "-> PATH (open it as a dataset: engine info PATH)"
+        came out over three lines, and a path longer than the width in two pieces. Tables and
+        other renderables fit the width as before."""
+        if soft_wrap is None:
+            soft_wrap = all(isinstance(o, str | Text) for o in objects)
+        super().print(*objects, soft_wrap=soft_wrap, **kw)
+
+    def render(
+        self, renderable: RenderableType, options: ConsoleOptions | None = None
+    ) -> Iterable[Segment]:
+        encoding = self.encoding
+        # surrogateescape writes a file name's own bytes; backslashreplace ("\u2026") and the
+        # like are no better than the ASCII symbols
+        errors = (
+            "surrogateescape"
+            if getattr(self.file, "errors", None) == "surrogateescape"
+            else "strict"
+        )
+        for segment in super().render(renderable, options):
+            text = segment.text
+            if not text.isascii() and not encodable(text, encoding, errors):
+                text = text.translate(ASCII_SYMBOLS).encode(encoding, "replace")
+                segment = Segment(text.decode(encoding), segment.style, segment.control)
+            yield segment
+
+
+def encodable(text: str, encoding: str, errors: str = "strict") -> bool:
+    """Whether ``text`` can be written to a stream of ``encoding`` (and ``errors``) as it is. A
+    file name that is not UTF-8 (``caf\\xe9.jpg`` from a latin-1 system) is read with a
+    surrogate for the byte: a UTF-8 stream writes it only with ``surrogateescape`` (Python's
+    choice under ``LANG=C.UTF-8``; under ``en_US.UTF-8`` it is ``strict``)."""
+    try:
+        text.encode(encoding, errors)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+stderr_console = SafeConsole(stderr=True)
 
 
 class RateColumn(ProgressColumn):
@@ -45,11 +108,56 @@ class RateColumn(ProgressColumn):
         return Text(f"{1 / speed:.2f} s/{self.unit}", style="progress.data.speed")
 
 
+# How often a bar that is not redrawn (stderr not an interactive terminal) writes where it
+# stands, in seconds: a SLURM or nohup log of a day-long run gets a line a minute.
+LOG_EVERY_S = 60.0
+
+
+class LoggedProgress(Progress):
+    """rich's Progress, which also writes a plain line now and then (description, N/M, rate,
+    elapsed, ETA and the extra fields; no bar, no escape codes) where the console is not an
+    interactive terminal. There rich draws nothing until the bar stops: the log of an ``engine
+    train`` under SLURM or ``nohup`` said nothing of its progress for the whole run."""
+
+    def __init__(self, *columns: ProgressColumn, every: float | None = None, **kw: Any) -> None:
+        super().__init__(*columns, **kw)
+        self.every = LOG_EVERY_S if every is None else every
+        self.logged_at: float | None = None  # the first advance starts the clock
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self.log_now_and_then()
+
+    def update(self, task_id: TaskID, **kw: Any) -> None:
+        super().update(task_id, **kw)
+        self.log_now_and_then()
+
+    def log_now_and_then(self) -> None:
+        """One line per unfinished task, when :attr:`every` seconds have passed since the last."""
+        if self.disable or self.console.is_interactive:
+            return
+        now = self.get_time()
+        if self.logged_at is None:
+            self.logged_at = now
+        if now - self.logged_at < self.every:
+            return
+        self.logged_at = now
+        for task in self.tasks:
+            if task.visible and not task.finished:
+                self.console.print(self.log_line(task), soft_wrap=True, highlight=False)
+
+    def log_line(self, task: Task) -> Text:
+        cells = [column(task) for column in self.columns if not isinstance(column, BarColumn)]
+        return Text(" ").join(c for c in cells if isinstance(c, Text) and c.plain.strip())
+
+
 def make_progress(unit: str = "img", extra: str | None = None, enabled: bool = True) -> Progress:
     """A Progress with description, bar, N/M, rate, elapsed and ETA; ``extra`` is a field template
-    such as ``"{task.fields[loss]}"`` shown after the bar."""
+    such as ``"{task.fields[loss]}"`` shown after the bar. The spinner only where it spins (an
+    interactive terminal; in a log its one frame was a stray "⠋")."""
+    spinner = [SpinnerColumn()] if stderr_console.is_interactive else []
     columns: list[ProgressColumn] = [
-        SpinnerColumn(),
+        *spinner,
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(table_column=_unwrapped()),
@@ -60,7 +168,7 @@ def make_progress(unit: str = "img", extra: str | None = None, enabled: bool = T
     ]
     if extra:
         columns.append(TextColumn(extra, table_column=_unwrapped()))
-    return Progress(*columns, console=stderr_console, disable=not enabled, transient=False)
+    return LoggedProgress(*columns, console=stderr_console, disable=not enabled, transient=False)
 
 
 def _unwrapped() -> Column:

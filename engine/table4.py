@@ -58,7 +58,12 @@ class Table4:
         table = Table(title=self.title, **kw)
         for name in self.COLUMNS:
             left = name == "source"  # only a source folds, where even the borderless is too wide
-            table.add_column(name, justify="left" if left else "right", no_wrap=not left)
+            table.add_column(
+                name,
+                justify="left" if left else "right",
+                no_wrap=not left,
+                overflow="fold" if left else "ellipsis",  # a word of it too: never cut with "…"
+            )
         for cells in self.rows:
             table.add_row(*cells)
         return table

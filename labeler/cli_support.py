@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.cli.common import interrupted
+from engine.cli.common import interrupted, stderr, stdout
 from engine.text import counted
 from labeler.config import (
     DEFAULT_DETECTOR,
@@ -215,10 +215,9 @@ def _check_parent(spec: str, cls: ClassSpec, data: str) -> None:
 
 def print_label_summary(summary: LabelSummary, backend: str | None = None) -> None:
     """The end-of-run table on stdout, failures listed on stderr."""
-    from rich.console import Console
     from rich.table import Table
 
-    out, err = Console(), Console(stderr=True)
+    out, err = stdout, stderr  # the command line's consoles: safe for any stream encoding
     simulated = (
         " [SIMULATED labeler: pseudo labels from true masks]" if backend == "simulated" else ""
     )
@@ -248,7 +247,7 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         rows.append(("throughput (after loading)", f"{summary.labelled / labelling:.2f} img/s"))
     for k, v in rows:
         table.add_row(k, str(v))
-    out.print(table)
+    out.print(table, soft_wrap=True)  # its title (the run's path) whole, as engine info's
     for split, stem, error in summary.failed[:20]:
         err.print(f"[red]failed[/red] {split}/{stem}: {error}")
     if len(summary.failed) > 20:

@@ -449,10 +449,10 @@ def predict_cmd(
             highlight=False,
             soft_wrap=True,
         )
-    if result.failed:
-        stdout.print(f"{counted(len(result.failed), 'image')} failed:", highlight=False)
+    if result.failed:  # errors: on stderr, as engine label's (not in `> out.txt` alone)
+        stderr.print(f"{counted(len(result.failed), 'image')} failed:", highlight=False)
         for _, reason in result.failed:
-            stdout.print(f"  {reason}", highlight=False, soft_wrap=True)
+            stderr.print(f"  {reason}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_SOME_FAILED)
 
 

@@ -9,10 +9,10 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.text import Text
 
-from engine.progress import stderr_console
+from engine.progress import SafeConsole, encodable, stderr_console
 from engine.text import split_names  # noqa: F401 - the option parsers' home for the CLI
 
-stdout = Console()  # results
+stdout = SafeConsole()  # results
 # Notes, warnings and errors share the progress bars' console, so a line printed while a bar is
 # drawn lands above the bar instead of through it.
 stderr = stderr_console
@@ -181,6 +181,24 @@ def is_stdout(path: object) -> bool:
     stderr), for a script to read; before, a file named ``-`` was written in the working
     directory."""
     return path is not None and str(path) == "-"
+
+
+def write_stdout(text: str) -> None:
+    """``--json -`` / ``--markdown -``: ``text`` on stdout as the UTF-8 bytes ``--json FILE``
+    would hold, whatever the stream's encoding (under ``PYTHONIOENCODING=ascii`` the markdown's
+    "ΔIoU" raised UnicodeEncodeError; a script reading the output gets the file's bytes)."""
+    import sys
+
+    buffer = getattr(sys.stdout, "buffer", None)
+    errors = (
+        "surrogateescape" if getattr(sys.stdout, "errors", None) == "surrogateescape" else "strict"
+    )
+    if buffer is None or encodable(text, sys.stdout.encoding or "utf-8", errors):
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
 
 
 def refuse_plot_to_stdout(plot: object) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import EXIT_SOME_FAILED, split_names, stdout
+from engine.cli.common import EXIT_SOME_FAILED, split_names, stderr, stdout
 from engine.text import counted
 
 app = typer.Typer()
@@ -88,12 +88,12 @@ def fuse_command(
         f"fused {counted(result.fused, 'image')}, skipped {result.skipped} already done, "
         f"in {result.seconds:.1f} s -> {result.out} (open it as a dataset: engine info {result.out})"
     )
-    if result.failed:
-        stdout.print(
+    if result.failed:  # errors: on stderr, as engine label's (not in `> out.txt` alone)
+        stderr.print(
             f"{counted(len(result.failed), 'image')} failed (mend the files and run the same "
             "command again: it fuses only what is missing):",
             highlight=False,
         )
         for _, _, problem in result.failed:
-            stdout.print(f"  {problem}", highlight=False, soft_wrap=True)
+            stderr.print(f"  {problem}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_SOME_FAILED)

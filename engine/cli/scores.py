@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import is_stdout, refuse_plot_to_stdout, stderr, stdout
+from engine.cli.common import is_stdout, refuse_plot_to_stdout, stderr, stdout, write_stdout
 from engine.text import counted, joined
 
 app = typer.Typer()
@@ -30,11 +30,9 @@ class _Input(str, Enum):
 
 def _print_json(data: dict) -> None:
     """``--json -``: the JSON that ``--json FILE`` writes (:func:`annotations.fileio.json_text`)."""
-    import sys
-
     from annotations.fileio import json_text
 
-    sys.stdout.write(json_text(data) + "\n")
+    write_stdout(json_text(data) + "\n")
 
 
 def _metric_cell(value: float, digits: int) -> str:
@@ -247,9 +245,7 @@ def compare_cmd(
                 soft_wrap=True,
             )
     if markdown_to_stdout:
-        import sys
-
-        sys.stdout.write(report.to_markdown())
+        write_stdout(report.to_markdown())
     elif to_stdout:
         _print_json(report.to_json(cfg))
     for path in (cfg.json_out, cfg.markdown_out, plot_out):

@@ -655,6 +655,23 @@ def test_cli_fuse(world):
     assert again.exit_code == 0 and "skipped 2 already done" in " ".join(again.output.split())
 
 
+def test_cli_paths_are_whole_lines_in_a_narrow_terminal_or_a_log(world):
+    """The results' lines are not broken at the console's width (80 in a pipe or a log file,
+    COLUMNS in a terminal): "-> PATH (open it as a dataset: engine info PATH)" came out over
+    three lines, and a path longer than the width was cut in two, so neither the path nor the
+    command could be copied or grepped. The terminal wraps a long line itself."""
+    import typer
+    from click.testing import CliRunner
+
+    from cli import app
+
+    out = world["out"] / "a folder whose path is longer than the terminal is wide"
+    args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"]), "--out", str(out)]
+    res = CliRunner().invoke(typer.main.get_group(app), args, env={"COLUMNS": "40"})
+    assert res.exit_code == 0, res.output
+    assert f"-> {out} (open it as a dataset: engine info {out})\n" in res.output
+
+
 def test_cli_default_out_and_parent_list(world, monkeypatch):
     monkeypatch.chdir(world["data"].parent)
     res = invoke(
@@ -703,6 +720,8 @@ def test_cli_an_image_that_fails_in_a_worker_process_is_one_line(world):
     assert "fused 3 images" in text and "1 image failed (mend the files" in text
     assert "car/labels/train/b.png: size 7x4 does not match" in text
     assert "Traceback" not in res.output
+    # errors on stderr, results on stdout: `engine fuse ... > fuse.txt` still shows what failed
+    assert "b.png" in res.stderr and "failed" not in res.stdout and "fused 3 images" in res.stdout
 
 
 KILLED_AFTER = """

@@ -325,6 +325,7 @@ def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     text = " ".join(res.output.split())
     assert res.exit_code == 1 and "2 image failed" not in text and "2 images failed" in text
     assert "broken.jpg" in text and "2 already there" in text  # the good ones are kept
+    assert "broken.jpg" in res.stderr and "failed" not in res.stdout  # errors: not in > out.txt
 
     # another size in the same folder would mix two kinds of label maps: refused, nothing written
     def outputs() -> dict:  # the run lock (.lock) records its holder: not an output

@@ -1,0 +1,128 @@
+"""Output outside a wide UTF-8 terminal: ASCII-only streams, log files, pipes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cli import app
+from tests.engine.test_evaluate import _compare_data
+from tests.engine.test_table4 import TABLE4
+
+
+def test_table4_on_an_ascii_stream_says_d_for_delta():
+    """rich draws ASCII boxes on a stream that is not UTF-8, but wrote "ΔIoU" as it is:
+    UnicodeEncodeError under PYTHONIOENCODING=ascii."""
+    from engine.progress import SafeConsole
+    from engine.table4 import Table4
+
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
+    console = SafeConsole(file=stream, width=120)
+    console.print(Table4("Bicycle \u2192 r\u00e9sum\u00e9", TABLE4, marks=True))
+    stream.flush()
+    text = stream.buffer.getvalue().decode("ascii")
+    assert "dIoU" in text and "dBF1" in text and "+33.66*" in text
+    assert "Bicycle -> r?sum?" in text  # other characters one for one: columns stay aligned
+    widths = {len(line) for line in text.splitlines()[1:] if line}
+    assert len(widths) == 1
+
+
+def test_compare_and_its_markdown_on_an_ascii_stdout(tmp_path: Path):
+    """engine compare under PYTHONIOENCODING=ascii: before, "error: 'ascii' codec can't encode
+    character '\\u0394'" and exit 2 after the scores were computed; ``--markdown -`` gives the
+    UTF-8 bytes ``--markdown FILE`` holds."""
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    args = ["compare", "--class", "Bicycle", "--gt", str(gt_dir), "--taxonomy", str(tax),
+            "--source", f"pseudo={a_dir}", "--source", f"mod\u00e8le={b_dir}", "--no-progress"]  # fmt: skip
+    ascii_runner = CliRunner(charset="ascii")
+    res = ascii_runner.invoke(app, args, env={"COLUMNS": "120"})
+    assert res.exit_code == 0, res.output
+    assert "dIoU" in res.stdout and "mod?le" in res.stdout and "d of mod?le vs pseudo" in res.stdout
+    md = tmp_path / "c.md"
+    assert CliRunner().invoke(app, [*args, "--markdown", str(md)]).exit_code == 0
+    res = ascii_runner.invoke(app, [*args, "--markdown", "-"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout_bytes == md.read_bytes()
+
+
+def test_a_bar_in_a_log_file_writes_a_plain_line_now_and_then(monkeypatch):
+    """Where stderr is not an interactive terminal (a SLURM or nohup log, a pipe, TERM=dumb),
+    rich draws a bar once, when it stops: the log of a day-long engine train said nothing of its
+    progress until the end. Now a plain line (N/M, rate, ETA, the extra fields; no bar, no
+    escape codes) every LOG_EVERY_S seconds, and the bar once at the end as before."""
+    import engine.progress as progress
+
+    stream = io.StringIO()
+    monkeypatch.setattr(progress, "stderr_console", progress.SafeConsole(file=stream, width=80))
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0, raising=False)
+    assert list(progress.track(range(4), "label Bicycle")) == [0, 1, 2, 3]
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[:3] for line in lines[:3]] == [
+        ["label", "Bicycle", f"{n}/4"] for n in (1, 2, 3)
+    ]
+    assert all("img/s" in line and "ETA" in line for line in lines[:3])
+    assert len(lines) == 4 and "4/4" in lines[3]  # the finished bar, drawn once
+    assert "\x1b" not in stream.getvalue() and "\r" not in stream.getvalue()
+    assert "\u280b" not in stream.getvalue()  # no spinner frame where nothing spins
+
+    stream.seek(0), stream.truncate()
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 3600.0)  # a short run: the bar alone, as before
+    with progress.make_progress("it", "{task.fields[info]}") as bar:
+        task = bar.add_task("train", total=3, info="loss -")
+        for step in range(3):
+            bar.update(task, completed=step + 1, info=f"loss {step:.4f}")
+    assert len(stream.getvalue().splitlines()) == 1 and "loss 2.0000" in stream.getvalue()
+
+
+def test_table4_in_a_narrow_terminal_folds_a_source_s_name_instead_of_cutting_it():
+    """At 60 columns the source column is narrower than "(simulated)" and "joint-trained": they
+    read "(simula…" and "joint-t…", which named neither."""
+    import re
+
+    from engine.table4 import Table4
+    from tests.engine.test_table4 import render
+
+    narrow = render(Table4("Bicycle", TABLE4, marks=True), 60)
+    assert "\u2026" not in "\n".join(narrow)
+    sources = "".join(re.split(r"\s{2,}", line.strip())[0] for line in narrow[3:])
+    assert sources == "pseudolabels(simulated)fusedlabelsjoint-trainedmodel"
+
+
+def test_a_file_name_that_is_not_utf8_on_a_utf8_stream():
+    """A latin-1 file name (``caf\\xe9.jpg``) is read with a surrogate for its byte: on a strict
+    UTF-8 stdout (Python's choice under LANG=en_US.UTF-8) ``engine info`` listing it stopped with
+    "error: 'utf-8' codec can't encode character '\\udce9' ... surrogates not allowed", exit 2.
+    A stream that takes surrogates (LANG=C.UTF-8) still gets the file's own bytes."""
+    from engine.progress import SafeConsole
+
+    name = b"caf\xe9.jpg".decode("utf-8", "surrogateescape")
+    cases = (
+        ("strict", b"caf?.jpg"),
+        ("surrogateescape", b"caf\xe9.jpg"),
+        ("backslashreplace", b"caf?.jpg"),
+    )
+    for errors, want in cases:
+        stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors=errors)
+        SafeConsole(file=stream, width=80).print(f"no label for {name}")
+        stream.flush()
+        assert want in stream.buffer.getvalue()
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii", errors="backslashreplace")  # stderr
+    SafeConsole(file=stream, width=80).print("d\u0394 \u2026")  # as under PYTHONIOENCODING=ascii
+    stream.flush()
+    assert stream.buffer.getvalue() == b"dd .\n"  # not "\\u0394 \\u2026"
+
+
+def test_label_summary_names_its_run_whole_in_a_narrow_terminal(tmp_path: Path):
+    """The summary table's title, the run's path, was folded into the table's width: at
+    COLUMNS=40 ".../runs/lab" and "el (shard 0/1)" on two lines."""
+    from engine.synth import SynthConfig, generate
+
+    data = generate(SynthConfig(out=tmp_path / "d", train=0, val=0, test=1, size=(64, 64)), False)
+    out = tmp_path / "runs" / "a label run whose path is wider than the terminal"
+    args = ["label", "--class", "Bicycle", "--data", str(data), "--out", str(out),
+            "--backend", "simulated", "--no-progress"]  # fmt: skip
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "40"})
+    assert res.exit_code == 0, res.output
+    assert f"label run {out} (shard 0/1)" in res.stdout
