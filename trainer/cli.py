@@ -189,7 +189,7 @@ def train_cmd(
         resumed_iters,
     )
     from trainer.spawn import leave_process_group
-    from trainer.train import SKIPPED_LOG, train
+    from trainer.train import SKIPPED_LOG, check_crop, resolve_device, train
 
     if config is not None:
         file, where = read_config_file(config), str(config)
@@ -244,6 +244,12 @@ def train_cmd(
 
         d = cfg.loss.decoupling
         cfg.loss.decoupling = DecouplingConfig(**{**d.__dict__, "pseudo_form": pseudo_form})
+    # a value the config file set is named by its file and key, not as the option it can also
+    # be given as (before, a file's "augment: {crop: 8}" read "--crop 8 (augment.crop)")
+    if crop is None and "crop" in (file.get("augment") or {}):
+        check_crop(cfg.augment.crop, where)
+    if device is None and "device" in file:
+        resolve_device(cfg.device, where=where)
 
     def show_init(report) -> None:
         for line in report.summary():

@@ -185,6 +185,28 @@ def test_a_bogus_device_names_the_option_before_any_file(synth, tmp_path, comman
     assert "privateuseone" not in text and not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("augment: {crop: 8}", "c.yaml: augment.crop 8: the model needs at least 32 px per side"),
+        ("device: bogus", "c.yaml: device 'bogus' is not a device; use auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_a_config_files_bad_value_is_named_by_the_file_not_the_option(
+    synth, tmp_path, setting, said
+):
+    """A value from the --config file was reported as if the user had typed its option
+    (``--crop 8 (augment.crop)``, ``--device 'bogus'``), though the command line had none."""
+    (tmp_path / "c.yaml").write_text(setting + "\n")
+    out = tmp_path / "out"
+    args = ["train", "--data", str(synth), "--config", str(tmp_path / "c.yaml")]
+    res = CliRunner().invoke(app, [*args, "--out", str(out), "--iters", "1", "--no-progress"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2, res.output
+    assert said in text and "--crop" not in text and "--device" not in text
+    assert not out.exists()
+
+
 def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path, caplog):
     """A fused dataset made from the training split alone has no val labels: the error says
     how to add them, pick another split or train without validation (--val-split none)."""
@@ -751,9 +773,9 @@ def test_a_crop_too_small_for_the_model_is_refused_before_any_file(synth, tmp_pa
     config.write_text("augment: {crop: 16}\n")
     res = CliRunner().invoke(app, [*args, "--config", str(config)])
     assert res.exit_code == 2 and not run.exists()
-    assert " ".join(res.output.split()) == (
-        "error: --crop 16 (augment.crop): the model needs at least 32 px per side; "
-        "give --crop 32 or more"
+    assert " ".join(res.output.split()) == (  # named by the file, where the value is
+        f"error: {config}: augment.crop 16: the model needs at least 32 px per side; "
+        "set it to 32 or more"
     )
 
 
