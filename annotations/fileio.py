@@ -323,6 +323,21 @@ def recorded_root(given: Any, resolved: Any = None) -> Path | None:
     return given or resolved
 
 
+def did_you_mean(unknown: Any, known: Any) -> str:
+    """`` (did you mean 'iters'?)`` for the first of the ``unknown`` keys of a settings file that
+    is a near miss of one of the ``known`` ones (a typo, ``-`` for ``_``), else ``""``: the hint
+    an ``unknown keys`` error puts before its list of every allowed key, where ``itres`` had to
+    be looked for among forty."""
+    import difflib
+
+    names = {str(k).replace("-", "_").lower(): str(k) for k in unknown}
+    for typed in sorted(names):
+        close = difflib.get_close_matches(typed, [str(k) for k in known], n=1, cutoff=0.75)
+        if close:
+            return f" (did you mean {close[0]!r}?)"
+    return ""
+
+
 def first_line(e: BaseException) -> str:
     """The first non-blank line of ``e``'s message, or its type name when the message is blank:
     the one line a command prints for an error (torch, PIL and YAML messages span several).

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import read_yaml
+from annotations.fileio import did_you_mean, read_yaml
 from engine.runinfo import cpu_cores  # noqa: F401 - sizes processes, threads, workers here
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
@@ -176,7 +176,8 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+        hint = did_you_mean(unknown, known)
+        raise ValueError(f"{where}: unknown keys {unknown}{hint}; known: {sorted(known)}")
     for name, value in data.items():
         kind = hints.get(name)
         if dataclasses.is_dataclass(kind):
