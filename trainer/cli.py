@@ -172,7 +172,9 @@ def train_cmd(
         "--val-subset",
         help="Annotated subset dir (engine annotate) scoring its new class; repeatable.",
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = typer.Option(
+        None, "--progress/--no-progress", help="Show a progress bar (default on)."
+    ),
 ) -> None:
     """Train MaSSFormer (jointly on fused labels, or on plain MaSS13K). Under torchrun: DDP.
 

@@ -794,3 +794,31 @@ def test_a_dataset_another_process_still_writes_is_refused_before_any_file(synth
     assert res.exit_code == 2 and not run.exists()
     assert text.startswith(f"error: {synth}: engine fuse (pid {os.getpid()} on ")
     assert "engine train would read its labels half written: wait for it" in text
+
+
+def test_precedence_command_line_then_config_file_then_defaults(synth, tmp_path, monkeypatch):
+    """An option given wins over the config file even at its default value; one left out keeps
+    the file's. ``progress: false`` in the file was always overridden by --progress's default,
+    so a file could not turn the bar off."""
+    import trainer.train
+
+    seen = []
+
+    def stop(cfg, **_):
+        seen.append(cfg)
+        raise ValueError("stopped")
+
+    monkeypatch.setattr(trainer.train, "train", stop)
+    config = tmp_path / "c.yaml"
+    config.write_text("progress: false\nbatch_size: 4\niters: 7\nval_split: none\n")
+    base = ["train", "--data", str(synth), "--config", str(config), "--out", str(tmp_path / "r")]
+    for extra, want in [
+        ([], (False, 4, 7)),
+        (["--progress", "--batch-size", "16", "--iters", "80000"], (True, 16, 80000)),
+        (["--no-progress"], (False, 4, 7)),
+    ]:
+        res = CliRunner().invoke(app, [*base, *extra])
+        assert res.exit_code == 2 and "stopped" in res.output, res.output
+        assert (seen[-1].progress, seen[-1].batch_size, seen[-1].iters) == want, extra
+    res = CliRunner().invoke(app, [*base[:3], *base[5:], "--val-split", "none"])
+    assert "stopped" in res.output and seen[-1].progress is True  # neither: the default
