@@ -194,7 +194,10 @@ def train_cmd(
     from trainer.train import SKIPPED_LOG, check_crop, resolve_device, train
 
     if config is not None:
+        # resume is this call's (--resume): a resumed run's config.yaml records "resume: true",
+        # and fed back to reproduce the run it looked for NEW/last.pt ("checkpoint not found")
         file, where = read_config_file(config), str(config)
+        file.pop("resume", None)
     elif resume:  # the run's own settings: --resume needs no other option
         file, where = recorded_settings(TrainConfig.out if out is None else out)
     else:

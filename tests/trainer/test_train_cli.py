@@ -822,3 +822,24 @@ def test_precedence_command_line_then_config_file_then_defaults(synth, tmp_path,
         assert (seen[-1].progress, seen[-1].batch_size, seen[-1].iters) == want, extra
     res = CliRunner().invoke(app, [*base[:3], *base[5:], "--val-split", "none"])
     assert "stopped" in res.output and seen[-1].progress is True  # neither: the default
+
+
+def test_a_resumed_runs_recorded_config_starts_a_new_run(synth, tmp_path, monkeypatch):
+    """A resumed run's config.yaml records ``resume: true``; given back with --config to
+    reproduce the run (docs/trainer.md) it was refused: NEW/last.pt: checkpoint not found."""
+    import trainer.train
+
+    seen = []
+
+    def stop(cfg, **_):
+        seen.append(cfg)
+        raise ValueError("stopped")
+
+    monkeypatch.setattr(trainer.train, "train", stop)
+    config = tmp_path / "config.yaml"
+    config.write_text("iters: 3\nval_split: none\nresume: true\n")
+    args = ["train", "--data", str(synth), "--config", str(config), "--out", str(tmp_path / "new")]
+    res = CliRunner().invoke(app, args)
+    assert "stopped" in res.output and seen[-1].resume is False, res.output
+    res = CliRunner().invoke(app, [*args, "--resume"])  # --resume is still this call's to give
+    assert seen[-1].resume is True
