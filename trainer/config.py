@@ -125,6 +125,7 @@ _LOWEST = {
     "grad_clip": 0,
     "weight_decay": 0,
     "backbone_lr_mult": 0,
+    "seed": 0,  # numpy's generators take 0..2**32-1: -1 failed after the run's files were written
 }
 
 
@@ -158,6 +159,8 @@ def _typed(kind: Any, value: Any, name: str, where: str) -> Any:
             with contextlib.suppress(ValueError):
                 number = float(value)
         if kind is float and isinstance(number, int | float):
+            if not math.isfinite(number):  # .inf / .nan: "weight_decay: .nan" passed every check
+                raise ValueError(f"{where}: {name} must be a finite number, got {value!r}")
             return number
         if kind is int and isinstance(number, int | float) and float(number).is_integer():
             return int(number)

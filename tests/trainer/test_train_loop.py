@@ -78,6 +78,13 @@ def test_config_strict_yaml_and_overrides(tmp_path):
     f.write_text("batch-size: 4\n")  # the option's spelling
     with pytest.raises(ValueError, match=r"\(did you mean 'batch_size'\?\)"):
         load_config(f)
+    for text in ("lr: .inf\n", "weight_decay: .nan\n", "betas: [0.9, .inf]\n"):
+        f.write_text(text)  # .nan passed every range check, .inf trained to a NaN loss
+        with pytest.raises(ValueError, match="must be a finite number, got"):
+            load_config(f)
+    f.write_text("seed: -1\n")
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        load_config(f)
     f.write_text("colour: 7\n")  # nothing close: no guess
     with pytest.raises(ValueError, match=r"unknown keys \['colour'\]; known"):
         load_config(f)
