@@ -21,6 +21,7 @@ import os
 import pickle
 import shutil
 import tempfile
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -365,6 +366,21 @@ def moved_with(path: Any, out: Any, folder: Any) -> Path | None:
         return None
 
 
+def did_you_mean(unknown: Any, known: Any) -> str:
+    """`` (did you mean 'iters'?)`` for the first of the ``unknown`` keys of a settings file that
+    is a near miss of one of the ``known`` ones (a typo, ``-`` for ``_``), else ``""``: the hint
+    an ``unknown keys`` error puts before its list of every allowed key, where ``itres`` had to
+    be looked for among forty."""
+    import difflib
+
+    names = {str(k).replace("-", "_").lower(): str(k) for k in unknown}
+    for typed in sorted(names):
+        close = difflib.get_close_matches(typed, [str(k) for k in known], n=1, cutoff=0.75)
+        if close:
+            return f" (did you mean {close[0]!r}?)"
+    return ""
+
+
 def first_line(e: BaseException) -> str:
     """The first non-blank line of ``e``'s message, or its type name when the message is blank:
     the one line a command prints for an error (torch, PIL and YAML messages span several).
@@ -484,9 +500,30 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
     :func:`read_text`'s errors and a one-line parse error."""
     text = read_text(path, what)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: cannot parse YAML ({_yaml_problem(e)})") from None
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load``'s loader, refusing a key given twice in one mapping: PyYAML keeps the
+    last silently, so of ``iters: 5`` and, further down, ``iters: 6`` one was dropped unsaid."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *base": keys it overrides
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, typing.Hashable):  # the loader's own error follows
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} given twice (also at line {seen[key]})",
+                    key_node.start_mark,
+                )  # fmt: skip
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

@@ -31,6 +31,7 @@ from PIL import Image, ImageOps
 from annotations.fileio import (
     FUSE_RECORD,
     UNREADABLE,
+    did_you_mean,
     first_line,
     output_kind,
     read_json,
@@ -223,7 +224,10 @@ def _read_spec_file(path: Path) -> DatasetSpec:
         raise ValueError(f"{path}: a dataset spec must be a mapping with keys {sorted(_SPEC_KEYS)}")
     unknown = set(data) - _SPEC_KEYS
     if unknown:
-        raise ValueError(f"{path}: unknown keys {sorted(unknown)}; allowed: {sorted(_SPEC_KEYS)}")
+        hint = did_you_mean(unknown, _SPEC_KEYS)
+        raise ValueError(
+            f"{path}: unknown keys {sorted(unknown)}{hint}; allowed: {sorted(_SPEC_KEYS)}"
+        )
     root = path.parent
     images = data.get("images", "images/{split}")
     labels = data.get("labels", "annotations/{split}")

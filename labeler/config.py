@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import read_yaml
+from annotations.fileio import did_you_mean, read_yaml
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
@@ -126,7 +126,8 @@ def load_class_spec(path: str | os.PathLike, name: str, **overrides: Any) -> Cla
     unknown = set(entry) - _CLASS_KEYS
     if unknown:
         raise ValueError(
-            f"{path}: class {key!r} has unknown keys {sorted(unknown)}; allowed: {sorted(_CLASS_KEYS)}"
+            f"{path}: class {key!r} has unknown keys {sorted(unknown)}"
+            f"{did_you_mean(unknown, _CLASS_KEYS)}; allowed: {sorted(_CLASS_KEYS)}"
         )
     for k, v in entry.items():
         _check_type(path, key, k, v)

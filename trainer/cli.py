@@ -172,7 +172,9 @@ def train_cmd(
         "--val-subset",
         help="Annotated subset dir (engine annotate) scoring its new class; repeatable.",
     ),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = typer.Option(
+        None, "--progress/--no-progress", help="Show a progress bar (default on)."
+    ),
 ) -> None:
     """Train MaSSFormer (jointly on fused labels, or on plain MaSS13K). Under torchrun: DDP.
 
@@ -189,10 +191,13 @@ def train_cmd(
         resumed_iters,
     )
     from trainer.spawn import leave_process_group
-    from trainer.train import SKIPPED_LOG, train
+    from trainer.train import SKIPPED_LOG, check_crop, resolve_device, train
 
     if config is not None:
+        # resume is this call's (--resume): a resumed run's config.yaml records "resume: true",
+        # and fed back to reproduce the run it looked for NEW/last.pt ("checkpoint not found")
         file, where = read_config_file(config), str(config)
+        file.pop("resume", None)
     elif resume:  # the run's own settings: --resume needs no other option
         file, where = recorded_settings(TrainConfig.out if out is None else out)
     else:
@@ -249,6 +254,12 @@ def train_cmd(
 
         d = cfg.loss.decoupling
         cfg.loss.decoupling = DecouplingConfig(**{**d.__dict__, "pseudo_form": pseudo_form})
+    # a value the config file set is named by its file and key, not as the option it can also
+    # be given as (before, a file's "augment: {crop: 8}" read "--crop 8 (augment.crop)")
+    if crop is None and "crop" in (file.get("augment") or {}):
+        check_crop(cfg.augment.crop, where)
+    if device is None and "device" in file:
+        resolve_device(cfg.device, where=where)
 
     def show_init(report) -> None:
         for line in report.summary():

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import read_json, read_yaml, recorded_root
+from annotations.fileio import did_you_mean, read_json, read_yaml, recorded_root
 from engine.runinfo import cpu_cores  # noqa: F401 - sizes processes, threads, workers here
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
@@ -125,6 +125,7 @@ _LOWEST = {
     "grad_clip": 0,
     "weight_decay": 0,
     "backbone_lr_mult": 0,
+    "seed": 0,  # numpy's generators take 0..2**32-1: -1 failed after the run's files were written
 }
 
 
@@ -158,6 +159,8 @@ def _typed(kind: Any, value: Any, name: str, where: str) -> Any:
             with contextlib.suppress(ValueError):
                 number = float(value)
         if kind is float and isinstance(number, int | float):
+            if not math.isfinite(number):  # .inf / .nan: "weight_decay: .nan" passed every check
+                raise ValueError(f"{where}: {name} must be a finite number, got {value!r}")
             return number
         if kind is int and isinstance(number, int | float) and float(number).is_integer():
             return int(number)
@@ -176,7 +179,8 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
+        hint = did_you_mean(unknown, known)
+        raise ValueError(f"{where}: unknown keys {unknown}{hint}; known: {sorted(known)}")
     for name, value in data.items():
         kind = hints.get(name)
         if dataclasses.is_dataclass(kind):

@@ -112,15 +112,17 @@ def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:
     )
 
 
-def check_crop(crop: int) -> None:
+def check_crop(crop: int, where: str | None = None) -> None:
     """``ValueError`` naming ``--crop`` when the training crop is smaller than the model's
     :data:`MIN_SIDE` px a side: checked before any file is written, where the first step failed
-    with the model's "images must be at least 32x32" after ``config.yaml`` was written."""
+    with the model's "images must be at least 32x32" after ``config.yaml`` was written.
+    ``where``: the config file the value came from, named with its key instead of the option
+    (before, a file's ``augment: {crop: 8}`` read as if ``--crop 8`` had been typed)."""
     if crop < MIN_SIDE:
-        raise ValueError(
-            f"--crop {crop} (augment.crop): the model needs at least {MIN_SIDE} px per side; "
-            f"give --crop {MIN_SIDE} or more"
-        )
+        given, fix = f"--crop {crop} (augment.crop)", f"give --crop {MIN_SIDE} or more"
+        if where is not None:
+            given, fix = f"{where}: augment.crop {crop}", f"set it to {MIN_SIDE} or more"
+        raise ValueError(f"{given}: the model needs at least {MIN_SIDE} px per side; {fix}")
 
 
 def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | None:
@@ -254,20 +256,23 @@ def _distributed(device_type: str) -> tuple[int, int, int]:
     return dist.get_rank(), dist.get_world_size(), local_rank
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; under torchrun, CUDA devices are per local rank."""
+def resolve_device(name: str, local_rank: int = 0, where: str | None = None) -> torch.device:
+    """``auto`` -> CUDA when available else CPU; under torchrun, CUDA devices are per local rank.
+    ``where``: the config file ``name`` came from, named in errors with its key instead of
+    ``--device``."""
+    given = "--device" if where is None else f"{where}: device"
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
+            raise RuntimeError(f"{given} {name}: CUDA is not available on this machine")
         if name == "cuda":
             name = f"cuda:{local_rank}"
     try:
         return torch.device(name)
     except RuntimeError:  # torch's message lists twenty device types and names no option
         raise ValueError(
-            f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N"
+            f"{given} {name!r} is not a device; use auto, cpu, cuda or cuda:N"
         ) from None
 
 

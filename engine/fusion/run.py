@@ -41,6 +41,7 @@ from annotations.fileio import (
     append_line,
     atomic_write_json,
     atomic_write_text,
+    did_you_mean,
     first_line,
     read_jsonl,
 )
@@ -127,7 +128,10 @@ class FuseConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"{source}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
+            hint = did_you_mean(unknown, known)
+            raise ValueError(
+                f"{source}: unknown keys {sorted(unknown)}{hint}; allowed: {sorted(known)}"
+            )
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:

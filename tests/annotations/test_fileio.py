@@ -328,3 +328,20 @@ def test_an_atomic_write_to_a_folder_or_under_a_file_names_that_path(tmp_path):
         atomic_write_text(tmp_path / "afile" / "sub" / "x.json", "x")
     assert first_line(e.value) == f"{tmp_path / 'afile'}: is a file, not a folder"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_read_yaml_refuses_a_key_given_twice(tmp_path):
+    """PyYAML keeps the last of two equal keys silently: a config's ``iters: 5`` further down
+    overridden by ``iters: 6`` (or the reverse) was a setting dropped unsaid."""
+    f = tmp_path / "c.yaml"
+    f.write_text("iters: 5\nlr: 1.0e-3\naugment: {crop: 64}\niters: 6\n")
+    with pytest.raises(ValueError) as e:
+        read_yaml(f)
+    assert str(e.value) == (
+        f"{f}: cannot parse YAML (key 'iters' given twice (also at line 1) at line 4, column 1)"
+    )
+    f.write_text("augment: {crop: 64, crop: 32}\n")
+    with pytest.raises(ValueError, match="key 'crop' given twice"):
+        read_yaml(f)
+    f.write_text("base: &b {crop: 64, flip: 0.5}\naugment:\n  <<: *b\n  crop: 32\n")  # a merge
+    assert read_yaml(f)["augment"] == {"crop": 32, "flip": 0.5}

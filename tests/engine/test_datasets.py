@@ -370,7 +370,10 @@ def test_spec_without_split_template(tmp_path: Path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("images: a/{split}\nlables: b\n", r"unknown keys \['lables'\]; allowed: \["),
+        (
+            "images: a/{split}\nlables: b\n",
+            r"unknown keys \['lables'\] \(did you mean 'labels'\?\); allowed: \[",
+        ),
         ("- a\n- b\n", "must be a mapping"),
         ("images: [\n", r"dataset.yaml: cannot parse YAML \(expected .* at line 2, column 1\)"),
         ("images: 3\n", "'images' must be a folder template"),

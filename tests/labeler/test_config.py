@@ -89,7 +89,7 @@ def test_yaml_class_spec_and_overrides(tmp_path):
     with pytest.raises(ValueError, match="no class 'Boat'; classes in the file: Bicycle, Car"):
         load_class_spec(f, "Boat")
     f.write_text("Bicycle: {prompt: [x]}")
-    with pytest.raises(ValueError, match=r"unknown keys \['prompt'\]"):
+    with pytest.raises(ValueError, match=r"unknown keys \['prompt'\] \(did you mean 'prompts'\?\)"):
         load_class_spec(f, "Bicycle")
     with pytest.raises(FileNotFoundError):
         load_class_spec(tmp_path / "nope.yaml", "Bicycle")

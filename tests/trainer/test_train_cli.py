@@ -185,6 +185,28 @@ def test_a_bogus_device_names_the_option_before_any_file(synth, tmp_path, comman
     assert "privateuseone" not in text and not out.exists()
 
 
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [
+        ("augment: {crop: 8}", "c.yaml: augment.crop 8: the model needs at least 32 px per side"),
+        ("device: bogus", "c.yaml: device 'bogus' is not a device; use auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_a_config_files_bad_value_is_named_by_the_file_not_the_option(
+    synth, tmp_path, setting, said
+):
+    """A value from the --config file was reported as if the user had typed its option
+    (``--crop 8 (augment.crop)``, ``--device 'bogus'``), though the command line had none."""
+    (tmp_path / "c.yaml").write_text(setting + "\n")
+    out = tmp_path / "out"
+    args = ["train", "--data", str(synth), "--config", str(tmp_path / "c.yaml")]
+    res = CliRunner().invoke(app, [*args, "--out", str(out), "--iters", "1", "--no-progress"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2, res.output
+    assert said in text and "--crop" not in text and "--device" not in text
+    assert not out.exists()
+
+
 def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path, caplog):
     """A fused dataset made from the training split alone has no val labels: the error says
     how to add them, pick another split or train without validation (--val-split none)."""
@@ -795,9 +817,9 @@ def test_a_crop_too_small_for_the_model_is_refused_before_any_file(synth, tmp_pa
     config.write_text("augment: {crop: 16}\n")
     res = CliRunner().invoke(app, [*args, "--config", str(config)])
     assert res.exit_code == 2 and not run.exists()
-    assert " ".join(res.output.split()) == (
-        "error: --crop 16 (augment.crop): the model needs at least 32 px per side; "
-        "give --crop 32 or more"
+    assert " ".join(res.output.split()) == (  # named by the file, where the value is
+        f"error: {config}: augment.crop 16: the model needs at least 32 px per side; "
+        "set it to 32 or more"
     )
 
 
@@ -816,3 +838,52 @@ def test_a_dataset_another_process_still_writes_is_refused_before_any_file(synth
     assert res.exit_code == 2 and not run.exists()
     assert text.startswith(f"error: {synth}: engine fuse (pid {os.getpid()} on ")
     assert "engine train would read its labels half written: wait for it" in text
+
+
+def test_precedence_command_line_then_config_file_then_defaults(synth, tmp_path, monkeypatch):
+    """An option given wins over the config file even at its default value; one left out keeps
+    the file's. ``progress: false`` in the file was always overridden by --progress's default,
+    so a file could not turn the bar off."""
+    import trainer.train
+
+    seen = []
+
+    def stop(cfg, **_):
+        seen.append(cfg)
+        raise ValueError("stopped")
+
+    monkeypatch.setattr(trainer.train, "train", stop)
+    config = tmp_path / "c.yaml"
+    config.write_text("progress: false\nbatch_size: 4\niters: 7\nval_split: none\n")
+    base = ["train", "--data", str(synth), "--config", str(config), "--out", str(tmp_path / "r")]
+    for extra, want in [
+        ([], (False, 4, 7)),
+        (["--progress", "--batch-size", "16", "--iters", "80000"], (True, 16, 80000)),
+        (["--no-progress"], (False, 4, 7)),
+    ]:
+        res = CliRunner().invoke(app, [*base, *extra])
+        assert res.exit_code == 2 and "stopped" in res.output, res.output
+        assert (seen[-1].progress, seen[-1].batch_size, seen[-1].iters) == want, extra
+    res = CliRunner().invoke(app, [*base[:3], *base[5:], "--val-split", "none"])
+    assert "stopped" in res.output and seen[-1].progress is True  # neither: the default
+
+
+def test_a_resumed_runs_recorded_config_starts_a_new_run(synth, tmp_path, monkeypatch):
+    """A resumed run's config.yaml records ``resume: true``; given back with --config to
+    reproduce the run (docs/trainer.md) it was refused: NEW/last.pt: checkpoint not found."""
+    import trainer.train
+
+    seen = []
+
+    def stop(cfg, **_):
+        seen.append(cfg)
+        raise ValueError("stopped")
+
+    monkeypatch.setattr(trainer.train, "train", stop)
+    config = tmp_path / "config.yaml"
+    config.write_text("iters: 3\nval_split: none\nresume: true\n")
+    args = ["train", "--data", str(synth), "--config", str(config), "--out", str(tmp_path / "new")]
+    res = CliRunner().invoke(app, args)
+    assert "stopped" in res.output and seen[-1].resume is False, res.output
+    res = CliRunner().invoke(app, [*args, "--resume"])  # --resume is still this call's to give
+    assert seen[-1].resume is True

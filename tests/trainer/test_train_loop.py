@@ -68,10 +68,25 @@ def test_config_strict_yaml_and_overrides(tmp_path):
     assert cfg.iters == 7 and cfg.augment.crop == 64 and cfg.batch_size == 4
     assert cfg.loss.decoupling.pseudo_class_weight == 0.5 and cfg.preset == "massformer_r50"
     f.write_text("iters: 7\naugment: {crops: 64}\n")
-    with pytest.raises(ValueError, match=r"augment: unknown keys \['crops'\]"):
+    with pytest.raises(
+        ValueError, match=r"augment: unknown keys \['crops'\] \(did you mean 'crop'"
+    ):
         load_config(f)
-    f.write_text("itres: 7\n")
-    with pytest.raises(ValueError, match="unknown keys"):
+    f.write_text("itres: 7\n")  # the near miss named before the forty keys
+    with pytest.raises(ValueError, match=r"unknown keys \['itres'\] \(did you mean 'iters'\?\)"):
+        load_config(f)
+    f.write_text("batch-size: 4\n")  # the option's spelling
+    with pytest.raises(ValueError, match=r"\(did you mean 'batch_size'\?\)"):
+        load_config(f)
+    for text in ("lr: .inf\n", "weight_decay: .nan\n", "betas: [0.9, .inf]\n"):
+        f.write_text(text)  # .nan passed every range check, .inf trained to a NaN loss
+        with pytest.raises(ValueError, match="must be a finite number, got"):
+            load_config(f)
+    f.write_text("seed: -1\n")
+    with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
+        load_config(f)
+    f.write_text("colour: 7\n")  # nothing close: no guess
+    with pytest.raises(ValueError, match=r"unknown keys \['colour'\]; known"):
         load_config(f)
     with pytest.raises(ValueError, match="not divisible"):
         TrainConfig(batch_size=3, accum_steps=2)
