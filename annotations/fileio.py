@@ -4,7 +4,10 @@ Writes. Every output of the engine (label maps, confidence maps, JSON records, c
 these helpers. The data is written to a temporary file in the destination folder, flushed and
 fsync'ed, then renamed over the destination with ``os.replace``, which is atomic on POSIX and
 Windows when both paths are on one file system. A process killed at any moment leaves either the
-old file or the new one, plus at worst a stray ``.tmp`` file that later runs ignore.
+old file or the new one, plus at worst a stray ``.tmp`` file that later runs ignore. A write the
+disk refuses (full, read-only, no permission) raises its ``OSError`` naming the destination:
+neither Python's bare "[Errno 28] No space left on device" of a failed ``write`` nor the hidden
+temporary file.
 
 Reads. :func:`read_text`, :func:`read_json` and :func:`read_yaml` turn a missing file, a folder,
 bytes that are not UTF-8 and a parse error into ``FileNotFoundError`` / ``ValueError`` whose
@@ -109,11 +112,28 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        if isinstance(e, OSError) and (e.filename is None or _is_temporary(e.filename, path)):
+            raise naming(e, path) from None
         raise
+
+
+def _is_temporary(name: Any, path: Path) -> bool:
+    """Whether ``name`` is one of :func:`atomic_file`'s temporary files for ``path``."""
+    name = os.path.basename(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else ""
+    return name.startswith(f".{path.name}.") and name.endswith(TMP_SUFFIX)
+
+
+def naming(e: OSError, path: str | os.PathLike) -> OSError:
+    """``e`` (same type and errno) naming ``path``: a full disk's ``write`` names no file
+    ("[Errno 28] No space left on device"), and a refused ``mkstemp`` names the hidden
+    temporary file, where the one line of the command line is to name the file it writes."""
+    if e.errno is None:
+        return e
+    return type(e)(e.errno, e.strerror or os.strerror(e.errno), os.fspath(path))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -154,11 +174,16 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if "\n" in line:
         raise ValueError("append_line takes one line without newlines")
-    with open(path, "a+b") as f, _locked(f):  # a+: read the end; writes still append
-        _cut_torn_line(f)
-        f.write((line + "\n").encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a+b") as f, _locked(f):  # a+: read the end; writes still append
+            _cut_torn_line(f)
+            f.write((line + "\n").encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # a full disk's write names no file
+        if e.filename is None:
+            raise naming(e, path) from None
+        raise
 
 
 @contextlib.contextmanager

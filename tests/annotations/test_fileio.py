@@ -305,3 +305,40 @@ def test_an_atomic_write_to_a_folder_or_under_a_file_names_that_path(tmp_path):
         atomic_write_text(tmp_path / "afile" / "sub" / "x.json", "x")
     assert first_line(e.value) == f"{tmp_path / 'afile'}: is a file, not a folder"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_a_write_the_disk_refuses_names_the_file_written(tmp_path, monkeypatch):
+    """A full disk fails ``write`` or ``fsync`` with no file name: the command line said only
+    "error: [Errno 28] No space left on device" (engine label into a full tmpfs); a folder
+    without write permission failed ``mkstemp``, naming the hidden temporary file. Both now name
+    the file being written, keep the error's type and errno, and leave nothing behind: the old
+    file stays, whole."""
+    import errno
+    import os
+
+    from annotations.fileio import append_line, atomic_write_text, first_line
+
+    (tmp_path / "x.json").write_text("old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as e:
+        atomic_write_text(tmp_path / "x.json", "new")
+    assert e.value.errno == errno.ENOSPC
+    assert first_line(e.value) == f"{tmp_path / 'x.json'}: No space left on device"
+    with pytest.raises(OSError) as e:
+        append_line(tmp_path / "log.jsonl", "{}")
+    assert first_line(e.value) == f"{tmp_path / 'log.jsonl'}: No space left on device"
+    monkeypatch.undo()
+
+    def refused(*args, dir=None, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/.x.json.abc123.tmp")
+
+    monkeypatch.setattr("tempfile.mkstemp", refused)
+    with pytest.raises(PermissionError) as e:
+        atomic_write_text(tmp_path / "x.json", "new")
+    assert first_line(e.value) == f"{tmp_path / 'x.json'}: Permission denied"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "x.json"]
+    assert (tmp_path / "x.json").read_text() == "old"
