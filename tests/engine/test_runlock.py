@@ -231,3 +231,22 @@ def test_writer_names_the_process_writing_a_folder_and_none_once_it_is_killed(tm
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     assert writer(run) is None  # killed: nobody writes it, though its lock file stays
+
+
+def test_a_disk_too_full_for_the_holders_record_still_runs_and_locks(tmp_path, monkeypatch):
+    """The lock file's record (who holds it) is a few bytes the disk may have no room for: that
+    stopped every command on a full disk with "error: [Errno 28] No space left on device",
+    naming no file, even one with nothing to write (a finished label run run again). The lock
+    is taken all the same; a second run is told "another process" holds the folder."""
+    import errno
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with (
+        exclusive(tmp_path / "run", "engine label"),
+        pytest.raises(FolderInUse, match="in use by another process"),
+        exclusive(tmp_path / "run", "engine label"),
+    ):
+        pass
