@@ -49,7 +49,8 @@ def staged(root: Path, prefix: str) -> Iterator[Path]:
     """A hidden folder in ``root`` (created) to write new versions of some of its entries into,
     then :func:`swap_in` them; removed on leaving, as is an interrupted earlier one's
     (``prefix*``). An error before the swap leaves ``root`` as it was: a ``root`` this call
-    created is removed again, so a failed first write leaves no empty folder behind."""
+    created is removed again, so a failed first write leaves no empty folder behind. A file the
+    disk refuses is named where it was to be (``root/masks/x.png``), not in the hidden folder."""
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     for leftover in root.glob(prefix + "*"):
@@ -57,9 +58,13 @@ def staged(root: Path, prefix: str) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=prefix + "new-", dir=root))
     try:
         yield staging
-    except BaseException:
+    except BaseException as e:
         if created:  # it holds nothing but the unfinished copy
             shutil.rmtree(root, ignore_errors=True)
+        if isinstance(e, OSError) and isinstance(e.filename, str):
+            inside = Path(e.filename)
+            if inside.is_relative_to(staging):  # the file as it is to be, not the hidden copy
+                raise naming(e, root / inside.relative_to(staging)) from None
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)

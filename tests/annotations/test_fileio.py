@@ -342,3 +342,21 @@ def test_a_write_the_disk_refuses_names_the_file_written(tmp_path, monkeypatch):
     assert first_line(e.value) == f"{tmp_path / 'x.json'}: Permission denied"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "x.json"]
     assert (tmp_path / "x.json").read_text() == "old"
+
+
+def test_a_staged_write_the_disk_refuses_names_the_file_where_it_was_to_be(tmp_path):
+    """``engine annotate import`` and ``export`` write a new version into a hidden folder, then
+    swap it in: a full disk named the hidden copy ("SUBSET/.masks.new-9stlm7w1/masks/x.png: No
+    space left on device"). It names ``SUBSET/masks/x.png`` now; the old version stays."""
+    import errno
+
+    from annotations.fileio import first_line, staged
+
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "x.png").write_bytes(b"old")
+    with pytest.raises(OSError) as e, staged(tmp_path, ".masks.") as staging:
+        raise OSError(errno.ENOSPC, "No space left on device", str(staging / "masks" / "x.png"))
+    assert e.value.errno == errno.ENOSPC
+    assert first_line(e.value) == f"{tmp_path / 'masks' / 'x.png'}: No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks"]
+    assert (tmp_path / "masks" / "x.png").read_bytes() == b"old"
