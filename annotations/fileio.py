@@ -258,12 +258,13 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 UNREADABLE = (ValueError, OSError)
 
 # Operating-system errors of the machine rather than of the input or the code: out of space,
-# over quota, a read-only file system, a failing disk or a lost network file system. No item is
-# to blame, so a run stops on them (what it finished is whole: every write is atomic) and the
-# command line says so in one line naming the file (exit code 74).
+# over quota, over the file size limit (``ulimit -f``, a FAT32 disk's 4 GB), a read-only file
+# system, a failing disk or a lost network file system. No item is to blame, so a run stops on
+# them (what it finished is whole: every write is atomic) and the command line says so in one
+# line naming the file (exit code 74).
 DISK_ERRNOS = frozenset(
     getattr(errno, name)
-    for name in ("ENOSPC", "EDQUOT", "EROFS", "EIO", "ESTALE")
+    for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EIO", "ESTALE")
     if hasattr(errno, name)
 )
 
