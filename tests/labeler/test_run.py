@@ -324,7 +324,7 @@ def test_waits_of_the_labeling_thread_are_measured(red_backend, dataset, tmp_pat
     assert s.stage_seconds["wait for writers"] >= 0.25  # 4 of 5 waited for the one before
 
 
-@pytest.mark.parametrize("code", ["ENOSPC", "EFBIG"])
+@pytest.mark.parametrize("code", ["ENOSPC", "EFBIG", "EACCES"])
 def test_a_full_disk_stops_the_run_and_keeps_what_was_written(
     red_backend, dataset, tmp_path, monkeypatch, code
 ):
@@ -332,7 +332,8 @@ def test_a_full_disk_stops_the_run_and_keeps_what_was_written(
     line prints it in one line, exit 74) instead of failing every image after it; the images
     written before stay done, and a rerun labels only the rest. A file size limit (``ulimit
     -f``: EFBIG) likewise: before, it failed every image after it one by one, then the
-    manifest's own append ended the run with a traceback."""
+    manifest's own append ended the run with a traceback. An output folder the user may not
+    write (EACCES) too: it failed every image of the split one by one."""
     import errno
 
     import labeler.run as run_module
