@@ -86,7 +86,8 @@ def swap_in(staging: Path, names: tuple[str, ...]) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically, creating parent folders. Returns the path. A
     ``path`` that is a folder, or under a file, is an OSError naming that path (not the hidden
-    temporary file, nor a bare "File exists")."""
+    temporary file, nor a bare "File exists"); one that is a device or a pipe (``--json
+    /dev/stdout``) is written into, as it is."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
@@ -95,9 +96,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except (FileExistsError, NotADirectoryError):  # a file where a folder on the way should be
         file = next((p for p in path.parents if p.exists()), path.parent)
         raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(file)) from None
+    if path.exists() and not path.is_file():  # /dev/stdout, /dev/null, a named pipe
+        _write_through(path, data)
+        return path
     with atomic_file(path) as f:
         f.write(data)
     return path
+
+
+def _write_through(path: Path, data: bytes) -> None:
+    """Write ``data`` into the device or pipe ``path`` (nothing to make atomic there): renaming a
+    temporary file onto it replaced ``/dev/null`` or ``/dev/stdout`` by a regular file for
+    every process of the machine where the engine ran as root (a container), and as anyone
+    else failed to create the temporary file in ``/dev``."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise naming(e, path) from None
 
 
 @contextlib.contextmanager

@@ -360,3 +360,19 @@ def test_a_staged_write_the_disk_refuses_names_the_file_where_it_was_to_be(tmp_p
     assert first_line(e.value) == f"{tmp_path / 'masks' / 'x.png'}: No space left on device"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["masks"]
     assert (tmp_path / "masks" / "x.png").read_bytes() == b"old"
+
+
+def test_an_output_that_is_a_device_is_written_into_not_replaced(tmp_path):
+    """``--json /dev/stdout`` (or ``/dev/null``): the atomic write renamed its temporary file
+    onto the path, replacing the device by a regular file (as root, for every process of the
+    machine). A device or pipe is written into; the link to it stays as it was."""
+    import os
+    import stat
+
+    from annotations.fileio import atomic_write_text
+
+    link = tmp_path / "out.json"
+    link.symlink_to(os.devnull)
+    atomic_write_text(link, "{}\n")
+    assert link.is_symlink() and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
