@@ -149,12 +149,13 @@ def _is_temporary(name: Any, path: Path) -> bool:
 
 
 def naming(e: OSError, path: str | os.PathLike) -> OSError:
-    """``e`` (same type and errno) naming ``path``: a full disk's ``write`` names no file
-    ("[Errno 28] No space left on device"), and a refused ``mkstemp`` names the hidden
-    temporary file, where the one line of the command line is to name the file it writes."""
+    """``e``'s errno (and so its type: ``PermissionError`` for EACCES) naming ``path``: a full
+    disk's ``write`` names no file ("[Errno 28] No space left on device"), and a refused
+    ``mkstemp`` names the hidden temporary file, where the one line of the command line is to
+    name the file it writes."""
     if e.errno is None:
         return e
-    return type(e)(e.errno, e.strerror or os.strerror(e.errno), os.fspath(path))
+    return OSError(e.errno, e.strerror or os.strerror(e.errno), os.fspath(path))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
