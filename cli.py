@@ -28,6 +28,7 @@ from engine.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_IO_ERROR,
     disk_error,
+    disk_remedy,
     error_text,
     interrupted,
     log_to_console,
@@ -101,7 +102,8 @@ def guard(fn: F, resumable: bool = False) -> F:
         except OSError as e:  # a full or read-only disk: the machine's problem, said in one line
             if not disk_error(e):
                 raise
-            again = "; make room and run the same command again to resume" if resumable else ""
+            again = f"; {disk_remedy(e)} and run the same command again to resume"
+            again = again if resumable else ""
             stderr.print(error_text(e) + again, soft_wrap=True)
             raise typer.Exit(EXIT_IO_ERROR) from None
 

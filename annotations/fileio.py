@@ -4,7 +4,10 @@ Writes. Every output of the engine (label maps, confidence maps, JSON records, c
 these helpers. The data is written to a temporary file in the destination folder, flushed and
 fsync'ed, then renamed over the destination with ``os.replace``, which is atomic on POSIX and
 Windows when both paths are on one file system. A process killed at any moment leaves either the
-old file or the new one, plus at worst a stray ``.tmp`` file that later runs ignore.
+old file or the new one, plus at worst a stray ``.tmp`` file that later runs ignore. A write the
+disk refuses (full, read-only, no permission) raises its ``OSError`` naming the destination:
+neither Python's bare "[Errno 28] No space left on device" of a failed ``write`` nor the hidden
+temporary file.
 
 Reads. :func:`read_text`, :func:`read_json` and :func:`read_yaml` turn a missing file, a folder,
 bytes that are not UTF-8 and a parse error into ``FileNotFoundError`` / ``ValueError`` whose
@@ -47,7 +50,8 @@ def staged(root: Path, prefix: str) -> Iterator[Path]:
     """A hidden folder in ``root`` (created) to write new versions of some of its entries into,
     then :func:`swap_in` them; removed on leaving, as is an interrupted earlier one's
     (``prefix*``). An error before the swap leaves ``root`` as it was: a ``root`` this call
-    created is removed again, so a failed first write leaves no empty folder behind."""
+    created is removed again, so a failed first write leaves no empty folder behind. A file the
+    disk refuses is named where it was to be (``root/masks/x.png``), not in the hidden folder."""
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     for leftover in root.glob(prefix + "*"):
@@ -55,9 +59,13 @@ def staged(root: Path, prefix: str) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=prefix + "new-", dir=root))
     try:
         yield staging
-    except BaseException:
+    except BaseException as e:
         if created:  # it holds nothing but the unfinished copy
             shutil.rmtree(root, ignore_errors=True)
+        if isinstance(e, OSError) and isinstance(e.filename, str):
+            inside = Path(e.filename)
+            if inside.is_relative_to(staging):  # the file as it is to be, not the hidden copy
+                raise naming(e, root / inside.relative_to(staging)) from None
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -79,7 +87,8 @@ def swap_in(staging: Path, names: tuple[str, ...]) -> None:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically, creating parent folders. Returns the path. A
     ``path`` that is a folder, or under a file, is an OSError naming that path (not the hidden
-    temporary file, nor a bare "File exists")."""
+    temporary file, nor a bare "File exists"); one that is a device or a pipe (``--json
+    /dev/stdout``) is written into, as it is."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
@@ -88,9 +97,24 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     except (FileExistsError, NotADirectoryError):  # a file where a folder on the way should be
         file = next((p for p in path.parents if p.exists()), path.parent)
         raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(file)) from None
+    if path.exists() and not path.is_file():  # /dev/stdout, /dev/null, a named pipe
+        _write_through(path, data)
+        return path
     with atomic_file(path) as f:
         f.write(data)
     return path
+
+
+def _write_through(path: Path, data: bytes) -> None:
+    """Write ``data`` into the device or pipe ``path`` (nothing to make atomic there): renaming a
+    temporary file onto it replaced ``/dev/null`` or ``/dev/stdout`` by a regular file for
+    every process of the machine where the engine ran as root (a container), and as anyone
+    else failed to create the temporary file in ``/dev``."""
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        raise naming(e, path) from None
 
 
 @contextlib.contextmanager
@@ -110,11 +134,29 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
+        if isinstance(e, OSError) and (e.filename is None or _is_temporary(e.filename, path)):
+            raise naming(e, path) from None
         raise
+
+
+def _is_temporary(name: Any, path: Path) -> bool:
+    """Whether ``name`` is one of :func:`atomic_file`'s temporary files for ``path``."""
+    name = os.path.basename(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else ""
+    return name.startswith(f".{path.name}.") and name.endswith(TMP_SUFFIX)
+
+
+def naming(e: OSError, path: str | os.PathLike) -> OSError:
+    """``e``'s errno (and so its type: ``PermissionError`` for EACCES) naming ``path``: a full
+    disk's ``write`` names no file ("[Errno 28] No space left on device"), and a refused
+    ``mkstemp`` names the hidden temporary file, where the one line of the command line is to
+    name the file it writes."""
+    if e.errno is None:
+        return e
+    return OSError(e.errno, e.strerror or os.strerror(e.errno), os.fspath(path))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -155,11 +197,16 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if "\n" in line:
         raise ValueError("append_line takes one line without newlines")
-    with open(path, "a+b") as f, _locked(f):  # a+: read the end; writes still append
-        _cut_torn_line(f)
-        f.write((line + "\n").encode("utf-8"))
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with open(path, "a+b") as f, _locked(f):  # a+: read the end; writes still append
+            _cut_torn_line(f)
+            f.write((line + "\n").encode("utf-8"))
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:  # a full disk's write names no file
+        if e.filename is None:
+            raise naming(e, path) from None
+        raise
 
 
 @contextlib.contextmanager
@@ -229,12 +276,13 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
 UNREADABLE = (ValueError, OSError)
 
 # Operating-system errors of the machine rather than of the input or the code: out of space,
-# over quota, a read-only file system, a failing disk or a lost network file system. No item is
-# to blame, so a run stops on them (what it finished is whole: every write is atomic) and the
-# command line says so in one line naming the file (exit code 74).
+# over quota, over the file size limit (``ulimit -f``, a FAT32 disk's 4 GB), a read-only file
+# system, a failing disk or a lost network file system. No item is to blame, so a run stops on
+# them (what it finished is whole: every write is atomic) and the command line says so in one
+# line naming the file (exit code 74).
 DISK_ERRNOS = frozenset(
     getattr(errno, name)
-    for name in ("ENOSPC", "EDQUOT", "EROFS", "EIO", "ESTALE")
+    for name in ("ENOSPC", "EDQUOT", "EFBIG", "EROFS", "EIO", "ESTALE")
     if hasattr(errno, name)
 )
 

@@ -26,6 +26,7 @@ from urllib.parse import quote
 import numpy as np
 
 from annotations.fileio import (
+    DISK_ERRNOS,
     UNREADABLE,
     atomic_write_bytes,
     atomic_write_json,
@@ -242,6 +243,8 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             except MissingClassIdError:
                 raise
             except UNREADABLE as e:
+                if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+                    raise  # the disk fails every card after it: the command says so, once
                 problem = first_line(e)
         if problem is not None:
             failed.append(f"{split}/{st.stem}: {problem}")

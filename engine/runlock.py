@@ -102,8 +102,12 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
                 "host": socket.gethostname(),
                 "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
             }
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
+            # who holds it, for the error of a second run; a disk too full for these few bytes
+            # leaves it empty ("another process") rather than stopping a run that may have
+            # nothing to write (a finished one), or whose first output names the full disk
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             _HELD.add(fd)
         yield folder
     finally:

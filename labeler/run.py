@@ -14,6 +14,7 @@ Run directory (DESIGN.md section 3)::
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import logging
 import os
@@ -329,6 +330,16 @@ def write_outputs(
     return inst, t1 - t0, time.perf_counter() - t1
 
 
+def _stops_the_run(error: BaseException | None) -> bool:
+    """Whether writing an image's outputs failed for a reason every image after it shares: a
+    full, read-only or size-limited disk (``DISK_ERRNOS``), or an output folder this user may
+    not write (EACCES: a file the folder holds is replaced whatever its own permissions).
+    Anything else (a name the file system refuses, a bug in the merge) is that image's alone."""
+    return isinstance(error, OSError) and (
+        error.errno in DISK_ERRNOS or error.errno == errno.EACCES
+    )
+
+
 class _Writers:
     """``n`` threads that merge and write outputs, then append the manifest line; the first
     error is kept for the caller (and stops further writing)."""
@@ -375,7 +386,7 @@ class _Writers:
         image's merge or files is that image's failure, recorded in the manifest: only the
         disk and the manifest itself stop the writers.)"""
         error = self.error
-        if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
+        if _stops_the_run(error):
             raise error
         raise RuntimeError(f"writing outputs failed: {error}") from error
 
@@ -408,7 +419,7 @@ class _Writers:
                     self.out, split, stem, result, self.cfg.uncertain, self.header
                 )
             except Exception as e:  # noqa: BLE001 - one image's merge or files: it alone fails
-                if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+                if _stops_the_run(e):
                     raise  # but the disk fails every image after it: the run stops (raise_error)
                 result, error = None, type_and_first_line(e)
         if result is not None:

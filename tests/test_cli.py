@@ -140,6 +140,24 @@ def test_a_full_disk_is_one_line_and_exit_74(tmp_path: Path, monkeypatch):
         "command again to resume"
     )
 
+    # over the file size limit (Python ignores SIGXFSZ: `ulimit -f` makes writes fail with
+    # EFBIG) was a traceback; a read-only file system was told to "make room"
+    for code, reason, remedy in [
+        (errno.EFBIG, "File too large", "raise the file size limit (ulimit -f)"),
+        (errno.EROFS, "Read-only file system", "make the file system writable"),
+    ]:
+
+        def refused(*args, code=code, reason=reason, **kwargs):
+            raise OSError(code, reason, str(tmp_path / "d/x.png"))
+
+        monkeypatch.setattr(engine.synth, "generate", refused)
+        res = _synth(tmp_path / "d")
+        assert res.exit_code == 74, res.output
+        assert " ".join(res.output.split()) == (
+            f"error: {tmp_path / 'd/x.png'}: {reason}; {remedy} and run the same command "
+            "again to resume"
+        )
+
     def other(*args, **kwargs):
         raise OSError(errno.EBADF, "Bad file descriptor")
 

@@ -11,6 +11,7 @@ from engine.cli.common import (
     EXIT_IO_ERROR,
     EXIT_SOME_FAILED,
     disk_error,
+    disk_remedy,
     error_text,
     interrupted,
     parse_scales,
@@ -292,7 +293,11 @@ def train_cmd(
     except OSError as e:  # a full or read-only disk: the last checkpoint written is whole
         if not disk_error(e):
             raise
-        stderr.print(error_text(e) + f"; make room, then {resume_hint()}", soft_wrap=True)
+        if (Path(cfg.out) / "last.pt").is_file():
+            then = f", then {resume_hint()}"
+        else:  # "make room, then no checkpoint was saved yet; ..." was no sentence
+            then = " and run the same command again to start over (no checkpoint was saved yet)"
+        stderr.print(error_text(e) + f"; {disk_remedy(e)}{then}", soft_wrap=True)
         raise typer.Exit(EXIT_IO_ERROR) from None
     leave_process_group()  # under torchrun: every rank together, before its process exits
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports

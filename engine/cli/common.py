@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 from collections.abc import Callable
@@ -108,6 +109,18 @@ def disk_error(e: OSError) -> bool:
     from annotations.fileio import DISK_ERRNOS  # here: the package imports OpenCV
 
     return e.errno in DISK_ERRNOS
+
+
+def disk_remedy(e: OSError) -> str:
+    """What to do about the disk error ``e`` (:func:`disk_error`) before running again: "make
+    room" said of a read-only file system or a file size limit sent the user to delete files."""
+    fix = {
+        errno.EFBIG: "raise the file size limit (ulimit -f)",
+        errno.EROFS: "make the file system writable",
+        errno.ENOSPC: "make room",
+        getattr(errno, "EDQUOT", errno.ENOSPC): "make room",
+    }
+    return fix.get(e.errno, "check the disk")
 
 
 def log_to_console(level: int = logging.WARNING) -> None:

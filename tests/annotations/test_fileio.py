@@ -345,3 +345,74 @@ def test_read_yaml_refuses_a_key_given_twice(tmp_path):
         read_yaml(f)
     f.write_text("base: &b {crop: 64, flip: 0.5}\naugment:\n  <<: *b\n  crop: 32\n")  # a merge
     assert read_yaml(f)["augment"] == {"crop": 32, "flip": 0.5}
+
+
+def test_a_write_the_disk_refuses_names_the_file_written(tmp_path, monkeypatch):
+    """A full disk fails ``write`` or ``fsync`` with no file name: the command line said only
+    "error: [Errno 28] No space left on device" (engine label into a full tmpfs); a folder
+    without write permission failed ``mkstemp``, naming the hidden temporary file. Both now name
+    the file being written, keep the error's type and errno, and leave nothing behind: the old
+    file stays, whole."""
+    import errno
+    import os
+
+    from annotations.fileio import append_line, atomic_write_text, first_line
+
+    (tmp_path / "x.json").write_text("old")
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as e:
+        atomic_write_text(tmp_path / "x.json", "new")
+    assert e.value.errno == errno.ENOSPC
+    assert first_line(e.value) == f"{tmp_path / 'x.json'}: No space left on device"
+    with pytest.raises(OSError) as e:
+        append_line(tmp_path / "log.jsonl", "{}")
+    assert first_line(e.value) == f"{tmp_path / 'log.jsonl'}: No space left on device"
+    monkeypatch.undo()
+
+    def refused(*args, dir=None, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/.x.json.abc123.tmp")
+
+    monkeypatch.setattr("tempfile.mkstemp", refused)
+    with pytest.raises(PermissionError) as e:
+        atomic_write_text(tmp_path / "x.json", "new")
+    assert first_line(e.value) == f"{tmp_path / 'x.json'}: Permission denied"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "x.json"]
+    assert (tmp_path / "x.json").read_text() == "old"
+
+
+def test_a_staged_write_the_disk_refuses_names_the_file_where_it_was_to_be(tmp_path):
+    """``engine annotate import`` and ``export`` write a new version into a hidden folder, then
+    swap it in: a full disk named the hidden copy ("SUBSET/.masks.new-9stlm7w1/masks/x.png: No
+    space left on device"). It names ``SUBSET/masks/x.png`` now; the old version stays."""
+    import errno
+
+    from annotations.fileio import first_line, staged
+
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "x.png").write_bytes(b"old")
+    with pytest.raises(OSError) as e, staged(tmp_path, ".masks.") as staging:
+        raise OSError(errno.ENOSPC, "No space left on device", str(staging / "masks" / "x.png"))
+    assert e.value.errno == errno.ENOSPC
+    assert first_line(e.value) == f"{tmp_path / 'masks' / 'x.png'}: No space left on device"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["masks"]
+    assert (tmp_path / "masks" / "x.png").read_bytes() == b"old"
+
+
+def test_an_output_that_is_a_device_is_written_into_not_replaced(tmp_path):
+    """``--json /dev/stdout`` (or ``/dev/null``): the atomic write renamed its temporary file
+    onto the path, replacing the device by a regular file (as root, for every process of the
+    machine). A device or pipe is written into; the link to it stays as it was."""
+    import os
+    import stat
+
+    from annotations.fileio import atomic_write_text
+
+    link = tmp_path / "out.json"
+    link.symlink_to(os.devnull)
+    atomic_write_text(link, "{}\n")
+    assert link.is_symlink() and stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]

@@ -641,3 +641,24 @@ def test_an_out_that_is_another_output_or_a_file_is_refused_before_drawing(
     monkeypatch.undo()
     # its own gallery folder is rebuilt as before
     assert build_review(ReviewConfig(str(run))).index == gallery.index
+
+
+def test_a_full_disk_stops_the_gallery_at_its_first_thumbnail(tmp_path, gallery, monkeypatch):
+    """A thumbnail the disk has no room for was its card's problem: every card after it failed
+    the same way, one by one, before index.html did too. The first one stops the gallery, with
+    the disk's error naming the file (the command line: one line, exit 74)."""
+    import errno
+
+    import engine.review
+
+    calls = []
+
+    def full(path, data):
+        calls.append(path)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(engine.review, "atomic_write_bytes", full)
+    run = gallery.index.parent.parent
+    with pytest.raises(OSError) as e:
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g")))
+    assert e.value.errno == errno.ENOSPC and len(calls) == 1

@@ -302,3 +302,22 @@ def test_an_output_starting_with_a_tilde_the_shell_left_is_refused(tmp_path: Pat
         res = CliRunner().invoke(app, args)
         assert res.exit_code == 2 and "would make a folder named ~ here" in res.output, args
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_disk_too_full_for_the_holders_record_still_runs_and_locks(tmp_path, monkeypatch):
+    """The lock file's record (who holds it) is a few bytes the disk may have no room for: that
+    stopped every command on a full disk with "error: [Errno 28] No space left on device",
+    naming no file, even one with nothing to write (a finished label run run again). The lock
+    is taken all the same; a second run is told "another process" holds the folder."""
+    import errno
+
+    def full(fd, data, offset):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    with (
+        exclusive(tmp_path / "run", "engine label"),
+        pytest.raises(FolderInUse, match="in use by another process"),
+        exclusive(tmp_path / "run", "engine label"),
+    ):
+        pass

@@ -324,12 +324,16 @@ def test_waits_of_the_labeling_thread_are_measured(red_backend, dataset, tmp_pat
     assert s.stage_seconds["wait for writers"] >= 0.25  # 4 of 5 waited for the one before
 
 
+@pytest.mark.parametrize("code", ["ENOSPC", "EFBIG", "EACCES"])
 def test_a_full_disk_stops_the_run_and_keeps_what_was_written(
-    red_backend, dataset, tmp_path, monkeypatch
+    red_backend, dataset, tmp_path, monkeypatch, code
 ):
     """No image is to blame for a full disk: the run stops with the OSError itself (the command
     line prints it in one line, exit 74) instead of failing every image after it; the images
-    written before stay done, and a rerun labels only the rest."""
+    written before stay done, and a rerun labels only the rest. A file size limit (``ulimit
+    -f``: EFBIG) likewise: before, it failed every image after it one by one, then the
+    manifest's own append ended the run with a traceback. An output folder the user may not
+    write (EACCES) too: it failed every image of the split one by one."""
     import errno
 
     import labeler.run as run_module
@@ -339,13 +343,13 @@ def test_a_full_disk_stops_the_run_and_keeps_what_was_written(
     def full_after_two(out, split, stem, *args, **kwargs):
         calls.append(stem)
         if len(calls) > 2:
-            raise OSError(errno.ENOSPC, "No space left on device", str(out / f"{stem}.png"))
+            raise OSError(getattr(errno, code), "refused", str(out / f"{stem}.png"))
         return write(out, split, stem, *args, **kwargs)
 
     monkeypatch.setattr(run_module, "write_outputs", full_after_two)
     with pytest.raises(OSError) as e:
         run_labeling(_cfg(dataset, tmp_path / "run", writers=1))
-    assert e.value.errno == errno.ENOSPC
+    assert e.value.errno == getattr(errno, code)
     monkeypatch.setattr(run_module, "write_outputs", write)
     s = run_labeling(_cfg(dataset, tmp_path / "run"))
     assert (s.skipped, s.labelled) == (2, 3) and not s.failed

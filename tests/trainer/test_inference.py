@@ -864,3 +864,27 @@ def test_a_predict_stopped_half_way_is_said_to_be_partial_and_resumes(tmp_path, 
         ).read_bytes()
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "300"})
     assert "label maps │ 3 of 3 " in " ".join(res.output.split()) + " ", res.output
+
+
+def test_predict_color_previews_on_a_full_disk_stop_at_the_first(tmp_path, monkeypatch) -> None:
+    """--color on a folder done adds the missing previews; a full disk failed each of them in
+    turn, recorded as that image's failure, instead of stopping the run at the first."""
+    import errno
+
+    import trainer.predict
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png", "b.png")
+    out = tmp_path / "out"
+    predict_dir(PredictConfig(str(ckpt), str(images), str(out), None, progress=False))
+    calls = []
+
+    def full(path, *args):
+        calls.append(path)
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(trainer.predict, "write_color_preview", full)
+    with pytest.raises(OSError) as e:
+        predict_dir(PredictConfig(str(ckpt), str(images), str(out), None, color=True))
+    assert e.value.errno == errno.ENOSPC and len(calls) == 1

@@ -767,6 +767,20 @@ def test_a_full_disk_stops_training_with_how_to_resume(synth, tmp_path, monkeypa
         f"error: {run}/step_100.pt: No space left on device; make room, then add --resume to "
         f"continue from {run}/last.pt"
     )
+    # before its first checkpoint, on a read-only file system: said as one sentence (it was
+    # "make room, then no checkpoint was saved yet; run the same command again to start over")
+    (run / "last.pt").unlink()
+
+    def read_only(cfg, on_init=None):
+        raise OSError(errno.EROFS, "Read-only file system", str(run / "metrics.jsonl"))
+
+    monkeypatch.setattr(trainer.train, "train", read_only)
+    res = CliRunner().invoke(app, ["train", "--data", str(synth), "--out", str(run)])
+    assert res.exit_code == 74
+    assert " ".join(res.output.split()) == (
+        f"error: {run}/metrics.jsonl: Read-only file system; make the file system writable and "
+        "run the same command again to start over (no checkpoint was saved yet)"
+    )
 
 
 def test_validating_far_above_the_images_size_is_warned(synth):

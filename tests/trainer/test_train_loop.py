@@ -669,3 +669,47 @@ def test_a_sigterm_mid_step_stops_at_its_end_checkpointed_and_resumes_exactly(
     assert second.losses == straight.losses[3:]  # bit-identical to the unstopped run's
     lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_checkpoint_the_disk_cannot_hold_is_a_disk_error_naming_it(tmp_path, monkeypatch):
+    """``torch.save`` swallows its file's write error and raises its zip writer's "[enforce fail
+    at inline_container.cc:672] . unexpected pos 6607040 vs 6606928": ``engine train`` into a
+    full file system stopped with that line (exit 2), naming no file and not saying the disk was
+    full. The write's own error now comes out (exit 74 and how to resume, on the command line),
+    and the checkpoint saved before stays whole."""
+    import contextlib
+    import errno
+
+    import trainer.checkpoint
+    from annotations.fileio import first_line
+    from trainer.checkpoint import checkpoint_dict, save_checkpoint
+
+    last = tmp_path / "run" / "last.pt"
+    save_checkpoint(last, checkpoint_dict(3, {"w": torch.zeros(4)}, {}, {}))
+    atomic_file = trainer.checkpoint.atomic_file
+
+    class Full:  # a disk with room for 1 KB more
+        def __init__(self, f):
+            self.f, self.room = f, 1024
+
+        def write(self, data):
+            if len(data) > self.room:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            self.room -= len(data)
+            return self.f.write(data)
+
+        def flush(self):
+            self.f.flush()
+
+    @contextlib.contextmanager
+    def full_disk(path):
+        with atomic_file(path) as f:
+            yield Full(f)
+
+    monkeypatch.setattr(trainer.checkpoint, "atomic_file", full_disk)
+    with pytest.raises(OSError) as e:
+        save_checkpoint(last, checkpoint_dict(6, {"w": torch.ones(100_000)}, {}, {}))
+    assert e.value.errno == errno.ENOSPC
+    assert first_line(e.value) == f"{last}: No space left on device"
+    assert [p.name for p in last.parent.iterdir()] == ["last.pt"]
+    assert load_checkpoint(last)["step"] == 3
