@@ -26,7 +26,8 @@ from rich.text import Text
 
 T = TypeVar("T")
 
-stderr_console = Console(stderr=True)
+# As engine.cli.common.stdout: what is printed (a class name, a path) is shown as typed
+stderr_console = Console(stderr=True, markup=False, emoji=False)
 
 
 class RateColumn(ProgressColumn):
@@ -50,7 +51,7 @@ def make_progress(unit: str = "img", extra: str | None = None, enabled: bool = T
     such as ``"{task.fields[loss]}"`` shown after the bar."""
     columns: list[ProgressColumn] = [
         SpinnerColumn(),
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         MofNCompleteColumn(table_column=_unwrapped()),
         RateColumn(unit),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.cli.common import interrupted
+from engine.cli.common import interrupted, stderr, stdout
 from engine.text import counted
 from labeler.config import (
     DEFAULT_DETECTOR,
@@ -215,10 +215,10 @@ def _check_parent(spec: str, cls: ClassSpec, data: str) -> None:
 
 def print_label_summary(summary: LabelSummary, backend: str | None = None) -> None:
     """The end-of-run table on stdout, failures listed on stderr."""
-    from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    out, err = Console(), Console(stderr=True)
+    out, err = stdout, stderr  # no markup: a stem or path is shown as it is
     simulated = (
         " [SIMULATED labeler: pseudo labels from true masks]" if backend == "simulated" else ""
     )
@@ -250,7 +250,7 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         table.add_row(k, str(v))
     out.print(table)
     for split, stem, error in summary.failed[:20]:
-        err.print(f"[red]failed[/red] {split}/{stem}: {error}")
+        err.print(Text.assemble(("failed", "red"), f" {split}/{stem}: {error}"))
     if len(summary.failed) > 20:
         manifest = summary.out_dir / "manifest.jsonl"  # the run's, not one in the working dir
         err.print(

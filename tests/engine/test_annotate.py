@@ -830,6 +830,26 @@ def test_cli_import_another_class_into_a_subset_folder(tmp_path, world):
     assert res.exit_code == 0 and read_subset(tmp_path / "s").class_name == "Car"
 
 
+def test_cli_prints_class_names_as_typed(tmp_path, world):
+    """rich read `[old]` in a class name as markup (dropped) and `:car:` as an emoji code (a car
+    drawn): `annotated subset of cone : ...` and `x🚗`, in every command's messages."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(src / "img000.png")
+    for name in ("cone [old]", "x:car:"):
+        args = ["annotate", "import", str(src), "--format", "png", "--data", str(data)]
+        out = tmp_path / f"s{len(name)}"
+        res = CliRunner().invoke(app, [*args, "--class", name, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        assert f"annotated subset of {name}: 1 image" in " ".join(res.output.split())
+        assert read_subset(out).class_name == name
+
+
 # -- pick --------------------------------------------------------------------------------------
 def _stats(n):
     return [ImageStats(f"s{i:02d}", i / n, i % 4, int(i % 7 == 0)) for i in range(n)]
