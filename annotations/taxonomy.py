@@ -31,6 +31,14 @@ _NEW_CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
 )
 
 
+def class_key(name: str) -> str:
+    """The form two spellings of a class name are compared in, by every command: spaces
+    around dropped, case folded (``str.casefold``: ``car``, ``Car `` and ``CAR`` are one class,
+    ``Straße`` and ``STRASSE`` too). Nothing else is folded: ``traffic light``,
+    ``traffic_light`` and ``traffic-light`` are three classes."""
+    return str(name).strip().casefold()
+
+
 @dataclass(frozen=True)
 class ClassInfo:
     """One class of a taxonomy."""
@@ -69,7 +77,7 @@ class Taxonomy:
             raise ValueError(f"class ids must be 0..{len(classes) - 1} in order, got {ids}")
         by_name: dict[str, ClassInfo] = {}
         for c in classes:
-            key = c.name.casefold()
+            key = class_key(c.name)
             if key in by_name:
                 raise ValueError(
                     f"class name {c.name!r} appears twice (names are case-insensitive)"
@@ -106,12 +114,12 @@ class Taxonomy:
         return self.classes[class_id]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.strip().casefold() in self._by_name
+        return isinstance(name, str) and class_key(name) in self._by_name
 
     def get(self, name: str) -> ClassInfo:
         """The class called ``name`` (case-insensitive); unknown names list the known ones."""
         try:
-            return self._by_name[str(name).strip().casefold()]
+            return self._by_name[class_key(name)]
         except KeyError:
             raise ValueError(
                 f"unknown class {name!r}; known classes: {', '.join(self.names)}"

@@ -850,6 +850,25 @@ def test_cli_prints_class_names_as_typed(tmp_path, world):
         assert read_subset(out).class_name == name
 
 
+def test_a_subset_class_compares_case_folded(tmp_path, world):
+    """``engine compare --class STRASSE`` on a subset of Straße was refused (``this subset
+    annotates Straße, not STRASSE``): the subset lower-cased names where the taxonomy, which
+    found the class, case-folds them. An import of STRASSE into it is the same class too."""
+    from annotations.subset import check_subset_class
+
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(src / "img000.png")
+    out = str(tmp_path / "s")
+    sub = import_annotations(ImportConfig("png", [str(src)], "Straße", str(data), out))
+    check_subset_class(sub, "STRASSE")
+    again = import_annotations(ImportConfig("png", [str(src)], "STRASSE", str(data), out))
+    assert again.class_name == "STRASSE"
+    with pytest.raises(ValueError, match="annotates STRASSE, not Strasse2"):
+        check_subset_class(again, "Strasse2")
+
+
 # -- pick --------------------------------------------------------------------------------------
 def _stats(n):
     return [ImageStats(f"s{i:02d}", i / n, i % 4, int(i % 7 == 0)) for i in range(n)]
