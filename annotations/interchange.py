@@ -48,10 +48,10 @@ from annotations.polygons import (
     polygons_to_mask,
 )
 from annotations.rle import checked_rle, mask_to_rle
+from annotations.taxonomy import IGNORE_NAMES  # noqa: F401 - its readers' home
 
 log = logging.getLogger(__name__)
 
-IGNORE_NAMES = ("unannotated", "ignore", "__ignore__")
 EXPORT_KEY = "mass_engine_export"  # the exporter's record: COCO's info, a LabelMe file's top level
 POLYGON_KEY = "polygon_convention"  # in that record; exports made before it used pixel centres
 MASK_FORMATS = ("rle", "polygon")

@@ -31,6 +31,11 @@ _NEW_CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
 )
 
 
+# Labels that mark regions left unannotated in annotation files (read as 255, exported beside the
+# class): a class cannot be called so (engine label refuses it, engine annotate import too)
+IGNORE_NAMES = ("unannotated", "ignore", "__ignore__")
+
+
 def class_key(name: str) -> str:
     """The form two spellings of a class name are compared in, by every command: spaces
     around dropped, case folded (``str.casefold``: ``car``, ``Car `` and ``CAR`` are one class,

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from annotations.fileio import read_yaml
+from annotations.taxonomy import IGNORE_NAMES, class_key
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
@@ -57,6 +58,16 @@ class ClassSpec:
         object.__setattr__(self, "name", self.name.strip())
         if self.name in (".", ".."):  # the default --out would be runs/label itself
             raise ValueError(f"--class {self.name!r} is no class name")
+        if class_key(self.name) in IGNORE_NAMES:  # its export could never be imported
+            raise ValueError(
+                f"--class {self.name!r} is no class name: annotation files use "
+                f"{', '.join(repr(n) for n in IGNORE_NAMES)} for the regions left unannotated"
+            )
+        if self.name.isdigit():
+            raise ValueError(
+                f"--class {self.name!r} is no class name: engine compare --class reads a "
+                "number as a class id"
+            )
         if "," in self.name:  # a list given as one class: its prompt would find them all
             parts = " then ".join(f"--class {p.strip()!r}" for p in self.name.split(","))
             raise ValueError(

@@ -63,6 +63,11 @@ def test_class_name_is_stripped_as_the_taxonomy_strips_it(tmp_path):
         # several classes in one --class (as --split takes them) would be one class whose
         # prompt finds them all; fuse --priority could not name it
         ({"name": "Bicycle,Car"}, r"holds no ','.*--class 'Bicycle' then --class 'Car'"),
+        # the label of the unannotated regions in every export: labelled, never importable
+        ({"name": "Unannotated"}, r"--class 'Unannotated' is no class name: annotation files"),
+        ({"name": "ignore"}, "regions left unannotated"),
+        # engine compare --class 7 is the class of id 7, not the class called "7"
+        ({"name": " 7"}, r"--class '7' is no class name: engine compare --class reads a number"),
         ({"name": "B", "prompts": ("bike",), "negatives": ("Bike",)}, "both prompt and negative"),
         ({"name": "B", "prompts": ("a. b",)}, "contains '.'"),
         # '?' splits phrases too (transformers' Grounding DINO SPECIAL_TOKENS: 1012 '.', 1029 '?')
