@@ -43,7 +43,7 @@ from annotations.labelmap import IGNORE, read_label, validate_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import Taxonomy
-from engine.datasets import SegDataset, open_split
+from engine.datasets import SegDataset, new_class_truth, open_split
 from engine.metrics import ClassScorer, ClassScores, SegEvaluator
 from engine.metrics.bootstrap import (
     class_counts,
@@ -335,6 +335,7 @@ def per_class_table(
         lut[c] = taxonomy[c].parent
     split = subset.split
     root = Path(ds.spec.root)
+    truth_dir = new_class_truth(root, class_name, split)
     ev = SegEvaluator(len(taxonomy))
     for sample in track(ds.samples, f"per-class scores: {split} split", enabled=cfg.progress):
         p = find_png(Path(cfg.pred), split, sample.stem)
@@ -352,7 +353,7 @@ def per_class_table(
             ) from None
         pred = lut[raw]
         check_size(p, pred, gt.shape, f"its label {sample.label_path}")
-        truth = root / "new_classes" / class_name.lower() / split / f"{sample.stem}.png"
+        truth = truth_dir / f"{sample.stem}.png"
         if sample.stem in subset.stems:
             m = subset.mask(sample.stem)
             gt = gt.copy()

@@ -576,6 +576,32 @@ def test_per_class_table_counts_other_new_classes_as_their_parent(world):
     assert "\n\nWithout truth here, Car counts as Others, as in the 7-class labels.\n" in md
 
 
+@pytest.mark.parametrize("folder", ["Bicycle", "BICYCLE"])
+def test_per_class_table_finds_the_truth_folder_in_any_case(world, folder):
+    """The dataset's ``new_classes`` truth of the images outside the subset was read from the
+    lower-cased folder only: ``new_classes/Bicycle/`` (the class as typed, which the simulated
+    labeler reads) was not found, and the model's Bicycle pixels there were silently scored as
+    Others. Any spelling of the class's folder now scores as the lower-cased one."""
+    tmp, data, _, gt = world
+    one = write_subset(tmp / "one", "Bicycle", "test", {"img000": gt["img000"]}, {"img000": "h"})
+    for s in ("img001", "img002"):
+        write_label(
+            data / "new_classes" / "bicycle" / "test" / f"{s}.png", (gt[s] == 1).astype(np.uint8)
+        )
+
+    def per_class(out: str) -> list:
+        cfg = ReportConfig(
+            str(one.root), str(tmp / out), pred=str(tmp / "pred"), data=str(data), chart=False
+        )
+        return build_report(cfg).data["per_class"]["classes"]
+
+    lower = per_class("lower")
+    (data / "new_classes" / "bicycle").rename(data / "new_classes" / folder)
+    assert per_class("typed") == lower
+    (data / "new_classes" / folder).rename(data / "new_classes" / "elsewhere")
+    assert per_class("none") != lower  # the truth matters here: without it, other scores
+
+
 def test_report_says_how_the_predictions_were_made(world):
     """The predictions' predict.json travels into report.json; a departure from the release's
     single-scale inference (test-time augmentation, the guided filter) is a note in report.md."""
