@@ -52,7 +52,7 @@ from engine.outputs import (
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
 from engine.runlock import check_not_being_written
-from engine.text import METRICS, counted, format_score, score_cells
+from engine.text import METRICS, counted, format_score, md_cell, score_cells
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ class CompareReport:
                     f"{cell} ({d})" if r.delta.get(key) is not None else cell
                     for cell, d, (key, _, _) in zip(cells, deltas, METRICS, strict=True)
                 ]
-            lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+            lines.append(f"| {md_cell(r.name)} | " + " | ".join(cells) + " |")
         intervals = self.interval_lines()
         if intervals:
             lines += ["", *intervals]

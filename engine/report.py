@@ -74,7 +74,7 @@ from engine.progress import track
 from engine.runinfo import environment
 from engine.runlock import check_not_being_written, check_output_folder
 from engine.table4 import Table4
-from engine.text import METRICS, SOURCES, counted, joined, score_cells
+from engine.text import METRICS, SOURCES, counted, joined, md_cell, score_cells
 
 log = logging.getLogger(__name__)
 
@@ -476,7 +476,7 @@ def render_markdown(data: dict) -> str:
             "|---|---|---|---|",
         ]
         for c in pc["classes"]:
-            lines.append(f"| {c['name']} | {' | '.join(score_cells(c))} |")
+            lines.append(f"| {md_cell(c['name'])} | {' | '.join(score_cells(c))} |")
         lines.append(f"| **mean** | {' | '.join(score_cells(pc['mean']))} |")
         if pc.get("as_parent"):
             folded = ", ".join(f"{n} counts as {p}" for n, p in pc["as_parent"].items())

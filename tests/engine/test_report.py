@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import replace
@@ -600,6 +601,19 @@ def test_per_class_table_finds_the_truth_folder_in_any_case(world, folder):
     assert per_class("typed") == lower
     (data / "new_classes" / folder).rename(data / "new_classes" / "elsewhere")
     assert per_class("none") != lower  # the truth matters here: without it, other scores
+
+
+def test_a_pipe_in_a_class_name_stays_in_its_cell(world):
+    """report.md's per-class table wrote a class ``a|b`` as ``| a|b | 58.38 | ...``: the row got
+    a column more than its header, the scores shifted one cell to the right."""
+    from engine.report import render_markdown
+
+    tmp, data, subset, _ = world
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pred=str(tmp / "pred"), data=str(data))
+    rec = build_report(dataclasses.replace(cfg, chart=False)).data
+    rec["per_class"]["classes"][-1]["name"] = "a|b"
+    row = next(ln for ln in render_markdown(rec).splitlines() if ln.startswith("| a"))
+    assert row.startswith("| a\\|b | ") and row.replace("\\|", "").count("|") == 5
 
 
 def test_report_says_how_the_predictions_were_made(world):
