@@ -677,17 +677,25 @@ def read_labelmap(path: str | os.PathLike) -> dict[str, tuple[int, int, int]]:
     for n, line in enumerate(read_text(path, "label map").splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        name, _, rest = line.partition(":")
-        try:
-            rgb = tuple(int(v) for v in rest.split(":")[0].split(","))
-        except ValueError:
-            rgb = ()
-        if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        # the label is all before the first field that is a colour: a label with ':' in it
+        # (`a:b:250,50,83::`, as Datumaro writes it, unescaped) keeps its ':'
+        fields = line.split(":")
+        at = next((i for i in range(1, len(fields)) if _rgb(fields[i]) is not None), None)
+        if at is None:
             raise ValueError(f"{path}: line {n} is not 'label:r,g,b:...' ({line.strip()[:60]!r})")
-        colors[name.strip()] = rgb  # type: ignore[assignment]
+        colors[":".join(fields[:at]).strip()] = _rgb(fields[at])  # type: ignore[assignment]
     if not colors:
         raise ValueError(f"{path}: no labels in the label map")
     return colors
+
+
+def _rgb(text: str) -> tuple[int, int, int] | None:
+    """``(r, g, b)`` of a label map's colour field ``r,g,b``, else None."""
+    try:
+        rgb = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        return None
+    return rgb if len(rgb) == 3 and all(0 <= v <= 255 for v in rgb) else None  # type: ignore[return-value]
 
 
 def labelmap_codes(colors: dict[str, tuple[int, int, int]]) -> dict[int, str]:

@@ -1711,6 +1711,10 @@ def test_a_bad_label_map_line_is_named(tmp_path):
     path.write_text("# only a comment\n")
     with pytest.raises(ValueError, match="no labels in the label map"):
         read_labelmap(path)
+    # a label with ':' in it, as Datumaro writes it (not escaped): was 'line 2 is not ...'
+    path.write_text("background:0,0,0::\nsign:stop:250,50,83::\nVélo:1,2,3\n")
+    want = {"background": (0, 0, 0), "sign:stop": (250, 50, 83), "Vélo": (1, 2, 3)}
+    assert read_labelmap(path) == want
 
 
 def test_the_import_format_is_told_by_the_files(tmp_path, world):
