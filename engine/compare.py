@@ -490,8 +490,11 @@ def write_plot(report: CompareReport, path: Path) -> Path:
                 fontsize=8,
             )
         ax.set_title(label + (" (x100)" if key != "bf1" else ""))
-        ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+        ax.set_xticks(
+            range(len(names)), names, rotation=20, ha="right", fontsize=8, parse_math=False
+        )
         ax.set_ylim(0, 100 if key != "bf1" else 1)
-    fig.suptitle(f"{report.class_name}: {counted(report.images, 'annotated image')}")
+    title = f"{report.class_name}: {counted(report.images, 'annotated image')}"
+    fig.suptitle(title, parse_math=False)  # names as typed: two '$' are no mathtext
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)

@@ -516,7 +516,10 @@ def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
         vals = [r[key] if r[key] is not None else 0 for r in rows]
         ax.bar(range(len(rows)), vals, color=[colors[r["kind"]] for r in rows])
         ax.set_xticks(
-            range(len(rows)), [r["source"].replace(" ", "\n", 1) for r in rows], fontsize=8
+            range(len(rows)),
+            [r["source"].replace(" ", "\n", 1) for r in rows],
+            fontsize=8,
+            parse_math=False,
         )
         ax.set_title(title)
         for i, v in enumerate(vals):
@@ -529,7 +532,8 @@ def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
                 fontsize=8,
             )
         ax.set_ylim(0, (100 if key != "bf1" else 1) * 1.08)
-    fig.suptitle(f"{class_name}: annotated subset")
+    # parse_math off: a class named with two '$' (x$^$y) was mathtext, which failed the command
+    fig.suptitle(f"{class_name}: annotated subset", parse_math=False)
     fig.tight_layout()
     return save_figure(fig, path, dpi=100)
 

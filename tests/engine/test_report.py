@@ -616,6 +616,20 @@ def test_a_pipe_in_a_class_name_stays_in_its_cell(world):
     assert row.startswith("| a\\|b | ") and row.replace("\\|", "").count("|") == 5
 
 
+def test_the_chart_draws_names_as_typed(tmp_path):
+    """A class named with two '$' (``x$^$y``) was read as mathtext by matplotlib, which failed
+    the report's chart (a ValueError after the tables were written); compare's chart too."""
+    from engine.compare import CompareReport, SourceScores, write_plot
+    from engine.metrics import ClassScorer
+    from engine.report import plot_chart
+
+    rows = [{"kind": "pseudo labels", "source": "pseudo $a$", "iou": 40.0, "biou": 9.0, "bf1": 0.3}]
+    assert plot_chart(rows, tmp_path / "c.png", "x$^$y").is_file()
+    row = SourceScores("m$^$", str(tmp_path), ClassScorer().compute())
+    rep = CompareReport("x$^$y", None, [row], 1)
+    assert write_plot(rep, tmp_path / "p.png").is_file()
+
+
 def test_report_says_how_the_predictions_were_made(world):
     """The predictions' predict.json travels into report.json; a departure from the release's
     single-scale inference (test-time augmentation, the guided filter) is a note in report.md."""
