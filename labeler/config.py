@@ -74,9 +74,13 @@ class ClassSpec:
                 f"--class {self.name!r}: a class name holds no ',' (engine fuse --priority and "
                 f"--parent read comma-separated names); one run labels one class: {parts}"
             )
-        prompts = tuple(p.strip() for p in self.prompts if p.strip()) or (
-            self.name.strip().lower(),
-        )
+        # the default prompt: the name lower-cased, without Grounding DINO's phrase separators
+        # ('St. Bernard' prompts 'st bernard'; the name with its '.' was refused, and with
+        # --backend simulated, which takes no --prompt, such a class could not be labelled)
+        default = " ".join(re.sub(r"[.?]", " ", self.name.lower()).split())
+        prompts = tuple(p.strip() for p in self.prompts if p.strip()) or (default,)
+        if not prompts[0]:
+            raise ValueError(f"class {self.name!r}: its name leaves no prompt: give --prompt")
         negatives = tuple(p.strip() for p in self.negatives if p.strip())
         object.__setattr__(self, "prompts", prompts)
         object.__setattr__(self, "negatives", negatives)

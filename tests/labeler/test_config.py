@@ -81,6 +81,19 @@ def test_class_spec_rejects(kwargs, match):
         ClassSpec(**kwargs)
 
 
+def test_the_default_prompt_leaves_out_grounding_dinos_separators():
+    """A name with '.' or '?' (St. Bernard, .hidden) made a default prompt that the '.' check
+    refused, and --backend simulated, which takes no --prompt, could not label it at all."""
+    assert ClassSpec("St. Bernard").prompts == ("st bernard",)
+    assert ClassSpec(".hidden").prompts == ("hidden",)
+    assert ClassSpec("Traffic light").prompts == ("traffic light",)  # others as they were
+    assert ClassSpec("traffic_light").prompts == ("traffic_light",)
+    with pytest.raises(ValueError, match="contains '.'"):  # a prompt given is the user's
+        ClassSpec("St. Bernard", prompts=("st. bernard",))
+    with pytest.raises(ValueError, match=r"class '\.\.\.': its name leaves no prompt"):
+        ClassSpec("...")
+
+
 def test_yaml_class_spec_and_overrides(tmp_path):
     f = tmp_path / "classes.yaml"
     f.write_text(SPEC)
