@@ -417,6 +417,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
         gt_cid, gt_tax, _lacks(named, gt_tax, gt_source), _folder_mode(cfg, gt_source, gt)
     )
     class_name = resolve_class(named, gt_tax)[0]
+    if subset is not None and named not in gt_tax:  # the subset's spelling, not --class's
+        class_name = subset.class_name
     rows: list[SourceScores] = []
     per_image: list[np.ndarray] = []  # each source's (8, N) counts of the class, for intervals
     images = 0

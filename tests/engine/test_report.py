@@ -630,6 +630,16 @@ def test_the_chart_draws_names_as_typed(tmp_path):
     assert write_plot(rep, tmp_path / "p.png").is_file()
 
 
+def test_compare_names_the_class_as_the_subset_spells_it(world):
+    """engine compare --class BICYCLE on a subset of Bicycle titled its table, its JSON's
+    ``class`` and its Markdown ``BICYCLE``: the spelling typed, not the one recorded."""
+    from engine.compare import CompareConfig, compare
+
+    tmp, _, subset, _ = world
+    rep = compare(CompareConfig("BICYCLE", str(subset.root), (("pseudo", tmp / "run"),)))
+    assert rep.class_name == "Bicycle" and rep.to_markdown().startswith("**Bicycle**")
+
+
 def test_report_says_how_the_predictions_were_made(world):
     """The predictions' predict.json travels into report.json; a departure from the release's
     single-scale inference (test-time augmentation, the guided filter) is a note in report.md."""
