@@ -478,7 +478,9 @@ def import_annotations(cfg: ImportConfig) -> Subset:
             f"--class {cfg.class_name!r}: give the class the files annotate ('unannotated' and "
             "'ignore' name the regions left unannotated)"
         )
-    cfg = dataclasses.replace(cfg, format=cfg.format.lower())  # --format COCO, as --class bicycle
+    # --format COCO, as --class bicycle; spaces around the class dropped, as engine label drops
+    # them (a subset of ' Car ' was recorded and shown so)
+    cfg = dataclasses.replace(cfg, format=cfg.format.lower(), class_name=cfg.class_name.strip())
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:
         return _import(cfg, {})
