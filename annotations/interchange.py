@@ -48,7 +48,7 @@ from annotations.polygons import (
     polygons_to_mask,
 )
 from annotations.rle import checked_rle, mask_to_rle
-from annotations.taxonomy import IGNORE_NAMES  # noqa: F401 - its readers' home
+from annotations.taxonomy import IGNORE_NAMES, class_key
 
 log = logging.getLogger(__name__)
 
@@ -229,8 +229,8 @@ def _load_json(path: Path) -> object:
 def label_role(name: str, class_name: str) -> int | None:
     """1 for the class's category or label (case-insensitive), 255 for the unannotated ones
     (:data:`IGNORE_NAMES`), None for any other."""
-    key = name.strip().casefold()
-    if key == class_name.casefold():
+    key = class_key(name)
+    if key == class_key(class_name):
         return 1
     if key in IGNORE_NAMES:
         return 255

@@ -7,6 +7,7 @@ The MaSS13K base taxonomy has 7 classes (ids 0..6, the release's ids and palette
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,9 +40,11 @@ IGNORE_NAMES = ("unannotated", "ignore", "__ignore__")
 def class_key(name: str) -> str:
     """The form two spellings of a class name are compared in, by every command: spaces
     around dropped, case folded (``str.casefold``: ``car``, ``Car `` and ``CAR`` are one class,
-    ``Straße`` and ``STRASSE`` too). Nothing else is folded: ``traffic light``,
-    ``traffic_light`` and ``traffic-light`` are three classes."""
-    return str(name).strip().casefold()
+    ``Straße`` and ``STRASSE`` too), accents composed (Unicode NFC: ``Vélo`` typed and ``Vélo``
+    as macOS file names and some tools write it, ``e`` + a combining accent, are one class).
+    Nothing else is folded: ``traffic light``, ``traffic_light`` and ``traffic-light`` are three
+    classes."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", str(name).strip()).casefold())
 
 
 @dataclass(frozen=True)

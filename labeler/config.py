@@ -122,17 +122,17 @@ def load_class_spec(path: str | os.PathLike, name: str, **overrides: Any) -> Cla
     data = read_yaml(path, "class spec file")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of class name -> settings")
-    entries = {str(k).casefold(): (str(k), v) for k, v in data.items()}
-    if name.casefold() not in entries:
+    entries = {class_key(k): (str(k), v) for k, v in data.items()}
+    if class_key(name) not in entries:
         raise ValueError(
             f"{path}: no class {name!r}; classes in the file: {', '.join(map(str, data))}"
         )
-    key, entry = entries[name.casefold()]
+    key, entry = entries[class_key(name)]
     entry = entry or {}
     if not isinstance(entry, dict):
         raise ValueError(f"{path}: class {key!r} must map to settings, got {type(entry).__name__}")
     if "name" in entry:  # run.json's config.cls pasted as it is: its name is the entry's
-        if str(entry["name"]).strip().casefold() != key.strip().casefold():
+        if class_key(entry["name"]) != class_key(key):
             raise ValueError(
                 f"{path}: class {key!r} has name {entry['name']!r}; give the class's own name "
                 "or leave name out (the entry's key names the class)"
