@@ -23,6 +23,7 @@ import dataclasses
 import os
 import posixpath
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,10 @@ class ClassSpec:
             raise ValueError(
                 f"--class {self.name!r} is no class name: annotation files use "
                 f"{', '.join(repr(n) for n in IGNORE_NAMES)} for the regions left unannotated"
+            )
+        if any(unicodedata.category(c) == "Cc" for c in self.name):
+            raise ValueError(  # a newline split every one-line message, folder and Markdown row
+                f"--class {self.name!r}: a class name holds no control character (newline, tab)"
             )
         if self.name.isdigit():
             raise ValueError(

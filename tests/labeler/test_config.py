@@ -68,6 +68,8 @@ def test_class_name_is_stripped_as_the_taxonomy_strips_it(tmp_path):
         ({"name": "ignore"}, "regions left unannotated"),
         # engine compare --class 7 is the class of id 7, not the class called "7"
         ({"name": " 7"}, r"--class '7' is no class name: engine compare --class reads a number"),
+        ({"name": "Car\nX"}, r"--class 'Car\\nX': a class name holds no control character"),
+        ({"name": "Car\tX"}, "no control character"),
         ({"name": "B", "prompts": ("bike",), "negatives": ("Bike",)}, "both prompt and negative"),
         ({"name": "B", "prompts": ("a. b",)}, "contains '.'"),
         # '?' splits phrases too (transformers' Grounding DINO SPECIAL_TOKENS: 1012 '.', 1029 '?')
@@ -88,6 +90,7 @@ def test_the_default_prompt_leaves_out_grounding_dinos_separators():
     assert ClassSpec(".hidden").prompts == ("hidden",)
     assert ClassSpec("Traffic light").prompts == ("traffic light",)  # others as they were
     assert ClassSpec("traffic_light").prompts == ("traffic_light",)
+    assert ClassSpec("می‌روم").name == "می‌روم"  # a zero-width non-joiner is a letter's
     with pytest.raises(ValueError, match="contains '.'"):  # a prompt given is the user's
         ClassSpec("St. Bernard", prompts=("st. bernard",))
     with pytest.raises(ValueError, match=r"class '\.\.\.': its name leaves no prompt"):
