@@ -13,6 +13,7 @@ instead of a traceback; a full or read-only disk likewise, with exit code 74. He
 from __future__ import annotations
 
 import copy
+import errno
 import functools
 import inspect
 import sys
@@ -100,6 +101,9 @@ def guard(fn: F, resumable: bool = False) -> F:
             stderr.print(error_text(e), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except OSError as e:  # a full or read-only disk: the machine's problem, said in one line
+            if e.errno == errno.ENAMETOOLONG:  # a long --class made the default --out's name
+                stderr.print(error_text(e), soft_wrap=True)
+                raise typer.Exit(EXIT_BAD_INPUT) from None
             if not disk_error(e):
                 raise
             again = f"; {disk_remedy(e)} and run the same command again to resume"

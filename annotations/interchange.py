@@ -48,10 +48,10 @@ from annotations.polygons import (
     polygons_to_mask,
 )
 from annotations.rle import checked_rle, mask_to_rle
+from annotations.taxonomy import IGNORE_NAMES, class_key
 
 log = logging.getLogger(__name__)
 
-IGNORE_NAMES = ("unannotated", "ignore", "__ignore__")
 EXPORT_KEY = "mass_engine_export"  # the exporter's record: COCO's info, a LabelMe file's top level
 POLYGON_KEY = "polygon_convention"  # in that record; exports made before it used pixel centres
 MASK_FORMATS = ("rle", "polygon")
@@ -229,8 +229,8 @@ def _load_json(path: Path) -> object:
 def label_role(name: str, class_name: str) -> int | None:
     """1 for the class's category or label (case-insensitive), 255 for the unannotated ones
     (:data:`IGNORE_NAMES`), None for any other."""
-    key = name.strip().casefold()
-    if key == class_name.casefold():
+    key = class_key(name)
+    if key == class_key(class_name):
         return 1
     if key in IGNORE_NAMES:
         return 255
@@ -677,17 +677,25 @@ def read_labelmap(path: str | os.PathLike) -> dict[str, tuple[int, int, int]]:
     for n, line in enumerate(read_text(path, "label map").splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        name, _, rest = line.partition(":")
-        try:
-            rgb = tuple(int(v) for v in rest.split(":")[0].split(","))
-        except ValueError:
-            rgb = ()
-        if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+        # the label is all before the first field that is a colour: a label with ':' in it
+        # (`a:b:250,50,83::`, as Datumaro writes it, unescaped) keeps its ':'
+        fields = line.split(":")
+        at = next((i for i in range(1, len(fields)) if _rgb(fields[i]) is not None), None)
+        if at is None:
             raise ValueError(f"{path}: line {n} is not 'label:r,g,b:...' ({line.strip()[:60]!r})")
-        colors[name.strip()] = rgb  # type: ignore[assignment]
+        colors[":".join(fields[:at]).strip()] = _rgb(fields[at])  # type: ignore[assignment]
     if not colors:
         raise ValueError(f"{path}: no labels in the label map")
     return colors
+
+
+def _rgb(text: str) -> tuple[int, int, int] | None:
+    """``(r, g, b)`` of a label map's colour field ``r,g,b``, else None."""
+    try:
+        rgb = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        return None
+    return rgb if len(rgb) == 3 and all(0 <= v <= 255 for v in rgb) else None  # type: ignore[return-value]
 
 
 def labelmap_codes(colors: dict[str, tuple[int, int, int]]) -> dict[int, str]:

@@ -27,6 +27,7 @@ from annotations.fileio import (
     swap_in,
 )
 from annotations.labelmap import EncodedLabel, byte_histogram, read_label
+from annotations.taxonomy import class_key
 
 SUBSET_FORMAT = "mass-engine/subset/v1"
 
@@ -84,7 +85,7 @@ def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> 
         old_class, old_split = str(old["class_name"]), str(old.get("split", "test"))
     except (ValueError, KeyError, TypeError):
         old_class, old_split = "?", "?"  # unreadable: only an explicit replace writes over it
-    same = (old_class.lower(), old_split) == (class_name.lower(), split)
+    same = (class_key(old_class), old_split) == (class_key(class_name), split)
     if not same and not replace:
         raise FileExistsError(
             f"{root}: already the annotated subset of {old_class} (split {old_split}); one "
@@ -254,7 +255,7 @@ def subset_at(path: str | os.PathLike) -> Subset | None:
 def check_subset_class(subset: Subset, class_name: str, source: str = "") -> None:
     """Refuse to score ``class_name`` (what ``source`` holds, e.g. a label run's run.json)
     against a subset that annotates another class (compared case-insensitively)."""
-    if subset.class_name.lower() != class_name.lower():
+    if class_key(subset.class_name) != class_key(class_name):
         holds = f"; {source} holds {class_name}" if source else f", not {class_name}"
         raise ValueError(
             f"{subset.root / 'subset.json'}: this subset annotates {subset.class_name}{holds}"

@@ -7,6 +7,7 @@ The MaSS13K base taxonomy has 7 classes (ids 0..6, the release's ids and palette
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,21 @@ _NEW_CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
     (128, 128, 0),
     (255, 160, 160),
 )
+
+
+# Labels that mark regions left unannotated in annotation files (read as 255, exported beside the
+# class): a class cannot be called so (engine label refuses it, engine annotate import too)
+IGNORE_NAMES = ("unannotated", "ignore", "__ignore__")
+
+
+def class_key(name: str) -> str:
+    """The form two spellings of a class name are compared in, by every command: spaces
+    around dropped, case folded (``str.casefold``: ``car``, ``Car `` and ``CAR`` are one class,
+    ``Straße`` and ``STRASSE`` too), accents composed (Unicode NFC: ``Vélo`` typed and ``Vélo``
+    as macOS file names and some tools write it, ``e`` + a combining accent, are one class).
+    Nothing else is folded: ``traffic light``, ``traffic_light`` and ``traffic-light`` are three
+    classes."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", str(name).strip()).casefold())
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,7 @@ class Taxonomy:
             raise ValueError(f"class ids must be 0..{len(classes) - 1} in order, got {ids}")
         by_name: dict[str, ClassInfo] = {}
         for c in classes:
-            key = c.name.casefold()
+            key = class_key(c.name)
             if key in by_name:
                 raise ValueError(
                     f"class name {c.name!r} appears twice (names are case-insensitive)"
@@ -106,12 +122,12 @@ class Taxonomy:
         return self.classes[class_id]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.strip().casefold() in self._by_name
+        return isinstance(name, str) and class_key(name) in self._by_name
 
     def get(self, name: str) -> ClassInfo:
         """The class called ``name`` (case-insensitive); unknown names list the known ones."""
         try:
-            return self._by_name[str(name).strip().casefold()]
+            return self._by_name[class_key(name)]
         except KeyError:
             raise ValueError(
                 f"unknown class {name!r}; known classes: {', '.join(self.names)}"

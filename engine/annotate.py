@@ -483,7 +483,9 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         )
     check_expanded(cfg.out, "engine annotate import")
     check_not_in_output(Path(cfg.out), "engine annotate import")
-    cfg = dataclasses.replace(cfg, format=cfg.format.lower())  # --format COCO, as --class bicycle
+    # --format COCO, as --class bicycle; spaces around the class dropped, as engine label drops
+    # them (a subset of ' Car ' was recorded and shown so)
+    cfg = dataclasses.replace(cfg, format=cfg.format.lower(), class_name=cfg.class_name.strip())
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:
         return _import(cfg, {})

@@ -52,7 +52,7 @@ from engine.outputs import (
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
 from engine.runlock import check_not_being_written
-from engine.text import METRICS, counted, format_score, score_cells
+from engine.text import METRICS, counted, format_score, md_cell, score_cells
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,7 @@ class CompareReport:
                     f"{cell} ({d})" if r.delta.get(key) is not None else cell
                     for cell, d, (key, _, _) in zip(cells, deltas, METRICS, strict=True)
                 ]
-            lines.append(f"| {r.name} | " + " | ".join(cells) + " |")
+            lines.append(f"| {md_cell(r.name)} | " + " | ".join(cells) + " |")
         intervals = self.interval_lines()
         if intervals:
             lines += ["", *intervals]
@@ -417,6 +417,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
         gt_cid, gt_tax, _lacks(named, gt_tax, gt_source), _folder_mode(cfg, gt_source, gt)
     )
     class_name = resolve_class(named, gt_tax)[0]
+    if subset is not None and named not in gt_tax:  # the subset's spelling, not --class's
+        class_name = subset.class_name
     rows: list[SourceScores] = []
     per_image: list[np.ndarray] = []  # each source's (8, N) counts of the class, for intervals
     images = 0
@@ -490,8 +492,11 @@ def write_plot(report: CompareReport, path: Path) -> Path:
                 fontsize=8,
             )
         ax.set_title(label + (" (x100)" if key != "bf1" else ""))
-        ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+        ax.set_xticks(
+            range(len(names)), names, rotation=20, ha="right", fontsize=8, parse_math=False
+        )
         ax.set_ylim(0, 100 if key != "bf1" else 1)
-    fig.suptitle(f"{report.class_name}: {counted(report.images, 'annotated image')}")
+    title = f"{report.class_name}: {counted(report.images, 'annotated image')}"
+    fig.suptitle(title, parse_math=False)  # names as typed: two '$' are no mathtext
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)

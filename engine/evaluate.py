@@ -18,7 +18,7 @@ import numpy as np
 from annotations.fileio import FUSE_RECORD, atomic_write_json, not_this_output, output_kind
 from annotations.labelmap import read_label
 from annotations.subset import subset_at
-from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
+from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy, class_key
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record, unfinished_prediction
 from engine.parallel import map_every_item
@@ -132,7 +132,7 @@ def recorded_classes(pred: Path, gt: Path) -> tuple[Taxonomy, str, ByName | None
         found = p or g
         return (found[0], str(found[1]), None) if found else (MASS13K, DEFAULT_TAXONOMY, None)
     (pt, ps), (gt_tax, gs) = p, g
-    if [n.lower() for n in pt.names] == [n.lower() for n in gt_tax.names]:
+    if [class_key(n) for n in pt.names] == [class_key(n) for n in gt_tax.names]:
         return pt, str(ps), None
     if all(n in pt for n in gt_tax.names):
         return pt, str(ps), ByName.onto("ground truth", gt_tax, str(gs), pt)

@@ -297,11 +297,11 @@ def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
                 ax.barh(i + (j - (len(stats.splits) - 1) / 2) * height, shares[j], height,
                         color=colors[j % len(colors)], hatch="//" if hatched else None,
                         label=s.split if i == 0 else None)  # fmt: skip
-    ax.set_yticks(range(len(rows)), [name for name, _, _ in rows])
+    ax.set_yticks(range(len(rows)), [name for name, _, _ in rows], parse_math=False)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("% of labelled pixels (log scale)")
-    ax.set_title(f"Pixel share per class: {stats.root}", fontsize=9)
+    ax.set_title(f"Pixel share per class: {stats.root}", fontsize=9, parse_math=False)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)

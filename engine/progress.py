@@ -89,7 +89,8 @@ def encodable(text: str, encoding: str, errors: str = "strict") -> bool:
     return True
 
 
-stderr_console = SafeConsole(stderr=True)
+# As engine.cli.common.stdout: what is printed (a class name, a path) is shown as typed
+stderr_console = SafeConsole(stderr=True, markup=False, emoji=False)
 
 
 class RateColumn(ProgressColumn):
@@ -158,7 +159,7 @@ def make_progress(unit: str = "img", extra: str | None = None, enabled: bool = T
     spinner = [SpinnerColumn()] if stderr_console.is_interactive else []
     columns: list[ProgressColumn] = [
         *spinner,
-        TextColumn("[progress.description]{task.description}"),
+        TextColumn("{task.description}", style="progress.description", markup=False),
         BarColumn(),
         MofNCompleteColumn(table_column=_unwrapped()),
         RateColumn(unit),

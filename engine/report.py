@@ -43,7 +43,7 @@ from annotations.labelmap import IGNORE, read_label, validate_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import Taxonomy
-from engine.datasets import SegDataset, open_split
+from engine.datasets import SegDataset, new_class_truth, open_split
 from engine.metrics import ClassScorer, ClassScores, SegEvaluator
 from engine.metrics.bootstrap import (
     class_counts,
@@ -75,7 +75,7 @@ from engine.progress import track
 from engine.runinfo import environment
 from engine.runlock import check_not_being_written, check_output_folder
 from engine.table4 import Table4
-from engine.text import METRICS, SOURCES, counted, joined, score_cells
+from engine.text import METRICS, SOURCES, counted, joined, md_cell, score_cells
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +337,7 @@ def per_class_table(
         lut[c] = taxonomy[c].parent
     split = subset.split
     root = Path(ds.spec.root)
+    truth_dir = new_class_truth(root, class_name, split)
     ev = SegEvaluator(len(taxonomy))
     for sample in track(ds.samples, f"per-class scores: {split} split", enabled=cfg.progress):
         p = find_png(Path(cfg.pred), split, sample.stem)
@@ -354,7 +355,7 @@ def per_class_table(
             ) from None
         pred = lut[raw]
         check_size(p, pred, gt.shape, f"its label {sample.label_path}")
-        truth = root / "new_classes" / class_name.lower() / split / f"{sample.stem}.png"
+        truth = truth_dir / f"{sample.stem}.png"
         if sample.stem in subset.stems:
             m = subset.mask(sample.stem)
             gt = gt.copy()
@@ -477,7 +478,7 @@ def render_markdown(data: dict) -> str:
             "|---|---|---|---|",
         ]
         for c in pc["classes"]:
-            lines.append(f"| {c['name']} | {' | '.join(score_cells(c))} |")
+            lines.append(f"| {md_cell(c['name'])} | {' | '.join(score_cells(c))} |")
         lines.append(f"| **mean** | {' | '.join(score_cells(pc['mean']))} |")
         if pc.get("as_parent"):
             folded = ", ".join(f"{n} counts as {p}" for n, p in pc["as_parent"].items())
@@ -517,7 +518,10 @@ def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
         vals = [r[key] if r[key] is not None else 0 for r in rows]
         ax.bar(range(len(rows)), vals, color=[colors[r["kind"]] for r in rows])
         ax.set_xticks(
-            range(len(rows)), [r["source"].replace(" ", "\n", 1) for r in rows], fontsize=8
+            range(len(rows)),
+            [r["source"].replace(" ", "\n", 1) for r in rows],
+            fontsize=8,
+            parse_math=False,
         )
         ax.set_title(title)
         for i, v in enumerate(vals):
@@ -530,7 +534,8 @@ def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
                 fontsize=8,
             )
         ax.set_ylim(0, (100 if key != "bf1" else 1) * 1.08)
-    fig.suptitle(f"{class_name}: annotated subset")
+    # parse_math off: a class named with two '$' (x$^$y) was mathtext, which failed the command
+    fig.suptitle(f"{class_name}: annotated subset", parse_math=False)
     fig.tight_layout()
     return save_figure(fig, path, dpi=100)
 

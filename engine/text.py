@@ -45,6 +45,12 @@ def score_cells(scores: Mapping[str, Any], sign: bool = False) -> list[str]:
     return [format_score(scores.get(key), nd, sign) for key, _, nd in METRICS]
 
 
+def md_cell(text: str) -> str:
+    """``text`` as a Markdown table cell: a ``|`` (in a class or source name, ``a|b``) is
+    escaped, which otherwise starts another column and shifts the row's scores."""
+    return str(text).replace("|", "\\|")
+
+
 def split_names(values: list[str] | None) -> tuple[str, ...] | None:
     """Repeatable and/or comma-separated option values -> a tuple, None when not given."""
     if not values:

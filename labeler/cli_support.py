@@ -216,8 +216,9 @@ def _check_parent(spec: str, cls: ClassSpec, data: str) -> None:
 def print_label_summary(summary: LabelSummary, backend: str | None = None) -> None:
     """The end-of-run table on stdout, failures listed on stderr."""
     from rich.table import Table
+    from rich.text import Text
 
-    out, err = stdout, stderr  # the command line's consoles: safe for any stream encoding
+    out, err = stdout, stderr  # the command line's consoles: any stream encoding, no markup
     simulated = (
         " [SIMULATED labeler: pseudo labels from true masks]" if backend == "simulated" else ""
     )
@@ -249,7 +250,7 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         table.add_row(k, str(v))
     out.print(table, soft_wrap=True)  # its title (the run's path) whole, as engine info's
     for split, stem, error in summary.failed[:20]:
-        err.print(f"[red]failed[/red] {split}/{stem}: {error}")
+        err.print(Text.assemble(("failed", "red"), f" {split}/{stem}: {error}"))
     if len(summary.failed) > 20:
         manifest = summary.out_dir / "manifest.jsonl"  # the run's, not one in the working dir
         err.print(

@@ -23,6 +23,7 @@ import dataclasses
 import os
 import posixpath
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from annotations.fileio import did_you_mean, read_yaml
+from annotations.taxonomy import IGNORE_NAMES, class_key
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
@@ -57,15 +59,33 @@ class ClassSpec:
         object.__setattr__(self, "name", self.name.strip())
         if self.name in (".", ".."):  # the default --out would be runs/label itself
             raise ValueError(f"--class {self.name!r} is no class name")
+        if class_key(self.name) in IGNORE_NAMES:  # its export could never be imported
+            raise ValueError(
+                f"--class {self.name!r} is no class name: annotation files use "
+                f"{', '.join(repr(n) for n in IGNORE_NAMES)} for the regions left unannotated"
+            )
+        if any(unicodedata.category(c) == "Cc" for c in self.name):
+            raise ValueError(  # a newline split every one-line message, folder and Markdown row
+                f"--class {self.name!r}: a class name holds no control character (newline, tab)"
+            )
+        if self.name.isdigit():
+            raise ValueError(
+                f"--class {self.name!r} is no class name: engine compare --class reads a "
+                "number as a class id"
+            )
         if "," in self.name:  # a list given as one class: its prompt would find them all
             parts = " then ".join(f"--class {p.strip()!r}" for p in self.name.split(","))
             raise ValueError(
                 f"--class {self.name!r}: a class name holds no ',' (engine fuse --priority and "
                 f"--parent read comma-separated names); one run labels one class: {parts}"
             )
-        prompts = tuple(p.strip() for p in self.prompts if p.strip()) or (
-            self.name.strip().lower(),
-        )
+        # the default prompt: the name lower-cased, without Grounding DINO's phrase separators
+        # ('St. Bernard' prompts 'st bernard'; the name with its '.' was refused, and with
+        # --backend simulated, which takes no --prompt, such a class could not be labelled)
+        default = " ".join(re.sub(r"[.?]", " ", self.name.lower()).split())
+        prompts = tuple(p.strip() for p in self.prompts if p.strip()) or (default,)
+        if not prompts[0]:
+            raise ValueError(f"class {self.name!r}: its name leaves no prompt: give --prompt")
         negatives = tuple(p.strip() for p in self.negatives if p.strip())
         object.__setattr__(self, "prompts", prompts)
         object.__setattr__(self, "negatives", negatives)
@@ -107,17 +127,17 @@ def load_class_spec(path: str | os.PathLike, name: str, **overrides: Any) -> Cla
     data = read_yaml(path, "class spec file")
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of class name -> settings")
-    entries = {str(k).casefold(): (str(k), v) for k, v in data.items()}
-    if name.casefold() not in entries:
+    entries = {class_key(k): (str(k), v) for k, v in data.items()}
+    if class_key(name) not in entries:
         raise ValueError(
             f"{path}: no class {name!r}; classes in the file: {', '.join(map(str, data))}"
         )
-    key, entry = entries[name.casefold()]
+    key, entry = entries[class_key(name)]
     entry = entry or {}
     if not isinstance(entry, dict):
         raise ValueError(f"{path}: class {key!r} must map to settings, got {type(entry).__name__}")
     if "name" in entry:  # run.json's config.cls pasted as it is: its name is the entry's
-        if str(entry["name"]).strip().casefold() != key.strip().casefold():
+        if class_key(entry["name"]) != class_key(key):
             raise ValueError(
                 f"{path}: class {key!r} has name {entry['name']!r}; give the class's own name "
                 "or leave name out (the entry's key names the class)"

@@ -40,7 +40,7 @@ from annotations.fileio import (
 from annotations.instances import Instances
 from annotations.labelmap import write_label
 from annotations.labelrun import RunInfo, latest_records, read_run_info
-from annotations.taxonomy import Taxonomy
+from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
@@ -178,7 +178,7 @@ def check_same_class(out: Path, cfg: LabelConfig) -> tuple[LabelConfig, str | No
     if info is None:
         return cfg, None, None
     held = info.class_name
-    if held.lower() == cfg.cls.name.lower():
+    if class_key(held) == class_key(cfg.cls.name):
         same = (
             cfg
             if held == cfg.cls.name

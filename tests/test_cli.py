@@ -166,6 +166,24 @@ def test_a_full_disk_is_one_line_and_exit_74(tmp_path: Path, monkeypatch):
     assert res.exit_code == 1 and isinstance(res.exception, OSError)
 
 
+def test_a_class_name_too_long_for_a_folder_is_one_line_and_exit_2(tmp_path: Path, monkeypatch):
+    """--class with 300 letters: the default --out runs/label/<name> is past the file system's
+    255 bytes a name, which was a traceback (OSError: File name too long); a --out as long, too.
+    No file is written."""
+    assert _synth(tmp_path / "d").exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    name = "x" * 300
+    for args in (
+        ["label", "--class", name, "--data", "d", "--backend", "simulated", "--no-progress"],
+        ["fuse", "--data", "d", "--pseudo", "d", "--out", f"o/{name}", "--no-progress"],
+    ):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert " ".join(res.output.split()).endswith(f"/{name}: File name too long"), res.output
+        assert res.output.startswith("error: ")
+    assert not [p for p in (*tmp_path.glob("runs/**/*"), *tmp_path.glob("o/**/*")) if p.is_file()]
+
+
 @pytest.mark.parametrize(
     ("sig", "code", "said"),
     [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "interrupted (SIGTERM)")],

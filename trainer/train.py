@@ -41,7 +41,7 @@ from annotations.fileio import (
     first_line,
     read_jsonl,
 )
-from annotations.taxonomy import Taxonomy
+from annotations.taxonomy import Taxonomy, class_key
 from engine import stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.progress import make_progress
@@ -408,7 +408,7 @@ def _check_resume_classes(
         if i >= len(tax):
             return None
         c = tax[i]
-        return c.name.casefold(), None if c.parent is None else tax[c.parent].name.casefold()
+        return class_key(c.name), None if c.parent is None else class_key(tax[c.parent].name)
 
     def shown(tax: Taxonomy, i: int, parent: bool) -> str:
         if i >= len(tax):

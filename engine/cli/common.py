@@ -13,7 +13,9 @@ from rich.text import Text
 from engine.progress import SafeConsole, encodable, stderr_console
 from engine.text import split_names  # noqa: F401 - the option parsers' home for the CLI
 
-stdout = SafeConsole()  # results
+# Class names, stems and paths are printed as typed: no rich markup (`cone [old]` lost its
+# `[old]`) and no emoji codes (`x:car:` became a car emoji)
+stdout = SafeConsole(markup=False, emoji=False)  # results
 # Notes, warnings and errors share the progress bars' console, so a line printed while a bar is
 # drawn lands above the bar instead of through it.
 stderr = stderr_console

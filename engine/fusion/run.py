@@ -47,7 +47,7 @@ from annotations.fileio import (
 )
 from annotations.labelmap import read_label, write_label
 from annotations.labelrun import latest_records
-from annotations.taxonomy import Taxonomy
+from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import (
     SOURCE_PRECISE,
     DatasetSpec,
@@ -208,7 +208,7 @@ def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> T
     base = spec.taxonomy
     seen: dict[str, PseudoRun] = {}
     for run in runs:
-        key = run.class_name.casefold()
+        key = class_key(run.class_name)
         if key in seen:
             raise ValueError(
                 f"{seen[key].run_json} and {run.run_json}: two pseudo runs for class "
@@ -457,7 +457,7 @@ def check_vouched(runs: Iterable[PseudoRun], jobs: list[Job]) -> tuple[tuple[str
         splits = list(dict.fromkeys(split for split, _ in stale))
         for split, stem in stale:
             held = labelled_class(run, split, stem)
-            if held is not None and held.casefold() != run.class_name.casefold():
+            if held is not None and class_key(held) != class_key(run.class_name):
                 raise ValueError(
                     f"{run.instances_path(split, stem)}: pseudo labels of {held}, but "
                     f"{run.run_json} says the run labels {run.class_name} "

@@ -127,3 +127,20 @@ def test_ancestors_and_base_of() -> None:
     assert t.ancestors(0) == [] and t.base_of(0).name == "Others"
     assert t.ancestors(7) == [0] and t.base_of(7).name == "Others"
     assert t.ancestors(8) == [7, 0] and t.base_of(8).name == "Others"
+
+
+def test_a_name_with_a_decomposed_accent_is_the_same_class():
+    """``Vélo`` typed (é, NFC) and ``Vélo`` as macOS file names and some tools write it (e and a
+    combining accent, NFD) look the same and were two classes: a COCO category of the one was
+    'no category named' the other, the error listing a name that looked like the one given."""
+    import unicodedata
+
+    from annotations.interchange import label_role
+
+    typed, decomposed = "Vélo", unicodedata.normalize("NFD", "Vélo")
+    assert typed != decomposed
+    tax = MASS13K.with_new_class(typed)
+    assert decomposed in tax and tax.id_of(decomposed.upper()) == 7
+    assert label_role(decomposed, typed) == 1 and label_role(typed.upper(), decomposed) == 1
+    with pytest.raises(ValueError, match="already in the taxonomy"):
+        MASS13K.with_new_class(typed).with_new_class(decomposed)

@@ -830,6 +830,46 @@ def test_cli_import_another_class_into_a_subset_folder(tmp_path, world):
     assert res.exit_code == 0 and read_subset(tmp_path / "s").class_name == "Car"
 
 
+def test_cli_prints_class_names_as_typed(tmp_path, world):
+    """rich read `[old]` in a class name as markup (dropped) and `:car:` as an emoji code (a car
+    drawn): `annotated subset of cone : ...` and `x🚗`, in every command's messages."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(src / "img000.png")
+    for name in ("cone [old]", "x:car:"):
+        args = ["annotate", "import", str(src), "--format", "png", "--data", str(data)]
+        out = tmp_path / f"s{len(name)}"
+        res = CliRunner().invoke(app, [*args, "--class", name, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        assert f"annotated subset of {name}: 1 image" in " ".join(res.output.split())
+        assert read_subset(out).class_name == name
+
+
+def test_a_subset_class_compares_case_folded(tmp_path, world):
+    """``engine compare --class STRASSE`` on a subset of Straße was refused (``this subset
+    annotates Straße, not STRASSE``): the subset lower-cased names where the taxonomy, which
+    found the class, case-folds them. An import of STRASSE into it is the same class too."""
+    from annotations.subset import check_subset_class
+
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(src / "img000.png")
+    out = str(tmp_path / "s")
+    sub = import_annotations(ImportConfig("png", [str(src)], "Straße", str(data), out))
+    check_subset_class(sub, "STRASSE")
+    again = import_annotations(ImportConfig("png", [str(src)], " STRASSE ", str(data), out))
+    assert again.class_name == "STRASSE"  # spaces around dropped, as engine label drops them
+    assert read_subset(out).class_name == "STRASSE"
+    with pytest.raises(ValueError, match="annotates STRASSE, not Strasse2"):
+        check_subset_class(again, "Strasse2")
+
+
 # -- pick --------------------------------------------------------------------------------------
 def _stats(n):
     return [ImageStats(f"s{i:02d}", i / n, i % 4, int(i % 7 == 0)) for i in range(n)]
@@ -1699,6 +1739,10 @@ def test_a_bad_label_map_line_is_named(tmp_path):
     path.write_text("# only a comment\n")
     with pytest.raises(ValueError, match="no labels in the label map"):
         read_labelmap(path)
+    # a label with ':' in it, as Datumaro writes it (not escaped): was 'line 2 is not ...'
+    path.write_text("background:0,0,0::\nsign:stop:250,50,83::\nVélo:1,2,3\n")
+    want = {"background": (0, 0, 0), "sign:stop": (250, 50, 83), "Vélo": (1, 2, 3)}
+    assert read_labelmap(path) == want
 
 
 def test_the_import_format_is_told_by_the_files(tmp_path, world):

@@ -562,6 +562,10 @@ def test_compare_library_and_deltas(tmp_path: Path) -> None:
     assert [r.scores.counts for r in rep2.rows] == [r.scores.counts for r in rep.rows]
     md = rep.to_markdown()
     assert "| model |" in md and ("(+" in md or "(-" in md)
+    # a '|' in a source's name started another column and shifted its scores
+    rep.rows[1].name = "model|v2"
+    row = rep.to_markdown().splitlines()[5]
+    assert row.startswith("| model\\|v2 | ") and row.replace("\\|", "").count("|") == 5
 
 
 def test_compare_undefined_scores_read_as_the_report_prints_them(tmp_path: Path) -> None:

@@ -239,6 +239,14 @@ def test_info_plots_the_class_shares(tmp_path: Path, monkeypatch):
     # --plot - wrote a PNG named "-" in the working directory: refused before the images are read
     res = CliRunner().invoke(app, ["info", str(tmp_path / "data"), "--plot", "-"])
     assert res.exit_code == 2 and "--plot -: the chart is a PNG image" in res.output
+    # a class named with two '$' is no mathtext: it failed the chart (ValueError, exit 2)
+    for stem in "abc":
+        mask = np.ones((4, 5), np.uint8)
+        write_label(tmp_path / f"data/new_classes/x$^$y/train/{stem}.png", mask)
+    res = CliRunner().invoke(
+        app, ["info", str(tmp_path / "data"), "--plot", str(out), "--no-progress"]
+    )
+    assert res.exit_code == 0 and "x$^$y" in res.output, res.output
 
 
 def test_info_takes_comma_separated_splits(tmp_path: Path):

@@ -43,3 +43,14 @@ def test_a_bar_with_extra_fields_stays_on_one_line_at_80_columns(monkeypatch, wi
     assert "1000/1000 3.59 it/s 0:04:38 ETA 0:00:00 loss 12.8095  lr 8.20e-09" in lines[1]
     assert "8/8 7.07 img/s 0:00:01 ETA 0:00:00" in lines[2]
     assert all(len(line) <= width and "━" in line for line in lines)
+
+
+def test_a_description_is_shown_as_typed(monkeypatch):
+    """A class name in a bar's description (``label cone [old]``, ``x:car:``) lost its ``[old]``
+    to rich markup and had ``:car:`` drawn as an emoji."""
+    out = io.StringIO()
+    monkeypatch.setattr(progress_module, "stderr_console", Console(file=out, width=100))
+    bar = progress_module.make_progress("img")
+    with bar:
+        bar.add_task("label cone [old] x:car:", total=1)
+    assert "label cone [old] x:car:" in out.getvalue()

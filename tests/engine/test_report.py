@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import replace
@@ -574,6 +575,69 @@ def test_per_class_table_counts_other_new_classes_as_their_parent(world):
     md = (tmp / "rep1" / "report.md").read_text()
     assert "| **mean** |" in md
     assert "\n\nWithout truth here, Car counts as Others, as in the 7-class labels.\n" in md
+
+
+@pytest.mark.parametrize("folder", ["Bicycle", "BICYCLE"])
+def test_per_class_table_finds_the_truth_folder_in_any_case(world, folder):
+    """The dataset's ``new_classes`` truth of the images outside the subset was read from the
+    lower-cased folder only: ``new_classes/Bicycle/`` (the class as typed, which the simulated
+    labeler reads) was not found, and the model's Bicycle pixels there were silently scored as
+    Others. Any spelling of the class's folder now scores as the lower-cased one."""
+    tmp, data, _, gt = world
+    one = write_subset(tmp / "one", "Bicycle", "test", {"img000": gt["img000"]}, {"img000": "h"})
+    for s in ("img001", "img002"):
+        write_label(
+            data / "new_classes" / "bicycle" / "test" / f"{s}.png", (gt[s] == 1).astype(np.uint8)
+        )
+
+    def per_class(out: str) -> list:
+        cfg = ReportConfig(
+            str(one.root), str(tmp / out), pred=str(tmp / "pred"), data=str(data), chart=False
+        )
+        return build_report(cfg).data["per_class"]["classes"]
+
+    lower = per_class("lower")
+    (data / "new_classes" / "bicycle").rename(data / "new_classes" / folder)
+    assert per_class("typed") == lower
+    (data / "new_classes" / folder).rename(data / "new_classes" / "elsewhere")
+    assert per_class("none") != lower  # the truth matters here: without it, other scores
+
+
+def test_a_pipe_in_a_class_name_stays_in_its_cell(world):
+    """report.md's per-class table wrote a class ``a|b`` as ``| a|b | 58.38 | ...``: the row got
+    a column more than its header, the scores shifted one cell to the right."""
+    from engine.report import render_markdown
+
+    tmp, data, subset, _ = world
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pred=str(tmp / "pred"), data=str(data))
+    rec = build_report(dataclasses.replace(cfg, chart=False)).data
+    rec["per_class"]["classes"][-1]["name"] = "a|b"
+    row = next(ln for ln in render_markdown(rec).splitlines() if ln.startswith("| a"))
+    assert row.startswith("| a\\|b | ") and row.replace("\\|", "").count("|") == 5
+
+
+def test_the_chart_draws_names_as_typed(tmp_path):
+    """A class named with two '$' (``x$^$y``) was read as mathtext by matplotlib, which failed
+    the report's chart (a ValueError after the tables were written); compare's chart too."""
+    from engine.compare import CompareReport, SourceScores, write_plot
+    from engine.metrics import ClassScorer
+    from engine.report import plot_chart
+
+    rows = [{"kind": "pseudo labels", "source": "pseudo $a$", "iou": 40.0, "biou": 9.0, "bf1": 0.3}]
+    assert plot_chart(rows, tmp_path / "c.png", "x$^$y").is_file()
+    row = SourceScores("m$^$", str(tmp_path), ClassScorer().compute())
+    rep = CompareReport("x$^$y", None, [row], 1)
+    assert write_plot(rep, tmp_path / "p.png").is_file()
+
+
+def test_compare_names_the_class_as_the_subset_spells_it(world):
+    """engine compare --class BICYCLE on a subset of Bicycle titled its table, its JSON's
+    ``class`` and its Markdown ``BICYCLE``: the spelling typed, not the one recorded."""
+    from engine.compare import CompareConfig, compare
+
+    tmp, _, subset, _ = world
+    rep = compare(CompareConfig("BICYCLE", str(subset.root), (("pseudo", tmp / "run"),)))
+    assert rep.class_name == "Bicycle" and rep.to_markdown().startswith("**Bicycle**")
 
 
 def test_report_says_how_the_predictions_were_made(world):

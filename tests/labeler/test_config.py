@@ -63,6 +63,13 @@ def test_class_name_is_stripped_as_the_taxonomy_strips_it(tmp_path):
         # several classes in one --class (as --split takes them) would be one class whose
         # prompt finds them all; fuse --priority could not name it
         ({"name": "Bicycle,Car"}, r"holds no ','.*--class 'Bicycle' then --class 'Car'"),
+        # the label of the unannotated regions in every export: labelled, never importable
+        ({"name": "Unannotated"}, r"--class 'Unannotated' is no class name: annotation files"),
+        ({"name": "ignore"}, "regions left unannotated"),
+        # engine compare --class 7 is the class of id 7, not the class called "7"
+        ({"name": " 7"}, r"--class '7' is no class name: engine compare --class reads a number"),
+        ({"name": "Car\nX"}, r"--class 'Car\\nX': a class name holds no control character"),
+        ({"name": "Car\tX"}, "no control character"),
         ({"name": "B", "prompts": ("bike",), "negatives": ("Bike",)}, "both prompt and negative"),
         ({"name": "B", "prompts": ("a. b",)}, "contains '.'"),
         # '?' splits phrases too (transformers' Grounding DINO SPECIAL_TOKENS: 1012 '.', 1029 '?')
@@ -74,6 +81,20 @@ def test_class_name_is_stripped_as_the_taxonomy_strips_it(tmp_path):
 def test_class_spec_rejects(kwargs, match):
     with pytest.raises(ValueError, match=match):
         ClassSpec(**kwargs)
+
+
+def test_the_default_prompt_leaves_out_grounding_dinos_separators():
+    """A name with '.' or '?' (St. Bernard, .hidden) made a default prompt that the '.' check
+    refused, and --backend simulated, which takes no --prompt, could not label it at all."""
+    assert ClassSpec("St. Bernard").prompts == ("st bernard",)
+    assert ClassSpec(".hidden").prompts == ("hidden",)
+    assert ClassSpec("Traffic light").prompts == ("traffic light",)  # others as they were
+    assert ClassSpec("traffic_light").prompts == ("traffic_light",)
+    assert ClassSpec("می‌روم").name == "می‌روم"  # a zero-width non-joiner is a letter's
+    with pytest.raises(ValueError, match="contains '.'"):  # a prompt given is the user's
+        ClassSpec("St. Bernard", prompts=("st. bernard",))
+    with pytest.raises(ValueError, match=r"class '\.\.\.': its name leaves no prompt"):
+        ClassSpec("...")
 
 
 def test_yaml_class_spec_and_overrides(tmp_path):

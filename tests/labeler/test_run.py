@@ -551,6 +551,23 @@ def test_the_class_name_in_another_case_is_the_same_run(red_backend, dataset, tm
     assert s.labelled == 5 and read_run_info(out / "run.json").class_name == "Bicycle"
 
 
+def test_the_class_name_compares_case_folded(red_backend, dataset, tmp_path):
+    """The taxonomy, fuse and import compare names case-folded (``Straße`` is ``STRASSE``); the
+    class check lower-cased them (``straße`` is not ``strasse``), so --class STRASSE on the
+    Straße run was refused as another class's run, which the taxonomy took for the same. (Its
+    default prompt, the lower-cased name, is another text, ``strasse``: the images are
+    labelled again under it, as for any changed prompt.)"""
+    from annotations.labelrun import read_run_info
+
+    out = tmp_path / "run"
+    run_labeling(dataclasses.replace(_cfg(dataset, out), cls=ClassSpec("Straße")))
+    same = ClassSpec("STRASSE", prompts=("straße",))
+    s = run_labeling(dataclasses.replace(_cfg(dataset, out), cls=same))
+    assert (s.skipped, s.labelled) == (5, 0)
+    s = run_labeling(dataclasses.replace(_cfg(dataset, out), cls=ClassSpec("STRASSE")))
+    assert s.labelled == 5 and read_run_info(out / "run.json").class_name == "Straße"
+
+
 def test_a_run_recording_an_unnormalised_model_path_resumes(red_backend, dataset, tmp_path, caplog):
     """Runs made before model paths were normalised record --detector ./m/gdino/ as typed (and
     hashed it so): after the upgrade the same command relabelled every image under "detector
