@@ -106,9 +106,10 @@ def guard(fn: F, resumable: bool = False) -> F:
                 raise typer.Exit(EXIT_BAD_INPUT) from None
             if not disk_error(e):
                 raise
-            again = f"; {disk_remedy(e)} and run the same command again to resume"
-            again = again if resumable else ""
-            stderr.print(error_text(e) + again, soft_wrap=True)
+            again = f"; {disk_remedy(e)} and run the same command again"
+            stderr.print(
+                error_text(e) + again + (" to resume" if resumable else ""), soft_wrap=True
+            )
             raise typer.Exit(EXIT_IO_ERROR) from None
 
     return wrapper  # type: ignore[return-value]

@@ -158,6 +158,21 @@ def test_a_full_disk_is_one_line_and_exit_74(tmp_path: Path, monkeypatch):
             "again to resume"
         )
 
+    # a command that does not resume still says what to do (it said the error alone)
+    import engine.evaluate
+
+    def refused_json(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "e.json"))
+
+    monkeypatch.setattr(engine.evaluate, "evaluate", refused_json)
+    (tmp_path / "p").mkdir()
+    res = CliRunner().invoke(app, ["evaluate", "--pred", str(tmp_path / "p"), "--gt", "x"])
+    assert res.exit_code == 74, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {tmp_path / 'e.json'}: Read-only file system; make the file system writable "
+        "and run the same command again"
+    )
+
     def other(*args, **kwargs):
         raise OSError(errno.EBADF, "Bad file descriptor")
 
