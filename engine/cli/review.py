@@ -66,13 +66,13 @@ def review(
         f"review of {counted(res.images, 'image')} ({res.with_pred} with prediction, "
         f"{res.with_gt} with annotation): {res.index}"
     )
-    if res.failed:
-        stdout.print(
+    if res.failed:  # on stderr, as every command lists what it could not do
+        stderr.print(
             f"{counted(len(res.failed), 'image')} could not be shown (each card says why):",
             highlight=False,
         )
         for line in res.failed:
-            stdout.print(f"  {line}", highlight=False, soft_wrap=True)
+            stderr.print(f"  {line}", highlight=False, soft_wrap=True)
     for given, found, what in ((pred, res.with_pred, "--pred"), (gt, res.with_gt, "--gt")):
         if given and not found:  # most likely another split's or dataset's files
             shown = ", ".join(given) if isinstance(given, list) else given

@@ -496,6 +496,8 @@ def test_an_unreadable_image_is_a_card_that_says_so_not_a_failed_gallery(tmp_pat
         and "1 image could not be shown (each card says why):" in lines
     )
     assert f"test/img000: {image}: cannot decode image" in lines
+    # the failures on stderr, as every command lists them: `engine review ... > out.txt` hid them
+    assert "could not be shown" in out.stderr and "cannot decode" not in out.stdout
 
 
 def test_a_subset_of_another_class_is_refused(tmp_path, gallery):
