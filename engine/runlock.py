@@ -82,7 +82,7 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    locked = False
+    locked = failed = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -109,7 +109,11 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             _HELD.add(fd)
-        yield folder
+        try:
+            yield folder
+        except Exception:
+            failed = True
+            raise
     finally:
         with contextlib.suppress(OSError):  # the folder may be gone (moved or deleted)
             if locked and created and [p.name for p in folder.iterdir()] == [name]:
@@ -118,6 +122,11 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
                 path.unlink()
                 for made in created:
                     made.rmdir()
+            elif locked and failed and all(p.name.startswith(".") for p in folder.iterdir()):
+                # refused (or failed) in a folder that was there, having written nothing: no
+                # record, or engine info took it for a run killed before its first file and
+                # said to run it again (last_writer); a stopped run (Ctrl-C, SIGTERM) keeps it
+                os.ftruncate(fd, 0)
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
 

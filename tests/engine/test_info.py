@@ -587,3 +587,20 @@ def test_a_folder_a_run_was_killed_in_before_writing_anything_names_that_run(tmp
     assert "stopped before it wrote anything here (no process writes it now): run that " in (
         res.output
     )
+
+    # a run refused in a folder that was there (its input, before any work) wrote nothing and
+    # said why itself: not "stopped ... run that command again", as of a run killed half way
+    refused = tmp_path / "refused"
+    refused.mkdir()
+    res = CliRunner().invoke(
+        app, ["fuse", "--data", str(tmp_path / "nodata"), "--pseudo", str(tmp_path / "no"),
+              "--out", str(refused)],
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    res = CliRunner().invoke(app, ["info", str(refused)], env={"COLUMNS": "400"})
+    assert "stopped before it wrote anything" not in res.output
+    # Ctrl-C before the first file keeps the record: that run was stopped, and is named
+    with pytest.raises(KeyboardInterrupt), exclusive(refused, "engine predict"):
+        raise KeyboardInterrupt
+    res = CliRunner().invoke(app, ["info", str(refused)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1 and "stopped before it wrote anything" in res.output
