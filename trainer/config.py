@@ -100,6 +100,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= {low}, got {getattr(self, name)}")
         if not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"min_lr_ratio must be in 0..1, got {self.min_lr_ratio}")
+        if self.seed > 2**32 - 1:  # numpy's generators: "Seed must be between 0 and 2**32 - 1"
+            raise ValueError(f"seed must be <= 4294967295 (2**32 - 1), got {self.seed}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
