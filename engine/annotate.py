@@ -282,7 +282,7 @@ def _subset_items(cfg: ExportConfig) -> tuple[str, Items]:
     if cfg.split not in (None, sub.split):
         raise ValueError(f"{sub.root}: the subset annotates split {sub.split!r}, not {cfg.split!r}")
     stems = _chosen(cfg, list(sub.stems), sub.root, "the subset")
-    data = cfg.data or recorded_root(sub.info.get("data"), sub.info.get("data_resolved"))
+    data = cfg.data or sub.data_root
     if data is None:
         raise ValueError(f"{sub.root}: the subset records no dataset; pass its root with --data")
     images = dataset_images(str(data), None, sub.split)
@@ -611,6 +611,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         **_png_options(cfg),
         "data": str(cfg.data),
         "data_resolved": str(Path(cfg.data).resolve()),  # readable from another folder
+        "out": str(cfg.out),  # typed with --data: the dataset found beside it when both moved
         "environment": environment(),
     }
     if others:

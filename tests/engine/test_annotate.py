@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -1660,6 +1661,41 @@ def test_an_annotated_subset_exports_for_another_pass_and_imports_back_the_same(
     assert f"--class Bicycle --data {data.resolve()} --split test" in text
     with pytest.raises(ValueError, match="the subset annotates split 'test', not 'val'"):
         export_annotations(ExportConfig(run=str(sub.root), out=str(tmp_path / "x"), split="val"))
+
+
+def test_a_subset_moved_with_its_dataset_finds_it_beside_itself(tmp_path, world, monkeypatch):
+    """A project folder (dataset, subset) renamed or copied elsewhere, the subset imported from
+    a working directory beside both (``--data data --out "subsets/b é"``): the dataset as typed
+    and as it resolved are gone, it is where it was beside the subset, which subset.json now
+    records (``out``), as label runs and fused datasets record theirs. Before, export of the
+    subset said ``data: dataset root not found`` and the report did not find its images."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.report import ReportConfig, _data_root
+
+    data, _, truth = world
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.move(data, project / "data")
+    (project / "m").mkdir()
+    for stem, m in truth.items():
+        Image.fromarray(m.astype(np.uint8)).save(project / "m" / f"{stem}.png")
+    monkeypatch.chdir(project)
+    import_annotations(ImportConfig("png", ["m"], "Bicycle", "data", "subsets/b é", progress=False))
+    assert json.loads(Path("subsets/b é/subset.json").read_text())["out"] == "subsets/b é"
+    monkeypatch.chdir(tmp_path)
+    project.rename(tmp_path / "moved")
+    here = Path("moved/subsets/b é")
+    sub = read_subset(here)
+    assert sub.data_root is not None and sub.data_root.resolve() == tmp_path / "moved" / "data"
+    assert _data_root(ReportConfig(str(here), "rep"), sub, None)[0] == str(sub.data_root)
+    res = CliRunner().invoke(app, ["annotate", "export", str(here), "--out", "again"])
+    assert res.exit_code == 0, res.output
+    info = sub.info
+    del info["out"]  # a subset imported before: found as typed or as resolved, as before
+    (here / "subset.json").write_text(json.dumps(info))
+    assert read_subset(here).data_root == Path("data")  # not found: named as typed
 
 
 def _segmask_export(root, colors: dict[str, tuple[int, int, int]], painted: dict[str, np.ndarray]):
