@@ -76,6 +76,7 @@ from annotations.subset import (
     read_subset,
     write_subset,
 )
+from annotations.taxonomy import check_class_name
 from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo_to_mask
 from engine.datasets import SegDataset, image_size, listed_file, load_spec
 from engine.metrics.bootstrap import MATCH_IOU, all_match
@@ -481,11 +482,12 @@ def import_annotations(cfg: ImportConfig) -> Subset:
             f"--class {cfg.class_name!r}: give the class the files annotate ('unannotated' and "
             "'ignore' name the regions left unannotated)"
         )
+    # the names engine label refuses, by the same rule (a subset of '7' or 'Car\nX' could be
+    # scored against no run); spaces around the class dropped, as engine label drops them
+    name = check_class_name(cfg.class_name)
     check_expanded(cfg.out, "engine annotate import")
     check_not_in_output(Path(cfg.out), "engine annotate import")
-    # --format COCO, as --class bicycle; spaces around the class dropped, as engine label drops
-    # them (a subset of ' Car ' was recorded and shown so)
-    cfg = dataclasses.replace(cfg, format=cfg.format.lower(), class_name=cfg.class_name.strip())
+    cfg = dataclasses.replace(cfg, format=cfg.format.lower(), class_name=name)  # --format COCO
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:
         return _import(cfg, {})

@@ -1470,6 +1470,35 @@ def test_import_refuses_the_unannotated_name_as_the_class_and_reads_formats_in_a
     assert res.coco is not None and res.coco.is_file()
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("7", r"--class '7' is no class name: engine compare --class reads a number"),
+        ("Bicycle\nX", r"--class 'Bicycle\\nX': a class name holds no control character"),
+        ("Bicycle\t", None),  # a tab at the end is a space around the name: dropped
+        ("Bi\tcycle", "no control character"),
+        ("Bicycle,Car", r"holds no ','.*--class 'Bicycle' then --class 'Car'"),
+        ("..", r"--class '\.\.' is no class name"),
+    ],
+)
+def test_import_refuses_the_class_names_engine_label_refuses(tmp_path, world, name, message):
+    """One rule for the names of a new class: ``engine annotate import --class 7`` (or with a
+    newline pasted in) made a subset that no label run, which ``engine label`` refuses by
+    those names, could be scored against; nothing is written."""
+    from labeler.config import ClassSpec
+
+    data, _, _ = world
+    path = _coco_file(tmp_path)
+    cfg = ImportConfig("coco", [str(path)], name, str(data), str(tmp_path / "s"))
+    if message is None:
+        assert import_annotations(cfg).class_name == ClassSpec(name).name == "Bicycle"
+        return
+    for refused in (lambda: import_annotations(cfg), lambda: ClassSpec(name)):
+        with pytest.raises(ValueError, match=message):
+            refused()
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_malformed_coco_annotation_is_one_line_naming_the_file(tmp_path, world):
     data, _, _ = world
     for anns, message in (
