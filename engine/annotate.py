@@ -629,8 +629,9 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         }
     each = partial(track, description="write masks", total=len(masks), enabled=cfg.progress)
     subset = write_subset(
-        cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace, each
-    )
+        cfg.out, spelled_as_files(found, cfg.class_name), cfg.split, masks, sources, extra,
+        cfg.replace, each,
+    )  # fmt: skip
     if dropped := subset.removed:  # a second batch imported alone replaced the first
         log.warning(
             "%s: %s of the subset %s not in these files, so %s removed: %s; to keep %s, "
@@ -656,12 +657,23 @@ class Imported:
     others: dict[str, int]  # annotations of other labels on it, left out: label -> count
     export: dict | None  # the exporter's record its file carried, if any
     has_class: bool  # any pixel of the class
+    spelled: str | None = None  # the class's name as the file spells it, if it names it
 
     @classmethod
     def of(cls, m: ImageMask) -> Imported:
         label = EncodedLabel.of(m.mask)
         has_class = bool(label.histogram[1])
-        return cls(m.stem, label, m.source, m.others, m.export, has_class)
+        return cls(m.stem, label, m.source, m.others, m.export, has_class, m.spelled)
+
+
+def spelled_as_files(found: list[Imported], class_name: str) -> str:
+    """The class's name as the annotation files spell it (``Bicycle`` for ``--class BICYCLE``
+    on a COCO category ``Bicycle``, the spelling of the label run it was exported from), when
+    they spell it one way; else ``class_name`` as given (PNG masks name no class). What is
+    written keeps the spelling recorded first, as a run does for later commands; before, the
+    subset took ``--class``'s and its report was titled ``BICYCLE``."""
+    spellings = {m.spelled.strip() for m in found if m.spelled is not None}
+    return spellings.pop() if len(spellings) == 1 else class_name
 
 
 def _check_one_copy(sources: list[str]) -> None:

@@ -230,7 +230,7 @@ def test_coco_rle_round_trip_is_pixel_exact(tmp_path, world):
     for stem, m in truth.items():
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
     again = read_subset(sub.root)
-    assert again.class_name == "bicycle" and again.info["sources"]["img000"].endswith("coco.json")
+    assert again.class_name == "Bicycle" and again.info["sources"]["img000"].endswith("coco.json")
 
 
 @pytest.mark.parametrize("fmt,mask_format", [("coco", "polygon"), ("labelme", "rle")])
@@ -849,6 +849,34 @@ def test_cli_prints_class_names_as_typed(tmp_path, world):
         assert res.exit_code == 0, res.output
         assert f"annotated subset of {name}: 1 image" in " ".join(res.output.split())
         assert read_subset(out).class_name == name
+
+
+def test_a_subset_keeps_the_class_spelled_as_its_annotation_files(tmp_path, world):
+    """``--class BICYCLE`` on files exported from a run of Bicycle (or a CVAT project whose
+    label is Bicycle) made a subset of BICYCLE, its report and exports titled so, where the
+    spelling recorded first is the one kept everywhere else. Files that spell the class two
+    ways, and PNG masks, which name none, keep ``--class`` as given."""
+    data, run, _ = world
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), progress=False))
+    for fmt, src in (("coco", res.coco), ("labelme", tmp_path / "e" / "labelme")):
+        cfg = ImportConfig(fmt, [str(src)], " BICYCLE ", str(data), str(tmp_path / f"s-{fmt}"))
+        sub = import_annotations(cfg)
+        assert sub.class_name == read_subset(sub.root).class_name == "Bicycle", fmt
+    two = tmp_path / "two"
+    shutil.copytree(tmp_path / "e" / "labelme", two)
+    doc = json.loads((two / "img001.json").read_text())
+    for shape in doc["shapes"]:
+        shape["label"] = "bicycle"
+    (two / "img001.json").write_text(json.dumps(doc))
+    sub = import_annotations(
+        ImportConfig("labelme", [str(two)], "BICYCLE", str(data), str(two) + "s")
+    )
+    assert sub.class_name == "BICYCLE"
+    png = tmp_path / "png"
+    png.mkdir()
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(png / "img000.png")
+    sub = import_annotations(ImportConfig("png", [str(png)], "BICYCLE", str(data), str(png) + "s"))
+    assert sub.class_name == "BICYCLE"
 
 
 def test_a_subset_class_compares_case_folded(tmp_path, world):
