@@ -127,6 +127,7 @@ def _image_mask(
         if role is None:
             result.count_other(label)
             continue
+        result.saw(label, role)
         here = f"{where}: {shape.tag} {k} ({label})"
         if shape.tag in _NO_AREA:
             if role == 1:

@@ -92,10 +92,19 @@ class ImageMask:
     # annotations (COCO) or shapes (LabelMe) of other categories on it, left out: label -> count
     others: dict[str, int] = field(default_factory=dict)
     export: dict | None = None  # the exporter's record its file carried (EXPORT_KEY), if any
+    # the class's name as the file spells it (a category, label or class name that matched
+    # --class case-folded); None where the file names no class (PNG masks) or not this one
+    spelled: str | None = None
 
     def count_other(self, label: str) -> None:
         """One more annotation of another label on this image, left out."""
         self.others[label] = self.others.get(label, 0) + 1
+
+    def saw(self, label: str, role: int | None) -> None:
+        """A label of this image read in the ``role`` :func:`label_role` gave it: the first
+        that names the class is the file's spelling of it."""
+        if role == 1 and self.spelled is None:
+            self.spelled = label
 
 
 def as_read(mask: ImageMask) -> ImageMask:
@@ -361,6 +370,7 @@ def coco_to_masks(
             f"case-insensitively; categories: {', '.join(map(repr, names.values())) or 'none'})"
         )
     record = export_record(data.get("info"))
+    spelled = next(names[c] for c, role in roles.items() if role == 1)  # the file's category
     convention = _coco_polygon_convention(path, record, data.get("info"))
     masks: dict[int, ImageMask] = {}
     for img in data["images"]:
@@ -380,7 +390,8 @@ def coco_to_masks(
         check_size(path, stem, hw, sizes)
         if any(m.stem == stem for m in masks.values()):
             raise ValueError(f"{path}: image {stem!r} is listed twice")
-        masks[image_id] = ImageMask(stem, np.zeros(hw, np.uint8), str(path), export=record)
+        mask = np.zeros(hw, np.uint8)
+        masks[image_id] = ImageMask(stem, mask, str(path), export=record, spelled=spelled)
     rles: dict[int, dict[int, list[dict]]] = {}  # image -> 1 or 255 -> its annotations' RLEs
     for k, ann in enumerate(data.get("annotations") or []):
         if not isinstance(ann, dict):
@@ -543,6 +554,7 @@ def labelme_to_mask(
     check_size(path, stem, hw, sizes)
     canvases = {1: LabelmeCanvas(*hw), 255: LabelmeCanvas(*hw)}  # the class, unannotated
     others: dict[str, int] = {}
+    spelled = None
     for k, shape in enumerate(data["shapes"] or []):
         if not isinstance(shape, dict):
             raise ValueError(f"{path}: shape {k} is not an object, got {shape!r:.40}")
@@ -551,10 +563,11 @@ def labelme_to_mask(
         if role is None:  # another class: not this subset's
             others[label] = others.get(label, 0) + 1
             continue
+        spelled = label if spelled is None and role == 1 else spelled
         _draw_labelme_shape(shape, canvases[role], f"{path}: shape {k}")
     out = canvases[1].mask().astype(np.uint8)
     out[canvases[255].mask()] = 255  # unannotated wins over the class
-    return ImageMask(stem, out, str(path), others, export_record(data))
+    return ImageMask(stem, out, str(path), others, export_record(data), spelled)
 
 
 def _points(shape: dict, where: str) -> np.ndarray:
@@ -731,6 +744,7 @@ def segmentation_mask_to_mask(
     by_code = labelmap_codes(colors)
     table = np.zeros(len(values), np.uint8)
     others: dict[str, int] = {}
+    spelled = next((name for name in colors if label_role(name, class_name) == 1), None)
     for i, v in enumerate(values.tolist()):
         name = by_code.get(v)
         if name is None:
@@ -741,4 +755,4 @@ def segmentation_mask_to_mask(
         if role is None and name.strip().casefold() != "background":
             others[name] = 1
     out = table[inverse.reshape(code.shape)]
-    return ImageMask(stem, out, str(path), others)
+    return ImageMask(stem, out, str(path), others, spelled=spelled)

@@ -389,6 +389,8 @@ def _annotation_mask(
             for label in labels or ["(no label)"]:
                 image.count_other(str(label))
             continue
+        for label in labels:
+            image.saw(str(label), label_role(str(label), class_name))
         if float(r.get("image_rotation") or 0) % 360:
             raise ValueError(f"{here}: drawn on the image rotated in Label Studio; not read")
         if kind == "brush":

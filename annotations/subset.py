@@ -23,6 +23,7 @@ from annotations.fileio import (
     atomic_write_json,
     not_this_output,
     read_json,
+    recorded_root,
     staged,
     swap_in,
 )
@@ -46,6 +47,17 @@ class Subset:
 
     def mask_path(self, stem: str) -> Path:
         return self.root / "masks" / f"{stem}.png"
+
+    @property
+    def data_root(self) -> Path | None:
+        """The dataset root the subset was imported against (``engine annotate import --data``),
+        for reading it from here: as typed, as it resolved then, or where it was beside the
+        subset when the two moved together (``out``: the subset's own path as the import typed
+        it; a subset imported before the forty-first round has none, and is found the first
+        two ways only); None when none is recorded."""
+        info = self.info
+        beside = (info.get("out"), self.root)
+        return recorded_root(info.get("data"), info.get("data_resolved"), beside)
 
     def mask(self, stem: str) -> np.ndarray:
         """``(H, W) uint8`` mask of one image: 1 / 0 / 255 (unannotated)."""

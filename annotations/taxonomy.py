@@ -47,6 +47,41 @@ def class_key(name: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", str(name).strip()).casefold())
 
 
+def check_class_name(name: str) -> str:
+    """A new class's name as ``--class`` gave it (``engine label``, ``engine annotate import``),
+    with the spaces around it dropped, or ``ValueError`` for a name that no later command could
+    use: empty, ``.`` and ``..``, a name of the unannotated regions (:data:`IGNORE_NAMES`), one
+    with a control character, one of digits only, one with a comma. One rule for every command
+    that makes a class: before, ``engine annotate import`` took ``--class 7`` and ``Car\\nX``,
+    which ``engine label`` refused, into subsets no run could be scored against."""
+    name = str(name).strip()
+    if not name:
+        raise ValueError("the class needs a non-empty name (--class)")
+    if name in (".", ".."):  # engine label's default --out would be runs/label itself
+        raise ValueError(f"--class {name!r} is no class name")
+    if class_key(name) in IGNORE_NAMES:  # its export could never be imported
+        raise ValueError(
+            f"--class {name!r} is no class name: annotation files use "
+            f"{', '.join(repr(n) for n in IGNORE_NAMES)} for the regions left unannotated"
+        )
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise ValueError(  # a newline split every one-line message, folder and Markdown row
+            f"--class {name!r}: a class name holds no control character (newline, tab)"
+        )
+    if name.isdigit():
+        raise ValueError(
+            f"--class {name!r} is no class name: engine compare --class reads a number as a "
+            "class id"
+        )
+    if "," in name:  # a list given as one class: its prompt would find them all
+        parts = " then ".join(f"--class {p.strip()!r}" for p in name.split(","))
+        raise ValueError(
+            f"--class {name!r}: a class name holds no ',' (engine fuse --priority and --parent "
+            f"read comma-separated names); one class at a time: {parts}"
+        )
+    return name
+
+
 @dataclass(frozen=True)
 class ClassInfo:
     """One class of a taxonomy."""

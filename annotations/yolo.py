@@ -111,6 +111,7 @@ def yolo_to_mask(
         if role is None:
             image.count_other(name)
             continue
+        image.saw(name, role)
         coords = np.asarray(values[1:], np.float64)
         outside = coords[~((coords >= 0) & (coords <= 1))]  # NaN included
         if outside.size:  # pixels, or a file of another format: Ultralytics refuses it too

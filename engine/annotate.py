@@ -76,6 +76,7 @@ from annotations.subset import (
     read_subset,
     write_subset,
 )
+from annotations.taxonomy import check_class_name
 from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo_to_mask
 from engine.datasets import SegDataset, image_size, listed_file, load_spec
 from engine.metrics.bootstrap import MATCH_IOU, all_match
@@ -282,7 +283,7 @@ def _subset_items(cfg: ExportConfig) -> tuple[str, Items]:
     if cfg.split not in (None, sub.split):
         raise ValueError(f"{sub.root}: the subset annotates split {sub.split!r}, not {cfg.split!r}")
     stems = _chosen(cfg, list(sub.stems), sub.root, "the subset")
-    data = cfg.data or recorded_root(sub.info.get("data"), sub.info.get("data_resolved"))
+    data = cfg.data or sub.data_root
     if data is None:
         raise ValueError(f"{sub.root}: the subset records no dataset; pass its root with --data")
     images = dataset_images(str(data), None, sub.split)
@@ -481,11 +482,12 @@ def import_annotations(cfg: ImportConfig) -> Subset:
             f"--class {cfg.class_name!r}: give the class the files annotate ('unannotated' and "
             "'ignore' name the regions left unannotated)"
         )
+    # the names engine label refuses, by the same rule (a subset of '7' or 'Car\nX' could be
+    # scored against no run); spaces around the class dropped, as engine label drops them
+    name = check_class_name(cfg.class_name)
     check_expanded(cfg.out, "engine annotate import")
     check_not_in_output(Path(cfg.out), "engine annotate import")
-    # --format COCO, as --class bicycle; spaces around the class dropped, as engine label drops
-    # them (a subset of ' Car ' was recorded and shown so)
-    cfg = dataclasses.replace(cfg, format=cfg.format.lower(), class_name=cfg.class_name.strip())
+    cfg = dataclasses.replace(cfg, format=cfg.format.lower(), class_name=name)  # --format COCO
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:
         return _import(cfg, {})
@@ -611,6 +613,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         **_png_options(cfg),
         "data": str(cfg.data),
         "data_resolved": str(Path(cfg.data).resolve()),  # readable from another folder
+        "out": str(cfg.out),  # typed with --data: the dataset found beside it when both moved
         "environment": environment(),
     }
     if others:
@@ -626,8 +629,9 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         }
     each = partial(track, description="write masks", total=len(masks), enabled=cfg.progress)
     subset = write_subset(
-        cfg.out, cfg.class_name, cfg.split, masks, sources, extra, cfg.replace, each
-    )
+        cfg.out, spelled_as_files(found, cfg.class_name), cfg.split, masks, sources, extra,
+        cfg.replace, each,
+    )  # fmt: skip
     if dropped := subset.removed:  # a second batch imported alone replaced the first
         log.warning(
             "%s: %s of the subset %s not in these files, so %s removed: %s; to keep %s, "
@@ -653,12 +657,23 @@ class Imported:
     others: dict[str, int]  # annotations of other labels on it, left out: label -> count
     export: dict | None  # the exporter's record its file carried, if any
     has_class: bool  # any pixel of the class
+    spelled: str | None = None  # the class's name as the file spells it, if it names it
 
     @classmethod
     def of(cls, m: ImageMask) -> Imported:
         label = EncodedLabel.of(m.mask)
         has_class = bool(label.histogram[1])
-        return cls(m.stem, label, m.source, m.others, m.export, has_class)
+        return cls(m.stem, label, m.source, m.others, m.export, has_class, m.spelled)
+
+
+def spelled_as_files(found: list[Imported], class_name: str) -> str:
+    """The class's name as the annotation files spell it (``Bicycle`` for ``--class BICYCLE``
+    on a COCO category ``Bicycle``, the spelling of the label run it was exported from), when
+    they spell it one way; else ``class_name`` as given (PNG masks name no class). What is
+    written keeps the spelling recorded first, as a run does for later commands; before, the
+    subset took ``--class``'s and its report was titled ``BICYCLE``."""
+    spellings = {m.spelled.strip() for m in found if m.spelled is not None}
+    return spellings.pop() if len(spellings) == 1 else class_name
 
 
 def _check_one_copy(sources: list[str]) -> None:

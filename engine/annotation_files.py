@@ -74,10 +74,8 @@ class AnnotationFiles:
                 run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
                 data = run.data_root
             elif not data and record.get("subset"):
-                info = read_subset(
-                    recorded_root(record["subset"], record.get("subset_resolved"))
-                ).info
-                data = recorded_root(info.get("data"), info.get("data_resolved"))
+                subset = recorded_root(record["subset"], record.get("subset_resolved"))
+                data = read_subset(subset).data_root
         except (OSError, ValueError, TypeError):  # TypeError: a record edited by hand
             data = None
         split = record.get("split", "test")

@@ -687,7 +687,7 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
     elif options.get("png_binary"):
         read_as += ", --png-binary"
     head.add_row("imported", f"{sub.info.get('created', '?')} ({read_as})")
-    head.add_row("dataset", str(sub.info.get("data", "not recorded")))
+    head.add_row("dataset", str(sub.data_root or "not recorded"))
     head.add_row("code", made_with(sub.info.get("environment")))
     out: list = [head]
     for run in sub.info.get("unchanged_exports") or []:

@@ -8,6 +8,7 @@ the run stands every :data:`LOG_EVERY_S` seconds, and the bar is drawn once when
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
 
@@ -56,7 +57,10 @@ class SafeConsole(Console):
         other renderables fit the width as before."""
         if soft_wrap is None:
             soft_wrap = all(isinstance(o, str | Text) for o in objects)
-        super().print(*objects, soft_wrap=soft_wrap, **kw)
+        try:
+            super().print(*objects, soft_wrap=soft_wrap, **kw)
+        except OSError as e:  # the stream's own file refused the write (a full disk)
+            raise stream_error(e, self.file, "stderr" if self.stderr else "stdout") from None
 
     def render(
         self, renderable: RenderableType, options: ConsoleOptions | None = None
@@ -75,6 +79,22 @@ class SafeConsole(Console):
                 text = text.translate(ASCII_SYMBOLS).encode(encoding, "replace")
                 segment = Segment(text.decode(encoding), segment.style, segment.control)
             yield segment
+
+
+def stream_error(e: OSError, stream: Any, name: str) -> OSError:
+    """``e``, raised writing the standard stream ``stream`` (``name``: ``stdout``), naming it as
+    its file: ``stdout (/dev/full): No space left on device``, what it is redirected to where the
+    system says (``/proc/self/fd``). Before, ``engine info > FILE`` on a full disk, or ``--json
+    -`` into a full pipe, ended with ``error: [Errno 28] No space left on device``, no file
+    named, as if an output of the command had failed. An error that names its file is left as
+    it is."""
+    if e.filename is not None or e.errno is None:
+        return e
+    try:
+        target = os.readlink(f"/proc/self/fd/{stream.fileno()}")
+    except (OSError, ValueError, AttributeError):  # no descriptor (a test's buffer), no /proc
+        target = ""
+    return type(e)(e.errno, e.strerror, f"{name} ({target})" if target.startswith("/") else name)
 
 
 def encodable(text: str, encoding: str, errors: str = "strict") -> bool:

@@ -626,8 +626,7 @@ def _data_root(
     ``run`` labelled, where that folder still exists; ``(None, None)`` without one."""
     if cfg.data:
         return _precise_root(cfg.data, "--data")
-    imported = recorded_root(subset.info.get("data"), subset.info.get("data_resolved"))
-    recorded = [(imported, f"{subset.root / 'subset.json'}")]
+    recorded = [(subset.data_root, f"{subset.root / 'subset.json'}")]
     if run is not None:
         recorded.append((run.data_root, f"{Path(cfg.pseudo) / 'run.json'}"))
     for root, source in recorded:
@@ -684,7 +683,7 @@ def other_data_warnings(cfg: ReportConfig, subset: Subset, root: str | None) -> 
     compared resolved; a copy of the dataset elsewhere is warned about too."""
     if not cfg.data or root is None:
         return []
-    recorded = recorded_root(subset.info.get("data"), subset.info.get("data_resolved"))
+    recorded = subset.data_root
     if recorded is None or not recorded.is_dir():
         return []
     same = {recorded.resolve()}

@@ -13,9 +13,11 @@ METRICS = (("iou", "IoU", 2), ("biou", "BIoU", 2), ("bf1", "BF1", 4))  # key, ti
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
-    """``counted(1, "image")`` is ``"1 image"``, ``counted(3, "image")`` ``"3 images"``;
-    ``plural`` for nouns that do not take an ``s``."""
-    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+    """``counted(1, "image")`` is ``"1 image"``, ``counted(3, "image")`` ``"3 images"``,
+    ``counted(21000, "shape")`` ``"21,000 shapes"`` (thousands separated, as tables print
+    counts: ``engine info`` showed ``car │ 21000 shapes`` above ``polygon 21,000``); ``plural``
+    for nouns that do not take an ``s``."""
+    return f"{n:,} {noun if n == 1 else plural or noun + 's'}"
 
 
 def joined(names: Iterable[str]) -> str:

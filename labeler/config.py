@@ -23,7 +23,6 @@ import dataclasses
 import os
 import posixpath
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from annotations.fileio import did_you_mean, read_yaml
-from annotations.taxonomy import IGNORE_NAMES, class_key
+from annotations.taxonomy import check_class_name, class_key
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
 DEFAULT_SEGMENTER = "facebook/sam-vit-huge"
@@ -52,33 +51,9 @@ class ClassSpec:
     parent: str = "Others"  # taxonomy class the new class is carved out of
 
     def __post_init__(self) -> None:
-        if not self.name or not self.name.strip():
-            raise ValueError("the class needs a non-empty name (--class)")
         # the taxonomy strips the name it adds; run.json's config.cls.name must be the same
         # text, or every reader of the finished run refuses it (--class " Car" from a script)
-        object.__setattr__(self, "name", self.name.strip())
-        if self.name in (".", ".."):  # the default --out would be runs/label itself
-            raise ValueError(f"--class {self.name!r} is no class name")
-        if class_key(self.name) in IGNORE_NAMES:  # its export could never be imported
-            raise ValueError(
-                f"--class {self.name!r} is no class name: annotation files use "
-                f"{', '.join(repr(n) for n in IGNORE_NAMES)} for the regions left unannotated"
-            )
-        if any(unicodedata.category(c) == "Cc" for c in self.name):
-            raise ValueError(  # a newline split every one-line message, folder and Markdown row
-                f"--class {self.name!r}: a class name holds no control character (newline, tab)"
-            )
-        if self.name.isdigit():
-            raise ValueError(
-                f"--class {self.name!r} is no class name: engine compare --class reads a "
-                "number as a class id"
-            )
-        if "," in self.name:  # a list given as one class: its prompt would find them all
-            parts = " then ".join(f"--class {p.strip()!r}" for p in self.name.split(","))
-            raise ValueError(
-                f"--class {self.name!r}: a class name holds no ',' (engine fuse --priority and "
-                f"--parent read comma-separated names); one run labels one class: {parts}"
-            )
+        object.__setattr__(self, "name", check_class_name(self.name))
         # the default prompt: the name lower-cased, without Grounding DINO's phrase separators
         # ('St. Bernard' prompts 'st bernard'; the name with its '.' was refused, and with
         # --backend simulated, which takes no --prompt, such a class could not be labelled)

@@ -228,3 +228,21 @@ def test_the_name_check_reads_names():
     names = _python_names("`engine.text.Table4` and `labeler.run.check_same_class(x)`, `a.xml`")
     assert names == {"engine.text.Table4", "labeler.run.check_same_class"}
     assert not _resolves("engine.text.Table4") and _resolves("engine.table4.Table4")
+
+
+# what --checkpoint and --init take besides a checkpoint file: placeholders of one, keywords
+CHECKPOINT_WORDS = {"CKPT", "DST", "FILE", "PATH", "builtin", "none"}
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_checkpoints_are_given_as_files(doc):
+    """``engine predict --checkpoint`` and ``engine train --init`` take a checkpoint file and
+    refuse a run folder (``RUN: a folder, not a checkpoint; its last checkpoint is
+    RUN/last.pt``): docs/loop.md said ``engine predict --checkpoint RUN``, a command that fails."""
+    given = re.findall(r"(--checkpoint|--init)[ =]+([^\s`\]]+)", doc.read_text())
+    folders = [
+        f"{option} {value}"
+        for option, value in given
+        if value not in CHECKPOINT_WORDS and not value.endswith((".pt", ".pth"))
+    ]
+    assert folders == [], folders

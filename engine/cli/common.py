@@ -10,7 +10,7 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.text import Text
 
-from engine.progress import SafeConsole, encodable, stderr_console
+from engine.progress import SafeConsole, encodable, stderr_console, stream_error
 from engine.text import split_names  # noqa: F401 - the option parsers' home for the CLI
 
 # Class names, stems and paths are printed as typed: no rich markup (`cone [old]` lost its
@@ -208,12 +208,16 @@ def write_stdout(text: str) -> None:
     errors = (
         "surrogateescape" if getattr(sys.stdout, "errors", None) == "surrogateescape" else "strict"
     )
-    if buffer is None or encodable(text, sys.stdout.encoding or "utf-8", errors):
-        sys.stdout.write(text)
-        return
-    sys.stdout.flush()
-    buffer.write(text.encode("utf-8"))
-    buffer.flush()
+    try:
+        if buffer is None or encodable(text, sys.stdout.encoding or "utf-8", errors):
+            sys.stdout.write(text)
+            sys.stdout.flush()  # a full disk says so here, within the command's guard
+            return
+        sys.stdout.flush()
+        buffer.write(text.encode("utf-8"))
+        buffer.flush()
+    except OSError as e:
+        raise stream_error(e, sys.stdout, "stdout") from None
 
 
 def refuse_plot_to_stdout(plot: object) -> None:

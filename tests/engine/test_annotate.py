@@ -7,6 +7,7 @@ import json
 import math
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -229,7 +230,7 @@ def test_coco_rle_round_trip_is_pixel_exact(tmp_path, world):
     for stem, m in truth.items():
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
     again = read_subset(sub.root)
-    assert again.class_name == "bicycle" and again.info["sources"]["img000"].endswith("coco.json")
+    assert again.class_name == "Bicycle" and again.info["sources"]["img000"].endswith("coco.json")
 
 
 @pytest.mark.parametrize("fmt,mask_format", [("coco", "polygon"), ("labelme", "rle")])
@@ -848,6 +849,34 @@ def test_cli_prints_class_names_as_typed(tmp_path, world):
         assert res.exit_code == 0, res.output
         assert f"annotated subset of {name}: 1 image" in " ".join(res.output.split())
         assert read_subset(out).class_name == name
+
+
+def test_a_subset_keeps_the_class_spelled_as_its_annotation_files(tmp_path, world):
+    """``--class BICYCLE`` on files exported from a run of Bicycle (or a CVAT project whose
+    label is Bicycle) made a subset of BICYCLE, its report and exports titled so, where the
+    spelling recorded first is the one kept everywhere else. Files that spell the class two
+    ways, and PNG masks, which name none, keep ``--class`` as given."""
+    data, run, _ = world
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), progress=False))
+    for fmt, src in (("coco", res.coco), ("labelme", tmp_path / "e" / "labelme")):
+        cfg = ImportConfig(fmt, [str(src)], " BICYCLE ", str(data), str(tmp_path / f"s-{fmt}"))
+        sub = import_annotations(cfg)
+        assert sub.class_name == read_subset(sub.root).class_name == "Bicycle", fmt
+    two = tmp_path / "two"
+    shutil.copytree(tmp_path / "e" / "labelme", two)
+    doc = json.loads((two / "img001.json").read_text())
+    for shape in doc["shapes"]:
+        shape["label"] = "bicycle"
+    (two / "img001.json").write_text(json.dumps(doc))
+    sub = import_annotations(
+        ImportConfig("labelme", [str(two)], "BICYCLE", str(data), str(two) + "s")
+    )
+    assert sub.class_name == "BICYCLE"
+    png = tmp_path / "png"
+    png.mkdir()
+    Image.fromarray(np.zeros((H, W), np.uint8)).save(png / "img000.png")
+    sub = import_annotations(ImportConfig("png", [str(png)], "BICYCLE", str(data), str(png) + "s"))
+    assert sub.class_name == "BICYCLE"
 
 
 def test_a_subset_class_compares_case_folded(tmp_path, world):
@@ -1469,6 +1498,35 @@ def test_import_refuses_the_unannotated_name_as_the_class_and_reads_formats_in_a
     assert res.coco is not None and res.coco.is_file()
 
 
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("7", r"--class '7' is no class name: engine compare --class reads a number"),
+        ("Bicycle\nX", r"--class 'Bicycle\\nX': a class name holds no control character"),
+        ("Bicycle\t", None),  # a tab at the end is a space around the name: dropped
+        ("Bi\tcycle", "no control character"),
+        ("Bicycle,Car", r"holds no ','.*--class 'Bicycle' then --class 'Car'"),
+        ("..", r"--class '\.\.' is no class name"),
+    ],
+)
+def test_import_refuses_the_class_names_engine_label_refuses(tmp_path, world, name, message):
+    """One rule for the names of a new class: ``engine annotate import --class 7`` (or with a
+    newline pasted in) made a subset that no label run, which ``engine label`` refuses by
+    those names, could be scored against; nothing is written."""
+    from labeler.config import ClassSpec
+
+    data, _, _ = world
+    path = _coco_file(tmp_path)
+    cfg = ImportConfig("coco", [str(path)], name, str(data), str(tmp_path / "s"))
+    if message is None:
+        assert import_annotations(cfg).class_name == ClassSpec(name).name == "Bicycle"
+        return
+    for refused in (lambda: import_annotations(cfg), lambda: ClassSpec(name)):
+        with pytest.raises(ValueError, match=message):
+            refused()
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_malformed_coco_annotation_is_one_line_naming_the_file(tmp_path, world):
     data, _, _ = world
     for anns, message in (
@@ -1660,6 +1718,41 @@ def test_an_annotated_subset_exports_for_another_pass_and_imports_back_the_same(
     assert f"--class Bicycle --data {data.resolve()} --split test" in text
     with pytest.raises(ValueError, match="the subset annotates split 'test', not 'val'"):
         export_annotations(ExportConfig(run=str(sub.root), out=str(tmp_path / "x"), split="val"))
+
+
+def test_a_subset_moved_with_its_dataset_finds_it_beside_itself(tmp_path, world, monkeypatch):
+    """A project folder (dataset, subset) renamed or copied elsewhere, the subset imported from
+    a working directory beside both (``--data data --out "subsets/b é"``): the dataset as typed
+    and as it resolved are gone, it is where it was beside the subset, which subset.json now
+    records (``out``), as label runs and fused datasets record theirs. Before, export of the
+    subset said ``data: dataset root not found`` and the report did not find its images."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.report import ReportConfig, _data_root
+
+    data, _, truth = world
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.move(data, project / "data")
+    (project / "m").mkdir()
+    for stem, m in truth.items():
+        Image.fromarray(m.astype(np.uint8)).save(project / "m" / f"{stem}.png")
+    monkeypatch.chdir(project)
+    import_annotations(ImportConfig("png", ["m"], "Bicycle", "data", "subsets/b é", progress=False))
+    assert json.loads(Path("subsets/b é/subset.json").read_text())["out"] == "subsets/b é"
+    monkeypatch.chdir(tmp_path)
+    project.rename(tmp_path / "moved")
+    here = Path("moved/subsets/b é")
+    sub = read_subset(here)
+    assert sub.data_root is not None and sub.data_root.resolve() == tmp_path / "moved" / "data"
+    assert _data_root(ReportConfig(str(here), "rep"), sub, None)[0] == str(sub.data_root)
+    res = CliRunner().invoke(app, ["annotate", "export", str(here), "--out", "again"])
+    assert res.exit_code == 0, res.output
+    info = sub.info
+    del info["out"]  # a subset imported before: found as typed or as resolved, as before
+    (here / "subset.json").write_text(json.dumps(info))
+    assert read_subset(here).data_root == Path("data")  # not found: named as typed
 
 
 def _segmask_export(root, colors: dict[str, tuple[int, int, int]], painted: dict[str, np.ndarray]):

@@ -126,3 +126,52 @@ def test_label_summary_names_its_run_whole_in_a_narrow_terminal(tmp_path: Path):
     res = CliRunner().invoke(app, args, env={"COLUMNS": "40"})
     assert res.exit_code == 0, res.output
     assert f"label run {out} (shard 0/1)" in res.stdout
+
+
+def test_a_full_stdout_is_named_as_the_file_that_refused(tmp_path: Path):
+    """``engine info DATA > FILE`` on a full disk, or ``--json -`` into a full pipe, ended with
+    ``error: [Errno 28] No space left on device`` and exit 74: no file named, as if one of the
+    command's outputs had failed. Now the line says it was stdout, and what it went to."""
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    gt_dir, a_dir, b_dir, tax, *_ = _compare_data(tmp_path)
+    compare = ["compare", "--class", "Bicycle", "--gt", str(gt_dir), "--taxonomy", str(tax),
+               "--source", f"pseudo={a_dir}", "--source", f"b={b_dir}", "--no-progress"]  # fmt: skip
+    from tests.loop_helpers import make_dataset
+
+    make_dataset(tmp_path / "data", "test", n=1, size=(8, 8))
+    root = Path(__file__).resolve().parents[2]
+    for args in (["info", str(tmp_path / "data")], [*compare, "--json", "-"]):
+        with open("/dev/full", "w") as full:
+            res = subprocess.run(
+                [sys.executable, "-m", "cli", *args],
+                cwd=root, stdout=full, stderr=subprocess.PIPE, text=True, check=False,
+            )  # fmt: skip
+        assert res.returncode == 74, res.stderr
+        assert res.stderr.splitlines()[-1] == (
+            "error: stdout (/dev/full): No space left on device"
+        ), args
+
+
+def test_a_stream_error_that_names_its_file_is_kept():
+    """A write that failed on a file of its own (a disk error naming it) is not renamed."""
+    from engine.progress import SafeConsole
+
+    class Full(io.StringIO):
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+    import pytest
+
+    with pytest.raises(OSError, match=r"^\[Errno 28\] No space left on device: 'stdout'$"):
+        SafeConsole(file=Full()).print("scores")
+    named = OSError(28, "No space left on device", "runs/x/a.png")
+    from engine.progress import stream_error
+
+    assert stream_error(named, Full(), "stdout") is named

@@ -9,6 +9,26 @@ def test_counted_agrees_with_the_number():
     assert counted(3, "class", "classes") == "3 classes"
 
 
+def test_counted_separates_thousands_as_tables_do(tmp_path):
+    """``engine info`` printed a LabelMe file's labels as ``car │ 21000 shapes`` next to
+    ``shapes │ polygon 21,000``: one style for every count."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    assert counted(21000, "shape") == "21,000 shapes"
+    assert counted(1234567, "image") == "1,234,567 images"
+    shapes = [{"label": "car", "points": [[1, 1], [5, 1], [5, 5]], "shape_type": "polygon"}]
+    doc = {"shapes": shapes * 1500, "imagePath": "a.jpg", "imageHeight": 48, "imageWidth": 64}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "a.json")], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "│ car │ 1,500 shapes │" in text and "│ shapes │ polygon 1,500 │" in text
+
+
 def test_joined() -> None:
     from engine.text import joined
 
