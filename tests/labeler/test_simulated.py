@@ -486,3 +486,52 @@ def test_the_backend_hands_the_writers_cropped_instances(tmp_path):
     (out,) = backend.label([LoadedImage("test", "a", data / "images/test/a.jpg", image)])
     assert isinstance(out.instances, CroppedInstances) and len(out.instances) >= 2
     assert output_nbytes(out) < 0.2 * len(out.instances) * h * w * 5
+
+
+def _label_run_digest(run) -> str:
+    """sha256 of a label run's outputs as data: every PNG's decoded pixels (independent of the
+    PNG encoder's version) and every instance file's JSON, with their paths."""
+    import hashlib
+    import json
+
+    from PIL import Image
+
+    h = hashlib.sha256()
+    for p in sorted(run.rglob("*")):
+        rel = p.relative_to(run).as_posix()
+        if not p.is_file() or rel.split("/")[0] not in ("labels", "confidence", "instances"):
+            continue
+        h.update(rel.encode())
+        if p.suffix == ".png":
+            a = np.asarray(Image.open(p))
+            h.update(f"{a.shape}{a.dtype}".encode() + a.tobytes())
+        else:
+            h.update(json.dumps(json.loads(p.read_text()), sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def test_the_simulated_labels_are_those_of_the_documented_labeler(tmp_path):
+    """The simulated labeler's outputs, pinned: the digests were taken with the code of d98416d
+    (before the forty-first round kept each instance in its window) on the same synthetic data.
+    The labeler's documented error rates are part of the demo's contract; the tests that compare
+    ``simulate_cropped`` with ``simulate_labels`` cannot see a change both share."""
+    data = tmp_path / "d"
+    made = _engine("synth", "--out", str(data), "--train", "3", "--val", "0", "--test", "3",
+                   "--size", "256x192", "--no-progress")  # fmt: skip
+    assert made.returncode == 0, made.output
+    runs = {
+        # every image draws a false positive; a class spec's --min-area and --max-instances;
+        # the defaults
+        "a": (["--class", "Bicycle", "--backend-option", "false_positive_rate=1"],
+              "83573a4106121a4864e5fc896d12f95c115da1d157eeb09054e50e92706028d6"),
+        "b": (["--class", "Car", "--min-area", "300", "--max-instances", "1"],
+              "f585191d8bae049dffd907622c703a7024d4d5cac304adbdad3afe532e316218"),
+        "c": (["--class", "Bicycle"],
+              "39d53938de321e254dc38942f2ae1eacc7b4a92333549d45c955d88c14c4784c"),
+    }  # fmt: skip
+    for name, (args, want) in runs.items():
+        out = tmp_path / name
+        res = _engine("label", *args, "--data", str(data), "--out", str(out),
+                      "--backend", "simulated", "--no-progress")  # fmt: skip
+        assert res.returncode == 0, res.output
+        assert _label_run_digest(out) == want, name
