@@ -158,11 +158,12 @@ class LoggedProgress(Progress):
         if self.disable or self.console.is_interactive:
             return
         now = self.get_time()
-        if self.logged_at is None:
+        with self._lock:  # the labeler's writer threads update the bar too: one line, not two
+            if self.logged_at is None:
+                self.logged_at = now
+            if now - self.logged_at < self.every:
+                return
             self.logged_at = now
-        if now - self.logged_at < self.every:
-            return
-        self.logged_at = now
         for task in self.tasks:
             if task.visible and not task.finished:
                 self.console.print(self.log_line(task), soft_wrap=True, highlight=False)
