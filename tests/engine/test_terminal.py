@@ -155,7 +155,8 @@ def test_a_full_stdout_is_named_as_the_file_that_refused(tmp_path: Path):
             )  # fmt: skip
         assert res.returncode == 74, res.stderr
         assert res.stderr.splitlines()[-1] == (
-            "error: stdout (/dev/full): No space left on device"
+            "error: stdout (/dev/full): No space left on device; make room and run the same "
+            "command again"
         ), args
 
 
