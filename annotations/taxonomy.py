@@ -6,6 +6,7 @@ The MaSS13K base taxonomy has 7 classes (ids 0..6, the release's ids and palette
 
 from __future__ import annotations
 
+import contextlib
 import os
 import unicodedata
 from dataclasses import dataclass, field
@@ -45,6 +46,21 @@ def class_key(name: str) -> str:
     Nothing else is folded: ``traffic light``, ``traffic_light`` and ``traffic-light`` are three
     classes."""
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", str(name).strip()).casefold())
+
+
+def class_folder(base: Path, class_name: str) -> str:
+    """The name of ``base``'s folder that holds ``class_name`` (a dataset's ``new_classes/`` or
+    ``new_class_instances/``): the folder spelled as the class, else lower-cased (engine synth's),
+    else any folder naming the same class (:func:`class_key`: ``Traffic light/`` for ``traffic
+    light``); the lower-cased name when there is none."""
+    for name in dict.fromkeys((class_name, class_name.lower())):
+        if (base / name).is_dir():
+            return name
+    with contextlib.suppress(OSError):
+        for folder in sorted(base.iterdir()):
+            if folder.is_dir() and class_key(folder.name) == class_key(class_name):
+                return folder.name
+    return class_name.lower()
 
 
 def check_class_name(name: str) -> str:

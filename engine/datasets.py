@@ -41,7 +41,7 @@ from annotations.fileio import (
     unexpanded,
 )
 from annotations.labelmap import read_label
-from annotations.taxonomy import MASS13K, Taxonomy, class_key
+from annotations.taxonomy import MASS13K, Taxonomy, class_folder
 from engine.text import counted, few
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
@@ -437,14 +437,7 @@ def new_class_truth(root: Path, class_name: str, split: str) -> Path:
     else any folder naming the same class (:func:`annotations.taxonomy.class_key`: ``Car/``
     for ``car``); the lower-cased path when there is none."""
     base = root / "new_classes"
-    for name in dict.fromkeys((class_name, class_name.lower())):
-        if (base / name).is_dir():
-            return base / name / split
-    with contextlib.suppress(OSError):
-        for folder in sorted(base.iterdir()):
-            if folder.is_dir() and class_key(folder.name) == class_key(class_name):
-                return folder / split
-    return base / class_name.lower() / split
+    return base / class_folder(base, class_name) / split
 
 
 def read_sample_label(

@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from annotations.fileio import FUSE_RECORD
 from annotations.instances import Instances
+from annotations.taxonomy import class_folder
 from labeler.crops import CroppedInstances
 from labeler.dedup import MaskCrop
 
@@ -359,15 +360,18 @@ def read_instance_ids(path: str | os.PathLike) -> np.ndarray:
 
 
 def truth_paths(root: Path, class_name: str, split: str, stem: str) -> tuple[Path, Path]:
-    """``(instance ids, binary mask)`` truth paths of a class, trying the name then lower case."""
+    """``(instance ids, binary mask)`` truth paths of a class, trying the name, then lower case,
+    then any folder naming the same class (``Traffic light/`` for ``traffic light``, as
+    ``engine report`` finds the truth it scores: :func:`annotations.taxonomy.class_folder`)."""
     for name in dict.fromkeys((class_name, class_name.lower())):
         inst = root / "new_class_instances" / name / split / f"{stem}.png"
         sem = root / "new_classes" / name / split / f"{stem}.png"
         if inst.is_file() or sem.is_file():
             return inst, sem
+    inst_base, sem_base = root / "new_class_instances", root / "new_classes"
     return (
-        root / "new_class_instances" / class_name.lower() / split / f"{stem}.png",
-        root / "new_classes" / class_name.lower() / split / f"{stem}.png",
+        inst_base / class_folder(inst_base, class_name) / split / f"{stem}.png",
+        sem_base / class_folder(sem_base, class_name) / split / f"{stem}.png",
     )
 
 

@@ -150,6 +150,13 @@ def test_load_truth(tmp_path):
     assert comp.max() == 2
     with pytest.raises(FileNotFoundError, match="needs the true masks of 'Bus'"):
         load_truth(tmp_path, "Bus", "test", "a")
+    # truth kept under another spelling of the class (engine report scores it from there): the
+    # labeler read only the name as typed and lower-cased, and refused the class
+    write_label(
+        tmp_path / "new_classes" / "Traffic light" / "test" / "a.png", (ids > 0).astype(np.uint8)
+    )
+    assert load_truth(tmp_path, "traffic light", "test", "a").max() == 2
+    assert load_truth(tmp_path, "TRAFFIC LIGHT", "test", "a").max() == 2
 
 
 def test_class_spec_min_area_and_max_instances_apply_as_in_the_model_backends():
