@@ -200,7 +200,11 @@ def test_an_image_whose_outputs_cannot_be_written_fails_alone(tmp_path, monkeypa
 
     def fragile(out_dir, split, stem, *args):
         if stem == "good2":
-            raise PermissionError(13, "Permission denied", str(out_dir / "labels" / f"{stem}.png"))
+            # EPERM: one file made immutable (chattr +i); EACCES, a folder this user may not
+            # write, stops the run (every image after it shares it: test_simulated.py)
+            raise PermissionError(
+                1, "Operation not permitted", str(out_dir / "labels" / f"{stem}.png")
+            )
         if stem == "good3":
             raise ValueError("merge failed\nsecond line")
         return real(out_dir, split, stem, *args)
@@ -211,7 +215,9 @@ def test_an_image_whose_outputs_cannot_be_written_fails_alone(tmp_path, monkeypa
     s = run_labeling(cfg)
     failed = {stem: why for _, stem, why in s.failed}
     assert failed["good3"] == "ValueError: merge failed"
-    assert failed["good2"] == f"PermissionError: {out / 'labels' / 'good2.png'}: Permission denied"
+    assert failed["good2"] == (
+        f"PermissionError: {out / 'labels' / 'good2.png'}: Operation not permitted"
+    )
     assert s.labelled == 2 and sorted(failed) == sorted([*BAD, "good2", "good3"])
     monkeypatch.setattr(labeler.run, "write_outputs", real)
     again = run_labeling(cfg)
