@@ -221,6 +221,42 @@ def test_resume_skips_done_images_and_redoes_changed_ones(world, caplog):
     assert fuse(cfg(world, uncertain="keep-parent")).fused == 1
 
 
+def test_a_rerun_with_nothing_to_do_writes_nothing_and_runs_on_a_full_disk(world, monkeypatch):
+    """``engine fuse`` run again over a fused dataset with nothing left to do rewrote
+    ``taxonomy.json``, ``dataset.yaml`` and ``fuse.json`` (the same bytes but for the record's
+    times and counts): on a full disk it failed, and every record's time changed. It writes
+    nothing now: each file keeps its bytes and times, and a disk refusing every write is no
+    error. Once an image is fused again, ``fuse.json`` is the new call's record."""
+    import errno
+    import os
+    import tempfile
+
+    first = fuse(cfg(world))
+    out = world["out"]
+
+    def stamps() -> dict[str, tuple[int, int]]:
+        return {
+            str(p.relative_to(out)): (p.stat().st_ino, p.stat().st_mtime_ns)
+            for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != ".lock"
+        }
+
+    before, record = stamps(), (out / "fuse.json").read_bytes()
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    monkeypatch.setattr(os, "fsync", full)
+    again = fuse(cfg(world))
+    assert (again.fused, again.skipped, again.report) == (0, 4, first.report)
+    assert stamps() == before and (out / "fuse.json").read_bytes() == record
+    monkeypatch.undo()
+    (out / "sources/train/a.png").unlink()
+    assert fuse(cfg(world)).fused == 1
+    assert json.loads((out / "fuse.json").read_text())["images"]["fused"] == 1
+
+
 def test_other_new_classes_do_not_replace_a_fused_dataset(world):
     """A fused dataset's folder holds one set of new classes: fusing another set (or the same
     in another order: other ids) into it is refused before anything is written, naming what it
