@@ -103,13 +103,16 @@ def _check(
 
 def _source_folder(spec: DatasetSpec, ds: SegDataset) -> tuple[Path | None, list[Problem]]:
     """The split's source folder to check (None: nothing to check), and the problem of a
-    fused dataset without one: training refuses it (docs/trainer.md)."""
+    fused dataset without one: training refuses it (docs/trainer.md), or, its fusion stopped
+    before writing it, the same fuse command writes it."""
     folder = source_dir(spec, ds.split)
     if folder.is_dir() and spec.labels is not None:
         return folder, []
     new = [c.name for c in spec.taxonomy if c.parent is not None]
     if not new or spec.labels is None or not len(ds):
         return None, []
+    if stopped := spec.unfinished_fusion():  # killed before this split's first source map
+        return None, [Problem("", f"{folder}: source map folder not found{stopped}")]
     return None, [
         Problem(
             "",
