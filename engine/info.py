@@ -967,6 +967,31 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     )
 
 
+def _unfinished_review(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` says of a review gallery's folder without its ``review.json``
+    (written last, with ``index.html``): thumbnails in ``thumbs/`` and nothing else but hidden
+    files. Drawn now (its lock held: problems 0) or stopped (problems 1: the same ``engine
+    review`` command draws it again). Before, "no image split folders found", as of a wrong
+    folder."""
+    from engine.runlock import last_writer
+
+    if not (folder / "thumbs").is_dir() or (folder / "review.json").exists():
+        return None
+    if any(p.name not in ("thumbs", "index.html") and not p.name.startswith(".")
+           for p in folder.iterdir()):  # fmt: skip
+        return None
+    drawn = counted(sum(1 for _ in (folder / "thumbs").glob("*.jpg")), "thumbnail")
+    if (now := writer(folder)) is not None:
+        return f"{folder}: {now} is drawing this review gallery now ({drawn} so far)", 0
+    who = last_writer(folder) or "engine review"
+    return (
+        f"{folder}: a review gallery not finished: {who} stopped before writing its page "
+        f"({drawn} drawn, no review.json) and no process writes it now: run the same engine "
+        "review command again",
+        1,
+    )
+
+
 def describe_output(
     path: str | os.PathLike, splits: list[str] | None = None
 ) -> tuple[str, list, int] | None:
@@ -987,6 +1012,8 @@ def describe_output(
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
 
+        if unfinished := _unfinished_review(folder):
+            return "a review gallery not finished", [unfinished[0]], unfinished[1]
         if unfinished := _nothing_written_yet(folder):
             return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
         files = annotation_files(path)  # an export to correct, or corrected files
