@@ -4,7 +4,8 @@ Writes. Every output of the engine (label maps, confidence maps, JSON records, c
 these helpers. The data is written to a temporary file in the destination folder, flushed and
 fsync'ed, then renamed over the destination with ``os.replace``, which is atomic on POSIX and
 Windows when both paths are on one file system. A process killed at any moment leaves either the
-old file or the new one, plus at worst a stray ``.tmp`` file that later runs ignore. A file that
+old file or the new one, plus at worst a stray ``.NAME.*.tmp`` file (:func:`is_temporary`) that
+later runs ignore, and the next run of its command removes (:func:`engine.runlock.exclusive`). A file that
 holds the bytes already is not written again (its times stay). A write the
 disk refuses (full, read-only, no permission) raises its ``OSError`` naming the destination:
 neither Python's bare "[Errno 28] No space left on device" of a failed ``write`` nor the hidden
@@ -23,6 +24,7 @@ import errno
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import typing
@@ -156,6 +158,16 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
         if isinstance(e, OSError) and (e.filename is None or _is_temporary(e.filename, path)):
             raise naming(e, path) from None
         raise
+
+
+# The name of an :func:`atomic_file` temporary file: ``.NAME.`` + mkstemp's 8 random characters
+# + ``.tmp``; what a process killed while writing ``NAME`` leaves (no other engine file is named so)
+TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX))
+
+
+def is_temporary(name: str) -> bool:
+    """Whether the file name ``name`` is one of :func:`atomic_file`'s temporary files."""
+    return TEMPORARY.fullmatch(name) is not None
 
 
 def _is_temporary(name: Any, path: Path) -> bool:

@@ -967,6 +967,28 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     )
 
 
+def leftover_note(folder: str | os.PathLike) -> str | None:
+    """A line on the temporary files of atomic writes that runs killed while writing left in
+    ``folder`` (:func:`engine.runlock.temporaries`), for ``engine info`` to end with; None when
+    there are none, or while a process writes the folder (its own are live). Harmless, and
+    removed by the next run of the command that writes the folder: not a problem (exit code
+    unchanged)."""
+    from engine.runlock import temporaries
+
+    folder = Path(folder)
+    if not folder.is_dir() or writer(folder) is not None:
+        return None
+    found = temporaries(folder)
+    if not found:
+        return None
+    size = sum(p.stat().st_size for p in found if p.is_file())
+    return (
+        f"note: {counted(len(found), 'temporary file')} ({size / 1e6:.1f} MB) left by runs killed "
+        f"while writing, e.g. {found[0]}: the next run of the command that writes {folder} "
+        "removes them"
+    )
+
+
 def _unfinished_review(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a review gallery's folder without its ``review.json``
     (written last, with ``index.html``): thumbnails in ``thumbs/`` and nothing else but hidden

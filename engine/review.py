@@ -234,7 +234,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
     # held while it draws: a second review into OUT stops at once, and engine info tells a
     # gallery being drawn (no review.json yet) from one stopped
-    with exclusive(out, "engine review"):
+    with exclusive(out, "engine review", own=("review.json", "thumbs")):
         cards, n_pred, n_gt, failed = [], 0, 0, []
         for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
             original = None if img_path is None else os.path.relpath(img_path, out)
