@@ -4,7 +4,9 @@ Writes. Every output of the engine (label maps, confidence maps, JSON records, c
 these helpers. The data is written to a temporary file in the destination folder, flushed and
 fsync'ed, then renamed over the destination with ``os.replace``, which is atomic on POSIX and
 Windows when both paths are on one file system. A process killed at any moment leaves either the
-old file or the new one, plus at worst a stray ``.tmp`` file that later runs ignore. A write the
+old file or the new one, plus at worst a stray ``.NAME.*.tmp`` file (:func:`is_temporary`) that
+later runs ignore, and the next run of its command removes (:func:`engine.runlock.exclusive`). A file that
+holds the bytes already is not written again (its times stay). A write the
 disk refuses (full, read-only, no permission) raises its ``OSError`` naming the destination:
 neither Python's bare "[Errno 28] No space left on device" of a failed ``write`` nor the hidden
 temporary file.
@@ -22,6 +24,7 @@ import errno
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
 import typing
@@ -85,7 +88,8 @@ def swap_in(staging: Path, names: tuple[str, ...]) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically, creating parent folders. Returns the path. A
+    """Write ``data`` to ``path`` atomically, creating parent folders, unless ``path`` holds
+    ``data`` already (then it is left untouched). Returns the path. A
     ``path`` that is a folder, or under a file, is an OSError naming that path (not the hidden
     temporary file, nor a bare "File exists"); one that is a device or a pipe (``--json
     /dev/stdout``) is written into, as it is."""
@@ -100,9 +104,22 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     if path.exists() and not path.is_file():  # /dev/stdout, /dev/null, a named pipe
         _write_through(path, data)
         return path
+    if _holds(path, data):
+        return path
     with atomic_file(path) as f:
         f.write(data)
     return path
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file ``path`` holds ``data`` already: it is left as it is (its timestamps
+    kept, nothing written). A rerun with nothing to do rewrote its records byte for byte
+    (``engine fuse``'s taxonomy.json and dataset.yaml), so it failed on a full disk and touched
+    the outputs' times; a file of another size is not read."""
+    try:
+        return path.stat().st_size == len(data) and path.read_bytes() == data
+    except OSError:  # unreadable (no permission): written as before
+        return False
 
 
 def _write_through(path: Path, data: bytes) -> None:
@@ -141,6 +158,16 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
         if isinstance(e, OSError) and (e.filename is None or _is_temporary(e.filename, path)):
             raise naming(e, path) from None
         raise
+
+
+# The name of an :func:`atomic_file` temporary file: ``.NAME.`` + mkstemp's 8 random characters
+# + ``.tmp``; what a process killed while writing ``NAME`` leaves (no other engine file is named so)
+TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX))
+
+
+def is_temporary(name: str) -> bool:
+    """Whether the file name ``name`` is one of :func:`atomic_file`'s temporary files."""
+    return TEMPORARY.fullmatch(name) is not None
 
 
 def _is_temporary(name: Any, path: Path) -> bool:

@@ -326,6 +326,11 @@ def _list_files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
     return files
 
 
+def label_dir_found(label_dir: Path | None) -> bool:
+    """Whether a split's label folder is there (or the dataset has none to find)."""
+    return label_dir is None or label_dir.is_dir()
+
+
 @dataclass
 class SegDataset:
     """The samples of one split, listed eagerly (names only) and decoded lazily."""
@@ -352,13 +357,16 @@ class SegDataset:
         label_dir = self.spec.label_dir(self.split)
         labels: dict[str, Path] = {}
         problems: list[Problem] = []
+        # a fusion stopped before this split: its images have no label yet, as those of a
+        # split it stopped in (engine info lists them, exit 1, rather than an error, exit 2)
+        stopped = self.lenient and not label_dir_found(label_dir) and self.spec.unfinished_fusion()
         if label_dir is not None and (self.require_labels or label_dir.is_dir()):
-            if not label_dir.is_dir():
+            if not label_dir.is_dir() and not stopped:
                 raise FileNotFoundError(
                     f"{label_dir}: label folder for split {self.split!r} not found"
                     + self.spec.unfinished_fusion()
                 )
-            labels = _list_files(label_dir, (".png",))
+            labels = {} if stopped else _list_files(label_dir, (".png",))
             no_label = sorted(set(images) - set(labels)) if self.require_labels else []
             if no_label:
                 problems.append(

@@ -103,13 +103,16 @@ def _check(
 
 def _source_folder(spec: DatasetSpec, ds: SegDataset) -> tuple[Path | None, list[Problem]]:
     """The split's source folder to check (None: nothing to check), and the problem of a
-    fused dataset without one: training refuses it (docs/trainer.md)."""
+    fused dataset without one: training refuses it (docs/trainer.md), or, its fusion stopped
+    before writing it, the same fuse command writes it."""
     folder = source_dir(spec, ds.split)
     if folder.is_dir() and spec.labels is not None:
         return folder, []
     new = [c.name for c in spec.taxonomy if c.parent is not None]
     if not new or spec.labels is None or not len(ds):
         return None, []
+    if stopped := spec.unfinished_fusion():  # killed before this split's first source map
+        return None, [Problem("", f"{folder}: source map folder not found{stopped}")]
     return None, [
         Problem(
             "",
@@ -964,6 +967,53 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     )
 
 
+def leftover_note(folder: str | os.PathLike) -> str | None:
+    """A line on the temporary files of atomic writes that runs killed while writing left in
+    ``folder`` (:func:`engine.runlock.temporaries`), for ``engine info`` to end with; None when
+    there are none, or while a process writes the folder (its own are live). Harmless, and
+    removed by the next run of the command that writes the folder: not a problem (exit code
+    unchanged)."""
+    from engine.runlock import temporaries
+
+    folder = Path(folder)
+    if not folder.is_dir() or writer(folder) is not None:
+        return None
+    found = temporaries(folder)
+    if not found:
+        return None
+    size = sum(p.stat().st_size for p in found if p.is_file())
+    return (
+        f"note: {counted(len(found), 'temporary file')} ({size / 1e6:.1f} MB) left by runs killed "
+        f"while writing, e.g. {found[0]}: the next run of the command that writes {folder} "
+        "removes them"
+    )
+
+
+def _unfinished_review(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` says of a review gallery's folder without its ``review.json``
+    (written last, with ``index.html``): thumbnails in ``thumbs/`` and nothing else but hidden
+    files. Drawn now (its lock held: problems 0) or stopped (problems 1: the same ``engine
+    review`` command draws it again). Before, "no image split folders found", as of a wrong
+    folder."""
+    from engine.runlock import last_writer
+
+    if not (folder / "thumbs").is_dir() or (folder / "review.json").exists():
+        return None
+    if any(p.name not in ("thumbs", "index.html") and not p.name.startswith(".")
+           for p in folder.iterdir()):  # fmt: skip
+        return None
+    drawn = counted(sum(1 for _ in (folder / "thumbs").glob("*.jpg")), "thumbnail")
+    if (now := writer(folder)) is not None:
+        return f"{folder}: {now} is drawing this review gallery now ({drawn} so far)", 0
+    who = last_writer(folder) or "engine review"
+    return (
+        f"{folder}: a review gallery not finished: {who} stopped before writing its page "
+        f"({drawn} drawn, no review.json) and no process writes it now: run the same engine "
+        "review command again",
+        1,
+    )
+
+
 def describe_output(
     path: str | os.PathLike, splits: list[str] | None = None
 ) -> tuple[str, list, int] | None:
@@ -984,6 +1034,8 @@ def describe_output(
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
 
+        if unfinished := _unfinished_review(folder):
+            return "a review gallery not finished", [unfinished[0]], unfinished[1]
         if unfinished := _nothing_written_yet(folder):
             return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
         files = annotation_files(path)  # an export to correct, or corrected files

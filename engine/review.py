@@ -168,7 +168,7 @@ def _split_images(
 def build_review(cfg: ReviewConfig) -> ReviewResult:
     """Write the gallery; returns where it is and what it shows."""
     from engine.progress import track
-    from engine.runlock import check_not_being_written, check_output_folder
+    from engine.runlock import check_not_being_written, check_output_folder, exclusive
 
     run = LabelRun.open(cfg.run)
     check_not_being_written(run.root, "engine review", "its pseudo labels")
@@ -232,48 +232,51 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         preds.append((prediction_title(prediction_settings(d)), d, class_id))
     captions = [c for c, _, _ in preds]
     preds = [(f"{c} ({d.name})" if captions.count(c) > 1 else c, d, i) for c, d, i in preds]
-    cards, n_pred, n_gt, failed = [], 0, 0, []
-    for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
-        original = None if img_path is None else os.path.relpath(img_path, out)
-        if problem is None:
-            try:  # one unreadable file makes its own card say so, not the gallery fail
-                panels, details, with_pred, with_gt = _panels(
-                    cfg, run, out, preds, gt_dir, split, st.stem, img_path
-                )
-            except MissingClassIdError:
-                raise
-            except UNREADABLE as e:
-                if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
-                    raise  # the disk fails every card after it: the command says so, once
-                problem = first_line(e)
-        if problem is not None:
-            failed.append(f"{split}/{st.stem}: {problem}")
-            cards.append(_card(split, st, [], [], original, problem))
-            continue
-        n_gt += with_gt
-        n_pred += with_pred
-        scores = []
-        if run.instances_path(split, st.stem).is_file():
-            inst, _ = run.instances(split, st.stem)
-            scores = [round(float(s), 3) for s in inst.scores]
-        cards.append(_card(split, st, scores, panels, original, details=details))
-    settings = asdict(cfg) | {"split": chosen or None, "pred": [str(d) for d in pred_dirs]}
-    page = _page(class_name, backend, str(run.root), cards, settings, scored=n_gt > 0)
-    index = atomic_write_text(out / "index.html", page)
-    atomic_write_json(
-        out / "review.json",
-        {
-            "config": settings,
-            "run": str(run.root),
-            "class_name": class_name,
-            "backend": backend,
-            "images": len(cards),
-            "with_prediction": n_pred,
-            "with_annotation": n_gt,
-            "failed": failed,
-            "environment": environment(),
-        },
-    )
+    # held while it draws: a second review into OUT stops at once, and engine info tells a
+    # gallery being drawn (no review.json yet) from one stopped
+    with exclusive(out, "engine review", own=("review.json", "thumbs")):
+        cards, n_pred, n_gt, failed = [], 0, 0, []
+        for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
+            original = None if img_path is None else os.path.relpath(img_path, out)
+            if problem is None:
+                try:  # one unreadable file makes its own card say so, not the gallery fail
+                    panels, details, with_pred, with_gt = _panels(
+                        cfg, run, out, preds, gt_dir, split, st.stem, img_path
+                    )
+                except MissingClassIdError:
+                    raise
+                except UNREADABLE as e:
+                    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+                        raise  # the disk fails every card after it: the command says so, once
+                    problem = first_line(e)
+            if problem is not None:
+                failed.append(f"{split}/{st.stem}: {problem}")
+                cards.append(_card(split, st, [], [], original, problem))
+                continue
+            n_gt += with_gt
+            n_pred += with_pred
+            scores = []
+            if run.instances_path(split, st.stem).is_file():
+                inst, _ = run.instances(split, st.stem)
+                scores = [round(float(s), 3) for s in inst.scores]
+            cards.append(_card(split, st, scores, panels, original, details=details))
+        settings = asdict(cfg) | {"split": chosen or None, "pred": [str(d) for d in pred_dirs]}
+        page = _page(class_name, backend, str(run.root), cards, settings, scored=n_gt > 0)
+        index = atomic_write_text(out / "index.html", page)
+        atomic_write_json(
+            out / "review.json",
+            {
+                "config": settings,
+                "run": str(run.root),
+                "class_name": class_name,
+                "backend": backend,
+                "images": len(cards),
+                "with_prediction": n_pred,
+                "with_annotation": n_gt,
+                "failed": failed,
+                "environment": environment(),
+            },
+        )
     return ReviewResult(index, len(cards), n_pred, n_gt, failed)
 
 

@@ -14,7 +14,8 @@ worker) closes its copy of the lock at once, so it never holds a folder past its
 itself stays (removing it would race with a process about to lock it); it holds the holder's
 pid, host, command and start time, for the message. Where ``flock`` does not exist (Windows) or the file system refuses it, the run goes on
 unlocked, as before. A folder the run created and left empty (it refused its input before
-writing anything) is removed again.
+writing anything) is removed again. A run that locks a folder it wrote before removes the
+temporary files its killed runs left there (:func:`remove_temporaries`).
 """
 
 from __future__ import annotations
@@ -66,10 +67,14 @@ def _holder(fd: int) -> str:
 
 
 @contextlib.contextmanager
-def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) -> Iterator[Path]:
+def exclusive(
+    folder: str | os.PathLike, command: str, name: str = LOCK_NAME, own: tuple[str, ...] = ()
+) -> Iterator[Path]:
     """Hold ``folder/name`` locked while the ``with`` block runs (``folder`` is created); yields
     the folder. Raises :class:`FolderInUse` naming the folder and the holder when another
-    process (or another ``exclusive`` of this one) holds it."""
+    process (or another ``exclusive`` of this one) holds it. Where ``folder`` holds one of
+    ``own`` (the records ``command`` writes there: an output it wrote before), the temporary
+    files its earlier runs left when killed are removed (:func:`remove_temporaries`)."""
     folder = Path(folder)
     try:
         import fcntl
@@ -109,6 +114,8 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             _HELD.add(fd)
+            if name == LOCK_NAME and any((folder / r).exists() for r in own):
+                remove_temporaries(folder)
         try:
             yield folder
         except Exception:
@@ -131,6 +138,56 @@ def exclusive(folder: str | os.PathLike, command: str, name: str = LOCK_NAME) ->
         os.close(fd)  # releases the lock
 
 
+def temporaries(folder: str | os.PathLike) -> list[Path]:
+    """The temporary files of atomic writes (:func:`annotations.fileio.is_temporary`,
+    ``.NAME.*.tmp``) in ``folder`` and its subfolders, but for subfolders with lock files of
+    their own (another run's output, a demo's stage: that run's to remove), sorted: what runs
+    killed while writing left, for ``engine info`` to count."""
+    from annotations.fileio import is_temporary
+
+    found = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not any(Path(here, d).glob(f"{LOCK_NAME}*"))]
+        found += [Path(here, f) for f in files if is_temporary(f)]
+    return sorted(found)
+
+
+def remove_temporaries(folder: Path) -> int:
+    """Remove :func:`temporaries` of ``folder``, whose lock this process holds, unless a lock
+    file of another name there is held (a shard of a label run writing it too: its temporaries
+    are live): each run killed mid-write left one per file it was writing, and no rerun removed
+    them (a 13K-image run killed and resumed again and again piled them up). Returns how many."""
+    if any(_held_by(p) for p in folder.glob(f"{LOCK_NAME}?*")):
+        return 0
+    removed = 0
+    for path in temporaries(folder):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    if removed:
+        log.info("%s: removed %d temporary files of a run killed while writing", folder, removed)
+    return removed
+
+
+def _held_by(path: Path) -> str | None:
+    """Who holds the lock file ``path`` (:func:`_holder`), None when no process does."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _holder(fd)
+    except OSError:
+        return None  # a file system without locks: nothing to learn
+    finally:
+        os.close(fd)  # releases the probe's lock
+    return None
+
+
 def _missing(folder: Path) -> list[Path]:
     """The folders ``folder.mkdir(parents=True)`` makes: ``folder`` and its missing parents,
     deepest first."""
@@ -151,26 +208,13 @@ def writer(folder: str | os.PathLike) -> str | None:
     The probe takes a shared lock and drops it at once: a run starting at that instant would be
     told the folder is in use, and its rerun starts it."""
     try:
-        import fcntl
+        import fcntl  # noqa: F401 - only whether it exists
     except ImportError:  # Windows: no flock, no lock to find
         return None
     folder = Path(folder)
     if not folder.is_dir():
         return None
-    holders = []
-    for path in sorted(folder.glob(f"{LOCK_NAME}*")):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holders.append(_holder(fd))
-        except OSError:
-            pass  # a file system without locks: nothing to learn
-        finally:
-            os.close(fd)  # releases the probe's lock
+    holders = [h for p in sorted(folder.glob(f"{LOCK_NAME}*")) if (h := _held_by(p))]
     return ", ".join(holders) or None
 
 
@@ -302,13 +346,14 @@ def holds_lock(
 ):
     """Decorator: ``fn(cfg, ...)`` runs holding :func:`exclusive` on ``folder(cfg)`` (lock file
     ``name(cfg)``, default :data:`LOCK_NAME`), once :func:`check_output_folder` has passed it
-    (``own``: the records the command writes there, given as there)."""
+    (``own``: the records the command writes there, given as there, and to :func:`exclusive`)."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
         def run(cfg: Any, *args: Any, **kwargs: Any) -> T:
             check_output_folder(folder(cfg), own, command)
-            with exclusive(folder(cfg), command, LOCK_NAME if name is None else name(cfg)):
+            lock = LOCK_NAME if name is None else name(cfg)
+            with exclusive(folder(cfg), command, lock, own):
                 return fn(cfg, *args, **kwargs)
 
         return run

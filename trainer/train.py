@@ -589,7 +589,7 @@ def train(
     check_output_folder(cfg.out, ("metrics.jsonl",), "engine train")
     # a fused dataset engine fuse still writes: its labels so far, or old and new ones mixed
     check_not_being_written(cfg.data, "engine train", "its labels")
-    with exclusive(cfg.out, "engine train"), caller_rng():
+    with exclusive(cfg.out, "engine train", own=("metrics.jsonl", "config.yaml")), caller_rng():
         return _start(cfg, model, on_init)
 
 

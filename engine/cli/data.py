@@ -76,7 +76,14 @@ def info_cmd(
     bad input.
     """
     from annotations.fileio import check_expanded
-    from engine.info import dataset_stats, describe_output, output_folder, plot_shares, render_stats
+    from engine.info import (
+        dataset_stats,
+        describe_output,
+        leftover_note,
+        output_folder,
+        plot_shares,
+        render_stats,
+    )
 
     refuse_plot_to_stdout(plot)
     check_expanded(plot, "engine info --plot")
@@ -87,7 +94,7 @@ def info_cmd(
         what, renderables, problems = described
         if plot is not None:
             raise ValueError(f"--plot draws a dataset's class shares; {data} is {what}")
-        for renderable in renderables:
+        for renderable in [*renderables, *filter(None, [leftover_note(data)])]:
             stdout.print(renderable, soft_wrap=True)
         if problems:
             raise typer.Exit(1)
@@ -97,7 +104,7 @@ def info_cmd(
 
         matplotlib_for("engine info --plot")  # before the pass over the images: matplotlib is there
     stats = dataset_stats(data, splits=splits, decode=decode, progress=progress, workers=workers)
-    for renderable in render_stats(stats):
+    for renderable in [*render_stats(stats), *filter(None, [leftover_note(stats.root)])]:
         stdout.print(renderable, soft_wrap=True)
     if plot is not None:
         stdout.print(f"class shares: {plot_shares(stats, plot)}", highlight=False, soft_wrap=True)

@@ -43,6 +43,8 @@ from annotations.fileio import (
     atomic_write_text,
     did_you_mean,
     first_line,
+    json_text,
+    read_json,
     read_jsonl,
 )
 from annotations.labelmap import read_label, write_label
@@ -736,7 +738,8 @@ def fuse(config: FuseConfig) -> FuseResult:
     plan.taxonomy.save(out / "taxonomy.json")
     earlier = earlier_splits(latest, plan, out)
     atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, earlier))
-    atomic_write_json(out / FUSE_RECORD, _fuse_json(plan, config, "running", {}))
+    if todo:  # with nothing to fuse, nothing is half done at any moment
+        atomic_write_json(out / FUSE_RECORD, _fuse_json(plan, config, "running", {}))
 
     def record(rec: dict) -> None:
         latest[(rec["split"], rec["stem"])] = rec
@@ -795,8 +798,29 @@ def fuse(config: FuseConfig) -> FuseResult:
         ),
     }
     status = "incomplete" if failed else "complete"
-    atomic_write_json(out / FUSE_RECORD, _fuse_json(plan, config, status, extra))
+    final = _fuse_json(plan, config, status, extra)
+    if todo or not _same_record(out / FUSE_RECORD, final):
+        atomic_write_json(out / FUSE_RECORD, final)
     return result
+
+
+# What a fusion's record says of the call that wrote it rather than of the fused dataset
+ABOUT_THE_CALL = ("environment", "images", "seconds")
+
+
+def _same_record(path: Path, record: dict) -> bool:
+    """Whether the record at ``path`` says what ``record`` says of the fused dataset (they
+    differ at most in :data:`ABOUT_THE_CALL`): a rerun that fused nothing keeps it as it is,
+    the record of the call that fused its images. It rewrote it, so on a full disk a rerun with
+    nothing to do failed."""
+    try:
+        old = read_json(path, "fusion record")
+    except (ValueError, OSError):
+        return False
+    new = json.loads(json_text(record))  # as it reads back: tuples as lists, paths as text
+    return isinstance(old, dict) and all(
+        old.get(k) == new.get(k) for k in {*old, *new} if k not in ABOUT_THE_CALL
+    )
 
 
 def _run_pool(plan: FusePlan, out: Path, todo: list[Job], workers: int, done) -> None:

@@ -416,3 +416,23 @@ def test_an_output_that_is_a_device_is_written_into_not_replaced(tmp_path):
     atomic_write_text(link, "{}\n")
     assert link.is_symlink() and stat.S_ISCHR(os.stat(os.devnull).st_mode)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_a_file_that_holds_the_bytes_already_is_not_rewritten(tmp_path):
+    """An atomic write of the bytes a file holds already leaves it as it is (its inode and times
+    kept, no temporary file): a rerun with nothing to do rewrote its records, failing on a full
+    disk. Other bytes, of the same size or not, replace it."""
+    import os
+
+    from annotations.fileio import atomic_write_bytes
+
+    path = tmp_path / "x.json"
+    atomic_write_bytes(path, b"same")
+    before = os.stat(path)
+    atomic_write_bytes(path, b"same")
+    after = os.stat(path)
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    atomic_write_bytes(path, b"diff")
+    assert path.read_bytes() == b"diff" and os.stat(path).st_ino != before.st_ino
+    atomic_write_bytes(path, b"longer")
+    assert path.read_bytes() == b"longer" and sorted(os.listdir(tmp_path)) == ["x.json"]

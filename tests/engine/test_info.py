@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -604,3 +605,35 @@ def test_a_folder_a_run_was_killed_in_before_writing_anything_names_that_run(tmp
         raise KeyboardInterrupt
     res = CliRunner().invoke(app, ["info", str(refused)], env={"COLUMNS": "400"})
     assert res.exit_code == 1 and "stopped before it wrote anything" in res.output
+
+
+def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_path: Path):
+    """``engine info`` on a fusion killed before its val split was begun exited 2 with "label
+    folder for split 'val' not found" as its error; killed within val it exited 1, listing the
+    images without labels. Both are one state, a fusion stopped: the same exit code (1) and the
+    same advice, and a split's source folder not yet written is said so too (not "training
+    refuses this split")."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    _fused(tmp_path)
+    (tmp_path / "fuse.json").write_text(json.dumps({"status": "running"}))
+    shutil.rmtree(tmp_path / "labels/val")
+    shutil.rmtree(tmp_path / "sources/val")
+    (tmp_path / "sources/train/c.png").unlink()
+    (tmp_path / "labels/train/c.png").unlink()
+    res = CliRunner().invoke(app, ["info", str(tmp_path), "--no-progress"], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    advice = "no process writes it now (stopped): run the same engine fuse command again"
+    assert res.exit_code == 1, res.output
+    assert f"no label in {tmp_path / 'labels/train'} for 1 image: c; its fusion did not" in text
+    assert f"no label in {tmp_path / 'labels/val'} for 1 image: d; its fusion did not" in text
+    assert text.count(advice) == 2 and "training refuses" not in text
+    shutil.rmtree(tmp_path / "sources/train")
+    res = CliRunner().invoke(app, ["info", str(tmp_path), "--no-progress"], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "training refuses" not in text
+    assert f"{tmp_path / 'sources/train'}: source map folder not found; its fusion did not" in text

@@ -664,3 +664,79 @@ def test_a_full_disk_stops_the_gallery_at_its_first_thumbnail(tmp_path, gallery,
     with pytest.raises(OSError) as e:
         build_review(ReviewConfig(str(run), out=str(tmp_path / "g")))
     assert e.value.errno == errno.ENOSPC and len(calls) == 1
+
+
+def _info(folder) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "400"})
+    return res.exit_code, " ".join(res.output.split())
+
+
+def test_engine_info_tells_a_gallery_being_drawn_from_one_stopped(tmp_path):
+    """A review folder holding thumbnails and no ``review.json`` yet (the page and its record
+    come last) was shown by ``engine info`` as "no image split folders found", as of a wrong
+    folder (exit 2). The gallery holds its folder's lock while it draws: info says it is being
+    drawn (exit 0), or that it stopped and which command finishes it (exit 1)."""
+    from engine.runlock import exclusive
+
+    out = tmp_path / "g"
+    with exclusive(out, "engine review"):
+        (out / "thumbs").mkdir()
+        (out / "thumbs" / "test__a_pseudo.jpg").write_bytes(b"jpeg")
+        code, text = _info(out)
+        assert code == 0 and "engine review (pid " in text
+        assert "is drawing this review gallery now (1 thumbnail so far)" in text
+    code, text = _info(out)
+    assert code == 1 and "no image split folders" not in text
+    assert f"{out}: a review gallery not finished: engine review (pid " in text
+    assert text.endswith(
+        "stopped before writing its page (1 thumbnail drawn, no review.json) and no process "
+        "writes it now: run the same engine review command again"
+    )
+
+
+KILLED_AFTER = """
+import os, signal, sys
+import engine.review as review
+real, calls = review.atomic_write_bytes, []
+def write(*args, **kwargs):
+    real(*args, **kwargs)
+    calls.append(1)
+    if len(calls) == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+review.atomic_write_bytes = write
+from cli import app
+app(sys.argv[2:])
+"""
+
+
+@pytest.mark.slow
+def test_a_review_killed_after_its_first_thumbnails_is_told_and_drawn_again(tmp_path, gallery):
+    """``kill -9`` of ``engine review`` after its second thumbnail: ``engine info`` names the
+    stopped review and the command that finishes it (it said "no image split folders found"),
+    and that command draws the gallery whole."""
+    import sys
+    from pathlib import Path
+
+    run, out = gallery.index.parent.parent, tmp_path / "g"
+    args = ["review", str(run), "--out", str(out), "--no-progress"]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER, "2", *args],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    assert len(list((out / "thumbs").glob("*.jpg"))) == 2 and not (out / "review.json").exists()
+    code, text = _info(out)
+    assert code == 1 and "engine review (pid " in text and "2 thumbnails drawn" in text
+    assert text.endswith("run the same engine review command again")
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert json.loads((out / "review.json").read_text())["images"] == 3

@@ -321,3 +321,39 @@ def test_a_disk_too_full_for_the_holders_record_still_runs_and_locks(tmp_path, m
         exclusive(tmp_path / "run", "engine label"),
     ):
         pass
+
+
+def test_a_rerun_removes_the_temporary_files_killed_runs_left(tmp_path: Path) -> None:
+    """A run killed while writing a file leaves its atomic write's ``.NAME.*.tmp``, and no rerun
+    removed them: a big run killed and resumed again and again piled them up. A run holding
+    the lock of a folder it wrote before (one of its records there) removes them, in the
+    folder and its subfolders, and nothing else: not another run's subfolder (its own lock
+    file), not other names, not in a folder that is no output of the command, and not while a
+    shard of a label run writes the folder too (its temporaries are live)."""
+    run = tmp_path / "run"
+    stale = [run / ".run.json.abcd1234.tmp", run / "labels/train/.a.png.x_9yz0ab.tmp"]
+    kept = [
+        run / ".x.tmp",
+        run / "notes.tmp",
+        run / "labels/train/a.png",
+        run / "demo_stage/.b.png.abcd1234.tmp",
+    ]
+    for path in [*stale, *kept]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x")
+    (run / "demo_stage" / LOCK_NAME).write_text("")
+    with exclusive(run, "engine label", own=("run.json",)):  # no run.json: not its output
+        pass
+    assert all(p.exists() for p in [*stale, *kept])
+    (run / "run.json").write_text("{}")
+    holder = _hold(run, ".lock-shard1of2")
+    try:
+        with exclusive(run, "engine label", own=("run.json",)):  # a shard writes it now
+            pass
+        assert all(p.exists() for p in [*stale, *kept])
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with exclusive(run, "engine label", own=("run.json",)):
+        pass
+    assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
