@@ -1050,7 +1050,9 @@ def describe_output(
         from engine.outputs import prediction_record
 
         meta = prediction_record(Path(path)) or {}  # read once: the table and the problems
-        return what, render_predictions(path, meta), len(failed_images(meta))
+        # a predict stopped before its last image is a problem (exit 1), as a stopped fusion's
+        stopped = meta.get("status") == "running" and writer(path) is None
+        return what, render_predictions(path, meta), len(failed_images(meta)) + stopped
     if record == "run.json":
         stats = label_run_stats(path, splits)
         return what, render_label_run(stats), stats.problems

@@ -844,6 +844,7 @@ def test_a_predict_stopped_half_way_is_said_to_be_partial_and_resumes(tmp_path, 
     assert "label maps │ 1 of 3: engine predict stopped before labelling every image (no " in (
         " ".join(res.output.split())
     ), res.output
+    assert res.exit_code == 1  # to finish, as a stopped fusion (it exited 0, as a finished one)
     gt = tmp_path / "gt"
     for stem in "abc":
         write_label(gt / f"{stem}.png", np.zeros((40, 48), np.uint8))
