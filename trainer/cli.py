@@ -311,6 +311,13 @@ def train_cmd(
         )
         return
     stdout.print(f"trained {counted(result.step, 'step')}; checkpoint {result.last_checkpoint}")
+    if result.step < cfg.iters:  # max_steps_this_run: before, a short call read as a whole run
+        stdout.print(
+            f"stopped at step {result.step:,} of {cfg.iters:,} (max_steps_this_run "
+            f"{cfg.max_steps_this_run:,}): {resume_hint()}",
+            highlight=False,
+            soft_wrap=True,
+        )
     skipped = Path(cfg.out) / SKIPPED_LOG
     if records := read_jsonl(skipped):
         stdout.print(

@@ -517,6 +517,9 @@ def _drop_lines_after(path: Path, step: int) -> None:
 
 def _write_run_files(out: Path, cfg: TrainConfig, start: int) -> None:
     data = plain(cfg.to_dict())
+    # max_steps_this_run limits this call, not the run: recorded, a run's config.yaml fed back
+    # with --config to reproduce it stopped where the first time slice did, without a word
+    data["max_steps_this_run"] = 0
     atomic_write_text(out / "config.yaml", yaml.safe_dump(data, sort_keys=False))
     atomic_write_json(out / "config.json", {"config": data, "config_hash": config_hash(data)})
     if start == 0:

@@ -901,3 +901,31 @@ def test_a_resumed_runs_recorded_config_starts_a_new_run(synth, tmp_path, monkey
     assert "stopped" in res.output and seen[-1].resume is False, res.output
     res = CliRunner().invoke(app, [*args, "--resume"])  # --resume is still this call's to give
     assert seen[-1].resume is True
+
+
+def test_a_time_sliced_run_s_recorded_config_reproduces_the_whole_run(synth, tmp_path):
+    """``max_steps_this_run`` limits a call, not the run: recorded in config.yaml, the file fed
+    back with --config to reproduce the run stopped where the first slice did, and the call
+    said only "trained 1 step", as a whole run does."""
+    import yaml
+
+    config = tmp_path / "slice.yaml"
+    config.write_text("max_steps_this_run: 1\nval_split: null\nloss: {num_points: 256}\n")
+    run = tmp_path / "run"
+    args = ["--preset", "tiny", "--iters", "2", "--batch-size", "2", "--crop", "64"]
+    args += ["--device", "cpu", "--workers", "0", "--no-progress"]
+    res = CliRunner().invoke(
+        app, ["train", "--data", str(synth), "--config", str(config), "--out", str(run), *args]
+    )
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == (
+        f"trained 1 step; checkpoint {run}/last.pt stopped at step 1 of 2 (max_steps_this_run "
+        f"1): add --resume to continue from {run}/last.pt"
+    )
+    assert yaml.safe_load((run / "config.yaml").read_text())["max_steps_this_run"] == 0
+    again = tmp_path / "again"
+    res = CliRunner().invoke(
+        app, ["train", "--config", str(run / "config.yaml"), "--out", str(again), *args[-3:]]
+    )
+    assert res.exit_code == 0, res.output
+    assert "trained 2 steps" in res.output and "stopped" not in res.output
