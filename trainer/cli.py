@@ -192,7 +192,7 @@ def train_cmd(
         resumed_iters,
     )
     from trainer.spawn import leave_process_group
-    from trainer.train import SKIPPED_LOG, check_crop, resolve_device, train
+    from trainer.train import SKIPPED_LOG, check_crop, check_file_val_size, resolve_device, train
 
     if config is not None:
         # resume is this call's (--resume): a resumed run's config.yaml records "resume: true",
@@ -261,6 +261,8 @@ def train_cmd(
         check_crop(cfg.augment.crop, where)
     if device is None and "device" in file:
         resolve_device(cfg.device, where=where)
+    if val_size is None and "val_size" in file:
+        check_file_val_size(cfg, where)
 
     def show_init(report) -> None:
         for line in report.summary():

@@ -90,14 +90,17 @@ def validation_split(cfg: TrainConfig, spec: DatasetSpec) -> SegDataset:
     return data
 
 
-def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:
+def check_val_size(
+    data: SegDataset, size: tuple[int, int] | None, where: str | None = None
+) -> None:
     """``ValueError`` naming ``--val-size`` when validating at ``size`` makes the split's
     (first) image smaller than the model's :data:`MIN_SIDE` px a side: checked before the
     first step, where it only failed at the first validation, after the training (its
-    ``last.pt`` already written, so ``engine info`` read the run as finished)."""
-    if size is None:
+    ``last.pt`` already written, so ``engine info`` read the run as finished). ``where``: the
+    config file the value came from, named with its key instead of the option (before, a
+    file's ``val_size: 12x9`` read as if ``--val-size 12x9`` had been typed)."""
+    if size is None or not data.samples:
         return
-    given = f"--val-size {size[0]}x{size[1]}"
     from trainer.inference import resized_shape
 
     path = data.samples[0].image_path
@@ -105,11 +108,34 @@ def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:
     rh, rw = resized_shape(h, w, size)
     if min(rh, rw) >= MIN_SIDE:
         return
-    own = f" (--val-size {w}x{h}: their own size)" if min(w, h) >= MIN_SIDE else ""
+    ours = min(w, h) >= MIN_SIDE
+    shrinks = f"the {w}x{h} images of split {data.split!r}"
+    if where is not None:
+        own = f" ({w}x{h}: their own size)" if ours else ""
+        raise ValueError(
+            f"{where}: val_size {size[0]}x{size[1]}: it resizes {shrinks} ({path}) to "
+            f"{rw}x{rh}; the model needs at least {MIN_SIDE} px per side: set a larger one{own}"
+        )
+    own = f" (--val-size {w}x{h}: their own size)" if ours else ""
     raise ValueError(
-        f"{path}: {given} resizes the {w}x{h} images of split {data.split!r} to {rw}x{rh}; "
+        f"{path}: --val-size {size[0]}x{size[1]} resizes {shrinks} to {rw}x{rh}; "
         f"the model needs at least {MIN_SIDE} px per side: give a larger --val-size{own}"
     )
+
+
+def check_file_val_size(cfg: TrainConfig, where: str) -> None:
+    """:func:`check_val_size` of a ``val_size`` the config file ``where`` set, named by the file
+    and its key; ``engine train`` runs it before :func:`train`, which checks the value again
+    (naming the option). A dataset or split that cannot be read is left to :func:`train` to
+    report, in its order."""
+    if cfg.val_size is None or not (cfg.val_split or cfg.val_subsets):
+        return
+    try:
+        spec = load_spec(cfg.data)
+        data = validation_split(cfg, spec) if cfg.val_split else SegDataset(spec, cfg.train_split)
+    except (OSError, ValueError):
+        return
+    check_val_size(data, cfg.val_size, where)
 
 
 def check_crop(crop: int, where: str | None = None) -> None:

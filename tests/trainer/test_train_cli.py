@@ -819,6 +819,26 @@ def test_a_val_size_too_small_for_the_model_is_refused_before_the_first_step(syn
     assert res.exit_code == 2 and "to 40x30; the model needs at least 32" in res.output
 
 
+def test_a_config_file_s_val_size_too_small_is_named_by_the_file(synth, tmp_path):
+    """A config file's ``val_size: 12x9`` was refused as ``--val-size 12x9 resizes ...``, an
+    option no one typed; it is named by the file and its key, as a file's crop and device are."""
+    run = tmp_path / "run"
+    config = tmp_path / "c.yaml"
+    config.write_text("val_size: 12x9\n")
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--out", str(run), "--iters", "2"]
+    args += ["--batch-size", "2", "--device", "cpu", "--workers", "0", "--no-progress"]
+    res = CliRunner().invoke(app, [*args, "--config", str(config)])
+    assert res.exit_code == 2 and not run.exists()
+    image = synth / "images" / "val" / "synth_val_0000.jpg"
+    assert " ".join(res.output.split()) == (
+        f"error: {config}: val_size 12x9: it resizes the 128x96 images of split 'val' ({image}) "
+        "to 12x9; the model needs at least 32 px per side: set a larger one (128x96: their own "
+        "size)"
+    )
+    res = CliRunner().invoke(app, [*args, "--config", str(config), "--val-size", "16x12"])
+    assert res.exit_code == 2 and "--val-size 16x12 resizes" in res.output  # the option's
+
+
 def test_a_crop_too_small_for_the_model_is_refused_before_any_file(synth, tmp_path):
     """A crop under 32 px (--crop allowed 8) failed at the first step with the model's "images
     must be at least 32x32", after config.yaml and environment.json were written."""
