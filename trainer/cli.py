@@ -305,9 +305,10 @@ def train_cmd(
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return
     if result.finished:
+        drew = "drew its missing curves.png, nothing else to do" if result.redrawn else ""
         stdout.print(
-            f"{cfg.out}: the run finished at step {result.step:,}; nothing to do (a larger "
-            "--iters extends it)",
+            f"{cfg.out}: the run finished at step {result.step:,}; {drew or 'nothing to do'} "
+            "(a larger --iters extends it)",
             highlight=False,
             soft_wrap=True,
         )

@@ -233,6 +233,7 @@ class TrainResult:
         None  # what --init loaded, grew and dropped (None: no init, or a resume)
     )
     finished: bool = False  # a resume of a run already finished: nothing done, nothing written
+    redrawn: bool = False  # ... but its missing curves.png, drawn again
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -707,7 +708,10 @@ def _train(
         _check_resume_classes(ckpt, cfg, spec.taxonomy, last)
         _check_resume_iters(ckpt, cfg, last)
         if _finished(ckpt, cfg, out):  # nothing to do: no validation, no file touched
-            return TrainResult(out=out, step=int(ckpt["step"]), finished=True)
+            # but its curves.png, when the disk filled as the end of the run drew it: before,
+            # the resume its error advised found the run finished and drew nothing
+            drawn = is_main and _draw_missing_curves(out)
+            return TrainResult(out=out, step=int(ckpt["step"]), finished=True, redrawn=drawn)
     elif last.exists():
         raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
     elif is_main:
@@ -986,6 +990,16 @@ def _train(
     if is_main:
         _draw_curves(out)
     return result
+
+
+def _draw_missing_curves(out: Path) -> bool:
+    """Draw ``out/curves.png`` if it is missing (:func:`_draw_curves`); whether it now is."""
+    from trainer.curves import CURVES
+
+    if (out / CURVES).is_file():
+        return False
+    _draw_curves(out)
+    return (out / CURVES).is_file()
 
 
 def _draw_curves(out: Path) -> None:

@@ -783,6 +783,41 @@ def test_a_full_disk_stops_training_with_how_to_resume(synth, tmp_path, monkeypa
     )
 
 
+def test_a_finished_run_whose_curves_the_full_disk_stopped_draws_them_on_resume(
+    synth, tmp_path, monkeypatch
+):
+    """The disk filled as the run's end drew curves.png: the error advised --resume, which found
+    the run finished and drew nothing, so the run never got its figure."""
+    import errno
+
+    import trainer.curves
+
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--out", str(run), "--iters", "1"]
+    args += ["--batch-size", "2", "--crop", "64", "--device", "cpu", "--workers", "0"]
+    args += ["--val-split", "none", "--no-progress"]
+
+    def full(metrics, out):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out))
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer.curves, "plot_curves", full)
+        res = CliRunner().invoke(app, args)
+    assert res.exit_code == 74 and "add --resume" in res.output, res.output
+    assert not (run / "curves.png").exists()
+    resume = ["train", "--out", str(run), "--resume", "--workers", "0", "--no-progress"]
+    res = CliRunner().invoke(app, resume)
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == (
+        f"{run}: the run finished at step 1; drew its missing curves.png, nothing else to do "
+        "(a larger --iters extends it)"
+    )
+    assert (run / "curves.png").is_file()
+    res = CliRunner().invoke(app, resume)  # drawn: nothing to do again
+    assert "finished at step 1; nothing to do" in " ".join(res.output.split())
+
+
 def test_validating_far_above_the_images_size_is_warned(synth):
     """The 4096x3072 default enlarges small images 32x: one line naming the first image, the
     factor and the --val-size that validates at their own scale; 2x or more warns, less not."""
