@@ -479,8 +479,12 @@ def source_dir(spec: DatasetSpec, split: str) -> Path:
 
 def read_source_map(path: str | os.PathLike, shape: tuple[int, int]) -> np.ndarray:
     """The source map at ``path`` (0 precise, 1 pseudo, 2 ignored by fusion), checked against
-    its label's ``shape`` (H, W); ``ValueError`` / ``FileNotFoundError`` naming the file."""
-    source = read_label(path)
+    its label's ``shape`` (H, W); ``ValueError`` / ``FileNotFoundError`` naming the file (a
+    missing one as a source map: it read "label file not found")."""
+    try:
+        source = read_label(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: source map not found") from None
     if source.shape != tuple(shape):
         raise ValueError(
             f"{path}: source map is {source.shape[1]}x{source.shape[0]}, "

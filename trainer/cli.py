@@ -192,7 +192,7 @@ def train_cmd(
         resumed_iters,
     )
     from trainer.spawn import leave_process_group
-    from trainer.train import SKIPPED_LOG, check_crop, resolve_device, train
+    from trainer.train import SKIPPED_LOG, check_crop, check_file_val_size, resolve_device, train
 
     if config is not None:
         # resume is this call's (--resume): a resumed run's config.yaml records "resume: true",
@@ -261,6 +261,8 @@ def train_cmd(
         check_crop(cfg.augment.crop, where)
     if device is None and "device" in file:
         resolve_device(cfg.device, where=where)
+    if val_size is None and "val_size" in file:
+        check_file_val_size(cfg, where)
 
     def show_init(report) -> None:
         for line in report.summary():
@@ -303,14 +305,22 @@ def train_cmd(
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return
     if result.finished:
+        drew = "drew its missing curves.png, nothing else to do" if result.redrawn else ""
         stdout.print(
-            f"{cfg.out}: the run finished at step {result.step:,}; nothing to do (a larger "
-            "--iters extends it)",
+            f"{cfg.out}: the run finished at step {result.step:,}; {drew or 'nothing to do'} "
+            "(a larger --iters extends it)",
             highlight=False,
             soft_wrap=True,
         )
         return
     stdout.print(f"trained {counted(result.step, 'step')}; checkpoint {result.last_checkpoint}")
+    if result.step < cfg.iters:  # max_steps_this_run: before, a short call read as a whole run
+        stdout.print(
+            f"stopped at step {result.step:,} of {cfg.iters:,} (max_steps_this_run "
+            f"{cfg.max_steps_this_run:,}): {resume_hint()}",
+            highlight=False,
+            soft_wrap=True,
+        )
     skipped = Path(cfg.out) / SKIPPED_LOG
     if records := read_jsonl(skipped):
         stdout.print(

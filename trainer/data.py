@@ -266,7 +266,11 @@ class TrainSet(Dataset):
         sample = self.data[index]
         image, label = self.data.load_pair(sample)
         if self.has_sources:
-            source = read_source_map(self.sources / f"{sample.stem}.png", label.shape)
+            try:
+                source = read_source_map(self.sources / f"{sample.stem}.png", label.shape)
+            except FileNotFoundError as e:  # engine fuse killed between a label and its map
+                hint = self.data.spec.unfinished_fusion()  # how engine info says to go on
+                raise FileNotFoundError(first_line(e) + hint) from None
         else:
             source = np.zeros_like(label)
         return image, label, source

@@ -90,14 +90,17 @@ def validation_split(cfg: TrainConfig, spec: DatasetSpec) -> SegDataset:
     return data
 
 
-def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:
+def check_val_size(
+    data: SegDataset, size: tuple[int, int] | None, where: str | None = None
+) -> None:
     """``ValueError`` naming ``--val-size`` when validating at ``size`` makes the split's
     (first) image smaller than the model's :data:`MIN_SIDE` px a side: checked before the
     first step, where it only failed at the first validation, after the training (its
-    ``last.pt`` already written, so ``engine info`` read the run as finished)."""
-    if size is None:
+    ``last.pt`` already written, so ``engine info`` read the run as finished). ``where``: the
+    config file the value came from, named with its key instead of the option (before, a
+    file's ``val_size: 12x9`` read as if ``--val-size 12x9`` had been typed)."""
+    if size is None or not data.samples:
         return
-    given = f"--val-size {size[0]}x{size[1]}"
     from trainer.inference import resized_shape
 
     path = data.samples[0].image_path
@@ -105,11 +108,34 @@ def check_val_size(data: SegDataset, size: tuple[int, int] | None) -> None:
     rh, rw = resized_shape(h, w, size)
     if min(rh, rw) >= MIN_SIDE:
         return
-    own = f" (--val-size {w}x{h}: their own size)" if min(w, h) >= MIN_SIDE else ""
+    ours = min(w, h) >= MIN_SIDE
+    shrinks = f"the {w}x{h} images of split {data.split!r}"
+    if where is not None:
+        own = f" ({w}x{h}: their own size)" if ours else ""
+        raise ValueError(
+            f"{where}: val_size {size[0]}x{size[1]}: it resizes {shrinks} ({path}) to "
+            f"{rw}x{rh}; the model needs at least {MIN_SIDE} px per side: set a larger one{own}"
+        )
+    own = f" (--val-size {w}x{h}: their own size)" if ours else ""
     raise ValueError(
-        f"{path}: {given} resizes the {w}x{h} images of split {data.split!r} to {rw}x{rh}; "
+        f"{path}: --val-size {size[0]}x{size[1]} resizes {shrinks} to {rw}x{rh}; "
         f"the model needs at least {MIN_SIDE} px per side: give a larger --val-size{own}"
     )
+
+
+def check_file_val_size(cfg: TrainConfig, where: str) -> None:
+    """:func:`check_val_size` of a ``val_size`` the config file ``where`` set, named by the file
+    and its key; ``engine train`` runs it before :func:`train`, which checks the value again
+    (naming the option). A dataset or split that cannot be read is left to :func:`train` to
+    report, in its order."""
+    if cfg.val_size is None or not (cfg.val_split or cfg.val_subsets):
+        return
+    try:
+        spec = load_spec(cfg.data)
+        data = validation_split(cfg, spec) if cfg.val_split else SegDataset(spec, cfg.train_split)
+    except (OSError, ValueError):
+        return
+    check_val_size(data, cfg.val_size, where)
 
 
 def check_crop(crop: int, where: str | None = None) -> None:
@@ -207,6 +233,7 @@ class TrainResult:
         None  # what --init loaded, grew and dropped (None: no init, or a resume)
     )
     finished: bool = False  # a resume of a run already finished: nothing done, nothing written
+    redrawn: bool = False  # ... but its missing curves.png, drawn again
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
@@ -517,6 +544,9 @@ def _drop_lines_after(path: Path, step: int) -> None:
 
 def _write_run_files(out: Path, cfg: TrainConfig, start: int) -> None:
     data = plain(cfg.to_dict())
+    # max_steps_this_run limits this call, not the run: recorded, a run's config.yaml fed back
+    # with --config to reproduce it stopped where the first time slice did, without a word
+    data["max_steps_this_run"] = 0
     atomic_write_text(out / "config.yaml", yaml.safe_dump(data, sort_keys=False))
     atomic_write_json(out / "config.json", {"config": data, "config_hash": config_hash(data)})
     if start == 0:
@@ -678,7 +708,10 @@ def _train(
         _check_resume_classes(ckpt, cfg, spec.taxonomy, last)
         _check_resume_iters(ckpt, cfg, last)
         if _finished(ckpt, cfg, out):  # nothing to do: no validation, no file touched
-            return TrainResult(out=out, step=int(ckpt["step"]), finished=True)
+            # but its curves.png, when the disk filled as the end of the run drew it: before,
+            # the resume its error advised found the run finished and drew nothing
+            drawn = is_main and _draw_missing_curves(out)
+            return TrainResult(out=out, step=int(ckpt["step"]), finished=True, redrawn=drawn)
     elif last.exists():
         raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
     elif is_main:
@@ -957,6 +990,16 @@ def _train(
     if is_main:
         _draw_curves(out)
     return result
+
+
+def _draw_missing_curves(out: Path) -> bool:
+    """Draw ``out/curves.png`` if it is missing (:func:`_draw_curves`); whether it now is."""
+    from trainer.curves import CURVES
+
+    if (out / CURVES).is_file():
+        return False
+    _draw_curves(out)
+    return (out / CURVES).is_file()
 
 
 def _draw_curves(out: Path) -> None:

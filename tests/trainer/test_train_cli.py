@@ -783,6 +783,41 @@ def test_a_full_disk_stops_training_with_how_to_resume(synth, tmp_path, monkeypa
     )
 
 
+def test_a_finished_run_whose_curves_the_full_disk_stopped_draws_them_on_resume(
+    synth, tmp_path, monkeypatch
+):
+    """The disk filled as the run's end drew curves.png: the error advised --resume, which found
+    the run finished and drew nothing, so the run never got its figure."""
+    import errno
+
+    import trainer.curves
+
+    pytest.importorskip("matplotlib")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--out", str(run), "--iters", "1"]
+    args += ["--batch-size", "2", "--crop", "64", "--device", "cpu", "--workers", "0"]
+    args += ["--val-split", "none", "--no-progress"]
+
+    def full(metrics, out):
+        raise OSError(errno.ENOSPC, "No space left on device", str(out))
+
+    with monkeypatch.context() as m:
+        m.setattr(trainer.curves, "plot_curves", full)
+        res = CliRunner().invoke(app, args)
+    assert res.exit_code == 74 and "add --resume" in res.output, res.output
+    assert not (run / "curves.png").exists()
+    resume = ["train", "--out", str(run), "--resume", "--workers", "0", "--no-progress"]
+    res = CliRunner().invoke(app, resume)
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == (
+        f"{run}: the run finished at step 1; drew its missing curves.png, nothing else to do "
+        "(a larger --iters extends it)"
+    )
+    assert (run / "curves.png").is_file()
+    res = CliRunner().invoke(app, resume)  # drawn: nothing to do again
+    assert "finished at step 1; nothing to do" in " ".join(res.output.split())
+
+
 def test_validating_far_above_the_images_size_is_warned(synth):
     """The 4096x3072 default enlarges small images 32x: one line naming the first image, the
     factor and the --val-size that validates at their own scale; 2x or more warns, less not."""
@@ -817,6 +852,26 @@ def test_a_val_size_too_small_for_the_model_is_refused_before_the_first_step(syn
     # the short side decides: 40x30 keeps 128x96's aspect at 40x30
     res = CliRunner().invoke(app, [*args, "--val-size", "40x30"])
     assert res.exit_code == 2 and "to 40x30; the model needs at least 32" in res.output
+
+
+def test_a_config_file_s_val_size_too_small_is_named_by_the_file(synth, tmp_path):
+    """A config file's ``val_size: 12x9`` was refused as ``--val-size 12x9 resizes ...``, an
+    option no one typed; it is named by the file and its key, as a file's crop and device are."""
+    run = tmp_path / "run"
+    config = tmp_path / "c.yaml"
+    config.write_text("val_size: 12x9\n")
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--out", str(run), "--iters", "2"]
+    args += ["--batch-size", "2", "--device", "cpu", "--workers", "0", "--no-progress"]
+    res = CliRunner().invoke(app, [*args, "--config", str(config)])
+    assert res.exit_code == 2 and not run.exists()
+    image = synth / "images" / "val" / "synth_val_0000.jpg"
+    assert " ".join(res.output.split()) == (
+        f"error: {config}: val_size 12x9: it resizes the 128x96 images of split 'val' ({image}) "
+        "to 12x9; the model needs at least 32 px per side: set a larger one (128x96: their own "
+        "size)"
+    )
+    res = CliRunner().invoke(app, [*args, "--config", str(config), "--val-size", "16x12"])
+    assert res.exit_code == 2 and "--val-size 16x12 resizes" in res.output  # the option's
 
 
 def test_a_crop_too_small_for_the_model_is_refused_before_any_file(synth, tmp_path):
@@ -901,3 +956,31 @@ def test_a_resumed_runs_recorded_config_starts_a_new_run(synth, tmp_path, monkey
     assert "stopped" in res.output and seen[-1].resume is False, res.output
     res = CliRunner().invoke(app, [*args, "--resume"])  # --resume is still this call's to give
     assert seen[-1].resume is True
+
+
+def test_a_time_sliced_run_s_recorded_config_reproduces_the_whole_run(synth, tmp_path):
+    """``max_steps_this_run`` limits a call, not the run: recorded in config.yaml, the file fed
+    back with --config to reproduce the run stopped where the first slice did, and the call
+    said only "trained 1 step", as a whole run does."""
+    import yaml
+
+    config = tmp_path / "slice.yaml"
+    config.write_text("max_steps_this_run: 1\nval_split: null\nloss: {num_points: 256}\n")
+    run = tmp_path / "run"
+    args = ["--preset", "tiny", "--iters", "2", "--batch-size", "2", "--crop", "64"]
+    args += ["--device", "cpu", "--workers", "0", "--no-progress"]
+    res = CliRunner().invoke(
+        app, ["train", "--data", str(synth), "--config", str(config), "--out", str(run), *args]
+    )
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == (
+        f"trained 1 step; checkpoint {run}/last.pt stopped at step 1 of 2 (max_steps_this_run "
+        f"1): add --resume to continue from {run}/last.pt"
+    )
+    assert yaml.safe_load((run / "config.yaml").read_text())["max_steps_this_run"] == 0
+    again = tmp_path / "again"
+    res = CliRunner().invoke(
+        app, ["train", "--config", str(run / "config.yaml"), "--out", str(again), *args[-3:]]
+    )
+    assert res.exit_code == 0, res.output
+    assert "trained 2 steps" in res.output and "stopped" not in res.output

@@ -170,6 +170,29 @@ def test_new_classes_without_source_maps_are_an_error_naming_the_folder(tmp_path
     assert not TrainSet(with_sources, "train", AugmentConfig(crop=16), all_precise=True).has_sources
 
 
+def test_a_source_map_a_killed_fusion_left_unwritten_says_to_fuse_again(tmp_path):
+    """engine fuse killed between an image's label and its source map: training skipped the
+    image with "label file not found" about the source map, where engine info says how to go
+    on; the problem now says it too (and calls the file a source map)."""
+    import json
+
+    root = _fused_layout(tmp_path / "fused", sources=True)
+    (root / "fuse.json").write_text(json.dumps({"status": "running"}))
+    (root / "sources" / "train" / "im0.png").unlink()
+    ds = TrainSet(root, "train", AugmentConfig(crop=16))
+    with pytest.raises(FileNotFoundError) as err:
+        ds.load(0)
+    assert str(err.value) == (
+        f"{root}/sources/train/im0.png: source map not found; its fusion did not finish "
+        "(fuse.json: status running) and no process writes it now (stopped): run the same "
+        "engine fuse command again to finish it (it resumes)"
+    )
+    assert ds[(0, (0, 0, 0))]["skipped"] == str(err.value)  # what the run warns and lists
+    (root / "fuse.json").write_text(json.dumps({"status": "done"}))
+    with pytest.raises(FileNotFoundError, match=r"im0.png: source map not found$"):
+        ds.load(0)  # a finished fusion: nothing to add
+
+
 def test_a_class_fused_onto_a_fused_dataset_before_sources_were_carried_is_refused(tmp_path):
     """Car fused onto Bicycle's fused dataset by an engine from before the fix (698e2fb) wrote
     Bicycle's pixels as precise (0) in sources/: training took its pseudo labels for precise
