@@ -81,6 +81,8 @@ class TrainConfig:
             self.loss = from_dict(LossConfig, self.loss, "loss")
         if self.val_size is not None:
             self.val_size = tuple(int(v) for v in self.val_size)  # type: ignore[assignment]
+        if isinstance(self.val_split, str) and self.val_split.strip().lower() == "none":
+            self.val_split = ""  # as --val-split none: a config's "val_split: none" was a split
         self.betas = tuple(float(v) for v in self.betas)  # type: ignore[assignment]
         check_backbone_norm(self.backbone_norm)
         if not self.lr > 0:

@@ -85,6 +85,8 @@ def test_config_strict_yaml_and_overrides(tmp_path):
     f.write_text("seed: -1\n")
     with pytest.raises(ValueError, match="seed must be >= 0, got -1"):
         load_config(f)
+    f.write_text("val_split: none\n")  # as --val-split none (it was a split named 'none')
+    assert load_config(f).val_split == ""
     f.write_text("seed: 4294967296\n")  # numpy's "Seed must be between 0 and 2**32 - 1"
     with pytest.raises(ValueError, match=r"c.yaml: seed must be <= 4294967295 \(2\*\*32 - 1\)"):
         load_config(f)
