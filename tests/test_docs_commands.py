@@ -228,3 +228,48 @@ def test_the_name_check_reads_names():
     names = _python_names("`engine.text.Table4` and `labeler.run.check_same_class(x)`, `a.xml`")
     assert names == {"engine.text.Table4", "labeler.run.check_same_class"}
     assert not _resolves("engine.text.Table4") and _resolves("engine.table4.Table4")
+
+
+def _label_args(line: str) -> list[str] | None:
+    """The options of an ``engine label`` line (or one run under torchrun), ``--shard i/n``
+    left out, as sorted ``--opt value`` phrases; None for another command."""
+    match = re.match(r"^(?:engine|\S*torchrun\b.*?-m cli)\s+label\s+(.*)$", line)
+    if not match:
+        return None
+    tokens, phrases = shlex.split(match.group(1)), []
+    for token in tokens:
+        if token.startswith("-") or not phrases:
+            phrases.append(token)
+        else:
+            phrases[-1] += f" {token}"
+    return sorted(p for p in phrases if not p.startswith("--shard"))
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_torchrun_label_lines_repeat_the_run_s_options(doc):
+    """A torchrun line that labels a run shown just before it continues that run: with any
+    option left out, copied as written it labels every image again with other settings (the
+    README's workflow dropped step 1's prompts, negative and tiles)."""
+    problems = []
+    for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", doc.read_text(), re.S):
+        before: list[str] | None = None
+        for line in _shell_lines(f"```\n{block}```"):
+            args = _label_args(line)
+            if args is None:
+                continue
+            if "torchrun" in line.split()[0] and before is not None and args != before:
+                problems.append(f"{line[:100]}: options {args}, the run before has {before}")
+            before = args
+    assert problems == [], "\n".join(problems)
+
+
+def test_label_args_read_a_torchrun_line():
+    assert _label_args("torchrun --nproc-per-node 4 -m cli label --class Car --data D") == [
+        "--class Car",
+        "--data D",
+    ]
+    assert _label_args("engine label --class Car --data D --shard 0/2") == [
+        "--class Car",
+        "--data D",
+    ]
+    assert _label_args("engine fuse --data D") is None
