@@ -25,6 +25,8 @@ def _shell_lines(text: str) -> list[str]:
         current = ""
         for raw in block.splitlines():
             line = "" if raw.lstrip().startswith("#") else raw.split(" #")[0].rstrip()
+            if line.strip().startswith("[") and not current and out:  # a synopsis goes on
+                current = out.pop()
             current = f"{current} {line.strip()}".strip()
             if current.endswith("\\"):
                 current = current[:-1]
@@ -44,6 +46,13 @@ def _problem(line: str, inline: bool) -> str | None:
         tokens = shlex.split(match.group(1))
     except ValueError:
         return None
+    # a synopsis' optional and alternative options: [--png-binary | --png-value 2],
+    # [--progress/--no-progress] are options like the others
+    tokens = [
+        part.strip("[]")
+        for token in tokens
+        for part in (re.split(r"[|/]", token) if token.lstrip("[").startswith("-") else [token])
+    ]
     command = typer.main.get_command(app)
     words: list[str] = []
     while tokens and isinstance(command, typer.core.TyperGroup) and tokens[0] in command.commands:
@@ -80,6 +89,15 @@ def test_the_check_finds_a_wrong_option_and_command():
     assert _problem("engine traine --data x", False) == "unknown command 'traine'"
     assert _problem("torchrun --nproc-per-node 4 -m cli label --class Bicycle", False) is None
     assert _problem("engine annotate import a.json --format coco --class B", False) is None
+    assert (
+        _problem("engine train --data x [--bogus N]", False)
+        == "engine train: no option ['--bogus']"
+    )
+    assert _problem("engine train [--progress/--no-progress] [--resum | --init X]", False) == (
+        "engine train: no option ['--resum']"
+    )
+    synopsis = _shell_lines("```\nengine fuse --data ROOT\n[--out DIR] [--bogus]\n```")
+    assert synopsis == ["engine fuse --data ROOT [--out DIR] [--bogus]"]
 
 
 def test_the_readme_s_commands_are_read():
