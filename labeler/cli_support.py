@@ -13,6 +13,7 @@ from labeler.config import (
     parse_grid,
     parse_shard,
 )
+from labeler.models import looks_like_path
 from labeler.run import STAGES, LabelSummary
 
 # What run.json records as detector / segmenter of a simulated run: no model is loaded.
@@ -148,6 +149,18 @@ def build_label_config(
         )
     if model_revision and backend != "sam3":
         raise ValueError(f"--model-revision is for --backend sam3 (its --model), not {backend}")
+    for flag, source, revision in (
+        ("detector", detector, detector_revision),
+        ("segmenter", segmenter, segmenter_revision),
+        ("model", model, model_revision),
+    ):
+        # a local folder or file is read as it is: the revision pinned nothing, yet run.json
+        # recorded it and its change relabelled every image
+        if revision and source and looks_like_path(source):
+            raise ValueError(
+                f"--{flag}-revision {revision}: --{flag} {source} is a local path, read as it is "
+                f"(a revision picks a commit of a hub id): leave --{flag}-revision out"
+            )
     if backend == "sam3" and text_threshold is not None:
         # SAM 3 scores an instance once (detection x presence): the threshold on that is
         # --box-threshold. Taken, it was recorded in run.json and its config hash unused, and a

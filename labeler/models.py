@@ -122,7 +122,7 @@ def _local_only(source: str, local_only: bool) -> bool:
     cannot be reached (a local path never needs the hub, so it is not checked for one)."""
     if local_only or offline():
         return True
-    return not _looks_like_path(source) and hub_unreachable() is not None
+    return not looks_like_path(source) and hub_unreachable() is not None
 
 
 def hub_commit(source: str, revision: str | None = None) -> str | None:
@@ -130,7 +130,7 @@ def hub_commit(source: str, revision: str | None = None) -> str | None:
     through the cache's refs), or None for a local path or a snapshot not in the cache.
 
     transformers 5 no longer keeps ``config._commit_hash``, so the run record asks the cache."""
-    if _looks_like_path(source):
+    if looks_like_path(source):
         return None
     from huggingface_hub import try_to_load_from_cache
     from transformers.utils.hub import extract_commit_hash
@@ -139,7 +139,7 @@ def hub_commit(source: str, revision: str | None = None) -> str | None:
     return extract_commit_hash(path, None) if isinstance(path, str) else None
 
 
-def _looks_like_path(source: str) -> bool:
+def looks_like_path(source: str) -> bool:
     """Hub ids are ``name`` or ``owner/name``; anything else (or anything that exists) is a path."""
     return (
         Path(source).expanduser().exists()
@@ -157,7 +157,7 @@ def _missing(
     never asked it."""
     from huggingface_hub import constants
 
-    if _looks_like_path(source):  # a path: advice about the path, not about downloading it
+    if looks_like_path(source):  # a path: advice about the path, not about downloading it
         where = f"the local path {Path(source).expanduser().resolve()}"
         fix = (
             "Fix: pass a directory saved with save_pretrained, config.json and the weights in "
@@ -193,7 +193,7 @@ def _reason(e: BaseException) -> str:
 
 
 def _check_local(role: str, source: str, revision: str | None) -> None:
-    if _looks_like_path(source):
+    if looks_like_path(source):
         p = Path(source).expanduser()
         if not p.exists():
             raise _missing(role, source, revision, "no such directory")
@@ -246,7 +246,7 @@ def _unreadable_weights(e: BaseException) -> bool:
 def _broken_weights(source: str, revision: str | None) -> str | None:
     """The weights file of ``source`` (a local directory, or a hub id's cached snapshot) that
     safetensors cannot open, or the only weights file there; None when none is found."""
-    if _looks_like_path(source):
+    if looks_like_path(source):
         folder = Path(source).expanduser()
         files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
     else:

@@ -244,8 +244,10 @@ def _changed_settings(recorded: dict | None, cfg: LabelConfig) -> str:
             x, y = a.get(key), b.get(key)
             if isinstance(x, dict) and isinstance(y, dict):
                 out_ += changes(x, y, f"{prefix}{key}.")
-            elif x != y:
-                out_.append(f"{prefix}{key} {x} -> {y}")
+            elif x != y:  # an unset text option ("") reads "none"
+                out_.append(
+                    f"{prefix}{key} {'none' if x == '' else x} -> {'none' if y == '' else y}"
+                )
         return out_
 
     ignored = {"out", "force", "progress", "batch_size", "workers", "writers", "writer_queue_mb"}

@@ -25,6 +25,8 @@ def _shell_lines(text: str) -> list[str]:
         current = ""
         for raw in block.splitlines():
             line = "" if raw.lstrip().startswith("#") else raw.split(" #")[0].rstrip()
+            if line.strip().startswith("[") and not current and out:  # a synopsis goes on
+                current = out.pop()
             current = f"{current} {line.strip()}".strip()
             if current.endswith("\\"):
                 current = current[:-1]
@@ -44,6 +46,13 @@ def _problem(line: str, inline: bool) -> str | None:
         tokens = shlex.split(match.group(1))
     except ValueError:
         return None
+    # a synopsis' optional and alternative options: [--png-binary | --png-value 2],
+    # [--progress/--no-progress] are options like the others
+    tokens = [
+        part.strip("[]")
+        for token in tokens
+        for part in (re.split(r"[|/]", token) if token.lstrip("[").startswith("-") else [token])
+    ]
     command = typer.main.get_command(app)
     words: list[str] = []
     while tokens and isinstance(command, typer.core.TyperGroup) and tokens[0] in command.commands:
@@ -80,6 +89,15 @@ def test_the_check_finds_a_wrong_option_and_command():
     assert _problem("engine traine --data x", False) == "unknown command 'traine'"
     assert _problem("torchrun --nproc-per-node 4 -m cli label --class Bicycle", False) is None
     assert _problem("engine annotate import a.json --format coco --class B", False) is None
+    assert (
+        _problem("engine train --data x [--bogus N]", False)
+        == "engine train: no option ['--bogus']"
+    )
+    assert _problem("engine train [--progress/--no-progress] [--resum | --init X]", False) == (
+        "engine train: no option ['--resum']"
+    )
+    synopsis = _shell_lines("```\nengine fuse --data ROOT\n[--out DIR] [--bogus]\n```")
+    assert synopsis == ["engine fuse --data ROOT [--out DIR] [--bogus]"]
 
 
 def test_the_readme_s_commands_are_read():
@@ -246,3 +264,48 @@ def test_checkpoints_are_given_as_files(doc):
         if value not in CHECKPOINT_WORDS and not value.endswith((".pt", ".pth"))
     ]
     assert folders == [], folders
+
+
+def _label_args(line: str) -> list[str] | None:
+    """The options of an ``engine label`` line (or one run under torchrun), ``--shard i/n``
+    left out, as sorted ``--opt value`` phrases; None for another command."""
+    match = re.match(r"^(?:engine|\S*torchrun\b.*?-m cli)\s+label\s+(.*)$", line)
+    if not match:
+        return None
+    tokens, phrases = shlex.split(match.group(1)), []
+    for token in tokens:
+        if token.startswith("-") or not phrases:
+            phrases.append(token)
+        else:
+            phrases[-1] += f" {token}"
+    return sorted(p for p in phrases if not p.startswith("--shard"))
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_torchrun_label_lines_repeat_the_run_s_options(doc):
+    """A torchrun line that labels a run shown just before it continues that run: with any
+    option left out, copied as written it labels every image again with other settings (the
+    README's workflow dropped step 1's prompts, negative and tiles)."""
+    problems = []
+    for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", doc.read_text(), re.S):
+        before: list[str] | None = None
+        for line in _shell_lines(f"```\n{block}```"):
+            args = _label_args(line)
+            if args is None:
+                continue
+            if "torchrun" in line.split()[0] and before is not None and args != before:
+                problems.append(f"{line[:100]}: options {args}, the run before has {before}")
+            before = args
+    assert problems == [], "\n".join(problems)
+
+
+def test_label_args_read_a_torchrun_line():
+    assert _label_args("torchrun --nproc-per-node 4 -m cli label --class Car --data D") == [
+        "--class Car",
+        "--data D",
+    ]
+    assert _label_args("engine label --class Car --data D --shard 0/2") == [
+        "--class Car",
+        "--data D",
+    ]
+    assert _label_args("engine fuse --data D") is None

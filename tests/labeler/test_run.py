@@ -535,6 +535,9 @@ def test_the_settings_warning_names_only_settings_that_change_labels(
     recorded = json.loads((out / "run.json").read_text())
     assert _changed_settings(recorded, now) == "cls.min_area 0 -> 5"
     assert _changed_settings(None, now) == "settings unknown"
+    # an option left unset reads "none", not an empty word ("refine  -> models/sam-hq")
+    refined = dataclasses.replace(_cfg(dataset, out), refine="models/sam-hq")
+    assert _changed_settings(recorded, refined) == "refine none -> models/sam-hq"
 
 
 def test_the_class_name_in_another_case_is_the_same_run(red_backend, dataset, tmp_path, caplog):

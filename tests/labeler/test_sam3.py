@@ -329,6 +329,24 @@ def test_model_options_belong_to_their_backend(tmp_path, args, expect):
     assert res.exit_code == 2 and expect in " ".join(res.output.split())
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--detector", "{tmp}", "--detector-revision", "v1"],
+        ["--segmenter", "./sam_vit_b_01ec64.pth", "--segmenter-revision", "v1"],
+        ["--backend", "sam3", "--model", "{tmp}", "--model-revision", "v1"],
+    ],
+)
+def test_a_revision_of_a_local_model_is_refused(tmp_path, args):
+    """docs/labeler.md's "reproduce a run" line with the "offline" line's local folders: the
+    revision pinned nothing (a folder is read as it is), yet run.json recorded it and adding
+    it relabelled every image."""
+    base = ["label", "--class", "Bicycle", "--data", str(tmp_path), "--no-progress"]
+    res = runner.invoke(app, base + [a.format(tmp=tmp_path) for a in args])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and "is a local path, read as it is" in text, res.output
+
+
 def test_batch_size_does_not_change_labels(models, tmp_path):
     """Every crop is resized to the model's square input alone (no padding), so batching crops
     of different images together leaves the outputs bit-identical (at a fixed thread count)."""
