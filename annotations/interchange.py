@@ -311,12 +311,17 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
     return stem
 
 
+_LOCAL_FILES = re.compile(r"[^?#]*local-files/?\?")  # Label Studio's local-files storage URL
+
+
 def image_path(name: str) -> str:
     """The file path in an image reference that may be a URL, as Label Studio writes them into
     its JSON and COCO exports: a local-files storage's ``?d=`` path, else the URL's path
     (``s3://bucket/img000.jpg``, ``https://host/img000.jpg?signature``), percent-decoded. A
-    plain path (no ``://``, no ``?``) is itself, a Windows one included."""
-    if "://" not in name and "?" not in name:
+    plain path (no ``://``, not local-files storage's ``/data/local-files/?d=``) is itself, a
+    Windows one included, and so is a file name with ``?``, ``#`` or ``%`` in it
+    (``a #1?x%20y.jpg``: before, read as a URL whose path was ``a ``)."""
+    if "://" not in name and not _LOCAL_FILES.match(name):
         return name
     parsed = urlparse(name)
     d = parse_qs(parsed.query).get("d")

@@ -198,12 +198,24 @@ def _check_export_options(cfg: ExportConfig) -> None:
 def _chosen(cfg: ExportConfig, available: list[str], source: Path, what: str) -> list[str]:
     """The stems to export: ``cfg.stems`` (file names or paths read as their stems, each once;
     a list from ``ls`` or an earlier export's images.txt) or every available one."""
-    given = [s if s in available else stem_of(s) for s in cfg.stems or []]
+    given = [_stem_named(s, available) for s in cfg.stems or []]
     stems = list(dict.fromkeys(given)) if given else available
     missing = [s for s in stems if s not in available]
     if missing:
         raise ValueError(f"{source}: images not in {what}: {missing[:5]}")
     return stems
+
+
+def _stem_named(line: str, available: list[str]) -> str:
+    """The stem an image list's line names: the line itself, a file name or path read as its
+    stem, else the same before a ``#`` comment. A stem or folder may hold a ``#`` (``bike
+    #3.jpg``, ``data #1/images/...``): the whole line is tried first."""
+    tries = [line, line.split("#")[0].strip()] if "#" in line else [line]
+    for text in tries:
+        for stem in (text, stem_of(text)):
+            if stem in available:
+                return stem
+    return stem_of(tries[-1])
 
 
 @dataclass
@@ -1074,13 +1086,15 @@ def _check_list_path(out: Path) -> None:
 
 
 def read_stem_list(path: str | os.PathLike) -> list[str]:
-    """Stems from a list file (one per line, ``#`` comments and blank lines skipped)."""
+    """Lines of a list file (one image per line; blank lines and lines starting with ``#``
+    skipped). A ``#`` later in a line is left in: it may be part of a stem or folder, and the
+    export reads it as a comment only where the whole line names no image (``_stem_named``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image list not found")
     text = path.read_text(encoding="utf-8-sig")  # -sig: a list saved by Notepad starts with a BOM
-    stems = [ln.split("#")[0].strip() for ln in text.splitlines()]
-    stems = [s for s in stems if s]
+    stems = [ln.strip() for ln in text.splitlines()]
+    stems = [s for s in stems if s and not s.startswith("#")]
     if not stems:
         raise ValueError(f"{path}: the image list is empty")
     return stems

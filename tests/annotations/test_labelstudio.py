@@ -125,6 +125,7 @@ def test_a_brush_of_another_size_is_an_error():
         ("s3://bucket/test/img000.jpg", "/test/img000.jpg"),
         ("https://host/a/img000.jpg?X-Amz-Signature=abc", "/a/img000.jpg"),
         ("img000.jpg", "img000.jpg"),
+        ("data #1/bike #3?x%20y.jpg", "data #1/bike #3?x%20y.jpg"),  # a file name, not a URL
     ],
 )
 def test_the_image_path_is_read_from_any_url_label_studio_writes(url, path):
