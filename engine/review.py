@@ -430,6 +430,14 @@ window.addEventListener('load',()=>{
 """
 
 
+def _script_json(doc: dict) -> str:
+    """``doc`` as JSON to embed in a ``<script>``, whose text is read as is (not HTML-unescaped):
+    ``<``, ``>`` and ``&`` written as JSON escapes, so a path holding ``</script>`` cannot end
+    the element and ``JSON.parse`` of the element's text gives ``doc`` back."""
+    text = json.dumps(doc, default=str)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
 def _page(
     class_name: str, backend: str, run_root: str, cards: list[str], cfg: dict, scored: bool
 ) -> str:
@@ -462,6 +470,6 @@ def _page(
         )
         + "</p>"
         f"<div id='cards'>{''.join(cards)}</div>"
-        f"<script type='application/json' id='config'>{html.escape(json.dumps(cfg, default=str))}</script>"
+        f"<script type='application/json' id='config'>{_script_json(cfg)}</script>"
         f"<script>{_JS}</script></body></html>\n"
     )

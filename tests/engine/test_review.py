@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -740,3 +741,32 @@ def test_a_review_killed_after_its_first_thumbnails_is_told_and_drawn_again(tmp_
 
     assert CliRunner().invoke(app, args).exit_code == 0
     assert json.loads((out / "review.json").read_text())["images"] == 3
+
+
+def test_the_page_s_embedded_settings_are_json_whatever_the_run_s_path(tmp_path):
+    # the settings in <script type=application/json> are read as JSON (script text is not
+    # HTML-unescaped): before, they were HTML-escaped ('{&quot;run&quot;: ...}', no JSON at all);
+    # a path holding '</script>' must not end the element either
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=1, size=(H, W))
+    run = tmp_path / "a</script><b>" / "run \"1\" & 'x'"
+    make_run(run, data, {"img000": [disk(H, W, 75, 60, 40)]}, (H, W))
+    res = build_review(ReviewConfig(str(run), progress=False))
+
+    class Scripts(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.scripts = []
+
+        def handle_starttag(self, tag, attrs):
+            self.scripts.append("") if tag == "script" else None
+
+        def handle_data(self, text):
+            if self.lasttag == "script" and self.scripts:
+                self.scripts[-1] += text
+
+    page = Scripts()
+    page.feed(res.index.read_text(encoding="utf-8"))
+    assert len(page.scripts) == 2  # the settings and the sort script, nothing cut out of them
+    cfg = json.loads(page.scripts[0])
+    assert cfg["run"] == str(run)
