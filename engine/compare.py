@@ -52,7 +52,7 @@ from engine.outputs import (
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
 from engine.runlock import check_not_being_written
-from engine.text import METRICS, counted, format_score, md_cell, score_cells
+from engine.text import METRICS, counted, format_score, md_cell, md_text, score_cells
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +277,7 @@ class CompareReport:
     def to_markdown(self) -> str:
         """A Markdown table in the layout of the paper's Table 4, deltas in parentheses."""
         lines = [
-            f"**{self.class_name}** ({counted(self.images, 'annotated image')})",
+            f"**{md_text(self.class_name)}** ({counted(self.images, 'annotated image')})",
             "",
             "| source | IoU | BIoU | BF1 |",
             "|---|---:|---:|---:|",
