@@ -297,7 +297,17 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
     """The dataset's stem for an annotation's image: ``stem`` itself, or, when only that is in
     the split, the name an annotation tool renamed it from: without Label Studio's upload prefix
     (``8f3a2b1c-img000`` -> ``img000``), or Roboflow's export name (``img000_jpg.rf.<hash>`` ->
-    ``img000``; a converted ``IMG_1_jpeg_jpg.rf.<hash>`` -> ``IMG_1``)."""
+    ``img000``; a converted ``IMG_1_jpeg_jpg.rf.<hash>`` -> ``IMG_1``). Each is tried as it
+    stands, then percent-decoded: a URL without a scheme (``export --image-url /static/``, an
+    upload) encodes ``img 001`` as ``img%20001``, and a file may be named ``x%20y`` itself."""
+    for name in dict.fromkeys((stem, unquote(stem))):
+        if (found := _renamed_stem(name, sizes)) is not None:
+            return found
+    return stem
+
+
+def _renamed_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str | None:
+    """:func:`dataset_stem` of one spelling of the stem; None: no image of the split."""
     if stem in sizes:
         return stem
     if (m := _UPLOAD_PREFIX.match(stem)) and m.group(1) in sizes:
@@ -308,7 +318,7 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
             name = _IMAGE_SUFFIX.sub("", name)
         if name in sizes:
             return name
-    return stem
+    return None
 
 
 _LOCAL_FILES = re.compile(r"[^?#]*local-files/?\?")  # Label Studio's local-files storage URL
