@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -291,18 +292,19 @@ class CompareReport:
                     for cell, d, (key, _, _) in zip(cells, deltas, METRICS, strict=True)
                 ]
             lines.append(f"| {md_cell(r.name)} | " + " | ".join(cells) + " |")
-        intervals = self.interval_lines()
+        intervals = self.interval_lines(md_text)  # names as typed, as in the table
         if intervals:
             lines += ["", *intervals]
-        for warning in self.warnings():
-            lines += ["", f"> **Warning**: {warning}"]
+        for warning in self.warnings():  # a source's name and paths, as typed
+            lines += ["", f"> **Warning**: {md_text(warning)}"]
         return "\n".join(lines) + "\n"
 
-    def interval_lines(self) -> list[str]:
-        """How sure each source's delta against the first is, one line per source."""
-        first = self.rows[0].name
+    def interval_lines(self, name: Callable[[str], str] = str) -> list[str]:
+        """How sure each source's delta against the first is, one line per source; ``name``
+        writes a source's name (Markdown: :func:`md_text`)."""
+        first = name(self.rows[0].name)
         return [
-            interval_line(r.name, first, r.delta_interval)
+            interval_line(name(r.name), first, r.delta_interval)
             for r in self.rows[1:]
             if r.delta_interval
         ]
