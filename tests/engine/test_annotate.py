@@ -2147,9 +2147,15 @@ def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_pa
 
     path = tmp_path / "pick.txt"
     path.write_text("# picked by hand\nimg001.jpg  # the odd one\n\n/data/images/test/img002.png\n")
-    lines = read_stem_list(path)  # a comment after an image: read off by the export
-    assert lines == ["img001.jpg  # the odd one", "/data/images/test/img002.png"]
-    assert [_stem_named(s, ["img001", "img002"]) for s in lines] == ["img001", "img002"]
+    lines = read_stem_list(path)  # comments: read off by the export, which knows the images
+    assert lines == [
+        "# picked by hand",
+        "img001.jpg  # the odd one",
+        "/data/images/test/img002.png",
+    ]
+    assert [_stem_named(s, ["img001", "img002"]) for s in lines] == [None, "img001", "img002"]
+    assert _stem_named("#3 front # mine", ["#3 front"]) == "#3 front"  # a stem starting '#'
+    assert _stem_named("img003 # mine", ["img001"]) == "img003"  # named in the error
     path.write_bytes("\ufeffimg001\r\nimg002\r\n".encode())  # Notepad: a BOM, CRLF
     assert read_stem_list(path) == ["img001", "img002"]
     path.write_text("# nothing yet\n\n")
@@ -2256,7 +2262,7 @@ def test_export_and_pick_of_a_run_stopped_half_way_say_it_is_partial(tmp_path, c
     assert "the export has the 2 images labelled" in said[0] and "the pick has" in said[1]
 
 
-ODD_STEMS = ("a #1?x%20y", "vélo a,b;c", "plain")  # '#' and '?' end a URL's path
+ODD_STEMS = ("a #1?x%20y", "vélo a,b;c", "#3 plain")  # '#' and '?' end a URL's path
 
 
 @pytest.fixture()
@@ -2293,7 +2299,7 @@ def test_a_pick_list_and_an_export_image_list_with_hashes_export_their_images(tm
     # or dataset folder with a '#' was cut there ('images not in the run's split: ['a']')
     data, run, _ = odd_world
     picked = tmp_path / "pick.txt"
-    picked.write_text("# by hand\n" + "\n".join(ODD_STEMS[:2]) + "\nplain  # the odd one\n")
+    picked.write_text("# by hand\n" + "\n".join(ODD_STEMS[:2]) + "\n#3 plain  # the odd one\n")
     stems = read_stem_list(picked)
     res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "a"), stems=stems))
     assert res.images == 3
