@@ -245,10 +245,11 @@ class CompareReport:
     images: int  # annotated images
     gt: str = ""  # the ground-truth folder
 
-    def warnings(self) -> list[str]:
-        """One line per source equal to the ground truth on every image."""
+    def warnings(self, name: Callable[[str], str] = str) -> list[str]:
+        """One line per source equal to the ground truth on every image; ``name`` writes a
+        source's quoted name (Markdown: :func:`md_text`)."""
         return [
-            f"{r.folder}: source {r.name!r} equals the ground truth {self.gt} "
+            f"{r.folder}: source {name(repr(r.name))} equals the ground truth {self.gt} "
             + measures_nothing(
                 self.images,
                 "its",
@@ -295,8 +296,8 @@ class CompareReport:
         intervals = self.interval_lines(md_text)  # names as typed, as in the table
         if intervals:
             lines += ["", *intervals]
-        for warning in self.warnings():  # a source's name and paths, as typed
-            lines += ["", f"> **Warning**: {md_text(warning)}"]
+        for warning in self.warnings(md_text):  # names as typed, as in the table
+            lines += ["", f"> **Warning**: {warning}"]
         return "\n".join(lines) + "\n"
 
     def interval_lines(self, name: Callable[[str], str] = str) -> list[str]:

@@ -575,6 +575,9 @@ def test_compare_library_and_deltas(tmp_path: Path) -> None:
     html = markdown_it.MarkdownIt("commonmark").enable("table").render(rep.to_markdown())
     assert "<s>" not in html and "<em>" not in html and "<i>" not in html
     assert "B<i>ke" in unescape(html) and "vs p<s>eudo *a*, 95%" in unescape(html)
+    rep.rows[0].matches_truth = True  # its warning names it so too
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render(rep.to_markdown())
+    assert "<s>" not in html and "source 'p<s>eudo *a*' equals" in unescape(html)
 
 
 def test_compare_undefined_scores_read_as_the_report_prints_them(tmp_path: Path) -> None:
