@@ -143,7 +143,7 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
     path = Path(path)
     tmp = None
     try:  # mkstemp inside: a Ctrl-C just after it must not leave the temp file either
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             if hasattr(os, "fchmod"):
                 os.fchmod(f.fileno(), FILE_MODE)
@@ -161,7 +161,22 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
 
 
 # The name of an :func:`atomic_file` temporary file: ``.NAME.`` + mkstemp's 8 random characters
-# + ``.tmp``; what a process killed while writing ``NAME`` leaves (no other engine file is named so)
+# + ``.tmp``; what a process killed while writing ``NAME`` leaves (no other engine file is named so).
+# NAME is cut to fit a file name's 255 bytes (NAME_MAX of ext4, XFS, APFS, NTFS in UTF-16 aside):
+# a file named 244 to 255 bytes could not be written at all (File name too long)
+NAME_MAX = 255
+
+
+def _temp_prefix(path: Path) -> str:
+    """``.NAME.``, NAME cut (at a character, in UTF-8 bytes) so the temporary file's whole name
+    fits :data:`NAME_MAX`."""
+    room = NAME_MAX - 2 - 8 - len(TMP_SUFFIX.encode())
+    name = path.name
+    while len(os.fsencode(name)) > room:  # a few dozen steps, for long names only
+        name = name[:-1]
+    return f".{name}."
+
+
 TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX))
 
 
@@ -173,7 +188,7 @@ def is_temporary(name: str) -> bool:
 def _is_temporary(name: Any, path: Path) -> bool:
     """Whether ``name`` is one of :func:`atomic_file`'s temporary files for ``path``."""
     name = os.path.basename(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else ""
-    return name.startswith(f".{path.name}.") and name.endswith(TMP_SUFFIX)
+    return name.startswith(_temp_prefix(path)) and name.endswith(TMP_SUFFIX)
 
 
 def naming(e: OSError, path: str | os.PathLike) -> OSError:

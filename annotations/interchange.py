@@ -297,7 +297,17 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
     """The dataset's stem for an annotation's image: ``stem`` itself, or, when only that is in
     the split, the name an annotation tool renamed it from: without Label Studio's upload prefix
     (``8f3a2b1c-img000`` -> ``img000``), or Roboflow's export name (``img000_jpg.rf.<hash>`` ->
-    ``img000``; a converted ``IMG_1_jpeg_jpg.rf.<hash>`` -> ``IMG_1``)."""
+    ``img000``; a converted ``IMG_1_jpeg_jpg.rf.<hash>`` -> ``IMG_1``). Each is tried as it
+    stands, then percent-decoded: a URL without a scheme (``export --image-url /static/``, an
+    upload) encodes ``img 001`` as ``img%20001``, and a file may be named ``x%20y`` itself."""
+    for name in dict.fromkeys((stem, unquote(stem))):
+        if (found := _renamed_stem(name, sizes)) is not None:
+            return found
+    return stem
+
+
+def _renamed_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str | None:
+    """:func:`dataset_stem` of one spelling of the stem; None: no image of the split."""
     if stem in sizes:
         return stem
     if (m := _UPLOAD_PREFIX.match(stem)) and m.group(1) in sizes:
@@ -308,15 +318,20 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
             name = _IMAGE_SUFFIX.sub("", name)
         if name in sizes:
             return name
-    return stem
+    return None
+
+
+_LOCAL_FILES = re.compile(r"[^?#]*local-files/?\?")  # Label Studio's local-files storage URL
 
 
 def image_path(name: str) -> str:
     """The file path in an image reference that may be a URL, as Label Studio writes them into
     its JSON and COCO exports: a local-files storage's ``?d=`` path, else the URL's path
     (``s3://bucket/img000.jpg``, ``https://host/img000.jpg?signature``), percent-decoded. A
-    plain path (no ``://``, no ``?``) is itself, a Windows one included."""
-    if "://" not in name and "?" not in name:
+    plain path (no ``://``, not local-files storage's ``/data/local-files/?d=``) is itself, a
+    Windows one included, and so is a file name with ``?``, ``#`` or ``%`` in it
+    (``a #1?x%20y.jpg``: before, read as a URL whose path was ``a ``)."""
+    if "://" not in name and not _LOCAL_FILES.match(name):
         return name
     parsed = urlparse(name)
     d = parse_qs(parsed.query).get("d")

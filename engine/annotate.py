@@ -198,12 +198,27 @@ def _check_export_options(cfg: ExportConfig) -> None:
 def _chosen(cfg: ExportConfig, available: list[str], source: Path, what: str) -> list[str]:
     """The stems to export: ``cfg.stems`` (file names or paths read as their stems, each once;
     a list from ``ls`` or an earlier export's images.txt) or every available one."""
-    given = [s if s in available else stem_of(s) for s in cfg.stems or []]
+    given = [s for line in cfg.stems or [] if (s := _stem_named(line, available)) is not None]
     stems = list(dict.fromkeys(given)) if given else available
     missing = [s for s in stems if s not in available]
     if missing:
         raise ValueError(f"{source}: images not in {what}: {missing[:5]}")
     return stems
+
+
+def _stem_named(line: str, available: list[str]) -> str | None:
+    """The stem an image list's line names: the line itself, a file name or path read as its
+    stem, else the same before a ``#`` comment (the last ``#`` first). A stem or folder may
+    hold a ``#`` (``#3 front.jpg``, ``data #1/images/...``): the whole line is tried first. None:
+    a comment line (starting with ``#``) that names no image."""
+    cuts = [i for i, c in enumerate(line) if c == "#"]
+    for text in [line, *(line[:i].strip() for i in reversed(cuts))]:
+        for stem in (text, stem_of(text)) if text else ():
+            if stem in available:
+                return stem
+    if line.startswith("#"):
+        return None
+    return stem_of(line.split("#")[0].strip())
 
 
 @dataclass
@@ -1074,14 +1089,17 @@ def _check_list_path(out: Path) -> None:
 
 
 def read_stem_list(path: str | os.PathLike) -> list[str]:
-    """Stems from a list file (one per line, ``#`` comments and blank lines skipped)."""
+    """Lines of a list file (one image per line; blank lines skipped). A ``#`` is left in: it
+    may be part of a stem or folder (``#3 front``, ``data #1/``), and the export reads it as a
+    comment only where the whole line names no image (``_stem_named``); a list of comments
+    alone is empty."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: image list not found")
     text = path.read_text(encoding="utf-8-sig")  # -sig: a list saved by Notepad starts with a BOM
-    stems = [ln.split("#")[0].strip() for ln in text.splitlines()]
+    stems = [ln.strip() for ln in text.splitlines()]
     stems = [s for s in stems if s]
-    if not stems:
+    if all(s.startswith("#") for s in stems):
         raise ValueError(f"{path}: the image list is empty")
     return stems
 

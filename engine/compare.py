@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,7 @@ from engine.outputs import (
 from engine.parallel import map_every_item
 from engine.runinfo import config_hash, environment
 from engine.runlock import check_not_being_written
-from engine.text import METRICS, counted, format_score, md_cell, score_cells
+from engine.text import METRICS, counted, format_score, md_cell, md_text, score_cells
 
 log = logging.getLogger(__name__)
 
@@ -244,10 +245,11 @@ class CompareReport:
     images: int  # annotated images
     gt: str = ""  # the ground-truth folder
 
-    def warnings(self) -> list[str]:
-        """One line per source equal to the ground truth on every image."""
+    def warnings(self, name: Callable[[str], str] = str) -> list[str]:
+        """One line per source equal to the ground truth on every image; ``name`` writes a
+        source's quoted name (Markdown: :func:`md_text`)."""
         return [
-            f"{r.folder}: source {r.name!r} equals the ground truth {self.gt} "
+            f"{r.folder}: source {name(repr(r.name))} equals the ground truth {self.gt} "
             + measures_nothing(
                 self.images,
                 "its",
@@ -277,7 +279,7 @@ class CompareReport:
     def to_markdown(self) -> str:
         """A Markdown table in the layout of the paper's Table 4, deltas in parentheses."""
         lines = [
-            f"**{self.class_name}** ({counted(self.images, 'annotated image')})",
+            f"**{md_text(self.class_name)}** ({counted(self.images, 'annotated image')})",
             "",
             "| source | IoU | BIoU | BF1 |",
             "|---|---:|---:|---:|",
@@ -291,18 +293,19 @@ class CompareReport:
                     for cell, d, (key, _, _) in zip(cells, deltas, METRICS, strict=True)
                 ]
             lines.append(f"| {md_cell(r.name)} | " + " | ".join(cells) + " |")
-        intervals = self.interval_lines()
+        intervals = self.interval_lines(md_text)  # names as typed, as in the table
         if intervals:
             lines += ["", *intervals]
-        for warning in self.warnings():
+        for warning in self.warnings(md_text):  # names as typed, as in the table
             lines += ["", f"> **Warning**: {warning}"]
         return "\n".join(lines) + "\n"
 
-    def interval_lines(self) -> list[str]:
-        """How sure each source's delta against the first is, one line per source."""
-        first = self.rows[0].name
+    def interval_lines(self, name: Callable[[str], str] = str) -> list[str]:
+        """How sure each source's delta against the first is, one line per source; ``name``
+        writes a source's name (Markdown: :func:`md_text`)."""
+        first = name(self.rows[0].name)
         return [
-            interval_line(r.name, first, r.delta_interval)
+            interval_line(name(r.name), first, r.delta_interval)
             for r in self.rows[1:]
             if r.delta_interval
         ]

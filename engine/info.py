@@ -294,18 +294,23 @@ def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
     fig, ax = subplots(figsize=(7, 0.45 * len(rows) + 1.2))
     height = 0.8 / max(1, len(stats.splits))
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    handles = {}  # split -> a bar of its colour, for the legend
     for j, s in enumerate(stats.splits):
         for i, (_, shares, hatched) in enumerate(rows):
             if shares[j] > 0:
-                ax.barh(i + (j - (len(stats.splits) - 1) / 2) * height, shares[j], height,
-                        color=colors[j % len(colors)], hatch="//" if hatched else None,
-                        label=s.split if i == 0 else None)  # fmt: skip
+                bars = ax.barh(i + (j - (len(stats.splits) - 1) / 2) * height, shares[j], height,
+                               color=colors[j % len(colors)], hatch="//" if hatched else None)  # fmt: skip
+                handles.setdefault(s.split, bars)
     ax.set_yticks(range(len(rows)), [name for name, _, _ in rows], parse_math=False)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("% of labelled pixels (log scale)")
     ax.set_title(f"Pixel share per class: {stats.root}", fontsize=9, parse_math=False)
-    ax.legend(fontsize=8)
+    # the splits as typed: given as labels, one starting with '_' is kept (a bar's own label
+    # would be dropped), and no '$' is read as mathtext ('t$^$x' failed the chart)
+    legend = ax.legend(list(handles.values()), list(handles), fontsize=8)
+    for text in legend.get_texts():
+        text.set_parse_math(False)
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)
 

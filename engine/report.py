@@ -75,7 +75,17 @@ from engine.progress import track
 from engine.runinfo import environment
 from engine.runlock import check_not_being_written, check_output_folder
 from engine.table4 import Table4
-from engine.text import METRICS, SOURCES, counted, joined, md_cell, score_cells
+from engine.text import (
+    METRICS,
+    SOURCES,
+    counted,
+    joined,
+    md_cell,
+    md_code,
+    md_link,
+    md_text,
+    score_cells,
+)
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +447,7 @@ def interval_lines(rows: list[dict]) -> list[str]:
 
 def render_markdown(data: dict) -> str:
     """``report.md`` from the ``report.json`` dict (so both hold the same numbers)."""
-    lines = [f"# {data['title']}", ""]
+    lines = [f"# {md_text(data['title'])}", ""]
     if data.get("backend") == "simulated":
         lines += [
             "> **Simulated pseudo labels**: the labeler was the `simulated` backend (true masks with "
@@ -453,7 +463,7 @@ def render_markdown(data: dict) -> str:
             "",
         ]
     lines += [
-        f"New class **{data['class_name']}**, annotated subset `{data['subset']}` "
+        f"New class **{md_text(data['class_name'])}**, annotated subset {md_code(data['subset'])} "
         f"({counted(data['subset_images'], 'image')}, split `{data['split']}`). IoU and BIoU in %, BF1 as a "
         "fraction; binary scores of the class against everything else; deltas vs pseudo labels.",
         "",
@@ -484,7 +494,7 @@ def render_markdown(data: dict) -> str:
             folded = ", ".join(f"{n} counts as {p}" for n, p in pc["as_parent"].items())
             lines += ["", f"Without truth here, {folded}, as in the 7-class labels."]
     if data["files"].get("chart"):
-        lines += ["", f"![scores]({data['files']['chart']})"]
+        lines += ["", f"![scores]({md_link(data['files']['chart'])})"]
     if data["files"].get("overlays"):
         lines += [
             "",
@@ -501,7 +511,7 @@ def render_markdown(data: dict) -> str:
             ),
             "",
         ]
-        lines += [f"![{Path(p).stem}]({p})" for p in data["files"]["overlays"]]
+        lines += [f"![{md_text(Path(p).stem)}]({md_link(p)})" for p in data["files"]["overlays"]]
     return "\n".join(lines) + "\n"
 
 

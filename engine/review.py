@@ -14,6 +14,7 @@ visible as partial tint.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import math
@@ -27,6 +28,7 @@ import numpy as np
 
 from annotations.fileio import (
     DISK_ERRNOS,
+    NAME_MAX,
     UNREADABLE,
     atomic_write_bytes,
     atomic_write_json,
@@ -294,7 +296,7 @@ def _panels(
     thumbnails written; whether a prediction and an annotation were found. Raises on an
     unreadable file."""
     image = load_image(img_path)
-    key = f"{split}__{stem}"
+    key = _thumb_key(split, stem)
     gt_path = find_png(gt_dir, split, stem) if gt_dir is not None else None
     gt = read_label(gt_path) if gt_path is not None else None
     if gt is not None:
@@ -321,6 +323,20 @@ def _panels(
     for _, rel, thumb, _ in panels + details:
         atomic_write_bytes(out / rel, jpeg_bytes(thumb, cfg.quality))
     return panels, details, len(maps) > 1, gt is not None
+
+
+def _thumb_key(split: str, stem: str) -> str:
+    """The start of an image's thumbnail names, ``<split>__<stem>``; where that leaves too few
+    of a file name's 255 bytes for a panel's ``_pred2_detail.jpg``, the stem cut and a hash of
+    the whole key (a 245-byte stem, a legal image name, failed its card: File name too long)."""
+    key = f"{split}__{stem}"
+    room = NAME_MAX - 40  # the longest panel suffix, with room to spare
+    if len(os.fsencode(key)) <= room:
+        return key
+    digest = hashlib.sha1(os.fsencode(key)).hexdigest()[:12]
+    while len(os.fsencode(key)) > room - 13:
+        key = key[:-1]
+    return f"{key}~{digest}"
 
 
 def _details(
@@ -430,6 +446,14 @@ window.addEventListener('load',()=>{
 """
 
 
+def _script_json(doc: dict) -> str:
+    """``doc`` as JSON to embed in a ``<script>``, whose text is read as is (not HTML-unescaped):
+    ``<``, ``>`` and ``&`` written as JSON escapes, so a path holding ``</script>`` cannot end
+    the element and ``JSON.parse`` of the element's text gives ``doc`` back."""
+    text = json.dumps(doc, default=str)
+    return text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e")
+
+
 def _page(
     class_name: str, backend: str, run_root: str, cards: list[str], cfg: dict, scored: bool
 ) -> str:
@@ -462,6 +486,6 @@ def _page(
         )
         + "</p>"
         f"<div id='cards'>{''.join(cards)}</div>"
-        f"<script type='application/json' id='config'>{html.escape(json.dumps(cfg, default=str))}</script>"
+        f"<script type='application/json' id='config'>{_script_json(cfg)}</script>"
         f"<script>{_JS}</script></body></html>\n"
     )

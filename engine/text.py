@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
+from urllib.parse import quote
 
 # The report's sources and metrics (engine.report), here so that light modules (the CLI, the
 # demo) print and name them without importing the report's scoring stack.
@@ -47,10 +49,37 @@ def score_cells(scores: Mapping[str, Any], sign: bool = False) -> list[str]:
     return [format_score(scores.get(key), nd, sign) for key, _, nd in METRICS]
 
 
+# Markdown's signs in running text: inline code, emphasis, links, raw HTML and entities, a
+# table's columns. "_" only at a word's edge: inside a word (synth_test_0001) it is no emphasis,
+# and names written as before keep their bytes.
+_MD_SIGNS = re.compile(r"[\\`*\[\]<>&|]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+
+
+def md_text(text: str) -> str:
+    """``text`` (a class, source, subset or image name) as Markdown that renders as typed: its
+    signs backslash-escaped (before, ``Bi<b>x`` rendered ``Bix`` and ``*x*`` in italics), a line
+    break a space (it would end a table row)."""
+    return _MD_SIGNS.sub(lambda m: "\\" + m.group(0), " ".join(str(text).splitlines()))
+
+
 def md_cell(text: str) -> str:
-    """``text`` as a Markdown table cell: a ``|`` (in a class or source name, ``a|b``) is
-    escaped, which otherwise starts another column and shifts the row's scores."""
-    return str(text).replace("|", "\\|")
+    """``text`` as a Markdown table cell: :func:`md_text`, whose escaped ``|`` (in a class or
+    source name, ``a|b``) otherwise starts another column and shifts the row's scores."""
+    return md_text(text)
+
+
+def md_code(text: str) -> str:
+    """``text`` (a path) as inline code: fenced by more backticks than it holds in a row."""
+    text = " ".join(str(text).splitlines())
+    fence = "`" * (max((len(r) for r in re.findall("`+", text)), default=0) + 1)
+    pad = " " if "`" in text else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def md_link(path: str) -> str:
+    """A relative file path as a Markdown link's destination: percent-encoded, so that a space,
+    ``#``, ``?``, ``%`` or ``)`` in a file name does not end or change it."""
+    return quote(str(path).replace("\\", "/"))
 
 
 def split_names(values: list[str] | None) -> tuple[str, ...] | None:

@@ -125,6 +125,7 @@ def test_a_brush_of_another_size_is_an_error():
         ("s3://bucket/test/img000.jpg", "/test/img000.jpg"),
         ("https://host/a/img000.jpg?X-Amz-Signature=abc", "/a/img000.jpg"),
         ("img000.jpg", "img000.jpg"),
+        ("data #1/bike #3?x%20y.jpg", "data #1/bike #3?x%20y.jpg"),  # a file name, not a URL
     ],
 )
 def test_the_image_path_is_read_from_any_url_label_studio_writes(url, path):
@@ -365,3 +366,17 @@ def test_an_export_of_label_studio_before_1_0_names_its_annotations_completions(
     task = _task("img000", _region("polygon", points=_square_percent(0, 0, 4, 4)))
     task["completions"] = task.pop("annotations")
     assert int(_read(tmp_path, [task])["img000"].mask.sum()) == 16
+
+
+@pytest.mark.parametrize("url", ["/static/imgs/{}", "/data/upload/1/0a1b2c3d-{}"])
+def test_an_image_url_percent_encoded_without_a_scheme_finds_its_image(tmp_path, url):
+    # 'export --image-url /static/imgs/' writes each name percent-encoded ('img%20001.jpg' for
+    # 'img 001.jpg'); import read it as it stands, and refused the engine's own export: not in
+    # split. A name is read as it stands first ('x%20y' may be a file's own name)
+    sizes = {"img 001": (H, W), "x%20y": (H, W)}
+    path = tmp_path / "project.json"
+    tasks = [_task("img000"), _task("img001")]
+    tasks[0]["data"]["image"] = url.format("img%20001.jpg")
+    tasks[1]["data"]["image"] = url.format("x%20y.jpg")
+    path.write_text(json.dumps(tasks))
+    assert [m.stem for m in labelstudio_to_masks(path, "Bicycle", sizes)] == ["img 001", "x%20y"]

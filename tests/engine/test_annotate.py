@@ -26,6 +26,7 @@ from engine.annotate import (
     export_annotations,
     import_annotations,
     pick_for_annotation,
+    read_stem_list,
 )
 from tests.loop_helpers import disk, make_dataset, make_run
 
@@ -2142,11 +2143,19 @@ def test_engine_info_tells_a_tool_s_download_from_a_dataset_root(tmp_path, world
 
 
 def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_path):
-    from engine.annotate import read_stem_list
+    from engine.annotate import _stem_named
 
     path = tmp_path / "pick.txt"
     path.write_text("# picked by hand\nimg001.jpg  # the odd one\n\n/data/images/test/img002.png\n")
-    assert read_stem_list(path) == ["img001.jpg", "/data/images/test/img002.png"]
+    lines = read_stem_list(path)  # comments: read off by the export, which knows the images
+    assert lines == [
+        "# picked by hand",
+        "img001.jpg  # the odd one",
+        "/data/images/test/img002.png",
+    ]
+    assert [_stem_named(s, ["img001", "img002"]) for s in lines] == [None, "img001", "img002"]
+    assert _stem_named("#3 front # mine", ["#3 front"]) == "#3 front"  # a stem starting '#'
+    assert _stem_named("img003 # mine", ["img001"]) == "img003"  # named in the error
     path.write_bytes("\ufeffimg001\r\nimg002\r\n".encode())  # Notepad: a BOM, CRLF
     assert read_stem_list(path) == ["img001", "img002"]
     path.write_text("# nothing yet\n\n")
@@ -2251,3 +2260,50 @@ def test_export_and_pick_of_a_run_stopped_half_way_say_it_is_partial(tmp_path, c
     said = [r.getMessage() for r in caplog.records if "not labelled (yet)" in r.getMessage()]
     assert len(said) == 2 and "1 image of split 'test'" in said[0]
     assert "the export has the 2 images labelled" in said[0] and "the pick has" in said[1]
+
+
+ODD_STEMS = ("a #1?x%20y", "vélo a,b;c", "#3 plain")  # '#' and '?' end a URL's path
+
+
+@pytest.fixture()
+def odd_world(tmp_path):
+    """The world's images renamed to stems a URL would cut, in a folder named with a '#'."""
+    data = tmp_path / "data #1"
+    make_dataset(data, "test", n=3, size=(H, W))
+    for i, stem in enumerate(ODD_STEMS):
+        for folder, ext in (("images", ".jpg"), ("annotations", ".png")):
+            src = data / folder / "test" / f"img{i:03d}{ext}"
+            src.rename(src.with_name(stem + ext))
+    masks = [disk(H, W, 24, 16, 12), disk(H, W, 20, 48, 8), disk(H, W, 30, 30, 6)]
+    run = tmp_path / "run"
+    make_run(run, data, {s: [m] for s, m in zip(ODD_STEMS, masks, strict=True)}, (H, W))
+    return data, run, dict(zip(ODD_STEMS, masks, strict=True))
+
+
+@pytest.mark.parametrize("fmt", ["coco", "labelme"])
+def test_an_export_of_images_named_with_hash_and_question_mark_imports_back(
+    tmp_path, odd_world, fmt
+):
+    # a file name, not a URL: '?' and '#' are part of it (before, 'a #1?x%20y.jpg' was read
+    # as the URL path 'a ', and import refused the engine's own export: not in split 'test')
+    data, run, truth = odd_world
+    res, sub = _roundtrip(tmp_path, data, run, fmt)
+    assert res.images == 3
+    assert sub.stems == tuple(sorted(ODD_STEMS))
+    for stem, m in truth.items():
+        assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
+
+
+def test_a_pick_list_and_an_export_image_list_with_hashes_export_their_images(tmp_path, odd_world):
+    # '#' begins a comment at a line's start, or where the line names no image: before, a stem
+    # or dataset folder with a '#' was cut there ('images not in the run's split: ['a']')
+    data, run, _ = odd_world
+    picked = tmp_path / "pick.txt"
+    picked.write_text("# by hand\n" + "\n".join(ODD_STEMS[:2]) + "\n#3 plain  # the odd one\n")
+    stems = read_stem_list(picked)
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "a"), stems=stems))
+    assert res.images == 3
+    listed = read_stem_list(res.image_list)  # an export's images.txt: paths in 'data #1'
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "b"), stems=listed))
+    assert res.images == 3
+    assert res.image_list.read_text().splitlines() == listed

@@ -566,6 +566,18 @@ def test_compare_library_and_deltas(tmp_path: Path) -> None:
     rep.rows[1].name = "model|v2"
     row = rep.to_markdown().splitlines()[5]
     assert row.startswith("| model\\|v2 | ") and row.replace("\\|", "").count("|") == 5
+    # the heading, the rows and the lines under them write names as typed when rendered:
+    # '<s>' was a strikethrough tag and '*a*' italics in the interval and warning lines
+    markdown_it = pytest.importorskip("markdown_it")
+    from html import unescape
+
+    rep.rows[0].name, rep.class_name = "p<s>eudo *a*", "B<i>ke"
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render(rep.to_markdown())
+    assert "<s>" not in html and "<em>" not in html and "<i>" not in html
+    assert "B<i>ke" in unescape(html) and "vs p<s>eudo *a*, 95%" in unescape(html)
+    rep.rows[0].matches_truth = True  # its warning names it so too
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render(rep.to_markdown())
+    assert "<s>" not in html and "source 'p<s>eudo *a*' equals" in unescape(html)
 
 
 def test_compare_undefined_scores_read_as_the_report_prints_them(tmp_path: Path) -> None:

@@ -637,3 +637,26 @@ def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_pa
     text = " ".join(res.output.split())
     assert res.exit_code == 1 and "training refuses" not in text
     assert f"{tmp_path / 'sources/train'}: source map folder not found; its fusion did not" in text
+
+
+def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypatch):
+    # a split is a folder's name: 't$^$x' was read as mathtext in the legend and failed the
+    # chart ('error: ^'), and '_tr' was left out of it (matplotlib drops labels starting '_')
+    pytest.importorskip("matplotlib")
+    import engine.outputs
+    from engine.info import plot_shares
+    from tests.loop_helpers import make_dataset
+
+    for split in ("_tr", "t$^$x"):
+        make_dataset(tmp_path / "data", split, n=1, size=(8, 8))
+    figures = []
+    save = engine.outputs.save_figure
+
+    def keep(fig, *args, **kwargs):
+        figures.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(engine.outputs, "save_figure", keep)
+    plot_shares(dataset_stats(tmp_path / "data", progress=False), tmp_path / "shares.png")
+    legend = figures[0].axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["_tr", "t$^$x"]

@@ -988,3 +988,46 @@ def test_a_source_another_process_still_writes_is_refused_before_any_file(world)
         assert "engine report would read its label maps half written" in str(e.value)
     assert not (tmp / "rep").exists()
     assert build_report(cfg).json.is_file()  # finished: reported
+
+
+def test_report_md_shows_names_as_typed_and_its_image_links_open_their_files(world):
+    """A class, subset or image named with Markdown's signs (``*x*``, ``<b>``, ``|``, a
+    backtick) or a URL's (``#``, ``?``, ``%``, a space): rendered, report.md showed ``Bi<b>x``
+    as ``Bix`` and ``*x*`` in italics, and its overlay links ended at the space or ``#``."""
+    markdown_it = pytest.importorskip("markdown_it")
+    from html.parser import HTMLParser
+    from urllib.parse import unquote
+
+    tmp, data, subset, _ = world
+    res = build_report(ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                                    data=str(data), chart=False, overlays=1))  # fmt: skip
+    name, odd = 'Bi<b>x & "co" | *x* _y_ `z`', "a #1?x%20y [b] *c*"
+    doc = dict(res.data, class_name=name, title=f"{name}: report", subset="sub `1` #2")
+    doc["files"] = dict(doc["files"], overlays=[f"overlays/{odd}.jpg"])
+    doc["per_class"] = {"split": "test", "images": 1, "mean": {}, "classes": [{"name": name}]}
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render(render_markdown(doc))
+
+    class Page(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.text, self.srcs, self.alts, self.cells = "", [], [], []
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "img":
+                self.srcs.append(a["src"])
+                self.alts.append(a["alt"])
+            if tag == "td":
+                self.cells.append("")
+
+        def handle_data(self, text):
+            self.text += text
+            if self.lasttag == "td" and self.cells:
+                self.cells[-1] += text
+
+    page = Page()
+    page.feed(html)
+    assert f"{name}: report" in page.text and f"New class {name}," in page.text
+    assert "sub `1` #2" in page.text
+    assert name in [c.strip() for c in page.cells]  # the per-class table: one cell, as typed
+    assert page.alts == [odd] and [unquote(s) for s in page.srcs] == [f"overlays/{odd}.jpg"]

@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -740,3 +741,52 @@ def test_a_review_killed_after_its_first_thumbnails_is_told_and_drawn_again(tmp_
 
     assert CliRunner().invoke(app, args).exit_code == 0
     assert json.loads((out / "review.json").read_text())["images"] == 3
+
+
+def test_the_page_s_embedded_settings_are_json_whatever_the_run_s_path(tmp_path):
+    # the settings in <script type=application/json> are read as JSON (script text is not
+    # HTML-unescaped): before, they were HTML-escaped ('{&quot;run&quot;: ...}', no JSON at all);
+    # a path holding '</script>' must not end the element either
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=1, size=(H, W))
+    run = tmp_path / "a</script><b>" / "run \"1\" & 'x'"
+    make_run(run, data, {"img000": [disk(H, W, 75, 60, 40)]}, (H, W))
+    res = build_review(ReviewConfig(str(run), progress=False))
+
+    class Scripts(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.scripts = []
+
+        def handle_starttag(self, tag, attrs):
+            self.scripts.append("") if tag == "script" else None
+
+        def handle_data(self, text):
+            if self.lasttag == "script" and self.scripts:
+                self.scripts[-1] += text
+
+    page = Scripts()
+    page.feed(res.index.read_text(encoding="utf-8"))
+    assert len(page.scripts) == 2  # the settings and the sort script, nothing cut out of them
+    cfg = json.loads(page.scripts[0])
+    assert cfg["run"] == str(run)
+
+
+def test_an_image_with_a_long_name_is_shown(tmp_path):
+    # a 245-byte stem is a legal image name (249 bytes with .jpg), but its thumbnail's name
+    # adds the split and the panel ('test__' ... '_pseudo_detail.jpg'): 'File name too long',
+    # the card could not be shown. Such a thumbnail is named by a cut stem and a hash instead
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=2, size=(H, W))
+    long = "é" * 100 + "x" * 45  # 245 bytes
+    for folder, ext in (("images", ".jpg"), ("annotations", ".png")):
+        (data / folder / "test" / f"img001{ext}").rename(data / folder / "test" / f"{long}{ext}")
+    masks = {"img000": [disk(H, W, 75, 60, 40)], long: [disk(H, W, 75, 60, 40)]}
+    run = tmp_path / "run"
+    make_run(run, data, masks, (H, W))
+    res = build_review(ReviewConfig(str(run), progress=False))
+    assert res.failed == [] and res.images == 2
+    names = sorted(p.name for p in (res.index.parent / "thumbs").iterdir())
+    assert "test__img000_pseudo.jpg" in names  # a short stem's thumbnails named as before
+    assert len(names) == 4 and all(len(n.encode()) <= 255 for n in names)
+    assert f'data-stem="{long}"' in res.index.read_text(encoding="utf-8")

@@ -1,3 +1,5 @@
+import pytest
+
 from engine.text import counted
 
 
@@ -50,3 +52,25 @@ def test_few() -> None:
     )
     assert few(["a", "b", "c", "d"], 3, total=True) == "a, b, c, ... (4 in all)"
     assert few(["a", "b", "c"], 3, total=True) == "a, b, c"
+
+
+def test_markdown_names_render_as_typed():
+    # a class or source name with Markdown's signs rendered as something else (before only '|'
+    # was escaped): 'Bi<b>x' as 'Bix', '*x*' in italics, a backtick opening code
+    markdown_it = pytest.importorskip("markdown_it")
+    from html import unescape
+
+    from engine.text import md_cell, md_code, md_text
+
+    name = 'Bi<b>x & "co" | *x* _y_ [z](w) `v` \\ a_b'
+    for md in (md_text(name), md_cell(name)):
+        html = markdown_it.MarkdownIt("commonmark").render(md).strip()
+        assert unescape(html.removeprefix("<p>").removesuffix("</p>")) == name
+    table = f"| name | IoU |\n|---|---|\n| {md_cell(name)} | 1 |\n"
+    cells = markdown_it.MarkdownIt("commonmark").enable("table").render(table).count("<td>")
+    assert cells == 2
+    assert md_text("synth_test_0001") == "synth_test_0001"  # inside a word: no emphasis
+    assert md_text("a\nb") == "a b"  # a line break would end a table row
+    for path in ("runs/sub", "sub `1`", "a``b"):
+        html = markdown_it.MarkdownIt("commonmark").render(md_code(path))
+        assert unescape(html.split("<code>")[1].split("</code>")[0]) == path
