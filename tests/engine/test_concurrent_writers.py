@@ -173,3 +173,25 @@ def test_a_second_report_into_a_folder_being_reported_to_is_refused(world, tmp_p
     report = json.loads((out / "report.json").read_text())
     assert [r["kind"] for r in report["table4"]] == ["pseudo labels"]
     assert np.isclose(report["table4"][0]["iou"], 100.0)
+
+
+@pytest.mark.slow  # torch imported twice, 15 s
+def test_a_resume_of_a_run_still_starting_is_refused_naming_it(tmp_path) -> None:
+    """``engine train --resume --out RUN`` (a requeued job) while the first copy of the run
+    still starts, before it records anything: it was told "--data is required ... (no
+    RUN/config.json: is --out the run?)", as of a wrong folder. It is refused as a second
+    ``engine train`` into RUN is, naming the first."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    make_dataset(data, "train", n=2, size=(H, W))
+    args = ["train", "--data", str(data), "--preset", "tiny", "--iters", "1", "--batch-size",
+            "2", "--val-split", "none", "--device", "cpu", "--out", str(run), "--no-progress"]  # fmt: skip
+    first = Paused(tmp_path, "trainer.train:_start", args)
+    try:
+        for again in (["train", "--resume", "--out", str(run)], [*args, "--resume"], args):
+            res = CliRunner().invoke(app, again)
+            assert res.exit_code == 2, res.output
+            assert _text(res).startswith(
+                f"error: {run}: in use by engine train (pid {first.proc.pid} on "
+            ), res.output
+    finally:
+        first.kill()
