@@ -625,6 +625,8 @@ def train(
     check_output_folder(cfg.out, ("metrics.jsonl",), "engine train")
     # a fused dataset engine fuse still writes: its labels so far, or old and new ones mixed
     check_not_being_written(cfg.data, "engine train", "its labels")
+    for subset in cfg.val_subsets or ():  # being imported: new masks, the old subset.json
+        check_not_being_written(subset, "engine train", "its annotated masks")
     with exclusive(cfg.out, "engine train", own=("metrics.jsonl", "config.yaml")), caller_rng():
         return _start(cfg, model, on_init)
 
