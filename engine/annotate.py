@@ -572,6 +572,10 @@ def archive_root(folder: Path) -> Path:
 def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     """:func:`import_annotations` of plain files; ``archives``: unpacked folder -> archive, to
     name the sources as the user gave them."""
+    for source in cfg.sources:  # an export replacing these files (EXPORT/labelme/ too)
+        here = Path(source) if Path(source).is_dir() else Path(source).parent
+        for folder in dict.fromkeys((here, here.parent)):
+            check_not_being_written(folder, "engine annotate import", "its annotations")
     parsed: dict[Path, object] = {}  # the JSON that telling the format read, not read again
     if cfg.format == "auto":
         cfg = dataclasses.replace(cfg, format=detect_format(cfg.sources, parsed))

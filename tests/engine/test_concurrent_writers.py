@@ -199,3 +199,27 @@ def test_a_resume_of_a_run_still_starting_is_refused_naming_it(tmp_path) -> None
             ), res.output
     finally:
         first.kill()
+
+
+def test_an_import_waits_for_the_export_replacing_its_files(world, tmp_path) -> None:
+    """``engine annotate import EXPORT/coco.json`` while ``engine annotate export --force``
+    replaces that export read the old files, or the new ones half swapped in (its labelme/
+    folder set aside), without a word. It waits for the export now, naming it."""
+    out = tmp_path / "export"
+    args = ["annotate", "export", str(world["run"]), "--out", str(out), "--no-progress"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    first = Paused(tmp_path, "engine.annotate:atomic_write_json", [*args, "--force"])
+    try:
+        for source in (out / "coco.json", out / "labelme"):
+            res = CliRunner().invoke(
+                app, ["annotate", "import", str(source), "--class", "Bicycle", "--data",
+                      str(world["data"]), "--out", str(tmp_path / "sub"), "--no-progress"],
+            )  # fmt: skip
+            assert res.exit_code == 2, res.output
+            assert f"{out}: engine annotate export (pid {first.proc.pid} on " in _text(res)
+            assert "engine annotate import would read its annotations half written" in _text(res)
+        code, output = first.finish()
+    finally:
+        first.kill()
+    assert code == 0, output
+    assert not (tmp_path / "sub").exists()
