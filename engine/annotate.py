@@ -83,7 +83,13 @@ from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
 from engine.runinfo import environment
-from engine.runlock import check_not_being_written, check_not_in_output, check_output_folder
+from engine.runlock import (
+    check_not_being_written,
+    check_not_in_output,
+    check_output_folder,
+    exclusive,
+    writer,
+)
 from engine.text import counted, few, split_names
 
 log = logging.getLogger(__name__)
@@ -167,6 +173,13 @@ def export_annotations(cfg: ExportConfig) -> ExportResult:
     )
     _check_export_options(cfg)
     kind = output_kind(cfg.run)
+    # a subset being imported (its masks swapped in before its subset.json names them, or not
+    # one written yet) or a run being labelled: read now, part of it passed for the whole
+    subset = (kind is not None and kind[0] == "subset.json") or "annotate import" in (
+        writer(cfg.run) or ""
+    )
+    what = "its annotated masks" if subset else "its pseudo labels"
+    check_not_being_written(cfg.run, "engine annotate export", what)
     if kind is not None and kind[0] == "subset.json":
         return _write_export(cfg, *_subset_items(cfg))
     return _write_export(cfg, *_run_items(cfg))
@@ -336,6 +349,16 @@ def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportRes
     be read leaves the folder as it was."""
     out = Path(cfg.out)
     check_output_folder(out, (), "an export")  # beside a run's files they would mix
+    # two exports into one folder: the second removed the first's staging folder as an
+    # interrupted one's, and the first's files were lost or mixed with the second's
+    with exclusive(out, "engine annotate export", own=EXPORT_FILES):
+        return _write_export_locked(cfg, class_name, items, out)
+
+
+def _write_export_locked(
+    cfg: ExportConfig, class_name: str, items: Items, out: Path
+) -> ExportResult:
+    """:func:`_write_export` once this process holds ``out``'s lock."""
     earlier = earlier_export(out)
     if earlier and not cfg.force:
         raise FileExistsError(
@@ -503,6 +526,15 @@ def import_annotations(cfg: ImportConfig) -> Subset:
     check_expanded(cfg.out, "engine annotate import")
     check_not_in_output(Path(cfg.out), "engine annotate import")
     cfg = dataclasses.replace(cfg, format=cfg.format.lower(), class_name=name)  # --format COCO
+    # two imports into one subset: the second removed the first's staging folder as an
+    # interrupted one's, and the first wrote a subset.json naming masks that were not there
+    with exclusive(cfg.out, "engine annotate import", own=("subset.json",)):
+        return _import_sources(cfg)
+
+
+def _import_sources(cfg: ImportConfig) -> Subset:
+    """:func:`import_annotations` once this process holds ``cfg.out``'s lock: the archives
+    among the sources unpacked, then :func:`_import`."""
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:
         return _import(cfg, {})
@@ -555,6 +587,10 @@ def archive_root(folder: Path) -> Path:
 def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     """:func:`import_annotations` of plain files; ``archives``: unpacked folder -> archive, to
     name the sources as the user gave them."""
+    for source in cfg.sources:  # an export replacing these files (EXPORT/labelme/ too)
+        here = Path(source) if Path(source).is_dir() else Path(source).parent
+        for folder in dict.fromkeys((here, here.parent)):
+            check_not_being_written(folder, "engine annotate import", "its annotations")
     parsed: dict[Path, object] = {}  # the JSON that telling the format read, not read again
     if cfg.format == "auto":
         cfg = dataclasses.replace(cfg, format=detect_format(cfg.sources, parsed))

@@ -409,6 +409,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
     Each folder's class ids come from its own recorded taxonomy (:func:`folder_classes`), so a
     joint-trained model's predictions (the class at id 7) and a fused dataset with two new
     classes (the class at id 8) compare without ``--taxonomy``."""
+    # a subset being imported: its new masks swapped in before its subset.json names them
+    check_not_being_written(cfg.gt, "engine compare", "its annotated masks")
     subset = subset_at(cfg.gt)  # its masks and split, or a plain folder with no split known
     gt, split = (subset.root / "masks", subset.split) if subset else (Path(cfg.gt), None)
     gt_tax, gt_source = folder_classes(cfg, gt, gt.parent, Path(cfg.gt))

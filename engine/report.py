@@ -73,7 +73,7 @@ from engine.outputs import (
 )
 from engine.progress import track
 from engine.runinfo import environment
-from engine.runlock import check_not_being_written, check_output_folder
+from engine.runlock import check_not_being_written, holds_lock
 from engine.table4 import Table4
 from engine.text import (
     METRICS,
@@ -741,10 +741,14 @@ def check_data_sizes(subset: Subset, ds: SegDataset, data_source: str | None) ->
                 )
 
 
+# a report written into a dataset root or another output hid it from engine info
+# (check_output_folder); two reports into one folder mixed their overlays, and the second
+# removed the first's chart as an earlier report's
+@holds_lock("engine report", lambda c: c.out, own=("report.json",))
 def build_report(cfg: ReportConfig) -> ReportResult:
     """Score, write ``report.json``, ``report.md``, ``chart.png`` and overlays; return them."""
-    # a report written into a dataset root or another output hid it from engine info
-    check_output_folder(cfg.out, ("report.json",), "engine report")
+    # a subset being imported: its new masks swapped in before its subset.json names them
+    check_not_being_written(cfg.subset, "engine report", "its annotated masks")
     subset = read_subset(cfg.subset)
     if cfg.class_name:  # else another class's masks would be read as this one's
         check_subset_class(subset, cfg.class_name)

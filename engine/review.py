@@ -174,6 +174,8 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
 
     run = LabelRun.open(cfg.run)
     check_not_being_written(run.root, "engine review", "its pseudo labels")
+    if cfg.gt:  # a subset being imported: its new masks before its subset.json names them
+        check_not_being_written(cfg.gt, "engine review", "its annotated masks")
     class_name = run.class_name  # first: a fused dataset or other output is named as such
     out = Path(cfg.out) if cfg.out else run.root / "review"
     check_output_folder(out, ("review.json",), "engine review")  # before any image is drawn

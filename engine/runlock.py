@@ -93,10 +93,7 @@ def exclusive(
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             locked = True
         except BlockingIOError:
-            raise FolderInUse(
-                f"{folder}: in use by {_holder(fd)}; two runs writing one folder would mix "
-                "their outputs: wait for it, stop it, or give another output folder"
-            ) from None
+            raise FolderInUse(_in_use(folder, _holder(fd))) from None
         except OSError as e:  # e.g. ENOLCK on a network file system without locking
             log.warning("%s: cannot lock it (%s); running without the lock", path, e.strerror)
             locked = False
@@ -136,6 +133,21 @@ def exclusive(
                 os.ftruncate(fd, 0)
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
+
+
+def _in_use(folder: Path, holder: str) -> str:
+    return (
+        f"{folder}: in use by {holder}; two runs writing one folder would mix their outputs: "
+        "wait for it, stop it, or give another output folder"
+    )
+
+
+def check_not_in_use(folder: str | os.PathLike, command: str) -> None:
+    """Refuse ``folder`` as :func:`exclusive` would, before the command reads what it holds:
+    a ``--resume`` of a run whose first process has written no record yet (a requeued job
+    while the first copy starts) was told the run records no dataset, as of a wrong folder."""
+    if (holder := writer(folder)) is not None:
+        raise FolderInUse(_in_use(Path(folder), holder))
 
 
 def temporaries(folder: str | os.PathLike) -> list[Path]:

@@ -184,6 +184,7 @@ def train_cmd(
     import os
 
     from annotations.fileio import read_jsonl
+    from engine.runlock import check_not_in_use
     from trainer.config import (
         TrainConfig,
         config_from,
@@ -192,7 +193,14 @@ def train_cmd(
         resumed_iters,
     )
     from trainer.spawn import leave_process_group
-    from trainer.train import SKIPPED_LOG, check_crop, check_file_val_size, resolve_device, train
+    from trainer.train import (
+        SKIPPED_LOG,
+        check_crop,
+        check_file_val_size,
+        owns_run,
+        resolve_device,
+        train,
+    )
 
     if config is not None:
         # resume is this call's (--resume): a resumed run's config.yaml records "resume: true",
@@ -200,6 +208,8 @@ def train_cmd(
         file, where = read_config_file(config), str(config)
         file.pop("resume", None)
     elif resume:  # the run's own settings: --resume needs no other option
+        if owns_run():  # a run still starting holds no record yet: "--data is required" misled
+            check_not_in_use(TrainConfig.out if out is None else out, "engine train")
         file, where = recorded_settings(TrainConfig.out if out is None else out)
     else:
         file, where = {}, "config"

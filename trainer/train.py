@@ -593,6 +593,12 @@ def _agree_to_stop(world: int, device: torch.device) -> bool:
 RUN_LOCKED_BY_PARENT = "MASS_ENGINE_RUN_LOCKED_BY_PARENT"
 
 
+def owns_run() -> bool:
+    """Whether this process owns the run and holds its lock (:func:`train`): not a rank that
+    :func:`trainer.spawn.train_processes` started, nor one but rank 0 under torchrun."""
+    return not os.environ.get(RUN_LOCKED_BY_PARENT) and int(os.environ.get("RANK", "0")) == 0
+
+
 def train(
     cfg: TrainConfig,
     model: nn.Module | None = None,
@@ -611,7 +617,7 @@ def train(
     started, and rank 0 under torchrun) holds ``cfg.out``'s lock for the whole run
     (:func:`engine.runlock.exclusive`): a second ``engine train`` into the same folder stops at
     once instead of writing over this one's checkpoints."""
-    if os.environ.get(RUN_LOCKED_BY_PARENT) or int(os.environ.get("RANK", "0")) != 0:
+    if not owns_run():
         with caller_rng():
             return _start(cfg, model, on_init)
     from engine.runlock import check_not_being_written, check_output_folder, exclusive
@@ -619,6 +625,8 @@ def train(
     check_output_folder(cfg.out, ("metrics.jsonl",), "engine train")
     # a fused dataset engine fuse still writes: its labels so far, or old and new ones mixed
     check_not_being_written(cfg.data, "engine train", "its labels")
+    for subset in cfg.val_subsets or ():  # being imported: new masks, the old subset.json
+        check_not_being_written(subset, "engine train", "its annotated masks")
     with exclusive(cfg.out, "engine train", own=("metrics.jsonl", "config.yaml")), caller_rng():
         return _start(cfg, model, on_init)
 

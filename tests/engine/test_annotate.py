@@ -733,8 +733,12 @@ def test_subset_json_records_how_png_masks_were_read_so_a_reimport_gives_the_sam
     }
 
 
-def _subset_bytes(root):
-    return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+def _subset_bytes(root):  # the lock file records each import's start: not the subset's
+    return {
+        p.relative_to(root): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def test_import_into_a_subset_folder_replaces_only_its_own_class(
@@ -774,6 +778,7 @@ def test_import_into_a_subset_folder_replaces_only_its_own_class(
         import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
     monkeypatch.undo()
     assert _subset_bytes(out) == before and sorted(p.name for p in out.iterdir()) == [
+        ".lock",
         "masks",
         "subset.json",
     ]
@@ -790,7 +795,7 @@ def test_import_into_a_subset_folder_replaces_only_its_own_class(
         "img001; to keep it, import the files of every batch in one call"
     ]
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["img000.png"]
-    assert sorted(p.name for p in out.iterdir()) == ["masks", "subset.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "masks", "subset.json"]
     # on purpose: --replace writes another class over it
     car = import_annotations(
         ImportConfig("png", [str(src)], "Car", str(data), str(out), replace=True)
@@ -1583,7 +1588,12 @@ def test_an_earlier_export_is_kept_unless_replaced_on_purpose(tmp_path, world):
     assert corrected.read_text() == '{"corrected": true}'
     assert json.loads(first.coco.read_text())["images"][2]["file_name"] == "img002.jpg"
     res = export_annotations(dataclasses.replace(again, force=True))
-    assert sorted(p.name for p in out.iterdir()) == ["images.txt", "labelme", "notes.txt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".lock",
+        "images.txt",
+        "labelme",
+        "notes.txt",
+    ]
     assert (
         [p.name for p in (out / "labelme").iterdir()]
         == ["img001.json"]

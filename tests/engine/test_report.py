@@ -136,7 +136,7 @@ def test_a_rerun_with_fewer_files_removes_the_earlier_report_s_others(world):
     second = build_report(replace(cfg, chart=False, overlays=1))
     files = sorted(p.relative_to(tmp / "again").as_posix() for p in (tmp / "again").rglob("*.*"))
     kept = second.overlays[0].relative_to(tmp / "again").as_posix()
-    assert files == sorted([kept, "notes.txt", "report.json", "report.md"])
+    assert files == sorted([".lock", kept, "notes.txt", "report.json", "report.md"])
 
 
 def test_every_markdown_number_is_in_the_json(world):
