@@ -24,8 +24,8 @@ with Grounded-SAM's documented failure modes (missed small objects, filled wheel
 boundaries, false positives), because no detector weights can be assumed on a fresh machine.
 With ``detector`` and ``segmenter`` set, the real Grounded-SAM backend labels instead.
 Each stage is resumable, so an interrupted demo continues where it stopped; a folder whose
-scenes were made with other settings (size, counts, seed), fused for other classes or trained
-with other options is refused before anything is written.
+scenes were made with other settings (size, counts, seed), fused for other classes, labelled
+by the other labeler or trained with other options is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -182,6 +182,7 @@ def run_demo(
     )
     check_same_data(synth_cfg)  # and a folder holding another demo's scenes
     check_same_classes(out / "fused", cfg.classes)  # and one fused for other classes
+    check_same_labeler(out / "label", cfg)  # and one labelled by the other labeler
     fused, train_out = out / "fused", out / "train"
     train_cfg = demo_train_config(cfg, fused, train_out)
     check_same_training(train_cfg)  # and one trained with other options
@@ -440,6 +441,39 @@ def check_same_classes(fused: Path, classes: Sequence[str]) -> None:
         raise ValueError(
             f"{fused / 'taxonomy.json'}: this demo folder was made for {' + '.join(held)}, not "
             f"{' + '.join(classes)}; rerun with {flags} or give a new --out"
+        )
+
+
+def check_same_labeler(label: Path, cfg: DemoConfig) -> None:
+    """Refuse to resume a demo folder whose pseudo labels were made by the other labeler
+    (SIMULATED, or Grounded-SAM with ``--detector``/``--segmenter``; each class's ``run.json``):
+    the label stage would label every image again in place, after which the fused labels,
+    model and reports made from the old ones no longer match them."""
+    from annotations.labelrun import read_run_info
+
+    want = "simulated" if cfg.simulated else "grounded-sam"
+    for name in cfg.classes:
+        path = label / name.lower() / "run.json"
+        try:
+            info = read_run_info(path) if path.is_file() else None
+        except (OSError, ValueError):
+            continue  # the labeler names what is wrong with its run
+        if info is None or info.backend in (want, "unknown"):
+            continue
+        was, config = info.backend, info.record.get("config") or {}
+        if was == "simulated":
+            made, rerun = "the SIMULATED labeler", "without --detector and --segmenter"
+        else:
+            models = f"--detector {config.get('detector')} --segmenter {config.get('segmenter')}"
+            made, rerun = f"{was} ({models})", f"with {models}"
+        now = (
+            "the SIMULATED labeler"
+            if cfg.simulated
+            else f"{want} (--detector {cfg.detector} --segmenter {cfg.segmenter})"
+        )
+        raise ValueError(
+            f"{path}: this demo folder's pseudo labels were made by "
+            f"{made}, not {now}; rerun {rerun} or give a new --out"
         )
 
 

@@ -411,3 +411,50 @@ def test_ctrl_c_in_a_labeling_run_stops_the_demo(tmp_path, monkeypatch):
     assert not (out / "report/unfinished_calls.jsonl").exists()
     assert "calls took" in (out / "report/summary.md").read_text()
     assert "(interrupted)" in (out / "report/summary.md").read_text()
+
+
+def test_labeler_guard_refuses_a_demo_folder_labelled_by_the_other_labeler(tmp_path):
+    """A finished SIMULATED demo rerun with --detector/--segmenter drew its scenes, then began
+    labelling every image again in place (the fused labels, model and reports made from the
+    old labels left beside them): now it is refused before any stage, saying how to rerun;
+    the other way round too."""
+    from annotations.taxonomy import MASS13K
+    from engine.demo import DemoConfig, check_same_labeler, run_demo
+
+    taxonomy = MASS13K.with_new_class("Bicycle")
+    run = tmp_path / "label" / "bicycle" / "run.json"
+    run.parent.mkdir(parents=True)
+
+    def labelled_by(backend: str, **config: str) -> None:
+        run.write_text(
+            json.dumps(
+                {
+                    "config": {"cls": {"name": "Bicycle"}, "backend": backend, **config},
+                    "backend": {"name": backend},
+                    "class_id": taxonomy.id_of("Bicycle"),
+                    "taxonomy": taxonomy.to_dict(),
+                }
+            )
+        )
+
+    labelled_by("simulated")
+    simulated = DemoConfig(out=tmp_path, classes=("Bicycle",))
+    real = DemoConfig(out=tmp_path, classes=("Bicycle",), detector="gd", segmenter="sam.pth")
+    check_same_labeler(tmp_path / "label", simulated)
+    with pytest.raises(ValueError) as e:
+        run_demo(real)
+    assert str(e.value) == (
+        f"{run}: this demo folder's pseudo labels were made by the SIMULATED labeler, not "
+        "grounded-sam (--detector gd --segmenter sam.pth); rerun without --detector and "
+        "--segmenter or give a new --out"
+    )
+    assert not (tmp_path / "data").exists()  # no stage ran
+    labelled_by("grounded-sam", detector="gd", segmenter="sam.pth")
+    check_same_labeler(tmp_path / "label", real)
+    with pytest.raises(ValueError) as e:
+        check_same_labeler(tmp_path / "label", simulated)
+    assert str(e.value) == (
+        f"{run}: this demo folder's pseudo labels were made by grounded-sam (--detector gd "
+        "--segmenter sam.pth), not the SIMULATED labeler; rerun with --detector gd --segmenter "
+        "sam.pth or give a new --out"
+    )
