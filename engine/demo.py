@@ -106,6 +106,20 @@ class DemoConfig:
             raise ValueError("train, test, iters and batch size must be >= 1")
         if not self.init:
             raise ValueError("init: give builtin, none or a checkpoint path")
+        short, longest = self.resized_to()
+        if self.crop > longest:  # all padding past the image: a 10000 crop was killed for memory
+            size = "x".join(map(str, self.size))
+            raise ValueError(
+                f"--crop {self.crop} is larger than the demo's training images ({size}, resized "
+                f"to a short side of at most {short} px, a long side of at most {longest} px): give "
+                f"--crop {longest} or less, or a larger --size"
+            )
+
+    def resized_to(self) -> tuple[int, int]:
+        """The largest short and long side training resizes the scenes to
+        (``short_side_range`` of :func:`demo_train_config`)."""
+        short = min(self.size) * 5 // 4
+        return short, max(self.size) * short // min(self.size)
 
     @property
     def simulated(self) -> bool:
@@ -646,7 +660,7 @@ def demo_train_config(cfg: DemoConfig, fused: Path, train_out: Path) -> Any:
         threads=cfg.threads if processes > 1 else demo_threads(cfg),
         augment=AugmentConfig(
             crop=cfg.crop,
-            short_side_range=(min(cfg.size) * 3 // 4, min(cfg.size) * 5 // 4),
+            short_side_range=(min(cfg.size) * 3 // 4, cfg.resized_to()[0]),
             class_crop_prob=cfg.class_crop_prob,
         ),
         progress=cfg.progress,

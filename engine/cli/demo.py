@@ -28,7 +28,12 @@ def demo_cmd(
     test: int = typer.Option(_D.test, min=1, help="Synthetic test images (the annotated subset)."),
     iters: int = typer.Option(_D.iters, min=1, help="Training steps of the tiny MaSSFormer."),
     batch_size: int = typer.Option(_D.batch_size, min=1, help="Images per training step."),
-    crop: int = typer.Option(_D.crop, min=32, help="Training crop side in pixels."),
+    crop: int = typer.Option(
+        _D.crop,
+        min=32,
+        help="Training crop side in pixels; at most the scenes' long side x 5/4 (training "
+        "resizes them up to that).",
+    ),
     seed: int = typer.Option(
         _D.seed, min=0, help="Seed of scenes, simulated labeler and training."
     ),

@@ -458,3 +458,23 @@ def test_labeler_guard_refuses_a_demo_folder_labelled_by_the_other_labeler(tmp_p
         "--segmenter sam.pth), not the SIMULATED labeler; rerun with --detector gd --segmenter "
         "sam.pth or give a new --out"
     )
+
+
+def test_demo_refuses_a_crop_larger_than_its_training_images(tmp_path):
+    """``--crop 10000`` on 128x96 scenes drew, labelled and fused them, then padded each image
+    to 10000x10000 and was killed for memory: a crop past the largest training image (the
+    scenes resized to a short side of at most 5/4 of theirs) is all padding, refused first."""
+    from engine.demo import DemoConfig
+
+    assert DemoConfig().resized_to() == (480, 640)  # the default crop, 256, fits
+    DemoConfig(size=(96, 128), crop=160)
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), *SMALL, "--crop", "161"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == (
+        "error: --crop 161 is larger than the demo's training images (128x96, resized to a "
+        "short side of at most 120 px, a long side of at most 160 px): give --crop 160 or less, "
+        "or a larger --size"
+    )
+    assert not out.exists()
