@@ -200,7 +200,7 @@ def run_demo(
     fused, train_out = out / "fused", out / "train"
     train_cfg = demo_train_config(cfg, fused, train_out)
     check_same_training(train_cfg)  # and one trained with other options
-    micro_batch(train_cfg, train_cfg.processes)  # and a batch the processes cannot split
+    check_batch(cfg, train_cfg, micro_batch)  # and a batch the processes cannot split
     result = DemoResult(out=out, start=start)
     if cfg.simulated:
         note(SIMULATED_NOTE)
@@ -546,6 +546,30 @@ def check_same_training(train_cfg: Any) -> None:
             f"{out / 'config.json'}: this demo folder's model was trained with other options "
             f"({'; '.join(differ)}); rerun with those or give a new --out"
         )
+
+
+def check_batch(cfg: DemoConfig, train_cfg: Any, micro_batch: Callable[..., int]) -> None:
+    """Refuse a ``--batch-size`` the training processes cannot split into 2 images each at
+    least (``trainer.train.micro_batch``), naming the demo's options: the trainer's own line
+    named ``accum_steps`` and ranks, which the demo has no option for."""
+    n = train_cfg.processes
+    try:
+        micro_batch(train_cfg, n)
+    except ValueError:
+        pass
+    else:
+        return
+    over = f"--processes {n}" if cfg.processes else counted(n, "training process", "processes")
+    if cfg.batch_size % n:
+        raise ValueError(
+            f"--batch-size {cfg.batch_size} cannot be split evenly over {over}: give a multiple "
+            f"of {n} from {2 * n} up (--batch-size {2 * n}), or other --processes"
+        ) from None
+    raise ValueError(
+        f"--batch-size {cfg.batch_size} over {over} is {cfg.batch_size // n} image per "
+        "process; MaSSFormer needs 2 at least (its pixel decoder has BatchNorms on globally "
+        f"pooled features): give --batch-size {2 * n} or more"
+    ) from None
 
 
 def format_duration(seconds: float) -> str:

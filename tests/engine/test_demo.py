@@ -478,3 +478,36 @@ def test_demo_refuses_a_crop_larger_than_its_training_images(tmp_path):
         "or a larger --size"
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ["--batch-size", "1", "--processes", "1"],
+            "--batch-size 1 over --processes 1 is 1 image per process; MaSSFormer needs 2 at "
+            "least (its pixel decoder has BatchNorms on globally pooled features): give "
+            "--batch-size 2 or more",
+        ),
+        (
+            ["--batch-size", "3", "--processes", "2"],
+            "--batch-size 3 cannot be split evenly over --processes 2: give a multiple of 2 "
+            "from 4 up (--batch-size 4), or other --processes",
+        ),
+        (
+            ["--batch-size", "1"],  # --processes 0: one per core, as many as the batch allows
+            "--batch-size 1 over 1 training process is 1 image per process; MaSSFormer needs 2 "
+            "at least (its pixel decoder has BatchNorms on globally pooled features): give "
+            "--batch-size 2 or more",
+        ),
+    ],
+)
+def test_demo_names_its_own_options_for_a_batch_it_cannot_split(tmp_path, args, line):
+    """The trainer's line (``batch_size 3 / accum_steps 1 = 3 images per micro-step cannot be
+    split over 2 ranks``) named settings the demo has no option for, and no way out: the
+    demo's refusal names --batch-size and --processes and what to give, before any stage."""
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL, *args])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == f"error: {line}"
+    assert not out.exists()
