@@ -159,7 +159,12 @@ class DemoResult:
         return rows
 
 
-@holds_lock("engine demo", lambda c: c.out, own=())
+# What marks a demo's folder: annotations.fileio.DEMO_RECORDS (not imported here: that package
+# loads OpenCV, and `engine --help` reads DemoConfig's defaults)
+OWN_RECORDS = ("report/summary.json", "data/synth.json")
+
+
+@holds_lock("engine demo", lambda c: c.out, own=OWN_RECORDS)
 def run_demo(
     cfg: DemoConfig,
     log: Callable[[str], None] = lambda _: None,

@@ -511,3 +511,31 @@ def test_demo_names_its_own_options_for_a_batch_it_cannot_split(tmp_path, args, 
     assert res.exit_code == 2, res.output
     assert " ".join(res.output.split()) == f"error: {line}"
     assert not out.exists()
+
+
+def test_other_commands_refuse_a_demo_folder_as_their_out(tmp_path):
+    """``engine report --out DEMO_OUT`` wrote report.md/.json and chart.png into the demo's
+    folder, and ``engine info DEMO_OUT`` showed that report instead of the demo: a demo's
+    folder, finished or stopped after labelling, is refused as another command's --out, as
+    any engine output is; the demo itself resumes it."""
+    from annotations.fileio import DEMO_RECORDS
+    from engine.demo import OWN_RECORDS
+    from engine.runlock import check_output_folder
+
+    assert OWN_RECORDS == DEMO_RECORDS
+    finished, stopped = tmp_path / "finished", tmp_path / "stopped"
+    (finished / "report").mkdir(parents=True)
+    (finished / "report" / "summary.json").write_text("{}")
+    (stopped / "data").mkdir(parents=True)
+    (stopped / "data" / "synth.json").write_text("{}")
+    (stopped / "label").mkdir()
+    for demo in (finished, stopped):
+        with pytest.raises(ValueError) as e:
+            check_output_folder(demo, ("report.json",), "engine report")
+        assert str(e.value) == (
+            f"{demo}: it is a demo folder (engine demo); engine report needs a folder of its "
+            "own: give another --out"
+        )
+    res = CliRunner().invoke(app, ["demo", "--out", str(stopped), *SMALL])
+    assert "it is a demo folder" not in res.output  # its own: refused for its scenes' record
+    assert "synth.json: this demo folder was made with other data settings" in res.output
