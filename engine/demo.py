@@ -105,7 +105,7 @@ class DemoConfig:
         if min(self.train, self.test, self.iters, self.batch_size) < 1:
             raise ValueError("train, test, iters and batch size must be >= 1")
         if not self.init:
-            raise ValueError("init: give builtin, none or a checkpoint path")
+            raise ValueError("--init is empty: give builtin, none or a checkpoint path")
         short, longest = self.resized_to()
         if self.crop > longest:  # all padding past the image: a 10000 crop was killed for memory
             size = "x".join(map(str, self.size))
@@ -181,18 +181,25 @@ def run_demo(
     from engine.synth import SynthConfig, generate
     from labeler.config import ClassSpec, LabelConfig
     from labeler.run import run_labeling
+    from trainer.losses.targets import PSEUDO_FORMS
     from trainer.predict import PredictConfig, predict_dir
     from trainer.train import micro_batch, train
 
+    give = "give --class Bicycle and/or --class Car"
     for name in cfg.classes:  # fail before any work on a class the synthetic data lacks
         if name in MASS13K:
-            raise ValueError(f"class {name!r} is already one of the MaSS13K classes")
+            raise ValueError(f"--class {name!r}: already one of the MaSS13K classes; {give}")
         if name.lower() not in ("bicycle", "car"):
-            raise ValueError(f"the demo's synthetic data has bicycle and car truth, not {name!r}")
+            raise ValueError(
+                f"--class {name!r}: the demo's synthetic data has Bicycle and Car truth only; "
+                f"{give}"
+            )
     counts = Counter(c.lower() for c in cfg.classes)
     twice = sorted({n for n in cfg.classes if counts[n.lower()] > 1})
     if twice:  # else it labels both, then fusion finds two runs for one class
-        raise ValueError(f"--class given twice for one class: {', '.join(twice)}")
+        raise ValueError(f"--class given twice for one class: {', '.join(twice)}; give it once")
+    if cfg.pseudo_form not in PSEUDO_FORMS:  # else named by the trainer's key, pseudo_form
+        raise ValueError(f"--pseudo-form {cfg.pseudo_form}: not one of {', '.join(PSEUDO_FORMS)}")
 
     start = start_checkpoint(cfg)  # an unreadable start checkpoint fails before any work
     out = Path(cfg.out)

@@ -211,17 +211,36 @@ def test_demo_refuses_half_real_models(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--class", "Bicycle", "--class", "bicycle"], "--class given twice for one class"),
-        (["--class", "Person"], "has bicycle and car truth, not 'Person'"),
-        (["--class", "Others"], "already one of the MaSS13K classes"),
+        (
+            ["--class", "Bicycle", "--class", "bicycle"],
+            "--class given twice for one class: Bicycle, bicycle; give it once",
+        ),
+        (
+            ["--class", "Person"],
+            "--class 'Person': the demo's synthetic data has Bicycle and Car truth only; give "
+            "--class Bicycle and/or --class Car",
+        ),
+        (
+            ["--class", "Others"],
+            "--class 'Others': already one of the MaSS13K classes; give --class Bicycle and/or "
+            "--class Car",
+        ),
+        (
+            ["--pseudo-form", "Precise"],
+            "--pseudo-form Precise: not one of origin, reversed, flat, precise",
+        ),
+        (["--init", ""], "--init is empty: give builtin, none or a checkpoint path"),
     ],
 )
-def test_demo_refuses_classes_it_cannot_run_before_any_work(tmp_path, args, message):
+def test_demo_refuses_options_it_cannot_run_before_any_work(tmp_path, args, message):
     """Refused before the scenes are drawn (a repeated class used to fail at fusion, after
-    labelling it twice)."""
+    labelling it twice), in one line naming the option and what to give: a class was refused
+    without naming --class or the classes it has, --pseudo-form and --init by the trainer's
+    and the config's keys (pseudo_form, init)."""
     out = tmp_path / "demo"
     res = CliRunner().invoke(app, ["demo", "--out", str(out), *args, *SMALL])
-    assert res.exit_code == 2 and message in res.output
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == f"error: {message}"
     assert not out.exists()
 
 
