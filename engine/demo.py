@@ -106,8 +106,13 @@ class DemoConfig:
             raise ValueError("train, test, iters and batch size must be >= 1")
         if not self.init:
             raise ValueError("--init is empty: give builtin, none or a checkpoint path")
+
+    def check_crop(self) -> None:
+        """Refuse a crop larger than every training image: all padding past the image (a
+        10000 crop of 128x96 scenes was killed for memory). In :func:`run_demo`, not here:
+        ``engine demo-pretrain`` keeps the demo's crop at any scene size."""
         short, longest = self.resized_to()
-        if self.crop > longest:  # all padding past the image: a 10000 crop was killed for memory
+        if self.crop > longest:
             size = "x".join(map(str, self.size))
             raise ValueError(
                 f"--crop {self.crop} is larger than the demo's training images ({size}, resized "
@@ -201,6 +206,7 @@ def run_demo(
     if cfg.pseudo_form not in PSEUDO_FORMS:  # else named by the trainer's key, pseudo_form
         raise ValueError(f"--pseudo-form {cfg.pseudo_form}: not one of {', '.join(PSEUDO_FORMS)}")
 
+    cfg.check_crop()  # and a crop larger than the training images
     start = start_checkpoint(cfg)  # an unreadable start checkpoint fails before any work
     out = Path(cfg.out)
     synth_cfg = SynthConfig(

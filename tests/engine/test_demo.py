@@ -486,7 +486,7 @@ def test_demo_refuses_a_crop_larger_than_its_training_images(tmp_path):
     from engine.demo import DemoConfig
 
     assert DemoConfig().resized_to() == (480, 640)  # the default crop, 256, fits
-    DemoConfig(size=(96, 128), crop=160)
+    DemoConfig(size=(96, 128), crop=160).check_crop()
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), *SMALL, "--crop", "161"]
     res = CliRunner().invoke(app, args)
