@@ -384,11 +384,28 @@ def output_kind(folder: str | os.PathLike) -> tuple[str, str] | None:
     return next(((r, what) for r, what in OUTPUT_RECORDS if (folder / r).is_file()), None)
 
 
+# What marks a demo folder (engine demo), finished or stopped after its scenes were labelled;
+# engine info reads them so too (engine/info.py).
+DEMO_RECORDS = ("report/summary.json", "data/synth.json")
+
+
+def is_demo_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a demo's folder (``engine demo --out``): its summary, or its scenes
+    and label runs (a demo stopped before its summary)."""
+    path = Path(path)
+    summary, scenes = (path / r for r in DEMO_RECORDS)
+    return summary.is_file() or (scenes.is_file() and (path / "label").is_dir())
+
+
 def folder_is(path: str | os.PathLike) -> str | None:
     """What ``path`` is, for an error refusing it: the engine output it is
-    (:func:`output_kind`'s description), ``"a dataset's root"``, or None for neither."""
+    (:func:`output_kind`'s description), a demo's folder, ``"a dataset's root"``, or None."""
     kind = output_kind(path)
-    return kind[1] if kind else "a dataset's root" if is_dataset_root(path) else None
+    if kind:
+        return kind[1]
+    if is_demo_folder(path):  # engine report --out DEMO_OUT: engine info showed the report
+        return "a demo folder (engine demo)"
+    return "a dataset's root" if is_dataset_root(path) else None
 
 
 def not_this_output(folder: str | os.PathLike, wanted: str, record: str | None = None) -> str:

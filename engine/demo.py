@@ -24,8 +24,8 @@ with Grounded-SAM's documented failure modes (missed small objects, filled wheel
 boundaries, false positives), because no detector weights can be assumed on a fresh machine.
 With ``detector`` and ``segmenter`` set, the real Grounded-SAM backend labels instead.
 Each stage is resumable, so an interrupted demo continues where it stopped; a folder whose
-scenes were made with other settings (size, counts, seed), fused for other classes or trained
-with other options is refused before anything is written.
+scenes were made with other settings (size, counts, seed), fused for other classes, labelled
+by the other labeler or trained with other options is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -105,7 +105,26 @@ class DemoConfig:
         if min(self.train, self.test, self.iters, self.batch_size) < 1:
             raise ValueError("train, test, iters and batch size must be >= 1")
         if not self.init:
-            raise ValueError("init: give builtin, none or a checkpoint path")
+            raise ValueError("--init is empty: give builtin, none or a checkpoint path")
+
+    def check_crop(self) -> None:
+        """Refuse a crop larger than every training image: all padding past the image (a
+        10000 crop of 128x96 scenes was killed for memory). In :func:`run_demo`, not here:
+        ``engine demo-pretrain`` keeps the demo's crop at any scene size."""
+        short, longest = self.resized_to()
+        if self.crop > longest:
+            size = "x".join(map(str, self.size))
+            raise ValueError(
+                f"--crop {self.crop} is larger than the demo's training images ({size}, resized "
+                f"to a short side of at most {short} px, a long side of at most {longest} px): give "
+                f"--crop {longest} or less, or a larger --size"
+            )
+
+    def resized_to(self) -> tuple[int, int]:
+        """The largest short and long side training resizes the scenes to
+        (``short_side_range`` of :func:`demo_train_config`)."""
+        short = min(self.size) * 5 // 4
+        return short, max(self.size) * short // min(self.size)
 
     @property
     def simulated(self) -> bool:
@@ -145,7 +164,12 @@ class DemoResult:
         return rows
 
 
-@holds_lock("engine demo", lambda c: c.out, own=())
+# What marks a demo's folder: annotations.fileio.DEMO_RECORDS (not imported here: that package
+# loads OpenCV, and `engine --help` reads DemoConfig's defaults)
+OWN_RECORDS = ("report/summary.json", "data/synth.json")
+
+
+@holds_lock("engine demo", lambda c: c.out, own=OWN_RECORDS)
 def run_demo(
     cfg: DemoConfig,
     log: Callable[[str], None] = lambda _: None,
@@ -162,19 +186,27 @@ def run_demo(
     from engine.synth import SynthConfig, generate
     from labeler.config import ClassSpec, LabelConfig
     from labeler.run import run_labeling
+    from trainer.losses.targets import PSEUDO_FORMS
     from trainer.predict import PredictConfig, predict_dir
     from trainer.train import micro_batch, train
 
+    give = "give --class Bicycle and/or --class Car"
     for name in cfg.classes:  # fail before any work on a class the synthetic data lacks
         if name in MASS13K:
-            raise ValueError(f"class {name!r} is already one of the MaSS13K classes")
+            raise ValueError(f"--class {name!r}: already one of the MaSS13K classes; {give}")
         if name.lower() not in ("bicycle", "car"):
-            raise ValueError(f"the demo's synthetic data has bicycle and car truth, not {name!r}")
+            raise ValueError(
+                f"--class {name!r}: the demo's synthetic data has Bicycle and Car truth only; "
+                f"{give}"
+            )
     counts = Counter(c.lower() for c in cfg.classes)
     twice = sorted({n for n in cfg.classes if counts[n.lower()] > 1})
     if twice:  # else it labels both, then fusion finds two runs for one class
-        raise ValueError(f"--class given twice for one class: {', '.join(twice)}")
+        raise ValueError(f"--class given twice for one class: {', '.join(twice)}; give it once")
+    if cfg.pseudo_form not in PSEUDO_FORMS:  # else named by the trainer's key, pseudo_form
+        raise ValueError(f"--pseudo-form {cfg.pseudo_form}: not one of {', '.join(PSEUDO_FORMS)}")
 
+    cfg.check_crop()  # and a crop larger than the training images
     start = start_checkpoint(cfg)  # an unreadable start checkpoint fails before any work
     out = Path(cfg.out)
     synth_cfg = SynthConfig(
@@ -182,10 +214,11 @@ def run_demo(
     )
     check_same_data(synth_cfg)  # and a folder holding another demo's scenes
     check_same_classes(out / "fused", cfg.classes)  # and one fused for other classes
+    check_same_labeler(out / "label", cfg)  # and one labelled by the other labeler
     fused, train_out = out / "fused", out / "train"
     train_cfg = demo_train_config(cfg, fused, train_out)
     check_same_training(train_cfg)  # and one trained with other options
-    micro_batch(train_cfg, train_cfg.processes)  # and a batch the processes cannot split
+    check_batch(cfg, train_cfg, micro_batch)  # and a batch the processes cannot split
     result = DemoResult(out=out, start=start)
     if cfg.simulated:
         note(SIMULATED_NOTE)
@@ -443,6 +476,39 @@ def check_same_classes(fused: Path, classes: Sequence[str]) -> None:
         )
 
 
+def check_same_labeler(label: Path, cfg: DemoConfig) -> None:
+    """Refuse to resume a demo folder whose pseudo labels were made by the other labeler
+    (SIMULATED, or Grounded-SAM with ``--detector``/``--segmenter``; each class's ``run.json``):
+    the label stage would label every image again in place, after which the fused labels,
+    model and reports made from the old ones no longer match them."""
+    from annotations.labelrun import read_run_info
+
+    want = "simulated" if cfg.simulated else "grounded-sam"
+    for name in cfg.classes:
+        path = label / name.lower() / "run.json"
+        try:
+            info = read_run_info(path) if path.is_file() else None
+        except (OSError, ValueError):
+            continue  # the labeler names what is wrong with its run
+        if info is None or info.backend in (want, "unknown"):
+            continue
+        was, config = info.backend, info.record.get("config") or {}
+        if was == "simulated":
+            made, rerun = "the SIMULATED labeler", "without --detector and --segmenter"
+        else:
+            models = f"--detector {config.get('detector')} --segmenter {config.get('segmenter')}"
+            made, rerun = f"{was} ({models})", f"with {models}"
+        now = (
+            "the SIMULATED labeler"
+            if cfg.simulated
+            else f"{want} (--detector {cfg.detector} --segmenter {cfg.segmenter})"
+        )
+        raise ValueError(
+            f"{path}: this demo folder's pseudo labels were made by "
+            f"{made}, not {now}; rerun {rerun} or give a new --out"
+        )
+
+
 # The demo's options that its training run records (train/config.json), by the trainer's key
 TRAINING_OPTIONS = (
     ("--iters", "iters"),
@@ -498,6 +564,30 @@ def check_same_training(train_cfg: Any) -> None:
             f"{out / 'config.json'}: this demo folder's model was trained with other options "
             f"({'; '.join(differ)}); rerun with those or give a new --out"
         )
+
+
+def check_batch(cfg: DemoConfig, train_cfg: Any, micro_batch: Callable[..., int]) -> None:
+    """Refuse a ``--batch-size`` the training processes cannot split into 2 images each at
+    least (``trainer.train.micro_batch``), naming the demo's options: the trainer's own line
+    named ``accum_steps`` and ranks, which the demo has no option for."""
+    n = train_cfg.processes
+    try:
+        micro_batch(train_cfg, n)
+    except ValueError:
+        pass
+    else:
+        return
+    over = f"--processes {n}" if cfg.processes else counted(n, "training process", "processes")
+    if cfg.batch_size % n:
+        raise ValueError(
+            f"--batch-size {cfg.batch_size} cannot be split evenly over {over}: give a multiple "
+            f"of {n} from {2 * n} up (--batch-size {2 * n}), or other --processes"
+        ) from None
+    raise ValueError(
+        f"--batch-size {cfg.batch_size} over {over} is {cfg.batch_size // n} image per "
+        "process; MaSSFormer needs 2 at least (its pixel decoder has BatchNorms on globally "
+        f"pooled features): give --batch-size {2 * n} or more"
+    ) from None
 
 
 def format_duration(seconds: float) -> str:
@@ -612,7 +702,7 @@ def demo_train_config(cfg: DemoConfig, fused: Path, train_out: Path) -> Any:
         threads=cfg.threads if processes > 1 else demo_threads(cfg),
         augment=AugmentConfig(
             crop=cfg.crop,
-            short_side_range=(min(cfg.size) * 3 // 4, min(cfg.size) * 5 // 4),
+            short_side_range=(min(cfg.size) * 3 // 4, cfg.resized_to()[0]),
             class_crop_prob=cfg.class_crop_prob,
         ),
         progress=cfg.progress,

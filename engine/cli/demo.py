@@ -27,8 +27,15 @@ def demo_cmd(
     val: int = typer.Option(_D.val, min=0, help="Synthetic validation images."),
     test: int = typer.Option(_D.test, min=1, help="Synthetic test images (the annotated subset)."),
     iters: int = typer.Option(_D.iters, min=1, help="Training steps of the tiny MaSSFormer."),
-    batch_size: int = typer.Option(_D.batch_size, min=1, help="Images per training step."),
-    crop: int = typer.Option(_D.crop, min=32, help="Training crop side in pixels."),
+    batch_size: int = typer.Option(
+        _D.batch_size, min=1, help="Images per training step; 2 per training process at least."
+    ),
+    crop: int = typer.Option(
+        _D.crop,
+        min=32,
+        help="Training crop side in pixels; at most the scenes' long side x 5/4 (training "
+        "resizes them up to that).",
+    ),
     seed: int = typer.Option(
         _D.seed, min=0, help="Seed of scenes, simulated labeler and training."
     ),
@@ -125,7 +132,9 @@ def demo_pretrain_cmd(
     size: str = typer.Option("x".join(map(str, _P.size)), help="Scene size WxH."),
     seed: int = typer.Option(_P.seed, min=0, help="Seed of the scenes and the training."),
     iters: int = typer.Option(_P.iters, min=1, help="Training steps."),
-    batch_size: int = typer.Option(_P.batch_size, min=1, help="Images per training step."),
+    batch_size: int = typer.Option(
+        _P.batch_size, min=1, help="Images per training step; 2 per training process at least."
+    ),
     lr: float = typer.Option(_P.lr, help="AdamW base learning rate (> 0)."),
     backbone_norm: str = typer.Option(
         _P.backbone_norm,

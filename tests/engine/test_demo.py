@@ -211,17 +211,36 @@ def test_demo_refuses_half_real_models(tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--class", "Bicycle", "--class", "bicycle"], "--class given twice for one class"),
-        (["--class", "Person"], "has bicycle and car truth, not 'Person'"),
-        (["--class", "Others"], "already one of the MaSS13K classes"),
+        (
+            ["--class", "Bicycle", "--class", "bicycle"],
+            "--class given twice for one class: Bicycle, bicycle; give it once",
+        ),
+        (
+            ["--class", "Person"],
+            "--class 'Person': the demo's synthetic data has Bicycle and Car truth only; give "
+            "--class Bicycle and/or --class Car",
+        ),
+        (
+            ["--class", "Others"],
+            "--class 'Others': already one of the MaSS13K classes; give --class Bicycle and/or "
+            "--class Car",
+        ),
+        (
+            ["--pseudo-form", "Precise"],
+            "--pseudo-form Precise: not one of origin, reversed, flat, precise",
+        ),
+        (["--init", ""], "--init is empty: give builtin, none or a checkpoint path"),
     ],
 )
-def test_demo_refuses_classes_it_cannot_run_before_any_work(tmp_path, args, message):
+def test_demo_refuses_options_it_cannot_run_before_any_work(tmp_path, args, message):
     """Refused before the scenes are drawn (a repeated class used to fail at fusion, after
-    labelling it twice)."""
+    labelling it twice), in one line naming the option and what to give: a class was refused
+    without naming --class or the classes it has, --pseudo-form and --init by the trainer's
+    and the config's keys (pseudo_form, init)."""
     out = tmp_path / "demo"
     res = CliRunner().invoke(app, ["demo", "--out", str(out), *args, *SMALL])
-    assert res.exit_code == 2 and message in res.output
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == f"error: {message}"
     assert not out.exists()
 
 
@@ -411,3 +430,131 @@ def test_ctrl_c_in_a_labeling_run_stops_the_demo(tmp_path, monkeypatch):
     assert not (out / "report/unfinished_calls.jsonl").exists()
     assert "calls took" in (out / "report/summary.md").read_text()
     assert "(interrupted)" in (out / "report/summary.md").read_text()
+
+
+def test_labeler_guard_refuses_a_demo_folder_labelled_by_the_other_labeler(tmp_path):
+    """A finished SIMULATED demo rerun with --detector/--segmenter drew its scenes, then began
+    labelling every image again in place (the fused labels, model and reports made from the
+    old labels left beside them): now it is refused before any stage, saying how to rerun;
+    the other way round too."""
+    from annotations.taxonomy import MASS13K
+    from engine.demo import DemoConfig, check_same_labeler, run_demo
+
+    taxonomy = MASS13K.with_new_class("Bicycle")
+    run = tmp_path / "label" / "bicycle" / "run.json"
+    run.parent.mkdir(parents=True)
+
+    def labelled_by(backend: str, **config: str) -> None:
+        run.write_text(
+            json.dumps(
+                {
+                    "config": {"cls": {"name": "Bicycle"}, "backend": backend, **config},
+                    "backend": {"name": backend},
+                    "class_id": taxonomy.id_of("Bicycle"),
+                    "taxonomy": taxonomy.to_dict(),
+                }
+            )
+        )
+
+    labelled_by("simulated")
+    simulated = DemoConfig(out=tmp_path, classes=("Bicycle",))
+    real = DemoConfig(out=tmp_path, classes=("Bicycle",), detector="gd", segmenter="sam.pth")
+    check_same_labeler(tmp_path / "label", simulated)
+    with pytest.raises(ValueError) as e:
+        run_demo(real)
+    assert str(e.value) == (
+        f"{run}: this demo folder's pseudo labels were made by the SIMULATED labeler, not "
+        "grounded-sam (--detector gd --segmenter sam.pth); rerun without --detector and "
+        "--segmenter or give a new --out"
+    )
+    assert not (tmp_path / "data").exists()  # no stage ran
+    labelled_by("grounded-sam", detector="gd", segmenter="sam.pth")
+    check_same_labeler(tmp_path / "label", real)
+    with pytest.raises(ValueError) as e:
+        check_same_labeler(tmp_path / "label", simulated)
+    assert str(e.value) == (
+        f"{run}: this demo folder's pseudo labels were made by grounded-sam (--detector gd "
+        "--segmenter sam.pth), not the SIMULATED labeler; rerun with --detector gd --segmenter "
+        "sam.pth or give a new --out"
+    )
+
+
+def test_demo_refuses_a_crop_larger_than_its_training_images(tmp_path):
+    """``--crop 10000`` on 128x96 scenes drew, labelled and fused them, then padded each image
+    to 10000x10000 and was killed for memory: a crop past the largest training image (the
+    scenes resized to a short side of at most 5/4 of theirs) is all padding, refused first."""
+    from engine.demo import DemoConfig
+
+    assert DemoConfig().resized_to() == (480, 640)  # the default crop, 256, fits
+    DemoConfig(size=(96, 128), crop=160).check_crop()
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), *SMALL, "--crop", "161"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == (
+        "error: --crop 161 is larger than the demo's training images (128x96, resized to a "
+        "short side of at most 120 px, a long side of at most 160 px): give --crop 160 or less, "
+        "or a larger --size"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (
+            ["--batch-size", "1", "--processes", "1"],
+            "--batch-size 1 over --processes 1 is 1 image per process; MaSSFormer needs 2 at "
+            "least (its pixel decoder has BatchNorms on globally pooled features): give "
+            "--batch-size 2 or more",
+        ),
+        (
+            ["--batch-size", "3", "--processes", "2"],
+            "--batch-size 3 cannot be split evenly over --processes 2: give a multiple of 2 "
+            "from 4 up (--batch-size 4), or other --processes",
+        ),
+        (
+            ["--batch-size", "1"],  # --processes 0: one per core, as many as the batch allows
+            "--batch-size 1 over 1 training process is 1 image per process; MaSSFormer needs 2 "
+            "at least (its pixel decoder has BatchNorms on globally pooled features): give "
+            "--batch-size 2 or more",
+        ),
+    ],
+)
+def test_demo_names_its_own_options_for_a_batch_it_cannot_split(tmp_path, args, line):
+    """The trainer's line (``batch_size 3 / accum_steps 1 = 3 images per micro-step cannot be
+    split over 2 ranks``) named settings the demo has no option for, and no way out: the
+    demo's refusal names --batch-size and --processes and what to give, before any stage."""
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL, *args])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == f"error: {line}"
+    assert not out.exists()
+
+
+def test_other_commands_refuse_a_demo_folder_as_their_out(tmp_path):
+    """``engine report --out DEMO_OUT`` wrote report.md/.json and chart.png into the demo's
+    folder, and ``engine info DEMO_OUT`` showed that report instead of the demo: a demo's
+    folder, finished or stopped after labelling, is refused as another command's --out, as
+    any engine output is; the demo itself resumes it."""
+    from annotations.fileio import DEMO_RECORDS
+    from engine.demo import OWN_RECORDS
+    from engine.runlock import check_output_folder
+
+    assert OWN_RECORDS == DEMO_RECORDS
+    finished, stopped = tmp_path / "finished", tmp_path / "stopped"
+    (finished / "report").mkdir(parents=True)
+    (finished / "report" / "summary.json").write_text("{}")
+    (stopped / "data").mkdir(parents=True)
+    (stopped / "data" / "synth.json").write_text("{}")
+    (stopped / "label").mkdir()
+    for demo in (finished, stopped):
+        with pytest.raises(ValueError) as e:
+            check_output_folder(demo, ("report.json",), "engine report")
+        assert str(e.value) == (
+            f"{demo}: it is a demo folder (engine demo); engine report needs a folder of its "
+            "own: give another --out"
+        )
+    res = CliRunner().invoke(app, ["demo", "--out", str(stopped), *SMALL])
+    assert "it is a demo folder" not in res.output  # its own: refused for its scenes' record
+    assert "synth.json: this demo folder was made with other data settings" in res.output
