@@ -767,6 +767,42 @@ def failed_images(meta: dict) -> list[dict]:
     return [f for f in meta.get("failed") or [] if isinstance(f, dict)]
 
 
+def render_review(root: str | os.PathLike) -> tuple[list, int]:
+    """Rich renderables for ``engine info GALLERY``: what a finished review gallery (its
+    ``review.json``, written last with ``index.html``) shows: the class, the label run, the
+    images with a prediction and with an annotation, the predictions beside the pseudo labels,
+    the page to open, and each image it could not draw (its problems: a card saying why)."""
+    from rich.table import Table
+
+    from annotations.fileio import read_json
+
+    root = Path(root)
+    data = read_json(root / "review.json", "review gallery")
+    if not isinstance(data, dict):
+        raise ValueError(f"{root / 'review.json'}: not an engine review gallery (not an object)")
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    failed = [str(f) for f in data.get("failed") or []]
+    head = Table(title=f"Review gallery {root}", show_header=False)
+    head.add_column("what")
+    head.add_column("value", overflow="fold")
+    head.add_row("class", f"{data.get('class_name')} ({data.get('backend')} pseudo labels)")
+    head.add_row("label run", str(data.get("run")))
+    head.add_row("split", str(config.get("split") or "every split the run labelled"))
+    head.add_row(
+        "images",
+        f"{int(data.get('images') or 0):,} ({int(data.get('with_prediction') or 0):,} with a "
+        f"prediction, {int(data.get('with_annotation') or 0):,} with an annotation, scored)",
+    )
+    for pred in config.get("pred") or []:
+        head.add_row("predictions", str(pred))
+    if config.get("gt"):
+        head.add_row("annotations", str(config["gt"]))
+    head.add_row("code", made_with(data.get("environment")))
+    for f in failed:  # drawn as a card saying why
+        head.add_row("not drawn", f)
+    return [head, f"open: {root / 'index.html'}"], len(failed)
+
+
 def render_report(root: str | os.PathLike) -> list:
     """Rich renderables for ``engine info REPORT``: the Table 4 of an ``engine report`` folder
     (its ``report.json``): each source's scores, its deltas against the pseudo labels with
@@ -922,9 +958,13 @@ def render_annotation_files(items: list) -> list:
 def output_folder(path: str | os.PathLike) -> Path:
     """The engine output or dataset a file given to ``engine info`` belongs to: the folder of a
     record its command writes (``run.json``, ``predict.json``, ``report.json``, ``fuse.json``,
-    ``synth.json``, ``metrics.jsonl``, ...) or of a training run's checkpoint (``last.pt``);
-    ``path`` itself otherwise. Such files were read as dataset specs ("unknown keys ...")."""
-    from annotations.fileio import OUTPUT_RECORDS
+    ``synth.json``, ``metrics.jsonl``, ...), of any other file in an engine output (a training
+    run's ``last.pt``, ``config.yaml`` or ``environment.json``, a gallery's ``index.html``, a
+    report's ``report.md``, a label run's ``manifest.jsonl``, a predicted label map), or the
+    demo folder of its ``report/summary.json``; ``path`` itself otherwise (a dataset spec, a
+    dataset's ``dataset.yaml`` included). Such files were read as dataset specs ("unknown keys
+    ...", "cannot parse YAML", "not UTF-8 text")."""
+    from annotations.fileio import OUTPUT_RECORDS, SPEC_NAMES
 
     path = Path(path)
     if not path.is_file():
@@ -932,8 +972,11 @@ def output_folder(path: str | os.PathLike) -> Path:
     records = {r for r, _ in OUTPUT_RECORDS} | {"synth.json", "synth.partial.json"}
     if path.name in records:
         return path.parent
-    if path.suffix == ".pt" and (path.parent / "metrics.jsonl").is_file():
+    if path.name not in SPEC_NAMES and output_kind(path.parent) is not None:
         return path.parent
+    demo = path.parent.parent
+    if path.parent.name == DEMO_SUMMARY.parent.name and (demo / DEMO_SUMMARY).is_file():
+        return demo  # report/summary.json, summary.md: the demo's
     return path
 
 
@@ -1060,4 +1103,6 @@ def describe_output(
         return what, render_train_run(train_run_stats(path)), 0
     if record == "report.json":
         return what, render_report(path), 0
-    return None  # a fused dataset is a dataset; a gallery is opened, not described
+    if record == "review.json":
+        return what, *render_review(path)
+    return None  # a fused dataset is a dataset

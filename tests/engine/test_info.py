@@ -320,7 +320,10 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     (run / "environment.json").unlink()  # a run from before it was written: said, not a crash
     res = CliRunner().invoke(app, ["info", str(run)])
     assert res.exit_code == 0 and "code │ not recorded" in " ".join(res.output.split())
-    for inside in ("metrics.jsonl", "last.pt"):  # read as dataset specs before ("unknown keys")
+    (run / "config.yaml").write_text("preset: tiny\niters: 100\n")
+    (run / "curves.png").write_bytes(b"\x89PNG\r\n")
+    # read as dataset specs before: "unknown keys", "not UTF-8 text" (exit 2)
+    for inside in ("metrics.jsonl", "last.pt", "config.yaml", "config.json", "curves.png"):
         res = CliRunner().invoke(app, ["info", str(run / inside)])
         assert res.exit_code == 0 and f"Training run {run}" in " ".join(res.output.split())
 
