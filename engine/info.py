@@ -37,7 +37,7 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runlock import writer
-from engine.text import counted
+from engine.text import METRICS, counted
 
 
 @dataclass
@@ -829,6 +829,65 @@ def render_report(root: str | os.PathLike) -> list:
     return out
 
 
+def render_scores(path: str | os.PathLike) -> list | None:
+    """Rich renderables for ``engine info`` on what ``engine compare --json`` or ``engine
+    evaluate --json`` wrote: the comparison's Table 4 (deltas against its first source, ``*``
+    where their 95% interval excludes 0) and its warnings, or the per-class scores with their
+    means, and what was scored against what; None for any other file (a dataset spec, say).
+    Before, such a file was read as a dataset spec ("unknown keys ['class', 'sources', ...]")."""
+    from rich.table import Table
+
+    from annotations.fileio import read_json
+    from engine.table4 import Table4
+    from engine.text import score_cells
+
+    path = Path(path)
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return None
+    try:
+        data = read_json(path, "scores")
+    except ValueError:
+        return None  # not JSON: read as a spec, which says why
+    if not isinstance(data, dict):
+        return None
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    sources = data.get("sources")
+    if isinstance(sources, list) and all(isinstance(s, dict) for s in sources) and sources:
+        rows = [{**row, "source": row.get("name")} for row in sources]
+        title = (f"{data.get('class')}: {counted(int(data.get('images') or 0), 'annotated image')} "
+                 f"(engine compare, {path})")  # fmt: skip
+        out: list = [
+            Table4(title, rows, marks=True),
+            f"Δ: against {rows[0]['source']}; *: its 95% interval over the images excludes 0",
+            f"ground truth: {config.get('gt')}",
+        ]
+        out += [f"{row.get('source')}: {row.get('folder')}" for row in rows]
+        return out + [f"warning: {w}" for w in data.get("warnings") or []]
+    classes = data.get("classes")
+    if isinstance(classes, list) and "mIoU" in data:
+        table = Table(
+            title=f"Scores (engine evaluate, {path}): {counted(int(data.get('images') or 0), 'image')}, "
+            f"BF1 aggregated per {data.get('bf1_mode')}"
+        )
+        table.add_column("id", justify="right")
+        table.add_column("class")
+        for _, name, _ in METRICS:
+            table.add_column(name, justify="right")
+        for c in classes:
+            if isinstance(c, dict):
+                table.add_row(str(c.get("id")), str(c.get("name")), *score_cells(c))
+        table.add_section()
+        means = {"iou": data.get("mIoU"), "biou": data.get("mBIoU"), "bf1": data.get("mBF1")}
+        table.add_row("", "mean", *score_cells(means), style="bold")
+        return [
+            table,
+            f"predictions: {config.get('pred')}",
+            f"ground truth: {config.get('gt')}",
+            f"classes: {data.get('taxonomy_source')}",
+        ]
+    return None
+
+
 DEMO_SUMMARY = Path("report") / "summary.json"  # what engine demo writes last, in its folder
 
 
@@ -1069,6 +1128,8 @@ def describe_output(
         from engine.annotation_files import annotation_files
 
         folder = Path(path)
+        if (scores := render_scores(folder)) is not None:
+            return "scores (engine compare or evaluate --json)", scores, 0
         if (folder / DEMO_SUMMARY).is_file() and not is_dataset_root(folder):
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():

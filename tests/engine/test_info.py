@@ -640,3 +640,37 @@ def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_pa
     text = " ".join(res.output.split())
     assert res.exit_code == 1 and "training refuses" not in text
     assert f"{tmp_path / 'sources/train'}: source map folder not found; its fusion did not" in text
+
+
+def test_engine_info_shows_what_compare_and_evaluate_wrote(tmp_path: Path):
+    """``engine compare --json`` and ``engine evaluate --json`` files given to ``engine info``
+    were read as dataset specs: "unknown keys ['class', 'class_id', 'config', ...]", exit 2.
+    info shows their table and what was scored against what."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    truth = np.zeros((8, 8), np.uint8)
+    truth[2:6, 2:6] = 1
+    pred = np.roll(truth, 1, axis=1)
+    for folder, mask in (("gt", truth), ("a", truth), ("b", pred)):
+        write_label(tmp_path / folder / "x.png", mask)
+    run = CliRunner().invoke
+    args = ["--gt", str(tmp_path / "gt"), "--no-progress"]
+    assert run(app, ["compare", "--class", "Bicycle", "--source", f"a={tmp_path / 'a'}",
+                     "--source", f"b={tmp_path / 'b'}", "--json", str(tmp_path / "c.json"),
+                     *args]).exit_code == 0  # fmt: skip
+    assert run(app, ["evaluate", "--pred", str(tmp_path / "b"), "--num-classes", "2",
+                     "--json", str(tmp_path / "e.json"), *args]).exit_code == 0  # fmt: skip
+    res = run(app, ["info", str(tmp_path / "c.json")], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert f"Bicycle: 1 annotated image (engine compare, {tmp_path / 'c.json'})" in text
+    assert "│ a │ 100.00 │ 100.00 │ 1.0000 │" in text and "│ b │ 60.00 │" in text
+    assert f"ground truth: {tmp_path / 'gt'}" in text and f"b: {tmp_path / 'b'}" in text
+    res = run(app, ["info", str(tmp_path / "e.json")], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "Scores (engine evaluate," in text and "1 image, BF1 aggregated per dataset" in text
+    assert "│ 1 │ 1 │ 60.00 │" in text and "│ │ mean │" in text
+    assert f"predictions: {tmp_path / 'b'}" in text
