@@ -111,6 +111,7 @@ def test_errors(tmp_path: Path):
         dataset_stats(tmp_path, progress=False)
     assert str(e.value) == (
         f"{tmp_path}: no image split folders found (expected images/{{split}}, e.g. images/train)"
+        "; the folder is empty"
     )
     _pair(tmp_path, "train", "a", np.zeros((2, 2), np.uint8))
     with pytest.raises(FileNotFoundError, match="available splits: train"):
@@ -674,3 +675,46 @@ def test_engine_info_shows_what_compare_and_evaluate_wrote(tmp_path: Path):
     assert "Scores (engine evaluate," in text and "1 image, BF1 aggregated per dataset" in text
     assert "│ 1 │ 1 │ 60.00 │" in text and "│ │ mean │" in text
     assert f"predictions: {tmp_path / 'b'}" in text
+
+
+def test_a_file_or_folder_that_is_no_dataset_is_named_for_what_it_is(tmp_path: Path):
+    """An image, a label map or a checkpoint given to ``engine info`` said "not UTF-8 text
+    (invalid byte at offset 0)" (read as a YAML spec), and a folder inside an engine output (a
+    run's ``labels/``, a subset's ``masks/``) or an empty one only "no image split folders
+    found": each is now named, with the root meant where there is one (exit 2 all the same)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    _pair(tmp_path / "data", "test", "a", np.zeros((4, 4), np.uint8))
+    (tmp_path / "model.pt").write_bytes(b"PK\x03\x04")
+    write_label(tmp_path / "subset" / "masks" / "a.png", np.zeros((4, 4), np.uint8))
+    (tmp_path / "subset" / "subset.json").write_text(json.dumps({"data": "d"}))
+    (tmp_path / "empty").mkdir()
+
+    def error(path: Path) -> str:
+        res = CliRunner().invoke(app, ["info", str(path)], env={"COLUMNS": "400"})
+        assert res.exit_code == 2, res.output
+        return " ".join(res.output.split())
+
+    image = tmp_path / "data" / "images" / "test" / "a.png"
+    assert error(image) == (
+        f"error: {image}: an image file, not a dataset's root or spec: give its dataset's root, "
+        f"{tmp_path / 'data'}"
+    )
+    label = tmp_path / "data" / "annotations" / "test" / "a.png"
+    assert error(label).endswith(
+        f"not a dataset's root or spec: give its dataset's root, {tmp_path / 'data'}"
+    )
+    assert error(tmp_path / "model.pt").endswith(
+        "model.pt: a checkpoint (engine predict --checkpoint reads it), not a dataset's root or "
+        "spec"
+    )
+    masks = tmp_path / "subset" / "masks"
+    assert error(masks).endswith(
+        f"; {masks} is a folder inside {tmp_path / 'subset'}, an annotated subset (engine annotate "
+        "import)"
+    )
+    assert error(tmp_path / "empty").endswith("; the folder is empty")
