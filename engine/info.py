@@ -636,7 +636,8 @@ def render_train_run(stats: TrainRunStats) -> list:
     out: list = [head]
     if stats.val:
         v = stats.val
-        table = Table(title=f"Last validation (step {v.get('step')}, {v.get('images')} images)")
+        images = counted(int(v.get("images") or 0), "image")
+        table = Table(title=f"Last validation (step {v.get('step')}, {images})")
         for col in ("class", "IoU", "BIoU", "BF1", "against"):
             table.add_column(col, justify="left" if col in ("class", "against") else "right")
         for cls in v.get("classes") or []:
@@ -936,6 +937,8 @@ def render_unfinished_demo(root: str | os.PathLike) -> list:
     for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
         if kind := output_kind(folder):
             table.add_row(str(folder.relative_to(root)), kind[1])
+    if holder := writer(root):
+        return [table, f"running now: {holder}"]
     return [table, f"engine demo --out {root} (with the same options) resumes it"]
 
 
@@ -1133,7 +1136,8 @@ def describe_output(
         if (folder / DEMO_SUMMARY).is_file() and not is_dataset_root(folder):
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():
-            return "a demo folder (engine demo)", render_unfinished_demo(folder), 0
+            stopped = writer(folder) is None  # running now: 0
+            return "a demo folder (engine demo)", render_unfinished_demo(folder), stopped
         if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
@@ -1157,11 +1161,15 @@ def describe_output(
         # a predict stopped before its last image is a problem (exit 1), as a stopped fusion's
         stopped = meta.get("status") == "running" and writer(path) is None
         return what, render_predictions(path, meta), len(failed_images(meta)) + stopped
+    # stopped before its last image or step, no process at it now: unfinished and resumable
+    # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
     if record == "run.json":
         stats = label_run_stats(path, splits)
-        return what, render_label_run(stats), stats.problems
+        stopped = any(r.pending for r in stats.splits.values()) and writer(path) is None
+        return what, render_label_run(stats), stats.problems + stopped
     if record == "metrics.jsonl":
-        return what, render_train_run(train_run_stats(path)), 0
+        train = train_run_stats(path)
+        return what, render_train_run(train), not train.finished and writer(path) is None
     if record == "report.json":
         return what, render_report(path), 0
     if record == "review.json":

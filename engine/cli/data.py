@@ -72,8 +72,8 @@ def info_cmd(
     or training run, where it stands; given an annotated subset, predictions, a review gallery, a
     report or annotation files, what they hold.
 
-    Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found, 2 on
-    bad input.
+    Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found or an
+    output stopped half way (resumable), 2 on bad input.
     """
     from annotations.fileio import check_expanded
     from engine.info import (

@@ -126,7 +126,7 @@ def test_engine_info_on_a_demo_folder(tmp_path):
             assert res.exit_code == 0, (stage, res.output)  # review/: exit 2 before
     (moved / "report" / "summary.json").unlink()
     res = CliRunner().invoke(app, ["info", str(moved)], env={"COLUMNS": "200"})
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # stopped: unfinished and resumable
     assert "not finished (no report/summary.json)" in res.output
     assert "a training run (engine train)" in res.output
     assert f"engine demo --out {moved} (with the same options) resumes it" in res.output

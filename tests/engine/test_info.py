@@ -308,7 +308,7 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     assert stats.last["loss"] == 15.25 and stats.val["step"] == 40
     res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
     text = " ".join(res.output.split())
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # stopped: unfinished and resumable
     assert "step │ 40 of 100 (stopped: engine train --resume continues it)" in text
     assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
     assert "class crops 0.5, seed 3" in text
@@ -320,13 +320,13 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     assert "│ Bicycle │ 39.40 │ 22.60 │ 0.6660 │ annotated subset (8 images) │" in text
     (run / "environment.json").unlink()  # a run from before it was written: said, not a crash
     res = CliRunner().invoke(app, ["info", str(run)])
-    assert res.exit_code == 0 and "code │ not recorded" in " ".join(res.output.split())
+    assert res.exit_code == 1 and "code │ not recorded" in " ".join(res.output.split())
     (run / "config.yaml").write_text("preset: tiny\niters: 100\n")
     (run / "curves.png").write_bytes(b"\x89PNG\r\n")
     # read as dataset specs before: "unknown keys", "not UTF-8 text" (exit 2)
     for inside in ("metrics.jsonl", "last.pt", "config.yaml", "config.json", "curves.png"):
         res = CliRunner().invoke(app, ["info", str(run / inside)])
-        assert res.exit_code == 0 and f"Training run {run}" in " ".join(res.output.split())
+        assert res.exit_code == 1 and f"Training run {run}" in " ".join(res.output.split())
 
 
 def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
@@ -483,6 +483,44 @@ def test_a_label_run_shows_every_split_it_is_to_label(tmp_path: Path):
     stats = label_run_stats(run)
     assert list(stats.splits) == ["train", "val", "test"]
     assert [(r.labelled, r.pending) for r in stats.splits.values()] == [(1, 0), (0, 1), (1, 0)]
+
+
+def test_a_stopped_label_or_training_run_or_demo_exits_1_as_unfinished(tmp_path: Path):
+    """A label run with images not labelled yet, a training run short of its iterations and a
+    demo without its summary, no process at them now, exited 0 as if finished, where a stopped
+    predict, fusion or review exits 1: unfinished and resumable is 1 (0 while one runs)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    def code(path: Path) -> int:
+        return CliRunner().invoke(app, ["info", str(path), "--no-progress"]).exit_code
+
+    done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train",)]
+    _, run = _label_run(tmp_path, done)
+    assert code(run) == 1
+    with exclusive(run, "engine label"):
+        assert code(run) == 0  # labelling the rest now
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "config.json").write_text(json.dumps({"config": {"iters": 10}}))
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    assert code(train) == 1
+    with exclusive(train, "engine train"):
+        assert code(train) == 0
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
+    assert code(train) == 0  # finished
+    demo = tmp_path / "demo"
+    (demo / "data" / "synth.json").parent.mkdir(parents=True)
+    (demo / "data" / "synth.json").write_text("{}")
+    (demo / "label").mkdir()
+    assert code(demo) == 1
+    with exclusive(demo, "engine demo"):
+        res = CliRunner().invoke(app, ["info", str(demo)])
+        assert res.exit_code == 0 and "running now: engine demo (pid " in res.output
 
 
 def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
