@@ -73,6 +73,7 @@ class DatasetStats:
     taxonomy: Taxonomy  # classes of the label maps
     has_labels: bool  # False for an image-only spec (labels: null)
     splits: list[SplitStats]
+    spec_file: Path | None = None  # the spec file given (several may share one folder)
 
     @property
     def problems(self) -> list[Problem]:
@@ -183,7 +184,9 @@ def dataset_stats(
     for ds, stats, found in zip(datasets, out, sizes, strict=True):
         stats.sizes = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
         stats.new_classes = _new_class_pixels(spec.root, ds)
-    return DatasetStats(spec.root, spec.taxonomy, spec.labels is not None, out)
+    given = Path(data)
+    spec_file = given if given.is_file() else None
+    return DatasetStats(spec.root, spec.taxonomy, spec.labels is not None, out, spec_file)
 
 
 def _new_class_pixels(root: Path, ds: SegDataset) -> dict[str, tuple[int, int]]:
@@ -223,7 +226,7 @@ def render_stats(stats: DatasetStats) -> list:
         sizes = ", ".join(f"{w}x{h}: {c}" for (w, h), c in s.sizes.items()) or "-"
         row = [s.split, str(s.images)] + ([str(s.labelled)] if stats.has_labels else []) + [sizes]
         splits.add_row(*row)
-    out: list = [Text(f"Dataset {stats.root}", style="bold"), splits]
+    out: list = [Text(f"Dataset {stats.spec_file or stats.root}", style="bold"), splits]
 
     if stats.has_labels:
         shares = Table(title="Pixel share per class (% of labelled pixels)", title_justify="left")

@@ -158,6 +158,21 @@ def test_image_only_spec(tmp_path: Path):
     assert "No problems found." in text and not any("Pixel share" in t for t in text)
 
 
+def test_a_spec_file_is_named_in_the_heading(tmp_path: Path):
+    """Two spec files in one folder (``specs/a.yaml``, ``specs/b.yaml``) were each headed
+    ``Dataset specs``, their folder: which one was read could not be told."""
+    _pair(tmp_path / "data", "test", "a", np.zeros((2, 2), np.uint8))
+    (tmp_path / "specs").mkdir()
+    for name in ("a", "b"):
+        spec = tmp_path / "specs" / f"{name}.yaml"
+        spec.write_text("images: ../data/images/{split}\nlabels: ../data/annotations/{split}\n")
+        stats = dataset_stats(spec, progress=False)
+        assert str(render_stats(stats)[0]) == f"Dataset {spec}"
+    assert str(render_stats(dataset_stats(tmp_path / "data", progress=False))[0]) == (
+        f"Dataset {tmp_path / 'data'}"
+    )
+
+
 def _fused(root: Path) -> None:
     """A fused-layout dataset: MaSS13K + Bicycle (parent Others), labels/ and sources/."""
     from annotations.taxonomy import MASS13K
