@@ -232,7 +232,7 @@ def _read_spec_file(path: Path) -> DatasetSpec:
         raise ValueError(f"{path}: an image file, not a dataset's root or spec{meant}")
     if path.suffix.lower() in (".pt", ".pth"):
         raise ValueError(
-            f"{path}: a checkpoint (engine predict --checkpoint reads it), not a dataset's "
+            f"{path}: a checkpoint (for engine predict and engine train --init), not a dataset's "
             "root or spec"
         )
     read = read_json if path.suffix == ".json" else read_yaml

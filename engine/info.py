@@ -533,6 +533,12 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             if (holder := writer(stats.root))
             else "images not labelled yet: run engine label again to finish (it resumes)"
         )
+    rows = stats.splits.values()
+    if rows and all(r.pending == 0 and not r.failed and not r.stale for r in rows):
+        out.append(  # every image labelled with these settings: what the loop does next
+            f"next: engine review {stats.root} (look at them), engine fuse --data "
+            f"{stats.data_root} --pseudo {stats.root} --out FUSED (joint-training labels)"
+        )
     if stats.data_root is not None and not stats.data_root.exists():  # "?" under not yet
         out.append(
             f"not yet: unknown, its dataset {stats.data_root} (run.json) is not found from here, "
@@ -651,6 +657,11 @@ def render_train_run(stats: TrainRunStats) -> list:
         mean = {"iou": v.get("mIoU"), "biou": v.get("mBIoU"), "bf1": v.get("mBF1")}
         table.add_row("mean", *score_cells(mean), "")
         out.append(table)
+    if stats.finished and "last.pt" in stats.checkpoints:
+        out.append(
+            f"next: engine predict --checkpoint {stats.root / 'last.pt'} --data DATA --split test "
+            "--out PRED (then engine report or compare against an annotated subset)"
+        )
     return out
 
 

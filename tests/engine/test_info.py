@@ -500,6 +500,38 @@ def test_a_label_run_shows_every_split_it_is_to_label(tmp_path: Path):
     assert [(r.labelled, r.pending) for r in stats.splits.values()] == [(1, 0), (0, 1), (1, 0)]
 
 
+def test_a_finished_label_or_training_run_says_what_comes_next(tmp_path: Path):
+    """A finished label run or training run ended with its tables: the command the loop runs
+    next (review and fuse; predict) had to be looked up in the README."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    def text(path: Path) -> str:
+        res = CliRunner().invoke(app, ["info", str(path)], env={"COLUMNS": "400"})
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.split())
+
+    done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""}
+            for s in ("train", "val", "test")]  # fmt: skip
+    data, run = _label_run(tmp_path, done)
+    assert text(run).endswith(
+        f"next: engine review {run} (look at them), engine fuse --data {data} --pseudo {run} "
+        "--out FUSED (joint-training labels)"
+    )
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "config.json").write_text(json.dumps({"config": {"iters": 4}}))
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    (train / "last.pt").write_bytes(b"")
+    assert text(train).endswith(
+        f"next: engine predict --checkpoint {train / 'last.pt'} --data DATA --split test --out "
+        "PRED (then engine report or compare against an annotated subset)"
+    )
+
+
 def test_a_stopped_label_or_training_run_or_demo_exits_1_as_unfinished(tmp_path: Path):
     """A label run with images not labelled yet, a training run short of its iterations and a
     demo without its summary, no process at them now, exited 0 as if finished, where a stopped
@@ -762,8 +794,8 @@ def test_a_file_or_folder_that_is_no_dataset_is_named_for_what_it_is(tmp_path: P
         f"not a dataset's root or spec: give its dataset's root, {tmp_path / 'data'}"
     )
     assert error(tmp_path / "model.pt").endswith(
-        "model.pt: a checkpoint (engine predict --checkpoint reads it), not a dataset's root or "
-        "spec"
+        "model.pt: a checkpoint (for engine predict and engine train --init), not a dataset's "
+        "root or spec"
     )
     masks = tmp_path / "subset" / "masks"
     assert error(masks).endswith(
