@@ -215,11 +215,25 @@ def load_spec(path: str | os.PathLike) -> DatasetSpec:
     if not path.exists():
         if path.parts[:1] == ("~",):
             raise FileNotFoundError(f"{path}: dataset root not found; {unexpanded(path)}")
-        raise FileNotFoundError(f"{path}: dataset root not found")
+        raise FileNotFoundError(f"{path}: dataset root not found{_near_miss(path)}")
     if path.is_dir():
         found = spec_file(path)
         return DatasetSpec(root=path) if found is None else _read_spec_file(found)
     return _read_spec_file(path)
+
+
+def _near_miss(path: Path) -> str:
+    """``"; did you mean PARENT/NAME?"`` for a path not found whose folder holds a near miss of
+    its name (``runs/label/bicyle`` for ``runs/label/bicycle``), else ``""``."""
+    import difflib
+    import itertools
+
+    try:
+        names = [p.name for p in itertools.islice(path.parent.iterdir(), 10_000)]
+    except OSError:  # its folder is not there either
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    return f"; did you mean {path.parent / close[0]}?" if close else ""
 
 
 def _read_spec_file(path: Path) -> DatasetSpec:

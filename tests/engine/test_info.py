@@ -107,6 +107,14 @@ def test_a_label_that_cannot_be_opened_is_a_problem_not_a_crash(tmp_path: Path, 
 def test_errors(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="dataset root not found"):
         dataset_stats(tmp_path / "no", progress=False)
+    (tmp_path / "runs" / "bicycle").mkdir(parents=True)  # a typo: its near miss is named
+    with pytest.raises(FileNotFoundError) as e:
+        dataset_stats(tmp_path / "runs" / "bicyle", progress=False)
+    assert str(e.value) == (
+        f"{tmp_path / 'runs' / 'bicyle'}: dataset root not found; did you mean "
+        f"{tmp_path / 'runs' / 'bicycle'}?"
+    )
+    shutil.rmtree(tmp_path / "runs")
     with pytest.raises(FileNotFoundError) as e:
         dataset_stats(tmp_path, progress=False)
     assert str(e.value) == (
