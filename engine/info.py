@@ -74,6 +74,18 @@ class DatasetStats:
     has_labels: bool  # False for an image-only spec (labels: null)
     splits: list[SplitStats]
     spec_file: Path | None = None  # the spec file given (several may share one folder)
+    fused: dict | None = None  # a fused dataset's fuse.json: what it was fused from
+
+    @property
+    def fused_line(self) -> str | None:
+        """``"a fused dataset (engine fuse): the labels of DATA with Bicycle from RUN"``; None
+        for another dataset."""
+        if self.fused is None:
+            return None
+        inputs = self.fused.get("inputs") if isinstance(self.fused.get("inputs"), dict) else {}
+        runs = [r for r in inputs.get("pseudo") or [] if isinstance(r, dict)]
+        added = ", ".join(f"{r.get('class')} from {r.get('path')}" for r in runs) or "?"
+        return f"a fused dataset (engine fuse): the labels of {inputs.get('data')} with {added}"
 
     @property
     def problems(self) -> list[Problem]:
@@ -186,7 +198,9 @@ def dataset_stats(
         stats.new_classes = _new_class_pixels(spec.root, ds)
     given = Path(data)
     spec_file = given if given.is_file() else None
-    return DatasetStats(spec.root, spec.taxonomy, spec.labels is not None, out, spec_file)
+    return DatasetStats(
+        spec.root, spec.taxonomy, spec.labels is not None, out, spec_file, spec.fuse_record()
+    )
 
 
 def _new_class_pixels(root: Path, ds: SegDataset) -> dict[str, tuple[int, int]]:
@@ -226,7 +240,10 @@ def render_stats(stats: DatasetStats) -> list:
         sizes = ", ".join(f"{w}x{h}: {c}" for (w, h), c in s.sizes.items()) or "-"
         row = [s.split, str(s.images)] + ([str(s.labelled)] if stats.has_labels else []) + [sizes]
         splits.add_row(*row)
-    out: list = [Text(f"Dataset {stats.spec_file or stats.root}", style="bold"), splits]
+    out: list = [Text(f"Dataset {stats.spec_file or stats.root}", style="bold")]
+    if stats.fused_line:
+        out.append(Text(stats.fused_line))
+    out.append(splits)
 
     if stats.has_labels:
         shares = Table(title="Pixel share per class (% of labelled pixels)", title_justify="left")
@@ -273,6 +290,8 @@ def render_stats(stats: DatasetStats) -> list:
         out.extend(Text(f"  {p.message}") for p in problems)
     else:
         out.append(Text("No problems found.", style="green"))
+        if stats.fused_line:  # what the loop runs next on it
+            out.append(Text(f"next: engine train --data {stats.root} --out RUN (jointly)"))
     return out
 
 

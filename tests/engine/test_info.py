@@ -811,3 +811,25 @@ def test_a_file_or_folder_that_is_no_dataset_is_named_for_what_it_is(tmp_path: P
         "import)"
     )
     assert error(tmp_path / "empty").endswith("; the folder is empty")
+
+
+def test_a_fused_dataset_says_what_it_was_fused_from_and_what_comes_next(tmp_path: Path):
+    """A fused dataset was headed ``Dataset ROOT`` like any other: what it was fused from, and
+    that it is what ``engine train --data`` takes next, was in its fuse.json only."""
+    import json
+
+    _fused(tmp_path)
+    inputs = {
+        "data": "/data/MaSS13K",
+        "pseudo": [{"path": "runs/label/bicycle", "class": "Bicycle"}],
+    }
+    (tmp_path / "fuse.json").write_text(json.dumps({"status": "complete", "inputs": inputs}))
+    text = [str(r) for r in render_stats(dataset_stats(tmp_path, progress=False))]
+    assert text[1] == (
+        "a fused dataset (engine fuse): the labels of /data/MaSS13K with Bicycle from "
+        "runs/label/bicycle"
+    )
+    assert text[-2:] == [
+        "No problems found.",
+        f"next: engine train --data {tmp_path} --out RUN (jointly)",
+    ]
