@@ -834,6 +834,8 @@ def render_review(root: str | os.PathLike) -> tuple[list, int]:
     head.add_row("code", made_with(data.get("environment")))
     for f in failed:  # drawn as a card saying why
         head.add_row("not drawn", f)
+    if holder := writer(root):  # engine review into it again: its page is replaced at the end
+        head.add_row("now", f"{holder} is drawing it again (this is the earlier gallery)")
     return [head, f"open: {root / 'index.html'}"], len(failed)
 
 

@@ -762,6 +762,11 @@ def test_engine_info_describes_a_finished_gallery(tmp_path, gallery):
         f"predictions {tmp_path / 'pred'}" in text and f"annotations {tmp_path / 'subset'}" in text
     )
     assert text.endswith(f"open: {out / 'index.html'}")
+    from engine.runlock import exclusive
+
+    with exclusive(out, "engine review"):  # drawn again over it: said
+        assert "now engine review (pid " in info(out)[1]
+        assert "is drawing it again (this is the earlier gallery)" in info(out)[1]
     for name in ("review.json", "index.html"):
         assert info(out / name) == (code, text)
     run = gallery.index.parent.parent
