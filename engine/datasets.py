@@ -138,6 +138,11 @@ class DatasetSpec:
         # an output of the engine given where a dataset is expected: say what it is
         kind = output_kind(self.root)
         if kind is None:
+            for up in (self.root.parent, self.root.parent.parent):  # its labels/, masks/
+                if up != self.root and (within := output_kind(up)) is not None:
+                    return f"; {self.root} is a folder inside {up}, {within[1]}"
+            if self.root.is_dir() and not any(self.root.iterdir()):
+                return "; the folder is empty"
             return ""
         record, what = kind
         try:
@@ -210,14 +215,40 @@ def load_spec(path: str | os.PathLike) -> DatasetSpec:
     if not path.exists():
         if path.parts[:1] == ("~",):
             raise FileNotFoundError(f"{path}: dataset root not found; {unexpanded(path)}")
-        raise FileNotFoundError(f"{path}: dataset root not found")
+        raise FileNotFoundError(f"{path}: dataset root not found{_near_miss(path)}")
     if path.is_dir():
         found = spec_file(path)
         return DatasetSpec(root=path) if found is None else _read_spec_file(found)
     return _read_spec_file(path)
 
 
+def _near_miss(path: Path) -> str:
+    """``"; did you mean PARENT/NAME?"`` for a path not found whose folder holds a near miss of
+    its name (``runs/label/bicyle`` for ``runs/label/bicycle``), else ``""``."""
+    import difflib
+    import itertools
+
+    try:
+        names = [p.name for p in itertools.islice(path.parent.iterdir(), 10_000)]
+    except OSError:  # its folder is not there either
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=1, cutoff=0.75)
+    return f"; did you mean {path.parent / close[0]}?" if close else ""
+
+
 def _read_spec_file(path: Path) -> DatasetSpec:
+    if path.suffix.lower() in IMAGE_EXTS:  # an image or label map: read as YAML, "not UTF-8"
+        root, meant = path.parent.parent.parent, ""  # ROOT/images/<split>/x.jpg
+        with contextlib.suppress(ValueError, OSError):  # a root with a spec of its own
+            meant = (
+                f": give its dataset's root, {root}" if load_spec(root).available_splits() else ""
+            )
+        raise ValueError(f"{path}: an image file, not a dataset's root or spec{meant}")
+    if path.suffix.lower() in (".pt", ".pth"):
+        raise ValueError(
+            f"{path}: a checkpoint (for engine predict and engine train --init), not a dataset's "
+            "root or spec"
+        )
     read = read_json if path.suffix == ".json" else read_yaml
     data = read(path, "dataset spec")
     if not isinstance(data, dict):

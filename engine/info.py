@@ -37,7 +37,7 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runlock import writer
-from engine.text import counted
+from engine.text import METRICS, counted
 
 
 @dataclass
@@ -73,6 +73,19 @@ class DatasetStats:
     taxonomy: Taxonomy  # classes of the label maps
     has_labels: bool  # False for an image-only spec (labels: null)
     splits: list[SplitStats]
+    spec_file: Path | None = None  # the spec file given (several may share one folder)
+    fused: dict | None = None  # a fused dataset's fuse.json: what it was fused from
+
+    @property
+    def fused_line(self) -> str | None:
+        """``"a fused dataset (engine fuse): the labels of DATA with Bicycle from RUN"``; None
+        for another dataset."""
+        if self.fused is None:
+            return None
+        inputs = self.fused.get("inputs") if isinstance(self.fused.get("inputs"), dict) else {}
+        runs = [r for r in inputs.get("pseudo") or [] if isinstance(r, dict)]
+        added = ", ".join(f"{r.get('class')} from {r.get('path')}" for r in runs) or "?"
+        return f"a fused dataset (engine fuse): the labels of {inputs.get('data')} with {added}"
 
     @property
     def problems(self) -> list[Problem]:
@@ -183,7 +196,11 @@ def dataset_stats(
     for ds, stats, found in zip(datasets, out, sizes, strict=True):
         stats.sizes = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
         stats.new_classes = _new_class_pixels(spec.root, ds)
-    return DatasetStats(spec.root, spec.taxonomy, spec.labels is not None, out)
+    given = Path(data)
+    spec_file = given if given.is_file() else None
+    return DatasetStats(
+        spec.root, spec.taxonomy, spec.labels is not None, out, spec_file, spec.fuse_record()
+    )
 
 
 def _new_class_pixels(root: Path, ds: SegDataset) -> dict[str, tuple[int, int]]:
@@ -223,7 +240,10 @@ def render_stats(stats: DatasetStats) -> list:
         sizes = ", ".join(f"{w}x{h}: {c}" for (w, h), c in s.sizes.items()) or "-"
         row = [s.split, str(s.images)] + ([str(s.labelled)] if stats.has_labels else []) + [sizes]
         splits.add_row(*row)
-    out: list = [Text(f"Dataset {stats.root}", style="bold"), splits]
+    out: list = [Text(f"Dataset {stats.spec_file or stats.root}", style="bold")]
+    if stats.fused_line:
+        out.append(Text(stats.fused_line))
+    out.append(splits)
 
     if stats.has_labels:
         shares = Table(title="Pixel share per class (% of labelled pixels)", title_justify="left")
@@ -270,6 +290,8 @@ def render_stats(stats: DatasetStats) -> list:
         out.extend(Text(f"  {p.message}") for p in problems)
     else:
         out.append(Text("No problems found.", style="green"))
+        if stats.fused_line:  # what the loop runs next on it
+            out.append(Text(f"next: engine train --data {stats.root} --out RUN (jointly)"))
     return out
 
 
@@ -535,6 +557,12 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             if (holder := writer(stats.root))
             else "images not labelled yet: run engine label again to finish (it resumes)"
         )
+    rows = stats.splits.values()
+    if rows and all(r.pending == 0 and not r.failed and not r.stale for r in rows):
+        out.append(  # every image labelled with these settings: what the loop does next
+            f"next: engine review {stats.root} (look at them), engine fuse --data "
+            f"{stats.data_root} --pseudo {stats.root} --out FUSED (joint-training labels)"
+        )
     if stats.data_root is not None and not stats.data_root.exists():  # "?" under not yet
         out.append(
             f"not yet: unknown, its dataset {stats.data_root} (run.json) is not found from here, "
@@ -641,7 +669,8 @@ def render_train_run(stats: TrainRunStats) -> list:
     out: list = [head]
     if stats.val:
         v = stats.val
-        table = Table(title=f"Last validation (step {v.get('step')}, {v.get('images')} images)")
+        images = counted(int(v.get("images") or 0), "image")
+        table = Table(title=f"Last validation (step {v.get('step')}, {images})")
         for col in ("class", "IoU", "BIoU", "BF1", "against"):
             table.add_column(col, justify="left" if col in ("class", "against") else "right")
         for cls in v.get("classes") or []:
@@ -652,6 +681,11 @@ def render_train_run(stats: TrainRunStats) -> list:
         mean = {"iou": v.get("mIoU"), "biou": v.get("mBIoU"), "bf1": v.get("mBF1")}
         table.add_row("mean", *score_cells(mean), "")
         out.append(table)
+    if stats.finished and "last.pt" in stats.checkpoints:
+        out.append(
+            f"next: engine predict --checkpoint {stats.root / 'last.pt'} --data DATA --split test "
+            "--out PRED (then engine report or compare against an annotated subset)"
+        )
     return out
 
 
@@ -772,6 +806,44 @@ def failed_images(meta: dict) -> list[dict]:
     return [f for f in meta.get("failed") or [] if isinstance(f, dict)]
 
 
+def render_review(root: str | os.PathLike) -> tuple[list, int]:
+    """Rich renderables for ``engine info GALLERY``: what a finished review gallery (its
+    ``review.json``, written last with ``index.html``) shows: the class, the label run, the
+    images with a prediction and with an annotation, the predictions beside the pseudo labels,
+    the page to open, and each image it could not draw (its problems: a card saying why)."""
+    from rich.table import Table
+
+    from annotations.fileio import read_json
+
+    root = Path(root)
+    data = read_json(root / "review.json", "review gallery")
+    if not isinstance(data, dict):
+        raise ValueError(f"{root / 'review.json'}: not an engine review gallery (not an object)")
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    failed = [str(f) for f in data.get("failed") or []]
+    head = Table(title=f"Review gallery {root}", show_header=False)
+    head.add_column("what")
+    head.add_column("value", overflow="fold")
+    head.add_row("class", f"{data.get('class_name')} ({data.get('backend')} pseudo labels)")
+    head.add_row("label run", str(data.get("run")))
+    head.add_row("split", str(config.get("split") or "every split the run labelled"))
+    head.add_row(
+        "images",
+        f"{int(data.get('images') or 0):,} ({int(data.get('with_prediction') or 0):,} with a "
+        f"prediction, {int(data.get('with_annotation') or 0):,} with an annotation, scored)",
+    )
+    for pred in config.get("pred") or []:
+        head.add_row("predictions", str(pred))
+    if config.get("gt"):
+        head.add_row("annotations", str(config["gt"]))
+    head.add_row("code", made_with(data.get("environment")))
+    for f in failed:  # drawn as a card saying why
+        head.add_row("not drawn", f)
+    if holder := writer(root):  # engine review into it again: its page is replaced at the end
+        head.add_row("now", f"{holder} is drawing it again (this is the earlier gallery)")
+    return [head, f"open: {root / 'index.html'}"], len(failed)
+
+
 def render_report(root: str | os.PathLike) -> list:
     """Rich renderables for ``engine info REPORT``: the Table 4 of an ``engine report`` folder
     (its ``report.json``): each source's scores, its deltas against the pseudo labels with
@@ -796,6 +868,65 @@ def render_report(root: str | os.PathLike) -> list:
     out += [f"warning: {w}" for w in data.get("warnings") or []]
     out.append(f"report: {root / 'report.md'}")
     return out
+
+
+def render_scores(path: str | os.PathLike) -> list | None:
+    """Rich renderables for ``engine info`` on what ``engine compare --json`` or ``engine
+    evaluate --json`` wrote: the comparison's Table 4 (deltas against its first source, ``*``
+    where their 95% interval excludes 0) and its warnings, or the per-class scores with their
+    means, and what was scored against what; None for any other file (a dataset spec, say).
+    Before, such a file was read as a dataset spec ("unknown keys ['class', 'sources', ...]")."""
+    from rich.table import Table
+
+    from annotations.fileio import read_json
+    from engine.table4 import Table4
+    from engine.text import score_cells
+
+    path = Path(path)
+    if path.suffix.lower() != ".json" or not path.is_file():
+        return None
+    try:
+        data = read_json(path, "scores")
+    except ValueError:
+        return None  # not JSON: read as a spec, which says why
+    if not isinstance(data, dict):
+        return None
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    sources = data.get("sources")
+    if isinstance(sources, list) and all(isinstance(s, dict) for s in sources) and sources:
+        rows = [{**row, "source": row.get("name")} for row in sources]
+        title = (f"{data.get('class')}: {counted(int(data.get('images') or 0), 'annotated image')} "
+                 f"(engine compare, {path})")  # fmt: skip
+        out: list = [
+            Table4(title, rows, marks=True),
+            f"Δ: against {rows[0]['source']}; *: its 95% interval over the images excludes 0",
+            f"ground truth: {config.get('gt')}",
+        ]
+        out += [f"{row.get('source')}: {row.get('folder')}" for row in rows]
+        return out + [f"warning: {w}" for w in data.get("warnings") or []]
+    classes = data.get("classes")
+    if isinstance(classes, list) and "mIoU" in data:
+        table = Table(
+            title=f"Scores (engine evaluate, {path}): {counted(int(data.get('images') or 0), 'image')}, "
+            f"BF1 aggregated per {data.get('bf1_mode')}"
+        )
+        table.add_column("id", justify="right")
+        table.add_column("class")
+        for _, name, _ in METRICS:
+            table.add_column(name, justify="right")
+        for c in classes:
+            if isinstance(c, dict):
+                table.add_row(str(c.get("id")), str(c.get("name")), *score_cells(c))
+        table.add_section()
+        means = {"iou": data.get("mIoU"), "biou": data.get("mBIoU"), "bf1": data.get("mBF1")}
+        table.add_row("", "mean", *score_cells(means), style="bold")
+        return [
+            table,
+            f"predictions: {config.get('pred')}",
+            f"ground truth: {config.get('gt')}",
+            f"classes: {data.get('taxonomy_source')}",
+        ]
+    return None
 
 
 DEMO_SUMMARY = Path("report") / "summary.json"  # what engine demo writes last, in its folder
@@ -846,6 +977,8 @@ def render_unfinished_demo(root: str | os.PathLike) -> list:
     for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
         if kind := output_kind(folder):
             table.add_row(str(folder.relative_to(root)), kind[1])
+    if holder := writer(root):
+        return [table, f"running now: {holder}"]
     return [table, f"engine demo --out {root} (with the same options) resumes it"]
 
 
@@ -927,9 +1060,13 @@ def render_annotation_files(items: list) -> list:
 def output_folder(path: str | os.PathLike) -> Path:
     """The engine output or dataset a file given to ``engine info`` belongs to: the folder of a
     record its command writes (``run.json``, ``predict.json``, ``report.json``, ``fuse.json``,
-    ``synth.json``, ``metrics.jsonl``, ...) or of a training run's checkpoint (``last.pt``);
-    ``path`` itself otherwise. Such files were read as dataset specs ("unknown keys ...")."""
-    from annotations.fileio import OUTPUT_RECORDS
+    ``synth.json``, ``metrics.jsonl``, ...), of any other file in an engine output (a training
+    run's ``last.pt``, ``config.yaml`` or ``environment.json``, a gallery's ``index.html``, a
+    report's ``report.md``, a label run's ``manifest.jsonl``, a predicted label map), or the
+    demo folder of its ``report/summary.json``; ``path`` itself otherwise (a dataset spec, a
+    dataset's ``dataset.yaml`` included). Such files were read as dataset specs ("unknown keys
+    ...", "cannot parse YAML", "not UTF-8 text")."""
+    from annotations.fileio import OUTPUT_RECORDS, SPEC_NAMES
 
     path = Path(path)
     if not path.is_file():
@@ -937,8 +1074,11 @@ def output_folder(path: str | os.PathLike) -> Path:
     records = {r for r, _ in OUTPUT_RECORDS} | {"synth.json", "synth.partial.json"}
     if path.name in records:
         return path.parent
-    if path.suffix == ".pt" and (path.parent / "metrics.jsonl").is_file():
+    if path.name not in SPEC_NAMES and output_kind(path.parent) is not None:
         return path.parent
+    demo = path.parent.parent
+    if path.parent.name == DEMO_SUMMARY.parent.name and (demo / DEMO_SUMMARY).is_file():
+        return demo  # report/summary.json, summary.md: the demo's
     return path
 
 
@@ -1031,10 +1171,13 @@ def describe_output(
         from engine.annotation_files import annotation_files
 
         folder = Path(path)
+        if (scores := render_scores(folder)) is not None:
+            return "scores (engine compare or evaluate --json)", scores, 0
         if (folder / DEMO_SUMMARY).is_file() and not is_dataset_root(folder):
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():
-            return "a demo folder (engine demo)", render_unfinished_demo(folder), 0
+            stopped = writer(folder) is None  # running now: 0
+            return "a demo folder (engine demo)", render_unfinished_demo(folder), stopped
         if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
@@ -1058,11 +1201,17 @@ def describe_output(
         # a predict stopped before its last image is a problem (exit 1), as a stopped fusion's
         stopped = meta.get("status") == "running" and writer(path) is None
         return what, render_predictions(path, meta), len(failed_images(meta)) + stopped
+    # stopped before its last image or step, no process at it now: unfinished and resumable
+    # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
     if record == "run.json":
         stats = label_run_stats(path, splits)
-        return what, render_label_run(stats), stats.problems
+        stopped = any(r.pending for r in stats.splits.values()) and writer(path) is None
+        return what, render_label_run(stats), stats.problems + stopped
     if record == "metrics.jsonl":
-        return what, render_train_run(train_run_stats(path)), 0
+        train = train_run_stats(path)
+        return what, render_train_run(train), not train.finished and writer(path) is None
     if record == "report.json":
         return what, render_report(path), 0
-    return None  # a fused dataset is a dataset; a gallery is opened, not described
+    if record == "review.json":
+        return what, *render_review(path)
+    return None  # a fused dataset is a dataset

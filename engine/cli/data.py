@@ -51,8 +51,8 @@ def info_cmd(
     data: Path = typer.Argument(
         ...,
         help="Dataset root (MaSS13K layout) or spec file; or a label run, training run, "
-        "annotated subset, prediction folder, report, demo folder (or a record or checkpoint in "
-        "one), or annotation files (COCO, LabelMe, Label Studio, CVAT, YOLO, a zip download).",
+        "annotated subset, prediction folder, review gallery, report, demo folder (or any file "
+        "in one), or annotation files (COCO, LabelMe, Label Studio, CVAT, YOLO, a zip download).",
     ),
     split: list[str] = typer.Option(
         None, "--split", "-s", help="Split(s) to show, e.g. val,test (repeatable); default all."
@@ -69,11 +69,11 @@ def info_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Image counts, sizes and class pixel shares per split; every problem found. Given a label
-    or training run, where it stands; given an annotated subset, predictions, a report or annotation
-    files, what they hold.
+    or training run, where it stands; given an annotated subset, predictions, a review gallery, a
+    report or annotation files, what they hold.
 
-    Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found, 2 on
-    bad input.
+    Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found or an
+    output stopped half way (resumable), 2 on bad input.
     """
     from annotations.fileio import check_expanded
     from engine.info import (

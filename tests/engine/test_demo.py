@@ -115,9 +115,18 @@ def test_engine_info_on_a_demo_folder(tmp_path):
     )
     assert "wall time: " in res.output
     assert str(moved / "predict" / "test_start") in res.output and str(out) not in res.output
+    summary = CliRunner().invoke(app, ["info", str(moved / "report" / "summary.json")],
+                                 env={"COLUMNS": "200"})  # fmt: skip
+    assert (summary.exit_code, summary.output) == (0, res.output)  # read as a spec before
+    from annotations.fileio import output_kind
+
+    for stage in [*moved.iterdir(), *moved.glob("*/*")]:  # each stage's folder, each class's
+        if stage.is_dir() and (stage.parent == moved or output_kind(stage) is not None):
+            res = CliRunner().invoke(app, ["info", str(stage), "--no-progress"])
+            assert res.exit_code == 0, (stage, res.output)  # review/: exit 2 before
     (moved / "report" / "summary.json").unlink()
     res = CliRunner().invoke(app, ["info", str(moved)], env={"COLUMNS": "200"})
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # stopped: unfinished and resumable
     assert "not finished (no report/summary.json)" in res.output
     assert "a training run (engine train)" in res.output
     assert f"engine demo --out {moved} (with the same options) resumes it" in res.output

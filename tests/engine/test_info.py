@@ -107,10 +107,19 @@ def test_a_label_that_cannot_be_opened_is_a_problem_not_a_crash(tmp_path: Path, 
 def test_errors(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="dataset root not found"):
         dataset_stats(tmp_path / "no", progress=False)
+    (tmp_path / "runs" / "bicycle").mkdir(parents=True)  # a typo: its near miss is named
+    with pytest.raises(FileNotFoundError) as e:
+        dataset_stats(tmp_path / "runs" / "bicyle", progress=False)
+    assert str(e.value) == (
+        f"{tmp_path / 'runs' / 'bicyle'}: dataset root not found; did you mean "
+        f"{tmp_path / 'runs' / 'bicycle'}?"
+    )
+    shutil.rmtree(tmp_path / "runs")
     with pytest.raises(FileNotFoundError) as e:
         dataset_stats(tmp_path, progress=False)
     assert str(e.value) == (
         f"{tmp_path}: no image split folders found (expected images/{{split}}, e.g. images/train)"
+        "; the folder is empty"
     )
     _pair(tmp_path, "train", "a", np.zeros((2, 2), np.uint8))
     with pytest.raises(FileNotFoundError, match="available splits: train"):
@@ -155,6 +164,21 @@ def test_image_only_spec(tmp_path: Path):
     assert only.labelled == 0 and only.sizes == {(4, 3): 2, (3, 4): 1}
     text = [str(getattr(r, "title", r)) for r in render_stats(stats)]
     assert "No problems found." in text and not any("Pixel share" in t for t in text)
+
+
+def test_a_spec_file_is_named_in_the_heading(tmp_path: Path):
+    """Two spec files in one folder (``specs/a.yaml``, ``specs/b.yaml``) were each headed
+    ``Dataset specs``, their folder: which one was read could not be told."""
+    _pair(tmp_path / "data", "test", "a", np.zeros((2, 2), np.uint8))
+    (tmp_path / "specs").mkdir()
+    for name in ("a", "b"):
+        spec = tmp_path / "specs" / f"{name}.yaml"
+        spec.write_text("images: ../data/images/{split}\nlabels: ../data/annotations/{split}\n")
+        stats = dataset_stats(spec, progress=False)
+        assert str(render_stats(stats)[0]) == f"Dataset {spec}"
+    assert str(render_stats(dataset_stats(tmp_path / "data", progress=False))[0]) == (
+        f"Dataset {tmp_path / 'data'}"
+    )
 
 
 def _fused(root: Path) -> None:
@@ -307,7 +331,7 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     assert stats.last["loss"] == 15.25 and stats.val["step"] == 40
     res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
     text = " ".join(res.output.split())
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 1, res.output  # stopped: unfinished and resumable
     assert "step │ 40 of 100 (stopped: engine train --resume continues it)" in text
     assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
     assert "class crops 0.5, seed 3" in text
@@ -319,10 +343,13 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     assert "│ Bicycle │ 39.40 │ 22.60 │ 0.6660 │ annotated subset (8 images) │" in text
     (run / "environment.json").unlink()  # a run from before it was written: said, not a crash
     res = CliRunner().invoke(app, ["info", str(run)])
-    assert res.exit_code == 0 and "code │ not recorded" in " ".join(res.output.split())
-    for inside in ("metrics.jsonl", "last.pt"):  # read as dataset specs before ("unknown keys")
+    assert res.exit_code == 1 and "code │ not recorded" in " ".join(res.output.split())
+    (run / "config.yaml").write_text("preset: tiny\niters: 100\n")
+    (run / "curves.png").write_bytes(b"\x89PNG\r\n")
+    # read as dataset specs before: "unknown keys", "not UTF-8 text" (exit 2)
+    for inside in ("metrics.jsonl", "last.pt", "config.yaml", "config.json", "curves.png"):
         res = CliRunner().invoke(app, ["info", str(run / inside)])
-        assert res.exit_code == 0 and f"Training run {run}" in " ".join(res.output.split())
+        assert res.exit_code == 1 and f"Training run {run}" in " ".join(res.output.split())
 
 
 def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
@@ -479,6 +506,76 @@ def test_a_label_run_shows_every_split_it_is_to_label(tmp_path: Path):
     stats = label_run_stats(run)
     assert list(stats.splits) == ["train", "val", "test"]
     assert [(r.labelled, r.pending) for r in stats.splits.values()] == [(1, 0), (0, 1), (1, 0)]
+
+
+def test_a_finished_label_or_training_run_says_what_comes_next(tmp_path: Path):
+    """A finished label run or training run ended with its tables: the command the loop runs
+    next (review and fuse; predict) had to be looked up in the README."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    def text(path: Path) -> str:
+        res = CliRunner().invoke(app, ["info", str(path)], env={"COLUMNS": "400"})
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.split())
+
+    done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""}
+            for s in ("train", "val", "test")]  # fmt: skip
+    data, run = _label_run(tmp_path, done)
+    assert text(run).endswith(
+        f"next: engine review {run} (look at them), engine fuse --data {data} --pseudo {run} "
+        "--out FUSED (joint-training labels)"
+    )
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "config.json").write_text(json.dumps({"config": {"iters": 4}}))
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    (train / "last.pt").write_bytes(b"")
+    assert text(train).endswith(
+        f"next: engine predict --checkpoint {train / 'last.pt'} --data DATA --split test --out "
+        "PRED (then engine report or compare against an annotated subset)"
+    )
+
+
+def test_a_stopped_label_or_training_run_or_demo_exits_1_as_unfinished(tmp_path: Path):
+    """A label run with images not labelled yet, a training run short of its iterations and a
+    demo without its summary, no process at them now, exited 0 as if finished, where a stopped
+    predict, fusion or review exits 1: unfinished and resumable is 1 (0 while one runs)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    def code(path: Path) -> int:
+        return CliRunner().invoke(app, ["info", str(path), "--no-progress"]).exit_code
+
+    done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("train",)]
+    _, run = _label_run(tmp_path, done)
+    assert code(run) == 1
+    with exclusive(run, "engine label"):
+        assert code(run) == 0  # labelling the rest now
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "config.json").write_text(json.dumps({"config": {"iters": 10}}))
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    assert code(train) == 1
+    with exclusive(train, "engine train"):
+        assert code(train) == 0
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
+    assert code(train) == 0  # finished
+    demo = tmp_path / "demo"
+    (demo / "data" / "synth.json").parent.mkdir(parents=True)
+    (demo / "data" / "synth.json").write_text("{}")
+    (demo / "label").mkdir()
+    assert code(demo) == 1
+    with exclusive(demo, "engine demo"):
+        res = CliRunner().invoke(app, ["info", str(demo)])
+        assert res.exit_code == 0 and "running now: engine demo (pid " in res.output
 
 
 def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
@@ -660,3 +757,102 @@ def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypat
     plot_shares(dataset_stats(tmp_path / "data", progress=False), tmp_path / "shares.png")
     legend = figures[0].axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["_tr", "t$^$x"]
+
+
+def test_engine_info_shows_what_compare_and_evaluate_wrote(tmp_path: Path):
+    """``engine compare --json`` and ``engine evaluate --json`` files given to ``engine info``
+    were read as dataset specs: "unknown keys ['class', 'class_id', 'config', ...]", exit 2.
+    info shows their table and what was scored against what."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    truth = np.zeros((8, 8), np.uint8)
+    truth[2:6, 2:6] = 1
+    pred = np.roll(truth, 1, axis=1)
+    for folder, mask in (("gt", truth), ("a", truth), ("b", pred)):
+        write_label(tmp_path / folder / "x.png", mask)
+    run = CliRunner().invoke
+    args = ["--gt", str(tmp_path / "gt"), "--no-progress"]
+    assert run(app, ["compare", "--class", "Bicycle", "--source", f"a={tmp_path / 'a'}",
+                     "--source", f"b={tmp_path / 'b'}", "--json", str(tmp_path / "c.json"),
+                     *args]).exit_code == 0  # fmt: skip
+    assert run(app, ["evaluate", "--pred", str(tmp_path / "b"), "--num-classes", "2",
+                     "--json", str(tmp_path / "e.json"), *args]).exit_code == 0  # fmt: skip
+    res = run(app, ["info", str(tmp_path / "c.json")], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert f"Bicycle: 1 annotated image (engine compare, {tmp_path / 'c.json'})" in text
+    assert "│ a │ 100.00 │ 100.00 │ 1.0000 │" in text and "│ b │ 60.00 │" in text
+    assert f"ground truth: {tmp_path / 'gt'}" in text and f"b: {tmp_path / 'b'}" in text
+    res = run(app, ["info", str(tmp_path / "e.json")], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "Scores (engine evaluate," in text and "1 image, BF1 aggregated per dataset" in text
+    assert "│ 1 │ 1 │ 60.00 │" in text and "│ │ mean │" in text
+    assert f"predictions: {tmp_path / 'b'}" in text
+
+
+def test_a_file_or_folder_that_is_no_dataset_is_named_for_what_it_is(tmp_path: Path):
+    """An image, a label map or a checkpoint given to ``engine info`` said "not UTF-8 text
+    (invalid byte at offset 0)" (read as a YAML spec), and a folder inside an engine output (a
+    run's ``labels/``, a subset's ``masks/``) or an empty one only "no image split folders
+    found": each is now named, with the root meant where there is one (exit 2 all the same)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    _pair(tmp_path / "data", "test", "a", np.zeros((4, 4), np.uint8))
+    (tmp_path / "model.pt").write_bytes(b"PK\x03\x04")
+    write_label(tmp_path / "subset" / "masks" / "a.png", np.zeros((4, 4), np.uint8))
+    (tmp_path / "subset" / "subset.json").write_text(json.dumps({"data": "d"}))
+    (tmp_path / "empty").mkdir()
+
+    def error(path: Path) -> str:
+        res = CliRunner().invoke(app, ["info", str(path)], env={"COLUMNS": "400"})
+        assert res.exit_code == 2, res.output
+        return " ".join(res.output.split())
+
+    image = tmp_path / "data" / "images" / "test" / "a.png"
+    assert error(image) == (
+        f"error: {image}: an image file, not a dataset's root or spec: give its dataset's root, "
+        f"{tmp_path / 'data'}"
+    )
+    label = tmp_path / "data" / "annotations" / "test" / "a.png"
+    assert error(label).endswith(
+        f"not a dataset's root or spec: give its dataset's root, {tmp_path / 'data'}"
+    )
+    assert error(tmp_path / "model.pt").endswith(
+        "model.pt: a checkpoint (for engine predict and engine train --init), not a dataset's "
+        "root or spec"
+    )
+    masks = tmp_path / "subset" / "masks"
+    assert error(masks).endswith(
+        f"; {masks} is a folder inside {tmp_path / 'subset'}, an annotated subset (engine annotate "
+        "import)"
+    )
+    assert error(tmp_path / "empty").endswith("; the folder is empty")
+
+
+def test_a_fused_dataset_says_what_it_was_fused_from_and_what_comes_next(tmp_path: Path):
+    """A fused dataset was headed ``Dataset ROOT`` like any other: what it was fused from, and
+    that it is what ``engine train --data`` takes next, was in its fuse.json only."""
+    import json
+
+    _fused(tmp_path)
+    inputs = {
+        "data": "/data/MaSS13K",
+        "pseudo": [{"path": "runs/label/bicycle", "class": "Bicycle"}],
+    }
+    (tmp_path / "fuse.json").write_text(json.dumps({"status": "complete", "inputs": inputs}))
+    text = [str(r) for r in render_stats(dataset_stats(tmp_path, progress=False))]
+    assert text[1] == (
+        "a fused dataset (engine fuse): the labels of /data/MaSS13K with Bicycle from "
+        "runs/label/bicycle"
+    )
+    assert text[-2:] == [
+        "No problems found.",
+        f"next: engine train --data {tmp_path} --out RUN (jointly)",
+    ]

@@ -790,3 +790,39 @@ def test_an_image_with_a_long_name_is_shown(tmp_path):
     assert "test__img000_pseudo.jpg" in names  # a short stem's thumbnails named as before
     assert len(names) == 4 and all(len(n.encode()) <= 255 for n in names)
     assert f'data-stem="{long}"' in res.index.read_text(encoding="utf-8")
+
+
+def test_engine_info_describes_a_finished_gallery(tmp_path, gallery):
+    """``engine info`` on a finished gallery said "no image split folders found; ... is a review
+    gallery (engine review), not a dataset" with exit code 2, as of a wrong folder: it shows
+    what the gallery holds and the page to open (exit 0), each image it could not draw (exit
+    1), and the same given its ``review.json`` or ``index.html``, or the folder of galleries."""
+
+    def info(path):
+        code, text = _info(path)
+        return code, " ".join(re.sub("[│┌┐└┘─┬┴]", " ", text).split())
+
+    out = gallery.index.parent
+    code, text = info(out)
+    assert code == 0 and "no image split folders" not in text
+    assert text.startswith(f"Review gallery {out} ")
+    assert "class Bicycle (simulated pseudo labels)" in text
+    assert "images 3 (1 with a prediction, 1 with an annotation, scored)" in text
+    assert (
+        f"predictions {tmp_path / 'pred'}" in text and f"annotations {tmp_path / 'subset'}" in text
+    )
+    assert text.endswith(f"open: {out / 'index.html'}")
+    from engine.runlock import exclusive
+
+    with exclusive(out, "engine review"):  # drawn again over it: said
+        assert "now engine review (pid " in info(out)[1]
+        assert "is drawing it again (this is the earlier gallery)" in info(out)[1]
+    for name in ("review.json", "index.html"):
+        assert info(out / name) == (code, text)
+    run = gallery.index.parent.parent
+    image = tmp_path / "data" / "images" / "test" / "img000.jpg"
+    image.write_bytes(image.read_bytes()[:400])
+    res = build_review(ReviewConfig(str(run), out=str(tmp_path / "galleries" / "g")))
+    code, text = info(res.index.parent)
+    assert code == 1 and f"not drawn test/img000: {image}: cannot decode image" in text
+    assert info(tmp_path / "galleries") == (code, text)  # a folder of galleries: each
