@@ -177,7 +177,7 @@ def _temp_prefix(path: Path) -> str:
     return f".{name}."
 
 
-TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX))
+TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.S)  # a stem with \n too
 
 
 def is_temporary(name: str) -> bool:

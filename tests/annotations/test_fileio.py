@@ -458,3 +458,13 @@ def test_a_file_name_the_file_system_takes_is_written_whatever_its_length(tmp_pa
         temps = [p.name for p in tmp_path.iterdir() if p.name != name]
         assert len(temps) == 1 and is_temporary(temps[0]) and len(temps[0].encode()) <= 255
     assert path.read_bytes() == b"new"
+
+
+def test_a_temporary_file_of_a_name_with_a_newline_is_one():
+    """Image stems may hold any character but '/': a run killed while writing ``a\\nb.png`` left
+    a temporary file no rerun removed and engine info did not count (the pattern's '.' stopped
+    at the newline)."""
+    from annotations.fileio import is_temporary
+
+    assert is_temporary(".a\nb.png.pw4p35rf.tmp") and is_temporary(".ab.png.abcdefgh.tmp")
+    assert not is_temporary("a\nb.png") and not is_temporary(".a\nb.png.tmp")
