@@ -271,7 +271,8 @@ def train_cmd(
         check_crop(cfg.augment.crop, where)
     if device is None and "device" in file:
         resolve_device(cfg.device, where=where)
-    if val_size is None and "val_size" in file:
+    if val_size is None and "val_size" in file and config is not None:
+        # (a plain --resume's record is not the user's file: train() names --val-size then)
         check_file_val_size(cfg, where)
 
     def show_init(report) -> None:
