@@ -56,3 +56,21 @@ def test_the_table_names_every_option_of_engine_train():
     options = {opt for p in command.params for opt in p.opts} - {"--config"}
     named = {option for _, option, _ in _table() if option != "-"}
     assert named == options
+
+
+# the options whose parameter is not named as the key it sets (docs/trainer.md says so)
+RENAMED = {
+    "workers": "num_workers",
+    "crop": "augment.crop",
+    "class_crop_prob": "augment.class_crop_prob",
+    "pseudo_form": "loss.decoupling.pseudo_form",
+    "val_subset": "val_subsets",
+}
+
+
+def test_each_option_sits_on_the_row_of_the_key_it_sets():
+    """The set of options alone would pass with two options swapped between rows."""
+    command = typer.main.get_command(app).commands["train"]
+    sets = {opt: RENAMED.get(p.name, p.name) for p in command.params for opt in p.opts}
+    wrong = [(key, option) for key, option, _ in _table() if option != "-" and sets[option] != key]
+    assert wrong == []
