@@ -526,6 +526,11 @@ def import_annotations(cfg: ImportConfig) -> Subset:
     check_expanded(cfg.out, "engine annotate import")
     check_not_in_output(Path(cfg.out), "engine annotate import")
     cfg = dataclasses.replace(cfg, format=cfg.format.lower(), class_name=name)  # --format COCO
+    for source in cfg.sources:  # an export replacing these files (EXPORT/labelme/ too)
+        here = Path(source) if Path(source).is_dir() else Path(source).parent
+        for folder in dict.fromkeys((here, here.parent)):  # before the lock: a source may lie
+            # in --out (a subset's corrected export), whose lock this import then holds
+            check_not_being_written(folder, "engine annotate import", "its annotations")
     # two imports into one subset: the second removed the first's staging folder as an
     # interrupted one's, and the first wrote a subset.json naming masks that were not there
     with exclusive(cfg.out, "engine annotate import", own=("subset.json",)):
@@ -587,10 +592,6 @@ def archive_root(folder: Path) -> Path:
 def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     """:func:`import_annotations` of plain files; ``archives``: unpacked folder -> archive, to
     name the sources as the user gave them."""
-    for source in cfg.sources:  # an export replacing these files (EXPORT/labelme/ too)
-        here = Path(source) if Path(source).is_dir() else Path(source).parent
-        for folder in dict.fromkeys((here, here.parent)):
-            check_not_being_written(folder, "engine annotate import", "its annotations")
     parsed: dict[Path, object] = {}  # the JSON that telling the format read, not read again
     if cfg.format == "auto":
         cfg = dataclasses.replace(cfg, format=detect_format(cfg.sources, parsed))

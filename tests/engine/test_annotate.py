@@ -234,6 +234,20 @@ def test_coco_rle_round_trip_is_pixel_exact(tmp_path, world):
     assert again.class_name == "Bicycle" and again.info["sources"]["img000"].endswith("coco.json")
 
 
+def test_a_subsets_corrected_export_inside_it_imports_back_into_it(tmp_path, world):
+    """A subset exported for another pass (``--out SUB/corrected``) and imported back into SUB:
+    the import's check that no export replaces its source files found its own lock on SUB and
+    refused the import as being written by itself."""
+    data, run, truth = world
+    _, sub = _roundtrip(tmp_path, data, run, "coco", "rle")
+    res = export_annotations(ExportConfig(run=str(sub.root), out=str(sub.root / "corrected")))
+    again = import_annotations(
+        ImportConfig("coco", [str(res.coco)], "bicycle", str(data), str(sub.root))
+    )
+    for stem, m in truth.items():
+        assert np.array_equal(again.mask(stem), m.astype(np.uint8)), stem
+
+
 @pytest.mark.parametrize("fmt,mask_format", [("coco", "polygon"), ("labelme", "rle")])
 def test_polygon_round_trips_differ_only_by_filled_holes(tmp_path, world, fmt, mask_format):
     data, run, truth = world
