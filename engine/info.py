@@ -1074,12 +1074,33 @@ def output_folder(path: str | os.PathLike) -> Path:
     records = {r for r, _ in OUTPUT_RECORDS} | {"synth.json", "synth.partial.json"}
     if path.name in records:
         return path.parent
-    if path.name not in SPEC_NAMES and output_kind(path.parent) is not None:
+    if (
+        path.name not in SPEC_NAMES
+        and output_kind(path.parent) is not None
+        and not _own_reading(path)
+    ):
         return path.parent
     demo = path.parent.parent
     if path.parent.name == DEMO_SUMMARY.parent.name and (demo / DEMO_SUMMARY).is_file():
         return demo  # report/summary.json, summary.md: the demo's
     return path
+
+
+def _own_reading(path: Path) -> bool:
+    """Whether the file ``path`` in an engine output is read as itself: scores written there
+    (``engine evaluate --json RUN/eval.json``) or a dataset spec of its own (a second spec
+    beside a fused dataset's ``dataset.yaml``), not as the output around it."""
+    if path.suffix.lower() not in (".json", ".yaml", ".yml"):
+        return False
+    if path.suffix.lower() == ".json" and render_scores(path) is not None:
+        return True
+    from engine.datasets import load_spec
+
+    try:
+        load_spec(path)
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def _outputs_within(folder: Path, splits: list[str] | None) -> list[tuple[str, list, int]]:

@@ -792,6 +792,28 @@ def test_engine_info_shows_what_compare_and_evaluate_wrote(tmp_path: Path):
     assert "│ 1 │ 1 │ 60.00 │" in text and "│ │ mean │" in text
     assert f"predictions: {tmp_path / 'b'}" in text
 
+    # written inside an engine output (a label run's folder), the scores are still the file's:
+    # they showed the label run; and a second spec beside a fused dataset's is read as itself
+    import shutil
+
+    from tests.loop_helpers import make_dataset, make_run
+
+    make_dataset(tmp_path / "data", "test", n=1, size=(8, 8))
+    make_run(tmp_path / "run", tmp_path / "data", {"img000": [truth.astype(bool)]}, (8, 8))
+    shutil.copy(tmp_path / "e.json", tmp_path / "run" / "eval.json")
+    res = run(app, ["info", str(tmp_path / "run" / "eval.json")], env={"COLUMNS": "200"})
+    assert "Scores (engine evaluate," in " ".join(res.output.split()), res.output
+    fused = tmp_path / "fused"
+    _fused(fused)
+    (fused / "fuse.json").write_text("{}")  # an engine output: its record
+    (fused / "val_only.yaml").write_text(
+        "images: images/{split}\nlabels: labels/{split}\ntaxonomy: taxonomy.json\nsplits: [val]\n"
+    )
+    res = run(app, ["info", str(fused / "val_only.yaml")], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert f"Dataset {fused / 'val_only.yaml'}" in text, res.output
+    assert "│ val │" in text and "│ train │" not in text, res.output
+
 
 def test_a_file_or_folder_that_is_no_dataset_is_named_for_what_it_is(tmp_path: Path):
     """An image, a label map or a checkpoint given to ``engine info`` said "not UTF-8 text
