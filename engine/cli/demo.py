@@ -30,11 +30,12 @@ def demo_cmd(
     batch_size: int = typer.Option(
         _D.batch_size, min=1, help="Images per training step; 2 per training process at least."
     ),
-    crop: int = typer.Option(
-        _D.crop,
+    crop: int | None = typer.Option(
+        None,
         min=32,
-        help="Training crop side in pixels; at most the scenes' long side x 5/4 (training "
-        "resizes them up to that).",
+        show_default=False,
+        help=f"Training crop side in pixels (default: {_D.crop}, or the scenes' long side x 5/4 "
+        "where smaller); at most that side (training resizes the scenes up to it).",
     ),
     seed: int = typer.Option(
         _D.seed, min=0, help="Seed of scenes, simulated labeler and training."
@@ -76,16 +77,17 @@ def demo_cmd(
     --detector/--segmenter) -> fuse -> train -> predict -> compare -> report."""
     from engine.demo import run_demo
 
+    sized = DemoConfig(size=parse_size(size))  # the default crop fits small scenes
     cfg = DemoConfig(
         out=out,
         classes=tuple(class_name),
-        size=parse_size(size),
+        size=sized.size,
         train=train,
         val=val,
         test=test,
         iters=iters,
         batch_size=batch_size,
-        crop=crop,
+        crop=crop if crop is not None else min(_D.crop, sized.resized_to()[1]),
         seed=seed,
         detector=detector,
         segmenter=segmenter,

@@ -495,6 +495,18 @@ def test_demo_refuses_a_crop_larger_than_its_training_images(tmp_path):
     from engine.demo import DemoConfig
 
     assert DemoConfig().resized_to() == (480, 640)  # the default crop, 256, fits
+
+    # not given, on scenes too small for 256 the crop is their long side: `engine demo --size
+    # 128x96` was refused for a --crop the user never typed
+    def crop_given(*args: str) -> int:
+        seen = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("engine.demo.run_demo", lambda cfg, **kw: seen.append(cfg) or 1 / 0)
+            CliRunner().invoke(app, ["demo", "--out", str(tmp_path / "d0"), *args])
+        return seen[0].crop
+
+    assert crop_given(*[a for a in SMALL if a not in ("--crop", "64")]) == 160
+    assert crop_given() == 256  # the default demo's, as before
     DemoConfig(size=(96, 128), crop=160).check_crop()
     out = tmp_path / "demo"
     args = ["demo", "--out", str(out), *SMALL, "--crop", "161"]
