@@ -1148,10 +1148,22 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
     if not found:
         return None
     size = sum(p.stat().st_size for p in found if p.is_file())
+    from annotations.fileio import folder_is
+
+    kind = folder_is(folder)
+    written = kind not in (None, "a dataset's root") or any(
+        (folder / r).is_file() for r in ("synth.json", "synth.partial.json")
+    )  # a plain dataset's root: no engine command writes it, nor removes them
+    after = (
+        f"the next run of the command that writes {folder} removes them"
+        if written
+        else "no engine command writes this folder: delete them"
+    )
+    if kind == "a label run (engine label)":  # shards leave them: another shard's may be live
+        after += " (a run without --shard; the shards of a sharded one leave them)"
     return (
         f"note: {counted(len(found), 'temporary file')} ({size / 1e6:.1f} MB) left by runs killed "
-        f"while writing, e.g. {found[0]}: the next run of the command that writes {folder} "
-        "removes them"
+        f"while writing, e.g. {found[0]}: {after}"
     )
 
 

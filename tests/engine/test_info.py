@@ -878,3 +878,18 @@ def test_a_fused_dataset_says_what_it_was_fused_from_and_what_comes_next(tmp_pat
         "No problems found.",
         f"next: engine train --data {tmp_path} --out RUN (jointly)",
     ]
+
+
+def test_temporary_files_in_a_plain_dataset_are_not_promised_to_a_next_run(tmp_path: Path):
+    """The note on temporary files said "the next run of the command that writes DATA removes
+    them" of a plain dataset's root, which no engine command writes."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    _pair(tmp_path / "data", "train", "a", np.zeros((2, 2), np.uint8))
+    (tmp_path / "data" / "annotations" / "train" / ".a.png.abcd1234.tmp").write_bytes(b"x")
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "data")], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert "note: 1 temporary file (0.0 MB) left by runs killed while writing" in text, text
+    assert text.endswith("no engine command writes this folder: delete them"), text
