@@ -74,6 +74,21 @@ class CroppedInstances:
     def __len__(self) -> int:
         return len(self.masks)
 
+    def __getitem__(self, index: Any) -> CroppedInstances:
+        """Select instances with an index array, boolean mask or slice, as ``Instances[index]``."""
+        idx = np.atleast_1d(np.arange(len(self))[index]).tolist()
+        return CroppedInstances(
+            self.image_size,
+            self.xyxy[idx],
+            self.scores[idx],
+            self.mask_scores[idx],
+            self.class_ids[idx],
+            [self.prompts[i] for i in idx],
+            [self.masks[i] for i in idx],
+            None if self.probs is None else [self.probs[i] for i in idx],
+            None if self.refined is None else self.refined[idx],
+        )
+
     @property
     def areas(self) -> np.ndarray:
         if self._areas is None:

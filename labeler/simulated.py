@@ -277,21 +277,6 @@ def _simulate(
     return (h, w), kept, np.array([scores[i] for i in keep], np.float32), mask_scores  # type: ignore[return-value]
 
 
-def _select(inst: CroppedInstances, keep: np.ndarray) -> CroppedInstances:
-    """The instances ``keep`` (ascending indices) of ``inst``."""
-    idx = [int(i) for i in keep]
-    return CroppedInstances(
-        inst.image_size,
-        inst.xyxy[idx].reshape(len(idx), 4),
-        inst.scores[idx],
-        inst.mask_scores[idx],
-        inst.class_ids[idx],
-        [inst.prompts[i] for i in idx],
-        [inst.masks[i] for i in idx],
-        None if inst.probs is None else [inst.probs[i] for i in idx],
-    )
-
-
 def _box(ys: slice, xs: slice, crop: np.ndarray) -> list[int]:
     """XYXY of the mask ``crop`` placed at ``(ys.start, xs.start)``: its tight box."""
     rows, cols = _bbox(crop, 0)
@@ -483,9 +468,7 @@ class SimulatedBackend:
             keep = np.sort(keep[best])
         if keep.size == len(inst):
             return inst, probs
-        if isinstance(inst, CroppedInstances):  # the runner's instances (probs inside them)
-            return _select(inst, keep), None
-        return inst[keep], probs[keep]
+        return inst[keep], None if probs is None else probs[keep]  # cropped: probs inside
 
     def label(self, batch: list[Any]) -> list[Any]:
         import time
