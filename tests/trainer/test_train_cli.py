@@ -909,19 +909,27 @@ def test_a_dataset_another_process_still_writes_is_refused_before_any_file(synth
     assert "engine train would read its labels half written: wait for it" in text
 
 
-def test_precedence_command_line_then_config_file_then_defaults(synth, tmp_path, monkeypatch):
-    """An option given wins over the config file even at its default value; one left out keeps
-    the file's. ``progress: false`` in the file was always overridden by --progress's default,
-    so a file could not turn the bar off."""
+@pytest.fixture
+def stopped_train(monkeypatch) -> list:
+    """``trainer.train.train`` stopped before any work with ``ValueError("stopped")``: the
+    list of the configs the command line resolved and passed to it."""
     import trainer.train
 
-    seen = []
+    seen: list = []
 
     def stop(cfg, **_):
         seen.append(cfg)
         raise ValueError("stopped")
 
     monkeypatch.setattr(trainer.train, "train", stop)
+    return seen
+
+
+def test_precedence_command_line_then_config_file_then_defaults(synth, tmp_path, stopped_train):
+    """An option given wins over the config file even at its default value; one left out keeps
+    the file's. ``progress: false`` in the file was always overridden by --progress's default,
+    so a file could not turn the bar off."""
+    seen = stopped_train
     config = tmp_path / "c.yaml"
     config.write_text("progress: false\nbatch_size: 4\niters: 7\nval_split: none\n")
     base = ["train", "--data", str(synth), "--config", str(config), "--out", str(tmp_path / "r")]
@@ -937,18 +945,10 @@ def test_precedence_command_line_then_config_file_then_defaults(synth, tmp_path,
     assert "stopped" in res.output and seen[-1].progress is True  # neither: the default
 
 
-def test_a_resumed_runs_recorded_config_starts_a_new_run(synth, tmp_path, monkeypatch):
+def test_a_resumed_runs_recorded_config_starts_a_new_run(synth, tmp_path, stopped_train):
     """A resumed run's config.yaml records ``resume: true``; given back with --config to
     reproduce the run (docs/trainer.md) it was refused: NEW/last.pt: checkpoint not found."""
-    import trainer.train
-
-    seen = []
-
-    def stop(cfg, **_):
-        seen.append(cfg)
-        raise ValueError("stopped")
-
-    monkeypatch.setattr(trainer.train, "train", stop)
+    seen = stopped_train
     config = tmp_path / "config.yaml"
     config.write_text("iters: 3\nval_split: none\nresume: true\n")
     args = ["train", "--data", str(synth), "--config", str(config), "--out", str(tmp_path / "new")]
