@@ -201,16 +201,14 @@ def simulate_cropped(
     (h, w), windows, scores, mask_scores = _simulate(instance_ids, others, config, rng)
     masks, probs = [], []
     for ys, xs, crop in windows:
-        p = _soft_window(crop)
-        # the window from_instances takes: the tight box of the mask and of p > 0 (all of it)
-        win = MaskCrop.from_full(crop | (p > 0))
-        y0, y1, x0, x1 = win.y0, win.y1, win.x0, win.x1
-        masks.append(MaskCrop(ys.start + y0, xs.start + x0, crop[y0:y1, x0:x1].copy()))
-        probs.append(np.array(p[y0:y1, x0:x1]))
+        # the window from_instances takes is the tight box of the mask and of p > 0: all of it
+        # (the sigmoid is at least 4e-18 in float32 there, 0 only beyond the window)
+        masks.append(MaskCrop(ys.start, xs.start, crop))
+        probs.append(_soft_window(crop))
     n = len(windows)
     return CroppedInstances(
         (h, w),
-        np.array([_box(*window) for window in windows], np.float32).reshape(n, 4),
+        np.array([_box(*window) for window in windows], np.float32),
         scores,
         mask_scores,
         np.full(n, class_id, np.int64),
