@@ -329,6 +329,13 @@ DISK_ERRNOS = frozenset(
 )
 
 
+def is_disk_error(error: BaseException | None) -> bool:
+    """Whether ``error`` is the machine's disk refusing a write (:data:`DISK_ERRNOS`: full, over
+    quota, size-limited, read-only): every write after it fails the same way, so a command
+    stops at it rather than failing its remaining items one by one."""
+    return isinstance(error, OSError) and error.errno in DISK_ERRNOS
+
+
 # The record each engine command writes into its output folder, and what the folder then is:
 # how an error says what a folder given in the wrong place is.
 FUSE_RECORD = "fuse.json"  # what marks a fused dataset, read by training, labeling and scoring

@@ -27,13 +27,13 @@ from urllib.parse import quote
 import numpy as np
 
 from annotations.fileio import (
-    DISK_ERRNOS,
     NAME_MAX,
     UNREADABLE,
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
     first_line,
+    is_disk_error,
 )
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun, latest_records
@@ -250,7 +250,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 except MissingClassIdError:
                     raise
                 except UNREADABLE as e:
-                    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+                    if is_disk_error(e):
                         raise  # the disk fails every card after it: the command says so, once
                     problem = first_line(e)
             if problem is not None:

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from annotations.fileio import (
-    DISK_ERRNOS,
     append_line,
     atomic_write_json,
     first_line,
+    is_disk_error,
     split_key,
     type_and_first_line,
 )
@@ -337,9 +337,7 @@ def _stops_the_run(error: BaseException | None) -> bool:
     full, read-only or size-limited disk (``DISK_ERRNOS``), or an output folder this user may
     not write (EACCES: a file the folder holds is replaced whatever its own permissions).
     Anything else (a name the file system refuses, a bug in the merge) is that image's alone."""
-    return isinstance(error, OSError) and (
-        error.errno in DISK_ERRNOS or error.errno == errno.EACCES
-    )
+    return is_disk_error(error) or (isinstance(error, OSError) and error.errno == errno.EACCES)
 
 
 class _Writers:

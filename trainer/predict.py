@@ -39,7 +39,7 @@ from typing import Any
 
 import torch
 
-from annotations.fileio import DISK_ERRNOS, atomic_write_json, first_line
+from annotations.fileio import atomic_write_json, first_line, is_disk_error
 from annotations.labelmap import read_label, write_color_preview, write_label
 from engine.datasets import (
     IMAGE_EXTS,
@@ -475,7 +475,7 @@ def _label(
                     write_color_preview(preview, read_label(target), taxonomy, load_image(path))
                     result.previews += 1
                 except (OSError, ValueError) as e:
-                    if isinstance(e, OSError) and e.errno in DISK_ERRNOS:
+                    if is_disk_error(e):
                         raise  # every preview after it would fail the same way
                     result.failed.append((path, f"{preview}: {first_line(e)}"))
             continue

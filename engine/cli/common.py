@@ -108,9 +108,9 @@ def grouped(problems: list[str], alone: int = 3) -> list[str]:
 def disk_error(e: OSError) -> bool:
     """Whether ``e`` is the machine's disk failing the command (full, over quota, read-only:
     :data:`annotations.fileio.DISK_ERRNOS`), which it reports in one line with exit 74."""
-    from annotations.fileio import DISK_ERRNOS  # here: the package imports OpenCV
+    from annotations.fileio import is_disk_error  # here: the package imports OpenCV
 
-    return e.errno in DISK_ERRNOS
+    return is_disk_error(e)
 
 
 def disk_remedy(e: OSError) -> str:
