@@ -144,6 +144,8 @@ class LoggedProgress(Progress):
         super().__init__(*columns, **kw)
         self.every = LOG_EVERY_S if every is None else every
         self.logged_at: float | None = None  # the first advance starts the clock
+        # read once: is_interactive asks isatty and the environment, and advance() is per image
+        self.logs = not (self.disable or self.console.is_interactive)
 
     def advance(self, task_id: TaskID, advance: float = 1) -> None:
         super().advance(task_id, advance)
@@ -155,7 +157,7 @@ class LoggedProgress(Progress):
 
     def log_now_and_then(self) -> None:
         """One line per unfinished task, when :attr:`every` seconds have passed since the last."""
-        if self.disable or self.console.is_interactive:
+        if not self.logs:
             return
         now = self.get_time()
         with self._lock:  # the labeler's writer threads update the bar too: one line, not two

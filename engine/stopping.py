@@ -48,7 +48,6 @@ class _State:
     received = False  # a SIGTERM came (the exit code says so however the command stopped)
     pending = False  # one came within deferred() and waits for the loop to stop
     deferring = 0  # depth of deferred() in the main thread
-    installed = False  # install() ran in this process
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -63,13 +62,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def install() -> None:
     """Handle SIGTERM in this process as described above (the command line's processes only)."""
-    _State.installed = True
     signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-def installed() -> bool:
-    """Whether this process handles SIGTERM as above (:func:`install` ran)."""
-    return _State.installed
 
 
 def received() -> bool:
@@ -132,7 +125,6 @@ __all__ = [
     "Terminated",
     "deferred",
     "install",
-    "installed",
     "received",
     "requested",
     "undeferred",

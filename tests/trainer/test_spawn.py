@@ -175,7 +175,7 @@ def test_a_sigterm_after_the_ranks_finished_keeps_their_result(monkeypatch):
     from engine import stopping
     from trainer.spawn import train_processes
 
-    for key in ("received", "pending", "deferring", "installed"):
+    for key in ("received", "pending", "deferring"):
         monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
     monkeypatch.setattr(stopping._State, "deferring", 0)
 
