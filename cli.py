@@ -5,7 +5,8 @@ Each area keeps its commands beside its package (``labeler/cli.py``, ``trainer/c
 This file only decides where each command appears in ``engine --help`` and adds the shared error
 handling: the library raises ``ValueError`` / ``FileNotFoundError`` (or ``RuntimeError`` for wrong
 call order) on bad input, and :func:`guard` turns that into one line on stderr and exit code 2
-instead of a traceback; a full or read-only disk likewise, with exit code 74. Heavy libraries
+instead of a traceback; a full or read-only disk likewise, with exit code 74, and running out of
+memory with 71. Heavy libraries
 (torch, transformers, OpenCV) are imported inside the commands that need them, so
 ``engine --help`` answers at once.
 """
@@ -28,11 +29,13 @@ from engine.cli.command import Command, Group
 from engine.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_IO_ERROR,
+    EXIT_NO_MEMORY,
     disk_error,
     disk_remedy,
     error_text,
     interrupted,
     log_to_console,
+    out_of_memory,
     parse_size,
     stderr,
 )
@@ -97,7 +100,12 @@ def guard(fn: F, resumable: bool = False) -> F:
             text, code = interrupted()
             stderr.print(text + resume, soft_wrap=True)
             raise typer.Exit(code) from None
-        except _INPUT_ERRORS as e:
+        except (*_INPUT_ERRORS, MemoryError) as e:
+            if out_of_memory(e):  # the machine's limit, not a bad input: no traceback, no 2
+                again = "; free memory or ask for less (smaller images, --size, --batch or --crop)"
+                again += " and run the same command again" + (" to resume" if resumable else "")
+                stderr.print(error_text(e, "out of memory: ") + again, soft_wrap=True)
+                raise typer.Exit(EXIT_NO_MEMORY) from None
             stderr.print(error_text(e), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except OSError as e:  # a full or read-only disk: the machine's problem, said in one line

@@ -122,6 +122,54 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, monkeypatch):
     assert RESUMABLE.issubset(name for _, names in WORKFLOW for name in names)
 
 
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (
+            MemoryError("Unable to allocate 112. GiB for an array"),
+            "Unable to allocate 112. GiB for an array",
+        ),
+        (
+            RuntimeError(
+                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes"
+            ),
+            "DefaultCPUAllocator: can't allocate memory: you tried to allocate 9 bytes",
+        ),
+        (
+            type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory."),
+            "CUDA out of memory.",
+        ),
+    ],
+)
+def test_out_of_memory_is_one_line_and_exit_71(tmp_path: Path, monkeypatch, error, shown):
+    """numpy's MemoryError (`engine synth --size 100000x100000`), torch's CPU allocator and
+    CUDA's OutOfMemoryError: the machine's limit, said in one line with what to do and exit code
+    71 (before: a numpy traceback, or exit code 2 "bad input" for torch's)."""
+    import engine.synth
+
+    def too_big(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(engine.synth, "generate", too_big)
+    res = _synth(tmp_path / "d")
+    assert res.exit_code == 71, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: out of memory: {shown}; free memory or ask for less (smaller images, --size, "
+        "--batch or --crop) and run the same command again to resume"
+    )
+
+
+def test_a_runtime_error_that_is_not_memory_is_still_bad_input(tmp_path: Path, monkeypatch):
+    import engine.synth
+
+    def wrong_order(*args, **kwargs):
+        raise RuntimeError("fuse the dataset first")
+
+    monkeypatch.setattr(engine.synth, "generate", wrong_order)
+    res = _synth(tmp_path / "d")
+    assert res.exit_code == 2 and res.output == "error: fuse the dataset first\n"
+
+
 def test_a_full_disk_is_one_line_and_exit_74(tmp_path: Path, monkeypatch):
     """Out of space (or quota, or a read-only file system): one line naming the file and how to
     go on, exit code 74; any other operating-system error is still a traceback (a bug)."""

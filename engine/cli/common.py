@@ -22,6 +22,7 @@ stderr = stderr_console
 
 EXIT_SOME_FAILED = 1  # the command ran, but some items failed (their reasons are reported)
 EXIT_BAD_INPUT = 2  # bad input or wrong call order: one line on stderr, nothing done
+EXIT_NO_MEMORY = 71  # the machine ran out of memory (sysexits' EX_OSERR): one line on stderr
 EXIT_IO_ERROR = 74  # the disk is full or read-only (sysexits' EX_IOERR): one line on stderr
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it (128 + SIGINT)
 INTERRUPTED = "interrupted"  # what stderr says then; a resumable command adds how to resume
@@ -59,14 +60,15 @@ class ConsoleLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def error_text(e: BaseException) -> Text:
-    """An input error as the command line shows it: ``error: `` and the message's first line.
+def error_text(e: BaseException, what: str = "") -> Text:
+    """An input error as the command line shows it: ``error: ``, ``what`` and the message's
+    first line.
     An error that holds several items' problems (``engine.parallel.BadItems``: one run that
     read every file) shows its headline, then each problem on a line of its own."""
     from annotations.fileio import first_line  # here: the package imports OpenCV
     from engine.parallel import BadItems
 
-    head = Text("error: ", style="bold red")
+    head = Text("error: ", style="bold red") + what
     if not isinstance(e, BadItems):
         return head + Text(first_line(e))
     lines = [
@@ -111,6 +113,15 @@ def disk_error(e: OSError) -> bool:
     from annotations.fileio import is_disk_error  # here: the package imports OpenCV
 
     return is_disk_error(e)
+
+
+def out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is the machine running out of memory: numpy's ``MemoryError`` ("Unable to
+    allocate 112. GiB for an array ..."), torch's CPU allocator (a ``RuntimeError``: "can't
+    allocate memory") or CUDA's ``OutOfMemoryError``; not a bad input, so not exit code 2."""
+    if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
 
 
 def disk_remedy(e: OSError) -> str:
