@@ -979,8 +979,16 @@ def _train(
                 if cfg.val_every > 0 and done % cfg.val_every == 0 and done != cfg.iters:
                     halt = halt or _agree_to_stop(world, device)
                     if not halt:
-                        with stopping.undeferred():  # minutes: a SIGTERM stops it at once
-                            validate(done)
+                        try:
+                            with stopping.undeferred():  # minutes: a SIGTERM stops it at once
+                                validate(done)
+                        except stopping.Terminated:
+                            if world > 1:  # ranks cut at different points cannot agree to save
+                                raise
+                            # the step is whole (validation draws no random numbers): save it,
+                            # as a SIGTERM at a step's end does, instead of losing every step
+                            # since the last checkpoint
+                            halt = True
                 if halt or done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop):
                     # a collective: every rank takes part
                     rngs = _gather_rng_states(world, device.type == "cuda")

@@ -676,6 +676,40 @@ def test_a_sigterm_mid_step_stops_at_its_end_checkpointed_and_resumes_exactly(
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_sigterm_during_a_validation_saves_its_step_and_resumes_exactly(
+    tmp_path, sigterm_handled, monkeypatch
+):
+    """A scheduler's SIGTERM while step 2 is being validated (checkpoints every 1,000 steps):
+    the validation stops at once and step 2, whole, is checkpointed; the resume's losses are an
+    unstopped run's. Before, the run stopped with its last checkpoint, every step since lost (up
+    to 1,000 by default: an hour on a GPU)."""
+    import os
+    import signal
+
+    import trainer.validate
+    from engine.stopping import Terminated
+
+    root = write_dataset(tmp_path / "data", sources=True, splits=("train", "val"))
+    kw = dict(val_split="val", val_size=[64, 48], val_every=2, checkpoint_every=1000,
+              augment={"crop": 64, "short_side_range": [64, 96]}, loss={"num_points": 256})  # fmt: skip
+    straight = train(_cfg(root, tmp_path / "a", **kw), model=_tiny(7))
+    evaluate = trainer.validate.evaluate
+
+    def sigterm_then_evaluate(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.validate, "evaluate", sigterm_then_evaluate)
+    last = tmp_path / "b" / "last.pt"
+    with pytest.raises(Terminated) as stop:
+        train(_cfg(root, tmp_path / "b", **kw), model=_tiny(7))
+    assert (stop.value.step, stop.value.checkpoint) == (2, str(last))
+    assert load_checkpoint(last)["step"] == 2
+    monkeypatch.setattr(trainer.validate, "evaluate", evaluate)
+    second = train(_cfg(root, tmp_path / "b", resume=True, **kw), model=_tiny(7))
+    assert second.losses == straight.losses[2:]  # bit-identical to the unstopped run's
+
+
 def test_a_checkpoint_the_disk_cannot_hold_is_a_disk_error_naming_it(tmp_path, monkeypatch):
     """``torch.save`` swallows its file's write error and raises its zip writer's "[enforce fail
     at inline_container.cc:672] . unexpected pos 6607040 vs 6606928": ``engine train`` into a
