@@ -261,7 +261,9 @@ class LabelConfig:
         run.json's ``config``) spells the same folder: runs made before the paths were
         normalised recorded and hashed ``./m/gdino/`` as typed, so the normalised ``m/gdino``
         would label every image of such a run again. A path that normalises to another, or is
-        already spelled alike, is left as it is."""
+        already spelled alike, is left as it is. Backend options (``extra``, hashed as given)
+        that mean the same settings are spelled as recorded too: a default spelled out
+        (``--backend-option seed=0``) or left out no longer labels every image again."""
         old = {
             key: was
             for key in MODEL_PATHS
@@ -270,12 +272,34 @@ class LabelConfig:
             and "/" in was
             and posixpath.normpath(was) == getattr(self, key)
         }
+        extra = recorded.get("extra")
+        if (
+            isinstance(extra, dict)
+            and extra != self.extra
+            and recorded.get("backend") == self.backend
+            and _same_backend_options(self.backend, extra, self.extra)
+        ):
+            old["extra"] = extra
         if not old:
             return self
         respelled = dataclasses.replace(self)
         for key, was in old.items():  # past __post_init__, which would normalise them again
             object.__setattr__(respelled, key, was)
         return respelled
+
+
+def _same_backend_options(backend: str, recorded: dict[str, Any], given: dict[str, Any]) -> bool:
+    """Whether two ``--backend-option`` sets mean the same settings: the simulated labeler's
+    with every default filled in (``seed=0`` spelled out or left out); the model backends take
+    none, so only equal sets are the same."""
+    if backend != "simulated":
+        return False
+    from labeler.simulated import SimulationConfig
+
+    try:
+        return SimulationConfig.from_dict(recorded) == SimulationConfig.from_dict(given)
+    except (TypeError, ValueError):  # unknown keys or bad values: the run itself says so
+        return False
 
 
 def default_out_dir(class_name: str) -> Path:

@@ -355,6 +355,35 @@ def test_a_run_reruns_from_its_run_json_alone_to_the_same_bytes(tmp_path):
         ), kind
 
 
+def test_a_default_option_spelled_out_resumes_the_run_without_labelling_again(tmp_path):
+    """``--backend-option seed=0`` (a default) on a run made without it, and the reverse: the
+    same settings, so the rerun resumes under the recorded spelling, nothing labelled again.
+    Before, the options were hashed as typed and every image was labelled again ("labelled
+    with older settings"); a value that differs still relabels."""
+    import json
+
+    root = tmp_path / "synth"
+    made = _engine("synth", "--out", str(root), "--train", "0", "--val", "0", "--test", "2",
+                   "--size", "128x96", "--no-progress")  # fmt: skip
+    assert made.returncode == 0, made.output
+    for first, again in (([], ["seed=0", "miss_max=0.9"]), (["seed=0"], [])):
+        run = tmp_path / f"run{len(first)}"
+        label = ["label", "--class", "Bicycle", "--data", str(root), "--out", str(run),
+                 "--backend", "simulated", "--no-progress"]  # fmt: skip
+        res = _engine(*label, *(a for o in first for a in ("--backend-option", o)))
+        assert res.returncode == 0, res.output
+        record = (run / "run.json").read_bytes()
+        manifest = (run / "manifest.jsonl").read_bytes()
+        res = _engine(*label, *(a for o in again for a in ("--backend-option", o)))
+        assert res.returncode == 0, res.output
+        assert (run / "manifest.jsonl").read_bytes() == manifest, res.output  # none relabelled
+        assert (run / "run.json").read_bytes() == record
+    res = _engine(*label, "--backend-option", "seed=1")  # another seed: other labels
+    assert res.returncode == 0, res.output
+    lines = (run / "manifest.jsonl").read_text().splitlines()
+    assert len(lines) == 4 and json.loads(lines[-1])["status"] == "ok"
+
+
 def test_a_dataset_without_the_class_truth_is_refused_up_front(tmp_path):
     """Without any true masks of the class the simulated labeler stops before the first image
     (it used to fail every image alone, each saying the same)."""
