@@ -19,6 +19,15 @@ PSEUDO_COLOR = (255, 200, 0)  # RGB tint of pseudo labels
 PRED_COLOR = (0, 160, 255)  # RGB tint of model predictions
 GT_COLOR = (0, 220, 90)  # RGB tint of manual annotations
 UNCERTAIN_COLOR = (255, 0, 255)  # RGB tint of 255 (uncertain / unannotated) pixels
+FUSED_COLOR = (200, 120, 255)  # RGB tint of fused labels
+# each source's colour in the report's overlays and in its chart's bars (before, the chart had
+# its own: fused labels grey and the model another blue than the overlays' purple and blue)
+SOURCE_COLORS = {
+    "annotation": GT_COLOR,
+    "pseudo labels": PSEUDO_COLOR,
+    "fused labels": FUSED_COLOR,
+    "joint-trained model": PRED_COLOR,
+}
 
 
 def overlay(

@@ -53,9 +53,7 @@ from engine.metrics.bootstrap import (
     measures_nothing,
 )
 from engine.outputs import (
-    GT_COLOR,
-    PRED_COLOR,
-    PSEUDO_COLOR,
+    SOURCE_COLORS,
     check_size,
     detail_overlays,
     find_png,
@@ -519,11 +517,7 @@ def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
     """Grouped bars: one panel per metric, one bar per source."""
     matplotlib_for("the report's chart", " (or turn the chart off with --no-chart)")
     fig, axes = subplots(1, 3, figsize=(10, 3.4))
-    colors = {
-        "pseudo labels": "#d9a400",
-        "fused labels": "#8c8c8c",
-        "joint-trained model": "#1f77b4",
-    }
+    colors = {kind: "#{:02x}{:02x}{:02x}".format(*rgb) for kind, rgb in SOURCE_COLORS.items()}
     for ax, (key, title, _) in zip(axes, METRICS, strict=True):
         vals = [r[key] if r[key] is not None else 0 for r in rows]
         ax.bar(range(len(rows)), vals, color=[colors[r["kind"]] for r in rows])
@@ -567,12 +561,7 @@ def _overlays(
 
     from engine.datasets import load_image
 
-    colors = {
-        "annotation": GT_COLOR,
-        "pseudo labels": PSEUDO_COLOR,
-        "fused labels": (200, 120, 255),
-        "joint-trained model": PRED_COLOR,
-    }
+    colors = SOURCE_COLORS
     ranked = sorted(class_pixels, key=lambda s: (-class_pixels[s], s))
     written, panels, details = [], [], 0
     for stem in ranked:

@@ -630,6 +630,28 @@ def test_the_chart_draws_names_as_typed(tmp_path):
     assert write_plot(rep, tmp_path / "p.png").is_file()
 
 
+def test_the_chart_colours_each_source_as_its_overlays_do(tmp_path):
+    """Each bar of the report's chart is filled with the colour its source is tinted in the
+    overlays beside it (before, the chart had its own: fused labels grey, where the overlays
+    tint them purple, and the model another blue)."""
+    import cv2
+
+    from engine.report import plot_chart
+
+    overlays = {  # engine.outputs' tints, as the report's overlays draw them
+        "pseudo labels": (255, 200, 0),
+        "fused labels": (200, 120, 255),
+        "joint-trained model": (0, 160, 255),
+    }
+    rows = [
+        {"kind": kind, "source": kind, "iou": 60.0, "biou": 40.0, "bf1": 0.6}
+        for kind in ("pseudo labels", "fused labels", "joint-trained model")
+    ]
+    rgb = cv2.imread(str(plot_chart(rows, tmp_path / "c.png", "Bicycle")))[..., ::-1]
+    for kind in ("pseudo labels", "fused labels", "joint-trained model"):
+        assert (rgb == overlays[kind]).all(axis=-1).sum() > 1000, kind
+
+
 def test_compare_names_the_class_as_the_subset_spells_it(world):
     """engine compare --class BICYCLE on a subset of Bicycle titled its table, its JSON's
     ``class`` and its Markdown ``BICYCLE``: the spelling typed, not the one recorded."""
