@@ -652,6 +652,32 @@ def test_the_chart_colours_each_source_as_its_overlays_do(tmp_path):
         assert (rgb == overlays[kind]).all(axis=-1).sum() > 1000, kind
 
 
+@pytest.mark.parametrize("h,w", [(40, 1200), (1200, 40)])
+def test_overlays_of_a_very_wide_or_tall_photo_name_every_panel(tmp_path, h, w):
+    """A 1200x40 photo's panels are 384x13 thumbnails: the caption's box (22 px tall) covered
+    them and was cut at their foot; a 40x1200 photo's are 13 px wide, and "annotation" read
+    "an". Such captions go in a band above the thumbnails, each column as wide as its
+    caption."""
+    import cv2
+
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=1, size=(h, w), grey=True)
+    gt = np.zeros((h, w), np.uint8)
+    gt[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1
+    subset = write_subset(tmp_path / "subset", "Bicycle", "test", {"img000": gt}, {"img000": "x"})
+    make_run(tmp_path / "run", data, {"img000": [gt == 1]}, (h, w))
+    cfg = ReportConfig(str(subset.root), str(tmp_path / "rep"), pseudo=str(tmp_path / "run"))
+    res = build_report(replace(cfg, data=str(data), chart=False))
+    (path,) = res.data["files"]["overlays"]
+    picture = cv2.imread(str(tmp_path / "rep" / path))
+    (tw, th), _ = cv2.getTextSize("annotation", cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    box = picture[: th + 12, : tw + 10]
+    assert box.shape[:2] == (th + 12, tw + 10)  # the whole box is in the picture
+    assert box.mean() < 90  # black, with the caption in white
+    thumb = (384 * h // w, 384) if w > h else (384, 384 * w // h)
+    assert picture.shape[0] >= thumb[0] + th + 12  # the caption does not cover the thumbnail
+
+
 def test_compare_names_the_class_as_the_subset_spells_it(world):
     """engine compare --class BICYCLE on a subset of Bicycle titled its table, its JSON's
     ``class`` and its Markdown ``BICYCLE``: the spelling typed, not the one recorded."""
