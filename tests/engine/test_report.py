@@ -102,11 +102,13 @@ def test_report_rows_and_deltas(world):
     # below each whole image, the same panels of its densest annotated outlines, enlarged 4x
     # (the window is a quarter of the width; the image has none on img002, without the class)
     assert res.data["overlay_details"] == 2
+    # the captions are wider than the 80x60 thumbnails: each goes in a 26-px band above its
+    # panel, the columns as wide as their captions (before, "joint-trained model" was cut)
     sizes = {p.stem: Image.open(p).size for p in res.overlays}
     assert sizes == {
-        "img000": (3 * 84, 2 * 60 + 4),
-        "img001": (3 * 84, 2 * 60 + 4),
-        "img002": (3 * 84, 60),
+        "img000": (424, 2 * (26 + 60) + 4),
+        "img001": (424, 2 * (26 + 60) + 4),
+        "img002": (355, 26 + 60),  # no detail row: its columns as wide as the captions above
     }
     assert "Below, the same panels of the white box, enlarged" in res.markdown.read_text()
 
