@@ -581,7 +581,10 @@ def _overlays(
                 maps[name] = binary_of(read_label(p), class_id)
         panels = [n for n in ("annotation", *SOURCES) if n in maps]
         thumbs = [overlay(image, maps[n], colors[n], 384) for n in panels]
-        rows = [list(zip(thumbs, panels, strict=True))]
+        # a panel with 255 pixels (unannotated, uncertain, ignored) says what its magenta is;
+        # before, nothing in the report did
+        captions = [f"{n}; magenta: 255" if (maps[n] == IGNORE).any() else n for n in panels]
+        rows = [list(zip(thumbs, captions, strict=True))]
         layers = [(maps[n], colors[n]) for n in panels]
         detail = detail_overlays(image, maps["annotation"], layers, thumbs)
         if detail is not None:  # the densest outlines enlarged, boxed in the row above

@@ -107,7 +107,7 @@ def test_report_rows_and_deltas(world):
     sizes = {p.stem: Image.open(p).size for p in res.overlays}
     assert sizes == {
         "img000": (424, 2 * (26 + 60) + 4),
-        "img001": (424, 2 * (26 + 60) + 4),
+        "img001": (459, 2 * (26 + 60) + 4),  # "annotation; magenta: 255": its corner
         "img002": (355, 26 + 60),  # no detail row: its columns as wide as the captions above
     }
     assert "Below, the same panels of the white box, enlarged" in res.markdown.read_text()
@@ -652,6 +652,24 @@ def test_the_chart_colours_each_source_as_its_overlays_do(tmp_path):
     rgb = cv2.imread(str(plot_chart(rows, tmp_path / "c.png", "Bicycle")))[..., ::-1]
     for kind in ("pseudo labels", "fused labels", "joint-trained model"):
         assert (rgb == overlays[kind]).all(axis=-1).sum() > 1000, kind
+
+
+def test_overlay_captions_say_what_magenta_is_where_a_panel_has_255(world, monkeypatch):
+    """255 pixels (unannotated, uncertain) are tinted magenta in the overlays, and nothing in
+    the report said so; a panel that holds them now says it in its caption."""
+    import engine.report
+
+    tmp, data, subset, _ = world
+    drawn = []
+    grid = engine.report._grid
+    monkeypatch.setattr(engine.report, "_grid", lambda rows: drawn.append(rows) or grid(rows))
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), chart=False)
+    res = build_report(replace(cfg, data=str(data)))
+    captions = {
+        p.stem: [c for _, c in rows[0]] for p, rows in zip(res.overlays, drawn, strict=True)
+    }
+    assert captions["img001"] == ["annotation; magenta: 255", "pseudo labels"]  # its corner
+    assert captions["img000"] == ["annotation", "pseudo labels"]
 
 
 @pytest.mark.parametrize("h,w", [(40, 1200), (1200, 40)])
