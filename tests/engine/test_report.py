@@ -698,6 +698,32 @@ def test_overlays_of_a_very_wide_or_tall_photo_name_every_panel(tmp_path, h, w):
     assert picture.shape[0] >= thumb[0] + th + 12  # the caption does not cover the thumbnail
 
 
+def test_compare_chart_has_room_for_a_perfect_scores_value(tmp_path, monkeypatch):
+    """compare's chart ended its axes at 100 (1 for BF1): a source that scores 100 wrote its
+    value above the axes, over the frame and against the panel's title."""
+    import engine.compare
+    from engine.compare import CompareReport, SourceScores, write_plot
+    from engine.metrics import ClassScorer
+
+    figures = []
+    save = engine.compare.save_figure
+    monkeypatch.setattr(
+        engine.compare,
+        "save_figure",
+        lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k),
+    )
+    scorer = ClassScorer()
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:30, 10:30] = 1
+    scorer.update(mask, mask)
+    rep = CompareReport("Bicycle", None, [SourceScores("same", str(tmp_path), scorer.compute())], 1)
+    write_plot(rep, tmp_path / "p.png")
+    for ax in figures[0].axes:
+        (text,) = ax.texts
+        top = ax.get_ylim()[1]
+        assert text.xy[1] in (1.0, 100.0) and top >= 1.05 * text.xy[1], (ax.get_title(), top)
+
+
 def test_compare_names_the_class_as_the_subset_spells_it(world):
     """engine compare --class BICYCLE on a subset of Bicycle titled its table, its JSON's
     ``class`` and its Markdown ``BICYCLE``: the spelling typed, not the one recorded."""
