@@ -500,7 +500,7 @@ def write_plot(report: CompareReport, path: Path) -> Path:
         ax.set_xticks(
             range(len(names)), names, rotation=20, ha="right", fontsize=8, parse_math=False
         )
-        ax.set_ylim(0, 100 if key != "bf1" else 1)
+        ax.set_ylim(0, (100 if key != "bf1" else 1) * 1.08)  # room for a perfect score's value
     title = f"{report.class_name}: {counted(report.images, 'annotated image')}"
     fig.suptitle(title, parse_math=False)  # names as typed: two '$' are no mathtext
     fig.tight_layout()

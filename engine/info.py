@@ -295,6 +295,18 @@ def render_stats(stats: DatasetStats) -> list:
     return out
 
 
+def _wrapped_title(title: str, width: int = 110) -> str:
+    """``title`` in lines of at most ``width`` characters (what a 7-inch chart's title holds at
+    9 points), broken after a ``/`` or a space where there is one: a dataset's long path was
+    one line cut at both of the chart's edges, its name and the title's start lost."""
+    lines = []
+    while len(title) > width:
+        cut = max(title.rfind("/", 0, width) + 1, title.rfind(" ", 0, width) + 1) or width
+        lines.append(title[:cut].rstrip())
+        title = title[cut:]
+    return "\n".join([*lines, title])
+
+
 def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
     """Each class's share of the labelled pixels per split as a bar chart PNG (the paper's
     Fig. 2), on a log scale, so the thin classes (a few tenths of a percent) are readable beside
@@ -327,7 +339,9 @@ def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("% of labelled pixels (log scale)")
-    ax.set_title(f"Pixel share per class: {stats.root}", fontsize=9, parse_math=False)
+    ax.set_title(
+        _wrapped_title(f"Pixel share per class: {stats.root}"), fontsize=9, parse_math=False
+    )
     # the splits as typed: given as labels, one starting with '_' is kept (a bar's own label
     # would be dropped), and no '$' is read as mathtext ('t$^$x' failed the chart)
     legend = ax.legend(list(handles.values()), list(handles), fontsize=8)

@@ -19,6 +19,15 @@ PSEUDO_COLOR = (255, 200, 0)  # RGB tint of pseudo labels
 PRED_COLOR = (0, 160, 255)  # RGB tint of model predictions
 GT_COLOR = (0, 220, 90)  # RGB tint of manual annotations
 UNCERTAIN_COLOR = (255, 0, 255)  # RGB tint of 255 (uncertain / unannotated) pixels
+FUSED_COLOR = (200, 120, 255)  # RGB tint of fused labels
+# each source's colour in the report's overlays and in its chart's bars (before, the chart had
+# its own: fused labels grey and the model another blue than the overlays' purple and blue)
+SOURCE_COLORS = {
+    "annotation": GT_COLOR,
+    "pseudo labels": PSEUDO_COLOR,
+    "fused labels": FUSED_COLOR,
+    "joint-trained model": PRED_COLOR,
+}
 
 
 def overlay(
@@ -38,7 +47,8 @@ def overlay(
         size: instead, the thumbnail's ``(width, height)``; enlarged pixel by pixel (nearest
             neighbour), so that label pixels show as the blocks they are.
     Returns:
-        ``(h, w, 3) uint8`` RGB thumbnail; the class outline is drawn in ``color``.
+        ``(h, w, 3) uint8`` RGB thumbnail; the class outline is drawn in ``color`` around every
+        thumbnail pixel that holds a class pixel, so parts thinner than a thumbnail pixel show.
     """
     h, w = image.shape[:2]
     if mask is not None and mask.shape != (h, w):
@@ -50,12 +60,17 @@ def overlay(
     small = cv2.resize(image, size, interpolation=interp).astype(np.float32)
     if mask is None:
         return small.astype(np.uint8)
+    covers = {}
     for value, tint in ((1, color), (255, UNCERTAIN_COLOR)):
         cover = cv2.resize((mask == value).astype(np.float32), size, interpolation=interp)
+        covers[value] = cover
         a = (0.55 * cover)[..., None]
         small = small * (1 - a) + np.asarray(tint, np.float32) * a
     out = small.clip(0, 255).astype(np.uint8)
-    edge = cv2.resize((mask == 1).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    # the outline of every thumbnail pixel that holds any class pixel: a one-pixel spoke of a
+    # 4032-wide photo is an eighth of a thumbnail pixel, which a nearest-neighbour sample of
+    # the mask (before) kept or lost by where it fell, so thin parts came and went
+    edge = (covers[1] > 0).astype(np.uint8)
     contours, _ = cv2.findContours(edge, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), 1)
     return out

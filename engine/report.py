@@ -53,9 +53,7 @@ from engine.metrics.bootstrap import (
     measures_nothing,
 )
 from engine.outputs import (
-    GT_COLOR,
-    PRED_COLOR,
-    PSEUDO_COLOR,
+    SOURCE_COLORS,
     check_size,
     detail_overlays,
     find_png,
@@ -519,11 +517,7 @@ def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
     """Grouped bars: one panel per metric, one bar per source."""
     matplotlib_for("the report's chart", " (or turn the chart off with --no-chart)")
     fig, axes = subplots(1, 3, figsize=(10, 3.4))
-    colors = {
-        "pseudo labels": "#d9a400",
-        "fused labels": "#8c8c8c",
-        "joint-trained model": "#1f77b4",
-    }
+    colors = {kind: "#{:02x}{:02x}{:02x}".format(*rgb) for kind, rgb in SOURCE_COLORS.items()}
     for ax, (key, title, _) in zip(axes, METRICS, strict=True):
         vals = [r[key] if r[key] is not None else 0 for r in rows]
         ax.bar(range(len(rows)), vals, color=[colors[r["kind"]] for r in rows])
@@ -567,12 +561,7 @@ def _overlays(
 
     from engine.datasets import load_image
 
-    colors = {
-        "annotation": GT_COLOR,
-        "pseudo labels": PSEUDO_COLOR,
-        "fused labels": (200, 120, 255),
-        "joint-trained model": PRED_COLOR,
-    }
+    colors = SOURCE_COLORS
     ranked = sorted(class_pixels, key=lambda s: (-class_pixels[s], s))
     written, panels, details = [], [], 0
     for stem in ranked:
@@ -591,20 +580,29 @@ def _overlays(
             if p is not None:  # fused labels may lack a test image; the others were checked
                 maps[name] = binary_of(read_label(p), class_id)
         panels = [n for n in ("annotation", *SOURCES) if n in maps]
-        tiles = [_tile(overlay(image, maps[n], colors[n], 384), n) for n in panels]
-        rows = [tiles]
+        thumbs = [overlay(image, maps[n], colors[n], 384) for n in panels]
+        # a panel with 255 pixels (unannotated, uncertain, ignored) says what its magenta is;
+        # before, nothing in the report did
+        captions = [f"{n}; magenta: 255" if (maps[n] == IGNORE).any() else n for n in panels]
+        rows = [list(zip(thumbs, captions, strict=True))]
         layers = [(maps[n], colors[n]) for n in panels]
-        detail = detail_overlays(image, maps["annotation"], layers, tiles)
+        detail = detail_overlays(image, maps["annotation"], layers, thumbs)
         if detail is not None:  # the densest outlines enlarged, boxed in the row above
             enlarged, zoom = detail
             captions = [f"{zoom:.2g}x the image's pixels"] + [""] * (len(panels) - 1)
-            rows.append([_tile(t, c) for t, c in zip(enlarged, captions, strict=True)])
+            rows.append(list(zip(enlarged, captions, strict=True)))
             details += 1
-        row = np.concatenate(
-            [np.pad(_row(r), ((0, 4), (0, 0), (0, 0)), constant_values=255) for r in rows]
-        )[:-4]
+        row = _grid(rows)
         written.append(atomic_write_bytes(out / "overlays" / f"{stem}.jpg", jpeg_bytes(row, 88)))
     return written, panels, details
+
+
+def _caption_size(caption: str) -> tuple[int, int]:
+    """The black box a caption is written in: ``(width, height)`` in pixels."""
+    import cv2
+
+    (tw, th), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    return tw + 10, th + 12
 
 
 def _tile(t: np.ndarray, caption: str) -> np.ndarray:
@@ -613,12 +611,46 @@ def _tile(t: np.ndarray, caption: str) -> np.ndarray:
 
     t = t.copy()
     if caption:
-        (tw, th), _ = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        cv2.rectangle(t, (0, 0), (tw + 10, th + 12), (0, 0, 0), thickness=-1)
+        (bw, bh), th = _caption_size(caption), _caption_size(caption)[1] - 12
+        cv2.rectangle(t, (0, 0), (bw, bh), (0, 0, 0), thickness=-1)
         cv2.putText(
             t, caption, (5, th + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA
         )
     return t
+
+
+def _grid(rows: list[list[tuple[np.ndarray, str]]]) -> np.ndarray:
+    """Rows of ``(thumbnail, caption)`` as one picture, 4 white pixels apart. Each caption is
+    written in its thumbnail's top-left corner where every caption fits there (its box no wider
+    than the thumbnail, no taller than a third of it); else each goes in a band above its
+    thumbnail, and each column is as wide as its widest caption or thumbnail (white beside it),
+    so that the panels of a very wide or tall photo (a 384x19 or 19x384 thumbnail) are named:
+    before, the box covered a 384x19 thumbnail and "annotation" read "an" on a 19-px one."""
+    boxes = {c: _caption_size(c) for row in rows for _, c in row if c}
+    if all(
+        boxes[c][0] <= t.shape[1] and 3 * boxes[c][1] <= t.shape[0]
+        for row in rows
+        for t, c in row
+        if c
+    ):
+        rows_drawn = [_row([_tile(t, c) for t, c in row]) for row in rows]
+    else:
+        band = max(h for _, h in boxes.values())
+        widths = [
+            max(max(t.shape[1], boxes[c][0] if c else 0) for t, c in column)
+            for column in zip(*rows, strict=True)
+        ]
+        rows_drawn = []
+        for row in rows:
+            cells = []
+            for (t, c), width in zip(row, widths, strict=True):
+                cell = np.full((band + t.shape[0], width, 3), 255, np.uint8)
+                cell[band:, : t.shape[1]] = t
+                cells.append(_tile(cell, c))
+            rows_drawn.append(_row(cells))
+    return np.concatenate(
+        [np.pad(r, ((0, 4), (0, 0), (0, 0)), constant_values=255) for r in rows_drawn]
+    )[:-4]
 
 
 def _row(tiles: list[np.ndarray]) -> np.ndarray:

@@ -5,7 +5,8 @@ redrawn at any time: :func:`plot_curves`).
 Panels: the total loss per logged step with a running mean over the last tenth of the points
 (single logged losses are noisy), the learning rate, and each validation's mIoU / mBIoU (x100)
 and mBF1 (x100, so that the three share an axis), with one dashed line per annotated subset's
-new class (``engine train --val-subset``). Needs matplotlib (``pip install 'mass-engine[plot]'``);
+new class (``engine train --val-subset``); the three panels span the same steps (the logged
+losses' and the validations'), in whole steps. Needs matplotlib (``pip install 'mass-engine[plot]'``);
 training writes the figure only where it is installed.
 """
 
@@ -53,22 +54,30 @@ def plot_curves(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | No
     """Draw ``out`` (PNG) from ``metrics``; None when the log has no training step yet.
     ``RuntimeError`` without matplotlib."""
     matplotlib_for("curves.png")
+    from matplotlib.ticker import MaxNLocator
+
     train, val = read_metrics(metrics)
     if not train:
         return None
     steps = [r["step"] for r in train]
     loss = [float(r["loss"]) for r in train]
+    # a run of one logged step is a point: a line of one point draws nothing (before, the loss
+    # and learning-rate panels of a 1-step run were empty)
+    dot = "o" if len(steps) == 1 else None
     fig, axes = subplots(1, 3, figsize=(13, 3.6))
     ax = axes[0]
     ax.plot(steps, loss, color="0.75", linewidth=0.8, label="logged")
-    ax.plot(steps, running_mean(loss, max(1, len(loss) // 10)), color="C0", label="running mean")
+    mean = running_mean(loss, max(1, len(loss) // 10))
+    ax.plot(steps, mean, color="C0", marker=dot, label="running mean")
     ax.set_title("training loss")
     ax.set_xlabel("step")
+    ax.set_ylabel("total loss")
     ax.legend(fontsize=8)
     ax = axes[1]
-    ax.plot(steps, [float(r.get("lr", float("nan"))) for r in train], color="C1")
+    ax.plot(steps, [float(r.get("lr", float("nan"))) for r in train], color="C1", marker=dot)
     ax.set_title("learning rate")
     ax.set_xlabel("step")
+    ax.set_ylabel("learning rate")
     ax = axes[2]
     if val:
         vsteps = [v["step"] for v in val]
@@ -95,6 +104,16 @@ def plot_curves(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | No
         ax.text(0.5, 0.5, said, ha="center", va="center", transform=ax.transAxes)
     ax.set_title("validation (mBF1 x100)")
     ax.set_xlabel("step")
-    ax.set_xlim(axes[0].get_xlim())  # the training's steps: where in the run each one was
+    ax.set_ylabel("score (x100)")
+    # every panel spans the same steps: the training's, and validations before its first logged
+    # step (--val-every below the logging interval; before, they were cut off the panel)
+    lo, hi = axes[0].get_xlim()
+    if val:
+        lo, hi = min(lo, axes[2].get_xlim()[0]), max(hi, axes[2].get_xlim()[1])
+    if hi - lo < 2:  # one step: a step either side, so that the ticks are whole steps
+        lo, hi = (lo + hi) / 2 - 1, (lo + hi) / 2 + 1
+    for ax in axes:
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
     fig.tight_layout()
     return save_figure(fig, out, dpi=100)

@@ -759,6 +759,33 @@ def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypat
     assert [t.get_text() for t in legend.get_texts()] == ["_tr", "t$^$x"]
 
 
+def test_info_plot_s_title_holds_a_long_dataset_path_whole(tmp_path: Path, monkeypatch):
+    """A dataset under a long path (144 characters) titled the chart in one line wider than
+    the figure, cut at both edges: "Pixel share per class:" and the dataset's own name lost."""
+    pytest.importorskip("matplotlib")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    import engine.outputs
+    from engine.info import plot_shares
+    from tests.loop_helpers import make_dataset
+
+    root = tmp_path / ("a_long_project_folder_name_" * 2) / ("nested_" * 8) / "my_dataset_v2"
+    make_dataset(root, "train", n=1, size=(8, 8))
+    figures = []
+    save = engine.outputs.save_figure
+    monkeypatch.setattr(
+        engine.outputs,
+        "save_figure",
+        lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k),
+    )
+    plot_shares(dataset_stats(root, progress=False), tmp_path / "shares.png")
+    fig = figures[0]
+    title = fig.axes[0].title
+    assert title.get_text().replace("\n", "") == f"Pixel share per class: {root}"
+    box = title.get_window_extent(FigureCanvasAgg(fig).get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width and box.y1 <= fig.bbox.height, box
+
+
 def test_engine_info_shows_what_compare_and_evaluate_wrote(tmp_path: Path):
     """``engine compare --json`` and ``engine evaluate --json`` files given to ``engine info``
     were read as dataset specs: "unknown keys ['class', 'class_id', 'config', ...]", exit 2.

@@ -102,11 +102,13 @@ def test_report_rows_and_deltas(world):
     # below each whole image, the same panels of its densest annotated outlines, enlarged 4x
     # (the window is a quarter of the width; the image has none on img002, without the class)
     assert res.data["overlay_details"] == 2
+    # the captions are wider than the 80x60 thumbnails: each goes in a 26-px band above its
+    # panel, the columns as wide as their captions (before, "joint-trained model" was cut)
     sizes = {p.stem: Image.open(p).size for p in res.overlays}
     assert sizes == {
-        "img000": (3 * 84, 2 * 60 + 4),
-        "img001": (3 * 84, 2 * 60 + 4),
-        "img002": (3 * 84, 60),
+        "img000": (424, 2 * (26 + 60) + 4),
+        "img001": (459, 2 * (26 + 60) + 4),  # "annotation; magenta: 255": its corner
+        "img002": (355, 26 + 60),  # no detail row: its columns as wide as the captions above
     }
     assert "Below, the same panels of the white box, enlarged" in res.markdown.read_text()
 
@@ -628,6 +630,98 @@ def test_the_chart_draws_names_as_typed(tmp_path):
     row = SourceScores("m$^$", str(tmp_path), ClassScorer().compute())
     rep = CompareReport("x$^$y", None, [row], 1)
     assert write_plot(rep, tmp_path / "p.png").is_file()
+
+
+def test_the_chart_colours_each_source_as_its_overlays_do(tmp_path):
+    """Each bar of the report's chart is filled with the colour its source is tinted in the
+    overlays beside it (before, the chart had its own: fused labels grey, where the overlays
+    tint them purple, and the model another blue)."""
+    import cv2
+
+    from engine.report import plot_chart
+
+    overlays = {  # engine.outputs' tints, as the report's overlays draw them
+        "pseudo labels": (255, 200, 0),
+        "fused labels": (200, 120, 255),
+        "joint-trained model": (0, 160, 255),
+    }
+    rows = [
+        {"kind": kind, "source": kind, "iou": 60.0, "biou": 40.0, "bf1": 0.6}
+        for kind in ("pseudo labels", "fused labels", "joint-trained model")
+    ]
+    rgb = cv2.imread(str(plot_chart(rows, tmp_path / "c.png", "Bicycle")))[..., ::-1]
+    for kind in ("pseudo labels", "fused labels", "joint-trained model"):
+        assert (rgb == overlays[kind]).all(axis=-1).sum() > 1000, kind
+
+
+def test_overlay_captions_say_what_magenta_is_where_a_panel_has_255(world, monkeypatch):
+    """255 pixels (unannotated, uncertain) are tinted magenta in the overlays, and nothing in
+    the report said so; a panel that holds them now says it in its caption."""
+    import engine.report
+
+    tmp, data, subset, _ = world
+    drawn = []
+    grid = engine.report._grid
+    monkeypatch.setattr(engine.report, "_grid", lambda rows: drawn.append(rows) or grid(rows))
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), chart=False)
+    res = build_report(replace(cfg, data=str(data)))
+    captions = {
+        p.stem: [c for _, c in rows[0]] for p, rows in zip(res.overlays, drawn, strict=True)
+    }
+    assert captions["img001"] == ["annotation; magenta: 255", "pseudo labels"]  # its corner
+    assert captions["img000"] == ["annotation", "pseudo labels"]
+
+
+@pytest.mark.parametrize("h,w", [(40, 1200), (1200, 40)])
+def test_overlays_of_a_very_wide_or_tall_photo_name_every_panel(tmp_path, h, w):
+    """A 1200x40 photo's panels are 384x13 thumbnails: the caption's box (22 px tall) covered
+    them and was cut at their foot; a 40x1200 photo's are 13 px wide, and "annotation" read
+    "an". Such captions go in a band above the thumbnails, each column as wide as its
+    caption."""
+    import cv2
+
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=1, size=(h, w), grey=True)
+    gt = np.zeros((h, w), np.uint8)
+    gt[h // 4 : 3 * h // 4, w // 4 : 3 * w // 4] = 1
+    subset = write_subset(tmp_path / "subset", "Bicycle", "test", {"img000": gt}, {"img000": "x"})
+    make_run(tmp_path / "run", data, {"img000": [gt == 1]}, (h, w))
+    cfg = ReportConfig(str(subset.root), str(tmp_path / "rep"), pseudo=str(tmp_path / "run"))
+    res = build_report(replace(cfg, data=str(data), chart=False))
+    (path,) = res.data["files"]["overlays"]
+    picture = cv2.imread(str(tmp_path / "rep" / path))
+    (tw, th), _ = cv2.getTextSize("annotation", cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
+    box = picture[: th + 12, : tw + 10]
+    assert box.shape[:2] == (th + 12, tw + 10)  # the whole box is in the picture
+    assert box.mean() < 90  # black, with the caption in white
+    thumb = (384 * h // w, 384) if w > h else (384, 384 * w // h)
+    assert picture.shape[0] >= thumb[0] + th + 12  # the caption does not cover the thumbnail
+
+
+def test_compare_chart_has_room_for_a_perfect_scores_value(tmp_path, monkeypatch):
+    """compare's chart ended its axes at 100 (1 for BF1): a source that scores 100 wrote its
+    value above the axes, over the frame and against the panel's title."""
+    import engine.compare
+    from engine.compare import CompareReport, SourceScores, write_plot
+    from engine.metrics import ClassScorer
+
+    figures = []
+    save = engine.compare.save_figure
+    monkeypatch.setattr(
+        engine.compare,
+        "save_figure",
+        lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k),
+    )
+    scorer = ClassScorer()
+    mask = np.zeros((40, 40), np.uint8)
+    mask[10:30, 10:30] = 1
+    scorer.update(mask, mask)
+    rep = CompareReport("Bicycle", None, [SourceScores("same", str(tmp_path), scorer.compute())], 1)
+    write_plot(rep, tmp_path / "p.png")
+    for ax in figures[0].axes:
+        (text,) = ax.texts
+        top = ax.get_ylim()[1]
+        assert text.xy[1] in (1.0, 100.0) and top >= 1.05 * text.xy[1], (ax.get_title(), top)
 
 
 def test_compare_names_the_class_as_the_subset_spells_it(world):

@@ -57,6 +57,24 @@ def test_overlay_thin_structure_stays_visible():
     assert out[:, 50, 0].min() > 0
 
 
+def test_overlay_of_a_4k_photo_outlines_every_one_pixel_spoke():
+    """A 4032x3024 photo's thumbnail is 7.875 times smaller: the outline came from a
+    nearest-neighbour sample of the mask, which kept a one-pixel spoke or lost it by where it
+    fell (three spokes of eight shown); now every thumbnail pixel holding a class pixel is
+    outlined, in the class's colour, at the spoke's place."""
+    img = np.full((3024, 4032, 3), 128, np.uint8)
+    m = np.zeros((3024, 4032), np.uint8)
+    spokes = [1000 + 71 * k for k in range(8)]  # every phase of a thumbnail pixel
+    for x in spokes:
+        m[500:2500, x] = 1
+    out = overlay(img, m, (255, 0, 0), 512)
+    assert out.shape == (384, 512, 3)
+    for x in spokes:
+        column = x * 512 // 4032
+        assert (out[190, column] == (255, 0, 0)).all(), (x, out[190, column - 1 : column + 2])
+    assert (out[190, spokes[0] * 512 // 4032 - 2] == 128).all()  # beside it, the photo
+
+
 def test_overlay_size_mismatch():
     with pytest.raises(ValueError, match="mask is 10x10 but the image is 20x20"):
         overlay(np.zeros((20, 20, 3), np.uint8), np.zeros((10, 10), np.uint8), PSEUDO_COLOR)

@@ -108,3 +108,42 @@ def test_charts_leave_the_callers_matplotlib_backend_and_figures_alone(tmp_path)
     finally:
         plt.close("all")
         plt.switch_backend(before)
+
+
+def _drawn(tmp_path, monkeypatch, records):
+    """The figure plot_curves draws from ``records`` (saved as usual)."""
+    import trainer.curves
+
+    figures = []
+    save = trainer.curves.save_figure
+    monkeypatch.setattr(
+        trainer.curves,
+        "save_figure",
+        lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k),
+    )
+    assert plot_curves(_log(tmp_path / "metrics.jsonl", records), tmp_path / "c.png").is_file()
+    return figures[0]
+
+
+def test_a_one_step_run_draws_its_point_and_whole_steps(tmp_path, monkeypatch):
+    """A run of one logged step drew empty loss and learning-rate panels (a line of one point
+    draws nothing) under ticks at 0.96 .. 1.04 of a step."""
+    pytest.importorskip("matplotlib")
+    fig = _drawn(tmp_path, monkeypatch, [{"step": 1, "lr": 3e-4, "loss": 50.0}, _val(1, 5.0)])
+    for ax in fig.axes:
+        drawn = [ln for ln in ax.get_lines() if ln.get_marker() not in (None, "None", "")]
+        assert drawn, ax.get_title()  # the point shows
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert 1 in ticks and all(float(t).is_integer() for t in ticks), ticks
+        assert ax.get_xlabel() == "step" and ax.get_ylabel()
+
+
+def test_validations_before_the_first_logged_step_are_in_the_panel(tmp_path, monkeypatch):
+    """--val-every 10 with losses logged from step 20: the validation at step 10 lay left of
+    the panel's steps (20 .. 30), cut off."""
+    pytest.importorskip("matplotlib")
+    records = [{"step": s, "lr": 1e-3, "loss": 10.0 / s} for s in (20, 30)]
+    fig = _drawn(tmp_path, monkeypatch, [*records, _val(10, 4.0), _val(20, 3.0), _val(30, 2.0)])
+    for ax in fig.axes:  # every panel the same steps, the validation's included
+        lo, hi = ax.get_xlim()
+        assert lo <= 10 and hi >= 30, (ax.get_title(), lo, hi)
