@@ -329,12 +329,34 @@ def _missing_file(path: Path, what: str) -> FileNotFoundError:
     return FileNotFoundError(f"{path}: {what} not found")
 
 
+def _folders_named(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str:
+    """``"; FOLDER/a.jpg is a folder, not a file"`` for the end of a "no image" / "no label"
+    error when folders of those stems with a suffix the dataset reads are there (a folder is no
+    file, so it is not listed, and the error said only that the file was missing); else ``""``."""
+    wanted = set(stems)
+    found = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.stem in wanted and p.suffix.lower() in exts and p.is_dir()
+    )
+    if not found:
+        return ""
+    one = len(found) == 1
+    return (
+        f"; {folder / found[0] if one else folder} "
+        + ("is a folder" if one else f"holds folders named {few(found, 3, total=True)}")
+        + (", not a file" if one else ", not files")
+    )
+
+
 def _other_suffixes(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str:
     """``"; FOLDER holds a.webp, b.tif: ..."`` for the end of a "no image for N labels" error
     when files of those stems are there with suffixes the dataset does not read; else ``""``."""
     wanted = set(stems)
     found = sorted(
-        p.name for p in folder.iterdir() if p.stem in wanted and not p.name.startswith(".")
+        p.name
+        for p in folder.iterdir()
+        if p.stem in wanted and not p.name.startswith(".") and p.suffix.lower() not in exts
     )
     if not found:
         return ""
@@ -405,6 +427,7 @@ class SegDataset:
                         no_label[0],
                         f"{image_dir}: no label in {label_dir} for "
                         f"{counted(len(no_label), 'image')}: {few(no_label, 5, total=True)}"
+                        + _folders_named(label_dir, no_label, (".png",))
                         + self.spec.unfinished_fusion(),
                     )
                 )
@@ -415,6 +438,7 @@ class SegDataset:
                         no_image[0],
                         f"{label_dir}: no image in {image_dir} for "
                         f"{counted(len(no_image), 'label')}: {few(no_image, 5, total=True)}"
+                        + _folders_named(image_dir, no_image, self.spec.image_exts)
                         + _other_suffixes(image_dir, no_image, self.spec.image_exts),
                     )
                 )
@@ -653,6 +677,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     except (OSError, SyntaxError, Image.DecompressionBombError) as e:
         if not path.is_file():  # checked only here: this runs once per image
             raise _missing_file(path, "image file") from None
+        if path.stat().st_size == 0:  # as _decoded says it (PIL: "cannot identify image file")
+            raise ValueError(f"{path}: the file is empty (expected an image)") from None
         raise ValueError(f"{path}: cannot read image header ({e})") from None
 
 

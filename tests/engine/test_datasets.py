@@ -201,6 +201,41 @@ def test_a_broken_link_or_an_unread_suffix_is_named_not_a_missing_image(tmp_path
     )
 
 
+def test_a_folder_named_as_an_image_or_a_label_is_said_to_be_one(tmp_path: Path):
+    """A folder named ``a.jpg`` among the images (or ``b.png`` among the labels) is no file, so
+    it is not listed: its label was said to have an image "whose suffix the dataset does not
+    read (.jpg .jpeg .png)", a .jpg, and its image just to have no label."""
+    root = _mass(tmp_path, "train", ["a", "b", "c"])
+    (root / "images/train/a.jpg").unlink()
+    (root / "images/train/a.jpg").mkdir()
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    assert str(e.value) == (
+        f"{root / 'annotations/train'}: no image in {root / 'images/train'} for 1 label: a; "
+        f"{root / 'images/train/a.jpg'} is a folder, not a file"
+    )
+    (root / "images/train/a.jpg").rmdir()
+    _image(root / "images/train/a.jpg")
+    for stem in ("b", "c"):
+        (root / f"annotations/train/{stem}.png").unlink()
+        (root / f"annotations/train/{stem}.png").mkdir()
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    assert str(e.value) == (
+        f"{root / 'images/train'}: no label in {root / 'annotations/train'} for 2 images: b, c; "
+        f"{root / 'annotations/train'} holds folders named b.png, c.png, not files"
+    )
+
+
+def test_an_empty_image_says_so_from_its_header_too(tmp_path: Path):
+    """``image_size`` (what engine fuse, annotate and info --headers-only read) said "cannot
+    identify image file" of a zero-byte image, where decoding it says the file is empty."""
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ValueError) as e:
+        image_size(tmp_path / "empty.jpg")
+    assert str(e.value) == f"{tmp_path / 'empty.jpg'}: the file is empty (expected an image)"
+
+
 def test_duplicate_stems(tmp_path: Path):
     root = _mass(tmp_path, "train", ["a"])
     _image(root / "images/train/a.png")
