@@ -256,10 +256,14 @@ class SplitSizes(dict):
         sizes: dict[str, tuple[int, int]],
         split: str,
         elsewhere: Callable[[str], str | None] | None = None,
+        turned: Callable[[str, tuple[int, int]], str] | None = None,
     ) -> None:
         super().__init__(sizes)
         self.split = split
         self.elsewhere = elsewhere or (lambda stem: None)
+        # asked only for an annotation of an image's size turned a quarter: the end of the
+        # error when the image's EXIF orientation turns it so, else ""
+        self.turned = turned or (lambda stem, hw: "")
 
 
 def check_size(
@@ -276,9 +280,11 @@ def check_size(
         )
     want = sizes[stem]
     if tuple(hw) != tuple(want):
+        turned = tuple(hw) == tuple(want)[::-1] and isinstance(sizes, SplitSizes)
         raise ValueError(
             f"{path}: image {stem!r} is {hw[1]}x{hw[0]} in the annotation but "
             f"{want[1]}x{want[0]} in the dataset"
+            + (sizes.turned(stem, (hw[1], hw[0])) if turned else "")
         )
 
 

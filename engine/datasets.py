@@ -513,10 +513,53 @@ def read_sample_label(
     label = read_label(sample.label_path, taxonomy)
     if size is not None and (label.shape[1], label.shape[0]) != tuple(size):
         raise ValueError(
-            f"{sample.label_path}: label is {label.shape[1]}x{label.shape[0]} but its image "
-            f"{sample.image_path.name} is {size[0]}x{size[1]}"
+            size_mismatch(sample.label_path, label.shape, sample.image_path, size, short=True)
         )
     return label
+
+
+def size_mismatch(
+    label_path: Path,
+    shape: tuple[int, int],
+    image_path: Path,
+    size: tuple[int, int],
+    short: bool = False,
+) -> str:
+    """The error of a label map of ``shape`` (H, W) whose image is ``size`` (W, H) after its
+    EXIF orientation, naming the image by its file name when ``short``. A label of the image's
+    size as stored, which its EXIF orientation turns, is said to be one: a tool that ignores
+    EXIF draws labels on the stored pixels, and "its image is 4032x3024" alone contradicts
+    what the file's header shows (3024x4032). The header is read only for such a label."""
+    h, w = shape
+    msg = (
+        f"{label_path}: label is {w}x{h} but its image "
+        f"{image_path.name if short else image_path} is {size[0]}x{size[1]}"
+    )
+    if (w, h) != (size[1], size[0]) or w == h:
+        return msg
+    return msg + turned_hint(exif_orientation(image_path), (w, h), "label maps")
+
+
+def exif_orientation(path: Path) -> int:
+    """The EXIF orientation of the image at ``path`` (1, upright, when it has none or cannot be
+    read): 5 to 8 turn it a quarter, swapping its width and height."""
+    try:
+        with Image.open(path) as img:
+            return int(img.getexif().get(0x0112, 1))
+    except (OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError):
+        return 1
+
+
+def turned_hint(turn: int, stored: tuple[int, int], what: str) -> str:
+    """The end of a size error for ``what`` (label maps, masks) of the ``stored`` (W, H) size
+    of an image whose EXIF orientation ``turn`` swaps it; ``""`` for another orientation."""
+    if turn not in (5, 6, 7, 8):
+        return ""
+    return (
+        f" (its EXIF orientation {turn} turns the {stored[0]}x{stored[1]} pixels it stores): "
+        f"{what} follow the image as displayed, as every engine command reads it, and this one "
+        "fits the pixels as stored (drawn with a tool that ignores EXIF?)"
+    )
 
 
 # What a fused dataset's source map says of each pixel (engine fuse writes them, training reads

@@ -388,6 +388,27 @@ def test_polygons_of_an_older_engine_export_are_read_at_pixel_centres(tmp_path, 
         coco_to_masks(res.coco, "Bicycle", sizes)
 
 
+def test_an_annotation_of_an_exif_turned_images_stored_size_says_so(tmp_path, world):
+    """An annotation tool that ignores EXIF annotates the stored pixels of a turned image:
+    import said only "is 64x48 in the annotation but 48x64 in the dataset"."""
+    data, _, _ = world
+    img = data / "images" / "test" / "img000.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # its stored 64x48 pixels are displayed turned a quarter: 48x64
+    Image.open(img).save(img, exif=exif.tobytes())
+    coco = _coco_file(tmp_path)  # of the image's stored size, 64x48
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("coco", [str(coco)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    assert str(e.value) == (
+        f"{coco}: image 'img000' is {W}x{H} in the annotation but {H}x{W} in the dataset (its "
+        f"EXIF orientation 6 turns the {W}x{H} pixels it stores): annotations follow the image "
+        "as displayed, as every engine command reads it, and this one fits the pixels as "
+        "stored (drawn with a tool that ignores EXIF?)"
+    )
+
+
 # -- import errors -----------------------------------------------------------------------------
 def _coco_file(tmp_path, **changes):
     doc = {

@@ -321,6 +321,31 @@ def test_exif_orientation_is_respected(tmp_path: Path):
     assert image_size(_exif_jpeg(tmp_path / "b.jpg", orientation=1)) == (W, H)
 
 
+def test_a_label_of_the_stored_size_of_a_turned_image_says_so(tmp_path: Path):
+    """A label drawn on an EXIF-turned image's stored pixels (a tool that ignores EXIF) was
+    told "label is 8x12 but its image a.jpg is 12x8", while the file's header says 8x12 too:
+    the error now names the orientation. A label merely transposed, of an image without one,
+    and one of another size keep the plain message."""
+    _exif_jpeg(tmp_path / "images/train/a.jpg", orientation=8)  # stored 12x8, displayed 8x12
+    _label(tmp_path / "annotations/train/a.png", w=W, h=H)  # the stored size
+    _image(tmp_path / "images/train/b.jpg", w=H, h=W)  # 8x12, no EXIF
+    _label(tmp_path / "annotations/train/b.png", w=W, h=H)
+    _exif_jpeg(tmp_path / "images/train/c.jpg", orientation=6)
+    _label(tmp_path / "annotations/train/c.png", w=W + 1, h=H)
+    ds = open_split(tmp_path, "train")
+    a, b, c = (str(p) for p in ds.check())
+    assert a == (
+        f"{tmp_path / 'annotations/train/a.png'}: label is {W}x{H} but its image a.jpg is "
+        f"{H}x{W} (its EXIF orientation 8 turns the {W}x{H} pixels it stores): label maps "
+        "follow the image as displayed, as every engine command reads it, and this one fits "
+        "the pixels as stored (drawn with a tool that ignores EXIF?)"
+    )
+    assert b.endswith(f"label is {W}x{H} but its image b.jpg is {H}x{W}")
+    assert c.endswith(f"label is {W + 1}x{H} but its image c.jpg is {H}x{W}")
+    with pytest.raises(ValueError, match="EXIF orientation 8"):
+        ds.load_label(ds[0], image_size(ds[0].image_path))
+
+
 def test_image_modes_decode_to_rgb8_without_clipping(tmp_path: Path):
     """Greyscale, palette, alpha and CMYK images become RGB; a 16-bit greyscale PNG keeps its
     tones (its high byte) where Pillow's convert("RGB") clipped it to almost white."""
