@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,6 +50,16 @@ _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
 
 # 4K photos are far below Pillow's decompression-bomb limit, but 64 MP inputs are not.
 Image.MAX_IMAGE_PIXELS = 300_000_000
+
+# A photo's damaged EXIF block (a camera's or editor's, common in the wild) made Pillow print
+# "TiffImagePlugin.py:982: UserWarning: Corrupt EXIF data. ..." and the line of its source,
+# naming no file, in every command that read one. Pillow reads what it can of the block and
+# every command takes the orientation it finds, the same one: nothing to act on. Set once
+# here, not around each read: ``warnings.catch_warnings`` is not safe in the labeler's decoding
+# threads.
+warnings.filterwarnings(
+    "ignore", r"(Corrupt EXIF data|Metadata Warning)", UserWarning, r"PIL\.TiffImagePlugin"
+)
 
 
 def tidy_path(path: Path) -> Path:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -344,6 +346,28 @@ def test_a_label_of_the_stored_size_of_a_turned_image_says_so(tmp_path: Path):
     assert c.endswith(f"label is {W + 1}x{H} but its image c.jpg is {H}x{W}")
     with pytest.raises(ValueError, match="EXIF orientation 8"):
         ds.load_label(ds[0], image_size(ds[0].image_path))
+
+
+def test_a_damaged_exif_block_prints_no_pillow_warning(tmp_path: Path):
+    """A photo whose EXIF block is cut short (as some cameras and editors write it) made every
+    command print Pillow's "TiffImagePlugin.py:982: UserWarning: Corrupt EXIF data" and its
+    source line, naming no file. The image reads as Pillow reads it (here: no orientation)."""
+    path = tmp_path / "a.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((H, W, 3), 100, np.uint8)).save(path, exif=exif.tobytes()[:14])
+    code = (
+        "import sys; from engine.datasets import load_image, image_size, decoded_size; "
+        "p = sys.argv[1]; print(load_image(p).shape, image_size(p), decoded_size(p))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],  # this checkout's engine
+    )
+    assert res.stderr == "" and res.stdout.strip() == f"({H}, {W}, 3) ({W}, {H}) ({W}, {H})"
 
 
 def test_image_modes_decode_to_rgb8_without_clipping(tmp_path: Path):
