@@ -360,6 +360,22 @@ def _folders_named(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str
     )
 
 
+def _case_twins(folder: Path, stems: list[str], unpaired: dict[str, Path]) -> str:
+    """``"; FOLDER holds IMG_1.png, ...: names that differ from theirs in case only"`` for the
+    end of a "no label" / "no image" error when files of the other folder left ``unpaired``
+    (``stem -> path``) differ from ``stems`` only in case (a dataset made where file names
+    ignore case, on macOS or Windows: images and labels are paired by their exact stem);
+    else ``""``."""
+    lower = {s.lower() for s in stems}
+    found = sorted(p.name for s, p in unpaired.items() if s.lower() in lower)
+    if not found:
+        return ""
+    return (
+        f"; {folder} holds {few(found, 3, total=True)}: names that differ from theirs in case "
+        "only (images and labels are paired by their exact names)"
+    )
+
+
 def _other_suffixes(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str:
     """``"; FOLDER holds a.webp, b.tif: ..."`` for the end of a "no image for N labels" error
     when files of those stems are there with suffixes the dataset does not read; else ``""``."""
@@ -431,7 +447,9 @@ class SegDataset:
                     + self.spec.unfinished_fusion()
                 )
             labels = {} if stopped else _list_files(label_dir, (".png",))
-            no_label = sorted(set(images) - set(labels)) if self.require_labels else []
+            unlabelled = sorted(set(images) - set(labels))
+            no_label = unlabelled if self.require_labels else []
+            no_image = sorted(set(labels) - set(images))
             if no_label:
                 problems.append(
                     Problem(
@@ -439,10 +457,10 @@ class SegDataset:
                         f"{image_dir}: no label in {label_dir} for "
                         f"{counted(len(no_label), 'image')}: {few(no_label, 5, total=True)}"
                         + _folders_named(label_dir, no_label, (".png",))
+                        + _case_twins(label_dir, no_label, {s: labels[s] for s in no_image})
                         + self.spec.unfinished_fusion(),
                     )
                 )
-            no_image = sorted(set(labels) - set(images))
             if no_image:
                 problems.append(
                     Problem(
@@ -450,6 +468,7 @@ class SegDataset:
                         f"{label_dir}: no image in {image_dir} for "
                         f"{counted(len(no_image), 'label')}: {few(no_image, 5, total=True)}"
                         + _folders_named(image_dir, no_image, self.spec.image_exts)
+                        + _case_twins(image_dir, no_image, {s: images[s] for s in unlabelled})
                         + _other_suffixes(image_dir, no_image, self.spec.image_exts),
                     )
                 )

@@ -238,6 +238,26 @@ def test_an_empty_image_says_so_from_its_header_too(tmp_path: Path):
     assert str(e.value) == f"{tmp_path / 'empty.jpg'}: the file is empty (expected an image)"
 
 
+def test_an_image_and_label_named_apart_in_case_only_are_said_to_be(tmp_path: Path):
+    """``IMG_1.JPG`` and ``img_1.png`` (a dataset made where names ignore case) were reported
+    as an image without label and a label without image, with nothing tying the two."""
+    root = _mass(tmp_path, "train", ["a", "b"], labels=["a", "img_1"])
+    (root / "images/train/b.jpg").rename(root / "images/train/IMG_1.JPG")
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    assert str(e.value) == (
+        f"{root / 'images/train'}: no label in {root / 'annotations/train'} for 1 image: IMG_1; "
+        f"{root / 'annotations/train'} holds img_1.png: names that differ from theirs in case "
+        "only (images and labels are paired by their exact names)"
+    )
+    with pytest.raises(ValueError) as e:  # a labeler's listing: labels not needed
+        SegDataset(load_spec(root), "train", require_labels=False)
+    assert str(e.value).endswith(
+        f"for 1 label: img_1; {root / 'images/train'} holds IMG_1.JPG: names that differ from "
+        "theirs in case only (images and labels are paired by their exact names)"
+    )
+
+
 def test_duplicate_stems(tmp_path: Path):
     root = _mass(tmp_path, "train", ["a"])
     _image(root / "images/train/a.png")
