@@ -36,6 +36,7 @@ from pycocotools import mask as coco_mask
 
 from annotations.fileio import first_line, read_json, read_text
 from annotations.instances import Instances
+from annotations.labelmap import LOSSY_FORMATS
 from annotations.polygons import (
     COCO,
     LABELME,
@@ -664,6 +665,11 @@ def png_to_mask(
         raise ValueError(f"{path}: the file is empty (expected a PNG mask)")
     try:
         with Image.open(path) as img:
+            if img.format in LOSSY_FORMATS:  # binary mode took its ringing for the class
+                raise ValueError(
+                    f"{path}: holds {img.format} data, not PNG: its lossy compression changes "
+                    "mask values along every edge (save masks as PNG)"
+                )
             if img.mode in ("L", "P", "1"):
                 arr = np.asarray(img)
             else:  # a grey mask saved as RGB(A) or 16-bit: one channel's values

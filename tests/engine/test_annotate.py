@@ -657,6 +657,29 @@ def test_png_import_modes(tmp_path, world):
             )
 
 
+def test_a_png_mask_of_jpeg_data_is_refused_in_every_mode(tmp_path, world):
+    """A 0/255 mask saved as JPEG under a .png name: --png-binary took the ringing JPEG leaves
+    along every edge (values 1 to 20 or so) for the class, a mask grown by a pixel and
+    speckled, without a word; without it, the error pointed to --png-binary."""
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    m = np.zeros((H, W), np.uint8)
+    m[10:30, 20:40] = 255
+    Image.fromarray(m).save(src / "img000.png", format="JPEG", quality=90)
+    for binary in (False, True):
+        with pytest.raises(ValueError) as e:
+            import_annotations(
+                ImportConfig(
+                    "png", [str(src)], "Bicycle", str(data), str(tmp_path / "s"), png_binary=binary
+                )  # fmt: skip
+            )
+        assert str(e.value) == (
+            f"{src / 'img000.png'}: holds JPEG data, not PNG: its lossy compression changes "
+            "mask values along every edge (save masks as PNG)"
+        )
+
+
 def test_an_image_annotated_in_two_sources_is_refused_naming_both(tmp_path, world):
     """Two passes of corrections given at once (two folders, or a folder and a COCO file):
     which one is right is the user's call, so nothing is imported and both files are named."""
