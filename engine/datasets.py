@@ -376,9 +376,12 @@ def _case_twins(folder: Path, stems: list[str], unpaired: dict[str, Path]) -> st
     )
 
 
-def _other_suffixes(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str:
+def _other_suffixes(
+    folder: Path, stems: list[str], exts: tuple[str, ...], labels: bool = False
+) -> str:
     """``"; FOLDER holds a.webp, b.tif: ..."`` for the end of a "no image for N labels" error
-    when files of those stems are there with suffixes the dataset does not read; else ``""``."""
+    (``labels``: "no label for N images") when files of those stems are there with suffixes
+    the dataset does not read; else ``""``."""
     wanted = set(stems)
     found = sorted(
         p.name
@@ -387,6 +390,11 @@ def _other_suffixes(folder: Path, stems: list[str], exts: tuple[str, ...]) -> st
     )
     if not found:
         return ""
+    if labels:  # label maps are PNGs: no spec key reads another suffix
+        return (
+            f"; {folder} holds {few(found, 3, total=True)}: label maps are read from .png "
+            "files only (save them as PNGs)"
+        )
     return (
         f"; {folder} holds {few(found, 3, total=True)}, whose suffix the dataset does not read "
         f"({' '.join(exts)}): list it in image_exts of a dataset spec (docs/foundation.md)"
@@ -458,6 +466,7 @@ class SegDataset:
                         f"{counted(len(no_label), 'image')}: {few(no_label, 5, total=True)}"
                         + _folders_named(label_dir, no_label, (".png",))
                         + _case_twins(label_dir, no_label, {s: labels[s] for s in no_image})
+                        + _other_suffixes(label_dir, no_label, (".png",), labels=True)
                         + self.spec.unfinished_fusion(),
                     )
                 )

@@ -258,6 +258,20 @@ def test_an_image_and_label_named_apart_in_case_only_are_said_to_be(tmp_path: Pa
     )
 
 
+def test_a_label_map_of_another_suffix_is_named_for_its_image_without_label(tmp_path: Path):
+    """Label maps saved as .tif (or .bmp, .jpg) beside the images' labels: "no label for 1
+    image: a" alone, while the folder showed a.tif."""
+    root = _mass(tmp_path, "train", ["a", "b"], labels=["b"])
+    Image.fromarray(np.full((H, W), 3, np.uint8)).save(root / "annotations/train/a.tif")
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    assert str(e.value) == (
+        f"{root / 'images/train'}: no label in {root / 'annotations/train'} for 1 image: a; "
+        f"{root / 'annotations/train'} holds a.tif: label maps are read from .png files only "
+        "(save them as PNGs)"
+    )
+
+
 def test_duplicate_stems(tmp_path: Path):
     root = _mass(tmp_path, "train", ["a"])
     _image(root / "images/train/a.png")
