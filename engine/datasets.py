@@ -344,6 +344,8 @@ def _folders_named(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str
     """``"; FOLDER/a.jpg is a folder, not a file"`` for the end of a "no image" / "no label"
     error when folders of those stems with a suffix the dataset reads are there (a folder is no
     file, so it is not listed, and the error said only that the file was missing); else ``""``."""
+    if not folder.is_dir():  # a label folder a stopped fusion has not written yet
+        return ""
     wanted = set(stems)
     found = sorted(
         p.name
@@ -382,6 +384,8 @@ def _other_suffixes(
     """``"; FOLDER holds a.webp, b.tif: ..."`` for the end of a "no image for N labels" error
     (``labels``: "no label for N images") when files of those stems are there with suffixes
     the dataset does not read; else ``""``."""
+    if not folder.is_dir():
+        return ""
     wanted = set(stems)
     found = sorted(
         p.name
