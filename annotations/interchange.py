@@ -36,6 +36,7 @@ from pycocotools import mask as coco_mask
 
 from annotations.fileio import first_line, read_json, read_text
 from annotations.instances import Instances
+from annotations.labelmap import LOSSY_FORMATS
 from annotations.polygons import (
     COCO,
     LABELME,
@@ -256,10 +257,14 @@ class SplitSizes(dict):
         sizes: dict[str, tuple[int, int]],
         split: str,
         elsewhere: Callable[[str], str | None] | None = None,
+        turned: Callable[[str, tuple[int, int]], str] | None = None,
     ) -> None:
         super().__init__(sizes)
         self.split = split
         self.elsewhere = elsewhere or (lambda stem: None)
+        # asked only for an annotation of an image's size turned a quarter: the end of the
+        # error when the image's EXIF orientation turns it so, else ""
+        self.turned = turned or (lambda stem, hw: "")
 
 
 def check_size(
@@ -276,9 +281,11 @@ def check_size(
         )
     want = sizes[stem]
     if tuple(hw) != tuple(want):
+        turned = tuple(hw) == tuple(want)[::-1] and isinstance(sizes, SplitSizes)
         raise ValueError(
             f"{path}: image {stem!r} is {hw[1]}x{hw[0]} in the annotation but "
             f"{want[1]}x{want[0]} in the dataset"
+            + (sizes.turned(stem, (hw[1], hw[0])) if turned else "")
         )
 
 
@@ -658,6 +665,11 @@ def png_to_mask(
         raise ValueError(f"{path}: the file is empty (expected a PNG mask)")
     try:
         with Image.open(path) as img:
+            if img.format in LOSSY_FORMATS:  # binary mode took its ringing for the class
+                raise ValueError(
+                    f"{path}: holds {img.format} data, not PNG: its lossy compression changes "
+                    "mask values along every edge (save masks as PNG)"
+                )
             if img.mode in ("L", "P", "1"):
                 arr = np.asarray(img)
             else:  # a grey mask saved as RGB(A) or 16-bit: one channel's values

@@ -20,6 +20,10 @@ from annotations.taxonomy import IGNORE_ID, Taxonomy
 
 IGNORE = IGNORE_ID
 
+# Image formats a label map must not be read from (read_label): their compression changes
+# values, and a map whose classes happen to stay below the taxonomy's count reads without error.
+LOSSY_FORMATS = ("JPEG", "MPO")
+
 HISTOGRAM_BLOCK = 1 << 20  # pixels per np.bincount call of byte_histogram
 
 
@@ -57,6 +61,11 @@ def read_label(path: str | os.PathLike, taxonomy: Taxonomy | None = None) -> np.
         raise ValueError(f"{path}: the file is empty (expected a PNG label map)")
     try:
         with Image.open(path) as img:
+            if img.format in LOSSY_FORMATS:  # values near an edge changed: 0..6 read as 0..8
+                raise ValueError(
+                    f"{path}: holds {img.format} data, not PNG: its lossy compression changes "
+                    "label values along every edge (save label maps as PNG)"
+                )
             img.load()
             mode = img.mode
             if mode in ("L", "P", "1"):  # "1": a bilevel mask PNG reads as 0/1

@@ -78,7 +78,14 @@ from annotations.subset import (
 )
 from annotations.taxonomy import check_class_name
 from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo_to_mask
-from engine.datasets import SegDataset, image_size, listed_file, load_spec
+from engine.datasets import (
+    SegDataset,
+    exif_orientation,
+    image_size,
+    listed_file,
+    load_spec,
+    turned_hint,
+)
 from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
@@ -603,7 +610,12 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     if cfg.format == "coco":
         _check_one_copy(cfg.sources)
     images = dataset_images(cfg.data, None, cfg.split)
-    sizes = SplitSizes({}, cfg.split, other_splits(cfg.data, cfg.split))
+    sizes = SplitSizes(
+        {},
+        cfg.split,
+        other_splits(cfg.data, cfg.split),
+        lambda stem, wh: turned_hint(exif_orientation(images[stem]), wh, "annotations"),
+    )
     for stem, path in images.items():
         w, h = image_size(path)
         sizes[stem] = (h, w)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -49,6 +50,16 @@ _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
 
 # 4K photos are far below Pillow's decompression-bomb limit, but 64 MP inputs are not.
 Image.MAX_IMAGE_PIXELS = 300_000_000
+
+# A photo's damaged EXIF block (a camera's or editor's, common in the wild) made Pillow print
+# "TiffImagePlugin.py:982: UserWarning: Corrupt EXIF data. ..." and the line of its source,
+# naming no file, in every command that read one. Pillow reads what it can of the block and
+# every command takes the orientation it finds, the same one: nothing to act on. Set once
+# here, not around each read: ``warnings.catch_warnings`` is not safe in the labeler's decoding
+# threads.
+warnings.filterwarnings(
+    "ignore", r"(Corrupt EXIF data|Metadata Warning)", UserWarning, r"PIL\.TiffImagePlugin"
+)
 
 
 def tidy_path(path: Path) -> Path:
@@ -329,15 +340,65 @@ def _missing_file(path: Path, what: str) -> FileNotFoundError:
     return FileNotFoundError(f"{path}: {what} not found")
 
 
-def _other_suffixes(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str:
-    """``"; FOLDER holds a.webp, b.tif: ..."`` for the end of a "no image for N labels" error
-    when files of those stems are there with suffixes the dataset does not read; else ``""``."""
+def _folders_named(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str:
+    """``"; FOLDER/a.jpg is a folder, not a file"`` for the end of a "no image" / "no label"
+    error when folders of those stems with a suffix the dataset reads are there (a folder is no
+    file, so it is not listed, and the error said only that the file was missing); else ``""``."""
+    if not folder.is_dir():  # a label folder a stopped fusion has not written yet
+        return ""
     wanted = set(stems)
     found = sorted(
-        p.name for p in folder.iterdir() if p.stem in wanted and not p.name.startswith(".")
+        p.name
+        for p in folder.iterdir()
+        if p.stem in wanted and p.suffix.lower() in exts and p.is_dir()
     )
     if not found:
         return ""
+    one = len(found) == 1
+    return (
+        f"; {folder / found[0] if one else folder} "
+        + ("is a folder" if one else f"holds folders named {few(found, 3, total=True)}")
+        + (", not a file" if one else ", not files")
+    )
+
+
+def _case_twins(folder: Path, stems: list[str], unpaired: dict[str, Path]) -> str:
+    """``"; FOLDER holds IMG_1.png, ...: names that differ from theirs in case only"`` for the
+    end of a "no label" / "no image" error when files of the other folder left ``unpaired``
+    (``stem -> path``) differ from ``stems`` only in case (a dataset made where file names
+    ignore case, on macOS or Windows: images and labels are paired by their exact stem);
+    else ``""``."""
+    lower = {s.lower() for s in stems}
+    found = sorted(p.name for s, p in unpaired.items() if s.lower() in lower)
+    if not found:
+        return ""
+    return (
+        f"; {folder} holds {few(found, 3, total=True)}: names that differ from theirs in case "
+        "only (images and labels are paired by their exact names)"
+    )
+
+
+def _other_suffixes(
+    folder: Path, stems: list[str], exts: tuple[str, ...], labels: bool = False
+) -> str:
+    """``"; FOLDER holds a.webp, b.tif: ..."`` for the end of a "no image for N labels" error
+    (``labels``: "no label for N images") when files of those stems are there with suffixes
+    the dataset does not read; else ``""``."""
+    if not folder.is_dir():
+        return ""
+    wanted = set(stems)
+    found = sorted(
+        p.name
+        for p in folder.iterdir()
+        if p.stem in wanted and not p.name.startswith(".") and p.suffix.lower() not in exts
+    )
+    if not found:
+        return ""
+    if labels:  # label maps are PNGs: no spec key reads another suffix
+        return (
+            f"; {folder} holds {few(found, 3, total=True)}: label maps are read from .png "
+            "files only (save them as PNGs)"
+        )
     return (
         f"; {folder} holds {few(found, 3, total=True)}, whose suffix the dataset does not read "
         f"({' '.join(exts)}): list it in image_exts of a dataset spec (docs/foundation.md)"
@@ -398,23 +459,29 @@ class SegDataset:
                     + self.spec.unfinished_fusion()
                 )
             labels = {} if stopped else _list_files(label_dir, (".png",))
-            no_label = sorted(set(images) - set(labels)) if self.require_labels else []
+            unlabelled = sorted(set(images) - set(labels))
+            no_label = unlabelled if self.require_labels else []
+            no_image = sorted(set(labels) - set(images))
             if no_label:
                 problems.append(
                     Problem(
                         no_label[0],
                         f"{image_dir}: no label in {label_dir} for "
                         f"{counted(len(no_label), 'image')}: {few(no_label, 5, total=True)}"
+                        + _folders_named(label_dir, no_label, (".png",))
+                        + _case_twins(label_dir, no_label, {s: labels[s] for s in no_image})
+                        + _other_suffixes(label_dir, no_label, (".png",), labels=True)
                         + self.spec.unfinished_fusion(),
                     )
                 )
-            no_image = sorted(set(labels) - set(images))
             if no_image:
                 problems.append(
                     Problem(
                         no_image[0],
                         f"{label_dir}: no image in {image_dir} for "
                         f"{counted(len(no_image), 'label')}: {few(no_image, 5, total=True)}"
+                        + _folders_named(image_dir, no_image, self.spec.image_exts)
+                        + _case_twins(image_dir, no_image, {s: images[s] for s in unlabelled})
                         + _other_suffixes(image_dir, no_image, self.spec.image_exts),
                     )
                 )
@@ -489,10 +556,53 @@ def read_sample_label(
     label = read_label(sample.label_path, taxonomy)
     if size is not None and (label.shape[1], label.shape[0]) != tuple(size):
         raise ValueError(
-            f"{sample.label_path}: label is {label.shape[1]}x{label.shape[0]} but its image "
-            f"{sample.image_path.name} is {size[0]}x{size[1]}"
+            size_mismatch(sample.label_path, label.shape, sample.image_path, size, short=True)
         )
     return label
+
+
+def size_mismatch(
+    label_path: Path,
+    shape: tuple[int, int],
+    image_path: Path,
+    size: tuple[int, int],
+    short: bool = False,
+) -> str:
+    """The error of a label map of ``shape`` (H, W) whose image is ``size`` (W, H) after its
+    EXIF orientation, naming the image by its file name when ``short``. A label of the image's
+    size as stored, which its EXIF orientation turns, is said to be one: a tool that ignores
+    EXIF draws labels on the stored pixels, and "its image is 4032x3024" alone contradicts
+    what the file's header shows (3024x4032). The header is read only for such a label."""
+    h, w = shape
+    msg = (
+        f"{label_path}: label is {w}x{h} but its image "
+        f"{image_path.name if short else image_path} is {size[0]}x{size[1]}"
+    )
+    if (w, h) != (size[1], size[0]) or w == h:
+        return msg
+    return msg + turned_hint(exif_orientation(image_path), (w, h), "label maps")
+
+
+def exif_orientation(path: Path) -> int:
+    """The EXIF orientation of the image at ``path`` (1, upright, when it has none or cannot be
+    read): 5 to 8 turn it a quarter, swapping its width and height."""
+    try:
+        with Image.open(path) as img:
+            return int(img.getexif().get(0x0112, 1))
+    except (OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError):
+        return 1
+
+
+def turned_hint(turn: int, stored: tuple[int, int], what: str) -> str:
+    """The end of a size error for ``what`` (label maps, masks) of the ``stored`` (W, H) size
+    of an image whose EXIF orientation ``turn`` swaps it; ``""`` for another orientation."""
+    if turn not in (5, 6, 7, 8):
+        return ""
+    return (
+        f" (its EXIF orientation {turn} turns the {stored[0]}x{stored[1]} pixels it stores): "
+        f"{what} follow the image as displayed, as every engine command reads it, and this one "
+        "fits the pixels as stored (drawn with a tool that ignores EXIF?)"
+    )
 
 
 # What a fused dataset's source map says of each pixel (engine fuse writes them, training reads
@@ -653,6 +763,8 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     except (OSError, SyntaxError, Image.DecompressionBombError) as e:
         if not path.is_file():  # checked only here: this runs once per image
             raise _missing_file(path, "image file") from None
+        if path.stat().st_size == 0:  # as _decoded says it (PIL: "cannot identify image file")
+            raise ValueError(f"{path}: the file is empty (expected an image)") from None
         raise ValueError(f"{path}: cannot read image header ({e})") from None
 
 

@@ -273,10 +273,16 @@ def fit_to_truth(
     if pred.shape == gt.shape:
         return pred
     if resize_pred != "nearest":
+        turned = pred.shape == gt.shape[::-1]  # a quarter turn: resizing would not mend it
         raise ValueError(
             f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth's "
             f"{gt.shape[1]}x{gt.shape[0]} (the file of the same name in {Path(gt_path).parent}); "
-            "pass --resize-pred nearest to resize"
+            + (
+                "its width and height swapped: a map turned a quarter (of an image whose EXIF "
+                "orientation its predictor ignored?), which resizing would not turn back"
+                if turned
+                else "pass --resize-pred nearest to resize"
+            )
         )
     return cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
 

@@ -394,6 +394,7 @@ class SimulatedBackend:
         self.spec = load_spec(config.data)
         self.root = self.spec.root
         self.taxonomy = self.spec.taxonomy
+        self._listed: dict[Path, dict[str, Path]] = {}  # label folders listed by _label_files
 
     def identity(self) -> dict[str, Any]:
         return {"backend": BACKEND_NAME, "simulation": dataclasses.asdict(self.sim)}
@@ -422,6 +423,17 @@ class SimulatedBackend:
             "truth": str(self.root / "new_class_instances"),
         }
 
+    def _label_files(self, folder: Path) -> dict[str, Path]:
+        """``stem -> path`` of the label PNGs in ``folder``, whatever the case of their suffix
+        (``a.PNG``, which the dataset lists and the labeler took for no label, so that its false
+        positives were not kept to the parent class), listed once per folder."""
+        from engine.datasets import listed_file
+
+        if folder not in self._listed:
+            found = folder.iterdir() if folder.is_dir() else ()
+            self._listed[folder] = {p.stem: p for p in found if listed_file(p, (".png",))}
+        return self._listed[folder]
+
     def _others(self, split: str, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
         """Pixels of the parent class (Others) in the dataset's label, when there is one, where
         the false positives land: read where the dataset's spec puts labels (a hard-coded
@@ -435,7 +447,9 @@ class SimulatedBackend:
 
         folder = self.spec.label_dir(split)
         path = None if folder is None else folder / f"{stem}.png"
-        if path is None or not path.is_file():
+        if path is not None and not path.is_file():  # a.PNG: datasets list any case
+            path = self._label_files(folder).get(stem)
+        if path is None:
             return None
         try:  # the header says which: one decode (trying unchecked first decoded an RGB twice)
             with Image.open(path) as img:

@@ -57,6 +57,7 @@ from engine.datasets import (
     image_size,
     load_spec,
     read_source_map,
+    size_mismatch,
     source_dir,
 )
 from engine.fusion.pseudo import (
@@ -548,10 +549,7 @@ def _read_inputs(plan: FusePlan, job: Job) -> tuple[Any, list[PseudoLabel], Any]
     precise = read_label(job.precise_path, plan.spec.taxonomy)
     w, h = image_size(job.image_path)
     if precise.shape != (h, w):
-        raise ValueError(
-            f"{job.precise_path}: label is {precise.shape[1]}x{precise.shape[0]} but its image "
-            f"{job.image_path} is {w}x{h}"
-        )
+        raise ValueError(size_mismatch(job.precise_path, precise.shape, job.image_path, (w, h)))
     with_instances = plan.rules.min_coverage is not None
     pseudos = []
     for run, class_id in zip(plan.runs, plan.new_ids, strict=True):

@@ -115,6 +115,26 @@ def test_read_errors_name_the_file(tmp_path):
         read_label(tmp_path / "la.png")
 
 
+def test_a_label_map_of_jpeg_data_is_refused_saying_so(tmp_path):
+    """A label map saved as JPEG (under a .png name) was read with JPEG's changed values along
+    every edge: read unchecked (a mask, the simulated labeler's parent pixels), or checked
+    against a taxonomy whose class count its values stayed under, without a word; else
+    "label values 7, 8 are not class ids", without the reason."""
+    label = np.zeros((32, 32), np.uint8)
+    label[8:24, 8:24] = 4
+    path = tmp_path / "a.png"
+    Image.fromarray(label).save(path, format="JPEG", quality=90)
+    for taxonomy in (None, MASS13K):
+        with pytest.raises(ValueError) as e:
+            read_label(path, taxonomy)
+        assert str(e.value) == (
+            f"{path}: holds JPEG data, not PNG: its lossy compression changes label values "
+            "along every edge (save label maps as PNG)"
+        )
+    Image.fromarray(label).save(path, format="BMP")  # lossless: read as before
+    assert np.array_equal(read_label(path, MASS13K), label)
+
+
 def test_write_refuses_wrong_arrays(tmp_path):
     for arr in (LABEL.astype(np.int64), np.zeros((2, 2, 3), np.uint8)):
         with pytest.raises(ValueError, match=r"a.png: label map must be \(H, W\) uint8"):

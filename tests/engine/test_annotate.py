@@ -388,6 +388,27 @@ def test_polygons_of_an_older_engine_export_are_read_at_pixel_centres(tmp_path, 
         coco_to_masks(res.coco, "Bicycle", sizes)
 
 
+def test_an_annotation_of_an_exif_turned_images_stored_size_says_so(tmp_path, world):
+    """An annotation tool that ignores EXIF annotates the stored pixels of a turned image:
+    import said only "is 64x48 in the annotation but 48x64 in the dataset"."""
+    data, _, _ = world
+    img = data / "images" / "test" / "img000.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # its stored 64x48 pixels are displayed turned a quarter: 48x64
+    Image.open(img).save(img, exif=exif.tobytes())
+    coco = _coco_file(tmp_path)  # of the image's stored size, 64x48
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("coco", [str(coco)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    assert str(e.value) == (
+        f"{coco}: image 'img000' is {W}x{H} in the annotation but {H}x{W} in the dataset (its "
+        f"EXIF orientation 6 turns the {W}x{H} pixels it stores): annotations follow the image "
+        "as displayed, as every engine command reads it, and this one fits the pixels as "
+        "stored (drawn with a tool that ignores EXIF?)"
+    )
+
+
 # -- import errors -----------------------------------------------------------------------------
 def _coco_file(tmp_path, **changes):
     doc = {
@@ -634,6 +655,29 @@ def test_png_import_modes(tmp_path, world):
                     "png", [str(src)], "Bicycle", str(data), str(tmp_path / "s5"), png_binary=binary
                 )  # fmt: skip
             )
+
+
+def test_a_png_mask_of_jpeg_data_is_refused_in_every_mode(tmp_path, world):
+    """A 0/255 mask saved as JPEG under a .png name: --png-binary took the ringing JPEG leaves
+    along every edge (values 1 to 20 or so) for the class, a mask grown by a pixel and
+    speckled, without a word; without it, the error pointed to --png-binary."""
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    m = np.zeros((H, W), np.uint8)
+    m[10:30, 20:40] = 255
+    Image.fromarray(m).save(src / "img000.png", format="JPEG", quality=90)
+    for binary in (False, True):
+        with pytest.raises(ValueError) as e:
+            import_annotations(
+                ImportConfig(
+                    "png", [str(src)], "Bicycle", str(data), str(tmp_path / "s"), png_binary=binary
+                )  # fmt: skip
+            )
+        assert str(e.value) == (
+            f"{src / 'img000.png'}: holds JPEG data, not PNG: its lossy compression changes "
+            "mask values along every edge (save masks as PNG)"
+        )
 
 
 def test_an_image_annotated_in_two_sources_is_refused_naming_both(tmp_path, world):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -201,6 +203,75 @@ def test_a_broken_link_or_an_unread_suffix_is_named_not_a_missing_image(tmp_path
     )
 
 
+def test_a_folder_named_as_an_image_or_a_label_is_said_to_be_one(tmp_path: Path):
+    """A folder named ``a.jpg`` among the images (or ``b.png`` among the labels) is no file, so
+    it is not listed: its label was said to have an image "whose suffix the dataset does not
+    read (.jpg .jpeg .png)", a .jpg, and its image just to have no label."""
+    root = _mass(tmp_path, "train", ["a", "b", "c"])
+    (root / "images/train/a.jpg").unlink()
+    (root / "images/train/a.jpg").mkdir()
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    assert str(e.value) == (
+        f"{root / 'annotations/train'}: no image in {root / 'images/train'} for 1 label: a; "
+        f"{root / 'images/train/a.jpg'} is a folder, not a file"
+    )
+    (root / "images/train/a.jpg").rmdir()
+    _image(root / "images/train/a.jpg")
+    for stem in ("b", "c"):
+        (root / f"annotations/train/{stem}.png").unlink()
+        (root / f"annotations/train/{stem}.png").mkdir()
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    assert str(e.value) == (
+        f"{root / 'images/train'}: no label in {root / 'annotations/train'} for 2 images: b, c; "
+        f"{root / 'annotations/train'} holds folders named b.png, c.png, not files"
+    )
+
+
+def test_an_empty_image_says_so_from_its_header_too(tmp_path: Path):
+    """``image_size`` (what engine fuse, annotate and info --headers-only read) said "cannot
+    identify image file" of a zero-byte image, where decoding it says the file is empty."""
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ValueError) as e:
+        image_size(tmp_path / "empty.jpg")
+    assert str(e.value) == f"{tmp_path / 'empty.jpg'}: the file is empty (expected an image)"
+
+
+def test_an_image_and_label_named_apart_in_case_only_are_said_to_be(tmp_path: Path):
+    """``IMG_1.JPG`` and ``img_1.png`` (a dataset made where names ignore case) were reported
+    as an image without label and a label without image, with nothing tying the two."""
+    root = _mass(tmp_path, "train", ["a", "b"], labels=["a", "img_1"])
+    (root / "images/train/b.jpg").rename(root / "images/train/IMG_1.JPG")
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    assert str(e.value) == (
+        f"{root / 'images/train'}: no label in {root / 'annotations/train'} for 1 image: IMG_1; "
+        f"{root / 'annotations/train'} holds img_1.png: names that differ from theirs in case "
+        "only (images and labels are paired by their exact names)"
+    )
+    with pytest.raises(ValueError) as e:  # a labeler's listing: labels not needed
+        SegDataset(load_spec(root), "train", require_labels=False)
+    assert str(e.value).endswith(
+        f"for 1 label: img_1; {root / 'images/train'} holds IMG_1.JPG: names that differ from "
+        "theirs in case only (images and labels are paired by their exact names)"
+    )
+
+
+def test_a_label_map_of_another_suffix_is_named_for_its_image_without_label(tmp_path: Path):
+    """Label maps saved as .tif (or .bmp, .jpg) beside the images' labels: "no label for 1
+    image: a" alone, while the folder showed a.tif."""
+    root = _mass(tmp_path, "train", ["a", "b"], labels=["b"])
+    Image.fromarray(np.full((H, W), 3, np.uint8)).save(root / "annotations/train/a.tif")
+    with pytest.raises(ValueError) as e:
+        open_split(root, "train")
+    assert str(e.value) == (
+        f"{root / 'images/train'}: no label in {root / 'annotations/train'} for 1 image: a; "
+        f"{root / 'annotations/train'} holds a.tif: label maps are read from .png files only "
+        "(save them as PNGs)"
+    )
+
+
 def test_duplicate_stems(tmp_path: Path):
     root = _mass(tmp_path, "train", ["a"])
     _image(root / "images/train/a.png")
@@ -284,6 +355,53 @@ def test_exif_orientation_is_respected(tmp_path: Path):
     ds = open_split(tmp_path, "train")
     assert ds.load_pair(ds[0])[1].shape == (W, H) and ds.check() == []
     assert image_size(_exif_jpeg(tmp_path / "b.jpg", orientation=1)) == (W, H)
+
+
+def test_a_label_of_the_stored_size_of_a_turned_image_says_so(tmp_path: Path):
+    """A label drawn on an EXIF-turned image's stored pixels (a tool that ignores EXIF) was
+    told "label is 8x12 but its image a.jpg is 12x8", while the file's header says 8x12 too:
+    the error now names the orientation. A label merely transposed, of an image without one,
+    and one of another size keep the plain message."""
+    _exif_jpeg(tmp_path / "images/train/a.jpg", orientation=8)  # stored 12x8, displayed 8x12
+    _label(tmp_path / "annotations/train/a.png", w=W, h=H)  # the stored size
+    _image(tmp_path / "images/train/b.jpg", w=H, h=W)  # 8x12, no EXIF
+    _label(tmp_path / "annotations/train/b.png", w=W, h=H)
+    _exif_jpeg(tmp_path / "images/train/c.jpg", orientation=6)
+    _label(tmp_path / "annotations/train/c.png", w=W + 1, h=H)
+    ds = open_split(tmp_path, "train")
+    a, b, c = (str(p) for p in ds.check())
+    assert a == (
+        f"{tmp_path / 'annotations/train/a.png'}: label is {W}x{H} but its image a.jpg is "
+        f"{H}x{W} (its EXIF orientation 8 turns the {W}x{H} pixels it stores): label maps "
+        "follow the image as displayed, as every engine command reads it, and this one fits "
+        "the pixels as stored (drawn with a tool that ignores EXIF?)"
+    )
+    assert b.endswith(f"label is {W}x{H} but its image b.jpg is {H}x{W}")
+    assert c.endswith(f"label is {W + 1}x{H} but its image c.jpg is {H}x{W}")
+    with pytest.raises(ValueError, match="EXIF orientation 8"):
+        ds.load_label(ds[0], image_size(ds[0].image_path))
+
+
+def test_a_damaged_exif_block_prints_no_pillow_warning(tmp_path: Path):
+    """A photo whose EXIF block is cut short (as some cameras and editors write it) made every
+    command print Pillow's "TiffImagePlugin.py:982: UserWarning: Corrupt EXIF data" and its
+    source line, naming no file. The image reads as Pillow reads it (here: no orientation)."""
+    path = tmp_path / "a.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.full((H, W, 3), 100, np.uint8)).save(path, exif=exif.tobytes()[:14])
+    code = (
+        "import sys; from engine.datasets import load_image, image_size, decoded_size; "
+        "p = sys.argv[1]; print(load_image(p).shape, image_size(p), decoded_size(p))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],  # this checkout's engine
+    )
+    assert res.stderr == "" and res.stdout.strip() == f"({H}, {W}, 3) ({W}, {H}) ({W}, {H})"
 
 
 def test_image_modes_decode_to_rgb8_without_clipping(tmp_path: Path):

@@ -463,6 +463,24 @@ def test_evaluate_resize_pred_nearest(tmp_path: Path) -> None:
     np.testing.assert_array_equal(r.counts.as_array(), want.counts.as_array())
 
 
+def test_a_prediction_turned_a_quarter_is_not_told_to_be_resized(tmp_path: Path) -> None:
+    """A prediction of the ground truth's size with width and height swapped (a predictor
+    that read an EXIF-turned image's stored pixels) was told "pass --resize-pred nearest to
+    resize", which would stretch it into a map of other pixels."""
+    pairs = _maps(4, 1)
+    pred_dir, gt_dir = _write(tmp_path, pairs)
+    write_label(pred_dir / "img00.png", np.ascontiguousarray(pairs[0][0].T))
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False))
+    h, w = pairs[0][1].shape
+    assert str(e.value).endswith(
+        f"{pred_dir / 'img00.png'}: size {h}x{w} differs from the ground truth's {w}x{h} (the "
+        f"file of the same name in {gt_dir}); its width and height swapped: a map turned a "
+        "quarter (of an image whose EXIF orientation its predictor ignored?), which resizing "
+        "would not turn back"
+    )
+
+
 # -- engine compare -----------------------------------------------------------------------------
 
 

@@ -427,6 +427,27 @@ def test_the_parent_class_is_read_where_the_spec_puts_labels_and_in_colour(tmp_p
     np.testing.assert_array_equal(backend._others("test", "a", (6, 8)), label == 0)
 
 
+def test_the_parent_class_is_read_from_a_label_with_an_uppercase_suffix(tmp_path):
+    """A dataset lists ``a.PNG`` as ``a``'s label (suffixes in any case), but the simulated
+    labeler looked only for ``a.png``: it found none and put its false positives anywhere,
+    so a dataset of ``.PNG`` labels gave other pseudo labels than the same one of ``.png``."""
+    from PIL import Image
+
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.simulated import SimulatedBackend
+
+    data = tmp_path / "data"
+    (data / "annotations" / "test").mkdir(parents=True)
+    label = np.zeros((6, 8), np.uint8)
+    label[:, 4:] = 3
+    Image.fromarray(label).save(data / "annotations" / "test" / "a.PNG")
+    cfg = LabelConfig(data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
+                      backend="simulated")  # fmt: skip
+    backend = SimulatedBackend(cfg, 7)
+    np.testing.assert_array_equal(backend._others("test", "a", (6, 8)), label == 0)
+    assert backend._others("test", "b", (6, 8)) is None  # no label: as before
+
+
 def test_working_memory_at_4k_is_not_several_full_size_copies():
     """At 4032x3024 the simulation held, besides what it returns, a float64 copy of the image
     for the false positive's component sizes (a map of ones summed per component) and every
