@@ -225,6 +225,12 @@ class Taxonomy:
                 f"class {name!r} is already in the taxonomy (as {self.get(name).name!r})"
             )
         parent_id = self[parent].id if isinstance(parent, int) else self.id_of(parent)
+        if len(self.classes) >= IGNORE_ID:
+            raise ValueError(
+                f"no class id left for new class {name!r}: the taxonomy has "
+                f"{len(self.classes)} classes (ids 0..{IGNORE_ID - 1}), the most uint8 label "
+                f"maps hold ({IGNORE_ID} is ignore)"
+            )
         if color is None:
             used = {c.color for c in self.classes}
             color = next((c for c in _NEW_CLASS_COLORS if c not in used), None)

@@ -49,7 +49,7 @@ from annotations.fileio import (
 )
 from annotations.labelmap import read_label, write_label
 from annotations.labelrun import latest_records
-from annotations.taxonomy import Taxonomy, class_key
+from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine.datasets import (
     SOURCE_PRECISE,
     DatasetSpec,
@@ -222,6 +222,14 @@ def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> T
                 f"{run.run_json}: class {run.class_name!r} is already in the taxonomy of "
                 f"dataset {data} ({', '.join(base.names)}); a pseudo run must add a new class"
             )
+    room = IGNORE_ID - base.num_classes  # new ids up to 254; 255 is ignore in uint8 labels
+    if len(runs) > room:
+        raise ValueError(
+            f"{runs[room].run_json}: no class id left for class {runs[room].class_name!r}: "
+            f"dataset {data} has {counted(base.num_classes, 'class', 'classes')}, so uint8 "
+            f"label maps (ids 0..{IGNORE_ID - 1}, {IGNORE_ID} is ignore) have room for "
+            f"{counted(room, 'new class', 'new classes')}, not {len(runs)}"
+        )
     fused = base
     for run in runs:
         if run.parent_name not in base:

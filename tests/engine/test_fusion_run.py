@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from annotations.labelmap import read_label, write_label
-from annotations.taxonomy import MASS13K, Taxonomy
+from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.datasets import SegDataset, load_spec
 from engine.fusion import FuseConfig, default_out_dir, fuse, open_pseudo_run, plan_fusion
 from engine.fusion.testing import write_pseudo_run
@@ -439,6 +439,32 @@ def test_error_class_already_in_taxonomy(tmp_path):
         ValueError, match=r"run/run.json: class 'Bicycle' is already in the taxonomy"
     ):
         plan_fusion(FuseConfig(data=data, pseudo=(run,), out=tmp_path / "o"))
+
+
+def _taxonomy_of(n: int) -> Taxonomy:
+    """MaSS13K's 7 classes and ``n - 7`` more base classes: ``n`` in all."""
+    extra = tuple(ClassInfo(i, f"Extra {i}", (i, 0, 0)) for i in range(7, n))
+    return Taxonomy(MASS13K.classes + extra)
+
+
+def test_more_new_classes_than_uint8_ids_hold_are_refused_before_writing(tmp_path):
+    """Two runs onto a 254-class dataset need ids 254 and 255 (ignore): the error was
+    'class id must be in 0..254, got 255 for 'Car'', naming neither the run nor the dataset."""
+    tax = _taxonomy_of(254)
+    data = write_dataset(tmp_path / "data", {"train": {"a": precise_map()}}, taxonomy=tax)
+    bike = write_pseudo_run(tmp_path / "bike", "Bicycle", {"train": {"a": bike_map()}}, base=tax)
+    car = write_pseudo_run(tmp_path / "car", "Car", {"train": {"a": bike_map()}}, base=tax)
+    with pytest.raises(ValueError) as e:
+        plan_fusion(FuseConfig(data=data, pseudo=(bike, car), out=tmp_path / "o"))
+    assert str(e.value) == (
+        f"{car / 'run.json'}: no class id left for class 'Car': dataset {data} has 254 "
+        "classes, so uint8 label maps (ids 0..254, 255 is ignore) have room for 1 new class, "
+        "not 2"
+    )
+    assert not (tmp_path / "o").exists()
+    fused = fuse(FuseConfig(data=data, pseudo=(bike,), out=tmp_path / "o", progress=False))
+    assert Taxonomy.load(fused.out / "taxonomy.json")[254].name == "Bicycle"  # the last id
+    assert (read_label(fused.out / "labels" / "train" / "a.png") == 254).sum() == 4
 
 
 def test_a_class_fused_onto_a_fused_dataset_keeps_its_pseudo_pixels(world, tmp_path):
