@@ -406,7 +406,7 @@ def test_torch_path_identical_on_cpu(seed: int) -> None:
     from engine.metrics.torch_counts import pair_counts_torch
 
     rng = np.random.default_rng(seed)
-    for h, w, k in [(37, 53, 5), (1, 1, 3), (2, 9, 2), (64, 29, 9)]:
+    for h, w, k in [(37, 53, 5), (1, 1, 3), (2, 9, 2), (64, 29, 9), (30, 41, 20), (33, 40, 255)]:
         pred, gt = (
             _adversarial(rng, h, w, k)
             if h > 8
