@@ -717,6 +717,22 @@ def test_cli_fuse(world):
     assert again.exit_code == 0 and "skipped 2 already done" in " ".join(again.output.split())
 
 
+def test_cli_report_of_many_new_classes_stays_readable_in_80_columns(world, tmp_path):
+    """Nine new classes made one table of nine columns: at 80 columns every figure's name and
+    share was cut to a few letters ('reject…', '(51.3…'). Now three classes to a table."""
+    labels = {s: {k: bike_map(0) for k in STEMS} for s in ("train", "val")}
+    runs = [write_pseudo_run(tmp_path / f"t{i}", f"Thing{i}", labels) for i in range(1, 8)]
+    args = ["fuse", "--data", str(world["data"]), "--out", str(world["out"]), "--no-progress"]
+    res = invoke(args + [a for r in runs for a in ("--pseudo", str(r))])
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.output
+    for first, last in ((1, 3), (4, 6), (7, 7)):
+        assert f"new classes {first}-{last} of 7" in res.output
+    text = " ".join(res.output.split())
+    assert all(f"Thing{i} ({i + 6})" in text for i in range(1, 8))
+    assert text.count("pseudo pixels") == 3
+
+
 def test_cli_paths_are_whole_lines_in_a_narrow_terminal_or_a_log(world):
     """The results' lines are not broken at the console's width (80 in a pipe or a log file,
     COLUMNS in a terminal): "-> PATH (open it as a dataset: engine info PATH)" came out over
