@@ -148,7 +148,7 @@ def source_taxonomies(cfg: ReportConfig, class_name: str) -> dict[str, tuple[Tax
         if class_name not in taxonomy:
             raise ValueError(
                 f"class {class_name!r} is not in the taxonomy of {source} "
-                f"({', '.join(taxonomy.names)}): {name} without it"
+                f"({taxonomy.listed()}): {name} without it"
             )
     return found
 

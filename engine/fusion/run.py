@@ -220,7 +220,7 @@ def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> T
         if run.class_name in base:
             raise ValueError(
                 f"{run.run_json}: class {run.class_name!r} is already in the taxonomy of "
-                f"dataset {data} ({', '.join(base.names)}); a pseudo run must add a new class"
+                f"dataset {data} ({base.listed()}); a pseudo run must add a new class"
             )
     room = IGNORE_ID - base.num_classes  # new ids up to 254; 255 is ignore in uint8 labels
     if len(runs) > room:
@@ -235,7 +235,7 @@ def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> T
         if run.parent_name not in base:
             raise ValueError(
                 f"{run.run_json}: parent {run.parent_name!r} of class {run.class_name!r} is not "
-                f"a class of dataset {data} ({', '.join(base.names)})"
+                f"a class of dataset {data} ({base.listed()})"
             )
         used = {c.color for c in fused}
         color = run.color if run.color not in used else None

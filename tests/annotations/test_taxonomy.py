@@ -133,6 +133,16 @@ def test_a_full_taxonomy_refuses_a_new_class_saying_why() -> None:
     )  # before: "class id must be in 0..254, got 255 for 'Car'"
 
 
+def test_an_unknown_name_lists_20_classes_of_a_large_taxonomy() -> None:
+    """The error listed all 254 names of a large taxonomy: a 4 KB line."""
+    t = Taxonomy(tuple(ClassInfo(i, f"C{i}", (i, 0, 0)) for i in range(254)))
+    with pytest.raises(ValueError) as e:
+        t.get("Others")
+    names = ", ".join(f"C{i}" for i in range(20))
+    assert str(e.value) == f"unknown class 'Others'; known classes: {names}, ... (254 in all)"
+    assert MASS13K.listed() == ", ".join(MASS13K.names)  # 20 or fewer: all of them
+
+
 def test_ancestors_and_base_of() -> None:
     t = MASS13K.with_new_class("Bicycle").with_new_class("Spoke", parent="Bicycle")
     assert t.ancestors(0) == [] and t.base_of(0).name == "Others"

@@ -634,6 +634,32 @@ def test_a_dataset_of_255_classes_has_no_id_left_for_the_class(tmp_path):
     )
 
 
+def test_a_dataset_without_others_says_where_to_give_the_parent(tmp_path):
+    """The default parent, Others, missing from a dataset's own taxonomy: the error was
+    'unknown class 'Others'' and every class name, with no word on where to set the parent."""
+    from annotations.taxonomy import ClassInfo, Taxonomy
+    from labeler.cli_support import build_label_config
+
+    root = _write_dataset(tmp_path / "data", {"train": 1})
+    Taxonomy((ClassInfo(0, "Background", (0, 0, 0)), ClassInfo(1, "Road", (1, 1, 1)))).save(
+        root / "taxonomy.json"
+    )
+    (root / "dataset.yaml").write_text(
+        "images: images/{split}\nlabels: annotations/{split}\ntaxonomy: taxonomy.json\n"
+    )
+    with pytest.raises(ValueError) as e:
+        build_label_config(class_name="Car", data=str(root), backend="simulated")
+    assert str(e.value) == (
+        f"dataset {root}: class 'Car': its parent is 'Others' by default, which is not a class "
+        "of the dataset (Background, Road); give the parent in a --spec file (Car: {parent: "
+        "CLASS})"
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("Car:\n  parent: Road\n")
+    cfg = build_label_config(class_name="Car", data=str(root), backend="simulated", spec=str(spec))
+    assert cfg.cls.parent == "Road"
+
+
 def test_unknown_backend_lists_registered():
     with pytest.raises(ValueError, match="registered: .*grounded-sam"):
         create_backend("nope", None, 7)
