@@ -256,7 +256,7 @@ def _resolve_rules(config: FuseConfig, taxonomy: Taxonomy, runs: list[PseudoRun]
             if name not in taxonomy or taxonomy.id_of(name) >= n:
                 raise ValueError(
                     f"--parent {name!r}: not a precise class of the dataset; "
-                    f"known: {', '.join(base_names)}"
+                    f"known: {few(base_names, 20, total=True)}"
                 )
             ids.append(taxonomy.id_of(name))
         parents[c] = tuple(dict.fromkeys(ids))
@@ -266,7 +266,7 @@ def _resolve_rules(config: FuseConfig, taxonomy: Taxonomy, runs: list[PseudoRun]
         if name not in taxonomy or taxonomy.id_of(name) not in new_ids:
             raise ValueError(
                 f"--priority {name!r}: not a new class of these pseudo runs; "
-                f"new classes: {', '.join(new_names)}"
+                f"new classes: {few(new_names, 20, total=True)}"
             )
         if taxonomy.id_of(name) in priority:  # named, not by id as FusionRules would
             raise ValueError(

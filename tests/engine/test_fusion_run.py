@@ -467,6 +467,19 @@ def test_more_new_classes_than_uint8_ids_hold_are_refused_before_writing(tmp_pat
     assert (read_label(fused.out / "labels" / "train" / "a.png") == 254).sum() == 4
 
 
+def test_an_unknown_parent_names_20_classes_of_a_large_dataset(tmp_path):
+    """--parent Nope listed all 254 classes of the dataset (a 4 KB line)."""
+    tax = _taxonomy_of(254)
+    data = write_dataset(tmp_path / "data", {"train": {"a": precise_map()}}, taxonomy=tax)
+    bike = write_pseudo_run(tmp_path / "bike", "Bicycle", {"train": {"a": bike_map()}}, base=tax)
+    with pytest.raises(ValueError) as e:
+        plan_fusion(FuseConfig(data=data, pseudo=(bike,), out=tmp_path / "o", parents=("Nope",)))
+    assert str(e.value) == (
+        "--parent 'Nope': not a precise class of the dataset; known: "
+        f"{', '.join(tax.names[:20])}, ... (254 in all)"
+    )
+
+
 def test_a_class_fused_onto_a_fused_dataset_keeps_its_pseudo_pixels(world, tmp_path):
     """Car fused onto Bicycle's fused dataset: Bicycle's pseudo (and ignored) pixels keep their
     source, as in one fusion of both; they were written as precise, so they trained as such."""
