@@ -172,6 +172,13 @@ class Taxonomy:
             )
         return self.classes[class_id]
 
+    def listed(self, most: int = 20) -> str:
+        """The class names comma-separated, for messages: the first ``most`` and ``... (N in
+        all)`` beyond them (a 254-class taxonomy made every unknown-name error 4 KB long)."""
+        names = self.names
+        more = f", ... ({len(names)} in all)" if len(names) > most else ""
+        return ", ".join(names[:most]) + more
+
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and class_key(name) in self._by_name
 
@@ -180,9 +187,7 @@ class Taxonomy:
         try:
             return self._by_name[class_key(name)]
         except KeyError:
-            raise ValueError(
-                f"unknown class {name!r}; known classes: {', '.join(self.names)}"
-            ) from None
+            raise ValueError(f"unknown class {name!r}; known classes: {self.listed()}") from None
 
     def id_of(self, name: str) -> int:
         return self.get(name).id
@@ -225,6 +230,12 @@ class Taxonomy:
                 f"class {name!r} is already in the taxonomy (as {self.get(name).name!r})"
             )
         parent_id = self[parent].id if isinstance(parent, int) else self.id_of(parent)
+        if len(self.classes) >= IGNORE_ID:
+            raise ValueError(
+                f"no class id left for new class {name!r}: the taxonomy has "
+                f"{len(self.classes)} classes (ids 0..{IGNORE_ID - 1}), the most uint8 label "
+                f"maps hold ({IGNORE_ID} is ignore)"
+            )
         if color is None:
             used = {c.color for c in self.classes}
             color = next((c for c in _NEW_CLASS_COLORS if c not in used), None)

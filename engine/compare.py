@@ -355,7 +355,7 @@ def class_by_name(
     if int(text) >= len(taxonomy):
         raise ValueError(
             f"--class {text}: no class has that id in the ground truth's taxonomy ({source}: "
-            f"{', '.join(taxonomy.names)}); give the class by name"
+            f"{taxonomy.listed()}); give the class by name"
         )
     return taxonomy[int(text)].name
 
@@ -386,7 +386,7 @@ def folder_classes(cfg: CompareConfig, *folders: Path) -> tuple[Taxonomy, str]:
 
 def _lacks(class_name: str, taxonomy: Taxonomy, source: str) -> str:
     """What a file's error says when its taxonomy has no such class."""
-    return f"its taxonomy ({source}: {', '.join(taxonomy.names)}) has no class {class_name!r}"
+    return f"its taxonomy ({source}: {taxonomy.listed()}) has no class {class_name!r}"
 
 
 def _class_in(
@@ -398,7 +398,7 @@ def _class_in(
     if class_id is None and cfg.input == "labels":
         raise ValueError(
             f"class {class_name!r} is not in the taxonomy of {what} ({source}: "
-            f"{', '.join(taxonomy.names)}); pass --taxonomy with it"
+            f"{taxonomy.listed()}); pass --taxonomy with it"
         )
     return class_id
 

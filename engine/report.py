@@ -42,7 +42,7 @@ from annotations.fileio import (
 from annotations.labelmap import IGNORE, read_label, validate_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, check_subset_class, read_subset
-from annotations.taxonomy import Taxonomy
+from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import SegDataset, new_class_truth, open_split
 from engine.metrics import ClassScorer, ClassScores, SegEvaluator
 from engine.metrics.bootstrap import (
@@ -146,7 +146,7 @@ def source_taxonomies(cfg: ReportConfig, class_name: str) -> dict[str, tuple[Tax
         if class_name not in taxonomy:
             raise ValueError(
                 f"class {class_name!r} is not in the taxonomy of {source} "
-                f"({', '.join(taxonomy.names)}): {name} without it"
+                f"({taxonomy.listed()}): {name} without it"
             )
     return found
 
@@ -326,6 +326,27 @@ def delta_interval(
         per_image = evals[name].per_image
         counts.append(class_counts([per_image[at[s]] for s in common], class_id=1))
     return interval_record(*counts)
+
+
+def check_data_classes(
+    ds: SegDataset, taxonomy: Taxonomy, source: tuple[Taxonomy, str] | None
+) -> None:
+    """``ValueError`` before any scoring when the dataset's classes are not the first classes of
+    the predictions' taxonomy (the per-class table scores its labels with the predictions'
+    ids): a 20-class dataset's Extra 7 was scored as the model's Bicycle, and its ids above
+    the model's failed as 'not class ids' after the subset was scored."""
+    data = ds.spec.taxonomy
+    for c in data:
+        if c.id >= len(taxonomy) or class_key(taxonomy[c.id].name) != class_key(c.name):
+            theirs = repr(taxonomy[c.id].name) if c.id < len(taxonomy) else "no class"
+            where = f" ({source[1]})" if source is not None else ""
+            raise ValueError(
+                f"{ds.spec.root}: the dataset's class {c.id} is {c.name!r}, the predictions'"
+                f"{where} {theirs}: the per-class table would score its labels as other classes "
+                f"(dataset: {counted(len(data), 'class', 'classes')}, predictions: "
+                f"{len(taxonomy)}); give the dataset the model was trained on as --data, or the "
+                "predictions' taxonomy.json as --taxonomy"
+            )
 
 
 def per_class_table(
@@ -818,6 +839,8 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     )
     if split_ds is not None:
         check_data_sizes(subset, split_ds, data_source)
+        if cfg.pred and split_ds.spec.labels is not None:
+            check_data_classes(split_ds, taxonomy, taxonomies.get("joint-trained model"))
     images = {s.stem: s.image_path for s in split_ds.samples} if split_ds is not None else {}
     dirs = source_dirs(cfg, class_name, taxonomies)
     rows, class_pixels = score_class(cfg, subset, class_name, dirs, backend)

@@ -228,7 +228,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         if found is not None and class_name not in found[0]:  # a model without the class
             raise ValueError(
                 f"{d}: predictions of a model without {class_name}: their taxonomy "
-                f"({found[1]}: {', '.join(found[0].names)}) has no class {class_name!r}; give "
+                f"({found[1]}: {found[0].listed()}) has no class {class_name!r}; give "
                 f"predictions of a model trained with it, or --pred-class-id to read an id as it"
             )
         if found is not None:

@@ -179,6 +179,7 @@ def build_label_config(
         _check_parent(spec, cls, data)
     else:
         cls = ClassSpec(name=class_name, **{k: v for k, v in overrides.items() if v is not None})
+        _check_parent(None, cls, data)
     return LabelConfig(
         data=data,
         cls=cls,
@@ -209,20 +210,28 @@ def build_label_config(
     )
 
 
-def _check_parent(spec: str, cls: ClassSpec, data: str) -> None:
+def _check_parent(spec: str | None, cls: ClassSpec, data: str) -> None:
     """The spec file's ``parent`` must be a class of the dataset: a ``ValueError`` naming the
     file, the class and the dataset's classes (it was ``unknown class 'Vehicles'``, naming
-    neither). A dataset that cannot be opened is left to the run, which names its problem."""
+    neither). Without a spec file the parent is the default, Others, which a dataset of its own
+    classes may lack: the error says where to set it. A dataset that cannot be opened is left
+    to the run, which names its problem."""
     from engine.datasets import load_spec
 
     try:
         taxonomy = load_spec(data).taxonomy
     except (OSError, ValueError):
         return
+    if cls.parent not in taxonomy and spec is None:
+        raise ValueError(
+            f"dataset {data}: class {cls.name!r}: its parent is {cls.parent!r} by default, which "
+            f"is not a class of the dataset ({taxonomy.listed()}); give the parent in a --spec "
+            f"file ({cls.name}: {{parent: CLASS}})"
+        )
     if cls.parent not in taxonomy:
         raise ValueError(
             f"{spec}: class {cls.name!r}: parent {cls.parent!r} is not a class of dataset "
-            f"{data} ({', '.join(taxonomy.names)})"
+            f"{data} ({taxonomy.listed()})"
         )
 
 

@@ -94,7 +94,10 @@ def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
     spec = load_spec(cfg.data)
     splits = list(cfg.splits) or spec.require_splits()
     items = [(s, smp) for s in splits for smp in SegDataset(spec, s, require_labels=False).samples]
-    taxonomy = spec.taxonomy.with_new_class(cfg.cls.name, parent=cfg.cls.parent)
+    try:
+        taxonomy = spec.taxonomy.with_new_class(cfg.cls.name, parent=cfg.cls.parent)
+    except ValueError as e:
+        raise ValueError(f"dataset {cfg.data}: {e}") from None
     return items, taxonomy
 
 

@@ -242,7 +242,7 @@ def convert_massformer(
     if taxonomy.num_classes != k:
         raise ValueError(
             f"{src}: the class head has {k} classes (+ no-object), the taxonomy "
-            f"{taxonomy.num_classes} ({', '.join(taxonomy.names)})"
+            f"{taxonomy.num_classes} ({taxonomy.listed()})"
         )
     config = preset_config("massformer_r50", num_classes=k)
     with torch.device("meta"):

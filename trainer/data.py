@@ -249,7 +249,7 @@ class TrainSet(Dataset):
         if unknown := [c for c in self.focus if not 0 <= c < k]:  # no crop would centre there
             raise ValueError(
                 f"augment.focus_classes: {', '.join(map(str, unknown))} is no class id of "
-                f"{self.data.spec.root} (0..{k - 1}: {', '.join(self.data.taxonomy.names)})"
+                f"{self.data.spec.root} (0..{k - 1}: {self.data.taxonomy.listed()})"
             )
         if len(self.data) == 0:
             raise ValueError(f"{self.data.spec.image_dir(split)}: split {split!r} has no images")

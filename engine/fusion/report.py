@@ -1,10 +1,12 @@
 """The fusion report as a rich table (the CLI prints it; fuse.json holds the same numbers).
 
-One column per new class and one row per figure, so the table stays narrow at 4K pixel counts.
+One column per new class and one row per figure, so the table stays narrow at 4K pixel counts;
+more classes than fit an 80-column terminal are shown three to a table, one table under another.
 """
 
 from __future__ import annotations
 
+from rich.console import Group
 from rich.table import Table
 
 from engine.fusion.rules import ClassStats
@@ -28,15 +30,37 @@ def _rows(s: ClassStats) -> dict[str, str]:
     }
 
 
-def report_table(result: FuseResult) -> Table:
-    """The per-class report of a fusion run as a rich table (the CLI prints it)."""
-    table = Table(
-        title=f"fusion report: {counted(result.images, 'image')} ({', '.join(result.splits)})"
+# Class columns per table: three fit 80 columns beside the figures' names at 4K pixel counts
+# (nine in one table cut every name and share to a few letters: "reject…", "(51.3…").
+CLASSES_PER_TABLE = 3
+
+
+def report_table(result: FuseResult) -> Table | Group:
+    """The per-class report of a fusion run as a rich table (the CLI prints it); with more than
+    :data:`CLASSES_PER_TABLE` new classes, a group of such tables, that many classes each."""
+    title = f"fusion report: {counted(result.images, 'image')} ({', '.join(result.splits)})"
+    items = list(result.report.items())
+    n = CLASSES_PER_TABLE
+    if len(items) <= n:
+        return _table(result, items, title)
+    return Group(
+        *[
+            _table(
+                result,
+                items[i : i + n],
+                f"{title}, new classes {i + 1}-{min(i + n, len(items))} of {len(items)}",
+            )  # fmt: skip
+            for i in range(0, len(items), n)
+        ]
     )
+
+
+def _table(result: FuseResult, items: list[tuple[str, ClassStats]], title: str) -> Table:
+    table = Table(title=title)
     table.add_column("", justify="left")
     tax = result.taxonomy
     columns = []
-    for name, stats in result.report.items():
+    for name, stats in items:
         info = tax.get(name)
         parent = tax[info.parent].name if info.parent is not None else "-"
         table.add_column(f"{info.name} ({info.id})\nparent {parent}", justify="right")

@@ -49,7 +49,7 @@ from annotations.fileio import (
 )
 from annotations.labelmap import read_label, write_label
 from annotations.labelrun import latest_records
-from annotations.taxonomy import Taxonomy, class_key
+from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine.datasets import (
     SOURCE_PRECISE,
     DatasetSpec,
@@ -221,14 +221,22 @@ def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> T
         if run.class_name in base:
             raise ValueError(
                 f"{run.run_json}: class {run.class_name!r} is already in the taxonomy of "
-                f"dataset {data} ({', '.join(base.names)}); a pseudo run must add a new class"
+                f"dataset {data} ({base.listed()}); a pseudo run must add a new class"
             )
+    room = IGNORE_ID - base.num_classes  # new ids up to 254; 255 is ignore in uint8 labels
+    if len(runs) > room:
+        raise ValueError(
+            f"{runs[room].run_json}: no class id left for class {runs[room].class_name!r}: "
+            f"dataset {data} has {counted(base.num_classes, 'class', 'classes')}, so uint8 "
+            f"label maps (ids 0..{IGNORE_ID - 1}, {IGNORE_ID} is ignore) have room for "
+            f"{counted(room, 'new class', 'new classes')}, not {len(runs)}"
+        )
     fused = base
     for run in runs:
         if run.parent_name not in base:
             raise ValueError(
                 f"{run.run_json}: parent {run.parent_name!r} of class {run.class_name!r} is not "
-                f"a class of dataset {data} ({', '.join(base.names)})"
+                f"a class of dataset {data} ({base.listed()})"
             )
         used = {c.color for c in fused}
         color = run.color if run.color not in used else None
@@ -249,7 +257,7 @@ def _resolve_rules(config: FuseConfig, taxonomy: Taxonomy, runs: list[PseudoRun]
             if name not in taxonomy or taxonomy.id_of(name) >= n:
                 raise ValueError(
                     f"--parent {name!r}: not a precise class of the dataset; "
-                    f"known: {', '.join(base_names)}"
+                    f"known: {few(base_names, 20, total=True)}"
                 )
             ids.append(taxonomy.id_of(name))
         parents[c] = tuple(dict.fromkeys(ids))
@@ -259,7 +267,7 @@ def _resolve_rules(config: FuseConfig, taxonomy: Taxonomy, runs: list[PseudoRun]
         if name not in taxonomy or taxonomy.id_of(name) not in new_ids:
             raise ValueError(
                 f"--priority {name!r}: not a new class of these pseudo runs; "
-                f"new classes: {', '.join(new_names)}"
+                f"new classes: {few(new_names, 20, total=True)}"
             )
         if taxonomy.id_of(name) in priority:  # named, not by id as FusionRules would
             raise ValueError(

@@ -122,6 +122,27 @@ def test_class_info_validation():
     assert ClassInfo(3, "X", (1.0, 2, 3)).color == (1, 2, 3)
 
 
+def test_a_full_taxonomy_refuses_a_new_class_saying_why() -> None:
+    t = Taxonomy(tuple(ClassInfo(i, f"C{i}", (i, 0, 0)) for i in range(254)))
+    assert t.with_new_class("Bicycle", parent=0)[254].name == "Bicycle"  # id 254: the last
+    with pytest.raises(ValueError) as e:
+        t.with_new_class("Bicycle", parent=0).with_new_class("Car", parent=0)
+    assert str(e.value) == (
+        "no class id left for new class 'Car': the taxonomy has 255 classes (ids 0..254), "
+        "the most uint8 label maps hold (255 is ignore)"
+    )  # before: "class id must be in 0..254, got 255 for 'Car'"
+
+
+def test_an_unknown_name_lists_20_classes_of_a_large_taxonomy() -> None:
+    """The error listed all 254 names of a large taxonomy: a 4 KB line."""
+    t = Taxonomy(tuple(ClassInfo(i, f"C{i}", (i, 0, 0)) for i in range(254)))
+    with pytest.raises(ValueError) as e:
+        t.get("Others")
+    names = ", ".join(f"C{i}" for i in range(20))
+    assert str(e.value) == f"unknown class 'Others'; known classes: {names}, ... (254 in all)"
+    assert MASS13K.listed() == ", ".join(MASS13K.names)  # 20 or fewer: all of them
+
+
 def test_ancestors_and_base_of() -> None:
     t = MASS13K.with_new_class("Bicycle").with_new_class("Spoke", parent="Bicycle")
     assert t.ancestors(0) == [] and t.base_of(0).name == "Others"

@@ -92,6 +92,28 @@ CASES = {
         [[BIKE, BIKE, CAR]],
         [[1, 1, 1]],
     ),
+    "overlap of three: a partial priority ranks the unlisted below, tied by confidence": (
+        [[O, O, O, O]],
+        [
+            pl(BIKE, [[1, 1, 1, 0]], [[200, 100, 150, 0]]),
+            pl(CAR, [[1, 0, 1, 1]], [[10, 0, 150, 90]]),
+            pl(9, [[0, 1, 1, 1]], [[0, 200, 150, 90]]),
+        ],
+        rules(parents={BIKE: (O,), CAR: (O,), 9: (O,)}, priority=(CAR,)),
+        [[CAR, 9, CAR, CAR]],
+        [[1, 1, 1, 1]],
+    ),
+    "overlap of three, no priority: the most confident, a tie of the best two -> 255": (
+        [[O, O, O]],
+        [
+            pl(BIKE, [[1, 1, 1]], [[200, 150, 150]]),
+            pl(CAR, [[1, 1, 1]], [[100, 150, 140]]),
+            pl(9, [[1, 1, 1]], [[199, 10, 150]]),
+        ],
+        rules(parents={BIKE: (O,), CAR: (O,), 9: (O,)}),
+        [[BIKE, U, U]],
+        [[1, 2, 2]],
+    ),
     "overlap: certain beats uncertain; both uncertain -> 255 even in keep-parent": (
         [[O, O, O, O]],
         [pl(BIKE, [[1, U, U, 0]], [[10, 250, 250, 0]]), pl(CAR, [[U, 1, U, U]], [[250, 10, 9, 9]])],
@@ -290,3 +312,14 @@ def test_invariants_on_random_maps(seed):
         assert np.isin(precise[changed], (O, G)).all()  # only parents ever change
         claimed = {c: int((label == c).sum()) for c in (BIKE, CAR)}
         assert {c: s.claimed_pixels for c, s in fused.stats.items()} == claimed
+
+
+def test_248_new_classes_the_most_uint8_ids_hold_overlap_exactly():
+    """The per-pixel counters are uint8: 248 classes (ids 7..254) claiming one pixel still
+    count, tie and win exactly."""
+    ids = range(7, 255)
+    pseudos = [PseudoLabel(c, a([[1, 1, U]]), a([[100, 9 + (c == 254), 0]]), None) for c in ids]
+    fused = fuse_image(a([[O, O, O]]), pseudos, FusionRules(parents={c: (O,) for c in ids}))
+    assert fused.label.tolist() == [[U, 254, U]]  # a 248-way tie; 254 most confident; uncertain
+    assert fused.source.tolist() == [[2, 1, 2]]
+    assert sum(s.overlap_lost for s in fused.stats.values()) == 248 + 247

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from annotations.labelmap import read_label, write_label
-from annotations.taxonomy import MASS13K, Taxonomy
+from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.datasets import SegDataset, load_spec
 from engine.fusion import FuseConfig, default_out_dir, fuse, open_pseudo_run, plan_fusion
 from engine.fusion.testing import write_pseudo_run
@@ -441,6 +441,45 @@ def test_error_class_already_in_taxonomy(tmp_path):
         plan_fusion(FuseConfig(data=data, pseudo=(run,), out=tmp_path / "o"))
 
 
+def _taxonomy_of(n: int) -> Taxonomy:
+    """MaSS13K's 7 classes and ``n - 7`` more base classes: ``n`` in all."""
+    extra = tuple(ClassInfo(i, f"Extra {i}", (i, 0, 0)) for i in range(7, n))
+    return Taxonomy(MASS13K.classes + extra)
+
+
+def test_more_new_classes_than_uint8_ids_hold_are_refused_before_writing(tmp_path):
+    """Two runs onto a 254-class dataset need ids 254 and 255 (ignore): the error was
+    'class id must be in 0..254, got 255 for 'Car'', naming neither the run nor the dataset."""
+    tax = _taxonomy_of(254)
+    data = write_dataset(tmp_path / "data", {"train": {"a": precise_map()}}, taxonomy=tax)
+    bike = write_pseudo_run(tmp_path / "bike", "Bicycle", {"train": {"a": bike_map()}}, base=tax)
+    car = write_pseudo_run(tmp_path / "car", "Car", {"train": {"a": bike_map()}}, base=tax)
+    with pytest.raises(ValueError) as e:
+        plan_fusion(FuseConfig(data=data, pseudo=(bike, car), out=tmp_path / "o"))
+    assert str(e.value) == (
+        f"{car / 'run.json'}: no class id left for class 'Car': dataset {data} has 254 "
+        "classes, so uint8 label maps (ids 0..254, 255 is ignore) have room for 1 new class, "
+        "not 2"
+    )
+    assert not (tmp_path / "o").exists()
+    fused = fuse(FuseConfig(data=data, pseudo=(bike,), out=tmp_path / "o", progress=False))
+    assert Taxonomy.load(fused.out / "taxonomy.json")[254].name == "Bicycle"  # the last id
+    assert (read_label(fused.out / "labels" / "train" / "a.png") == 254).sum() == 4
+
+
+def test_an_unknown_parent_names_20_classes_of_a_large_dataset(tmp_path):
+    """--parent Nope listed all 254 classes of the dataset (a 4 KB line)."""
+    tax = _taxonomy_of(254)
+    data = write_dataset(tmp_path / "data", {"train": {"a": precise_map()}}, taxonomy=tax)
+    bike = write_pseudo_run(tmp_path / "bike", "Bicycle", {"train": {"a": bike_map()}}, base=tax)
+    with pytest.raises(ValueError) as e:
+        plan_fusion(FuseConfig(data=data, pseudo=(bike,), out=tmp_path / "o", parents=("Nope",)))
+    assert str(e.value) == (
+        "--parent 'Nope': not a precise class of the dataset; known: "
+        f"{', '.join(tax.names[:20])}, ... (254 in all)"
+    )
+
+
 def test_a_class_fused_onto_a_fused_dataset_keeps_its_pseudo_pixels(world, tmp_path):
     """Car fused onto Bicycle's fused dataset: Bicycle's pseudo (and ignored) pixels keep their
     source, as in one fusion of both; they were written as precise, so they trained as such."""
@@ -689,6 +728,22 @@ def test_cli_fuse(world):
     assert label[1, 1] == 8 and label[3, 1] == O  # Car by priority; uncertain kept as Others
     again = invoke(args)
     assert again.exit_code == 0 and "skipped 2 already done" in " ".join(again.output.split())
+
+
+def test_cli_report_of_many_new_classes_stays_readable_in_80_columns(world, tmp_path):
+    """Nine new classes made one table of nine columns: at 80 columns every figure's name and
+    share was cut to a few letters ('reject…', '(51.3…'). Now three classes to a table."""
+    labels = {s: {k: bike_map(0) for k in STEMS} for s in ("train", "val")}
+    runs = [write_pseudo_run(tmp_path / f"t{i}", f"Thing{i}", labels) for i in range(1, 8)]
+    args = ["fuse", "--data", str(world["data"]), "--out", str(world["out"]), "--no-progress"]
+    res = invoke(args + [a for r in runs for a in ("--pseudo", str(r))])
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.output
+    for first, last in ((1, 3), (4, 6), (7, 7)):
+        assert f"new classes {first}-{last} of 7" in res.output
+    text = " ".join(res.output.split())
+    assert all(f"Thing{i} ({i + 6})" in text for i in range(1, 8))
+    assert text.count("pseudo pixels") == 3
 
 
 def test_cli_paths_are_whole_lines_in_a_narrow_terminal_or_a_log(world):

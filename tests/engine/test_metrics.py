@@ -375,6 +375,21 @@ def test_exact_across_strip_boundaries(strip: int, monkeypatch: pytest.MonkeyPat
     assert_exact(big(pred), big(gt), 5)  # d = 2
 
 
+@pytest.mark.parametrize("k", [15, 16, 20, 60, 200, 254, 255])
+def test_many_classes_exact_across_strip_boundaries(k: int, monkeypatch) -> None:
+    """Both sides of the 15-class switch (calcHist / bincount) and several 64-class words, in
+    strips of a few rows, as a large photo of a 20- or 254-class taxonomy is counted."""
+    import engine.metrics.counts as counts
+
+    monkeypatch.setattr(counts, "_STRIP_PIXELS", 300)
+    rng = np.random.default_rng(k)
+    gt = _blobs(rng, 60, 50, k, 4)
+    pred = np.roll(gt, 2, axis=1)
+    pred[rng.random(gt.shape) < 0.05] = rng.integers(0, k)
+    gt[10:13, :] = 255
+    assert_exact(pred, gt, k)
+
+
 def test_disk_is_the_13_pixel_euclidean_disk() -> None:
     from engine.metrics.counts import DISK2
 
@@ -391,7 +406,7 @@ def test_torch_path_identical_on_cpu(seed: int) -> None:
     from engine.metrics.torch_counts import pair_counts_torch
 
     rng = np.random.default_rng(seed)
-    for h, w, k in [(37, 53, 5), (1, 1, 3), (2, 9, 2), (64, 29, 9)]:
+    for h, w, k in [(37, 53, 5), (1, 1, 3), (2, 9, 2), (64, 29, 9), (30, 41, 20), (33, 40, 255)]:
         pred, gt = (
             _adversarial(rng, h, w, k)
             if h > 8

@@ -835,6 +835,40 @@ def test_a_bad_dataset_root_fails_before_the_scoring(world, monkeypatch):
     assert not (tmp / "bad").exists()
 
 
+def test_a_dataset_of_other_classes_than_the_model_s_fails_before_the_scoring(world, monkeypatch):
+    """A 20-class dataset as --data of a model of MaSS13K + Bicycle: its class 7 (Extra 7) was
+    scored as Bicycle without a word (ids above 7 failed as 'not class ids', after the subset
+    was scored)."""
+    import engine.report as report
+    from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
+
+    tmp, data, subset, _ = world
+    extra = tuple(ClassInfo(i, f"Extra {i}", (i, 0, 0)) for i in range(7, 20))
+    Taxonomy(MASS13K.classes + extra).save(data / "taxonomy.json")
+    (data / "dataset.yaml").write_text(
+        "images: images/{split}\nlabels: annotations/{split}\ntaxonomy: taxonomy.json\n"
+    )
+
+    def scored(*args, **kwargs):
+        raise AssertionError("scored before the dataset's classes were checked")
+
+    monkeypatch.setattr(report, "score_class", scored)
+    cfg = ReportConfig(str(subset.root), str(tmp / "r"), pred=str(tmp / "pred"), data=str(data))
+    with pytest.raises(ValueError) as e:
+        build_report(cfg)
+    assert str(e.value) == (
+        f"{data}: the dataset's class 7 is 'Extra 7', the predictions' (MaSS13K and the "
+        "subset's class) 'Bicycle': the per-class table would score its labels as other classes "
+        "(dataset: 20 classes, predictions: 8); give the dataset the model was trained on as "
+        "--data, or the predictions' taxonomy.json as --taxonomy"
+    )
+    assert not (tmp / "r").exists()
+    # a dataset of the model's first classes (MaSS13K's) is the usual case: scored
+    Taxonomy(MASS13K.classes).save(data / "taxonomy.json")
+    monkeypatch.undo()
+    assert build_report(replace(cfg, chart=False)).data["per_class"] is not None
+
+
 def test_a_missing_label_folder_fails_before_the_scoring(world, monkeypatch):
     """The per-class table needs the split's 7-class labels: a dataset without them is reported
     before the subset is scored, naming the folder; without --pred no labels are needed."""

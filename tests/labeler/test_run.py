@@ -613,6 +613,53 @@ def test_a_data_folder_too_deep_names_the_dataset_root(tmp_path):
         )
 
 
+def test_a_dataset_of_255_classes_has_no_id_left_for_the_class(tmp_path):
+    """The error named neither the dataset nor why: 'class id must be in 0..254, got 255'."""
+    from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
+    from labeler.cli_support import build_label_config
+    from labeler.run import plan_items
+
+    root = _write_dataset(tmp_path / "data", {"train": 1})
+    extra = tuple(ClassInfo(i, f"Extra {i}", (i, 0, 0)) for i in range(7, 255))
+    Taxonomy(MASS13K.classes + extra).save(root / "taxonomy.json")
+    (root / "dataset.yaml").write_text(
+        "images: images/{split}\nlabels: annotations/{split}\ntaxonomy: taxonomy.json\n"
+    )
+    cfg = build_label_config(class_name="Car", data=str(root), backend="simulated")
+    with pytest.raises(ValueError) as e:
+        plan_items(cfg)
+    assert str(e.value) == (
+        f"dataset {root}: no class id left for new class 'Car': the taxonomy has 255 classes "
+        "(ids 0..254), the most uint8 label maps hold (255 is ignore)"
+    )
+
+
+def test_a_dataset_without_others_says_where_to_give_the_parent(tmp_path):
+    """The default parent, Others, missing from a dataset's own taxonomy: the error was
+    'unknown class 'Others'' and every class name, with no word on where to set the parent."""
+    from annotations.taxonomy import ClassInfo, Taxonomy
+    from labeler.cli_support import build_label_config
+
+    root = _write_dataset(tmp_path / "data", {"train": 1})
+    Taxonomy((ClassInfo(0, "Background", (0, 0, 0)), ClassInfo(1, "Road", (1, 1, 1)))).save(
+        root / "taxonomy.json"
+    )
+    (root / "dataset.yaml").write_text(
+        "images: images/{split}\nlabels: annotations/{split}\ntaxonomy: taxonomy.json\n"
+    )
+    with pytest.raises(ValueError) as e:
+        build_label_config(class_name="Car", data=str(root), backend="simulated")
+    assert str(e.value) == (
+        f"dataset {root}: class 'Car': its parent is 'Others' by default, which is not a class "
+        "of the dataset (Background, Road); give the parent in a --spec file (Car: {parent: "
+        "CLASS})"
+    )
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("Car:\n  parent: Road\n")
+    cfg = build_label_config(class_name="Car", data=str(root), backend="simulated", spec=str(spec))
+    assert cfg.cls.parent == "Road"
+
+
 def test_unknown_backend_lists_registered():
     with pytest.raises(ValueError, match="registered: .*grounded-sam"):
         create_backend("nope", None, 7)
