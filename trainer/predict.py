@@ -474,7 +474,10 @@ def changed_images(meta: dict | None, out: Path, sizes: dict[str, int | None]) -
     changed = sorted(
         stem
         for stem, size in sizes.items()
-        if stem in was and was[stem] != size and (out / f"{stem}.png").is_file()
+        if size is not None
+        and stem in was
+        and was[stem] != size
+        and (out / f"{stem}.png").is_file()
     )
     if changed:
         log.warning(
