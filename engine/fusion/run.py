@@ -313,9 +313,11 @@ def _check_stems(run: PseudoRun, dataset: SegDataset, labelled_here: bool = Fals
 
 
 def _why_unlabelled(run: PseudoRun, split: str, missing: set[str]) -> str:
-    """What to do about images without a pseudo label: finish the run, or, when its manifest
-    says the labeler failed on them (an unreadable image, a truth mask of another size),
-    mend them and label again; "finish the labeling run" was no help there."""
+    """What to do about images without a pseudo label: label them (the run stopped before
+    them, or they were added to the dataset since it ran: "finish the labeling run first" was
+    false of a run that had finished), or, when its manifest says the labeler failed on them
+    (an unreadable image, a truth mask of another size), mend them and label again; "finish the
+    labeling run" was no help there."""
     latest = latest_records(run.path)
     failed = [
         (stem, rec)
@@ -323,7 +325,10 @@ def _why_unlabelled(run: PseudoRun, split: str, missing: set[str]) -> str:
         if (rec := latest.get((split, stem)) or {}).get("status") == "failed"
     ]
     if not failed:
-        return "finish the labeling run first"
+        return (
+            "not labelled yet: the labeling run stopped before them, or they were added to the "
+            f"dataset since it ran; label them first: {relabel_command(run, [split])}"
+        )
     stem, rec = failed[0]
     return (
         f"the labeling run failed on {len(failed)} of them, {stem}: "
