@@ -1085,7 +1085,10 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
         raise _no_labelled(run, cfg.split)
     with contextlib.suppress(ValueError, OSError):  # a dataset moved on: picked all the same
         listed = dataset_images(None, run, cfg.split)
+        stats = _still_in_dataset(run, cfg.split, stats, listed)
         _warn_not_labelled(run, cfg.split, [s.stem for s in stats], listed, "pick")
+    if not stats:  # every labelled image removed from the dataset since
+        raise _no_labelled(run, cfg.split)
     stand_ins = [s.stem for s in stats if s.confidence_from == "instances"]
     if stand_ins:  # another scale than the maps': said, not ranked with them without a word
         log.warning(
@@ -1124,6 +1127,27 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
         },
     )
     return picks, out
+
+
+def _still_in_dataset(
+    run: LabelRun, split: str, stats: list[ImageStats], listed: dict[str, Path]
+) -> list[ImageStats]:
+    """``stats`` without the images no longer in the run's dataset (``listed``: its split's
+    images now; removed since they were labelled), after a warning naming them: an annotator
+    cannot annotate a photo that is gone, and the export of the pick listed it in its COCO file
+    but not in ``images.txt``. Before, they were picked as the others."""
+    gone = sorted(s.stem for s in stats if s.stem not in listed)
+    if not gone:
+        return stats
+    log.warning(
+        "%s: %s of split %r labelled here no longer in the dataset (removed since labelled), "
+        "not picked: %s",
+        run.root,
+        counted(len(gone), "image"),
+        split,
+        few(gone, total=True),
+    )
+    return [s for s in stats if s.stem in listed]
 
 
 def _check_list_path(out: Path) -> None:

@@ -8,14 +8,17 @@ Output folder::
     predict.json        the resolved config, checkpoint step, taxonomy and environment, and
                         the images that failed (``failed``: image and reason); ``status``
                         is ``running`` until every image was tried (then ``finished``),
-                        ``image_count`` how many images the run labels
+                        ``image_count`` how many images the run labels, ``image_bytes``
+                        each image's file size by stem
 
 The inference size defaults to ``"auto"``: the size the checkpoint's training validated at
 (``engine train --val-size``, in the checkpoint's ``config``), else the release's 4096x3072 (a
 converted release checkpoint records no training). A model trained on small images is then
 not run on them upsampled to 4K; predict.json records the size used and where it came from.
 
-Images whose label PNG already exists are skipped (resumable), unless ``overwrite``; resuming
+Images whose label PNG already exists are skipped (resumable), unless ``overwrite`` or the
+image's file is no longer the size ``predict.json`` records (``image_bytes``: replaced under the
+same name since, :func:`changed_images`); resuming
 with other settings than the folder's predict.json records (checkpoint, size, inference mode,
 test-time augmentation, guided filter) is refused before anything is written, so one folder
 never mixes label maps made two ways; ``overwrite`` with other settings replaces the earlier
@@ -399,6 +402,9 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
         elif any(p.is_file() for p in out.glob("*.png")):  # of these images or others
             raise resume_refused(out / "predict.json", diffs)
     kept = [] if diffs else earlier_failures(meta, out, images)  # of other settings: not kept
+    sizes = image_sizes(images)
+    if not diffs and not cfg.overwrite:
+        earlier = changed_images(meta, out, sizes)
     out.mkdir(parents=True, exist_ok=True)
     for p in earlier:  # before the record names this run: none passes for this run's later
         p.unlink(missing_ok=True)
@@ -416,6 +422,8 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
         "status": "running",
         "image_count": len(images),  # the images this run labels (those already there too)
         "failed": kept,  # the images without a label map, each with its reason
+        # each image's file size by stem: a rerun predicts again an image replaced since
+        "image_bytes": {**recorded_sizes(meta), **sizes},
     }
     atomic_write_json(out / "predict.json", record)
     result = PredictResult(out=out, size=cfg.size, size_source=size_source, left_out=left_out)
@@ -434,6 +442,51 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
             record = {**record, "status": status, "failed": kept + failed}
             atomic_write_json(out / "predict.json", record)
     return result
+
+
+def image_sizes(images: list[Path]) -> dict[str, int | None]:
+    """Each image's file size in bytes, by stem (None: not readable now; it fails alone)."""
+    sizes: dict[str, int | None] = {}
+    for p in images:
+        try:
+            sizes[p.stem] = p.stat().st_size
+        except OSError:
+            sizes[p.stem] = None
+    return sizes
+
+
+def recorded_sizes(meta: dict | None) -> dict[str, int | None]:
+    """The image sizes ``out``'s ``predict.json`` record ``meta`` holds (``image_bytes``); none
+    in a record of an older engine."""
+    sizes = (meta or {}).get("image_bytes")
+    return sizes if isinstance(sizes, dict) else {}
+
+
+def changed_images(meta: dict | None, out: Path, sizes: dict[str, int | None]) -> list[Path]:
+    """The label maps (and previews) in ``out`` of images whose file is no longer the size
+    ``meta`` records (``sizes``: bytes now, by stem): a photo replaced under the same name, whose
+    map is of the old one. They are removed before the run's record is written, and the images
+    predicted again, after a warning naming them; before, the resume skipped them and kept the
+    old photo's maps. The size, not the modification time (as ``engine label`` does), so that
+    images copied or moved elsewhere are the same images; sizes missing from the record (an
+    older engine's) are trusted."""
+    was = recorded_sizes(meta)
+    changed = sorted(
+        stem
+        for stem, size in sizes.items()
+        if size is not None
+        and stem in was
+        and was[stem] != size
+        and (out / f"{stem}.png").is_file()
+    )
+    if changed:
+        log.warning(
+            "%s: %s changed since predicted (%s: another file size) will be predicted again",
+            out,
+            counted(len(changed), "image"),
+            few(changed),
+        )
+    return [p for stem in changed for p in (out / f"{stem}.png", out / "color" / f"{stem}.png")]
 
 
 def earlier_failures(meta: dict | None, out: Path, images: list[Path]) -> list[dict[str, str]]:

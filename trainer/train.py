@@ -46,6 +46,7 @@ from engine import stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment
+from engine.text import few
 from trainer.checkpoint import (
     caller_rng,
     checkpoint_dict,
@@ -362,6 +363,49 @@ def _changed_split(ckpt: dict[str, Any], dataset: TrainSet, cfg: TrainConfig) ->
         f"{dataset.data.spec.image_dir(cfg.train_split)}: split {cfg.train_split!r} has "
         f"{len(dataset)} images, {then} when the run was checkpointed; the resumed run draws "
         "other samples than an uninterrupted run would"
+    )
+
+
+def file_sizes(dataset: TrainSet) -> dict[str, list[int]]:
+    """Each training image's file sizes by stem: image, label and source map (-1: none), which
+    a resume compares (:func:`_changed_files`). Sizes, not modification times, so that a dataset
+    copied or moved elsewhere is the same; one ``stat`` per file, nothing read."""
+
+    def size(path: Path | None) -> int:
+        try:
+            return -1 if path is None else path.stat().st_size
+        except OSError:
+            return -1
+
+    return {
+        s.stem: [
+            size(s.image_path),
+            size(s.label_path),
+            size(dataset.sources / f"{s.stem}.png" if dataset.has_sources else None),
+        ]
+        for s in dataset.data.samples
+    }
+
+
+def _changed_files(ckpt: dict[str, Any], dataset: TrainSet, cfg: TrainConfig) -> str | None:
+    """A warning when training images, labels or source maps that the checkpointed run trained
+    on are no longer the size they were (a dataset fused again with other settings, a label
+    edited, a photo replaced): the resumed run trains on them as they are now, after steps on
+    the earlier ones. Before, only a changed image count was said, and a resume on a dataset
+    whose every label had been fused again went on without a word. None when unchanged or
+    unknown (a checkpoint of an older engine)."""
+    then = ckpt.get("train_files")
+    if not isinstance(then, dict):
+        return None
+    now = file_sizes(dataset)
+    changed = sorted(stem for stem, sizes in now.items() if stem in then and then[stem] != sizes)
+    if not changed:
+        return None
+    return (
+        f"{dataset.data.spec.label_dir(cfg.train_split)}: {len(changed):,} of "
+        f"{len(now):,} training images have another image, label or source map file (another "
+        f"size) than when the run was checkpointed ({few(changed, total=True)}): fused again or "
+        "edited since? the resumed run trains on them as they are now"
     )
 
 
@@ -742,7 +786,11 @@ def _train(
         check_val_size(subset_data, cfg.val_size)
     # warnings only once every check passed: a refused run prints its error alone
     if is_main and ckpt is not None:
-        for warning in (_changed_split(ckpt, dataset, cfg), _changed_schedule(ckpt, cfg)):
+        for warning in (
+            _changed_split(ckpt, dataset, cfg),
+            _changed_files(ckpt, dataset, cfg),
+            _changed_schedule(ckpt, cfg),
+        ):
             if warning:
                 log.warning(warning)
     for warning in subset_warnings(subsets, cfg.train_split) if is_main else ():
@@ -853,6 +901,7 @@ def _train(
             rng_ranks=rngs,  # every rank's generators, so a DDP resume is exact on all ranks
             config=plain(cfg.to_dict()),
             train_images=len(dataset),  # a resume on another number draws another stream
+            train_files=file_sizes(dataset),  # a resume on files changed since says so
         )
 
     def validate(step: int) -> None:

@@ -283,7 +283,11 @@ def _resolve_rules(config: FuseConfig, taxonomy: Taxonomy, runs: list[PseudoRun]
     )
 
 
-def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
+def _check_stems(run: PseudoRun, dataset: SegDataset, labelled_here: bool = False) -> None:
+    """Pseudo labels and images must pair. Pseudo labels of images no longer in the dataset
+    are left out after a warning when the run labelled this dataset (``labelled_here``:
+    :func:`labelled_dataset`; the images were removed since); otherwise (a run of another
+    dataset) they stop the fusion, as do images without pseudo labels."""
     images = {s.stem for s in dataset.samples}
     labelled = run.stems(dataset.split)
     folder = run.label_dir(dataset.split)
@@ -296,7 +300,16 @@ def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
             f"(pseudo: {few(sorted(labelled), total=True)}; "
             f"images: {few(sorted(images), total=True)}): a pseudo run for another dataset?"
         )
-    if extra:
+    if extra and labelled_here:
+        log.warning(
+            "%s: the pseudo labels of %s no longer in %s (removed from the dataset since "
+            "labelled) are left out: %s",
+            folder,
+            counted(len(extra), "image"),
+            image_dir,
+            few(sorted(extra), total=True),
+        )
+    elif extra:
         raise ValueError(
             f"{folder}: no image in {image_dir} for {counted(len(extra), 'pseudo label')}: "
             f"{few(sorted(extra), total=True)} (a pseudo run for another dataset?)"
@@ -309,9 +322,11 @@ def _check_stems(run: PseudoRun, dataset: SegDataset) -> None:
 
 
 def _why_unlabelled(run: PseudoRun, split: str, missing: set[str]) -> str:
-    """What to do about images without a pseudo label: finish the run, or, when its manifest
-    says the labeler failed on them (an unreadable image, a truth mask of another size),
-    mend them and label again; "finish the labeling run" was no help there."""
+    """What to do about images without a pseudo label: label them (the run stopped before
+    them, or they were added to the dataset since it ran: "finish the labeling run first" was
+    false of a run that had finished), or, when its manifest says the labeler failed on them
+    (an unreadable image, a truth mask of another size), mend them and label again; "finish the
+    labeling run" was no help there."""
     latest = latest_records(run.path)
     failed = [
         (stem, rec)
@@ -319,7 +334,10 @@ def _why_unlabelled(run: PseudoRun, split: str, missing: set[str]) -> str:
         if (rec := latest.get((split, stem)) or {}).get("status") == "failed"
     ]
     if not failed:
-        return "finish the labeling run first"
+        return (
+            "not labelled yet: the labeling run stopped before them, or they were added to the "
+            f"dataset since it ran; label them first: {relabel_command(run, [split])}"
+        )
     stem, rec = failed[0]
     return (
         f"the labeling run failed on {len(failed)} of them, {stem}: "
@@ -358,15 +376,9 @@ def warn_other_dataset(data: Path, spec: DatasetSpec, runs: Iterable[PseudoRun])
     is the same): its pseudo labels may be of other images with the same file names. Only a
     warning: a dataset moved or reached by another mount
     after labeling is the same dataset."""
-    here = {Path(data).resolve(), spec.root.resolve()}  # the spec given is read already
     for run in runs:
-        if run.data_resolved:  # where the labeler found it; the path as typed was relative to it
-            recorded = Path(run.data_resolved)
-        elif run.data:
-            recorded = Path(run.data)
-        else:
-            continue
-        if _roots(recorded) & here or _same_images(recorded, spec):
+        recorded = recorded_dataset(run)
+        if recorded is None or labelled_dataset(data, spec, run):
             continue
         log.warning(
             "%s: the run labelled dataset %s, but --data is %s: a pseudo run for another "
@@ -375,6 +387,22 @@ def warn_other_dataset(data: Path, spec: DatasetSpec, runs: Iterable[PseudoRun])
             recorded,
             data,
         )
+
+
+def recorded_dataset(run: PseudoRun) -> Path | None:
+    """The dataset ``run``'s ``run.json`` says it labelled (None: not recorded)."""
+    if run.data_resolved:  # where the labeler found it; the path as typed was relative to it
+        return Path(run.data_resolved)
+    return Path(run.data) if run.data else None
+
+
+def labelled_dataset(data: Path, spec: DatasetSpec, run: PseudoRun) -> bool:
+    """Whether ``run`` records labelling the dataset ``data`` (``spec``, read): the same root
+    by resolved path, a spec file counting as its root, or a fused dataset of it, whose images
+    are its."""
+    recorded = recorded_dataset(run)
+    here = {Path(data).resolve(), spec.root.resolve()}  # the spec given is read already
+    return recorded is not None and bool(_roots(recorded) & here or _same_images(recorded, spec))
 
 
 def default_out_dir(pseudo: Iterable[str | os.PathLike], base: str = "runs/fused") -> Path:
@@ -415,7 +443,7 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
     for split in splits:
         dataset = SegDataset(spec, split)
         for run in runs:
-            _check_stems(run, dataset)
+            _check_stems(run, dataset, labelled_dataset(config.data, spec, run))
         sources = _carried_sources(spec, split, config.data)
         jobs += [
             Job(split, s.stem, s.label_path, s.image_path, sources and sources / f"{s.stem}.png")
@@ -728,6 +756,7 @@ def fuse(config: FuseConfig) -> FuseResult:
     plan = plan_fusion(config)
     out = config.out
     check_same_classes(out, plan, config.force)
+    remove_orphans(out, plan)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
     latest: dict[tuple[str, str], dict] = {}
@@ -808,6 +837,34 @@ def fuse(config: FuseConfig) -> FuseResult:
     if todo or not _same_record(out / FUSE_RECORD, final):
         atomic_write_json(out / FUSE_RECORD, final)
     return result
+
+
+def remove_orphans(out: Path, plan: FusePlan) -> None:
+    """Remove the label and source maps that earlier fusions wrote into ``out`` for images no
+    longer in the dataset (in the splits fused now), after a warning naming them: the fused
+    dataset pairs every label with an image, and ``engine train`` and ``engine info`` refused
+    it for them (``no image in ... for 1 label``). Before, they stayed, and the user had to
+    find and delete them by hand."""
+    fused = {(j.split, j.stem) for j in plan.jobs}
+    orphans = [
+        p
+        for split in plan.splits
+        for kind in ("labels", "sources")
+        for p in sorted((out / kind / split).glob("*.png"))
+        if (split, p.stem) not in fused and p.is_file()
+    ]
+    if not orphans:
+        return
+    names = sorted({f"{p.parent.name}/{p.stem}" for p in orphans})
+    log.warning(
+        "%s: the label and source maps of %s no longer in the dataset (removed since fused) "
+        "are removed: %s",
+        out,
+        counted(len(names), "image"),
+        few(names, total=True),
+    )
+    for p in orphans:
+        p.unlink(missing_ok=True)
 
 
 # What a fusion's record says of the call that wrote it rather than of the fused dataset

@@ -2330,6 +2330,27 @@ def test_export_and_pick_of_a_run_stopped_half_way_say_it_is_partial(tmp_path, c
     assert "the export has the 2 images labelled" in said[0] and "the pick has" in said[1]
 
 
+def test_pick_leaves_out_an_image_removed_from_the_dataset_since_labelled(tmp_path, caplog):
+    """A photo taken out of the dataset after the run labelled it: the pick leaves it out and
+    names it. Before, it was picked, and the export of the pick wrote its pseudo labels to the
+    COCO file but no path to images.txt (no photo to upload)."""
+    data, run = tmp_path / "data", tmp_path / "run"
+    make_dataset(data, "test", n=3, size=(H, W))
+    make_run(run, data, {f"img00{i}": [disk(H, W, 24, 16, 8)] for i in range(3)}, (H, W))
+    (data / "images/test/img001.jpg").unlink()
+    (data / "annotations/test/img001.png").unlink()
+    picks, _ = pick_for_annotation(PickConfig(run=str(run), n=3))
+    assert sorted(p.stem for p in picks) == ["img000", "img002"]
+    assert (
+        f"{run}: 1 image of split 'test' labelled here no longer in the dataset (removed since "
+        "labelled), not picked: img001"
+    ) in caplog.text
+    for name in ("img000", "img002"):
+        (data / "images/test" / f"{name}.jpg").unlink()
+    with pytest.raises(ValueError, match="no labelled images in split 'test'"):
+        pick_for_annotation(PickConfig(run=str(run), n=3))
+
+
 ODD_STEMS = ("a #1?x%20y", "vélo a,b;c", "#3 plain")  # '#' and '?' end a URL's path
 
 

@@ -385,9 +385,16 @@ def test_error_a_dataset_without_labels(world):
 def test_error_pseudo_labels_missing_or_extra(world, tmp_path):
     partial = write_pseudo_run(tmp_path / "partial", "Bicycle", {"train": {"a": bike_map()}})
     with pytest.raises(
-        ValueError, match=r"partial/labels/train: no pseudo label for 1 image of .*: b \(finish"
-    ):
+        ValueError, match=r"partial/labels/train: no pseudo label for 1 image of .*: b \(not "
+    ) as e:
         fuse(cfg(world, pseudo=(partial,), splits=("train",)))
+    # the run may have finished before b was added to the dataset: "finish the labeling run
+    # first" was false there; the command labels b (a resume labels only what is missing)
+    assert str(e.value).endswith(
+        ": b (not labelled yet: the labeling run stopped before them, or they were added to the "
+        "dataset since it ran; label them first: engine label --class Bicycle --out "
+        f"{partial} --split train with the settings in {partial / 'run.json'})"
+    )
     # the labeler failed on b: "finish the labeling run first" was no help, the run had ended
     failure = {"split": "train", "stem": "b", "status": "failed", "error": "ValueError: b.jpg: bad"}
     (partial / "manifest.jsonl").write_text(json.dumps(failure) + "\n")
@@ -924,3 +931,38 @@ def test_temporary_files_of_killed_fusions_are_counted_and_removed_by_the_rerun(
     assert sorted(out.rglob("*.tmp")) == [] and outputs(out) == outputs(whole)
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
     assert res.exit_code == 0 and "temporary file" not in res.output
+
+
+def test_an_image_removed_from_the_dataset_since_is_left_out_and_its_fused_maps_removed(
+    world, caplog
+):
+    """An image taken out of the dataset after it was labelled and fused (a bad photo): the
+    rerun fuses the others, leaves its pseudo labels out and removes its fused maps, a warning
+    naming it each. Before, the fusion stopped with "no image ... for 1 pseudo label: b (a
+    pseudo run for another dataset?)", and the fused dataset kept b's maps, for which engine
+    train refused it (no image for 1 label)."""
+    for run in (world["bike"], world["car"]):
+        doc = json.loads((run / "run.json").read_text())
+        doc["data_resolved"] = str(world["data"])  # as engine label records it
+        (run / "run.json").write_text(json.dumps(doc))
+    fuse(cfg(world))
+    assert (world["out"] / "labels/train/b.png").is_file()
+    (world["data"] / "images/train/b.png").unlink()
+    (world["data"] / "annotations/train/b.png").unlink()
+    caplog.clear()
+    result = fuse(cfg(world))
+    assert result.images == 3 and result.skipped == 3
+    bike_labels = world["bike"] / "labels/train"
+    assert (
+        f"{bike_labels}: the pseudo labels of 1 image no longer in "
+        f"{world['data'] / 'images/train'} (removed from the dataset since labelled) are left "
+        "out: b"
+    ) in caplog.text
+    assert (
+        f"{world['out']}: the label and source maps of 1 image no longer in the dataset "
+        "(removed since fused) are removed: train/b"
+    ) in caplog.text
+    assert not (world["out"] / "labels/train/b.png").exists()
+    assert not (world["out"] / "sources/train/b.png").exists()
+    assert [s.stem for s in SegDataset(load_spec(world["out"]), "train")] == ["a"]
+    assert (bike_labels / "b.png").is_file()  # the run's files are its own: not touched

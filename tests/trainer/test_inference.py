@@ -889,3 +889,34 @@ def test_predict_color_previews_on_a_full_disk_stop_at_the_first(tmp_path, monke
     with pytest.raises(OSError) as e:
         predict_dir(PredictConfig(str(ckpt), str(images), str(out), None, color=True))
     assert e.value.errno == errno.ENOSPC and len(calls) == 1
+
+
+def test_predict_again_an_image_replaced_under_the_same_name(tmp_path, caplog) -> None:
+    """A photo replaced under the same name (another file size) since it was predicted: the
+    rerun into the same folder predicts it again, after a warning naming it. Before, the resume
+    skipped it as already labelled and kept the old photo's map (of another size here)."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png", "b.png")
+    out = tmp_path / "pred"
+    args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--no-progress"]
+    args += ["--size", "original", "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    rng = np.random.default_rng(7)
+    Image.fromarray(rng.integers(0, 256, (36, 52, 3), dtype=np.uint8)).save(images / "a.png")
+    res = CliRunner().invoke(app, args)
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, text
+    assert f"{out}: 1 image changed since predicted (a: another file size)" in caplog.text
+    assert "wrote 1 label map" in text and "(1 already there, skipped)" in text
+    from annotations.labelmap import read_label
+
+    assert read_label(out / "a.png").shape == (36, 52)
+    caplog.clear()
+    res = CliRunner().invoke(app, args)  # the record now holds the new photo's size
+    assert res.exit_code == 0 and "changed since" not in caplog.text
+    assert "(2 already there, skipped)" in " ".join(res.output.split())

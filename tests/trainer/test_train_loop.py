@@ -275,6 +275,35 @@ def test_a_resume_refused_for_its_validation_split_names_none(tmp_path):
         train(_cfg(root, tmp_path / "a", iters=3, val_split="val", resume=True), model=_stub(7))
 
 
+def test_a_resume_on_labels_changed_since_is_warned(tmp_path, caplog):
+    """A label edited (or the dataset fused again with other settings) after the run was
+    checkpointed: the resume trains on the new labels after steps on the old ones, and says so,
+    naming them. Before, only a changed image count was said: a resume on a dataset whose
+    labels had all been fused again went on without a word."""
+    from annotations.labelmap import read_label, write_label
+
+    root = write_dataset(tmp_path / "data", n=3)
+    train(_cfg(root, tmp_path / "a", iters=4, max_steps_this_run=2), model=_stub(7))
+    label = root / "annotations/train/im1.png"
+    edited = read_label(label)
+    edited[: edited.shape[0] // 2] = 255  # another size of PNG
+    write_label(label, edited)
+    with caplog.at_level("WARNING", logger="trainer.train"):
+        train(
+            _cfg(root, tmp_path / "a", iters=4, max_steps_this_run=1, resume=True), model=_stub(7)
+        )
+    (warning,) = [r.getMessage() for r in caplog.records if "checkpointed" in r.getMessage()]
+    assert warning == (
+        f"{root / 'annotations' / 'train'}: 1 of 3 training images have another image, label "
+        "or source map file (another size) than when the run was checkpointed (im1): fused "
+        "again or edited since? the resumed run trains on them as they are now"
+    )
+    caplog.clear()  # the checkpoint now records the files it trained on since
+    with caplog.at_level("WARNING", logger="trainer.train"):
+        train(_cfg(root, tmp_path / "a", iters=4, resume=True), model=_stub(7))
+    assert not [r for r in caplog.records if "checkpointed" in r.getMessage()]
+
+
 def test_a_resume_on_a_split_of_another_size_is_warned(tmp_path, caplog):
     from PIL import Image
 
