@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.demo import BUILTIN, DemoConfig, demo_train_config
+from engine.demo import BUILTIN, DEMO_CROP, DemoConfig, demo_train_config
 
 __all__ = ["BUILTIN", "PRETRAIN_SEED", "PretrainConfig", "pretrain", "pretrain_train_config"]
 
@@ -65,6 +65,7 @@ def pretrain_train_config(cfg: PretrainConfig) -> Any:
     scenes: no new class, so no class-aware crops and no pseudo pixels."""
     demo = DemoConfig(
         size=cfg.size,
+        crop=DEMO_CROP,  # at any scene size (DemoConfig's default fits the crop to small ones)
         iters=cfg.iters,
         batch_size=cfg.batch_size,
         lr=cfg.lr,
