@@ -53,6 +53,8 @@ class PretrainConfig:
         object.__setattr__(self, "out", Path(self.out))
         if min(self.images, self.iters, self.batch_size) < 1:
             raise ValueError("images, iters and batch size must be >= 1")
+        if min(self.seed, self.processes, self.threads) < 0:  # the CLI's bounds (min=0)
+            raise ValueError("seed, processes and threads must be >= 0")
 
     @property
     def checkpoint(self) -> Path:
