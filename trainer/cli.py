@@ -37,9 +37,7 @@ def parse_predict_size(text: str) -> tuple[int, int] | None | str:
         raise ValueError(
             f"--size must be auto, original or WxH like 512x384, got {text!r}"
         ) from None
-    if min(size) < 32:  # every image would fail alone, one line each, with the same reason
-        raise ValueError(f"--size {text}: the model needs at least 32 px per side")
-    return size
+    return size  # one too small for the model: refused by predict_dir, for library callers too
 
 
 def _check_joint_options(
