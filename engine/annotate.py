@@ -1029,6 +1029,14 @@ class PickConfig:
     )
     progress: bool = True  # progress bar on stderr
 
+    def __post_init__(self) -> None:
+        # the CLI's bounds (-n, --seed): n=0 wrote an empty pick list over RUN/pick-<split>.txt,
+        # and seed=-1 failed in NumPy with "expected non-negative integer", naming no setting
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1 (images to choose), got {self.n}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+
 
 def image_stats(
     run: LabelRun, split: str, tiny_fraction: float = 1e-3, progress: bool = False

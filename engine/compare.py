@@ -21,7 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import atomic_write_json, atomic_write_text, outputs_around
+from annotations.fileio import (
+    atomic_write_json,
+    atomic_write_text,
+    check_expanded,
+    outputs_around,
+)
 from annotations.labelmap import read_label, validate_label
 from annotations.subset import check_subset_class, subset_at
 from annotations.taxonomy import MASS13K, Taxonomy
@@ -409,6 +414,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
     Each folder's class ids come from its own recorded taxonomy (:func:`folder_classes`), so a
     joint-trained model's predictions (the class at id 7) and a fused dataset with two new
     classes (the class at id 8) compare without ``--taxonomy``."""
+    for path in (cfg.json_out, cfg.markdown_out, cfg.plot_out):  # "~/m.md": a folder named ~
+        check_expanded(path, "engine compare")  # (before, refused by the CLI only)
     # a subset being imported: its new masks swapped in before its subset.json names them
     check_not_being_written(cfg.gt, "engine compare", "its annotated masks")
     subset = subset_at(cfg.gt)  # its masks and split, or a plain folder with no split known

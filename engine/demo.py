@@ -58,6 +58,7 @@ SIMULATED_NOTE = (
 
 MODEL = SOURCES[-1]  # the report's kind of the model's row
 REFINED = f"{MODEL} + guided filter"  # its row with --guided-filter (not the release's inference)
+DEMO_CROP = 256  # the training crop side, where the scenes (resized up to 5/4) are that large
 START = "start checkpoint"  # the model joint training started from, scored on the base classes
 BASE_NOTE = (
     "mean IoU / BIoU / BF1 on the test images' precise labels, the new classes counted as their "
@@ -78,7 +79,10 @@ class DemoConfig:
     seed: int = 0  # seeds the scenes, the simulated labeler and training
     iters: int = 1000  # training steps of the tiny model (about 11 min on 2 cores)
     batch_size: int = 4  # images per training step
-    crop: int = 256  # training crop side in pixels
+    # training crop side in pixels; None: DEMO_CROP, or the training images' long side (the
+    # scenes resized up to 5/4 of size) where smaller: set in __post_init__, so library and CLI
+    # agree (before, DemoConfig(size=(128, 96)) kept 256 and was refused as larger than them)
+    crop: int | None = None
     lr: float = (
         3e-3  # AdamW learning rate (the published 3e-4 / clip 0.01 suit batch 16, 80k steps)
     )
@@ -104,13 +108,26 @@ class DemoConfig:
             raise ValueError("the demo needs at least one new class")
         if min(self.train, self.test, self.iters, self.batch_size) < 1:
             raise ValueError("train, test, iters and batch size must be >= 1")
+        if min(self.val, self.seed, self.processes, self.threads) < 0:
+            # the CLI's own bounds: a library caller's processes=-1 ran one per core unsaid
+            raise ValueError("val, seed, processes and threads must be >= 0")
         if not self.init:
             raise ValueError("--init is empty: give builtin, none or a checkpoint path")
+        if len(self.size) != 2 or min(self.size) < 1:
+            shown = "x".join(map(str, self.size))
+            raise ValueError(f"--size {shown}: give a width and a height, both >= 1")
+        if self.crop is None:
+            object.__setattr__(self, "crop", min(DEMO_CROP, self.resized_to()[1]))
 
     def check_crop(self) -> None:
         """Refuse a crop larger than every training image: all padding past the image (a
-        10000 crop of 128x96 scenes was killed for memory). In :func:`run_demo`, not here:
+        10000 crop of 128x96 scenes was killed for memory), and one smaller than the model's
+        32 px a side (the CLI's ``--crop`` bound; a library caller's ``crop=16`` drew, labelled
+        and fused the scenes before training refused it). In :func:`run_demo`, not here:
         ``engine demo-pretrain`` keeps the demo's crop at any scene size."""
+        from trainer.train import check_crop
+
+        check_crop(self.crop)
         short, longest = self.resized_to()
         if self.crop > longest:
             size = "x".join(map(str, self.size))
@@ -206,12 +223,12 @@ def run_demo(
     if cfg.pseudo_form not in PSEUDO_FORMS:  # else named by the trainer's key, pseudo_form
         raise ValueError(f"--pseudo-form {cfg.pseudo_form}: not one of {', '.join(PSEUDO_FORMS)}")
 
-    cfg.check_crop()  # and a crop larger than the training images
-    start = start_checkpoint(cfg)  # an unreadable start checkpoint fails before any work
     out = Path(cfg.out)
-    synth_cfg = SynthConfig(
+    synth_cfg = SynthConfig(  # a size too small for the scenes, before the crop it sizes
         out=out / "data", train=cfg.train, val=cfg.val, test=cfg.test, size=cfg.size, seed=cfg.seed
     )
+    cfg.check_crop()  # and a crop larger than the training images
+    start = start_checkpoint(cfg)  # an unreadable start checkpoint fails before any work
     check_same_data(synth_cfg)  # and a folder holding another demo's scenes
     check_same_classes(out / "fused", cfg.classes)  # and one fused for other classes
     check_same_labeler(out / "label", cfg)  # and one labelled by the other labeler

@@ -15,7 +15,13 @@ from typing import Any
 import cv2
 import numpy as np
 
-from annotations.fileio import FUSE_RECORD, atomic_write_json, not_this_output, output_kind
+from annotations.fileio import (
+    FUSE_RECORD,
+    atomic_write_json,
+    check_expanded,
+    not_this_output,
+    output_kind,
+)
 from annotations.labelmap import read_label
 from annotations.subset import subset_at
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy, class_key
@@ -404,6 +410,9 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     it has them: the ground truth is then the precise labels of the base classes, where a
     bicycle is Others, and scoring Bicycle apart would count every bicycle pixel against
     Others. That takes a second pass over the files."""
+    # a json_out of "~/r.json" (no shell expands it here) made a folder named ~: refused first,
+    # for the CLI and a library caller alike (before, the CLI's check only)
+    check_expanded(cfg.json_out, "engine evaluate")
     check_not_subset_masks(cfg.gt, "ground-truth")
     check_not_subset_masks(cfg.pred, "prediction")
     check_not_being_written(cfg.pred, "engine evaluate", "its label maps")

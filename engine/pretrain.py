@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.demo import BUILTIN, DemoConfig, demo_train_config
+from engine.demo import BUILTIN, DEMO_CROP, DemoConfig, demo_train_config
 
 __all__ = ["BUILTIN", "PRETRAIN_SEED", "PretrainConfig", "pretrain", "pretrain_train_config"]
 
@@ -53,6 +53,8 @@ class PretrainConfig:
         object.__setattr__(self, "out", Path(self.out))
         if min(self.images, self.iters, self.batch_size) < 1:
             raise ValueError("images, iters and batch size must be >= 1")
+        if min(self.seed, self.processes, self.threads) < 0:  # the CLI's bounds (min=0)
+            raise ValueError("seed, processes and threads must be >= 0")
 
     @property
     def checkpoint(self) -> Path:
@@ -65,6 +67,7 @@ def pretrain_train_config(cfg: PretrainConfig) -> Any:
     scenes: no new class, so no class-aware crops and no pseudo pixels."""
     demo = DemoConfig(
         size=cfg.size,
+        crop=DEMO_CROP,  # at any scene size (DemoConfig's default fits the crop to small ones)
         iters=cfg.iters,
         batch_size=cfg.batch_size,
         lr=cfg.lr,

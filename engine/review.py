@@ -78,6 +78,16 @@ class ReviewConfig:
     progress: bool = True  # progress bar on stderr
     detail: bool = True  # a second row: the same panels of the window with the densest outlines
 
+    def __post_init__(self) -> None:
+        # the CLI's bounds (--thumb, --limit) and JPEG's: a library caller's thumb=0 (1x1 px
+        # thumbnails), limit=-1 or quality=101 (an OpenCV warning per thumbnail) went through
+        if self.thumb < 64:
+            raise ValueError(f"thumb must be >= 64 (px, the long side), got {self.thumb}")
+        if self.limit < 0:
+            raise ValueError(f"limit must be >= 0 (0: every image), got {self.limit}")
+        if not 1 <= self.quality <= 100:
+            raise ValueError(f"quality must be in 1..100 (JPEG), got {self.quality}")
+
 
 @dataclass
 class ReviewResult:

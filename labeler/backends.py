@@ -93,6 +93,19 @@ LAZY_BACKENDS: dict[str, str] = {
 }
 
 
+def refuse_unread(config: Any, backend: str, names: tuple[str, ...]) -> None:
+    """``ValueError`` naming the ``LabelConfig`` settings among ``names`` that are set though
+    ``backend`` reads none of them: recorded in ``run.json`` and its config hash, a changed one
+    relabelled every image for nothing. ``engine label`` refuses them as options before (its
+    own words); this holds a library caller to the same."""
+    unread = [f"{name}={getattr(config, name)!r}" for name in names if getattr(config, name)]
+    if unread:
+        raise ValueError(
+            f"LabelConfig {', '.join(unread)}: backend {backend} reads none of "
+            f"{'them' if len(unread) > 1 else 'it'}; leave {'them' if len(unread) > 1 else 'it'} out"
+        )
+
+
 def _resolve(name: str) -> None:
     if name not in BACKENDS and name in LAZY_BACKENDS:
         import importlib

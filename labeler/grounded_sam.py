@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from labeler.backends import BackendOutput, LoadedImage
+from labeler.backends import BackendOutput, LoadedImage, refuse_unread
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
 from labeler.dedup import DedupRules, MaskCrop, dedup_instances
@@ -89,6 +89,7 @@ class GroundedSamBackend:
     name = "grounded-sam"
 
     def __init__(self, config: LabelConfig, class_id: int) -> None:
+        refuse_unread(config, self.name, ("extra", "model", "model_revision"))
         self.config = config
         self.class_id = class_id
         self.prompts = config.cls.all_prompts

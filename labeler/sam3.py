@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from labeler.backends import BackendOutput, LoadedImage
+from labeler.backends import BackendOutput, LoadedImage, refuse_unread
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
 from labeler.dedup import DedupRules, MaskCrop, dedup_instances
@@ -181,6 +181,7 @@ class Sam3Backend:
     name = "sam3"
 
     def __init__(self, config: LabelConfig, class_id: int) -> None:
+        refuse_unread(config, self.name, ("extra", "detector_revision", "segmenter_revision"))
         self.config = config
         self.class_id = class_id
         self.prompts = config.cls.all_prompts

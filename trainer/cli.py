@@ -37,9 +37,7 @@ def parse_predict_size(text: str) -> tuple[int, int] | None | str:
         raise ValueError(
             f"--size must be auto, original or WxH like 512x384, got {text!r}"
         ) from None
-    if min(size) < 32:  # every image would fail alone, one line each, with the same reason
-        raise ValueError(f"--size {text}: the model needs at least 32 px per side")
-    return size
+    return size  # one too small for the model: refused by predict_dir, for library callers too
 
 
 def _check_joint_options(
@@ -193,14 +191,7 @@ def train_cmd(
         resumed_iters,
     )
     from trainer.spawn import leave_process_group
-    from trainer.train import (
-        SKIPPED_LOG,
-        check_crop,
-        check_file_val_size,
-        owns_run,
-        resolve_device,
-        train,
-    )
+    from trainer.train import SKIPPED_LOG, owns_run, train
 
     if config is not None:
         # resume is this call's (--resume): a resumed run's config.yaml records "resume: true",
@@ -266,14 +257,14 @@ def train_cmd(
         d = cfg.loss.decoupling
         cfg.loss.decoupling = DecouplingConfig(**{**d.__dict__, "pseudo_form": pseudo_form})
     # a value the config file set is named by its file and key, not as the option it can also
-    # be given as (before, a file's "augment: {crop: 8}" read "--crop 8 (augment.crop)")
-    if crop is None and "crop" in (file.get("augment") or {}):
-        check_crop(cfg.augment.crop, where)
-    if device is None and "device" in file:
-        resolve_device(cfg.device, where=where)
-    if val_size is None and "val_size" in file and config is not None:
-        # (a plain --resume's record is not the user's file: train() names --val-size then)
-        check_file_val_size(cfg, where)
+    # be given as (before, a file's "augment: {crop: 8}" read "--crop 8 (augment.crop)"); train()
+    # checks them (a plain --resume's record is not the user's file: --val-size is named then)
+    set_by_file = {
+        "augment.crop": crop is None and "crop" in (file.get("augment") or {}),
+        "device": device is None and "device" in file,
+        "val_size": val_size is None and "val_size" in file and config is not None,
+    }
+    from_file = {key: where for key, given in set_by_file.items() if given}
 
     def show_init(report) -> None:
         for line in report.summary():
@@ -288,7 +279,7 @@ def train_cmd(
         return "no checkpoint was saved yet; run the same command again to start over"
 
     try:
-        result = train(cfg, on_init=show_init)
+        result = train(cfg, on_init=show_init, from_file=from_file)
     except KeyboardInterrupt as e:
         text, code = interrupted()
         stderr.print(f"{text}: {resume_hint(getattr(e, 'step', None))}", soft_wrap=True)

@@ -350,10 +350,16 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
         check_sliding_window,
         check_tta,
     )
+    from trainer.models.massformer import MIN_SIDE
     from trainer.train import resolve_device
 
     if isinstance(cfg.size, str) and cfg.size != AUTO:
         raise ValueError(f"size must be (W, H), None or {AUTO!r}, got {cfg.size!r}")
+    if isinstance(cfg.size, tuple | list) and min(cfg.size) < MIN_SIDE:
+        # every image would fail alone, one line each, with the same reason (before, the CLI's
+        # check only: a library caller's size=(10, 10) wrote nothing, every image "failed")
+        shown = "x".join(map(str, cfg.size))
+        raise ValueError(f"--size {shown}: the model needs at least {MIN_SIDE} px per side")
     if cfg.mode not in MODES:
         raise ValueError(f"unknown inference mode {cfg.mode!r}; known: {', '.join(MODES)}")
     check_tta(cfg.scales, cfg.flip, cfg.mode)  # before the model loads or anything is written

@@ -124,21 +124,6 @@ def check_val_size(
     )
 
 
-def check_file_val_size(cfg: TrainConfig, where: str) -> None:
-    """:func:`check_val_size` of a ``val_size`` the config file ``where`` set, named by the file
-    and its key; ``engine train`` runs it before :func:`train`, which checks the value again
-    (naming the option). A dataset or split that cannot be read is left to :func:`train` to
-    report, in its order."""
-    if cfg.val_size is None or not (cfg.val_split or cfg.val_subsets):
-        return
-    try:
-        spec = load_spec(cfg.data)
-        data = validation_split(cfg, spec) if cfg.val_split else SegDataset(spec, cfg.train_split)
-    except (OSError, ValueError):
-        return
-    check_val_size(data, cfg.val_size, where)
-
-
 def check_crop(crop: int, where: str | None = None) -> None:
     """``ValueError`` naming ``--crop`` when the training crop is smaller than the model's
     :data:`MIN_SIDE` px a side: checked before any file is written, where the first step failed
@@ -172,7 +157,7 @@ def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | 
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator, Mapping
 
     from trainer.init import InitReport
 
@@ -647,6 +632,7 @@ def train(
     cfg: TrainConfig,
     model: nn.Module | None = None,
     on_init: Callable[[InitReport], None] | None = None,
+    from_file: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """Train (or resume) one run as configured; see :func:`_train`. Torch's CPU thread count is
     set for the run (:func:`trainer.config.resolve_threads`) and restored afterwards; on CPU,
@@ -660,10 +646,16 @@ def train(
     The process that owns the run (not a rank that :func:`trainer.spawn.train_processes`
     started, and rank 0 under torchrun) holds ``cfg.out``'s lock for the whole run
     (:func:`engine.runlock.exclusive`): a second ``engine train`` into the same folder stops at
-    once instead of writing over this one's checkpoints."""
+    once instead of writing over this one's checkpoints.
+
+    ``from_file``: the keys among ``augment.crop``, ``device`` and ``val_size`` whose values a
+    config file set -> that file (``engine train --config``), named in their errors with the
+    key instead of the option (``c.yaml: augment.crop 8``, not ``--crop 8``). The checks are
+    made here only: before, the CLI made them too, with another wording than a library
+    caller got."""
     if not owns_run():
         with caller_rng():
-            return _start(cfg, model, on_init)
+            return _start(cfg, model, on_init, from_file)
     from engine.runlock import check_not_being_written, check_output_folder, exclusive
 
     check_output_folder(cfg.out, ("metrics.jsonl",), "engine train")
@@ -672,18 +664,21 @@ def train(
     for subset in cfg.val_subsets or ():  # being imported: new masks, the old subset.json
         check_not_being_written(subset, "engine train", "its annotated masks")
     with exclusive(cfg.out, "engine train", own=("metrics.jsonl", "config.yaml")), caller_rng():
-        return _start(cfg, model, on_init)
+        return _start(cfg, model, on_init, from_file)
 
 
 def _start(
     cfg: TrainConfig,
     model: nn.Module | None = None,
     on_init: Callable[[InitReport], None] | None = None,
+    from_file: Mapping[str, str] | None = None,
 ) -> TrainResult:
     """:func:`train` once the run is this process's: spawn the local ranks, or train here."""
-    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
+    where = dict(from_file or {})
+    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(cfg.device, rank, where=where.get("device"))
     if model is None:  # a model passed in (tests' stubs) may take smaller crops
-        check_crop(cfg.augment.crop)
+        check_crop(cfg.augment.crop, where.get("augment.crop"))
     if model is None and "WORLD_SIZE" not in os.environ:
         from trainer.spawn import resolve_processes, train_processes
 
@@ -705,7 +700,7 @@ def _start(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _train(cfg, model, on_init)
+        return _train(cfg, model, on_init, where.get("val_size"))
     finally:
         torch.set_num_threads(before)
 
@@ -733,6 +728,7 @@ def _train(
     cfg: TrainConfig,
     model: nn.Module | None = None,
     on_init: Callable[[InitReport], None] | None = None,
+    val_size_from: str | None = None,
 ) -> TrainResult:
     """Train (or resume) one run as configured. ``model``: an already built model (tests);
     by default ``create_model(cfg.preset, K)`` with the configured backbone weights.
@@ -782,8 +778,8 @@ def _train(
     subsets = [load_subset(p, subset_data) for p in cfg.val_subsets]
     check_one_subset_per_class(subsets)
     validates = val_data is not None or bool(subsets)
-    if validates:
-        check_val_size(subset_data, cfg.val_size)
+    if validates:  # named by the config file that set it (val_size_from), else as --val-size
+        check_val_size(subset_data, cfg.val_size, val_size_from)
     # warnings only once every check passed: a refused run prints its error alone
     if is_main and ckpt is not None:
         for warning in (

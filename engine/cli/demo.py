@@ -8,7 +8,7 @@ import typer
 from rich.text import Text
 
 from engine.cli.common import parse_size, stderr, stdout
-from engine.demo import DemoConfig, base_line, format_duration, scores_table
+from engine.demo import DEMO_CROP, DemoConfig, base_line, format_duration, scores_table
 from engine.pretrain import PretrainConfig
 
 app = typer.Typer()
@@ -34,7 +34,7 @@ def demo_cmd(
         None,
         min=32,
         show_default=False,
-        help=f"Training crop side in pixels (default: {_D.crop}, or the scenes' long side x 5/4 "
+        help=f"Training crop side in pixels (default: {DEMO_CROP}, or the scenes' long side x 5/4 "
         "where smaller); at most that side (training resizes the scenes up to it).",
     ),
     seed: int = typer.Option(
@@ -77,17 +77,16 @@ def demo_cmd(
     --detector/--segmenter) -> fuse -> train -> predict -> compare -> report."""
     from engine.demo import run_demo
 
-    sized = DemoConfig(size=parse_size(size))  # the default crop fits small scenes
-    cfg = DemoConfig(
+    cfg = DemoConfig(  # crop None: DemoConfig sizes it to the scenes, as for a library caller
         out=out,
         classes=tuple(class_name),
-        size=sized.size,
+        size=parse_size(size),
         train=train,
         val=val,
         test=test,
         iters=iters,
         batch_size=batch_size,
-        crop=crop if crop is not None else min(_D.crop, sized.resized_to()[1]),
+        crop=crop,
         seed=seed,
         detector=detector,
         segmenter=segmenter,

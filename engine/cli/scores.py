@@ -83,11 +83,9 @@ def evaluate_cmd(
     """Score predicted label maps against ground truth: per-class IoU, Boundary IoU, Boundary F1."""
     from rich.table import Table
 
-    from annotations.fileio import check_expanded
     from engine.evaluate import EvaluateConfig, describe_fold, evaluate
 
     to_stdout = is_stdout(json_out)
-    check_expanded(None if to_stdout else json_out, "engine evaluate")
     out = stderr if to_stdout else stdout
     cfg = EvaluateConfig(
         pred=pred,
@@ -197,15 +195,12 @@ def compare_cmd(
     ),
 ) -> None:
     """Score one class (vs the rest) for several prediction sets side by side (paper Table 4)."""
-    from annotations.fileio import check_expanded
     from engine.compare import CompareConfig, compare, parse_source
     from engine.outputs import DEFAULT_TAXONOMY
     from engine.table4 import Table4
 
     refuse_plot_to_stdout(plot_out)
     json_to_stdout, markdown_to_stdout = is_stdout(json_out), is_stdout(markdown_out)
-    for path in (plot_out, json_out, markdown_out):
-        check_expanded(None if is_stdout(path) else path, "engine compare")
     if json_to_stdout and markdown_to_stdout:
         raise ValueError("--json - and --markdown -: one of them can go to stdout; give a file")
     to_stdout = json_to_stdout or markdown_to_stdout

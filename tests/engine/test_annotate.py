@@ -1003,6 +1003,21 @@ def test_pick_for_annotation_writes_list(tmp_path, world):
     assert "packages" in doc["environment"]  # reproducible: versions and machine recorded
 
 
+def test_a_library_pick_config_is_held_to_the_clis_bounds(tmp_path, world):
+    """``-n`` (1 at least) and ``--seed`` (0 at least) were the CLI's checks only:
+    ``PickConfig(n=0)`` wrote an empty list over ``RUN/pick-test.txt``, and ``seed=-1`` failed
+    in NumPy (``expected non-negative integer``), naming no setting."""
+    _, run, _ = world
+    pick_for_annotation(PickConfig(run=str(run), n=2))
+    listed = (run / "pick-test.txt").read_text()
+    for setting, said in (({"n": 0}, "n must be >= 1 (images to choose), got 0"),
+                          ({"seed": -1}, "seed must be >= 0, got -1")):  # fmt: skip
+        with pytest.raises(ValueError) as err:
+            pick_for_annotation(PickConfig(run=str(run), **setting))
+        assert str(err.value) == said
+    assert (run / "pick-test.txt").read_text() == listed  # the list written before is kept
+
+
 def test_pick_refuses_a_list_path_its_record_would_overwrite_or_a_folder(tmp_path, world):
     """``--out pick.json`` wrote the list, then its JSON record over it; ``--out DIR`` named a
     hidden temporary file in DIR's parent. Both are refused before the split is read."""

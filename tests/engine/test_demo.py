@@ -520,6 +520,31 @@ def test_demo_refuses_a_crop_larger_than_its_training_images(tmp_path):
     assert not out.exists()
 
 
+def test_a_library_demo_config_sizes_its_crop_and_checks_as_the_cli_does(tmp_path):
+    """The default crop for small scenes was resolved in the CLI only: ``DemoConfig(size=(128,
+    96))`` kept 256 and ``run_demo`` refused it for a crop the caller never gave; ``crop=16``
+    drew, labelled and fused the scenes before training refused it, and ``processes=-1`` (the
+    CLI's ``min=0``) ran one process per core unsaid."""
+    from engine.demo import DemoConfig
+    from engine.pretrain import PretrainConfig, pretrain_train_config
+
+    assert DemoConfig().crop == 256  # the default demo's, as before
+    small = DemoConfig(size=(128, 96))
+    assert small.crop == 160
+    small.check_crop()
+    assert DemoConfig(size=(128, 96), crop=64).crop == 64  # a given crop is kept
+    # demo-pretrain keeps the demo's crop at any scene size, as before
+    pre = pretrain_train_config(PretrainConfig(out=tmp_path, size=(128, 96), device="cpu"))
+    assert pre.augment.crop == 256
+    with pytest.raises(ValueError, match=r"^--crop 16 \(augment.crop\): the model needs at "):
+        DemoConfig(crop=16).check_crop()
+    for field in ("val", "seed", "processes", "threads"):
+        with pytest.raises(ValueError, match="val, seed, processes and threads must be >= 0"):
+            DemoConfig(**{field: -1})
+    with pytest.raises(ValueError, match=r"^--size 0x96: give a width and a height, both >= 1"):
+        DemoConfig(size=(0, 96))  # was a ZeroDivisionError
+
+
 @pytest.mark.parametrize(
     "args, line",
     [

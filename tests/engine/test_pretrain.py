@@ -150,3 +150,11 @@ def test_builtin_stand_in_segments_the_7_classes_of_the_demos_test_scenes(tmp_pa
         "iou"
     ]  # bicycles and cars are Others here
     assert others > 55, scores["classes"]
+
+
+def test_a_library_pretrain_config_is_held_to_the_clis_bounds(tmp_path):
+    """processes=-1 (the CLI's ``min=0``) was refused by the DemoConfig pretraining builds,
+    naming ``val``, a setting demo-pretrain does not have."""
+    for field in ("seed", "processes", "threads"):
+        with pytest.raises(ValueError, match="^seed, processes and threads must be >= 0$"):
+            PretrainConfig(out=tmp_path, **{field: -1})

@@ -844,3 +844,19 @@ def test_engine_info_describes_a_finished_gallery(tmp_path, gallery):
     code, text = info(res.index.parent)
     assert code == 1 and f"not drawn test/img000: {image}: cannot decode image" in text
     assert info(tmp_path / "galleries") == (code, text)  # a folder of galleries: each
+
+
+@pytest.mark.parametrize(
+    "setting, said",
+    [
+        ({"thumb": 0}, "thumb must be >= 64 (px, the long side), got 0"),
+        ({"limit": -1}, "limit must be >= 0 (0: every image), got -1"),
+        ({"quality": 101}, "quality must be in 1..100 (JPEG), got 101"),
+    ],
+)
+def test_a_library_review_config_is_held_to_the_clis_bounds(tmp_path, setting, said):
+    """``--thumb`` (64 px at least) and ``--limit`` (0 at least) were the CLI's checks only:
+    ``ReviewConfig(thumb=0)``, ``limit=-1`` or ``quality=101`` wrote a gallery of them."""
+    with pytest.raises(ValueError) as err:
+        ReviewConfig(str(tmp_path / "run"), **setting)
+    assert str(err.value) == said

@@ -304,6 +304,26 @@ def test_an_output_starting_with_a_tilde_the_shell_left_is_refused(tmp_path: Pat
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_library_callers_output_starting_with_a_tilde_is_refused_too(tmp_path, monkeypatch):
+    """Python expands no ~: ``evaluate(EvaluateConfig(..., json_out=Path("~/r.json")))`` wrote
+    ``./~/r.json``, making the folder named ~ that the CLI refuses (its check only)."""
+    from engine.compare import CompareConfig, compare
+    from engine.evaluate import EvaluateConfig, evaluate
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    calls = [
+        lambda: evaluate(EvaluateConfig(Path("p"), Path("g"), json_out=Path("~/e.json"))),
+        lambda: compare(
+            CompareConfig("Bicycle", Path("g"), (("a", Path("p")),), plot_out=Path("~/c.png"))
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="would make a folder named ~ here"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_disk_too_full_for_the_holders_record_still_runs_and_locks(tmp_path, monkeypatch):
     """The lock file's record (who holds it) is a few bytes the disk may have no room for: that
     stopped every command on a full disk with "error: [Errno 28] No space left on device",

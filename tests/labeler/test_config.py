@@ -245,6 +245,35 @@ def test_model_backends_refuse_backend_options_they_never_read(backend):
         )
 
 
+@pytest.mark.parametrize(
+    "backend, setting, said",
+    [
+        ("grounded-sam", {"extra": {"box_threshold": 0.2}}, "extra={'box_threshold': 0.2}"),
+        ("grounded-sam", {"model_revision": "v1"}, "model_revision='v1'"),
+        ("sam3", {"detector_revision": "v1"}, "detector_revision='v1'"),
+    ],
+)
+def test_a_library_label_config_a_model_backend_never_reads_is_refused(
+    tmp_path, backend, setting, said
+):
+    """The CLI refuses ``--backend-option`` and the other backend's revisions on a model
+    backend, but ``run_labeling(LabelConfig(backend="grounded-sam", extra={...}))`` recorded
+    them in run.json and its config hash, read by nothing (a change relabelled every image)."""
+    from labeler.run import run_labeling
+    from tests.loop_helpers import make_dataset
+
+    make_dataset(tmp_path / "data", n=1)
+    out = tmp_path / "run"
+    cfg = LabelConfig(
+        data=str(tmp_path / "data"), cls=ClassSpec("Bicycle"), out=str(out), backend=backend,
+        progress=False, local_files_only=True, **setting,
+    )  # fmt: skip
+    with pytest.raises(ValueError) as err:
+        run_labeling(cfg)  # refused before any model is looked for
+    assert str(err.value).startswith(f"LabelConfig {said}: backend {backend} reads none of it")
+    assert not out.exists()
+
+
 def test_sam3_refuses_the_text_threshold_it_has_none_of():
     """--backend sam3 --text-threshold 0.4 was taken and read by nothing (SAM 3 thresholds its
     one score with --box-threshold), yet hashed: a changed one relabelled every image alike."""

@@ -448,6 +448,10 @@ def test_predict_size_auto_is_the_checkpoints_validation_size(tmp_path, monkeypa
     assert not (tmp_path / "c5").exists()
     with pytest.raises(ValueError, match="size must be"):
         predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "c4"), size="4k"))
+    # from Python too: size=(40, 24) "failed" every image, one line each, and wrote nothing
+    with pytest.raises(ValueError, match=r"^--size 40x24: the model needs at least 32 px"):
+        predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "c6"), size=(40, 24)))
+    assert not (tmp_path / "c6").exists()
 
 
 def test_resume_with_other_settings_names_every_difference(tmp_path) -> None:

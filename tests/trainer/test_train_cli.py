@@ -207,6 +207,31 @@ def test_a_config_files_bad_value_is_named_by_the_file_not_the_option(
     assert not out.exists()
 
 
+def test_train_names_a_files_value_for_a_library_caller_as_for_the_cli(synth, tmp_path):
+    """The CLI checked a config file's crop, device and val_size itself before calling train(),
+    which checked them again naming the options: a library caller who loaded the file could not
+    have it named. train(from_file=...) is now the one place, for both."""
+    from trainer.config import TrainConfig
+    from trainer.train import train
+
+    base = TrainConfig(data=str(synth), out=str(tmp_path / "run"), preset="tiny", iters=1)
+    base = dataclasses.replace(base, batch_size=2, device="cpu", num_workers=0, progress=False)
+    crop = dataclasses.replace(base, augment=dataclasses.replace(base.augment, crop=8))
+    cases = [
+        (crop, "augment.crop", "my.yaml: augment.crop 8: the model needs at least 32 px"),
+        (dataclasses.replace(base, device="bogus"), "device", "my.yaml: device 'bogus' is not"),
+        (dataclasses.replace(base, val_size=(12, 9)), "val_size", "my.yaml: val_size 12x9: it"),
+    ]
+    for cfg, key, said in cases:
+        with pytest.raises(ValueError, match=f"^{said}"):
+            train(cfg, from_file={key: "my.yaml"})
+        with pytest.raises(ValueError) as err:  # not from a file: named as the option
+            train(cfg)
+        assert str(err.value).split(" ")[0] in ("--crop", "--device", str(synth / "images"
+            / "val" / "synth_val_0000.jpg") + ":")  # fmt: skip
+        assert not (tmp_path / "run").exists()
+
+
 def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path, caplog):
     """A fused dataset made from the training split alone has no val labels: the error says
     how to add them, pick another split or train without validation (--val-split none)."""
@@ -529,7 +554,7 @@ def test_train_says_how_many_images_it_could_not_read(synth, tmp_path, monkeypat
 
     run = tmp_path / "run"
 
-    def trained(cfg, on_init=None):
+    def trained(cfg, on_init=None, from_file=None):
         run.mkdir()
         records = [{"problem": f"im{i}.png: cannot decode image"} for i in range(2)]
         (run / "skipped.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -549,7 +574,7 @@ def test_a_finished_run_resumed_says_so(synth, tmp_path, monkeypatch):
 
     run = tmp_path / "run"
 
-    def finished(cfg, on_init=None):
+    def finished(cfg, on_init=None, from_file=None):
         return trainer.train.TrainResult(out=run, step=5, finished=True)
 
     monkeypatch.setattr(trainer.train, "train", finished)
@@ -571,7 +596,7 @@ def test_a_resume_without_iters_continues_to_the_run_s_plan(synth, tmp_path, mon
     (run / "config.json").write_text(json.dumps({"config": {"iters": 150}, "config_hash": "x"}))
     seen = []
 
-    def record(cfg, on_init=None):
+    def record(cfg, on_init=None, from_file=None):
         seen.append(cfg.iters)
         return trainer.train.TrainResult(out=run, step=150, finished=True)
 
@@ -628,7 +653,7 @@ def test_a_resume_finds_its_dataset_from_another_folder_or_names_the_record(
     project.rename(moved)
     seen = []
 
-    def record(cfg, on_init=None):
+    def record(cfg, on_init=None, from_file=None):
         seen.append(Path(cfg.data).resolve())
         seen.extend(Path(s).resolve() for s in cfg.val_subsets)
         return trainer.train.TrainResult(out=Path(cfg.out), step=5, finished=True)
@@ -654,7 +679,7 @@ def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     run = tmp_path / "run"
     saved = {"last": False}
 
-    def interrupted(cfg, on_init=None):
+    def interrupted(cfg, on_init=None, from_file=None):
         if saved["last"]:
             run.mkdir(exist_ok=True)
             (run / "last.pt").write_bytes(b"a checkpoint")
@@ -683,7 +708,7 @@ def test_a_sigterm_says_the_step_resume_continues_from(synth, tmp_path, monkeypa
 
     run = tmp_path / "run"
 
-    def terminated(cfg, on_init=None):
+    def terminated(cfg, on_init=None, from_file=None):
         raise stopping.Terminated(1234, str(run / "last.pt"))
 
     monkeypatch.setattr(trainer.train, "train", terminated)
@@ -755,7 +780,7 @@ def test_a_full_disk_stops_training_with_how_to_resume(synth, tmp_path, monkeypa
 
     run = tmp_path / "run"
 
-    def full(cfg, on_init=None):
+    def full(cfg, on_init=None, from_file=None):
         run.mkdir(exist_ok=True)
         (run / "last.pt").write_bytes(b"a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device", str(run / "step_100.pt"))
@@ -771,7 +796,7 @@ def test_a_full_disk_stops_training_with_how_to_resume(synth, tmp_path, monkeypa
     # "make room, then no checkpoint was saved yet; run the same command again to start over")
     (run / "last.pt").unlink()
 
-    def read_only(cfg, on_init=None):
+    def read_only(cfg, on_init=None, from_file=None):
         raise OSError(errno.EROFS, "Read-only file system", str(run / "metrics.jsonl"))
 
     monkeypatch.setattr(trainer.train, "train", read_only)
