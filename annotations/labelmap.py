@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,11 +91,26 @@ def read_label(path: str | os.PathLike, taxonomy: Taxonomy | None = None) -> np.
 
 
 @functools.cache
-def _bad_values(num_classes: int) -> np.ndarray:
-    """``(256,) uint8`` lookup table: 1 at the values that are not class ids or 255."""
-    table = np.zeros(256, np.uint8)
-    table[num_classes:IGNORE] = 1
+def _outside(allowed: frozenset[int]) -> np.ndarray:
+    """``(256,) uint8`` lookup table: 1 at the values not in ``allowed``."""
+    table = np.ones(256, np.uint8)
+    table[[v for v in allowed if 0 <= v <= 255]] = 0
     return table
+
+
+def holds_only(values: np.ndarray, allowed: Iterable[int]) -> bool:
+    """True when every entry of ``values`` is one of ``allowed``: for a uint8 array a 256-entry
+    table lookup and a max, one pass over it (several times faster than counting every value
+    with :func:`byte_histogram`); other dtypes through ``np.isin``."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return True
+    if values.dtype != np.uint8:
+        return bool(np.isin(values, list(allowed)).all())
+    flat = np.ascontiguousarray(values)
+    if flat.ndim != 2:
+        flat = flat.reshape(1, -1)
+    return not cv2.LUT(flat, _outside(frozenset(allowed))).max()
 
 
 def validate_label(label: np.ndarray, taxonomy: Taxonomy, source: str = "label") -> None:
@@ -103,12 +119,8 @@ def validate_label(label: np.ndarray, taxonomy: Taxonomy, source: str = "label")
         raise ValueError(
             f"{source}: label map must be (H, W) uint8, got {label.shape} {label.dtype}"
         )
-    if label.size == 0:
-        return
-    # Any value that is neither a class id nor 255? A table lookup and a max answer that in one
-    # uint8 pass, several times faster than counting every value; the count names the values.
-    if not cv2.LUT(np.ascontiguousarray(label), _bad_values(taxonomy.num_classes)).max():
-        return
+    if holds_only(label, (*range(min(taxonomy.num_classes, IGNORE)), IGNORE)):
+        return  # only a map with a bad value is counted, for the values its message names
     counts = byte_histogram(label)
     present = np.flatnonzero(counts)
     bad = [int(v) for v in present if v >= taxonomy.num_classes and v != IGNORE]
