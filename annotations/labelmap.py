@@ -7,7 +7,9 @@ atomic. RGB colour-coded PNGs convert with :func:`rgb_to_label` given a taxonomy
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,20 +26,23 @@ IGNORE = IGNORE_ID
 # values, and a map whose classes happen to stay below the taxonomy's count reads without error.
 LOSSY_FORMATS = ("JPEG", "MPO")
 
-HISTOGRAM_BLOCK = 1 << 20  # pixels per np.bincount call of byte_histogram
+HISTOGRAM_BLOCK = 1 << 22  # pixels per cv2.calcHist call of byte_histogram (float32 counts: exact)
 
 
 def byte_histogram(values: np.ndarray) -> np.ndarray:
     """``(256,) int64``: how many entries of a uint8 array hold each value, as
     ``np.bincount(values.ravel(), minlength=256)`` gives, counted a block of pixels at a time:
     bincount converts its input to int64, 8 bytes a pixel (97 MB for a 4032x3024 label map,
-    more than the map itself 8 times over). Other dtypes go to bincount whole, as before."""
+    more than the map itself 8 times over). ``cv2.calcHist`` counts uint8 as it stands, about
+    twice as fast as bincount's blocks; its float32 counts are exact below 2^24 a block. Other
+    dtypes go to bincount whole, as before."""
     flat = np.asarray(values).ravel()
     if flat.dtype != np.uint8:
         return np.bincount(flat, minlength=256)
     out = np.zeros(256, np.int64)
     for start in range(0, flat.size, HISTOGRAM_BLOCK):
-        out += np.bincount(flat[start : start + HISTOGRAM_BLOCK], minlength=256)
+        block = flat[start : start + HISTOGRAM_BLOCK].reshape(1, -1)
+        out += cv2.calcHist([block], [0], None, [256], [0, 256]).ravel().astype(np.int64)
     return out
 
 
@@ -94,12 +99,37 @@ def read_label(path: str | os.PathLike, taxonomy: Taxonomy | None = None) -> np.
     return label
 
 
+@functools.cache
+def _outside(allowed: frozenset[int]) -> np.ndarray:
+    """``(256,) uint8`` lookup table: 1 at the values not in ``allowed``."""
+    table = np.ones(256, np.uint8)
+    table[[v for v in allowed if 0 <= v <= 255]] = 0
+    return table
+
+
+def holds_only(values: np.ndarray, allowed: Iterable[int]) -> bool:
+    """True when every entry of ``values`` is one of ``allowed``: for a uint8 array a 256-entry
+    table lookup and a max, one pass over it (several times faster than counting every value
+    with :func:`byte_histogram`); other dtypes through ``np.isin``."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return True
+    if values.dtype != np.uint8:
+        return bool(np.isin(values, list(allowed)).all())
+    flat = np.ascontiguousarray(values)
+    if flat.ndim != 2:
+        flat = flat.reshape(1, -1)
+    return not cv2.LUT(flat, _outside(frozenset(allowed))).max()
+
+
 def validate_label(label: np.ndarray, taxonomy: Taxonomy, source: str = "label") -> None:
     """Raise ``ValueError`` naming ``source`` when ``label`` holds values that are not class ids or 255."""
     if label.ndim != 2 or label.dtype != np.uint8:
         raise ValueError(
             f"{source}: label map must be (H, W) uint8, got {label.shape} {label.dtype}"
         )
+    if holds_only(label, (*range(min(taxonomy.num_classes, IGNORE)), IGNORE)):
+        return  # only a map with a bad value is counted, for the values its message names
     counts = byte_histogram(label)
     present = np.flatnonzero(counts)
     bad = [int(v) for v in present if v >= taxonomy.num_classes and v != IGNORE]

@@ -30,7 +30,12 @@ from annotations.fileio import (
     recorded_root,
     split_key,
 )
-from annotations.instances import Instances, read_instances
+from annotations.instances import (
+    Instances,
+    InstanceSummary,
+    read_instance_summary,
+    read_instances,
+)
 from annotations.labelmap import read_label
 from annotations.taxonomy import Taxonomy
 
@@ -222,3 +227,7 @@ class LabelRun:
     def instances(self, split: str, stem: str) -> tuple[Instances, dict]:
         """``(instances, header)`` of one image."""
         return read_instances(self.instances_path(split, stem))
+
+    def instance_summary(self, split: str, stem: str) -> InstanceSummary:
+        """One image's instance scores and areas, its masks not decoded."""
+        return read_instance_summary(self.instances_path(split, stem))

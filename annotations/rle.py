@@ -93,8 +93,27 @@ def rle_area(rle: dict) -> int:
     return int(sum(runs[1::2]))
 
 
+def checked_area(rle: dict) -> tuple[tuple[int, int], int]:
+    """``((H, W), foreground pixels)`` of a valid RLE, checked as :func:`rle_to_mask` checks it
+    (the same errors), without decoding the mask: the sum of its runs of ones."""
+    h, w, runs, _ = _checked_runs(rle)
+    return (h, w), int(sum(runs[1::2]))
+
+
 def _checked(rle: dict) -> tuple[int, int, bytes]:
     """``(H, W, compact counts)`` of a valid RLE; ValueError saying what is wrong otherwise."""
+    h, w, runs, counts = _checked_runs(rle)
+    if h == 0 or w == 0:
+        return h, w, b""
+    if isinstance(counts, str):
+        return h, w, counts.encode("ascii")
+    if isinstance(counts, bytes):
+        return h, w, counts
+    return h, w, coco_mask.frPyObjects({"size": [h, w], "counts": runs}, h, w)["counts"]
+
+
+def _checked_runs(rle: dict) -> tuple[int, int, list[int], object]:
+    """``(H, W, run lengths, counts as given)`` of a valid RLE; ValueError otherwise."""
     try:
         h, w = (int(v) for v in rle["size"])
         counts = rle["counts"]
@@ -113,13 +132,7 @@ def _checked(rle: dict) -> tuple[int, int, bytes]:
             ) from None
     if sum(runs) != h * w or any(c < 0 for c in runs):
         raise ValueError(f"RLE counts sum to {sum(runs)}, expected H*W = {h * w}")
-    if h == 0 or w == 0:
-        return h, w, b""
-    if isinstance(counts, str):
-        return h, w, counts.encode("ascii")
-    if isinstance(counts, bytes):
-        return h, w, counts
-    return h, w, coco_mask.frPyObjects({"size": [h, w], "counts": runs}, h, w)["counts"]
+    return h, w, runs, counts
 
 
 def _decompress(counts: str | bytes) -> list[int]:

@@ -1057,7 +1057,7 @@ def image_stat(run: LabelRun, split: str, stem: str, tiny_fraction: float = 1e-3
     n = tiny = 0
     inst_scores: list[float] = []
     if run.instances_path(split, stem).is_file():
-        inst, _ = run.instances(split, stem)
+        inst = run.instance_summary(split, stem)  # scores and areas: no mask decoded
         h, w = inst.image_size
         n = len(inst)
         tiny = int((inst.areas < tiny_fraction * h * w).sum())

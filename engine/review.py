@@ -271,7 +271,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             n_pred += with_pred
             scores = []
             if run.instances_path(split, st.stem).is_file():
-                inst, _ = run.instances(split, st.stem)
+                inst = run.instance_summary(split, st.stem)
                 scores = [round(float(s), 3) for s in inst.scores]
             cards.append(_card(split, st, scores, panels, original, details=details))
         settings = asdict(cfg) | {"split": chosen or None, "pred": [str(d) for d in pred_dirs]}

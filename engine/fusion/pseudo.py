@@ -26,7 +26,7 @@ import numpy as np
 
 from annotations.instances import Instances, read_instances
 from annotations.interchange import record_part
-from annotations.labelmap import byte_histogram, read_label
+from annotations.labelmap import byte_histogram, holds_only, read_label
 from annotations.labelrun import LabelRun, latest_records
 from annotations.taxonomy import Taxonomy
 
@@ -203,7 +203,9 @@ def read_pseudo(
             raise ValueError(
                 f"{p}: size {size[1]}x{size[0]} does not match {reference} ({shape[1]}x{shape[0]})"
             )
-    values = byte_histogram(label)
+    if holds_only(label, (0, 1, 255)):
+        return label, confidence, instances
+    values = byte_histogram(label)  # only a bad label is counted, for the values it names
     values[[0, 1, 255]] = 0
     if values.any():
         vals = np.flatnonzero(values)[:5].tolist()

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.labelmap import byte_histogram
+from annotations.labelmap import holds_only
 from engine.metrics.counts import IGNORE, PairCounts, pair_counts
 from engine.metrics.evaluator import JSON_COUNTS, SegEvaluator
 
@@ -35,8 +35,7 @@ def to_binary(label: np.ndarray, class_id: int, keep_ignore: bool) -> np.ndarray
 
 def is_binary_mask(label: np.ndarray) -> bool:
     """True when ``label`` holds only 0, 1 and 255."""
-    present = np.flatnonzero(byte_histogram(label))
-    return bool(np.isin(present, (0, 1, IGNORE)).all())
+    return holds_only(label, (0, 1, IGNORE))
 
 
 @dataclass

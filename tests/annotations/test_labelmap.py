@@ -250,3 +250,46 @@ def test_value_counts_of_a_4k_label_map_take_no_int64_copy_of_it(tmp_path):
     assert np.array_equal(byte_histogram(np.zeros((0, 4), np.uint8)), np.zeros(256, np.int64))
     ints = np.array([[1, 300]], np.int32)
     assert np.array_equal(byte_histogram(ints), np.bincount(ints.ravel(), minlength=256))
+
+
+def test_checking_a_valid_label_map_counts_no_values(monkeypatch):
+    """validate_label ran on every label read with a taxonomy (engine evaluate, fuse, info) and
+    counted all 256 values of it, 0.12 s a 4032x3024 map on a 2-core Xeon: a table lookup finds
+    whether any value is bad; only a bad map is counted, for the values its message names."""
+    import annotations.labelmap as labelmap
+
+    counted = []
+    real = labelmap.byte_histogram
+    monkeypatch.setattr(labelmap, "byte_histogram", lambda a: counted.append(1) or real(a))
+    label = RNG.integers(0, 7, (300, 400)).astype(np.uint8)
+    label[::7] = IGNORE
+    labelmap.validate_label(label, MASS13K)
+    labelmap.validate_label(label[::3, 1::2], MASS13K)  # a view that is not contiguous
+    labelmap.validate_label(np.zeros((0, 5), np.uint8), MASS13K)
+    assert counted == []
+    # every value that is neither a class id nor 255 is still found, and named
+    for bad in (7, 8, 100, 254):
+        wrong = label.copy()
+        wrong[-1, -1] = bad
+        with pytest.raises(ValueError, match=f"label values {bad} are not class ids"):
+            labelmap.validate_label(wrong, MASS13K)
+
+
+def test_value_counts_are_exact_and_need_no_bincount(monkeypatch):
+    """byte_histogram counted with np.bincount a million pixels at a time (each block converted
+    to int64); cv2.calcHist counts uint8 as it stands, about twice as fast, exactly (float32
+    counts below 2^24 a block; blocks of 2^22)."""
+    import annotations.labelmap as labelmap
+
+    label = np.full((3024, 4032), 3, np.uint8)  # one value: each block's count near 2^22
+    label[:, :7] = np.arange(7, dtype=np.uint8)
+    label[-1, -1] = 255
+    want = np.bincount(label.ravel(), minlength=256)
+    calls = []
+    real = np.bincount
+    monkeypatch.setattr(np, "bincount", lambda *a, **k: calls.append(1) or real(*a, **k))
+    got = labelmap.byte_histogram(label)
+    assert calls == []
+    assert got.dtype == np.int64 and np.array_equal(got, want)
+    odd = label[:, ::2][: 2**11 + 1]  # not contiguous, not a whole number of blocks
+    assert np.array_equal(labelmap.byte_histogram(odd), real(odd.ravel(), minlength=256))

@@ -194,3 +194,54 @@ def test_counts_that_do_not_cover_the_image_are_refused_before_pycocotools(rle):
     # pycocotools 2.0.11 decodes the first into uninitialised memory: the sum is checked first.
     with pytest.raises(ValueError, match="expected H\\*W"):
         rle_to_mask(rle)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_instance_summary_is_what_read_instances_gives_without_decoding(tmp_path, n, monkeypatch):
+    """engine annotate pick and engine review read every image's instances for their scores and
+    areas only: each mask was decoded to full size (12 MB at 4032x3024) and summed. The summary
+    counts the runs of ones: the same areas and scores, no mask decoded."""
+    import annotations.instances as instances
+    from annotations.instances import read_instance_summary
+
+    a = _instances(n)
+    a.masks[-1:, -1, -1] = True  # a run of ones that ends the column-major order
+    path = write_instances(tmp_path / "x.json", a)
+    full, _ = read_instances(path)
+    monkeypatch.setattr(instances, "rle_to_mask", lambda rle: pytest.fail("a mask decoded"))
+    s = read_instance_summary(path)
+    assert s.image_size == full.image_size and len(s) == len(full) == n
+    assert s.scores.dtype == np.float32 and np.array_equal(s.scores, full.scores)
+    assert s.areas.dtype == np.int64 and np.array_equal(s.areas, full.areas)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[1]",
+        '{"height": 2}',
+        '{"height": 2, "width": 2, "instances": [{"segmentation": {"size": [3, 3], "counts": [9]},'
+        ' "box_xyxy": [0,0,1,1], "score": 1, "class_id": 7}]}',
+        '{"height": 2, "width": 2, "instances": [{"segmentation": {"size": [2, 2], "counts": [5]},'
+        ' "box_xyxy": [0,0,1,1], "score": 1, "class_id": 7}]}',
+        '{"height": 2, "width": 2, "instances": [{"segmentation": {"size": [2, 2], "counts": "x"},'
+        ' "box_xyxy": [0,0,1,1], "score": 1, "class_id": 7}]}',
+        '{"height": 2, "width": 2, "instances": [{"segmentation": {"size": [2, 2], "counts": [4]},'
+        ' "box_xyxy": [0,0,1], "score": 1, "class_id": 7}]}',
+        '{"height": 2, "width": 2, "instances": [{"segmentation": {"size": [2, 2], "counts": [4]},'
+        ' "box_xyxy": [0,0,1,1], "class_id": 7}]}',
+        '{"height": 2, "width": 2, "instances": [{"segmentation": {"size": [2, 2], "counts": [4]},'
+        ' "box_xyxy": [0,0,1,1], "score": 1, "class_id": 7}, {"segmentation": {"size": [1, 4],'
+        ' "counts": [4]}, "box_xyxy": [0,0,1,1], "score": 1, "class_id": 7}]}',
+    ],
+)
+def test_instance_summary_refuses_what_read_instances_refuses(tmp_path, text):
+    from annotations.instances import read_instance_summary
+
+    p = tmp_path / "bad.json"
+    p.write_text(text)
+    with pytest.raises(ValueError) as want:
+        read_instances(p)
+    with pytest.raises(ValueError) as got:
+        read_instance_summary(p)
+    assert str(got.value) == str(want.value)

@@ -2411,3 +2411,20 @@ def test_a_pick_list_and_an_export_image_list_with_hashes_export_their_images(tm
     res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "b"), stems=listed))
     assert res.images == 3
     assert res.image_list.read_text().splitlines() == listed
+
+
+def test_pick_decodes_no_instance_mask(tmp_path, world, monkeypatch):
+    """pick (and review) read each image's instances for their count, scores and areas: every
+    mask was decoded at full size and summed (at 4032x3024, 12 MB and ~0.1 s a mask). The areas
+    come from the masks' run lengths now; the statistics and picks are the same."""
+    import annotations.instances as instances
+    from engine.annotate import image_stats
+
+    _, run, _ = world
+    stats = image_stats(LabelRun.open(run), "test", 0.05, False)
+    want, _ = pick_for_annotation(PickConfig(run=str(run), n=3, out=str(tmp_path / "a.txt")))
+    monkeypatch.setattr(instances, "rle_to_mask", lambda rle: pytest.fail("a mask decoded"))
+    assert image_stats(LabelRun.open(run), "test", 0.05, False) == stats
+    assert [(s.num_instances, s.num_tiny) for s in stats] == [(2, 0), (1, 1), (0, 0)]
+    got, _ = pick_for_annotation(PickConfig(run=str(run), n=3, out=str(tmp_path / "b.txt")))
+    assert got == want
