@@ -415,6 +415,38 @@ def folder_is(path: str | os.PathLike) -> str | None:
     return "a dataset's root" if is_dataset_root(path) else None
 
 
+def outputs_inside(path: str | os.PathLike) -> str | None:
+    """What the engine outputs right inside the folder ``path`` are (``"bicycle: a label run
+    (engine label), car: ..."``, three named at most), for an error refusing ``path`` as a
+    command's own folder: a ``runs/label/`` of label runs, given as ``--out``, took the new run's
+    files beside them (and ``engine info runs/label`` then showed that run, not theirs); None
+    when there is none, or ``path`` is an engine output or a dataset's root itself."""
+    path = Path(path)
+    if not path.is_dir() or folder_is(path) is not None:
+        return None
+    with os.scandir(path) as entries:
+        subs = sorted(e.name for e in entries if e.is_dir() and not e.name.startswith("."))
+    found = [(name, kind[1]) for name in subs if (kind := output_kind(path / name)) is not None]
+    if not found:
+        return None
+    more = f", and {len(found) - 3} more" if len(found) > 3 else ""
+    return ", ".join(f"{name}: {what}" for name, what in found[:3]) + more
+
+
+def in_the_output(path: str | os.PathLike, record: str) -> str:
+    """``"; it is a file in RUN, a label run (engine label): give RUN"`` for the end of an
+    error about ``path`` given where the engine output that writes ``record`` is wanted, when
+    it is a file or folder inside such an output (its ``run.json``, its ``labels/``), up to two
+    levels down; ``"; it is a file, not a folder"`` for another file; ``""`` otherwise. Before,
+    a run's own ``run.json`` was "label run directory not found"."""
+    path = Path(path)
+    found = [f for f, r in outputs_around(path) if r == record and f != path]
+    if found:
+        kind = "a file" if path.is_file() else "a folder"
+        return f"; it is {kind} in {found[0]}, {output_kind(found[0])[1]}: give {found[0]}"  # type: ignore[index]
+    return "; it is a file, not a folder" if path.is_file() else ""
+
+
 def not_this_output(folder: str | os.PathLike, wanted: str, record: str | None = None) -> str:
     """``"; FOLDER is a label run (engine label), not WANTED"`` for the end of an error about a
     folder that is another engine output than the one expected (whose ``record`` it would hold);

@@ -23,6 +23,7 @@ import numpy as np
 
 from annotations.fileio import (
     folder_is,
+    in_the_output,
     not_this_output,
     parse_json,
     read_bytes,
@@ -124,6 +125,10 @@ class LabelRun:
     @classmethod
     def open(cls, root: str | os.PathLike) -> LabelRun:
         root = Path(root)
+        if root.is_file():  # its run.json, a pick list
+            raise FileNotFoundError(
+                f"{root}: not a label run's folder{in_the_output(root, 'run.json')}"
+            )
         if not root.is_dir():
             raise FileNotFoundError(f"{root}: label run directory not found")
         if not (root / "labels").is_dir() and not (root / "instances").is_dir():
@@ -132,7 +137,7 @@ class LabelRun:
             what = folder_is(root)
             raise ValueError(
                 f"{root}: not a label run (expected labels/<split>/ and instances/<split>/ "
-                "folders)" + (f"; it is {what}" if what else "")
+                "folders)" + (f"; it is {what}" if what else in_the_output(root, "run.json"))
             )
         return cls(root)
 

@@ -21,6 +21,7 @@ import numpy as np
 from annotations.fileio import (
     atomic_write_bytes,
     atomic_write_json,
+    in_the_output,
     not_this_output,
     read_json,
     recorded_root,
@@ -191,6 +192,10 @@ def read_subset(root: str | os.PathLike, require_masks: bool = True) -> Subset:
 
     root = Path(root)
     path = root / "subset.json"
+    if root.is_file() or (not path.is_file() and in_the_output(root, "subset.json")):
+        raise FileNotFoundError(
+            f"{root}: not an annotated subset's folder{in_the_output(root, 'subset.json')}"
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: subset manifest not found"

@@ -1087,6 +1087,8 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     if cfg.out is not None:
         _check_list_path(Path(cfg.out))
     run = LabelRun.open(cfg.run)
+    # first: a fused dataset (labels/ too, no run.json) was refused after its list was written
+    class_name, backend = run.class_name, run.backend
     check_not_being_written(run.root, "engine annotate pick", "its pseudo labels")
     stats = image_stats(run, cfg.split, cfg.tiny_fraction, cfg.progress)
     if not stats:
@@ -1116,8 +1118,8 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
         out.with_suffix(".json"),
         {
             "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
-            "class_name": run.class_name,
-            "backend": run.backend,
+            "class_name": class_name,
+            "backend": backend,
             "picks": [
                 {
                     "stem": p.stem,

@@ -153,11 +153,24 @@ def recorded_classes(pred: Path, gt: Path) -> tuple[Taxonomy, str, ByName | None
     )
 
 
+# Engine outputs whose PNG files are charts, not label maps: read as label maps, a training
+# run's curves.png was "1 prediction(s) missing for ground truth in runs/train: curves.png"
+NO_LABEL_MAPS = {
+    "metrics.jsonl": " (its curves.png is a chart)",
+    "report.json": "",
+    "review.json": "",
+}
+
+
 def list_labels(folder: Path, what: str) -> dict[str, Path]:
     """``{stem: path}`` of the label PNGs in ``folder``."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: {what} folder not found")
+    if (kind := output_kind(folder)) is not None and kind[0] in NO_LABEL_MAPS:
+        raise ValueError(
+            f"{folder}: it is {kind[1]}, not a folder of {what} label maps" + NO_LABEL_MAPS[kind[0]]
+        )
     files: dict[str, Path] = {}
     for p in sorted(folder.iterdir()):
         if p.is_file() and p.suffix.lower() in LABEL_EXTS and not p.name.startswith("."):
@@ -184,7 +197,7 @@ def _labels_inside(folder: Path) -> str:
             for base in (folder, folder / "annotations")
             if base.is_dir()
             for d in sorted(base.iterdir())
-            if d.is_dir() and any(d.glob("*.png"))
+            if d.is_dir() and any(d.glob("*.png")) and not _charts(d)
         ]
         if not inside:
             return ""
@@ -197,6 +210,12 @@ def _labels_inside(folder: Path) -> str:
     if kind[0] in ("run.json", FUSE_RECORD) and splits:
         return f" (its label maps are in {labels}/ by split: {', '.join(splits)})"
     return ""
+
+
+def _charts(folder: Path) -> bool:
+    """Whether ``folder`` is an engine output whose PNGs are no label maps (a training run)."""
+    kind = output_kind(folder)
+    return kind is not None and kind[0] in NO_LABEL_MAPS
 
 
 def check_not_subset_masks(folder: Path, what: str) -> None:

@@ -33,7 +33,10 @@ from annotations.fileio import (
     atomic_write_json,
     atomic_write_text,
     first_line,
+    is_dataset_root,
     is_disk_error,
+    output_kind,
+    outputs_around,
 )
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun, latest_records
@@ -177,6 +180,34 @@ def _split_images(
     return images, None if root is None else load_spec(root).image_dir(split)
 
 
+def check_annotation_folder(gt: Path, class_name: str) -> None:
+    """Refuse as ``--gt`` a folder that holds no annotation of one class: an engine output other
+    than an annotated subset, or a folder in one (a label run's ``labels/``), and a dataset's
+    root or its ``annotations/`` folder. Each was read as 0/1/255 masks of the class: a label
+    run's own pseudo labels scored 100 against themselves, and the label maps of a fused dataset
+    or a dataset (every class's id) scored whatever class id 1 is, in a gallery that looked
+    right."""
+    fix = (
+        "give --gt an annotated subset (engine annotate import) or a folder of 0/1/255 masks "
+        f"of {class_name}"
+    )
+    around = outputs_around(gt)
+    if around and around[0][1] != "subset.json":
+        folder = around[0][0]
+        what = output_kind(folder)[1]  # type: ignore[index]  # found by it
+        inside = "" if folder == gt else f"a folder inside {folder}, "
+        raise ValueError(f"{gt}: it is {inside}{what}, not annotated ground truth; {fix}")
+    if around:  # a subset's folder, or one in it
+        return
+    for root in (gt, gt.parent, gt.parent.parent):
+        if (root == gt or gt.relative_to(root).parts[0] == "annotations") and is_dataset_root(root):
+            held = "a dataset's root" if root == gt else f"a folder of the dataset {root}"
+            raise ValueError(
+                f"{gt}: it is {held}, whose label maps hold every class's id, not masks of "
+                f"{class_name}; {fix} (engine annotate import --format png --png-value ID)"
+            )
+
+
 def build_review(cfg: ReviewConfig) -> ReviewResult:
     """Write the gallery; returns where it is and what it shows."""
     from engine.progress import track
@@ -230,6 +261,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     elif gt_dir is not None:  # a plain folder of masks: 0/255 ones would score nothing
         from engine.compare import check_not_0_255
 
+        check_annotation_folder(gt_dir, class_name)
         check_not_0_255(gt_dir)
     preds = []  # (caption, folder, the class's id in it)
     for d in pred_dirs:

@@ -279,7 +279,7 @@ def check_output_folder(folder: str | os.PathLike, own: tuple[str, ...], command
     (:func:`annotations.fileio.output_kind`) or a dataset's root is refused too: the command's
     files would mix with that folder's, and its ``--force`` would replace what it holds (a
     fusion into a label run wrote its label maps over the pseudo labels)."""
-    from annotations.fileio import check_expanded, folder_is
+    from annotations.fileio import check_expanded, folder_is, outputs_inside
 
     path = Path(folder)
     if path.exists() and not path.is_dir():
@@ -292,6 +292,11 @@ def check_output_folder(folder: str | os.PathLike, own: tuple[str, ...], command
     if what := folder_is(path):
         raise ValueError(
             f"{folder}: it is {what}; {command} needs a folder of its own: give another --out"
+        )
+    if inside := outputs_inside(path):  # runs/label for runs/label/car
+        raise ValueError(
+            f"{folder}: it holds engine outputs ({inside}); {command} needs a folder of its own: "
+            "give another --out, e.g. a new folder in it"
         )
 
 

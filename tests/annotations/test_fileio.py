@@ -468,3 +468,39 @@ def test_a_temporary_file_of_a_name_with_a_newline_is_one():
 
     assert is_temporary(".a\nb.png.pw4p35rf.tmp") and is_temporary(".ab.png.abcdefgh.tmp")
     assert not is_temporary("a\nb.png") and not is_temporary(".a\nb.png.tmp")
+
+
+def test_a_file_or_folder_inside_a_run_or_subset_names_the_folder_to_give(tmp_path):
+    """engine review / annotate pick / export given a run's run.json (or its pick list) said
+    "label run directory not found", of a file that is there, and given the run's labels/ only
+    "not a label run"; engine report --subset SUBSET/subset.json looked for
+    SUBSET/subset.json/subset.json and --subset SUBSET/masks asked whether masks/ was a subset.
+    Each names the output it lies in, to give instead."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run, subset = tmp_path / "run", tmp_path / "subset"
+    (run / "labels" / "test").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    (run / "pick-test.txt").write_text("a\n")
+    (subset / "masks").mkdir(parents=True)
+    (subset / "subset.json").write_text("{}")
+    (tmp_path / "notes.txt").write_text("x")
+    cases = [
+        (["review", "X"], run / "run.json", f"not a label run's folder; it is a file in {run}"),
+        (["annotate", "pick", "X"], run / "pick-test.txt", f"it is a file in {run}, a label run"),
+        (["review", "X"], run / "labels" / "test", f"; it is a folder in {run}, a label run"),
+        (["annotate", "export", "X", "--out", "o"], run / "labels", f"it is a folder in {run}"),
+        (["review", "X"], tmp_path / "notes.txt", "not a label run's folder; it is a file, not"),
+        (["report", "--out", "o", "--subset", "X"], subset / "subset.json", f"file in {subset}"),
+        (["report", "--out", "o", "--subset", "X"], subset / "masks", f"a folder in {subset}, an"),
+    ]
+    for args, given, said in cases:
+        res = CliRunner().invoke(app, [str(given) if a == "X" else a for a in args])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2 and text.startswith(f"error: {given}: "), res.output
+        assert said in text, res.output
+        if "file in" in said or "folder in" in said:
+            owner = subset if "subset" in said or given.parent.name == "subset" else run
+            assert text.endswith(f": give {owner}"), res.output

@@ -1084,3 +1084,38 @@ def test_evaluate_and_compare_refuse_predictions_engine_predict_is_still_writing
         assert res.exit_code == 2 and f"error: {run}/labels/test: engine label (pid" in " ".join(
             res.output.split()
         )
+
+
+@pytest.mark.parametrize(
+    ("record", "what", "note"),
+    [
+        ("metrics.jsonl", "a training run (engine train)", " (its curves.png is a chart)"),
+        ("report.json", "a report (engine report)", ""),
+    ],
+)
+@pytest.mark.parametrize("command", ["evaluate", "compare"])
+def test_a_training_run_or_report_is_no_folder_of_label_maps(tmp_path, record, what, note, command):
+    """evaluate / compare --gt runs/train read the run's curves.png as a ground-truth label map
+    ("1 prediction(s) missing for ground truth in runs/train: curves.png"), and a demo's folder
+    was told to give its train/ as a folder of label maps; a report's chart.png the same. Such
+    an output is named for what it is, as a label run or subset is."""
+    pred, wrong = tmp_path / "pred", tmp_path / "wrong"
+    write_label(pred / "a.png", np.zeros((4, 4), np.uint8))
+    write_label(wrong / "curves.png", np.zeros((4, 4), np.uint8))
+    (wrong / record).write_text("{}")
+    args = {
+        "evaluate": ["evaluate", "--pred", str(pred), "--gt", str(wrong)],
+        "compare": ["compare", "--class", "Bicycle", "--source", f"m={pred}", "--gt", str(wrong)],
+    }[command]
+    res = CliRunner().invoke(app, [*args, "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {wrong}: it is {what}, not a folder of ground-truth label maps{note}"
+    )
+    if command == "evaluate":  # nor is it predictions
+        res = CliRunner().invoke(app, ["evaluate", "--pred", str(wrong), "--gt", str(pred)])
+        assert res.exit_code == 2 and f"it is {what}, not a folder of prediction" in res.output
+    res = CliRunner().invoke(app, [*args[:-1], str(tmp_path), "--no-progress"])
+    assert res.exit_code == 2 and "folders of label maps inside: " + str(pred) + ";" in " ".join(
+        res.output.split()
+    ), res.output  # the folder above: pred/ offered, not the run

@@ -664,6 +664,37 @@ def test_an_out_that_is_another_output_or_a_file_is_refused_before_drawing(
     assert build_review(ReviewConfig(str(run))).index == gallery.index
 
 
+def test_gt_that_is_no_annotation_of_the_class_is_refused(tmp_path, gallery):
+    """review --gt RUN read the run's own pseudo labels as the annotation (every card scored
+    IoU 100), and --gt a fused dataset's, a prediction folder's or a dataset's label maps read
+    every class's ids as a 0/1/255 mask (the scores of whatever class id 1 is), with exit code
+    0 and a gallery that looked right. Each is refused in one line naming what it is, before
+    anything is drawn; a subset or a plain folder of masks is read as before (the fixture)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = gallery.index.parent.parent
+    fused = tmp_path / "fused"
+    write_label(fused / "labels" / "test" / "img000.png", np.ones((H, W), np.uint8))
+    (fused / "fuse.json").write_text("{}")
+    data = tmp_path / "data"
+    refused = {
+        run: "it is a label run (engine label), not annotated ground truth",
+        run / "labels" / "test": f"it is a folder inside {run}, a label run (engine label), not",
+        fused: "it is a fused dataset (engine fuse), not annotated ground truth",
+        data: "it is a dataset's root, whose label maps hold every class's id, not masks of",
+        data / "annotations" / "test": f"it is a folder of the dataset {data}, whose label maps",
+    }
+    for gt, said in refused.items():
+        out = tmp_path / "r"
+        res = CliRunner().invoke(app, ["review", str(run), "--out", str(out), "--gt", str(gt)])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2 and text.startswith(f"error: {gt}: {said}"), res.output
+        assert text.endswith("or a folder of 0/1/255 masks of Bicycle") or "--png-value" in text
+        assert len(res.output.strip().splitlines()) <= 3 and not out.exists()
+
+
 def test_a_full_disk_stops_the_gallery_at_its_first_thumbnail(tmp_path, gallery, monkeypatch):
     """A thumbnail the disk has no room for was its card's problem: every card after it failed
     the same way, one by one, before index.html did too. The first one stops the gallery, with

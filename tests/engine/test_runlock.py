@@ -210,6 +210,44 @@ def test_an_outputs_split_folders_are_refused_as_out(tmp_path):
     check_output_folder(run / "labels" / "test" / "x", (), "engine x")  # deeper: allowed
 
 
+_HOLDERS = [  # command line, --out (review, export and import read their inputs first)
+    *([*c, "--out"] for c in _RUN_COMMANDS),
+    ["report", "--subset", "DATA", "--out"],
+]
+
+
+@pytest.mark.parametrize("command", _HOLDERS)
+def test_a_folder_that_holds_engine_outputs_is_refused_as_out(tmp_path, command):
+    """engine label --class Car --out runs/label (for runs/label/car) wrote the run's labels/,
+    instances/ and run.json beside runs/label/bicycle, and engine info runs/label then showed
+    that run instead of listing the runs; the same for every command that writes a folder of
+    its own. A folder that holds engine outputs is refused in one line naming them, as it was;
+    a new folder in it is allowed, and so is a folder that holds other folders."""
+    from cli import app
+    from engine.runlock import check_output_folder
+
+    runs = tmp_path / "runs"
+    for name, record in (("bicycle", "run.json"), ("car", "run.json"), ("pred", "predict.json")):
+        (runs / name).mkdir(parents=True)
+        (runs / name / record).write_text("{}")
+    (runs / "notes").mkdir()
+    (tmp_path / "data").mkdir()
+    files = {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
+    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
+    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    res = CliRunner().invoke(app, [*args, str(runs)])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {runs}: it holds engine outputs (bicycle: a label run (engine label), car: a "
+        f"label run (engine label), pred: a folder of predictions (engine predict)); engine {command[0]} "
+        "needs a folder of its own: give another --out, e.g. a new folder in it"
+    ), res.output
+    assert {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")} == files
+    check_output_folder(runs / "new", (), "engine x")  # a new folder in it: allowed
+    check_output_folder(runs / "notes", (), "engine x")
+    check_output_folder(tmp_path, (), "engine x")  # outputs two levels down: not looked for
+
+
 def _kind(other: str) -> str:
     return {
         "label run": "a label run (engine label)",
