@@ -690,7 +690,9 @@ def _start(
                     "start one process per GPU with torchrun"
                 )
             micro_batch(cfg, processes)  # a batch that cannot be split fails before any start
-            return train_processes(train, cfg, processes, on_init)
+            # each rank checks the data again: a config file's values still named by the file
+            ranks = functools.partial(train, from_file=where) if where else train
+            return train_processes(ranks, cfg, processes, on_init)
     if device.type == "cpu":
         from trainer.allocator import tune_malloc
 

@@ -897,6 +897,11 @@ def test_a_config_file_s_val_size_too_small_is_named_by_the_file(synth, tmp_path
     )
     res = CliRunner().invoke(app, [*args, "--config", str(config), "--val-size", "16x12"])
     assert res.exit_code == 2 and "--val-size 16x12 resizes" in res.output  # the option's
+    # and by local processes, each of which checks it (before, they named --val-size)
+    two = [*args[:9], "--batch-size", "4", "--processes", "2", *args[11:]]
+    res = CliRunner().invoke(app, [*two, "--config", str(config)])
+    assert res.exit_code == 2 and not run.exists(), res.output
+    assert f"error: {config}: val_size 12x9: it resizes" in " ".join(res.output.split())
 
 
 def test_a_crop_too_small_for_the_model_is_refused_before_any_file(synth, tmp_path):
