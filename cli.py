@@ -102,8 +102,8 @@ def guard(fn: F, resumable: bool = False) -> F:
             raise typer.Exit(code) from None
         except (*_INPUT_ERRORS, MemoryError) as e:
             if out_of_memory(e):  # the machine's limit, not a bad input: no traceback, no 2
-                again = "; free memory or ask for less (smaller images, --size, --batch or --crop)"
-                again += " and run the same command again" + (" to resume" if resumable else "")
+                again = "; free memory and run the same command again" + " to resume" * resumable
+                again += ", or ask for less (smaller images, --size, --batch-size or --crop)"
                 stderr.print(error_text(e, "out of memory: ") + again, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
             stderr.print(error_text(e), soft_wrap=True)

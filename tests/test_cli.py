@@ -154,8 +154,8 @@ def test_out_of_memory_is_one_line_and_exit_71(tmp_path: Path, monkeypatch, erro
     res = _synth(tmp_path / "d")
     assert res.exit_code == 71, res.output
     assert " ".join(res.output.split()) == (
-        f"error: out of memory: {shown}; free memory or ask for less (smaller images, --size, "
-        "--batch or --crop) and run the same command again to resume"
+        f"error: out of memory: {shown}; free memory and run the same command again to resume, "
+        "or ask for less (smaller images, --size, --batch-size or --crop)"
     )
 
 
