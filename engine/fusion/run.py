@@ -597,6 +597,9 @@ def _read_inputs(plan: FusePlan, job: Job) -> tuple[Any, list[PseudoLabel], Any]
     return precise, pseudos, carried
 
 
+REMOVED = "removed"  # a manifest line's status: the image left the dataset, its maps removed
+
+
 # -- the run -----------------------------------------------------------------------------------
 def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
     """Splits fused into ``out`` by earlier calls (``engine fuse --split train``, then ``--split
@@ -606,7 +609,7 @@ def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
     failed images) is left out, with a warning saying how to bring it back."""
     by_split: dict[str, list[tuple[str, dict]]] = {}
     for (split, stem), rec in latest.items():
-        if split not in plan.splits:
+        if split not in plan.splits and rec.get("status") != REMOVED:
             by_split.setdefault(split, []).append((stem, rec))
     kept = []
     for split, records in by_split.items():
@@ -865,6 +868,13 @@ def remove_orphans(out: Path, plan: FusePlan) -> None:
     )
     for p in orphans:
         p.unlink(missing_ok=True)
+    # said in the manifest too: its ok lines for them would otherwise make a later call for
+    # another split (--split val) find their files missing and leave this split out of
+    # dataset.yaml as "fused with other settings"
+    for name in names:
+        split, stem = name.split("/", 1)
+        rec = {"split": split, "stem": stem, "status": REMOVED}
+        append_line(out / "manifest.jsonl", _json_line(rec))
 
 
 # What a fusion's record says of the call that wrote it rather than of the fused dataset

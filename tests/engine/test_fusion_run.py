@@ -966,6 +966,12 @@ def test_an_image_removed_from_the_dataset_since_is_left_out_and_its_fused_maps_
     assert not (world["out"] / "sources/train/b.png").exists()
     assert [s.stem for s in SegDataset(load_spec(world["out"]), "train")] == ["a"]
     assert (bike_labels / "b.png").is_file()  # the run's files are its own: not touched
+    # a later call for another split keeps train in dataset.yaml: the manifest says b was
+    # removed (before, its ok line with no files left made train "fused with other settings")
+    caplog.clear()
+    fuse(cfg(world, splits=("val",)))
+    assert load_spec(world["out"]).splits == ("train", "val")
+    assert "fused with other settings" not in caplog.text
 
 
 def test_pseudo_labels_are_checked_without_counting_their_values(world, monkeypatch):
