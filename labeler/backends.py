@@ -98,7 +98,21 @@ def refuse_unread(config: Any, backend: str, names: tuple[str, ...]) -> None:
     ``backend`` reads none of them: recorded in ``run.json`` and its config hash, a changed one
     relabelled every image for nothing. ``engine label`` refuses them as options before (its
     own words); this holds a library caller to the same."""
-    unread = [f"{name}={getattr(config, name)!r}" for name in names if getattr(config, name)]
+    import dataclasses
+
+    from labeler.config import NOT_USED
+
+    default = {  # a setting left at its default is not "set": detector's is a hub id
+        f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
+        for f in (dataclasses.fields(config) if dataclasses.is_dataclass(config) else ())
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    }
+    unset = ({}, "", None, NOT_USED.get(backend))
+    unread = [
+        f"{name}={value!r}"
+        for name in names
+        if (value := getattr(config, name)) not in unset and value != default.get(name)
+    ]
     if unread:
         raise ValueError(
             f"LabelConfig {', '.join(unread)}: backend {backend} reads none of "

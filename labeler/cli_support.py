@@ -7,6 +7,7 @@ from engine.text import counted
 from labeler.config import (
     DEFAULT_DETECTOR,
     DEFAULT_SEGMENTER,
+    NOT_USED,
     ClassSpec,
     LabelConfig,
     load_class_spec,
@@ -17,11 +18,9 @@ from labeler.models import looks_like_path
 from labeler.run import STAGES, LabelSummary
 
 # What run.json records as detector / segmenter of a simulated run: no model is loaded.
-NO_MODEL = "none (simulated backend)"
+NO_MODEL = NOT_USED["simulated"]
 # The labeling options' defaults, to tell an option given on the command line from its default.
 _DEFAULTS = LabelConfig(data="", cls=ClassSpec(name="-"))
-# What run.json records as detector / segmenter of backends that use neither.
-_NOT_USED = {"simulated": NO_MODEL, "sam3": "none (sam3 backend: see model)"}
 
 
 def parse_band(text: str) -> tuple[float, float]:
@@ -186,8 +185,8 @@ def build_label_config(
         out=out,
         splits=tuple(s.strip() for s in split.split(",") if s.strip()),
         backend=backend,
-        detector=detector or (_NOT_USED.get(backend) or DEFAULT_DETECTOR),
-        segmenter=segmenter or (_NOT_USED.get(backend) or DEFAULT_SEGMENTER),
+        detector=detector or (NOT_USED.get(backend) or DEFAULT_DETECTOR),
+        segmenter=segmenter or (NOT_USED.get(backend) or DEFAULT_SEGMENTER),
         model=model,
         detector_revision=detector_revision or None,
         segmenter_revision=segmenter_revision or None,

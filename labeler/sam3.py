@@ -181,7 +181,8 @@ class Sam3Backend:
     name = "sam3"
 
     def __init__(self, config: LabelConfig, class_id: int) -> None:
-        refuse_unread(config, self.name, ("extra", "detector_revision", "segmenter_revision"))
+        unread = ("extra", "detector", "segmenter", "detector_revision", "segmenter_revision")
+        refuse_unread(config, self.name, unread)
         self.config = config
         self.class_id = class_id
         self.prompts = config.cls.all_prompts

@@ -386,7 +386,11 @@ class SimulatedBackend:
 
     def __init__(self, config: Any, class_id: int) -> None:
         from engine.datasets import load_spec
+        from labeler.backends import refuse_unread
 
+        # what only a model reads (engine label refuses them as options)
+        models = ("detector", "segmenter", "detector_revision", "segmenter_revision", "model")
+        refuse_unread(config, BACKEND_NAME, (*models, "model_revision"))
         self.config = config
         self.class_id = int(class_id)
         self.class_name = config.cls.name

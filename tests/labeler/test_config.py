@@ -251,6 +251,11 @@ def test_model_backends_refuse_backend_options_they_never_read(backend):
         ("grounded-sam", {"extra": {"box_threshold": 0.2}}, "extra={'box_threshold': 0.2}"),
         ("grounded-sam", {"model_revision": "v1"}, "model_revision='v1'"),
         ("sam3", {"detector_revision": "v1"}, "detector_revision='v1'"),
+        # a hub id of its own by default: set is "other than the default" (reviewer B)
+        ("sam3", {"detector": "my/detector"}, "detector='my/detector'"),
+        ("sam3", {"segmenter": "my/sam"}, "segmenter='my/sam'"),
+        ("simulated", {"detector": "my/detector"}, "detector='my/detector'"),
+        ("simulated", {"model": "facebook/sam3"}, "model='facebook/sam3'"),
     ],
 )
 def test_a_library_label_config_a_model_backend_never_reads_is_refused(
