@@ -42,7 +42,7 @@ from labeler.models import (
     resolve_device,
     resolve_dtype,
 )
-from labeler.sam_post import masks_in_windows
+from labeler.sam_post import finite_scores, masks_in_windows
 
 MAX_BOXES_PER_DECODER_CALL = 64  # bounds decoder memory for images with many boxes
 
@@ -298,7 +298,7 @@ class GroundedSamBackend:
                     )
                     masks += [m for m, _ in crops]
                     probs += [p for _, p in crops]
-                    scores.append(out.iou_scores.float()[0, :, 0].clamp(0, 1).cpu().numpy())
+                    scores.append(finite_scores(out.iou_scores[0, :, 0]).cpu().numpy())
                 results[i] = (masks, probs, np.concatenate(scores))
         return results
 

@@ -18,6 +18,25 @@ import numpy as np
 from labeler.dedup import MaskCrop
 
 LOGIT_FLOOR = -8.0  # logits at or below this are stored as probability 0 (outside the window)
+LOGIT_BOUND = 1e4  # non-finite logits are read as this (inf) or minus this (-inf, NaN)
+
+
+def finite_logits(x: Any) -> Any:
+    """Mask logits with NaN read as no object and +-inf as certain, as finite numbers: bilinear
+    resampling multiplies by weights of 0 (``inf * 0`` is NaN), so an infinite logit made NaN
+    pixels around it, and NaN pixels became holes in the mask and a NaN confidence (written as
+    an arbitrary uint8). fp16 decoders overflow to inf on real photos now and then."""
+    import torch
+
+    return torch.nan_to_num(x.float(), nan=-LOGIT_BOUND, posinf=LOGIT_BOUND, neginf=-LOGIT_BOUND)
+
+
+def finite_scores(x: Any) -> Any:
+    """Predicted mask-quality scores in 0..1, NaN read as 0 (``clamp`` keeps NaN, which the
+    instances file cannot hold: the image failed with 'Out of range float values')."""
+    import torch
+
+    return torch.nan_to_num(x.float(), nan=0.0).clamp(0, 1)
 
 
 def _source_index(torch, out_idx: Any, in_size: int, out_size: int):
@@ -101,7 +120,7 @@ def masks_in_windows(
         raise ValueError("SAM post-processing needs pad_size with reshaped_size")
     out: list[tuple[MaskCrop, np.ndarray]] = []
     for k in range(len(low_res)):
-        x = low_res[k : k + 1].float()  # one box at a time: a 1024x1024 map is 4 MB
+        x = finite_logits(low_res[k : k + 1])  # one box at a time: a 1024x1024 map is 4 MB
         if reshaped_size is not None:
             x = F.interpolate(x[:, None], pad_size, mode="bilinear", align_corners=False)[:, 0]
             x = x[:, : reshaped_size[0], : reshaped_size[1]]
