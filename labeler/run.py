@@ -633,6 +633,16 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
                 raise ValueError(
                     f"{img.path}: output is {got[1]}x{got[0]} but the image is {want[1]}x{want[0]}"
                 )
+            inst = res.instances  # the instances file cannot hold NaN: say which value it was
+            for name in ("xyxy", "scores", "mask_scores"):
+                bad = np.flatnonzero(
+                    ~np.isfinite(getattr(inst, name)).reshape(len(inst), -1).all(1)
+                )
+                if len(bad):
+                    raise ValueError(
+                        f"{img.path}: backend {backend.name} gave instance {int(bad[0])} of "
+                        f"{len(inst)} a non-finite {name} ({getattr(inst, name)[bad[0]]})"
+                    )
         return results
 
     def run_batch(batch: list[tuple[LoadedImage, float]]) -> None:

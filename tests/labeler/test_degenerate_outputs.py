@@ -18,12 +18,13 @@ import torch
 
 from annotations.instances import read_instances
 from annotations.labelmap import read_label
-from labeler.backends import BackendOutput, LoadedImage
+from labeler.backends import BACKENDS, BackendOutput, LoadedImage, register_backend
 from labeler.config import ClassSpec, LabelConfig
+from labeler.crops import CroppedInstances
 from labeler.dedup import MaskCrop
 from labeler.models import load_segmenter
 from labeler.refine import Refiner
-from labeler.run import write_outputs
+from labeler.run import run_labeling, write_outputs
 from labeler.sam_post import masks_in_windows
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -237,3 +238,50 @@ def test_refiner_nan_quality_score_and_overflowed_mask(models):
     img = _image(70, 96).image
     [(prob, iou)] = list(refiner.segment_crops([img[10:50, 20:60]], [np.array([5, 5, 30, 30])]))
     assert iou == 0.0 and (prob == 1).all()
+
+
+# -- any backend: one image fails alone, saying why ------------------------------------------------
+class NanBackend:
+    """One instance per image; image ``train01``'s score is NaN."""
+
+    name = "nan-test"
+
+    def __init__(self, config, class_id) -> None:
+        self.class_id = class_id
+
+    def identity(self) -> dict:
+        return {}
+
+    def load(self) -> dict:
+        return {}
+
+    def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        out = []
+        for b in batch:
+            h, w = b.image.shape[:2]
+            mask = MaskCrop(2, 3, np.ones((5, 6), bool))
+            score = NAN if b.stem == "train01" else 0.9
+            inst = CroppedInstances(
+                (h, w), [[3, 2, 9, 7]], [score], [1.0], [self.class_id], ["bicycle"], [mask]
+            )
+            out.append(BackendOutput(inst, None, {}))
+        return out
+
+
+def test_a_nan_score_fails_its_image_alone_naming_the_value(tmp_path):
+    from tests.labeler.test_run import _write_dataset
+
+    data = _write_dataset(tmp_path / "data", {"train": 3})
+    register_backend("nan-test", NanBackend)
+    try:
+        cfg = LabelConfig(
+            data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
+            backend="nan-test", batch_size=3, progress=False,
+        )  # fmt: skip
+        s = run_labeling(cfg)
+    finally:
+        BACKENDS.pop("nan-test", None)
+    assert s.labelled == 2 and s.instances == 2
+    [(split, stem, error)] = s.failed
+    assert stem == "train01"
+    assert "train01.png: backend nan-test gave instance 0 of 1 a non-finite scores (nan)" in error
