@@ -635,13 +635,12 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
                 )
             inst = res.instances  # the instances file cannot hold NaN: say which value it was
             for name in ("xyxy", "scores", "mask_scores"):
-                bad = np.flatnonzero(
-                    ~np.isfinite(getattr(inst, name)).reshape(len(inst), -1).all(1)
-                )
+                values = np.asarray(getattr(inst, name))
+                bad = np.flatnonzero(~np.isfinite(values).all(axis=tuple(range(1, values.ndim))))
                 if len(bad):
                     raise ValueError(
                         f"{img.path}: backend {backend.name} gave instance {int(bad[0])} of "
-                        f"{len(inst)} a non-finite {name} ({getattr(inst, name)[bad[0]]})"
+                        f"{len(inst)} a non-finite {name} ({values[bad[0]]})"
                     )
         return results
 

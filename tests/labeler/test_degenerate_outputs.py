@@ -242,7 +242,7 @@ def test_refiner_nan_quality_score_and_overflowed_mask(models):
 
 # -- any backend: one image fails alone, saying why ------------------------------------------------
 class NanBackend:
-    """One instance per image; image ``train01``'s score is NaN."""
+    """One instance per image, none for ``train02``; image ``train01``'s score is NaN."""
 
     name = "nan-test"
 
@@ -264,7 +264,7 @@ class NanBackend:
             inst = CroppedInstances(
                 (h, w), [[3, 2, 9, 7]], [score], [1.0], [self.class_id], ["bicycle"], [mask]
             )
-            out.append(BackendOutput(inst, None, {}))
+            out.append(BackendOutput(inst[:0] if b.stem == "train02" else inst, None, {}))
         return out
 
 
@@ -281,7 +281,7 @@ def test_a_nan_score_fails_its_image_alone_naming_the_value(tmp_path):
         s = run_labeling(cfg)
     finally:
         BACKENDS.pop("nan-test", None)
-    assert s.labelled == 2 and s.instances == 2
+    assert s.labelled == 2 and s.instances == 1 and s.without_instances == 1
     [(split, stem, error)] = s.failed
     assert stem == "train01"
     assert "train01.png: backend nan-test gave instance 0 of 1 a non-finite scores (nan)" in error
