@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -42,7 +43,7 @@ from labeler.models import (
     resolve_device,
     resolve_dtype,
 )
-from labeler.sam_post import masks_in_windows
+from labeler.sam_post import finite_scores, masks_in_windows
 
 MAX_BOXES_PER_DECODER_CALL = 64  # bounds decoder memory for images with many boxes
 
@@ -253,14 +254,18 @@ class GroundedSamBackend:
 
     def segment(
         self, images: list[np.ndarray], dets: list[Detections]
-    ) -> list[tuple[list[MaskCrop], list[np.ndarray], np.ndarray]]:
-        """Per image ``(masks, probs, mask_scores (N,) float32)``: each box's mask as a
-        :class:`MaskCrop` and its ``float16`` probability on the same window, in image pixels.
+    ) -> list[tuple[list[MaskCrop], Any, np.ndarray, Any]]:
+        """Per image ``(masks, logits, mask_scores (N,) float32, probabilities)``: each box's
+        tight mask as a :class:`MaskCrop` in image pixels, its low-resolution logits
+        ``(N, h, w)``, and a function of some boxes' logits giving their ``(mask, float16
+        probability)`` windows (:func:`labeler.sam_post.masks_in_windows`). Probabilities are
+        made for the instances the dedup keeps only: a mask that covers an 8K image is 33 MB,
+        its probability 66 MB more, and 100 boxes of such masks held 10 GB.
         Images without boxes never reach SAM (nor its pre-processing)."""
         import torch
 
-        results: list[tuple[list[MaskCrop], list[np.ndarray], np.ndarray]] = [
-            ([], [], np.zeros(0, np.float32)) for _ in images
+        results: list[tuple[list[MaskCrop], Any, np.ndarray, Any]] = [
+            ([], None, np.zeros(0, np.float32), None) for _ in images
         ]
         todo = [i for i, d in enumerate(dets) if len(d)]
         model = self.segmenter.model
@@ -282,7 +287,13 @@ class GroundedSamBackend:
                 (oh, ow), (rh, rw) = sam_in[j][1], sam_in[j][2]
                 scale = np.array([rw / ow, rh / oh, rw / ow, rh / oh], np.float32)
                 boxes = dets[i].xyxy * scale
-                masks, probs, scores = [], [], []
+                masks, lows, scores = [], [], []
+                post = partial(
+                    masks_in_windows,
+                    original_size=(oh, ow),
+                    reshaped_size=None if sam2 else (rh, rw),
+                    pad_size=None if sam2 else pad,
+                )
                 for b0 in range(0, len(boxes), MAX_BOXES_PER_DECODER_CALL):
                     bx = torch.as_tensor(boxes[b0 : b0 + MAX_BOXES_PER_DECODER_CALL])[None]
                     kw: dict[str, Any] = {
@@ -293,13 +304,10 @@ class GroundedSamBackend:
                     with torch.inference_mode(), autocast(self.device, self.dtype):
                         out = model(input_boxes=bx.to(self.device), multimask_output=False, **kw)
                     low = out.pred_masks[0, :, 0]  # (n, 256, 256) logits
-                    crops = masks_in_windows(
-                        low, (oh, ow), None if sam2 else (rh, rw), None if sam2 else pad
-                    )
-                    masks += [m for m, _ in crops]
-                    probs += [p for _, p in crops]
-                    scores.append(out.iou_scores.float()[0, :, 0].clamp(0, 1).cpu().numpy())
-                results[i] = (masks, probs, np.concatenate(scores))
+                    masks += [m for m, _ in post(low, floor=0.0)]  # tight masks, for the dedup
+                    lows.append(low)
+                    scores.append(finite_scores(out.iou_scores[0, :, 0]).cpu().numpy())
+                results[i] = (masks, torch.cat(lows), np.concatenate(scores), post)
         return results
 
     def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
@@ -319,13 +327,14 @@ class GroundedSamBackend:
         dets = self.detect(images, [b.prepared for b in batch])
         t1 = time.perf_counter()
         segs = self.segment(images, dets)
-        t2 = time.perf_counter()
         rules = DedupRules(iou=c.mask_nms_iou, min_area=max(c.cls.min_area, 1))
         outputs = []
-        for img, det, (masks, probs, mscores) in zip(images, dets, segs, strict=True):
+        for img, det, (masks, lows, mscores, post) in zip(images, dets, segs, strict=True):
             keep = dedup_instances(masks, det.prompt_scores, det.negative, rules)
             if c.cls.max_instances > 0:
                 keep = keep[: c.cls.max_instances]
+            # the kept masks again, on their probability windows (the same mask pixels)
+            kept = post(lows[keep.tolist()]) if len(keep) else []
             inst = CroppedInstances(
                 image_size=img.shape[:2],
                 xyxy=det.xyxy[keep],
@@ -333,10 +342,11 @@ class GroundedSamBackend:
                 mask_scores=mscores[keep],
                 class_ids=np.full(len(keep), self.class_id),
                 prompts=[self.prompts[int(p)] for p in det.prompt_idx[keep]],
-                masks=[masks[k] for k in keep],
-                probs=[probs[k] for k in keep],
+                masks=[m for m, _ in kept],
+                probs=[p for _, p in kept],
             )
-            outputs.append(
-                BackendOutput(inst, None, {"detect": (t1 - t0) / n, "segment": (t2 - t1) / n})
-            )
+            outputs.append(BackendOutput(inst, None, {"detect": (t1 - t0) / n}))
+        t2 = time.perf_counter()
+        for o in outputs:
+            o.timings["segment"] = (t2 - t1) / n  # SAM, the mask dedup, probability windows
         return outputs

@@ -175,7 +175,10 @@ def tile_windows(
     height: int, width: int, rows: int, cols: int, overlap: float
 ) -> list[tuple[int, int, int, int]]:
     """``rows x cols`` windows ``(x0, y0, x1, y1)`` covering the image, neighbours overlapping by
-    ``overlap`` (fraction of a tile). ``1 x 1`` gives no tiles (the whole image is always run)."""
+    ``overlap`` (fraction of a tile). ``1 x 1`` gives no tiles (the whole image is always run).
+    Tiles under a pixel wide or tall (more tiles than an axis has pixels: ``--tiles 3x3`` on a
+    1-pixel strip) are left out; they made empty crops that failed the image with 'float
+    division by zero'."""
     if not needs_tiles(rows, cols, overlap):
         return []
 
@@ -191,7 +194,12 @@ def tile_windows(
             out.append((a, b))
         return out
 
-    return [(x0, y0, x1, y1) for (y0, y1) in spans(height, rows) for (x0, x1) in spans(width, cols)]
+    return [
+        (x0, y0, x1, y1)
+        for (y0, y1) in spans(height, rows)
+        for (x0, x1) in spans(width, cols)
+        if y1 > y0 and x1 > x0
+    ]
 
 
 def shift_detections(det: Detections, window: tuple[int, int, int, int]) -> Detections:

@@ -47,6 +47,7 @@ from labeler.models import (
     resolve_device,
     resolve_dtype,
 )
+from labeler.sam_post import finite_logits, finite_scores
 
 REFINE_MARGIN = 0.25  # crop = box grown by this fraction of its larger side, on every side
 MIN_CROP = 32  # pixels: the smallest crop side (tiny boxes still get some context)
@@ -124,8 +125,8 @@ class Refiner:
             orig = torch.stack([x[1] for x in ins])
             sam2 = kind in ("sam2", "sam2_video")  # SAM 2 / 2.1 hub repos say sam2_video
             post = (orig,) if sam2 else (orig, torch.stack([x[2] for x in ins]))
-            logits = proc.post_process_masks(res.pred_masks.float(), *post, binarize=False)
-            ious = res.iou_scores.float().reshape(len(ins), -1)[:, 0].clamp(0, 1).cpu().numpy()
+            logits = proc.post_process_masks(finite_logits(res.pred_masks), *post, binarize=False)
+            ious = finite_scores(res.iou_scores.reshape(len(ins), -1)[:, 0]).cpu().numpy()
             for j, lg in enumerate(logits):
                 yield torch.sigmoid(lg.reshape(lg.shape[-2:])).cpu().numpy(), float(ious[j])
 

@@ -633,6 +633,15 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
                 raise ValueError(
                     f"{img.path}: output is {got[1]}x{got[0]} but the image is {want[1]}x{want[0]}"
                 )
+            inst = res.instances  # the instances file cannot hold NaN: say which value it was
+            for name in ("xyxy", "scores", "mask_scores"):
+                values = np.asarray(getattr(inst, name))
+                bad = np.flatnonzero(~np.isfinite(values).all(axis=tuple(range(1, values.ndim))))
+                if len(bad):
+                    raise ValueError(
+                        f"{img.path}: backend {backend.name} gave instance {int(bad[0])} of "
+                        f"{len(inst)} a non-finite {name} ({values[bad[0]]})"
+                    )
         return results
 
     def run_batch(batch: list[tuple[LoadedImage, float]]) -> None:

@@ -49,7 +49,7 @@ from labeler.models import (
     resolve_device,
     resolve_dtype,
 )
-from labeler.sam_post import LOGIT_FLOOR, active_window, resize_window
+from labeler.sam_post import LOGIT_FLOOR, active_window, finite_logits, resize_window
 
 DEFAULT_SAM3 = "facebook/sam3"
 SAM3_TYPES = ("sam3", "sam3_video")  # config model_type values Sam3Model loads
@@ -317,7 +317,7 @@ class Sam3Backend:
         cw, ch = win[2] - win[0], win[3] - win[1]
         # Tight masks only (for the dedup); the probabilities of the kept ones come later, so
         # a candidate holds its mask's pixels and a 288x288 float32 map, never a large window.
-        low = mask_logits[order].float().sigmoid()
+        low = finite_logits(mask_logits[order]).sigmoid()  # NaN: no object, not a NaN map
         ups = probs_in_windows(low, (ch, cw), (win[0], win[1]), MASK_THRESHOLD)
         low = low.cpu().numpy()
         out = []
@@ -326,6 +326,9 @@ class Sam3Backend:
                 continue
             xyxy = boxes[q] * np.array([cw, ch, cw, ch], np.float32)
             xyxy += np.array([win[0], win[1], win[0], win[1]], np.float32)
+            if not np.isfinite(xyxy).all():  # the box head gave NaN: the mask's bounds instead
+                m = up[0]  # (the instances file cannot hold NaN: the image failed)
+                xyxy = np.array([m.x0, m.y0, m.x1, m.y1], np.float32)
             # Rounded as the instances file stores it: batching crops moves scores by an ulp
             # (1 vs 3 crops per call: up to 3e-8), which must not reorder the dedup.
             score = round(float(scores[q]), 5)

@@ -18,6 +18,25 @@ import numpy as np
 from labeler.dedup import MaskCrop
 
 LOGIT_FLOOR = -8.0  # logits at or below this are stored as probability 0 (outside the window)
+LOGIT_BOUND = 1e4  # non-finite logits are read as this (inf) or minus this (-inf, NaN)
+
+
+def finite_logits(x: Any) -> Any:
+    """Mask logits with NaN read as no object and +-inf as certain, as finite numbers: bilinear
+    resampling multiplies by weights of 0 (``inf * 0`` is NaN), so an infinite logit made NaN
+    pixels around it, and NaN pixels became holes in the mask and a NaN confidence (written as
+    an arbitrary uint8). fp16 decoders overflow to inf on real photos now and then."""
+    import torch
+
+    return torch.nan_to_num(x.float(), nan=-LOGIT_BOUND, posinf=LOGIT_BOUND, neginf=-LOGIT_BOUND)
+
+
+def finite_scores(x: Any) -> Any:
+    """Predicted mask-quality scores in 0..1, NaN read as 0 (``clamp`` keeps NaN, which the
+    instances file cannot hold: the image failed with 'Out of range float values')."""
+    import torch
+
+    return torch.nan_to_num(x.float(), nan=0.0).clamp(0, 1)
 
 
 def _source_index(torch, out_idx: Any, in_size: int, out_size: int):
@@ -77,7 +96,8 @@ def masks_in_windows(
     original_size: tuple[int, int],
     reshaped_size: tuple[int, int] | None = None,
     pad_size: tuple[int, int] | None = None,
-) -> list[tuple[MaskCrop, np.ndarray]]:
+    floor: float = LOGIT_FLOOR,
+) -> list[tuple[MaskCrop, np.ndarray | None]]:
     """SAM low-resolution logits -> per box ``(mask crop, float16 probability crop)`` at the
     original image resolution, each inside its own window.
 
@@ -89,36 +109,41 @@ def masks_in_windows(
             ``original_size`` (as ``SamProcessor.post_process_masks``). None (SAM 2): resized
             straight to ``original_size`` (as ``Sam2Processor.post_process_masks``).
         pad_size: ``(h, w)`` of SAM's padded input (1024x1024 for the released models).
+        floor: :data:`LOGIT_FLOOR`; 0 or more for the tight masks alone (no probabilities:
+            the dedup needs only masks, and an image-wide probability per box is 2 bytes a
+            pixel, 66 MB at 8K).
 
     Returns:
         Per box a :class:`MaskCrop` (``logit > 0``) and its ``(h, w) float16`` sigmoid, on the
-        window where the logit exceeds :data:`LOGIT_FLOOR` (0x0 when it never does).
+        window where the logit exceeds ``floor`` (0x0 when it never does); None instead of the
+        sigmoid when ``floor >= 0``.
     """
     import torch
     import torch.nn.functional as F
 
     if reshaped_size is not None and pad_size is None:
         raise ValueError("SAM post-processing needs pad_size with reshaped_size")
-    out: list[tuple[MaskCrop, np.ndarray]] = []
+    out: list[tuple[MaskCrop, np.ndarray | None]] = []
+    empty = np.zeros((0, 0), np.float16) if floor < 0 else None
     for k in range(len(low_res)):
-        x = low_res[k : k + 1].float()  # one box at a time: a 1024x1024 map is 4 MB
+        x = finite_logits(low_res[k : k + 1])  # one box at a time: a 1024x1024 map is 4 MB
         if reshaped_size is not None:
             x = F.interpolate(x[:, None], pad_size, mode="bilinear", align_corners=False)[:, 0]
             x = x[:, : reshaped_size[0], : reshaped_size[1]]
         in_size = (int(x.shape[1]), int(x.shape[2]))
-        win = active_window(x[0] > LOGIT_FLOOR, in_size, original_size)
+        win = active_window(x[0] > floor, in_size, original_size)
         if win is None:
-            out.append((MaskCrop(0, 0, np.zeros((0, 0), bool)), np.zeros((0, 0), np.float16)))
+            out.append((MaskCrop(0, 0, np.zeros((0, 0), bool)), empty))
             continue
         logits = resize_window(x, original_size, win)[0]
-        keep = logits > LOGIT_FLOOR  # shrink the window to where the logits really exceed it
+        keep = logits > floor  # shrink the window to where the logits really exceed it
         rows, cols = keep.any(dim=1).nonzero(), keep.any(dim=0).nonzero()
         if len(rows) == 0:
-            out.append((MaskCrop(0, 0, np.zeros((0, 0), bool)), np.zeros((0, 0), np.float16)))
+            out.append((MaskCrop(0, 0, np.zeros((0, 0), bool)), empty))
             continue
         r0, r1, c0, c1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
         logits = logits[r0:r1, c0:c1]
         mask = (logits > 0).cpu().numpy()
-        prob = torch.sigmoid(logits).half().cpu().numpy()
+        prob = torch.sigmoid(logits).half().cpu().numpy() if floor < 0 else None
         out.append((MaskCrop(win[0] + r0, win[2] + c0, mask), prob))
     return out

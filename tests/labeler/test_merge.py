@@ -133,6 +133,9 @@ def test_top_boxes_caps_by_score():
         (100, 100, 1, 1, 0.2, []),
         (100, 200, 1, 2, 0.0, [(0, 0, 100, 100), (100, 0, 200, 100)]),
         (100, 100, 2, 1, 0.5, [(0, 0, 100, 67), (0, 33, 100, 100)]),
+        # a 1-pixel strip cut in 3 rows: the row under a pixel tall is left out (it was an
+        # empty crop, and the image failed with 'float division by zero')
+        (1, 50, 3, 1, 0.2, [(0, 0, 50, 1)]),
     ],
 )
 def test_tile_windows(h, w, rows, cols, overlap, expect):
