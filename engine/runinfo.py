@@ -157,6 +157,16 @@ def _cwd() -> str | None:
         return None
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (``hashlib.file_digest`` does this
+    from Python 3.11; the project supports 3.10)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def config_hash(config: Any) -> str:
     """A short stable hash of a JSON-serialisable configuration (key order does not matter)."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
