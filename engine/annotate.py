@@ -1117,7 +1117,11 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     atomic_write_json(
         out.with_suffix(".json"),
         {
-            "config": {k: v for k, v in asdict(cfg).items() if k != "progress"},
+            # out as written (None stood for the default, RUN/pick-<split>.txt), and which run:
+            # its folder resolved and run.json's digest, as fuse.json records its runs
+            "config": {k: v for k, v in asdict(cfg).items() if k != "progress"} | {"out": str(out)},
+            "run_resolved": str(run.root.resolve()),
+            "run_json_sha256": run.info.sha256,
             "class_name": class_name,
             "backend": backend,
             "picks": [

@@ -727,6 +727,29 @@ def demo_train_config(cfg: DemoConfig, fused: Path, train_out: Path) -> Any:
     )
 
 
+def demo_resolved(cfg: DemoConfig) -> dict[str, Any]:
+    """What the demo's machine-sized settings came to (``--device auto``, ``--processes 0``,
+    ``--threads 0``): another machine sizes them otherwise, and another count of processes or
+    threads sums in another order (docs/trainer.md), so a rerun elsewhere needs them given."""
+    from trainer.config import resolve_threads
+    from trainer.spawn import rank_threads
+    from trainer.train import resolve_device
+
+    device = resolve_device(cfg.device)
+    out = Path(cfg.out)
+    train = demo_train_config(cfg, out / "fused", out / "train")
+    if train.processes > 1:
+        threads = rank_threads(train.threads, train.num_workers, train.processes)
+    else:
+        threads = resolve_threads(train.threads, train.num_workers, device.type)
+    return {
+        "device": str(device),
+        "processes": train.processes,
+        "train_threads": threads,  # per training process; None: torch's own (a GPU)
+        "predict_threads": demo_threads(cfg),
+    }
+
+
 def _with_threads(threads: int, fn: Callable[..., Any]) -> Callable[..., Any]:
     """``fn`` run with torch's CPU thread count set to ``threads`` (restored afterwards)."""
 
@@ -841,6 +864,7 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
                 k: (str(v) if isinstance(v, Path) else v)
                 for k, v in dataclasses.asdict(cfg).items()
             },
+            "resolved": demo_resolved(cfg),  # what auto and 0 came to on this machine
             "start_checkpoint": result.start,
             "classes": {name: result.rows(name) for name in result.reports},
             "base_classes": result.base_classes,

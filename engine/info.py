@@ -789,7 +789,9 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
         ("each image's own" if size is None else "x".join(map(str, size)))
         + (f" ({meta['size_source']})" if meta.get("size_source") else ""),
     )
-    head.add_row("mode", str(config.get("mode")))
+    device = meta.get("device_used")  # what --device auto came to (not in older records)
+    autocast = f" with {meta['autocast']} autocast" if meta.get("autocast") else ""
+    head.add_row("mode", str(config.get("mode")) + (f", on {device}{autocast}" if device else ""))
     refinements = settings.get("refinements") or []
     head.add_row("inference", ", ".join(refinements) or "the release's: whole image, one scale")
     classes = [c.get("name") for c in (meta.get("taxonomy") or {}).get("classes", [])]

@@ -224,8 +224,15 @@ def unfinished_prediction(pred: str | os.PathLike) -> str:
 
 
 # what predict.json records beside its config: how --size auto chose the size, which step and
-# weights predicted, and what the model was trained on
-RECORDED = ("size_source", "checkpoint_step", "weights_sha256", "trained_on")
+# weights predicted, what the model was trained on, and the device and autocast it ran with
+RECORDED = (
+    "size_source",
+    "checkpoint_step",
+    "weights_sha256",
+    "trained_on",
+    "device_used",
+    "autocast",
+)
 
 
 def prediction_settings(

@@ -120,6 +120,9 @@ def versions() -> dict[str, Any]:
 def environment() -> dict[str, Any]:
     """Versions and machine facts to store in a run directory. Imports torch only if loaded.
 
+    ``cwd`` is where the command ran: configurations record paths as typed (``runs/pred``), and
+    without it a record read elsewhere named no file (before the forty-second round).
+
     The CPU matters for reproducing a CPU run: torch picks its kernels by the instruction set
     (``cpu_capability``: AVX2, AVX512, ...), and the same run gives other digits on another set
     (docs/trainer.md, ninth round)."""
@@ -131,6 +134,8 @@ def environment() -> dict[str, Any]:
         "cpu": cpu_model(),
         "cpu_count": cpu_cores(),  # usable cores: what training sizes its processes by
         "argv": sys.argv,
+        # where argv's relative paths (and a config's paths as given) start from
+        "cwd": _cwd(),
         "env": recorded_env(),
         "git_commit": git_commit(),
         "packages": package_versions(),
@@ -142,6 +147,24 @@ def environment() -> dict[str, Any]:
         env["cuda"] = torch.version.cuda
         env["gpus"] = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
     return env
+
+
+def _cwd() -> str | None:
+    """The working directory, or None where it was removed under the process."""
+    try:
+        return os.getcwd()
+    except OSError:
+        return None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (``hashlib.file_digest`` does this
+    from Python 3.11; the project supports 3.10)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def config_hash(config: Any) -> str:

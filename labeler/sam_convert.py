@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import staged, swap_in, unreadable_torch_file
+from annotations.fileio import atomic_write_json, staged, swap_in, unreadable_torch_file
 
 # Substring renames, applied in order (original name -> transformers name).
 _RENAMES: tuple[tuple[str, str], ...] = (
@@ -161,6 +161,27 @@ def sam_processor(size: int):
     )
 
 
+CONVERT_RECORD = "convert-sam.json"  # beside the converted model: which .pth it was made of
+
+
+def conversion_record(path: str | os.PathLike) -> dict[str, Any]:
+    """What a converted folder was made of: the ``.pth`` as given and resolved, its size and
+    SHA-256, and the code and versions that converted it. A label run records the folder's
+    path only (``backend.models.segmenter.source``): before the forty-second round nothing
+    said which of SAM's checkpoints it held."""
+    from engine.runinfo import environment, file_sha256
+
+    src = Path(path)
+    return {
+        "command": "engine convert-sam",
+        "source": str(src),
+        "source_resolved": str(src.resolve()),
+        "source_bytes": src.stat().st_size,
+        "source_sha256": file_sha256(src),
+        "environment": environment(),
+    }
+
+
 _STAGING = ".convert-sam."  # the hidden folder a conversion is written into, in its --out
 
 
@@ -196,5 +217,6 @@ def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
         hf_logging.disable_progress_bar()  # "Writing model shards" bars for one small file
         model.save_pretrained(staging)
         processor.save_pretrained(staging)
+        atomic_write_json(staging / CONVERT_RECORD, conversion_record(path))
         swap_in(staging, tuple(sorted(f.name for f in staging.iterdir())))
     return out

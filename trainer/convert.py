@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from annotations.taxonomy import MASS13K, Taxonomy
+from engine.runinfo import file_sha256, versions
 from trainer.checkpoint import checkpoint_dict, save_checkpoint
 from trainer.release_file import first_keys, read_release_checkpoint
 
@@ -255,7 +256,16 @@ def convert_massformer(
             converted,
             dataclasses.asdict(config),
             taxonomy.to_dict(),
-            converted_from={"path": str(src), "meta": _plain(meta)},
+            converted_from={
+                "path": str(src),
+                # which release file: the path as typed named none once read elsewhere, and
+                # the release's meta does not tell one file from another (forty-second round)
+                "path_resolved": str(src.resolve()),
+                "bytes": src.stat().st_size,
+                "sha256": file_sha256(src),
+                "meta": _plain(meta),
+                "versions": versions(),  # no time: a reconversion writes the same bytes
+            },
         ),
     )
     params = sum(

@@ -417,6 +417,10 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     record = {
         "config": asdict(cfg),
         "size_source": size_source,
+        # what --device auto and --amp came to here: on a GPU the maps are of bf16 arithmetic
+        # (before the forty-second round the record said "auto" only)
+        "device_used": str(device),
+        "autocast": "bfloat16" if cfg.amp and device.type == "cuda" else None,
         "checkpoint_step": step,
         "weights_sha256": weights,  # which weights made these label maps
         "model_config": ckpt["model_config"],

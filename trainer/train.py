@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import json
 import logging
 import os
@@ -45,7 +44,7 @@ from annotations.taxonomy import Taxonomy, class_key
 from engine import stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.progress import make_progress
-from engine.runinfo import config_hash, environment
+from engine.runinfo import config_hash, environment, file_sha256
 from engine.text import few
 from trainer.checkpoint import (
     caller_rng,
@@ -310,16 +309,6 @@ def _backbone_weights(cfg: TrainConfig) -> str | None:
         # with init the checkpoint's backbone replaces ImageNet's: no download
         return None if cfg.preset == "tiny" or cfg.init else "torchvision"
     return None if cfg.backbone_weights.lower() == "none" else cfg.backbone_weights
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (``hashlib.file_digest`` does this
-    from Python 3.11; the project supports 3.10)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _same_init(saved: Any, now: Any, out: Path) -> bool:

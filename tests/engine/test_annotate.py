@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -1001,6 +1002,27 @@ def test_pick_for_annotation_writes_list(tmp_path, world):
     doc = json.loads(out.with_suffix(".json").read_text())
     assert doc["backend"] == "simulated" and doc["picks"][0]["num_instances"] == 2
     assert "packages" in doc["environment"]  # reproducible: versions and machine recorded
+
+
+def test_a_pick_record_says_which_run_and_list_and_is_picked_again_from_it(
+    tmp_path, world, monkeypatch
+):
+    """The record kept ``out: None`` for the default list and the run as typed (``run``): read
+    from another folder it named neither. With ``out`` as written, the run resolved and its
+    run.json's digest, its settings pick the same list again."""
+    _, run, _ = world
+    monkeypatch.chdir(tmp_path)
+    _, out = pick_for_annotation(PickConfig(run="run", n=2, progress=False))
+    doc = json.loads(out.with_suffix(".json").read_text())
+    assert doc["config"]["out"] == str(Path("run") / "pick-test.txt")
+    assert doc["run_resolved"] == str(run.resolve())
+    raw = (run / "run.json").read_bytes()
+    assert doc["run_json_sha256"] == hashlib.sha256(raw).hexdigest()
+    picked = out.read_bytes()
+    monkeypatch.chdir(run)  # a colleague elsewhere, with the record alone
+    cfg = {**doc["config"], "run": doc["run_resolved"], "out": str(tmp_path / "again.txt")}
+    _, again = pick_for_annotation(PickConfig(**cfg, progress=False))
+    assert again.read_bytes() == picked
 
 
 def test_a_library_pick_config_is_held_to_the_clis_bounds(tmp_path, world):

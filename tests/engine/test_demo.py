@@ -11,6 +11,7 @@ from annotations.taxonomy import MASS13K
 from cli import app
 from engine.demo import format_duration
 from engine.evaluate import EvaluateConfig, evaluate
+from engine.runinfo import cpu_cores
 
 SMALL = ["--train", "3", "--val", "1", "--test", "2", "--size", "128x96", "--iters", "4",
          "--crop", "64", "--batch-size", "2", "--no-progress"]  # fmt: skip
@@ -24,6 +25,15 @@ def test_small_demo_runs_every_stage_and_resumes(tmp_path):
     assert "ETA" not in res.output and "img/s" not in res.output  # --no-progress: no bar at all
     summary = json.loads((out / "report" / "summary.json").read_text())
     assert summary["simulated_labeler"] is True
+    # what --device auto, --processes 0 and --threads 0 came to (batch 2: one process), which
+    # a rerun on a machine of other cores must give; the config records them as given
+    assert (summary["config"]["processes"], summary["config"]["threads"]) == (0, 0)
+    assert summary["resolved"] == {
+        "device": "cpu",
+        "processes": 1,
+        "train_threads": max(1, cpu_cores() - 1),
+        "predict_threads": max(1, cpu_cores() - 1),
+    }
     # training started from the built-in 7-class stand-in, Bicycle and Car grown from Others
     assert summary["start_checkpoint"]["name"] == "the built-in 7-class stand-in"
     init = json.loads((out / "train" / "init.json").read_text())
@@ -281,7 +291,9 @@ def test_full_demo_joint_training_beats_pseudo_labels_on_bicycle_boundaries(tmp_
 
 
 def test_demo_training_config_carries_the_weighting_crops_and_processes(tmp_path, monkeypatch):
-    from engine.demo import DemoConfig, demo_threads, demo_train_config
+    from dataclasses import replace
+
+    from engine.demo import DemoConfig, demo_resolved, demo_threads, demo_train_config
     from trainer import config, spawn
 
     monkeypatch.setattr(config, "cpu_cores", lambda: 2)
@@ -306,6 +318,15 @@ def test_demo_training_config_carries_the_weighting_crops_and_processes(tmp_path
     small = DemoConfig(out=tmp_path, device="cpu", batch_size=2)
     assert demo_train_config(small, tmp_path, tmp_path).processes == 1
     assert demo_threads(DemoConfig(threads=3)) == 3
+    # summary.json's record of them: two processes of one thread each, prediction on cores - 1
+    resolved = {"device": "cpu", "processes": 2, "train_threads": 1, "predict_threads": 1}
+    assert demo_resolved(cfg) == resolved
+    assert demo_resolved(replace(cfg, processes=1, threads=2)) == {
+        **resolved,
+        "processes": 1,
+        "train_threads": 2,
+        "predict_threads": 2,
+    }
     other = DemoConfig(out=tmp_path, pseudo_form="reversed", class_crop_prob=0.0)
     train = demo_train_config(other, tmp_path / "fused", tmp_path / "train")
     assert train.loss.decoupling.pseudo_form == "reversed"

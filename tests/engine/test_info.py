@@ -12,6 +12,7 @@ from PIL import Image
 
 from annotations.labelmap import write_label
 from engine.info import dataset_stats, render_stats
+from engine.outputs import prediction_settings
 
 
 def _pair(root: Path, split: str, stem: str, label: np.ndarray) -> None:
@@ -419,6 +420,14 @@ def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     assert "size │ 512x384 (the checkpoint's validation size)" in text
     assert "trained on │ split train of runs/fused" in text
     assert "inference │ flip" in text and "label maps │ 1" in text
+    assert "mode │ efficient │" in text  # an older record: no device said
+    # what --device auto and --amp came to, shown and carried into a report's prediction record
+    ran = {**record, "device_used": "cuda:0", "autocast": "bfloat16"}
+    (pred / "predict.json").write_text(json.dumps(ran))
+    res = CliRunner().invoke(app, ["info", str(pred)])
+    assert "mode │ efficient, on cuda:0 with bfloat16 autocast" in " ".join(res.output.split())
+    settings = prediction_settings(pred)
+    assert (settings["device_used"], settings["autocast"]) == ("cuda:0", "bfloat16")
     # a folder of engine outputs (runs/predict/, the demo's label/): each one described, the
     # problems of all counted in the exit code; it was "no image split folders found"
     (pred / "predict.json").write_text(json.dumps({**record, "failed": [{"image": "c.jpg"}]}))

@@ -32,3 +32,10 @@ def test_environment_records_the_variables_that_change_kernels_threads_or_alloca
     env = environment()["env"]
     assert env["ATEN_CPU_CAPABILITY"] == "avx2" and env["MALLOC_ARENA_MAX"] == "2"
     assert "MY_UNRELATED_SECRET" not in env and "PATH" not in env
+
+
+def test_environment_records_where_relative_paths_start(tmp_path, monkeypatch):
+    """Records keep paths as typed (evaluate's ``pred: runs/pred``, pick's ``run``); without the
+    working directory they named no folder once read from elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    assert environment()["cwd"] == str(tmp_path)

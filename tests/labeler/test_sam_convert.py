@@ -143,6 +143,33 @@ def test_small_original_layout_converts_and_runs(tmp_path):
     )
 
 
+def test_converted_folder_records_its_checkpoint_and_reconverts_to_the_same_bytes(
+    tmp_path, monkeypatch
+):
+    """A converted folder named no .pth: a label run records the folder only, so which of SAM's
+    checkpoints it held was lost with the command line. Its record (the file as given and
+    resolved, size, SHA-256, code) is enough to convert it again, byte for byte."""
+    import hashlib
+    import json
+
+    sd = original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+    torch.save(sd, tmp_path / "sam_small.pth")
+    monkeypatch.chdir(tmp_path)
+    out = convert_sam_checkpoint("sam_small.pth", "converted")
+    record = json.loads((out / "convert-sam.json").read_text())
+    pth = (tmp_path / "sam_small.pth").read_bytes()
+    assert record["source"] == "sam_small.pth"
+    assert record["source_resolved"] == str(tmp_path / "sam_small.pth")
+    assert record["source_bytes"] == len(pth)
+    assert record["source_sha256"] == hashlib.sha256(pth).hexdigest()
+    assert record["environment"]["cwd"] == str(tmp_path)
+    again = convert_sam_checkpoint(record["source_resolved"], tmp_path / "again")
+    for name in ("config.json", "model.safetensors", "processor_config.json"):
+        assert (again / name).read_bytes() == (out / name).read_bytes(), name
+
+
 def test_not_a_sam_checkpoint(tmp_path):
     torch.save({"foo": torch.zeros(1)}, tmp_path / "x.pth")
     with pytest.raises(ValueError, match="not an original segment-anything"):
@@ -180,6 +207,7 @@ def test_convert_never_writes_into_another_models_folder(tmp_path):
         convert_sam_checkpoint(tmp_path / "sam_small.pth", out)
         assert sorted(f.name for f in out.iterdir()) == [
             "config.json",
+            "convert-sam.json",
             "model.safetensors",
             "processor_config.json",
         ]
@@ -225,6 +253,7 @@ def test_interrupted_convert_leaves_folders_as_they_were(tmp_path, monkeypatch):
     convert_sam_checkpoint(tmp_path / "sam_small.pth", tmp_path / "empty")
     assert sorted(f.name for f in (tmp_path / "empty").iterdir()) == [
         "config.json",
+        "convert-sam.json",
         "model.safetensors",
         "processor_config.json",
     ]

@@ -3,6 +3,7 @@ bad input is one clear error with nothing written."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from annotations.taxonomy import MASS13K
 from cli import app
+from engine.runinfo import versions
 from trainer.checkpoint import model_from_checkpoint
 from trainer.convert import convert_massformer, map_release_key
 
@@ -59,6 +61,11 @@ def test_round_trip_every_tensor_lands(tmp_path: Path, state: dict) -> None:
     model, taxonomy, ckpt = model_from_checkpoint(result.out)
     assert taxonomy.names == MASS13K.names
     assert ckpt["converted_from"]["meta"]["mmseg_version"] == "1.2.2"
+    # which release file, not only the path as typed (forty-second round)
+    made = ckpt["converted_from"]
+    assert made["path_resolved"] == str(src.resolve()) and made["bytes"] == src.stat().st_size
+    assert made["sha256"] == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert made["versions"]["git_commit"] == versions()["git_commit"]
     ours = model.state_dict()
     landed = {map_release_key(k) for k in state}
     assert landed == set(ours)  # a bijection: 660 distinct targets

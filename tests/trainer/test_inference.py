@@ -431,6 +431,9 @@ def test_predict_size_auto_is_the_checkpoints_validation_size(tmp_path, monkeypa
         assert seen[-1] == want and res.size == want
         meta = json.loads((out / "predict.json").read_text())
         assert meta["size_source"] == "the checkpoint's validation size"
+        # --device auto and --amp as they came out on this CPU, not "auto" only
+        assert meta["config"]["device"] == "auto" and meta["config"]["amp"] is True
+        assert meta["device_used"] == "cpu" and meta["autocast"] is None
         assert meta["trained_on"] is None  # a config without train_split: nothing claimed
         assert meta["config"]["size"] == (list(want) if want else None)
         assert read_label(out / "a.png").shape == (48, 64)  # at the image's own size
