@@ -108,7 +108,7 @@ def plot_curves(metrics: str | os.PathLike, out: str | os.PathLike) -> Path | No
     # every panel spans the same steps: the training's, and validations before its first logged
     # step (--val-every below the logging interval; before, they were cut off the panel)
     lo, hi = axes[0].get_xlim()
-    if val:
+    if axes[2].lines:  # only what was drawn: an empty panel's limits are matplotlib's (0, 1)
         lo, hi = min(lo, axes[2].get_xlim()[0]), max(hi, axes[2].get_xlim()[1])
     if hi - lo < 2:  # one step: a step either side, so that the ticks are whole steps
         lo, hi = (lo + hi) / 2 - 1, (lo + hi) / 2 + 1

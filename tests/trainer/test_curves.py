@@ -147,3 +147,15 @@ def test_validations_before_the_first_logged_step_are_in_the_panel(tmp_path, mon
     for ax in fig.axes:  # every panel the same steps, the validation's included
         lo, hi = ax.get_xlim()
         assert lo <= 10 and hi >= 30, (ax.get_title(), lo, hi)
+
+
+def test_validations_that_scored_nothing_leave_the_steps_as_the_training_s(tmp_path, monkeypatch):
+    """Losses at steps 1000..2000 and one validation whose scores are all None (every image
+    skipped): the empty panel's limits, matplotlib's (0, 1), pulled every panel back to step 0,
+    the training curve squeezed into its right half."""
+    pytest.importorskip("matplotlib")
+    records = [{"step": s, "lr": 1e-3, "loss": 1.0} for s in range(1000, 2001, 100)]
+    empty = {"step": 1500, "val": {"mIoU": None, "mBIoU": None, "mBF1": None}}
+    fig = _drawn(tmp_path, monkeypatch, [*records, empty])
+    for ax in fig.axes:
+        assert ax.get_xlim()[0] > 900, (ax.get_title(), ax.get_xlim())
