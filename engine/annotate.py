@@ -1098,7 +1098,10 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
         stats = _still_in_dataset(run, cfg.split, stats, listed)
         _warn_not_labelled(run, cfg.split, [s.stem for s in stats], listed, "pick")
     if not stats:  # every labelled image removed from the dataset since
-        raise _no_labelled(run, cfg.split)
+        raise ValueError(
+            f"{run.root}: every image labelled in split {cfg.split!r} was removed from the "
+            "dataset since (the warning above names them): nothing left to pick"
+        )
     stand_ins = [s.stem for s in stats if s.confidence_from == "instances"]
     if stand_ins:  # another scale than the maps': said, not ranked with them without a word
         log.warning(
