@@ -588,9 +588,18 @@ def exif_orientation(path: Path) -> int:
     read): 5 to 8 turn it a quarter, swapping its width and height."""
     try:
         with Image.open(path) as img:
-            return int(img.getexif().get(0x0112, 1))
+            return _orientation(img)
     except (OSError, SyntaxError, ValueError, TypeError, Image.DecompressionBombError):
         return 1
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation of an opened image, as ``ImageOps.exif_transpose`` takes it: 1
+    without one, or when the tag is not a whole number (which it leaves as it is). One reading
+    for every command: the sizes :func:`_oriented_size` gives are those :func:`load_image`
+    decodes."""
+    value = img.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) else 1
 
 
 def turned_hint(turn: int, stored: tuple[int, int], what: str) -> str:
@@ -718,7 +727,7 @@ def _decoded(path: str | os.PathLike) -> Iterator[Image.Image]:
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
     """``(W, H)`` of an opened image after its EXIF orientation."""
     w, h = img.size
-    return (h, w) if img.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (w, h)
+    return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -729,7 +738,7 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     with _decoded(path) as img:
         # exif_transpose and convert("RGB") each return a copy when they have nothing to do
         # (72 MB of copies of a 4032x3024 photo, 0.2-0.3 s): called only when they do something
-        if img.getexif().get(0x0112, 1) in _TRANSPOSED:
+        if _orientation(img) in _TRANSPOSED:
             img = ImageOps.exif_transpose(img)
         if img.mode.startswith("I"):  # 16-bit greyscale ("I;16"; "I" from some PNGs): keep the
             return _grey16_to_rgb8(np.asarray(img))  # high byte, as Pillow does for 48-bit RGB
