@@ -329,6 +329,19 @@ DISK_ERRNOS = frozenset(
 )
 
 
+def file_bytes(path: str | os.PathLike | None) -> int | None:
+    """The size of the file ``path`` in bytes; None when there is none or it cannot be read.
+    What ``engine label``, ``predict`` and ``train --resume`` compare to tell a file replaced
+    under the same name: the size, not the modification time, so that a dataset copied or moved
+    elsewhere is the same; one ``stat``, nothing read."""
+    if path is None:
+        return None
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
 def is_disk_error(error: BaseException | None) -> bool:
     """Whether ``error`` is the machine's disk refusing a write (:data:`DISK_ERRNOS`: full, over
     quota, size-limited, read-only): every write after it fails the same way, so a command

@@ -32,6 +32,7 @@ import numpy as np
 from annotations.fileio import (
     append_line,
     atomic_write_json,
+    file_bytes,
     first_line,
     is_disk_error,
     split_key,
@@ -114,15 +115,6 @@ def _done_keys(
         ):
             done.add((split, stem))
     return done
-
-
-def _file_bytes(path: Path) -> int | None:
-    """The size of the file ``path`` in bytes; None when it cannot be read (the image then
-    fails when decoded, naming the problem)."""
-    try:
-        return path.stat().st_size
-    except OSError:
-        return None
 
 
 def changed_images(
@@ -527,7 +519,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     items = items[shard[0] :: shard[1]]
     summary.images = len(items)
     latest = latest_records(out)
-    sizes = {(s, smp.stem): _file_bytes(smp.image_path) for s, smp in items}
+    sizes = {(s, smp.stem): file_bytes(smp.image_path) for s, smp in items}
     done = set() if cfg.force else _done_keys(out, chash, latest)
     changed = changed_images(latest, done, sizes)
     done -= changed

@@ -42,7 +42,7 @@ from typing import Any
 
 import torch
 
-from annotations.fileio import atomic_write_json, first_line, is_disk_error
+from annotations.fileio import atomic_write_json, file_bytes, first_line, is_disk_error
 from annotations.labelmap import read_label, write_color_preview, write_label
 from engine.datasets import (
     IMAGE_EXTS,
@@ -456,13 +456,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
 
 def image_sizes(images: list[Path]) -> dict[str, int | None]:
     """Each image's file size in bytes, by stem (None: not readable now; it fails alone)."""
-    sizes: dict[str, int | None] = {}
-    for p in images:
-        try:
-            sizes[p.stem] = p.stat().st_size
-        except OSError:
-            sizes[p.stem] = None
-    return sizes
+    return {p.stem: file_bytes(p) for p in images}
 
 
 def recorded_sizes(meta: dict | None) -> dict[str, int | None]:

@@ -37,6 +37,7 @@ from annotations.fileio import (
     append_line,
     atomic_write_json,
     atomic_write_text,
+    file_bytes,
     first_line,
     read_jsonl,
 )
@@ -344,18 +345,11 @@ def file_sizes(dataset: TrainSet) -> dict[str, list[int]]:
     """Each training image's file sizes by stem: image, label and source map (-1: none), which
     a resume compares (:func:`_changed_files`). Sizes, not modification times, so that a dataset
     copied or moved elsewhere is the same; one ``stat`` per file, nothing read."""
-
-    def size(path: Path | None) -> int:
-        try:
-            return -1 if path is None else path.stat().st_size
-        except OSError:
-            return -1
-
+    sources = dataset.sources if dataset.has_sources else None
     return {
         s.stem: [
-            size(s.image_path),
-            size(s.label_path),
-            size(dataset.sources / f"{s.stem}.png" if dataset.has_sources else None),
+            -1 if (n := file_bytes(path)) is None else n
+            for path in (s.image_path, s.label_path, sources and sources / f"{s.stem}.png")
         ]
         for s in dataset.data.samples
     }
