@@ -20,6 +20,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -109,15 +110,16 @@ def check_val_size(
     rh, rw = resized_shape(h, w, size)
     if min(rh, rw) >= MIN_SIDE:
         return
-    ours = min(w, h) >= MIN_SIDE
+    fit = smallest_val_size(w, h)
+    what = "their own size" if fit == (w, h) else f"the smallest the model takes at {w}x{h}"
     shrinks = f"the {w}x{h} images of split {data.split!r}"
     if where is not None:
-        own = f" ({w}x{h}: their own size)" if ours else ""
+        own = f" ({fit[0]}x{fit[1]}: {what})"
         raise ValueError(
             f"{where}: val_size {size[0]}x{size[1]}: it resizes {shrinks} ({path}) to "
             f"{rw}x{rh}; the model needs at least {MIN_SIDE} px per side: set a larger one{own}"
         )
-    own = f" (--val-size {w}x{h}: their own size)" if ours else ""
+    own = f" (--val-size {fit[0]}x{fit[1]}: {what})"
     raise ValueError(
         f"{path}: --val-size {size[0]}x{size[1]} resizes {shrinks} to {rw}x{rh}; "
         f"the model needs at least {MIN_SIDE} px per side: give a larger --val-size{own}"
@@ -149,11 +151,24 @@ def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | 
     rh, rw = resized_shape(h, w, size)
     if rw < UPSCALE_WARNING * w:
         return None
+    fw, fh = smallest_val_size(w, h)
+    own = "at their own scale" if (fw, fh) == (w, h) else "as near their scale as the model takes"
     return (
         f"{path}: validation resizes the {w}x{h} images of split {data.split!r} to {rw}x{rh} "
-        f"({rw / w:.1f}x, --val-size {size[0]}x{size[1]}); pass --val-size {w}x{h} to validate "
-        "at their own scale (engine predict then uses it too)"
+        f"({rw / w:.1f}x, --val-size {size[0]}x{size[1]}); pass --val-size {fw}x{fh} to validate "
+        f"{own} (engine predict then uses it too)"
     )
+
+
+def smallest_val_size(w: int, h: int) -> tuple[int, int]:
+    """The ``(W, H)`` validation size nearest a ``w x h`` image's own that the model takes: its
+    own size, or for an image under :data:`MIN_SIDE` px a side, the size that brings its short
+    side to :data:`MIN_SIDE` (before, a 24x20 split was told to pass ``--val-size 24x20``, which
+    is refused)."""
+    if min(w, h) >= MIN_SIDE:
+        return w, h
+    long_side = math.ceil(max(w, h) * MIN_SIDE / min(w, h))
+    return (long_side, MIN_SIDE) if w >= h else (MIN_SIDE, long_side)
 
 
 if TYPE_CHECKING:

@@ -1009,3 +1009,21 @@ def test_a_time_sliced_run_s_recorded_config_reproduces_the_whole_run(synth, tmp
     )
     assert res.exit_code == 0, res.output
     assert "trained 2 steps" in res.output and "stopped" not in res.output
+
+
+def test_images_under_the_model_s_32_px_are_pointed_to_a_val_size_it_takes(tmp_path):
+    """24x20 images: the upscale warning said `pass --val-size 24x20`, and the refusal of that
+    size offered nothing; both now name the smallest size the model takes at their aspect."""
+    from engine.datasets import SegDataset, load_spec
+    from trainer.train import check_val_size, smallest_val_size, validation_upscale
+
+    from ._train_stub import write_dataset
+
+    val = SegDataset(load_spec(write_dataset(tmp_path, n=1, size=(24, 20), splits=("val",))), "val")
+    assert "pass --val-size 39x32 to validate as near their scale as" in validation_upscale(
+        val, (128, 96)
+    )
+    with pytest.raises(ValueError, match=r"\(--val-size 39x32: the smallest the model takes at"):
+        check_val_size(val, (24, 20))
+    check_val_size(val, (39, 32))  # taken
+    assert smallest_val_size(20, 24) == (32, 39) and smallest_val_size(128, 96) == (128, 96)
