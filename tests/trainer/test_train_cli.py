@@ -547,6 +547,13 @@ def test_last_validation_prints_undefined_scores_as_n_a(capsys):
                              "bf1": 0.5}]})  # fmt: skip
     out = capsys.readouterr().out
     assert "nothing to score" not in out and "Bicycle vs annotated subset (2 images)" in out
+    # a val split without a new class's pixel (nor a prediction of it): said, where it printed
+    # nothing for the class, as if it had not been validated
+    _print_val({"mIoU": 9.4, "mBIoU": 5.8, "mBF1": 0.0,
+                "classes": [{"name": "Bicycle", "vs": "pseudo labels", "iou": None, "biou": None,
+                             "bf1": None}]})  # fmt: skip
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Bicycle vs pseudo labels: n/a (no Bicycle pixel in the validation labels nor" in out
 
 
 def test_train_says_how_many_images_it_could_not_read(synth, tmp_path, monkeypatch):
