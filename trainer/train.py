@@ -57,7 +57,7 @@ from trainer.checkpoint import (
     set_rng_state,
 )
 from trainer.config import TrainConfig, lr_factor, plain, resolve_threads, resolve_workers
-from trainer.data import TrainSet, make_loader
+from trainer.data import TrainSet, make_loader, rare_new_classes
 from trainer.losses import SetCriterion, build_targets
 from trainer.models.massformer import MIN_SIDE
 from trainer.validate import check_one_subset_per_class, load_subset, subset_warnings
@@ -807,6 +807,8 @@ def _train(
     for warning in subset_warnings(subsets, cfg.train_split) if is_main else ():
         log.warning(warning)
     if is_main and validates and (warning := validation_upscale(subset_data, cfg.val_size)):
+        log.warning(warning)
+    for warning in rare_new_classes(dataset) if is_main else ():
         log.warning(warning)
     taxonomy = dataset.taxonomy
     k = taxonomy.num_classes
