@@ -20,7 +20,6 @@ import functools
 import hashlib
 import json
 import logging
-import math
 import os
 import random
 import time
@@ -103,14 +102,14 @@ def check_val_size(
     file's ``val_size: 12x9`` read as if ``--val-size 12x9`` had been typed)."""
     if size is None or not data.samples:
         return
-    from trainer.inference import resized_shape
+    from trainer.inference import resized_shape, smallest_size
 
     path = data.samples[0].image_path
     w, h = image_size(path)
     rh, rw = resized_shape(h, w, size)
     if min(rh, rw) >= MIN_SIDE:
         return
-    fit = smallest_val_size(w, h)
+    fit = (w, h) if min(w, h) >= MIN_SIDE else smallest_size(w, h)
     what = "their own size" if fit == (w, h) else f"the smallest the model takes at {w}x{h}"
     shrinks = f"the {w}x{h} images of split {data.split!r}"
     if where is not None:
@@ -144,31 +143,20 @@ def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | 
     :data:`UPSCALE_WARNING` or more, as the 4096x3072 default does to small images; else None."""
     if size is None or not data.samples:
         return None
-    from trainer.inference import resized_shape
+    from trainer.inference import resized_shape, smallest_size
 
     path = data.samples[0].image_path
     w, h = image_size(path)  # the header only, EXIF orientation applied
     rh, rw = resized_shape(h, w, size)
     if rw < UPSCALE_WARNING * w:
         return None
-    fw, fh = smallest_val_size(w, h)
+    fw, fh = (w, h) if min(w, h) >= MIN_SIDE else smallest_size(w, h)
     own = "at their own scale" if (fw, fh) == (w, h) else "as near their scale as the model takes"
     return (
         f"{path}: validation resizes the {w}x{h} images of split {data.split!r} to {rw}x{rh} "
         f"({rw / w:.1f}x, --val-size {size[0]}x{size[1]}); pass --val-size {fw}x{fh} to validate "
         f"{own} (engine predict then uses it too)"
     )
-
-
-def smallest_val_size(w: int, h: int) -> tuple[int, int]:
-    """The ``(W, H)`` validation size nearest a ``w x h`` image's own that the model takes: its
-    own size, or for an image under :data:`MIN_SIDE` px a side, the size that brings its short
-    side to :data:`MIN_SIDE` (before, a 24x20 split was told to pass ``--val-size 24x20``, which
-    is refused)."""
-    if min(w, h) >= MIN_SIDE:
-        return w, h
-    long_side = math.ceil(max(w, h) * MIN_SIDE / min(w, h))
-    return (long_side, MIN_SIDE) if w >= h else (MIN_SIDE, long_side)
 
 
 if TYPE_CHECKING:

@@ -1022,7 +1022,8 @@ def test_images_under_the_model_s_32_px_are_pointed_to_a_val_size_it_takes(tmp_p
     """24x20 images: the upscale warning said `pass --val-size 24x20`, and the refusal of that
     size offered nothing; both now name the smallest size the model takes at their aspect."""
     from engine.datasets import SegDataset, load_spec
-    from trainer.train import check_val_size, smallest_val_size, validation_upscale
+    from trainer.inference import smallest_size
+    from trainer.train import check_val_size, validation_upscale
 
     from ._train_stub import write_dataset
 
@@ -1033,4 +1034,4 @@ def test_images_under_the_model_s_32_px_are_pointed_to_a_val_size_it_takes(tmp_p
     with pytest.raises(ValueError, match=r"\(--val-size 39x32: the smallest the model takes at"):
         check_val_size(val, (24, 20))
     check_val_size(val, (39, 32))  # taken
-    assert smallest_val_size(20, 24) == (32, 39) and smallest_val_size(128, 96) == (128, 96)
+    assert smallest_size(20, 24) == (32, 39) and smallest_size(4000, 200) == (640, 32)
