@@ -373,6 +373,31 @@ def test_subsets_that_score_less_than_they_seem_are_warned_about(tmp_path):
     assert "imported from an uncorrected export of runs/label/bicycle" in same
 
 
+def test_a_subset_with_nothing_to_score_is_warned_before_training(synth, tmp_path):
+    """A subset whose masks are all 255 (or mark no pixel of its class) trained for hours, then
+    printed `nothing to score` at each validation; subset.json's counts say so at the start."""
+    from annotations.subset import write_subset
+    from engine.datasets import SegDataset, load_spec
+    from trainer.validate import load_subset, subset_warnings
+
+    data = SegDataset(load_spec(synth), "train")
+    stems = [s.stem for s in SegDataset(load_spec(synth), "test").samples]
+
+    def warnings(value):
+        masks = {s: np.full((96, 128), value, np.uint8) for s in stems}
+        root = write_subset(tmp_path / f"s{value}", "Sky", "test", masks, {}).root
+        return subset_warnings([load_subset(root, data)], "train")
+
+    (text,) = warnings(255)
+    assert text == (
+        f"{tmp_path / 's255'}: every pixel of the Sky subset's masks is unannotated (255): "
+        "there is nothing to score it on, and each validation will say so"
+    )
+    (text,) = warnings(0)
+    assert "no mask of the Sky subset marks a Sky pixel: its IoU can only be 0" in text
+    assert warnings(1) == []
+
+
 def _recorded_bars(monkeypatch) -> dict[str, list[int]]:
     """``description -> [total, steps done]`` of the progress bars training draws."""
     import trainer.train
