@@ -347,7 +347,13 @@ def _print_val(v: dict) -> None:
         left_out = f"  ({len(v['skipped'])} unreadable left out)" if v.get("skipped") else ""
         stdout.print(f"val: mIoU {miou}  mBIoU {mbiou}  mBF1 {mbf1}{left_out}")
     for c in v.get("classes", []):
-        if c.get("vs") and c.get("iou") is not None:
+        if c.get("vs") and c.get("iou") is None and v.get("mIoU") is not None:
+            # said, not left out: a val split without the new class (silent before)
+            stdout.print(
+                f"  {c['name']} vs {c['vs']}: n/a (no {c['name']} pixel in the validation "
+                "labels nor in the predictions)"
+            )
+        elif c.get("vs") and c.get("iou") is not None:
             iou, biou, bf1 = score_cells(c)
             stdout.print(
                 f"  {c['name']} vs {c['vs']}: IoU {iou}  BIoU {biou}  BF1 {bf1} "

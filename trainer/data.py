@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from annotations.fileio import UNREADABLE, first_line
+from annotations.fileio import UNREADABLE, first_line, read_jsonl
 from annotations.labelmap import IGNORE
 from engine.datasets import (
     DatasetSpec,
@@ -307,6 +307,42 @@ class TrainSet(Dataset):
             "source": torch.from_numpy(source).long(),
             "skipped": "\n".join(problems),
         }
+
+
+def rare_new_classes(dataset: TrainSet) -> list[str]:
+    """Warnings for the new classes a fused dataset's training split holds in no image, or in one:
+    the model cannot learn such a class, and its scores will mean nothing (before, training went
+    on without a word). Read from the fusion's ``manifest.jsonl`` (each image's claimed pixels),
+    nothing decoded; a class is judged only when every training image has a record of it (a
+    dataset without a manifest, or a class carried from an earlier fusion, is not checked)."""
+    data = dataset.data
+    new = [c.name for c in data.taxonomy if c.parent is not None]
+    manifest = data.spec.root / "manifest.jsonl"
+    if not new or not manifest.is_file():
+        return []
+    latest = {}
+    for rec in read_jsonl(manifest):
+        if rec.get("split") == data.split and rec.get("status") == "ok":
+            latest[rec.get("stem")] = rec.get("classes") or {}
+    stems = [s.stem for s in data.samples]
+    out = []
+    for name in new:
+        if not all(name in latest.get(stem, {}) for stem in stems):
+            continue
+        holding = [st for st in stems if int(latest[st][name].get("claimed_pixels", 0)) > 0]
+        if len(holding) > 1:
+            continue
+        where = f"only 1 ({holding[0]})" if holding else "none"
+        out.append(
+            f"{data.spec.label_dir(data.split)}: {name} has pixels in {where} of the "
+            f"{len(stems):,} training images of split {data.split!r} ({manifest.name}): the "
+            + (
+                "model can hardly learn it"
+                if holding
+                else "model cannot learn it, and its scores will mean nothing"
+            )
+        )
+    return out
 
 
 class StreamSampler(Sampler):

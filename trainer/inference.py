@@ -192,6 +192,14 @@ def resized_shape(height: int, width: int, size: tuple[int, int] | None) -> tupl
     return max(1, int(height * scale + 0.5)), max(1, int(width * scale + 0.5))
 
 
+def smallest_size(w: int, h: int) -> tuple[int, int]:
+    """The smallest ``(W, H)`` inference size the model takes for a ``w x h`` image: the one that
+    brings its short side to :data:`MIN_SIDE` px, its aspect kept (a refused image names it;
+    ``engine train`` suggests it as ``--val-size`` for images under :data:`MIN_SIDE` px)."""
+    long_side = math.ceil(max(w, h) * MIN_SIDE / min(w, h))
+    return (long_side, MIN_SIDE) if w >= h else (MIN_SIDE, long_side)
+
+
 @torch.inference_mode()
 def predict_scores(
     model: MaSSFormer,
@@ -304,7 +312,8 @@ def predict_label(
     if min(nh, nw) < MIN_SIDE:
         raise ValueError(
             f"image {width}x{height} resized to {nw}x{nh} for size={size}: the model needs at "
-            f"least {MIN_SIDE} px per side; use a larger size"
+            f"least {MIN_SIDE} px per side; use a larger size (%dx%d or more at its aspect)"
+            % smallest_size(width, height)
         )
     original = image
     was_training = model.training

@@ -56,7 +56,7 @@ from trainer.checkpoint import (
     set_rng_state,
 )
 from trainer.config import TrainConfig, lr_factor, plain, resolve_threads, resolve_workers
-from trainer.data import TrainSet, make_loader
+from trainer.data import TrainSet, make_loader, rare_new_classes
 from trainer.losses import SetCriterion, build_targets
 from trainer.models.massformer import MIN_SIDE
 from trainer.validate import check_one_subset_per_class, load_subset, subset_warnings
@@ -102,22 +102,23 @@ def check_val_size(
     file's ``val_size: 12x9`` read as if ``--val-size 12x9`` had been typed)."""
     if size is None or not data.samples:
         return
-    from trainer.inference import resized_shape
+    from trainer.inference import resized_shape, smallest_size
 
     path = data.samples[0].image_path
     w, h = image_size(path)
     rh, rw = resized_shape(h, w, size)
     if min(rh, rw) >= MIN_SIDE:
         return
-    ours = min(w, h) >= MIN_SIDE
+    fit = (w, h) if min(w, h) >= MIN_SIDE else smallest_size(w, h)
+    what = "their own size" if fit == (w, h) else f"the smallest the model takes at {w}x{h}"
     shrinks = f"the {w}x{h} images of split {data.split!r}"
     if where is not None:
-        own = f" ({w}x{h}: their own size)" if ours else ""
+        own = f" ({fit[0]}x{fit[1]}: {what})"
         raise ValueError(
             f"{where}: val_size {size[0]}x{size[1]}: it resizes {shrinks} ({path}) to "
             f"{rw}x{rh}; the model needs at least {MIN_SIDE} px per side: set a larger one{own}"
         )
-    own = f" (--val-size {w}x{h}: their own size)" if ours else ""
+    own = f" (--val-size {fit[0]}x{fit[1]}: {what})"
     raise ValueError(
         f"{path}: --val-size {size[0]}x{size[1]} resizes {shrinks} to {rw}x{rh}; "
         f"the model needs at least {MIN_SIDE} px per side: give a larger --val-size{own}"
@@ -142,17 +143,19 @@ def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | 
     :data:`UPSCALE_WARNING` or more, as the 4096x3072 default does to small images; else None."""
     if size is None or not data.samples:
         return None
-    from trainer.inference import resized_shape
+    from trainer.inference import resized_shape, smallest_size
 
     path = data.samples[0].image_path
     w, h = image_size(path)  # the header only, EXIF orientation applied
     rh, rw = resized_shape(h, w, size)
     if rw < UPSCALE_WARNING * w:
         return None
+    fw, fh = (w, h) if min(w, h) >= MIN_SIDE else smallest_size(w, h)
+    own = "at their own scale" if (fw, fh) == (w, h) else "as near their scale as the model takes"
     return (
         f"{path}: validation resizes the {w}x{h} images of split {data.split!r} to {rw}x{rh} "
-        f"({rw / w:.1f}x, --val-size {size[0]}x{size[1]}); pass --val-size {w}x{h} to validate "
-        "at their own scale (engine predict then uses it too)"
+        f"({rw / w:.1f}x, --val-size {size[0]}x{size[1]}); pass --val-size {fw}x{fh} to validate "
+        f"{own} (engine predict then uses it too)"
     )
 
 
@@ -777,6 +780,8 @@ def _train(
     for warning in subset_warnings(subsets, cfg.train_split) if is_main else ():
         log.warning(warning)
     if is_main and validates and (warning := validation_upscale(subset_data, cfg.val_size)):
+        log.warning(warning)
+    for warning in rare_new_classes(dataset) if is_main else ():
         log.warning(warning)
     taxonomy = dataset.taxonomy
     k = taxonomy.num_classes

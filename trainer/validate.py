@@ -165,6 +165,9 @@ class SubsetTarget:
     masks: tuple[Path, ...]  # the subset's mask file of each sample
     split: str = ""  # the dataset split of the annotated images
     unchanged_exports: tuple[str, ...] = ()  # runs whose export it was imported from unchanged
+    # pixels over its masks as subset.json counts them: (all, of the class, unannotated); None:
+    # not recorded
+    pixels: tuple[int, int, int] | None = None
 
 
 def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
@@ -197,7 +200,24 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
         masks=tuple(sub.mask_path(s) for s in sub.stems),
         split=sub.split,
         unchanged_exports=tuple(sub.info.get("unchanged_exports") or ()),
+        pixels=_subset_pixels(sub.info.get("counts"), sub.stems),
     )
+
+
+def _subset_pixels(counts: Any, stems: tuple[str, ...]) -> tuple[int, int, int] | None:
+    """``(all, class, unannotated)`` pixels summed over a subset's masks from its ``subset.json``
+    counts, or None when a mask's counts are not recorded (nothing is decoded)."""
+    if not isinstance(counts, dict) or not all(isinstance(counts.get(s), dict) for s in stems):
+        return None
+    try:
+        rows = [counts[s] for s in stems]
+        return (
+            sum(int(r["height"]) * int(r["width"]) for r in rows),
+            sum(int(r["class_pixels"]) for r in rows),
+            sum(int(r["unannotated_pixels"]) for r in rows),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
@@ -211,6 +231,16 @@ def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
                 f"{sub.path}: the {sub.class_name} subset annotates images of the training split "
                 f"{train_split!r}: the model trains on them (on their pseudo labels), so its "
                 "scores there say how it fits them, not how it does on new images"
+            )
+        if sub.pixels is not None and sub.pixels[0] == sub.pixels[2]:
+            out.append(
+                f"{sub.path}: every pixel of the {sub.class_name} subset's masks is unannotated "
+                "(255): there is nothing to score it on, and each validation will say so"
+            )
+        elif sub.pixels is not None and sub.pixels[1] == 0:
+            out.append(
+                f"{sub.path}: no mask of the {sub.class_name} subset marks a {sub.class_name} "
+                "pixel: its IoU can only be 0 (a false detection) or n/a"
             )
         if sub.unchanged_exports:
             out.append(

@@ -316,7 +316,8 @@ def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     assert sorted(p.name for p in res.written) == ["a.png", "z.png"]
     reasons = {p.name: r for p, r in res.failed}
     assert sorted(reasons) == ["broken.jpg", "small.png"]
-    assert "needs at least 32 px per side" in reasons["small.png"]
+    # with the size it needs at its aspect (before: "use a larger size", none named)
+    assert "needs at least 32 px per side; use a larger size (39x32 or more" in reasons["small.png"]
     assert all(str(images / n) in r and "\n" not in r for n, r in reasons.items())  # one line each
     assert not (out / "small.png").exists() and not (out / "broken.jpg").exists()
     args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--out", str(out)]

@@ -373,6 +373,31 @@ def test_subsets_that_score_less_than_they_seem_are_warned_about(tmp_path):
     assert "imported from an uncorrected export of runs/label/bicycle" in same
 
 
+def test_a_subset_with_nothing_to_score_is_warned_before_training(synth, tmp_path):
+    """A subset whose masks are all 255 (or mark no pixel of its class) trained for hours, then
+    printed `nothing to score` at each validation; subset.json's counts say so at the start."""
+    from annotations.subset import write_subset
+    from engine.datasets import SegDataset, load_spec
+    from trainer.validate import load_subset, subset_warnings
+
+    data = SegDataset(load_spec(synth), "train")
+    stems = [s.stem for s in SegDataset(load_spec(synth), "test").samples]
+
+    def warnings(value):
+        masks = {s: np.full((96, 128), value, np.uint8) for s in stems}
+        root = write_subset(tmp_path / f"s{value}", "Sky", "test", masks, {}).root
+        return subset_warnings([load_subset(root, data)], "train")
+
+    (text,) = warnings(255)
+    assert text == (
+        f"{tmp_path / 's255'}: every pixel of the Sky subset's masks is unannotated (255): "
+        "there is nothing to score it on, and each validation will say so"
+    )
+    (text,) = warnings(0)
+    assert "no mask of the Sky subset marks a Sky pixel: its IoU can only be 0" in text
+    assert warnings(1) == []
+
+
 def _recorded_bars(monkeypatch) -> dict[str, list[int]]:
     """``description -> [total, steps done]`` of the progress bars training draws."""
     import trainer.train
@@ -547,6 +572,13 @@ def test_last_validation_prints_undefined_scores_as_n_a(capsys):
                              "bf1": 0.5}]})  # fmt: skip
     out = capsys.readouterr().out
     assert "nothing to score" not in out and "Bicycle vs annotated subset (2 images)" in out
+    # a val split without a new class's pixel (nor a prediction of it): said, where it printed
+    # nothing for the class, as if it had not been validated
+    _print_val({"mIoU": 9.4, "mBIoU": 5.8, "mBF1": 0.0,
+                "classes": [{"name": "Bicycle", "vs": "pseudo labels", "iou": None, "biou": None,
+                             "bf1": None}]})  # fmt: skip
+    out = " ".join(capsys.readouterr().out.split())
+    assert "Bicycle vs pseudo labels: n/a (no Bicycle pixel in the validation labels nor" in out
 
 
 def test_train_says_how_many_images_it_could_not_read(synth, tmp_path, monkeypatch):
@@ -1014,3 +1046,22 @@ def test_a_time_sliced_run_s_recorded_config_reproduces_the_whole_run(synth, tmp
     )
     assert res.exit_code == 0, res.output
     assert "trained 2 steps" in res.output and "stopped" not in res.output
+
+
+def test_images_under_the_model_s_32_px_are_pointed_to_a_val_size_it_takes(tmp_path):
+    """24x20 images: the upscale warning said `pass --val-size 24x20`, and the refusal of that
+    size offered nothing; both now name the smallest size the model takes at their aspect."""
+    from engine.datasets import SegDataset, load_spec
+    from trainer.inference import smallest_size
+    from trainer.train import check_val_size, validation_upscale
+
+    from ._train_stub import write_dataset
+
+    val = SegDataset(load_spec(write_dataset(tmp_path, n=1, size=(24, 20), splits=("val",))), "val")
+    assert "pass --val-size 39x32 to validate as near their scale as" in validation_upscale(
+        val, (128, 96)
+    )
+    with pytest.raises(ValueError, match=r"\(--val-size 39x32: the smallest the model takes at"):
+        check_val_size(val, (24, 20))
+    check_val_size(val, (39, 32))  # taken
+    assert smallest_size(20, 24) == (32, 39) and smallest_size(4000, 200) == (640, 32)

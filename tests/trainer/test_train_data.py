@@ -339,3 +339,42 @@ def test_an_empty_training_split_is_one_error_naming_its_folder(tmp_path):
             path.unlink()
     with pytest.raises(ValueError, match=r"images/train: split 'train' has no images"):
         TrainSet(root, "train", AugmentConfig(crop=16))
+
+
+def test_a_new_class_in_no_training_image_or_in_one_is_warned_from_the_manifest(tmp_path):
+    """A fused dataset whose Bicycle claimed no pixel of any training image trained without a
+    word, the model unable to learn the class; the fusion's manifest says so, nothing decoded."""
+    import json
+
+    from trainer.data import rare_new_classes
+
+    root = _fused_layout(tmp_path / "fused", sources=True)
+    ds = TrainSet(root, "train", AugmentConfig(crop=16))
+    assert rare_new_classes(ds) == []  # no manifest: not judged
+
+    def manifest(claimed, stems=("im0", "im1", "im2")):
+        recs = [{"split": "val", "stem": "im0", "status": "ok",
+                 "classes": {"Bicycle": {"claimed_pixels": 9}}}]  # fmt: skip
+        recs += [
+            {
+                "split": "train",
+                "stem": s,
+                "status": "ok",
+                "classes": {"Bicycle": {"claimed_pixels": n}},
+            }  # fmt: skip
+            for s, n in zip(stems, claimed, strict=True)
+        ]
+        (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        return rare_new_classes(ds)
+
+    (text,) = manifest([0, 0, 0])
+    assert text == (
+        f"{root}/annotations/train: Bicycle has pixels in none of the 3 training images of "
+        "split 'train' (manifest.jsonl): the model cannot learn it, and its scores will mean "
+        "nothing"
+    )
+    (text,) = manifest([0, 12, 0])
+    assert "Bicycle has pixels in only 1 (im1) of the 3 training images" in text
+    assert "can hardly learn it" in text
+    assert manifest([0, 12, 3]) == []
+    assert manifest([0, 0], stems=("im0", "im1")) == []  # im2 unrecorded: not judged
