@@ -37,7 +37,7 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runlock import writer
-from engine.text import METRICS, counted
+from engine.text import METRICS, counted, first_lines
 
 
 @dataclass
@@ -810,10 +810,9 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     else:
         state = ""
     head.add_row("label maps", f"{maps:,}{of}{state}")
-    for f in failed_images(
-        meta
-    ):  # engine predict's record of the images that could not be labelled
-        head.add_row("failed", f"{f.get('image')}: {f.get('reason')}")
+    failed = [f"{f.get('image')}: {f.get('reason')}" for f in failed_images(meta)]
+    for f in first_lines(failed, "predict.json", shown=5):  # engine predict's record of them
+        head.add_row("failed", f)
     return [head]
 
 
@@ -853,7 +852,7 @@ def render_review(root: str | os.PathLike) -> tuple[list, int]:
     if config.get("gt"):
         head.add_row("annotations", str(config["gt"]))
     head.add_row("code", made_with(data.get("environment")))
-    for f in failed:  # drawn as a card saying why
+    for f in first_lines(failed, "review.json", shown=5):  # each a card saying why
         head.add_row("not drawn", f)
     if holder := writer(root):  # engine review into it again: its page is replaced at the end
         head.add_row("now", f"{holder} is drawing it again (this is the earlier gallery)")

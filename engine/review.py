@@ -99,7 +99,9 @@ class ReviewResult:
     with_pred: int  # of which with a model prediction
     with_gt: int  # of which with a manual annotation (and so scored)
     # images whose files could not be read, as "split/stem: problem"; each is a card that says so
+    # but the last ``past_limit``, known unreadable before drawing and past --limit: no card
     failed: list[str] = field(default_factory=list)
+    past_limit: int = 0
 
 
 # A panel of a card: its caption, thumbnail path (relative to the gallery), thumbnail, and its
@@ -246,7 +248,10 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     # lowest confidence first; cards whose files could not be read before all (so that the
     # limit never hides them)
     rows.sort(key=lambda r: (r[3] is None, math.isnan(r[1].confidence), r[1].confidence, r[1].stem))
+    labelled = len(rows)
+    past_limit = []  # known unreadable but past the limit: no card, yet counted and listed
     if cfg.limit > 0:
+        past_limit = [f"{sp}/{st.stem}: {p}" for sp, st, _, p in rows[cfg.limit :] if p is not None]
         rows = rows[: cfg.limit]
     gt_dir = Path(cfg.gt) if cfg.gt else None
     pred_dirs = _pred_dirs(cfg.pred)
@@ -307,7 +312,16 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 scores = [round(float(s), 3) for s in inst.scores]
             cards.append(_card(split, st, scores, panels, original, details=details))
         settings = asdict(cfg) | {"split": chosen or None, "pred": [str(d) for d in pred_dirs]}
-        page = _page(class_name, backend, str(run.root), cards, settings, scored=n_gt > 0)
+        page = _page(
+            class_name,
+            backend,
+            str(run.root),
+            cards,
+            settings,
+            scored=n_gt > 0,
+            cut=(labelled, len(past_limit)) if labelled > len(cards) else None,
+        )
+        failed += past_limit
         index = atomic_write_text(out / "index.html", page)
         atomic_write_json(
             out / "review.json",
@@ -320,10 +334,11 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 "with_prediction": n_pred,
                 "with_annotation": n_gt,
                 "failed": failed,
+                "failed_past_limit": len(past_limit),
                 "environment": environment(),
             },
         )
-    return ReviewResult(index, len(cards), n_pred, n_gt, failed)
+    return ReviewResult(index, len(cards), n_pred, n_gt, failed, len(past_limit))
 
 
 def _panels(
@@ -499,8 +514,24 @@ def _script_json(doc: dict) -> str:
 
 
 def _page(
-    class_name: str, backend: str, run_root: str, cards: list[str], cfg: dict, scored: bool
+    class_name: str,
+    backend: str,
+    run_root: str,
+    cards: list[str],
+    cfg: dict,
+    scored: bool,
+    cut: tuple[int, int] | None = None,
 ) -> str:
+    """The gallery's page; ``cut``: (images labelled, of them unreadable without a card) where
+    --limit left images out, said under the heading (before, only the cards' count was)."""
+    shown, more = counted(len(cards), "image"), ""
+    if cut is not None:
+        shown = f"{len(cards):,} of {counted(cut[0], 'image')} (--limit {len(cards)})"
+        if cut[1]:
+            more = (
+                f'<p class="problem">{counted(cut[1], "more image")} could not be shown and '
+                "have no card here (past --limit): review.json lists them</p>"
+            )
     badge = ' <span class="badge">simulated labeler</span>' if backend == "simulated" else ""
     legend = (
         f"tints: pseudo label rgb{PSEUDO_COLOR}, prediction rgb{PRED_COLOR}, "
@@ -510,10 +541,10 @@ def _page(
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>Review: {html.escape(class_name)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{html.escape(class_name)} pseudo labels ({html.escape(backend)}){badge}</h1>"
-        f"<p>run {html.escape(run_root)} &middot; {counted(len(cards), 'image')}, "
+        f"<p>run {html.escape(run_root)} &middot; {shown}, "
         "lowest confidence first "
         "(confidence = mean over pixels labelled the class, 0..1)</p>"
-        f"<p>{html.escape(legend)}</p>"
+        f"{more}<p>{html.escape(legend)}</p>"
         + (
             "<p>annotated images: each panel's IoU and Boundary IoU (x100) and Boundary F1 of "
             "this image against the annotation</p>"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +35,21 @@ def few(names: list[str] | list[PurePath], n: int = 3, total: bool = False) -> s
     shown = [p.name if isinstance(p, PurePath) else p for p in names[:n]]
     more = ", ..." + (f" ({len(names)} in all)" if total else "")
     return ", ".join(shown) + (more if len(names) > n else "")
+
+
+# how many lines of a long list (failed images, cards not drawn) a command prints before
+# "... and N more (see FILE)": a terminal's screen, where 2,000 failures were 2,000 lines
+LINES_SHOWN = 20
+
+
+def first_lines(
+    lines: Sequence[str], where: str | os.PathLike, shown: int | None = None
+) -> list[str]:
+    """The first ``shown`` of ``lines`` (default :data:`LINES_SHOWN`), then ``... and N more (see
+    WHERE)`` where there are more: ``where`` is the file that lists every one."""
+    shown = LINES_SHOWN if shown is None else shown
+    more = len(lines) - shown
+    return list(lines[:shown]) + ([f"... and {more:,} more (see {where})"] if more > 0 else [])
 
 
 def format_score(v: float | None, nd: int, sign: bool = False) -> str:

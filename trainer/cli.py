@@ -485,8 +485,11 @@ def predict_cmd(
         )
     if result.failed:  # errors: on stderr, as engine label's (not in `> out.txt` alone)
         stderr.print(f"{counted(len(result.failed), 'image')} failed:", highlight=False)
-        for _, reason in result.failed:
-            stderr.print(f"  {reason}", highlight=False, soft_wrap=True)
+        from engine.text import first_lines
+
+        reasons = [reason for _, reason in result.failed]
+        for line in first_lines(reasons, result.out / "predict.json"):
+            stderr.print(f"  {line}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_SOME_FAILED)
 
 

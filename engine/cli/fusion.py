@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from engine.cli.common import EXIT_SOME_FAILED, split_names, stderr, stdout
-from engine.text import counted
+from engine.text import counted, first_lines
 
 app = typer.Typer()
 
@@ -94,6 +94,7 @@ def fuse_command(
             "command again: it fuses only what is missing):",
             highlight=False,
         )
-        for _, _, problem in result.failed:
-            stderr.print(f"  {problem}", highlight=False, soft_wrap=True)
+        problems = [problem for _, _, problem in result.failed]
+        for line in first_lines(problems, result.out / "fuse.json"):
+            stderr.print(f"  {line}", highlight=False, soft_wrap=True)
         raise typer.Exit(EXIT_SOME_FAILED)

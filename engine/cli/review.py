@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from engine.cli.common import EXIT_SOME_FAILED, stderr, stdout
-from engine.text import counted
+from engine.text import counted, first_lines
 
 app = typer.Typer()
 
@@ -68,10 +68,12 @@ def review(
     )
     if res.failed:  # on stderr, as every command lists what it could not do
         stderr.print(
-            f"{counted(len(res.failed), 'image')} could not be shown (each card says why):",
+            f"{counted(len(res.failed), 'image')} could not be shown (each card says why"
+            + (f"; {res.past_limit:,} past --limit have no card" if res.past_limit else "")
+            + "):",
             highlight=False,
         )
-        for line in res.failed:
+        for line in first_lines(res.failed, res.index.parent / "review.json"):
             stderr.print(f"  {line}", highlight=False, soft_wrap=True)
     for given, found, what in ((pred, res.with_pred, "--pred"), (gt, res.with_gt, "--gt")):
         if given and not found:  # most likely another split's or dataset's files

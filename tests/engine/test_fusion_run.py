@@ -994,3 +994,25 @@ def test_pseudo_labels_are_checked_without_counting_their_values(world, monkeypa
     assert [(split, stem) for split, stem, _ in failed] == [("train", "a")]
     assert re.search(r"a.png: pseudo label values must be 0, 1 or 255, found \[7\]", failed[0][2])
     assert counted
+
+
+def test_cli_many_failed_images_show_the_first_then_where_the_rest_are(world, monkeypatch):
+    """2,000 unreadable pseudo labels printed 2,000 lines; now the first LINES_SHOWN, then how
+    many more and the file that lists every one (fuse.json)."""
+    import engine.text
+
+    for split in ("train", "val"):
+        for stem in STEMS:
+            (world["car"] / "labels" / split / f"{stem}.png").write_bytes(b"x")
+    monkeypatch.setattr(engine.text, "LINES_SHOWN", 2)
+    res = invoke(
+        ["fuse", "--data", str(world["data"]), "--pseudo", str(world["car"])]
+        + ["--out", str(world["out"]), "--no-progress"]
+    )
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1
+    assert f"{2 * len(STEMS)} images failed (mend the files" in text
+    assert text.count("cannot read label image") == 2
+    assert f"... and {2 * len(STEMS) - 2} more (see {world['out'] / 'fuse.json'})" in text
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    assert len(record["failed"]) == 2 * len(STEMS)  # where the rest are

@@ -891,3 +891,43 @@ def test_a_library_review_config_is_held_to_the_clis_bounds(tmp_path, setting, s
     with pytest.raises(ValueError) as err:
         ReviewConfig(str(tmp_path / "run"), **setting)
     assert str(err.value) == said
+
+
+def test_unreadable_images_past_the_limit_are_counted_and_long_lists_cut(
+    tmp_path, gallery, monkeypatch
+):
+    """With more unreadable pseudo labels than --limit (2,000 of a 3,000-image run, --limit
+    300), the gallery kept 300 "could not be shown" cards and said "300 images could not be
+    shown": the 1,700 others, known before drawing, were not counted anywhere; and the command
+    printed one line per failure, as engine info GALLERY printed a table row each (1,200 lines
+    for 300). Now every one is counted and listed in review.json, the page says how many have no
+    card, and the terminal shows the first few, then "... and N more (see FILE)"."""
+    from typer.testing import CliRunner
+
+    import engine.text
+    from cli import app
+
+    run = gallery.index.parent.parent
+    for stem in ("img000", "img001", "img002"):
+        (run / "labels" / "test" / f"{stem}.png").write_bytes(b"x")
+    out = tmp_path / "g"
+    res = build_review(ReviewConfig(str(run), out=str(out), limit=1))
+    assert res.images == 1 and len(res.failed) == 3 and res.past_limit == 2
+    record = json.loads((out / "review.json").read_text())
+    assert len(record["failed"]) == 3 and record["failed_past_limit"] == 2
+    text = res.index.read_text()
+    assert "1 of 3 images (--limit 1)" in text
+    assert "2 more images could not be shown and have no card here" in text
+    monkeypatch.setattr(engine.text, "LINES_SHOWN", 1)
+    cli = CliRunner().invoke(app, ["review", str(run), "--out", str(out), "--limit", "1"])
+    said = " ".join(cli.output.split())
+    assert cli.exit_code == 1
+    assert "3 images could not be shown (each card says why; 2 past --limit have no card)" in said
+    assert "test/img000:" in said and "test/img001:" not in said
+    assert f"... and 2 more (see {out / 'review.json'})" in said
+    code, info = _info(out)
+    info = " ".join(re.sub("[│┌┐└┘─┬┴]", " ", info).split())
+    assert code == 1 and "test/img002" in info and "test/img001" in info  # 5 shown there
+    (out / "review.json").write_text(json.dumps(record | {"failed": record["failed"] * 3}))
+    info = " ".join(re.sub("[│┌┐└┘─┬┴]", " ", _info(out)[1]).split())
+    assert "not drawn ... and 4 more (see review.json)" in info

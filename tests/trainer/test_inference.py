@@ -928,3 +928,30 @@ def test_predict_again_an_image_replaced_under_the_same_name(tmp_path, caplog) -
     res = CliRunner().invoke(app, args)  # the record now holds the new photo's size
     assert res.exit_code == 0 and "changed since" not in caplog.text
     assert "(2 already there, skipped)" in " ".join(res.output.split())
+
+
+def test_predict_and_info_cut_a_long_list_of_failed_images(tmp_path, monkeypatch) -> None:
+    """A folder of 2,000 broken images printed 2,000 lines, and engine info PREDICTIONS a table
+    row each: now the first few, then "... and N more (see predict.json)", which lists them."""
+    from typer.testing import CliRunner
+
+    import engine.text
+    from cli import app
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(8):
+        (images / f"b{i}.png").write_bytes(b"broken")
+    out = tmp_path / "pred"
+    monkeypatch.setattr(engine.text, "LINES_SHOWN", 2)
+    args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--out", str(out)]
+    res = CliRunner().invoke(app, [*args, "--device", "cpu", "--no-progress", "--size", "64x48"])
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "8 images failed:" in text
+    assert text.count("cannot decode") == 2
+    assert f"... and 6 more (see {out / 'predict.json'})" in text
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and text.count("failed │") == 6  # the first 5, then the count
+    assert "failed │ ... and 3 more (see predict.json)" in text
