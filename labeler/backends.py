@@ -29,7 +29,7 @@ The runner merges each output into the semantic label with
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -93,19 +93,20 @@ LAZY_BACKENDS: dict[str, str] = {
 }
 
 
+# What run.json records as detector / segmenter of the backends that load neither (engine label
+# writes these; a library caller leaving the defaults records the defaults)
+NOT_USED = {"simulated": "none (simulated backend)", "sam3": "none (sam3 backend: see model)"}
+
+
 def refuse_unread(config: Any, backend: str, names: tuple[str, ...]) -> None:
     """``ValueError`` naming the ``LabelConfig`` settings among ``names`` that are set though
     ``backend`` reads none of them: recorded in ``run.json`` and its config hash, a changed one
     relabelled every image for nothing. ``engine label`` refuses them as options before (its
     own words); this holds a library caller to the same."""
-    import dataclasses
-
-    from labeler.config import NOT_USED
-
     default = {  # a setting left at its default is not "set": detector's is a hub id
-        f.name: f.default_factory() if f.default is dataclasses.MISSING else f.default
-        for f in (dataclasses.fields(config) if dataclasses.is_dataclass(config) else ())
-        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+        f.name: f.default_factory() if f.default is MISSING else f.default
+        for f in (fields(config) if is_dataclass(config) else ())
+        if f.default is not MISSING or f.default_factory is not MISSING
     }
     unset = ({}, "", None, NOT_USED.get(backend))
     unread = [

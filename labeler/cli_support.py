@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from engine.cli.common import interrupted, stderr, stdout
 from engine.text import counted
+from labeler.backends import NOT_USED
 from labeler.config import (
     DEFAULT_DETECTOR,
     DEFAULT_SEGMENTER,
-    NOT_USED,
     ClassSpec,
     LabelConfig,
     load_class_spec,

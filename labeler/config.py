@@ -157,10 +157,6 @@ def _check_type(path: Path, cls: str, key: str, value: Any) -> None:
         raise ValueError(f"{path}: class {cls!r}: {key} must be {want}, got {value!r}")
 
 
-# What run.json records as detector / segmenter of the backends that load neither (engine label
-# writes these; a library caller leaving the defaults records the defaults)
-NOT_USED = {"simulated": "none (simulated backend)", "sam3": "none (sam3 backend: see model)"}
-
 # the model folders a run names: recorded normalised (``posixpath.normpath``), one spelling each
 MODEL_PATHS = ("detector", "segmenter", "model", "refine")
 
