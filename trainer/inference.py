@@ -256,6 +256,13 @@ def _starts(length: int, tile: int, stride: int) -> list[int]:
     return sorted(set(starts))
 
 
+def autocast_dtype(amp: bool, device_type: str, mode: str) -> str | None:
+    """The autocast :func:`predict_label` runs under: ``"bfloat16"`` on CUDA with ``amp`` in
+    the efficient mode; None on a CPU and in the full mode, which runs in fp32 whatever ``amp``
+    says (``predict.json`` records it: before, a full-mode run on a GPU said bfloat16)."""
+    return "bfloat16" if amp and device_type == "cuda" and mode == "efficient" else None
+
+
 def predict_label(
     model: MaSSFormer,
     image: np.ndarray,

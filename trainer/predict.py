@@ -346,6 +346,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     from trainer.inference import (
         MODES,
         GuidedFilter,
+        autocast_dtype,
         check_guided_filter,
         check_sliding_window,
         check_tta,
@@ -420,7 +421,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
         # what --device auto and --amp came to here: on a GPU the maps are of bf16 arithmetic
         # (before the forty-second round the record said "auto" only)
         "device_used": str(device),
-        "autocast": "bfloat16" if cfg.amp and device.type == "cuda" else None,
+        "autocast": autocast_dtype(cfg.amp, device.type, cfg.mode),
         "checkpoint_step": step,
         "weights_sha256": weights,  # which weights made these label maps
         "model_config": ckpt["model_config"],

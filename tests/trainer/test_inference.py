@@ -955,3 +955,14 @@ def test_predict_and_info_cut_a_long_list_of_failed_images(tmp_path, monkeypatch
     text = " ".join(res.output.split())
     assert res.exit_code == 1 and text.count("failed │") == 6  # the first 5, then the count
     assert "failed │ ... and 3 more (see predict.json)" in text
+
+
+def test_the_recorded_autocast_is_the_one_predict_label_runs_under():
+    """predict.json's ``autocast``: bf16 on CUDA with --amp in the efficient mode only. The
+    full mode runs in fp32 whatever --amp says; its record said bfloat16 on a GPU."""
+    import trainer.inference as inference
+
+    assert inference.autocast_dtype(True, "cuda", "efficient") == "bfloat16"
+    assert inference.autocast_dtype(True, "cuda", "full") is None
+    assert inference.autocast_dtype(False, "cuda", "efficient") is None
+    assert inference.autocast_dtype(True, "cpu", "efficient") is None
