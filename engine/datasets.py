@@ -595,11 +595,17 @@ def exif_orientation(path: Path) -> int:
 
 def _orientation(img: Image.Image) -> int:
     """The EXIF orientation of an opened image, as ``ImageOps.exif_transpose`` takes it: 1
-    without one, or when the tag is not a whole number (which it leaves as it is). One reading
+    without one, or when the tag is none of 1 to 8 (which it leaves as it is). One reading
     for every command: the sizes :func:`_oriented_size` gives are those :func:`load_image`
     decodes."""
     value = img.getexif().get(0x0112, 1)
-    return value if isinstance(value, int) else 1
+    try:  # a dict lookup, as exif_transpose's: 6, 6.0 and the rational 6/1 are 6; "6" is none
+        return _ORIENTATIONS.get(value, 1)
+    except TypeError:  # unhashable
+        return 1
+
+
+_ORIENTATIONS = {k: k for k in range(1, 9)}
 
 
 def turned_hint(turn: int, stored: tuple[int, int], what: str) -> str:

@@ -558,3 +558,25 @@ def test_an_upright_rgb_photo_is_decoded_without_copies(tmp_path: Path, monkeypa
     rotated = load_image(tmp_path / "rotated.jpg")
     assert rotated.shape == (W, H, 3)
     np.testing.assert_array_equal(rotated, before(tmp_path / "rotated.jpg"))
+
+
+@pytest.mark.parametrize(("value", "tag_type"), [("rational", 5), (6.0, 12), (6, 3)])
+def test_an_orientation_stored_as_a_rational_or_double_turns_the_photo_as_pillow_does(
+    tmp_path, value, tag_type
+):
+    """EXIF allows the orientation as another number type: Pillow's exif_transpose looks it up
+    in a dict, so 6/1 and 6.0 are 6 and turn the photo. The engine's one reading of it had taken
+    only ints (a label drawn on the turned photo then failed as a size mismatch)."""
+    from PIL import Image, TiffImagePlugin
+
+    from engine.datasets import exif_orientation, image_size, load_image
+
+    ifd = TiffImagePlugin.ImageFileDirectory_v2(prefix=b"II")
+    ifd[0x0112] = TiffImagePlugin.IFDRational(6, 1) if value == "rational" else value
+    ifd.tagtype[0x0112] = tag_type
+    exif = b"Exif\x00\x00II\x2a\x00\x08\x00\x00\x00" + ifd.tobytes(8)
+    path = tmp_path / "a.jpg"
+    Image.fromarray(np.zeros((20, 40, 3), np.uint8)).save(path, "JPEG", exif=exif)
+    assert load_image(path).shape == (40, 20, 3)
+    assert tuple(image_size(path)) == (20, 40)
+    assert exif_orientation(path) == 6
