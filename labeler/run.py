@@ -481,9 +481,10 @@ def _record_data_moved(out: Path, cfg: LabelConfig, meta: dict) -> None:
     if before == resolved:  # resolved only when not recorded (a filesystem call)
         return
     log.info("%s: the dataset is now %s (was %s)", path, resolved, meta.get("data_resolved"))
-    atomic_write_json(
-        path, {**meta, "config": {**config, "data": cfg.data}, "data_resolved": resolved}
-    )
+    # a relative path as typed would start from this call's folder, not from the environment's
+    # cwd (the labelling call's, which the record keeps): written resolved then
+    data = cfg.data if Path(cfg.data).is_absolute() else resolved
+    atomic_write_json(path, {**meta, "config": {**config, "data": data}, "data_resolved": resolved})
 
 
 def _resolved(path: Any) -> str | None:

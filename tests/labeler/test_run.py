@@ -434,7 +434,9 @@ def test_a_rerun_writes_a_deleted_run_json_again(red_backend, dataset, tmp_path,
     assert run_labeling(_cfg(dataset, out)).skipped == 5 and "missing" not in caplog.text
 
 
-def test_a_rerun_on_the_moved_dataset_records_where_it_is_now(red_backend, dataset, tmp_path):
+def test_a_rerun_on_the_moved_dataset_records_where_it_is_now(
+    red_backend, dataset, tmp_path, monkeypatch
+):
     """A rerun with nothing left to label, given the dataset at its new path: run.json kept
     the old one, where fuse, review and info then looked for the dataset."""
     import json
@@ -453,6 +455,15 @@ def test_a_rerun_on_the_moved_dataset_records_where_it_is_now(red_backend, datas
         "data_resolved": None,
         "config": None,
     }
+    # moved again and given relative to another folder than the labelling call's (whose cwd the
+    # record's environment keeps): written resolved, so that config.data names it from anywhere
+    again = tmp_path / "elsewhere" / "data"
+    again.parent.mkdir()
+    shutil.move(moved, again)
+    monkeypatch.chdir(again.parent)
+    assert run_labeling(_cfg("data", out)).skipped == 5
+    after = json.loads((out / "run.json").read_text())
+    assert after["config"]["data"] == after["data_resolved"] == str(again.resolve())
 
 
 def test_a_rerun_keeps_an_older_run_json_without_data_resolved(red_backend, dataset, tmp_path):
