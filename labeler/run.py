@@ -633,7 +633,7 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
                 if len(bad):
                     raise ValueError(
                         f"{img.path}: backend {backend.name} gave instance {int(bad[0])} of "
-                        f"{len(inst)} a non-finite {name} ({values[bad[0]]})"
+                        f"{len(inst)} a non-finite value in {name} ({values[bad[0]]})"
                     )
         return results
 

@@ -284,7 +284,10 @@ def test_a_nan_score_fails_its_image_alone_naming_the_value(tmp_path):
     assert s.labelled == 2 and s.instances == 1 and s.without_instances == 1
     [(split, stem, error)] = s.failed
     assert stem == "train01"
-    assert "train01.png: backend nan-test gave instance 0 of 1 a non-finite scores (nan)" in error
+    assert (
+        "train01.png: backend nan-test gave instance 0 of 1 a non-finite value in scores (nan)"
+        in error
+    )
 
 
 def test_grounded_sam_makes_probabilities_for_kept_instances_only(grounded_sam, monkeypatch):
