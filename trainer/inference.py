@@ -200,6 +200,12 @@ def smallest_size(w: int, h: int) -> tuple[int, int]:
     return (long_side, MIN_SIDE) if w >= h else (MIN_SIDE, long_side)
 
 
+def own_or_smallest_size(w: int, h: int) -> tuple[int, int]:
+    """``(w, h)`` where the model takes images of that size, else :func:`smallest_size`: the
+    validation size ``engine train`` suggests for images of ``w x h``."""
+    return (w, h) if min(w, h) >= MIN_SIDE else smallest_size(w, h)
+
+
 @torch.inference_mode()
 def predict_scores(
     model: MaSSFormer,

@@ -102,14 +102,14 @@ def check_val_size(
     file's ``val_size: 12x9`` read as if ``--val-size 12x9`` had been typed)."""
     if size is None or not data.samples:
         return
-    from trainer.inference import resized_shape, smallest_size
+    from trainer.inference import own_or_smallest_size, resized_shape
 
     path = data.samples[0].image_path
     w, h = image_size(path)
     rh, rw = resized_shape(h, w, size)
     if min(rh, rw) >= MIN_SIDE:
         return
-    fit = (w, h) if min(w, h) >= MIN_SIDE else smallest_size(w, h)
+    fit = own_or_smallest_size(w, h)
     what = "their own size" if fit == (w, h) else f"the smallest the model takes at {w}x{h}"
     shrinks = f"the {w}x{h} images of split {data.split!r}"
     if where is not None:
@@ -143,14 +143,14 @@ def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | 
     :data:`UPSCALE_WARNING` or more, as the 4096x3072 default does to small images; else None."""
     if size is None or not data.samples:
         return None
-    from trainer.inference import resized_shape, smallest_size
+    from trainer.inference import own_or_smallest_size, resized_shape
 
     path = data.samples[0].image_path
     w, h = image_size(path)  # the header only, EXIF orientation applied
     rh, rw = resized_shape(h, w, size)
     if rw < UPSCALE_WARNING * w:
         return None
-    fw, fh = (w, h) if min(w, h) >= MIN_SIDE else smallest_size(w, h)
+    fw, fh = own_or_smallest_size(w, h)
     own = "at their own scale" if (fw, fh) == (w, h) else "as near their scale as the model takes"
     return (
         f"{path}: validation resizes the {w}x{h} images of split {data.split!r} to {rw}x{rh} "
