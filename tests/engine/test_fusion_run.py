@@ -1016,3 +1016,18 @@ def test_cli_many_failed_images_show_the_first_then_where_the_rest_are(world, mo
     assert f"... and {2 * len(STEMS) - 2} more (see {world['out'] / 'fuse.json'})" in text
     record = json.loads((world["out"] / "fuse.json").read_text())
     assert len(record["failed"]) == 2 * len(STEMS)  # where the rest are
+
+
+def test_a_run_s_run_json_or_labels_given_as_pseudo_names_the_run_to_give(world):
+    """``engine fuse --pseudo RUN/run.json`` (tab completion's file) said "pseudo-label run
+    directory not found" of a file that is there; it names the run folder to give, as review
+    and pick do. A path that does not exist is still "not found"."""
+    bike = world["bike"]
+    for given in (bike / "run.json", bike / "labels"):
+        with pytest.raises(ValueError) as e:
+            fuse(cfg(world, pseudo=(given, world["car"])))
+        assert str(e.value).startswith(f"{given}: not a label run's folder; it is a ")
+        assert str(e.value).endswith(f"in {bike}, a label run (engine label): give {bike}")
+    with pytest.raises(FileNotFoundError, match="pseudo-label run directory not found"):
+        fuse(cfg(world, pseudo=(bike.parent / "nope", world["car"])))
+    assert not world["out"].exists()
