@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from annotations.fileio import (
+    FUSE_RECORD,
     append_line,
     atomic_write_json,
     file_bytes,
@@ -98,7 +99,15 @@ def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
     try:
         taxonomy = spec.taxonomy.with_new_class(cfg.cls.name, parent=cfg.cls.parent)
     except ValueError as e:
-        raise ValueError(f"dataset {cfg.data}: {e}") from None
+        fused = (spec.root / FUSE_RECORD).is_file() and cfg.cls.name in spec.taxonomy
+        hint = (  # a fused dataset holds the class already: its pseudo labels, fused
+            "; it is a fused dataset (engine fuse), which holds the class's fused pseudo labels: "
+            "label the dataset it was fused from (engine info "
+            f"{cfg.data} names it)"
+            if fused
+            else ""
+        )
+        raise ValueError(f"dataset {cfg.data}: {e}{hint}") from None
     return items, taxonomy
 
 

@@ -98,10 +98,10 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
     :class:`annotations.labelrun.LabelRun`, the one reader of that file); errors name the file
     and what is missing."""
     path = Path(path)
-    if path.is_file() or (path.is_dir() and not (path / "run.json").is_file()):
-        # its run.json or labels/ given: the run to give named, as engine review and pick do
-        if what := in_the_output(path, "run.json"):
-            raise ValueError(f"{path}: not a label run's folder{what}")
+    # its run.json or labels/ given: the run to give named, as engine review and pick do
+    inside = path.is_file() or (path.is_dir() and not (path / "run.json").is_file())
+    if inside and (what := in_the_output(path, "run.json")):
+        raise ValueError(f"{path}: not a label run's folder{what}")
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: pseudo-label run directory not found")
     info = LabelRun(path).info

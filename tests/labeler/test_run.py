@@ -810,3 +810,29 @@ def test_cuda_autocast_run(tiny_models, dataset, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["backend"]["models"]["autocast"] in ("bfloat16", "float16")
     assert all(r["status"] == "ok" for r in read_jsonl(out / "manifest.jsonl"))
+
+
+def test_labelling_a_fused_dataset_of_the_class_says_to_label_its_source(tmp_path):
+    """``engine label --class Bicycle --data FUSED`` said only "class 'Bicycle' is already in
+    the taxonomy": a fused dataset holds the class's fused pseudo labels; the source is to be
+    labelled. A plain dataset whose taxonomy has the class says what it said."""
+    from annotations.taxonomy import MASS13K
+    from labeler.run import plan_items
+    from tests.loop_helpers import make_dataset
+
+    data = tmp_path / "fused"
+    make_dataset(data, n=1)
+    MASS13K.with_new_class("Bicycle").save(data / "taxonomy.json")
+    (data / "dataset.yaml").write_text("taxonomy: taxonomy.json\n")
+    with pytest.raises(ValueError) as e:
+        plan_items(_cfg(data, tmp_path / "run"))
+    assert str(e.value) == (
+        f"dataset {data}: class 'Bicycle' is already in the taxonomy (as 'Bicycle')"
+    )
+    (data / "fuse.json").write_text("{}")
+    with pytest.raises(ValueError) as e:
+        plan_items(_cfg(data, tmp_path / "run"))
+    assert str(e.value).endswith(
+        "; it is a fused dataset (engine fuse), which holds the class's fused pseudo labels: "
+        f"label the dataset it was fused from (engine info {data} names it)"
+    )
