@@ -95,3 +95,14 @@ def make_run(
     taxonomy = MASS13K.with_new_class(class_name)
     doc = labeler_run_json(taxonomy, class_name, backend=backend, data=str(data_root))
     (run / "run.json").write_text(json.dumps(doc))
+
+
+def saved_figures(monkeypatch, module) -> list:  # noqa: ANN001
+    """The matplotlib figures ``module.save_figure`` saves from now on, in order (each saved as
+    usual): what a test of a chart looks at."""
+    figures: list = []
+    save = module.save_figure
+    monkeypatch.setattr(
+        module, "save_figure", lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
+    )
+    return figures

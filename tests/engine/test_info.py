@@ -751,18 +751,11 @@ def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypat
     pytest.importorskip("matplotlib")
     import engine.outputs
     from engine.info import plot_shares
-    from tests.loop_helpers import make_dataset
+    from tests.loop_helpers import make_dataset, saved_figures
 
     for split in ("_tr", "t$^$x"):
         make_dataset(tmp_path / "data", split, n=1, size=(8, 8))
-    figures = []
-    save = engine.outputs.save_figure
-
-    def keep(fig, *args, **kwargs):
-        figures.append(fig)
-        return save(fig, *args, **kwargs)
-
-    monkeypatch.setattr(engine.outputs, "save_figure", keep)
+    figures = saved_figures(monkeypatch, engine.outputs)
     plot_shares(dataset_stats(tmp_path / "data", progress=False), tmp_path / "shares.png")
     legend = figures[0].axes[0].get_legend()
     assert [t.get_text() for t in legend.get_texts()] == ["_tr", "t$^$x"]
@@ -776,17 +769,11 @@ def test_info_plot_s_title_holds_a_long_dataset_path_whole(tmp_path: Path, monke
 
     import engine.outputs
     from engine.info import plot_shares
-    from tests.loop_helpers import make_dataset
+    from tests.loop_helpers import make_dataset, saved_figures
 
     root = tmp_path / ("a_long_project_folder_name_" * 2) / ("nested_" * 8) / "my_dataset_v2"
     make_dataset(root, "train", n=1, size=(8, 8))
-    figures = []
-    save = engine.outputs.save_figure
-    monkeypatch.setattr(
-        engine.outputs,
-        "save_figure",
-        lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k),
-    )
+    figures = saved_figures(monkeypatch, engine.outputs)
     plot_shares(dataset_stats(root, progress=False), tmp_path / "shares.png")
     fig = figures[0]
     title = fig.axes[0].title

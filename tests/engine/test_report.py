@@ -17,7 +17,7 @@ from annotations.subset import write_subset
 from engine.metrics import SegEvaluator
 from engine.report import ReportConfig, build_report, render_markdown
 from tests.engine.metrics_reference import FIELDS, reference_counts
-from tests.loop_helpers import disk, make_dataset, make_run
+from tests.loop_helpers import disk, make_dataset, make_run, saved_figures
 
 H, W = 60, 80
 
@@ -705,13 +705,7 @@ def test_compare_chart_has_room_for_a_perfect_scores_value(tmp_path, monkeypatch
     from engine.compare import CompareReport, SourceScores, write_plot
     from engine.metrics import ClassScorer
 
-    figures = []
-    save = engine.compare.save_figure
-    monkeypatch.setattr(
-        engine.compare,
-        "save_figure",
-        lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k),
-    )
+    figures = saved_figures(monkeypatch, engine.compare)
     scorer = ClassScorer()
     mask = np.zeros((40, 40), np.uint8)
     mask[10:30, 10:30] = 1

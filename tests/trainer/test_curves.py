@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from tests.loop_helpers import saved_figures
 from trainer.curves import plot_curves, read_metrics, running_mean
 
 
@@ -114,13 +115,7 @@ def _drawn(tmp_path, monkeypatch, records):
     """The figure plot_curves draws from ``records`` (saved as usual)."""
     import trainer.curves
 
-    figures = []
-    save = trainer.curves.save_figure
-    monkeypatch.setattr(
-        trainer.curves,
-        "save_figure",
-        lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k),
-    )
+    figures = saved_figures(monkeypatch, trainer.curves)
     assert plot_curves(_log(tmp_path / "metrics.jsonl", records), tmp_path / "c.png").is_file()
     return figures[0]
 
