@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import in_the_output
+from annotations.fileio import folder_is, in_the_output
 from annotations.instances import Instances, read_instances
 from annotations.interchange import record_part
 from annotations.labelmap import byte_histogram, holds_only, read_label
@@ -98,10 +98,11 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
     :class:`annotations.labelrun.LabelRun`, the one reader of that file); errors name the file
     and what is missing."""
     path = Path(path)
-    # its run.json or labels/ given: the run to give named, as engine review and pick do
-    inside = path.is_file() or (path.is_dir() and not (path / "run.json").is_file())
-    if inside and (what := in_the_output(path, "run.json")):
-        raise ValueError(f"{path}: not a label run's folder{what}")
+    # its run.json or labels/ given, or a dataset: named as engine review and pick name them
+    if path.is_file() or (path.is_dir() and not (path / "run.json").is_file()):
+        kind = None if path.is_file() else folder_is(path)
+        if what := in_the_output(path, "run.json") or (f"; it is {kind}" if kind else ""):
+            raise ValueError(f"{path}: not a label run's folder{what}")
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: pseudo-label run directory not found")
     info = LabelRun(path).info

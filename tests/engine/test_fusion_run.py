@@ -1030,4 +1030,9 @@ def test_a_run_s_run_json_or_labels_given_as_pseudo_names_the_run_to_give(world)
         assert str(e.value).endswith(f"in {bike}, a label run (engine label): give {bike}")
     with pytest.raises(FileNotFoundError, match="pseudo-label run directory not found"):
         fuse(cfg(world, pseudo=(bike.parent / "nope", world["car"])))
+    # the dataset itself, or a fused dataset, given as a run: said what it is
+    # (before: "DATA/run.json: not found; is DATA a label run directory")
+    with pytest.raises(ValueError) as e:
+        fuse(cfg(world, pseudo=(world["data"], world["car"])))
+    assert str(e.value) == f"{world['data']}: not a label run's folder; it is a dataset's root"
     assert not world["out"].exists()
