@@ -60,17 +60,17 @@ def overlay(
     small = cv2.resize(image, size, interpolation=interp).astype(np.float32)
     if mask is None:
         return small.astype(np.uint8)
-    covers = {}
     for value, tint in ((1, color), (255, UNCERTAIN_COLOR)):
         cover = cv2.resize((mask == value).astype(np.float32), size, interpolation=interp)
-        covers[value] = cover
+        if value == 1:
+            class_cover = cover
         a = (0.55 * cover)[..., None]
         small = small * (1 - a) + np.asarray(tint, np.float32) * a
     out = small.clip(0, 255).astype(np.uint8)
     # the outline of every thumbnail pixel that holds any class pixel: a one-pixel spoke of a
     # 4032-wide photo is an eighth of a thumbnail pixel, which a nearest-neighbour sample of
     # the mask (before) kept or lost by where it fell, so thin parts came and went
-    edge = (covers[1] > 0).astype(np.uint8)
+    edge = (class_cover > 0).astype(np.uint8)
     contours, _ = cv2.findContours(edge, cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
     cv2.drawContours(out, contours, -1, tuple(int(c) for c in color), 1)
     return out

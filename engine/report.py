@@ -582,7 +582,6 @@ def _overlays(
 
     from engine.datasets import load_image
 
-    colors = SOURCE_COLORS
     ranked = sorted(class_pixels, key=lambda s: (-class_pixels[s], s))
     written, panels, details = [], [], 0
     for stem in ranked:
@@ -601,12 +600,12 @@ def _overlays(
             if p is not None:  # fused labels may lack a test image; the others were checked
                 maps[name] = binary_of(read_label(p), class_id)
         panels = [n for n in ("annotation", *SOURCES) if n in maps]
-        thumbs = [overlay(image, maps[n], colors[n], 384) for n in panels]
+        thumbs = [overlay(image, maps[n], SOURCE_COLORS[n], 384) for n in panels]
         # a panel with 255 pixels (unannotated, uncertain, ignored) says what its magenta is;
         # before, nothing in the report did
         captions = [f"{n}; magenta: 255" if (maps[n] == IGNORE).any() else n for n in panels]
         rows = [list(zip(thumbs, captions, strict=True))]
-        layers = [(maps[n], colors[n]) for n in panels]
+        layers = [(maps[n], SOURCE_COLORS[n]) for n in panels]
         detail = detail_overlays(image, maps["annotation"], layers, thumbs)
         if detail is not None:  # the densest outlines enlarged, boxed in the row above
             enlarged, zoom = detail
@@ -632,7 +631,8 @@ def _tile(t: np.ndarray, caption: str) -> np.ndarray:
 
     t = t.copy()
     if caption:
-        (bw, bh), th = _caption_size(caption), _caption_size(caption)[1] - 12
+        bw, bh = _caption_size(caption)
+        th = bh - 12
         cv2.rectangle(t, (0, 0), (bw, bh), (0, 0, 0), thickness=-1)
         cv2.putText(
             t, caption, (5, th + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA
