@@ -170,11 +170,15 @@ NAME_MAX = 255
 def _temp_prefix(path: Path) -> str:
     """``.NAME.``, NAME cut (at a character, in UTF-8 bytes) so the temporary file's whole name
     fits :data:`NAME_MAX`."""
-    room = NAME_MAX - 2 - 8 - len(TMP_SUFFIX.encode())
-    name = path.name
+    return f".{cut_to_bytes(path.name, NAME_MAX - 2 - 8 - len(TMP_SUFFIX.encode()))}."
+
+
+def cut_to_bytes(name: str, room: int) -> str:
+    """``name`` cut at a character so that its UTF-8 bytes fit ``room`` (a file name's part
+    within :data:`NAME_MAX`)."""
     while len(os.fsencode(name)) > room:  # a few dozen steps, for long names only
         name = name[:-1]
-    return f".{name}."
+    return name
 
 
 TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.S)  # a stem with \n too

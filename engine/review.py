@@ -32,6 +32,7 @@ from annotations.fileio import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    cut_to_bytes,
     first_line,
     is_dataset_root,
     is_disk_error,
@@ -393,9 +394,7 @@ def _thumb_key(split: str, stem: str) -> str:
     if len(os.fsencode(key)) <= room:
         return key
     digest = hashlib.sha1(os.fsencode(key)).hexdigest()[:12]
-    while len(os.fsencode(key)) > room - 13:
-        key = key[:-1]
-    return f"{key}~{digest}"
+    return f"{cut_to_bytes(key, room - 13)}~{digest}"
 
 
 def _details(
