@@ -26,6 +26,7 @@ import os
 import pickle
 import re
 import shutil
+import stat
 import tempfile
 import typing
 from collections.abc import Iterator
@@ -94,17 +95,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     temporary file, nor a bare "File exists"); one that is a device or a pipe (``--json
     /dev/stdout``) is written into, as it is."""
     path = Path(path)
-    if path.is_dir():
+    try:  # one stat for what is there: this writes every per-image label map and thumbnail
+        st: os.stat_result | None = os.stat(path)
+    except OSError:  # nothing yet (or a file on the way: mkdir below names it)
+        st = None
+    if st is not None and stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, "is a folder; give a file name", str(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):  # a file where a folder on the way should be
         file = next((p for p in path.parents if p.exists()), path.parent)
         raise NotADirectoryError(errno.ENOTDIR, "is a file, not a folder", str(file)) from None
-    if path.exists() and not path.is_file():  # /dev/stdout, /dev/null, a named pipe
+    if st is not None and not stat.S_ISREG(st.st_mode):  # /dev/stdout, /dev/null, a pipe
         _write_through(path, data)
         return path
-    if _holds(path, data):
+    if st is not None and st.st_size == len(data) and _holds(path, data):
         return path
     with atomic_file(path) as f:
         f.write(data)
@@ -115,9 +120,9 @@ def _holds(path: Path, data: bytes) -> bool:
     """Whether the file ``path`` holds ``data`` already: it is left as it is (its timestamps
     kept, nothing written). A rerun with nothing to do rewrote its records byte for byte
     (``engine fuse``'s taxonomy.json and dataset.yaml), so it failed on a full disk and touched
-    the outputs' times; a file of another size is not read."""
+    the outputs' times; a file of another size is not read (the caller compares sizes)."""
     try:
-        return path.stat().st_size == len(data) and path.read_bytes() == data
+        return path.read_bytes() == data
     except OSError:  # unreadable (no permission): written as before
         return False
 
