@@ -192,10 +192,8 @@ def read_subset(root: str | os.PathLike, require_masks: bool = True) -> Subset:
 
     root = Path(root)
     path = root / "subset.json"
-    if root.is_file() or (not path.is_file() and in_the_output(root, "subset.json")):
-        raise FileNotFoundError(
-            f"{root}: not an annotated subset's folder{in_the_output(root, 'subset.json')}"
-        )
+    if not path.is_file() and (hint := in_the_output(root, "subset.json")):  # a file in one
+        raise FileNotFoundError(f"{root}: not an annotated subset's folder{hint}")
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: subset manifest not found"
