@@ -17,8 +17,6 @@ from labeler.config import (
 from labeler.models import looks_like_path
 from labeler.run import STAGES, LabelSummary
 
-# What run.json records as detector / segmenter of a simulated run: no model is loaded.
-NO_MODEL = NOT_USED["simulated"]
 # The labeling options' defaults, to tell an option given on the command line from its default.
 _DEFAULTS = LabelConfig(data="", cls=ClassSpec(name="-"))
 
