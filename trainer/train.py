@@ -358,17 +358,18 @@ def file_sizes(dataset: TrainSet) -> dict[str, list[int]]:
     }
 
 
-def _changed_files(ckpt: dict[str, Any], dataset: TrainSet, cfg: TrainConfig) -> str | None:
+def _changed_files(
+    ckpt: dict[str, Any], now: dict[str, list[int]], dataset: TrainSet, cfg: TrainConfig
+) -> str | None:
     """A warning when training images, labels or source maps that the checkpointed run trained
     on are no longer the size they were (a dataset fused again with other settings, a label
     edited, a photo replaced): the resumed run trains on them as they are now, after steps on
     the earlier ones. Before, only a changed image count was said, and a resume on a dataset
     whose every label had been fused again went on without a word. None when unchanged or
-    unknown (a checkpoint of an older engine)."""
+    unknown (a checkpoint of an older engine). ``now``: :func:`file_sizes` of ``dataset``."""
     then = ckpt.get("train_files")
     if not isinstance(then, dict):
         return None
-    now = file_sizes(dataset)
     changed = sorted(stem for stem, sizes in now.items() if stem in then and then[stem] != sizes)
     if not changed:
         return None
@@ -769,10 +770,13 @@ def _train(
     if validates:  # named by the config file that set it (val_size_from), else as --val-size
         check_val_size(subset_data, cfg.val_size, val_size_from)
     # warnings only once every check passed: a refused run prints its error alone
+    # the files' sizes this call trains on: stat'ed once (3 files an image), not at every
+    # checkpoint; recorded in each, compared on a resume
+    train_files = file_sizes(dataset) if is_main else {}
     if is_main and ckpt is not None:
         for warning in (
             _changed_split(ckpt, dataset, cfg),
-            _changed_files(ckpt, dataset, cfg),
+            _changed_files(ckpt, train_files, dataset, cfg),
             _changed_schedule(ckpt, cfg),
         ):
             if warning:
@@ -887,7 +891,7 @@ def _train(
             rng_ranks=rngs,  # every rank's generators, so a DDP resume is exact on all ranks
             config=plain(cfg.to_dict()),
             train_images=len(dataset),  # a resume on another number draws another stream
-            train_files=file_sizes(dataset),  # a resume on files changed since says so
+            train_files=train_files,  # a resume on files changed since says so
         )
 
     def validate(step: int) -> None:
