@@ -516,6 +516,18 @@ def check_expanded(path: str | os.PathLike | None, command: str) -> None:
         )
 
 
+def check_report_file(path: str | os.PathLike | None, command: str) -> None:
+    """:func:`check_expanded` for a report file a library caller names, and ``-``: the command
+    line's ``--json -`` is stdout, but a config's ``json_out="-"`` wrote a file named ``-`` in
+    the working directory, where no one looks for it."""
+    check_expanded(path, command)
+    if path is not None and str(path) == "-":
+        raise ValueError(
+            f"-: {command} writes stdout for '-' on the command line only (--json, --markdown); "
+            "from Python, give a file path or use the returned report"
+        )
+
+
 def moved_with(path: Any, out: Any, folder: Any) -> Path | None:
     """Where ``path`` is now if it kept its place beside an output that recorded it with its
     own path ``out`` (both as one command line typed them, both relative to its working

@@ -24,7 +24,7 @@ import numpy as np
 from annotations.fileio import (
     atomic_write_json,
     atomic_write_text,
-    check_expanded,
+    check_report_file,
     outputs_around,
 )
 from annotations.labelmap import read_label, validate_label
@@ -415,7 +415,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
     joint-trained model's predictions (the class at id 7) and a fused dataset with two new
     classes (the class at id 8) compare without ``--taxonomy``."""
     for path in (cfg.json_out, cfg.markdown_out, cfg.plot_out):  # "~/m.md": a folder named ~
-        check_expanded(path, "engine compare")  # (before, refused by the CLI only)
+        check_report_file(path, "engine compare")  # (before, refused by the CLI only)
     # a subset being imported: its new masks swapped in before its subset.json names them
     check_not_being_written(cfg.gt, "engine compare", "its annotated masks")
     subset = subset_at(cfg.gt)  # its masks and split, or a plain folder with no split known

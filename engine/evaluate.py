@@ -18,7 +18,7 @@ import numpy as np
 from annotations.fileio import (
     FUSE_RECORD,
     atomic_write_json,
-    check_expanded,
+    check_report_file,
     not_this_output,
     output_kind,
 )
@@ -431,7 +431,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     Others. That takes a second pass over the files."""
     # a json_out of "~/r.json" (no shell expands it here) made a folder named ~: refused first,
     # for the CLI and a library caller alike (before, the CLI's check only)
-    check_expanded(cfg.json_out, "engine evaluate")
+    check_report_file(cfg.json_out, "engine evaluate")
     check_not_subset_masks(cfg.gt, "ground-truth")
     check_not_subset_masks(cfg.pred, "prediction")
     check_not_being_written(cfg.pred, "engine evaluate", "its label maps")

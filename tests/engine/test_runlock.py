@@ -362,6 +362,26 @@ def test_a_library_callers_output_starting_with_a_tilde_is_refused_too(tmp_path,
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_library_callers_report_file_named_dash_is_refused(tmp_path, monkeypatch):
+    """``--json -`` is stdout on the command line, but ``EvaluateConfig(json_out="-")`` (or a
+    compare's) wrote a file named ``-`` in the working directory: refused, saying what to do."""
+    from engine.compare import CompareConfig, compare
+    from engine.evaluate import EvaluateConfig, evaluate
+
+    monkeypatch.chdir(tmp_path)
+    calls = [
+        lambda: evaluate(EvaluateConfig(Path("p"), Path("g"), json_out=Path("-"))),
+        lambda: compare(CompareConfig("Bicycle", Path("g"), (("a", Path("p")),), json_out="-")),
+        lambda: compare(
+            CompareConfig("Bicycle", Path("g"), (("a", Path("p")),), markdown_out=Path("-"))
+        ),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="^-: engine .* writes stdout for '-' on the command"):
+            call()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_disk_too_full_for_the_holders_record_still_runs_and_locks(tmp_path, monkeypatch):
     """The lock file's record (who holds it) is a few bytes the disk may have no room for: that
     stopped every command on a full disk with "error: [Errno 28] No space left on device",
