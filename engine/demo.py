@@ -201,6 +201,7 @@ def run_demo(
     from engine.report import ReportConfig, build_report
     from engine.review import ReviewConfig, build_review
     from engine.synth import SynthConfig, generate
+    from labeler.backends import NOT_USED
     from labeler.config import ClassSpec, LabelConfig
     from labeler.run import run_labeling
     from trainer.losses.targets import PSEUDO_FORMS
@@ -263,8 +264,10 @@ def run_demo(
                 cls=ClassSpec(name=name),
                 out=str(out / "label" / name.lower()),
                 backend=backend,
-                detector=cfg.detector or LabelConfig.detector,
-                segmenter=cfg.segmenter or LabelConfig.segmenter,
+                # as engine label records them: a simulated run names no detector (before,
+                # the default ids, so `engine label` on the demo's folder relabelled it all)
+                detector=cfg.detector or NOT_USED.get(backend) or LabelConfig.detector,
+                segmenter=cfg.segmenter or NOT_USED.get(backend) or LabelConfig.segmenter,
                 device=cfg.device,
                 progress=cfg.progress,
                 extra={"seed": cfg.seed} if cfg.simulated else {},

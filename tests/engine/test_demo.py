@@ -13,6 +13,7 @@ from engine.demo import format_duration
 from engine.evaluate import EvaluateConfig, evaluate
 from engine.runinfo import cpu_cores
 
+DEMO_SMALL = {"train": 3, "val": 1, "test": 2, "size": (128, 96), "iters": 4, "progress": False}
 SMALL = ["--train", "3", "--val", "1", "--test", "2", "--size", "128x96", "--iters", "4",
          "--crop", "64", "--batch-size", "2", "--no-progress"]  # fmt: skip
 
@@ -625,3 +626,39 @@ def test_other_commands_refuse_a_demo_folder_as_their_out(tmp_path):
     res = CliRunner().invoke(app, ["demo", "--out", str(stopped), *SMALL])
     assert "it is a demo folder" not in res.output  # its own: refused for its scenes' record
     assert "synth.json: this demo folder was made with other data settings" in res.output
+
+
+def test_the_demos_simulated_label_runs_are_recorded_as_engine_label_records_them(
+    tmp_path, monkeypatch
+):
+    """The demo recorded Grounding DINO and SAM's hub ids as the detector and segmenter of its
+    SIMULATED label runs, which load neither: ``engine label --backend simulated`` on the
+    demo's folder (to add images, or resume) then saw other settings and labelled every image
+    again. Both now record ``none (simulated backend)``: the same settings, the same hash."""
+    import labeler.run
+    from engine.demo import DemoConfig, run_demo
+    from labeler.cli_support import build_label_config
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def capture(cfg, backend=None):
+        seen.append(cfg)
+        raise Stop
+
+    monkeypatch.setattr(labeler.run, "run_labeling", capture)
+    with pytest.raises(Stop):
+        run_demo(DemoConfig(out=tmp_path / "demo", classes=("Bicycle",), **DEMO_SMALL))
+    (demo,) = seen
+    cli = build_label_config(
+        class_name="Bicycle",
+        data=demo.data,
+        out=demo.out,
+        split=",".join(demo.splits),
+        backend="simulated",
+        backend_option=["seed=0"],
+    )
+    assert demo.detector == demo.segmenter == "none (simulated backend)"
+    assert demo.result_fields() == cli.result_fields()
