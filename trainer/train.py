@@ -41,12 +41,12 @@ from annotations.fileio import (
     first_line,
     read_jsonl,
 )
-from annotations.taxonomy import Taxonomy, class_key
+from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine import stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment, file_sha256
-from engine.text import few
+from engine.text import counted, few
 from trainer.checkpoint import (
     caller_rng,
     checkpoint_dict,
@@ -203,6 +203,30 @@ class SkippedLog:
             texts = batch.pop("skipped")
             self.note((p for text in texts for p in text.split("\n")), step(), "training")
             yield batch
+
+
+NO_LABEL_BATCHES = 20  # training batches in a row, from a call's first, that warn when unlabelled
+
+
+def warn_unlabelled(
+    batches: Iterable[dict[str, Any]], limit: int, where: str
+) -> Iterator[dict[str, Any]]:
+    """``batches`` as they are, with one warning when the first ``limit`` of them hold no
+    labelled pixel (every label 255, ignore): a model trained on them learns nothing, yet the
+    run went on without a word (a dataset whose labels were all 255 trained to the end). The
+    labels are looked at on the CPU, before they go to the device."""
+    unlabelled = 0
+    for batch in batches:
+        if 0 <= unlabelled < limit:
+            unlabelled = unlabelled + 1 if not bool((batch["label"] != IGNORE_ID).any()) else -1
+            if unlabelled == limit:
+                log.warning(
+                    "%s: the first %s of this run hold no labelled pixel (every label is 255, "
+                    "ignore): the model learns nothing from them; check the labels",
+                    where,
+                    counted(limit, "training batch", "training batches"),
+                )
+        yield batch
 
 
 class NonFiniteLossError(RuntimeError):
@@ -954,15 +978,17 @@ def _train(
     params = [p for p in model.parameters() if p.requires_grad]
     skipped = SkippedLog(out, rank)
     data_iter = iter(skipped.batches(loader, lambda: result.step + 1))
+    stop = (
+        cfg.iters if cfg.max_steps_this_run <= 0 else min(cfg.iters, start + cfg.max_steps_this_run)
+    )
+    if is_main:
+        where = str(dataset.data.spec.label_dir(dataset.data.split))
+        limit = min(NO_LABEL_BATCHES, (stop - start) * cfg.accum_steps)
+        data_iter = warn_unlabelled(data_iter, limit, where)
     t_last, n_last = time.perf_counter(), start
     progress = make_progress("it", "{task.fields[info]}", cfg.progress and is_main)
     with progress:
         task = progress.add_task("train", total=cfg.iters, completed=start, info="loss -  lr -")
-        stop = (
-            cfg.iters
-            if cfg.max_steps_this_run <= 0
-            else min(cfg.iters, start + cfg.max_steps_this_run)
-        )
         with stopping.deferred():  # a SIGTERM: the loop stops at a step's end (halt, below)
             for step in range(start, stop):
                 total_t, terms, grad_norm = _forward_backward(

@@ -304,6 +304,29 @@ def test_a_resume_on_labels_changed_since_is_warned(tmp_path, caplog):
     assert not [r for r in caplog.records if "checkpointed" in r.getMessage()]
 
 
+def test_training_batches_with_no_labelled_pixel_are_warned_once(tmp_path, caplog):
+    """A training split whose labels are all 255 (ignore) trained to its end without a word,
+    learning nothing: the first batches of a call are looked at, and a warning names the
+    labels' folder. A split with labelled pixels warns of nothing."""
+    from annotations.labelmap import read_label, write_label
+
+    root = write_dataset(tmp_path / "data", n=3)
+    with caplog.at_level("WARNING", logger="trainer.train"):
+        train(_cfg(root, tmp_path / "a", iters=3), model=_stub(7))
+    assert not [r for r in caplog.records if "no labelled pixel" in r.getMessage()]
+    for label in (root / "annotations/train").glob("*.png"):
+        write_label(label, read_label(label) * 0 + 255)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="trainer.train"):
+        train(_cfg(root, tmp_path / "b", iters=3), model=_stub(7))
+    (warning,) = [r.getMessage() for r in caplog.records if "no labelled pixel" in r.getMessage()]
+    assert warning == (
+        f"{root / 'annotations' / 'train'}: the first 3 training batches of this run hold no "
+        "labelled pixel (every label is 255, ignore): the model learns nothing from them; "
+        "check the labels"
+    )
+
+
 def test_a_resume_on_a_split_of_another_size_is_warned(tmp_path, caplog):
     from PIL import Image
 
