@@ -37,7 +37,7 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runlock import writer
-from engine.text import METRICS, counted, first_lines
+from engine.text import counted, first_lines
 
 
 @dataclass
@@ -891,11 +891,9 @@ def render_scores(path: str | os.PathLike) -> list | None:
     where their 95% interval excludes 0) and its warnings, or the per-class scores with their
     means, and what was scored against what; None for any other file (a dataset spec, say).
     Before, such a file was read as a dataset spec ("unknown keys ['class', 'sources', ...]")."""
-    from rich.table import Table
 
     from annotations.fileio import read_json
-    from engine.table4 import Table4
-    from engine.text import score_cells
+    from engine.table4 import Table4, class_scores_table
 
     path = Path(path)
     if path.suffix.lower() != ".json" or not path.is_file():
@@ -921,20 +919,11 @@ def render_scores(path: str | os.PathLike) -> list | None:
         return out + [f"warning: {w}" for w in data.get("warnings") or []]
     classes = data.get("classes")
     if isinstance(classes, list) and "mIoU" in data:
-        table = Table(
-            title=f"Scores (engine evaluate, {path}): {counted(int(data.get('images') or 0), 'image')}, "
-            f"BF1 aggregated per {data.get('bf1_mode')}"
+        table = class_scores_table(
+            f"Scores (engine evaluate, {path}): {counted(int(data.get('images') or 0), 'image')}, "
+            f"BF1 aggregated per {data.get('bf1_mode')}",
+            data,
         )
-        table.add_column("id", justify="right")
-        table.add_column("class")
-        for _, name, _ in METRICS:
-            table.add_column(name, justify="right")
-        for c in classes:
-            if isinstance(c, dict):
-                table.add_row(str(c.get("id")), str(c.get("name")), *score_cells(c))
-        table.add_section()
-        means = {"iou": data.get("mIoU"), "biou": data.get("mBIoU"), "bf1": data.get("mBF1")}
-        table.add_row("", "mean", *score_cells(means), style="bold")
         return [
             table,
             f"predictions: {config.get('pred')}",

@@ -76,3 +76,24 @@ class Table4:
         if Measurement.get(console, unbounded, table).maximum > options.max_width:
             table = self.table(boxed=False)
         yield table
+
+
+def class_scores_table(title: str, scores: Mapping[str, Any]) -> Any:
+    """Per-class IoU, BIoU and BF1 with their means as a rich table, from what ``engine evaluate
+    --json`` writes (``classes`` and ``mIoU``/``mBIoU``/``mBF1``): the one table ``engine
+    evaluate`` prints and ``engine info`` prints of its file (before, each built its own, and
+    an undefined score was ``-`` in one and ``n/a`` in the other)."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("id", justify="right")
+    table.add_column("class")
+    for _, name, _ in METRICS:
+        table.add_column(name, justify="right")
+    for c in scores.get("classes") or ():
+        if isinstance(c, Mapping):
+            table.add_row(str(c.get("id")), str(c.get("name")), *score_cells(c))
+    table.add_section()
+    means = {"iou": scores.get("mIoU"), "biou": scores.get("mBIoU"), "bf1": scores.get("mBF1")}
+    table.add_row("", "mean", *score_cells(means), style="bold")
+    return table

@@ -35,10 +35,6 @@ def _print_json(data: dict) -> None:
     write_stdout(json_text(data) + "\n")
 
 
-def _metric_cell(value: float, digits: int) -> str:
-    return "-" if value != value else f"{value:.{digits}f}"  # NaN != NaN
-
-
 @app.command("evaluate")
 def evaluate_cmd(
     pred: Path = typer.Option(..., "--pred", help="Folder of predicted label PNGs (<stem>.png)."),
@@ -81,9 +77,8 @@ def evaluate_cmd(
     ),
 ) -> None:
     """Score predicted label maps against ground truth: per-class IoU, Boundary IoU, Boundary F1."""
-    from rich.table import Table
-
     from engine.evaluate import EvaluateConfig, describe_fold, evaluate
+    from engine.table4 import class_scores_table
 
     to_stdout = is_stdout(json_out)
     out = stderr if to_stdout else stdout
@@ -102,32 +97,9 @@ def evaluate_cmd(
     )
     report = evaluate(cfg)
     r = report.result
-    table = Table(
-        title=f"{counted(r.images, 'image')}, BF1 aggregated per "
-        f"{'image' if r.bf1_mode == 'image' else 'dataset'}"
-    )
-    table.add_column("id", justify="right")
-    table.add_column("class")
-    for name in ("IoU", "BIoU", "BF1"):
-        table.add_column(name, justify="right")
-    for c in report.taxonomy:
-        table.add_row(
-            str(c.id),
-            c.name,
-            _metric_cell(r.iou[c.id], 2),
-            _metric_cell(r.biou[c.id], 2),
-            _metric_cell(r.bf1[c.id], 4),
-        )
-    table.add_section()
-    table.add_row(
-        "",
-        "mean",
-        _metric_cell(r.miou, 2),
-        _metric_cell(r.mbiou, 2),
-        _metric_cell(r.mbf1, 4),
-        style="bold",
-    )
-    out.print(table)
+    title = f"{counted(r.images, 'image')}, BF1 aggregated per "
+    scores = report.to_json()
+    out.print(class_scores_table(title + ("image" if r.bf1_mode == "image" else "dataset"), scores))
     out.print(f"classes: {report.taxonomy_source}", soft_wrap=True)
     if report.by_name is not None and report.by_name.moved:
         out.print(report.by_name.describe(), soft_wrap=True)

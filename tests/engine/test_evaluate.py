@@ -1119,3 +1119,24 @@ def test_a_training_run_or_report_is_no_folder_of_label_maps(tmp_path, record, w
     assert res.exit_code == 2 and "folders of label maps inside: " + str(pred) + ";" in " ".join(
         res.output.split()
     ), res.output  # the folder above: pred/ offered, not the run
+
+
+def test_evaluate_and_info_of_its_json_print_one_table(tmp_path: Path) -> None:
+    """``engine evaluate`` and ``engine info`` on its ``--json`` file each built the per-class
+    table; a score undefined (a class in neither side) was ``-`` in one and ``n/a`` in the
+    other. Now one table: the same rows, ``n/a`` in both."""
+    pairs = [(np.where(p == 2, 0, p), np.where(g == 2, 0, g)) for p, g in _maps(3, 2, k=3)]
+    pred_dir, gt_dir = _write(tmp_path, pairs)
+    out = tmp_path / "e.json"
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--num-classes", "3"]
+    res = runner.invoke(app, [*args, "--json", str(out), "--no-progress"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    shown = runner.invoke(app, ["info", str(out)], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+
+    def rows(text: str) -> list[str]:
+        return [line for line in text.splitlines() if line.startswith("│")]
+
+    assert rows(res.stdout) == rows(shown.stdout)
+    (row2,) = [line for line in rows(res.stdout) if line.split("│")[1].strip() == "2"]
+    assert [c.strip() for c in row2.split("│")[3:6]] == ["n/a", "n/a", "n/a"]
