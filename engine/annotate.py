@@ -28,6 +28,7 @@ from annotations.fileio import (
     atomic_write_json,
     atomic_write_text,
     check_expanded,
+    file_bytes,
     first_line,
     output_kind,
     read_json,
@@ -679,6 +680,9 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         "data": str(cfg.data),
         "data_resolved": str(Path(cfg.data).resolve()),  # readable from another folder
         "out": str(cfg.out),  # typed with --data: the dataset found beside it when both moved
+        # the photos the masks were drawn on, by file size: one replaced since is warned about
+        # wherever the subset is scored (engine.datasets.replaced_subset_photos)
+        "image_bytes": {stem: file_bytes(images[stem]) for stem in sorted(masks) if stem in images},
         "environment": environment(),
     }
     if others:

@@ -30,6 +30,7 @@ from annotations.fileio import (
 from annotations.labelmap import read_label, validate_label
 from annotations.subset import check_subset_class, subset_at
 from annotations.taxonomy import MASS13K, Taxonomy
+from engine.datasets import replaced_subset_photos
 from engine.evaluate import RESIZE_MODES, fit_to_truth, pair_files
 from engine.metrics import (
     BF1_MODES,
@@ -424,6 +425,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
     named = class_by_name(cfg.class_name, gt_tax, gt_source, subset and subset.class_name)
     if subset is not None:
         check_subset_class(subset, named)
+        if replaced := replaced_subset_photos(subset):
+            log.warning(replaced)
     gt_cid = _class_in(cfg, named, gt_tax, gt_source, f"the ground truth {gt}")
     gt_reading = _Reading(
         gt_cid, gt_tax, _lacks(named, gt_tax, gt_source), _folder_mode(cfg, gt_source, gt)

@@ -33,6 +33,7 @@ from annotations.fileio import (
     FUSE_RECORD,
     UNREADABLE,
     did_you_mean,
+    file_bytes,
     first_line,
     output_kind,
     read_json,
@@ -42,6 +43,7 @@ from annotations.fileio import (
     unexpanded,
 )
 from annotations.labelmap import read_label
+from annotations.subset import Subset
 from annotations.taxonomy import MASS13K, Taxonomy, class_folder
 from engine.text import counted, few
 
@@ -794,3 +796,42 @@ def open_split(
 ) -> SegDataset:
     """Shortcut: the ``split`` of the dataset at ``data`` (root folder or spec file)."""
     return SegDataset(load_spec(data), split, require_labels=require_labels, lenient=lenient)
+
+
+def replaced_subset_photos(
+    sub: Subset, images: dict[str, Path] | None = None, folder: Path | None = None
+) -> str | None:
+    """A warning when photos of an annotated subset are not the files its masks were drawn on:
+    their file (``images``: stem -> path in ``folder``; by default the subset's split of
+    ``sub.data_root``) is now another size than ``subset.json``'s ``image_bytes`` records (a
+    photo replaced under the same name). Scored against such masks, a model or pseudo labels of
+    the new photo count the old photo's objects (before, silently). None when none changed, or
+    nothing can be compared (a subset imported before the sizes were recorded, or its dataset
+    not found from here)."""
+    was = sub.info.get("image_bytes")
+    if not isinstance(was, dict):
+        return None
+    if images is None:
+        root = sub.data_root
+        if root is None or not root.is_dir():
+            return None
+        try:
+            data = SegDataset(load_spec(root), sub.split, require_labels=False, lenient=True)
+        except (OSError, ValueError):
+            return None  # the dataset's own problem: engine info on it names it
+        images = {s.stem: s.image_path for s in data.samples}
+        folder = data.spec.image_dir(sub.split)
+    changed = [
+        stem
+        for stem in sub.stems
+        if isinstance(was.get(stem), int)
+        and (now := file_bytes(images.get(stem))) is not None
+        and now != was[stem]
+    ]
+    if not changed:
+        return None
+    return (
+        f"{folder}: {counted(len(changed), 'photo')} of the annotated subset {sub.root} changed "
+        f"since its masks were imported ({few(changed)}: another file size): the masks may not "
+        "fit them; annotate them again"
+    )

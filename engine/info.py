@@ -32,6 +32,7 @@ from engine.datasets import (
     check_sample,
     load_spec,
     read_source_map,
+    replaced_subset_photos,
     source_dir,
     split_key,
 )
@@ -752,6 +753,8 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
             "labels, not corrections"
         )
     problems = subset_problems(sub)
+    if replaced := replaced_subset_photos(sub):
+        problems.append(replaced)
     if problems:
         out.append(Text(f"{counted(len(problems), 'problem')} found:", style="bold red"))
         out.extend(Text(f"  {p}") for p in problems)

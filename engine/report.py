@@ -43,7 +43,7 @@ from annotations.labelmap import IGNORE, read_label, validate_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import Taxonomy, class_key
-from engine.datasets import SegDataset, new_class_truth, open_split
+from engine.datasets import SegDataset, new_class_truth, open_split, replaced_subset_photos
 from engine.metrics import ClassScorer, ClassScores, SegEvaluator
 from engine.metrics.bootstrap import (
     class_counts,
@@ -805,6 +805,8 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     subset = read_subset(cfg.subset)
     if cfg.class_name:  # else another class's masks would be read as this one's
         check_subset_class(subset, cfg.class_name)
+    if replaced := replaced_subset_photos(subset):
+        log.warning(replaced)
     class_name = subset.class_name
     run = LabelRun.open(cfg.pseudo) if cfg.pseudo else None
     if run is not None:

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from annotations.fileio import UNREADABLE, first_line
-from engine.datasets import SegDataset
+from engine.datasets import SegDataset, replaced_subset_photos
 from engine.text import counted
 
 
@@ -168,6 +168,7 @@ class SubsetTarget:
     # pixels over its masks as subset.json counts them: (all, of the class, unannotated); None:
     # not recorded
     pixels: tuple[int, int, int] | None = None
+    replaced: str | None = None  # photos replaced since the import (replaced_subset_photos)
 
 
 def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
@@ -201,6 +202,9 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
         split=sub.split,
         unchanged_exports=tuple(sub.info.get("unchanged_exports") or ()),
         pixels=_subset_pixels(sub.info.get("counts"), sub.stems),
+        replaced=replaced_subset_photos(
+            sub, {s: by_stem[s].image_path for s in sub.stems}, split.spec.image_dir(sub.split)
+        ),
     )
 
 
@@ -226,6 +230,8 @@ def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
     import`` found it imported from an unchanged export)."""
     out = []
     for sub in subsets:
+        if sub.replaced:
+            out.append(sub.replaced)
         if sub.split == train_split:
             out.append(
                 f"{sub.path}: the {sub.class_name} subset annotates images of the training split "
