@@ -11,14 +11,16 @@ disk refuses (full, read-only, no permission) raises its ``OSError`` naming the 
 neither Python's bare "[Errno 28] No space left on device" of a failed ``write`` nor the hidden
 temporary file.
 
-Reads. :func:`read_text`, :func:`read_json` and :func:`read_yaml` turn a missing file, a folder,
-bytes that are not UTF-8 and a parse error into ``FileNotFoundError`` / ``ValueError`` whose
+Reads. :func:`read_text`, :func:`read_json` and :func:`read_yaml` read UTF-8 with or without a
+byte-order mark and UTF-16 with one (:func:`_decode`), and turn a missing file, a folder,
+other bytes and a parse error into ``FileNotFoundError`` / ``ValueError`` whose
 message starts with the path, so a command can print it as its one-line error; :func:`first_line`
 is that line for any exception.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import json
@@ -638,10 +640,33 @@ def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
 
 
 def _decode(data: bytes, path: str | os.PathLike) -> str:
+    """The text of a file's ``data``: UTF-8, with or without the byte-order mark Notepad and
+    Excel's "CSV UTF-8" write (before, a JSON file with one was "not valid JSON", and the first
+    line of a names file or label map kept it: ``\ufeffperson``, a class no file named), or
+    UTF-16 with its byte-order mark (what Windows PowerShell's ``>`` and ``Out-File`` write).
+    Anything else is refused naming the line of the first byte that is not UTF-8 (a Latin-1
+    ``é``) and what to do; before, only its offset was said."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{path}: not UTF-8 text (it starts with a UTF-16 byte-order mark but is not "
+                "UTF-16 text either)"
+            ) from None
+    elif len(data) >= 2 and (data[0] == 0) != (data[1] == 0):  # "a\0b\0": UTF-16 without a mark
+        raise ValueError(f"{path}: UTF-16 text without a byte-order mark: save it as UTF-8")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (invalid byte at offset {e.start})") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        text = b"\0" not in data[:4096]  # a text file in another encoding, not a binary one
+        raise ValueError(
+            f"{path}: not UTF-8 text (invalid byte at offset {e.start}) on line {line}"
+            + (": save it as UTF-8 (it looks like Latin-1 or Windows-1252)" if text else "")
+        ) from None
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:

@@ -504,3 +504,79 @@ def test_a_file_or_folder_inside_a_run_or_subset_names_the_folder_to_give(tmp_pa
         if "file in" in said or "folder in" in said:
             owner = subset if "subset" in said or given.parent.name == "subset" else run
             assert text.endswith(f": give {owner}"), res.output
+
+
+# A taxonomy, a names file, a CVAT label map, a class spec, a training config, a pick list:
+# each as Windows tools write it (CRLF), read for what it says.
+_WINDOWS_FILES = [
+    pytest.param(
+        "taxonomy.json",
+        '{"classes": [{"id": 0, "name": "Sky", "color": [70, 130, 180]}]}',
+        lambda p: [c.name for c in Taxonomy.load(p).classes],
+        ["Sky"],
+        id="taxonomy",
+    ),
+    pytest.param(
+        "classes.txt",
+        "person\r\ncar\r\n",
+        lambda p: __import__("annotations.yolo").yolo.read_class_names(p),
+        ["person", "car"],
+        id="yolo names",
+    ),
+    pytest.param(
+        "labelmap.txt",
+        "# label:color_rgb:parts:actions\r\nBicycle:250,50,83::\r\n",
+        lambda p: __import__("annotations.interchange").interchange.read_labelmap(p),
+        {"Bicycle": (250, 50, 83)},
+        id="cvat label map",
+    ),
+    pytest.param(
+        "spec.yaml",
+        "Bicycle:\r\n  prompts: [bike]\r\n",
+        lambda p: load_class_spec(p, "Bicycle").prompts,
+        ("bike",),
+        id="class spec",
+    ),
+    pytest.param("train.yaml", "iters: 5\r\n", lambda p: load_config(p).iters, 5, id="config"),
+    pytest.param(
+        "pick.txt",
+        "img001\r\nimg002\r\n",
+        lambda p: __import__("engine.annotate").annotate.read_stem_list(p),
+        ["img001", "img002"],
+        id="image list",
+    ),
+]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])  # Notepad; PowerShell's `>`
+@pytest.mark.parametrize(("name", "text", "read", "want"), _WINDOWS_FILES)
+def test_text_files_with_a_byte_order_mark_read_as_written(
+    tmp_path, encoding, name, text, read, want
+):
+    """A UTF-8 byte-order mark was kept in the first line (``\\ufeffperson``, a class no file
+    names; a label map's first line refused) or made JSON invalid; UTF-16 was "not UTF-8 text"
+    (a pick list: a Python codec error)."""
+    p = tmp_path / name
+    p.write_bytes(text.encode(encoding))
+    assert read(p) == want
+
+
+@pytest.mark.parametrize(("name", "text", "read", "want"), _WINDOWS_FILES)
+def test_text_files_in_latin_1_are_refused_naming_the_line(tmp_path, name, text, read, want):
+    p = tmp_path / name
+    p.write_bytes(("# caf\u00e9\n" + text).encode("latin-1"))
+    with pytest.raises(ValueError) as e:
+        read(p)
+    assert str(e.value) == (
+        f"{p}: not UTF-8 text (invalid byte at offset 5) on line 1: save it as UTF-8 "
+        "(it looks like Latin-1 or Windows-1252)"
+    )
+
+
+def test_utf16_without_a_byte_order_mark_is_refused_as_such(tmp_path):
+    p = tmp_path / "classes.txt"
+    p.write_bytes("person\n".encode("utf-16-le"))  # decoded as UTF-8: "p\0e\0r\0..."
+    with pytest.raises(
+        ValueError, match=r"classes\.txt: UTF-16 text without a byte-order mark: save it as UTF-8$"
+    ):
+        read_text(p)
