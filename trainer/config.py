@@ -133,12 +133,18 @@ _LOWEST = {
 }
 
 
+# YAML 1.1's other booleans, strings to read_yaml (YAML 1.2, where `on` in a list of prompts is
+# 'on'): still booleans for a key that takes one, as they were before
+_YAML11_BOOLS = {"yes": True, "on": True, "no": False, "off": False}
+
+
 def _typed(kind: Any, value: Any, name: str, where: str) -> Any:
     """``value`` checked against the field type ``kind`` (bool, int, float, str, an optional
     one, a tuple or list of them), so that a mistyped value is an error naming its key where it
     failed deep in the run with Python's words (``'>' not supported between 'str' and 'int'``,
     a traceback for ``augment: 64``). A number written ``3e-3`` (a string to YAML 1.1, whose
-    floats need a dot) is read as the number, and ``val_size`` takes ``WxH`` as
+    floats need a dot) is read as the number, ``yes``/``no``/``on``/``off`` (YAML 1.1's
+    booleans) as booleans, and ``val_size`` takes ``WxH`` as
     ``--val-size`` does."""
     args = typing.get_args(kind)
     if type(None) in args:  # X | None
@@ -157,6 +163,8 @@ def _typed(kind: Any, value: Any, name: str, where: str) -> Any:
         return origin(_typed(args[0], v, name, where) for v in value)
     if kind is bool and isinstance(value, bool) or kind is str and isinstance(value, str):
         return value
+    if kind is bool and isinstance(value, str) and value.lower() in _YAML11_BOOLS:
+        return _YAML11_BOOLS[value.lower()]  # `amp: yes`: strings to our YAML 1.2 reading
     if kind in (int, float) and not isinstance(value, bool):
         number = value
         if isinstance(value, str):
