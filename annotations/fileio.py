@@ -703,6 +703,18 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
         raise ValueError(f"{path}: cannot parse YAML ({_yaml_problem(e)})") from None
 
 
+# YAML 1.1's other booleans: words to read_yaml (YAML 1.2), still booleans where a value is a
+# switch (a training config's `amp: yes`, `--backend-option fill_holes=no`)
+YAML11_BOOLS = {"yes": True, "on": True, "no": False, "off": False}
+
+
+def yaml_scalar(text: str) -> Any:
+    """A command-line ``KEY=VALUE``'s value read as :func:`read_yaml` reads a value
+    (``1e-1`` a number, ``010`` ten), with :data:`YAML11_BOOLS` booleans."""
+    value = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    return YAML11_BOOLS.get(value.lower(), value) if isinstance(value, str) else value
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.safe_load``'s loader, refusing a key given twice in one mapping: PyYAML keeps the
     last silently, so of ``iters: 5`` and, further down, ``iters: 6`` one was dropped unsaid."""

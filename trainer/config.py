@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import did_you_mean, read_json, read_yaml, recorded_root
+from annotations.fileio import YAML11_BOOLS, did_you_mean, read_json, read_yaml, recorded_root
 from engine.runinfo import cpu_cores  # noqa: F401 - sizes processes, threads, workers here
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
@@ -133,11 +133,6 @@ _LOWEST = {
 }
 
 
-# YAML 1.1's other booleans, strings to read_yaml (YAML 1.2, where `on` in a list of prompts is
-# 'on'): still booleans for a key that takes one, as they were before
-_YAML11_BOOLS = {"yes": True, "on": True, "no": False, "off": False}
-
-
 def _typed(kind: Any, value: Any, name: str, where: str) -> Any:
     """``value`` checked against the field type ``kind`` (bool, int, float, str, an optional
     one, a tuple or list of them), so that a mistyped value is an error naming its key where it
@@ -163,8 +158,8 @@ def _typed(kind: Any, value: Any, name: str, where: str) -> Any:
         return origin(_typed(args[0], v, name, where) for v in value)
     if kind is bool and isinstance(value, bool) or kind is str and isinstance(value, str):
         return value
-    if kind is bool and isinstance(value, str) and value.lower() in _YAML11_BOOLS:
-        return _YAML11_BOOLS[value.lower()]  # `amp: yes`: strings to our YAML 1.2 reading
+    if kind is bool and isinstance(value, str) and value.lower() in YAML11_BOOLS:
+        return YAML11_BOOLS[value.lower()]  # `amp: yes`: strings to our YAML 1.2 reading
     if kind in (int, float) and not isinstance(value, bool):
         number = value
         if isinstance(value, str):
