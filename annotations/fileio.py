@@ -11,14 +11,16 @@ disk refuses (full, read-only, no permission) raises its ``OSError`` naming the 
 neither Python's bare "[Errno 28] No space left on device" of a failed ``write`` nor the hidden
 temporary file.
 
-Reads. :func:`read_text`, :func:`read_json` and :func:`read_yaml` turn a missing file, a folder,
-bytes that are not UTF-8 and a parse error into ``FileNotFoundError`` / ``ValueError`` whose
+Reads. :func:`read_text`, :func:`read_json` and :func:`read_yaml` read UTF-8 with or without a
+byte-order mark and UTF-16 with one (:func:`_decode`), and turn a missing file, a folder,
+other bytes and a parse error into ``FileNotFoundError`` / ``ValueError`` whose
 message starts with the path, so a command can print it as its one-line error; :func:`first_line`
 is that line for any exception.
 """
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import json
@@ -650,10 +652,33 @@ def read_bytes(path: str | os.PathLike, what: str = "file") -> bytes:
 
 
 def _decode(data: bytes, path: str | os.PathLike) -> str:
+    """The text of a file's ``data``: UTF-8, with or without the byte-order mark Notepad and
+    Excel's "CSV UTF-8" write (before, a JSON file with one was "not valid JSON", and the first
+    line of a names file or label map kept it: ``\ufeffperson``, a class no file named), or
+    UTF-16 with its byte-order mark (what Windows PowerShell's ``>`` and ``Out-File`` write).
+    Anything else is refused naming the line of the first byte that is not UTF-8 (a Latin-1
+    ``é``) and what to do; before, only its offset was said."""
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ValueError(
+                f"{path}: not UTF-8 text (it starts with a UTF-16 byte-order mark but is not "
+                "UTF-16 text either)"
+            ) from None
+    elif len(data) >= 2 and (data[0] == 0) != (data[1] == 0):  # "a\0b\0": UTF-16 without a mark
+        raise ValueError(f"{path}: UTF-16 text without a byte-order mark: save it as UTF-8")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (invalid byte at offset {e.start})") from None
+        line = data.count(b"\n", 0, e.start) + 1
+        text = b"\0" not in data[:4096]  # a text file in another encoding, not a binary one
+        raise ValueError(
+            f"{path}: not UTF-8 text (invalid byte at offset {e.start}) on line {line}"
+            + (": save it as UTF-8 (it looks like Latin-1 or Windows-1252)" if text else "")
+        ) from None
 
 
 def read_json(path: str | os.PathLike, what: str = "JSON file") -> Any:
@@ -675,14 +700,31 @@ def parse_json(data: str | bytes, path: str | os.PathLike) -> Any:
         raise ValueError(f"{path}: not valid JSON ({msg} at line {e.lineno})") from None
 
 
+# Blanks ending a line with a tab among them, as an editor leaves them (`iters: 5<TAB>`): YAML
+# allows them, PyYAML refused the file ("found character '\t' that cannot start any token")
+_TRAILING_TABS = re.compile(r"[ \t]*\t[ \t]*(?=\r?$)", re.MULTILINE)
+
+
 def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
     """The parsed YAML of ``path`` (``yaml.safe_load``: None for an empty file), with
     :func:`read_text`'s errors and a one-line parse error."""
-    text = read_text(path, what)
+    text = _TRAILING_TABS.sub("", read_text(path, what))
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: cannot parse YAML ({_yaml_problem(e)})") from None
+
+
+# YAML 1.1's other booleans: words to read_yaml (YAML 1.2), still booleans where a value is a
+# switch (a training config's `amp: yes`, `--backend-option fill_holes=no`)
+YAML11_BOOLS = {"yes": True, "on": True, "no": False, "off": False}
+
+
+def yaml_scalar(text: str) -> Any:
+    """A command-line ``KEY=VALUE``'s value read as :func:`read_yaml` reads a value
+    (``1e-1`` a number, ``010`` ten), with :data:`YAML11_BOOLS` booleans."""
+    value = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    return YAML11_BOOLS.get(value.lower(), value) if isinstance(value, str) else value
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -706,11 +748,48 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.2's plain scalars rather than 1.1's, in every file a user writes (a class spec, a
+# training config, a dataset spec, a YOLO data.yaml): PyYAML reads 1.1, where `no`, `on`, `off`
+# and `yes` are booleans (a prompt list `[bike, on]` read as 'bike', 'True'; a class `No:` as
+# False), `010` is octal 8 (`seed: 010`) and `1:30` base 60, while `1e-3` (no dot) is a string.
+# Here `true` and `false` alone are booleans, integers are decimal (`0x`, `0o`, `0b` as written)
+# with `_` allowed, and a number with an exponent is a float.
+_YAML_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_YAML_INT = re.compile(r"^(?:[-+]?[0-9][0-9_]*|[-+]?0x[0-9a-fA-F_]+|[-+]?0o[0-7_]+|[-+]?0b[01_]+)$")
+_YAML_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9][0-9_]*|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_YAML_NUMBERS = ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _YAML_NUMBERS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+for _tag, _rx, _first in (
+    ("tag:yaml.org,2002:bool", _YAML_BOOL, "tTfF"),
+    ("tag:yaml.org,2002:int", _YAML_INT, "-+0123456789"),
+    ("tag:yaml.org,2002:float", _YAML_FLOAT, "-+0123456789."),
+):
+    _UniqueKeyLoader.add_implicit_resolver(_tag, _rx, list(_first))
+
+
+def _yaml_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    """An integer as YAML 1.2 reads it: ``010`` is 10 (1.1's constructor: octal 8)."""
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    prefixed = text.lstrip("+-")[:2].lower() in ("0x", "0o", "0b")
+    return int(text, 0 if prefixed else 10)
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+
+
 def _yaml_problem(e: yaml.YAMLError) -> str:
     """What is wrong and where (``expected ',' or ']' ... at line 2, column 1``): the first line
     of a YAML error is its context ("while parsing a flow sequence"), not the problem."""
     if isinstance(e, yaml.MarkedYAMLError) and e.problem:
         mark = e.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        return f"{e.problem}{where}"
+        # a tab indenting a line or before a value, as an editor set to tabs writes it
+        tab = "; YAML takes spaces there, not a tab" if "'\\t'" in e.problem else ""
+        return f"{e.problem}{where}{tab}"
     return first_line(e)

@@ -31,7 +31,7 @@ def looks_like_yolo(path: Path) -> bool:
     if path.name in NAME_FILES:
         return False
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:  # -sig: a file edited in Notepad
             lines = [line.split() for _, line in zip(range(20), f, strict=False)]
     except (OSError, UnicodeDecodeError):
         return False

@@ -32,6 +32,7 @@ from annotations.fileio import (
     first_line,
     output_kind,
     read_json,
+    read_text,
     recorded_root,
     staged,
     swap_in,
@@ -1189,9 +1190,9 @@ def read_stem_list(path: str | os.PathLike) -> list[str]:
     comment only where the whole line names no image (``_stem_named``); a list of comments
     alone is empty."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: image list not found")
-    text = path.read_text(encoding="utf-8-sig")  # -sig: a list saved by Notepad starts with a BOM
+    # UTF-8 with Notepad's byte-order mark or UTF-16 (PowerShell's `ls -Name > list.txt`): read;
+    # another encoding refused naming the line (before, a Python codec error)
+    text = read_text(path, "image list")
     stems = [ln.strip() for ln in text.splitlines()]
     stems = [s for s in stems if s]
     if all(s.startswith("#") for s in stems):

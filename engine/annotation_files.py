@@ -171,7 +171,9 @@ def _yolo_files(folder: Path, files: list[Path]) -> AnnotationFiles:
     empty = 0
     for f in files:
         lines = [
-            line.split() for line in f.read_text(errors="replace").splitlines() if line.strip()
+            line.split()
+            for line in f.read_text("utf-8-sig", errors="replace").splitlines()
+            if line.strip()
         ]
         empty += not lines
         for values in lines:

@@ -273,6 +273,9 @@ def _read_spec_file(path: Path) -> DatasetSpec:
             f"{path}: unknown keys {sorted(unknown)}{hint}; allowed: {sorted(_SPEC_KEYS)}"
         )
     root = path.parent
+    # a spec written on Windows (`images: images\{split}`): its backslashes are separators, as
+    # everywhere else a user names an image; before, no folder 'images\train' was found
+    data = {k: v.replace("\\", "/") if isinstance(v, str) else v for k, v in data.items()}
     images = data.get("images", "images/{split}")
     labels = data.get("labels", "annotations/{split}")
     for key, value, nullable in (("images", images, False), ("labels", labels, True)):

@@ -38,8 +38,11 @@ def parse_band(text: str) -> tuple[float, float]:
 
 def parse_backend_options(items: list[str] | None) -> dict:
     """``["miss_max=0.5", "fill_holes=false"]`` -> ``{"miss_max": 0.5, "fill_holes": False}``
-    (values parsed as YAML scalars)."""
+    (values parsed as YAML scalars, as a config file's: ``miss_max=1e-1`` is 0.1, where
+    ``yaml.safe_load`` gave the string '1e-1' and the run a traceback)."""
     import yaml
+
+    from annotations.fileio import yaml_scalar
 
     extra: dict = {}
     for item in items or []:
@@ -47,7 +50,7 @@ def parse_backend_options(items: list[str] | None) -> dict:
         if not sep or not key.strip():
             raise ValueError(f"--backend-option must look like KEY=VALUE, got {item!r}")
         try:
-            extra[key.strip()] = yaml.safe_load(value)
+            extra[key.strip()] = yaml_scalar(value)
         except yaml.YAMLError:
             raise ValueError(f"--backend-option {item!r}: cannot parse the value") from None
     return extra

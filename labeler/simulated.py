@@ -76,6 +76,18 @@ class SimulationConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"{source}: unknown options {sorted(unknown)}; known: {sorted(known)}")
+        data = dict(data)
+        for f in (f for f in dataclasses.fields(cls) if f.name in data):
+            # `miss_max=abc` was a TypeError traceback in the run, `fill_holes=maybe` True
+            v, kind = data[f.name], str(f.type)
+            number = isinstance(v, int | float) and not isinstance(v, bool)
+            if kind == "bool" and not isinstance(v, bool):
+                raise ValueError(f"{source}: {f.name} must be true or false, got {v!r}")
+            if kind == "int" and not (number and float(v).is_integer()):
+                raise ValueError(f"{source}: {f.name} must be a whole number, got {v!r}")
+            if kind == "float" and not number:
+                raise ValueError(f"{source}: {f.name} must be a number, got {v!r}")
+            data[f.name] = int(v) if kind == "int" else v
         return cls(**data)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import did_you_mean, read_json, read_yaml, recorded_root
+from annotations.fileio import YAML11_BOOLS, did_you_mean, read_json, read_yaml, recorded_root
 from engine.runinfo import cpu_cores  # noqa: F401 - sizes processes, threads, workers here
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
@@ -138,7 +138,8 @@ def _typed(kind: Any, value: Any, name: str, where: str) -> Any:
     one, a tuple or list of them), so that a mistyped value is an error naming its key where it
     failed deep in the run with Python's words (``'>' not supported between 'str' and 'int'``,
     a traceback for ``augment: 64``). A number written ``3e-3`` (a string to YAML 1.1, whose
-    floats need a dot) is read as the number, and ``val_size`` takes ``WxH`` as
+    floats need a dot) is read as the number, ``yes``/``no``/``on``/``off`` (YAML 1.1's
+    booleans) as booleans, and ``val_size`` takes ``WxH`` as
     ``--val-size`` does."""
     args = typing.get_args(kind)
     if type(None) in args:  # X | None
@@ -157,6 +158,8 @@ def _typed(kind: Any, value: Any, name: str, where: str) -> Any:
         return origin(_typed(args[0], v, name, where) for v in value)
     if kind is bool and isinstance(value, bool) or kind is str and isinstance(value, str):
         return value
+    if kind is bool and isinstance(value, str) and value.lower() in YAML11_BOOLS:
+        return YAML11_BOOLS[value.lower()]  # `amp: yes`: strings to our YAML 1.2 reading
     if kind in (int, float) and not isinstance(value, bool):
         number = value
         if isinstance(value, str):

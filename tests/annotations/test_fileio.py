@@ -504,3 +504,133 @@ def test_a_file_or_folder_inside_a_run_or_subset_names_the_folder_to_give(tmp_pa
         if "file in" in said or "folder in" in said:
             owner = subset if "subset" in said or given.parent.name == "subset" else run
             assert text.endswith(f": give {owner}"), res.output
+
+
+# A taxonomy, a names file, a CVAT label map, a class spec, a training config, a pick list:
+# each as Windows tools write it (CRLF), read for what it says.
+_WINDOWS_FILES = [
+    pytest.param(
+        "taxonomy.json",
+        '{"classes": [{"id": 0, "name": "Sky", "color": [70, 130, 180]}]}',
+        lambda p: [c.name for c in Taxonomy.load(p).classes],
+        ["Sky"],
+        id="taxonomy",
+    ),
+    pytest.param(
+        "classes.txt",
+        "person\r\ncar\r\n",
+        lambda p: __import__("annotations.yolo").yolo.read_class_names(p),
+        ["person", "car"],
+        id="yolo names",
+    ),
+    pytest.param(
+        "labelmap.txt",
+        "# label:color_rgb:parts:actions\r\nBicycle:250,50,83::\r\n",
+        lambda p: __import__("annotations.interchange").interchange.read_labelmap(p),
+        {"Bicycle": (250, 50, 83)},
+        id="cvat label map",
+    ),
+    pytest.param(
+        "spec.yaml",
+        "Bicycle:\r\n  prompts: [bike]\r\n",
+        lambda p: load_class_spec(p, "Bicycle").prompts,
+        ("bike",),
+        id="class spec",
+    ),
+    pytest.param("train.yaml", "iters: 5\r\n", lambda p: load_config(p).iters, 5, id="config"),
+    pytest.param(
+        "pick.txt",
+        "img001\r\nimg002\r\n",
+        lambda p: __import__("engine.annotate").annotate.read_stem_list(p),
+        ["img001", "img002"],
+        id="image list",
+    ),
+]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])  # Notepad; PowerShell's `>`
+@pytest.mark.parametrize(("name", "text", "read", "want"), _WINDOWS_FILES)
+def test_text_files_with_a_byte_order_mark_read_as_written(
+    tmp_path, encoding, name, text, read, want
+):
+    """A UTF-8 byte-order mark was kept in the first line (``\\ufeffperson``, a class no file
+    names; a label map's first line refused) or made JSON invalid; UTF-16 was "not UTF-8 text"
+    (a pick list: a Python codec error)."""
+    p = tmp_path / name
+    p.write_bytes(text.encode(encoding))
+    assert read(p) == want
+
+
+@pytest.mark.parametrize(("name", "text", "read", "want"), _WINDOWS_FILES)
+def test_text_files_in_latin_1_are_refused_naming_the_line(tmp_path, name, text, read, want):
+    p = tmp_path / name
+    p.write_bytes(("# caf\u00e9\n" + text).encode("latin-1"))
+    with pytest.raises(ValueError) as e:
+        read(p)
+    assert str(e.value) == (
+        f"{p}: not UTF-8 text (invalid byte at offset 5) on line 1: save it as UTF-8 "
+        "(it looks like Latin-1 or Windows-1252)"
+    )
+
+
+def test_utf16_without_a_byte_order_mark_is_refused_as_such(tmp_path):
+    p = tmp_path / "classes.txt"
+    p.write_bytes("person\n".encode("utf-16-le"))  # decoded as UTF-8: "p\0e\0r\0..."
+    with pytest.raises(
+        ValueError, match=r"classes\.txt: UTF-16 text without a byte-order mark: save it as UTF-8$"
+    ):
+        read_text(p)
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("prompts: [bike, on, off]", {"prompts": ["bike", "on", "off"]}),  # 1.1: True, False
+        ("No: {prompts: [no entry sign]}", {"No": {"prompts": ["no entry sign"]}}),  # 1.1: False
+        ("names: {0: person, 1: no}", {"names": {0: "person", 1: "no"}}),  # 1.1: False
+        ("amp: true\nflip: False", {"amp": True, "flip": False}),
+        ("seed: 010", {"seed": 10}),  # 1.1: octal 8
+        ("crop: 0512", {"crop": 512}),  # 1.1: octal 330
+        ("iters: 80_000\nmask: 0x1f", {"iters": 80_000, "mask": 31}),
+        ("lr: 1e-3\nbox_threshold: 3e-1", {"lr": 0.001, "box_threshold": 0.3}),  # 1.1: strings
+        ("lr: 1.0e-5\nw: .5", {"lr": 1e-5, "w": 0.5}),
+        ("time: 1:30", {"time": "1:30"}),  # 1.1: 90 (base 60)
+    ],
+)
+def test_yaml_plain_scalars_read_as_yaml_1_2(tmp_path, text, want):
+    """PyYAML reads YAML 1.1: a prompt ``on`` was the prompt 'True', a class ``No`` the key
+    False (``no class 'No'; classes in the file: False``), ``seed: 010`` 8, ``3e-1`` a string
+    (a class spec's ``box_threshold must be a number, got '3e-1'``)."""
+    p = tmp_path / "c.yaml"
+    p.write_text(text + "\n")
+    assert read_yaml(p) == want
+
+
+def test_yaml_trailing_tabs_are_read_and_a_tab_elsewhere_is_named(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("iters: 5\t\r\nsplits: [train, val] \t\n")  # PyYAML: "found character '\t'"
+    assert read_yaml(p) == {"iters": 5, "splits": ["train", "val"]}
+    p.write_text("Bicycle:\n\tprompts: [bike]\n")
+    with pytest.raises(ValueError) as e:
+        read_yaml(p)
+    assert str(e.value) == (
+        f"{p}: cannot parse YAML (found character '\\t' that cannot start any token at line 2, "
+        "column 1; YAML takes spaces there, not a tab)"
+    )
+
+
+def test_yaml_1_1_booleans_still_set_a_training_configs_switch(tmp_path):
+    p = tmp_path / "train.yaml"
+    p.write_text("amp: yes\nall_precise: off\nlr: 1e-4\n")
+    cfg = load_config(p)
+    assert (cfg.amp, cfg.all_precise, cfg.lr) == (True, False, 1e-4)
+
+
+def test_a_class_spec_reads_yaml_1_1_surprises_as_written(tmp_path):
+    p = tmp_path / "spec.yaml"
+    p.write_text(
+        "No:\n  prompts: [no entry sign]\nBicycle:\n  prompts: [bike, on]\n  box_threshold: 3e-1\n"
+    )
+    assert load_class_spec(p, "No").prompts == ("no entry sign",)
+    spec = load_class_spec(p, "Bicycle")
+    assert (spec.prompts, spec.box_threshold) == (("bike", "on"), 0.3)

@@ -108,6 +108,7 @@ def test_label_files_are_told_from_other_text_files(tmp_path):
         "README.txt": ("labels made in Roboflow\n", False),
         "classes.txt": ("car\nBicycle\n", False),
         "scores.txt": ("1 0.1 x\n", False),
+        "img002.txt": ("\ufeff0 0.5 0.5 0.2 0.2\r\n", True),  # edited in Notepad: a BOM, CRLF
     }
     for name, (text, want) in cases.items():
         (tmp_path / name).write_text(text)

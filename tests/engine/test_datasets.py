@@ -448,6 +448,20 @@ def test_yaml_spec_with_other_folders_and_taxonomy(tmp_path: Path):
     assert ds[0].label_path is None and ds.check() == []
 
 
+def test_a_spec_written_on_windows_reads_its_backslashes_as_separators(tmp_path: Path):
+    """``images: images_pad\\{split}`` in Notepad (a BOM, CRLF): before, no split folder was
+    found (``expected images_pad\\{split}, e.g. images_pad\\train``)."""
+    _image(tmp_path / "images_pad/train/a.jpg")
+    _label(tmp_path / "labels/fused/train/a.png", value=7)
+    MASS13K.with_new_class("Bicycle").save(tmp_path / "meta/taxonomy.json")
+    text = "images: images_pad\\{split}\r\nlabels: 'labels\\fused\\{split}'\r\ntaxonomy: meta\\taxonomy.json"
+    (tmp_path / "dataset.yaml").write_bytes(text.encode("utf-8-sig"))
+    spec = load_spec(tmp_path)
+    assert spec.available_splits() == ["train"] and spec.taxonomy.names[-1] == "Bicycle"
+    ds = open_split(tmp_path, "train")
+    assert (ds.load_pair(ds[0])[1] == 7).all() and ds.check() == []
+
+
 def test_a_spec_pointing_up_names_its_files_without_dotdot(tmp_path: Path):
     # a fused dataset's spec reaches the original images through "..": the samples (and so
     # every message about them) name the images' real folder
@@ -510,10 +524,8 @@ def test_spec_errors_name_the_file(tmp_path: Path, text, message):
 
 
 def test_binary_spec_file_is_a_clear_error(tmp_path: Path):
-    (tmp_path / "dataset.yaml").write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(
-        ValueError, match=r"dataset.yaml: not UTF-8 text \(invalid byte at offset 0\)"
-    ):
+    (tmp_path / "dataset.yaml").write_bytes(b"\xff\xfe\x00binary")  # UTF-16's mark, then no UTF-16
+    with pytest.raises(ValueError, match=r"dataset.yaml: not UTF-8 text \(it starts with a UTF-16"):
         load_spec(tmp_path)
 
 

@@ -202,6 +202,27 @@ def test_backend_options():
     assert cfg.extra == {"noise": 0.2} and cfg.result_fields()["extra"] == {"noise": 0.2}
 
 
+def test_backend_option_values_read_as_written_and_mistyped_ones_named():
+    """``miss_max=1e-1`` was the string '1e-1' (YAML 1.1 floats need a dot) and the run a
+    ``TypeError: '<=' not supported`` traceback; ``fill_holes=maybe`` a true value unsaid."""
+    from labeler.cli_support import parse_backend_options
+    from labeler.simulated import SimulationConfig
+
+    extra = parse_backend_options(["miss_max=1e-1", "seed=010", "fill_holes=no", "min_area=on"])
+    assert extra == {"miss_max": 0.1, "seed": 10, "fill_holes": False, "min_area": True}
+    sim = SimulationConfig.from_dict({"miss_max": 0.1, "seed": 10, "fill_holes": False})
+    assert (sim.miss_max, sim.seed, sim.fill_holes) == (0.1, 10, False)
+    for option, message in (
+        ("miss_max=abc", "miss_max must be a number, got 'abc'"),
+        ("fill_holes=maybe", "fill_holes must be true or false, got 'maybe'"),
+        ("min_area=on", "min_area must be a whole number, got True"),
+        ("seed=1.5", "seed must be a whole number, got 1.5"),
+    ):
+        with pytest.raises(ValueError) as e:
+            SimulationConfig.from_dict(parse_backend_options([option]))
+        assert str(e.value) == f"simulated backend options: {message}"
+
+
 @pytest.mark.parametrize(
     "given, named",
     [
