@@ -624,10 +624,16 @@ def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
         if len(pts) < 3:
             raise ValueError(f"{where}: a {kind} needs at least 3 points, got {len(pts)}")
         canvas.polygon(pts)
-    elif kind in ("rectangle", "circle"):
+    elif kind == "rectangle":
+        # labelme: two opposite corners; X-AnyLabeling (2.2.0 on): four, top-left, top-right,
+        # bottom-right, bottom-left, of which it reads the first and third (a diagonal)
+        if len(pts) not in (2, 4):
+            raise ValueError(f"{where}: a rectangle needs 2 points (or 4 corners), got {len(pts)}")
+        canvas.rectangle(pts[[0, len(pts) // 2]])
+    elif kind == "circle":
         if len(pts) != 2:
-            raise ValueError(f"{where}: a {kind} needs 2 points, got {len(pts)}")
-        (canvas.rectangle if kind == "rectangle" else canvas.circle)(pts)
+            raise ValueError(f"{where}: a circle needs 2 points, got {len(pts)}")
+        canvas.circle(pts)
     elif kind == "mask":
         if len(pts) != 2 or not shape.get("mask"):
             raise ValueError(f"{where}: a mask shape needs 2 points and base64 'mask' data")

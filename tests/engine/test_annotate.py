@@ -167,6 +167,32 @@ def test_labelme_shapes_are_drawn_as_labelme_draws_them():
     )
 
 
+def test_x_anylabeling_rectangles_of_four_corners_are_read():
+    """X-AnyLabeling 2.2.0 and later saves a rectangle as its four corners (top-left,
+    top-right, bottom-right, bottom-left; ``rectangle_from_diagonal`` in its
+    ``utils/shape.py``) and reads corners 0 and 2 as the diagonal (``custom_to_coco`` in its
+    ``label_converter.py``); labelme saves two. Both are the same pixels; four were refused
+    ("a rectangle needs 2 points, got 4")."""
+    four = {  # a shape as X-AnyLabeling 2.4 writes it
+        "label": "unannotated",
+        "score": None,
+        "points": [[5.0, 6.0], [14.0, 6.0], [14.0, 15.0], [5.0, 15.0]],
+        "group_id": None,
+        "description": "",
+        "difficult": False,
+        "shape_type": "rectangle",
+        "flags": {},
+        "attributes": {},
+        "kie_linking": [],
+    }
+    two = {"shape_type": "rectangle", "points": [[5.0, 6.0], [14.0, 15.0]]}
+    drawn = _drawn(four, (20, 20))
+    assert drawn.sum() == 100 and drawn[6:16, 5:15].all()
+    assert np.array_equal(drawn, _drawn(two, (20, 20)))
+    with pytest.raises(ValueError, match=r"a rectangle needs 2 points \(or 4 corners\), got 3"):
+        _drawn({"shape_type": "rectangle", "points": four["points"][:3]}, (20, 20))
+
+
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_polygon_holes_are_filled_and_only_they_differ(convention):
     ring = disk(H, W, 24, 30, 15) & ~disk(H, W, 24, 30, 6)
