@@ -569,10 +569,17 @@ def labelme_to_mask(
             f"{path}: named for image {named!r}, but its imagePath names {image_path!r}; make "
             "imagePath name the image it annotates (or rename the file)"
         )
-    try:
-        hw = (int(data["imageHeight"]), int(data["imageWidth"]))
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path}: LabelMe file lacks imageHeight/imageWidth") from None
+    if data.get("imageHeight") is None and data.get("imageWidth") is None:
+        # optional to labelme's own reader (``LabelFile.load``), which takes the image's size:
+        # files of labelme before 3.x and of converters that leave them out
+        hw = sizes.get(stem, (0, 0))  # a stem not in the split fails below, naming it
+    else:
+        try:
+            hw = (int(data["imageHeight"]), int(data["imageWidth"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"{path}: LabelMe file's imageHeight/imageWidth are not integers"
+            ) from None
     check_size(path, stem, hw, sizes)
     canvases = {1: LabelmeCanvas(*hw), 255: LabelmeCanvas(*hw)}  # the class, unannotated
     others: dict[str, int] = {}

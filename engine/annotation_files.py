@@ -356,10 +356,13 @@ def _labelme_problems(f: Path, doc: dict, seen: dict[str, Path]) -> list[str]:
     """What ``engine annotate import`` would refuse in a LabelMe file, read by its own reader
     at the size the file gives (its shapes, its size, an image annotated in two files: ``seen``
     holds the files read before it, by stem)."""
-    try:
-        hw = (int(doc["imageHeight"]), int(doc["imageWidth"]))
-    except (KeyError, TypeError, ValueError):
-        return [f"{f}: LabelMe file lacks imageHeight/imageWidth"]
+    if doc.get("imageHeight") is None and doc.get("imageWidth") is None:
+        hw = (1, 1)  # import takes the dataset image's size, as labelme does; shapes draw at any
+    else:
+        try:
+            hw = (int(doc["imageHeight"]), int(doc["imageWidth"]))
+        except (KeyError, TypeError, ValueError):
+            return [f"{f}: LabelMe file's imageHeight/imageWidth are not integers"]
     problems = []
     stem = stem_of(str(doc.get("imagePath") or f.name))
     if stem in seen:

@@ -534,6 +534,50 @@ def test_other_classes_of_a_multi_class_file_are_left_out_and_said(tmp_path, wor
     assert sub.mask("img000").sum() > 0 and "other_labels" not in sub.info
 
 
+def test_a_labelme_file_without_its_image_size_takes_the_dataset_image_s(tmp_path, world):
+    """``imageHeight`` and ``imageWidth`` are optional to labelme's own reader
+    (``LabelFile.load`` in ``labelme/_label_file.py`` reads them with ``data.get`` and takes
+    the image's size); labelme before 3.x and converters leave them out. Such a file was
+    refused ("lacks imageHeight/imageWidth"); one that gives them wrong still is."""
+    from PIL import ImageDraw
+
+    data, _, _ = world
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    square = [[10.0, 10.0], [30.0, 10.0], [30.0, 20.0], [10.0, 20.0]]
+    doc = {  # as labelme 3.16 saved a file: colours, no image size
+        "version": "3.16.7",
+        "flags": {},
+        "shapes": [{"label": "bicycle", "line_color": None, "fill_color": None,
+                    "points": square, "shape_type": "polygon", "flags": {}}],
+        "lineColor": [0, 255, 0, 128],
+        "fillColor": [255, 0, 0, 128],
+        "imagePath": "img000.jpg",
+        "imageData": None,
+    }  # fmt: skip
+    (folder / "img000.json").write_text(json.dumps(doc))
+    sub = import_annotations(
+        ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s"))
+    )
+    ref = Image.new("L", (W, H), 0)
+    ImageDraw.Draw(ref).polygon([tuple(p) for p in square], outline=1, fill=1)
+    assert np.array_equal(sub.mask("img000"), np.asarray(ref))
+    from engine.annotation_files import annotation_files
+
+    (found,) = annotation_files(folder)  # engine info: no problem where import finds none
+    assert found.problems == []
+    (folder / "img000.json").write_text(json.dumps({**doc, "imageHeight": 7, "imageWidth": 9}))
+    with pytest.raises(ValueError, match="9x7 in the annotation"):
+        import_annotations(
+            ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s2"))
+        )
+    (folder / "img000.json").write_text(json.dumps({**doc, "imageHeight": H}))
+    with pytest.raises(ValueError, match="imageHeight/imageWidth are not integers"):
+        import_annotations(
+            ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s3"))
+        )
+
+
 def test_empty_annotation_file_is_a_clear_error(tmp_path, world):
     data, _, _ = world
     for fmt, name in (("coco", "e.json"), ("labelme", "e.json"), ("png", "img000.png")):
