@@ -1344,6 +1344,59 @@ def test_an_export_imported_unchanged_is_warned_about_at_import(tmp_path, world,
     assert message.startswith(f"{tmp_path / 'lm' / 'labelme'}: the masks imported from it equal")
 
 
+def test_a_yolo_download_is_read_as_the_tool_packs_it(tmp_path, world):
+    """CVAT's "Ultralytics YOLO Segmentation" download (docs.cvat.ai, format-yolo-ultralytics:
+    ``data.yaml`` with ``names`` by index, ``train.txt``, ``images/train/``, ``labels/train/``)
+    and Roboflow's YOLOv8 one (``data.yaml`` with a list, ``README.roboflow.txt``,
+    ``<subset>/labels/``) are read as they are, zipped or unpacked; the zip was "not ... a format
+    that could be told", and with --format yolo its train.txt was read as an image's labels."""
+    import zipfile
+
+    from engine.annotation_files import annotation_files
+
+    data, _, _ = world
+    square = "1 " + " ".join(
+        f"{x / W:.6f} {y / H:.6f}" for x, y in [(8, 2), (12, 2), (12, 6), (8, 6)]
+    )
+    expected = np.zeros((H, W), np.uint8)
+    expected[2:6, 8:12] = 1
+    cvat = tmp_path / "cvat"
+    (cvat / "labels" / "train").mkdir(parents=True)
+    (cvat / "images" / "train").mkdir(parents=True)
+    (cvat / "data.yaml").write_text("path: ./\ntrain: train.txt\nnames:\n  0: car\n  1: bicycle\n")
+    (cvat / "train.txt").write_text("images/train/img000.jpg\nimages/train/img001.jpg\n")
+    (cvat / "images" / "train" / "img000.jpg").write_bytes(b"")
+    (cvat / "labels" / "train" / "img000.txt").write_text(square + "\n")
+    (cvat / "labels" / "train" / "img001.txt").write_text("")
+    archive = tmp_path / "task_7_dataset_ultralytics_yolo_segmentation.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(cvat.rglob("*")):
+            z.write(f, f.relative_to(cvat).as_posix())
+    for n, source in enumerate((archive, cvat)):
+        sub = import_annotations(
+            ImportConfig("auto", [str(source)], "Bicycle", str(data), str(tmp_path / f"s{n}"))
+        )
+        assert list(sub.stems) == ["img000", "img001"] and sub.info["import_format"] == "yolo"
+        assert np.array_equal(sub.mask("img000"), expected) and not sub.mask("img001").any()
+    assert sub.info["sources"]["img000"] == str(cvat / "labels" / "train" / "img000.txt")
+    (found,) = annotation_files(archive)
+    assert found.format == "yolo" and found.images == 2 and found.by_label == {"bicycle": 1}
+    roboflow = tmp_path / "roboflow"
+    for part in ("train", "valid"):
+        (roboflow / part / "labels").mkdir(parents=True)
+    (roboflow / "data.yaml").write_text("names: ['bicycle', 'car']\nnc: 2\n")
+    (roboflow / "README.roboflow.txt").write_text("Exported via roboflow.com\n")
+    name = "img000_jpg.rf.68cb3c2f0d5a4c1b9e7f6a5d4c3b2a66.txt"
+    (roboflow / "train" / "labels" / name).write_text("0" + square[1:] + "\n")
+    (
+        roboflow / "valid" / "labels" / "img001_jpg.rf.0123456789abcdef0123456789abcdef.txt"
+    ).write_text("")
+    sub = import_annotations(
+        ImportConfig("auto", [str(roboflow)], "Bicycle", str(data), str(tmp_path / "s3"))
+    )
+    assert list(sub.stems) == ["img000", "img001"] and np.array_equal(sub.mask("img000"), expected)
+
+
 def test_engine_info_describes_annotation_files(tmp_path, world):
     """An export folder, its COCO file, a LabelMe folder and a tool's COCO file (no record):
     what they hold, where they came from, and the import line; a dataset stays a dataset."""
