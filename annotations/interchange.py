@@ -7,8 +7,9 @@ and LabelMe open; import turns corrected files back into per-image binary masks.
   pycocotools' pixel-corner convention (:mod:`annotations.polygons`); category id 1 is the
   class.
 * LabelMe (and X-AnyLabeling, which writes the same files): one JSON per image, ``shapes`` of
-  type ``polygon`` (export), and ``polygon``, ``rotation``, ``rectangle``, ``circle`` or
-  ``mask`` on import, drawn as labelme draws them (pixel centres).
+  type ``polygon`` (export), and ``polygon``, ``rotation``, ``oriented_rectangle``,
+  ``quadrilateral``, ``rectangle`` (two corners, or X-AnyLabeling's four), ``circle`` or
+  ``mask`` on import, drawn as labelme and X-AnyLabeling draw them (pixel centres).
 
 Import maps the class's category/label (case-insensitive) to 1 and the categories named in
 :data:`IGNORE_NAMES` to 255 ("unannotated", drawn by the annotator around regions they could
@@ -626,8 +627,9 @@ def _mask_patch(data: object, where: str) -> np.ndarray:
 def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
     kind = shape.get("shape_type") or "polygon"
     pts = _points(shape, where)
-    if kind in ("polygon", "rotation", "oriented_rectangle"):  # rotated boxes: 4 corners
-        # (X-AnyLabeling's "rotation", labelme 6's "oriented_rectangle", drawn as polygons)
+    if kind in ("polygon", "rotation", "oriented_rectangle", "quadrilateral"):
+        # rotated boxes and quadrilaterals, 4 corners (X-AnyLabeling's "rotation" and
+        # "quadrilateral", labelme 6's "oriented_rectangle"): drawn as polygons, as they do
         if len(pts) < 3:
             raise ValueError(f"{where}: a {kind} needs at least 3 points, got {len(pts)}")
         canvas.polygon(pts)
@@ -652,7 +654,7 @@ def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
     else:
         raise ValueError(
             f"{where}: unsupported shape_type {kind!r} (polygon, rotation, oriented_rectangle, "
-            "rectangle, circle, mask)"
+            "quadrilateral, rectangle, circle, mask)"
         )
 
 

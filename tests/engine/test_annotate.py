@@ -193,6 +193,19 @@ def test_x_anylabeling_rectangles_of_four_corners_are_read():
         _drawn({"shape_type": "rectangle", "points": four["points"][:3]}, (20, 20))
 
 
+def test_x_anylabeling_quadrilaterals_are_drawn_as_polygons():
+    """X-AnyLabeling 4.x's "quadrilateral" (any four corners; ``shape_to_mask`` in its
+    ``utils/shape.py`` draws it as Pillow's polygon, as a "rotation") was an unsupported
+    shape_type."""
+    from PIL import ImageDraw
+
+    corners = [[3.2, 2.5], [15.7, 4.1], [13.9, 16.4], [2.1, 12.8]]
+    quad = {"label": "bicycle", "points": corners, "shape_type": "quadrilateral", "flags": {}}
+    ref = Image.new("L", (20, 20), 0)
+    ImageDraw.Draw(ref).polygon([tuple(p) for p in corners], outline=1, fill=1)
+    assert np.array_equal(_drawn(quad, (20, 20)), np.asarray(ref, bool))
+
+
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_polygon_holes_are_filled_and_only_they_differ(convention):
     ring = disk(H, W, 24, 30, 15) & ~disk(H, W, 24, 30, 6)
