@@ -490,7 +490,8 @@ def _coco_polygon_convention(path: Path, record: dict | None, info: object = Non
     """pycocotools' pixel corners, the COCO convention; pixel centres for the polygons of an
     ``engine annotate export`` made before the engine wrote corners (its ``record``, which a
     tool that rewrites COCO's ``info`` drops, names no convention; or, made before the engine
-    wrote a record, ``info`` its description alone: :func:`_recordless_export`)."""
+    wrote a record, ``info`` its description alone: :func:`_recordless_export`), and for
+    X-AnyLabeling's conversion of its own files (:func:`_x_anylabeling_conversion`)."""
     if record is not None and record.get(POLYGON_KEY, COCO) not in (COCO, LABELME):
         raise ValueError(
             f"{path}: {EXPORT_KEY}.{POLYGON_KEY} is {record[POLYGON_KEY]!r}, not {COCO!r} or "
@@ -504,12 +505,28 @@ def _coco_polygon_convention(path: Path, record: dict | None, info: object = Non
             description,
         )
         return LABELME
+    if record is None and _x_anylabeling_conversion(info):
+        log.warning(
+            "%s: X-AnyLabeling's COCO conversion of its LabelMe-style files: its polygons are "
+            "read at pixel centres, as X-AnyLabeling drew them (read as COCO's, pixel corners, "
+            "each object would lose half a pixel on every side)",
+            path,
+        )
+        return LABELME
     if record is None or POLYGON_KEY in record:
         return COCO
     if record_part(record, "config").get("mask_format") != "polygon":
         return COCO
     log.info("%s: polygons of an older engine export, read in its pixel-centre convention", path)
     return LABELME
+
+
+def _x_anylabeling_conversion(info: object) -> bool:
+    """Whether a COCO file's ``info`` is the one X-AnyLabeling's ``LabelConverter.get_coco_data``
+    writes (``contributor`` CVHub, ``url`` its repository): its ``custom_to_coco`` copies the
+    vertices of its shapes, pixel centres (labelme's convention, which its canvas and
+    ``shape_to_mask`` draw), into COCO's polygons unchanged."""
+    return isinstance(info, dict) and "x-anylabeling" in str(info.get("url") or "").lower()
 
 
 def _recordless_export(info: object) -> str | None:

@@ -428,6 +428,40 @@ def test_polygons_of_an_older_engine_export_are_read_at_pixel_centres(tmp_path, 
         coco_to_masks(res.coco, "Bicycle", sizes)
 
 
+def test_x_anylabeling_s_coco_conversion_is_read_as_it_drew_the_polygons(tmp_path, world, caplog):
+    """X-AnyLabeling's ``LabelConverter.custom_to_coco`` (``label_converter.py``, 4.2.1) copies
+    its shapes' vertices, pixel centres as its canvas and ``shape_to_mask`` draw them, into
+    COCO's polygons; read as COCO's (pixel corners) an object lost half a pixel on every side:
+    on the engine's LabelMe export run through X-AnyLabeling 4.2.1's converter, 82 pixels of a
+    638-pixel ring-and-disc image differed, and a 5-pixel object came back as 2
+    (docs/annotate.md)."""
+    data, _, _ = world
+    info = {  # as X-AnyLabeling 4.2.1's get_coco_data writes it
+        "year": 2026, "version": "4.2.1", "description": "COCO Label Conversion",
+        "contributor": "CVHub", "url": "https://github.com/CVHub520/X-AnyLabeling",
+        "date_created": "2026-12-06",
+    }  # fmt: skip
+    cats = [
+        {"id": 0, "name": "_background_", "supercategory": None},
+        {"id": 1, "name": "Bicycle", "supercategory": None},
+    ]
+    image = {"license": 0, "url": None, "file_name": "img000.jpg", "height": H, "width": W,
+             "date_captured": None, "id": 0}  # fmt: skip
+    ann = {"id": 0, "image_id": 0, "category_id": 1, "area": 16.0, "bbox": [8.0, 2.0, 4.0, 4.0],
+           "iscrowd": 0, "ignore": 0,
+           "segmentation": [[8.0, 2.0, 11.0, 2.0, 11.0, 5.0, 8.0, 5.0]]}  # fmt: skip
+    path = _coco_file(tmp_path, info=info, categories=cats, images=[image], annotations=[ann])
+    expected = np.zeros((H, W), np.uint8)
+    expected[2:6, 8:12] = 1  # the pixels whose centres the square's corners are, as drawn
+    with caplog.at_level("WARNING"):
+        (found,) = coco_to_masks(path, "Bicycle", {"img000": (H, W)})
+    assert np.array_equal(found.mask, expected)
+    assert "X-AnyLabeling's COCO conversion" in caplog.text
+    path = _coco_file(tmp_path, categories=cats, images=[image], annotations=[ann])
+    (found,) = coco_to_masks(path, "Bicycle", {"img000": (H, W)})  # another tool's: corners
+    assert int(found.mask.sum()) == 9
+
+
 def test_an_annotation_of_an_exif_turned_images_stored_size_says_so(tmp_path, world):
     """An annotation tool that ignores EXIF annotates the stored pixels of a turned image:
     import said only "is 64x48 in the annotation but 48x64 in the dataset"."""
