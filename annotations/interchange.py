@@ -394,7 +394,7 @@ def coco_to_masks(
         )
     record = export_record(data.get("info"))
     spelled = next(names[c] for c, role in roles.items() if role == 1)  # the file's category
-    convention = _coco_polygon_convention(path, record, data.get("info"))
+    convention = _coco_polygon_convention(path, record, data.get("info"), say=paint)
     masks: dict[int, ImageMask] = {}
     for img in data["images"]:
         try:
@@ -486,19 +486,23 @@ def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) ->
     return coco_polygons_rle([corners], h, w)
 
 
-def _coco_polygon_convention(path: Path, record: dict | None, info: object = None) -> str:
+def _coco_polygon_convention(
+    path: Path, record: dict | None, info: object = None, say: bool = True
+) -> str:
     """pycocotools' pixel corners, the COCO convention; pixel centres for the polygons of an
     ``engine annotate export`` made before the engine wrote corners (its ``record``, which a
     tool that rewrites COCO's ``info`` drops, names no convention; or, made before the engine
     wrote a record, ``info`` its description alone: :func:`_recordless_export`), and for
-    X-AnyLabeling's conversion of its own files (:func:`_x_anylabeling_conversion`)."""
+    X-AnyLabeling's conversion of its own files (:func:`_x_anylabeling_conversion`). ``say``:
+    warn where the polygons are read otherwise than as COCO's (not for ``engine info``'s
+    check of the file, which reads it once per class and paints nothing)."""
     if record is not None and record.get(POLYGON_KEY, COCO) not in (COCO, LABELME):
         raise ValueError(
             f"{path}: {EXPORT_KEY}.{POLYGON_KEY} is {record[POLYGON_KEY]!r}, not {COCO!r} or "
             f"{LABELME!r}: was the file edited?"
         )
     if record is None and (description := _recordless_export(info)):
-        log.warning(
+        (log.warning if say else log.debug)(
             "%s: an engine export from before its export record (info: %r): its polygons are "
             "read in the pixel-centre convention it was written in",
             path,
@@ -506,7 +510,7 @@ def _coco_polygon_convention(path: Path, record: dict | None, info: object = Non
         )
         return LABELME
     if record is None and _x_anylabeling_conversion(info):
-        log.warning(
+        (log.warning if say else log.debug)(
             "%s: X-AnyLabeling's COCO conversion of its LabelMe-style files: its polygons are "
             "read at pixel centres, as X-AnyLabeling drew them (read as COCO's, pixel corners, "
             "each object would lose half a pixel on every side)",
