@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import os
 import re
 from collections.abc import Callable
@@ -48,6 +49,7 @@ from annotations.polygons import (
     outline,
     points_to_flat,
     polygons_to_mask,
+    turned,
 )
 from annotations.rle import checked_rle, mask_to_rle
 from annotations.taxonomy import IGNORE_NAMES, class_key
@@ -439,7 +441,7 @@ def coco_to_masks(
         seg = ann.get("segmentation")
         hw = target.mask.shape
         if not seg or seg == [[]]:  # a box without a mask (CVAT writes rectangles so)
-            rle = _box_region(ann.get("bbox"), hw, where, roles[cat] == 1)
+            rle = _box_region(ann.get("bbox"), hw, where, roles[cat] == 1, ann.get("attributes"))
         else:
             rle = _segmentation_rle(seg, hw, where, convention)
         if rle is not None and paint:  # not painted: checked (above), then let go
@@ -464,10 +466,15 @@ def paint_roles(mask: np.ndarray, rles: dict[int, list[dict]]) -> None:
             mask[coco_mask.decode(union) > 0] = role
 
 
-def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) -> dict | None:
+def _box_region(
+    box: object, hw: tuple[int, int], where: str, is_class: bool, attributes: object = None
+) -> dict | None:
     """An annotation without a segmentation: its ``bbox`` is a region (an RLE) only for the
     unannotated categories (a box drawn around what the annotator could not decide); for the
-    class it is no mask, and an error says so rather than import an object as nothing."""
+    class it is no mask, and an error says so rather than import an object as nothing.
+    CVAT's COCO export keeps a rotated box's turn in ``attributes.rotation`` (degrees,
+    clockwise about its centre, beside the unturned ``bbox``), and its COCO import turns it
+    back: so is it read here."""
     h, w = hw
     valid = isinstance(box, list) and len(box) == 4
     if is_class:
@@ -483,6 +490,15 @@ def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) ->
     except (TypeError, ValueError):
         raise ValueError(f"{where}: bbox must be 4 numbers, got {box!r}") from None
     corners = np.array([[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]])
+    degrees = attributes.get("rotation") if isinstance(attributes, dict) else None
+    try:
+        degrees = float(degrees or 0)
+    except (TypeError, ValueError):
+        degrees = math.nan
+    if not math.isfinite(degrees):
+        raise ValueError(f"{where}: attributes.rotation {attributes['rotation']!r} is not a number")
+    if degrees % 360:
+        corners = turned(corners, degrees, np.array([x + bw / 2, y + bh / 2]))
     return coco_polygons_rle([corners], h, w)
 
 

@@ -468,6 +468,27 @@ def test_x_anylabeling_s_coco_conversion_is_read_as_it_drew_the_polygons(tmp_pat
     assert int(found.mask.sum()) == 9
 
 
+def test_a_rotated_box_of_cvat_s_coco_export_is_turned(tmp_path, world):
+    """CVAT's COCO 1.0 export writes a rotated rectangle as its unturned ``bbox`` and the turn
+    in ``attributes.rotation`` (``anno_attr['rotation']`` in its ``dataset_manager/bindings.py``,
+    which Datumaro's COCO writer keeps), and its import turns it back; an ``unannotated`` box
+    drawn turned was read as the unturned one."""
+    cats = [{"id": 1, "name": "Bicycle", "supercategory": ""},
+            {"id": 2, "name": "unannotated", "supercategory": ""}]  # fmt: skip
+    ann = {"id": 1, "image_id": 1, "category_id": 2, "segmentation": [], "area": 80.0,
+           "bbox": [10.0, 20.0, 20.0, 4.0], "iscrowd": 0,
+           "attributes": {"occluded": False, "rotation": 90.0}}  # fmt: skip
+    path = _coco_file(tmp_path, categories=cats, annotations=[ann])
+    (found,) = coco_to_masks(path, "Bicycle", {"img000": (H, W)})
+    expected = np.zeros((H, W), np.uint8)
+    expected[12:32, 18:22] = 255  # 20x4 about its centre (20, 22), turned upright
+    assert np.array_equal(found.mask, expected)
+    ann["attributes"]["rotation"] = "x"
+    path = _coco_file(tmp_path, categories=cats, annotations=[ann])
+    with pytest.raises(ValueError, match="annotation 1: attributes.rotation 'x' is not a number"):
+        coco_to_masks(path, "Bicycle", {"img000": (H, W)})
+
+
 def test_an_annotation_of_an_exif_turned_images_stored_size_says_so(tmp_path, world):
     """An annotation tool that ignores EXIF annotates the stored pixels of a turned image:
     import said only "is 64x48 in the annotation but 48x64 in the dataset"."""
