@@ -67,13 +67,8 @@ _TO_ASCII = bytes.maketrans(b"\x00\x01", b"01")
 BRUSH, POLYGON = "brush", "polygon"  # from_name of the tags in :func:`label_config`
 IMAGE = "image"  # the Image tag's name, and the task data's key for its URL
 LOCAL_FILES = "/data/local-files/?d="  # Label Studio's route for its local-files storage
-_SHAPE_TYPES = (
-    "brush",
-    "bitmask",
-    "polygon",
-    "rectangle",
-    "ellipse",
-)  # result types that are regions
+# result types that are regions
+_SHAPE_TYPES = ("brush", "bitmask", "polygon", "rectangle", "ellipse")
 
 
 # -- the RLE of brush masks --------------------------------------------------------------------
@@ -447,7 +442,8 @@ def _annotation_mask(
         else:
             raise ValueError(
                 f"{here}: a {kind} of {class_name!r} is no mask: draw the object with the brush, "
-                "the bitmask or as a polygon (rectangles and ellipses are read for unannotated regions only)"
+                "the bitmask or as a polygon (rectangles and ellipses are read for unannotated "
+                "regions only)"
             )
     # not paint_roles: a brush is already a full-size mask, OR-ed in at once, where encoding it
     # for pycocotools' merge would cost ~10 ms a region at 4032x3024
