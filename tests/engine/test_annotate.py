@@ -483,6 +483,20 @@ def test_a_rotated_box_of_cvat_s_coco_export_is_turned(tmp_path, world):
     expected = np.zeros((H, W), np.uint8)
     expected[12:32, 18:22] = 255  # 20x4 about its centre (20, 22), turned upright
     assert np.array_equal(found.mask, expected)
+    # 30 degrees: the direction counts. CVAT's RotatedBoxesToPolygons (its COCO and mask
+    # exports' transform) turns a corner (x, y) about the centre to (cx + cos a (x - cx) -
+    # sin a (y - cy), cy + sin a (x - cx) + cos a (y - cy)), clockwise on screen
+    from pycocotools import mask as coco_mask
+
+    ann["attributes"]["rotation"] = 30.0
+    path = _coco_file(tmp_path, categories=cats, annotations=[ann])
+    (found,) = coco_to_masks(path, "Bicycle", {"img000": (H, W)})
+    a, cx, cy = math.radians(30), 20.0, 22.0
+    corners = [(10, 20), (30, 20), (30, 24), (10, 24)]
+    flat = [v for x, y in corners for v in (cx + math.cos(a) * (x - cx) - math.sin(a) * (y - cy),
+                                            cy + math.sin(a) * (x - cx) + math.cos(a) * (y - cy))]  # fmt: skip
+    cvat = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects([flat], H, W)))
+    assert np.array_equal(found.mask == 255, cvat == 1) and cvat[16, 12] and not cvat[28, 12]
     ann["attributes"]["rotation"] = "x"
     path = _coco_file(tmp_path, categories=cats, annotations=[ann])
     with pytest.raises(ValueError, match="annotation 1: attributes.rotation 'x' is not a number"):
