@@ -7,8 +7,9 @@ and LabelMe open; import turns corrected files back into per-image binary masks.
   pycocotools' pixel-corner convention (:mod:`annotations.polygons`); category id 1 is the
   class.
 * LabelMe (and X-AnyLabeling, which writes the same files): one JSON per image, ``shapes`` of
-  type ``polygon`` (export), and ``polygon``, ``rotation``, ``rectangle``, ``circle`` or
-  ``mask`` on import, drawn as labelme draws them (pixel centres).
+  type ``polygon`` (export), and ``polygon``, ``rotation``, ``oriented_rectangle``,
+  ``quadrilateral``, ``rectangle`` (two corners, or X-AnyLabeling's four), ``circle`` or
+  ``mask`` on import, drawn as labelme and X-AnyLabeling draw them (pixel centres).
 
 Import maps the class's category/label (case-insensitive) to 1 and the categories named in
 :data:`IGNORE_NAMES` to 255 ("unannotated", drawn by the annotator around regions they could
@@ -22,6 +23,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import os
 import re
 from collections.abc import Callable
@@ -47,6 +49,7 @@ from annotations.polygons import (
     outline,
     points_to_flat,
     polygons_to_mask,
+    turned,
 )
 from annotations.rle import checked_rle, mask_to_rle
 from annotations.taxonomy import IGNORE_NAMES, class_key
@@ -393,7 +396,7 @@ def coco_to_masks(
         )
     record = export_record(data.get("info"))
     spelled = next(names[c] for c, role in roles.items() if role == 1)  # the file's category
-    convention = _coco_polygon_convention(path, record, data.get("info"))
+    convention = _coco_polygon_convention(path, record, data.get("info"), say=paint)
     masks: dict[int, ImageMask] = {}
     for img in data["images"]:
         try:
@@ -438,7 +441,7 @@ def coco_to_masks(
         seg = ann.get("segmentation")
         hw = target.mask.shape
         if not seg or seg == [[]]:  # a box without a mask (CVAT writes rectangles so)
-            rle = _box_region(ann.get("bbox"), hw, where, roles[cat] == 1)
+            rle = _box_region(ann.get("bbox"), hw, where, roles[cat] == 1, ann.get("attributes"))
         else:
             rle = _segmentation_rle(seg, hw, where, convention)
         if rle is not None and paint:  # not painted: checked (above), then let go
@@ -463,10 +466,15 @@ def paint_roles(mask: np.ndarray, rles: dict[int, list[dict]]) -> None:
             mask[coco_mask.decode(union) > 0] = role
 
 
-def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) -> dict | None:
+def _box_region(
+    box: object, hw: tuple[int, int], where: str, is_class: bool, attributes: object = None
+) -> dict | None:
     """An annotation without a segmentation: its ``bbox`` is a region (an RLE) only for the
     unannotated categories (a box drawn around what the annotator could not decide); for the
-    class it is no mask, and an error says so rather than import an object as nothing."""
+    class it is no mask, and an error says so rather than import an object as nothing.
+    CVAT's COCO export keeps a rotated box's turn in ``attributes.rotation`` (degrees,
+    clockwise about its centre, beside the unturned ``bbox``), and its COCO import turns it
+    back: so is it read here."""
     h, w = hw
     valid = isinstance(box, list) and len(box) == 4
     if is_class:
@@ -482,25 +490,47 @@ def _box_region(box: object, hw: tuple[int, int], where: str, is_class: bool) ->
     except (TypeError, ValueError):
         raise ValueError(f"{where}: bbox must be 4 numbers, got {box!r}") from None
     corners = np.array([[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]])
+    degrees = attributes.get("rotation") if isinstance(attributes, dict) else None
+    try:
+        degrees = float(degrees or 0)
+    except (TypeError, ValueError):
+        degrees = math.nan
+    if not math.isfinite(degrees):
+        raise ValueError(f"{where}: attributes.rotation {attributes['rotation']!r} is not a number")
+    if degrees % 360:
+        corners = turned(corners, degrees, np.array([x + bw / 2, y + bh / 2]))
     return coco_polygons_rle([corners], h, w)
 
 
-def _coco_polygon_convention(path: Path, record: dict | None, info: object = None) -> str:
+def _coco_polygon_convention(
+    path: Path, record: dict | None, info: object = None, say: bool = True
+) -> str:
     """pycocotools' pixel corners, the COCO convention; pixel centres for the polygons of an
     ``engine annotate export`` made before the engine wrote corners (its ``record``, which a
     tool that rewrites COCO's ``info`` drops, names no convention; or, made before the engine
-    wrote a record, ``info`` its description alone: :func:`_recordless_export`)."""
+    wrote a record, ``info`` its description alone: :func:`_recordless_export`), and for
+    X-AnyLabeling's conversion of its own files (:func:`_x_anylabeling_conversion`). ``say``:
+    warn where the polygons are read otherwise than as COCO's (not for ``engine info``'s
+    check of the file, which reads it once per class and paints nothing)."""
     if record is not None and record.get(POLYGON_KEY, COCO) not in (COCO, LABELME):
         raise ValueError(
             f"{path}: {EXPORT_KEY}.{POLYGON_KEY} is {record[POLYGON_KEY]!r}, not {COCO!r} or "
             f"{LABELME!r}: was the file edited?"
         )
     if record is None and (description := _recordless_export(info)):
-        log.warning(
+        (log.warning if say else log.debug)(
             "%s: an engine export from before its export record (info: %r): its polygons are "
             "read in the pixel-centre convention it was written in",
             path,
             description,
+        )
+        return LABELME
+    if record is None and _x_anylabeling_conversion(info):
+        (log.warning if say else log.debug)(
+            "%s: X-AnyLabeling's COCO conversion of its LabelMe-style files: its polygons are "
+            "read at pixel centres, as X-AnyLabeling drew them (read as COCO's, pixel corners, "
+            "each object would lose half a pixel on every side)",
+            path,
         )
         return LABELME
     if record is None or POLYGON_KEY in record:
@@ -509,6 +539,14 @@ def _coco_polygon_convention(path: Path, record: dict | None, info: object = Non
         return COCO
     log.info("%s: polygons of an older engine export, read in its pixel-centre convention", path)
     return LABELME
+
+
+def _x_anylabeling_conversion(info: object) -> bool:
+    """Whether a COCO file's ``info`` is the one X-AnyLabeling's ``LabelConverter.get_coco_data``
+    writes (``contributor`` CVHub, ``url`` its repository): its ``custom_to_coco`` copies the
+    vertices of its shapes, pixel centres (labelme's convention, which its canvas and
+    ``shape_to_mask`` draw), into COCO's polygons unchanged."""
+    return isinstance(info, dict) and "x-anylabeling" in str(info.get("url") or "").lower()
 
 
 def _recordless_export(info: object) -> str | None:
@@ -569,10 +607,17 @@ def labelme_to_mask(
             f"{path}: named for image {named!r}, but its imagePath names {image_path!r}; make "
             "imagePath name the image it annotates (or rename the file)"
         )
-    try:
-        hw = (int(data["imageHeight"]), int(data["imageWidth"]))
-    except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path}: LabelMe file lacks imageHeight/imageWidth") from None
+    if data.get("imageHeight") is None and data.get("imageWidth") is None:
+        # optional to labelme's own reader (``LabelFile.load``), which takes the image's size:
+        # files of labelme before 3.x and of converters that leave them out
+        hw = sizes.get(stem, (0, 0))  # a stem not in the split fails below, naming it
+    else:
+        try:
+            hw = (int(data["imageHeight"]), int(data["imageWidth"]))
+        except (KeyError, TypeError, ValueError):
+            raise ValueError(
+                f"{path}: LabelMe file's imageHeight/imageWidth are not integers"
+            ) from None
     check_size(path, stem, hw, sizes)
     canvases = {1: LabelmeCanvas(*hw), 255: LabelmeCanvas(*hw)}  # the class, unannotated
     others: dict[str, int] = {}
@@ -619,15 +664,22 @@ def _mask_patch(data: object, where: str) -> np.ndarray:
 def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
     kind = shape.get("shape_type") or "polygon"
     pts = _points(shape, where)
-    if kind in ("polygon", "rotation", "oriented_rectangle"):  # rotated boxes: 4 corners
-        # (X-AnyLabeling's "rotation", labelme 6's "oriented_rectangle", drawn as polygons)
+    if kind in ("polygon", "rotation", "oriented_rectangle", "quadrilateral"):
+        # rotated boxes and quadrilaterals, 4 corners (X-AnyLabeling's "rotation" and
+        # "quadrilateral", labelme 6's "oriented_rectangle"): drawn as polygons, as they do
         if len(pts) < 3:
             raise ValueError(f"{where}: a {kind} needs at least 3 points, got {len(pts)}")
         canvas.polygon(pts)
-    elif kind in ("rectangle", "circle"):
+    elif kind == "rectangle":
+        # labelme: two opposite corners; X-AnyLabeling (2.2.0 on): four, top-left, top-right,
+        # bottom-right, bottom-left, of which it reads the first and third (a diagonal)
+        if len(pts) not in (2, 4):
+            raise ValueError(f"{where}: a rectangle needs 2 points (or 4 corners), got {len(pts)}")
+        canvas.rectangle(pts[[0, len(pts) // 2]])
+    elif kind == "circle":
         if len(pts) != 2:
-            raise ValueError(f"{where}: a {kind} needs 2 points, got {len(pts)}")
-        (canvas.rectangle if kind == "rectangle" else canvas.circle)(pts)
+            raise ValueError(f"{where}: a circle needs 2 points, got {len(pts)}")
+        canvas.circle(pts)
     elif kind == "mask":
         if len(pts) != 2 or not shape.get("mask"):
             raise ValueError(f"{where}: a mask shape needs 2 points and base64 'mask' data")
@@ -639,7 +691,7 @@ def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
     else:
         raise ValueError(
             f"{where}: unsupported shape_type {kind!r} (polygon, rotation, oriented_rectangle, "
-            "rectangle, circle, mask)"
+            "quadrilateral, rectangle, circle, mask)"
         )
 
 

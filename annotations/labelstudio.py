@@ -12,6 +12,9 @@ Label Studio's own readers set what the pixels mean, and are matched here (read 
 * A brush region is its layer's RGBA pixels, row-major, packed with ``@thi.ng/rle-pack``
   (:func:`decode_rle`). A pixel belongs to the region where its alpha is non-zero: the frontend
   colours exactly those pixels, and the converter's brush -> COCO export traces them.
+* A bitmask region (the ``BitmaskLabels`` tag, ``web/libs/editor/src/regions/BitmaskRegion.jsx``)
+  is ``value.imageDataURL``, a PNG of the image's size painted black on transparent: a pixel
+  belongs to it where its alpha is non-zero, as for a brush.
 * A polygon's points are ``[x, y]`` in percent of the image's width and height; the converter's
   COCO export scales them to pixels (``x / 100 * width``) without a half-pixel shift, which is
   pycocotools' pixel-corner convention: the polygon is filled as a COCO polygon is.
@@ -23,6 +26,8 @@ Label Studio's own readers set what the pixels mean, and are matched here (read 
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -32,9 +37,10 @@ from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
+from PIL import Image
 from pycocotools import mask as coco_mask
 
-from annotations.fileio import read_json
+from annotations.fileio import first_line, read_json
 from annotations.instances import Instances
 from annotations.interchange import (
     EXPORT_KEY,
@@ -61,7 +67,8 @@ _TO_ASCII = bytes.maketrans(b"\x00\x01", b"01")
 BRUSH, POLYGON = "brush", "polygon"  # from_name of the tags in :func:`label_config`
 IMAGE = "image"  # the Image tag's name, and the task data's key for its URL
 LOCAL_FILES = "/data/local-files/?d="  # Label Studio's route for its local-files storage
-_SHAPE_TYPES = ("brush", "polygon", "rectangle", "ellipse")  # result types that are regions
+# result types that are regions
+_SHAPE_TYPES = ("brush", "bitmask", "polygon", "rectangle", "ellipse")
 
 
 # -- the RLE of brush masks --------------------------------------------------------------------
@@ -175,6 +182,28 @@ def brush_to_mask(rle: object, height: int, width: int) -> np.ndarray:
             f"{width}x{height} RGBA image"
         )
     return values.reshape(height, width, 4)[:, :, 3] > 0
+
+
+def bitmask_to_mask(data_url: object, height: int, width: int) -> np.ndarray:
+    """A bitmask region's ``imageDataURL`` (``data:image/png;base64,...``, the layer the
+    frontend's ``BitmaskRegion`` draws black on transparent, at the image's size) ->
+    ``(H, W)`` bool: the pixels of non-zero alpha, as it colours them. ``ValueError`` when it
+    is no PNG data URL of an image of that size."""
+    text = data_url if isinstance(data_url, str) else ""
+    head, _, body = text.partition(",")
+    if not (head.startswith("data:image/") and head.endswith(";base64")):
+        raise ValueError(f"'imageDataURL' must be a base64 data URL, got {data_url!r:.40}")
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(body, validate=True))) as img:
+            img.load()
+            layer = img.convert("RGBA")
+    except (ValueError, OSError) as e:  # binascii.Error is a ValueError
+        raise ValueError(f"'imageDataURL' is not a base64 image ({first_line(e)})") from None
+    if layer.size != (width, height):
+        raise ValueError(
+            f"the bitmask is {layer.size[0]}x{layer.size[1]}, not the {width}x{height} image"
+        )
+    return np.asarray(layer)[:, :, 3] > 0
 
 
 # -- import ------------------------------------------------------------------------------------
@@ -400,6 +429,11 @@ def _annotation_mask(
                 brushes[role].append(brush_to_mask(value.get("rle"), h, w))
             except ValueError as e:
                 raise ValueError(f"{here}: {e}") from None
+        elif kind == "bitmask":
+            try:
+                brushes[role].append(bitmask_to_mask(value.get("imageDataURL"), h, w))
+            except ValueError as e:
+                raise ValueError(f"{here}: {e}") from None
         elif kind == "polygon":
             points = _percent_points(value.get("points"), w, h, here)
             rles[role].append(coco_polygons_rle(outline([points], here), h, w))
@@ -407,8 +441,9 @@ def _annotation_mask(
             rles[role].append(coco_polygons_rle([_region_outline(kind, value, w, h, here)], h, w))
         else:
             raise ValueError(
-                f"{here}: a {kind} of {class_name!r} is no mask: draw the object with the brush "
-                "or as a polygon (rectangles and ellipses are read for unannotated regions only)"
+                f"{here}: a {kind} of {class_name!r} is no mask: draw the object with the brush, "
+                "the bitmask or as a polygon (rectangles and ellipses are read for unannotated "
+                "regions only)"
             )
     # not paint_roles: a brush is already a full-size mask, OR-ed in at once, where encoding it
     # for pycocotools' merge would cost ~10 ms a region at 4032x3024
@@ -439,6 +474,7 @@ def region_labels(result: dict) -> tuple[str | None, list]:
     if not kind:  # a <Labels> tag's result: the region's fields tell its shape
         fields = (
             ("rle", "brush"),
+            ("imageDataURL", "bitmask"),
             ("points", "polygon"),
             ("radiusX", "ellipse"),
             ("width", "rectangle"),

@@ -45,6 +45,27 @@ def looks_like_yolo(path: Path) -> bool:
     return True
 
 
+def yolo_label_folders(root: Path) -> list[Path]:
+    """The label folders of a YOLO dataset given by its root (a ``data.yaml`` or other names
+    file there), as annotation tools download one: Ultralytics' and CVAT's ``labels/`` or
+    ``labels/<subset>/`` (CVAT's "Ultralytics YOLO" zip: ``data.yaml``, ``train.txt``,
+    ``images/train/``, ``labels/train/``), Roboflow's ``<subset>/labels/``. Empty for any other
+    folder."""
+    if not root.is_dir() or not any((root / name).is_file() for name in NAME_FILES):
+        return []
+    labels = root / "labels"
+    candidates = [labels, *sorted(labels.glob("*")), *sorted(root.glob("*/labels"))]
+    return list(
+        dict.fromkeys(
+            d
+            for d in candidates
+            if d.is_dir()
+            and not d.name.startswith((".", "__MACOSX"))
+            and any(f.suffix.lower() == ".txt" and f.is_file() for f in d.iterdir())
+        )
+    )
+
+
 def find_class_names(labels: Path) -> tuple[Path, list[str]]:
     """The class names for YOLO labels in the folder ``labels``: from a ``data.yaml`` (or
     ``dataset.yaml``, ``classes.txt``, ``obj.names``) in it or up to three folders above it

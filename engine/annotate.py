@@ -79,7 +79,13 @@ from annotations.subset import (
     write_subset,
 )
 from annotations.taxonomy import check_class_name
-from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo_to_mask
+from annotations.yolo import (
+    NAME_FILES,
+    find_class_names,
+    looks_like_yolo,
+    yolo_label_folders,
+    yolo_to_mask,
+)
 from engine.datasets import (
     SegDataset,
     exif_orientation,
@@ -552,7 +558,7 @@ def _import_sources(cfg: ImportConfig) -> Subset:
     among the sources unpacked, then :func:`_import`."""
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:
-        return _import(cfg, {})
+        return _import(dataclasses.replace(cfg, sources=read_sources(cfg.sources)), {})
     with tempfile.TemporaryDirectory(prefix="engine-import-") as tmp:
         sources, names = [], {}
         for k, source in enumerate(cfg.sources):
@@ -560,7 +566,7 @@ def _import_sources(cfg: ImportConfig) -> Subset:
                 folder = unzip(Path(source), Path(tmp) / str(k))
                 names[str(folder)] = source
                 source = str(archive_root(folder))
-            sources.append(source)
+            sources += read_sources([source])
         try:
             return _import(dataclasses.replace(cfg, sources=sources), names)
         except (ValueError, FileNotFoundError) as e:  # name the archive, not its copy
@@ -568,6 +574,13 @@ def _import_sources(cfg: ImportConfig) -> Subset:
             if isinstance(e, BadItems):
                 raise BadItems(named(e.headline), [named(p) for p in e.problems]) from None
             raise type(e)(named(str(e))) from None
+
+
+def read_sources(sources: list[str]) -> list[str]:
+    """The sources as import reads them: a YOLO dataset's root (``data.yaml`` beside
+    ``labels/``, as CVAT, Ultralytics and Roboflow download one) as its label folders
+    (:func:`annotations.yolo.yolo_label_folders`), any other source as it is."""
+    return [str(f) for s in sources for f in yolo_label_folders(Path(s)) or [s]]
 
 
 def unzip(archive: Path, into: Path) -> Path:

@@ -40,7 +40,7 @@ from annotations.labelstudio import (
     submitted_annotation,
 )
 from annotations.subset import read_subset
-from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo
+from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo_label_folders
 
 
 @dataclass
@@ -104,6 +104,8 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
             return None
         found = _annotation_file(path, read_json(path, "annotation file"))
         return [found] if found else None
+    if folders := yolo_label_folders(path):  # a YOLO download: data.yaml, labels/<subset>/
+        return [_yolo_files(f, _suffixed_txt(f)) for f in folders]  # (images/<subset>/ too)
     if not path.is_dir() or is_dataset_root(path):  # a dataset: not read here
         return None
     if (path / LABELMAP).is_file() and (path / SEGMENTATION_DIR).is_dir():
@@ -126,10 +128,15 @@ def annotation_files(path: str | os.PathLike) -> list[AnnotationFiles] | None:
         for f in sorted(path.glob("*.json")):
             found = _annotation_file(f, read_json(f, "annotation file"))
             out += [found] if found else []
-    labels = [f for f in sorted(path.glob("*.txt")) if f.name not in NAME_FILES]
+    labels = _suffixed_txt(path)
     if not out and labels and looks_like_yolo(labels[0]):  # YOLO labels, a file per image
         out.append(_yolo_files(path, labels))
     return out or None
+
+
+def _suffixed_txt(folder: Path) -> list[Path]:
+    """A folder's label files (``.txt``, the class names file left aside)."""
+    return [f for f in sorted(folder.glob("*.txt")) if f.name not in NAME_FILES]
 
 
 def _archive_files(archive: Path) -> list[AnnotationFiles]:
@@ -358,10 +365,13 @@ def _labelme_problems(f: Path, doc: dict, seen: dict[str, Path]) -> list[str]:
     """What ``engine annotate import`` would refuse in a LabelMe file, read by its own reader
     at the size the file gives (its shapes, its size, an image annotated in two files: ``seen``
     holds the files read before it, by stem)."""
-    try:
-        hw = (int(doc["imageHeight"]), int(doc["imageWidth"]))
-    except (KeyError, TypeError, ValueError):
-        return [f"{f}: LabelMe file lacks imageHeight/imageWidth"]
+    if doc.get("imageHeight") is None and doc.get("imageWidth") is None:
+        hw = (1, 1)  # import takes the dataset image's size, as labelme does; shapes draw at any
+    else:
+        try:
+            hw = (int(doc["imageHeight"]), int(doc["imageWidth"]))
+        except (KeyError, TypeError, ValueError):
+            return [f"{f}: LabelMe file's imageHeight/imageWidth are not integers"]
     problems = []
     stem = stem_of(str(doc.get("imagePath") or f.name))
     if stem in seen:

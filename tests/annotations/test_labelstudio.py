@@ -265,7 +265,7 @@ def test_an_empty_annotation_is_an_image_without_the_class(tmp_path):
     [
         (
             _region("rectangle", x=0, y=0, width=10, height=10),
-            "a rectangle of 'Bicycle' is no mask: draw the object with the brush or as a polygon",
+            "a rectangle of 'Bicycle' is no mask: draw the object with the brush, the bitmask or as a polygon",
         ),  # fmt: skip
         (_region("keypoint", x=1, y=1), "a keypoint of 'Bicycle' is no mask"),
         (_region("polygon", points=[[1, 2, 3]]), r"'points' must be \[x, y\] pairs in percent"),
@@ -380,3 +380,63 @@ def test_an_image_url_percent_encoded_without_a_scheme_finds_its_image(tmp_path,
     tasks[1]["data"]["image"] = url.format("x%20y.jpg")
     path.write_text(json.dumps(tasks))
     assert [m.stem for m in labelstudio_to_masks(path, "Bicycle", sizes)] == ["img 001", "x%20y"]
+
+
+def _bitmask(rgba: np.ndarray) -> str:
+    """A layer as the frontend's ``BitmaskRegion`` serialises it: ``canvas.toDataURL("image/png")``
+    of the image-sized canvas it draws black on transparent (``getImageSnapshotCanvas``)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgba, "RGBA").save(buf, "PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def test_bitmask_regions_are_their_layers_pixels_of_non_zero_alpha(tmp_path):
+    """Label Studio's BitmaskLabels tag (``web/libs/editor/src/regions/BitmaskRegion.jsx``)
+    saves a region as ``value.imageDataURL``, a PNG of the image's size, black where painted and
+    transparent elsewhere; it was refused ("a bitmask of 'Bicycle' is no mask"). A pixel is in
+    where its alpha is not zero, as for a brush; an eraser's pixels are transparent again."""
+    layer = np.zeros((H, W, 4), np.uint8)
+    layer[1:4, 1:5, 3] = 255
+    layer[5, 6, 3] = 40  # an antialiased edge
+    layer[2, 2, 3] = 0  # erased
+    skip = np.zeros((H, W, 4), np.uint8)
+    skip[9:12, 0:4, 3] = 255
+    region = _region("bitmask", imageDataURL=_bitmask(layer))
+    found = _read(
+        tmp_path,
+        [_task("img000", region, _region("bitmask", "unannotated", imageDataURL=_bitmask(skip)))],
+    )
+    expected = np.zeros((H, W), np.uint8)
+    expected[1:4, 1:5] = 1
+    expected[5, 6] = 1
+    expected[2, 2] = 0
+    expected[9:12, 0:4] = 255
+    assert np.array_equal(found["img000"].mask, expected)
+    # JSON-MIN lists it under its tag, typed by its labels key; a <Labels> tag's by its field
+    row = {"image": "/data/upload/1/0a1b2c3d-img000.jpg", "id": 3, "annotation_id": 4,
+           "tag": [{"imageDataURL": region["value"]["imageDataURL"], "bitmasklabels": ["Bicycle"],
+                    "original_width": W, "original_height": H}]}  # fmt: skip
+    assert np.array_equal(_read(tmp_path, [row])["img000"].mask, expected == 1)
+    labels = {**region, "type": "labels", "value": {"imageDataURL": _bitmask(layer),
+                                                   "labels": ["Bicycle"]}}  # fmt: skip
+    assert np.array_equal(_read(tmp_path, [_task("img000", labels)])["img000"].mask, expected == 1)
+
+
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("iVBORw0KGgo=", "'imageDataURL' must be a base64 data URL"),
+        ("data:image/png;base64,AAAA", "'imageDataURL' is not a base64 image"),
+        (_bitmask(np.zeros((H + 1, W, 4), np.uint8)), "the bitmask is 16x13, not the 16x12 image"),
+    ],
+    ids=["no data URL", "no image", "another size"],
+)
+def test_a_bad_bitmask_is_one_line_naming_its_region(tmp_path, url, message):
+    with pytest.raises(ValueError, match=f"bitmask region bitmask-Bicycle: {message}") as e:
+        _read(tmp_path, [_task("img000", _region("bitmask", imageDataURL=url))])
+    assert "\n" not in str(e.value)

@@ -167,6 +167,45 @@ def test_labelme_shapes_are_drawn_as_labelme_draws_them():
     )
 
 
+def test_x_anylabeling_rectangles_of_four_corners_are_read():
+    """X-AnyLabeling 2.2.0 and later saves a rectangle as its four corners (top-left,
+    top-right, bottom-right, bottom-left; ``rectangle_from_diagonal`` in its
+    ``utils/shape.py``) and reads corners 0 and 2 as the diagonal (``custom_to_coco`` in its
+    ``label_converter.py``); labelme saves two. Both are the same pixels; four were refused
+    ("a rectangle needs 2 points, got 4")."""
+    four = {  # a shape as X-AnyLabeling 2.4 writes it
+        "label": "unannotated",
+        "score": None,
+        "points": [[5.0, 6.0], [14.0, 6.0], [14.0, 15.0], [5.0, 15.0]],
+        "group_id": None,
+        "description": "",
+        "difficult": False,
+        "shape_type": "rectangle",
+        "flags": {},
+        "attributes": {},
+        "kie_linking": [],
+    }
+    two = {"shape_type": "rectangle", "points": [[5.0, 6.0], [14.0, 15.0]]}
+    drawn = _drawn(four, (20, 20))
+    assert drawn.sum() == 100 and drawn[6:16, 5:15].all()
+    assert np.array_equal(drawn, _drawn(two, (20, 20)))
+    with pytest.raises(ValueError, match=r"a rectangle needs 2 points \(or 4 corners\), got 3"):
+        _drawn({"shape_type": "rectangle", "points": four["points"][:3]}, (20, 20))
+
+
+def test_x_anylabeling_quadrilaterals_are_drawn_as_polygons():
+    """X-AnyLabeling 4.x's "quadrilateral" (any four corners; ``shape_to_mask`` in its
+    ``utils/shape.py`` draws it as Pillow's polygon, as a "rotation") was an unsupported
+    shape_type."""
+    from PIL import ImageDraw
+
+    corners = [[3.2, 2.5], [15.7, 4.1], [13.9, 16.4], [2.1, 12.8]]
+    quad = {"label": "bicycle", "points": corners, "shape_type": "quadrilateral", "flags": {}}
+    ref = Image.new("L", (20, 20), 0)
+    ImageDraw.Draw(ref).polygon([tuple(p) for p in corners], outline=1, fill=1)
+    assert np.array_equal(_drawn(quad, (20, 20)), np.asarray(ref, bool))
+
+
 @pytest.mark.parametrize("convention", CONVENTIONS)
 def test_polygon_holes_are_filled_and_only_they_differ(convention):
     ring = disk(H, W, 24, 30, 15) & ~disk(H, W, 24, 30, 6)
@@ -389,6 +428,81 @@ def test_polygons_of_an_older_engine_export_are_read_at_pixel_centres(tmp_path, 
         coco_to_masks(res.coco, "Bicycle", sizes)
 
 
+def test_x_anylabeling_s_coco_conversion_is_read_as_it_drew_the_polygons(tmp_path, world, caplog):
+    """X-AnyLabeling's ``LabelConverter.custom_to_coco`` (``label_converter.py``, 4.2.1) copies
+    its shapes' vertices, pixel centres as its canvas and ``shape_to_mask`` draw them, into
+    COCO's polygons; read as COCO's (pixel corners) an object lost half a pixel on every side:
+    on the engine's LabelMe export run through X-AnyLabeling 4.2.1's converter, 82 pixels of a
+    638-pixel ring-and-disc image differed, and a 5-pixel object came back as 2
+    (docs/annotate.md)."""
+    data, _, _ = world
+    info = {  # as X-AnyLabeling 4.2.1's get_coco_data writes it
+        "year": 2026, "version": "4.2.1", "description": "COCO Label Conversion",
+        "contributor": "CVHub", "url": "https://github.com/CVHub520/X-AnyLabeling",
+        "date_created": "2026-12-06",
+    }  # fmt: skip
+    cats = [
+        {"id": 0, "name": "_background_", "supercategory": None},
+        {"id": 1, "name": "Bicycle", "supercategory": None},
+    ]
+    image = {"license": 0, "url": None, "file_name": "img000.jpg", "height": H, "width": W,
+             "date_captured": None, "id": 0}  # fmt: skip
+    ann = {"id": 0, "image_id": 0, "category_id": 1, "area": 16.0, "bbox": [8.0, 2.0, 4.0, 4.0],
+           "iscrowd": 0, "ignore": 0,
+           "segmentation": [[8.0, 2.0, 11.0, 2.0, 11.0, 5.0, 8.0, 5.0]]}  # fmt: skip
+    path = _coco_file(tmp_path, info=info, categories=cats, images=[image], annotations=[ann])
+    expected = np.zeros((H, W), np.uint8)
+    expected[2:6, 8:12] = 1  # the pixels whose centres the square's corners are, as drawn
+    with caplog.at_level("WARNING"):
+        (found,) = coco_to_masks(path, "Bicycle", {"img000": (H, W)})
+    assert np.array_equal(found.mask, expected)
+    assert caplog.text.count("X-AnyLabeling's COCO conversion") == 1
+    from engine.annotation_files import annotation_files
+
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        annotation_files(path)  # engine info reads it once per category: no warning each time
+    assert not caplog.records
+    path = _coco_file(tmp_path, categories=cats, images=[image], annotations=[ann])
+    (found,) = coco_to_masks(path, "Bicycle", {"img000": (H, W)})  # another tool's: corners
+    assert int(found.mask.sum()) == 9
+
+
+def test_a_rotated_box_of_cvat_s_coco_export_is_turned(tmp_path, world):
+    """CVAT's COCO 1.0 export writes a rotated rectangle as its unturned ``bbox`` and the turn
+    in ``attributes.rotation`` (``anno_attr['rotation']`` in its ``dataset_manager/bindings.py``,
+    which Datumaro's COCO writer keeps), and its import turns it back; an ``unannotated`` box
+    drawn turned was read as the unturned one."""
+    cats = [{"id": 1, "name": "Bicycle", "supercategory": ""},
+            {"id": 2, "name": "unannotated", "supercategory": ""}]  # fmt: skip
+    ann = {"id": 1, "image_id": 1, "category_id": 2, "segmentation": [], "area": 80.0,
+           "bbox": [10.0, 20.0, 20.0, 4.0], "iscrowd": 0,
+           "attributes": {"occluded": False, "rotation": 90.0}}  # fmt: skip
+    path = _coco_file(tmp_path, categories=cats, annotations=[ann])
+    (found,) = coco_to_masks(path, "Bicycle", {"img000": (H, W)})
+    expected = np.zeros((H, W), np.uint8)
+    expected[12:32, 18:22] = 255  # 20x4 about its centre (20, 22), turned upright
+    assert np.array_equal(found.mask, expected)
+    # 30 degrees: the direction counts. CVAT's RotatedBoxesToPolygons (its COCO and mask
+    # exports' transform) turns a corner (x, y) about the centre to (cx + cos a (x - cx) -
+    # sin a (y - cy), cy + sin a (x - cx) + cos a (y - cy)), clockwise on screen
+    from pycocotools import mask as coco_mask
+
+    ann["attributes"]["rotation"] = 30.0
+    path = _coco_file(tmp_path, categories=cats, annotations=[ann])
+    (found,) = coco_to_masks(path, "Bicycle", {"img000": (H, W)})
+    a, cx, cy = math.radians(30), 20.0, 22.0
+    corners = [(10, 20), (30, 20), (30, 24), (10, 24)]
+    flat = [v for x, y in corners for v in (cx + math.cos(a) * (x - cx) - math.sin(a) * (y - cy),
+                                            cy + math.sin(a) * (x - cx) + math.cos(a) * (y - cy))]  # fmt: skip
+    cvat = coco_mask.decode(coco_mask.merge(coco_mask.frPyObjects([flat], H, W)))
+    assert np.array_equal(found.mask == 255, cvat == 1) and cvat[16, 12] and not cvat[28, 12]
+    ann["attributes"]["rotation"] = "x"
+    path = _coco_file(tmp_path, categories=cats, annotations=[ann])
+    with pytest.raises(ValueError, match="annotation 1: attributes.rotation 'x' is not a number"):
+        coco_to_masks(path, "Bicycle", {"img000": (H, W)})
+
+
 def test_an_annotation_of_an_exif_turned_images_stored_size_says_so(tmp_path, world):
     """An annotation tool that ignores EXIF annotates the stored pixels of a turned image:
     import said only "is 64x48 in the annotation but 48x64 in the dataset"."""
@@ -506,6 +620,50 @@ def test_other_classes_of_a_multi_class_file_are_left_out_and_said(tmp_path, wor
         ImportConfig("labelme", [str(folder)], "bike", str(data), str(tmp_path / "s3"))
     )
     assert sub.mask("img000").sum() > 0 and "other_labels" not in sub.info
+
+
+def test_a_labelme_file_without_its_image_size_takes_the_dataset_image_s(tmp_path, world):
+    """``imageHeight`` and ``imageWidth`` are optional to labelme's own reader
+    (``LabelFile.load`` in ``labelme/_label_file.py`` reads them with ``data.get`` and takes
+    the image's size); labelme before 3.x and converters leave them out. Such a file was
+    refused ("lacks imageHeight/imageWidth"); one that gives them wrong still is."""
+    from PIL import ImageDraw
+
+    data, _, _ = world
+    folder = tmp_path / "lm"
+    folder.mkdir()
+    square = [[10.0, 10.0], [30.0, 10.0], [30.0, 20.0], [10.0, 20.0]]
+    doc = {  # as labelme 3.16 saved a file: colours, no image size
+        "version": "3.16.7",
+        "flags": {},
+        "shapes": [{"label": "bicycle", "line_color": None, "fill_color": None,
+                    "points": square, "shape_type": "polygon", "flags": {}}],
+        "lineColor": [0, 255, 0, 128],
+        "fillColor": [255, 0, 0, 128],
+        "imagePath": "img000.jpg",
+        "imageData": None,
+    }  # fmt: skip
+    (folder / "img000.json").write_text(json.dumps(doc))
+    sub = import_annotations(
+        ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s"))
+    )
+    ref = Image.new("L", (W, H), 0)
+    ImageDraw.Draw(ref).polygon([tuple(p) for p in square], outline=1, fill=1)
+    assert np.array_equal(sub.mask("img000"), np.asarray(ref))
+    from engine.annotation_files import annotation_files
+
+    (found,) = annotation_files(folder)  # engine info: no problem where import finds none
+    assert found.problems == []
+    (folder / "img000.json").write_text(json.dumps({**doc, "imageHeight": 7, "imageWidth": 9}))
+    with pytest.raises(ValueError, match="9x7 in the annotation"):
+        import_annotations(
+            ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s2"))
+        )
+    (folder / "img000.json").write_text(json.dumps({**doc, "imageHeight": H}))
+    with pytest.raises(ValueError, match="imageHeight/imageWidth are not integers"):
+        import_annotations(
+            ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s3"))
+        )
 
 
 def test_empty_annotation_file_is_a_clear_error(tmp_path, world):
@@ -1272,6 +1430,59 @@ def test_an_export_imported_unchanged_is_warned_about_at_import(tmp_path, world,
     assert sub.info["unchanged_exports"] == [str(run)]
     (message,) = [r.getMessage() for r in caplog.records]
     assert message.startswith(f"{tmp_path / 'lm' / 'labelme'}: the masks imported from it equal")
+
+
+def test_a_yolo_download_is_read_as_the_tool_packs_it(tmp_path, world):
+    """CVAT's "Ultralytics YOLO Segmentation" download (docs.cvat.ai, format-yolo-ultralytics:
+    ``data.yaml`` with ``names`` by index, ``train.txt``, ``images/train/``, ``labels/train/``)
+    and Roboflow's YOLOv8 one (``data.yaml`` with a list, ``README.roboflow.txt``,
+    ``<subset>/labels/``) are read as they are, zipped or unpacked; the zip was "not ... a format
+    that could be told", and with --format yolo its train.txt was read as an image's labels."""
+    import zipfile
+
+    from engine.annotation_files import annotation_files
+
+    data, _, _ = world
+    square = "1 " + " ".join(
+        f"{x / W:.6f} {y / H:.6f}" for x, y in [(8, 2), (12, 2), (12, 6), (8, 6)]
+    )
+    expected = np.zeros((H, W), np.uint8)
+    expected[2:6, 8:12] = 1
+    cvat = tmp_path / "cvat"
+    (cvat / "labels" / "train").mkdir(parents=True)
+    (cvat / "images" / "train").mkdir(parents=True)
+    (cvat / "data.yaml").write_text("path: ./\ntrain: train.txt\nnames:\n  0: car\n  1: bicycle\n")
+    (cvat / "train.txt").write_text("images/train/img000.jpg\nimages/train/img001.jpg\n")
+    (cvat / "images" / "train" / "img000.jpg").write_bytes(b"")
+    (cvat / "labels" / "train" / "img000.txt").write_text(square + "\n")
+    (cvat / "labels" / "train" / "img001.txt").write_text("")
+    archive = tmp_path / "task_7_dataset_ultralytics_yolo_segmentation.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(cvat.rglob("*")):
+            z.write(f, f.relative_to(cvat).as_posix())
+    for n, source in enumerate((archive, cvat)):
+        sub = import_annotations(
+            ImportConfig("auto", [str(source)], "Bicycle", str(data), str(tmp_path / f"s{n}"))
+        )
+        assert list(sub.stems) == ["img000", "img001"] and sub.info["import_format"] == "yolo"
+        assert np.array_equal(sub.mask("img000"), expected) and not sub.mask("img001").any()
+    assert sub.info["sources"]["img000"] == str(cvat / "labels" / "train" / "img000.txt")
+    (found,) = annotation_files(archive)
+    assert found.format == "yolo" and found.images == 2 and found.by_label == {"bicycle": 1}
+    roboflow = tmp_path / "roboflow"
+    for part in ("train", "valid"):
+        (roboflow / part / "labels").mkdir(parents=True)
+    (roboflow / "data.yaml").write_text("names: ['bicycle', 'car']\nnc: 2\n")
+    (roboflow / "README.roboflow.txt").write_text("Exported via roboflow.com\n")
+    name = "img000_jpg.rf.68cb3c2f0d5a4c1b9e7f6a5d4c3b2a66.txt"
+    (roboflow / "train" / "labels" / name).write_text("0" + square[1:] + "\n")
+    (
+        roboflow / "valid" / "labels" / "img001_jpg.rf.0123456789abcdef0123456789abcdef.txt"
+    ).write_text("")
+    sub = import_annotations(
+        ImportConfig("auto", [str(roboflow)], "Bicycle", str(data), str(tmp_path / "s3"))
+    )
+    assert list(sub.stems) == ["img000", "img001"] and np.array_equal(sub.mask("img000"), expected)
 
 
 def test_engine_info_describes_annotation_files(tmp_path, world):
