@@ -401,7 +401,7 @@ def coco_to_masks(
     for img in data["images"]:
         try:
             stem = dataset_stem(stem_of(str(img["file_name"])), sizes)
-            image_id = int(img["id"])
+            image_id = _coco_image_id(img["id"])
             if img.get("width") is None and img.get("height") is None:
                 # Label Studio's COCO export gives an image without regions no size: the
                 # dataset's (an image the split lacks is still named by check_size)
@@ -422,10 +422,11 @@ def coco_to_masks(
         if not isinstance(ann, dict):
             raise ValueError(f"{path}: annotation {k} is not an object, got {ann!r:.40}")
         try:
-            image_id, cat = int(ann.get("image_id", -1)), int(ann.get("category_id", -1))
+            image_id, cat = _coco_image_id(ann.get("image_id")), int(ann.get("category_id", -1))
         except (TypeError, ValueError):
             raise ValueError(
-                f"{path}: annotation {ann.get('id')}: image_id and category_id must be integers"
+                f"{path}: annotation {ann.get('id')}: image_id must be an integer or a string and "
+                "category_id an integer"
             ) from None
         if image_id not in masks:
             raise ValueError(
@@ -454,6 +455,23 @@ def coco_to_masks(
         found.append(each(image))
         del image  # not held while the next image is painted
     return found
+
+
+def _coco_image_id(value: object) -> int | str:
+    """A COCO image id (or an annotation's ``image_id``) as a key: an integer, or a string as
+    some exporters write (``"x7"``), which pycocotools takes as it takes any key (before, such a
+    file was refused: "image entry ... lacks id/file_name/width/height"). A string of digits is
+    the integer, as before. ``TypeError`` for anything else (none, a list, a boolean)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise TypeError(f"not an image id: {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        if value.strip():
+            return value
+        raise TypeError(f"not an image id: {value!r}") from None
 
 
 def paint_roles(mask: np.ndarray, rles: dict[int, list[dict]]) -> None:

@@ -1843,7 +1843,15 @@ def test_a_malformed_coco_annotation_is_one_line_naming_the_file(tmp_path, world
     data, _, _ = world
     for anns, message in (
         (["oops"], "annotation 0 is not an object"),
-        ([{"id": 3, "image_id": "x", "category_id": 1}], "annotation 3: image_id and category_id"),
+        (
+            [{"id": 3, "image_id": "x", "category_id": 1}],
+            "annotation 3 refers to unknown image_id x",
+        ),
+        (
+            [{"id": 3, "image_id": [1], "category_id": 1}],
+            "annotation 3: image_id must be an integer",
+        ),
+        ([{"id": 3, "image_id": 1, "category_id": "c"}], "string and category_id an integer"),
         (  # a line encloses nothing: refused as LabelMe's polygons are, not read as no object
             [{"id": 4, "image_id": 1, "category_id": 1, "segmentation": [[1, 1, 9, 9]]}],
             "annotation 4: a polygon needs at least 3 points, got 2",
@@ -2665,3 +2673,24 @@ def test_pick_decodes_no_instance_mask(tmp_path, world, monkeypatch):
     assert [(s.num_instances, s.num_tiny) for s in stats] == [(2, 0), (1, 1), (0, 0)]
     got, _ = pick_for_annotation(PickConfig(run=str(run), n=3, out=str(tmp_path / "b.txt")))
     assert got == want
+
+
+def test_coco_image_ids_that_are_strings_are_read_as_pycocotools_reads_them(tmp_path):
+    """Some exporters write COCO image ids as strings (``"x7"``); pycocotools takes any key, but
+    the import refused the file ("image entry ... lacks id/file_name/width/height"). A string
+    id reads as an integer one does; a missing or boolean id is still refused."""
+    images = [{"id": "x7", "file_name": "img000.jpg", "width": W, "height": H},
+              {"id": 3, "file_name": "img001.jpg", "width": W, "height": H}]  # fmt: skip
+    anns = [
+        {"id": 1, "image_id": "x7", "category_id": 1, "segmentation": [[2, 3, 6, 3, 6, 8, 2, 8]]},
+        {"id": 2, "image_id": 3.0, "category_id": 1, "segmentation": [[1, 1, 3, 1, 3, 3, 1, 3]]},
+    ]
+    path = _coco_file(tmp_path, images=images, annotations=anns)
+    sizes = {"img000": (H, W), "img001": (H, W)}
+    found = {m.stem: m.mask for m in coco_to_masks(path, "Bicycle", sizes)}
+    assert int(found["img000"].sum()) == 20 and found["img000"][3:8, 2:6].all()
+    assert int(found["img001"].sum()) == 4
+    for bad in (None, True, "", 1.5):
+        path = _coco_file(tmp_path, images=[{**images[0], "id": bad}], annotations=[])
+        with pytest.raises(ValueError, match="lacks id/file_name/width/height"):
+            coco_to_masks(path, "Bicycle", sizes)
