@@ -182,6 +182,32 @@ def test_a_spec_file_is_named_in_the_heading(tmp_path: Path):
     )
 
 
+def test_the_release_layout_is_read_and_said_where_its_images_are(tmp_path: Path):
+    """The MaSS13K release keeps train and val images in images_pad/ (its configs), images/
+    holding test: before, engine info showed the test split alone and "No problems found"."""
+    from rich.console import Console
+
+    root = tmp_path / "msem"
+    _pair(root, "test", "s", np.zeros((3, 4), np.uint8))
+    (root / "images_pad").mkdir()
+    for split in ("train", "val"):
+        _pair(root, split, "x", np.full((3, 4), 5, np.uint8))
+        (root / "images" / split).rename(root / "images_pad" / split)
+    stats = dataset_stats(root, progress=False)
+    assert [(s.split, s.images, s.labelled) for s in stats.splits] == [
+        ("train", 1, 1), ("val", 1, 1), ("test", 1, 1)
+    ]  # fmt: skip
+    console = Console(width=200, record=True)
+    for part in render_stats(stats):
+        console.print(part)
+    assert (
+        "images of train from images_pad/train, val from images_pad/val (the MaSS13K release's "
+        "folders; no images/train, images/val here)"
+    ) in console.export_text()
+    (root / "dataset.yaml").write_text("images: {train: images_pad/train, test: images/test}\n")
+    assert not dataset_stats(root, progress=False).release_images  # what the spec says: no note
+
+
 def _fused(root: Path) -> None:
     """A fused-layout dataset: MaSS13K + Bicycle (parent Others), labels/ and sources/."""
     from annotations.taxonomy import MASS13K
