@@ -137,6 +137,37 @@ class DatasetSpec:
         }
         return sorted(found, key=split_key)
 
+    def label_only_splits(self) -> dict[str, str]:
+        """Splits with label maps but no image folder (an archive of the download not
+        extracted yet), each with the problem's line; :meth:`available_splits` leaves them
+        out, so ``engine info`` of every split found them clean."""
+        if self.labels is None or "{split}" not in self.labels:
+            return {}
+        names = self.splits
+        if names is None:
+            parent = self.root / self.labels.split("{split}")[0]
+            with contextlib.suppress(OSError):  # no label folder: no such split
+                names = tuple(p.name for p in parent.iterdir() if not p.name.startswith("."))
+        found = {}
+        have = set(self.available_splits())
+        for split in sorted(set(names or ()) - have, key=split_key):
+            labels = self.label_dir(split)
+            with contextlib.suppress(OSError):  # not a folder, or unreadable: no label maps
+                n = sum(1 for f in labels.iterdir() if f.suffix.lower() == ".png")
+                if n:
+                    looked = [self.image_dir(split)]
+                    if self.images == DatasetSpec.images and not dict(self.split_images).get(split):
+                        looked += [self.root / f / split for f in RELEASE_IMAGE_FOLDERS]
+                    where = [str(f) for f in looked]
+                    folders = " or ".join(
+                        [", ".join(where[:-1]), where[-1]] if len(where) > 1 else where
+                    )
+                    found[split] = (
+                        f"{labels}: {counted(n, 'label map')} but no images for split {split!r} "
+                        f"(no {folders})"
+                    )
+        return found
+
     def images_entry(self, relative_to: Path | None = None) -> str | dict[str, str]:
         """The ``images:`` entry that reads these images from ``relative_to`` (absolute paths
         when None): the folder template, or a mapping of each split to its folder when some

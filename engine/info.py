@@ -200,6 +200,15 @@ def dataset_stats(
     for ds, stats, found in zip(datasets, out, sizes, strict=True):
         stats.sizes = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
         stats.new_classes = _new_class_pixels(spec.root, ds)
+    label_only = spec.label_only_splits() if not splits else {}
+    for split, line in label_only.items():  # every split: one of labels alone too (exit 1)
+        out.append(SplitStats(split, 0, 0, class_pixels=np.zeros(n, np.int64)))
+        out[-1].problems.append(Problem("", line))
+    if label_only:
+        order = list(spec.splits or ())
+        out.sort(
+            key=lambda s: (order.index(s.split), "") if s.split in order else split_key(s.split)
+        )
     given = Path(data)
     spec_file = given if given.is_file() else None
     release = {} if given.is_file() or find_spec_file(spec.root) else dict(spec.split_images)

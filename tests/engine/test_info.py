@@ -208,6 +208,28 @@ def test_the_release_layout_is_read_and_said_where_its_images_are(tmp_path: Path
     assert not dataset_stats(root, progress=False).release_images  # what the spec says: no note
 
 
+def test_a_split_of_labels_without_images_is_a_problem_not_left_out(tmp_path: Path):
+    """An archive of a download not extracted (the release's val images): its labels were
+    there, its split was not listed, and engine info said "No problems found", exit 0."""
+    root = tmp_path / "msem"
+    _pair(root, "train", "a", np.zeros((3, 4), np.uint8))
+    _pair(root, "val", "b", np.zeros((3, 4), np.uint8))
+    _pair(root, "test", "c", np.zeros((3, 4), np.uint8))
+    shutil.rmtree(root / "images" / "val")
+    stats = dataset_stats(root, progress=False)
+    assert [(s.split, s.images) for s in stats.splits] == [("train", 1), ("val", 0), ("test", 1)]
+    assert [str(p) for p in stats.problems] == [
+        f"{root / 'annotations/val'}: 1 label map but no images for split 'val' (no "
+        f"{root / 'images/val'}, {root / 'images_pad/val'} or {root / 'images_copy/val'})"
+    ]
+    assert [s.split for s in dataset_stats(root, ["test"], progress=False).splits] == ["test"]
+    (root / "dataset.yaml").write_text("images: pics/{split}\nsplits: [test, val, train]\n")
+    (root / "images").rename(root / "pics")
+    stats = dataset_stats(root, progress=False)  # a spec's order kept, its template named
+    assert [s.split for s in stats.splits] == ["test", "val", "train"]
+    assert str(stats.problems[0]).endswith(f"(no {root / 'pics/val'})")
+
+
 def _fused(root: Path) -> None:
     """A fused-layout dataset: MaSS13K + Bicycle (parent Others), labels/ and sources/."""
     from annotations.taxonomy import MASS13K
