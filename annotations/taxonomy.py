@@ -38,6 +38,12 @@ _NEW_CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
 IGNORE_NAMES = ("unannotated", "ignore", "__ignore__")
 
 
+# The names the MaSS13K release gives the classes this taxonomy calls otherwise
+# (xiechenxi99/MaSS13K@1afadb9, mmseg/datasets/mass13k.py: background, person, building, tree,
+# ground, sky, water): named in the error of an unknown class, not read as aliases.
+RELEASE_NAMES = {"background": "Others", "person": "Human", "tree": "Vegetation"}
+
+
 def class_key(name: str) -> str:
     """The form two spellings of a class name are compared in, by every command: spaces
     around dropped, case folded (``str.casefold``: ``car``, ``Car `` and ``CAR`` are one class,
@@ -172,6 +178,12 @@ class Taxonomy:
             )
         return self.classes[class_id]
 
+    def release_hint(self, name: str) -> str:
+        """``"; the MaSS13K release's 'background' is Others here"`` for the end of an unknown
+        class's error when ``name`` is the release's name of one of these classes, else ``""``."""
+        ours = RELEASE_NAMES.get(class_key(name))
+        return f"; the MaSS13K release's {name!r} is {ours} here" if ours in self else ""
+
     def listed(self, most: int = 20) -> str:
         """The class names comma-separated, for messages: the first ``most`` and ``... (N in
         all)`` beyond them (a 254-class taxonomy made every unknown-name error 4 KB long)."""
@@ -187,7 +199,9 @@ class Taxonomy:
         try:
             return self._by_name[class_key(name)]
         except KeyError:
-            raise ValueError(f"unknown class {name!r}; known classes: {self.listed()}") from None
+            raise ValueError(
+                f"unknown class {name!r}; known classes: {self.listed()}{self.release_hint(name)}"
+            ) from None
 
     def id_of(self, name: str) -> int:
         return self.get(name).id

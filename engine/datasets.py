@@ -15,6 +15,12 @@ passed instead of the root)::
     labels: annotations/{split}       # optional; null for an unlabelled image set
     taxonomy: taxonomy.json           # optional; MaSS13K's 7 classes by default
     splits: [train, val, test]        # optional; by default every folder that exists
+
+``images`` may also name each split's folder (``{train: images_pad/train, test: images/test}``).
+The authors' release keeps some splits' images in ``images_pad/`` or ``images_copy/`` instead
+of ``images/`` (its configs read ``images_pad/{train,val}`` and ``images/test``): a root
+without a spec reads a split from there when ``images/<split>`` is missing
+(:func:`release_images`).
 """
 
 from __future__ import annotations
@@ -48,6 +54,10 @@ from annotations.taxonomy import MASS13K, Taxonomy, class_folder
 from engine.text import counted, few
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
+# Where the MaSS13K release (xiechenxi99/MaSS13K@1afadb9, configs/_base_/datasets/mass13k.py)
+# keeps images besides images/: its train and val loaders read images_pad/<split>, its
+# MaSSFormer config's test loader images_copy/val. Tried in this order.
+RELEASE_IMAGE_FOLDERS = ("images_pad", "images_copy")
 _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
 
 # 4K photos are far below Pillow's decompression-bomb limit, but 64 MP inputs are not.
@@ -89,8 +99,14 @@ class DatasetSpec:
     taxonomy: Taxonomy = MASS13K  # classes of the label maps
     splits: tuple[str, ...] | None = None  # None: every split folder that exists
     image_exts: tuple[str, ...] = IMAGE_EXTS  # image file suffixes, lower case
+    # (split, folder relative to root) read instead of the template for that split: a spec's
+    # images mapping, or the release's images_pad/<split> (:func:`release_images`)
+    split_images: tuple[tuple[str, str], ...] = ()
 
     def image_dir(self, split: str) -> Path:
+        folder = dict(self.split_images).get(split)
+        if folder is not None:
+            return tidy_path(self.root / folder)
         return tidy_path(self.root / self.images.format(split=split))
 
     def label_dir(self, split: str) -> Path | None:
@@ -111,17 +127,66 @@ class DatasetSpec:
         """Splits whose image folder exists, in the spec's order or train/val/test first."""
         if self.splits is not None:
             return [s for s in self.splits if self.image_dir(s).is_dir()]
+        mapped = {s for s, _ in self.split_images if self.image_dir(s).is_dir()}
         if "{split}" not in self.images:
-            return ["all"] if self.image_dir("all").is_dir() else []
+            found = mapped | ({"all"} if self.image_dir("all").is_dir() else set())
+            return sorted(found, key=split_key)
         parent = self.root / self.images.split("{split}")[0]
-        if not parent.is_dir():
-            return []
-        found = sorted(
+        found = mapped | {
             p.name
-            for p in parent.iterdir()
+            for p in (parent.iterdir() if parent.is_dir() else ())
             if p.is_dir() and not p.name.startswith(".") and self.image_dir(p.name).is_dir()
-        )
+        }
         return sorted(found, key=split_key)
+
+    def label_only_splits(self) -> dict[str, str]:
+        """Splits with label maps but no image folder (an archive of the download not
+        extracted yet), each with the problem's line; :meth:`available_splits` leaves them
+        out, so ``engine info`` of every split found them clean."""
+        if self.labels is None or "{split}" not in self.labels:
+            return {}
+        names = self.splits
+        if names is None:
+            parent = self.root / self.labels.split("{split}")[0]
+            with contextlib.suppress(OSError):  # no label folder: no such split
+                names = tuple(p.name for p in parent.iterdir() if not p.name.startswith("."))
+        found = {}
+        have = set(self.available_splits())
+        for split in sorted(set(names or ()) - have, key=split_key):
+            labels = self.label_dir(split)
+            with contextlib.suppress(OSError):  # not a folder, or unreadable: no label maps
+                n = sum(1 for f in labels.iterdir() if f.suffix.lower() == ".png")
+                if n:
+                    looked = [self.image_dir(split)]
+                    if self.images == DatasetSpec.images and not dict(self.split_images).get(split):
+                        looked += [self.root / f / split for f in RELEASE_IMAGE_FOLDERS]
+                    where = [str(f) for f in looked]
+                    folders = " or ".join(
+                        [", ".join(where[:-1]), where[-1]] if len(where) > 1 else where
+                    )
+                    found[split] = (
+                        f"{labels}: {counted(n, 'label map')} but no images for split {split!r} "
+                        f"(no {folders})"
+                    )
+        return found
+
+    def images_entry(self, relative_to: Path | None = None) -> str | dict[str, str]:
+        """The ``images:`` entry that reads these images from ``relative_to`` (absolute paths
+        when None): the folder template, or a mapping of each split to its folder when some
+        split's images are elsewhere (:attr:`split_images`)."""
+
+        def ref(path: Path) -> str:
+            path = path.absolute()
+            if relative_to is None:
+                return os.path.abspath(path)
+            try:
+                return Path(os.path.relpath(path, relative_to.absolute())).as_posix()
+            except ValueError:  # another drive on Windows
+                return str(path)
+
+        if not self.split_images:
+            return ref(self.root / self.images)
+        return {s: ref(self.image_dir(s)) for s in self.available_splits()}
 
     def require_splits(self) -> list[str]:
         """:meth:`available_splits`, or FileNotFoundError naming the root, the layout expected
@@ -146,8 +211,10 @@ class DatasetSpec:
         if (self.root / FUSE_RECORD).is_file():
             return self._fused_hint()
         for up in (self.root.parent, self.root.parent.parent):
-            if up != self.root and replace(self, root=up).available_splits():
+            if up != self.root and self._at(up).available_splits():
                 return f"; is the dataset root {up}?"
+        if below := self._roots_below():  # one level too high: the release's data/mass13k
+            return f"; is the dataset root {' or '.join(str(p) for p in below)}?"
         # an output of the engine given where a dataset is expected: say what it is
         kind = output_kind(self.root)
         if kind is None:
@@ -166,6 +233,30 @@ class DatasetSpec:
         return f"; {self.root} is {what}, not a dataset" + (
             f" (its dataset: {data})" if data else ""
         )
+
+    def _at(self, root: Path) -> DatasetSpec:
+        """This spec at another root, with the release's image folders found there when it
+        reads the MaSS13K layout (:func:`release_images`)."""
+        if self.images != DatasetSpec.images or self.labels != DatasetSpec.labels:
+            return replace(self, root=root)
+        return replace(self, root=root, split_images=release_images(root))
+
+    def _roots_below(self, limit: int = 1_000) -> list[Path]:
+        """The folders in ``root`` (the first ``limit`` entries, at most three named) that are
+        dataset roots of this layout: a root given one level too high (``data/mass13k`` for
+        the release's ``data/mass13k/msem``)."""
+        import itertools
+
+        try:
+            entries = sorted(itertools.islice(self.root.iterdir(), limit))
+        except OSError:
+            return []
+        found = [
+            p
+            for p in entries
+            if p.is_dir() and not p.name.startswith(".") and self._at(p).available_splits()
+        ]
+        return found[:3]
 
     def unfinished_fusion(self) -> str:
         """``"; ..."`` for the end of a "no label" error about a fused dataset whose
@@ -218,8 +309,15 @@ class DatasetSpec:
             + (f" of {source} (its {FUSE_RECORD})" if source else "")
             + f", whose images it reads through {entry}, relative to this folder; if either was "
             + "moved, set that entry to "
-            + (f"{images}" if images else "that dataset's image folders")
+            + (_flow(images) if images else "that dataset's image folders")
         )
+
+
+def _flow(entry: object) -> str:
+    """An ``images:`` entry as one line of YAML: the template, or ``{train: A, test: B}``."""
+    if isinstance(entry, dict):
+        return "{" + ", ".join(f"{k}: {v}" for k, v in entry.items()) + "}"
+    return str(entry)
 
 
 def load_spec(path: str | os.PathLike) -> DatasetSpec:
@@ -231,8 +329,28 @@ def load_spec(path: str | os.PathLike) -> DatasetSpec:
         raise FileNotFoundError(f"{path}: dataset root not found{_near_miss(path)}")
     if path.is_dir():
         found = spec_file(path)
-        return DatasetSpec(root=path) if found is None else _read_spec_file(found)
+        if found is None:
+            return DatasetSpec(root=path, split_images=release_images(path))
+        return _read_spec_file(found)
     return _read_spec_file(path)
+
+
+def release_images(root: Path) -> tuple[tuple[str, str], ...]:
+    """``(split, folder)`` for each split whose images the MaSS13K release keeps in
+    ``images_pad/<split>`` or ``images_copy/<split>`` (:data:`RELEASE_IMAGE_FOLDERS`, first
+    found) while ``images/<split>`` is missing: the release's train and val images, as its
+    configs read them. Before, such a root showed its test split alone, without a word."""
+    found: dict[str, str] = {}
+    for folder in RELEASE_IMAGE_FOLDERS:
+        with contextlib.suppress(OSError):  # no such folder, or unreadable: nothing there
+            for p in (root / folder).iterdir():
+                if (
+                    p.is_dir()
+                    and not p.name.startswith(".")
+                    and not (root / "images" / p.name).is_dir()
+                ):
+                    found.setdefault(p.name, f"{folder}/{p.name}")
+    return tuple(sorted(found.items(), key=lambda item: split_key(item[0])))
 
 
 def _near_miss(path: Path) -> str:
@@ -278,6 +396,18 @@ def _read_spec_file(path: Path) -> DatasetSpec:
     data = {k: v.replace("\\", "/") if isinstance(v, str) else v for k, v in data.items()}
     images = data.get("images", "images/{split}")
     labels = data.get("labels", "annotations/{split}")
+    split_images: tuple[tuple[str, str], ...] = ()
+    if isinstance(images, dict):  # each split's folder: {train: images_pad/train, ...}
+        if not images or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in images.items()
+        ):
+            raise ValueError(
+                f"{path}: 'images' must be a folder template such as 'images/{{split}}' or a "
+                f"mapping of splits to folders such as {{train: images_pad/train}}, got {images!r}"
+            )
+        split_images = tuple((k, v.replace("\\", "/")) for k, v in images.items())
+        images = "images/{split}"
+        data.setdefault("splits", [s for s, _ in split_images])
     for key, value, nullable in (("images", images, False), ("labels", labels, True)):
         if not (isinstance(value, str) and value) and not (nullable and value is None):
             raise ValueError(
@@ -304,6 +434,7 @@ def _read_spec_file(path: Path) -> DatasetSpec:
         taxonomy=taxonomy,
         splits=None if splits is None else tuple(splits),
         image_exts=tuple(e.lower() if e.startswith(".") else f".{e}".lower() for e in exts),
+        split_images=split_images,
     )
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from annotations.fileio import UNREADABLE, first_line, is_dataset_root, output_kind
+from annotations.fileio import spec_file as find_spec_file
 from annotations.labelmap import IGNORE, byte_histogram, read_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import (
@@ -76,6 +77,9 @@ class DatasetStats:
     splits: list[SplitStats]
     spec_file: Path | None = None  # the spec file given (several may share one folder)
     fused: dict | None = None  # a fused dataset's fuse.json: what it was fused from
+    # split -> folder, for splits read from the release's images_pad/ or images_copy/
+    # (engine.datasets.release_images): said under the heading
+    release_images: dict[str, str] = field(default_factory=dict)
 
     @property
     def fused_line(self) -> str | None:
@@ -197,10 +201,26 @@ def dataset_stats(
     for ds, stats, found in zip(datasets, out, sizes, strict=True):
         stats.sizes = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
         stats.new_classes = _new_class_pixels(spec.root, ds)
+    label_only = spec.label_only_splits() if not splits else {}
+    for split, line in label_only.items():  # every split: one of labels alone too (exit 1)
+        out.append(SplitStats(split, 0, 0, class_pixels=np.zeros(n, np.int64)))
+        out[-1].problems.append(Problem("", line))
+    if label_only:
+        order = list(spec.splits or ())
+        out.sort(
+            key=lambda s: (order.index(s.split), "") if s.split in order else split_key(s.split)
+        )
     given = Path(data)
     spec_file = given if given.is_file() else None
+    release = {} if given.is_file() or find_spec_file(spec.root) else dict(spec.split_images)
     return DatasetStats(
-        spec.root, spec.taxonomy, spec.labels is not None, out, spec_file, spec.fuse_record()
+        spec.root,
+        spec.taxonomy,
+        spec.labels is not None,
+        out,
+        spec_file,
+        spec.fuse_record(),
+        {s.split: release[s.split] for s in out if s.split in release},
     )
 
 
@@ -244,6 +264,10 @@ def render_stats(stats: DatasetStats) -> list:
     out: list = [Text(f"Dataset {stats.spec_file or stats.root}", style="bold")]
     if stats.fused_line:
         out.append(Text(stats.fused_line))
+    if stats.release_images:
+        read = ", ".join(f"{s} from {f}" for s, f in stats.release_images.items())
+        missing = ", ".join(f"images/{s}" for s in stats.release_images)
+        out.append(Text(f"images of {read} (the MaSS13K release's folders; no {missing} here)"))
     out.append(splits)
 
     if stats.has_labels:

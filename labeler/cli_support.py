@@ -231,7 +231,7 @@ def _check_parent(spec: str | None, cls: ClassSpec, data: str) -> None:
     if cls.parent not in taxonomy:
         raise ValueError(
             f"{spec}: class {cls.name!r}: parent {cls.parent!r} is not a class of dataset "
-            f"{data} ({taxonomy.listed()})"
+            f"{data} ({taxonomy.listed()}){taxonomy.release_hint(cls.parent)}"
         )
 
 

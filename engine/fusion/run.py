@@ -355,10 +355,11 @@ def _roots(path: Path) -> set[Path]:
     return found
 
 
-def _images(spec: DatasetSpec) -> Path:
-    """The folder template of the dataset's images, resolved: a fused dataset's is its source
-    dataset's (``images: ../data/images/{split}``)."""
-    return (spec.root / spec.images).resolve()
+def _images(spec: DatasetSpec) -> tuple:
+    """The folder template of the dataset's images and each split's own folder, resolved: a
+    fused dataset's are its source dataset's (``images: ../data/images/{split}``)."""
+    own = tuple((s, (spec.root / f).resolve()) for s, f in spec.split_images)
+    return (spec.root / spec.images).resolve(), own
 
 
 def _same_images(recorded: Path, spec: DatasetSpec) -> bool:
@@ -637,13 +638,11 @@ def _dataset_yaml(plan: FusePlan, out: Path, earlier: Iterable[str] = ()) -> str
     spec = plan.spec
     order = {s: i for i, s in enumerate(spec.available_splits())}
     splits = sorted({*plan.splits, *earlier}, key=lambda s: (order.get(s, len(order)), s))
-    images = (spec.root / spec.images).absolute()
-    try:
-        images_ref = os.path.relpath(images, out.absolute())
-    except ValueError:  # another drive on Windows
-        images_ref = str(images)
+    images = spec.images_entry(relative_to=out)
+    if isinstance(images, dict):  # each split's folder (the release's images_pad/train)
+        images = {s: images[s] for s in splits if s in images}
     doc = {
-        "images": Path(images_ref).as_posix(),
+        "images": images,
         "labels": "labels/{split}",
         "taxonomy": "taxonomy.json",
         "splits": splits,
@@ -665,7 +664,7 @@ def _fuse_json(plan: FusePlan, config: FuseConfig, status: str, extra: dict) -> 
         "inputs": {
             # normalised: "cwd/../data" stops resolving once cwd is gone
             "data": os.path.abspath(config.data),
-            "images": os.path.abspath(plan.spec.root / plan.spec.images),
+            "images": plan.spec.images_entry(),
             "pseudo": [r.to_dict() for r in plan.runs],
         },
         "taxonomy": plan.taxonomy.to_dict(),

@@ -165,3 +165,16 @@ def test_a_name_with_a_decomposed_accent_is_the_same_class():
     assert label_role(decomposed, typed) == 1 and label_role(typed.upper(), decomposed) == 1
     with pytest.raises(ValueError, match="already in the taxonomy"):
         MASS13K.with_new_class(typed).with_new_class(decomposed)
+
+
+def test_the_releases_class_names_are_named_for_what_they_are_here():
+    """The release calls 0, 1 and 3 background, person and tree (its mmseg/datasets/mass13k.py);
+    typed so, the error says which class they are here (not read as aliases)."""
+    for theirs, ours in (("background", "Others"), ("Person", "Human"), ("tree", "Vegetation")):
+        with pytest.raises(ValueError) as e:
+            MASS13K.get(theirs)
+        assert str(e.value).endswith(f"; the MaSS13K release's {theirs!r} is {ours} here")
+    with pytest.raises(ValueError) as e:  # another name: no hint
+        MASS13K.get("Vehicles")
+    assert str(e.value).endswith("Sky, Water")
+    assert MASS13K.release_hint("sky") == ""  # the same name in both: never unknown

@@ -98,9 +98,80 @@ def test_a_root_one_or_two_levels_too_deep_names_the_dataset_root(tmp_path: Path
     with pytest.raises(FileNotFoundError) as e:  # the root meant, where val is missing too
         open_split(root / "images", "val")
     assert str(e.value).endswith(f"is the dataset root {root}?")
-    with pytest.raises(FileNotFoundError) as e:  # nothing above either: no guess
+    with pytest.raises(FileNotFoundError) as e:  # nothing above: the root below is named
         open_split(tmp_path, "train")
+    assert str(e.value).endswith(
+        f"(expected images/{{split}}, e.g. images/train); is the dataset root {root}?"
+    )
+    with pytest.raises(FileNotFoundError) as e:  # nothing above or below: no guess
+        (tmp_path / "other" / "sub").mkdir(parents=True)
+        open_split(tmp_path / "other", "train")
     assert str(e.value).endswith("(expected images/{split}, e.g. images/train)")
+
+
+def _release(root: Path) -> Path:
+    """The MaSS13K release's folders as its configs read them (xiechenxi99/MaSS13K@1afadb9,
+    configs/_base_/datasets/mass13k.py: data_root data/mass13k/msem, images_pad/{train,val},
+    images/test; the MaSSFormer config's test loader images_copy/val), images/ holding test
+    only."""
+    for folder, split, stem in (
+        ("images_pad", "train", "t1"),
+        ("images_pad", "train", "t2"),
+        ("images_pad", "val", "v1"),
+        ("images_copy", "val", "v1"),
+        ("images", "test", "s1"),
+    ):
+        _image(root / folder / split / f"{stem}.jpg", value=len(folder))
+        _label(root / "annotations" / split / f"{stem}.png")
+    return root
+
+
+def test_the_release_layout_reads_images_pad_where_images_has_no_split(tmp_path: Path):
+    root = _release(tmp_path / "data" / "mass13k" / "msem")
+    spec = load_spec(root)
+    assert spec.available_splits() == ["train", "val", "test"]  # before: test alone
+    assert spec.image_dir("train") == root / "images_pad/train"
+    assert spec.image_dir("val") == root / "images_pad/val"  # the val loader's, not images_copy
+    assert spec.image_dir("test") == root / "images/test"
+    ds = open_split(root, "train")
+    assert [s.image_path for s in ds] == [
+        root / "images_pad/train/t1.jpg",
+        root / "images_pad/train/t2.jpg",
+    ]
+    assert ds.load_pair(ds[0])[1].shape == (H, W) and not ds.check()
+    (root / "images_pad" / "val").rename(root / "images_pad" / "gone")  # val: images_copy then
+    assert load_spec(root).image_dir("val") == root / "images_copy/val"
+    _image(root / "images" / "train" / "t1.jpg")  # images/<split> exists: it is read, as before
+    assert load_spec(root).image_dir("train") == root / "images/train"
+
+
+def test_a_release_root_given_one_level_too_high_or_deep_is_named(tmp_path: Path):
+    root = _release(tmp_path / "mass13k" / "msem")
+    for folder in (root / "images").iterdir():  # a download with images_pad/ only
+        for f in folder.iterdir():
+            f.rename(root / "images_pad" / "train" / f.name)
+        folder.rmdir()
+    (root / "images").rmdir()
+    for wrong in (root.parent, root / "images_pad", root / "images_pad" / "train"):
+        with pytest.raises(FileNotFoundError) as e:
+            open_split(wrong, "train")
+        assert str(e.value).endswith(f"; is the dataset root {root}?"), wrong
+
+
+def test_a_spec_names_each_splits_image_folder(tmp_path: Path):
+    root = _release(tmp_path)
+    (root / "dataset.yaml").write_text(
+        "images: {train: images_pad/train, val: images_copy/val, test: images/test}\n"
+    )
+    spec = load_spec(root)
+    assert spec.available_splits() == ["train", "val", "test"]
+    assert spec.image_dir("val") == root / "images_copy/val"
+    assert [s.stem for s in open_split(root, "train")] == ["t1", "t2"]
+    (root / "dataset.yaml").write_text("images: {train: images_pad/train}\n")  # only those named
+    assert load_spec(root).available_splits() == ["train"]
+    (root / "dataset.yaml").write_text("images: {train: 3}\n")
+    with pytest.raises(ValueError, match="mapping of splits to folders"):
+        load_spec(root)
 
 
 def test_missing_label_folder(tmp_path: Path):
@@ -460,6 +531,12 @@ def test_a_spec_written_on_windows_reads_its_backslashes_as_separators(tmp_path:
     assert spec.available_splits() == ["train"] and spec.taxonomy.names[-1] == "Bicycle"
     ds = open_split(tmp_path, "train")
     assert (ds.load_pair(ds[0])[1] == 7).all() and ds.check() == []
+    # each split's folder named (the release's images_pad/ beside images/): the same
+    text += "\r\nimages: {train: images_pad\\train}"
+    text = text.replace("images: images_pad\\{split}\r\n", "")
+    (tmp_path / "dataset.yaml").write_bytes(text.encode("utf-8-sig"))
+    assert load_spec(tmp_path).available_splits() == ["train"]
+    assert open_split(tmp_path, "train").check() == []
 
 
 def test_a_spec_pointing_up_names_its_files_without_dotdot(tmp_path: Path):

@@ -189,6 +189,30 @@ def test_dataset_spec_images_outside_its_root(tmp_path, absolute):
     assert ds.load_pair(ds[0])[1].shape == (4, 6)
 
 
+def test_the_release_layout_fuses_and_its_fused_dataset_reads_images_pad(world):
+    """The MaSS13K release's train and val images lie in images_pad/ (images/ holds test):
+    the fused dataset names each split's folder. Before, the root had no train or val split."""
+    data = world["data"]
+    (data / "images").rename(data / "images_pad")
+    fuse(cfg(world))
+    text = (world["out"] / "dataset.yaml").read_text()
+    assert "images:\n  train: ../data/images_pad/train\n  val: ../data/images_pad/val\n" in text
+    spec = load_spec(world["out"])
+    assert spec.available_splits() == ["train", "val"]
+    ds = SegDataset(spec, "val")
+    assert ds[0].image_path.resolve() == (data / "images_pad/val/a.png").resolve()
+    assert not ds.check()
+    record = json.loads((world["out"] / "fuse.json").read_text())["inputs"]["images"]
+    assert record == {s: str((data / "images_pad" / s).absolute()) for s in ("train", "val")}
+    fuse(cfg(world))  # a rerun finds the same dataset: nothing refused
+    (data / "images_pad").rename(data / "moved")  # the images moved: the entry to set
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"set that entry to \{train: .*images_pad/train, val: .*images_pad/val\}",
+    ):
+        SegDataset(load_spec(world["out"]), "val")
+
+
 def test_resume_skips_done_images_and_redoes_changed_ones(world, caplog):
     first = fuse(cfg(world))
     before = outputs(world["out"])

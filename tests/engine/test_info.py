@@ -182,6 +182,54 @@ def test_a_spec_file_is_named_in_the_heading(tmp_path: Path):
     )
 
 
+def test_the_release_layout_is_read_and_said_where_its_images_are(tmp_path: Path):
+    """The MaSS13K release keeps train and val images in images_pad/ (its configs), images/
+    holding test: before, engine info showed the test split alone and "No problems found"."""
+    from rich.console import Console
+
+    root = tmp_path / "msem"
+    _pair(root, "test", "s", np.zeros((3, 4), np.uint8))
+    (root / "images_pad").mkdir()
+    for split in ("train", "val"):
+        _pair(root, split, "x", np.full((3, 4), 5, np.uint8))
+        (root / "images" / split).rename(root / "images_pad" / split)
+    stats = dataset_stats(root, progress=False)
+    assert [(s.split, s.images, s.labelled) for s in stats.splits] == [
+        ("train", 1, 1), ("val", 1, 1), ("test", 1, 1)
+    ]  # fmt: skip
+    console = Console(width=200, record=True)
+    for part in render_stats(stats):
+        console.print(part)
+    assert (
+        "images of train from images_pad/train, val from images_pad/val (the MaSS13K release's "
+        "folders; no images/train, images/val here)"
+    ) in console.export_text()
+    (root / "dataset.yaml").write_text("images: {train: images_pad/train, test: images/test}\n")
+    assert not dataset_stats(root, progress=False).release_images  # what the spec says: no note
+
+
+def test_a_split_of_labels_without_images_is_a_problem_not_left_out(tmp_path: Path):
+    """An archive of a download not extracted (the release's val images): its labels were
+    there, its split was not listed, and engine info said "No problems found", exit 0."""
+    root = tmp_path / "msem"
+    _pair(root, "train", "a", np.zeros((3, 4), np.uint8))
+    _pair(root, "val", "b", np.zeros((3, 4), np.uint8))
+    _pair(root, "test", "c", np.zeros((3, 4), np.uint8))
+    shutil.rmtree(root / "images" / "val")
+    stats = dataset_stats(root, progress=False)
+    assert [(s.split, s.images) for s in stats.splits] == [("train", 1), ("val", 0), ("test", 1)]
+    assert [str(p) for p in stats.problems] == [
+        f"{root / 'annotations/val'}: 1 label map but no images for split 'val' (no "
+        f"{root / 'images/val'}, {root / 'images_pad/val'} or {root / 'images_copy/val'})"
+    ]
+    assert [s.split for s in dataset_stats(root, ["test"], progress=False).splits] == ["test"]
+    (root / "dataset.yaml").write_text("images: pics/{split}\nsplits: [test, val, train]\n")
+    (root / "images").rename(root / "pics")
+    stats = dataset_stats(root, progress=False)  # a spec's order kept, its template named
+    assert [s.split for s in stats.splits] == ["test", "val", "train"]
+    assert str(stats.problems[0]).endswith(f"(no {root / 'pics/val'})")
+
+
 def _fused(root: Path) -> None:
     """A fused-layout dataset: MaSS13K + Bicycle (parent Others), labels/ and sources/."""
     from annotations.taxonomy import MASS13K

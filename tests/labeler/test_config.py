@@ -166,6 +166,10 @@ def test_a_spec_parent_not_in_the_dataset_names_the_spec_file(tmp_path):
     )
     f.write_text("Bicycle: {parent: Ground}\n")
     assert build_label_config(class_name="Bicycle", data=str(tmp_path / "data"), spec=str(f))
+    f.write_text("Bicycle: {parent: background}\n")  # the release's name of Others: said so
+    with pytest.raises(ValueError) as err:
+        build_label_config(class_name="Bicycle", data=str(tmp_path / "data"), spec=str(f))
+    assert str(err.value).endswith("Water); the MaSS13K release's 'background' is Others here")
 
 
 def test_parsers():
