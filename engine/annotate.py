@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import os
+import shutil
 import tempfile
 import zipfile
 from collections import Counter
@@ -568,17 +569,61 @@ def _import_sources(cfg: ImportConfig) -> Subset:
             raise type(e)(named(str(e))) from None
 
 
+# An archive may unpack to this many times its size, plus this many bytes: annotation files
+# compress 5 to 20 times (JSON, XML; PNG masks not at all), a zip bomb about 1000 times.
+UNZIP_RATIO, UNZIP_SLACK = 100, 1 << 30
+
+
 def unzip(archive: Path, into: Path) -> Path:
+    """``archive`` unpacked into the new folder ``into``. zipfile writes no member outside it
+    (it drops absolute and ``..`` parts of names), writes symlink members as the files they are
+    stored as, and no member longer than the size it declares (a longer one fails its CRC): the
+    declared sizes are checked before anything is written, and a name given twice, whose second
+    copy would replace the first unsaid, is refused."""
     try:
         with zipfile.ZipFile(archive) as z:
-            if not any(not m.is_dir() for m in z.infolist()):
+            members = [m for m in z.infolist() if not m.is_dir()]
+            if not members:
                 raise ValueError(f"{archive}: the archive is empty (no annotation files in it)")
-            z.extractall(into)  # zipfile drops absolute and '..' parts of member names
+            _check_unpacked_size(archive, sum(m.file_size for m in members), into)
+            written: dict[str, str] = {}
+            for m in members:
+                path = z.extract(m, into)
+                if path in written:
+                    first, name = written[path], m.filename
+                    what = (
+                        f"{first!r} twice"
+                        if first == name
+                        else f"{first!r} and {name!r}, one file once unpacked"
+                    )
+                    raise ValueError(
+                        f"{archive}: holds {what}: which copy is meant is not known; not read"
+                    )
+                written[path] = m.filename
     except FileNotFoundError:
         raise FileNotFoundError(f"{archive}: annotation source not found") from None
     except (zipfile.BadZipFile, OSError) as e:
         raise ValueError(f"{archive}: cannot read the archive ({first_line(e)})") from None
     return into
+
+
+def _check_unpacked_size(archive: Path, size: int, into: Path) -> None:
+    """``ValueError`` when ``archive``'s members, ``size`` bytes in all, are far more than an
+    annotation download holds, or more than the disk of ``into`` has free."""
+    packed = archive.stat().st_size
+    if size > UNZIP_RATIO * packed + UNZIP_SLACK:
+        raise ValueError(
+            f"{archive}: its files would unpack to {size / 1e9:.1f} GB from {packed / 1e6:.1f} MB "
+            f"(over {UNZIP_RATIO} times its size: a zip bomb or a damaged archive); not unpacked"
+        )
+    into.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(into).free
+    if size > free:
+        raise ValueError(
+            f"{archive}: its files would unpack to {size / 1e9:.1f} GB, but the disk of "
+            f"{tempfile.gettempdir()} has {free / 1e9:.1f} GB free; set TMPDIR to a folder on "
+            "a larger disk"
+        )
 
 
 def archive_root(folder: Path) -> Path:

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -2038,6 +2039,73 @@ def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world):
         str(e.value)
         == f"{tmp_path / 'empty.zip'}: the archive is empty (no annotation files in it)"
     )
+
+
+def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked(
+    tmp_path, world, monkeypatch
+):
+    """A zip whose members declare far more than an annotation download holds (a 3 MB zip of
+    3 GB of spaces filled /tmp and took 6 GB of memory), or more than the disk has free, is
+    refused before a byte is written; two members unpacking to one file (the second replaced
+    the first unsaid) are refused naming the name; a '../' member stays inside the copy."""
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    import engine.annotate
+    from cli import app
+
+    data, run, _ = world
+    export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco",)))
+    coco = (tmp_path / "e" / "coco.json").read_bytes()
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("annotations/instances_default.json", coco)
+        z.writestr("annotations/zeros.json", b" " * (4 << 20))  # 4 MB in 4 KB
+    monkeypatch.setattr(engine.annotate, "UNZIP_SLACK", 1 << 20, raising=False)  # a small bomb
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR read again
+    (tmp_path / "tmp").mkdir()
+    for args in (["info", str(bomb)], ["annotate", "import", str(bomb), "--class", "Bicycle",
+                 "--data", str(data), "--split", "test", "--out", str(tmp_path / "s")]):  # fmt: skip
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2, res.output
+        assert (
+            f"error: {bomb}: its files would unpack to 0.0 GB from 0.0 MB (over 100 times" in text
+        )
+        assert not list((tmp_path / "tmp").iterdir()) and not (tmp_path / "s").exists()
+    monkeypatch.setattr(engine.annotate, "UNZIP_SLACK", 1 << 30)
+    free = shutil.disk_usage(tmp_path)._replace(free=1000)
+    monkeypatch.setattr(engine.annotate.shutil, "disk_usage", lambda _: free)
+    with pytest.raises(ValueError, match=r"bomb.zip: its files would unpack to 0.0 GB, but the "
+                       r".* has 0.0 GB free; set TMPDIR"):  # fmt: skip
+        engine.annotate.unzip(bomb, tmp_path / "tmp" / "u")
+    monkeypatch.undo()
+    twice = tmp_path / "twice.zip"
+    with zipfile.ZipFile(twice, "w") as z, pytest.warns(UserWarning, match="Duplicate name"):
+        z.writestr("annotations/instances_default.json", coco)
+        z.writestr("annotations/instances_default.json", b"{}")
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("auto", [str(twice)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    assert str(e.value) == (
+        f"{twice}: holds 'annotations/instances_default.json' twice: which copy is meant is "
+        "not known; not read"
+    )
+    slip = tmp_path / "slip.zip"
+    with zipfile.ZipFile(slip, "w") as z:
+        z.writestr("annotations/instances_default.json", coco)
+        z.writestr("../../outside.json", b"{}")
+        z.writestr("/abs.json", b"{}")
+    folder = engine.annotate.unzip(slip, tmp_path / "in" / "u")
+    assert not (tmp_path / "outside.json").exists() and not Path("/abs.json").exists()
+    assert sorted(p.name for p in folder.rglob("*.json")) == [
+        "abs.json",
+        "instances_default.json",
+        "outside.json",
+    ]
 
 
 def test_engine_info_describes_a_zip_download(tmp_path, world):
