@@ -27,6 +27,7 @@ import pickle
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import typing
 from collections.abc import Iterator
@@ -656,11 +657,30 @@ def parse_json(data: str | bytes, path: str | os.PathLike) -> Any:
     if not text.strip():
         raise ValueError(f"{path}: the file is empty (expected JSON)")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as e:
         # e.msg may end in "at" ("Unterminated string starting at"): one "at" before the line
         msg = e.msg.removesuffix(" at")
         raise ValueError(f"{path}: not valid JSON ({msg} at line {e.lineno})") from None
+    except RecursionError:  # "[[[[...": Python's parser recurses per level
+        raise ValueError(
+            f"{path}: not valid JSON for this reader (nested too deeply: over "
+            f"{sys.getrecursionlimit()} levels)"
+        ) from None
+    except ValueError as e:  # :func:`_not_json`'s, or Python's limit on an integer's digits
+        why = first_line(e)
+        if "integer string conversion" in why:  # its advice (sys.set_int_...) is no user's
+            why = f"for this reader (a number of over {sys.get_int_max_str_digits()} digits)"
+        else:
+            why = f"({why})"
+        raise ValueError(f"{path}: not valid JSON {why}") from None
+
+
+def _not_json(name: str) -> Any:
+    """``json.loads``' ``parse_constant``: NaN, Infinity and -Infinity, which Python's parser
+    takes and the JSON standard (RFC 8259) does not, refused: read as sizes or coordinates they
+    made tracebacks (``int(inf)``), and no file this engine writes holds them."""
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:

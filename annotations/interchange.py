@@ -383,7 +383,7 @@ def coco_to_masks(
     for cat in data.get("categories") or []:
         try:
             cat_id, name = int(cat["id"]), str(cat.get("name", ""))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(f"{path}: category entry {cat!r} lacks an integer id") from None
         roles[cat_id], names[cat_id] = label_role(name, class_name) or 0, name
     if 1 not in roles.values():
@@ -405,7 +405,7 @@ def coco_to_masks(
                 hw = sizes.get(stem, (0, 0))
             else:
                 hw = (int(img["height"]), int(img["width"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(
                 f"{path}: image entry {img!r} lacks id/file_name/width/height"
             ) from None
@@ -420,7 +420,7 @@ def coco_to_masks(
             raise ValueError(f"{path}: annotation {k} is not an object, got {ann!r:.40}")
         try:
             image_id, cat = int(ann.get("image_id", -1)), int(ann.get("category_id", -1))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(
                 f"{path}: annotation {ann.get('id')}: image_id and category_id must be integers"
             ) from None
@@ -571,7 +571,7 @@ def labelme_to_mask(
         )
     try:
         hw = (int(data["imageHeight"]), int(data["imageWidth"]))
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise ValueError(f"{path}: LabelMe file lacks imageHeight/imageWidth") from None
     check_size(path, stem, hw, sizes)
     canvases = {1: LabelmeCanvas(*hw), 255: LabelmeCanvas(*hw)}  # the class, unannotated

@@ -471,6 +471,43 @@ def test_coco_import_errors_name_the_file(tmp_path, world, changes, message):
     assert str(e.value).startswith(str(path))
 
 
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON for this reader (nested too deeply: over"),
+        ('{"images": [{"width": NaN}]}', "not valid JSON (NaN is not a JSON number)"),
+        ('{"a": -Infinity}', "not valid JSON (-Infinity is not a JSON number)"),
+        ('{"images": [{"id": 1, "height": ' + "9" * 5000 + "}]}", "a number of over 4300 digits"),
+        (None, "image entry .* lacks id/file_name/width/height"),  # 1e400: infinity
+    ],
+    ids=["deep", "nan", "infinity", "digits", "1e400"],
+)
+def test_a_crafted_json_file_is_one_line_naming_it(tmp_path, world, text, message):
+    """JSON from elsewhere that Python's parser fails on or takes beyond the standard (a
+    RecursionError, NaN, an integer past Python's digit limit, a float past float64's) is an
+    error naming the file, from import and from engine info, not a traceback or a message
+    naming no file."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, _, _ = world
+    path = _coco_file(tmp_path)
+    if text is not None:
+        path.write_text(text)
+    else:
+        path.write_text(path.read_text().replace(f'"width": {W}', '"width": 1e400'))
+    imported = ["annotate", "import", str(path), "--format", "coco", "--class", "Bicycle",
+                "--data", str(data), "--split", "test", "--out", str(tmp_path / "s")]  # fmt: skip
+    for args in (["info", str(path)], imported):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "1000"})
+        assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+        said = " ".join(res.output.split())
+        if args == imported or res.exit_code:  # info leaves a malformed size to import
+            assert res.exit_code == 2 and f"error: {path}: " in said, res.output
+            assert re.search(re.escape(message) if "(" in message else message, said), said
+
+
 def test_other_classes_of_a_multi_class_file_are_left_out_and_said(tmp_path, world, caplog):
     """A CVAT task or LabelMe folder annotating several classes gives one subset per class:
     the others' annotations are left out, counted in one warning and in subset.json. Files
