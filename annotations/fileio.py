@@ -657,7 +657,7 @@ def parse_json(data: str | bytes, path: str | os.PathLike) -> Any:
     if not text.strip():
         raise ValueError(f"{path}: the file is empty (expected JSON)")
     try:
-        return json.loads(text, parse_constant=_not_json)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         # e.msg may end in "at" ("Unterminated string starting at"): one "at" before the line
         msg = e.msg.removesuffix(" at")
@@ -667,20 +667,11 @@ def parse_json(data: str | bytes, path: str | os.PathLike) -> Any:
             f"{path}: not valid JSON for this reader (nested too deeply: over "
             f"{sys.getrecursionlimit()} levels)"
         ) from None
-    except ValueError as e:  # :func:`_not_json`'s, or Python's limit on an integer's digits
-        why = first_line(e)
-        if "integer string conversion" in why:  # its advice (sys.set_int_...) is no user's
-            why = f"for this reader (a number of over {sys.get_int_max_str_digits()} digits)"
-        else:
-            why = f"({why})"
-        raise ValueError(f"{path}: not valid JSON {why}") from None
-
-
-def _not_json(name: str) -> Any:
-    """``json.loads``' ``parse_constant``: NaN, Infinity and -Infinity, which Python's parser
-    takes and the JSON standard (RFC 8259) does not, refused: read as sizes or coordinates they
-    made tracebacks (``int(inf)``), and no file this engine writes holds them."""
-    raise ValueError(f"{name} is not a JSON number")
+    except ValueError as e:  # Python's limit on an integer's digits (its advice is no user's)
+        why = f"a number of over {sys.get_int_max_str_digits()} digits"
+        if "integer string conversion" not in str(e):
+            raise
+        raise ValueError(f"{path}: not valid JSON for this reader ({why})") from None
 
 
 def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
