@@ -36,7 +36,7 @@ from pycocotools import mask as coco_mask
 
 from annotations.fileio import first_line, read_json, read_text
 from annotations.instances import Instances
-from annotations.labelmap import LOSSY_FORMATS
+from annotations.labelmap import LOSSY_FORMATS, PIL_ERRORS, from_pillow
 from annotations.polygons import (
     COCO,
     LABELME,
@@ -612,7 +612,7 @@ def _mask_patch(data: object, where: str) -> np.ndarray:
             return np.asarray(img) > 0
     except UnidentifiedImageError:
         raise ValueError(f"{where}: 'mask' is not base64 PNG data (not an image)") from None
-    except (ValueError, OSError) as e:  # binascii.Error is a ValueError
+    except PIL_ERRORS as e:  # binascii.Error is a ValueError
         raise ValueError(f"{where}: 'mask' is not base64 PNG data ({first_line(e)})") from None
 
 
@@ -670,6 +670,7 @@ def png_to_mask(
                     f"{path}: holds {img.format} data, not PNG: its lossy compression changes "
                     "mask values along every edge (save masks as PNG)"
                 )
+            check_size(path, path.stem, (img.height, img.width), sizes)  # before decoding it
             if img.mode in ("L", "P", "1"):
                 arr = np.asarray(img)
             else:  # a grey mask saved as RGB(A) or 16-bit: one channel's values
@@ -680,10 +681,11 @@ def png_to_mask(
                         "or a CVAT segmentation-mask export with --format segmask"
                     )
                 arr = rgb[..., 0]
-    except OSError as e:
+    except PIL_ERRORS as e:
+        if not from_pillow(e, path):
+            raise
         raise ValueError(f"{path}: cannot read PNG ({e})") from None
     arr = arr.astype(np.uint8)
-    check_size(path, path.stem, arr.shape, sizes)
     if binary:
         return ImageMask(path.stem, (arr > 0).astype(np.uint8), str(path))
     if value is not None:
@@ -749,7 +751,7 @@ def read_color_codes(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as img:
             rgb = np.asarray(img.convert("RGB")).astype(np.int32)
-    except OSError as e:
+    except PIL_ERRORS as e:
         raise ValueError(f"{path}: cannot read PNG ({first_line(e)})") from None
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 
