@@ -608,6 +608,13 @@ def unreadable_torch_file(path: Path, e: BaseException, what: str = "checkpoint"
         isinstance(e, (KeyError, pickle.UnpicklingError)) and "weights_only" not in text
     ):
         why = "not a PyTorch file (neither a torch zip archive nor a pickle)"
+    elif "Weights only load failed" in text:  # torch's 6-line advice to load it unsafely
+        found = re.search(r"GLOBAL (\S+)", text)  # posix.system; or a bare pickle's opcode
+        why = (
+            "it holds Python objects besides tensors and plain data"
+            + (f" ({found.group(1)})" if found else "")
+            + ", which could run code and are not loaded"
+        )
     else:
         why = type_and_first_line(e)[:200]
     return ValueError(f"{path}: not a readable {what}: {why}")
