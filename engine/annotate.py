@@ -717,7 +717,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             raise ValueError(f"{m.source}: image {m.stem!r} is annotated twice {also}")
         masks[m.stem] = m.label
         sources[m.stem] = m.source
-    exports = unchanged_exports(found, cfg.format) if cfg.format in EXPORT_FORMATS else []
+    exports = unchanged_exports(found, cfg.format, archives) if cfg.format in EXPORT_FORMATS else []
     extra = {
         "import_format": cfg.format,
         **_png_options(cfg),
@@ -978,11 +978,14 @@ def left_out(found: list[Imported], class_name: str, hint: str = "") -> dict[str
     return dict(counts.most_common())
 
 
-def unchanged_exports(found: list[Imported], fmt: str) -> list[str]:
+def unchanged_exports(
+    found: list[Imported], fmt: str, archives: dict[str, str] | None = None
+) -> list[str]:
     """The runs whose ``engine annotate export`` was imported exactly as exported
     (:func:`unchanged_export`), from the records the files carried: per COCO or Label Studio
     file (whose tasks all carry one export's record), or once for a set of LabelMe files that
-    all carry the same export's record."""
+    all carry the same export's record. ``archives`` (unpacked folder -> zip download) names
+    files read from a zip as ``ARCHIVE!MEMBER`` in the warning, not their deleted copies."""
     if fmt in ("coco", "labelstudio"):  # a file of many images, one export's (or tasks of several)
         files: dict[str, list[Imported]] = {}
         for m in found:
@@ -1001,7 +1004,11 @@ def unchanged_exports(found: list[Imported], fmt: str) -> list[str]:
             return []  # a file saved by a tool that dropped our record, or several exports
         folder = str(Path(min(m.source for m in found)).parent)
         groups = [(folder, records[0], {m.stem: m.label for m in found})]
-    return [run for f, rec, masks in groups if rec and (run := unchanged_export(f, masks, rec))]
+    return [
+        run
+        for f, rec, masks in groups
+        if rec and (run := unchanged_export(archive_named(f, archives or {}), masks, rec))
+    ]
 
 
 def unchanged_export(

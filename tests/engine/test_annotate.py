@@ -2025,7 +2025,7 @@ def test_the_import_format_is_told_by_the_files(tmp_path, world):
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8))
 
 
-def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world):
+def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world, caplog):
     """CVAT downloads a zip (COCO: annotations/instances_default.json; segmentation masks:
     labelmap.txt + SegmentationClass/): it imports without unpacking, subset.json names its
     files as ARCHIVE!MEMBER, and an error inside names the archive, not a temporary copy."""
@@ -2043,6 +2043,9 @@ def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world):
     assert sub.info["sources"]["img000"] == f"{download}!annotations/instances_default.json"
     for stem, m in truth.items():
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
+    # the export came back unchanged: the warning names the zip's file, not its deleted copy
+    unchanged = f"{download}!annotations/instances_default.json: the masks imported from it"
+    assert unchanged in caplog.text and "engine-import-" not in caplog.text, caplog.text
     cvat = tmp_path / "cvat"
     _segmask_export(
         cvat,
