@@ -691,9 +691,23 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
         raise ValueError(f"{path}: cannot parse YAML ({_yaml_problem(e)})") from None
 
 
+# Values a YAML file may hold once its aliases are expanded: a config, spec or names file holds
+# thousands; a "billion laughs" file of nine nested aliases, 300 bytes, holds 10^9, which
+# PyYAML builds as shared lists but an error's repr of them or a JSON record writes out whole.
+YAML_MAX_VALUES = 1_000_000
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.safe_load``'s loader, refusing a key given twice in one mapping: PyYAML keeps the
-    last silently, so of ``iters: 5`` and, further down, ``iters: 6`` one was dropped unsaid."""
+    last silently, so of ``iters: 5`` and, further down, ``iters: 6`` one was dropped unsaid.
+    It also refuses aliases expanding to over :data:`YAML_MAX_VALUES` values, or into
+    themselves, before anything is built (``engine info spec.yaml`` hung in the repr of one)."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expanded_size(node)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -710,6 +724,42 @@ class _UniqueKeyLoader(yaml.SafeLoader):
                 )  # fmt: skip
             seen[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep=deep)
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """``yaml.YAMLError`` when the document under ``root`` holds over :data:`YAML_MAX_VALUES`
+    values with its aliases expanded, or an alias inside the value it names. Each node is
+    visited once (aliases are shared nodes), so the check takes the file's size in time."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            children = _yaml_children(node)
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[id(node)] > YAML_MAX_VALUES:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"its aliases expand to over {YAML_MAX_VALUES:,} values (a 'billion laughs' "
+                    "file?)",
+                    node.start_mark,
+                )  # fmt: skip
+            continue
+        if id(node) in sizes:
+            if sizes[id(node)] < 0:  # entered, not finished: the node holds itself
+                raise yaml.constructor.ConstructorError(
+                    None, None, "an alias refers to a value that holds it", node.start_mark
+                )
+            continue
+        sizes[id(node)] = -1
+        stack.append((node, True))
+        stack.extend((c, False) for c in _yaml_children(node))
+
+
+def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:
