@@ -585,6 +585,7 @@ def unzip(archive: Path, into: Path) -> Path:
             members = [m for m in z.infolist() if not m.is_dir()]
             if not members:
                 raise ValueError(f"{archive}: the archive is empty (no annotation files in it)")
+            _check_readable(archive, members)
             _check_unpacked_size(archive, sum(m.file_size for m in members), into)
             written: dict[str, str] = {}
             for m in members:
@@ -605,6 +606,33 @@ def unzip(archive: Path, into: Path) -> Path:
     except (zipfile.BadZipFile, OSError) as e:
         raise ValueError(f"{archive}: cannot read the archive ({first_line(e)})") from None
     return into
+
+
+# What zipfile decompresses: stored, deflate, bzip2, lzma (not Windows' deflate64, method 9)
+_ZIP_METHODS = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
+
+
+def _check_readable(archive: Path, members: list[zipfile.ZipInfo]) -> None:
+    """``ValueError`` naming ``archive`` and a member zipfile cannot unpack: an encrypted one
+    (zipfile's RuntimeError named neither), or one compressed by a method it lacks
+    (its NotImplementedError, "That compression method is not supported", named nothing)."""
+    for m in members:
+        if m.flag_bits & 0x1:
+            raise ValueError(
+                f"{archive}: {m.filename!r} is encrypted; download the export without a "
+                "password, or unpack it and give the folder"
+            )
+        if m.compress_type not in _ZIP_METHODS:
+            raise ValueError(
+                f"{archive}: {m.filename!r} is compressed by method {m.compress_type}, which "
+                f"Python's zipfile cannot unpack (it reads {', '.join(_ZIP_METHODS.values())}; "
+                "9 is deflate64); unpack it with another tool and give the folder"
+            )
 
 
 def _check_unpacked_size(archive: Path, size: int, into: Path) -> None:

@@ -2150,6 +2150,34 @@ def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked
     ]
 
 
+@pytest.mark.parametrize("kind", ["encrypted", "deflate64"])
+def test_a_zip_zipfile_cannot_unpack_is_one_line_naming_it(tmp_path, world, kind):
+    """A password-protected download, or one Windows compressed with deflate64: zipfile's
+    errors named neither the archive nor the file ("That compression method is not
+    supported"); said naming both, before anything is unpacked."""
+    import zipfile
+
+    data, _, _ = world
+    download = tmp_path / "task.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.writestr("annotations/instances_default.json", b"{}")
+    raw = bytearray(download.read_bytes())
+    for header, flags, method in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        at = raw.find(header)
+        if kind == "encrypted":
+            raw[at + flags] |= 1
+        else:
+            raw[at + method] = 9
+    download.write_bytes(bytes(raw))
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("coco", [str(download)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    said = "is encrypted; download" if kind == "encrypted" else "is compressed by method 9,"
+    assert str(e.value).startswith(f"{download}: 'annotations/instances_default.json' {said}")
+    assert not (tmp_path / "s").exists()
+
+
 def test_engine_info_describes_a_zip_download(tmp_path, world):
     """`engine info` on an annotation tool's zip reads it as import does: its files named
     ARCHIVE!MEMBER, the import line naming the zip itself; a zip of nothing it reads says so."""
