@@ -605,14 +605,22 @@ def _points(shape: dict, where: str) -> np.ndarray:
     return pts.reshape(-1, 2)
 
 
-def _mask_patch(data: object, where: str) -> np.ndarray:
-    """A LabelMe ``mask`` shape's base64 PNG as ``(h, w) bool``."""
+def _mask_patch(data: object, where: str, size: tuple[int, int]) -> np.ndarray:
+    """A LabelMe ``mask`` shape's base64 PNG as ``(h, w) bool``; one over twice the image's
+    ``size`` (W, H) is refused before it is decoded, as CVAT's mask boxes are."""
     try:
         with Image.open(io.BytesIO(base64.b64decode(str(data), validate=True))) as img:
+            if img.width > 2 * size[0] or img.height > 2 * size[1]:
+                raise ValueError(
+                    f"{where}: its mask is {img.width}x{img.height}, over twice the image's "
+                    f"{size[0]}x{size[1]} (no annotation tool draws one: a damaged file)"
+                )
             return np.asarray(img) > 0
     except UnidentifiedImageError:
         raise ValueError(f"{where}: 'mask' is not base64 PNG data (not an image)") from None
     except PIL_ERRORS as e:  # binascii.Error is a ValueError
+        if not from_pillow(e, where):
+            raise
         raise ValueError(f"{where}: 'mask' is not base64 PNG data ({first_line(e)})") from None
 
 
@@ -631,7 +639,7 @@ def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
     elif kind == "mask":
         if len(pts) != 2 or not shape.get("mask"):
             raise ValueError(f"{where}: a mask shape needs 2 points and base64 'mask' data")
-        patch = _mask_patch(shape["mask"], where)
+        patch = _mask_patch(shape["mask"], where, canvas.image.size)
         if patch.ndim == 3:  # an RGB(A) PNG: any channel set
             patch = patch.any(axis=2)
         x0, y0 = (int(v) for v in pts[0])  # as labelme places it: the first point, truncated

@@ -1583,6 +1583,24 @@ def test_a_labelme_mask_shape_is_placed_at_its_corner_and_clipped_to_the_image()
     assert m[3:7, 2:8].all() and m.sum() == 24
 
 
+def test_a_labelme_mask_far_larger_than_its_image_is_refused_before_it_is_decoded():
+    """A LabelMe mask shape whose PNG says 20000x20000 on a 10x10 image (a damaged file; 400 MB
+    of pixels decoded to be clipped away) is refused from its header, as CVAT's mask boxes
+    are; one twice the image's size is still read and clipped."""
+    import base64
+    import io
+
+    def shape(w: int, h: int) -> dict:
+        patch = io.BytesIO()
+        Image.new("1", (w, h), 1).save(patch, format="PNG")
+        data = base64.b64encode(patch.getvalue()).decode()
+        return {"shape_type": "mask", "points": [[0, 0], [w - 1, h - 1]], "mask": data}
+
+    with pytest.raises(ValueError, match=r"its mask is 20000x20000, over twice the image's 10x10"):
+        _drawn(shape(20000, 20000), (10, 10))
+    assert _drawn(shape(20, 20), (10, 10)).all()
+
+
 def test_labelme_6_oriented_rectangles_are_drawn_as_its_polygons():
     """labelme 6 writes rotated boxes as shape_type "oriented_rectangle", 4 points, and draws
     them as polygons (its shape_to_mask); X-AnyLabeling's "rotation" is the same."""
