@@ -603,8 +603,9 @@ def unzip(archive: Path, into: Path) -> Path:
                 written[path] = m.filename
     except FileNotFoundError:
         raise FileNotFoundError(f"{archive}: annotation source not found") from None
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"{archive}: cannot read the archive ({first_line(e)})") from None
+    except (zipfile.BadZipFile, OSError) as e:  # its member named in the zip, not the copy
+        why = archive_named(first_line(e), {str(into): str(archive)})
+        raise ValueError(f"{archive}: cannot read the archive ({why})") from None
     return into
 
 

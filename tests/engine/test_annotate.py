@@ -2159,6 +2159,16 @@ def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked
         z.writestr("annotations/instances_default.json", coco)
         z.writestr("../../outside.json", b"{}")
         z.writestr("/abs.json", b"{}")
+    clash = tmp_path / "clash.zip"  # a file and a folder of one name
+    with zipfile.ZipFile(clash, "w") as z:
+        z.writestr("annotations", b"x")
+        z.writestr("annotations/instances_default.json", coco)
+    with pytest.raises(ValueError) as e:
+        engine.annotate.unzip(clash, tmp_path / "in" / "c")
+    assert str(e.value) == (
+        f"{clash}: cannot read the archive ({clash}!annotations/instances_default.json: Not a "
+        "directory)"
+    )
     folder = engine.annotate.unzip(slip, tmp_path / "in" / "u")
     assert not (tmp_path / "outside.json").exists() and not Path("/abs.json").exists()
     assert sorted(p.name for p in folder.rglob("*.json")) == [
