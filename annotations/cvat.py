@@ -191,6 +191,11 @@ def _mask_rle(shape: ET.Element, h: int, w: int, here: str) -> dict:
         runs = np.array([int(v) for v in text.split(",") if v.strip()], np.int64)
     except ValueError:
         raise ValueError(f"{here}: 'rle' must be comma-separated run lengths") from None
+    if bw > 2 * w or bh > 2 * h:  # decoded whole: 200 bytes of XML took 3 GB and 14 s
+        raise ValueError(
+            f"{here}: its box is {bw}x{bh}, over twice the image's {w}x{h} (no annotation tool "
+            "draws one: a damaged file)"
+        )
     if bw <= 0 or bh <= 0 or (runs < 0).any() or runs.sum() != bw * bh:
         raise ValueError(
             f"{here}: its runs cover {int(runs.sum()):,} pixels, not the {bw}x{bh} of its box"

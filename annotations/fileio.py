@@ -29,6 +29,7 @@ import pickle
 import re
 import shutil
 import stat
+import sys
 import tempfile
 import typing
 from collections.abc import Iterator
@@ -621,6 +622,13 @@ def unreadable_torch_file(path: Path, e: BaseException, what: str = "checkpoint"
         isinstance(e, (KeyError, pickle.UnpicklingError)) and "weights_only" not in text
     ):
         why = "not a PyTorch file (neither a torch zip archive nor a pickle)"
+    elif "Weights only load failed" in text:  # torch's 6-line advice to load it unsafely
+        found = re.search(r"GLOBAL (\S+)", text)  # posix.system; or a bare pickle's opcode
+        why = (
+            "it holds Python objects besides tensors and plain data"
+            + (f" ({found.group(1)})" if found else "")
+            + ", which could run code and are not loaded"
+        )
     else:
         why = type_and_first_line(e)[:200]
     return ValueError(f"{path}: not a readable {what}: {why}")
@@ -698,6 +706,16 @@ def parse_json(data: str | bytes, path: str | os.PathLike) -> Any:
         # e.msg may end in "at" ("Unterminated string starting at"): one "at" before the line
         msg = e.msg.removesuffix(" at")
         raise ValueError(f"{path}: not valid JSON ({msg} at line {e.lineno})") from None
+    except RecursionError:  # "[[[[...": Python's parser recurses per level
+        raise ValueError(
+            f"{path}: not valid JSON for this reader (nested too deeply: over "
+            f"{sys.getrecursionlimit()} levels)"
+        ) from None
+    except ValueError as e:  # Python's limit on an integer's digits (its advice is no user's)
+        why = f"a number of over {sys.get_int_max_str_digits()} digits"
+        if "integer string conversion" not in str(e):
+            raise
+        raise ValueError(f"{path}: not valid JSON for this reader ({why})") from None
 
 
 # Blanks ending a line with a tab among them, as an editor leaves them (`iters: 5<TAB>`): YAML
@@ -727,9 +745,23 @@ def yaml_scalar(text: str) -> Any:
     return YAML11_BOOLS.get(value.lower(), value) if isinstance(value, str) else value
 
 
+# Values a YAML file may hold once its aliases are expanded: a config, spec or names file holds
+# thousands; a "billion laughs" file of nine nested aliases, 300 bytes, holds 10^9, which
+# PyYAML builds as shared lists but an error's repr of them or a JSON record writes out whole.
+YAML_MAX_VALUES = 1_000_000
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.safe_load``'s loader, refusing a key given twice in one mapping: PyYAML keeps the
-    last silently, so of ``iters: 5`` and, further down, ``iters: 6`` one was dropped unsaid."""
+    last silently, so of ``iters: 5`` and, further down, ``iters: 6`` one was dropped unsaid.
+    It also refuses aliases expanding to over :data:`YAML_MAX_VALUES` values, or into
+    themselves, before anything is built (``engine info spec.yaml`` hung in the repr of one)."""
+
+    def get_single_node(self) -> yaml.Node | None:
+        node = super().get_single_node()
+        if node is not None:
+            _check_expanded_size(node)
+        return node
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -781,6 +813,42 @@ def _yaml_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
 
 
 _UniqueKeyLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """``yaml.YAMLError`` when the document under ``root`` holds over :data:`YAML_MAX_VALUES`
+    values with its aliases expanded, or an alias inside the value it names. Each node is
+    visited once (aliases are shared nodes), so the check takes the file's size in time."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            children = _yaml_children(node)
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[id(node)] > YAML_MAX_VALUES:
+                raise yaml.constructor.ConstructorError(
+                    None, None,
+                    f"its aliases expand to over {YAML_MAX_VALUES:,} values (a 'billion laughs' "
+                    "file?)",
+                    node.start_mark,
+                )  # fmt: skip
+            continue
+        if id(node) in sizes:
+            if sizes[id(node)] < 0:  # entered, not finished: the node holds itself
+                raise yaml.constructor.ConstructorError(
+                    None, None, "an alias refers to a value that holds it", node.start_mark
+                )
+            continue
+        sizes[id(node)] = -1
+        stack.append((node, True))
+        stack.extend((c, False) for c in _yaml_children(node))
+
+
+def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
 
 
 def _yaml_problem(e: yaml.YAMLError) -> str:

@@ -38,7 +38,7 @@ from pycocotools import mask as coco_mask
 
 from annotations.fileio import first_line, read_json, read_text
 from annotations.instances import Instances
-from annotations.labelmap import LOSSY_FORMATS
+from annotations.labelmap import LOSSY_FORMATS, PIL_ERRORS, from_pillow
 from annotations.polygons import (
     COCO,
     LABELME,
@@ -386,7 +386,7 @@ def coco_to_masks(
     for cat in data.get("categories") or []:
         try:
             cat_id, name = int(cat["id"]), str(cat.get("name", ""))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(f"{path}: category entry {cat!r} lacks an integer id") from None
         roles[cat_id], names[cat_id] = label_role(name, class_name) or 0, name
     if 1 not in roles.values():
@@ -408,7 +408,7 @@ def coco_to_masks(
                 hw = sizes.get(stem, (0, 0))
             else:
                 hw = (int(img["height"]), int(img["width"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(
                 f"{path}: image entry {img!r} lacks id/file_name/width/height"
             ) from None
@@ -423,7 +423,7 @@ def coco_to_masks(
             raise ValueError(f"{path}: annotation {k} is not an object, got {ann!r:.40}")
         try:
             image_id, cat = _coco_image_id(ann.get("image_id")), int(ann.get("category_id", -1))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError(
                 f"{path}: annotation {ann.get('id')}: image_id must be an integer or a string and "
                 "category_id an integer"
@@ -632,7 +632,7 @@ def labelme_to_mask(
     else:
         try:
             hw = (int(data["imageHeight"]), int(data["imageWidth"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(
                 f"{path}: LabelMe file's imageHeight/imageWidth are not integers"
             ) from None
@@ -668,14 +668,22 @@ def _points(shape: dict, where: str) -> np.ndarray:
     return pts.reshape(-1, 2)
 
 
-def _mask_patch(data: object, where: str) -> np.ndarray:
-    """A LabelMe ``mask`` shape's base64 PNG as ``(h, w) bool``."""
+def _mask_patch(data: object, where: str, size: tuple[int, int]) -> np.ndarray:
+    """A LabelMe ``mask`` shape's base64 PNG as ``(h, w) bool``; one over twice the image's
+    ``size`` (W, H) is refused before it is decoded, as CVAT's mask boxes are."""
     try:
         with Image.open(io.BytesIO(base64.b64decode(str(data), validate=True))) as img:
+            if img.width > 2 * size[0] or img.height > 2 * size[1]:
+                raise ValueError(
+                    f"{where}: its mask is {img.width}x{img.height}, over twice the image's "
+                    f"{size[0]}x{size[1]} (no annotation tool draws one: a damaged file)"
+                )
             return np.asarray(img) > 0
     except UnidentifiedImageError:
         raise ValueError(f"{where}: 'mask' is not base64 PNG data (not an image)") from None
-    except (ValueError, OSError) as e:  # binascii.Error is a ValueError
+    except PIL_ERRORS as e:  # binascii.Error is a ValueError
+        if not from_pillow(e, where):
+            raise
         raise ValueError(f"{where}: 'mask' is not base64 PNG data ({first_line(e)})") from None
 
 
@@ -701,7 +709,7 @@ def _draw_labelme_shape(shape: dict, canvas: LabelmeCanvas, where: str) -> None:
     elif kind == "mask":
         if len(pts) != 2 or not shape.get("mask"):
             raise ValueError(f"{where}: a mask shape needs 2 points and base64 'mask' data")
-        patch = _mask_patch(shape["mask"], where)
+        patch = _mask_patch(shape["mask"], where, canvas.image.size)
         if patch.ndim == 3:  # an RGB(A) PNG: any channel set
             patch = patch.any(axis=2)
         x0, y0 = (int(v) for v in pts[0])  # as labelme places it: the first point, truncated
@@ -740,6 +748,7 @@ def png_to_mask(
                     f"{path}: holds {img.format} data, not PNG: its lossy compression changes "
                     "mask values along every edge (save masks as PNG)"
                 )
+            check_size(path, path.stem, (img.height, img.width), sizes)  # before decoding it
             if img.mode in ("L", "P", "1"):
                 arr = np.asarray(img)
             else:  # a grey mask saved as RGB(A) or 16-bit: one channel's values
@@ -750,10 +759,11 @@ def png_to_mask(
                         "or a CVAT segmentation-mask export with --format segmask"
                     )
                 arr = rgb[..., 0]
-    except OSError as e:
+    except PIL_ERRORS as e:
+        if not from_pillow(e, path):
+            raise
         raise ValueError(f"{path}: cannot read PNG ({e})") from None
     arr = arr.astype(np.uint8)
-    check_size(path, path.stem, arr.shape, sizes)
     if binary:
         return ImageMask(path.stem, (arr > 0).astype(np.uint8), str(path))
     if value is not None:
@@ -819,7 +829,7 @@ def read_color_codes(path: str | os.PathLike) -> np.ndarray:
     try:
         with Image.open(path) as img:
             rgb = np.asarray(img.convert("RGB")).astype(np.int32)
-    except OSError as e:
+    except PIL_ERRORS as e:
         raise ValueError(f"{path}: cannot read PNG ({first_line(e)})") from None
     return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
 

@@ -26,6 +26,19 @@ IGNORE = IGNORE_ID
 # values, and a map whose classes happen to stay below the taxonomy's count reads without error.
 LOSSY_FORMATS = ("JPEG", "MPO")
 
+# What Pillow raises on an image it will not read: OSError (truncated, not an image),
+# SyntaxError (some plugins), ValueError (a PNG text chunk decompressing past
+# PngImagePlugin.MAX_TEXT_CHUNK, 1 MB) and DecompressionBombError (over twice
+# Image.MAX_IMAGE_PIXELS pixels, a size the header declares). Callers name the file.
+PIL_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def from_pillow(e: BaseException, path: str | os.PathLike) -> bool:
+    """Whether ``e``, one of :data:`PIL_ERRORS` caught around reading ``path``, is Pillow's
+    rather than a ``ValueError`` of the reader's own that names the file already."""
+    return not (isinstance(e, ValueError) and str(e).startswith(f"{path}:"))
+
+
 HISTOGRAM_BLOCK = 1 << 22  # pixels per cv2.calcHist call of byte_histogram (float32 counts: exact)
 
 
@@ -92,7 +105,9 @@ def read_label(path: str | os.PathLike, taxonomy: Taxonomy | None = None) -> np.
                 raise ValueError(
                     f"{path}: expected a single-channel or palette PNG, got mode {mode}{hint}"
                 )
-    except (OSError, SyntaxError) as e:
+    except PIL_ERRORS as e:
+        if not from_pillow(e, path):
+            raise
         raise ValueError(f"{path}: cannot read label image ({e})") from None
     if taxonomy is not None:
         validate_label(label, taxonomy, source=str(path))

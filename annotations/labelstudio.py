@@ -390,7 +390,7 @@ def _annotation_mask(
         if isinstance(r, dict) and "original_width" in r and "original_height" in r:
             try:
                 hw = (int(r["original_height"]), int(r["original_width"]))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ValueError(
                     f"{where}: region {_region_name(r, k)}: size is not integers"
                 ) from None

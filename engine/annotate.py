@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import os
+import shutil
 import tempfile
 import zipfile
 from collections import Counter
@@ -583,17 +584,90 @@ def read_sources(sources: list[str]) -> list[str]:
     return [str(f) for s in sources for f in yolo_label_folders(Path(s)) or [s]]
 
 
+# An archive may unpack to this many times its size, plus this many bytes: annotation files
+# compress 5 to 20 times (JSON, XML; PNG masks not at all), a zip bomb about 1000 times.
+UNZIP_RATIO, UNZIP_SLACK = 100, 1 << 30
+
+
 def unzip(archive: Path, into: Path) -> Path:
+    """``archive`` unpacked into the new folder ``into``. zipfile writes no member outside it
+    (it drops absolute and ``..`` parts of names), writes symlink members as the files they are
+    stored as, and no member longer than the size it declares (a longer one fails its CRC): the
+    declared sizes are checked before anything is written, and a name given twice, whose second
+    copy would replace the first unsaid, is refused."""
     try:
         with zipfile.ZipFile(archive) as z:
-            if not any(not m.is_dir() for m in z.infolist()):
+            members = [m for m in z.infolist() if not m.is_dir()]
+            if not members:
                 raise ValueError(f"{archive}: the archive is empty (no annotation files in it)")
-            z.extractall(into)  # zipfile drops absolute and '..' parts of member names
+            _check_readable(archive, members)
+            _check_unpacked_size(archive, sum(m.file_size for m in members), into)
+            written: dict[str, str] = {}
+            for m in members:
+                path = z.extract(m, into)
+                if path in written:
+                    first, name = written[path], m.filename
+                    what = (
+                        f"{first!r} twice"
+                        if first == name
+                        else f"{first!r} and {name!r}, one file once unpacked"
+                    )
+                    raise ValueError(
+                        f"{archive}: holds {what}: which copy is meant is not known; not read"
+                    )
+                written[path] = m.filename
     except FileNotFoundError:
         raise FileNotFoundError(f"{archive}: annotation source not found") from None
-    except (zipfile.BadZipFile, OSError) as e:
-        raise ValueError(f"{archive}: cannot read the archive ({first_line(e)})") from None
+    except (zipfile.BadZipFile, OSError) as e:  # its member named in the zip, not the copy
+        why = archive_named(first_line(e), {str(into): str(archive)})
+        raise ValueError(f"{archive}: cannot read the archive ({why})") from None
     return into
+
+
+# What zipfile decompresses: stored, deflate, bzip2, lzma (not Windows' deflate64, method 9)
+_ZIP_METHODS = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
+
+
+def _check_readable(archive: Path, members: list[zipfile.ZipInfo]) -> None:
+    """``ValueError`` naming ``archive`` and a member zipfile cannot unpack: an encrypted one
+    (zipfile's RuntimeError named neither), or one compressed by a method it lacks
+    (its NotImplementedError, "That compression method is not supported", named nothing)."""
+    for m in members:
+        if m.flag_bits & 0x1:
+            raise ValueError(
+                f"{archive}: {m.filename!r} is encrypted; download the export without a "
+                "password, or unpack it and give the folder"
+            )
+        if m.compress_type not in _ZIP_METHODS:
+            raise ValueError(
+                f"{archive}: {m.filename!r} is compressed by method {m.compress_type}, which "
+                f"Python's zipfile cannot unpack (it reads {', '.join(_ZIP_METHODS.values())}; "
+                "9 is deflate64); unpack it with another tool and give the folder"
+            )
+
+
+def _check_unpacked_size(archive: Path, size: int, into: Path) -> None:
+    """``ValueError`` when ``archive``'s members, ``size`` bytes in all, are far more than an
+    annotation download holds, or more than the disk of ``into`` has free."""
+    packed = archive.stat().st_size
+    if size > UNZIP_RATIO * packed + UNZIP_SLACK:
+        raise ValueError(
+            f"{archive}: its files would unpack to {size / 1e9:.1f} GB from {packed / 1e6:.1f} MB "
+            f"(over {UNZIP_RATIO} times its size: a zip bomb or a damaged archive); not unpacked"
+        )
+    into.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(into).free
+    if size > free:
+        raise ValueError(
+            f"{archive}: its files would unpack to {size / 1e9:.1f} GB, but the disk of "
+            f"{tempfile.gettempdir()} has {free / 1e9:.1f} GB free; set TMPDIR to a folder on "
+            "a larger disk"
+        )
 
 
 def archive_root(folder: Path) -> Path:
@@ -687,7 +761,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             raise ValueError(f"{m.source}: image {m.stem!r} is annotated twice {also}")
         masks[m.stem] = m.label
         sources[m.stem] = m.source
-    exports = unchanged_exports(found, cfg.format) if cfg.format in EXPORT_FORMATS else []
+    exports = unchanged_exports(found, cfg.format, archives) if cfg.format in EXPORT_FORMATS else []
     extra = {
         "import_format": cfg.format,
         **_png_options(cfg),
@@ -951,11 +1025,14 @@ def left_out(found: list[Imported], class_name: str, hint: str = "") -> dict[str
     return dict(counts.most_common())
 
 
-def unchanged_exports(found: list[Imported], fmt: str) -> list[str]:
+def unchanged_exports(
+    found: list[Imported], fmt: str, archives: dict[str, str] | None = None
+) -> list[str]:
     """The runs whose ``engine annotate export`` was imported exactly as exported
     (:func:`unchanged_export`), from the records the files carried: per COCO or Label Studio
     file (whose tasks all carry one export's record), or once for a set of LabelMe files that
-    all carry the same export's record."""
+    all carry the same export's record. ``archives`` (unpacked folder -> zip download) names
+    files read from a zip as ``ARCHIVE!MEMBER`` in the warning, not their deleted copies."""
     if fmt in ("coco", "labelstudio"):  # a file of many images, one export's (or tasks of several)
         files: dict[str, list[Imported]] = {}
         for m in found:
@@ -974,7 +1051,11 @@ def unchanged_exports(found: list[Imported], fmt: str) -> list[str]:
             return []  # a file saved by a tool that dropped our record, or several exports
         folder = str(Path(min(m.source for m in found)).parent)
         groups = [(folder, records[0], {m.stem: m.label for m in found})]
-    return [run for f, rec, masks in groups if rec and (run := unchanged_export(f, masks, rec))]
+    return [
+        run
+        for f, rec, masks in groups
+        if rec and (run := unchanged_export(archive_named(f, archives or {}), masks, rec))
+    ]
 
 
 def unchanged_export(

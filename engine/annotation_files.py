@@ -298,7 +298,7 @@ def _coco_problems(path: Path, doc: dict, labels: list[str]) -> list[str] | None
     for img in doc["images"]:
         try:
             sizes[stem_of(str(img["file_name"]))] = (int(img["height"]), int(img["width"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None  # no size, or a malformed entry: import names it against the dataset
     problems = []
     for name in _classes(labels) or ["(no class)"]:
@@ -370,7 +370,7 @@ def _labelme_problems(f: Path, doc: dict, seen: dict[str, Path]) -> list[str]:
     else:
         try:
             hw = (int(doc["imageHeight"]), int(doc["imageWidth"]))
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             return [f"{f}: LabelMe file's imageHeight/imageWidth are not integers"]
     problems = []
     stem = stem_of(str(doc.get("imagePath") or f.name))

@@ -48,7 +48,7 @@ from annotations.fileio import (
     split_key,
     unexpanded,
 )
-from annotations.labelmap import read_label
+from annotations.labelmap import PIL_ERRORS, from_pillow, read_label
 from annotations.subset import Subset
 from annotations.taxonomy import MASS13K, Taxonomy, class_folder
 from engine.text import counted, few
@@ -60,8 +60,12 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 RELEASE_IMAGE_FOLDERS = ("images_pad", "images_copy")
 _SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
 
-# 4K photos are far below Pillow's decompression-bomb limit, but 64 MP inputs are not.
+# 4K photos are far below Pillow's decompression-bomb limit, but 64 MP inputs are not. Pillow
+# refuses an image of over twice this (600 MP: DecompressionBombError, named with its file by
+# every reader, PIL_ERRORS) and only warns between the two, in a line naming no file, once per
+# image: that warning is not shown (the image is read, as any other).
 Image.MAX_IMAGE_PIXELS = 300_000_000
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 # A photo's damaged EXIF block (a camera's or editor's, common in the wild) made Pillow print
 # "TiffImagePlugin.py:982: UserWarning: Corrupt EXIF data. ..." and the line of its source,
@@ -862,7 +866,9 @@ def _decoded(path: str | os.PathLike) -> Iterator[Image.Image]:
         with Image.open(path) as img:
             img.load()  # raises on truncated data
             yield img
-    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+    except PIL_ERRORS as e:
+        if not from_pillow(e, path):
+            raise
         raise ValueError(f"{path}: cannot decode image ({e})") from None
 
 
@@ -917,7 +923,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
     try:
         with Image.open(path) as img:
             return _oriented_size(img)
-    except (OSError, SyntaxError, Image.DecompressionBombError) as e:
+    except PIL_ERRORS as e:
         if not path.is_file():  # checked only here: this runs once per image
             raise _missing_file(path, "image file") from None
         if path.stat().st_size == 0:  # as _decoded says it (PIL: "cannot identify image file")

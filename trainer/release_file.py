@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import typing
 from pathlib import Path
 
 import torch
@@ -61,11 +62,20 @@ def _torch_safe_globals() -> dict[str, object]:
     return _weights_only_unpickler._get_allowed_globals()
 
 
+def _data_only_load(file: typing.BinaryIO, **kwargs: typing.Any) -> object:
+    """``pickle.load`` with :class:`_DataOnlyUnpickler`."""
+    return _DataOnlyUnpickler(file, **kwargs).load()
+
+
 class _DataOnlyPickle:
-    """A ``pickle_module`` for ``torch.load`` with :class:`_DataOnlyUnpickler`."""
+    """A ``pickle_module`` for ``torch.load`` with :class:`_DataOnlyUnpickler`. Both of its
+    readers: torch's legacy (non-zip) format reads its header records with ``load``, which was
+    ``pickle.load`` itself, and a plain pickle handed over as a checkpoint ran its code there
+    (``os.system``, from every loader of engine checkpoints, which asks this module whether a
+    file it cannot read is the release's)."""
 
     Unpickler = _DataOnlyUnpickler
-    load = staticmethod(pickle.load)
+    load = staticmethod(_data_only_load)
 
 
 def read_release_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:

@@ -140,6 +140,21 @@ def test_a_mask_past_the_image_s_edge_is_clipped(tmp_path):
     assert np.array_equal(found["img000"].mask, expected)
 
 
+def test_a_mask_box_far_larger_than_its_image_is_refused_before_it_is_decoded(tmp_path):
+    """200 bytes of XML declaring a 60000x50000 mask box of one run took 3 GB of memory and
+    14 s to be clipped to a 64x64 image (10 GB for 100000x100000): a box over twice the
+    image's size is a damaged or crafted file, refused naming the shape."""
+    mask = '<mask label="Bicycle" rle="0, {n}" left="0" top="0" width="{w}" height="{h}"></mask>'
+    with pytest.raises(ValueError) as e:
+        _read(tmp_path, _xml(_image("img000.jpg", mask.format(n=3 * 10**9, w=60000, h=50000))))
+    assert str(e.value).endswith(
+        f"mask 0 (Bicycle): its box is 60000x50000, over twice the image's {W}x{H} (no "
+        "annotation tool draws one: a damaged file)"
+    )
+    edge = mask.format(n=2 * W * 2 * H, w=2 * W, h=2 * H)  # twice the image: still read
+    assert _read(tmp_path, _xml(_image("img000.jpg", edge)))["img000"].mask.all()
+
+
 @pytest.mark.parametrize(
     "shape, message",
     [

@@ -142,6 +142,32 @@ def test_read_json(tmp_path):
     assert parse_json(b"[1]", p) == [1]
 
 
+def test_a_yaml_billion_laughs_is_refused_before_it_is_built(tmp_path):
+    """Nine nested aliases (300 bytes) expand to 10^9 values: PyYAML builds them as shared
+    lists, but a dataset spec's error message wrote their repr and ``engine info spec.yaml``
+    hung (3 GB after 60 s). Refused as read, naming the file; merge keys and a few aliases
+    still read, and an alias inside its own value is refused."""
+    levels = ['&a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    levels += [f"&a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    p = tmp_path / "spec.yaml"
+    p.write_text("images: images/{split}\nsplits: [" + ", ".join(levels) + "]\n")
+    with pytest.raises(ValueError) as e:
+        read_yaml(p)
+    assert str(e.value).startswith(
+        f"{p}: cannot parse YAML (its aliases expand to over 1,000,000 values"
+    )
+    with pytest.raises(ValueError, match=r"its aliases expand to over 1,000,000 values"):
+        load_spec(p)
+    p.write_text("splits: &s [test, *s]\n")
+    with pytest.raises(ValueError, match=r"an alias refers to a value that holds it at line 1"):
+        read_yaml(p)
+    p.write_text("base: &b {lr: 1, x: [1, 2]}\nother:\n  <<: *b\n  y: *b\n")
+    assert read_yaml(p) == {
+        "base": {"lr": 1, "x": [1, 2]},
+        "other": {"lr": 1, "x": [1, 2], "y": {"lr": 1, "x": [1, 2]}},
+    }
+
+
 def test_read_yaml_says_what_and_where_in_one_line(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("a: 1\n")

@@ -9,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -582,6 +583,45 @@ def test_coco_import_errors_name_the_file(tmp_path, world, changes, message):
             ImportConfig("coco", [str(path)], "Bicycle", str(data), str(tmp_path / "s"))
         )
     assert str(e.value).startswith(str(path))
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("[" * 100_000 + "]" * 100_000, "not valid JSON for this reader (nested too deeply: over"),
+        ('{"images": [{"id": 1, "height": ' + "9" * 5000 + "}]}", "a number of over 4300 digits"),
+        # Python's parser takes NaN and Infinity (LabelMe's json.dump writes them), and reads
+        # 1e400 as infinity: int() of infinity raised OverflowError
+        ("NaN", "image entry .* lacks id/file_name/width/height"),
+        ("Infinity", "image entry .* lacks id/file_name/width/height"),
+        ("1e400", "image entry .* lacks id/file_name/width/height"),
+    ],
+    ids=["deep", "digits", "nan", "infinity", "1e400"],
+)
+def test_a_crafted_json_file_is_one_line_naming_it(tmp_path, world, text, message):
+    """JSON from elsewhere that Python's parser fails on (a RecursionError, an integer past
+    Python's digit limit) or takes beyond the standard (NaN, Infinity, a float past float64's)
+    is an error naming the file, from import and from engine info, not a traceback or a
+    message naming no file."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, _, _ = world
+    path = _coco_file(tmp_path)
+    if text in ("NaN", "Infinity", "1e400"):  # the image's width
+        path.write_text(path.read_text().replace(f'"width": {W}', f'"width": {text}'))
+    else:
+        path.write_text(text)
+    imported = ["annotate", "import", str(path), "--format", "coco", "--class", "Bicycle",
+                "--data", str(data), "--split", "test", "--out", str(tmp_path / "s")]  # fmt: skip
+    for args in (["info", str(path)], imported):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "1000"})
+        assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+        said = " ".join(res.output.split())
+        if args == imported or res.exit_code:  # info leaves a malformed size to import
+            assert res.exit_code == 2 and f"error: {path}: " in said, res.output
+            assert re.search(re.escape(message) if "(" in message else message, said), said
 
 
 def test_other_classes_of_a_multi_class_file_are_left_out_and_said(tmp_path, world, caplog):
@@ -1754,6 +1794,24 @@ def test_a_labelme_mask_shape_is_placed_at_its_corner_and_clipped_to_the_image()
     assert m[3:7, 2:8].all() and m.sum() == 24
 
 
+def test_a_labelme_mask_far_larger_than_its_image_is_refused_before_it_is_decoded():
+    """A LabelMe mask shape whose PNG says 20000x20000 on a 10x10 image (a damaged file; 400 MB
+    of pixels decoded to be clipped away) is refused from its header, as CVAT's mask boxes
+    are; one twice the image's size is still read and clipped."""
+    import base64
+    import io
+
+    def shape(w: int, h: int) -> dict:
+        patch = io.BytesIO()
+        Image.new("1", (w, h), 1).save(patch, format="PNG")
+        data = base64.b64encode(patch.getvalue()).decode()
+        return {"shape_type": "mask", "points": [[0, 0], [w - 1, h - 1]], "mask": data}
+
+    with pytest.raises(ValueError, match=r"its mask is 20000x20000, over twice the image's 10x10"):
+        _drawn(shape(20000, 20000), (10, 10))
+    assert _drawn(shape(20, 20), (10, 10)).all()
+
+
 def test_labelme_6_oriented_rectangles_are_drawn_as_its_polygons():
     """labelme 6 writes rotated boxes as shape_type "oriented_rectangle", 4 points, and draws
     them as polygons (its shape_to_mask); X-AnyLabeling's "rotation" is the same."""
@@ -2204,7 +2262,7 @@ def test_the_import_format_is_told_by_the_files(tmp_path, world):
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8))
 
 
-def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world):
+def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world, caplog):
     """CVAT downloads a zip (COCO: annotations/instances_default.json; segmentation masks:
     labelmap.txt + SegmentationClass/): it imports without unpacking, subset.json names its
     files as ARCHIVE!MEMBER, and an error inside names the archive, not a temporary copy."""
@@ -2222,6 +2280,9 @@ def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world):
     assert sub.info["sources"]["img000"] == f"{download}!annotations/instances_default.json"
     for stem, m in truth.items():
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
+    # the export came back unchanged: the warning names the zip's file, not its deleted copy
+    unchanged = f"{download}!annotations/instances_default.json: the masks imported from it"
+    assert unchanged in caplog.text and "engine-import-" not in caplog.text, caplog.text
     cvat = tmp_path / "cvat"
     _segmask_export(
         cvat,
@@ -2257,6 +2318,111 @@ def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world):
         str(e.value)
         == f"{tmp_path / 'empty.zip'}: the archive is empty (no annotation files in it)"
     )
+
+
+def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked(
+    tmp_path, world, monkeypatch
+):
+    """A zip whose members declare far more than an annotation download holds (a 3 MB zip of
+    3 GB of spaces filled /tmp and took 6 GB of memory), or more than the disk has free, is
+    refused before a byte is written; two members unpacking to one file (the second replaced
+    the first unsaid) are refused naming the name; a '../' member stays inside the copy."""
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    import engine.annotate
+    from cli import app
+
+    data, run, _ = world
+    export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco",)))
+    coco = (tmp_path / "e" / "coco.json").read_bytes()
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("annotations/instances_default.json", coco)
+        z.writestr("annotations/zeros.json", b" " * (4 << 20))  # 4 MB in 4 KB
+    monkeypatch.setattr(engine.annotate, "UNZIP_SLACK", 1 << 20, raising=False)  # a small bomb
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR read again
+    (tmp_path / "tmp").mkdir()
+    for args in (["info", str(bomb)], ["annotate", "import", str(bomb), "--class", "Bicycle",
+                 "--data", str(data), "--split", "test", "--out", str(tmp_path / "s")]):  # fmt: skip
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2, res.output
+        assert (
+            f"error: {bomb}: its files would unpack to 0.0 GB from 0.0 MB (over 100 times" in text
+        )
+        assert not list((tmp_path / "tmp").iterdir()) and not (tmp_path / "s").exists()
+    monkeypatch.setattr(engine.annotate, "UNZIP_SLACK", 1 << 30)
+    free = shutil.disk_usage(tmp_path)._replace(free=1000)
+    monkeypatch.setattr(engine.annotate.shutil, "disk_usage", lambda _: free)
+    with pytest.raises(ValueError, match=r"bomb.zip: its files would unpack to 0.0 GB, but the "
+                       r".* has 0.0 GB free; set TMPDIR"):  # fmt: skip
+        engine.annotate.unzip(bomb, tmp_path / "tmp" / "u")
+    monkeypatch.undo()
+    twice = tmp_path / "twice.zip"
+    with zipfile.ZipFile(twice, "w") as z, pytest.warns(UserWarning, match="Duplicate name"):
+        z.writestr("annotations/instances_default.json", coco)
+        z.writestr("annotations/instances_default.json", b"{}")
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("auto", [str(twice)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    assert str(e.value) == (
+        f"{twice}: holds 'annotations/instances_default.json' twice: which copy is meant is "
+        "not known; not read"
+    )
+    slip = tmp_path / "slip.zip"
+    with zipfile.ZipFile(slip, "w") as z:
+        z.writestr("annotations/instances_default.json", coco)
+        z.writestr("../../outside.json", b"{}")
+        z.writestr("/abs.json", b"{}")
+    clash = tmp_path / "clash.zip"  # a file and a folder of one name
+    with zipfile.ZipFile(clash, "w") as z:
+        z.writestr("annotations", b"x")
+        z.writestr("annotations/instances_default.json", coco)
+    with pytest.raises(ValueError) as e:
+        engine.annotate.unzip(clash, tmp_path / "in" / "c")
+    assert str(e.value) == (
+        f"{clash}: cannot read the archive ({clash}!annotations/instances_default.json: Not a "
+        "directory)"
+    )
+    folder = engine.annotate.unzip(slip, tmp_path / "in" / "u")
+    assert not (tmp_path / "outside.json").exists() and not Path("/abs.json").exists()
+    assert sorted(p.name for p in folder.rglob("*.json")) == [
+        "abs.json",
+        "instances_default.json",
+        "outside.json",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["encrypted", "deflate64"])
+def test_a_zip_zipfile_cannot_unpack_is_one_line_naming_it(tmp_path, world, kind):
+    """A password-protected download, or one Windows compressed with deflate64: zipfile's
+    errors named neither the archive nor the file ("That compression method is not
+    supported"); said naming both, before anything is unpacked."""
+    import zipfile
+
+    data, _, _ = world
+    download = tmp_path / "task.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.writestr("annotations/instances_default.json", b"{}")
+    raw = bytearray(download.read_bytes())
+    for header, flags, method in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        at = raw.find(header)
+        if kind == "encrypted":
+            raw[at + flags] |= 1
+        else:
+            raw[at + method] = 9
+    download.write_bytes(bytes(raw))
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("coco", [str(download)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    said = "is encrypted; download" if kind == "encrypted" else "is compressed by method 9,"
+    assert str(e.value).startswith(f"{download}: 'annotations/instances_default.json' {said}")
+    assert not (tmp_path / "s").exists()
 
 
 def test_engine_info_describes_a_zip_download(tmp_path, world):

@@ -669,3 +669,73 @@ def test_an_orientation_stored_as_a_rational_or_double_turns_the_photo_as_pillow
     assert load_image(path).shape == (40, 20, 3)
     assert tuple(image_size(path)) == (20, 40)
     assert exif_orientation(path) == 6
+
+
+def _png(path: Path, w: int, h: int, *, text_mb: int = 0) -> Path:
+    """A PNG whose header says ``w`` x ``h`` (only its first rows are stored: a bomb's header
+    is what Pillow checks), with a zTXt chunk of ``text_mb`` MB of text in a few KB."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+
+    rows = zlib.compress(b"\0" * (1 + w) * min(h, 4))
+    text = chunk(b"zTXt", b"Comment\0\0" + zlib.compress(b"A" * (text_mb << 20), 9))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+        + (text if text_mb else b"")
+        + chunk(b"IDAT", rows)
+        + chunk(b"IEND", b"")
+    )
+    return path
+
+
+@pytest.mark.parametrize("kind", ["bomb", "text"])
+def test_an_image_pillow_refuses_is_one_line_naming_it_in_every_reader(tmp_path, kind):
+    """A PNG declaring 100000x100000 pixels (Pillow's DecompressionBombError, no OSError) and
+    one whose text chunk decompresses past Pillow's 1 MB limit (a ValueError) from a download:
+    every reader of images, label maps and masks names the file; before, the first was a
+    traceback from a PNG mask import, the second a problem naming no file in engine info."""
+    from annotations.interchange import png_to_mask, read_color_codes
+    from annotations.labelmap import read_label
+    from engine.datasets import decoded_size, image_size, load_image
+
+    path = (
+        _png(tmp_path / "x.png", 100_000, 100_000)
+        if kind == "bomb"
+        else _png(tmp_path / "x.png", 8, 8, text_mb=2)
+    )
+    why = "decompression bomb" if kind == "bomb" else "MAX_TEXT_CHUNK"
+    readers = [
+        load_image,
+        decoded_size,
+        image_size,
+        read_label,
+        read_color_codes,
+        lambda p: png_to_mask(p, {"x": (8, 8)}),
+    ]
+    for read in readers:
+        with pytest.raises(ValueError) as e:
+            read(path)
+        assert str(e.value).startswith(f"{path}: cannot ") and why in str(e.value), e.value
+        assert "\n" not in str(e.value)
+
+
+def test_a_legitimately_large_photo_is_read_and_a_mask_of_the_wrong_size_is_not_decoded(
+    tmp_path, monkeypatch
+):
+    """Pillow's own limit is raised to 300 MP for every command (engine.datasets): a 64 MP
+    photo, over Pillow's default 89 MP warning no, reads; a PNG mask whose header says another
+    size than its image is refused before its pixels are decoded (a 20000x20000 mask took
+    2.9 s and 400 MB to be told it was the wrong size)."""
+    from annotations.interchange import png_to_mask
+
+    assert Image.MAX_IMAGE_PIXELS == 300_000_000
+    assert image_size(_png(tmp_path / "big.png", 9248, 6936)) == (9248, 6936)  # 64 MP
+    big = _png(tmp_path / "img001.png", 20_000, 20_000)
+    monkeypatch.setattr(np, "asarray", lambda *a, **k: pytest.fail("decoded"))
+    with pytest.raises(ValueError, match="is 20000x20000 in the annotation but 8x8"):
+        png_to_mask(big, {"img001": (8, 8)})
