@@ -1155,3 +1155,20 @@ def test_evaluate_scores_a_class_the_ground_truth_s_taxonomy_lacks_as_its_parent
         EvaluateConfig(pred_dir, gt_dir, progress=False, fold_new_classes=False)
     )  # the model's classes, the ground truth mapped onto them, as before
     assert apart.taxonomy.names == bc.names and not apart.folded
+
+
+def test_compare_refuses_a_model_made_before_the_class_was_added(tmp_path: Path) -> None:
+    """Classes added one after another: the 8-class model (Bicycle) given to engine compare
+    --class Car beside the 9-class one. Its predict.json has no Car: refused before any source
+    is scored, saying it was made before Car was added; before, each file failed with advice to
+    pass --taxonomy, which would read the recorded ids as another taxonomy's."""
+    gt_dir, a_dir, b_dir, *_ = _compare_data(tmp_path)
+    MASS13K.with_new_class("Car").save(gt_dir / "taxonomy.json")  # Car at 7 in the truth
+    eight = MASS13K.with_new_class("Bicycle")
+    (b_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": eight.to_dict()}))
+    args = ["compare", "--class", "Car", "--gt", str(gt_dir), "--no-progress"]
+    res = runner.invoke(app, [*args, "--source", f"old={b_dir}"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2, res.output
+    assert "source 'old': its taxonomy (" in res.output
+    assert "has no class 'Car': it was made before Car was added" in res.output
+    assert "pass --taxonomy" not in res.output
