@@ -207,6 +207,44 @@ class FuseResult:
     failed: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
+    """For the error of a class fused into a dataset that has it: where it came from and the
+    one call that fuses it anew, when the dataset was fused (``fuse.json``) with the class
+    from a label run: the dataset the first fusion read, and every run of the chain in its
+    order (the class's new run in its old one's place, so no id moves). Empty otherwise."""
+    chain: list[tuple[str, str, Path]] = []  # (class, run path, its fuse.json), in id order
+    record, data, where = spec.fuse_record(), None, spec.root / FUSE_RECORD
+    for _ in range(depth):  # Car fused onto runs/fused/bicycle: two records, read back to front
+        inputs = (record or {}).get("inputs")
+        if not isinstance(inputs, dict) or not isinstance(inputs.get("pseudo"), list):
+            break
+        added = [(str(r.get("class")), str(r.get("path")), where) for r in inputs["pseudo"]]
+        chain, data = added + chain, inputs.get("data")
+        where = Path(str(data)) / FUSE_RECORD
+        try:
+            record = read_json(where, "fusion record") if where.is_file() else None
+        except (OSError, ValueError):
+            break
+        if record is None:
+            break
+    key = class_key(run.class_name)
+    before = [(path, where) for name, path, where in chain if class_key(name) == key]
+    if not before or data is None:
+        return ""
+    (path, where), again = before[0], f"engine fuse --data {data} --out NEW"
+    for name, other, _ in chain:
+        again += f" --pseudo {run.path if class_key(name) == key else other}"
+    if Path(path).resolve() == run.path.resolve():
+        return (
+            f": it was fused from this run already ({where}), so train on "
+            f"{spec.root} as it is; to fuse it again with other settings: {again}"
+        )
+    return (
+        f": it was fused from {path} ({where}); to fuse this run in its "
+        f"place, fuse every new class anew onto the dataset they were fused from: {again}"
+    )
+
+
 def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> Taxonomy:
     base = spec.taxonomy
     seen: dict[str, PseudoRun] = {}
@@ -222,6 +260,7 @@ def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> T
             raise ValueError(
                 f"{run.run_json}: class {run.class_name!r} is already in the taxonomy of "
                 f"dataset {data} ({base.listed()}); a pseudo run must add a new class"
+                + _fused_before(spec, run)
             )
     room = IGNORE_ID - base.num_classes  # new ids up to 254; 255 is ignore in uint8 labels
     if len(runs) > room:
