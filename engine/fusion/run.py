@@ -444,11 +444,24 @@ def labelled_dataset(data: Path, spec: DatasetSpec, run: PseudoRun) -> bool:
     return recorded is not None and bool(_roots(recorded) & here or _same_images(recorded, spec))
 
 
-def default_out_dir(pseudo: Iterable[str | os.PathLike], base: str = "runs/fused") -> Path:
+def default_out_dir(
+    pseudo: Iterable[str | os.PathLike],
+    base: str = "runs/fused",
+    data: str | os.PathLike | None = None,
+) -> Path:
     """``runs/fused/<class>[+<class>...]`` from the pseudo runs' class names (lower case; spaces
-    and path separators as ``_``, so that ``Bike/Rack`` is one folder)."""
-    names = [re.sub(r"[\s/\\]", "_", open_pseudo_run(p).class_name.lower()) for p in pseudo]
-    return Path(base) / "+".join(names)
+    and path separators as ``_``, so that ``Bike/Rack`` is one folder), after the new classes
+    of ``data`` where it is a fused dataset: Car fused onto runs/fused/bicycle goes to
+    ``runs/fused/bicycle+car``, the classes it holds (it went to ``runs/fused/car`` before)."""
+    names = [open_pseudo_run(p).class_name for p in pseudo]
+    root = Path(data) if data is not None else None
+    root = root.parent if root is not None and root.is_file() else root  # a spec file
+    if root is not None and (root / FUSE_RECORD).is_file():
+        with contextlib.suppress(OSError, ValueError):  # unreadable: plan_fusion says why
+            names = [
+                c.name for c in Taxonomy.load(root / "taxonomy.json") if c.parent is not None
+            ] + names
+    return Path(base) / "+".join(re.sub(r"[\s/\\]", "_", n.lower()) for n in names)
 
 
 def plan_fusion(config: FuseConfig) -> FusePlan:

@@ -810,6 +810,26 @@ def test_cli_default_out_and_parent_list(world, monkeypatch):
     assert default_out_dir([rack]).as_posix() == "runs/fused/bike_rack"  # one folder
 
 
+def test_cli_default_out_of_a_class_fused_onto_a_fused_dataset_names_every_class(
+    world, monkeypatch
+):
+    """Car fused onto runs/fused/bicycle (classes added one after another) went by default to
+    runs/fused/car, a name that hides Bicycle and that a later fusion of Car alone was refused
+    in; it goes to runs/fused/bicycle+car, the classes it holds, as one fusion of both names
+    them."""
+    monkeypatch.chdir(world["data"].parent)
+    res = invoke(["fuse", "--data", "data", "--pseudo", str(world["bike"]), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    args = ["fuse", "--pseudo", str(world["car"]), "--no-progress"]
+    res = invoke([*args, "--data", "runs/fused/bicycle"])
+    assert res.exit_code == 0, res.output
+    assert load_spec("runs/fused/bicycle+car").taxonomy.names[7:] == ["Bicycle", "Car"]
+    assert not Path("runs/fused/car").exists()
+    spec = "runs/fused/bicycle/dataset.yaml"  # the fused dataset's spec file: the same
+    assert default_out_dir([world["car"]], data=spec).as_posix() == "runs/fused/bicycle+car"
+    assert default_out_dir([world["car"]], data="data").as_posix() == "runs/fused/car"
+
+
 def test_cli_error_is_one_line(world, tmp_path):
     other = write_pseudo_run(tmp_path / "other", "Bicycle", {"train": {"x": bike_map()}})
     res = invoke(["fuse", "--data", str(world["data"]), "--pseudo", str(other), "--split", "train"])
