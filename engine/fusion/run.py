@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -231,9 +232,9 @@ def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
     before = [(path, where) for name, path, where in chain if class_key(name) == key]
     if not before or data is None:
         return ""
-    (path, where), again = before[0], f"engine fuse --data {data} --out NEW"
-    for name, other, _ in chain:
-        again += f" --pseudo {run.path if class_key(name) == key else other}"
+    (path, where), again = before[0], f"engine fuse --data {shlex.quote(str(data))} --out NEW"
+    for name, other, _ in chain:  # quoted: a line to paste
+        again += f" --pseudo {shlex.quote(str(run.path if class_key(name) == key else other))}"
     if Path(path).resolve() == run.path.resolve():
         return (
             f": it was fused from this run already ({where}), so train on "
