@@ -409,6 +409,28 @@ def _class_in(
     return class_id
 
 
+def _check_recorded_class(
+    cfg: CompareConfig, named: str, name: str, given: Path, split: str | None
+) -> None:
+    """Refuse a source whose recorded taxonomy (a model's ``predict.json``, a fused dataset's
+    ``taxonomy.json``) lacks the class: made before the class was added (the 8-class model's
+    predictions, for Car), its maps hold none of it. Before, each file failed alone with
+    advice to pass --taxonomy, which would misnumber the recorded classes."""
+    folder = source_folder(given, split)
+    tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)
+    recorded = cfg.taxonomy is None and tax_source != DEFAULT_TAXONOMY
+    if (
+        recorded
+        and resolve_class(named, tax)[1] is None
+        and _folder_mode(cfg, tax_source, folder) == "labels"
+    ):
+        raise ValueError(
+            f"source {name!r}: {_lacks(named, tax, tax_source)}: it was made before "
+            f"{named} was added, so it predicts none; leave it out of --source, or compare a "
+            "class it has"
+        )
+
+
 def compare(cfg: CompareConfig) -> CompareReport:
     """Score every source against ``cfg.gt`` for one class; write the requested outputs.
 
@@ -437,8 +459,9 @@ def compare(cfg: CompareConfig) -> CompareReport:
     rows: list[SourceScores] = []
     per_image: list[np.ndarray] = []  # each source's (8, N) counts of the class, for intervals
     images = 0
-    for _, given in cfg.sources:  # all before the first is scored
+    for name, given in cfg.sources:  # all before the first is scored
         check_not_being_written(given, "engine compare", "its label maps")
+        _check_recorded_class(cfg, named, name, given, split)
     for name, given in cfg.sources:
         folder = source_folder(given, split)
         tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)

@@ -8,7 +8,7 @@ integers, so the sum does not depend on how images are spread over workers).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,7 @@ def generic_taxonomy(num_classes: int) -> Taxonomy:
 
 
 def resolve_taxonomy(
-    num_classes: int | None, taxonomy: Path | None, pred: Path, gt: Path
+    num_classes: int | None, taxonomy: Path | None, pred: Path, gt: Path, fold: bool = True
 ) -> tuple[Taxonomy, str, ByName | None]:
     """The classes to score, where they came from, and how one side's ids map onto them by
     name (None: read as they are): ``taxonomy``, else ``num_classes``, else the taxonomies
@@ -89,7 +89,7 @@ def resolve_taxonomy(
         return Taxonomy.load(taxonomy), str(taxonomy), None
     if num_classes is not None:
         return generic_taxonomy(num_classes), f"--num-classes {num_classes}", None
-    return recorded_classes(pred, gt)
+    return recorded_classes(pred, gt, fold)
 
 
 @dataclass(frozen=True)
@@ -104,16 +104,23 @@ class ByName:
     source: str  # the file they were read from
     lut: np.ndarray  # (256,) uint8: its id -> the scored id; 255 stays
     moved: dict[str, tuple[int, int]]  # class -> (its id, the scored id), where they differ
+    # its classes the scored ones lack, scored as their nearest ancestor there (class -> it)
+    folded: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def onto(cls, side: str, own: Taxonomy, source: str, scored: Taxonomy) -> ByName:
         lut = np.arange(256, dtype=np.uint8)
-        moved = {}
+        moved, folded = {}, {}
         for c in own:
+            if c.name not in scored:  # a class added after the scored ones: as its ancestor
+                up = next(own[a].name for a in own.ancestors(c.id) if own[a].name in scored)
+                folded[c.name] = scored.get(up).name
+                lut[c.id] = scored.id_of(up)
+                continue
             lut[c.id] = to = scored.id_of(c.name)
             if to != c.id:
                 moved[c.name] = (c.id, to)
-        return cls(side, own, source, lut, moved)
+        return cls(side, own, source, lut, moved, folded)
 
     def describe(self) -> str:
         """``the ground truth's ids (F/taxonomy.json) mapped by name: Car 7 -> 8, ...``."""
@@ -122,7 +129,9 @@ class ByName:
         return f"{whose} ids ({self.source}) mapped by name: {ids}"
 
 
-def recorded_classes(pred: Path, gt: Path) -> tuple[Taxonomy, str, ByName | None]:
+def recorded_classes(
+    pred: Path, gt: Path, fold: bool = True
+) -> tuple[Taxonomy, str, ByName | None]:
     """The classes recorded beside the predictions (``engine predict``'s ``predict.json``, a
     fused dataset's ``taxonomy.json``) or the ground truth, each up to two folders above its
     files (a fused dataset's ``labels/<split>``), else
@@ -130,6 +139,9 @@ def recorded_classes(pred: Path, gt: Path) -> tuple[Taxonomy, str, ByName | None
     other's by class name: the predictions' classes are scored when
     they hold every class of the ground truth (the ground truth mapped onto them), else the
     ground truth's when they hold every predicted class (a 7-class model against fused labels).
+    Predicted classes the ground truth's lacks that were carved out of one it has (a 9-class
+    model's Car against the 8-class fused labels made before Car was added) are scored as that
+    class, in the ground truth's classes, unless ``fold`` is False (--no-fold-new-classes).
     Taxonomies of which neither holds the other are refused, naming both files: which of their
     classes a pixel is would be a guess."""
     p = taxonomy_record(pred, Path(pred).parent)  # a fused dataset's labels/<split> too
@@ -141,6 +153,15 @@ def recorded_classes(pred: Path, gt: Path) -> tuple[Taxonomy, str, ByName | None
     if [class_key(n) for n in pt.names] == [class_key(n) for n in gt_tax.names]:
         return pt, str(ps), None
     if all(n in pt for n in gt_tax.names):
+        later = [c for c in pt if c.name not in gt_tax]
+        if (
+            fold
+            and later
+            and all(any(pt[a].name in gt_tax for a in pt.ancestors(c.id)) for c in later)
+        ):
+            # a model trained after classes were added (Car), against labels made before, where
+            # a car is its parent (Others): scored in the ground truth's classes, Car as Others
+            return gt_tax, str(gs), ByName.onto("predictions", pt, str(ps), gt_tax)
         return pt, str(ps), ByName.onto("ground truth", gt_tax, str(gs), pt)
     if all(n in gt_tax for n in pt.names):
         return gt_tax, str(gs), ByName.onto("predictions", pt, str(ps), gt_tax)
@@ -367,7 +388,7 @@ def _score_one(
         resize,
         by_name.taxonomy if on_gt else taxonomy,
     )
-    moved = by_name.lut if by_name is not None and by_name.moved else None  # else the identity
+    moved = by_name.lut if by_name is not None and (by_name.moved or by_name.folded) else None
     folded = fold.lut if fold is not None else None  # the new classes as their parents
     # each map through one table: that side's ids onto the scored ones, then the fold
     gt_lut = _then(moved if on_gt else None, folded)
@@ -436,7 +457,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     check_not_subset_masks(cfg.pred, "prediction")
     check_not_being_written(cfg.pred, "engine evaluate", "its label maps")
     taxonomy, taxonomy_source, by_name = resolve_taxonomy(
-        cfg.num_classes, cfg.taxonomy, cfg.pred, cfg.gt
+        cfg.num_classes, cfg.taxonomy, cfg.pred, cfg.gt, cfg.fold_new_classes is not False
     )
     pairs = pair_files(cfg.pred, cfg.gt)
     fold = None if cfg.fold_new_classes is False else Fold.of(taxonomy)
@@ -454,12 +475,17 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
             why = f"the ground truth marks no pixel of {joined(fold.folded)}"
             name = "evaluate (new classes as parents)"
             result = _count(cfg, pairs, taxonomy, fold, by_name, name)
+    folded = fold.folded if why else None
+    scored = fold.base if why else taxonomy
+    if by_name is not None and by_name.folded:  # classes added after the ground truth's
+        lacks = f"not among the ground truth's classes, {taxonomy_source}"
+        folded, why = {**by_name.folded, **(folded or {})}, "; ".join(filter(None, (lacks, why)))
     report = EvaluateReport(  # why: set only where fold was applied
         result,
-        fold.base if why else taxonomy,
+        scored,
         [s for s, _, _ in pairs],
         taxonomy_source,
-        fold.folded if why else None,
+        folded,
         why,
         by_name,
     )

@@ -239,13 +239,13 @@ def train_cmd(
             "where it was (moved?); give its root or spec with --data"
         )
     cfg.iters = resumed_iters(cfg, iters is not None or "iters" in file)
-    if not cfg.val_split and not cfg.val_subsets:  # options that would shape nothing
-        idle = [o for o, v in (("--val-every", val_every), ("--val-size", val_size)) if v]
-        if idle:  # said, not refused: "--val-split none" is what a missing split's error offers
-            log.warning(
-                "%s: not used, nothing is validated (--val-split none, no --val-subset)",
-                " and ".join(idle),
-            )
+    # an option that would shape nothing; not --val-size, the size engine predict infers at
+    # from the checkpoint (said unused before, and a 256x192 model then predicted at 4096x3072)
+    if not cfg.val_split and not cfg.val_subsets and val_every:
+        # said, not refused: "--val-split none" is what a missing split's error offers
+        log.warning(
+            "--val-every: not used, nothing is validated (--val-split none, no --val-subset)"
+        )
     _check_joint_options(cfg.data, pseudo_form, class_crop_prob, all_precise)
     if crop is not None:
         cfg.augment.crop = crop

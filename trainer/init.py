@@ -60,6 +60,9 @@ class InitReport:
     unused_classes: list[str] = field(
         default_factory=list
     )  # checkpoint classes no model class takes its row from (their rows are dropped)
+    moved: list[tuple[str, int, int]] = field(
+        default_factory=list
+    )  # classes the checkpoint knows at another id: (class, checkpoint's id, model's id)
     architecture: list[tuple[str, Any, Any]] = field(
         default_factory=list
     )  # (ModelConfig field, checkpoint's value, model's value) where the networks differ
@@ -109,6 +112,11 @@ class InitReport:
         ]
         if seeded:
             lines.append("  class rows: " + ", ".join(seeded) + f"; {NO_OBJECT} row kept last")
+        if self.moved:  # a class fused in another order: the two models' maps number it apart
+            lines.append(
+                "  class ids moved (own rows kept): "
+                + ", ".join(f"{name} {a} -> {b}" for name, a, b in self.moved)
+            )
         if self.unused_classes:
             lines.append(
                 "  checkpoint classes not in the taxonomy (rows dropped): "
@@ -133,6 +141,7 @@ class InitReport:
             "not_in_checkpoint": self.not_in_checkpoint,
             "class_rows": [{"class": n, "from": s, "how": h} for n, s, h in self.class_rows],
             "unused_classes": self.unused_classes,
+            "moved": [{"class": n, "from": a, "to": b} for n, a, b in self.moved],
             "architecture": [
                 {"field": k, "checkpoint": a, "model": b} for k, a, b in self.architecture
             ],
@@ -260,6 +269,11 @@ def init_from_checkpoint(
     report.class_rows = [
         (c.name, src_tax[row].name if row is not None else None, how)
         for c, (row, how) in zip(taxonomy, sources, strict=True)
+    ]
+    report.moved = [
+        (c.name, row, c.id)
+        for c, (row, how) in zip(taxonomy, sources, strict=True)
+        if how == "same" and row != c.id
     ]
     used = {row for row, _ in sources}
     report.unused_classes = [c.name for c in src_tax if c.id not in used]

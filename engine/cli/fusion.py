@@ -27,7 +27,9 @@ def fuse_command(
         ..., "--pseudo", help="Pseudo-label run directory of one new class (repeat for several)."
     ),
     out_dir: Path | None = typer.Option(
-        None, "--out", help="Output directory (default runs/fused/<class>[+<class>...])."
+        None,
+        "--out",
+        help="Output directory (default runs/fused/<class>[+<class>...], --data's new classes first).",
     ),
     split: list[str] | None = typer.Option(
         None,
@@ -71,7 +73,7 @@ def fuse_command(
     config = FuseConfig(
         data=data,
         pseudo=tuple(pseudo),
-        out=out_dir if out_dir is not None else default_out_dir(pseudo),
+        out=out_dir if out_dir is not None else default_out_dir(pseudo, data=data),
         splits=split_names(split),
         parents=split_names(parent),
         parent_constraint=parent_constraint,

@@ -25,6 +25,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -207,6 +208,44 @@ class FuseResult:
     failed: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
+    """For the error of a class fused into a dataset that has it: where it came from and the
+    one call that fuses it anew, when the dataset was fused (``fuse.json``) with the class
+    from a label run: the dataset the first fusion read, and every run of the chain in its
+    order (the class's new run in its old one's place, so no id moves). Empty otherwise."""
+    chain: list[tuple[str, str, Path]] = []  # (class, run path, its fuse.json), in id order
+    record, data, where = spec.fuse_record(), None, spec.root / FUSE_RECORD
+    for _ in range(depth):  # Car fused onto runs/fused/bicycle: two records, read back to front
+        inputs = (record or {}).get("inputs")
+        if not isinstance(inputs, dict) or not isinstance(inputs.get("pseudo"), list):
+            break
+        added = [(str(r.get("class")), str(r.get("path")), where) for r in inputs["pseudo"]]
+        chain, data = added + chain, inputs.get("data")
+        where = Path(str(data)) / FUSE_RECORD
+        try:
+            record = read_json(where, "fusion record") if where.is_file() else None
+        except (OSError, ValueError):
+            break
+        if record is None:
+            break
+    key = class_key(run.class_name)
+    before = [(path, where) for name, path, where in chain if class_key(name) == key]
+    if not before or data is None:
+        return ""
+    (path, where), again = before[0], f"engine fuse --data {shlex.quote(str(data))} --out NEW"
+    for name, other, _ in chain:  # quoted: a line to paste
+        again += f" --pseudo {shlex.quote(str(run.path if class_key(name) == key else other))}"
+    if Path(path).resolve() == run.path.resolve():
+        return (
+            f": it was fused from this run already ({where}), so train on "
+            f"{spec.root} as it is; to fuse it again with other settings: {again}"
+        )
+    return (
+        f": it was fused from {path} ({where}); to fuse this run in its "
+        f"place, fuse every new class anew onto the dataset they were fused from: {again}"
+    )
+
+
 def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> Taxonomy:
     base = spec.taxonomy
     seen: dict[str, PseudoRun] = {}
@@ -222,6 +261,7 @@ def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> T
             raise ValueError(
                 f"{run.run_json}: class {run.class_name!r} is already in the taxonomy of "
                 f"dataset {data} ({base.listed()}); a pseudo run must add a new class"
+                + _fused_before(spec, run)
             )
     room = IGNORE_ID - base.num_classes  # new ids up to 254; 255 is ignore in uint8 labels
     if len(runs) > room:
@@ -406,11 +446,24 @@ def labelled_dataset(data: Path, spec: DatasetSpec, run: PseudoRun) -> bool:
     return recorded is not None and bool(_roots(recorded) & here or _same_images(recorded, spec))
 
 
-def default_out_dir(pseudo: Iterable[str | os.PathLike], base: str = "runs/fused") -> Path:
+def default_out_dir(
+    pseudo: Iterable[str | os.PathLike],
+    base: str = "runs/fused",
+    data: str | os.PathLike | None = None,
+) -> Path:
     """``runs/fused/<class>[+<class>...]`` from the pseudo runs' class names (lower case; spaces
-    and path separators as ``_``, so that ``Bike/Rack`` is one folder)."""
-    names = [re.sub(r"[\s/\\]", "_", open_pseudo_run(p).class_name.lower()) for p in pseudo]
-    return Path(base) / "+".join(names)
+    and path separators as ``_``, so that ``Bike/Rack`` is one folder), after the new classes
+    of ``data`` where it is a fused dataset: Car fused onto runs/fused/bicycle goes to
+    ``runs/fused/bicycle+car``, the classes it holds (it went to ``runs/fused/car`` before)."""
+    names = [open_pseudo_run(p).class_name for p in pseudo]
+    root = Path(data) if data is not None else None
+    root = root.parent if root is not None and root.is_file() else root  # a spec file
+    if root is not None and (root / FUSE_RECORD).is_file():
+        with contextlib.suppress(OSError, ValueError):  # unreadable: plan_fusion says why
+            names = [
+                c.name for c in Taxonomy.load(root / "taxonomy.json") if c.parent is not None
+            ] + names
+    return Path(base) / "+".join(re.sub(r"[\s/\\]", "_", n.lower()) for n in names)
 
 
 def plan_fusion(config: FuseConfig) -> FusePlan:

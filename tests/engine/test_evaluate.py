@@ -1140,3 +1140,56 @@ def test_evaluate_and_info_of_its_json_print_one_table(tmp_path: Path) -> None:
     assert rows(res.stdout) == rows(shown.stdout)
     (row2,) = [line for line in rows(res.stdout) if line.split("│")[1].strip() == "2"]
     assert [c.strip() for c in row2.split("│")[3:6]] == ["n/a", "n/a", "n/a"]
+
+
+def test_evaluate_scores_a_class_the_ground_truth_s_taxonomy_lacks_as_its_parent(
+    tmp_path: Path,
+) -> None:
+    """Classes added one after another: the 9-class model (Bicycle 7, Car 8) scored against the
+    8-class fused dataset it came after (Bicycle 7; its cars are Others, the class not yet
+    added). Car is scored as Others, in the ground truth's classes, and Bicycle apart; before,
+    the model's classes were scored, so every car it found counted against Others (Car's row
+    empty) without a word. --no-fold-new-classes scores Car apart, as before."""
+    bc = MASS13K.with_new_class("Bicycle").with_new_class("Car")
+    eight = MASS13K.with_new_class("Bicycle")
+    pairs = _maps(7, 3, k=9)
+    to_others = np.arange(256, dtype=np.uint8)
+    to_others[8] = 0
+    pred_dir, gt_dir = _write(tmp_path, [(p, to_others[g]) for p, g in pairs])
+    (pred_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": bc.to_dict()}))
+    fused = tmp_path / "fused"
+    (fused / "labels").mkdir(parents=True)
+    gt_dir = gt_dir.rename(fused / "labels" / "test")
+    eight.save(fused / "taxonomy.json")
+    rep = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False, json_out=tmp_path / "r.json"))
+    assert rep.taxonomy.names == eight.names
+    want = _scores([(to_others[p], to_others[g]) for p, g in pairs], 8)
+    np.testing.assert_array_equal(rep.result.counts.as_array(), want.counts.as_array())
+    assert rep.folded == {"Car": "Others"} and rep.result.iou[7] > 50
+    j = json.loads((tmp_path / "r.json").read_text())
+    assert j["folded"] == {"Car": "Others"} and "taxonomy.json" in j["fold_why"]
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--no-progress"]
+    res = runner.invoke(app, args, env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    assert "Car scored as Others (not among the ground truth's classes, " in res.output
+    apart = evaluate(
+        EvaluateConfig(pred_dir, gt_dir, progress=False, fold_new_classes=False)
+    )  # the model's classes, the ground truth mapped onto them, as before
+    assert apart.taxonomy.names == bc.names and not apart.folded
+
+
+def test_compare_refuses_a_model_made_before_the_class_was_added(tmp_path: Path) -> None:
+    """Classes added one after another: the 8-class model (Bicycle) given to engine compare
+    --class Car beside the 9-class one. Its predict.json has no Car: refused before any source
+    is scored, saying it was made before Car was added; before, each file failed with advice to
+    pass --taxonomy, which would read the recorded ids as another taxonomy's."""
+    gt_dir, a_dir, b_dir, *_ = _compare_data(tmp_path)
+    MASS13K.with_new_class("Car").save(gt_dir / "taxonomy.json")  # Car at 7 in the truth
+    eight = MASS13K.with_new_class("Bicycle")
+    (b_dir / "predict.json").write_text(json.dumps({"config": {}, "taxonomy": eight.to_dict()}))
+    args = ["compare", "--class", "Car", "--gt", str(gt_dir), "--no-progress"]
+    res = runner.invoke(app, [*args, "--source", f"old={b_dir}"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2, res.output
+    assert "source 'old': its taxonomy (" in res.output
+    assert "has no class 'Car': it was made before Car was added" in res.output
+    assert "pass --taxonomy" not in res.output

@@ -472,6 +472,31 @@ def test_error_class_already_in_taxonomy(tmp_path):
         plan_fusion(FuseConfig(data=data, pseudo=(run,), out=tmp_path / "o"))
 
 
+def test_a_class_fused_again_says_where_it_came_from_and_the_call_that_refuses_it(world, tmp_path):
+    """Classes added one after another: Bicycle fused, Car fused onto it, then Bicycle (the same
+    run by mistake, or relabelled) fused onto either. Refused as before, and the error now says
+    which run the class was fused from (which fuse.json) and the one engine fuse call, onto the
+    original dataset with every run in its order, that fuses it anew; before, only 'a pseudo
+    run must add a new class'."""
+    bike = fuse(FuseConfig(world["data"], (world["bike"],), tmp_path / "b", progress=False)).out
+    both = fuse(FuseConfig(bike, (world["car"],), tmp_path / "bc", progress=False)).out
+    with pytest.raises(ValueError, match="a pseudo run must add a new class") as e:
+        plan_fusion(FuseConfig(data=bike, pseudo=(world["bike"],), out=tmp_path / "o"))
+    assert f": it was fused from this run already ({bike / 'fuse.json'}), so train on" in str(
+        e.value
+    )
+    assert f"engine fuse --data {world['data'].resolve()} --out NEW --pseudo " in str(e.value)
+    again = shutil.copytree(world["bike"], tmp_path / "relabelled")
+    with pytest.raises(ValueError, match="a pseudo run must add a new class") as e:
+        plan_fusion(FuseConfig(data=both, pseudo=(again,), out=tmp_path / "o"))
+    said = str(e.value)
+    assert f"it was fused from {world['bike'].resolve()} ({bike / 'fuse.json'})" in said
+    assert said.endswith(
+        f"--out NEW --pseudo {again} --pseudo {world['car'].resolve()}"
+    )  # Bicycle's new run in its old one's place: no id moves
+    assert not (tmp_path / "o").exists()
+
+
 def _taxonomy_of(n: int) -> Taxonomy:
     """MaSS13K's 7 classes and ``n - 7`` more base classes: ``n`` in all."""
     extra = tuple(ClassInfo(i, f"Extra {i}", (i, 0, 0)) for i in range(7, n))
@@ -807,6 +832,26 @@ def test_cli_default_out_and_parent_list(world, monkeypatch):
     assert load_spec("runs/fused/bicycle+car").taxonomy.num_classes == 9
     rack = write_pseudo_run(Path("runs/rack"), "Bike/Rack", {"train": {"a": car_map()}})
     assert default_out_dir([rack]).as_posix() == "runs/fused/bike_rack"  # one folder
+
+
+def test_cli_default_out_of_a_class_fused_onto_a_fused_dataset_names_every_class(
+    world, monkeypatch
+):
+    """Car fused onto runs/fused/bicycle (classes added one after another) went by default to
+    runs/fused/car, a name that hides Bicycle and that a later fusion of Car alone was refused
+    in; it goes to runs/fused/bicycle+car, the classes it holds, as one fusion of both names
+    them."""
+    monkeypatch.chdir(world["data"].parent)
+    res = invoke(["fuse", "--data", "data", "--pseudo", str(world["bike"]), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    args = ["fuse", "--pseudo", str(world["car"]), "--no-progress"]
+    res = invoke([*args, "--data", "runs/fused/bicycle"])
+    assert res.exit_code == 0, res.output
+    assert load_spec("runs/fused/bicycle+car").taxonomy.names[7:] == ["Bicycle", "Car"]
+    assert not Path("runs/fused/car").exists()
+    spec = "runs/fused/bicycle/dataset.yaml"  # the fused dataset's spec file: the same
+    assert default_out_dir([world["car"]], data=spec).as_posix() == "runs/fused/bicycle+car"
+    assert default_out_dir([world["car"]], data="data").as_posix() == "runs/fused/car"
 
 
 def test_cli_error_is_one_line(world, tmp_path):

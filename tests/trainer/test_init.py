@@ -309,3 +309,25 @@ def test_init_from_a_converted_release_checkpoint(tmp_path):
     assert torch.equal(w[7], cls[0]) and torch.equal(w[8], cls[0]) and torch.equal(w[9], cls[7])
     first = "decode_head.pixel_decoder.pixel_decoder.LSE.conv1.weight"
     assert torch.equal(model.state_dict()["pixel_decoder.lse.gate_conv.weight"], state[first])
+
+
+def test_a_class_at_another_id_is_reported_as_moved(tmp_path):
+    """Classes added one after another: the 8-class model (Bicycle 7) started on a dataset that
+    fused Car first (Car 7, Bicycle 8), and the 9-class model started on Car alone (Car 8 -> 7,
+    Bicycle dropped). Bicycle keeps its own row at its new id; the summary and init.json say
+    which ids moved (before, only the new rows were named, and nothing said that the two
+    models' label maps number Bicycle apart)."""
+    eight = MASS13K.with_new_class("Bicycle")
+    torch.manual_seed(0)
+    path = _ours(create_model("tiny", 8), eight, tmp_path / "eight.pt")
+    cb = MASS13K.with_new_class("Car").with_new_class("Bicycle")
+    report = init_from_checkpoint(create_model("tiny", 9), path, cb)
+    assert report.moved == [("Bicycle", 7, 8)]
+    text = "\n".join(report.summary())
+    assert "class ids moved (own rows kept): Bicycle 7 -> 8" in text
+    assert report.to_dict()["moved"] == [{"class": "Bicycle", "from": 7, "to": 8}]
+    nine = _ours(create_model("tiny", 9), NINE, tmp_path / "nine.pt")
+    report = init_from_checkpoint(create_model("tiny", 8), nine, MASS13K.with_new_class("Car"))
+    assert report.moved == [("Car", 8, 7)] and report.unused_classes == ["Bicycle"]
+    same = init_from_checkpoint(create_model("tiny", 9), nine, NINE)
+    assert same.moved == [] and "moved" not in "\n".join(same.summary())

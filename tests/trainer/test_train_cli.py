@@ -258,9 +258,19 @@ def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path, caplog):
         res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "b"), "--val-split", "none"])
     assert res.exit_code == 0, res.output
     assert "val:" not in res.output  # trained without validation
+    # --val-size is not idle: engine predict infers at the checkpoint's validation size (it
+    # was said unused, and a model of 128x96 scenes then predicted at 4096x3072)
+    assert [r.getMessage() for r in caplog.records if r.name == "trainer.cli"] == []
+    saved = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["config"]["val_size"]
+    assert tuple(saved) == (128, 96)
+    caplog.clear()
+    with caplog.at_level("WARNING", "trainer.cli"):
+        more = ["--val-split", "none", "--val-every", "5"]
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "e"), *more])
+    assert res.exit_code == 0, res.output
     assert [r.getMessage() for r in caplog.records if r.name == "trainer.cli"] == [
-        "--val-size: not used, nothing is validated (--val-split none, no --val-subset)"
-    ]  # it was read by nothing, without a word
+        "--val-every: not used, nothing is validated (--val-split none, no --val-subset)"
+    ]
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c"), "--val-split", "test"])
     assert res.exit_code == 0 and "val:" in res.output, res.output
 
