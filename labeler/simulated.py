@@ -459,7 +459,7 @@ class SimulatedBackend:
         those of the documented rates."""
         from PIL import Image
 
-        from annotations.labelmap import read_label
+        from annotations.labelmap import PIL_ERRORS, read_label
 
         folder = self.spec.label_dir(split)
         path = None if folder is None else folder / f"{stem}.png"
@@ -470,7 +470,7 @@ class SimulatedBackend:
         try:  # the header says which: one decode (trying unchecked first decoded an RGB twice)
             with Image.open(path) as img:
                 colour = img.mode in ("RGB", "RGBA")
-        except (OSError, SyntaxError):
+        except PIL_ERRORS:  # a decompression bomb too: not an OSError
             colour = False  # unreadable: read_label names the file and the problem
         label = read_label(path, self.taxonomy if colour else None)
         if label.shape != shape:

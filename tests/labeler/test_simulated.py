@@ -448,6 +448,24 @@ def test_the_parent_class_is_read_from_a_label_with_an_uppercase_suffix(tmp_path
     assert backend._others("test", "b", (6, 8)) is None  # no label: as before
 
 
+def test_a_parent_label_pillow_refuses_is_named_as_its_file(tmp_path):
+    """A label whose header declares a decompression bomb (Pillow's DecompressionBombError, no
+    OSError) escaped the simulated labeler's header check as Pillow's bare "Image size ...
+    exceeds limit" naming no file; now read_label names it, as every other reader does."""
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.simulated import SimulatedBackend
+    from tests.engine.test_datasets import _png
+
+    data = tmp_path / "data"
+    (data / "annotations" / "test").mkdir(parents=True)
+    path = _png(data / "annotations" / "test" / "a.png", 100_000, 100_000)
+    cfg = LabelConfig(data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
+                      backend="simulated")  # fmt: skip
+    with pytest.raises(ValueError) as e:
+        SimulatedBackend(cfg, 7)._others("test", "a", (6, 8))
+    assert str(e.value).startswith(f"{path}: cannot ") and "decompression bomb" in str(e.value)
+
+
 def test_working_memory_at_4k_is_not_several_full_size_copies():
     """At 4032x3024 the simulation held, besides what it returns, a float64 copy of the image
     for the false positive's component sizes (a map of ones summed per component) and every
