@@ -610,6 +610,9 @@ class SegDataset:
                 f"{image_dir}: split {self.split!r} not found; available splits: " + ", ".join(have)
             )
         images = self.spec.list_images(image_dir)
+        if not images and (deeper := self._in_subfolders(image_dir, self.spec.list_images)):
+            # Cityscapes' leftImg8bit/train/<city>/: an empty split, and no word said
+            raise FileNotFoundError(f"{image_dir}: no image in the folder, but its {deeper}")
         listed = self.spec.split_list_file(self.split)
         if listed is not None:  # Pascal VOC: the split is the stems its list names
             stems = read_split_list(listed, self.spec)
@@ -647,6 +650,12 @@ class SegDataset:
                         + _folders_named(label_dir, no_label, (".png",))
                         + _case_twins(label_dir, no_label, {s: labels[s] for s in no_image})
                         + _other_suffixes(label_dir, no_label, (".png",), labels=True)
+                        + (
+                            f"; {label_dir}'s {deeper}"
+                            if not labels
+                            and (deeper := self._in_subfolders(label_dir, self.spec.list_labels))
+                            else ""
+                        )
                         + self.spec.unfinished_fusion(),
                     )
                 )
@@ -667,6 +676,20 @@ class SegDataset:
         need_label = self.require_labels and label_dir is not None  # lenient: unpaired left out
         stems = sorted(s for s in images if s in labels or not need_label)
         self.samples = [Sample(s, images[s], labels.get(s)) for s in stems]
+
+    def _in_subfolders(self, folder: Path, listing: Callable[[Path], dict[str, Path]]) -> str:
+        """``"sub-folders hold some (a/, b/): add recursive: true ..."`` when ``folder``'s
+        sub-folders hold files ``listing`` finds and the spec does not read them, else ``""``."""
+        if self.spec.recursive or not folder.is_dir():
+            return ""
+        subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        held = [p.name + "/" for p in subs[:50] if listing(p)]
+        if not held:
+            return ""
+        return (
+            f"sub-folders hold some ({few(held, 3, total=True)}): add recursive: "
+            "true to the dataset spec (docs/foundation.md)"
+        )
 
     def __len__(self) -> int:
         return len(self.samples)

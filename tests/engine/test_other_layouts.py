@@ -293,3 +293,22 @@ def test_other_tools_keys_and_bad_values_in_one_line(tmp_path: Path, text: str, 
     with pytest.raises(ValueError, match=message) as e:
         load_spec(tmp_path)
     assert str(e.value).startswith(str(tmp_path / "dataset.yaml"))
+
+
+def test_images_in_sub_folders_without_recursive_are_named(tmp_path: Path):
+    """Cityscapes' cities without ``recursive: true``: the splits were empty and ``engine
+    info`` said "No problems found" (every command then had nothing to do)."""
+    from engine.datasets import open_split
+
+    _tiny(tmp_path / "left/train/aachen/a_leftImg8bit.png")
+    _tiny(tmp_path / "gt/train/aachen/a_gtFine_labelTrainIds.png")
+    spec = "images: left/{split}\nlabels: gt/{split}\nimage_suffix: _leftImg8bit.png\n"
+    (tmp_path / "dataset.yaml").write_text(spec + "label_suffix: _gtFine_labelTrainIds.png\n")
+    with pytest.raises(FileNotFoundError, match=r"left/train: no image in the folder, but its "
+                       r"sub-folders hold some \(aachen/\): add recursive: true"):  # fmt: skip
+        open_split(tmp_path, "train", lenient=True)
+    (tmp_path / "left/train/aachen/a_leftImg8bit.png").rename(
+        tmp_path / "left/train/a_leftImg8bit.png"
+    )
+    with pytest.raises(ValueError, match=r"gt/train's sub-folders hold some \(aachen/\)"):
+        open_split(tmp_path, "train")
