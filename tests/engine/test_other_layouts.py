@@ -312,3 +312,28 @@ def test_images_in_sub_folders_without_recursive_are_named(tmp_path: Path):
     )
     with pytest.raises(ValueError, match=r"gt/train's sub-folders hold some \(aachen/\)"):
         open_split(tmp_path, "train")
+
+
+def test_cityscapes_annotations_export_and_import_back(tmp_path: Path):
+    """An annotation tool names Cityscapes' images by their files (COCO's file_name
+    frankfurt/a_leftImg8bit.png): import took a_leftImg8bit for the stem and refused it, 'image
+    ... is not in split val', so the loop's annotated subset could not be made."""
+    root = tmp_path / "cityscapes"
+    root.mkdir()
+    spec, parent = cityscapes(root)
+    (root / "dataset.yaml").write_text(spec)
+    (tmp_path / "classes.yaml").write_text(f"Scooter:\n  parent: {parent}\n")
+    run = tmp_path / "label"
+    _engine("label", "--class", "Scooter", "--data", str(root), "--backend", "simulated",
+            "--spec", str(tmp_path / "classes.yaml"), "--out", str(run), "--split", "val")  # fmt: skip
+    _engine("annotate", "export", str(run), "--split", "val", "--format", "coco", "--format",
+            "labelme", "--out", str(tmp_path / "export"))  # fmt: skip
+    coco = json.loads((tmp_path / "export" / "coco.json").read_text())
+    assert [i["file_name"] for i in coco["images"]] == [
+        "frankfurt/frankfurt_000000_000019_leftImg8bit.png"
+    ]
+    for source in ("coco.json", "labelme"):
+        out = tmp_path / f"subset_{source}"
+        _engine("annotate", "import", str(tmp_path / "export" / source), "--class", "Scooter",
+                "--data", str(root), "--split", "val", "--out", str(out))  # fmt: skip
+        assert [p.name for p in (out / "masks").iterdir()] == ["frankfurt_000000_000019.png"]
