@@ -264,6 +264,9 @@ class SplitSizes(dict):
     ) -> None:
         super().__init__(sizes)
         self.split = split
+        # an image file's own stem -> the dataset's, where a spec's image_suffix cuts more
+        # (Cityscapes' a_leftImg8bit.png is a): the name an annotation tool knows it by
+        self.named: dict[str, str] = {}
         self.elsewhere = elsewhere or (lambda stem: None)
         # asked only for an annotation of an image's size turned a quarter: the end of the
         # error when the image's EXIF orientation turns it so, else ""
@@ -318,16 +321,20 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
 
 def _renamed_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str | None:
     """:func:`dataset_stem` of one spelling of the stem; None: no image of the split."""
-    if stem in sizes:
-        return stem
-    if (m := _UPLOAD_PREFIX.match(stem)) and m.group(1) in sizes:
-        return m.group(1)
+    named = getattr(sizes, "named", {})
+
+    def known(name: str) -> str | None:
+        return name if name in sizes else named.get(name)
+
+    if (found := known(stem)) is not None:
+        return found
+    if (m := _UPLOAD_PREFIX.match(stem)) and (found := known(m.group(1))) is not None:
+        return found
     if m := _ROBOFLOW_NAME.match(stem):
         name = m.group(1)
-        while name not in sizes and _IMAGE_SUFFIX.search(name):
+        while known(name) is None and _IMAGE_SUFFIX.search(name):
             name = _IMAGE_SUFFIX.sub("", name)
-        if name in sizes:
-            return name
+        return known(name)
     return None
 
 

@@ -709,6 +709,8 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
     for stem, path in images.items():
         w, h = image_size(path)
         sizes[stem] = (h, w)
+        if path.stem != stem:  # a spec's image_suffix: the tool names the file
+            sizes.named[path.stem] = stem
     found: list[Imported] = []
     if cfg.format in ("cvat", "coco", "labelstudio"):  # files of many images each
         with make_progress(enabled=cfg.progress) as bar:  # images counted as they are read

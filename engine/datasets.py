@@ -15,6 +15,10 @@ passed instead of the root)::
     labels: annotations/{split}       # optional; null for an unlabelled image set
     taxonomy: taxonomy.json           # optional; MaSS13K's 7 classes by default
     splits: [train, val, test]        # optional; by default every folder that exists
+    image_suffix: _leftImg8bit.png    # optional: names end so, the rest is the stem
+    label_suffix: _gtFine_labelTrainIds.png   # optional; default .png
+    recursive: true                   # optional: sub-folders too (Cityscapes' cities)
+    split_list: ImageSets/Segmentation/{split}.txt   # optional: a split is its listed stems
 
 ``images`` may also name each split's folder (``{train: images_pad/train, test: images/test}``).
 The authors' release keeps some splits' images in ``images_pad/`` or ``images_copy/`` instead
@@ -58,7 +62,17 @@ IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 # keeps images besides images/: its train and val loaders read images_pad/<split>, its
 # MaSSFormer config's test loader images_copy/val. Tried in this order.
 RELEASE_IMAGE_FOLDERS = ("images_pad", "images_copy")
-_SPEC_KEYS = {"images", "labels", "taxonomy", "splits", "image_exts"}
+_SPEC_KEYS = {
+    "images",
+    "labels",
+    "taxonomy",
+    "splits",
+    "image_exts",
+    "image_suffix",
+    "label_suffix",
+    "recursive",
+    "split_list",
+}
 
 # 4K photos are far below Pillow's decompression-bomb limit, but 64 MP inputs are not. Pillow
 # refuses an image of over twice this (600 MP: DecompressionBombError, named with its file by
@@ -106,6 +120,12 @@ class DatasetSpec:
     # (split, folder relative to root) read instead of the template for that split: a spec's
     # images mapping, or the release's images_pad/<split> (:func:`release_images`)
     split_images: tuple[tuple[str, str], ...] = ()
+    # the end of every image's / label's file name, cut off to give its stem (Cityscapes:
+    # "_leftImg8bit.png", "_gtFine_labelTrainIds.png"); None: image_exts, and ".png" for labels
+    image_suffix: str | None = None
+    label_suffix: str | None = None
+    recursive: bool = False  # images and labels also in sub-folders (Cityscapes' cities)
+    split_list: str | None = None  # file template listing each split's stems (Pascal VOC)
 
     def image_dir(self, split: str) -> Path:
         folder = dict(self.split_images).get(split)
@@ -127,10 +147,31 @@ class DatasetSpec:
                 f"{what} needs them"
             )
 
+    def split_list_file(self, split: str) -> Path | None:
+        """The file listing ``split``'s stems, when the spec names one (``split_list``)."""
+        if self.split_list is None:
+            return None
+        return tidy_path(self.root / self.split_list.format(split=split))
+
+    def list_images(self, folder: Path) -> dict[str, Path]:
+        """``stem -> path`` of the images in ``folder`` (its sub-folders too when ``recursive``)."""
+        return _list_files(folder, self.image_exts, self.image_suffix, self.recursive)
+
+    def list_labels(self, folder: Path) -> dict[str, Path]:
+        """``stem -> path`` of the label maps in ``folder``, as :meth:`list_images`."""
+        return _list_files(folder, (".png",), self.label_suffix, self.recursive)
+
     def available_splits(self) -> list[str]:
         """Splits whose image folder exists, in the spec's order or train/val/test first."""
         if self.splits is not None:
-            return [s for s in self.splits if self.image_dir(s).is_dir()]
+            return [
+                s
+                for s in self.splits
+                if self.image_dir(s).is_dir()
+                and (self.split_list is None or self.split_list_file(s).is_file())
+            ]
+        if self.split_list is not None:
+            return self._listed_splits()
         mapped = {s for s, _ in self.split_images if self.image_dir(s).is_dir()}
         if "{split}" not in self.images:
             found = mapped | ({"all"} if self.image_dir("all").is_dir() else set())
@@ -191,6 +232,27 @@ class DatasetSpec:
         if not self.split_images:
             return ref(self.root / self.images)
         return {s: ref(self.image_dir(s)) for s in self.available_splits()}
+
+    def _listed_splits(self) -> list[str]:
+        """The splits a ``split_list`` template names files of (``{split}.txt``: train, val)."""
+        if "{split}" not in self.split_list:
+            found = self.split_list_file("all").is_file() and self.image_dir("all").is_dir()
+            return ["all"] if found else []
+        folder, _, name = self.split_list.rpartition("/")
+        head, _, tail = name.partition("{split}")
+        parent = self.root / folder
+        if not parent.is_dir():
+            return []
+        found = sorted(
+            p.name[len(head) : len(p.name) - len(tail)]
+            for p in parent.iterdir()
+            if p.is_file()
+            and len(p.name) > len(head) + len(tail)
+            and p.name.startswith(head)
+            and p.name.endswith(tail)
+            and not p.name.startswith(".")
+        )
+        return sorted((s for s in found if self.image_dir(s).is_dir()), key=split_key)
 
     def require_splits(self) -> list[str]:
         """:meth:`available_splits`, or FileNotFoundError naming the root, the layout expected
@@ -371,6 +433,27 @@ def _near_miss(path: Path) -> str:
     return f"; did you mean {path.parent / close[0]}?" if close else ""
 
 
+# keys of other tools' dataset configs (mmsegmentation's), and what a spec writes instead
+_CONVERT = "convert the label maps first (docs/foundation.md, 'Other datasets')"
+_OTHER_TOOLS = {
+    "img_suffix": "write image_suffix",
+    "seg_map_suffix": "write label_suffix",
+    "img_dir": "write images (a folder template such as images/{split})",
+    "ann_dir": "write labels (a folder template such as annotations/{split})",
+    "ann_file": "write split_list (a file template such as ImageSets/Segmentation/{split}.txt)",
+    "data_root": "paths are relative to the spec's folder: put dataset.yaml in the root",
+    "reduce_zero_label": "label maps are read as they are (0 is a class, 255 ignore): list "
+    f"value 0 as a class of the taxonomy, or {_CONVERT}",
+    "ignore_index": f"255 is ignore in every label map: {_CONVERT}",
+    "label_map": f"label maps hold the taxonomy's ids: {_CONVERT}",
+}
+_EXAMPLES = {
+    "image_suffix": "_leftImg8bit.png",
+    "label_suffix": "_gtFine_labelTrainIds.png",
+    "split_list": "ImageSets/Segmentation/{split}.txt",
+}
+
+
 def _read_spec_file(path: Path) -> DatasetSpec:
     if path.suffix.lower() in IMAGE_EXTS:  # an image or label map: read as YAML, "not UTF-8"
         root, meant = path.parent.parent.parent, ""  # ROOT/images/<split>/x.jpg
@@ -389,6 +472,8 @@ def _read_spec_file(path: Path) -> DatasetSpec:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a dataset spec must be a mapping with keys {sorted(_SPEC_KEYS)}")
     unknown = set(data) - _SPEC_KEYS
+    for key in sorted(unknown & set(_OTHER_TOOLS)):  # an mmsegmentation config's names
+        raise ValueError(f"{path}: {key!r} is not a dataset spec key: {_OTHER_TOOLS[key]}")
     if unknown:
         hint = did_you_mean(unknown, _SPEC_KEYS)
         raise ValueError(
@@ -431,8 +516,35 @@ def _read_spec_file(path: Path) -> DatasetSpec:
     exts = data.get("image_exts", list(IMAGE_EXTS))
     if not (isinstance(exts, list) and exts and all(isinstance(e, str) for e in exts)):
         raise ValueError(f"{path}: 'image_exts' must be a list such as [.jpg, .png], got {exts!r}")
+    suffixes = {}
+    for key in ("image_suffix", "label_suffix", "split_list"):
+        value = data.get(key)
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            raise ValueError(
+                f"{path}: '{key}' must be text such as '{_EXAMPLES[key]}', got {value!r}"
+            )
+        suffixes[key] = value
+    if suffixes["image_suffix"] is not None and "image_exts" in data:
+        raise ValueError(
+            f"{path}: give image_suffix or image_exts, not both (image_suffix names the end of "
+            "every image's name, its extension too)"
+        )
+    if suffixes["label_suffix"] is not None and not suffixes["label_suffix"].lower().endswith(
+        ".png"
+    ):
+        raise ValueError(
+            f"{path}: 'label_suffix' must end in .png (label maps are read from PNG files), got "
+            f"{suffixes['label_suffix']!r}"
+        )
+    recursive = data.get("recursive", False)
+    if not isinstance(recursive, bool):
+        raise ValueError(f"{path}: 'recursive' must be true or false, got {recursive!r}")
     return DatasetSpec(
         root=root,
+        image_suffix=suffixes["image_suffix"],
+        label_suffix=suffixes["label_suffix"],
+        recursive=recursive,
+        split_list=suffixes["split_list"],
         images=images,
         labels=labels,
         taxonomy=taxonomy,
@@ -440,6 +552,30 @@ def _read_spec_file(path: Path) -> DatasetSpec:
         image_exts=tuple(e.lower() if e.startswith(".") else f".{e}".lower() for e in exts),
         split_images=split_images,
     )
+
+
+def read_split_list(path: Path, spec: DatasetSpec) -> list[str]:
+    """The stems a split list names, one a line, in its order, each once (Pascal VOC's
+    ``ImageSets/Segmentation/train.txt``; a line may also be a path, ``JPEGImages/a.jpg
+    SegmentationClass/a.png`` as DeepLab's lists are: its first word's file name, without the
+    image suffix, is the stem)."""
+    from annotations.fileio import read_text
+
+    stems: dict[str, None] = {}
+    for line in read_text(path, "split list").splitlines():
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue
+        name = words[0].replace("\\", "/").rsplit("/", 1)[-1]
+        suffix = spec.image_suffix
+        if suffix is not None and name.lower().endswith(suffix.lower()):
+            name = name[: -len(suffix)]
+        elif suffix is None and Path(name).suffix.lower() in spec.image_exts:
+            name = Path(name).stem
+        stems[name] = None
+    if not stems:
+        raise ValueError(f"{path}: the split list names no image")
+    return list(stems)
 
 
 @dataclass(frozen=True)
@@ -545,14 +681,37 @@ def _other_suffixes(
     )
 
 
-def _list_files(folder: Path, exts: tuple[str, ...]) -> dict[str, Path]:
+def _walk(folder: Path) -> list[Path]:
+    """Every entry under ``folder`` and its sub-folders, hidden ones (``.git``) left out, sorted."""
+    found = []
+    for top, dirs, names in os.walk(folder, followlinks=True):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(top) / n for n in names]
+    return sorted(found)
+
+
+def _list_files(
+    folder: Path, exts: tuple[str, ...], suffix: str | None = None, recursive: bool = False
+) -> dict[str, Path]:
+    """``stem -> path`` of the files of ``folder`` with a suffix of ``exts`` (the stem: the name
+    without it), or whose names end with ``suffix`` (the stem: the name without ``suffix``)."""
     files: dict[str, Path] = {}
     dupes: list[str] = []
-    for p in sorted(folder.iterdir()):
-        if listed_file(p, exts):
-            if p.stem in files:
-                dupes.append(p.name)
-            files[p.stem] = p
+    for p in _walk(folder) if recursive else sorted(folder.iterdir()):
+        if suffix is None:
+            if not listed_file(p, exts):
+                continue
+            stem = p.stem
+        else:
+            name = p.name
+            if not (len(name) > len(suffix) and name.lower().endswith(suffix.lower())):
+                continue
+            if not listed_file(p, (p.suffix.lower(),)):
+                continue
+            stem = name[: -len(suffix)]
+        if stem in files:
+            dupes.append(str(p.relative_to(folder)) if recursive else p.name)
+        files[stem] = p
     if dupes:
         raise ValueError(f"{folder}: several files share a stem: {', '.join(dupes[:5])}")
     return files
@@ -585,7 +744,20 @@ class SegDataset:
             raise FileNotFoundError(
                 f"{image_dir}: split {self.split!r} not found; available splits: " + ", ".join(have)
             )
-        images = _list_files(image_dir, self.spec.image_exts)
+        images = self.spec.list_images(image_dir)
+        if not images and (deeper := self._in_subfolders(image_dir, self.spec.list_images)):
+            # Cityscapes' leftImg8bit/train/<city>/: an empty split, and no word said
+            raise FileNotFoundError(f"{image_dir}: no image in the folder, but its {deeper}")
+        listed = self.spec.split_list_file(self.split)
+        if listed is not None:  # Pascal VOC: the split is the stems its list names
+            stems = read_split_list(listed, self.spec)
+            missing = [s for s in stems if s not in images]
+            if missing:
+                raise FileNotFoundError(
+                    f"{listed}: no image in {image_dir} for {counted(len(missing), 'stem')} "
+                    f"it lists: {few(missing, 5, total=True)}"
+                )
+            images = {s: images[s] for s in stems}
         label_dir = self.spec.label_dir(self.split)
         labels: dict[str, Path] = {}
         problems: list[Problem] = []
@@ -598,7 +770,9 @@ class SegDataset:
                     f"{label_dir}: label folder for split {self.split!r} not found"
                     + self.spec.unfinished_fusion()
                 )
-            labels = {} if stopped else _list_files(label_dir, (".png",))
+            labels = {} if stopped else self.spec.list_labels(label_dir)
+            if listed is not None:  # labels of other splits' images are no strays
+                labels = {s: p for s, p in labels.items() if s in images}
             unlabelled = sorted(set(images) - set(labels))
             no_label = unlabelled if self.require_labels else []
             no_image = sorted(set(labels) - set(images))
@@ -611,6 +785,12 @@ class SegDataset:
                         + _folders_named(label_dir, no_label, (".png",))
                         + _case_twins(label_dir, no_label, {s: labels[s] for s in no_image})
                         + _other_suffixes(label_dir, no_label, (".png",), labels=True)
+                        + (
+                            f"; {label_dir}'s {deeper}"
+                            if not labels
+                            and (deeper := self._in_subfolders(label_dir, self.spec.list_labels))
+                            else ""
+                        )
                         + self.spec.unfinished_fusion(),
                     )
                 )
@@ -631,6 +811,20 @@ class SegDataset:
         need_label = self.require_labels and label_dir is not None  # lenient: unpaired left out
         stems = sorted(s for s in images if s in labels or not need_label)
         self.samples = [Sample(s, images[s], labels.get(s)) for s in stems]
+
+    def _in_subfolders(self, folder: Path, listing: Callable[[Path], dict[str, Path]]) -> str:
+        """``"sub-folders hold some (a/, b/): add recursive: true ..."`` when ``folder``'s
+        sub-folders hold files ``listing`` finds and the spec does not read them, else ``""``."""
+        if self.spec.recursive or not folder.is_dir():
+            return ""
+        subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        held = [p.name + "/" for p in subs[:50] if listing(p)]
+        if not held:
+            return ""
+        return (
+            f"sub-folders hold some ({few(held, 3, total=True)}): add recursive: "
+            "true to the dataset spec (docs/foundation.md)"
+        )
 
     def __len__(self) -> int:
         return len(self.samples)

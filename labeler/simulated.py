@@ -443,11 +443,8 @@ class SimulatedBackend:
         """``stem -> path`` of the label PNGs in ``folder``, whatever the case of their suffix
         (``a.PNG``, which the dataset lists and the labeler took for no label, so that its false
         positives were not kept to the parent class), listed once per folder."""
-        from engine.datasets import listed_file
-
-        if folder not in self._listed:
-            found = folder.iterdir() if folder.is_dir() else ()
-            self._listed[folder] = {p.stem: p for p in found if listed_file(p, (".png",))}
+        if folder not in self._listed:  # as the dataset lists them (a spec's label_suffix)
+            self._listed[folder] = self.spec.list_labels(folder) if folder.is_dir() else {}
         return self._listed[folder]
 
     def _others(self, split: str, stem: str, shape: tuple[int, int]) -> np.ndarray | None:
@@ -462,7 +459,7 @@ class SimulatedBackend:
         from annotations.labelmap import PIL_ERRORS, read_label
 
         folder = self.spec.label_dir(split)
-        path = None if folder is None else folder / f"{stem}.png"
+        path = None if folder is None else folder / f"{stem}{self.spec.label_suffix or '.png'}"
         if path is not None and not path.is_file():  # a.PNG: datasets list any case
             path = self._label_files(folder).get(stem)
         if path is None:

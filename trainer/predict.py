@@ -184,14 +184,16 @@ def differences(meta: dict | None, cfg: PredictConfig, step: int, weights: str =
     return diffs
 
 
-def replaced_files(out: Path, images: list[Path], diffs: list[str]) -> list[Path]:
+def replaced_files(
+    out: Path, images: list[Path], diffs: list[str], stems: dict[Path, str] | None = None
+) -> list[Path]:
     """With ``overwrite`` under other settings (``diffs``) than ``out``'s ``predict.json``
     records: the label maps and previews of ``images`` there, which the run removes before it
     writes its record (an interrupted run then leaves no map of the other settings that a
     resume would take for its own). Refused, in one line naming the record, the differences
     and the files, when ``out`` also holds maps (or previews) of other images: they would stay
     beside this run's under a record that names this run's settings."""
-    names = {f"{p.stem}.png" for p in images}
+    names = {f"{stem_of(p, stems)}.png" for p in images}
     maps = [p for p in out.glob("*.png") if p.is_file()]
     previews = [p for p in out.glob("color/*.png") if p.is_file()]
     stale = sorted(p.name for p in maps if p.name not in names)
@@ -258,6 +260,22 @@ def input_images(cfg: PredictConfig, spec: DatasetSpec | None) -> tuple[list[Pat
     if not samples:
         raise ValueError(f"{cfg.data}: split {cfg.split!r} has no images")
     return [s.image_path for s in samples], []  # a split's listing refuses a stem twice already
+
+
+def dataset_stems(cfg: PredictConfig, spec: DatasetSpec | None) -> dict[Path, str]:
+    """``image path -> stem`` where the dataset's stem is not the file's (a spec's
+    ``image_suffix``: Cityscapes' ``a_leftImg8bit.png`` is ``a``): its label map is
+    ``<stem>.png``, the name of its ground truth in a fused dataset's ``labels/``; before, it
+    was ``a_leftImg8bit.png`` and ``engine evaluate`` found no prediction for ``a.png``."""
+    if cfg.images is not None or spec is None or spec.image_suffix is None:
+        return {}
+    samples = SegDataset(spec, cfg.split, require_labels=False).samples
+    return {s.image_path: s.stem for s in samples}
+
+
+def stem_of(path: Path, stems: dict[Path, str] | None) -> str:
+    """The stem of ``path``'s label map: its dataset's (:func:`dataset_stems`), else its own."""
+    return (stems or {}).get(path, path.stem)
 
 
 def check_stems(images: list[Path]) -> list[Path]:
@@ -381,6 +399,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
         )
     check_guided_filter(guided, cfg.mode)
     images, left_out = input_images(cfg, spec)
+    stems = dataset_stems(cfg, spec)
     if cfg.images is None:  # --data's images, now listed (their folder: predict_dir checked)
         check_not_image_folder(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
@@ -405,11 +424,13 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     meta = prediction_record(out)  # read once: the settings and the failures it records
     if diffs := differences(meta, cfg, step, weights):
         if cfg.overwrite:
-            earlier = replaced_files(out, images, diffs)
+            earlier = replaced_files(out, images, diffs, stems)
         elif any(p.is_file() for p in out.glob("*.png")):  # of these images or others
             raise resume_refused(out / "predict.json", diffs)
-    kept = [] if diffs else earlier_failures(meta, out, images)  # of other settings: not kept
-    sizes = image_sizes(images)
+    kept = (
+        [] if diffs else earlier_failures(meta, out, images, stems)
+    )  # of other settings: not kept
+    sizes = image_sizes(images, stems)
     if not diffs and not cfg.overwrite:
         earlier = changed_images(meta, out, sizes)
     out.mkdir(parents=True, exist_ok=True)
@@ -440,13 +461,15 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     result = PredictResult(out=out, size=cfg.size, size_source=size_source, left_out=left_out)
     finished = False
     try:
-        _label(cfg, images, model, taxonomy, device, guided, result)
+        _label(cfg, images, model, taxonomy, device, guided, result, stems)
         finished = True
     finally:  # an interrupted run records the failures it met too
         failed = [
             {"image": str(p), "reason": r}
             for p, r in result.failed
-            if not (out / f"{p.stem}.png").exists()  # a preview's failure: the map is there
+            if not (
+                out / f"{stem_of(p, stems)}.png"
+            ).exists()  # a preview's failure: the map is there
         ]
         if failed or finished:
             status = "finished" if finished else "running"
@@ -455,9 +478,9 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     return result
 
 
-def image_sizes(images: list[Path]) -> dict[str, int | None]:
+def image_sizes(images: list[Path], stems: dict[Path, str] | None = None) -> dict[str, int | None]:
     """Each image's file size in bytes, by stem (None: not readable now; it fails alone)."""
-    return {p.stem: file_bytes(p) for p in images}
+    return {stem_of(p, stems): file_bytes(p) for p in images}
 
 
 def recorded_sizes(meta: dict | None) -> dict[str, int | None]:
@@ -494,7 +517,9 @@ def changed_images(meta: dict | None, out: Path, sizes: dict[str, int | None]) -
     return [p for stem in changed for p in (out / f"{stem}.png", out / "color" / f"{stem}.png")]
 
 
-def earlier_failures(meta: dict | None, out: Path, images: list[Path]) -> list[dict[str, str]]:
+def earlier_failures(
+    meta: dict | None, out: Path, images: list[Path], stems: dict[Path, str] | None = None
+) -> list[dict[str, str]]:
     """The failures ``out``'s ``predict.json`` record ``meta`` holds (``{"image", "reason"}``)
     that still hold: of images this run does not try again, with no label map since."""
     tried = {str(p) for p in images}
@@ -504,7 +529,7 @@ def earlier_failures(meta: dict | None, out: Path, images: list[Path]) -> list[d
         if isinstance(f, dict)
         and isinstance(f.get("image"), str)
         and f["image"] not in tried
-        and not (out / f"{Path(f['image']).stem}.png").exists()
+        and not (out / f"{stem_of(Path(f['image']), stems)}.png").exists()
     ]
 
 
@@ -516,6 +541,7 @@ def _label(
     device: torch.device,
     guided: Any,
     result: PredictResult,
+    stems: dict[Path, str] | None = None,
 ) -> None:
     """Label ``images`` into ``result.out`` (the loop of :func:`predict_dir`), filling
     ``result``."""
@@ -524,8 +550,8 @@ def _label(
     out = result.out
     start = time.perf_counter()
     for path in track(images, "predict", enabled=cfg.progress):
-        target = out / f"{path.stem}.png"
-        preview = out / "color" / f"{path.stem}.png"
+        target = out / f"{stem_of(path, stems)}.png"
+        preview = out / "color" / f"{stem_of(path, stems)}.png"
         if target.exists() and not cfg.overwrite:
             result.skipped += 1
             if cfg.color and not preview.exists():  # labelled by a run without --color

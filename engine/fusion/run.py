@@ -685,6 +685,16 @@ def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
     return kept
 
 
+def _relative(path: Path, out: Path) -> str:
+    """``path`` (a template) as the fused dataset's spec in ``out`` names it: relative to it."""
+    path = path.absolute()
+    try:
+        ref = os.path.relpath(path, out.absolute())
+    except ValueError:  # another drive on Windows
+        ref = str(path)
+    return Path(ref).as_posix()
+
+
 def _dataset_yaml(plan: FusePlan, out: Path, earlier: Iterable[str] = ()) -> str:
     """The fused dataset's spec: this call's splits and ``earlier`` ones (:func:`earlier_splits`)
     in the source dataset's order."""
@@ -701,6 +711,14 @@ def _dataset_yaml(plan: FusePlan, out: Path, earlier: Iterable[str] = ()) -> str
         "splits": splits,
         "image_exts": list(spec.image_exts),
     }
+    # the source's own ways of naming its images; the fused labels are <stem>.png in labels/
+    if spec.image_suffix is not None:
+        del doc["image_exts"]
+        doc["image_suffix"] = spec.image_suffix
+    if spec.recursive:
+        doc["recursive"] = True
+    if spec.split_list is not None:
+        doc["split_list"] = _relative(spec.root / spec.split_list, out)
     return (
         "# Written by `engine fuse`: the fused labels over the original images.\n"
         + yaml.safe_dump(doc, sort_keys=False)

@@ -610,3 +610,28 @@ def test_the_simulated_labels_are_those_of_the_documented_labeler(tmp_path):
                       "--backend", "simulated", "--no-progress")  # fmt: skip
         assert res.returncode == 0, res.output
         assert _label_run_digest(out) == want, name
+
+
+def test_the_parent_class_is_read_from_a_label_named_by_the_spec(tmp_path):
+    """A spec's label_suffix and recursive (Cityscapes: gtFine/test/<city>/a_gtFine_labelTrainIds
+    .png): the labeler looked only for labels/test/a.png, found none and put its false
+    positives anywhere, outside the parent class."""
+    from PIL import Image
+
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.simulated import SimulatedBackend
+
+    data = tmp_path / "data"
+    (data / "gt" / "test" / "city").mkdir(parents=True)
+    (data / "dataset.yaml").write_text(
+        "images: img/{split}\nlabels: gt/{split}\nlabel_suffix: _gtFine_labelTrainIds.png\n"
+        "recursive: true\n"
+    )
+    label = np.zeros((6, 8), np.uint8)
+    label[:, 4:] = 3
+    Image.fromarray(label).save(data / "gt" / "test" / "city" / "a_gtFine_labelTrainIds.png")
+    Image.fromarray(label * 0 + 3).save(data / "gt" / "test" / "city" / "a_gtFine_labelIds.png")
+    cfg = LabelConfig(data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
+                      backend="simulated")  # fmt: skip
+    backend = SimulatedBackend(cfg, 7)
+    np.testing.assert_array_equal(backend._others("test", "a", (6, 8)), label == 0)
