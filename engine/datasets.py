@@ -199,8 +199,9 @@ class DatasetSpec:
         have = set(self.available_splits())
         for split in sorted(set(names or ()) - have, key=split_key):
             labels = self.label_dir(split)
-            with contextlib.suppress(OSError):  # not a folder, or unreadable: no label maps
-                n = sum(1 for f in labels.iterdir() if f.suffix.lower() == ".png")
+            # not a folder, unreadable, or two maps of one stem: no label maps said here
+            with contextlib.suppress(OSError, ValueError):
+                n = len(self.list_labels(labels))  # a Cityscapes' city folders (recursive) too
                 if n:
                     looked = [self.image_dir(split)]
                     if self.images == DatasetSpec.images and not dict(self.split_images).get(split):

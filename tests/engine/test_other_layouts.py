@@ -240,6 +240,11 @@ def test_label_suffix_pairs_cityscapes_names_in_city_folders(tmp_path: Path):
     assert [s.stem for s in ds] == ["aachen_1", "bonn_1"]
     assert ds[1].label_path == tmp_path / "gt/train/bonn/bonn_1_gtFine_labelTrainIds.png"
     assert ds.check() == []
+    # a split whose images are not extracted yet (its city folders of labels are): a problem,
+    # as for a flat folder (before, its labels in sub-folders were not counted: left out)
+    _tiny(tmp_path / "gt/val/bonn/bonn_2_gtFine_labelTrainIds.png", 2)
+    (only,) = load_spec(tmp_path).label_only_splits().values()
+    assert only.startswith(f"{tmp_path / 'gt/val'}: 1 label map but no images for split 'val'")
     # the same stem in two cities would be one label map in every output: refused
     _tiny(tmp_path / "left/train/bonn/aachen_1_leftImg8bit.png")
     with pytest.raises(ValueError, match=r"several files share a stem: bonn/aachen_1_leftImg8bit"):
