@@ -182,7 +182,8 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
     if sub.class_name not in taxonomy:
         raise ValueError(
             f"{sub.root}: class {sub.class_name!r} is not in the dataset's taxonomy "
-            f"({', '.join(c.name for c in taxonomy)})"
+            f"({taxonomy.listed()}): train on a dataset that has it (`engine fuse` its pseudo "
+            "labels in), or leave this subset out of --val-subset"
         )
     # only the images are needed: the split may have no labels (a fused dataset's test split)
     split = SegDataset(dataclasses.replace(data.spec, labels=None), sub.split)

@@ -498,7 +498,8 @@ def test_trains_on_a_fused_dataset_with_source_maps(synth, tmp_path, monkeypatch
     assert (tmp_path / "run" / "curves.png").read_bytes()[:4] == b"\x89PNG"  # loss, lr, val
     # a subset of a class the dataset lacks fails before any training
     bad = _bicycle_subset(synth, tmp_path / "bad", name="Boat")
-    with pytest.raises(ValueError, match="'Boat' is not in the dataset's taxonomy"):
+    said = r"'Boat' is not in the dataset's taxonomy \(.*Bicycle\): train on a dataset that has it"
+    with pytest.raises(ValueError, match=said):
         train(dataclasses.replace(cfg, out=str(tmp_path / "run2"), val_subsets=[str(bad)]))
     twice = [cfg.val_subsets[0], str(_bicycle_subset(synth, tmp_path / "again"))]
     with pytest.raises(ValueError, match="a second annotated subset of Bicycle"):
