@@ -628,6 +628,7 @@ class TrainRunStats:
     resumes: int  # times the run was resumed
     checkpoints: list[str]  # checkpoint files in the folder
     environment: dict = field(default_factory=dict)  # environment.json: the code it started with
+    taxonomy: dict | None = None  # the classes it learns by id (config.json); None: not recorded
 
     @property
     def finished(self) -> bool:
@@ -640,7 +641,8 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
     from annotations.fileio import read_json, read_jsonl
 
     root = Path(root)
-    config = read_json(root / "config.json", "training config").get("config") or {}
+    record = read_json(root / "config.json", "training config")
+    config = record.get("config") or {}
     lines = read_jsonl(root / "metrics.jsonl")
     steps = [r for r in lines if "loss" in r]
     vals = [r for r in lines if "val" in r]
@@ -655,7 +657,28 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
         else 0,
         checkpoints=sorted(p.name for p in root.glob("*.pt")),
         environment=_environment(root / "environment.json"),
+        taxonomy=record.get("taxonomy") if isinstance(record.get("taxonomy"), dict) else None,
     )
+
+
+def _classes_line(taxonomy: dict | None, most: int = 20) -> str:
+    """The classes a training run learns, by id, the new ones with their parents (``0 Others,
+    ..., 7 Bicycle (new, of Others)``): which id is which in a model of classes added one after
+    another. The first ``most``, then how many in all."""
+    from annotations.taxonomy import Taxonomy
+
+    if taxonomy is None:
+        return "not recorded (a run before the forty-third round: its checkpoints hold them)"
+    try:
+        tax = Taxonomy.from_dict(taxonomy, source="config.json: taxonomy")
+    except ValueError as e:
+        return first_line(e)
+    names = [
+        f"{c.id} {c.name}" + ("" if c.parent is None else f" (new, of {tax[c.parent].name})")
+        for c in tax
+    ]
+    more = f", ... ({len(names)} in all)" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 def _environment(path: Path) -> dict:
@@ -692,6 +715,7 @@ def render_train_run(stats: TrainRunStats) -> list:
     head.add_row("step", f"{stats.step:,} of {iters:,} ({state})")
     head.add_row("data", str(c.get("data")))
     head.add_row("model", f"{c.get('preset')}" + (f", from {c['init']}" if c.get("init") else ""))
+    head.add_row("classes", _classes_line(stats.taxonomy))
     aug = c.get("augment") or {}
     head.add_row(
         "recipe",

@@ -582,13 +582,16 @@ def _drop_lines_after(path: Path, step: int) -> None:
         atomic_write_text(path, "".join(kept))
 
 
-def _write_run_files(out: Path, cfg: TrainConfig, start: int) -> None:
+def _write_run_files(out: Path, cfg: TrainConfig, start: int, taxonomy: Taxonomy) -> None:
     data = plain(cfg.to_dict())
     # max_steps_this_run limits this call, not the run: recorded, a run's config.yaml fed back
     # with --config to reproduce it stopped where the first time slice did, without a word
     data["max_steps_this_run"] = 0
     atomic_write_text(out / "config.yaml", yaml.safe_dump(data, sort_keys=False))
-    atomic_write_json(out / "config.json", {"config": data, "config_hash": config_hash(data)})
+    # the classes the model learns, by id (as its checkpoints hold them): engine info lists them
+    # without loading a checkpoint (a model of classes added one after another: which id is which)
+    record = {"config": data, "config_hash": config_hash(data), "taxonomy": taxonomy.to_dict()}
+    atomic_write_json(out / "config.json", record)
     if start == 0:
         atomic_write_json(out / "environment.json", environment())
     else:
@@ -883,7 +886,7 @@ def _train(
         out.mkdir(parents=True, exist_ok=True)
         if ckpt is not None:
             _drop_lines_after(out / "metrics.jsonl", start)
-        _write_run_files(out, cfg, start)
+        _write_run_files(out, cfg, start, taxonomy)
         writer = _tensorboard(out, start)
         if init_report is not None:
             result.init = init_report

@@ -390,6 +390,17 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     )
     assert "│ Bicycle │ n/a │ n/a │ n/a │ pseudo labels │" in text
     assert "│ Bicycle │ 39.40 │ 22.60 │ 0.6660 │ annotated subset (8 images) │" in text
+    assert "classes │ not recorded (a run before the forty-third round" in text
+    # the classes it learns by id, new ones with their parents (config.json, as train writes it)
+    from annotations.taxonomy import MASS13K
+
+    tax = MASS13K.with_new_class("Car").with_new_class("Bicycle").to_dict()
+    (run / "config.json").write_text(json.dumps({"config": config, "taxonomy": tax}))
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
+    assert (
+        "classes │ 0 Others, 1 Human, 2 Building, 3 Vegetation, 4 Ground, 5 Sky, 6 Water, 7 Car "
+        "(new, of Others), 8 Bicycle (new, of Others)" in " ".join(res.output.split())
+    )
     (run / "environment.json").unlink()  # a run from before it was written: said, not a crash
     res = CliRunner().invoke(app, ["info", str(run)])
     assert res.exit_code == 1 and "code │ not recorded" in " ".join(res.output.split())

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from engine.datasets import load_spec
 from tests.trainer._train_stub import StubModel, write_dataset
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, load_config, lr_factor
@@ -314,6 +315,9 @@ def test_training_batches_with_no_labelled_pixel_are_warned_once(tmp_path, caplo
     with caplog.at_level("WARNING", logger="trainer.train"):
         train(_cfg(root, tmp_path / "a", iters=3), model=_stub(7))
     assert not [r for r in caplog.records if "no labelled pixel" in r.getMessage()]
+    # config.json records the classes the run learns by id (engine info lists them)
+    recorded = json.loads((tmp_path / "a" / "config.json").read_text())["taxonomy"]
+    assert recorded == load_spec(root).taxonomy.to_dict()
     for label in (root / "annotations/train").glob("*.png"):
         write_label(label, read_label(label) * 0 + 255)
     caplog.clear()
