@@ -750,7 +750,7 @@ def png_to_mask(
                 )
             check_size(path, path.stem, (img.height, img.width), sizes)  # before decoding it
             if img.mode in ("L", "P", "1"):
-                arr = np.asarray(img)
+                arr = np.asarray(img).astype(np.uint8, copy=False)  # "1": bool, as 0 and 1
             elif img.mode.startswith("I"):  # 16 or 32 bits: the values themselves (Pillow's
                 arr = np.asarray(img)  # convert("RGB") clipped them at 255, "unannotated")
             else:  # a grey mask saved as RGB(A): one channel's values

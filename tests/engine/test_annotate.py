@@ -860,6 +860,8 @@ def test_a_16_bit_png_mask_keeps_its_values(tmp_path, world):
     """A 16-bit mask (a tool's class-index export of over 255 classes, or 0/65535): Pillow's
     conversion clipped every value above 255 to 255, so class 300's pixels and a 65535 mask
     were read as unannotated without a word. The values are read as they are."""
+    from annotations.interchange import png_to_mask
+
     data, _, _ = world
     src = tmp_path / "png"
     src.mkdir()
@@ -886,6 +888,9 @@ def test_a_16_bit_png_mask_keeps_its_values(tmp_path, world):
         ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s4"), png_binary=True)
     )
     assert np.array_equal(sub.mask("img000"), (m == 1).astype(np.uint8))
+    Image.fromarray(m == 1).save(src / "img000.png")  # bilevel ("1"): read as 0 and 1
+    read = png_to_mask(src / "img000.png", {"img000": (H, W)}, value=2)
+    assert read.others == {"value 1": 1} and read.mask.dtype == np.uint8
 
 
 def test_a_png_mask_of_jpeg_data_is_refused_in_every_mode(tmp_path, world):
