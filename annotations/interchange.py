@@ -757,8 +757,10 @@ def png_to_mask(
                 )
             check_size(path, path.stem, (img.height, img.width), sizes)  # before decoding it
             if img.mode in ("L", "P", "1"):
-                arr = np.asarray(img)
-            else:  # a grey mask saved as RGB(A) or 16-bit: one channel's values
+                arr = np.asarray(img).astype(np.uint8, copy=False)  # "1": bool, as 0 and 1
+            elif img.mode.startswith("I"):  # 16 or 32 bits: the values themselves (Pillow's
+                arr = np.asarray(img)  # convert("RGB") clipped them at 255, "unannotated")
+            else:  # a grey mask saved as RGB(A): one channel's values
                 rgb = np.asarray(img.convert("RGB"))
                 if (rgb[..., 1:] != rgb[..., :1]).any():  # read as grey: values never written
                     raise ValueError(
@@ -770,7 +772,6 @@ def png_to_mask(
         if not from_pillow(e, path):
             raise
         raise ValueError(f"{path}: cannot read PNG ({e})") from None
-    arr = arr.astype(np.uint8)
     if binary:
         return ImageMask(path.stem, (arr > 0).astype(np.uint8), str(path))
     if value is not None:
@@ -789,7 +790,7 @@ def png_to_mask(
             f"{path}: mask has 255 but no 1 pixels, which looks like a 0/255 binary mask; "
             "pass binary mode (--png-binary) if 255 means the class"
         )
-    return ImageMask(path.stem, arr, str(path))
+    return ImageMask(path.stem, arr.astype(np.uint8), str(path))
 
 
 # -- CVAT "Segmentation mask" (Pascal VOC layout) -----------------------------------------------

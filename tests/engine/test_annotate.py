@@ -856,6 +856,43 @@ def test_png_import_modes(tmp_path, world):
             )
 
 
+def test_a_16_bit_png_mask_keeps_its_values(tmp_path, world):
+    """A 16-bit mask (a tool's class-index export of over 255 classes, or 0/65535): Pillow's
+    conversion clipped every value above 255 to 255, so class 300's pixels and a 65535 mask
+    were read as unannotated without a word. The values are read as they are."""
+    from annotations.interchange import png_to_mask
+
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    m = np.zeros((H, W), np.uint16)
+    m[:10], m[10:12], m[-5:] = 1, 300, 255
+    Image.fromarray(m).save(src / "img000.png")
+    assert Image.open(src / "img000.png").mode == "I;16"
+    with pytest.raises(ValueError, match=r"found \[300\]; for class-index masks"):
+        import_annotations(
+            ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+    sub = import_annotations(
+        ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s2"), png_value=1)
+    )
+    want = np.where(m == 1, 1, np.where(m == 255, 255, 0)).astype(np.uint8)
+    assert np.array_equal(sub.mask("img000"), want)  # class 300 is another class: 0
+    assert sub.info["other_labels"] == {"value 300": 1}
+    Image.fromarray(np.where(m == 1, 65535, 0).astype(np.uint16)).save(src / "img000.png")
+    with pytest.raises(ValueError, match=r"found \[65535\]; .*--png-binary"):
+        import_annotations(
+            ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s3"))
+        )
+    sub = import_annotations(
+        ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s4"), png_binary=True)
+    )
+    assert np.array_equal(sub.mask("img000"), (m == 1).astype(np.uint8))
+    Image.fromarray(m == 1).save(src / "img000.png")  # bilevel ("1"): read as 0 and 1
+    read = png_to_mask(src / "img000.png", {"img000": (H, W)}, value=2)
+    assert read.others == {"value 1": 1} and read.mask.dtype == np.uint8
+
+
 def test_a_png_mask_of_jpeg_data_is_refused_in_every_mode(tmp_path, world):
     """A 0/255 mask saved as JPEG under a .png name: --png-binary took the ringing JPEG leaves
     along every edge (values 1 to 20 or so) for the class, a mask grown by a pixel and

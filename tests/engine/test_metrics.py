@@ -431,3 +431,36 @@ def test_torch_path_identical_on_gpu() -> None:
     pred, gt = up(pred), up(gt)
     got = pair_counts_torch(pred, gt, 8, device="cuda")
     np.testing.assert_array_equal(got.as_array(), pair_counts(pred, gt, 8).as_array())
+
+
+# -- scale: MaSS13K's 13,000 photos of 12.2 MP --------------------------------------------------
+
+
+def test_counts_past_float32_and_int32_stay_exact() -> None:
+    """cv2.calcHist counts in float32 (2^24 + 1 pixels of one value read 2^24): strips and
+    boundary-pixel sets of 2^24 or more go to np.bincount, exact; and 13,000 images of
+    4032x3024 (1.6e11 pixels, past int32 and float32's integers) sum exactly, down to the JSON."""
+    import cv2
+
+    from engine.metrics.counts import _count_bits, _joint_hist
+
+    n = (1 << 24) + 1
+    zeros = np.zeros((1, n), np.uint8)
+    assert cv2.calcHist([zeros], [0], None, [256], [0, 256]).ravel()[0] == 1 << 24  # the trap
+    assert _joint_hist(zeros, zeros, 7)[0, 0] == n
+    assert _count_bits(np.ones(n, np.uint8))[0] == n
+
+    k, images, px = 7, 13_000, 4032 * 3024
+    area = np.random.default_rng(0).multinomial(px, np.full(k, 1 / k), images)  # (N, K)
+    ev = SegEvaluator(k)
+    for a in area:
+        ev.add_counts(PairCounts(a - a // 10, a + a // 10, *[a // 7] * 6, a, a))
+    total = ev.compute()
+    union = [int(v) for v in (area + area // 10).sum(axis=0)]
+    inter = [int(v) for v in (area - area // 10).sum(axis=0)]
+    assert sum(union) > images * px > 2**37  # int32 wrapped, float32 rounded
+    assert total.to_json()["counts"]["iou_union"] == union
+    assert total.to_json()["counts"]["iou_intersection"] == inter
+    np.testing.assert_array_equal(
+        total.iou, [i / u * 100 for i, u in zip(inter, union, strict=True)]
+    )

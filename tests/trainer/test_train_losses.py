@@ -341,3 +341,23 @@ def test_valid_indices_uniform_over_valid_entries_with_fallbacks():
     assert counts[1][:100].sum() == 0 and counts[1][100:].min() > 50  # 100 each expected
     assert counts[2].min() > 30  # 75 each expected, every entry drawn
     assert bool(flat[3][idx[3]].all()) and counts[3][::2].std() < 20  # 150 +- 12 each
+
+
+def test_point_sampling_on_maps_over_2_24_pixels():
+    """``torch.multinomial`` takes at most 2^24 categories: a mask under 5% valid on a crop over
+    4096 (on a GPU: any mask there) stopped the step with "number of categories cannot exceed
+    2^24". Such rows draw uniformly among their valid pixels, never elsewhere."""
+    from trainer.losses.points import importance_points, point_pixels
+
+    side = 4097  # 4097^2 > 2^24
+    valid = torch.zeros(2, 1, side, side, dtype=torch.bool)
+    spots = [5, side * 2000 + 17, side * side - 1]
+    valid.view(2, -1)[0, spots] = True  # far under 5%: the multinomial path on a CPU too
+    # row 1: nothing valid -> the whole map
+    torch.manual_seed(0)
+    pts = importance_points(
+        torch.randn(2, 1, 8, 8), torch.zeros(2, 1, side, side), 300, 3.0, 0.75, valid=valid
+    )
+    flat = point_pixels(pts, side, side)
+    assert set(flat[0].tolist()) == set(spots)
+    assert int(flat[1].unique().numel()) > 250  # spread over the whole map

@@ -132,6 +132,22 @@ def valid_indices(flat: torch.Tensor, count: int) -> torch.Tensor:
     return idx
 
 
+# torch.multinomial refuses more categories than this ("number of categories cannot exceed
+# 2^24"): a map of over 16.8 M pixels, a --crop above 4096, a 64 MP image's mask.
+MULTINOMIAL_MAX = 1 << 24
+
+
 def _multinomial(flat: torch.Tensor, count: int) -> torch.Tensor:
-    """:func:`valid_indices` by ``torch.multinomial`` (a row without a True entry: all entries)."""
-    return torch.multinomial((flat | ~flat.any(1, keepdim=True)).float(), count, replacement=True)
+    """:func:`valid_indices` by ``torch.multinomial`` (a row without a True entry: all entries).
+    Rows longer than :data:`MULTINOMIAL_MAX` draw uniform positions among the row's True
+    entries instead (exactly uniform too, another random stream)."""
+    flat = flat | ~flat.any(1, keepdim=True)
+    if flat.shape[1] <= MULTINOMIAL_MAX:
+        return torch.multinomial(flat.float(), count, replacement=True)
+    rows = []
+    for row in flat:
+        where = row.nonzero()[:, 0]
+        rows.append(where[torch.randint(0, where.numel(), (count,), device=row.device)])
+    return (
+        torch.stack(rows) if rows else torch.zeros(0, count, dtype=torch.long, device=flat.device)
+    )
