@@ -1,0 +1,240 @@
+"""The docs' tables and option lists state facts about the code: an option's name and default,
+a config key's default, an exit code, a command. Each check here reads one table or list as a
+reader sees it and compares it with the code's own source of truth (the click command behind
+``engine ...``, the config dataclass, the exit-code constants), so a renamed option or a changed
+default fails here instead of drifting silently. docs/trainer.md's "Config keys" table has its
+own check (tests/trainer/test_config_table.py); the command lines of the shell blocks have
+tests/test_docs_commands.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _command(words: str) -> Any:
+    """The click command of ``engine WORDS`` (``"annotate pick"``)."""
+    command = typer.main.get_command(app)
+    for word in words.split():
+        command = command.commands[word]
+    return command
+
+
+def _options(words: str) -> dict[str, Any]:
+    """``{option: click parameter}`` of ``engine WORDS``, each spelling (``--no-progress``)."""
+    return {
+        opt: p
+        for p in _command(words).params
+        if type(p).__name__.endswith("Option")
+        for opt in (*p.opts, *p.secondary_opts)
+    }
+
+
+def _cells(line: str) -> list[str]:
+    """The cells of a Markdown table row (``\\|`` is a pipe inside a cell)."""
+    parts = re.split(r"(?<!\\)\|", line.strip().strip("|"))
+    return [p.strip().replace("\\|", "|") for p in parts]
+
+
+def _table(doc: str, header: str) -> list[list[str]]:
+    """The body rows of the table of ``doc`` (a path under the repository) whose header row
+    starts with ``header``."""
+    lines = (ROOT / doc).read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(_cells(line))
+    return rows
+
+
+def _ticked(cell: str) -> list[str]:
+    return re.findall(r"`([^`]+)`", cell)
+
+
+def test_the_table_reader_reads_a_row():
+    assert _cells("| `a` | 1 \\| 2 | x |") == ["`a`", "1 | 2", "x"]
+    rows = _table("docs/fusion.md", "| option | default |")
+    assert rows[0][0] == "`--data`" and len(rows) >= 10
+
+
+# ---- docs/fusion.md: the options table of engine fuse
+
+
+def _same_default(stated: str, param: Any) -> bool:
+    """A table's default as a reader takes it: ``required``, ``off`` / ``none`` (a flag that
+    is not set, an option left out), a value (``ignore``, ``1``), or prose that says what an
+    unset option does (any words, for an option whose default is None)."""
+    default = getattr(param.default, "value", param.default)
+    if stated.startswith("required"):
+        return param.required
+    if param.required:
+        return False
+    if stated in ("off", "none"):
+        return default in (None, False, ()) or (param.secondary_opts and default is True)
+    if stated == "on":
+        return default is True
+    value = stated.strip("`")
+    if default is None:  # said in words: "every dataset split that all runs labelled"
+        return not re.fullmatch(r"[\d.]+", value)
+    return yaml.safe_load(value) == default or value == str(default)
+
+
+def test_the_fuse_table_lists_every_option_with_its_default():
+    """docs/fusion.md's table of ``engine fuse``'s options: every option, none stale, each
+    with the default the command has."""
+    options = _options("fuse")
+    rows = _table("docs/fusion.md", "| option | default |")
+    named = {opt for row in rows for opt in _ticked(row[0])}
+    params = {options[opt].name for opt in named if opt in options}
+    assert sorted(named - set(options)) == [], "options the command does not have"
+    missing = {p.name for p in options.values()} - params
+    assert sorted(missing) == [], "options of engine fuse the table leaves out"
+    wrong = [
+        f"{row[0]}: {row[1]}, the command's default is {options[_ticked(row[0])[0]].default!r}"
+        for row in rows
+        if not _same_default(row[1], options[_ticked(row[0])[0]])
+    ]
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_same_default_reads_the_table_s_words():
+    options = _options("fuse")
+    assert _same_default("required, repeatable", options["--pseudo"])
+    assert _same_default("off", options["--force"]) and _same_default("1", options["--workers"])
+    assert _same_default("`ignore`", options["--uncertain"])
+    assert not _same_default("2", options["--workers"])
+    assert not _same_default("`keep-parent`", options["--uncertain"])
+    assert not _same_default("on", options["--force"])
+
+
+# ---- docs/loop.md: the simulated labeler's options
+
+
+def test_the_simulated_labeler_table_is_simulationconfig_s():
+    """docs/loop.md's table of ``--backend-option KEY=VALUE``: every key of
+    ``SimulationConfig`` (``from_dict`` refuses any other), with its default."""
+    from labeler.simulated import SimulationConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(SimulationConfig)}
+    stated: dict[str, Any] = {}
+    for row in _table("docs/loop.md", "| option (`--backend-option KEY=VALUE`) |"):
+        keys, values = _ticked(row[0]), [v.strip() for v in row[1].split(",")]
+        stated.update({k: yaml.safe_load(v) for k, v in zip(keys, values, strict=True)})
+    assert sorted(stated) == sorted(defaults)
+    wrong = {k: (v, defaults[k]) for k, v in stated.items() if v != defaults[k]}
+    assert wrong == {}, "key: (the table's default, SimulationConfig's)"
+
+
+# ---- docs/foundation.md: the exit codes
+
+
+def _exit_constants() -> dict[str, int]:
+    from engine import stopping
+    from engine.cli import common
+
+    return {
+        name: value
+        for module in (common, stopping)
+        for name, value in vars(module).items()
+        if name.startswith("EXIT_") and isinstance(value, int)
+    }
+
+
+def test_the_exit_code_table_is_the_code_s():
+    """docs/foundation.md's "Exit codes" table names exactly the codes the commands exit with:
+    0 and the ``EXIT_*`` constants (``engine.cli.common``, ``engine.stopping``)."""
+    codes = [int(row[0]) for row in _table("docs/foundation.md", "| code | when |")]
+    assert sorted(codes) == sorted({0, *_exit_constants().values()})
+
+
+def test_the_exit_codes_a_page_names_are_the_table_s():
+    """A page's own "Exit codes: 0 ...; 1 ...; 2 ..." line names codes of that table only
+    (137 and 124 are the shell's and ``timeout``'s, said as such)."""
+    known = {0, *_exit_constants().values()}
+    wrong = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for line in re.findall(r"Exit codes: (.*?)(?:\n\n|$)", doc.read_text(), re.S):
+            said = {int(n) for n in re.findall(r"(?:^|; |\()(\d+) ", line)}
+            wrong += [f"{doc.name}: {n}" for n in sorted(said - known)]
+    assert wrong == []
+
+
+# ---- README.md: the command table
+
+
+def test_the_readme_s_command_table_lists_every_command():
+    """The README's table of commands (command | what it does | docs) has a row for every
+    command of ``engine --help``, and no command that is gone."""
+    listed = set()
+    for row in _table("README.md", "| command | what it does | docs |"):
+        (span,) = _ticked(row[0])
+        words = span.split()[1:]
+        *group, last = words
+        listed.update(" ".join([*group, name]) for name in last.split("/"))
+    root = typer.main.get_command(app)
+    commands = {
+        f"{name} {sub}" if hasattr(cmd, "commands") else name
+        for name, cmd in root.commands.items()
+        for sub in (getattr(cmd, "commands", None) or [""])
+    }
+    assert sorted(listed) == sorted(commands)
+
+
+# ---- docs/labeler.md: the options of engine label
+
+
+def _label_option_list() -> str:
+    text = (ROOT / "docs" / "labeler.md").read_text(encoding="utf-8")
+    return text.split("\nOptions: ", 1)[1].split("\n\n", 1)[0]
+
+
+def _label_defaults() -> dict[str, Any]:
+    """What each ``engine label`` option comes to when it is not given: the command's default,
+    or, where that is unset, ``ClassSpec``'s / ``LabelConfig``'s of the same name."""
+    from labeler.config import ClassSpec, LabelConfig
+
+    fields = {
+        f.name: f.default
+        for cls in (LabelConfig, ClassSpec)
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING
+    }
+    out = {}
+    for opt, p in _options("label").items():
+        default = p.default
+        if default in (None, "") and p.name in fields:
+            default = fields[p.name]
+        out[opt] = default
+    return out
+
+
+def test_the_label_option_list_names_every_option_with_its_default():
+    """docs/labeler.md's "Options:" paragraph names every option of ``engine label``; one
+    written with a value (``--batch-size 4``, ``--uncertain 0.15,0.25``) shows its default."""
+    text = _label_option_list()
+    spans = re.findall(r"`(--[a-z-]+)(?: ([^`]*))?`", text)
+    defaults = _label_defaults()
+    named = {opt for opt, _ in spans}
+    assert sorted(named - set(defaults)) == [], "options engine label does not have"
+    params = {p.name for p in _command("label").params}
+    given = {_options("label")[opt].name for opt in named if opt in defaults}
+    assert sorted(params - given - {"class_name", "data"}) == [], "options the list leaves out"
+    wrong = []
+    for opt, value in spans:
+        if not re.fullmatch(r"[\d.,]+|[a-z][\w-]*", value) or _options("label")[opt].required:
+            continue  # a placeholder (DIR, RxC, i/n), the choices (auto|cpu|...), an example
+        default = defaults[opt]
+        if value != str(default) and yaml.safe_load(value) != default:
+            wrong.append(f"`{opt} {value}`: the default is {default!r}")
+    assert wrong == [], "\n".join(wrong)
