@@ -203,6 +203,7 @@ def _label_defaults() -> dict[str, Any]:
     """What each ``engine label`` option comes to when it is not given: the command's default,
     or, where that is unset, ``ClassSpec``'s / ``LabelConfig``'s of the same name."""
     from labeler.config import ClassSpec, LabelConfig
+    from labeler.sam3 import DEFAULT_SAM3
 
     fields = {
         f.name: f.default
@@ -215,6 +216,8 @@ def _label_defaults() -> dict[str, Any]:
         default = p.default
         if default in (None, "") and p.name in fields:
             default = fields[p.name]
+        if opt == "--model" and not default:  # the sam3 backend's model
+            default = DEFAULT_SAM3
         out[opt] = default
     return out
 
@@ -238,3 +241,72 @@ def test_the_label_option_list_names_every_option_with_its_default():
         if value != str(default) and yaml.safe_load(value) != default:
             wrong.append(f"`{opt} {value}`: the default is {default!r}")
     assert wrong == [], "\n".join(wrong)
+
+
+# ---- engine X --help: the defaults an option's help states where the option's own is unset
+
+
+def _help_defaults(words: str) -> list[tuple[str, str]]:
+    """``(option, value)`` for each default an option's help states in words: ``(default
+    0.35)``, ``(default 80,000; ...)``, ``frozen (default, ...)``, ``origin (default)``."""
+    found = []
+    for p in _command(words).params:
+        text = getattr(p, "help", None) or ""
+        found += [(p.opts[0], m) for m in re.findall(r"\(default (\d[\d,]*\d|[\w./-]+)[;,)]", text)]
+        found += [(p.opts[0], m) for m in re.findall(r"([\w.-]+) \(default[,)]", text)]
+    return found
+
+
+def _config_defaults(words: str) -> dict[str, Any]:
+    """What an unset option of ``engine train`` / ``engine label`` comes to: the config
+    dataclass's default of the key it sets."""
+    if words == "label":
+        return _label_defaults()
+    from tests.trainer.test_config_table import RENAMED, _keys
+    from trainer.config import TrainConfig
+
+    keys = _keys(TrainConfig)
+    return {
+        opt: keys[RENAMED.get(p.name, p.name)]
+        for p in _command(words).params
+        for opt in p.opts
+        if RENAMED.get(p.name, p.name) in keys
+    }
+
+
+def test_the_defaults_train_s_and_label_s_help_states_are_the_config_s():
+    """``engine train``'s options default to None (a config file or the run's own settings
+    fill them), so each help states its default in words: ``--iters`` "(default 80,000)" must
+    be ``TrainConfig``'s, and ``engine label``'s thresholds ``ClassSpec``'s."""
+    wrong = []
+    for words in ("train", "label"):
+        defaults = _config_defaults(words)
+        for opt, value in _help_defaults(words):
+            if opt not in defaults or _options(words)[opt].default not in (None, ""):
+                continue  # click shows the option's own default itself
+            if value.isupper():  # RANK/WORLD_SIZE: where it comes from
+                continue
+            default = defaults[opt]
+            stated = yaml.safe_load(value.replace(",", "") if value[0].isdigit() else value)
+            if "x" in value and isinstance(default, list):  # 4096x3072
+                stated = [int(v) for v in value.split("x")]
+            if stated != default:
+                wrong.append(f"engine {words} {opt}: help says {value}, the default is {default!r}")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_help_defaults_are_read():
+    found = dict(_help_defaults("train"))
+    assert found["--iters"] == "80,000" and found["--preset"] == "massformer_r50"
+    assert found["--backbone-norm"] == "frozen" and found["--val-size"] == "4096x3072"
+    assert dict(_help_defaults("label"))["--box-threshold"] == "0.35"
+
+
+def test_label_s_help_names_the_simulated_labeler_s_keys():
+    """``engine label --help`` lists the simulated backend's ``--backend-option`` keys: those
+    ``SimulationConfig.from_dict`` takes, no more, no fewer."""
+    from labeler.simulated import SimulationConfig
+
+    text = _options("label")["--backend-option"].help
+    listed = re.search(r"simulated: ([\w, ]+)\.", text)[1].split(", ")
+    assert sorted(listed) == sorted(f.name for f in dataclasses.fields(SimulationConfig))
