@@ -310,3 +310,52 @@ def test_label_s_help_names_the_simulated_labeler_s_keys():
     text = _options("label")["--backend-option"].help
     listed = re.search(r"simulated: ([\w, ]+)\.", text)[1].split(", ")
     assert sorted(listed) == sorted(f.name for f in dataclasses.fields(SimulationConfig))
+
+
+# ---- docs/labeler.md: the records a label run writes
+
+
+def _fields_of(cell: str) -> tuple[set[str], set[str]]:
+    """The backticked names of a table cell: all of them, and those outside parentheses (the
+    record's own keys, not what a key holds)."""
+    outside = re.sub(r"\([^()]*\)", "", cell)
+    names = {n for n in _ticked(cell) if re.fullmatch(r"[a-z_]+", n)}
+    return names, {n for n in _ticked(outside) if re.fullmatch(r"[a-z_]+", n)}
+
+
+OPTIONAL = {"refined"}  # an instance's, with --refine only
+
+
+def test_the_label_run_s_records_hold_the_documented_fields(tmp_path):
+    """docs/labeler.md's "Outputs" table names the keys of ``run.json``, a ``manifest.jsonl``
+    line and an instances file: every key a (simulated) run writes is named, and every key the
+    table names outside parentheses is written. Before, the table left out ``run.json``'s
+    ``data_resolved`` and the instances file's ``format``, ``height``, ``width`` and the
+    instance keys."""
+    import json
+
+    from engine.synth import SynthConfig, generate
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.run import run_labeling
+
+    root = generate(
+        SynthConfig(out=tmp_path / "d", train=0, val=0, test=1, size=(96, 64)), progress=False
+    )
+    run = tmp_path / "run"
+    cfg = LabelConfig(data=str(root), cls=ClassSpec("Bicycle"), out=str(run), backend="simulated")
+    run_labeling(dataclasses.replace(cfg, progress=False))
+    rows = {row[0]: row[1] for row in _table("docs/labeler.md", "| file | content |")}
+    (instances,) = (run / "instances" / "test").glob("*.json")
+    records = {
+        "`run.json`": json.loads((run / "run.json").read_text()),
+        "`manifest.jsonl`": json.loads((run / "manifest.jsonl").read_text().splitlines()[0]),
+        "`instances/<split>/<stem>.json`": json.loads(instances.read_text()),
+    }
+    problems = []
+    for file, record in records.items():
+        named, own = _fields_of(rows[file])
+        listed = record.get("instances") if isinstance(record.get("instances"), list) else []
+        keys = set(record) | {k for i in listed for k in i}
+        problems += [f"{file}: {k} written, not named" for k in sorted(keys - named)]
+        problems += [f"{file}: {k} named, not written" for k in sorted(own - keys - OPTIONAL)]
+    assert problems == [], "\n".join(problems)
