@@ -359,3 +359,75 @@ def test_the_label_run_s_records_hold_the_documented_fields(tmp_path):
         problems += [f"{file}: {k} written, not named" for k in sorted(keys - named)]
         problems += [f"{file}: {k} named, not written" for k in sorted(own - keys - OPTIONAL)]
     assert problems == [], "\n".join(problems)
+
+
+# ---- the library's configs against the commands that build them
+
+
+def _configs() -> dict[str, type]:
+    from engine.annotate import ExportConfig, ImportConfig, PickConfig
+    from engine.compare import CompareConfig
+    from engine.demo import DemoConfig
+    from engine.evaluate import EvaluateConfig
+    from engine.fusion.run import FuseConfig
+    from engine.pretrain import PretrainConfig
+    from engine.report import ReportConfig
+    from engine.review import ReviewConfig
+    from engine.synth.config import SynthConfig
+
+    return {
+        "synth": SynthConfig,
+        "review": ReviewConfig,
+        "fuse": FuseConfig,
+        "evaluate": EvaluateConfig,
+        "compare": CompareConfig,
+        "report": ReportConfig,
+        "demo": DemoConfig,
+        "demo-pretrain": PretrainConfig,
+        "annotate pick": PickConfig,
+        "annotate export": ExportConfig,
+        "annotate import": ImportConfig,
+    }
+
+
+def _plain(value: Any) -> Any:
+    value = getattr(value, "value", value)  # an Enum choice
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, str) and re.fullmatch(r"\d+x\d+", value):  # a size, 512x384
+        return [int(v) for v in value.split("x")]
+    return str(value) if isinstance(value, Path) else value
+
+
+def test_each_config_defaults_as_its_command_does():
+    """The docs give the commands' defaults, and say the library's configs (``DemoConfig``,
+    ``FuseConfig``, ...) are the same settings: a field named as an option has the option's
+    default, so ``run_demo(DemoConfig())`` is ``engine demo``."""
+    wrong = []
+    for words, cls in _configs().items():
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        for p in _command(words).params:
+            field = fields.get(p.name)
+            if field is None or p.required or p.default is None:
+                continue
+            if field.default is not dataclasses.MISSING:
+                default = field.default
+            elif field.default_factory is not dataclasses.MISSING:
+                default = field.default_factory()
+            else:
+                continue
+            if _plain(default) != _plain(p.default):
+                wrong.append(f"{cls.__name__}.{p.name} = {default!r}, {words}'s {p.default!r}")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_democonfig_s_own_settings_are_those_the_readme_names():
+    """The README: "`lr`, `grad_clip`, `num_points` are `DemoConfig`'s only; the rest are the
+    options of the same names" (``classes`` is ``--class``, repeatable)."""
+    from engine.demo import DemoConfig
+
+    text = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    stated = re.search(r"\(((?:`\w+`, )*`\w+`) are `DemoConfig`'s only", text)[1]
+    own = {f.name for f in dataclasses.fields(DemoConfig)} - {"classes"}
+    own -= {p.name for p in _command("demo").params}
+    assert sorted(own) == sorted(_ticked(stated))
