@@ -13,12 +13,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 import typer
 import yaml
 
 from cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _command(words: str) -> Any:
@@ -431,3 +433,59 @@ def test_democonfig_s_own_settings_are_those_the_readme_names():
     own = {f.name for f in dataclasses.fields(DemoConfig)} - {"classes"}
     own -= {p.name for p in _command("demo").params}
     assert sorted(own) == sorted(_ticked(stated))
+
+
+# ---- prose: "`--limit` (default 300)", "`--input auto` (default)"
+
+
+def _stated_defaults(text: str) -> list[tuple[str, str]]:
+    """``(option, value)`` for each default the prose states of an option."""
+    text = " ".join(text.split())
+    found = re.findall(r"`(--[a-z][\w-]*)[^`]*` \(default:? `?(\d[\d,.]*\d|[\w./-]+)`?[;,)]", text)
+    found += re.findall(r"`(--[a-z][\w-]*) ([\w.,/-]+)` \((?:the )?default\)", text)
+    return found
+
+
+def _defaults_of_option(option: str) -> list[Any]:
+    """The defaults ``option`` has in the commands that take it (train's and label's unset
+    ones filled from their configs)."""
+    root = typer.main.get_command(app)
+    words = [
+        f"{name} {sub}".strip()
+        for name, cmd in root.commands.items()
+        for sub in (getattr(cmd, "commands", None) or [""])
+    ]
+    out = []
+    for w in words:
+        options = _options(w)
+        if option in options:
+            default = options[option].default
+            if w in ("train", "label") and default in (None, ""):
+                default = _config_defaults(w).get(option, default)
+            out.append(_plain(default))
+    return out
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_defaults_stated_in_prose_are_a_command_s(doc):
+    """A sentence's "`--limit` (default 300)" is the default of a command that has the option
+    (the sentence names the command around it; any of them will do here)."""
+    wrong = []
+    for option, value in _stated_defaults(doc.read_text(encoding="utf-8")):
+        if value.isupper() or value in ("every", "all"):  # a placeholder, words
+            continue
+        stated = _plain(yaml.safe_load(value) if value[0].isdigit() else value)
+        defaults = _defaults_of_option(option)
+        if stated not in defaults and value not in map(str, defaults):
+            wrong.append(f"{option} (default {value}): the commands' defaults are {defaults}")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_stated_defaults_are_read():
+    text = "`--limit` (default 300) keeps; `--size WxH` (default `512x384`; at least\n64 px)"
+    assert _stated_defaults(text + ", `--input auto` (default) reads") == [
+        ("--limit", "300"),
+        ("--size", "512x384"),
+        ("--input", "auto"),
+    ]
+    assert 300 in _defaults_of_option("--limit")
