@@ -489,3 +489,37 @@ def test_stated_defaults_are_read():
         ("--input", "auto"),
     ]
     assert 300 in _defaults_of_option("--limit")
+
+
+# ---- every option the docs name exists
+
+
+def _bench_options() -> set[str]:
+    """The options of the benchmark scripts (``bench/*.py``), which the docs quote too."""
+    text = "".join(p.read_text() for p in (ROOT / "bench").glob("*.py"))
+    return set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", text))
+
+
+# other tools' options the docs quote: Chromium's, pip's / venv's, uv's, a scratch script's
+OTHER_TOOLS = {"--dump-dom", "--system-site-packages", "--resolution", "--lib", "--cli"}
+OTHER_COMMANDS = r"(pip|python|pytest|torchrun|uv|git|docker|hf|chromium)\b"
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_every_option_a_page_names_exists(doc):
+    """A backticked ``--option`` anywhere in the prose is an option of an ``engine`` command
+    (or of a benchmark script the page runs): docs/trainer.md told of predict's ``--amp``,
+    which no command has (``PredictConfig.amp`` is the library's only)."""
+    root = typer.main.get_command(app)
+    known = {"--help"} | _bench_options() | OTHER_TOOLS
+    for name, cmd in root.commands.items():
+        for sub in getattr(cmd, "commands", {None: None}):
+            known.update(_options(f"{name} {sub}" if sub else name))
+    unknown = [
+        f"{opt}: `{span[:80]}`"
+        for span in re.findall(r"`([^`\n]+)`", doc.read_text(encoding="utf-8"))
+        if not re.match(OTHER_COMMANDS, span)
+        for opt in re.findall(r"(?<![\w-])--[a-z][\w-]*(?=[\s=\]|/]|$)", span)
+        if opt not in known
+    ]
+    assert unknown == [], "\n".join(unknown)
