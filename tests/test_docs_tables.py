@@ -523,3 +523,66 @@ def test_every_option_a_page_names_exists(doc):
         if opt not in known
     ]
     assert unknown == [], "\n".join(unknown)
+
+
+# ---- the choices the docs give an option: `--mode efficient|full`
+
+
+def _choices() -> dict[str, set[str]]:
+    """What each option with a fixed set of values accepts, from the code that checks it."""
+    from annotations.interchange import MASK_FORMATS
+    from engine.cli.scores import _Input
+    from engine.fusion.rules import UNCERTAIN_MODES
+    from engine.metrics.evaluator import BF1_MODES
+    from labeler.backends import LAZY_BACKENDS
+    from trainer.inference import GUIDES, MODES
+    from trainer.losses.targets import PSEUDO_FORMS
+    from trainer.models.config import BACKBONE_NORMS, MODEL_PRESETS
+
+    return {
+        "--mask-format": set(MASK_FORMATS),
+        "--input": {m.value for m in _Input},
+        "--uncertain": set(UNCERTAIN_MODES),  # fuse's (label's takes lo,hi)
+        "--bf1-mode": set(BF1_MODES),
+        "--backend": set(LAZY_BACKENDS),
+        "--mode": set(MODES),
+        "--gf-guide": set(GUIDES),
+        "--pseudo-form": set(PSEUDO_FORMS),
+        "--preset": set(MODEL_PRESETS),
+        "--backbone-norm": set(BACKBONE_NORMS),
+        "--precision": {"auto", "fp32", "fp16", "bf16"},  # LabelConfig's check
+    }
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_the_choices_a_page_gives_are_the_code_s(doc):
+    """``--pseudo-form origin|reversed|flat|precise``: all the values the code takes, no other
+    (placeholders such as ``PATH`` and ``cuda:N`` aside)."""
+    choices, wrong = _choices(), []
+    for option, alternatives in re.findall(
+        r"(--[a-z][\w-]*)[ =]([\w.-]+(?:\|[\w.:-]+)+)", doc.read_text(encoding="utf-8")
+    ):
+        if option in choices:
+            said = set(alternatives.split("|"))
+            if said != choices[option]:
+                wrong.append(f"{option} {alternatives}: the code takes {sorted(choices[option])}")
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_the_choices_a_help_lists_are_the_code_s():
+    """``engine train --help``'s "origin (default) | reversed | flat | precise" likewise."""
+    choices, wrong, seen = _choices(), [], 0
+    root = typer.main.get_command(app)
+    for name, cmd in root.commands.items():
+        for sub in getattr(cmd, "commands", {None: None}):
+            words = f"{name} {sub}" if sub else name
+            for option, p in _options(words).items():
+                text = re.sub(r"\([^()]*\)", "", p.help or "").rstrip(". ")
+                if option not in choices or option != p.opts[0] or " | " not in text:
+                    continue
+                seen += 1
+                said = {part.split()[-1] for part in text.split(" | ")[:1]}
+                said |= {part.split()[0] for part in text.split(" | ")[1:]}
+                if said != choices[option]:
+                    wrong.append(f"engine {words} {option}: help lists {sorted(said)}")
+    assert seen >= 5 and wrong == [], "\n".join(wrong)
