@@ -47,6 +47,14 @@ def test_no_bool_metavar_beside_flags(args: tuple[str, ...]):
     assert "--help" in text
 
 
+def test_a_repeatable_option_shows_the_type_of_one_value():
+    """``--pseudo <list[Path]>`` read as a list given at once; it is repeated, one run each
+    time (``--pseudo A --pseudo B``, as docs/fusion.md says)."""
+    for path in _commands():
+        assert not re.search(r"--[\w-]+ +<list\[", _help(*path)), path
+    assert re.search(r"--pseudo +<Path>", _help("fuse"))
+
+
 def _commands() -> list[tuple[str, ...]]:
     import typer
 

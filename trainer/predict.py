@@ -439,7 +439,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     record = {
         "config": asdict(cfg),
         "size_source": size_source,
-        # what --device auto and --amp came to here: on a GPU the maps are of bf16 arithmetic
+        # what --device auto and cfg.amp came to here: on a GPU the maps are of bf16 arithmetic
         # (before the forty-second round the record said "auto" only)
         "device_used": str(device),
         "autocast": autocast_dtype(cfg.amp, device.type, cfg.mode),

@@ -20,13 +20,17 @@ else:  # pragma: no cover - older typer, on click
 
 
 def quiet_flags(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:
-    """An on/off flag takes no value: show no ``<bool>`` type beside it in the help."""
+    """An on/off flag takes no value: show no ``<bool>`` type beside it in the help. A
+    repeatable option takes one value each time: ``--pseudo <Path>``, not typer's
+    ``<list[Path]>``, which read as a list in one value (the docs say "repeatable")."""
     for param in [*command.params, command.get_help_option(ctx)]:
         if param is None or not hasattr(param, "is_flag") or param.metavar is not None:
-            continue  # arguments, and options that name their own metavar
+            continue  # arguments (SOURCES... says it repeats), options naming their metavar
         shown = param.display_type(ctx) if hasattr(param, "display_type") else None
         if param.is_flag or shown == "<bool>":
             param.metavar = ""
+        elif param.multiple and isinstance(shown, str) and shown.startswith("<list["):
+            param.metavar = f"<{shown[len('<list[') : -len(']>')]}>"
 
 
 def usage_error(e: UsageError) -> NoReturn:
