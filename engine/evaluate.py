@@ -461,7 +461,11 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     )
     pairs = pair_files(cfg.pred, cfg.gt)
     fold = None if cfg.fold_new_classes is False else Fold.of(taxonomy)
-    if cfg.fold_new_classes:
+    # the predictions' classes the ground truth lacks, folded while mapped onto its classes
+    folded_by_name = by_name is not None and bool(by_name.folded)
+    if cfg.fold_new_classes and fold is None and folded_by_name:
+        result, why = _count(cfg, pairs, taxonomy, None, by_name), ""
+    elif cfg.fold_new_classes:
         if fold is None:
             raise ValueError(
                 f"{taxonomy_source}: no new class to score as its parent (--fold-new-classes): "
@@ -477,7 +481,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
             result = _count(cfg, pairs, taxonomy, fold, by_name, name)
     folded = fold.folded if why else None
     scored = fold.base if why else taxonomy
-    if by_name is not None and by_name.folded:  # classes added after the ground truth's
+    if folded_by_name:  # classes added after the ground truth's
         lacks = f"not among the ground truth's classes, {taxonomy_source}"
         folded, why = {**by_name.folded, **(folded or {})}, "; ".join(filter(None, (lacks, why)))
     report = EvaluateReport(  # why: set only where fold was applied

@@ -1176,6 +1176,17 @@ def test_evaluate_scores_a_class_the_ground_truth_s_taxonomy_lacks_as_its_parent
         EvaluateConfig(pred_dir, gt_dir, progress=False, fold_new_classes=False)
     )  # the model's classes, the ground truth mapped onto them, as before
     assert apart.taxonomy.names == bc.names and not apart.folded
+    # against a ground truth recording the 7 base classes, --fold-new-classes asks for what is
+    # done anyway (Bicycle and Car as Others): the same scores, not "no new class to score as
+    # its parent" (its own taxonomy has none)
+    MASS13K.save(fused / "taxonomy.json")
+    to_others[7] = 0
+    for i, (_, g) in enumerate(pairs):
+        write_label(gt_dir / f"img{i:02d}.png", to_others[g])
+    default = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False))
+    asked = evaluate(EvaluateConfig(pred_dir, gt_dir, progress=False, fold_new_classes=True))
+    assert asked.folded == default.folded == {"Bicycle": "Others", "Car": "Others"}
+    np.testing.assert_array_equal(asked.result.counts.as_array(), default.result.counts.as_array())
 
 
 def test_compare_refuses_a_model_made_before_the_class_was_added(tmp_path: Path) -> None:
