@@ -612,6 +612,21 @@ def is_labelme(doc: object) -> bool:
     return isinstance(doc, dict) and "shapes" in doc
 
 
+def labelme_size(data: dict, path: str | os.PathLike) -> tuple[int, int] | None:
+    """A LabelMe file's ``(imageHeight, imageWidth)``; None when it gives neither, as files of
+    labelme before 3.x and of converters that leave them out do (optional to labelme's own
+    reader, ``LabelFile.load``, which takes the image's size). ``ValueError`` naming the file
+    when they are not integers."""
+    if data.get("imageHeight") is None and data.get("imageWidth") is None:
+        return None
+    try:
+        return int(data["imageHeight"]), int(data["imageWidth"])
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise ValueError(
+            f"{path}: LabelMe file's imageHeight/imageWidth are not integers"
+        ) from None
+
+
 def labelme_to_mask(
     path: str | os.PathLike,
     class_name: str,
@@ -632,17 +647,8 @@ def labelme_to_mask(
             f"{path}: named for image {named!r}, but its imagePath names {image_path!r}; make "
             "imagePath name the image it annotates (or rename the file)"
         )
-    if data.get("imageHeight") is None and data.get("imageWidth") is None:
-        # optional to labelme's own reader (``LabelFile.load``), which takes the image's size:
-        # files of labelme before 3.x and of converters that leave them out
-        hw = sizes.get(stem, (0, 0))  # a stem not in the split fails below, naming it
-    else:
-        try:
-            hw = (int(data["imageHeight"]), int(data["imageWidth"]))
-        except (KeyError, TypeError, ValueError, OverflowError):
-            raise ValueError(
-                f"{path}: LabelMe file's imageHeight/imageWidth are not integers"
-            ) from None
+    # a stem not in the split fails below, naming it
+    hw = labelme_size(data, path) or sizes.get(stem, (0, 0))
     check_size(path, stem, hw, sizes)
     canvases = {1: LabelmeCanvas(*hw), 255: LabelmeCanvas(*hw)}  # the class, unannotated
     others: dict[str, int] = {}

@@ -4,7 +4,9 @@ JSON, a CVAT "Segmentation mask" export or an ``engine annotate export`` folder,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import os
 import shlex
 import tempfile
@@ -25,6 +27,7 @@ from annotations.interchange import (
     export_record,
     is_labelme,
     labelmap_codes,
+    labelme_size,
     labelme_to_mask,
     read_color_codes,
     read_labelmap,
@@ -365,13 +368,10 @@ def _labelme_problems(f: Path, doc: dict, seen: dict[str, Path]) -> list[str]:
     """What ``engine annotate import`` would refuse in a LabelMe file, read by its own reader
     at the size the file gives (its shapes, its size, an image annotated in two files: ``seen``
     holds the files read before it, by stem)."""
-    if doc.get("imageHeight") is None and doc.get("imageWidth") is None:
-        hw = (1, 1)  # import takes the dataset image's size, as labelme does; shapes draw at any
-    else:
-        try:
-            hw = (int(doc["imageHeight"]), int(doc["imageWidth"]))
-        except (KeyError, TypeError, ValueError, OverflowError):
-            return [f"{f}: LabelMe file's imageHeight/imageWidth are not integers"]
+    try:
+        hw = labelme_size(doc, f) or _shapes_extent(doc)
+    except ValueError as e:
+        return [str(e)]
     problems = []
     stem = stem_of(str(doc.get("imagePath") or f.name))
     if stem in seen:
@@ -384,6 +384,20 @@ def _labelme_problems(f: Path, doc: dict, seen: dict[str, Path]) -> list[str]:
         except ValueError as e:
             problems.append(str(e))
     return problems
+
+
+def _shapes_extent(doc: dict) -> tuple[int, int]:
+    """``(H, W)`` holding every point of a LabelMe file's shapes: the size its shapes are drawn
+    at when the file gives none (import takes the dataset image's). Before, 1x1: a ``mask``
+    shape larger than 2x2 was reported as "over twice the image's 1x1", which import reads."""
+    h = w = 1
+    for shape in doc.get("shapes") or []:
+        points = shape.get("points") if isinstance(shape, dict) else None
+        for point in points if isinstance(points, list) else ():
+            with contextlib.suppress(TypeError, ValueError, OverflowError, IndexError):
+                x, y = float(point[0]), float(point[1])
+                w, h = max(w, math.ceil(x) + 1), max(h, math.ceil(y) + 1)
+    return h, w
 
 
 def _labelstudio_file(path: Path, tasks: list[dict]) -> AnnotationFiles:

@@ -694,6 +694,21 @@ def test_a_labelme_file_without_its_image_size_takes_the_dataset_image_s(tmp_pat
 
     (found,) = annotation_files(folder)  # engine info: no problem where import finds none
     assert found.problems == []
+    # a mask shape too: engine info drew the file at 1x1 and called a 6x4 mask "over twice the
+    # image's 1x1", which import reads; now at its shapes' extent
+    import base64
+    import io
+
+    patch = io.BytesIO()
+    Image.fromarray(np.full((4, 6), 255, np.uint8)).save(patch, format="PNG")
+    mask = {"label": "bicycle", "shape_type": "mask", "points": [[32.0, 2.0], [37.0, 5.0]],
+            "mask": base64.b64encode(patch.getvalue()).decode(), "flags": {}}  # fmt: skip
+    (folder / "img000.json").write_text(json.dumps({**doc, "shapes": [*doc["shapes"], mask]}))
+    (found,) = annotation_files(folder)
+    assert found.problems == []
+    import_annotations(
+        ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s1"))
+    )
     (folder / "img000.json").write_text(json.dumps({**doc, "imageHeight": 7, "imageWidth": 9}))
     with pytest.raises(ValueError, match="9x7 in the annotation"):
         import_annotations(
