@@ -53,6 +53,7 @@ from annotations.interchange import (
     label_role,
     stem_of,
 )
+from annotations.labelmap import PIL_ERRORS
 from annotations.polygons import coco_polygons_rle, ellipse_outline, outline, turned
 
 log = logging.getLogger(__name__)
@@ -193,16 +194,23 @@ def bitmask_to_mask(data_url: object, height: int, width: int) -> np.ndarray:
     head, _, body = text.partition(",")
     if not (head.startswith("data:image/") and head.endswith(";base64")):
         raise ValueError(f"'imageDataURL' must be a base64 data URL, got {data_url!r:.40}")
+
+    def refused(e: BaseException) -> ValueError:  # binascii.Error is a ValueError
+        return ValueError(f"'imageDataURL' is not a base64 image ({first_line(e)})")
+
     try:
-        with Image.open(io.BytesIO(base64.b64decode(body, validate=True))) as img:
-            img.load()
+        img = Image.open(io.BytesIO(base64.b64decode(body, validate=True)))
+    except PIL_ERRORS as e:  # a decompression bomb's header too
+        raise refused(e) from None
+    with img:  # the size from the header: a bitmask of another size is not decoded
+        if img.size != (width, height):
+            raise ValueError(
+                f"the bitmask is {img.size[0]}x{img.size[1]}, not the {width}x{height} image"
+            )
+        try:
             layer = img.convert("RGBA")
-    except (ValueError, OSError) as e:  # binascii.Error is a ValueError
-        raise ValueError(f"'imageDataURL' is not a base64 image ({first_line(e)})") from None
-    if layer.size != (width, height):
-        raise ValueError(
-            f"the bitmask is {layer.size[0]}x{layer.size[1]}, not the {width}x{height} image"
-        )
+        except PIL_ERRORS as e:
+            raise refused(e) from None
     return np.asarray(layer)[:, :, 3] > 0
 
 

@@ -440,3 +440,22 @@ def test_a_bad_bitmask_is_one_line_naming_its_region(tmp_path, url, message):
     with pytest.raises(ValueError, match=f"bitmask region bitmask-Bicycle: {message}") as e:
         _read(tmp_path, [_task("img000", _region("bitmask", imageDataURL=url))])
     assert "\n" not in str(e.value)
+
+
+def test_a_bitmask_declaring_a_decompression_bomb_is_one_line(tmp_path):
+    """A layer whose PNG header declares 100000x100000 pixels: Pillow's DecompressionBombError
+    (no OSError or ValueError) escaped the bitmask reader as a traceback, and a layer of another
+    size was decoded whole before its size was compared; now both are told from the header."""
+    import base64
+
+    from tests.engine.test_datasets import _png
+
+    def url(w: int, h: int) -> str:  # a header declaring w x h, 4 rows stored
+        data = _png(tmp_path / "layer.png", w, h).read_bytes()
+        return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+    with pytest.raises(ValueError, match="'imageDataURL' is not a base64 image .*decompression"):
+        _read(tmp_path, [_task("img000", _region("bitmask", imageDataURL=url(100_000, 100_000)))])
+    # another size, told from the header: not decoded (it would be found truncated first)
+    with pytest.raises(ValueError, match="the bitmask is 5000x4000, not the 16x12 image"):
+        _read(tmp_path, [_task("img000", _region("bitmask", imageDataURL=url(5000, 4000)))])
