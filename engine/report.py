@@ -805,8 +805,6 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     subset = read_subset(cfg.subset)
     if cfg.class_name:  # else another class's masks would be read as this one's
         check_subset_class(subset, cfg.class_name)
-    if replaced := replaced_subset_photos(subset):
-        log.warning(replaced)
     class_name = subset.class_name
     run = LabelRun.open(cfg.pseudo) if cfg.pseudo else None
     if run is not None:
@@ -844,6 +842,10 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         if cfg.pred and split_ds.spec.labels is not None:
             check_data_classes(split_ds, taxonomy, taxonomies.get("joint-trained model"))
     images = {s.stem: s.image_path for s in split_ds.samples} if split_ds is not None else {}
+    # the photos of the split in use (--data, or the dataset found), listed once above
+    where = split_ds.spec.image_dir(subset.split) if split_ds is not None else None
+    if replaced := replaced_subset_photos(subset, images or None, where):
+        log.warning(replaced)
     dirs = source_dirs(cfg, class_name, taxonomies)
     rows, class_pixels = score_class(cfg, subset, class_name, dirs, backend)
     unscored = unscored_warnings(dirs, rows, subset)  # fused labels of other splits only
