@@ -772,7 +772,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
         "out": str(cfg.out),  # typed with --data: the dataset found beside it when both moved
         # the photos the masks were drawn on, by file size: one replaced since is warned about
         # wherever the subset is scored (engine.datasets.replaced_subset_photos)
-        "image_bytes": {stem: file_bytes(images[stem]) for stem in sorted(masks) if stem in images},
+        "image_bytes": {stem: file_bytes(images[stem]) for stem in sorted(masks)},
         "environment": environment(),
     }
     if others:

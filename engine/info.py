@@ -39,7 +39,7 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runlock import writer
-from engine.text import counted, first_lines
+from engine.text import counted, few, first_lines
 
 
 @dataclass
@@ -665,8 +665,6 @@ def _classes_line(taxonomy: dict | None, most: int = 20) -> str:
     """The classes a training run learns, by id, the new ones with their parents (``0 Others,
     ..., 7 Bicycle (new, of Others)``): which id is which in a model of classes added one after
     another. The first ``most``, then how many in all."""
-    from annotations.taxonomy import Taxonomy
-
     if taxonomy is None:
         return "not recorded (a run before the forty-third round: its checkpoints hold them)"
     try:
@@ -677,8 +675,7 @@ def _classes_line(taxonomy: dict | None, most: int = 20) -> str:
         f"{c.id} {c.name}" + ("" if c.parent is None else f" (new, of {tax[c.parent].name})")
         for c in tax
     ]
-    more = f", ... ({len(names)} in all)" if len(names) > most else ""
-    return ", ".join(names[:most]) + more
+    return few(names, most, total=True)
 
 
 def _environment(path: Path) -> dict:
