@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -268,6 +269,31 @@ class SplitSizes(dict):
         # asked only for an annotation of an image's size turned a quarter: the end of the
         # error when the image's EXIF orientation turns it so, else ""
         self.turned = turned or (lambda stem, hw: "")
+        self.composed: dict[str, str] | None = None  # NFC -> stem, made when first asked
+
+
+def _composed_stems(sizes: dict[str, tuple[int, int]]) -> dict[str, str]:
+    """``NFC form -> stem`` of the split's stems that only one stem composes to (a split that
+    holds both spellings of a name has no one image for it)."""
+    found = getattr(sizes, "composed", None)
+    if found is None:
+        seen: dict[str, list[str]] = {}
+        for stem in sizes:
+            seen.setdefault(unicodedata.normalize("NFC", stem), []).append(stem)
+        found = {nfc: stems[0] for nfc, stems in seen.items() if len(stems) == 1}
+        if isinstance(sizes, SplitSizes):
+            sizes.composed = found
+    return found
+
+
+def _in_split(name: str, sizes: dict[str, tuple[int, int]]) -> str | None:
+    """The split's stem spelled ``name``, or composed alike (Unicode NFC): ``vélo`` as a tool
+    writes it (é) for a file stored as macOS names it (e + U+0301), and the other way round."""
+    if name in sizes:
+        return name
+    if name.isascii():
+        return None
+    return _composed_stems(sizes).get(unicodedata.normalize("NFC", name))
 
 
 def check_size(
@@ -307,7 +333,10 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
     """The dataset's stem for an annotation's image: ``stem`` itself, or, when only that is in
     the split, the name an annotation tool renamed it from: without Label Studio's upload prefix
     (``8f3a2b1c-img000`` -> ``img000``), or Roboflow's export name (``img000_jpg.rf.<hash>`` ->
-    ``img000``; a converted ``IMG_1_jpeg_jpg.rf.<hash>`` -> ``IMG_1``). Each is tried as it
+    ``img000``; a converted ``IMG_1_jpeg_jpg.rf.<hash>`` -> ``IMG_1``), each spelled as in the
+    split or composed alike (Unicode NFC: a tool on Linux or Windows writes ``vélo`` with one
+    é where macOS stored the file as e + U+0301, and an import said ``image 'vélo' is not in
+    split 'test'``; the subset keeps the dataset's spelling). Each is tried as it
     stands, then percent-decoded: a URL without a scheme (``export --image-url /static/``, an
     upload) encodes ``img 001`` as ``img%20001``, and a file may be named ``x%20y`` itself."""
     for name in dict.fromkeys((stem, unquote(stem))):
@@ -318,16 +347,15 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
 
 def _renamed_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str | None:
     """:func:`dataset_stem` of one spelling of the stem; None: no image of the split."""
-    if stem in sizes:
-        return stem
-    if (m := _UPLOAD_PREFIX.match(stem)) and m.group(1) in sizes:
-        return m.group(1)
+    if (found := _in_split(stem, sizes)) is not None:
+        return found
+    if (m := _UPLOAD_PREFIX.match(stem)) and (found := _in_split(m.group(1), sizes)) is not None:
+        return found
     if m := _ROBOFLOW_NAME.match(stem):
         name = m.group(1)
-        while name not in sizes and _IMAGE_SUFFIX.search(name):
+        while _in_split(name, sizes) is None and _IMAGE_SUFFIX.search(name):
             name = _IMAGE_SUFFIX.sub("", name)
-        if name in sizes:
-            return name
+        return _in_split(name, sizes)
     return None
 
 
@@ -737,6 +765,7 @@ def png_to_mask(
     (``value 7``: one per image).
     """
     path = Path(path)
+    stem = _in_split(path.stem, sizes) or path.stem  # composed as the image is named (NFC/NFD)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: mask file not found")
     if path.stat().st_size == 0:
@@ -748,7 +777,7 @@ def png_to_mask(
                     f"{path}: holds {img.format} data, not PNG: its lossy compression changes "
                     "mask values along every edge (save masks as PNG)"
                 )
-            check_size(path, path.stem, (img.height, img.width), sizes)  # before decoding it
+            check_size(path, stem, (img.height, img.width), sizes)  # before decoding it
             if img.mode in ("L", "P", "1"):
                 arr = np.asarray(img)
             else:  # a grey mask saved as RGB(A) or 16-bit: one channel's values
@@ -765,11 +794,11 @@ def png_to_mask(
         raise ValueError(f"{path}: cannot read PNG ({e})") from None
     arr = arr.astype(np.uint8)
     if binary:
-        return ImageMask(path.stem, (arr > 0).astype(np.uint8), str(path))
+        return ImageMask(stem, (arr > 0).astype(np.uint8), str(path))
     if value is not None:
         mask = np.where(arr == value, np.uint8(1), np.where(arr == 255, np.uint8(255), np.uint8(0)))
         others = {f"value {v}": 1 for v in np.unique(arr).tolist() if v not in (0, value, 255)}
-        return ImageMask(path.stem, mask, str(path), others)
+        return ImageMask(stem, mask, str(path), others)
     bad = np.setdiff1d(np.unique(arr), [0, 1, 255])
     if bad.size:
         raise ValueError(
@@ -782,7 +811,7 @@ def png_to_mask(
             f"{path}: mask has 255 but no 1 pixels, which looks like a 0/255 binary mask; "
             "pass binary mode (--png-binary) if 255 means the class"
         )
-    return ImageMask(path.stem, arr, str(path))
+    return ImageMask(stem, arr, str(path))
 
 
 # -- CVAT "Segmentation mask" (Pascal VOC layout) -----------------------------------------------

@@ -1745,6 +1745,32 @@ def test_roboflow_s_export_names_are_read_past(file_name, stem):
     assert found == (stem if stem else stem_of(file_name))
 
 
+def test_an_image_is_found_whichever_way_its_name_is_composed(tmp_path):
+    """macOS stores ``vélo.jpg`` as e + U+0301 (NFD); CVAT, Label Studio and a COCO file written
+    on Linux or Windows give it as one é (NFC). An import said ``image 'vélo' is not in split
+    'test'``; each spelling finds the image now, and the mask keeps the dataset's spelling (what
+    predictions of the image are named). A split holding both spellings matches only exactly."""
+    import unicodedata
+
+    from annotations.interchange import SplitSizes, dataset_stem, png_to_mask, stem_of
+
+    nfc, nfd = unicodedata.normalize("NFC", "vélo"), unicodedata.normalize("NFD", "vélo")
+    sizes = SplitSizes({nfd: (4, 5), "自行车": (4, 5)}, "test")
+    assert dataset_stem(stem_of(f"/x/{nfc}.jpg"), sizes) == nfd
+    assert dataset_stem(f"8f3a2b1c-{nfc}", sizes) == nfd  # past Label Studio's upload prefix
+    assert dataset_stem(stem_of(f"{nfc}_jpg.rf.{'0' * 32}.jpg"), sizes) == nfd  # Roboflow's
+    assert dataset_stem(nfc, {nfc: (4, 5), nfd: (4, 5)}) == nfc
+    Image.fromarray(np.ones((4, 5), np.uint8)).save(tmp_path / f"{nfc}.png")
+    assert png_to_mask(tmp_path / f"{nfc}.png", sizes).stem == nfd
+    coco = {
+        "images": [{"id": 1, "file_name": f"{nfc}.jpg", "height": 4, "width": 5}],
+        "categories": [{"id": 1, "name": "Vélo"}],
+        "annotations": [],
+    }
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    assert [m.stem for m in coco_to_masks(tmp_path / "c.json", nfd, sizes)] == [nfd]
+
+
 @pytest.mark.parametrize(
     "shape,message",
     [
