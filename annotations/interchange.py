@@ -272,7 +272,7 @@ class SplitSizes(dict):
         self.composed: dict[str, str] | None = None  # NFC -> stem, made when first asked
 
 
-def _composed_stems(sizes: dict[str, tuple[int, int]]) -> dict[str, str]:
+def composed_stems(sizes: dict[str, tuple[int, int]]) -> dict[str, str]:
     """``NFC form -> stem`` of the split's stems that only one stem composes to (a split that
     holds both spellings of a name has no one image for it)."""
     found = getattr(sizes, "composed", None)
@@ -293,7 +293,7 @@ def _in_split(name: str, sizes: dict[str, tuple[int, int]]) -> str | None:
         return name
     if name.isascii():
         return None
-    return _composed_stems(sizes).get(unicodedata.normalize("NFC", name))
+    return composed_stems(sizes).get(unicodedata.normalize("NFC", name))
 
 
 def check_size(

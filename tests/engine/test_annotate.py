@@ -2672,6 +2672,7 @@ def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_pa
     assert [_stem_named(s, ["img001", "img002"]) for s in lines] == [None, "img001", "img002"]
     assert _stem_named("#3 front # mine", ["#3 front"]) == "#3 front"  # a stem starting '#'
     assert _stem_named("img003 # mine", ["img001"]) == "img003"  # named in the error
+
     path.write_bytes("\ufeffimg001\r\nimg002\r\n".encode())  # Notepad: a BOM, CRLF
     assert read_stem_list(path) == ["img001", "img002"]
     path.write_text("# nothing yet\n\n")
@@ -2679,6 +2680,21 @@ def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_pa
         read_stem_list(path)
     with pytest.raises(FileNotFoundError, match=r"nope\.txt: image list not found"):
         read_stem_list(tmp_path / "nope.txt")
+
+
+def test_export_finds_a_stem_typed_composed_otherwise(tmp_path, world):
+    """``--stem vélo`` typed on a keyboard (one é) for an image stored as macOS names it (e and
+    U+0301) was ``images not in the run's 'test' split: ['vélo']``; --images lists too."""
+    import unicodedata
+
+    data, run = world[:2]
+    nfc, nfd = unicodedata.normalize("NFC", "vélo"), unicodedata.normalize("NFD", "vélo")
+    (data / "images/test/img000.jpg").rename(data / f"images/test/{nfd}.jpg")
+    make_run(run, data, {nfd: [disk(H, W, 20, 48, 8)]}, (H, W))
+    for stems in ([nfc], [f"/somewhere/{nfc}.jpg"]):
+        cfg = ExportConfig(str(run), str(tmp_path / "x"), stems=stems, force=True, progress=False)
+        res = export_annotations(cfg)
+        assert res.images == 1 and [p.stem for p in res.labelme] == [nfd]
 
 
 def test_pick_says_when_instance_scores_stand_in_for_a_missing_confidence_map(
