@@ -136,10 +136,17 @@ def png_folders(folder: Path, split: str) -> tuple[Path, ...]:
 
 
 def find_png(folder: Path, split: str, stem: str) -> Path | None:
-    """``<stem>.png`` in the first of :func:`png_folders` that has it."""
+    """``<stem>.png`` in the first of :func:`png_folders` that has it, the stem spelled as
+    given, else composed (Unicode NFC) or decomposed (NFD): predictions of ``vélo`` named with
+    one é by a tool on Linux for an image stored e + U+0301, as macOS names it, were taken for
+    none (the review showed the image without its prediction)."""
+    names = dict.fromkeys(
+        (stem, *(unicodedata.normalize(f, stem) for f in ("NFC", "NFD") if not stem.isascii()))
+    )
     for d in png_folders(folder, split):
-        if (d / f"{stem}.png").is_file():
-            return d / f"{stem}.png"
+        for name in names:
+            if (d / f"{name}.png").is_file():
+                return d / f"{name}.png"
     return None
 
 
