@@ -252,7 +252,7 @@ def render_stats(stats: DatasetStats) -> list:
     from rich.text import Text
 
     splits = Table(title="Images per split", title_justify="left")
-    splits.add_column("split")
+    splits.add_column("split", overflow="fold")  # names in CJK have no space to wrap at
     splits.add_column("images", justify="right")
     if stats.has_labels:
         splits.add_column("labelled", justify="right")
@@ -273,7 +273,7 @@ def render_stats(stats: DatasetStats) -> list:
     if stats.has_labels:
         shares = Table(title="Pixel share per class (% of labelled pixels)", title_justify="left")
         shares.add_column("id", justify="right")
-        shares.add_column("class")
+        shares.add_column("class", overflow="fold")
         for s in stats.splits:
             shares.add_column(s.split, justify="right")
         table = [s.class_shares * 100 for s in stats.splits]
