@@ -355,7 +355,7 @@ def class_by_name(
     finds that name in its own taxonomy, since a fused dataset may hold the class at another
     id than the model's predictions."""
     text = given.strip()
-    if not text.isdigit():
+    if not text.isdecimal():  # '٣' (Arabic-Indic) is 3 as int reads it; '²' is a name, not a number
         return text
     if subset_class is not None and source == DEFAULT_TAXONOMY and subset_class not in taxonomy:
         taxonomy, source = subset_taxonomy(subset_class)
