@@ -228,8 +228,22 @@ def _path_as_text(value: Any) -> str:
 
 def json_text(obj: Any, indent: int | None = 2) -> str:
     """``obj`` as the JSON every output holds, file or stdout: paths as text, NaN and infinity
-    refused (they are not JSON)."""
-    return json.dumps(obj, indent=indent, allow_nan=False, sort_keys=False, default=_path_as_text)
+    refused (they are not JSON), names as written (UTF-8: ``"自行车"``, where ``\\u81ea\\u884c
+    \\u8f66`` was all a user reading run.json, subset.json or report.json saw of a class, a
+    dataset path or an image). A lone surrogate, an undecodable byte of a file name
+    (``os.fsdecode``), has no UTF-8: it stays escaped (``\\udce9``), as before."""
+    text = json.dumps(
+        obj,
+        indent=indent,
+        allow_nan=False,
+        sort_keys=False,
+        default=_path_as_text,
+        ensure_ascii=False,
+    )
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Path:

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -271,6 +272,31 @@ class SplitSizes(dict):
         # asked only for an annotation of an image's size turned a quarter: the end of the
         # error when the image's EXIF orientation turns it so, else ""
         self.turned = turned or (lambda stem, hw: "")
+        self.composed: dict[str, str] | None = None  # NFC -> stem, made when first asked
+
+
+def composed_stems(sizes: dict[str, tuple[int, int]]) -> dict[str, str]:
+    """``NFC form -> stem`` of the split's stems that only one stem composes to (a split that
+    holds both spellings of a name has no one image for it)."""
+    found = getattr(sizes, "composed", None)
+    if found is None:
+        seen: dict[str, list[str]] = {}
+        for stem in sizes:
+            seen.setdefault(unicodedata.normalize("NFC", stem), []).append(stem)
+        found = {nfc: stems[0] for nfc, stems in seen.items() if len(stems) == 1}
+        if isinstance(sizes, SplitSizes):
+            sizes.composed = found
+    return found
+
+
+def _in_split(name: str, sizes: dict[str, tuple[int, int]]) -> str | None:
+    """The split's stem spelled ``name``, or composed alike (Unicode NFC): ``vélo`` as a tool
+    writes it (é) for a file stored as macOS names it (e + U+0301), and the other way round."""
+    if name in sizes:
+        return name
+    if name.isascii():
+        return None
+    return composed_stems(sizes).get(unicodedata.normalize("NFC", name))
 
 
 def check_size(
@@ -310,7 +336,10 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
     """The dataset's stem for an annotation's image: ``stem`` itself, or, when only that is in
     the split, the name an annotation tool renamed it from: without Label Studio's upload prefix
     (``8f3a2b1c-img000`` -> ``img000``), or Roboflow's export name (``img000_jpg.rf.<hash>`` ->
-    ``img000``; a converted ``IMG_1_jpeg_jpg.rf.<hash>`` -> ``IMG_1``). Each is tried as it
+    ``img000``; a converted ``IMG_1_jpeg_jpg.rf.<hash>`` -> ``IMG_1``), each spelled as in the
+    split or composed alike (Unicode NFC: a tool on Linux or Windows writes ``vélo`` with one
+    é where macOS stored the file as e + U+0301, and an import said ``image 'vélo' is not in
+    split 'test'``; the subset keeps the dataset's spelling). Each is tried as it
     stands, then percent-decoded: a URL without a scheme (``export --image-url /static/``, an
     upload) encodes ``img 001`` as ``img%20001``, and a file may be named ``x%20y`` itself."""
     for name in dict.fromkeys((stem, unquote(stem))):
@@ -324,7 +353,9 @@ def _renamed_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str | None:
     named = getattr(sizes, "named", {})
 
     def known(name: str) -> str | None:
-        return name if name in sizes else named.get(name)
+        if (found := _in_split(name, sizes)) is not None:  # composed alike too (NFC)
+            return found
+        return named.get(name)
 
     if (found := known(stem)) is not None:
         return found
@@ -750,6 +781,7 @@ def png_to_mask(
     (``value 7``: one per image).
     """
     path = Path(path)
+    stem = _in_split(path.stem, sizes) or path.stem  # composed as the image is named (NFC/NFD)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: mask file not found")
     if path.stat().st_size == 0:
@@ -761,7 +793,7 @@ def png_to_mask(
                     f"{path}: holds {img.format} data, not PNG: its lossy compression changes "
                     "mask values along every edge (save masks as PNG)"
                 )
-            check_size(path, path.stem, (img.height, img.width), sizes)  # before decoding it
+            check_size(path, stem, (img.height, img.width), sizes)  # before decoding it
             if img.mode in ("L", "P", "1"):
                 arr = np.asarray(img).astype(np.uint8, copy=False)  # "1": bool, as 0 and 1
             elif img.mode.startswith("I"):  # 16 or 32 bits: the values themselves (Pillow's
@@ -779,11 +811,11 @@ def png_to_mask(
             raise
         raise ValueError(f"{path}: cannot read PNG ({e})") from None
     if binary:
-        return ImageMask(path.stem, (arr > 0).astype(np.uint8), str(path))
+        return ImageMask(stem, (arr > 0).astype(np.uint8), str(path))
     if value is not None:
         mask = np.where(arr == value, np.uint8(1), np.where(arr == 255, np.uint8(255), np.uint8(0)))
         others = {f"value {v}": 1 for v in np.unique(arr).tolist() if v not in (0, value, 255)}
-        return ImageMask(path.stem, mask, str(path), others)
+        return ImageMask(stem, mask, str(path), others)
     bad = np.setdiff1d(np.unique(arr), [0, 1, 255])
     if bad.size:
         raise ValueError(
@@ -796,7 +828,7 @@ def png_to_mask(
             f"{path}: mask has 255 but no 1 pixels, which looks like a 0/255 binary mask; "
             "pass binary mode (--png-binary) if 255 means the class"
         )
-    return ImageMask(path.stem, arr.astype(np.uint8), str(path))
+    return ImageMask(stem, arr.astype(np.uint8), str(path))
 
 
 # -- CVAT "Segmentation mask" (Pascal VOC layout) -----------------------------------------------

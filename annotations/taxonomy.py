@@ -90,7 +90,7 @@ def check_class_name(name: str) -> str:
         raise ValueError(  # a newline split every one-line message, folder and Markdown row
             f"--class {name!r}: a class name holds no control character (newline, tab)"
         )
-    if name.isdigit():
+    if name.isdecimal():  # as engine compare --class reads an id: '²' is a name, '٣' is 3
         raise ValueError(
             f"--class {name!r} is no class name: engine compare --class reads a number as a "
             "class id"

@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import tempfile
+import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -51,6 +52,7 @@ from annotations.interchange import (
     ImageMask,
     SplitSizes,
     coco_to_masks,
+    composed_stems,
     is_labelme,
     label_role,
     labelme_to_mask,
@@ -228,7 +230,8 @@ def _chosen(cfg: ExportConfig, available: list[str], source: Path, what: str) ->
     """The stems to export: ``cfg.stems`` (file names or paths read as their stems, each once;
     a list from ``ls`` or an earlier export's images.txt) or every available one."""
     known = set(available)  # a 13K-line list against 13K stems: a lookup, not a scan, per try
-    given = [s for line in cfg.stems or [] if (s := _stem_named(line, known)) is not None]
+    composed = composed_stems(dict.fromkeys(known))  # 'vélo' typed for a file named e + U+0301
+    given = [s for line in cfg.stems or [] if (s := _stem_named(line, known, composed)) is not None]
     stems = list(dict.fromkeys(given)) if given else available
     missing = [s for s in stems if s not in known]
     if missing:
@@ -236,16 +239,22 @@ def _chosen(cfg: ExportConfig, available: list[str], source: Path, what: str) ->
     return stems
 
 
-def _stem_named(line: str, available: set[str] | list[str]) -> str | None:
+def _stem_named(
+    line: str, available: set[str] | list[str], composed: dict[str, str] | None = None
+) -> str | None:
     """The stem an image list's line names: the line itself, a file name or path read as its
     stem, else the same before a ``#`` comment (the last ``#`` first). A stem or folder may
     hold a ``#`` (``#3 front.jpg``, ``data #1/images/...``): the whole line is tried first. None:
-    a comment line (starting with ``#``) that names no image."""
+    a comment line (starting with ``#``) that names no image. ``composed``
+    (:func:`composed_stems` of ``available``): a stem typed composed otherwise (Unicode NFC:
+    ``vélo`` from a keyboard, the file named e + U+0301 on macOS) names the image too."""
     cuts = [i for i, c in enumerate(line) if c == "#"]
     for text in [line, *(line[:i].strip() for i in reversed(cuts))]:
         for stem in (text, stem_of(text)) if text else ():
             if stem in available:
                 return stem
+            if composed and (found := composed.get(unicodedata.normalize("NFC", stem))):
+                return found
     if line.startswith("#"):
         return None
     return stem_of(line.split("#")[0].strip())

@@ -49,6 +49,7 @@ from engine.metrics.bootstrap import (
 )
 from engine.outputs import (
     DEFAULT_TAXONOMY,
+    figure_text,
     matplotlib_for,
     png_folders,
     save_figure,
@@ -354,7 +355,7 @@ def class_by_name(
     finds that name in its own taxonomy, since a fused dataset may hold the class at another
     id than the model's predictions."""
     text = given.strip()
-    if not text.isdigit():
+    if not text.isdecimal():  # '٣' (Arabic-Indic) is 3 as int reads it; '²' is a name, not a number
         return text
     if subset_class is not None and source == DEFAULT_TAXONOMY and subset_class not in taxonomy:
         taxonomy, source = subset_taxonomy(subset_class)
@@ -513,7 +514,7 @@ def write_plot(report: CompareReport, path: Path) -> Path:
     """A bar chart PNG: one panel per metric, one bar per source. Needs matplotlib."""
     mpl = matplotlib_for("--plot")
     fig, axes = subplots(1, 3, figsize=(10, 3.6))
-    names = [r.name for r in report.rows]
+    names = [figure_text(r.name) for r in report.rows]  # no boxes for glyphs no font has
     colors = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (key, label, digits) in zip(axes, METRICS, strict=True):
         values = [getattr(r.scores, key) for r in report.rows]
@@ -534,7 +535,7 @@ def write_plot(report: CompareReport, path: Path) -> Path:
             range(len(names)), names, rotation=20, ha="right", fontsize=8, parse_math=False
         )
         ax.set_ylim(0, (100 if key != "bf1" else 1) * 1.08)  # room for a perfect score's value
-    title = f"{report.class_name}: {counted(report.images, 'annotated image')}"
+    title = f"{figure_text(report.class_name)}: {counted(report.images, 'annotated image')}"
     fig.suptitle(title, parse_math=False)  # names as typed: two '$' are no mathtext
     fig.tight_layout()
     return save_figure(fig, path, dpi=120)

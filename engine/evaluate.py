@@ -1,12 +1,15 @@
 """``engine evaluate``: score a folder of predicted label maps against a folder of ground truth.
 
-Files are paired by stem (``PRED_DIR/x.png`` with ``GT_DIR/x.png``). Per image the counts come
+Files are paired by stem (``PRED_DIR/x.png`` with ``GT_DIR/x.png``; a stem composed otherwise,
+Unicode NFC or NFD, pairs too). Per image the counts come
 from :func:`engine.metrics.pair_counts`, optionally in several worker processes (counts are
 integers, so the sum does not depend on how images are spread over workers).
 """
 
 from __future__ import annotations
 
+import unicodedata
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -259,6 +262,24 @@ def _names(stems: Sequence[str], limit: int = 5) -> str:
     return shown + (f" and {len(stems) - limit} more" if len(stems) > limit else "")
 
 
+def _composed_as(pred: dict[str, Path], gt: dict[str, Path]) -> dict[str, Path]:
+    """``pred`` with each stem the ground truth lacks named as the ground truth's stem that is
+    the same name composed otherwise (Unicode NFC: ``vélo`` with one é from a tool on Linux or
+    Windows, e + U+0301 as macOS names files), where each side has one such stem: such a
+    prediction was "missing" beside an "extra" one that looked the same in the error."""
+    extra = [s for s in pred if s not in gt and not s.isascii()]
+    if not extra:
+        return pred
+    nfc = Counter(unicodedata.normalize("NFC", s) for s in [*extra, *gt])
+    truth = {unicodedata.normalize("NFC", s): s for s in gt if s not in pred}
+    renamed = dict(pred)
+    for s in extra:
+        key = unicodedata.normalize("NFC", s)
+        if nfc[key] == 2 and key in truth:  # this prediction and one truth compose alike
+            renamed[truth[key]] = renamed.pop(s)
+    return renamed
+
+
 def pair_files(
     pred_dir: Path, gt_dir: Path, extra_ok: bool = False
 ) -> list[tuple[str, Path, Path]]:
@@ -268,7 +289,7 @@ def pair_files(
     the ground truth annotates a subset of the images) has no ground truth.
     """
     gt = list_labels(gt_dir, "ground-truth")
-    pred = list_labels(pred_dir, "prediction")
+    pred = _composed_as(list_labels(pred_dir, "prediction"), gt)
     missing = sorted(set(gt) - set(pred))
     extra = sorted(set(pred) - set(gt))
     if missing:  # with the extra ones beside them, which may be the same images renamed

@@ -252,7 +252,7 @@ def render_stats(stats: DatasetStats) -> list:
     from rich.text import Text
 
     splits = Table(title="Images per split", title_justify="left")
-    splits.add_column("split")
+    splits.add_column("split", overflow="fold")  # names in CJK have no space to wrap at
     splits.add_column("images", justify="right")
     if stats.has_labels:
         splits.add_column("labelled", justify="right")
@@ -273,7 +273,7 @@ def render_stats(stats: DatasetStats) -> list:
     if stats.has_labels:
         shares = Table(title="Pixel share per class (% of labelled pixels)", title_justify="left")
         shares.add_column("id", justify="right")
-        shares.add_column("class")
+        shares.add_column("class", overflow="fold")
         for s in stats.splits:
             shares.add_column(s.split, justify="right")
         table = [s.class_shares * 100 for s in stats.splits]
@@ -337,7 +337,7 @@ def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
     Fig. 2), on a log scale, so the thin classes (a few tenths of a percent) are readable beside
     Ground and Sky; new-class truth (``ROOT/new_classes``) is drawn with its parent's split
     colours, hatched. Needs matplotlib."""
-    from engine.outputs import matplotlib_for, save_figure, subplots
+    from engine.outputs import figure_text, matplotlib_for, save_figure, subplots
 
     mpl = matplotlib_for("engine info --plot")
     if not stats.has_labels:
@@ -360,16 +360,18 @@ def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
                 bars = ax.barh(i + (j - (len(stats.splits) - 1) / 2) * height, shares[j], height,
                                color=colors[j % len(colors)], hatch="//" if hatched else None)  # fmt: skip
                 handles.setdefault(s.split, bars)
-    ax.set_yticks(range(len(rows)), [name for name, _, _ in rows], parse_math=False)
+    ax.set_yticks(range(len(rows)), [figure_text(name) for name, _, _ in rows], parse_math=False)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.set_xlabel("% of labelled pixels (log scale)")
     ax.set_title(
-        _wrapped_title(f"Pixel share per class: {stats.root}"), fontsize=9, parse_math=False
+        _wrapped_title(figure_text(f"Pixel share per class: {stats.root}")),
+        fontsize=9,
+        parse_math=False,
     )
     # the splits as typed: given as labels, one starting with '_' is kept (a bar's own label
     # would be dropped), and no '$' is read as mathtext ('t$^$x' failed the chart)
-    legend = ax.legend(list(handles.values()), list(handles), fontsize=8)
+    legend = ax.legend(list(handles.values()), [figure_text(s) for s in handles], fontsize=8)
     for text in legend.get_texts():
         text.set_parse_math(False)
     fig.tight_layout()

@@ -4,8 +4,10 @@ predictions was made."""
 
 from __future__ import annotations
 
+import functools
 import io
 import os
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -134,10 +136,17 @@ def png_folders(folder: Path, split: str) -> tuple[Path, ...]:
 
 
 def find_png(folder: Path, split: str, stem: str) -> Path | None:
-    """``<stem>.png`` in the first of :func:`png_folders` that has it."""
+    """``<stem>.png`` in the first of :func:`png_folders` that has it, the stem spelled as
+    given, else composed (Unicode NFC) or decomposed (NFD): predictions of ``vélo`` named with
+    one é by a tool on Linux for an image stored e + U+0301, as macOS names it, were taken for
+    none (the review showed the image without its prediction)."""
+    names = dict.fromkeys(
+        (stem, *(unicodedata.normalize(f, stem) for f in ("NFC", "NFD") if not stem.isascii()))
+    )
     for d in png_folders(folder, split):
-        if (d / f"{stem}.png").is_file():
-            return d / f"{stem}.png"
+        for name in names:
+            if (d / f"{name}.png").is_file():
+                return d / f"{name}.png"
     return None
 
 
@@ -303,6 +312,37 @@ def subplots(*args: Any, figsize: tuple[float, float] | None = None, **kwargs: A
 
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(*args, **kwargs)
+
+
+@functools.cache
+def _font_chars(path: str) -> frozenset[int]:
+    """The code points a font file has glyphs for (none for a file FreeType cannot read)."""
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        return frozenset(FT2Font(path).get_charmap())
+    except (OSError, RuntimeError, ValueError):
+        return frozenset()
+
+
+def figure_text(text: str) -> str:
+    """``text`` (a class, split or source name) as a chart can draw it: each character that no
+    font of matplotlib's default chain has a glyph for (a CJK name with DejaVu Sans, the only
+    font matplotlib ships, or an emoji) written as its code point, ``<U+81EA>``. Before, such
+    a name was drawn as boxes (``自行车`` three alike), with a ``Glyph ... missing from font``
+    warning per character; a user whose matplotlib lists a font that has them (``font.family:
+    DejaVu Sans, Noto Sans CJK JP`` in matplotlibrc) gets the name itself."""
+    if text.isascii():
+        return text
+    from matplotlib import font_manager
+    from matplotlib.font_manager import FontProperties
+
+    prop = FontProperties()
+    find = getattr(font_manager.fontManager, "_find_fonts_by_props", None)  # the fallback chain
+    fonts = find(prop) if find else [font_manager.findfont(prop)]
+    have = frozenset().union(*(_font_chars(os.fspath(f)) for f in fonts))
+    text = unicodedata.normalize("NFC", text)  # e + U+0301 as the font's one glyph of é
+    return "".join(c if ord(c) in have else f"<U+{ord(c):04X}>" for c in text)
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int) -> Path:

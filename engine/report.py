@@ -56,6 +56,7 @@ from engine.outputs import (
     SOURCE_COLORS,
     check_size,
     detail_overlays,
+    figure_text,
     find_png,
     jpeg_bytes,
     matplotlib_for,
@@ -560,7 +561,7 @@ def plot_chart(rows: list[dict], path: Path, class_name: str) -> Path:
             )
         ax.set_ylim(0, (100 if key != "bf1" else 1) * 1.08)
     # parse_math off: a class named with two '$' (x$^$y) was mathtext, which failed the command
-    fig.suptitle(f"{class_name}: annotated subset", parse_math=False)
+    fig.suptitle(f"{figure_text(class_name)}: annotated subset", parse_math=False)
     fig.tight_layout()
     return save_figure(fig, path, dpi=100)
 

@@ -87,7 +87,7 @@ def class_scores_table(title: str, scores: Mapping[str, Any]) -> Any:
 
     table = Table(title=title)
     table.add_column("id", justify="right")
-    table.add_column("class")
+    table.add_column("class", overflow="fold")  # a CJK name has no space to wrap at: never "…"
     for _, name, _ in METRICS:
         table.add_column(name, justify="right")
     for c in scores.get("classes") or ():

@@ -18,6 +18,7 @@ import errno
 import json
 import logging
 import os
+import re
 import shutil
 import threading
 import time
@@ -565,6 +566,17 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     if not todo:  # a run.json deleted after the last image: the models load to record them
         log.warning("%s: run.json is missing; written again (every image is done)", out)
 
+    foreign = [p for p in cfg.cls.all_prompts if not re.search("[a-z]", p.lower())]
+    if foreign and cfg.backend != "simulated":  # which reads no prompt
+        log.warning(  # the default prompt is the class name: '自行车' went to the detector
+            "%s: %s %s no Latin letter: Grounding DINO's and SAM 3's text encoders were "
+            "trained on English phrases and find little with it; give English prompts "
+            "(--prompt bicycle: the class keeps its name %r)",
+            out,
+            "prompt" if len(foreign) == 1 else "prompts",
+            ", ".join(map(repr, foreign)) + (" has" if len(foreign) == 1 else " have"),
+            cfg.cls.name,
+        )
     t_load = time.perf_counter()
     models = backend.load()
     summary.load_seconds = time.perf_counter() - t_load

@@ -418,11 +418,11 @@ class SimulatedBackend:
     def load(self) -> dict[str, Any]:
         """The run's record of what labelled; ``FileNotFoundError`` up front when the dataset
         has no truth of the class at all (else every image would fail alone, saying so)."""
-        names = dict.fromkeys((self.class_name, self.class_name.lower()))
+        # the folders truth_paths reads: 'Straßenbahn/' for --class STRASSENBAHN, and 'Vélo/'
+        # as macOS writes it (e + U+0301) for --class Vélo, were refused here as no truth
         if not any(
-            (self.root / folder / name).is_dir()
-            for folder in ("new_class_instances", "new_classes")
-            for name in names
+            (base / class_folder(base, self.class_name)).is_dir()
+            for base in (self.root / "new_class_instances", self.root / "new_classes")
         ):
             fused = (self.root / FUSE_RECORD).is_file()
             raise FileNotFoundError(

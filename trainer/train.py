@@ -587,7 +587,11 @@ def _write_run_files(out: Path, cfg: TrainConfig, start: int, taxonomy: Taxonomy
     # max_steps_this_run limits this call, not the run: recorded, a run's config.yaml fed back
     # with --config to reproduce it stopped where the first time slice did, without a word
     data["max_steps_this_run"] = 0
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(data, sort_keys=False))
+    # allow_unicode: a path or class as typed ('runs/fused/自行车'), not "\u81EA\u884C\u8F66",
+    # in the file a user copies to edit and pass back with --config
+    atomic_write_text(
+        out / "config.yaml", yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    )
     # the classes the model learns, by id (as its checkpoints hold them): engine info lists them
     # without loading a checkpoint (a model of classes added one after another: which id is which)
     record = {"config": data, "config_hash": config_hash(data), "taxonomy": taxonomy.to_dict()}

@@ -63,7 +63,10 @@ def _table(result: FuseResult, items: list[tuple[str, ClassStats]], title: str) 
     for name, stats in items:
         info = tax.get(name)
         parent = tax[info.parent].name if info.parent is not None else "-"
-        table.add_column(f"{info.name} ({info.id})\nparent {parent}", justify="right")
+        # fold: a CJK name (no space to wrap at) was cut to "电动自行车和摩托车以及其他…"
+        table.add_column(
+            f"{info.name} ({info.id})\nparent {parent}", justify="right", overflow="fold"
+        )
         columns.append(_rows(stats))
     for key in _rows(ClassStats()):
         table.add_row(key, *[c[key] for c in columns])

@@ -721,7 +721,7 @@ def _dataset_yaml(plan: FusePlan, out: Path, earlier: Iterable[str] = ()) -> str
         doc["split_list"] = _relative(spec.root / spec.split_list, out)
     return (
         "# Written by `engine fuse`: the fused labels over the original images.\n"
-        + yaml.safe_dump(doc, sort_keys=False)
+        + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)  # paths as typed, no \\u
     )
 
 

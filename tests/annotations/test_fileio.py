@@ -660,3 +660,29 @@ def test_a_class_spec_reads_yaml_1_1_surprises_as_written(tmp_path):
     assert load_class_spec(p, "No").prompts == ("no entry sign",)
     spec = load_class_spec(p, "Bicycle")
     assert (spec.prompts, spec.box_threshold) == (("bike", "on"), 0.3)
+
+
+def test_json_and_the_train_config_hold_names_as_typed(tmp_path: Path):
+    """JSON records held a CJK class or path as ``\\u81ea\\u884c\\u8f66`` and a training run's
+    config.yaml (the file a user copies and passes back with --config) ``"\\u81EA..."``: written
+    as typed now (UTF-8), read back the same. An undecodable byte of a file name (a lone
+    surrogate from ``os.fsdecode``) has no UTF-8 and stays escaped, as before."""
+    import json
+
+    from annotations.fileio import atomic_write_json
+    from annotations.taxonomy import MASS13K
+    from trainer.config import TrainConfig
+    from trainer.train import _write_run_files
+
+    odd = b"caf\xe9".decode("utf-8", "surrogateescape")
+    doc = {"class": "自行车", "root": "/data/Straße/велосипед", "file": odd}
+    text = atomic_write_json(tmp_path / "a.json", doc).read_text(encoding="utf-8")
+    assert '"class": "自行车"' in text and '"file": "caf\\udce9"' in text
+    assert json.loads(text) == doc
+    cfg = TrainConfig(data="runs/fused/自行车", out=str(tmp_path))
+    _write_run_files(tmp_path, cfg, 0, MASS13K.with_new_class("自行车"))
+    text = (tmp_path / "config.yaml").read_text(encoding="utf-8")
+    assert (
+        "data: runs/fused/自行车\n" in text and yaml.safe_load(text)["data"] == "runs/fused/自行车"
+    )
+    assert '"name": "自行车"' in (tmp_path / "config.json").read_text(encoding="utf-8")

@@ -178,3 +178,17 @@ def test_the_releases_class_names_are_named_for_what_they_are_here():
         MASS13K.get("Vehicles")
     assert str(e.value).endswith("Sky, Water")
     assert MASS13K.release_hint("sky") == ""  # the same name in both: never unknown
+
+
+def test_a_name_of_digits_is_one_int_reads_as_a_number():
+    """``--class ²`` was refused as "a name made of digits" (``str.isdigit``) while ``engine
+    compare --class ²`` failed with ``invalid literal for int()``: int reads decimal digits of
+    any script (``٣`` is 3, as compare takes it), not superscripts. One predicate for both."""
+    from annotations.taxonomy import MASS13K, check_class_name
+    from engine.compare import class_by_name
+
+    assert check_class_name("²") == "²"
+    with pytest.raises(ValueError, match="reads a number as a class id"):
+        check_class_name("٣")
+    assert class_by_name("²", MASS13K, "t") == "²"
+    assert class_by_name("٣", MASS13K, "t") == MASS13K[3].name

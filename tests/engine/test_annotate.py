@@ -1797,6 +1797,32 @@ def test_roboflow_s_export_names_are_read_past(file_name, stem):
     assert found == (stem if stem else stem_of(file_name))
 
 
+def test_an_image_is_found_whichever_way_its_name_is_composed(tmp_path):
+    """macOS stores ``vélo.jpg`` as e + U+0301 (NFD); CVAT, Label Studio and a COCO file written
+    on Linux or Windows give it as one é (NFC). An import said ``image 'vélo' is not in split
+    'test'``; each spelling finds the image now, and the mask keeps the dataset's spelling (what
+    predictions of the image are named). A split holding both spellings matches only exactly."""
+    import unicodedata
+
+    from annotations.interchange import SplitSizes, dataset_stem, png_to_mask, stem_of
+
+    nfc, nfd = unicodedata.normalize("NFC", "vélo"), unicodedata.normalize("NFD", "vélo")
+    sizes = SplitSizes({nfd: (4, 5), "自行车": (4, 5)}, "test")
+    assert dataset_stem(stem_of(f"/x/{nfc}.jpg"), sizes) == nfd
+    assert dataset_stem(f"8f3a2b1c-{nfc}", sizes) == nfd  # past Label Studio's upload prefix
+    assert dataset_stem(stem_of(f"{nfc}_jpg.rf.{'0' * 32}.jpg"), sizes) == nfd  # Roboflow's
+    assert dataset_stem(nfc, {nfc: (4, 5), nfd: (4, 5)}) == nfc
+    Image.fromarray(np.ones((4, 5), np.uint8)).save(tmp_path / f"{nfc}.png")
+    assert png_to_mask(tmp_path / f"{nfc}.png", sizes).stem == nfd
+    coco = {
+        "images": [{"id": 1, "file_name": f"{nfc}.jpg", "height": 4, "width": 5}],
+        "categories": [{"id": 1, "name": "Vélo"}],
+        "annotations": [],
+    }
+    (tmp_path / "c.json").write_text(json.dumps(coco))
+    assert [m.stem for m in coco_to_masks(tmp_path / "c.json", nfd, sizes)] == [nfd]
+
+
 @pytest.mark.parametrize(
     "shape,message",
     [
@@ -2698,6 +2724,7 @@ def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_pa
     assert [_stem_named(s, ["img001", "img002"]) for s in lines] == [None, "img001", "img002"]
     assert _stem_named("#3 front # mine", ["#3 front"]) == "#3 front"  # a stem starting '#'
     assert _stem_named("img003 # mine", ["img001"]) == "img003"  # named in the error
+
     path.write_bytes("\ufeffimg001\r\nimg002\r\n".encode())  # Notepad: a BOM, CRLF
     assert read_stem_list(path) == ["img001", "img002"]
     path.write_text("# nothing yet\n\n")
@@ -2705,6 +2732,21 @@ def test_an_image_list_is_read_past_comments_and_refused_missing_or_empty(tmp_pa
         read_stem_list(path)
     with pytest.raises(FileNotFoundError, match=r"nope\.txt: image list not found"):
         read_stem_list(tmp_path / "nope.txt")
+
+
+def test_export_finds_a_stem_typed_composed_otherwise(tmp_path, world):
+    """``--stem vélo`` typed on a keyboard (one é) for an image stored as macOS names it (e and
+    U+0301) was ``images not in the run's 'test' split: ['vélo']``; --images lists too."""
+    import unicodedata
+
+    data, run = world[:2]
+    nfc, nfd = unicodedata.normalize("NFC", "vélo"), unicodedata.normalize("NFD", "vélo")
+    (data / "images/test/img000.jpg").rename(data / f"images/test/{nfd}.jpg")
+    make_run(run, data, {nfd: [disk(H, W, 20, 48, 8)]}, (H, W))
+    for stems in ([nfc], [f"/somewhere/{nfc}.jpg"]):
+        cfg = ExportConfig(str(run), str(tmp_path / "x"), stems=stems, force=True, progress=False)
+        res = export_annotations(cfg)
+        assert res.images == 1 and [p.stem for p in res.labelme] == [nfd]
 
 
 def test_pick_says_when_instance_scores_stand_in_for_a_missing_confidence_map(

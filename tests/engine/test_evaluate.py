@@ -1204,3 +1204,26 @@ def test_compare_refuses_a_model_made_before_the_class_was_added(tmp_path: Path)
     assert "source 'old': its taxonomy (" in res.output
     assert "has no class 'Car': it was made before Car was added" in res.output
     assert "pass --taxonomy" not in res.output
+
+
+def test_a_prediction_named_composed_otherwise_pairs_with_its_truth(tmp_path):
+    """Predictions of ``vélo`` named with one é (NFC: a tool on Linux or Windows) beside truth
+    stored as macOS names it (e + U+0301, NFD) were "1 prediction(s) missing ... vélo.png; 1
+    prediction(s) there have no ground truth: vélo.png"; the review showed the image without
+    its prediction. They pair now (evaluate, compare, report, review); two predictions that
+    compose alike are left to the error."""
+    import unicodedata
+
+    from engine.evaluate import pair_files
+    from engine.outputs import find_png
+
+    nfc, nfd = unicodedata.normalize("NFC", "vélo"), unicodedata.normalize("NFD", "vélo")
+    label = np.zeros((4, 5), np.uint8)
+    for path in (f"gt/{nfd}.png", "gt/a.png", f"pred/{nfc}.png", "pred/a.png"):
+        write_label(tmp_path / path, label)
+    pairs = pair_files(tmp_path / "pred", tmp_path / "gt")
+    assert [(s, p.name) for s, p, _ in pairs] == [("a", "a.png"), (nfd, f"{nfc}.png")]
+    assert find_png(tmp_path / "pred", "test", nfd) == tmp_path / f"pred/{nfc}.png"
+    assert find_png(tmp_path / "gt", "test", nfc) == tmp_path / f"gt/{nfd}.png"
+    res = evaluate(EvaluateConfig(str(tmp_path / "pred"), str(tmp_path / "gt"), progress=False))
+    assert res.stems == ["a", nfd]

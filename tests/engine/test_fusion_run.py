@@ -189,6 +189,26 @@ def test_dataset_spec_images_outside_its_root(tmp_path, absolute):
     assert ds.load_pair(ds[0])[1].shape == (4, 6)
 
 
+def test_the_records_of_a_dataset_named_in_cjk_hold_its_name(world, tmp_path):
+    """A dataset in '数据集' and a class '自行车': dataset.yaml held "../\\u6570\\u636E\\u96C6/
+    images/{split}" and fuse.json and taxonomy.json "\\u81ea\\u884c\\u8f66", all a user opening
+    them saw of the names; written as typed now (UTF-8), and read back the same."""
+    data = world["data"].rename(tmp_path / "数据集")
+    bike = write_pseudo_run(
+        tmp_path / "runs/自行车", "自行车", {"train": {k: bike_map(0) for k in STEMS}}
+    )
+    out = world["out"]
+    fuse(FuseConfig(data=data, pseudo=(bike,), out=out, splits=("train",), progress=False))
+    assert "images: ../数据集/images/{split}\n" in (out / "dataset.yaml").read_text(
+        encoding="utf-8"
+    )
+    for name in ("fuse.json", "taxonomy.json"):
+        text = (out / name).read_text(encoding="utf-8")
+        assert "自行车" in text and "\\u" not in text, name
+    assert Taxonomy.load(out / "taxonomy.json").names[-1] == "自行车"
+    assert SegDataset(load_spec(out), "train")[0].image_path.parent == data / "images/train"
+
+
 def test_the_release_layout_fuses_and_its_fused_dataset_reads_images_pad(world):
     """The MaSS13K release's train and val images lie in images_pad/ (images/ holds test):
     the fused dataset names each split's folder. Before, the root had no train or val split."""

@@ -820,6 +820,29 @@ def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypat
     assert [t.get_text() for t in legend.get_texts()] == ["_tr", "t$^$x"]
 
 
+def test_info_plot_draws_no_boxes_for_cjk_names(tmp_path: Path, monkeypatch):
+    # a dataset in '数据集', a split '测试' and a class '自行车': DejaVu Sans has no CJK glyph,
+    # so each was drawn as boxes with a "Glyph ... missing" warning; code points now
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    import engine.outputs
+    from engine.info import plot_shares
+    from engine.outputs import figure_text
+    from tests.loop_helpers import make_dataset, saved_figures
+
+    make_dataset(tmp_path / "数据集", "测试", n=1, size=(8, 8))
+    write_label(tmp_path / "数据集/new_classes/自行车/测试/img000.png", np.ones((8, 8), np.uint8))
+    figures = saved_figures(monkeypatch, engine.outputs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plot_shares(dataset_stats(tmp_path / "数据集", progress=False), tmp_path / "shares.png")
+    ax = figures[0].axes[0]
+    assert ax.get_yticklabels()[-1].get_text() == f"{figure_text('自行车')} (truth)"
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [figure_text("测试")]
+    assert figure_text("数据集") in ax.get_title()
+
+
 def test_info_plot_s_title_holds_a_long_dataset_path_whole(tmp_path: Path, monkeypatch):
     """A dataset under a long path (144 characters) titled the chart in one line wider than
     the figure, cut at both edges: "Pixel share per class:" and the dataset's own name lost."""

@@ -632,6 +632,38 @@ def test_the_chart_draws_names_as_typed(tmp_path):
     assert write_plot(rep, tmp_path / "p.png").is_file()
 
 
+def test_the_charts_draw_no_boxes_for_names_no_font_has(tmp_path, monkeypatch):
+    """A class or source named in a script matplotlib's fonts lack (``自行车`` with DejaVu Sans,
+    the only font matplotlib ships; an emoji) was drawn as boxes, three alike, with a ``Glyph
+    ... missing from font`` warning per character; each such character is written as its code
+    point now, and the characters a font has as they are (``Straße``, ``велосипед``)."""
+    import warnings
+
+    import engine.compare
+    import engine.report
+    from engine.compare import CompareReport, SourceScores, write_plot
+    from engine.metrics import ClassScorer
+    from engine.outputs import figure_text
+    from engine.report import plot_chart
+    from tests.loop_helpers import saved_figures
+
+    assert figure_text("Straße велосипед") == "Straße велосипед"
+    assert figure_text("v\u0065\u0301lo \U0010fffd") == "v\u00e9lo <U+10FFFD>"  # no font has it
+    rows = [{"kind": "pseudo labels", "source": "pseudo", "iou": 40.0, "biou": 9.0, "bf1": 0.3}]
+    row = SourceScores("модель 🚲", str(tmp_path), ClassScorer().compute())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Glyph 33258 ... missing from font(s) DejaVu Sans."
+        figures = saved_figures(monkeypatch, engine.report)
+        plot_chart(rows, tmp_path / "c.png", "自行车")
+        compared = saved_figures(monkeypatch, engine.compare)
+        write_plot(CompareReport("自行车", None, [row], 1), tmp_path / "p.png")
+    figures += compared
+    titles = [f._suptitle.get_text() for f in figures]
+    assert titles[0].startswith(figure_text("自行车") + ": ") and "自行车" not in "".join(titles)
+    labels = [t.get_text() for t in figures[1].axes[0].get_xticklabels()]
+    assert labels == [f"модель {figure_text('🚲')}"]
+
+
 def test_the_chart_colours_each_source_as_its_overlays_do(tmp_path):
     """Each bar of the report's chart is filled with the colour its source is tinted in the
     overlays beside it (before, the chart had its own: fused labels grey, where the overlays

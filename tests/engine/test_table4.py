@@ -54,3 +54,27 @@ def test_a_report_s_table_takes_its_deltas_against_the_pseudo_labels_row():
     # without pseudo labels (a report of fused labels and a model): no baseline, no deltas
     no_pseudo = {"title": "Bicycle", "table4": [{**r, "delta": {}} for r in report["table4"][1:]]}
     assert [row[4:] for row in Table4.of_report(no_pseudo).rows] == [["n/a"] * 3] * 2
+
+
+def test_a_cjk_class_name_is_folded_not_cut_in_a_narrow_terminal():
+    """CJK has no space to wrap at: at 60 columns the per-class table (evaluate, info) cut
+    ``电动自行车和摩托车以及其他两轮车辆`` to ``电动自行车和摩托车以…`` where an English name
+    wraps whole; and fuse's report cut the class in its column head. Folded whole now."""
+    from pathlib import Path
+
+    from annotations.taxonomy import MASS13K
+    from engine.fusion.report import report_table
+    from engine.fusion.rules import ClassStats
+    from engine.fusion.run import FuseResult
+    from engine.table4 import class_scores_table
+
+    name = "电动自行车和摩托车以及其他两轮车辆"
+    scores = {"classes": [{"id": 7, "name": name, "iou": 0.5, "biou": 0.25, "bf1": 0.125}]}
+    lines = render(class_scores_table("scores", scores), 50)
+    cells = [ln.split("│")[2].strip() for ln in lines if ln.startswith("│")]
+    assert "…" not in "\n".join(lines) and "".join(cells).startswith(name)
+    taxonomy = MASS13K.with_new_class(name).with_new_class("Car")
+    report = {name: ClassStats(), "Car": ClassStats()}
+    lines = render(report_table(FuseResult(Path("f"), taxonomy, ("train",), 1, 1, 0, report)), 80)
+    head = "".join(ln.split("┃")[2].strip() for ln in lines[:6] if ln.startswith("┃"))
+    assert "…" not in "\n".join(lines[:6]) and head.startswith(name)

@@ -417,6 +417,25 @@ def test_interrupt_keeps_finished_images_and_resumes(red_backend, dataset, tmp_p
     assert (s.skipped, s.labelled) == (0, 5)
 
 
+def test_a_prompt_in_another_script_is_warned_of(red_backend, dataset, tmp_path, caplog):
+    """``--class 自行车`` prompted the detector with ``自行车`` (the default prompt, the class
+    name), which Grounding DINO's English text encoder finds little with: the whole dataset was
+    labelled from it without a word. A warning names the prompt and what to give; an English
+    --prompt beside the name is not warned of, nor is the simulated backend."""
+    import logging
+
+    caplog.set_level(logging.WARNING)
+    run_labeling(dataclasses.replace(_cfg(dataset, tmp_path / "a"), cls=ClassSpec("自行车")))
+    assert "prompt '自行车' has no Latin letter" in caplog.text
+    assert (
+        "give English prompts (--prompt bicycle: the class keeps its name '自行车')" in caplog.text
+    )
+    caplog.clear()
+    cls = ClassSpec("自行车", prompts=("bicycle",))
+    run_labeling(dataclasses.replace(_cfg(dataset, tmp_path / "b"), cls=cls))
+    assert "Latin" not in caplog.text
+
+
 def test_a_rerun_writes_a_deleted_run_json_again(red_backend, dataset, tmp_path, caplog):
     """run.json deleted after every image was labelled: the rerun had nothing to label and
     returned without writing it, so fuse, info and review no longer knew the folder."""

@@ -384,6 +384,31 @@ def test_a_default_option_spelled_out_resumes_the_run_without_labelling_again(tm
     assert len(lines) == 4 and json.loads(lines[-1])["status"] == "ok"
 
 
+def test_truth_in_a_folder_spelled_otherwise_is_found_up_front(tmp_path):
+    """The up-front check looked for the folder as typed and lower-cased only, where each image
+    finds its truth by class_key: --class STRASSENBAHN on new_classes/Straßenbahn/, and --class
+    Vélo on a folder copied from macOS (e + U+0301), were refused as datasets without truth."""
+    import unicodedata
+
+    from annotations.labelmap import write_label
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.run import run_labeling
+    from tests.loop_helpers import make_dataset
+
+    make_dataset(tmp_path / "data", "test", n=1, size=(8, 8))
+    for folder, typed in (
+        ("Straßenbahn", "STRASSENBAHN"),
+        (unicodedata.normalize("NFD", "Vélo"), "Vélo"),
+    ):
+        write_label(
+            tmp_path / f"data/new_classes/{folder}/test/img000.png", np.ones((8, 8), np.uint8)
+        )
+        cfg = LabelConfig(data=str(tmp_path / "data"), cls=ClassSpec(typed),
+                          out=str(tmp_path / folder), backend="simulated", progress=False)  # fmt: skip
+        run_labeling(cfg)
+        assert (tmp_path / folder / "labels/test/img000.png").is_file()
+
+
 def test_a_dataset_without_the_class_truth_is_refused_up_front(tmp_path):
     """Without any true masks of the class the simulated labeler stops before the first image
     (it used to fail every image alone, each saying the same)."""
