@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from annotations.fileio import atomic_write_json, read_json
-from annotations.rle import checked_area, mask_to_rle, rle_to_mask, rle_to_window
+from annotations.rle import RunWindow, checked_area, mask_to_rle, rle_run_window, rle_to_mask
 
 INSTANCES_FORMAT = "mass-engine/instances/v1"
 
@@ -209,16 +209,21 @@ def read_instance_summary(path: str | os.PathLike) -> InstanceSummary:
 @dataclass(frozen=True)
 class MaskWindow:
     """One instance's mask inside its window: ``mask`` ``(h, w) bool`` covers rows
-    ``y0:y0+h``, columns ``x0:x0+w`` of the image; pixels outside it are background."""
+    ``y0:y0+h``, columns ``x0:x0+w`` of the image; pixels outside it are background. Read as
+    :class:`annotations.rle.RunWindow` is (``box``, ``crop()``)."""
 
     y0: int
     x0: int
     mask: np.ndarray
 
     @property
-    def slices(self) -> tuple[slice, slice]:
+    def box(self) -> tuple[int, int, int, int]:
+        """``(y0, x0, y1, x1)``."""
         h, w = self.mask.shape
-        return slice(self.y0, self.y0 + h), slice(self.x0, self.x0 + w)
+        return self.y0, self.x0, self.y0 + h, self.x0 + w
+
+    def crop(self) -> np.ndarray:
+        return self.mask
 
     @classmethod
     def from_full(cls, mask: np.ndarray) -> MaskWindow:
@@ -233,11 +238,16 @@ class MaskWindow:
 @dataclass(frozen=True)
 class InstanceWindows:
     """Instances of one image as their masks' windows and class ids: what fusion's coverage drop
-    needs, without ``(N, H, W)`` masks (100 instances of a 4032x3024 photo are 1.2 GB of them)."""
+    needs, without ``(N, H, W)`` masks (100 instances of a 4032x3024 photo are 1.2 GB of them).
+
+    Each of ``windows`` has ``box`` ``(y0, x0, y1, x1)``, the tight window of its mask, and
+    ``crop()``, the ``(y1 - y0, x1 - x0) bool`` mask inside it: a :class:`MaskWindow`, or, read
+    from a file, an :class:`annotations.rle.RunWindow` that paints it only when asked, so a
+    reader holds one window at a time."""
 
     image_size: tuple[int, int]
     class_ids: np.ndarray  # (N,) int64
-    windows: tuple[MaskWindow, ...]
+    windows: tuple[MaskWindow | RunWindow, ...]
 
     def __len__(self) -> int:
         return len(self.windows)
@@ -255,8 +265,9 @@ class InstanceWindows:
 
 
 def read_instance_windows(path: str | os.PathLike) -> InstanceWindows:
-    """An instances file's masks as :class:`InstanceWindows`, each decoded only inside its
-    window. The file is checked as :func:`read_instances` checks it, with the same errors."""
+    """An instances file's masks as :class:`InstanceWindows`, none decoded at full size: each
+    is painted inside its window when asked. The file is checked as :func:`read_instances`
+    checks it, with the same errors."""
     path = Path(path)
     data = read_json(path, "instances file")
     if not isinstance(data, dict):
@@ -266,14 +277,13 @@ def read_instance_windows(path: str | os.PathLike) -> InstanceWindows:
         items = data["instances"]
         if not items:
             return InstanceWindows((h, w), np.zeros(0, np.int64), ())
-        decoded = [rle_to_window(it["segmentation"]) for it in items]
-        sizes = {size for size, *_ in decoded}
+        windows = tuple(rle_run_window(it["segmentation"]) for it in items)
+        sizes = {win.size for win in windows}
         if len(sizes) > 1:  # np.stack's words, as read_instances says them
             raise ValueError("all input arrays must have the same shape")
         if (size := sizes.pop()) != (h, w):
             raise ValueError(f"masks are {size} but the file says {(h, w)}")
         inst = Instances(masks=np.zeros((len(items), 0, 0), bool), **_fields(items))
-        windows = tuple(MaskWindow(y0, x0, crop) for _, y0, x0, crop in decoded)
         return InstanceWindows((h, w), inst.class_ids, windows)
     except (KeyError, TypeError) as e:
         raise ValueError(f"{path}: not an instances file (missing or malformed {e})") from None

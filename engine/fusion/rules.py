@@ -29,6 +29,7 @@ import numpy as np
 
 from annotations.instances import Instances, InstanceWindows, MaskWindow
 from annotations.labelmap import IGNORE
+from annotations.rle import RunWindow
 from engine.datasets import SOURCE_IGNORED, SOURCE_PSEUDO
 
 UNCERTAIN_MODES = ("ignore", "keep-parent")
@@ -165,14 +166,16 @@ def instance_coverage(masks: np.ndarray, allowed: np.ndarray, known: np.ndarray)
 
 
 def window_coverage(
-    windows: Sequence[MaskWindow], precise: np.ndarray, lut: np.ndarray
+    windows: Sequence[MaskWindow | RunWindow], precise: np.ndarray, lut: np.ndarray
 ) -> np.ndarray:
-    """:func:`instance_coverage` of masks given inside their windows: ``lut`` ``(256,) bool``
-    says which precise ids the class may claim (255 counts neither way). Reads only each
-    window's precise pixels."""
+    """:func:`instance_coverage` of masks given inside their windows (``box``, ``crop()``:
+    :class:`~annotations.instances.InstanceWindows`): ``lut`` ``(256,) bool`` says which
+    precise ids the class may claim (255 counts neither way). Reads only each window's precise
+    pixels, and holds one window at a time."""
     cov = np.ones(len(windows), np.float64)
     for i, win in enumerate(windows):
-        pre = precise[win.slices][win.mask]
+        y0, x0, y1, x1 = win.box
+        pre = precise[y0:y1, x0:x1][win.crop()]
         total = np.count_nonzero(pre != IGNORE)
         if total:
             cov[i] = np.count_nonzero(lut[pre]) / total
@@ -201,8 +204,9 @@ def _drop_instances(
     """``p.label`` without the pixels of instances below ``rules.min_coverage`` (those no kept
     instance covers), counting what was dropped into ``st``. Unchanged when coverage is off.
 
-    Works window by window: memory is the instances' windows and one copy of the label, where
-    full-size masks took 12 MB an instance at 4032x3024 (about 2.3 GB for 100 of them)."""
+    Works window by window, each mask painted inside its window when needed (twice at most):
+    memory is one window, a copy of the label and a map of the kept instances, where full-size
+    masks took 12 MB an instance at 4032x3024 (about 2.3 GB for 100 of them)."""
     if rules.min_coverage is None or p.instances is None:
         return p.label
     inst = p.instances
@@ -215,32 +219,24 @@ def _drop_instances(
     st.instances_dropped = int(drop.sum())
     if not drop.any():
         return p.label
-    kept = [inst.windows[i] for i in np.flatnonzero(~drop)]
-    boxes = np.array([_box(w) for w in kept], np.int64).reshape(-1, 4)
+    boxes = np.array([win.box for win in inst.windows], np.int64).reshape(-1, 4)
+    # the kept instances whose windows meet a dropped one's cover some of its pixels
+    meets = np.zeros(len(inst), bool)
+    for y0, x0, y1, x1 in boxes[drop]:
+        meets |= (boxes[:, 0] < y1) & (boxes[:, 2] > y0) & (boxes[:, 1] < x1) & (boxes[:, 3] > x0)
+    kept = np.zeros(precise.shape, bool)
+    for i in np.flatnonzero(meets & ~drop):
+        y0, x0, y1, x1 = boxes[i]
+        kept[y0:y1, x0:x1] |= inst.windows[i].crop()
     label = p.label.copy()
     for i in np.flatnonzero(drop):
-        win = inst.windows[i]
-        y0, x0, y1, x1 = _box(win)
-        removed = win.mask.copy()
-        # the kept instances whose windows meet this one cover some of its pixels
-        meets = (boxes[:, 0] < y1) & (boxes[:, 2] > y0) & (boxes[:, 1] < x1) & (boxes[:, 3] > x0)
-        for k in np.flatnonzero(meets):
-            ky0, kx0, ky1, kx1 = boxes[k]
-            a0, a1, b0, b1 = max(y0, ky0), min(y1, ky1), max(x0, kx0), min(x1, kx1)
-            removed[a0 - y0 : a1 - y0, b0 - x0 : b1 - x0] &= ~kept[k].mask[
-                a0 - ky0 : a1 - ky0, b0 - kx0 : b1 - kx0
-            ]
+        y0, x0, y1, x1 = boxes[i]
+        removed = inst.windows[i].crop() & ~kept[y0:y1, x0:x1]
         # counted before it is cleared, so a pixel two dropped instances share counts once
-        region = label[win.slices]
+        region = label[y0:y1, x0:x1]
         st.dropped_pixels += int(np.count_nonzero(removed & (region == 1)))
         region[removed] = 0
     return label
-
-
-def _box(win: MaskWindow) -> tuple[int, int, int, int]:
-    """``(y0, x0, y1, x1)`` of a window."""
-    h, w = win.mask.shape
-    return win.y0, win.x0, win.y0 + h, win.x0 + w
 
 
 def fuse_image(
