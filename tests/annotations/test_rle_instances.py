@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annotations.instances import Instances, read_instances, write_instances
-from annotations.rle import mask_to_rle, rle_area, rle_to_mask
+from annotations.rle import mask_to_rle, rle_area, rle_to_mask, rle_to_window
 
 RNG = np.random.default_rng(0)
 MASKS = {
@@ -38,6 +38,30 @@ def test_rle_matches_pycocotools(name):
     ours = mask_to_rle(mask)
     back = mask_utils.decode({"size": ours["size"], "counts": ours["counts"].encode()})
     np.testing.assert_array_equal(back.astype(bool), mask)
+
+
+@pytest.mark.parametrize("name", MASKS)
+def test_rle_to_window_is_the_tight_crop_of_the_mask(name):
+    """engine fuse --min-coverage decodes each instance inside its window only."""
+    mask = MASKS[name]
+    size, y0, x0, crop = rle_to_window(mask_to_rle(mask))
+    assert size == mask.shape
+    if not mask.any():
+        assert (y0, x0, crop.shape) == (0, 0, (0, 0))
+        return
+    ys, xs = np.nonzero(mask)
+    assert (y0, x0) == (ys.min(), xs.min())
+    np.testing.assert_array_equal(crop, mask[y0 : ys.max() + 1, x0 : xs.max() + 1])
+
+
+def test_rle_to_window_of_counts_lists_and_bad_ones():
+    # zero-length runs: the mask starts with ones, and two runs of ones touch
+    assert [
+        v.tolist() if hasattr(v, "tolist") else v
+        for v in rle_to_window({"size": [3, 2], "counts": [0, 2, 0, 1, 3]})
+    ] == [(3, 2), 0, 0, [[True], [True], [True]]]
+    with pytest.raises(ValueError, match="sum to 3, expected H\\*W = 4"):
+        rle_to_window({"size": [2, 2], "counts": [1, 2]})
 
 
 def test_uncompressed_counts_decode():
@@ -235,13 +259,14 @@ def test_instance_summary_is_what_read_instances_gives_without_decoding(tmp_path
         ' "counts": [4]}, "box_xyxy": [0,0,1,1], "score": 1, "class_id": 7}]}',
     ],
 )
-def test_instance_summary_refuses_what_read_instances_refuses(tmp_path, text):
-    from annotations.instances import read_instance_summary
+@pytest.mark.parametrize("reader", ["read_instance_summary", "read_instance_windows"])
+def test_instance_summary_refuses_what_read_instances_refuses(tmp_path, text, reader):
+    import annotations.instances as instances
 
     p = tmp_path / "bad.json"
     p.write_text(text)
     with pytest.raises(ValueError) as want:
         read_instances(p)
     with pytest.raises(ValueError) as got:
-        read_instance_summary(p)
+        getattr(instances, reader)(p)
     assert str(got.value) == str(want.value)
