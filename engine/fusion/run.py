@@ -219,13 +219,12 @@ def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
         inputs = (record or {}).get("inputs")
         if not isinstance(inputs, dict) or not isinstance(inputs.get("pseudo"), list):
             break
-        added = [(str(r.get("class")), str(r.get("path")), where) for r in inputs["pseudo"]]
+        pseudo = [r for r in inputs["pseudo"] if isinstance(r, dict)]
+        added = [(str(r.get("class")), str(r.get("path")), where) for r in pseudo]
         chain, data = added + chain, inputs.get("data")
         where = Path(str(data)) / FUSE_RECORD
-        try:
-            record = read_json(where, "fusion record") if where.is_file() else None
-        except (OSError, ValueError):
-            break
+        # the dataset it was fused from, itself fused? (a record that is no JSON object: not)
+        record = DatasetSpec(root=Path(str(data))).fuse_record()
         if record is None:
             break
     key = class_key(run.class_name)

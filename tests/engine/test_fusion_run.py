@@ -515,6 +515,11 @@ def test_a_class_fused_again_says_where_it_came_from_and_the_call_that_refuses_i
         f"--out NEW --pseudo {again} --pseudo {world['car'].resolve()}"
     )  # Bicycle's new run in its old one's place: no id moves
     assert not (tmp_path / "o").exists()
+    # a fuse.json up the chain that is no JSON object (a damaged copy): the refusal as before,
+    # without the chain; before, 'list' object has no attribute 'get' while building it
+    (world["data"] / "fuse.json").write_text("[1]")
+    with pytest.raises(ValueError, match="a pseudo run must add a new class"):
+        plan_fusion(FuseConfig(data=both, pseudo=(again,), out=tmp_path / "o"))
 
 
 def _taxonomy_of(n: int) -> Taxonomy:
