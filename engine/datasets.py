@@ -153,6 +153,12 @@ class DatasetSpec:
             return None
         return tidy_path(self.root / self.split_list.format(split=split))
 
+    def image_stem(self, name: str) -> str | None:
+        """The stem of an image file called ``name`` (its label map is ``<stem>.png`` in every
+        output), as a split lists it: without ``image_suffix``, else its extension; None when
+        the name is no image of this dataset's."""
+        return _stem_in(name, self.image_exts, self.image_suffix)
+
     def list_images(self, folder: Path) -> dict[str, Path]:
         """``stem -> path`` of the images in ``folder`` (its sub-folders too when ``recursive``)."""
         return _list_files(folder, self.image_exts, self.image_suffix, self.recursive)
@@ -568,12 +574,7 @@ def read_split_list(path: Path, spec: DatasetSpec) -> list[str]:
         if not words or words[0].startswith("#"):
             continue
         name = words[0].replace("\\", "/").rsplit("/", 1)[-1]
-        suffix = spec.image_suffix
-        if suffix is not None and name.lower().endswith(suffix.lower()):
-            name = name[: -len(suffix)]
-        elif suffix is None and Path(name).suffix.lower() in spec.image_exts:
-            name = Path(name).stem
-        stems[name] = None
+        stems[spec.image_stem(name) or name] = None  # a bare stem (VOC's lines) as it is
     if not stems:
         raise ValueError(f"{path}: the split list names no image")
     return list(stems)
@@ -691,6 +692,17 @@ def _walk(folder: Path) -> list[Path]:
     return sorted(found)
 
 
+def _stem_in(name: str, exts: tuple[str, ...], suffix: str | None) -> str | None:
+    """The stem of the file name ``name`` as a spec reads it: without ``suffix`` where it ends
+    so (case-insensitive: Cityscapes' ``a_leftImg8bit.png`` is ``a``), else without one of
+    ``exts``; None when the name is neither."""
+    if suffix is not None:
+        if len(name) > len(suffix) and name.lower().endswith(suffix.lower()):
+            return name[: -len(suffix)]
+        return None
+    return Path(name).stem if Path(name).suffix.lower() in exts else None
+
+
 def _list_files(
     folder: Path, exts: tuple[str, ...], suffix: str | None = None, recursive: bool = False
 ) -> dict[str, Path]:
@@ -699,17 +711,9 @@ def _list_files(
     files: dict[str, Path] = {}
     dupes: list[str] = []
     for p in _walk(folder) if recursive else sorted(folder.iterdir()):
-        if suffix is None:
-            if not listed_file(p, exts):
-                continue
-            stem = p.stem
-        else:
-            name = p.name
-            if not (len(name) > len(suffix) and name.lower().endswith(suffix.lower())):
-                continue
-            if not listed_file(p, (p.suffix.lower(),)):
-                continue
-            stem = name[: -len(suffix)]
+        stem = _stem_in(p.name, exts, suffix)
+        if stem is None or not listed_file(p, exts if suffix is None else (p.suffix.lower(),)):
+            continue
         if stem in files:
             dupes.append(str(p.relative_to(folder)) if recursive else p.name)
         files[stem] = p

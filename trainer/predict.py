@@ -185,7 +185,7 @@ def differences(meta: dict | None, cfg: PredictConfig, step: int, weights: str =
 
 
 def replaced_files(
-    out: Path, images: list[Path], diffs: list[str], stems: dict[Path, str] | None = None
+    out: Path, images: list[Path], diffs: list[str], spec: DatasetSpec | None = None
 ) -> list[Path]:
     """With ``overwrite`` under other settings (``diffs``) than ``out``'s ``predict.json``
     records: the label maps and previews of ``images`` there, which the run removes before it
@@ -193,7 +193,7 @@ def replaced_files(
     resume would take for its own). Refused, in one line naming the record, the differences
     and the files, when ``out`` also holds maps (or previews) of other images: they would stay
     beside this run's under a record that names this run's settings."""
-    names = {f"{stem_of(p, stems)}.png" for p in images}
+    names = {f"{stem_of(p, spec)}.png" for p in images}
     maps = [p for p in out.glob("*.png") if p.is_file()]
     previews = [p for p in out.glob("color/*.png") if p.is_file()]
     stale = sorted(p.name for p in maps if p.name not in names)
@@ -262,20 +262,14 @@ def input_images(cfg: PredictConfig, spec: DatasetSpec | None) -> tuple[list[Pat
     return [s.image_path for s in samples], []  # a split's listing refuses a stem twice already
 
 
-def dataset_stems(cfg: PredictConfig, spec: DatasetSpec | None) -> dict[Path, str]:
-    """``image path -> stem`` where the dataset's stem is not the file's (a spec's
-    ``image_suffix``: Cityscapes' ``a_leftImg8bit.png`` is ``a``): its label map is
-    ``<stem>.png``, the name of its ground truth in a fused dataset's ``labels/``; before, it
-    was ``a_leftImg8bit.png`` and ``engine evaluate`` found no prediction for ``a.png``."""
-    if cfg.images is not None or spec is None or spec.image_suffix is None:
-        return {}
-    samples = SegDataset(spec, cfg.split, require_labels=False).samples
-    return {s.image_path: s.stem for s in samples}
-
-
-def stem_of(path: Path, stems: dict[Path, str] | None) -> str:
-    """The stem of ``path``'s label map: its dataset's (:func:`dataset_stems`), else its own."""
-    return (stems or {}).get(path, path.stem)
+def stem_of(path: Path, spec: DatasetSpec | None) -> str:
+    """The stem of ``path``'s label map: its dataset's where a spec's ``image_suffix`` names its
+    images (Cityscapes' ``a_leftImg8bit.png`` is ``a``, the name of its ground truth in a fused
+    dataset's ``labels/``; before, its map was ``a_leftImg8bit.png`` and ``engine evaluate``
+    found no prediction for ``a.png``), else the file's own."""
+    if spec is None or spec.image_suffix is None:
+        return path.stem
+    return spec.image_stem(path.name) or path.stem
 
 
 def check_stems(images: list[Path]) -> list[Path]:
@@ -399,7 +393,6 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
         )
     check_guided_filter(guided, cfg.mode)
     images, left_out = input_images(cfg, spec)
-    stems = dataset_stems(cfg, spec)
     if cfg.images is None:  # --data's images, now listed (their folder: predict_dir checked)
         check_not_image_folder(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
@@ -424,13 +417,11 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     meta = prediction_record(out)  # read once: the settings and the failures it records
     if diffs := differences(meta, cfg, step, weights):
         if cfg.overwrite:
-            earlier = replaced_files(out, images, diffs, stems)
+            earlier = replaced_files(out, images, diffs, spec)
         elif any(p.is_file() for p in out.glob("*.png")):  # of these images or others
             raise resume_refused(out / "predict.json", diffs)
-    kept = (
-        [] if diffs else earlier_failures(meta, out, images, stems)
-    )  # of other settings: not kept
-    sizes = image_sizes(images, stems)
+    kept = [] if diffs else earlier_failures(meta, out, images, spec)  # of other settings: not kept
+    sizes = image_sizes(images, spec)
     if not diffs and not cfg.overwrite:
         earlier = changed_images(meta, out, sizes)
     out.mkdir(parents=True, exist_ok=True)
@@ -461,14 +452,14 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     result = PredictResult(out=out, size=cfg.size, size_source=size_source, left_out=left_out)
     finished = False
     try:
-        _label(cfg, images, model, taxonomy, device, guided, result, stems)
+        _label(cfg, images, model, taxonomy, device, guided, result, spec)
         finished = True
     finally:  # an interrupted run records the failures it met too
         failed = [
             {"image": str(p), "reason": r}
             for p, r in result.failed
             if not (
-                out / f"{stem_of(p, stems)}.png"
+                out / f"{stem_of(p, spec)}.png"
             ).exists()  # a preview's failure: the map is there
         ]
         if failed or finished:
@@ -478,9 +469,9 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
     return result
 
 
-def image_sizes(images: list[Path], stems: dict[Path, str] | None = None) -> dict[str, int | None]:
+def image_sizes(images: list[Path], spec: DatasetSpec | None = None) -> dict[str, int | None]:
     """Each image's file size in bytes, by stem (None: not readable now; it fails alone)."""
-    return {stem_of(p, stems): file_bytes(p) for p in images}
+    return {stem_of(p, spec): file_bytes(p) for p in images}
 
 
 def recorded_sizes(meta: dict | None) -> dict[str, int | None]:
@@ -518,7 +509,7 @@ def changed_images(meta: dict | None, out: Path, sizes: dict[str, int | None]) -
 
 
 def earlier_failures(
-    meta: dict | None, out: Path, images: list[Path], stems: dict[Path, str] | None = None
+    meta: dict | None, out: Path, images: list[Path], spec: DatasetSpec | None = None
 ) -> list[dict[str, str]]:
     """The failures ``out``'s ``predict.json`` record ``meta`` holds (``{"image", "reason"}``)
     that still hold: of images this run does not try again, with no label map since."""
@@ -529,7 +520,7 @@ def earlier_failures(
         if isinstance(f, dict)
         and isinstance(f.get("image"), str)
         and f["image"] not in tried
-        and not (out / f"{stem_of(Path(f['image']), stems)}.png").exists()
+        and not (out / f"{stem_of(Path(f['image']), spec)}.png").exists()
     ]
 
 
@@ -541,7 +532,7 @@ def _label(
     device: torch.device,
     guided: Any,
     result: PredictResult,
-    stems: dict[Path, str] | None = None,
+    spec: DatasetSpec | None = None,
 ) -> None:
     """Label ``images`` into ``result.out`` (the loop of :func:`predict_dir`), filling
     ``result``."""
@@ -550,8 +541,8 @@ def _label(
     out = result.out
     start = time.perf_counter()
     for path in track(images, "predict", enabled=cfg.progress):
-        target = out / f"{stem_of(path, stems)}.png"
-        preview = out / "color" / f"{stem_of(path, stems)}.png"
+        target = out / f"{stem_of(path, spec)}.png"
+        preview = out / "color" / f"{stem_of(path, spec)}.png"
         if target.exists() and not cfg.overwrite:
             result.skipped += 1
             if cfg.color and not preview.exists():  # labelled by a run without --color

@@ -342,3 +342,23 @@ def test_cityscapes_annotations_export_and_import_back(tmp_path: Path):
         _engine("annotate", "import", str(tmp_path / "export" / source), "--class", "Scooter",
                 "--data", str(root), "--split", "val", "--out", str(out))  # fmt: skip
         assert [p.name for p in (out / "masks").iterdir()] == ["frankfurt_000000_000019.png"]
+
+
+def test_a_predictions_earlier_failure_is_looked_for_under_the_datasets_stem(tmp_path: Path):
+    """predict.json keeps the failures of images a later call does not try again while their
+    label map is missing; the map of Cityscapes' ``a_leftImg8bit.png`` is ``a.png``, but the
+    check looked for ``a_leftImg8bit.png``, so such a failure was kept after its map was
+    written. One rule names both (``DatasetSpec.image_stem``)."""
+    from engine.datasets import DatasetSpec
+    from trainer.predict import earlier_failures, stem_of
+
+    spec = DatasetSpec(root=tmp_path, image_suffix="_leftImg8bit.png")
+    image = tmp_path / "left" / "a_leftImg8bit.png"
+    assert stem_of(image, spec) == "a" and stem_of(image, None) == "a_leftImg8bit"
+    assert (
+        spec.image_stem("x.jpg") is None and DatasetSpec(root=tmp_path).image_stem("x.JPG") == "x"
+    )
+    meta = {"failed": [{"image": str(image), "reason": "out of memory"}]}
+    assert earlier_failures(meta, tmp_path, [], spec) == meta["failed"]
+    (tmp_path / "a.png").write_bytes(b"")  # its map, written since
+    assert earlier_failures(meta, tmp_path, [], spec) == []
