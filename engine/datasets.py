@@ -92,6 +92,16 @@ warnings.filterwarnings(
 )
 
 
+def relative_ref(path: Path, folder: Path) -> str:
+    """``path`` as a file in ``folder`` names it (a spec's entry): relative to it, with ``/``
+    (a spec written on Windows reads anywhere); absolute on another drive (Windows)."""
+    path = path.absolute()
+    try:
+        return Path(os.path.relpath(path, folder.absolute())).as_posix()
+    except ValueError:  # another drive on Windows
+        return str(path)
+
+
 def tidy_path(path: Path) -> Path:
     """``path`` with ``.`` and ``DIR/..`` folded away when that names the same folder: a fused
     dataset's images (``images: ../../../data/images/{split}``) are then named in messages as
@@ -228,13 +238,9 @@ class DatasetSpec:
         split's images are elsewhere (:attr:`split_images`)."""
 
         def ref(path: Path) -> str:
-            path = path.absolute()
             if relative_to is None:
                 return os.path.abspath(path)
-            try:
-                return Path(os.path.relpath(path, relative_to.absolute())).as_posix()
-            except ValueError:  # another drive on Windows
-                return str(path)
+            return relative_ref(path, relative_to)
 
         if not self.split_images:
             return ref(self.root / self.images)

@@ -58,6 +58,7 @@ from engine.datasets import (
     image_size,
     load_spec,
     read_source_map,
+    relative_ref,
     size_mismatch,
     source_dir,
 )
@@ -684,16 +685,6 @@ def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
     return kept
 
 
-def _relative(path: Path, out: Path) -> str:
-    """``path`` (a template) as the fused dataset's spec in ``out`` names it: relative to it."""
-    path = path.absolute()
-    try:
-        ref = os.path.relpath(path, out.absolute())
-    except ValueError:  # another drive on Windows
-        ref = str(path)
-    return Path(ref).as_posix()
-
-
 def _dataset_yaml(plan: FusePlan, out: Path, earlier: Iterable[str] = ()) -> str:
     """The fused dataset's spec: this call's splits and ``earlier`` ones (:func:`earlier_splits`)
     in the source dataset's order."""
@@ -717,7 +708,7 @@ def _dataset_yaml(plan: FusePlan, out: Path, earlier: Iterable[str] = ()) -> str
     if spec.recursive:
         doc["recursive"] = True
     if spec.split_list is not None:
-        doc["split_list"] = _relative(spec.root / spec.split_list, out)
+        doc["split_list"] = relative_ref(spec.root / spec.split_list, out)
     return (
         "# Written by `engine fuse`: the fused labels over the original images.\n"
         + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)  # paths as typed, no \\u
