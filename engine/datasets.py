@@ -495,7 +495,7 @@ def _read_spec_file(path: Path) -> DatasetSpec:
     root = path.parent
     # a spec written on Windows (`images: images\{split}`): its backslashes are separators, as
     # everywhere else a user names an image; before, no folder 'images\train' was found
-    data = {k: v.replace("\\", "/") if isinstance(v, str) else v for k, v in data.items()}
+    data = {k: _posix(v) for k, v in data.items()}
     images = data.get("images", "images/{split}")
     labels = data.get("labels", "annotations/{split}")
     split_images: tuple[tuple[str, str], ...] = ()
@@ -507,7 +507,7 @@ def _read_spec_file(path: Path) -> DatasetSpec:
                 f"{path}: 'images' must be a folder template such as 'images/{{split}}' or a "
                 f"mapping of splits to folders such as {{train: images_pad/train}}, got {images!r}"
             )
-        split_images = tuple((k, v.replace("\\", "/")) for k, v in images.items())
+        split_images = tuple(images.items())
         images = "images/{split}"
         data.setdefault("splits", [s for s, _ in split_images])
     for key, value, nullable in (("images", images, False), ("labels", labels, True)):
@@ -696,6 +696,16 @@ def _walk(folder: Path) -> list[Path]:
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [Path(top) / n for n in names]
     return sorted(found)
+
+
+def _posix(value: object) -> object:
+    """A spec's value with a backslash read as a folder separator: a string, or the strings of
+    a mapping (each split's folder); anything else as it is (checked where it is read)."""
+    if isinstance(value, str):
+        return value.replace("\\", "/")
+    if isinstance(value, dict):
+        return {k: v.replace("\\", "/") if isinstance(v, str) else v for k, v in value.items()}
+    return value
 
 
 def _stem_in(name: str, exts: tuple[str, ...], suffix: str | None) -> str | None:
