@@ -30,10 +30,9 @@ def looks_like_yolo(path: Path) -> bool:
     and numbers; an empty file too (an image without objects). Not a names file."""
     if path.name in NAME_FILES:
         return False
-    try:
-        with open(path, encoding="utf-8-sig") as f:  # -sig: a file edited in Notepad
-            lines = [line.split() for _, line in zip(range(20), f, strict=False)]
-    except (OSError, UnicodeDecodeError):
+    try:  # as import reads it: a byte-order mark (Notepad) or UTF-16 (PowerShell) too
+        lines = [line.split() for line in read_text(path, "label file").splitlines()[:20]]
+    except (OSError, ValueError):
         return False
     for values in (v for v in lines if v):
         try:

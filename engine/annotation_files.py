@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from annotations.cvat import CVAT_XML, is_cvat_xml, parse_cvat_xml
-from annotations.fileio import is_dataset_root, read_json, recorded_root
+from annotations.fileio import is_dataset_root, read_json, read_text, recorded_root
 from annotations.interchange import (
     IGNORE_NAMES,
     LABELMAP,
@@ -180,11 +180,11 @@ def _yolo_files(folder: Path, files: list[Path]) -> AnnotationFiles:
     kinds: Counter[str] = Counter()
     empty = 0
     for f in files:
-        lines = [
-            line.split()
-            for line in f.read_text("utf-8-sig", errors="replace").splitlines()
-            if line.strip()
-        ]
+        try:  # as import reads it (a byte-order mark, UTF-16)
+            text = read_text(f, "label file")
+        except ValueError:
+            text = ""  # not text: import names it
+        lines = [line.split() for line in text.splitlines() if line.strip()]
         empty += not lines
         for values in lines:
             index = values[0]

@@ -113,3 +113,6 @@ def test_label_files_are_told_from_other_text_files(tmp_path):
     for name, (text, want) in cases.items():
         (tmp_path / name).write_text(text)
         assert looks_like_yolo(tmp_path / name) is want, name
+    # PowerShell's `>` writes UTF-16 with a byte-order mark, which import reads: told as labels
+    (tmp_path / "img003.txt").write_text("0 0.5 0.5 0.2 0.2\r\n", encoding="utf-16")
+    assert looks_like_yolo(tmp_path / "img003.txt")
