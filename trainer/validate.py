@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from annotations.fileio import UNREADABLE, first_line
-from engine.datasets import SegDataset, replaced_subset_photos
+from engine.datasets import DatasetSpec, SegDataset, replaced_subset_photos
 from engine.text import counted
 
 
@@ -169,6 +169,9 @@ class SubsetTarget:
     # not recorded
     pixels: tuple[int, int, int] | None = None
     replaced: str | None = None  # photos replaced since the import (replaced_subset_photos)
+    # the fuse.json of the training dataset (or of one it was fused onto) that fused this
+    # subset's masks as corrections (engine fuse --corrections); None: not fused so
+    fused_by: Path | None = None
 
 
 def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
@@ -206,7 +209,40 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
         replaced=replaced_subset_photos(
             sub, {s: by_stem[s].image_path for s in sub.stems}, split.spec.image_dir(sub.split)
         ),
+        fused_by=fused_as_corrections(data.spec, Path(sub.root)),
     )
+
+
+def fused_as_corrections(spec: DatasetSpec, subset: Path, depth: int = 16) -> Path | None:
+    """The ``fuse.json`` that fused the subset at ``subset`` as corrections into the dataset
+    ``spec`` (``engine fuse --corrections``; the fusion chain followed back through
+    ``inputs.data``, Car fused onto Bicycle's dataset), matched by the subset's resolved path or
+    its ``subset.json``'s hash (a subset moved since). None when none did, or nothing is
+    recorded."""
+    import hashlib
+
+    try:
+        digest = hashlib.sha256((subset / "subset.json").read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    here, record = spec.root, spec.fuse_record()
+    for _ in range(depth):
+        inputs = (record or {}).get("inputs")
+        if not isinstance(inputs, dict):
+            return None
+        for c in inputs.get("corrections") or ():
+            if not isinstance(c, dict):
+                continue
+            at = c.get("path_resolved")
+            if (digest is not None and c.get("subset_json_sha256") == digest) or (
+                isinstance(at, str) and Path(at).resolve() == subset.resolve()
+            ):
+                return Path(here) / "fuse.json"
+        if not isinstance(data := inputs.get("data"), str):
+            return None
+        here = Path(data)
+        record = DatasetSpec(root=here).fuse_record()
+    return None
 
 
 def _subset_pixels(counts: Any, stems: tuple[str, ...]) -> tuple[int, int, int] | None:
@@ -233,7 +269,14 @@ def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
     for sub in subsets:
         if sub.replaced:
             out.append(sub.replaced)
-        if sub.split == train_split:
+        if sub.split == train_split and sub.fused_by is not None:
+            out.append(
+                f"{sub.path}: the {sub.class_name} subset annotates images of the training split "
+                f"{train_split!r} and was fused into the training labels as corrections "
+                f"({sub.fused_by}): the model trains on these masks, so its scores there "
+                "measure how it fits the human labels it learnt, not how it does on new images"
+            )
+        elif sub.split == train_split:
             out.append(
                 f"{sub.path}: the {sub.class_name} subset annotates images of the training split "
                 f"{train_split!r}: the model trains on them (on their pseudo labels), so its "
