@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from annotations.fileio import UNREADABLE, first_line
-from engine.datasets import DatasetSpec, SegDataset, replaced_subset_photos
+from engine.datasets import SegDataset, fused_as_corrections, replaced_subset_photos
 from engine.text import counted
 
 
@@ -211,38 +211,6 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
         ),
         fused_by=fused_as_corrections(data.spec, Path(sub.root)),
     )
-
-
-def fused_as_corrections(spec: DatasetSpec, subset: Path, depth: int = 16) -> Path | None:
-    """The ``fuse.json`` that fused the subset at ``subset`` as corrections into the dataset
-    ``spec`` (``engine fuse --corrections``; the fusion chain followed back through
-    ``inputs.data``, Car fused onto Bicycle's dataset), matched by the subset's resolved path or
-    its ``subset.json``'s hash (a subset moved since). None when none did, or nothing is
-    recorded."""
-    import hashlib
-
-    try:
-        digest = hashlib.sha256((subset / "subset.json").read_bytes()).hexdigest()
-    except OSError:
-        digest = None
-    here, record = spec.root, spec.fuse_record()
-    for _ in range(depth):
-        inputs = (record or {}).get("inputs")
-        if not isinstance(inputs, dict):
-            return None
-        for c in inputs.get("corrections") or ():
-            if not isinstance(c, dict):
-                continue
-            at = c.get("path_resolved")
-            if (digest is not None and c.get("subset_json_sha256") == digest) or (
-                isinstance(at, str) and Path(at).resolve() == subset.resolve()
-            ):
-                return Path(here) / "fuse.json"
-        if not isinstance(data := inputs.get("data"), str):
-            return None
-        here = Path(data)
-        record = DatasetSpec(root=here).fuse_record()
-    return None
 
 
 def _subset_pixels(counts: Any, stems: tuple[str, ...]) -> tuple[int, int, int] | None:

@@ -189,3 +189,24 @@ def test_a_corrected_mask_of_another_size_is_one_line_naming_both(loop, tmp_path
         f"data/images/train/{STEM}.jpg is 128x96: import the annotations of this image again"
     ), said
     assert not (tmp_path / "out").exists()
+
+
+def test_a_report_of_fused_labels_that_are_the_subset_says_why(loop: Path, monkeypatch):
+    """The fused row equals a subset fused as corrections: the report's "measures nothing"
+    warning names the fusion, not "is that folder the annotations themselves?"."""
+    from engine.datasets import DatasetSpec, fused_as_corrections
+    from engine.report import match_warnings
+
+    monkeypatch.chdir(loop)
+    res = invoke(
+        "fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
+        "subsets/bicycle-train", "--out", "runs/fused/reported",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    subset = Path("subsets/bicycle-train")
+    fused_by = fused_as_corrections(DatasetSpec(root=Path("runs/fused/reported")), subset)
+    assert fused_by == Path("runs/fused/reported/fuse.json")
+    assert fused_as_corrections(DatasetSpec(root=Path("runs/fused/plain")), subset) is None
+    row = {"kind": "fused labels", "matches_annotation": True, "images": 1}
+    (line,) = match_warnings([row], subset, fused_by)
+    assert "they were fused with this subset as corrections (runs/fused/reported/fuse.json" in line
