@@ -30,6 +30,7 @@ without a spec reads a split from there when ``images/<split>`` is missing
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import warnings
 from collections.abc import Callable, Iterator
@@ -1190,3 +1191,33 @@ def replaced_subset_photos(
         f"since its masks were imported ({few(changed)}: another file size): the masks may not "
         "fit them; annotate them again"
     )
+
+
+def fused_as_corrections(spec: DatasetSpec, subset: Path, depth: int = 16) -> Path | None:
+    """The ``fuse.json`` that fused the subset at ``subset`` as corrections into the dataset
+    ``spec`` (``engine fuse --corrections``; the fusion chain followed back through
+    ``inputs.data``, Car fused onto Bicycle's dataset), matched by the subset's resolved path or
+    its ``subset.json``'s hash (a subset moved since). None when none did, or nothing is
+    recorded."""
+    try:
+        digest = hashlib.sha256((subset / "subset.json").read_bytes()).hexdigest()
+    except OSError:
+        digest = None
+    here, record = spec.root, spec.fuse_record()
+    for _ in range(depth):
+        inputs = (record or {}).get("inputs")
+        if not isinstance(inputs, dict):
+            return None
+        for c in inputs.get("corrections") or ():
+            if not isinstance(c, dict):
+                continue
+            at = c.get("path_resolved")
+            if (digest is not None and c.get("subset_json_sha256") == digest) or (
+                isinstance(at, str) and Path(at).resolve() == subset.resolve()
+            ):
+                return Path(here) / FUSE_RECORD
+        if not isinstance(data := inputs.get("data"), str):
+            return None
+        here = Path(data)
+        record = DatasetSpec(root=here).fuse_record()
+    return None

@@ -43,7 +43,14 @@ from annotations.labelmap import IGNORE, read_label, validate_label
 from annotations.labelrun import LabelRun
 from annotations.subset import Subset, check_subset_class, read_subset
 from annotations.taxonomy import Taxonomy, class_key
-from engine.datasets import SegDataset, new_class_truth, open_split, replaced_subset_photos
+from engine.datasets import (
+    DatasetSpec,
+    SegDataset,
+    fused_as_corrections,
+    new_class_truth,
+    open_split,
+    replaced_subset_photos,
+)
 from engine.metrics import ClassScorer, ClassScores, SegEvaluator
 from engine.metrics.bootstrap import (
     class_counts,
@@ -420,15 +427,22 @@ def per_class_table(
     }
 
 
-def match_warnings(rows: list[dict], subset: str | Path) -> list[str]:
+def match_warnings(rows: list[dict], subset: str | Path, fused_by: Path | None = None) -> list[str]:
     """One line per source that agrees with the annotated subset on every image
     (:func:`engine.metrics.bootstrap.matches_truth`): its row measures nothing, and the line says
-    the likely cause."""
+    the likely cause (``fused_by``: the ``fuse.json`` of the fused labels that fused this subset
+    as corrections, :func:`engine.datasets.fused_as_corrections`)."""
     lines = []
     for row in rows:
         if not row.get("matches_annotation"):
             continue
-        if row["kind"] == "pseudo labels":
+        if row["kind"] == "fused labels" and fused_by is not None:
+            cause = (
+                f"they were fused with this subset as corrections ({fused_by}: engine fuse "
+                "--corrections), so they are its masks; score fusion on a subset it was not "
+                "given (a test split)"
+            )
+        elif row["kind"] == "pseudo labels":
             cause = (
                 "were the pseudo labels exported by engine annotate export imported without "
                 "being corrected?"
@@ -440,6 +454,16 @@ def match_warnings(rows: list[dict], subset: str | Path) -> list[str]:
             + measures_nothing(row["images"], "their", cause)
         )
     return lines
+
+
+def _fused_by(cfg: ReportConfig, subset: Subset) -> Path | None:
+    """The ``fuse.json`` of ``--fused`` (its folder, or its ``labels/``) that fused ``subset``
+    as corrections; None when it did not, or there is none."""
+    if not cfg.fused:
+        return None
+    root = Path(cfg.fused)
+    root = root.parent if root.name == "labels" else root
+    return fused_as_corrections(DatasetSpec(root=root), Path(subset.root))
 
 
 def training_image_warnings(prediction: dict | None, subset: Subset) -> list[str]:
@@ -857,7 +881,9 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     for row in rows:  # which id each row read, and from where
         row["class_id"] = dirs[row["kind"]][1]
         row["taxonomy_source"] = taxonomies[row["kind"]][1] if row["kind"] in taxonomies else None
-    warnings = match_warnings(rows, subset.root) + training_image_warnings(prediction, subset)
+    warnings = match_warnings(rows, subset.root, _fused_by(cfg, subset)) + (
+        training_image_warnings(prediction, subset)
+    )
     for warning in warnings:
         log.warning(warning)
     warnings = other_data + unscored + warnings

@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 
 from annotations.fileio import UNREADABLE, first_line
-from engine.datasets import SegDataset, replaced_subset_photos
+from engine.datasets import SegDataset, fused_as_corrections, replaced_subset_photos
 from engine.text import counted
 
 
@@ -169,6 +169,9 @@ class SubsetTarget:
     # not recorded
     pixels: tuple[int, int, int] | None = None
     replaced: str | None = None  # photos replaced since the import (replaced_subset_photos)
+    # the fuse.json of the training dataset (or of one it was fused onto) that fused this
+    # subset's masks as corrections (engine fuse --corrections); None: not fused so
+    fused_by: Path | None = None
 
 
 def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
@@ -206,6 +209,7 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
         replaced=replaced_subset_photos(
             sub, {s: by_stem[s].image_path for s in sub.stems}, split.spec.image_dir(sub.split)
         ),
+        fused_by=fused_as_corrections(data.spec, Path(sub.root)),
     )
 
 
@@ -233,7 +237,14 @@ def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
     for sub in subsets:
         if sub.replaced:
             out.append(sub.replaced)
-        if sub.split == train_split:
+        if sub.split == train_split and sub.fused_by is not None:
+            out.append(
+                f"{sub.path}: the {sub.class_name} subset annotates images of the training split "
+                f"{train_split!r} and was fused into the training labels as corrections "
+                f"({sub.fused_by}): the model trains on these masks, so its scores there "
+                "measure how it fits the human labels it learnt, not how it does on new images"
+            )
+        elif sub.split == train_split:
             out.append(
                 f"{sub.path}: the {sub.class_name} subset annotates images of the training split "
                 f"{train_split!r}: the model trains on them (on their pseudo labels), so its "

@@ -59,6 +59,12 @@ def fuse_command(
     priority: list[str] | None = typer.Option(
         None, "--priority", help="New classes in priority order for overlaps, e.g. Car,Bicycle."
     ),
+    corrections: list[Path] | None = typer.Option(
+        None,
+        "--corrections",
+        help="Annotated subset (engine annotate import) of a new class whose masks replace its "
+        "pseudo labels on their images, as precise labels (repeat for several).",
+    ),
     workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
     force: bool = typer.Option(
         False,
@@ -83,6 +89,7 @@ def fuse_command(
         workers=workers,
         force=force,
         progress=progress,
+        corrections=tuple(corrections or ()),
     )
     result = fuse(config)
     stdout.print(report_table(result))

@@ -14,8 +14,15 @@ from engine.fusion.run import FuseResult
 from engine.text import counted
 
 
-def _rows(s: ClassStats) -> dict[str, str]:
+def _rows(s: ClassStats, corrections: bool = False) -> dict[str, str]:
     share = "-" if s.rejected_share is None else f"{s.rejected_pixels:,} ({s.rejected_share:.1%})"
+    checked = {  # with --corrections only: the table is as it was without
+        "corrected images (annotated subset)": f"{s.corrected_images} of {s.images}",
+        "corrected pixels claimed (of corrected 1s and 0s)": (
+            f"{s.corrected_claimed:,} of {s.corrected_pixels:,}"
+        ),
+        "corrected 1s kept precise (parent constraint)": f"{s.corrected_rejected:,}",
+    }
     return {
         "pseudo pixels": f"{s.pseudo_pixels:,}",
         "claimed pixels": f"{s.claimed_pixels:,}",
@@ -27,6 +34,7 @@ def _rows(s: ClassStats) -> dict[str, str]:
         ),
         "images with no pseudo pixel": f"{s.images_without_pseudo} of {s.images}",
         "images with none claimed": f"{s.images_with_none} of {s.images}",
+        **(checked if corrections else {}),
     }
 
 
@@ -67,7 +75,7 @@ def _table(result: FuseResult, items: list[tuple[str, ClassStats]], title: str) 
         table.add_column(
             f"{info.name} ({info.id})\nparent {parent}", justify="right", overflow="fold"
         )
-        columns.append(_rows(stats))
-    for key in _rows(ClassStats()):
+        columns.append(_rows(stats, result.corrected))
+    for key in _rows(ClassStats(), result.corrected):
         table.add_row(key, *[c[key] for c in columns])
     return table

@@ -15,6 +15,14 @@ hand-made arrays:
    becomes 255.
 5. Precise 255 pixels are never changed; with the parent constraint on, neither are precise
    pixels of non-parent classes.
+6. **Corrections** (``PseudoLabel.corrected``, a human-corrected mask of an annotated subset):
+   where it says 1 or 0 it replaces the class's pseudo label (after the coverage drop) before
+   rules 2-4. A corrected 1 is a certain claim that beats every pseudo claim of its priority
+   band (another class's correction ties with it) and its pixel's source is 0 (human-checked); a
+   corrected 0 is not the class there (the pixel keeps its precise label unless another class
+   claims it); 255 (unannotated) leaves the pseudo label as it is. The parent constraint holds
+   for corrections too: a corrected 1 on a precise non-parent pixel keeps the precise label
+   (counted in ``corrected_rejected``; ``parent_constraint=False`` lets the human win).
 
 The source map says where each fused pixel came from: 0 = precise label, 1 = a pseudo label,
 2 = set to ignore (255) by fusion.
@@ -28,9 +36,9 @@ from dataclasses import asdict, dataclass, field, fields
 import numpy as np
 
 from annotations.instances import Instances, InstanceWindows, MaskWindow
-from annotations.labelmap import IGNORE
+from annotations.labelmap import IGNORE, byte_histogram
 from annotations.rle import RunWindow
-from engine.datasets import SOURCE_IGNORED, SOURCE_PSEUDO
+from engine.datasets import SOURCE_IGNORED, SOURCE_PRECISE, SOURCE_PSEUDO
 
 UNCERTAIN_MODES = ("ignore", "keep-parent")
 
@@ -53,6 +61,9 @@ class PseudoLabel:
     label: np.ndarray
     confidence: np.ndarray
     instances: Instances | InstanceWindows | None = None
+    # a human-corrected mask (an annotated subset's, ``(H, W) uint8``): 1 = the class, 0 = not,
+    # 255 = unannotated (the pseudo label stands); None: no correction of this class here
+    corrected: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -97,6 +108,11 @@ class ClassStats:
     overlap_lost: int = 0  # certain pseudo pixels won by another new class or tied (-> 255)
     instances: int = 0  # instances read (only counted when coverage drop is on)
     instances_dropped: int = 0  # instances dropped by coverage
+    # with corrections only (CORRECTION_FIELDS: left out of records of fusions without them)
+    corrected_images: int = 0  # images a corrected mask of the class covers
+    corrected_pixels: int = 0  # pixels a corrected mask decides (1 or 0, not 255)
+    corrected_claimed: int = 0  # corrected 1 pixels the fused label gives to the class
+    corrected_rejected: int = 0  # corrected 1 pixels on precise non-parent pixels (kept precise)
 
     def __add__(self, other: ClassStats) -> ClassStats:
         return ClassStats(
@@ -108,12 +124,26 @@ class ClassStats:
         """Rejected pixels as a share of the raw pseudo mask; None when the mask is empty."""
         return self.rejected_pixels / self.pseudo_pixels if self.pseudo_pixels else None
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "rejected_share": self.rejected_share}
+    def to_dict(self, corrections: bool = True) -> dict:
+        return {**self.counts(corrections), "rejected_share": self.rejected_share}
+
+    def counts(self, corrections: bool = True) -> dict[str, int]:
+        """The counts by name; without ``corrections``, those of :data:`CORRECTION_FIELDS` left
+        out (a fusion without ``--corrections`` records what it recorded before them)."""
+        d = asdict(self)
+        return d if corrections else {k: v for k, v in d.items() if k not in CORRECTION_FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping) -> ClassStats:
         return cls(**{f.name: int(data.get(f.name, 0)) for f in fields(cls)})
+
+
+CORRECTION_FIELDS = (
+    "corrected_images",
+    "corrected_pixels",
+    "corrected_claimed",
+    "corrected_rejected",
+)
 
 
 @dataclass
@@ -123,6 +153,8 @@ class FusedImage:
     label: np.ndarray  # (H, W) uint8: precise ids, new ids, 255 = ignore
     source: np.ndarray  # (H, W) uint8: 0 precise, 1 pseudo, 2 ignored by fusion
     stats: dict[int, ClassStats] = field(default_factory=dict)  # per new class id
+    # (H, W) bool: pixels a corrected mask gave to its class (source 0); None: no correction
+    corrected: np.ndarray | None = None
 
 
 def allowed_pixels(precise: np.ndarray, parents: Sequence[int], constrained: bool) -> np.ndarray:
@@ -192,6 +224,11 @@ def _check_pseudo(p: PseudoLabel, shape: tuple[int, int], num_precise: int) -> N
             )
     if p.class_id < num_precise:
         raise ValueError(f"class {p.class_id}: a new class id must be >= {num_precise}")
+    if p.corrected is not None and (p.corrected.dtype != np.uint8 or p.corrected.shape != shape):
+        raise ValueError(
+            f"class {p.class_id}: corrected mask must be {shape} uint8 like the precise label, "
+            f"got {p.corrected.shape} {p.corrected.dtype}"
+        )
     if p.instances is not None and p.instances.image_size != shape:
         raise ValueError(
             f"class {p.class_id}: instance masks are {p.instances.image_size}, label is {shape}"
@@ -275,25 +312,35 @@ def fuse_image(
     for p in pseudos:
         _check_pseudo(p, shape, num_precise)
     labels = [_drop_instances(precise, p, rules, stats[p.class_id]) for p in pseudos]
+    # a corrected mask's 1s and 0s replace the pseudo label (255: it stands); the raw one is
+    # still counted (pseudo pixels, rejected share: the labeler's quality)
+    claims = [
+        lab if p.corrected is None else np.where(p.corrected != IGNORE, p.corrected, lab)
+        for p, lab in zip(pseudos, labels, strict=True)
+    ]
 
     # Work on the pixels some pseudo label touches (a few % of a photo), gathered into 1-D
     # arrays: every rule is per pixel, and precise pixels elsewhere stay as they are.
     touched = np.zeros(shape, bool)
     for lab in labels:
         touched |= lab != 0
+    for p, claim in zip(pseudos, claims, strict=True):
+        if p.corrected is not None:
+            touched |= claim != 0
     idx = np.flatnonzero(touched)
     pre = precise.ravel()[idx]
     known = pre != IGNORE
     rank = {c: i for i, c in enumerate(rules.priority)}
     num_ranks = len(rules.priority)
-    # Running maximum over classes of key = priority band * 256 + confidence (-1: no certain
-    # claim), the index of the class holding it and how many classes hold it (> 1: a tie).
+    # Running maximum over classes of key = priority band * 257 + confidence (-1: no certain
+    # claim; a corrected 1 counts as confidence 256, above every pseudo pixel of its band), the
+    # index of the class holding it and how many classes hold it (> 1: a tie).
     best = np.full(idx.size, -1, np.int32)
     winner = np.zeros(idx.size, np.uint8)
     n_best = np.zeros(idx.size, np.uint8)
     n_uncertain = np.zeros(idx.size, np.uint8)
-    certain, uncertain = [], []
-    for k, (p, full) in enumerate(zip(pseudos, labels, strict=True)):
+    certain, uncertain, human = [], [], []
+    for k, (p, full, claim) in enumerate(zip(pseudos, labels, claims, strict=True)):
         st = stats[p.class_id]
         lab = full.ravel()[idx]
         values = np.bincount(lab, minlength=256)
@@ -306,12 +353,30 @@ def fuse_image(
                 f"found {np.flatnonzero(values)[:5].tolist()}"
             )
         allowed = allowed_pixels(pre, rules.parents[p.class_id], rules.parent_constraint)
+        st.rejected_pixels = int(np.count_nonzero((lab == 1) & known & ~allowed))
+        conf = p.confidence.ravel()[idx].astype(np.int32)
+        if p.corrected is not None:
+            corr = p.corrected.ravel()[idx]
+            counts = byte_histogram(p.corrected)
+            st.corrected_images = 1
+            st.corrected_pixels = int(counts[0] + counts[1])
+            counts[[0, 1, IGNORE]] = 0
+            if counts.any():
+                raise ValueError(
+                    f"class {p.class_id}: corrected mask values must be 0, 1 or 255, "
+                    f"found {np.flatnonzero(counts)[:5].tolist()}"
+                )
+            st.corrected_rejected = int(np.count_nonzero((corr == 1) & known & ~allowed))
+            lab = claim.ravel()[idx]
+            conf = np.where(corr == 1, 256, conf)
+            human.append(corr == 1)
+        else:
+            human.append(None)
         is_one = lab == 1
-        st.rejected_pixels = int(np.count_nonzero(is_one & known & ~allowed))
         mine = is_one & allowed
         certain.append(mine)
         band = num_ranks - rank.get(p.class_id, num_ranks)
-        key = np.where(mine, p.confidence.ravel()[idx].astype(np.int32) + band * 256, -1)
+        key = np.where(mine, conf + band * 257, -1)
         better = key > best
         winner[better] = k
         n_best[better] = 1
@@ -335,6 +400,7 @@ def fuse_image(
     flat_label[to_ignore] = IGNORE
     flat_source[to_ignore] = SOURCE_IGNORED
 
+    corrected = None
     for k, c in enumerate(ids):
         st = stats[c]
         mine = won & (winner == k)
@@ -342,4 +408,11 @@ def fuse_image(
         st.images_with_none = int(st.claimed_pixels == 0)
         st.overlap_lost = int(np.count_nonzero(certain[k] & ~mine))
         st.uncertain_ignored = int(np.count_nonzero(uncertain[k] & unc_ignored))
-    return FusedImage(label, source, stats)
+        if human[k] is not None:  # the human-checked pixels the class won: precise (source 0)
+            checked = mine & human[k]
+            st.corrected_claimed = int(np.count_nonzero(checked))
+            flat_source[idx[checked]] = SOURCE_PRECISE
+            if corrected is None:
+                corrected = np.zeros(shape, bool)
+            corrected.reshape(-1)[idx[checked]] = True
+    return FusedImage(label, source, stats, corrected)

@@ -29,7 +29,7 @@ import shlex
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from annotations.fileio import (
 )
 from annotations.labelmap import read_label, write_label
 from annotations.labelrun import latest_records
+from annotations.subset import read_subset
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine.datasets import (
     SOURCE_PRECISE,
@@ -59,6 +60,7 @@ from engine.datasets import (
     load_spec,
     read_source_map,
     relative_ref,
+    replaced_subset_photos,
     size_mismatch,
     source_dir,
 )
@@ -102,11 +104,15 @@ class FuseConfig:
     workers: int = 1  # worker processes (1: fuse in this process)
     force: bool = False  # redo every image, even those already fused with the same settings
     progress: bool = True  # draw a progress bar on stderr
+    # annotated subsets (engine annotate import) whose masks replace their class's pseudo
+    # labels on their images: human corrections trained on as precise labels
+    corrections: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data", Path(self.data))
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "pseudo", tuple(Path(p) for p in self.pseudo))
+        object.__setattr__(self, "corrections", tuple(Path(p) for p in self.corrections))
         for name in ("splits", "parents"):
             value = getattr(self, name)
             if value is not None:  # in order, once each (a split given twice is fused once)
@@ -145,6 +151,9 @@ class FuseConfig:
         d["pseudo"] = [str(p) for p in self.pseudo]
         for key in ("splits", "parents", "priority"):
             d[key] = None if d[key] is None else list(d[key])
+        d["corrections"] = [str(p) for p in self.corrections]
+        if not self.corrections:  # recorded as before corrections existed
+            del d["corrections"]
         return d
 
 
@@ -158,6 +167,30 @@ class Job:
     image_path: Path
     # the input's source map when --data is itself a fused dataset: its pseudo pixels stay pseudo
     source_path: Path | None = None
+    # (new class id, corrected mask) of each --corrections subset that annotates this image
+    corrections: tuple[tuple[int, Path], ...] = ()
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """An annotated subset fused as corrections (``--corrections``): its masks replace the
+    pseudo labels of its class on its images."""
+
+    path: Path  # the subset directory
+    class_name: str  # the new class its masks mark
+    split: str  # the split of its images
+    stems: tuple[str, ...]  # its images
+    subset_json_sha256: str  # hash of subset.json's bytes: which import this was
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "path_resolved": os.path.abspath(self.path),
+            "class": self.class_name,
+            "split": self.split,
+            "images": len(self.stems),
+            "subset_json_sha256": self.subset_json_sha256,
+        }
 
 
 @dataclass(frozen=True)
@@ -173,6 +206,7 @@ class FusePlan:
     config_hash: str  # hash of everything that decides the fused pixels
     # images fused from pseudo labels their run no longer vouches for: (run, split, stem, why)
     unvouched: tuple[tuple[str, str, str, str], ...] = ()
+    corrections: tuple[Corrections, ...] = ()  # the --corrections subsets, as given
 
     @property
     def new_ids(self) -> list[int]:
@@ -207,6 +241,7 @@ class FuseResult:
     config_hash: str = ""  # the settings' hash (manifest lines carry it)
     # images whose inputs could not be read: (split, stem, problem); not fused, not in ``report``
     failed: list[tuple[str, str, str]] = field(default_factory=list)
+    corrected: bool = False  # fused with --corrections (the report's rows on them)
 
 
 def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
@@ -503,19 +538,124 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
             Job(split, s.stem, s.label_path, s.image_path, sources and sources / f"{s.stem}.png")
             for s in dataset.samples
         ]
+    corrections = open_corrections(config, spec, taxonomy, runs, splits)
+    jobs = with_corrections(jobs, corrections, taxonomy)
     unvouched = check_vouched(runs, jobs)
     plan = FusePlan(spec, tuple(runs), taxonomy, rules, tuple(splits), tuple(jobs), "")
-    digest = config_hash(
-        {
-            "format": FUSE_FORMAT,
-            "rules": plan.settings(),
-            "taxonomy": taxonomy.to_dict(),
-            "runs": [r.run_json_sha256 for r in runs],
-        }
-    )
+    hashed = {
+        "format": FUSE_FORMAT,
+        "rules": plan.settings(),
+        "taxonomy": taxonomy.to_dict(),
+        "runs": [r.run_json_sha256 for r in runs],
+    }
+    if corrections:  # hashed as before corrections existed when there are none
+        hashed["corrections"] = [c.subset_json_sha256 for c in corrections]
+    digest = config_hash(hashed)
     return FusePlan(
-        spec, tuple(runs), taxonomy, rules, tuple(splits), tuple(jobs), digest, unvouched
+        spec,
+        tuple(runs),
+        taxonomy,
+        rules,
+        tuple(splits),
+        tuple(jobs),
+        digest,
+        unvouched,
+        tuple(corrections),
     )
+
+
+def open_corrections(
+    config: FuseConfig,
+    spec: DatasetSpec,
+    taxonomy: Taxonomy,
+    runs: list[PseudoRun],
+    splits: list[str],
+) -> list[Corrections]:
+    """The ``--corrections`` subsets, each checked against the fusion before anything is
+    written (one-line errors naming the subset and what to give): a subset of one of the new
+    classes fused here, on a split fused here, whose images are the dataset's, whose masks
+    are the images' size and whose photos were not replaced since the import; no image
+    corrected twice for one class."""
+    found: list[Corrections] = []
+    seen: dict[tuple[str, str, str], Path] = {}
+    new = [r.class_name for r in runs]
+    for path in config.corrections:
+        check_not_being_written(path, "engine fuse", "its annotated masks")
+        sub = read_subset(path)
+        json_path = path / "subset.json"
+        if class_key(sub.class_name) not in {class_key(n) for n in new}:
+            raise ValueError(
+                f"{json_path}: a subset of {sub.class_name}, which this fusion does not add "
+                f"(new classes: {', '.join(new)}): give --corrections a subset of one of them, "
+                "or the --pseudo run of its class"
+            )
+        name = taxonomy.get(sub.class_name).name
+        if sub.split not in splits:
+            raise ValueError(
+                f"{json_path}: a subset of split {sub.split!r}, which this fusion does not fuse "
+                f"({', '.join(splits)}): give --split {sub.split} too (its images need pseudo "
+                f"labels of every class), or leave this subset out"
+            )
+        data = SegDataset(spec, sub.split)
+        by_stem = {s.stem: s for s in data.samples}
+        absent = [s for s in sub.stems if s not in by_stem]
+        if absent:
+            raise ValueError(
+                f"{json_path}: {counted(len(absent), 'image')} of the subset not in "
+                f"{spec.image_dir(sub.split)}: {few(absent, total=True)} (a subset of another "
+                "dataset? give --corrections a subset imported with --data of this one)"
+            )
+        for stem in sub.stems:
+            key = (class_key(name), sub.split, stem)
+            if key in seen:
+                raise ValueError(
+                    f"{seen[key]} and {path}: both correct {name} on image {sub.split}/{stem}; "
+                    "give one subset per image and class (import them as one)"
+                )
+            seen[key] = path
+            w, h = image_size(by_stem[stem].image_path)
+            shape = sub.mask(stem).shape
+            if shape != (h, w):
+                raise ValueError(
+                    mask_size(sub.mask_path(stem), shape, by_stem[stem].image_path, w, h)
+                )
+        replaced = replaced_subset_photos(
+            sub, {s: by_stem[s].image_path for s in sub.stems}, spec.image_dir(sub.split)
+        )
+        if replaced:
+            raise ValueError(f"{replaced}; fused as corrections, they would train on them")
+        digest = hashlib.sha256(json_path.read_bytes()).hexdigest()
+        found.append(Corrections(path, name, sub.split, sub.stems, digest))
+    return found
+
+
+def mask_size(mask: Path, shape: tuple[int, ...], image: Path, w: int, h: int) -> str:
+    """The error of a corrected mask of another size than its image."""
+    return (
+        f"{mask}: corrected mask is {shape[1]}x{shape[0]} but its image {image} is {w}x{h}: "
+        "import the annotations of this image again (engine annotate import --data with the "
+        "dataset fused here), or leave the subset out of --corrections"
+    )
+
+
+def with_corrections(
+    jobs: list[Job], corrections: list[Corrections], taxonomy: Taxonomy
+) -> list[Job]:
+    """``jobs`` with each image's corrected masks (class id, mask path) attached."""
+    if not corrections:
+        return jobs
+    masks: dict[tuple[str, str], list[tuple[int, Path]]] = {}
+    for c in corrections:
+        for stem in c.stems:
+            masks.setdefault((c.split, stem), []).append(
+                (taxonomy.id_of(c.class_name), c.path / "masks" / f"{stem}.png")
+            )
+    return [
+        replace(j, corrections=tuple(sorted(masks[(j.split, j.stem)])))
+        if (j.split, j.stem) in masks
+        else j
+        for j in jobs
+    ]
 
 
 def _carried_sources(spec: DatasetSpec, split: str, data: Path) -> Path | None:
@@ -586,6 +726,7 @@ def input_stamp(plan: FusePlan, job: Job) -> str:
     """A short hash of the sizes and modification times of one image's input files (not their
     paths: the same files reached by another path are the same inputs)."""
     paths = [job.precise_path] + ([job.source_path] if job.source_path else [])
+    paths += [mask for _, mask in job.corrections]  # none without --corrections: as before
     for run in plan.runs:
         paths += [run.label_path(job.split, job.stem), run.confidence_path(job.split, job.stem)]
         if plan.rules.min_coverage is not None:
@@ -621,14 +762,19 @@ def fuse_job(job: Job) -> dict[str, Any]:
     fused = fuse_image(precise, pseudos, plan.rules, num_precise=plan.spec.taxonomy.num_classes)
     source = fused.source
     if carried is not None:  # pixels fusion left as they were keep the input's source
-        np.copyto(source, carried, where=source == SOURCE_PRECISE)  # a fresh map: in place
+        kept = source == SOURCE_PRECISE
+        if fused.corrected is not None:  # a human-checked pixel of the class is precise
+            kept &= ~fused.corrected
+        np.copyto(source, carried, where=kept)  # a fresh map: in place
     label_path, source_path = output_paths(out, job.split, job.stem)
     write_label(label_path, fused.label)
     write_label(source_path, source)
     return {
         **record,
         **stamps,
-        "classes": {plan.taxonomy[c].name: asdict(s) for c, s in fused.stats.items()},
+        "classes": {
+            plan.taxonomy[c].name: s.counts(bool(plan.corrections)) for c, s in fused.stats.items()
+        },
         "seconds": round(time.perf_counter() - t0, 4),
     }
 
@@ -641,12 +787,18 @@ def _read_inputs(plan: FusePlan, job: Job) -> tuple[Any, list[PseudoLabel], Any]
     if precise.shape != (h, w):
         raise ValueError(size_mismatch(job.precise_path, precise.shape, job.image_path, (w, h)))
     with_instances = plan.rules.min_coverage is not None
+    corrected = {}
+    for class_id, mask_path in job.corrections:
+        mask = read_label(mask_path)
+        if mask.shape != precise.shape:
+            raise ValueError(mask_size(mask_path, mask.shape, job.image_path, w, h))
+        corrected[class_id] = mask
     pseudos = []
     for run, class_id in zip(plan.runs, plan.new_ids, strict=True):
         label, conf, inst = read_pseudo(
             run, job.split, job.stem, precise.shape, with_instances, str(job.precise_path)
         )
-        pseudos.append(PseudoLabel(class_id, label, conf, inst))
+        pseudos.append(PseudoLabel(class_id, label, conf, inst, corrected.get(class_id)))
     carried = None if job.source_path is None else read_source_map(job.source_path, precise.shape)
     return precise, pseudos, carried
 
@@ -727,6 +879,9 @@ def _fuse_json(plan: FusePlan, config: FuseConfig, status: str, extra: dict) -> 
             "data": os.path.abspath(config.data),
             "images": plan.spec.images_entry(),
             "pseudo": [r.to_dict() for r in plan.runs],
+            **(
+                {"corrections": [c.to_dict() for c in plan.corrections]} if plan.corrections else {}
+            ),
         },
         "taxonomy": plan.taxonomy.to_dict(),
         "splits": {s: sum(j.split == s for j in plan.jobs) for s in plan.splits},
@@ -868,6 +1023,7 @@ def fuse(config: FuseConfig) -> FuseResult:
             continue
         for name, counts in rec["classes"].items():
             report[name] = report[name] + ClassStats.from_dict(counts)
+    warn_corrections_rejected(report, plan)
     result = FuseResult(
         out=out,
         taxonomy=plan.taxonomy,
@@ -879,6 +1035,7 @@ def fuse(config: FuseConfig) -> FuseResult:
         seconds=time.perf_counter() - t0,
         config_hash=plan.config_hash,
         failed=failed,
+        corrected=bool(plan.corrections),
     )
     extra = {
         "images": {
@@ -888,7 +1045,7 @@ def fuse(config: FuseConfig) -> FuseResult:
             "failed": len(failed),
         },
         "seconds": round(result.seconds, 3),
-        "report": {name: s.to_dict() for name, s in report.items()},
+        "report": {name: s.to_dict(bool(plan.corrections)) for name, s in report.items()},
         **(
             {"failed": [{"split": a, "stem": b, "error": c} for a, b, c in failed]}
             if failed
@@ -900,6 +1057,27 @@ def fuse(config: FuseConfig) -> FuseResult:
     if todo or not _same_record(out / FUSE_RECORD, final):
         atomic_write_json(out / FUSE_RECORD, final)
     return result
+
+
+def warn_corrections_rejected(report: dict[str, ClassStats], plan: FusePlan) -> None:
+    """A warning naming the corrected pixels of a class that the parent constraint kept precise
+    (a corrected mask's 1s on a precise class that is not the class's parent): the precise
+    labels win there, as over pseudo labels; ``--no-parent-constraint`` lets the human win."""
+    named: set[str] = set()
+    for c in plan.corrections:  # once a class, its count summed over its subsets
+        st = report.get(c.class_name)
+        if st is None or not st.corrected_rejected or c.class_name in named:
+            continue
+        named.add(c.class_name)
+        log.warning(
+            "%s: %s pixels its masks mark %s lie on precise classes that are not its parents "
+            "(%s) and keep their precise labels (the parent constraint); to let the "
+            "corrections win there: --no-parent-constraint (or --parent with those classes)",
+            c.path,
+            f"{st.corrected_rejected:,}",
+            c.class_name,
+            ", ".join(plan.settings()["parents"][c.class_name]),
+        )
 
 
 def remove_orphans(out: Path, plan: FusePlan) -> None:

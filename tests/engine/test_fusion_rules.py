@@ -323,3 +323,82 @@ def test_248_new_classes_the_most_uint8_ids_hold_overlap_exactly():
     assert fused.label.tolist() == [[U, 254, U]]  # a 248-way tie; 254 most confident; uncertain
     assert fused.source.tolist() == [[2, 1, 2]]
     assert sum(s.overlap_lost for s in fused.stats.values()) == 248 + 247
+
+
+def corrected(class_id, label, mask, conf=None) -> PseudoLabel:
+    p = pl(class_id, label, conf)
+    return PseudoLabel(p.class_id, p.label, p.confidence, None, a(mask))
+
+
+def test_a_corrected_mask_replaces_the_pseudo_label_where_it_is_annotated():
+    # 1 -> the class, precise (source 0); 0 -> not the class, the precise label kept (a pseudo
+    # 1 and an uncertain pixel dropped); 255 -> the pseudo label as it is
+    precise = a([[O, O, O, O, O, O]])
+    fused = fuse_image(
+        precise, [corrected(BIKE, [[0, 1, U, 1, 0, U]], [[1, 0, 0, U, U, U]])], rules()
+    )
+    np.testing.assert_array_equal(fused.label, a([[BIKE, O, O, BIKE, O, U]]))
+    np.testing.assert_array_equal(fused.source, a([[0, 0, 0, 1, 0, 2]]))
+    np.testing.assert_array_equal(fused.corrected, np.array([[1, 0, 0, 0, 0, 0]], bool))
+    s = fused.stats[BIKE]
+    assert (s.pseudo_pixels, s.claimed_pixels, s.uncertain_ignored) == (2, 2, 1)
+    assert (s.corrected_images, s.corrected_pixels, s.corrected_claimed) == (1, 3, 1)
+
+
+def test_an_all_unannotated_correction_fuses_as_no_correction():
+    precise = a([[O, O, G], [O, O, H]])
+    label = [[1, U, 1], [0, 1, 0]]
+    plain = fuse_image(precise, [pl(BIKE, label)], rules())
+    masked = fuse_image(precise, [corrected(BIKE, label, [[U] * 3] * 2)], rules())
+    np.testing.assert_array_equal(masked.label, plain.label)
+    np.testing.assert_array_equal(masked.source, plain.source)
+    assert masked.stats[BIKE].corrected_pixels == 0
+
+
+def test_the_parent_constraint_holds_for_corrections_unless_turned_off():
+    # a corrected 1 on Ground (not Bicycle's parent) keeps Ground, counted; without the
+    # constraint the human wins, but never over a precise 255
+    precise = a([[O, G, U]])
+    fused = fuse_image(precise, [corrected(BIKE, [[0, 0, 0]], [[1, 1, 1]])], rules())
+    np.testing.assert_array_equal(fused.label, a([[BIKE, G, U]]))
+    np.testing.assert_array_equal(fused.source, a([[0, 0, 0]]))
+    s = fused.stats[BIKE]
+    assert (s.corrected_claimed, s.corrected_rejected, s.rejected_pixels) == (1, 1, 0)
+    free = fuse_image(
+        precise, [corrected(BIKE, [[0, 0, 0]], [[1, 1, 1]])], rules(parent_constraint=False)
+    )
+    np.testing.assert_array_equal(free.label, a([[BIKE, BIKE, U]]))
+    np.testing.assert_array_equal(free.source, a([[0, 0, 0]]))
+
+
+def test_a_correction_of_one_class_leaves_another_class_s_pseudo_pixels():
+    # Bicycle corrected to 0 where Car's pseudo label claims: Car keeps its pixel (pseudo);
+    # a corrected Bicycle pixel beats Car's most confident pseudo pixel, but not a Car that
+    # --priority ranks first
+    precise = a([[O, O, O]])
+    bike = corrected(BIKE, [[1, 1, 0]], [[0, 1, U]], [[250, 10, 0]])
+    car = pl(CAR, [[1, 1, 1]], [[100, 255, 50]])
+    fused = fuse_image(precise, [bike, car], rules())
+    np.testing.assert_array_equal(fused.label, a([[CAR, BIKE, CAR]]))
+    np.testing.assert_array_equal(fused.source, a([[1, 0, 1]]))
+    assert fused.stats[CAR].overlap_lost == 1
+    ranked = fuse_image(precise, [bike, car], rules(priority=(CAR,)))
+    np.testing.assert_array_equal(ranked.label, a([[CAR, CAR, CAR]]))
+    np.testing.assert_array_equal(ranked.source, a([[1, 1, 1]]))
+    assert ranked.stats[BIKE].corrected_claimed == 0
+
+
+def test_a_corrected_mask_of_bad_values_or_size_is_refused():
+    with pytest.raises(
+        ValueError, match="corrected mask values must be 0, 1 or 255, found \\[2\\]"
+    ):
+        fuse_image(a([[O, O]]), [corrected(BIKE, [[0, 0]], [[2, 1]])], rules())
+    with pytest.raises(ValueError, match="corrected mask must be \\(1, 2\\) uint8"):
+        fuse_image(a([[O, O]]), [corrected(BIKE, [[0, 0]], [[1, 1, 1]])], rules())
+
+
+def test_stats_without_corrections_are_recorded_as_before():
+    s = ClassStats(images=1, corrected_pixels=3)
+    assert "corrected_pixels" not in s.to_dict(corrections=False)
+    assert "corrected_pixels" not in s.counts(corrections=False)
+    assert ClassStats.from_dict(s.to_dict()) == s

@@ -1,0 +1,212 @@
+"""The data engine's loop closed: an annotated subset's corrected masks fused into the training
+labels (``engine fuse --corrections``), on a tiny synthetic dataset through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from annotations.labelmap import read_label, write_label
+from cli import app
+
+runner = CliRunner()
+STEM = "synth_train_0001"  # the train image with the most Bicycle pixels (507 at 128x96)
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [*args, "--no-progress"])
+
+
+@pytest.fixture(scope="module")
+def loop(tmp_path_factory) -> Path:
+    """synth, label Bicycle and Car (simulated), and a corrected mask of a train image imported
+    as an annotated subset: the truth on its left 100 columns, unannotated (255) on the rest,
+    plus 1s on 5 Ground pixels (not Bicycle's parent)."""
+    root = tmp_path_factory.mktemp("loop")
+    cwd = Path.cwd()
+    import os
+
+    os.chdir(root)
+    try:
+        steps = [
+            ("synth", "--out", "data", "--train", "3", "--val", "1", "--test", "1",
+             "--size", "128x96"),
+            ("label", "--class", "Bicycle", "--data", "data", "--backend", "simulated"),
+            ("label", "--class", "Car", "--data", "data", "--backend", "simulated"),
+        ]  # fmt: skip
+        for step in steps:
+            res = invoke(*step)
+            assert res.exit_code == 0, res.output
+        mask = read_label(Path(f"data/new_classes/bicycle/train/{STEM}.png")).copy()
+        precise = read_label(Path(f"data/annotations/train/{STEM}.png"))
+        ground = np.argwhere((precise == 4)[:, :100])[:5]
+        mask[ground[:, 0], ground[:, 1]] = 1
+        mask[:, 100:] = 255
+        Path("ann").mkdir()
+        write_label(Path(f"ann/{STEM}.png"), mask)
+        res = invoke(
+            "annotate", "import", "ann", "--format", "png", "--class", "Bicycle", "--data",
+            "data", "--split", "train", "--out", "subsets/bicycle-train",
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        res = invoke("fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--pseudo",
+                     "runs/label/car", "--out", "runs/fused/plain")  # fmt: skip
+        assert res.exit_code == 0, res.output
+    finally:
+        os.chdir(cwd)
+    return root
+
+
+def test_fuse_corrections_trains_on_the_corrected_mask(loop: Path, monkeypatch, caplog):
+    monkeypatch.chdir(loop)
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        res = invoke(
+            "fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--pseudo",
+            "runs/label/car", "--corrections", "subsets/bicycle-train", "--out", "runs/fused/corr",
+        )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (
+        "subsets/bicycle-train: 5 pixels its masks mark Bicycle lie on precise classes "
+        "that are not its parents (Others) and keep their precise labels"
+    ) in caplog.text
+    assert "corrected images (annotated subset)" in res.output
+    fused, plain = Path("runs/fused/corr"), Path("runs/fused/plain")
+    truth = read_label(Path(f"data/new_classes/bicycle/train/{STEM}.png"))
+    precise = read_label(Path(f"data/annotations/train/{STEM}.png"))
+    label = read_label(fused / f"labels/train/{STEM}.png")
+    source = read_label(fused / f"sources/train/{STEM}.png")
+    left = np.zeros(truth.shape, bool)
+    left[:, :100] = True
+    car = label == 8  # Car's pseudo pixels stay where Bicycle was corrected to 0
+    np.testing.assert_array_equal((label == 7)[left], (truth == 1)[left])
+    # on the annotated columns Bicycle is the human's (source 0) and the rest its precise label,
+    # but where Car's pseudo label claims (source 1) or is uncertain (255, source 2)
+    car_unsure = read_label(Path(f"runs/label/car/labels/train/{STEM}.png")) == 255
+    ignored = label == 255
+    assert not (ignored & left & ~car_unsure).any() and (source[left & ignored] == 2).all()
+    decided = left & ~car & ~ignored
+    assert (source[decided] == 0).all() and (source[left & car] == 1).all()
+    other = decided & (label != 7)
+    np.testing.assert_array_equal(label[other], precise[other])
+    # unannotated columns: the pseudo labels, as without corrections
+    plain_label = read_label(plain / f"labels/train/{STEM}.png")
+    np.testing.assert_array_equal(label[~left], plain_label[~left])
+    for kind in ("labels", "sources"):  # every other image: the same bytes
+        for path in (plain / kind).rglob("*.png"):
+            if path.stem != STEM:
+                assert path.read_bytes() == (fused / path.relative_to(plain)).read_bytes(), path
+    record = json.loads((fused / "fuse.json").read_text())
+    (entry,) = record["inputs"]["corrections"]
+    assert (entry["path"], entry["class"], entry["split"], entry["images"]) == (
+        "subsets/bicycle-train", "Bicycle", "train", 1,
+    )  # fmt: skip
+    assert record["config"]["corrections"] == ["subsets/bicycle-train"]
+    assert record["report"]["Bicycle"]["corrected_rejected"] == 5
+    assert "corrections" not in json.loads((plain / "fuse.json").read_text())["config"]
+    assert "corrected_pixels" not in (plain / "manifest.jsonl").read_text()
+    # resumed: nothing to do; the subset imported again: fused again, as a changed run is
+    res = invoke(
+        "fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--pseudo", "runs/label/car",
+        "--corrections", "subsets/bicycle-train", "--out", "runs/fused/corr",
+    )  # fmt: skip
+    assert "fused 0 images, skipped 5" in res.output, res.output
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        res = invoke(
+            "fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--pseudo",
+            "runs/label/car", "--out", "runs/fused/corr",
+        )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "5 images fused with other settings or inputs will be fused again" in caplog.text
+
+
+def test_a_training_validated_on_the_fused_subset_says_it_trained_on_it(loop: Path, monkeypatch):
+    from engine.datasets import SegDataset, load_spec
+    from trainer.validate import load_subset, subset_warnings
+
+    monkeypatch.chdir(loop)
+    res = invoke(
+        "fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
+        "subsets/bicycle-train", "--out", "runs/fused/trained",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    for fused, said in (
+        ("runs/fused/trained", "was fused into the training labels as corrections"),
+        ("runs/fused/plain", "on their pseudo labels"),
+    ):
+        target = load_subset("subsets/bicycle-train", SegDataset(load_spec(fused), "train"))
+        (warning,) = subset_warnings([target], "train")
+        assert said in warning, warning
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        (
+            ("--pseudo", "runs/label/car", "--corrections", "subsets/bicycle-train"),
+            "error: subsets/bicycle-train/subset.json: a subset of Bicycle, which this fusion "
+            "does not add (new classes: Car): give --corrections a subset of one of them, or "
+            "the --pseudo run of its class",
+        ),
+        (
+            (
+                "--pseudo",
+                "runs/label/bicycle",
+                "--split",
+                "val",
+                "--corrections",
+                "subsets/bicycle-train",
+            ),
+            "error: subsets/bicycle-train/subset.json: a subset of split 'train', which this "
+            "fusion does not fuse (val): give --split train too",
+        ),  # fmt: skip
+    ],
+)
+def test_a_subset_of_another_class_or_split_is_one_line(loop, monkeypatch, extra, error):
+    monkeypatch.chdir(loop)
+    res = invoke("fuse", "--data", "data", "--out", "runs/fused/refused", *extra)
+    assert res.exit_code == 2 and " ".join(res.output.split()).startswith(error), res.output
+    assert not Path("runs/fused/refused").exists()
+
+
+def test_a_corrected_mask_of_another_size_is_one_line_naming_both(loop, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(loop)
+    sub = tmp_path / "sub"
+    shutil.copytree("subsets/bicycle-train", sub)
+    write_label(sub / f"masks/{STEM}.png", np.zeros((10, 12), np.uint8))
+    res = invoke("fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
+                 str(sub), "--out", str(tmp_path / "out"))  # fmt: skip
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2, res.output
+    assert said.startswith(
+        f"error: {sub}/masks/{STEM}.png: corrected mask is 12x10 but its image "
+        f"data/images/train/{STEM}.jpg is 128x96: import the annotations of this image again"
+    ), said
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_report_of_fused_labels_that_are_the_subset_says_why(loop: Path, monkeypatch):
+    """The fused row equals a subset fused as corrections: the report's "measures nothing"
+    warning names the fusion, not "is that folder the annotations themselves?"."""
+    from engine.datasets import DatasetSpec, fused_as_corrections
+    from engine.report import match_warnings
+
+    monkeypatch.chdir(loop)
+    res = invoke(
+        "fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
+        "subsets/bicycle-train", "--out", "runs/fused/reported",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    subset = Path("subsets/bicycle-train")
+    fused_by = fused_as_corrections(DatasetSpec(root=Path("runs/fused/reported")), subset)
+    assert fused_by == Path("runs/fused/reported/fuse.json")
+    assert fused_as_corrections(DatasetSpec(root=Path("runs/fused/plain")), subset) is None
+    row = {"kind": "fused labels", "matches_annotation": True, "images": 1}
+    (line,) = match_warnings([row], subset, fused_by)
+    assert "they were fused with this subset as corrections (runs/fused/reported/fuse.json" in line
