@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -709,7 +710,8 @@ def render_train_run(stats: TrainRunStats) -> list:
         if stats.finished
         else f"running now: {holder}"
         if holder
-        else "stopped: engine train --resume continues it"
+        # the run's folder: a bare --resume continues runs/train/run, the default --out
+        else f"stopped: engine train --out {shlex.quote(str(stats.root))} --resume continues it"
     )
     head.add_row("step", f"{stats.step:,} of {iters:,} ({state})")
     head.add_row("data", str(c.get("data")))

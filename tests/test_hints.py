@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -192,3 +193,24 @@ def test_a_resume_that_trains_nothing_suggests_iters_the_command_takes(tmp_path)
         given = re.findall(r"give --iters (?:above )?(\S+)", str(e.value))
         assert given and _parses(["train", "--iters", given[0]]), str(e.value)
         assert f"--iters {iters} leaves" in str(e.value)
+
+
+def test_engine_info_s_resume_hint_names_the_run(tmp_path, monkeypatch):
+    """``engine info RUN`` of a stopped training run said ``engine train --resume continues
+    it``: a bare --resume continues the default --out (runs/train/run), not RUN, and there
+    answered "--data is required ... (no runs/train/run/config.json: is --out the run?)"."""
+    import json
+
+    from engine.info import render_train_run, train_run_stats
+
+    run = tmp_path / "my run"
+    run.mkdir()
+    config = {"preset": "tiny", "data": "d", "iters": 100, "augment": {}}
+    (run / "config.json").write_text(json.dumps({"config": config}))
+    (run / "metrics.jsonl").write_text('{"step": 40, "loss": 1.5}\n')
+    (run / "last.pt").write_bytes(b"")
+    head = render_train_run(train_run_stats(run))[0]
+    step = next(iter(head.columns[1].cells))
+    hint = re.search(r"stopped: (engine .*) continues it", step).group(1)
+    args = shlex.split(hint)[1:]
+    assert _parses(args) and args[args.index("--out") + 1] == str(run), hint
