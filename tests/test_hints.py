@@ -214,3 +214,37 @@ def test_engine_info_s_resume_hint_names_the_run(tmp_path, monkeypatch):
     hint = re.search(r"stopped: (engine .*) continues it", step).group(1)
     args = shlex.split(hint)[1:]
     assert _parses(args) and args[args.index("--out") + 1] == str(run), hint
+
+
+def _engine(args: list[str], monkeypatch) -> str:
+    """``engine ARGS`` in this process, with ``sys.argv`` as the shell gives it (run.json and
+    the other records keep it); its output, asserting it succeeded."""
+    from typer.testing import CliRunner
+
+    monkeypatch.setattr("sys.argv", ["/bin/engine", *args])
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    return res.output
+
+
+def test_fuse_s_label_them_first_command_labels_the_images_missing(tmp_path, monkeypatch):
+    """A run labelled as ``--shard 0/2`` lacks shard 1's images; fusing it said ``label them
+    first: engine label ... --shard 0/2 --split train``, which labels shard 0's again (all done:
+    skipped), and the fusion refused the same images again."""
+    from engine.fusion import FuseConfig, fuse
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=2, val=0, test=0, size=(96, 64)), progress=False
+    )
+    run = tmp_path / "run"
+    label = ["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated"]
+    _engine([*label, "--out", str(run), "--split", "train", "--shard", "0/2"], monkeypatch)
+    config = FuseConfig(data=data, pseudo=(run,), out=tmp_path / "fused", splits=("train",))
+    with pytest.raises(ValueError, match="label them first: ") as e:
+        fuse(config)
+    hint = re.search(r"label them first: (engine .*)\)$", str(e.value)).group(1)
+    args = shlex.split(hint)[1:]
+    assert _parses(args), hint
+    _engine(args, monkeypatch)
+    assert fuse(config).fused == 2
