@@ -9,6 +9,7 @@ others build the hint and parse the command it suggests with click, as the shell
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shlex
 from pathlib import Path
@@ -248,3 +249,188 @@ def test_fuse_s_label_them_first_command_labels_the_images_missing(tmp_path, mon
     assert _parses(args), hint
     _engine(args, monkeypatch)
     assert fuse(config).fused == 2
+
+
+# -- "Reproduce it": the commands the JSON records hold ------------------------------------------
+# Each record's ``config`` is the command that made it (the docs' "Reproduce it" paragraphs):
+# its keys are the options' names (``pred_class_id`` is --pred-class-id) but for the renames
+# here, its positional arguments, and the settings a library caller has only.
+RECORDS = {
+    # record: (command, renamed keys, positional keys, library-only keys)
+    "synth.json": ("synth", {}, (), {"jpeg_quality"}),
+    "fuse.json": ("fuse", {"splits": "--split", "parents": "--parent"}, (), set()),
+    "review.json": ("review", {}, ("run",), {"quality"}),
+    "pick-test.json": ("annotate pick", {"n": "-n"}, ("run",), {"tiny_fraction"}),
+    "export": ("annotate export", {"stems": "--stem", "formats": "--format"}, ("run",), set()),
+    "report.json": ("report", {"class_name": "--class"}, (), {"title"}),
+    "evaluate.json": ("evaluate", {"json_out": "--json"}, (), set()),
+    "compare.json": (
+        "compare",
+        {
+            "class_name": "--class",
+            "sources": "--source",
+            "json_out": "--json",
+            "markdown_out": "--markdown",
+            "plot_out": "--plot",
+        },
+        (),
+        set(),
+    ),  # fmt: skip
+    "predict.json": ("predict", {}, (), {"amp"}),
+    # the README: lr, grad_clip and num_points are DemoConfig's only
+    "summary.json": ("demo", {"classes": "--class"}, (), {"lr", "grad_clip", "num_points"}),
+}
+
+
+# recorded nulls that an option spells out (else null is the option left out)
+NONE_IS = {("predict.json", "size"): "original"}
+
+
+def _value(key: str, value) -> str:
+    """A recorded value as the command line spells it: ``[W, H]`` sizes ``WxH``, scales and
+    other lists comma-separated, a compare source ``NAME=DIR``."""
+    if isinstance(value, (list, tuple)):
+        if key == "size":
+            return "x".join(map(str, value))
+        if key == "sources":
+            return "=".join(map(str, value))
+        return ",".join(map(str, value))
+    return str(value)
+
+
+def _recorded_command(record: str, config: dict) -> tuple[list[str], list[str]]:
+    """``(engine ARGS, keys that name no option)`` of a record's ``config``."""
+    words, renamed, positional, library = RECORDS[record]
+    command, _ = _command(words.split())
+    params = {o: p for p in command.params for o in (*p.opts, *getattr(p, "secondary_opts", []))}
+    args, unknown = [*words.split(), *(str(config[k]) for k in positional)], []
+    for key, value in config.items():
+        option = renamed.get(key, "--" + key.replace("_", "-"))
+        if value is None and (record, key) in NONE_IS:
+            value = NONE_IS[record, key]
+        if key in positional or key in library or value is None:
+            continue
+        param = params.get(option)
+        if param is None:
+            unknown.append(key)
+        elif getattr(param, "is_flag", False):
+            on, off = param.opts[0], (param.secondary_opts or [None])[0]
+            args += [on] if value else [off] if off else []
+        elif getattr(param, "multiple", False) and isinstance(value, (list, tuple)):
+            for item in value:
+                args += [option, _value(key, item)]
+        else:
+            args += [option, _value(key, value)]
+    return args, unknown
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory) -> dict[str, dict]:
+    """The ``config`` of each record of :data:`RECORDS`, each output made by its command on a
+    few synthetic 96x64 scenes (predictions by a tiny model, untrained)."""
+    from tests.model_helpers import save_model
+    from trainer.models.registry import create_model
+
+    d = tmp_path_factory.mktemp("records")
+    data, run, subset = d / "data", d / "run", d / "subset"
+    with pytest.MonkeyPatch.context() as mp:
+        engine = lambda *args: _engine([str(a) for a in args], mp)  # noqa: E731
+        engine("synth", "--out", data, "--train", 1, "--val", 0, "--test", 2, "--size", "96x64")
+        engine(
+            "label", "--data", data, "--class", "Bicycle", "--backend", "simulated", "--out", run
+        )
+        engine("fuse", "--data", data, "--pseudo", run, "--out", d / "fused", "--priority",
+               "Bicycle", "--split", "train,test", "--parent", "Others", "--uncertain",
+               "keep-parent", "--min-coverage", 0.1, "--no-parent-constraint")  # fmt: skip
+        truth = data / "new_classes/bicycle/test"
+        engine("annotate", "import", truth, "--format", "png", "--class", "Bicycle", "--data",
+               data, "--split", "test", "--out", subset, "--png-value", 1)  # fmt: skip
+        engine("review", run, "--out", d / "review", "--thumb", 64, "--pred", d / "fused/labels/test",
+               "--pred-class-id", 7, "--gt", subset, "--split", "test", "--limit", 5,
+               "--no-detail")  # fmt: skip
+        engine("annotate", "pick", run, "-n", 1, "--split", "test", "--seed", 3)
+        engine("annotate", "export", run, "--out", d / "export", "--split", "test", "--format",
+               "coco,labelstudio", "--mask-format", "polygon", "--simplify", 0.5, "--image-url",
+               "/data/", "--stem", "synth_test_0001")  # fmt: skip
+        engine("report", "--subset", subset, "--pseudo", run, "--fused", d / "fused", "--out",
+               d / "report", "--no-chart", "--class", "Bicycle", "--overlays", 1)  # fmt: skip
+        engine("evaluate", "--pred", d / "fused/labels/test", "--gt", data / "annotations/test",
+               "--json", d / "evaluate.json", "--resize-pred", "nearest", "--bf1-mode", "image",
+               "--fold-new-classes", "--taxonomy", d / "fused/taxonomy.json")  # fmt: skip
+        engine("compare", "--class", "Bicycle", "--gt", subset, "--source", f"pseudo={run}",
+               "--source", f"fused={d / 'fused/labels/test'}", "--json", d / "compare.json",
+               "--input", "auto", "--bf1-mode", "image")  # fmt: skip
+        ckpt = save_model(d / "tiny.pt", create_model("tiny", num_classes=7))
+        engine("predict", "--checkpoint", ckpt, "--data", data, "--split", "test", "--size",
+               "original", "--scales", "1,1.25", "--out", d / "pred", "--device", "cpu",
+               "--flip", "--guided-filter", "--gf-guide", "grey", "--gf-radius", 2,
+               "--sliding-window")  # fmt: skip
+    read = lambda path: json.loads(path.read_text())  # noqa: E731
+    return {
+        "synth.json": read(data / "synth.json")["config"],
+        "fuse.json": read(d / "fused/fuse.json")["config"],
+        "review.json": read(d / "review/review.json")["config"],
+        "pick-test.json": read(run / "pick-test.json")["config"],
+        "export": read(d / "export/coco.json")["info"]["mass_engine_export"]["config"],
+        "report.json": read(d / "report/report.json")["config"],
+        "evaluate.json": read(d / "evaluate.json")["config"],
+        "compare.json": read(d / "compare.json")["config"],
+        "predict.json": read(d / "pred/predict.json")["config"],
+        "subset.json": read(subset / "subset.json"),
+    }
+
+
+@pytest.mark.parametrize("record", sorted(set(RECORDS) - {"summary.json"}))
+def test_a_record_s_config_is_a_command_the_engine_takes(records, record):
+    args, unknown = _recorded_command(record, records[record])
+    assert unknown == [], f"{record}: config keys that name no option: {unknown}"
+    assert _parses(args), f"{record}: engine {shlex.join(args)}"
+
+
+def _elsewhere(path: str) -> str:
+    """``path`` beside itself, named ``-again``: ``a/pick-test.txt`` -> ``a/pick-test-again.txt``."""
+    p = Path(path)
+    return str(p.with_name(f"{p.stem}-again{p.suffix}"))
+
+
+@pytest.mark.parametrize("record", sorted(set(RECORDS) - {"summary.json"}))
+def test_a_record_s_command_runs_again(records, record, monkeypatch):
+    """The recorded command, its outputs moved to new paths, runs: the values the record holds
+    pass the command's own checks too (sizes, scales, choices), not only click's."""
+    config = dict(records[record])
+    for key in ("out", "json_out"):
+        if config.get(key):
+            config[key] = _elsewhere(config[key])
+    args, _ = _recorded_command(record, config)
+    _engine(args, monkeypatch)
+
+
+def test_a_subset_s_record_is_the_import_command(records, monkeypatch):
+    """docs/annotate.md: ``engine annotate import SOURCES --format FORMAT --class CLASS --data
+    DATA --split SPLIT --out NEW`` with subset.json's values and its import options."""
+    info = records["subset.json"]
+    options = info["import_options"]
+    args = ["annotate", "import", *sorted(set(info["sources"].values()))]
+    args += ["--format", info["import_format"], "--class", info["class_name"]]
+    args += ["--data", info["data"], "--split", info["split"], "--out", _elsewhere(info["out"])]
+    args += ["--png-binary"] if options.get("png_binary") else []
+    args += ["--png-value", str(options["png_value"])] if options.get("png_value") else []
+    assert _parses(args), shlex.join(args)
+    _engine(args, monkeypatch)
+
+
+def test_the_demo_summary_s_config_is_the_demo_s_command():
+    """summary.json's ``config`` (README "Reproduce it"), as :func:`engine.demo.run_demo` writes
+    it, with ``resolved``'s device, processes and threads: options of engine demo (without
+    running the demo; its summary holds ``dataclasses.asdict`` of its config)."""
+    import dataclasses
+
+    from engine.demo import DemoConfig
+
+    cfg = DemoConfig(classes=("Car",), size=(160, 120), crop=96, init="none", guided_filter=True)
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(cfg).items()}
+    config.update(device="cpu", processes=2, threads=1)  # resolved
+    config = {k: None if v == "" else v for k, v in config.items()}  # no detector: left out
+    args, unknown = _recorded_command("summary.json", config)
+    assert unknown == [], f"summary.json: config keys that name no option: {unknown}"
+    assert _parses(args), shlex.join(args)
