@@ -431,7 +431,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     chash = str(doc.get("config_hash", ""))
     latest = latest_records(run.root)
     spec = None
-    if info.data_root is not None and info.data_root.is_dir():
+    if info.data_root is not None and info.data_root.exists():
         spec = _spec_or_none(info.data_root)
     # the splits the run is to label (its --split, else every split of its dataset), those it
     # labelled: a split where nothing is labelled yet shows as not yet

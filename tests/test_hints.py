@@ -434,3 +434,26 @@ def test_the_demo_summary_s_config_is_the_demo_s_command():
     args, unknown = _recorded_command("summary.json", config)
     assert unknown == [], f"summary.json: config keys that name no option: {unknown}"
     assert _parses(args), shlex.join(args)
+
+
+def test_engine_info_s_next_line_of_a_run_on_a_spec_file_fuses_it(tmp_path, monkeypatch):
+    """A run labelled with ``--data SPEC`` (a spec file, not a root) showed ``?`` under "not
+    yet" and no ``next:`` line: engine info opened its dataset only where it was a folder."""
+    from engine.info import label_run_stats, render_label_run
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=1, val=0, test=1, size=(96, 64)), progress=False
+    )
+    spec = data / "mine.yaml"
+    spec.write_text("images: images/{split}\nlabels: annotations/{split}\n")
+    run = tmp_path / "run"
+    _engine(["label", "--data", str(spec), "--class", "Bicycle", "--backend", "simulated",
+             "--out", str(run)], monkeypatch)  # fmt: skip
+    stats = label_run_stats(run)
+    assert [s.pending for s in stats.splits.values()] == [0, 0]
+    lines = [str(line) for line in render_label_run(stats)]
+    fuse = re.search(r"next: .*, (engine fuse .*) \(joint", lines[-1]).group(1)
+    args = shlex.split(fuse.replace("FUSED", str(tmp_path / "fused")))[1:]
+    assert args[args.index("--data") + 1] == str(spec)
+    _engine(args, monkeypatch)
