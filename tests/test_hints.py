@@ -457,3 +457,38 @@ def test_engine_info_s_next_line_of_a_run_on_a_spec_file_fuses_it(tmp_path, monk
     args = shlex.split(fuse.replace("FUSED", str(tmp_path / "fused")))[1:]
     assert args[args.index("--data") + 1] == str(spec)
     _engine(args, monkeypatch)
+
+
+def test_training_s_unreadable_images_hint_opens_the_spec_file_given(tmp_path):
+    """Training on ``--data SPEC`` (a spec file outside its root) stopped at images it cannot
+    read with ``engine info ROOT lists every problem``; there engine info found no dataset
+    (``no image split folders found``): the spec file is what it opens."""
+    from typer.testing import CliRunner
+
+    from engine.synth import SynthConfig, generate
+    from trainer.config import AugmentConfig, config_from
+    from trainer.data import TrainSet
+    from trainer.train import train
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=2, val=0, test=0, size=(96, 64)), progress=False
+    )
+    for image in (data / "images/train").iterdir():
+        image.write_bytes(b"not a jpeg")
+    (tmp_path / "specs").mkdir()
+    spec = tmp_path / "specs/mine.yaml"
+    spec.write_text("images: ../data/images/{split}\nlabels: ../data/annotations/{split}\n")
+    with pytest.raises(ValueError, match="lists every problem") as e:
+        TrainSet(str(spec), "train", AugmentConfig(crop=32))[0, (0,)]
+    assert f"`engine info {spec}`" in str(e.value)
+    cfg = config_from(
+        {}, "config", data=str(spec), preset="tiny", out=str(tmp_path / "run"), iters=1,
+        batch_size=2, device="cpu", backbone_weights="none", val_split="", num_workers=0,
+        processes=1, progress=False,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="lists every problem") as e:
+        train(cfg)
+    hint = re.search(r"`(engine info [^`]+)`", str(e.value)).group(1)
+    assert hint == f"engine info {spec}"
+    res = CliRunner().invoke(app, shlex.split(hint)[1:] + ["--headers-only"])
+    assert "problem" in res.output and "no image split folders" not in res.output, res.output
