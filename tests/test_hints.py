@@ -492,3 +492,40 @@ def test_training_s_unreadable_images_hint_opens_the_spec_file_given(tmp_path):
     assert hint == f"engine info {spec}"
     res = CliRunner().invoke(app, shlex.split(hint)[1:] + ["--headers-only"])
     assert "problem" in res.output and "no image split folders" not in res.output, res.output
+
+
+def _config_keys() -> set[str]:
+    """Every key of a training config.yaml, dotted below the top (``augment.crop``)."""
+    from trainer.config import TrainConfig
+
+    keys: set[str] = set()
+
+    def walk(config: dict, prefix: str) -> None:
+        for key, value in config.items():
+            keys.add(prefix + key)
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+
+    walk(TrainConfig(data="d").to_dict(), "")
+    return keys
+
+
+def test_the_training_config_keys_messages_name_exist():
+    """``set it in augment.crop``, ``(all_precise: true)``, the demo's options by the trainer's
+    keys: a key a config file refuses (strict keys) is no hint."""
+    from engine.demo import TRAINING_OPTIONS
+
+    keys, (demo, _) = _config_keys(), _command(["demo"])
+    # dotted keys (augment.crop), and "(key: value)" as a config file spells it
+    pattern = re.compile(r"\b(?:augment|loss)(?:\.[a-z_]+)+|(?<=\()[a-z]+_[a-z_]+(?=: )")
+    named = [
+        (f"{path}:{line}", m.group(0))
+        for path, line, text, _ in MESSAGES
+        if str(path).startswith("trainer")
+        for m in pattern.finditer(text)
+    ]
+    assert len(named) >= 3
+    wrong = [f"{where}: {key}" for where, key in named if key not in keys]
+    wrong += [f"engine.demo: {o} {k}" for o, k in TRAINING_OPTIONS if k not in keys]
+    wrong += [f"engine.demo: {o}" for o, _ in TRAINING_OPTIONS if o not in _options(demo)]
+    assert wrong == [], wrong
