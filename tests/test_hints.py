@@ -529,3 +529,22 @@ def test_the_training_config_keys_messages_name_exist():
     wrong += [f"engine.demo: {o} {k}" for o, k in TRAINING_OPTIONS if k not in keys]
     wrong += [f"engine.demo: {o}" for o, _ in TRAINING_OPTIONS if o not in _options(demo)]
     assert wrong == [], wrong
+
+
+def test_the_spec_keys_messages_name_exist():
+    """``add recursive: true to the dataset spec``, ``a --spec file (Bicycle: {parent: CLASS})``:
+    keys the dataset spec and the class spec file take (both refuse unknown keys)."""
+    from engine.datasets import _SPEC_KEYS
+    from labeler.config import _CLASS_KEYS
+
+    found = {"dataset": [], "class": []}
+    for path, line, text, _ in MESSAGES:
+        if "dataset spec" in text or "spec sets" in text:
+            keys = re.findall(r"\b(?:add|sets) ([a-z_]+): ", text)
+            found["dataset"] += [(path, line, k) for k in keys]
+        if "--spec file" in text:
+            found["class"] += [(path, line, k) for k in re.findall(r"\{([a-z_]+): ", text)]
+    assert found["dataset"] and found["class"]
+    wrong = [f"{p}:{n}: {k}" for p, n, k in found["dataset"] if k not in _SPEC_KEYS]
+    wrong += [f"{p}:{n}: {k}" for p, n, k in found["class"] if k not in _CLASS_KEYS]
+    assert wrong == [], wrong
