@@ -548,3 +548,25 @@ def test_the_spec_keys_messages_name_exist():
     wrong = [f"{p}:{n}: {k}" for p, n, k in found["dataset"] if k not in _SPEC_KEYS]
     wrong += [f"{p}:{n}: {k}" for p, n, k in found["class"] if k not in _CLASS_KEYS]
     assert wrong == [], wrong
+
+
+def test_a_refine_segmenter_not_found_names_refine(tmp_path, monkeypatch):
+    """``--backend simulated --refine DIR`` with no such DIR said ``pass a directory ...
+    (--segmenter DIR)``; given, --segmenter is refused beside the simulated backend (``runs no
+    detector or segmenter``). The error names the option that gave the segmenter."""
+    from typer.testing import CliRunner
+
+    from engine.synth import SynthConfig, generate
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=0, val=0, test=1, size=(96, 64)), progress=False
+    )
+    base = ["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated"]
+    args = [*base, "--refine", str(tmp_path / "sam"), "--out", str(tmp_path / "run")]
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    hint = re.search(r"\((--[a-z-]+) DIR\)", res.output)
+    assert res.exit_code == 2 and hint, res.output
+    again = [*base, hint.group(1), str(tmp_path / "sam2"), "--out", str(tmp_path / "run2")]
+    res = CliRunner().invoke(app, again, env={"COLUMNS": "300"})
+    assert "weights not found" in res.output, res.output  # the option taken, the path looked at
