@@ -570,3 +570,54 @@ def test_a_refine_segmenter_not_found_names_refine(tmp_path, monkeypatch):
     again = [*base, hint.group(1), str(tmp_path / "sam2"), "--out", str(tmp_path / "run2")]
     res = CliRunner().invoke(app, again, env={"COLUMNS": "300"})
     assert "weights not found" in res.output, res.output  # the option taken, the path looked at
+
+
+def test_the_demo_s_batch_size_hint_is_a_batch_the_processes_split():
+    """``give --batch-size N`` (a batch the training processes cannot split): the N given
+    passes the same check, for 1 to 6 processes."""
+    from engine.demo import DemoConfig, check_batch, demo_train_config
+    from trainer.train import micro_batch
+
+    def check(batch: int, processes: int) -> None:
+        cfg = DemoConfig(batch_size=batch, processes=processes, threads=1)
+        check_batch(cfg, demo_train_config(cfg, Path("fused"), Path("train")), micro_batch)
+
+    refused = 0
+    for processes in range(1, 7):
+        for batch in range(1, 13):
+            try:
+                check(batch, processes)
+            except ValueError as e:
+                refused += 1
+                given = re.findall(r"--batch-size (\d+)", str(e))[-1]
+                assert _parses(["demo", "--batch-size", given]), str(e)
+                check(int(given), processes)
+    assert refused > 6
+
+
+@pytest.mark.parametrize("size", [(96, 64), (40, 24), (20, 300)])
+def test_the_val_size_hints_are_sizes_validation_takes(tmp_path, size):
+    """``--val-size WxH resizes ... give a larger --val-size (--val-size AxB: ...)`` and the
+    upscale warning's ``pass --val-size AxB``: AxB parses as --val-size and passes the check."""
+    from PIL import Image
+
+    from engine.cli.common import parse_size
+    from engine.datasets import SegDataset, load_spec
+    from trainer.train import check_val_size, validation_upscale
+
+    w, h = size
+    root = tmp_path / "data"
+    for folder in ("images/val", "annotations/val"):
+        (root / folder).mkdir(parents=True)
+    Image.new("RGB", (w, h)).save(root / "images/val/a.jpg")
+    Image.new("L", (w, h)).save(root / "annotations/val/a.png")
+    data = SegDataset(load_spec(root), "val")
+    hints = []
+    with pytest.raises(ValueError) as e:
+        check_val_size(data, (8, 8))
+    hints.append(str(e.value))
+    hints.append(validation_upscale(data, (4096, 3072)) or "")
+    for hint in hints:
+        given = re.findall(r"--val-size (\d+x\d+)", hint)[-1]
+        assert _parses(["train", "--val-size", given]), hint
+        check_val_size(data, parse_size(given, "--val-size"))
