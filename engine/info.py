@@ -412,6 +412,7 @@ class LabelRunStats:
     # image: engine info DATASET lists every problem)
     notes: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
+    shard: str = ""  # "i/n" when run.json's last command labelled one shard (--shard i/n)
 
     @property
     def problems(self) -> int:
@@ -505,7 +506,15 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         failures=failures,
         notes=notes,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
+        shard=_shard(config.get("shard")),
     )
+
+
+def _shard(recorded: object) -> str:
+    """run.json's ``config.shard`` (``[0, 2]``) as ``--shard`` takes it (``0/2``); "" for none."""
+    if isinstance(recorded, list) and len(recorded) == 2:
+        return "/".join(map(str, recorded))
+    return ""
 
 
 def _spec_or_none(root: Path) -> DatasetSpec | None:
@@ -597,6 +606,10 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         out.append(
             f"images not labelled yet: {holder} is labelling them now"
             if (holder := writer(stats.root))
+            # a shard's command again labels its own images only: every one done already
+            else f"images not labelled yet: run engine label again without --shard (run.json: "
+            f"--shard {stats.shard}), or once per shard, to finish (it resumes)"
+            if stats.shard
             else "images not labelled yet: run engine label again to finish (it resumes)"
         )
     rows = stats.splits.values()

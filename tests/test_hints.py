@@ -621,3 +621,22 @@ def test_the_val_size_hints_are_sizes_validation_takes(tmp_path, size):
         given = re.findall(r"--val-size (\d+x\d+)", hint)[-1]
         assert _parses(["train", "--val-size", given]), hint
         check_val_size(data, parse_size(given, "--val-size"))
+
+
+def test_engine_info_on_a_shard_s_run_says_to_label_without_the_shard(tmp_path, monkeypatch):
+    """A run labelled as ``--shard 0/2`` lacks shard 1's images; engine info said ``run engine
+    label again to finish (it resumes)``, and the same command again labels nothing (shard 0's
+    images are done). It says to run it without --shard, which labels the rest."""
+    from engine.info import label_run_stats, render_label_run
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=2, val=0, test=0, size=(96, 64)), progress=False
+    )
+    run = tmp_path / "run"
+    label = ["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated"]
+    _engine([*label, "--out", str(run), "--shard", "0/2"], monkeypatch)
+    line = str(render_label_run(label_run_stats(run))[-1])
+    assert "without --shard (run.json: --shard 0/2)" in line, line
+    _engine([*label, "--out", str(run)], monkeypatch)
+    assert [s.pending for s in label_run_stats(run).splits.values()] == [0]
