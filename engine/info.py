@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -411,6 +412,7 @@ class LabelRunStats:
     # image: engine info DATASET lists every problem)
     notes: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
+    shard: str = ""  # "i/n" when run.json's last command labelled one shard (--shard i/n)
 
     @property
     def problems(self) -> int:
@@ -430,7 +432,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     chash = str(doc.get("config_hash", ""))
     latest = latest_records(run.root)
     spec = None
-    if info.data_root is not None and info.data_root.is_dir():
+    if info.data_root is not None and info.data_root.exists():
         spec = _spec_or_none(info.data_root)
     # the splits the run is to label (its --split, else every split of its dataset), those it
     # labelled: a split where nothing is labelled yet shows as not yet
@@ -504,7 +506,15 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         failures=failures,
         notes=notes,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
+        shard=_shard(config.get("shard")),
     )
+
+
+def _shard(recorded: object) -> str:
+    """run.json's ``config.shard`` (``[0, 2]``) as ``--shard`` takes it (``0/2``); "" for none."""
+    if isinstance(recorded, list) and len(recorded) == 2:
+        return "/".join(map(str, recorded))
+    return ""
 
 
 def _spec_or_none(root: Path) -> DatasetSpec | None:
@@ -596,6 +606,10 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         out.append(
             f"images not labelled yet: {holder} is labelling them now"
             if (holder := writer(stats.root))
+            # a shard's command again labels its own images only: every one done already
+            else f"images not labelled yet: run engine label again without --shard (run.json: "
+            f"--shard {stats.shard}), or once per shard, to finish (it resumes)"
+            if stats.shard
             else "images not labelled yet: run engine label again to finish (it resumes)"
         )
     rows = stats.splits.values()
@@ -709,7 +723,8 @@ def render_train_run(stats: TrainRunStats) -> list:
         if stats.finished
         else f"running now: {holder}"
         if holder
-        else "stopped: engine train --resume continues it"
+        # the run's folder: a bare --resume continues runs/train/run, the default --out
+        else f"stopped: engine train --out {shlex.quote(str(stats.root))} --resume continues it"
     )
     head.add_row("step", f"{stats.step:,} of {iters:,} ({state})")
     head.add_row("data", str(c.get("data")))

@@ -150,18 +150,27 @@ def looks_like_path(source: str) -> bool:
 
 
 def _missing(
-    role: str, source: str, revision: str | None, reason: str, local_only: bool = False
+    role: str,
+    source: str,
+    revision: str | None,
+    reason: str,
+    local_only: bool = False,
+    option: str | None = None,
 ) -> FileNotFoundError:
     """The one-line error for weights that could not be loaded; ``local_only`` as the load was
     asked (the config's ``local_files_only``), so the hub is not probed to explain a miss that
-    never asked it."""
+    never asked it. ``option``: the option that gave ``source`` (default ``--<role>``; the
+    segmenter of ``--refine`` is given there, and ``--segmenter`` is refused beside
+    ``--backend simulated`` or ``sam3``)."""
     from huggingface_hub import constants
+
+    option = option or f"--{role}"
 
     if looks_like_path(source):  # a path: advice about the path, not about downloading it
         where = f"the local path {Path(source).expanduser().resolve()}"
         fix = (
             "Fix: pass a directory saved with save_pretrained, config.json and the weights in "
-            f"it (--{role} DIR), or a hub id, which is read from the Hugging Face cache "
+            f"it ({option} DIR), or a hub id, which is read from the Hugging Face cache "
             "(HF_HOME) or downloaded."
         )
     else:
@@ -179,7 +188,7 @@ def _missing(
         fix = (
             f"Fix: download them once with internet access (`hf download {source}` or any run "
             "without HF_HUB_OFFLINE and local_files_only), or set HF_HOME to a cache that holds "
-            f"them, or pass a local directory saved with save_pretrained (--{role} DIR)."
+            f"them, or pass a local directory saved with save_pretrained ({option} DIR)."
         )
         if not (offline() or local_only):
             fix += " On a machine without internet, HF_HUB_OFFLINE=1 skips the hub."
@@ -192,29 +201,37 @@ def _reason(e: BaseException) -> str:
     return first_line(e)[:160]
 
 
-def _check_local(role: str, source: str, revision: str | None) -> None:
+def _check_local(role: str, source: str, revision: str | None, option: str | None = None) -> None:
     if looks_like_path(source):
         p = Path(source).expanduser()
         if not p.exists():
-            raise _missing(role, source, revision, "no such directory")
+            raise _missing(role, source, revision, "no such directory", option=option)
         if not (p / "config.json").is_file():
-            raise _missing(role, source, revision, "no config.json in it")
+            raise _missing(role, source, revision, "no config.json in it", option=option)
 
 
-def _load_config(role: str, source: str, revision: str | None, local_only: bool):
+def _load_config(
+    role: str, source: str, revision: str | None, local_only: bool, option: str | None = None
+):
     from transformers import AutoConfig
 
-    _check_local(role, source, revision)
+    _check_local(role, source, revision, option)
     try:
         return AutoConfig.from_pretrained(
             source, revision=revision, local_files_only=_local_only(source, local_only)
         )
     except Exception as e:  # noqa: BLE001 - hub, network and cache errors all mean "not found"
-        raise _missing(role, source, revision, _reason(e), local_only) from None
+        raise _missing(role, source, revision, _reason(e), local_only, option) from None
 
 
 def _from_pretrained(
-    role: str, loader: Any, source: str, revision: str | None, local_only: bool, **kw
+    role: str,
+    loader: Any,
+    source: str,
+    revision: str | None,
+    local_only: bool,
+    option: str | None = None,
+    **kw,
 ):
     try:
         return loader.from_pretrained(
@@ -228,7 +245,7 @@ def _from_pretrained(
                 "incomplete: delete it and download again"
             ) from None
         if isinstance(e, (OSError, ValueError)):
-            raise _missing(role, source, revision, _reason(e), local_only) from None
+            raise _missing(role, source, revision, _reason(e), local_only, option) from None
         raise
 
 
@@ -387,10 +404,15 @@ def load_detector(
 
 
 def load_segmenter(
-    source: str, revision: str | None = None, device: str = "cpu", local_only: bool = False
+    source: str,
+    revision: str | None = None,
+    device: str = "cpu",
+    local_only: bool = False,
+    option: str = "--segmenter",
 ) -> LoadedModel:
     """SAM, SAM-HQ or SAM 2, chosen from the checkpoint's ``model_type``; a ``.pth`` file is an original
-    segment-anything checkpoint, converted in memory (see :mod:`labeler.sam_convert`)."""
+    segment-anything checkpoint, converted in memory (see :mod:`labeler.sam_convert`).
+    ``option``: the one that gave ``source``, which a weights-not-found error tells to give."""
     if source.endswith(".pth"):
         from labeler.sam_convert import load_sam_pth
 
@@ -398,7 +420,7 @@ def load_segmenter(
         return LoadedModel(model.to(device).eval(), processor, source, "sam", None)
     from transformers import AutoProcessor, Sam2Model, SamHQModel, SamModel
 
-    config = _load_config("segmenter", source, revision, local_only)
+    config = _load_config("segmenter", source, revision, local_only, option)
     classes = {"sam": SamModel, "sam_hq": SamHQModel, "sam2": Sam2Model, "sam2_video": Sam2Model}
     if config.model_type not in classes:
         raise ValueError(
@@ -412,9 +434,9 @@ def load_segmenter(
         hf_logging.set_verbosity_error()
     try:
         model = _from_pretrained(
-            "segmenter", classes[config.model_type], source, revision, local_only
+            "segmenter", classes[config.model_type], source, revision, local_only, option
         )
     finally:
         hf_logging.set_verbosity(level)
-    processor = _from_pretrained("segmenter", AutoProcessor, source, revision, local_only)
+    processor = _from_pretrained("segmenter", AutoProcessor, source, revision, local_only, option)
     return LoadedModel.ready(model, processor, source, config, device, revision)

@@ -219,7 +219,7 @@ class RefinedBackend:
         info = self.inner.load()
         c = self.config
         device = resolve_device(c.device)
-        seg = load_segmenter(c.refine, None, device, c.local_files_only)
+        seg = load_segmenter(c.refine, None, device, c.local_files_only, option="--refine")
         self.setup(seg, device)
         return {**info, "refine": seg.info()}
 

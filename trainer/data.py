@@ -221,15 +221,22 @@ class TrainSet(Dataset):
         split: str,
         cfg: AugmentConfig,
         all_precise: bool = False,
+        given: str | None = None,
     ) -> None:
         """``all_precise``: read no source maps, every pixel counts as precise. Without it, a
         dataset whose taxonomy has new classes (a parent set) must have ``sources/<split>/``
-        (``ValueError`` naming the folder): its pseudo pixels would silently train as precise."""
+        (``ValueError`` naming the folder): its pseudo pixels would silently train as precise.
+        ``given``: the dataset as the user gave it (``--data``), which the errors' ``engine
+        info`` hint names: a spec file may lie outside its root, where engine info finds no
+        dataset; by default ``data`` as a path, else its root."""
         if isinstance(data, SegDataset):
             self.data = data
         else:
             spec = data if isinstance(data, DatasetSpec) else load_spec(data)
             self.data = SegDataset(spec, split)
+        if given is None:
+            given = str(data) if isinstance(data, (str, Path)) else str(self.data.spec.root)
+        self.given = given
         self.data.spec.require_labels("training")
         self.cfg = cfg
         self.sources = source_dir(self.data.spec, split)
@@ -297,7 +304,7 @@ class TrainSet(Dataset):
         else:
             more = (
                 f"; and the next {len(problems) - 1} images of split {self.data.split!r} cannot "
-                f"be read either: `engine info {self.data.spec.root}` lists every problem"
+                f"be read either: `engine info {self.given}` lists every problem"
             )
             raise ValueError(problems[0] + (more if len(problems) > 1 else ""))
         image, label, source = augment(*loaded, self.cfg, rng, self.focus)

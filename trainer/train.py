@@ -418,12 +418,12 @@ def _check_resume_iters(ckpt: dict[str, Any], cfg: TrainConfig, path: Path) -> N
     if cfg.iters > step or cfg.iters == step == planned:
         return
     go_on = (
-        f"give --iters {planned:,} (its plan) or another above {step:,}"
+        f"give --iters {planned} (its plan) or another above {step}"
         if planned > step
-        else f"it is finished; give --iters above {step:,} to extend it"
+        else f"it is finished; give --iters above {step} to extend it"
     )
-    raise ValueError(
-        f"{path}: the run is at step {step:,} of {planned:,}; --iters {cfg.iters:,} leaves "
+    raise ValueError(  # the values after --iters as typed: "--iters 80,000" is refused
+        f"{path}: the run is at step {step:,} of {planned:,}; --iters {cfg.iters} leaves "
         f"nothing to train: {go_on}"
     )
 
@@ -790,7 +790,7 @@ def _train(
     micro = micro_batch(cfg, world)
 
     spec = spec or load_spec(cfg.data)
-    dataset = TrainSet(spec, cfg.train_split, cfg.augment, cfg.all_precise)
+    dataset = TrainSet(spec, cfg.train_split, cfg.augment, cfg.all_precise, given=cfg.data)
     val_data = validation_split(cfg, spec) if cfg.val_split else None
     # the validation split and annotated subsets, resolved before the model is built (and its
     # backbone weights fetched), so a missing split or a bad path fails at once

@@ -157,8 +157,10 @@ def labelled_class(run: PseudoRun, split: str, stem: str) -> str | None:
 
 def relabel_command(run: PseudoRun, splits: Iterable[str]) -> str:
     """The ``engine label`` command that labels ``splits`` of ``run`` again with its current
-    settings: the command that wrote its ``run.json`` (without its ``--split`` and ``--force``)
-    with ``--split``, or a sketch naming run.json when that command is not recorded."""
+    settings: the command that wrote its ``run.json`` (without its ``--split``, ``--force`` and
+    ``--shard``) with ``--split``, or a sketch naming run.json when that command is not recorded.
+    Without ``--shard``: the images missing may be another shard's, and the recorded shard's
+    command, run again, skipped them all (before the forty-third round)."""
     split = ",".join(splits)
     args = list(run.argv[1:])
     if not args or args[0] != "label":
@@ -170,9 +172,9 @@ def relabel_command(run: PseudoRun, splits: Iterable[str]) -> str:
     for a in args:
         if skip:
             skip = False
-        elif a in ("--split", "--force"):
-            skip = a == "--split"
-        elif not a.startswith("--split="):
+        elif a in ("--split", "--force", "--shard"):
+            skip = a != "--force"
+        elif not a.startswith(("--split=", "--shard=")):
             kept.append(a)
     return shlex.join(["engine", *kept, "--split", split])
 

@@ -381,7 +381,8 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
     text = " ".join(res.output.split())
     assert res.exit_code == 1, res.output  # stopped: unfinished and resumable
-    assert "step │ 40 of 100 (stopped: engine train --resume continues it)" in text
+    # the run's own folder: a bare --resume continues the default --out, runs/train/run
+    assert f"step │ 40 of 100 (stopped: engine train --out {run} --resume continues it)" in text
     assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
     assert "class crops 0.5, seed 3" in text
     assert (
@@ -728,7 +729,7 @@ def test_info_says_which_process_is_writing_a_run_now(tmp_path: Path):
             )
         assert said in text, text
     text = " ".join(CliRunner().invoke(app, ["info", str(train)]).output.split())
-    assert "(stopped: engine train --resume continues it)" in text
+    assert "(stopped: engine train --out" in text and "--resume continues it)" in text
 
 
 def test_a_folder_a_run_was_killed_in_before_writing_anything_names_that_run(tmp_path):
