@@ -182,6 +182,17 @@ def read_instance_summary(path: str | os.PathLike) -> InstanceSummary:
     lengths instead of decoded (a 4032x3024 mask is 12 MB; ``engine annotate pick`` and ``engine
     review`` read every image's file for its scores and areas). The file is checked as
     :func:`read_instances` checks it, with the same errors."""
+    hw, checked, inst = _read_checked(path, checked_area)
+    areas = np.array(checked, np.int64)
+    scores = inst.scores if inst is not None else np.zeros(0, np.float32)
+    return InstanceSummary(hw, scores, areas)
+
+
+def _read_checked(path: str | os.PathLike, read_one: Any) -> tuple[tuple[int, int], list, Any]:
+    """An instances file checked as :func:`read_instances` checks it, with the same errors,
+    its masks not decoded: ``((h, w), [value of each instance], Instances without masks)``,
+    where ``read_one(segmentation) -> (size, value)`` reads one mask's run lengths; the
+    instances are None for a file of none."""
     path = Path(path)
     data = read_json(path, "instances file")
     if not isinstance(data, dict):
@@ -190,16 +201,15 @@ def read_instance_summary(path: str | os.PathLike) -> InstanceSummary:
         h, w = int(data["height"]), int(data["width"])
         items = data["instances"]
         if not items:
-            return InstanceSummary((h, w), np.zeros(0, np.float32), np.zeros(0, np.int64))
-        checked = [checked_area(it["segmentation"]) for it in items]
+            return (h, w), [], None
+        checked = [read_one(it["segmentation"]) for it in items]
         sizes = {size for size, _ in checked}
         if len(sizes) > 1:  # np.stack's words, as read_instances says them
             raise ValueError("all input arrays must have the same shape")
         if (size := sizes.pop()) != (h, w):
             raise ValueError(f"masks are {size} but the file says {(h, w)}")
-        areas = np.array([area for _, area in checked], np.int64)
         inst = Instances(masks=np.zeros((len(items), 0, 0), bool), **_fields(items))
-        return InstanceSummary((h, w), inst.scores, areas)
+        return (h, w), [value for _, value in checked], inst
     except (KeyError, TypeError) as e:
         raise ValueError(f"{path}: not an instances file (missing or malformed {e})") from None
     except ValueError as e:
@@ -268,27 +278,10 @@ def read_instance_windows(path: str | os.PathLike) -> InstanceWindows:
     """An instances file's masks as :class:`InstanceWindows`, none decoded at full size: each
     is painted inside its window when asked. The file is checked as :func:`read_instances`
     checks it, with the same errors."""
-    path = Path(path)
-    data = read_json(path, "instances file")
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object")
-    try:
-        h, w = int(data["height"]), int(data["width"])
-        items = data["instances"]
-        if not items:
-            return InstanceWindows((h, w), np.zeros(0, np.int64), ())
-        windows = tuple(rle_run_window(it["segmentation"]) for it in items)
-        sizes = {win.size for win in windows}
-        if len(sizes) > 1:  # np.stack's words, as read_instances says them
-            raise ValueError("all input arrays must have the same shape")
-        if (size := sizes.pop()) != (h, w):
-            raise ValueError(f"masks are {size} but the file says {(h, w)}")
-        inst = Instances(masks=np.zeros((len(items), 0, 0), bool), **_fields(items))
-        return InstanceWindows((h, w), inst.class_ids, windows)
-    except (KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not an instances file (missing or malformed {e})") from None
-    except ValueError as e:
-        raise ValueError(f"{path}: {e}") from None
+    hw, windows, inst = _read_checked(path, lambda seg: ((win := rle_run_window(seg)).size, win))
+    if inst is None:
+        return InstanceWindows(hw, np.zeros(0, np.int64), ())
+    return InstanceWindows(hw, inst.class_ids, tuple(windows))
 
 
 def write_instances(path: str | os.PathLike, instances: Instances, **header: Any) -> Path:
