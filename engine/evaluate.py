@@ -8,6 +8,7 @@ integers, so the sum does not depend on how images are spread over workers).
 
 from __future__ import annotations
 
+import shlex
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
@@ -228,7 +229,8 @@ def _labels_inside(folder: Path) -> str:
         shown = ", ".join(str(d) for d in inside[:4]) + (" ..." if len(inside) > 4 else "")
         return f" (folders of label maps inside: {shown}; give one)"
     if kind[0] == "subset.json":
-        return f" (score its class with engine compare --gt {folder} or engine report --subset)"
+        gt = shlex.quote(str(folder))
+        return f" (score its class with engine compare --gt {gt} or engine report --subset)"
     labels = folder / "labels"
     splits = sorted(d.name for d in labels.iterdir() if d.is_dir()) if labels.is_dir() else []
     if kind[0] in ("run.json", FUSE_RECORD) and splits:
@@ -253,7 +255,7 @@ def check_not_subset_masks(folder: Path, what: str) -> None:
     raise ValueError(
         f"{folder}: the masks of an annotated subset (engine annotate import: 1 = "
         f"{subset.class_name}, 0 = anything else), not a folder of {what} label maps (score its "
-        f"class with engine compare --gt {folder.parent} or engine report --subset)"
+        f"class with engine compare --gt {shlex.quote(str(folder.parent))} or engine report --subset)"
     )
 
 

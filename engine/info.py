@@ -317,7 +317,11 @@ def render_stats(stats: DatasetStats) -> list:
     else:
         out.append(Text("No problems found.", style="green"))
         if stats.fused_line:  # what the loop runs next on it
-            out.append(Text(f"next: engine train --data {stats.root} --out RUN (jointly)"))
+            out.append(
+                Text(
+                    f"next: engine train --data {shlex.quote(str(stats.root))} --out RUN (jointly)"
+                )
+            )
     return out
 
 
@@ -615,8 +619,9 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
     rows = stats.splits.values()
     if rows and all(r.pending == 0 and not r.failed and not r.stale for r in rows):
         out.append(  # every image labelled with these settings: what the loop does next
-            f"next: engine review {stats.root} (look at them), engine fuse --data "
-            f"{stats.data_root} --pseudo {stats.root} --out FUSED (joint-training labels)"
+            f"next: engine review {shlex.quote(str(stats.root))} (look at them), engine fuse --data "
+            f"{shlex.quote(str(stats.data_root))} --pseudo {shlex.quote(str(stats.root))} --out FUSED "
+            "(joint-training labels)"
         )
     if stats.data_root is not None and not stats.data_root.exists():  # "?" under not yet
         out.append(
@@ -625,7 +630,7 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             "new place records it"
         )
     out += [
-        f"note: its dataset: {note} (engine info {stats.data_root} lists its problems)"
+        f"note: its dataset: {note} (engine info {shlex.quote(str(stats.data_root))} lists its problems)"
         for note in stats.notes
     ]
     return out
@@ -760,7 +765,8 @@ def render_train_run(stats: TrainRunStats) -> list:
         out.append(table)
     if stats.finished and "last.pt" in stats.checkpoints:
         out.append(
-            f"next: engine predict --checkpoint {stats.root / 'last.pt'} --data DATA --split test "
+            f"next: engine predict --checkpoint {shlex.quote(str(stats.root / 'last.pt'))} --data DATA "
+            "--split test "
             "--out PRED (then engine report or compare against an annotated subset)"
         )
     return out
@@ -1048,7 +1054,7 @@ def render_unfinished_demo(root: str | os.PathLike) -> list:
             table.add_row(str(folder.relative_to(root)), kind[1])
     if holder := writer(root):
         return [table, f"running now: {holder}"]
-    return [table, f"engine demo --out {root} (with the same options) resumes it"]
+    return [table, f"engine demo --out {shlex.quote(str(root))} (with the same options) resumes it"]
 
 
 def render_annotation_files(items: list) -> list:

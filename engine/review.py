@@ -19,6 +19,7 @@ import html
 import json
 import math
 import os
+import shlex
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -167,7 +168,7 @@ def _nothing_labelled(run: LabelRun, splits: list[str], chosen: bool) -> str:
     if failed:
         return (
             f"{run.root}: no labelled image yet{which}: {counted(failed, 'image')} failed "
-            f"(see engine info {run.root})"
+            f"(see engine info {shlex.quote(str(run.root))})"
         )
     return f"{run.root}: no labelled images to review{which} {splits_said(run)}"
 

@@ -640,3 +640,47 @@ def test_engine_info_on_a_shard_s_run_says_to_label_without_the_shard(tmp_path, 
     assert "without --shard (run.json: --shard 0/2)" in line, line
     _engine([*label, "--out", str(run)], monkeypatch)
     assert [s.pending for s in label_run_stats(run).splits.values()] == [0]
+
+
+def test_next_lines_quote_paths_with_spaces_as_the_shell_needs(tmp_path, monkeypatch):
+    """``engine info``'s ``next:`` lines (and the other hints that name a folder in a command)
+    put paths in as they were: ``next: engine train --data /data/my fused --out RUN`` runs
+    ``engine train --data /data/my`` with a stray argument ``fused``. Quoted as the shell reads
+    them, each command's path is the folder, whole."""
+    from engine.info import label_run_stats, render_label_run, render_train_run, train_run_stats
+    from engine.synth import SynthConfig, generate
+    from trainer.release_file import unconverted_release
+
+    data = generate(
+        SynthConfig(out=tmp_path / "my data", train=1, val=0, test=0, size=(96, 64)),
+        progress=False,
+    )
+    run = tmp_path / "my run"
+    _engine(["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated",
+             "--out", str(run)], monkeypatch)  # fmt: skip
+    line = str(render_label_run(label_run_stats(run))[-1])
+    review = shlex.split(re.search(r"next: (engine review .*) \(look", line).group(1))
+    assert review[2:] == [str(run)], line
+    fuse = shlex.split(re.search(r", (engine fuse .*) \(joint", line).group(1))
+    fused = tmp_path / "my fused"
+    args = [str(fused) if a == "FUSED" else a for a in fuse[1:]]
+    assert args[args.index("--data") + 1] == str(data)
+    assert args[args.index("--pseudo") + 1] == str(run)
+    _engine(args, monkeypatch)
+
+    said = _engine(["info", str(fused)], monkeypatch)
+    train = shlex.split(re.search(r"next: (engine train .*) \(jointly", said).group(1))
+    assert train[train.index("--data") + 1] == str(fused) and _parses(train[1:])
+
+    trained = tmp_path / "my train"
+    trained.mkdir()
+    config = {"preset": "tiny", "data": "d", "iters": 40, "augment": {}}
+    (trained / "config.json").write_text(json.dumps({"config": config}))
+    (trained / "metrics.jsonl").write_text('{"step": 40, "loss": 1.5}\n')
+    (trained / "last.pt").write_bytes(b"")
+    line = str(render_train_run(train_run_stats(trained))[-1])
+    predict = shlex.split(re.search(r"next: (engine predict .*) \(then", line).group(1))
+    assert predict[predict.index("--checkpoint") + 1] == str(trained / "last.pt")
+
+    convert = re.search(r"(engine convert-massformer .*)", str(unconverted_release(run / "a.pth")))
+    assert shlex.split(convert.group(1))[2] == str(run / "a.pth")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import random
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,7 +305,7 @@ class TrainSet(Dataset):
         else:
             more = (
                 f"; and the next {len(problems) - 1} images of split {self.data.split!r} cannot "
-                f"be read either: `engine info {self.given}` lists every problem"
+                f"be read either: `engine info {shlex.quote(str(self.given))}` lists every problem"
             )
             raise ValueError(problems[0] + (more if len(problems) > 1 else ""))
         image, label, source = augment(*loaded, self.cfg, rng, self.focus)

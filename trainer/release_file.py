@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import shlex
 import typing
 from pathlib import Path
 
@@ -127,5 +128,5 @@ def unconverted_release(path: str | os.PathLike) -> ValueError:
     """The error for a release checkpoint given where an engine checkpoint is read."""
     return ValueError(
         f"{path}: an mmseg checkpoint (the release's format); convert it first: "
-        f"engine convert-massformer {path} --out FILE.pt"
+        f"engine convert-massformer {shlex.quote(str(path))} --out FILE.pt"
     )

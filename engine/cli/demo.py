@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -171,4 +172,6 @@ def demo_pretrain_cmd(
         progress=progress,
     )
     path = pretrain(cfg)
-    stdout.print(f"wrote {path}: use it with engine demo --init {path}", soft_wrap=True)
+    stdout.print(
+        f"wrote {path}: use it with engine demo --init {shlex.quote(str(path))}", soft_wrap=True
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from enum import Enum
 from pathlib import Path
 
@@ -95,7 +96,7 @@ def fuse_command(
     stdout.print(report_table(result))
     stdout.print(
         f"fused {counted(result.fused, 'image')}, skipped {result.skipped} already done, "
-        f"in {result.seconds:.1f} s -> {result.out} (open it as a dataset: engine info {result.out})"
+        f"in {result.seconds:.1f} s -> {result.out} (open it as a dataset: engine info {shlex.quote(str(result.out))})"
     )
     if result.failed:  # errors: on stderr, as engine label's (not in `> out.txt` alone)
         stderr.print(
