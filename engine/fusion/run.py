@@ -549,7 +549,12 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
         "runs": [r.run_json_sha256 for r in runs],
     }
     if corrections:  # hashed as before corrections existed when there are none
-        hashed["corrections"] = [c.subset_json_sha256 for c in corrections]
+        # what a subset decides (its class, split and images), not subset.json's bytes, which
+        # hold the import's time: the same masks imported again refuse only their own images
+        # (their masks' times are in each one's input stamp), not every image of the dataset
+        hashed["corrections"] = [
+            {"class": c.class_name, "split": c.split, "images": list(c.stems)} for c in corrections
+        ]
     digest = config_hash(hashed)
     return FusePlan(
         spec,

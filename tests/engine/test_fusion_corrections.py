@@ -4,6 +4,7 @@ labels (``engine fuse --corrections``), on a tiny synthetic dataset through the 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -210,3 +211,22 @@ def test_a_report_of_fused_labels_that_are_the_subset_says_why(loop: Path, monke
     row = {"kind": "fused labels", "matches_annotation": True, "images": 1}
     (line,) = match_warnings([row], subset, fused_by)
     assert "they were fused with this subset as corrections (runs/fused/reported/fuse.json" in line
+
+
+def test_a_subset_imported_again_unchanged_fuses_only_its_images_again(loop: Path, monkeypatch):
+    """The fusion's settings hash covered subset.json's bytes, which hold the import's time:
+    importing the same masks again (a routine re-export from the tool) fused every image of
+    the dataset again, not only the ones the subset corrects (their masks are written anew)."""
+    monkeypatch.chdir(loop)
+    imported = ("annotate", "import", "ann", "--format", "png", "--class", "Bicycle", "--data",
+                "data", "--split", "train", "--out", "subsets/again")  # fmt: skip
+    fused = ("fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
+             "subsets/again", "--out", "runs/fused/again")  # fmt: skip
+    for args in (imported, fused):
+        assert invoke(*args).exit_code == 0
+    first = Path("runs/fused/again/labels/train", f"{STEM}.png").read_bytes()
+    time.sleep(1.1)  # subset.json's time is to the second
+    assert invoke(*imported).exit_code == 0
+    res = invoke(*fused)
+    assert "fused 1 image, skipped 4 already done" in res.output, res.output
+    assert Path("runs/fused/again/labels/train", f"{STEM}.png").read_bytes() == first
