@@ -91,7 +91,13 @@ class DatasetStats:
         inputs = self.fused.get("inputs") if isinstance(self.fused.get("inputs"), dict) else {}
         runs = [r for r in inputs.get("pseudo") or [] if isinstance(r, dict)]
         added = ", ".join(f"{r.get('class')} from {r.get('path')}" for r in runs) or "?"
-        return f"a fused dataset (engine fuse): the labels of {inputs.get('data')} with {added}"
+        line = f"a fused dataset (engine fuse): the labels of {inputs.get('data')} with {added}"
+        subsets = [c for c in inputs.get("corrections") or [] if isinstance(c, dict)]
+        return line + "".join(  # --corrections: the human masks it trains on, and where
+            f"; {c.get('class')} corrected by {c.get('path')} "
+            f"({counted(int(c.get('images') or 0), 'image')} of {c.get('split')})"
+            for c in subsets
+        )
 
     @property
     def problems(self) -> list[Problem]:

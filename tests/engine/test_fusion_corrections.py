@@ -230,3 +230,17 @@ def test_a_subset_imported_again_unchanged_fuses_only_its_images_again(loop: Pat
     res = invoke(*fused)
     assert "fused 1 image, skipped 4 already done" in res.output, res.output
     assert Path("runs/fused/again/labels/train", f"{STEM}.png").read_bytes() == first
+
+
+def test_engine_info_of_the_fused_dataset_names_its_corrections(loop: Path, monkeypatch):
+    """``engine info FUSED`` said where each new class came from but not that a subset's human
+    masks replaced its pseudo labels on some images."""
+    monkeypatch.chdir(loop)
+    res = invoke("fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
+                 "subsets/bicycle-train", "--out", "runs/fused/info")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["info", "runs/fused/info", "--no-progress"], env={"COLUMNS": "300"})
+    assert (
+        "with Bicycle from runs/label/bicycle; Bicycle corrected by subsets/bicycle-train "
+        "(1 image of train)" in res.output
+    ), res.output
