@@ -208,6 +208,8 @@ def dataset_stats(
     for ds, stats, found in zip(datasets, out, sizes, strict=True):
         stats.sizes = dict(sorted(found.items(), key=lambda kv: (-kv[1], kv[0])))
         stats.new_classes = _new_class_pixels(spec.root, ds)
+        if line := _binary_masks(stats, spec.label_dir(ds.split), spec.taxonomy):
+            stats.problems.append(Problem("", line))
     label_only = spec.label_only_splits() if not splits else {}
     for split, line in label_only.items():  # every split: one of labels alone too (exit 1)
         out.append(SplitStats(split, 0, 0, class_pixels=np.zeros(n, np.int64)))
@@ -228,6 +230,21 @@ def dataset_stats(
         spec_file,
         spec.fuse_record(),
         {s.split: release[s.split] for s in out if s.split in release},
+    )
+
+
+def _binary_masks(stats: SplitStats, folder: Path | None, taxonomy: Taxonomy) -> str | None:
+    """The problem of a split whose label maps hold nothing but 0 and 255: foreground masks
+    saved as 0/255, as many tools write them, where 255 is ignore: training would see class 0
+    alone (``docs/foundation.md``, "Your own"). None for any other split."""
+    px = stats.class_pixels
+    if taxonomy.num_classes < 2 or not stats.ignore_pixels or not px[0] or px[1:].any():
+        return None
+    where = folder if folder is not None else f"split {stats.split!r}"
+    return (
+        f"{where}: every label map holds only 0 and 255, as foreground masks saved 0/255 do; "
+        f"255 is ignore here, so training sees {taxonomy[0].name} alone: save each mask's "
+        f"class as its id ({taxonomy[1].name} is 1; taxonomy in the dataset's taxonomy.json)"
     )
 
 

@@ -362,3 +362,29 @@ def test_a_predictions_earlier_failure_is_looked_for_under_the_datasets_stem(tmp
     assert earlier_failures(meta, tmp_path, [], spec) == meta["failed"]
     (tmp_path / "a.png").write_bytes(b"")  # its map, written since
     assert earlier_failures(meta, tmp_path, [], spec) == []
+
+
+def test_masks_saved_0_and_255_are_a_problem_engine_info_names(tmp_path: Path):
+    """Foreground masks saved as 0 and 255 (as many tools write them) read 255 as ignore:
+    `engine info` showed the class at 0% and said "No problems found", and training learnt
+    the background alone. A split of such maps is one problem naming its folder; a split
+    with another class anywhere is not."""
+    _taxonomy(tmp_path / "taxonomy.json", ["background", "person"])
+    for i in range(2):
+        mask = np.zeros((H, W), np.uint8)
+        mask[10:30, 5 + i : 40] = 255
+        _write(tmp_path / "photos" / f"IMG_{i}.jpg", np.zeros((H, W, 3), np.uint8))
+        _write(tmp_path / "masks" / f"IMG_{i}.png", mask)
+    (tmp_path / "dataset.yaml").write_text(
+        "images: photos\nlabels: masks\ntaxonomy: taxonomy.json\n"
+    )
+    res = CliRunner().invoke(app, ["info", str(tmp_path)], env={"COLUMNS": "300"})
+    assert res.exit_code == 1, res.output
+    assert (
+        f"{tmp_path / 'masks'}: every label map holds only 0 and 255, as foreground masks saved "
+        "0/255 do; 255 is ignore here, so training sees background alone: save each mask's "
+        "class as its id (person is 1;"
+    ) in res.output
+    _write(tmp_path / "masks" / "IMG_1.png", np.ones((H, W), np.uint8))  # a person somewhere
+    res = CliRunner().invoke(app, ["info", str(tmp_path)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "No problems found" in res.output, res.output
