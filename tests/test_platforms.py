@@ -1,0 +1,48 @@
+"""Windows and macOS facts, simulated on Linux: a locale encoding that is not
+UTF-8 (cp1252 on Windows), the engine's code naming its text encoding (docs/foundation.md,
+"Windows and macOS")."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_engines_code_names_the_encoding_of_every_text_file() -> None:
+    """open(), read_text() and write_text() without ``encoding=`` use the locale's (cp1252 on
+    Windows): ruff's PLW1514, enabled in pyproject.toml, finds none in the engine's code."""
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    res = subprocess.run(
+        [ruff, "check", "--preview", "--select", "PLW1514", "--output-format", "concise",
+         "engine", "labeler", "trainer", "annotations", "cli.py"],
+        cwd=ROOT, capture_output=True, text=True, encoding="utf-8",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout
+
+
+def test_a_demo_rerun_keeps_the_earlier_calls_under_a_locale_that_is_not_utf8(tmp_path) -> None:
+    """summary.json is UTF-8; read in the locale's encoding (Windows: cp1252; here ASCII) a
+    folder named démo_out made it unreadable, and a rerun lost every earlier call's times."""
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"calls": [{"out": "démo_out"}]}, ensure_ascii=False),
+                       encoding="utf-8")  # fmt: skip
+    code = (
+        "import sys; from pathlib import Path; from engine.demo import _earlier_calls; "
+        "print(len(_earlier_calls(Path(sys.argv[1]))))"
+    )
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    res = subprocess.run([sys.executable, "-c", code, str(summary)], cwd=ROOT, env=env,
+                         capture_output=True, text=True)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "1"
