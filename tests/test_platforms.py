@@ -1,4 +1,4 @@
-"""Windows and macOS facts, simulated on Linux: a locale encoding that is not
+"""Windows and macOS facts, simulated on Linux: no ``fcntl``, a locale encoding that is not
 UTF-8 (cp1252 on Windows), the engine's code naming its text encoding (docs/foundation.md,
 "Windows and macOS")."""
 
@@ -14,6 +14,12 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def no_fcntl(monkeypatch):
+    """``import fcntl`` fails, as on Windows."""
+    monkeypatch.setitem(sys.modules, "fcntl", None)
 
 
 def test_the_engines_code_names_the_encoding_of_every_text_file() -> None:
@@ -46,3 +52,32 @@ def test_a_demo_rerun_keeps_the_earlier_calls_under_a_locale_that_is_not_utf8(tm
                          capture_output=True, text=True)  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "1"
+
+
+def test_a_command_without_fcntl_gets_its_output_folder_made(tmp_path, no_fcntl) -> None:
+    """Without flock (Windows) a command runs unlocked, but :func:`exclusive` still makes its
+    folder as it says (it yielded a folder that did not exist: a write into it failed), and
+    removes the folders it made when nothing was written there."""
+    from engine.runlock import LOCK_NAME, exclusive, writer
+
+    with exclusive(tmp_path / "runs" / "label" / "car", "engine label") as folder:
+        assert folder.is_dir()
+        (folder / "run.json").write_text("{}", encoding="utf-8")
+        assert writer(folder) is None  # no lock to find
+    assert sorted(p.name for p in folder.iterdir()) == ["run.json"]  # no lock file either
+    assert not (folder / LOCK_NAME).exists()
+    with pytest.raises(ValueError, match="bad"), exclusive(tmp_path / "new" / "run", "x"):
+        raise ValueError("bad input")
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "afile").write_text("x", encoding="utf-8")
+    with exclusive(tmp_path / "afile", "engine predict") as folder:
+        assert folder.is_file()  # the command's own check names it
+
+
+def test_a_log_is_appended_to_without_fcntl(tmp_path, no_fcntl) -> None:
+    from annotations.fileio import append_line, read_jsonl
+
+    log = tmp_path / "m.jsonl"
+    log.write_bytes(b'{"a": 1}\n{"a": 2')  # a torn last line
+    append_line(log, '{"a": 3}')
+    assert read_jsonl(log) == [{"a": 1}, {"a": 3}]
