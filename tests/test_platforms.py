@@ -81,3 +81,33 @@ def test_a_log_is_appended_to_without_fcntl(tmp_path, no_fcntl) -> None:
     log.write_bytes(b'{"a": 1}\n{"a": 2')  # a torn last line
     append_line(log, '{"a": 3}')
     assert read_jsonl(log) == [{"a": 1}, {"a": 3}]
+
+
+def test_a_default_out_windows_cannot_make_is_refused_naming_the_class(monkeypatch) -> None:
+    """``--class 'Car: sedan'`` (or ``Aux``) without ``--out``: runs/label/car: sedan is no
+    folder name on Windows (``:`` names an NTFS stream; ``aux`` is a device). Refused there in
+    one line naming the folder, the class and the way out; elsewhere it is made as before."""
+    import engine.fusion.run as fusion_run
+    from labeler.config import default_out_dir
+
+    assert default_out_dir("Car: sedan") == Path("runs/label/car: sedan")  # Linux, macOS
+    monkeypatch.setattr(sys, "platform", "win32")
+    with pytest.raises(ValueError) as e:
+        default_out_dir("Car: sedan")
+    assert str(e.value) == (
+        "runs/label/car: sedan: Windows makes no folder of that name (it holds :), the default "
+        "--out for --class 'Car: sedan': give --out"
+    )
+    with pytest.raises(ValueError, match=r"runs/label/aux: .*\(aux is a device name there\)"):
+        default_out_dir("Aux")
+    assert default_out_dir("Bike/Rack") == Path("runs/label/bike_rack")
+    assert default_out_dir("Console") == Path("runs/label/console")
+
+    class Run:
+        def __init__(self, path):
+            self.class_name = Path(path).name
+
+    monkeypatch.setattr(fusion_run, "open_pseudo_run", Run)
+    with pytest.raises(ValueError, match=r"the classes Car\?, Nul: give --out"):
+        fusion_run.default_out_dir(["runs/label/Car?", "runs/label/Nul"])
+    assert fusion_run.default_out_dir(["x/Car"]) == Path("runs/fused/car")
