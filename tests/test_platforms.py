@@ -111,3 +111,23 @@ def test_a_default_out_windows_cannot_make_is_refused_naming_the_class(monkeypat
     with pytest.raises(ValueError, match=r"the classes Car\?, Nul: give --out"):
         fusion_run.default_out_dir(["runs/label/Car?", "runs/label/Nul"])
     assert fusion_run.default_out_dir(["x/Car"]) == Path("runs/fused/car")
+
+
+def test_a_file_another_program_holds_open_on_windows_is_named_in_one_line(tmp_path, monkeypatch):
+    """Windows refuses to rename onto a file another program holds open (an image viewer, Excel):
+    ``PermissionError`` naming the hidden temporary file and the destination. The error names
+    the destination alone, the temporary file is gone and the old file is as it was."""
+    import annotations.fileio as fileio
+
+    dest = tmp_path / "report.json"
+    dest.write_text("old", encoding="utf-8")
+
+    def refused(src, dst):
+        raise PermissionError(13, "Access is denied", os.fspath(src), None, os.fspath(dst))
+
+    monkeypatch.setattr(fileio.os, "replace", refused)
+    with pytest.raises(PermissionError) as e:
+        fileio.atomic_write_text(dest, "new")
+    assert str(e.value) == f"[Errno 13] Access is denied: '{dest}'"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
+    assert dest.read_text(encoding="utf-8") == "old"
