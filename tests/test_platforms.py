@@ -131,3 +131,26 @@ def test_a_file_another_program_holds_open_on_windows_is_named_in_one_line(tmp_p
     assert str(e.value) == f"[Errno 13] Access is denied: '{dest}'"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.json"]
     assert dest.read_text(encoding="utf-8") == "old"
+
+
+def test_a_review_of_images_on_another_drive_links_them_by_file_url(tmp_path, monkeypatch):
+    """On Windows ``os.path.relpath`` from the gallery (C:) to images on D: raises ValueError
+    ("path is on mount 'D:', start on mount 'C:'"): ``engine review`` failed with it. The card
+    now links the image by its ``file:`` URL."""
+    import engine.review as review
+    from tests.engine.test_review import _odd_names_run
+
+    run = _odd_names_run(tmp_path)
+    relpath = os.path.relpath
+
+    def ntpath_relpath(path, start=os.curdir):
+        if "images" in Path(path).parts:  # the dataset's images: on D:
+            raise ValueError("path is on mount 'D:', start on mount 'C:'")
+        return relpath(path, start)
+
+    monkeypatch.setattr(review.os.path, "relpath", ntpath_relpath)
+    text = review.build_review(review.ReviewConfig(str(run), progress=False)).index.read_text(
+        encoding="utf-8"
+    )
+    image = (tmp_path / "data" / "images" / "test" / "x?y.jpg").as_uri()
+    assert f'href="{image}"' in text and "x%3Fy.jpg" in image
