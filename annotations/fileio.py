@@ -189,6 +189,38 @@ def cut_to_bytes(name: str, room: int) -> str:
     return name
 
 
+# What Windows refuses in a file or folder name (its naming rules; NTFS itself takes more):
+# one of these characters (":" also names an NTFS stream), or a device name, bare or with a
+# suffix (``con``, ``aux.png``, ``com1``)
+WINDOWS_CHARS = '<>:"|?*'
+WINDOWS_DEVICES = re.compile(
+    r"(con|prn|aux|nul|com[0-9\u00b9\u00b2\u00b3]|lpt[0-9\u00b9\u00b2\u00b3])", re.I
+)
+
+
+def windows_refuses(name: str) -> str | None:
+    """Why Windows cannot make a file or folder named ``name`` (:data:`WINDOWS_CHARS`, a
+    device name), or None where it can."""
+    if found := sorted(set(name) & set(WINDOWS_CHARS)):
+        return f"it holds {' '.join(found)}"
+    if WINDOWS_DEVICES.fullmatch(name.split(".")[0].rstrip(" ")):
+        return f"{name.split('.')[0].rstrip(' ')} is a device name there"
+    return None
+
+
+def check_windows_name(path: Path, origin: str) -> Path:
+    """``path``, a folder the engine named after user input (``origin``: ``--class 'Car:
+    sedan'``), or on Windows, where it cannot be made, ``ValueError`` naming it: before, the
+    command failed later with Windows' own words for it ("The filename, directory name, or
+    volume label syntax is incorrect"), or a name with ``:`` went to an NTFS stream."""
+    if sys.platform == "win32" and (why := windows_refuses(path.name)):
+        raise ValueError(
+            f"{path}: Windows makes no folder of that name ({why}), the default --out for "
+            f"{origin}: give --out"
+        )
+    return path
+
+
 TEMPORARY = re.compile(r"\..+\.[a-z0-9_]{8}" + re.escape(TMP_SUFFIX), re.S)  # a stem with \n too
 
 

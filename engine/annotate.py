@@ -414,9 +414,7 @@ def _write_export_locked(
             if "labelme" in cfg.formats:
                 path = Path("labelme") / f"{item.stem}.json"
                 rel = (  # the image, seen from where the file will be
-                    os.path.relpath(img, (out / path).parent).replace(os.sep, "/")
-                    if img
-                    else f"{item.stem}.jpg"
+                    labelme_image_path(img, (out / path).parent) if img else f"{item.stem}.jpg"
                 )
                 doc = to_labelme(item, class_name, rel, cfg.simplify)
                 doc[EXPORT_KEY] = {**per_image, POLYGON_KEY: LABELME}
@@ -451,6 +449,17 @@ def _write_export_locked(
             result.image_list = out / IMAGE_LIST
         swap_in(staging, EXPORT_FILES)
     return result
+
+
+def labelme_image_path(image: Path, folder: Path) -> str:
+    """A LabelMe file's ``imagePath`` for ``image``, the file being in ``folder``: relative to it,
+    with ``/``; absolute where there is no relative path (another drive, on Windows:
+    ``os.path.relpath`` raised "path is on mount 'D:', start on mount 'C:'" and the export
+    failed with it). LabelMe joins it to the file's folder, which keeps an absolute path."""
+    try:
+        return os.path.relpath(image, folder).replace(os.sep, "/")
+    except ValueError:
+        return Path(image).absolute().as_posix()
 
 
 def earlier_export(out: Path) -> list[str]:

@@ -794,7 +794,7 @@ def _earlier_calls(path: Path) -> list[dict[str, Any]]:
 
     calls: list[dict[str, Any]] = []
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))  # not the locale's (Windows: cp1252)
     except (OSError, ValueError):
         data = None
     if isinstance(data, dict) and isinstance(data.get("calls"), list):

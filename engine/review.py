@@ -290,7 +290,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     with exclusive(out, "engine review", own=("review.json", "thumbs")):
         cards, n_pred, n_gt, failed = [], 0, 0, []
         for split, st, img_path, problem in track(rows, "review", unit="img", enabled=cfg.progress):
-            original = None if img_path is None else os.path.relpath(img_path, out)
+            original = None if img_path is None else _image_url(img_path, out)
             if problem is None:
                 try:  # one unreadable file makes its own card say so, not the gallery fail
                     panels, details, with_pred, with_gt = _panels(
@@ -435,6 +435,17 @@ def _url(path: str) -> str:
     return html.escape(quote(path.replace(os.sep, "/")))
 
 
+def _image_url(path: Path, out: Path) -> str:
+    """The link from the gallery in ``out`` to the image ``path``: its path relative to the
+    gallery (:func:`_url`), or its ``file:`` URL where there is none (on another drive, on
+    Windows: ``os.path.relpath`` raised "path is on mount 'D:', start on mount 'C:'", and the
+    whole gallery failed with it)."""
+    try:
+        return _url(os.path.relpath(path, out))
+    except ValueError:
+        return html.escape(Path(path).absolute().as_uri())
+
+
 def _card(
     split,
     st,
@@ -445,7 +456,8 @@ def _card(
     details: Sequence[Panel] = (),
 ) -> str:
     """One image's card; with ``problem``, no panels and the problem in their place. The title
-    links to ``original``, the image's path relative to the gallery (None: no image found)."""
+    links to ``original``, the image's URL from the gallery (:func:`_image_url`; None: no image
+    found)."""
     conf = "" if math.isnan(st.confidence) else f"{st.confidence:.3f}"
     conf_text = conf or "no pixel labelled"
     figs = "".join(
@@ -467,7 +479,7 @@ def _card(
     pseudo = panels[0][3] if panels else None  # the pseudo label's scores, None without one
     iou = pseudo["iou"] if pseudo is not None and pseudo["iou"] is not None else NO_SCORE
     name = f"{html.escape(split)}/{html.escape(st.stem)}"
-    title = name if original is None else f'<a href="{_url(original)}">{name}</a>'
+    title = name if original is None else f'<a href="{original}">{name}</a>'
     return (
         f'<div class="card" data-conf="{conf or "2"}" data-n="{st.num_instances}" '
         f'data-iou="{iou:.4f}" data-stem="{html.escape(st.stem)}">'

@@ -80,10 +80,19 @@ def exclusive(
         import fcntl
     except ImportError:  # Windows: no flock
         fcntl = None
-    if fcntl is None or (folder.exists() and not folder.is_dir()):
+    if folder.exists() and not folder.is_dir():
         yield folder  # a file given as the folder: the command's own check names it
         return
     created = _missing(folder)
+    if fcntl is None:  # no lock, but the folder is made all the same (and removed if left empty)
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            yield folder
+        finally:
+            with contextlib.suppress(OSError):  # rmdir refuses a folder something went into
+                for made in created:
+                    made.rmdir()
+        return
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

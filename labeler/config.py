@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import did_you_mean, read_yaml
+from annotations.fileio import check_windows_name, did_you_mean, read_yaml
 from annotations.taxonomy import check_class_name, class_key
 
 DEFAULT_DETECTOR = "IDEA-Research/grounding-dino-base"
@@ -305,7 +305,8 @@ def _same_backend_options(backend: str, recorded: dict[str, Any], given: dict[st
 def default_out_dir(class_name: str) -> Path:
     """``runs/label/<class lower-case>``, path separators in the name as ``_``: ``Bike/Rack``
     is one folder, ``bike_rack``, not ``rack`` inside ``bike``."""
-    return Path("runs/label") / re.sub(r"[/\\]", "_", class_name.lower())
+    out = Path("runs/label") / re.sub(r"[/\\]", "_", class_name.lower())
+    return check_windows_name(out, f"--class {class_name!r}")
 
 
 def parse_grid(text: str, option: str = "--tiles") -> tuple[int, int]:

@@ -275,20 +275,30 @@ def stem_of(path: Path, spec: DatasetSpec | None) -> str:
 def check_stems(images: list[Path]) -> list[Path]:
     """``images``, unless two share a stem (``a.jpg``, ``a.png``): their label maps would be one
     file ``a.png``, the second image skipped as already labelled (or, with ``overwrite``, the
-    first one's map replaced). Refused naming the files, before anything is written."""
+    first one's map replaced). Refused naming the files, before anything is written. Stems that
+    differ in case only (``IMG_1.JPG``, ``img_1.png``) clash too: ``IMG_1.png`` and
+    ``img_1.png`` are one file where names ignore case (macOS, Windows), and a copy of the
+    folder made on Linux keeps one of them there."""
     by_stem: dict[str, list[Path]] = {}
     for p in images:
-        by_stem.setdefault(p.stem, []).append(p)
+        by_stem.setdefault(p.stem.casefold(), []).append(p)
     clashes = [ps for ps in by_stem.values() if len(ps) > 1]
     if clashes:
         first = clashes[0]
         one_folder = len({p.parent for p in first}) == 1
         names = [p.name if one_folder else str(p) for p in first]
         more = len(clashes) - 1
+        stems = list(dict.fromkeys(p.stem for p in first))
+        shared = (
+            f"share the stem {first[0].stem!r}, so their label maps would be one file, "
+            f"{first[0].stem}.png"
+            if len(stems) == 1
+            else f"have stems that differ in case only, so their label maps "
+            f"({joined([f'{s}.png' for s in stems])}) would be one file on macOS and Windows"
+        )
         raise ValueError(
             (f"{first[0].parent}: " if one_folder else "")
-            + f"{joined(names)} share the stem {first[0].stem!r}, so their label maps would be "
-            f"one file, {first[0].stem}.png"
+            + f"{joined(names)} {shared}"
             + (f" ({counted(more, 'other stem')} likewise)" if more else "")
             + "; rename or move all but one image of each stem"
         )

@@ -42,6 +42,7 @@ from annotations.fileio import (
     append_line,
     atomic_write_json,
     atomic_write_text,
+    check_windows_name,
     did_you_mean,
     first_line,
     json_text,
@@ -498,7 +499,8 @@ def default_out_dir(
             names = [
                 c.name for c in Taxonomy.load(root / "taxonomy.json") if c.parent is not None
             ] + names
-    return Path(base) / "+".join(re.sub(r"[\s/\\]", "_", n.lower()) for n in names)
+    out = Path(base) / "+".join(re.sub(r"[\s/\\]", "_", n.lower()) for n in names)
+    return check_windows_name(out, f"the classes {', '.join(names)}")
 
 
 def plan_fusion(config: FuseConfig) -> FusePlan:

@@ -314,6 +314,30 @@ def test_labelme_files_reference_images_relatively(tmp_path, world):
     assert doc["imagePath"] == "../../data/images/test/img001.jpg"
     assert (res.labelme[0].parent / doc["imagePath"]).resolve().is_file()
     assert [s["label"] for s in doc["shapes"]] == ["Bicycle"]
+
+
+def test_labelme_files_name_images_on_another_drive_absolute(tmp_path, world, monkeypatch):
+    """On Windows an export (C:) of images on D: failed with ``os.path.relpath``'s "path is on
+    mount 'D:', start on mount 'C:'"; the LabelMe file names the image by its absolute path
+    (LabelMe joins it to the file's folder, which keeps it)."""
+    import engine.annotate as annotate
+
+    data, run, _ = world
+    relpath = os.path.relpath
+
+    def ntpath_relpath(path, start=os.curdir):
+        if "images" in Path(path).parts:  # the dataset's images: on D:
+            raise ValueError("path is on mount 'D:', start on mount 'C:'")
+        return relpath(path, start)
+
+    monkeypatch.setattr(annotate.os.path, "relpath", ntpath_relpath)
+    res = export_annotations(
+        ExportConfig(
+            run=str(run), out=str(tmp_path / "exp"), formats=("labelme",), stems=["img001"]
+        )
+    )
+    doc = json.loads(res.labelme[0].read_text(encoding="utf-8"))
+    assert doc["imagePath"] == (data / "images" / "test" / "img001.jpg").absolute().as_posix()
     assert res.coco is None
     # --format coco,labelme, as --split takes lists (it was "unknown export formats")
     both = export_annotations(

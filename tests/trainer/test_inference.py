@@ -665,6 +665,25 @@ def test_predict_refuses_images_that_share_a_stem(tmp_path) -> None:
     assert not out.exists()
 
 
+def test_predict_refuses_images_whose_stems_differ_in_case_only(tmp_path) -> None:
+    """IMG_1.JPG and img_1.png (both can be in one folder on macOS and Windows) were predicted
+    as IMG_1.png and img_1.png: one file where names ignore case, the second map written over
+    the first unsaid. Refused as a stem shared, before anything is written."""
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "IMG_1.jpg", "img_1.png", "b.png")
+    out = tmp_path / "pred"
+    with pytest.raises(ValueError) as err:
+        predict_dir(PredictConfig(str(ckpt), str(images), str(out), size=None, progress=False))
+    assert str(err.value) == (
+        f"{images}: IMG_1.jpg and img_1.png have stems that differ in case only, so their label "
+        "maps (IMG_1.png and img_1.png) would be one file on macOS and Windows; rename or move "
+        "all but one image of each stem"
+    )
+    assert not out.exists()
+
+
 def test_predict_overwrite_with_other_weights_leaves_no_map_of_the_earlier_ones(tmp_path) -> None:
     """--overwrite with another checkpoint on some of a folder's images left the others' maps
     of the first checkpoint under a record naming the second: refused, naming them, nothing
