@@ -365,7 +365,11 @@ def test_predict_one_image_file_and_settings_refused_up_front(tmp_path) -> None:
     for name in ("a.png", "b.png"):
         Image.fromarray(np.full((48, 64, 3), 90, np.uint8)).save(images / name)
     out = tmp_path / "one"
-    res = predict_dir(PredictConfig(str(ckpt), str(images / "b.png"), str(out), progress=False))
+    # (64, 48): the images' own size; the default "auto" is 4096x3072 here (no training config),
+    # a minute of CPU on the tiny model that this test of which files are read does not need
+    res = predict_dir(
+        PredictConfig(str(ckpt), str(images / "b.png"), str(out), (64, 48), progress=False)
+    )
     assert [p.name for p in res.written] == ["b.png"] and not res.failed
     (images / "notes.txt").write_text("x")
     with pytest.raises(ValueError, match=r"notes\.txt: not an image"):
@@ -831,7 +835,9 @@ def test_predict_leaves_the_callers_random_stream_where_it_was(tmp_path) -> None
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    predict_dir(PredictConfig(str(ckpt), str(images), str(tmp_path / "out"), progress=False))
+    # (48, 40): the image's own size, not "auto"'s 4096x3072 (the draw is not size dependent)
+    out = str(tmp_path / "out")
+    predict_dir(PredictConfig(str(ckpt), str(images), out, (48, 40), progress=False))
     assert torch.equal(torch.rand(3), expected)
 
 
