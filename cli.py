@@ -25,7 +25,7 @@ import typer
 
 from engine import stopping
 from engine.cli import annotate, data, demo, fusion, review, scores
-from engine.cli.command import Command, Group
+from engine.cli.command import Command, Group, root_options
 from engine.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_IO_ERROR,
@@ -149,6 +149,7 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         cls=_Group,
     )
+    root.callback()(root_options)  # engine --version
     commands = {info.name: info for area in _AREAS for info in area.app.registered_commands}
     placed = {name for _, names in WORKFLOW for name in names}
     stray = sorted(set(commands) - placed)

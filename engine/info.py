@@ -571,6 +571,8 @@ def made_with(env: object) -> str:
         return "not recorded"
     packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
     parts = [f"commit {env['git_commit']}" if env.get("git_commit") else "commit not recorded"]
+    if not env.get("git_commit") and packages.get("mass-engine"):  # an installed copy: no git
+        parts = [f"mass-engine {packages['mass-engine']} (no git commit)"]
     versions = [f"Python {env['python']}"] if env.get("python") else []
     versions += [f"{name} {packages[name]}" for name in ("torch", "numpy") if packages.get(name)]
     if versions:

@@ -839,6 +839,8 @@ def build_report(cfg: ReportConfig) -> ReportResult:
             "nothing to report: give pseudo labels (--pseudo), fused labels (--fused) or "
             "predictions (--pred)"
         )
+    if cfg.chart:  # else it fails after the scoring, minutes at MaSS13K's size
+        matplotlib_for("the report's chart", " (or turn the chart off with --no-chart)")
     for given in (cfg.pseudo, cfg.fused, cfg.pred):  # scored now, a part passed for the whole
         if given:
             check_not_being_written(given, "engine report", "its label maps")

@@ -44,9 +44,21 @@ def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]
 
 
 def git_commit() -> str | None:
-    """The project's git commit (with ``-dirty`` when the tree has changes), or None outside git."""
-    root = Path(__file__).resolve().parent.parent
+    """The project's git commit (with ``-dirty`` when the tree has changes), or None outside git.
+
+    None too for an installed copy (``pip install``, not ``-e``) whose site-packages lies inside
+    some other git repository (a project's ``.venv``): that repository does not track this file,
+    and before, its commit (and its ``-dirty``) was recorded as the engine's."""
+    here = Path(__file__).resolve()
+    root = here.parent.parent
     try:
+        tracked = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "--error-unmatch", "--", str(here)],
+            capture_output=True,
+            timeout=5,
+        )
+        if tracked.returncode != 0:
+            return None
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
         )

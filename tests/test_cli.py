@@ -362,3 +362,16 @@ def test_problems_of_one_reason_are_one_line_on_the_command_line():
     ]
     three = error_text(BadItems("3 of 3 pairs cannot be read", same[:3])).plain
     assert three.splitlines()[1:] == [f"  {p}" for p in same[:3]]
+
+
+def test_version_names_the_installed_distribution():
+    """``engine --version``: a released tool's first question; there was none ("No such
+    option"), and an installed copy has no git checkout for a record's commit."""
+    from importlib import metadata
+
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0, res.output
+    try:
+        assert res.output == f"mass-engine {metadata.version('mass-engine')}\n"
+    except metadata.PackageNotFoundError:
+        assert res.output == "mass-engine (not installed: run from a source tree)\n"

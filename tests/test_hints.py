@@ -27,7 +27,7 @@ SOURCES = [ROOT / "cli.py"] + sorted(
 )
 # options in the source that are no ``engine`` option: git's (engine.runinfo), a matplotlib
 # line style (trainer.curves), the placeholder of "after --opt=", click's own --help
-FOREIGN = {"--porcelain", "--untracked-files", "--s", "--opt", "--help"}
+FOREIGN = {"--porcelain", "--untracked-files", "--error-unmatch", "--s", "--opt", "--help"}
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
@@ -48,6 +48,7 @@ def _all_options() -> set[str]:
 
     def walk(command) -> None:
         if hasattr(command, "commands"):
+            found.update(_options(command))  # a group's own: engine --version
             for sub in command.commands.values():
                 walk(sub)
         else:

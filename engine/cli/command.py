@@ -82,3 +82,25 @@ class Group(_OneLineUsageErrors, TyperGroup):
             return super().resolve_command(ctx, args)
         except UsageError as e:
             usage_error(e)
+
+
+def show_version(value: bool) -> None:
+    """``engine --version``: the installed distribution's version (a wheel has no git checkout
+    to ask), or that none is installed (``python -m cli`` from a checkout never installed)."""
+    if not value:
+        return
+    from importlib import metadata
+
+    try:
+        typer.echo(f"mass-engine {metadata.version('mass-engine')}")
+    except metadata.PackageNotFoundError:
+        typer.echo("mass-engine (not installed: run from a source tree)")
+    raise typer.Exit()
+
+
+def root_options(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=show_version, help="Print the version and exit."
+    ),
+) -> None:
+    pass

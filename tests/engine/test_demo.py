@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -662,3 +663,17 @@ def test_the_demos_simulated_label_runs_are_recorded_as_engine_label_records_the
     )
     assert demo.detector == demo.segmenter == "none (simulated backend)"
     assert demo.result_fields() == cli.result_fields()
+
+
+def test_demo_without_matplotlib_is_refused_before_any_work(tmp_path, monkeypatch):
+    """``pip install mass-engine`` (no ``plot`` extra) has no matplotlib: the demo ran every
+    stage and failed at the last, the report's chart, naming --no-chart, which it has not."""
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    out = tmp_path / "demo"
+    res = CliRunner().invoke(app, ["demo", "--out", str(out), *SMALL])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        "error: engine demo (its reports' charts) needs matplotlib, which is not installed: "
+        "pip install 'mass-engine[plot]'"
+    )
+    assert not out.exists()

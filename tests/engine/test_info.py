@@ -999,3 +999,19 @@ def test_temporary_files_in_a_plain_dataset_are_not_promised_to_a_next_run(tmp_p
     text = " ".join(res.output.split())
     assert "note: 1 temporary file (0.0 MB) left by runs killed while writing" in text, text
     assert text.endswith("no engine command writes this folder: delete them"), text
+
+
+def test_the_code_row_names_the_engine_version_of_an_installed_copy():
+    """An installed copy (``pip install``, not ``-e``) records no git commit; the code row named
+    nothing of the engine then ("commit not recorded") though its version is recorded."""
+    from engine.info import made_with
+
+    env = {"git_commit": None, "python": "3.11.7",
+           "packages": {"mass-engine": "0.1.0", "torch": "2.14.1", "numpy": "2.4.6"}}  # fmt: skip
+    assert (
+        made_with(env)
+        == "mass-engine 0.1.0 (no git commit); Python 3.11.7, torch 2.14.1, numpy 2.4.6"
+    )
+    env["git_commit"] = "abc123"  # a checkout: the commit says more than the version
+    assert made_with(env).startswith("commit abc123; Python 3.11.7")
+    assert made_with({"python": "3.11.7"}) == "commit not recorded; Python 3.11.7"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -1185,3 +1186,18 @@ def test_report_md_shows_names_as_typed_and_its_image_links_open_their_files(wor
     assert "sub `1` #2" in page.text
     assert name in [c.strip() for c in page.cells]  # the per-class table: one cell, as typed
     assert page.alts == [odd] and [unquote(s) for s in page.srcs] == [f"overlays/{odd}.jpg"]
+
+
+def test_a_report_without_matplotlib_is_refused_before_the_scoring(world, monkeypatch):
+    """``pip install mass-engine`` (no ``plot`` extra) has no matplotlib: the chart failed
+    after the scoring (minutes over a subset of 4K photos), all of it lost."""
+    import engine.report as report_module
+
+    tmp, data, subset, gt = world
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    scored = []
+    monkeypatch.setattr(report_module, "score_class", lambda *a: scored.append(a))
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"))
+    with pytest.raises(RuntimeError, match=r"chart needs matplotlib.*--no-chart"):
+        build_report(cfg)
+    assert not scored and not (tmp / "rep").exists()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
+import pytest
 import torch
 
+from engine import runinfo
 from engine.runinfo import config_hash, cpu_model, environment
 
 
@@ -39,3 +45,33 @@ def test_environment_records_where_relative_paths_start(tmp_path, monkeypatch):
     working directory they named no folder once read from elsewhere."""
     monkeypatch.chdir(tmp_path)
     assert environment()["cwd"] == str(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_an_installed_copy_inside_another_git_repository_records_no_commit(tmp_path: Path):
+    """``pip install`` (not ``-e``) into a venv inside the user's own git repository: site-packages
+    is in that repository's tree, untracked; before, its commit (``-dirty``) was recorded."""
+    repo = tmp_path / "userproject"
+    repo.mkdir()
+    git = ["git", "-C", str(repo), "-c", "user.email=u@example.com", "-c", "user.name=u"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (repo / "notes.txt").write_text("a\n")
+    subprocess.run([*git, "add", "notes.txt"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "the user's project"], check=True)
+    (repo / "notes.txt").write_text("b\n")  # the user's tree has changes
+    site = repo / ".venv" / "lib" / "site-packages"
+    (site / "engine").mkdir(parents=True)
+    copy = site / "engine" / "runinfo.py"
+    shutil.copy(runinfo.__file__, copy)
+    spec = importlib.util.spec_from_file_location("installed_runinfo", copy)
+    installed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installed)
+    assert installed.git_commit() is None
+
+
+def test_the_checkout_records_its_commit():
+    """From the repository (``pip install -e``, ``python -m cli``) the commit is recorded."""
+    if shutil.which("git") is None or not (Path(runinfo.__file__).parents[1] / ".git").exists():
+        pytest.skip("not a git checkout")
+    commit = runinfo.git_commit()
+    assert commit is not None and len(commit.removesuffix("-dirty")) == 40
