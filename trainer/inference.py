@@ -317,9 +317,10 @@ def predict_label(
         raise ValueError(
             f"uint8 labels hold at most 255 classes, model has {model.config.num_classes}"
         )
-    if device is not None:
-        model.to(device)
     dev = next(model.parameters()).device
+    if device is not None and not _is_on(dev, torch.device(device)):
+        model.to(device)  # once: moving (or setting eval mode) walks every module, ~10 ms
+        dev = next(model.parameters()).device
     height, width = image.shape[:2]
     nh, nw = resized_shape(height, width, size)
     if min(nh, nw) < MIN_SIDE:
@@ -330,7 +331,9 @@ def predict_label(
         )
     original = image
     was_training = model.training
-    model.eval()
+    switch = any(m.training for m in model.modules())  # not when already in eval mode
+    if switch:
+        model.eval()
     try:
         with torch.inference_mode():
             if (nh, nw) != (height, width):
@@ -345,7 +348,13 @@ def predict_label(
                 guide = guided_filter.image_guide(original, scores.shape[-2:], scores.device)
             return upsample_argmax(scores, (height, width), guide)
     finally:
-        model.train(was_training)
+        if switch:
+            model.train(was_training)
+
+
+def _is_on(dev: torch.device, want: torch.device) -> bool:
+    """Whether a model on ``dev`` is on ``want`` (``cuda`` without an index: any GPU's)."""
+    return dev.type == want.type and (want.index is None or want.index == dev.index)
 
 
 def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
