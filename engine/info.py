@@ -645,6 +645,9 @@ class TrainRunStats:
     checkpoints: list[str]  # checkpoint files in the folder
     environment: dict = field(default_factory=dict)  # environment.json: the code it started with
     taxonomy: dict | None = None  # the classes it learns by id (config.json); None: not recorded
+    warnings: list[str] = field(default_factory=list)  # what it printed (metrics.jsonl events)
+    skipped: list[str] = field(default_factory=list)  # images it could not read (skipped.jsonl)
+    non_finite: dict | None = None  # the step whose loss blew up, when that stopped the last call
 
     @property
     def finished(self) -> bool:
@@ -662,10 +665,15 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
     lines = read_jsonl(root / "metrics.jsonl")
     steps = [r for r in lines if "loss" in r]
     vals = [r for r in lines if "val" in r]
+    # a resume cuts the log back to its checkpoint, so a non-finite event left in it stopped
+    # the last call (trainer.train: the event is written, then NonFiniteLossError)
+    blown = [r for r in lines if r.get("event") == "non_finite"]
+    skipped = read_jsonl(root / "skipped.jsonl") if (root / "skipped.jsonl").is_file() else []
     return TrainRunStats(
         root=root,
         config=config,
-        step=max((int(r.get("step", 0)) for r in lines), default=0),
+        # events (a warning, the step whose loss blew up) are no step the run completed
+        step=max((int(r.get("step", 0)) for r in lines if "event" not in r), default=0),
         last=steps[-1] if steps else {},
         val={"step": vals[-1].get("step"), **vals[-1]["val"]} if vals else None,
         resumes=len(read_jsonl(root / "resumes.jsonl"))
@@ -674,6 +682,17 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
         checkpoints=sorted(p.name for p in root.glob("*.pt")),
         environment=_environment(root / "environment.json"),
         taxonomy=record.get("taxonomy") if isinstance(record.get("taxonomy"), dict) else None,
+        warnings=[
+            f"step {r.get('step')}: {r.get('message')}"
+            for r in lines
+            if r.get("event") == "warning"
+        ],
+        skipped=[
+            f"step {r.get('step')}, {r.get('during')}: {r.get('problem')}"
+            for r in skipped
+            if isinstance(r, dict)
+        ],
+        non_finite=blown[-1] if blown else None,
     )
 
 
@@ -718,13 +737,20 @@ def render_train_run(stats: TrainRunStats) -> list:
     head.add_column("value", overflow="fold")
     iters = int(c.get("iters") or 0)
     holder = None if stats.finished else writer(stats.root)
+    resume = f"engine train --out {shlex.quote(str(stats.root))} --resume"
+    blown = stats.non_finite
     state = (
         "finished"
         if stats.finished
         else f"running now: {holder}"
         if holder
+        # the loss became NaN/inf: the same resume meets the same step again
+        else f"failed: non-finite loss at step {blown.get('step')} ("
+        + ", ".join(f"{n}={v}" for n, v in list((blown.get("terms") or {}).items())[:6])
+        + f"); lower the learning rate or check the data, then {resume} continues it"
+        if blown
         # the run's folder: a bare --resume continues runs/train/run, the default --out
-        else f"stopped: engine train --out {shlex.quote(str(stats.root))} --resume continues it"
+        else f"stopped: {resume} continues it"
     )
     head.add_row("step", f"{stats.step:,} of {iters:,} ({state})")
     head.add_row("data", str(c.get("data")))
@@ -743,6 +769,11 @@ def render_train_run(stats: TrainRunStats) -> list:
     head.add_row("resumed", counted(stats.resumes, "time") if stats.resumes else "never")
     head.add_row("checkpoints", ", ".join(stats.checkpoints) or "none")
     head.add_row("code", made_with(stats.environment))
+    # what the run printed, kept in its folder: a nohup or scheduler run's console is gone
+    for line in first_lines(stats.skipped, stats.root / "skipped.jsonl", shown=5):
+        head.add_row("skipped", line)
+    for line in first_lines(stats.warnings, stats.root / "metrics.jsonl", shown=5):
+        head.add_row("warning", line)
     out: list = [head]
     if stats.val:
         v = stats.val
