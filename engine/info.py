@@ -265,6 +265,9 @@ def render_stats(stats: DatasetStats) -> list:
     out: list = [Text(f"Dataset {stats.spec_file or stats.root}", style="bold")]
     if stats.fused_line:
         out.append(Text(stats.fused_line))
+        # what its last engine fuse call printed (fuse.json keeps it: a nohup console is gone)
+        for warning in (stats.fused or {}).get("warnings") or []:
+            out.append(Text(f"warning (engine fuse): {warning}"))
     if stats.release_images:
         read = ", ".join(f"{s} from {f}" for s, f in stats.release_images.items())
         missing = ", ".join(f"images/{s}" for s in stats.release_images)
