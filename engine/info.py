@@ -912,6 +912,9 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     failed = [f"{f.get('image')}: {f.get('reason')}" for f in failed_images(meta)]
     for f in first_lines(failed, "predict.json", shown=5):  # engine predict's record of them
         head.add_row("failed", f)
+    # what its latest call printed: kept for a run under nohup or a scheduler
+    for w in first_lines([str(w) for w in meta.get("warnings") or []], "predict.json", shown=5):
+        head.add_row("warning", w)
     return [head]
 
 
