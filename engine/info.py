@@ -416,6 +416,7 @@ class LabelRunStats:
     notes: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
     shard: str = ""  # "i/n" when run.json's last command labelled one shard (--shard i/n)
+    warnings: list[str] = field(default_factory=list)  # what run.json's call printed
 
     @property
     def problems(self) -> int:
@@ -510,6 +511,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         notes=notes,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
         shard=_shard(config.get("shard")),
+        warnings=[str(w) for w in doc.get("warnings") or []],
     )
 
 
@@ -631,7 +633,8 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         f"note: its dataset: {note} (engine info {stats.data_root} lists its problems)"
         for note in stats.notes
     ]
-    return out
+    # what the call that wrote run.json printed: kept for a run under nohup or a scheduler
+    return out + [f"warning (engine label): {w}" for w in stats.warnings]
 
 
 # -- a training run ----------------------------------------------------------------------------
