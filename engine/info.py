@@ -288,6 +288,9 @@ def render_stats(stats: DatasetStats) -> list:
     out: list = [Text(f"Dataset {stats.spec_file or stats.root}", style="bold")]
     if stats.fused_line:
         out.append(Text(stats.fused_line))
+        # what its last engine fuse call printed (fuse.json keeps it: a nohup console is gone)
+        for warning in (stats.fused or {}).get("warnings") or []:
+            out.append(Text(f"warning (engine fuse): {warning}"))
     if stats.release_images:
         read = ", ".join(f"{s} from {f}" for s, f in stats.release_images.items())
         missing = ", ".join(f"images/{s}" for s in stats.release_images)
@@ -440,6 +443,7 @@ class LabelRunStats:
     notes: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
     shard: str = ""  # "i/n" when run.json's last command labelled one shard (--shard i/n)
+    warnings: list[str] = field(default_factory=list)  # what run.json's call printed
 
     @property
     def problems(self) -> int:
@@ -534,6 +538,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         notes=notes,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
         shard=_shard(config.get("shard")),
+        warnings=[str(w) for w in doc.get("warnings") or []],
     )
 
 
@@ -658,7 +663,8 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         f"note: its dataset: {note} (engine info {shlex.quote(str(stats.data_root))} lists its problems)"
         for note in stats.notes
     ]
-    return out
+    # what the call that wrote run.json printed: kept for a run under nohup or a scheduler
+    return out + [f"warning (engine label): {w}" for w in stats.warnings]
 
 
 # -- a training run ----------------------------------------------------------------------------
@@ -675,6 +681,9 @@ class TrainRunStats:
     checkpoints: list[str]  # checkpoint files in the folder
     environment: dict = field(default_factory=dict)  # environment.json: the code it started with
     taxonomy: dict | None = None  # the classes it learns by id (config.json); None: not recorded
+    warnings: list[str] = field(default_factory=list)  # what it printed (metrics.jsonl events)
+    skipped: list[str] = field(default_factory=list)  # images it could not read (skipped.jsonl)
+    non_finite: dict | None = None  # the step whose loss blew up, when that stopped the last call
 
     @property
     def finished(self) -> bool:
@@ -692,10 +701,15 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
     lines = read_jsonl(root / "metrics.jsonl")
     steps = [r for r in lines if "loss" in r]
     vals = [r for r in lines if "val" in r]
+    # a resume cuts the log back to its checkpoint, so a non-finite event left in it stopped
+    # the last call (trainer.train: the event is written, then NonFiniteLossError)
+    blown = [r for r in lines if r.get("event") == "non_finite"]
+    skipped = read_jsonl(root / "skipped.jsonl") if (root / "skipped.jsonl").is_file() else []
     return TrainRunStats(
         root=root,
         config=config,
-        step=max((int(r.get("step", 0)) for r in lines), default=0),
+        # events (a warning, the step whose loss blew up) are no step the run completed
+        step=max((int(r.get("step", 0)) for r in lines if "event" not in r), default=0),
         last=steps[-1] if steps else {},
         val={"step": vals[-1].get("step"), **vals[-1]["val"]} if vals else None,
         resumes=len(read_jsonl(root / "resumes.jsonl"))
@@ -704,6 +718,17 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
         checkpoints=sorted(p.name for p in root.glob("*.pt")),
         environment=_environment(root / "environment.json"),
         taxonomy=record.get("taxonomy") if isinstance(record.get("taxonomy"), dict) else None,
+        warnings=[
+            f"step {r.get('step')}: {r.get('message')}"
+            for r in lines
+            if r.get("event") == "warning"
+        ],
+        skipped=[
+            f"step {r.get('step')}, {r.get('during')}: {r.get('problem')}"
+            for r in skipped
+            if isinstance(r, dict)
+        ],
+        non_finite=blown[-1] if blown else None,
     )
 
 
@@ -748,13 +773,20 @@ def render_train_run(stats: TrainRunStats) -> list:
     head.add_column("value", overflow="fold")
     iters = int(c.get("iters") or 0)
     holder = None if stats.finished else writer(stats.root)
+    resume = f"engine train --out {shlex.quote(str(stats.root))} --resume"
+    blown = stats.non_finite
     state = (
         "finished"
         if stats.finished
         else f"running now: {holder}"
         if holder
+        # the loss became NaN/inf: the same resume meets the same step again
+        else f"failed: non-finite loss at step {blown.get('step')} ("
+        + ", ".join(f"{n}={v}" for n, v in list((blown.get("terms") or {}).items())[:6])
+        + f"); lower the learning rate or check the data, then {resume} continues it"
+        if blown
         # the run's folder: a bare --resume continues runs/train/run, the default --out
-        else f"stopped: engine train --out {shlex.quote(str(stats.root))} --resume continues it"
+        else f"stopped: {resume} continues it"
     )
     head.add_row("step", f"{stats.step:,} of {iters:,} ({state})")
     head.add_row("data", str(c.get("data")))
@@ -773,6 +805,11 @@ def render_train_run(stats: TrainRunStats) -> list:
     head.add_row("resumed", counted(stats.resumes, "time") if stats.resumes else "never")
     head.add_row("checkpoints", ", ".join(stats.checkpoints) or "none")
     head.add_row("code", made_with(stats.environment))
+    # what the run printed, kept in its folder: a nohup or scheduler run's console is gone
+    for line in first_lines(stats.skipped, stats.root / "skipped.jsonl", shown=5):
+        head.add_row("skipped", line)
+    for line in first_lines(stats.warnings, stats.root / "metrics.jsonl", shown=5):
+        head.add_row("warning", line)
     out: list = [head]
     if stats.val:
         v = stats.val
@@ -909,6 +946,9 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     failed = [f"{f.get('image')}: {f.get('reason')}" for f in failed_images(meta)]
     for f in first_lines(failed, "predict.json", shown=5):  # engine predict's record of them
         head.add_row("failed", f)
+    # what its latest call printed: kept for a run under nohup or a scheduler
+    for w in first_lines([str(w) for w in meta.get("warnings") or []], "predict.json", shown=5):
+        head.add_row("warning", w)
     return [head]
 
 

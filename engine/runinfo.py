@@ -6,13 +6,16 @@ its resolved configuration.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -183,3 +186,37 @@ def config_hash(config: Any) -> str:
     """A short stable hash of a JSON-serialisable configuration (key order does not matter)."""
     text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# the packages whose warnings a command's record keeps (engine.cli.common.LOGGED_PACKAGES: the
+# console shows the same)
+KEPT_PACKAGES = ("annotations", "engine", "labeler", "trainer")
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.messages.append(record.getMessage())
+        except Exception:  # noqa: BLE001 - a record that cannot be formatted is not kept
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def kept_warnings(packages: tuple[str, ...] = KEPT_PACKAGES) -> Iterator[list[str]]:
+    """The warnings ``packages`` log while the block runs, as the list yielded (each message's
+    text, as the console's ``warning: ...`` line shows it): for a command to keep in its own
+    record (``fuse.json``'s ``warnings``), since a run started under nohup or a scheduler has
+    no console left to read them from."""
+    handler = _Kept()
+    loggers = [logging.getLogger(name) for name in packages]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)

@@ -46,7 +46,7 @@ from annotations.labelrun import RunInfo, latest_records, read_run_info
 from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
-from engine.runinfo import config_hash, environment
+from engine.runinfo import config_hash, environment, kept_warnings
 from engine.runlock import LOCK_NAME, holds_lock
 from engine.text import counted, few
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
@@ -504,7 +504,14 @@ def _resolved(path: Any) -> str | None:
 
 @holds_lock("engine label", lambda c: c.out_dir, _lock_name, own=("run.json",))
 def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> LabelSummary:
-    """Label every image of the configured splits that is not already done; see the module doc."""
+    """Label every image of the configured splits that is not already done; see the module doc.
+    The warnings said before the labelling starts (the hub not reached, images labelled again,
+    a prompt without a Latin letter, a run replaced) are kept in ``run.json``'s ``warnings``."""
+    with kept_warnings() as said:
+        return _run_labeling(cfg, backend, said)
+
+
+def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str]) -> LabelSummary:
     t_start = time.perf_counter()
     shard = resolved_shard(cfg)
     if cfg.device == "auto" and shard[1] > 1 and "LOCAL_RANK" in os.environ:
@@ -600,6 +607,8 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
             "class_id": class_id,
             "taxonomy": taxonomy.to_dict(),
             "environment": environment(),
+            # what this call printed before labelling: the console of a nohup run is gone
+            **({"warnings": list(said)} if said else {}),
         },
     )
     header = {

@@ -9,7 +9,8 @@ Output folder::
                         the images that failed (``failed``: image and reason); ``status``
                         is ``running`` until every image was tried (then ``finished``),
                         ``image_count`` how many images the run labels, ``image_bytes``
-                        each image's file size by stem
+                        each image's file size by stem, ``warnings`` what the latest call
+                        printed (absent when none)
 
 The inference size defaults to ``"auto"``: the size the checkpoint's training validated at
 (``engine train --val-size``, in the checkpoint's ``config``), else the release's 4096x3072 (a
@@ -54,7 +55,7 @@ from engine.datasets import (
 )
 from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
-from engine.runinfo import environment
+from engine.runinfo import environment, kept_warnings
 from engine.runlock import check_output_folder, holds_lock, writer
 from engine.text import counted, few, joined
 
@@ -315,8 +316,9 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     check_out(Path(cfg.out), given_folders(cfg, spec))
     from trainer.checkpoint import caller_rng
 
-    with caller_rng():  # building the network draws from torch's generator
-        return _predict(cfg, spec)
+    # the warnings it prints are kept in predict.json too: a run under nohup keeps what it said
+    with caller_rng(), kept_warnings() as said:  # building the network draws from torch's rng
+        return _predict(cfg, spec, said)
 
 
 def given_folders(cfg: PredictConfig, spec: DatasetSpec | None) -> list[Path]:
@@ -362,8 +364,9 @@ def check_not_image_folder(out: Path, folders: Iterable[Path]) -> None:
 
 
 @holds_lock("engine predict", lambda c: c.out, own=("predict.json",))
-def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
-    """:func:`predict_dir`, holding the output folder's lock (``spec``: ``cfg.data``'s, read)."""
+def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> PredictResult:
+    """:func:`predict_dir`, holding the output folder's lock (``spec``: ``cfg.data``'s, read;
+    ``said``: the warnings printed so far, :func:`engine.runinfo.kept_warnings`)."""
     from trainer.checkpoint import model_from_checkpoint, weights_digest
     from trainer.inference import (
         MODES,
@@ -457,6 +460,9 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
         "failed": kept,  # the images without a label map, each with its reason
         # each image's file size by stem: a rerun predicts again an image replaced since
         "image_bytes": {**recorded_sizes(meta), **sizes},
+        # what this call printed (a checkpoint still training, images predicted again, files
+        # of other kinds left out): the console of a nohup run is gone
+        **_warnings(said, left_out, cfg),
     }
     atomic_write_json(out / "predict.json", record)
     result = PredictResult(out=out, size=cfg.size, size_source=size_source, left_out=left_out)
@@ -475,8 +481,22 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None) -> PredictResult:
         if failed or finished:
             status = "finished" if finished else "running"
             record = {**record, "status": status, "failed": kept + failed}
+            record.pop("warnings", None)
+            record.update(_warnings(said, left_out, cfg))
             atomic_write_json(out / "predict.json", record)
     return result
+
+
+def _warnings(said: list[str], left_out: list[Path], cfg: PredictConfig) -> dict[str, list[str]]:
+    """``predict.json``'s ``warnings``: what the call printed, the files of ``--images`` it left
+    out (not images) with them; no key when there is none."""
+    warnings = list(said)
+    if left_out:  # the command line prints it as a note, after the run
+        warnings.append(
+            f"left out {counted(len(left_out), 'file')} of {cfg.images} that "
+            f"{'is' if len(left_out) == 1 else 'are'} not .jpg/.jpeg/.png: {few(left_out)}"
+        )
+    return {"warnings": warnings} if warnings else {}
 
 
 def image_sizes(images: list[Path], spec: DatasetSpec | None = None) -> dict[str, int | None]:

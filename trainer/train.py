@@ -7,7 +7,10 @@ Run directory (written by rank 0 only)::
     environment.json           engine.runinfo.environment() of the first start
     resumes.jsonl              one line per resume: step and environment
     metrics.jsonl              {"step", "lr", "loss", "loss_ce", ...} every log_every steps;
-                               {"step", "val": {...}} after each validation
+                               {"step", "val": {...}} after each validation;
+                               {"step", "event": "warning", "message"} for each warning printed
+                               (engine info RUN shows them: a nohup run's console is gone)
+    skipped.jsonl              images the run could not read (SkippedLog)
     last.pt, step_NNNNNNN.pt   checkpoints (trainer.checkpoint)
     tensorboard/               event files when the tensorboard package is installed
 """
@@ -209,24 +212,61 @@ NO_LABEL_BATCHES = 20  # training batches in a row, from a call's first, that wa
 
 
 def warn_unlabelled(
-    batches: Iterable[dict[str, Any]], limit: int, where: str
+    batches: Iterable[dict[str, Any]],
+    limit: int,
+    where: str,
+    warn: Callable[[str], None] = log.warning,
 ) -> Iterator[dict[str, Any]]:
-    """``batches`` as they are, with one warning when the first ``limit`` of them hold no
-    labelled pixel (every label 255, ignore): a model trained on them learns nothing, yet the
-    run went on without a word (a dataset whose labels were all 255 trained to the end). The
-    labels are looked at on the CPU, before they go to the device."""
+    """``batches`` as they are, with one warning (through ``warn``) when the first ``limit`` of
+    them hold no labelled pixel (every label 255, ignore): a model trained on them learns
+    nothing, yet the run went on without a word (a dataset whose labels were all 255 trained to
+    the end). The labels are looked at on the CPU, before they go to the device."""
     unlabelled = 0
     for batch in batches:
         if 0 <= unlabelled < limit:
             unlabelled = unlabelled + 1 if not bool((batch["label"] != IGNORE_ID).any()) else -1
             if unlabelled == limit:
-                log.warning(
-                    "%s: the first %s of this run hold no labelled pixel (every label is 255, "
-                    "ignore): the model learns nothing from them; check the labels",
-                    where,
-                    counted(limit, "training batch", "training batches"),
+                warn(
+                    f"{where}: the first {counted(limit, 'training batch', 'training batches')} "
+                    "of this run hold no labelled pixel (every label is 255, ignore): the model "
+                    "learns nothing from them; check the labels"
                 )
         yield batch
+
+
+WARNING_EVENT = "warning"  # a metrics.jsonl event: a warning the run printed, kept for engine info
+
+
+class RunWarnings:
+    """The warnings a training call prints, each also kept in the run's ``metrics.jsonl`` as
+    ``{"step", "event": "warning", "message"}``: a run started under nohup or a scheduler, its
+    console gone, still says what it warned about (``engine info RUN``). Before, only the
+    unreadable images (``skipped.jsonl``) were kept. Warnings said before the run folder is set
+    up (a fresh run's stale logs removed, a resume's log cut back to its checkpoint) wait for
+    :meth:`open`."""
+
+    def __init__(self, out: Path, enabled: bool) -> None:
+        self.path, self.enabled = out / "metrics.jsonl", enabled
+        self.waiting: list[tuple[int, str]] | None = []
+
+    def warn(self, message: str, step: int) -> None:
+        log.warning("%s", message)
+        if not self.enabled:
+            return
+        if self.waiting is not None:
+            self.waiting.append((step, message))
+        else:
+            self._keep(step, message)
+
+    def open(self) -> None:
+        """The run folder is ready: the waiting warnings are written, later ones at once."""
+        waiting, self.waiting = self.waiting or [], None
+        for step, message in waiting:
+            self._keep(step, message)
+
+    def _keep(self, step: int, message: str) -> None:
+        record = {"step": step, "event": WARNING_EVENT, "message": message}
+        append_line(self.path, json.dumps(record, ensure_ascii=False))
 
 
 class NonFiniteLossError(RuntimeError):
@@ -804,6 +844,8 @@ def _train(
     # the files' sizes this call trains on: stat'ed once (3 files an image), not at every
     # checkpoint; recorded in each, compared on a resume
     train_files = file_sizes(dataset) if is_main else {}
+    start = int(ckpt["step"]) if ckpt is not None else 0
+    said = RunWarnings(out, is_main)
     if is_main and ckpt is not None:
         for warning in (
             _changed_split(ckpt, dataset, cfg),
@@ -811,13 +853,13 @@ def _train(
             _changed_schedule(ckpt, cfg),
         ):
             if warning:
-                log.warning(warning)
+                said.warn(warning, start)
     for warning in subset_warnings(subsets, cfg.train_split) if is_main else ():
-        log.warning(warning)
+        said.warn(warning, start)
     if is_main and validates and (warning := validation_upscale(subset_data, cfg.val_size)):
-        log.warning(warning)
+        said.warn(warning, start)
     for warning in rare_new_classes(dataset) if is_main else ():
-        log.warning(warning)
+        said.warn(warning, start)
     taxonomy = dataset.taxonomy
     k = taxonomy.num_classes
     torch.manual_seed(cfg.seed)
@@ -846,7 +888,7 @@ def _train(
 
         init_report = init_from_checkpoint(model, cfg.init, taxonomy)
         if is_main and (warning := init_report.architecture_warning()):
-            log.warning(warning)
+            said.warn(warning, start)
     model.to(device).train()
     if cfg.freeze_bn_stats:
         freeze_batchnorm_statistics(model)
@@ -862,10 +904,8 @@ def _train(
     optimizer = torch.optim.AdamW(
         param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
     )
-    start = 0
     if ckpt is not None:
         optimizer.load_state_dict(ckpt["optimizer"])
-        start = int(ckpt["step"])
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -891,6 +931,7 @@ def _train(
         if ckpt is not None:
             _drop_lines_after(out / "metrics.jsonl", start)
         _write_run_files(out, cfg, start, taxonomy)
+        said.open()
         writer = _tensorboard(out, start)
         if init_report is not None:
             result.init = init_report
@@ -991,7 +1032,9 @@ def _train(
     if is_main:
         where = str(dataset.data.spec.label_dir(dataset.data.split))
         limit = min(NO_LABEL_BATCHES, (stop - start) * cfg.accum_steps)
-        data_iter = warn_unlabelled(data_iter, limit, where)
+        data_iter = warn_unlabelled(
+            data_iter, limit, where, lambda w: said.warn(w, result.step + 1)
+        )
     t_last, n_last = time.perf_counter(), start
     progress = make_progress("it", "{task.fields[info]}", cfg.progress and is_main)
     with progress:

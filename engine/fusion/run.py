@@ -76,7 +76,7 @@ from engine.fusion.pseudo import (
 from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
 from engine.parallel import process_pool
 from engine.progress import make_progress
-from engine.runinfo import config_hash, environment
+from engine.runinfo import config_hash, environment, kept_warnings
 from engine.runlock import check_not_being_written, holds_lock
 from engine.text import counted, few
 
@@ -976,7 +976,14 @@ def fuse(config: FuseConfig) -> FuseResult:
     Checks every input first (errors name the files), then fuses each image of the chosen
     splits, skipping those already done with the same settings and inputs, with
     ``config.workers`` processes. Returns per-class counts summed over all images.
+    The warnings this call printed are kept in ``fuse.json`` (``warnings``): a fusion run under
+    nohup or a scheduler says from its folder alone what it warned about (``engine info OUT``).
     """
+    with kept_warnings() as said:
+        return _fuse(config, said)
+
+
+def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     t0 = time.perf_counter()
     plan = plan_fusion(config)
     out = config.out
@@ -999,7 +1006,7 @@ def fuse(config: FuseConfig) -> FuseResult:
     earlier = earlier_splits(latest, plan, out)
     atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, earlier))
     if todo:  # with nothing to fuse, nothing is half done at any moment
-        atomic_write_json(out / FUSE_RECORD, _fuse_json(plan, config, "running", {}))
+        atomic_write_json(out / FUSE_RECORD, _fuse_json(plan, config, "running", _kept(said)))
 
     def record(rec: dict) -> None:
         latest[(rec["split"], rec["stem"])] = rec
@@ -1058,12 +1065,19 @@ def fuse(config: FuseConfig) -> FuseResult:
             if failed
             else {}
         ),
+        **_kept(said),
     }
     status = "incomplete" if failed else "complete"
     final = _fuse_json(plan, config, status, extra)
     if todo or not _same_record(out / FUSE_RECORD, final):
         atomic_write_json(out / FUSE_RECORD, final)
     return result
+
+
+def _kept(said: list[str]) -> dict[str, list[str]]:
+    """``fuse.json``'s ``warnings``: what the call printed so far; none, no key (a record as
+    before the forty-fourth round)."""
+    return {"warnings": list(said)} if said else {}
 
 
 def warn_corrections_rejected(report: dict[str, ClassStats], plan: FusePlan) -> None:

@@ -339,8 +339,24 @@ def test_splits_fused_one_call_at_a_time_stay_in_the_dataset(world, caplog):
         "images) and is left out of dataset.yaml; fuse it again with these settings and --split "
         "train"
     ) in [r.getMessage() for r in caplog.records]
+    # kept in fuse.json, as printed, and shown by engine info: a fusion run under nohup, its
+    # console gone, lost a split from its dataset without a word (before the forty-fourth round)
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    kept = json.loads((world["out"] / "fuse.json").read_text())["warnings"]
+    assert kept == [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    res = CliRunner().invoke(app, ["info", str(world["out"])], env={"COLUMNS": "400"})
+    assert f"warning (engine fuse): {world['out']}: split 'train' was fused" in res.output
     fuse(cfg(world, splits=("train",), uncertain="keep-parent"))
     assert load_spec(world["out"]).splits == ("train", "val")
+    # the latest call's warnings: train fused again, no split left out any more
+    (again,) = json.loads((world["out"] / "fuse.json").read_text())["warnings"]
+    assert again.endswith("2 images fused with other settings or inputs will be fused again; "
+                          "give another --out to keep them")  # fmt: skip
+    fuse(cfg(world, splits=("train",), uncertain="keep-parent"))  # nothing to say: no key
+    assert "warnings" not in json.loads((world["out"] / "fuse.json").read_text())
 
 
 def test_workers_give_the_same_outputs(world, tmp_path):

@@ -285,6 +285,12 @@ def test_engine_label_backend_simulated(tmp_path):
     text = " ".join(res.output.split())
     assert res.returncode == 0 and "labelled now │ 3" in text
     assert f"warning: {out}: 3 images labelled with other settings (cls.min_area 0 -> 5)" in text
+    # kept in run.json, and engine info RUN shows it: a run under nohup, its console gone,
+    # said nothing of it before the forty-fourth round
+    (kept,) = json.loads((out / "run.json").read_text())["warnings"]
+    assert kept.startswith(f"{out}: 3 images labelled with other settings (cls.min_area 0 -> 5)")
+    info = " ".join(_engine("info", str(out)).output.split())
+    assert f"warning (engine label): {out}: 3 images labelled with other settings" in info
 
     # another class is another run: refused, naming the class the folder holds, and nothing
     # of the Bicycle run is touched

@@ -89,6 +89,12 @@ def test_train_then_predict_end_to_end(synth, tmp_path, caplog):
         "is training it now: these predictions are of its checkpoint at step 4, not of the "
         "finished model"
     )
+    # kept in predict.json and shown by engine info: read days later (a nohup run's console
+    # gone), the folder said nothing of a model still training (before the forty-fourth round)
+    assert json.loads((tmp_path / "pred_now" / "predict.json").read_text())["warnings"] == [said]
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "pred_now")], env={"COLUMNS": "400"})
+    assert f"warning │ {said}" in " ".join(res.output.split()), res.output
+    assert "warnings" not in json.loads((pred / "predict.json").read_text())
     # test-time augmentation: recorded in predict.json, same sizes out
     tta = tmp_path / "pred_tta"
     args[args.index(str(pred))] = str(tta)

@@ -299,6 +299,12 @@ def test_a_resume_on_labels_changed_since_is_warned(tmp_path, caplog):
         "or source map file (another size) than when the run was checkpointed (im1): fused "
         "again or edited since? the resumed run trains on them as they are now"
     )
+    # kept in the run's log at the step it resumed from (engine info shows it): said before the
+    # log was cut back to the checkpoint, written after
+    events = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [e for e in events if e.get("event") == "warning"] == [
+        {"step": 2, "event": "warning", "message": warning}
+    ]
     caplog.clear()  # the checkpoint now records the files it trained on since
     with caplog.at_level("WARNING", logger="trainer.train"):
         train(_cfg(root, tmp_path / "a", iters=4, resume=True), model=_stub(7))
@@ -808,3 +814,39 @@ def test_a_checkpoint_the_disk_cannot_hold_is_a_disk_error_naming_it(tmp_path, m
     assert first_line(e.value) == f"{last}: No space left on device"
     assert [p.name for p in last.parent.iterdir()] == ["last.pt"]
     assert load_checkpoint(last)["step"] == 3
+
+
+def test_engine_info_shows_what_a_run_warned_about_skipped_and_why_it_failed(tmp_path):
+    """A run started under nohup or a scheduler, its console gone: its folder alone says what it
+    warned about (metrics.jsonl's warning events), the images it skipped (skipped.jsonl) and a
+    non-finite loss that stopped it. Before, engine info showed a clean finished run: the
+    warning was printed and lost, skipped.jsonl unread, a blown-up run "stopped" as if killed."""
+    from typer.testing import CliRunner
+
+    from annotations.labelmap import read_label, write_label
+    from cli import app
+
+    root = write_dataset(tmp_path / "data", n=4)
+    for label in (root / "annotations/train").glob("*.png"):
+        write_label(label, read_label(label) * 0 + 255)
+    bad = root / "images" / "train" / "im1.png"
+    bad.write_bytes(bad.read_bytes()[:60])
+    out = tmp_path / "run"
+    train(_cfg(root, out, iters=3), model=_stub(7))
+    events = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    (kept,) = [e for e in events if e.get("event") == "warning"]
+    assert "no labelled pixel" in kept["message"] and kept["step"] == 3
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert f"skipped │ step 2, training: {bad}: cannot decode image" in text
+    assert f"warning │ step 3: {root / 'annotations' / 'train'}: the first 3 training" in text
+
+    blown = tmp_path / "blown"
+    with pytest.raises(NonFiniteLossError):
+        train(_cfg(write_dataset(tmp_path / "d2"), blown), model=_stub(7, nan_after=4))
+    res = CliRunner().invoke(app, ["info", str(blown)], env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert "step │ 4 of 6 (failed: non-finite loss at step 5 (loss_ce=nan" in text
+    assert f"lower the learning rate or check the data, then engine train --out {blown}" in text
