@@ -568,6 +568,29 @@ def _models_line(backend: str, models: dict) -> str:
     return "; ".join(parts) or "not recorded"
 
 
+def add_made_with(table, env: object) -> None:
+    """The ``code`` row of an output's table (:func:`made_with`) and, where the output was
+    made by the ``engine`` command, a ``command`` row: the command line and the folder it ran
+    in, what a user coming back to a run started under nohup or a scheduler has no console
+    left to read (a library call's ``sys.argv`` is its script's: no row)."""
+    table.add_row("code", made_with(env))
+    if line := ran_as(env):
+        table.add_row("command", line)
+
+
+def ran_as(env: object) -> str | None:
+    """``engine train --data d ... (in /work)``, from a recorded ``environment()``'s ``argv``
+    and ``cwd``, when ``argv`` is the ``engine`` command's (``engine``, ``python -m cli``);
+    None otherwise."""
+    argv = env.get("argv") if isinstance(env, dict) else None
+    if not isinstance(argv, list) or len(argv) < 2 or not all(isinstance(a, str) for a in argv):
+        return None
+    if Path(argv[0]).name not in ("engine", "engine.exe", "cli.py"):
+        return None
+    cwd = env.get("cwd")
+    return f"engine {shlex.join(argv[1:])}" + (f" (in {cwd})" if isinstance(cwd, str) else "")
+
+
 def made_with(env: object) -> str:
     """The code and machine an output was made with, from its recorded ``environment()``: what
     a rerun needs to give the same bytes (the git commit; the versions of Python, torch and
@@ -605,7 +628,7 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         head.add_row(key, ", ".join(map(str, value)) if isinstance(value, list) else str(value))
     head.add_row("settings hash", stats.config_hash)
     head.add_row("dataset", str(stats.data_root) if stats.data_root else "not recorded")
-    head.add_row("code", made_with(stats.environment))
+    add_made_with(head, stats.environment)
     for stage, sec in stats.seconds.items():
         head.add_row(f"{stage} (per image)", f"{sec:.3f} s")
     table = Table(title="Images per split (each image's latest attempt)")
@@ -804,7 +827,7 @@ def render_train_run(stats: TrainRunStats) -> list:
         head.add_row("last loss", f"{stats.last['loss']:.4f} (step {stats.last['step']}{speed})")
     head.add_row("resumed", counted(stats.resumes, "time") if stats.resumes else "never")
     head.add_row("checkpoints", ", ".join(stats.checkpoints) or "none")
-    head.add_row("code", made_with(stats.environment))
+    add_made_with(head, stats.environment)
     # what the run printed, kept in its folder: a nohup or scheduler run's console is gone
     for line in first_lines(stats.skipped, stats.root / "skipped.jsonl", shown=5):
         head.add_row("skipped", line)
@@ -875,7 +898,7 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
         read_as += ", --png-binary"
     head.add_row("imported", f"{sub.info.get('created', '?')} ({read_as})")
     head.add_row("dataset", str(sub.data_root or "not recorded"))
-    head.add_row("code", made_with(sub.info.get("environment")))
+    add_made_with(head, sub.info.get("environment"))
     out: list = [head]
     for run in sub.info.get("unchanged_exports") or []:
         out.append(
@@ -929,7 +952,7 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     head.add_row("inference", ", ".join(refinements) or "the release's: whole image, one scale")
     classes = [c.get("name") for c in (meta.get("taxonomy") or {}).get("classes", [])]
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
-    head.add_row("code", made_with(meta.get("environment")))
+    add_made_with(head, meta.get("environment"))
     holder = writer(root)  # still labelling: the count is of the maps so far
     count = meta.get("image_count")  # how many the run labels (not in older records)
     of = f" of {count:,}" if isinstance(count, int) else ""
@@ -987,7 +1010,7 @@ def render_review(root: str | os.PathLike) -> tuple[list, int]:
         head.add_row("predictions", str(pred))
     if config.get("gt"):
         head.add_row("annotations", str(config["gt"]))
-    head.add_row("code", made_with(data.get("environment")))
+    add_made_with(head, data.get("environment"))
     for f in first_lines(failed, "review.json", shown=5):  # each a card saying why
         head.add_row("not drawn", f)
     if holder := writer(root):  # engine review into it again: its page is replaced at the end

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -1015,3 +1016,28 @@ def test_the_code_row_names_the_engine_version_of_an_installed_copy():
     env["git_commit"] = "abc123"  # a checkout: the commit says more than the version
     assert made_with(env).startswith("commit abc123; Python 3.11.7")
     assert made_with({"python": "3.11.7"}) == "commit not recorded; Python 3.11.7"
+
+
+def test_engine_info_shows_the_command_that_made_an_output(tmp_path, monkeypatch):
+    """Every record keeps ``argv`` and ``cwd``, but ``engine info`` showed neither: a user back
+    at a run started under nohup had no console to see how it was started. A ``command`` row
+    gives the line and its folder; a library call's argv (its script's) gives none."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.info import ran_as
+    from engine.synth import SynthConfig, generate
+
+    data = generate(SynthConfig(out=tmp_path / "my data", train=1, val=0, test=0, size=(96, 64)),
+                    progress=False)  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    args = ["label", "--class", "Bicycle", "--data", "my data", "--backend", "simulated",
+            "--out", "run", "--no-progress"]  # fmt: skip
+    monkeypatch.setattr("sys.argv", ["/venv/bin/engine", *args])
+    assert CliRunner().invoke(app, args).exit_code == 0
+    res = CliRunner().invoke(app, ["info", "run"], env={"COLUMNS": "300"})
+    line = f"engine label --class Bicycle --data 'my data' --backend simulated --out run --no-progress (in {tmp_path})"
+    assert re.search(r"│ command +│ " + re.escape(line), res.output), res.output
+    assert data.is_dir()
+    assert ran_as({"argv": ["/usr/bin/pytest", "tests"], "cwd": "/w"}) is None
+    assert ran_as({"argv": ["/w/cli.py", "info", "x"]}) == "engine info x"
