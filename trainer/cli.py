@@ -495,11 +495,36 @@ def predict_cmd(
 
 @app.command("convert-massformer")
 def convert_massformer_cmd(
-    checkpoint: Path = typer.Argument(..., help="The authors' mmseg MaSSFormer-R50 .pth."),
-    out: Path = typer.Option(..., "--out", help="Engine checkpoint to write (.pt)."),
+    checkpoint: Path = typer.Argument(
+        ..., help="The authors' mmseg MaSSFormer-R50 .pth (with --to-release: an engine .pt)."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Engine checkpoint to write (.pt; with --to-release: the .pth)."
+    ),
+    to_release: bool = typer.Option(
+        False,
+        "--to-release",
+        help="The other way: an engine massformer_r50 checkpoint into the release's format.",
+    ),
 ) -> None:
     """Convert the released MaSSFormer-R50 checkpoint (xiechenxi99/MaSS13K) into an engine
-    checkpoint (massformer_r50, MaSS13K taxonomy) for engine predict and engine train --init."""
+    checkpoint (massformer_r50, MaSS13K taxonomy) for engine predict and engine train --init;
+    with --to-release, an engine one back into the release's format (its test and train
+    scripts)."""
+    if to_release:
+        from trainer.release_export import export_massformer, release_config_lines
+
+        done = export_massformer(checkpoint, out)
+        stdout.print(
+            f"wrote {done.out}: the release's format, {done.num_tensors} tensors, "
+            f"{done.num_classes} classes ({', '.join(done.classes)}); in the release's "
+            "configs set:",
+            highlight=False,
+            soft_wrap=True,
+        )
+        for line in release_config_lines(done.classes, done.palette):
+            stdout.print(f"  {line}", highlight=False, soft_wrap=True)
+        return
     from trainer.convert import convert_massformer
 
     result = convert_massformer(checkpoint, out)

@@ -1,0 +1,151 @@
+"""The way back to the release: an engine massformer_r50 checkpoint exported in the release's
+format gives every tensor back both ways, loads as plain data, and names its classes."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from annotations.taxonomy import MASS13K
+from cli import app
+from tests.trainer.test_convert import TABLE, _write, release_state
+from trainer.checkpoint import checkpoint_dict, load_checkpoint, save_checkpoint
+from trainer.convert import convert_massformer
+from trainer.models import build_model, preset_config
+from trainer.release_export import export_massformer, release_key
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, torch.Tensor]:
+    return release_state(seed=3)
+
+
+def _engine_checkpoint(path: Path, preset: str, taxonomy=MASS13K, step: int = 7) -> Path:
+    """An engine checkpoint of ``preset`` with random weights (BN statistics too)."""
+    config = preset_config(preset, num_classes=taxonomy.num_classes)
+    g = torch.Generator().manual_seed(5)
+    model = {}
+    with torch.device("meta"):  # names, shapes and dtypes only
+        shapes = build_model(config).state_dict()
+    for key, value in shapes.items():
+        if value.is_floating_point():
+            model[key] = torch.rand(value.shape, generator=g) + 0.5
+        else:
+            model[key] = torch.randint(0, 1000, value.shape, generator=g)
+    ckpt = checkpoint_dict(step, model, dataclasses.asdict(config), taxonomy.to_dict())
+    return save_checkpoint(path, ckpt)
+
+
+def test_release_convert_export_gives_every_key_back(tmp_path: Path, state: dict) -> None:
+    converted = convert_massformer(_write(tmp_path / "release.pth", state), tmp_path / "ours.pt")
+    result = export_massformer(converted.out, tmp_path / "back.pth")
+    assert (result.num_tensors, result.num_classes) == (660, 7)
+    back = torch.load(result.out, map_location="cpu", weights_only=True)["state_dict"]
+    table = json.loads(TABLE.read_text())
+    assert set(back) == set(state)
+    for key, value in state.items():
+        assert str(back[key].dtype).removeprefix("torch.") == table["dtypes"][key], key
+        assert back[key].dtype == value.dtype and back[key].shape == value.shape, key
+        assert torch.equal(back[key], value), key
+
+
+def test_engine_export_convert_gives_every_tensor_back(tmp_path: Path) -> None:
+    taxonomy = MASS13K.with_new_class("Bicycle")  # K = 8: the release's head grows to 9 outputs
+    src = _engine_checkpoint(tmp_path / "last.pt", "massformer_r50", taxonomy)
+    result = export_massformer(src, tmp_path / "release.pth")
+    file = torch.load(result.out, map_location="cpu", weights_only=True)
+    assert file["state_dict"]["decode_head.cls_embed.weight"].shape == (9, 256)
+    meta = file["meta"]
+    assert meta["dataset_meta"]["classes"] == tuple(taxonomy.names) == meta["CLASSES"]
+    assert meta["dataset_meta"]["palette"] == [list(c.color) for c in taxonomy] == meta["PALETTE"]
+    assert meta["iter"] == 7 and meta["exported_from"]["step"] == 7
+    again = convert_massformer(result.out, tmp_path / "again.pt", taxonomy=taxonomy)
+    ours, theirs = load_checkpoint(src)["model"], load_checkpoint(again.out)["model"]
+    assert set(ours) == set(theirs)
+    for key, value in ours.items():
+        assert theirs[key].dtype == value.dtype and torch.equal(theirs[key], value), key
+
+
+def test_export_is_plain_data(tmp_path: Path, state: dict) -> None:
+    """mmengine's loader is a plain torch.load: nothing of the engine may be pickled in."""
+    converted = convert_massformer(_write(tmp_path / "release.pth", state), tmp_path / "ours.pt")
+    out = export_massformer(converted.out, tmp_path / "back.pth").out
+    torch.load(out, map_location="cpu", weights_only=True)  # torch's allowlist: plain data
+    found = set()
+
+    class Inert:  # stands in for every global: the whole pickle is walked, nothing runs
+        def __init__(self, *args: object) -> None:
+            pass
+
+        def __setitem__(self, key: object, value: object) -> None:
+            pass
+
+        def __setstate__(self, state: object) -> None:
+            pass
+
+    class Recorder(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            found.add(module)
+            return Inert
+
+        def persistent_load(self, pid: object) -> None:  # tensor storages: not read here
+            return None
+
+    with zipfile.ZipFile(out) as z:
+        pkl = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    Recorder(io.BytesIO(pkl)).load()
+    assert found and all(m.split(".")[0] in ("torch", "collections") for m in found), found
+
+
+def test_cli_to_release_names_the_config_lines(tmp_path: Path) -> None:
+    src = _engine_checkpoint(tmp_path / "last.pt", "massformer_r50", MASS13K.with_new_class("Car"))
+    out = tmp_path / "r.pth"
+    r = CliRunner().invoke(app, ["convert-massformer", str(src), "--to-release", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "660 tensors, 8 classes" in r.output and "num_classes = 8" in r.output
+    assert "'Car'" in r.output and out.is_file()
+    # a rerun replaces its own earlier export; anything else is refused, untouched
+    again = CliRunner().invoke(
+        app, ["convert-massformer", str(src), "--to-release", "--out", str(out)]
+    )
+    assert again.exit_code == 0, again.output
+    for other in (src, tmp_path):
+        before = src.read_bytes()
+        r = CliRunner().invoke(
+            app, ["convert-massformer", str(src), "--to-release", "--out", str(other)]
+        )
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+        assert src.read_bytes() == before
+
+
+def test_other_presets_are_refused_in_one_line(tmp_path: Path) -> None:
+    src = _engine_checkpoint(tmp_path / "tiny.pt", "tiny")
+    out = tmp_path / "r.pth"
+    r = CliRunner().invoke(app, ["convert-massformer", str(src), "--to-release", "--out", str(out)])
+    assert r.exit_code == 2 and "not the massformer_r50 preset" in r.output, r.output
+    assert "MaSSFormer-R50 only" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_a_release_file_is_named_as_such(tmp_path: Path, state: dict) -> None:
+    src = _write(tmp_path / "release.pth", state)
+    out = tmp_path / "r.pth"
+    r = CliRunner().invoke(app, ["convert-massformer", str(src), "--to-release", "--out", str(out)])
+    assert r.exit_code == 2 and "already in the release's (mmseg) format" in r.output, r.output
+    assert not out.exists()
+
+
+def test_release_key_is_the_inverse_of_every_rule() -> None:
+    table = json.loads(TABLE.read_text())
+    with torch.device("meta"):
+        target = build_model(preset_config("massformer_r50", num_classes=7)).state_dict()
+    theirs = {release_key(k) for k in target}
+    assert theirs == set(table["shapes"])

@@ -1,0 +1,221 @@
+"""Export an engine ``massformer_r50`` checkpoint to the authors' checkpoint format (the way
+back to xiechenxi99/MaSS13K at 1afadb9, mmsegmentation 1.x): the reverse of
+:mod:`trainer.convert`.
+
+The file holds ``{"state_dict": {...660 release keys...}, "meta": {...}}`` with plain values
+only (``torch.load(weights_only=True)`` reads it, as mmengine's ``load_checkpoint`` does with
+plain ``torch.load``); ``meta["dataset_meta"]`` has the taxonomy's ``classes`` and ``palette``
+as mmseg 1.x saves them (``CLASSES``/``PALETTE`` too, the mmseg 0.x names its ``init_model``
+falls back to). Every key is the inverse of :data:`trainer.convert.KEY_RULES`, checked both
+ways, so ``convert -> export`` gives the release's tensors back exactly.
+
+    from trainer.release_export import export_massformer
+    result = export_massformer("runs/train/run/last.pt", "massformer_r50_engine.pth")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from annotations.fileio import atomic_file
+from engine.runinfo import file_sha256, versions
+from trainer.convert import _COMPILED, KEY_RULES, map_release_key
+from trainer.release_file import first_keys
+
+PRESET = "massformer_r50"
+_PIXEL = "decode_head.pixel_decoder.pixel_decoder."  # the release's pixel decoder (name doubled)
+
+# the five KEY_RULES whose index is renumbered (a callable there): (our regex, release key)
+_RENUMBERED = [
+    (
+        r"pixel_decoder\.se\.([0-3])\.reduce\.weight",
+        lambda m: f"{_PIXEL}SEB.{3 - int(m[1])}.mlp.0.mlp.0.weight",
+    ),
+    (
+        r"pixel_decoder\.se\.([0-3])\.bn\.(.+)",
+        lambda m: f"{_PIXEL}SEB.{3 - int(m[1])}.mlp.0.mlp.1.{m[2]}",
+    ),
+    (
+        r"pixel_decoder\.se\.([0-3])\.expand\.weight",
+        lambda m: f"{_PIXEL}SEB.{3 - int(m[1])}.mlp.0.mlp.3.weight",
+    ),
+    (
+        r"pixel_decoder\.memory_proj\.([0-2])\.(conv|bn)\.(.+)",
+        lambda m: f"{_PIXEL}out.{int(m[1]) + 1}.{m[2]}.{m[3]}",
+    ),
+    (
+        r"decoder\.layers\.(\d+)\.norm([1-3])\.(weight|bias)",
+        lambda m: f"decode_head.transformer_decoder.layers.{m[1]}.norms.{int(m[2]) - 1}.{m[3]}",
+    ),
+]
+
+
+def _invert(pattern: str, template: str) -> tuple[re.Pattern, str]:
+    """``(our regex, release template)`` of one string rule: the release pattern's groups are
+    plain (no nesting), each ``\\N`` of ``template`` stands for group N, and the literal parts
+    of the pattern are escaped dots only."""
+    groups = re.findall(r"\([^()]*\)", pattern)
+    ours = "".join(
+        groups[int(part[1:]) - 1] if re.fullmatch(r"\\\d", part) else re.escape(part)
+        for part in re.split(r"(\\\d)", template)
+        if part
+    )
+    count = iter(range(1, len(groups) + 1))
+    release = re.sub(
+        r"\([^()]*\)",
+        lambda _: f"\\{next(count)}",
+        pattern,
+    ).replace("\\.", ".")
+    return re.compile(ours), release
+
+
+_INVERSE = [_invert(p, r) for p, r in KEY_RULES if isinstance(r, str)] + [
+    (re.compile(p), f) for p, f in _RENUMBERED
+]
+assert len(_INVERSE) == len(_COMPILED)  # every rule has its inverse
+
+
+def release_key(ours: str) -> str | None:
+    """The release's state-dict key for our ``ours``, or ``None`` when no rule matches: the
+    inverse of :func:`trainer.convert.map_release_key`."""
+    for pattern, repl in _INVERSE:
+        m = pattern.fullmatch(ours)
+        if m:
+            return repl(m) if callable(repl) else m.expand(repl)
+    return None
+
+
+def export_release_state(state: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
+    """Our ``massformer_r50`` state dict under the release's keys (floating tensors float32, the
+    release's dtype; the BatchNorm counters int64). ``ValueError`` naming keys that do not map
+    back (each must also convert to itself again)."""
+    out: dict[str, torch.Tensor] = {}
+    unmapped = []
+    for key, value in state.items():
+        theirs = release_key(key)
+        if theirs is None or map_release_key(theirs) != key or theirs in out:
+            unmapped.append(key)
+            continue
+        out[theirs] = value.float() if value.is_floating_point() else value
+    if unmapped:
+        raise ValueError(
+            f"{where}: {len(unmapped)} keys have no release name: {first_keys(unmapped)}"
+        )
+    return out
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export_massformer` wrote."""
+
+    out: Path  # the release-format file written
+    num_tensors: int  # state-dict entries (660)
+    num_classes: int  # K: the release config's num_classes
+    classes: list[str]  # the taxonomy, in id order: dataset_meta["classes"]
+    palette: list[list[int]]  # their RGB colours: dataset_meta["palette"]
+
+
+def release_config_lines(classes: list[str], palette: list[list[int]]) -> list[str]:
+    """What a user changes in the release's configs for a model of these classes (docs/model.md
+    "Back to the release")."""
+    return [
+        f"num_classes = {len(classes)}  (configs/massformer/massformer_r50_8xb2-90k_mass13k-"
+        "1024x1024.py; the class head and loss_cls.class_weight follow it)",
+        f"metainfo=dict(classes={tuple(classes)!r}, palette={palette!r})  (each dataloader's "
+        "dataset, with type='BaseSegDataset' when the classes are not the release's 7)",
+    ]
+
+
+def check_export_out(src: Path, out: Path) -> None:
+    """Refuse an ``out`` that is a folder, the checkpoint itself, or an existing file other than
+    an earlier export (its ``meta`` has ``exported_from``), as :func:`trainer.convert.
+    check_convert_out` does the other way."""
+    if out.is_dir():
+        raise ValueError(
+            f"{out}: a folder; give the file to write, e.g. --out {out / 'massformer_r50.pth'}"
+        )
+    if not out.exists():
+        return
+    if out.resolve() != src.resolve():
+        try:
+            held = torch.load(out, map_location="cpu", weights_only=True, mmap=True)
+        except Exception:  # noqa: BLE001 - unreadable: not an earlier export either
+            held = None
+        meta = held.get("meta") if isinstance(held, dict) else None
+        if isinstance(meta, dict) and "exported_from" in meta:
+            return
+    raise ValueError(
+        f"{out}: exists (not a file engine convert-massformer --to-release wrote); exporting "
+        "would replace it: give another --out, or delete it first"
+    )
+
+
+def export_massformer(src: str | os.PathLike, out: str | os.PathLike) -> ExportResult:
+    """Write the engine checkpoint ``src`` (preset ``massformer_r50``, any K) in the release's
+    format to ``out`` (atomically; nothing is written on any error).
+
+    Raises:
+        FileNotFoundError: ``src`` does not exist.
+        ValueError: not an engine checkpoint (a release file is named as such); another preset
+            (the release has MaSSFormer-R50 only); keys that do not map back.
+    """
+    from annotations.taxonomy import Taxonomy
+    from trainer.checkpoint import load_checkpoint
+    from trainer.models import ModelConfig, preset_config
+    from trainer.release_file import is_release_checkpoint
+
+    src, out = Path(src), Path(out)
+    check_export_out(src, out)
+    if src.is_file() and is_release_checkpoint(src):
+        raise ValueError(
+            f"{src}: already in the release's (mmseg) format; --to-release takes an engine "
+            "checkpoint (engine train's last.pt, or engine convert-massformer's output)"
+        )
+    ckpt = load_checkpoint(src)
+    config = ModelConfig.from_dict(dict(ckpt["model_config"]))
+    # the release's architecture at this K; the backbone's norm kind leaves the keys alone
+    want = preset_config(PRESET, num_classes=config.num_classes, backbone_norm=config.backbone_norm)
+    if config != want:
+        differ = [
+            f"{f.name} {getattr(config, f.name)!r}"
+            for f in dataclasses.fields(config)
+            if getattr(config, f.name) != getattr(want, f.name)
+        ]
+        raise ValueError(
+            f"{src}: not the {PRESET} preset ({first_keys(differ)}); the release has "
+            "MaSSFormer-R50 only"
+        )
+    taxonomy = Taxonomy.from_dict(ckpt["taxonomy"], source=f"{src} taxonomy")
+    state = export_release_state(ckpt["model"], str(src))
+    classes = list(taxonomy.names)
+    palette = [list(c.color) for c in taxonomy]
+    meta = {
+        # as mmengine's Runner saves it (mmseg 1.x init_model reads this first) ...
+        "dataset_meta": {
+            "classes": tuple(classes),
+            "palette": palette,
+            "label_map": None,
+            "reduce_zero_label": False,
+        },
+        # ... and as mmseg 0.x did (init_model's fallback)
+        "CLASSES": tuple(classes),
+        "PALETTE": palette,
+        "iter": int(ckpt["step"]),
+        "exported_from": {
+            "path": str(src),
+            "path_resolved": str(src.resolve()),
+            "sha256": file_sha256(src),
+            "step": int(ckpt["step"]),
+            "versions": versions(),
+        },
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(out) as f:
+        torch.save({"state_dict": state, "meta": meta}, f)
+    return ExportResult(out, len(state), taxonomy.num_classes, classes, palette)
