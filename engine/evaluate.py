@@ -98,6 +98,7 @@ class Truth:
     where: str  # how messages name it: the folder, or "ROOT (split val)"
     record: tuple[Taxonomy, Path] | None  # the taxonomy it records, and the file
     dataset: dict[str, str] | None = None  # a dataset's split: its root, split and label folder
+    image_suffix: str | None = None  # the dataset's spec's (Cityscapes' _leftImg8bit.png)
 
 
 def is_dataset(gt: Path) -> bool:
@@ -179,7 +180,32 @@ def ground_truth(gt: Path, split: str | None) -> Truth:
     )
     where = {"root": str(spec.root), "split": split, "labels": str(labels)}
     files = {s.stem: s.label_path for s in data.samples}
-    return Truth(files, f"{gt} (split {split})", record, where)
+    return Truth(files, f"{gt} (split {split})", record, where, spec.image_suffix)
+
+
+def named_as_images(pred: Path, truth: Truth) -> str:
+    """``"; PRED's maps are named after the image files ..."`` for the end of a pairing error
+    when predictions of a dataset whose spec cuts an ``image_suffix`` are named after the whole
+    image file names (``engine predict --images`` of Cityscapes' city folders writes
+    ``a_leftImg8bit.png``, while ``--data ROOT --split`` writes ``a.png``, as the split names
+    the image); else ``""``."""
+    if truth.dataset is None or not truth.image_suffix:
+        return ""
+    tail = truth.image_suffix[: -len(Path(truth.image_suffix).suffix) or None]
+    try:
+        stems = list_labels(pred, "prediction")
+    except (OSError, ValueError):
+        return ""
+    named = [s for s in stems if s.endswith(tail) and s[: -len(tail)] in truth.files]
+    if not tail or not named:
+        return ""
+    d = truth.dataset
+    return (
+        f"; {pred}'s maps are named after the image files ({named[0]}.png), as engine predict "
+        f"--images names them: predict with --data {shlex.quote(d['root'])} --split "
+        f"{d['split']}, which names them as the dataset names its images ({named[0][: -len(tail)]}"
+        ".png)"
+    )
 
 
 def resolve_taxonomy(
@@ -605,7 +631,8 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     try:
         pairs = pair_files(cfg.pred, truth)
     except ValueError as e:  # a dataset's label folder as --gt: say how to score the dataset
-        raise ValueError(f"{e}{dataset_of(cfg.gt) if truth.dataset is None else ''}") from None
+        hint = dataset_of(cfg.gt) if truth.dataset is None else named_as_images(cfg.pred, truth)
+        raise ValueError(f"{e}{hint}") from None
     fold = None if cfg.fold_new_classes is False else Fold.of(taxonomy)
     # the predictions' classes the ground truth lacks, folded while mapped onto its classes
     folded_by_name = by_name is not None and bool(by_name.folded)

@@ -1283,9 +1283,24 @@ def test_evaluate_scores_a_dataset_s_split_where_its_spec_finds_the_label_maps(t
         assert data["taxonomy_source"] == str(root / "meta" / "classes.json")
         res = runner.invoke(app, ["info", str(out)], env={"COLUMNS": "300"})
         assert f"ground truth: {gt}, split val" in res.output, res.output
+    # a prediction of another size: its ground truth named by its folder (its name is another)
+    write_label(pred / "aachen_000000.png", pairs[0][0][:12])
+    with pytest.raises(ValueError, match=rf"differs from the ground truth's 32x24 \(its map in "
+                       rf"{root / 'gtFine' / 'val' / 'aachen'}\); pass --resize-pred"):  # fmt: skip
+        evaluate(EvaluateConfig(pred, root, split="val", progress=False))
+    # predictions named after the image files (engine predict --images of the city folders)
+    for p in sorted(pred.iterdir()):
+        p.rename(pred / f"{p.stem}_leftImg8bit.png")
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(pred, root, split="val", progress=False))
+    assert str(e.value).endswith(
+        f"; {pred}'s maps are named after the image files (aachen_000000_leftImg8bit.png), as "
+        f"engine predict --images names them: predict with --data {root} --split val, which "
+        "names them as the dataset names its images (aachen_000000.png)"
+    )
     # a folder as --gt: the record as before (no split in its config, so the same hash)
     assert copy["dataset"] is None
-    evaluate(EvaluateConfig(pred, flat, progress=False, json_out=out))
+    evaluate(EvaluateConfig(flat, flat, progress=False, json_out=out))
     assert "split" not in json.loads(out.read_text())["config"]
 
 
