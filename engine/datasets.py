@@ -137,6 +137,7 @@ class DatasetSpec:
     label_suffix: str | None = None
     recursive: bool = False  # images and labels also in sub-folders (Cityscapes' cities)
     split_list: str | None = None  # file template listing each split's stems (Pascal VOC)
+    taxonomy_file: Path | None = None  # the spec's taxonomy file; None: MaSS13K's by default
 
     def image_dir(self, split: str) -> Path:
         folder = dict(self.split_images).get(split)
@@ -517,9 +518,10 @@ def _read_spec_file(path: Path) -> DatasetSpec:
                 f"{path}: '{key}' must be a folder template such as '{key}/{{split}}'"
                 f"{' or null' if nullable else ''}, got {value!r}"
             )
-    taxonomy = MASS13K
+    taxonomy, taxonomy_file = MASS13K, None
     if data.get("taxonomy"):
-        taxonomy = Taxonomy.load(root / str(data["taxonomy"]))
+        taxonomy_file = root / str(data["taxonomy"])
+        taxonomy = Taxonomy.load(taxonomy_file)
     splits = data.get("splits")
     if splits is not None and not (
         isinstance(splits, list) and splits and all(isinstance(v, str) for v in splits)
@@ -562,6 +564,7 @@ def _read_spec_file(path: Path) -> DatasetSpec:
         images=images,
         labels=labels,
         taxonomy=taxonomy,
+        taxonomy_file=taxonomy_file,
         splits=None if splits is None else tuple(splits),
         image_exts=tuple(e.lower() if e.startswith(".") else f".{e}".lower() for e in exts),
         split_images=split_images,

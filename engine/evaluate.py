@@ -1,6 +1,8 @@
-"""``engine evaluate``: score a folder of predicted label maps against a folder of ground truth.
+"""``engine evaluate``: score a folder of predicted label maps against a folder of ground truth,
+or against a split of a dataset (its own label maps, where its spec says they are).
 
-Files are paired by stem (``PRED_DIR/x.png`` with ``GT_DIR/x.png``; a stem composed otherwise,
+Files are paired by stem (``PRED_DIR/x.png`` with ``GT_DIR/x.png``, or with the label map of the
+dataset's image ``x``, as ``engine predict --data`` names its output; a stem composed otherwise,
 Unicode NFC or NFD, pairs too). Per image the counts come
 from :func:`engine.metrics.pair_counts`, optionally in several worker processes (counts are
 integers, so the sum does not depend on how images are spread over workers).
@@ -11,7 +13,7 @@ from __future__ import annotations
 import shlex
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,12 @@ from annotations.fileio import (
     check_report_file,
     not_this_output,
     output_kind,
+    spec_file,
 )
 from annotations.labelmap import read_label
 from annotations.subset import subset_at
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy, class_key
+from engine.datasets import SegDataset, load_spec
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record, unfinished_prediction
 from engine.parallel import map_every_item
@@ -45,7 +49,8 @@ class EvaluateConfig:
     """What ``engine evaluate`` scores and how."""
 
     pred: Path  # folder of predicted label PNGs
-    gt: Path  # folder of ground-truth label PNGs (255 = ignore)
+    gt: Path  # folder of ground-truth label PNGs (255 = ignore), or a dataset's root or spec
+    split: str | None = None  # the split of the dataset ``gt`` whose label maps are scored
     num_classes: int | None = None  # classes 0..N-1; None: from the taxonomy
     taxonomy: Path | None = None  # taxonomy JSON; None (and no num_classes): MaSS13K's 7 classes
     bf1_mode: str = "dataset"  # Boundary F1 aggregation: "dataset" or "image"
@@ -83,8 +88,132 @@ def generic_taxonomy(num_classes: int) -> Taxonomy:
     return Taxonomy(tuple(ClassInfo(i, str(i), (0, 0, 0)) for i in range(num_classes)))
 
 
+@dataclass(frozen=True)
+class Truth:
+    """The ground truth scored: a folder of ``<stem>.png`` label maps, or a split of a dataset,
+    whose label maps its spec finds (Cityscapes' ``gtFine/val/<city>/<stem>_gtFine_labelTrainIds
+    .png``, Pascal VOC's listed stems), each under its image's stem."""
+
+    files: dict[str, Path]  # stem -> label map
+    where: str  # how messages name it: the folder, or "ROOT (split val)"
+    record: tuple[Taxonomy, Path] | None  # the taxonomy it records, and the file
+    dataset: dict[str, str] | None = None  # a dataset's split: its root, split and label folder
+    image_suffix: str | None = None  # the dataset's spec's (Cityscapes' _leftImg8bit.png)
+
+
+def is_dataset(gt: Path) -> bool:
+    """Whether ``gt`` names a dataset rather than a folder of label maps: a spec file, a folder
+    holding one (``dataset.yaml``: Cityscapes, a fused dataset), or a folder without label maps
+    of its own where the MaSS13K layout finds splits (``data/`` with ``images/<split>``)."""
+    gt = Path(gt)
+    if gt.is_file():
+        return gt.suffix.lower() not in LABEL_EXTS
+    if not gt.is_dir():
+        return False
+    if spec_file(gt) is not None:
+        return True
+    if any(p.suffix.lower() in LABEL_EXTS and p.is_file() for p in gt.iterdir()):
+        return False
+    try:
+        return bool(load_spec(gt).available_splits())
+    except (OSError, ValueError):
+        return False
+
+
+def dataset_of(folder: Path) -> str:
+    """``"; it holds the label maps of the dataset ROOT: give --gt ROOT --split S"`` for the end
+    of an error about ``folder`` given as a folder of label maps where a dataset spec up to three
+    folders above reads a split's label maps from it (Cityscapes' ``gtFine/val``, whose maps are
+    in city folders, COCO-Stuff's ``annotations/val2017`` with two maps an image, Pascal VOC's
+    ``SegmentationClass`` of every split); else ``""``."""
+    folder = Path(folder)
+    for up in list(folder.parents)[:3]:
+        if spec_file(up) is None:
+            continue
+        try:
+            spec = load_spec(up)
+            splits = [
+                s
+                for s in spec.available_splits()
+                if (d := spec.label_dir(s)) is not None and d.resolve() == folder.resolve()
+            ]
+        except (OSError, ValueError):
+            continue
+        if splits:
+            which = splits[0] if len(splits) == 1 else "S (" + ", ".join(splits) + ")"
+            return (
+                f"; it holds the label maps of the dataset {up}, whose spec names them: "
+                f"give --gt {shlex.quote(str(up))} --split {which}"
+            )
+    return ""
+
+
+def ground_truth(gt: Path, split: str | None) -> Truth:
+    """The label maps ``engine evaluate --gt GT [--split S]`` scores against: the folder ``gt``,
+    or, where ``gt`` is a dataset, its split ``split`` (required then). A dataset's taxonomy is
+    its spec's; a folder's, or a spec's that names none, the one recorded around its labels."""
+    gt = Path(gt)
+    if not is_dataset(gt) and (split is None or gt.exists()):
+        if split is not None:
+            labels = gt.is_dir() and any(p.suffix.lower() in LABEL_EXTS for p in gt.iterdir())
+            what = "a folder of label maps" if labels else "no dataset spec and no images/<split>"
+            raise ValueError(
+                f"{gt}: {what}, not a dataset: --split picks a split of a dataset given as --gt "
+                "(its root or spec); leave --split out"
+                + ("" if labels else " for a folder of label maps")
+            )
+        files = list_labels(gt, "ground-truth", dataset_of)
+        return Truth(files, str(gt), taxonomy_record(gt, gt.parent))
+    spec = load_spec(gt)
+    if split is None:
+        raise ValueError(
+            f"{gt}: a dataset, not a folder of label maps: give --split, one of "
+            + ", ".join(spec.require_splits())
+        )
+    spec.require_labels("engine evaluate")
+    data = SegDataset(spec, split)
+    labels = spec.label_dir(split)
+    record = (
+        (spec.taxonomy, spec.taxonomy_file)
+        if spec.taxonomy_file is not None
+        else taxonomy_record(labels, labels.parent)
+    )
+    where = {"root": str(spec.root), "split": split, "labels": str(labels)}
+    files = {s.stem: s.label_path for s in data.samples}
+    return Truth(files, f"{gt} (split {split})", record, where, spec.image_suffix)
+
+
+def named_as_images(pred: Path, truth: Truth) -> str:
+    """``"; PRED's maps are named after the image files ..."`` for the end of a pairing error
+    when predictions of a dataset whose spec cuts an ``image_suffix`` are named after the whole
+    image file names (``engine predict --images`` of Cityscapes' city folders writes
+    ``a_leftImg8bit.png``, while ``--data ROOT --split`` writes ``a.png``, as the split names
+    the image); else ``""``."""
+    if truth.dataset is None or not truth.image_suffix:
+        return ""
+    tail = truth.image_suffix[: -len(Path(truth.image_suffix).suffix) or None]
+    try:
+        stems = list_labels(pred, "prediction")
+    except (OSError, ValueError):
+        return ""
+    named = [s for s in stems if s.endswith(tail) and s[: -len(tail)] in truth.files]
+    if not tail or not named:
+        return ""
+    d = truth.dataset
+    return (
+        f"; {pred}'s maps are named after the image files ({named[0]}.png), as engine predict "
+        f"--images names them: predict with --data {shlex.quote(d['root'])} --split "
+        f"{d['split']}, which names them as the dataset names its images ({named[0][: -len(tail)]}"
+        ".png)"
+    )
+
+
 def resolve_taxonomy(
-    num_classes: int | None, taxonomy: Path | None, pred: Path, gt: Path, fold: bool = True
+    num_classes: int | None,
+    taxonomy: Path | None,
+    pred: Path,
+    gt: Path | Truth,
+    fold: bool = True,
 ) -> tuple[Taxonomy, str, ByName | None]:
     """The classes to score, where they came from, and how one side's ids map onto them by
     name (None: read as they are): ``taxonomy``, else ``num_classes``, else the taxonomies
@@ -134,7 +263,7 @@ class ByName:
 
 
 def recorded_classes(
-    pred: Path, gt: Path, fold: bool = True
+    pred: Path, gt: Path | Truth, fold: bool = True
 ) -> tuple[Taxonomy, str, ByName | None]:
     """The classes recorded beside the predictions (``engine predict``'s ``predict.json``, a
     fused dataset's ``taxonomy.json``) or the ground truth, each up to two folders above its
@@ -149,7 +278,7 @@ def recorded_classes(
     Taxonomies of which neither holds the other are refused, naming both files: which of their
     classes a pixel is would be a guess."""
     p = taxonomy_record(pred, Path(pred).parent)  # a fused dataset's labels/<split> too
-    g = taxonomy_record(gt, Path(gt).parent)
+    g = gt.record if isinstance(gt, Truth) else taxonomy_record(gt, Path(gt).parent)
     if p is None or g is None:
         found = p or g
         return (found[0], str(found[1]), None) if found else (MASS13K, DEFAULT_TAXONOMY, None)
@@ -187,8 +316,11 @@ NO_LABEL_MAPS = {
 }
 
 
-def list_labels(folder: Path, what: str) -> dict[str, Path]:
-    """``{stem: path}`` of the label PNGs in ``folder``."""
+def list_labels(
+    folder: Path, what: str, where_else: Callable[[Path], str] | None = None
+) -> dict[str, Path]:
+    """``{stem: path}`` of the label PNGs in ``folder``; where it holds none, the error ends
+    with ``where_else(folder)`` when that says where they are, else with what is inside."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: {what} folder not found")
@@ -205,8 +337,11 @@ def list_labels(folder: Path, what: str) -> dict[str, Path]:
     if not files:
         raise ValueError(
             f"{folder}: no {what} PNG files found (expected <stem>.png)"
-            + not_this_output(folder, "a folder of label maps", "predict.json")
-            + _labels_inside(folder)
+            + (
+                (where_else and where_else(folder))
+                or not_this_output(folder, "a folder of label maps", "predict.json")
+                + _labels_inside(folder)
+            )
         )
     return files
 
@@ -283,14 +418,17 @@ def _composed_as(pred: dict[str, Path], gt: dict[str, Path]) -> dict[str, Path]:
 
 
 def pair_files(
-    pred_dir: Path, gt_dir: Path, extra_ok: bool = False
+    pred_dir: Path, gt_dir: Path | Truth, extra_ok: bool = False
 ) -> list[tuple[str, Path, Path]]:
     """``(stem, pred_path, gt_path)`` for every ground-truth file, sorted by stem.
 
     Raises ``ValueError`` naming the files when a prediction is missing or (unless ``extra_ok``:
     the ground truth annotates a subset of the images) has no ground truth.
     """
-    gt = list_labels(gt_dir, "ground-truth")
+    if isinstance(gt_dir, Truth):  # a dataset's split: its label maps by their images' stems
+        gt, gt_dir = gt_dir.files, gt_dir.where
+    else:
+        gt = list_labels(gt_dir, "ground-truth")
     pred = _composed_as(list_labels(pred_dir, "prediction"), gt)
     missing = sorted(set(gt) - set(pred))
     extra = sorted(set(pred) - set(gt))
@@ -343,9 +481,12 @@ def fit_to_truth(
         return pred
     if resize_pred != "nearest":
         turned = pred.shape == gt.shape[::-1]  # a quarter turn: resizing would not mend it
+        # a dataset's label map may be named otherwise (Cityscapes' <stem>_gtFine_labelTrainIds)
+        same = Path(gt_path).stem == Path(pred_path).stem
         raise ValueError(
             f"{pred_path}: size {pred.shape[1]}x{pred.shape[0]} differs from the ground truth's "
-            f"{gt.shape[1]}x{gt.shape[0]} (the file of the same name in {Path(gt_path).parent}); "
+            f"{gt.shape[1]}x{gt.shape[0]} ({'the file of the same name' if same else 'its map'} "
+            f"in {Path(gt_path).parent}); "
             + (
                 "its width and height swapped: a map turned a quarter (of an image whose EXIF "
                 "orientation its predictor ignored?), which resizing would not turn back"
@@ -440,6 +581,7 @@ class EvaluateReport:
     fold_why: str = ""  # why they were folded: the option, or the ground truth marking none
     # one side's ids mapped onto the scored classes by name (recorded_classes), where any moved
     by_name: ByName | None = None
+    dataset: dict[str, str] | None = None  # the dataset split scored (Truth.dataset), if one
 
     def to_json(self, config: EvaluateConfig | None = None) -> dict[str, Any]:
         data = self.result.to_json(self.taxonomy.names)
@@ -447,6 +589,7 @@ class EvaluateReport:
         data["taxonomy_source"] = self.taxonomy_source
         data["folded"] = self.folded
         data["fold_why"] = self.fold_why or None
+        data["dataset"] = self.dataset
         data["mapped_by_name"] = (
             {
                 "side": self.by_name.side,
@@ -458,6 +601,8 @@ class EvaluateReport:
         )
         if config is not None:
             cfg = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+            if cfg["split"] is None:  # a folder as --gt: the config (and hash) as before --split
+                del cfg["split"]
             data["config"] = cfg
             data["config_hash"] = config_hash(cfg)
             data["environment"] = environment()
@@ -479,10 +624,15 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     check_not_subset_masks(cfg.gt, "ground-truth")
     check_not_subset_masks(cfg.pred, "prediction")
     check_not_being_written(cfg.pred, "engine evaluate", "its label maps")
+    truth = ground_truth(cfg.gt, cfg.split)
     taxonomy, taxonomy_source, by_name = resolve_taxonomy(
-        cfg.num_classes, cfg.taxonomy, cfg.pred, cfg.gt, cfg.fold_new_classes is not False
+        cfg.num_classes, cfg.taxonomy, cfg.pred, truth, cfg.fold_new_classes is not False
     )
-    pairs = pair_files(cfg.pred, cfg.gt)
+    try:
+        pairs = pair_files(cfg.pred, truth)
+    except ValueError as e:  # a dataset's label folder as --gt: say how to score the dataset
+        hint = dataset_of(cfg.gt) if truth.dataset is None else named_as_images(cfg.pred, truth)
+        raise ValueError(f"{e}{hint}") from None
     fold = None if cfg.fold_new_classes is False else Fold.of(taxonomy)
     # the predictions' classes the ground truth lacks, folded while mapped onto its classes
     folded_by_name = by_name is not None and bool(by_name.folded)
@@ -497,7 +647,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
         result, why = _count(cfg, pairs, taxonomy, fold, by_name), "--fold-new-classes"
     else:
         result, why = _count(cfg, pairs, taxonomy, None, by_name), ""
-        new = [taxonomy.id_of(name) for name in fold.folded] if _may_fold(cfg, fold) else []
+        new = [taxonomy.id_of(name) for name in fold.folded] if _may_fold(truth, fold) else []
         if new and not result.counts.gt_area[new].any() and result.counts.pred_area[new].any():
             why = f"the ground truth marks no pixel of {joined(fold.folded)}"
             name = "evaluate (new classes as parents)"
@@ -515,19 +665,20 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
         folded,
         why,
         by_name,
+        truth.dataset,
     )
     if cfg.json_out is not None:
         atomic_write_json(cfg.json_out, report.to_json(cfg))
     return report
 
 
-def _may_fold(cfg: EvaluateConfig, fold: Fold | None) -> bool:
+def _may_fold(truth: Truth, fold: Fold | None) -> bool:
     """Whether the ground truth may be of the base classes only: not when its own taxonomy
     record (a fused dataset's ``taxonomy.json``) has the new classes, where a set without a
     bicycle is just that."""
     if fold is None:
         return False
-    found = taxonomy_record(cfg.gt, Path(cfg.gt).parent)
+    found = truth.record
     return found is None or not all(name in found[0] for name in fold.folded)
 
 

@@ -1086,7 +1086,8 @@ def render_scores(path: str | os.PathLike) -> list | None:
         return [
             table,
             f"predictions: {config.get('pred')}",
-            f"ground truth: {config.get('gt')}",
+            f"ground truth: {config.get('gt')}"
+            + (f", split {config['split']}" if config.get("split") else ""),
             f"classes: {data.get('taxonomy_source')}",
         ]
     return None

@@ -38,7 +38,17 @@ def _print_json(data: dict) -> None:
 @app.command("evaluate")
 def evaluate_cmd(
     pred: Path = typer.Option(..., "--pred", help="Folder of predicted label PNGs (<stem>.png)."),
-    gt: Path = typer.Option(..., "--gt", help="Folder of ground-truth label PNGs (255 = ignore)."),
+    gt: Path = typer.Option(
+        ...,
+        "--gt",
+        help="Folder of ground-truth label PNGs (255 = ignore), or a dataset's root or spec "
+        "(with --split: its own label maps and classes).",
+    ),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="The split of the dataset given as --gt to score (as engine predict --data --split).",
+    ),
     num_classes: int | None = typer.Option(
         None, "--num-classes", min=1, max=255, help="Classes 0..N-1 (instead of a taxonomy)."
     ),
@@ -85,6 +95,7 @@ def evaluate_cmd(
     cfg = EvaluateConfig(
         pred=pred,
         gt=gt,
+        split=split,
         num_classes=num_classes,
         taxonomy=taxonomy,
         bf1_mode=bf1_mode.value,
@@ -100,6 +111,9 @@ def evaluate_cmd(
     title = f"{counted(r.images, 'image')}, BF1 aggregated per "
     scores = report.to_json()
     out.print(class_scores_table(title + ("image" if r.bf1_mode == "image" else "dataset"), scores))
+    if report.dataset is not None:
+        d = report.dataset
+        out.print(f"ground truth: {d['root']}, split {d['split']} ({d['labels']})", soft_wrap=True)
     out.print(f"classes: {report.taxonomy_source}", soft_wrap=True)
     if report.by_name is not None and report.by_name.moved:
         out.print(report.by_name.describe(), soft_wrap=True)

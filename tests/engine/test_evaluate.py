@@ -1227,3 +1227,146 @@ def test_a_prediction_named_composed_otherwise_pairs_with_its_truth(tmp_path):
     assert find_png(tmp_path / "gt", "test", nfc) == tmp_path / f"gt/{nfd}.png"
     res = evaluate(EvaluateConfig(str(tmp_path / "pred"), str(tmp_path / "gt"), progress=False))
     assert res.stems == ["a", nfd]
+
+
+# -- a dataset's split as the ground truth -----------------------------------------------------
+
+
+def _cityscapes_like(root: Path, pairs) -> Path:
+    """leftImg8bit/val/<city>/<stem>_leftImg8bit.png and gtFine/val/<city>/<stem>_gtFine_
+    labelTrainIds.png (beside the labelIds, which are not read), a 7-class taxonomy kept in
+    meta/, and the predictions engine predict --data ROOT --split val writes: PRED/<stem>.png."""
+    for i, (pred, gt) in enumerate(pairs):
+        city = ("aachen", "bonn")[i % 2]
+        stem = f"{city}_{i:06d}"
+        write_label(root / "leftImg8bit" / "val" / city / f"{stem}_leftImg8bit.png", gt * 0)
+        write_label(root / "gtFine" / "val" / city / f"{stem}_gtFine_labelTrainIds.png", gt)
+        write_label(root / "gtFine" / "val" / city / f"{stem}_gtFine_labelIds.png", gt * 0 + 40)
+        write_label(root / "pred" / f"{stem}.png", pred)
+    write_label(root / "leftImg8bit" / "train" / "x" / "x_1_leftImg8bit.png", pairs[0][1])
+    write_label(root / "gtFine" / "train" / "x" / "x_1_gtFine_labelTrainIds.png", pairs[0][1])
+    (root / "meta").mkdir()
+    MASS13K.save(root / "meta" / "classes.json")
+    (root / "dataset.yaml").write_text(
+        "images: leftImg8bit/{split}\nlabels: gtFine/{split}\nimage_suffix: _leftImg8bit.png\n"
+        "label_suffix: _gtFine_labelTrainIds.png\nrecursive: true\ntaxonomy: meta/classes.json\n"
+    )
+    return root / "pred"
+
+
+def test_evaluate_scores_a_dataset_s_split_where_its_spec_finds_the_label_maps(tmp_path):
+    """--gt DATA --split val: the split's own label maps (Cityscapes' city folders and suffixed
+    names) with the dataset's classes, each paired with the prediction engine predict named by
+    its image's stem; the same scores as a flat copy of the maps. Before, --gt took a flat
+    folder of <stem>.png only ("no such option: --split"), so such a dataset was copied first."""
+    pairs = _maps(5, 4)
+    root = tmp_path / "cityscapes"
+    pred = _cityscapes_like(root, pairs)
+    flat = tmp_path / "flat"
+    for path in sorted((root / "gtFine" / "val").glob("*/*_labelTrainIds.png")):
+        write_label(flat / path.name.replace("_gtFine_labelTrainIds", ""), read_label(path))
+    copy = evaluate(EvaluateConfig(pred, flat, progress=False)).to_json()
+    out = tmp_path / "e.json"
+    for gt in (root, root / "dataset.yaml"):
+        res = runner.invoke(app, ["evaluate", "--pred", str(pred), "--gt", str(gt), "--split",
+                                  "val", "--json", str(out), "--no-progress"])  # fmt: skip
+        assert res.exit_code == 0, res.output
+        assert f"ground truth: {root}, split val ({root / 'gtFine' / 'val'})" in res.output
+        data = json.loads(out.read_text())
+        assert data["counts"] == copy["counts"] and data["mIoU"] == copy["mIoU"]
+        assert data["stems"] == copy["stems"] == [f"{('aachen', 'bonn')[i % 2]}_{i:06d}"
+                                                  for i in (0, 2, 1, 3)]  # fmt: skip
+        assert data["dataset"] == {
+            "root": str(root), "split": "val", "labels": str(root / "gtFine" / "val")
+        }  # fmt: skip
+        assert data["config"]["split"] == "val" and data["config"]["gt"] == str(gt)
+        assert data["taxonomy_source"] == str(root / "meta" / "classes.json")
+        res = runner.invoke(app, ["info", str(out)], env={"COLUMNS": "300"})
+        assert f"ground truth: {gt}, split val" in res.output, res.output
+    # a prediction of another size: its ground truth named by its folder (its name is another)
+    write_label(pred / "aachen_000000.png", pairs[0][0][:12])
+    with pytest.raises(ValueError, match=rf"differs from the ground truth's 32x24 \(its map in "
+                       rf"{root / 'gtFine' / 'val' / 'aachen'}\); pass --resize-pred"):  # fmt: skip
+        evaluate(EvaluateConfig(pred, root, split="val", progress=False))
+    # predictions named after the image files (engine predict --images of the city folders)
+    for p in sorted(pred.iterdir()):
+        p.rename(pred / f"{p.stem}_leftImg8bit.png")
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(pred, root, split="val", progress=False))
+    assert str(e.value).endswith(
+        f"; {pred}'s maps are named after the image files (aachen_000000_leftImg8bit.png), as "
+        f"engine predict --images names them: predict with --data {root} --split val, which "
+        "names them as the dataset names its images (aachen_000000.png)"
+    )
+    # a folder as --gt: the record as before (no split in its config, so the same hash)
+    assert copy["dataset"] is None
+    evaluate(EvaluateConfig(flat, flat, progress=False, json_out=out))
+    assert "split" not in json.loads(out.read_text())["config"]
+
+
+def test_evaluate_of_a_mass13k_root_equals_its_split_folder(tmp_path: Path) -> None:
+    """A root of the MaSS13K layout (no spec) and a split: the same scores as --gt
+    ROOT/annotations/<split>, which still works as it did."""
+    pred, gt = _write(tmp_path, _maps(6, 3))
+    root = tmp_path / "data"
+    (root / "annotations").mkdir(parents=True)
+    gt.rename(root / "annotations" / "test")
+    (root / "images" / "test").mkdir(parents=True)
+    for p in sorted((root / "annotations" / "test").iterdir()):
+        write_label(root / "images" / "test" / p.name, read_label(p) * 0)
+    folder = evaluate(EvaluateConfig(pred, root / "annotations" / "test", progress=False))
+    split = evaluate(EvaluateConfig(pred, root, split="test", progress=False))
+    a, b = folder.to_json(), split.to_json()
+    assert b.pop("dataset") == {
+        "root": str(root), "split": "test", "labels": str(root / "annotations" / "test")
+    }  # fmt: skip
+    assert a.pop("dataset") is None and a == b
+
+
+def test_evaluate_gt_and_split_misgiven_are_one_line(tmp_path: Path) -> None:
+    """A dataset without --split says which splits it has; --split with a folder of label maps
+    is refused (it was no option); a dataset's label folder that does not pair as a flat folder
+    (Cityscapes' gtFine/val, its maps in city folders; COCO-Stuff's two maps an image) says how
+    to score the dataset; a split it lacks names those it has."""
+    root = tmp_path / "cityscapes"
+    pred = _cityscapes_like(root, _maps(7, 2))
+    flat, _ = _write(tmp_path, _maps(7, 1))
+
+    def error(*args: str) -> str:
+        res = runner.invoke(app, ["evaluate", "--pred", str(pred), *args, "--no-progress"])
+        assert res.exit_code == 2, res.output
+        return " ".join(res.output.split())
+
+    assert error("--gt", str(root)) == (
+        f"error: {root}: a dataset, not a folder of label maps: give --split, one of train, val"
+    )
+    assert error("--gt", str(flat), "--split", "val") == (
+        f"error: {flat}: a folder of label maps, not a dataset: --split picks a split of a "
+        "dataset given as --gt (its root or spec); leave --split out"
+    )
+    assert error("--gt", str(root / "gtFine" / "val")) == (
+        f"error: {root / 'gtFine' / 'val'}: no ground-truth PNG files found (expected <stem>.png)"
+        f"; it holds the label maps of the dataset {root}, whose spec names them: give --gt "
+        f"{root} --split val"
+    )
+    assert error("--gt", str(tmp_path), "--split", "val") == (
+        f"error: {tmp_path}: no dataset spec and no images/<split>, not a dataset: --split picks "
+        "a split of a dataset given as --gt (its root or spec); leave --split out for a folder "
+        "of label maps"
+    )
+    assert error("--gt", str(root), "--split", "test") == (
+        f"error: {root / 'leftImg8bit' / 'test'}: split 'test' not found; available splits: "
+        "train, val"
+    )
+    (root / "gtFine" / "train" / "x" / "x_1_gtFine_labelTrainIds.png").rename(
+        root / "gtFine" / "train" / "x_1.png"
+    )
+    (root / "gtFine" / "train" / "x").rmdir()
+    said = error("--gt", str(root / "gtFine" / "train"))
+    assert (
+        f"1 prediction(s) missing for ground truth in {root / 'gtFine' / 'train'}: x_1.png" in said
+    )
+    assert said.endswith(
+        f"; it holds the label maps of the dataset {root}, whose spec names them: give --gt {root} "
+        "--split train"
+    )

@@ -192,6 +192,8 @@ def _engine(*args: str) -> str:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_loop_on_layout(layout: str, tmp_path: Path):
     """The recipe docs/foundation.md gives for the layout: its dataset.yaml, then the loop."""
+    from engine.datasets import load_spec, open_split
+
     build, train, val = LAYOUTS[layout]
     root = tmp_path / layout
     root.mkdir()
@@ -213,7 +215,18 @@ def test_loop_on_layout(layout: str, tmp_path: Path):
             "--val-size", f"{W}x{H}")  # fmt: skip
     _engine("predict", "--checkpoint", str(runs / "train" / "last.pt"), "--data", str(fused),
             "--split", val, "--out", str(runs / "pred"), "--size", f"{W}x{H}", "--device", "cpu")  # fmt: skip
-    _engine("evaluate", "--pred", str(runs / "pred"), "--gt", str(fused / "labels" / val))
+    # scored against the dataset's own label maps of the split, as its spec finds them (before,
+    # --gt took a flat folder of <stem>.png only: the fused copy's, or converted copies)
+    out = tmp_path / "eval.json"
+    _engine("evaluate", "--pred", str(runs / "pred"), "--gt", str(root), "--split", val,
+            "--json", str(out))  # fmt: skip
+    scores = json.loads(out.read_text())
+    assert scores["dataset"] == {
+        "root": str(root), "split": val, "labels": str(load_spec(root).label_dir(val))
+    }  # fmt: skip
+    assert scores["stems"] == [s.stem for s in open_split(root, val)]
+    assert scores["taxonomy_source"] == str(root / "taxonomy.json")
+    assert scores["folded"] == {"Scooter": parent}  # the model's new class, as in the dataset
 
 
 def _tiny(path: Path, value: int = 0) -> None:
