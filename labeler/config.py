@@ -223,7 +223,9 @@ class LabelConfig:
 
     @property
     def out_dir(self) -> Path:
-        return Path(self.out) if self.out else default_out_dir(self.cls.name)
+        if self.out:
+            return Path(self.out)
+        return check_windows_name(default_out_dir(self.cls.name), f"--class {self.cls.name!r}")
 
     def result_fields(self) -> dict[str, Any]:
         """The settings that change the labels: hashed for resume (batch size, device, workers,
@@ -305,8 +307,7 @@ def _same_backend_options(backend: str, recorded: dict[str, Any], given: dict[st
 def default_out_dir(class_name: str) -> Path:
     """``runs/label/<class lower-case>``, path separators in the name as ``_``: ``Bike/Rack``
     is one folder, ``bike_rack``, not ``rack`` inside ``bike``."""
-    out = Path("runs/label") / re.sub(r"[/\\]", "_", class_name.lower())
-    return check_windows_name(out, f"--class {class_name!r}")
+    return Path("runs/label") / re.sub(r"[/\\]", "_", class_name.lower())
 
 
 def parse_grid(text: str, option: str = "--tiles") -> tuple[int, int]:

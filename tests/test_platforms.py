@@ -88,20 +88,27 @@ def test_a_default_out_windows_cannot_make_is_refused_naming_the_class(monkeypat
     folder name on Windows (``:`` names an NTFS stream; ``aux`` is a device). Refused there in
     one line naming the folder, the class and the way out; elsewhere it is made as before."""
     import engine.fusion.run as fusion_run
-    from labeler.config import default_out_dir
+    from labeler.config import ClassSpec, LabelConfig, default_out_dir
 
-    assert default_out_dir("Car: sedan") == Path("runs/label/car: sedan")  # Linux, macOS
+    def out_dir(name: str, out: str = "") -> Path:
+        return LabelConfig(data="d", cls=ClassSpec(name, (name.lower(),)), out=out).out_dir
+
+    assert out_dir("Car: sedan") == Path("runs/label/car: sedan")  # Linux, macOS
     monkeypatch.setattr(sys, "platform", "win32")
     with pytest.raises(ValueError) as e:
-        default_out_dir("Car: sedan")
+        out_dir("Car: sedan")
     assert str(e.value) == (
         "runs/label/car: sedan: Windows makes no folder of that name (it holds :), the default "
         "--out for --class 'Car: sedan': give --out"
     )
     with pytest.raises(ValueError, match=r"runs/label/aux: .*\(aux is a device name there\)"):
-        default_out_dir("Aux")
-    assert default_out_dir("Bike/Rack") == Path("runs/label/bike_rack")
-    assert default_out_dir("Console") == Path("runs/label/console")
+        out_dir("Aux")
+    assert out_dir("Bike/Rack") == Path("runs/label/bike_rack")
+    assert out_dir("Console") == Path("runs/label/console")
+    # the default named in another message (a run of another class at the --out given) is no
+    # folder to make: named as it is, not refused
+    assert default_out_dir("Car: sedan") == Path("runs/label/car: sedan")
+    assert out_dir("Car: sedan", out="runs/sedan") == Path("runs/sedan")
 
     class Run:
         def __init__(self, path):

@@ -474,15 +474,9 @@ def predict_cmd(
         highlight=False,
     )
     if result.left_out:
-        from engine.text import few
+        from trainer.predict import left_out_note
 
-        stdout.print(
-            f"left out {counted(len(result.left_out), 'file')} of {cfg.images} that "
-            f"{'is' if len(result.left_out) == 1 else 'are'} not .jpg/.jpeg/.png: "
-            f"{few(result.left_out)}",
-            highlight=False,
-            soft_wrap=True,
-        )
+        stdout.print(left_out_note(result.left_out, cfg.images), highlight=False, soft_wrap=True)
     if result.failed:  # errors: on stderr, as engine label's (not in `> out.txt` alone)
         stderr.print(f"{counted(len(result.failed), 'image')} failed:", highlight=False)
         from engine.text import first_lines

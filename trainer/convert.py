@@ -180,6 +180,16 @@ class ConvertResult:
     classes: list[str]  # the taxonomy written into the checkpoint
 
 
+def held_checkpoint(path: Path) -> object:
+    """What an existing ``--out`` holds, read without running code (``weights_only``, mapped,
+    not loaded), to tell an earlier output of the command from a file it must not replace;
+    None where it is not a readable torch file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # noqa: BLE001 - unreadable: not an earlier output either
+        return None
+
+
 def check_convert_out(src: Path, out: Path) -> None:
     """Refuse an ``out`` that is a folder, or an existing file other than an earlier conversion.
 
@@ -196,10 +206,7 @@ def check_convert_out(src: Path, out: Path) -> None:
     if out.resolve() == src.resolve():
         what = "the checkpoint being converted"
     else:
-        try:
-            held = torch.load(out, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:  # noqa: BLE001 - unreadable: not an earlier conversion either
-            held = None
+        held = held_checkpoint(out)
         if isinstance(held, dict) and "converted_from" in held:
             return
         if isinstance(held, dict) and "model" in held:

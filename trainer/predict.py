@@ -480,8 +480,8 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
         ]
         if failed or finished:
             status = "finished" if finished else "running"
+            # warnings: those said since the first record too (``said`` only grows)
             record = {**record, "status": status, "failed": kept + failed}
-            record.pop("warnings", None)
             record.update(_warnings(said, left_out, cfg))
             atomic_write_json(out / "predict.json", record)
     return result
@@ -492,11 +492,17 @@ def _warnings(said: list[str], left_out: list[Path], cfg: PredictConfig) -> dict
     out (not images) with them; no key when there is none."""
     warnings = list(said)
     if left_out:  # the command line prints it as a note, after the run
-        warnings.append(
-            f"left out {counted(len(left_out), 'file')} of {cfg.images} that "
-            f"{'is' if len(left_out) == 1 else 'are'} not .jpg/.jpeg/.png: {few(left_out)}"
-        )
+        warnings.append(left_out_note(left_out, cfg.images))
     return {"warnings": warnings} if warnings else {}
+
+
+def left_out_note(left_out: list[Path], images: str | os.PathLike | None) -> str:
+    """``left out 2 files of DIR that are not .jpg/.jpeg/.png: a.txt, b.tif``: the note the
+    command prints after the run, and ``predict.json`` keeps."""
+    return (
+        f"left out {counted(len(left_out), 'file')} of {images} that "
+        f"{'is' if len(left_out) == 1 else 'are'} not .jpg/.jpeg/.png: {few(left_out)}"
+    )
 
 
 def image_sizes(images: list[Path], spec: DatasetSpec | None = None) -> dict[str, int | None]:

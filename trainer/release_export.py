@@ -25,11 +25,11 @@ import torch
 
 from annotations.fileio import atomic_file
 from engine.runinfo import file_sha256, versions
-from trainer.convert import _COMPILED, KEY_RULES, map_release_key
+from trainer.convert import _COMPILED, _P, KEY_RULES, held_checkpoint, map_release_key
 from trainer.release_file import first_keys
 
 PRESET = "massformer_r50"
-_PIXEL = "decode_head.pixel_decoder.pixel_decoder."  # the release's pixel decoder (name doubled)
+_PIXEL = _P.replace("\\.", ".")  # the release's pixel decoder (name doubled)
 
 # the five KEY_RULES whose index is renumbered (a callable there): (our regex, release key)
 _RENUMBERED = [
@@ -116,9 +116,13 @@ class ExportResult:
 
     out: Path  # the release-format file written
     num_tensors: int  # state-dict entries (660)
-    num_classes: int  # K: the release config's num_classes
     classes: list[str]  # the taxonomy, in id order: dataset_meta["classes"]
     palette: list[list[int]]  # their RGB colours: dataset_meta["palette"]
+
+    @property
+    def num_classes(self) -> int:
+        """K: the release config's ``num_classes``."""
+        return len(self.classes)
 
 
 def release_config_lines(classes: list[str], palette: list[list[int]]) -> list[str]:
@@ -143,10 +147,7 @@ def check_export_out(src: Path, out: Path) -> None:
     if not out.exists():
         return
     if out.resolve() != src.resolve():
-        try:
-            held = torch.load(out, map_location="cpu", weights_only=True, mmap=True)
-        except Exception:  # noqa: BLE001 - unreadable: not an earlier export either
-            held = None
+        held = held_checkpoint(out)
         meta = held.get("meta") if isinstance(held, dict) else None
         if isinstance(meta, dict) and "exported_from" in meta:
             return
@@ -172,12 +173,15 @@ def export_massformer(src: str | os.PathLike, out: str | os.PathLike) -> ExportR
 
     src, out = Path(src), Path(out)
     check_export_out(src, out)
-    if src.is_file() and is_release_checkpoint(src):
-        raise ValueError(
-            f"{src}: already in the release's (mmseg) format; --to-release takes an engine "
-            "checkpoint (engine train's last.pt, or engine convert-massformer's output)"
-        )
-    ckpt = load_checkpoint(src)
+    try:
+        ckpt = load_checkpoint(src)
+    except ValueError:  # a release file is read again only here, to say so
+        if is_release_checkpoint(src):
+            raise ValueError(
+                f"{src}: already in the release's (mmseg) format; --to-release takes an engine "
+                "checkpoint (engine train's last.pt, or engine convert-massformer's output)"
+            ) from None
+        raise
     config = ModelConfig.from_dict(dict(ckpt["model_config"]))
     # the release's architecture at this K; the backbone's norm kind leaves the keys alone
     want = preset_config(PRESET, num_classes=config.num_classes, backbone_norm=config.backbone_norm)
@@ -218,4 +222,4 @@ def export_massformer(src: str | os.PathLike, out: str | os.PathLike) -> ExportR
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(out) as f:
         torch.save({"state_dict": state, "meta": meta}, f)
-    return ExportResult(out, len(state), taxonomy.num_classes, classes, palette)
+    return ExportResult(out, len(state), classes, palette)

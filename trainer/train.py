@@ -215,7 +215,7 @@ def warn_unlabelled(
     batches: Iterable[dict[str, Any]],
     limit: int,
     where: str,
-    warn: Callable[[str], None] = log.warning,
+    warn: Callable[[str], None],
 ) -> Iterator[dict[str, Any]]:
     """``batches`` as they are, with one warning (through ``warn``) when the first ``limit`` of
     them hold no labelled pixel (every label 255, ignore): a model trained on them learns
@@ -234,25 +234,20 @@ def warn_unlabelled(
         yield batch
 
 
-WARNING_EVENT = "warning"  # a metrics.jsonl event: a warning the run printed, kept for engine info
-
-
 class RunWarnings:
     """The warnings a training call prints, each also kept in the run's ``metrics.jsonl`` as
     ``{"step", "event": "warning", "message"}``: a run started under nohup or a scheduler, its
     console gone, still says what it warned about (``engine info RUN``). Before, only the
     unreadable images (``skipped.jsonl``) were kept. Warnings said before the run folder is set
     up (a fresh run's stale logs removed, a resume's log cut back to its checkpoint) wait for
-    :meth:`open`."""
+    :meth:`open`. The main process's only: the other ranks say none."""
 
-    def __init__(self, out: Path, enabled: bool) -> None:
-        self.path, self.enabled = out / "metrics.jsonl", enabled
+    def __init__(self, out: Path) -> None:
+        self.path = out / "metrics.jsonl"
         self.waiting: list[tuple[int, str]] | None = []
 
     def warn(self, message: str, step: int) -> None:
         log.warning("%s", message)
-        if not self.enabled:
-            return
         if self.waiting is not None:
             self.waiting.append((step, message))
         else:
@@ -265,7 +260,7 @@ class RunWarnings:
             self._keep(step, message)
 
     def _keep(self, step: int, message: str) -> None:
-        record = {"step": step, "event": WARNING_EVENT, "message": message}
+        record = {"step": step, "event": "warning", "message": message}  # read by engine info
         append_line(self.path, json.dumps(record, ensure_ascii=False))
 
 
@@ -845,7 +840,7 @@ def _train(
     # checkpoint; recorded in each, compared on a resume
     train_files = file_sizes(dataset) if is_main else {}
     start = int(ckpt["step"]) if ckpt is not None else 0
-    said = RunWarnings(out, is_main)
+    said = RunWarnings(out)
     if is_main and ckpt is not None:
         for warning in (
             _changed_split(ckpt, dataset, cfg),
