@@ -55,7 +55,7 @@ def info_cmd(
         "in one), or annotation files (COCO, LabelMe, Label Studio, CVAT, YOLO, a zip download).",
     ),
     split: list[str] = typer.Option(
-        None, "--split", "-s", help="Split(s) to show, e.g. val,test (repeatable); default all."
+        None, "--split", "-s", help="Splits to show, e.g. val,test (repeatable; default: all)."
     ),
     decode: bool = typer.Option(
         True, "--decode/--headers-only", help="Decode every image (finds truncated files)."
