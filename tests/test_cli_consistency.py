@@ -1,11 +1,14 @@
 """An option of one name means and takes the same thing in every command: what a user learnt in
-one command (``--split val,test``) works in the next, or is refused with a line saying what
-that command takes and why."""
+one command (``--split val,test``, ``--device auto``, ``--no-...``) works in the next, or is
+refused with a line saying what that command takes and why."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import typer.main
 from typer.testing import CliRunner
@@ -75,3 +78,71 @@ def test_label_takes_both_of_two_split_options(monkeypatch):
     res = runner.invoke(cli.app, args)
     assert res.exit_code == 2, res.output
     assert seen["split"] == "val,test,train"
+
+
+def test_every_device_option_takes_the_same_spellings():
+    """engine demo said auto | cpu | cuda, engine evaluate named none; label, train and
+    predict take auto | cpu | cuda | cuda:N, and so do they."""
+    options = _options("--device")
+    assert {c for c, _ in options} >= {"label", "train", "predict", "evaluate", "demo"}
+    for command, option in options:
+        named = set(re.findall(r"[a-z]+(?::N)?", option.help))
+        assert named >= {"auto", "cpu", "cuda", "cuda:N"}, f"engine {command} --device"
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> list[str]:
+    for side in ("pred", "gt"):
+        (tmp_path / side).mkdir()
+        cv2.imwrite(str(tmp_path / side / "a.png"), np.eye(8, dtype=np.uint8))
+    return ["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
+            "--num-classes", "2", "--no-progress"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "device, said",
+    [
+        ("auto", None),
+        ("cpu", None),
+        ("gpu", "--device 'gpu' is not a device; use auto, cpu, cuda or cuda:N"),
+        ("cuda", "--device cuda: CUDA is not available on this machine"),
+    ],
+)
+def test_evaluate_takes_the_devices_the_other_commands_take(pair, monkeypatch, device, said):
+    """engine evaluate --device auto (label, train and predict's default) failed with torch's
+    list of twenty device types; cuda without one with torch's driver message."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    res = runner.invoke(cli.app, [*pair, "--device", device])
+    if said is None:
+        assert res.exit_code == 0, res.output
+        assert "100.00" in res.output
+    else:
+        assert res.exit_code == 2, res.output
+        assert said in res.output
+
+
+def test_every_boolean_pair_has_its_no_spelling():
+    """engine info --no-decode was refused (--decode/--headers-only), where every other pair
+    of flags is --X/--no-X."""
+    for name in ("--decode", "--progress", "--chart", "--detail"):
+        for command, option in _options(name):
+            if option.secondary_opts:
+                assert f"--no-{name[2:]}" in option.secondary_opts, f"engine {command} {name}"
+
+
+def test_info_no_decode_reads_headers_only(tmp_path: Path, monkeypatch):
+    import engine.info
+
+    seen = {}
+
+    def stats(data, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(engine.info, "dataset_stats", stats)
+    monkeypatch.setattr(engine.info, "describe_output", lambda data, splits: None)
+    res = runner.invoke(cli.app, ["info", str(tmp_path), "--no-decode"])
+    assert res.exit_code == 2, res.output
+    assert seen["decode"] is False
