@@ -10,11 +10,12 @@ integers, so the sum does not depend on how images are spread over workers).
 
 from __future__ import annotations
 
+import re
 import shlex
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +65,7 @@ class EvaluateConfig:
     fold_new_classes: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.device is not None and self.workers > 1:
+        if self.device not in (None, "auto") and self.workers > 1:
             raise ValueError("--device and --workers > 1 do not combine: one process feeds the GPU")
         if self.bf1_mode not in BF1_MODES:
             raise ValueError(f"bf1_mode must be one of {BF1_MODES}, got {self.bf1_mode!r}")
@@ -609,6 +610,25 @@ class EvaluateReport:
         return data
 
 
+def count_device(name: str | None, workers: int = 1) -> str | None:
+    """``--device`` as the other commands take it (auto, cpu, cuda, cuda:N) -> the torch device
+    the counts are computed on, or None for numpy/OpenCV. ``auto``: CUDA when there is one (and
+    one process), else numpy/OpenCV (the same counts). Before, ``auto`` (engine label, train and
+    predict's default) failed with torch's list of twenty device types, and ``cuda`` on a machine
+    without one with torch's driver message instead of naming the option."""
+    if name is None:
+        return None
+    if name != "auto" and name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
+        raise ValueError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+    import torch
+
+    if name == "auto":
+        return "cuda" if workers == 1 and torch.cuda.is_available() else None
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
+    return name
+
+
 def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     """Score every prediction in ``cfg.pred`` against ``cfg.gt``; write ``cfg.json_out`` if set.
 
@@ -621,6 +641,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     # a json_out of "~/r.json" (no shell expands it here) made a folder named ~: refused first,
     # for the CLI and a library caller alike (before, the CLI's check only)
     check_report_file(cfg.json_out, "engine evaluate")
+    cfg = replace(cfg, device=count_device(cfg.device, cfg.workers))
     check_not_subset_masks(cfg.gt, "ground-truth")
     check_not_subset_masks(cfg.pred, "prediction")
     check_not_being_written(cfg.pred, "engine evaluate", "its label maps")

@@ -13,7 +13,11 @@ app = typer.Typer()
 def label_cmd(
     class_name: str = typer.Option(..., "--class", help="New class to label, e.g. Bicycle."),
     data: str = typer.Option(..., "--data", help="Dataset root or dataset spec file."),
-    split: str = typer.Option("", help="Comma-separated splits (default: all the dataset has)."),
+    split: list[str] = typer.Option(
+        [],
+        "--split",
+        help="Splits to label, e.g. val,test (repeatable; default: all the dataset has).",
+    ),
     out: str = typer.Option("", help="Run directory (default runs/label/<class lower-case>)."),
     prompt: list[str] = typer.Option([], help="Text prompt (repeatable, synonyms)."),
     negative: list[str] = typer.Option(
@@ -95,7 +99,7 @@ def label_cmd(
     from labeler.run import run_labeling
 
     cfg = build_label_config(
-        class_name=class_name, data=data, split=split, out=out, prompt=prompt, negative=negative,
+        class_name=class_name, data=data, split=",".join(split), out=out, prompt=prompt, negative=negative,
         spec=spec, detector=detector, segmenter=segmenter, backend=backend, model=model,
         refine=refine, detector_revision=detector_revision,
         segmenter_revision=segmenter_revision, model_revision=model_revision,

@@ -107,7 +107,7 @@ def test_no_help_text_is_eaten_as_rich_markup():
         for text in texts:
             assert render(text).plain == text, (path, text)
     res = runner.invoke(cli.app, ["fuse", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
-    assert "e.g. train,val (default: every split all the runs labelled)." in res.output
+    assert "e.g. train,val (repeatable; default: every split all the runs labelled)." in res.output
 
 
 def test_a_wide_terminal_keeps_the_rich_panels():

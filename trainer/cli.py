@@ -14,6 +14,7 @@ from engine.cli.common import (
     disk_remedy,
     error_text,
     interrupted,
+    one_split,
     parse_scales,
     parse_size,
     stderr,
@@ -384,7 +385,7 @@ def predict_cmd(
         help="Instead of --images: a dataset root or spec file (a fused dataset too); labels "
         "the images of --split.",
     ),
-    split: str = typer.Option("test", "--split", help="With --data: the split to label."),
+    split: list[str] = typer.Option(["test"], "--split", help="With --data: the split to label."),
     size: str = typer.Option(
         "auto",
         "--size",
@@ -439,14 +440,19 @@ def predict_cmd(
     at each image's own size."""
     from trainer.predict import PredictConfig, predict_dir
 
-    if split != "test" and data is None:
+    why = (
+        "engine predict takes one split (--out holds one split's <stem>.png maps): run it "
+        "once per split, each with its own --out"
+    )
+    one = one_split(split, "test", why)
+    if one != "test" and data is None:
         raise ValueError("--split chooses a split of --data; give --data ROOT")
     cfg = PredictConfig(
         checkpoint=str(checkpoint),
         images=None if images is None else str(images),
         out=str(out),
         data=None if data is None else str(data),
-        split=split,
+        split=one,
         size=parse_predict_size(size),
         device=device,
         mode=mode,

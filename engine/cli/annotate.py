@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import typer
 
-from engine.cli.common import stdout
+from engine.cli.common import one_split, stdout
 from engine.text import counted
+
+_EXPORT_ONE = (
+    "engine annotate export takes one split (an export holds one split's images): export "
+    "each into its own --out"
+)
 
 app = typer.Typer(
     help="Annotated test subsets: pick images worth annotating, export their pseudo labels for "
@@ -27,8 +32,9 @@ def annotate_export(
         help="Output folder: coco.json, labelme/<stem>.json, labelstudio/{tasks.json,config.xml}, "
         "images.txt.",
     ),
-    split: str | None = typer.Option(
+    split: list[str] | None = typer.Option(
         None,
+        "--split",
         help="Split to export (default: the one --images was picked from, a subset's own, "
         "else test).",
     ),
@@ -72,7 +78,7 @@ def annotate_export(
     from engine.annotate import ExportConfig, export_annotations, export_split, read_stem_list
 
     stems = list(stem) + (read_stem_list(images) if images else [])
-    split = export_split(split, images)
+    split = export_split(one_split(split, None, _EXPORT_ONE), images)
     res = export_annotations(
         ExportConfig(
             run,
@@ -124,7 +130,9 @@ def annotate_import(
     ),
     data: str = typer.Option(..., help="Dataset root; annotated images must exist there."),
     out: str = typer.Option(..., help="Subset directory to write (masks/ + subset.json)."),
-    split: str = typer.Option("test", help="Dataset split of the annotated images."),
+    split: list[str] = typer.Option(
+        ["test"], "--split", help="Dataset split of the annotated images."
+    ),
     png_binary: bool = typer.Option(
         False, help="png: any non-zero value is the class (0/255 masks)."
     ),
@@ -146,8 +154,21 @@ def annotate_import(
     Importing again into the same folder replaces the subset of that class and split."""
     from engine.annotate import ImportConfig, import_annotations
 
+    why = (
+        "engine annotate import takes one split (a subset holds one split's masks): import "
+        "each into its own --out"
+    )
     cfg = ImportConfig(
-        fmt, sources, class_name, data, out, split, png_binary, replace, png_value, progress
+        fmt,
+        sources,
+        class_name,
+        data,
+        out,
+        one_split(split, "test", why),
+        png_binary,
+        replace,
+        png_value,
+        progress,
     )
     sub = import_annotations(cfg)
     stdout.print(
@@ -162,7 +183,7 @@ def annotate_pick(
         None, "--run", hidden=True, help="The run as an option (earlier versions' spelling)."
     ),
     n: int = typer.Option(50, "-n", min=1, help="Images to choose."),
-    split: str = typer.Option("test", help="Split to choose from."),
+    split: list[str] = typer.Option(["test"], "--split", help="Split to choose from."),
     seed: int = typer.Option(0, min=0, help="Seed of the random share."),
     low_confidence: float = typer.Option(0.4, help="Share chosen by lowest mean confidence."),
     many_or_tiny: float = typer.Option(0.3, help="Share chosen by most / tiniest instances."),
@@ -175,17 +196,18 @@ def annotate_pick(
     if run is not None and run_option is not None and run != run_option:
         raise ValueError(f"two label runs given: {run} and --run {run_option}; give one")
     run = run or run_option
+    one = one_split(split, "test", "engine annotate pick takes one split: run it once per split")
     if run is None:
         raise ValueError("give the label run directory: engine annotate pick RUN")
     picks, path = pick_for_annotation(
-        PickConfig(run, n, split, seed, low_confidence, many_or_tiny, out=out, progress=progress)
+        PickConfig(run, n, one, seed, low_confidence, many_or_tiny, out=out, progress=progress)
     )
     counts: dict[str, int] = {}
     for p in picks:
         counts[p.reason] = counts.get(p.reason, 0) + 1
     detail = ", ".join(f"{v} {k}" for k, v in counts.items())
     if len(picks) < n:  # the split is smaller than asked for: say so, not just a smaller count
-        detail += f"; every image of split {split!r}, fewer than the {n} asked for"
+        detail += f"; every image of split {one!r}, fewer than the {n} asked for"
     stdout.print(f"picked {counted(len(picks), 'image')} ({detail}) -> {path}")
 
 

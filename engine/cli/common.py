@@ -159,6 +159,17 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     return w, h
 
 
+def one_split(values: list[str] | None, default: str | None, why: str) -> str | None:
+    """The one split of a command that takes one: ``--split val``, as the commands taking
+    several spell theirs (repeatable, comma-separated), but more than one name is refused with
+    ``why``: the command, that it takes one split, why, and what to do instead (before, a second ``--split`` silently replaced the first
+    and ``val,test`` was looked for as a split of that name)."""
+    names = tuple(dict.fromkeys(split_names(values) or (default,)))
+    if len(names) > 1:
+        raise ValueError(f"--split {','.join(names)}: {why}")
+    return names[0]
+
+
 def parse_scales(text: str, option: str = "--scales") -> tuple[float, ...]:
     """``"0.75,1,1.25"`` -> ``(0.75, 1.0, 1.25)``; a clear error otherwise."""
     try:

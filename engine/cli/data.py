@@ -55,10 +55,14 @@ def info_cmd(
         "in one), or annotation files (COCO, LabelMe, Label Studio, CVAT, YOLO, a zip download).",
     ),
     split: list[str] = typer.Option(
-        None, "--split", "-s", help="Split(s) to show, e.g. val,test (repeatable); default all."
+        None, "--split", "-s", help="Splits to show, e.g. val,test (repeatable; default: all)."
     ),
     decode: bool = typer.Option(
-        True, "--decode/--headers-only", help="Decode every image (finds truncated files)."
+        True,
+        "--decode/--headers-only",
+        " /--no-decode",
+        help="Decode every image (finds truncated files); --headers-only (or --no-decode): read "
+        "image headers only.",
     ),
     workers: int = typer.Option(
         1, "--workers", min=1, help="Worker processes (decoding 4K photos: one per core)."

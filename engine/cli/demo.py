@@ -45,7 +45,7 @@ def demo_cmd(
         "", help="Grounding DINO id or directory: label with real models instead of SIMULATED."
     ),
     segmenter: str = typer.Option("", help="SAM id, directory or .pth (with --detector)."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N."),
     pseudo_form: str = typer.Option(
         _D.pseudo_form, help="Pseudo-pixel weighting: origin | reversed | flat | precise."
     ),
@@ -149,7 +149,7 @@ def demo_pretrain_cmd(
     threads: int = typer.Option(
         _P.threads, min=0, help="Torch CPU threads per training process; 0: sized to the cores."
     ),
-    device: str = typer.Option(_P.device, help="auto | cpu | cuda."),
+    device: str = typer.Option(_P.device, help="auto | cpu | cuda | cuda:N."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Rebuild the demo's built-in start checkpoint: the tiny MaSSFormer trained on the 7 MaSS13K

@@ -35,7 +35,8 @@ def fuse_command(
     split: list[str] | None = typer.Option(
         None,
         "--split",
-        help="Splits to fuse, e.g. train,val (default: every split all the runs labelled).",
+        help="Splits to fuse, e.g. train,val (repeatable; default: every split all the runs "
+        "labelled).",
     ),
     parent: list[str] | None = typer.Option(
         None,

@@ -76,7 +76,8 @@ def evaluate_cmd(
     device: str | None = typer.Option(
         None,
         "--device",
-        help="Compute the counts with torch on this device (e.g. cuda); identical counts. Default: numpy/OpenCV on the CPU.",
+        help="auto | cpu | cuda | cuda:N: compute the counts with torch there (auto: CUDA when "
+        "there is one, else numpy); identical counts. Default: numpy/OpenCV on the CPU.",
     ),
     fold_new_classes: bool | None = typer.Option(
         None,

@@ -1,0 +1,148 @@
+"""An option of one name means and takes the same thing in every command: what a user learnt in
+one command (``--split val,test``, ``--device auto``, ``--no-...``) works in the next, or is
+refused with a line saying what that command takes and why."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+import cli
+
+runner = CliRunner()
+
+
+def _options(name: str) -> list[tuple[str, object]]:
+    """(command path, option) for every command's option ``name``, sub-commands included."""
+    found: list[tuple[str, object]] = []
+
+    def walk(cmd: object, path: str) -> None:
+        for sub_name, sub in getattr(cmd, "commands", {}).items():
+            walk(sub, f"{path} {sub_name}".strip())
+        for p in getattr(cmd, "params", []):
+            if name in getattr(p, "opts", []):
+                found.append((path, p))
+
+    walk(typer.main.get_command(cli.app), "")
+    return found
+
+
+def test_every_split_option_is_repeatable_and_takes_commas():
+    """engine label --split val --split test labelled test only (the second replaced the first)
+    where info, review and fuse took both; predict and annotate did the same silently."""
+    options = _options("--split")
+    assert len(options) >= 8
+    for command, option in options:
+        assert option.multiple, f"engine {command} --split is not repeatable"
+
+
+@pytest.mark.parametrize("split", [["--split", "val,test"], ["--split", "val", "--split", "test"]])
+@pytest.mark.parametrize(
+    "command", ["predict", "annotate pick", "annotate import", "annotate export"]
+)
+def test_a_command_taking_one_split_says_so_for_two(tmp_path: Path, command: str, split):
+    """engine predict --split val,test said "split 'val,test' not found"; --split val --split
+    test predicted test alone, without a word."""
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"")
+    args = {
+        "predict": ["predict", "--checkpoint", str(ckpt), "--data", str(tmp_path)],
+        "annotate pick": ["annotate", "pick", str(tmp_path)],
+        "annotate import": ["annotate", "import", str(ckpt), "--class", "Car", "--data",
+                            str(tmp_path)],
+        "annotate export": ["annotate", "export", str(tmp_path)],
+    }[command]  # fmt: skip
+    res = runner.invoke(cli.app, [*args, "--out", str(tmp_path / "out"), *split])
+    assert res.exit_code == 2, res.output
+    assert f"--split val,test: engine {command} takes one split" in " ".join(res.output.split())
+    assert not (tmp_path / "out").exists()
+
+
+def test_label_takes_both_of_two_split_options(monkeypatch):
+    import labeler.cli_support
+
+    seen = {}
+
+    def build(**kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(labeler.cli_support, "build_label_config", build)
+    args = ["label", "--class", "Car", "--data", "d", "--split", "val", "--split", "test,train"]
+    res = runner.invoke(cli.app, args)
+    assert res.exit_code == 2, res.output
+    assert seen["split"] == "val,test,train"
+
+
+def test_every_device_option_takes_the_same_spellings():
+    """engine demo said auto | cpu | cuda, engine evaluate named none; label, train and
+    predict take auto | cpu | cuda | cuda:N, and so do they."""
+    options = _options("--device")
+    assert {c for c, _ in options} >= {"label", "train", "predict", "evaluate", "demo"}
+    for command, option in options:
+        named = set(re.findall(r"[a-z]+(?::N)?", option.help))
+        assert named >= {"auto", "cpu", "cuda", "cuda:N"}, f"engine {command} --device"
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> list[str]:
+    for side in ("pred", "gt"):
+        (tmp_path / side).mkdir()
+        cv2.imwrite(str(tmp_path / side / "a.png"), np.eye(8, dtype=np.uint8))
+    return ["evaluate", "--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt"),
+            "--num-classes", "2", "--no-progress"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "device, said",
+    [
+        ("auto", None),
+        ("cpu", None),
+        ("gpu", "--device 'gpu' is not a device; use auto, cpu, cuda or cuda:N"),
+        ("cuda", "--device cuda: CUDA is not available on this machine"),
+    ],
+)
+def test_evaluate_takes_the_devices_the_other_commands_take(pair, monkeypatch, device, said):
+    """engine evaluate --device auto (label, train and predict's default) failed with torch's
+    list of twenty device types; cuda without one with torch's driver message."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    res = runner.invoke(cli.app, [*pair, "--device", device])
+    if said is None:
+        assert res.exit_code == 0, res.output
+        assert "100.00" in res.output
+    else:
+        assert res.exit_code == 2, res.output
+        assert said in res.output
+
+
+def test_every_boolean_pair_has_its_no_spelling():
+    """engine info --no-decode was refused (--decode/--headers-only), where every other pair
+    of flags is --X/--no-X."""
+    for name in ("--decode", "--progress", "--chart", "--detail"):
+        for command, option in _options(name):
+            if option.secondary_opts:
+                assert f"--no-{name[2:]}" in option.secondary_opts, f"engine {command} {name}"
+
+
+def test_info_no_decode_reads_headers_only(tmp_path: Path, monkeypatch):
+    import engine.info
+
+    seen = {}
+
+    def stats(data, **kwargs):
+        seen.update(kwargs)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(engine.info, "dataset_stats", stats)
+    monkeypatch.setattr(engine.info, "describe_output", lambda data, splits: None)
+    res = runner.invoke(cli.app, ["info", str(tmp_path), "--no-decode"])
+    assert res.exit_code == 2, res.output
+    assert seen["decode"] is False
