@@ -44,7 +44,7 @@ def test_every_split_option_is_repeatable_and_takes_commas():
 
 @pytest.mark.parametrize("split", [["--split", "val,test"], ["--split", "val", "--split", "test"]])
 @pytest.mark.parametrize(
-    "command", ["predict", "annotate pick", "annotate import", "annotate export"]
+    "command", ["predict", "annotate pick", "annotate import", "annotate export", "evaluate"]
 )
 def test_a_command_taking_one_split_says_so_for_two(tmp_path: Path, command: str, split):
     """engine predict --split val,test said "split 'val,test' not found"; --split val --split
@@ -57,8 +57,12 @@ def test_a_command_taking_one_split_says_so_for_two(tmp_path: Path, command: str
         "annotate import": ["annotate", "import", str(ckpt), "--class", "Car", "--data",
                             str(tmp_path)],
         "annotate export": ["annotate", "export", str(tmp_path)],
+        "evaluate": ["evaluate", "--pred", str(tmp_path), "--gt", str(tmp_path)],
     }[command]  # fmt: skip
-    res = runner.invoke(cli.app, [*args, "--out", str(tmp_path / "out"), *split])
+    out = ["--json", str(tmp_path / "out" / "x.json")] if command == "evaluate" else ["--out"]
+    if command != "evaluate":
+        out.append(str(tmp_path / "out"))
+    res = runner.invoke(cli.app, [*args, *out, *split])
     assert res.exit_code == 2, res.output
     assert f"--split val,test: engine {command} takes one split" in " ".join(res.output.split())
     assert not (tmp_path / "out").exists()

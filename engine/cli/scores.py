@@ -7,7 +7,14 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import is_stdout, refuse_plot_to_stdout, stderr, stdout, write_stdout
+from engine.cli.common import (
+    is_stdout,
+    one_split,
+    refuse_plot_to_stdout,
+    stderr,
+    stdout,
+    write_stdout,
+)
 from engine.text import counted, joined
 
 app = typer.Typer()
@@ -44,7 +51,7 @@ def evaluate_cmd(
         help="Folder of ground-truth label PNGs (255 = ignore), or a dataset's root or spec "
         "(with --split: its own label maps and classes).",
     ),
-    split: str | None = typer.Option(
+    split: list[str] | None = typer.Option(
         None,
         "--split",
         help="The split of the dataset given as --gt to score (as engine predict --data --split).",
@@ -93,10 +100,14 @@ def evaluate_cmd(
 
     to_stdout = is_stdout(json_out)
     out = stderr if to_stdout else stdout
+    why = (
+        "engine evaluate takes one split (--pred holds one split's <stem>.png maps): run it "
+        "once per split"
+    )
     cfg = EvaluateConfig(
         pred=pred,
         gt=gt,
-        split=split,
+        split=one_split(split, None, why),
         num_classes=num_classes,
         taxonomy=taxonomy,
         bf1_mode=bf1_mode.value,
