@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -857,7 +858,7 @@ def test_cli_paths_are_whole_lines_in_a_narrow_terminal_or_a_log(world):
     args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"]), "--out", str(out)]
     res = CliRunner().invoke(typer.main.get_group(app), args, env={"COLUMNS": "40"})
     assert res.exit_code == 0, res.output
-    assert f"-> {out} (open it as a dataset: engine info {out})\n" in res.output
+    assert f"-> {out} (open it as a dataset: engine info {shlex.quote(str(out))})\n" in res.output
 
 
 def test_cli_default_out_and_parent_list(world, monkeypatch):
