@@ -95,6 +95,7 @@ from engine.datasets import (
     image_size,
     listed_file,
     load_spec,
+    relative_ref,
     turned_hint,
 )
 from engine.metrics.bootstrap import MATCH_IOU, all_match
@@ -456,10 +457,7 @@ def labelme_image_path(image: Path, folder: Path) -> str:
     with ``/``; absolute where there is no relative path (another drive, on Windows:
     ``os.path.relpath`` raised "path is on mount 'D:', start on mount 'C:'" and the export
     failed with it). LabelMe joins it to the file's folder, which keeps an absolute path."""
-    try:
-        return os.path.relpath(image, folder).replace(os.sep, "/")
-    except ValueError:
-        return Path(image).absolute().as_posix()
+    return Path(relative_ref(image, folder)).as_posix()
 
 
 def earlier_export(out: Path) -> list[str]:

@@ -794,11 +794,11 @@ def _earlier_calls(path: Path) -> list[dict[str, Any]]:
     """The calls an earlier ``summary.json`` of the folder recorded (its ``calls``, or, written
     before they were kept, its own wall time), then those that ended before a summary since
     (:func:`record_unfinished_call`); none when there are none readable."""
-    from annotations.fileio import read_jsonl
+    from annotations.fileio import read_json, read_jsonl
 
     calls: list[dict[str, Any]] = []
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))  # not the locale's (Windows: cp1252)
+        data = read_json(path, "demo summary")  # UTF-8, not the locale's (Windows: cp1252)
     except (OSError, ValueError):
         data = None
     if isinstance(data, dict) and isinstance(data.get("calls"), list):

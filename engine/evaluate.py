@@ -213,7 +213,7 @@ def resolve_taxonomy(
     num_classes: int | None,
     taxonomy: Path | None,
     pred: Path,
-    gt: Path | Truth,
+    gt: Truth,
     fold: bool = True,
 ) -> tuple[Taxonomy, str, ByName | None]:
     """The classes to score, where they came from, and how one side's ids map onto them by
@@ -264,7 +264,7 @@ class ByName:
 
 
 def recorded_classes(
-    pred: Path, gt: Path | Truth, fold: bool = True
+    pred: Path, gt: Truth, fold: bool = True
 ) -> tuple[Taxonomy, str, ByName | None]:
     """The classes recorded beside the predictions (``engine predict``'s ``predict.json``, a
     fused dataset's ``taxonomy.json``) or the ground truth, each up to two folders above its
@@ -279,7 +279,7 @@ def recorded_classes(
     Taxonomies of which neither holds the other are refused, naming both files: which of their
     classes a pixel is would be a guess."""
     p = taxonomy_record(pred, Path(pred).parent)  # a fused dataset's labels/<split> too
-    g = gt.record if isinstance(gt, Truth) else taxonomy_record(gt, Path(gt).parent)
+    g = gt.record
     if p is None or g is None:
         found = p or g
         return (found[0], str(found[1]), None) if found else (MASS13K, DEFAULT_TAXONOMY, None)

@@ -727,7 +727,7 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
     # a resume cuts the log back to its checkpoint, so a non-finite event left in it stopped
     # the last call (trainer.train: the event is written, then NonFiniteLossError)
     blown = [r for r in lines if r.get("event") == "non_finite"]
-    skipped = read_jsonl(root / "skipped.jsonl") if (root / "skipped.jsonl").is_file() else []
+    skipped = read_jsonl(root / "skipped.jsonl")  # [] where there is none
     return TrainRunStats(
         root=root,
         config=config,

@@ -44,7 +44,7 @@ from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun, latest_records
 from annotations.subset import ImageStats, check_subset_class, read_subset
 from engine.annotate import dataset_images, image_stat, splits_said
-from engine.datasets import load_image, load_spec
+from engine.datasets import load_image, load_spec, relative_ref
 from engine.metrics import binary_class_scores
 from engine.outputs import (
     GT_COLOR,
@@ -440,10 +440,8 @@ def _image_url(path: Path, out: Path) -> str:
     gallery (:func:`_url`), or its ``file:`` URL where there is none (on another drive, on
     Windows: ``os.path.relpath`` raised "path is on mount 'D:', start on mount 'C:'", and the
     whole gallery failed with it)."""
-    try:
-        return _url(os.path.relpath(path, out))
-    except ValueError:
-        return html.escape(Path(path).absolute().as_uri())
+    ref = relative_ref(path, out)
+    return html.escape(Path(ref).as_uri()) if Path(ref).is_absolute() else _url(ref)
 
 
 def _card(

@@ -188,9 +188,15 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-# the packages whose warnings a command's record keeps (engine.cli.common.LOGGED_PACKAGES: the
-# console shows the same)
+# the packages whose warnings a command's record keeps, and the console shows
+# (engine.cli.common.LOGGED_PACKAGES)
 KEPT_PACKAGES = ("annotations", "engine", "labeler", "trainer")
+
+
+def warnings_entry(said: list[str]) -> dict[str, list[str]]:
+    """A record's ``warnings`` entry: what the command said (:func:`kept_warnings`); no key
+    when it said nothing, so a record of a quiet run is as before."""
+    return {"warnings": list(said)} if said else {}
 
 
 class _Kept(logging.Handler):

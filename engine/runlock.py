@@ -84,8 +84,8 @@ def exclusive(
         yield folder  # a file given as the folder: the command's own check names it
         return
     created = _missing(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     if fcntl is None:  # no lock, but the folder is made all the same (and removed if left empty)
-        folder.mkdir(parents=True, exist_ok=True)
         try:
             yield folder
         finally:
@@ -93,7 +93,6 @@ def exclusive(
                 for made in created:
                     made.rmdir()
         return
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     locked = failed = False

@@ -46,7 +46,7 @@ from annotations.labelrun import RunInfo, latest_records, read_run_info
 from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
-from engine.runinfo import config_hash, environment, kept_warnings
+from engine.runinfo import config_hash, environment, kept_warnings, warnings_entry
 from engine.runlock import LOCK_NAME, holds_lock
 from engine.text import counted, few
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
@@ -608,7 +608,7 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
             "taxonomy": taxonomy.to_dict(),
             "environment": environment(),
             # what this call printed before labelling: the console of a nohup run is gone
-            **({"warnings": list(said)} if said else {}),
+            **warnings_entry(said),
         },
     )
     header = {

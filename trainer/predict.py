@@ -55,7 +55,7 @@ from engine.datasets import (
 )
 from engine.outputs import LABEL_SETTINGS, prediction_record
 from engine.progress import track
-from engine.runinfo import environment, kept_warnings
+from engine.runinfo import environment, kept_warnings, warnings_entry
 from engine.runlock import check_output_folder, holds_lock, writer
 from engine.text import counted, few, joined
 
@@ -490,10 +490,8 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
 def _warnings(said: list[str], left_out: list[Path], cfg: PredictConfig) -> dict[str, list[str]]:
     """``predict.json``'s ``warnings``: what the call printed, the files of ``--images`` it left
     out (not images) with them; no key when there is none."""
-    warnings = list(said)
-    if left_out:  # the command line prints it as a note, after the run
-        warnings.append(left_out_note(left_out, cfg.images))
-    return {"warnings": warnings} if warnings else {}
+    note = [left_out_note(left_out, cfg.images)] if left_out else []  # printed after the run
+    return warnings_entry([*said, *note])
 
 
 def left_out_note(left_out: list[Path], images: str | os.PathLike | None) -> str:

@@ -89,12 +89,10 @@ def show_version(value: bool) -> None:
     to ask), or that none is installed (``python -m cli`` from a checkout never installed)."""
     if not value:
         return
-    from importlib import metadata
+    from engine.runinfo import package_versions
 
-    try:
-        typer.echo(f"mass-engine {metadata.version('mass-engine')}")
-    except metadata.PackageNotFoundError:
-        typer.echo("mass-engine (not installed: run from a source tree)")
+    version = package_versions(("mass-engine",))["mass-engine"]
+    typer.echo(f"mass-engine {version or '(not installed: run from a source tree)'}")
     raise typer.Exit()
 
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from engine.progress import SafeConsole, encodable, stderr_console, stream_error
+from engine.runinfo import KEPT_PACKAGES
 from engine.text import split_names  # noqa: F401 - the option parsers' home for the CLI
 
 # Class names, stems and paths are printed as typed: no rich markup (`cone [old]` lost its
@@ -41,7 +42,7 @@ def interrupted() -> tuple[str, int]:
 
 # The packages whose log records the command line shows (transformers and huggingface_hub keep
 # their own handlers and verbosity).
-LOGGED_PACKAGES = ("annotations", "engine", "labeler", "trainer")
+LOGGED_PACKAGES = KEPT_PACKAGES  # the packages whose warnings the console shows (and records keep)
 
 
 class ConsoleLogHandler(logging.Handler):

@@ -76,7 +76,7 @@ from engine.fusion.pseudo import (
 from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
 from engine.parallel import process_pool
 from engine.progress import make_progress
-from engine.runinfo import config_hash, environment, kept_warnings
+from engine.runinfo import config_hash, environment, kept_warnings, warnings_entry
 from engine.runlock import check_not_being_written, holds_lock
 from engine.text import counted, few
 
@@ -1006,7 +1006,9 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     earlier = earlier_splits(latest, plan, out)
     atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, earlier))
     if todo:  # with nothing to fuse, nothing is half done at any moment
-        atomic_write_json(out / FUSE_RECORD, _fuse_json(plan, config, "running", _kept(said)))
+        atomic_write_json(
+            out / FUSE_RECORD, _fuse_json(plan, config, "running", warnings_entry(said))
+        )
 
     def record(rec: dict) -> None:
         latest[(rec["split"], rec["stem"])] = rec
@@ -1065,19 +1067,13 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
             if failed
             else {}
         ),
-        **_kept(said),
+        **warnings_entry(said),
     }
     status = "incomplete" if failed else "complete"
     final = _fuse_json(plan, config, status, extra)
     if todo or not _same_record(out / FUSE_RECORD, final):
         atomic_write_json(out / FUSE_RECORD, final)
     return result
-
-
-def _kept(said: list[str]) -> dict[str, list[str]]:
-    """``fuse.json``'s ``warnings``: what the call printed so far; none, no key (a record as
-    before the forty-fourth round)."""
-    return {"warnings": list(said)} if said else {}
 
 
 def warn_corrections_rejected(report: dict[str, ClassStats], plan: FusePlan) -> None:
