@@ -113,12 +113,20 @@ def is_dataset(gt: Path) -> bool:
         return False
     if spec_file(gt) is not None:
         return True
-    if any(p.suffix.lower() in LABEL_EXTS and p.is_file() for p in gt.iterdir()):
+    if _holds_label_maps(gt):
         return False
     try:
         return bool(load_spec(gt).available_splits())
     except (OSError, ValueError):
         return False
+
+
+def _holds_label_maps(folder: Path) -> bool:
+    """Whether ``folder`` holds label map files of its own (a folder of label maps, not a
+    dataset's root)."""
+    return folder.is_dir() and any(
+        p.suffix.lower() in LABEL_EXTS and p.is_file() for p in folder.iterdir()
+    )
 
 
 def dataset_of(folder: Path) -> str:
@@ -156,7 +164,7 @@ def ground_truth(gt: Path, split: str | None) -> Truth:
     gt = Path(gt)
     if not is_dataset(gt) and (split is None or gt.exists()):
         if split is not None:
-            labels = gt.is_dir() and any(p.suffix.lower() in LABEL_EXTS for p in gt.iterdir())
+            labels = _holds_label_maps(gt)
             what = "a folder of label maps" if labels else "no dataset spec and no images/<split>"
             raise ValueError(
                 f"{gt}: {what}, not a dataset: --split picks a split of a dataset given as --gt "

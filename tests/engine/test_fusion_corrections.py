@@ -62,6 +62,14 @@ def loop(tmp_path_factory) -> Path:
     return root
 
 
+def fuse_corrected(out: str) -> None:
+    """``engine fuse`` of the Bicycle run with the module's subset as corrections, into ``out``
+    (in the loop's folder)."""
+    res = invoke("fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
+                 "subsets/bicycle-train", "--out", out)  # fmt: skip
+    assert res.exit_code == 0, res.output
+
+
 def test_fuse_corrections_trains_on_the_corrected_mask(loop: Path, monkeypatch, caplog):
     monkeypatch.chdir(loop)
     with caplog.at_level("WARNING", logger="engine.fusion.run"):
@@ -130,11 +138,7 @@ def test_a_training_validated_on_the_fused_subset_says_it_trained_on_it(loop: Pa
     from trainer.validate import load_subset, subset_warnings
 
     monkeypatch.chdir(loop)
-    res = invoke(
-        "fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
-        "subsets/bicycle-train", "--out", "runs/fused/trained",
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
+    fuse_corrected("runs/fused/trained")
     for fused, said in (
         ("runs/fused/trained", "was fused into the training labels as corrections"),
         ("runs/fused/plain", "on their pseudo labels"),
@@ -199,11 +203,7 @@ def test_a_report_of_fused_labels_that_are_the_subset_says_why(loop: Path, monke
     from engine.report import match_warnings
 
     monkeypatch.chdir(loop)
-    res = invoke(
-        "fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
-        "subsets/bicycle-train", "--out", "runs/fused/reported",
-    )  # fmt: skip
-    assert res.exit_code == 0, res.output
+    fuse_corrected("runs/fused/reported")
     subset = Path("subsets/bicycle-train")
     fused_by = fused_as_corrections(DatasetSpec(root=Path("runs/fused/reported")), subset)
     assert fused_by == Path("runs/fused/reported/fuse.json")
@@ -236,9 +236,7 @@ def test_engine_info_of_the_fused_dataset_names_its_corrections(loop: Path, monk
     """``engine info FUSED`` said where each new class came from but not that a subset's human
     masks replaced its pseudo labels on some images."""
     monkeypatch.chdir(loop)
-    res = invoke("fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
-                 "subsets/bicycle-train", "--out", "runs/fused/info")  # fmt: skip
-    assert res.exit_code == 0, res.output
+    fuse_corrected("runs/fused/info")
     res = runner.invoke(app, ["info", "runs/fused/info", "--no-progress"], env={"COLUMNS": "300"})
     assert (
         "with Bicycle from runs/label/bicycle; Bicycle corrected by subsets/bicycle-train "
