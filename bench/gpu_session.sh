@@ -79,7 +79,7 @@ if want gpu || [ ${#gpu_parts[@]} -gt 0 ]; then
     timeout 340 python3 bench/gpu.py --out /tmp/gpu-figures "${parts[@]}" >>"$log" 2>&1
     echo "rc=$?" >>"$log"
     cp /tmp/gpu-figures/gpu.json /tmp/gpu-figures/gpu.md "$out"/ 2>/dev/null
-    tar czf "$out/logs.tgz" -C /tmp/gpu-figures logs 2>/dev/null
+    tar czf "$out/logs.tgz" -C /tmp/gpu-figures logs parts 2>/dev/null
 fi
 if want tests; then
     step "gpu-marked tests"
