@@ -729,23 +729,50 @@ def _init_worker(plan: FusePlan, out: Path) -> None:
     _PLAN, _OUT = plan, out
 
 
-def input_stamp(plan: FusePlan, job: Job) -> str:
-    """A short hash of the sizes and modification times of one image's input files (not their
-    paths: the same files reached by another path are the same inputs)."""
+# Modification times enter an input stamp in whole steps of two seconds: a copy kept by tar
+# (whole seconds), zip or FAT (even seconds), exFAT (10 ms) or a network file system (often 1 s)
+# keeps those, where nanoseconds are lost. Stamps are compared for equality only, never for
+# which is newer, so an mtime in the future (a copy from a machine whose clock is ahead) is fine.
+MTIME_STEP_NS = 2_000_000_000
+
+
+def input_stamps(plan: FusePlan, job: Job) -> tuple[str, str]:
+    """``(stamp, stamp as engines before the forty-fifth round wrote it)`` of one image's input
+    files: a short hash of their sizes and modification times (not their paths: the same files
+    reached by another path are the same inputs); the old stamp took the mtimes to the
+    nanosecond, so a fused dataset moved with its inputs by ``tar`` was fused again whole."""
     paths = [job.precise_path] + ([job.source_path] if job.source_path else [])
     paths += [mask for _, mask in job.corrections]  # none without --corrections: as before
     for run in plan.runs:
         paths += [run.label_path(job.split, job.stem), run.confidence_path(job.split, job.stem)]
         if plan.rules.min_coverage is not None:
             paths.append(run.instances_path(job.split, job.stem))
-    parts = []
+    stats = []
     for p in paths:
         try:
-            st = p.stat()
-            parts.append(f"{st.st_size}|{st.st_mtime_ns}")
+            stats.append(p.stat())
         except OSError:
-            parts.append("missing")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+            stats.append(None)
+
+    def stamp(step_ns: int) -> str:
+        parts = [
+            f"{st.st_size}|{st.st_mtime_ns // step_ns}" if st is not None else "missing"
+            for st in stats
+        ]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    return stamp(MTIME_STEP_NS), stamp(1)
+
+
+def input_stamp(plan: FusePlan, job: Job) -> str:
+    """The stamp of one image's input files that ``manifest.jsonl`` records (:func:`input_stamps`)."""
+    return input_stamps(plan, job)[0]
+
+
+def same_inputs(record: dict, plan: FusePlan, job: Job) -> bool:
+    """Whether a manifest line's input stamp is that of the image's input files now (either
+    way of stamping: a dataset fused by an older engine is not fused again for it)."""
+    return record.get("inputs") in input_stamps(plan, job)
 
 
 def output_paths(out: Path, split: str, stem: str) -> tuple[Path, Path]:
@@ -911,7 +938,7 @@ def _is_done(record: dict | None, plan: FusePlan, job: Job, out: Path) -> bool:
         return False
     if record.get("config_hash") != plan.config_hash:
         return False
-    if record.get("inputs") != input_stamp(plan, job):
+    if not same_inputs(record, plan, job):
         return False
     return all(p.is_file() for p in output_paths(out, job.split, job.stem))
 
@@ -956,9 +983,7 @@ def _warn_fused_again(latest: dict, plan: FusePlan, out: Path, todo: list[Job]) 
         for j in todo
         if (rec := latest.get((j.split, j.stem)))
         and rec.get("status") == "ok"
-        and (
-            rec.get("config_hash") != plan.config_hash or rec.get("inputs") != input_stamp(plan, j)
-        )
+        and (rec.get("config_hash") != plan.config_hash or not same_inputs(rec, plan, j))
     )
     if again:
         log.warning(

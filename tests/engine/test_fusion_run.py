@@ -266,6 +266,47 @@ def test_resume_skips_done_images_and_redoes_changed_ones(world, caplog):
     assert fuse(cfg(world, uncertain="keep-parent")).fused == 1
 
 
+def _set_input_mtimes(world, mtime_ns) -> None:
+    """Every input file's modification time set to ``mtime_ns(its mtime_ns)``."""
+    import os
+
+    for name in ("data", "bike", "car"):
+        for p in world[name].rglob("*"):
+            if p.is_file():
+                st = p.stat()
+                os.utime(p, ns=(st.st_atime_ns, mtime_ns(st.st_mtime_ns)))
+
+
+def test_inputs_moved_by_tar_or_to_fat_are_not_fused_again(world, caplog):
+    """A fused dataset moved with its inputs by ``tar`` (mtimes in whole seconds) or copied to
+    a FAT stick (even seconds), zip or a network file system lost its mtimes' nanoseconds, and
+    every image was fused again (after a warning that its inputs had changed). Mtimes count in
+    two-second steps now; a file rewritten later than that is still fused again."""
+    _set_input_mtimes(world, lambda _: 1_790_000_001_234_567_891)  # an odd second, with ns
+    assert fuse(cfg(world)).fused == 4
+    _set_input_mtimes(world, lambda ns: ns // 10**9 * 10**9)  # tar
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        assert (fuse(cfg(world)).fused, caplog.records) == (0, [])
+    _set_input_mtimes(world, lambda ns: ns // (2 * 10**9) * 2 * 10**9)  # FAT, zip
+    assert fuse(cfg(world)).fused == 0
+    _set_input_mtimes(world, lambda ns: ns + 2 * 10**9)  # all rewritten 2 s later, same bytes
+    assert fuse(cfg(world)).fused == 4
+
+
+def test_a_dataset_fused_by_an_older_engine_is_not_fused_again(world, monkeypatch):
+    """Manifests written before the forty-fifth round stamp mtimes to the nanosecond: a rerun
+    of the new engine skips their images as before, and their files changed are fused again."""
+    from engine.fusion import run
+
+    _set_input_mtimes(world, lambda _: 1_790_000_001_234_567_891)
+    monkeypatch.setattr(run, "MTIME_STEP_NS", 1)  # the stamps of the older engine
+    assert fuse(cfg(world)).fused == 4
+    monkeypatch.undo()
+    assert fuse(cfg(world)).fused == 0
+    _set_input_mtimes(world, lambda ns: ns + 2 * 10**9)
+    assert fuse(cfg(world)).fused == 4
+
+
 def test_a_rerun_with_nothing_to_do_writes_nothing_and_runs_on_a_full_disk(world, monkeypatch):
     """``engine fuse`` run again over a fused dataset with nothing left to do rewrote
     ``taxonomy.json``, ``dataset.yaml`` and ``fuse.json`` (the same bytes but for the record's
