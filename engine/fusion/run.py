@@ -729,18 +729,21 @@ def _init_worker(plan: FusePlan, out: Path) -> None:
     _PLAN, _OUT = plan, out
 
 
-# Modification times enter an input stamp in whole steps of two seconds: a copy kept by tar
-# (whole seconds), zip or FAT (even seconds), exFAT (10 ms) or a network file system (often 1 s)
-# keeps those, where nanoseconds are lost. Stamps are compared for equality only, never for
-# which is newer, so an mtime in the future (a copy from a machine whose clock is ahead) is fine.
+# An image's inputs are stamped by their sizes and mtimes to the nanosecond, so a file rewritten
+# with the same size is never taken for the one fused. A copy that kept whole seconds only (tar;
+# zip and FAT keep even seconds, network file systems often one) loses the nanoseconds, and every
+# image would be fused again: where every input's mtime is now a whole second, a second stamp
+# with mtimes in steps of two seconds ("inputs_coarse") decides instead. Stamps are compared for
+# equality only, never for which is newer, so an mtime in the future (a copy from a machine
+# whose clock is ahead) changes nothing.
 MTIME_STEP_NS = 2_000_000_000
 
 
-def input_stamps(plan: FusePlan, job: Job) -> tuple[str, str]:
-    """``(stamp, stamp as engines before the forty-fifth round wrote it)`` of one image's input
-    files: a short hash of their sizes and modification times (not their paths: the same files
-    reached by another path are the same inputs); the old stamp took the mtimes to the
-    nanosecond, so a fused dataset moved with its inputs by ``tar`` was fused again whole."""
+def input_stamps(plan: FusePlan, job: Job) -> tuple[str, str, bool]:
+    """``(stamp, coarse stamp, whole seconds)`` of one image's input files: short hashes of
+    their sizes and modification times, to the nanosecond and in steps of
+    :data:`MTIME_STEP_NS` (not their paths: the same files reached by another path are the same
+    inputs), and whether every mtime is a whole second, as after a copy that kept no more."""
     paths = [job.precise_path] + ([job.source_path] if job.source_path else [])
     paths += [mask for _, mask in job.corrections]  # none without --corrections: as before
     for run in plan.runs:
@@ -761,18 +764,19 @@ def input_stamps(plan: FusePlan, job: Job) -> tuple[str, str]:
         ]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
-    return stamp(MTIME_STEP_NS), stamp(1)
-
-
-def input_stamp(plan: FusePlan, job: Job) -> str:
-    """The stamp of one image's input files that ``manifest.jsonl`` records (:func:`input_stamps`)."""
-    return input_stamps(plan, job)[0]
+    whole = all(st.st_mtime_ns % 1_000_000_000 == 0 for st in stats if st is not None)
+    return stamp(1), stamp(MTIME_STEP_NS), whole
 
 
 def same_inputs(record: dict, plan: FusePlan, job: Job) -> bool:
-    """Whether a manifest line's input stamp is that of the image's input files now (either
-    way of stamping: a dataset fused by an older engine is not fused again for it)."""
-    return record.get("inputs") in input_stamps(plan, job)
+    """Whether a manifest line's input stamps are those of the image's input files now: the
+    stamp to the nanosecond, or, where every input's mtime is a whole second now (moved by
+    ``tar``, to a FAT stick), the coarse one (manifests before the forty-fifth round have none:
+    their images are skipped as before where the mtimes kept their nanoseconds)."""
+    stamp, coarse, whole = input_stamps(plan, job)
+    if record.get("inputs") == stamp:
+        return True
+    return whole and record.get("inputs_coarse") == coarse
 
 
 def output_paths(out: Path, split: str, stem: str) -> tuple[Path, Path]:
@@ -788,7 +792,8 @@ def fuse_job(job: Job) -> dict[str, Any]:
         raise RuntimeError("fuse_job called before _init_worker")
     t0 = time.perf_counter()
     record = {"split": job.split, "stem": job.stem, "status": "ok"}
-    stamps = {"config_hash": plan.config_hash, "inputs": input_stamp(plan, job)}
+    stamp, coarse, _ = input_stamps(plan, job)
+    stamps = {"config_hash": plan.config_hash, "inputs": stamp, "inputs_coarse": coarse}
     try:
         precise, pseudos, carried = _read_inputs(plan, job)
     except UNREADABLE as e:  # a bad or vanished file, named in the message

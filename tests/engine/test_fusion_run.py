@@ -280,8 +280,9 @@ def _set_input_mtimes(world, mtime_ns) -> None:
 def test_inputs_moved_by_tar_or_to_fat_are_not_fused_again(world, caplog):
     """A fused dataset moved with its inputs by ``tar`` (mtimes in whole seconds) or copied to
     a FAT stick (even seconds), zip or a network file system lost its mtimes' nanoseconds, and
-    every image was fused again (after a warning that its inputs had changed). Mtimes count in
-    two-second steps now; a file rewritten later than that is still fused again."""
+    every image was fused again (after a warning that its inputs had changed). Where every
+    input's mtime is a whole second, mtimes count in two-second steps now; a file rewritten
+    later than that is still fused again."""
     _set_input_mtimes(world, lambda _: 1_790_000_001_234_567_891)  # an odd second, with ns
     assert fuse(cfg(world)).fused == 4
     _set_input_mtimes(world, lambda ns: ns // 10**9 * 10**9)  # tar
@@ -293,15 +294,28 @@ def test_inputs_moved_by_tar_or_to_fat_are_not_fused_again(world, caplog):
     assert fuse(cfg(world)).fused == 4
 
 
-def test_a_dataset_fused_by_an_older_engine_is_not_fused_again(world, monkeypatch):
-    """Manifests written before the forty-fifth round stamp mtimes to the nanosecond: a rerun
-    of the new engine skips their images as before, and their files changed are fused again."""
-    from engine.fusion import run
+def test_a_same_size_rewrite_within_two_seconds_is_fused_again(world):
+    """The two-second steps apply only where the mtimes lost their nanoseconds: on a file
+    system that keeps them, a label rewritten a millisecond later with the same size (a label
+    run again by a script) is fused again, as it was with nanosecond stamps alone."""
+    _set_input_mtimes(world, lambda _: 1_790_000_001_234_567_891)
+    assert fuse(cfg(world)).fused == 4
+    _set_input_mtimes(world, lambda ns: ns + 1_000_000)
+    assert fuse(cfg(world)).fused == 4
+
+
+def test_a_dataset_fused_by_an_older_engine_is_not_fused_again(world):
+    """Manifests written before the forty-fifth round hold the nanosecond stamp alone: a rerun
+    skips their images as before, and their files changed are fused again."""
+    import json
 
     _set_input_mtimes(world, lambda _: 1_790_000_001_234_567_891)
-    monkeypatch.setattr(run, "MTIME_STEP_NS", 1)  # the stamps of the older engine
     assert fuse(cfg(world)).fused == 4
-    monkeypatch.undo()
+    manifest = world["out"] / "manifest.jsonl"
+    lines = [json.loads(x) for x in manifest.read_text(encoding="utf-8").splitlines()]
+    assert all("inputs_coarse" in r for r in lines)
+    old = [{k: v for k, v in r.items() if k != "inputs_coarse"} for r in lines]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in old), encoding="utf-8")
     assert fuse(cfg(world)).fused == 0
     _set_input_mtimes(world, lambda ns: ns + 2 * 10**9)
     assert fuse(cfg(world)).fused == 4
