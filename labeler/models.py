@@ -287,14 +287,13 @@ def _broken_weights(source: str, revision: str | None) -> str | None:
 
 
 def resolve_device(device: str) -> str:
-    import torch
+    from engine.devices import check_device
 
+    device = check_device(device)
     if device == "auto":
+        import torch
+
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {device}: CUDA is not available on this machine")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
     return device
 
 

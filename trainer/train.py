@@ -47,6 +47,7 @@ from annotations.fileio import (
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine import stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
+from engine.devices import check_device
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment, file_sha256
 from engine.text import counted, few
@@ -336,19 +337,12 @@ def resolve_device(name: str, local_rank: int = 0, where: str | None = None) -> 
     ``where``: the config file ``name`` came from, named in errors with its key instead of
     ``--device``."""
     given = "--device" if where is None else f"{where}: device"
+    name = check_device(name, given)  # before: mps, xpu and meta got as far as torch's errors
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"{given} {name}: CUDA is not available on this machine")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-    try:
-        return torch.device(name)
-    except RuntimeError:  # torch's message lists twenty device types and names no option
-        raise ValueError(
-            f"{given} {name!r} is not a device; use auto, cpu, cuda or cuda:N"
-        ) from None
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    return torch.device(name)
 
 
 def freeze_batchnorm_statistics(model: nn.Module) -> int:
