@@ -44,3 +44,22 @@ def check_device(name: str, given: str = "--device") -> str:
         raise RuntimeError(f"{given} {name}: this machine has {count} visible {gpus} ({have})")
     return name
 
+
+def native_bf16(device=None) -> bool:
+    """Whether CUDA ``device`` (None: the current one) computes in bfloat16 natively: compute
+    capability 8.0 or later, or ROCm, as ``torch.cuda.is_bf16_supported(including_emulation=
+    False)`` answers. Its default, ``including_emulation=True``, answers True on a T4 or V100
+    too: it only checks that a bf16 tensor can be made there, and bf16 arithmetic on those GPUs
+    is emulated (slower than float32; cuDNN has no bf16 convolutions below 8.0)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def bf16_autocast(amp: bool, device) -> bool:
+    """Whether a run with ``amp`` on runs under bf16 autocast on torch ``device``: on a CUDA
+    GPU that computes in bf16 natively (:func:`native_bf16`), else in float32. Not fp16 on a T4
+    or V100: training in fp16 needs a gradient scaler, and the model was measured in bf16."""
+    return amp and device.type == "cuda" and native_bf16(device)

@@ -304,7 +304,10 @@ def resolve_dtype(precision: str, device: str):
     if precision == "fp32" or (precision == "auto" and not device.startswith("cuda")):
         return None
     if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        from engine.devices import native_bf16
+
+        # emulated bf16 on a T4 or V100 (compute capability 7.x) is slower than fp32
+        return torch.bfloat16 if native_bf16() else torch.float16
     if not device.startswith("cuda"):
         raise ValueError(f"--precision {precision} needs a CUDA device (got {device})")
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]
