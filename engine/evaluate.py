@@ -10,7 +10,6 @@ integers, so the sum does not depend on how images are spread over workers).
 
 from __future__ import annotations
 
-import re
 import shlex
 import unicodedata
 from collections import Counter
@@ -34,6 +33,7 @@ from annotations.labelmap import read_label
 from annotations.subset import subset_at
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy, class_key
 from engine.datasets import SegDataset, load_spec
+from engine.devices import check_device
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record, unfinished_prediction
 from engine.parallel import map_every_item
@@ -626,14 +626,11 @@ def count_device(name: str | None, workers: int = 1) -> str | None:
     without one with torch's driver message instead of naming the option."""
     if name is None:
         return None
-    if name != "auto" and name != "cpu" and not re.fullmatch(r"cuda(:\d+)?", name):
-        raise ValueError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
-    import torch
-
+    name = check_device(name)
     if name == "auto":
+        import torch
+
         return "cuda" if workers == 1 and torch.cuda.is_available() else None
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {name}: CUDA is not available on this machine")
     return name
 
 

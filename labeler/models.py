@@ -287,14 +287,13 @@ def _broken_weights(source: str, revision: str | None) -> str | None:
 
 
 def resolve_device(device: str) -> str:
-    import torch
+    from engine.devices import check_device
 
+    device = check_device(device)
     if device == "auto":
+        import torch
+
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {device}: CUDA is not available on this machine")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {device!r}")
     return device
 
 
@@ -305,7 +304,10 @@ def resolve_dtype(precision: str, device: str):
     if precision == "fp32" or (precision == "auto" and not device.startswith("cuda")):
         return None
     if precision == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        from engine.devices import native_bf16
+
+        # emulated bf16 on a T4 or V100 (compute capability 7.x) is slower than fp32
+        return torch.bfloat16 if native_bf16() else torch.float16
     if not device.startswith("cuda"):
         raise ValueError(f"--precision {precision} needs a CUDA device (got {device})")
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]

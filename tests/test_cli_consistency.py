@@ -150,3 +150,68 @@ def test_info_no_decode_reads_headers_only(tmp_path: Path, monkeypatch):
     res = runner.invoke(cli.app, ["info", str(tmp_path), "--no-decode"])
     assert res.exit_code == 2, res.output
     assert seen["decode"] is False
+
+
+@pytest.fixture(scope="module")
+def small_synth(tmp_path_factory) -> Path:
+    from engine.synth import SynthConfig, generate
+
+    root = tmp_path_factory.mktemp("synth")
+    return generate(SynthConfig(out=root, train=2, val=1, test=1, size=(128, 96)), progress=False)
+
+
+def _device_commands(data: Path, out: Path) -> dict[str, list[str]]:
+    ckpt = data / "model.pt"  # never read: the device is checked first
+    return {
+        "label": ["label", "--class", "Car", "--data", str(data), "--out", str(out)],
+        "train": ["train", "--data", str(data), "--out", str(out), "--preset", "tiny",
+                  "--iters", "1"],
+        "predict": ["predict", "--checkpoint", str(ckpt), "--images",
+                    str(data / "images" / "test"), "--out", str(out)],
+        "evaluate": ["evaluate", "--pred", str(data / "labels" / "val"), "--gt",
+                     str(data / "labels" / "val"), "--json", str(out / "x.json")],
+        "demo": ["demo", "--out", str(out)],
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ["label", "train", "predict", "evaluate", "demo"])
+@pytest.mark.parametrize(
+    "device, said",
+    [
+        ("cuda:3", "--device cuda:3: this machine has 1 visible GPU (cuda:0)"),
+        ("mps", "--device mps: the engine runs on the CPU or CUDA GPUs, not on mps; use auto, "
+                "cpu, cuda or cuda:N"),
+        ("xpu", "--device xpu: the engine runs on the CPU or CUDA GPUs, not on xpu;"),
+    ],
+)  # fmt: skip
+def test_every_command_refuses_a_device_it_cannot_use_before_any_file(
+    small_synth, tmp_path, monkeypatch, command, device, said
+):
+    """On a one-GPU machine --device cuda:3 got as far as torch's driver error (label, train,
+    demo: the demo's folder already written) or was never checked (predict, evaluate); Apple's
+    --device mps was refused by label and evaluate and taken by train, predict and demo, which
+    failed in torch (xpu: a traceback). Now one rule and one line, before anything is written."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    out = tmp_path / "out"
+    res = runner.invoke(cli.app, [*_device_commands(small_synth, out)[command], "--device", device])
+    assert res.exit_code == 2, res.output
+    assert said in " ".join(res.output.split())
+    assert "Traceback" not in res.output and not out.exists()
+
+
+def test_cuda_hidden_by_cuda_visible_devices_says_so(monkeypatch):
+    """CUDA_VISIBLE_DEVICES="" with --device cuda: the line names the variable that hid it."""
+    import torch
+
+    from engine.devices import check_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    with pytest.raises(RuntimeError) as err:
+        check_device("cuda")
+    assert str(err.value) == (
+        "--device cuda: CUDA is not available on this machine (CUDA_VISIBLE_DEVICES is '')"
+    )

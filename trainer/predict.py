@@ -367,6 +367,7 @@ def check_not_image_folder(out: Path, folders: Iterable[Path]) -> None:
 def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> PredictResult:
     """:func:`predict_dir`, holding the output folder's lock (``spec``: ``cfg.data``'s, read;
     ``said``: the warnings printed so far, :func:`engine.runinfo.kept_warnings`)."""
+    from engine.devices import bf16_autocast
     from trainer.checkpoint import model_from_checkpoint, weights_digest
     from trainer.inference import (
         MODES,
@@ -409,6 +410,9 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
     if cfg.images is None:  # --data's images, now listed (their folder: predict_dir checked)
         check_not_image_folder(Path(cfg.out), {p.parent for p in images})
     device = resolve_device(cfg.device)
+    # bf16 autocast where the GPU computes in bf16 (compute capability 8.0 on); a T4's or
+    # V100's is emulated, slower than fp32: fp32 there, and predict.json's autocast says null
+    amp = bf16_autocast(cfg.amp, device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
     size_source = "given"
     if cfg.size == AUTO:
@@ -446,7 +450,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
         # what --device auto and cfg.amp came to here: on a GPU the maps are of bf16 arithmetic
         # (before the forty-second round the record said "auto" only)
         "device_used": str(device),
-        "autocast": autocast_dtype(cfg.amp, device.type, cfg.mode),
+        "autocast": autocast_dtype(amp, device.type, cfg.mode),
         "checkpoint_step": step,
         "weights_sha256": weights,  # which weights made these label maps
         "model_config": ckpt["model_config"],
@@ -468,7 +472,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
     result = PredictResult(out=out, size=cfg.size, size_source=size_source, left_out=left_out)
     finished = False
     try:
-        _label(cfg, images, model, taxonomy, device, guided, result, spec)
+        _label(replace(cfg, amp=amp), images, model, taxonomy, device, guided, result, spec)
         finished = True
     finally:  # an interrupted run records the failures it met too
         failed = [

@@ -47,6 +47,7 @@ from annotations.fileio import (
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine import stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
+from engine.devices import bf16_autocast, check_device
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment, file_sha256
 from engine.text import counted, few
@@ -336,19 +337,12 @@ def resolve_device(name: str, local_rank: int = 0, where: str | None = None) -> 
     ``where``: the config file ``name`` came from, named in errors with its key instead of
     ``--device``."""
     given = "--device" if where is None else f"{where}: device"
+    name = check_device(name, given)  # before: mps, xpu and meta got as far as torch's errors
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"{given} {name}: CUDA is not available on this machine")
-        if name == "cuda":
-            name = f"cuda:{local_rank}"
-    try:
-        return torch.device(name)
-    except RuntimeError:  # torch's message lists twenty device types and names no option
-        raise ValueError(
-            f"{given} {name!r} is not a device; use auto, cpu, cuda or cuda:N"
-        ) from None
+    if name == "cuda":
+        name = f"cuda:{local_rank}"
+    return torch.device(name)
 
 
 def freeze_batchnorm_statistics(model: nn.Module) -> int:
@@ -918,7 +912,12 @@ def _train(
         start * micro * cfg.accum_steps,
         pin_memory=device.type == "cuda",
     )
-    amp = cfg.amp and device.type == "cuda"
+    amp = bf16_autocast(cfg.amp, device)
+    if cfg.amp and device.type == "cuda" and not amp and is_main:
+        # a T4's or V100's bf16 is emulated (slower than fp32, no cuDNN bf16 convolutions), and
+        # fp16 would need a gradient scaler this loop does not have: fp32, said and kept
+        said.warn(f"{device} has no native bf16 (compute capability below 8.0): training in "
+                  "float32; amp is on for GPUs from the A100 on", start)  # fmt: skip
     result = TrainResult(out=out, step=start)
     writer = None
     if is_main:

@@ -298,7 +298,9 @@ def test_device_and_precision_errors_say_what_to_give():
     from labeler.models import resolve_device, resolve_dtype
 
     assert resolve_device("cpu") == "cpu" and resolve_dtype("auto", "cpu") is None
-    with pytest.raises(ValueError, match="--device must be auto, cpu, cuda or cuda:N, got 'tpu'"):
+    with pytest.raises(
+        ValueError, match="--device 'tpu' is not a device; use auto, cpu, cuda or cuda:N"
+    ):
         resolve_device("tpu")
     with pytest.raises(ValueError, match=r"--precision bf16 needs a CUDA device \(got cpu\)"):
         resolve_dtype("bf16", "cpu")

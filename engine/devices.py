@@ -1,0 +1,65 @@
+"""``--device`` as every command takes it, and what a CUDA device can compute in.
+
+One rule for label, train, predict, evaluate and demo: ``auto`` (CUDA when there is one, else the
+CPU), ``cpu``, ``cuda`` or ``cuda:N`` with N below the number of visible GPUs. Anything else
+(Apple's ``mps``, ``xpu``, ``meta``) is refused with one line before any file is written: the
+engine runs and is tested on CPUs and NVIDIA GPUs only (docs/gpu.md, "Other accelerators").
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+SPELLINGS = "auto, cpu, cuda or cuda:N"
+
+
+def check_device(name: str, given: str = "--device") -> str:
+    """``name`` as given (``auto`` kept) when it is a device of this machine, else one line:
+    ValueError for a spelling the engine does not take, RuntimeError for a CUDA device the
+    machine lacks. ``given``: how errors name the setting (``--device``, ``c.yaml: device``)."""
+    if name in ("auto", "cpu"):
+        return name
+    import torch
+
+    if not re.fullmatch(r"cuda(:\d+)?", name):
+        try:
+            kind = torch.device(name).type
+        except RuntimeError:
+            raise ValueError(f"{given} {name!r} is not a device; use {SPELLINGS}") from None
+        raise ValueError(
+            f"{given} {name}: the engine runs on the CPU or CUDA GPUs, not on {kind}; "
+            f"use {SPELLINGS}"
+        )
+
+    if not torch.cuda.is_available():
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
+        why = "" if hidden is None else f" (CUDA_VISIBLE_DEVICES is {hidden!r})"
+        raise RuntimeError(f"{given} {name}: CUDA is not available on this machine{why}")
+    index = int(name.partition(":")[2] or 0)
+    count = torch.cuda.device_count()
+    if index >= count:
+        have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+        gpus = "GPU" if count == 1 else "GPUs"
+        raise RuntimeError(f"{given} {name}: this machine has {count} visible {gpus} ({have})")
+    return name
+
+
+def native_bf16(device=None) -> bool:
+    """Whether CUDA ``device`` (None: the current one) computes in bfloat16 natively: compute
+    capability 8.0 or later, or ROCm, as ``torch.cuda.is_bf16_supported(including_emulation=
+    False)`` answers. Its default, ``including_emulation=True``, answers True on a T4 or V100
+    too: it only checks that a bf16 tensor can be made there, and bf16 arithmetic on those GPUs
+    is emulated (slower than float32; cuDNN has no bf16 convolutions below 8.0)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return False
+    return bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def bf16_autocast(amp: bool, device) -> bool:
+    """Whether a run with ``amp`` on runs under bf16 autocast on torch ``device``: on a CUDA
+    GPU that computes in bf16 natively (:func:`native_bf16`), else in float32. Not fp16 on a T4
+    or V100: training in fp16 needs a gradient scaler, and the model was measured in bf16."""
+    return amp and device.type == "cuda" and native_bf16(device)

@@ -1,0 +1,56 @@
+"""What the engine computes in on GPUs other than the H100/H200 it was measured on, simulated:
+a T4 or V100 (compute capability 7.x) has no native bf16."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.devices import bf16_autocast, native_bf16
+
+
+@pytest.fixture
+def gpu(monkeypatch):
+    """A simulated CUDA machine whose GPU has the compute capability set on the returned dict;
+    ``torch.cuda.is_bf16_supported`` answers as torch's source does: True at 8.0 and later, and
+    also below it unless ``including_emulation=False`` (a bf16 tensor can be made on a T4)."""
+    machine = {"capability": (7, 5)}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.version, "hip", None)
+    monkeypatch.setattr(
+        torch.cuda, "get_device_capability", lambda device=None: machine["capability"]
+    )
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        return machine["capability"][0] >= 8 or including_emulation
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", is_bf16_supported)
+    return machine
+
+
+@pytest.mark.parametrize(("capability", "native"), [((7, 0), False), ((7, 5), False),
+                                                     ((8, 0), True), ((9, 0), True)])  # fmt: skip
+def test_native_bf16_from_the_compute_capability(gpu, capability, native):
+    gpu["capability"] = capability
+    assert native_bf16(torch.device("cuda:0")) is native
+    assert bf16_autocast(True, torch.device("cuda:0")) is native
+    assert bf16_autocast(False, torch.device("cuda:0")) is False
+    assert bf16_autocast(True, torch.device("cpu")) is False
+
+
+def test_no_cuda_is_no_bf16(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert native_bf16() is False and bf16_autocast(True, torch.device("cpu")) is False
+
+
+@pytest.mark.parametrize(("capability", "dtype"), [((7, 5), torch.float16),
+                                                   ((8, 6), torch.bfloat16)])  # fmt: skip
+def test_label_precision_auto_is_fp16_on_a_t4(gpu, capability, dtype):
+    """docs/labeler.md: --precision auto is bf16, else fp16. On a T4 it was bf16: torch's
+    is_bf16_supported() counts emulated bf16, which is slower there than fp32."""
+    from labeler.models import autocast_name, resolve_dtype
+
+    gpu["capability"] = capability
+    assert resolve_dtype("auto", "cuda") is dtype
+    assert autocast_name("auto", "auto") == str(dtype).replace("torch.", "")
