@@ -73,7 +73,12 @@ def part_train(amp: bool):
         reset_peak(device)
         res = train(cfg)
         it_s = steady_it_s(tmp / "run")
-        name = "bf16" if amp and device.startswith("cuda") else "fp32"
+        import torch
+
+        from engine.devices import bf16_autocast
+
+        # what the run computed in: fp32 on a CPU, and on a GPU without native bf16 (a T4)
+        name = "bf16" if bf16_autocast(amp, torch.device(device)) else "fp32"
         p = f"train-{'bf16' if amp else 'fp32'}"
         what = f"{sizes.train_preset} {sizes.train_crop}x{sizes.train_crop} crops, batch {sizes.train_batch}, {name}"
         return [
