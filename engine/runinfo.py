@@ -226,3 +226,19 @@ def kept_warnings(packages: tuple[str, ...] = KEPT_PACKAGES) -> Iterator[list[st
     finally:
         for logger in loggers:
             logger.removeHandler(handler)
+
+
+def warned_call(fn: Any, job: Any) -> tuple[Any, list[str]]:
+    """``(fn(job), the warnings it logged)``, for a worker process to send back with its
+    result: a spawned worker has neither the console's handler nor the caller's
+    :func:`kept_warnings`, so what it said was printed bare and left out of the command's record
+    (before the forty-fifth round). The caller logs them again (:func:`say_again`)."""
+    with kept_warnings() as said:
+        return fn(job), said
+
+
+def say_again(said: list[str], logger: logging.Logger) -> None:
+    """Log the warnings a worker sent back (:func:`warned_call`) here, where the console shows
+    them and :func:`kept_warnings` keeps them, as if the caller had said them."""
+    for message in said:
+        logger.warning("%s", message)

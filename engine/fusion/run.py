@@ -76,7 +76,14 @@ from engine.fusion.pseudo import (
 from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
 from engine.parallel import process_pool
 from engine.progress import make_progress
-from engine.runinfo import config_hash, environment, kept_warnings, warnings_entry
+from engine.runinfo import (
+    config_hash,
+    environment,
+    kept_warnings,
+    say_again,
+    warned_call,
+    warnings_entry,
+)
 from engine.runlock import check_not_being_written, holds_lock
 from engine.text import counted, few
 
@@ -1153,7 +1160,8 @@ def _same_record(path: Path, record: dict) -> bool:
 
 def _run_pool(plan: FusePlan, out: Path, todo: list[Job], workers: int, done) -> None:
     """Fuse ``todo`` in ``workers`` processes, at most 2 jobs in flight per worker; the first
-    error cancels the rest and is raised here."""
+    error cancels the rest and is raised here. A worker's warnings come back with its record and
+    are logged here (:func:`engine.runinfo.warned_call`), so fuse.json keeps them too."""
     with process_pool(workers, initializer=_init_worker, initargs=(plan, out)) as pool:
         pending: set[Future] = set()
         it = iter(todo)
@@ -1163,12 +1171,14 @@ def _run_pool(plan: FusePlan, out: Path, todo: list[Job], workers: int, done) ->
                     job = next(it, None)
                     if job is None:
                         break
-                    pending.add(pool.submit(fuse_job, job))
+                    pending.add(pool.submit(warned_call, fuse_job, job))
                 if not pending:
                     return
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
-                    done(f.result())
+                    rec, said = f.result()
+                    say_again(said, log)  # printed here and kept in fuse.json
+                    done(rec)
         except BaseException:
             for f in pending:
                 f.cancel()

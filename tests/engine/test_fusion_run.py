@@ -369,6 +369,29 @@ def test_workers_give_the_same_outputs(world, tmp_path):
     assert outputs(world["out"]) == serial
 
 
+def test_a_workers_warnings_are_kept_in_fuse_json(world, tmp_path, monkeypatch):
+    """A warning logged in one of --workers' processes is printed and kept in fuse.json like
+    the main process's: before, a spawned worker printed it bare and fuse.json left it out."""
+    import engine.fusion.run as run
+
+    (tmp_path / "warning_worker.py").write_text(
+        "import logging\n"
+        "from engine.fusion import run\n"
+        "def fuse_job(job):\n"
+        "    logging.getLogger('engine.fusion.run').warning('%s: said in a worker', job.stem)\n"
+        "    return run.fuse_job(job)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers import it from there
+    import warning_worker
+
+    monkeypatch.setattr(run, "fuse_job", warning_worker.fuse_job)
+    assert fuse(cfg(world, workers=2)).fused == 4
+    kept = json.loads((world["out"] / "fuse.json").read_text())["warnings"]
+    assert sorted(kept) == sorted(
+        f"{j.stem}: said in a worker" for j in run.plan_fusion(cfg(world)).jobs
+    )
+
+
 def test_no_more_worker_processes_than_images(world, monkeypatch):
     """--workers 64 on 4 images started 64 processes, 60 of them idle (4.6 s, not 0.2 s)."""
     import engine.fusion.run as run
