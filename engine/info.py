@@ -900,7 +900,11 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
     head.add_row("dataset", str(sub.data_root or "not recorded"))
     add_made_with(head, sub.info.get("environment"))
     out: list = [head]
-    for run in sub.info.get("unchanged_exports") or []:
+    # what the import printed, kept (a batch imported alone replaced the earlier batch's masks)
+    kept = [str(w) for w in sub.info.get("warnings") or []]
+    for warning in first_lines(kept, sub.root / "subset.json", shown=5):
+        out.append(Text(f"warning (engine annotate import): {warning}"))
+    for run in [] if kept else sub.info.get("unchanged_exports") or []:  # said above
         out.append(
             f"warning: imported exactly as exported from {run}: these masks are the pseudo "
             "labels, not corrections"
