@@ -437,6 +437,9 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
     sizes = image_sizes(images, spec)
     if not diffs and not cfg.overwrite:
         earlier = changed_images(meta, out, sizes)
+    # the calls before this one whose label maps stay (the same settings, no --overwrite):
+    # their warnings are kept beside this call's
+    earlier_record = meta if not diffs and not cfg.overwrite else None
     out.mkdir(parents=True, exist_ok=True)
     for p in earlier:  # before the record names this run: none passes for this run's later
         p.unlink(missing_ok=True)
@@ -462,7 +465,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
         "image_bytes": {**recorded_sizes(meta), **sizes},
         # what this call printed (a checkpoint still training, images predicted again, files
         # of other kinds left out): the console of a nohup run is gone
-        **_warnings(said, left_out, cfg),
+        **_warnings(said, left_out, cfg, earlier_record),
     }
     atomic_write_json(out / "predict.json", record)
     result = PredictResult(out=out, size=cfg.size, size_source=size_source, left_out=left_out)
@@ -482,16 +485,19 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
             status = "finished" if finished else "running"
             # warnings: those said since the first record too (``said`` only grows)
             record = {**record, "status": status, "failed": kept + failed}
-            record.update(_warnings(said, left_out, cfg))
+            record.update(_warnings(said, left_out, cfg, earlier_record))
             atomic_write_json(out / "predict.json", record)
     return result
 
 
-def _warnings(said: list[str], left_out: list[Path], cfg: PredictConfig) -> dict[str, list[str]]:
+def _warnings(
+    said: list[str], left_out: list[Path], cfg: PredictConfig, earlier: dict | None = None
+) -> dict[str, Any]:
     """``predict.json``'s ``warnings``: what the call printed, the files of ``--images`` it left
-    out (not images) with them; no key when there is none."""
+    out (not images) with them; no key when there is none. ``earlier``: the record of the calls
+    whose label maps this one keeps (a resume), whose warnings are kept too."""
     note = [left_out_note(left_out, cfg.images)] if left_out else []  # printed after the run
-    return warnings_entry([*said, *note])
+    return warnings_entry([*said, *note], earlier)
 
 
 def left_out_note(left_out: list[Path], images: str | os.PathLike | None) -> str:

@@ -995,6 +995,7 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     plan = plan_fusion(config)
     out = config.out
     check_same_classes(out, plan, config.force)
+    earlier = None if config.force else _earlier_record(out, plan)  # before this call writes
     remove_orphans(out, plan)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
@@ -1010,11 +1011,11 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     if not config.force:
         _warn_fused_again(latest, plan, out, todo)
     plan.taxonomy.save(out / "taxonomy.json")
-    earlier = earlier_splits(latest, plan, out)
-    atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, earlier))
+    kept_splits = earlier_splits(latest, plan, out)
+    atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, kept_splits))
     if todo:  # with nothing to fuse, nothing is half done at any moment
         atomic_write_json(
-            out / FUSE_RECORD, _fuse_json(plan, config, "running", warnings_entry(said))
+            out / FUSE_RECORD, _fuse_json(plan, config, "running", warnings_entry(said, earlier))
         )
 
     def record(rec: dict) -> None:
@@ -1074,7 +1075,7 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
             if failed
             else {}
         ),
-        **warnings_entry(said),
+        **warnings_entry(said, earlier),
     }
     status = "incomplete" if failed else "complete"
     final = _fuse_json(plan, config, status, extra)
@@ -1141,6 +1142,17 @@ def remove_orphans(out: Path, plan: FusePlan) -> None:
 
 # What a fusion's record says of the call that wrote it rather than of the fused dataset
 ABOUT_THE_CALL = ("environment", "images", "seconds")
+
+
+def _earlier_record(out: Path, plan: FusePlan) -> dict | None:
+    """``out``'s fuse.json when the images it records fused are still this dataset's (the same
+    settings: an incremental fusion, another split), for its warnings to be kept beside this
+    call's (:func:`engine.runinfo.warnings_entry`); None for a new or replaced dataset."""
+    try:
+        old = read_json(out / FUSE_RECORD, "fusion record")
+    except (ValueError, OSError):
+        return None
+    return old if isinstance(old, dict) and old.get("config_hash") == plan.config_hash else None
 
 
 def _same_record(path: Path, record: dict) -> bool:

@@ -95,6 +95,18 @@ def test_train_then_predict_end_to_end(synth, tmp_path, caplog):
     res = CliRunner().invoke(app, ["info", str(tmp_path / "pred_now")], env={"COLUMNS": "400"})
     assert f"warning │ {said}" in " ".join(res.output.split()), res.output
     assert "warnings" not in json.loads((pred / "predict.json").read_text())
+    # resumed, its maps kept: the first call's warnings too, marked with its time (the
+    # resume's record overwrote them before the forty-fifth round)
+    first = json.loads((tmp_path / "pred_now" / "predict.json").read_text())
+    res = CliRunner().invoke(app, [*args[:6], str(tmp_path / "pred_now"), *args[7:]])
+    assert res.exit_code == 0, res.output
+    again = json.loads((tmp_path / "pred_now" / "predict.json").read_text())
+    assert "warnings" not in again and again["earlier_warnings"] == [
+        {"time": first["environment"]["time"], "warnings": [said]}
+    ]
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "pred_now")], env={"COLUMNS": "400"})
+    when = first["environment"]["time"]
+    assert f"warning │ (call of {when}) {said}" in " ".join(res.output.split()), res.output
     # test-time augmentation: recorded in predict.json, same sizes out
     tta = tmp_path / "pred_tta"
     args[args.index(str(pred))] = str(tta)
