@@ -185,6 +185,29 @@ def differences(meta: dict | None, cfg: PredictConfig, step: int, weights: str =
     return diffs
 
 
+def check_same_split(meta: dict | None, cfg: PredictConfig, out: Path) -> None:
+    """Refuse ``--data D --split S`` into a folder whose ``predict.json`` records the label maps
+    there as another split's (of ``--data`` too): a folder holds one split's predictions, and
+    ``engine evaluate --split S`` on one that mixed two scored the maps of both splits' stems
+    it found. Before the forty-fifth round the second split's maps were added beside the first's
+    under a record naming the second alone. ``--overwrite`` too: the other split's maps would
+    stay beside this run's (as with other settings, :func:`replaced_files`)."""
+    old = (meta or {}).get("config") or {}
+    held = old.get("split")
+    if cfg.images is not None or old.get("images") is not None or not old.get("data"):
+        return  # a folder of images given (no split), here or there
+    if held is None or held == cfg.split:
+        return
+    maps = [p for p in out.glob("*.png") if p.is_file()]
+    if maps:
+        raise ValueError(
+            f"{out / 'predict.json'}: the {counted(len(maps), 'label map')} here are of split "
+            f"{held!r} of {old.get('data')}, not {cfg.split!r}: a folder holds one split's "
+            f"predictions; give split {cfg.split!r} its own --out (or --split {held} to resume "
+            "this one)"
+        )
+
+
 def replaced_files(
     out: Path, images: list[Path], diffs: list[str], spec: DatasetSpec | None = None
 ) -> list[Path]:
@@ -408,6 +431,8 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
     images, left_out = input_images(cfg, spec)
     if cfg.images is None:  # --data's images, now listed (their folder: predict_dir checked)
         check_not_image_folder(Path(cfg.out), {p.parent for p in images})
+    meta = prediction_record(cfg.out)  # read once: the split, settings and failures it records
+    check_same_split(meta, cfg, Path(cfg.out))  # before the model loads
     device = resolve_device(cfg.device)
     model, taxonomy, ckpt = model_from_checkpoint(cfg.checkpoint, device)
     size_source = "given"
@@ -427,7 +452,6 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
             f"{step:,}",
         )
     earlier: list[Path] = []  # the label maps of other settings that this run replaces
-    meta = prediction_record(out)  # read once: the settings and the failures it records
     if diffs := differences(meta, cfg, step, weights):
         if cfg.overwrite:
             earlier = replaced_files(out, images, diffs, spec)
