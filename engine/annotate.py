@@ -101,7 +101,7 @@ from engine.datasets import (
 from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
-from engine.runinfo import environment
+from engine.runinfo import environment, kept_warnings, warnings_entry
 from engine.runlock import (
     check_not_being_written,
     check_not_in_output,
@@ -547,7 +547,8 @@ def import_annotations(cfg: ImportConfig) -> Subset:
     split (corrected annotations); a folder holding another class's subset is refused unless
     ``cfg.replace`` (:func:`annotations.subset.write_subset`). A ``.zip`` source (an annotation
     tool's download) is read from a temporary copy of its contents; ``subset.json`` names its
-    files as ``ARCHIVE!MEMBER``."""
+    files as ``ARCHIVE!MEMBER``. The warnings the import printed are kept in ``subset.json``'s
+    ``warnings`` (``engine info SUBSET`` lists them)."""
     if not cfg.class_name.strip() or cfg.class_name.strip().casefold() in IGNORE_NAMES:
         raise ValueError(
             f"--class {cfg.class_name!r}: give the class the files annotate ('unannotated' and "
@@ -566,8 +567,16 @@ def import_annotations(cfg: ImportConfig) -> Subset:
             check_not_being_written(folder, "engine annotate import", "its annotations")
     # two imports into one subset: the second removed the first's staging folder as an
     # interrupted one's, and the first wrote a subset.json naming masks that were not there
-    with exclusive(cfg.out, "engine annotate import", own=("subset.json",)):
-        return _import_sources(cfg)
+    with (
+        exclusive(cfg.out, "engine annotate import", own=("subset.json",)),
+        kept_warnings() as said,
+    ):
+        subset = _import_sources(cfg)
+        if said:  # what the import printed, kept (the batch-replaced one comes after the write)
+            info = {**subset.info, **warnings_entry(said)}
+            atomic_write_json(subset.root / "subset.json", info)
+            subset = dataclasses.replace(subset, info=info)
+        return subset
 
 
 def _import_sources(cfg: ImportConfig) -> Subset:

@@ -18,6 +18,7 @@ import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -288,9 +289,8 @@ def render_stats(stats: DatasetStats) -> list:
     out: list = [Text(f"Dataset {stats.spec_file or stats.root}", style="bold")]
     if stats.fused_line:
         out.append(Text(stats.fused_line))
-        # what its last engine fuse call printed (fuse.json keeps it: a nohup console is gone)
-        for warning in (stats.fused or {}).get("warnings") or []:
-            out.append(Text(f"warning (engine fuse): {warning}"))
+        # what its engine fuse calls printed (fuse.json keeps it: a nohup console is gone)
+        out += [Text(line) for line in said_by(stats.fused, "engine fuse")]
     if stats.release_images:
         read = ", ".join(f"{s} from {f}" for s, f in stats.release_images.items())
         missing = ", ".join(f"images/{s}" for s in stats.release_images)
@@ -443,7 +443,8 @@ class LabelRunStats:
     notes: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
     shard: str = ""  # "i/n" when run.json's last command labelled one shard (--shard i/n)
-    warnings: list[str] = field(default_factory=list)  # what run.json's call printed
+    # what run.json's calls printed, as shown (:func:`said_by`)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def problems(self) -> int:
@@ -538,7 +539,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         notes=notes,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
         shard=_shard(config.get("shard")),
-        warnings=[str(w) for w in doc.get("warnings") or []],
+        warnings=said_by(doc, "engine label"),
     )
 
 
@@ -686,8 +687,8 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         f"note: its dataset: {note} (engine info {shlex.quote(str(stats.data_root))} lists its problems)"
         for note in stats.notes
     ]
-    # what the call that wrote run.json printed: kept for a run under nohup or a scheduler
-    return out + [f"warning (engine label): {w}" for w in stats.warnings]
+    # what the calls that wrote run.json printed: kept for a run under nohup or a scheduler
+    return out + stats.warnings
 
 
 # -- a training run ----------------------------------------------------------------------------
@@ -900,7 +901,11 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
     head.add_row("dataset", str(sub.data_root or "not recorded"))
     add_made_with(head, sub.info.get("environment"))
     out: list = [head]
-    for run in sub.info.get("unchanged_exports") or []:
+    # what the import printed, kept (a batch imported alone replaced the earlier batch's masks)
+    kept = [str(w) for w in sub.info.get("warnings") or []]
+    for warning in first_lines(kept, sub.root / "subset.json", shown=5):
+        out.append(Text(f"warning (engine annotate import): {warning}"))
+    for run in [] if kept else sub.info.get("unchanged_exports") or []:  # said above
         out.append(
             f"warning: imported exactly as exported from {run}: these masks are the pseudo "
             "labels, not corrections"
@@ -969,10 +974,37 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     failed = [f"{f.get('image')}: {f.get('reason')}" for f in failed_images(meta)]
     for f in first_lines(failed, "predict.json", shown=5):  # engine predict's record of them
         head.add_row("failed", f)
-    # what its latest call printed: kept for a run under nohup or a scheduler
-    for w in first_lines([str(w) for w in meta.get("warnings") or []], "predict.json", shown=5):
+    # what its calls printed: kept for a run under nohup or a scheduler
+    said = said_by(meta, "", "{when}{message}")  # earlier calls' first, marked with their time
+    for w in first_lines(said, "predict.json", shown=5 if len(said) == len(latest(meta)) else 10):
         head.add_row("warning", w)
     return [head]
+
+
+def latest(record: Any) -> list[str]:
+    """The warnings the latest call that wrote ``record`` printed (its ``warnings``)."""
+    return (
+        [str(w) for w in (record or {}).get("warnings") or []] if isinstance(record, dict) else []
+    )
+
+
+def said_by(
+    record: Any, command: str, form: str = "warning ({command}{when}): {message}"
+) -> list[str]:
+    """The warnings a record keeps, one line each, as ``engine info`` shows them: those of the
+    earlier calls (``earlier_warnings``, :func:`engine.runinfo.earlier_calls`), oldest first,
+    marked with their call's time (``warning (engine fuse, call of 2026-12-06T06:30:00+00:00):
+    ...``), then the latest call's (``warning (engine fuse): ...``)."""
+    from engine.runinfo import earlier_calls
+
+    if not isinstance(record, dict):
+        return []
+    lines = []
+    for call in earlier_calls({"earlier_warnings": record.get("earlier_warnings")}):
+        when = f"call of {call.get('time') or 'an unknown time'}"
+        when = f", {when}" if command else f"({when}) "
+        lines += [form.format(command=command, when=when, message=w) for w in call["warnings"]]
+    return lines + [form.format(command=command, when="", message=w) for w in latest(record)]
 
 
 def failed_images(meta: dict) -> list[dict]:

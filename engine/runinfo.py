@@ -193,10 +193,51 @@ def config_hash(config: Any) -> str:
 KEPT_PACKAGES = ("annotations", "engine", "labeler", "trainer")
 
 
-def warnings_entry(said: list[str]) -> dict[str, list[str]]:
+EARLIER_CALLS = 10  # the earlier calls whose warnings a record keeps, the latest ones
+EARLIER_SHOWN = 20  # the warnings kept of each, the first ones (then how many more)
+
+
+def warnings_entry(said: list[str], earlier: Any = None) -> dict[str, Any]:
     """A record's ``warnings`` entry: what the command said (:func:`kept_warnings`); no key
-    when it said nothing, so a record of a quiet run is as before."""
-    return {"warnings": list(said)} if said else {}
+    when it said nothing, so a record of a quiet run is as before.
+
+    ``earlier``: the record this call writes over, where what the calls before made is still
+    on disk beside what this one makes (a resumed label run or prediction, a fusion of another
+    split): its warnings are kept too, in ``earlier_warnings`` (:func:`earlier_calls`). Before
+    the forty-fifth round the latest call's overwrote them: a resumed run under nohup kept no
+    trace of what its first call warned about."""
+    entry: dict[str, Any] = {"warnings": list(said)} if said else {}
+    calls = earlier_calls(earlier)
+    if calls and calls[-1]["warnings"] == list(said):  # said again now: once, as the latest
+        calls.pop()
+    if calls:
+        entry["earlier_warnings"] = calls
+    return entry
+
+
+def earlier_calls(record: Any) -> list[dict[str, Any]]:
+    """The warnings of the calls that wrote ``record`` and those before it (its
+    ``earlier_warnings``), oldest first, each ``{"time", "warnings"}`` with the time its call
+    started (its ``environment``'s); the latest :data:`EARLIER_CALLS` calls that warned, the
+    first :data:`EARLIER_SHOWN` warnings of each: a record stays small over many resumes."""
+    if not isinstance(record, dict):
+        return []
+    calls = [
+        c
+        for c in record.get("earlier_warnings") or []
+        if isinstance(c, dict) and isinstance(c.get("warnings"), list)
+    ]
+    said = [str(w) for w in record.get("warnings") or []]
+    if said:
+        env = record.get("environment")
+        more = len(said) - EARLIER_SHOWN
+        calls.append(
+            {
+                "time": env.get("time") if isinstance(env, dict) else None,
+                "warnings": said[:EARLIER_SHOWN] + ([f"... and {more:,} more"] if more > 0 else []),
+            }
+        )
+    return calls[-EARLIER_CALLS:]
 
 
 class _Kept(logging.Handler):
@@ -226,3 +267,19 @@ def kept_warnings(packages: tuple[str, ...] = KEPT_PACKAGES) -> Iterator[list[st
     finally:
         for logger in loggers:
             logger.removeHandler(handler)
+
+
+def warned_call(fn: Any, job: Any) -> tuple[Any, list[str]]:
+    """``(fn(job), the warnings it logged)``, for a worker process to send back with its
+    result: a spawned worker has neither the console's handler nor the caller's
+    :func:`kept_warnings`, so what it said was printed bare and left out of the command's record
+    (before the forty-fifth round). The caller logs them again (:func:`say_again`)."""
+    with kept_warnings() as said:
+        return fn(job), said
+
+
+def say_again(said: list[str], logger: logging.Logger) -> None:
+    """Log the warnings a worker sent back (:func:`warned_call`) here, where the console shows
+    them and :func:`kept_warnings` keeps them, as if the caller had said them."""
+    for message in said:
+        logger.warning("%s", message)

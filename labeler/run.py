@@ -502,6 +502,13 @@ def _resolved(path: Any) -> str | None:
     return str(Path(path).resolve()) if isinstance(path, str) and path else None
 
 
+def _same_run(recorded: dict | None, chash: str) -> dict | None:
+    """The run.json a call writes over (``recorded``) when the labels its calls made are still
+    this run's (the same settings' hash; not after ``--force``, which leaves none), for their
+    warnings to be kept beside this call's (:func:`engine.runinfo.warnings_entry`)."""
+    return recorded if recorded is not None and recorded.get("config_hash") == chash else None
+
+
 @holds_lock("engine label", lambda c: c.out_dir, _lock_name, own=("run.json",))
 def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> LabelSummary:
     """Label every image of the configured splits that is not already done; see the module doc.
@@ -607,8 +614,9 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
             "class_id": class_id,
             "taxonomy": taxonomy.to_dict(),
             "environment": environment(),
-            # what this call printed before labelling: the console of a nohup run is gone
-            **warnings_entry(said),
+            # what this call printed before labelling: the console of a nohup run is gone;
+            # and what the calls before it printed, whose labels of these settings are kept
+            **warnings_entry(said, _same_run(None if cfg.force else recorded, chash)),
         },
     )
     header = {

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import typer
@@ -23,7 +22,6 @@ from engine.cli.common import (
 from engine.text import counted, score_cells
 
 app = typer.Typer()
-log = logging.getLogger(__name__)
 
 
 def parse_predict_size(text: str) -> tuple[int, int] | None | str:
@@ -242,9 +240,10 @@ def train_cmd(
     cfg.iters = resumed_iters(cfg, iters is not None or "iters" in file)
     # an option that would shape nothing; not --val-size, the size engine predict infers at
     # from the checkpoint (said unused before, and a 256x192 model then predicted at 4096x3072)
+    notes = []  # said by train() once every check passed, and kept in metrics.jsonl
     if not cfg.val_split and not cfg.val_subsets and val_every:
         # said, not refused: "--val-split none" is what a missing split's error offers
-        log.warning(
+        notes.append(
             "--val-every: not used, nothing is validated (--val-split none, no --val-subset)"
         )
     _check_joint_options(cfg.data, pseudo_form, class_crop_prob, all_precise)
@@ -280,7 +279,7 @@ def train_cmd(
         return "no checkpoint was saved yet; run the same command again to start over"
 
     try:
-        result = train(cfg, on_init=show_init, from_file=from_file)
+        result = train(cfg, on_init=show_init, from_file=from_file, notes=notes)
     except KeyboardInterrupt as e:
         text, code = interrupted()
         stderr.print(f"{text}: {resume_hint(getattr(e, 'step', None))}", soft_wrap=True)

@@ -185,6 +185,29 @@ def differences(meta: dict | None, cfg: PredictConfig, step: int, weights: str =
     return diffs
 
 
+def check_same_split(meta: dict | None, cfg: PredictConfig, out: Path) -> None:
+    """Refuse ``--data D --split S`` into a folder whose ``predict.json`` records the label maps
+    there as another split's (of ``--data`` too): a folder holds one split's predictions, and
+    ``engine evaluate --split S`` on one that mixed two scored the maps of both splits' stems
+    it found. Before the forty-fifth round the second split's maps were added beside the first's
+    under a record naming the second alone. ``--overwrite`` too: the other split's maps would
+    stay beside this run's (as with other settings, :func:`replaced_files`)."""
+    old = (meta or {}).get("config") or {}
+    held = old.get("split")
+    if cfg.images is not None or old.get("images") is not None or not old.get("data"):
+        return  # a folder of images given (no split), here or there
+    if held is None or held == cfg.split:
+        return
+    maps = [p for p in out.glob("*.png") if p.is_file()]
+    if maps:
+        raise ValueError(
+            f"{out / 'predict.json'}: the {counted(len(maps), 'label map')} here are of split "
+            f"{held!r} of {old.get('data')}, not {cfg.split!r}: a folder holds one split's "
+            f"predictions; give split {cfg.split!r} its own --out (or --split {held} to resume "
+            "this one)"
+        )
+
+
 def replaced_files(
     out: Path, images: list[Path], diffs: list[str], spec: DatasetSpec | None = None
 ) -> list[Path]:
@@ -409,6 +432,8 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
     images, left_out = input_images(cfg, spec)
     if cfg.images is None:  # --data's images, now listed (their folder: predict_dir checked)
         check_not_image_folder(Path(cfg.out), {p.parent for p in images})
+    meta = prediction_record(cfg.out)  # read once: the split, settings and failures it records
+    check_same_split(meta, cfg, Path(cfg.out))  # before the model loads
     device = resolve_device(cfg.device)
     # bf16 autocast where the GPU computes in bf16 (compute capability 8.0 on); a T4's or
     # V100's is emulated, slower than fp32: fp32 there, and predict.json's autocast says null
@@ -431,7 +456,6 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
             f"{step:,}",
         )
     earlier: list[Path] = []  # the label maps of other settings that this run replaces
-    meta = prediction_record(out)  # read once: the settings and the failures it records
     if diffs := differences(meta, cfg, step, weights):
         if cfg.overwrite:
             earlier = replaced_files(out, images, diffs, spec)
@@ -441,6 +465,9 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
     sizes = image_sizes(images, spec)
     if not diffs and not cfg.overwrite:
         earlier = changed_images(meta, out, sizes)
+    # the calls before this one whose label maps stay (the same settings, no --overwrite):
+    # their warnings are kept beside this call's
+    earlier_record = meta if not diffs and not cfg.overwrite else None
     out.mkdir(parents=True, exist_ok=True)
     for p in earlier:  # before the record names this run: none passes for this run's later
         p.unlink(missing_ok=True)
@@ -466,7 +493,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
         "image_bytes": {**recorded_sizes(meta), **sizes},
         # what this call printed (a checkpoint still training, images predicted again, files
         # of other kinds left out): the console of a nohup run is gone
-        **_warnings(said, left_out, cfg),
+        **_warnings(said, left_out, cfg, earlier_record),
     }
     atomic_write_json(out / "predict.json", record)
     result = PredictResult(out=out, size=cfg.size, size_source=size_source, left_out=left_out)
@@ -486,16 +513,19 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
             status = "finished" if finished else "running"
             # warnings: those said since the first record too (``said`` only grows)
             record = {**record, "status": status, "failed": kept + failed}
-            record.update(_warnings(said, left_out, cfg))
+            record.update(_warnings(said, left_out, cfg, earlier_record))
             atomic_write_json(out / "predict.json", record)
     return result
 
 
-def _warnings(said: list[str], left_out: list[Path], cfg: PredictConfig) -> dict[str, list[str]]:
+def _warnings(
+    said: list[str], left_out: list[Path], cfg: PredictConfig, earlier: dict | None = None
+) -> dict[str, Any]:
     """``predict.json``'s ``warnings``: what the call printed, the files of ``--images`` it left
-    out (not images) with them; no key when there is none."""
+    out (not images) with them; no key when there is none. ``earlier``: the record of the calls
+    whose label maps this one keeps (a resume), whose warnings are kept too."""
     note = [left_out_note(left_out, cfg.images)] if left_out else []  # printed after the run
-    return warnings_entry([*said, *note])
+    return warnings_entry([*said, *note], earlier)
 
 
 def left_out_note(left_out: list[Path], images: str | os.PathLike | None) -> str:

@@ -164,7 +164,7 @@ def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | 
 
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
     from trainer.init import InitReport
 
@@ -680,6 +680,7 @@ def train(
     model: nn.Module | None = None,
     on_init: Callable[[InitReport], None] | None = None,
     from_file: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
 ) -> TrainResult:
     """Train (or resume) one run as configured; see :func:`_train`. Torch's CPU thread count is
     set for the run (:func:`trainer.config.resolve_threads`) and restored afterwards; on CPU,
@@ -699,10 +700,14 @@ def train(
     config file set -> that file (``engine train --config``), named in their errors with the
     key instead of the option (``c.yaml: augment.crop 8``, not ``--crop 8``). The checks are
     made here only: before, the CLI made them too, with another wording than a library
-    caller got."""
+    caller got.
+
+    ``notes``: warnings the caller has about its options (``engine train``'s ``--val-every: not
+    used``), printed and kept in ``metrics.jsonl`` with the run's own once every check passed
+    (before the forty-fifth round the CLI printed them itself, and the record had none)."""
     if not owns_run():
         with caller_rng():
-            return _start(cfg, model, on_init, from_file)
+            return _start(cfg, model, on_init, from_file, notes)
     from engine.runlock import check_not_being_written, check_output_folder, exclusive
 
     check_output_folder(cfg.out, ("metrics.jsonl",), "engine train")
@@ -711,7 +716,7 @@ def train(
     for subset in cfg.val_subsets or ():  # being imported: new masks, the old subset.json
         check_not_being_written(subset, "engine train", "its annotated masks")
     with exclusive(cfg.out, "engine train", own=("metrics.jsonl", "config.yaml")), caller_rng():
-        return _start(cfg, model, on_init, from_file)
+        return _start(cfg, model, on_init, from_file, notes)
 
 
 def _start(
@@ -719,6 +724,7 @@ def _start(
     model: nn.Module | None = None,
     on_init: Callable[[InitReport], None] | None = None,
     from_file: Mapping[str, str] | None = None,
+    notes: Sequence[str] = (),
 ) -> TrainResult:
     """:func:`train` once the run is this process's: spawn the local ranks, or train here."""
     where = dict(from_file or {})
@@ -738,7 +744,7 @@ def _start(
                 )
             micro_batch(cfg, processes)  # a batch that cannot be split fails before any start
             # each rank checks the data again: a config file's values still named by the file
-            ranks = functools.partial(train, from_file=where) if where else train
+            ranks = functools.partial(train, from_file=where, notes=tuple(notes))
             return train_processes(ranks, cfg, processes, on_init)
     if device.type == "cpu":
         from trainer.allocator import tune_malloc
@@ -749,7 +755,7 @@ def _start(
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _train(cfg, model, on_init, where.get("val_size"))
+        return _train(cfg, model, on_init, where.get("val_size"), notes)
     finally:
         torch.set_num_threads(before)
 
@@ -778,6 +784,7 @@ def _train(
     model: nn.Module | None = None,
     on_init: Callable[[InitReport], None] | None = None,
     val_size_from: str | None = None,
+    notes: Sequence[str] = (),
 ) -> TrainResult:
     """Train (or resume) one run as configured. ``model``: an already built model (tests);
     by default ``create_model(cfg.preset, K)`` with the configured backbone weights.
@@ -835,6 +842,8 @@ def _train(
     train_files = file_sizes(dataset) if is_main else {}
     start = int(ckpt["step"]) if ckpt is not None else 0
     said = RunWarnings(out)
+    for note in notes if is_main else ():  # the caller's, about its options
+        said.warn(note, start)
     if is_main and ckpt is not None:
         for warning in (
             _changed_split(ckpt, dataset, cfg),

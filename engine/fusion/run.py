@@ -76,7 +76,14 @@ from engine.fusion.pseudo import (
 from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
 from engine.parallel import process_pool
 from engine.progress import make_progress
-from engine.runinfo import config_hash, environment, kept_warnings, warnings_entry
+from engine.runinfo import (
+    config_hash,
+    environment,
+    kept_warnings,
+    say_again,
+    warned_call,
+    warnings_entry,
+)
 from engine.runlock import check_not_being_written, holds_lock
 from engine.text import counted, few
 
@@ -1018,6 +1025,7 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     plan = plan_fusion(config)
     out = config.out
     check_same_classes(out, plan, config.force)
+    earlier = None if config.force else _earlier_record(out, plan)  # before this call writes
     remove_orphans(out, plan)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
@@ -1033,11 +1041,11 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     if not config.force:
         _warn_fused_again(latest, plan, out, todo)
     plan.taxonomy.save(out / "taxonomy.json")
-    earlier = earlier_splits(latest, plan, out)
-    atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, earlier))
+    kept_splits = earlier_splits(latest, plan, out)
+    atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, kept_splits))
     if todo:  # with nothing to fuse, nothing is half done at any moment
         atomic_write_json(
-            out / FUSE_RECORD, _fuse_json(plan, config, "running", warnings_entry(said))
+            out / FUSE_RECORD, _fuse_json(plan, config, "running", warnings_entry(said, earlier))
         )
 
     def record(rec: dict) -> None:
@@ -1097,7 +1105,7 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
             if failed
             else {}
         ),
-        **warnings_entry(said),
+        **warnings_entry(said, earlier),
     }
     status = "incomplete" if failed else "complete"
     final = _fuse_json(plan, config, status, extra)
@@ -1166,6 +1174,17 @@ def remove_orphans(out: Path, plan: FusePlan) -> None:
 ABOUT_THE_CALL = ("environment", "images", "seconds")
 
 
+def _earlier_record(out: Path, plan: FusePlan) -> dict | None:
+    """``out``'s fuse.json when the images it records fused are still this dataset's (the same
+    settings: an incremental fusion, another split), for its warnings to be kept beside this
+    call's (:func:`engine.runinfo.warnings_entry`); None for a new or replaced dataset."""
+    try:
+        old = read_json(out / FUSE_RECORD, "fusion record")
+    except (ValueError, OSError):
+        return None
+    return old if isinstance(old, dict) and old.get("config_hash") == plan.config_hash else None
+
+
 def _same_record(path: Path, record: dict) -> bool:
     """Whether the record at ``path`` says what ``record`` says of the fused dataset (they
     differ at most in :data:`ABOUT_THE_CALL`): a rerun that fused nothing keeps it as it is,
@@ -1183,7 +1202,8 @@ def _same_record(path: Path, record: dict) -> bool:
 
 def _run_pool(plan: FusePlan, out: Path, todo: list[Job], workers: int, done) -> None:
     """Fuse ``todo`` in ``workers`` processes, at most 2 jobs in flight per worker; the first
-    error cancels the rest and is raised here."""
+    error cancels the rest and is raised here. A worker's warnings come back with its record and
+    are logged here (:func:`engine.runinfo.warned_call`), so fuse.json keeps them too."""
     with process_pool(workers, initializer=_init_worker, initargs=(plan, out)) as pool:
         pending: set[Future] = set()
         it = iter(todo)
@@ -1193,12 +1213,14 @@ def _run_pool(plan: FusePlan, out: Path, todo: list[Job], workers: int, done) ->
                     job = next(it, None)
                     if job is None:
                         break
-                    pending.add(pool.submit(fuse_job, job))
+                    pending.add(pool.submit(warned_call, fuse_job, job))
                 if not pending:
                     return
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
-                    done(f.result())
+                    rec, said = f.result()
+                    say_again(said, log)  # printed here and kept in fuse.json
+                    done(rec)
         except BaseException:
             for f in pending:
                 f.cancel()

@@ -1129,6 +1129,14 @@ def test_import_into_a_subset_folder_replaces_only_its_own_class(
     ]
     assert sorted(p.name for p in (out / "masks").iterdir()) == ["img000.png"]
     assert sorted(p.name for p in out.iterdir()) == [".lock", "masks", "subset.json"]
+    # and kept in subset.json, shown by engine info: an import under nohup, its console gone,
+    # left no trace of the masks it removed (before the forty-fifth round)
+    kept = json.loads((out / "subset.json").read_text())["warnings"]
+    assert kept == again.info["warnings"] and kept[0].startswith(f"{out}: 1 image of the subset")
+    from engine.info import render_subset
+
+    shown = [str(r) for r in render_subset(out)[0][1:]]
+    assert f"warning (engine annotate import): {kept[0]}" in shown
     # on purpose: --replace writes another class over it
     car = import_annotations(
         ImportConfig("png", [str(src)], "Car", str(data), str(out), replace=True)

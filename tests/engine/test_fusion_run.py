@@ -401,18 +401,33 @@ def test_splits_fused_one_call_at_a_time_stay_in_the_dataset(world, caplog):
 
     from cli import app
 
-    kept = json.loads((world["out"] / "fuse.json").read_text())["warnings"]
+    left_out = json.loads((world["out"] / "fuse.json").read_text())
+    kept = left_out["warnings"]
     assert kept == [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     res = CliRunner().invoke(app, ["info", str(world["out"])], env={"COLUMNS": "400"})
     assert f"warning (engine fuse): {world['out']}: split 'train' was fused" in res.output
     fuse(cfg(world, splits=("train",), uncertain="keep-parent"))
     assert load_spec(world["out"]).splits == ("train", "val")
     # the latest call's warnings: train fused again, no split left out any more
-    (again,) = json.loads((world["out"] / "fuse.json").read_text())["warnings"]
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    (again,) = record["warnings"]
     assert again.endswith("2 images fused with other settings or inputs will be fused again; "
                           "give another --out to keep them")  # fmt: skip
+    # and the earlier call's, whose val split is still there, marked with its time: the
+    # latest call's overwrote them before the forty-fifth round
+    first = {"time": left_out["environment"]["time"], "warnings": kept}
+    assert record["earlier_warnings"] == [first]
+    res = CliRunner().invoke(app, ["info", str(world["out"])], env={"COLUMNS": "400"})
+    assert f"warning (engine fuse, call of {first['time']}): {kept[0]}" in res.output
+    assert f"warning (engine fuse): {again}" in res.output
     fuse(cfg(world, splits=("train",), uncertain="keep-parent"))  # nothing to say: no key
-    assert "warnings" not in json.loads((world["out"] / "fuse.json").read_text())
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    assert "warnings" not in record and [c["warnings"] for c in record["earlier_warnings"]] == [
+        kept,
+        [again],
+    ]
+    fuse(cfg(world, splits=("train",), force=True))  # made anew: nothing earlier is left
+    assert "earlier_warnings" not in json.loads((world["out"] / "fuse.json").read_text())
 
 
 def test_workers_give_the_same_outputs(world, tmp_path):
@@ -422,6 +437,29 @@ def test_workers_give_the_same_outputs(world, tmp_path):
     result = fuse(cfg(world, workers=2))
     assert result.fused == 4
     assert outputs(world["out"]) == serial
+
+
+def test_a_workers_warnings_are_kept_in_fuse_json(world, tmp_path, monkeypatch):
+    """A warning logged in one of --workers' processes is printed and kept in fuse.json like
+    the main process's: before, a spawned worker printed it bare and fuse.json left it out."""
+    import engine.fusion.run as run
+
+    (tmp_path / "warning_worker.py").write_text(
+        "import logging\n"
+        "from engine.fusion import run\n"
+        "def fuse_job(job):\n"
+        "    logging.getLogger('engine.fusion.run').warning('%s: said in a worker', job.stem)\n"
+        "    return run.fuse_job(job)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers import it from there
+    import warning_worker
+
+    monkeypatch.setattr(run, "fuse_job", warning_worker.fuse_job)
+    assert fuse(cfg(world, workers=2)).fused == 4
+    kept = json.loads((world["out"] / "fuse.json").read_text())["warnings"]
+    assert sorted(kept) == sorted(
+        f"{j.stem}: said in a worker" for j in run.plan_fusion(cfg(world)).jobs
+    )
 
 
 def test_no_more_worker_processes_than_images(world, monkeypatch):

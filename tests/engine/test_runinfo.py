@@ -75,3 +75,23 @@ def test_the_checkout_records_its_commit():
         pytest.skip("not a git checkout")
     commit = runinfo.git_commit()
     assert commit is not None and len(commit.removesuffix("-dirty")) == 40
+
+
+def test_a_records_earlier_warnings_stay_small_and_are_said_once():
+    """Each call that writes over a record keeps the warnings of those before it (resumed
+    runs), marked with their time; the latest 10 calls, the first 20 warnings of each: a run
+    resumed a thousand times keeps a small record."""
+    from engine.runinfo import warnings_entry
+
+    record: dict = {}
+    for call in range(12):
+        said = [f"call {call}: warning {i}" for i in range(25 if call == 11 else 1)]
+        record = {"environment": {"time": f"t{call}"}, **warnings_entry(said, record)}
+    last = warnings_entry([], record)
+    assert [c["time"] for c in last["earlier_warnings"]] == [f"t{c}" for c in range(2, 12)]
+    assert last["earlier_warnings"][-1]["warnings"][-1] == "... and 5 more"
+    assert len(last["earlier_warnings"][-1]["warnings"]) == 21 and "warnings" not in last
+    # the same warnings said again by the next call: kept once, as the latest call's
+    again = warnings_entry(["x"], {"environment": {"time": "t"}, "warnings": ["x"]})
+    assert again == {"warnings": ["x"]}
+    assert warnings_entry([], None) == {} and warnings_entry(["y"]) == {"warnings": ["y"]}

@@ -666,3 +666,21 @@ def test_the_parent_class_is_read_from_a_label_named_by_the_spec(tmp_path):
                       backend="simulated")  # fmt: skip
     backend = SimulatedBackend(cfg, 7)
     np.testing.assert_array_equal(backend._others("test", "a", (6, 8)), label == 0)
+
+
+def test_a_resumed_label_run_keeps_the_warnings_of_the_calls_before():
+    """run.json written again by a call that keeps the run's labels (the same settings) keeps
+    the earlier calls' warnings with their time; one that labels everything again (other
+    settings, --force) does not: none of their labels is left."""
+    from engine.info import said_by
+    from engine.runinfo import warnings_entry
+    from labeler.run import _same_run
+
+    first = {"config_hash": "h", "environment": {"time": "t0"}, "warnings": ["RUN: said"]}
+    kept = warnings_entry(["RUN: again"], _same_run(first, "h"))
+    assert kept["earlier_warnings"] == [{"time": "t0", "warnings": ["RUN: said"]}]
+    assert said_by(kept, "engine label") == [
+        "warning (engine label, call of t0): RUN: said",
+        "warning (engine label): RUN: again",
+    ]
+    assert _same_run(first, "other") is None and _same_run(None, "h") is None

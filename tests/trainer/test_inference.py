@@ -619,6 +619,42 @@ def test_predict_a_datasets_split_through_its_spec(tmp_path) -> None:
     assert not (tmp_path / "c").exists()
 
 
+def test_predict_refuses_another_split_into_a_folder_of_one(tmp_path):
+    """--data D --split val into the --out of --split test's maps: refused before the model
+    loads, naming the split there; before, val's maps were added beside test's under a record
+    naming val alone, and engine evaluate scored a folder of two splits."""
+    from annotations.taxonomy import MASS13K
+    from tests.loop_helpers import make_dataset
+    from tests.model_helpers import save_model
+    from trainer.models import create_model
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = tmp_path / "m.pt"
+    save_model(ckpt, create_model("tiny", len(MASS13K)), MASS13K, step=1)
+    make_dataset(tmp_path / "data", "test", n=2)
+    make_dataset(tmp_path / "data", "val", n=2, seed=1)
+    from dataclasses import replace
+
+    out = tmp_path / "pred"
+    cfg = PredictConfig(
+        str(ckpt), None, str(out), None, data=str(tmp_path / "data"), progress=False
+    )
+    predict_dir(cfg)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+    for overwrite in (False, True):
+        with pytest.raises(ValueError) as e:
+            predict_dir(replace(cfg, split="val", overwrite=overwrite))
+        assert str(e.value) == (
+            f"{out / 'predict.json'}: the 2 label maps here are of split 'test' of "
+            f"{tmp_path / 'data'}, not 'val': a folder holds one split's predictions; give "
+            "split 'val' its own --out (or --split test to resume this one)"
+        )
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != ".lock"}
+    assert after == before
+    assert predict_dir(cfg).written == []  # the same split resumes, as before
+    assert len(predict_dir(replace(cfg, split="val", out=str(tmp_path / "val"))).written) == 2
+
+
 def _tiny_checkpoint(path, step: int = 1, seed: int = 0):  # noqa: ANN001, ANN202
     """A tiny MaSS13K model saved as an engine checkpoint at ``path``."""
     from annotations.taxonomy import MASS13K

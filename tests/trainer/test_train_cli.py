@@ -95,6 +95,18 @@ def test_train_then_predict_end_to_end(synth, tmp_path, caplog):
     res = CliRunner().invoke(app, ["info", str(tmp_path / "pred_now")], env={"COLUMNS": "400"})
     assert f"warning │ {said}" in " ".join(res.output.split()), res.output
     assert "warnings" not in json.loads((pred / "predict.json").read_text())
+    # resumed, its maps kept: the first call's warnings too, marked with its time (the
+    # resume's record overwrote them before the forty-fifth round)
+    first = json.loads((tmp_path / "pred_now" / "predict.json").read_text())
+    res = CliRunner().invoke(app, [*args[:6], str(tmp_path / "pred_now"), *args[7:]])
+    assert res.exit_code == 0, res.output
+    again = json.loads((tmp_path / "pred_now" / "predict.json").read_text())
+    assert "warnings" not in again and again["earlier_warnings"] == [
+        {"time": first["environment"]["time"], "warnings": [said]}
+    ]
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "pred_now")], env={"COLUMNS": "400"})
+    when = first["environment"]["time"]
+    assert f"warning │ (call of {when}) {said}" in " ".join(res.output.split()), res.output
     # test-time augmentation: recorded in predict.json, same sizes out
     tta = tmp_path / "pred_tta"
     args[args.index(str(pred))] = str(tta)
@@ -270,13 +282,16 @@ def test_a_missing_validation_split_says_how_to_go_on(synth, tmp_path, caplog):
     saved = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["config"]["val_size"]
     assert tuple(saved) == (128, 96)
     caplog.clear()
-    with caplog.at_level("WARNING", "trainer.cli"):
+    with caplog.at_level("WARNING"):
         more = ["--val-split", "none", "--val-every", "5"]
         res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "e"), *more])
     assert res.exit_code == 0, res.output
-    assert [r.getMessage() for r in caplog.records if r.name == "trainer.cli"] == [
-        "--val-every: not used, nothing is validated (--val-split none, no --val-subset)"
-    ]
+    unused = "--val-every: not used, nothing is validated (--val-split none, no --val-subset)"
+    assert [r.getMessage() for r in caplog.records if "--val-every" in r.getMessage()] == [unused]
+    # kept in the run's metrics.jsonl with its other warnings: on the console only before the
+    # forty-fifth round, lost with a nohup run's console
+    lines = [json.loads(x) for x in (tmp_path / "e" / "metrics.jsonl").read_text().splitlines()]
+    assert {"step": 0, "event": "warning", "message": unused} in lines
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c"), "--val-split", "test"])
     assert res.exit_code == 0 and "val:" in res.output, res.output
 
@@ -603,7 +618,7 @@ def test_train_says_how_many_images_it_could_not_read(synth, tmp_path, monkeypat
 
     run = tmp_path / "run"
 
-    def trained(cfg, on_init=None, from_file=None):
+    def trained(cfg, on_init=None, from_file=None, notes=()):
         run.mkdir()
         records = [{"problem": f"im{i}.png: cannot decode image"} for i in range(2)]
         (run / "skipped.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
@@ -623,7 +638,7 @@ def test_a_finished_run_resumed_says_so(synth, tmp_path, monkeypatch):
 
     run = tmp_path / "run"
 
-    def finished(cfg, on_init=None, from_file=None):
+    def finished(cfg, on_init=None, from_file=None, notes=()):
         return trainer.train.TrainResult(out=run, step=5, finished=True)
 
     monkeypatch.setattr(trainer.train, "train", finished)
@@ -645,7 +660,7 @@ def test_a_resume_without_iters_continues_to_the_run_s_plan(synth, tmp_path, mon
     (run / "config.json").write_text(json.dumps({"config": {"iters": 150}, "config_hash": "x"}))
     seen = []
 
-    def record(cfg, on_init=None, from_file=None):
+    def record(cfg, on_init=None, from_file=None, notes=()):
         seen.append(cfg.iters)
         return trainer.train.TrainResult(out=run, step=150, finished=True)
 
@@ -702,7 +717,7 @@ def test_a_resume_finds_its_dataset_from_another_folder_or_names_the_record(
     project.rename(moved)
     seen = []
 
-    def record(cfg, on_init=None, from_file=None):
+    def record(cfg, on_init=None, from_file=None, notes=()):
         seen.append(Path(cfg.data).resolve())
         seen.extend(Path(s).resolve() for s in cfg.val_subsets)
         return trainer.train.TrainResult(out=Path(cfg.out), step=5, finished=True)
@@ -728,7 +743,7 @@ def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     run = tmp_path / "run"
     saved = {"last": False}
 
-    def interrupted(cfg, on_init=None, from_file=None):
+    def interrupted(cfg, on_init=None, from_file=None, notes=()):
         if saved["last"]:
             run.mkdir(exist_ok=True)
             (run / "last.pt").write_bytes(b"a checkpoint")
@@ -757,7 +772,7 @@ def test_a_sigterm_says_the_step_resume_continues_from(synth, tmp_path, monkeypa
 
     run = tmp_path / "run"
 
-    def terminated(cfg, on_init=None, from_file=None):
+    def terminated(cfg, on_init=None, from_file=None, notes=()):
         raise stopping.Terminated(1234, str(run / "last.pt"))
 
     monkeypatch.setattr(trainer.train, "train", terminated)
@@ -829,7 +844,7 @@ def test_a_full_disk_stops_training_with_how_to_resume(synth, tmp_path, monkeypa
 
     run = tmp_path / "run"
 
-    def full(cfg, on_init=None, from_file=None):
+    def full(cfg, on_init=None, from_file=None, notes=()):
         run.mkdir(exist_ok=True)
         (run / "last.pt").write_bytes(b"a checkpoint")
         raise OSError(errno.ENOSPC, "No space left on device", str(run / "step_100.pt"))
@@ -845,7 +860,7 @@ def test_a_full_disk_stops_training_with_how_to_resume(synth, tmp_path, monkeypa
     # "make room, then no checkpoint was saved yet; run the same command again to start over")
     (run / "last.pt").unlink()
 
-    def read_only(cfg, on_init=None, from_file=None):
+    def read_only(cfg, on_init=None, from_file=None, notes=()):
         raise OSError(errno.EROFS, "Read-only file system", str(run / "metrics.jsonl"))
 
     monkeypatch.setattr(trainer.train, "train", read_only)
