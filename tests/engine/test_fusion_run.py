@@ -266,6 +266,76 @@ def test_resume_skips_done_images_and_redoes_changed_ones(world, caplog):
     assert fuse(cfg(world, uncertain="keep-parent")).fused == 1
 
 
+def test_a_project_copied_with_new_modification_times_is_still_fused(world, tmp_path, caplog):
+    """``cp -r`` (or a download, ``rsync`` without ``-t``) gives every file a new modification
+    time. The input stamps held them, so the copy's fused dataset fused every image again,
+    after a warning that they had other settings or inputs; now inputs with the bytes they
+    had are the same inputs, and the next call skips them at one stat per file again."""
+    fuse(cfg(world))
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path, copy, copy_function=shutil.copy, ignore=lambda d, n: ["copy"])
+    copied = {k: copy / v.relative_to(tmp_path) for k, v in world.items()}
+    before = outputs(copied["out"])
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        again = fuse(cfg(copied, pseudo=(copied["bike"], copied["car"])))
+    assert (again.fused, again.skipped) == (0, 4)
+    assert "fused again" not in caplog.text
+    assert outputs(copied["out"]) == before
+    lines = (copied["out"] / "manifest.jsonl").read_text().splitlines()
+    assert fuse(cfg(copied, pseudo=(copied["bike"], copied["car"]))).skipped == 4
+    assert (copied["out"] / "manifest.jsonl").read_text().splitlines() == lines  # refreshed once
+    # a pseudo label with other bytes is still another input
+    write_label(copied["bike"] / "labels/val/b.png", bike_map(0))
+    assert fuse(cfg(copied, pseudo=(copied["bike"], copied["car"]))).fused == 1
+
+
+def test_run_json_rewritten_by_the_labeler_does_not_refuse_every_image(world, caplog):
+    """``engine label`` rewrites run.json when it labels an image again (a photo replaced) or
+    is given its dataset at a new path (a project moved or copied to another machine). The
+    fusion hashed run.json's bytes, so every image was fused again; now the run's settings
+    hash counts, and only the images whose pseudo labels were rewritten are fused again."""
+    bike = world["bike"]
+    doc = json.loads((bike / "run.json").read_text())
+    doc["config_hash"] = "221e08c7837854d0"
+    (bike / "run.json").write_text(json.dumps(doc))
+    fuse(cfg(world))
+    doc["config"]["data"] = doc["data_resolved"] = "/elsewhere/data"
+    doc["environment"] = {"time": "2027-01-01T00:00:00", "host": "gpu-07"}
+    (bike / "run.json").write_text(json.dumps(doc))
+    write_label(bike / "labels/val/b.png", bike_map(0))  # the one image labelled again
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        again = fuse(cfg(world))
+    assert (again.fused, again.skipped) == (1, 3)
+    assert "1 image fused with other settings or inputs" in caplog.text
+    doc["config_hash"] = "0123456789abcdef"  # another setting: every image
+    (bike / "run.json").write_text(json.dumps(doc))
+    assert fuse(cfg(world)).fused == 4
+
+
+def test_records_of_the_previous_hash_stay_done(world):
+    """A fused dataset of an engine that hashed run.json's bytes is not fused again after the
+    upgrade (its records are rewritten with the new hash, so engine info agrees), as long as
+    the runs' run.json files are as they were."""
+    fuse(cfg(world, splits=("train",)))
+    fuse(cfg(world, splits=("val",)))
+    plan = plan_fusion(cfg(world))
+    manifest = world["out"] / "manifest.jsonl"
+    old = [
+        {**r, "config_hash": plan.legacy_hash}
+        for r in map(json.loads, manifest.read_text().splitlines())
+    ]
+    for r in old:
+        r.pop("content")  # nor did they hash the inputs' bytes
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in old))
+    again = fuse(cfg(world, splits=("val",)))
+    assert (again.fused, again.skipped) == (0, 2)
+    latest = {
+        (r["split"], r["stem"]): r for r in map(json.loads, manifest.read_text().splitlines())
+    }
+    assert {r["config_hash"] for r in latest.values()} == {plan.config_hash}  # train's too
+    assert load_spec(world["out"]).available_splits() == ["train", "val"]
+
+
 def test_a_rerun_with_nothing_to_do_writes_nothing_and_runs_on_a_full_disk(world, monkeypatch):
     """``engine fuse`` run again over a fused dataset with nothing left to do rewrote
     ``taxonomy.json``, ``dataset.yaml`` and ``fuse.json`` (the same bytes but for the record's
