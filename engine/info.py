@@ -21,7 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from annotations.fileio import UNREADABLE, first_line, is_dataset_root, output_kind
+from annotations.fileio import (
+    UNREADABLE,
+    first_line,
+    is_dataset_root,
+    output_kind,
+    recorded_root,
+)
 from annotations.fileio import spec_file as find_spec_file
 from annotations.labelmap import IGNORE, byte_histogram, read_label
 from annotations.taxonomy import Taxonomy
@@ -91,13 +97,32 @@ class DatasetStats:
         inputs = self.fused.get("inputs") if isinstance(self.fused.get("inputs"), dict) else {}
         runs = [r for r in inputs.get("pseudo") or [] if isinstance(r, dict)]
         added = ", ".join(f"{r.get('class')} from {r.get('path')}" for r in runs) or "?"
-        line = f"a fused dataset (engine fuse): the labels of {inputs.get('data')} with {added}"
+        line = f"a fused dataset (engine fuse): the labels of {self.fused_from} with {added}"
         subsets = [c for c in inputs.get("corrections") or [] if isinstance(c, dict)]
         return line + "".join(  # --corrections: the human masks it trains on, and where
             f"; {c.get('class')} corrected by {c.get('path')} "
             f"({counted(int(c.get('images') or 0), 'image')} of {c.get('split')})"
             for c in subsets
         )
+
+    @property
+    def fused_from(self) -> str:
+        """The dataset a fused one was fused from, as :func:`recorded_root` finds it from here
+        (typed, absolute, or where it was beside the fused dataset: the two moved or copied
+        together); said not found when it is nowhere. Before, the absolute path ``fuse.json``
+        records, as it was: a moved project's line named a folder that no longer existed, and a
+        copy's the original's dataset, not the one the copy reads its images from."""
+        config = (
+            self.fused.get("config") if isinstance((self.fused or {}).get("config"), dict) else {}
+        )
+        inputs = (
+            self.fused.get("inputs") if isinstance((self.fused or {}).get("inputs"), dict) else {}
+        )
+        given, resolved = config.get("data"), inputs.get("data")
+        found = recorded_root(given, resolved, (config.get("out"), self.root))
+        if found is None:
+            return "?"
+        return str(found) if found.exists() else f"{resolved or found} (not found there: moved?)"
 
     @property
     def problems(self) -> list[Problem]:

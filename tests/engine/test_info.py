@@ -978,13 +978,35 @@ def test_a_fused_dataset_says_what_it_was_fused_from_and_what_comes_next(tmp_pat
     (tmp_path / "fuse.json").write_text(json.dumps({"status": "complete", "inputs": inputs}))
     text = [str(r) for r in render_stats(dataset_stats(tmp_path, progress=False))]
     assert text[1] == (
-        "a fused dataset (engine fuse): the labels of /data/MaSS13K with Bicycle from "
-        "runs/label/bicycle"
+        "a fused dataset (engine fuse): the labels of /data/MaSS13K (not found there: moved?) "
+        "with Bicycle from runs/label/bicycle"
     )
     assert text[-2:] == [
         "No problems found.",
         f"next: engine train --data {tmp_path} --out RUN (jointly)",
     ]
+
+
+def test_a_moved_fused_dataset_names_its_dataset_where_it_is_now(tmp_path: Path, monkeypatch):
+    """A project moved (``mv proj proj2``): the fused dataset's line named the dataset at the
+    absolute path its fuse.json records, which no longer exists; now it names the dataset where
+    it was beside the fused one (moved together), as review and report find it."""
+    import json
+
+    fused = tmp_path / "proj2" / "runs" / "fused" / "bicycle"
+    _fused(fused)
+    (tmp_path / "proj2" / "data").mkdir()
+    doc = {
+        "status": "complete",
+        "config": {"data": "data", "out": "runs/fused/bicycle"},
+        "inputs": {"data": str(tmp_path / "proj" / "data"), "pseudo": []},
+    }
+    (fused / "fuse.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path)
+    text = [str(r) for r in render_stats(dataset_stats(fused, progress=False))]
+    assert text[1].startswith(
+        f"a fused dataset (engine fuse): the labels of {tmp_path}/proj2/data "
+    )
 
 
 def test_temporary_files_in_a_plain_dataset_are_not_promised_to_a_next_run(tmp_path: Path):
