@@ -44,6 +44,7 @@ from annotations.fileio import (
     atomic_write_text,
     check_windows_name,
     did_you_mean,
+    file_bytes,
     first_line,
     json_text,
     read_json,
@@ -709,6 +710,7 @@ def check_vouched(runs: Iterable[PseudoRun], jobs: list[Job]) -> tuple[tuple[str
     found: list[tuple[str, ...]] = []
     for run in runs:
         stale = unvouched_images(run, [(j.split, j.stem) for j in jobs])
+        found += changed_photos(run, [j for j in jobs if (j.split, j.stem) not in stale])
         if not stale:
             continue
         splits = list(dict.fromkeys(split for split, _ in stale))
@@ -734,6 +736,37 @@ def check_vouched(runs: Iterable[PseudoRun], jobs: list[Job]) -> tuple[tuple[str
         )
         found += [(str(run.path), split, stem, why) for (split, stem), why in stale.items()]
     return tuple(found)
+
+
+def changed_photos(run: PseudoRun, jobs: list[Job]) -> list[tuple[str, ...]]:
+    """The images of ``jobs`` whose file is another size than when ``run`` labelled them (its
+    manifest's ``image_bytes``: a photo replaced or downloaded again under the same name), as
+    ``check_vouched`` lists them, after a warning with the command that labels them again
+    (``engine label`` resumed labels exactly these). Before, the old photo's pseudo labels were
+    fused without a word, and ``fuse.json`` vouched for them."""
+    latest = latest_records(run.path) if (run.path / "manifest.jsonl").is_file() else {}
+    changed = [
+        j
+        for j in jobs
+        if (rec := latest.get((j.split, j.stem))) is not None
+        and isinstance(was := rec.get("image_bytes"), int)
+        and (now := file_bytes(j.image_path)) is not None
+        and now != was
+    ]
+    if not changed:
+        return []
+    splits = list(dict.fromkeys(j.split for j in changed))
+    log.warning(
+        "%s: %s changed since labelled (%s: another file size; a photo replaced?): their pseudo "
+        "labels are the old photos' and are fused as they are, listed in fuse.json; to label "
+        "them again first: %s",
+        run.path,
+        counted(len(changed), "image"),
+        few([f"{j.split}/{j.stem}" for j in changed]),
+        relabel_command(run, splits),
+    )
+    why = "its image changed since labelled (another file size)"
+    return [(str(run.path), j.split, j.stem, why) for j in changed]
 
 
 # -- per image (runs in worker processes) ------------------------------------------------------

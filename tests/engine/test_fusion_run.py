@@ -841,6 +841,43 @@ def test_pseudo_labels_the_run_no_longer_vouches_for(world, caplog):
     assert not out.exists()
 
 
+def test_a_photo_replaced_since_labelled_is_warned_about_and_listed(world, caplog):
+    """A dataset whose images were downloaded again (same names, new bytes) or one photo
+    replaced: ``engine label`` resumed labels it again, but ``engine fuse`` fused the old
+    photo's pseudo labels without a word and fuse.json vouched for them."""
+    bike = world["bike"]
+    argv = ["/bin/engine", "label", "--class", "Bicycle", "--data", "D"]
+    _vouched_by(bike, {"train": "now", "val": "now"}, argv)
+    lines = [json.loads(x) for x in (bike / "manifest.jsonl").read_text().splitlines()]
+    sizes = {
+        (r["split"], r["stem"]): (world["data"] / "images" / r["split"] / f"{r['stem']}.png")
+        .stat()
+        .st_size
+        for r in lines
+    }
+    (bike / "manifest.jsonl").write_text(
+        "".join(
+            json.dumps({**r, "image_bytes": sizes[r["split"], r["stem"]]}) + "\n" for r in lines
+        )
+    )
+    assert fuse(cfg(world, pseudo=(bike,))).fused == 4
+    assert "changed since labelled" not in caplog.text
+    photo = world["data"] / "images" / "val" / "b.png"
+    Image.fromarray(np.arange(72, dtype=np.uint8).reshape(4, 6, 3)).save(photo)  # another photo
+    caplog.clear()
+    again = fuse(cfg(world, pseudo=(bike,)))
+    assert again.skipped == 4  # its inputs are as they were: only the warning says
+    assert (
+        f"{bike}: 1 image changed since labelled (val/b: another file size; a photo replaced?): "
+        "their pseudo labels are the old photos' and are fused as they are, listed in fuse.json; "
+        "to label them again first: engine label --class Bicycle --data D --split val"
+    ) in caplog.text
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    assert [(u["split"], u["stem"], u["why"]) for u in record["unvouched"]] == [
+        ("val", "b", "its image changed since labelled (another file size)")
+    ]
+
+
 @pytest.mark.parametrize(
     "kw, message",
     [
