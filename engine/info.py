@@ -23,6 +23,7 @@ import numpy as np
 
 from annotations.fileio import (
     UNREADABLE,
+    file_bytes,
     first_line,
     is_dataset_root,
     output_kind,
@@ -466,6 +467,8 @@ class LabelRunStats:
     # problems of the run's dataset that do not stop showing the run (a label without its
     # image: engine info DATASET lists every problem)
     notes: list[str] = field(default_factory=list)
+    # split/stem of the images labelled whose file is now another size (a photo replaced)
+    changed: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
     shard: str = ""  # "i/n" when run.json's last command labelled one shard (--shard i/n)
     warnings: list[str] = field(default_factory=list)  # what run.json's call printed
@@ -516,6 +519,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             row.without += not rec.get("instances")
             seconds.update(rec.get("timings") or {})
     notes = []  # the dataset's pairing problems: the run is shown all the same
+    changed: list[str] = []  # labelled images replaced since (engine label labels them again)
     for split, row in per.items():
         if spec is not None and spec.image_dir(split).is_dir():
             try:
@@ -525,6 +529,15 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
                 continue
             notes += [p.message for p in ds.pairing_problems]
             stems = {s.stem for s in ds.samples}
+            changed += [
+                f"{split}/{smp.stem}"
+                for smp in ds.samples
+                if (rec := latest.get((split, smp.stem))) is not None
+                and rec.get("status") == "ok"
+                and isinstance(was := rec.get("image_bytes"), int)
+                and (now := file_bytes(smp.image_path)) is not None
+                and now != was
+            ]
             row.pending = len(stems - {st for sp, st in latest if sp == split})
     cls = config.get("cls") or {}
     models = (doc.get("backend") or {}).get("models") or {}
@@ -561,6 +574,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         seconds={k: v / done for k, v in seconds.items()} if done else {},
         failures=failures,
         notes=notes,
+        changed=changed,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
         shard=_shard(config.get("shard")),
         warnings=[str(w) for w in doc.get("warnings") or []],
@@ -706,6 +720,12 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             f"not yet: unknown, its dataset {stats.data_root} (run.json) is not found from here, "
             "nor beside the run where it was: the same engine label command with --data at its "
             "new place records it"
+        )
+    if stats.changed:  # the labeler's resume check, seen before it runs
+        out.append(
+            f"note: {counted(len(stats.changed), 'image')} changed since labelled "
+            f"({few(stats.changed)}: another file size; a photo replaced?): their pseudo labels "
+            "are the old photos'; the same engine label command labels them again"
         )
     out += [
         f"note: its dataset: {note} (engine info {shlex.quote(str(stats.data_root))} lists its problems)"

@@ -578,6 +578,31 @@ def test_a_label_run_shows_every_split_it_is_to_label(tmp_path: Path):
     assert [(r.labelled, r.pending) for r in stats.splits.values()] == [(1, 0), (0, 1), (1, 0)]
 
 
+def test_a_label_run_says_which_photos_were_replaced_since_labelled(tmp_path: Path):
+    """A dataset downloaded again (same names, new bytes): the labeler's resume labels such
+    images again, but engine info counted them labelled and said nothing of it."""
+    import json
+
+    from engine.info import label_run_stats, render_label_run
+
+    done = [
+        {"split": s, "stem": f"{s}0", "status": "ok", "config_hash": "", "image_bytes": 0}
+        for s in ("train", "val", "test")
+    ]
+    data, run = _label_run(tmp_path, done)
+    sizes = {
+        s: (data / "images" / s / f"{s}0.png").stat().st_size for s in ("train", "val", "test")
+    }
+    done = [{**r, "image_bytes": sizes[r["split"]] + (r["split"] == "val")} for r in done]
+    (run / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in done))
+    stats = label_run_stats(run)
+    assert stats.changed == ["val/val0"]
+    assert (
+        "note: 1 image changed since labelled (val/val0: another file size; a photo replaced?): "
+        "their pseudo labels are the old photos'; the same engine label command labels them again"
+    ) in [str(x) for x in render_label_run(stats)]
+
+
 def test_a_finished_label_or_training_run_says_what_comes_next(tmp_path: Path):
     """A finished label run or training run ended with its tables: the command the loop runs
     next (review and fuse; predict) had to be looked up in the README."""
