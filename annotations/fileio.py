@@ -292,21 +292,49 @@ def append_line(path: str | os.PathLike, line: str) -> None:
     the next line goes in, which would otherwise be glued to it and make a middle line that no
     reader can skip. The log is locked (``flock``) meanwhile, so processes sharing it (label
     shards) never cut each other's lines.
+
+    A log with other hard links (a project copied with ``cp -al``, an ``rsync --link-dest``
+    snapshot) is first replaced by a copy of its own, as every other output is replaced by a
+    rename: appending in place wrote the copy's lines into the original's log too.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if "\n" in line:
         raise ValueError("append_line takes one line without newlines")
     try:
-        with open(path, "a+b") as f, _locked(f):  # a+: read the end; writes still append
-            _cut_torn_line(f)
-            f.write((line + "\n").encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
+        for _ in range(8):  # reopened when another writer replaced the file meanwhile
+            with open(path, "a+b") as f, _locked(f):  # a+: read the end; writes still append
+                if not _is_own(f, path):
+                    continue
+                _cut_torn_line(f)
+                f.write((line + "\n").encode("utf-8"))
+                f.flush()
+                os.fsync(f.fileno())
+                return
+        raise OSError(errno.EBUSY, "replaced by another process while appending", str(path))
     except OSError as e:  # a full disk's write names no file
         if e.filename is None:
             raise naming(e, path) from None
         raise
+
+
+def _is_own(f: Any, path: Path) -> bool:
+    """Whether the open, locked log ``f`` is still the file at ``path`` and has no other hard
+    link. One with other links is replaced by a copy (False: open it again); so is one that
+    another writer replaced while this one waited for the lock."""
+    st = os.fstat(f.fileno())
+    try:
+        now = os.stat(path)
+    except OSError:
+        return False
+    if (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev):
+        return False
+    if st.st_nlink <= 1 or not stat.S_ISREG(st.st_mode) or os.name == "nt":
+        return True  # Windows: an open file cannot be renamed onto (and links are rare there)
+    f.seek(0)
+    with atomic_file(path) as copy:  # under the old file's lock: no line lost meanwhile
+        shutil.copyfileobj(f, copy)
+    return False
 
 
 @contextlib.contextmanager

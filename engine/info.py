@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from annotations.fileio import UNREADABLE, first_line, is_dataset_root, output_kind
+from annotations.fileio import (
+    UNREADABLE,
+    file_bytes,
+    first_line,
+    is_dataset_root,
+    output_kind,
+    recorded_root,
+)
 from annotations.fileio import spec_file as find_spec_file
 from annotations.labelmap import IGNORE, byte_histogram, read_label
 from annotations.taxonomy import Taxonomy
@@ -92,13 +99,32 @@ class DatasetStats:
         inputs = self.fused.get("inputs") if isinstance(self.fused.get("inputs"), dict) else {}
         runs = [r for r in inputs.get("pseudo") or [] if isinstance(r, dict)]
         added = ", ".join(f"{r.get('class')} from {r.get('path')}" for r in runs) or "?"
-        line = f"a fused dataset (engine fuse): the labels of {inputs.get('data')} with {added}"
+        line = f"a fused dataset (engine fuse): the labels of {self.fused_from} with {added}"
         subsets = [c for c in inputs.get("corrections") or [] if isinstance(c, dict)]
         return line + "".join(  # --corrections: the human masks it trains on, and where
             f"; {c.get('class')} corrected by {c.get('path')} "
             f"({counted(int(c.get('images') or 0), 'image')} of {c.get('split')})"
             for c in subsets
         )
+
+    @property
+    def fused_from(self) -> str:
+        """The dataset a fused one was fused from, as :func:`recorded_root` finds it from here
+        (typed, absolute, or where it was beside the fused dataset: the two moved or copied
+        together); said not found when it is nowhere. Before, the absolute path ``fuse.json``
+        records, as it was: a moved project's line named a folder that no longer existed, and a
+        copy's the original's dataset, not the one the copy reads its images from."""
+        config = (
+            self.fused.get("config") if isinstance((self.fused or {}).get("config"), dict) else {}
+        )
+        inputs = (
+            self.fused.get("inputs") if isinstance((self.fused or {}).get("inputs"), dict) else {}
+        )
+        given, resolved = config.get("data"), inputs.get("data")
+        found = recorded_root(given, resolved, (config.get("out"), self.root))
+        if found is None:
+            return "?"
+        return str(found) if found.exists() else f"{resolved or found} (not found there: moved?)"
 
     @property
     def problems(self) -> list[Problem]:
@@ -441,6 +467,8 @@ class LabelRunStats:
     # problems of the run's dataset that do not stop showing the run (a label without its
     # image: engine info DATASET lists every problem)
     notes: list[str] = field(default_factory=list)
+    # split/stem of the images labelled whose file is now another size (a photo replaced)
+    changed: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
     shard: str = ""  # "i/n" when run.json's last command labelled one shard (--shard i/n)
     # what run.json's calls printed, as shown (:func:`said_by`)
@@ -492,6 +520,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             row.without += not rec.get("instances")
             seconds.update(rec.get("timings") or {})
     notes = []  # the dataset's pairing problems: the run is shown all the same
+    changed: list[str] = []  # labelled images replaced since (engine label labels them again)
     for split, row in per.items():
         if spec is not None and spec.image_dir(split).is_dir():
             try:
@@ -501,6 +530,15 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
                 continue
             notes += [p.message for p in ds.pairing_problems]
             stems = {s.stem for s in ds.samples}
+            changed += [
+                f"{split}/{smp.stem}"
+                for smp in ds.samples
+                if (rec := latest.get((split, smp.stem))) is not None
+                and rec.get("status") == "ok"
+                and isinstance(was := rec.get("image_bytes"), int)
+                and (now := file_bytes(smp.image_path)) is not None
+                and now != was
+            ]
             row.pending = len(stems - {st for sp, st in latest if sp == split})
     cls = config.get("cls") or {}
     models = (doc.get("backend") or {}).get("models") or {}
@@ -537,6 +575,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         seconds={k: v / done for k, v in seconds.items()} if done else {},
         failures=failures,
         notes=notes,
+        changed=changed,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
         shard=_shard(config.get("shard")),
         warnings=said_by(doc, "engine label"),
@@ -682,6 +721,12 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             f"not yet: unknown, its dataset {stats.data_root} (run.json) is not found from here, "
             "nor beside the run where it was: the same engine label command with --data at its "
             "new place records it"
+        )
+    if stats.changed:  # the labeler's resume check, seen before it runs
+        out.append(
+            f"note: {counted(len(stats.changed), 'image')} changed since labelled "
+            f"({few(stats.changed)}: another file size; a photo replaced?): their pseudo labels "
+            "are the old photos'; the same engine label command labels them again"
         )
     out += [
         f"note: its dataset: {note} (engine info {shlex.quote(str(stats.data_root))} lists its problems)"

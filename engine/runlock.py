@@ -105,6 +105,8 @@ def exclusive(
         except OSError as e:  # e.g. ENOLCK on a network file system without locking
             log.warning("%s: cannot lock it (%s); running without the lock", path, e.strerror)
             locked = False
+        if locked and os.fstat(fd).st_nlink > 1:
+            fd = _own_lock(fd, path)
         if locked:
             record = {
                 "command": command,
@@ -141,6 +143,31 @@ def exclusive(
                 os.ftruncate(fd, 0)
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
+
+
+def _own_lock(fd: int, path: Path) -> int:
+    """A lock file of this folder's own in place of ``path``, locked (``fd``, locked, is closed):
+    one shared by hard links with another folder (a project copied with ``cp -al``, an
+    ``rsync --link-dest`` snapshot) held both: a run in one copy refused the other's, and wrote
+    its record into the other's lock file. The new file is locked before it takes the name, so no
+    run of this folder can take it meanwhile."""
+    import fcntl
+
+    new = path.with_name(f"{path.name}.{os.getpid()}.new")
+    try:
+        nfd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+    except OSError:  # cannot make it: keep the shared one, as before
+        return fd
+    try:
+        fcntl.flock(nfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.replace(new, path)
+    except OSError:
+        os.close(nfd)
+        with contextlib.suppress(OSError):
+            new.unlink()
+        return fd
+    os.close(fd)
+    return nfd
 
 
 def _in_use(folder: Path, holder: str) -> str:

@@ -511,7 +511,7 @@ def _bench_options() -> set[str]:
 
 # other tools' options the docs quote: Chromium's, pip's / venv's, uv's, a scratch script's
 OTHER_TOOLS = {"--dump-dom", "--system-site-packages", "--resolution", "--lib", "--cli"}
-OTHER_COMMANDS = r"(pip|python|pytest|torchrun|uv|git|docker|hf|chromium)\b"
+OTHER_COMMANDS = r"(pip|python|pytest|torchrun|uv|git|docker|hf|chromium|rsync|cp)\b"
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)

@@ -44,6 +44,7 @@ from annotations.fileio import (
     atomic_write_text,
     check_windows_name,
     did_you_mean,
+    file_bytes,
     first_line,
     json_text,
     read_json,
@@ -215,6 +216,9 @@ class FusePlan:
     # images fused from pseudo labels their run no longer vouches for: (run, split, stem, why)
     unvouched: tuple[tuple[str, str, str, str], ...] = ()
     corrections: tuple[Corrections, ...] = ()  # the --corrections subsets, as given
+    # the hash as engines before the forty-fifth round computed it (each run.json's bytes):
+    # their records still count as done while the runs' run.json files are as they were
+    legacy_hash: str = ""
 
     @property
     def new_ids(self) -> list[int]:
@@ -555,7 +559,7 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
         "format": FUSE_FORMAT,
         "rules": plan.settings(),
         "taxonomy": taxonomy.to_dict(),
-        "runs": [r.run_json_sha256 for r in runs],
+        "runs": [run_identity(r) for r in runs],
     }
     if corrections:  # hashed as before corrections existed when there are none
         # what a subset decides (its class, split and images), not subset.json's bytes, which
@@ -565,6 +569,7 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
             {"class": c.class_name, "split": c.split, "images": list(c.stems)} for c in corrections
         ]
     digest = config_hash(hashed)
+    legacy = config_hash({**hashed, "runs": [r.run_json_sha256 for r in runs]})
     return FusePlan(
         spec,
         tuple(runs),
@@ -575,7 +580,20 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
         digest,
         unvouched,
         tuple(corrections),
+        legacy,
     )
+
+
+def run_identity(run: PseudoRun) -> Any:
+    """What of a label run decides its pseudo labels, for the fusion's hash: the run's own
+    settings hash (which covers every setting that changes labels and no path), its class and
+    id. Not run.json's bytes: ``engine label`` rewrites run.json when it labels an image again
+    (a photo replaced) or is given its dataset at a new path (a project moved or copied), and
+    every image of a fused dataset was then fused again; the pseudo labels it rewrites are in
+    their images' input stamps. A run.json without a settings hash counts by its bytes."""
+    if run.config_hash is None:
+        return run.run_json_sha256
+    return {"config_hash": run.config_hash, "class": run.class_name, "id": run.run_class_id}
 
 
 def open_corrections(
@@ -699,6 +717,7 @@ def check_vouched(runs: Iterable[PseudoRun], jobs: list[Job]) -> tuple[tuple[str
     found: list[tuple[str, ...]] = []
     for run in runs:
         stale = unvouched_images(run, [(j.split, j.stem) for j in jobs])
+        found += changed_photos(run, [j for j in jobs if (j.split, j.stem) not in stale])
         if not stale:
             continue
         splits = list(dict.fromkeys(split for split, _ in stale))
@@ -726,6 +745,37 @@ def check_vouched(runs: Iterable[PseudoRun], jobs: list[Job]) -> tuple[tuple[str
     return tuple(found)
 
 
+def changed_photos(run: PseudoRun, jobs: list[Job]) -> list[tuple[str, ...]]:
+    """The images of ``jobs`` whose file is another size than when ``run`` labelled them (its
+    manifest's ``image_bytes``: a photo replaced or downloaded again under the same name), as
+    ``check_vouched`` lists them, after a warning with the command that labels them again
+    (``engine label`` resumed labels exactly these). Before, the old photo's pseudo labels were
+    fused without a word, and ``fuse.json`` vouched for them."""
+    latest = latest_records(run.path) if (run.path / "manifest.jsonl").is_file() else {}
+    changed = [
+        j
+        for j in jobs
+        if (rec := latest.get((j.split, j.stem))) is not None
+        and isinstance(was := rec.get("image_bytes"), int)
+        and (now := file_bytes(j.image_path)) is not None
+        and now != was
+    ]
+    if not changed:
+        return []
+    splits = list(dict.fromkeys(j.split for j in changed))
+    log.warning(
+        "%s: %s changed since labelled (%s: another file size; a photo replaced?): their pseudo "
+        "labels are the old photos' and are fused as they are, listed in fuse.json; to label "
+        "them again first: %s",
+        run.path,
+        counted(len(changed), "image"),
+        few([f"{j.split}/{j.stem}" for j in changed]),
+        relabel_command(run, splits),
+    )
+    why = "its image changed since labelled (another file size)"
+    return [(str(run.path), j.split, j.stem, why) for j in changed]
+
+
 # -- per image (runs in worker processes) ------------------------------------------------------
 _PLAN: FusePlan | None = None
 _OUT: Path | None = None
@@ -736,54 +786,41 @@ def _init_worker(plan: FusePlan, out: Path) -> None:
     _PLAN, _OUT = plan, out
 
 
-# An image's inputs are stamped by their sizes and mtimes to the nanosecond, so a file rewritten
-# with the same size is never taken for the one fused. A copy that kept whole seconds only (tar;
-# zip and FAT keep even seconds, network file systems often one) loses the nanoseconds, and every
-# image would be fused again: where every input's mtime is now a whole second, a second stamp
-# with mtimes in steps of two seconds ("inputs_coarse") decides instead. Stamps are compared for
-# equality only, never for which is newer, so an mtime in the future (a copy from a machine
-# whose clock is ahead) changes nothing.
-MTIME_STEP_NS = 2_000_000_000
-
-
-def input_stamps(plan: FusePlan, job: Job) -> tuple[str, str, bool]:
-    """``(stamp, coarse stamp, whole seconds)`` of one image's input files: short hashes of
-    their sizes and modification times, to the nanosecond and in steps of
-    :data:`MTIME_STEP_NS` (not their paths: the same files reached by another path are the same
-    inputs), and whether every mtime is a whole second, as after a copy that kept no more."""
+def input_paths(plan: FusePlan, job: Job) -> list[Path]:
+    """One image's input files: its precise label (and source map), corrected masks, and each
+    run's pseudo label, confidence map and, with coverage on, instances file."""
     paths = [job.precise_path] + ([job.source_path] if job.source_path else [])
     paths += [mask for _, mask in job.corrections]  # none without --corrections: as before
     for run in plan.runs:
         paths += [run.label_path(job.split, job.stem), run.confidence_path(job.split, job.stem)]
         if plan.rules.min_coverage is not None:
             paths.append(run.instances_path(job.split, job.stem))
-    stats = []
-    for p in paths:
+    return paths
+
+
+def input_content(plan: FusePlan, job: Job) -> str:
+    """A short hash of the bytes of one image's input files: the same files copied (``cp -r``,
+    a download, which give them new modification times) are the same inputs."""
+    h = hashlib.sha256()
+    for p in input_paths(plan, job):
         try:
-            stats.append(p.stat())
+            h.update(hashlib.sha256(p.read_bytes()).digest())
         except OSError:
-            stats.append(None)
-
-    def stamp(step_ns: int) -> str:
-        parts = [
-            f"{st.st_size}|{st.st_mtime_ns // step_ns}" if st is not None else "missing"
-            for st in stats
-        ]
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-    whole = all(st.st_mtime_ns % 1_000_000_000 == 0 for st in stats if st is not None)
-    return stamp(1), stamp(MTIME_STEP_NS), whole
+            h.update(b"missing")
+    return h.hexdigest()[:16]
 
 
-def same_inputs(record: dict, plan: FusePlan, job: Job) -> bool:
-    """Whether a manifest line's input stamps are those of the image's input files now: the
-    stamp to the nanosecond, or, where every input's mtime is a whole second now (moved by
-    ``tar``, to a FAT stick), the coarse one (manifests before the forty-fifth round have none:
-    their images are skipped as before where the mtimes kept their nanoseconds)."""
-    stamp, coarse, whole = input_stamps(plan, job)
-    if record.get("inputs") == stamp:
-        return True
-    return whole and record.get("inputs_coarse") == coarse
+def input_stamp(plan: FusePlan, job: Job) -> str:
+    """A short hash of the sizes and modification times of one image's input files (not their
+    paths: the same files reached by another path are the same inputs)."""
+    parts = []
+    for p in input_paths(plan, job):
+        try:
+            st = p.stat()
+            parts.append(f"{st.st_size}|{st.st_mtime_ns}")
+        except OSError:
+            parts.append("missing")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
 def output_paths(out: Path, split: str, stem: str) -> tuple[Path, Path]:
@@ -799,8 +836,11 @@ def fuse_job(job: Job) -> dict[str, Any]:
         raise RuntimeError("fuse_job called before _init_worker")
     t0 = time.perf_counter()
     record = {"split": job.split, "stem": job.stem, "status": "ok"}
-    stamp, coarse, _ = input_stamps(plan, job)
-    stamps = {"config_hash": plan.config_hash, "inputs": stamp, "inputs_coarse": coarse}
+    stamps = {
+        "config_hash": plan.config_hash,
+        "inputs": input_stamp(plan, job),
+        "content": input_content(plan, job),
+    }
     try:
         precise, pseudos, carried = _read_inputs(plan, job)
     except UNREADABLE as e:  # a bad or vanished file, named in the message
@@ -867,7 +907,7 @@ def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
     for split, records in by_split.items():
         if all(
             rec.get("status") == "ok"
-            and rec.get("config_hash") == plan.config_hash
+            and rec.get("config_hash") in (plan.config_hash, plan.legacy_hash)
             and all(p.is_file() for p in output_paths(out, split, stem))
             for stem, rec in records
         ):
@@ -945,14 +985,22 @@ def _fuse_json(plan: FusePlan, config: FuseConfig, status: str, extra: dict) -> 
     }
 
 
-def _is_done(record: dict | None, plan: FusePlan, job: Job, out: Path) -> bool:
+def _done(record: dict | None, plan: FusePlan, job: Job, out: Path) -> dict | None:
+    """The record that says ``job`` is done (the one given, or the same with this call's hash
+    and input stamp, when it was fused with settings that hash otherwise now or from inputs
+    with other modification times but the same bytes: a copied folder), else None."""
     if record is None or record.get("status") != "ok":
-        return False
-    if record.get("config_hash") != plan.config_hash:
-        return False
-    if not same_inputs(record, plan, job):
-        return False
-    return all(p.is_file() for p in output_paths(out, job.split, job.stem))
+        return None
+    if record.get("config_hash") not in (plan.config_hash, plan.legacy_hash):
+        return None
+    if not all(p.is_file() for p in output_paths(out, job.split, job.stem)):
+        return None
+    stamp = input_stamp(plan, job)
+    if record.get("inputs") != stamp and (
+        not record.get("content") or record["content"] != input_content(plan, job)
+    ):
+        return None
+    return {**record, "config_hash": plan.config_hash, "inputs": stamp}
 
 
 def new_class_names(taxonomy: Taxonomy) -> list[str]:
@@ -995,7 +1043,10 @@ def _warn_fused_again(latest: dict, plan: FusePlan, out: Path, todo: list[Job]) 
         for j in todo
         if (rec := latest.get((j.split, j.stem)))
         and rec.get("status") == "ok"
-        and (rec.get("config_hash") != plan.config_hash or not same_inputs(rec, plan, j))
+        and (
+            rec.get("config_hash") not in (plan.config_hash, plan.legacy_hash)
+            or rec.get("inputs") != input_stamp(plan, j)
+        )
     )
     if again:
         log.warning(
@@ -1033,15 +1084,28 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     for rec in read_jsonl(manifest):
         if "split" in rec and "stem" in rec:
             latest[(rec["split"], rec["stem"])] = rec
-    todo = [
-        j
-        for j in plan.jobs
-        if config.force or not _is_done(latest.get((j.split, j.stem)), plan, j, out)
-    ]
+    todo, refreshed = [], []
+    for j in plan.jobs:
+        rec = latest.get((j.split, j.stem))
+        done = None if config.force else _done(rec, plan, j, out)
+        if done is None:
+            todo.append(j)
+        elif done != rec:
+            refreshed.append(done)
     if not config.force:
         _warn_fused_again(latest, plan, out, todo)
     plan.taxonomy.save(out / "taxonomy.json")
     kept_splits = earlier_splits(latest, plan, out)
+    refreshed += [  # an earlier split's records, as fused by an engine of before the hash
+        {**rec, "config_hash": plan.config_hash}
+        for (split, _), rec in latest.items()
+        if split in kept_splits
+        and rec.get("status") == "ok"
+        and rec.get("config_hash") != plan.config_hash
+    ]
+    for rec in refreshed:  # so that the next call skips them at one stat per file
+        latest[(rec["split"], rec["stem"])] = rec
+        append_line(manifest, _json_line(rec))
     atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, kept_splits))
     if todo:  # with nothing to fuse, nothing is half done at any moment
         atomic_write_json(

@@ -55,6 +55,26 @@ def test_read_jsonl_skips_a_torn_last_line_only(tmp_path):
         read_jsonl(tmp_path)
 
 
+def test_a_line_appended_to_a_hard_linked_log_leaves_the_other_copy_alone(tmp_path):
+    """A project copied with ``cp -al`` (or an ``rsync --link-dest`` snapshot) shares its files
+    by hard links. Every output is replaced by a rename, but the logs were appended in place: a
+    label, fusion or training run resumed in the copy wrote its lines into the original's
+    ``manifest.jsonl`` and ``metrics.jsonl`` too (the original label run then held records of
+    other settings). The log is now made the copy's own file before the first line goes in."""
+    import os
+
+    from annotations.fileio import append_line
+
+    original, copy = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    append_line(original, '{"a": 1}')
+    os.link(original, copy)
+    append_line(copy, '{"a": 2}')
+    append_line(copy, '{"a": 3}')
+    assert original.read_text() == '{"a": 1}\n'
+    assert copy.read_text() == '{"a": 1}\n{"a": 2}\n{"a": 3}\n'
+    assert os.stat(copy).st_nlink == os.stat(original).st_nlink == 1
+
+
 def test_a_line_appended_after_a_torn_one_is_not_glued_to_it(tmp_path):
     """A killed writer's half line used to get the next line glued to it: a broken middle line
     that made every later read of the log fail (a label run's manifest: the run could no longer

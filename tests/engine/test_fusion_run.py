@@ -280,9 +280,8 @@ def _set_input_mtimes(world, mtime_ns) -> None:
 def test_inputs_moved_by_tar_or_to_fat_are_not_fused_again(world, caplog):
     """A fused dataset moved with its inputs by ``tar`` (mtimes in whole seconds) or copied to
     a FAT stick (even seconds), zip or a network file system lost its mtimes' nanoseconds, and
-    every image was fused again (after a warning that its inputs had changed). Where every
-    input's mtime is a whole second, mtimes count in two-second steps now; a file rewritten
-    later than that is still fused again."""
+    every image was fused again (after a warning that its inputs had changed). Inputs of the
+    same bytes are the same inputs now; a file with other bytes is still fused again."""
     _set_input_mtimes(world, lambda _: 1_790_000_001_234_567_891)  # an odd second, with ns
     assert fuse(cfg(world)).fused == 4
     _set_input_mtimes(world, lambda ns: ns // 10**9 * 10**9)  # tar
@@ -290,35 +289,79 @@ def test_inputs_moved_by_tar_or_to_fat_are_not_fused_again(world, caplog):
         assert (fuse(cfg(world)).fused, caplog.records) == (0, [])
     _set_input_mtimes(world, lambda ns: ns // (2 * 10**9) * 2 * 10**9)  # FAT, zip
     assert fuse(cfg(world)).fused == 0
-    _set_input_mtimes(world, lambda ns: ns + 2 * 10**9)  # all rewritten 2 s later, same bytes
+    write_label(world["bike"] / "labels/val/b.png", bike_map(0))  # other bytes
+    _set_input_mtimes(world, lambda ns: ns // (2 * 10**9) * 2 * 10**9)
+    assert fuse(cfg(world)).fused == 1
+
+
+def test_a_project_copied_with_new_modification_times_is_still_fused(world, tmp_path, caplog):
+    """``cp -r`` (or a download, ``rsync`` without ``-t``) gives every file a new modification
+    time. The input stamps held them, so the copy's fused dataset fused every image again,
+    after a warning that they had other settings or inputs; now inputs with the bytes they
+    had are the same inputs, and the next call skips them at one stat per file again."""
+    fuse(cfg(world))
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path, copy, copy_function=shutil.copy, ignore=lambda d, n: ["copy"])
+    copied = {k: copy / v.relative_to(tmp_path) for k, v in world.items()}
+    before = outputs(copied["out"])
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        again = fuse(cfg(copied, pseudo=(copied["bike"], copied["car"])))
+    assert (again.fused, again.skipped) == (0, 4)
+    assert "fused again" not in caplog.text
+    assert outputs(copied["out"]) == before
+    lines = (copied["out"] / "manifest.jsonl").read_text().splitlines()
+    assert fuse(cfg(copied, pseudo=(copied["bike"], copied["car"]))).skipped == 4
+    assert (copied["out"] / "manifest.jsonl").read_text().splitlines() == lines  # refreshed once
+    # a pseudo label with other bytes is still another input
+    write_label(copied["bike"] / "labels/val/b.png", bike_map(0))
+    assert fuse(cfg(copied, pseudo=(copied["bike"], copied["car"]))).fused == 1
+
+
+def test_run_json_rewritten_by_the_labeler_does_not_refuse_every_image(world, caplog):
+    """``engine label`` rewrites run.json when it labels an image again (a photo replaced) or
+    is given its dataset at a new path (a project moved or copied to another machine). The
+    fusion hashed run.json's bytes, so every image was fused again; now the run's settings
+    hash counts, and only the images whose pseudo labels were rewritten are fused again."""
+    bike = world["bike"]
+    doc = json.loads((bike / "run.json").read_text())
+    doc["config_hash"] = "221e08c7837854d0"
+    (bike / "run.json").write_text(json.dumps(doc))
+    fuse(cfg(world))
+    doc["config"]["data"] = doc["data_resolved"] = "/elsewhere/data"
+    doc["environment"] = {"time": "2027-01-01T00:00:00", "host": "gpu-07"}
+    (bike / "run.json").write_text(json.dumps(doc))
+    write_label(bike / "labels/val/b.png", bike_map(0))  # the one image labelled again
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        again = fuse(cfg(world))
+    assert (again.fused, again.skipped) == (1, 3)
+    assert "1 image fused with other settings or inputs" in caplog.text
+    doc["config_hash"] = "0123456789abcdef"  # another setting: every image
+    (bike / "run.json").write_text(json.dumps(doc))
     assert fuse(cfg(world)).fused == 4
 
 
-def test_a_same_size_rewrite_within_two_seconds_is_fused_again(world):
-    """The two-second steps apply only where the mtimes lost their nanoseconds: on a file
-    system that keeps them, a label rewritten a millisecond later with the same size (a label
-    run again by a script) is fused again, as it was with nanosecond stamps alone."""
-    _set_input_mtimes(world, lambda _: 1_790_000_001_234_567_891)
-    assert fuse(cfg(world)).fused == 4
-    _set_input_mtimes(world, lambda ns: ns + 1_000_000)
-    assert fuse(cfg(world)).fused == 4
-
-
-def test_a_dataset_fused_by_an_older_engine_is_not_fused_again(world):
-    """Manifests written before the forty-fifth round hold the nanosecond stamp alone: a rerun
-    skips their images as before, and their files changed are fused again."""
-    import json
-
-    _set_input_mtimes(world, lambda _: 1_790_000_001_234_567_891)
-    assert fuse(cfg(world)).fused == 4
+def test_records_of_the_previous_hash_stay_done(world):
+    """A fused dataset of an engine that hashed run.json's bytes is not fused again after the
+    upgrade (its records are rewritten with the new hash, so engine info agrees), as long as
+    the runs' run.json files are as they were."""
+    fuse(cfg(world, splits=("train",)))
+    fuse(cfg(world, splits=("val",)))
+    plan = plan_fusion(cfg(world))
     manifest = world["out"] / "manifest.jsonl"
-    lines = [json.loads(x) for x in manifest.read_text(encoding="utf-8").splitlines()]
-    assert all("inputs_coarse" in r for r in lines)
-    old = [{k: v for k, v in r.items() if k != "inputs_coarse"} for r in lines]
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in old), encoding="utf-8")
-    assert fuse(cfg(world)).fused == 0
-    _set_input_mtimes(world, lambda ns: ns + 2 * 10**9)
-    assert fuse(cfg(world)).fused == 4
+    old = [
+        {**r, "config_hash": plan.legacy_hash}
+        for r in map(json.loads, manifest.read_text().splitlines())
+    ]
+    for r in old:
+        r.pop("content")  # nor did they hash the inputs' bytes
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in old))
+    again = fuse(cfg(world, splits=("val",)))
+    assert (again.fused, again.skipped) == (0, 2)
+    latest = {
+        (r["split"], r["stem"]): r for r in map(json.loads, manifest.read_text().splitlines())
+    }
+    assert {r["config_hash"] for r in latest.values()} == {plan.config_hash}  # train's too
+    assert load_spec(world["out"]).available_splits() == ["train", "val"]
 
 
 def test_a_rerun_with_nothing_to_do_writes_nothing_and_runs_on_a_full_disk(world, monkeypatch):
@@ -862,6 +905,43 @@ def test_pseudo_labels_the_run_no_longer_vouches_for(world, caplog):
                        r"in train\): label them again first: engine label"):  # fmt: skip
         fuse(FuseConfig(data=world["data"], pseudo=(world["car"],), out=out, progress=False))
     assert not out.exists()
+
+
+def test_a_photo_replaced_since_labelled_is_warned_about_and_listed(world, caplog):
+    """A dataset whose images were downloaded again (same names, new bytes) or one photo
+    replaced: ``engine label`` resumed labels it again, but ``engine fuse`` fused the old
+    photo's pseudo labels without a word and fuse.json vouched for them."""
+    bike = world["bike"]
+    argv = ["/bin/engine", "label", "--class", "Bicycle", "--data", "D"]
+    _vouched_by(bike, {"train": "now", "val": "now"}, argv)
+    lines = [json.loads(x) for x in (bike / "manifest.jsonl").read_text().splitlines()]
+    sizes = {
+        (r["split"], r["stem"]): (world["data"] / "images" / r["split"] / f"{r['stem']}.png")
+        .stat()
+        .st_size
+        for r in lines
+    }
+    (bike / "manifest.jsonl").write_text(
+        "".join(
+            json.dumps({**r, "image_bytes": sizes[r["split"], r["stem"]]}) + "\n" for r in lines
+        )
+    )
+    assert fuse(cfg(world, pseudo=(bike,))).fused == 4
+    assert "changed since labelled" not in caplog.text
+    photo = world["data"] / "images" / "val" / "b.png"
+    Image.fromarray(np.arange(72, dtype=np.uint8).reshape(4, 6, 3)).save(photo)  # another photo
+    caplog.clear()
+    again = fuse(cfg(world, pseudo=(bike,)))
+    assert again.skipped == 4  # its inputs are as they were: only the warning says
+    assert (
+        f"{bike}: 1 image changed since labelled (val/b: another file size; a photo replaced?): "
+        "their pseudo labels are the old photos' and are fused as they are, listed in fuse.json; "
+        "to label them again first: engine label --class Bicycle --data D --split val"
+    ) in caplog.text
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    assert [(u["split"], u["stem"], u["why"]) for u in record["unvouched"]] == [
+        ("val", "b", "its image changed since labelled (another file size)")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -578,6 +578,31 @@ def test_a_label_run_shows_every_split_it_is_to_label(tmp_path: Path):
     assert [(r.labelled, r.pending) for r in stats.splits.values()] == [(1, 0), (0, 1), (1, 0)]
 
 
+def test_a_label_run_says_which_photos_were_replaced_since_labelled(tmp_path: Path):
+    """A dataset downloaded again (same names, new bytes): the labeler's resume labels such
+    images again, but engine info counted them labelled and said nothing of it."""
+    import json
+
+    from engine.info import label_run_stats, render_label_run
+
+    done = [
+        {"split": s, "stem": f"{s}0", "status": "ok", "config_hash": "", "image_bytes": 0}
+        for s in ("train", "val", "test")
+    ]
+    data, run = _label_run(tmp_path, done)
+    sizes = {
+        s: (data / "images" / s / f"{s}0.png").stat().st_size for s in ("train", "val", "test")
+    }
+    done = [{**r, "image_bytes": sizes[r["split"]] + (r["split"] == "val")} for r in done]
+    (run / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in done))
+    stats = label_run_stats(run)
+    assert stats.changed == ["val/val0"]
+    assert (
+        "note: 1 image changed since labelled (val/val0: another file size; a photo replaced?): "
+        "their pseudo labels are the old photos'; the same engine label command labels them again"
+    ) in [str(x) for x in render_label_run(stats)]
+
+
 def test_a_finished_label_or_training_run_says_what_comes_next(tmp_path: Path):
     """A finished label run or training run ended with its tables: the command the loop runs
     next (review and fuse; predict) had to be looked up in the README."""
@@ -978,13 +1003,35 @@ def test_a_fused_dataset_says_what_it_was_fused_from_and_what_comes_next(tmp_pat
     (tmp_path / "fuse.json").write_text(json.dumps({"status": "complete", "inputs": inputs}))
     text = [str(r) for r in render_stats(dataset_stats(tmp_path, progress=False))]
     assert text[1] == (
-        "a fused dataset (engine fuse): the labels of /data/MaSS13K with Bicycle from "
-        "runs/label/bicycle"
+        "a fused dataset (engine fuse): the labels of /data/MaSS13K (not found there: moved?) "
+        "with Bicycle from runs/label/bicycle"
     )
     assert text[-2:] == [
         "No problems found.",
         f"next: engine train --data {tmp_path} --out RUN (jointly)",
     ]
+
+
+def test_a_moved_fused_dataset_names_its_dataset_where_it_is_now(tmp_path: Path, monkeypatch):
+    """A project moved (``mv proj proj2``): the fused dataset's line named the dataset at the
+    absolute path its fuse.json records, which no longer exists; now it names the dataset where
+    it was beside the fused one (moved together), as review and report find it."""
+    import json
+
+    fused = tmp_path / "proj2" / "runs" / "fused" / "bicycle"
+    _fused(fused)
+    (tmp_path / "proj2" / "data").mkdir()
+    doc = {
+        "status": "complete",
+        "config": {"data": "data", "out": "runs/fused/bicycle"},
+        "inputs": {"data": str(tmp_path / "proj" / "data"), "pseudo": []},
+    }
+    (fused / "fuse.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path)
+    text = [str(r) for r in render_stats(dataset_stats(fused, progress=False))]
+    assert text[1].startswith(
+        f"a fused dataset (engine fuse): the labels of {tmp_path}/proj2/data "
+    )
 
 
 def test_temporary_files_in_a_plain_dataset_are_not_promised_to_a_next_run(tmp_path: Path):

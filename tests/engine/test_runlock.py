@@ -54,6 +54,28 @@ def test_a_second_process_is_refused_until_the_first_is_killed(tmp_path: Path) -
         assert folder == run and "engine train" in (run / LOCK_NAME).read_text()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_copy_sharing_the_lock_file_by_a_hard_link_is_not_held_by_the_original(tmp_path):
+    """A run folder copied with ``cp -al`` (an ``rsync --link-dest`` snapshot) shared its lock
+    file with the original: a run in the original held the copy too (a run there was refused,
+    'in use'), and each run wrote its record into the other's lock file. A run now parts them."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")  # something in it: the lock file is kept
+    copy.mkdir()
+    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    before = (original / LOCK_NAME).read_bytes()
+    with exclusive(copy, "engine fuse"):
+        with exclusive(original, "engine label"):  # not held by the copy's run
+            pass
+        with pytest.raises(FolderInUse), exclusive(copy, "engine fuse"):  # its own lock: held
+            pass
+    assert "engine label" in (original / LOCK_NAME).read_text() != before.decode()
+    assert "engine fuse" in (copy / LOCK_NAME).read_text()
+    assert os.stat(copy / LOCK_NAME).st_nlink == 1
+    assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME]
+
+
 def _run_then_wait(running) -> None:  # noqa: ANN001
     running.set()
     signal.pause()
