@@ -97,13 +97,21 @@ def exclusive(
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     locked = failed = False
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            locked = True
-        except BlockingIOError:
-            raise FolderInUse(_in_use(folder, _holder(fd))) from None
-        except OSError as e:  # e.g. ENOLCK on a network file system without locking
-            log.warning("%s: cannot lock it (%s); running without the lock", path, e.strerror)
+        for _ in range(8):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                locked = True
+            except BlockingIOError:
+                raise FolderInUse(_in_use(folder, _holder(fd))) from None
+            except OSError as e:  # e.g. ENOLCK on a network file system without locking
+                log.warning("%s: cannot lock it (%s); running without the lock", path, e.strerror)
+                locked = False
+            if not locked or _is_at(fd, path):
+                break
+            # the file was replaced after it was opened here, by a run that made the folder's
+            # own lock (_own_lock) and holds it now: lock the file the name points to
+            os.close(fd)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             locked = False
         if locked and os.fstat(fd).st_nlink > 1:
             fd = _own_lock(fd, path)
@@ -143,6 +151,15 @@ def exclusive(
                 os.ftruncate(fd, 0)
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
+
+
+def _is_at(fd: int, path: Path) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path``."""
+    try:
+        now, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev)
 
 
 def _own_lock(fd: int, path: Path) -> int:

@@ -76,6 +76,33 @@ def test_a_copy_sharing_the_lock_file_by_a_hard_link_is_not_held_by_the_original
     assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME]
 
 
+def test_a_lock_file_replaced_between_open_and_lock_is_not_taken(tmp_path, monkeypatch):
+    """A run that opened the shared lock file just before another run of the same folder
+    replaced it by the folder's own (``_own_lock``), then locked the old file, which nobody
+    holds any more: two runs in one folder. It now locks the file the name points to, and is
+    refused there."""
+    import engine.runlock as runlock
+
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")
+    copy.mkdir()
+    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    real_open, late = os.open, [True]
+
+    def opened_before_the_swap(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if Path(path) == copy / LOCK_NAME and late:
+            late.clear()
+            return real_open(original / LOCK_NAME, *args, **kwargs)  # the shared file
+        return real_open(path, *args, **kwargs)
+
+    with exclusive(copy, "engine fuse"):  # parts the copy's lock from the original's
+        monkeypatch.setattr(runlock.os, "open", opened_before_the_swap)
+        with pytest.raises(FolderInUse), exclusive(copy, "engine label"):
+            pass
+        assert not late  # the stale file was opened first
+
+
 def _run_then_wait(running) -> None:  # noqa: ANN001
     running.set()
     signal.pause()
