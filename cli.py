@@ -30,6 +30,7 @@ from engine.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_IO_ERROR,
     EXIT_NO_MEMORY,
+    SHARED_MEMORY_REMEDY,
     disk_error,
     disk_remedy,
     error_text,
@@ -37,6 +38,7 @@ from engine.cli.common import (
     log_to_console,
     out_of_memory,
     parse_size,
+    shared_memory_full,
     stderr,
 )
 from labeler import cli as labeler_cli
@@ -105,6 +107,10 @@ def guard(fn: F, resumable: bool = False) -> F:
                 again = "; free memory and run the same command again" + " to resume" * resumable
                 again += ", or ask for less (smaller images, --size, --batch-size or --crop)"
                 stderr.print(error_text(e, "out of memory: ") + again, soft_wrap=True)
+                raise typer.Exit(EXIT_NO_MEMORY) from None
+            if shared_memory_full(e):  # DataLoader workers in a container's 64 MB /dev/shm
+                shm = error_text(e, "out of shared memory: ") + SHARED_MEMORY_REMEDY
+                stderr.print(shm, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
             stderr.print(error_text(e), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -125,6 +125,26 @@ def out_of_memory(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
 
 
+def shared_memory_full(e: BaseException) -> bool:
+    """Whether ``e`` is torch's DataLoader workers running out of shared memory: they pass each
+    batch through ``/dev/shm``, 64 MB in a Docker container unless ``--shm-size`` says more
+    (a 16-image batch of 1024-pixel crops is 470 MB). A full ``/dev/shm`` fails the worker's
+    allocation ("unable to allocate shared memory(shm) ...: No space left on device"); an
+    overcommitted one kills it with a bus error, which torch reports as "... out of shared
+    memory". Not a bad input: exit code 71, with :data:`SHARED_MEMORY_REMEDY`."""
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and (
+        "unable to allocate shared memory" in text or "out of shared memory" in text
+    )
+
+
+SHARED_MEMORY_REMEDY = (
+    "; the data loader's worker processes pass batches through /dev/shm (64 MB in a Docker "
+    "container by default): give it more (docker run --shm-size 8g; Kubernetes: an emptyDir of "
+    "medium Memory mounted at /dev/shm), or pass --workers 0 to load in the training process"
+)
+
+
 def disk_remedy(e: OSError) -> str:
     """What to do about the disk error ``e`` (:func:`disk_error`) before running again: "make
     room" said of a read-only file system or a file size limit sent the user to delete files."""
