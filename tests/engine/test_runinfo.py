@@ -75,3 +75,46 @@ def test_the_checkout_records_its_commit():
         pytest.skip("not a git checkout")
     commit = runinfo.git_commit()
     assert commit is not None and len(commit.removesuffix("-dirty")) == 40
+
+
+def _cgroups(monkeypatch, tmp_path, proc: str, files: dict[str, str]) -> None:
+    """A fake cgroup mount under ``tmp_path`` and /proc/self/cgroup reading ``proc``."""
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    (tmp_path / "proc").write_text(proc)
+    monkeypatch.setattr(runinfo, "CGROUP_ROOT", tmp_path)
+    monkeypatch.setattr(runinfo, "PROC_CGROUP", tmp_path / "proc")
+    monkeypatch.setattr(runinfo.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+
+
+@pytest.mark.parametrize(
+    ("proc", "files", "cores"),
+    [
+        ("0::/\n", {"cpu.max": "200000 100000\n"}, 2),  # docker run --cpus 2 (v2, a container)
+        ("0::/\n", {"cpu.max": "150000 100000\n"}, 1),  # --cpus 1.5: whole cores
+        ("0::/\n", {"cpu.max": "50000 100000\n"}, 1),  # never 0
+        ("0::/\n", {"cpu.max": "max 100000\n"}, 64),  # no quota: the affinity mask
+        ("0::/pod/box\n", {"pod/cpu.max": "400000 100000\n", "pod/box/cpu.max": "max 1"}, 4),
+        (
+            "4:cpu,cpuacct:/\n0::/\n",  # cgroup v1 (Kubernetes on an older node)
+            {"cpu,cpuacct/cpu.cfs_quota_us": "300000\n", "cpu,cpuacct/cpu.cfs_period_us": "100000"},
+            3,
+        ),
+        ("4:cpu,cpuacct:/\n", {"cpu,cpuacct/cpu.cfs_quota_us": "-1\n"}, 64),
+        ("", {}, 64),  # no cgroups (not Linux, or none mounted)
+    ],
+)
+def test_cpu_cores_follows_a_containers_cpu_quota(monkeypatch, tmp_path, proc, files, cores):
+    """``docker run --cpus 2`` or a Kubernetes CPU limit on a 64-core host: os.cpu_count() and
+    the affinity mask say 64; the quota 2. Before, training sized its loader workers (4) and
+    torch threads (60) by 64 and ran throttled."""
+    _cgroups(monkeypatch, tmp_path, proc, files)
+    assert runinfo.cpu_cores() == cores
+
+
+def test_train_defaults_follow_the_quota(monkeypatch, tmp_path):
+    from trainer.config import resolve_threads, resolve_workers
+
+    _cgroups(monkeypatch, tmp_path, "0::/\n", {"cpu.max": "200000 100000\n"})
+    assert (resolve_workers(-1), resolve_threads(0, resolve_workers(-1), "cpu")) == (1, 1)
