@@ -30,7 +30,6 @@ from engine.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_IO_ERROR,
     EXIT_NO_MEMORY,
-    SHARED_MEMORY_REMEDY,
     disk_error,
     disk_remedy,
     error_text,
@@ -38,7 +37,7 @@ from engine.cli.common import (
     log_to_console,
     out_of_memory,
     parse_size,
-    shared_memory_full,
+    process_limit,
     stderr,
 )
 from labeler import cli as labeler_cli
@@ -108,9 +107,8 @@ def guard(fn: F, resumable: bool = False) -> F:
                 again += ", or ask for less (smaller images, --size, --batch-size or --crop)"
                 stderr.print(error_text(e, "out of memory: ") + again, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
-            if shared_memory_full(e):  # DataLoader workers in a container's 64 MB /dev/shm
-                shm = error_text(e, "out of shared memory: ") + SHARED_MEMORY_REMEDY
-                stderr.print(shm, soft_wrap=True)
+            if (line := process_limit(e)) is not None:  # a container's /dev/shm, ulimit -n
+                stderr.print(line, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
             stderr.print(error_text(e), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
@@ -118,6 +116,9 @@ def guard(fn: F, resumable: bool = False) -> F:
             if e.errno == errno.ENAMETOOLONG:  # a long --class made the default --out's name
                 stderr.print(error_text(e), soft_wrap=True)
                 raise typer.Exit(EXIT_BAD_INPUT) from None
+            if (line := process_limit(e)) is not None:
+                stderr.print(line, soft_wrap=True)
+                raise typer.Exit(EXIT_NO_MEMORY) from None
             if not disk_error(e):
                 raise
             again = f"; {disk_remedy(e)} and run the same command again"

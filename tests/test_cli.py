@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import resource
 import subprocess
 import sys
@@ -156,6 +157,37 @@ def test_out_of_memory_is_one_line_and_exit_71(tmp_path: Path, monkeypatch, erro
     assert " ".join(res.output.split()) == (
         f"error: out of memory: {shown}; free memory and run the same command again to resume, "
         "or ask for less (smaller images, --size, --batch-size or --crop)"
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.EMFILE, "Too many open files"),
+        OSError(errno.EMFILE, "Too many open files", "/tmp/pymp-x"),
+        RuntimeError(
+            "Too many open files. Communication with the workers is no longer possible. Please "
+            "increase the limit using `ulimit -n` in the shell or change the sharing strategy by "
+            "calling `torch.multiprocessing.set_sharing_strategy('file_system')` at the beginning "
+            "of your code"
+        ),
+    ],
+)
+def test_too_many_open_files_is_one_line_naming_the_limit(tmp_path: Path, monkeypatch, error):
+    """``ulimit -n`` reached (many --workers under a small limit: a cluster's, macOS's 256):
+    before, a traceback (exit 1), or torch's advice to change the code (exit 2, "bad input")."""
+    import engine.synth
+
+    def too_many(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(engine.synth, "generate", too_many)
+    res = _synth(tmp_path / "d")
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert res.exit_code == 71, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: too many open files (ulimit -n: {limit:,}); raise the limit (ulimit -n 4096; "
+        "docker run --ulimit nofile=4096) or pass fewer --workers"
     )
 
 
