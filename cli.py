@@ -40,6 +40,7 @@ from engine.cli.common import (
     process_limit,
     stderr,
 )
+from engine.runinfo import follow_cpu_quota
 from labeler import cli as labeler_cli
 from trainer import cli as trainer_cli
 
@@ -181,6 +182,7 @@ def main() -> None:
     (:mod:`engine.stopping`; here only, library callers keep their own signal handling)."""
     log_to_console()
     stopping.install()
+    follow_cpu_quota()  # torch's default threads: a container's CPU quota, not the host's cores
     try:
         app(prog_name="engine")  # as `python -m cli` too (its usage and errors said cli.py)
     except KeyboardInterrupt:  # before a command started (typer turns it into exit 130 after)

@@ -91,6 +91,25 @@ def cpu_cores() -> int:
     return cores if quota is None else max(1, min(cores, int(quota)))
 
 
+def follow_cpu_quota() -> None:
+    """Where a cgroup CPU quota allows fewer cores than the affinity mask (``docker run --cpus
+    2``, a Kubernetes CPU limit), ``OMP_NUM_THREADS`` set to :func:`cpu_cores`, before torch is
+    imported: its intra-op threads, which predict, label and evaluate leave at torch's default,
+    follow the affinity mask and not the quota (2 threads under a 1-CPU quota here; 64 on a
+    64-core host), and so ran throttled. Nothing where the user set ``OMP_NUM_THREADS``, torch
+    is already imported, or there is no quota below the mask (an unconstrained machine)."""
+    if "OMP_NUM_THREADS" in os.environ or "torch" in sys.modules:
+        return
+    if cgroup_cpu_quota() is None:
+        return
+    try:
+        mask = max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        mask = max(1, os.cpu_count() or 1)
+    if (cores := cpu_cores()) < mask:
+        os.environ["OMP_NUM_THREADS"] = str(cores)
+
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")  # where the cgroup file systems are mounted (Linux)
 PROC_CGROUP = Path("/proc/self/cgroup")  # this process's cgroups
 
