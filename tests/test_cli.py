@@ -191,6 +191,26 @@ def test_too_many_open_files_is_one_line_naming_the_limit(tmp_path: Path, monkey
     )
 
 
+def test_a_loader_worker_killed_by_a_bus_error_names_dev_shm(tmp_path: Path, monkeypatch):
+    """An overcommitted /dev/shm kills a DataLoader worker with SIGBUS, which torch reports in
+    the training process (the other case, a full /dev/shm: tests/trainer/test_train_cli.py)."""
+    import engine.synth
+
+    def bus_error(*args, **kwargs):
+        raise RuntimeError(
+            "DataLoader worker (pid(s) 12) is killed by signal: Bus error. It is possible that "
+            "dataloader's workers are out of shared memory. Please try to raise your shared "
+            "memory limit."
+        )
+
+    monkeypatch.setattr(engine.synth, "generate", bus_error)
+    res = _synth(tmp_path / "d")
+    text = " ".join(res.output.split())
+    assert res.exit_code == 71 and len(res.output.splitlines()) == 1, res.output
+    assert text.startswith("error: out of shared memory: DataLoader worker (pid(s) 12) is killed")
+    assert "/dev/shm" in text and "--shm-size" in text and "--workers 0" in text
+
+
 def test_a_runtime_error_that_is_not_memory_is_still_bad_input(tmp_path: Path, monkeypatch):
     import engine.synth
 
