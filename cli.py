@@ -37,8 +37,10 @@ from engine.cli.common import (
     log_to_console,
     out_of_memory,
     parse_size,
+    process_limit,
     stderr,
 )
+from engine.runinfo import follow_cpu_quota
 from labeler import cli as labeler_cli
 from trainer import cli as trainer_cli
 
@@ -106,12 +108,18 @@ def guard(fn: F, resumable: bool = False) -> F:
                 again += ", or ask for less (smaller images, --size, --batch-size or --crop)"
                 stderr.print(error_text(e, "out of memory: ") + again, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
+            if (line := process_limit(e)) is not None:  # a container's /dev/shm, ulimit -n
+                stderr.print(line, soft_wrap=True)
+                raise typer.Exit(EXIT_NO_MEMORY) from None
             stderr.print(error_text(e), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except OSError as e:  # a full or read-only disk: the machine's problem, said in one line
             if e.errno == errno.ENAMETOOLONG:  # a long --class made the default --out's name
                 stderr.print(error_text(e), soft_wrap=True)
                 raise typer.Exit(EXIT_BAD_INPUT) from None
+            if (line := process_limit(e)) is not None:
+                stderr.print(line, soft_wrap=True)
+                raise typer.Exit(EXIT_NO_MEMORY) from None
             if not disk_error(e):
                 raise
             again = f"; {disk_remedy(e)} and run the same command again"
@@ -174,6 +182,7 @@ def main() -> None:
     (:mod:`engine.stopping`; here only, library callers keep their own signal handling)."""
     log_to_console()
     stopping.install()
+    follow_cpu_quota()  # torch's default threads: a container's CPU quota, not the host's cores
     try:
         app(prog_name="engine")  # as `python -m cli` too (its usage and errors said cli.py)
     except KeyboardInterrupt:  # before a command started (typer turns it into exit 130 after)

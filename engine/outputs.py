@@ -292,14 +292,33 @@ def prediction_title(settings: dict[str, Any] | None) -> str:
 
 def matplotlib_for(needed_by: str, hint: str = "") -> Any:
     """``matplotlib``; ``RuntimeError`` naming what needs it when matplotlib (the ``plot`` extra)
-    is not installed."""
+    is not installed.
+
+    Where its config and cache folders cannot be made (a read-only or unset ``$HOME``, a UID
+    with no passwd entry: containers and clusters), matplotlib uses a temporary folder, removed
+    at exit, as before, but without its two log lines on every chart-drawing command, which
+    read as errors before the command's own output (set ``MPLCONFIGDIR`` to keep its font
+    cache between runs)."""
+    import logging
+    import sys
+
+    first = "matplotlib" not in sys.modules
+    logger = logging.getLogger("matplotlib")
+    level = logger.level
+    if first:
+        logger.setLevel(logging.ERROR)
     try:
         import matplotlib
+
+        if first:
+            matplotlib.get_cachedir()  # its other folder, decided (and cached) now, quietly
     except ImportError:
         raise RuntimeError(
             f"{needed_by} needs matplotlib, which is not installed: "
             f"pip install 'mass-engine[plot]'{hint}"
         ) from None
+    finally:
+        logger.setLevel(level)
     return matplotlib
 
 

@@ -79,11 +79,78 @@ def git_commit() -> str | None:
 
 
 def cpu_cores() -> int:
-    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    """CPU cores this process may use: its affinity mask where the OS has one (``taskset``,
+    SLURM's ``--cpus-per-task``), fewer where a cgroup's CPU quota allows less (``docker run
+    --cpus 2``, a Kubernetes CPU limit: :func:`cgroup_cpu_quota`). Before, a container limited
+    to 2 CPUs of a 64-core host trained with 4 loader workers and 60 torch threads, throttled."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # no sched_getaffinity outside Linux
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    quota = cgroup_cpu_quota()
+    return cores if quota is None else max(1, min(cores, int(quota)))
+
+
+def follow_cpu_quota() -> None:
+    """Where a cgroup CPU quota allows fewer cores than the affinity mask (``docker run --cpus
+    2``, a Kubernetes CPU limit), ``OMP_NUM_THREADS`` set to :func:`cpu_cores`, before torch is
+    imported: its intra-op threads, which predict, label and evaluate leave at torch's default,
+    follow the affinity mask and not the quota (2 threads under a 1-CPU quota here; 64 on a
+    64-core host), and so ran throttled. Nothing where the user set ``OMP_NUM_THREADS``, torch
+    is already imported, or there is no quota below the mask (an unconstrained machine)."""
+    if "OMP_NUM_THREADS" in os.environ or "torch" in sys.modules:
+        return
+    if cgroup_cpu_quota() is None:
+        return
+    try:
+        mask = max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        mask = max(1, os.cpu_count() or 1)
+    if (cores := cpu_cores()) < mask:
+        os.environ["OMP_NUM_THREADS"] = str(cores)
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")  # where the cgroup file systems are mounted (Linux)
+PROC_CGROUP = Path("/proc/self/cgroup")  # this process's cgroups
+
+
+def cgroup_cpu_quota() -> float | None:
+    """The CPU quota of this process's cgroup in cores (quota over period: cgroup v2's
+    ``cpu.max`` "200000 100000" is 2.0; v1's ``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``),
+    the smallest of its own and its parents'; None where there is none ("max", -1) or no cgroup
+    file to read (not Linux). Whole cores count: a 1.5-CPU quota runs 1 thread unthrottled."""
+    try:
+        lines = PROC_CGROUP.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return None
+    quotas = []
+    for line in lines:
+        _, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "":  # cgroup v2: "0::/path"
+            mounts, files = [CGROUP_ROOT, CGROUP_ROOT / "unified"], ("cpu.max",)
+        elif "cpu" in controllers.split(","):  # v1: "4:cpu,cpuacct:/path"
+            mounts = [CGROUP_ROOT / controllers, CGROUP_ROOT / "cpu"]
+            files = ("cpu.cfs_quota_us", "cpu.cfs_period_us")
+        else:
+            continue
+        rel = Path(path.strip().lstrip("/"))
+        for mount in mounts:  # the process's cgroup and its parents; a container sees "/"
+            for folder in {mount / rel, *(mount / p for p in rel.parents)}:
+                if (quota := _read_quota([folder / f for f in files])) is not None:
+                    quotas.append(quota)
+    return min(quotas, default=None)
+
+
+def _read_quota(files: list[Path]) -> float | None:
+    """Cores from a ``cpu.max`` file (``[quota, period]``) or v1's quota and period files."""
+    try:
+        words = " ".join(f.read_text(encoding="ascii") for f in files).split()
+        quota, period = words[0], words[1]
+        if quota in ("max", "-1") or int(period) <= 0:
+            return None
+        return int(quota) / int(period)
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
 
 
 def cpu_model() -> str | None:

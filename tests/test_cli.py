@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import resource
 import subprocess
 import sys
@@ -157,6 +158,57 @@ def test_out_of_memory_is_one_line_and_exit_71(tmp_path: Path, monkeypatch, erro
         f"error: out of memory: {shown}; free memory and run the same command again to resume, "
         "or ask for less (smaller images, --size, --batch-size or --crop)"
     )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OSError(errno.EMFILE, "Too many open files"),
+        OSError(errno.EMFILE, "Too many open files", "/tmp/pymp-x"),
+        RuntimeError(
+            "Too many open files. Communication with the workers is no longer possible. Please "
+            "increase the limit using `ulimit -n` in the shell or change the sharing strategy by "
+            "calling `torch.multiprocessing.set_sharing_strategy('file_system')` at the beginning "
+            "of your code"
+        ),
+    ],
+)
+def test_too_many_open_files_is_one_line_naming_the_limit(tmp_path: Path, monkeypatch, error):
+    """``ulimit -n`` reached (many --workers under a small limit: a cluster's, macOS's 256):
+    before, a traceback (exit 1), or torch's advice to change the code (exit 2, "bad input")."""
+    import engine.synth
+
+    def too_many(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(engine.synth, "generate", too_many)
+    res = _synth(tmp_path / "d")
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert res.exit_code == 71, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: too many open files (ulimit -n: {limit:,}); raise the limit (ulimit -n 4096; "
+        "docker run --ulimit nofile=4096) or pass fewer --workers"
+    )
+
+
+def test_a_loader_worker_killed_by_a_bus_error_names_dev_shm(tmp_path: Path, monkeypatch):
+    """An overcommitted /dev/shm kills a DataLoader worker with SIGBUS, which torch reports in
+    the training process (the other case, a full /dev/shm: tests/trainer/test_train_cli.py)."""
+    import engine.synth
+
+    def bus_error(*args, **kwargs):
+        raise RuntimeError(
+            "DataLoader worker (pid(s) 12) is killed by signal: Bus error. It is possible that "
+            "dataloader's workers are out of shared memory. Please try to raise your shared "
+            "memory limit."
+        )
+
+    monkeypatch.setattr(engine.synth, "generate", bus_error)
+    res = _synth(tmp_path / "d")
+    text = " ".join(res.output.split())
+    assert res.exit_code == 71 and len(res.output.splitlines()) == 1, res.output
+    assert text.startswith("error: out of shared memory: DataLoader worker (pid(s) 12) is killed")
+    assert "/dev/shm" in text and "--shm-size" in text and "--workers 0" in text
 
 
 def test_a_runtime_error_that_is_not_memory_is_still_bad_input(tmp_path: Path, monkeypatch):

@@ -509,8 +509,10 @@ def _bench_options() -> set[str]:
     return set(re.findall(r"add_argument\(\s*\"(--[\w-]+)\"", text))
 
 
-# other tools' options the docs quote: Chromium's, pip's / venv's, uv's, a scratch script's
+# other tools' options the docs quote: Chromium's, pip's / venv's, uv's, a scratch script's;
+# docker run's and SLURM's (docs/foundation.md's "Containers and clusters", and its errors)
 OTHER_TOOLS = {"--dump-dom", "--system-site-packages", "--resolution", "--lib", "--cli"}
+OTHER_TOOLS |= {"--shm-size", "--ulimit", "--cpus-per-task"}
 OTHER_COMMANDS = r"(pip|python|pytest|torchrun|uv|git|docker|hf|chromium|rsync|cp)\b"
 
 

@@ -26,8 +26,10 @@ SOURCES = [ROOT / "cli.py"] + sorted(
     for p in (ROOT / area).rglob("*.py")
 )
 # options in the source that are no ``engine`` option: git's (engine.runinfo), a matplotlib
-# line style (trainer.curves), the placeholder of "after --opt=", click's own --help
+# line style (trainer.curves), the placeholder of "after --opt=", click's own --help, docker
+# run's (the /dev/shm and open-file limit errors: engine.cli.common.process_limit)
 FOREIGN = {"--porcelain", "--untracked-files", "--error-unmatch", "--s", "--opt", "--help"}
+FOREIGN |= {"--shm-size", "--ulimit"}
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 

@@ -125,6 +125,53 @@ def out_of_memory(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
 
 
+def shared_memory_full(e: BaseException) -> bool:
+    """Whether ``e`` is torch's DataLoader workers running out of shared memory: they pass each
+    batch through ``/dev/shm``, 64 MB in a Docker container unless ``--shm-size`` says more
+    (a 16-image batch of 1024-pixel crops is 470 MB). A full ``/dev/shm`` fails the worker's
+    allocation ("unable to allocate shared memory(shm) ...: No space left on device"); an
+    overcommitted one kills it with a bus error, which torch reports as "... out of shared
+    memory"."""
+    text = str(e).lower()
+    return isinstance(e, RuntimeError) and (
+        "unable to allocate shared memory" in text or "out of shared memory" in text
+    )
+
+
+def too_many_open_files(e: BaseException) -> bool:
+    """Whether ``e`` is this process's open-file limit (``ulimit -n``; EMFILE, or the system's
+    table, ENFILE) reached, here or as torch's DataLoader reports it ("Too many open files.
+    Communication with the workers is no longer possible. ... set_sharing_strategy ...")."""
+    if isinstance(e, OSError):
+        return e.errno in (errno.EMFILE, errno.ENFILE)
+    return isinstance(e, RuntimeError) and str(e).startswith("Too many open files")
+
+
+def process_limit(e: BaseException) -> Text | None:
+    """The one line for ``e`` where it is a limit of this process's machine, container or
+    shell (exit code 71, not a bad input, not a traceback), naming the limit and what raises
+    it: :func:`shared_memory_full`, :func:`too_many_open_files`; None for any other error."""
+    if shared_memory_full(e):
+        return error_text(e, "out of shared memory: ") + (
+            "; the data loader's worker processes pass batches through /dev/shm (64 MB in a "
+            "Docker container by default): give it more (docker run --shm-size 8g; Kubernetes: "
+            "an emptyDir of medium Memory mounted at /dev/shm), or pass --workers 0 to load in "
+            "the training process"
+        )
+    if too_many_open_files(e):
+        try:
+            import resource
+
+            limit = f" (ulimit -n: {resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,})"
+        except (ImportError, OSError, ValueError):  # no resource module on Windows
+            limit = ""
+        return Text("error: ", style="bold red") + (
+            f"too many open files{limit}; raise the limit (ulimit -n 4096; docker run --ulimit "
+            "nofile=4096) or pass fewer --workers"
+        )
+    return None
+
+
 def disk_remedy(e: OSError) -> str:
     """What to do about the disk error ``e`` (:func:`disk_error`) before running again: "make
     room" said of a read-only file system or a file size limit sent the user to delete files."""

@@ -1097,3 +1097,30 @@ def test_images_under_the_model_s_32_px_are_pointed_to_a_val_size_it_takes(tmp_p
         check_val_size(val, (24, 20))
     check_val_size(val, (39, 32))  # taken
     assert smallest_size(20, 24) == (32, 39) and smallest_size(4000, 200) == (640, 32)
+
+
+def test_a_full_dev_shm_is_one_line_naming_it_and_the_fix(synth, tmp_path, monkeypatch):
+    """DataLoader workers pass batches through /dev/shm, 64 MB in a Docker container by default
+    (a default 16 x 1024-pixel batch is 470 MB): the worker's allocation fails there. Before:
+    torch's "unable to allocate shared memory(shm) ..." as a bad input (exit 2), naming neither
+    /dev/shm nor what to do. The workers are forked: the patched allocation fails in them."""
+
+    def full(cls, size):
+        raise RuntimeError(
+            "unable to allocate shared memory(shm) for file </torch_1_2_0>: "
+            "No space left on device (28)"
+        )
+
+    monkeypatch.setattr(torch.UntypedStorage, "_new_using_fd_cpu", classmethod(full))
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--out", str(tmp_path / "run")]
+    args += ["--iters", "1", "--batch-size", "2", "--crop", "64", "--device", "cpu"]
+    args += ["--workers", "1", "--val-split", "none", "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    text = " ".join(res.output.split())
+    assert res.exit_code == 71, res.output
+    assert text.startswith(
+        "error: out of shared memory: unable to allocate shared memory(shm) for file "
+        "</torch_1_2_0>: No space left on device (28); the data loader's worker processes pass "
+        "batches through /dev/shm"
+    )
+    assert "--shm-size" in text and "--workers 0" in text and len(res.output.splitlines()) == 1
