@@ -27,10 +27,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fusion import make_inputs  # noqa: E402
-
+from bench.fusion import make_inputs  # noqa: E402
 from engine.fusion import FuseConfig, fuse  # noqa: E402
 from engine.fusion import run as fusion_run  # noqa: E402
 
