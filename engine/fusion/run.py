@@ -40,6 +40,7 @@ from annotations.fileio import (
     FUSE_RECORD,
     UNREADABLE,
     append_line,
+    append_lines,
     atomic_write_json,
     atomic_write_text,
     check_windows_name,
@@ -1105,7 +1106,8 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     ]
     for rec in refreshed:  # so that the next call skips them at one stat per file
         latest[(rec["split"], rec["stem"])] = rec
-        append_line(manifest, _json_line(rec))
+    # in one write and one fsync: after a copy (cp -r) every image's line is refreshed
+    append_lines(manifest, [_json_line(rec) for rec in refreshed])
     atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, kept_splits))
     if todo:  # with nothing to fuse, nothing is half done at any moment
         atomic_write_json(

@@ -706,3 +706,19 @@ def test_json_and_the_train_config_hold_names_as_typed(tmp_path: Path):
         "data: runs/fused/自行车\n" in text and yaml.safe_load(text)["data"] == "runs/fused/自行车"
     )
     assert '"name": "自行车"' in (tmp_path / "config.json").read_text(encoding="utf-8")
+
+
+def test_lines_appended_together_cut_a_torn_line_and_go_in_whole(tmp_path):
+    """append_lines (engine fuse's refreshed records after a copy) writes its lines at one
+    fsync, after cutting a killed writer's half line as append_line does; none is no write."""
+    from annotations.fileio import append_lines
+
+    log = tmp_path / "m.jsonl"
+    append_lines(log, [])
+    assert not log.exists()
+    log.write_text('{"a": 1}\n{"half')
+    append_lines(log, ['{"a": 2}', '{"a": 3}'])
+    assert read_jsonl(log) == [{"a": 1}, {"a": 2}, {"a": 3}]
+    with pytest.raises(ValueError, match="without newlines"):
+        append_lines(log, ['{"a": 4}', '{"a":\n5}'])
+    assert read_jsonl(log) == [{"a": 1}, {"a": 2}, {"a": 3}]

@@ -8,6 +8,7 @@ tests do not depend on the labeler's code.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -315,6 +316,32 @@ def test_a_project_copied_with_new_modification_times_is_still_fused(world, tmp_
     # a pseudo label with other bytes is still another input
     write_label(copied["bike"] / "labels/val/b.png", bike_map(0))
     assert fuse(cfg(copied, pseudo=(copied["bike"], copied["car"]))).fused == 1
+
+
+def test_a_copied_projects_refreshed_records_are_synced_once(world, tmp_path, monkeypatch):
+    """After ``cp -r`` every image's record is refreshed (new input stamps). Each was appended
+    to manifest.jsonl with an fsync of its own: on 300 small images the fsyncs took longer than
+    checking the images' bytes (docs/fusion.md, Speed); now they go in one write."""
+    fuse(cfg(world))
+    copy = tmp_path / "copy"
+    shutil.copytree(tmp_path, copy, copy_function=shutil.copy, ignore=lambda d, n: ["copy"])
+    copied = {k: copy / v.relative_to(tmp_path) for k, v in world.items()}
+    manifest = copied["out"] / "manifest.jsonl"
+    lines = manifest.read_text().splitlines()
+    synced, real = [], os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.fstat(fd).st_ino)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    again = fuse(cfg(copied, pseudo=(copied["bike"], copied["car"])))
+    assert (again.fused, again.skipped) == (0, 4)
+    assert synced.count(manifest.stat().st_ino) == 1
+    added = [json.loads(line) for line in manifest.read_text().splitlines()[len(lines) :]]
+    assert sorted((r["split"], r["stem"]) for r in added) == sorted(
+        (r["split"], r["stem"]) for r in map(json.loads, lines)
+    )
 
 
 def test_run_json_rewritten_by_the_labeler_does_not_refuse_every_image(world, caplog):
