@@ -306,7 +306,7 @@ def append_lines(path: str | os.PathLike, lines: list[str]) -> None:
     rename: appending in place wrote the copy's lines into the original's log too.
     """
     if any("\n" in line for line in lines):
-        raise ValueError("append_lines takes lines without newlines")
+        raise ValueError("append_lines takes one line per item, without newlines")
     if not lines:
         return
     path = Path(path)
@@ -583,6 +583,17 @@ def recorded_root(given: Any, resolved: Any = None, beside: Any = None) -> Path 
         if root is not None and root.exists():  # a folder, or a dataset's spec file
             return root
     return given or resolved
+
+
+def fused_source(record: Any, root: Any) -> Path | None:
+    """The dataset a fused dataset at ``root`` was fused from, as its record (``fuse.json``'s
+    document) names it and :func:`recorded_root` finds it from here: typed, absolute, or where
+    it was beside the fused dataset (the two moved or copied together); None when it names
+    none."""
+    doc = record if isinstance(record, dict) else {}
+    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    inputs = doc.get("inputs") if isinstance(doc.get("inputs"), dict) else {}
+    return recorded_root(config.get("data"), inputs.get("data"), (config.get("out"), root))
 
 
 def unexpanded(path: Path) -> str:

@@ -115,6 +115,25 @@ def latest_records(root: str | os.PathLike) -> dict[tuple[str, str], dict]:
     return {(r.get("split"), r.get("stem")): r for r in read_jsonl(Path(root) / "manifest.jsonl")}
 
 
+def changed_images(
+    latest: dict[tuple[str, str], dict],
+    done: set[tuple[str, str]],
+    sizes: dict[tuple[str, str], int | None],
+) -> set[tuple[str, str]]:
+    """The images of ``done`` whose file (``sizes``: bytes now, of the images labelled now) is
+    not the size its latest manifest record (``image_bytes``) says it was labelled at: a photo
+    replaced under the same name, whose labels are of the old one. Records written before the
+    size was recorded are trusted. The size, not the modification time, so that a dataset
+    copied or moved elsewhere is the same dataset."""
+    return {
+        key
+        for key in done
+        if key in sizes
+        and (was := latest[key].get("image_bytes")) is not None
+        and was != sizes[key]
+    }
+
+
 @dataclass(frozen=True)
 class LabelRun:
     """A label run directory. Cheap to construct: nothing is read until asked for, and

@@ -26,9 +26,9 @@ from annotations.fileio import (
     UNREADABLE,
     file_bytes,
     first_line,
+    fused_source,
     is_dataset_root,
     output_kind,
-    recorded_root,
 )
 from annotations.fileio import spec_file as find_spec_file
 from annotations.labelmap import IGNORE, byte_histogram, read_label
@@ -114,17 +114,14 @@ class DatasetStats:
         together); said not found when it is nowhere. Before, the absolute path ``fuse.json``
         records, as it was: a moved project's line named a folder that no longer existed, and a
         copy's the original's dataset, not the one the copy reads its images from."""
-        config = (
-            self.fused.get("config") if isinstance((self.fused or {}).get("config"), dict) else {}
-        )
-        inputs = (
-            self.fused.get("inputs") if isinstance((self.fused or {}).get("inputs"), dict) else {}
-        )
-        given, resolved = config.get("data"), inputs.get("data")
-        found = recorded_root(given, resolved, (config.get("out"), self.root))
+        found = fused_source(self.fused, self.root)
         if found is None:
             return "?"
-        return str(found) if found.exists() else f"{resolved or found} (not found there: moved?)"
+        if found.exists():  # absolute: a path typed relative to another folder names nothing
+            return str(found.resolve())
+        inputs = (self.fused or {}).get("inputs")
+        resolved = inputs.get("data") if isinstance(inputs, dict) else None
+        return f"{resolved or found} (not found there: moved?)"
 
     @property
     def problems(self) -> list[Problem]:
@@ -483,7 +480,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     """A label run's class, models, settings and per-split progress: images labelled with its
     current settings, with older ones (the next run relabels them), failed, and, when its
     dataset is found, not labelled yet (an interrupted or sharded run)."""
-    from annotations.labelrun import LabelRun, latest_records
+    from annotations.labelrun import LabelRun, changed_images, latest_records
 
     run = LabelRun.open(root)
     info = run.info  # run.json: a clear error when it is missing or not the labeler's
@@ -530,15 +527,11 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
                 continue
             notes += [p.message for p in ds.pairing_problems]
             stems = {s.stem for s in ds.samples}
-            changed += [
-                f"{split}/{smp.stem}"
-                for smp in ds.samples
-                if (rec := latest.get((split, smp.stem))) is not None
-                and rec.get("status") == "ok"
-                and isinstance(was := rec.get("image_bytes"), int)
-                and (now := file_bytes(smp.image_path)) is not None
-                and now != was
-            ]
+            paths = {(split, smp.stem): smp.image_path for smp in ds.samples}
+            done = {k for k in paths if (latest.get(k) or {}).get("status") == "ok"}
+            sizes = {k: n for k in done if (n := file_bytes(paths[k])) is not None}
+            hit = changed_images(latest, done, sizes)
+            changed += [f"{sp}/{stem}" for sp, stem in paths if (sp, stem) in hit]
             row.pending = len(stems - {st for sp, st in latest if sp == split})
     cls = config.get("cls") or {}
     models = (doc.get("backend") or {}).get("models") or {}

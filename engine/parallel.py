@@ -8,6 +8,7 @@ the cost of importing the worker module once per process.
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -15,6 +16,8 @@ from functools import partial
 from typing import Any
 
 from annotations.fileio import UNREADABLE, first_line
+
+log = logging.getLogger(__name__)
 
 
 def process_pool(
@@ -59,8 +62,13 @@ def map_in_order(
                 yield fn(job)
                 bar.advance(task)
             return
+        # a worker's warnings come back with its result and are logged here, where the
+        # console prints them and the command's record keeps them (engine.runinfo.warned_call)
+        from engine.runinfo import say_again, warned_call
+
         with process_pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
-            for result in pool.map(fn, jobs, chunksize=1):
+            for result, said in pool.map(partial(warned_call, fn), jobs, chunksize=1):
+                say_again(said, log)
                 yield result
                 bar.advance(task)
 

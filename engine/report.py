@@ -35,8 +35,8 @@ from annotations.fileio import (
     atomic_write_json,
     atomic_write_text,
     first_line,
+    fused_source,
     read_json,
-    recorded_root,
     split_key,
 )
 from annotations.labelmap import IGNORE, read_label, validate_label
@@ -731,14 +731,9 @@ def _fused_source(root: str | os.PathLike) -> Path | None | bool:
         return False
     try:
         doc = read_json(record, FUSE_RECORD)
-        given, resolved, out = (
-            (doc.get("config") or {}).get("data"),
-            (doc.get("inputs") or {}).get("data"),
-            (doc.get("config") or {}).get("out"),
-        )
-    except (ValueError, AttributeError):
-        given = resolved = out = None
-    return recorded_root(given, resolved, (out, root))  # beside it: moved together
+    except ValueError:
+        doc = None
+    return fused_source(doc, root)
 
 
 def _precise_root(root: str, source: str) -> tuple[str, str]:

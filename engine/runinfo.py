@@ -83,12 +83,16 @@ def cpu_cores() -> int:
     SLURM's ``--cpus-per-task``), fewer where a cgroup's CPU quota allows less (``docker run
     --cpus 2``, a Kubernetes CPU limit: :func:`cgroup_cpu_quota`). Before, a container limited
     to 2 CPUs of a 64-core host trained with 4 loader workers and 60 torch threads, throttled."""
-    try:
-        cores = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # no sched_getaffinity outside Linux
-        cores = max(1, os.cpu_count() or 1)
-    quota = cgroup_cpu_quota()
+    cores, quota = _affinity_cores(), cgroup_cpu_quota()
     return cores if quota is None else max(1, min(cores, int(quota)))
+
+
+def _affinity_cores() -> int:
+    """CPU cores of this process's affinity mask (all of the machine's outside Linux)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # no sched_getaffinity outside Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def follow_cpu_quota() -> None:
@@ -100,14 +104,9 @@ def follow_cpu_quota() -> None:
     is already imported, or there is no quota below the mask (an unconstrained machine)."""
     if "OMP_NUM_THREADS" in os.environ or "torch" in sys.modules:
         return
-    if cgroup_cpu_quota() is None:
-        return
-    try:
-        mask = max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        mask = max(1, os.cpu_count() or 1)
-    if (cores := cpu_cores()) < mask:
-        os.environ["OMP_NUM_THREADS"] = str(cores)
+    quota = cgroup_cpu_quota()
+    if quota is not None and (cores := max(1, int(quota))) < (mask := _affinity_cores()):
+        os.environ["OMP_NUM_THREADS"] = str(min(cores, mask))
 
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")  # where the cgroup file systems are mounted (Linux)
@@ -275,7 +274,7 @@ def warnings_entry(said: list[str], earlier: Any = None) -> dict[str, Any]:
     trace of what its first call warned about."""
     entry: dict[str, Any] = {"warnings": list(said)} if said else {}
     calls = earlier_calls(earlier)
-    if calls and calls[-1]["warnings"] == list(said):  # said again now: once, as the latest
+    if calls and calls[-1]["warnings"] == _cut(said):  # said again now: once, as the latest
         calls.pop()
     if calls:
         entry["earlier_warnings"] = calls
@@ -297,14 +296,16 @@ def earlier_calls(record: Any) -> list[dict[str, Any]]:
     said = [str(w) for w in record.get("warnings") or []]
     if said:
         env = record.get("environment")
-        more = len(said) - EARLIER_SHOWN
         calls.append(
-            {
-                "time": env.get("time") if isinstance(env, dict) else None,
-                "warnings": said[:EARLIER_SHOWN] + ([f"... and {more:,} more"] if more > 0 else []),
-            }
+            {"time": env.get("time") if isinstance(env, dict) else None, "warnings": _cut(said)}
         )
     return calls[-EARLIER_CALLS:]
+
+
+def _cut(said: list[str]) -> list[str]:
+    """The first :data:`EARLIER_SHOWN` warnings of a call, then how many more."""
+    more = len(said) - EARLIER_SHOWN
+    return [str(w) for w in said[:EARLIER_SHOWN]] + ([f"... and {more:,} more"] if more > 0 else [])
 
 
 class _Kept(logging.Handler):

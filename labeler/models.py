@@ -307,7 +307,7 @@ def resolve_dtype(precision: str, device: str):
         from engine.devices import native_bf16
 
         # emulated bf16 on a T4 or V100 (compute capability 7.x) is slower than fp32
-        return torch.bfloat16 if native_bf16() else torch.float16
+        return torch.bfloat16 if native_bf16(device) else torch.float16
     if not device.startswith("cuda"):
         raise ValueError(f"--precision {precision} needs a CUDA device (got {device})")
     return {"fp16": torch.float16, "bf16": torch.bfloat16}[precision]

@@ -42,7 +42,7 @@ from annotations.fileio import (
 )
 from annotations.instances import Instances
 from annotations.labelmap import write_label
-from annotations.labelrun import RunInfo, latest_records, read_run_info
+from annotations.labelrun import RunInfo, changed_images, latest_records, read_run_info
 from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
@@ -125,25 +125,6 @@ def _done_keys(
         ):
             done.add((split, stem))
     return done
-
-
-def changed_images(
-    latest: dict[tuple[str, str], dict],
-    done: set[tuple[str, str]],
-    sizes: dict[tuple[str, str], int | None],
-) -> set[tuple[str, str]]:
-    """The images of ``done`` whose file (``sizes``: bytes now, of the images labelled now) is
-    not the size its latest manifest record (``image_bytes``) says it was labelled at: a photo
-    replaced under the same name, whose labels are of the old one. Records written before the
-    size was recorded are trusted. The size, not the modification time, so that a dataset
-    copied or moved elsewhere is the same dataset."""
-    return {
-        key
-        for key in done
-        if key in sizes
-        and (was := latest[key].get("image_bytes")) is not None
-        and was != sizes[key]
-    }
 
 
 def resolved_shard(cfg: LabelConfig) -> tuple[int, int]:

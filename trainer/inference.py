@@ -220,10 +220,13 @@ def predict_scores(
 
     ``sliding_window`` runs ``tile x tile`` crops (``overlap`` pixels shared, both even) and
     averages the score maps where crops overlap; memory is then bounded by the tile size.
-    bf16 autocast is used on CUDA when ``amp``.
+    bf16 autocast is used on CUDA when ``amp``, where the GPU computes in bf16
+    (:func:`engine.devices.bf16_autocast`: fp32 on a T4 or V100, whose bf16 is emulated).
     """
+    from engine.devices import bf16_autocast
+
     device = images.device
-    use_amp = amp and device.type == "cuda"
+    use_amp = bf16_autocast(amp, device)
 
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):

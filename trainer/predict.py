@@ -631,7 +631,7 @@ def _label(
                 mode=cfg.mode,
                 sliding_window=cfg.sliding_window,
                 device=device,
-                amp=cfg.amp and device.type == "cuda",
+                amp=cfg.amp,  # resolved by the caller (bf16_autocast)
                 scales=cfg.scales,
                 flip=cfg.flip,
                 guided_filter=guided,

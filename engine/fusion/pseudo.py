@@ -122,16 +122,22 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
     )
 
 
-def unvouched_images(run: PseudoRun, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], str]:
+def unvouched_images(
+    run: PseudoRun,
+    keys: Iterable[tuple[str, str]],
+    latest: dict[tuple[str, str], dict] | None = None,
+) -> dict[tuple[str, str], str]:
     """The images of ``keys`` (``(split, stem)``) whose pseudo labels the run no longer vouches
     for, with why: the latest line of ``manifest.jsonl`` for the image is ``ok`` with another
     settings hash than ``run.json``'s (labelled with other settings: ``--split val`` at another
     threshold leaves train as it was), failed (its files are from an attempt before), or absent.
-    Nothing for a run whose ``run.json`` records no hash or that has no manifest (hand-made)."""
+    Nothing for a run whose ``run.json`` records no hash or that has no manifest (hand-made).
+    ``latest``: the run's manifest records, where the caller has read them."""
     manifest = run.path / "manifest.jsonl"
     if run.config_hash is None or not manifest.is_file():
         return {}
-    latest = latest_records(run.path)
+    if latest is None:
+        latest = latest_records(run.path)
     found = {}
     for key in keys:
         rec = latest.get(key)

@@ -52,7 +52,7 @@ from annotations.fileio import (
     read_jsonl,
 )
 from annotations.labelmap import read_label, write_label
-from annotations.labelrun import latest_records
+from annotations.labelrun import changed_images, latest_records
 from annotations.subset import read_subset
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine.datasets import (
@@ -716,9 +716,19 @@ def check_vouched(runs: Iterable[PseudoRun], jobs: list[Job]) -> tuple[tuple[str
     them; labels made with other settings are fused, after a warning with the count and the
     command that labels them again, and ``fuse.json`` lists them (``unvouched``)."""
     found: list[tuple[str, ...]] = []
+    keys = [(j.split, j.stem) for j in jobs]
+    sizes: dict[tuple[str, str], int] | None = None  # the images' bytes now, for every run
     for run in runs:
-        stale = unvouched_images(run, [(j.split, j.stem) for j in jobs])
-        found += changed_photos(run, [j for j in jobs if (j.split, j.stem) not in stale])
+        latest = latest_records(run.path) if (run.path / "manifest.jsonl").is_file() else {}
+        stale = unvouched_images(run, keys, latest)
+        if latest:
+            if sizes is None:
+                sizes = {
+                    (j.split, j.stem): n
+                    for j in jobs
+                    if (n := file_bytes(j.image_path)) is not None
+                }
+            found += changed_photos(run, jobs, latest, sizes, stale)
         if not stale:
             continue
         splits = list(dict.fromkeys(split for split, _ in stale))
@@ -746,21 +756,22 @@ def check_vouched(runs: Iterable[PseudoRun], jobs: list[Job]) -> tuple[tuple[str
     return tuple(found)
 
 
-def changed_photos(run: PseudoRun, jobs: list[Job]) -> list[tuple[str, ...]]:
-    """The images of ``jobs`` whose file is another size than when ``run`` labelled them (its
-    manifest's ``image_bytes``: a photo replaced or downloaded again under the same name), as
+def changed_photos(
+    run: PseudoRun,
+    jobs: list[Job],
+    latest: dict[tuple[str, str], dict],
+    sizes: dict[tuple[str, str], int],
+    stale: Iterable[tuple[str, str]],
+) -> list[tuple[str, ...]]:
+    """The images of ``jobs`` (not ``stale``) whose file is another size than when ``run``
+    labelled them (its manifest's ``image_bytes``, ``latest``; ``sizes``: bytes now: a photo
+    replaced or downloaded again under the same name, :func:`changed_images`), as
     ``check_vouched`` lists them, after a warning with the command that labels them again
     (``engine label`` resumed labels exactly these). Before, the old photo's pseudo labels were
     fused without a word, and ``fuse.json`` vouched for them."""
-    latest = latest_records(run.path) if (run.path / "manifest.jsonl").is_file() else {}
-    changed = [
-        j
-        for j in jobs
-        if (rec := latest.get((j.split, j.stem))) is not None
-        and isinstance(was := rec.get("image_bytes"), int)
-        and (now := file_bytes(j.image_path)) is not None
-        and now != was
-    ]
+    done = {k for k, rec in latest.items() if rec.get("status") == "ok"} - set(stale)
+    hit = changed_images(latest, done, sizes)
+    changed = [j for j in jobs if (j.split, j.stem) in hit]
     if not changed:
         return []
     splits = list(dict.fromkeys(j.split for j in changed))

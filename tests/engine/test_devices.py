@@ -54,3 +54,23 @@ def test_label_precision_auto_is_fp16_on_a_t4(gpu, capability, dtype):
     gpu["capability"] = capability
     assert resolve_dtype("auto", "cuda") is dtype
     assert autocast_name("auto", "auto") == str(dtype).replace("torch.", "")
+
+
+def test_the_given_gpu_decides_on_a_machine_of_two_kinds(gpu, monkeypatch):
+    """A T4 as cuda:0 beside an A100 as cuda:1: --device cuda:1 labels in bf16 and cuda:0 in
+    fp16 (the capability of the device given, not of the current one); prediction and training
+    likewise (bf16_autocast of their device)."""
+    from labeler.models import resolve_dtype
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    kinds = {0: (7, 5), 1: (8, 0)}
+
+    def capability(device=None):
+        index = 0 if device is None else torch.device(device).index or 0
+        return kinds[index]
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability)
+    assert resolve_dtype("auto", "cuda:0") is torch.float16
+    assert resolve_dtype("auto", "cuda:1") is torch.bfloat16
+    assert bf16_autocast(True, torch.device("cuda:1")) is True
+    assert bf16_autocast(True, torch.device("cuda:0")) is False

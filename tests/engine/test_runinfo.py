@@ -96,6 +96,8 @@ def test_a_records_earlier_warnings_stay_small_and_are_said_once():
     # the same warnings said again by the next call: kept once, as the latest call's
     again = warnings_entry(["x"], {"environment": {"time": "t"}, "warnings": ["x"]})
     assert again == {"warnings": ["x"]}
+    many = [f"w{i}" for i in range(25)]  # more than are kept of an earlier call: still once
+    assert warnings_entry(many, {"warnings": many}) == {"warnings": many}
     assert warnings_entry([], None) == {} and warnings_entry(["y"]) == {"warnings": ["y"]}
 
 
