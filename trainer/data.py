@@ -213,8 +213,10 @@ def augment(
 
 class TrainSet(Dataset):
     """Augmented samples of one split. Keys are ``(index, seed_key)`` from :class:`StreamSampler`;
-    items are dicts of ``image (3, S, S) float32 0..255 RGB``, ``label (S, S) int64`` and
-    ``source (S, S) int64``."""
+    items are dicts of ``image (3, S, S) uint8 RGB``, ``label (S, S) uint8`` (ids, 255 ignore)
+    and ``source (S, S) uint8``: every augmentation ends in uint8, so a batch crosses from a
+    loader worker (through ``/dev/shm``) and to the device in 5 bytes a pixel, not the 28 of a
+    float32 image and two int64 maps; :func:`to_device` converts it exactly there."""
 
     def __init__(
         self,
@@ -310,11 +312,24 @@ class TrainSet(Dataset):
             raise ValueError(problems[0] + (more if len(problems) > 1 else ""))
         image, label, source = augment(*loaded, self.cfg, rng, self.focus)
         return {
-            "image": torch.from_numpy(image).permute(2, 0, 1).float(),
-            "label": torch.from_numpy(label).long(),
-            "source": torch.from_numpy(source).long(),
+            "image": torch.from_numpy(image).permute(2, 0, 1).contiguous(),
+            "label": torch.from_numpy(label),
+            "source": torch.from_numpy(source),
             "skipped": "\n".join(problems),
         }
+
+
+def to_device(
+    batch: dict[str, torch.Tensor], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A collated batch's ``(images (B, 3, S, S) float32 0..255, labels (B, S, S) int64, sources
+    (B, S, S) int64)`` on ``device``: copied as uint8 (from pinned memory, without blocking, on a
+    GPU), converted there. Exact: every uint8 value is a float32 and an int64, so the model and
+    the loss get the same numbers as from batches collated in those dtypes."""
+    images = batch["image"].to(device, non_blocking=True).float()
+    labels = batch["label"].to(device, non_blocking=True).long()
+    sources = batch["source"].to(device, non_blocking=True).long()
+    return images, labels, sources
 
 
 def rare_new_classes(dataset: TrainSet) -> list[str]:

@@ -60,7 +60,7 @@ from trainer.checkpoint import (
     set_rng_state,
 )
 from trainer.config import TrainConfig, lr_factor, plain, resolve_threads, resolve_workers
-from trainer.data import TrainSet, make_loader, rare_new_classes
+from trainer.data import TrainSet, make_loader, rare_new_classes, to_device
 from trainer.losses import SetCriterion, build_targets
 from trainer.models.massformer import MIN_SIDE
 from trainer.validate import check_one_subset_per_class, load_subset, subset_warnings
@@ -1176,9 +1176,7 @@ def _forward_backward(
     names: list[str] = []
     for m in range(cfg.accum_steps):
         batch = next(data_iter)
-        images = batch["image"].to(device, non_blocking=True)
-        labels = batch["label"].to(device, non_blocking=True)
-        sources = batch["source"].to(device, non_blocking=True)
+        images, labels, sources = to_device(batch, device)  # uint8 until on the device
         targets = [
             build_targets(labels[i], sources[i], k, dec, pseudo, parents)
             for i in range(len(images))

@@ -128,7 +128,7 @@ def out_of_memory(e: BaseException) -> bool:
 def shared_memory_full(e: BaseException) -> bool:
     """Whether ``e`` is torch's DataLoader workers running out of shared memory: they pass each
     batch through ``/dev/shm``, 64 MB in a Docker container unless ``--shm-size`` says more
-    (a 16-image batch of 1024-pixel crops is 470 MB). A full ``/dev/shm`` fails the worker's
+    (a 16-image batch of 1024-pixel crops is 84 MB, in uint8). A full ``/dev/shm`` fails the worker's
     allocation ("unable to allocate shared memory(shm) ...: No space left on device"); an
     overcommitted one kills it with a bus error, which torch reports as "... out of shared
     memory"."""

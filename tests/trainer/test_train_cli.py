@@ -1101,7 +1101,7 @@ def test_images_under_the_model_s_32_px_are_pointed_to_a_val_size_it_takes(tmp_p
 
 def test_a_full_dev_shm_is_one_line_naming_it_and_the_fix(synth, tmp_path, monkeypatch):
     """DataLoader workers pass batches through /dev/shm, 64 MB in a Docker container by default
-    (a default 16 x 1024-pixel batch is 470 MB): the worker's allocation fails there. Before:
+    (a default 16 x 1024-pixel batch is 84 MB): the worker's allocation fails there. Before:
     torch's "unable to allocate shared memory(shm) ..." as a bad input (exit 2), naming neither
     /dev/shm nor what to do. The workers are forked: the patched allocation fails in them."""
 

@@ -8,9 +8,18 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch.utils.data import default_collate
 
 from annotations.labelmap import write_label
-from trainer.data import AugmentConfig, StreamSampler, TrainSet, augment, crop_box, make_loader
+from trainer.data import (
+    AugmentConfig,
+    StreamSampler,
+    TrainSet,
+    augment,
+    crop_box,
+    make_loader,
+    to_device,
+)
 
 
 def write_dataset(root, n=3, size=(40, 30), sources=False):
@@ -98,7 +107,7 @@ def test_trainset_is_deterministic_and_reads_sources(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in ("image", "label", "source"))
     assert a["skipped"] == ""  # nothing unreadable
     assert not torch.equal(a["image"], c["image"])
-    assert a["image"].shape == (3, 24, 24) and a["image"].dtype == torch.float32
+    assert a["image"].shape == (3, 24, 24) and a["image"].dtype == torch.uint8
     # source 1 exactly where the right-half class is
     lab, src = a["label"], a["source"]
     assert torch.equal(src[lab != 255] == 1, lab[lab != 255] != 0)
@@ -131,6 +140,39 @@ def test_loader_batches_do_not_depend_on_workers(tmp_path):
     b2 = list(itertools.islice(iter(make_loader(ds, 2, seed=1, num_workers=2)), 3))
     for x, y in zip(b0, b2, strict=True):
         assert torch.equal(x["image"], y["image"]) and torch.equal(x["label"], y["label"])
+
+
+def test_batches_cross_as_uint8_and_convert_exactly_on_the_device(tmp_path):
+    """A worker's batch crossed ``/dev/shm`` as a float32 image and two int64 maps, 28 bytes a
+    pixel (470 MB for 16 1024-pixel crops; Docker's ``/dev/shm`` is 64 MB). Every augmentation
+    (bilinear resize, photometric distortion) ends in uint8, so a batch now crosses as uint8 (5
+    bytes a pixel) and :func:`to_device` converts it after the copy: the same float32 and int64
+    tensors, value for value and in the same layout, as collating the old per-sample tensors."""
+    root = write_dataset(tmp_path, sources=True)
+    cfg = AugmentConfig(crop=48, short_side_range=(30, 40))  # padded: label 255 at the edges
+    ds = TrainSet(root, "train", cfg)
+    batch = next(iter(make_loader(ds, 3, seed=1, num_workers=1)))
+    names = ("image", "label", "source")
+    assert [batch[k].dtype for k in names] == [torch.uint8] * 3
+    assert sum(batch[k].numel() * batch[k].element_size() for k in names) == 3 * 48 * 48 * 5
+    new = to_device(batch, torch.device("cpu"))
+    old = []  # the old path: each sample converted in the worker, then collated
+    for index, key in itertools.islice(iter(StreamSampler(len(ds), seed=1)), 3):
+        rng = np.random.default_rng(list(key))
+        image, label, source = augment(*ds.load(index), cfg, rng, ds.focus)
+        old.append(
+            {
+                "image": torch.from_numpy(image).permute(2, 0, 1).float(),
+                "label": torch.from_numpy(label).long(),
+                "source": torch.from_numpy(source).long(),
+            }
+        )
+    collated = default_collate(old)
+    assert int(collated["source"].max()) == 1 and int(collated["label"].max()) == 255
+    for got, k in zip(new, names, strict=True):
+        want = collated[k]
+        assert got.dtype == want.dtype and got.stride() == want.stride()
+        assert torch.equal(got, want), k
 
 
 def test_loader_workers_started_by_forkserver_give_the_same_batches(tmp_path):
