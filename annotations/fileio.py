@@ -432,8 +432,13 @@ def compact_manifest(path: str | os.PathLike, factor: int = COMPACT_FACTOR) -> i
         keep |= set(latest.values())
         if len(lines) <= factor * max(len(keep), 1):
             return 0
-        with atomic_file(path) as new:
-            new.writelines(lines[i] for i in sorted(keep))
+        try:
+            with atomic_file(path) as new:
+                new.writelines(lines[i] for i in sorted(keep))
+        except OSError as e:  # a full disk: a call with nothing to write must still not fail
+            if not is_disk_error(e):
+                raise
+            return 0  # the file as it was (the rewrite is atomic); a later call compacts it
         return len(lines) - len(keep)
 
 

@@ -131,6 +131,26 @@ def test_a_manifest_is_compacted_to_the_lines_its_readers_use(tmp_path):
     assert compact_manifest(log, factor=1) == 0  # left for the readers to name
 
 
+def test_a_manifest_not_compacted_on_a_full_disk_is_left_as_it_was(tmp_path, monkeypatch):
+    """Compaction is a rewrite: on a full disk it failed a call that had nothing to write
+    (a fuse or label resume with nothing to do), which wrote nothing before."""
+    import errno
+    import os
+
+    from annotations.fileio import compact_manifest
+
+    log = tmp_path / "manifest.jsonl"
+    log.write_text('{"split": "train", "stem": "a", "status": "ok"}\n' * 10)
+    before = log.read_bytes()
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    assert compact_manifest(log) == 0
+    assert log.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [log.name]
+
+
 def test_append_line_goes_on_where_the_file_system_has_no_locks(tmp_path, monkeypatch):
     import fcntl
 
