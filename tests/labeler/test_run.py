@@ -440,6 +440,19 @@ def test_a_run_relabelled_again_and_again_keeps_its_manifest_small(red_backend, 
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 30  # a shard leaves it
 
 
+def test_manifest_lines_that_name_no_image_are_about_none(red_backend, dataset, tmp_path):
+    """A manifest line without a split and stem as text (a note, a line edited by hand) made
+    engine info and the resume stop with a TypeError (sorting None or 5 with text)."""
+    from engine.info import label_run_stats
+
+    out = tmp_path / "run"
+    run_labeling(_cfg(dataset, out))
+    with open(out / "manifest.jsonl", "a") as f:
+        f.write('{"note": "relabelled after review"}\n[1]\n{"split": "train", "stem": 5}\n')
+    assert label_run_stats(out).splits["train"].labelled == 3
+    assert run_labeling(_cfg(dataset, out)).skipped == 5
+
+
 def test_a_prompt_in_another_script_is_warned_of(red_backend, dataset, tmp_path, caplog):
     """``--class 自行车`` prompted the detector with ``自行车`` (the default prompt, the class
     name), which Grounding DINO's English text encoder finds little with: the whole dataset was
