@@ -401,8 +401,8 @@ def compact_manifest(path: str | os.PathLike, factor: int = COMPACT_FACTOR) -> i
     with a line that is not JSON before its last is left alone (the readers name that line).
 
     The caller holds the folder's lock, which no other writer of the manifest holds beside it
-    (a label run's shards append to one manifest under their own locks: compact only when none
-    is running). The rewrite also holds the manifest's own lock (:func:`append_line`'s), and an
+    (a label run's shards append to one manifest under their own locks: compact only when no
+    other is running). The rewrite also holds the manifest's own lock (:func:`append_line`'s), and an
     append waiting for it goes to the new file (:func:`_is_own`)."""
     path = Path(path)
     if not path.is_file():

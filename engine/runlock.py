@@ -199,15 +199,15 @@ def temporaries(folder: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
-def others_writing(folder: str | os.PathLike) -> bool:
-    """Whether another process may be writing ``folder`` beside the one holding its
-    :data:`LOCK_NAME`: a lock file of another name there is held (a shard of a label run), or
-    there are no locks to tell (Windows)."""
+def others_writing(folder: str | os.PathLike, own: str = LOCK_NAME) -> bool:
+    """Whether another process may be writing ``folder`` beside the one holding its lock file
+    ``own``: a lock file of another name there is held (a shard of a label run, or the run
+    beside a shard), or there are no locks to tell (Windows)."""
     try:
         import fcntl  # noqa: F401
     except ImportError:
         return True
-    return any(_held_by(p) for p in Path(folder).glob(f"{LOCK_NAME}?*"))
+    return any(_held_by(p) for p in Path(folder).glob(f"{LOCK_NAME}*") if p.name != own)
 
 
 def remove_temporaries(folder: Path) -> int:

@@ -544,7 +544,7 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
     summary = LabelSummary(out_dir=out, config_hash=chash, shard=shard)
     items = items[shard[0] :: shard[1]]
     summary.images = len(items)
-    if shard[1] == 1 and not others_writing(out):  # no shard appends to the manifest now
+    if not others_writing(out, _lock_name(cfg)):  # no other shard appends to the manifest now
         compact_manifest(out / "manifest.jsonl")
     latest = latest_records(out)
     sizes = {(s, smp.stem): file_bytes(smp.image_path) for s, smp in items}

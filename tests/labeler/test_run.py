@@ -421,9 +421,11 @@ def test_a_run_relabelled_again_and_again_keeps_its_manifest_small(red_backend, 
     """Each relabelling with other settings appends a line per image: a run relabelled 30 times
     over months held 30 lines an image, and every engine label, info and fuse read them all
     (13,000 images: 108 MB, a resume with nothing to do 7 s and 1.1 GB instead of 2 s). A call
-    that is the folder's only writer compacts it to the latest lines; a shard leaves it."""
+    that is the folder's only writer compacts it to the latest lines; a shard leaves it while
+    another shard runs."""
     from annotations.labelrun import latest_records
     from engine.info import label_run_stats
+    from engine.runlock import LOCK_NAME, exclusive
 
     out = tmp_path / "run"
     for call in range(6):
@@ -436,8 +438,11 @@ def test_a_run_relabelled_again_and_again_keeps_its_manifest_small(red_backend, 
     s = run_labeling(_cfg(dataset, out, uncertain=(0.5, 0.7)))  # nothing to do
     assert s.skipped == 5 and len((out / "manifest.jsonl").read_text().splitlines()) == 10
     (out / "manifest.jsonl").write_text("\n".join(lines[:5] * 4 + lines) + "\n")  # and older
-    run_labeling(_cfg(dataset, out, uncertain=(0.5, 0.7), shard=(0, 2)))
-    assert len((out / "manifest.jsonl").read_text().splitlines()) == 30  # a shard leaves it
+    with exclusive(out, "engine label", f"{LOCK_NAME}-shard1of2"):  # the other shard runs
+        run_labeling(_cfg(dataset, out, uncertain=(0.5, 0.7), shard=(0, 2)))
+    assert len((out / "manifest.jsonl").read_text().splitlines()) == 30  # so this one leaves it
+    run_labeling(_cfg(dataset, out, uncertain=(0.5, 0.7), shard=(0, 2)))  # alone: compacts it
+    assert (out / "manifest.jsonl").read_text().splitlines() == lines[5:]
 
 
 def test_manifest_lines_that_name_no_image_are_about_none(red_backend, dataset, tmp_path):
