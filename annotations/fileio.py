@@ -402,8 +402,8 @@ def compact_manifest(path: str | os.PathLike, factor: int = COMPACT_FACTOR) -> i
 
     The caller holds the folder's lock, which no other writer of the manifest holds beside it
     (a label run's shards append to one manifest under their own locks: compact only when no
-    other is running). The rewrite also holds the manifest's own lock (:func:`append_line`'s), and an
-    append waiting for it goes to the new file (:func:`_is_own`)."""
+    other is running). The rewrite also holds the manifest's own lock (:func:`append_line`'s),
+    and an append waiting for it goes to the new file (:func:`_is_own`)."""
     path = Path(path)
     if not path.is_file():
         return 0
