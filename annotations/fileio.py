@@ -386,6 +386,64 @@ def _cut_torn_line(f: Any, block: int = 1 << 16) -> None:
     f.truncate(0)  # one torn line and nothing before it
 
 
+# A manifest is compacted once it holds this many times as many lines as it needs
+COMPACT_FACTOR = 4
+
+
+def compact_manifest(path: str | os.PathLike, factor: int = COMPACT_FACTOR) -> int:
+    """Rewrite a ``manifest.jsonl`` with the lines its readers use, once it holds more than
+    ``factor`` times as many; returns how many lines went (0: left as it is).
+
+    A label run's or a fusion's manifest gets a line per image each time the image is done again
+    (relabelled with other settings, retried, fused again, its stamps refreshed after a copy),
+    and every reader reads it whole. Kept, in their order, byte for byte: each image's
+    (``split``, ``stem``) latest line and its latest ``ok`` line, and every line that names no
+    image; what every reader takes from the file (the latest line per image; the latest ``ok``
+    one) is unchanged, and an engine of before reads the kept lines as it read them. A manifest
+    with a line that is not JSON before its last is left alone (the readers name that line).
+
+    The caller holds the folder's lock, which no other writer of the manifest holds beside it
+    (a label run's shards append to one manifest under their own locks: compact only when no
+    other is running). The rewrite also holds the manifest's own lock (:func:`append_line`'s),
+    and an append waiting for it goes to the new file (:func:`_is_own`)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with open(path, "rb") as f, _locked(f):
+        if not _is_own(f, path):  # replaced meanwhile, or another copy's: leave it to the next
+            return 0
+        f.seek(0)
+        lines = [line + b"\n" for line in f.read().split(b"\n")]
+        lines.pop()  # b"\n" after the last newline; or a torn last line, cut by the next append
+        latest: dict[tuple[str, str], int] = {}
+        keep = set()
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except ValueError:  # not JSON, not UTF-8: the readers say which line
+                return 0
+            if not isinstance(rec, dict) or "split" not in rec or "stem" not in rec:
+                keep.add(i)
+                continue
+            key = json.dumps([rec["split"], rec["stem"]])  # as the readers key it, hashable
+            latest[key, "latest"] = i
+            if rec.get("status") == "ok":
+                latest[key, "ok"] = i
+        keep |= set(latest.values())
+        if len(lines) <= factor * max(len(keep), 1):
+            return 0
+        try:
+            with atomic_file(path) as new:
+                new.writelines(lines[i] for i in sorted(keep))
+        except OSError as e:  # a full disk: a call with nothing to write must still not fail
+            if not is_disk_error(e):
+                raise
+            return 0  # the file as it was (the rewrite is atomic); a later call compacts it
+        return len(lines) - len(keep)
+
+
 def read_jsonl(path: str | os.PathLike) -> list[dict]:
     """Read a JSON-lines log, skipping a torn last line left by a killed writer."""
     path = Path(path)

@@ -111,8 +111,16 @@ def read_run_info(path: str | os.PathLike) -> RunInfo:
 
 def latest_records(root: str | os.PathLike) -> dict[tuple[str, str], dict]:
     """Each image's latest ``manifest.jsonl`` record in the label run at ``root``:
-    ``(split, stem) -> record``; none without a manifest."""
-    return {(r.get("split"), r.get("stem")): r for r in read_jsonl(Path(root) / "manifest.jsonl")}
+    ``(split, stem) -> record``; none without a manifest. A line that names no image (no split
+    and stem as text: a note or a line edited by hand) is about none: it made ``engine info``
+    and the labeler's resume stop with a TypeError."""
+    return {
+        (r["split"], r["stem"]): r
+        for r in read_jsonl(Path(root) / "manifest.jsonl")
+        if isinstance(r, dict)
+        and isinstance(r.get("split"), str)
+        and isinstance(r.get("stem"), str)
+    }
 
 
 def changed_images(

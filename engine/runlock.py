@@ -216,12 +216,23 @@ def temporaries(folder: str | os.PathLike) -> list[Path]:
     return sorted(found)
 
 
+def others_writing(folder: str | os.PathLike, own: str = LOCK_NAME) -> bool:
+    """Whether another process may be writing ``folder`` beside the one holding its lock file
+    ``own``: a lock file of another name there is held (a shard of a label run, or the run
+    beside a shard), or there are no locks to tell (Windows)."""
+    try:
+        import fcntl  # noqa: F401
+    except ImportError:
+        return True
+    return any(_held_by(p) for p in Path(folder).glob(f"{LOCK_NAME}*") if p.name != own)
+
+
 def remove_temporaries(folder: Path) -> int:
     """Remove :func:`temporaries` of ``folder``, whose lock this process holds, unless a lock
     file of another name there is held (a shard of a label run writing it too: its temporaries
     are live): each run killed mid-write left one per file it was writing, and no rerun removed
     them (a 13K-image run killed and resumed again and again piled them up). Returns how many."""
-    if any(_held_by(p) for p in folder.glob(f"{LOCK_NAME}?*")):
+    if others_writing(folder):
         return 0
     removed = 0
     for path in temporaries(folder):

@@ -34,6 +34,7 @@ from annotations.fileio import (
     FUSE_RECORD,
     append_line,
     atomic_write_json,
+    compact_manifest,
     file_bytes,
     first_line,
     is_disk_error,
@@ -47,7 +48,7 @@ from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment, kept_warnings, warnings_entry
-from engine.runlock import LOCK_NAME, holds_lock
+from engine.runlock import LOCK_NAME, holds_lock, others_writing
 from engine.text import counted, few
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
 from labeler.config import LabelConfig, default_out_dir, shard_from_env
@@ -524,6 +525,8 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
     summary = LabelSummary(out_dir=out, config_hash=chash, shard=shard)
     items = items[shard[0] :: shard[1]]
     summary.images = len(items)
+    if not others_writing(out, _lock_name(cfg)):  # no other shard appends to the manifest now
+        compact_manifest(out / "manifest.jsonl")
     latest = latest_records(out)
     sizes = {(s, smp.stem): file_bytes(smp.image_path) for s, smp in items}
     done = set() if cfg.force else _done_keys(out, chash, latest)

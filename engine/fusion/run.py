@@ -44,6 +44,7 @@ from annotations.fileio import (
     atomic_write_json,
     atomic_write_text,
     check_windows_name,
+    compact_manifest,
     did_you_mean,
     file_bytes,
     first_line,
@@ -86,7 +87,7 @@ from engine.runinfo import (
     warned_call,
     warnings_entry,
 )
-from engine.runlock import check_not_being_written, holds_lock
+from engine.runlock import check_not_being_written, holds_lock, others_writing
 from engine.text import counted, few
 
 log = logging.getLogger(__name__)
@@ -1092,6 +1093,8 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     remove_orphans(out, plan)
     out.mkdir(parents=True, exist_ok=True)
     manifest = out / "manifest.jsonl"
+    if not others_writing(out):  # compacted under the folder's lock (no other writer)
+        compact_manifest(manifest)
     latest: dict[tuple[str, str], dict] = {}
     for rec in read_jsonl(manifest):
         if "split" in rec and "stem" in rec:
@@ -1241,10 +1244,11 @@ def remove_orphans(out: Path, plan: FusePlan) -> None:
     # said in the manifest too: its ok lines for them would otherwise make a later call for
     # another split (--split val) find their files missing and leave this split out of
     # dataset.yaml as "fused with other settings"
-    for name in names:
-        split, stem = name.split("/", 1)
-        rec = {"split": split, "stem": stem, "status": REMOVED}
-        append_line(out / "manifest.jsonl", _json_line(rec))
+    removed = [name.split("/", 1) for name in names]
+    append_lines(
+        out / "manifest.jsonl",
+        [_json_line({"split": split, "stem": stem, "status": REMOVED}) for split, stem in removed],
+    )
 
 
 # What a fusion's record says of the call that wrote it rather than of the fused dataset

@@ -295,6 +295,33 @@ def test_inputs_moved_by_tar_or_to_fat_are_not_fused_again(world, caplog):
     assert fuse(cfg(world)).fused == 1
 
 
+def test_a_project_copied_again_and_again_keeps_its_manifest_small(world, monkeypatch):
+    """Each copy of a project (new modification times) appends a refreshed line per image: a
+    project copied or fused again over months held 30 lines an image, which every fuse and
+    training read whole (13,000 images: 157 MB, fuse with nothing to do 19 s instead of 3 s),
+    and the 13,000 lines went in one locked, fsynced append each (10 s). The lines of a call go
+    in at once now, and fuse compacts the manifest to the latest lines once it holds over 4
+    times as many."""
+    import annotations.fileio as fileio
+    from annotations.fileio import read_jsonl
+
+    fuse(cfg(world))
+    manifest = world["out"] / "manifest.jsonl"
+    latest = {(r["split"], r["stem"]): r["content"] for r in read_jsonl(manifest)}
+    appends = []
+    cut = fileio._cut_torn_line
+    monkeypatch.setattr(fileio, "_cut_torn_line", lambda f: appends.append(1) or cut(f))
+    for copy in range(1, 7):
+        _set_input_mtimes(world, lambda ns, copy=copy: 1_790_000_000_000_000_000 + copy * 10**9)
+        appends.clear()
+        assert fuse(cfg(world)).skipped == 4
+        assert len(appends) == 1  # the 4 refreshed lines, in one append
+    lines = read_jsonl(manifest)
+    assert len(lines) == 12  # compacted to 4 when it held 20, then refreshed twice more
+    assert {(r["split"], r["stem"]): r["content"] for r in lines} == latest
+    assert fuse(cfg(world)).skipped == 4 and len(read_jsonl(manifest)) == 12
+
+
 def test_a_project_copied_with_new_modification_times_is_still_fused(world, tmp_path, caplog):
     """``cp -r`` (or a download, ``rsync`` without ``-t``) gives every file a new modification
     time. The input stamps held them, so the copy's fused dataset fused every image again,
