@@ -222,6 +222,11 @@ class FusePlan:
     # their records still count as done while the runs' run.json files are as they were
     legacy_hash: str = ""
 
+    def same_settings(self, record: dict) -> bool:
+        """Whether a manifest line (or ``fuse.json``) was written with this plan's settings, as
+        this engine hashes them or as engines before the forty-fifth round did."""
+        return record.get("config_hash") in (self.config_hash, self.legacy_hash)
+
     @property
     def new_ids(self) -> list[int]:
         return [self.taxonomy.id_of(r.class_name) for r in self.runs]
@@ -920,7 +925,7 @@ def earlier_splits(latest: dict, plan: FusePlan, out: Path) -> list[str]:
     for split, records in by_split.items():
         if all(
             rec.get("status") == "ok"
-            and rec.get("config_hash") in (plan.config_hash, plan.legacy_hash)
+            and plan.same_settings(rec)
             and all(p.is_file() for p in output_paths(out, split, stem))
             for stem, rec in records
         ):
@@ -1004,7 +1009,7 @@ def _done(record: dict | None, plan: FusePlan, job: Job, out: Path) -> dict | No
     with other modification times but the same bytes: a copied folder), else None."""
     if record is None or record.get("status") != "ok":
         return None
-    if record.get("config_hash") not in (plan.config_hash, plan.legacy_hash):
+    if not plan.same_settings(record):
         return None
     if not all(p.is_file() for p in output_paths(out, job.split, job.stem)):
         return None
@@ -1056,10 +1061,7 @@ def _warn_fused_again(latest: dict, plan: FusePlan, out: Path, todo: list[Job]) 
         for j in todo
         if (rec := latest.get((j.split, j.stem)))
         and rec.get("status") == "ok"
-        and (
-            rec.get("config_hash") not in (plan.config_hash, plan.legacy_hash)
-            or rec.get("inputs") != input_stamp(plan, j)
-        )
+        and (not plan.same_settings(rec) or rec.get("inputs") != input_stamp(plan, j))
     )
     if again:
         log.warning(
@@ -1259,11 +1261,8 @@ def _earlier_record(out: Path, plan: FusePlan) -> dict | None:
     """``out``'s fuse.json when the images it records fused are still this dataset's (the same
     settings: an incremental fusion, another split), for its warnings to be kept beside this
     call's (:func:`engine.runinfo.warnings_entry`); None for a new or replaced dataset."""
-    try:
-        old = read_json(out / FUSE_RECORD, "fusion record")
-    except (ValueError, OSError):
-        return None
-    return old if isinstance(old, dict) and old.get("config_hash") == plan.config_hash else None
+    old = DatasetSpec(root=out).fuse_record()
+    return old if old is not None and plan.same_settings(old) else None
 
 
 def _same_record(path: Path, record: dict) -> bool:
