@@ -328,17 +328,23 @@ def append_lines(path: str | os.PathLike, lines: list[str]) -> None:
         raise
 
 
+def same_file(fd: int, path: str | os.PathLike) -> bool:
+    """Whether the open file ``fd`` is still the file at ``path`` (not replaced by a rename
+    since it was opened, nor removed)."""
+    try:
+        now, held = os.stat(path), os.fstat(fd)
+    except OSError:
+        return False
+    return (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev)
+
+
 def _is_own(f: Any, path: Path) -> bool:
     """Whether the open, locked log ``f`` is still the file at ``path`` and has no other hard
     link. One with other links is replaced by a copy (False: open it again); so is one that
     another writer replaced while this one waited for the lock."""
+    if not same_file(f.fileno(), path):
+        return False
     st = os.fstat(f.fileno())
-    try:
-        now = os.stat(path)
-    except OSError:
-        return False
-    if (now.st_ino, now.st_dev) != (st.st_ino, st.st_dev):
-        return False
     if st.st_nlink <= 1 or not stat.S_ISREG(st.st_mode) or os.name == "nt":
         return True  # Windows: an open file cannot be renamed onto (and links are rare there)
     f.seek(0)

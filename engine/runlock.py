@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+from annotations.fileio import same_file
+
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
@@ -106,7 +108,7 @@ def exclusive(
             except OSError as e:  # e.g. ENOLCK on a network file system without locking
                 log.warning("%s: cannot lock it (%s); running without the lock", path, e.strerror)
                 locked = False
-            if not locked or _is_at(fd, path):
+            if not locked or same_file(fd, path):
                 break
             # the file was replaced after it was opened here, by a run that made the folder's
             # own lock (_own_lock) and holds it now: lock the file the name points to
@@ -151,15 +153,6 @@ def exclusive(
                 os.ftruncate(fd, 0)
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
-
-
-def _is_at(fd: int, path: Path) -> bool:
-    """Whether the open file ``fd`` is still the file at ``path``."""
-    try:
-        now, held = os.stat(path), os.fstat(fd)
-    except OSError:
-        return False
-    return (now.st_ino, now.st_dev) == (held.st_ino, held.st_dev)
 
 
 def _own_lock(fd: int, path: Path) -> int:

@@ -82,6 +82,7 @@ from engine.progress import make_progress
 from engine.runinfo import (
     config_hash,
     environment,
+    file_sha256,
     kept_warnings,
     say_again,
     warned_call,
@@ -822,7 +823,7 @@ def input_content(plan: FusePlan, job: Job) -> str:
     h = hashlib.sha256()
     for p in input_paths(plan, job):
         try:
-            h.update(hashlib.sha256(p.read_bytes()).digest())
+            h.update(file_sha256(p).encode())
         except OSError:
             h.update(b"missing")
     return h.hexdigest()[:16]
