@@ -31,8 +31,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from annotations.fileio import same_file
-
 log = logging.getLogger(__name__)
 
 LOCK_NAME = ".lock"
@@ -95,6 +93,8 @@ def exclusive(
                 for made in created:
                     made.rmdir()
         return
+    from annotations.fileio import same_file  # not at import: the package imports OpenCV
+
     path = folder / name
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
     locked = failed = False
