@@ -639,14 +639,37 @@ def recorded_root(given: Any, resolved: Any = None, beside: Any = None) -> Path 
     the output is now (:func:`moved_with`), when that is, else ``given`` as it is, for an error
     to name; None when nothing was recorded. Before ``beside``, a dataset moved or mounted elsewhere together
     with its runs (a project folder renamed, copied to another machine) was not found, nor one
-    typed relative to a working directory that is gone."""
+    typed relative to a working directory that is gone.
+
+    An output that is no longer where it was recorded (the place the root had beside it is not
+    the absolute path recorded: ``resolved``, else ``given`` when typed absolute) moved or was
+    copied with its dataset, and the dataset beside it, where there is one, comes first. Before,
+    in a project copied with ``cp -r`` or ``cp -a`` while the original still existed, the
+    copy's outputs read the original's dataset (its absolute path still existed): ``engine info``
+    suggested fusing it, and review and report read its images, not the copy's."""
     given = Path(given) if isinstance(given, str) and given else None
     resolved = Path(resolved) if isinstance(resolved, str) and resolved else None
     moved = moved_with(given, *beside) if beside is not None and given is not None else None
+    recorded = resolved or (given if given is not None and given.is_absolute() else None)
+    # the output is not where it was recorded when the root's place beside it is another
+    if (
+        moved is not None
+        and recorded is not None
+        and moved.exists()
+        and _real(moved) != _real(recorded)
+    ):
+        typed_here = given is not None and given.exists() and _real(given) == _real(moved)
+        return given if typed_here else moved  # as typed, where that names it from here
     for root in (given, resolved, moved):
         if root is not None and root.exists():  # a folder, or a dataset's spec file
             return root
     return given or resolved
+
+
+def _real(path: Path) -> str:
+    """``path`` with its symbolic links followed, for telling two names of one folder (a project
+    reached through a symlinked folder) from two folders."""
+    return os.path.normcase(os.path.realpath(path))
 
 
 def fused_source(record: Any, root: Any) -> Path | None:

@@ -362,6 +362,36 @@ def test_recorded_root_finds_a_root_moved_together_with_its_output(tmp_path, mon
     assert recorded_root("../gone", None, beside) == Path("../gone")
 
 
+def test_recorded_root_of_a_copied_output_is_the_copys_while_the_original_exists(
+    tmp_path, monkeypatch
+):
+    """An output copied with its dataset (``cp -r proj copy``, the original kept) is no longer
+    where it was recorded: the dataset beside it comes before the recorded absolute path (and a
+    typed absolute one, as a training run's config.json holds), which name the original's.
+    Before, the copy read the original's dataset. An output where it was recorded, or reached
+    through a symlinked folder, reads as before."""
+    from annotations.fileio import recorded_root
+
+    for project in ("proj", "copy"):
+        (tmp_path / project / "data").mkdir(parents=True)
+        (tmp_path / project / "runs" / "x").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "proj")
+    monkeypatch.chdir(tmp_path)
+    data, typed = tmp_path / "proj" / "data", str(tmp_path / "proj" / "data")
+    beside = ("runs/x", "copy/runs/x")  # typed in proj, the output now in copy
+    assert recorded_root("data", typed, beside) == Path("copy/data")
+    absolute = (str(tmp_path / "proj" / "runs" / "x"), "copy/runs/x")
+    assert recorded_root(typed, typed, absolute) == Path("copy/data")
+    assert recorded_root(typed, None, absolute) == Path("copy/data")  # train --resume
+    monkeypatch.chdir(tmp_path / "copy")  # as typed, where it names the copy's from here
+    assert recorded_root("data", typed, ("runs/x", "runs/x")) == Path("data")
+    monkeypatch.chdir(tmp_path)
+    assert recorded_root("data", typed, ("runs/x", "proj/runs/x")) == data  # not moved
+    assert recorded_root(typed, typed, (absolute[0], "link/runs/x")) == data  # a symlink
+    (tmp_path / "copy" / "data").rmdir()  # none beside the copy: the recorded one, as before
+    assert recorded_root("data", typed, beside) == data
+
+
 def test_a_folder_given_in_the_wrong_place_is_named_for_what_it_is(tmp_path):
     """An engine output given where another is expected: the error says what it is (by the
     record its command writes), instead of only what is missing."""

@@ -244,6 +244,45 @@ def test_a_run_moved_with_its_dataset_finds_it_beside_itself(tmp_path, monkeypat
     )
 
 
+@pytest.mark.parametrize("typed", ["relative", "absolute"])
+def test_a_copy_of_a_project_reads_its_own_dataset_while_the_original_exists(
+    tmp_path, monkeypatch, typed
+):
+    """A project copied (``cp -r``, ``cp -a``) to experiment, one image replaced in the copy, the
+    original kept: the copy's run and fused dataset read the original's dataset, whose absolute
+    path (``data_resolved``, fuse.json's ``inputs.data``; the path as typed too when absolute)
+    still existed. Review showed the original's image, ``engine info`` suggested
+    ``engine fuse --data <the original's dataset>``. Now an output no longer where it was
+    recorded reads the dataset beside it; the original reads its own as before."""
+    from annotations.fileio import fused_source
+    from engine.info import label_run_stats
+
+    project = tmp_path / "project"
+    make_dataset(project / "data", n=2, size=(H, W))
+    run = project / "runs" / "label" / "bicycle"
+    make_run(run, project / "data", {"img000": [disk(H, W, 75, 60, 40)], "img001": []}, (H, W))
+    at = f"{project}/" if typed == "absolute" else ""
+    doc = json.loads((run / "run.json").read_text())
+    doc["config"]["data"], doc["config"]["out"] = f"{at}data", f"{at}runs/label/bicycle"
+    doc["data_resolved"] = str(project / "data")
+    (run / "run.json").write_text(json.dumps(doc))
+    fused = {"config": {"data": f"{at}data", "out": f"{at}runs/fused/bicycle"},
+             "inputs": {"data": str(project / "data")}}  # fmt: skip
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, symlinks=True)
+    (copy / "data" / "images" / "test" / "img001.jpg").write_bytes(b"not a jpeg")  # replaced
+    monkeypatch.chdir(tmp_path)  # neither project's root: "data" names nothing here
+    for where, failed in ((copy, ["test/img001"]), (project, [])):
+        here = where / "runs" / "label" / "bicycle"
+        res = build_review(ReviewConfig(str(here), out=str(where / "g")))
+        assert [f.split(":")[0] for f in res.failed] == failed, res.failed
+        stats = label_run_stats(here)
+        assert stats.data_root is not None and stats.data_root.resolve() == where / "data"
+        # engine info's dataset row and its "next: engine fuse --data ..." name this one
+        found = fused_source(fused, where / "runs" / "fused" / "bicycle")
+        assert found is not None and found.resolve() == where / "data"
+
+
 def test_cli_review(gallery):
     from typer.testing import CliRunner
 
