@@ -35,6 +35,7 @@ from engine.cli.common import (
     error_text,
     interrupted,
     log_to_console,
+    out_elsewhere,
     out_of_memory,
     parse_size,
     process_limit,
@@ -111,7 +112,7 @@ def guard(fn: F, resumable: bool = False) -> F:
             if (line := process_limit(e)) is not None:  # a container's /dev/shm, ulimit -n
                 stderr.print(line, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
-            stderr.print(error_text(e), soft_wrap=True)
+            stderr.print(error_text(e) + out_elsewhere(e, kwargs, "; "), soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except OSError as e:  # a full or read-only disk: the machine's problem, said in one line
             if e.errno == errno.ENAMETOOLONG:  # a long --class made the default --out's name
@@ -122,10 +123,8 @@ def guard(fn: F, resumable: bool = False) -> F:
                 raise typer.Exit(EXIT_NO_MEMORY) from None
             if not disk_error(e):
                 raise
-            again = f"; {disk_remedy(e)} and run the same command again"
-            stderr.print(
-                error_text(e) + again + (" to resume" if resumable else ""), soft_wrap=True
-            )
+            again = f"; {disk_remedy(e)} and run the same command again" + " to resume" * resumable
+            stderr.print(error_text(e) + again + out_elsewhere(e, kwargs), soft_wrap=True)
             raise typer.Exit(EXIT_IO_ERROR) from None
 
     return wrapper  # type: ignore[return-value]

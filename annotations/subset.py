@@ -77,6 +77,21 @@ class Subset:
         return m, histogram
 
 
+def replaced_stems(
+    root: str | os.PathLike,
+    class_name: str,
+    split: str,
+    stems: Iterable[str],
+    replace: bool = False,
+) -> tuple[str, ...]:
+    """The images of the subset at ``root`` that writing ``stems`` there
+    (:func:`write_subset`) would remove, sorted; refuses, as the write does, what it must not
+    replace: a subset of another class or split (unless ``replace``), or a folder that holds
+    files but is no subset. For a caller to say so before the write (engine annotate import)."""
+    held = _existing_subset(Path(root), class_name, split, replace)
+    return tuple(sorted(set(held) - set(stems)))
+
+
 def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> tuple[str, ...]:
     """Refuse to write a subset over what it must not replace: a subset of another class or
     split (unless ``replace``), or a folder that holds files but is no subset. Returns the
@@ -136,7 +151,7 @@ def write_subset(
     root = Path(root)
     if not masks:
         raise ValueError(f"{root}: no annotated image to write")
-    held = _existing_subset(root, class_name, split, replace)
+    removed = replaced_stems(root, class_name, split, masks, replace)
     with staged(root, ".masks.") as staging:
         (staging / "masks").mkdir()
         counts = {}
@@ -168,7 +183,6 @@ def write_subset(
         **(extra or {}),
     }
     atomic_write_json(root / "subset.json", info)
-    removed = tuple(sorted(set(held) - set(stems)))
     return Subset(root, class_name, split, tuple(stems), info, removed)
 
 

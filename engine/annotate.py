@@ -79,6 +79,7 @@ from annotations.subset import (
     check_pick,
     pick_images,
     read_subset,
+    replaced_stems,
     write_subset,
 )
 from annotations.taxonomy import check_class_name
@@ -571,20 +572,15 @@ def import_annotations(cfg: ImportConfig) -> Subset:
         exclusive(cfg.out, "engine annotate import", own=("subset.json",)),
         kept_warnings() as said,
     ):
-        subset = _import_sources(cfg)
-        if said:  # what the import printed, kept (the batch-replaced one comes after the write)
-            info = {**subset.info, **warnings_entry(said)}
-            atomic_write_json(subset.root / "subset.json", info)
-            subset = dataclasses.replace(subset, info=info)
-        return subset
+        return _import_sources(cfg, said)
 
 
-def _import_sources(cfg: ImportConfig) -> Subset:
+def _import_sources(cfg: ImportConfig, said: list[str]) -> Subset:
     """:func:`import_annotations` once this process holds ``cfg.out``'s lock: the archives
-    among the sources unpacked, then :func:`_import`."""
+    among the sources unpacked, then :func:`_import`; ``said``: the warnings so far, growing."""
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:
-        return _import(dataclasses.replace(cfg, sources=read_sources(cfg.sources)), {})
+        return _import(dataclasses.replace(cfg, sources=read_sources(cfg.sources)), {}, said)
     with tempfile.TemporaryDirectory(prefix="engine-import-") as tmp:
         sources, names = [], {}
         for k, source in enumerate(cfg.sources):
@@ -594,7 +590,7 @@ def _import_sources(cfg: ImportConfig) -> Subset:
                 source = str(archive_root(folder))
             sources += read_sources([source])
         try:
-            return _import(dataclasses.replace(cfg, sources=sources), names)
+            return _import(dataclasses.replace(cfg, sources=sources), names, said)
         except (ValueError, FileNotFoundError) as e:  # name the archive, not its copy
             named = functools.partial(archive_named, names=names)
             if isinstance(e, BadItems):
@@ -711,9 +707,10 @@ def archive_root(folder: Path) -> Path:
     return folder
 
 
-def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
+def _import(cfg: ImportConfig, archives: dict[str, str], said: list[str]) -> Subset:
     """:func:`import_annotations` of plain files; ``archives``: unpacked folder -> archive, to
-    name the sources as the user gave them."""
+    name the sources as the user gave them; ``said``: the warnings logged so far (growing), kept
+    in ``subset.json``."""
     parsed: dict[Path, object] = {}  # the JSON that telling the format read, not read again
     if cfg.format == "auto":
         cfg = dataclasses.replace(cfg, format=detect_format(cfg.sources, parsed))
@@ -811,12 +808,11 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             else src
             for stem, src in sources.items()
         }
-    each = partial(track, description="write masks", total=len(masks), enabled=cfg.progress)
-    subset = write_subset(
-        cfg.out, spelled_as_files(found, cfg.class_name), cfg.split, masks, sources, extra,
-        cfg.replace, each,
-    )  # fmt: skip
-    if dropped := subset.removed:  # a second batch imported alone replaced the first
+    class_name = spelled_as_files(found, cfg.class_name)
+    # said before the write, so that subset.json is written once with it (before the
+    # forty-fifth round's second round it was written again after); refusals come first
+    dropped = replaced_stems(cfg.out, class_name, cfg.split, masks, cfg.replace)
+    if dropped:  # a second batch imported alone replaces the first
         log.warning(
             "%s: %s of the subset %s not in these files, so %s removed: %s; to keep %s, "
             "import the files of every batch in one call",
@@ -826,7 +822,11 @@ def _import(cfg: ImportConfig, archives: dict[str, str]) -> Subset:
             few(dropped),
             "it" if len(dropped) == 1 else "them",
         )
-    return subset
+    extra.update(warnings_entry(said))  # what the import printed, kept (engine info shows it)
+    each = partial(track, description="write masks", total=len(masks), enabled=cfg.progress)
+    return write_subset(
+        cfg.out, class_name, cfg.split, masks, sources, extra, cfg.replace, each
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

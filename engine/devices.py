@@ -45,6 +45,18 @@ def check_device(name: str, given: str = "--device") -> str:
     return name
 
 
+def resolve_device(name: str, given: str = "--device") -> str:
+    """:func:`check_device`, then ``auto`` -> ``cuda`` when this machine has a CUDA GPU, else
+    ``cpu``; any other name as given. The one place ``auto`` is decided (engine label, train,
+    predict, evaluate and demo all resolve it here); torch is imported only for ``auto``."""
+    name = check_device(name, given)
+    if name == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 def native_bf16(device=None) -> bool:
     """Whether CUDA ``device`` (None: the current one) computes in bfloat16 natively: compute
     capability 8.0 or later, or ROCm, as ``torch.cuda.is_bf16_supported(including_emulation=

@@ -33,7 +33,7 @@ from annotations.labelmap import read_label
 from annotations.subset import subset_at
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy, class_key
 from engine.datasets import SegDataset, load_spec
-from engine.devices import check_device
+from engine.devices import resolve_device
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record, unfinished_prediction
 from engine.parallel import map_every_item
@@ -624,14 +624,10 @@ def count_device(name: str | None, workers: int = 1) -> str | None:
     one process), else numpy/OpenCV (the same counts). Before, ``auto`` (engine label, train and
     predict's default) failed with torch's list of twenty device types, and ``cuda`` on a machine
     without one with torch's driver message instead of naming the option."""
-    if name is None:
+    if name is None or (name == "auto" and workers != 1):
         return None
-    name = check_device(name)
-    if name == "auto":
-        import torch
-
-        return "cuda" if workers == 1 and torch.cuda.is_available() else None
-    return name
+    device = resolve_device(name)
+    return None if name == "auto" and device == "cpu" else device
 
 
 def evaluate(cfg: EvaluateConfig) -> EvaluateReport:

@@ -287,14 +287,10 @@ def _broken_weights(source: str, revision: str | None) -> str | None:
 
 
 def resolve_device(device: str) -> str:
-    from engine.devices import check_device
+    """:func:`engine.devices.resolve_device` (kept here: the backends and tests patch it)."""
+    from engine.devices import resolve_device as resolved
 
-    device = check_device(device)
-    if device == "auto":
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return device
+    return resolved(device)
 
 
 def resolve_dtype(precision: str, device: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import resource
 import subprocess
 import sys
@@ -279,6 +280,62 @@ def test_a_full_disk_is_one_line_and_exit_74(tmp_path: Path, monkeypatch):
     monkeypatch.setattr(engine.synth, "generate", other)
     res = _synth(tmp_path / "d")
     assert res.exit_code == 1 and isinstance(res.exception, OSError)
+
+
+def test_a_read_only_current_folder_says_to_give_out_for_the_default_out(tmp_path, monkeypatch):
+    """A read-only working folder (a mount, a container's /): the default --out under runs/
+    failed with "make the file system writable" as the only fix (exit 74), or, where the folder
+    lacks write permission, "Permission denied" alone (exit 2); giving --out elsewhere is the
+    other. A --out the user gave is named by the error, without it."""
+    import labeler.run
+    import trainer.train
+
+    assert _synth(tmp_path / "d").exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    label = ["label", "--class", "Car", "--data", str(tmp_path / "d"), "--backend", "simulated"]
+    for code, reason in [
+        (errno.EROFS, "Read-only file system"),
+        (errno.EACCES, "Permission denied"),
+    ]:
+        error = PermissionError if code == errno.EACCES else OSError
+
+        def refused(cfg, *args, code=code, reason=reason, error=error, **kwargs):
+            raise error(code, reason, str(cfg.out or "runs/label/car"))
+
+        monkeypatch.setattr(labeler.run, "run_labeling", refused)
+        monkeypatch.setattr(trainer.train, "train", refused)
+        train = ["train", "--data", str(tmp_path / "d"), "--preset", "tiny", "--iters", "1"]
+        for args, out in [(label, "runs/label/car"), (train, "runs/train/run")]:
+            res = runner.invoke(app, args)
+            text = " ".join(res.output.split())
+            assert res.exit_code == (74 if code == errno.EROFS else 2), res.output
+            assert text.startswith(f"error: {out}: {reason};") and text.endswith(
+                ", or give --out in a folder you can write to"
+                if code == errno.EROFS
+                else f"{reason}; give --out in a folder you can write to"
+            ), text
+            res = runner.invoke(app, [*args, "--out", "mine"])  # given: the user's own folder
+            assert res.output.startswith("error: mine: ") and "--out" not in res.output
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root writes into a read-only folder"
+)
+def test_label_in_a_read_only_folder_says_to_give_out(tmp_path, monkeypatch):
+    """The same, for real: a working folder without write permission."""
+    assert _synth(tmp_path / "d").exit_code == 0
+    here = tmp_path / "ro"
+    here.mkdir()
+    here.chmod(0o555)
+    monkeypatch.chdir(here)
+    try:
+        args = ["label", "--class", "Car", "--data", str(tmp_path / "d"), "--backend", "simulated"]
+        res = runner.invoke(app, [*args, "--no-progress"])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()).endswith("; give --out in a folder you can write to")
+        assert not (here / "runs").exists()
+    finally:
+        here.chmod(0o755)
 
 
 def test_a_class_name_too_long_for_a_folder_is_one_line_and_exit_2(tmp_path: Path, monkeypatch):

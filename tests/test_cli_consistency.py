@@ -215,3 +215,27 @@ def test_cuda_hidden_by_cuda_visible_devices_says_so(monkeypatch):
     assert str(err.value) == (
         "--device cuda: CUDA is not available on this machine (CUDA_VISIBLE_DEVICES is '')"
     )
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_auto_is_resolved_in_one_place_for_every_command(monkeypatch, cuda):
+    """``--device auto`` comes to the same device in label, train (and predict, demo, which use
+    train's), and evaluate (one process): engine.devices.resolve_device decides it for all."""
+    import torch
+
+    from engine.devices import resolve_device
+    from engine.evaluate import count_device
+    from labeler.models import resolve_device as label_device
+    from trainer.train import resolve_device as train_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    want = "cuda" if cuda else "cpu"
+    assert resolve_device("auto") == label_device("auto") == want
+    assert train_device("auto") == torch.device("cuda:0" if cuda else "cpu")
+    assert train_device("auto", local_rank=1) == torch.device("cuda:1" if cuda else "cpu")
+    assert count_device("auto") == (want if cuda else None)  # no GPU: numpy/OpenCV counts
+    assert count_device("auto", workers=2) is None and count_device(None) is None
+    assert resolve_device("cpu") == count_device("cpu") == "cpu"
+    with pytest.raises(ValueError, match=r"^c.yaml: device 'nope' is not a device"):
+        resolve_device("nope", given="c.yaml: device")

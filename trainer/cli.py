@@ -14,6 +14,7 @@ from engine.cli.common import (
     error_text,
     interrupted,
     one_split,
+    out_elsewhere,
     parse_scales,
     parse_size,
     stderr,
@@ -301,7 +302,10 @@ def train_cmd(
             then = f", then {resume_hint()}"
         else:  # "make room, then no checkpoint was saved yet; ..." was no sentence
             then = " and run the same command again to start over (no checkpoint was saved yet)"
-        stderr.print(error_text(e) + f"; {disk_remedy(e)}{then}", soft_wrap=True)
+        stderr.print(
+            error_text(e) + f"; {disk_remedy(e)}{then}{out_elsewhere(e, {'out': out})}",
+            soft_wrap=True,
+        )
         raise typer.Exit(EXIT_IO_ERROR) from None
     leave_process_group()  # under torchrun: every rank together, before its process exits
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports

@@ -171,7 +171,7 @@ def differences(meta: dict | None, cfg: PredictConfig, step: int, weights: str =
     if (
         "checkpoint" in old
         and not same_weights
-        and os.path.realpath(old["checkpoint"]) != os.path.realpath(cfg.checkpoint)
+        and _recorded_path(old["checkpoint"], meta) != os.path.realpath(cfg.checkpoint)
     ):
         diffs.insert(0, f"checkpoint {old['checkpoint']}, not {cfg.checkpoint}")
     elif meta.get("checkpoint_step", step) != step:
@@ -183,6 +183,19 @@ def differences(meta: dict | None, cfg: PredictConfig, step: int, weights: str =
             "step, trained again",
         )
     return diffs
+
+
+def _recorded_path(path: str, meta: dict) -> str:
+    """``path`` as a ``predict.json`` record (``meta``) holds it, typed, resolved from the folder
+    its command ran in (its ``environment``'s ``cwd``) where it is relative and that was
+    recorded: the same checkpoint typed from another folder (``run/m.pt``, then ``m.pt`` in
+    ``run/``) is the same file. Before, a retrained checkpoint predicted from another folder
+    was refused as another checkpoint, naming one file twice instead of its new weights."""
+    env = meta.get("environment")
+    cwd = env.get("cwd") if isinstance(env, dict) else None
+    if isinstance(cwd, str) and not os.path.isabs(path):
+        path = os.path.join(cwd, path)
+    return os.path.realpath(path)
 
 
 def check_same_split(meta: dict | None, cfg: PredictConfig, out: Path) -> None:

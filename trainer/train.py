@@ -45,9 +45,9 @@ from annotations.fileio import (
     read_jsonl,
 )
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
-from engine import stopping
+from engine import devices, stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
-from engine.devices import bf16_autocast, check_device
+from engine.devices import bf16_autocast
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment, file_sha256
 from engine.text import counted, few
@@ -337,9 +337,8 @@ def resolve_device(name: str, local_rank: int = 0, where: str | None = None) -> 
     ``where``: the config file ``name`` came from, named in errors with its key instead of
     ``--device``."""
     given = "--device" if where is None else f"{where}: device"
-    name = check_device(name, given)  # before: mps, xpu and meta got as far as torch's errors
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+    # checked there first: before, mps, xpu and meta got as far as torch's errors
+    name = devices.resolve_device(name, given)
     if name == "cuda":
         name = f"cuda:{local_rank}"
     return torch.device(name)

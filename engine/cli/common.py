@@ -6,6 +6,8 @@ import errno
 import io
 import logging
 from collections.abc import Callable
+from pathlib import PurePath
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -24,6 +26,9 @@ stderr = stderr_console
 EXIT_SOME_FAILED = 1  # the command ran, but some items failed (their reasons are reported)
 EXIT_BAD_INPUT = 2  # bad input or wrong call order: one line on stderr, nothing done
 EXIT_NO_MEMORY = 71  # the machine ran out of memory (sysexits' EX_OSERR): one line on stderr
+# what a folder that cannot be written to fails a write with: a read-only mount, a folder
+# without write permission (out_elsewhere)
+NOT_WRITABLE = frozenset((errno.EROFS, errno.EACCES, errno.EPERM))
 EXIT_IO_ERROR = 74  # the disk is full or read-only (sysexits' EX_IOERR): one line on stderr
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it (128 + SIGINT)
 INTERRUPTED = "interrupted"  # what stderr says then; a resumable command adds how to resume
@@ -182,6 +187,23 @@ def disk_remedy(e: OSError) -> str:
         getattr(errno, "EDQUOT", errno.ENOSPC): "make room",
     }
     return fix.get(e.errno, "check the disk")
+
+
+def out_elsewhere(e: BaseException, options: dict[str, Any], lead: str = ", or ") -> str:
+    """``lead`` + "give --out in a folder you can write to" where ``e`` is a write refused
+    (read-only file system, permission denied) on the default output folder of the command that
+    ``options`` are the arguments of (its ``--out``, ``out`` or ``out_dir``, not given: None or
+    empty; the default under ``runs/`` in the working directory): before, a read-only working
+    directory's line said to make the file system writable as the only fix. ``""`` otherwise
+    (an ``--out`` given is the user's own choice, and the error names it)."""
+    name = getattr(e, "filename", None)
+    if not isinstance(name, str) or getattr(e, "errno", None) not in NOT_WRITABLE:
+        return ""
+    if not any(key in options and not options[key] for key in ("out", "out_dir")):
+        return ""  # given, or a command without --out
+    if PurePath(name).parts[:1] != ("runs",):
+        return ""  # not the output folder: a cache, a temporary file
+    return f"{lead}give --out in a folder you can write to"
 
 
 def log_to_console(level: int = logging.WARNING) -> None:

@@ -1120,7 +1120,22 @@ def test_import_into_a_subset_folder_replaces_only_its_own_class(
     m[:20] = 1
     Image.fromarray(m).save(src / "img000.png")
     caplog.clear()
+    import engine.annotate as annotate_module
+
+    written = []  # subset.json was written twice when the import warned (the second: warnings)
+    for module in (subset_module, annotate_module):
+        real_json = module.atomic_write_json
+        monkeypatch.setattr(
+            module,
+            "atomic_write_json",
+            lambda path, *a, real_json=real_json, **k: (
+                written.append(Path(path).name),
+                real_json(path, *a, **k),
+            )[1],
+        )
     again = import_annotations(ImportConfig("png", [str(src)], "bicycle", str(data), str(out)))
+    monkeypatch.undo()
+    assert written == ["subset.json"]
     assert again.stems == ("img000",) and np.array_equal(again.mask("img000"), m)
     # said, with what to do: a second batch imported alone lost the first without a word
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [

@@ -521,6 +521,26 @@ def test_resume_with_other_settings_names_every_difference(tmp_path) -> None:
     check_resume(meta, cfg, 5, "a")
     with pytest.raises(ValueError, match=r"\(checkpoint weights a, not b: the same file and step"):
         check_resume(meta, cfg, 5, "b")
+    # retrained, and predicted again from another folder (m.pt typed in tmp_path, now its
+    # absolute path): the same file, its weights differ; before, the refusal named the file
+    # twice as two checkpoints ("checkpoint m.pt, not /.../m.pt")
+    typed_there = {**asdict(cfg), "checkpoint": "m.pt"}
+    env = {"cwd": str(tmp_path)}
+    meta.write_text(
+        json.dumps(
+            {"config": typed_there, "checkpoint_step": 5, "weights_sha256": "a", "environment": env}
+        )
+    )
+    assert os.getcwd() != str(tmp_path)
+    check_resume(meta, cfg, 5, "a")
+    with pytest.raises(ValueError) as err:
+        check_resume(meta, cfg, 5, "b")
+    assert "(checkpoint weights a, not b: the same file and step, trained again); rerun" in str(
+        err.value
+    )
+    meta.write_text(json.dumps({"config": typed_there, "checkpoint_step": 4, "environment": env}))
+    with pytest.raises(ValueError, match=r"\(checkpoint step 4, not 5\); rerun with those"):
+        check_resume(meta, cfg, 5, "b")
     record()  # a record from before weights were recorded: the step decides
     check_resume(meta, cfg, 5, "b")
     record(checkpoint=str(tmp_path / "other.pt"), scales=[0.75, 1.0], guided_filter=True)
