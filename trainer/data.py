@@ -349,15 +349,20 @@ def rare_new_classes(dataset: TrainSet) -> list[str]:
     if not new or not manifest.is_file():
         return []
     latest = {}
-    for rec in read_jsonl(manifest):
-        if rec.get("split") == data.split and rec.get("status") == "ok":
-            latest[rec.get("stem")] = rec.get("classes") or {}
+    for rec in read_jsonl(manifest):  # a hand-edited line that is JSON but no object: skipped
+        if isinstance(rec, dict) and rec.get("split") == data.split and rec.get("status") == "ok":
+            classes = rec.get("classes")
+            latest[rec.get("stem")] = {
+                name: entry
+                for name, entry in (classes.items() if isinstance(classes, dict) else ())
+                if isinstance(entry, dict) and _count(entry.get("claimed_pixels", 0)) is not None
+            }
     stems = [s.stem for s in data.samples]
     out = []
     for name in new:
         if not all(name in latest.get(stem, {}) for stem in stems):
             continue
-        holding = [st for st in stems if int(latest[st][name].get("claimed_pixels", 0)) > 0]
+        holding = [st for st in stems if _count(latest[st][name].get("claimed_pixels", 0)) > 0]
         if len(holding) > 1:
             continue
         where = f"only 1 ({holding[0]})" if holding else "none"
@@ -371,6 +376,16 @@ def rare_new_classes(dataset: TrainSet) -> list[str]:
             )
         )
     return out
+
+
+def _count(value: object) -> int | None:
+    """A manifest's pixel count as an int; None for anything else (a hand-edited file)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class StreamSampler(Sampler):
