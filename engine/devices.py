@@ -39,10 +39,30 @@ def check_device(name: str, given: str = "--device") -> str:
     index = int(name.partition(":")[2] or 0)
     count = torch.cuda.device_count()
     if index >= count:
-        have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
-        gpus = "GPU" if count == 1 else "GPUs"
-        raise RuntimeError(f"{given} {name}: this machine has {count} visible {gpus} ({have})")
+        raise RuntimeError(f"{given} {name}: this machine has {_gpus(count)}")
+    if name == "cuda":
+        check_local_rank(count, f"{given} {name}")
     return name
+
+
+def _gpus(count: int) -> str:
+    have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+    return f"{count} visible {'GPU' if count == 1 else 'GPUs'} ({have})"
+
+
+def check_local_rank(count: int, what: str) -> None:
+    """Under torchrun a rank trains on ``cuda:LOCAL_RANK``: a local rank beyond the ``count``
+    visible GPUs (``--nproc-per-node 4`` on 2 GPUs) is one RuntimeError line; before, the
+    driver's "invalid device ordinal" traceback. ``what``: the setting, as errors name it."""
+    local = os.environ.get("LOCAL_RANK", "")
+    if not local.isdigit() or int(local) < count:
+        return
+    ranks = os.environ.get("LOCAL_WORLD_SIZE", "")
+    of = f" of {ranks}" if ranks.isdigit() else ""
+    raise RuntimeError(
+        f"{what}: this process is local rank {local}{of} (torchrun), but this machine has "
+        f"{_gpus(count)}; start at most {count} per machine (torchrun --nproc-per-node {count})"
+    )
 
 
 def resolve_device(name: str, given: str = "--device") -> str:
@@ -53,7 +73,10 @@ def resolve_device(name: str, given: str = "--device") -> str:
     if name == "auto":
         import torch
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        if not torch.cuda.is_available():
+            return "cpu"
+        check_local_rank(torch.cuda.device_count(), f"{given} auto")  # as cuda's
+        return "cuda"
     return name
 
 

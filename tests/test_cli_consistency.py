@@ -202,6 +202,33 @@ def test_every_command_refuses_a_device_it_cannot_use_before_any_file(
     assert "Traceback" not in res.output and not out.exists()
 
 
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_a_torchrun_local_rank_beyond_the_gpus_is_one_line_before_any_file(
+    small_synth, tmp_path, monkeypatch, device
+):
+    """torchrun --nproc-per-node 4 on a 2-GPU machine: local ranks 2 and 3 train on cuda:2 and
+    cuda:3, and ended in the driver's "invalid device ordinal" traceback; now one line."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    for key, value in dict(LOCAL_RANK="3", LOCAL_WORLD_SIZE="4", RANK="3", WORLD_SIZE="4").items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "out"
+    res = runner.invoke(cli.app, [*_device_commands(small_synth, out)["train"], "--device", device])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: --device {device}: this process is local rank 3 of 4 (torchrun), but this "
+        "machine has 2 visible GPUs (cuda:0 to cuda:1); start at most 2 per machine "
+        "(torchrun --nproc-per-node 2)"
+    )
+    assert not out.exists()
+    monkeypatch.setenv("LOCAL_RANK", "1")  # a rank with a GPU of its own: taken
+    from engine.devices import check_device
+
+    assert check_device("cuda") == "cuda"
+
+
 def test_cuda_hidden_by_cuda_visible_devices_says_so(monkeypatch):
     """CUDA_VISIBLE_DEVICES="" with --device cuda: the line names the variable that hid it."""
     import torch

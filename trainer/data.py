@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import random
 import shlex
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,10 @@ from engine.datasets import (
 # Unreadable samples in a row (in index order, from the one drawn) before training stops: one
 # bad file is skipped, a split that cannot be read at all is an error.
 SKIP_LIMIT = 8
+
+# Batches each loader worker prepares ahead (torch's default, passed explicitly so that
+# :func:`shm_shortfall` estimates what the loader really keeps in ``/dev/shm``).
+PREFETCH_FACTOR = 2
 
 
 @dataclass
@@ -344,15 +349,20 @@ def rare_new_classes(dataset: TrainSet) -> list[str]:
     if not new or not manifest.is_file():
         return []
     latest = {}
-    for rec in read_jsonl(manifest):
-        if rec.get("split") == data.split and rec.get("status") == "ok":
-            latest[rec.get("stem")] = rec.get("classes") or {}
+    for rec in read_jsonl(manifest):  # a hand-edited line that is JSON but no object: skipped
+        if isinstance(rec, dict) and rec.get("split") == data.split and rec.get("status") == "ok":
+            classes = rec.get("classes")
+            latest[rec.get("stem")] = {
+                name: entry
+                for name, entry in (classes.items() if isinstance(classes, dict) else ())
+                if isinstance(entry, dict) and _count(entry.get("claimed_pixels", 0)) is not None
+            }
     stems = [s.stem for s in data.samples]
     out = []
     for name in new:
         if not all(name in latest.get(stem, {}) for stem in stems):
             continue
-        holding = [st for st in stems if int(latest[st][name].get("claimed_pixels", 0)) > 0]
+        holding = [st for st in stems if _count(latest[st][name].get("claimed_pixels", 0)) > 0]
         if len(holding) > 1:
             continue
         where = f"only 1 ({holding[0]})" if holding else "none"
@@ -366,6 +376,16 @@ def rare_new_classes(dataset: TrainSet) -> list[str]:
             )
         )
     return out
+
+
+def _count(value: object) -> int | None:
+    """A manifest's pixel count as an int; None for anything else (a hand-edited file)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class StreamSampler(Sampler):
@@ -433,6 +453,36 @@ def make_loader(
         worker_init_fn=seed_worker,
         generator=torch.Generator().manual_seed(seed),
         persistent_workers=num_workers > 0,
+        prefetch_factor=PREFETCH_FACTOR if num_workers > 0 else None,
         pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
         drop_last=True,
+    )
+
+
+def shm_shortfall(
+    batch_size: int, crop: int, num_workers: int, processes: int = 1, shm: str = "/dev/shm"
+) -> str | None:
+    """A warning when the loader workers' batches will not fit in the free space of ``shm``
+    (Docker's default is 64 MB): with too little, training failed only at its first batch,
+    out of shared memory. The estimate: ``processes`` ranks x ``num_workers`` x
+    :data:`PREFETCH_FACTOR` batches of ``batch_size`` crops of 5 bytes a pixel (uint8 image,
+    label and source map); generous (torch may free a batch before the next is made), so a
+    warning, not an error. None with no workers, or without ``shm`` (not Linux)."""
+    if num_workers <= 0:
+        return None
+    try:
+        free = shutil.disk_usage(shm).free
+    except OSError:  # no /dev/shm: macOS, Windows
+        return None
+    need = processes * num_workers * PREFETCH_FACTOR * batch_size * crop * crop * 5
+    if need <= free:
+        return None
+    workers = f"{num_workers} loader worker{'s' if num_workers != 1 else ''}"
+    ranks = f" x {processes} processes" if processes > 1 else ""
+    return (
+        f"{shm}: {free / 1e6:,.0f} MB free, but {workers}{ranks} may keep about "
+        f"{need / 1e6:,.0f} MB of batches there ({PREFETCH_FACTOR} ahead each, {batch_size} "
+        f"crops of {crop} px, 5 bytes a pixel): training may fail at its first batch, out of "
+        "shared memory (exit code 71); give it more (docker run --shm-size 8g; Kubernetes: an emptyDir "
+        "of medium Memory), or pass --workers 0 to load in the training process"
     )

@@ -60,7 +60,7 @@ from trainer.checkpoint import (
     set_rng_state,
 )
 from trainer.config import TrainConfig, lr_factor, plain, resolve_threads, resolve_workers
-from trainer.data import TrainSet, make_loader, rare_new_classes, to_device
+from trainer.data import TrainSet, make_loader, rare_new_classes, shm_shortfall, to_device
 from trainer.losses import SetCriterion, build_targets
 from trainer.models.massformer import MIN_SIDE
 from trainer.validate import check_one_subset_per_class, load_subset, subset_warnings
@@ -857,6 +857,11 @@ def _train(
         said.warn(warning, start)
     for warning in rare_new_classes(dataset) if is_main else ():
         said.warn(warning, start)
+    workers = resolve_workers(cfg.num_workers)
+    # this machine's ranks share its /dev/shm (torchrun and --processes say how many)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if world > 1 else 1
+    if is_main and (warning := shm_shortfall(micro, cfg.augment.crop, workers, local)):
+        said.warn(warning, start)
     taxonomy = dataset.taxonomy
     k = taxonomy.num_classes
     torch.manual_seed(cfg.seed)
@@ -914,7 +919,7 @@ def _train(
         dataset,
         micro,
         cfg.seed,
-        resolve_workers(cfg.num_workers),
+        workers,
         rank,
         world,
         start * micro * cfg.accum_steps,

@@ -420,3 +420,28 @@ def test_a_new_class_in_no_training_image_or_in_one_is_warned_from_the_manifest(
     assert "can hardly learn it" in text
     assert manifest([0, 12, 3]) == []
     assert manifest([0, 0], stems=("im0", "im1")) == []  # im2 unrecorded: not judged
+
+
+def test_a_manifest_line_that_is_json_but_no_object_is_skipped(tmp_path):
+    """A hand-edited manifest.jsonl with a line that is JSON but not an object (a list, a
+    number), or a record whose classes are not objects, crashed training's rare-class check
+    with an AttributeError; such lines are skipped, as the other readers of the file do."""
+    import json
+
+    from trainer.data import rare_new_classes
+
+    root = _fused_layout(tmp_path / "fused", sources=True)
+    ds = TrainSet(root, "train", AugmentConfig(crop=16))
+    recs = [
+        {"split": "train", "stem": s, "status": "ok", "classes": {"Bicycle": {"claimed_pixels": 0}}}
+        for s in ("im0", "im1", "im2")
+    ]
+    lines = [json.dumps(r) for r in recs] + ["[1, 2]", "7", '"text"', "null"]
+    lines.append(json.dumps({"split": "train", "stem": "x", "status": "ok", "classes": [1]}))
+    lines.append(json.dumps({"split": "train", "stem": "y", "status": "ok",
+                             "classes": {"Bicycle": 3}}))  # fmt: skip
+    lines.append(json.dumps({"split": "train", "stem": "z", "status": "ok",
+                             "classes": {"Bicycle": {"claimed_pixels": "many"}}}))  # fmt: skip
+    (root / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    (text,) = rare_new_classes(ds)
+    assert "Bicycle has pixels in none of the 3 training images" in text

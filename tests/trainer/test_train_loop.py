@@ -850,3 +850,51 @@ def test_engine_info_shows_what_a_run_warned_about_skipped_and_why_it_failed(tmp
     assert res.exit_code == 1, res.output
     assert "step │ 4 of 6 (failed: non-finite loss at step 5 (loss_ce=nan" in text
     assert f"lower the learning rate or check the data, then engine train --out {blown}" in text
+
+
+def test_a_dev_shm_too_small_for_the_loader_workers_is_warned_and_kept(tmp_path, monkeypatch):
+    """In a Docker container (64 MB of /dev/shm) training with loader workers failed only at its
+    first batch, out of shared memory: the workers' batches are estimated before the first step
+    and a shortfall is one warning naming /dev/shm and the fixes, kept in metrics.jsonl."""
+    import collections
+
+    import trainer.data
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(trainer.data.shutil, "disk_usage", lambda p: usage(64e6, 0, 1000))
+    root = write_dataset(tmp_path / "data", n=3)
+    out = tmp_path / "run"
+    train(_cfg(root, out, iters=1, num_workers=1), model=_stub(7))
+    warnings = [
+        r["message"]
+        for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines())
+        if r.get("event") == "warning"
+    ]
+    (warning,) = [w for w in warnings if "/dev/shm" in w]
+    assert warning.startswith("/dev/shm: 0 MB free, but 1 loader worker may keep about ")
+    assert "docker run --shm-size" in warning and "--workers 0" in warning
+    # no workers: nothing in /dev/shm, nothing said
+    train(_cfg(root, tmp_path / "zero", iters=1), model=_stub(7))
+    assert "/dev/shm" not in (tmp_path / "zero" / "metrics.jsonl").read_text()
+
+
+def test_the_dev_shm_estimate_counts_workers_prefetch_ranks_and_5_bytes_a_pixel(monkeypatch):
+    import collections
+
+    from trainer.data import PREFETCH_FACTOR, shm_shortfall
+
+    usage = collections.namedtuple("usage", "total used free")
+    need = 2 * 4 * PREFETCH_FACTOR * 8 * 1024 * 1024 * 5  # 2 ranks, 4 workers, batch 8, 1024 px
+    monkeypatch.setattr("shutil.disk_usage", lambda p: usage(0, 0, need))
+    assert shm_shortfall(8, 1024, 4, processes=2) is None
+    monkeypatch.setattr("shutil.disk_usage", lambda p: usage(0, 0, need - 1))
+    text = shm_shortfall(8, 1024, 4, processes=2)
+    assert text.startswith("/dev/shm: 671 MB free, but 4 loader workers x 2 processes may keep")
+    assert "about 671 MB" in text
+    assert shm_shortfall(8, 1024, 0) is None  # no workers
+
+    def absent(p):
+        raise FileNotFoundError(p)
+
+    monkeypatch.setattr("shutil.disk_usage", absent)
+    assert shm_shortfall(8, 1024, 4) is None  # no /dev/shm (macOS, Windows)
