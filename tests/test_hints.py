@@ -29,7 +29,7 @@ SOURCES = [ROOT / "cli.py"] + sorted(
 # line style (trainer.curves), the placeholder of "after --opt=", click's own --help, docker
 # run's (the /dev/shm and open-file limit errors: engine.cli.common.process_limit)
 FOREIGN = {"--porcelain", "--untracked-files", "--error-unmatch", "--s", "--opt", "--help"}
-FOREIGN |= {"--shm-size", "--ulimit"}
+FOREIGN |= {"--shm-size", "--ulimit", "--nproc-per-node"}  # docker run's, torchrun's
 OPTION = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 
 
