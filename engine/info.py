@@ -1030,15 +1030,15 @@ def said_by(
     record: Any, command: str, form: str = "warning ({command}{when}): {message}"
 ) -> list[str]:
     """The warnings a record keeps, one line each, as ``engine info`` shows them: those of the
-    earlier calls (``earlier_warnings``, :func:`engine.runinfo.earlier_calls`), oldest first,
+    earlier calls (``earlier_warnings``, :func:`engine.runinfo.kept_calls`), oldest first,
     marked with their call's time (``warning (engine fuse, call of 2026-12-06T06:30:00+00:00):
     ...``), then the latest call's (``warning (engine fuse): ...``)."""
-    from engine.runinfo import earlier_calls
+    from engine.runinfo import kept_calls
 
     if not isinstance(record, dict):
         return []
     lines = []
-    for call in earlier_calls({"earlier_warnings": record.get("earlier_warnings")}):
+    for call in kept_calls(record):
         when = f"call of {call.get('time') or 'an unknown time'}"
         when = f", {when}" if command else f"({when}) "
         lines += [form.format(command=command, when=when, message=w) for w in call["warnings"]]

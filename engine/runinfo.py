@@ -104,9 +104,8 @@ def follow_cpu_quota() -> None:
     is already imported, or there is no quota below the mask (an unconstrained machine)."""
     if "OMP_NUM_THREADS" in os.environ or "torch" in sys.modules:
         return
-    quota = cgroup_cpu_quota()
-    if quota is not None and (cores := max(1, int(quota))) < (mask := _affinity_cores()):
-        os.environ["OMP_NUM_THREADS"] = str(min(cores, mask))
+    if (cores := cpu_cores()) < _affinity_cores():  # a quota below the mask
+        os.environ["OMP_NUM_THREADS"] = str(cores)
 
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")  # where the cgroup file systems are mounted (Linux)
@@ -288,11 +287,7 @@ def earlier_calls(record: Any) -> list[dict[str, Any]]:
     first :data:`EARLIER_SHOWN` warnings of each: a record stays small over many resumes."""
     if not isinstance(record, dict):
         return []
-    calls = [
-        c
-        for c in record.get("earlier_warnings") or []
-        if isinstance(c, dict) and isinstance(c.get("warnings"), list)
-    ]
+    calls = kept_calls(record)
     said = [str(w) for w in record.get("warnings") or []]
     if said:
         env = record.get("environment")
@@ -300,6 +295,18 @@ def earlier_calls(record: Any) -> list[dict[str, Any]]:
             {"time": env.get("time") if isinstance(env, dict) else None, "warnings": _cut(said)}
         )
     return calls[-EARLIER_CALLS:]
+
+
+def kept_calls(record: Any) -> list[dict[str, Any]]:
+    """The earlier calls' warnings ``record`` keeps (its ``earlier_warnings``, each
+    ``{"time", "warnings"}``), oldest first, without the latest call's own."""
+    if not isinstance(record, dict):
+        return []
+    return [
+        c
+        for c in record.get("earlier_warnings") or []
+        if isinstance(c, dict) and isinstance(c.get("warnings"), list)
+    ]
 
 
 def _cut(said: list[str]) -> list[str]:
