@@ -352,17 +352,18 @@ def rare_new_classes(dataset: TrainSet) -> list[str]:
     for rec in read_jsonl(manifest):  # a hand-edited line that is JSON but no object: skipped
         if isinstance(rec, dict) and rec.get("split") == data.split and rec.get("status") == "ok":
             classes = rec.get("classes")
-            latest[rec.get("stem")] = {
-                name: entry
+            latest[rec.get("stem")] = {  # class -> its claimed pixels
+                name: n
                 for name, entry in (classes.items() if isinstance(classes, dict) else ())
-                if isinstance(entry, dict) and _count(entry.get("claimed_pixels", 0)) is not None
+                if isinstance(entry, dict)
+                and (n := _count(entry.get("claimed_pixels", 0))) is not None
             }
     stems = [s.stem for s in data.samples]
     out = []
     for name in new:
         if not all(name in latest.get(stem, {}) for stem in stems):
             continue
-        holding = [st for st in stems if _count(latest[st][name].get("claimed_pixels", 0)) > 0]
+        holding = [st for st in stems if latest[st][name] > 0]
         if len(holding) > 1:
             continue
         where = f"only 1 ({holding[0]})" if holding else "none"

@@ -512,7 +512,7 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
     result = PredictResult(out=out, size=cfg.size, size_source=size_source, left_out=left_out)
     finished = False
     try:
-        _label(replace(cfg, amp=amp), images, model, taxonomy, device, guided, result, spec)
+        _label(cfg, images, model, taxonomy, device, guided, result, spec)
         finished = True
     finally:  # an interrupted run records the failures it met too
         failed = [
@@ -644,7 +644,7 @@ def _label(
                 mode=cfg.mode,
                 sliding_window=cfg.sliding_window,
                 device=device,
-                amp=cfg.amp,  # resolved by the caller (bf16_autocast)
+                amp=cfg.amp,  # bf16 where the GPU computes in it (predict_scores)
                 scales=cfg.scales,
                 flip=cfg.flip,
                 guided_filter=guided,

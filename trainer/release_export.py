@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 
-from annotations.fileio import atomic_file
 from engine.runinfo import file_sha256, versions
+from trainer.checkpoint import save_checkpoint
 from trainer.convert import _COMPILED, _P, KEY_RULES, held_checkpoint, map_release_key
 from trainer.release_file import first_keys
 
@@ -219,7 +219,6 @@ def export_massformer(src: str | os.PathLike, out: str | os.PathLike) -> ExportR
             "versions": versions(),
         },
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out) as f:
-        torch.save({"state_dict": state, "meta": meta}, f)
+    # atomic, a shared file's permissions, and a full disk named as the disk's error
+    save_checkpoint(out, {"state_dict": state, "meta": meta})
     return ExportResult(out, len(state), classes, palette)
