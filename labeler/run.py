@@ -244,13 +244,18 @@ def _changed_settings(recorded: dict | None, cfg: LabelConfig) -> str:
     return ", ".join(found[:4]) + (", ..." if len(found) > 4 else "") or "backend or models"
 
 
+QUEUED_PER_WRITER = 16  # outputs waiting per writer thread, at most (beside the byte bound)
+
+
 class ByteQueue:
     """A FIFO bounded by the bytes of what waits in it (outputs of a 4K image vary from kB to
-    hundreds of MB, so a count bound is no memory bound). One item larger than the bound is
-    still accepted when the queue is empty. ``close()`` lets getters drain it and stop."""
+    hundreds of MB, so a count bound is no memory bound) and by a count (``max_items``): what
+    waits is written before a stopped run exits, and on small images a byte bound alone let
+    thousands wait (Ctrl-C took 30 s to stop). One item larger than the byte bound is still
+    accepted when the queue is empty. ``close()`` lets getters drain it and stop."""
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
+    def __init__(self, max_bytes: int, max_items: int | None = None) -> None:
+        self.max_bytes, self.max_items = max_bytes, max_items
         self.items: deque[tuple[Any, int]] = deque()
         self.bytes = 0
         self.peak_bytes = 0  # most bytes ever waiting (tests and benchmarks read it)
@@ -260,9 +265,7 @@ class ByteQueue:
     def put(self, item: Any, nbytes: int, timeout: float | None = None) -> bool:
         """Wait for room; False when ``timeout`` passed first."""
         with self.cond:
-            ok = self.cond.wait_for(
-                lambda: not self.items or self.bytes + nbytes <= self.max_bytes, timeout
-            )
+            ok = self.cond.wait_for(lambda: self._has_room(nbytes), timeout)
             if not ok:
                 return False
             self.items.append((item, nbytes))
@@ -270,6 +273,13 @@ class ByteQueue:
             self.peak_bytes = max(self.peak_bytes, self.bytes)
             self.cond.notify_all()
             return True
+
+    def _has_room(self, nbytes: int) -> bool:
+        if not self.items:
+            return True
+        if self.max_items is not None and len(self.items) >= self.max_items:
+            return False
+        return self.bytes + nbytes <= self.max_bytes
 
     def get(self) -> Any:
         """The next item, or ``_STOP`` once closed and empty."""
@@ -344,7 +354,7 @@ class _Writers:
         self.cfg, self.out, self.chash, self.summary = cfg, out, chash, summary
         self.header, self.on_done = header, on_done
         self.sizes = sizes  # each image's file size, recorded: a resume sees it change
-        self.queue = ByteQueue(cfg.writer_queue_mb * 2**20)
+        self.queue = ByteQueue(cfg.writer_queue_mb * 2**20, QUEUED_PER_WRITER * cfg.writers)
         self.waited = 0.0  # seconds the labeling thread spent blocked on a full queue
         self.error: BaseException | None = None
         self.lock = threading.Lock()

@@ -189,6 +189,41 @@ def test_byte_queue_bounds_bytes_and_takes_one_oversized_item():
     assert q.get() is _STOP and q.bytes == 0
 
 
+def test_byte_queue_bounds_the_count_too():
+    q = ByteQueue(max_bytes=100, max_items=2)
+    assert q.put("a", 1, timeout=0) and q.put("b", 1, timeout=0)
+    assert not q.put("c", 1, timeout=0)  # 2 bytes of 100, but two items wait already
+    assert q.get() == "a" and q.put("c", 1, timeout=0)
+
+
+def test_a_labeler_faster_than_its_writers_keeps_few_outputs_waiting(tmp_path, monkeypatch):
+    """On small images the simulated labeler outruns its writers (three fsyncs an image): with
+    the queue bounded in bytes alone every computed image waited, and all were written before a
+    Ctrl-C let the run exit (30 s at 13K tiny images; docs/foundation.md). The count bound keeps
+    the wait to a few outputs per writer."""
+    import labeler.run
+
+    real_write, real_put, waiting = labeler.run.write_outputs, ByteQueue.put, []
+
+    def slow_write(*args):
+        time.sleep(0.01)
+        return real_write(*args)
+
+    def put(self, *args, **kw):
+        ok = real_put(self, *args, **kw)
+        waiting.append(len(self.items))
+        return ok
+
+    monkeypatch.setattr(labeler.run, "write_outputs", slow_write)
+    monkeypatch.setattr(ByteQueue, "put", put)
+    monkeypatch.setattr(labeler.run, "QUEUED_PER_WRITER", 3, raising=False)
+    data = _dataset(tmp_path / "data", good=30)
+    cfg = LabelConfig(data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
+                      backend="simulated", writers=1, progress=False)  # fmt: skip
+    assert run_labeling(cfg).labelled == 30
+    assert max(waiting) == 3  # was 25 and more: every image computed while one was written
+
+
 def test_an_image_whose_outputs_cannot_be_written_fails_alone(tmp_path, monkeypatch):
     """One image's merge or file writing failing (a bug, an unwritable name) is that image's
     failure, recorded with its reason; every other image is labelled and a rerun retries it
