@@ -1,0 +1,74 @@
+"""Outputs on file systems that lack a POSIX call the engine uses (docs/foundation.md, "Network,
+FUSE and other file systems"): each is simulated by making the call fail as such a mount does."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pytest
+from typer.testing import CliRunner
+
+SYNTH = ["--train", "1", "--val", "0", "--test", "1", "--size", "96x64", "--no-progress"]
+
+
+def _fails(code: int):
+    def call(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    return call
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS])
+def test_outputs_are_written_where_the_file_system_has_no_fsync(tmp_path, monkeypatch, code):
+    """sshfs without its fsync extension, s3fs, davfs: fsync fails with EINVAL, EOPNOTSUPP or
+    ENOSYS. Every write failed with a traceback; the rename alone keeps them atomic."""
+    from cli import app
+
+    monkeypatch.setattr(os, "fsync", _fails(code))
+    out = tmp_path / "data"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out), *SYNTH])
+    assert res.exit_code == 0, res.output
+    assert "wrote 2 images" in res.output
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_failing_fsync_of_a_full_or_failing_disk_still_stops_the_write(tmp_path, monkeypatch):
+    from annotations.fileio import append_line, atomic_write_text
+
+    monkeypatch.setattr(os, "fsync", _fails(errno.EIO))
+    with pytest.raises(OSError, match="Input/output error") as e:
+        atomic_write_text(tmp_path / "a.json", "{}")
+    assert e.value.filename == str(tmp_path / "a.json")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(os, "fsync", _fails(errno.ENOSPC))
+    with pytest.raises(OSError, match="No space left"):
+        append_line(tmp_path / "m.jsonl", "{}")
+
+
+def test_a_log_is_appended_to_where_the_file_system_has_no_fsync(tmp_path, monkeypatch):
+    from annotations.fileio import append_line, read_jsonl
+
+    monkeypatch.setattr(os, "fsync", _fails(errno.EINVAL))
+    append_line(tmp_path / "m.jsonl", '{"a": 1}')
+    assert read_jsonl(tmp_path / "m.jsonl") == [{"a": 1}]
+
+
+def test_outputs_are_written_where_the_file_system_refuses_chmod(tmp_path, monkeypatch):
+    """FAT and exFAT, SMB without Unix extensions, s3fs refuse chmod (EPERM) and give files the
+    mount's mode: every output failed with ``error: PATH: Operation not permitted`` (exit 2)."""
+    from cli import app
+
+    monkeypatch.setattr(os, "fchmod", _fails(errno.EPERM))
+    out = tmp_path / "data"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out), *SYNTH])
+    assert res.exit_code == 0, res.output
+    assert "wrote 2 images" in res.output
+
+
+def test_outputs_get_the_usual_permissions_where_chmod_works(tmp_path):
+    from annotations.fileio import FILE_MODE, atomic_write_text
+
+    path = atomic_write_text(tmp_path / "a.json", "{}")
+    assert stat.S_IMODE(path.stat().st_mode) == FILE_MODE
