@@ -88,9 +88,24 @@ def swap_in(staging: Path, names: tuple[str, ...]) -> None:
     old.mkdir()
     for name in names:
         if (root / name).exists():
-            os.replace(root / name, old / name)
+            _set_aside(root / name, old / name)
         if (staging / name).exists():
             os.replace(staging / name, root / name)
+
+
+def _set_aside(path: Path, to: Path) -> None:
+    """Move ``path`` to ``to`` (both in one folder's staging), or remove ``path`` where the file
+    system renames no such folder: overlayfs (a container's root, a folder its image holds)
+    refuses to rename a folder of a lower layer (EXDEV, unless mounted with ``redirect_dir``).
+    Either way the old entry is gone once the new one is in (``staged`` removes the set-aside
+    copy); before, the swap stopped with a traceback halfway, the new ``coco.json`` beside the
+    old ``labelme/`` of an ``engine annotate export --force``."""
+    try:
+        os.replace(path, to)
+    except OSError as e:
+        if e.errno != errno.EXDEV or not path.is_dir() or path.is_symlink():
+            raise
+        shutil.rmtree(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -72,3 +72,48 @@ def test_outputs_get_the_usual_permissions_where_chmod_works(tmp_path):
 
     path = atomic_write_text(tmp_path / "a.json", "{}")
     assert stat.S_IMODE(path.stat().st_mode) == FILE_MODE
+
+
+def test_a_folder_overlayfs_will_not_rename_is_replaced_all_the_same(tmp_path, monkeypatch):
+    """overlayfs (a container's root) renames no folder of its image's layer (EXDEV): the
+    swap of an ``engine annotate export --force`` stopped with a traceback halfway, the new
+    coco.json beside the old labelme/."""
+    from annotations.fileio import staged, swap_in
+
+    root = tmp_path / "export"
+    (root / "labelme").mkdir(parents=True)
+    (root / "labelme" / "old.json").write_text("old")
+    (root / "coco.json").write_text("old")
+    replace = os.replace
+
+    def overlay_replace(src, dst):
+        if os.path.isdir(src) and ".export.new-" not in os.fspath(src):  # the image's folder
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), os.fspath(src), None, dst)
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", overlay_replace)
+    with staged(root, ".export.") as staging:
+        (staging / "labelme").mkdir()
+        (staging / "labelme" / "new.json").write_text("new")
+        (staging / "coco.json").write_text("new")
+        swap_in(staging, ("coco.json", "labelme"))
+    assert sorted(p.name for p in root.iterdir()) == ["coco.json", "labelme"]
+    assert [p.name for p in (root / "labelme").iterdir()] == ["new.json"]
+    assert (root / "coco.json").read_text() == "new"
+
+
+def test_a_file_rename_refused_across_devices_is_still_an_error(tmp_path, monkeypatch):
+    from annotations.fileio import staged, swap_in
+
+    root = tmp_path / "export"
+    root.mkdir()
+    (root / "coco.json").write_text("old")
+
+    def refuse(src, dst):
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), os.fspath(src), None, dst)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="cross-device"), staged(root, ".export.") as staging:
+        (staging / "coco.json").write_text("new")
+        swap_in(staging, ("coco.json",))
+    assert (root / "coco.json").read_text() == "old"
