@@ -117,3 +117,18 @@ def test_a_file_rename_refused_across_devices_is_still_an_error(tmp_path, monkey
         (staging / "coco.json").write_text("new")
         swap_in(staging, ("coco.json",))
     assert (root / "coco.json").read_text() == "old"
+
+
+def test_a_stale_nfs_handle_is_not_sent_to_check_the_disk(tmp_path, monkeypatch):
+    """NFS fails a file removed or replaced by another client with ESTALE: the line said "check
+    the disk", of a disk that was fine."""
+    from cli import app
+
+    monkeypatch.setattr(os, "fsync", _fails(errno.ESTALE))
+    out = tmp_path / "data"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out), *SYNTH])
+    assert res.exit_code == 74, res.output
+    line = res.output.strip()
+    assert line.startswith(f"error: {out}") and "Stale file handle" in line, line
+    assert "no other machine removed or replaced it" in line and "check the disk" not in line
+    assert len(line.splitlines()) == 1
