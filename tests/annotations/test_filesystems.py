@@ -132,3 +132,28 @@ def test_a_stale_nfs_handle_is_not_sent_to_check_the_disk(tmp_path, monkeypatch)
     assert line.startswith(f"error: {out}") and "Stale file handle" in line, line
     assert "no other machine removed or replaced it" in line and "check the disk" not in line
     assert len(line.splitlines()) == 1
+
+
+@pytest.mark.parametrize("statfs", ["zero", "refused"])
+def test_an_archive_is_unpacked_where_the_file_system_gives_no_free_space(
+    tmp_path, monkeypatch, statfs
+):
+    """A FUSE mount without statfs reports 0 blocks (libfuse's default), or the call fails:
+    every archive was refused ("has 0.0 GB free") or the import stopped with a traceback."""
+    import shutil
+    import zipfile
+
+    import engine.annotate
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("annotations/instances.json", "{}")
+
+    def disk_usage(path):
+        if statfs == "refused":
+            raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+        return shutil._ntuple_diskusage(0, 0, 0)
+
+    monkeypatch.setattr(engine.annotate.shutil, "disk_usage", disk_usage)
+    into = engine.annotate.unzip(archive, tmp_path / "u")
+    assert (tmp_path / "u" / "annotations" / "instances.json").is_file(), into
