@@ -3,7 +3,9 @@
 Writes. Every output of the engine (label maps, confidence maps, JSON records, checkpoints) goes through
 these helpers. The data is written to a temporary file in the destination folder, flushed and
 fsync'ed, then renamed over the destination with ``os.replace``, which is atomic on POSIX and
-Windows when both paths are on one file system. A process killed at any moment leaves either the
+Windows when both paths are on one file system (where the file system has no ``fsync`` or
+``chmod``, a FUSE or FAT mount, the write goes on without them: :func:`sync`, :func:`set_mode`).
+A process killed at any moment leaves either the
 old file or the new one, plus at worst a stray ``.NAME.*.tmp`` file (:func:`is_temporary`) that
 later runs ignore, and the next run of its command removes (:func:`engine.runlock.exclusive`). A file that
 holds the bytes already is not written again (its times stay). A write the
@@ -86,9 +88,24 @@ def swap_in(staging: Path, names: tuple[str, ...]) -> None:
     old.mkdir()
     for name in names:
         if (root / name).exists():
-            os.replace(root / name, old / name)
+            _set_aside(root / name, old / name)
         if (staging / name).exists():
             os.replace(staging / name, root / name)
+
+
+def _set_aside(path: Path, to: Path) -> None:
+    """Move ``path`` to ``to`` (both in one folder's staging), or remove ``path`` where the file
+    system renames no such folder: overlayfs (a container's root, a folder its image holds)
+    refuses to rename a folder of a lower layer (EXDEV, unless mounted with ``redirect_dir``).
+    Either way the old entry is gone once the new one is in (``staged`` removes the set-aside
+    copy); before, the swap stopped with a traceback halfway, the new ``coco.json`` beside the
+    old ``labelme/`` of an ``engine annotate export --force``."""
+    try:
+        os.replace(path, to)
+    except OSError as e:
+        if e.errno != errno.EXDEV or not path.is_dir() or path.is_symlink():
+            raise
+        shutil.rmtree(path)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -153,11 +170,10 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
     try:  # mkstemp inside: a Ctrl-C just after it must not leave the temp file either
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TMP_SUFFIX, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            if hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), FILE_MODE)
+            set_mode(f.fileno())
             yield f
             f.flush()
-            os.fsync(f.fileno())
+            sync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:
@@ -166,6 +182,42 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
         if isinstance(e, OSError) and (e.filename is None or _is_temporary(e.filename, path)):
             raise naming(e, path) from None
         raise
+
+
+# What ``fsync`` fails with on a file system that has no such call, rather than a disk that
+# failed to keep the data: EINVAL (the call does not apply to this file), EOPNOTSUPP/ENOTSUP
+# and ENOSYS (some FUSE mounts: sshfs without its fsync extension, s3fs, rclone, davfs). A
+# full disk (ENOSPC, EDQUOT: NFS reports them at fsync) or a failing one (EIO) is no such case.
+NO_FSYNC = frozenset(
+    getattr(errno, name)
+    for name in ("EINVAL", "EOPNOTSUPP", "ENOTSUP", "ENOSYS")
+    if hasattr(errno, name)
+)
+
+
+def sync(fd: int) -> None:
+    """``os.fsync(fd)``, skipped where the file system has no ``fsync`` (:data:`NO_FSYNC`): the
+    rename that follows is still atomic, so readers and later runs still see the old file or
+    the new one; only a machine crash (not a killed process) may lose the last writes, as on
+    any file system without it. Before, every write there failed with a traceback ending in
+    ``OSError: [Errno 22] Invalid argument: PATH``."""
+    try:
+        os.fsync(fd)
+    except OSError as e:
+        if e.errno not in NO_FSYNC:
+            raise
+
+
+def set_mode(fd: int) -> None:
+    """Give the new file ``fd`` the permissions of every output (:data:`FILE_MODE`), where the
+    file system keeps them. FAT and exFAT (a USB disk), SMB/CIFS without Unix extensions and
+    some FUSE mounts (s3fs, gcsfuse) refuse ``chmod`` (EPERM, EOPNOTSUPP, ENOSYS) and give
+    every file the mode of their mount options: the file keeps that mode. Before, every output
+    there failed with ``error: PATH: Operation not permitted``."""
+    if not hasattr(os, "fchmod"):  # Windows
+        return
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, FILE_MODE)
 
 
 # The name of an :func:`atomic_file` temporary file: ``.NAME.`` + mkstemp's 8 random characters
@@ -319,7 +371,7 @@ def append_lines(path: str | os.PathLike, lines: list[str]) -> None:
                 _cut_torn_line(f)
                 f.write("".join(line + "\n" for line in lines).encode("utf-8"))
                 f.flush()
-                os.fsync(f.fileno())
+                sync(f.fileno())
                 return
         raise OSError(errno.EBUSY, "replaced by another process while appending", str(path))
     except OSError as e:  # a full disk's write names no file

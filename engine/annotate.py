@@ -682,8 +682,14 @@ def _check_unpacked_size(archive: Path, size: int, into: Path) -> None:
             f"(over {UNZIP_RATIO} times its size: a zip bomb or a damaged archive); not unpacked"
         )
     into.mkdir(parents=True, exist_ok=True)
-    free = shutil.disk_usage(into).free
-    if size > free:
+    try:
+        usage = shutil.disk_usage(into)
+    except OSError:  # a file system that gives no figures: the unpack's writes tell
+        return
+    free = usage.free
+    # a total of 0 is no figure either: a FUSE mount without statfs reports 0 blocks (libfuse's
+    # default), and every archive was refused, "has 0.0 GB free", on a disk with room
+    if usage.total and size > free:
         raise ValueError(
             f"{archive}: its files would unpack to {size / 1e9:.1f} GB, but the disk of "
             f"{tempfile.gettempdir()} has {free / 1e9:.1f} GB free; set TMPDIR to a folder on "

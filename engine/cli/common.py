@@ -185,6 +185,12 @@ def disk_remedy(e: OSError) -> str:
         errno.EROFS: "make the file system writable",
         errno.ENOSPC: "make room",
         getattr(errno, "EDQUOT", errno.ENOSPC): "make room",
+        # NFS: the file or folder was removed or replaced on the server or by another client
+        # while this run held it; "check the disk" sent the user to a disk that was fine
+        getattr(errno, "ESTALE", errno.EIO): (
+            "check that no other machine removed or replaced it (a network file system's stale "
+            "file handle)"
+        ),
     }
     return fix.get(e.errno, "check the disk")
 

@@ -1,0 +1,159 @@
+"""Outputs on file systems that lack a POSIX call the engine uses (docs/foundation.md, "Network,
+FUSE and other file systems"): each is simulated by making the call fail as such a mount does."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+import pytest
+from typer.testing import CliRunner
+
+SYNTH = ["--train", "1", "--val", "0", "--test", "1", "--size", "96x64", "--no-progress"]
+
+
+def _fails(code: int):
+    def call(*args, **kwargs):
+        raise OSError(code, os.strerror(code))
+
+    return call
+
+
+@pytest.mark.parametrize("code", [errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS])
+def test_outputs_are_written_where_the_file_system_has_no_fsync(tmp_path, monkeypatch, code):
+    """sshfs without its fsync extension, s3fs, davfs: fsync fails with EINVAL, EOPNOTSUPP or
+    ENOSYS. Every write failed with a traceback; the rename alone keeps them atomic."""
+    from cli import app
+
+    monkeypatch.setattr(os, "fsync", _fails(code))
+    out = tmp_path / "data"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out), *SYNTH])
+    assert res.exit_code == 0, res.output
+    assert "wrote 2 images" in res.output
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_failing_fsync_of_a_full_or_failing_disk_still_stops_the_write(tmp_path, monkeypatch):
+    from annotations.fileio import append_line, atomic_write_text
+
+    monkeypatch.setattr(os, "fsync", _fails(errno.EIO))
+    with pytest.raises(OSError, match="Input/output error") as e:
+        atomic_write_text(tmp_path / "a.json", "{}")
+    assert e.value.filename == str(tmp_path / "a.json")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setattr(os, "fsync", _fails(errno.ENOSPC))
+    with pytest.raises(OSError, match="No space left"):
+        append_line(tmp_path / "m.jsonl", "{}")
+
+
+def test_a_log_is_appended_to_where_the_file_system_has_no_fsync(tmp_path, monkeypatch):
+    from annotations.fileio import append_line, read_jsonl
+
+    monkeypatch.setattr(os, "fsync", _fails(errno.EINVAL))
+    append_line(tmp_path / "m.jsonl", '{"a": 1}')
+    assert read_jsonl(tmp_path / "m.jsonl") == [{"a": 1}]
+
+
+def test_outputs_are_written_where_the_file_system_refuses_chmod(tmp_path, monkeypatch):
+    """FAT and exFAT, SMB without Unix extensions, s3fs refuse chmod (EPERM) and give files the
+    mount's mode: every output failed with ``error: PATH: Operation not permitted`` (exit 2)."""
+    from cli import app
+
+    monkeypatch.setattr(os, "fchmod", _fails(errno.EPERM))
+    out = tmp_path / "data"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out), *SYNTH])
+    assert res.exit_code == 0, res.output
+    assert "wrote 2 images" in res.output
+
+
+def test_outputs_get_the_usual_permissions_where_chmod_works(tmp_path):
+    from annotations.fileio import FILE_MODE, atomic_write_text
+
+    path = atomic_write_text(tmp_path / "a.json", "{}")
+    assert stat.S_IMODE(path.stat().st_mode) == FILE_MODE
+
+
+def test_a_folder_overlayfs_will_not_rename_is_replaced_all_the_same(tmp_path, monkeypatch):
+    """overlayfs (a container's root) renames no folder of its image's layer (EXDEV): the
+    swap of an ``engine annotate export --force`` stopped with a traceback halfway, the new
+    coco.json beside the old labelme/."""
+    from annotations.fileio import staged, swap_in
+
+    root = tmp_path / "export"
+    (root / "labelme").mkdir(parents=True)
+    (root / "labelme" / "old.json").write_text("old")
+    (root / "coco.json").write_text("old")
+    replace = os.replace
+
+    def overlay_replace(src, dst):
+        if os.path.isdir(src) and ".export.new-" not in os.fspath(src):  # the image's folder
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), os.fspath(src), None, dst)
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", overlay_replace)
+    with staged(root, ".export.") as staging:
+        (staging / "labelme").mkdir()
+        (staging / "labelme" / "new.json").write_text("new")
+        (staging / "coco.json").write_text("new")
+        swap_in(staging, ("coco.json", "labelme"))
+    assert sorted(p.name for p in root.iterdir()) == ["coco.json", "labelme"]
+    assert [p.name for p in (root / "labelme").iterdir()] == ["new.json"]
+    assert (root / "coco.json").read_text() == "new"
+
+
+def test_a_file_rename_refused_across_devices_is_still_an_error(tmp_path, monkeypatch):
+    from annotations.fileio import staged, swap_in
+
+    root = tmp_path / "export"
+    root.mkdir()
+    (root / "coco.json").write_text("old")
+
+    def refuse(src, dst):
+        raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), os.fspath(src), None, dst)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(OSError, match="cross-device"), staged(root, ".export.") as staging:
+        (staging / "coco.json").write_text("new")
+        swap_in(staging, ("coco.json",))
+    assert (root / "coco.json").read_text() == "old"
+
+
+def test_a_stale_nfs_handle_is_not_sent_to_check_the_disk(tmp_path, monkeypatch):
+    """NFS fails a file removed or replaced by another client with ESTALE: the line said "check
+    the disk", of a disk that was fine."""
+    from cli import app
+
+    monkeypatch.setattr(os, "fsync", _fails(errno.ESTALE))
+    out = tmp_path / "data"
+    res = CliRunner().invoke(app, ["synth", "--out", str(out), *SYNTH])
+    assert res.exit_code == 74, res.output
+    line = res.output.strip()
+    assert line.startswith(f"error: {out}") and "Stale file handle" in line, line
+    assert "no other machine removed or replaced it" in line and "check the disk" not in line
+    assert len(line.splitlines()) == 1
+
+
+@pytest.mark.parametrize("statfs", ["zero", "refused"])
+def test_an_archive_is_unpacked_where_the_file_system_gives_no_free_space(
+    tmp_path, monkeypatch, statfs
+):
+    """A FUSE mount without statfs reports 0 blocks (libfuse's default), or the call fails:
+    every archive was refused ("has 0.0 GB free") or the import stopped with a traceback."""
+    import shutil
+    import zipfile
+
+    import engine.annotate
+
+    archive = tmp_path / "a.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("annotations/instances.json", "{}")
+
+    def disk_usage(path):
+        if statfs == "refused":
+            raise OSError(errno.ENOSYS, os.strerror(errno.ENOSYS))
+        return shutil._ntuple_diskusage(0, 0, 0)
+
+    monkeypatch.setattr(engine.annotate.shutil, "disk_usage", disk_usage)
+    into = engine.annotate.unzip(archive, tmp_path / "u")
+    assert (tmp_path / "u" / "annotations" / "instances.json").is_file(), into
