@@ -53,6 +53,7 @@ from annotations.interchange import (
     SplitSizes,
     coco_to_masks,
     composed_stems,
+    escaped,
     is_labelme,
     label_role,
     labelme_to_mask,
@@ -61,6 +62,7 @@ from annotations.interchange import (
     segmentation_mask_to_mask,
     stem_of,
     to_labelme,
+    unescaped,
 )
 from annotations.labelmap import IGNORE, EncodedLabel
 from annotations.labelrun import LabelRun
@@ -250,6 +252,7 @@ def _stem_named(
     a comment line (starting with ``#``) that names no image. ``composed``
     (:func:`composed_stems` of ``available``): a stem typed composed otherwise (Unicode NFC:
     ``vélo`` from a keyboard, the file named e + U+0301 on macOS) names the image too."""
+    line = unescaped(line)  # caf\udce9: a name that is not UTF-8, as pick lists write it
     cuts = [i for i, c in enumerate(line) if c == "#"]
     for text in [line, *(line[:i].strip() for i in reversed(cuts))]:
         for stem in (text, stem_of(text)) if text else ():
@@ -447,7 +450,9 @@ def _write_export_locked(
             atomic_write_text(staging / "labelstudio" / "config.xml", label_config(class_name))
             result.labelstudio = out / "labelstudio" / "tasks.json"
         if found:  # what an annotation tool's task needs uploaded: one absolute path a line
-            atomic_write_text(staging / IMAGE_LIST, "".join(f"{p}\n" for p in found))
+            # a name that is not UTF-8 escaped (caf\udce9), as in pick lists: it raised
+            # UnicodeEncodeError after the other files were made, and nothing was exported
+            atomic_write_text(staging / IMAGE_LIST, "".join(f"{escaped(str(p))}\n" for p in found))
             result.image_list = out / IMAGE_LIST
         swap_in(staging, EXPORT_FILES)
     return result
@@ -1248,7 +1253,9 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
         )
     picks = pick_images(stats, cfg.n, cfg.seed, cfg.low_confidence, cfg.many_or_tiny)
     out = Path(cfg.out) if cfg.out else run.root / f"pick-{cfg.split}.txt"
-    atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
+    # a name that is not UTF-8 (caf\xe9) escaped, caf\udce9, which export --images reads back
+    # (composed_stems); it raised UnicodeEncodeError and no list was written
+    atomic_write_text(out, "".join(f"{escaped(p.stem)}\n" for p in picks))
     by_stem = {s.stem: s for s in stats}
     atomic_write_json(
         out.with_suffix(".json"),

@@ -32,7 +32,6 @@ from annotations.fileio import (
     UNREADABLE,
     atomic_write_bytes,
     atomic_write_json,
-    atomic_write_text,
     cut_to_bytes,
     first_line,
     is_dataset_root,
@@ -324,7 +323,9 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
             cut=(labelled, len(past_limit)) if labelled > len(cards) else None,
         )
         failed += past_limit
-        index = atomic_write_text(out / "index.html", page)
+        # a name that is not UTF-8 (caf\xe9.jpg) shown escaped, caf\udce9.jpg, as in the JSON
+        # records (its links hold its bytes: _url); it raised UnicodeEncodeError, no gallery
+        index = atomic_write_bytes(out / "index.html", page.encode("utf-8", "backslashreplace"))
         atomic_write_json(
             out / "review.json",
             {
@@ -431,8 +432,10 @@ def _score_text(scores: dict[str, float | None]) -> str:
 
 def _url(path: str) -> str:
     """A relative file path as an attribute's URL: percent-encoded, so that an image named
-    ``bike #3.jpg`` or ``x?y.jpg`` loads (``#`` and ``?`` would end the path) in any browser."""
-    return html.escape(quote(path.replace(os.sep, "/")))
+    ``bike #3.jpg`` or ``x?y.jpg`` loads (``#`` and ``?`` would end the path) in any browser. A
+    name that is not UTF-8 (``caf\\xe9.jpg``) as its own bytes (``caf%E9.jpg``, as ``as_uri``
+    does): it raised UnicodeEncodeError, and ``engine review`` wrote no gallery at all."""
+    return html.escape(quote(path.replace(os.sep, "/"), errors="surrogateescape"))
 
 
 def _image_url(path: Path, out: Path) -> str:

@@ -93,7 +93,9 @@ class SimulationConfig:
 
 def image_rng(seed: int, split: str, stem: str) -> np.random.Generator:
     """The generator of one image: independent of processing order."""
-    return np.random.default_rng([seed, zlib.crc32(f"{split}/{stem}".encode())])
+    return np.random.default_rng(
+        [seed, zlib.crc32(f"{split}/{stem}".encode("utf-8", "surrogateescape"))]
+    )
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cell: float) -> np.ndarray:
@@ -348,7 +350,11 @@ def read_instance_ids(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: true instance map not found")
-    arr = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    # decoded from its bytes: cv2.imread(str) crashed the process (a segmentation fault, no
+    # message) on a file name that is not UTF-8 (caf\xe9.png from a latin-1 system, or any
+    # non-ASCII name under LC_ALL=C with Python's UTF-8 mode off)
+    data = np.frombuffer(path.read_bytes(), np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if arr is None or arr.ndim != 2:
         raise ValueError(f"{path}: expected a single-channel instance-id PNG")
     return arr.astype(np.int32)

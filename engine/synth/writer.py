@@ -141,7 +141,10 @@ def _kept_instances(paths: dict[str, Path], size: tuple[int, int]) -> dict[str, 
         return None
     instances = {}
     for name in NEW_CLASSES:
-        inst = cv2.imread(str(paths[f"instances/{name}"]), cv2.IMREAD_UNCHANGED)
+        # from its bytes: cv2.imread(str) crashed the process on a path that is not UTF-8
+        # (--out with a non-ASCII name under LC_ALL=C with Python's UTF-8 mode off)
+        data = np.frombuffer(paths[f"instances/{name}"].read_bytes(), np.uint8)
+        inst = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
         if inst is None or inst.dtype != np.uint16 or inst.shape != (size[1], size[0]):
             return None
         instances[name] = inst

@@ -2064,6 +2064,27 @@ def test_an_image_list_may_name_files_or_paths(tmp_path, world):
         )
 
 
+def test_a_file_name_that_is_not_utf8_is_picked_listed_and_exported(tmp_path):
+    """A dataset copied from a latin-1 system holds ``caf\\xe9.jpg``. ``annotate pick`` and
+    ``annotate export`` stopped with "'utf-8' codec can't encode character '\\udce9' ...
+    surrogates not allowed" writing their list (exit code 2, no list, no export). The lists
+    stay UTF-8, the name escaped as the JSON records show it (``caf\\udce9``), and either list
+    given back as ``--images`` names the image."""
+    data, run, stem = tmp_path / "data", tmp_path / "run", os.fsdecode(b"caf\xe9")
+    make_dataset(data, "test", n=1, size=(H, W))
+    for folder, ext in (("images", ".jpg"), ("annotations", ".png")):
+        os.rename(data / folder / "test" / f"img000{ext}", data / folder / "test" / f"{stem}{ext}")
+    make_run(run, data, {stem: [disk(H, W, 20, 48, 8)]}, (H, W))
+    _, picked = pick_for_annotation(PickConfig(run=str(run), n=1, progress=False))
+    assert picked.read_bytes() == b"caf\\udce9\n"
+    first = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "a"),
+                                            stems=read_stem_list(picked)))  # fmt: skip
+    listed = first.image_list.read_bytes().decode("utf-8").splitlines()
+    assert listed == [f"{data}/images/test/caf\\udce9.jpg"]
+    again = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "b"), stems=listed))
+    assert [p.name for p in again.labelme] == [f"{stem}.json"]
+
+
 def test_an_earlier_export_is_kept_unless_replaced_on_purpose(tmp_path, world):
     """LabelMe and other tools save corrections into the exported files: a second export into
     the folder is refused and leaves them as they are. With ``force`` the folder holds exactly

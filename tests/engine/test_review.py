@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -661,6 +662,24 @@ def test_odd_file_names_are_percent_encoded(tmp_path):
     assert len(urls) == 6 * 3  # each card: the original, its panel and the panel's detail
     for url in urls:
         assert (run / "review" / unquote(url)).is_file(), url
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_and_linked(tmp_path):
+    """A dataset copied from a latin-1 system holds ``caf\\xe9.jpg``: percent-encoding its
+    name raised UnicodeEncodeError ("surrogates not allowed"), then so did writing the page,
+    and ``engine review`` stopped with exit code 2, no gallery. Its links hold its bytes
+    (``caf%E9``), its captions the escape the JSON records show (``caf\\udce9``)."""
+    from urllib.parse import unquote
+
+    data, run, stem = tmp_path / "data", tmp_path / "run", os.fsdecode(b"caf\xe9")
+    (data / "images" / "test").mkdir(parents=True)
+    Image.new("RGB", (W, H)).save(data / "images" / "test" / f"{stem}.jpg")
+    make_run(run, data, {stem: [disk(H, W, 75, 60, 40)]}, (H, W), "test")
+    page = build_review(ReviewConfig(str(run), progress=False)).index.read_bytes()
+    text = page.decode("utf-8")  # UTF-8 still
+    assert 'href="../../data/images/test/caf%E9.jpg"' in text and "test/caf\\udce9" in text
+    for url in re.findall(r'(?:src|href)="([^"]+)"', text):
+        assert (run / "review" / unquote(url, errors="surrogateescape")).is_file(), url
 
 
 def test_several_splits_are_given_as_label_and_fuse_take_them(tmp_path):

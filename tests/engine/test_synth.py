@@ -378,3 +378,25 @@ def test_a_bad_size_is_one_error_line_as_every_bad_input(tmp_path: Path, size, s
     res = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "d"), "--size", size])
     assert res.exit_code == 2 and res.output.strip() == said, res.output
     assert not (tmp_path / "d").exists()
+
+
+def test_a_folder_name_that_is_not_utf8_resumes(tmp_path: Path):
+    """``engine synth --out`` a folder whose name is not UTF-8 (``syn\\xe9`` made on a latin-1
+    system, or any non-ASCII name under LC_ALL=C with Python's UTF-8 mode off): the second run
+    read the scenes kept with ``cv2.imread(str)``, which crashed the process (a segmentation
+    fault, no message). In a subprocess, so that a crash fails this test alone."""
+    import os
+    import subprocess
+    import sys
+
+    out = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"syn\xe9"))
+    code = (
+        "import sys; from engine.synth import SynthConfig, generate\n"
+        "for _ in range(2): generate(SynthConfig(out=sys.argv[1], train=1, val=0, test=0,"
+        " size=(64, 64)), progress=False)"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    res = subprocess.run([sys.executable, "-c", code, out], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert res.returncode == 0, res.stderr

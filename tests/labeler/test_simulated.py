@@ -684,3 +684,26 @@ def test_a_resumed_label_run_keeps_the_warnings_of_the_calls_before():
         "warning (engine label): RUN: again",
     ]
     assert _same_run(first, "other") is None and _same_run(None, "h") is None
+
+
+def test_an_image_name_that_is_not_utf8_is_labelled(tmp_path):
+    """A dataset copied from a latin-1 system holds ``caf\\xe9.jpg`` (read with a surrogate for
+    the byte). The simulated labeler read its true instance map with ``cv2.imread(str)``, which
+    crashed the process (a segmentation fault, no message: ``engine label`` exit code -11,
+    nothing written after it), and then seeded the image's errors from the name's UTF-8, which
+    failed it (``UnicodeEncodeError: ... surrogates not allowed``)."""
+    import os
+
+    root = tmp_path / "synth"
+    made = _engine("synth", "--out", str(root), "--train", "0", "--val", "0", "--test", "2",
+                   "--size", "96x64", "--no-progress")  # fmt: skip
+    assert made.returncode == 0, made.output
+    for path in sorted(root.rglob("synth_test_0001.*")):
+        os.rename(
+            path, os.path.join(os.fsencode(path.parent), b"caf\xe9" + os.fsencode(path.suffix))
+        )
+    out = tmp_path / "run"
+    res = _engine("label", "--class", "Bicycle", "--data", str(root), "--out", str(out),
+                  "--backend", "simulated", "--no-progress")  # fmt: skip
+    assert res.returncode == 0, res.output
+    assert os.path.isfile(os.path.join(os.fsencode(out / "labels" / "test"), b"caf\xe9.png"))
