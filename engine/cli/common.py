@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from engine.progress import SafeConsole, encodable, stderr_console, stream_error
-from engine.runinfo import KEPT_PACKAGES
+from engine.runinfo import KEPT_PACKAGES, SHM_ADVICE
 from engine.text import split_names  # noqa: F401 - the option parsers' home for the CLI
 
 # Class names, stems and paths are printed as typed: no rich markup (`cone [old]` lost its
@@ -159,9 +159,7 @@ def process_limit(e: BaseException) -> Text | None:
     if shared_memory_full(e):
         return error_text(e, "out of shared memory: ") + (
             "; the data loader's worker processes pass batches through /dev/shm (64 MB in a "
-            "Docker container by default): give it more (docker run --shm-size 8g; Kubernetes: "
-            "an emptyDir of medium Memory mounted at /dev/shm), or pass --workers 0 to load in "
-            "the training process"
+            "Docker container by default): " + SHM_ADVICE.format(mounted=" mounted at /dev/shm")
         )
     if too_many_open_files(e):
         try:
