@@ -227,14 +227,17 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     return w, h
 
 
-def one_split(values: list[str] | None, default: str | None, why: str) -> str | None:
+def one_split(
+    values: list[str] | None, default: str | None, command: str, todo: str, why: str = ""
+) -> str | None:
     """The one split of a command that takes one: ``--split val``, as the commands taking
-    several spell theirs (repeatable, comma-separated), but more than one name is refused with
-    ``why``: the command, that it takes one split, why, and what to do instead (before, a second ``--split`` silently replaced the first
-    and ``val,test`` was looked for as a split of that name)."""
+    several spell theirs (repeatable, comma-separated), but more than one name is refused:
+    ``"--split val,test: COMMAND takes one split (WHY): TODO"`` (before, a second ``--split``
+    silently replaced the first and ``val,test`` was looked for as a split of that name)."""
     names = tuple(dict.fromkeys(split_names(values) or (default,)))
     if len(names) > 1:
-        raise ValueError(f"--split {','.join(names)}: {why}")
+        held = f" ({why})" if why else ""
+        raise ValueError(f"--split {','.join(names)}: {command} takes one split{held}: {todo}")
     return names[0]
 
 
