@@ -103,7 +103,7 @@ def guard(fn: F, resumable: bool = False) -> F:
             text, code = interrupted()
             stderr.print(text + resume, soft_wrap=True)
             raise typer.Exit(code) from None
-        except (*_INPUT_ERRORS, MemoryError) as e:
+        except (*_INPUT_ERRORS, MemoryError, OSError) as e:
             if out_of_memory(e):  # the machine's limit, not a bad input: no traceback, no 2
                 again = "; free memory and run the same command again" + " to resume" * resumable
                 again += ", or ask for less (smaller images, --size, --batch-size or --crop)"
@@ -112,16 +112,11 @@ def guard(fn: F, resumable: bool = False) -> F:
             if (line := process_limit(e)) is not None:  # a container's /dev/shm, ulimit -n
                 stderr.print(line, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
-            stderr.print(error_text(e) + out_elsewhere(e, kwargs, "; "), soft_wrap=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-        except OSError as e:  # a full or read-only disk: the machine's problem, said in one line
-            if e.errno == errno.ENAMETOOLONG:  # a long --class made the default --out's name
-                stderr.print(error_text(e), soft_wrap=True)
+            # a bad input, or a long --class that made the default --out's name too long
+            if isinstance(e, _INPUT_ERRORS) or e.errno == errno.ENAMETOOLONG:
+                stderr.print(error_text(e) + out_elsewhere(e, kwargs, "; "), soft_wrap=True)
                 raise typer.Exit(EXIT_BAD_INPUT) from None
-            if (line := process_limit(e)) is not None:
-                stderr.print(line, soft_wrap=True)
-                raise typer.Exit(EXIT_NO_MEMORY) from None
-            if not disk_error(e):
+            if not disk_error(e):  # a full or read-only disk: the machine's problem, one line
                 raise
             again = f"; {disk_remedy(e)} and run the same command again" + " to resume" * resumable
             stderr.print(error_text(e) + again + out_elsewhere(e, kwargs), soft_wrap=True)

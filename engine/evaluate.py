@@ -32,7 +32,7 @@ from annotations.fileio import (
 from annotations.labelmap import read_label
 from annotations.subset import subset_at
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy, class_key
-from engine.datasets import SegDataset, load_spec
+from engine.datasets import DatasetSpec, SegDataset, load_spec
 from engine.devices import resolve_device
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record, unfinished_prediction
@@ -102,23 +102,25 @@ class Truth:
     image_suffix: str | None = None  # the dataset's spec's (Cityscapes' _leftImg8bit.png)
 
 
-def is_dataset(gt: Path) -> bool:
-    """Whether ``gt`` names a dataset rather than a folder of label maps: a spec file, a folder
-    holding one (``dataset.yaml``: Cityscapes, a fused dataset), or a folder without label maps
-    of its own where the MaSS13K layout finds splits (``data/`` with ``images/<split>``)."""
+def dataset_spec(gt: Path) -> DatasetSpec | None:
+    """The spec of the dataset ``gt`` names, loaded once (a spec file, a folder holding one:
+    ``dataset.yaml``, Cityscapes, a fused dataset; or a folder without label maps of its own
+    where the MaSS13K layout finds splits: ``data/`` with ``images/<split>``); None where ``gt``
+    is no dataset but a folder of label maps (or nothing). A spec file's errors raise."""
     gt = Path(gt)
     if gt.is_file():
-        return gt.suffix.lower() not in LABEL_EXTS
+        return None if gt.suffix.lower() in LABEL_EXTS else load_spec(gt)
     if not gt.is_dir():
-        return False
+        return None
     if spec_file(gt) is not None:
-        return True
+        return load_spec(gt)
     if _holds_label_maps(gt):
-        return False
+        return None
     try:
-        return bool(load_spec(gt).available_splits())
+        spec = load_spec(gt)
+        return spec if spec.available_splits() else None
     except (OSError, ValueError):
-        return False
+        return None
 
 
 def _holds_label_maps(folder: Path) -> bool:
@@ -162,7 +164,8 @@ def ground_truth(gt: Path, split: str | None) -> Truth:
     or, where ``gt`` is a dataset, its split ``split`` (required then). A dataset's taxonomy is
     its spec's; a folder's, or a spec's that names none, the one recorded around its labels."""
     gt = Path(gt)
-    if not is_dataset(gt) and (split is None or gt.exists()):
+    spec = dataset_spec(gt)
+    if spec is None and (split is None or gt.exists()):
         if split is not None:
             labels = _holds_label_maps(gt)
             what = "a folder of label maps" if labels else "no dataset spec and no images/<split>"
@@ -173,7 +176,7 @@ def ground_truth(gt: Path, split: str | None) -> Truth:
             )
         files = list_labels(gt, "ground-truth", dataset_of)
         return Truth(files, str(gt), taxonomy_record(gt, gt.parent))
-    spec = load_spec(gt)
+    spec = spec or load_spec(gt)  # no such root: load_spec's "dataset root not found"
     if split is None:
         raise ValueError(
             f"{gt}: a dataset, not a folder of label maps: give --split, one of "

@@ -108,6 +108,14 @@ def follow_cpu_quota() -> None:
         os.environ["OMP_NUM_THREADS"] = str(cores)
 
 
+# What to do about a /dev/shm too small for the loader workers' batches: training's warning
+# before it starts (trainer.data.shm_shortfall) and the CLI's line when it ran out
+# (engine.cli.common.process_limit, which says where Kubernetes mounts the volume).
+SHM_ADVICE = (
+    "give it more (docker run --shm-size 8g; Kubernetes: an emptyDir of medium Memory{mounted}), "
+    "or pass --workers 0 to load in the training process"
+)
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")  # where the cgroup file systems are mounted (Linux)
 PROC_CGROUP = Path("/proc/self/cgroup")  # this process's cgroups
 

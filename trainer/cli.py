@@ -443,11 +443,10 @@ def predict_cmd(
     at each image's own size."""
     from trainer.predict import PredictConfig, predict_dir
 
-    why = (
-        "engine predict takes one split (--out holds one split's <stem>.png maps): run it "
-        "once per split, each with its own --out"
+    todo = "run it once per split, each with its own --out"
+    one = one_split(
+        split, "test", "engine predict", todo, "--out holds one split's <stem>.png maps"
     )
-    one = one_split(split, "test", why)
     if one != "test" and data is None:
         raise ValueError("--split chooses a split of --data; give --data ROOT")
     cfg = PredictConfig(

@@ -28,6 +28,36 @@ from trainer.release_file import first_keys, read_release_checkpoint
 
 _P = r"decode_head\.pixel_decoder\.pixel_decoder\."  # the release's pixel decoder (name doubled)
 _L = r"decode_head\.transformer_decoder\.layers\.(\d+)\."
+
+
+@dataclass(frozen=True)
+class Renumbered:
+    """A rule's key whose group ``group`` is an index numbered otherwise on the other side:
+    ``base - i`` (``flip``) or ``i + base``; ``template``'s other ``\\N`` are the groups as
+    they are (a string rule's). Called with the key's match, as a rule's callable; its inverse
+    (:meth:`inverse`) numbers back, so :mod:`trainer.release_export` derives it."""
+
+    template: str
+    group: int
+    base: int
+    flip: bool = False
+
+    def index(self, i: int) -> int:
+        """The other side's number of index ``i``."""
+        return self.base - i if self.flip else i + self.base
+
+    def __call__(self, m: re.Match) -> str:
+        def ref(g: re.Match) -> str:
+            n = int(g[1])
+            return str(self.index(int(m[n]))) if n == self.group else m[n]
+
+        return re.sub(r"\\(\d)", ref, self.template)
+
+    def inverse(self, template: str) -> Renumbered:
+        """The rule numbering back, to the other side's ``template``."""
+        return Renumbered(template, self.group, self.base if self.flip else -self.base, self.flip)
+
+
 _Rule = tuple[str, str | Callable[[re.Match], str]]
 
 
@@ -54,15 +84,15 @@ KEY_RULES: list[_Rule] = [
     # SEB[0..3] re-weight the 1/32, 1/16, 1/8, 1/4 maps: our se[i] is level i (1/4 first)
     (
         _P + r"SEB\.([0-3])\.mlp\.0\.mlp\.0\.weight",
-        lambda m: f"pixel_decoder.se.{3 - int(m[1])}.reduce.weight",
+        Renumbered(r"pixel_decoder.se.\1.reduce.weight", 1, 3, True),
     ),
     (
         _P + r"SEB\.([0-3])\.mlp\.0\.mlp\.1\.(.+)",
-        lambda m: f"pixel_decoder.se.{3 - int(m[1])}.bn.{m[2]}",
+        Renumbered(r"pixel_decoder.se.\1.bn.\2", 1, 3, True),
     ),
     (
         _P + r"SEB\.([0-3])\.mlp\.0\.mlp\.3\.weight",
-        lambda m: f"pixel_decoder.se.{3 - int(m[1])}.expand.weight",
+        Renumbered(r"pixel_decoder.se.\1.expand.weight", 1, 3, True),
     ),
     *_deform(_P + r"CST\.dcn1\.", "pixel_decoder.cst.dcn_in"),
     *_deform(_P + r"CST\.dcn2\.", "pixel_decoder.cst.dcn_out"),
@@ -104,16 +134,13 @@ KEY_RULES: list[_Rule] = [
     (_P + r"out\.0\.(conv|bn)\.(.+)", r"pixel_decoder.mask_proj.\1.\2"),
     (
         _P + r"out\.([1-3])\.(conv|bn)\.(.+)",
-        lambda m: f"pixel_decoder.memory_proj.{int(m[1]) - 1}.{m[2]}.{m[3]}",
+        Renumbered(r"pixel_decoder.memory_proj.\1.\2.\3", 1, -1),
     ),
     # transformer decoder (mmdet Mask2FormerTransformerDecoder) and heads
     (_L + r"(cross_attn|self_attn)\.attn\.(.+)", r"decoder.layers.\1.\2.\3"),
     (_L + r"ffn\.layers\.0\.0\.(weight|bias)", r"decoder.layers.\1.ffn.0.\2"),
     (_L + r"ffn\.layers\.1\.(weight|bias)", r"decoder.layers.\1.ffn.2.\2"),
-    (
-        _L + r"norms\.([0-2])\.(weight|bias)",
-        lambda m: f"decoder.layers.{m[1]}.norm{int(m[2]) + 1}.{m[3]}",
-    ),
+    (_L + r"norms\.([0-2])\.(weight|bias)", Renumbered(r"decoder.layers.\1.norm\2.\3", 2, 1)),
     (r"decode_head\.transformer_decoder\.post_norm\.(weight|bias)", r"decoder.post_norm.\1"),
     (r"decode_head\.(query_embed|query_feat|level_embed)\.weight", r"decoder.\1.weight"),
     (r"decode_head\.cls_embed\.(weight|bias)", r"decoder.class_embed.\1"),

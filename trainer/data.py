@@ -40,6 +40,7 @@ from engine.datasets import (
     read_source_map,
     source_dir,
 )
+from engine.runinfo import SHM_ADVICE
 
 # Unreadable samples in a row (in index order, from the one drawn) before training stops: one
 # bad file is skipped, a split that cannot be read at all is an error.
@@ -484,6 +485,5 @@ def shm_shortfall(
         f"{shm}: {free / 1e6:,.0f} MB free, but {workers}{ranks} may keep about "
         f"{need / 1e6:,.0f} MB of batches there ({PREFETCH_FACTOR} ahead each, {batch_size} "
         f"crops of {crop} px, 5 bytes a pixel): training may fail at its first batch, out of "
-        "shared memory (exit code 71); give it more (docker run --shm-size 8g; Kubernetes: an emptyDir "
-        "of medium Memory), or pass --workers 0 to load in the training process"
+        "shared memory (exit code 71); " + SHM_ADVICE.format(mounted="")
     )

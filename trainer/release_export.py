@@ -25,43 +25,27 @@ import torch
 
 from engine.runinfo import file_sha256, versions
 from trainer.checkpoint import save_checkpoint
-from trainer.convert import _COMPILED, _P, KEY_RULES, held_checkpoint, map_release_key
+from trainer.convert import KEY_RULES, Renumbered, held_checkpoint, map_release_key
 from trainer.release_file import first_keys
 
 PRESET = "massformer_r50"
-_PIXEL = _P.replace("\\.", ".")  # the release's pixel decoder (name doubled)
-
-# the five KEY_RULES whose index is renumbered (a callable there): (our regex, release key)
-_RENUMBERED = [
-    (
-        r"pixel_decoder\.se\.([0-3])\.reduce\.weight",
-        lambda m: f"{_PIXEL}SEB.{3 - int(m[1])}.mlp.0.mlp.0.weight",
-    ),
-    (
-        r"pixel_decoder\.se\.([0-3])\.bn\.(.+)",
-        lambda m: f"{_PIXEL}SEB.{3 - int(m[1])}.mlp.0.mlp.1.{m[2]}",
-    ),
-    (
-        r"pixel_decoder\.se\.([0-3])\.expand\.weight",
-        lambda m: f"{_PIXEL}SEB.{3 - int(m[1])}.mlp.0.mlp.3.weight",
-    ),
-    (
-        r"pixel_decoder\.memory_proj\.([0-2])\.(conv|bn)\.(.+)",
-        lambda m: f"{_PIXEL}out.{int(m[1]) + 1}.{m[2]}.{m[3]}",
-    ),
-    (
-        r"decoder\.layers\.(\d+)\.norm([1-3])\.(weight|bias)",
-        lambda m: f"decode_head.transformer_decoder.layers.{m[1]}.norms.{int(m[2]) - 1}.{m[3]}",
-    ),
-]
 
 
-def _invert(pattern: str, template: str) -> tuple[re.Pattern, str]:
-    """``(our regex, release template)`` of one string rule: the release pattern's groups are
-    plain (no nesting), each ``\\N`` of ``template`` stands for group N, and the literal parts
-    of the pattern are escaped dots only."""
+def _invert(pattern: str, ours: str | Renumbered) -> tuple[re.Pattern, str | Renumbered]:
+    """``(our regex, release template)`` of one rule: the release pattern's groups are plain
+    (no nesting), each ``\\N`` of our template stands for group N, in the pattern's order, and
+    the literal parts of the pattern are escaped dots only. A renumbered index (:class:`trainer.
+    convert.Renumbered`, one digit) is numbered back."""
+    if not isinstance(ours, str | Renumbered):  # a function has no inverse to derive
+        raise TypeError(f"{pattern}: give a renumbered rule as a Renumbered, not a function")
+    template = ours.template if isinstance(ours, Renumbered) else ours
     groups = re.findall(r"\([^()]*\)", pattern)
-    ours = "".join(
+    if isinstance(ours, Renumbered):  # the numbers of a one-digit index, on our side
+        one = groups[ours.group - 1]
+        groups[ours.group - 1] = (
+            "(" + "|".join(str(ours.index(i)) for i in range(10) if re.fullmatch(one, str(i))) + ")"
+        )
+    regex = "".join(
         groups[int(part[1:]) - 1] if re.fullmatch(r"\\\d", part) else re.escape(part)
         for part in re.split(r"(\\\d)", template)
         if part
@@ -72,13 +56,10 @@ def _invert(pattern: str, template: str) -> tuple[re.Pattern, str]:
         lambda _: f"\\{next(count)}",
         pattern,
     ).replace("\\.", ".")
-    return re.compile(ours), release
+    return re.compile(regex), ours.inverse(release) if isinstance(ours, Renumbered) else release
 
 
-_INVERSE = [_invert(p, r) for p, r in KEY_RULES if isinstance(r, str)] + [
-    (re.compile(p), f) for p, f in _RENUMBERED
-]
-assert len(_INVERSE) == len(_COMPILED)  # every rule has its inverse
+_INVERSE = [_invert(p, r) for p, r in KEY_RULES]  # every rule's inverse
 
 
 def release_key(ours: str) -> str | None:

@@ -7,11 +7,6 @@ import typer
 from engine.cli.common import one_split, stdout
 from engine.text import counted
 
-_EXPORT_ONE = (
-    "engine annotate export takes one split (an export holds one split's images): export "
-    "each into its own --out"
-)
-
 app = typer.Typer(
     help="Annotated test subsets: pick images worth annotating, export their pseudo labels for "
     "correction, import the corrected annotations.",
@@ -78,7 +73,8 @@ def annotate_export(
     from engine.annotate import ExportConfig, export_annotations, export_split, read_stem_list
 
     stems = list(stem) + (read_stem_list(images) if images else [])
-    split = export_split(one_split(split, None, _EXPORT_ONE), images)
+    todo, why = "export each into its own --out", "an export holds one split's images"
+    split = export_split(one_split(split, None, "engine annotate export", todo, why), images)
     res = export_annotations(
         ExportConfig(
             run,
@@ -154,17 +150,14 @@ def annotate_import(
     Importing again into the same folder replaces the subset of that class and split."""
     from engine.annotate import ImportConfig, import_annotations
 
-    why = (
-        "engine annotate import takes one split (a subset holds one split's masks): import "
-        "each into its own --out"
-    )
+    todo, why = "import each into its own --out", "a subset holds one split's masks"
     cfg = ImportConfig(
         fmt,
         sources,
         class_name,
         data,
         out,
-        one_split(split, "test", why),
+        one_split(split, "test", "engine annotate import", todo, why),
         png_binary,
         replace,
         png_value,
@@ -196,7 +189,7 @@ def annotate_pick(
     if run is not None and run_option is not None and run != run_option:
         raise ValueError(f"two label runs given: {run} and --run {run_option}; give one")
     run = run or run_option
-    one = one_split(split, "test", "engine annotate pick takes one split: run it once per split")
+    one = one_split(split, "test", "engine annotate pick", "run it once per split")
     if run is None:
         raise ValueError("give the label run directory: engine annotate pick RUN")
     picks, path = pick_for_annotation(

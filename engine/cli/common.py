@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.text import Text
 
 from engine.progress import SafeConsole, encodable, stderr_console, stream_error
-from engine.runinfo import KEPT_PACKAGES
+from engine.runinfo import KEPT_PACKAGES, SHM_ADVICE
 from engine.text import split_names  # noqa: F401 - the option parsers' home for the CLI
 
 # Class names, stems and paths are printed as typed: no rich markup (`cone [old]` lost its
@@ -159,9 +159,7 @@ def process_limit(e: BaseException) -> Text | None:
     if shared_memory_full(e):
         return error_text(e, "out of shared memory: ") + (
             "; the data loader's worker processes pass batches through /dev/shm (64 MB in a "
-            "Docker container by default): give it more (docker run --shm-size 8g; Kubernetes: "
-            "an emptyDir of medium Memory mounted at /dev/shm), or pass --workers 0 to load in "
-            "the training process"
+            "Docker container by default): " + SHM_ADVICE.format(mounted=" mounted at /dev/shm")
         )
     if too_many_open_files(e):
         try:
@@ -235,14 +233,17 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     return w, h
 
 
-def one_split(values: list[str] | None, default: str | None, why: str) -> str | None:
+def one_split(
+    values: list[str] | None, default: str | None, command: str, todo: str, why: str = ""
+) -> str | None:
     """The one split of a command that takes one: ``--split val``, as the commands taking
-    several spell theirs (repeatable, comma-separated), but more than one name is refused with
-    ``why``: the command, that it takes one split, why, and what to do instead (before, a second ``--split`` silently replaced the first
-    and ``val,test`` was looked for as a split of that name)."""
+    several spell theirs (repeatable, comma-separated), but more than one name is refused:
+    ``"--split val,test: COMMAND takes one split (WHY): TODO"`` (before, a second ``--split``
+    silently replaced the first and ``val,test`` was looked for as a split of that name)."""
     names = tuple(dict.fromkeys(split_names(values) or (default,)))
     if len(names) > 1:
-        raise ValueError(f"--split {','.join(names)}: {why}")
+        held = f" ({why})" if why else ""
+        raise ValueError(f"--split {','.join(names)}: {command} takes one split{held}: {todo}")
     return names[0]
 
 

@@ -100,14 +100,11 @@ def evaluate_cmd(
 
     to_stdout = is_stdout(json_out)
     out = stderr if to_stdout else stdout
-    why = (
-        "engine evaluate takes one split (--pred holds one split's <stem>.png maps): run it "
-        "once per split"
-    )
+    why = "--pred holds one split's <stem>.png maps"
     cfg = EvaluateConfig(
         pred=pred,
         gt=gt,
-        split=one_split(split, None, why),
+        split=one_split(split, None, "engine evaluate", "run it once per split", why),
         num_classes=num_classes,
         taxonomy=taxonomy,
         bf1_mode=bf1_mode.value,

@@ -50,7 +50,6 @@ from annotations.fileio import (
     first_line,
     json_text,
     read_json,
-    read_jsonl,
 )
 from annotations.labelmap import read_label, write_label
 from annotations.labelrun import changed_images, latest_records
@@ -1098,10 +1097,7 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     manifest = out / "manifest.jsonl"
     if not others_writing(out):  # compacted under the folder's lock (no other writer)
         compact_manifest(manifest)
-    latest: dict[tuple[str, str], dict] = {}
-    for rec in read_jsonl(manifest):
-        if "split" in rec and "stem" in rec:
-            latest[(rec["split"], rec["stem"])] = rec
+    latest = latest_records(out)  # each image's latest line; a line naming none is about none
     todo, refreshed = [], []
     for j in plan.jobs:
         rec = latest.get((j.split, j.stem))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import engine.evaluate as ev
 from annotations.labelmap import read_label, write_label
 from annotations.taxonomy import MASS13K
 from cli import app
@@ -1315,7 +1316,14 @@ def test_evaluate_of_a_mass13k_root_equals_its_split_folder(tmp_path: Path) -> N
     for p in sorted((root / "annotations" / "test").iterdir()):
         write_label(root / "images" / "test" / p.name, read_label(p) * 0)
     folder = evaluate(EvaluateConfig(pred, root / "annotations" / "test", progress=False))
-    split = evaluate(EvaluateConfig(pred, root, split="test", progress=False))
+    loads = []
+    with pytest.MonkeyPatch.context() as mp:  # the root's spec is read once: telling it a
+        # dataset (engine.evaluate.dataset_spec) loads the spec the split is read with
+        mp.setattr(ev, "load_spec", lambda p, f=ev.load_spec: loads.append(p) or f(p))
+        split = evaluate(EvaluateConfig(pred, root, split="test", progress=False))
+    assert loads == [root]
+    assert ev.dataset_spec(root / "annotations" / "test") is None
+    assert ev.dataset_spec(tmp_path / "missing") is None
     a, b = folder.to_json(), split.to_json()
     assert b.pop("dataset") == {
         "root": str(root), "split": "test", "labels": str(root / "annotations" / "test")

@@ -267,6 +267,18 @@ def test_resume_skips_done_images_and_redoes_changed_ones(world, caplog):
     assert fuse(cfg(world, uncertain="keep-parent")).fused == 1
 
 
+def test_manifest_lines_that_name_no_image_are_about_none(world):
+    """A fused dataset's manifest read as a label run's (annotations.labelrun.latest_records):
+    a line without a split and stem as text (a note, a line edited by hand) is about no image.
+    Before, fuse keyed its own reading by any "split" and "stem": a JSON string holding both
+    words stopped it with a TypeError."""
+    fuse(cfg(world))
+    with open(world["out"] / "manifest.jsonl", "a") as f:
+        f.write('{"note": "refused"}\n[1]\n"split stem"\n{"split": "train", "stem": 5}\n')
+    again = fuse(cfg(world))
+    assert (again.fused, again.skipped) == (0, 4)
+
+
 def _set_input_mtimes(world, mtime_ns) -> None:
     """Every input file's modification time set to ``mtime_ns(its mtime_ns)``."""
     import os

@@ -149,3 +149,25 @@ def test_release_key_is_the_inverse_of_every_rule() -> None:
         target = build_model(preset_config("massformer_r50", num_classes=7)).state_dict()
     theirs = {release_key(k) for k in target}
     assert theirs == set(table["shapes"])
+
+
+def test_renumbered_rules_are_inverted_from_key_rules() -> None:
+    """The inverse of each renumbered KEY_RULES entry (trainer.convert.Renumbered) is derived,
+    not restated: an index is numbered back, and one outside the release's range has no
+    release key (the rule's range on our side)."""
+    assert release_key("pixel_decoder.se.0.bn.running_mean") == (
+        "decode_head.pixel_decoder.pixel_decoder.SEB.3.mlp.0.mlp.1.running_mean"
+    )
+    assert release_key("pixel_decoder.memory_proj.0.conv.weight") == (
+        "decode_head.pixel_decoder.pixel_decoder.out.1.conv.weight"
+    )
+    assert release_key("decoder.layers.8.norm3.bias") == (
+        "decode_head.transformer_decoder.layers.8.norms.2.bias"
+    )
+    for outside in (
+        "pixel_decoder.se.4.reduce.weight",
+        "pixel_decoder.memory_proj.3.conv.weight",
+        "decoder.layers.0.norm0.weight",
+        "decoder.layers.0.norm4.weight",
+    ):
+        assert release_key(outside) is None, outside

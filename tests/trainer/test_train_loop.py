@@ -891,6 +891,10 @@ def test_the_dev_shm_estimate_counts_workers_prefetch_ranks_and_5_bytes_a_pixel(
     text = shm_shortfall(8, 1024, 4, processes=2)
     assert text.startswith("/dev/shm: 671 MB free, but 4 loader workers x 2 processes may keep")
     assert "about 671 MB" in text
+    assert text.endswith(  # the advice the CLI gives when it ran out (engine.runinfo.SHM_ADVICE)
+        "(exit code 71); give it more (docker run --shm-size 8g; Kubernetes: an emptyDir of "
+        "medium Memory), or pass --workers 0 to load in the training process"
+    )
     assert shm_shortfall(8, 1024, 0) is None  # no workers
 
     def absent(p):
