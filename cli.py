@@ -36,6 +36,7 @@ from engine.cli.common import (
     interrupted,
     log_to_console,
     out_elsewhere,
+    out_not_made,
     out_of_memory,
     parse_size,
     process_limit,
@@ -112,7 +113,8 @@ def guard(fn: F, resumable: bool = False) -> F:
             if (line := process_limit(e)) is not None:  # a container's /dev/shm, ulimit -n
                 stderr.print(line, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
-            stderr.print(error_text(e) + out_elsewhere(e, kwargs, "; "), soft_wrap=True)
+            line = out_not_made(e, kwargs) or error_text(e) + out_elsewhere(e, kwargs, "; ")
+            stderr.print(line, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
         except OSError as e:  # a full or read-only disk: the machine's problem, said in one line
             if e.errno == errno.ENAMETOOLONG:  # a long --class made the default --out's name

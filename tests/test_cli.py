@@ -83,6 +83,27 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path):
     assert res.exit_code == 2 and "512x384" in res.output  # typer usage error names the format
 
 
+def test_an_out_folder_that_cannot_be_created_is_one_line_naming_the_option(tmp_path: Path):
+    """``engine demo --out /proc/x`` said ``/proc/x: No such file or directory``: the kernel's
+    word for a folder that takes no new ones, read as a missing input."""
+    (tmp_path / "f").write_text("x")
+    res = _synth(tmp_path / "f/sub")
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == (
+        f"error: --out {tmp_path / 'f/sub'}: the folder cannot be created: {tmp_path / 'f'} is "
+        "a file; give another --out"
+    )
+    if not Path("/proc/self").is_dir():
+        return
+    for args in (["demo", "--out", "/proc/x"], ["synth", "--out", "/proc/x/y"]):
+        res = runner.invoke(app, args, env={"COLUMNS": "300"})
+        assert res.exit_code == 2, res.output
+        assert res.output.strip() == (
+            f"error: --out {args[-1]}: the folder cannot be created: /proc takes no new "
+            "folders (No such file or directory); give another --out"
+        )
+
+
 @pytest.mark.parametrize(
     "args, line",
     [

@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import os
 from collections.abc import Callable
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from rich.console import Console
@@ -204,6 +205,30 @@ def out_elsewhere(e: BaseException, options: dict[str, Any], lead: str = ", or "
     if PurePath(name).parts[:1] != ("runs",):
         return ""  # not the output folder: a cache, a temporary file
     return f"{lead}give --out in a folder you can write to"
+
+
+def out_not_made(e: BaseException, options: dict[str, Any]) -> Text | None:
+    """One line for an ``--out`` folder (``options``' ``out`` or ``out_dir``, given) that ``e``
+    says cannot be created, naming the option, the folder and why; ``None`` for any other error.
+    Before, ``engine demo --out /proc/x`` said ``/proc/x: No such file or directory`` (the
+    kernel's word for a folder that takes no new ones), which read as a missing input."""
+    name, code = getattr(e, "filename", None), getattr(e, "errno", None)
+    if not isinstance(name, str) or code not in (errno.ENOENT, errno.ENOTDIR, *NOT_WRITABLE):
+        return None
+    given = next((options[k] for k in ("out", "out_dir") if options.get(k)), None)
+    if given is None or getattr(e, "strerror", None) != os.strerror(code):
+        return None  # no --out given, or the library's own message
+    out, failed = Path(os.path.abspath(given)), Path(os.path.abspath(name))
+    if (failed != out and failed not in out.parents) or failed.exists():
+        return None  # a file in it, or a folder there: another problem than making it
+    holder = next((p for p in failed.parents if p.exists()), None)
+    if holder is None or os.path.isdir(holder):
+        why = f"{holder or failed.anchor} takes no new folders ({e.strerror})"
+    else:
+        why = f"{holder} is a file"
+    return Text("error: ", style="bold red") + Text(
+        f"--out {given}: the folder cannot be created: {why}; give another --out"
+    )
 
 
 def log_to_console(level: int = logging.WARNING) -> None:
