@@ -109,6 +109,13 @@ def test_an_out_folder_that_cannot_be_created_is_one_line_naming_the_option(tmp_
     [
         (["train", "--data", "d", "--crop", "16"], "error: Invalid value for '--crop': Input "
          "should be greater than or equal to 32; see engine train --help"),
+        # a size given for the square crop said only "Input should be a valid integer"
+        (["train", "--data", "d", "--crop", "512x384"], "error: --crop 512x384: training crops "
+         "are square: give one number, the side in pixels (e.g. --crop 512); see engine train "
+         "--help"),
+        (["train", "--data", "d", "--crop=384X512"], "error: --crop 384X512: training crops "
+         "are square: give one number, the side in pixels (e.g. --crop 512); see engine train "
+         "--help"),
         (["evaluate", "--pred", "p"], "error: Missing option '--gt'; see engine evaluate --help"),
         (["trian"], "error: No such command 'trian'. Did you mean 'train'? See engine --help"),
         (["--bogus"], "error: No such option: --bogus; see engine --help"),
