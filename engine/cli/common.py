@@ -254,6 +254,23 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     return w, h
 
 
+def in_process(workers: int) -> int:
+    """``--workers 0`` of a command whose work runs in processes: 1, this process (what
+    ``engine train --workers 0`` means for its loader; before, refused here)."""
+    return max(1, workers)
+
+
+def workers_option(what: str = "Worker processes") -> Any:
+    """``--workers`` of a command that works in processes (fuse, evaluate, compare, info): 1,
+    the default, runs in this process, and 0 means the same, as ``engine train --workers 0``
+    loads in the training process."""
+    import typer
+
+    return typer.Option(
+        1, "--workers", min=0, callback=in_process, help=f"{what}; 0 or 1: in this process."
+    )
+
+
 def one_split(values: list[str] | None, default: str | None, why: str) -> str | None:
     """The one split of a command that takes one: ``--split val``, as the commands taking
     several spell theirs (repeatable, comma-separated), but more than one name is refused with

@@ -13,6 +13,7 @@ from engine.cli.common import (
     refuse_plot_to_stdout,
     stderr,
     stdout,
+    workers_option,
     write_stdout,
 )
 from engine.text import counted, joined
@@ -73,7 +74,7 @@ def evaluate_cmd(
         "--bf1-mode",
         help="Boundary F1 aggregation: counts summed over the set, or mean of per-image scores.",
     ),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    workers: int = workers_option(),
     resize_pred: _Resize | None = typer.Option(
         None,
         "--resize-pred",
@@ -184,7 +185,7 @@ def compare_cmd(
     bf1_mode: _BF1Mode = typer.Option(
         _BF1Mode.dataset, "--bf1-mode", help="Boundary F1 aggregation."
     ),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    workers: int = workers_option(),
     resize_pred: _Resize | None = typer.Option(
         None, "--resize-pred", help="Resize predictions of another size (nearest neighbour)."
     ),
