@@ -153,6 +153,17 @@ def test_workers_0_means_in_this_process_wherever_workers_are_processes(monkeypa
     assert seen == [1]  # 0 is run as 1, so what fuse.json and evaluate's --json record is one
 
 
+def test_force_redoes_or_replaces_in_every_command_that_can():
+    """engine label, fuse and annotate export take --force (redo what is done, replace what
+    --out holds); predict called the same --overwrite and annotate import --replace, so a
+    user's --force there was "No such option". The old names keep working."""
+    force = dict(_options("--force"))
+    assert {"label", "fuse", "annotate export", "predict", "annotate import"} <= set(force)
+    assert force["predict"].name == "overwrite" and "--overwrite" in force["predict"].opts
+    assert force["annotate import"].name == "replace"
+    assert "--replace" in force["annotate import"].opts
+
+
 def test_info_no_decode_reads_headers_only(tmp_path: Path, monkeypatch):
     import engine.info
 
