@@ -91,7 +91,7 @@ def test_an_out_folder_that_cannot_be_created_is_one_line_naming_the_option(tmp_
     assert res.exit_code == 2, res.output
     assert res.output.strip() == (
         f"error: --out {tmp_path / 'f/sub'}: the folder cannot be created: {tmp_path / 'f'} is "
-        "a file; give another --out"
+        "a file"
     )
     if not Path("/proc/self").is_dir():
         return
@@ -100,7 +100,7 @@ def test_an_out_folder_that_cannot_be_created_is_one_line_naming_the_option(tmp_
         assert res.exit_code == 2, res.output
         assert res.output.strip() == (
             f"error: --out {args[-1]}: the folder cannot be created: /proc takes no new "
-            "folders (No such file or directory); give another --out"
+            "folders (No such file or directory)"
         )
 
 
@@ -343,7 +343,13 @@ def test_a_read_only_current_folder_says_to_give_out_for_the_default_out(tmp_pat
                 else f"{reason}; give --out in a folder you can write to"
             ), text
             res = runner.invoke(app, [*args, "--out", "mine"])  # given: the user's own folder
-            assert res.output.startswith("error: mine: ") and "--out" not in res.output
+            if code == errno.EROFS:
+                assert res.output.startswith("error: mine: ") and "--out" not in res.output
+            else:  # named as the option it was given as (since the forty-sixth round), no hint
+                assert " ".join(res.output.split()) == (
+                    f"error: --out mine: the folder cannot be created: {tmp_path} takes no new "
+                    f"folders ({reason})"
+                )
 
 
 @pytest.mark.skipif(

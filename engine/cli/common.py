@@ -227,7 +227,7 @@ def out_not_made(e: BaseException, options: dict[str, Any]) -> Text | None:
     else:
         why = f"{holder} is a file"
     return Text("error: ", style="bold red") + Text(
-        f"--out {given}: the folder cannot be created: {why}; give another --out"
+        f"--out {given}: the folder cannot be created: {why}"
     )
 
 
