@@ -31,7 +31,7 @@ from annotations.labelmap import read_label, validate_label
 from annotations.subset import check_subset_class, subset_at
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.datasets import replaced_subset_photos
-from engine.evaluate import RESIZE_MODES, fit_to_truth, pair_files
+from engine.evaluate import RESIZE_MODES, fit_to_truth, maps_digest, pair_files
 from engine.metrics import (
     BF1_MODES,
     ClassScorer,
@@ -227,6 +227,7 @@ class SourceScores:
     matches_truth: bool = False
     # its new classes counted as the class (children_outside): not in the ground truth's classes
     folded: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # the maps scored, in the stems' order
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -251,6 +252,7 @@ class CompareReport:
     rows: list[SourceScores]  # one per source, in the given order
     images: int  # annotated images
     gt: str = ""  # the ground-truth folder
+    stems: list[str] = field(default_factory=list)  # the annotated images scored, in order
 
     def warnings(self, name: Callable[[str], str] = str) -> list[str]:
         """One line per source equal to the ground truth on every image; ``name`` writes a
@@ -281,6 +283,10 @@ class CompareReport:
             data["config"] = cfg
             data["config_hash"] = config_hash(cfg)
             data["environment"] = environment()
+            # what each source's maps were: engine info of the record says if they changed
+            data["stems"] = self.stems
+            for row, scored in zip(data["sources"], self.rows, strict=True):
+                row["maps_sha256"] = maps_digest(scored.files) if scored.files else None
         return data
 
     def to_markdown(self) -> str:
@@ -479,6 +485,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
         row = SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source)
         row.matches_truth = matches_truth(counts)
         row.folded = [tax[c].name for c in children]
+        row.files = [p for _, p, _ in pairs]
         rows.append(row)
         per_image.append(counts)
         images = len(pairs)
@@ -499,6 +506,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
             r.delta_interval = interval_record(per_image[0], per_image[i], skip)
     ids = {gt_cid, *(r.class_id for r in rows)}
     report = CompareReport(class_name, ids.pop() if len(ids) == 1 else None, rows, images, str(gt))
+    report.stems = [s for s, _, _ in pairs]
     for warning in report.warnings():
         log.warning(warning)
     if cfg.json_out is not None:

@@ -1142,6 +1142,35 @@ def test_evaluate_and_info_of_its_json_print_one_table(tmp_path: Path) -> None:
     assert [c.strip() for c in row2.split("│")[3:6]] == ["n/a", "n/a", "n/a"]
 
 
+def test_info_of_a_scores_record_says_when_the_maps_scored_changed_since(tmp_path: Path) -> None:
+    """``engine evaluate --json`` and ``engine compare --json`` recorded no digest of the maps
+    they scored: ``engine info`` of the record showed its scores though the predictions had been
+    written over since. Each record now holds ``maps_sha256`` and info warns when they differ."""
+    pairs = _maps(3, 2, k=3)
+    pred_dir, gt_dir = _write(tmp_path, pairs)
+    ev, cmp = tmp_path / "e.json", tmp_path / "c.json"
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--num-classes", "3"]
+    assert runner.invoke(app, [*args, "--json", str(ev), "--no-progress"]).exit_code == 0
+    args = ["compare", "--class", "Human", "--gt", str(gt_dir), "--source", f"a={pred_dir}"]
+    assert runner.invoke(app, [*args, "--json", str(cmp), "--no-progress"]).exit_code == 0
+    assert len(json.loads(ev.read_text())["maps_sha256"]) == 16
+    assert json.loads(cmp.read_text())["sources"][0]["maps_sha256"]
+
+    def warned(record: Path) -> list[str]:
+        res = runner.invoke(app, ["info", str(record)], terminal_width=300)
+        assert res.exit_code == 0, res.output
+        return [line for line in res.output.splitlines() if "score them again" in line]
+
+    assert warned(ev) == [] and warned(cmp) == []
+    write_label(pred_dir / "img00.png", pairs[1][0])  # another model's map written over it
+    why = f"{pred_dir}: the label maps scored changed since (their bytes differ)"
+    end = ": these scores describe the maps as they were; score them again"
+    assert warned(ev) == warned(cmp) == [f"warning: {why}{end}"]
+    (pred_dir / "img01.png").unlink()
+    why = f"{pred_dir}: 1 of the 2 maps scored is gone (img01)"
+    assert warned(ev) == warned(cmp) == [f"warning: {why}{end}"]
+
+
 def test_evaluate_scores_a_class_the_ground_truth_s_taxonomy_lacks_as_its_parent(
     tmp_path: Path,
 ) -> None:
