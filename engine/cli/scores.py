@@ -151,7 +151,13 @@ def compare_cmd(
         ...,
         "--gt",
         help="Annotated subset (engine annotate import), or a folder of annotated ground truth "
-        "(binary 0/1/255 masks or full label maps).",
+        "(binary 0/1/255 masks or full label maps), or a dataset's root or spec (with --split).",
+    ),
+    split: list[str] | None = typer.Option(
+        None,
+        "--split",
+        help="The split of the dataset given as --gt to score (as engine evaluate --split); a "
+        "subset names its own.",
     ),
     source: list[str] = typer.Option(
         ...,
@@ -217,6 +223,7 @@ def compare_cmd(
         markdown_out=None if markdown_to_stdout else markdown_out,
         plot_out=plot_out,
         progress=progress,
+        split=one_split(split, None, "engine compare takes one split: run it once per split"),
     )
     report = compare(cfg)
     rows = [{"source": row.name, **row.scores.to_json(), "delta": row.delta} for row in report.rows]

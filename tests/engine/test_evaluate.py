@@ -1352,6 +1352,31 @@ def test_evaluate_of_a_mass13k_root_equals_its_split_folder(tmp_path: Path) -> N
     assert a.pop("dataset") is None and a == b
 
 
+def test_compare_of_a_dataset_split_equals_its_split_folder(tmp_path: Path) -> None:
+    """engine evaluate took --gt DATASET --split S; engine compare had no --split ("No such
+    option") and refused the dataset's root, so the same ground truth was given two ways. Now
+    the same scores as --gt ROOT/annotations/<split>; without --split the record is as before."""
+    pred, gt = _write(tmp_path, _maps(6, 3))
+    root = tmp_path / "data"
+    (root / "annotations").mkdir(parents=True)
+    gt.rename(root / "annotations" / "test")
+    (root / "images" / "test").mkdir(parents=True)
+    for p in sorted((root / "annotations" / "test").iterdir()):
+        write_label(root / "images" / "test" / p.name, read_label(p) * 0)
+    folder = compare(
+        CompareConfig("Human", root / "annotations/test", (("a", pred),), progress=False)
+    )
+    split = compare(CompareConfig("Human", root, (("a", pred),), progress=False, split="test"))
+    assert folder.rows[0].scores.counts == split.rows[0].scores.counts
+    assert folder.images == split.images == 3
+    assert "split" not in folder.to_json(CompareConfig("Human", root, (("a", pred),)))["config"]
+    args = ["compare", "--class", "Human", "--gt", str(root), "--source", f"a={pred}"]
+    res = runner.invoke(app, [*args, "--split", "test", "--no-progress"], terminal_width=200)
+    assert res.exit_code == 0 and "Human: 3 annotated images" in res.output, res.output
+    res = runner.invoke(app, [*args, "--split", "val", "--no-progress"], terminal_width=200)
+    assert res.exit_code == 2 and "split 'val' not found; available splits: test" in res.output
+
+
 def test_evaluate_gt_and_split_misgiven_are_one_line(tmp_path: Path) -> None:
     """A dataset without --split says which splits it has; --split with a folder of label maps
     is refused (it was no option); a dataset's label folder that does not pair as a flat folder
