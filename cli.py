@@ -36,6 +36,7 @@ from engine.cli.common import (
     interrupted,
     log_to_console,
     out_elsewhere,
+    out_not_made,
     out_of_memory,
     parse_size,
     process_limit,
@@ -114,7 +115,8 @@ def guard(fn: F, resumable: bool = False) -> F:
                 raise typer.Exit(EXIT_NO_MEMORY) from None
             # a bad input, or a long --class that made the default --out's name too long
             if isinstance(e, _INPUT_ERRORS) or e.errno == errno.ENAMETOOLONG:
-                stderr.print(error_text(e) + out_elsewhere(e, kwargs, "; "), soft_wrap=True)
+                line = out_not_made(e, kwargs) or error_text(e) + out_elsewhere(e, kwargs, "; ")
+                stderr.print(line, soft_wrap=True)
                 raise typer.Exit(EXIT_BAD_INPUT) from None
             if not disk_error(e):  # a full or read-only disk: the machine's problem, one line
                 raise

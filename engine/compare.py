@@ -31,7 +31,14 @@ from annotations.labelmap import read_label, validate_label
 from annotations.subset import check_subset_class, subset_at
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.datasets import replaced_subset_photos
-from engine.evaluate import RESIZE_MODES, fit_to_truth, pair_files
+from engine.evaluate import (
+    RESIZE_MODES,
+    Truth,
+    fit_to_truth,
+    ground_truth,
+    maps_digest,
+    pair_files,
+)
 from engine.metrics import (
     BF1_MODES,
     ClassScorer,
@@ -84,6 +91,9 @@ class CompareConfig:
     markdown_out: Path | None = None  # Markdown table
     plot_out: Path | None = None  # bar chart PNG (needs matplotlib)
     progress: bool = True  # progress bars on stderr
+    # the split of the dataset given as ``gt`` (its root or spec) to score, as engine evaluate
+    # --split; None: ``gt`` is a subset (which names its split) or a folder of label maps
+    split: str | None = None
 
     def __post_init__(self) -> None:
         if not self.sources:
@@ -227,6 +237,7 @@ class SourceScores:
     matches_truth: bool = False
     # its new classes counted as the class (children_outside): not in the ground truth's classes
     folded: list[str] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)  # the maps scored, in the stems' order
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -251,6 +262,7 @@ class CompareReport:
     rows: list[SourceScores]  # one per source, in the given order
     images: int  # annotated images
     gt: str = ""  # the ground-truth folder
+    stems: list[str] = field(default_factory=list)  # the annotated images scored, in order
 
     def warnings(self, name: Callable[[str], str] = str) -> list[str]:
         """One line per source equal to the ground truth on every image; ``name`` writes a
@@ -278,9 +290,15 @@ class CompareReport:
         if config is not None:
             cfg = asdict(config)
             cfg = {k: _jsonable(v) for k, v in cfg.items()}
+            if cfg["split"] is None:  # no --split: the config (and hash) as before it
+                del cfg["split"]
             data["config"] = cfg
             data["config_hash"] = config_hash(cfg)
             data["environment"] = environment()
+            # what each source's maps were: engine info of the record says if they changed
+            data["stems"] = self.stems
+            for row, scored in zip(data["sources"], self.rows, strict=True):
+                row["maps_sha256"] = maps_digest(scored.files) if scored.files else None
         return data
 
     def to_markdown(self) -> str:
@@ -432,6 +450,22 @@ def _check_recorded_class(
         )
 
 
+def dataset_split(cfg: CompareConfig, subset: Any) -> Truth | None:
+    """The label maps of ``cfg.split`` of the dataset ``cfg.gt`` (its root or spec), read as
+    ``engine evaluate --gt DATASET --split S`` reads them; None without ``--split``. A subset's
+    own split may be given (the same); another is refused, as is ``--split`` for a folder."""
+    if cfg.split is None:
+        return None
+    if subset is not None:
+        if cfg.split != subset.split:
+            raise ValueError(
+                f"--split {cfg.split}: {cfg.gt} is an annotated subset of split {subset.split}; "
+                "leave --split out (the subset names its split)"
+            )
+        return None
+    return ground_truth(Path(cfg.gt), cfg.split)
+
+
 def compare(cfg: CompareConfig) -> CompareReport:
     """Score every source against ``cfg.gt`` for one class; write the requested outputs.
 
@@ -444,7 +478,12 @@ def compare(cfg: CompareConfig) -> CompareReport:
     check_not_being_written(cfg.gt, "engine compare", "its annotated masks")
     subset = subset_at(cfg.gt)  # its masks and split, or a plain folder with no split known
     gt, split = (subset.root / "masks", subset.split) if subset else (Path(cfg.gt), None)
+    truth = dataset_split(cfg, subset)  # --gt DATASET --split S: that split's label maps
+    if truth is not None:
+        gt, split = Path(truth.dataset["labels"]), cfg.split
     gt_tax, gt_source = folder_classes(cfg, gt, gt.parent, Path(cfg.gt))
+    if truth is not None and truth.record is not None and cfg.taxonomy is None:
+        gt_tax, gt_source = truth.record[0], str(truth.record[1])  # the spec's, as evaluate
     named = class_by_name(cfg.class_name, gt_tax, gt_source, subset and subset.class_name)
     if subset is not None:
         check_subset_class(subset, named)
@@ -468,7 +507,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
         tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)
         cid = _class_in(cfg, named, tax, tax_source, f"source {name!r}")
         children = children_outside(tax, cid, gt_tax)
-        pairs = pair_files(folder, gt, extra_ok=split is not None)  # a subset: some images
+        pairs = pair_files(folder, truth or gt, extra_ok=split is not None)  # some images
         mode = _folder_mode(cfg, tax_source, folder)
         reading = _Reading(cid, tax, _lacks(named, tax, tax_source), mode)
         jobs = [(p, g, reading, gt_reading, cfg.resize_pred, children) for _, p, g in pairs]
@@ -479,6 +518,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
         row = SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source)
         row.matches_truth = matches_truth(counts)
         row.folded = [tax[c].name for c in children]
+        row.files = [p for _, p, _ in pairs]
         rows.append(row)
         per_image.append(counts)
         images = len(pairs)
@@ -499,6 +539,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
             r.delta_interval = interval_record(per_image[0], per_image[i], skip)
     ids = {gt_cid, *(r.class_id for r in rows)}
     report = CompareReport(class_name, ids.pop() if len(ids) == 1 else None, rows, images, str(gt))
+    report.stems = [s for s, _, _ in pairs]
     for warning in report.warnings():
         log.warning(warning)
     if cfg.json_out is not None:

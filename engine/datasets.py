@@ -107,15 +107,19 @@ def tidy_path(path: Path) -> Path:
     """``path`` with ``.`` and ``DIR/..`` folded away when that names the same folder: a fused
     dataset's images (``images: ../../../data/images/{split}``) are then named in messages as
     ``data/images/train/x.jpg``, not ``runs/fused/bicycle/../../../data/images/train/x.jpg``.
-    Kept as given where folding would change its meaning (a symlinked folder before ``..``) or
-    the folder does not exist."""
+    Kept as given where folding would change its meaning (a symlinked folder before ``..``).
+    A path that does not exist (a split asked for that the dataset lacks) is its folder's tidy
+    path and its name: ``data/images/nope``, not ``runs/fused/../data/images/nope``."""
     tidy = Path(os.path.normpath(path))
     if ".." not in path.parts or tidy == path:
         return tidy  # without "..", normpath only drops "." and doubled separators
     try:
         return tidy if os.path.samefile(tidy, path) else path
     except OSError:
-        return path
+        if path.name in ("", ".", ".."):
+            return path
+        parent = tidy_path(path.parent)
+        return path if parent == path.parent else parent / path.name
 
 
 @dataclass(frozen=True)

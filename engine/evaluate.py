@@ -10,10 +10,11 @@ integers, so the sum does not depend on how images are spread over workers).
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ from annotations.fileio import (
     FUSE_RECORD,
     atomic_write_json,
     check_report_file,
+    first_line,
     not_this_output,
     output_kind,
     spec_file,
@@ -37,7 +39,7 @@ from engine.devices import resolve_device
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record, unfinished_prediction
 from engine.parallel import map_every_item
-from engine.runinfo import config_hash, environment
+from engine.runinfo import config_hash, environment, file_sha256
 from engine.runlock import check_not_being_written
 from engine.text import joined
 
@@ -464,6 +466,39 @@ def pair_files(
     return [(s, pred[s], gt[s]) for s in sorted(gt)]
 
 
+def maps_digest(paths: Iterable[Path]) -> str:
+    """A short hash of the bytes of the label maps scored, in their stems' order: recorded by
+    ``engine evaluate --json`` and ``engine compare --json`` (``maps_sha256``) so that ``engine
+    info`` of the record can tell whether they changed since (:func:`maps_changed`)."""
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(file_sha256(p).encode())
+    return h.hexdigest()[:16]
+
+
+def maps_changed(folder: Any, stems: Any, recorded: Any) -> str | None:
+    """Why the maps of ``stems`` in ``folder`` are no longer those a record scored (its
+    ``maps_sha256``: ``recorded``), or None where they are the same or the record has no
+    digest (one written before the forty-sixth round)."""
+    if not isinstance(recorded, str) or not isinstance(stems, list) or not folder:
+        return None
+    if not Path(folder).is_absolute() and not Path(folder).is_dir():
+        return None  # named from the folder the command ran in: cannot tell from here
+    try:
+        found = _composed_as(list_labels(Path(folder), "prediction"), set(stems))
+        gone = [s for s in stems if s not in found]
+        if gone:
+            are = "is" if len(gone) == 1 else "are"
+            return (
+                f"{folder}: {len(gone)} of the {len(stems)} maps scored {are} gone ({_names(gone)})"
+            )
+        if maps_digest(found[s] for s in stems) != recorded:
+            return f"{folder}: the label maps scored changed since (their bytes differ)"
+    except (OSError, ValueError) as e:
+        return f"{folder}: the label maps scored cannot be read now ({first_line(e)})"
+    return None
+
+
 def load_pair(
     pred_path: Path,
     gt_path: Path,
@@ -594,6 +629,7 @@ class EvaluateReport:
     # one side's ids mapped onto the scored classes by name (recorded_classes), where any moved
     by_name: ByName | None = None
     dataset: dict[str, str] | None = None  # the dataset split scored (Truth.dataset), if one
+    pred_files: list[Path] = field(default_factory=list)  # the maps scored, in stem order
 
     def to_json(self, config: EvaluateConfig | None = None) -> dict[str, Any]:
         data = self.result.to_json(self.taxonomy.names)
@@ -618,6 +654,8 @@ class EvaluateReport:
             data["config"] = cfg
             data["config_hash"] = config_hash(cfg)
             data["environment"] = environment()
+            if self.pred_files:  # the record, not the demo's in-memory scores: hashed here only
+                data["maps_sha256"] = maps_digest(self.pred_files)
         return data
 
 
@@ -691,6 +729,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
         why,
         by_name,
         truth.dataset,
+        [p for _, p, _ in pairs],
     )
     if cfg.json_out is not None:
         atomic_write_json(cfg.json_out, report.to_json(cfg))

@@ -1145,7 +1145,10 @@ def render_scores(path: str | os.PathLike) -> list | None:
             f"ground truth: {config.get('gt')}",
         ]
         out += [f"{row.get('source')}: {row.get('folder')}" for row in rows]
-        return out + [f"warning: {w}" for w in data.get("warnings") or []]
+        out += [f"warning: {w}" for w in data.get("warnings") or []]
+        return out + scored_maps_changed(
+            [(row.get("folder"), row.get("maps_sha256")) for row in rows], data.get("stems")
+        )
     classes = data.get("classes")
     if isinstance(classes, list) and "mIoU" in data:
         table = class_scores_table(
@@ -1159,8 +1162,24 @@ def render_scores(path: str | os.PathLike) -> list | None:
             f"ground truth: {config.get('gt')}"
             + (f", split {config['split']}" if config.get("split") else ""),
             f"classes: {data.get('taxonomy_source')}",
+            *scored_maps_changed(
+                [(config.get("pred"), data.get("maps_sha256"))], data.get("stems")
+            ),
         ]
     return None
+
+
+def scored_maps_changed(folders: list[tuple[Any, Any]], stems: Any) -> list[str]:
+    """``warning: ...`` for each folder of label maps a scores record (``engine evaluate`` or
+    ``compare --json``) scored whose maps are not those now (their ``maps_sha256``, recorded
+    since the forty-sixth round): the scores no longer describe them; score them again."""
+    from engine.evaluate import maps_changed
+
+    return [
+        f"warning: {why}: these scores describe the maps as they were; score them again"
+        for folder, digest in folders
+        if (why := maps_changed(folder, stems, digest))
+    ]
 
 
 DEMO_SUMMARY = Path("report") / "summary.json"  # what engine demo writes last, in its folder

@@ -145,6 +145,34 @@ def test_every_boolean_pair_has_its_no_spelling():
                 assert f"--no-{name[2:]}" in option.secondary_opts, f"engine {command} {name}"
 
 
+def test_workers_0_means_in_this_process_wherever_workers_are_processes(monkeypatch):
+    """engine train --workers 0 loads in the training process; engine fuse, evaluate, compare
+    and info refused 0 (``Input should be greater than or equal to 1``), though their 1 is
+    that same "in this process". Label's --workers are threads, 1 or more (no 0 to mean)."""
+    import engine.info
+
+    options = dict(_options("--workers"))
+    assert {"fuse", "evaluate", "compare", "info", "train", "label"} <= set(options)
+    for command in ("fuse", "evaluate", "compare", "info"):
+        assert options[command].min == 0, command
+        assert "0 or 1: in this process" in options[command].help, command
+    seen = []
+    monkeypatch.setattr(engine.info, "dataset_stats", lambda *a, **k: seen.append(k["workers"]))
+    runner.invoke(cli.app, ["info", "nowhere", "--workers", "0"])
+    assert seen == [1]  # 0 is run as 1, so what fuse.json and evaluate's --json record is one
+
+
+def test_force_redoes_or_replaces_in_every_command_that_can():
+    """engine label, fuse and annotate export take --force (redo what is done, replace what
+    --out holds); predict called the same --overwrite and annotate import --replace, so a
+    user's --force there was "No such option". The old names keep working."""
+    force = dict(_options("--force"))
+    assert {"label", "fuse", "annotate export", "predict", "annotate import"} <= set(force)
+    assert force["predict"].name == "overwrite" and "--overwrite" in force["predict"].opts
+    assert force["annotate import"].name == "replace"
+    assert "--replace" in force["annotate import"].opts
+
+
 def test_info_no_decode_reads_headers_only(tmp_path: Path, monkeypatch):
     import engine.info
 

@@ -436,7 +436,13 @@ def predict_cmd(
         "1: exact, at full size.",
     ),
     color: bool = typer.Option(False, "--color", help="Also write colour previews to OUT/color."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Redo images already labelled."),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        "--force",  # label's and fuse's name for the same: redo what is done
+        help="Redo images already labelled; replace a prediction of other settings in --out "
+        "(--force: the same, as in label and fuse).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Label every image of a folder (or of a dataset's split) with a trained model; label maps

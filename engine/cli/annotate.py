@@ -140,8 +140,10 @@ def annotate_import(
     replace: bool = typer.Option(
         False,
         "--replace",
+        "--force",  # what label, fuse and annotate export call replacing what --out holds
         help="Write over the subset of another class or split that --out holds (one folder "
-        "holds one class's subset; the same class and split is replaced without it).",
+        "holds one class's subset; the same class and split is replaced without it; --force: "
+        "the same, as in export).",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:

@@ -4,6 +4,7 @@ and usage errors (a bad value, an unknown or missing option, an unknown command)
 
 from __future__ import annotations
 
+import re
 from typing import Any, NoReturn
 
 import typer
@@ -33,11 +34,34 @@ def quiet_flags(command: TyperCommand | TyperGroup, ctx: typer.Context) -> None:
             param.metavar = f"<{shown[len('<list[') : -len(']>')]}>"
 
 
-def usage_error(e: UsageError) -> NoReturn:
+def option_value(args: list[str], option: str) -> str | None:
+    """The last value ``args`` give ``option`` (``--crop 512`` or ``--crop=512``), if any."""
+    found = None
+    for i, arg in enumerate(args):
+        if arg == option and i + 1 < len(args):
+            found = args[i + 1]
+        elif arg.startswith(option + "="):
+            found = arg[len(option) + 1 :]
+    return found
+
+
+def square_crop(e: UsageError, args: list[str]) -> str | None:
+    """For ``--crop 512x384``: that crops are square and to give one number (typer said the
+    value was not a valid integer, which did not say why a size was refused)."""
+    if getattr(getattr(e, "param", None), "name", None) != "crop":
+        return None
+    value = (option_value(args, "--crop") or "").strip()
+    if not re.fullmatch(r"\d+[xX]\d+", value):
+        return None
+    side = max(int(v) for v in re.split("[xX]", value))
+    return f"--crop {value}: training crops are square: give one number, the side in pixels (e.g. --crop {side})"
+
+
+def usage_error(e: UsageError, args: list[str] | None = None) -> NoReturn:
     """``e`` as one line on stderr, with the help to read, and click's exit code (2)."""
     if type(e).__name__ == "NoArgsIsHelpError":  # no error: the help, which typer shows
         raise e
-    line = e.format_message().strip().rstrip(".")
+    line = square_crop(e, args or []) or e.format_message().strip().rstrip(".")
     if e.ctx is not None:  # "Did you mean 'train'?" ends a sentence of its own
         line += f"{' S' if line.endswith('?') else '; s'}ee {e.ctx.command_path} --help"
     stderr.print(Text("error: ", style="bold red") + Text(line), soft_wrap=True)
@@ -48,10 +72,11 @@ class _OneLineUsageErrors:
     """Parsing a command's or a group's options: click's usage errors as :func:`usage_error`."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        given = list(args)  # click consumes args as it parses them
         try:
             return super().parse_args(ctx, args)  # type: ignore[misc]
         except UsageError as e:
-            usage_error(e)
+            usage_error(e, given)
 
 
 class Command(_OneLineUsageErrors, TyperCommand):

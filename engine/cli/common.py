@@ -5,8 +5,9 @@ from __future__ import annotations
 import errno
 import io
 import logging
+import os
 from collections.abc import Callable
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from rich.console import Console
@@ -210,6 +211,30 @@ def out_elsewhere(e: BaseException, options: dict[str, Any], lead: str = ", or "
     return f"{lead}give --out in a folder you can write to"
 
 
+def out_not_made(e: BaseException, options: dict[str, Any]) -> Text | None:
+    """One line for an ``--out`` folder (``options``' ``out`` or ``out_dir``, given) that ``e``
+    says cannot be created, naming the option, the folder and why; ``None`` for any other error.
+    Before, ``engine demo --out /proc/x`` said ``/proc/x: No such file or directory`` (the
+    kernel's word for a folder that takes no new ones), which read as a missing input."""
+    name, code = getattr(e, "filename", None), getattr(e, "errno", None)
+    if not isinstance(name, str) or code not in (errno.ENOENT, errno.ENOTDIR, *NOT_WRITABLE):
+        return None
+    given = next((options[k] for k in ("out", "out_dir") if options.get(k)), None)
+    if given is None or getattr(e, "strerror", None) != os.strerror(code):
+        return None  # no --out given, or the library's own message
+    out, failed = Path(os.path.abspath(given)), Path(os.path.abspath(name))
+    if (failed != out and failed not in out.parents) or failed.exists():
+        return None  # a file in it, or a folder there: another problem than making it
+    holder = next((p for p in failed.parents if p.exists()), None)
+    if holder is None or os.path.isdir(holder):
+        why = f"{holder or failed.anchor} takes no new folders ({e.strerror})"
+    else:
+        why = f"{holder} is a file"
+    return Text("error: ", style="bold red") + Text(
+        f"--out {given}: the folder cannot be created: {why}"
+    )
+
+
 def log_to_console(level: int = logging.WARNING) -> None:
     """Show the engine's own log records at ``level`` and above on the console (once per
     process: a second call changes nothing)."""
@@ -231,6 +256,23 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     if w <= 0 or h <= 0:
         raise ValueError(f"{option} must be positive, got {text!r}")
     return w, h
+
+
+def in_process(workers: int) -> int:
+    """``--workers 0`` of a command whose work runs in processes: 1, this process (what
+    ``engine train --workers 0`` means for its loader; before, refused here)."""
+    return max(1, workers)
+
+
+def workers_option(what: str = "Worker processes") -> Any:
+    """``--workers`` of a command that works in processes (fuse, evaluate, compare, info): 1,
+    the default, runs in this process, and 0 means the same, as ``engine train --workers 0``
+    loads in the training process."""
+    import typer
+
+    return typer.Option(
+        1, "--workers", min=0, callback=in_process, help=f"{what}; 0 or 1: in this process."
+    )
 
 
 def one_split(

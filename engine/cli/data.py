@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import parse_size, refuse_plot_to_stdout, split_names, stderr, stdout
+from engine.cli.common import (
+    parse_size,
+    refuse_plot_to_stdout,
+    split_names,
+    stderr,
+    stdout,
+    workers_option,
+)
 from engine.text import counted
 
 app = typer.Typer()
@@ -64,9 +71,7 @@ def info_cmd(
         help="Decode every image (finds truncated files); --headers-only (or --no-decode): read "
         "image headers only.",
     ),
-    workers: int = typer.Option(
-        1, "--workers", min=1, help="Worker processes (decoding 4K photos: one per core)."
-    ),
+    workers: int = workers_option("Worker processes (decoding 4K photos: one per core)"),
     plot: Path | None = typer.Option(
         None, "--plot", help="Also draw the class shares per split as a bar chart PNG (log scale)."
     ),

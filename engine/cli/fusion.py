@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from engine.cli.common import EXIT_SOME_FAILED, split_names, stderr, stdout
+from engine.cli.common import EXIT_SOME_FAILED, split_names, stderr, stdout, workers_option
 from engine.text import counted, first_lines
 
 app = typer.Typer()
@@ -67,7 +67,7 @@ def fuse_command(
         help="Annotated subset (engine annotate import) of a new class whose masks replace its "
         "pseudo labels on their images, as precise labels (repeat for several).",
     ),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    workers: int = workers_option(),
     force: bool = typer.Option(
         False,
         "--force",

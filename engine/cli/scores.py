@@ -13,6 +13,7 @@ from engine.cli.common import (
     refuse_plot_to_stdout,
     stderr,
     stdout,
+    workers_option,
     write_stdout,
 )
 from engine.text import counted, joined
@@ -73,7 +74,7 @@ def evaluate_cmd(
         "--bf1-mode",
         help="Boundary F1 aggregation: counts summed over the set, or mean of per-image scores.",
     ),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    workers: int = workers_option(),
     resize_pred: _Resize | None = typer.Option(
         None,
         "--resize-pred",
@@ -147,7 +148,13 @@ def compare_cmd(
         ...,
         "--gt",
         help="Annotated subset (engine annotate import), or a folder of annotated ground truth "
-        "(binary 0/1/255 masks or full label maps).",
+        "(binary 0/1/255 masks or full label maps), or a dataset's root or spec (with --split).",
+    ),
+    split: list[str] | None = typer.Option(
+        None,
+        "--split",
+        help="The split of the dataset given as --gt to score (as engine evaluate --split); a "
+        "subset names its own.",
     ),
     source: list[str] = typer.Option(
         ...,
@@ -181,7 +188,7 @@ def compare_cmd(
     bf1_mode: _BF1Mode = typer.Option(
         _BF1Mode.dataset, "--bf1-mode", help="Boundary F1 aggregation."
     ),
-    workers: int = typer.Option(1, "--workers", min=1, help="Worker processes."),
+    workers: int = workers_option(),
     resize_pred: _Resize | None = typer.Option(
         None, "--resize-pred", help="Resize predictions of another size (nearest neighbour)."
     ),
@@ -213,6 +220,7 @@ def compare_cmd(
         markdown_out=None if markdown_to_stdout else markdown_out,
         plot_out=plot_out,
         progress=progress,
+        split=one_split(split, None, "engine compare", "run it once per split"),
     )
     report = compare(cfg)
     rows = [{"source": row.name, **row.scores.to_json(), "delta": row.delta} for row in report.rows]

@@ -563,6 +563,22 @@ def test_a_spec_pointing_up_names_its_files_without_dotdot(tmp_path: Path):
     assert ds[0].image_path.samefile(tmp_path / "x/data/images/train/a.jpg")
 
 
+def test_a_split_missing_from_a_spec_pointing_up_is_named_without_dotdot(tmp_path: Path):
+    """``engine info FUSED --split nope`` named ``runs/fused/bicycle/../../../data/images/nope``:
+    the missing folder is named where it would be, with the splits there are."""
+    _mass(tmp_path / "data", "train", ["a"])
+    fused = tmp_path / "runs/fused/bicycle"
+    _label(fused / "labels/train/a.png")
+    (fused / "dataset.yaml").write_text(
+        "images: ../../../data/images/{split}\nlabels: labels/{split}\n"
+    )
+    with pytest.raises(FileNotFoundError) as e:
+        open_split(fused, "nope")
+    assert str(e.value) == (
+        f"{tmp_path / 'data/images/nope'}: split 'nope' not found; available splits: train"
+    )
+
+
 def test_spec_without_split_template(tmp_path: Path):
     _image(tmp_path / "photos/a.jpg")
     (tmp_path / "dataset.yml").write_text("images: photos\nlabels: null\n")

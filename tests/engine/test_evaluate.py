@@ -1143,6 +1143,35 @@ def test_evaluate_and_info_of_its_json_print_one_table(tmp_path: Path) -> None:
     assert [c.strip() for c in row2.split("│")[3:6]] == ["n/a", "n/a", "n/a"]
 
 
+def test_info_of_a_scores_record_says_when_the_maps_scored_changed_since(tmp_path: Path) -> None:
+    """``engine evaluate --json`` and ``engine compare --json`` recorded no digest of the maps
+    they scored: ``engine info`` of the record showed its scores though the predictions had been
+    written over since. Each record now holds ``maps_sha256`` and info warns when they differ."""
+    pairs = _maps(3, 2, k=3)
+    pred_dir, gt_dir = _write(tmp_path, pairs)
+    ev, cmp = tmp_path / "e.json", tmp_path / "c.json"
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--num-classes", "3"]
+    assert runner.invoke(app, [*args, "--json", str(ev), "--no-progress"]).exit_code == 0
+    args = ["compare", "--class", "Human", "--gt", str(gt_dir), "--source", f"a={pred_dir}"]
+    assert runner.invoke(app, [*args, "--json", str(cmp), "--no-progress"]).exit_code == 0
+    assert len(json.loads(ev.read_text())["maps_sha256"]) == 16
+    assert json.loads(cmp.read_text())["sources"][0]["maps_sha256"]
+
+    def warned(record: Path) -> list[str]:
+        res = runner.invoke(app, ["info", str(record)], terminal_width=300)
+        assert res.exit_code == 0, res.output
+        return [line for line in res.output.splitlines() if "score them again" in line]
+
+    assert warned(ev) == [] and warned(cmp) == []
+    write_label(pred_dir / "img00.png", pairs[1][0])  # another model's map written over it
+    why = f"{pred_dir}: the label maps scored changed since (their bytes differ)"
+    end = ": these scores describe the maps as they were; score them again"
+    assert warned(ev) == warned(cmp) == [f"warning: {why}{end}"]
+    (pred_dir / "img01.png").unlink()
+    why = f"{pred_dir}: 1 of the 2 maps scored is gone (img01)"
+    assert warned(ev) == warned(cmp) == [f"warning: {why}{end}"]
+
+
 def test_evaluate_scores_a_class_the_ground_truth_s_taxonomy_lacks_as_its_parent(
     tmp_path: Path,
 ) -> None:
@@ -1329,6 +1358,31 @@ def test_evaluate_of_a_mass13k_root_equals_its_split_folder(tmp_path: Path) -> N
         "root": str(root), "split": "test", "labels": str(root / "annotations" / "test")
     }  # fmt: skip
     assert a.pop("dataset") is None and a == b
+
+
+def test_compare_of_a_dataset_split_equals_its_split_folder(tmp_path: Path) -> None:
+    """engine evaluate took --gt DATASET --split S; engine compare had no --split ("No such
+    option") and refused the dataset's root, so the same ground truth was given two ways. Now
+    the same scores as --gt ROOT/annotations/<split>; without --split the record is as before."""
+    pred, gt = _write(tmp_path, _maps(6, 3))
+    root = tmp_path / "data"
+    (root / "annotations").mkdir(parents=True)
+    gt.rename(root / "annotations" / "test")
+    (root / "images" / "test").mkdir(parents=True)
+    for p in sorted((root / "annotations" / "test").iterdir()):
+        write_label(root / "images" / "test" / p.name, read_label(p) * 0)
+    folder = compare(
+        CompareConfig("Human", root / "annotations/test", (("a", pred),), progress=False)
+    )
+    split = compare(CompareConfig("Human", root, (("a", pred),), progress=False, split="test"))
+    assert folder.rows[0].scores.counts == split.rows[0].scores.counts
+    assert folder.images == split.images == 3
+    assert "split" not in folder.to_json(CompareConfig("Human", root, (("a", pred),)))["config"]
+    args = ["compare", "--class", "Human", "--gt", str(root), "--source", f"a={pred}"]
+    res = runner.invoke(app, [*args, "--split", "test", "--no-progress"], terminal_width=200)
+    assert res.exit_code == 0 and "Human: 3 annotated images" in res.output, res.output
+    res = runner.invoke(app, [*args, "--split", "val", "--no-progress"], terminal_width=200)
+    assert res.exit_code == 2 and "split 'val' not found; available splits: test" in res.output
 
 
 def test_evaluate_gt_and_split_misgiven_are_one_line(tmp_path: Path) -> None:
