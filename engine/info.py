@@ -29,6 +29,7 @@ from annotations.fileio import (
     fused_source,
     is_dataset_root,
     output_kind,
+    recorded_root,
 )
 from annotations.fileio import spec_file as find_spec_file
 from annotations.labelmap import IGNORE, byte_histogram, read_label
@@ -98,14 +99,40 @@ class DatasetStats:
             return None
         inputs = self.fused.get("inputs") if isinstance(self.fused.get("inputs"), dict) else {}
         runs = [r for r in inputs.get("pseudo") or [] if isinstance(r, dict)]
-        added = ", ".join(f"{r.get('class')} from {r.get('path')}" for r in runs) or "?"
+        added = ", ".join(f"{r.get('class')} from {self._input(r.get('path'))}" for r in runs)
+        added = added or "?"
         line = f"a fused dataset (engine fuse): the labels of {self.fused_from} with {added}"
         subsets = [c for c in inputs.get("corrections") or [] if isinstance(c, dict)]
         return line + "".join(  # --corrections: the human masks it trains on, and where
-            f"; {c.get('class')} corrected by {c.get('path')} "
+            f"; {c.get('class')} corrected by {self._input(c.get('path'))} "
             f"({counted(int(c.get('images') or 0), 'image')} of {c.get('split')})"
             for c in subsets
         )
+
+    def _input(self, path: Any) -> Any:
+        """A label run or subset a fused dataset was fused from (``fuse.json``'s ``inputs``
+        ``path``, as typed), where it is found from here: as typed, else where it was beside
+        the fused dataset (the two moved or copied together), and that first when the fused
+        dataset is not where it was fused; as recorded where it is nowhere. Before, the path as
+        typed: in a copy of the project (``cp -r proj copy``) it named the original's run when
+        typed absolute, and from another working directory a relative one named nothing."""
+        doc = self.fused or {}
+        config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+        env = doc.get("environment") if isinstance(doc.get("environment"), dict) else {}
+        out, cwd = config.get("out"), env.get("cwd")
+        if not isinstance(path, str) or not path:
+            return path
+        if (
+            isinstance(out, str)
+            and isinstance(cwd, str)
+            and os.path.isabs(path) != os.path.isabs(out)
+        ):
+            # one typed absolute, the other relative to the command's working directory
+            path_abs, out = os.path.join(cwd, path), os.path.join(cwd, out)
+        else:
+            path_abs = path
+        found = recorded_root(path_abs, None, (out, self.root))
+        return found if found is not None and found.exists() else path
 
     @property
     def fused_from(self) -> str:
