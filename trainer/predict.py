@@ -593,15 +593,19 @@ def earlier_failures(
     meta: dict | None, out: Path, images: list[Path], spec: DatasetSpec | None = None
 ) -> list[dict[str, str]]:
     """The failures ``out``'s ``predict.json`` record ``meta`` holds (``{"image", "reason"}``)
-    that still hold: of images this run does not try again, with no label map since."""
-    tried = {str(p) for p in images}
+    that still hold: of images this run does not try again, with no label map since. An image
+    is known by its label map's stem, not its path as typed: a folder resumed from another
+    working directory or after its project moved (``cp -r``, ``mv``) names its images by other
+    paths, and before the forty-sixth round an image that failed again was then listed twice,
+    under its old path and its new one."""
+    tried = {stem_of(p, spec) for p in images}
     return [
         f
         for f in (meta or {}).get("failed") or []
         if isinstance(f, dict)
         and isinstance(f.get("image"), str)
-        and f["image"] not in tried
-        and not (out / f"{stem_of(Path(f['image']), spec)}.png").exists()
+        and (stem := stem_of(Path(f["image"]), spec)) not in tried
+        and not (out / f"{stem}.png").exists()
     ]
 
 

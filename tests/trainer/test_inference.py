@@ -910,6 +910,33 @@ def test_predict_records_the_images_that_failed(tmp_path) -> None:
     assert res.exit_code == 1 and f"failed │ {images / 'c.png'}: " in " ".join(res.output.split())
 
 
+def test_a_moved_prediction_folder_resumed_lists_a_failed_image_once(tmp_path, monkeypatch):
+    """A project moved (``mv proj moved``) or copied, its predictions resumed from another
+    working directory: the images are named by other paths than predict.json recorded, and an
+    image that failed again was listed twice (its old path and its new one), in predict.json
+    and in ``engine info``'s failed rows. An image is known by its label map's stem."""
+    import shutil
+    from pathlib import Path
+
+    from trainer.predict import PredictConfig, predict_dir
+
+    project = tmp_path / "proj"
+    ckpt = _tiny_checkpoint(project / "m.pt")
+    _images(project / "images", "a.png")
+    (project / "images" / "b.jpg").write_bytes(b"broken")
+    monkeypatch.chdir(project)
+    predict_dir(PredictConfig("m.pt", "images", "pred", (48, 40), progress=False))
+    shutil.move(project, tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    assert not ckpt.exists()
+    res = predict_dir(
+        PredictConfig("moved/m.pt", "moved/images", "moved/pred", (48, 40), progress=False)
+    )
+    assert not res.written and [p.name for p, _ in res.failed] == ["b.jpg"]
+    failed = json.loads(Path("moved/pred/predict.json").read_text())["failed"]
+    assert [f["image"] for f in failed] == [str(Path("moved/images/b.jpg"))], failed
+
+
 def test_predict_leaves_the_callers_random_stream_where_it_was(tmp_path) -> None:
     """Called from Python, predicting drew from torch's global generator (building the network
     before its weights are loaded): the caller's next random numbers depended on the call."""
