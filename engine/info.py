@@ -26,10 +26,10 @@ from annotations.fileio import (
     UNREADABLE,
     file_bytes,
     first_line,
+    fused_input,
     fused_source,
     is_dataset_root,
     output_kind,
-    recorded_root,
 )
 from annotations.fileio import spec_file as find_spec_file
 from annotations.labelmap import IGNORE, byte_histogram, read_label
@@ -110,28 +110,12 @@ class DatasetStats:
         )
 
     def _input(self, path: Any) -> Any:
-        """A label run or subset a fused dataset was fused from (``fuse.json``'s ``inputs``
-        ``path``, as typed), where it is found from here: as typed, else where it was beside
-        the fused dataset (the two moved or copied together), and that first when the fused
-        dataset is not where it was fused; as recorded where it is nowhere. Before, the path as
-        typed: in a copy of the project (``cp -r proj copy``) it named the original's run when
-        typed absolute, and from another working directory a relative one named nothing."""
-        doc = self.fused or {}
-        config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
-        env = doc.get("environment") if isinstance(doc.get("environment"), dict) else {}
-        out, cwd = config.get("out"), env.get("cwd")
-        if not isinstance(path, str) or not path:
-            return path
-        if (
-            isinstance(out, str)
-            and isinstance(cwd, str)
-            and os.path.isabs(path) != os.path.isabs(out)
-        ):
-            # one typed absolute, the other relative to the command's working directory
-            path_abs, out = os.path.join(cwd, path), os.path.join(cwd, out)
-        else:
-            path_abs = path
-        found = recorded_root(path_abs, None, (out, self.root))
+        """A label run or subset the fused dataset was fused from (``fuse.json``'s ``inputs``
+        ``path``), where it is found from here (:func:`annotations.fileio.fused_input`); as
+        recorded where it is nowhere. Before the forty-sixth round the path as typed: in a copy
+        of the project (``cp -r proj copy``) the original's run where typed absolute, and from
+        another working directory a relative one named nothing."""
+        found = fused_input(self.fused, self.root, path)
         return found if found is not None and found.exists() else path
 
     @property
