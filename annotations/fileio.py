@@ -765,6 +765,25 @@ def check_report_file(path: str | os.PathLike | None, command: str) -> None:
         )
 
 
+def fused_input(record: Any, root: Any, path: Any) -> Path | None:
+    """A label run or subset a fused dataset at ``root`` was fused from, as its record
+    (``fuse.json``'s document) names it (``path``: its ``inputs``' path, as typed), where
+    :func:`recorded_root` finds it from here: as typed, else where it was beside the fused
+    dataset (the two moved or copied together), that first when the fused dataset is not where
+    it was fused. The command's working directory (``environment.cwd``) relates a path typed
+    absolute to an ``--out`` typed relative, or the other way round. None for no path."""
+    if not isinstance(path, str) or not path:
+        return None
+    doc = record if isinstance(record, dict) else {}
+    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    env = doc.get("environment") if isinstance(doc.get("environment"), dict) else {}
+    out, cwd = config.get("out"), env.get("cwd")
+    typed = path
+    if isinstance(out, str) and isinstance(cwd, str) and os.path.isabs(path) != os.path.isabs(out):
+        typed, out = os.path.join(cwd, path), os.path.join(cwd, out)
+    return recorded_root(typed, None, (out, root))
+
+
 def moved_with(path: Any, out: Any, folder: Any) -> Path | None:
     """Where ``path`` is now if it kept its place beside an output that recorded it with its
     own path ``out`` (both as one command line typed them, both relative to its working

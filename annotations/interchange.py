@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as coco_mask
 
-from annotations.fileio import first_line, read_json, read_text
+from annotations.fileio import first_line, read_json, read_text, recorded_root
 from annotations.instances import Instances
 from annotations.labelmap import LOSSY_FORMATS, PIL_ERRORS, from_pillow
 from annotations.polygons import (
@@ -75,6 +75,26 @@ def record_part(record: dict | None, key: str) -> dict:
     else ``{}``."""
     part = (record or {}).get(key)
     return part if isinstance(part, dict) else {}
+
+
+EXPORT_PARTS = ("labelme", "labelstudio")  # an export folder's subfolders of per-image files
+
+
+def exported_from(record: dict, key: str, where: Any = None) -> Path | None:
+    """The label run (``key`` "run") or annotated subset ("subset") an export's ``record``
+    names, found from here (:func:`annotations.fileio.recorded_root`): as typed, where it was
+    recorded, else, ``where`` being the export's file or folder now (``coco.json``,
+    ``labelme/``, ``labelstudio/tasks.json``, the export folder), where it was beside the
+    export folder (its ``config.out``: the two copied or moved together) and, when that is
+    not where it was recorded, that one first. Before, an export folder copied with its project
+    (``cp -r proj copy``, the original kept) compared its import with the original's run and
+    ``engine info`` on it suggested importing with the original's dataset."""
+    beside = None
+    if where is not None:
+        folder = Path(where) if Path(where).is_dir() else Path(where).parent
+        folder = folder.parent if folder.name in EXPORT_PARTS else folder
+        beside = (record_part(record, "config").get("out"), folder)
+    return recorded_root(record[key], record.get(f"{key}_resolved"), beside)
 
 
 @dataclass(frozen=True)

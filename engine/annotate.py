@@ -35,7 +35,6 @@ from annotations.fileio import (
     output_kind,
     read_json,
     read_text,
-    recorded_root,
     staged,
     swap_in,
 )
@@ -54,6 +53,7 @@ from annotations.interchange import (
     coco_to_masks,
     composed_stems,
     escaped,
+    exported_from,
     is_labelme,
     label_role,
     labelme_to_mask,
@@ -1092,12 +1092,15 @@ def unchanged_exports(
     return [
         run
         for f, rec, masks in groups
-        if rec and (run := unchanged_export(archive_named(f, archives or {}), masks, rec))
+        if rec and (run := unchanged_export(archive_named(f, archives or {}), masks, rec, f))
     ]
 
 
 def unchanged_export(
-    path: str | os.PathLike, masks: dict[str, EncodedLabel], record: dict
+    path: str | os.PathLike,
+    masks: dict[str, EncodedLabel],
+    record: dict,
+    where: str | os.PathLike | None = None,
 ) -> str | None:
     """The run, when the COCO file ``path`` (or a folder of LabelMe files) whose exporter's
     ``record`` it carried is an ``engine annotate export`` imported exactly as exported
@@ -1105,9 +1108,11 @@ def unchanged_export(
     was exported from (IoU >= 99.5 where either holds the class, the run's uncertain band left
     out). Logs a warning then, since such a subset scores the pseudo labels at 100: the
     corrections were saved elsewhere, or not made. None when the record names no run (a
-    subset's export) or the run cannot be read from here."""
+    subset's export) or the run cannot be read from here. ``where``: the file or folder read
+    (``path`` names a zip download's member as ``ARCHIVE!MEMBER``), the run looked for beside
+    it where the two were copied together (:func:`exported_from`)."""
     try:
-        run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
+        run = LabelRun.open(exported_from(record, "run", path if where is None else where))
         # polygons carry no holes: such an export comes back with its labels' holes filled
         polygons = record.get(POLYGON_KEY) == LABELME or (
             POLYGON_KEY in record and record["config"]["mask_format"] == "polygon"

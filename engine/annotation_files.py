@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from annotations.cvat import CVAT_XML, is_cvat_xml, parse_cvat_xml
-from annotations.fileio import is_dataset_root, read_json, read_text, recorded_root
+from annotations.fileio import is_dataset_root, read_json, read_text
 from annotations.interchange import (
     IGNORE_NAMES,
     LABELMAP,
     SEGMENTATION_DIR,
     coco_to_masks,
     export_record,
+    exported_from,
     is_labelme,
     labelmap_codes,
     labelme_size,
@@ -72,12 +73,13 @@ class AnnotationFiles:
         config = record_part(record, "config")
         classes = _classes(list(self.by_label))
         data = config.get("data")
+        where = None if self.archive else self.path  # a zip's members: nothing beside them
         try:
             if not data and record.get("run"):
-                run = LabelRun.open(recorded_root(record["run"], record.get("run_resolved")))
+                run = LabelRun.open(exported_from(record, "run", where))
                 data = run.data_root
             elif not data and record.get("subset"):
-                subset = recorded_root(record["subset"], record.get("subset_resolved"))
+                subset = exported_from(record, "subset", where)
                 data = read_subset(subset).data_root
         except (OSError, ValueError, TypeError):  # TypeError: a record edited by hand
             data = None

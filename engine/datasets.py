@@ -46,6 +46,7 @@ from annotations.fileio import (
     did_you_mean,
     file_bytes,
     first_line,
+    fused_source,
     output_kind,
     read_json,
     read_yaml,
@@ -1202,10 +1203,11 @@ def replaced_subset_photos(
 
 def fused_as_corrections(spec: DatasetSpec, subset: Path, depth: int = 16) -> Path | None:
     """The ``fuse.json`` that fused the subset at ``subset`` as corrections into the dataset
-    ``spec`` (``engine fuse --corrections``; the fusion chain followed back through
-    ``inputs.data``, Car fused onto Bicycle's dataset), matched by the subset's resolved path or
-    its ``subset.json``'s hash (a subset moved since). None when none did, or nothing is
-    recorded."""
+    ``spec`` (``engine fuse --corrections``; the fusion chain followed back through the
+    dataset each was fused from, Car fused onto Bicycle's dataset, found as
+    :func:`annotations.fileio.fused_source` finds it: beside the fused one where the two moved
+    or were copied together), matched by the subset's resolved path or its ``subset.json``'s
+    hash (a subset moved since). None when none did, or nothing is recorded."""
     try:
         digest = hashlib.sha256((subset / "subset.json").read_bytes()).hexdigest()
     except OSError:
@@ -1223,8 +1225,11 @@ def fused_as_corrections(spec: DatasetSpec, subset: Path, depth: int = 16) -> Pa
                 isinstance(at, str) and Path(at).resolve() == subset.resolve()
             ):
                 return Path(here) / FUSE_RECORD
-        if not isinstance(data := inputs.get("data"), str):
+        # the dataset it was fused from, where it is now: before the forty-sixth round the
+        # absolute path recorded, so a project moved (mv) lost the chain there and a copy
+        # followed the original's
+        if (found := fused_source(record, here)) is None:
             return None
-        here = Path(data)
+        here = found
         record = DatasetSpec(root=here).fuse_record()
     return None

@@ -43,7 +43,13 @@ from typing import Any
 
 import torch
 
-from annotations.fileio import atomic_write_json, file_bytes, first_line, is_disk_error
+from annotations.fileio import (
+    atomic_write_json,
+    file_bytes,
+    first_line,
+    is_disk_error,
+    moved_with,
+)
 from annotations.labelmap import read_label, write_color_preview, write_label
 from engine.datasets import (
     IMAGE_EXTS,
@@ -171,7 +177,7 @@ def differences(meta: dict | None, cfg: PredictConfig, step: int, weights: str =
     if (
         "checkpoint" in old
         and not same_weights
-        and _recorded_path(old["checkpoint"], meta) != os.path.realpath(cfg.checkpoint)
+        and os.path.realpath(cfg.checkpoint) not in _recorded_places(old["checkpoint"], meta, cfg)
     ):
         diffs.insert(0, f"checkpoint {old['checkpoint']}, not {cfg.checkpoint}")
     elif meta.get("checkpoint_step", step) != step:
@@ -183,6 +189,23 @@ def differences(meta: dict | None, cfg: PredictConfig, step: int, weights: str =
             "step, trained again",
         )
     return diffs
+
+
+def _recorded_places(path: str, meta: dict, cfg: PredictConfig) -> set[str]:
+    """Where the checkpoint a ``predict.json`` record (``meta``) names is now: where it was
+    (:func:`_recorded_path`), and where it was beside the predictions' folder, for a project
+    moved or copied with both (``cp -r proj copy``: the record's absolute places are the
+    original's). Before the forty-sixth round the copy's checkpoint, trained on in the copy,
+    was refused as another file: ``checkpoint runs/train/x/last.pt, not runs/train/x/last.pt``,
+    one path twice, instead of its new weights."""
+    places = {_recorded_path(path, meta)}
+    out, env = meta["config"].get("out"), meta.get("environment")
+    cwd = env.get("cwd") if isinstance(env, dict) else None
+    if isinstance(out, str) and isinstance(cwd, str) and os.path.isabs(path) != os.path.isabs(out):
+        path, out = os.path.join(cwd, path), os.path.join(cwd, out)  # as one command line
+    if (moved := moved_with(path, out, cfg.out)) is not None:
+        places.add(os.path.realpath(moved))
+    return places
 
 
 def _recorded_path(path: str, meta: dict) -> str:
@@ -593,15 +616,19 @@ def earlier_failures(
     meta: dict | None, out: Path, images: list[Path], spec: DatasetSpec | None = None
 ) -> list[dict[str, str]]:
     """The failures ``out``'s ``predict.json`` record ``meta`` holds (``{"image", "reason"}``)
-    that still hold: of images this run does not try again, with no label map since."""
-    tried = {str(p) for p in images}
+    that still hold: of images this run does not try again, with no label map since. An image
+    is known by its label map's stem, not its path as typed: a folder resumed from another
+    working directory or after its project moved (``cp -r``, ``mv``) names its images by other
+    paths, and before the forty-sixth round an image that failed again was then listed twice,
+    under its old path and its new one."""
+    tried = {stem_of(p, spec) for p in images}
     return [
         f
         for f in (meta or {}).get("failed") or []
         if isinstance(f, dict)
         and isinstance(f.get("image"), str)
-        and f["image"] not in tried
-        and not (out / f"{stem_of(Path(f['image']), spec)}.png").exists()
+        and (stem := stem_of(Path(f["image"]), spec)) not in tried
+        and not (out / f"{stem}.png").exists()
     ]
 
 

@@ -47,6 +47,9 @@ class PseudoRun:
     argv: tuple[str, ...] = ()  # the command that last wrote run.json (environment.argv)
     data: str | None = None  # the dataset it labelled: config.data, as typed
     data_resolved: str | None = None  # ... and its absolute path then (data_resolved)
+    # ... and where it is found from here (LabelRun's data_root): beside the run where the two
+    # moved or were copied together (a copy's, not the original's)
+    data_found: str | None = None
 
     @property
     def run_json(self) -> Path:
@@ -119,6 +122,7 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
         argv=tuple(map(str, argv)) if isinstance(argv := env.get("argv"), list) else (),
         data=str(data) if (data := config.get("data")) else None,
         data_resolved=str(resolved) if (resolved := info.record.get("data_resolved")) else None,
+        data_found=str(info.data_root) if info.data_root is not None else None,
     )
 
 

@@ -48,6 +48,8 @@ from annotations.fileio import (
     did_you_mean,
     file_bytes,
     first_line,
+    fused_input,
+    fused_source,
     json_text,
     read_json,
 )
@@ -275,11 +277,16 @@ def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
         if not isinstance(inputs, dict) or not isinstance(inputs.get("pseudo"), list):
             break
         pseudo = [r for r in inputs["pseudo"] if isinstance(r, dict)]
-        added = [(str(r.get("class")), str(r.get("path")), where) for r in pseudo]
-        chain, data = added + chain, inputs.get("data")
-        where = Path(str(data)) / FUSE_RECORD
+        # each run where it is now (beside the fused dataset in a moved or copied project)
+        added = [(str(r.get("class")), _run_now(record, where.parent, r), where) for r in pseudo]
+        # the dataset it was fused from where it is now (beside it in a moved or copied
+        # project; before the forty-sixth round the absolute path recorded, the original's)
+        chain, data = added + chain, fused_source(record, where.parent)
+        if data is None:
+            break
+        where = data / FUSE_RECORD
         # the dataset it was fused from, itself fused? (a record that is no JSON object: not)
-        record = DatasetSpec(root=Path(str(data))).fuse_record()
+        record = DatasetSpec(root=data).fuse_record()
         if record is None:
             break
     key = class_key(run.class_name)
@@ -298,6 +305,13 @@ def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
         f": it was fused from {path} ({where}); to fuse this run in its "
         f"place, fuse every new class anew onto the dataset they were fused from: {again}"
     )
+
+
+def _run_now(record: dict, root: Path, run: dict) -> str:
+    """A label run of ``record`` (a fused dataset's at ``root``), where it is found from here
+    (:func:`annotations.fileio.fused_input`), else as recorded."""
+    found = fused_input(record, root, run.get("path"))
+    return str(found if found is not None and found.exists() else run.get("path"))
 
 
 def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> Taxonomy:
@@ -485,7 +499,12 @@ def warn_other_dataset(data: Path, spec: DatasetSpec, runs: Iterable[PseudoRun])
 
 
 def recorded_dataset(run: PseudoRun) -> Path | None:
-    """The dataset ``run``'s ``run.json`` says it labelled (None: not recorded)."""
+    """The dataset ``run``'s ``run.json`` says it labelled (None: not recorded), where it is
+    found from here: beside the run where the two moved or were copied together. Before the
+    forty-sixth round the absolute path recorded: ``engine fuse`` in a ``cp -r`` copy of the
+    project warned that the run labelled another dataset, the original's."""
+    if run.data_found and Path(run.data_found).exists():
+        return Path(run.data_found)
     if run.data_resolved:  # where the labeler found it; the path as typed was relative to it
         return Path(run.data_resolved)
     return Path(run.data) if run.data else None

@@ -2294,6 +2294,40 @@ def test_a_subset_moved_with_its_dataset_finds_it_beside_itself(tmp_path, world,
     assert read_subset(here).data_root == Path("data")  # not found: named as typed
 
 
+def test_an_export_copied_with_its_project_relates_to_the_copys_run(tmp_path, monkeypatch):
+    """An export folder copied with its project (``cp -r project copy``, the original kept): its
+    record names the run as typed (``run``, relative to the export's working directory) and
+    where that was (``run_resolved``, the original's). Before, importing the copy's export from
+    elsewhere compared it with the original's run and named it, and ``engine info`` on the
+    copy's export suggested importing with the original's dataset. Now the run is looked for
+    where it was beside the export (``config.out``) first: the copy's."""
+    from engine.annotation_files import annotation_files
+
+    project = tmp_path / "project"
+    make_dataset(project / "data", "test", n=2, size=(H, W))
+    make_run(project / "run", project / "data", {"img000": [disk(H, W, 20, 30, 9)]}, (H, W))
+    doc = json.loads((project / "run" / "run.json").read_text())
+    doc["config"]["data"], doc["config"]["out"] = "data", "run"
+    doc["data_resolved"] = str(project / "data")
+    (project / "run" / "run.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(project)
+    export_annotations(ExportConfig(run="run", out="export", progress=False))
+    copy = tmp_path / "copy"
+    shutil.copytree(project, copy, symlinks=True)
+    monkeypatch.chdir(tmp_path)  # neither project's root: "run" names nothing here
+    for where in (copy, project):
+        found = annotation_files(where / "export")
+        assert found is not None and {f.format for f in found} == {"coco", "labelme"}
+        for files in found:
+            assert f"--data {where / 'data'} " in files.import_commands()[0]
+        for fmt, read in (("coco", "coco.json"), ("labelme", "labelme")):
+            out = tmp_path / f"{where.name}-{fmt}"
+            source, data = str(where / "export" / read), str(where / "data")
+            sub = import_annotations(ImportConfig(fmt, [source], "Bicycle", data, str(out)))
+            (ran,) = sub.info["unchanged_exports"]  # imported as exported: said, naming the run
+            assert Path(ran).resolve() == where / "run", ran
+
+
 def _segmask_export(root, colors: dict[str, tuple[int, int, int]], painted: dict[str, np.ndarray]):
     """A CVAT 'Segmentation mask 1.1' export as its Datumaro writes it: labelmap.txt and one
     colour-coded RGB PNG per image in SegmentationClass/."""

@@ -3,6 +3,7 @@ labels (``engine fuse --corrections``), on a tiny synthetic dataset through the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -194,6 +195,39 @@ def test_a_corrected_mask_of_another_size_is_one_line_naming_both(loop, tmp_path
         f"data/images/train/{STEM}.jpg is 128x96: import the annotations of this image again"
     ), said
     assert not (tmp_path / "out").exists()
+
+
+def test_a_moved_chain_of_fused_datasets_still_finds_the_subset_fused_as_corrections(tmp_path):
+    """Car fused onto Bicycle's fused dataset, which was fused with a subset as corrections, the
+    project then moved (``mv proj moved``): the chain was followed through the absolute path
+    ``fuse.json`` records, gone, and the report's fused row lost its "fused with this subset as
+    corrections" reason. The dataset each was fused from is found beside it, as info finds it."""
+    import json
+
+    from engine.datasets import DatasetSpec, fused_as_corrections
+
+    proj = tmp_path / "proj"
+    subset = proj / "subsets" / "s"
+    subset.mkdir(parents=True)
+    (subset / "subset.json").write_text("{}")
+    digest = hashlib.sha256(b"{}").hexdigest()
+    records = {
+        "bicycle": {"config": {"data": "data", "out": "runs/fused/bicycle"},
+                    "inputs": {"data": str(proj / "data"), "corrections": [
+                        {"path_resolved": str(subset), "subset_json_sha256": digest}]}},
+        "car": {"config": {"data": "runs/fused/bicycle", "out": "runs/fused/car"},
+                "inputs": {"data": str(proj / "runs" / "fused" / "bicycle")}},
+    }  # fmt: skip
+    for name, record in records.items():
+        (proj / "runs" / "fused" / name).mkdir(parents=True)
+        (proj / "runs" / "fused" / name / "fuse.json").write_text(json.dumps(record))
+    car = DatasetSpec(root=proj / "runs" / "fused" / "car")
+    assert fused_as_corrections(car, subset) == proj / "runs" / "fused" / "bicycle" / "fuse.json"
+    moved = tmp_path / "moved"
+    proj.rename(moved)
+    car = DatasetSpec(root=moved / "runs" / "fused" / "car")
+    found = fused_as_corrections(car, moved / "subsets" / "s")
+    assert found == moved / "runs" / "fused" / "bicycle" / "fuse.json", found
 
 
 def test_a_report_of_fused_labels_that_are_the_subset_says_why(loop: Path, monkeypatch):

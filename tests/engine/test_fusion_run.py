@@ -741,6 +741,43 @@ def test_a_class_fused_again_says_where_it_came_from_and_the_call_that_refuses_i
         plan_fusion(FuseConfig(data=both, pseudo=(again,), out=tmp_path / "o"))
 
 
+def test_in_a_copied_project_fuse_names_the_copys_dataset(tmp_path, monkeypatch, caplog):
+    """A project copied (``cp -r proj copy``, the original kept): ``engine fuse`` of the copy's
+    run onto the copy's dataset warned that the run labelled another dataset, the original's
+    (run.json's data_resolved), and the refusal of a class fused again suggested fusing anew
+    onto the original's dataset (fuse.json's inputs.data) with the chain's other runs as typed
+    in the original (``runs/car``: nothing from here). All now name the copy's, found beside
+    its run and fused datasets."""
+    from engine.fusion.testing import labeler_run_json
+
+    proj = tmp_path / "proj"
+    write_dataset(proj / "data", {"train": {"a": precise_map()}})
+    doc = labeler_run_json(MASS13K.with_new_class("Bicycle"), "Bicycle", data="data")
+    doc["config"]["out"], doc["data_resolved"] = "runs/bicycle", str(proj / "data")
+    write_pseudo_run(proj / "runs" / "bicycle", "Bicycle", {"train": {"a": bike_map()}},
+                     run_json=doc)  # fmt: skip
+    write_pseudo_run(proj / "runs" / "car", "Car", {"train": {"a": car_map()}})
+    monkeypatch.chdir(proj)
+    fuse(FuseConfig(Path("data"), (Path("runs/bicycle"),), Path("fused"), progress=False))
+    fuse(FuseConfig(Path("fused"), (Path("runs/car"),), Path("both"), progress=False))
+    shutil.copytree(proj, tmp_path / "copy", symlinks=True)
+    monkeypatch.chdir(tmp_path)  # neither project's root: "data" names nothing here
+    copy = Path("copy")
+    with caplog.at_level("WARNING"):
+        res = fuse(FuseConfig(copy / "data", (copy / "runs/bicycle",), copy / "f2", progress=False))
+    assert res.fused == 1
+    assert "labelled dataset" not in caplog.text, caplog.text
+    with pytest.raises(ValueError, match="a pseudo run must add a new class") as e:
+        plan_fusion(FuseConfig(copy / "fused", (copy / "runs/bicycle",), copy / "o"))
+    assert "engine fuse --data copy/data --out NEW --pseudo copy/runs/bicycle" in str(e.value)
+    with pytest.raises(ValueError, match="a pseudo run must add a new class") as e:
+        plan_fusion(FuseConfig(copy / "both", (copy / "runs/bicycle",), copy / "o"))
+    said = str(e.value)  # each run of the chain where it is beside the copy's fused datasets
+    assert said.endswith(
+        "--data copy/data --out NEW --pseudo copy/runs/bicycle --pseudo copy/runs/car"
+    )
+
+
 def _taxonomy_of(n: int) -> Taxonomy:
     """MaSS13K's 7 classes and ``n - 7`` more base classes: ``n`` in all."""
     extra = tuple(ClassInfo(i, f"Extra {i}", (i, 0, 0)) for i in range(7, n))

@@ -1034,6 +1034,44 @@ def test_a_moved_fused_dataset_names_its_dataset_where_it_is_now(tmp_path: Path,
     )
 
 
+@pytest.mark.parametrize("typed", ["relative", "absolute"])
+def test_a_copied_fused_dataset_names_the_copys_label_run_and_subset(
+    tmp_path: Path, monkeypatch, typed
+):
+    """A project copied (``cp -r proj copy``, the original kept), ``engine info`` on the copy's
+    fused dataset from elsewhere: its line named the label run and corrections subset as typed
+    in the original, the original's when typed absolute, nothing from here when relative. Now
+    each is named where it is beside the fused dataset, as its dataset is."""
+    import json
+
+    at = f"{tmp_path}/proj/" if typed == "absolute" else ""
+    for project in ("proj", "copy"):
+        for folder in ("data", "runs/label/bicycle", "subsets/bicycle-train"):
+            (tmp_path / project / folder).mkdir(parents=True)
+    fused = tmp_path / "copy" / "runs" / "fused" / "bicycle"
+    _fused(fused)
+    inputs = {
+        "data": str(tmp_path / "proj" / "data"),
+        "pseudo": [{"path": f"{at}runs/label/bicycle", "class": "Bicycle"}],
+        "corrections": [{"path": f"{at}subsets/bicycle-train", "class": "Bicycle",
+                         "images": 1, "split": "train"}],
+    }  # fmt: skip
+    doc = {
+        "status": "complete",
+        "config": {"data": "data", "out": "runs/fused/bicycle"},  # --out typed relative
+        "inputs": inputs,
+        "environment": {"cwd": str(tmp_path / "proj")},
+    }
+    (fused / "fuse.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path)
+    text = [str(r) for r in render_stats(dataset_stats(fused, progress=False))]
+    assert text[1] == (
+        f"a fused dataset (engine fuse): the labels of {tmp_path}/copy/data with Bicycle from "
+        f"{tmp_path}/copy/runs/label/bicycle; Bicycle corrected by "
+        f"{tmp_path}/copy/subsets/bicycle-train (1 image of train)"
+    ), text[1]
+
+
 def test_temporary_files_in_a_plain_dataset_are_not_promised_to_a_next_run(tmp_path: Path):
     """The note on temporary files said "the next run of the command that writes DATA removes
     them" of a plain dataset's root, which no engine command writes."""

@@ -491,6 +491,43 @@ def test_predict_size_auto_is_the_checkpoints_validation_size(tmp_path, monkeypa
     assert not (tmp_path / "c6").exists()
 
 
+def test_a_copied_projects_retrained_checkpoint_is_the_same_file_trained_again(
+    tmp_path, monkeypatch
+) -> None:
+    """A project copied (``cp -r proj copy``, the original kept), training continued in the
+    copy, its predictions resumed there: the record's checkpoint (typed ``runs/train/x/m.pt``
+    in the original's folder) resolved to the original's file, so the copy's was refused as
+    another checkpoint, ``checkpoint runs/train/x/m.pt, not copy/runs/train/x/m.pt``. It is the
+    same file, beside the predictions as it was: its new weights are what differs."""
+    import json
+    from dataclasses import asdict
+
+    from trainer.predict import PredictConfig, check_resume
+
+    for project in ("proj", "copy"):
+        (tmp_path / project / "runs" / "train" / "x").mkdir(parents=True)
+        (tmp_path / project / "runs" / "train" / "x" / "m.pt").write_bytes(b"")
+        (tmp_path / project / "runs" / "pred").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = PredictConfig("copy/runs/train/x/m.pt", "imgs", "copy/runs/pred", size=(512, 384))
+    config = {**asdict(cfg), "checkpoint": "runs/train/x/m.pt", "out": "runs/pred"}
+    meta = tmp_path / "copy" / "runs" / "pred" / "predict.json"
+    meta.write_text(
+        json.dumps(
+            {"config": config, "checkpoint_step": 5, "weights_sha256": "a",
+             "environment": {"cwd": str(tmp_path / "proj")}}
+        )
+    )  # fmt: skip
+    check_resume(meta, cfg, 5, "a")
+    with pytest.raises(ValueError) as err:
+        check_resume(meta, cfg, 5, "b")
+    assert "(checkpoint weights a, not b: the same file and step, trained again)" in str(err.value)
+    other = PredictConfig("copy/runs/train/x/../m.pt", "imgs", "copy/runs/pred", size=(512, 384))
+    (tmp_path / "copy" / "runs" / "train" / "m.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"\(checkpoint runs/train/x/m.pt, not copy/runs/train/x/"):
+        check_resume(meta, other, 5, "b")  # another file: named as before
+
+
 def test_resume_with_other_settings_names_every_difference(tmp_path) -> None:
     import json
     from dataclasses import asdict
@@ -908,6 +945,33 @@ def test_predict_records_the_images_that_failed(tmp_path) -> None:
 
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "300"})  # said, exit 1
     assert res.exit_code == 1 and f"failed │ {images / 'c.png'}: " in " ".join(res.output.split())
+
+
+def test_a_moved_prediction_folder_resumed_lists_a_failed_image_once(tmp_path, monkeypatch):
+    """A project moved (``mv proj moved``) or copied, its predictions resumed from another
+    working directory: the images are named by other paths than predict.json recorded, and an
+    image that failed again was listed twice (its old path and its new one), in predict.json
+    and in ``engine info``'s failed rows. An image is known by its label map's stem."""
+    import shutil
+    from pathlib import Path
+
+    from trainer.predict import PredictConfig, predict_dir
+
+    project = tmp_path / "proj"
+    ckpt = _tiny_checkpoint(project / "m.pt")
+    _images(project / "images", "a.png")
+    (project / "images" / "b.jpg").write_bytes(b"broken")
+    monkeypatch.chdir(project)
+    predict_dir(PredictConfig("m.pt", "images", "pred", (48, 40), progress=False))
+    shutil.move(project, tmp_path / "moved")
+    monkeypatch.chdir(tmp_path)
+    assert not ckpt.exists()
+    res = predict_dir(
+        PredictConfig("moved/m.pt", "moved/images", "moved/pred", (48, 40), progress=False)
+    )
+    assert not res.written and [p.name for p, _ in res.failed] == ["b.jpg"]
+    failed = json.loads(Path("moved/pred/predict.json").read_text())["failed"]
+    assert [f["image"] for f in failed] == [str(Path("moved/images/b.jpg"))], failed
 
 
 def test_predict_leaves_the_callers_random_stream_where_it_was(tmp_path) -> None:
