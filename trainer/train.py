@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import random
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,6 +331,68 @@ def _distributed(device_type: str) -> tuple[int, int, int]:
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size(), local_rank
+
+
+def _node() -> str:
+    """This process's machine as errors and warnings name it: torchrun's node rank
+    (``GROUP_RANK``) and the host name."""
+    group = os.environ.get("GROUP_RANK")
+    return f"node {group} ({socket.gethostname()})" if group else socket.gethostname()
+
+
+def check_run_folder_shared(last: Path, resume: bool, world: int) -> None:
+    """Under DDP every rank reads ``RUN/last.pt`` on a resume, and rank 0 alone writes the run
+    folder. Across machines with ``--out`` on each machine's own disk, the ranks of the other
+    machines found no checkpoint (``checkpoint not found`` there, a gloo "Connection closed by
+    peer" on rank 0) or an old one of their own: every rank now tells the others what it sees,
+    one collective, and every rank raises the same one line where they differ. A fresh run is
+    decided by rank 0's folder alone (a stale ``last.pt`` on another machine's disk is not
+    written over: only rank 0 writes)."""
+    if world <= 1:
+        return
+    seen = last.stat().st_size if last.is_file() else None
+    views: list[Any] = [None] * world
+    dist.all_gather_object(views, (seen, _node()))
+    first = views[0][0]
+    if not resume:
+        if first is not None:
+            raise FileExistsError(
+                f"{last}: a run already exists here; pass --resume or another --out"
+            )
+        return
+    for rank, (size, node) in enumerate(views):
+        if size == first:
+            continue
+        what = (
+            "does not see it"
+            if size is None
+            else f"sees another one ({size:,} bytes, rank 0's {first:,})"
+            if first is not None
+            else f"sees one ({size:,} bytes) where rank 0 sees none"
+        )
+        raise FileNotFoundError(
+            f"{last}: rank {rank} on {node} {what}; every rank resumes from the run folder, so "
+            "under torchrun on several machines --out must be on a filesystem they all share "
+            "(the same path on each), or a copy of the run folder on each machine"
+        )
+
+
+def node_shm_shortfalls(micro: int, crop: int, workers: int, world: int) -> list[str]:
+    """:func:`trainer.data.shm_shortfall` of every machine of the run, for rank 0 to warn of:
+    each machine's ranks share its ``/dev/shm`` (torchrun and ``--processes`` say how many,
+    ``LOCAL_WORLD_SIZE``), so each machine's local rank 0 checks its own, and the others' lines
+    name their machine. Before the forty-sixth round rank 0 checked only its own machine: a
+    second machine with Docker's 64 MB failed at its first batch, the first with a gloo line."""
+    if world <= 1:
+        return [w] if (w := shm_shortfall(micro, crop, workers)) else []
+    mine = None
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        mine = shm_shortfall(micro, crop, workers, local)
+    found: list[Any] = [None] * world
+    dist.all_gather_object(found, (mine, _node()))
+    nodes = {node for _, node in found}
+    return [w if len(nodes) == 1 else f"{node}: {w}" for w, node in found if w]
 
 
 def resolve_device(name: str, local_rank: int = 0, where: str | None = None) -> torch.device:
@@ -803,6 +866,7 @@ def _train(
     out = Path(cfg.out)
     last = out / "last.pt"
     ckpt = spec = None
+    check_run_folder_shared(last, cfg.resume, world)
     if cfg.resume:
         ckpt = load_checkpoint(last)
         cfg = _resumed_config(ckpt, cfg)
@@ -815,7 +879,7 @@ def _train(
             # the resume its error advised found the run finished and drew nothing
             drawn = is_main and _draw_missing_curves(out)
             return TrainResult(out=out, step=int(ckpt["step"]), finished=True, redrawn=drawn)
-    elif last.exists():
+    elif world == 1 and last.exists():  # several ranks: rank 0's folder decided it above
         raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
     elif is_main:
         # A fresh run's logs start empty (a run that died before its first checkpoint leaves
@@ -858,10 +922,9 @@ def _train(
     for warning in rare_new_classes(dataset) if is_main else ():
         said.warn(warning, start)
     workers = resolve_workers(cfg.num_workers)
-    # this machine's ranks share its /dev/shm (torchrun and --processes say how many)
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if world > 1 else 1
-    if is_main and (warning := shm_shortfall(micro, cfg.augment.crop, workers, local)):
-        said.warn(warning, start)
+    for warning in node_shm_shortfalls(micro, cfg.augment.crop, workers, world):
+        if is_main:
+            said.warn(warning, start)
     taxonomy = dataset.taxonomy
     k = taxonomy.num_classes
     torch.manual_seed(cfg.seed)
