@@ -404,6 +404,14 @@ def resolve_device(name: str, local_rank: int = 0, where: str | None = None) -> 
     name = devices.resolve_device(name, given)
     if name == "cuda":
         name = f"cuda:{local_rank}"
+    elif name.startswith("cuda:") and int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1) > 1:
+        # every local rank would train on this one GPU; NCCL refuses two ranks on one device
+        # (a "Duplicate GPU detected" error at the first collective)
+        raise ValueError(
+            f"{given} {name}: this process is one of {os.environ['LOCAL_WORLD_SIZE']} torchrun "
+            f"processes on this machine, and each trains on the GPU of its local rank: give "
+            f"{given} cuda (or auto), and choose the GPUs with CUDA_VISIBLE_DEVICES"
+        )
     return torch.device(name)
 
 
