@@ -76,23 +76,29 @@ def test_the_given_gpu_decides_on_a_machine_of_two_kinds(gpu, monkeypatch):
     assert bf16_autocast(True, torch.device("cuda:0")) is False
 
 
-def test_a_gpu_named_by_index_under_torchrun_with_several_local_ranks_is_refused(gpu, monkeypatch):
+def test_a_gpu_named_by_index_under_torchrun_with_several_local_ranks_is_refused(
+    gpu, monkeypatch, tmp_path
+):
     """Under torchrun every local rank trains on cuda:LOCAL_RANK; ``--device cuda:1`` put every
     rank of the machine on one GPU (NCCL's "Duplicate GPU detected" at the first collective).
-    With one process per machine the index is used as given."""
-    from trainer.train import resolve_device
+    Prediction takes the index as given (a script sharding images over GPUs)."""
+    from trainer.config import TrainConfig
+    from trainer.train import train
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    cfg = TrainConfig(data="unused", out=str(tmp_path / "run"), device="cuda:1")
     with pytest.raises(ValueError) as e:
-        resolve_device("cuda:1", 1)
+        train(cfg)
     assert str(e.value) == (
         "--device cuda:1: this process is one of 2 torchrun processes on this machine, and each "
         "trains on the GPU of its local rank: give --device cuda (or auto), and choose the GPUs "
         "with CUDA_VISIBLE_DEVICES"
     )
-    assert resolve_device("cuda", 1) == torch.device("cuda:1")
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
-    monkeypatch.setenv("LOCAL_RANK", "0")
-    assert resolve_device("cuda:1", 0) == torch.device("cuda:1")
+    assert not (tmp_path / "run").exists()
+    # prediction under torchrun (a script sharding images over GPUs) takes the index as given
+    from trainer.train import resolve_device
+
+    assert resolve_device("cuda:1", 1) == torch.device("cuda:1")
