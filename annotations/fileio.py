@@ -774,14 +774,22 @@ def fused_input(record: Any, root: Any, path: Any) -> Path | None:
     absolute to an ``--out`` typed relative, or the other way round. None for no path."""
     if not isinstance(path, str) or not path:
         return None
+    typed, out = typed_together(path, record)
+    return recorded_root(typed, None, (out, root))
+
+
+def typed_together(path: str, record: Any) -> tuple[str, Any]:
+    """``path`` and the ``--out`` of the run whose record (a ``run.json``-like document with
+    ``config.out`` and ``environment.cwd``) names it, as one command line would type them, for
+    :func:`moved_with`: where one is absolute and the other relative, both joined to the
+    command's working directory."""
     doc = record if isinstance(record, dict) else {}
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     env = doc.get("environment") if isinstance(doc.get("environment"), dict) else {}
     out, cwd = config.get("out"), env.get("cwd")
-    typed = path
     if isinstance(out, str) and isinstance(cwd, str) and os.path.isabs(path) != os.path.isabs(out):
-        typed, out = os.path.join(cwd, path), os.path.join(cwd, out)
-    return recorded_root(typed, None, (out, root))
+        return os.path.join(cwd, path), os.path.join(cwd, out)
+    return path, out
 
 
 def moved_with(path: Any, out: Any, folder: Any) -> Path | None:

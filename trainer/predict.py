@@ -49,6 +49,7 @@ from annotations.fileio import (
     first_line,
     is_disk_error,
     moved_with,
+    typed_together,
 )
 from annotations.labelmap import read_label, write_color_preview, write_label
 from engine.datasets import (
@@ -199,11 +200,7 @@ def _recorded_places(path: str, meta: dict, cfg: PredictConfig) -> set[str]:
     was refused as another file: ``checkpoint runs/train/x/last.pt, not runs/train/x/last.pt``,
     one path twice, instead of its new weights."""
     places = {_recorded_path(path, meta)}
-    out, env = meta["config"].get("out"), meta.get("environment")
-    cwd = env.get("cwd") if isinstance(env, dict) else None
-    if isinstance(out, str) and isinstance(cwd, str) and os.path.isabs(path) != os.path.isabs(out):
-        path, out = os.path.join(cwd, path), os.path.join(cwd, out)  # as one command line
-    if (moved := moved_with(path, out, cfg.out)) is not None:
+    if (moved := moved_with(*typed_together(path, meta), cfg.out)) is not None:
         places.add(os.path.realpath(moved))
     return places
 
