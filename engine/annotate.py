@@ -1089,18 +1089,20 @@ def unchanged_exports(
             return []  # a file saved by a tool that dropped our record, or several exports
         folder = str(Path(min(m.source for m in found)).parent)
         groups = [(folder, records[0], {m.stem: m.label for m in found})]
-    return [
-        run
-        for f, rec, masks in groups
-        if rec and (run := unchanged_export(archive_named(f, archives or {}), masks, rec, f))
-    ]
+    runs = []
+    for f, rec, masks in groups:
+        named = archive_named(f, archives or {})
+        where = f if named == f else None  # a zip's members: nothing beside their temporary copy
+        if rec and (run := unchanged_export(named, masks, rec, where)):
+            runs.append(run)
+    return runs
 
 
 def unchanged_export(
     path: str | os.PathLike,
     masks: dict[str, EncodedLabel],
     record: dict,
-    where: str | os.PathLike | None = None,
+    where: str | os.PathLike | None,
 ) -> str | None:
     """The run, when the COCO file ``path`` (or a folder of LabelMe files) whose exporter's
     ``record`` it carried is an ``engine annotate export`` imported exactly as exported
@@ -1109,10 +1111,10 @@ def unchanged_export(
     out). Logs a warning then, since such a subset scores the pseudo labels at 100: the
     corrections were saved elsewhere, or not made. None when the record names no run (a
     subset's export) or the run cannot be read from here. ``where``: the file or folder read
-    (``path`` names a zip download's member as ``ARCHIVE!MEMBER``), the run looked for beside
-    it where the two were copied together (:func:`exported_from`)."""
+    (None for a zip download's member, which ``path`` names as ``ARCHIVE!MEMBER``), the run
+    looked for beside it where the two were copied together (:func:`exported_from`)."""
     try:
-        run = LabelRun.open(exported_from(record, "run", path if where is None else where))
+        run = LabelRun.open(exported_from(record, "run", where))
         # polygons carry no holes: such an export comes back with its labels' holes filled
         polygons = record.get(POLYGON_KEY) == LABELME or (
             POLYGON_KEY in record and record["config"]["mask_format"] == "polygon"
