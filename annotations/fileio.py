@@ -216,8 +216,19 @@ def set_mode(fd: int) -> None:
     there failed with ``error: PATH: Operation not permitted``."""
     if not hasattr(os, "fchmod"):  # Windows
         return
-    with contextlib.suppress(OSError):
+    try:
         os.fchmod(fd, FILE_MODE)
+    except OSError as e:
+        if e.errno not in NO_CHMOD:
+            raise
+
+
+# What ``chmod`` fails with on a file system that keeps no Unix permissions (:func:`set_mode`)
+NO_CHMOD = frozenset(
+    getattr(errno, name)
+    for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS")
+    if hasattr(errno, name)
+)
 
 
 # The name of an :func:`atomic_file` temporary file: ``.NAME.`` + mkstemp's 8 random characters

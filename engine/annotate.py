@@ -41,6 +41,7 @@ from annotations.fileio import (
 from annotations.instances import Instances
 from annotations.interchange import (
     EXPORT_KEY,
+    EXPORT_PARTS,
     IGNORE_NAMES,
     LABELMAP,
     MASK_FORMATS,
@@ -119,7 +120,7 @@ log = logging.getLogger(__name__)
 IMPORT_FORMATS = ("coco", "cvat", "labelme", "labelstudio", "png", "segmask", "yolo")
 EXPORT_FORMATS = ("coco", "labelme", "labelstudio")
 COCO_FILE, IMAGE_LIST = "coco.json", "images.txt"
-EXPORT_FILES = (COCO_FILE, "labelme", "labelstudio", IMAGE_LIST)  # what an export folder holds
+EXPORT_FILES = (COCO_FILE, *EXPORT_PARTS, IMAGE_LIST)  # what an export folder holds
 
 
 def dataset_images(
