@@ -309,8 +309,12 @@ def naming(e: OSError, path: str | os.PathLike) -> OSError:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write UTF-8 ``text`` to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    """Write UTF-8 ``text`` to ``path`` atomically. A lone surrogate, the undecodable byte of a
+    file name that is not UTF-8 (``caf\\xe9.jpg``, read with ``os.fsdecode``), has no UTF-8: it
+    is written escaped, ``caf\\udce9``, as the JSON records show it (:func:`json_text`). Before,
+    it raised UnicodeEncodeError: ``engine report`` and ``compare --markdown`` stopped with exit
+    code 2 after the work was done, no ``report.md``."""
+    return atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"))
 
 
 def _path_as_text(value: Any) -> str:

@@ -378,7 +378,7 @@ def dataset_stem(stem: str, sizes: dict[str, tuple[int, int]]) -> str:
     split 'test'``; the subset keeps the dataset's spelling). Each is tried as it
     stands, then percent-decoded: a URL without a scheme (``export --image-url /static/``, an
     upload) encodes ``img 001`` as ``img%20001``, and a file may be named ``x%20y`` itself."""
-    for name in dict.fromkeys((stem, unquote(stem))):
+    for name in dict.fromkeys((stem, unquote(stem, errors="surrogateescape"))):
         if (found := _renamed_stem(name, sizes)) is not None:
             return found
     return stem
@@ -414,12 +414,15 @@ def image_path(name: str) -> str:
     (``s3://bucket/img000.jpg``, ``https://host/img000.jpg?signature``), percent-decoded. A
     plain path (no ``://``, not local-files storage's ``/data/local-files/?d=``) is itself, a
     Windows one included, and so is a file name with ``?``, ``#`` or ``%`` in it
-    (``a #1?x%20y.jpg``: before, read as a URL whose path was ``a ``)."""
+    (``a #1?x%20y.jpg``: before, read as a URL whose path was ``a ``). A byte that is not
+    UTF-8 (``caf%E9.jpg``, as ``annotate export`` writes a latin-1 name) is the file name's own
+    byte (a surrogate, as Python reads ``caf\\xe9.jpg``): it was read as U+FFFD, and the
+    import said ``image 'caf\ufffd' is not in split``."""
     if "://" not in name and not _LOCAL_FILES.match(name):
         return name
     parsed = urlparse(name)
-    d = parse_qs(parsed.query).get("d")
-    return d[0] if d else unquote(parsed.path or name)
+    d = parse_qs(parsed.query, errors="surrogateescape").get("d")
+    return d[0] if d else unquote(parsed.path or name, errors="surrogateescape")
 
 
 def stem_of(file_name: str) -> str:

@@ -532,17 +532,19 @@ def image_url(image: Path | None, file_name: str, prefix: str | None) -> str:
     """The URL Label Studio loads an exported image from: ``prefix`` + its path in the split's
     image folder (``file_name``), or by default its absolute path through Label Studio's
     local-files storage with the document root ``/`` (``/data/local-files/?d=data/images/...``).
-    Percent-encoded either way."""
+    Percent-encoded either way; a name that is not UTF-8 (``caf\\xe9.jpg`` from a latin-1
+    system) as its own bytes, ``caf%E9.jpg``: it raised UnicodeEncodeError, and ``annotate
+    export --format labelstudio`` wrote nothing."""
     if prefix is not None:
         if prefix and not prefix.endswith(("/", "=")):  # a folder's URL given without its "/"
             prefix += "/"
-        return prefix + quote(file_name)
+        return prefix + quote(file_name, errors="surrogateescape")
     if image is None:
         raise ValueError(
             f"image {file_name!r} is not in the dataset: give --image-url, the URL prefix "
             "Label Studio loads the split's images from"
         )
-    return LOCAL_FILES + quote(image.resolve().as_posix().lstrip("/"))
+    return LOCAL_FILES + quote(image.resolve().as_posix().lstrip("/"), errors="surrogateescape")
 
 
 def to_labelstudio(

@@ -94,8 +94,10 @@ def md_code(text: str) -> str:
 
 def md_link(path: str) -> str:
     """A relative file path as a Markdown link's destination: percent-encoded, so that a space,
-    ``#``, ``?``, ``%`` or ``)`` in a file name does not end or change it."""
-    return quote(str(path).replace("\\", "/"))
+    ``#``, ``?``, ``%`` or ``)`` in a file name does not end or change it. A name that is not
+    UTF-8 (``caf\\xe9.jpg``) as its own bytes, ``caf%E9.jpg`` (as ``engine review``'s links):
+    it raised UnicodeEncodeError, and ``engine report`` wrote no ``report.md``."""
+    return quote(str(path).replace("\\", "/"), errors="surrogateescape")
 
 
 def split_names(values: list[str] | None) -> tuple[str, ...] | None:

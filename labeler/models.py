@@ -208,6 +208,18 @@ def _check_local(role: str, source: str, revision: str | None, option: str | Non
             raise _missing(role, source, revision, "no such directory", option=option)
         if not (p / "config.json").is_file():
             raise _missing(role, source, revision, "no config.json in it", option=option)
+        try:
+            str(p.absolute()).encode("utf-8")
+        except UnicodeEncodeError:  # caf\xe9 from a latin-1 system, read with a surrogate
+            # safetensors and tokenizers open UTF-8 paths only: it was "cannot read the weights
+            # (Path ... is not valid UTF-8); the download may be incomplete: delete it", of
+            # weights that were whole
+            shown = str(p.absolute()).encode("utf-8", "backslashreplace").decode("utf-8")
+            raise ValueError(
+                f"{shown}: the {role}'s path is not UTF-8, and its weights are read by libraries "
+                "that open UTF-8 paths only (safetensors, tokenizers): rename the folder, or "
+                f"give a symbolic link to it of a UTF-8 name ({option or '--' + role} LINK)"
+            ) from None
 
 
 def _load_config(

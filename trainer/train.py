@@ -43,6 +43,7 @@ from annotations.fileio import (
     atomic_write_text,
     file_bytes,
     first_line,
+    json_text,
     read_jsonl,
 )
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
@@ -263,7 +264,9 @@ class RunWarnings:
 
     def _keep(self, step: int, message: str) -> None:
         record = {"step": step, "event": "warning", "message": message}  # read by engine info
-        append_line(self.path, json.dumps(record, ensure_ascii=False))
+        # json_text: a folder named on a latin-1 system (caf\xe9) escaped, \udce9; as it was
+        # (ensure_ascii=False) it had no UTF-8, and a warning naming it stopped the run, exit 2
+        append_line(self.path, json_text(record, indent=None))
 
 
 class NonFiniteLossError(RuntimeError):

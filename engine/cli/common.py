@@ -342,9 +342,12 @@ def is_stdout(path: object) -> bool:
 def write_stdout(text: str) -> None:
     """``--json -`` / ``--markdown -``: ``text`` on stdout as the UTF-8 bytes ``--json FILE``
     would hold, whatever the stream's encoding (under ``PYTHONIOENCODING=ascii`` the markdown's
-    "ΔIoU" raised UnicodeEncodeError; a script reading the output gets the file's bytes)."""
+    "ΔIoU" raised UnicodeEncodeError; a script reading the output gets the file's bytes). A
+    file name that is not UTF-8 (``caf\\xe9``) escaped, ``caf\\udce9``, as the file holds it
+    (``atomic_write_text``): under ``PYTHONIOENCODING=utf-8`` it raised UnicodeEncodeError."""
     import sys
 
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     buffer = getattr(sys.stdout, "buffer", None)
     errors = (
         "surrogateescape" if getattr(sys.stdout, "errors", None) == "surrogateescape" else "strict"

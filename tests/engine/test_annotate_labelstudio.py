@@ -263,3 +263,34 @@ def test_engine_info_describes_a_json_min_export(tmp_path):
     text = " ".join(res.output.split())
     assert "images │ 2 (1 without any annotation)" in text and "Bicycle │ 1 region" in text
     assert "not annotated yet │ 1 task without a submitted annotation" in text
+
+
+def test_an_image_name_that_is_not_utf8_exports_and_imports_back(tmp_path):
+    """A dataset copied from a latin-1 system holds ``caf\\xe9.jpg``. Percent-encoding its URL
+    raised UnicodeEncodeError ("surrogates not allowed"): ``annotate export --format
+    labelstudio`` stopped with exit code 2, no tasks. Its URL holds the file's bytes
+    (``caf%E9.jpg``), which import reads back as that file (before, as ``caf\\ufffd``: "image
+    not in split"), with --image-url and without."""
+    import os
+
+    data, run, stem = tmp_path / "data", tmp_path / "run", os.fsdecode(b"caf\xe9")
+    make_dataset(data, "test", n=1, size=(H, W))
+    for folder, ext in (("images", ".jpg"), ("annotations", ".png")):
+        os.rename(data / folder / "test" / f"img000{ext}", data / folder / "test" / f"{stem}{ext}")
+    mask = disk(H, W, 20, 30, 9)
+    make_run(run, data, {stem: [mask]}, (H, W))
+    for k, prefix in enumerate((None, "/data/local-files/?d=mass/images/test/")):
+        res = export_annotations(
+            ExportConfig(run=str(run), out=str(tmp_path / f"e{k}"), formats=("labelstudio",),
+                         image_url=prefix)
+        )  # fmt: skip
+        tasks = json.loads(res.labelstudio.read_text())
+        assert tasks[0]["data"]["image"].endswith("/test/caf%E9.jpg")
+        project = tmp_path / f"project{k}.json"
+        project.write_text(json.dumps(_annotated(tasks)))
+        sub = import_annotations(
+            ImportConfig(
+                "labelstudio", [str(project)], "Bicycle", str(data), str(tmp_path / f"s{k}")
+            )
+        )
+        assert np.array_equal(sub.mask(stem), mask.astype(np.uint8))

@@ -677,3 +677,20 @@ def test_demo_without_matplotlib_is_refused_before_any_work(tmp_path, monkeypatc
         "pip install 'mass-engine[plot]'"
     )
     assert not out.exists()
+
+
+def test_demo_into_a_folder_whose_name_is_not_utf8(tmp_path):
+    """``engine demo --out`` a folder named on a latin-1 system (``demo\\xe9``), or any
+    non-ASCII name under LC_ALL=C with Python's UTF-8 mode off: every stage ran, then the
+    report stopped it with "'utf-8' codec can't encode character '\\udce9' ... surrogates not
+    allowed" (exit code 2, no report.md, no summary). The Markdown names the folder escaped
+    (``demo\\udce9``), as the JSON records do."""
+    import os
+
+    out = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"demo\xe9"))
+    args = ["demo", "--out", out, "--init", "none", "--class", "Bicycle", *SMALL]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    with open(os.path.join(out, "report", "bicycle", "report.md"), "rb") as f:
+        assert "demo\\udce9" in f.read().decode("utf-8")  # UTF-8 still
+    assert os.path.isfile(os.path.join(out, "report", "summary.md"))

@@ -1201,3 +1201,32 @@ def test_a_report_without_matplotlib_is_refused_before_the_scoring(world, monkey
     with pytest.raises(RuntimeError, match=r"chart needs matplotlib.*--no-chart"):
         build_report(cfg)
     assert not scored and not (tmp / "rep").exists()
+
+
+def test_an_image_name_that_is_not_utf8_is_reported_and_linked(tmp_path):
+    """A dataset copied from a latin-1 system holds ``caf\\xe9.jpg``. Its overlay's Markdown
+    link was percent-encoded strictly (UnicodeEncodeError: "surrogates not allowed") and
+    ``engine report`` stopped with exit code 2 after writing report.json, no report.md. The
+    link holds the file's bytes (``caf%E9``), the caption the escape report.json shows
+    (``caf\\udce9``); ``engine compare --markdown`` naming a folder so named writes its file too."""
+    import os
+    from urllib.parse import unquote
+
+    from engine.compare import CompareConfig, compare
+
+    data, stem = tmp_path / "data", os.fsdecode(b"caf\xe9")
+    make_dataset(data, "test", n=1, size=(H, W), grey=True)
+    for folder, ext in (("images", ".jpg"), ("annotations", ".png")):
+        os.rename(data / folder / "test" / f"img000{ext}", data / folder / "test" / f"{stem}{ext}")
+    gt = {stem: disk(H, W, 30, 25, 12).astype(np.uint8)}
+    subset = write_subset(tmp_path / "subset", "Bicycle", "test", gt, {stem: "hand"})
+    run = tmp_path / f"run{stem}"
+    make_run(run, data, {stem: [disk(H, W, 30, 25, 12)]}, (H, W))  # compare warns, naming it
+    res = build_report(ReportConfig(str(subset.root), str(tmp_path / "rep"), pseudo=str(run)))
+    text = res.markdown.read_bytes().decode("utf-8")  # UTF-8 still
+    assert "![caf\\udce9](overlays/caf%E9.jpg)" in text
+    for url in re.findall(r"\]\(([^)]+)\)", text):
+        assert (tmp_path / "rep" / unquote(url, errors="surrogateescape")).is_file(), url
+    md = tmp_path / "compare.md"
+    compare(CompareConfig("Bicycle", subset.root, (("p", run),), markdown_out=md, progress=False))
+    assert "runcaf\\udce9/labels" in md.read_bytes().decode("utf-8")

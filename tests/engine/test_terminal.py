@@ -176,3 +176,26 @@ def test_a_stream_error_that_names_its_file_is_kept():
     from engine.progress import stream_error
 
     assert stream_error(named, Full(), "stdout") is named
+
+
+def test_markdown_naming_a_file_that_is_not_utf8_on_stdout_is_the_file_s_bytes(
+    tmp_path, monkeypatch
+):
+    """``compare --markdown -`` whose warnings name a folder copied from a latin-1 system
+    (``caf\\xe9``): on a strict UTF-8 stdout (PYTHONIOENCODING=utf-8) it stopped with "'utf-8'
+    codec can't encode character '\\udce9' ... surrogates not allowed", exit 2, after the
+    scoring; under LANG=C.UTF-8 it wrote the raw byte, which ``--markdown FILE`` does not hold.
+    Both now write the file's bytes: the name escaped, ``caf\\udce9``, UTF-8 still."""
+    import sys
+
+    from annotations.fileio import atomic_write_text
+    from engine.cli.common import write_stdout
+
+    text = "> **Warning**: " + b"/data/caf\xe9/labels".decode("utf-8", "surrogateescape") + "\n"
+    want = atomic_write_text(tmp_path / "c.md", text).read_bytes()
+    assert want == b"> **Warning**: /data/caf\\udce9/labels\n"
+    for errors in ("strict", "surrogateescape"):
+        stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors=errors)
+        monkeypatch.setattr(sys, "stdout", stream)
+        write_stdout(text)
+        assert stream.buffer.getvalue() == want, errors

@@ -353,3 +353,29 @@ def test_prompts_longer_than_the_detectors_text_are_refused(tiny):
     )
     with pytest.raises(ValueError, match=r"det: the prompts and negatives make 35 text tokens, "):
         GroundedSamBackend(cfg, class_id=7).load()
+
+
+def test_a_model_folder_whose_name_is_not_utf8_is_named_not_called_broken(tiny, tmp_path):
+    """Weights copied under a folder named on a latin-1 system (``m\\xe9``): safetensors opens
+    UTF-8 paths only, and the whole weights were said to be "cannot read the detector weights
+    (Path ... is not valid UTF-8); the download may be incomplete: delete it and download
+    again". One line naming the folder, its cause and the way round it; nothing deleted."""
+    import os
+    import shutil
+
+    from labeler.models import load_detector
+
+    for role, key, load in (
+        ("segmenter", "sam", load_segmenter),
+        ("detector", "det", load_detector),
+    ):
+        folder = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"m\xe9", key.encode()))
+        shutil.copytree(tiny[key], folder)
+        with pytest.raises(ValueError) as err:
+            load(folder)
+        said = str(err.value)
+        assert said.startswith(f"{tmp_path}/m\\udce9/{key}: the {role}'s path is not UTF-8"), said
+        assert said.endswith(f"give a symbolic link to it of a UTF-8 name (--{role} LINK)")
+        link = tmp_path / f"link-{key}"
+        link.symlink_to(folder)
+        assert load(str(link)) is not None  # the way round it the line gives

@@ -902,3 +902,21 @@ def test_the_dev_shm_estimate_counts_workers_prefetch_ranks_and_5_bytes_a_pixel(
 
     monkeypatch.setattr("shutil.disk_usage", absent)
     assert shm_shortfall(8, 1024, 4) is None  # no /dev/shm (macOS, Windows)
+
+
+def test_a_warning_naming_a_folder_whose_name_is_not_utf8_is_kept(tmp_path):
+    """A dataset copied from a latin-1 system (``data\\xe9``): a warning naming its folder was
+    kept in metrics.jsonl as JSON of ``ensure_ascii=False``, whose surrogate has no UTF-8, and
+    the run stopped there ("'utf-8' codec can't encode character '\\udce9'", exit code 2: a
+    resume on labels changed since, every label 255, ...). Kept escaped, ``\\udce9``."""
+    import os
+
+    from annotations.labelmap import read_label, write_label
+
+    root = write_dataset(tmp_path / os.fsdecode(b"data\xe9"), n=3)
+    for label in (root / "annotations/train").glob("*.png"):
+        write_label(label, read_label(label) * 0 + 255)
+    train(_cfg(root, tmp_path / "a", iters=3), model=_stub(7))
+    line = (tmp_path / "a" / "metrics.jsonl").read_bytes().decode("utf-8").splitlines()
+    (warning,) = [json.loads(x) for x in line if '"warning"' in x]
+    assert warning["message"].startswith(f"{root / 'annotations' / 'train'}: the first 3")
