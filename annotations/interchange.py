@@ -295,17 +295,11 @@ class SplitSizes(dict):
         self.composed: dict[str, str] | None = None  # NFC -> stem, made when first asked
 
 
-def escaped(name: str) -> str:
-    """``name`` as text files show it: a name that is not UTF-8 (``caf\\xe9``, read with a
-    surrogate for the byte) has no UTF-8, so its surrogate is written escaped, ``caf\\udce9``,
-    as in the JSON records; any other name as it is."""
-    return name.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def unescaped(text: str) -> str:
-    """:func:`escaped` undone: ``caf\\udce9`` (a line of a pick list or an export's
-    ``images.txt``) is the name ``caf\\xe9`` again. Only ``\\udc80`` to ``\\udcff``, the
-    surrogates of undecodable bytes, are read back; any other backslash is left as it is."""
+    """A name as text files write it (:func:`annotations.fileio.atomic_write_text`) read back:
+    ``caf\\udce9`` (a line of a pick list or an export's ``images.txt``) is ``caf\\xe9`` again.
+    Only ``\\udc80`` to ``\\udcff``, the surrogates of undecodable bytes, are read back; any
+    other backslash is left as it is."""
     if "\\udc" not in text:
         return text
     return re.sub(r"\\udc([89a-fA-F][0-9a-fA-F])", lambda m: chr(0xDC00 + int(m[1], 16)), text)

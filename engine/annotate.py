@@ -53,7 +53,6 @@ from annotations.interchange import (
     SplitSizes,
     coco_to_masks,
     composed_stems,
-    escaped,
     exported_from,
     is_labelme,
     label_role,
@@ -451,9 +450,9 @@ def _write_export_locked(
             atomic_write_text(staging / "labelstudio" / "config.xml", label_config(class_name))
             result.labelstudio = out / "labelstudio" / "tasks.json"
         if found:  # what an annotation tool's task needs uploaded: one absolute path a line
-            # a name that is not UTF-8 escaped (caf\udce9), as in pick lists: it raised
+            # a name that is not UTF-8 escaped (caf\udce9) by atomic_write_text: it raised
             # UnicodeEncodeError after the other files were made, and nothing was exported
-            atomic_write_text(staging / IMAGE_LIST, "".join(f"{escaped(str(p))}\n" for p in found))
+            atomic_write_text(staging / IMAGE_LIST, "".join(f"{p}\n" for p in found))
             result.image_list = out / IMAGE_LIST
         swap_in(staging, EXPORT_FILES)
     return result
@@ -1261,9 +1260,9 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
         )
     picks = pick_images(stats, cfg.n, cfg.seed, cfg.low_confidence, cfg.many_or_tiny)
     out = Path(cfg.out) if cfg.out else run.root / f"pick-{cfg.split}.txt"
-    # a name that is not UTF-8 (caf\xe9) escaped, caf\udce9, which export --images reads back
-    # (composed_stems); it raised UnicodeEncodeError and no list was written
-    atomic_write_text(out, "".join(f"{escaped(p.stem)}\n" for p in picks))
+    # a name that is not UTF-8 (caf\xe9) escaped by atomic_write_text, caf\udce9, which export
+    # --images reads back (composed_stems); it raised UnicodeEncodeError and no list was written
+    atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
     by_stem = {s.stem: s for s in stats}
     atomic_write_json(
         out.with_suffix(".json"),

@@ -32,6 +32,7 @@ from annotations.fileio import (
     UNREADABLE,
     atomic_write_bytes,
     atomic_write_json,
+    atomic_write_text,
     cut_to_bytes,
     first_line,
     is_dataset_root,
@@ -324,8 +325,8 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         )
         failed += past_limit
         # a name that is not UTF-8 (caf\xe9.jpg) shown escaped, caf\udce9.jpg, as in the JSON
-        # records (its links hold its bytes: _url); it raised UnicodeEncodeError, no gallery
-        index = atomic_write_bytes(out / "index.html", page.encode("utf-8", "backslashreplace"))
+        # records (atomic_write_text; its links hold its bytes: _url)
+        index = atomic_write_text(out / "index.html", page)
         atomic_write_json(
             out / "review.json",
             {
