@@ -59,6 +59,15 @@ def byte_histogram(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def imread_unchanged(path: str | os.PathLike) -> np.ndarray | None:
+    """``cv2.imread(path, cv2.IMREAD_UNCHANGED)``, decoded from the file's bytes: OpenCV's
+    ``imread`` crashed the process (a segmentation fault, no message) on a file name that is
+    not UTF-8 (``caf\\xe9.png`` from a latin-1 system, or any non-ASCII name under ``LC_ALL=C``
+    with Python's UTF-8 mode off). None where OpenCV cannot decode it (an empty file too)."""
+    data = np.frombuffer(Path(path).read_bytes(), np.uint8)
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+
+
 def read_label(path: str | os.PathLike, taxonomy: Taxonomy | None = None) -> np.ndarray:
     """Read a label PNG into an ``(H, W) uint8`` array.
 

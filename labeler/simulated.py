@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from annotations.fileio import FUSE_RECORD
 from annotations.instances import Instances
+from annotations.labelmap import imread_unchanged
 from annotations.taxonomy import class_folder
 from labeler.crops import CroppedInstances
 from labeler.dedup import MaskCrop
@@ -350,11 +351,7 @@ def read_instance_ids(path: str | os.PathLike) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: true instance map not found")
-    # decoded from its bytes: cv2.imread(str) crashed the process (a segmentation fault, no
-    # message) on a file name that is not UTF-8 (caf\xe9.png from a latin-1 system, or any
-    # non-ASCII name under LC_ALL=C with Python's UTF-8 mode off)
-    data = np.frombuffer(path.read_bytes(), np.uint8)
-    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    arr = imread_unchanged(path)  # any file name (cv2.imread crashed on one not UTF-8)
     if arr is None or arr.ndim != 2:
         raise ValueError(f"{path}: expected a single-channel instance-id PNG")
     return arr.astype(np.int32)

@@ -27,7 +27,7 @@ import numpy as np
 from PIL import Image
 
 from annotations.fileio import atomic_write_bytes, atomic_write_json, read_json
-from annotations.labelmap import write_label
+from annotations.labelmap import imread_unchanged, write_label
 from annotations.taxonomy import MASS13K
 from engine.progress import track
 from engine.runinfo import versions
@@ -141,10 +141,7 @@ def _kept_instances(paths: dict[str, Path], size: tuple[int, int]) -> dict[str, 
         return None
     instances = {}
     for name in NEW_CLASSES:
-        # from its bytes: cv2.imread(str) crashed the process on a path that is not UTF-8
-        # (--out with a non-ASCII name under LC_ALL=C with Python's UTF-8 mode off)
-        data = np.frombuffer(paths[f"instances/{name}"].read_bytes(), np.uint8)
-        inst = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+        inst = imread_unchanged(paths[f"instances/{name}"])  # any --out name (not cv2.imread)
         if inst is None or inst.dtype != np.uint16 or inst.shape != (size[1], size[0]):
             return None
         instances[name] = inst
