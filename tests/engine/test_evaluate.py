@@ -1172,6 +1172,39 @@ def test_info_of_a_scores_record_says_when_the_maps_scored_changed_since(tmp_pat
     assert warned(ev) == warned(cmp) == [f"warning: {why}{end}"]
 
 
+def test_info_of_a_scores_record_written_before_digests_shows_it_without_warning(
+    tmp_path: Path,
+) -> None:
+    """Records of the release before the forty-sixth round, as it wrote them: evaluate's with
+    ``stems`` and no ``maps_sha256``, compare's with neither and no ``split`` in its config.
+    engine info shows their scores, warns of nothing it cannot know (not "changed since", even
+    with the maps written over), and compare without --split records the config (and hash) of
+    that release, so the two releases' records of one comparison have one config_hash."""
+    pairs = _maps(3, 2, k=3)
+    pred_dir, gt_dir = _write(tmp_path, pairs)
+    ev, cmp = tmp_path / "e.json", tmp_path / "c.json"
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--num-classes", "3"]
+    assert runner.invoke(app, [*args, "--json", str(ev), "--no-progress"]).exit_code == 0
+    args = ["compare", "--class", "Human", "--gt", str(gt_dir), "--source", f"a={pred_dir}"]
+    assert runner.invoke(app, [*args, "--json", str(cmp), "--no-progress"]).exit_code == 0
+    old_config = {"bf1_mode", "class_name", "gt", "input", "json_out", "markdown_out"}
+    old_config |= {"plot_out", "progress", "resize_pred", "sources", "taxonomy", "workers"}
+    data = json.loads(cmp.read_text())
+    assert set(data["config"]) == old_config  # f7f8d3f's keys: no "split" without --split
+    del data["stems"]
+    for row in data["sources"]:
+        del row["maps_sha256"]
+    cmp.write_text(json.dumps(data))
+    data = json.loads(ev.read_text())
+    del data["maps_sha256"]
+    ev.write_text(json.dumps(data))
+    write_label(pred_dir / "img00.png", pairs[1][0])  # written over: no digest to tell
+    for record in (ev, cmp):
+        res = runner.invoke(app, ["info", str(record)], terminal_width=300)
+        assert res.exit_code == 0, res.output
+        assert "warning" not in res.output and str(pred_dir) in res.output
+
+
 def test_evaluate_scores_a_class_the_ground_truth_s_taxonomy_lacks_as_its_parent(
     tmp_path: Path,
 ) -> None:
