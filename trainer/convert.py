@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,18 +46,17 @@ class Renumbered:
         return self.base - i if self.flip else i + self.base
 
     def __call__(self, m: re.Match) -> str:
-        def ref(g: re.Match) -> str:
-            n = int(g[1])
-            return str(self.index(int(m[n]))) if n == self.group else m[n]
-
-        return re.sub(r"\\(\d)", ref, self.template)
+        number = str(self.index(int(m[self.group])))
+        return m.expand(self.template.replace(f"\\{self.group}", number))
 
     def inverse(self, template: str) -> Renumbered:
         """The rule numbering back, to the other side's ``template``."""
         return Renumbered(template, self.group, self.base if self.flip else -self.base, self.flip)
 
 
-_Rule = tuple[str, str | Callable[[re.Match], str]]
+# a renumbered index is a Renumbered, never another callable: trainer.release_export derives
+# every rule's inverse, which a function does not give
+_Rule = tuple[str, str | Renumbered]
 
 
 def _deform(release: str, ours: str) -> list[_Rule]:

@@ -36,7 +36,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -494,8 +494,9 @@ def _predict(cfg: PredictConfig, spec: DatasetSpec | None, said: list[str]) -> P
             earlier = replaced_files(out, images, diffs, spec)
         elif any(p.is_file() for p in out.glob("*.png")):  # of these images or others
             raise resume_refused(out / "predict.json", diffs)
-    kept = [] if diffs else earlier_failures(meta, out, images, spec)  # of other settings: not kept
     sizes = image_sizes(images, spec)
+    # the failures of other settings are not kept
+    kept = [] if diffs else earlier_failures(meta, out, sizes.keys(), spec)
     if not diffs and not cfg.overwrite:
         earlier = changed_images(meta, out, sizes)
     # the calls before this one whose label maps stay (the same settings, no --overwrite):
@@ -610,15 +611,15 @@ def changed_images(meta: dict | None, out: Path, sizes: dict[str, int | None]) -
 
 
 def earlier_failures(
-    meta: dict | None, out: Path, images: list[Path], spec: DatasetSpec | None = None
+    meta: dict | None, out: Path, tried: Collection[str], spec: DatasetSpec | None = None
 ) -> list[dict[str, str]]:
     """The failures ``out``'s ``predict.json`` record ``meta`` holds (``{"image", "reason"}``)
-    that still hold: of images this run does not try again, with no label map since. An image
+    that still hold: of images this run does not try again (``tried``: their stems, as
+    :func:`image_sizes` keys them), with no label map since. An image
     is known by its label map's stem, not its path as typed: a folder resumed from another
     working directory or after its project moved (``cp -r``, ``mv``) names its images by other
     paths, and before the forty-sixth round an image that failed again was then listed twice,
     under its old path and its new one."""
-    tried = {stem_of(p, spec) for p in images}
     return [
         f
         for f in (meta or {}).get("failed") or []

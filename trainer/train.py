@@ -350,12 +350,13 @@ def check_run_folder_shared(last: Path, resume: bool, world: int) -> None:
     peer" on rank 0) or an old one of their own: every rank now tells the others what it sees,
     one collective, and every rank raises the same one line where they differ. A fresh run is
     decided by rank 0's folder alone (a stale ``last.pt`` on another machine's disk is not
-    written over: only rank 0 writes)."""
-    if world <= 1:
-        return
-    seen = last.stat().st_size if last.is_file() else None
-    views: list[Any] = [None] * world
-    dist.all_gather_object(views, (seen, _node()))
+    written over: only rank 0 writes). One process (``world`` 1) is the same check on its own
+    view, no collective."""
+    seen = last.stat().st_size if last.exists() else None
+    views: list[Any] = [(seen, _node())]
+    if world > 1:
+        views = [None] * world
+        dist.all_gather_object(views, (seen, _node()))
     first = views[0][0]
     if not resume:
         if first is not None:
@@ -380,7 +381,9 @@ def check_run_folder_shared(last: Path, resume: bool, world: int) -> None:
         )
 
 
-def node_shm_shortfalls(micro: int, crop: int, workers: int, world: int) -> list[str]:
+def node_shm_shortfalls(
+    micro: int, crop: int, workers: int, world: int, local_rank: int
+) -> list[str]:
     """:func:`trainer.data.shm_shortfall` of every machine of the run, for rank 0 to warn of:
     each machine's ranks share its ``/dev/shm`` (torchrun and ``--processes`` say how many,
     ``LOCAL_WORLD_SIZE``), so each machine's local rank 0 checks its own, and the others' lines
@@ -389,7 +392,7 @@ def node_shm_shortfalls(micro: int, crop: int, workers: int, world: int) -> list
     if world <= 1:
         return [w] if (w := shm_shortfall(micro, crop, workers)) else []
     mine = None
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+    if local_rank == 0:
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
         mine = shm_shortfall(micro, crop, workers, local)
     found: list[Any] = [None] * world
@@ -900,8 +903,6 @@ def _train(
             # the resume its error advised found the run finished and drew nothing
             drawn = is_main and _draw_missing_curves(out)
             return TrainResult(out=out, step=int(ckpt["step"]), finished=True, redrawn=drawn)
-    elif world == 1 and last.exists():  # several ranks: rank 0's folder decided it above
-        raise FileExistsError(f"{last}: a run already exists here; pass --resume or another --out")
     elif is_main:
         # A fresh run's logs start empty (a run that died before its first checkpoint leaves
         # them behind); before DDP's first collective, so no other rank has written yet.
@@ -943,7 +944,7 @@ def _train(
     for warning in rare_new_classes(dataset) if is_main else ():
         said.warn(warning, start)
     workers = resolve_workers(cfg.num_workers)
-    for warning in node_shm_shortfalls(micro, cfg.augment.crop, workers, world):
+    for warning in node_shm_shortfalls(micro, cfg.augment.crop, workers, world, local_rank):
         if is_main:
             said.warn(warning, start)
     taxonomy = dataset.taxonomy

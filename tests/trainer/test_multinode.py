@@ -1,6 +1,7 @@
 """engine train under torchrun across machines: each machine has its own local ranks
-(LOCAL_RANK, LOCAL_WORLD_SIZE), its own /dev/shm, and maybe its own disk for --out. Two gloo
-ranks on this machine stand in for two machines of one rank each (GROUP_RANK 0 and 1)."""
+(LOCAL_RANK, LOCAL_WORLD_SIZE), its own /dev/shm, and maybe its own disk for --out. Two
+ranks, one after the other in this process with ``all_gather_object`` standing in for gloo's,
+are two machines of one rank each (GROUP_RANK 0 and 1); the slow test runs two torchruns."""
 
 from __future__ import annotations
 
@@ -8,62 +9,70 @@ import os
 import socket
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
 
-def _rank(rank: int, store: str, env: dict[str, str], job, args, results) -> None:
-    """One rank of a two-rank gloo group: ``job(rank, *args)``'s value, or its error, put in
-    ``results`` as ``(rank, ok, value)``."""
+class _Sent(Exception):
+    """What a rank passed to ``all_gather_object``: the first pass stops there."""
+
+
+def _two_ranks(monkeypatch, envs: list[dict[str, str]], job) -> dict[int, tuple[bool, object]]:
+    """``job(rank)`` for each rank in turn, in this process, under ``envs[rank]``: a first pass
+    records what each rank sends to ``all_gather_object`` (stopped there), the second gathers
+    every rank's, as the collective would; ``(ok, value or error)`` each. One collective a job."""
     import torch.distributed as dist
 
-    os.environ.update({k: v.format(rank=rank) for k, v in env.items()})
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
-    try:
-        results.put((rank, True, job(rank, *args)))
-    except Exception as e:  # noqa: BLE001 - the test compares every rank's error
-        results.put((rank, False, f"{type(e).__name__}: {e}"))
-    finally:
-        dist.destroy_process_group()
+    sent: dict[int, object] = {}
 
+    def as_rank(rank: int, gather):
+        with monkeypatch.context() as m:
+            for k, v in envs[rank].items():
+                m.setenv(k, v)
+            m.setattr(dist, "all_gather_object", gather)
+            return job(rank)
 
-def _two_ranks(tmp_path, env: dict[str, str], job, *args) -> dict[int, tuple[bool, object]]:
-    """``job`` on two ranks (``{rank}`` in ``env``'s values is each one's rank)."""
-    import torch.multiprocessing as mp
+    def send(out, obj):
+        raise _Sent(obj)
 
-    ctx = mp.get_context("spawn")
-    results = ctx.Queue()
-    store = tempfile.mkdtemp(dir=tmp_path) + "/store"  # a fresh one each call: gloo's FileStore
-    procs = [ctx.Process(target=_rank, args=(r, store, env, job, args, results)) for r in (0, 1)]
-    for p in procs:
-        p.start()
-    got = dict((r, (ok, v)) for r, ok, v in (results.get(timeout=120) for _ in procs))
-    for p in procs:
-        p.join(timeout=60)
+    for rank in range(len(envs)):
+        with pytest.raises(_Sent) as stopped:
+            as_rank(rank, send)
+        sent[rank] = stopped.value.args[0]
+
+    got = {}
+    for rank in range(len(envs)):
+
+        def gather(out, obj, rank=rank):
+            assert obj == sent[rank] and len(out) == len(envs)
+            out[:] = [sent[r] for r in range(len(envs))]
+
+        try:
+            got[rank] = (True, as_rank(rank, gather))
+        except Exception as e:  # noqa: BLE001 - the test compares every rank's error
+            got[rank] = (False, f"{type(e).__name__}: {e}")
     return got
 
 
 # two machines of one rank each, as torchrun --nnodes 2 --nproc-per-node 1 sets them
-TWO_NODES = {"WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "GROUP_RANK": "{rank}"}
+TWO_NODES = [
+    {"WORLD_SIZE": "2", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1", "GROUP_RANK": str(rank)}
+    for rank in (0, 1)
+]
 
 
-def _check_folders(rank: int, cases: list[tuple[str, bool]]) -> list[str | None]:
-    """check_run_folder_shared on each ``(root, resume)``, in one group: each error, or None."""
+def _check_folders(monkeypatch, root: str, resume: bool) -> dict[int, str | None]:
+    """check_run_folder_shared on each machine's ``root/node<rank>/last.pt``: each rank's
+    error, or None."""
     from pathlib import Path
 
     from trainer.train import check_run_folder_shared
 
-    said = []
-    for root, resume in cases:
-        try:
-            check_run_folder_shared(Path(root) / f"node{rank}" / "last.pt", resume, 2)
-            said.append(None)
-        except FileExistsError as e:
-            said.append(f"FileExistsError: {e}")
-        except FileNotFoundError as e:
-            said.append(f"FileNotFoundError: {e}")
-    return said
+    def job(rank: int) -> None:
+        check_run_folder_shared(Path(root) / f"node{rank}" / "last.pt", resume, 2)
+
+    got = _two_ranks(monkeypatch, TWO_NODES, job)
+    return {rank: None if ok else said for rank, (ok, said) in got.items()}  # type: ignore[misc]
 
 
 def _runs(tmp_path, name: str, **sizes: int) -> str:
@@ -74,7 +83,7 @@ def _runs(tmp_path, name: str, **sizes: int) -> str:
     return str(tmp_path / name)
 
 
-def test_a_run_folder_on_each_machines_own_disk(tmp_path):
+def test_a_run_folder_on_each_machines_own_disk(tmp_path, monkeypatch):
     """--out on each machine's own disk. A resume where node 1 has no checkpoint is one line on
     every rank (before, node 1 said `checkpoint not found` and rank 0 `Connection closed by
     peer`, gloo's); a copy of the run folder on each machine resumes, another checkpoint there
@@ -84,46 +93,51 @@ def test_a_run_folder_on_each_machines_own_disk(tmp_path):
     copied = _runs(tmp_path, "copied", node0=10, node1=10)
     other = _runs(tmp_path, "other", node0=10, node1=12)
     stale = _runs(tmp_path, "stale", node1=3)
-    cases = [(only0, True), (copied, True), (other, True), (stale, False), (only0, False)]
-    got = _two_ranks(tmp_path, TWO_NODES, _check_folders, cases)
+    missing = _check_folders(monkeypatch, only0, True)
+    same = _check_folders(monkeypatch, copied, True)
+    changed = _check_folders(monkeypatch, other, True)
+    fresh = _check_folders(monkeypatch, stale, False)
+    exists = _check_folders(monkeypatch, only0, False)
     host = socket.gethostname()
     for rank in (0, 1):
-        ok, (missing, same, changed, fresh, exists) = got[rank]
-        assert ok
         last = f"{only0}/node{rank}/last.pt"
-        assert missing.startswith(f"FileNotFoundError: {last}: rank 1 on node 1 ({host}) ")
-        assert "does not see it" in missing
-        assert "--out must be on a filesystem they all share" in missing
-        assert same is None
-        assert "rank 1 on node 1" in changed
-        assert "sees another one (12 bytes, rank 0's 10)" in changed
-        assert fresh is None
+        assert missing[rank].startswith(f"FileNotFoundError: {last}: rank 1 on node 1 ({host}) ")
+        assert "does not see it" in missing[rank]
+        assert "--out must be on a filesystem they all share" in missing[rank]
+        assert same[rank] is None
+        assert "rank 1 on node 1" in changed[rank]
+        assert "sees another one (12 bytes, rank 0's 10)" in changed[rank]
+        assert fresh[rank] is None
         assert (
-            exists
+            exists[rank]
             == f"FileExistsError: {last}: a run already exists here; pass --resume or another --out"
         )
 
 
-def _shm(rank: int, short_on: str) -> list[str]:
+def _shm(monkeypatch, envs: list[dict[str, str]], short_on: str):
     import trainer.train as train
 
     def shortfall(batch, crop, workers, processes=1):
         short = os.environ.get("GROUP_RANK", "0") == short_on
         return f"/dev/shm short ({processes} on this machine)" if short else None
 
-    train.shm_shortfall = shortfall
-    return train.node_shm_shortfalls(2, 256, 1, 2)
+    monkeypatch.setattr(train, "shm_shortfall", shortfall)
+    return _two_ranks(
+        monkeypatch,
+        envs,
+        lambda rank: train.node_shm_shortfalls(2, 256, 1, 2, int(os.environ["LOCAL_RANK"])),
+    )
 
 
-def test_each_machines_dev_shm_is_checked_and_rank_0_warns(tmp_path):
+def test_each_machines_dev_shm_is_checked_and_rank_0_warns(monkeypatch):
     """Before, rank 0 checked its own machine's /dev/shm only: a second machine with Docker's
     64 MB failed at its first batch without a warning."""
-    got = _two_ranks(tmp_path, TWO_NODES, _shm, "1")
+    got = _shm(monkeypatch, TWO_NODES, "1")
     line = f"node 1 ({socket.gethostname()}): /dev/shm short (1 on this machine)"
     assert got == {0: (True, [line]), 1: (True, [line])}
     # one machine (--processes, torchrun --nnodes 1): its local rank 0 only, worded as before
-    one = {"WORLD_SIZE": "2", "LOCAL_RANK": "{rank}", "LOCAL_WORLD_SIZE": "2"}
-    got = _two_ranks(tmp_path, one, _shm, "0")
+    one = [{"WORLD_SIZE": "2", "LOCAL_RANK": str(rank), "LOCAL_WORLD_SIZE": "2"} for rank in (0, 1)]
+    got = _shm(monkeypatch, one, "0")
     assert got[0] == (True, ["/dev/shm short (2 on this machine)"])
 
 

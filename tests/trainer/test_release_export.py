@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import pickle
+import re
 import zipfile
 from pathlib import Path
 
@@ -18,9 +19,9 @@ from annotations.taxonomy import MASS13K
 from cli import app
 from tests.trainer.test_convert import TABLE, _write, release_state
 from trainer.checkpoint import checkpoint_dict, load_checkpoint, save_checkpoint
-from trainer.convert import convert_massformer
+from trainer.convert import KEY_RULES, Renumbered, convert_massformer
 from trainer.models import build_model, preset_config
-from trainer.release_export import export_massformer, release_key
+from trainer.release_export import _invert, export_massformer, release_key
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +155,27 @@ def test_release_key_is_the_inverse_of_every_rule() -> None:
 def test_renumbered_rules_are_inverted_from_key_rules() -> None:
     """The inverse of each renumbered KEY_RULES entry (trainer.convert.Renumbered) is derived,
     not restated: an index is numbered back, and one outside the release's range has no
-    release key (the rule's range on our side)."""
+    release key (the rule's range on our side). A rule added to a copy of KEY_RULES gets its
+    inverse from _invert, as the module derives them; a function as a rule has none and is
+    refused, naming its pattern."""
+    added = [
+        (r"head\.blocks\.([0-2])\.(conv|bn)\.(.+)", Renumbered(r"blocks.\1.\2.\3", 1, 2, True)),
+        (r"head\.(up|down)\.([1-3])\.weight", Renumbered(r"sides.\1.\2.weight", 2, -1)),
+    ]
+    inverse = [_invert(p, r) for p, r in [*KEY_RULES, *added]][len(KEY_RULES) :]
+    for (pattern, rule), (back, to_release), (release, ours) in zip(
+        added,
+        inverse,
+        [("head.blocks.0.bn.running_mean", "blocks.2.bn.running_mean"),
+         ("head.down.3.weight", "sides.down.2.weight")],
+        strict=True,
+    ):  # fmt: skip
+        assert rule(re.fullmatch(pattern, release)) == ours
+        assert to_release(back.fullmatch(ours)) == release
+    assert inverse[0][0].fullmatch("blocks.3.bn.weight") is None  # 2 - i of 0..2 only
+    assert inverse[1][0].fullmatch("sides.up.3.weight") is None  # i - 1 of 1..3 only
+    with pytest.raises(TypeError, match=r"head\\\.x: give a renumbered rule as a Renumbered"):
+        _invert(r"head\.x", lambda m: "x")
     assert release_key("pixel_decoder.se.0.bn.running_mean") == (
         "decode_head.pixel_decoder.pixel_decoder.SEB.3.mlp.0.mlp.1.running_mean"
     )
