@@ -110,7 +110,8 @@ def guard(fn: F, resumable: bool = False) -> F:
                 again += ", or ask for less (smaller images, --size, --batch-size or --crop)"
                 stderr.print(error_text(e, "out of memory: ") + again, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
-            if (line := process_limit(e)) is not None:  # a container's /dev/shm, ulimit -n
+            # a container's /dev/shm, ulimit -n; a worker process killed (out of memory?)
+            if (line := process_limit(e, resume[2:] or "run the same command again")) is not None:
                 stderr.print(line, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
             # a bad input, or a long --class that made the default --out's name too long

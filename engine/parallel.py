@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import partial
 from typing import Any
 
@@ -34,6 +36,38 @@ def process_pool(
         initializer=initializer,
         initargs=initargs,
     )
+
+
+class WorkerDied(RuntimeError):
+    """A worker process (a pool's, a training rank) ended without a word: killed (the kernel's
+    out-of-memory killer sends SIGKILL, as ``kill -9`` does) or crashed. ``str()`` is one line
+    naming the process and how it ended; the command line adds what to do (exit code 71)."""
+
+
+def how_it_ended(exitcode: int | None) -> str:
+    """A process's end as words: ``killed by SIGKILL`` (with the out-of-memory killer named,
+    which sends it), ``killed by SIGSEGV``, ``exited with code 1``."""
+    if exitcode is None or exitcode >= 0:
+        return "ended" if exitcode is None else f"exited with code {exitcode}"
+    try:
+        name = signal.Signals(-exitcode).name
+    except ValueError:
+        name = f"signal {-exitcode}"
+    oom = " (most likely the kernel's out-of-memory killer; dmesg names it)"
+    return f"killed by {name}" + (oom if -exitcode == getattr(signal, "SIGKILL", 9) else "")
+
+
+def dead_worker(pool: ProcessPoolExecutor) -> WorkerDied:
+    """The error for ``pool`` broken by a worker that died (``BrokenProcessPool`` says only "A
+    process in the process pool was terminated abruptly"): the first worker found ended by
+    anything but the SIGTERM the pool then sends the others."""
+    ended = [
+        p for p in (getattr(pool, "_processes", None) or {}).values() if p.exitcode is not None
+    ]
+    ended.sort(key=lambda p: p.exitcode == -signal.SIGTERM)
+    if not ended:
+        return WorkerDied("a worker process died")
+    return WorkerDied(f"worker process {ended[0].pid} died: {how_it_ended(ended[0].exitcode)}")
 
 
 def _init_worker() -> None:
@@ -67,10 +101,13 @@ def map_in_order(
         from engine.runinfo import say_again, warned_call
 
         with process_pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
-            for result, said in pool.map(partial(warned_call, fn), jobs, chunksize=1):
-                say_again(said, log)
-                yield result
-                bar.advance(task)
+            try:
+                for result, said in pool.map(partial(warned_call, fn), jobs, chunksize=1):
+                    say_again(said, log)
+                    yield result
+                    bar.advance(task)
+            except BrokenProcessPool as e:  # a worker killed (out of memory?) or crashed
+                raise dead_worker(pool) from e
 
 
 class BadItems(ValueError):

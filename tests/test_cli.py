@@ -243,6 +243,49 @@ def test_a_loader_worker_killed_by_a_bus_error_names_dev_shm(tmp_path: Path, mon
     )
 
 
+@pytest.mark.parametrize(
+    "raised, said",
+    [
+        (
+            "worker process 12 died: killed by SIGKILL (most likely the kernel's out-of-memory "
+            "killer; dmesg names it)",
+            "error: worker process 12 died: killed by SIGKILL (most likely the kernel's "
+            "out-of-memory killer; dmesg names it); free memory or pass fewer --workers, then run "
+            "the same command again to resume",
+        ),
+        (
+            "DataLoader worker (pid 12) is killed by signal: Killed. ",
+            "error: DataLoader worker (pid 12) is killed by signal: Killed (most likely the "
+            "kernel's out-of-memory killer; dmesg names it); free memory or pass fewer --workers, "
+            "then run the same command again to resume",
+        ),
+        (
+            "DataLoader worker (pid 12) exited unexpectedly with exit code 1. Details are lost due "
+            "to multiprocessing. Rerunning with num_workers=0 may give better error trace.",
+            "error: DataLoader worker (pid 12) exited unexpectedly with exit code 1; free memory "
+            "or pass fewer --workers, then run the same command again to resume",
+        ),
+    ],
+)
+def test_a_worker_process_killed_is_named_with_what_to_do(
+    tmp_path: Path, monkeypatch, raised: str, said: str
+):
+    """A worker process (a pool's, a DataLoader's) the kernel's out-of-memory killer or
+    ``kill -9`` ended: one line naming it, how it died and what to do, exit code 71. Before,
+    exit code 2 (a bad input) with "A process in the process pool was terminated abruptly
+    while the future was running or pending." or torch's line."""
+    import engine.synth
+    from engine.parallel import WorkerDied
+
+    def killed(*args, **kwargs):
+        raise (WorkerDied if raised.startswith("worker") else RuntimeError)(raised)
+
+    monkeypatch.setattr(engine.synth, "generate", killed)
+    res = _synth(tmp_path / "d")
+    assert res.exit_code == 71 and len(res.output.splitlines()) == 1, res.output
+    assert " ".join(res.output.split()) == said
+
+
 def test_a_runtime_error_that_is_not_memory_is_still_bad_input(tmp_path: Path, monkeypatch):
     import engine.synth
 

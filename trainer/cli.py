@@ -8,6 +8,7 @@ import typer
 
 from engine.cli.common import (
     EXIT_IO_ERROR,
+    EXIT_NO_MEMORY,
     EXIT_SOME_FAILED,
     disk_error,
     disk_remedy,
@@ -17,8 +18,10 @@ from engine.cli.common import (
     out_elsewhere,
     parse_scales,
     parse_size,
+    process_limit,
     stderr,
     stdout,
+    worker_died,
 )
 from engine.text import counted, score_cells
 
@@ -289,7 +292,15 @@ def train_cmd(
         from engine import stopping
 
         if not (stopping.received() and "DataLoader worker" in str(e)):
-            raise
+            if worker_died(e) is None:
+                raise
+            # a loader worker or a rank killed (out of memory?): the last checkpoint is whole
+            if (Path(cfg.out) / "last.pt").is_file():
+                then = resume_hint()
+            else:
+                then = "run the same command again to start over (no checkpoint was saved yet)"
+            stderr.print(process_limit(e, then), soft_wrap=True)
+            raise typer.Exit(EXIT_NO_MEMORY) from None
         # a SIGTERM to the whole process group ended the loader's workers mid-step: the step
         # in progress is not saved (the model may be half updated), the last checkpoint is
         text, code = interrupted()

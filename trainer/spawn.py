@@ -122,6 +122,22 @@ def leave_process_group() -> None:
         dist.destroy_process_group()
 
 
+def _killed_rank(processes: list) -> BaseException | None:
+    """A ``WorkerDied`` naming the first rank a signal killed (the kernel's out-of-memory
+    killer's SIGKILL, ``kill -9``, a crash), not counting the SIGTERM that stops ranks; None
+    when none was."""
+    import signal
+
+    from engine.parallel import WorkerDied, how_it_ended
+
+    for i, p in enumerate(processes):
+        if p.exitcode is not None and p.exitcode < 0 and p.exitcode != -signal.SIGTERM:
+            return WorkerDied(
+                f"training process {i} (pid {p.pid}) died: {how_it_ended(p.exitcode)}"
+            )
+    return None
+
+
 def train_processes(
     target: Callable[..., Any],
     cfg: TrainConfig,
@@ -137,6 +153,7 @@ def train_processes(
     import torch.multiprocessing as mp
 
     from engine import stopping
+    from engine.parallel import WorkerDied, how_it_ended
 
     if processes < 2:
         raise ValueError("train_processes needs at least 2 processes; call train() for one")
@@ -188,9 +205,16 @@ def train_processes(
                 except mp.ProcessExitedException as e:  # a rank died without a word (killed)
                     drain()
                     if error is None:
-                        error = RuntimeError(f"training process {e.error_index} died ({e})")
+                        ended = how_it_ended(e.exit_code)
+                        error = WorkerDied(
+                            f"training process {e.error_index} (pid {e.error_pid}) died: {ended}"
+                        )
                     break
             drain()
+            if (killed := _killed_rank(procs.processes)) is not None:
+                # its peers fail at once on a closed connection ("Connection closed by peer"),
+                # an error that may reach here first and named no rank, nor memory
+                error = error if isinstance(error, stopping.Terminated) else killed
             if result is not None and error is None:  # a SIGTERM after the ranks finished:
                 stopping.acknowledge()  # nothing left to stop (it discarded the finished run)
     finally:

@@ -153,10 +153,32 @@ def too_many_open_files(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and str(e).startswith("Too many open files")
 
 
-def process_limit(e: BaseException) -> Text | None:
+def worker_died(e: BaseException) -> str | None:
+    """Which of this command's worker processes died and how, where ``e`` says one ended
+    without a word (killed: the kernel's out-of-memory killer sends SIGKILL, as ``kill -9``
+    does; or crashed): a process pool's worker or a training rank
+    (``engine.parallel.WorkerDied``), or torch's DataLoader reporting its worker ("DataLoader
+    worker (pid 12) is killed by signal: Killed."); None for any other error."""
+    from engine.parallel import WorkerDied  # here: the module imports OpenCV
+
+    if isinstance(e, WorkerDied):
+        return str(e)
+    text = str(e)
+    loader = isinstance(e, RuntimeError) and text.startswith("DataLoader worker (pid")
+    if not (loader and ("is killed by signal" in text or "exited unexpectedly" in text)):
+        return None
+    died = text.split(". ")[0].strip().rstrip(".")  # torch's advice after it is for bugs
+    if died.endswith("signal: Killed"):  # SIGKILL
+        died += " (most likely the kernel's out-of-memory killer; dmesg names it)"
+    return died
+
+
+def process_limit(e: BaseException, then: str = "run the same command again") -> Text | None:
     """The one line for ``e`` where it is a limit of this process's machine, container or
     shell (exit code 71, not a bad input, not a traceback), naming the limit and what raises
-    it: :func:`shared_memory_full`, :func:`too_many_open_files`; None for any other error."""
+    it: :func:`shared_memory_full`, :func:`too_many_open_files`, a worker process killed
+    (:func:`worker_died`; ``then`` says how to go on: what was finished is kept); None for any
+    other error."""
     if shared_memory_full(e):
         return error_text(e, "out of shared memory: ") + (
             "; the data loader's worker processes pass batches through /dev/shm (64 MB in a "
@@ -172,6 +194,11 @@ def process_limit(e: BaseException) -> Text | None:
         return Text("error: ", style="bold red") + (
             f"too many open files{limit}; raise the limit (ulimit -n 4096; docker run --ulimit "
             "nofile=4096) or pass fewer --workers"
+        )
+    if (died := worker_died(e)) is not None:  # before, exit code 2, "bad input"
+        fewer = "--processes" if died.startswith("training process") else "--workers"
+        return Text("error: ", style="bold red") + (
+            f"{died}; free memory or pass fewer {fewer}, then {then}"
         )
     return None
 

@@ -29,6 +29,7 @@ import shlex
 import time
 from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ from engine.fusion.pseudo import (
     unvouched_images,
 )
 from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
-from engine.parallel import process_pool
+from engine.parallel import dead_worker, process_pool
 from engine.progress import make_progress
 from engine.runinfo import (
     config_hash,
@@ -1314,7 +1315,10 @@ def _run_pool(plan: FusePlan, out: Path, todo: list[Job], workers: int, done) ->
                     return
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for f in finished:
-                    rec, said = f.result()
+                    try:
+                        rec, said = f.result()
+                    except BrokenProcessPool as e:  # a worker killed (out of memory?), crashed
+                        raise dead_worker(pool) from e
                     say_again(said, log)  # printed here and kept in fuse.json
                     done(rec)
         except BaseException:

@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 from dataclasses import replace
 from pathlib import Path
 
@@ -569,6 +570,35 @@ def test_a_workers_warnings_are_kept_in_fuse_json(world, tmp_path, monkeypatch):
     assert sorted(kept) == sorted(
         f"{j.stem}: said in a worker" for j in run.plan_fusion(cfg(world)).jobs
     )
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_a_worker_killed_stops_fuse_naming_it_and_a_rerun_resumes(world, tmp_path, monkeypatch):
+    """A --workers process the kernel's out-of-memory killer (or ``kill -9``) ends: fuse stops
+    at once with an error naming the process and its SIGKILL (before: ``BrokenProcessPool``'s
+    "A process in the process pool was terminated abruptly ...", exit code 2, a bad input);
+    what was fused is kept, and a rerun fuses the rest."""
+    import engine.fusion.run as run
+    from engine.parallel import WorkerDied
+
+    victim = run.plan_fusion(cfg(world)).jobs[-1].stem
+    (tmp_path / "killed_worker.py").write_text(
+        "import os, signal\n"
+        "from engine.fusion import run\n"
+        "def fuse_job(job):\n"
+        f"    if job.stem == {victim!r}:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return run.fuse_job(job)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers import it from there
+    import killed_worker
+
+    monkeypatch.setattr(run, "fuse_job", killed_worker.fuse_job)
+    with pytest.raises(WorkerDied, match=r"^worker process \d+ died: killed by SIGKILL"):
+        fuse(cfg(world, workers=2))
+    monkeypatch.undo()
+    result = fuse(cfg(world, workers=2))
+    assert result.fused + result.skipped == 4 and result.fused >= 1
 
 
 def test_no_more_worker_processes_than_images(world, monkeypatch):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+
+import pytest
+
 from engine.parallel import map_in_order
 from engine.runinfo import kept_warnings
 
@@ -24,3 +28,39 @@ def test_a_workers_warnings_are_said_and_kept_by_the_caller(tmp_path, monkeypatc
         results = list(map_in_order(warning_job.job, [1, 2, 3], 2, "test", progress=False))
     assert results == [1, 4, 9]
     assert said == [f"image {n}: said in a worker" for n in (1, 2, 3)]
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_a_worker_killed_is_named_with_how_it_died(tmp_path, monkeypatch):
+    """A worker of evaluate, compare, info or annotate that the kernel's out-of-memory killer
+    (or ``kill -9``) ends: the error names the process and its SIGKILL, and the command line
+    says what to do (exit code 71). Before, ``BrokenProcessPool``'s "A process in the process
+    pool was terminated abruptly ..." came out as a bad input, exit code 2."""
+    from engine.parallel import WorkerDied
+
+    (tmp_path / "killed_job.py").write_text(
+        "import os, signal\n"
+        "def job(n):\n"
+        "    if n == 2:\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return n\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers import it from there
+    import killed_job
+
+    with pytest.raises(WorkerDied) as e:
+        list(map_in_order(killed_job.job, [1, 2, 3], 2, "test", progress=False))
+    assert str(e.value).startswith("worker process ")
+    assert str(e.value).endswith(
+        f"died: killed by {signal.SIGKILL.name} (most likely the kernel's out-of-memory "
+        "killer; dmesg names it)"
+    )
+
+
+def test_how_a_process_ended_in_words():
+    from engine.parallel import how_it_ended
+
+    assert how_it_ended(-11) == "killed by SIGSEGV"
+    assert how_it_ended(1) == "exited with code 1"
+    assert how_it_ended(-9).startswith("killed by SIGKILL (most likely the kernel's out-of-mem")

@@ -180,6 +180,8 @@ def test_a_sigterm_after_the_ranks_finished_keeps_their_result(monkeypatch):
     monkeypatch.setattr(stopping._State, "deferring", 0)
 
     class Rank:
+        exitcode = 0
+
         def is_alive(self) -> bool:
             return False
 
@@ -200,3 +202,44 @@ def test_a_sigterm_after_the_ranks_finished_keeps_their_result(monkeypatch):
     monkeypatch.setattr(mp, "start_processes", start)
     cfg = TrainConfig(data="unused", device="cpu", processes=2)
     assert train_processes(lambda c: None, cfg, 2) == "finished run"
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals")
+def test_a_rank_killed_is_named_though_its_peers_error_came_first(monkeypatch):
+    """A rank the kernel's out-of-memory killer (or ``kill -9``) ends: its peer fails at once
+    in gloo on the closed connection and that error could reach the parent first, so the
+    command said "error: [.../gloo/transport/tcp/pair.cc:561] Connection closed by peer ..."
+    (exit code 2, a bad input), naming neither the rank nor memory, about half the time. The
+    rank killed is the error (exit code 71 at the command line)."""
+    import torch.multiprocessing as mp
+
+    from engine.parallel import WorkerDied
+    from trainer.spawn import train_processes
+
+    class Rank:
+        def __init__(self, pid: int, exitcode: int) -> None:
+            self.pid, self.exitcode = pid, exitcode
+
+        def is_alive(self) -> bool:
+            return False
+
+        def join(self, timeout=None) -> None:
+            pass
+
+    class Ranks:
+        processes = [Rank(101, -signal.SIGKILL), Rank(102, 1)]
+
+        def join(self, timeout=None) -> bool:
+            return True
+
+    def start(fn, args, nprocs, join, start_method):
+        closed = "[pair.cc:561] Connection closed by peer [127.0.0.1]:29088. This is typically"
+        args[4].put(("error", RuntimeError(closed)))  # rank 1's, through the messages queue
+        return Ranks()
+
+    monkeypatch.setattr(mp, "start_processes", start)
+    cfg = TrainConfig(data="unused", device="cpu", processes=2)
+    with pytest.raises(
+        WorkerDied, match=r"^training process 0 \(pid 101\) died: killed by SIGKILL"
+    ):
+        train_processes(lambda c: None, cfg, 2)

@@ -837,6 +837,41 @@ def test_a_scheduler_s_sigterm_to_a_real_training_saves_its_step(
     assert f"trained {step + 1:,} steps" in res.stdout
 
 
+def test_a_loader_worker_or_rank_killed_says_how_to_resume(synth, tmp_path, monkeypatch):
+    """A DataLoader worker or a --processes rank the kernel's out-of-memory killer (or
+    ``kill -9``) ended: one line naming it and how it died, what to do and how to continue,
+    exit code 71. Before, torch's "DataLoader worker (pid 12) is killed by signal: Killed."
+    alone, exit code 2 (a bad input), no word of --resume."""
+    import trainer.train
+    from engine.parallel import WorkerDied
+
+    run = tmp_path / "run"
+    raised: list[BaseException] = []
+
+    def killed(cfg, on_init=None, from_file=None, notes=()):
+        raise raised[0]
+
+    monkeypatch.setattr(trainer.train, "train", killed)
+    args = ["train", "--data", str(synth), "--out", str(run), "--no-progress"]
+    raised[:] = [RuntimeError("DataLoader worker (pid 12) is killed by signal: Killed. ")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 71, res.output
+    assert " ".join(res.output.split()) == (
+        "error: DataLoader worker (pid 12) is killed by signal: Killed (most likely the kernel's "
+        "out-of-memory killer; dmesg names it); free memory or pass fewer --workers, then run "
+        "the same command again to start over (no checkpoint was saved yet)"
+    )
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"a checkpoint")
+    raised[:] = [WorkerDied("training process 1 (pid 13) died: killed by SIGSEGV")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 71, res.output
+    assert " ".join(res.output.split()) == (
+        "error: training process 1 (pid 13) died: killed by SIGSEGV; free memory or pass fewer "
+        f"--processes, then add --resume to continue from {run}/last.pt"
+    )
+
+
 def test_a_full_disk_stops_training_with_how_to_resume(synth, tmp_path, monkeypatch):
     import errno
 
