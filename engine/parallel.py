@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import signal
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -61,10 +62,16 @@ def dead_worker(pool: ProcessPoolExecutor) -> WorkerDied:
     """The error for ``pool`` broken by a worker that died (``BrokenProcessPool`` says only "A
     process in the process pool was terminated abruptly"): the first worker found ended by
     anything but the SIGTERM the pool then sends the others."""
-    ended = [
-        p for p in (getattr(pool, "_processes", None) or {}).values() if p.exitcode is not None
-    ]
-    ended.sort(key=lambda p: p.exitcode == -signal.SIGTERM)
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    # the pool fails its futures as soon as a worker's pipe closes, which can be a moment before
+    # the kernel lets the dead process be waited for (its exit code still None): wait a little
+    deadline = time.monotonic() + 2.0
+    while True:
+        ended = [p for p in processes if p.exitcode is not None]
+        ended.sort(key=lambda p: p.exitcode == -signal.SIGTERM)
+        if (ended and ended[0].exitcode != -signal.SIGTERM) or time.monotonic() > deadline:
+            break
+        time.sleep(0.01)
     if not ended:
         return WorkerDied("a worker process died")
     return WorkerDied(f"worker process {ended[0].pid} died: {how_it_ended(ended[0].exitcode)}")
