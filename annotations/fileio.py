@@ -82,8 +82,9 @@ def staged(root: Path, prefix: str) -> Iterator[Path]:
 
 def swap_in(staging: Path, names: tuple[str, ...]) -> None:
     """Replace the entries ``names`` of the folder holding ``staging`` (:func:`staged`) by
-    ``staging``'s: each old one is set aside into ``staging`` (removed with it), then the new
-    one renamed in; a name ``staging`` lacks is removed."""
+    ``staging``'s: each old one is set aside into ``staging`` (removed with it; removed at once
+    where the file system will not move it, :func:`_set_aside`), then the new one renamed in; a
+    name ``staging`` lacks is removed."""
     root, old = staging.parent, staging / ".replaced"
     old.mkdir()
     for name in names:

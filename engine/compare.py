@@ -7,7 +7,9 @@ Files may be binary masks (0/1/255) or full label maps holding the class's id; s
 
 The ground truth may also be an annotated subset (``engine annotate import``): its masks are
 scored, its class must be the one compared, and a source folder may then be a label run or a
-prediction folder holding the subset's split (``RUN/labels/<split>``, ``DIR/<split>``).
+prediction folder holding the subset's split (``RUN/labels/<split>``, ``DIR/<split>``). Or a
+dataset's root or spec with ``split``: that split's label maps, as ``engine evaluate --gt DATASET
+--split S`` reads them.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from engine.datasets import replaced_subset_photos
 from engine.evaluate import (
     RESIZE_MODES,
     Truth,
+    dataset_spec,
     fit_to_truth,
     ground_truth,
     maps_digest,
@@ -79,7 +82,8 @@ class CompareConfig:
     """What ``engine compare`` scores and how."""
 
     class_name: str  # the class: a name in the taxonomy (case-insensitive) or an integer id
-    gt: Path  # folder of annotated ground truth (binary masks or full label maps; 255 = ignore)
+    gt: Path  # folder of annotated ground truth (binary masks or full label maps; 255 = ignore),
+    # an annotated subset, or a dataset's root or spec (with ``split``)
     sources: tuple[tuple[str, Path], ...]  # (display name, folder) per prediction set, in order
     taxonomy: Path | None = None  # taxonomy JSON naming the class for every folder; None: each
     # folder's recorded one (predict.json, a fused dataset's taxonomy.json), else MaSS13K
@@ -453,8 +457,11 @@ def _check_recorded_class(
 def dataset_split(cfg: CompareConfig, subset: Any) -> Truth | None:
     """The label maps of ``cfg.split`` of the dataset ``cfg.gt`` (its root or spec), read as
     ``engine evaluate --gt DATASET --split S`` reads them; None without ``--split``. A subset's
-    own split may be given (the same); another is refused, as is ``--split`` for a folder."""
+    own split may be given (the same); another is refused, as is ``--split`` for a folder, and a
+    dataset without it (evaluate's line: give --split, naming its splits)."""
     if cfg.split is None:
+        if subset is None and dataset_spec(Path(cfg.gt)) is not None:
+            ground_truth(Path(cfg.gt), None)  # raises: a dataset, not a folder of label maps
         return None
     if subset is not None:
         if cfg.split != subset.split:

@@ -1,6 +1,7 @@
 """The resumable labeling run: list and shard images, skip those done, decode in threads, label in
-batches with a backend, merge and write in writer threads (queue bounded in bytes), log every
-image in ``manifest.jsonl``. A failed batch is retried image by image: one bad image fails alone.
+batches with a backend, merge and write in writer threads (queue bounded in bytes and in count),
+log every image in ``manifest.jsonl``. A failed batch is retried image by image: one bad image
+fails alone.
 
 Run directory (DESIGN.md section 3)::
 

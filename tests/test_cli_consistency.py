@@ -44,7 +44,8 @@ def test_every_split_option_is_repeatable_and_takes_commas():
 
 @pytest.mark.parametrize("split", [["--split", "val,test"], ["--split", "val", "--split", "test"]])
 @pytest.mark.parametrize(
-    "command", ["predict", "annotate pick", "annotate import", "annotate export", "evaluate"]
+    "command",
+    ["predict", "annotate pick", "annotate import", "annotate export", "evaluate", "compare"],
 )
 def test_a_command_taking_one_split_says_so_for_two(tmp_path: Path, command: str, split):
     """engine predict --split val,test said "split 'val,test' not found"; --split val --split
@@ -58,9 +59,12 @@ def test_a_command_taking_one_split_says_so_for_two(tmp_path: Path, command: str
                             str(tmp_path)],
         "annotate export": ["annotate", "export", str(tmp_path)],
         "evaluate": ["evaluate", "--pred", str(tmp_path), "--gt", str(tmp_path)],
+        "compare": ["compare", "--class", "Car", "--gt", str(tmp_path), "--source",
+                    f"a={tmp_path}"],
     }[command]  # fmt: skip
-    out = ["--json", str(tmp_path / "out" / "x.json")] if command == "evaluate" else ["--out"]
-    if command != "evaluate":
+    scores = command in ("evaluate", "compare")
+    out = ["--json", str(tmp_path / "out" / "x.json")] if scores else ["--out"]
+    if not scores:
         out.append(str(tmp_path / "out"))
     res = runner.invoke(cli.app, [*args, *out, *split])
     assert res.exit_code == 2, res.output
@@ -71,6 +75,7 @@ def test_a_command_taking_one_split_says_so_for_two(tmp_path: Path, command: str
         "annotate import": " (a subset holds one split's masks): import each into its own --out",
         "annotate export": " (an export holds one split's images): export each into its own --out",
         "evaluate": " (--pred holds one split's <stem>.png maps): run it once per split",
+        "compare": ": run it once per split",
     }[command]
     said = f"error: --split val,test: engine {command} takes one split{why}"
     assert " ".join(res.output.split()) == said

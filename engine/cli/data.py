@@ -59,7 +59,8 @@ def info_cmd(
         ...,
         help="Dataset root (MaSS13K layout) or spec file; or a label run, training run, "
         "annotated subset, prediction folder, review gallery, report, demo folder (or any file "
-        "in one), or annotation files (COCO, LabelMe, Label Studio, CVAT, YOLO, a zip download).",
+        "in one), an evaluate or compare --json record, or annotation files (COCO, LabelMe, "
+        "Label Studio, CVAT, YOLO, a zip download).",
     ),
     split: list[str] = typer.Option(
         None, "--split", "-s", help="Splits to show, e.g. val,test (repeatable; default: all)."
@@ -79,7 +80,8 @@ def info_cmd(
 ) -> None:
     """Image counts, sizes and class pixel shares per split; every problem found. Given a label
     or training run, where it stands; given an annotated subset, predictions, a review gallery, a
-    report or annotation files, what they hold.
+    report or annotation files, what they hold; given an evaluate or compare --json record, its
+    scores and whether the maps it scored changed since.
 
     Exit code 0 when the dataset is clean, 1 when problems (or failed images) were found or an
     output stopped half way (resumable), 2 on bad input.

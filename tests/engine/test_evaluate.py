@@ -1416,6 +1416,9 @@ def test_compare_of_a_dataset_split_equals_its_split_folder(tmp_path: Path) -> N
     assert res.exit_code == 0 and "Human: 3 annotated images" in res.output, res.output
     res = runner.invoke(app, [*args, "--split", "val", "--no-progress"], terminal_width=200)
     assert res.exit_code == 2 and "split 'val' not found; available splits: test" in res.output
+    res = runner.invoke(app, [*args, "--no-progress"], terminal_width=200)
+    assert res.exit_code == 2, res.output  # the root without --split: name the option, as evaluate
+    assert "a dataset, not a folder of label maps: give --split, one of test" in res.output
 
 
 def test_evaluate_gt_and_split_misgiven_are_one_line(tmp_path: Path) -> None:
