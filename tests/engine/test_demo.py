@@ -694,3 +694,34 @@ def test_demo_into_a_folder_whose_name_is_not_utf8(tmp_path):
     with open(os.path.join(out, "report", "bicycle", "report.md"), "rb") as f:
         assert "demo\\udce9" in f.read().decode("utf-8")  # UTF-8 still
     assert os.path.isfile(os.path.join(out, "report", "summary.md"))
+
+
+def test_effect_reads_the_targets_from_the_rows_as_printed():
+    """summary.json's ``effect``: the joint-trained model against its pseudo labels on each
+    score, and its share of the fused labels' IoU, per class; the time over every call. An
+    independent check of the demo read the rows and worked the answers out by hand before."""
+    from engine.demo import effect, effect_lines
+
+    def row(kind, iou, biou, bf1):
+        return {"kind": kind, "source": kind, "iou": iou, "biou": biou, "bf1": bf1}
+
+    classes = {
+        "Bicycle": [row("pseudo labels", 36.94, 8.97, 0.3283), row("fused labels", 70.6, 68.46, 0.8954),
+                    row("joint-trained model", 39.41, 23.2, 0.6901)],
+        "Car": [row("pseudo labels", 88.15, 18.17, 0.6386), row("fused labels", 89.97, 31.86, 0.6665),
+                row("joint-trained model", 80.3, 18.17, 0.6387)],
+    }  # fmt: skip
+    found = effect(classes, 899.9)
+    assert found["classes"]["Bicycle"] == {
+        "beats_pseudo": {"iou": True, "biou": True, "bf1": True},
+        "iou_of_fused": 0.5582,
+        "reaches_fused_share": False,
+    }
+    car = found["classes"]["Car"]
+    assert car["beats_pseudo"] == {"iou": False, "biou": False, "bf1": True}  # a tie is no win
+    assert (car["iou_of_fused"], car["reaches_fused_share"]) == (0.8925, True)
+    assert found["under_wall_limit"] and not effect(classes, 900.0)["under_wall_limit"]
+    assert effect_lines(found)[0] == (
+        "- Bicycle: the model beats the pseudo labels on IoU yes, BIoU yes, BF1 yes; its IoU is "
+        "55.8% of the fused labels' (85% asked): no"
+    )
