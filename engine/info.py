@@ -1203,7 +1203,14 @@ def render_demo(root: str | os.PathLike) -> list:
     from rich.table import Table
 
     from annotations.fileio import read_json
-    from engine.demo import base_line, format_duration, scores_table
+    from engine.demo import (
+        EFFECT_TITLE,
+        base_line,
+        effect,
+        effect_lines,
+        format_duration,
+        scores_table,
+    )
 
     root = Path(root)
     data = read_json(root / DEMO_SUMMARY, "demo summary")
@@ -1214,6 +1221,9 @@ def render_demo(root: str | os.PathLike) -> list:
     if data.get("base_classes"):
         out.append(base_line(data["base_classes"]))
     calls = data.get("calls") or []
+    # what the demo is built to show; worked out again for a summary written before it was kept
+    shown = effect(classes, sum(float(c.get("wall_seconds") or 0) for c in calls))
+    out += [f"{EFFECT_TITLE}:", *effect_lines(shown)]
     took = ", ".join(format_duration(float(c.get("wall_seconds") or 0)) for c in calls)
     if took:
         out.append(f"wall time: {took}" + (f" ({len(calls)} calls)" if len(calls) > 1 else ""))

@@ -9,7 +9,15 @@ import typer
 from rich.text import Text
 
 from engine.cli.common import parse_size, stderr, stdout
-from engine.demo import DEMO_CROP, DemoConfig, base_line, format_duration, scores_table
+from engine.demo import (
+    DEMO_CROP,
+    EFFECT_TITLE,
+    DemoConfig,
+    base_line,
+    effect_lines,
+    format_duration,
+    scores_table,
+)
 from engine.pretrain import PretrainConfig
 
 app = typer.Typer()
@@ -121,6 +129,10 @@ def _print_demo(result, simulated: bool) -> None:
             stdout.print(f"{name}: {line}", highlight=False, soft_wrap=True)
     if result.base_classes:  # what joint training kept of the base classes
         stdout.print(base_line(result.base_classes), highlight=False, soft_wrap=True)
+    if result.effect:  # the targets, as summary.json answers them
+        stdout.print(f"{EFFECT_TITLE}:", highlight=False)
+        for line in effect_lines(result.effect):
+            stdout.print(line, highlight=False, soft_wrap=True)
     width = max([20, *(len(key) + 1 for key in result.paths)])
     for key, path in result.paths.items():
         stdout.print(f"  {key:<{width}} {path}", soft_wrap=True)

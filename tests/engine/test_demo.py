@@ -54,6 +54,11 @@ def test_small_demo_runs_every_stage_and_resumes(tmp_path):
         assert (report / "report.md").read_text().count("imulated") >= 1
         assert (report / "chart.png").stat().st_size > 0
     assert "SIMULATED" in (out / "report" / "summary.md").read_text()
+    # the targets answered from the rows, printed, kept and in the summary's text
+    assert set(summary["effect"]["classes"]) == {"Bicycle", "Car"}
+    assert summary["effect"]["under_wall_limit"] is True
+    for text in (res.output, (out / "report" / "summary.md").read_text()):
+        assert "What the demo is built to show" in text and "- Car: the model beats" in text
     # the whole call's wall time, beside the stages' (the issue's 15-minute budget is read here)
     assert sum(summary["seconds"].values()) <= summary["wall_seconds"] + 0.1 < 600
     assert "wall time" in res.output and "Wall time:" in (out / "report" / "summary.md").read_text()
@@ -125,7 +130,7 @@ def test_engine_info_on_a_demo_folder(tmp_path):
     assert "base classes (mean IoU / BIoU / BF1 on the precise labels): start checkpoint" in (
         res.output
     )
-    assert "wall time: " in res.output
+    assert "wall time: " in res.output and "What the demo is built to show:" in res.output
     assert str(moved / "predict" / "test_start") in res.output and str(out) not in res.output
     summary = CliRunner().invoke(app, ["info", str(moved / "report" / "summary.json")],
                                  env={"COLUMNS": "200"})  # fmt: skip
