@@ -75,6 +75,14 @@ def requested() -> bool:
     return _State.pending
 
 
+def passed_on() -> None:
+    """Count a SIGTERM that another process of the same job got as this process's: a rank of a
+    DDP run that the signalled rank's stop stopped (``engine train``), or the parent of local
+    ranks (:mod:`trainer.spawn`), reports ``interrupted (SIGTERM)`` and exits as that one does
+    (before, with Ctrl-C's line and 130)."""
+    _State.received = True
+
+
 def acknowledge() -> bool:
     """Whether a SIGTERM waits (see :func:`requested`), and forget it: the caller passed it on
     (:mod:`trainer.spawn`'s parent to its ranks, whose stop it then waits for)."""
@@ -125,6 +133,7 @@ __all__ = [
     "Terminated",
     "deferred",
     "install",
+    "passed_on",
     "received",
     "requested",
     "undeferred",

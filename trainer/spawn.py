@@ -191,6 +191,8 @@ def train_processes(
                         error = RuntimeError(f"training process {e.error_index} died ({e})")
                     break
             drain()
+            if isinstance(error, stopping.Terminated):  # a SIGTERM to one rank: the parent's
+                stopping.passed_on()  # line and exit code say so, as for its own (143)
             if result is not None and error is None:  # a SIGTERM after the ranks finished:
                 stopping.acknowledge()  # nothing left to stop (it discarded the finished run)
     finally:
