@@ -83,7 +83,8 @@ def peers_error(e: BaseException, wait: float = WAIT_S) -> BaseException:
     if not dist.is_initialized() or not collective_failed(e):
         return e
     me, world = dist.get_rank(), dist.get_world_size()
-    told = _told(me, world, wait)
+    with stopping.held():  # torchrun's SIGTERM, once the stopped rank exited, would cut it short
+        told = _told(me, world, wait)
     if told is None:
         return _named(
             e,

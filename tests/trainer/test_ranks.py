@@ -124,6 +124,29 @@ def test_a_rank_killed_without_a_word_is_said_so(group, monkeypatch):
     assert ranks.peers_error(dist.DistBackendError(GLOO)).args == (GLOO,)
 
 
+def test_torchruns_sigterm_does_not_cut_short_the_wait_for_a_ranks_error(group, monkeypatch):
+    """Torchrun sends SIGTERM to the ranks left once one exits: one during rank 0's wait for the
+    stopped rank's error raised Terminated there, and the line said `interrupted (SIGTERM)`."""
+    import os
+    import signal
+
+    before = signal.signal(signal.SIGTERM, stopping._on_sigterm)  # as the command line's
+    store = dist.distributed_c10d._get_default_store()
+    check = store.check
+
+    def torchrun_stops_the_rest(keys):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return check(keys)
+
+    monkeypatch.setattr(store, "check", torchrun_stops_the_rest)
+    try:
+        error = ranks.peers_error(dist.DistBackendError(GLOO), wait=0.2)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert "another rank stopped without a word" in str(error)
+    assert stopping.received() and not stopping.requested()
+
+
 def test_a_sigterm_to_one_rank_during_a_validation_stops_the_others_as_sigterm(group):
     """A SIGTERM that cuts rank 1's validation short: rank 0, left in the gather, stops as
     SIGTERM (143, `--resume` from the last checkpoint), not with gloo's line and 2."""
