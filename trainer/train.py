@@ -4,7 +4,8 @@ accumulation, DDP under torchrun, atomic checkpoints with exact resume, periodic
 Run directory (written by rank 0 only)::
 
     config.yaml, config.json   resolved TrainConfig (+ config_hash in config.json)
-    environment.json           engine.runinfo.environment() of the first start
+    environment.json           engine.runinfo.environment() of the first start; under DDP its
+                               "distributed": the ranks and machines (trainer.ranks.layout)
     resumes.jsonl              one line per resume: step and environment
     metrics.jsonl              {"step", "lr", "loss", "loss_ce", ...} every log_every steps;
                                {"step", "val": {...}} after each validation;
