@@ -638,7 +638,8 @@ def ran_as(env: object) -> str | None:
 def made_with(env: object) -> str:
     """The code and machine an output was made with, from its recorded ``environment()``: what
     a rerun needs to give the same bytes (the git commit; the versions of Python, torch and
-    numpy; on CPU torch's kernel set and thread count, which change a model's digits)."""
+    numpy; on CPU torch's kernel set and thread count, which change a model's digits; a DDP
+    run's ranks and machines)."""
     if not isinstance(env, dict) or not env:
         return "not recorded"
     packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
@@ -655,6 +656,12 @@ def made_with(env: object) -> str:
             f"{env['cpu_capability']} kernels"
             + (f", {counted(threads, 'torch thread')}" if isinstance(threads, int) else "")
         )
+    ranks = env.get("distributed")  # a DDP run: each rank's share of a batch sums in its order
+    if isinstance(ranks, dict) and isinstance(ranks.get("world_size"), int):
+        launcher = {"processes": "--processes"}.get(ranks.get("launcher"), ranks.get("launcher"))
+        nodes = ranks.get("nodes")
+        machines = f" on {counted(nodes, 'machine')}" if isinstance(nodes, int) else ""
+        parts.append(f"{counted(ranks['world_size'], 'rank')} ({launcher}){machines}")
     return "; ".join(parts)
 
 

@@ -75,6 +75,14 @@ def requested() -> bool:
     return _State.pending
 
 
+def passed_on() -> None:
+    """Count a SIGTERM that another process of the same job got as this process's: a rank of a
+    DDP run that the signalled rank's stop stopped (``engine train``), or the parent of local
+    ranks (:mod:`trainer.spawn`), reports ``interrupted (SIGTERM)`` and exits as that one does
+    (before, with Ctrl-C's line and 130)."""
+    _State.received = True
+
+
 def acknowledge() -> bool:
     """Whether a SIGTERM waits (see :func:`requested`), and forget it: the caller passed it on
     (:mod:`trainer.spawn`'s parent to its ranks, whose stop it then waits for)."""
@@ -103,6 +111,24 @@ def deferred() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def held() -> Iterator[None]:
+    """A stretch of a stop already under way (a rank reading why another rank stopped,
+    :mod:`trainer.ranks`) that a SIGTERM must not cut short: one within is recorded
+    (:func:`received`), neither raised nor left pending. Torchrun sends one to the ranks left
+    when one exits."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _State.deferring += 1
+    try:
+        yield
+    finally:
+        _State.deferring -= 1
+        if not _State.deferring:
+            _State.pending = False
+
+
+@contextlib.contextmanager
 def undeferred() -> Iterator[None]:
     """Within :func:`deferred`, a stretch that a SIGTERM may cut short at once (validation:
     minutes, past a scheduler's grace period); one already pending raises on entry."""
@@ -124,7 +150,9 @@ __all__ = [
     "acknowledge",
     "Terminated",
     "deferred",
+    "held",
     "install",
+    "passed_on",
     "received",
     "requested",
     "undeferred",

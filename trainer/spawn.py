@@ -215,6 +215,8 @@ def train_processes(
                 # its peers fail at once on a closed connection ("Connection closed by peer"),
                 # an error that may reach here first and named no rank, nor memory
                 error = error if isinstance(error, stopping.Terminated) else killed
+            if isinstance(error, stopping.Terminated):  # a SIGTERM to one rank: the parent's
+                stopping.passed_on()  # line and exit code say so, as for its own (143)
             if result is not None and error is None:  # a SIGTERM after the ranks finished:
                 stopping.acknowledge()  # nothing left to stop (it discarded the finished run)
     finally:

@@ -4,7 +4,8 @@ accumulation, DDP under torchrun, atomic checkpoints with exact resume, periodic
 Run directory (written by rank 0 only)::
 
     config.yaml, config.json   resolved TrainConfig (+ config_hash in config.json)
-    environment.json           engine.runinfo.environment() of the first start
+    environment.json           engine.runinfo.environment() of the first start; under DDP its
+                               "distributed": the ranks and machines (trainer.ranks.layout)
     resumes.jsonl              one line per resume: step and environment
     metrics.jsonl              {"step", "lr", "loss", "loss_ce", ...} every log_every steps;
                                {"step", "val": {...}} after each validation;
@@ -24,7 +25,6 @@ import json
 import logging
 import os
 import random
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +65,8 @@ from trainer.config import TrainConfig, lr_factor, plain, resolve_threads, resol
 from trainer.data import TrainSet, make_loader, rare_new_classes, shm_shortfall, to_device
 from trainer.losses import SetCriterion, build_targets
 from trainer.models.massformer import MIN_SIDE
+from trainer.ranks import layout, peers_error, tell_others
+from trainer.ranks import node as _node
 from trainer.validate import check_one_subset_per_class, load_subset, subset_warnings
 
 log = logging.getLogger(__name__)
@@ -334,13 +336,6 @@ def _distributed(device_type: str) -> tuple[int, int, int]:
             torch.cuda.set_device(local_rank)
         dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
     return dist.get_rank(), dist.get_world_size(), local_rank
-
-
-def _node() -> str:
-    """This process's machine as errors and warnings name it: torchrun's node rank
-    (``GROUP_RANK``) and the host name."""
-    group = os.environ.get("GROUP_RANK")
-    return f"node {group} ({socket.gethostname()})" if group else socket.gethostname()
 
 
 def check_run_folder_shared(last: Path, resume: bool, world: int) -> None:
@@ -695,7 +690,17 @@ def _drop_lines_after(path: Path, step: int) -> None:
         atomic_write_text(path, "".join(kept))
 
 
-def _write_run_files(out: Path, cfg: TrainConfig, start: int, taxonomy: Taxonomy) -> None:
+def _write_run_files(
+    out: Path,
+    cfg: TrainConfig,
+    start: int,
+    taxonomy: Taxonomy,
+    ranks: dict[str, Any] | None = None,
+) -> None:
+    """``config.yaml``, ``config.json``, and ``environment.json`` (a fresh run) or a line of
+    ``resumes.jsonl``; under DDP the environment's ``distributed`` is ``ranks``
+    (:func:`trainer.ranks.layout`: the launcher, world size and each machine's ranks), which a
+    run on another layout does not reproduce (one process's records have none)."""
     data = plain(cfg.to_dict())
     # max_steps_this_run limits this call, not the run: recorded, a run's config.yaml fed back
     # with --config to reproduce it stopped where the first time slice did, without a word
@@ -709,12 +714,13 @@ def _write_run_files(out: Path, cfg: TrainConfig, start: int, taxonomy: Taxonomy
     # without loading a checkpoint (a model of classes added one after another: which id is which)
     record = {"config": data, "config_hash": config_hash(data), "taxonomy": taxonomy.to_dict()}
     atomic_write_json(out / "config.json", record)
+    env = environment()
+    if ranks is not None:
+        env["distributed"] = ranks
     if start == 0:
-        atomic_write_json(out / "environment.json", environment())
+        atomic_write_json(out / "environment.json", env)
     else:
-        append_line(
-            out / "resumes.jsonl", json.dumps({"step": start, "environment": environment()})
-        )
+        append_line(out / "resumes.jsonl", json.dumps({"step": start, "environment": env}))
 
 
 def _tensorboard(out: Path, start: int):
@@ -842,6 +848,14 @@ def _start(
         torch.set_num_threads(threads)
     try:
         return _train(cfg, model, on_init, where.get("val_size"), notes)
+    except BaseException as e:
+        # under DDP: this rank's error for the ranks its stop leaves waiting, or, where another
+        # rank's stop ended this one's collective, that rank's error (trainer.ranks)
+        tell_others(e)
+        told = peers_error(e)
+        if told is e:
+            raise
+        raise told from None
     finally:
         torch.set_num_threads(before)
 
@@ -1018,11 +1032,12 @@ def _train(
                   "float32; amp is on for GPUs from the A100 on", start)  # fmt: skip
     result = TrainResult(out=out, step=start)
     writer = None
+    ranks = layout(world)  # a collective: the processes and machines the run trains on
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         if ckpt is not None:
             _drop_lines_after(out / "metrics.jsonl", start)
-        _write_run_files(out, cfg, start, taxonomy)
+        _write_run_files(out, cfg, start, taxonomy, ranks)
         said.open()
         writer = _tensorboard(out, start)
         if init_report is not None:
@@ -1205,6 +1220,7 @@ def _train(
                         if cfg.keep_every > 0 and done % cfg.keep_every == 0:
                             save_checkpoint(out / f"step_{done:07d}.pt", state)
                 if halt:  # every rank together, the step checkpointed: --resume goes on here
+                    stopping.passed_on()  # a SIGTERM to one rank stops each as it stops that one
                     raise stopping.Terminated(done, str(last))
         if result.step == cfg.iters:
             validate(result.step)

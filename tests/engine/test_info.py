@@ -1103,6 +1103,20 @@ def test_the_code_row_names_the_engine_version_of_an_installed_copy():
     assert made_with({"python": "3.11.7"}) == "commit not recorded; Python 3.11.7"
 
 
+def test_the_code_row_names_the_ranks_a_ddp_run_trained_on():
+    """A DDP run's result depends on its world size (each rank's share of a batch, summed in
+    its order); environment.json recorded rank 0's host only, and the code row said nothing."""
+    from engine.info import made_with
+
+    env = {"git_commit": "abc123", "cpu_capability": "AVX2", "torch_threads": 1,
+           "distributed": {"launcher": "torchrun", "world_size": 16, "nodes": 2}}  # fmt: skip
+    assert made_with(env) == (
+        "commit abc123; AVX2 kernels, 1 torch thread; 16 ranks (torchrun) on 2 machines"
+    )
+    env["distributed"] = {"launcher": "processes", "world_size": 2, "nodes": 1}
+    assert made_with(env).endswith("; 2 ranks (--processes) on 1 machine")
+
+
 def test_engine_info_shows_the_command_that_made_an_output(tmp_path, monkeypatch):
     """Every record keeps ``argv`` and ``cwd``, but ``engine info`` showed neither: a user back
     at a run started under nohup had no console to see how it was started. A ``command`` row

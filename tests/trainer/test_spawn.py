@@ -50,8 +50,13 @@ def test_two_processes_train_report_once_and_resume(synth, tmp_path):
     ckpt = load_checkpoint(run / "last.pt")
     assert len(ckpt["rng_ranks"]) == 2 and ckpt["config"]["processes"] == 2
     # the ranks keep freed memory for the next step (trainer/allocator.py), recorded
+    environment = json.loads((run / "environment.json").read_text())
     if glibc_mallopt() is not None:
-        assert "MALLOC_MMAP_THRESHOLD_" in json.loads((run / "environment.json").read_text())["env"]
+        assert "MALLOC_MMAP_THRESHOLD_" in environment["env"]
+    # the layout it trained on, to reproduce it (before: rank 0's host only)
+    layout = environment["distributed"]
+    assert (layout["launcher"], layout["backend"], layout["world_size"]) == ("processes", "gloo", 2)
+    assert layout["nodes"] == 1 and layout["hosts"][0]["ranks"] == [0, 1]
 
     # an error raised inside a rank reaches the user as the usual one-line error
     again = _train(synth, run, cfg, "--iters", "3")
@@ -243,3 +248,43 @@ def test_a_rank_killed_is_named_though_its_peers_error_came_first(monkeypatch):
         WorkerDied, match=r"^training process 0 \(pid 101\) died: killed by SIGKILL"
     ):
         train_processes(lambda c: None, cfg, 2)
+
+
+def test_a_sigterm_to_one_rank_is_the_parents_sigterm(monkeypatch):
+    """A scheduler's SIGTERM to one rank (not the parent): every rank stops at the same step,
+    checkpointed, and the parent raises their stop; it said `interrupted: ...` and exited with
+    130, Ctrl-C's, as it had not been signalled itself. Now `interrupted (SIGTERM)`, 143."""
+    import torch.multiprocessing as mp
+
+    from engine import stopping
+    from trainer.spawn import train_processes
+
+    for key in ("received", "pending", "deferring"):
+        monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
+    monkeypatch.setattr(stopping._State, "received", False)
+
+    class Rank:
+        pid, exitcode = 101, 0  # stopped by itself at the step's end, checkpointed
+
+        def is_alive(self) -> bool:
+            return False
+
+        def join(self, timeout=None) -> None:
+            pass
+
+    class Ranks:
+        processes = [Rank(), Rank()]
+
+        def join(self, timeout=None) -> bool:
+            return True
+
+    def start(fn, args, nprocs, join, start_method):
+        args[4].put(("error", stopping.Terminated(3, "run/last.pt")))  # rank 1's, signalled
+        return Ranks()
+
+    monkeypatch.setattr(mp, "start_processes", start)
+    cfg = TrainConfig(data="unused", device="cpu", processes=2)
+    with pytest.raises(stopping.Terminated) as stop:
+        train_processes(lambda c: None, cfg, 2)
+    assert stop.value.step == 3
+    assert stopping.received()  # the command line's line and exit code: SIGTERM's
