@@ -45,6 +45,7 @@ if compgen -G "$wheels/*.whl" >/dev/null && ! python3 -c "import pycocotools" 2>
     else
         install="pycocotools not installed from $wheels: $(tail -1 "$site.log")"
     fi
+    rm -f "$site.log"
 fi
 log="$out/run.log"
 {
@@ -106,6 +107,7 @@ if want gpu || [ ${#gpu_parts[@]} -gt 0 ]; then
     echo "rc=$?" >>"$log"
     cp "$figs/gpu.json" "$figs/gpu.md" "$out"/ 2>/dev/null
     tar czf "$out/logs.tgz" -C "$figs" logs parts 2>/dev/null
+    rm -rf "$figs"
 fi
 if want tests; then
     step "gpu-marked tests"

@@ -61,3 +61,4 @@ def test_steps_run_on_the_cpu_and_return_at_most_8_files(tmp_path):
     with tarfile.open(out / "logs.tgz") as tar:
         files = sorted(m.name for m in tar.getmembers() if m.isfile())
     assert files == ["logs/metrics.log", "parts/metrics.json"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("gpu-figures")]
