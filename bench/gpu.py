@@ -25,6 +25,7 @@ On a CPU, every code path at toy sizes (the test suite runs this; figures are no
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -123,9 +124,11 @@ def run_parts(
                 rc = proc.wait(timeout=limit)
                 status = "ok" if rc == 0 else f"crashed (exit {rc})"
             except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+                kill_part(proc)
                 status = f"timed out after {limit:.0f} s"
+            except BaseException:  # stopped itself (Ctrl-C, SIGTERM): the part goes with it
+                kill_part(proc)
+                raise
         wall = time.perf_counter() - t0
         part_rows = json.loads(result.read_text()) if status == "ok" and result.is_file() else []
         if not part_rows:
@@ -145,6 +148,35 @@ def run_parts(
         parts[name] = {"status": status, "wall_s": round(wall, 1), "limit_s": limit}
         print(f"[{name}] {status} in {wall:.1f} s (limit {limit:.0f} s)", flush=True)
     return rows + derived_rows(rows, small), parts
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux ``/proc``; none elsewhere), whatever its session:
+    torchrun starts each rank in a process group of its own."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # gone meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        found += kids
+        todo += kids
+    return found
+
+
+def kill_part(proc: subprocess.Popen) -> None:
+    """SIGKILL a part, its process group and every process below it: killing the group alone
+    left torchrun's ranks running (and holding the GPU) after the part's limit."""
+    below = descendants(proc.pid)
+    os.killpg(proc.pid, signal.SIGKILL)
+    for pid in below:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    proc.wait()
 
 
 def last_line(log: Path) -> str:
@@ -221,6 +253,9 @@ def main() -> None:
     from annotations.fileio import atomic_write_text
     from engine.runinfo import environment
 
+    # a SIGTERM (gpu_session.sh's `timeout`) unwinds as SystemExit, so the running part, in a
+    # session of its own, is killed too and does not hold the GPU through the next step
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.exit(2, "error: --device cuda but CUDA is not available (use --device cpu --small)\n")
     out = Path(args.out)

@@ -3,6 +3,7 @@ runs, its exactness checks are judged, and a failing part is a table row, not a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -172,3 +173,34 @@ def test_real_size_labeler_models_are_built_on_the_device():
     for loaded in (det, sam, sam3):
         tensors = [*loaded.model.parameters(), *loaded.model.buffers()]
         assert {t.device.type for t in tensors} == {"meta"}, loaded.source
+
+
+def test_a_killed_part_takes_processes_of_other_sessions_with_it(tmp_path):
+    """torchrun starts each rank in a process group of its own: killing the part's group at its
+    limit (or when gpu_session.sh's `timeout` stopped bench/gpu.py) left the ranks running, on
+    the GPU, through the next step."""
+    import signal
+    import time
+
+    sys.path.insert(0, str(ROOT))
+    from bench.gpu import kill_part
+
+    start = "import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', "
+    start += "'import time; time.sleep(300)'], start_new_session=True); print(p.pid, flush=True); "
+    start += "time.sleep(300)"
+    part = subprocess.Popen(
+        [sys.executable, "-c", start], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    rank = int(part.stdout.readline())
+    try:
+        kill_part(part)
+        for _ in range(50):  # SIGKILL is asynchronous; a zombie is gone too
+            stat = Path(f"/proc/{rank}/stat")
+            if not stat.exists() or stat.read_text().rpartition(")")[2].split()[0] == "Z":
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the part's child in another session is still running")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(rank, signal.SIGKILL)
