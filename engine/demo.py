@@ -817,34 +817,41 @@ FUSED_SHARE, WALL_LIMIT = 0.85, 15 * 60
 EFFECT_TITLE = "What the demo is built to show"
 
 
-def effect(classes: dict[str, list[dict]], wall_seconds: float) -> dict[str, Any]:
+def effect(classes: dict[str, list[dict]], calls: list[dict]) -> dict[str, Any]:
     """``summary.json``'s ``effect``: per new class, whether the joint-trained model beats its
     pseudo labels on each score and reaches ``FUSED_SHARE`` of the fused labels' IoU, and
-    whether the demo (every call into its folder) took under ``WALL_LIMIT`` seconds. Read from
-    the rows as printed (rounded), so a reader of the table finds the same answers."""
+    whether the demo (``calls``: every call into its folder) took under ``WALL_LIMIT`` seconds.
+    Read from the rows as printed (rounded), so a reader of the table finds the same answers;
+    a score that is undefined (None, shown "n/a") answers None."""
     checks: dict[str, Any] = {}
     for name, rows in classes.items():
         kind = {row.get("kind"): row for row in rows}
         pseudo, fused, model = (kind.get(k) for k in SOURCES)
         if pseudo is None or fused is None or model is None:
             continue
-        share = model["iou"] / fused["iou"] if fused["iou"] else None
-        checks[name] = {
-            "beats_pseudo": {k: model[k] > pseudo[k] for k, _, _ in METRICS},
-            "iou_of_fused": None if share is None else round(share, 4),
-            "reaches_fused_share": share is not None and share >= FUSED_SHARE,
+        beats = {
+            k: None if model.get(k) is None or pseudo.get(k) is None else model[k] > pseudo[k]
+            for k, _, _ in METRICS
         }
+        iou, whole = model.get("iou"), fused.get("iou")
+        share = iou / whole if iou is not None and whole else None
+        checks[name] = {
+            "beats_pseudo": beats,
+            "iou_of_fused": None if share is None else round(share, 4),
+            "reaches_fused_share": None if share is None else share >= FUSED_SHARE,
+        }
+    wall = sum(float(c.get("wall_seconds") or 0) for c in calls if isinstance(c, dict))
     return {
         "fused_share": FUSED_SHARE,
         "classes": checks,
         "wall_limit_seconds": WALL_LIMIT,
-        "under_wall_limit": wall_seconds < WALL_LIMIT,
+        "under_wall_limit": wall < WALL_LIMIT,
     }
 
 
 def effect_lines(found: dict[str, Any]) -> list[str]:
     """:func:`effect` for ``summary.md``: one line per class and one for the time."""
-    yes = {True: "yes", False: "no"}
+    yes = {True: "yes", False: "no", None: "n/a"}
     lines = []
     for name, c in found["classes"].items():
         beats = ", ".join(f"{title} {yes[c['beats_pseudo'][k]]}" for k, title, _ in METRICS)
@@ -908,7 +915,7 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
         )
         earlier = f" This folder's {len(calls)} calls took {times}."
     classes = {name: result.rows(name) for name in result.reports}
-    shown = result.effect = effect(classes, sum(c.get("wall_seconds", 0) for c in calls))
+    shown = result.effect = effect(classes, calls)
     lines += [f"{EFFECT_TITLE} (`summary.json`'s `effect`):", ""]
     lines += [*effect_lines(shown), ""]
     lines += [

@@ -1229,8 +1229,7 @@ def render_demo(root: str | os.PathLike) -> list:
         out.append(base_line(data["base_classes"]))
     calls = data.get("calls") or []
     # what the demo is built to show; worked out again for a summary written before it was kept
-    shown = effect(classes, sum(float(c.get("wall_seconds") or 0) for c in calls))
-    out += [f"{EFFECT_TITLE}:", *effect_lines(shown)]
+    out += [f"{EFFECT_TITLE}:", *effect_lines(effect(classes, calls))]
     took = ", ".join(format_duration(float(c.get("wall_seconds") or 0)) for c in calls)
     if took:
         out.append(f"wall time: {took}" + (f" ({len(calls)} calls)" if len(calls) > 1 else ""))

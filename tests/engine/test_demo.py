@@ -716,7 +716,7 @@ def test_effect_reads_the_targets_from_the_rows_as_printed():
         "Car": [row("pseudo labels", 88.15, 18.17, 0.6386), row("fused labels", 89.97, 31.86, 0.6665),
                 row("joint-trained model", 80.3, 18.17, 0.6387)],
     }  # fmt: skip
-    found = effect(classes, 899.9)
+    found = effect(classes, [{"wall_seconds": 600.0}, {"wall_seconds": 299.9}])
     assert found["classes"]["Bicycle"] == {
         "beats_pseudo": {"iou": True, "biou": True, "bf1": True},
         "iou_of_fused": 0.5582,
@@ -725,7 +725,10 @@ def test_effect_reads_the_targets_from_the_rows_as_printed():
     car = found["classes"]["Car"]
     assert car["beats_pseudo"] == {"iou": False, "biou": False, "bf1": True}  # a tie is no win
     assert (car["iou_of_fused"], car["reaches_fused_share"]) == (0.8925, True)
-    assert found["under_wall_limit"] and not effect(classes, 900.0)["under_wall_limit"]
+    assert found["under_wall_limit"]  # every call into the folder: a resumed demo's too
+    assert not effect(classes, [{"wall_seconds": 900.0}])["under_wall_limit"]
+    classes["Car"][2]["biou"] = None  # undefined (no boundary in truth or prediction): "n/a"
+    assert effect(classes, [])["classes"]["Car"]["beats_pseudo"]["biou"] is None
     assert effect_lines(found)[0] == (
         "- Bicycle: the model beats the pseudo labels on IoU yes, BIoU yes, BF1 yes; its IoU is "
         "55.8% of the fused labels' (85% asked): no"
