@@ -111,7 +111,8 @@ def guard(fn: F, resumable: bool = False) -> F:
                 stderr.print(error_text(e, "out of memory: ") + again, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
             # a container's /dev/shm, ulimit -n; a worker process killed (out of memory?)
-            if (line := process_limit(e, resume[2:] or "run the same command again")) is not None:
+            again = "run the same command again" + " to resume" * resumable
+            if (line := process_limit(e, again)) is not None:
                 stderr.print(line, soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
             # a bad input, or a long --class that made the default --out's name too long

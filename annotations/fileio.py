@@ -189,11 +189,13 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
 # failed to keep the data: EINVAL (the call does not apply to this file), EOPNOTSUPP/ENOTSUP
 # and ENOSYS (some FUSE mounts: sshfs without its fsync extension, s3fs, rclone, davfs). A
 # full disk (ENOSPC, EDQUOT: NFS reports them at fsync) or a failing one (EIO) is no such case.
-NO_FSYNC = frozenset(
-    getattr(errno, name)
-    for name in ("EINVAL", "EOPNOTSUPP", "ENOTSUP", "ENOSYS")
-    if hasattr(errno, name)
-)
+def _errnos(*names: str) -> frozenset[int]:
+    return frozenset(getattr(errno, name) for name in names if hasattr(errno, name))
+
+
+NO_FSYNC = _errnos("EINVAL", "EOPNOTSUPP", "ENOTSUP", "ENOSYS")
+# What ``chmod`` fails with on a file system that keeps no Unix permissions (:func:`set_mode`)
+NO_CHMOD = _errnos("EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS")
 
 
 def sync(fd: int) -> None:
@@ -222,14 +224,6 @@ def set_mode(fd: int) -> None:
     except OSError as e:
         if e.errno not in NO_CHMOD:
             raise
-
-
-# What ``chmod`` fails with on a file system that keeps no Unix permissions (:func:`set_mode`)
-NO_CHMOD = frozenset(
-    getattr(errno, name)
-    for name in ("EPERM", "EOPNOTSUPP", "ENOTSUP", "ENOSYS")
-    if hasattr(errno, name)
-)
 
 
 # The name of an :func:`atomic_file` temporary file: ``.NAME.`` + mkstemp's 8 random characters

@@ -42,7 +42,12 @@ def process_pool(
 class WorkerDied(RuntimeError):
     """A worker process (a pool's, a training rank) ended without a word: killed (the kernel's
     out-of-memory killer sends SIGKILL, as ``kill -9`` does) or crashed. ``str()`` is one line
-    naming the process and how it ended; the command line adds what to do (exit code 71)."""
+    naming the process and how it ended; the command line adds what to do (exit code 71),
+    naming ``option``, the one that sets how many such processes run."""
+
+    def __init__(self, message: str, option: str = "--workers") -> None:
+        super().__init__(message)
+        self.option = option
 
 
 def how_it_ended(exitcode: int | None) -> str:

@@ -133,7 +133,8 @@ def _killed_rank(processes: list) -> BaseException | None:
     for i, p in enumerate(processes):
         if p.exitcode is not None and p.exitcode < 0 and p.exitcode != -signal.SIGTERM:
             return WorkerDied(
-                f"training process {i} (pid {p.pid}) died: {how_it_ended(p.exitcode)}"
+                f"training process {i} (pid {p.pid}) died: {how_it_ended(p.exitcode)}",
+                option="--processes",
             )
     return None
 
@@ -207,7 +208,8 @@ def train_processes(
                     if error is None:
                         ended = how_it_ended(e.exit_code)
                         error = WorkerDied(
-                            f"training process {e.error_index} (pid {e.error_pid}) died: {ended}"
+                            f"training process {e.error_index} (pid {e.error_pid}) died: {ended}",
+                            option="--processes",
                         )
                     break
             drain()

@@ -196,7 +196,7 @@ def process_limit(e: BaseException, then: str = "run the same command again") ->
             "nofile=4096) or pass fewer --workers"
         )
     if (died := worker_died(e)) is not None:  # before, exit code 2, "bad input"
-        fewer = "--processes" if died.startswith("training process") else "--workers"
+        fewer = getattr(e, "option", "--workers")  # a DataLoader's worker: --workers
         return Text("error: ", style="bold red") + (
             f"{died}; free memory or pass fewer {fewer}, then {then}"
         )
@@ -374,13 +374,10 @@ def write_stdout(text: str) -> None:
     (``atomic_write_text``): under ``PYTHONIOENCODING=utf-8`` it raised UnicodeEncodeError."""
     import sys
 
-    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")  # no lone surrogate left
     buffer = getattr(sys.stdout, "buffer", None)
-    errors = (
-        "surrogateescape" if getattr(sys.stdout, "errors", None) == "surrogateescape" else "strict"
-    )
     try:
-        if buffer is None or encodable(text, sys.stdout.encoding or "utf-8", errors):
+        if buffer is None or encodable(text, sys.stdout.encoding or "utf-8"):
             sys.stdout.write(text)
             sys.stdout.flush()  # a full disk says so here, within the command's guard
             return
