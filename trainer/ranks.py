@@ -119,13 +119,11 @@ def _told(me: int, world: int, wait: float) -> tuple[int, str, BaseException] | 
 
 
 def _named(e: BaseException, prefix: str) -> BaseException:
-    """``e`` with its message (the line the command line prints) led by ``prefix``."""
-    from annotations.fileio import first_line
-
-    if isinstance(e, OSError) and e.filename is not None and e.strerror:
-        e.filename = f"{prefix}{e.filename}"  # printed as FILENAME: STRERROR
-    elif len(e.args) <= 1:
-        e.args = (f"{prefix}{first_line(e)}",)
+    """``e`` with ``prefix`` to lead the line the command line prints for it
+    (``engine.cli.common.error_text`` reads ``rank_lead``). Its message and file name stay as
+    they are: the command line tells a killed loader worker, a full /dev/shm or an unwritable
+    ``--out`` from them (a rewritten message made a peer's killed loader worker a traceback)."""
+    e.rank_lead = prefix  # type: ignore[attr-defined]
     return e
 
 

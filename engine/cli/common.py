@@ -67,6 +67,12 @@ class ConsoleLogHandler(logging.Handler):
             self.handleError(record)
 
 
+def lead(e: BaseException) -> str:
+    """What leads ``e``'s line: ``rank 1 of 2 on node 0 (host): `` for another rank's error
+    raised on rank 0 (``trainer.ranks``), else nothing."""
+    return str(getattr(e, "rank_lead", "") or "")
+
+
 def error_text(e: BaseException, what: str = "") -> Text:
     """An input error as the command line shows it: ``error: ``, ``what`` and the message's
     first line.
@@ -75,7 +81,7 @@ def error_text(e: BaseException, what: str = "") -> Text:
     from annotations.fileio import first_line  # here: the package imports OpenCV
     from engine.parallel import BadItems
 
-    head = Text("error: ", style="bold red") + what
+    head = Text("error: ", style="bold red") + lead(e) + what
     if not isinstance(e, BadItems):
         return head + Text(first_line(e))
     lines = [
@@ -191,14 +197,20 @@ def process_limit(e: BaseException, then: str = "run the same command again") ->
             limit = f" (ulimit -n: {resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,})"
         except (ImportError, OSError, ValueError):  # no resource module on Windows
             limit = ""
-        return Text("error: ", style="bold red") + (
-            f"too many open files{limit}; raise the limit (ulimit -n 4096; docker run --ulimit "
-            "nofile=4096) or pass fewer --workers"
+        return (
+            Text("error: ", style="bold red")
+            + lead(e)
+            + (
+                f"too many open files{limit}; raise the limit (ulimit -n 4096; docker run --ulimit "
+                "nofile=4096) or pass fewer --workers"
+            )
         )
     if (died := worker_died(e)) is not None:  # before, exit code 2, "bad input"
         fewer = getattr(e, "option", "--workers")  # a DataLoader's worker: --workers
-        return Text("error: ", style="bold red") + (
-            f"{died}; free memory or pass fewer {fewer}, then {then}"
+        return (
+            Text("error: ", style="bold red")
+            + lead(e)
+            + (f"{died}; free memory or pass fewer {fewer}, then {then}")
         )
     return None
 

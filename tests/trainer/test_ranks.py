@@ -105,7 +105,7 @@ def test_a_rank_out_of_memory_is_an_out_of_memory_exit_on_rank_0(
     said = " ".join(res.output.split())
     host = socket.gethostname()
     assert said.startswith(
-        f"error: out of memory: rank 1 of 2 on node 1 ({host}): CUDA out of memory. Tried"
+        f"error: rank 1 of 2 on node 1 ({host}): out of memory: CUDA out of memory. Tried"
     )
     assert res.exit_code == 71
 
@@ -113,10 +113,13 @@ def test_a_rank_out_of_memory_is_an_out_of_memory_exit_on_rank_0(
 def test_a_rank_killed_without_a_word_is_said_so(group, monkeypatch):
     """SIGKILL, or the kernel's OOM killer: nothing in the store; rank 0 says another rank
     stopped and where to look, its type (and exit code) gloo's."""
+    from engine.cli.common import error_text
+
     error = ranks.peers_error(dist.DistBackendError(GLOO), wait=0.0)
-    assert isinstance(error, dist.DistBackendError)
-    assert str(error).startswith("rank 0 of 2: another rank stopped without a word (killed? ")
-    assert "its own output or its machine's log says why: [" in str(error)
+    assert isinstance(error, dist.DistBackendError) and error.args == (GLOO,)
+    said = error_text(error).plain
+    assert said.startswith("error: rank 0 of 2: another rank stopped without a word (killed? ")
+    assert "its own output or its machine's log says why: [" in said
     # rank 0's own errors, and errors of one process, are raised as they are
     own = ValueError("x")
     assert ranks.peers_error(own) is own
@@ -143,7 +146,7 @@ def test_torchruns_sigterm_does_not_cut_short_the_wait_for_a_ranks_error(group, 
         error = ranks.peers_error(dist.DistBackendError(GLOO), wait=0.2)
     finally:
         signal.signal(signal.SIGTERM, before)
-    assert "another rank stopped without a word" in str(error)
+    assert "another rank stopped without a word" in getattr(error, "rank_lead", "")
     assert stopping.received() and not stopping.requested()
 
 
@@ -304,3 +307,19 @@ def test_torchrun_a_sigterm_to_one_rank_stops_every_rank_as_sigterm_resumable(tm
     assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3]
     resumed = json.loads((run / "resumes.jsonl").read_text().splitlines()[-1])
     assert resumed["environment"]["distributed"]["launcher"] == "torchrun"
+
+
+def test_a_peers_error_keeps_what_the_command_line_reads_in_it():
+    """Rank 0 raises another rank's error led by the rank and machine: the lead is kept beside
+    the message, not written into it, so a killed loader worker or a full /dev/shm on that rank
+    is still told from its words (a rewritten message made it a traceback, exit 1)."""
+    from engine.cli.common import process_limit
+
+    killed = RuntimeError("DataLoader worker (pid 12) is killed by signal: Killed. ")
+    named = ranks._named(killed, "rank 1 of 2 on node 1 (gpu-b): ")
+    assert named.args == ("DataLoader worker (pid 12) is killed by signal: Killed. ",)
+    assert process_limit(named, "add --resume").plain == (
+        "error: rank 1 of 2 on node 1 (gpu-b): DataLoader worker (pid 12) is killed by signal: "
+        "Killed (most likely the kernel's out-of-memory killer; dmesg names it); free memory or "
+        "pass fewer --workers, then add --resume"
+    )

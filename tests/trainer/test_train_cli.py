@@ -863,7 +863,7 @@ def test_a_loader_worker_or_rank_killed_says_how_to_resume(synth, tmp_path, monk
     )
     run.mkdir()
     (run / "last.pt").write_bytes(b"a checkpoint")
-    raised[:] = [WorkerDied("training process 1 (pid 13) died: killed by SIGSEGV")]
+    raised[:] = [WorkerDied("training process 1 (pid 13) died: killed by SIGSEGV", "--processes")]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 71, res.output
     assert " ".join(res.output.split()) == (
