@@ -346,28 +346,33 @@ def check_run_folder_shared(last: Path, resume: bool, world: int) -> None:
     one collective, and every rank raises the same one line where they differ. A fresh run is
     decided by rank 0's folder alone (a stale ``last.pt`` on another machine's disk is not
     written over: only rank 0 writes). One process (``world`` 1) is the same check on its own
-    view, no collective."""
+    view, no collective. Checkpoints are compared by their bytes' hash as well as their size: an
+    older checkpoint of the same run has the same size, and ranks resumed from different steps
+    would wait on each other's collectives."""
     seen = last.stat().st_size if last.exists() else None
-    views: list[Any] = [(seen, _node())]
+    digest = file_sha256(last) if resume and world > 1 and last.is_file() else None
+    views: list[Any] = [(seen, digest, _node())]
     if world > 1:
         views = [None] * world
-        dist.all_gather_object(views, (seen, _node()))
-    first = views[0][0]
+        dist.all_gather_object(views, (seen, digest, _node()))
+    first, first_digest = views[0][0], views[0][1]
     if not resume:
         if first is not None:
             raise FileExistsError(
                 f"{last}: a run already exists here; pass --resume or another --out"
             )
         return
-    for rank, (size, node) in enumerate(views):
-        if size == first:
+    for rank, (size, sha, node) in enumerate(views):
+        if (size, sha) == (first, first_digest):
             continue
         what = (
             "does not see it"
             if size is None
-            else f"sees another one ({size:,} bytes, rank 0's {first:,})"
-            if first is not None
             else f"sees one ({size:,} bytes) where rank 0 sees none"
+            if first is None
+            else f"sees another one ({size:,} bytes, rank 0's {first:,})"
+            if size != first
+            else "sees another one (other bytes of the same size: another step?)"
         )
         raise FileNotFoundError(
             f"{last}: rank {rank} on {node} {what}; every rank resumes from the run folder, so "

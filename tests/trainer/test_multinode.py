@@ -93,6 +93,12 @@ def test_a_run_folder_on_each_machines_own_disk(tmp_path, monkeypatch):
     copied = _runs(tmp_path, "copied", node0=10, node1=10)
     other = _runs(tmp_path, "other", node0=10, node1=12)
     stale = _runs(tmp_path, "stale", node1=3)
+    # an older checkpoint of the same run on node 1: the same size, other bytes (another step)
+    (tmp_path / "older" / "node0").mkdir(parents=True)
+    (tmp_path / "older" / "node1").mkdir(parents=True)
+    (tmp_path / "older" / "node0" / "last.pt").write_bytes(b"step 1000")
+    (tmp_path / "older" / "node1" / "last.pt").write_bytes(b"step 0500")
+    older = _check_folders(monkeypatch, str(tmp_path / "older"), True)
     missing = _check_folders(monkeypatch, only0, True)
     same = _check_folders(monkeypatch, copied, True)
     changed = _check_folders(monkeypatch, other, True)
@@ -107,6 +113,7 @@ def test_a_run_folder_on_each_machines_own_disk(tmp_path, monkeypatch):
         assert same[rank] is None
         assert "rank 1 on node 1" in changed[rank]
         assert "sees another one (12 bytes, rank 0's 10)" in changed[rank]
+        assert "other bytes of the same size: another step?" in older[rank]
         assert fresh[rank] is None
         assert (
             exists[rank]
