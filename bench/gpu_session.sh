@@ -13,10 +13,11 @@
 # tests. Writes 8 files to OUT_DIR (a device call returns at most 8): env.txt, run.log,
 # stages.json, model.json, trace.json, gpu.json, gpu.md, logs.tgz. At most 595 s of limits;
 # bench/gpu.py took 319 s and 298 s on the H200.
-# Wheels of packages the machine lacks (pycocotools on the H200 image) are installed from
-# .whl/ (GPU_SESSION_WHEELS), offline, when that folder is there and the package is missing: pip
-# picks the wheel of the machine's Python among those carried; a failed install is a line in
-# env.txt, not the end of the call (only the parts that need the package fail).
+# pycocotools, which the H200 image lacks (the one package carried), is installed from .whl/
+# (GPU_SESSION_WHEELS), offline, when that folder is there and the package is missing: pip
+# picks the wheel of the machine's Python among those carried, into one folder a warm machine's
+# next call reuses; a failed install is a line in env.txt, not the end of the call (only the
+# parts that need the package fail).
 # GPU_SESSION_CPU=1: every step at toy sizes on the CPU, limits x4 (trace needs CUDA and says
 # so): a check of the script and the commands it builds, not figures.
 set -u
@@ -37,8 +38,11 @@ wheels=${GPU_SESSION_WHEELS:-.whl}
 export PYTHONPATH=$PWD
 install=""
 if compgen -G "$wheels/*.whl" >/dev/null && ! python3 -c "import pycocotools" 2>/dev/null; then
-    site=$(mktemp -d -t gpu-session-site.XXXXXX)
-    if python3 -m pip install -q --no-index --find-links "$wheels" --no-deps --no-compile \
+    site=${TMPDIR:-/tmp}/gpu-session-site  # kept: the warm machine's next call imports it
+    if PYTHONPATH=$site python3 -c "import pycocotools" 2>/dev/null; then
+        export PYTHONPATH=$site:$PWD
+        install="pycocotools from $site (installed by an earlier call)"
+    elif python3 -m pip install -q --no-index --find-links "$wheels" --no-deps --no-compile \
         --no-cache-dir --target "$site" pycocotools >"$site.log" 2>&1; then
         export PYTHONPATH=$site:$PWD
         install="pycocotools installed from $wheels"

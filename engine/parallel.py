@@ -50,6 +50,9 @@ class WorkerDied(RuntimeError):
         self.option = option
 
 
+OOM_KILLER = " (most likely the kernel's out-of-memory killer; dmesg names it)"  # after SIGKILL
+
+
 def how_it_ended(exitcode: int | None) -> str:
     """A process's end as words: ``killed by SIGKILL`` (with the out-of-memory killer named,
     which sends it), ``killed by SIGSEGV``, ``exited with code 1``."""
@@ -59,8 +62,7 @@ def how_it_ended(exitcode: int | None) -> str:
         name = signal.Signals(-exitcode).name
     except ValueError:
         name = f"signal {-exitcode}"
-    oom = " (most likely the kernel's out-of-memory killer; dmesg names it)"
-    return f"killed by {name}" + (oom if -exitcode == getattr(signal, "SIGKILL", 9) else "")
+    return f"killed by {name}" + (OOM_KILLER if -exitcode == getattr(signal, "SIGKILL", 9) else "")
 
 
 def dead_worker(pool: ProcessPoolExecutor) -> WorkerDied:

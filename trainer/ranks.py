@@ -29,6 +29,8 @@ FAILED = "mass_engine/failed/"
 # how long a rank whose collective ended waits for the stopped rank's error to reach the store
 # (it is written before that rank's process exits, so before its connections close)
 WAIT_S = 3.0
+# set by trainer/spawn.py for the ranks it starts (--processes), which hold no lock of their own
+RUN_LOCKED_BY_PARENT = "MASS_ENGINE_RUN_LOCKED_BY_PARENT"
 
 
 def node() -> str:
@@ -139,7 +141,7 @@ def layout(world: int) -> dict[str, Any] | None:
     nodes: dict[tuple[str | None, str], list[int]] = {}
     for rank, where in enumerate(seen):
         nodes.setdefault(tuple(where), []).append(rank)
-    if os.environ.get("MASS_ENGINE_RUN_LOCKED_BY_PARENT"):  # trainer.train.RUN_LOCKED_BY_PARENT
+    if os.environ.get(RUN_LOCKED_BY_PARENT):  # --processes: trainer/spawn.py starts the ranks
         launcher = "processes"
     else:
         launcher = "torchrun" if "TORCHELASTIC_RUN_ID" in os.environ else "environment"

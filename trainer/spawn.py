@@ -28,6 +28,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from trainer.config import TrainConfig, cpu_cores
+from trainer.ranks import RUN_LOCKED_BY_PARENT
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -95,8 +96,8 @@ def _rank_main(
         LOCAL_WORLD_SIZE=str(world),
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
-        MASS_ENGINE_RUN_LOCKED_BY_PARENT="1",  # trainer.train.RUN_LOCKED_BY_PARENT
     )
+    os.environ[RUN_LOCKED_BY_PARENT] = "1"
     try:
         result = target(cfg, on_init=lambda report: messages.put(("init", report)))
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent

@@ -65,7 +65,7 @@ from trainer.config import TrainConfig, lr_factor, plain, resolve_threads, resol
 from trainer.data import TrainSet, make_loader, rare_new_classes, shm_shortfall, to_device
 from trainer.losses import SetCriterion, build_targets
 from trainer.models.massformer import MIN_SIDE
-from trainer.ranks import layout, peers_error, tell_others
+from trainer.ranks import RUN_LOCKED_BY_PARENT, layout, peers_error, tell_others
 from trainer.ranks import node as _node
 from trainer.validate import check_one_subset_per_class, load_subset, subset_warnings
 
@@ -758,10 +758,6 @@ def _agree_to_stop(world: int, device: torch.device) -> bool:
     flag = torch.tensor([float(stopping.requested())], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
     return bool(flag.item() > 0)
-
-
-# Set in the ranks trainer.spawn starts: their parent holds the run folder's lock.
-RUN_LOCKED_BY_PARENT = "MASS_ENGINE_RUN_LOCKED_BY_PARENT"
 
 
 def owns_run() -> bool:

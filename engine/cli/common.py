@@ -165,7 +165,7 @@ def worker_died(e: BaseException) -> str | None:
     does; or crashed): a process pool's worker or a training rank
     (``engine.parallel.WorkerDied``), or torch's DataLoader reporting its worker ("DataLoader
     worker (pid 12) is killed by signal: Killed."); None for any other error."""
-    from engine.parallel import WorkerDied  # here: the module imports OpenCV
+    from engine.parallel import OOM_KILLER, WorkerDied  # here: the module imports OpenCV
 
     if isinstance(e, WorkerDied):
         return str(e)
@@ -175,7 +175,7 @@ def worker_died(e: BaseException) -> str | None:
         return None
     died = text.split(". ")[0].strip().rstrip(".")  # torch's advice after it is for bugs
     if died.endswith("signal: Killed"):  # SIGKILL
-        died += " (most likely the kernel's out-of-memory killer; dmesg names it)"
+        died += OOM_KILLER
     return died
 
 
