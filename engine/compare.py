@@ -41,6 +41,7 @@ from engine.evaluate import (
     ground_truth,
     maps_digest,
     pair_files,
+    split_required,
 )
 from engine.metrics import (
     BF1_MODES,
@@ -460,8 +461,8 @@ def dataset_split(cfg: CompareConfig, subset: Any) -> Truth | None:
     own split may be given (the same); another is refused, as is ``--split`` for a folder, and a
     dataset without it (evaluate's line: give --split, naming its splits)."""
     if cfg.split is None:
-        if subset is None and dataset_spec(Path(cfg.gt)) is not None:
-            ground_truth(Path(cfg.gt), None)  # raises: a dataset, not a folder of label maps
+        if subset is None and (spec := dataset_spec(Path(cfg.gt))) is not None:
+            raise split_required(Path(cfg.gt), spec)  # a dataset, not a folder of label maps
         return None
     if subset is not None:
         if cfg.split != subset.split:

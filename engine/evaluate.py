@@ -161,6 +161,14 @@ def dataset_of(folder: Path) -> str:
     return ""
 
 
+def split_required(gt: Path, spec: DatasetSpec) -> ValueError:
+    """The error for a dataset given as ``--gt`` without ``--split`` (evaluate, compare)."""
+    return ValueError(
+        f"{gt}: a dataset, not a folder of label maps: give --split, one of "
+        + ", ".join(spec.require_splits())
+    )
+
+
 def ground_truth(gt: Path, split: str | None) -> Truth:
     """The label maps ``engine evaluate --gt GT [--split S]`` scores against: the folder ``gt``,
     or, where ``gt`` is a dataset, its split ``split`` (required then). A dataset's taxonomy is
@@ -180,10 +188,7 @@ def ground_truth(gt: Path, split: str | None) -> Truth:
         return Truth(files, str(gt), taxonomy_record(gt, gt.parent))
     spec = spec or load_spec(gt)  # no such root: load_spec's "dataset root not found"
     if split is None:
-        raise ValueError(
-            f"{gt}: a dataset, not a folder of label maps: give --split, one of "
-            + ", ".join(spec.require_splits())
-        )
+        raise split_required(gt, spec)
     spec.require_labels("engine evaluate")
     data = SegDataset(spec, split)
     labels = spec.label_dir(split)
