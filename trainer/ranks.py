@@ -85,8 +85,10 @@ def peers_error(e: BaseException, wait: float = WAIT_S) -> BaseException:
     if not dist.is_initialized() or not collective_failed(e):
         return e
     me, world = dist.get_rank(), dist.get_world_size()
-    with stopping.held():  # torchrun's SIGTERM, once the stopped rank exited, would cut it short
+    # torchrun's SIGTERM, once the stopped rank exited, would cut the wait short
+    with stopping.deferred():
         told = _told(me, world, wait)
+        stopping.acknowledge()  # a stop under way already: the SIGTERM is neither raised nor left
     if told is None:
         return _named(
             e,
