@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.parallel import WorkerDied, first_killed, how_it_ended
 from trainer.config import TrainConfig, cpu_cores
-from trainer.ranks import RUN_LOCKED_BY_PARENT
+from trainer.ranks import RUN_LOCKED_BY_PARENT, portable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -102,10 +102,7 @@ def _rank_main(
     try:
         result = target(cfg, on_init=lambda report: messages.put(("init", report)))
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent
-        try:
-            messages.put(("error", e))
-        except Exception:  # an exception that cannot be pickled: its text
-            messages.put(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+        messages.put(("error", portable(e)))  # one pickle cannot carry: its text
         return
     if rank == 0:
         messages.put(("result", result))
