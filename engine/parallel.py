@@ -12,7 +12,7 @@ import logging
 import multiprocessing
 import signal
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
@@ -65,6 +65,17 @@ def how_it_ended(exitcode: int | None) -> str:
     return f"killed by {name}" + (OOM_KILLER if -exitcode == getattr(signal, "SIGKILL", 9) else "")
 
 
+def first_killed(processes: Iterable[Any], signals_only: bool = False) -> Any | None:
+    """The first of ``processes`` that ended by anything but SIGTERM (the stop the others are
+    sent), with ``signals_only`` by a signal only (a training rank's exit code is its own: it
+    sent its error back); None when none did."""
+    for p in processes:
+        code = p.exitcode
+        if code is not None and code != -signal.SIGTERM and (code < 0 or not signals_only):
+            return p
+    return None
+
+
 def dead_worker(pool: ProcessPoolExecutor) -> WorkerDied:
     """The error for ``pool`` broken by a worker that died (``BrokenProcessPool`` says only "A
     process in the process pool was terminated abruptly"): the first worker found ended by
@@ -75,13 +86,14 @@ def dead_worker(pool: ProcessPoolExecutor) -> WorkerDied:
     deadline = time.monotonic() + 2.0
     while True:
         ended = [p for p in processes if p.exitcode is not None]
-        ended.sort(key=lambda p: p.exitcode == -signal.SIGTERM)
-        if (ended and ended[0].exitcode != -signal.SIGTERM) or time.monotonic() > deadline:
+        found = first_killed(ended)
+        if found is not None or time.monotonic() > deadline:
             break
         time.sleep(0.01)
-    if not ended:
+    found = found if found is not None else next(iter(ended), None)  # else one SIGTERM stopped
+    if found is None:
         return WorkerDied("a worker process died")
-    return WorkerDied(f"worker process {ended[0].pid} died: {how_it_ended(ended[0].exitcode)}")
+    return WorkerDied(f"worker process {found.pid} died: {how_it_ended(found.exitcode)}")
 
 
 def _init_worker() -> None:

@@ -111,24 +111,6 @@ def deferred() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def held() -> Iterator[None]:
-    """A stretch of a stop already under way (a rank reading why another rank stopped,
-    :mod:`trainer.ranks`) that a SIGTERM must not cut short: one within is recorded
-    (:func:`received`), neither raised nor left pending. Torchrun sends one to the ranks left
-    when one exits."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    _State.deferring += 1
-    try:
-        yield
-    finally:
-        _State.deferring -= 1
-        if not _State.deferring:
-            _State.pending = False
-
-
-@contextlib.contextmanager
 def undeferred() -> Iterator[None]:
     """Within :func:`deferred`, a stretch that a SIGTERM may cut short at once (validation:
     minutes, past a scheduler's grace period); one already pending raises on entry."""
@@ -150,7 +132,6 @@ __all__ = [
     "acknowledge",
     "Terminated",
     "deferred",
-    "held",
     "install",
     "passed_on",
     "received",

@@ -66,16 +66,24 @@ def tell_others(e: BaseException) -> None:
     if isinstance(e, KeyboardInterrupt) and not isinstance(e, stopping.Terminated):
         return  # Ctrl-C reaches every rank of the terminal itself
     rank = dist.get_rank()
-    try:
-        told = pickle.dumps((node(), e))
-    except Exception:  # noqa: BLE001 - an exception that cannot be pickled: its text
-        told = pickle.dumps((node(), RuntimeError(f"{type(e).__name__}: {e}")))
+    told = pickle.dumps((node(), portable(e)))
     store = _store()
     try:
         if store is not None:
             store.set(f"{FAILED}{rank}", told)
     except Exception:  # noqa: BLE001 - the store's host is gone too: the others say so
         pass
+
+
+def portable(e: BaseException) -> BaseException:
+    """``e`` where another process can get it through pickle, else its type's name and text as
+    a ``RuntimeError``: one that cannot be pickled, or pickled but not unpickled (an
+    ``__init__`` of its own arguments), which the other process read as no error at all."""
+    try:
+        pickle.loads(pickle.dumps(e))
+    except Exception:  # noqa: BLE001 - whatever pickle fails on: its text
+        return RuntimeError(f"{type(e).__name__}: {e}")
+    return e
 
 
 def peers_error(e: BaseException, wait: float = WAIT_S) -> BaseException:
@@ -85,8 +93,10 @@ def peers_error(e: BaseException, wait: float = WAIT_S) -> BaseException:
     if not dist.is_initialized() or not collective_failed(e):
         return e
     me, world = dist.get_rank(), dist.get_world_size()
-    with stopping.held():  # torchrun's SIGTERM, once the stopped rank exited, would cut it short
+    # torchrun's SIGTERM, once the stopped rank exited, would cut the wait short
+    with stopping.deferred():
         told = _told(me, world, wait)
+        stopping.acknowledge()  # a stop under way already: the SIGTERM is neither raised nor left
     if told is None:
         return _named(
             e,
@@ -158,4 +168,4 @@ def layout(world: int) -> dict[str, Any] | None:
     }
 
 
-__all__ = ["collective_failed", "layout", "node", "peers_error", "tell_others"]
+__all__ = ["collective_failed", "layout", "node", "peers_error", "portable", "tell_others"]

@@ -27,8 +27,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from engine.parallel import WorkerDied, first_killed, how_it_ended
 from trainer.config import TrainConfig, cpu_cores
-from trainer.ranks import RUN_LOCKED_BY_PARENT
+from trainer.ranks import RUN_LOCKED_BY_PARENT, portable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -101,10 +102,7 @@ def _rank_main(
     try:
         result = target(cfg, on_init=lambda report: messages.put(("init", report)))
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent
-        try:
-            messages.put(("error", e))
-        except Exception:  # an exception that cannot be pickled: its text
-            messages.put(("error", RuntimeError(f"{type(e).__name__}: {e}")))
+        messages.put(("error", portable(e)))  # one pickle cannot carry: its text
         return
     if rank == 0:
         messages.put(("result", result))
@@ -123,21 +121,13 @@ def leave_process_group() -> None:
         dist.destroy_process_group()
 
 
-def _killed_rank(processes: list) -> BaseException | None:
-    """A ``WorkerDied`` naming the first rank a signal killed (the kernel's out-of-memory
-    killer's SIGKILL, ``kill -9``, a crash), not counting the SIGTERM that stops ranks; None
-    when none was."""
-    import signal
-
-    from engine.parallel import WorkerDied, how_it_ended
-
-    for i, p in enumerate(processes):
-        if p.exitcode is not None and p.exitcode < 0 and p.exitcode != -signal.SIGTERM:
-            return WorkerDied(
-                f"training process {i} (pid {p.pid}) died: {how_it_ended(p.exitcode)}",
-                option="--processes",
-            )
-    return None
+def _rank_died(index: int, pid: int | None, exitcode: int | None) -> WorkerDied:
+    """The error for rank ``index`` (process ``pid``) that ended without a word (the kernel's
+    out-of-memory killer's SIGKILL, ``kill -9``, a crash)."""
+    return WorkerDied(
+        f"training process {index} (pid {pid}) died: {how_it_ended(exitcode)}",
+        option="--processes",
+    )
 
 
 def train_processes(
@@ -155,7 +145,6 @@ def train_processes(
     import torch.multiprocessing as mp
 
     from engine import stopping
-    from engine.parallel import WorkerDied, how_it_ended
 
     if processes < 2:
         raise ValueError("train_processes needs at least 2 processes; call train() for one")
@@ -207,17 +196,15 @@ def train_processes(
                 except mp.ProcessExitedException as e:  # a rank died without a word (killed)
                     drain()
                     if error is None:
-                        ended = how_it_ended(e.exit_code)
-                        error = WorkerDied(
-                            f"training process {e.error_index} (pid {e.error_pid}) died: {ended}",
-                            option="--processes",
-                        )
+                        error = _rank_died(e.error_index, e.error_pid, e.exit_code)
                     break
             drain()
-            if (killed := _killed_rank(procs.processes)) is not None:
-                # its peers fail at once on a closed connection ("Connection closed by peer"),
-                # an error that may reach here first and named no rank, nor memory
-                error = error if isinstance(error, stopping.Terminated) else killed
+            # a rank a signal killed (not the SIGTERM that stops ranks): its peers fail at once
+            # on a closed connection ("Connection closed by peer"), an error that may reach here
+            # first and named no rank, nor memory
+            killed = first_killed(procs.processes, signals_only=True)
+            if killed is not None and not isinstance(error, stopping.Terminated):
+                error = _rank_died(procs.processes.index(killed), killed.pid, killed.exitcode)
             if isinstance(error, stopping.Terminated):  # a SIGTERM to one rank: the parent's
                 stopping.passed_on()  # line and exit code say so, as for its own (143)
             if result is not None and error is None:  # a SIGTERM after the ranks finished:

@@ -541,16 +541,31 @@ def _check_resume_iters(ckpt: dict[str, Any], cfg: TrainConfig, path: Path) -> N
     )
 
 
-def _finished(ckpt: dict[str, Any], cfg: TrainConfig, out: Path) -> bool:
+def _finished(
+    ckpt: dict[str, Any], cfg: TrainConfig, out: Path, world: int = 1, rank: int = 0
+) -> bool:
     """Whether a resume finds the run finished as planned, with its last validation logged (a
-    run stopped during that validation is not finished: its resume validates)."""
+    run stopped during that validation is not finished: its resume validates). Under DDP rank
+    0's log decides for every rank, one collective where the plan is done (the same checkpoint
+    on every rank): a copy of the run folder on each machine may lack the last val line that
+    rank 0 alone wrote, and a rank that went on to train waited on the ranks that returned."""
     step = int(ckpt["step"])
     if not cfg.iters == step == _planned(ckpt, cfg):
         return False
     if not (cfg.val_split or cfg.val_subsets):
         return True
+    logged = rank == 0 and _validated(out / "metrics.jsonl", step)
+    if world > 1:
+        said: list[Any] = [None] * world
+        dist.all_gather_object(said, logged)
+        logged = bool(said[0])
+    return logged
+
+
+def _validated(metrics: Path, step: int) -> bool:
+    """Whether ``metrics`` (a run's metrics.jsonl) holds a validation of ``step``."""
     try:
-        lines = read_jsonl(out / "metrics.jsonl")
+        lines = read_jsonl(metrics)
     except (OSError, ValueError):  # a damaged log: validate again, which appends a good line
         return False
     return any(isinstance(r, dict) and "val" in r and r.get("step") == step for r in lines)
@@ -913,7 +928,7 @@ def _train(
         spec = load_spec(cfg.data)  # read once: the classes here, the training and val splits
         _check_resume_classes(ckpt, cfg, spec.taxonomy, last)
         _check_resume_iters(ckpt, cfg, last)
-        if _finished(ckpt, cfg, out):  # nothing to do: no validation, no file touched
+        if _finished(ckpt, cfg, out, world, rank):  # nothing to do: no validation, no file touched
             # but its curves.png, when the disk filled as the end of the run drew it: before,
             # the resume its error advised found the run finished and drew nothing
             drawn = is_main and _draw_missing_curves(out)
@@ -1049,9 +1064,10 @@ def _train(
             if on_init is not None:
                 on_init(init_report)
     if ckpt is not None:
-        ranks = ckpt.get("rng_ranks") or []
+        rng_ranks = ckpt.get("rng_ranks") or []
         # last: everything above may draw random numbers
-        set_rng_state(ranks[rank] if len(ranks) == world else ckpt["rng"], device.type == "cuda")
+        rng = rng_ranks[rank] if len(rng_ranks) == world else ckpt["rng"]
+        set_rng_state(rng, device.type == "cuda")
 
     def checkpoint_state(step: int, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         return checkpoint_dict(

@@ -195,3 +195,27 @@ def test_torchrun_on_two_nodes_with_node_local_run_folders(tmp_path):
         (line,) = [x for x in res.stderr.splitlines() if x.startswith("error: ")]
         assert "rank 1 on node 1" in line and "does not see it" in line, line
     assert not (tmp_path / "disk1").exists()
+
+
+def test_a_finished_run_is_finished_on_every_rank_as_rank_0_finds_it(tmp_path, monkeypatch):
+    """A finished run resumed from a copy of its folder on each machine: node 1's copy predates
+    the last val line that rank 0 alone wrote. Each rank read its own log: rank 0 returned
+    `finished` while rank 1 went on to train, waiting in a collective on a rank that was gone."""
+    import json
+    from pathlib import Path
+
+    from trainer.config import TrainConfig
+    from trainer.train import _finished
+
+    for node, lines in (("node0", [{"step": 5, "loss": 1.0}, {"step": 5, "val": {}}]),
+                        ("node1", [{"step": 5, "loss": 1.0}])):  # fmt: skip
+        (tmp_path / node).mkdir()
+        text = "".join(json.dumps(line) + "\n" for line in lines)
+        (tmp_path / node / "metrics.jsonl").write_text(text)
+    ckpt = {"step": 5, "scheduler": {"iters": 5}}
+    cfg = TrainConfig(iters=5)
+
+    def job(rank: int) -> bool:
+        return _finished(ckpt, cfg, Path(tmp_path / f"node{rank}"), 2, rank)
+
+    assert _two_ranks(monkeypatch, TWO_NODES, job) == {0: (True, True), 1: (True, True)}

@@ -323,3 +323,21 @@ def test_a_peers_error_keeps_what_the_command_line_reads_in_it():
         "Killed (most likely the kernel's out-of-memory killer; dmesg names it); free memory or "
         "pass fewer --workers, then add --resume"
     )
+
+
+class _TwoArguments(Exception):
+    """An exception whose ``__init__`` takes its own arguments: pickled, it cannot be unpickled
+    (``args`` holds the one message, not the two)."""
+
+    def __init__(self, path: str, why: str) -> None:
+        super().__init__(f"{path}: {why}")
+
+
+def test_a_ranks_error_that_pickles_but_does_not_unpickle_is_said_as_its_text(group):
+    """Rank 1's error of a library's own exception class: rank 0 could not unpickle it and said
+    `another rank stopped without a word`; now its type and text, led by rank 1."""
+    _on_rank_1(group, _TwoArguments("images/train/im7.png", "image file is truncated"))
+    error = ranks.peers_error(dist.DistBackendError(GLOO), wait=0.0)
+    assert isinstance(error, RuntimeError)
+    assert str(error) == "_TwoArguments: images/train/im7.png: image file is truncated"
+    assert error.rank_lead == f"rank 1 of 2 on {socket.gethostname()}: "
