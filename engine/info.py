@@ -1227,8 +1227,11 @@ def render_demo(root: str | os.PathLike) -> list:
     out: list = [scores_table(classes, f"Demo {root}", bool(data.get("simulated_labeler")))]
     if data.get("base_classes"):
         out.append(base_line(data["base_classes"]))
-    calls = data.get("calls") or []
-    # what the demo is built to show; worked out again for a summary written before it was kept
+    calls = [c for c in data.get("calls") or [] if isinstance(c, dict)]
+    if not calls and isinstance(data.get("wall_seconds"), int | float):  # before calls were kept
+        calls = [{"wall_seconds": data["wall_seconds"]}]
+    # what the demo is built to show, worked out from the rows as summary.json's `effect` was
+    # (so also for a summary written before it was kept)
     out += [f"{EFFECT_TITLE}:", *effect_lines(effect(classes, calls))]
     took = ", ".join(format_duration(float(c.get("wall_seconds") or 0)) for c in calls)
     if took:

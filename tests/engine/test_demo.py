@@ -733,3 +733,21 @@ def test_effect_reads_the_targets_from_the_rows_as_printed():
         "- Bicycle: the model beats the pseudo labels on IoU yes, BIoU yes, BF1 yes; its IoU is "
         "55.8% of the fused labels' (85% asked): no"
     )
+
+
+def test_engine_info_answers_the_targets_of_a_summary_written_before_calls_were_kept(tmp_path):
+    """A summary.json of an older demo holds its time as ``wall_seconds`` alone (no ``calls``,
+    no ``effect``): engine info worked the time out as 0 and said it was under 15 minutes."""
+    rows = [
+        {"kind": kind, "source": kind, "iou": iou, "biou": 10.0, "bf1": 0.5}
+        for kind, iou in (("pseudo labels", 40.0), ("fused labels", 70.0),
+                          ("joint-trained model", 61.0))
+    ]  # fmt: skip
+    (tmp_path / "demo" / "report").mkdir(parents=True)
+    (tmp_path / "demo" / "report" / "summary.json").write_text(
+        json.dumps({"classes": {"Bicycle": rows}, "wall_seconds": 1000.0}), encoding="utf-8"
+    )
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "demo")], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "- under 15 minutes: no" in res.output and "wall time: 16 min 40 s" in res.output
+    assert "its IoU is 87.1% of the fused labels' (85% asked): yes" in res.output
