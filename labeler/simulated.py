@@ -37,7 +37,7 @@ from scipy import ndimage
 
 from annotations.fileio import FUSE_RECORD
 from annotations.instances import Instances
-from annotations.labelmap import imread_unchanged
+from annotations.labelmap import imread_unchanged, read_label
 from annotations.taxonomy import class_folder
 from labeler.crops import CroppedInstances
 from labeler.dedup import MaskCrop
@@ -380,8 +380,6 @@ def load_truth(root: Path, class_name: str, split: str, stem: str) -> np.ndarray
     if inst.is_file():
         return read_instance_ids(inst)
     if sem.is_file():
-        from annotations.labelmap import read_label
-
         comp, _ = ndimage.label(read_label(sem) == 1, structure=np.ones((3, 3)))
         return comp.astype(np.int32)
     raise FileNotFoundError(

@@ -97,8 +97,8 @@ def _rank_main(
         LOCAL_WORLD_SIZE=str(world),
         MASTER_ADDR="127.0.0.1",
         MASTER_PORT=str(port),
+        **{RUN_LOCKED_BY_PARENT: "1"},  # the parent holds the run folder's lock
     )
-    os.environ[RUN_LOCKED_BY_PARENT] = "1"
     try:
         result = target(cfg, on_init=lambda report: messages.put(("init", report)))
     except BaseException as e:  # noqa: BLE001 - every failure goes back to the parent

@@ -413,17 +413,18 @@ def resolve_device(name: str, local_rank: int = 0, where: str | None = None) -> 
     return torch.device(name)
 
 
-def check_gpu_per_rank(device: torch.device, where: str | None = None) -> None:
+def check_gpu_per_rank(name: str, where: str | None = None) -> None:
     """Training under torchrun with several processes a machine takes ``cuda:LOCAL_RANK``
-    (``--device cuda`` or ``auto``): a GPU named by index put every rank of the machine on
-    that one GPU, which NCCL refuses at the first collective ("Duplicate GPU detected"). One
-    ValueError line instead; with one process a machine the index is used as given."""
+    (``--device cuda`` or ``auto``): a GPU named by index (``name`` as given) put every rank of
+    the machine on that one GPU, which NCCL refuses at the first collective ("Duplicate GPU
+    detected"). One ValueError line instead; with one process a machine the index is used as
+    given."""
     ranks = os.environ.get("LOCAL_WORLD_SIZE", "")
-    if device.type != "cuda" or device.index is None or not ranks.isdigit() or int(ranks) < 2:
+    if not name.startswith("cuda:") or not ranks.isdigit() or int(ranks) < 2:
         return
     given = "--device" if where is None else f"{where}: device"
     raise ValueError(
-        f"{given} {device}: this process is one of {ranks} torchrun processes on this machine, "
+        f"{given} {name}: this process is one of {ranks} torchrun processes on this machine, "
         f"and each trains on the GPU of its local rank: give {given} cuda (or auto), and "
         f"choose the GPUs with CUDA_VISIBLE_DEVICES"
     )
@@ -836,8 +837,7 @@ def _start(
     where = dict(from_file or {})
     rank = int(os.environ.get("LOCAL_RANK", "0"))
     device = resolve_device(cfg.device, rank, where=where.get("device"))
-    if cfg.device.startswith("cuda:"):  # cuda and auto resolve to the local rank's GPU
-        check_gpu_per_rank(device, where.get("device"))
+    check_gpu_per_rank(cfg.device, where.get("device"))
     if model is None:  # a model passed in (tests' stubs) may take smaller crops
         check_crop(cfg.augment.crop, where.get("augment.crop"))
     if model is None and "WORLD_SIZE" not in os.environ:
