@@ -781,11 +781,13 @@ def fused_input(record: Any, root: Any, path: Any) -> Path | None:
     :func:`recorded_root` finds it from here: as typed, else where it was beside the fused
     dataset (the two moved or copied together), that first when the fused dataset is not where
     it was fused. The command's working directory (``environment.cwd``) relates a path typed
-    absolute to an ``--out`` typed relative, or the other way round. None for no path."""
+    absolute to an ``--out`` typed relative, or the other way round. ``path`` as recorded where
+    it is nowhere (for a line to name); None for no path."""
     if not isinstance(path, str) or not path:
         return None
     typed, out = typed_together(path, record)
-    return recorded_root(typed, None, (out, root))
+    found = recorded_root(typed, None, (out, root))
+    return found if found is not None and found.exists() else Path(path)
 
 
 def typed_together(path: str, record: Any) -> tuple[str, Any]:

@@ -99,24 +99,19 @@ class DatasetStats:
             return None
         inputs = self.fused.get("inputs") if isinstance(self.fused.get("inputs"), dict) else {}
         runs = [r for r in inputs.get("pseudo") or [] if isinstance(r, dict)]
-        added = ", ".join(f"{r.get('class')} from {self._input(r.get('path'))}" for r in runs)
+
+        def now(path: Any) -> Any:  # where each input is found from here (copied, moved)
+            return fused_input(self.fused, self.root, path) or path
+
+        added = ", ".join(f"{r.get('class')} from {now(r.get('path'))}" for r in runs)
         added = added or "?"
         line = f"a fused dataset (engine fuse): the labels of {self.fused_from} with {added}"
         subsets = [c for c in inputs.get("corrections") or [] if isinstance(c, dict)]
         return line + "".join(  # --corrections: the human masks it trains on, and where
-            f"; {c.get('class')} corrected by {self._input(c.get('path'))} "
+            f"; {c.get('class')} corrected by {now(c.get('path'))} "
             f"({counted(int(c.get('images') or 0), 'image')} of {c.get('split')})"
             for c in subsets
         )
-
-    def _input(self, path: Any) -> Any:
-        """A label run or subset the fused dataset was fused from (``fuse.json``'s ``inputs``
-        ``path``), where it is found from here (:func:`annotations.fileio.fused_input`); as
-        recorded where it is nowhere. Before the forty-sixth round the path as typed: in a copy
-        of the project (``cp -r proj copy``) the original's run where typed absolute, and from
-        another working directory a relative one named nothing."""
-        found = fused_input(self.fused, self.root, path)
-        return found if found is not None and found.exists() else path
 
     @property
     def fused_from(self) -> str:

@@ -279,7 +279,10 @@ def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
             break
         pseudo = [r for r in inputs["pseudo"] if isinstance(r, dict)]
         # each run where it is now (beside the fused dataset in a moved or copied project)
-        added = [(str(r.get("class")), _run_now(record, where.parent, r), where) for r in pseudo]
+        added = [
+            (str(r.get("class")), str(fused_input(record, where.parent, r.get("path"))), where)
+            for r in pseudo
+        ]
         # the dataset it was fused from where it is now (beside it in a moved or copied
         # project; before the forty-sixth round the absolute path recorded, the original's)
         chain, data = added + chain, fused_source(record, where.parent)
@@ -306,13 +309,6 @@ def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
         f": it was fused from {path} ({where}); to fuse this run in its "
         f"place, fuse every new class anew onto the dataset they were fused from: {again}"
     )
-
-
-def _run_now(record: dict, root: Path, run: dict) -> str:
-    """A label run of ``record`` (a fused dataset's at ``root``), where it is found from here
-    (:func:`annotations.fileio.fused_input`), else as recorded."""
-    found = fused_input(record, root, run.get("path"))
-    return str(found if found is not None and found.exists() else run.get("path"))
 
 
 def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> Taxonomy:
