@@ -274,6 +274,8 @@ def train_cmd(
         for line in report.summary():
             stdout.print(line, highlight=False, soft_wrap=True)
 
+    start_over = "run the same command again to start over (no checkpoint was saved yet)"
+
     def resume_hint(step: int | None = None) -> str:
         last = Path(cfg.out) / "last.pt"
         if step is not None:  # a SIGTERM: the run saved the step it stopped at
@@ -291,28 +293,27 @@ def train_cmd(
     except RuntimeError as e:
         from engine import stopping
 
-        if not (stopping.received() and "DataLoader worker" in str(e)):
-            if worker_died(e) is None:
-                raise
-            # a loader worker or a rank killed (out of memory?): the last checkpoint is whole
-            if (Path(cfg.out) / "last.pt").is_file():
-                then = resume_hint()
-            else:
-                then = "run the same command again to start over (no checkpoint was saved yet)"
-            stderr.print(process_limit(e, then), soft_wrap=True)
-            raise typer.Exit(EXIT_NO_MEMORY) from None
-        # a SIGTERM to the whole process group ended the loader's workers mid-step: the step
-        # in progress is not saved (the model may be half updated), the last checkpoint is
-        text, code = interrupted()
-        stderr.print(f"{text}, which also ended the data loader: {resume_hint()}", soft_wrap=True)
-        raise typer.Exit(code) from None
+        if stopping.received() and "DataLoader worker" in str(e):
+            # a SIGTERM to the whole process group ended the loader's workers mid-step: the
+            # step in progress is not saved (the model may be half updated), the last one is
+            text, code = interrupted()
+            stderr.print(
+                f"{text}, which also ended the data loader: {resume_hint()}", soft_wrap=True
+            )
+            raise typer.Exit(code) from None
+        if worker_died(e) is None:
+            raise
+        # a loader worker or a rank killed (out of memory?): the last checkpoint is whole
+        then = resume_hint() if (Path(cfg.out) / "last.pt").is_file() else start_over
+        stderr.print(process_limit(e, then), soft_wrap=True)
+        raise typer.Exit(EXIT_NO_MEMORY) from None
     except OSError as e:  # a full or read-only disk: the last checkpoint written is whole
         if not disk_error(e):
             raise
         if (Path(cfg.out) / "last.pt").is_file():
             then = f", then {resume_hint()}"
         else:  # "make room, then no checkpoint was saved yet; ..." was no sentence
-            then = " and run the same command again to start over (no checkpoint was saved yet)"
+            then = f" and {start_over}"
         stderr.print(
             error_text(e) + f"; {disk_remedy(e)}{then}{out_elsewhere(e, {'out': out})}",
             soft_wrap=True,
