@@ -1097,9 +1097,25 @@ def _decoded(path: str | os.PathLike) -> Iterator[Image.Image]:
 
 
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
-    """``(W, H)`` of an opened image after its EXIF orientation."""
+    """``(W, H)`` of an opened image after its EXIF orientation. Pillow's TIFF reader turns a
+    TIFF by its orientation itself (its size at opening is already the turned one, its pixels
+    turned when loaded): swapped again, such a TIFF's header size was the stored one, and
+    ``engine fuse`` refused its label as drawn on the stored pixels, which ``engine info``
+    (decoding it) accepted."""
     w, h = img.size
-    return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)
+    if _orientation(img) not in (5, 6, 7, 8) or _turned_by_pillow(img):
+        return (w, h)
+    return (h, w)
+
+
+def _turned_by_pillow(img: Image.Image) -> bool:
+    """Whether Pillow gives an opened image's size already turned by its orientation: a TIFF
+    whose width and height tags are its size swapped (Pillow 13's TIFF reader; earlier ones
+    gave the stored size, as for every other format)."""
+    tags = getattr(img, "tag_v2", None)
+    if tags is None:
+        return False
+    return (tags.get(256), tags.get(257)) == img.size[::-1] != img.size
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
