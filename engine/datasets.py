@@ -1171,6 +1171,18 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         raise ValueError(f"{path}: cannot read image header ({e})") from None
 
 
+def label_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(W, H)`` of a label map or mask PNG from its header, as stored: label maps are read
+    without any EXIF orientation (:func:`~annotations.labelmap.read_label`), so one that holds
+    its photo's EXIF block (an editor that copies it) is of its stored size, not turned as
+    :func:`image_size` turns an image. ``ValueError`` naming the file when it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except PIL_ERRORS as e:
+        raise ValueError(f"{path}: cannot read label header ({first_line(e)})") from None
+
+
 def open_split(
     data: str | os.PathLike, split: str, require_labels: bool = True, lenient: bool = False
 ) -> SegDataset:
