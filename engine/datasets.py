@@ -964,9 +964,23 @@ def _orientation(img: Image.Image) -> int:
     decodes."""
     value = img.getexif().get(0x0112, 1)
     try:  # a dict lookup, as exif_transpose's: 6, 6.0 and the rational 6/1 are 6; "6" is none
-        return _ORIENTATIONS.get(value, 1)
+        turn = _ORIENTATIONS.get(value, 1)
     except TypeError:  # unhashable
         return 1
+    return 1 if turn != 1 and _from_xmp(img) else turn
+
+
+def _from_xmp(img: Image.Image) -> bool:
+    """Whether the orientation Pillow found is its XMP packet's ``tiff:Orientation`` alone
+    (no EXIF one): Pillow turns such a photo, but OpenCV (the release's ``LoadImageFromFile``)
+    and the browsers of Label Studio and CVAT show it as stored, so the engine turned it
+    alone, and its labels and exported annotations were in another frame than theirs."""
+    raw = img.info.get("exif")
+    if raw is None:  # a TIFF's own tag, or ImageMagick's PNG text chunk: as Pillow reads them
+        return not (hasattr(img, "tag_v2") or "Raw profile type exif" in img.info)
+    exif = Image.Exif()
+    exif.load(raw)
+    return 0x0112 not in exif
 
 
 _ORIENTATIONS = {k: k for k in range(1, 9)}
