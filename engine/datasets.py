@@ -973,8 +973,8 @@ def _orientation(img: Image.Image) -> int:
 def _from_xmp(img: Image.Image) -> bool:
     """Whether the orientation Pillow found is its XMP packet's ``tiff:Orientation`` alone
     (no EXIF one): Pillow turns such a photo, but OpenCV (the release's ``LoadImageFromFile``)
-    and the browsers of Label Studio and CVAT show it as stored, so the engine turned it
-    alone, and its labels and exported annotations were in another frame than theirs."""
+    and a browser (Label Studio draws the file as it does) show it as stored, so the engine
+    turned it alone, and its labels and exported annotations were in another frame."""
     raw = img.info.get("exif")
     if raw is None:  # a TIFF's own tag, or ImageMagick's PNG text chunk: as Pillow reads them
         return not (hasattr(img, "tag_v2") or "Raw profile type exif" in img.info)

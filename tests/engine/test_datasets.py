@@ -483,9 +483,9 @@ def test_a_turned_tiff_has_its_displayed_size_in_every_reader(tmp_path: Path, or
 
 def test_an_orientation_in_xmp_alone_is_not_applied_as_opencv_and_browsers_do(tmp_path: Path):
     """Pillow takes a photo's orientation from its XMP packet (``tiff:Orientation``) when its
-    EXIF has none; OpenCV (the release's LoadImageFromFile) and the browsers of Label Studio
-    and CVAT read EXIF alone. The engine turned such a JPEG alone: its labels and exported
-    annotations were in another frame than the release's and the annotation tool's. An EXIF
+    EXIF has none; OpenCV (the release's LoadImageFromFile) and browsers (Label Studio) read
+    EXIF alone. The engine turned such a JPEG alone: its labels and exported annotations
+    were in another frame than the release's and Label Studio's. An EXIF
     orientation is still applied, with or without the XMP one."""
     import cv2
 
