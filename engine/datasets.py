@@ -964,9 +964,23 @@ def _orientation(img: Image.Image) -> int:
     decodes."""
     value = img.getexif().get(0x0112, 1)
     try:  # a dict lookup, as exif_transpose's: 6, 6.0 and the rational 6/1 are 6; "6" is none
-        return _ORIENTATIONS.get(value, 1)
+        turn = _ORIENTATIONS.get(value, 1)
     except TypeError:  # unhashable
         return 1
+    return 1 if turn != 1 and _from_xmp(img) else turn
+
+
+def _from_xmp(img: Image.Image) -> bool:
+    """Whether the orientation Pillow found is its XMP packet's ``tiff:Orientation`` alone
+    (no EXIF one): Pillow turns such a photo, but OpenCV (the release's ``LoadImageFromFile``)
+    and a browser (Label Studio draws the file as it does) show it as stored, so the engine
+    turned it alone, and its labels and exported annotations were in another frame."""
+    raw = img.info.get("exif")
+    if raw is None:  # a TIFF's own tag, or ImageMagick's PNG text chunk: as Pillow reads them
+        return not (hasattr(img, "tag_v2") or "Raw profile type exif" in img.info)
+    exif = Image.Exif()
+    exif.load(raw)
+    return 0x0112 not in exif
 
 
 _ORIENTATIONS = {k: k for k in range(1, 9)}
@@ -1097,9 +1111,25 @@ def _decoded(path: str | os.PathLike) -> Iterator[Image.Image]:
 
 
 def _oriented_size(img: Image.Image) -> tuple[int, int]:
-    """``(W, H)`` of an opened image after its EXIF orientation."""
+    """``(W, H)`` of an opened image after its EXIF orientation. Pillow's TIFF reader turns a
+    TIFF by its orientation itself (its size at opening is already the turned one, its pixels
+    turned when loaded): swapped again, such a TIFF's header size was the stored one, and
+    ``engine fuse`` refused its label as drawn on the stored pixels, which ``engine info``
+    (decoding it) accepted."""
     w, h = img.size
-    return (h, w) if _orientation(img) in (5, 6, 7, 8) else (w, h)
+    if _orientation(img) not in (5, 6, 7, 8) or _turned_by_pillow(img):
+        return (w, h)
+    return (h, w)
+
+
+def _turned_by_pillow(img: Image.Image) -> bool:
+    """Whether Pillow gives an opened image's size already turned by its orientation: a TIFF
+    whose width and height tags are its size swapped (Pillow 13's TIFF reader; earlier ones
+    gave the stored size, as for every other format)."""
+    tags = getattr(img, "tag_v2", None)
+    if tags is None:
+        return False
+    return (tags.get(256), tags.get(257)) == img.size[::-1] != img.size
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -1153,6 +1183,18 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
         if path.stat().st_size == 0:  # as _decoded says it (PIL: "cannot identify image file")
             raise ValueError(f"{path}: the file is empty (expected an image)") from None
         raise ValueError(f"{path}: cannot read image header ({e})") from None
+
+
+def label_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(W, H)`` of a label map or mask PNG from its header, as stored: label maps are read
+    without any EXIF orientation (:func:`~annotations.labelmap.read_label`), so one that holds
+    its photo's EXIF block (an editor that copies it) is of its stored size, not turned as
+    :func:`image_size` turns an image. ``ValueError`` naming the file when it cannot be read."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except PIL_ERRORS as e:
+        raise ValueError(f"{path}: cannot read label header ({first_line(e)})") from None
 
 
 def open_split(

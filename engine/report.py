@@ -790,20 +790,22 @@ def check_data_sizes(subset: Subset, ds: SegDataset, data_source: str | None) ->
     with the same stems). The error names the dataset's file, not the prediction or the mask
     that the scoring would have blamed. Sizes come from the files' headers; a file that cannot
     be read is left to the step that reads it."""
-    from engine.datasets import image_size
+    from engine.datasets import image_size, label_size
 
     for sample in ds.samples:
         if sample.stem not in subset.stems:
             continue
         try:
-            want = image_size(subset.mask_path(sample.stem))
+            want = label_size(subset.mask_path(sample.stem))
         except ValueError:
             continue
-        for path in (sample.image_path, sample.label_path):
+        # a label map is of its stored size, an image of its displayed one (EXIF orientation):
+        # a label PNG holding its photo's EXIF block was turned here, and refused
+        for path, size_of in ((sample.image_path, image_size), (sample.label_path, label_size)):
             if path is None:
                 continue
             try:
-                size = image_size(path)
+                size = size_of(path)
             except ValueError:
                 continue
             if size != want:

@@ -453,6 +453,65 @@ def test_a_label_of_the_stored_size_of_a_turned_image_says_so(tmp_path: Path):
         ds.load_label(ds[0], image_size(ds[0].image_path))
 
 
+@pytest.mark.parametrize("orientation", [6, 8])
+def test_a_turned_tiff_has_its_displayed_size_in_every_reader(tmp_path: Path, orientation):
+    """Pillow's TIFF reader turns a TIFF by its orientation tag itself: its size at opening is
+    already the displayed one. image_size (the header: engine fuse, train, annotate import,
+    report) turned it again, so a dataset with image_exts [.tif] and a label of the displayed
+    size passed engine info (which decodes) and failed engine fuse, "label is 8x12 but its
+    image a.tif is 12x8 (its EXIF orientation 6 turns ...)". OpenCV (the release's reader)
+    decodes it at the displayed size too."""
+    import cv2
+
+    from engine.datasets import check_sample, decoded_size
+
+    arr = np.full((H, W, 3), 220, np.uint8)
+    arr[:, : W // 2] = 20  # dark left half
+    path = tmp_path / "images/train/a.tif"
+    path.parent.mkdir(parents=True)
+    Image.fromarray(arr).save(path, tiffinfo={0x0112: orientation}, compression="tiff_lzw")
+    img = load_image(path)
+    assert img.shape == (W, H, 3) and img[0 if orientation == 6 else -1].mean() < 80
+    assert image_size(path) == decoded_size(path) == (H, W)
+    assert cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR).shape == (W, H, 3)
+    _label(tmp_path / "annotations/train/a.png", w=H, h=W)  # the displayed size
+    (tmp_path / "dataset.yaml").write_text("image_exts: [.tif]\n")
+    ds = open_split(tmp_path, "train")
+    assert check_sample(ds[0], ds.taxonomy, decode=False)[0] == []
+    assert check_sample(ds[0], ds.taxonomy)[0] == [] and ds.check() == []
+
+
+def test_an_orientation_in_xmp_alone_is_not_applied_as_opencv_and_browsers_do(tmp_path: Path):
+    """Pillow takes a photo's orientation from its XMP packet (``tiff:Orientation``) when its
+    EXIF has none; OpenCV (the release's LoadImageFromFile) and browsers (Label Studio) read
+    EXIF alone. The engine turned such a JPEG alone: its labels and exported annotations
+    were in another frame than the release's and Label Studio's. An EXIF
+    orientation is still applied, with or without the XMP one."""
+    import cv2
+
+    from engine.datasets import decoded_size, exif_orientation
+
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/'
+        b'22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+        b'tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>'
+    )
+    arr = np.full((H, W, 3), 220, np.uint8)
+    arr[:, : W // 2] = 20
+    for fmt in ("JPEG", "WEBP"):
+        path = tmp_path / f"xmp.{fmt.lower()}"
+        Image.fromarray(arr).save(path, fmt, xmp=xmp)
+        assert Image.open(path).getexif().get(0x0112) == 6  # as Pillow reads it
+        assert cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR).shape == (H, W, 3)
+        assert load_image(path).shape == (H, W, 3), fmt
+        assert image_size(path) == decoded_size(path) == (W, H) and exif_orientation(path) == 1
+    both = tmp_path / "both.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(arr).save(both, exif=exif.tobytes(), xmp=xmp)
+    assert load_image(both).shape == (W, H, 3) and image_size(both) == (H, W)
+
+
 def test_a_damaged_exif_block_prints_no_pillow_warning(tmp_path: Path):
     """A photo whose EXIF block is cut short (as some cameras and editors write it) made every
     command print Pillow's "TiffImagePlugin.py:982: UserWarning: Corrupt EXIF data" and its

@@ -399,6 +399,23 @@ def test_another_dataset_as_data_is_warned_about_and_another_size_named(world, c
     assert not (tmp / "r3").exists()
 
 
+def test_a_label_map_holding_its_photos_exif_block_is_of_its_stored_size(world):
+    """A label PNG saved with its photo's EXIF block (orientation 6: an editor that copies it)
+    is read as stored by every command (label maps are never turned), but the report's size
+    check turned its header size: "img000.png: is 60x80 but the annotated mask ... is 80x60:
+    is the dataset (--data) the one the subset was annotated on?", before any scoring."""
+    tmp, data, subset, _ = world
+    path = data / "annotations" / "test" / "img000.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    with Image.open(path) as img:
+        img.load()
+        img.save(path, exif=exif.tobytes())
+    cfg = ReportConfig(str(subset.root), str(tmp / "r"), pred=str(tmp / "pred"), chart=False)
+    res = build_report(replace(cfg, data=str(data)))
+    assert res.overlays and res.data["per_class"] is not None
+
+
 def test_a_relative_dataset_root_is_found_from_another_folder(world, monkeypatch):
     """A subset imported with a relative --data, reported from another working directory: the
     root it had when imported (data_resolved) is used."""
