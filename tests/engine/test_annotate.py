@@ -305,6 +305,44 @@ def test_polygon_round_trips_differ_only_by_filled_holes(tmp_path, world, fmt, m
     assert total_diff == hole_area > 0
 
 
+def test_an_export_whose_polygons_fill_holes_says_how_many_pixels(tmp_path, world, caplog):
+    """LabelMe's and COCO's polygons bring a ring (a wheel between its spokes) back filled:
+    at 3840x2160, two images of 70 instances with 12 spoked wheels each came back from an
+    unchanged LabelMe round trip at IoU 40. The export wrote them without a word."""
+    data, run, truth = world
+    hole_area = int((ndimage.binary_fill_holes(truth["img000"]) & ~truth["img000"]).sum())
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "exp")))
+    assert (res.hole_pixels, res.images_with_holes) == (hole_area, 1)
+    said = [r.getMessage() for r in caplog.records if "carry no holes" in r.getMessage()]
+    iou = 100 * res.class_pixels / (res.class_pixels + hole_area)
+    assert len(said) == 1 and f"labelme/ carry no holes: {hole_area} pixels" in said[0]
+    assert "of 1 image " in said[0] and f"IoU {iou:.1f}" in said[0]
+    # the pixels said are the ones an unchanged import gives back as the class
+    sub = import_annotations(
+        ImportConfig(
+            "labelme",
+            [str(tmp_path / "exp" / "labelme")],
+            "bicycle",
+            str(data),
+            str(tmp_path / "sub"),
+        )
+    )
+    assert sum(int((sub.mask(s) == 1).sum() - m.sum()) for s, m in truth.items()) == hole_area
+    caplog.clear()  # RLE and brushes keep the holes: nothing to say
+    kept = export_annotations(
+        ExportConfig(run=str(run), out=str(tmp_path / "rle"), formats=("coco", "labelstudio"))
+    )
+    assert kept.hole_pixels == 0 and not any("no holes" in r.getMessage() for r in caplog.records)
+    export_annotations(
+        ExportConfig(
+            run=str(run), out=str(tmp_path / "poly"), formats=("coco",), mask_format="polygon"
+        )
+    )
+    assert any(
+        "coco.json (--mask-format polygon) carry no holes" in r.getMessage() for r in caplog.records
+    )
+
+
 def test_labelme_files_reference_images_relatively(tmp_path, world):
     data, run, _ = world
     out = tmp_path / "exp"
