@@ -73,6 +73,19 @@ def all_match(ious: np.ndarray, level: float = MATCH_IOU) -> bool:
     return defined.size > 0 and bool((defined >= level).all())
 
 
+def min_images(level: float = LEVEL) -> int:
+    """The fewest images holding the class that form an interval at ``level``: with n images,
+    a draw of one image n times is ``n**-n`` of the draws, and while that fills a tail
+    (``(1 - level) / 2``) each bound is an image's own delta. At 95% that is up to 3 images
+    (1/27 = 3.7% of the draws), so an interval "excluded 0" whenever every image agreed in
+    sign (one image: a point interval; 2 or 3: it held the true delta in 31-70% of test sets,
+    docs/metrics.md); 4 images' bounds mix images (1/256 of the draws)."""
+    n = 1
+    while float(n) ** -n >= (1 - level) / 2:
+        n += 1
+    return n
+
+
 def paired_delta_interval(
     base: np.ndarray,
     other: np.ndarray,
@@ -85,10 +98,9 @@ def paired_delta_interval(
     the same N images (:func:`class_counts`). Each resample draws N images with replacement
     (the same draw for both sources) and scores their summed counts. A resample in which a score
     is undefined (only images without the class) is left out of that score's interval. None
-    where no interval can be formed: fewer than 2 images holding the class (in the truth or
-    either source: an image where neither has it adds nothing to either score, so one such
-    image alone made every draw's delta its own, a point interval "excluding 0"), or too few
-    defined resamples.
+    where no interval can be formed: fewer than :func:`min_images` images holding the class (in
+    the truth or either source; an image where neither has it adds nothing to either score), or
+    too few defined resamples.
 
     Why not ``scipy.stats.bootstrap``: it cannot leave out resamples whose statistic is
     undefined, and any such resample turns its interval into NaN; small annotated subsets with
@@ -101,7 +113,7 @@ def paired_delta_interval(
     n = base.shape[1]
     out: dict[str, tuple[float, float] | None] = dict.fromkeys(SCORES)
     union = JSON_COUNTS.index("iou_union")  # > 0: the class is in the truth or the source
-    if int(((base[union] > 0) | (other[union] > 0)).sum()) < 2:
+    if int(((base[union] > 0) | (other[union] > 0)).sum()) < min_images(level):
         return out
     rng = np.random.default_rng(seed)
     pvals = np.full(n, 1.0 / n)

@@ -9,6 +9,7 @@ from engine.metrics import SegEvaluator
 from engine.metrics.bootstrap import (
     class_counts,
     interval_line,
+    interval_record,
     matches_truth,
     paired_delta_interval,
     scores_from_sums,
@@ -101,8 +102,8 @@ def test_one_image_holding_the_class_forms_no_interval():
     empty = np.zeros((good.shape[0], 2), np.int64)
     ci = paired_delta_interval(np.hstack([bad, empty]), np.hstack([good, empty]))
     assert ci == {"iou": None, "biou": None, "bf1": None}
-    two_good, two_bad = _two_sources(2, (1, 0), (1, 4))  # two images hold it: an interval
-    ci = paired_delta_interval(np.hstack([two_bad, empty]), np.hstack([two_good, empty]))
+    four_good, four_bad = _two_sources(4, (1, 0), (1, 4))  # four images hold it: an interval
+    ci = paired_delta_interval(np.hstack([four_bad, empty]), np.hstack([four_good, empty]))
     assert ci["iou"] is not None
 
 
@@ -147,3 +148,70 @@ def test_thousands_of_images_are_drawn_in_chunks_with_the_same_draws(monkeypatch
     monkeypatch.setattr(bootstrap, "DRAWS_AT_ONCE", 1 << 22)
     assert paired_delta_interval(*small) == once
     assert chunked["iou"] is not None and 0.9 < chunked["iou"][0] < chunked["iou"][1] < 1.1
+
+
+def _hand(*images: tuple[int, int]) -> np.ndarray:
+    """``(8, N)`` counts from each image's (intersection, union): the same pair for IoU, BIoU and
+    Boundary F1 (predicted and GT boundary = union, matched = intersection, so F = I / U)."""
+    i, u = np.array(images, np.int64).T
+    return np.stack([i, u, i, u, u, i, u, i])
+
+
+def test_two_or_three_images_form_no_interval_their_bounds_are_single_images():
+    """With 3 images, a draw of one image three times is 1/27 = 3.7% of the draws, more than
+    the 2.5% tail: both bounds were single images' own deltas (2 images: 1/4 of the draws),
+    so three images agreeing in sign printed "(excludes 0)", whatever their spread. Measured:
+    the 95% interval held the true delta in 31-44% of test sets of 2 images and 52-70% of 3
+    (docs/metrics.md). From 4 images (1/256 = 0.4%) a bound mixes images."""
+    base = _hand((50, 100), (50, 100), (50, 100))
+    other = _hand((55, 100), (70, 100), (60, 100))  # deltas +5, +20, +10 IoU
+    assert paired_delta_interval(base, other) == {"iou": None, "biou": None, "bf1": None}
+    assert paired_delta_interval(base[:, :2], other[:, :2])["iou"] is None
+    base4, other4 = _hand(*[(50, 100)] * 4), _hand((55, 100), (70, 100), (60, 100), (52, 100))
+    lo, hi = paired_delta_interval(base4, other4)["iou"]
+    assert 2 < lo < 5 < 20 > hi > 10  # mixtures of images, not one image's delta, at the bounds
+    assert paired_delta_interval(base4, other4, level=0.5)["iou"] is not None
+    three = paired_delta_interval(base, other, level=0.9)  # a 5% tail: 3.7% of draws is no tail
+    assert three["iou"] is not None
+
+
+def test_each_draw_scores_the_ratio_of_its_summed_counts():
+    """Three large images the other source finds better (IoU 50 -> 60) and one one-pixel image
+    it gets wrong (100 -> 0). A draw of k large and m small images scores sums: the delta is
+    (100k - m) / (1000k + m) x 100, about +10 whenever a large image is drawn; a mean of the
+    per-image deltas, (10k - 100m) / 4, would be negative in every draw with the small one."""
+    base = _hand((500, 1000), (500, 1000), (500, 1000), (1, 1))
+    other = _hand((600, 1000), (600, 1000), (600, 1000), (0, 1))
+    ci = paired_delta_interval(base, other)
+    # k = 0 is 1/256 of the draws (under the 2.5% tail), k = 1 is 12/256: the lower bound
+    assert ci["iou"] == pytest.approx((97 / 1003 * 100, 10.0))
+    assert ci["biou"] == ci["iou"] and ci["bf1"] == pytest.approx((0.097 / 1.003, 0.1))
+
+
+def test_both_sources_are_scored_on_the_same_draw():
+    """Images of very different sizes and IoUs, where the other source finds a tenth of each
+    union more: its summed IoU is 10 points higher on any set of these images, so every paired
+    draw gives +10; two independent draws would mix one source's large images with the
+    other's small ones and spread the delta over tens of points."""
+    images = [(10, 1000), (900, 1000), (5, 50), (40, 50), (3000, 20000), (70, 100)]
+    base = _hand(*images)
+    other = _hand(*[(i + u // 10, u) for i, u in images])
+    ci = paired_delta_interval(base, other)
+    assert ci["iou"] == pytest.approx((10.0, 10.0)) and ci["biou"] == ci["iou"]
+    assert ci["bf1"] == pytest.approx((0.1, 0.1))
+
+
+def test_equal_images_give_a_point_and_the_record_is_reproducible():
+    """Five copies of one image: every draw is the same set, so the interval is the delta
+    itself; the record (rounded as the report prints it) is the same on every call, the seed
+    being fixed, and its level is the docs' 95%."""
+    base, other = _hand(*[(30, 90)] * 5), _hand(*[(45, 90)] * 5)
+    ci = paired_delta_interval(base, other)
+    assert ci["iou"] == pytest.approx((50 / 3, 50 / 3))
+    record = interval_record(base, other)
+    assert record == interval_record(base, other)
+    assert record["iou"] == [16.67, 16.67] and record["bf1"] == [0.1667, 0.1667]
+    assert record["level"] == 0.95 and record["resamples"] == 2000
+    ca, cb = _two_sources(12, (2, 1), (3, 0))
+    assert interval_record(ca, cb) == interval_record(ca.copy(), cb.copy())
+    assert paired_delta_interval(ca, cb, seed=1) != paired_delta_interval(ca, cb)  # drawn
