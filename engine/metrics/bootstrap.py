@@ -162,7 +162,15 @@ def excludes_zero(interval: Sequence[float] | None) -> bool:
 
 def interval_line(what: str, against: str, record: dict[str, Any]) -> str:
     """One line saying how sure the delta of ``what`` against ``against`` is, from an
-    :func:`interval_record`; ``(excludes 0)`` marks a score sure of its sign."""
+    :func:`interval_record`; ``(excludes 0)`` marks a score sure of its sign. Too few images
+    to form one say so, rather than a dash per score."""
+    head = (
+        f"Δ of {what} vs {against}, {record['level']:.0%} interval over the "
+        f"{counted(record['images'], 'annotated image')} (paired bootstrap): "
+    )
+    fewest = min_images(record["level"])
+    if record["images"] < fewest and all(record.get(key) is None for key, _, _ in METRICS):
+        return head + f"none, too few images (it takes {fewest})"  # a record before: its bounds
     cells = []
     for key, title, digits in METRICS:
         if record.get(key) is None:
@@ -172,7 +180,4 @@ def interval_line(what: str, against: str, record: dict[str, Any]) -> str:
         lo, hi = (round(v, digits) + 0.0 for v in record[key])
         sure = " (excludes 0)" if excludes_zero(record[key]) else ""
         cells.append(f"{title} [{lo:+.{digits}f}, {hi:+.{digits}f}]{sure}")
-    return (
-        f"Δ of {what} vs {against}, {record['level']:.0%} interval over the "
-        f"{counted(record['images'], 'annotated image')} (paired bootstrap): " + ", ".join(cells)
-    )
+    return head + ", ".join(cells)

@@ -93,7 +93,8 @@ def test_report_rows_and_deltas(world):
     assert "delta_interval" not in rows["pseudo labels"] and ci["images"] == 3
     assert [ci[key] for key in ("iou", "biou", "bf1")] == [None, None, None]
     line = "Δ of the joint-trained model vs the pseudo labels, 95% interval over the 3 annotated"
-    assert line + " images (paired bootstrap): IoU -, BIoU -, BF1 -" in res.markdown.read_text()
+    too_few = " images (paired bootstrap): none, too few images (it takes 4)"
+    assert line + too_few in res.markdown.read_text()
     assert res.data["per_class"]["classes"][7]["name"] == "Bicycle"
     assert len(res.data["per_class"]["classes"]) == 8
     assert res.chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -1016,6 +1017,45 @@ def test_compare_takes_the_subset_and_scores_as_the_report(world):
         ValueError, match=r"one/subset\.json: this subset annotates Bicycle, not Car"
     ):
         compare(CompareConfig("Car", small.root, (("p", tmp / "run"),), progress=False))
+
+
+def test_compare_and_report_give_the_same_delta_interval(tmp_path):
+    """Five annotated images, enough to form an interval (engine.metrics.bootstrap.min_images):
+    `engine compare` with both sources prints the report's delta interval, bound for bound."""
+    from annotations.taxonomy import MASS13K
+    from engine.compare import CompareConfig, compare
+
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=5, size=(H, W), grey=True)
+    truth = {f"img{i:03d}": [disk(H, W, 20 + 5 * i, 25 + 7 * i, 6 + i)] for i in range(5)}
+    truth["img004"].append(disk(H, W, 45, 15, 6))  # the model misses this one
+    gt = {s: np.any(m, 0).astype(np.uint8) for s, m in truth.items()}
+    subset = write_subset(tmp_path / "subset", "Bicycle", "test", gt, {s: "hand" for s in gt})
+    grown = {s: [ndimage.binary_dilation(m, iterations=1 + i % 3) for m in ms]
+             for i, (s, ms) in enumerate(truth.items())}  # fmt: skip
+    make_run(tmp_path / "run", data, grown, (H, W))
+    for s in truth:
+        pred = read_label(data / "annotations" / "test" / f"{s}.png")
+        pred[truth[s][0]] = 7
+        write_label(tmp_path / "pred" / "test" / f"{s}.png", pred)
+    full = build_report(
+        ReportConfig(
+            str(subset.root), str(tmp_path / "rep"), pseudo=str(tmp_path / "run"),
+            pred=str(tmp_path / "pred"), data=str(data), chart=False,
+        )
+    ).data["table4"][1]  # fmt: skip
+    assert all(full["delta_interval"][key] is not None for key in ("iou", "biou", "bf1"))
+    both = compare(
+        CompareConfig(
+            "bicycle",
+            subset.root,
+            (("p", tmp_path / "run"), ("m", tmp_path / "pred")),
+            taxonomy=MASS13K.with_new_class("Bicycle").save(tmp_path / "taxonomy.json"),
+            progress=False,
+        )
+    )
+    assert both.rows[1].delta_interval == full["delta_interval"]
+    assert "interval over the 5 annotated images (paired bootstrap): IoU [" in both.to_markdown()
 
 
 def test_a_source_equal_to_the_annotation_is_warned_about(world, caplog):
