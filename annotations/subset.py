@@ -112,8 +112,10 @@ def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> 
         old = read_json(manifest, "subset manifest")
         old_class, old_split = str(old["class_name"]), str(old.get("split", "test"))
     except (ValueError, KeyError, TypeError):
-        old_class, old_split = "?", "?"  # unreadable: only an explicit replace writes over it
-    same = (class_key(old_class), old_split) == (class_key(class_name), split)
+        # unreadable: only an explicit replace writes over it (even a class and split named
+        # "?", which before read the unbound record: UnboundLocalError)
+        old, old_class, old_split = None, "?", "?"
+    same = old is not None and (class_key(old_class), old_split) == (class_key(class_name), split)
     if not same and not replace:
         raise FileExistsError(
             f"{root}: already the annotated subset of {old_class} (split {old_split}); one "

@@ -354,10 +354,10 @@ def _panels(
     split: str,
     stem: str,
     img_path: Path,
-) -> tuple[list[Panel], bool, bool]:
-    """One image's panels (pseudo label, each prediction found, the annotation last), their
-    thumbnails written; whether a prediction and an annotation were found. Raises on an
-    unreadable file."""
+) -> tuple[list[Panel], list[Panel], bool, bool]:
+    """One image's panels (pseudo label, each prediction found, the annotation last) and its
+    detail panels (:func:`_details`), their thumbnails written; whether a prediction and an
+    annotation were found. Raises on an unreadable file."""
     image = load_image(img_path)
     key = _thumb_key(split, stem)
     gt_path = find_png(gt_dir, split, stem) if gt_dir is not None else None

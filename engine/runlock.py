@@ -187,7 +187,7 @@ def _in_use(folder: Path, holder: str) -> str:
     )
 
 
-def check_not_in_use(folder: str | os.PathLike, command: str) -> None:
+def check_not_in_use(folder: str | os.PathLike) -> None:
     """Refuse ``folder`` as :func:`exclusive` would, before the command reads what it holds:
     a ``--resume`` of a run whose first process has written no record yet (a requeued job
     while the first copy starts) was told the run records no dataset, as of a wrong folder."""

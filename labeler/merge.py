@@ -212,7 +212,6 @@ def shift_detections(det: Detections, window: tuple[int, int, int, int]) -> Dete
 
 
 TILE_COVER = 0.8  # share of a cut tile box inside a whole-image box that makes them one object
-MAX_BOXES = 100  # boxes per image that reach SAM (top-k by box score); LabelConfig.max_boxes
 
 
 def merge_tile_boxes(

@@ -158,7 +158,7 @@ class Refiner:
         mscores = [inst.mask_scores.copy() for inst in cropped]
         refined = [np.zeros(len(inst), bool) for inst in cropped]
         for (i, k, win), (prob, iou) in zip(jobs, self.segment_crops(crops, boxes), strict=True):
-            mask, p, kept = _replace(*state[i][k], win, prob, iou)
+            mask, p, kept = _replace(*state[i][k], win, prob)
             state[i][k] = (mask, p)
             if kept:
                 refined[i][k], mscores[i][k] = True, iou
@@ -173,7 +173,7 @@ class Refiner:
 
 
 def _replace(
-    coarse: MaskCrop, coarse_prob: np.ndarray, win: tuple[int, int, int, int], prob, iou: float
+    coarse: MaskCrop, coarse_prob: np.ndarray, win: tuple[int, int, int, int], prob
 ) -> tuple[MaskCrop, np.ndarray, bool]:
     """The instance's mask and probability on the union of its window and the crop ``win``, the
     refined ones pasted inside ``win`` when the replacement rule accepts them (module doc)."""

@@ -203,7 +203,7 @@ def train_cmd(
         file.pop("resume", None)
     elif resume:  # the run's own settings: --resume needs no other option
         if owns_run():  # a run still starting holds no record yet: "--data is required" misled
-            check_not_in_use(TrainConfig.out if out is None else out, "engine train")
+            check_not_in_use(TrainConfig.out if out is None else out)
         file, where = recorded_settings(TrainConfig.out if out is None else out)
     else:
         file, where = {}, "config"

@@ -1213,6 +1213,21 @@ def test_import_refuses_a_folder_that_is_no_subset(tmp_path, world):
     assert sub.stems == ("img000",)
 
 
+def test_an_unreadable_subset_json_is_refused_whatever_the_class(tmp_path):
+    # its placeholder class and split ("?") matched a subset written as class "?" of split "?",
+    # which then read the record that was never read: UnboundLocalError, not the refusal
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "subset.json").write_text("{not json")
+    m = np.zeros((H, W), np.uint8)
+    for name, split in (("Bicycle", "test"), ("?", "?")):
+        with pytest.raises(FileExistsError, match=r"already the annotated subset of \? \(split"):
+            write_subset(out, name, split, {"img000": m}, {})
+    assert (out / "subset.json").read_text() == "{not json"
+    sub = write_subset(out, "?", "?", {"img000": m}, {}, replace=True)  # on purpose: replaced
+    assert sub.stems == ("img000",)
+
+
 def test_cli_import_another_class_into_a_subset_folder(tmp_path, world):
     from typer.testing import CliRunner
 
