@@ -297,6 +297,36 @@ def test_class_aware_crops_centre_on_new_classes():
     assert _hits(np.zeros((100, 100), np.uint8), 7, (7,), 1.0) == 0.0
 
 
+def test_class_aware_crop_is_centred_on_the_pixel_and_shifted_inside():
+    # one focus pixel, the share rule off: the crop's top-left is the pixel minus crop // 2 on
+    # both axes, clamped to 0..size - crop (hand-computed for a 20 px crop of 200 x 300)
+    for (py, px), expected in [
+        ((50, 60), (40, 50)),
+        ((3, 150), (0, 140)),
+        ((120, 2), (110, 0)),
+        ((199, 299), (180, 280)),
+        ((195, 17), (180, 7)),
+    ]:
+        label = np.zeros((200, 300), np.uint8)
+        label[py, px] = 7
+        for s in range(3):
+            got = crop_box(label, 20, np.random.default_rng(s), 1.0, 10, (7,), 1.0)
+            assert got == expected, (py, px)
+
+
+def test_crop_box_zero_probability_and_zero_tries_draw_as_without_them():
+    # focus_prob 0 draws no random number for the focus (the uniform sampler's stream, crop for
+    # crop); tries 0 still makes the one draw that tries 1 makes
+    label = np.zeros((100, 100), np.uint8)
+    label[:, 60:] = 1
+    label[10:20, 10:20] = 7
+    for s in range(20):
+        plain = crop_box(label, 40, np.random.default_rng(s))
+        assert crop_box(label, 40, np.random.default_rng(s), focus=(7,), focus_prob=0.0) == plain
+        one = crop_box(label, 40, np.random.default_rng(s), tries=1)
+        assert crop_box(label, 40, np.random.default_rng(s), tries=0) == one
+
+
 def test_class_aware_crops_keep_the_class_share_rule():
     # a new-class block at the corner of a one-class image: the centred crop is shifted to stay
     # inside, and the share rule still rejects crops where Others covers >= 75%
