@@ -63,6 +63,22 @@ def test_crop_box_respects_the_class_share_rule():
     assert off == [crop_box(label, 40, np.random.default_rng(s), tries=1) for s in range(20)]
 
 
+def test_crop_box_share_rule_edges():
+    # 8 x 10 label, 8 px crops at x = 0, 1, 2. Share exactly 0.75 (48 of 64) is rejected (mmseg:
+    # max share < ratio), as are the other windows: the result is the last draw, the one a label
+    # whose every window is rejected (one class) gives from the same seed
+    label = np.zeros((8, 10), np.uint8)
+    label[:, :2] = 1  # x = 0: 48 + 16 (share 0.75); x = 1: 56 + 8; x = 2: one class
+    for s in range(30):
+        rejected = crop_box(np.zeros_like(label), 8, np.random.default_rng(s))
+        assert crop_box(label, 8, np.random.default_rng(s)) == rejected
+    # a class of one pixel counts: at x = 0, 63 + 1 has share 63/64 < 0.99 and is kept; x = 1 is
+    # one class. These seeds draw x = 0 within their ten tries (hand-checked: (1/2)^10 misses)
+    label = np.zeros((8, 9), np.uint8)
+    label[0, 0] = 1
+    assert {crop_box(label, 8, np.random.default_rng(s), 0.99) for s in range(30)} == {(0, 0)}
+
+
 @pytest.mark.parametrize("fill", [255, 3])  # all-ignore and single-class labels: last draw kept
 def test_crop_box_degenerate_labels(fill):
     label = np.full((50, 60), fill, np.uint8)
