@@ -280,6 +280,14 @@ def test_counts_of_one_pixel_score(mode: str) -> None:
         assert r.bf1.tolist() == [0.0, 0.0] and r.mbf1 == 0.0
 
 
+def test_evaluator_class_count_bounds() -> None:
+    # 1..255 classes (255 is the ignore value): both ends accepted, one past either refused
+    assert SegEvaluator(1).num_classes == 1 and SegEvaluator(255).num_classes == 255
+    for k in (0, 256):
+        with pytest.raises(ValueError, match="num_classes"):
+            SegEvaluator(k)
+
+
 def test_whole_frame_class_per_image_mode() -> None:
     # no boundary anywhere: dataset mode has nothing to score; image mode scores the present
     # class 1 if both maps are all that class and 0 otherwise
