@@ -278,6 +278,10 @@ def test_counts_of_one_pixel_score(mode: str) -> None:
     for pred, truth in ((zero, gt), (gt, zero)):
         r = SegEvaluator(2, bf1_mode=mode).update(pred, truth).compute()
         assert r.bf1.tolist() == [0.0, 0.0] and r.mbf1 == 0.0
+    # image mode: a class is averaged over the images where it is present (class 1 is in the
+    # first of two; the second, all 0, scores class 0 as a whole-frame match, F = 1)
+    r = SegEvaluator(2, bf1_mode="image").update(gt.copy(), gt).update(zero, zero).compute()
+    assert r.bf1.tolist() == [1.0, 1.0] and r.mbf1 == 1.0
 
 
 def test_evaluator_class_count_bounds() -> None:
