@@ -50,6 +50,13 @@ CASES = {
         [[BIKE, BIKE, BIKE], [BIKE, H, BIKE]],
         [[1, 1, 1], [1, 0, 1]],
     ),
+    "a certain claim of confidence 0 is still a claim": (
+        [[O, O], [O, G]],
+        [pl(BIKE, [[1, 0], [1, 1]], [[0, 0], [7, 0]])],
+        rules(),
+        [[BIKE, O], [BIKE, G]],
+        [[1, 0], [1, 0]],
+    ),
     "parent constraint off: everything but 255": (
         [[O, H, U], [G, G, G]],
         [pl(BIKE, [[1, 1, 1], [1, 0, 1]])],

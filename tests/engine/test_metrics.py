@@ -257,6 +257,41 @@ def test_class_absent_from_both_never_scores_one() -> None:
     assert math.isnan(r.bf1[2]) and r.mbf1 == 1.0
 
 
+@pytest.mark.parametrize("mode", ["dataset", "image"])
+def test_counts_of_one_pixel_score(mode: str) -> None:
+    # a 1 x 2 map [0, 1], predicted exactly: every class has union 1, band union 1 (d = 1, both
+    # windows pass the frame) and one seg2bmap boundary pixel (the left one: it differs from its
+    # east neighbour; the right one has no neighbour), matched: a count of one is a score
+    gt = np.array([[0, 1]], np.uint8)
+    r = SegEvaluator(2, bf1_mode=mode).update(gt.copy(), gt).compute()
+    assert r.counts.iou_union.tolist() == [1, 1] and r.counts.biou_union.tolist() == [1, 1]
+    assert r.counts.bf1_pred_boundary.tolist() == [1, 1]
+    assert r.counts.bf1_gt_boundary.tolist() == [1, 1]
+    assert r.iou.tolist() == [100.0, 100.0] and r.biou.tolist() == [100.0, 100.0]
+    assert r.bf1.tolist() == [1.0, 1.0]
+    assert (r.miou, r.mbiou, r.mbf1) == (100.0, 100.0, 1.0)
+    # the prediction swapped: IoU 0 (not NaN), boundary pixels still matched (the same pixel)
+    r = SegEvaluator(2, bf1_mode=mode).update(gt[:, ::-1].copy(), gt).compute()
+    assert r.iou.tolist() == [0.0, 0.0] and r.miou == 0.0
+    # class 1 in one map only (one pixel): it is present, scored F = 0 (not skipped as absent)
+    zero = np.zeros_like(gt)
+    for pred, truth in ((zero, gt), (gt, zero)):
+        r = SegEvaluator(2, bf1_mode=mode).update(pred, truth).compute()
+        assert r.bf1.tolist() == [0.0, 0.0] and r.mbf1 == 0.0
+    # image mode: a class is averaged over the images where it is present (class 1 is in the
+    # first of two; the second, all 0, scores class 0 as a whole-frame match, F = 1)
+    r = SegEvaluator(2, bf1_mode="image").update(gt.copy(), gt).update(zero, zero).compute()
+    assert r.bf1.tolist() == [1.0, 1.0] and r.mbf1 == 1.0
+
+
+def test_evaluator_class_count_bounds() -> None:
+    # 1..255 classes (255 is the ignore value): both ends accepted, one past either refused
+    assert SegEvaluator(1).num_classes == 1 and SegEvaluator(255).num_classes == 255
+    for k in (0, 256):
+        with pytest.raises(ValueError, match="num_classes"):
+            SegEvaluator(k)
+
+
 def test_whole_frame_class_per_image_mode() -> None:
     # no boundary anywhere: dataset mode has nothing to score; image mode scores the present
     # class 1 if both maps are all that class and 0 otherwise

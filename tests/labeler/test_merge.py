@@ -185,6 +185,18 @@ def test_semantic_union_confidence_and_band():
     assert label[0, 0] == 1 and label[0, 4] == 255 and label[3, 5] == 0
 
 
+def test_semantic_band_is_closed_below_and_open_above():
+    # band (0.25, 0.5): a confidence of exactly 0.25 is uncertain, exactly 0.5 is not (both
+    # exact in float32, so the edges of "lo <= confidence < hi" are what is tested)
+    m = np.ones((3, 1, 2), bool)
+    label, conf = instances_to_semantic(m, np.array([0.25, 0.5, 0.125]), None, (0.25, 0.5))
+    assert label.tolist() == [[1, 1]]
+    label, _ = instances_to_semantic(m[:1], np.array([0.25]), None, (0.25, 0.5))
+    assert label.tolist() == [[255, 255]]
+    label, _ = instances_to_semantic(m[:1], np.array([0.125]), None, (0.25, 0.5))
+    assert label.tolist() == [[1, 1]]  # below the band: a certain claim
+
+
 def test_semantic_band_disabled_and_certain_masks():
     m = _rect(3, 3, 0, 2, 0, 2)
     label, conf = instances_to_semantic(m[None], np.array([0.5]), None, (0.0, 0.0))

@@ -63,6 +63,22 @@ def test_crop_box_respects_the_class_share_rule():
     assert off == [crop_box(label, 40, np.random.default_rng(s), tries=1) for s in range(20)]
 
 
+def test_crop_box_share_rule_edges():
+    # 8 x 10 label, 8 px crops at x = 0, 1, 2. Share exactly 0.75 (48 of 64) is rejected (mmseg:
+    # max share < ratio), as are the other windows: the result is the last draw, the one a label
+    # whose every window is rejected (one class) gives from the same seed
+    label = np.zeros((8, 10), np.uint8)
+    label[:, :2] = 1  # x = 0: 48 + 16 (share 0.75); x = 1: 56 + 8; x = 2: one class
+    for s in range(30):
+        rejected = crop_box(np.zeros_like(label), 8, np.random.default_rng(s))
+        assert crop_box(label, 8, np.random.default_rng(s)) == rejected
+    # a class of one pixel counts: at x = 0, 63 + 1 has share 63/64 < 0.99 and is kept; x = 1 is
+    # one class. These seeds draw x = 0 within their ten tries (hand-checked: (1/2)^10 misses)
+    label = np.zeros((8, 9), np.uint8)
+    label[0, 0] = 1
+    assert {crop_box(label, 8, np.random.default_rng(s), 0.99) for s in range(30)} == {(0, 0)}
+
+
 @pytest.mark.parametrize("fill", [255, 3])  # all-ignore and single-class labels: last draw kept
 def test_crop_box_degenerate_labels(fill):
     label = np.full((50, 60), fill, np.uint8)
@@ -295,6 +311,36 @@ def test_class_aware_crops_centre_on_new_classes():
     assert 0.35 < half < 0.65  # 200 draws of p 0.5 (+ the ~1% uniform hits)
     # a label without any focus pixel falls back to uniform crops
     assert _hits(np.zeros((100, 100), np.uint8), 7, (7,), 1.0) == 0.0
+
+
+def test_class_aware_crop_is_centred_on_the_pixel_and_shifted_inside():
+    # one focus pixel, the share rule off: the crop's top-left is the pixel minus crop // 2 on
+    # both axes, clamped to 0..size - crop (hand-computed for a 20 px crop of 200 x 300)
+    for (py, px), expected in [
+        ((50, 60), (40, 50)),
+        ((3, 150), (0, 140)),
+        ((120, 2), (110, 0)),
+        ((199, 299), (180, 280)),
+        ((195, 17), (180, 7)),
+    ]:
+        label = np.zeros((200, 300), np.uint8)
+        label[py, px] = 7
+        for s in range(3):
+            got = crop_box(label, 20, np.random.default_rng(s), 1.0, 10, (7,), 1.0)
+            assert got == expected, (py, px)
+
+
+def test_crop_box_zero_probability_and_zero_tries_draw_as_without_them():
+    # focus_prob 0 draws no random number for the focus (the uniform sampler's stream, crop for
+    # crop); tries 0 still makes the one draw that tries 1 makes
+    label = np.zeros((100, 100), np.uint8)
+    label[:, 60:] = 1
+    label[10:20, 10:20] = 7
+    for s in range(20):
+        plain = crop_box(label, 40, np.random.default_rng(s))
+        assert crop_box(label, 40, np.random.default_rng(s), focus=(7,), focus_prob=0.0) == plain
+        one = crop_box(label, 40, np.random.default_rng(s), tries=1)
+        assert crop_box(label, 40, np.random.default_rng(s), tries=0) == one
 
 
 def test_class_aware_crops_keep_the_class_share_rule():

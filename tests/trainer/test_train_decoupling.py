@@ -83,6 +83,20 @@ def test_unknown_parents_count_every_edge_as_drawn():
     assert without[3].tolist() == [False] * 3 + [True] * 4 + [False] * 3
 
 
+def test_an_edge_is_drawn_beside_any_one_of_the_other_classes():
+    # class 7 (pseudo) in rows 0-9, columns 5-14 of Others (0); class 4 only in rows 15-19, far
+    # from it. Unknown parents: both 0 and 4 count. Row 5 is within 2 px of 7 and of 0 (not of
+    # 4) at columns 3-6 and 13-16 only: an edge beside one of the others is drawn
+    label = torch.zeros((20, 20), dtype=torch.long)
+    label[:10, 5:15] = 7
+    label[15:] = 4
+    source = (label == 7).long()
+    present = torch.tensor([0, 4, 7])
+    masks = (label[None] == present[:, None, None]).float()
+    drawn = drawn_edges(masks, present, source, {7}, None)
+    assert torch.nonzero(drawn[5])[:, 0].tolist() == [3, 4, 5, 6, 13, 14, 15, 16]
+
+
 def test_a_junction_near_a_drawn_edge_is_discounted():
     # Ground | Bicycle with an Others block in the bicycle's lower rows: the drawn band covers
     # the pixels within 2 px of both Bicycle and Others, nothing else
