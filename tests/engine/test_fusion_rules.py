@@ -393,6 +393,10 @@ def test_a_correction_of_one_class_leaves_another_class_s_pseudo_pixels():
     np.testing.assert_array_equal(ranked.label, a([[CAR, CAR, CAR]]))
     np.testing.assert_array_equal(ranked.source, a([[1, 1, 1]]))
     assert ranked.stats[BIKE].corrected_claimed == 0
+    # ... even Car's least confident pseudo pixel (0): a corrected pixel's 256 stays below the
+    # next priority band (a band is 257 wide), not a tie sent to ignore
+    faint = fuse_image(precise, [bike, pl(CAR, [[1, 1, 1]], [[0, 0, 0]])], rules(priority=(CAR,)))
+    np.testing.assert_array_equal(faint.label, a([[CAR, CAR, CAR]]))
 
 
 def test_a_corrected_mask_of_bad_values_or_size_is_refused():
