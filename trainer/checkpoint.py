@@ -201,9 +201,11 @@ def model_from_checkpoint(
     from annotations.taxonomy import Taxonomy
     from trainer.models import ModelConfig, build_model
 
+    source = "checkpoint"  # a file's errors name it (before: "checkpoint taxonomy: ..." alone)
     if not isinstance(ckpt, dict):
+        source = str(ckpt)
         ckpt = load_checkpoint(ckpt)
     model = build_model(ModelConfig.from_dict(dict(ckpt["model_config"])))
     model.load_state_dict(ckpt["model"])
-    taxonomy = Taxonomy.from_dict(ckpt["taxonomy"], source="checkpoint taxonomy")
+    taxonomy = Taxonomy.from_dict(ckpt["taxonomy"], source=f"{source}: taxonomy")
     return model.to(device).eval(), taxonomy, ckpt

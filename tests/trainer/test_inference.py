@@ -1140,3 +1140,17 @@ def test_the_recorded_autocast_is_the_one_predict_label_runs_under():
     assert inference.autocast_dtype(True, "cuda", "full") is None
     assert inference.autocast_dtype(False, "cuda", "efficient") is None
     assert inference.autocast_dtype(True, "cpu", "efficient") is None
+
+
+def test_a_checkpoint_s_bad_taxonomy_is_named_with_its_file(tmp_path) -> None:
+    """A checkpoint whose taxonomy lacks a class id (edited, or another tool's) is refused
+    naming the file, as its other problems are; before, `checkpoint taxonomy: classes[1] lacks
+    ['id']` named no file (found by fuzzing engine predict --checkpoint)."""
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+
+    path = _tiny_checkpoint(tmp_path / "m.pt")
+    ckpt = load_checkpoint(path)
+    del ckpt["taxonomy"]["classes"][1]["id"]
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=r"^" + re.escape(f"{path}: taxonomy: classes[1] lacks")):
+        model_from_checkpoint(path)
