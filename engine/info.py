@@ -1493,9 +1493,10 @@ def describe_output(
     except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as e:
         kind = output_kind(path)
         record = Path(path) / kind[0] if kind else Path(path)
+        again = "; run the command that wrote it again" if kind else ""
         raise ValueError(
-            f"{record}: not as engine writes it ({type(e).__name__}: {e}); was it edited? "
-            "run the command that wrote it again"
+            f"{record}: holds a value of an unexpected type ({type(e).__name__}: {e}), edited by "
+            f"hand?{again}"
         ) from None
 
 

@@ -1169,11 +1169,11 @@ def test_engine_info_on_a_record_edited_into_other_types_names_it(tmp_path):
         assert res.exit_code == code, res.output
         assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
         if code == 2:
-            assert f"error: {record}: not as engine writes it" in res.output, res.output
+            assert f"error: {record}: holds a value of an unexpected type (" in res.output, (
+                res.output
+            )
     scores = tmp_path / "eval.json"
     classes = [{"name": "sky", "iou": 90.0, "biou": [], "bf1": 0.5}]
     scores.write_text(json.dumps({"mIoU": 1.0, "images": 1, "classes": classes, "config": {}}))
     res = CliRunner().invoke(app, ["info", str(scores)], env={"COLUMNS": "300"})
-    assert res.exit_code == 2 and f"error: {scores}: not as engine writes it" in res.output, (
-        res.output
-    )
+    assert res.exit_code == 2 and f"error: {scores}: holds a value" in res.output, res.output
