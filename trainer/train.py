@@ -57,6 +57,7 @@ from trainer.checkpoint import (
     caller_rng,
     checkpoint_dict,
     load_checkpoint,
+    load_weights,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -999,7 +1000,7 @@ def _train(
             f"{cfg.data}: the dataset has {k} classes but the model predicts {model.config.num_classes}"
         )
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        load_weights(model, ckpt["model"], str(last))
     elif cfg.init:
         from trainer.init import init_from_checkpoint
 

@@ -1154,3 +1154,21 @@ def test_a_checkpoint_s_bad_taxonomy_is_named_with_its_file(tmp_path) -> None:
     torch.save(ckpt, path)
     with pytest.raises(ValueError, match=r"^" + re.escape(f"{path}: taxonomy: classes[1] lacks")):
         model_from_checkpoint(path)
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_model_config_is_named(tmp_path) -> None:
+    """A tensor of another shape than the checkpoint's model config builds (an edited file, or
+    weights of another model) is one line naming the file and the tensor; before, torch's
+    first line alone, `Error(s) in loading state_dict for MaSSFormer:`, naming neither (found
+    by fuzzing engine predict --checkpoint)."""
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+
+    path = _tiny_checkpoint(tmp_path / "m.pt")
+    ckpt = load_checkpoint(path)
+    name = sorted(ckpt["model"])[0]
+    ckpt["model"][name] = ckpt["model"][name].flatten()[:3].clone()
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError) as e:
+        model_from_checkpoint(path)
+    assert str(e.value).startswith(f"{path}: its weights do not fit the model its model_config")
+    assert f"size mismatch for {name}" in str(e.value)
