@@ -1172,3 +1172,16 @@ def test_a_checkpoint_whose_weights_do_not_fit_its_model_config_is_named(tmp_pat
         model_from_checkpoint(path)
     assert str(e.value).startswith(f"{path}: its weights do not fit the model its model_config")
     assert f"size mismatch for {name}" in str(e.value)
+
+
+def test_a_checkpoint_s_bad_model_config_is_named_with_its_file(tmp_path) -> None:
+    """A model_config value out of range (an edited file) names the checkpoint; before,
+    `ModelConfig.dec_layers must be >= 1, got False` named no file (found by fuzzing)."""
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+
+    path = _tiny_checkpoint(tmp_path / "m.pt")
+    ckpt = load_checkpoint(path)
+    ckpt["model_config"]["dec_layers"] = False
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="^" + re.escape(f"{path}: model_config: ModelConfig.dec")):
+        model_from_checkpoint(path)
