@@ -365,9 +365,12 @@ def submitted_annotation(task: dict, where: str) -> dict | None:
     """The task's annotation to import: its one submitted (not skipped) annotation, or the one
     marked ground truth among several (``ValueError`` naming ``where`` otherwise); None when it
     has none."""
+    listed = annotations_of(task)
+    if not isinstance(listed, list):  # an edited file's "annotations": 1 was a traceback
+        raise ValueError(f"{where}: 'annotations' is not a list, got {listed!r:.40}")
     annotations = [
         a
-        for a in annotations_of(task)
+        for a in listed
         if isinstance(a, dict) and not (a.get("was_cancelled") or a.get("skipped"))
     ]
     if len(annotations) > 1:
@@ -428,7 +431,13 @@ def _annotation_mask(
             continue
         for label in labels:
             image.saw(str(label), label_role(str(label), class_name))
-        if float(r.get("image_rotation") or 0) % 360:
+        try:
+            rotation = float(r.get("image_rotation") or 0)
+        except (TypeError, ValueError):  # a list or a word: a traceback, or a line naming no file
+            raise ValueError(
+                f"{here}: image_rotation {r.get('image_rotation')!r:.40} is not a number"
+            ) from None
+        if rotation % 360:
             raise ValueError(f"{here}: drawn on the image rotated in Label Studio; not read")
         if kind == "brush":
             if value.get("format", "rle") != "rle":

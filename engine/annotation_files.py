@@ -414,7 +414,9 @@ def _labelstudio_file(path: Path, tasks: list[dict]) -> AnnotationFiles:
         try:
             annotation = submitted_annotation(task, str(path))
         except ValueError:  # several: import says which; here the first is counted
-            annotation = next(a for a in annotations_of(task) if isinstance(a, dict))
+            listed = annotations_of(task)  # not a list (edited): counted as none, import says why
+            listed = listed if isinstance(listed, list) else []
+            annotation = next((a for a in listed if isinstance(a, dict)), None)
         if annotation is None:
             waiting += 1
             predictions = [p for p in task.get("predictions") or [] if isinstance(p, dict)]

@@ -922,9 +922,18 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
 
     sub = read_subset(root, require_masks=False)  # missing masks: listed below
     counts = sub.info.get("counts") or {}
-    pixels = sum(int(c.get("height", 0)) * int(c.get("width", 0)) for c in counts.values())
-    cls = sum(int(c.get("class_pixels", 0)) for c in counts.values())
-    unknown = sum(int(c.get("unannotated_pixels", 0)) for c in counts.values())
+
+    def total(key: str) -> int:  # a count edited into a string or a list counts 0 (not a crash)
+        whole = [c.get(key, 0) for c in counts.values()]
+        return sum(n for n in whole if isinstance(n, int))
+
+    pixels = sum(
+        c.get("height", 0) * c.get("width", 0)
+        for c in counts.values()
+        if isinstance(c.get("height", 0), int) and isinstance(c.get("width", 0), int)
+    )
+    cls = total("class_pixels")
+    unknown = total("unannotated_pixels")
     with_class = sum(1 for c in counts.values() if c.get("class_pixels"))
     head = Table(title=f"Annotated subset {sub.root}", show_header=False)
     head.add_column("what")
@@ -1476,7 +1485,24 @@ def describe_output(
     """``(what it is, renderables, problems)`` for an engine output that ``engine info``
     describes instead of a dataset: a label run (``problems``: its failed images), a training
     run, an annotated subset, a folder of predictions, annotation files (COCO, LabelMe, an
-    export folder); None for anything else (a dataset, a fused one included)."""
+    export folder); None for anything else (a dataset, a fused one included). A record whose
+    values are of other types than its command writes (edited by hand: a count that is a list,
+    a score that is a string) is one line naming it, not a traceback."""
+    try:
+        return _describe_output(path, splits)
+    except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as e:
+        kind = output_kind(path)
+        record = Path(path) / kind[0] if kind else Path(path)
+        again = "; run the command that wrote it again" if kind else ""
+        raise ValueError(
+            f"{record}: holds a value of an unexpected type ({type(e).__name__}: {e}), edited by "
+            f"hand?{again}"
+        ) from None
+
+
+def _describe_output(
+    path: str | os.PathLike, splits: list[str] | None
+) -> tuple[str, list, int] | None:
     kind = output_kind(path)  # the record its command wrote, and what the folder is
     if kind is None:
         from engine.annotation_files import annotation_files

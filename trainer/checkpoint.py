@@ -193,17 +193,44 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()[:16]
 
 
+def model_config_of(ckpt: dict, source: str) -> Any:
+    """The checkpoint's ``ModelConfig``, a value out of range or of another type one line
+    naming ``source`` (``ModelConfig``'s own message names the field, not the file)."""
+    from trainer.models import ModelConfig
+
+    try:
+        return ModelConfig.from_dict(dict(ckpt["model_config"]))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{source}: model_config: {e}") from None
+
+
+def load_weights(model: torch.nn.Module, state: Any, source: str) -> None:
+    """``model.load_state_dict(state)``, a mismatch (a tensor missing, renamed or of another
+    shape than the checkpoint's model config builds) one line naming ``source`` and the first
+    tensors; torch's message starts with a line that names neither."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as e:  # a state that is no dict: TypeError
+        detail = "; ".join(line.strip() for line in str(e).splitlines()[1:3] if line.strip())
+        raise ValueError(
+            f"{source}: its weights do not fit the model its model_config builds"
+            + (f" ({detail[:300]})" if detail else f" ({e})")
+        ) from None
+
+
 def model_from_checkpoint(
     ckpt: str | os.PathLike | dict, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, Any, dict]:
     """``(model in eval mode on device, Taxonomy, checkpoint dict)``: the architecture is rebuilt
     from the stored model config (no backbone weights are downloaded) and the weights loaded."""
     from annotations.taxonomy import Taxonomy
-    from trainer.models import ModelConfig, build_model
+    from trainer.models import build_model
 
+    source = "checkpoint"  # a file's errors name it (before: "checkpoint taxonomy: ..." alone)
     if not isinstance(ckpt, dict):
+        source = str(ckpt)
         ckpt = load_checkpoint(ckpt)
-    model = build_model(ModelConfig.from_dict(dict(ckpt["model_config"])))
-    model.load_state_dict(ckpt["model"])
-    taxonomy = Taxonomy.from_dict(ckpt["taxonomy"], source="checkpoint taxonomy")
+    model = build_model(model_config_of(ckpt, source))
+    load_weights(model, ckpt["model"], source)
+    taxonomy = Taxonomy.from_dict(ckpt["taxonomy"], source=f"{source}: taxonomy")
     return model.to(device).eval(), taxonomy, ckpt

@@ -57,6 +57,8 @@ from trainer.checkpoint import (
     caller_rng,
     checkpoint_dict,
     load_checkpoint,
+    load_weights,
+    model_config_of,
     rng_state,
     save_checkpoint,
     set_rng_state,
@@ -985,9 +987,9 @@ def _train(
     if model is None and ckpt is not None:
         # the network the run trained, as its checkpoint records it: a preset whose widths
         # changed since (massformer_lite_r18, thirty-first round) still resumes
-        from trainer.models import ModelConfig, build_model
+        from trainer.models import build_model
 
-        model = build_model(ModelConfig.from_dict(dict(ckpt["model_config"])))
+        model = build_model(model_config_of(ckpt, str(last)))
     elif model is None:
         from trainer.models import create_model
 
@@ -999,7 +1001,7 @@ def _train(
             f"{cfg.data}: the dataset has {k} classes but the model predicts {model.config.num_classes}"
         )
     if ckpt is not None:
-        model.load_state_dict(ckpt["model"])
+        load_weights(model, ckpt["model"], str(last))
     elif cfg.init:
         from trainer.init import init_from_checkpoint
 

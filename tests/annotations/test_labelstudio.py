@@ -273,6 +273,12 @@ def test_an_empty_annotation_is_an_image_without_the_class(tmp_path):
         (_region("brush", format="rle", rle=[1, 2]), "shorter than its header"),
         (_region("brush", format="png", rle=[]), "brush format 'png', not 'rle'"),
         ({**_region("polygon", points=[]), "image_rotation": 90}, "rotated in Label Studio"),
+        # found by fuzzing: a traceback (a list) and a line naming no file (a word)
+        (
+            {**_region("polygon", points=[]), "image_rotation": [0]},
+            r"image_rotation \[0\] is not a",
+        ),
+        ({**_region("polygon", points=[]), "image_rotation": "up"}, "image_rotation 'up' is not a"),
         (
             {**_region("polygon", points=[]), "original_width": 20},
             r"20x12 in the annotation but "
@@ -288,6 +294,20 @@ def test_a_bad_region_is_one_line_naming_file_task_and_region(tmp_path, region, 
     with pytest.raises(ValueError, match=message) as e:
         _read(tmp_path, [_task("img000", region)])
     assert str(e.value).startswith(str(tmp_path / "project.json")) and "\n" not in str(e.value)
+
+
+def test_annotations_that_are_no_list_are_one_line_naming_the_task(tmp_path):
+    """A task whose "annotations" is a number (an edited file) was a TypeError traceback from
+    import, and from engine info (found by fuzzing)."""
+    tasks = [_task("img000"), {**_task("img001"), "annotations": 1}]
+    with pytest.raises(
+        ValueError, match=r"project.json: task 2 \(.*\): 'annotations' is not a list"
+    ):
+        _read(tmp_path, tasks)
+    from engine.annotation_files import annotation_files  # engine info: counted as not annotated
+
+    (described,) = annotation_files(tmp_path / "project.json")
+    assert described.images == 2 and described.waiting == 1
 
 
 @pytest.mark.parametrize(

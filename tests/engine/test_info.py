@@ -1140,3 +1140,40 @@ def test_engine_info_shows_the_command_that_made_an_output(tmp_path, monkeypatch
     assert data.is_dir()
     assert ran_as({"argv": ["/usr/bin/pytest", "tests"], "cwd": "/w"}) is None
     assert ran_as({"argv": ["/w/cli.py", "info", "x"]}) == "engine info x"
+
+
+def test_engine_info_on_a_record_edited_into_other_types_names_it(tmp_path):
+    """A subset.json or an evaluate --json record whose values were edited into other types (a
+    count that is a list or a word, an image's counts a number, a score a list) is one line naming
+    the file (exit 2) or a problem listed (exit 1), never a traceback. Found by fuzzing."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from annotations.subset import write_subset
+    from cli import app
+
+    masks = {"a": np.zeros((10, 20), np.uint8)}
+    masks["a"][2:4, 2:7] = 1
+    write_subset(tmp_path / "sub", "Bicycle", "test", masks, {"a": "c.json"}, {})
+    record = tmp_path / "sub" / "subset.json"
+    written = json.loads(record.read_text())
+    for edit, code in (([], 1), ("aaa", 1), (1.5, 2)):
+        info = json.loads(json.dumps(written))
+        if isinstance(edit, float):
+            info["counts"]["a"] = edit
+        else:
+            info["counts"]["a"]["height"] = edit
+        record.write_text(json.dumps(info))
+        res = CliRunner().invoke(app, ["info", str(tmp_path / "sub")], env={"COLUMNS": "300"})
+        assert res.exit_code == code, res.output
+        assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+        if code == 2:
+            assert f"error: {record}: holds a value of an unexpected type (" in res.output, (
+                res.output
+            )
+    scores = tmp_path / "eval.json"
+    classes = [{"name": "sky", "iou": 90.0, "biou": [], "bf1": 0.5}]
+    scores.write_text(json.dumps({"mIoU": 1.0, "images": 1, "classes": classes, "config": {}}))
+    res = CliRunner().invoke(app, ["info", str(scores)], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and f"error: {scores}: holds a value" in res.output, res.output

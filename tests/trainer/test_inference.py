@@ -1140,3 +1140,48 @@ def test_the_recorded_autocast_is_the_one_predict_label_runs_under():
     assert inference.autocast_dtype(True, "cuda", "full") is None
     assert inference.autocast_dtype(False, "cuda", "efficient") is None
     assert inference.autocast_dtype(True, "cpu", "efficient") is None
+
+
+def test_a_checkpoint_s_bad_taxonomy_is_named_with_its_file(tmp_path) -> None:
+    """A checkpoint whose taxonomy lacks a class id (edited, or another tool's) is refused
+    naming the file, as its other problems are; before, `checkpoint taxonomy: classes[1] lacks
+    ['id']` named no file (found by fuzzing engine predict --checkpoint)."""
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+
+    path = _tiny_checkpoint(tmp_path / "m.pt")
+    ckpt = load_checkpoint(path)
+    del ckpt["taxonomy"]["classes"][1]["id"]
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match=r"^" + re.escape(f"{path}: taxonomy: classes[1] lacks")):
+        model_from_checkpoint(path)
+
+
+def test_a_checkpoint_whose_weights_do_not_fit_its_model_config_is_named(tmp_path) -> None:
+    """A tensor of another shape than the checkpoint's model config builds (an edited file, or
+    weights of another model) is one line naming the file and the tensor; before, torch's
+    first line alone, `Error(s) in loading state_dict for MaSSFormer:`, naming neither (found
+    by fuzzing engine predict --checkpoint)."""
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+
+    path = _tiny_checkpoint(tmp_path / "m.pt")
+    ckpt = load_checkpoint(path)
+    name = sorted(ckpt["model"])[0]
+    ckpt["model"][name] = ckpt["model"][name].flatten()[:3].clone()
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError) as e:
+        model_from_checkpoint(path)
+    assert str(e.value).startswith(f"{path}: its weights do not fit the model its model_config")
+    assert f"size mismatch for {name}" in str(e.value)
+
+
+def test_a_checkpoint_s_bad_model_config_is_named_with_its_file(tmp_path) -> None:
+    """A model_config value out of range (an edited file) names the checkpoint; before,
+    `ModelConfig.dec_layers must be >= 1, got False` named no file (found by fuzzing)."""
+    from trainer.checkpoint import load_checkpoint, model_from_checkpoint
+
+    path = _tiny_checkpoint(tmp_path / "m.pt")
+    ckpt = load_checkpoint(path)
+    ckpt["model_config"]["dec_layers"] = False
+    torch.save(ckpt, path)
+    with pytest.raises(ValueError, match="^" + re.escape(f"{path}: model_config: ModelConfig.dec")):
+        model_from_checkpoint(path)
