@@ -80,10 +80,19 @@ def min_images(level: float = LEVEL) -> int:
     (1/27 = 3.7% of the draws), so an interval "excluded 0" whenever every image agreed in
     sign (one image: a point interval; 2 or 3: it held the true delta in 31-70% of test sets,
     docs/metrics.md); 4 images' bounds mix images (1/256 of the draws)."""
+    if not 0 < level < 1:
+        raise ValueError(f"an interval's level is between 0 and 1 (exclusive), got {level}")
     n = 1
     while float(n) ** -n >= (1 - level) / 2:
         n += 1
     return n
+
+
+def images_holding(base: np.ndarray, other: np.ndarray) -> int:
+    """How many of the images hold the class, in the truth or either source (``(8, N)`` counts
+    as :func:`paired_delta_interval` takes them): the images an interval is formed from."""
+    union = JSON_COUNTS.index("iou_union")  # > 0: the class is in the truth or the source
+    return int(((np.asarray(base)[union] > 0) | (np.asarray(other)[union] > 0)).sum())
 
 
 def paired_delta_interval(
@@ -112,8 +121,7 @@ def paired_delta_interval(
         )
     n = base.shape[1]
     out: dict[str, tuple[float, float] | None] = dict.fromkeys(SCORES)
-    union = JSON_COUNTS.index("iou_union")  # > 0: the class is in the truth or the source
-    if int(((base[union] > 0) | (other[union] > 0)).sum()) < min_images(level):
+    if images_holding(base, other) < min_images(level):
         return out
     rng = np.random.default_rng(seed)
     pvals = np.full(n, 1.0 / n)
@@ -149,6 +157,7 @@ def interval_record(
             for key, _, digits in METRICS
         },
         "images": int(np.asarray(base).shape[1]),
+        "holding": images_holding(base, other),
         "level": LEVEL,
         "resamples": RESAMPLES,
         "method": "paired percentile bootstrap over images",
@@ -168,9 +177,10 @@ def interval_line(what: str, against: str, record: dict[str, Any]) -> str:
         f"Δ of {what} vs {against}, {record['level']:.0%} interval over the "
         f"{counted(record['images'], 'annotated image')} (paired bootstrap): "
     )
-    fewest = min_images(record["level"])
-    if record["images"] < fewest and all(record.get(key) is None for key, _, _ in METRICS):
-        return head + f"none, too few images (it takes {fewest})"  # a record before: its bounds
+    fewest, holding = min_images(record["level"]), record.get("holding", record["images"])
+    if holding < fewest and all(record.get(key) is None for key, _, _ in METRICS):
+        # (a record written before min_images held bounds from 2 or 3 images: printed as such)
+        return head + f"none, the class is in {holding} of them (it takes {fewest})"
     cells = []
     for key, title, digits in METRICS:
         if record.get(key) is None:

@@ -175,6 +175,28 @@ def test_two_or_three_images_form_no_interval_their_bounds_are_single_images():
     assert three["iou"] is not None
 
 
+def test_an_interval_line_says_how_many_images_hold_the_class_when_too_few():
+    """Eight annotated images, the class in three of them: no interval, and the line says why
+    from the images holding the class (the annotated images alone would not explain it); a
+    record written before min_images (bounds from 3 images, no ``holding``) prints its bounds;
+    a level of 1 or more has no tail and is refused (min_images looped for ever)."""
+    from engine.metrics.bootstrap import min_images
+
+    base = _hand((50, 100), (50, 100), (50, 100), *[(0, 0)] * 5)
+    other = _hand((55, 100), (70, 100), (60, 100), *[(0, 0)] * 5)
+    record = interval_record(base, other)
+    assert (record["images"], record["holding"], record["iou"]) == (8, 3, None)
+    line = interval_line("the model", "the pseudo labels", record)
+    assert line.endswith("over the 8 annotated images (paired bootstrap): none, the class is in "
+                         "3 of them (it takes 4)"), line  # fmt: skip
+    old = {"iou": [1.0, 3.0], "biou": None, "bf1": None, "images": 3, "level": 0.95}
+    assert "IoU [+1.00, +3.00] (excludes 0), BIoU -, BF1 -" in interval_line("m", "p", old)
+    assert min_images(0.95) == 4
+    for level in (1.0, 0.0, 1.5):
+        with pytest.raises(ValueError, match="level is between 0 and 1"):
+            min_images(level)
+
+
 def test_each_draw_scores_the_ratio_of_its_summed_counts():
     """Three large images the other source finds better (IoU 50 -> 60) and one one-pixel image
     it gets wrong (100 -> 0). A draw of k large and m small images scores sums: the delta is
