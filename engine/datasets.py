@@ -971,13 +971,18 @@ def _orientation(img: Image.Image) -> int:
 
 
 def _from_xmp(img: Image.Image) -> bool:
-    """Whether the orientation Pillow found is its XMP packet's ``tiff:Orientation`` alone
-    (no EXIF one): Pillow turns such a photo, but OpenCV (the release's ``LoadImageFromFile``)
-    and a browser (Label Studio draws the file as it does) show it as stored, so the engine
-    turned it alone, and its labels and exported annotations were in another frame."""
+    """Whether the orientation Pillow found is not an EXIF one (a JPEG's or WebP's EXIF block, a
+    PNG's eXIf chunk, a TIFF's own tag) but its XMP packet's ``tiff:Orientation`` or ImageMagick's
+    ``Raw profile type exif`` PNG text: Pillow turns such a photo, but OpenCV (the release's
+    ``LoadImageFromFile``) and a browser (Label Studio draws the file as it does) show it as
+    stored, so the engine turned it alone, and its labels and exported annotations were in
+    another frame. A TIFF's is taken wherever it is (its own tag or XMP's, tag 700): Pillow's
+    TIFF reader turns the pixels itself as it decodes them."""
+    if hasattr(img, "tag_v2"):
+        return False
     raw = img.info.get("exif")
-    if raw is None:  # a TIFF's own tag, or ImageMagick's PNG text chunk: as Pillow reads them
-        return not (hasattr(img, "tag_v2") or "Raw profile type exif" in img.info)
+    if raw is None:
+        return True
     exif = Image.Exif()
     exif.load(raw)
     return 0x0112 not in exif

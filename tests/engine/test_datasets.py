@@ -510,6 +510,19 @@ def test_an_orientation_in_xmp_alone_is_not_applied_as_opencv_and_browsers_do(tm
     exif[0x0112] = 6
     Image.fromarray(arr).save(both, exif=exif.tobytes(), xmp=xmp)
     assert load_image(both).shape == (W, H, 3) and image_size(both) == (H, W)
+    # ImageMagick's PNG text chunk "Raw profile type exif": Pillow reads an orientation from it,
+    # OpenCV and browsers do not (a PNG's EXIF is its eXIf chunk, still applied)
+    from PIL import PngImagePlugin
+
+    raw = exif.tobytes()
+    text = PngImagePlugin.PngInfo()
+    text.add_text("Raw profile type exif", f"\nexif\n{len(raw):8d}\n{raw.hex()}")
+    Image.fromarray(arr).save(magick := tmp_path / "magick.png", pnginfo=text)
+    assert Image.open(magick).getexif().get(0x0112) == 6  # as Pillow reads it
+    assert cv2.imdecode(np.fromfile(magick, np.uint8), cv2.IMREAD_COLOR).shape == (H, W, 3)
+    assert load_image(magick).shape == (H, W, 3) and image_size(magick) == (W, H)
+    Image.fromarray(arr).save(exif_png := tmp_path / "exif.png", exif=raw)
+    assert load_image(exif_png).shape == (W, H, 3) and image_size(exif_png) == (H, W)
 
 
 def test_a_damaged_exif_block_prints_no_pillow_warning(tmp_path: Path):
