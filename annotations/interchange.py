@@ -142,8 +142,8 @@ def as_read(mask: ImageMask) -> ImageMask:
 # -- export ------------------------------------------------------------------------------------
 class CocoBuilder:
     """A COCO instance-segmentation dict with one category (id 1 = ``class_name``), built one
-    image at a time: an export holds one image's dense masks at a time, and what it keeps of
-    the others is their compressed segmentations.
+    image at a time: an export holds one image's masks (inside their boxes) at a time, and
+    what it keeps of the others is their compressed segmentations.
 
     ``mask_format``: "rle" (compressed COCO RLE, exact) or "polygon" (outer outlines; holes
     are filled, see :mod:`annotations.polygons`). Instance ``score`` and ``mask_score`` are

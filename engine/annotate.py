@@ -371,9 +371,9 @@ def _subset_items(cfg: ExportConfig) -> tuple[str, Items]:
 
 
 def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportResult:
-    """Write the export one image at a time (one image's dense masks in memory) into a hidden
-    folder in ``cfg.out``, then swap it in for an earlier export's files: an image that cannot
-    be read leaves the folder as it was."""
+    """Write the export one image at a time (one image's masks, inside their boxes, in memory)
+    into a hidden folder in ``cfg.out``, then swap it in for an earlier export's files: an
+    image that cannot be read leaves the folder as it was."""
     out = Path(cfg.out)
     check_output_folder(out, (), "an export")  # beside a run's files they would mix
     # two exports into one folder: the second removed the first's staging folder as an
