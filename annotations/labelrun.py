@@ -34,8 +34,10 @@ from annotations.fileio import (
 from annotations.instances import (
     Instances,
     InstanceSummary,
+    InstanceWindows,
     read_instance_summary,
     read_instances,
+    read_windows,
 )
 from annotations.labelmap import read_label
 from annotations.taxonomy import Taxonomy
@@ -259,6 +261,10 @@ class LabelRun:
     def instances(self, split: str, stem: str) -> tuple[Instances, dict]:
         """``(instances, header)`` of one image."""
         return read_instances(self.instances_path(split, stem))
+
+    def instance_windows(self, split: str, stem: str) -> tuple[InstanceWindows, dict]:
+        """``(instances, header)`` of one image, each mask read inside its window only."""
+        return read_windows(self.instances_path(split, stem))
 
     def instance_summary(self, split: str, stem: str) -> InstanceSummary:
         """One image's instance scores and areas, its masks not decoded."""

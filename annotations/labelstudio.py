@@ -41,7 +41,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from annotations.fileio import first_line, read_json
-from annotations.instances import Instances
+from annotations.instances import InstanceWindows, MaskWindow
 from annotations.interchange import (
     EXPORT_KEY,
     IGNORE_NAMES,
@@ -86,6 +86,14 @@ def decode_rle(rle: Sequence[int] | bytes | np.ndarray) -> np.ndarray:
     string numpy makes and builds the values with one ``np.repeat``: the same values, in a
     seventh of the time at 4032x3024 (docs/annotate.md, the Label Studio section).
     """
+    values, lengths = decode_runs(rle)
+    return np.repeat(values, lengths)
+
+
+def decode_runs(rle: Sequence[int] | bytes | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A ``@thi.ng/rle-pack`` stream's values as runs, ``(values, lengths)``, whose
+    ``np.repeat`` is :func:`decode_rle`'s values (the same errors): a brush of a 3840x2160
+    image is 33 M values, where its runs are a few per row of its object."""
     raw = np.frombuffer(rle, np.uint8) if isinstance(rle, bytes | bytearray) else np.asarray(rle)
     if raw.ndim != 1 or (
         raw.size and (raw.dtype.kind not in "iu" or raw.min() < 0 or raw.max() > 255)
@@ -127,7 +135,14 @@ def decode_rle(rle: Sequence[int] | bytes | np.ndarray) -> np.ndarray:
             p += n * word
         i += n
     dtype = np.uint8 if word <= 8 else np.uint16 if word <= 16 else np.uint32
-    return np.repeat(np.asarray(values, dtype), lengths)[:num]
+    # the last record may run past the count (a repeat, or literal words): cut the runs there
+    counts = np.asarray(lengths, np.int64)
+    begins = np.cumsum(counts) - counts
+    keep = begins < num
+    counts = counts[keep]
+    if counts.size:
+        counts[-1] = num - begins[keep][-1]
+    return np.asarray(values, dtype)[keep], counts
 
 
 def encode_rle(values: np.ndarray, lengths: np.ndarray) -> list[int]:
@@ -166,23 +181,102 @@ def mask_to_brush(mask: np.ndarray) -> list[int]:
     flat = np.asarray(mask, bool).ravel()
     if flat.size == 0:
         return encode_rle(np.zeros(0), np.zeros(0))
-    starts = np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
-    lengths = np.diff(np.r_[starts, flat.size]) * 4
-    return encode_rle(np.where(flat[starts], 255, 0), lengths)
+    return _runs_to_brush(*mask_runs(flat), flat.size)
+
+
+def window_to_brush(crop: np.ndarray, y0: int, x0: int, height: int, width: int) -> list[int]:
+    """:func:`mask_to_brush` of an ``(height, width)`` mask that is zero outside the window
+    ``crop (h, w)`` at row ``y0``, column ``x0``, without the full-size mask: the same stream."""
+    crop = np.asarray(crop, bool)
+    h, w = crop.shape
+    if height * width == 0:
+        return encode_rle(np.zeros(0), np.zeros(0))
+    # the window's runs, cut at its rows' ends: rows that meet in the window do not in the
+    # image, unless the window spans its width
+    first, stop = _cut_at_rows(*mask_runs(crop.ravel()), w)
+    rows, cols = np.divmod(first, w)
+    starts = (y0 + rows) * width + x0 + cols
+    stops = starts + (stop - first)
+    joined = np.flatnonzero(starts[1:] == stops[:-1])  # a full-width window's rows meet
+    return _runs_to_brush(np.delete(starts, joined + 1), np.delete(stops, joined), height * width)
+
+
+def _cut_at_rows(first: np.ndarray, stop: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-major runs ``first``..``stop`` of an image ``width`` wide, cut where a row ends."""
+    row_first, row_last = first // width, (stop - 1) // width
+    if not (row_last > row_first).any():
+        return first, stop
+    k = row_last - row_first + 1  # rows each run touches
+    run = np.repeat(np.arange(first.size), k)
+    row = row_first[run] + np.arange(run.size) - np.repeat(np.cumsum(k) - k, k)
+    return np.maximum(first[run], row * width), np.minimum(stop[run], (row + 1) * width)
+
+
+def mask_runs(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A flat bool array's runs of ones, ``(starts, stops)``."""
+    edges = np.flatnonzero(np.diff(flat.astype(np.int8), prepend=0, append=0))
+    return edges[::2], edges[1::2]
+
+
+def _runs_to_brush(starts: np.ndarray, stops: np.ndarray, size: int) -> list[int]:
+    """The brush stream of ``size`` pixels whose runs of ones are ``starts``..``stops``."""
+    edges = np.stack([starts, stops], axis=1).ravel()
+    bounds = np.concatenate(([0], edges, [size]))
+    lengths = np.diff(bounds)
+    values = np.tile([0, 255], starts.size + 1)[: lengths.size]
+    keep = lengths > 0  # a mask that starts or ends with its class
+    return encode_rle(values[keep], lengths[keep] * 4)
 
 
 def brush_to_mask(rle: object, height: int, width: int) -> np.ndarray:
     """A brush region's ``rle`` -> ``(H, W)`` bool: the pixels of non-zero alpha.
     ``ValueError`` when it is no RLE of an image of that size."""
+    mask = np.zeros((height, width), bool)
+    paint_brush(mask, brush_pixel_runs(rle, height, width))
+    return mask
+
+
+def brush_pixel_runs(rle: object, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """A brush region's ``rle`` -> its pixels of non-zero alpha as runs of the row-major
+    image, ``(starts, stops)``, read from the stream's runs without its ``4 H W`` values.
+    ``ValueError`` when it is no RLE of an image of that size."""
     if not isinstance(rle, list | bytes | bytearray):
         raise ValueError(f"'rle' must be a list of byte values, got {type(rle).__name__}")
-    values = decode_rle(rle)
-    if values.size != height * width * 4:
+    values, lengths = decode_runs(rle)
+    if (total := int(lengths.sum())) != height * width * 4:
         raise ValueError(
-            f"the brush RLE holds {values.size:,} values, not the {height * width * 4:,} of a "
+            f"the brush RLE holds {total:,} values, not the {height * width * 4:,} of a "
             f"{width}x{height} RGBA image"
         )
-    return values.reshape(height, width, 4)[:, :, 3] > 0
+    ends = np.cumsum(lengths)
+    starts = ends - lengths
+    on = values > 0
+    # the alpha of pixel p is value 4 p + 3: a run [s, e) of non-zero values holds the alphas
+    # of pixels ceil((s - 3) / 4) .. ceil((e - 3) / 4) - 1
+    first, stop = -((3 - starts[on]) // 4), -((3 - ends[on]) // 4)
+    keep = stop > first
+    first, stop = first[keep], stop[keep]
+    joined = np.flatnonzero(first[1:] == stop[:-1])  # runs that meet are one
+    return np.delete(first, joined + 1), np.delete(stop, joined)
+
+
+def paint_brush(mask: np.ndarray, runs: tuple[np.ndarray, np.ndarray]) -> None:
+    """Set the ``(H, W)`` bool ``mask``'s pixels in ``runs`` (:func:`brush_pixel_runs`), inside
+    the box they span only."""
+    first, stop = runs
+    if not first.size:
+        return
+    width = mask.shape[1]
+    first, stop = _cut_at_rows(first, stop, width)
+    rows = first // width
+    start, end = first - rows * width, stop - rows * width  # columns, end excluded
+    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(start.min()), int(end.max())
+    steps = np.zeros((y1 - y0, x1 - x0 + 1), np.int8)
+    # +1 where a run starts, -1 past its end, summed along each row: in a row, starts are
+    # distinct and so are ends (runs that meet were joined), so no step is lost
+    steps[rows - y0, start - x0] += 1
+    steps[rows - y0, end - x0] -= 1
+    mask[y0:y1, x0:x1] |= np.cumsum(steps[:, :-1], axis=1, dtype=np.int8) > 0
 
 
 def bitmask_to_mask(data_url: object, height: int, width: int) -> np.ndarray:
@@ -411,7 +505,7 @@ def _annotation_mask(
     h, w = hw
     image = ImageMask(stem, np.zeros(hw, np.uint8), str(path))
     rles: dict[int, list[dict]] = {1: [], 255: []}
-    brushes: dict[int, list[np.ndarray]] = {1: [], 255: []}
+    brushes: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {1: [], 255: []}
     for k, r in enumerate(results):
         if not isinstance(r, dict):
             raise ValueError(f"{where}: a result that is not an object, got {r!r:.40}")
@@ -443,12 +537,13 @@ def _annotation_mask(
             if value.get("format", "rle") != "rle":
                 raise ValueError(f"{here}: brush format {value.get('format')!r}, not 'rle'")
             try:
-                brushes[role].append(brush_to_mask(value.get("rle"), h, w))
+                brushes[role].append(brush_pixel_runs(value.get("rle"), h, w))
             except ValueError as e:
                 raise ValueError(f"{here}: {e}") from None
         elif kind == "bitmask":
             try:
-                brushes[role].append(bitmask_to_mask(value.get("imageDataURL"), h, w))
+                bitmask = bitmask_to_mask(value.get("imageDataURL"), h, w)
+                brushes[role].append(mask_runs(bitmask.ravel()))
             except ValueError as e:
                 raise ValueError(f"{here}: {e}") from None
         elif kind == "polygon":
@@ -462,14 +557,15 @@ def _annotation_mask(
                 "the bitmask or as a polygon (rectangles and ellipses are read for unannotated "
                 "regions only)"
             )
-    # not paint_roles: a brush is already a full-size mask, OR-ed in at once, where encoding it
-    # for pycocotools' merge would cost ~10 ms a region at 4032x3024
+    # not paint_roles: a brush is painted from its runs over the rows it spans, where encoding
+    # it for pycocotools' merge would cost ~10 ms a region at 4032x3024 (and decoding its 4 H W
+    # values, 33 M at 3840x2160, 0.4 s)
     for role in (1, 255):  # the class first: 255 wins over it
         inside = np.zeros(hw, bool)
         if rles[role]:
             inside |= coco_mask.decode(coco_mask.merge(rles[role])) > 0
-        for brush in brushes[role]:
-            inside |= brush
+        for runs in brushes[role]:
+            paint_brush(inside, runs)
         image.mask[inside] = role
     return image
 
@@ -557,7 +653,7 @@ def image_url(image: Path | None, file_name: str, prefix: str | None) -> str:
 
 
 def to_labelstudio(
-    items: list[tuple[Instances, np.ndarray | None, str]],
+    items: list[tuple[InstanceWindows, np.ndarray | None, str]],
     class_name: str,
     record: dict,
     model_version: str,
@@ -572,14 +668,22 @@ def to_labelstudio(
     """
     tasks = []
     for instances, unannotated, url in items:
-        pairs = zip(instances.masks, instances.scores, strict=True)
-        masks = [(m, class_name, float(score)) for m, score in pairs]
-        if unannotated is not None:
-            masks.append((unannotated, IGNORE_NAMES[0], None))
-        regions = [
-            _brush_region(f"r{k}", mask, label, score)
-            for k, (mask, label, score) in enumerate(m for m in masks if m[0].any())
+        height, width = instances.image_size
+        brushes = [
+            (window, class_name, float(score))
+            for window, score in zip(instances.windows, instances.scores, strict=True)
         ]
+        if unannotated is not None:
+            brushes.append((MaskWindow.from_full(unannotated), IGNORE_NAMES[0], None))
+        regions = []
+        for window, label, score in brushes:
+            crop = window.crop()
+            if crop.any():
+                y0, x0 = window.box[:2]
+                rle = window_to_brush(crop, y0, x0, height, width)
+                regions.append(
+                    _brush_region(f"r{len(regions)}", rle, (height, width), label, score)
+                )
         prediction: dict = {"model_version": model_version, "result": regions}
         scores = [r["score"] for r in regions if "score" in r]
         if scores:
@@ -588,8 +692,10 @@ def to_labelstudio(
     return tasks
 
 
-def _brush_region(region_id: str, mask: np.ndarray, label: str, score: float | None) -> dict:
-    h, w = mask.shape
+def _brush_region(
+    region_id: str, rle: list[int], size: tuple[int, int], label: str, score: float | None
+) -> dict:
+    h, w = size
     region = {
         "id": region_id,
         "from_name": BRUSH,
@@ -598,7 +704,7 @@ def _brush_region(region_id: str, mask: np.ndarray, label: str, score: float | N
         "original_width": w,
         "original_height": h,
         "image_rotation": 0,
-        "value": {"format": "rle", "rle": mask_to_brush(mask), "brushlabels": [label]},
+        "value": {"format": "rle", "rle": rle, "brushlabels": [label]},
     }
     if score is not None:
         region["score"] = round(score, 5)

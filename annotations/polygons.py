@@ -40,7 +40,11 @@ def _check_convention(convention: str) -> None:
 
 
 def mask_to_polygons(
-    mask: np.ndarray, *, convention: str, simplify: float = 0.0
+    mask: np.ndarray,
+    *,
+    convention: str,
+    simplify: float = 0.0,
+    offset: tuple[int, int] = (0, 0),
 ) -> list[np.ndarray]:
     """Outer outlines of a binary mask, one polygon per connected component (8-connected).
 
@@ -48,6 +52,9 @@ def mask_to_polygons(
         mask: ``(H, W)`` bool or 0/1 array.
         convention: ``"coco"`` (pixel-corner vertices) or ``"labelme"`` (pixel centres).
         simplify: Douglas-Peucker tolerance in pixels; 0 keeps the exact outline.
+        offset: ``(x0, y0)``, where ``mask`` lies in the image when it is a window of it
+            (zero around it): the outlines are the image's, the same vertices as those of the
+            full-size mask, without it.
 
     Returns:
         One ``(K, 2) float64`` array of ``(x, y)`` vertices per component, ``K >= 3`` (a
@@ -60,11 +67,12 @@ def mask_to_polygons(
     m = np.ascontiguousarray(mask, dtype=np.uint8)
     if not m.any():
         return []
+    offset = (int(offset[0]), int(offset[1]))
     if convention == COCO:
-        outlines = _corner_outlines(m)
+        outlines = _corner_outlines(m, offset)
     else:
-        contours, _ = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        outlines = [c.reshape(-1, 2) for c in contours]
+        found = cv2.findContours(m, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE, offset=offset)
+        outlines = [c.reshape(-1, 2) for c in found[0]]
     polys: list[np.ndarray] = []
     for pts in outlines:
         if simplify > 0 and len(pts) > 3:
@@ -77,7 +85,7 @@ def mask_to_polygons(
     return polys
 
 
-def _corner_outlines(m: np.ndarray) -> list[np.ndarray]:
+def _corner_outlines(m: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[np.ndarray]:
     """Outlines along pixel corners: ``cv2.findContours`` on the mask at twice the size, each
     vertex (a centre of the doubled mask's boundary pixels, ``u``) moved to the pixel corner
     it lies a quarter pixel inside of, ``floor((u + 1) / 2)``. pycocotools fills such an
@@ -89,7 +97,7 @@ def _corner_outlines(m: np.ndarray) -> list[np.ndarray]:
     contours, _ = cv2.findContours(doubled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     out = []
     for c in contours:
-        pts = (c.reshape(-1, 2) + 1) // 2 + np.array([x0, y0])
+        pts = (c.reshape(-1, 2) + 1) // 2 + np.array([x0 + offset[0], y0 + offset[1]])
         out.append(_drop_redundant(pts))
     return out
 

@@ -38,7 +38,7 @@ from annotations.fileio import (
     staged,
     swap_in,
 )
-from annotations.instances import Instances
+from annotations.instances import InstanceWindows, MaskWindow
 from annotations.interchange import (
     EXPORT_KEY,
     EXPORT_PARTS,
@@ -328,7 +328,7 @@ def _run_items(cfg: ExportConfig) -> tuple[str, Items]:
 
     def items() -> Iterator[tuple[ExportImage, Path | None]]:
         for stem in stems:
-            inst, header = run.instances(split, stem)
+            inst, header = run.instance_windows(split, stem)  # each inside its box
             img = images.get(stem)
             if img is None and header.get("image"):
                 p = Path(str(header["image"]))
@@ -357,19 +357,9 @@ def _subset_items(cfg: ExportConfig) -> tuple[str, Items]:
     def items() -> Iterator[tuple[ExportImage, Path | None]]:
         for stem in stems:
             mask = sub.mask(stem)
-            h, w = mask.shape
-            inst = Instances.empty(h, w)
-            if (mask == 1).any():
-                ys, xs = np.nonzero(mask == 1)
-                box = [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
-                inst = Instances(
-                    xyxy=np.array([box], np.float32),
-                    masks=(mask == 1)[None],
-                    scores=np.ones(1, np.float32),
-                    mask_scores=np.ones(1, np.float32),
-                    class_ids=np.ones(1, np.int64),
-                    prompts=[sub.class_name],
-                )
+            window = MaskWindow.from_full(mask == 1)
+            inst = InstanceWindows(mask.shape, np.ones(1, np.int64), (window,))
+            inst = inst[: int(window.mask.size > 0)]  # none where the class has no pixel
             img = images.get(stem)
             name = coco_file_name(img, spec_dir, stem)
             yield ExportImage(stem, name, inst, unannotated=mask == IGNORE), img
@@ -381,9 +371,9 @@ def _subset_items(cfg: ExportConfig) -> tuple[str, Items]:
 
 
 def _write_export(cfg: ExportConfig, class_name: str, items: Items) -> ExportResult:
-    """Write the export one image at a time (one image's dense masks in memory) into a hidden
-    folder in ``cfg.out``, then swap it in for an earlier export's files: an image that cannot
-    be read leaves the folder as it was."""
+    """Write the export one image at a time (one image's masks, inside their boxes, in memory)
+    into a hidden folder in ``cfg.out``, then swap it in for an earlier export's files: an
+    image that cannot be read leaves the folder as it was."""
     out = Path(cfg.out)
     check_output_folder(out, (), "an export")  # beside a run's files they would mix
     # two exports into one folder: the second removed the first's staging folder as an
@@ -480,19 +470,22 @@ def polygon_files(cfg: ExportConfig) -> list[str]:
     return files
 
 
-def hole_pixels(instances: Instances) -> tuple[int, int]:
+def hole_pixels(instances: InstanceWindows) -> tuple[int, int]:
     """Pixels that one image's instances come back with from polygons (their holes, filled
     per instance, where no other instance covers them), and its pseudo label's class pixels.
-    Each instance is filled within its box: the whole image's masks are not copied."""
+    Each instance is read and filled within its box: no full-size mask but their union."""
     if not len(instances):
         return 0, 0
-    union = instances.masks.any(0)
+    union = np.zeros(instances.image_size, bool)
+    crops = []
+    for window in instances.windows:
+        y0, x0, y1, x1 = window.box
+        crops.append((np.s_[y0:y1, x0:x1], crop := window.crop()))
+        union[y0:y1, x0:x1] |= crop
     filled = union.copy()
-    for m in instances.masks:
-        ys, xs = np.nonzero(m.any(1))[0], np.nonzero(m.any(0))[0]
-        if ys.size:
-            box = np.s_[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
-            filled[box] |= ndimage.binary_fill_holes(m[box])
+    for box, crop in crops:
+        if crop.size:
+            filled[box] |= ndimage.binary_fill_holes(crop)
     pixels = int(np.count_nonzero(union))
     return int(np.count_nonzero(filled)) - pixels, pixels
 

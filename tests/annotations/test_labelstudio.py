@@ -16,6 +16,7 @@ from annotations.labelstudio import (
     encode_rle,
     labelstudio_to_masks,
     mask_to_brush,
+    window_to_brush,
 )
 
 H, W = 12, 16
@@ -108,6 +109,40 @@ def test_a_brush_pixel_is_in_where_its_alpha_is_not_zero():
     rle = encode_rle(flat[starts], np.diff(np.r_[starts, flat.size]))
     mask = brush_to_mask(rle, H, W)
     assert np.argwhere(mask).tolist() == [[2, 3], [5, 5]]
+
+
+def test_a_window_s_brush_is_the_full_mask_s_stream():
+    """Export writes each instance's brush from its box: the same stream as the full-size
+    mask's, where the box touches the frame, spans the image's width or holds one pixel."""
+    rng = np.random.default_rng(3)
+    for y0, x0, h, w in [(0, 0, H, W), (3, 0, 4, W), (0, 5, 2, 3), (H - 1, W - 1, 1, 1),
+                         (4, 7, 5, 9), (0, W - 4, H, 4), (2, 0, 6, 1)]:  # fmt: skip
+        for density in (0.2, 0.6, 1.0):
+            crop = rng.random((h, w)) < density
+            crop[0, 0] = crop[-1, -1] = True
+            full = np.zeros((H, W), bool)
+            full[y0 : y0 + h, x0 : x0 + w] = crop
+            assert window_to_brush(crop, y0, x0, H, W) == mask_to_brush(full), (y0, x0, h, w)
+
+
+def test_a_brush_of_literal_records_reads_the_alpha_of_each_pixel():
+    """Import reads a brush from its runs, not its 4 H W values: a layer of literal records
+    (an antialiased stroke's alphas, as the frontend packs them) and a stream whose count
+    ends inside a record give the pixels the values give."""
+    rng = np.random.default_rng(4)
+    rgba = np.zeros((H, W, 4), np.uint8)
+    rgba[..., 3] = rng.choice([0, 0, 1, 128, 255], (H, W))
+    rgba[..., :3] = rng.integers(0, 256, (H, W, 3))
+    flat = rgba.ravel()
+    chunks = [flat[k : k + 100].tolist() for k in range(0, flat.size, 100)]
+    rle = _stream([(False, len(c), c) for c in chunks])
+    assert np.array_equal(brush_to_mask(rle, H, W), rgba[..., 3] > 0)
+    short = _stream([(True, 9, [255]), (False, 5, [0, 0, 0, 7, 1])])  # count 14: cut to 12
+    bits = "".join(f"{b:08b}" for b in short)
+    bits = f"{12:032b}" + bits[32:]
+    cut = [int(bits[i : i + 8], 2) for i in range(0, len(bits), 8)]
+    assert decode_rle(cut).tolist() == [255] * 9 + [0, 0, 0]
+    assert brush_to_mask(cut, 1, 3).tolist() == [[True, True, False]]
 
 
 def test_a_brush_of_another_size_is_an_error():

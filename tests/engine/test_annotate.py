@@ -95,6 +95,21 @@ def test_polygon_round_trip_of_noise_fills_exactly_the_holes(convention, density
         assert np.array_equal(_round_trip(m, convention), ndimage.binary_fill_holes(m))
 
 
+@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("simplify", [0.0, 1.5])
+def test_polygons_of_a_window_are_the_full_mask_s(convention, simplify):
+    """Export traces each instance inside its box, offset to where the box lies: the same
+    vertices, in the same order, as the full-size mask's (noise, frame-touching windows)."""
+    rng = np.random.default_rng(7)
+    for y0, x0, h, w in [(0, 0, H, W), (5, 9, 12, 20), (H - 7, W - 11, 7, 11), (3, 0, 9, W)]:
+        crop = rng.random((h, w)) < 0.4
+        full = np.zeros((H, W), bool)
+        full[y0 : y0 + h, x0 : x0 + w] = crop
+        window = mask_to_polygons(crop, convention=convention, simplify=simplify, offset=(x0, y0))
+        whole = mask_to_polygons(full, convention=convention, simplify=simplify)
+        assert [p.tolist() for p in window] == [p.tolist() for p in whole]
+
+
 def test_coco_polygons_are_the_ones_pycocotools_reads():
     """The COCO file's polygons, read by pycocotools as every COCO tool reads them (not by our
     rasteriser): the mask, pixel for pixel; a thin spoke survives. Pixel-centre outlines, the
@@ -2257,7 +2272,7 @@ def test_an_export_holds_one_image_s_masks_at_a_time(tmp_path, world, monkeypatc
     import weakref
 
     _, run, _ = world
-    read = LabelRun.instances
+    read = LabelRun.instance_windows  # each mask inside its box (no (N, H, W) masks at all)
     alive: list[weakref.ref] = []
 
     def instances(self, split, stem):
@@ -2267,7 +2282,7 @@ def test_an_export_holds_one_image_s_masks_at_a_time(tmp_path, world, monkeypatc
         alive.append(weakref.ref(inst))
         return inst, header
 
-    monkeypatch.setattr(LabelRun, "instances", instances)
+    monkeypatch.setattr(LabelRun, "instance_windows", instances)
     formats = ("coco", "labelme", "labelstudio")
     res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=formats))
     assert len(alive) == res.images == 3 and res.instances == 3

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from annotations.labelmap import read_label
 from annotations.labelstudio import brush_to_mask, mask_to_brush
 from annotations.subset import write_subset
 from cli import app
@@ -294,3 +295,44 @@ def test_an_image_name_that_is_not_utf8_exports_and_imports_back(tmp_path):
             )
         )
         assert np.array_equal(sub.mask(stem), mask.astype(np.uint8))
+
+
+def test_a_4k_like_round_trip_holds_no_full_size_mask_per_instance(tmp_path):
+    """Export reads each instance inside its box and Label Studio's import paints each brush
+    from its runs: before, export decoded and stacked every instance at full size (70 at
+    3840x2160: 580 MB) and import decoded 4 H W values per brush and kept each brush's
+    full-size mask, so both grew with the instances times the image's size."""
+    import tracemalloc
+
+    h, w = 1500, 2000
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=1, size=(h, w))
+    masks = []
+    for i in range(30):  # small rings and squares spread over the image, frame ones too
+        m = np.zeros((h, w), bool)
+        y, x = 40 + 45 * i, 60 * i
+        m[y : y + 30, x : x + 30] = True
+        m[y + 10 : y + 20, x + 10 : x + 20] = i % 2 == 1  # a hole in every other one
+        masks.append(m)
+    make_run(tmp_path / "run", data, {"img000": masks}, (h, w))
+    del masks
+    full = h * w  # bytes of one full-size bool mask
+    formats = ("coco", "labelme", "labelstudio")
+    cfg = ExportConfig(run=str(tmp_path / "run"), out=str(tmp_path / "e"), formats=formats)
+    tracemalloc.start()
+    try:
+        res = export_annotations(cfg)
+        export_peak = tracemalloc.get_traced_memory()[1]
+        path = tmp_path / "project.json"
+        path.write_text(json.dumps(_annotated(json.loads(res.labelstudio.read_text()))))
+        tracemalloc.reset_peak()
+        sub = import_annotations(
+            ImportConfig("labelstudio", [str(path)], "Bicycle", str(data), str(tmp_path / "s"))
+        )
+        import_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert export_peak < 4 * full, export_peak / full  # 30 instances: was 30+ masks' worth
+    assert import_peak < 8 * full, import_peak / full
+    pseudo = read_label(tmp_path / "run" / "labels" / "test" / "img000.png")
+    assert np.array_equal(sub.mask("img000"), pseudo)  # the brushes came back as they were
