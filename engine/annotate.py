@@ -184,7 +184,8 @@ class ExportResult:
     image_list: Path | None = None  # images.txt: the exported images' paths, to upload
     labelstudio: Path | None = None  # Label Studio's tasks, when written (config.xml beside)
     # pixels inside the instances' holes that the polygons written come back filled with
-    # (LabelMe, COCO polygons: no hole syntax), and the pseudo labels' class pixels, both
+    # (LabelMe, COCO polygons: no hole syntax), and the exported masks' class pixels (pseudo
+    # labels, or a subset's annotations exported to correct them again), both
     # counted over the images exported; 0 / 0 where no polygon is written
     hole_pixels: int = 0
     class_pixels: int = 0
@@ -472,7 +473,7 @@ def polygon_files(cfg: ExportConfig) -> list[str]:
 
 def hole_pixels(instances: InstanceWindows) -> tuple[int, int]:
     """Pixels that one image's instances come back with from polygons (their holes, filled
-    per instance, where no other instance covers them), and its pseudo label's class pixels.
+    per instance, where no other instance covers them), and its exported masks' class pixels.
     Each instance is read and filled within its box: no full-size mask but their union."""
     if not len(instances):
         return 0, 0
@@ -498,7 +499,7 @@ def _warn_holes_filled(out: Path, files: list[str], result: ExportResult) -> Non
     log.warning(
         "%s: the polygons of %s carry no holes: %s inside the instances of %s (the gaps "
         "of a wheel, a ring's middle) come back as the class unless erased (imported "
-        "unchanged: IoU %.1f against the pseudo labels); COCO's RLE masks (the default, for "
+        "unchanged: IoU %.1f against the masks exported); COCO's RLE masks (the default, for "
         "CVAT) and --format labelstudio (brush) keep the holes",
         out,
         " and ".join(files),

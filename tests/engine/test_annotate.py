@@ -331,7 +331,7 @@ def test_an_export_whose_polygons_fill_holes_says_how_many_pixels(tmp_path, worl
     said = [r.getMessage() for r in caplog.records if "carry no holes" in r.getMessage()]
     iou = 100 * res.class_pixels / (res.class_pixels + hole_area)
     assert len(said) == 1 and f"labelme/ carry no holes: {hole_area} pixels" in said[0]
-    assert "of 1 image " in said[0] and f"IoU {iou:.1f}" in said[0]
+    assert "of 1 image " in said[0] and f"IoU {iou:.1f} against the masks exported" in said[0]
     # the pixels said are the ones an unchanged import gives back as the class
     sub = import_annotations(
         ImportConfig(
