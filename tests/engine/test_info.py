@@ -1140,3 +1140,56 @@ def test_engine_info_shows_the_command_that_made_an_output(tmp_path, monkeypatch
     assert data.is_dir()
     assert ran_as({"argv": ["/usr/bin/pytest", "tests"], "cwd": "/w"}) is None
     assert ran_as({"argv": ["/w/cli.py", "info", "x"]}) == "engine info x"
+
+
+def test_a_record_with_an_object_of_the_wrong_type_is_one_line_naming_the_file(tmp_path: Path):
+    """A hand-edited record whose ``config`` (or ``config.cls``, ``config.augment``) is a list
+    or a string: ``error: FILE: 'config' is not an object, got [1, 2]``, exit 2. Before, an
+    AttributeError traceback; a label run's ``backend`` given as its name alone (as older
+    records and LabelRun read it) likewise."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    def info(path: Path):
+        return CliRunner().invoke(app, ["info", str(path), "--no-progress"])
+
+    done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": ""}]
+    _, run = _label_run(tmp_path, done)
+    good = json.loads((run / "run.json").read_text())
+    for edit, said in [
+        ({"config": [1, 2]}, "'config' is not an object, got [1, 2]"),
+        ({"config": "x"}, "'config' is not an object, got 'x'"),
+        ({"config": {**good["config"], "cls": [1]}}, "'config.cls' is not an object, got [1]"),
+    ]:
+        (run / "run.json").write_text(json.dumps({**good, **edit}))
+        res = info(run)
+        assert (res.exit_code, res.output) == (2, f"error: {run / 'run.json'}: {said}\n")
+    (run / "run.json").write_text(json.dumps({**good, "backend": "simulated"}))
+    res = info(run)  # shown (exit 1: splits not labelled yet), not an AttributeError
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    for config, said in [
+        (["iters"], "'config' is not an object, got ['iters']"),
+        ({"iters": 10, "augment": "crop"}, "'config.augment' is not an object, got 'crop'"),
+    ]:
+        (train / "config.json").write_text(json.dumps({"config": config}))
+        res = info(train)
+        assert (res.exit_code, res.output) == (2, f"error: {train / 'config.json'}: {said}\n")
+    demo = tmp_path / "demo" / "report"
+    demo.mkdir(parents=True)
+    row = {"source": "fused labels", "iou": 70.0, "biou": 60.0, "bf1": 0.8}
+    summary = {"classes": {"Bicycle": [1, row]}, "base_classes": {"start checkpoint": [1]},
+               "calls": 3, "simulated_labeler": True}  # fmt: skip
+    (demo / "summary.json").write_text(json.dumps(summary))
+    res = info(demo.parent)  # what is not an object is passed over, as rows of another type were
+    assert res.exit_code == 0, res.output
+    assert "fused labels" in res.output and "base classes" not in res.output
+    (demo / "summary.json").write_text(json.dumps({**summary, "base_classes": [1]}))
+    res = info(demo.parent)
+    said = f"error: {demo / 'summary.json'}: 'base_classes' is not an object, got [1]\n"
+    assert (res.exit_code, res.output) == (2, said)
