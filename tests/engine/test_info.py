@@ -82,8 +82,10 @@ def test_workers_give_the_same_report(tmp_path: Path):
     assert [p.message for p in one.problems] == [p.message for p in two.problems]
     assert [p.stem for p in one.problems] == ["bad", "s3"]
     assert "cannot decode image" in one.problems[1].message
-    with pytest.raises(ValueError, match="workers must be >= 1"):
-        dataset_stats(tmp_path, progress=False, workers=0)
+    zero = dataset_stats(tmp_path, progress=False, workers=0)  # as --workers 0: in this process
+    assert [p.message for p in zero.problems] == [p.message for p in one.problems]
+    with pytest.raises(ValueError, match="workers must be >= 0"):
+        dataset_stats(tmp_path, progress=False, workers=-1)
 
 
 def test_a_label_that_cannot_be_opened_is_a_problem_not_a_crash(tmp_path: Path, monkeypatch):
