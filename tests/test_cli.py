@@ -120,6 +120,14 @@ def test_an_out_folder_that_cannot_be_created_is_one_line_naming_the_option(tmp_
         (["trian"], "error: No such command 'trian'. Did you mean 'train'? See engine --help"),
         (["--bogus"], "error: No such option: --bogus; see engine --help"),
         (["annotate", "nope"], "error: No such command 'nope'; see engine annotate --help"),
+        (["train", "--workers", "-1"], "error: Invalid value for '--workers': Input should be "
+         "greater than or equal to 0; see engine train --help"),
+        # a class id no label map holds: accepted, every prediction panel drawn empty
+        (["review", "run", "--pred-class-id", "-1"], "error: Invalid value for "
+         "'--pred-class-id': Input should be greater than or equal to 0; see engine review --help"),
+        (["annotate", "import", "f", "--png-value", "-1"], "error: Invalid value for "
+         "'--png-value': Input should be greater than or equal to 0; see engine annotate import "
+         "--help"),
     ],
 )  # fmt: skip
 def test_usage_errors_are_one_line_as_every_other_error(args, line):
