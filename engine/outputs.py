@@ -34,7 +34,7 @@ SOURCE_COLORS = {
 
 def overlay(
     image: np.ndarray,
-    mask: np.ndarray,
+    mask: np.ndarray | None,
     color: tuple[int, int, int],
     long_side: int = 512,
     size: tuple[int, int] | None = None,
