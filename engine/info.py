@@ -781,7 +781,18 @@ class TrainRunStats:
 
     @property
     def finished(self) -> bool:
-        return self.step >= int(self.config.get("iters") or 0)
+        return self.step >= self.iters
+
+    @property
+    def iters(self) -> int:
+        """The run's planned iterations (``config.iters``); a hand edit that left no number
+        there is one line naming the file (before, a TypeError traceback)."""
+        value = self.config.get("iters")
+        try:
+            return int(value or 0)
+        except (TypeError, ValueError):
+            path = self.root / "config.json"
+            raise ValueError(f"{path}: 'config.iters' is not a number, got {value!r:.40}") from None
 
 
 def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
@@ -868,7 +879,7 @@ def render_train_run(stats: TrainRunStats) -> list:
     head = Table(title=f"Training run {stats.root}", show_header=False)
     head.add_column("what")
     head.add_column("value", overflow="fold")
-    iters = int(c.get("iters") or 0)
+    iters = stats.iters
     holder = None if stats.finished else writer(stats.root)
     resume = f"engine train --out {shlex.quote(str(stats.root))} --resume"
     blown = stats.non_finite
@@ -1011,7 +1022,7 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     head.add_row(
         "checkpoint",
         f"{config.get('checkpoint')}"
-        + (f" (step {step:,}" if step is not None else " (")
+        + (f" (step {step:,}" if isinstance(step, int) else " (")
         + (f", weights {weights})" if weights else ")"),
     )
     trained = record_object(meta, "trained_on", root / "predict.json")
@@ -1020,7 +1031,7 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     size = config.get("size")
     head.add_row(
         "size",
-        ("each image's own" if size is None else "x".join(map(str, size)))
+        ("each image's own" if size is None else "x".join(map(str, _listed(size))))
         + (f" ({meta['size_source']})" if meta.get("size_source") else ""),
     )
     device = meta.get("device_used")  # what --device auto came to (not in older records)
@@ -1029,7 +1040,7 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     refinements = settings.get("refinements") or []
     head.add_row("inference", ", ".join(refinements) or "the release's: whole image, one scale")
     taxonomy = record_object(meta, "taxonomy", root / "predict.json")
-    classes = [c.get("name") for c in taxonomy.get("classes") or [] if isinstance(c, dict)]
+    classes = [c.get("name") for c in _listed(taxonomy.get("classes")) if isinstance(c, dict)]
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
     add_made_with(head, meta.get("environment"))
     holder = writer(root)  # still labelling: the count is of the maps so far
@@ -1083,7 +1094,13 @@ def said_by(
 
 def failed_images(meta: dict) -> list[dict]:
     """The images ``predict.json`` (``meta``) records as failed, each ``{image, reason}``."""
-    return [f for f in meta.get("failed") or [] if isinstance(f, dict)]
+    return [f for f in _listed(meta.get("failed")) if isinstance(f, dict)]
+
+
+def _listed(value: Any) -> list:
+    """A record's list (a predict.json's ``failed``, ``size``), or [] where it is none or a
+    hand edit left another type there (an AttributeError or TypeError before)."""
+    return value if isinstance(value, list) else []
 
 
 def render_review(root: str | os.PathLike) -> tuple[list, int]:

@@ -1195,3 +1195,32 @@ def test_a_record_with_an_object_of_the_wrong_type_is_one_line_naming_the_file(t
     res = info(demo.parent)
     said = f"error: {demo / 'summary.json'}: 'base_classes' is not an object, got [1]\n"
     assert (res.exit_code, res.output) == (2, said)
+
+
+def test_a_record_with_a_scalar_or_list_of_the_wrong_type_is_shown_or_named(tmp_path: Path):
+    """predict.json's ``failed``, ``size``, ``scales`` or ``taxonomy.classes`` given as a
+    number, its ``checkpoint_step`` as a list (hand edits): what is not of its type is passed
+    over, as an entry of another type in those lists was; a training run's ``config.iters``
+    that is no number is one line naming the file. Before, a TypeError traceback each."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    config = {"checkpoint": "runs/train/run/last.pt", "size": 3, "scales": 3, "mode": "id"}
+    meta = {"config": config, "checkpoint_step": [1, 2], "failed": 3,
+            "taxonomy": {"classes": 3}}  # fmt: skip
+    (pred / "predict.json").write_text(json.dumps(meta))
+    res = CliRunner().invoke(app, ["info", str(pred), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "runs/train/run/last.pt" in res.output
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    (train / "config.json").write_text(json.dumps({"config": {"iters": [100]}}))
+    res = CliRunner().invoke(app, ["info", str(train), "--no-progress"])
+    said = f"error: {train / 'config.json'}: 'config.iters' is not a number, got [100]\n"
+    assert (res.exit_code, res.output) == (2, said)
