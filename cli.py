@@ -40,6 +40,7 @@ from engine.cli.common import (
     out_of_memory,
     parse_size,
     process_limit,
+    raise_broken_pipes,
     stderr,
 )
 from engine.runinfo import follow_cpu_quota
@@ -179,6 +180,7 @@ def main() -> None:
     """Console-script entry point: a SIGTERM (a scheduler's stop) is handled as Ctrl-C
     (:mod:`engine.stopping`; here only, library callers keep their own signal handling)."""
     log_to_console()
+    raise_broken_pipes()  # `engine ... | head -1`: exit code 141, quietly (engine.cli.command)
     stopping.install()
     follow_cpu_quota()  # torch's default threads: a container's CPU quota, not the host's cores
     try:

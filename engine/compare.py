@@ -68,7 +68,7 @@ from engine.outputs import (
     subset_taxonomy,
     taxonomy_record,
 )
-from engine.parallel import map_every_item
+from engine.parallel import in_process_workers, map_every_item
 from engine.runinfo import config_hash, environment
 from engine.runlock import check_not_being_written
 from engine.text import METRICS, counted, format_score, md_cell, md_text, score_cells
@@ -101,6 +101,7 @@ class CompareConfig:
     split: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "workers", in_process_workers(self.workers))  # 0: as 1
         if not self.sources:
             raise ValueError("give at least one --source NAME=DIR")
         names = [n for n, _ in self.sources]
@@ -112,8 +113,6 @@ class CompareConfig:
             raise ValueError(f"bf1_mode must be one of {BF1_MODES}, got {self.bf1_mode!r}")
         if self.resize_pred is not None and self.resize_pred not in RESIZE_MODES:
             raise ValueError(f"resize_pred must be one of {RESIZE_MODES} or None")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
 
 
 def parse_source(text: str) -> tuple[str, Path]:

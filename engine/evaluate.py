@@ -38,7 +38,7 @@ from engine.datasets import DatasetSpec, SegDataset, load_spec
 from engine.devices import resolve_device
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record, unfinished_prediction
-from engine.parallel import map_every_item
+from engine.parallel import in_process_workers, map_every_item
 from engine.runinfo import config_hash, environment, file_sha256
 from engine.runlock import check_not_being_written
 from engine.text import joined
@@ -67,6 +67,7 @@ class EvaluateConfig:
     fold_new_classes: bool | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "workers", in_process_workers(self.workers))  # 0: as 1
         if self.device not in (None, "auto") and self.workers > 1:
             raise ValueError("--device and --workers > 1 do not combine: one process feeds the GPU")
         if self.bf1_mode not in BF1_MODES:
@@ -75,8 +76,6 @@ class EvaluateConfig:
             raise ValueError(
                 f"resize_pred must be one of {RESIZE_MODES} or None, got {self.resize_pred!r}"
             )
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.num_classes is not None and self.taxonomy is not None:
             raise ValueError(
                 "--num-classes and --taxonomy do not combine: give one (classes 0..N-1, or a "

@@ -482,6 +482,19 @@ class LabelRunStats:
         return sum(s.failed for s in self.splits.values())
 
 
+def record_object(record: dict, key: str, path: str | os.PathLike, name: str = "") -> dict:
+    """``record[key]`` where the engine writes an object (a run's ``config``): {} where it is
+    absent or null; where a hand edit left another type (a list, a string), one line naming
+    the file and the key (``name``: its dotted path, ``config.cls``). Before, an AttributeError
+    traceback."""
+    part = record.get(key)
+    if part is None:
+        return {}
+    if not isinstance(part, dict):
+        raise ValueError(f"{path}: {name or key!r} is not an object, got {part!r:.40}")
+    return part
+
+
 def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) -> LabelRunStats:
     """A label run's class, models, settings and per-split progress: images labelled with its
     current settings, with older ones (the next run relabels them), failed, and, when its
@@ -491,7 +504,8 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     run = LabelRun.open(root)
     info = run.info  # run.json: a clear error when it is missing or not the labeler's
     doc = info.record
-    config = doc.get("config") or {}
+    path = run.root / "run.json"
+    config = record_object(doc, "config", path)
     chash = str(doc.get("config_hash", ""))
     latest = latest_records(run.root)
     spec = None
@@ -539,8 +553,13 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             hit = changed_images(latest, done, sizes)
             changed += [f"{sp}/{stem}" for sp, stem in paths if (sp, stem) in hit]
             row.pending = len(stems - {st for sp, st in latest if sp == split})
-    cls = config.get("cls") or {}
-    models = (doc.get("backend") or {}).get("models") or {}
+    cls = record_object(config, "cls", path, "config.cls")
+    backend = doc.get("backend")  # older records: the backend's name alone
+    models = (
+        record_object(backend, "models", path, "backend.models")
+        if isinstance(backend, dict)
+        else {}
+    )
     simulation = models.get("simulation") if info.backend == "simulated" else None
     settings = {
         "simulation": (
@@ -762,7 +781,18 @@ class TrainRunStats:
 
     @property
     def finished(self) -> bool:
-        return self.step >= int(self.config.get("iters") or 0)
+        return self.step >= self.iters
+
+    @property
+    def iters(self) -> int:
+        """The run's planned iterations (``config.iters``); a hand edit that left no number
+        there is one line naming the file (before, a TypeError traceback)."""
+        value = self.config.get("iters")
+        try:
+            return int(value or 0)
+        except (TypeError, ValueError):
+            path = self.root / "config.json"
+            raise ValueError(f"{path}: 'config.iters' is not a number, got {value!r:.40}") from None
 
 
 def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
@@ -771,8 +801,11 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
     from annotations.fileio import read_json, read_jsonl
 
     root = Path(root)
-    record = read_json(root / "config.json", "training config")
-    config = record.get("config") or {}
+    path = root / "config.json"
+    record = read_json(path, "training config")
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not an engine training config (not an object)")
+    config = record_object(record, "config", path)
     lines = read_jsonl(root / "metrics.jsonl")
     steps = [r for r in lines if "loss" in r]
     vals = [r for r in lines if "val" in r]
@@ -846,7 +879,7 @@ def render_train_run(stats: TrainRunStats) -> list:
     head = Table(title=f"Training run {stats.root}", show_header=False)
     head.add_column("what")
     head.add_column("value", overflow="fold")
-    iters = int(c.get("iters") or 0)
+    iters = stats.iters
     holder = None if stats.finished else writer(stats.root)
     resume = f"engine train --out {shlex.quote(str(stats.root))} --resume"
     blown = stats.non_finite
@@ -867,7 +900,7 @@ def render_train_run(stats: TrainRunStats) -> list:
     head.add_row("data", str(c.get("data")))
     head.add_row("model", f"{c.get('preset')}" + (f", from {c['init']}" if c.get("init") else ""))
     head.add_row("classes", _classes_line(stats.taxonomy))
-    aug = c.get("augment") or {}
+    aug = record_object(c, "augment", stats.root / "config.json", "config.augment")
     head.add_row(
         "recipe",
         f"batch {c.get('batch_size')}, crop {aug.get('crop')}, lr {c.get('lr')}, "
@@ -998,16 +1031,16 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     head.add_row(
         "checkpoint",
         f"{config.get('checkpoint')}"
-        + (f" (step {step:,}" if step is not None else " (")
+        + (f" (step {step:,}" if isinstance(step, int) else " (")
         + (f", weights {weights})" if weights else ")"),
     )
-    trained = meta.get("trained_on")
+    trained = record_object(meta, "trained_on", root / "predict.json")
     if trained:
         head.add_row("trained on", f"split {trained.get('split')} of {trained.get('data')}")
     size = config.get("size")
     head.add_row(
         "size",
-        ("each image's own" if size is None else "x".join(map(str, size)))
+        ("each image's own" if size is None else "x".join(map(str, _listed(size))))
         + (f" ({meta['size_source']})" if meta.get("size_source") else ""),
     )
     device = meta.get("device_used")  # what --device auto came to (not in older records)
@@ -1015,7 +1048,8 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     head.add_row("mode", str(config.get("mode")) + (f", on {device}{autocast}" if device else ""))
     refinements = settings.get("refinements") or []
     head.add_row("inference", ", ".join(refinements) or "the release's: whole image, one scale")
-    classes = [c.get("name") for c in (meta.get("taxonomy") or {}).get("classes", [])]
+    taxonomy = record_object(meta, "taxonomy", root / "predict.json")
+    classes = [c.get("name") for c in _listed(taxonomy.get("classes")) if isinstance(c, dict)]
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
     add_made_with(head, meta.get("environment"))
     holder = writer(root)  # still labelling: the count is of the maps so far
@@ -1069,7 +1103,13 @@ def said_by(
 
 def failed_images(meta: dict) -> list[dict]:
     """The images ``predict.json`` (``meta``) records as failed, each ``{image, reason}``."""
-    return [f for f in meta.get("failed") or [] if isinstance(f, dict)]
+    return [f for f in _listed(meta.get("failed")) if isinstance(f, dict)]
+
+
+def _listed(value: Any) -> list:
+    """A record's list (a predict.json's ``failed``, ``size``), or [] where it is none or a
+    hand edit left another type there (an AttributeError or TypeError before)."""
+    return value if isinstance(value, list) else []
 
 
 def render_review(root: str | os.PathLike) -> tuple[list, int]:
@@ -1227,11 +1267,18 @@ def render_demo(root: str | os.PathLike) -> list:
     data = read_json(root / DEMO_SUMMARY, "demo summary")
     if not isinstance(data, dict) or not isinstance(data.get("classes"), dict):
         raise ValueError(f"{root / DEMO_SUMMARY}: not an engine demo summary (no 'classes')")
-    classes = {n: rows for n, rows in data["classes"].items() if isinstance(rows, list)}
+    # what a hand edit left of another type is passed over, as a row that is not an object
+    classes = {
+        n: [r for r in rows if isinstance(r, dict)]
+        for n, rows in data["classes"].items()
+        if isinstance(rows, list)
+    }
     out: list = [scores_table(classes, f"Demo {root}", bool(data.get("simulated_labeler")))]
-    if data.get("base_classes"):
-        out.append(base_line(data["base_classes"]))
-    calls = [c for c in data.get("calls") or [] if isinstance(c, dict)]
+    base = record_object(data, "base_classes", root / DEMO_SUMMARY)
+    if base := {n: s for n, s in base.items() if isinstance(s, dict)}:
+        out.append(base_line(base))
+    calls = data.get("calls") if isinstance(data.get("calls"), list) else []
+    calls = [c for c in calls if isinstance(c, dict)]
     if not calls and isinstance(data.get("wall_seconds"), int | float):  # before calls were kept
         calls = [{"wall_seconds": data["wall_seconds"]}]
     # what the demo is built to show, worked out from the rows as summary.json's `effect` was
@@ -1243,8 +1290,9 @@ def render_demo(root: str | os.PathLike) -> list:
     paths = Table(title="Where each stage wrote (engine info describes each)", show_header=False)
     paths.add_column("stage")
     paths.add_column("path", overflow="fold")
-    recorded = Path(str((data.get("config") or {}).get("out") or root))
-    for stage, path in (data.get("paths") or {}).items():
+    config, paths_made = (record_object(data, k, root / DEMO_SUMMARY) for k in ("config", "paths"))
+    recorded = Path(str(config.get("out") or root))
+    for stage, path in paths_made.items():
         with contextlib.suppress(ValueError):  # as the folder is now, wherever it ran
             path = root / Path(str(path)).relative_to(recorded)
         paths.add_row(stage, str(path))

@@ -34,7 +34,7 @@ SOURCE_COLORS = {
 
 def overlay(
     image: np.ndarray,
-    mask: np.ndarray,
+    mask: np.ndarray | None,
     color: tuple[int, int, int],
     long_side: int = 512,
     size: tuple[int, int] | None = None,
@@ -264,7 +264,8 @@ def prediction_settings(
     refinements = []
     if config.get("sliding_window"):  # tiles' score maps averaged: not the whole-image pass
         refinements.append("sliding window")
-    if list(config.get("scales", [1])) != [1]:
+    scales = config.get("scales", [1])  # a hand edit's number: not a list of scales, not shown
+    if isinstance(scales, list | tuple) and list(scales) != [1]:
         refinements.append(f"test-time scales {config['scales']}")
     if config.get("flip"):
         refinements.append("flip")

@@ -23,6 +23,16 @@ from annotations.fileio import UNREADABLE, first_line
 log = logging.getLogger(__name__)
 
 
+def in_process_workers(workers: int) -> int:
+    """``workers`` of a library config or call, as the command line's ``--workers`` reads it:
+    0 and 1 both run in this process (0 is taken as 1, as ``engine train`` loads in the training
+    process with ``--workers 0``); below 0 is refused. Before, ``EvaluateConfig(workers=0)``
+    and the other library configs refused 0, which the command line maps to 1."""
+    if workers < 0:
+        raise ValueError(f"workers must be >= 0 (0 or 1: in this process), got {workers}")
+    return max(1, workers)
+
+
 def process_pool(
     workers: int,
     initializer: Callable[..., Any] | None = None,
@@ -113,8 +123,7 @@ def map_in_order(
     processes (``fn`` and the jobs picklable), under a progress bar of images."""
     from engine.progress import make_progress
 
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    workers = in_process_workers(workers)
     with make_progress("img", enabled=progress) as bar:
         task = bar.add_task(description, total=len(jobs))
         if workers == 1 or len(jobs) <= 1:

@@ -8,6 +8,7 @@ the run stands every :data:`LOG_EVERY_S` seconds, and the bar is drawn once when
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Iterable, Iterator
 from typing import Any, TypeVar
@@ -61,6 +62,14 @@ class SafeConsole(Console):
             super().print(*objects, soft_wrap=soft_wrap, **kw)
         except OSError as e:  # the stream's own file refused the write (a full disk)
             raise stream_error(e, self.file, "stderr" if self.stderr else "stdout") from None
+
+    def on_broken_pipe(self) -> None:
+        """The stream's reader has gone (``engine info ... | head -1``): raise the
+        ``BrokenPipeError``, for the caller to end as it ends (the command line: exit code 141,
+        quietly, :func:`engine.cli.common.broken_pipe`). rich's own ended the process with
+        ``SystemExit(1)``, which ``engine info`` says for problems found."""
+        self.quiet = True  # nothing more to this stream
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
 
     def render(
         self, renderable: RenderableType, options: ConsoleOptions | None = None

@@ -216,10 +216,14 @@ class LabelConfig:
             raise ValueError(f"tile overlap must be in [0, 1), got {self.tile_overlap}")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
             raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
-        if self.shard is not None and not 0 <= self.shard[0] < self.shard[1]:
-            raise ValueError(
-                f"shard must be i/n with 0 <= i < n, got {self.shard[0]}/{self.shard[1]}"
-            )
+        shard = self.shard  # (i, n); a library caller's (1,) or (0, 2, 1) named as given
+        if shard is not None and not (
+            isinstance(shard, tuple | list)
+            and len(shard) == 2
+            and all(isinstance(v, int) for v in shard)
+            and 0 <= shard[0] < shard[1]
+        ):
+            raise ValueError(f"shard must be (i, n) with 0 <= i < n, got {shard!r}")
 
     @property
     def out_dir(self) -> Path:

@@ -120,6 +120,14 @@ def test_an_out_folder_that_cannot_be_created_is_one_line_naming_the_option(tmp_
         (["trian"], "error: No such command 'trian'. Did you mean 'train'? See engine --help"),
         (["--bogus"], "error: No such option: --bogus; see engine --help"),
         (["annotate", "nope"], "error: No such command 'nope'; see engine annotate --help"),
+        (["train", "--workers", "-1"], "error: Invalid value for '--workers': Input should be "
+         "greater than or equal to 0; see engine train --help"),
+        # a class id no label map holds: accepted, every prediction panel drawn empty
+        (["review", "run", "--pred-class-id", "-1"], "error: Invalid value for "
+         "'--pred-class-id': Input should be greater than or equal to 0; see engine review --help"),
+        (["annotate", "import", "f", "--png-value", "-1"], "error: Invalid value for "
+         "'--png-value': Input should be greater than or equal to 0; see engine annotate import "
+         "--help"),
     ],
 )  # fmt: skip
 def test_usage_errors_are_one_line_as_every_other_error(args, line):
@@ -564,3 +572,36 @@ def test_version_names_the_installed_distribution():
         assert res.output == f"mass-engine {metadata.version('mass-engine')}\n"
     except metadata.PackageNotFoundError:
         assert res.output == "mass-engine (not installed: run from a source tree)\n"
+
+
+@pytest.mark.parametrize(
+    "args", [["info", "{ds}", "--no-progress"], ["--help"], ["info", "--help"], ["--version"]]
+)
+def test_a_reader_that_closes_the_pipe_early_ends_the_command_quietly_with_141(
+    tmp_path: Path, args: list[str]
+):
+    """``engine info DATA | head -1``: exit code 141, as git's and coreutils' (the shell's code
+    for a process SIGPIPE ended), and nothing on stderr. Before, click's and rich's exit code 1,
+    which ``engine info`` says for problems found: a script under ``set -o pipefail`` read a
+    broken pipe as a dataset with problems."""
+    if args[1:2] == ["{ds}"]:
+        assert _synth(tmp_path / "d").exit_code == 0
+    args = [a.replace("{ds}", str(tmp_path / "d")) for a in args]
+    proc = subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()  # the reader gone before the command writes its first line
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err.decode()) == (141, "")
+
+
+def test_a_broken_pipe_that_is_not_stdout_stays_an_error():
+    """An EPIPE of a socket (torch.distributed's store, gloo) or a worker's pipe, with stdout
+    still read, is not taken for ``| head``: the command does not end quietly on it. SIGPIPE
+    stays ignored, as Python sets it (SIG_DFL would kill a training process on a socket's)."""
+    import signal
+
+    from engine.cli.common import broken_pipe
+
+    assert not broken_pipe(BrokenPipeError(errno.EPIPE, "Broken pipe"))
+    assert not broken_pipe(OSError(errno.ENOSPC, "No space left on device"))
+    assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN

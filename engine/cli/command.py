@@ -5,6 +5,7 @@ and usage errors (a bad value, an unknown or missing option, an unknown command)
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any, NoReturn
 
 import typer
@@ -12,7 +13,7 @@ import typer.core
 from rich.text import Text
 from typer.core import TyperCommand, TyperGroup
 
-from engine.cli.common import rich_help_cuts, stderr
+from engine.cli.common import EXIT_BROKEN_PIPE, broken_pipe, rich_help_cuts, stderr
 
 if hasattr(typer.core, "_click"):  # typer >= 0.24 carries its own copy of click
     UsageError = typer.core._click.exceptions.UsageError
@@ -98,6 +99,31 @@ class Command(_OneLineUsageErrors, TyperCommand):
 
 
 class Group(_OneLineUsageErrors, TyperGroup):
+    """A reader that closes the pipe early (``engine info ... | head -1``, ``engine --help |
+    head -1``) ends any command quietly with exit code 141, as git's and coreutils' do (the
+    shell's code for a process SIGPIPE ended); click made it exit code 1, which ``engine info``
+    says for problems found."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:  # the options parsed here: --help, --version
+            return super().make_context(*args, **kwargs)
+        except OSError as e:
+            if broken_pipe(e):
+                raise typer.Exit(EXIT_BROKEN_PIPE) from None
+            raise
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:  # the command (its own --help too)
+            try:
+                return super().invoke(ctx)
+            finally:
+                if sys.stdout is not None:  # what print() left in the buffer, said here
+                    sys.stdout.flush()
+        except OSError as e:
+            if broken_pipe(e):
+                raise typer.Exit(EXIT_BROKEN_PIPE) from None
+            raise
+
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
         quiet_flags(self, ctx)
         super().format_help(ctx, formatter)

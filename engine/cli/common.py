@@ -32,6 +32,9 @@ EXIT_NO_MEMORY = 71  # the machine ran out of memory (sysexits' EX_OSERR): one l
 NOT_WRITABLE = frozenset((errno.EROFS, errno.EACCES, errno.EPERM))
 EXIT_IO_ERROR = 74  # the disk is full or read-only (sysexits' EX_IOERR): one line on stderr
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports it (128 + SIGINT)
+# stdout's reader gone (`engine info ... | head -1`): what a shell reports of a process SIGPIPE
+# ended (128 + 13), as git and coreutils end, quietly
+EXIT_BROKEN_PIPE = 141
 INTERRUPTED = "interrupted"  # what stderr says then; a resumable command adds how to resume
 
 
@@ -65,6 +68,48 @@ class ConsoleLogHandler(logging.Handler):
             stderr.print(head + Text(self.format(record)), soft_wrap=True)
         except Exception:  # noqa: BLE001 - logging must never take the command down
             self.handleError(record)
+
+
+def reader_gone(fd: int) -> bool:
+    """Whether ``fd`` is a pipe (or socket) whose reading end is closed: poll says POLLERR
+    (Linux) or POLLHUP. False where there is no poll (Windows) or ``fd`` is a terminal or file."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return False
+    poll = select.poll()
+    try:
+        poll.register(fd, select.POLLOUT)
+        events = poll.poll(0)
+    except (OSError, ValueError):
+        return False
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in events)
+
+
+def broken_pipe(e: BaseException) -> bool:
+    """Whether ``e`` is a write to stdout or stderr whose reader has gone (``engine info ... |
+    head -1``); if so, both are pointed at the null device, so that nothing more is said (nor
+    Python's "Exception ignored ... BrokenPipeError" at exit). An EPIPE of anything else (a
+    socket of torch.distributed, a worker's pipe) is not: it stays an error. SIGPIPE is left
+    ignored, as Python sets it, for those sockets' sake: no SIG_DFL process-wide."""
+    if not isinstance(e, OSError) or e.errno != errno.EPIPE:
+        return False
+    gone = [fd for fd in (1, 2) if reader_gone(fd)]
+    if not gone:
+        return False
+    null = os.open(os.devnull, os.O_WRONLY)
+    for fd in gone:
+        os.dup2(null, fd)
+    os.close(null)
+    return True
+
+
+def raise_broken_pipes() -> None:
+    """Every rich console of the command line's process, typer's help among them, raises a
+    broken pipe as :class:`SafeConsole` does (for :func:`broken_pipe`), instead of rich's exit
+    code 1 (``engine --help | head -1``). In ``cli.main`` only: a library caller's own consoles
+    are left as they are."""
+    Console.on_broken_pipe = SafeConsole.on_broken_pipe  # type: ignore[method-assign]
 
 
 def lead(e: BaseException) -> str:

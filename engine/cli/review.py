@@ -25,7 +25,9 @@ def review(
         "from its predict.json, e.g. 'prediction + guided filter').",
     ),
     pred_class_id: int | None = typer.Option(
-        None, help="Class id of the new class in --pred (default: from the taxonomy beside it)."
+        None,
+        min=0,  # -1, no class id of a label map, drew every prediction panel empty
+        help="Class id of the new class in --pred (default: from the taxonomy beside it).",
     ),
     gt: str | None = typer.Option(
         None,

@@ -79,7 +79,7 @@ from engine.fusion.pseudo import (
     unvouched_images,
 )
 from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
-from engine.parallel import dead_worker, process_pool
+from engine.parallel import dead_worker, in_process_workers, process_pool
 from engine.progress import make_progress
 from engine.runinfo import (
     config_hash,
@@ -127,6 +127,7 @@ class FuseConfig:
         object.__setattr__(self, "out", Path(self.out))
         object.__setattr__(self, "pseudo", tuple(Path(p) for p in self.pseudo))
         object.__setattr__(self, "corrections", tuple(Path(p) for p in self.corrections))
+        object.__setattr__(self, "workers", in_process_workers(self.workers))  # 0: as 1
         for name in ("splits", "parents"):
             value = getattr(self, name)
             if value is not None:  # in order, once each (a split given twice is fused once)
@@ -144,8 +145,6 @@ class FuseConfig:
             )
         if self.min_coverage is not None and not 0.0 <= self.min_coverage <= 1.0:
             raise ValueError(f"min_coverage must be in 0..1, got {self.min_coverage}")
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "fuse config") -> FuseConfig:

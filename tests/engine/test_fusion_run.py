@@ -1100,8 +1100,8 @@ def test_error_output_is_an_input(world):
 def test_config_is_strict():
     with pytest.raises(ValueError, match=r"unknown keys \['parnets'\]"):
         FuseConfig.from_dict({"data": "d", "pseudo": [], "out": "o", "parnets": ["Others"]})
-    with pytest.raises(ValueError, match="workers must be >= 1"):
-        FuseConfig(data="d", pseudo=(), out="o", workers=0)
+    with pytest.raises(ValueError, match="workers must be >= 0"):  # 0: in this process, as 1
+        FuseConfig(data="d", pseudo=(), out="o", workers=-1)
 
 
 # -- CLI -------------------------------------------------------------------------------------

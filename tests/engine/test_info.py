@@ -82,8 +82,10 @@ def test_workers_give_the_same_report(tmp_path: Path):
     assert [p.message for p in one.problems] == [p.message for p in two.problems]
     assert [p.stem for p in one.problems] == ["bad", "s3"]
     assert "cannot decode image" in one.problems[1].message
-    with pytest.raises(ValueError, match="workers must be >= 1"):
-        dataset_stats(tmp_path, progress=False, workers=0)
+    zero = dataset_stats(tmp_path, progress=False, workers=0)  # as --workers 0: in this process
+    assert [p.message for p in zero.problems] == [p.message for p in one.problems]
+    with pytest.raises(ValueError, match="workers must be >= 0"):
+        dataset_stats(tmp_path, progress=False, workers=-1)
 
 
 def test_a_label_that_cannot_be_opened_is_a_problem_not_a_crash(tmp_path: Path, monkeypatch):
@@ -1177,3 +1179,85 @@ def test_engine_info_on_a_record_edited_into_other_types_names_it(tmp_path):
     scores.write_text(json.dumps({"mIoU": 1.0, "images": 1, "classes": classes, "config": {}}))
     res = CliRunner().invoke(app, ["info", str(scores)], env={"COLUMNS": "300"})
     assert res.exit_code == 2 and f"error: {scores}: holds a value" in res.output, res.output
+
+
+def test_a_record_with_an_object_of_the_wrong_type_is_one_line_naming_the_file(tmp_path: Path):
+    """A hand-edited record whose ``config`` (or ``config.cls``, ``config.augment``) is a list
+    or a string: ``error: FILE: 'config' is not an object, got [1, 2]``, exit 2. Before, an
+    AttributeError traceback; a label run's ``backend`` given as its name alone (as older
+    records and LabelRun read it) likewise."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    def info(path: Path):
+        return CliRunner().invoke(app, ["info", str(path), "--no-progress"])
+
+    done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": ""}]
+    _, run = _label_run(tmp_path, done)
+    good = json.loads((run / "run.json").read_text())
+    for edit, said in [
+        ({"config": [1, 2]}, "'config' is not an object, got [1, 2]"),
+        ({"config": "x"}, "'config' is not an object, got 'x'"),
+        ({"config": {**good["config"], "cls": [1]}}, "'config.cls' is not an object, got [1]"),
+    ]:
+        (run / "run.json").write_text(json.dumps({**good, **edit}))
+        res = info(run)
+        assert (res.exit_code, res.output) == (2, f"error: {run / 'run.json'}: {said}\n")
+    (run / "run.json").write_text(json.dumps({**good, "backend": "simulated"}))
+    res = info(run)  # shown (exit 1: splits not labelled yet), not an AttributeError
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.exception
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    for config, said in [
+        (["iters"], "'config' is not an object, got ['iters']"),
+        ({"iters": 10, "augment": "crop"}, "'config.augment' is not an object, got 'crop'"),
+    ]:
+        (train / "config.json").write_text(json.dumps({"config": config}))
+        res = info(train)
+        assert (res.exit_code, res.output) == (2, f"error: {train / 'config.json'}: {said}\n")
+    demo = tmp_path / "demo" / "report"
+    demo.mkdir(parents=True)
+    row = {"source": "fused labels", "iou": 70.0, "biou": 60.0, "bf1": 0.8}
+    summary = {"classes": {"Bicycle": [1, row]}, "base_classes": {"start checkpoint": [1]},
+               "calls": 3, "simulated_labeler": True}  # fmt: skip
+    (demo / "summary.json").write_text(json.dumps(summary))
+    res = info(demo.parent)  # what is not an object is passed over, as rows of another type were
+    assert res.exit_code == 0, res.output
+    assert "fused labels" in res.output and "base classes" not in res.output
+    (demo / "summary.json").write_text(json.dumps({**summary, "base_classes": [1]}))
+    res = info(demo.parent)
+    said = f"error: {demo / 'summary.json'}: 'base_classes' is not an object, got [1]\n"
+    assert (res.exit_code, res.output) == (2, said)
+
+
+def test_a_record_with_a_scalar_or_list_of_the_wrong_type_is_shown_or_named(tmp_path: Path):
+    """predict.json's ``failed``, ``size``, ``scales`` or ``taxonomy.classes`` given as a
+    number, its ``checkpoint_step`` as a list (hand edits): what is not of its type is passed
+    over, as an entry of another type in those lists was; a training run's ``config.iters``
+    that is no number is one line naming the file. Before, a TypeError traceback each."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    config = {"checkpoint": "runs/train/run/last.pt", "size": 3, "scales": 3, "mode": "id"}
+    meta = {"config": config, "checkpoint_step": [1, 2], "failed": 3,
+            "taxonomy": {"classes": 3}}  # fmt: skip
+    (pred / "predict.json").write_text(json.dumps(meta))
+    res = CliRunner().invoke(app, ["info", str(pred), "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert "runs/train/run/last.pt" in res.output
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    (train / "config.json").write_text(json.dumps({"config": {"iters": [100]}}))
+    res = CliRunner().invoke(app, ["info", str(train), "--no-progress"])
+    said = f"error: {train / 'config.json'}: 'config.iters' is not a number, got [100]\n"
+    assert (res.exit_code, res.output) == (2, said)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,27 @@ def test_how_a_process_ended_in_words():
     assert how_it_ended(-11) == "killed by SIGSEGV"
     assert how_it_ended(1) == "exited with code 1"
     assert how_it_ended(-9).startswith("killed by SIGKILL (most likely the kernel's out-of-mem")
+
+
+def test_library_configs_take_workers_0_as_the_command_line_does(tmp_path: Path):
+    """``--workers 0`` is "in this process" on the command line (recorded as 1); the library's
+    configs and calls refused it (``workers must be >= 1``). Now 0 is 1 there too, and below
+    0 is refused naming what 0 means."""
+    from engine.compare import CompareConfig
+    from engine.evaluate import EvaluateConfig
+    from engine.fusion.run import FuseConfig
+
+    made = [
+        EvaluateConfig(tmp_path, tmp_path, workers=0),
+        CompareConfig("Others", tmp_path, (("a", tmp_path),), workers=0),
+        FuseConfig(data=tmp_path, pseudo=(tmp_path,), out=tmp_path / "o", workers=0),
+    ]
+    assert [c.workers for c in made] == [1, 1, 1]  # what the command line records for 0
+    assert list(map_in_order(abs, [-1, -2], 0, "x", False)) == [1, 2]
+    for make in (
+        lambda: EvaluateConfig(tmp_path, tmp_path, workers=-1),
+        lambda: FuseConfig(data=tmp_path, pseudo=(tmp_path,), out=tmp_path, workers=-1),
+        lambda: list(map_in_order(abs, [1], -1, "x", False)),
+    ):
+        with pytest.raises(ValueError, match=r"workers must be >= 0 \(0 or 1: in this process\)"):
+            make()

@@ -1285,3 +1285,16 @@ def test_an_image_name_that_is_not_utf8_is_reported_and_linked(tmp_path):
     md = tmp_path / "compare.md"
     compare(CompareConfig("Bicycle", subset.root, (("p", run),), markdown_out=md, progress=False))
     assert "runcaf\\udce9/labels" in md.read_bytes().decode("utf-8")
+
+
+def test_overlay_takes_no_mask_as_its_signature_says():
+    """``overlay(image, None, ...)`` is the bare thumbnail (the review's image without a
+    panel); its ``mask`` was annotated ``np.ndarray`` alone, so a type checker flagged the
+    documented call."""
+    import typing
+
+    from engine.outputs import overlay
+
+    assert type(None) in typing.get_args(typing.get_type_hints(overlay)["mask"])
+    image = np.full((4, 6, 3), 9, np.uint8)
+    np.testing.assert_array_equal(overlay(image, None, (255, 0, 0), size=(6, 4)), image)

@@ -390,3 +390,12 @@ def test_the_summary_names_the_run_s_manifest_for_the_failures_it_does_not_list(
     print_label_summary(LabelSummary(out_dir=out, config_hash="h", shard=(0, 1), failed=failed))
     err = " ".join(capsys.readouterr().err.split())
     assert f"... and 5 more failures (see {out / 'manifest.jsonl'})" in err
+
+
+@pytest.mark.parametrize("shard", [(1,), (0, 2, 1), ("0", "2"), (2, 2), (-1, 2)])
+def test_a_library_shard_that_is_no_i_of_n_is_named_as_given(shard):
+    """``LabelConfig(shard=(1,))``: its own error message indexed ``shard[1]`` and raised
+    IndexError; a shard of three or of strings likewise slipped past or raised TypeError."""
+    with pytest.raises(ValueError, match=r"shard must be \(i, n\) with 0 <= i < n, got "):
+        LabelConfig(data="d", cls=ClassSpec("Bicycle"), shard=shard)
+    assert LabelConfig(data="d", cls=ClassSpec("Bicycle"), shard=(1, 2)).shard == (1, 2)
