@@ -1540,12 +1540,26 @@ def describe_output(
         return _describe_output(path, splits)
     except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as e:
         kind = output_kind(path)
-        record = Path(path) / kind[0] if kind else Path(path)
         again = "; run the command that wrote it again" if kind else ""
         raise ValueError(
-            f"{record}: holds a value of an unexpected type ({type(e).__name__}: {e}), edited by "
-            f"hand?{again}"
+            f"{records_read(path, kind)}: holds a value of an unexpected type or lacks one "
+            f"({type(e).__name__}: {e}), edited by hand?{again}"
         ) from None
+
+
+# records read beside the one that names an output (a label run's manifest beside run.json)
+_READ_BESIDE = {"run.json": "manifest.jsonl", "metrics.jsonl": "config.json"}
+
+
+def records_read(path: str | os.PathLike, kind: tuple[str, str] | None) -> str:
+    """The file (or files) ``engine info`` read to describe ``path`` (``kind``: its
+    :func:`output_kind`), for an error about their values: the record that names the output
+    and the one read beside it, a demo's summary, or ``path`` itself (a scores record)."""
+    folder = Path(path)
+    if kind is None:
+        return str(folder / DEMO_SUMMARY if (folder / DEMO_SUMMARY).is_file() else folder)
+    beside = _READ_BESIDE.get(kind[0])
+    return f"{folder / kind[0]}" + (f" or {beside} beside it" if beside else "")
 
 
 def _describe_output(

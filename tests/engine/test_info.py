@@ -1171,14 +1171,21 @@ def test_engine_info_on_a_record_edited_into_other_types_names_it(tmp_path):
         assert res.exit_code == code, res.output
         assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
         if code == 2:
-            assert f"error: {record}: holds a value of an unexpected type (" in res.output, (
-                res.output
-            )
+            said = f"error: {record}: holds a value of an unexpected type or lacks one ("
+            assert said in res.output, res.output
     scores = tmp_path / "eval.json"
     classes = [{"name": "sky", "iou": 90.0, "biou": [], "bf1": 0.5}]
     scores.write_text(json.dumps({"mIoU": 1.0, "images": 1, "classes": classes, "config": {}}))
     res = CliRunner().invoke(app, ["info", str(scores)], env={"COLUMNS": "300"})
     assert res.exit_code == 2 and f"error: {scores}: holds a value" in res.output, res.output
+    # the files read, not the folder: a label run's manifest (a line's instance count a list)
+    # named with the run.json beside it
+    done = [{"split": "train", "stem": "train0", "status": "ok", "config_hash": "",
+             "instances": [1]}]  # fmt: skip
+    _, run = _label_run(tmp_path / "l", done)
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "300"})
+    said = f"error: {run / 'run.json'} or manifest.jsonl beside it: holds a value"
+    assert res.exit_code == 2 and said in " ".join(res.output.split()), res.output
 
 
 def test_a_record_with_an_object_of_the_wrong_type_is_one_line_naming_the_file(tmp_path: Path):
