@@ -149,7 +149,7 @@ def looks_like_path(source: str) -> bool:
     )
 
 
-def _missing(
+def missing_weights(
     role: str,
     source: str,
     revision: str | None,
@@ -205,9 +205,9 @@ def _check_local(role: str, source: str, revision: str | None, option: str | Non
     if looks_like_path(source):
         p = Path(source).expanduser()
         if not p.exists():
-            raise _missing(role, source, revision, "no such directory", option=option)
+            raise missing_weights(role, source, revision, "no such directory", option=option)
         if not (p / "config.json").is_file():
-            raise _missing(role, source, revision, "no config.json in it", option=option)
+            raise missing_weights(role, source, revision, "no config.json in it", option=option)
         try:
             str(p.absolute()).encode("utf-8")
         except UnicodeEncodeError:  # caf\xe9 from a latin-1 system, read with a surrogate
@@ -233,7 +233,7 @@ def _load_config(
             source, revision=revision, local_files_only=_local_only(source, local_only)
         )
     except Exception as e:  # noqa: BLE001 - hub, network and cache errors all mean "not found"
-        raise _missing(role, source, revision, _reason(e), local_only, option) from None
+        raise missing_weights(role, source, revision, _reason(e), local_only, option) from None
 
 
 def _from_pretrained(
@@ -257,7 +257,7 @@ def _from_pretrained(
                 "incomplete: delete it and download again"
             ) from None
         if isinstance(e, (OSError, ValueError)):
-            raise _missing(role, source, revision, _reason(e), local_only, option) from None
+            raise missing_weights(role, source, revision, _reason(e), local_only, option) from None
         raise
 
 

@@ -309,3 +309,76 @@ def test_label_args_read_a_torchrun_line():
         "--data D",
     ]
     assert _label_args("engine fuse --data D") is None
+
+
+# the options of the commands that name an input (a folder or file an earlier step writes)
+INPUT_OPTIONS = {"--data", "--pseudo", "--subset", "--fused", "--pred", "--gt", "--checkpoint"}
+INPUT_OPTIONS |= {"--init", "--images", "--corrections", "--config", "--source"}
+
+
+def _inputs(line: str) -> list[str]:
+    """The paths an ``engine`` line reads: its positional arguments and input options' values
+    (``--source NAME=PATH``'s PATH)."""
+    match = re.match(r"^engine\s+(.*)$", line)
+    if not match:
+        return []
+    tokens = [t.strip("[]") for t in shlex.split(match.group(1))]  # a synopsis' [--opt X]
+    command = typer.main.get_command(app)
+    while tokens and isinstance(command, typer.core.TyperGroup) and tokens[0] in command.commands:
+        command = command.commands[tokens.pop(0)]
+    flags = {o for p in command.params if getattr(p, "is_flag", False) for o in p.opts}
+    found, option = [], None
+    for token in tokens:
+        if option is None and token.startswith("-"):
+            option = None if token in flags or "=" in token else token
+            continue
+        if option is None or option in INPUT_OPTIONS:
+            found.append(token.split("=", 1)[-1] if option == "--source" else token)
+        option = None
+    return found
+
+
+def _written_before(path: str, text: str) -> bool:
+    """``path``, or a folder above it, is named in ``text`` (a command's --out, a mkdir, a
+    ``# -> runs/fused/bicycle`` comment)."""
+    parts = path.split("/")
+    return any(  # a top folder alone counts when named alone: runs/label/x makes no runs/train
+        re.search(
+            rf"(?<![\w./+-]){re.escape('/'.join(parts[:i]))}(?![\w.+{'/' if i == 1 else ''}-])",
+            text,
+        )
+        for i in range(len(parts), 0, -1)
+    )
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_a_recipe_s_steps_read_what_its_earlier_steps_write(doc):
+    """A block that starts with ``engine synth`` is a recipe run as it stands: each path a step
+    reads is named before it (written by an earlier step). docs/fusion.md's "Adding classes"
+    imported ``ann/bicycle`` and ``ann/car``, folders no step made: copied as written, the
+    recipe stopped there (``error: ann/bicycle: annotation source not found``)."""
+    problems = []
+    for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", doc.read_text(), re.S):
+        flat = re.sub(r"\\\n\s*", " ", block)
+        lines = _shell_lines(f"```\n{block}```")
+        if not lines or not lines[0].startswith("engine synth"):
+            continue
+        for line in lines:
+            before = flat[: flat.find(line.split(" #")[0][:60])]
+            problems += [
+                f"{path}: read by {line[:70]}, written by no step before it"
+                for path in _inputs(line)
+                if not re.match(r"[/$~.]|.*[A-Z]{2,}|.*\.\.\.", path)
+                and not _written_before(path, before)
+            ]
+    assert problems == [], "\n".join(problems)
+
+
+def test_the_recipe_check_reads_inputs_and_finds_an_unwritten_folder():
+    assert _inputs('engine compare --class B --gt s --source "a=p/x" --plot c.png') == ["s", "p/x"]
+    assert _inputs("engine annotate import ann/b --format png --data d --out o") == ["ann/b", "d"]
+    assert _inputs("engine review runs/label/b --limit 0") == ["runs/label/b"]
+    assert _written_before("runs/train/b/last.pt", "engine train --out runs/train/b\n")
+    assert not _written_before("ann/bicycle", "engine annotate pick runs/label/bicycle\n")
+    assert not _written_before("runs/fused/b", "engine label --out runs/label/b\n")
+    assert _written_before("data/new_classes/b", "engine synth --out data\n")

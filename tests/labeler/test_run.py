@@ -188,6 +188,25 @@ def test_missing_weights_is_one_clear_line(
     assert ("hf download" in text) == detector.startswith("some-org")
 
 
+@pytest.mark.parametrize("option", ["--detector", "--segmenter", "--refine"])
+def test_a_missing_relative_model_folder_is_named_as_a_folder(
+    dataset, tmp_path, monkeypatch, option
+):
+    """docs/labeler.md's ``--detector ./models/gdino`` with no such folder: recorded as
+    ``models/gdino`` (one spelling per folder), it was asked of the hub as a hub id, and the
+    error said ``hf download models/gdino``. Now the missing folder is named, the hub not asked."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("labeler.models.hub_unreachable", lambda: pytest.fail("hub asked"))
+    extra = ["--backend", "simulated"] if option == "--refine" else []
+    args = ["label", "--class", "Car", "--data", str(dataset), option, "./models/m", *extra]
+    res = runner.invoke(app, args)
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2, res.output
+    assert "./models/m: " in text and f"looked in the local path {tmp_path}/models/m" in text
+    assert "hf download" not in text and f"({option} DIR)" in text and "Traceback" not in text
+    assert not (tmp_path / "runs").exists()
+
+
 def test_prepared_inputs_match_the_processor_batch(tiny_models):
     """Per-image pre-processing in loader threads + our padding == the processor's own batch."""
     import torch
