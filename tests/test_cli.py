@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -125,9 +126,6 @@ def test_an_out_folder_that_cannot_be_created_is_one_line_naming_the_option(tmp_
         # a class id no label map holds: accepted, every prediction panel drawn empty
         (["review", "run", "--pred-class-id", "-1"], "error: Invalid value for "
          "'--pred-class-id': Input should be greater than or equal to 0; see engine review --help"),
-        (["annotate", "import", "f", "--png-value", "-1"], "error: Invalid value for "
-         "'--png-value': Input should be greater than or equal to 0; see engine annotate import "
-         "--help"),
     ],
 )  # fmt: skip
 def test_usage_errors_are_one_line_as_every_other_error(args, line):
@@ -526,6 +524,11 @@ def test_log_records_are_warning_lines_on_the_console(monkeypatch, capsys):
         logging.getLogger("trainer.train").info("not shown at the default level")
 
     monkeypatch.setattr(cli, "app", fake_app)
+    # what main installs for the process, put back for the tests after this one
+    from rich.console import Console
+
+    monkeypatch.setattr(Console, "on_broken_pipe", Console.on_broken_pipe)
+    sigterm = signal.getsignal(signal.SIGTERM)
     try:
         cli.main()
         cli.main()
@@ -535,6 +538,7 @@ def test_log_records_are_warning_lines_on_the_console(monkeypatch, capsys):
             handlers = logging.getLogger(name).handlers
             assert sum(isinstance(h, ConsoleLogHandler) for h in handlers) == 1
     finally:
+        signal.signal(signal.SIGTERM, sigterm)
         for name in LOGGED_PACKAGES:
             logger = logging.getLogger(name)
             logger.handlers = [h for h in logger.handlers if not isinstance(h, ConsoleLogHandler)]
@@ -605,3 +609,21 @@ def test_a_broken_pipe_that_is_not_stdout_stays_an_error():
     assert not broken_pipe(BrokenPipeError(errno.EPIPE, "Broken pipe"))
     assert not broken_pipe(OSError(errno.ENOSPC, "No space left on device"))
     assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
+
+
+def test_a_broken_pipe_of_a_socket_is_no_quiet_exit_1(monkeypatch):
+    """A command whose socket or worker pipe breaks, its output still read: click ended it with
+    exit code 1 and nothing said (``engine info``'s "problems found"); it is an error with its
+    traceback, as any error the engine does not expect."""
+    from typer.testing import CliRunner
+
+    import trainer.models.summary
+    from cli import app
+
+    def broken(**_: object) -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(trainer.models.summary, "summarize_presets", broken)
+    res = CliRunner().invoke(app, ["models"])
+    assert res.exit_code == 1 and isinstance(res.exception, RuntimeError), res.exception
+    assert "broken pipe, not the command's output" in str(res.exception)

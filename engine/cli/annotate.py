@@ -134,7 +134,6 @@ def annotate_import(
     ),
     png_value: int | None = typer.Option(
         None,
-        min=0,  # a PNG's values (16-bit masks: above 255 too); -1 matched no pixel
         help="png: the class's value in index masks of many classes (Pascal VOC: bicycle 2, "
         "car 7); 255 stays unannotated, other values are 0.",
     ),

@@ -4,8 +4,11 @@ and usage errors (a bad value, an unknown or missing option, an unknown command)
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import re
 import sys
+from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import typer
@@ -98,6 +101,21 @@ class Command(_OneLineUsageErrors, TyperCommand):
             self.rich_markup_mode = markup
 
 
+@contextlib.contextmanager
+def _output_closed_quietly() -> Iterator[None]:
+    """Exit code 141, quietly, when the reader of stdout or stderr has gone; a broken pipe of
+    anything else (a socket of torch.distributed, a worker's pipe) is an error with its
+    traceback: click ended it with exit code 1 and nothing said."""
+    try:
+        yield
+    except OSError as e:
+        if broken_pipe(e):
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
+        if e.errno == errno.EPIPE:
+            raise RuntimeError(f"broken pipe, not the command's output: {e}") from e
+        raise
+
+
 class Group(_OneLineUsageErrors, TyperGroup):
     """A reader that closes the pipe early (``engine info ... | head -1``, ``engine --help |
     head -1``) ends any command quietly with exit code 141, as git's and coreutils' do (the
@@ -105,24 +123,16 @@ class Group(_OneLineUsageErrors, TyperGroup):
     says for problems found."""
 
     def make_context(self, *args: Any, **kwargs: Any) -> Any:
-        try:  # the options parsed here: --help, --version
+        with _output_closed_quietly():  # the options parsed here: --help, --version
             return super().make_context(*args, **kwargs)
-        except OSError as e:
-            if broken_pipe(e):
-                raise typer.Exit(EXIT_BROKEN_PIPE) from None
-            raise
 
     def invoke(self, ctx: typer.Context) -> Any:
-        try:  # the command (its own --help too)
+        with _output_closed_quietly():  # the command (its own --help too)
             try:
                 return super().invoke(ctx)
             finally:
                 if sys.stdout is not None:  # what print() left in the buffer, said here
                     sys.stdout.flush()
-        except OSError as e:
-            if broken_pipe(e):
-                raise typer.Exit(EXIT_BROKEN_PIPE) from None
-            raise
 
     def format_help(self, ctx: typer.Context, formatter: Any) -> None:
         quiet_flags(self, ctx)

@@ -342,10 +342,12 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
     return w, h
 
 
-def in_process(workers: int) -> int:
-    """``--workers 0`` of a command whose work runs in processes: 1, this process (what
-    ``engine train --workers 0`` means for its loader; before, refused here)."""
-    return max(1, workers)
+def _in_process(workers: int) -> int:
+    """``--workers``' callback: the library's reading of it (0 and 1: in this process),
+    imported when a command runs, not for ``engine --help`` (engine.parallel imports cv2)."""
+    from engine.parallel import in_process_workers
+
+    return in_process_workers(workers)
 
 
 def workers_option(what: str = "Worker processes") -> Any:
@@ -355,7 +357,7 @@ def workers_option(what: str = "Worker processes") -> Any:
     import typer
 
     return typer.Option(
-        1, "--workers", min=0, callback=in_process, help=f"{what}; 0 or 1: in this process."
+        1, "--workers", min=0, callback=_in_process, help=f"{what}; 0 or 1: in this process."
     )
 
 

@@ -81,7 +81,7 @@ def min_images(level: float = LEVEL) -> int:
     sign (one image: a point interval; 2 or 3: it held the true delta in 31-70% of test sets,
     docs/metrics.md); 4 images' bounds mix images (1/256 of the draws)."""
     if not 0 < level < 1:
-        raise ValueError(f"an interval's level is between 0 and 1 (exclusive), got {level}")
+        raise ValueError(f"level must be in (0, 1), got {level}")
     n = 1
     while float(n) ** -n >= (1 - level) / 2:
         n += 1

@@ -1073,6 +1073,7 @@ def test_index_masks_of_many_classes_import_by_the_class_s_value(tmp_path, world
         )
     for settings, message in [
         ({"png_value": 255}, "1..254 \\(0 is background, 255 unannotated\\), not 255"),
+        ({"png_value": -1}, "1..254 \\(0 is background, 255 unannotated\\), not -1"),
         ({"png_value": 2, "png_binary": True}, "exclude each other; give one"),
         ({"png_value": 2, "format": "coco"}, "--png-value reads PNG masks; the sources are coco"),
     ]:

@@ -193,7 +193,7 @@ def test_an_interval_line_says_how_many_images_hold_the_class_when_too_few():
     assert "IoU [+1.00, +3.00] (excludes 0), BIoU -, BF1 -" in interval_line("m", "p", old)
     assert min_images(0.95) == 4
     for level in (1.0, 0.0, 1.5):
-        with pytest.raises(ValueError, match="level is between 0 and 1"):
+        with pytest.raises(ValueError, match=r"level must be in \(0, 1\), got"):
             min_images(level)
 
 
