@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -372,6 +373,30 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_with_its_default(tmp
         train(
             _cfg(root, tmp_path / "a", iters=6, resume=True, freeze_bn_stats=True), model=_stub(7)
         )
+
+
+@pytest.mark.parametrize(
+    "damage, said",
+    [  # fuzzed, round 47: each was Python's words (a traceback) or named no file
+        (lambda c: c["scheduler"].update(iters=float("inf")), "scheduler.iters inf is not"),
+        (lambda c: c.update(step=-3), "step -3 is not a step count"),
+        (lambda c: c.update(step="2"), "step '2' is not a step count"),
+        (lambda c: c.update(scheduler=[]), "scheduler [] is not a mapping"),
+        (lambda c: c.update(config=None), "config is not a mapping"),
+        (lambda c: c["optimizer"].update(param_groups=[]), "optimizer: "),
+        (lambda c: c["rng"].pop("numpy"), "rng: KeyError"),
+    ],
+)
+def test_a_damaged_training_state_is_one_line_naming_last_pt(tmp_path, damage, said):
+    root = write_dataset(tmp_path / "data")
+    train(_cfg(root, tmp_path / "a", iters=4, max_steps_this_run=2), model=_stub(7))
+    last = tmp_path / "a" / "last.pt"
+    ckpt = load_checkpoint(last)
+    damage(ckpt)
+    torch.save(ckpt, last)
+    with pytest.raises(ValueError, match=re.escape(said)) as e:
+        train(_cfg(root, tmp_path / "a", iters=4, resume=True), model=_stub(7))
+    assert str(e.value).startswith(f"{last}: damaged training state: ")
 
 
 def test_frozen_batchnorm_statistics_survive_train_mode_and_training(tmp_path):
