@@ -658,7 +658,10 @@ def _check_resume_state(ckpt: dict[str, Any], path: Path) -> None:
     groups = (ckpt.get("optimizer") or {}).get("param_groups", [])
     if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
         raise ValueError(f"{path}: damaged training state: optimizer: param_groups {groups!r:.60}")
-    for rng in [ckpt["rng"]] if "rng" in ckpt else []:  # tried on the caller's generators
+    ranks = ckpt.get("rng_ranks") or []
+    if not isinstance(ranks, list):
+        raise ValueError(f"{path}: damaged training state: rng_ranks {ranks!r:.60} is not a list")
+    for rng in [ckpt["rng"], *ranks] if "rng" in ckpt else ranks:  # on the caller's generators
         try:
             with caller_rng():
                 set_rng_state(rng, cuda=False)

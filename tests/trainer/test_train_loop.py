@@ -385,6 +385,9 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_with_its_default(tmp
         (lambda c: c.update(config=None), "config is not a mapping"),
         (lambda c: c["optimizer"].update(param_groups=[]), "optimizer: "),
         (lambda c: c["rng"].pop("numpy"), "rng: KeyError"),
+        # restored last, after config.yaml and resumes.jsonl were written: now checked first
+        (lambda c: c.update(rng_ranks=[None]), "rng: TypeError"),
+        (lambda c: c.update(rng_ranks=7), "rng_ranks 7 is not a list"),
     ],
 )
 def test_a_damaged_training_state_is_one_line_naming_last_pt(tmp_path, damage, said):
@@ -397,6 +400,7 @@ def test_a_damaged_training_state_is_one_line_naming_last_pt(tmp_path, damage, s
     with pytest.raises(ValueError, match=re.escape(said)) as e:
         train(_cfg(root, tmp_path / "a", iters=4, resume=True), model=_stub(7))
     assert str(e.value).startswith(f"{last}: damaged training state: ")
+    assert not (tmp_path / "a" / "resumes.jsonl").exists()
 
 
 def test_frozen_batchnorm_statistics_survive_train_mode_and_training(tmp_path):
