@@ -135,6 +135,9 @@ def check_val_size(
     )
 
 
+MAX_CROP = 65536  # px a side: a crop's pixels, 4 bytes a channel, already 48 GB of floats
+
+
 def check_crop(crop: int, where: str | None = None) -> None:
     """``ValueError`` naming ``--crop`` when the training crop is smaller than the model's
     :data:`MIN_SIDE` px a side: checked before any file is written, where the first step failed
@@ -146,6 +149,11 @@ def check_crop(crop: int, where: str | None = None) -> None:
         if where is not None:
             given, fix = f"{where}: augment.crop {crop}", f"set it to {MIN_SIDE} or more"
         raise ValueError(f"{given}: the model needs at least {MIN_SIDE} px per side; {fix}")
+    if crop > MAX_CROP:  # 1e308 read as a whole number: numpy's OverflowError, a traceback
+        given = (
+            f"{where}: augment.crop {crop:.3g}" if where else f"--crop {crop:.3g} (augment.crop)"
+        )
+        raise ValueError(f"{given}: at most {MAX_CROP} px per side")
 
 
 def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | None:

@@ -56,6 +56,9 @@ def test_config_values_of_another_type_or_range_are_named(tmp_path):
         ("log_every: 0\n", "c.yaml: log_every must be >= 1, got 0"),
         ("val_every: -5\n", "c.yaml: val_every must be >= 0, got -5"),
         ("threads: -1\n", "c.yaml: threads must be >= 0, got -1"),
+        # fuzzed, round 47: torch's "Invalid beta parameter at index 1: -1.999", no file named
+        ("betas: [0.9, -1.999]\n", "c.yaml: betas must be in [0, 1), got [0.9, -1.999]"),
+        ("betas: [1.0, 0.999]\n", "c.yaml: betas must be in [0, 1), got [1.0, 0.999]"),
     ):
         f.write_text(text)
         with pytest.raises(ValueError) as err:
