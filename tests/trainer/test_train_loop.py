@@ -59,6 +59,11 @@ def test_config_values_of_another_type_or_range_are_named(tmp_path):
         # fuzzed, round 47: torch's "Invalid beta parameter at index 1: -1.999", no file named
         ("betas: [0.9, -1.999]\n", "c.yaml: betas must be in [0, 1), got [0.9, -1.999]"),
         ("betas: [1.0, 0.999]\n", "c.yaml: betas must be in [0, 1), got [1.0, 0.999]"),
+        (  # torch's "Overflow when unpacking long long" at the first step, a traceback
+            "loss: {num_points: 9223372036854775808}\n",
+            "c.yaml.loss: num_points x oversample must be at most 1,048,576 (1024 x 1024), "
+            "got 9223372036854775808 x 3.0",
+        ),
     ):
         f.write_text(text)
         with pytest.raises(ValueError) as err:
