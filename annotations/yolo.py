@@ -25,6 +25,9 @@ from annotations.polygons import coco_polygons_rle
 NAME_FILES = ("data.yaml", "dataset.yaml", "classes.txt", "obj.names")
 
 
+MAX_CLASSES = 100_000  # a data.yaml's names by index: far more than any dataset has
+
+
 def looks_like_yolo(path: Path) -> bool:
     """Whether a ``.txt`` file reads as YOLO labels: every line (of the first 20) a class index
     and numbers; an empty file too (an image without objects). Not a names file."""
@@ -92,6 +95,13 @@ def read_class_names(path: Path) -> list[str]:
                 indexed = {int(k): str(v) for k, v in names.items()}
             except (TypeError, ValueError):
                 raise ValueError(f"{path}: 'names' keys must be class indices") from None
+            wrong = [
+                i for i in indexed if not 0 <= i < MAX_CLASSES
+            ]  # gaps are filled in: no 10**10
+            if wrong:
+                raise ValueError(
+                    f"{path}: 'names' key {wrong[0]} is not a class index (0 to {MAX_CLASSES - 1})"
+                )
             return [indexed.get(i, f"class {i}") for i in range(max(indexed, default=-1) + 1)]
         if not isinstance(names, list):
             raise ValueError(f"{path}: no 'names' list or dict of the classes")
@@ -124,7 +134,7 @@ def yolo_to_mask(
         except ValueError:
             raise ValueError(f"{where}: not numbers: {line.strip()!r:.60}") from None
         index = values[0]
-        if index != int(index) or not 0 <= index < len(names):
+        if not 0 <= index < len(names) or index != int(index):  # NaN, inf: named too
             raise ValueError(f"{where}: class {values[0]:g} is not one of the {len(names)} named")
         name = names[int(index)]
         role = label_role(name, class_name)

@@ -136,7 +136,13 @@ def load_sam_pth(path: str | os.PathLike):
         raise ValueError(f"{path}: expected a state dict, got {type(sd).__name__}")
     config = sam_config_from_state_dict(sd, str(path))
     model = SamModel(config)
-    missing, unexpected = model.load_state_dict(rename_sam_keys(sd), strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(rename_sam_keys(sd), strict=False)
+    except RuntimeError as e:  # a tensor of another shape: torch's first line names no file
+        detail = "; ".join(x.strip() for x in str(e).splitlines()[1:3] if x.strip())
+        raise ValueError(
+            f"{path}: checkpoint does not match the SAM layout ({detail[:300]})"
+        ) from None
     if missing or unexpected:
         raise ValueError(
             f"{path}: checkpoint does not match the SAM layout: missing {sorted(missing)[:5]}, "

@@ -85,6 +85,8 @@ class TrainConfig:
             self.val_split = ""  # as --val-split none: a config's "val_split: none" was a split
         self.betas = tuple(float(v) for v in self.betas)  # type: ignore[assignment]
         check_backbone_norm(self.backbone_norm)
+        if not all(0.0 <= b < 1.0 for b in self.betas):  # torch's words named no file
+            raise ValueError(f"betas must be in [0, 1), got {list(self.betas)}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.processes < 0:

@@ -135,6 +135,9 @@ def check_val_size(
     )
 
 
+MAX_CROP = 65536  # px a side: a crop's pixels, 4 bytes a channel, already 48 GB of floats
+
+
 def check_crop(crop: int, where: str | None = None) -> None:
     """``ValueError`` naming ``--crop`` when the training crop is smaller than the model's
     :data:`MIN_SIDE` px a side: checked before any file is written, where the first step failed
@@ -146,6 +149,11 @@ def check_crop(crop: int, where: str | None = None) -> None:
         if where is not None:
             given, fix = f"{where}: augment.crop {crop}", f"set it to {MIN_SIDE} or more"
         raise ValueError(f"{given}: the model needs at least {MIN_SIDE} px per side; {fix}")
+    if crop > MAX_CROP:  # 1e308 read as a whole number: numpy's OverflowError, a traceback
+        given = (
+            f"{where}: augment.crop {crop:.3g}" if where else f"--crop {crop:.3g} (augment.crop)"
+        )
+        raise ValueError(f"{given}: at most {MAX_CROP} px per side")
 
 
 def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | None:
@@ -631,6 +639,44 @@ def _check_resume_classes(
         )
 
 
+def _check_resume_state(ckpt: dict[str, Any], path: Path) -> None:
+    """Refuse a ``last.pt`` whose training state a resume reads is damaged (edited, or written
+    by something else), one line naming it and the entry, before anything is built or written;
+    before, Python's words (``cannot convert float infinity to integer``, a traceback)."""
+    step, scheduler = ckpt["step"], ckpt.get("scheduler")
+    iters = scheduler.get("iters", 1) if isinstance(scheduler, dict) else 1
+    problem = (
+        f"step {step!r} is not a step count"
+        if type(step) is not int or step < 0
+        else f"scheduler {scheduler!r:.60} is not a mapping"
+        if scheduler is not None and not isinstance(scheduler, dict)
+        else f"scheduler.iters {iters!r} is not a step count"
+        if type(iters) is not int or iters < 1
+        else next(
+            (
+                f"{key} is not a mapping"
+                for key in ("config", "optimizer", "rng")
+                if key in ckpt and not isinstance(ckpt[key], dict)
+            ),
+            None,
+        )
+    )
+    if problem:
+        raise ValueError(f"{path}: damaged training state: {problem}; resume from a good copy")
+    groups = (ckpt.get("optimizer") or {}).get("param_groups", [])
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise ValueError(f"{path}: damaged training state: optimizer: param_groups {groups!r:.60}")
+    ranks = ckpt.get("rng_ranks") or []
+    if not isinstance(ranks, list):
+        raise ValueError(f"{path}: damaged training state: rng_ranks {ranks!r:.60} is not a list")
+    for rng in [ckpt["rng"], *ranks] if "rng" in ckpt else ranks:  # on the caller's generators
+        try:
+            with caller_rng():
+                set_rng_state(rng, cuda=False)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as e:
+            raise ValueError(f"{path}: damaged training state: rng: {e!r:.200}") from None
+
+
 def _resumed_config(ckpt: dict[str, Any], cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with the run's recorded ``init`` when none is given: the start checkpoint only
     matters at step 0, so a resume no longer needs ``--init`` again (it was refused with
@@ -925,6 +971,7 @@ def _train(
     check_run_folder_shared(last, cfg.resume, world)
     if cfg.resume:
         ckpt = load_checkpoint(last)
+        _check_resume_state(ckpt, last)
         cfg = _resumed_config(ckpt, cfg)
         _check_resume_config(ckpt["config"], cfg, last)
         spec = load_spec(cfg.data)  # read once: the classes here, the training and val splits
@@ -1024,7 +1071,10 @@ def _train(
         param_groups(model, cfg), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
     )
     if ckpt is not None:
-        optimizer.load_state_dict(ckpt["optimizer"])
+        try:
+            optimizer.load_state_dict(ckpt["optimizer"])
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+            raise ValueError(f"{last}: damaged training state: optimizer: {e}") from None
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -1066,10 +1116,13 @@ def _train(
             if on_init is not None:
                 on_init(init_report)
     if ckpt is not None:
-        rng_ranks = ckpt.get("rng_ranks") or []
-        # last: everything above may draw random numbers
-        rng = rng_ranks[rank] if len(rng_ranks) == world else ckpt["rng"]
-        set_rng_state(rng, device.type == "cuda")
+        try:
+            rng_ranks = ckpt.get("rng_ranks") or []
+            # last: everything above may draw random numbers
+            rng = rng_ranks[rank] if len(rng_ranks) == world else ckpt["rng"]
+            set_rng_state(rng, device.type == "cuda")
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as e:
+            raise ValueError(f"{last}: damaged training state: rng: {e!r:.200}") from None
 
     def checkpoint_state(step: int, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         return checkpoint_dict(

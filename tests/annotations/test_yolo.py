@@ -54,6 +54,9 @@ def test_an_empty_label_file_is_an_image_without_the_class(tmp_path):
         ("1 10 10 200 10 200 200", "coordinate 10 is not in 0..1: YOLO labels are normalised"),
         ("1 0.1 -0.1 0.5 0.5 0.2 0.9", "coordinate -0.1 is not in 0..1"),
         ("1 0.1 nan 0.5 0.5 0.2 0.9", "coordinate nan is not in 0..1"),
+        # a class index of nan or inf: Python's "cannot convert float NaN to integer", no file
+        ("nan 0.1 0.1 0.5 0.5 0.2 0.9", "class nan is not one of the 3 named"),
+        ("inf 0.1 0.1 0.5 0.5 0.2 0.9", "class inf is not one of the 3 named"),
     ],
 )
 def test_a_bad_line_is_one_line_naming_file_and_line(tmp_path, line, message):
@@ -116,3 +119,15 @@ def test_label_files_are_told_from_other_text_files(tmp_path):
     # PowerShell's `>` writes UTF-16 with a byte-order mark, which import reads: told as labels
     (tmp_path / "img003.txt").write_text("0 0.5 0.5 0.2 0.2\r\n", encoding="utf-16")
     assert looks_like_yolo(tmp_path / "img003.txt")
+
+
+def test_a_huge_names_index_is_refused_not_filled_in(tmp_path):
+    """A data.yaml's ``names: {0: car, 9999999999: x}`` had its gap filled with "class i" names,
+    ten billion of them: ``engine annotate import`` ran until killed (fuzzed, round 47)."""
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "data.yaml").write_text("names:\n  0: car\n  9999999999: x\n")
+    with pytest.raises(ValueError, match=r"data.yaml: 'names' key 9999999999 is not a class index"):
+        find_class_names(tmp_path / "labels")
+    (tmp_path / "data.yaml").write_text("names:\n  -1: car\n")
+    with pytest.raises(ValueError, match=r"'names' key -1 is not a class index \(0 to 99999\)"):
+        find_class_names(tmp_path / "labels")

@@ -181,6 +181,21 @@ def test_not_a_sam_checkpoint(tmp_path):
         load_sam_pth(tmp_path / "t.pth")
 
 
+def test_a_tensor_of_another_shape_is_one_line_naming_the_file(tmp_path):
+    """Fuzzed, round 47: torch's "Error(s) in loading state_dict for SamModel:", no file named."""
+    sd = original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+    sd["image_encoder.blocks.0.attn.qkv.weight"] = torch.zeros(3)
+    torch.save(sd, tmp_path / "sam_small.pth")
+    with pytest.raises(ValueError) as e:
+        load_sam_pth(tmp_path / "sam_small.pth")
+    said = str(e.value)
+    assert said.startswith(f"{tmp_path / 'sam_small.pth'}: checkpoint does not match the SAM")
+    assert "size mismatch for vision_encoder.layers.0.attn.qkv.weight" in said
+    assert "\n" not in said
+
+
 def test_convert_never_writes_into_another_models_folder(tmp_path):
     """engine convert-sam into an existing model folder (a Grounding DINO given by mistake)
     replaced its config.json and weights; now refused with nothing touched. A new or empty

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -55,6 +56,14 @@ def test_config_values_of_another_type_or_range_are_named(tmp_path):
         ("log_every: 0\n", "c.yaml: log_every must be >= 1, got 0"),
         ("val_every: -5\n", "c.yaml: val_every must be >= 0, got -5"),
         ("threads: -1\n", "c.yaml: threads must be >= 0, got -1"),
+        # fuzzed, round 47: torch's "Invalid beta parameter at index 1: -1.999", no file named
+        ("betas: [0.9, -1.999]\n", "c.yaml: betas must be in [0, 1), got [0.9, -1.999]"),
+        ("betas: [1.0, 0.999]\n", "c.yaml: betas must be in [0, 1), got [1.0, 0.999]"),
+        (  # torch's "Overflow when unpacking long long" at the first step, a traceback
+            "loss: {num_points: 9223372036854775808}\n",
+            "c.yaml.loss: num_points x oversample must be at most 1,048,576 (1024 x 1024), "
+            "got 9223372036854775808 x 3.0",
+        ),
     ):
         f.write_text(text)
         with pytest.raises(ValueError) as err:
@@ -372,6 +381,34 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_with_its_default(tmp
         train(
             _cfg(root, tmp_path / "a", iters=6, resume=True, freeze_bn_stats=True), model=_stub(7)
         )
+
+
+@pytest.mark.parametrize(
+    "damage, said",
+    [  # fuzzed, round 47: each was Python's words (a traceback) or named no file
+        (lambda c: c["scheduler"].update(iters=float("inf")), "scheduler.iters inf is not"),
+        (lambda c: c.update(step=-3), "step -3 is not a step count"),
+        (lambda c: c.update(step="2"), "step '2' is not a step count"),
+        (lambda c: c.update(scheduler=[]), "scheduler [] is not a mapping"),
+        (lambda c: c.update(config=None), "config is not a mapping"),
+        (lambda c: c["optimizer"].update(param_groups=[]), "optimizer: "),
+        (lambda c: c["rng"].pop("numpy"), "rng: KeyError"),
+        # restored last, after config.yaml and resumes.jsonl were written: now checked first
+        (lambda c: c.update(rng_ranks=[None]), "rng: TypeError"),
+        (lambda c: c.update(rng_ranks=7), "rng_ranks 7 is not a list"),
+    ],
+)
+def test_a_damaged_training_state_is_one_line_naming_last_pt(tmp_path, damage, said):
+    root = write_dataset(tmp_path / "data")
+    train(_cfg(root, tmp_path / "a", iters=4, max_steps_this_run=2), model=_stub(7))
+    last = tmp_path / "a" / "last.pt"
+    ckpt = load_checkpoint(last)
+    damage(ckpt)
+    torch.save(ckpt, last)
+    with pytest.raises(ValueError, match=re.escape(said)) as e:
+        train(_cfg(root, tmp_path / "a", iters=4, resume=True), model=_stub(7))
+    assert str(e.value).startswith(f"{last}: damaged training state: ")
+    assert not (tmp_path / "a" / "resumes.jsonl").exists()
 
 
 def test_frozen_batchnorm_statistics_survive_train_mode_and_training(tmp_path):

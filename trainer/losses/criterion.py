@@ -24,6 +24,8 @@ from trainer.losses.matcher import HungarianMatcher
 from trainer.losses.points import importance_points, point_pixels, point_sample
 from trainer.losses.targets import DecouplingConfig, ImageTargets
 
+MAX_POINTS = 1 << 20  # points sampled a mask: a 1024 px mask's every pixel
+
 
 @dataclass
 class LossConfig:
@@ -46,6 +48,11 @@ class LossConfig:
             self.decoupling = DecouplingConfig(**self.decoupling)
         if self.num_points < 1 or not 0.0 <= self.importance <= 1.0 or self.oversample < 1:
             raise ValueError("num_points >= 1, oversample >= 1 and importance in [0, 1] required")
+        if self.num_points * self.oversample > MAX_POINTS:  # 2**63: torch's overflow, a traceback
+            raise ValueError(
+                f"num_points x oversample must be at most {MAX_POINTS:,} (1024 x 1024), "
+                f"got {self.num_points} x {self.oversample}"
+            )
 
 
 def _num_masks(targets: list[ImageTargets], device: torch.device) -> float:
