@@ -379,3 +379,24 @@ def test_a_model_folder_whose_name_is_not_utf8_is_named_not_called_broken(tiny, 
         link = tmp_path / f"link-{key}"
         link.symlink_to(folder)
         assert load(str(link)) is not None  # the way round it the line gives
+
+
+def test_a_damaged_tokenizer_file_is_one_line_naming_the_folder(tiny, tmp_path):
+    """A tokenizer.json whose vocabulary holds a null id (a file damaged or edited by hand):
+    the tokenizers library's TypeError traceback ("failed to extract enum PyVocab") named no
+    file. One line naming the folder and what to do; a ValueError, so the command exits 2.
+    Found by fuzzing."""
+    import json
+    import shutil
+
+    from labeler.models import load_detector
+
+    folder = shutil.copytree(tiny["det"], tmp_path / "det")
+    doc = json.loads((folder / "tokenizer.json").read_text())
+    doc["model"]["vocab"][next(iter(doc["model"]["vocab"]))] = None
+    (folder / "tokenizer.json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError) as err:
+        load_detector(str(folder))
+    said = str(err.value)
+    assert said.startswith(f"{folder}: cannot read the detector's files (TypeError: "), said
+    assert said.endswith("is damaged or of another model; delete it and download again"), said
