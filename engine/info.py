@@ -1494,8 +1494,8 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
         if written
         else "no engine command writes this folder: delete them"
     )
-    if kind == "a label run (engine label)":  # shards leave them: another shard's may be live
-        after += " (a run without --shard; the shards of a sharded one leave them)"
+    if kind == "a label run (engine label)":  # not while another shard runs: may be live
+        after += " (a shard's run too, once no other shard of it runs)"
     return (
         f"note: {counted(len(found), 'temporary file')} ({size / 1e6:.1f} MB) left by runs killed "
         f"while writing, e.g. {found[0]}: {after}"

@@ -131,8 +131,8 @@ def exclusive(
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             _HELD.add(fd)
-            if name == LOCK_NAME and any((folder / r).exists() for r in own):
-                remove_temporaries(folder)
+            if any((folder / r).exists() for r in own):
+                remove_temporaries(folder, name)
         try:
             yield folder
         except Exception:
@@ -220,12 +220,15 @@ def others_writing(folder: str | os.PathLike, own: str = LOCK_NAME) -> bool:
     return any(_held_by(p) for p in Path(folder).glob(f"{LOCK_NAME}*") if p.name != own)
 
 
-def remove_temporaries(folder: Path) -> int:
-    """Remove :func:`temporaries` of ``folder``, whose lock this process holds, unless a lock
-    file of another name there is held (a shard of a label run writing it too: its temporaries
-    are live): each run killed mid-write left one per file it was writing, and no rerun removed
-    them (a 13K-image run killed and resumed again and again piled them up). Returns how many."""
-    if others_writing(folder):
+def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
+    """Remove :func:`temporaries` of ``folder``, whose lock file ``own`` this process holds,
+    unless a lock file of another name there is held (another shard of a label run, or the run
+    beside a shard, writing it too: its temporaries are live): each run killed mid-write left
+    one per file it was writing, and no rerun removed them (a 13K-image run killed and resumed
+    again and again piled them up). A shard removes them too while no other shard runs: before
+    the forty-seventh round only a run without ``--shard`` did, so a sharded run whose killed
+    shard was rerun to the end kept them. Returns how many."""
+    if others_writing(folder, own):
         return 0
     removed = 0
     for path in temporaries(folder):

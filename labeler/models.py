@@ -4,10 +4,10 @@ weights are missing (never a transformers traceback), and device / precision res
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 # the system resolver's own timeout).
 HUB_PROBE_TIMEOUT_S = 3.0
 PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+# How long hub_unreachable's answer holds before the hub is asked again: the loads of one
+# command ask once; a long-lived process (a notebook, a service) sees the network come back.
+HUB_RECHECK_S = 60.0
+# hub_unreachable's last answer: (time.monotonic(), (endpoint, proxy variables), reason or None)
+_HUB_VERDICT: tuple[float, tuple[str, tuple[str, ...]], str | None] | None = None
 
 # model_type values of checkpoints the segmenter accepts. SAM 2 / 2.1 hub repos
 # (facebook/sam2.1-hiera-large, ...) say "sam2_video"; transformers maps that type to Sam2Model
@@ -82,39 +87,61 @@ def offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
 
 
-@functools.cache
 def hub_unreachable() -> str | None:
     """Why the Hugging Face hub cannot be reached from this machine, or None if it can.
 
-    One TCP connection to the endpoint, made once per process. Without it, a machine with no
-    internet and without ``HF_HUB_OFFLINE`` waits on huggingface_hub's retries (5 tries, 23 s of
-    back-off) for every file a load asks about, cached or not: transformers' processors ask for
-    a dozen optional ones (chat templates, audio tokenizer configs), so loading two cached
-    models took 8 minutes here before this check. When the hub cannot be reached the loaders
-    read the cache only, as with ``HF_HUB_OFFLINE=1``. Not checked behind a proxy (the
-    connection would go through it), and assumed reachable then.
-    """
+    One TCP connection to the endpoint, made once per :data:`HUB_RECHECK_S` seconds at most.
+    Without it, a machine with no internet and without ``HF_HUB_OFFLINE`` waits on
+    huggingface_hub's retries (5 tries, 23 s of back-off) for every file a load asks about,
+    cached or not: transformers' processors ask for a dozen optional ones (chat templates, audio
+    tokenizer configs), so loading two cached models took 8 minutes here before this check.
+    When the hub cannot be reached the loaders read the cache only, as with ``HF_HUB_OFFLINE=1``,
+    and a warning says so (again only once the hub was reached in between). Not checked behind a
+    proxy (the connection would go through it), and assumed reachable then.
+
+    The answer is kept for :data:`HUB_RECHECK_S` (one command's loads ask once), not for the
+    process's life: before the forty-seventh round a notebook or service that found the hub
+    unreachable once (a network not up yet) read the cache only until it restarted, and a model
+    not in the cache was "not found: the hub could not be reached" with the network back.
+    A proxy variable or ``HF_ENDPOINT`` set since is a new question, asked at once."""
+    global _HUB_VERDICT
     from urllib.parse import urlsplit
 
     from huggingface_hub import constants
 
-    if any(os.environ.get(v) for v in PROXY_VARIABLES):
-        return None
-    url = urlsplit(constants.ENDPOINT)
-    host = url.hostname or ""
-    port = url.port or (80 if url.scheme == "http" else 443)
-    try:
-        socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
-    except OSError as e:
-        reason = f"{host}: {e.strerror or type(e).__name__}"
-        log.warning(
-            "%s cannot be reached (%s): models are read from the Hugging Face cache only "
-            "(HF_HUB_OFFLINE=1 skips this check)",
-            host,
-            reason,
-        )
-        return reason
-    return None
+    key = (constants.ENDPOINT, tuple(os.environ.get(v) or "" for v in PROXY_VARIABLES))
+    now = time.monotonic()
+    before = _HUB_VERDICT
+    if before is not None and before[1] == key and now - before[0] < HUB_RECHECK_S:
+        return before[2]
+    reason = None
+    if not any(key[1]):
+        url = urlsplit(constants.ENDPOINT)
+        host = url.hostname or ""
+        port = url.port or (80 if url.scheme == "http" else 443)
+        try:
+            socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S).close()
+        except OSError as e:
+            reason = f"{host}: {e.strerror or type(e).__name__}"
+            if before is None or before[2] is None:  # said once while it stays unreachable
+                log.warning(
+                    "%s cannot be reached (%s): models are read from the Hugging Face cache "
+                    "only (HF_HUB_OFFLINE=1 skips this check)",
+                    host,
+                    reason,
+                )
+    _HUB_VERDICT = (now, key, reason)
+    return reason
+
+
+def _forget_hub() -> None:
+    """Ask the hub again at the next :func:`hub_unreachable` (tests; a caller that knows the
+    network changed)."""
+    global _HUB_VERDICT
+    _HUB_VERDICT = None
+
+
+hub_unreachable.cache_clear = _forget_hub  # type: ignore[attr-defined]  # as functools.cache's
 
 
 def _local_only(source: str, local_only: bool) -> bool:

@@ -10,12 +10,20 @@ is needed. Use it in memory (``--segmenter FILE.pth``) or once to a directory
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import atomic_write_json, staged, swap_in, unreadable_torch_file
+from annotations.fileio import (
+    atomic_write_json,
+    same_file,
+    staged,
+    swap_in,
+    unreadable_torch_file,
+)
 
 # Substring renames, applied in order (original name -> transformers name).
 _RENAMES: tuple[tuple[str, str], ...] = (
@@ -201,12 +209,32 @@ def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
     (:func:`~annotations.fileio.staged`) and moved into place once all are written, so an
     interrupted conversion leaves no half-written folder: a folder it created is removed again,
     an empty one given stays empty (the folders above it stay), and an earlier interrupted
-    conversion's leftover is removed, not taken for content."""
+    conversion's leftover is removed, not taken for content.
+
+    One conversion writes ``out_dir`` at a time (:func:`_converting`): a second one into it
+    while the first runs (two jobs of a cluster array) stops at once with one line. Before,
+    each removed the other's hidden folder as an interrupted conversion's leftover, and both
+    failed with safetensors' ``I/O error: No such file or directory``, leaving no folder."""
     from transformers.utils import logging as hf_logging
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out}: a file, not a directory; give a new directory to write into")
+    _check_empty(out)  # before the lock: a model folder given by mistake is not touched at all
+    with _converting(out):
+        _check_empty(out)  # a conversion that finished while this one waited for the lock
+        model, processor = load_sam_pth(path)
+        with staged(out, _STAGING) as staging:
+            hf_logging.disable_progress_bar()  # "Writing model shards" bars for one small file
+            model.save_pretrained(staging)
+            processor.save_pretrained(staging)
+            atomic_write_json(staging / CONVERT_RECORD, conversion_record(path))
+            swap_in(staging, tuple(sorted(f.name for f in staging.iterdir())))
+    return out
+
+
+def _check_empty(out: Path) -> None:
+    """Refuse an ``out`` that holds anything but an interrupted conversion's hidden folder."""
     held = (
         sorted(f.name for f in out.iterdir() if not f.name.startswith(_STAGING))
         if out.is_dir()
@@ -218,11 +246,43 @@ def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
             f"{out}: not empty ({shown}); converting would replace its files: give a new "
             "directory, or delete this one first"
         )
-    model, processor = load_sam_pth(path)
-    with staged(out, _STAGING) as staging:
-        hf_logging.disable_progress_bar()  # "Writing model shards" bars for one small file
-        model.save_pretrained(staging)
-        processor.save_pretrained(staging)
-        atomic_write_json(staging / CONVERT_RECORD, conversion_record(path))
-        swap_in(staging, tuple(sorted(f.name for f in staging.iterdir())))
-    return out
+
+
+@contextlib.contextmanager
+def _converting(out: Path) -> Iterator[None]:
+    """Hold an advisory lock (``fcntl.flock``) on the folder ``out`` itself (created; removed
+    again when the conversion leaves it empty) while converting into it: no lock file is left
+    in the model folder. A second conversion into it raises :class:`engine.runlock.FolderInUse`
+    at once. Where ``flock`` does not exist or the file system refuses it on a folder, the
+    conversion goes on unlocked, as before."""
+    from engine.runlock import FolderInUse
+
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock
+        fcntl = None
+    fd = os.open(out, os.O_RDONLY)
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise FolderInUse(
+                    f"{out}: another engine convert-sam is writing this folder now; wait for it "
+                    "to finish (its conversion is then here), or give another directory"
+                ) from None
+            except OSError:  # a file system without locks on folders: unlocked, as before
+                pass
+            if not same_file(fd, out):  # removed by the conversion that held it (it failed)
+                raise FolderInUse(
+                    f"{out}: another engine convert-sam was writing this folder and removed it; "
+                    "run the same command again"
+                )
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # rmdir refuses a folder that holds the conversion
+            if created:
+                out.rmdir()
+        os.close(fd)  # releases the lock, once the folder is whole or gone

@@ -484,3 +484,29 @@ def test_a_rerun_removes_the_temporary_files_killed_runs_left(tmp_path: Path) ->
     with exclusive(run, "engine label", own=("run.json",)):
         pass
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
+
+
+def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
+    tmp_path: Path,
+) -> None:
+    """A sharded label run whose killed shard was rerun to the end kept that shard's temporary
+    files (only a run without --shard removed them), and engine info's note stayed. A shard
+    removes them while no other shard (nor a run beside them) holds a lock file of the folder;
+    while one does, they may be its live ones, and stay."""
+    run = tmp_path / "run"
+    stale = run / "labels/train/.a.png.x_9yz0ab.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    (run / "run.json").write_text("{}")
+    for other in (".lock-shard0of2", LOCK_NAME):
+        holder = _hold(run, other)
+        try:
+            with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
+                pass
+            assert stale.exists(), other
+        finally:
+            holder.send_signal(signal.SIGKILL)
+            holder.wait()
+    with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
+        pass
+    assert not stale.exists()

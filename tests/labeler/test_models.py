@@ -191,6 +191,29 @@ def test_uncached_hub_id_without_the_hub_is_one_clear_line(no_hub):
     assert "HF_HUB_OFFLINE=1" in text
 
 
+def test_a_long_lived_process_sees_the_hub_come_back(no_hub, monkeypatch, caplog):
+    """A notebook that found the hub unreachable once (the network not up yet) read the cache
+    only until it restarted: the answer was kept for the process's life. It holds for
+    HUB_RECHECK_S now (one command's loads ask once), then the hub is asked again."""
+    import socket
+
+    from labeler import models
+
+    with caplog.at_level("WARNING", logger="labeler.models"):
+        assert models.hub_unreachable() == "huggingface.co: Name or service not known"
+        asked = []
+
+        def reached(address, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            asked.append(address)
+            return socket.socket()  # closed at once by the probe
+
+        monkeypatch.setattr(models.socket, "create_connection", reached)  # the network is back
+        assert models.hub_unreachable() is not None and not asked  # within one command: kept
+        monkeypatch.setattr(models, "HUB_RECHECK_S", 0.0, raising=False)  # ... and later
+        assert models.hub_unreachable() is None and asked == [("huggingface.co", 443)]
+    assert len(caplog.records) == 1  # the first answer's warning, not one per question
+
+
 @pytest.fixture
 def hub_not_checked(monkeypatch):
     """``HF_HUB_OFFLINE`` unset, and any connection to check the hub fails the test."""

@@ -272,3 +272,43 @@ def test_interrupted_convert_leaves_folders_as_they_were(tmp_path, monkeypatch):
         "model.safetensors",
         "processor_config.json",
     ]
+
+
+def test_a_second_conversion_into_the_same_folder_is_refused_while_one_runs(tmp_path, monkeypatch):
+    """Two ``engine convert-sam`` into one new folder at once (two jobs of a cluster array): each
+    removed the other's hidden folder as an interrupted conversion's leftover, and both failed
+    with safetensors' ``I/O error: No such file or directory``, no folder left. Now the second
+    stops at once in one line, and the first's conversion is whole."""
+    from transformers import SamModel
+
+    from engine.runlock import FolderInUse
+    from labeler.models import load_segmenter
+
+    sd = original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+    torch.save(sd, tmp_path / "sam_small.pth")
+    out, save, second = tmp_path / "new" / "sam", SamModel.save_pretrained, []
+
+    def meanwhile(self, *args, **kwargs):  # the second job starts while the first writes
+        if not second:
+            with monkeypatch.context() as m:
+                m.setattr(SamModel, "save_pretrained", save)
+                try:
+                    second.append(convert_sam_checkpoint(tmp_path / "sam_small.pth", out))
+                except FolderInUse as e:
+                    second.append(e)
+        return save(self, *args, **kwargs)
+
+    monkeypatch.setattr(SamModel, "save_pretrained", meanwhile)
+    assert convert_sam_checkpoint(tmp_path / "sam_small.pth", out) == out
+    assert isinstance(second[0], FolderInUse), second
+    assert "\n" not in str(second[0])
+    assert str(second[0]).startswith(f"{out}: another engine convert-sam is writing this folder")
+    assert sorted(f.name for f in out.iterdir()) == [
+        "config.json",
+        "convert-sam.json",
+        "model.safetensors",
+        "processor_config.json",
+    ]
+    assert load_segmenter(str(out)).model_type == "sam"
