@@ -20,6 +20,7 @@ from typing import Any
 from annotations.fileio import (
     atomic_write_json,
     same_file,
+    set_mode,
     staged,
     swap_in,
     unreadable_torch_file,
@@ -228,9 +229,23 @@ def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
             hf_logging.disable_progress_bar()  # "Writing model shards" bars for one small file
             model.save_pretrained(staging)
             processor.save_pretrained(staging)
+            _as_every_output(staging)
             atomic_write_json(staging / CONVERT_RECORD, conversion_record(path))
             swap_in(staging, tuple(sorted(f.name for f in staging.iterdir())))
     return out
+
+
+def _as_every_output(folder: Path) -> None:
+    """Give the files ``save_pretrained`` wrote the mode of every output (0666 less the umask):
+    transformers 5 writes ``model.safetensors`` 0600, so on a shared machine the converted
+    model was readable by its converter alone (the other files 0644)."""
+    for f in folder.iterdir():
+        if f.is_file():
+            fd = os.open(f, os.O_RDONLY)
+            try:
+                set_mode(fd)
+            finally:
+                os.close(fd)
 
 
 def _check_empty(out: Path) -> None:

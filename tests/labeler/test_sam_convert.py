@@ -168,6 +168,12 @@ def test_converted_folder_records_its_checkpoint_and_reconverts_to_the_same_byte
     again = convert_sam_checkpoint(record["source_resolved"], tmp_path / "again")
     for name in ("config.json", "model.safetensors", "processor_config.json"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
+    # every file of the mode of every output (transformers 5 wrote the weights 0600: a shared
+    # machine's other users could not read the converted model)
+    from annotations.fileio import FILE_MODE
+
+    modes = {f.name: f.stat().st_mode & 0o777 for f in out.iterdir()}
+    assert set(modes.values()) == {FILE_MODE}, modes
 
 
 def test_not_a_sam_checkpoint(tmp_path):
