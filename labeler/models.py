@@ -285,10 +285,13 @@ def _from_pretrained(
             ) from None
         if isinstance(e, (OSError, ValueError)):
             raise missing_weights(role, source, revision, _reason(e), local_only, option) from None
-        if isinstance(e, (TypeError, KeyError, AttributeError)):  # a file there of other types
+        if isinstance(e, (TypeError, KeyError, AttributeError, IndexError)):  # files of other types
+            import transformers
+
             raise ValueError(
                 f"{source}: cannot read the {role}'s files ({type(e).__name__}: {_reason(e)}): "
-                "a config, processor or tokenizer file there is damaged or of another model; "
+                "a config, processor or tokenizer file there is damaged, of another model, or "
+                f"of another transformers version than this one ({transformers.__version__}); "
                 "delete it and download again"
             ) from None
         raise

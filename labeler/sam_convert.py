@@ -11,6 +11,7 @@ is needed. Use it in memory (``--segmenter FILE.pth``) or once to a directory
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -25,6 +26,8 @@ from annotations.fileio import (
     swap_in,
     unreadable_torch_file,
 )
+
+log = logging.getLogger(__name__)
 
 # Substring renames, applied in order (original name -> transformers name).
 _RENAMES: tuple[tuple[str, str], ...] = (
@@ -268,17 +271,18 @@ def _converting(out: Path) -> Iterator[None]:
     """Hold an advisory lock (``fcntl.flock``) on the folder ``out`` itself (created; removed
     again when the conversion leaves it empty) while converting into it: no lock file is left
     in the model folder. A second conversion into it raises :class:`engine.runlock.FolderInUse`
-    at once. Where ``flock`` does not exist or the file system refuses it on a folder, the
-    conversion goes on unlocked, as before."""
+    at once. Where ``flock`` does not exist (Windows: the folder is not opened either, which
+    Windows refuses) or the file system refuses it on a folder (NFS locks files opened for
+    writing only), the conversion goes on unlocked, with a warning where it was refused."""
     from engine.runlock import FolderInUse
 
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
-    except ImportError:  # Windows: no flock
+    except ImportError:  # Windows: no flock, and no folder opened as a file
         fcntl = None
-    fd = os.open(out, os.O_RDONLY)
+    fd = os.open(out, os.O_RDONLY) if fcntl is not None else None
     try:
         if fcntl is not None:
             try:
@@ -288,8 +292,8 @@ def _converting(out: Path) -> Iterator[None]:
                     f"{out}: another engine convert-sam is writing this folder now; wait for it "
                     "to finish (its conversion is then here), or give another directory"
                 ) from None
-            except OSError:  # a file system without locks on folders: unlocked, as before
-                pass
+            except OSError as e:  # a file system without locks on folders (NFS): unlocked
+                log.warning("%s: cannot lock it (%s); converting without the lock", out, e.strerror)
             if not same_file(fd, out):  # removed by the conversion that held it (it failed)
                 raise FolderInUse(
                     f"{out}: another engine convert-sam was writing this folder and removed it; "
@@ -300,4 +304,5 @@ def _converting(out: Path) -> Iterator[None]:
         with contextlib.suppress(OSError):  # rmdir refuses a folder that holds the conversion
             if created:
                 out.rmdir()
-        os.close(fd)  # releases the lock, once the folder is whole or gone
+        if fd is not None:
+            os.close(fd)  # releases the lock, once the folder is whole or gone

@@ -161,3 +161,36 @@ def test_a_review_of_images_on_another_drive_links_them_by_file_url(tmp_path, mo
     )
     image = (tmp_path / "data" / "images" / "test" / "x?y.jpg").as_uri()
     assert f'href="{image}"' in text and "x%3Fy.jpg" in image
+
+
+def test_convert_sam_without_fcntl_never_opens_its_folder(tmp_path, no_fcntl, monkeypatch):
+    """Windows refuses ``os.open`` of a folder (PermissionError): without flock the conversion's
+    lock opens nothing and goes on unlocked, as its docstring says; with flock refused (NFS:
+    locks on files opened for writing only) it says so in a warning."""
+    import os
+
+    from labeler.sam_convert import _converting
+
+    opened = []
+    real_open = os.open
+    monkeypatch.setattr(os, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    with _converting(tmp_path / "out"):
+        assert (tmp_path / "out").is_dir()
+    assert opened == [] and not (tmp_path / "out").exists()  # made, left empty: removed again
+
+
+def test_convert_sam_where_flock_is_refused_warns(tmp_path, monkeypatch, caplog):
+    import errno
+    import fcntl
+
+    from labeler.sam_convert import _converting
+
+    def refused(*_: object) -> None:
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    monkeypatch.setattr(fcntl, "flock", refused)
+    with _converting(tmp_path / "out"):
+        pass
+    assert f"{tmp_path / 'out'}: cannot lock it (Bad file descriptor); converting without" in (
+        caplog.text
+    )

@@ -135,6 +135,8 @@ def check_val_size(
     )
 
 
+# a GPU's own errors, RuntimeErrors too: never taken for a damaged checkpoint on resume
+DEVICE_ERRORS = (torch.OutOfMemoryError, *filter(None, [getattr(torch, "AcceleratorError", None)]))
 MAX_CROP = 65536  # px a side: a crop's pixels, 4 bytes a channel, already 48 GB of floats
 
 
@@ -150,10 +152,11 @@ def check_crop(crop: int, where: str | None = None) -> None:
             given, fix = f"{where}: augment.crop {crop}", f"set it to {MIN_SIDE} or more"
         raise ValueError(f"{given}: the model needs at least {MIN_SIDE} px per side; {fix}")
     if crop > MAX_CROP:  # 1e308 read as a whole number: numpy's OverflowError, a traceback
-        given = (
-            f"{where}: augment.crop {crop:.3g}" if where else f"--crop {crop:.3g} (augment.crop)"
-        )
-        raise ValueError(f"{given}: at most {MAX_CROP} px per side")
+        shown = f"{crop:.3g}" if crop > 1e9 else f"{crop:g}"
+        given, fix = f"--crop {shown} (augment.crop)", f"give --crop {MAX_CROP} or less"
+        if where is not None:
+            given, fix = f"{where}: augment.crop {shown}", f"set it to {MAX_CROP} or less"
+        raise ValueError(f"{given}: at most {MAX_CROP} px per side; {fix}")
 
 
 def validation_upscale(data: SegDataset, size: tuple[int, int] | None) -> str | None:
@@ -639,6 +642,12 @@ def _check_resume_classes(
         )
 
 
+def _whole(n: Any) -> bool:
+    """Whether ``n`` is a whole number: an int, or a float of one (``TrainConfig(iters=8e4)``
+    from Python trains and records 80000.0)."""
+    return type(n) is int or (type(n) is float and n.is_integer())
+
+
 def _check_resume_state(ckpt: dict[str, Any], path: Path) -> None:
     """Refuse a ``last.pt`` whose training state a resume reads is damaged (edited, or written
     by something else), one line naming it and the entry, before anything is built or written;
@@ -651,7 +660,7 @@ def _check_resume_state(ckpt: dict[str, Any], path: Path) -> None:
         else f"scheduler {scheduler!r:.60} is not a mapping"
         if scheduler is not None and not isinstance(scheduler, dict)
         else f"scheduler.iters {iters!r} is not a step count"
-        if type(iters) is not int or iters < 1
+        if not _whole(iters) or iters < 1
         else next(
             (
                 f"{key} is not a mapping"
@@ -1073,6 +1082,8 @@ def _train(
     if ckpt is not None:
         try:
             optimizer.load_state_dict(ckpt["optimizer"])
+        except DEVICE_ERRORS:  # the device's (its memory full), not the file's
+            raise
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
             raise ValueError(f"{last}: damaged training state: optimizer: {e}") from None
     net: nn.Module = model
@@ -1121,6 +1132,8 @@ def _train(
             # last: everything above may draw random numbers
             rng = rng_ranks[rank] if len(rng_ranks) == world else ckpt["rng"]
             set_rng_state(rng, device.type == "cuda")
+        except DEVICE_ERRORS:
+            raise
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as e:
             raise ValueError(f"{last}: damaged training state: rng: {e!r:.200}") from None
 

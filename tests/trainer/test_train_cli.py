@@ -208,7 +208,10 @@ def test_a_bogus_device_names_the_option_before_any_file(synth, tmp_path, comman
     [
         ("augment: {crop: 8}", "c.yaml: augment.crop 8: the model needs at least 32 px per side"),
         # fuzzed, round 47: 1e308, a whole number to YAML's reader, was numpy's OverflowError
-        ("augment: {crop: 1.0e+308}", "c.yaml: augment.crop 1e+308: at most 65536 px per side"),
+        (
+            "augment: {crop: 1.0e+308}",
+            "c.yaml: augment.crop 1e+308: at most 65536 px per side; set it to 65536 or less",
+        ),
         ("device: bogus", "c.yaml: device 'bogus' is not a device; use auto, cpu, cuda or cuda:N"),
     ],
 )

@@ -411,6 +411,31 @@ def test_a_damaged_training_state_is_one_line_naming_last_pt(tmp_path, damage, s
     assert not (tmp_path / "a" / "resumes.jsonl").exists()
 
 
+def test_a_resume_takes_a_whole_float_step_count_and_lets_device_errors_through(
+    tmp_path, monkeypatch
+):
+    """Not damage: a schedule of 4.0 steps (``TrainConfig(iters=4.0)`` from Python, which
+    trains and records it so) resumes; the GPU out of memory while the optimizer's state is
+    moved onto it is the device's error, not "damaged training state" (a good last.pt the
+    line would have had a user delete)."""
+    root = write_dataset(tmp_path / "data")
+    train(_cfg(root, tmp_path / "a", iters=4, max_steps_this_run=2), model=_stub(7))
+    last = tmp_path / "a" / "last.pt"
+    ckpt = load_checkpoint(last)
+    ckpt["scheduler"]["iters"] = 4.0
+    torch.save(ckpt, last)
+
+    def full(*_: object, **__: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    with monkeypatch.context() as m:
+        m.setattr(torch.optim.AdamW, "load_state_dict", full)
+        with pytest.raises(torch.OutOfMemoryError):
+            train(_cfg(root, tmp_path / "a", iters=4, resume=True), model=_stub(7))
+    train(_cfg(root, tmp_path / "a", iters=4, resume=True), model=_stub(7))
+    assert load_checkpoint(last)["step"] == 4
+
+
 def test_frozen_batchnorm_statistics_survive_train_mode_and_training(tmp_path):
     """freeze_bn_stats: every BatchNorm normalises with its running statistics, which training
     never changes (validation's eval/train switches included), while its affine weights learn."""
