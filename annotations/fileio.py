@@ -63,6 +63,7 @@ def staged(root: Path, prefix: str) -> Iterator[Path]:
     disk refuses is named where it was to be (``root/masks/x.png``), not in the hidden folder."""
     created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
+    finish_swaps(root, prefix)
     for leftover in root.glob(prefix + "*"):
         shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=prefix + "new-", dir=root))
@@ -86,12 +87,50 @@ def swap_in(staging: Path, names: tuple[str, ...]) -> None:
     where the file system will not move it, :func:`_set_aside`), then the new one renamed in; a
     name ``staging`` lacks is removed."""
     root, old = staging.parent, staging / ".replaced"
+    # what a swap killed half way (SIGKILL, the OOM killer, power lost) is finished with
+    new = [name for name in names if (staging / name).exists()]
+    atomic_write_json(staging / SWAP_RECORD, {"in": new, "out": sorted(set(names) - set(new))})
     old.mkdir()
     for name in names:
         if (root / name).exists():
             _set_aside(root / name, old / name)
         if (staging / name).exists():
             os.replace(staging / name, root / name)
+
+
+SWAP_RECORD = ".swap.json"  # in the staging folder: the names swap_in puts in and takes out
+
+
+def finish_swaps(root: Path, prefix: str) -> None:
+    """Finish the swaps of :func:`staged` folders ``root/prefix*`` whose process was killed
+    during :func:`swap_in`; what ``root`` holds is then whole (the old entries or the new)."""
+    for staging in root.glob(prefix + "*"):
+        if _finish_swap(staging):  # what is left in it is the old entries set aside
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _finish_swap(staging: Path) -> bool:
+    """Finish the swap of a process killed during :func:`swap_in` (its record in ``staging``):
+    the entries it had not renamed in yet are, the old ones they replace set aside. Before the
+    forty-seventh round the next call removed ``staging`` with them, so an export killed
+    between its renames was left a ``coco.json`` without its ``labelme/``, which the same
+    command then refused as an earlier export. A staging folder without the record was killed
+    before its swap: nothing of it is in ``root``, and it goes."""
+    try:
+        todo = json.loads((staging / SWAP_RECORD).read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    root, old = staging.parent, staging / ".replaced"
+    old.mkdir(exist_ok=True)
+    for name in todo["in"]:
+        if (staging / name).exists():  # not renamed in yet; root's entry (if any) is the old one
+            if (root / name).exists():
+                _set_aside(root / name, old / name)
+            os.replace(staging / name, root / name)
+    for name in todo["out"]:
+        if (root / name).exists():
+            _set_aside(root / name, old / name)
+    return True
 
 
 def _set_aside(path: Path, to: Path) -> None:

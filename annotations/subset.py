@@ -21,6 +21,7 @@ import numpy as np
 from annotations.fileio import (
     atomic_write_bytes,
     atomic_write_json,
+    finish_swaps,
     in_the_output,
     not_this_output,
     read_json,
@@ -100,6 +101,7 @@ def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> 
         return ()
     if not root.is_dir():
         raise NotADirectoryError(f"{root}: not a folder (the subset directory to write)")
+    finish_swaps(root, ".masks.")  # a write killed while swapping its files in is whole
     manifest = root / "subset.json"
     if not manifest.is_file():
         if any(not p.name.startswith(".") for p in root.iterdir()):
@@ -172,19 +174,23 @@ def write_subset(
             counts[stem] = _checked_counts(stem, label.shape, label.histogram)
             atomic_write_bytes(staging / "masks" / f"{stem}.png", label.png)
             del label  # one mask at a time
-        swap_in(staging, ("masks",))
-    stems = sorted(counts)
-    info = {
-        "format": SUBSET_FORMAT,
-        "class_name": class_name,
-        "split": split,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "stems": stems,
-        "sources": {s: sources.get(s, "") for s in stems},
-        "counts": counts,
-        **(extra or {}),
-    }
-    atomic_write_json(root / "subset.json", info)
+        stems = sorted(counts)
+        info = {
+            "format": SUBSET_FORMAT,
+            "class_name": class_name,
+            "split": split,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "stems": stems,
+            "sources": {s: sources.get(s, "") for s in stems},
+            "counts": counts,
+            **(extra or {}),
+        }
+        # swapped in with its masks: a process killed between the two renames has the swap
+        # finished by the next call (annotations.fileio.finish_swaps); before the forty-seventh
+        # round it was written after them, and a first import killed in between left masks/
+        # without subset.json, which the same command refused as a folder that is no subset
+        atomic_write_json(staging / "subset.json", info)
+        swap_in(staging, ("masks", "subset.json"))
     return Subset(root, class_name, split, tuple(stems), info, removed)
 
 

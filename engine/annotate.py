@@ -31,6 +31,7 @@ from annotations.fileio import (
     atomic_write_text,
     check_expanded,
     file_bytes,
+    finish_swaps,
     first_line,
     output_kind,
     read_json,
@@ -387,6 +388,7 @@ def _write_export_locked(
     cfg: ExportConfig, class_name: str, items: Items, out: Path
 ) -> ExportResult:
     """:func:`_write_export` once this process holds ``out``'s lock."""
+    finish_swaps(out, ".export.")  # an export killed while swapping its files in is whole
     earlier = earlier_export(out)
     if earlier and not cfg.force:
         raise FileExistsError(

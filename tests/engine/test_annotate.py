@@ -2224,6 +2224,86 @@ def test_an_export_that_fails_midway_leaves_the_earlier_one(tmp_path, world):
     assert not (tmp_path / "new" / "e").exists()
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a killed process is a forked child")
+@pytest.mark.parametrize("renamed", [1, 2])
+def test_an_export_killed_between_its_renames_is_finished_by_the_next_call(
+    tmp_path, world, renamed
+):
+    """SIGKILL (the OOM killer) between the renames that swap an export in: before the
+    forty-seventh round the folder was left a ``coco.json`` without ``labelme/`` (or without
+    ``images.txt``), the rest in the hidden folder, which the next call deleted; the same
+    command refused the half export as an earlier one and ``engine info`` saw no problem. Now
+    the next call finishes the swap: the export is whole, as if the kill came after it."""
+    import annotations.fileio as fileio
+
+    _, run, _ = world
+    ref = tmp_path / "ref"
+    export_annotations(ExportConfig(run=str(run), out=str(ref)))
+    out = tmp_path / "e"
+    pid = os.fork()
+    if pid == 0:  # the child: killed after ``renamed`` of the export's renames into ``out``
+        real, done = os.replace, []
+
+        def replace(a, b):
+            real(a, b)
+            if Path(b).parent == out:
+                done.append(b)
+                if len(done) == renamed:
+                    os._exit(137)
+
+        fileio.os.replace = replace  # the child's own module: the parent's is untouched
+        try:
+            export_annotations(ExportConfig(run=str(run), out=str(out)))
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] >> 8 == 137
+    assert len(list(out.glob(".export.*"))) == 1  # the rest of it, still hidden
+    with pytest.raises(FileExistsError, match=r"earlier export \(coco.json, labelme/ \(3 files\)"):
+        export_annotations(ExportConfig(run=str(run), out=str(out)))
+    assert not list(out.glob(".export.*"))
+    assert sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) == sorted(
+        p.name for p in ref.iterdir() if p.name != LOCK_NAME
+    )
+    for p in (ref / "labelme").iterdir():
+        assert (out / "labelme" / p.name).is_file()
+    assert (out / "images.txt").read_text() == (ref / "images.txt").read_text()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a killed process is a forked child")
+def test_a_subset_write_killed_between_its_renames_is_finished_by_the_next_call(tmp_path):
+    """SIGKILL after a first import's ``masks/`` was renamed in: before the forty-seventh round
+    ``subset.json`` was written after the swap, so the folder held masks and no manifest, and
+    the same import was refused ("holds files but no subset.json"). Now the manifest is
+    swapped in with the masks, and the next call finishes the swap first."""
+    import annotations.fileio as fileio
+
+    out = tmp_path / "s"
+    masks = {f"img{i}": np.full((4, 6), i % 2, np.uint8) for i in range(3)}
+    pid = os.fork()
+    if pid == 0:  # the child: killed once its first rename into ``out`` is done
+        real = os.replace
+
+        def replace(a, b):
+            real(a, b)
+            if Path(b).parent == out:
+                os._exit(137)
+
+        fileio.os.replace = replace  # the child's own module: the parent's is untouched
+        try:
+            write_subset(out, "Bicycle", "test", masks, {})
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] >> 8 == 137
+    sub = write_subset(out, "Bicycle", "test", masks, {})  # the same write again: not refused
+    assert not list(out.glob(".masks.*"))
+    assert read_subset(out).stems == sub.stems == ("img0", "img1", "img2")
+    assert sorted(p.name for p in (out / "masks").iterdir()) == [
+        "img0.png",
+        "img1.png",
+        "img2.png",
+    ]
+
+
 def test_a_label_without_its_image_is_not_export_s_or_import_s_problem(tmp_path, world):
     """A precise label whose image is gone stopped export and import ("no image ... for 1
     label"), though both read the images only; the dataset's problem is engine info's."""
