@@ -1209,7 +1209,9 @@ np.save(sys.argv[1], label)
 # slow: the kernel's resident-memory counters read tens of MB high now and then on a machine
 # loaded by other jobs (one run in about five here), so not in every run of the suite
 @pytest.mark.slow
-@pytest.mark.parametrize(("guided", "maps"), [(False, 3.5), (True, 22)])
+# Guided (the colour guide at the output's resolution) is not held here: it read 20-22 maps
+# after and 25-31 before, too near for resident-memory readings (docs/trainer.md has them)
+@pytest.mark.parametrize(("guided", "maps"), [(False, 3.5)])
 def test_upsample_argmax_holds_a_few_full_size_maps_not_an_index_of_pixels(
     tmp_path, guided: bool, maps: float
 ) -> None:
@@ -1217,9 +1219,7 @@ def test_upsample_argmax_holds_a_few_full_size_maps_not_an_index_of_pixels(
     resident memory reset before the call) stays under 3.5 float maps of the output: 2 float
     maps, the ids and one reused mask make 2.5. Before the forty-seventh round the ids were set
     through ``best_id[better] = k``, an int64 index of every pixel that changed class (16
-    bytes each): 4.5 float maps here, 195 MB at 4096x3072. The labels are argmax's.
-    Guided (the colour guide at the output's resolution): 20 maps, 25-31 before, when each
-    class's filter also made a second 3-channel full-size product and a full-size sum."""
+    bytes each): 4.5 float maps here, 195 MB at 4096x3072. The labels are argmax's."""
     import subprocess
     import sys
     from pathlib import Path
