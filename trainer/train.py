@@ -654,22 +654,18 @@ def _check_resume_state(ckpt: dict[str, Any], path: Path) -> None:
     before, Python's words (``cannot convert float infinity to integer``, a traceback)."""
     step, scheduler = ckpt["step"], ckpt.get("scheduler")
     iters = scheduler.get("iters", 1) if isinstance(scheduler, dict) else 1
-    problem = (
-        f"step {step!r} is not a step count"
-        if type(step) is not int or step < 0
-        else f"scheduler {scheduler!r:.60} is not a mapping"
-        if scheduler is not None and not isinstance(scheduler, dict)
-        else f"scheduler.iters {iters!r} is not a step count"
-        if not _whole(iters) or iters < 1
-        else next(
-            (
-                f"{key} is not a mapping"
-                for key in ("config", "optimizer", "rng")
-                if key in ckpt and not isinstance(ckpt[key], dict)
-            ),
-            None,
-        )
-    )
+    not_mappings = [
+        k for k in ("config", "optimizer", "rng") if not isinstance(ckpt.get(k, {}), dict)
+    ]
+    problem = None
+    if type(step) is not int or step < 0:
+        problem = f"step {step!r} is not a step count"
+    elif scheduler is not None and not isinstance(scheduler, dict):
+        problem = f"scheduler {scheduler!r:.60} is not a mapping"
+    elif not _whole(iters) or iters < 1:
+        problem = f"scheduler.iters {iters!r} is not a step count"
+    elif not_mappings:
+        problem = f"{not_mappings[0]} is not a mapping"
     if problem:
         raise ValueError(f"{path}: damaged training state: {problem}; resume from a good copy")
     groups = (ckpt.get("optimizer") or {}).get("param_groups", [])
