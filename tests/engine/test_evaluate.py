@@ -1143,10 +1143,9 @@ def test_evaluate_and_info_of_its_json_print_one_table(tmp_path: Path) -> None:
     assert [c.strip() for c in row2.split("│")[3:6]] == ["n/a", "n/a", "n/a"]
 
 
-def test_info_of_a_scores_record_says_when_the_maps_scored_changed_since(tmp_path: Path) -> None:
-    """``engine evaluate --json`` and ``engine compare --json`` recorded no digest of the maps
-    they scored: ``engine info`` of the record showed its scores though the predictions had been
-    written over since. Each record now holds ``maps_sha256`` and info warns when they differ."""
+def _scored_records(tmp_path: Path) -> tuple[list, Path, Path, Path]:
+    """Two predicted maps scored by ``engine evaluate --json`` (``e.json``) and ``engine compare
+    --json`` (``c.json``): ``(pairs, prediction folder, evaluate record, compare record)``."""
     pairs = _maps(3, 2, k=3)
     pred_dir, gt_dir = _write(tmp_path, pairs)
     ev, cmp = tmp_path / "e.json", tmp_path / "c.json"
@@ -1154,6 +1153,14 @@ def test_info_of_a_scores_record_says_when_the_maps_scored_changed_since(tmp_pat
     assert runner.invoke(app, [*args, "--json", str(ev), "--no-progress"]).exit_code == 0
     args = ["compare", "--class", "Human", "--gt", str(gt_dir), "--source", f"a={pred_dir}"]
     assert runner.invoke(app, [*args, "--json", str(cmp), "--no-progress"]).exit_code == 0
+    return pairs, pred_dir, ev, cmp
+
+
+def test_info_of_a_scores_record_says_when_the_maps_scored_changed_since(tmp_path: Path) -> None:
+    """``engine evaluate --json`` and ``engine compare --json`` recorded no digest of the maps
+    they scored: ``engine info`` of the record showed its scores though the predictions had been
+    written over since. Each record now holds ``maps_sha256`` and info warns when they differ."""
+    pairs, pred_dir, ev, cmp = _scored_records(tmp_path)
     assert len(json.loads(ev.read_text())["maps_sha256"]) == 16
     assert json.loads(cmp.read_text())["sources"][0]["maps_sha256"]
 
@@ -1180,13 +1187,7 @@ def test_info_of_a_scores_record_written_before_digests_shows_it_without_warning
     engine info shows their scores, warns of nothing it cannot know (not "changed since", even
     with the maps written over), and compare without --split records the config (and hash) of
     that release, so the two releases' records of one comparison have one config_hash."""
-    pairs = _maps(3, 2, k=3)
-    pred_dir, gt_dir = _write(tmp_path, pairs)
-    ev, cmp = tmp_path / "e.json", tmp_path / "c.json"
-    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--num-classes", "3"]
-    assert runner.invoke(app, [*args, "--json", str(ev), "--no-progress"]).exit_code == 0
-    args = ["compare", "--class", "Human", "--gt", str(gt_dir), "--source", f"a={pred_dir}"]
-    assert runner.invoke(app, [*args, "--json", str(cmp), "--no-progress"]).exit_code == 0
+    pairs, pred_dir, ev, cmp = _scored_records(tmp_path)
     old_config = {"bf1_mode", "class_name", "gt", "input", "json_out", "markdown_out"}
     old_config |= {"plot_out", "progress", "resize_pred", "sources", "taxonomy", "workers"}
     data = json.loads(cmp.read_text())

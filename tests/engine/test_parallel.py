@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -11,19 +13,26 @@ from engine.parallel import map_in_order
 from engine.runinfo import kept_warnings
 
 
+def _job_module(tmp_path: Path, monkeypatch, name: str, source: str) -> ModuleType:
+    """A module ``name`` of ``source`` in ``tmp_path``, importable by spawned workers too."""
+    (tmp_path / f"{name}.py").write_text(source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers import it from there
+    return importlib.import_module(name)
+
+
 def test_a_workers_warnings_are_said_and_kept_by_the_caller(tmp_path, monkeypatch):
     """A warning logged in a worker process of evaluate, compare, info or annotate import is
     printed and kept in the command's record like the main process's (as fuse's workers'):
     before, a spawned worker printed it bare and the record left it out."""
-    (tmp_path / "warning_job.py").write_text(
+    warning_job = _job_module(
+        tmp_path,
+        monkeypatch,
+        "warning_job",
         "import logging\n"
         "def job(n):\n"
         "    logging.getLogger('engine.evaluate').warning('image %d: said in a worker', n)\n"
         "    return n * n\n",
-        encoding="utf-8",
     )
-    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers import it from there
-    import warning_job
 
     with kept_warnings() as said:
         results = list(map_in_order(warning_job.job, [1, 2, 3], 2, "test", progress=False))
@@ -39,16 +48,16 @@ def test_a_worker_killed_is_named_with_how_it_died(tmp_path, monkeypatch):
     pool was terminated abruptly ..." came out as a bad input, exit code 2."""
     from engine.parallel import WorkerDied
 
-    (tmp_path / "killed_job.py").write_text(
+    killed_job = _job_module(
+        tmp_path,
+        monkeypatch,
+        "killed_job",
         "import os, signal\n"
         "def job(n):\n"
         "    if n == 2:\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
         "    return n\n",
-        encoding="utf-8",
     )
-    monkeypatch.syspath_prepend(str(tmp_path))  # spawned workers import it from there
-    import killed_job
 
     with pytest.raises(WorkerDied) as e:
         list(map_in_order(killed_job.job, [1, 2, 3], 2, "test", progress=False))
