@@ -10,11 +10,13 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import engine.metrics.counts as counts_mod
-from engine.metrics import PairCounts, pair_counts
+from engine.metrics import PairCounts, SegEvaluator, binary_class_counts, pair_counts
+from engine.metrics.torch_counts import pair_counts_torch
 from tests.engine.metrics_reference import FIELDS, reference_counts
 
 
@@ -115,3 +117,35 @@ def test_counts_are_bounded_and_symmetric(pair) -> None:
             np.testing.assert_array_equal(getattr(c, a), getattr(s, b))
         np.testing.assert_array_equal(c.bf1_pred_matched, s.bf1_gt_matched)
         np.testing.assert_array_equal(c.bf1_gt_boundary, s.bf1_pred_boundary)
+
+
+@given(label_pair(max_side=24), st.integers(0, 19))
+def test_one_class_against_the_rest_is_its_row(pair, c) -> None:
+    """docs/metrics.md: the new-class scores (the binary map "class vs everything else") equal
+    that class's row of the multi-class evaluation."""
+    pred, gt, k = pair
+    c %= k
+    row = pair_counts(pred, gt, k).as_array()[:, c]
+    np.testing.assert_array_equal(binary_class_counts(pred, gt, c).as_array()[:, 1], row)
+
+
+@given(label_pair(max_side=20))
+def test_torch_counts_equal_the_numpy_counts(pair) -> None:
+    """The ``--device`` path (engine/metrics/torch_counts.py) gives the same integers, on CPU."""
+    pred, gt, k = pair
+    got = pair_counts_torch(pred, gt, k, device="cpu")
+    np.testing.assert_array_equal(got.as_array(), pair_counts(pred, gt, k).as_array())
+
+
+@given(label_pair(max_side=24))
+def test_bf1_modes_agree_on_one_image_when_every_class_has_a_boundary(pair) -> None:
+    """docs/metrics.md: on a single image the two modes agree whenever every present class has
+    a boundary pixel."""
+    pred, gt, k = pair
+    c = pair_counts(pred, gt, k)
+    present = (c.gt_area > 0) | (c.pred_area > 0)
+    edged = (c.bf1_pred_boundary > 0) | (c.bf1_gt_boundary > 0)
+    results = [SegEvaluator(k, bf1_mode=m).update(pred, gt).compute() for m in ("dataset", "image")]
+    if (edged == present).all():
+        assert results[0].mbf1 == pytest.approx(results[1].mbf1, nan_ok=True)
+    np.testing.assert_array_equal(np.isnan(results[1].bf1), ~present)

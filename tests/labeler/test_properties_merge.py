@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from annotations.instances import Instances
 from labeler.crops import CroppedInstances, semantic_from_crops
-from labeler.merge import instances_to_semantic
+from labeler.merge import box_iou, instances_to_semantic, tile_windows
 
 BANDS = [(0.15, 0.25), (0.0, 0.25), (0.0, 0.0), (0.3, 0.1), (0.5, 1.0), (-0.1, 0.2)]
 
@@ -80,3 +80,35 @@ def test_merge_values_stay_in_range(case, band) -> None:
     if probs is None:  # certain masks: confidence is the best score of a mask there
         best = np.max(np.where(masks, scores[:, None, None], 0), axis=0, initial=0.0)
         np.testing.assert_array_equal(conf, np.round(best * 255).astype(np.uint8))
+
+
+@given(st.integers(1, 60), st.integers(1, 60), st.integers(1, 6), st.integers(1, 6),
+       st.floats(0, 0.95))  # fmt: skip
+def test_tiles_cover_the_image_and_stay_inside(height, width, rows, cols, overlap) -> None:
+    tiles = tile_windows(height, width, rows, cols, overlap)
+    if rows == cols == 1:
+        assert tiles == []
+        return
+    covered = np.zeros((height, width), bool)
+    for x0, y0, x1, y1 in tiles:
+        assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
+        covered[y0:y1, x0:x1] = True
+    assert covered.all()
+    assert len(tiles) <= rows * cols
+
+
+@given(st.integers(0, 6), st.integers(0, 6), st.integers(0, 2**32 - 1))
+def test_box_iou_is_symmetric_and_bounded(n, m, seed) -> None:
+    rng = np.random.default_rng(seed)
+
+    def boxes(k):
+        xy = rng.integers(0, 20, size=(k, 2, 2)).astype(np.float32)
+        return np.concatenate([xy.min(axis=1), xy.max(axis=1)], axis=1)  # some of zero area
+
+    a, b = boxes(n), boxes(m)
+    iou = box_iou(a, b)
+    assert iou.shape == (n, m)
+    np.testing.assert_allclose(iou, box_iou(b, a).T)
+    assert ((iou >= 0) & (iou <= 1)).all()
+    positive = (a[:, 2] > a[:, 0]) & (a[:, 3] > a[:, 1])
+    np.testing.assert_allclose(np.diag(box_iou(a, a))[positive], 1.0, rtol=1e-6)
