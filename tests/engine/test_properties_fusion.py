@@ -12,7 +12,16 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.fusion.rules import FusionRules, PseudoLabel, fuse_image
+from annotations.rle import mask_to_rle, rle_run_window
+from engine.fusion.rules import (
+    FusionRules,
+    PseudoLabel,
+    _allowed_lut,
+    allowed_pixels,
+    fuse_image,
+    instance_coverage,
+    window_coverage,
+)
 
 NUM_PRECISE = 7
 SOURCE_PRECISE, SOURCE_PSEUDO, SOURCE_IGNORED = 0, 1, 2
@@ -114,3 +123,21 @@ def test_fusing_again_changes_nothing_when_nothing_is_claimed(case) -> None:
     got = fuse_image(precise, empty, rules, NUM_PRECISE)
     np.testing.assert_array_equal(got.label, precise)
     assert not got.source.any()
+
+
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 4), st.integers(0, 2**32 - 1),
+       st.lists(st.integers(0, NUM_PRECISE - 1), min_size=1, max_size=3, unique=True))  # fmt: skip
+def test_window_coverage_equals_the_full_size_coverage(h, w, n, seed, parents) -> None:
+    """Rule 1's shares, computed window by window from the instances' RLE runs (what engine
+    fuse does) and on full-size masks: the same floats."""
+    rng = np.random.default_rng(seed)
+    precise = rng.choice([*range(NUM_PRECISE), 255], size=(h, w)).astype(np.uint8)
+    masks = np.zeros((n, h, w), bool)
+    for i in range(n):
+        y0, x0 = rng.integers(h), rng.integers(w)
+        masks[i, y0 : rng.integers(y0, h) + 1, x0 : rng.integers(x0, w) + 1] = rng.random() < 0.9
+    lut = _allowed_lut(tuple(parents), True)
+    full = instance_coverage(masks, allowed_pixels(precise, parents, True), precise != 255)
+    windows = [rle_run_window(mask_to_rle(m)) for m in masks]
+    np.testing.assert_array_equal(window_coverage(windows, precise, lut), full)
+    assert ((full >= 0) & (full <= 1)).all()

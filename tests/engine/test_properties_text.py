@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from engine.text import md_cell, md_code
+from engine.text import md_cell, md_code, md_link
 
 markdown_it = pytest.importorskip("markdown_it")
 
@@ -44,3 +44,22 @@ def test_inline_code_holds_the_path(name) -> None:
     spans = [t for t in children if t.type == "code_inline"]
     assert len(spans) == 1 and len(children) == 1, children
     assert spans[0].content == name
+
+
+PATHS = st.lists(
+    st.sampled_from(["a", "é", " ", "#", "?", "%", "%20", "(", ")", "<", ">", "[", "]", "/", "\\",
+                     "&", "'", '"', "`", "~", ".", "_", "*"]),
+    min_size=1, max_size=8,
+).map("".join)  # fmt: skip
+
+
+@given(PATHS)
+def test_a_link_leads_to_the_file(path) -> None:
+    """``md_link``: the destination a Markdown reader follows is the file's relative path
+    (``\\`` read as ``/``)."""
+    from urllib.parse import unquote
+
+    tokens = MD.parse(f"[x]({md_link(path)})")
+    links = [t for t in tokens[1].children if t.type == "link_open"]
+    assert len(links) == 1, tokens[1].children
+    assert unquote(links[0].attrs["href"]) == path.replace("\\", "/")
