@@ -12,6 +12,7 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
+from annotations.instances import Instances
 from annotations.rle import mask_to_rle, rle_run_window
 from engine.fusion.rules import (
     FusionRules,
@@ -141,3 +142,58 @@ def test_window_coverage_equals_the_full_size_coverage(h, w, n, seed, parents) -
     windows = [rle_run_window(mask_to_rle(m)) for m in masks]
     np.testing.assert_array_equal(window_coverage(windows, precise, lut), full)
     assert ((full >= 0) & (full <= 1)).all()
+
+
+@given(fusion_case(), st.integers(0, 2**32 - 1), st.sampled_from([0.0, 0.3, 0.5, 1.0]))
+def test_coverage_drop_follows_rule_1(case, seed, threshold) -> None:
+    """docs/fusion.md rule 1: an instance whose share of known mask pixels on parent pixels is
+    below the threshold is dropped; pixels no kept instance covers become 0 (uncertain ones
+    too); then rules 2-6 as without the drop."""
+    precise, pseudos, rules = case
+    rng = np.random.default_rng(seed)
+    h, w = precise.shape
+    with_instances, dropped = [], []
+    for p in pseudos:
+        n = int(rng.integers(0, 4))
+        masks = np.zeros((n, h, w), bool)
+        for i in range(n):
+            y0, x0 = rng.integers(h), rng.integers(w)
+            masks[i, y0 : rng.integers(y0, h) + 1, x0 : rng.integers(x0, w) + 1] = True
+        inst = Instances(np.zeros((n, 4)), masks, np.ones(n), np.ones(n), np.zeros(n), ["x"] * n)
+        with_instances.append(
+            PseudoLabel(p.class_id, p.label, p.confidence, inst, corrected=p.corrected)
+        )
+        # the reference: shares from the definition, then the drop
+        allowed = (
+            np.isin(precise, rules.parents[p.class_id])
+            if rules.parent_constraint
+            else precise != 255
+        )
+        known = precise != 255
+        drop = np.array(
+            [
+                np.count_nonzero(m & known) > 0
+                and np.count_nonzero(m & allowed) / np.count_nonzero(m & known) < threshold
+                for m in masks
+            ],
+            bool,
+        )
+        kept = masks[~drop].any(axis=0) if n else np.zeros((h, w), bool)
+        gone = masks[drop].any(axis=0) & ~kept if n else np.zeros((h, w), bool)
+        dropped.append(
+            PseudoLabel(
+                p.class_id, np.where(gone, 0, p.label).astype(np.uint8), p.confidence,
+                corrected=p.corrected,
+            )
+        )  # fmt: skip
+    coverage = FusionRules(
+        parents=rules.parents,
+        parent_constraint=rules.parent_constraint,
+        uncertain=rules.uncertain,
+        priority=rules.priority,
+        min_coverage=threshold,
+    )
+    got = fuse_image(precise, with_instances, coverage, NUM_PRECISE)
+    want_label, want_source = reference(precise, dropped, rules)
+    np.testing.assert_array_equal(got.label, want_label)
+    np.testing.assert_array_equal(got.source, want_source)
