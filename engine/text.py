@@ -66,9 +66,9 @@ def score_cells(scores: Mapping[str, Any], sign: bool = False) -> list[str]:
 
 
 # Markdown's signs in running text: inline code, emphasis, links, raw HTML and entities, a
-# table's columns. "_" only at a word's edge: inside a word (synth_test_0001) it is no emphasis,
-# and names written as before keep their bytes.
-_MD_SIGNS = re.compile(r"[\\`*\[\]<>&|]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+# table's columns, GitHub's strikethrough ("~x~", "~~x~~"). "_" only at a word's edge: inside a
+# word (synth_test_0001) it is no emphasis, and names written as before keep their bytes.
+_MD_SIGNS = re.compile(r"[\\`*\[\]<>&|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 
 
 def md_text(text: str) -> str:
@@ -85,10 +85,13 @@ def md_cell(text: str) -> str:
 
 
 def md_code(text: str) -> str:
-    """``text`` (a path) as inline code: fenced by more backticks than it holds in a row."""
+    """``text`` (a path) as inline code: fenced by more backticks than it holds in a row, and
+    padded with a space where Markdown strips one from each end (a backtick there, or a space
+    at both ends: `` ` a ` `` rendered ``a``)."""
     text = " ".join(str(text).splitlines())
     fence = "`" * (max((len(r) for r in re.findall("`+", text)), default=0) + 1)
-    pad = " " if "`" in text else ""
+    spaced = text.startswith(" ") and text.endswith(" ") and text.strip(" ") != ""
+    pad = " " if "`" in text or spaced else ""
     return f"{fence}{pad}{text}{pad}{fence}"
 
 

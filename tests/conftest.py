@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+# Property-based tests (tests/*/test_properties_*.py): deterministic and fast by default (CI runs
+# the same examples every time); HYPOTHESIS_PROFILE=thorough draws many more, randomly.
+settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # Two cores on CI: keep torch from oversubscribing them when tests run model code.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
