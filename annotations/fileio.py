@@ -33,6 +33,7 @@ import shutil
 import stat
 import sys
 import tempfile
+import threading
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,15 +44,32 @@ import yaml
 TMP_SUFFIX = ".tmp"
 
 
+_UMASK_LOCK = threading.Lock()
+
+
 def _read_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
+    """The process's umask now. Linux shows it in ``/proc/self/status`` (since 4.7), read
+    without changing it; elsewhere ``os.umask`` sets it to read it, under a lock."""
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open("/proc/self/status", encoding="ascii", errors="replace") as f,
+    ):
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
     return mask
 
 
-# mkstemp creates files readable by the owner only (0600); outputs get the usual permissions
-# (0666 less the umask) instead, as open() would give them. Read once: os.umask is process-wide.
-FILE_MODE = 0o666 & ~_read_umask()
+def file_mode() -> int:
+    """The permissions of every output: 0666 less the umask, as ``open()`` would give them
+    (``mkstemp`` creates files readable by the owner only, 0600). Read at each write: a
+    notebook or pipeline that sets its umask between two commands gets it for the second
+    one's files too (before the forty-eighth round it was read once, at the first command, and
+    later files kept that one's mode inside folders of the new one)."""
+    return 0o666 & ~_read_umask()
 
 
 @contextlib.contextmanager
@@ -202,7 +220,7 @@ def _write_through(path: Path, data: bytes) -> None:
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
     """A binary file to write ``path``'s content into (its folder exists): a temporary file in
-    the same folder, with the permissions of every output (``FILE_MODE``, not ``mkstemp``'s
+    the same folder, with the permissions of every output (:func:`file_mode`, not ``mkstemp``'s
     owner-only ones), flushed to disk and renamed onto ``path`` when the block ends; removed,
     ``path`` untouched, when the block raises (Ctrl-C included)."""
     path = Path(path)
@@ -251,7 +269,7 @@ def sync(fd: int) -> None:
 
 
 def set_mode(fd: int) -> None:
-    """Give the new file ``fd`` the permissions of every output (:data:`FILE_MODE`), where the
+    """Give the new file ``fd`` the permissions of every output (:func:`file_mode`), where the
     file system keeps them. FAT and exFAT (a USB disk), SMB/CIFS without Unix extensions and
     some FUSE mounts (s3fs, gcsfuse) refuse ``chmod`` (EPERM, EOPNOTSUPP, ENOSYS) and give
     every file the mode of their mount options: the file keeps that mode. Before, every output
@@ -259,7 +277,7 @@ def set_mode(fd: int) -> None:
     if not hasattr(os, "fchmod"):  # Windows
         return
     try:
-        os.fchmod(fd, FILE_MODE)
+        os.fchmod(fd, file_mode())
     except OSError as e:
         if e.errno not in NO_CHMOD:
             raise

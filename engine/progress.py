@@ -8,6 +8,7 @@ the run stands every :data:`LOG_EVERY_S` seconds, and the bar is drawn once when
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 from collections.abc import Iterable, Iterator
@@ -226,3 +227,20 @@ def track(
             yield item
             del item  # not held while the next is made: items may be large
             progress.advance(task)
+
+
+@contextlib.contextmanager
+def no_hf_progress_bars() -> Iterator[None]:
+    """transformers' progress bars (loading weights, writing shards) off while the block runs,
+    and as they were afterwards: the command's own bar is the only one. Before the forty-eighth
+    round they stayed off for the process's life, so a notebook's own ``from_pretrained`` after
+    a label run showed no download or loading bar."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()

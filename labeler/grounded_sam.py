@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.progress import no_hf_progress_bars
 from labeler.backends import BackendOutput, LoadedImage, refuse_unread
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
@@ -110,13 +111,13 @@ class GroundedSamBackend:
         }
 
     def load(self) -> dict[str, Any]:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()  # our own progress bar is the only one
         c = self.config
         device = resolve_device(c.device)
-        detector = load_detector(c.detector, c.detector_revision, device, c.local_files_only)
-        segmenter = load_segmenter(c.segmenter, c.segmenter_revision, device, c.local_files_only)
+        with no_hf_progress_bars():  # our own progress bar is the only one
+            detector = load_detector(c.detector, c.detector_revision, device, c.local_files_only)
+            segmenter = load_segmenter(
+                c.segmenter, c.segmenter_revision, device, c.local_files_only
+            )
         self.setup(detector, segmenter, device)
         return {
             "detector": self.detector.info(),

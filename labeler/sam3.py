@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.progress import no_hf_progress_bars
 from labeler.backends import BackendOutput, LoadedImage, refuse_unread
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
@@ -204,12 +205,11 @@ class Sam3Backend:
         }
 
     def load(self) -> dict[str, Any]:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
         c = self.config
         device = resolve_device(c.device)
-        self.setup(load_sam3(self.source, c.model_revision, device, c.local_files_only), device)
+        with no_hf_progress_bars():
+            loaded = load_sam3(self.source, c.model_revision, device, c.local_files_only)
+        self.setup(loaded, device)
         return {
             "model": self.sam3.info(),
             "device": self.device,

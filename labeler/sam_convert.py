@@ -219,7 +219,7 @@ def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
     while the first runs (two jobs of a cluster array) stops at once with one line. Before,
     each removed the other's hidden folder as an interrupted conversion's leftover, and both
     failed with safetensors' ``I/O error: No such file or directory``, leaving no folder."""
-    from transformers.utils import logging as hf_logging
+    from engine.progress import no_hf_progress_bars
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
@@ -229,9 +229,9 @@ def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
         _check_empty(out)  # a conversion that finished while this one waited for the lock
         model, processor = load_sam_pth(path)
         with staged(out, _STAGING) as staging:
-            hf_logging.disable_progress_bar()  # "Writing model shards" bars for one small file
-            model.save_pretrained(staging)
-            processor.save_pretrained(staging)
+            with no_hf_progress_bars():  # "Writing model shards" bars for one small file
+                model.save_pretrained(staging)
+                processor.save_pretrained(staging)
             _as_every_output(staging)
             atomic_write_json(staging / CONVERT_RECORD, conversion_record(path))
             swap_in(staging, tuple(sorted(f.name for f in staging.iterdir())))

@@ -68,10 +68,31 @@ def test_outputs_are_written_where_the_file_system_refuses_chmod(tmp_path, monke
 
 
 def test_outputs_get_the_usual_permissions_where_chmod_works(tmp_path):
-    from annotations.fileio import FILE_MODE, atomic_write_text
+    from annotations.fileio import atomic_write_text, file_mode
 
     path = atomic_write_text(tmp_path / "a.json", "{}")
-    assert stat.S_IMODE(path.stat().st_mode) == FILE_MODE
+    assert stat.S_IMODE(path.stat().st_mode) == file_mode()
+
+
+def test_a_umask_set_between_two_commands_holds_for_the_second_ones_files(tmp_path):
+    """A notebook or pipeline that sets its umask between two commands (0077: the next outputs
+    private) got the first command's umask for every later file, as it was read once: 0644
+    files inside the 0700 folders of the second one."""
+    from cli import app
+
+    before = os.umask(0o022)
+    try:
+        res = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "a"), *SYNTH])
+        assert res.exit_code == 0, res.output
+        os.umask(0o077)
+        res = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "b"), *SYNTH])
+        assert res.exit_code == 0, res.output
+    finally:
+        os.umask(before)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "b").rglob("*") if p.is_file()}
+    assert modes == {0o600}, sorted(map(oct, modes))
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "a").rglob("*") if p.is_file()}
+    assert modes == {0o644}, sorted(map(oct, modes))
 
 
 def test_a_folder_overlayfs_will_not_rename_is_replaced_all_the_same(tmp_path, monkeypatch):

@@ -755,6 +755,27 @@ def test_unknown_backend_lists_registered():
         create_backend("nope", None, 7)
 
 
+@pytest.mark.parametrize("enabled", [True, False])
+def test_loading_models_leaves_transformers_progress_bars_as_they_were(tiny_models, enabled):
+    """A notebook's own ``from_pretrained`` after a label run showed no download or loading
+    bar: the backend turned transformers' bars off for the process's life."""
+    from transformers.utils import logging as hf_logging
+
+    from labeler.grounded_sam import GroundedSamBackend
+
+    cfg = LabelConfig(
+        data="unused", cls=ClassSpec("Bicycle"), detector=str(tiny_models["det"]),
+        segmenter=str(tiny_models["sam"]), device="cpu", progress=False,
+    )  # fmt: skip
+    before = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    try:
+        GroundedSamBackend(cfg, class_id=7).load()
+        assert hf_logging.is_progress_bar_enabled() is enabled
+    finally:
+        (hf_logging.enable_progress_bar if before else hf_logging.disable_progress_bar)()
+
+
 @pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2", "sam2_video"])
 def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch):
     """Injected detections: 2 boxes, none, 1 box in one batch; only 2 images reach the encoder."""

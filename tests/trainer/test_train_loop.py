@@ -487,7 +487,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_checkpoint_io_errors_and_atomic_write(tmp_path):
-    from annotations.fileio import FILE_MODE
+    from annotations.fileio import file_mode
     from trainer.checkpoint import (
         FORMAT,
         REQUIRED,
@@ -518,7 +518,7 @@ def test_checkpoint_io_errors_and_atomic_write(tmp_path):
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["last.pt"]  # no temp file left
     # the permissions of every other output, not mkstemp's owner-only 0600 (others could not
     # read a shared checkpoint to predict with it)
-    assert (tmp_path / "run" / "last.pt").stat().st_mode & 0o777 == FILE_MODE
+    assert (tmp_path / "run" / "last.pt").stat().st_mode & 0o777 == file_mode()
     a = torch.rand(3)
     set_rng_state(load_checkpoint(tmp_path / "run" / "last.pt")["rng"])
     assert torch.equal(torch.rand(3), a)  # the generator is back where it was saved
