@@ -1,0 +1,125 @@
+"""User errors the command line reports, one site each that no other test reached (the error
+catalogue of the forty-eighth round): each is one line starting ``error:``, names the option or
+file and the problem, and ends the command with exit code 2 (docs/foundation.md, "Exit
+codes"), with no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny dataset and the malformed spec and config files the cases name."""
+    root = tmp_path_factory.mktemp("errors")
+    res = runner.invoke(
+        app,
+        ["synth", "--out", str(root / "ds"), "--train", "1", "--val", "1", "--test", "0",
+         "--size", "64x64", "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    texts = {
+        "list.yaml": "- bicycle\n",
+        "int.yaml": "bicycle: 3\n",
+        "cfg_list.yaml": "[1, 2]\n",
+        "cfg_iters.yaml": "iters: 0\n",
+        "cfg_accum.yaml": "accum_steps: 0\n",
+        "cfg_warmup.yaml": "iters: 10\nwarmup_iters: 50\n",
+        "cfg_lr_ratio.yaml": "min_lr_ratio: 2\n",
+        "cfg_seed.yaml": "seed: 99999999999\n",
+        "cfg_processes.yaml": "processes: -1\n",
+    }
+    for name, text in texts.items():
+        (root / name).write_text(text)
+    return root
+
+
+LABEL = ["label", "--class", "bicycle", "--no-progress"]
+TRAIN = ["train", "--no-progress"]
+PREDICT = ["predict", "--checkpoint", "{root}/none.pt", "--no-progress"]
+CASES = [
+    # engine label: options parsed by the command
+    (LABEL + ["--uncertain", "0.3"], "--uncertain must look like 0.15,0.25 (lo,hi), got '0.3'"),
+    (LABEL + ["--uncertain", "0.3,0.2"], "--uncertain is the band lo,hi with lo <= hi"),
+    (LABEL + ["--uncertain", "0.3,1.5"], "--uncertain values must be in 0..1, got '0.3,1.5'"),
+    (LABEL + ["--tiles", "0x2"], "--tiles must be at least 1x1, got '0x2'"),
+    (LABEL + ["--tiles", "abc"], "--tiles must look like 2x2 (rows x columns), got 'abc'"),
+    (LABEL + ["--shard", "4/4"], "--shard must satisfy 0 <= index < count, got '4/4'"),
+    (LABEL + ["--shard", "x"], "--shard must look like 0/4 (index / count), got 'x'"),
+    (LABEL + ["--precision", "fp8"], "(--precision), got 'fp8'"),
+    (LABEL + ["--min-area", "-1"], "min_area must be >= 0 (--min-area), got -1"),
+    (LABEL + ["--model", "m"], "--model is the SAM 3 checkpoint of --backend sam3"),
+    (LABEL + ["--model-revision", "r"], "--model-revision is for --backend sam3"),
+    (LABEL + ["--backend", "sam3", "--detector", "d"], "--backend sam3 takes its checkpoint with"),
+    (LABEL + ["--backend", "sam3", "--detector-revision", "r"], "(sam3: --model-revision)"),
+    (LABEL + ["--backend", "simulated", "--detector", "d"], "--backend simulated runs no detector"),
+    (
+        LABEL + ["--backend", "simulated", "--backend-option", "foo"],
+        "--backend-option must look like KEY=VALUE, got 'foo'",
+    ),
+    (LABEL + ["--spec", "{root}/list.yaml"], "list.yaml: expected a mapping of class name"),
+    (LABEL + ["--spec", "{root}/int.yaml"], "int.yaml: class 'bicycle' must map to settings"),
+    # engine synth
+    (["synth", "--train", "0", "--val", "0", "--test", "0"], "--train + --val + --test is 0"),
+    # engine train: its --config file, named
+    (TRAIN + ["--config", "{root}/cfg_list.yaml"], "cfg_list.yaml: a training config must be a"),
+    (TRAIN + ["--config", "{root}/cfg_iters.yaml"], "cfg_iters.yaml: iters must be >= 1, got 0"),
+    (TRAIN + ["--config", "{root}/cfg_accum.yaml"], "accum_steps must be >= 1, got 0"),
+    (TRAIN + ["--config", "{root}/cfg_warmup.yaml"], "warmup_iters must be in 0..iters-1, got 50"),
+    (TRAIN + ["--config", "{root}/cfg_lr_ratio.yaml"], "min_lr_ratio must be in 0..1, got 2"),
+    (TRAIN + ["--config", "{root}/cfg_seed.yaml"], "seed must be <= 4294967295"),
+    (TRAIN + ["--config", "{root}/cfg_processes.yaml"], "processes must be >= 0 (0: one per CPU"),
+    (TRAIN + ["--pseudo-form", "flat"], "--pseudo-form: {root}/ds has no new class"),
+    # engine predict
+    (PREDICT + ["--size", "foo"], "--size must be auto, original or WxH like 512x384, got 'foo'"),
+    (PREDICT + ["--scales", "1,x"], "--scales must be comma-separated numbers like 0.75,1,1.25"),
+    (PREDICT + ["--scales", "1,-1"], "--scales must be positive numbers, got '1,-1'"),
+    # engine info, engine compare: what goes to stdout
+    (["info", "{root}/ds", "--plot", "-"], "--plot -: the chart is a PNG image"),
+    (
+        [
+            "compare",
+            "--class",
+            "bicycle",
+            "--gt",
+            "{root}/ds",
+            "--source",
+            "a={root}/ds",
+            "--json",
+            "-",
+            "--markdown",
+            "-",
+        ],
+        "--json - and --markdown -: one of them can go to stdout; give a file",
+    ),  # fmt: skip
+]
+
+
+def _data_and_out(args: list[str], root: Path) -> list[str]:
+    """--data and --out where the command takes them (info and compare name theirs)."""
+    extra = {
+        "label": ["--data", "{root}/ds", "--out", "{root}/out"],
+        "synth": ["--out", "{root}/out"],
+        "train": ["--data", "{root}/ds", "--out", "{root}/out"],
+        "predict": ["--data", "{root}/ds", "--out", "{root}/out"],
+    }.get(args[0], [])
+    return [a.replace("{root}", str(root)) for a in args + extra]
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"), CASES, ids=[" ".join(a[:1] + a[-2:]) for a, _ in CASES]
+)
+def test_a_user_error_is_one_line_naming_it_with_exit_code_2(args, expected, files: Path):
+    res = runner.invoke(app, _data_and_out(args, files))
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), res.output
+    assert expected.replace("{root}", str(files)) in lines[0]
+    assert not (files / "out").exists()  # refused before anything was written
