@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from cli import app
@@ -21,7 +23,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("errors")
     res = runner.invoke(
         app,
-        ["synth", "--out", str(root / "ds"), "--train", "1", "--val", "1", "--test", "0",
+        ["synth", "--out", str(root / "ds"), "--train", "1", "--val", "1", "--test", "1",
          "--size", "64x64", "--no-progress"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
@@ -38,11 +40,17 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     for name, text in texts.items():
         (root / name).write_text(text)
+    for folder in ("run1/pred", "run2/pred", "png"):
+        (root / folder).mkdir(parents=True)
+    (root / "coco.json").write_text('{"images": [], "annotations": [], "categories": []}')
+    (root / "synth_train_0000.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # YOLO
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(root / "png/synth_train_0000.png")
     return root
 
 
 LABEL = ["label", "--class", "bicycle", "--no-progress"]
 TRAIN = ["train", "--no-progress"]
+IMPORT = ["annotate", "import", "--class", "bicycle", "--data", "{root}/ds", "--out", "{root}/out"]
 PREDICT = ["predict", "--checkpoint", "{root}/none.pt", "--no-progress"]
 CASES = [
     # engine label: options parsed by the command
@@ -99,6 +107,79 @@ CASES = [
         ],
         "--json - and --markdown -: one of them can go to stdout; give a file",
     ),  # fmt: skip
+    (
+        [
+            "compare",
+            "--class",
+            "bicycle",
+            "--gt",
+            "{root}/ds",
+            "--split",
+            "val",
+            "--source",
+            "{root}/run1/pred",
+            "--source",
+            "{root}/run2/pred",
+        ],
+        "--source names must be unique, got pred twice (a bare DIR is named after its folder); "
+        "name each with --source NAME=DIR",
+    ),  # fmt: skip
+    (
+        [
+            "evaluate",
+            "--gt",
+            "{root}/ds",
+            "--pred",
+            "{root}/ds",
+            "--split",
+            "val",
+            "--device",
+            "cpu",
+            "--workers",
+            "2",
+        ],
+        "--device cpu and --workers 2 do not combine: the torch path counts in one process; "
+        "give --workers 1, or leave out --device",
+    ),  # fmt: skip
+    # engine annotate export / import / pick
+    (
+        [
+            "annotate",
+            "export",
+            "{root}/ds",
+            "--out",
+            "{root}/out",
+            "--format",
+            "labelme",
+            "--mask-format",
+            "polygon",
+        ],
+        "--mask-format is COCO's segmentation; LabelMe files are always polygons",
+    ),  # fmt: skip
+    (
+        [
+            "annotate",
+            "export",
+            "{root}/ds",
+            "--out",
+            "{root}/out",
+            "--format",
+            "coco",
+            "--simplify",
+            "2",
+        ],
+        "--simplify is a polygon tolerance in pixels (>= 0) for LabelMe files or COCO's "
+        "--mask-format polygon; got 2.0 with coco (rle)",
+    ),  # fmt: skip
+    (IMPORT + ["{root}/coco.json", "{root}/synth_train_0000.txt"], "of different formats (coco: "),
+    (IMPORT + ["{root}/png", "--png-binary", "--png-value", "3"], "exclude each other; give one"),
+    (IMPORT + ["{root}/png", "--png-value", "255"], "1..254 (0 is background, 255 unannotated)"),
+    (IMPORT + ["{root}/png", "--format", "segmask"], "png: no labelmap.txt here; give the folder"),
+    (
+        IMPORT + ["{root}/png", "{root}/run1", "--format", "segmask"],
+        "--format segmask takes one export folder",
+    ),
+    (["annotate", "pick", "{root}/ds", "--out", "{root}/png"], "is a folder; --out names the list"),
 ]
 
 
