@@ -37,6 +37,16 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "cfg_lr_ratio.yaml": "min_lr_ratio: 2\n",
         "cfg_seed.yaml": "seed: 99999999999\n",
         "cfg_processes.yaml": "processes: -1\n",
+        "spec_list.yaml": "- images\n",
+        "spec_splits.yaml": "splits: train\n",
+        "spec_exts.yaml": "image_exts: .jpg\n",
+        "spec_both.yaml": "image_suffix: _x.jpg\nimage_exts: [.jpg]\n",
+        "spec_label.yaml": "label_suffix: .jpg\n",
+        "spec_images.yaml": "images: 3\n",
+        "spec_split_list.yaml": "images: ds/images/{split}\nsplit_list: '{split}.txt'\nsplits: [val]\n",
+        "val.txt": "",
+        "spec_brace.yaml": "images: {split}/photos\n",
+        "spec_brace_map.yaml": "labels: {split}\n",
     }
     for name, text in texts.items():
         (root / name).write_text(text)
@@ -141,6 +151,23 @@ CASES = [
         "--device cpu and --workers 2 do not combine: the torch path counts in one process; "
         "give --workers 1, or leave out --device",
     ),  # fmt: skip
+    # a dataset spec file (engine info reads it as every command does)
+    (["info", "{root}/spec_list.yaml"], "spec_list.yaml: a dataset spec must be a mapping with"),
+    (["info", "{root}/spec_splits.yaml"], "'splits' must be a list of names such as [train, val]"),
+    (["info", "{root}/spec_exts.yaml"], "'image_exts' must be a list such as [.jpg, .png]"),
+    (["info", "{root}/spec_both.yaml"], "spec_both.yaml: give image_suffix or image_exts, not"),
+    (["info", "{root}/spec_label.yaml"], "'label_suffix' must end in .png (label maps are read"),
+    (["info", "{root}/spec_images.yaml"], "'images' must be a folder template such as"),
+    (["info", "{root}/spec_split_list.yaml"], "val.txt: the split list names no image"),
+    (  # YAML reads an unquoted {split} as a mapping: the error says to quote it
+        ["info", "{root}/spec_brace.yaml"],
+        "cannot parse YAML (expected <block end>, but found '<scalar>' at line 1, column 16); "
+        "quote the value: images: '{split}/photos' (unquoted, YAML reads {...} as a mapping)",
+    ),
+    (
+        ["info", "{root}/spec_brace_map.yaml"],
+        "got {'split': None}; quote the value: labels: '{split}' (unquoted, YAML reads",
+    ),
     # engine annotate export / import / pick
     (
         [
