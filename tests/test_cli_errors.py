@@ -231,3 +231,20 @@ def test_a_user_error_is_one_line_naming_it_with_exit_code_2(args, expected, fil
     assert len(lines) == 1 and lines[0].startswith("error: "), res.output
     assert expected.replace("{root}", str(files)) in lines[0]
     assert not (files / "out").exists()  # refused before anything was written
+
+
+def test_a_pseudo_run_given_twice_is_named_once(files: Path):
+    """``--pseudo RUN --pseudo RUN/`` (a shell line pasted twice): before, "RUN/run.json and
+    RUN/run.json: two pseudo runs for class 'bicycle'", as if they were two runs."""
+    run = files / "run"
+    args = ["label", "--data", str(files / "ds"), "--class", "bicycle", "--backend", "simulated",
+            "--split", "val", "--out", str(run), "--no-progress"]  # fmt: skip
+    assert runner.invoke(app, args).exit_code == 0
+    res = runner.invoke(
+        app,
+        ["fuse", "--data", str(files / "ds"), "--pseudo", str(run), "--pseudo", f"{run}/",
+         "--split", "val", "--out", str(files / "out"), "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == f"error: {run}: given twice (--pseudo); give each run once"
+    assert not (files / "out").exists()
