@@ -105,8 +105,12 @@ class CompareConfig:
         if not self.sources:
             raise ValueError("give at least one --source NAME=DIR")
         names = [n for n, _ in self.sources]
-        if len(set(names)) != len(names):
-            raise ValueError(f"source names must be unique, got {names}")
+        if len(set(names)) != len(names):  # two bare DIRs of one name: run1/pred, run2/pred
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(
+                f"--source names must be unique, got {', '.join(twice)} twice (a bare DIR is "
+                "named after its folder); name each with --source NAME=DIR"
+            )
         if self.input not in INPUT_MODES:
             raise ValueError(f"input must be one of {INPUT_MODES}, got {self.input!r}")
         if self.bf1_mode not in BF1_MODES:

@@ -406,6 +406,20 @@ def _flow(entry: object) -> str:
     return str(entry)
 
 
+def _unquoted_split(path: Path) -> str:
+    """The hint for a YAML value that starts with ``{split}`` unquoted, which YAML reads as a
+    mapping (``images: {split}`` is ``{'split': None}``; ``{split}/photos`` does not parse)."""
+    if path.suffix == ".json":
+        return ""
+    with contextlib.suppress(OSError, UnicodeError):
+        for line in path.read_text(encoding="utf-8-sig").splitlines():
+            key, sep, value = line.partition(":")
+            if sep and value.strip().startswith("{split}"):
+                key, value = key.strip(), value.strip()
+                return f"; quote the value: {key}: '{value}' (unquoted, YAML reads {{...}} as a mapping)"
+    return ""
+
+
 def load_spec(path: str | os.PathLike) -> DatasetSpec:
     """A dataset spec from a root folder (MaSS13K layout unless it holds ``dataset.yaml``) or a spec file."""
     path = Path(path)
@@ -488,7 +502,10 @@ def _read_spec_file(path: Path) -> DatasetSpec:
             "root or spec"
         )
     read = read_json if path.suffix == ".json" else read_yaml
-    data = read(path, "dataset spec")
+    try:
+        data = read(path, "dataset spec")
+    except ValueError as e:  # `images: {split}/photos`: YAML's flow mapping, cut short
+        raise ValueError(f"{e}{_unquoted_split(path)}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a dataset spec must be a mapping with keys {sorted(_SPEC_KEYS)}")
     unknown = set(data) - _SPEC_KEYS
@@ -513,6 +530,7 @@ def _read_spec_file(path: Path) -> DatasetSpec:
             raise ValueError(
                 f"{path}: 'images' must be a folder template such as 'images/{{split}}' or a "
                 f"mapping of splits to folders such as {{train: images_pad/train}}, got {images!r}"
+                + _unquoted_split(path)
             )
         split_images = tuple(images.items())
         images = "images/{split}"
@@ -521,7 +539,7 @@ def _read_spec_file(path: Path) -> DatasetSpec:
         if not (isinstance(value, str) and value) and not (nullable and value is None):
             raise ValueError(
                 f"{path}: '{key}' must be a folder template such as '{key}/{{split}}'"
-                f"{' or null' if nullable else ''}, got {value!r}"
+                f"{' or null' if nullable else ''}, got {value!r}" + _unquoted_split(path)
             )
     taxonomy, taxonomy_file = MASS13K, None
     if data.get("taxonomy"):

@@ -69,7 +69,10 @@ class EvaluateConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "workers", in_process_workers(self.workers))  # 0: as 1
         if self.device not in (None, "auto") and self.workers > 1:
-            raise ValueError("--device and --workers > 1 do not combine: one process feeds the GPU")
+            raise ValueError(  # --device cpu too: the torch path counts in this one process
+                f"--device {self.device} and --workers {self.workers} do not combine: the torch "
+                "path counts in one process; give --workers 1, or leave out --device"
+            )
         if self.bf1_mode not in BF1_MODES:
             raise ValueError(f"bf1_mode must be one of {BF1_MODES}, got {self.bf1_mode!r}")
         if self.resize_pred is not None and self.resize_pred not in RESIZE_MODES:

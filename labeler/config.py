@@ -79,8 +79,10 @@ class ClassSpec:
             v = getattr(self, key)
             if not 0 <= v < 1:
                 raise ValueError(f"class {self.name!r}: {key} must be in [0, 1), got {v}")
-        if self.min_area < 0 or self.max_instances < 0:
-            raise ValueError(f"class {self.name!r}: min_area and max_instances must be >= 0")
+        for key in ("min_area", "max_instances"):  # which one, its value and its option
+            if (v := getattr(self, key)) < 0:
+                option = "--" + key.replace("_", "-")
+                raise ValueError(f"class {self.name!r}: {key} must be >= 0 ({option}), got {v}")
 
     @property
     def all_prompts(self) -> tuple[str, ...]:
@@ -215,7 +217,9 @@ class LabelConfig:
         if not 0 <= self.tile_overlap < 1:
             raise ValueError(f"tile overlap must be in [0, 1), got {self.tile_overlap}")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
-            raise ValueError(f"precision must be auto, fp32, fp16 or bf16, got {self.precision!r}")
+            raise ValueError(
+                f"precision must be auto, fp32, fp16 or bf16 (--precision), got {self.precision!r}"
+            )
         shard = self.shard  # (i, n); a library caller's (1,) or (0, 2, 1) named as given
         if shard is not None and not (
             isinstance(shard, tuple | list)

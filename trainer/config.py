@@ -91,8 +91,9 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.processes < 0:
             raise ValueError(f"processes must be >= 0 (0: one per CPU core), got {self.processes}")
-        if self.iters < 1 or self.batch_size < 1 or self.accum_steps < 1:
-            raise ValueError("iters, batch_size and accum_steps must be >= 1")
+        for name in ("iters", "batch_size", "accum_steps"):  # which one, and its value
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size % self.accum_steps:
             raise ValueError(
                 f"batch_size {self.batch_size} is not divisible by accum_steps {self.accum_steps}"

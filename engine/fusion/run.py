@@ -315,6 +315,8 @@ def _resolve_taxonomy(spec: DatasetSpec, runs: list[PseudoRun], data: Path) -> T
     seen: dict[str, PseudoRun] = {}
     for run in runs:
         key = class_key(run.class_name)
+        if key in seen and seen[key].path.resolve() == run.path.resolve():  # pasted twice
+            raise ValueError(f"{run.path}: given twice (--pseudo); give each run once")
         if key in seen:
             raise ValueError(
                 f"{seen[key].run_json} and {run.run_json}: two pseudo runs for class "
