@@ -99,8 +99,8 @@ def guard(fn: F, resumable: bool = False) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort):
-            raise
+        except (typer.Exit, typer.Abort, RecursionError, NotImplementedError):
+            raise  # the last two are RuntimeErrors but a fault of the code: their traceback
         except KeyboardInterrupt:
             text, code = interrupted()
             stderr.print(text + resume, soft_wrap=True)

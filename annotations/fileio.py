@@ -1061,6 +1061,10 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: cannot parse YAML ({_yaml_problem(e)})") from None
+    except RecursionError:  # "[[[[...": PyYAML's composer recurses per level, as json's parser
+        raise ValueError(
+            f"{path}: cannot parse YAML (nested too deeply: over {sys.getrecursionlimit()} levels)"
+        ) from None
 
 
 # YAML 1.1's other booleans: words to read_yaml (YAML 1.2), still booleans where a value is a
@@ -1071,7 +1075,10 @@ YAML11_BOOLS = {"yes": True, "on": True, "no": False, "off": False}
 def yaml_scalar(text: str) -> Any:
     """A command-line ``KEY=VALUE``'s value read as :func:`read_yaml` reads a value
     (``1e-1`` a number, ``010`` ten), with :data:`YAML11_BOOLS` booleans."""
-    value = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    try:
+        value = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
+    except RecursionError:  # "[[[[...": a parse error to the caller, as a malformed value
+        raise yaml.YAMLError(f"nested too deeply: over {sys.getrecursionlimit()} levels") from None
     return YAML11_BOOLS.get(value.lower(), value) if isinstance(value, str) else value
 
 

@@ -303,6 +303,29 @@ def test_a_runtime_error_that_is_not_memory_is_still_bad_input(tmp_path: Path, m
     assert res.exit_code == 2 and res.output == "error: fuse the dataset first\n"
 
 
+@pytest.mark.parametrize("error", [RecursionError, NotImplementedError])
+def test_a_fault_of_the_code_keeps_its_traceback(tmp_path: Path, monkeypatch, error):
+    """RecursionError and NotImplementedError are RuntimeErrors, which the library raises for a
+    wrong call order; they were shown as bad input (``error: maximum recursion depth
+    exceeded``, exit code 2), hiding a bug behind a line that blamed the input."""
+    import engine.synth
+
+    def broken(*args, **kwargs):
+        raise error("maximum recursion depth exceeded")
+
+    monkeypatch.setattr(engine.synth, "generate", broken)
+    res = _synth(tmp_path / "d")
+    assert res.exit_code == 1 and isinstance(res.exception, error), res.output
+
+
+def test_a_yaml_file_nested_too_deeply_is_one_line_naming_it(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text("iters: " + "[" * 5000 + "]" * 5000 + "\n")
+    res = CliRunner().invoke(app, ["train", "--config", str(config), "--data", str(tmp_path)])
+    assert res.exit_code == 2 and len(res.output.splitlines()) == 1, res.output
+    assert f"{config}: cannot parse YAML (nested too deeply" in " ".join(res.output.split())
+
+
 def test_a_full_disk_is_one_line_and_exit_74(tmp_path: Path, monkeypatch):
     """Out of space (or quota, or a read-only file system): one line naming the file and how to
     go on, exit code 74; any other operating-system error is still a traceback (a bug)."""

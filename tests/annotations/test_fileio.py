@@ -805,3 +805,11 @@ def test_lines_appended_together_cut_a_torn_line_and_go_in_whole(tmp_path):
     with pytest.raises(ValueError, match="without newlines"):
         append_lines(log, ['{"a": 4}', '{"a":\n5}'])
     assert read_jsonl(log) == [{"a": 1}, {"a": 2}, {"a": 3}]
+
+
+def test_a_command_line_yaml_value_nested_too_deeply_is_a_parse_error():
+    """``--backend-option k=[[[[...`` gave Python's RecursionError, not the option's message."""
+    from labeler.cli_support import parse_backend_options
+
+    with pytest.raises(ValueError, match=r"--backend-option .*: cannot parse the value"):
+        parse_backend_options(["miss_max=" + "[" * 5000])
