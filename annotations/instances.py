@@ -263,16 +263,17 @@ class InstanceWindows:
     image_size: tuple[int, int]
     class_ids: np.ndarray  # (N,) int64
     windows: tuple[MaskWindow | RunWindow, ...]
-    # (N,) float32 each, as Instances holds them: what an annotation export writes beside masks
-    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    mask_scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    # (N,) float32 each, as Instances holds them: what an annotation export writes beside masks;
+    # None: 1 each, as for a drawn mask (a subset's). Before the forty-eighth round the default
+    # was an empty array that meant the same, so scores emptied by mistake became 1 each
+    scores: np.ndarray | None = None
+    mask_scores: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.windows)
         for name in ("scores", "mask_scores"):
-            value = np.asarray(getattr(self, name), np.float32)
-            if value.size == 0:  # none given: 1 each, as for a drawn mask
-                value = np.ones(n, np.float32)
+            given = getattr(self, name)
+            value = np.ones(n, np.float32) if given is None else np.asarray(given, np.float32)
             if value.shape != (n,):
                 raise ValueError(f"{name} must be ({n},) to match the windows, got {value.shape}")
             object.__setattr__(self, name, value)

@@ -213,8 +213,12 @@ def _cut_at_rows(first: np.ndarray, stop: np.ndarray, width: int) -> tuple[np.nd
 
 
 def mask_runs(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """A flat bool array's runs of ones, ``(starts, stops)``."""
-    edges = np.flatnonzero(np.diff(flat.astype(np.int8), prepend=0, append=0))
+    """A flat bool array's runs of ones, ``(starts, stops)``. The array is padded with a zero
+    at each end in int8: ``np.diff(..., prepend=0, append=0)`` padded it with int64 zeros, so it
+    made two int64 copies, 16 bytes a pixel (a full-size bitmask's runs at 3840x2160: 130 MB)."""
+    padded = np.zeros(flat.size + 2, np.int8)
+    padded[1:-1] = flat
+    edges = np.flatnonzero(np.diff(padded))
     return edges[::2], edges[1::2]
 
 
@@ -284,6 +288,15 @@ def bitmask_to_mask(data_url: object, height: int, width: int) -> np.ndarray:
     frontend's ``BitmaskRegion`` draws black on transparent, at the image's size) ->
     ``(H, W)`` bool: the pixels of non-zero alpha, as it colours them. ``ValueError`` when it
     is no PNG data URL of an image of that size."""
+    mask = np.zeros((height, width), bool)
+    paint_brush(mask, bitmask_pixel_runs(data_url, height, width))
+    return mask
+
+
+def bitmask_pixel_runs(data_url: object, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`bitmask_to_mask`'s pixels as runs of the row-major image, ``(starts, stops)``
+    (:func:`paint_brush` takes them), read inside the box of the layer's non-zero alpha: its
+    alpha band alone is taken from the decoded layer, and no full-size mask is made."""
     text = data_url if isinstance(data_url, str) else ""
     head, _, body = text.partition(",")
     if not (head.startswith("data:image/") and head.endswith(";base64")):
@@ -301,11 +314,21 @@ def bitmask_to_mask(data_url: object, height: int, width: int) -> np.ndarray:
             raise ValueError(
                 f"the bitmask is {img.size[0]}x{img.size[1]}, not the {width}x{height} image"
             )
-        try:
-            layer = img.convert("RGBA")
+        try:  # the alpha as convert("RGBA") makes it (a palette's transparency, 255 for RGB)
+            alpha = (img if img.mode == "RGBA" else img.convert("RGBA")).getchannel("A")
         except PIL_ERRORS as e:
             raise refused(e) from None
-    return np.asarray(layer)[:, :, 3] > 0
+    box = alpha.getbbox()
+    if box is None:  # nothing painted
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    x0, y0, x1, y1 = box
+    crop = np.asarray(alpha.crop(box)) > 0
+    # the box's runs, cut at its rows' ends: rows that meet in the box do not in the image,
+    # unless the box spans its width (paint_brush cuts them at rows again)
+    first, stop = _cut_at_rows(*mask_runs(crop.ravel()), x1 - x0)
+    rows, cols = np.divmod(first, x1 - x0)
+    starts = (y0 + rows) * width + x0 + cols
+    return starts, starts + (stop - first)
 
 
 # -- import ------------------------------------------------------------------------------------
@@ -542,8 +565,7 @@ def _annotation_mask(
                 raise ValueError(f"{here}: {e}") from None
         elif kind == "bitmask":
             try:
-                bitmask = bitmask_to_mask(value.get("imageDataURL"), h, w)
-                brushes[role].append(mask_runs(bitmask.ravel()))
+                brushes[role].append(bitmask_pixel_runs(value.get("imageDataURL"), h, w))
             except ValueError as e:
                 raise ValueError(f"{here}: {e}") from None
         elif kind == "polygon":

@@ -1195,9 +1195,25 @@ def unchanged_export(
 
 
 def _holes_filled(label: np.ndarray) -> np.ndarray:
-    """A pseudo label with the holes of its class filled, as its polygons bring it back."""
-    fill = ndimage.binary_fill_holes(label == 1) & (label == 0)
-    return np.where(fill, np.uint8(1), label)
+    """A pseudo label with the holes of its class filled, as its polygons bring it back: the
+    pixels ``ndimage.binary_fill_holes(label == 1)`` fills (4-connected background that does
+    not reach the image's edge), found inside the box of the class (a pixel outside it reaches
+    the edge) by OpenCV's flood fill from a frame around the box. ``binary_fill_holes`` took
+    0.6-0.8 s an image at 3840x2160, empty or not, most of a COCO polygon or LabelMe import's
+    time (before the forty-eighth round); the flood fill takes 0.03 s, the same pixels."""
+    import cv2
+
+    cls = label == 1
+    rows, cols = np.flatnonzero(cls.any(axis=1)), np.flatnonzero(cls.any(axis=0))
+    out = label.copy()
+    if not rows.size:
+        return out
+    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    framed = np.zeros((cls[box].shape[0] + 2, cls[box].shape[1] + 2), np.uint8)
+    framed[1:-1, 1:-1] = cls[box]
+    cv2.floodFill(framed, None, (0, 0), 2, flags=4)  # the background that reaches the frame
+    out[box][(framed[1:-1, 1:-1] == 0) & (label[box] == 0)] = 1
+    return out
 
 
 def _iou(label: np.ndarray, mask: np.ndarray) -> float:

@@ -22,7 +22,7 @@ import torch
 
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.runinfo import file_sha256, versions
-from trainer.checkpoint import checkpoint_dict, save_checkpoint
+from trainer.checkpoint import check_finite, checkpoint_dict, save_checkpoint
 from trainer.release_file import first_keys, read_release_checkpoint
 
 _P = r"decode_head\.pixel_decoder\.pixel_decoder\."  # the release's pixel decoder (name doubled)
@@ -267,6 +267,7 @@ def convert_massformer(
     src, out = Path(src), Path(out)
     check_convert_out(src, out)
     state, meta = read_release_checkpoint(src)
+    check_finite(state, src)
     head = state.get("decode_head.cls_embed.weight")
     if not isinstance(head, torch.Tensor) or head.ndim != 2:
         raise ValueError(f"{src}: no class head decode_head.cls_embed.weight (not MaSSFormer?)")

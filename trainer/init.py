@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from annotations.taxonomy import Taxonomy
-from trainer.checkpoint import load_checkpoint
+from trainer.checkpoint import check_finite, load_checkpoint
 
 NO_OBJECT = "no-object"
 
@@ -255,7 +255,11 @@ def init_from_checkpoint(
             checkpoint is named as such), or no tensor in common with the model.
     """
     source = "checkpoint" if isinstance(checkpoint, dict) else str(checkpoint)
-    ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    if isinstance(checkpoint, dict):
+        ckpt = checkpoint
+        check_finite(ckpt["model"], source)  # a file's were checked as it loaded
+    else:
+        ckpt = load_checkpoint(checkpoint)
     if len(taxonomy) != model.config.num_classes:
         raise ValueError(
             f"taxonomy has {len(taxonomy)} classes, the model {model.config.num_classes}"

@@ -514,3 +514,36 @@ def test_a_bitmask_declaring_a_decompression_bomb_is_one_line(tmp_path):
     # another size, told from the header: not decoded (it would be found truncated first)
     with pytest.raises(ValueError, match="the bitmask is 5000x4000, not the 16x12 image"):
         _read(tmp_path, [_task("img000", _region("bitmask", imageDataURL=url(5000, 4000)))])
+
+
+def test_a_bitmask_region_is_read_inside_its_box(tmp_path):
+    """A bitmask region was decoded at the image's size (its RGBA layer as an array, 4 bytes a
+    pixel, then a full-size mask and its runs in int64: 0.6 s and 220 MB a region at
+    3840x2160, 19 bytes a pixel here); now its alpha is read inside the box of its painted
+    pixels and its runs in int8: the mask returned, the one painted in and a box spanning the
+    image painted, 5 bytes a pixel. Regions touching the image's borders, and an empty one,
+    come back pixel for pixel."""
+    import tracemalloc
+
+    h, w = 600, 1000
+    layers = [np.zeros((h, w, 4), np.uint8) for _ in range(3)]
+    layers[0][0:5, w - 7 :, 3] = 255  # the top right corner
+    layers[0][h - 1, 0, 3] = 3  # the last row's first pixel
+    layers[1][100:140, :, 3] = 128  # the full width
+    regions = [
+        {**_region("bitmask", imageDataURL=_bitmask(layer)), "id": f"b{i}"}
+        for i, layer in enumerate(layers)
+    ]
+    for r in regions:
+        r.update(original_width=w, original_height=h)
+    path = tmp_path / "project.json"
+    path.write_text(json.dumps([_task("img000", *regions)]))
+    tracemalloc.start()
+    try:
+        (found,) = labelstudio_to_masks(path, "Bicycle", {"img000": (h, w)})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    expected = (np.stack(layers)[..., 3] > 0).any(axis=0).astype(np.uint8)
+    assert np.array_equal(found.mask, expected)
+    assert peak < 6 * h * w, f"{peak:,} bytes traced"

@@ -270,3 +270,17 @@ def test_instance_summary_refuses_what_read_instances_refuses(tmp_path, text, re
     with pytest.raises(ValueError) as got:
         getattr(instances, reader)(p)
     assert str(got.value) == str(want.value)
+
+
+def test_instance_windows_scores_default_to_one_each_and_empty_is_refused():
+    """``InstanceWindows.scores`` defaulted to an empty array that meant "1 each" (a drawn
+    mask's), so scores emptied by mistake passed for 1 each; the default is now None, and an
+    empty array beside windows is the shape error any other length is."""
+    from annotations.instances import InstanceWindows, MaskWindow
+
+    w = MaskWindow.from_full(np.ones((2, 2), bool))
+    drawn = InstanceWindows((2, 2), np.ones(2, np.int64), (w, w))
+    assert drawn.scores.tolist() == [1.0, 1.0] and drawn.mask_scores.dtype == np.float32
+    assert drawn[:0].scores.shape == (0,) and len(InstanceWindows((2, 2), np.ones(0), ())) == 0
+    with pytest.raises(ValueError, match=r"scores must be \(2,\) to match the windows, got \(0,\)"):
+        InstanceWindows((2, 2), np.ones(2, np.int64), (w, w), np.zeros(0, np.float32))
