@@ -131,3 +131,34 @@ def test_detect_matches_transformers_grounded_post_processing(tiny, hw, one_thre
     np.testing.assert_allclose(det.scores, ref["scores"][labelled].numpy()[order], atol=1e-6)
     boxes = ref["boxes"][labelled].numpy()[order].clip(0, [w, h, w, h])
     np.testing.assert_allclose(det.xyxy, boxes, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2"])
+def test_refiner_matches_transformers_box_pipeline(tiny, kind, one_thread):
+    """``--refine``'s crops go through the same documented pipeline: box in crop pixels as the
+    processor's ``input_boxes``, one mask, ``post_process_masks``; the crops of one chunk have
+    different shapes (a crop at the image border is not square)."""
+    from transformers import AutoProcessor
+
+    from labeler.models import load_segmenter
+    from labeler.refine import Refiner
+
+    seg = load_segmenter(str(tiny[kind]))
+    rng = np.random.default_rng(1)
+    crops = [rng.integers(0, 255, s, dtype=np.uint8) for s in ((50, 50, 3), (30, 75, 3))]
+    boxes = [np.array([5, 8, 40, 44], np.float32), np.array([10.5, 2, 60, 27], np.float32)]
+    got = list(Refiner(seg, "cpu").segment_crops(crops, boxes))
+
+    proc = AutoProcessor.from_pretrained(str(tiny[kind]))
+    extra = {"hq_token_only": False} if kind == "sam_hq" else {}
+    for (prob, iou), crop, box in zip(got, crops, boxes, strict=True):
+        inputs = proc(images=crop, input_boxes=[[box.tolist()]], return_tensors="pt")
+        with torch.no_grad():
+            out = seg.model(**inputs, multimask_output=False, **extra)
+        sizes = [inputs["original_sizes"]]
+        if kind != "sam2":
+            sizes.append(inputs["reshaped_input_sizes"])
+        ref = proc.post_process_masks(out.pred_masks, *sizes, binarize=False)[0][0, 0]
+        assert prob.shape == crop.shape[:2]
+        np.testing.assert_allclose(prob, torch.sigmoid(ref).numpy(), atol=1e-5)
+        assert iou == pytest.approx(float(out.iou_scores[0, 0, 0].clamp(0, 1)), abs=1e-5)
