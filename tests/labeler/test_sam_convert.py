@@ -11,10 +11,11 @@ from labeler.sam_convert import convert_sam_checkpoint, load_sam_pth, rename_sam
 
 def original_sam_state_dict(
     embed: int, depth: int, heads: int, global_idx: list[int], img: int = 1024, patch: int = 16,
-    window: int = 14, out: int = 256, mlp_ratio: int = 4, seed: int = 0,
+    window: int = 14, out: int = 256, mlp_ratio: int = 4, seed: int = 0, meta: bool = False,
 ) -> dict[str, torch.Tensor]:  # fmt: skip
     """A random state dict with the key names and shapes of segment-anything's ``Sam`` (written
-    from its module layout: ImageEncoderViT, PromptEncoder, MaskDecoder, TwoWayTransformer)."""
+    from its module layout: ImageEncoderViT, PromptEncoder, MaskDecoder, TwoWayTransformer);
+    ``meta``: shapes only (tensors on the meta device, no memory: ViT-H is 2.5 GB)."""
     g = torch.Generator().manual_seed(seed)
     shapes: dict[str, tuple[int, ...]] = {}
     grid = img // patch
@@ -99,6 +100,8 @@ def original_sam_state_dict(
     for k, (o, i) in enumerate([(256, out), (256, 256), (4, 256)]):
         shapes[f"{d}.iou_prediction_head.layers.{k}.weight"] = (o, i)
         shapes[f"{d}.iou_prediction_head.layers.{k}.bias"] = (o,)
+    if meta:
+        return {k: torch.empty(s, device="meta") for k, s in shapes.items()}
     return {k: torch.randn(s, generator=g) * 0.02 for k, s in shapes.items()}
 
 
@@ -245,6 +248,93 @@ def test_real_vit_b_layout(tmp_path):
     assert model.config.vision_config.global_attn_indexes == [2, 5, 8, 11]
     assert model.config.vision_config.window_size == 14
     _check_converted(sd, model)
+
+
+# The three releases as transformers' convert_sam_to_hf.py configures them (get_config):
+# ViT-B = SamVisionConfig() defaults; ViT-L and ViT-H with their width, depth, heads and
+# global-attention blocks. Checked against transformers 5.25 (docs/labeler.md).
+RELEASES = {
+    "sam_vit_b_01ec64": (768, 12, 12, [2, 5, 8, 11]),
+    "sam_vit_l_0b3195": (1024, 24, 16, [5, 11, 17, 23]),
+    "sam_vit_h_4b8939": (1280, 32, 16, [7, 15, 23, 31]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELEASES))
+def test_config_read_off_shapes_equals_transformers_conversion(name):
+    """Every field of the configuration read off a release's tensor shapes equals the one
+    transformers' own conversion gives it (vision, prompt encoder and mask decoder)."""
+    from transformers import SamConfig, SamVisionConfig
+
+    from labeler.sam_convert import sam_config_from_state_dict
+
+    embed, depth, heads, global_idx = RELEASES[name]
+    sd = original_sam_state_dict(embed, depth, heads, global_idx, meta=True)
+    if name == "sam_vit_b_01ec64":
+        vision = SamVisionConfig()
+    else:
+        vision = SamVisionConfig(
+            hidden_size=embed,
+            num_hidden_layers=depth,
+            num_attention_heads=heads,
+            global_attn_indexes=global_idx,
+        )
+    assert sam_config_from_state_dict(sd).to_dict() == SamConfig(vision_config=vision).to_dict()
+
+
+def test_processor_equals_transformers_conversion():
+    """The in-memory conversion's processor is the one transformers' conversion saves
+    (``SamImageProcessor()`` defaults: longest edge 1024, padded to 1024x1024 at the bottom and
+    right, ImageNet mean / std on 0..1 RGB, bilinear, masks at 256)."""
+    from transformers import SamImageProcessor
+
+    from labeler.sam_convert import sam_processor
+
+    ours = sam_processor(1024).image_processor.to_dict()
+    assert ours == SamImageProcessor().to_dict()
+    assert list(ours["image_mean"]) == [0.485, 0.456, 0.406]  # SAM's 123.675 ... / 255
+    assert list(ours["image_std"]) == [0.229, 0.224, 0.225]
+    assert ours["do_convert_rgb"] and ours["pad_size"] == {"height": 1024, "width": 1024}
+
+
+def test_positional_renames_match_transformers_conversion():
+    """Renames whose tensors have the same shapes as a neighbour's (a strict load cannot tell
+    them apart): the MLP heads' layers.0/1/2, the necks' and mask embedding's numbered
+    Sequentials, as transformers' KEYS_TO_MODIFY_MAPPING and hypernetwork rule give them."""
+    sd = original_sam_state_dict(embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8,
+                                 window=4, out=32)  # fmt: skip
+    renamed = rename_sam_keys(sd)
+    d, p, e = "mask_decoder", "prompt_encoder", "image_encoder"
+    expect = {
+        f"{d}.iou_prediction_head.layers.0": f"{d}.iou_prediction_head.proj_in",
+        f"{d}.iou_prediction_head.layers.1": f"{d}.iou_prediction_head.layers.0",
+        f"{d}.iou_prediction_head.layers.2": f"{d}.iou_prediction_head.proj_out",
+        f"{d}.output_hypernetworks_mlps.2.layers.0": f"{d}.output_hypernetworks_mlps.2.proj_in",
+        f"{d}.output_hypernetworks_mlps.2.layers.1": f"{d}.output_hypernetworks_mlps.2.layers.0",
+        f"{d}.output_hypernetworks_mlps.2.layers.2": f"{d}.output_hypernetworks_mlps.2.proj_out",
+        f"{d}.output_upscaling.0": f"{d}.upscale_conv1",
+        f"{d}.output_upscaling.1": f"{d}.upscale_layer_norm",
+        f"{d}.output_upscaling.3": f"{d}.upscale_conv2",
+        f"{d}.transformer.norm_final_attn": f"{d}.transformer.layer_norm_final_attn",
+        f"{d}.transformer.layers.1.norm3": f"{d}.transformer.layers.1.layer_norm3",
+        f"{e}.neck.0": "vision_encoder.neck.conv1",
+        f"{e}.neck.1": "vision_encoder.neck.layer_norm1",
+        f"{e}.neck.2": "vision_encoder.neck.conv2",
+        f"{e}.neck.3": "vision_encoder.neck.layer_norm2",
+        f"{e}.blocks.1.norm2": "vision_encoder.layers.1.layer_norm2",
+        f"{p}.mask_downscaling.0": f"{p}.mask_embed.conv1",
+        f"{p}.mask_downscaling.1": f"{p}.mask_embed.layer_norm1",
+        f"{p}.mask_downscaling.3": f"{p}.mask_embed.conv2",
+        f"{p}.mask_downscaling.4": f"{p}.mask_embed.layer_norm2",
+        f"{p}.mask_downscaling.6": f"{p}.mask_embed.conv3",
+    }
+    for old, new in expect.items():
+        for part in ("weight", "bias"):
+            if f"{old}.{part}" in sd:
+                assert renamed[f"{new}.{part}"] is sd[f"{old}.{part}"], f"{old}.{part}"
+    pe = sd[f"{p}.pe_layer.positional_encoding_gaussian_matrix"]
+    assert renamed[f"{p}.shared_embedding.positional_embedding"] is pe
+    assert renamed["shared_image_embedding.positional_embedding"] is pe
 
 
 def test_interrupted_convert_leaves_folders_as_they_were(tmp_path, monkeypatch):

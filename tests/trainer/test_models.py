@@ -621,3 +621,12 @@ def test_attention_masks_threshold_bf16_logits_in_float32() -> None:
     q0 = additive[0, 0]
     assert q0[0] == 0 and torch.isinf(q0[1:]).all()
     assert (additive[:, 1] == 0).all()
+
+
+def test_normalisation_is_the_releases_rgb_imagenet_one(tiny: torch.nn.Module) -> None:
+    """The release's data_preprocessor (massformer_r50_8xb2-90k_mass13k-1024x1024.py): mean
+    123.675 / 116.28 / 103.53, std 58.395 / 57.12 / 57.375 on 0..255 RGB (``bgr_to_rgb=True``
+    after mmcv's BGR reading): a converted release checkpoint sees its own input statistics
+    only with these, in this order."""
+    assert tiny.pixel_mean.flatten().tolist() == pytest.approx([123.675, 116.28, 103.53])
+    assert tiny.pixel_std.flatten().tolist() == pytest.approx([58.395, 57.12, 57.375])
