@@ -209,7 +209,9 @@ class Sam3Backend:
         hf_logging.disable_progress_bar()
         c = self.config
         device = resolve_device(c.device)
-        self.setup(load_sam3(self.source, c.model_revision, device, c.local_files_only), device)
+        # as typed: ./models/sam3, recorded as models/sam3, was asked of the hub as a hub id
+        source = c.typed("model") if c.model else self.source
+        self.setup(load_sam3(source, c.model_revision, device, c.local_files_only), device)
         return {
             "model": self.sam3.info(),
             "device": self.device,
