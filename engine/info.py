@@ -784,6 +784,12 @@ class TrainRunStats:
         return self.step >= self.iters
 
     @property
+    def logged(self) -> bool:
+        """Whether the run logged a step or a validation (metrics.jsonl): killed before its
+        first, it holds its config files only."""
+        return bool(self.last) or self.val is not None or self.step > 0
+
+    @property
     def iters(self) -> int:
         """The run's planned iterations (``config.iters``); a hand edit that left no number
         there is one line naming the file (before, a TypeError traceback)."""
@@ -893,10 +899,16 @@ def render_train_run(stats: TrainRunStats) -> list:
         + ", ".join(f"{n}={v}" for n, v in list((blown.get("terms") or {}).items())[:6])
         + f"); lower the learning rate or check the data, then {resume} continues it"
         if blown
+        # killed before its first checkpoint: --resume finds no last.pt ("checkpoint not
+        # found"); the same command, its recorded config, starts it again
+        else f"stopped before its first checkpoint: engine train --config "
+        f"{shlex.quote(str(stats.root / 'config.yaml'))} starts it again"
+        if "last.pt" not in stats.checkpoints and (stats.root / "config.yaml").is_file()
         # the run's folder: a bare --resume continues runs/train/run, the default --out
         else f"stopped: {resume} continues it"
     )
-    head.add_row("step", f"{stats.step:,} of {iters:,} ({state})")
+    started = "" if stats.logged else "started, no step logged; "
+    head.add_row("step", f"{stats.step:,} of {iters:,} ({started}{state})")
     head.add_row("data", str(c.get("data")))
     head.add_row("model", f"{c.get('preset')}" + (f", from {c['init']}" if c.get("init") else ""))
     head.add_row("classes", _classes_line(stats.taxonomy))
@@ -1411,7 +1423,7 @@ def output_folder(path: str | os.PathLike) -> Path:
         return path.parent
     if (
         path.name not in SPEC_NAMES
-        and output_kind(path.parent) is not None
+        and (output_kind(path.parent) or _train_started(path.parent)) is not None
         and not _own_reading(path)
     ):
         return path.parent
@@ -1446,6 +1458,25 @@ def _outputs_within(folder: Path, splits: list[str] | None) -> list[tuple[str, l
         return []
     subs = sorted(p for p in folder.iterdir() if p.is_dir() and output_kind(p) is not None)
     return [d for p in subs if (d := describe_output(p, splits)) is not None]
+
+
+def _train_started(folder: str | os.PathLike) -> tuple[str, str] | None:
+    """A training run killed (or still starting) before its first logged step: engine train
+    writes ``config.yaml`` and ``config.json`` (its config, hash and classes) first, and
+    ``metrics.jsonl`` at the first step it logs. Before, "no image split folders found", as of
+    a wrong folder. None for anything else (a model folder's config.json has no config.yaml)."""
+    from annotations.fileio import read_json
+
+    folder = Path(folder)
+    if not (folder / "config.yaml").is_file() or not (folder / "config.json").is_file():
+        return None
+    try:
+        record = read_json(folder / "config.json", "training config")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        return None
+    return "config.yaml", "a training run (engine train)"
 
 
 def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
@@ -1548,7 +1579,11 @@ def describe_output(
 
 
 # records read beside the one that names an output (a label run's manifest beside run.json)
-_READ_BESIDE = {"run.json": "manifest.jsonl", "metrics.jsonl": "config.json"}
+_READ_BESIDE = {
+    "run.json": "manifest.jsonl",
+    "metrics.jsonl": "config.json",
+    "config.yaml": "config.json",  # a training run before its first logged step
+}
 
 
 def records_read(path: str | os.PathLike, kind: tuple[str, str] | None) -> str:
@@ -1565,8 +1600,8 @@ def records_read(path: str | os.PathLike, kind: tuple[str, str] | None) -> str:
 def _describe_output(
     path: str | os.PathLike, splits: list[str] | None
 ) -> tuple[str, list, int] | None:
-    kind = output_kind(path)  # the record its command wrote, and what the folder is
-    if kind is None:
+    kind = output_kind(path) or _train_started(path)  # the record its command wrote, and what
+    if kind is None:  # the folder is
         from engine.annotation_files import annotation_files
 
         folder = Path(path)
@@ -1591,6 +1626,9 @@ def _describe_output(
             return "annotation files", render_annotation_files(files), problems
         return None
     record, what = kind
+    if record == "config.yaml":  # a training run before its first logged step
+        train = train_run_stats(path)
+        return what, render_train_run(train), writer(path) is None
     if record == "subset.json":
         return what, *render_subset(path)
     if record == "predict.json":
