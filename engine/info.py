@@ -1479,6 +1479,27 @@ def _train_started(folder: str | os.PathLike) -> tuple[str, str] | None:
     return "config.yaml", "a training run (engine train)"
 
 
+def _half_swapped_export(folder: Path) -> str | None:
+    """A line on an export killed between the renames that put its files in (no process
+    writes the folder now): some of them are the new export's, the rest still in its hidden
+    staging folder, which the next ``engine annotate export`` into the folder puts in before
+    anything else. Before the forty-eighth round engine info listed such a folder's files
+    (a coco.json without its labelme/) as a whole export, without a problem."""
+    from annotations.fileio import unfinished_swap
+
+    if writer(folder) is not None:  # an export at it now: its staging folder is live
+        return None
+    for staging in sorted(folder.glob(".export.*")):
+        if pending := unfinished_swap(staging):
+            names = ", ".join(n + ("/" if (staging / n).is_dir() else "") for n in pending)
+            return (
+                f"{folder}: an export was interrupted while putting its files in: "
+                f"{names} still in {staging.name}/; the next engine annotate export into "
+                f"{folder} finishes it first (then refuses to replace it without --force)"
+            )
+    return None
+
+
 def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a folder that holds nothing but hidden files (its lock, a
     staged copy) and a lock record (:func:`engine.runlock.last_writer`): a run killed or
@@ -1623,7 +1644,11 @@ def _describe_output(
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
             problems = sum(len(f.problems or []) for f in files)
-            return "annotation files", render_annotation_files(files), problems
+            rendered = render_annotation_files(files)
+            if half := _half_swapped_export(folder if folder.is_dir() else folder.parent):
+                rendered.append(half)
+                problems += 1
+            return "annotation files", rendered, problems
         return None
     record, what = kind
     if record == "config.yaml":  # a training run before its first logged step

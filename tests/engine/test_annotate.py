@@ -2295,6 +2295,19 @@ def test_an_export_killed_between_its_renames_is_finished_by_the_next_call(
             os._exit(0)
     assert os.waitpid(pid, 0)[1] >> 8 == 137
     assert len(list(out.glob(".export.*"))) == 1  # the rest of it, still hidden
+    # engine info listed what was renamed in as a whole export, exit 0: it is a problem now,
+    # named with what the next export does (of the folder, or of its COCO file)
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    staging = next(out.glob(".export.*")).name
+    for given in (out, out / "coco.json"):
+        res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "400"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 1, text
+        assert f"{out}: an export was interrupted while putting its files in: " in text
+        assert f"still in {staging}/; the next engine annotate export into {out} finishes" in text
     with pytest.raises(FileExistsError, match=r"earlier export \(coco.json, labelme/ \(3 files\)"):
         export_annotations(ExportConfig(run=str(run), out=str(out)))
     assert not list(out.glob(".export.*"))
