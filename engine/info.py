@@ -474,6 +474,9 @@ class LabelRunStats:
     changed: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
     shard: str = ""  # "i/n" when run.json's last command labelled one shard (--shard i/n)
+    # such a run's shards, "i/n" -> its images not labelled with the run's settings (0: the
+    # shard finished); {} when unsharded or its dataset is not found
+    shards: dict[str, int] = field(default_factory=dict)
     # what run.json's calls printed, as shown (:func:`said_by`)
     warnings: list[str] = field(default_factory=list)
 
@@ -538,6 +541,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             seconds.update(rec.get("timings") or {})
     notes = []  # the dataset's pairing problems: the run is shown all the same
     changed: list[str] = []  # labelled images replaced since (engine label labels them again)
+    listed: dict[str, list[str]] = {}  # each split's stems, in the order engine label plans
     for split, row in per.items():
         if spec is not None and spec.image_dir(split).is_dir():
             try:
@@ -545,6 +549,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             except UNREADABLE as e:  # a folder that cannot be listed, stems shared: "?"
                 notes.append(first_line(e))
                 continue
+            listed[split] = [smp.stem for smp in ds.samples]
             notes += [p.message for p in ds.pairing_problems]
             stems = {s.stem for s in ds.samples}
             paths = {(split, smp.stem): smp.image_path for smp in ds.samples}
@@ -596,8 +601,42 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         changed=changed,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
         shard=_shard(config.get("shard")),
+        shards=_shards(config.get("shard"), configured, listed, spec, latest, chash),
         warnings=said_by(doc, "engine label"),
     )
+
+
+def _shards(
+    recorded: object,
+    configured: list[str],
+    listed: dict[str, list[str]],
+    spec: DatasetSpec | None,
+    latest: dict,
+    chash: str,
+) -> dict[str, int]:
+    """Per shard of a run labelled with ``--shard i/n`` (run.json's ``config.shard``), its
+    images not labelled with the run's settings: engine label's plan (``labeler.run.
+    plan_items``: the run's splits in order, each split's images in order) dealt out as it
+    deals it, every n-th image from the i-th. Before the forty-eighth round engine info named
+    the last command's shard only, not which shards had finished."""
+    if not _shard(recorded) or spec is None or recorded[1] < 2:
+        return {}
+    plan = []
+    for split in configured:
+        if split not in listed:
+            if not spec.image_dir(split).is_dir():
+                return {}  # engine label would refuse it: no plan to deal out
+            try:
+                ds = SegDataset(spec, split, require_labels=False, lenient=True)
+            except UNREADABLE:
+                return {}
+            listed[split] = [smp.stem for smp in ds.samples]
+        plan += [(split, stem) for stem in listed[split]]
+    n = int(recorded[1])
+    done = {
+        k for k, r in latest.items() if r.get("status") == "ok" and r.get("config_hash") == chash
+    }
+    return {f"{i}/{n}": sum(k not in done for k in plan[i::n]) for i in range(n)}
 
 
 def _shard(recorded: object) -> str:
@@ -728,6 +767,8 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         out.append(
             f"images not labelled yet: {holder} is labelling them now"
             if (holder := writer(stats.root))
+            else _shards_left(stats.shards)
+            if stats.shards
             # a shard's command again labels its own images only: every one done already
             else f"images not labelled yet: run engine label again without --shard (run.json: "
             f"--shard {stats.shard}), or once per shard, to finish (it resumes)"
@@ -759,6 +800,21 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
     ]
     # what the calls that wrote run.json printed: kept for a run under nohup or a scheduler
     return out + stats.warnings
+
+
+def _shards_left(shards: dict[str, int]) -> str:
+    """Which shards of a sharded label run finished and which have images left, and the
+    commands that finish it."""
+    done = [k for k, left in shards.items() if not left]
+    left = {k: n for k, n in shards.items() if n}
+    said = [f"shard {k}: {counted(n, 'image')} left" for k, n in left.items()]
+    if done:
+        said.insert(0, f"{'shards' if len(done) > 1 else 'shard'} {', '.join(done)} finished")
+    again = " and ".join(f"--shard {k}" for k in left)
+    return (
+        f"images not labelled yet: {'; '.join(said)}: run engine label again with {again}, or "
+        "once without --shard, to finish (it resumes)"
+    )
 
 
 # -- a training run ----------------------------------------------------------------------------
