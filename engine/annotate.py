@@ -191,6 +191,10 @@ class ExportResult:
     hole_pixels: int = 0
     class_pixels: int = 0
     images_with_holes: int = 0
+    # a subset's: pixels inside the holes of its unannotated regions, which their polygons
+    # bring back unannotated (255 wins over the class), and of them the class's
+    unannotated_pixels: int = 0
+    class_pixels_lost: int = 0
 
 
 def export_annotations(cfg: ExportConfig) -> ExportResult:
@@ -415,10 +419,12 @@ def _write_export_locked(
             result.images += 1
             result.instances += len(item.instances)
             if polygons:
-                filled, pixels = hole_pixels(item.instances)
+                filled, pixels, hidden, lost = hole_pixels(item.instances, item.unannotated)
                 result.hole_pixels += filled
                 result.class_pixels += pixels
                 result.images_with_holes += filled > 0
+                result.unannotated_pixels += hidden
+                result.class_pixels_lost += lost
             if "coco" in cfg.formats:
                 coco.add(item)
             if "labelme" in cfg.formats:
@@ -460,7 +466,7 @@ def _write_export_locked(
             atomic_write_text(staging / IMAGE_LIST, "".join(f"{p}\n" for p in found))
             result.image_list = out / IMAGE_LIST
         swap_in(staging, EXPORT_FILES)
-    if result.hole_pixels:
+    if result.hole_pixels or result.unannotated_pixels:
         _warn_holes_filled(out, polygons, result)
     return result
 
@@ -473,40 +479,80 @@ def polygon_files(cfg: ExportConfig) -> list[str]:
     return files
 
 
-def hole_pixels(instances: InstanceWindows) -> tuple[int, int]:
-    """Pixels that one image's instances come back with from polygons (their holes, filled
-    per instance, where no other instance covers them), and its exported masks' class pixels.
-    Each instance is read and filled within its box: no full-size mask but their union."""
-    if not len(instances):
-        return 0, 0
-    union = np.zeros(instances.image_size, bool)
+def hole_pixels(
+    instances: InstanceWindows, unannotated: np.ndarray | None = None
+) -> tuple[int, int, int, int]:
+    """What one image's polygons bring back that its masks do not hold: the pixels that come
+    back the class (the instances' holes, filled per instance, where no other instance covers
+    them and no unannotated region does), its exported masks' class pixels, the pixels that
+    come back unannotated (the holes of a subset's ``unannotated`` regions, filled per
+    8-connected part as each is one polygon), and of those the class's. An import paints
+    the unannotated regions over the class: a subset's class pixels ringed by 255 came
+    back 255, and the warning said IoU 100 where the import scored 0. Each instance is read
+    and filled within its box: no full-size mask but their union (and a subset's regions)."""
+    union = np.zeros(instances.image_size, bool) if len(instances) else None
     crops = []
     for window in instances.windows:
         y0, x0, y1, x1 = window.box
         crops.append((np.s_[y0:y1, x0:x1], crop := window.crop()))
         union[y0:y1, x0:x1] |= crop
+    hidden = _filled_parts(unannotated) if unannotated is not None else None
+    if union is None:
+        return 0, 0, int(np.count_nonzero(hidden)) if hidden is not None else 0, 0
     filled = union.copy()
     for box, crop in crops:
         if crop.size:
             filled[box] |= ndimage.binary_fill_holes(crop)
     pixels = int(np.count_nonzero(union))
-    return int(np.count_nonzero(filled)) - pixels, pixels
+    if hidden is None:
+        return int(np.count_nonzero(filled)) - pixels, pixels, 0, 0
+    lost = int(np.count_nonzero(union & hidden))
+    return (
+        int(np.count_nonzero(filled & ~union & ~hidden)),
+        pixels,
+        int(np.count_nonzero(hidden)),
+        lost,
+    )
+
+
+def _filled_parts(region: np.ndarray) -> np.ndarray:
+    """The pixels a region's polygons hold but the region does not: each 8-connected part's
+    holes (a polygon per part, its outer outline), not those parts only enclose together."""
+    parts, n = ndimage.label(region, structure=np.ones((3, 3), bool))
+    added = np.zeros(region.shape, bool)
+    for i, box in enumerate(ndimage.find_objects(parts), 1):
+        if box is not None:
+            part = parts[box] == i
+            added[box] |= ndimage.binary_fill_holes(part) & ~region[box]
+    return added
 
 
 def _warn_holes_filled(out: Path, files: list[str], result: ExportResult) -> None:
     """Say what polygons lose before anyone corrects them: a bicycle's wheels (the gaps
     between the spokes) come back as discs, and a subset imported from them scores the class
-    against discs. Before the forty-seventh round only docs/annotate.md said so."""
-    iou = 100 * result.class_pixels / (result.class_pixels + result.hole_pixels)
+    against discs; a subset's unannotated ring takes what it encloses, the class included.
+    Before the forty-seventh round only docs/annotate.md said so."""
+    union = result.class_pixels + result.hole_pixels
+    iou = 100 * (result.class_pixels - result.class_pixels_lost) / union if union else 100.0
+    said = []
+    if result.hole_pixels:
+        said.append(
+            f"{counted(result.hole_pixels, 'pixel')} inside the instances of "
+            f"{counted(result.images_with_holes, 'image')} (the gaps of a wheel, a ring's "
+            "middle) come back as the class unless erased"
+        )
+    if result.unannotated_pixels:
+        said.append(
+            f"{counted(result.unannotated_pixels, 'pixel')} inside the unannotated regions "
+            f"({result.class_pixels_lost:,} of them the class's) come back unannotated"
+        )
     log.warning(
-        "%s: the polygons of %s carry no holes: %s inside the instances of %s (the gaps "
-        "of a wheel, a ring's middle) come back as the class unless erased (imported "
-        "unchanged: IoU %.1f against the masks exported); COCO's RLE masks (the default, for "
-        "CVAT) and --format labelstudio (brush) keep the holes",
+        "%s: the polygons of %s carry no holes: %s (imported unchanged: IoU %.1f against the "
+        "masks exported); COCO's RLE masks (the default, for CVAT) and --format labelstudio "
+        "(brush) keep the holes",
         out,
         " and ".join(files),
-        counted(result.hole_pixels, "pixel"),
-        counted(result.images_with_holes, "image"),
+        ", and ".join(said),
         iou,
     )
 

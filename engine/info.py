@@ -474,6 +474,9 @@ class LabelRunStats:
     changed: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
     shard: str = ""  # "i/n" when run.json's last command labelled one shard (--shard i/n)
+    # such a run's shards, "i/n" -> its images not labelled with the run's settings (0: the
+    # shard finished); {} when unsharded or its dataset is not found
+    shards: dict[str, int] = field(default_factory=dict)
     # what run.json's calls printed, as shown (:func:`said_by`)
     warnings: list[str] = field(default_factory=list)
 
@@ -538,6 +541,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             seconds.update(rec.get("timings") or {})
     notes = []  # the dataset's pairing problems: the run is shown all the same
     changed: list[str] = []  # labelled images replaced since (engine label labels them again)
+    listed: dict[str, list[str]] = {}  # each split's stems, in the order engine label plans
     for split, row in per.items():
         if spec is not None and spec.image_dir(split).is_dir():
             try:
@@ -545,6 +549,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             except UNREADABLE as e:  # a folder that cannot be listed, stems shared: "?"
                 notes.append(first_line(e))
                 continue
+            listed[split] = [smp.stem for smp in ds.samples]
             notes += [p.message for p in ds.pairing_problems]
             stems = {s.stem for s in ds.samples}
             paths = {(split, smp.stem): smp.image_path for smp in ds.samples}
@@ -596,8 +601,42 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         changed=changed,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
         shard=_shard(config.get("shard")),
+        shards=_shards(config.get("shard"), configured, listed, spec, latest, chash),
         warnings=said_by(doc, "engine label"),
     )
+
+
+def _shards(
+    recorded: object,
+    configured: list[str],
+    listed: dict[str, list[str]],
+    spec: DatasetSpec | None,
+    latest: dict,
+    chash: str,
+) -> dict[str, int]:
+    """Per shard of a run labelled with ``--shard i/n`` (run.json's ``config.shard``), its
+    images not labelled with the run's settings: engine label's plan (``labeler.run.
+    plan_items``: the run's splits in order, each split's images in order) dealt out as it
+    deals it, every n-th image from the i-th. Before the forty-eighth round engine info named
+    the last command's shard only, not which shards had finished."""
+    if not _shard(recorded) or spec is None or recorded[1] < 2:
+        return {}
+    plan = []
+    for split in configured:
+        if split not in listed:
+            if not spec.image_dir(split).is_dir():
+                return {}  # engine label would refuse it: no plan to deal out
+            try:
+                ds = SegDataset(spec, split, require_labels=False, lenient=True)
+            except UNREADABLE:
+                return {}
+            listed[split] = [smp.stem for smp in ds.samples]
+        plan += [(split, stem) for stem in listed[split]]
+    n = int(recorded[1])
+    done = {
+        k for k, r in latest.items() if r.get("status") == "ok" and r.get("config_hash") == chash
+    }
+    return {f"{i}/{n}": sum(k not in done for k in plan[i::n]) for i in range(n)}
 
 
 def _shard(recorded: object) -> str:
@@ -728,6 +767,8 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         out.append(
             f"images not labelled yet: {holder} is labelling them now"
             if (holder := writer(stats.root))
+            else _shards_left(stats.shards)
+            if stats.shards
             # a shard's command again labels its own images only: every one done already
             else f"images not labelled yet: run engine label again without --shard (run.json: "
             f"--shard {stats.shard}), or once per shard, to finish (it resumes)"
@@ -761,6 +802,21 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
     return out + stats.warnings
 
 
+def _shards_left(shards: dict[str, int]) -> str:
+    """Which shards of a sharded label run finished and which have images left, and the
+    commands that finish it."""
+    done = [k for k, left in shards.items() if not left]
+    left = {k: n for k, n in shards.items() if n}
+    said = [f"shard {k}: {counted(n, 'image')} left" for k, n in left.items()]
+    if done:
+        said.insert(0, f"{'shards' if len(done) > 1 else 'shard'} {', '.join(done)} finished")
+    again = " and ".join(f"--shard {k}" for k in left)
+    return (
+        f"images not labelled yet: {'; '.join(said)}: run engine label again with {again}, or "
+        "once without --shard, to finish (it resumes)"
+    )
+
+
 # -- a training run ----------------------------------------------------------------------------
 @dataclass
 class TrainRunStats:
@@ -782,6 +838,12 @@ class TrainRunStats:
     @property
     def finished(self) -> bool:
         return self.step >= self.iters
+
+    @property
+    def logged(self) -> bool:
+        """Whether the run logged a step or a validation (metrics.jsonl): killed before its
+        first, it holds its config files only."""
+        return bool(self.last) or self.val is not None or self.step > 0
 
     @property
     def iters(self) -> int:
@@ -893,10 +955,16 @@ def render_train_run(stats: TrainRunStats) -> list:
         + ", ".join(f"{n}={v}" for n, v in list((blown.get("terms") or {}).items())[:6])
         + f"); lower the learning rate or check the data, then {resume} continues it"
         if blown
+        # killed before its first checkpoint: --resume finds no last.pt ("checkpoint not
+        # found"); the same command, its recorded config, starts it again
+        else f"stopped before its first checkpoint: engine train --config "
+        f"{shlex.quote(str(stats.root / 'config.yaml'))} starts it again"
+        if "last.pt" not in stats.checkpoints and (stats.root / "config.yaml").is_file()
         # the run's folder: a bare --resume continues runs/train/run, the default --out
         else f"stopped: {resume} continues it"
     )
-    head.add_row("step", f"{stats.step:,} of {iters:,} ({state})")
+    started = "" if stats.logged else "started, no step logged; "
+    head.add_row("step", f"{stats.step:,} of {iters:,} ({started}{state})")
     head.add_row("data", str(c.get("data")))
     head.add_row("model", f"{c.get('preset')}" + (f", from {c['init']}" if c.get("init") else ""))
     head.add_row("classes", _classes_line(stats.taxonomy))
@@ -1411,7 +1479,7 @@ def output_folder(path: str | os.PathLike) -> Path:
         return path.parent
     if (
         path.name not in SPEC_NAMES
-        and output_kind(path.parent) is not None
+        and (output_kind(path.parent) or _train_started(path.parent)) is not None
         and not _own_reading(path)
     ):
         return path.parent
@@ -1446,6 +1514,46 @@ def _outputs_within(folder: Path, splits: list[str] | None) -> list[tuple[str, l
         return []
     subs = sorted(p for p in folder.iterdir() if p.is_dir() and output_kind(p) is not None)
     return [d for p in subs if (d := describe_output(p, splits)) is not None]
+
+
+def _train_started(folder: str | os.PathLike) -> tuple[str, str] | None:
+    """A training run killed (or still starting) before its first logged step: engine train
+    writes ``config.yaml`` and ``config.json`` (its config, hash and classes) first, and
+    ``metrics.jsonl`` at the first step it logs. Before, "no image split folders found", as of
+    a wrong folder. None for anything else (a model folder's config.json has no config.yaml)."""
+    from annotations.fileio import read_json
+
+    folder = Path(folder)
+    if not (folder / "config.yaml").is_file() or not (folder / "config.json").is_file():
+        return None
+    try:
+        record = read_json(folder / "config.json", "training config")
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        return None
+    return "config.yaml", "a training run (engine train)"
+
+
+def _half_swapped_export(folder: Path) -> str | None:
+    """A line on an export killed between the renames that put its files in (no process
+    writes the folder now): some of them are the new export's, the rest still in its hidden
+    staging folder, which the next ``engine annotate export`` into the folder puts in before
+    anything else. Before the forty-eighth round engine info listed such a folder's files
+    (a coco.json without its labelme/) as a whole export, without a problem."""
+    from annotations.fileio import unfinished_swap
+
+    if writer(folder) is not None:  # an export at it now: its staging folder is live
+        return None
+    for staging in sorted(folder.glob(".export.*")):
+        if pending := unfinished_swap(staging):
+            names = ", ".join(n + ("/" if (staging / n).is_dir() else "") for n in pending)
+            return (
+                f"{folder}: an export was interrupted while putting its files in: "
+                f"{names} still in {staging.name}/; the next engine annotate export into "
+                f"{folder} finishes it first (then refuses to replace it without --force)"
+            )
+    return None
 
 
 def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
@@ -1548,7 +1656,11 @@ def describe_output(
 
 
 # records read beside the one that names an output (a label run's manifest beside run.json)
-_READ_BESIDE = {"run.json": "manifest.jsonl", "metrics.jsonl": "config.json"}
+_READ_BESIDE = {
+    "run.json": "manifest.jsonl",
+    "metrics.jsonl": "config.json",
+    "config.yaml": "config.json",  # a training run before its first logged step
+}
 
 
 def records_read(path: str | os.PathLike, kind: tuple[str, str] | None) -> str:
@@ -1565,8 +1677,8 @@ def records_read(path: str | os.PathLike, kind: tuple[str, str] | None) -> str:
 def _describe_output(
     path: str | os.PathLike, splits: list[str] | None
 ) -> tuple[str, list, int] | None:
-    kind = output_kind(path)  # the record its command wrote, and what the folder is
-    if kind is None:
+    kind = output_kind(path) or _train_started(path)  # the record its command wrote, and what
+    if kind is None:  # the folder is
         from engine.annotation_files import annotation_files
 
         folder = Path(path)
@@ -1588,9 +1700,16 @@ def _describe_output(
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
             problems = sum(len(f.problems or []) for f in files)
-            return "annotation files", render_annotation_files(files), problems
+            rendered = render_annotation_files(files)
+            if half := _half_swapped_export(folder if folder.is_dir() else folder.parent):
+                rendered.append(half)
+                problems += 1
+            return "annotation files", rendered, problems
         return None
     record, what = kind
+    if record == "config.yaml":  # a training run before its first logged step
+        train = train_run_stats(path)
+        return what, render_train_run(train), writer(path) is None
     if record == "subset.json":
         return what, *render_subset(path)
     if record == "predict.json":

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from engine.cli.common import interrupted, stderr, stdout
 from engine.text import counted
 from labeler.backends import NOT_USED
@@ -16,7 +14,7 @@ from labeler.config import (
     parse_grid,
     parse_shard,
 )
-from labeler.models import looks_like_path, missing_weights
+from labeler.models import check_model_folder, looks_like_path
 from labeler.run import STAGES, LabelSummary
 
 # The labeling options' defaults, to tell an option given on the command line from its default.
@@ -299,5 +297,4 @@ def check_model_folders(detector: str, segmenter: str, refine: str) -> None:
         ("--segmenter", "segmenter", segmenter),
         ("--refine", "segmenter", refine),
     ):
-        if source.startswith((".", "/", "~")) and not Path(source).expanduser().exists():
-            raise missing_weights(role, source, None, "no such file or folder", option=option)
+        check_model_folder(role, source, option)

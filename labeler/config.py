@@ -161,6 +161,7 @@ def _check_type(path: Path, cls: str, key: str, value: Any) -> None:
 
 # the model folders a run names: recorded normalised (``posixpath.normpath``), one spelling each
 MODEL_PATHS = ("detector", "segmenter", "model", "refine")
+PATH_STARTS = (".", "/", "~")  # a model source that begins so is a path, never a hub id
 
 
 @dataclass(frozen=True)
@@ -198,16 +199,29 @@ class LabelConfig:
     model_revision: str | None = None  # hub revision of --model
     refine: str = ""  # SAM / SAM-HQ / SAM 2 re-segmenting each instance on a crop; "" = off
     extra: dict[str, Any] = field(default_factory=dict)  # backend-specific options (hashed)
+    # model folders typed as paths that their normalised spelling no longer reads as one
+    # ("./models/gdino" -> "models/gdino", a hub id's shape): (normalised, as typed), so that
+    # run_labeling names a missing one as a folder, as engine label does, instead of asking
+    # the hub for "models/gdino" (not recorded, not hashed)
+    typed_paths: tuple[tuple[str, str], ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
         # in order, once each: a split given twice would label its images twice
         object.__setattr__(self, "splits", tuple(dict.fromkeys(self.splits)))
         # one spelling per folder: m/gdino, ./m/gdino and m/gdino/ (tab completion) hash alike,
         # so a rerun does not relabel every image; hub ids ("org/name") are left as they are
+        typed = dict(self.typed_paths)  # a replace()'s, of the config it was made from
         for key in MODEL_PATHS:
             value = getattr(self, key)
             if "/" in value:  # posixpath: never turns a hub id's "/" into another separator
-                object.__setattr__(self, key, posixpath.normpath(value))
+                normal = posixpath.normpath(value)
+                if value.startswith(PATH_STARTS) and not normal.startswith(PATH_STARTS):
+                    typed[normal] = value
+                object.__setattr__(self, key, normal)
+        kept = {getattr(self, key) for key in MODEL_PATHS}
+        object.__setattr__(
+            self, "typed_paths", tuple((k, v) for k, v in typed.items() if k in kept)
+        )
         if self.batch_size < 1 or self.workers < 1 or self.writers < 1:
             raise ValueError("batch size, workers and writers must be >= 1")
         if self.max_boxes < 0 or self.writer_queue_mb < 1:
@@ -264,7 +278,14 @@ class LabelConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["out"] = str(self.out_dir)
+        del d["typed_paths"]  # how this call spelled them, not a setting
         return d
+
+    def typed(self, key: str) -> str:
+        """Model path ``key`` (:data:`MODEL_PATHS`) as it was typed where normalising it made it
+        read as a hub id (``./models/gdino``), else as it is."""
+        value = getattr(self, key)
+        return dict(self.typed_paths).get(value, value)
 
     def spelled_as(self, recorded: dict[str, Any]) -> LabelConfig:
         """This config with each model path (:data:`MODEL_PATHS`) spelled as ``recorded`` (a

@@ -224,6 +224,14 @@ def missing_weights(
     )
 
 
+def check_model_folder(role: str, source: str, option: str) -> None:
+    """A model folder written as a path (``./models/gdino``, ``/models/sam``, ``~/sam``) that
+    is not there, named as one before any model loads: its normalised spelling
+    (``models/gdino``) reads as a hub id, which the hub was asked for."""
+    if source.startswith((".", "/", "~")) and not Path(source).expanduser().exists():
+        raise missing_weights(role, source, None, "no such file or folder", option=option)
+
+
 def _reason(e: BaseException) -> str:
     return first_line(e)[:160]
 

@@ -54,6 +54,7 @@ from engine.text import counted, few
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
 from labeler.config import LabelConfig, default_out_dir, shard_from_env
 from labeler.crops import CroppedInstances, semantic_from_crops
+from labeler.models import check_model_folder
 from labeler.refine import with_refinement
 
 log = logging.getLogger(__name__)
@@ -511,8 +512,23 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
         return _run_labeling(cfg, backend, said)
 
 
+# the model settings each backend of this package loads (--refine: any backend's; sam3 checks
+# its --model as typed itself, with its gated-weights help)
+MODELS_READ = {"grounded-sam": ("detector", "segmenter")}
+
+
+def check_model_folders(cfg: LabelConfig) -> None:
+    """A model folder the backend loads, typed as a path and not there, named as engine label
+    names it (``looked in the local path ...``) before anything is read: a library caller's
+    ``detector="./models/gdino"``, recorded as ``models/gdino``, was asked of the hub."""
+    for key in (*MODELS_READ.get(cfg.backend, ()), "refine"):
+        if getattr(cfg, key):
+            check_model_folder("segmenter" if key == "refine" else key, cfg.typed(key), f"--{key}")
+
+
 def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str]) -> LabelSummary:
     t_start = time.perf_counter()
+    check_model_folders(cfg)
     shard = resolved_shard(cfg)
     if cfg.device == "auto" and shard[1] > 1 and "LOCAL_RANK" in os.environ:
         import torch

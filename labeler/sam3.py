@@ -207,8 +207,10 @@ class Sam3Backend:
     def load(self) -> dict[str, Any]:
         c = self.config
         device = resolve_device(c.device)
+        # as typed: ./models/sam3, recorded as models/sam3, was asked of the hub as a hub id
+        source = c.typed("model") if c.model else self.source
         with no_hf_progress_bars():
-            loaded = load_sam3(self.source, c.model_revision, device, c.local_files_only)
+            loaded = load_sam3(source, c.model_revision, device, c.local_files_only)
         self.setup(loaded, device)
         return {
             "model": self.sam3.info(),

@@ -640,9 +640,36 @@ def test_engine_info_on_a_shard_s_run_says_to_label_without_the_shard(tmp_path, 
     label = ["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated"]
     _engine([*label, "--out", str(run), "--shard", "0/2"], monkeypatch)
     line = str(render_label_run(label_run_stats(run))[-1])
-    assert "without --shard (run.json: --shard 0/2)" in line, line
+    assert "with --shard 1/2, or once without --shard, to finish" in line, line
     _engine([*label, "--out", str(run)], monkeypatch)
     assert [s.pending for s in label_run_stats(run).splits.values()] == [0]
+
+
+def test_engine_info_on_a_sharded_run_names_the_shards_that_finished(tmp_path, monkeypatch):
+    """Shards 0/3 and 2/3 of a run labelled, 1/3 not: engine info said only "without --shard
+    (run.json: --shard 2/3), or once per shard", not which shards had finished; the one left
+    is named, with its images, and its command labels exactly the rest."""
+    from engine.info import label_run_stats, render_label_run
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=4, val=3, test=0, size=(96, 64)), progress=False
+    )
+    run = tmp_path / "run"
+    label = ["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated"]
+    for shard in ("0/3", "2/3"):
+        _engine([*label, "--out", str(run), "--shard", shard], monkeypatch)
+    stats = label_run_stats(run)
+    assert stats.shards == {"0/3": 0, "1/3": 2, "2/3": 0}  # 7 images: 3, 2 and 2 of them
+    line = str(render_label_run(stats)[-1])
+    assert (
+        "images not labelled yet: shards 0/3, 2/3 finished; shard 1/3: 2 images left: run "
+        "engine label again with --shard 1/3, or once without --shard, to finish" in line
+    ), line
+    _engine([*label, "--out", str(run), "--shard", "1/3"], monkeypatch)
+    stats = label_run_stats(run)
+    assert [s.pending for s in stats.splits.values()] == [0, 0]
+    assert stats.shards == {"0/3": 0, "1/3": 0, "2/3": 0}
 
 
 def test_next_lines_quote_paths_with_spaces_as_the_shell_needs(tmp_path, monkeypatch):

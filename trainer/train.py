@@ -648,38 +648,52 @@ def _whole(n: Any) -> bool:
     return type(n) is int or (type(n) is float and n.is_integer())
 
 
+# what a damaged last.pt's line says to do: the run keeps step_NNNNNNN.pt every keep_every steps
+DAMAGED_FIX = (
+    "copy a good checkpoint over it (a step_NNNNNNN.pt of this run, or a backup) and resume again"
+)
+
+
+def damaged_state(path: Path, entry: str, problem: str) -> ValueError:
+    """The one line of a damaged training state, in one form: the file, the entry and what is
+    wrong with it, what to do. Before the forty-eighth round each check worded it its own way,
+    and only one said what to do."""
+    return ValueError(f"{path}: damaged training state: {entry} {problem}; {DAMAGED_FIX}")
+
+
 def _check_resume_state(ckpt: dict[str, Any], path: Path) -> None:
     """Refuse a ``last.pt`` whose training state a resume reads is damaged (edited, or written
-    by something else), one line naming it and the entry, before anything is built or written;
-    before, Python's words (``cannot convert float infinity to integer``, a traceback)."""
+    by something else), one line naming it and the entry (:func:`damaged_state`), before
+    anything is built or written; before, Python's words (``cannot convert float infinity to
+    integer``, a traceback)."""
     step, scheduler = ckpt["step"], ckpt.get("scheduler")
     iters = scheduler.get("iters", 1) if isinstance(scheduler, dict) else 1
     not_mappings = [
         k for k in ("config", "optimizer", "rng") if not isinstance(ckpt.get(k, {}), dict)
     ]
-    problem = None
     if type(step) is not int or step < 0:
-        problem = f"step {step!r} is not a step count"
-    elif scheduler is not None and not isinstance(scheduler, dict):
-        problem = f"scheduler {scheduler!r:.60} is not a mapping"
-    elif not _whole(iters) or iters < 1:
-        problem = f"scheduler.iters {iters!r} is not a step count"
-    elif not_mappings:
-        problem = f"{not_mappings[0]} is not a mapping"
-    if problem:
-        raise ValueError(f"{path}: damaged training state: {problem}; resume from a good copy")
+        raise damaged_state(path, f"step {step!r}", "is not a step count")
+    if scheduler is not None and not isinstance(scheduler, dict):
+        raise damaged_state(path, f"scheduler {scheduler!r:.60}", "is not a mapping")
+    if not _whole(iters) or iters < 1:
+        raise damaged_state(path, f"scheduler.iters {iters!r}", "is not a step count")
+    if not_mappings:
+        k = not_mappings[0]
+        raise damaged_state(path, f"{k} {ckpt[k]!r:.60}", "is not a mapping")
     groups = (ckpt.get("optimizer") or {}).get("param_groups", [])
     if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
-        raise ValueError(f"{path}: damaged training state: optimizer: param_groups {groups!r:.60}")
+        raise damaged_state(
+            path, f"optimizer.param_groups {groups!r:.60}", "is not a list of mappings"
+        )
     ranks = ckpt.get("rng_ranks") or []
     if not isinstance(ranks, list):
-        raise ValueError(f"{path}: damaged training state: rng_ranks {ranks!r:.60} is not a list")
+        raise damaged_state(path, f"rng_ranks {ranks!r:.60}", "is not a list")
     for rng in [ckpt["rng"], *ranks] if "rng" in ckpt else ranks:  # on the caller's generators
         try:
             with caller_rng():
                 set_rng_state(rng, cuda=False)
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as e:
-            raise ValueError(f"{path}: damaged training state: rng: {e!r:.200}") from None
+            raise damaged_state(path, "rng", f"cannot be restored ({e!r:.200})") from None
 
 
 def _resumed_config(ckpt: dict[str, Any], cfg: TrainConfig) -> TrainConfig:
@@ -1081,7 +1095,7 @@ def _train(
         except DEVICE_ERRORS:  # the device's (its memory full), not the file's
             raise
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
-            raise ValueError(f"{last}: damaged training state: optimizer: {e}") from None
+            raise damaged_state(last, "optimizer", f"cannot be restored ({e!r:.200})") from None
     net: nn.Module = model
     if world > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -1131,7 +1145,7 @@ def _train(
         except DEVICE_ERRORS:
             raise
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError, AttributeError) as e:
-            raise ValueError(f"{last}: damaged training state: rng: {e!r:.200}") from None
+            raise damaged_state(last, "rng", f"cannot be restored ({e!r:.200})") from None
 
     def checkpoint_state(step: int, rngs: list[dict[str, Any]]) -> dict[str, Any]:
         return checkpoint_dict(

@@ -358,6 +358,43 @@ def test_an_export_whose_polygons_fill_holes_says_how_many_pixels(tmp_path, worl
     )
 
 
+@pytest.mark.parametrize("fmt,mask_format", [("labelme", "rle"), ("coco", "polygon")])
+def test_a_subsets_polygon_export_warns_what_its_unannotated_rings_take(
+    tmp_path, world, caplog, fmt, mask_format
+):
+    """A subset exported again with an unannotated ring around class pixels: the ring's
+    polygon comes back filled and unannotated wins over the class, so the import held none of
+    them; the warning counted the instances' holes only (IoU 100, or none at all)."""
+    data, _, _ = world
+    ring = disk(H, W, 24, 32, 12) & ~disk(H, W, 24, 32, 8)
+    inside = disk(H, W, 24, 32, 5)
+    wheel = disk(H, W, 24, 16, 12) & ~disk(H, W, 24, 16, 5)
+    masks = {"img000": np.zeros((H, W), np.uint8), "img001": wheel.astype(np.uint8)}
+    masks["img000"][ring] = 255
+    masks["img000"][inside] = 1
+    extra = {"data": str(data), "data_resolved": str(data.resolve())}
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", masks, {}, extra)
+    out = tmp_path / "exp"
+    res = export_annotations(
+        ExportConfig(run=str(sub.root), out=str(out), formats=(fmt,), mask_format=mask_format)
+    )
+    src = out / "coco.json" if fmt == "coco" else out / "labelme"
+    back = import_annotations(
+        ImportConfig(fmt, [str(src)], "Bicycle", str(data), str(tmp_path / "back"))
+    )
+    sent = np.concatenate([(m == 1).ravel() for m in masks.values()])
+    got = np.concatenate([(back.mask(s) == 1).ravel() for s in masks])
+    iou = 100 * int((sent & got).sum()) / int((sent | got).sum())
+    taken = sum(int((back.mask(s) == 255).sum() - (m == 255).sum()) for s, m in masks.items())
+    assert iou < 100 * int(sent.sum()) / int((sent | got).sum()) and taken > int(inside.sum())
+    assert (res.hole_pixels, res.class_pixels) == (int((got & ~sent).sum()), int(sent.sum()))
+    assert (res.unannotated_pixels, res.class_pixels_lost) == (taken, int(inside.sum()))
+    said = [r.getMessage() for r in caplog.records if "carry no holes" in r.getMessage()]
+    assert len(said) == 1 and f"IoU {iou:.1f} against the masks exported" in said[0]
+    assert "the instances of 1 image " in said[0]
+    assert f"{taken} pixels inside the unannotated regions ({int(inside.sum())} of them" in said[0]
+
+
 def test_labelme_files_reference_images_relatively(tmp_path, world):
     data, run, _ = world
     out = tmp_path / "exp"
@@ -2258,6 +2295,19 @@ def test_an_export_killed_between_its_renames_is_finished_by_the_next_call(
             os._exit(0)
     assert os.waitpid(pid, 0)[1] >> 8 == 137
     assert len(list(out.glob(".export.*"))) == 1  # the rest of it, still hidden
+    # engine info listed what was renamed in as a whole export, exit 0: it is a problem now,
+    # named with what the next export does (of the folder, or of its COCO file)
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    staging = next(out.glob(".export.*")).name
+    for given in (out, out / "coco.json"):
+        res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "400"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 1, text
+        assert f"{out}: an export was interrupted while putting its files in: " in text
+        assert f"still in {staging}/; the next engine annotate export into {out} finishes" in text
     with pytest.raises(FileExistsError, match=r"earlier export \(coco.json, labelme/ \(3 files\)"):
         export_annotations(ExportConfig(run=str(run), out=str(out)))
     assert not list(out.glob(".export.*"))

@@ -416,6 +416,51 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
         assert res.exit_code == 1 and f"Training run {run}" in " ".join(res.output.split())
 
 
+def test_a_training_run_killed_before_its_first_logged_step_is_a_training_run(tmp_path):
+    """engine train writes config.yaml, config.json and environment.json first, metrics.jsonl
+    at its first logged step: killed in between (data loading, the model's build), engine
+    info said "no image split folders found" (exit 2), as of a wrong folder. It is the run,
+    started and stopped with no step logged (exit 1; 0 while it runs), and since there is no
+    last.pt to --resume from, the way on is its own config."""
+    from typer.testing import CliRunner
+
+    from annotations.taxonomy import MASS13K
+    from cli import app
+    from engine.runlock import exclusive
+    from trainer.config import TrainConfig
+    from trainer.train import _write_run_files
+
+    run = tmp_path / "train"
+    run.mkdir()
+    cfg = TrainConfig(data="runs/fused/bicycle", out=str(run), preset="tiny", iters=50)
+    _write_run_files(run, cfg, 0, MASS13K.with_new_class("Bicycle"))
+    assert sorted(p.name for p in run.iterdir()) == [
+        "config.json",
+        "config.yaml",
+        "environment.json",
+    ]
+
+    def info(*args):
+        res = CliRunner().invoke(app, ["info", *args], env={"COLUMNS": "300"})
+        return res.exit_code, " ".join(res.output.split())
+
+    code, text = info(str(run))
+    assert code == 1 and f"Training run {run}" in text, text
+    assert (
+        f"step │ 0 of 50 (started, no step logged; stopped before its first checkpoint: engine "
+        f"train --config {run / 'config.yaml'} starts it again)" in text
+    )
+    assert "7 Bicycle (new, of Others)" in text and "no image split folders" not in text
+    assert info(str(run / "config.yaml"))[1] == text  # a file of it names the run
+    with exclusive(run, "engine train"):
+        code, text = info(str(run))
+    assert code == 0 and "(started, no step logged; running now: engine train" in text
+    model = tmp_path / "gdino"  # a model folder's config.json alone is no training run
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "grounding-dino"}')
+    assert "Training run" not in info(str(model))[1]
+
+
 def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
     """engine info on an annotated subset: class, split, images, pixels, where the annotations
     came from (a warning when imported as exported); on a prediction folder: the checkpoint,

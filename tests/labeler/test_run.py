@@ -207,6 +207,31 @@ def test_a_missing_relative_model_folder_is_named_as_a_folder(
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    "key, backend",
+    [("detector", "grounded-sam"), ("segmenter", "grounded-sam"), ("refine", "simulated"),
+     ("model", "sam3")],
+)  # fmt: skip
+def test_a_library_callers_missing_relative_model_folder_is_named_as_a_folder(
+    dataset, tmp_path, monkeypatch, key, backend
+):
+    """``LabelConfig(detector="./models/gdino")`` from Python: normalised to ``models/gdino``
+    (a hub id's shape), it was asked of the hub and the error said ``hf download
+    models/gdino``; engine label checked the folder as typed, the library did not."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("labeler.models.hub_unreachable", lambda: pytest.fail("hub asked"))
+    cfg = LabelConfig(data=str(dataset), cls=ClassSpec("Car"), backend=backend, progress=False)
+    cfg = dataclasses.replace(cfg, **{key: "./models/m"})  # a replace() keeps the spelling
+    assert getattr(cfg, key) == "models/m" and "typed_paths" not in cfg.to_dict()
+    with pytest.raises(FileNotFoundError) as e:
+        run_labeling(dataclasses.replace(cfg, batch_size=2))
+    assert str(e.value).startswith("./models/m: ") and "hf download" not in str(e.value)
+    assert f"looked in the local path {tmp_path}/models/m (no such " in str(e.value)
+    assert not (tmp_path / "runs").exists()
+    assert cfg.typed(key) == "./models/m"  # another value given: its spelling goes with it
+    assert dataclasses.replace(cfg, **{key: "org/m2"}).typed_paths == ()
+
+
 def test_prepared_inputs_match_the_processor_batch(tiny_models):
     """Per-image pre-processing in loader threads + our padding == the processor's own batch."""
     import torch
