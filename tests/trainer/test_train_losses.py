@@ -361,3 +361,25 @@ def test_point_sampling_on_maps_over_2_24_pixels():
     flat = point_pixels(pts, side, side)
     assert set(flat[0].tolist()) == set(spots)
     assert int(flat[1].unique().numel()) > 250  # spread over the whole map
+
+
+def test_decoupling_config_accepts_zero_and_rejects_each_negative():
+    # 0 switches a term off (no boundary gain, no discount, a pseudo class not learnt): allowed;
+    # a fraction is allowed; any one negative alone is refused
+    DecouplingConfig(boundary_gain=0.0, pseudo_scale=0.0, pseudo_class_weight=0.0)
+    DecouplingConfig(boundary_gain=0.5, pseudo_scale=0.5, pseudo_class_weight=0.5)
+    for name in ("boundary_gain", "pseudo_scale", "pseudo_class_weight"):
+        with pytest.raises(ValueError, match="must be >= 0"):
+            DecouplingConfig(**{name: -0.5})
+
+
+def test_edge_target_compares_each_pixel_with_its_own_neighbour():
+    # classes 0 | 1 1 1 | 2 along one axis: the 0/1 boundary marks pixels 0 and 1, the 1/2
+    # boundary pixels 3 and 4; pixel 2 is 1 between two 1s, no edge (a comparison against the
+    # first row or column instead of the neighbour would mark it)
+    line = torch.tensor([0, 1, 1, 1, 2])
+    for label in (line[:, None].expand(5, 3), line[None, :].expand(3, 5)):
+        edge, defined = edge_target(label)
+        expected = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0])
+        along = edge[:, 0] if label.shape[0] == 5 else edge[0]
+        assert along.tolist() == expected.tolist() and bool(defined.all())
