@@ -383,3 +383,21 @@ def test_edge_target_compares_each_pixel_with_its_own_neighbour():
         expected = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0])
         along = edge[:, 0] if label.shape[0] == 5 else edge[0]
         assert along.tolist() == expected.tolist() and bool(defined.all())
+
+
+def test_edge_target_undefined_only_beside_an_ignored_pixel_in_the_first_row():
+    # one 255 at the top-left corner: it and its two 4-neighbours are undefined, nothing else
+    label = torch.zeros(4, 3, dtype=torch.long)
+    label[0, 0] = 255
+    for lab in (label, label.T):
+        edge, defined = edge_target(lab)
+        undefined = {(int(y), int(x)) for y, x in (~defined).nonzero()}
+        assert undefined == {(0, 0), (0, 1), (1, 0)} and edge.sum() == 0
+
+
+def test_build_targets_refuses_the_first_id_past_the_classes():
+    # 3 classes are ids 0, 1, 2: id 2 is the last one, id 3 is one too many
+    cfg = DecouplingConfig()
+    assert build_targets(torch.full((4, 4), 2), None, 3, cfg).labels.tolist() == [2]
+    with pytest.raises(ValueError, match="exceed the model's 3 classes"):
+        build_targets(torch.full((4, 4), 3), None, 3, cfg)
