@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from annotations.instances import Instances, read_instances, write_instances
-from annotations.rle import mask_to_rle, rle_area, rle_to_mask, rle_to_window
+from annotations.rle import (
+    checked_area,
+    crop_to_rle,
+    mask_to_rle,
+    rle_area,
+    rle_to_mask,
+    rle_to_window,
+)
 
 RNG = np.random.default_rng(0)
 MASKS = {
@@ -284,3 +291,42 @@ def test_instance_windows_scores_default_to_one_each_and_empty_is_refused():
     assert drawn[:0].scores.shape == (0,) and len(InstanceWindows((2, 2), np.ones(0), ())) == 0
     with pytest.raises(ValueError, match=r"scores must be \(2,\) to match the windows, got \(0,\)"):
         InstanceWindows((2, 2), np.ones(2, np.int64), (w, w), np.zeros(0, np.float32))
+
+
+def test_one_row_and_one_column_masks_decode():
+    # runs go down the columns: 1 zero, then 2 ones
+    want = [[False, True, True]]
+    assert rle_to_mask({"size": [1, 3], "counts": [1, 2]}).tolist() == want
+    assert rle_to_mask({"size": [3, 1], "counts": [1, 2]}).tolist() == [[False], [True], [True]]
+    assert rle_to_mask(mask_to_rle(np.array(want))).tolist() == want
+
+
+def test_empty_frames_encode_as_counts_0():
+    for shape in ((0, 5), (5, 0)):
+        assert mask_to_rle(np.zeros(shape, bool)) == {"size": list(shape), "counts": "0"}
+
+
+def test_window_off_the_origin_and_zero_length_runs_of_ones():
+    # a 4x5 mask: column 1 rows 2-3, column 3 row 2 -> window at row 2, column 1, 2x3
+    m = np.zeros((4, 5), bool)
+    m[2:4, 1] = True
+    m[2, 3] = True
+    size, y0, x0, crop = rle_to_window(mask_to_rle(m))
+    assert (size, y0, x0) == ((4, 5), 2, 1)
+    assert crop.tolist() == [[True, False, True], [True, False, False]]
+    # a run of ones of length 0 is no pixel: it neither widens the window nor fills an empty mask
+    assert rle_to_window({"size": [2, 3], "counts": [2, 0, 3, 1]})[1:3] == (1, 2)
+    size, y0, x0, crop = rle_to_window({"size": [2, 3], "counts": [6, 0]})
+    assert (y0, x0, crop.shape) == (0, 0, (0, 0))
+
+
+def test_checked_area_sums_every_run_of_ones():
+    # 0 zeros, 1 one, 1 zero, 1 one, 2 zeros -> 2 pixels
+    assert checked_area({"size": [1, 5], "counts": [0, 1, 1, 1, 2]}) == ((1, 5), 2)
+
+
+def test_crop_to_rle_refuses_each_side_alone():
+    # a 2x2 crop fits a 4x4 frame at rows and columns 0..2: each case breaks one side only
+    for y0, x0 in ((-1, 0), (0, -1), (3, 0), (0, 3)):
+        with pytest.raises(ValueError, match="does not fit in 4x4"):
+            crop_to_rle(np.ones((2, 2), bool), y0, x0, 4, 4)

@@ -121,3 +121,61 @@ def test_bad_shapes():
         dedup_instances(np.zeros((2, 3, 3), bool), np.zeros(2), np.zeros(3, bool))
     with pytest.raises(ValueError, match="MaskCrop"):
         dedup_instances([np.zeros((3, 3), bool)], np.zeros(1))
+
+
+def _pixels(h, w, *cells) -> np.ndarray:
+    m = np.zeros((h, w), bool)
+    for y, x in cells:
+        m[y, x] = True
+    return m
+
+
+def test_empty_mask_crop_is_a_0x0_window_at_the_origin():
+    c = MaskCrop.from_full(np.zeros((6, 7), bool))
+    assert (c.y0, c.x0, c.mask.shape) == (0, 0, (0, 0))
+
+
+def test_thresholds_at_their_edges():
+    row = [(0, x) for x in range(5)]  # a 1x5 mask, 5 px
+    five = _pixels(4, 10, *row)
+    four = _pixels(4, 10, *row[:4])  # 4 of the 5 px, a 1x4 mask
+    one = _pixels(4, 10, (0, 2))
+    # intersection over the smaller mask exactly ios = 0.8 (4 of 5): a duplicate
+    shifted = _pixels(4, 10, *[(0, x) for x in range(1, 6)])  # 5 px, 4 shared with `five`
+    assert dedup_instances(np.stack([five, shifted]), [0.9, 0.5]).tolist() == [0]
+    # a 1-pixel mask inside a kept one (intersection 1, ios 1): a duplicate
+    assert dedup_instances(np.stack([five, one]), [0.9, 0.5]).tolist() == [0]
+    # a 1-pixel mask alone is kept at min_area 1, and a 4-pixel one at min_area 4
+    assert dedup_instances(one[None], [0.5]).tolist() == [0]
+    assert dedup_instances(four[None], [0.5], rules=DedupRules(min_area=4)).tolist() == [0]
+    # min_area 0 still drops an empty mask
+    empty = np.zeros((4, 10), bool)
+    assert dedup_instances(
+        np.stack([empty, one]), [0.9, 0.5], rules=DedupRules(min_area=0)
+    ).tolist() == [1]
+    # a negative covering exactly negative_cover = 0.8 of a positive (4 of 5) explains it
+    keep = dedup_instances(np.stack([five, four]), [0.5, 0.9], np.array([False, True]))
+    assert keep.tolist() == []
+
+
+def test_iou_rule_on_its_own():
+    # ios switched off: IoU alone decides. 10 px each; 7 shared: union 13, IoU 0.54 > 0.5
+    a = _pixels(2, 20, *[(0, x) for x in range(10)])
+    b = _pixels(2, 20, *[(0, x) for x in range(3, 13)])
+    rules = DedupRules(iou=0.5, ios=1.01)
+    assert dedup_instances(np.stack([a, b]), [0.9, 0.5], rules=rules).tolist() == [0]
+    # 9 px each, 6 shared: union 12, IoU exactly 0.5 is not above 0.5: both kept
+    a = _pixels(2, 20, *[(0, x) for x in range(9)])
+    b = _pixels(2, 20, *[(0, x) for x in range(3, 12)])
+    assert dedup_instances(np.stack([a, b]), [0.9, 0.5], rules=rules).tolist() == [0, 1]
+
+
+def test_a_positive_removed_by_a_negative_explains_nothing_itself():
+    # negative N (0.9) covers positive A (0.7); A covers positive B (0.5), N does not cover B.
+    # A goes; B is no duplicate of anything kept and no negative explains it: B stays
+    b = _pixels(4, 10, (3, 8), (3, 9))
+    a = b | _pixels(4, 10, *[(0, x) for x in range(10)])
+    n = a & ~b
+    n[1, :] = True  # N covers 10 of A's 12 px (0.83), none of B's
+    keep = dedup_instances(np.stack([n, a, b]), [0.9, 0.7, 0.5], np.array([True, False, False]))
+    assert keep.tolist() == [2]

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-from labeler.sam_post import LOGIT_FLOOR, masks_in_windows, resize_window
+from labeler.sam_post import (
+    LOGIT_FLOOR,
+    finite_logits,
+    finite_scores,
+    masks_in_windows,
+    resize_window,
+)
 
 
 def _blobs(n: int, size: int, seed: int) -> torch.Tensor:
@@ -61,3 +68,30 @@ def test_windows_equal_full_resolution(original, reshaped, pad):
         win = f[mask.y0 : mask.y1, mask.x0 : mask.x1]
         np.testing.assert_allclose(prob, torch.sigmoid(win).numpy(), atol=1e-3)
     assert crops[-1][0].mask.shape == (0, 0)  # the empty box: no window at all
+
+
+def test_non_finite_logits_and_scores_read_as_documented():
+    # NaN: no object (-1e4); +inf: certain (1e4); -inf: -1e4; finite values untouched
+    x = torch.tensor([float("nan"), float("inf"), float("-inf"), 3.0])
+    assert finite_logits(x).tolist() == [-1e4, 1e4, -1e4, 3.0]
+    # scores: NaN -> 0, clamped into 0..1
+    s = torch.tensor([float("nan"), -0.5, 1.5, 0.25])
+    assert finite_scores(s).tolist() == [0.0, 0.0, 1.0, 0.25]
+
+
+def test_window_keeps_the_first_active_row_at_a_large_upsampling():
+    # 4x4 logits, rows and columns 1-2 active over a background just below the floor (-9),
+    # upsampled 16x: the full bilinear map is the reference for the mask and for the window of
+    # the probabilities (every pixel above LOGIT_FLOOR)
+    low = torch.full((1, 4, 4), -9.0)
+    low[0, 1:3, 1:3] = 10.0
+    full = F.interpolate(low[:, None], (64, 64), mode="bilinear", align_corners=False)[0, 0]
+    ((crop, prob),) = masks_in_windows(low, (64, 64))
+    np.testing.assert_array_equal(crop.to_full(64, 64), (full > 0).numpy())
+    rows = (full > LOGIT_FLOOR).any(1).nonzero()[:, 0]
+    assert crop.y0 == int(rows[0]) and prob.shape[0] == int(rows[-1]) - int(rows[0]) + 1
+    cols = (full > LOGIT_FLOOR).any(0).nonzero()[:, 0]
+    assert crop.x0 == int(cols[0]) and prob.shape[1] == int(cols[-1]) - int(cols[0]) + 1
+    # at scale 1 the window has no slack: it starts at the first active row and column
+    ((crop, prob),) = masks_in_windows(low, (4, 4))
+    assert (crop.y0, crop.x0, prob.shape) == (1, 1, (2, 2)) and crop.mask.all()

@@ -361,3 +361,43 @@ def test_point_sampling_on_maps_over_2_24_pixels():
     flat = point_pixels(pts, side, side)
     assert set(flat[0].tolist()) == set(spots)
     assert int(flat[1].unique().numel()) > 250  # spread over the whole map
+
+
+def test_decoupling_config_accepts_zero_and_rejects_each_negative():
+    # 0 switches a term off (no boundary gain, no discount, a pseudo class not learnt): allowed;
+    # a fraction is allowed; any one negative alone is refused
+    DecouplingConfig(boundary_gain=0.0, pseudo_scale=0.0, pseudo_class_weight=0.0)
+    DecouplingConfig(boundary_gain=0.5, pseudo_scale=0.5, pseudo_class_weight=0.5)
+    for name in ("boundary_gain", "pseudo_scale", "pseudo_class_weight"):
+        with pytest.raises(ValueError, match="must be >= 0"):
+            DecouplingConfig(**{name: -0.5})
+
+
+def test_edge_target_compares_each_pixel_with_its_own_neighbour():
+    # classes 0 | 1 1 1 | 2 along one axis: the 0/1 boundary marks pixels 0 and 1, the 1/2
+    # boundary pixels 3 and 4; pixel 2 is 1 between two 1s, no edge (a comparison against the
+    # first row or column instead of the neighbour would mark it)
+    line = torch.tensor([0, 1, 1, 1, 2])
+    for label in (line[:, None].expand(5, 3), line[None, :].expand(3, 5)):
+        edge, defined = edge_target(label)
+        expected = torch.tensor([1.0, 1.0, 0.0, 1.0, 1.0])
+        along = edge[:, 0] if label.shape[0] == 5 else edge[0]
+        assert along.tolist() == expected.tolist() and bool(defined.all())
+
+
+def test_edge_target_undefined_only_beside_an_ignored_pixel_in_the_first_row():
+    # one 255 at the top-left corner: it and its two 4-neighbours are undefined, nothing else
+    label = torch.zeros(4, 3, dtype=torch.long)
+    label[0, 0] = 255
+    for lab in (label, label.T):
+        edge, defined = edge_target(lab)
+        undefined = {(int(y), int(x)) for y, x in (~defined).nonzero()}
+        assert undefined == {(0, 0), (0, 1), (1, 0)} and edge.sum() == 0
+
+
+def test_build_targets_refuses_the_first_id_past_the_classes():
+    # 3 classes are ids 0, 1, 2: id 2 is the last one, id 3 is one too many
+    cfg = DecouplingConfig()
+    assert build_targets(torch.full((4, 4), 2), None, 3, cfg).labels.tolist() == [2]
+    with pytest.raises(ValueError, match="exceed the model's 3 classes"):
+        build_targets(torch.full((4, 4), 3), None, 3, cfg)
