@@ -399,7 +399,7 @@ def _write_export_locked(
             f"{out}: holds an earlier export ({', '.join(earlier)}); annotation tools save "
             "corrections into its files: export to another folder, or replace it with --force"
         )
-    env = environment()
+    env = environment(torch_used=False)
     record = {  # what import compares the corrections with (unchanged_export)
         "image_root": str(items.image_root.resolve()) if items.image_root else None,
         **items.source,
@@ -905,7 +905,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str], said: list[str]) -> Sub
         # the photos the masks were drawn on, by file size: one replaced since is warned about
         # wherever the subset is scored (engine.datasets.replaced_subset_photos)
         "image_bytes": {stem: file_bytes(images[stem]) for stem in sorted(masks)},
-        "environment": environment(),
+        "environment": environment(torch_used=False),
     }
     if others:
         extra["other_labels"] = others
@@ -1402,7 +1402,7 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
                 }
                 for p in picks
             ],
-            "environment": environment(),
+            "environment": environment(torch_used=False),
         },
     )
     return picks, out

@@ -302,7 +302,7 @@ class CompareReport:
                 del cfg["split"]
             data["config"] = cfg
             data["config_hash"] = config_hash(cfg)
-            data["environment"] = environment()
+            data["environment"] = environment(torch_used=False)
             # what each source's maps were: engine info of the record says if they changed
             data["stems"] = self.stems
             for row, scored in zip(data["sources"], self.rows, strict=True):

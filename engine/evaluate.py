@@ -660,7 +660,7 @@ class EvaluateReport:
                 del cfg["split"]
             data["config"] = cfg
             data["config_hash"] = config_hash(cfg)
-            data["environment"] = environment()
+            data["environment"] = environment(torch_used=config.device is not None)
             if self.pred_files:  # the record, not the demo's in-memory scores: hashed here only
                 data["maps_sha256"] = maps_digest(self.pred_files)
         return data

@@ -917,7 +917,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     data["overlay_panels"] = panels
     data["overlay_details"] = details
     data["config"] = dataclasses.asdict(cfg)
-    data["environment"] = environment()
+    data["environment"] = environment(torch_used=False)
     earlier = _report_files(out)
     json_path = atomic_write_json(out / "report.json", data)
     md_path = atomic_write_text(out / "report.md", render_markdown(data))

@@ -339,7 +339,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 "with_annotation": n_gt,
                 "failed": failed,
                 "failed_past_limit": len(past_limit),
-                "environment": environment(),
+                "environment": environment(torch_used=False),
             },
         )
     return ReviewResult(index, len(cards), n_pred, n_gt, failed, len(past_limit))

@@ -205,8 +205,16 @@ def versions() -> dict[str, Any]:
     }
 
 
-def environment() -> dict[str, Any]:
-    """Versions and machine facts to store in a run directory. Imports torch only if loaded.
+def environment(torch_used: bool | None = None) -> dict[str, Any]:
+    """Versions and machine facts to store in a run directory.
+
+    ``torch_used``: whether the command computed anything with torch; its kernel set, threads,
+    CUDA version and GPUs are recorded then only (importing torch where it is not yet). None
+    (a library caller's default): where torch is loaded. Before the forty-eighth round every
+    record decided by that, so the same ``engine report`` written from a notebook that had
+    imported torch recorded torch's facts (``engine info``: "AVX2 kernels, 2 torch threads")
+    and a fresh ``engine report`` none; the commands that never use torch (report, compare,
+    review, annotate, fuse; evaluate unless ``--device`` counts on torch) pass False.
 
     ``cwd`` is where the command ran: configurations record paths as typed (``runs/pred``), and
     without it a record read elsewhere named no file (before the forty-second round).
@@ -228,7 +236,10 @@ def environment() -> dict[str, Any]:
         "git_commit": git_commit(),
         "packages": package_versions(),
     }
-    torch = sys.modules.get("torch")
+    if torch_used:
+        import torch
+    else:
+        torch = sys.modules.get("torch") if torch_used is None else None
     if torch is not None:
         env["cpu_capability"] = torch.backends.cpu.get_cpu_capability()
         env["torch_threads"] = torch.get_num_threads()

@@ -220,6 +220,8 @@ def train_processes(
                 p.kill()  # not SIGTERM, which a rank turns into a stop at its next step's end
         for p in procs.processes:
             p.join()
+            p.close()  # its sentinel pipe: a library caller's process kept 6 descriptors a call
+        messages.close()
     if error is not None:
         raise error
     if result is None:

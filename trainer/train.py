@@ -918,6 +918,13 @@ def _start(
                     "start one process per GPU with torchrun"
                 )
             micro_batch(cfg, processes)  # a batch that cannot be split fails before any start
+            # so does a run folder that holds a run (or no checkpoint to resume): the ranks all
+            # see this folder, and before the forty-eighth round they took 10-20 s to start and
+            # raise it; the same line as one process gives
+            last = Path(cfg.out) / "last.pt"
+            check_run_folder_shared(last, cfg.resume, 1)
+            if cfg.resume and not last.is_file():
+                load_checkpoint(last)  # raises its "checkpoint not found" without reading
             # each rank checks the data again: a config file's values still named by the file
             ranks = functools.partial(train, from_file=where, notes=tuple(notes))
             return train_processes(ranks, cfg, processes, on_init)

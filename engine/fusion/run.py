@@ -1015,7 +1015,7 @@ def _fuse_json(plan: FusePlan, config: FuseConfig, status: str, extra: dict) -> 
             if plan.unvouched
             else {}
         ),
-        "environment": environment(),
+        "environment": environment(torch_used=False),
         **extra,
     }
 

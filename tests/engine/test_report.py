@@ -1298,3 +1298,15 @@ def test_overlay_takes_no_mask_as_its_signature_says():
     assert type(None) in typing.get_args(typing.get_type_hints(overlay)["mask"])
     image = np.full((4, 6, 3), 9, np.uint8)
     np.testing.assert_array_equal(overlay(image, None, (255, 0, 0), size=(6, 4)), image)
+
+
+def test_the_record_holds_no_torch_facts_where_torch_is_loaded(world):
+    """``engine report`` computes nothing with torch; its report.json recorded torch's kernel
+    set and threads where the process had imported torch (a notebook, the demo), and not from a
+    fresh ``engine report``: the same report differed by where it was made."""
+    import torch  # noqa: F401 - loaded, as in a notebook
+
+    tmp, data, subset, gt = world
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), data=str(data))
+    env = json.loads(build_report(cfg).json.read_text())["environment"]
+    assert "cpu_capability" not in env and "torch_threads" not in env and "gpus" not in env

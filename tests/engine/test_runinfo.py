@@ -182,3 +182,16 @@ def test_torch_default_threads_follow_the_quota(tmp_path, quota, omp, shown):
     assert res.stdout.split()[0] == shown.split()[0]
     if shown != "None":
         assert res.stdout.split() == shown.split()
+
+
+def test_torch_facts_are_recorded_by_what_the_command_uses():
+    """Every record took torch's kernel set, threads and GPUs whenever torch happened to be
+    loaded: the same ``engine report`` written from a notebook that had imported torch and from
+    a fresh ``engine report`` differed (and ``engine info`` named kernels that computed
+    nothing). Now the command says whether it used torch."""
+    assert "torch" in sys.modules  # as in a notebook that imported it
+    assert "cpu_capability" not in environment(torch_used=False)
+    assert "torch_threads" not in environment(torch_used=False)
+    used = environment(torch_used=True)
+    assert used["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert "cuda" in used and "gpus" in used

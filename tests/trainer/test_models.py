@@ -630,3 +630,17 @@ def test_normalisation_is_the_releases_rgb_imagenet_one(tiny: torch.nn.Module) -
     only with these, in this order."""
     assert tiny.pixel_mean.flatten().tolist() == pytest.approx([123.675, 116.28, 103.53])
     assert tiny.pixel_std.flatten().tolist() == pytest.approx([58.395, 57.12, 57.375])
+
+
+def test_backbone_weights_that_are_not_finite_are_refused(tmp_path) -> None:  # noqa: ANN001
+    """A --backbone-weights file holding a NaN loaded without a word (checkpoints were checked,
+    trainer/checkpoint.py) and trained until the first non-finite loss."""
+    ref = resnet.resnet18(weights=None)
+    state = ref.state_dict()
+    state["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+    path = tmp_path / "r18.pth"
+    torch.save(state, path)
+    with pytest.raises(
+        ValueError, match=f"^{path}: backbone tensor layer2.0.conv1.weight holds NaN values; "
+    ):
+        create_model("massformer_lite_r18", num_classes=3, backbone_weights=str(path))

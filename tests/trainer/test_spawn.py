@@ -193,6 +193,9 @@ def test_a_sigterm_after_the_ranks_finished_keeps_their_result(monkeypatch):
         def join(self, timeout=None) -> None:
             pass
 
+        def close(self) -> None:
+            pass
+
     class Ranks:
         processes = [Rank(), Rank()]
 
@@ -229,6 +232,9 @@ def test_a_rank_killed_is_named_though_its_peers_error_came_first(monkeypatch):
             return False
 
         def join(self, timeout=None) -> None:
+            pass
+
+        def close(self) -> None:
             pass
 
     class Ranks:
@@ -272,6 +278,9 @@ def test_a_sigterm_to_one_rank_is_the_parents_sigterm(monkeypatch):
         def join(self, timeout=None) -> None:
             pass
 
+        def close(self) -> None:
+            pass
+
     class Ranks:
         processes = [Rank(), Rank()]
 
@@ -288,3 +297,71 @@ def test_a_sigterm_to_one_rank_is_the_parents_sigterm(monkeypatch):
         train_processes(lambda c: None, cfg, 2)
     assert stop.value.step == 3
     assert stopping.received()  # the command line's line and exit code: SIGTERM's
+
+
+def test_a_failed_call_closes_its_pipes(monkeypatch):
+    """Each call left the messages queue's two pipe ends and every rank's sentinel open, 6
+    descriptors a call that a long-lived caller (a notebook retrying) kept until its next call."""
+    import torch.multiprocessing as mp
+
+    from trainer.spawn import train_processes
+
+    closed = []
+
+    class Rank:
+        pid, exitcode = 101, 1
+
+        def is_alive(self) -> bool:
+            return False
+
+        def join(self, timeout=None) -> None:
+            pass
+
+        def close(self) -> None:
+            closed.append(self)
+
+    class Ranks:
+        processes = [Rank(), Rank()]
+
+        def join(self, timeout=None) -> bool:
+            return True
+
+    queues = []
+
+    def start(fn, args, nprocs, join, start_method):
+        queues.append(args[4])
+        args[4].put(("error", ValueError("bad input")))
+        return Ranks()
+
+    monkeypatch.setattr(mp, "start_processes", start)
+    with pytest.raises(ValueError, match="bad input"):
+        train_processes(lambda c: None, TrainConfig(data="unused", device="cpu", processes=2), 2)
+    assert len(closed) == 2
+    assert queues[0]._reader.closed and queues[0]._writer.closed
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_a_folder_refused_before_any_rank_starts(synth, tmp_path, monkeypatch, resume):
+    """A folder that holds a run (or, resumed, no checkpoint) was refused by the ranks: 10-20 s
+    of starting two processes for a line one process gives at once. Refused now before they
+    start, with the same line."""
+    import torch.multiprocessing as mp
+
+    def start(*args, **kwargs):
+        raise AssertionError("ranks started")
+
+    monkeypatch.setattr(mp, "start_processes", start)
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(SMALL_RUN_YAML)
+    run = tmp_path / "run"
+    run.mkdir()
+    if not resume:
+        (run / "last.pt").write_bytes(b"a run's checkpoint")
+    res = _train(synth, run, cfg, "--iters", "2", *(["--resume"] if resume else []))
+    assert res.exit_code == 2, res.output
+    said = " ".join(res.output.split())
+    last = run / "last.pt"
+    if resume:
+        assert f"{last}: checkpoint not found" in said
+    else:
+        assert f"{last}: a run already exists here; pass --resume or another --out" in said

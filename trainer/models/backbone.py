@@ -25,6 +25,7 @@ from torch import nn
 from torchvision.models import resnet
 
 from annotations.fileio import unreadable_torch_file
+from trainer.finite import check_finite
 from trainer.models.config import check_backbone_norm
 
 BACKBONES = ("resnet50", "resnet18", "tiny_resnet")
@@ -114,6 +115,8 @@ class ResNetBackbone(nn.Module):
                     state = state[key]
             if not isinstance(state, dict):
                 raise ValueError(f"{path}: expected a state dict, found {type(state).__name__}")
+            # as checkpoints are: a NaN here trained until the first non-finite loss
+            check_finite(state, path, "backbone tensor")
             where = str(path)
         _load_resnet_state(self, state, where)
 
