@@ -37,7 +37,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as coco_mask
 
 from annotations.fileio import first_line, read_json
@@ -307,6 +307,8 @@ def bitmask_pixel_runs(data_url: object, height: int, width: int) -> tuple[np.nd
 
     try:
         img = Image.open(io.BytesIO(base64.b64decode(body, validate=True)))
+    except UnidentifiedImageError:  # Pillow's reason names the BytesIO object's address
+        raise ValueError("'imageDataURL' is not a base64 image (not an image)") from None
     except PIL_ERRORS as e:  # a decompression bomb's header too
         raise refused(e) from None
     with img:  # the size from the header: a bitmask of another size is not decoded
