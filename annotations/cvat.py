@@ -196,7 +196,9 @@ def _mask_rle(shape: ET.Element, h: int, w: int, here: str) -> dict:
             f"{here}: its box is {bw}x{bh}, over twice the image's {w}x{h} (no annotation tool "
             "draws one: a damaged file)"
         )
-    if bw <= 0 or bh <= 0 or (runs < 0).any() or runs.sum() != bw * bh:
+    if (runs < 0).any():  # else told as runs covering the box's pixels, which they may
+        raise ValueError(f"{here}: 'rle' has a negative run length, {runs[runs < 0][0]}")
+    if bw <= 0 or bh <= 0 or runs.sum() != bw * bh:
         raise ValueError(
             f"{here}: its runs cover {int(runs.sum()):,} pixels, not the {bw}x{bh} of its box"
         )
