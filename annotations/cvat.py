@@ -41,7 +41,13 @@ from annotations.interchange import (
     paint_roles,
     stem_of,
 )
-from annotations.polygons import coco_polygons_rle, ellipse_outline, outline, turned
+from annotations.polygons import (
+    check_near,
+    coco_polygons_rle,
+    ellipse_outline,
+    outline,
+    turned,
+)
 
 CVAT_XML = "annotations.xml"  # the file in CVAT's "CVAT for images 1.1" download
 _NO_AREA = ("polyline", "points", "cuboid", "skeleton")
@@ -168,7 +174,8 @@ def _shape_rle(shape: ET.Element, h: int, w: int, role: int, here: str) -> dict 
             points = np.zeros((0, 3))
         if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
             raise ValueError(f"{here}: points must be 'x,y' number pairs separated by ';'")
-        return coco_polygons_rle(outline([as_datumaro_holds(points)], here), h, w)
+        check_near(points, h, w, here)  # before float32 makes 1e300 inf
+        return coco_polygons_rle(outline([as_datumaro_holds(points)], here), h, w, here)
     if shape.tag == "mask":
         return _mask_rle(shape, h, w, here)
     if shape.tag in ("box", "ellipse"):
@@ -177,7 +184,7 @@ def _shape_rle(shape: ET.Element, h: int, w: int, role: int, here: str) -> dict 
                 f"{here}: a {shape.tag} is no object's outline: draw the object as a polygon or "
                 "mask (boxes and ellipses are read for unannotated regions only)"
             )
-        return coco_polygons_rle([_region_outline(shape, here)], h, w)
+        return coco_polygons_rle([_region_outline(shape, here)], h, w, here)
     raise ValueError(f"{here}: unknown shape <{shape.tag}>")
 
 

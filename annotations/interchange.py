@@ -609,7 +609,7 @@ def _box_region(
         raise ValueError(f"{where}: attributes.rotation {attributes['rotation']!r} is not a number")
     if degrees % 360:
         corners = turned(corners, degrees, np.array([x + bw / 2, y + bh / 2]))
-    return coco_polygons_rle([corners], h, w)
+    return coco_polygons_rle([corners], h, w, where)
 
 
 def _coco_polygon_convention(
@@ -686,7 +686,7 @@ def _segmentation_rle(
     if isinstance(seg, list):
         polys = outline([flat_to_points(p, where) for p in seg], where)
         if convention == COCO:
-            return coco_polygons_rle(polys, h, w)
+            return coco_polygons_rle(polys, h, w, where)
         mask = polygons_to_mask(polys, h, w, convention=convention)  # an older engine export
         return coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
     raise ValueError(f"{where}: segmentation must be an RLE object or a list of polygons")

@@ -572,9 +572,11 @@ def _annotation_mask(
                 raise ValueError(f"{here}: {e}") from None
         elif kind == "polygon":
             points = _percent_points(value.get("points"), w, h, here)
-            rles[role].append(coco_polygons_rle(outline([points], here), h, w))
+            rles[role].append(coco_polygons_rle(outline([points], here), h, w, here))
         elif kind in ("rectangle", "ellipse") and role == 255:
-            rles[role].append(coco_polygons_rle([_region_outline(kind, value, w, h, here)], h, w))
+            rles[role].append(
+                coco_polygons_rle([_region_outline(kind, value, w, h, here)], h, w, here)
+            )
         else:
             raise ValueError(
                 f"{here}: a {kind} of {class_name!r} is no mask: draw the object with the brush, "
