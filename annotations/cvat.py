@@ -185,7 +185,10 @@ def _shape_rle(shape: ET.Element, h: int, w: int, role: int, here: str) -> dict 
                 "mask (boxes and ellipses are read for unannotated regions only)"
             )
         return coco_polygons_rle([_region_outline(shape, here)], h, w, here)
-    raise ValueError(f"{here}: unknown shape <{shape.tag}>")
+    raise ValueError(
+        f"{here}: unknown shape <{shape.tag}>, not one that CVAT for images 1.1 writes (polygon, "
+        "mask, box, ellipse, polyline, points, cuboid, skeleton, tag)"
+    )
 
 
 def _mask_rle(shape: ET.Element, h: int, w: int, here: str) -> dict:
