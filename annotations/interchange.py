@@ -507,6 +507,11 @@ def coco_to_masks(
         check_size(path, stem, hw, sizes)
         if any(m.stem == stem for m in masks.values()):
             raise ValueError(f"{path}: image {stem!r} is listed twice")
+        if image_id in masks:  # the first was dropped, its annotations painted on this one
+            raise ValueError(
+                f"{path}: image id {image_id!r} is given to {masks[image_id].stem!r} and "
+                f"{stem!r}: annotations name their image by id; give each image its own"
+            )
         mask = np.zeros(hw, np.uint8)
         masks[image_id] = ImageMask(stem, mask, str(path), export=record, spelled=spelled)
     rles: dict[int, dict[int, list[dict]]] = {}  # image -> 1 or 255 -> its annotations' RLEs

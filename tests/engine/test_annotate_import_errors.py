@@ -220,3 +220,28 @@ def test_a_malformed_file_is_one_line_naming_it_and_leaves_the_subset(
     assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path}"), res.output
     assert expected in lines[0], lines[0]
     assert _tree(world / "subset") == before  # nothing imported before lost or half-written
+
+
+def test_two_coco_images_of_one_id_are_refused(world: Path, tmp_path: Path):
+    """A COCO file giving a second image the id of another (a merge of two exports by hand):
+    the first was dropped without a word, and its annotations were painted onto the second, a
+    subset of 2 images with the wrong masks. Annotations name images by id: which one they
+    mark is not known."""
+
+    def same_id(doc: dict) -> None:
+        doc["images"][2]["id"] = doc["images"][1]["id"]
+        doc["annotations"] = [a for a in doc["annotations"] if a["image_id"] != 3]
+
+    before = _tree(world / "subset")
+    source = _coco(same_id)(world, tmp_path)
+    res = runner.invoke(
+        app,
+        ["annotate", "import", str(source), "--class", "bicycle", "--data", str(world / "ds"),
+         "--out", str(world / "subset"), "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == (
+        f"error: {source}: image id 2 is given to 'synth_test_0001' and 'synth_test_0002': "
+        "annotations name their image by id; give each image its own"
+    )
+    assert _tree(world / "subset") == before
