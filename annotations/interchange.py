@@ -480,6 +480,11 @@ def coco_to_masks(
             cat_id, name = int(cat["id"]), str(cat.get("name", ""))
         except (KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(f"{path}: category entry {cat!r} lacks an integer id") from None
+        if names.get(cat_id, name) != name:  # the later one won: a class imported as another
+            raise ValueError(
+                f"{path}: category id {cat_id} is given to {names[cat_id]!r} and {name!r}: "
+                "annotations name their category by id; give each category its own"
+            )
         roles[cat_id], names[cat_id] = label_role(name, class_name) or 0, name
     if 1 not in roles.values():
         raise ValueError(

@@ -245,3 +245,24 @@ def test_two_coco_images_of_one_id_are_refused(world: Path, tmp_path: Path):
         "annotations name their image by id; give each image its own"
     )
     assert _tree(world / "subset") == before
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["car first", "bicycle first"])
+def test_two_coco_categories_of_one_id_are_refused(first: bool, world: Path, tmp_path: Path):
+    """Category id 1 given to both 'car' and 'bicycle': with car listed first every annotation
+    of id 1 was imported as bicycle without a word; with bicycle first the error said the file
+    had no category named 'bicycle' (categories: 'car'), which it has."""
+    car = {"id": 1, "name": "car"}
+    source = _coco(lambda d: d["categories"].insert(0 if first else 1, car))(world, tmp_path)
+    res = runner.invoke(
+        app,
+        ["annotate", "import", str(source), "--class", "bicycle", "--data", str(world / "ds"),
+         "--out", str(tmp_path / "subset"), "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    names = "'car' and 'bicycle'" if first else "'bicycle' and 'car'"
+    assert res.output.strip() == (
+        f"error: {source}: category id 1 is given to {names}: annotations name their category "
+        "by id; give each category its own"
+    )
+    assert not (tmp_path / "subset").exists()
