@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -552,6 +553,8 @@ def _annotation_mask(
             image.saw(str(label), label_role(str(label), class_name))
         try:
             rotation = float(r.get("image_rotation") or 0)
+            if not math.isfinite(rotation):  # 'inf' was said to be drawn on a rotated image
+                raise ValueError(rotation)
         except (TypeError, ValueError):  # a list or a word: a traceback, or a line naming no file
             raise ValueError(
                 f"{here}: image_rotation {r.get('image_rotation')!r:.40} is not a number"

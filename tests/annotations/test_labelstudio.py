@@ -314,6 +314,11 @@ def test_an_empty_annotation_is_an_image_without_the_class(tmp_path):
             r"image_rotation \[0\] is not a",
         ),
         ({**_region("polygon", points=[]), "image_rotation": "up"}, "image_rotation 'up' is not a"),
+        # "inf": said to be drawn on the image rotated
+        (
+            {**_region("polygon", points=[]), "image_rotation": "inf"},
+            "image_rotation 'inf' is not a",
+        ),
         (
             {**_region("polygon", points=[]), "original_width": 20},
             r"20x12 in the annotation but "

@@ -162,17 +162,11 @@ CASES = [
         _labelstudio(lambda t: t[1]["annotations"].append(copy.deepcopy(t[1]["annotations"][0]) | {"id": 7})),
         "2 submitted annotations (ids 101, 7); mark the one to import as ground truth in Label Studio, or delete the others",
     ),
-    ("labelstudio", _labelstudio(lambda t: _region(t).update(image_rotation=90)), "task 1: brush region r0: drawn on the image rotated in Label Studio; not read"),
     ("labelstudio", _labelstudio(lambda t: _region(t)["value"].update(rle=[0, 0, 300, 1])), "task 1: brush region r0: an RLE is a list of byte values (0..255)"),
     (
         "labelstudio",
         _labelstudio(lambda t: _region(t).update(type="rectanglelabels", value={"x": 1, "y": 2, "width": "w", "height": 4, "rectanglelabels": ["unannotated"]})),
         "task 1: rectangle region r0: needs numbers x, y, width, height (percent)",
-    ),
-    (
-        "labelstudio",
-        _labelstudio(lambda t: _region(t).update(type="polygonlabels", value={"points": [[1, 2, 3]], "polygonlabels": ["bicycle"]})),
-        "task 1: polygon region r0: 'points' must be [x, y] pairs in percent, got [[1, 2, 3]]",
     ),
     # CVAT for images 1.1
     ("cvat", _file("annotations.xml", CVAT.format(size='width="12a" height="96"', shape=POLYGON)), "annotations.xml: image 'synth_test_0001.jpg' lacks integer width and height"),
