@@ -128,11 +128,9 @@ POLYGON = '<polygon label="bicycle" points="10,10;40,12;30,40"></polygon>'
 CASES = [
     # COCO (coco.json as engine annotate export wrote it)
     ("coco", _coco(lambda d: d.pop("images")), "coco.json: not a COCO file (expected an object with an 'images' list)"),
-    ("coco", _coco(lambda d: d.update(images=[], annotations=[])), "coco.json: the COCO file lists no images"),
     ("coco", _coco(lambda d: _first_ann(d).update(category_id=7)), "coco.json: annotation 1 has unknown category_id 7"),
     ("coco", _coco(lambda d: _first_ann(d).update(segmentation="poly")), "annotation 1: segmentation must be an RLE object or a list of polygons"),
     ("coco", _coco(lambda d: _first_ann(d)["segmentation"].update(size=[96, 127])), "annotation 1: RLE size [96, 127] differs from the image's [96, 128]"),
-    ("coco", _coco(lambda d: _first_ann(d)["segmentation"].pop("size")), "annotation 1: an RLE must have 'size' [H, W] and 'counts', got {'counts': "),
     ("coco", _coco(lambda d: _first_ann(d)["segmentation"].update(counts=3.5)), "annotation 1: RLE counts must be a string or a list of ints, got 3.5"),
     ("coco", _coco(lambda d: _first_ann(d).update(segmentation={"size": [96, 128], "counts": "ééé"})), "annotation 1: truncated RLE counts string"),
     ("coco", _coco(lambda d: _first_ann(d).update(segmentation=[[1, 2, 30, "x", 5, 6]])), "annotation 1: a polygon must be a flat list of numbers"),
@@ -162,7 +160,6 @@ CASES = [
         _labelstudio(lambda t: t[1]["annotations"].append(copy.deepcopy(t[1]["annotations"][0]) | {"id": 7})),
         "2 submitted annotations (ids 101, 7); mark the one to import as ground truth in Label Studio, or delete the others",
     ),
-    ("labelstudio", _labelstudio(lambda t: _region(t)["value"].update(rle=[0, 0, 300, 1])), "task 1: brush region r0: an RLE is a list of byte values (0..255)"),
     (
         "labelstudio",
         _labelstudio(lambda t: _region(t).update(type="rectanglelabels", value={"x": 1, "y": 2, "width": "w", "height": 4, "rectanglelabels": ["unannotated"]})),
