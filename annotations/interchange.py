@@ -913,7 +913,14 @@ def read_labelmap(path: str | os.PathLike) -> dict[str, tuple[int, int, int]]:
         at = next((i for i in range(1, len(fields)) if _rgb(fields[i]) is not None), None)
         if at is None:
             raise ValueError(f"{path}: line {n} is not 'label:r,g,b:...' ({line.strip()[:60]!r})")
-        colors[":".join(fields[:at]).strip()] = _rgb(fields[at])  # type: ignore[assignment]
+        label, rgb = ":".join(fields[:at]).strip(), _rgb(fields[at])
+        same = next((other for other, c in colors.items() if c == rgb and other != label), None)
+        if same is not None:  # one label's pixels were read as the other's
+            raise ValueError(
+                f"{path}: {same!r} and {label!r} have one colour, {rgb}, so their pixels cannot "
+                "be told apart; give each label its own colour in CVAT and export again"
+            )
+        colors[label] = rgb  # type: ignore[assignment]
     if not colors:
         raise ValueError(f"{path}: no labels in the label map")
     return colors

@@ -257,3 +257,34 @@ def test_two_coco_categories_of_one_id_are_refused(first: bool, world: Path, tmp
         "by id; give each category its own"
     )
     assert not (tmp_path / "subset").exists()
+
+
+@pytest.mark.parametrize("car_first", [True, False], ids=["car first", "bicycle first"])
+def test_two_labels_of_one_colour_in_a_segmentation_mask_export_are_refused(
+    car_first: bool, world: Path, tmp_path: Path
+):
+    """CVAT lets two labels have one colour, and its 'Segmentation mask' export then paints
+    both alike: with car listed first its pixels were imported as bicycle without a word; with
+    bicycle first the error said the files held only car."""
+    lines = ["car:255,0,0::", "bicycle:255,0,0::"]
+    (tmp_path / "labelmap.txt").write_text(
+        "# label:color_rgb:parts:actions\nbackground:0,0,0::\n"
+        + "\n".join(lines if car_first else lines[::-1])
+        + "\n"
+    )
+    (tmp_path / "SegmentationClass").mkdir()
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[:10] = (255, 0, 0)
+    Image.fromarray(rgb).save(tmp_path / "SegmentationClass/synth_test_0001.png")
+    res = runner.invoke(
+        app,
+        ["annotate", "import", str(tmp_path), "--format", "segmask", "--class", "bicycle",
+         "--data", str(world / "ds"), "--out", str(tmp_path / "subset"), "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    names = "'car' and 'bicycle'" if car_first else "'bicycle' and 'car'"
+    assert res.output.strip() == (
+        f"error: {tmp_path / 'labelmap.txt'}: {names} have one colour, (255, 0, 0), so their "
+        "pixels cannot be told apart; give each label its own colour in CVAT and export again"
+    )
+    assert not (tmp_path / "subset").exists()
