@@ -41,7 +41,13 @@ from annotations.interchange import (
     paint_roles,
     stem_of,
 )
-from annotations.polygons import coco_polygons_rle, ellipse_outline, outline, turned
+from annotations.polygons import (
+    check_near,
+    coco_polygons_rle,
+    ellipse_outline,
+    outline,
+    turned,
+)
 
 CVAT_XML = "annotations.xml"  # the file in CVAT's "CVAT for images 1.1" download
 _NO_AREA = ("polyline", "points", "cuboid", "skeleton")
@@ -168,7 +174,8 @@ def _shape_rle(shape: ET.Element, h: int, w: int, role: int, here: str) -> dict 
             points = np.zeros((0, 3))
         if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
             raise ValueError(f"{here}: points must be 'x,y' number pairs separated by ';'")
-        return coco_polygons_rle(outline([as_datumaro_holds(points)], here), h, w)
+        check_near(points, h, w, here)  # before float32 makes 1e300 inf
+        return coco_polygons_rle(outline([as_datumaro_holds(points)], here), h, w, here)
     if shape.tag == "mask":
         return _mask_rle(shape, h, w, here)
     if shape.tag in ("box", "ellipse"):
@@ -177,8 +184,11 @@ def _shape_rle(shape: ET.Element, h: int, w: int, role: int, here: str) -> dict 
                 f"{here}: a {shape.tag} is no object's outline: draw the object as a polygon or "
                 "mask (boxes and ellipses are read for unannotated regions only)"
             )
-        return coco_polygons_rle([_region_outline(shape, here)], h, w)
-    raise ValueError(f"{here}: unknown shape <{shape.tag}>")
+        return coco_polygons_rle([_region_outline(shape, here)], h, w, here)
+    raise ValueError(
+        f"{here}: unknown shape <{shape.tag}>, not one that CVAT for images 1.1 writes (polygon, "
+        "mask, box, ellipse, polyline, points, cuboid, skeleton, tag)"
+    )
 
 
 def _mask_rle(shape: ET.Element, h: int, w: int, here: str) -> dict:
@@ -196,7 +206,9 @@ def _mask_rle(shape: ET.Element, h: int, w: int, here: str) -> dict:
             f"{here}: its box is {bw}x{bh}, over twice the image's {w}x{h} (no annotation tool "
             "draws one: a damaged file)"
         )
-    if bw <= 0 or bh <= 0 or (runs < 0).any() or runs.sum() != bw * bh:
+    if (runs < 0).any():  # else told as runs covering the box's pixels, which they may
+        raise ValueError(f"{here}: 'rle' has a negative run length, {runs[runs < 0][0]}")
+    if bw <= 0 or bh <= 0 or runs.sum() != bw * bh:
         raise ValueError(
             f"{here}: its runs cover {int(runs.sum()):,} pixels, not the {bw}x{bh} of its box"
         )

@@ -480,6 +480,11 @@ def coco_to_masks(
             cat_id, name = int(cat["id"]), str(cat.get("name", ""))
         except (KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(f"{path}: category entry {cat!r} lacks an integer id") from None
+        if names.get(cat_id, name) != name:  # the later one won: a class imported as another
+            raise ValueError(
+                f"{path}: category id {cat_id} is given to {names[cat_id]!r} and {name!r}: "
+                "annotations name their category by id; give each category its own"
+            )
         roles[cat_id], names[cat_id] = label_role(name, class_name) or 0, name
     if 1 not in roles.values():
         raise ValueError(
@@ -507,6 +512,11 @@ def coco_to_masks(
         check_size(path, stem, hw, sizes)
         if any(m.stem == stem for m in masks.values()):
             raise ValueError(f"{path}: image {stem!r} is listed twice")
+        if image_id in masks:  # the first was dropped, its annotations painted on this one
+            raise ValueError(
+                f"{path}: image id {image_id!r} is given to {masks[image_id].stem!r} and "
+                f"{stem!r}: annotations name their image by id; give each image its own"
+            )
         mask = np.zeros(hw, np.uint8)
         masks[image_id] = ImageMask(stem, mask, str(path), export=record, spelled=spelled)
     rles: dict[int, dict[int, list[dict]]] = {}  # image -> 1 or 255 -> its annotations' RLEs
@@ -609,7 +619,7 @@ def _box_region(
         raise ValueError(f"{where}: attributes.rotation {attributes['rotation']!r} is not a number")
     if degrees % 360:
         corners = turned(corners, degrees, np.array([x + bw / 2, y + bh / 2]))
-    return coco_polygons_rle([corners], h, w)
+    return coco_polygons_rle([corners], h, w, where)
 
 
 def _coco_polygon_convention(
@@ -686,7 +696,7 @@ def _segmentation_rle(
     if isinstance(seg, list):
         polys = outline([flat_to_points(p, where) for p in seg], where)
         if convention == COCO:
-            return coco_polygons_rle(polys, h, w)
+            return coco_polygons_rle(polys, h, w, where)
         mask = polygons_to_mask(polys, h, w, convention=convention)  # an older engine export
         return coco_mask.encode(np.asfortranarray(mask.astype(np.uint8)))
     raise ValueError(f"{where}: segmentation must be an RLE object or a list of polygons")
@@ -903,7 +913,14 @@ def read_labelmap(path: str | os.PathLike) -> dict[str, tuple[int, int, int]]:
         at = next((i for i in range(1, len(fields)) if _rgb(fields[i]) is not None), None)
         if at is None:
             raise ValueError(f"{path}: line {n} is not 'label:r,g,b:...' ({line.strip()[:60]!r})")
-        colors[":".join(fields[:at]).strip()] = _rgb(fields[at])  # type: ignore[assignment]
+        label, rgb = ":".join(fields[:at]).strip(), _rgb(fields[at])
+        same = next((other for other, c in colors.items() if c == rgb and other != label), None)
+        if same is not None:  # one label's pixels were read as the other's
+            raise ValueError(
+                f"{path}: {same!r} and {label!r} have one colour, {rgb}, so their pixels cannot "
+                "be told apart; give each label its own colour in CVAT and export again"
+            )
+        colors[label] = rgb  # type: ignore[assignment]
     if not colors:
         raise ValueError(f"{path}: no labels in the label map")
     return colors

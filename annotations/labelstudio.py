@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -37,7 +38,7 @@ from urllib.parse import quote
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as coco_mask
 
 from annotations.fileio import first_line, read_json
@@ -307,6 +308,8 @@ def bitmask_pixel_runs(data_url: object, height: int, width: int) -> tuple[np.nd
 
     try:
         img = Image.open(io.BytesIO(base64.b64decode(body, validate=True)))
+    except UnidentifiedImageError:  # Pillow's reason names the BytesIO object's address
+        raise ValueError("'imageDataURL' is not a base64 image (not an image)") from None
     except PIL_ERRORS as e:  # a decompression bomb's header too
         raise refused(e) from None
     with img:  # the size from the header: a bitmask of another size is not decoded
@@ -550,6 +553,8 @@ def _annotation_mask(
             image.saw(str(label), label_role(str(label), class_name))
         try:
             rotation = float(r.get("image_rotation") or 0)
+            if not math.isfinite(rotation):  # 'inf' was said to be drawn on a rotated image
+                raise ValueError(rotation)
         except (TypeError, ValueError):  # a list or a word: a traceback, or a line naming no file
             raise ValueError(
                 f"{here}: image_rotation {r.get('image_rotation')!r:.40} is not a number"
@@ -570,9 +575,11 @@ def _annotation_mask(
                 raise ValueError(f"{here}: {e}") from None
         elif kind == "polygon":
             points = _percent_points(value.get("points"), w, h, here)
-            rles[role].append(coco_polygons_rle(outline([points], here), h, w))
+            rles[role].append(coco_polygons_rle(outline([points], here), h, w, here))
         elif kind in ("rectangle", "ellipse") and role == 255:
-            rles[role].append(coco_polygons_rle([_region_outline(kind, value, w, h, here)], h, w))
+            rles[role].append(
+                coco_polygons_rle([_region_outline(kind, value, w, h, here)], h, w, here)
+            )
         else:
             raise ValueError(
                 f"{here}: a {kind} of {class_name!r} is no mask: draw the object with the brush, "

@@ -137,7 +137,8 @@ def turned(points: np.ndarray, degrees: float, about: np.ndarray) -> np.ndarray:
     """``(K, 2)`` points turned ``degrees`` clockwise on screen (y points down) about ``about``,
     as annotation tools rotate boxes and ellipses (CVAT, Label Studio's Konva)."""
     c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
-    return (np.asarray(points, np.float64) - about) @ np.array([[c, s], [-s, c]]) + about
+    with np.errstate(invalid="ignore", over="ignore"):  # inf or NaN: refused by the caller
+        return (np.asarray(points, np.float64) - about) @ np.array([[c, s], [-s, c]]) + about
 
 
 def ellipse_outline(
@@ -159,13 +160,34 @@ def outline(polygons: list[np.ndarray], where: str) -> list[np.ndarray]:
     return polygons
 
 
-def coco_polygons_rle(polygons: list[np.ndarray], height: int, width: int) -> dict | None:
+def coco_polygons_rle(
+    polygons: list[np.ndarray], height: int, width: int, where: str = "a polygon"
+) -> dict | None:
     """COCO polygons as pycocotools' RLE (their union), to merge with more before one decode;
-    None when no polygon has 3 vertices."""
-    flat = [np.asarray(p, np.float64).ravel().tolist() for p in polygons if len(p) >= 3]
+    None when no polygon has 3 vertices. ``ValueError`` naming ``where`` for a point that is
+    not finite or lies over an image's size beyond its edge: pycocotools walks every edge in
+    steps of a fifth of a pixel, and a vertex at 1e300 (a damaged file) crashed the process
+    (a segmentation fault), one at 1e30 took all memory."""
+    flat = [np.asarray(p, np.float64).reshape(-1, 2) for p in polygons if len(p) >= 3]
     if not flat:
         return None
+    check_near(np.concatenate(flat), height, width, where)
+    flat = [p.ravel().tolist() for p in flat]
     return coco_mask.merge(coco_mask.frPyObjects(flat, height, width))
+
+
+def check_near(points: np.ndarray, height: int, width: int, where: str) -> None:
+    """``ValueError`` naming ``where`` when one of the ``(K, 2)`` points is not finite or lies
+    over the image's size past its edge (:func:`coco_polygons_rle`)."""
+    if not np.isfinite(points).all():
+        raise ValueError(f"{where}: a point has a coordinate that is not a finite number")
+    far = (np.abs(points - [width / 2, height / 2]) > [1.5 * width, 1.5 * height]).any(axis=1)
+    if far.any():
+        x, y = points[far][0]
+        raise ValueError(
+            f"{where}: its point ({x:g}, {y:g}) is far outside the {width}x{height} image (over "
+            "its size past its edge; no annotation tool draws one: a damaged file)"
+        )
 
 
 class LabelmeCanvas:

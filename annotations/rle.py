@@ -194,7 +194,9 @@ def _checked_runs(rle: dict) -> tuple[int, int, list[int], object]:
             raise ValueError(
                 f"RLE counts must be a string or a list of ints, got {_short(counts)}"
             ) from None
-    if sum(runs) != h * w or any(c < 0 for c in runs):
+    if any(c < 0 for c in runs):  # a compressed string's differences can give one too
+        raise ValueError(f"RLE counts hold a negative run length, {min(runs)}")
+    if sum(runs) != h * w:
         raise ValueError(f"RLE counts sum to {sum(runs)}, expected H*W = {h * w}")
     return h, w, runs, counts
 

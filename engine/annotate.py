@@ -641,6 +641,8 @@ def archive_named(text: str, names: dict[str, str]) -> str:
     """``text`` (a message) with the temporary copies of zip downloads named as ``ARCHIVE!``
     (``names``: copy folder -> archive): the copy is gone by the time the message is read."""
     for folder, archive in names.items():
+        if text.startswith(f"{folder}: "):  # the download itself, not a folder inside it
+            text = text.replace(" in this folder", " in this archive")
         text = text.replace(folder + os.sep, f"{archive}!").replace(folder, archive)
     return text
 

@@ -168,6 +168,10 @@ def test_a_mask_box_far_larger_than_its_image_is_refused_before_it_is_decoded(tm
             '<mask label="Bicycle" rle="1, 2" left="0" top="0" width="2" height="2"></mask>',
             "its runs cover 3 pixels, not the 2x2 of its box",
         ),  # fmt: skip
+        (  # a negative run: "its runs cover 4 pixels, not the 2x2 of its box" was no reason
+            '<mask label="Bicycle" rle="1, -1, 4" left="0" top="0" width="2" height="2"></mask>',
+            "'rle' has a negative run length, -1",
+        ),  # fmt: skip
         (
             '<mask label="Bicycle" rle="1, x" left="0" top="0" width="2" height="2"></mask>',
             "'rle' must be comma-separated run lengths",

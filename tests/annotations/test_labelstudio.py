@@ -314,6 +314,11 @@ def test_an_empty_annotation_is_an_image_without_the_class(tmp_path):
             r"image_rotation \[0\] is not a",
         ),
         ({**_region("polygon", points=[]), "image_rotation": "up"}, "image_rotation 'up' is not a"),
+        # "inf": said to be drawn on the image rotated
+        (
+            {**_region("polygon", points=[]), "image_rotation": "inf"},
+            "image_rotation 'inf' is not a",
+        ),
         (
             {**_region("polygon", points=[]), "original_width": 20},
             r"20x12 in the annotation but "
@@ -486,7 +491,11 @@ def test_bitmask_regions_are_their_layers_pixels_of_non_zero_alpha(tmp_path):
     "url, message",
     [
         ("iVBORw0KGgo=", "'imageDataURL' must be a base64 data URL"),
-        ("data:image/png;base64,AAAA", "'imageDataURL' is not a base64 image"),
+        # Pillow's "cannot identify image file <_io.BytesIO object at 0x7f...>" was the reason
+        (
+            "data:image/png;base64,aGVsbG8=",
+            r"'imageDataURL' is not a base64 image \(not an image\)$",
+        ),
         (_bitmask(np.zeros((H + 1, W, 4), np.uint8)), "the bitmask is 16x13, not the 16x12 image"),
     ],
     ids=["no data URL", "no image", "another size"],

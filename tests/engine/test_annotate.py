@@ -2707,6 +2707,15 @@ def test_an_annotation_tool_s_zip_download_imports_as_it_is(tmp_path, world, cap
         str(e.value)
         == f"{tmp_path / 'empty.zip'}: the archive is empty (no annotation files in it)"
     )
+    with zipfile.ZipFile(tmp_path / "notes.zip", "w") as z:  # --format cvat of another download
+        z.writestr("readme.txt", "hello")
+    with pytest.raises(FileNotFoundError) as e:  # it said "no .xml files in this folder"
+        import_annotations(
+            ImportConfig(
+                "cvat", [str(tmp_path / "notes.zip")], "Bicycle", str(data), str(tmp_path / "s5")
+            )
+        )
+    assert str(e.value) == f"{tmp_path / 'notes.zip'}: no .xml files in this archive"
 
 
 def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked(
