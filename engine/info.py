@@ -945,6 +945,23 @@ def render_train_run(stats: TrainRunStats) -> list:
     holder = None if stats.finished else writer(stats.root)
     resume = f"engine train --out {shlex.quote(str(stats.root))} --resume"
     blown = stats.non_finite
+    # the way on: --resume from last.pt (the run's folder: a bare --resume continues
+    # runs/train/run, the default --out); with none, killed (or blown up) before the first
+    # checkpoint, --resume fails ("checkpoint not found") and the run starts again: from its
+    # recorded config.yaml, or without one from the command that started it (a fresh run in
+    # the folder starts its logs anew)
+    if "last.pt" in stats.checkpoints:
+        way_on = f"{resume} continues it"
+    elif (stats.root / "config.yaml").is_file():
+        way_on = (
+            f"engine train --config {shlex.quote(str(stats.root / 'config.yaml'))} starts it again"
+        )
+    else:
+        way_on = (
+            "run the command that started it again (no last.pt to --resume from; its "
+            f"settings: {stats.root / 'config.json'})"
+        )
+    first = "" if "last.pt" in stats.checkpoints else " before its first checkpoint"
     state = (
         "finished"
         if stats.finished
@@ -953,15 +970,9 @@ def render_train_run(stats: TrainRunStats) -> list:
         # the loss became NaN/inf: the same resume meets the same step again
         else f"failed: non-finite loss at step {blown.get('step')} ("
         + ", ".join(f"{n}={v}" for n, v in list((blown.get("terms") or {}).items())[:6])
-        + f"); lower the learning rate or check the data, then {resume} continues it"
+        + f"); lower the learning rate or check the data, then {way_on}"
         if blown
-        # killed before its first checkpoint: --resume finds no last.pt ("checkpoint not
-        # found"); the same command, its recorded config, starts it again
-        else f"stopped before its first checkpoint: engine train --config "
-        f"{shlex.quote(str(stats.root / 'config.yaml'))} starts it again"
-        if "last.pt" not in stats.checkpoints and (stats.root / "config.yaml").is_file()
-        # the run's folder: a bare --resume continues runs/train/run, the default --out
-        else f"stopped: {resume} continues it"
+        else f"stopped{first}: {way_on}"
     )
     started = "" if stats.logged else "started, no step logged; "
     head.add_row("step", f"{stats.step:,} of {iters:,} ({started}{state})")
