@@ -2354,6 +2354,65 @@ def test_a_subset_write_killed_between_its_renames_is_finished_by_the_next_call(
     ]
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a killed process is a forked child")
+@pytest.mark.parametrize("first", [True, False])
+def test_engine_info_says_a_subset_write_was_killed_mid_swap_and_the_next_import_finishes_it(
+    tmp_path, world, first
+):
+    """``engine annotate import`` killed between the renames of ``masks/`` and ``subset.json``:
+    engine info showed a rewritten subset's old manifest over its new masks without a word
+    (exit 0), and a first import's hidden staging folder as the subset, its masks "missing".
+    It names the interrupted swap (exit 1) and what finishes it, which does (checked here)."""
+    from typer.testing import CliRunner
+
+    import annotations.fileio as fileio
+    from cli import app
+
+    data, run, _ = world
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e")))
+    out = tmp_path / "s"
+
+    def imported():
+        return import_annotations(
+            ImportConfig("coco", [str(res.coco)], "bicycle", str(data), str(out))
+        )
+
+    if not first:
+        imported()
+        (out / "masks" / "img000.png").unlink()  # the old subset: told apart below
+    pid = os.fork()
+    if pid == 0:  # the child: killed once masks/ is renamed into ``out``
+        real = os.replace
+
+        def replace(a, b):
+            real(a, b)
+            if Path(b).parent == out:
+                os._exit(137)
+
+        fileio.os.replace = replace  # the child's own module: the parent's is untouched
+        try:
+            imported()
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] >> 8 == 137
+    (staging,) = out.glob(".masks.*")
+    info = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(info.output.split())
+    assert info.exit_code == 1, text
+    assert (
+        f"{out}: an annotated subset's write (engine annotate import) was interrupted while "
+        f"putting its files in: subset.json still in {staging.name}/; the next engine annotate "
+        f"import --out {out} finishes it first" in text
+    )
+    assert ".masks." not in text.replace(f"{staging.name}/", ""), text  # not shown as the subset
+    assert imported().stems == ("img000", "img001", "img002")  # what the line says
+    assert not list(out.glob(".masks.*"))
+    assert read_subset(out).stems == ("img000", "img001", "img002")
+    assert (out / "masks" / "img000.png").is_file()
+    info = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert info.exit_code == 0 and "interrupted" not in info.output, info.output
+
+
 def test_a_label_without_its_image_is_not_export_s_or_import_s_problem(tmp_path, world):
     """A precise label whose image is gone stopped export and import ("no image ... for 1
     label"), though both read the images only; the dataset's problem is engine info's."""
