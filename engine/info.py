@@ -945,6 +945,23 @@ def render_train_run(stats: TrainRunStats) -> list:
     holder = None if stats.finished else writer(stats.root)
     resume = f"engine train --out {shlex.quote(str(stats.root))} --resume"
     blown = stats.non_finite
+    # the way on: --resume from last.pt (the run's folder: a bare --resume continues
+    # runs/train/run, the default --out); with none, killed (or blown up) before the first
+    # checkpoint, --resume fails ("checkpoint not found") and the run starts again: from its
+    # recorded config.yaml, or without one from the command that started it (a fresh run in
+    # the folder starts its logs anew)
+    if "last.pt" in stats.checkpoints:
+        way_on = f"{resume} continues it"
+    elif (stats.root / "config.yaml").is_file():
+        way_on = (
+            f"engine train --config {shlex.quote(str(stats.root / 'config.yaml'))} starts it again"
+        )
+    else:
+        way_on = (
+            "run the command that started it again (no last.pt to --resume from; its "
+            f"settings: {stats.root / 'config.json'})"
+        )
+    first = "" if "last.pt" in stats.checkpoints else " before its first checkpoint"
     state = (
         "finished"
         if stats.finished
@@ -953,15 +970,9 @@ def render_train_run(stats: TrainRunStats) -> list:
         # the loss became NaN/inf: the same resume meets the same step again
         else f"failed: non-finite loss at step {blown.get('step')} ("
         + ", ".join(f"{n}={v}" for n, v in list((blown.get("terms") or {}).items())[:6])
-        + f"); lower the learning rate or check the data, then {resume} continues it"
+        + f"); lower the learning rate or check the data, then {way_on}"
         if blown
-        # killed before its first checkpoint: --resume finds no last.pt ("checkpoint not
-        # found"); the same command, its recorded config, starts it again
-        else f"stopped before its first checkpoint: engine train --config "
-        f"{shlex.quote(str(stats.root / 'config.yaml'))} starts it again"
-        if "last.pt" not in stats.checkpoints and (stats.root / "config.yaml").is_file()
-        # the run's folder: a bare --resume continues runs/train/run, the default --out
-        else f"stopped: {resume} continues it"
+        else f"stopped{first}: {way_on}"
     )
     started = "" if stats.logged else "started, no step logged; "
     head.add_row("step", f"{stats.step:,} of {iters:,} ({started}{state})")
@@ -1512,7 +1523,13 @@ def _outputs_within(folder: Path, splits: list[str] | None) -> list[tuple[str, l
     folders), by name; none for a dataset (its split folders are no outputs)."""
     if not folder.is_dir() or is_dataset_root(folder):  # a spec may put images anywhere
         return []
-    subs = sorted(p for p in folder.iterdir() if p.is_dir() and output_kind(p) is not None)
+    # not a hidden one: a write's staging folder (an import killed mid-swap left its
+    # subset.json there, shown before as the subset, its masks "missing")
+    subs = sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and output_kind(p) is not None
+    )
     return [d for p in subs if (d := describe_output(p, splits)) is not None]
 
 
@@ -1541,17 +1558,45 @@ def _half_swapped_export(folder: Path) -> str | None:
     staging folder, which the next ``engine annotate export`` into the folder puts in before
     anything else. Before the forty-eighth round engine info listed such a folder's files
     (a coco.json without its labelme/) as a whole export, without a problem."""
+    return _half_swapped(
+        folder,
+        ".export.",
+        "an export",
+        "engine annotate export into {folder} finishes it first (then refuses to replace it "
+        "without --force)",
+    )
+
+
+def _half_swapped_subset(folder: Path) -> str | None:
+    """The same line for an annotated subset whose write (``engine annotate import``,
+    :func:`annotations.subset.write_subset`) was killed between the renames of its ``masks/``
+    and ``subset.json``: new masks beside the old manifest, or masks without one. Before the
+    forty-eighth round engine info showed the old manifest's subset over the new masks without
+    a word, or, with no manifest yet, the hidden staging folder's as the subset, its masks
+    "missing"."""
+    return _half_swapped(
+        folder,
+        ".masks.",
+        "an annotated subset's write (engine annotate import)",
+        "engine annotate import --out {folder} finishes it first (then writes its own subset "
+        "over it: of the same class and split, else with --replace)",
+    )
+
+
+def _half_swapped(folder: Path, prefix: str, what: str, then: str) -> str | None:
+    """A line on a write of ``what`` killed during its :func:`annotations.fileio.swap_in` into
+    ``folder`` (its staging folders ``prefix*``; no process writes the folder now), with
+    ``then``: the command whose next run finishes the swap."""
     from annotations.fileio import unfinished_swap
 
-    if writer(folder) is not None:  # an export at it now: its staging folder is live
+    if not folder.is_dir() or writer(folder) is not None:  # a write at it now: live staging
         return None
-    for staging in sorted(folder.glob(".export.*")):
+    for staging in sorted(folder.glob(prefix + "*")):
         if pending := unfinished_swap(staging):
             names = ", ".join(n + ("/" if (staging / n).is_dir() else "") for n in pending)
             return (
-                f"{folder}: an export was interrupted while putting its files in: "
-                f"{names} still in {staging.name}/; the next engine annotate export into "
-                f"{folder} finishes it first (then refuses to replace it without --force)"
+                f"{folder}: {what} was interrupted while putting its files in: "
+                f"{names} still in {staging.name}/; the next " + then.format(folder=folder)
             )
     return None
 
@@ -1693,6 +1738,8 @@ def _describe_output(
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
 
+        if half := _half_swapped_subset(folder):  # masks/ in, its subset.json not yet
+            return "an annotated subset not finished", [half], 1
         if unfinished := _unfinished_review(folder):
             return "a review gallery not finished", [unfinished[0]], unfinished[1]
         if unfinished := _nothing_written_yet(folder):
@@ -1711,7 +1758,10 @@ def _describe_output(
         train = train_run_stats(path)
         return what, render_train_run(train), writer(path) is None
     if record == "subset.json":
-        return what, *render_subset(path)
+        rendered, problems = render_subset(path)
+        if half := _half_swapped_subset(Path(path)):  # new masks/ beside the old subset.json
+            return what, [*rendered, half], problems + 1
+        return what, rendered, problems
     if record == "predict.json":
         from engine.outputs import prediction_record
 

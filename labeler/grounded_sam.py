@@ -12,7 +12,6 @@ pre-processing), and each box's mask is resampled inside its own window
 from __future__ import annotations
 
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -43,6 +42,7 @@ from labeler.models import (
     preprocess,
     resolve_device,
     resolve_dtype,
+    spend_readonly_warning,
 )
 from labeler.sam_post import finite_scores, masks_in_windows
 
@@ -130,8 +130,7 @@ class GroundedSamBackend:
     def setup(self, detector: LoadedModel, segmenter: LoadedModel, device: str) -> None:
         """Use already loaded models (``load`` calls this; benchmarks pass their own)."""
 
-        # Decoded images are read-only numpy arrays; the processors only read them.
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        spend_readonly_warning()  # no filter left in the caller's process
         self.device = device
         self.dtype = resolve_dtype(self.config.precision, device)
         self.detector, self.segmenter = detector, segmenter

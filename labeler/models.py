@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,23 @@ def preprocess(processor: Any, image: Any) -> Any:
     image 1, 3 or 4 pixels tall for channels-first, so such an image (or crop) was resized
     transposed (its boxes and sizes silently wrong) or failed."""
     return processor(images=image, return_tensors="pt", input_data_format="channels_last")
+
+
+def spend_readonly_warning() -> None:
+    """Spend torch's once-per-process warning "The given NumPy array is not writable" here,
+    ignored, rather than at the first image (decoded images are read-only arrays the
+    processors only read). The real backends' ``setup`` call it in the main thread, before the
+    loader threads start. Before the forty-eighth round they installed a filter for the
+    process, which stayed in a notebook's ``warnings.filters`` after the run; scoping it to
+    each processor call instead is unsafe: ``warnings.catch_warnings`` saves and restores the
+    process's filter list, and four loader threads doing so left the filter behind and dropped
+    a filter the caller added meanwhile, in 3 of 3 runs (docs/labeler.md)."""
+    import numpy as np
+    import torch
+
+    with warnings.catch_warnings():  # one thread: nothing else labels yet
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        torch.from_numpy(np.frombuffer(b"\0", np.uint8))
 
 
 @dataclass

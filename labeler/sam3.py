@@ -27,7 +27,6 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +48,7 @@ from labeler.models import (
     preprocess,
     resolve_device,
     resolve_dtype,
+    spend_readonly_warning,
 )
 from labeler.sam_post import LOGIT_FLOOR, active_window, finite_logits, resize_window
 
@@ -224,7 +224,7 @@ class Sam3Backend:
         prompt once."""
         import torch
 
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        spend_readonly_warning()  # no filter left in the caller's process
         self.sam3, self.device = sam3, device
         self.dtype = resolve_dtype(self.config.precision, device)
         self.image_size = int(sam3.model.config.vision_config.image_size)

@@ -320,6 +320,45 @@ def test_polygon_round_trips_differ_only_by_filled_holes(tmp_path, world, fmt, m
     assert total_diff == hole_area > 0
 
 
+@pytest.mark.parametrize("fmt,mask_format", [("coco", "polygon"), ("labelme", "rle")])
+def test_the_hole_count_of_instances_of_several_blobs_is_what_the_import_gives(
+    tmp_path, fmt, mask_format
+):
+    """The warning's count fills each instance as a whole, and the polygons fill each of its
+    8-connected blobs: the same pixels, since a hole (4-connected background, as filled) is
+    enclosed by one 8-connected blob, never by several together. Noise instances of many
+    blobs, diagonal pinches, a checkered ring (touching diagonally only), and two half rings
+    (two instances) that enclose a hole together, which the count leaves open as the import
+    does."""
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=4, size=(H, W))
+    rng = np.random.default_rng(7)
+    ring = disk(H, W, 24, 20, 10) & ~disk(H, W, 24, 20, 6)
+    cols = np.arange(W)[None, :]
+    noise = [ndimage.gaussian_filter(rng.random((H, W)), 1) > 0.55, rng.random((H, W)) < 0.4]
+    per_image = {
+        # a checkered ring: its pixels touch diagonally only, one 8-connected blob
+        "img000": [ring & ((np.arange(H)[:, None] + cols) % 2 == 0), disk(H, W, 8, 52, 4)],
+        "img001": noise,
+        "img002": [ring & (cols <= 20), ring & (cols > 20)],
+        "img003": [rng.random((H, W)) < 0.3],
+    }
+    run = tmp_path / "run"
+    make_run(run, data, per_image, (H, W))
+    res = export_annotations(
+        ExportConfig(run=str(run), out=str(tmp_path / "e"), mask_format=mask_format)
+    )
+    src = res.coco if fmt == "coco" else tmp_path / "e" / "labelme"
+    sub = import_annotations(
+        ImportConfig(fmt, [str(src)], "bicycle", str(data), str(tmp_path / "s"))
+    )
+    added = sum(
+        int((sub.mask(s) == 1).sum()) - int(np.any(ms, axis=0).sum()) for s, ms in per_image.items()
+    )
+    assert res.hole_pixels == added > 0
+    assert (sub.mask("img002") == 1).sum() == ring.sum()  # the hole of two instances stays open
+
+
 def test_an_export_whose_polygons_fill_holes_says_how_many_pixels(tmp_path, world, caplog):
     """LabelMe's and COCO's polygons bring a ring (a wheel between its spokes) back filled:
     at 3840x2160, two images of 70 instances with 12 spoked wheels each came back from an
@@ -2352,6 +2391,65 @@ def test_a_subset_write_killed_between_its_renames_is_finished_by_the_next_call(
         "img1.png",
         "img2.png",
     ]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a killed process is a forked child")
+@pytest.mark.parametrize("first", [True, False])
+def test_engine_info_says_a_subset_write_was_killed_mid_swap_and_the_next_import_finishes_it(
+    tmp_path, world, first
+):
+    """``engine annotate import`` killed between the renames of ``masks/`` and ``subset.json``:
+    engine info showed a rewritten subset's old manifest over its new masks without a word
+    (exit 0), and a first import's hidden staging folder as the subset, its masks "missing".
+    It names the interrupted swap (exit 1) and what finishes it, which does (checked here)."""
+    from typer.testing import CliRunner
+
+    import annotations.fileio as fileio
+    from cli import app
+
+    data, run, _ = world
+    res = export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e")))
+    out = tmp_path / "s"
+
+    def imported():
+        return import_annotations(
+            ImportConfig("coco", [str(res.coco)], "bicycle", str(data), str(out))
+        )
+
+    if not first:
+        imported()
+        (out / "masks" / "img000.png").unlink()  # the old subset: told apart below
+    pid = os.fork()
+    if pid == 0:  # the child: killed once masks/ is renamed into ``out``
+        real = os.replace
+
+        def replace(a, b):
+            real(a, b)
+            if Path(b).parent == out:
+                os._exit(137)
+
+        fileio.os.replace = replace  # the child's own module: the parent's is untouched
+        try:
+            imported()
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] >> 8 == 137
+    (staging,) = out.glob(".masks.*")
+    info = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(info.output.split())
+    assert info.exit_code == 1, text
+    assert (
+        f"{out}: an annotated subset's write (engine annotate import) was interrupted while "
+        f"putting its files in: subset.json still in {staging.name}/; the next engine annotate "
+        f"import --out {out} finishes it first" in text
+    )
+    assert ".masks." not in text.replace(f"{staging.name}/", ""), text  # not shown as the subset
+    assert imported().stems == ("img000", "img001", "img002")  # what the line says
+    assert not list(out.glob(".masks.*"))
+    assert read_subset(out).stems == ("img000", "img001", "img002")
+    assert (out / "masks" / "img000.png").is_file()
+    info = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    assert info.exit_code == 0 and "interrupted" not in info.output, info.output
 
 
 def test_a_label_without_its_image_is_not_export_s_or_import_s_problem(tmp_path, world):

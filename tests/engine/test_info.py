@@ -801,8 +801,23 @@ def test_info_says_which_process_is_writing_a_run_now(tmp_path: Path):
                 .output.split()
             )
         assert said in text, text
-    text = " ".join(CliRunner().invoke(app, ["info", str(train)]).output.split())
+    wide = {"COLUMNS": "300"}
+    text = " ".join(CliRunner().invoke(app, ["info", str(train)], env=wide).output.split())
+    # killed before its first last.pt, no config.yaml: "--resume continues it" before, which
+    # failed with "checkpoint not found"; the command that started it starts it again
+    assert "--resume continues it" not in text, text
+    assert (
+        "(stopped before its first checkpoint: run the command that started it again (no "
+        f"last.pt to --resume from; its settings: {train / 'config.json'}))" in text
+    )
+    (train / "last.pt").write_bytes(b"")
+    text = " ".join(CliRunner().invoke(app, ["info", str(train)], env=wide).output.split())
     assert "(stopped: engine train --out" in text and "--resume continues it)" in text
+    (train / "last.pt").unlink()  # the loss blew up before the first checkpoint: no resume
+    with (train / "metrics.jsonl").open("a") as f:
+        f.write('{"step": 41, "event": "non_finite", "terms": {"loss_ce": NaN}}\n')
+    text = " ".join(CliRunner().invoke(app, ["info", str(train)], env=wide).output.split())
+    assert "check the data, then run the command that started it again (no last.pt" in text
 
 
 def test_a_folder_a_run_was_killed_in_before_writing_anything_names_that_run(tmp_path):

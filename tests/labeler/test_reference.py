@@ -162,3 +162,18 @@ def test_refiner_matches_transformers_box_pipeline(tiny, kind, one_thread):
         assert prob.shape == crop.shape[:2]
         np.testing.assert_allclose(prob, torch.sigmoid(ref).numpy(), atol=1e-5)
         assert iou == pytest.approx(float(out.iou_scores[0, 0, 0].clamp(0, 1)), abs=1e-5)
+
+
+def test_setup_leaves_no_warning_filter_in_the_callers_process(tiny):
+    """The real backends' setup installed ``ignore "The given NumPy array is not writable"`` for
+    the process, left in a notebook's ``warnings.filters`` after the run. torch says it once
+    a process: setup spends it, ignored, and leaves the filters as they were."""
+    import warnings
+
+    before = list(warnings.filters)
+    _backend(tiny, "sam")
+    assert warnings.filters == before
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        torch.from_numpy(np.frombuffer(b"\0\0\0", np.uint8))  # a decoded image: read-only
+    assert not [w for w in said if "not writable" in str(w.message)]
