@@ -1075,7 +1075,8 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file") -> Any:
         raise ValueError(f"{path}: cannot parse YAML ({_yaml_problem(e)})") from None
     except RecursionError:  # "[[[[...": PyYAML's composer recurses per level, as json's parser
         raise ValueError(
-            f"{path}: cannot parse YAML (nested too deeply: over {sys.getrecursionlimit()} levels)"
+            f"{path}: cannot parse YAML (nested too deeply for this reader: PyYAML recurses a few "
+            "times per level, under Python's limit of about 1000)"
         ) from None
 
 
@@ -1090,7 +1091,7 @@ def yaml_scalar(text: str) -> Any:
     try:
         value = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except RecursionError:  # "[[[[...": a parse error to the caller, as a malformed value
-        raise yaml.YAMLError(f"nested too deeply: over {sys.getrecursionlimit()} levels") from None
+        raise yaml.YAMLError("nested too deeply for this reader") from None
     return YAML11_BOOLS.get(value.lower(), value) if isinstance(value, str) else value
 
 

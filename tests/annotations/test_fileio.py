@@ -812,4 +812,4 @@ def test_a_command_line_yaml_value_nested_too_deeply_is_a_parse_error():
     from labeler.cli_support import parse_backend_options
 
     with pytest.raises(ValueError, match=r"--backend-option .*: cannot parse the value"):
-        parse_backend_options(["miss_max=" + "[" * 5000])
+        parse_backend_options(["miss_max=" + "[" * 600])
