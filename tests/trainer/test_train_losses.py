@@ -149,6 +149,23 @@ def test_pair_costs_known_values():
     assert torch.allclose(pair_bce_cost(logits, targets, only_first)[0, 0], torch.tensor(LOG2))
 
 
+def test_pair_dice_cost_leaves_ignored_points_out():
+    logits = torch.zeros(1, 2)  # p = (0.5, 0.5)
+    targets = torch.ones(1, 2)
+    # both points: 1 - (2 * (0.5 + 0.5) + 1) / (1 + 2 + 1)
+    both = pair_dice_cost(logits, targets, torch.tensor([True, True]))
+    assert torch.allclose(both, torch.tensor([[0.25]]))
+    # the second point ignored: p = (0.5), t = (1): 1 - (2 * 0.5 + 1) / (0.5 + 1 + 1)
+    first = pair_dice_cost(logits, targets, torch.tensor([True, False]))
+    assert torch.allclose(first, torch.tensor([[0.2]]))
+
+
+def test_matcher_defaults_are_the_published_loss_weights():
+    # docs/trainer.md: class 2, mask 5, dice 5 (the loss weights), 112 x 112 points
+    m = HungarianMatcher()
+    assert (m.cost_class, m.cost_mask, m.cost_dice, m.num_points) == (2.0, 5.0, 5.0, 112 * 112)
+
+
 def test_matcher_assigns_the_obvious_pairs():
     h = w = 8
     masks = torch.zeros(2, h, w)
@@ -167,6 +184,42 @@ def test_matcher_assigns_the_obvious_pairs():
     assert dict(zip(q.tolist(), t.tolist(), strict=True)) == {0: 1, 2: 0}
     q, t = matcher.match(class_logits, mask_logits, labels[:0], masks[:0], valid)
     assert q.numel() == 0 and t.numel() == 0
+
+
+def test_hungarian_class_cost_decides_between_equal_masks():
+    # both queries predict the target's mask alike: only -p(class of the target) tells them
+    # apart. Query 0 is sure of the no-object class, query 1 of the target's class 1:
+    # p_0(1) = e^2 / (1 + e^2 + e^10) ~ 3.3e-4, p_1(1) = e / (1 + e + e^-10) ~ 0.731
+    # (a softmax over the queries instead would favour query 0: e^2 > e^1)
+    masks = torch.zeros(1, 4, 4)
+    masks[0, :2] = 1
+    mask_logits = torch.where(masks.bool(), 6.0, -6.0).expand(2, -1, -1)
+    class_logits = torch.tensor([[0.0, 2.0, 10.0], [0.0, 1.0, -10.0]])
+    valid = torch.ones(4, 4, dtype=torch.bool)
+    matcher = HungarianMatcher(cost_class=2.0)
+    cost = matcher.cost_matrix(class_logits, mask_logits, torch.tensor([1]), masks, valid)
+    p0 = math.exp(2) / (1 + math.exp(2) + math.exp(10))
+    p1 = math.e / (1 + math.e + math.exp(-10))
+    assert math.isclose(float(cost[1, 0] - cost[0, 0]), -2.0 * (p1 - p0), rel_tol=1e-5)
+    q, t = matcher.match(class_logits, mask_logits, torch.tensor([1]), masks, valid)
+    assert q.tolist() == [1] and t.tolist() == [0]
+
+
+def test_hungarian_cost_is_the_weighted_sum_of_its_three_terms():
+    # one query at logit 0 (p = 0.5 everywhere, class prob 1/2), one target on the top row of a
+    # 2 x 2 map, read at the 4 pixel centres: BCE log 2 at every point, dice
+    # 1 - (2 * 0.5 * 2 + 1) / (0.5 * 4 + 2 + 1) = 0.4, so 2 * -0.5 + 5 log 2 + 5 * 0.4
+    masks = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
+    coords = torch.tensor([[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]])
+    cost = HungarianMatcher().cost_matrix(
+        torch.zeros(1, 2),
+        torch.zeros(1, 2, 2),
+        torch.tensor([0]),
+        masks,
+        torch.ones(2, 2, dtype=torch.bool),
+        coords,
+    )
+    assert torch.allclose(cost, torch.tensor([[-1.0 + 5.0 * LOG2 + 5.0 * 0.4]]))
 
 
 def _outputs(b, q, k, h, w, value=0.0, layers=6):
