@@ -454,3 +454,87 @@ def test_build_targets_refuses_the_first_id_past_the_classes():
     assert build_targets(torch.full((4, 4), 2), None, 3, cfg).labels.tolist() == [2]
     with pytest.raises(ValueError, match="exceed the model's 3 classes"):
         build_targets(torch.full((4, 4), 3), None, 3, cfg)
+
+
+def test_loss_config_bounds():
+    # num_points >= 1, oversample >= 1, importance in [0, 1], num_points x oversample at most
+    # 1024 x 1024: each edge accepted, just past it refused
+    for ok in (
+        {"num_points": 1, "oversample": 1.0, "importance": 0.0},
+        {"importance": 1.0},
+        {"num_points": 1024 * 1024, "oversample": 1.0},
+        {"num_points": 512 * 1024, "oversample": 2.0},
+    ):
+        LossConfig(**ok)
+    for bad in (
+        {"num_points": 0},
+        {"oversample": 0.99},
+        {"importance": -0.01},
+        {"importance": 1.01},
+        {"num_points": 1024 * 1024 + 1, "oversample": 1.0},
+        {"num_points": 512 * 1024 + 1, "oversample": 2.0},
+    ):
+        with pytest.raises(ValueError):
+            LossConfig(**bad)
+
+
+def test_loss_edge_only_with_edge_logits_and_a_positive_weight():
+    k = 2
+    t = build_targets(torch.zeros(8, 8, dtype=torch.long), None, k, DecouplingConfig())
+    out = _outputs(1, 2, k, 8, 8, layers=0)
+    assert "loss_edge" not in SetCriterion(k, LossConfig(num_points=16, edge_weight=0.0))(out, [t])
+    # logits 0: BCE log 2 at every counted pixel, times the weight
+    one = SetCriterion(k, LossConfig(num_points=16, edge_weight=1.0))(out, [t])
+    assert torch.allclose(one["loss_edge"], torch.tensor(LOG2))
+    del out["edge_logits"]
+    assert "loss_edge" not in SetCriterion(k, LossConfig(num_points=16))(out, [t])
+
+
+def test_an_unannotated_image_loses_nothing_whatever_the_logits():
+    # no target and no counted edge pixel: the mask and edge terms are 0 even where the
+    # predictions are far from 0
+    k = 3
+    t = build_targets(torch.full((8, 8), 255), None, k, DecouplingConfig())
+    out = _outputs(1, 4, k, 8, 8, value=3.0)
+    with torch.no_grad():
+        out["edge_logits"].fill_(3.0)
+    losses = SetCriterion(k, LossConfig(num_points=16))(out, [t])
+    assert float(losses["loss_mask"].detach()) == 0.0
+    assert float(losses["loss_dice"].detach()) == 0.0
+    assert float(losses["loss_edge"].detach()) == 0.0
+
+
+def test_the_most_uncertain_logits_are_kept():
+    # no boundary: only the uncertainty 1 - |2 sigmoid(logit) - 1| ranks the candidates. Left
+    # half at logit 0 (uncertainty 1), right half at +0.3 (top) and -0.3 (bottom), both
+    # 1 - |2 sigmoid(0.3) - 1| ~ 0.851: every kept point is on the left half's logit-0 pixels
+    from trainer.losses.points import importance_points
+
+    logits = torch.zeros(1, 1, 8, 8)
+    logits[..., :4, 4:] = 0.3
+    logits[..., 4:, 4:] = -0.3
+    torch.manual_seed(0)
+    pts = importance_points(logits, torch.zeros(1, 1, 8, 8), 40, 5.0, 1.0)
+    assert pts.shape == (1, 40, 2)
+    assert bool((pts[0, :, 0] < 0.5).all())
+
+
+def test_a_uniform_share_of_one_point_is_added():
+    # 5 points at importance 0.8: 4 by importance, 1 uniform
+    from trainer.losses.points import importance_points
+
+    pts = importance_points(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), 5, 2.0, 0.8)
+    assert pts.shape == (2, 5, 2)
+
+
+def test_a_point_s_x_and_y_jitter_are_drawn_apart():
+    # one valid pixel of a 1 x 1 map: x and y are each pixel + jitter, two independent draws
+    # in [0.02, 0.98]; 100 points on the diagonal x == y would be one draw used twice
+    from trainer.losses.points import importance_points
+
+    one = torch.ones(1, 1, 1, 1, dtype=torch.bool)
+    pts = importance_points(
+        torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1), 100, 1.0, 0.0, 1.0, one
+    )
+    assert bool(((pts >= 0.02) & (pts <= 0.98)).all())
+    assert not bool((pts[..., 0] == pts[..., 1]).all())
