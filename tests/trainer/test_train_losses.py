@@ -538,3 +538,15 @@ def test_a_point_s_x_and_y_jitter_are_drawn_apart():
     )
     assert bool(((pts >= 0.02) & (pts <= 0.98)).all())
     assert not bool((pts[..., 0] == pts[..., 1]).all())
+
+
+def test_a_row_with_one_valid_entry_draws_only_it():
+    # 1 of 20 entries valid (5%: the rejection draws) and 1 of 40 (2.5%: torch.multinomial)
+    from trainer.losses.points import valid_indices
+
+    for length in (20, 40):
+        flat = torch.zeros(2, length, dtype=torch.bool)
+        flat[0, 7] = True
+        flat[1] = True
+        idx = valid_indices(flat, 50)
+        assert idx.shape == (2, 50) and bool((idx[0] == 7).all())
