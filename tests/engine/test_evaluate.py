@@ -602,6 +602,8 @@ def test_compare_library_and_deltas(tmp_path: Path) -> None:
     assert [r.scores.counts for r in rep2.rows] == [r.scores.counts for r in rep.rows]
     md = rep.to_markdown()
     assert "| model |" in md and ("(+" in md or "(-" in md)
+    # deltas are against the first source: its own row has none
+    assert md.splitlines()[4].startswith("| pseudo | ") and "(" not in md.splitlines()[4]
     # a '|' in a source's name started another column and shifted its scores
     rep.rows[1].name = "model|v2"
     row = rep.to_markdown().splitlines()[5]
@@ -1035,6 +1037,19 @@ def test_compare_refuses_0_255_masks_as_ground_truth(tmp_path: Path) -> None:
         write_label(gt_dir / f"s{k}.png", np.zeros((20, 30), np.uint8))
     rep = compare(CompareConfig("Bicycle", gt_dir, (("p", pred),), progress=False))
     assert rep.rows[0].scores.iou == 0.0  # predicted where the class is absent: nothing right
+
+
+def test_compare_checks_for_0_255_masks_only_where_the_class_is_absent(tmp_path: Path) -> None:
+    """Full label maps marking the class (id 2) with ignored (255) pixels but no Human (1) are
+    no 0/255 masks: scored, the source equal to them at IoU 100."""
+    gt_dir = tmp_path / "gt"
+    for k in range(2):
+        label = np.zeros((20, 30), np.uint8)
+        label[5:15, 5 + k : 20] = 2
+        label[:2] = 255
+        write_label(gt_dir / f"s{k}.png", label)
+    rep = compare(CompareConfig("2", gt_dir, (("same", gt_dir),), progress=False))
+    assert rep.rows[0].scores.iou == 100.0
 
 
 def test_num_classes_and_taxonomy_are_named_as_options(tmp_path: Path) -> None:

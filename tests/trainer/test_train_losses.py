@@ -149,6 +149,23 @@ def test_pair_costs_known_values():
     assert torch.allclose(pair_bce_cost(logits, targets, only_first)[0, 0], torch.tensor(LOG2))
 
 
+def test_pair_dice_cost_leaves_ignored_points_out():
+    logits = torch.zeros(1, 2)  # p = (0.5, 0.5)
+    targets = torch.ones(1, 2)
+    # both points: 1 - (2 * (0.5 + 0.5) + 1) / (1 + 2 + 1)
+    both = pair_dice_cost(logits, targets, torch.tensor([True, True]))
+    assert torch.allclose(both, torch.tensor([[0.25]]))
+    # the second point ignored: p = (0.5), t = (1): 1 - (2 * 0.5 + 1) / (0.5 + 1 + 1)
+    first = pair_dice_cost(logits, targets, torch.tensor([True, False]))
+    assert torch.allclose(first, torch.tensor([[0.2]]))
+
+
+def test_matcher_defaults_are_the_published_loss_weights():
+    # docs/trainer.md: class 2, mask 5, dice 5 (the loss weights), 112 x 112 points
+    m = HungarianMatcher()
+    assert (m.cost_class, m.cost_mask, m.cost_dice, m.num_points) == (2.0, 5.0, 5.0, 112 * 112)
+
+
 def test_matcher_assigns_the_obvious_pairs():
     h = w = 8
     masks = torch.zeros(2, h, w)
@@ -167,6 +184,42 @@ def test_matcher_assigns_the_obvious_pairs():
     assert dict(zip(q.tolist(), t.tolist(), strict=True)) == {0: 1, 2: 0}
     q, t = matcher.match(class_logits, mask_logits, labels[:0], masks[:0], valid)
     assert q.numel() == 0 and t.numel() == 0
+
+
+def test_hungarian_class_cost_decides_between_equal_masks():
+    # both queries predict the target's mask alike: only -p(class of the target) tells them
+    # apart. Query 0 is sure of the no-object class, query 1 of the target's class 1:
+    # p_0(1) = e^2 / (1 + e^2 + e^10) ~ 3.3e-4, p_1(1) = e / (1 + e + e^-10) ~ 0.731
+    # (a softmax over the queries instead would favour query 0: e^2 > e^1)
+    masks = torch.zeros(1, 4, 4)
+    masks[0, :2] = 1
+    mask_logits = torch.where(masks.bool(), 6.0, -6.0).expand(2, -1, -1)
+    class_logits = torch.tensor([[0.0, 2.0, 10.0], [0.0, 1.0, -10.0]])
+    valid = torch.ones(4, 4, dtype=torch.bool)
+    matcher = HungarianMatcher(cost_class=2.0)
+    cost = matcher.cost_matrix(class_logits, mask_logits, torch.tensor([1]), masks, valid)
+    p0 = math.exp(2) / (1 + math.exp(2) + math.exp(10))
+    p1 = math.e / (1 + math.e + math.exp(-10))
+    assert math.isclose(float(cost[1, 0] - cost[0, 0]), -2.0 * (p1 - p0), rel_tol=1e-5)
+    q, t = matcher.match(class_logits, mask_logits, torch.tensor([1]), masks, valid)
+    assert q.tolist() == [1] and t.tolist() == [0]
+
+
+def test_hungarian_cost_is_the_weighted_sum_of_its_three_terms():
+    # one query at logit 0 (p = 0.5 everywhere, class prob 1/2), one target on the top row of a
+    # 2 x 2 map, read at the 4 pixel centres: BCE log 2 at every point, dice
+    # 1 - (2 * 0.5 * 2 + 1) / (0.5 * 4 + 2 + 1) = 0.4, so 2 * -0.5 + 5 log 2 + 5 * 0.4
+    masks = torch.tensor([[[1.0, 1.0], [0.0, 0.0]]])
+    coords = torch.tensor([[0.25, 0.25], [0.75, 0.25], [0.25, 0.75], [0.75, 0.75]])
+    cost = HungarianMatcher().cost_matrix(
+        torch.zeros(1, 2),
+        torch.zeros(1, 2, 2),
+        torch.tensor([0]),
+        masks,
+        torch.ones(2, 2, dtype=torch.bool),
+        coords,
+    )
+    assert torch.allclose(cost, torch.tensor([[-1.0 + 5.0 * LOG2 + 5.0 * 0.4]]))
 
 
 def _outputs(b, q, k, h, w, value=0.0, layers=6):
@@ -401,3 +454,99 @@ def test_build_targets_refuses_the_first_id_past_the_classes():
     assert build_targets(torch.full((4, 4), 2), None, 3, cfg).labels.tolist() == [2]
     with pytest.raises(ValueError, match="exceed the model's 3 classes"):
         build_targets(torch.full((4, 4), 3), None, 3, cfg)
+
+
+def test_loss_config_bounds():
+    # num_points >= 1, oversample >= 1, importance in [0, 1], num_points x oversample at most
+    # 1024 x 1024: each edge accepted, just past it refused
+    for ok in (
+        {"num_points": 1, "oversample": 1.0, "importance": 0.0},
+        {"importance": 1.0},
+        {"num_points": 1024 * 1024, "oversample": 1.0},
+        {"num_points": 512 * 1024, "oversample": 2.0},
+    ):
+        LossConfig(**ok)
+    for bad in (
+        {"num_points": 0},
+        {"oversample": 0.99},
+        {"importance": -0.01},
+        {"importance": 1.01},
+        {"num_points": 1024 * 1024 + 1, "oversample": 1.0},
+        {"num_points": 512 * 1024 + 1, "oversample": 2.0},
+    ):
+        with pytest.raises(ValueError):
+            LossConfig(**bad)
+
+
+def test_loss_edge_only_with_edge_logits_and_a_positive_weight():
+    k = 2
+    t = build_targets(torch.zeros(8, 8, dtype=torch.long), None, k, DecouplingConfig())
+    out = _outputs(1, 2, k, 8, 8, layers=0)
+    assert "loss_edge" not in SetCriterion(k, LossConfig(num_points=16, edge_weight=0.0))(out, [t])
+    # logits 0: BCE log 2 at every counted pixel, times the weight
+    one = SetCriterion(k, LossConfig(num_points=16, edge_weight=1.0))(out, [t])
+    assert torch.allclose(one["loss_edge"], torch.tensor(LOG2))
+    del out["edge_logits"]
+    assert "loss_edge" not in SetCriterion(k, LossConfig(num_points=16))(out, [t])
+
+
+def test_an_unannotated_image_loses_nothing_whatever_the_logits():
+    # no target and no counted edge pixel: the mask and edge terms are 0 even where the
+    # predictions are far from 0
+    k = 3
+    t = build_targets(torch.full((8, 8), 255), None, k, DecouplingConfig())
+    out = _outputs(1, 4, k, 8, 8, value=3.0)
+    with torch.no_grad():
+        out["edge_logits"].fill_(3.0)
+    losses = SetCriterion(k, LossConfig(num_points=16))(out, [t])
+    assert float(losses["loss_mask"].detach()) == 0.0
+    assert float(losses["loss_dice"].detach()) == 0.0
+    assert float(losses["loss_edge"].detach()) == 0.0
+
+
+def test_the_most_uncertain_logits_are_kept():
+    # no boundary: only the uncertainty 1 - |2 sigmoid(logit) - 1| ranks the candidates. Left
+    # half at logit 0 (uncertainty 1), right half at +0.3 (top) and -0.3 (bottom), both
+    # 1 - |2 sigmoid(0.3) - 1| ~ 0.851: every kept point is on the left half's logit-0 pixels
+    from trainer.losses.points import importance_points
+
+    logits = torch.zeros(1, 1, 8, 8)
+    logits[..., :4, 4:] = 0.3
+    logits[..., 4:, 4:] = -0.3
+    torch.manual_seed(0)
+    pts = importance_points(logits, torch.zeros(1, 1, 8, 8), 40, 5.0, 1.0)
+    assert pts.shape == (1, 40, 2)
+    assert bool((pts[0, :, 0] < 0.5).all())
+
+
+def test_a_uniform_share_of_one_point_is_added():
+    # 5 points at importance 0.8: 4 by importance, 1 uniform
+    from trainer.losses.points import importance_points
+
+    pts = importance_points(torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), 5, 2.0, 0.8)
+    assert pts.shape == (2, 5, 2)
+
+
+def test_a_point_s_x_and_y_jitter_are_drawn_apart():
+    # one valid pixel of a 1 x 1 map: x and y are each pixel + jitter, two independent draws
+    # in [0.02, 0.98]; 100 points on the diagonal x == y would be one draw used twice
+    from trainer.losses.points import importance_points
+
+    one = torch.ones(1, 1, 1, 1, dtype=torch.bool)
+    pts = importance_points(
+        torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1), 100, 1.0, 0.0, 1.0, one
+    )
+    assert bool(((pts >= 0.02) & (pts <= 0.98)).all())
+    assert not bool((pts[..., 0] == pts[..., 1]).all())
+
+
+def test_a_row_with_one_valid_entry_draws_only_it():
+    # 1 of 20 entries valid (5%: the rejection draws) and 1 of 40 (2.5%: torch.multinomial)
+    from trainer.losses.points import valid_indices
+
+    for length in (20, 40):
+        flat = torch.zeros(2, length, dtype=torch.bool)
+        flat[0, 7] = True
+        flat[1] = True
+        idx = valid_indices(flat, 50)
+        assert idx.shape == (2, 50) and bool((idx[0] == 7).all())
