@@ -5,11 +5,21 @@ from __future__ import annotations
 import os
 
 import pytest
-from hypothesis import settings
+from hypothesis import HealthCheck, settings
 
 # Property-based tests (tests/*/test_properties_*.py): deterministic and fast by default (CI runs
-# the same examples every time); HYPOTHESIS_PROFILE=thorough draws many more, randomly.
-settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None, print_blob=True)
+# the same examples every time); HYPOTHESIS_PROFILE=thorough draws many more, randomly. "ci"
+# replaces Hypothesis's own profile of that name (loaded on CI machines): keep what it relaxes
+# for slow machines (the too_slow health check; no example database).
+settings.register_profile(
+    "ci",
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    print_blob=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 settings.register_profile("thorough", max_examples=2000, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

@@ -18,6 +18,25 @@ from annotations.polygons import coco_polygons_rle
 
 H, W = 12, 16
 SIZES = {"img000": (H, W)}
+
+
+@pytest.fixture(autouse=True)
+def _pycocotools_never_sees_a_far_point(monkeypatch):
+    """Should the guard regress, fail here rather than let pycocotools take the test process
+    down with it (a segmentation fault at 1e300, all memory at 1e30)."""
+    from pycocotools import mask as coco_mask
+
+    real = coco_mask.frPyObjects
+
+    def guarded(polygons, height, width):
+        points = np.concatenate([np.asarray(p, float).ravel() for p in polygons])
+        if not np.isfinite(points).all() or np.abs(points).max() > 10 * max(height, width):
+            pytest.fail(f"a point far outside the {width}x{height} image reached pycocotools")
+        return real(polygons, height, width)
+
+    monkeypatch.setattr(coco_mask, "frPyObjects", guarded)
+
+
 FAR = "is far outside the 16x12 image (over its size past its edge; no annotation tool draws"
 
 

@@ -91,6 +91,8 @@ def test_targets_follow_their_definitions(case, form, with_source, gain, scale) 
     masks = t.masks.numpy()
     np.testing.assert_array_equal(t.labels.numpy(), np.unique(effective[valid]))
     np.testing.assert_array_equal(masks.sum(axis=0), valid)  # one class per labelled pixel
+    owned = (effective[None] == t.labels.numpy()[:, None, None]) & valid  # each its own class's
+    np.testing.assert_array_equal(masks.astype(bool), owned)
     np.testing.assert_allclose(t.boundary.numpy(), _reference_w(masks, valid), atol=1e-6)
     assert ((t.boundary >= 0) & (t.boundary < 1)).all()
     weights = t.weights.numpy()
