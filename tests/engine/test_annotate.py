@@ -403,7 +403,9 @@ def test_a_subsets_polygon_export_warns_what_its_unannotated_rings_take(
 ):
     """A subset exported again with an unannotated ring around class pixels: the ring's
     polygon comes back filled and unannotated wins over the class, so the import held none of
-    them; the warning counted the instances' holes only (IoU 100, or none at all)."""
+    them; the warning counted the instances' holes only (IoU 100, or none at all). A class
+    ring around an unannotated disc comes back exact (the disc painted over the filled
+    polygon): the warning counted the disc as class pixels lost (IoU 74.4 for 100)."""
     data, _, _ = world
     ring = disk(H, W, 24, 32, 12) & ~disk(H, W, 24, 32, 8)
     inside = disk(H, W, 24, 32, 5)
@@ -411,6 +413,8 @@ def test_a_subsets_polygon_export_warns_what_its_unannotated_rings_take(
     masks = {"img000": np.zeros((H, W), np.uint8), "img001": wheel.astype(np.uint8)}
     masks["img000"][ring] = 255
     masks["img000"][inside] = 1
+    masks["img002"] = (disk(H, W, 24, 40, 12) & ~disk(H, W, 24, 40, 6)).astype(np.uint8)
+    masks["img002"][disk(H, W, 24, 40, 6)] = 255
     extra = {"data": str(data), "data_resolved": str(data.resolve())}
     sub = write_subset(tmp_path / "sub", "Bicycle", "test", masks, {}, extra)
     out = tmp_path / "exp"
@@ -431,6 +435,7 @@ def test_a_subsets_polygon_export_warns_what_its_unannotated_rings_take(
     said = [r.getMessage() for r in caplog.records if "carry no holes" in r.getMessage()]
     assert len(said) == 1 and f"IoU {iou:.1f} against the masks exported" in said[0]
     assert "the instances of 1 image " in said[0]
+    assert np.array_equal(back.mask("img002"), masks["img002"])
     assert f"{taken} pixels inside the unannotated regions ({int(inside.sum())} of them" in said[0]
 
 
