@@ -931,6 +931,42 @@ def _environment(path: Path) -> dict:
     return env if isinstance(env, dict) else {}
 
 
+def _start_again(root: Path) -> str:
+    """``engine train --config RUN/config.yaml`` with the run's folder and the paths its config
+    holds as typed (relative to where it started) as they are found from here, as ``--resume``
+    finds them (:func:`annotations.fileio.recorded_root`): before, the bare ``--config`` from
+    another working directory failed (``runs/fused/bicycle: dataset root not found``) or
+    trained into another folder (its ``out``)."""
+    from annotations.fileio import read_yaml, recorded_root
+
+    config = root / "config.yaml"
+    words = ["engine", "train", "--config", str(config), "--out", str(root)]
+    try:
+        typed = read_yaml(config, "config.yaml")
+    except (OSError, ValueError):
+        typed = None
+    if not isinstance(typed, dict):  # an error of its own, which the command says
+        return shlex.join(words)
+    beside = (typed.get("out"), root)
+
+    def found(value: Any) -> str | None:  # a path typed relative, as found from here
+        if not isinstance(value, str) or not value or os.path.isabs(value):
+            return None
+        return str(recorded_root(value, None, beside))
+
+    for key, option in (("data", "--data"), ("init", "--init")):
+        if (path := found(typed.get(key))) is not None:
+            words += [option, path]
+    weights = typed.get("backbone_weights")
+    if weights not in ("auto", "torchvision", "none") and (path := found(weights)) is not None:
+        words += ["--backbone-weights", path]
+    subsets = typed.get("val_subsets")
+    if isinstance(subsets, list) and any(found(v) is not None for v in subsets):
+        for v in subsets:  # --val-subset given replaces the config's list: all of them
+            words += ["--val-subset", found(v) or str(v)]
+    return shlex.join(words)
+
+
 def render_train_run(stats: TrainRunStats) -> list:
     """Rich renderables for :func:`train_run_stats`."""
     from rich.table import Table
@@ -953,9 +989,7 @@ def render_train_run(stats: TrainRunStats) -> list:
     if "last.pt" in stats.checkpoints:
         way_on = f"{resume} continues it"
     elif (stats.root / "config.yaml").is_file():
-        way_on = (
-            f"engine train --config {shlex.quote(str(stats.root / 'config.yaml'))} starts it again"
-        )
+        way_on = f"{_start_again(stats.root)} starts it again"
     else:
         way_on = (
             "run the command that started it again (no last.pt to --resume from; its "
