@@ -767,7 +767,7 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         out.append(
             f"images not labelled yet: {holder} is labelling them now"
             if (holder := writer(stats.root))
-            else _shards_left(stats.shards)
+            else _shards_left(stats.shards, {k: r.pending for k, r in stats.splits.items()})
             if stats.shards
             # a shard's command again labels its own images only: every one done already
             else f"images not labelled yet: run engine label again without --shard (run.json: "
@@ -802,14 +802,25 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
     return out + stats.warnings
 
 
-def _shards_left(shards: dict[str, int]) -> str:
+def _shards_left(shards: dict[str, int], pending: dict[str, int | None]) -> str:
     """Which shards of a sharded label run finished and which have images left, and the
-    commands that finish it."""
+    commands that finish it. Every shard finished, the images left are in splits outside the
+    sharded command's ``--split`` (``pending``: each split's images not labelled yet), which
+    the line names: before, it read "run engine label again with , or once without
+    --shard"."""
     done = [k for k, left in shards.items() if not left]
     left = {k: n for k, n in shards.items() if n}
     said = [f"shard {k}: {counted(n, 'image')} left" for k, n in left.items()]
     if done:
         said.insert(0, f"{'shards' if len(done) > 1 else 'shard'} {', '.join(done)} finished")
+    if not left:
+        splits = {k: n for k, n in pending.items() if n}
+        said += [f"{k}: {counted(n, 'image')} left" for k, n in splits.items()]
+        again = " ".join(f"--split {shlex.quote(k)}" for k in splits)
+        return (
+            f"images not labelled yet: {'; '.join(said)}: run engine label again with {again} "
+            "(no --shard), to finish (it resumes)"
+        )
     again = " and ".join(f"--shard {k}" for k in left)
     return (
         f"images not labelled yet: {'; '.join(said)}: run engine label again with {again}, or "
