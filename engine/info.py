@@ -1609,6 +1609,7 @@ def _half_swapped_export(folder: Path) -> str | None:
         "an export",
         "engine annotate export into {folder} finishes it first (then refuses to replace it "
         "without --force)",
+        "earlier export",
     )
 
 
@@ -1625,24 +1626,35 @@ def _half_swapped_subset(folder: Path) -> str | None:
         "an annotated subset's write (engine annotate import)",
         "engine annotate import --out {folder} finishes it first (then writes its own subset "
         "over it: of the same class and split, else with --replace)",
+        "earlier subset",
     )
 
 
-def _half_swapped(folder: Path, prefix: str, what: str, then: str) -> str | None:
+def _half_swapped(folder: Path, prefix: str, what: str, then: str, earlier: str) -> str | None:
     """A line on a write of ``what`` killed during its :func:`annotations.fileio.swap_in` into
     ``folder`` (its staging folders ``prefix*``; no process writes the folder now), with
-    ``then``: the command whose next run finishes the swap."""
+    ``then``: the command whose next run finishes the swap, and ``earlier``: what the entries it
+    takes out are of (the old write's, which the new one lacks: "labelme/ of the earlier
+    export")."""
     from annotations.fileio import unfinished_swap
 
     if not folder.is_dir() or writer(folder) is not None:  # a write at it now: live staging
         return None
     for staging in sorted(folder.glob(prefix + "*")):
-        if pending := unfinished_swap(staging):
-            names = ", ".join(n + ("/" if (staging / n).is_dir() else "") for n in pending)
-            return (
-                f"{folder}: {what} was interrupted while putting its files in: "
-                f"{names} still in {staging.name}/; the next " + then.format(folder=folder)
-            )
+        if (swap := unfinished_swap(staging)) is None or not any(swap):
+            continue
+        pending, stale = swap  # the new files still hidden; the old write's, which it removes
+
+        def names(entries: list[str], where: Path) -> str:
+            return ", ".join(n + ("/" if (where / n).is_dir() else "") for n in entries)
+
+        said = [f"{names(pending, staging)} still in {staging.name}/"] if pending else []
+        if stale:  # before the forty-eighth round's mend: said "still in" the staging folder
+            said.append(f"{names(stale, folder)} of the {earlier}, which it removes")
+        return (
+            f"{folder}: {what} was interrupted while putting its files in: "
+            f"{'; '.join(said)}; the next " + then.format(folder=folder)
+        )
     return None
 
 

@@ -2305,6 +2305,44 @@ def test_an_export_that_fails_midway_leaves_the_earlier_one(tmp_path, world):
     assert not (tmp_path / "new" / "e").exists()
 
 
+def test_engine_info_tells_the_earlier_export_s_files_from_the_new_ones_still_hidden(
+    tmp_path, world
+):
+    """``--force --format coco`` over a COCO + LabelMe export, killed once coco.json was in:
+    the earlier export's labelme/ and images.txt, which the next export removes, were said to
+    be "still in .export.new-.../" (they are in the folder), labelme without its ``/``."""
+    from typer.testing import CliRunner
+
+    from annotations.fileio import SWAP_RECORD
+    from cli import app
+
+    _, run, _ = world
+    out = tmp_path / "e"
+    export_annotations(ExportConfig(run=str(run), out=str(out), formats=("coco", "labelme")))
+    staging = out / ".export.new-test"
+    staging.mkdir()
+    (staging / SWAP_RECORD).write_text('{"in":["coco.json"],"out":["labelme","images.txt"]}')
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and (
+        f"{out}: an export was interrupted while putting its files in: labelme/, images.txt of "
+        f"the earlier export, which it removes; the next engine annotate export into {out} "
+        "finishes it first" in text
+    ), text
+    # a subset's import writes both of its entries (nothing to take out): killed before its
+    # renames, its folder is named with its /
+    staging = tmp_path / "sub" / ".masks.new-test"
+    (staging / "masks").mkdir(parents=True)
+    (staging / "subset.json").write_text("{}")
+    (staging / SWAP_RECORD).write_text('{"in":["masks","subset.json"],"out":[]}')
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "sub")], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert (
+        "was interrupted while putting its files in: masks/, subset.json still in "
+        ".masks.new-test/; the next engine annotate import" in text
+    ), text
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="a killed process is a forked child")
 @pytest.mark.parametrize("renamed", [1, 2])
 def test_an_export_killed_between_its_renames_is_finished_by_the_next_call(
