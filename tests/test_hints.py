@@ -672,6 +672,32 @@ def test_engine_info_on_a_sharded_run_names_the_shards_that_finished(tmp_path, m
     assert stats.shards == {"0/3": 0, "1/3": 0, "2/3": 0}
 
 
+def test_a_shard_whose_label_files_were_deleted_is_not_finished(tmp_path, monkeypatch):
+    """Both shards labelled, then one image's label file deleted: engine label --shard labels
+    it again (its files are gone), but engine info counted it done by its manifest record
+    alone and said nothing was left. The shard that holds it has an image left now."""
+    from engine.info import label_run_stats
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=3, val=0, test=0, size=(96, 64)), progress=False
+    )
+    run = tmp_path / "run"
+    label = ["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated",
+             "--out", str(run)]  # fmt: skip
+    for shard in ("0/2", "1/2"):
+        _engine([*label, "--shard", shard], monkeypatch)
+    assert label_run_stats(run).shards == {"0/2": 0, "1/2": 0}
+    second = sorted((run / "labels/train").iterdir())[1]  # the plan's second image: shard 1/2
+    second.unlink()
+    stats = label_run_stats(run)
+    assert stats.shards == {"0/2": 0, "1/2": 1}
+    pending = {k: r.pending for k, r in stats.splits.items()}
+    assert pending == {"train": 0}  # recorded in the manifest: the table's column holds it done
+    _engine([*label, "--shard", "1/2"], monkeypatch)
+    assert second.is_file() and label_run_stats(run).shards == {"0/2": 0, "1/2": 0}
+
+
 def test_engine_info_names_the_split_left_when_every_shard_finished(tmp_path, monkeypatch):
     """``--split train``, then ``--split val`` in two shards, then an image added to train:
     every shard of val finished, and engine info said "run engine label again with , or once
