@@ -644,8 +644,15 @@ def _shards(
 
 
 def _shard(recorded: object) -> str:
-    """run.json's ``config.shard`` (``[0, 2]``) as ``--shard`` takes it (``0/2``); "" for none."""
-    if isinstance(recorded, list) and len(recorded) == 2:
+    """run.json's ``config.shard`` (``[0, 2]``) as ``--shard`` takes it (``0/2``); "" for none,
+    and for anything but two whole numbers ``0 <= i < n`` (a hand edit: ``["1", "2"]`` made
+    engine info stop with a TypeError, where before the forty-eighth round it showed the run)."""
+    if (
+        isinstance(recorded, list)
+        and len(recorded) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in recorded)
+        and 0 <= recorded[0] < recorded[1]
+    ):
         return "/".join(map(str, recorded))
     return ""
 

@@ -698,6 +698,31 @@ def test_a_shard_whose_label_files_were_deleted_is_not_finished(tmp_path, monkey
     assert second.is_file() and label_run_stats(run).shards == {"0/2": 0, "1/2": 0}
 
 
+@pytest.mark.parametrize("shard", [["1", "2"], [2, 2], [-1, 2], [True, 2], [0, 2.0], [1]])
+def test_a_hand_edited_shard_record_is_no_shard(tmp_path, monkeypatch, shard):
+    """run.json's ``config.shard`` edited to ``["1", "2"]``: engine info stopped with a
+    TypeError-based error where before the forty-eighth round it showed the run. Anything but
+    two whole numbers 0 <= i < n is no shard information."""
+    import json
+
+    from engine.info import label_run_stats, render_label_run
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=3, val=0, test=0, size=(96, 64)), progress=False
+    )
+    run = tmp_path / "run"
+    _engine(["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated",
+             "--out", str(run), "--shard", "0/2"], monkeypatch)  # fmt: skip
+    doc = json.loads((run / "run.json").read_text())
+    doc["config"]["shard"] = shard
+    (run / "run.json").write_text(json.dumps(doc))
+    stats = label_run_stats(run)
+    assert (stats.shard, stats.shards) == ("", {})
+    line = str(render_label_run(stats)[-1])
+    assert line == "images not labelled yet: run engine label again to finish (it resumes)"
+
+
 def test_engine_info_names_the_split_left_when_every_shard_finished(tmp_path, monkeypatch):
     """``--split train``, then ``--split val`` in two shards, then an image added to train:
     every shard of val finished, and engine info said "run engine label again with , or once
