@@ -1106,7 +1106,7 @@ def _segmentation_masks(
             f"{root}: no {LABELMAP} here; give the folder of CVAT's 'Segmentation mask' export "
             f"(it holds {LABELMAP} and {SEGMENTATION_DIR}/)"
         )
-    colors = read_labelmap(root / LABELMAP)
+    colors = read_labelmap(root / LABELMAP, class_name)
     if not any(label_role(name, class_name) == 1 for name in colors):
         raise ValueError(
             f"{root / LABELMAP}: no label named {class_name!r} (labels: {', '.join(colors)})"
