@@ -127,14 +127,15 @@ def finish_swaps(root: Path, prefix: str) -> None:
             shutil.rmtree(staging, ignore_errors=True)
 
 
-def unfinished_swap(staging: Path) -> list[str] | None:
-    """The entries a :func:`swap_in` killed half way had still to put into (or take out of)
-    the folder holding ``staging``, which :func:`finish_swaps` would; None where ``staging``
-    holds no swap record (killed before its swap, or no staging folder)."""
+def unfinished_swap(staging: Path) -> tuple[list[str], list[str]] | None:
+    """The entries a :func:`swap_in` killed half way had still to put into the folder holding
+    ``staging`` (still in ``staging``) and to take out of it (the old write's, which the new
+    one lacks), which :func:`finish_swaps` would; None where ``staging`` holds no swap record
+    (killed before its swap, or no staging folder)."""
     try:
         todo = json.loads((staging / SWAP_RECORD).read_text("utf-8"))
         pending = [n for n in todo["in"] if (staging / n).exists()]
-        return pending + [n for n in todo["out"] if (staging.parent / n).exists()]
+        return pending, [n for n in todo["out"] if (staging.parent / n).exists()]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

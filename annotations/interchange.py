@@ -480,12 +480,14 @@ def coco_to_masks(
             cat_id, name = int(cat["id"]), str(cat.get("name", ""))
         except (KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(f"{path}: category entry {cat!r} lacks an integer id") from None
-        if names.get(cat_id, name) != name:  # the later one won: a class imported as another
+        role = label_role(name, class_name) or 0
+        # the later one won: a class imported as another; two other categories both are 0
+        if names.get(cat_id, name) != name and roles[cat_id] != role:
             raise ValueError(
                 f"{path}: category id {cat_id} is given to {names[cat_id]!r} and {name!r}: "
                 "annotations name their category by id; give each category its own"
             )
-        roles[cat_id], names[cat_id] = label_role(name, class_name) or 0, name
+        roles[cat_id], names[cat_id] = role, name
     if 1 not in roles.values():
         raise ValueError(
             f"{path}: no category named {class_name!r} (class names are matched "
@@ -900,8 +902,15 @@ LABELMAP = "labelmap.txt"  # label:r,g,b:parts:actions per line, as CVAT's Datum
 SEGMENTATION_DIR = "SegmentationClass"  # one colour-coded PNG per image
 
 
-def read_labelmap(path: str | os.PathLike) -> dict[str, tuple[int, int, int]]:
-    """``label -> (r, g, b)`` of a CVAT / Pascal VOC ``labelmap.txt`` (``#`` lines skipped)."""
+def read_labelmap(
+    path: str | os.PathLike, class_name: str | None = None
+) -> dict[str, tuple[int, int, int]]:
+    """``label -> (r, g, b)`` of a CVAT / Pascal VOC ``labelmap.txt`` (``#`` lines skipped).
+    Two labels of one colour are a ``ValueError`` where importing ``class_name`` gives them
+    different roles (:func:`label_role`: one of them the class or ``unannotated``), whose
+    pixels cannot be told apart; two other labels (``road`` and ``sidewalk``) both become 0,
+    as before the forty-eighth round, when such a label map was refused whatever the class.
+    No ``class_name`` (a description of the files): none is refused."""
     path = Path(path)
     colors: dict[str, tuple[int, int, int]] = {}
     for n, line in enumerate(read_text(path, "label map").splitlines(), start=1):
@@ -914,7 +923,17 @@ def read_labelmap(path: str | os.PathLike) -> dict[str, tuple[int, int, int]]:
         if at is None:
             raise ValueError(f"{path}: line {n} is not 'label:r,g,b:...' ({line.strip()[:60]!r})")
         label, rgb = ":".join(fields[:at]).strip(), _rgb(fields[at])
-        same = next((other for other, c in colors.items() if c == rgb and other != label), None)
+        same = next(
+            (
+                other
+                for other, c in colors.items()
+                if c == rgb
+                and other != label
+                and class_name is not None
+                and label_role(other, class_name) != label_role(label, class_name)
+            ),
+            None,
+        )
         if same is not None:  # one label's pixels were read as the other's
             raise ValueError(
                 f"{path}: {same!r} and {label!r} have one colour, {rgb}, so their pixels cannot "

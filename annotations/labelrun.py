@@ -125,6 +125,32 @@ def latest_records(root: str | os.PathLike) -> dict[tuple[str, str], dict]:
     }
 
 
+def output_paths(out: Path, split: str, stem: str) -> dict[str, Path]:
+    """The files engine label writes for an image of the label run at ``out``."""
+    return {
+        "label": out / "labels" / split / f"{stem}.png",
+        "confidence": out / "confidence" / split / f"{stem}.png",
+        "instances": out / "instances" / split / f"{stem}.json",
+    }
+
+
+def done_keys(
+    out: Path, chash: str, latest: dict[tuple[str, str], dict] | None = None
+) -> set[tuple[str, str]]:
+    """(split, stem) whose latest manifest record is ok with this hash and whose files exist:
+    the images engine label skips, and engine info counts as done (here, beside the run's
+    records, so that it needs not import the labeler and its models' packages)."""
+    done = set()
+    for (split, stem), rec in (latest_records(out) if latest is None else latest).items():
+        if (
+            rec.get("status") == "ok"
+            and rec.get("config_hash") == chash
+            and all(p.is_file() for p in output_paths(out, split, stem).values())
+        ):
+            done.add((split, stem))
+    return done
+
+
 def changed_images(
     latest: dict[tuple[str, str], dict],
     done: set[tuple[str, str]],

@@ -488,7 +488,8 @@ def hole_pixels(
     come back unannotated (the holes of a subset's ``unannotated`` regions, filled per
     8-connected part as each is one polygon), and of those the class's. An import paints
     the unannotated regions over the class: a subset's class pixels ringed by 255 came
-    back 255, and the warning said IoU 100 where the import scored 0. Each instance is read
+    back 255, and the warning said IoU 100 where the import scored 0; a class ring around a
+    255 disc comes back exact, and the warning counted the disc as the class's. Each instance is read
     and filled within its box: no full-size mask but their union (and a subset's regions)."""
     union = np.zeros(instances.image_size, bool) if len(instances) else None
     crops = []
@@ -507,8 +508,8 @@ def hole_pixels(
     if hidden is None:
         return int(np.count_nonzero(filled)) - pixels, pixels, 0, 0
     lost = int(np.count_nonzero(union & hidden))
-    return (
-        int(np.count_nonzero(filled & ~union & ~hidden)),
+    return (  # the unannotated pixels themselves come back unannotated, painted over the class
+        int(np.count_nonzero(filled & ~union & ~hidden & ~unannotated)),
         pixels,
         int(np.count_nonzero(hidden)),
         lost,
@@ -1105,7 +1106,7 @@ def _segmentation_masks(
             f"{root}: no {LABELMAP} here; give the folder of CVAT's 'Segmentation mask' export "
             f"(it holds {LABELMAP} and {SEGMENTATION_DIR}/)"
         )
-    colors = read_labelmap(root / LABELMAP)
+    colors = read_labelmap(root / LABELMAP, class_name)
     if not any(label_role(name, class_name) == 1 for name in colors):
         raise ValueError(
             f"{root / LABELMAP}: no label named {class_name!r} (labels: {', '.join(colors)})"

@@ -601,7 +601,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         changed=changed,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
         shard=_shard(config.get("shard")),
-        shards=_shards(config.get("shard"), configured, listed, spec, latest, chash),
+        shards=_shards(config.get("shard"), configured, listed, spec, run.root, latest, chash),
         warnings=said_by(doc, "engine label"),
     )
 
@@ -611,14 +611,20 @@ def _shards(
     configured: list[str],
     listed: dict[str, list[str]],
     spec: DatasetSpec | None,
+    root: Path,
     latest: dict,
     chash: str,
 ) -> dict[str, int]:
     """Per shard of a run labelled with ``--shard i/n`` (run.json's ``config.shard``), its
     images not labelled with the run's settings: engine label's plan (``labeler.run.
     plan_items``: the run's splits in order, each split's images in order) dealt out as it
-    deals it, every n-th image from the i-th. Before the forty-eighth round engine info named
-    the last command's shard only, not which shards had finished."""
+    deals it, every n-th image from the i-th, less those it skips
+    (:func:`annotations.labelrun.done_keys`: labelled with the run's settings, their files
+    there; in the forty-eighth round one whose files were deleted counted as done here, its
+    shard "finished"). Before the forty-eighth round engine info named the last command's shard
+    only, not which shards had finished."""
+    from annotations.labelrun import done_keys
+
     if not _shard(recorded) or spec is None or recorded[1] < 2:
         return {}
     plan = []
@@ -633,15 +639,20 @@ def _shards(
             listed[split] = [smp.stem for smp in ds.samples]
         plan += [(split, stem) for stem in listed[split]]
     n = int(recorded[1])
-    done = {
-        k for k, r in latest.items() if r.get("status") == "ok" and r.get("config_hash") == chash
-    }
+    done = done_keys(root, chash, latest)
     return {f"{i}/{n}": sum(k not in done for k in plan[i::n]) for i in range(n)}
 
 
 def _shard(recorded: object) -> str:
-    """run.json's ``config.shard`` (``[0, 2]``) as ``--shard`` takes it (``0/2``); "" for none."""
-    if isinstance(recorded, list) and len(recorded) == 2:
+    """run.json's ``config.shard`` (``[0, 2]``) as ``--shard`` takes it (``0/2``); "" for none,
+    and for anything but two whole numbers ``0 <= i < n`` (a hand edit: ``["1", "2"]`` made
+    engine info stop with a TypeError, where before the forty-eighth round it showed the run)."""
+    if (
+        isinstance(recorded, list)
+        and len(recorded) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in recorded)
+        and 0 <= recorded[0] < recorded[1]
+    ):
         return "/".join(map(str, recorded))
     return ""
 
@@ -767,7 +778,7 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         out.append(
             f"images not labelled yet: {holder} is labelling them now"
             if (holder := writer(stats.root))
-            else _shards_left(stats.shards)
+            else _shards_left(stats.shards, {k: r.pending for k, r in stats.splits.items()})
             if stats.shards
             # a shard's command again labels its own images only: every one done already
             else f"images not labelled yet: run engine label again without --shard (run.json: "
@@ -802,14 +813,25 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
     return out + stats.warnings
 
 
-def _shards_left(shards: dict[str, int]) -> str:
+def _shards_left(shards: dict[str, int], pending: dict[str, int | None]) -> str:
     """Which shards of a sharded label run finished and which have images left, and the
-    commands that finish it."""
+    commands that finish it. Every shard finished, the images left are in splits outside the
+    sharded command's ``--split`` (``pending``: each split's images not labelled yet), which
+    the line names: before, it read "run engine label again with , or once without
+    --shard"."""
     done = [k for k, left in shards.items() if not left]
     left = {k: n for k, n in shards.items() if n}
     said = [f"shard {k}: {counted(n, 'image')} left" for k, n in left.items()]
     if done:
         said.insert(0, f"{'shards' if len(done) > 1 else 'shard'} {', '.join(done)} finished")
+    if not left:
+        splits = {k: n for k, n in pending.items() if n}
+        said += [f"{k}: {counted(n, 'image')} left" for k, n in splits.items()]
+        again = " ".join(f"--split {shlex.quote(k)}" for k in splits)
+        return (
+            f"images not labelled yet: {'; '.join(said)}: run engine label again with {again} "
+            "(no --shard), to finish (it resumes)"
+        )
     again = " and ".join(f"--shard {k}" for k in left)
     return (
         f"images not labelled yet: {'; '.join(said)}: run engine label again with {again}, or "
@@ -931,6 +953,42 @@ def _environment(path: Path) -> dict:
     return env if isinstance(env, dict) else {}
 
 
+def _start_again(root: Path) -> str:
+    """``engine train --config RUN/config.yaml`` with the run's folder and the paths its config
+    holds as typed (relative to where it started) as they are found from here, as ``--resume``
+    finds them (:func:`annotations.fileio.recorded_root`): before, the bare ``--config`` from
+    another working directory failed (``runs/fused/bicycle: dataset root not found``) or
+    trained into another folder (its ``out``)."""
+    from annotations.fileio import read_yaml, recorded_root
+
+    config = root / "config.yaml"
+    words = ["engine", "train", "--config", str(config), "--out", str(root)]
+    try:
+        typed = read_yaml(config, "config.yaml")
+    except (OSError, ValueError):
+        typed = None
+    if not isinstance(typed, dict):  # an error of its own, which the command says
+        return shlex.join(words)
+    beside = (typed.get("out"), root)
+
+    def found(value: Any) -> str | None:  # a path typed relative, as found from here
+        if not isinstance(value, str) or not value or os.path.isabs(value):
+            return None
+        return str(recorded_root(value, None, beside))
+
+    for key, option in (("data", "--data"), ("init", "--init")):
+        if (path := found(typed.get(key))) is not None:
+            words += [option, path]
+    weights = typed.get("backbone_weights")
+    if weights not in ("auto", "torchvision", "none") and (path := found(weights)) is not None:
+        words += ["--backbone-weights", path]
+    subsets = typed.get("val_subsets")
+    if isinstance(subsets, list) and any(found(v) is not None for v in subsets):
+        for v in subsets:  # --val-subset given replaces the config's list: all of them
+            words += ["--val-subset", found(v) or str(v)]
+    return shlex.join(words)
+
+
 def render_train_run(stats: TrainRunStats) -> list:
     """Rich renderables for :func:`train_run_stats`."""
     from rich.table import Table
@@ -953,9 +1011,7 @@ def render_train_run(stats: TrainRunStats) -> list:
     if "last.pt" in stats.checkpoints:
         way_on = f"{resume} continues it"
     elif (stats.root / "config.yaml").is_file():
-        way_on = (
-            f"engine train --config {shlex.quote(str(stats.root / 'config.yaml'))} starts it again"
-        )
+        way_on = f"{_start_again(stats.root)} starts it again"
     else:
         way_on = (
             "run the command that started it again (no last.pt to --resume from; its "
@@ -1564,6 +1620,7 @@ def _half_swapped_export(folder: Path) -> str | None:
         "an export",
         "engine annotate export into {folder} finishes it first (then refuses to replace it "
         "without --force)",
+        "earlier export",
     )
 
 
@@ -1580,24 +1637,35 @@ def _half_swapped_subset(folder: Path) -> str | None:
         "an annotated subset's write (engine annotate import)",
         "engine annotate import --out {folder} finishes it first (then writes its own subset "
         "over it: of the same class and split, else with --replace)",
+        "earlier subset",
     )
 
 
-def _half_swapped(folder: Path, prefix: str, what: str, then: str) -> str | None:
+def _half_swapped(folder: Path, prefix: str, what: str, then: str, earlier: str) -> str | None:
     """A line on a write of ``what`` killed during its :func:`annotations.fileio.swap_in` into
     ``folder`` (its staging folders ``prefix*``; no process writes the folder now), with
-    ``then``: the command whose next run finishes the swap."""
+    ``then``: the command whose next run finishes the swap, and ``earlier``: what the entries it
+    takes out are of (the old write's, which the new one lacks: "labelme/ of the earlier
+    export")."""
     from annotations.fileio import unfinished_swap
 
     if not folder.is_dir() or writer(folder) is not None:  # a write at it now: live staging
         return None
     for staging in sorted(folder.glob(prefix + "*")):
-        if pending := unfinished_swap(staging):
-            names = ", ".join(n + ("/" if (staging / n).is_dir() else "") for n in pending)
-            return (
-                f"{folder}: {what} was interrupted while putting its files in: "
-                f"{names} still in {staging.name}/; the next " + then.format(folder=folder)
-            )
+        if (swap := unfinished_swap(staging)) is None or not any(swap):
+            continue
+        pending, stale = swap  # the new files still hidden; the old write's, which it removes
+
+        def names(entries: list[str], where: Path) -> str:
+            return ", ".join(n + ("/" if (where / n).is_dir() else "") for n in entries)
+
+        said = [f"{names(pending, staging)} still in {staging.name}/"] if pending else []
+        if stale:  # before the forty-eighth round's mend: said "still in" the staging folder
+            said.append(f"{names(stale, folder)} of the {earlier}, which it removes")
+        return (
+            f"{folder}: {what} was interrupted while putting its files in: "
+            f"{'; '.join(said)}; the next " + then.format(folder=folder)
+        )
     return None
 
 

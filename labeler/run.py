@@ -44,7 +44,14 @@ from annotations.fileio import (
 )
 from annotations.instances import Instances
 from annotations.labelmap import write_label
-from annotations.labelrun import RunInfo, changed_images, latest_records, read_run_info
+from annotations.labelrun import (
+    RunInfo,
+    changed_images,
+    done_keys,
+    latest_records,
+    output_paths,
+    read_run_info,
+)
 from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.progress import make_progress
@@ -87,14 +94,6 @@ class LabelSummary:
         return d
 
 
-def output_paths(out: Path, split: str, stem: str) -> dict[str, Path]:
-    return {
-        "label": out / "labels" / split / f"{stem}.png",
-        "confidence": out / "confidence" / split / f"{stem}.png",
-        "instances": out / "instances" / split / f"{stem}.json",
-    }
-
-
 def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
     """Every ``(split, sample)`` of the run in a fixed order, and the taxonomy with the new class."""
     spec = load_spec(cfg.data)
@@ -113,21 +112,6 @@ def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
         )
         raise ValueError(f"dataset {cfg.data}: {e}{hint}") from None
     return items, taxonomy
-
-
-def _done_keys(
-    out: Path, chash: str, latest: dict[tuple[str, str], dict] | None = None
-) -> set[tuple[str, str]]:
-    """(split, stem) whose latest manifest record is ok with this hash and whose files exist."""
-    done = set()
-    for (split, stem), rec in (latest_records(out) if latest is None else latest).items():
-        if (
-            rec.get("status") == "ok"
-            and rec.get("config_hash") == chash
-            and all(p.is_file() for p in output_paths(out, split, stem).values())
-        ):
-            done.add((split, stem))
-    return done
 
 
 def resolved_shard(cfg: LabelConfig) -> tuple[int, int]:
@@ -556,7 +540,7 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
         compact_manifest(out / "manifest.jsonl")
     latest = latest_records(out)
     sizes = {(s, smp.stem): file_bytes(smp.image_path) for s, smp in items}
-    done = set() if cfg.force else _done_keys(out, chash, latest)
+    done = set() if cfg.force else done_keys(out, chash, latest)
     changed = changed_images(latest, done, sizes)
     done -= changed
     todo = [(s, smp) for s, smp in items if (s, smp.stem) not in done]

@@ -672,6 +672,87 @@ def test_engine_info_on_a_sharded_run_names_the_shards_that_finished(tmp_path, m
     assert stats.shards == {"0/3": 0, "1/3": 0, "2/3": 0}
 
 
+def test_a_shard_whose_label_files_were_deleted_is_not_finished(tmp_path, monkeypatch):
+    """Both shards labelled, then one image's label file deleted: engine label --shard labels
+    it again (its files are gone), but engine info counted it done by its manifest record
+    alone and said nothing was left. The shard that holds it has an image left now."""
+    from engine.info import label_run_stats
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=3, val=0, test=0, size=(96, 64)), progress=False
+    )
+    run = tmp_path / "run"
+    label = ["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated",
+             "--out", str(run)]  # fmt: skip
+    for shard in ("0/2", "1/2"):
+        _engine([*label, "--shard", shard], monkeypatch)
+    assert label_run_stats(run).shards == {"0/2": 0, "1/2": 0}
+    second = sorted((run / "labels/train").iterdir())[1]  # the plan's second image: shard 1/2
+    second.unlink()
+    stats = label_run_stats(run)
+    assert stats.shards == {"0/2": 0, "1/2": 1}
+    pending = {k: r.pending for k, r in stats.splits.items()}
+    assert pending == {"train": 0}  # recorded in the manifest: the table's column holds it done
+    _engine([*label, "--shard", "1/2"], monkeypatch)
+    assert second.is_file() and label_run_stats(run).shards == {"0/2": 0, "1/2": 0}
+
+
+@pytest.mark.parametrize("shard", [["1", "2"], [2, 2], [-1, 2], [True, 2], [0, 2.0], [1]])
+def test_a_hand_edited_shard_record_is_no_shard(tmp_path, monkeypatch, shard):
+    """run.json's ``config.shard`` edited to ``["1", "2"]``: engine info stopped with a
+    TypeError-based error where before the forty-eighth round it showed the run. Anything but
+    two whole numbers 0 <= i < n is no shard information."""
+    import json
+
+    from engine.info import label_run_stats, render_label_run
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=3, val=0, test=0, size=(96, 64)), progress=False
+    )
+    run = tmp_path / "run"
+    _engine(["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated",
+             "--out", str(run), "--shard", "0/2"], monkeypatch)  # fmt: skip
+    doc = json.loads((run / "run.json").read_text())
+    doc["config"]["shard"] = shard
+    (run / "run.json").write_text(json.dumps(doc))
+    stats = label_run_stats(run)
+    assert (stats.shard, stats.shards) == ("", {})
+    line = str(render_label_run(stats)[-1])
+    assert line == "images not labelled yet: run engine label again to finish (it resumes)"
+
+
+def test_engine_info_names_the_split_left_when_every_shard_finished(tmp_path, monkeypatch):
+    """``--split train``, then ``--split val`` in two shards, then an image added to train:
+    every shard of val finished, and engine info said "run engine label again with , or once
+    without --shard". It names the split with images left, and its command labels them."""
+    import shutil
+
+    from engine.info import label_run_stats, render_label_run
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=4, val=3, test=0, size=(96, 64)), progress=False
+    )
+    run = tmp_path / "run"
+    label = ["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated",
+             "--out", str(run)]  # fmt: skip
+    _engine([*label, "--split", "train"], monkeypatch)
+    for shard in ("0/2", "1/2"):
+        _engine([*label, "--split", "val", "--shard", shard], monkeypatch)
+    stem = sorted((data / "images/train").iterdir())[0].stem
+    for path in list(data.rglob(f"{stem}.*")):  # its image and masks (the simulation's truth)
+        shutil.copy(path, path.with_name("zz_added" + path.suffix))
+    stats = label_run_stats(run)
+    assert stats.shards == {"0/2": 0, "1/2": 0}
+    line = str(render_label_run(stats)[-1])
+    said = re.search(r"images not labelled yet: (.*): run engine label again with (.*) \(no", line)
+    assert said and said.group(1) == "shards 0/2, 1/2 finished; train: 1 image left", line
+    _engine([*label, *shlex.split(said.group(2))], monkeypatch)
+    assert [s.pending for s in label_run_stats(run).splits.values()] == [0, 0]
+
+
 def test_next_lines_quote_paths_with_spaces_as_the_shell_needs(tmp_path, monkeypatch):
     """``engine info``'s ``next:`` lines (and the other hints that name a folder in a command)
     put paths in as they were: ``next: engine train --data /data/my fused --out RUN`` runs

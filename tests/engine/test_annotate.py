@@ -403,7 +403,9 @@ def test_a_subsets_polygon_export_warns_what_its_unannotated_rings_take(
 ):
     """A subset exported again with an unannotated ring around class pixels: the ring's
     polygon comes back filled and unannotated wins over the class, so the import held none of
-    them; the warning counted the instances' holes only (IoU 100, or none at all)."""
+    them; the warning counted the instances' holes only (IoU 100, or none at all). A class
+    ring around an unannotated disc comes back exact (the disc painted over the filled
+    polygon): the warning counted the disc as class pixels lost (IoU 74.4 for 100)."""
     data, _, _ = world
     ring = disk(H, W, 24, 32, 12) & ~disk(H, W, 24, 32, 8)
     inside = disk(H, W, 24, 32, 5)
@@ -411,6 +413,8 @@ def test_a_subsets_polygon_export_warns_what_its_unannotated_rings_take(
     masks = {"img000": np.zeros((H, W), np.uint8), "img001": wheel.astype(np.uint8)}
     masks["img000"][ring] = 255
     masks["img000"][inside] = 1
+    masks["img002"] = (disk(H, W, 24, 40, 12) & ~disk(H, W, 24, 40, 6)).astype(np.uint8)
+    masks["img002"][disk(H, W, 24, 40, 6)] = 255
     extra = {"data": str(data), "data_resolved": str(data.resolve())}
     sub = write_subset(tmp_path / "sub", "Bicycle", "test", masks, {}, extra)
     out = tmp_path / "exp"
@@ -431,6 +435,7 @@ def test_a_subsets_polygon_export_warns_what_its_unannotated_rings_take(
     said = [r.getMessage() for r in caplog.records if "carry no holes" in r.getMessage()]
     assert len(said) == 1 and f"IoU {iou:.1f} against the masks exported" in said[0]
     assert "the instances of 1 image " in said[0]
+    assert np.array_equal(back.mask("img002"), masks["img002"])
     assert f"{taken} pixels inside the unannotated regions ({int(inside.sum())} of them" in said[0]
 
 
@@ -2298,6 +2303,44 @@ def test_an_export_that_fails_midway_leaves_the_earlier_one(tmp_path, world):
     with pytest.raises(ValueError, match="img002.json"):
         export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "new" / "e")))
     assert not (tmp_path / "new" / "e").exists()
+
+
+def test_engine_info_tells_the_earlier_export_s_files_from_the_new_ones_still_hidden(
+    tmp_path, world
+):
+    """``--force --format coco`` over a COCO + LabelMe export, killed once coco.json was in:
+    the earlier export's labelme/ and images.txt, which the next export removes, were said to
+    be "still in .export.new-.../" (they are in the folder), labelme without its ``/``."""
+    from typer.testing import CliRunner
+
+    from annotations.fileio import SWAP_RECORD
+    from cli import app
+
+    _, run, _ = world
+    out = tmp_path / "e"
+    export_annotations(ExportConfig(run=str(run), out=str(out), formats=("coco", "labelme")))
+    staging = out / ".export.new-test"
+    staging.mkdir()
+    (staging / SWAP_RECORD).write_text('{"in":["coco.json"],"out":["labelme","images.txt"]}')
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and (
+        f"{out}: an export was interrupted while putting its files in: labelme/, images.txt of "
+        f"the earlier export, which it removes; the next engine annotate export into {out} "
+        "finishes it first" in text
+    ), text
+    # a subset's import writes both of its entries (nothing to take out): killed before its
+    # renames, its folder is named with its /
+    staging = tmp_path / "sub" / ".masks.new-test"
+    (staging / "masks").mkdir(parents=True)
+    (staging / "subset.json").write_text("{}")
+    (staging / SWAP_RECORD).write_text('{"in":["masks","subset.json"],"out":[]}')
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "sub")], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert (
+        "was interrupted while putting its files in: masks/, subset.json still in "
+        ".masks.new-test/; the next engine annotate import" in text
+    ), text
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="a killed process is a forked child")

@@ -259,6 +259,41 @@ def test_two_coco_categories_of_one_id_are_refused(first: bool, world: Path, tmp
     assert not (tmp_path / "subset").exists()
 
 
+def test_two_other_categories_of_one_id_or_colour_are_imported_as_other(
+    world: Path, tmp_path: Path
+):
+    """Two categories of one id, or two labels of one colour, neither of them the class nor
+    ``unannotated``: both are 0 whichever wins, and the import was right before the
+    forty-eighth round; that round's refusal stopped a Bicycle import over road and sidewalk."""
+    road, sidewalk = {"id": 5, "name": "road"}, {"id": 5, "name": "sidewalk"}
+    source = _coco(lambda d: d["categories"].extend([road, sidewalk]))(world, tmp_path)
+    args = ["--class", "bicycle", "--data", str(world / "ds"), "--no-progress"]
+    res = runner.invoke(
+        app, ["annotate", "import", str(source), *args, "--out", str(tmp_path / "a")]
+    )
+    assert res.exit_code == 0, res.output
+    want = _tree(world / "subset/masks")
+    assert _tree(tmp_path / "a/masks") == want
+    segmask = tmp_path / "segmask"
+    (segmask / "SegmentationClass").mkdir(parents=True)
+    (segmask / "labelmap.txt").write_text(
+        "# label:color_rgb:parts:actions\nbackground:0,0,0::\nroad:0,128,0::\n"
+        "sidewalk:0,128,0::\nBicycle:255,0,0::\n"
+    )
+    for f in sorted((world / "subset/masks").iterdir()):
+        mask = np.asarray(Image.open(f))
+        rgb = np.zeros((*mask.shape, 3), np.uint8)
+        rgb[mask == 0] = (0, 128, 0)
+        rgb[mask == 1] = (255, 0, 0)
+        Image.fromarray(rgb).save(segmask / "SegmentationClass" / f.name)
+    res = runner.invoke(
+        app, ["annotate", "import", str(segmask), "--format", "segmask", *args, "--out",
+              str(tmp_path / "b")],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert _tree(tmp_path / "b/masks") == want
+
+
 @pytest.mark.parametrize("car_first", [True, False], ids=["car first", "bicycle first"])
 def test_two_labels_of_one_colour_in_a_segmentation_mask_export_are_refused(
     car_first: bool, world: Path, tmp_path: Path

@@ -441,14 +441,15 @@ def test_a_training_run_killed_before_its_first_logged_step_is_a_training_run(tm
     ]
 
     def info(*args):
-        res = CliRunner().invoke(app, ["info", *args], env={"COLUMNS": "300"})
+        res = CliRunner().invoke(app, ["info", *args], env={"COLUMNS": "400"})
         return res.exit_code, " ".join(res.output.split())
 
     code, text = info(str(run))
     assert code == 1 and f"Training run {run}" in text, text
     assert (
         f"step │ 0 of 50 (started, no step logged; stopped before its first checkpoint: engine "
-        f"train --config {run / 'config.yaml'} starts it again)" in text
+        f"train --config {run / 'config.yaml'} --out {run} --data runs/fused/bicycle starts it "
+        "again)" in text
     )
     assert "7 Bicycle (new, of Others)" in text and "no image split folders" not in text
     assert info(str(run / "config.yaml"))[1] == text  # a file of it names the run
@@ -818,6 +819,52 @@ def test_info_says_which_process_is_writing_a_run_now(tmp_path: Path):
         f.write('{"step": 41, "event": "non_finite", "terms": {"loss_ce": NaN}}\n')
     text = " ".join(CliRunner().invoke(app, ["info", str(train)], env=wide).output.split())
     assert "check the data, then run the command that started it again (no last.pt" in text
+
+
+def test_a_run_stopped_before_its_checkpoint_is_started_again_from_another_folder(
+    tmp_path, monkeypatch
+):
+    """config.yaml holds ``out`` and ``data`` as typed, relative to where the run started:
+    ``engine train --config RUN/config.yaml``, which engine info suggested, failed from another
+    working directory (``data: dataset root not found``) or trained into another folder. The
+    command it suggests now names the run and its dataset as found from here, and runs."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    import trainer.train
+    from annotations.taxonomy import MASS13K
+    from cli import app
+    from tests.loop_helpers import make_dataset
+    from trainer.config import TrainConfig
+    from trainer.train import _write_run_files
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    make_dataset(project / "data", "train", n=2, size=(32, 32))
+    (project / "runs").mkdir(parents=True)
+    elsewhere.mkdir()
+    monkeypatch.chdir(project)  # started here, with paths relative to it
+    cfg = TrainConfig(data="data", out="runs/t", preset="tiny", iters=1, val_split=None)
+    (project / "runs/t").mkdir()
+    _write_run_files(Path("runs/t"), cfg, 0, MASS13K.with_new_class("Bicycle"))
+    monkeypatch.chdir(elsewhere)
+    run = Path("../project/runs/t")
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    said = re.search(r"first checkpoint: (engine train .*?) starts it again", text)
+    assert res.exit_code == 1 and said, text
+    started = []
+
+    def train(cfg, *args, **kwargs):  # what it would train: its settings, no torch
+        started.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(trainer.train, "train", train)
+    res = CliRunner().invoke(app, shlex.split(said.group(1))[1:])
+    assert res.exit_code == 0 and len(started) == 1, res.output
+    assert Path(started[0].out).resolve() == (project / "runs/t").resolve()
+    assert Path(started[0].data).resolve() == (project / "data").resolve()
+    assert (started[0].preset, started[0].iters) == ("tiny", 1)
 
 
 def test_a_folder_a_run_was_killed_in_before_writing_anything_names_that_run(tmp_path):
