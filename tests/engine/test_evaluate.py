@@ -1469,3 +1469,23 @@ def test_evaluate_gt_and_split_misgiven_are_one_line(tmp_path: Path) -> None:
         f"; it holds the label maps of the dataset {root}, whose spec names them: give --gt {root} "
         "--split train"
     )
+
+
+def test_json_dash_and_json_file_record_the_same_torch_facts(tmp_path: Path) -> None:
+    """`--device auto --json -` on a machine without CUDA recorded torch's kernels and threads
+    (the command line's "auto" was taken for torch), while `--json FILE` of the same run
+    recorded none: the counts were computed with numpy/OpenCV. Both now record what counted."""
+    from engine.evaluate import count_device
+
+    pred_dir, gt_dir = _write(tmp_path, _maps(2, 2, k=3))
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--num-classes", "3",
+            "--device", "auto", "--no-progress"]  # fmt: skip
+    res = runner.invoke(app, [*args, "--json", "-"])
+    assert res.exit_code == 0, res.output
+    shown = json.loads(res.stdout)["environment"]
+    res = runner.invoke(app, [*args, "--json", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    written = json.loads((tmp_path / "e.json").read_text())["environment"]
+    used = count_device("auto") is not None  # CUDA here: torch counted
+    for env in (shown, written):
+        assert ("cpu_capability" in env, "torch_threads" in env) == (used, used)
