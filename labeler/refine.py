@@ -203,6 +203,7 @@ class RefinedBackend:
     def __init__(self, inner: LabelBackend, config: LabelConfig) -> None:
         self.inner, self.config = inner, config
         self.name = inner.name
+        self.uses_torch = True  # the refiner's segmenter, whatever the inner backend
         self.refiner: Refiner | None = None
 
     def identity(self) -> dict[str, Any]:

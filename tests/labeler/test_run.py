@@ -92,7 +92,7 @@ def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
     assert run["config"]["max_boxes"] == 3 and run["config"]["writers"] == 3
     assert run["config"]["writer_queue_mb"] == 64
     assert all(r["instances"] <= 3 for r in manifest)  # at most 3 boxes reached SAM
-    assert "packages" in run["environment"]
+    assert "packages" in run["environment"] and "cpu_capability" in run["environment"]
     for rec in manifest:
         assert rec["status"] == "ok" and rec["config_hash"] == run["config_hash"]
         assert set(rec["timings"]) == {"decode", "detect", "segment", "merge", "write"}
