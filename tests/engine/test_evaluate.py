@@ -1489,3 +1489,22 @@ def test_json_dash_and_json_file_record_the_same_torch_facts(tmp_path: Path) -> 
     used = count_device("auto") is not None  # CUDA here: torch counted
     for env in (shown, written):
         assert ("cpu_capability" in env, "torch_threads" in env) == (used, used)
+
+
+@pytest.mark.parametrize(
+    "sources, said",
+    [  # bare DIRs are named after their folders: the hint says so
+        (["run1/pred", "run2/pred"], "got pred twice (a bare DIR is named after its folder); "
+         "name each with --source NAME=DIR"),
+        (["a/pred", "b/pred", "c/pred"], "got pred 3 times (a bare DIR is named after"),
+        # NAME=DIR already: no hint to use it
+        (["A=x", "A=y"], "got A twice; give each source its own name"),
+        (["A=x", "A=y", "A=z", "B=u", "B=v"], "got A 3 times and B twice; give each source"),
+    ],
+)  # fmt: skip
+def test_duplicate_source_names_are_counted_and_hinted_as_given(sources, said) -> None:
+    """Three copies of a name were "twice", and ``--source A=x --source A=y`` was told to name
+    each with ``--source NAME=DIR``, which it had."""
+    with pytest.raises(ValueError) as e:
+        CompareConfig("Bicycle", Path("gt"), tuple(parse_source(s) for s in sources))
+    assert str(e.value).startswith(f"--source names must be unique, {said}"), str(e.value)
