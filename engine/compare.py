@@ -71,7 +71,7 @@ from engine.outputs import (
 from engine.parallel import in_process_workers, map_every_item
 from engine.runinfo import config_hash, environment
 from engine.runlock import check_not_being_written
-from engine.text import METRICS, counted, format_score, md_cell, md_text, score_cells
+from engine.text import METRICS, counted, format_score, joined, md_cell, md_text, score_cells
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,19 @@ class CompareConfig:
             raise ValueError("give at least one --source NAME=DIR")
         names = [n for n, _ in self.sources]
         if len(set(names)) != len(names):  # two bare DIRs of one name: run1/pred, run2/pred
-            twice = sorted({n for n in names if names.count(n) > 1})
-            raise ValueError(
-                f"--source names must be unique, got {', '.join(twice)} twice (a bare DIR is "
-                "named after its folder); name each with --source NAME=DIR"
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            times = joined(
+                f"{n} {'twice' if names.count(n) == 2 else f'{names.count(n)} times'}"
+                for n in repeated
             )
+            # a bare DIR's name is its folder's (parse_source); NAME=DIR was typed already
+            bare = any(n == p.name for n, p in self.sources if n in repeated)
+            hint = (
+                " (a bare DIR is named after its folder); name each with --source NAME=DIR"
+                if bare
+                else "; give each source its own name"
+            )
+            raise ValueError(f"--source names must be unique, got {times}{hint}")
         if self.input not in INPUT_MODES:
             raise ValueError(f"input must be one of {INPUT_MODES}, got {self.input!r}")
         if self.bf1_mode not in BF1_MODES:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -406,16 +407,23 @@ def _flow(entry: object) -> str:
     return str(entry)
 
 
-def _unquoted_split(path: Path) -> str:
+def _unquoted_split(path: Path, error: str = "") -> str:
     """The hint for a YAML value that starts with ``{split}`` unquoted, which YAML reads as a
-    mapping (``images: {split}`` is ``{'split': None}``; ``{split}/photos`` does not parse)."""
+    mapping (``images: {split}`` is ``{'split': None}``; ``{split}/photos`` does not parse).
+    Comment lines are skipped and a value's `` # comment`` left out; where ``error`` (YAML's
+    message) names a line, only that line is read: a parse error elsewhere gets no hint."""
     if path.suffix == ".json":
         return ""
+    at = re.findall(r"\bat line (\d+), column \d+", error)[-1:]  # YAML's, after the path
     with contextlib.suppress(OSError, UnicodeError):
-        for line in path.read_text(encoding="utf-8-sig").splitlines():
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+        for number, line in enumerate(lines, 1):
+            if line.lstrip().startswith("#") or (at and number != int(at[0])):
+                continue
             key, sep, value = line.partition(":")
-            if sep and value.strip().startswith("{split}"):
-                key, value = key.strip(), value.strip()
+            value = re.split(r"\s#", value, maxsplit=1)[0].strip()  # YAML: " #" starts a comment
+            if sep and value.startswith("{split}"):
+                key = key.strip()
                 return f"; quote the value: {key}: '{value}' (unquoted, YAML reads {{...}} as a mapping)"
     return ""
 
@@ -505,7 +513,7 @@ def _read_spec_file(path: Path) -> DatasetSpec:
     try:
         data = read(path, "dataset spec")
     except ValueError as e:  # `images: {split}/photos`: YAML's flow mapping, cut short
-        raise ValueError(f"{e}{_unquoted_split(path)}") from None
+        raise ValueError(f"{e}{_unquoted_split(path, str(e))}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a dataset spec must be a mapping with keys {sorted(_SPEC_KEYS)}")
     unknown = set(data) - _SPEC_KEYS

@@ -941,7 +941,7 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
             "wall_seconds": result.wall_seconds,
             "calls": calls,  # every call into this folder, first to last (resumes add one)
             "paths": {k: str(v) for k, v in result.paths.items()},
-            "environment": environment(),
+            "environment": environment(torch_used=True),  # it trains and predicts with torch
         },
     )
     (out / UNFINISHED_CALLS).unlink(missing_ok=True)  # counted in summary.json's calls now

@@ -660,7 +660,10 @@ class EvaluateReport:
                 del cfg["split"]
             data["config"] = cfg
             data["config_hash"] = config_hash(cfg)
-            data["environment"] = environment(torch_used=config.device is not None)
+            # what the counts ran on: the CLI's `--json -` passes the command line's config,
+            # where "auto" on a machine without CUDA meant numpy/OpenCV, not torch
+            used = count_device(config.device, config.workers) is not None
+            data["environment"] = environment(torch_used=used)
             if self.pred_files:  # the record, not the demo's in-memory scores: hashed here only
                 data["maps_sha256"] = maps_digest(self.pred_files)
         return data

@@ -64,6 +64,10 @@ class BackendOutput:
 
 @runtime_checkable
 class LabelBackend(Protocol):
+    """A labeler. A backend may set ``uses_torch = False`` (the simulated one): whether it
+    computes with torch decides whether run.json's environment records torch's kernel set,
+    threads and GPUs; without the attribute it does."""
+
     name: str
 
     def identity(self) -> dict[str, Any]: ...

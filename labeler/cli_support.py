@@ -174,6 +174,10 @@ def build_label_config(
             "--backend sam3 takes its checkpoint with --model (no --detector / --segmenter; "
             "use --refine SEGMENTER to re-segment its instances with SAM)"
         )
+    for key in ("min_area", "max_instances"):  # typed: the option named, not a --spec file
+        if (value := overrides[key]) is not None and value < 0:
+            option = "--" + key.replace("_", "-")
+            raise ValueError(f"class {class_name!r}: {key} must be >= 0 ({option}), got {value}")
     if spec:
         cls = load_class_spec(spec, class_name, **overrides)
         _check_parent(spec, cls, data)

@@ -79,10 +79,9 @@ class ClassSpec:
             v = getattr(self, key)
             if not 0 <= v < 1:
                 raise ValueError(f"class {self.name!r}: {key} must be in [0, 1), got {v}")
-        for key in ("min_area", "max_instances"):  # which one, its value and its option
-            if (v := getattr(self, key)) < 0:
-                option = "--" + key.replace("_", "-")
-                raise ValueError(f"class {self.name!r}: {key} must be >= 0 ({option}), got {v}")
+        for key in ("min_area", "max_instances"):  # which one and its value (the command
+            if (v := getattr(self, key)) < 0:  # line names its option: a spec file has none)
+                raise ValueError(f"class {self.name!r}: {key} must be >= 0, got {v}")
 
     @property
     def all_prompts(self) -> tuple[str, ...]:

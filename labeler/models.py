@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from annotations.fileio import first_line
+from labeler.config import PATH_STARTS
 
 log = logging.getLogger(__name__)
 
@@ -246,7 +247,7 @@ def check_model_folder(role: str, source: str, option: str) -> None:
     """A model folder written as a path (``./models/gdino``, ``/models/sam``, ``~/sam``) that
     is not there, named as one before any model loads: its normalised spelling
     (``models/gdino``) reads as a hub id, which the hub was asked for."""
-    if source.startswith((".", "/", "~")) and not Path(source).expanduser().exists():
+    if source.startswith(PATH_STARTS) and not Path(source).expanduser().exists():
         raise missing_weights(role, source, None, "no such file or folder", option=option)
 
 

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.progress import no_hf_progress_bars
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage
 from labeler.config import LabelConfig
 from labeler.crops import CroppedInstances
@@ -202,6 +203,7 @@ class RefinedBackend:
     def __init__(self, inner: LabelBackend, config: LabelConfig) -> None:
         self.inner, self.config = inner, config
         self.name = inner.name
+        self.uses_torch = True  # the refiner's segmenter, whatever the inner backend
         self.refiner: Refiner | None = None
 
     def identity(self) -> dict[str, Any]:
@@ -219,7 +221,8 @@ class RefinedBackend:
         info = self.inner.load()
         c = self.config
         device = resolve_device(c.device)
-        seg = load_segmenter(c.refine, None, device, c.local_files_only, option="--refine")
+        with no_hf_progress_bars():  # as the inner backend's models: our own bar is the only one
+            seg = load_segmenter(c.refine, None, device, c.local_files_only, option="--refine")
         self.setup(seg, device)
         return {**info, "refine": seg.info()}
 

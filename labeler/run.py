@@ -608,7 +608,9 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
             "backend": {"name": backend.name, "identity": backend.identity(), "models": models},
             "class_id": class_id,
             "taxonomy": taxonomy.to_dict(),
-            "environment": environment(),
+            # torch's facts where the labeler computed with torch, not where torch happened to be
+            # imported (the simulated labeler's run.json from a notebook or the demo had them)
+            "environment": environment(torch_used=getattr(backend, "uses_torch", True)),
             # what this call printed before labelling: the console of a nohup run is gone;
             # and what the calls before it printed, whose labels of these settings are kept
             **warnings_entry(said, _same_run(None if cfg.force else recorded, chash)),

@@ -44,6 +44,7 @@ from labeler.models import (
     _from_pretrained,
     _load_config,
     autocast,
+    check_model_folder,
     check_prompt_vocabulary,
     preprocess,
     resolve_device,
@@ -207,10 +208,14 @@ class Sam3Backend:
     def load(self) -> dict[str, Any]:
         c = self.config
         device = resolve_device(c.device)
-        # as typed: ./models/sam3, recorded as models/sam3, was asked of the hub as a hub id
-        source = c.typed("model") if c.model else self.source
+        if c.model:  # as typed: ./models/sam3, missing, was asked of the hub as models/sam3
+            try:
+                check_model_folder("model", c.typed("model"), "--model")
+            except FileNotFoundError as e:
+                raise FileNotFoundError(f"{e} {GATED_HELP}") from None
+        # loaded (and recorded) as the config spells it: run.json named one folder two ways
         with no_hf_progress_bars():
-            loaded = load_sam3(source, c.model_revision, device, c.local_files_only)
+            loaded = load_sam3(self.source, c.model_revision, device, c.local_files_only)
         self.setup(loaded, device)
         return {
             "model": self.sam3.info(),

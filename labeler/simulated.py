@@ -396,6 +396,7 @@ class SimulatedBackend:
     """
 
     name = BACKEND_NAME
+    uses_torch = False  # run.json records no torch facts (LabelBackend)
 
     def __init__(self, config: Any, class_id: int) -> None:
         from engine.datasets import load_spec

@@ -1,7 +1,7 @@
 """Whether a state dict's weights are finite: checked where weights come from a file
 (checkpoints, ``--init``, converted releases, ``--backbone-weights``). Its own module, which
-imports nothing of the project, so :mod:`trainer.models` can use it without an import cycle
-through :mod:`trainer.checkpoint`."""
+imports nothing of the project but :mod:`engine.text` (which imports none of it), so
+:mod:`trainer.models` can use it without an import cycle through :mod:`trainer.checkpoint`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import os
 from typing import Any
 
 import torch
+
+from engine.text import counted
 
 
 def check_finite(state: Any, source: str | os.PathLike, kind: str = "model tensor") -> None:
@@ -35,7 +37,7 @@ def check_finite(state: Any, source: str | os.PathLike, kind: str = "model tenso
             for name, found in (("NaN", torch.isnan(t).any()), ("Inf", torch.isinf(t).any()))
             if found
         )
-        more = f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else ""
+        more = f" (and {counted(len(bad) - 1, 'more tensor')})" if len(bad) > 1 else ""
         raise ValueError(
             f"{source}: {kind} {bad[0]} holds {what} values{more}; weights that are not "
             "finite predict nothing meaningful and train to a non-finite loss"

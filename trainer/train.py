@@ -657,7 +657,9 @@ DAMAGED_FIX = (
 def damaged_state(path: Path, entry: str, problem: str) -> ValueError:
     """The one line of a damaged training state, in one form: the file, the entry and what is
     wrong with it, what to do. Before the forty-eighth round each check worded it its own way,
-    and only one said what to do."""
+    and only one said what to do. Runs of whitespace in ``entry`` and ``problem`` are one
+    space: a value's repr (a 2-D tensor's) spans several lines."""
+    entry, problem = " ".join(entry.split()), " ".join(problem.split())
     return ValueError(f"{path}: damaged training state: {entry} {problem}; {DAMAGED_FIX}")
 
 

@@ -827,3 +827,28 @@ def test_a_legitimately_large_photo_is_read_and_a_mask_of_the_wrong_size_is_not_
     monkeypatch.setattr(np, "asarray", lambda *a, **k: pytest.fail("decoded"))
     with pytest.raises(ValueError, match="is 20000x20000 in the annotation but 8x8"):
         png_to_mask(big, {"img001": (8, 8)})
+
+
+@pytest.mark.parametrize(
+    "text, hint",
+    [
+        ("labels: x\nimages: {split}/photos   # the photos\n", "images: '{split}/photos'"),
+        ("images: {split}   # the photos\n", "images: '{split}'"),  # parsed: {'split': None}
+        ("# images: {split}/x was the old layout\nfoo: [1, 2\n", None),  # a comment
+        ("images: '{split}/x'\nlabels: {split}\nfoo: [1, 2\n", None),  # not the line at fault
+    ],
+)
+def test_the_quote_hint_reads_past_yaml_comments(tmp_path: Path, text: str, hint: str | None):
+    """The "quote the value" hint took a trailing comment into the value it said to write
+    (`images: '{split}/photos   # the photos'`), and was given for a commented-out line and
+    for a file whose error was on another line."""
+    f = tmp_path / "dataset.yaml"
+    f.write_text(text)
+    with pytest.raises(ValueError) as e:
+        load_spec(f)
+    if hint is None:
+        assert "quote the value" not in str(e.value)
+    else:
+        assert str(e.value).endswith(
+            f"; quote the value: {hint} (unquoted, YAML reads {{...}} as a mapping)"
+        )

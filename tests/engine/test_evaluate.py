@@ -1484,3 +1484,42 @@ def test_evaluate_gt_and_split_misgiven_are_one_line(tmp_path: Path) -> None:
         f"; it holds the label maps of the dataset {root}, whose spec names them: give --gt {root} "
         "--split train"
     )
+
+
+def test_json_dash_and_json_file_record_the_same_torch_facts(tmp_path: Path) -> None:
+    """`--device auto --json -` on a machine without CUDA recorded torch's kernels and threads
+    (the command line's "auto" was taken for torch), while `--json FILE` of the same run
+    recorded none: the counts were computed with numpy/OpenCV. Both now record what counted."""
+    from engine.evaluate import count_device
+
+    pred_dir, gt_dir = _write(tmp_path, _maps(2, 2, k=3))
+    args = ["evaluate", "--pred", str(pred_dir), "--gt", str(gt_dir), "--num-classes", "3",
+            "--device", "auto", "--no-progress"]  # fmt: skip
+    res = runner.invoke(app, [*args, "--json", "-"])
+    assert res.exit_code == 0, res.output
+    shown = json.loads(res.stdout)["environment"]
+    res = runner.invoke(app, [*args, "--json", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    written = json.loads((tmp_path / "e.json").read_text())["environment"]
+    used = count_device("auto") is not None  # CUDA here: torch counted
+    for env in (shown, written):
+        assert ("cpu_capability" in env, "torch_threads" in env) == (used, used)
+
+
+@pytest.mark.parametrize(
+    "sources, said",
+    [  # bare DIRs are named after their folders: the hint says so
+        (["run1/pred", "run2/pred"], "got pred twice (a bare DIR is named after its folder); "
+         "name each with --source NAME=DIR"),
+        (["a/pred", "b/pred", "c/pred"], "got pred 3 times (a bare DIR is named after"),
+        # NAME=DIR already: no hint to use it
+        (["A=x", "A=y"], "got A twice; give each source its own name"),
+        (["A=x", "A=y", "A=z", "B=u", "B=v"], "got A 3 times and B twice; give each source"),
+    ],
+)  # fmt: skip
+def test_duplicate_source_names_are_counted_and_hinted_as_given(sources, said) -> None:
+    """Three copies of a name were "twice", and ``--source A=x --source A=y`` was told to name
+    each with ``--source NAME=DIR``, which it had."""
+    with pytest.raises(ValueError) as e:
+        CompareConfig("Bicycle", Path("gt"), tuple(parse_source(s) for s in sources))
+    assert str(e.value).startswith(f"--source names must be unique, {said}"), str(e.value)

@@ -399,3 +399,24 @@ def test_a_library_shard_that_is_no_i_of_n_is_named_as_given(shard):
     with pytest.raises(ValueError, match=r"shard must be \(i, n\) with 0 <= i < n, got "):
         LabelConfig(data="d", cls=ClassSpec("Bicycle"), shard=shard)
     assert LabelConfig(data="d", cls=ClassSpec("Bicycle"), shard=(1, 2)).shard == (1, 2)
+
+
+def test_a_negative_count_names_the_option_only_where_it_was_typed(tmp_path):
+    """A --spec file's ``min_area: -5`` said ``(--min-area)``, an option never given; and a
+    ``--min-area -1`` beside a --spec file was blamed on the file."""
+    from tests.loop_helpers import make_dataset
+
+    data = str(make_dataset(tmp_path / "data", n=1))
+    f = tmp_path / "classes.yaml"
+    f.write_text("Bicycle: {min_area: -5, parent: Ground}\n")
+    with pytest.raises(ValueError) as err:
+        build_label_config(class_name="Bicycle", data=data, spec=str(f))
+    assert str(err.value) == f"{f}: class 'Bicycle': min_area must be >= 0, got -5"
+    f.write_text("Bicycle: {max_instances: 3, parent: Ground}\n")
+    for spec in (str(f), ""):
+        with pytest.raises(ValueError) as err:
+            build_label_config(class_name="Bicycle", data=data, spec=spec, max_instances=-2)
+        assert (
+            str(err.value)
+            == "class 'Bicycle': max_instances must be >= 0 (--max-instances), got -2"
+        )

@@ -225,6 +225,7 @@ def test_refinement_wraps_any_backend(models, tmp_path):
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert run["backend"]["name"] == "boxes" and run["backend"]["models"]["loaded"]
     assert run["backend"]["models"]["refine"]["model_type"] == "sam2"
+    assert "cpu_capability" in run["environment"]  # refined with torch: its facts recorded
 
 
 def test_cli_grounded_sam_with_refine(models, tmp_path):

@@ -92,7 +92,7 @@ def test_cli_run_outputs_resume_and_relabel(tiny_models, dataset, tmp_path):
     assert run["config"]["max_boxes"] == 3 and run["config"]["writers"] == 3
     assert run["config"]["writer_queue_mb"] == 64
     assert all(r["instances"] <= 3 for r in manifest)  # at most 3 boxes reached SAM
-    assert "packages" in run["environment"]
+    assert "packages" in run["environment"] and "cpu_capability" in run["environment"]
     for rec in manifest:
         assert rec["status"] == "ok" and rec["config_hash"] == run["config_hash"]
         assert set(rec["timings"]) == {"decode", "detect", "segment", "merge", "write"}
@@ -780,25 +780,36 @@ def test_unknown_backend_lists_registered():
         create_backend("nope", None, 7)
 
 
+@pytest.mark.parametrize("refine", [False, True])
 @pytest.mark.parametrize("enabled", [True, False])
-def test_loading_models_leaves_transformers_progress_bars_as_they_were(tiny_models, enabled):
+def test_loading_models_leaves_transformers_progress_bars_as_they_were(
+    tiny_models, enabled, refine, capfd
+):
     """A notebook's own ``from_pretrained`` after a label run showed no download or loading
-    bar: the backend turned transformers' bars off for the process's life."""
+    bar: the backend turned transformers' bars off for the process's life. And none is drawn
+    while the models load: ``engine label --refine`` printed transformers' "Loading weights"
+    bar for the --refine model in the middle of its own output."""
     from transformers.utils import logging as hf_logging
 
     from labeler.grounded_sam import GroundedSamBackend
+    from labeler.refine import RefinedBackend
 
     cfg = LabelConfig(
         data="unused", cls=ClassSpec("Bicycle"), detector=str(tiny_models["det"]),
         segmenter=str(tiny_models["sam"]), device="cpu", progress=False,
+        refine=str(tiny_models["sam_hq"]) if refine else "",
     )  # fmt: skip
+    capfd.readouterr()
     before = hf_logging.is_progress_bar_enabled()
     (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
     try:
-        GroundedSamBackend(cfg, class_id=7).load()
+        backend = GroundedSamBackend(cfg, class_id=7)
+        (RefinedBackend(backend, cfg) if refine else backend).load()
         assert hf_logging.is_progress_bar_enabled() is enabled
     finally:
         (hf_logging.enable_progress_bar if before else hf_logging.disable_progress_bar)()
+    out, err = capfd.readouterr()
+    assert "Loading weights" not in out + err and "%|" not in out + err
 
 
 @pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2", "sam2_video"])

@@ -419,3 +419,23 @@ def test_a_prompt_longer_than_sam3_reads_is_refused(models):
     with pytest.raises(ValueError) as e:
         _backend(models["sam3"], prompts=(long,))
     assert "text tokens, SAM 3 reads at most 32: give shorter prompts" in str(e.value)
+
+
+def test_a_model_folder_typed_as_a_path_is_recorded_in_one_spelling(models, tmp_path, monkeypatch):
+    """``--model ./models/sam3/`` was loaded as typed, so run.json spelled one folder two ways:
+    ``config.model`` ``models/sam3`` and ``backend.models.model.source`` ``./models/sam3/``. The
+    folder is checked as typed (a missing one is named as a folder, not asked of the hub) and
+    loaded and recorded as the config spells it, as grounded-sam's models are."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "sam3").symlink_to(models["sam3"], target_is_directory=True)
+    data = write_dataset(tmp_path / "data", {"train": 1})
+    res = runner.invoke(app, label_args(data, tmp_path / "run", "./models/sam3/"))
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["config"]["model"] == run["backend"]["models"]["model"]["source"] == "models/sam3"
+    assert run["backend"]["identity"]["model"] == "models/sam3"
+    res = runner.invoke(app, label_args(data, tmp_path / "run2", "./models/gone/"))
+    text = " ".join(res.output.split())
+    assert res.exit_code == 2 and "./models/gone/" in text and "looked in the local path" in text
+    assert "SAM License" in text and "Traceback" not in text

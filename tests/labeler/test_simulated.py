@@ -415,6 +415,28 @@ def test_truth_in_a_folder_spelled_otherwise_is_found_up_front(tmp_path):
         assert (tmp_path / folder / "labels/test/img000.png").is_file()
 
 
+def test_a_simulated_run_records_no_torch_facts_though_torch_is_loaded(tmp_path):
+    """run.json took torch's kernel set, threads and GPUs whenever torch happened to be
+    imported (a notebook, the demo after training): the SIMULATED labeler computes nothing
+    with torch, and the same run from a fresh ``engine label`` recorded none."""
+    import json
+
+    import torch  # noqa: F401  (loaded, as in a notebook)
+
+    from annotations.labelmap import write_label
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.run import run_labeling
+    from tests.loop_helpers import make_dataset
+
+    make_dataset(tmp_path / "data", "test", n=1, size=(8, 8))
+    write_label(tmp_path / "data/new_classes/Car/test/img000.png", np.ones((8, 8), np.uint8))
+    cfg = LabelConfig(data=str(tmp_path / "data"), cls=ClassSpec("Car"), out=str(tmp_path / "run"),
+                      backend="simulated", progress=False)  # fmt: skip
+    run_labeling(cfg)
+    env = json.loads((tmp_path / "run" / "run.json").read_text())["environment"]
+    assert "packages" in env and "cpu_capability" not in env and "torch_threads" not in env
+
+
 def test_a_dataset_without_the_class_truth_is_refused_up_front(tmp_path):
     """Without any true masks of the class the simulated labeler stops before the first image
     (it used to fail every image alone, each saying the same)."""

@@ -44,7 +44,7 @@ def test_load_checkpoint_names_the_file_and_the_first_bad_tensor(seven):
     with pytest.raises(ValueError) as e:
         load_checkpoint(bad)
     assert str(e.value).startswith(
-        f"{bad}: model tensor {KEY} holds NaN values (and 1 more tensors); "
+        f"{bad}: model tensor {KEY} holds NaN values (and 1 more tensor); "
     )
     assert "\n" not in str(e.value)
     ckpt = torch.load(bad, weights_only=True)
@@ -109,3 +109,23 @@ def test_convert_refuses_a_non_finite_release_file(tmp_path):
     with pytest.raises(ValueError, match=f"^{src}: model tensor {key} holds NaN values;"):
         convert_massformer(src, out, MASS13K)
     assert not out.exists()
+
+
+def test_weights_whose_sum_overflows_are_finite():
+    """The check sums each tensor; a sum can overflow where every value is finite (fp16's
+    largest is 65504, float32's 3.4e38): those tensors are looked at value by value, not
+    refused. And three bad tensors are "2 more tensors", one "1 more tensor"."""
+    from trainer.finite import check_finite
+
+    state = {
+        "half": torch.full((10,), 60000.0, dtype=torch.float16),  # sums to inf in fp16
+        "single": torch.full((4,), 3e38),  # sums to inf in float32
+        "ids": torch.arange(3),  # not floating: not checked
+    }
+    assert not torch.isfinite(state["half"].sum()) and not torch.isfinite(state["single"].sum())
+    check_finite(state, "ok.pt")
+    for n, more in ((2, " (and 1 more tensor);"), (3, " (and 2 more tensors);")):
+        bad = {f"w{i}": torch.tensor([float("nan")]) for i in range(n)}
+        with pytest.raises(ValueError) as e:
+            check_finite(bad, "bad.pt")
+        assert str(e.value).startswith(f"bad.pt: model tensor w0 holds NaN values{more}")

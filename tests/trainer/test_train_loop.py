@@ -390,6 +390,8 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_with_its_default(tmp
         (lambda c: c.update(step="2"), "step '2' is not a step count"),
         (lambda c: c.update(scheduler=[]), "scheduler [] is not a mapping"),
         (lambda c: c.update(config=None), "config None is not a mapping"),
+        # a tensor's repr is several lines: the one line kept one
+        (lambda c: c.update(config=torch.zeros(3, 3)), "config tensor([[0., 0., 0.], [0., 0., 0.], [0., 0., is not a mapping"),
         (lambda c: c["optimizer"].update(param_groups=7), "optimizer.param_groups 7 is not a list of mappings"),
         (lambda c: c["optimizer"].update(param_groups=[]), "optimizer cannot be restored (ValueError("),
         (lambda c: c["rng"].pop("numpy"), "rng cannot be restored (KeyError("),
