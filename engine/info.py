@@ -447,6 +447,7 @@ class RunSplit:
     stale: int = 0  # ok with other settings: relabelled by the next run with these
     failed: int = 0  # whose latest attempt failed: retried by the next run
     pending: int | None = None  # dataset images with no record yet; None: dataset not found
+    missing: int = 0  # recorded as labelled with these settings, but a file of theirs is gone
     instances: int = 0  # instances of the labelled images
     without: int = 0  # labelled images without an instance
 
@@ -502,7 +503,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     """A label run's class, models, settings and per-split progress: images labelled with its
     current settings, with older ones (the next run relabels them), failed, and, when its
     dataset is found, not labelled yet (an interrupted or sharded run)."""
-    from annotations.labelrun import LabelRun, changed_images, latest_records
+    from annotations.labelrun import LabelRun, changed_images, done_keys, latest_records
 
     run = LabelRun.open(root)
     info = run.info  # run.json: a clear error when it is missing or not the labeler's
@@ -525,6 +526,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     per = {s: RunSplit() for s in names}
     seconds: Counter = Counter()
     failures = []
+    skipped = done_keys(run.root, chash, latest)  # what engine label skips as done
     for (split, stem), rec in sorted(latest.items()):
         if split not in per:
             continue
@@ -534,6 +536,8 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             failures.append((split, stem, str(rec.get("error"))))
         elif rec.get("config_hash") != chash:
             row.stale += 1
+        elif (split, stem) not in skipped:  # engine label labels it again: not yet, as it counts
+            row.missing += 1
         else:
             row.labelled += 1
             row.instances += int(rec.get("instances") or 0)
@@ -557,7 +561,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             sizes = {k: n for k in done if (n := file_bytes(paths[k])) is not None}
             hit = changed_images(latest, done, sizes)
             changed += [f"{sp}/{stem}" for sp, stem in paths if (sp, stem) in hit]
-            row.pending = len(stems - {st for sp, st in latest if sp == split})
+            row.pending = len(stems - {st for sp, st in latest if sp == split}) + row.missing
     cls = record_object(config, "cls", path, "config.cls")
     backend = doc.get("backend")  # older records: the backend's name alone
     models = (
@@ -774,7 +778,7 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             f"{counted(stale, 'image')} labelled with other settings: the next engine label with "
             "these settings labels them again"
         )
-    if any(r.pending for r in stats.splits.values()):
+    if any(r.pending or r.missing for r in stats.splits.values()):
         out.append(
             f"images not labelled yet: {holder} is labelling them now"
             if (holder := writer(stats.root))
@@ -1841,7 +1845,9 @@ def _describe_output(
     # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
     if record == "run.json":
         stats = label_run_stats(path, splits)
-        stopped = any(r.pending for r in stats.splits.values()) and writer(path) is None
+        stopped = (
+            any(r.pending or r.missing for r in stats.splits.values()) and writer(path) is None
+        )
         return what, render_label_run(stats), stats.problems + stopped
     if record == "metrics.jsonl":
         train = train_run_stats(path)

@@ -692,10 +692,38 @@ def test_a_shard_whose_label_files_were_deleted_is_not_finished(tmp_path, monkey
     second.unlink()
     stats = label_run_stats(run)
     assert stats.shards == {"0/2": 0, "1/2": 1}
-    pending = {k: r.pending for k, r in stats.splits.items()}
-    assert pending == {"train": 0}  # recorded in the manifest: the table's column holds it done
+    # the table and the lines count it as engine label does: not labelled yet (before, the
+    # manifest's record alone made it labelled there, with no line and "next: engine review")
+    row = stats.splits["train"]
+    assert (row.labelled, row.missing, row.pending) == (2, 1, 1)
+    from engine.info import render_label_run
+
+    text = " ".join(" ".join(map(str, render_label_run(stats))).split())
+    assert "shard 1/2: 1 image left: run engine label again with --shard 1/2" in text
+    assert "next: engine review" not in text
     _engine([*label, "--shard", "1/2"], monkeypatch)
     assert second.is_file() and label_run_stats(run).shards == {"0/2": 0, "1/2": 0}
+
+
+def test_a_label_run_whose_label_file_was_deleted_is_not_done(tmp_path, monkeypatch):
+    """An unsharded run with one label file deleted: engine label labels the image again, but
+    engine info counted it labelled by its manifest record, exit 0 and "next: engine review"."""
+    from typer.testing import CliRunner
+
+    from engine.synth import SynthConfig, generate
+
+    data = generate(
+        SynthConfig(out=tmp_path / "data", train=2, val=0, test=0, size=(96, 64)), progress=False
+    )
+    run = tmp_path / "run"
+    _engine(["label", "--data", str(data), "--class", "Bicycle", "--backend", "simulated",
+             "--out", str(run)], monkeypatch)  # fmt: skip
+    sorted((run / "labels/train").iterdir())[0].unlink()
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert "images not labelled yet: run engine label again to finish (it resumes)" in text
+    assert "next: engine review" not in text
 
 
 @pytest.mark.parametrize("shard", [["1", "2"], [2, 2], [-1, 2], [True, 2], [0, 2.0], [1]])
