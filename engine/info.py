@@ -976,8 +976,8 @@ def _start_again(root: Path) -> str:
     beside = (typed.get("out"), root)
 
     def found(value: Any) -> str | None:  # a path typed relative, as found from here
-        if not isinstance(value, str) or not value or os.path.isabs(value):
-            return None
+        if not isinstance(value, str) or not value or os.path.isabs(value) or value[0] == "~":
+            return None  # config.yaml holds it as it is (a "~" quoted would reach no home)
         return str(recorded_root(value, None, beside))
 
     for key, option in (("data", "--data"), ("init", "--init")):
