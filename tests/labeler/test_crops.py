@@ -96,3 +96,58 @@ def test_union_rectangles_cover_the_union_once():
         for ys, xs in union_rectangles(windows):
             hits[ys, xs] += 1
         np.testing.assert_array_equal(hits, union.astype(int))  # every pixel once, nothing else
+
+
+def _two(**change):
+    """Two instances in a 6 x 8 image: a 2 x 3 window at (1, 2) and a 3 x 2 one at (3, 6)."""
+    from labeler.dedup import MaskCrop
+
+    parts = dict(
+        image_size=(6, 8),
+        xyxy=np.zeros((2, 4)),
+        scores=[0.9, 0.8],
+        mask_scores=[0.7, 0.6],
+        class_ids=[0, 0],
+        prompts=["a", "b"],
+        masks=[MaskCrop(1, 2, np.ones((2, 3), bool)), MaskCrop(3, 6, np.ones((3, 2), bool))],
+    )
+    return CroppedInstances(**{**parts, **change})
+
+
+def test_cropped_instances_refuse_parts_that_do_not_match():
+    from labeler.dedup import MaskCrop
+
+    assert len(_two()) == 2 and _two().areas.tolist() == [6, 6]
+    for name in ("scores", "mask_scores", "class_ids"):
+        with pytest.raises(ValueError, match=f"{name} must hold 2 items"):
+            _two(**{name: [0.5]})
+    with pytest.raises(ValueError, match="prompts must hold 2 items"):
+        _two(prompts=["a", "b", "c"])
+    # each side of the 6 x 8 image: a window starting above, left of, ending below, right of it
+    for crop in (
+        MaskCrop(-1, 0, np.ones((2, 2), bool)),
+        MaskCrop(0, -1, np.ones((2, 2), bool)),
+        MaskCrop(5, 0, np.ones((2, 2), bool)),  # rows 5..6: one past the last row
+        MaskCrop(0, 7, np.ones((2, 2), bool)),  # columns 7..8
+    ):
+        with pytest.raises(ValueError, match="mask 1 window exceeds the 8x6 image"):
+            _two(masks=[MaskCrop(0, 0, np.ones((6, 8), bool)), crop])
+    ok = [np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)]
+    assert len(_two(probs=ok).probs) == 2
+    with pytest.raises(ValueError, match=r"probs\[1\] is \(2, 3\), mask \(3, 2\)"):
+        _two(probs=[ok[0], ok[0]])
+    with pytest.raises(ValueError, match="probs must hold 2 maps"):
+        _two(probs=[*ok, ok[0]])
+    assert _two(refined=[True, False]).refined.tolist() == [True, False]
+    with pytest.raises(ValueError, match="refined must hold 2 flags"):
+        _two(refined=[True])
+
+
+def test_cropped_instances_select_and_count_bytes():
+    inst = _two(probs=[np.full((2, 3), 0.5, np.float32), np.ones((3, 2), np.float16)])
+    # masks 6 + 6 bytes (bool), probabilities 6 x 4 + 6 x 2 bytes
+    assert inst.nbytes == 12 + 24 + 12
+    assert _two().nbytes == 12
+    one = inst[np.array([False, True])]
+    assert len(one) == 1 and one.prompts == ["b"] and one.masks[0].y0 == 3
+    assert one.scores.tolist() == [pytest.approx(0.8)] and one.probs[0].dtype == np.float16
