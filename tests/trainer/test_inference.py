@@ -1327,3 +1327,21 @@ def test_sliding_window_refuses_a_bad_tile_or_overlap(tile: int, overlap: int) -
     x = torch.zeros(1, 3, 80, 80)
     with pytest.raises(ValueError, match="even tile >= 32 > even overlap >= 0"):
         predict_scores(_Pointwise(), x, sliding_window=True, tile=tile, overlap=overlap)
+
+
+def test_tta_runs_each_scale_at_its_rounded_size_and_at_least_32_px(monkeypatch) -> None:
+    """A 100 x 130 image: scale 0.3246 gives 32.46 x 42.198 -> 32 x 42 (half up only from .5);
+    scale 0.1 gives 10 x 13 -> 32 x 32, the model's smallest side; with flip, each twice."""
+    import trainer.inference as inference
+
+    seen = []
+
+    def record(model, x, *args):  # noqa: ANN001, ANN202
+        seen.append(tuple(x.shape[-2:]))
+        return torch.zeros(1, 2, -(-x.shape[-2] // 2), -(-x.shape[-1] // 2))
+
+    monkeypatch.setattr(inference, "predict_scores", record)
+    image = np.zeros((100, 130, 3), np.uint8)
+    out = inference.tta_scores(None, image, (1.0, 0.3246, 0.1), True, torch.device("cpu"))
+    assert seen == [(100, 130)] * 2 + [(32, 42)] * 2 + [(32, 32)] * 2
+    assert out.shape == (1, 2, 50, 65)
