@@ -151,3 +151,26 @@ def test_cropped_instances_select_and_count_bytes():
     one = inst[np.array([False, True])]
     assert len(one) == 1 and one.prompts == ["b"] and one.masks[0].y0 == 3
     assert one.scores.tolist() == [pytest.approx(0.8)] and one.probs[0].dtype == np.float16
+
+
+def test_from_instances_windows_hold_the_mask_and_the_nonzero_probabilities():
+    """A 6 x 8 image: mask rows 2..3, columns 3..4; probability 0.2 at (5, 7), 0.33 at (4, 3):
+    the window is rows 2..5, columns 3..7 (4 x 5 pixels), not the image."""
+    masks = np.zeros((1, 6, 8), bool)
+    masks[0, 2:4, 3:5] = True
+    probs = np.zeros((1, 6, 8), np.float32)
+    probs[0, 2:4, 3:5] = 0.9
+    probs[0, 5, 7] = 0.2
+    probs[0, 4, 3] = 0.33
+    inst = Instances(np.array([[3, 2, 5, 4]]), masks, [0.8], [0.7], [0], ["a"])
+    (m,) = CroppedInstances.from_instances(inst, probs).masks
+    assert (m.y0, m.x0, m.mask.shape) == (2, 3, (4, 5))
+    (m,) = CroppedInstances.from_instances(inst).masks  # without probabilities: the mask's box
+    assert (m.y0, m.x0, m.mask.shape) == (2, 3, (2, 2))
+    # the default band [0.15, 0.25): confidence 0.8 x 0.2 = 0.16 is unsure, 0.8 x 0.33 = 0.264
+    # is not; the same outputs as instances_to_semantic's
+    got = semantic_from_crops(CroppedInstances.from_instances(inst, probs))
+    assert got[0][5, 7] == 255 and got[0][4, 3] == 0 and got[0][2, 3] == 1
+    ref = instances_to_semantic(inst.masks, inst.scores, probs)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])

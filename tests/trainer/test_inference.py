@@ -1302,6 +1302,9 @@ def test_sliding_window_places_each_tile_where_it_came_from(tile: int, overlap: 
     assert whole.shape == (1, 3, 36, 49)
     tiled = predict_scores(model, x, sliding_window=True, tile=tile, overlap=overlap)
     assert torch.allclose(tiled, whole, atol=1e-6)
+    flat = x[..., :40, :]  # at tile 64, fewer rows than a tile: tiles of 40 x 64 pixels
+    tiled = predict_scores(model, flat, sliding_window=True, tile=tile, overlap=overlap)
+    assert torch.allclose(tiled, predict_scores(model, flat), atol=1e-6)
 
 
 def test_sliding_window_averages_overlapping_tiles(tiny) -> None:  # noqa: ANN001
