@@ -174,3 +174,17 @@ def test_from_instances_windows_hold_the_mask_and_the_nonzero_probabilities():
     ref = instances_to_semantic(inst.masks, inst.scores, probs)
     np.testing.assert_array_equal(got[0], ref[0])
     np.testing.assert_array_equal(got[1], ref[1])
+
+
+def test_the_unsure_band_holds_its_low_end_not_its_high_end():
+    """Score 0.5 x probability 0.5 = 0.25 exactly: not in [0.15, 0.25), the mask's label
+    stays; 0.5 x 0.3 = 0.15: unsure (255)."""
+    masks = np.zeros((1, 4, 4), bool)
+    masks[0, 1:3, 1:3] = True
+    probs = np.zeros((1, 4, 4), np.float32)
+    probs[0, 1:3, 1:3] = 0.5
+    probs[0, 2, 2] = 0.3
+    inst = Instances(np.array([[1, 1, 3, 3]]), masks, [0.5], [0.9], [0], ["a"])
+    label, conf = semantic_from_crops(CroppedInstances.from_instances(inst, probs), (0.15, 0.25))
+    assert label[1:3, 1:3].tolist() == [[1, 1], [1, 255]]
+    assert conf[1, 1] == 64 and conf[2, 2] == 38  # round(0.25 x 255) = 64, round(38.25) = 38

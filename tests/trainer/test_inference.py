@@ -1348,3 +1348,72 @@ def test_tta_runs_each_scale_at_its_rounded_size_and_at_least_32_px(monkeypatch)
     out = inference.tta_scores(None, image, (1.0, 0.3246, 0.1), True, torch.device("cpu"))
     assert seen == [(100, 130)] * 2 + [(32, 42)] * 2 + [(32, 32)] * 2
     assert out.shape == (1, 2, 50, 65)
+
+
+class _Recording(_Pointwise):
+    """:class:`_Pointwise` that records the size of every input it is run on."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.config.num_classes = num_classes
+        self.seen: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor, aux: bool = True) -> dict:
+        self.seen.append(tuple(x.shape[-2:]))
+        return super().forward(x, aux)
+
+
+def test_the_default_sliding_window_is_2048_px_tiles_sharing_512() -> None:
+    """engine predict and validation pass no tile or overlap: the defaults are what runs. A
+    2100 px wide image: tiles at x 0 and 2100 - 2048 = 52 (stride 2048 - 512 passes the end)."""
+    image = np.random.default_rng(7).integers(0, 256, (40, 2100, 3), dtype=np.uint8)
+    model = _Recording()
+    tiled = predict_label(model, image, size=None, sliding_window=True)
+    assert model.seen == [(40, 2048), (40, 2048)]
+    assert np.array_equal(tiled, predict_label(model, image, size=None))
+    model.seen.clear()
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    predict_scores(model, x, True)
+    assert model.seen == [(40, 2048), (40, 2048)]
+    model.seen.clear()
+    predict_scores(model, x)  # no sliding window unless asked: one run
+    assert model.seen == [(40, 2100)]
+
+
+def test_predict_label_runs_the_model_at_the_resized_size() -> None:
+    """128 x 96 at size (64, 48): scale 0.5, the model sees 64 x 48; labels at 128 x 96."""
+    model = _Recording()
+    image = np.random.default_rng(8).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    assert predict_label(model, image, size=(64, 48)).shape == (96, 128)
+    assert model.seen == [(48, 64)]
+
+
+def test_uint8_labels_take_255_classes_not_256() -> None:
+    image = np.zeros((32, 32, 3), np.uint8)
+    assert predict_label(_Recording(255), image, size=None).shape == (32, 32)
+    with pytest.raises(ValueError, match="at most 255 classes, model has 256"):
+        predict_label(_Recording(256), image, size=None)
+
+
+def test_a_model_is_on_the_device_asked_for_any_gpu_for_cuda_without_an_index() -> None:
+    from trainer.inference import _is_on
+
+    d = torch.device
+    assert _is_on(d("cuda", 1), d("cuda")) and _is_on(d("cuda", 0), d("cuda", 0))
+    assert not _is_on(d("cuda", 1), d("cuda", 0))
+    assert not _is_on(d("cpu"), d("cuda")) and not _is_on(d("cuda", 0), d("cpu"))
+    assert _is_on(d("cpu"), d("cpu"))
+
+
+def test_the_guided_filter_s_automatic_radius_follows_the_mask_resolution() -> None:
+    """Predicting 64 x 64 at its own size: class maps 32 x 32, upsampling factor 2, so the
+    filter's radius 0 means 8 x 2 = 16 and subsample 0 means 2 x 2 = 4."""
+    from trainer.inference import GuidedFilter
+
+    image = np.random.default_rng(9).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    model = _Pointwise()
+    auto = predict_label(model, image, size=None, guided_filter=GuidedFilter())
+    explicit = GuidedFilter(radius=16, subsample=4)
+    assert np.array_equal(auto, predict_label(model, image, size=None, guided_filter=explicit))
+    other = GuidedFilter(radius=2, subsample=1)
+    assert not np.array_equal(auto, predict_label(model, image, size=None, guided_filter=other))
