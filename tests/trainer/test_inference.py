@@ -1333,8 +1333,9 @@ def test_sliding_window_refuses_a_bad_tile_or_overlap(tile: int, overlap: int) -
 
 
 def test_tta_runs_each_scale_at_its_rounded_size_and_at_least_32_px(monkeypatch) -> None:
-    """A 100 x 130 image: scale 0.3246 gives 32.46 x 42.198 -> 32 x 42 (half up only from .5);
-    scale 0.1 gives 10 x 13 -> 32 x 32, the model's smallest side; with flip, each twice."""
+    """A 100 x 130 image: scale 0.3246 gives 32.46 x 42.198 -> 32 x 42 (half up only from .5),
+    0.3497 gives 34.97 x 45.461 -> 35 x 45; scale 0.1 gives 10 x 13 -> 32 x 32, the model's
+    smallest side; with flip, each twice."""
     import trainer.inference as inference
 
     seen = []
@@ -1345,8 +1346,8 @@ def test_tta_runs_each_scale_at_its_rounded_size_and_at_least_32_px(monkeypatch)
 
     monkeypatch.setattr(inference, "predict_scores", record)
     image = np.zeros((100, 130, 3), np.uint8)
-    out = inference.tta_scores(None, image, (1.0, 0.3246, 0.1), True, torch.device("cpu"))
-    assert seen == [(100, 130)] * 2 + [(32, 42)] * 2 + [(32, 32)] * 2
+    out = inference.tta_scores(None, image, (1.0, 0.3246, 0.3497, 0.1), True, torch.device("cpu"))
+    assert seen == [(100, 130)] * 2 + [(32, 42)] * 2 + [(35, 45)] * 2 + [(32, 32)] * 2
     assert out.shape == (1, 2, 50, 65)
 
 
