@@ -188,3 +188,8 @@ def test_the_unsure_band_holds_its_low_end_not_its_high_end():
     label, conf = semantic_from_crops(CroppedInstances.from_instances(inst, probs), (0.15, 0.25))
     assert label[1:3, 1:3].tolist() == [[1, 1], [1, 255]]
     assert conf[1, 1] == 64 and conf[2, 2] == 38  # round(0.25 x 255) = 64, round(38.25) = 38
+    # a band from 0 holds every pixel outside the masks too, still not 0.25
+    label, _ = semantic_from_crops(CroppedInstances.from_instances(inst, probs), (0.0, 0.25))
+    expected = np.full((4, 4), 255, np.uint8)
+    expected[1, 1] = expected[1, 2] = expected[2, 1] = 1
+    np.testing.assert_array_equal(label, expected)
