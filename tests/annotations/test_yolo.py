@@ -38,6 +38,17 @@ def test_polygons_and_unannotated_boxes_make_the_mask(tmp_path):
     assert found.others == {"car": 1} and found.stem == "img000"
 
 
+def test_a_triangle_and_the_frame_s_coordinates_0_and_1(tmp_path):
+    """6 coordinates make a polygon; 0 and 1 are the frame. The triangle (0, 0), (6, 0),
+    (0, 3) holds the pixel centres (x + 0.5, y + 0.5) with x + 2 y < 4.5: 5 + 3 + 1 pixels."""
+    found = _label(tmp_path, _polygon(1, [(0, 0), (6, 0), (0, 3)]))
+    expected = np.zeros((H, W), np.uint8)
+    expected[0, 0:5] = expected[1, 0:3] = expected[2, 0] = 1
+    assert np.array_equal(found.mask, expected)
+    whole = _label(tmp_path, "1 0 0 1 0 1 1 0 1", name="img001.txt")  # the whole frame
+    assert (whole.mask == 1).all()
+
+
 def test_an_empty_label_file_is_an_image_without_the_class(tmp_path):
     found = _label(tmp_path, "", name="img001.txt")
     assert found.stem == "img001" and not found.mask.any()
@@ -49,6 +60,9 @@ def test_an_empty_label_file_is_an_image_without_the_class(tmp_path):
         (f"1 {0.5} {0.5} {0.2} {0.2}", "line 1: a box of 'Bicycle' is no mask"),
         ("1 0.1 0.1 0.5", "3 coordinates: a polygon has an even number, at least 6"),
         ("7 0.1 0.1 0.5 0.5 0.2 0.9", "class 7 is not one of the 3 named"),
+        ("3 0.1 0.1 0.5 0.5 0.2 0.9", "class 3 is not one of the 3 named"),  # ids 0..2
+        ("1 0.1 0.1 0.5 0.5 0.2", "5 coordinates: a polygon has an even number"),
+        ("1 0.1 0.1 0.5 0.5 0.2 0.9 0.3", "7 coordinates: a polygon has an even number"),
         ("1.5 0.1 0.1 0.5 0.5 0.2 0.9", "class 1.5 is not one of the 3 named"),
         ("1 a b c d e f", "not numbers"),
         ("1 10 10 200 10 200 200", "coordinate 10 is not in 0..1: YOLO labels are normalised"),

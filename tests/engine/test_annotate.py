@@ -110,6 +110,17 @@ def test_polygons_of_a_window_are_the_full_mask_s(convention, simplify):
         assert [p.tolist() for p in window] == [p.tolist() for p in whole]
 
 
+def test_simplify_leaves_an_outline_of_three_vertices_whole():
+    """Three pixels in an L: the LabelMe outline is their centres, (1, 1), (2, 1), (1, 2). A
+    tolerance of 1.5 would bring it to 2 vertices (each lies 0.7 to 1 px from the line through
+    the other two), a line that loses a pixel: an outline of 3 vertices is never simplified."""
+    mask = np.zeros((4, 4), bool)
+    mask[1, 1] = mask[1, 2] = mask[2, 1] = True
+    (poly,) = mask_to_polygons(mask, convention="labelme", simplify=1.5)
+    assert sorted(map(tuple, poly.tolist())) == [(1.0, 1.0), (1.0, 2.0), (2.0, 1.0)]
+    assert np.array_equal(polygons_to_mask([poly], 4, 4, convention="labelme"), mask)
+
+
 def test_coco_polygons_are_the_ones_pycocotools_reads():
     """The COCO file's polygons, read by pycocotools as every COCO tool reads them (not by our
     rasteriser): the mask, pixel for pixel; a thin spoke survives. Pixel-centre outlines, the

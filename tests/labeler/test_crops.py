@@ -96,3 +96,100 @@ def test_union_rectangles_cover_the_union_once():
         for ys, xs in union_rectangles(windows):
             hits[ys, xs] += 1
         np.testing.assert_array_equal(hits, union.astype(int))  # every pixel once, nothing else
+
+
+def _two(**change):
+    """Two instances in a 6 x 8 image: a 2 x 3 window at (1, 2) and a 3 x 2 one at (3, 6)."""
+    from labeler.dedup import MaskCrop
+
+    parts = dict(
+        image_size=(6, 8),
+        xyxy=np.zeros((2, 4)),
+        scores=[0.9, 0.8],
+        mask_scores=[0.7, 0.6],
+        class_ids=[0, 0],
+        prompts=["a", "b"],
+        masks=[MaskCrop(1, 2, np.ones((2, 3), bool)), MaskCrop(3, 6, np.ones((3, 2), bool))],
+    )
+    return CroppedInstances(**{**parts, **change})
+
+
+def test_cropped_instances_refuse_parts_that_do_not_match():
+    from labeler.dedup import MaskCrop
+
+    assert len(_two()) == 2 and _two().areas.tolist() == [6, 6]
+    for name in ("scores", "mask_scores", "class_ids"):
+        with pytest.raises(ValueError, match=f"{name} must hold 2 items"):
+            _two(**{name: [0.5]})
+    with pytest.raises(ValueError, match="prompts must hold 2 items"):
+        _two(prompts=["a", "b", "c"])
+    # each side of the 6 x 8 image: a window starting above, left of, ending below, right of it
+    for crop in (
+        MaskCrop(-1, 0, np.ones((2, 2), bool)),
+        MaskCrop(0, -1, np.ones((2, 2), bool)),
+        MaskCrop(5, 0, np.ones((2, 2), bool)),  # rows 5..6: one past the last row
+        MaskCrop(0, 7, np.ones((2, 2), bool)),  # columns 7..8
+    ):
+        with pytest.raises(ValueError, match="mask 1 window exceeds the 8x6 image"):
+            _two(masks=[MaskCrop(0, 0, np.ones((6, 8), bool)), crop])
+    ok = [np.ones((2, 3), np.float32), np.ones((3, 2), np.float32)]
+    assert len(_two(probs=ok).probs) == 2
+    with pytest.raises(ValueError, match=r"probs\[1\] is \(2, 3\), mask \(3, 2\)"):
+        _two(probs=[ok[0], ok[0]])
+    with pytest.raises(ValueError, match="probs must hold 2 maps"):
+        _two(probs=[*ok, ok[0]])
+    assert _two(refined=[True, False]).refined.tolist() == [True, False]
+    with pytest.raises(ValueError, match="refined must hold 2 flags"):
+        _two(refined=[True])
+
+
+def test_cropped_instances_select_and_count_bytes():
+    inst = _two(probs=[np.full((2, 3), 0.5, np.float32), np.ones((3, 2), np.float16)])
+    # masks 6 + 6 bytes (bool), probabilities 6 x 4 + 6 x 2 bytes
+    assert inst.nbytes == 12 + 24 + 12
+    assert _two().nbytes == 12
+    one = inst[np.array([False, True])]
+    assert len(one) == 1 and one.prompts == ["b"] and one.masks[0].y0 == 3
+    assert one.scores.tolist() == [pytest.approx(0.8)] and one.probs[0].dtype == np.float16
+
+
+def test_from_instances_windows_hold_the_mask_and_the_nonzero_probabilities():
+    """A 6 x 8 image: mask rows 2..3, columns 3..4; probability 0.2 at (5, 7), 0.33 at (4, 3):
+    the window is rows 2..5, columns 3..7 (4 x 5 pixels), not the image."""
+    masks = np.zeros((1, 6, 8), bool)
+    masks[0, 2:4, 3:5] = True
+    probs = np.zeros((1, 6, 8), np.float32)
+    probs[0, 2:4, 3:5] = 0.9
+    probs[0, 5, 7] = 0.2
+    probs[0, 4, 3] = 0.33
+    inst = Instances(np.array([[3, 2, 5, 4]]), masks, [0.8], [0.7], [0], ["a"])
+    (m,) = CroppedInstances.from_instances(inst, probs).masks
+    assert (m.y0, m.x0, m.mask.shape) == (2, 3, (4, 5))
+    (m,) = CroppedInstances.from_instances(inst).masks  # without probabilities: the mask's box
+    assert (m.y0, m.x0, m.mask.shape) == (2, 3, (2, 2))
+    # the default band [0.15, 0.25): confidence 0.8 x 0.2 = 0.16 is unsure, 0.8 x 0.33 = 0.264
+    # is not; the same outputs as instances_to_semantic's
+    got = semantic_from_crops(CroppedInstances.from_instances(inst, probs))
+    assert got[0][5, 7] == 255 and got[0][4, 3] == 0 and got[0][2, 3] == 1
+    ref = instances_to_semantic(inst.masks, inst.scores, probs)
+    np.testing.assert_array_equal(got[0], ref[0])
+    np.testing.assert_array_equal(got[1], ref[1])
+
+
+def test_the_unsure_band_holds_its_low_end_not_its_high_end():
+    """Score 0.5 x probability 0.5 = 0.25 exactly: not in [0.15, 0.25), the mask's label
+    stays; 0.5 x 0.3 = 0.15: unsure (255)."""
+    masks = np.zeros((1, 4, 4), bool)
+    masks[0, 1:3, 1:3] = True
+    probs = np.zeros((1, 4, 4), np.float32)
+    probs[0, 1:3, 1:3] = 0.5
+    probs[0, 2, 2] = 0.3
+    inst = Instances(np.array([[1, 1, 3, 3]]), masks, [0.5], [0.9], [0], ["a"])
+    label, conf = semantic_from_crops(CroppedInstances.from_instances(inst, probs), (0.15, 0.25))
+    assert label[1:3, 1:3].tolist() == [[1, 1], [1, 255]]
+    assert conf[1, 1] == 64 and conf[2, 2] == 38  # round(0.25 x 255) = 64, round(38.25) = 38
+    # a band from 0 holds every pixel outside the masks too, still not 0.25
+    label, _ = semantic_from_crops(CroppedInstances.from_instances(inst, probs), (0.0, 0.25))
+    expected = np.full((4, 4), 255, np.uint8)
+    expected[1, 1] = expected[1, 2] = expected[2, 1] = 1
+    np.testing.assert_array_equal(label, expected)

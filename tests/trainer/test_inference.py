@@ -1247,3 +1247,174 @@ def test_upsample_argmax_holds_a_few_full_size_maps_not_an_index_of_pixels(
     scores = torch.rand(1, 9, 750, 1000, generator=torch.Generator().manual_seed(0))
     up = F.interpolate(scores, size=(1500, 2000), mode="bilinear", align_corners=False)
     assert (np.load(tmp_path / "label.npy") == up.argmax(1)[0].numpy()).all()
+
+
+def test_resized_shape_binds_the_short_side_of_a_square_and_keeps_a_pixel() -> None:
+    # a square into 4096x3072: scale min(4096/1000, 3072/1000) = 3.072
+    assert resized_shape(1000, 1000, (4096, 3072)) == (3072, 3072)
+    # scale min(2/100, 2/73) = 0.02: 73 rows -> 1.46, rounded half up -> 1; 100 columns -> 2
+    assert resized_shape(73, 100, (2, 2)) == (1, 2)
+    assert resized_shape(100, 73, (2, 2)) == (2, 1)
+    # scale 0.1: a side of 1 -> 0.1 rounds to 0, kept at 1 pixel
+    assert resized_shape(1, 100, (10, 10)) == (1, 10)
+    assert resized_shape(100, 1, (10, 10)) == (10, 1)
+
+
+def test_own_or_smallest_size_keeps_a_large_enough_image_and_scales_a_thin_one() -> None:
+    from trainer.inference import own_or_smallest_size
+
+    # short side 20 < 32: scaled by 32/20, the long side 100 -> 160
+    assert own_or_smallest_size(100, 20) == (160, 32)
+    assert own_or_smallest_size(20, 100) == (32, 160)
+    assert own_or_smallest_size(40, 32) == (40, 32)  # 32 is enough: kept
+
+
+def test_sliding_window_starts_are_even_and_reach_the_end() -> None:
+    from trainer.inference import _starts
+
+    assert _starts(32, 32, 24) == [0]  # one tile holds it
+    assert _starts(70, 32, 24) == [0, 24, 38]  # the last tile ends at row 70
+    # 71 - 32 = 39 is odd: the last origin rounds up to 40 (rows 40..70, one short)
+    assert _starts(71, 32, 24) == [0, 24, 40]
+    assert _starts(80, 32, 24) == [0, 24, 48]
+
+
+class _Pointwise(torch.nn.Module):
+    """A stand-in model whose mask cell (i, j) depends on image pixel (2 i, 2 j) only: tiles at
+    even origins must give exactly the whole image's scores wherever they overlap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = type("Config", (), {"num_classes": 3})()
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor, aux: bool = True) -> dict:
+        logits = torch.full((x.shape[0], 3, 4), -9.0)
+        logits[:, range(3), range(3)] = 9.0
+        return {"pred_logits": logits, "pred_masks": self.scale * (x[..., ::2, ::2] - 128) / 32}
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(32, 8), (40, 0), (64, 30)])
+def test_sliding_window_places_each_tile_where_it_came_from(tile: int, overlap: int) -> None:
+    x = torch.rand(1, 3, 71, 97, generator=torch.Generator().manual_seed(5)) * 255
+    model = _Pointwise()
+    whole = predict_scores(model, x)
+    assert whole.shape == (1, 3, 36, 49)
+    tiled = predict_scores(model, x, sliding_window=True, tile=tile, overlap=overlap)
+    assert torch.allclose(tiled, whole, atol=1e-6)
+    flat = x[..., :40, :]  # at tile 64, fewer rows than a tile: tiles of 40 x 64 pixels
+    tiled = predict_scores(model, flat, sliding_window=True, tile=tile, overlap=overlap)
+    assert torch.allclose(tiled, predict_scores(model, flat), atol=1e-6)
+
+
+def test_sliding_window_averages_overlapping_tiles(tiny) -> None:  # noqa: ANN001
+    """97 x 40 in tiles of 96 rows (overlap 32): origins 0 and 2 (97 - 96 = 1 rounded up to even);
+    mask rows 0 and 48 come from one tile each, rows 1..47 are the mean of both."""
+    tiny.eval()
+    x = torch.rand(1, 3, 97, 40, generator=torch.Generator().manual_seed(6)) * 255
+    top = predict_scores(tiny, x[..., 0:96, :])  # mask rows 0..47
+    bottom = predict_scores(tiny, x[..., 2:97, :])  # 95 rows -> mask rows 1..48
+    assert top.shape[-2:] == (48, 20) and bottom.shape[-2:] == (48, 20)
+    tiled = predict_scores(tiny, x, sliding_window=True, tile=96, overlap=32)
+    assert tiled.shape[-2:] == (49, 20)
+    assert torch.allclose(tiled[..., 0, :], top[..., 0, :], atol=1e-6)
+    assert torch.allclose(tiled[..., 48, :], bottom[..., 47, :], atol=1e-6)
+    mean = (top[..., 1:48, :] + bottom[..., 0:47, :]) / 2
+    assert torch.allclose(tiled[..., 1:48, :], mean, atol=1e-6)
+    # without the sliding window, tile and overlap change nothing: one whole-image pass
+    assert torch.equal(predict_scores(tiny, x, tile=32, overlap=8), predict_scores(tiny, x))
+
+
+@pytest.mark.parametrize(("tile", "overlap"), [(33, 8), (32, 7), (32, -2), (32, 32), (30, 0)])
+def test_sliding_window_refuses_a_bad_tile_or_overlap(tile: int, overlap: int) -> None:
+    x = torch.zeros(1, 3, 80, 80)
+    with pytest.raises(ValueError, match="even tile >= 32 > even overlap >= 0"):
+        predict_scores(_Pointwise(), x, sliding_window=True, tile=tile, overlap=overlap)
+
+
+def test_tta_runs_each_scale_at_its_rounded_size_and_at_least_32_px(monkeypatch) -> None:
+    """A 100 x 130 image: scale 0.3246 gives 32.46 x 42.198 -> 32 x 42 (half up only from .5),
+    0.3497 gives 34.97 x 45.461 -> 35 x 45; scale 0.1 gives 10 x 13 -> 32 x 32, the model's
+    smallest side; with flip, each twice."""
+    import trainer.inference as inference
+
+    seen = []
+
+    def record(model, x, *args):  # noqa: ANN001, ANN202
+        seen.append(tuple(x.shape[-2:]))
+        return torch.zeros(1, 2, -(-x.shape[-2] // 2), -(-x.shape[-1] // 2))
+
+    monkeypatch.setattr(inference, "predict_scores", record)
+    image = np.zeros((100, 130, 3), np.uint8)
+    out = inference.tta_scores(None, image, (1.0, 0.3246, 0.3497, 0.1), True, torch.device("cpu"))
+    assert seen == [(100, 130)] * 2 + [(32, 42)] * 2 + [(35, 45)] * 2 + [(32, 32)] * 2
+    assert out.shape == (1, 2, 50, 65)
+
+
+class _Recording(_Pointwise):
+    """:class:`_Pointwise` that records the size of every input it is run on."""
+
+    def __init__(self, num_classes: int = 3) -> None:
+        super().__init__()
+        self.config.num_classes = num_classes
+        self.seen: list[tuple[int, int]] = []
+
+    def forward(self, x: torch.Tensor, aux: bool = True) -> dict:
+        self.seen.append(tuple(x.shape[-2:]))
+        return super().forward(x, aux)
+
+
+def test_the_default_sliding_window_is_2048_px_tiles_sharing_512() -> None:
+    """engine predict and validation pass no tile or overlap: the defaults are what runs. A
+    2100 px wide image: tiles at x 0 and 2100 - 2048 = 52 (stride 2048 - 512 passes the end)."""
+    image = np.random.default_rng(7).integers(0, 256, (40, 2100, 3), dtype=np.uint8)
+    model = _Recording()
+    tiled = predict_label(model, image, size=None, sliding_window=True)
+    assert model.seen == [(40, 2048), (40, 2048)]
+    assert np.array_equal(tiled, predict_label(model, image, size=None))
+    model.seen.clear()
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float()
+    predict_scores(model, x, True)
+    assert model.seen == [(40, 2048), (40, 2048)]
+    model.seen.clear()
+    predict_scores(model, x)  # no sliding window unless asked: one run
+    assert model.seen == [(40, 2100)]
+
+
+def test_predict_label_runs_the_model_at_the_resized_size() -> None:
+    """128 x 96 at size (64, 48): scale 0.5, the model sees 64 x 48; labels at 128 x 96."""
+    model = _Recording()
+    image = np.random.default_rng(8).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    assert predict_label(model, image, size=(64, 48)).shape == (96, 128)
+    assert model.seen == [(48, 64)]
+
+
+def test_uint8_labels_take_255_classes_not_256() -> None:
+    image = np.zeros((32, 32, 3), np.uint8)
+    assert predict_label(_Recording(255), image, size=None).shape == (32, 32)
+    with pytest.raises(ValueError, match="at most 255 classes, model has 256"):
+        predict_label(_Recording(256), image, size=None)
+
+
+def test_a_model_is_on_the_device_asked_for_any_gpu_for_cuda_without_an_index() -> None:
+    from trainer.inference import _is_on
+
+    d = torch.device
+    assert _is_on(d("cuda", 1), d("cuda")) and _is_on(d("cuda", 0), d("cuda", 0))
+    assert not _is_on(d("cuda", 1), d("cuda", 0))
+    assert not _is_on(d("cpu"), d("cuda")) and not _is_on(d("cuda", 0), d("cpu"))
+    assert _is_on(d("cpu"), d("cpu"))
+
+
+def test_the_guided_filter_s_automatic_radius_follows_the_mask_resolution() -> None:
+    """Predicting 64 x 64 at its own size: class maps 32 x 32, upsampling factor 2, so the
+    filter's radius 0 means 8 x 2 = 16 and subsample 0 means 2 x 2 = 4."""
+    from trainer.inference import GuidedFilter
+
+    image = np.random.default_rng(9).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    model = _Pointwise()
+    auto = predict_label(model, image, size=None, guided_filter=GuidedFilter())
+    explicit = GuidedFilter(radius=16, subsample=4)
+    assert np.array_equal(auto, predict_label(model, image, size=None, guided_filter=explicit))
+    other = GuidedFilter(radius=2, subsample=1)
+    assert not np.array_equal(auto, predict_label(model, image, size=None, guided_filter=other))
