@@ -2354,6 +2354,30 @@ def test_engine_info_tells_the_earlier_export_s_files_from_the_new_ones_still_hi
     ), text
 
 
+def _killed_after_renames_into(out: Path, renames: int, write) -> None:
+    """Run ``write()`` in a forked child that is SIGKILLed (exit 137, as the OOM killer ends
+    it) once ``renames`` of its renames into ``out`` are done: a kill between a swap's renames."""
+    import annotations.fileio as fileio
+
+    pid = os.fork()
+    if pid == 0:
+        real, done = os.replace, []
+
+        def replace(a, b):
+            real(a, b)
+            if Path(b).parent == out:
+                done.append(b)
+                if len(done) == renames:
+                    os._exit(137)
+
+        fileio.os.replace = replace  # the child's own module: the parent's is untouched
+        try:
+            write()
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] >> 8 == 137
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="a killed process is a forked child")
 @pytest.mark.parametrize("renamed", [1, 2])
 def test_an_export_killed_between_its_renames_is_finished_by_the_next_call(
@@ -2364,29 +2388,13 @@ def test_an_export_killed_between_its_renames_is_finished_by_the_next_call(
     ``images.txt``), the rest in the hidden folder, which the next call deleted; the same
     command refused the half export as an earlier one and ``engine info`` saw no problem. Now
     the next call finishes the swap: the export is whole, as if the kill came after it."""
-    import annotations.fileio as fileio
-
     _, run, _ = world
     ref = tmp_path / "ref"
     export_annotations(ExportConfig(run=str(run), out=str(ref)))
     out = tmp_path / "e"
-    pid = os.fork()
-    if pid == 0:  # the child: killed after ``renamed`` of the export's renames into ``out``
-        real, done = os.replace, []
-
-        def replace(a, b):
-            real(a, b)
-            if Path(b).parent == out:
-                done.append(b)
-                if len(done) == renamed:
-                    os._exit(137)
-
-        fileio.os.replace = replace  # the child's own module: the parent's is untouched
-        try:
-            export_annotations(ExportConfig(run=str(run), out=str(out)))
-        finally:
-            os._exit(0)
-    assert os.waitpid(pid, 0)[1] >> 8 == 137
+    _killed_after_renames_into(
+        out, renamed, lambda: export_annotations(ExportConfig(run=str(run), out=str(out)))
+    )
     assert len(list(out.glob(".export.*"))) == 1  # the rest of it, still hidden
     # engine info listed what was renamed in as a whole export, exit 0: it is a problem now,
     # named with what the next export does (of the folder, or of its COCO file)
@@ -2418,25 +2426,9 @@ def test_a_subset_write_killed_between_its_renames_is_finished_by_the_next_call(
     ``subset.json`` was written after the swap, so the folder held masks and no manifest, and
     the same import was refused ("holds files but no subset.json"). Now the manifest is
     swapped in with the masks, and the next call finishes the swap first."""
-    import annotations.fileio as fileio
-
     out = tmp_path / "s"
     masks = {f"img{i}": np.full((4, 6), i % 2, np.uint8) for i in range(3)}
-    pid = os.fork()
-    if pid == 0:  # the child: killed once its first rename into ``out`` is done
-        real = os.replace
-
-        def replace(a, b):
-            real(a, b)
-            if Path(b).parent == out:
-                os._exit(137)
-
-        fileio.os.replace = replace  # the child's own module: the parent's is untouched
-        try:
-            write_subset(out, "Bicycle", "test", masks, {})
-        finally:
-            os._exit(0)
-    assert os.waitpid(pid, 0)[1] >> 8 == 137
+    _killed_after_renames_into(out, 1, lambda: write_subset(out, "Bicycle", "test", masks, {}))
     sub = write_subset(out, "Bicycle", "test", masks, {})  # the same write again: not refused
     assert not list(out.glob(".masks.*"))
     assert read_subset(out).stems == sub.stems == ("img0", "img1", "img2")
@@ -2458,7 +2450,6 @@ def test_engine_info_says_a_subset_write_was_killed_mid_swap_and_the_next_import
     It names the interrupted swap (exit 1) and what finishes it, which does (checked here)."""
     from typer.testing import CliRunner
 
-    import annotations.fileio as fileio
     from cli import app
 
     data, run, _ = world
@@ -2473,21 +2464,7 @@ def test_engine_info_says_a_subset_write_was_killed_mid_swap_and_the_next_import
     if not first:
         imported()
         (out / "masks" / "img000.png").unlink()  # the old subset: told apart below
-    pid = os.fork()
-    if pid == 0:  # the child: killed once masks/ is renamed into ``out``
-        real = os.replace
-
-        def replace(a, b):
-            real(a, b)
-            if Path(b).parent == out:
-                os._exit(137)
-
-        fileio.os.replace = replace  # the child's own module: the parent's is untouched
-        try:
-            imported()
-        finally:
-            os._exit(0)
-    assert os.waitpid(pid, 0)[1] >> 8 == 137
+    _killed_after_renames_into(out, 1, imported)  # killed once masks/ is renamed into ``out``
     (staging,) = out.glob(".masks.*")
     info = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
     text = " ".join(info.output.split())
