@@ -605,7 +605,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         changed=changed,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
         shard=_shard(config.get("shard")),
-        shards=_shards(config.get("shard"), configured, listed, spec, run.root, latest, chash),
+        shards=_shards(config.get("shard"), configured, listed, spec, skipped),
         warnings=said_by(doc, "engine label"),
     )
 
@@ -615,20 +615,16 @@ def _shards(
     configured: list[str],
     listed: dict[str, list[str]],
     spec: DatasetSpec | None,
-    root: Path,
-    latest: dict,
-    chash: str,
+    done: set[tuple[str, str]],
 ) -> dict[str, int]:
     """Per shard of a run labelled with ``--shard i/n`` (run.json's ``config.shard``), its
     images not labelled with the run's settings: engine label's plan (``labeler.run.
     plan_items``: the run's splits in order, each split's images in order) dealt out as it
-    deals it, every n-th image from the i-th, less those it skips
-    (:func:`annotations.labelrun.done_keys`: labelled with the run's settings, their files
+    deals it, every n-th image from the i-th, less those it skips (``done``,
+    :func:`annotations.labelrun.done_keys`: labelled with the run's settings, their files
     there; in the forty-eighth round one whose files were deleted counted as done here, its
     shard "finished"). Before the forty-eighth round engine info named the last command's shard
     only, not which shards had finished."""
-    from annotations.labelrun import done_keys
-
     if not _shard(recorded) or spec is None or recorded[1] < 2:
         return {}
     plan = []
@@ -643,7 +639,6 @@ def _shards(
             listed[split] = [smp.stem for smp in ds.samples]
         plan += [(split, stem) for stem in listed[split]]
     n = int(recorded[1])
-    done = done_keys(root, chash, latest)
     return {f"{i}/{n}": sum(k not in done for k in plan[i::n]) for i in range(n)}
 
 
