@@ -95,7 +95,7 @@ def label_cmd(
 ) -> None:
     """Pseudo-label a new class over a dataset with Grounded-SAM or SAM 3, or simulated ones
     (resumable)."""
-    from labeler.cli_support import build_label_config, check_model_folders, print_label_summary
+    from labeler.cli_support import build_label_config, print_label_summary
     from labeler.run import run_labeling
 
     cfg = build_label_config(
@@ -109,8 +109,7 @@ def label_cmd(
         force=force, progress=progress, backend_option=backend_option, max_boxes=max_boxes,
         writers=writers, writer_queue_mb=writer_queue_mb,
     )  # fmt: skip
-    check_model_folders(detector, segmenter, refine)
-    summary = run_labeling(cfg)
+    summary = run_labeling(cfg)  # names a model folder typed as a path and not there first
     print_label_summary(summary, cfg.backend)
     if summary.interrupted:
         raise typer.Exit(interrupted()[1])

@@ -14,7 +14,7 @@ from labeler.config import (
     parse_grid,
     parse_shard,
 )
-from labeler.models import check_model_folder, looks_like_path
+from labeler.models import looks_like_path
 from labeler.run import STAGES, LabelSummary
 
 # The labeling options' defaults, to tell an option given on the command line from its default.
@@ -289,16 +289,3 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         )
     if summary.interrupted:
         err.print(f"{interrupted()[0]}: run the same command again to resume")
-
-
-def check_model_folders(detector: str, segmenter: str, refine: str) -> None:
-    """A model folder written as a path (``./models/gdino``) that is not there, named as one.
-    The config records it as ``models/gdino`` (one spelling per folder), which reads as a hub
-    id: the hub was asked for it and the error said ``hf download models/gdino``. (``--model``:
-    sam3 names its own, with its gated-weights help.)"""
-    for option, role, source in (
-        ("--detector", "detector", detector),
-        ("--segmenter", "segmenter", segmenter),
-        ("--refine", "segmenter", refine),
-    ):
-        check_model_folder(role, source, option)

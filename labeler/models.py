@@ -189,7 +189,7 @@ def looks_like_path(source: str) -> bool:
     """Hub ids are ``name`` or ``owner/name``; anything else (or anything that exists) is a path."""
     return (
         Path(source).expanduser().exists()
-        or source.startswith(("/", ".", "~"))
+        or source.startswith(PATH_STARTS)
         or source.count("/") > 1
         or "\\" in source
     )
