@@ -151,9 +151,10 @@ def parse_sources(texts: Sequence[str]) -> tuple[tuple[str, Path], ...]:
 def _repeated_names(names: Iterable[str]) -> str:
     """``"A 3 times and B twice"`` for the names given more than once ('' for none)."""
     counts = Counter(names)
-    return joined(
+    said = [
         f"{n} {'twice' if k == 2 else f'{k} times'}" for n, k in sorted(counts.items()) if k > 1
-    )
+    ]
+    return joined(said) if said else ""
 
 
 def resolve_class(name: str, taxonomy: Taxonomy) -> tuple[str, int | None]:

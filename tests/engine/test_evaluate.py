@@ -1531,6 +1531,14 @@ def test_duplicate_source_names_are_counted_and_hinted_as_given(sources, said) -
     assert str(e.value).startswith(f"--source names must be unique, {said}"), str(e.value)
 
 
+def test_sources_of_their_own_names_are_read_as_typed() -> None:
+    """No name twice: no error (the count of repeated names was joined from none, IndexError)."""
+    assert parse_sources(["a=x", "y/pred"]) == (
+        ("a", Path("x")),
+        ("pred", Path("y/pred")),
+    )
+
+
 def test_duplicate_source_names_given_to_the_library_are_the_callers() -> None:
     """A library caller names every source: ("pred", run1/pred) twice is not a bare DIR."""
     with pytest.raises(ValueError) as e:
