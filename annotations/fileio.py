@@ -762,7 +762,9 @@ def not_this_output(folder: str | os.PathLike, wanted: str, record: str | None =
     return f"; {folder} is {kind[1]}, not {wanted}"
 
 
-def recorded_root(given: Any, resolved: Any = None, beside: Any = None) -> Path | None:
+def recorded_root(
+    given: Any, resolved: Any = None, beside: Any = None, cwd: Any = None
+) -> Path | None:
     """A dataset root an output recorded, for reading it from here: ``given`` (as it was
     typed, so relative to the working directory) when that is here (a folder, or a spec file),
     else ``resolved`` (the absolute path it had when it was recorded) when that is, else, with
@@ -778,7 +780,18 @@ def recorded_root(given: Any, resolved: Any = None, beside: Any = None) -> Path 
     copied with its dataset, and the dataset beside it, where there is one, comes first. Before,
     in a project copied with ``cp -r`` or ``cp -a`` while the original still existed, the
     copy's outputs read the original's dataset (its absolute path still existed): ``engine info``
-    suggested fusing it, and review and report read its images, not the copy's."""
+    suggested fusing it, and review and report read its images, not the copy's.
+
+    ``cwd``: the folder the recording command ran in (its ``environment``'s ``cwd``), from which
+    a relative ``given`` (and ``beside``'s ``out``) was typed: they are read from there, not from
+    here, and the root found is absolute (or beside the output moved). Before, a training run's
+    ``data`` typed ``data`` and resumed from another folder that held a ``data`` of its own
+    trained on that one."""
+    typed_there = isinstance(given, str) and given and not os.path.isabs(given)
+    if typed_there and isinstance(cwd, str) and os.path.isabs(cwd) and given[0] != "~":
+        given = os.path.join(cwd, given)
+        if beside is not None and isinstance(beside[0], str | os.PathLike) and str(beside[0]):
+            beside = (os.path.join(cwd, beside[0]), beside[1])  # typed from there, too
     given = Path(given) if isinstance(given, str) and given else None
     resolved = Path(resolved) if isinstance(resolved, str) and resolved else None
     moved = moved_with(given, *beside) if beside is not None and given is not None else None

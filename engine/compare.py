@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,21 +105,10 @@ class CompareConfig:
         object.__setattr__(self, "workers", in_process_workers(self.workers))  # 0: as 1
         if not self.sources:
             raise ValueError("give at least one --source NAME=DIR")
-        names = [n for n, _ in self.sources]
-        if len(set(names)) != len(names):  # two bare DIRs of one name: run1/pred, run2/pred
-            repeated = sorted({n for n in names if names.count(n) > 1})
-            times = joined(
-                f"{n} {'twice' if names.count(n) == 2 else f'{names.count(n)} times'}"
-                for n in repeated
-            )
-            # a bare DIR's name is its folder's (parse_source); NAME=DIR was typed already
-            bare = any(n == p.name for n, p in self.sources if n in repeated)
-            hint = (
-                " (a bare DIR is named after its folder); name each with --source NAME=DIR"
-                if bare
-                else "; give each source its own name"
-            )
-            raise ValueError(f"--source names must be unique, got {times}{hint}")
+        repeated = _repeated_names(n for n, _ in self.sources)
+        if repeated:  # the caller named each: parse_sources hints bare DIRs
+            raise ValueError(f"--source names must be unique, got {repeated}; give each source "
+                             "its own name")  # fmt: skip
         if self.input not in INPUT_MODES:
             raise ValueError(f"input must be one of {INPUT_MODES}, got {self.input!r}")
         if self.bf1_mode not in BF1_MODES:
@@ -136,6 +126,35 @@ def parse_source(text: str) -> tuple[str, Path]:
             raise ValueError(f"--source must look like 'NAME=DIR', got {text!r}")
         return name, Path(folder)
     return Path(text).name, Path(text)
+
+
+def parse_sources(texts: Sequence[str]) -> tuple[tuple[str, Path], ...]:
+    """:func:`parse_source` of each text; a name given more than once is an error whose hint
+    tells a bare ``DIR`` (named after its folder: ``run1/pred`` and ``run2/pred`` are both
+    ``pred``) from a typed ``NAME=DIR`` (``pred=run1/pred`` twice names ``pred`` twice)."""
+    sources = tuple(parse_source(t) for t in texts)
+    repeated = _repeated_names(n for n, _ in sources)
+    if repeated:
+        names = [n for n, _ in sources]
+        bare = any(
+            "=" not in t and names.count(n) > 1 for t, (n, _) in zip(texts, sources, strict=True)
+        )
+        hint = (
+            " (a bare DIR is named after its folder); name each with --source NAME=DIR"
+            if bare
+            else "; give each source its own name"
+        )
+        raise ValueError(f"--source names must be unique, got {repeated}{hint}")
+    return sources
+
+
+def _repeated_names(names: Iterable[str]) -> str:
+    """``"A 3 times and B twice"`` for the names given more than once ('' for none)."""
+    counts = Counter(names)
+    said = [
+        f"{n} {'twice' if k == 2 else f'{k} times'}" for n, k in sorted(counts.items()) if k > 1
+    ]
+    return joined(said) if said else ""
 
 
 def resolve_class(name: str, taxonomy: Taxonomy) -> tuple[str, int | None]:

@@ -602,23 +602,73 @@ def _read_spec_file(path: Path) -> DatasetSpec:
     )
 
 
-def read_split_list(path: Path, spec: DatasetSpec) -> list[str]:
+def read_split_list(
+    path: Path, spec: DatasetSpec, available: dict[str, Path] | None = None
+) -> list[str]:
     """The stems a split list names, one a line, in its order, each once (Pascal VOC's
     ``ImageSets/Segmentation/train.txt``; a line may also be a path, ``JPEGImages/a.jpg
     SegmentationClass/a.png`` as DeepLab's lists are: its first word's file name, without the
-    image suffix, is the stem)."""
+    image suffix, is the stem).
+
+    A line names its image as a user writes it, the first reading that is one of the split's
+    ``available`` images (``stem -> path``) winning: the whole line (``my photo``, a name with
+    spaces), the line as a shell reads it (``"my photo"``, ``'it'\\''s'``, ``my\\ photo``), or its
+    first word, a backslash a folder separator (``JPEGImages\\a.jpg``). Before the forty-ninth
+    round only the first word was read: ``my photo`` listed ``my``, and the split was refused
+    for an image ``my`` it does not hold. A line naming no image: its first word where the
+    line is DeepLab's two paths, else the whole line (or as the shell reads it)."""
     from annotations.fileio import read_text
+
+    def stem_in(text: str, windows: bool) -> str:
+        name = (text.replace("\\", "/") if windows else text).rsplit("/", 1)[-1]
+        return spec.image_stem(name) or name  # a bare stem (VOC's lines) as it is
 
     stems: dict[str, None] = {}
     for line in read_text(path, "split list").splitlines():
-        words = line.split()
+        line, words = line.strip(), line.split()
         if not words or words[0].startswith("#"):
             continue
-        name = words[0].replace("\\", "/").rsplit("/", 1)[-1]
-        stems[spec.image_stem(name) or name] = None  # a bare stem (VOC's lines) as it is
+        shell = _shell_words(line)
+        readings = [line, *shell[:1]]
+        found = next(
+            (
+                stem
+                for text in readings
+                for stem in (stem_in(text, False), stem_in(text, True))
+                if available is not None and stem in available
+            ),
+            None,
+        )
+        if found is None:  # no image: as the old reading, else as the line reads
+            first = stem_in(words[0], True)
+            deeplab = len(words) == 2 and words[1].lower().endswith(".png")  # image, then label
+            if (
+                available is None
+                or first in available
+                or deeplab
+                or (len(words) == 1 and not shell)
+            ):
+                found = first
+            else:
+                found = stem_in(shell[0] if len(shell) == 1 else line, False)
+        stems[found] = None
     if not stems:
         raise ValueError(f"{path}: the split list names no image")
     return list(stems)
+
+
+def _shell_words(line: str) -> list[str]:
+    """``line`` split as a POSIX shell does (quotes, backslash escapes), where it has quotes or
+    a backslash before a space; ``[]`` otherwise or where it does not parse (an unclosed
+    quote: ``it's``, read as it is)."""
+    import shlex
+
+    if not any(c in line for c in "'\"") and "\\ " not in line:
+        return []
+    try:
+        return shlex.split(line)
+    except ValueError:
+        return []
 
 
 @dataclass(frozen=True)
@@ -806,7 +856,7 @@ class SegDataset:
             raise FileNotFoundError(f"{image_dir}: no image in the folder, but its {deeper}")
         listed = self.spec.split_list_file(self.split)
         if listed is not None:  # Pascal VOC: the split is the stems its list names
-            stems = read_split_list(listed, self.spec)
+            stems = read_split_list(listed, self.spec, images)
             missing = [s for s in stems if s not in images]
             if missing:
                 raise FileNotFoundError(

@@ -957,8 +957,11 @@ def _start_again(root: Path) -> str:
     holds as typed (relative to where it started) as they are found from here, as ``--resume``
     finds them (:func:`annotations.fileio.recorded_root`): before, the bare ``--config`` from
     another working directory failed (``runs/fused/bicycle: dataset root not found``) or
-    trained into another folder (its ``out``)."""
+    trained into another folder (its ``out``). Read from the folder the run recorded it started
+    in (:func:`engine.runinfo.config_cwd`), they are absolute: before the forty-ninth round a
+    ``data`` of the folder the command was shown in was named, and trained on."""
     from annotations.fileio import read_yaml, recorded_root
+    from engine.runinfo import config_cwd
 
     config = root / "config.yaml"
     words = ["engine", "train", "--config", str(config), "--out", str(root)]
@@ -969,11 +972,12 @@ def _start_again(root: Path) -> str:
     if not isinstance(typed, dict):  # an error of its own, which the command says
         return shlex.join(words)
     beside = (typed.get("out"), root)
+    cwd = config_cwd(root)  # typed from there: data there, not a "data" here
 
     def found(value: Any) -> str | None:  # a path typed relative, as found from here
         if not isinstance(value, str) or not value or os.path.isabs(value) or value[0] == "~":
             return None  # config.yaml holds it as it is (a "~" quoted would reach no home)
-        return str(recorded_root(value, None, beside))
+        return str(recorded_root(value, None, beside, cwd))
 
     for key, option in (("data", "--data"), ("init", "--init")):
         if (path := found(typed.get(key))) is not None:

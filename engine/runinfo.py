@@ -248,6 +248,28 @@ def environment(torch_used: bool | None = None) -> dict[str, Any]:
     return env
 
 
+def config_cwd(run: str | os.PathLike) -> str | None:
+    """The folder the command that last wrote a training run's ``config.json`` and
+    ``config.yaml`` ran in, from which their relative paths (``data``, ``out``, ``init``) were
+    typed: the last resume's (``resumes.jsonl``), else the first start's
+    (``environment.json``); None where neither records one."""
+    from annotations.fileio import read_json, read_jsonl
+
+    run = Path(run)
+    try:
+        resumes = read_jsonl(run / "resumes.jsonl")
+    except (OSError, ValueError):
+        resumes = []
+    env = resumes[-1].get("environment") if resumes and isinstance(resumes[-1], dict) else None
+    if env is None:
+        try:
+            env = read_json(run / "environment.json", "environment record")
+        except (OSError, ValueError):
+            return None
+    cwd = env.get("cwd") if isinstance(env, dict) else None
+    return cwd if isinstance(cwd, str) and os.path.isabs(cwd) else None
+
+
 def _cwd() -> str | None:
     """The working directory, or None where it was removed under the process."""
     try:

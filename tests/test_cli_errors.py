@@ -134,6 +134,22 @@ CASES = [
         "--source names must be unique, got pred twice (a bare DIR is named after its folder); "
         "name each with --source NAME=DIR",
     ),  # fmt: skip
+    (  # typed names, the same as the folders': no hint to type them
+        [
+            "compare",
+            "--class",
+            "bicycle",
+            "--gt",
+            "{root}/ds",
+            "--split",
+            "val",
+            "--source",
+            "pred={root}/run1/pred",
+            "--source",
+            "pred={root}/run2/pred",
+        ],
+        "--source names must be unique, got pred twice; give each source its own name",
+    ),  # fmt: skip
     (
         [
             "evaluate",

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from annotations.fileio import YAML11_BOOLS, did_you_mean, read_json, read_yaml, recorded_root
-from engine.runinfo import cpu_cores  # noqa: F401 - sizes processes, threads, workers here
+from engine.runinfo import (
+    config_cwd,
+    cpu_cores,  # noqa: F401 - sizes processes, threads, workers here
+)
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
 from trainer.models.config import check_backbone_norm
@@ -255,11 +258,13 @@ def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
         raise ValueError(f"{path}: 'config' is not a mapping; resume with --config FILE")
     settings = {k: v for k, v in recorded.items() if k not in THIS_CALL}
     beside = (recorded.get("out"), out)  # typed relative to where the run started, maybe not here
+    cwd = config_cwd(out)  # where that was: "data" is the one there, not one here
     if isinstance(data := settings.get("data"), str) and data:
-        settings["data"] = str(recorded_root(data, None, beside))
+        settings["data"] = str(recorded_root(data, None, beside, cwd))
     if isinstance(subsets := settings.get("val_subsets"), list):  # --val-subset: the same
         settings["val_subsets"] = [
-            str(recorded_root(s, None, beside)) if isinstance(s, str) and s else s for s in subsets
+            str(recorded_root(s, None, beside, cwd)) if isinstance(s, str) and s else s
+            for s in subsets
         ]
     return settings, str(path)
 

@@ -197,7 +197,7 @@ def compare_cmd(
     ),
 ) -> None:
     """Score one class (vs the rest) for several prediction sets side by side (paper Table 4)."""
-    from engine.compare import CompareConfig, compare, parse_source
+    from engine.compare import CompareConfig, compare, parse_sources
     from engine.outputs import DEFAULT_TAXONOMY
     from engine.table4 import Table4
 
@@ -210,7 +210,7 @@ def compare_cmd(
     cfg = CompareConfig(
         class_name=class_name,
         gt=gt,
-        sources=tuple(parse_source(s) for s in source),
+        sources=parse_sources(source),
         taxonomy=taxonomy,
         input=input_mode.value,
         bf1_mode=bf1_mode.value,

@@ -235,5 +235,10 @@ def test_equal_images_give_a_point_and_the_record_is_reproducible():
     assert record["iou"] == [16.67, 16.67] and record["bf1"] == [0.1667, 0.1667]
     assert record["level"] == 0.95 and record["resamples"] == 2000
     ca, cb = _two_sources(12, (2, 1), (3, 0))
+    # the record says what drew it: drawn again from its own fields, the same bounds
+    drawn = interval_record(ca, cb)
+    assert (drawn["seed"], drawn["generator"]) == (0, "numpy.random.default_rng (PCG64)")
+    again = paired_delta_interval(ca, cb, drawn["resamples"], drawn["level"], drawn["seed"])
+    assert [round(v, 2) for v in again["iou"]] == drawn["iou"]
     assert interval_record(ca, cb) == interval_record(ca.copy(), cb.copy())
     assert paired_delta_interval(ca, cb, seed=1) != paired_delta_interval(ca, cb)  # drawn

@@ -14,7 +14,7 @@ import engine.evaluate as ev
 from annotations.labelmap import read_label, write_label
 from annotations.taxonomy import MASS13K
 from cli import app
-from engine.compare import CompareConfig, compare, parse_source
+from engine.compare import CompareConfig, compare, parse_source, parse_sources
 from engine.evaluate import EvaluateConfig, evaluate
 from engine.metrics import (
     ClassScorer,
@@ -1515,11 +1515,35 @@ def test_json_dash_and_json_file_record_the_same_torch_facts(tmp_path: Path) -> 
         # NAME=DIR already: no hint to use it
         (["A=x", "A=y"], "got A twice; give each source its own name"),
         (["A=x", "A=y", "A=z", "B=u", "B=v"], "got A 3 times and B twice; give each source"),
+        # a typed name that is also the folder's: typed all the same, no NAME=DIR hint
+        (["pred=run1/pred", "pred=run2/pred"], "got pred twice; give each source its own name"),
+        (["pred=run1/pred", "run2/pred"], "got pred twice (a bare DIR is named after its"),
+        (["pred=run1/pred", "run2/pred", "x=y"], "got pred twice (a bare DIR is named after"),
+        (["a=run1/pred", "run2/pred", "a=z"], "got a twice; give each source its own name"),
     ],
 )  # fmt: skip
 def test_duplicate_source_names_are_counted_and_hinted_as_given(sources, said) -> None:
     """Three copies of a name were "twice", and ``--source A=x --source A=y`` was told to name
-    each with ``--source NAME=DIR``, which it had."""
+    each with ``--source NAME=DIR``, which it had; so was ``--source pred=run1/pred --source
+    pred=run2/pred``, whose typed name happens to be the folder's."""
     with pytest.raises(ValueError) as e:
-        CompareConfig("Bicycle", Path("gt"), tuple(parse_source(s) for s in sources))
+        parse_sources(sources)
     assert str(e.value).startswith(f"--source names must be unique, {said}"), str(e.value)
+
+
+def test_sources_of_their_own_names_are_read_as_typed() -> None:
+    """No name twice: no error (the count of repeated names was joined from none, IndexError)."""
+    assert parse_sources(["a=x", "y/pred"]) == (
+        ("a", Path("x")),
+        ("pred", Path("y/pred")),
+    )
+
+
+def test_duplicate_source_names_given_to_the_library_are_the_callers() -> None:
+    """A library caller names every source: ("pred", run1/pred) twice is not a bare DIR."""
+    with pytest.raises(ValueError) as e:
+        CompareConfig("Bicycle", Path("gt"), (("pred", Path("r1/pred")), ("pred", Path("r2/pred"))))
+    assert (
+        str(e.value)
+        == "--source names must be unique, got pred twice; give each source its own name"
+    )

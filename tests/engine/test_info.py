@@ -448,8 +448,8 @@ def test_a_training_run_killed_before_its_first_logged_step_is_a_training_run(tm
     assert code == 1 and f"Training run {run}" in text, text
     assert (
         f"step │ 0 of 50 (started, no step logged; stopped before its first checkpoint: engine "
-        f"train --config {run / 'config.yaml'} --out {run} --data runs/fused/bicycle starts it "
-        "again)" in text
+        f"train --config {run / 'config.yaml'} --out {run} --data "
+        f"{os.path.join(os.getcwd(), 'runs/fused/bicycle')} starts it again)" in text
     )
     assert "7 Bicycle (new, of Others)" in text and "no image split folders" not in text
     assert info(str(run / "config.yaml"))[1] == text  # a file of it names the run
@@ -821,13 +821,16 @@ def test_info_says_which_process_is_writing_a_run_now(tmp_path: Path):
     assert "check the data, then run the command that started it again (no last.pt" in text
 
 
+@pytest.mark.parametrize("decoy", [False, True])
 def test_a_run_stopped_before_its_checkpoint_is_started_again_from_another_folder(
-    tmp_path, monkeypatch
+    tmp_path, monkeypatch, decoy
 ):
     """config.yaml holds ``out`` and ``data`` as typed, relative to where the run started:
     ``engine train --config RUN/config.yaml``, which engine info suggested, failed from another
     working directory (``data: dataset root not found``) or trained into another folder. The
-    command it suggests now names the run and its dataset as found from here, and runs."""
+    command it suggests now names the run and its dataset as found from here, and runs.
+    ``decoy``: the folder it is shown in has a ``data`` of its own, which the command named
+    (``--data data``) before it read the run's from the folder environment.json records."""
     import shlex
 
     from typer.testing import CliRunner
@@ -843,6 +846,8 @@ def test_a_run_stopped_before_its_checkpoint_is_started_again_from_another_folde
     make_dataset(project / "data", "train", n=2, size=(32, 32))
     (project / "runs").mkdir(parents=True)
     elsewhere.mkdir()
+    if decoy:
+        make_dataset(elsewhere / "data", "train", n=1, size=(32, 32))
     monkeypatch.chdir(project)  # started here, with paths relative to it
     cfg = TrainConfig(data="data", out="runs/t", preset="tiny", iters=1, val_split=None)
     (project / "runs/t").mkdir()
@@ -865,6 +870,7 @@ def test_a_run_stopped_before_its_checkpoint_is_started_again_from_another_folde
     assert Path(started[0].out).resolve() == (project / "runs/t").resolve()
     assert Path(started[0].data).resolve() == (project / "data").resolve()
     assert (started[0].preset, started[0].iters) == ("tiny", 1)
+    assert f"--data {project / 'data'}" in said.group(1)  # absolute: it says where
 
 
 def test_a_folder_a_run_was_killed_in_before_writing_anything_names_that_run(tmp_path):

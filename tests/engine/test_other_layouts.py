@@ -6,6 +6,7 @@ a user's ``photos/`` + ``masks/``), in small replicas, through the loop: ``engin
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -290,6 +291,61 @@ def test_split_list_names_each_splits_images(tmp_path: Path):
     (sets / "val.txt").write_text("3\n")  # an image without its label: the usual error
     with pytest.raises(ValueError, match=r"no label in .*SegmentationClass for 1 image: 3"):
         open_split(tmp_path, "val")
+
+
+@pytest.mark.parametrize(
+    ("lines", "stems"),
+    [  # as a user writes a name with spaces, quotes or backslashes
+        ("my photo\nplain\n", ["my photo", "plain"]),
+        ('"my photo"\n', ["my photo"]),
+        ("'my photo'\n", ["my photo"]),
+        ("my\\ photo\n", ["my photo"]),
+        ("'it'\\''s'\nit's\n", ["it's"]),
+        pytest.param(  # a file name holding a backslash, where there are such names
+            "a\\b\n", ["a\\b"], marks=pytest.mark.skipif(os.name == "nt", reason="POSIX names")
+        ),
+        ("JPEGImages\\plain.jpg SegmentationClass\\plain.png\n", ["plain"]),  # DeepLab's, Windows
+        ('"JPEGImages/my photo.jpg" "SegmentationClass/my photo.png"\n', ["my photo"]),
+    ],
+)
+def test_split_list_names_with_spaces_quotes_and_backslashes(tmp_path: Path, lines, stems):
+    """``my photo`` in a split list was read as its first word, ``my``: the split was refused
+    for an image it does not hold (``no image ... for 1 stem it lists: my``)."""
+    from engine.datasets import open_split
+
+    for name in ("my photo", "plain", "it's", *(("a\\b",) if os.name != "nt" else ())):
+        _tiny(tmp_path / f"JPEGImages/{name}.jpg")
+        _tiny(tmp_path / f"SegmentationClass/{name}.png", 255)
+    (tmp_path / "ImageSets").mkdir()
+    (tmp_path / "ImageSets/val.txt").write_text(lines)
+    (tmp_path / "dataset.yaml").write_text(
+        "images: JPEGImages\nlabels: SegmentationClass\nsplit_list: ImageSets/{split}.txt\n"
+    )
+    assert [s.stem for s in open_split(tmp_path, "val")] == stems
+
+
+@pytest.mark.parametrize(
+    ("lines", "named"),
+    [  # a name not there is named as the line reads, not as its first word
+        ("my pic\n", "my pic"),
+        ('"my pic"\n', "my pic"),
+        ("my\\ pic\n", "my pic"),
+        ("JPEGImages/gone.jpg SegmentationClass/gone.png\n", "gone"),
+        ("gone\n", "gone"),
+    ],
+)
+def test_a_split_list_name_not_there_is_named_as_written(tmp_path: Path, lines, named):
+    from engine.datasets import open_split
+
+    _tiny(tmp_path / "JPEGImages/plain.jpg")
+    (tmp_path / "ImageSets").mkdir()
+    (tmp_path / "ImageSets/val.txt").write_text(lines)
+    (tmp_path / "dataset.yaml").write_text(
+        "images: JPEGImages\nsplit_list: ImageSets/{split}.txt\n"
+    )
+    with pytest.raises(FileNotFoundError) as e:
+        open_split(tmp_path, "val")
+    assert str(e.value).endswith(f"for 1 stem it lists: {named}"), str(e.value)
 
 
 @pytest.mark.parametrize(

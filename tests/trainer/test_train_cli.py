@@ -741,7 +741,44 @@ def test_a_resume_finds_its_dataset_from_another_folder_or_names_the_record(
     )
 
 
-def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
+def test_a_resume_from_another_folder_reads_the_data_of_the_folder_the_run_was_started_in(
+    synth, tmp_path, monkeypatch
+):
+    """config.json holds ``data`` as typed (``data``), relative to the folder the run (or its
+    last resume) ran in, which environment.json (resumes.jsonl) records. A resume from another
+    folder that has a ``data`` of its own trained on that one (with two warnings of changed
+    files); it reads the run's, and records it absolute."""
+    import shutil
+    from pathlib import Path
+
+    import trainer.train
+
+    project, other, elsewhere = tmp_path / "project", tmp_path / "other", tmp_path / "elsewhere"
+    for folder in (project, other, elsewhere):
+        shutil.copytree(synth, folder / "data")
+    run = project / "runs" / "x"
+    run.mkdir(parents=True)
+    config = {"iters": 5, "data": "data", "out": "runs/x"}  # typed in project/
+    (run / "config.json").write_text(json.dumps({"config": config, "config_hash": "x"}))
+    (run / "environment.json").write_text(json.dumps({"cwd": str(project)}))
+    seen = []
+
+    def record(cfg, on_init=None, from_file=None, notes=()):
+        seen.append(cfg.data)
+        return trainer.train.TrainResult(out=Path(cfg.out), step=5, finished=True)
+
+    monkeypatch.setattr(trainer.train, "train", record)
+    monkeypatch.chdir(elsewhere)
+    args = ["train", "--out", str(run), "--resume", "--no-progress"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    # resumed since from other/ with --data data: its own, not environment.json's folder's
+    config = {"iters": 5, "data": "data", "out": "../project/runs/x"}
+    (run / "config.json").write_text(json.dumps({"config": config, "config_hash": "x"}))
+    resumed = {"step": 2, "environment": {"cwd": str(other)}}
+    (run / "resumes.jsonl").write_text(json.dumps(resumed) + "\n")
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert seen == [str(project / "data"), str(other / "data")]
+
     """Interrupted training: ``--resume`` continues from the last checkpoint when there is one."""
     import trainer.train
 
