@@ -132,7 +132,12 @@ CASES = [
     ("coco", _coco(lambda d: _first_ann(d).update(segmentation="poly")), "annotation 1: segmentation must be an RLE object or a list of polygons"),
     ("coco", _coco(lambda d: _first_ann(d)["segmentation"].update(size=[96, 127])), "annotation 1: RLE size [96, 127] differs from the image's [96, 128]"),
     ("coco", _coco(lambda d: _first_ann(d)["segmentation"].update(counts=3.5)), "annotation 1: RLE counts must be a string or a list of ints, got 3.5"),
-    ("coco", _coco(lambda d: _first_ann(d).update(segmentation={"size": [96, 128], "counts": "ééé"})), "annotation 1: truncated RLE counts string"),
+    ("coco", _coco(lambda d: _first_ann(d).update(segmentation={"size": [96, 128], "counts": "ééé"})), "annotation 1: RLE counts string holds 'é' at 0; a compressed COCO RLE holds only the characters '0' to 'o'"),
+    # 'T39cl;' is runs 100, 9, 12179: with 'T' moved by 128 it was read as before by the window
+    # reader and refused by the importer as "'ascii' codec can't encode character '\xd4' ..."
+    ("coco", _coco(lambda d: _first_ann(d).update(segmentation={"size": [96, 128], "counts": "Ô39cl;"})), "annotation 1: RLE counts string holds 'Ô' at 0; a compressed COCO RLE holds only the characters '0' to 'o'"),
+    # int() cut 100.5 and 9.5 to 100 and 9, which sum to 96*128 with 12179: imported, a wrong mask
+    ("coco", _coco(lambda d: _first_ann(d).update(segmentation={"size": [96, 128], "counts": [100.5, 9.5, 12179]})), "coco.json: annotation 1: RLE counts hold a run length that is not a whole number, 100.5 (count 1 of 3)"),
     ("coco", _coco(lambda d: _first_ann(d).update(segmentation=[[1, 2, 30, "x", 5, 6]])), "annotation 1: a polygon must be a flat list of numbers"),
     ("coco", _coco(lambda d: _first_ann(d).update(segmentation=[[1, 2, 30, 40, 5]])), "annotation 1: a polygon must be a flat list of an even number of coordinates, got 5"),
     ("coco", _coco(lambda d: _unannotated_box(d, [1, 2])), "annotation 99: neither a segmentation nor a bbox [x, y, width, height]"),
