@@ -158,8 +158,20 @@ CASES = [
     ),
     # Label Studio (tasks.json with the pre-annotations submitted)
     ("labelstudio", _labelstudio(lambda t: t[1]["annotations"][0].update(result="x")), "tasks.json: task 1: annotation 101: 'result' is not a list"),
-    ("labelstudio", _labelstudio(lambda t: t[1]["annotations"][0]["result"].append(5)), "tasks.json: task 1: a result that is not an object, got 5"),
-    ("labelstudio", _labelstudio(lambda t: _region(t).update(original_width="w")), "tasks.json: task 1: region r0: size is not integers"),
+    ("labelstudio", _labelstudio(lambda t: t[1]["annotations"][0]["result"].append(5)), "tasks.json: task 1: annotation 101: a result that is not an object, got 5"),
+    ("labelstudio", _labelstudio(lambda t: _region(t).update(original_width="w")), "tasks.json: task 1: annotation 101: region r0: size is not integers"),
+    # a project of 500 tasks: the task and annotation to open in Label Studio, not only the image
+    ("labelstudio", _labelstudio(lambda t: _region(t).update(original_width=127)), "tasks.json: task 1: annotation 101: image 'synth_test_0001' is 127x96 in the annotation but 128x96 in the dataset"),
+    (
+        "labelstudio",
+        _labelstudio(lambda t: t[2]["data"].update(image=t[2]["data"]["image"].replace("0002", "0099"))),
+        "tasks.json: task 2: annotation 102: image 'synth_test_0099' is not in split 'test' (3 images)",
+    ),
+    (
+        "labelstudio",
+        _labelstudio(lambda t: t[2].update(data=copy.deepcopy(t[1]["data"]))),
+        "tasks.json: image 'synth_test_0001' is annotated twice in this file (task 1: annotation 101; task 2: annotation 102)",
+    ),
     (
         "labelstudio",
         _labelstudio(lambda t: t[1]["annotations"].append(copy.deepcopy(t[1]["annotations"][0]) | {"id": 7})),
@@ -168,7 +180,7 @@ CASES = [
     (
         "labelstudio",
         _labelstudio(lambda t: _region(t).update(type="rectanglelabels", value={"x": 1, "y": 2, "width": "w", "height": 4, "rectanglelabels": ["unannotated"]})),
-        "task 1: rectangle region r0: needs numbers x, y, width, height (percent)",
+        "task 1: annotation 101: rectangle region r0: needs numbers x, y, width, height (percent)",
     ),
     # CVAT for images 1.1
     ("cvat", _file("annotations.xml", CVAT.format(size='width="12a" height="96"', shape=POLYGON)), "annotations.xml: image 'synth_test_0001.jpg' lacks integer width and height"),
