@@ -189,6 +189,18 @@ CASES = [
         _file("annotations.xml", CVAT.format(size='width="128" height="96"', shape='<circle label="bicycle" cx="3"></circle>')),
         "image 'synth_test_0001.jpg': circle 0 (bicycle): unknown shape <circle>, not one that CVAT for images 1.1 writes",
     ),
+    # a shape without a label was counted as a label '' and left out: beside one of the class,
+    # imported without the object (a warning of "other classes"); alone, "only of '' (1)"
+    (
+        "cvat",
+        _file("annotations.xml", CVAT.format(size='width="128" height="96"', shape=POLYGON + '<polygon points="50,10;80,12;70,40"></polygon>')),
+        "annotations.xml: image 'synth_test_0001.jpg': polygon 1 has no label (CVAT writes one on every shape): give it the class's label or 'unannotated'",
+    ),
+    (
+        "cvat",
+        _file("annotations.xml", CVAT.format(size='width="128" height="96"', shape='<box label=" " xtl="1" ytl="2" xbr="30" ybr="40"></box>')),
+        "image 'synth_test_0001.jpg': box 0 has no label (CVAT writes one on every shape)",
+    ),
     # PNG masks, YOLO's data.yaml
     ("png", _file("masks/synth_test_0001.png", b""), "synth_test_0001.png: the file is empty (expected a PNG mask)"),
     ("png", _file("masks/synth_test_0001.png", _png(ZEROS, 60)), "synth_test_0001.png: cannot read PNG (image file is truncated)"),
