@@ -352,3 +352,47 @@ def test_two_labels_of_one_colour_in_a_segmentation_mask_export_are_refused(
         "pixels cannot be told apart; give each label its own colour in CVAT and export again"
     )
     assert not (tmp_path / "subset").exists()
+
+
+def test_engine_info_names_the_labels_of_one_colour_import_would_refuse(tmp_path: Path):
+    """The forty-eighth round's refusal of two labels of one colour flagged them in ``engine
+    info`` too (its label map was read the same way); once import refused them only where their
+    roles differ, info read the map with no class, listed the later label alone (car's pixels
+    counted as Bicycle's) and offered import lines that fail, with no problem and exit code 0."""
+    (tmp_path / "labelmap.txt").write_text(
+        "background:0,0,0::\ncar:255,0,0::\nBicycle:255,0,0::\nroad:0,128,0::\n"
+        "sidewalk:0,128,0::\nunannotated:0,0,128::\n"
+    )
+    (tmp_path / "SegmentationClass").mkdir()
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[:10], rgb[50:] = (255, 0, 0), (0, 128, 0)
+    Image.fromarray(rgb).save(tmp_path / "SegmentationClass/synth_test_0001.png")
+    res = runner.invoke(app, ["info", str(tmp_path)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output  # 1 as for a COCO file's problems
+    rows = [" ".join(r.strip("│ ").split()) for r in res.output.splitlines() if "│" in r]
+    same = "so their pixels cannot be told apart; give each label its own colour in CVAT and export again"
+    assert rows[-3:] == [
+        "problems │ 2 problems that import would refuse:",
+        f"{tmp_path / 'labelmap.txt'}: 'car' and 'Bicycle' have one colour, (255, 0, 0), {same}",
+        f"{tmp_path / 'labelmap.txt'}: 'road' and 'sidewalk' have one colour, (0, 128, 0), {same}",
+    ]
+    # Bicycle's colour its own: its import line is good; sidewalk's (the later of road and
+    # sidewalk, the label info counts their pixels under) is refused, road being 0 for it
+    (tmp_path / "labelmap.txt").write_text(
+        "background:0,0,0::\nBicycle:255,0,0::\nroad:0,128,0::\nsidewalk:0,128,0::\n"
+    )
+    res = runner.invoke(app, ["info", str(tmp_path)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    rows = [" ".join(r.strip("│ ").split()) for r in res.output.splitlines() if "│" in r]
+    assert rows[-2:] == [
+        "problems │ 1 problem that import would refuse:",
+        f"{tmp_path / 'labelmap.txt'}: 'road' and 'sidewalk' have one colour, (0, 128, 0), {same}",
+    ]
+    rgb[0, 0] = (1, 2, 3)  # a colour the label map lacks: import names it; info counted it only
+    Image.fromarray(rgb).save(tmp_path / "SegmentationClass/synth_test_0001.png")
+    res = runner.invoke(app, ["info", str(tmp_path)], env={"COLUMNS": "400"})
+    rows = [" ".join(r.strip("│ ").split()) for r in res.output.splitlines() if "│" in r]
+    assert rows[-3:-1] == [
+        "problems │ 2 problems that import would refuse:",
+        f"{tmp_path / 'SegmentationClass'}: 1 mask with colours not in the label map (labelmap.txt)",
+    ]
