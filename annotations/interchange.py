@@ -758,7 +758,12 @@ def labelme_to_mask(
     for k, shape in enumerate(data["shapes"] or []):
         if not isinstance(shape, dict):
             raise ValueError(f"{path}: shape {k} is not an object, got {shape!r:.40}")
-        label = str(shape.get("label", ""))
+        label = str(shape.get("label") or "")
+        if not label.strip():  # counted as a label '' and left out: an object lost unsaid
+            raise ValueError(
+                f"{path}: shape {k} has no label (LabelMe gives every shape one): give it the "
+                "class's label or 'unannotated'"
+            )
         role = label_role(label, class_name)
         if role is None:  # another class: not this subset's
             others[label] = others.get(label, 0) + 1

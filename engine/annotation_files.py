@@ -229,7 +229,8 @@ def _cvat_file(path: Path) -> AnnotationFiles:
 
 def _segmentation_masks_files(root: Path) -> AnnotationFiles:
     """A CVAT "Segmentation mask" export: the images each label's colour appears in."""
-    names = labelmap_codes(read_labelmap(root / LABELMAP))
+    colors = read_labelmap(root / LABELMAP)
+    names = labelmap_codes(colors)
     files = sorted((root / SEGMENTATION_DIR).glob("*.png"))
     by_label: Counter[str] = Counter()
     empty = unknown = 0
@@ -247,7 +248,8 @@ def _segmentation_masks_files(root: Path) -> AnnotationFiles:
             f"{root / SEGMENTATION_DIR}: {counted(unknown, 'mask')} with colours not in the label "
             f"map ({LABELMAP})"
         )
-    for name in _classes(list(by_label)):  # each class an import line is offered for
+    # each class an import line is offered for, in the label map's order (by_label's is a set's)
+    for name in _classes([n for n in colors if n in by_label]):
         try:  # two labels of one colour, one of them this class: import refuses the label map
             read_labelmap(root / LABELMAP, name)
         except ValueError as e:

@@ -156,6 +156,9 @@ CASES = [
         _labelme(lambda s: s.update(shape_type="linestrip")),
         "shape 0: unsupported shape_type 'linestrip' (polygon, rotation, oriented_rectangle, quadrilateral, rectangle, circle, mask)",
     ),
+    # a shape without a label was counted as a label '' and left out, the object dropped
+    ("labelme", _labelme(lambda s: s.pop("label")), "synth_test_0001.json: shape 0 has no label (LabelMe gives every shape one): give it the class's label or 'unannotated'"),
+    ("labelme", _labelme(lambda s: s.update(label=None)), "synth_test_0001.json: shape 0 has no label"),
     # Label Studio (tasks.json with the pre-annotations submitted)
     ("labelstudio", _labelstudio(lambda t: t[1]["annotations"][0].update(result="x")), "tasks.json: task 1: annotation 101: 'result' is not a list"),
     ("labelstudio", _labelstudio(lambda t: t[1]["annotations"][0]["result"].append(5)), "tasks.json: task 1: annotation 101: a result that is not an object, got 5"),
