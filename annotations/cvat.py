@@ -129,6 +129,11 @@ def _image_mask(
         if shape.tag == "tag":  # an image-level tag, of any label: no region
             continue
         label = shape.get("label", "")
+        if not label.strip():  # counted as a label '' and left out: an object lost unsaid
+            raise ValueError(
+                f"{where}: {shape.tag} {k} has no label (CVAT writes one on every shape): give it "
+                "the class's label or 'unannotated'"
+            )
         role = label_role(label, class_name)
         if role is None:
             result.count_other(label)

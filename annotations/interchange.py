@@ -122,6 +122,9 @@ class ImageMask:
     # the class's name as the file spells it (a category, label or class name that matched
     # --class case-folded); None where the file names no class (PNG masks) or not this one
     spelled: str | None = None
+    # where in the file, for a file of many images' annotations that it names by more than the
+    # image (Label Studio: "task 4001: annotation 9001"); None where the image says it all
+    place: str | None = None
 
     def count_other(self, label: str) -> None:
         """One more annotation of another label on this image, left out."""
@@ -351,8 +354,10 @@ def _in_split(name: str, sizes: dict[str, tuple[int, int]]) -> str | None:
 
 
 def check_size(
-    path: Path, stem: str, hw: tuple[int, int], sizes: dict[str, tuple[int, int]]
+    path: str | os.PathLike, stem: str, hw: tuple[int, int], sizes: dict[str, tuple[int, int]]
 ) -> None:
+    """``ValueError`` starting ``path`` (a file, or a place in it: "tasks.json: task 7") unless
+    the image ``stem`` is in the split at size ``hw``."""
     if stem not in sizes:
         split = getattr(sizes, "split", None)  # a plain dict: the split is not named
         other = sizes.elsewhere(stem) if isinstance(sizes, SplitSizes) else None
@@ -753,7 +758,12 @@ def labelme_to_mask(
     for k, shape in enumerate(data["shapes"] or []):
         if not isinstance(shape, dict):
             raise ValueError(f"{path}: shape {k} is not an object, got {shape!r:.40}")
-        label = str(shape.get("label", ""))
+        label = str(shape.get("label") or "")
+        if not label.strip():  # counted as a label '' and left out: an object lost unsaid
+            raise ValueError(
+                f"{path}: shape {k} has no label (LabelMe gives every shape one): give it the "
+                "class's label or 'unannotated'"
+            )
         role = label_role(label, class_name)
         if role is None:  # another class: not this subset's
             others[label] = others.get(label, 0) + 1

@@ -436,14 +436,18 @@ def labelstudio_to_masks(
     found: list[Any] = []
     waiting: list[str] = []
     for k, task in enumerate(doc):
-        where = f"{path}: task {task.get('id', k)}"
+        place = f"task {task.get('id', k)}"
+        where = f"{path}: {place}"
         url = task_image(task, where)
         annotation = submitted_annotation(task, f"{where} ({url})")
         if annotation is None:
             waiting.append(stem_of(url))
             continue
         stem = dataset_stem(stem_of(url), sizes)
-        mask = _annotation_mask(annotation, stem, class_name, sizes, path, where)
+        if annotation.get("id") is not None:  # what Label Studio shows beside the task's id
+            place = f"{place}: annotation {annotation['id']}"
+        mask = _annotation_mask(annotation, stem, class_name, sizes, path, f"{path}: {place}")
+        mask.place = place  # among hundreds of tasks, the one to open
         mask.export = export_record(task["data"])
         found.append(each(mask))
         del mask
@@ -515,7 +519,7 @@ def _annotation_mask(
 ) -> ImageMask:
     results = annotation.get("result") or []
     if not isinstance(results, list):
-        raise ValueError(f"{where}: annotation {annotation.get('id')}: 'result' is not a list")
+        raise ValueError(f"{where}: 'result' is not a list")
     hw = None
     for k, r in enumerate(results):  # every region carries the image's size; check it once
         if isinstance(r, dict) and "original_width" in r and "original_height" in r:
@@ -527,7 +531,7 @@ def _annotation_mask(
                 ) from None
             break
     hw = hw or sizes.get(stem, (0, 0))  # no region says: the dataset's (a stem not there fails)
-    check_size(path, stem, hw, sizes)
+    check_size(where, stem, hw, sizes)  # among hundreds of tasks, the one to open
     h, w = hw
     image = ImageMask(stem, np.zeros(hw, np.uint8), str(path))
     rles: dict[int, list[dict]] = {1: [], 255: []}

@@ -153,8 +153,7 @@ def rle_area(rle: dict) -> int:
         counts = rle["counts"]
     except (KeyError, TypeError):
         raise ValueError(f"an RLE must have 'counts', got {_short(rle)}") from None
-    runs = _decompress(counts) if isinstance(counts, (str, bytes)) else [int(c) for c in counts]
-    return int(sum(runs[1::2]))
+    return int(sum(_runs(counts)[1::2]))
 
 
 def checked_area(rle: dict) -> tuple[tuple[int, int], int]:
@@ -185,15 +184,7 @@ def _checked_runs(rle: dict) -> tuple[int, int, list[int], object]:
         raise ValueError(
             f"an RLE must have 'size' [H, W] and 'counts', got {_short(rle)}"
         ) from None
-    if isinstance(counts, (str, bytes)):
-        runs = _decompress(counts)
-    else:
-        try:
-            runs = [int(c) for c in counts]
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"RLE counts must be a string or a list of ints, got {_short(counts)}"
-            ) from None
+    runs = _runs(counts)
     if any(c < 0 for c in runs):  # a compressed string's differences can give one too
         raise ValueError(f"RLE counts hold a negative run length, {min(runs)}")
     if sum(runs) != h * w:
@@ -201,8 +192,36 @@ def _checked_runs(rle: dict) -> tuple[int, int, list[int], object]:
     return h, w, runs, counts
 
 
+def _runs(counts: object) -> list[int]:
+    """The run lengths of ``counts``: a compressed string, or a list of whole numbers (an
+    integral float, ``3.0``, as a JSON writer may spell 3, is one; ``2.5`` is refused: ``int``
+    would cut it to 2 and paint the runs after it one pixel off)."""
+    if isinstance(counts, (str, bytes)):
+        return _decompress(counts)
+    try:
+        items = list(counts)  # type: ignore[call-overload]
+        for k, c in enumerate(items):
+            if isinstance(c, float) and not c.is_integer():  # nan and inf too
+                raise ValueError(
+                    f"RLE counts hold a run length that is not a whole number, {c!r} "
+                    f"(count {k + 1} of {len(items)})"
+                )
+        return [int(c) for c in items]
+    except (TypeError, ValueError) as e:
+        if str(e).startswith("RLE counts"):
+            raise
+        raise ValueError(
+            f"RLE counts must be a string or a list of ints, got {_short(counts)}"
+        ) from None
+
+
 def _decompress(counts: str | bytes) -> list[int]:
-    text = counts.decode("ascii") if isinstance(counts, bytes) else counts
+    text = counts.decode("latin-1") if isinstance(counts, bytes) else counts
+    if bad := next((c for c in text if not "0" <= c <= "o"), None):
+        raise ValueError(
+            f"RLE counts string holds {bad!r} at {text.index(bad)}; a compressed COCO RLE holds "
+            "only the characters '0' to 'o'"
+        )
     runs: list[int] = []
     p = 0
     while p < len(text):

@@ -265,11 +265,9 @@ def subset_problems(sub: Subset) -> list[str]:
         except ValueError as e:
             problems.append(str(e))
             continue
-        recorded = counts.get(stem)
-        if not isinstance(recorded, dict):
-            continue
-        actual = _checked_counts(stem, m.shape, histogram)
-        if actual != {k: recorded.get(k) for k in actual}:
+        if edited_since_import(sub, stem, m.shape, histogram):
+            recorded = counts[stem]
+            actual = _checked_counts(stem, m.shape, histogram)
             problems.append(
                 f"{path}: differs from what subset.json records (size {m.shape[1]}x"
                 f"{m.shape[0]}, {actual['class_pixels']:,} class and "
@@ -278,7 +276,41 @@ def subset_problems(sub: Subset) -> list[str]:
                 f"{recorded.get('class_pixels')} and {recorded.get('unannotated_pixels')}): "
                 "edited after the import? import the annotations again"
             )
+    if unlisted := unlisted_masks(sub):
+        problems.append(unlisted_line(sub, unlisted))
     return problems
+
+
+def edited_since_import(
+    sub: Subset, stem: str, shape: tuple[int, ...], histogram: np.ndarray
+) -> bool:
+    """Whether a mask read now (``shape``, value ``histogram``) has another size or other pixel
+    counts than ``subset.json`` records for it (False where it records none: a subset written
+    by hand)."""
+    counts = sub.info.get("counts") if isinstance(sub.info.get("counts"), dict) else {}
+    recorded = counts.get(stem)
+    if not isinstance(recorded, dict):
+        return False
+    actual = _checked_counts(stem, shape, histogram)
+    return actual != {k: recorded.get(k) for k in actual}
+
+
+def unlisted_masks(sub: Subset) -> list[str]:
+    """The stems of PNG files in the subset's ``masks/`` that ``subset.json`` does not list
+    (put there by hand after the import): no command reads them."""
+    listed = set(sub.stems)
+    return sorted(p.stem for p in (sub.root / "masks").glob("*.png") if p.stem not in listed)
+
+
+def unlisted_line(sub: Subset, unlisted: list[str]) -> str:
+    """The one line that names :func:`unlisted_masks`."""
+    shown = ", ".join(unlisted[:3]) + (
+        f", ... ({len(unlisted)} in all)" if len(unlisted) > 3 else ""
+    )
+    return (
+        f"{sub.root / 'masks'}: {len(unlisted)} mask{'' if len(unlisted) == 1 else 's'} that "
+        f"subset.json does not list, which no command reads ({shown}): import them to add them"
+    )
 
 
 def subset_at(path: str | os.PathLike) -> Subset | None:

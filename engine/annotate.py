@@ -892,12 +892,16 @@ def _import(cfg: ImportConfig, archives: dict[str, str], said: list[str]) -> Sub
     )
     masks: dict[str, EncodedLabel] = {}
     sources: dict[str, str] = {}
+    places: dict[str, str | None] = {}
     for m in found:
         if m.stem in masks:  # in one file (two tasks of a Label Studio export) or in two
             also = "in this file" if m.source == sources[m.stem] else f"(also in {sources[m.stem]})"
+            if m.place and places[m.stem] and m.source == sources[m.stem]:
+                also += f" ({places[m.stem]}; {m.place})"  # of 500 tasks, the two to merge
             raise ValueError(f"{m.source}: image {m.stem!r} is annotated twice {also}")
         masks[m.stem] = m.label
         sources[m.stem] = m.source
+        places[m.stem] = m.place
     exports = unchanged_exports(found, cfg.format, archives) if cfg.format in EXPORT_FORMATS else []
     extra = {
         "import_format": cfg.format,
@@ -955,12 +959,13 @@ class Imported:
     export: dict | None  # the exporter's record its file carried, if any
     has_class: bool  # any pixel of the class
     spelled: str | None = None  # the class's name as the file spells it, if it names it
+    place: str | None = None  # where in the file (a Label Studio task), if the image is not all
 
     @classmethod
     def of(cls, m: ImageMask) -> Imported:
         label = EncodedLabel.of(m.mask)
         has_class = bool(label.histogram[1])
-        return cls(m.stem, label, m.source, m.others, m.export, has_class, m.spelled)
+        return cls(m.stem, label, m.source, m.others, m.export, has_class, m.spelled, m.place)
 
 
 def spelled_as_files(found: list[Imported], class_name: str) -> str:

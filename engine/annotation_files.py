@@ -45,6 +45,7 @@ from annotations.labelstudio import (
 )
 from annotations.subset import read_subset
 from annotations.yolo import NAME_FILES, find_class_names, looks_like_yolo, yolo_label_folders
+from engine.text import counted
 
 
 @dataclass
@@ -228,7 +229,8 @@ def _cvat_file(path: Path) -> AnnotationFiles:
 
 def _segmentation_masks_files(root: Path) -> AnnotationFiles:
     """A CVAT "Segmentation mask" export: the images each label's colour appears in."""
-    names = labelmap_codes(read_labelmap(root / LABELMAP))
+    colors = read_labelmap(root / LABELMAP)
+    names = labelmap_codes(colors)
     files = sorted((root / SEGMENTATION_DIR).glob("*.png"))
     by_label: Counter[str] = Counter()
     empty = unknown = 0
@@ -239,8 +241,19 @@ def _segmentation_masks_files(root: Path) -> AnnotationFiles:
         empty += not found
         unknown += any(c not in names for c in codes)
     kinds = {"PNG masks": len(files)}
+    problems = []
     if unknown:  # import refuses them, naming the colour
         kinds["with colours not in the label map"] = unknown
+        problems.append(
+            f"{root / SEGMENTATION_DIR}: {counted(unknown, 'mask')} with colours not in the label "
+            f"map ({LABELMAP})"
+        )
+    # each class an import line is offered for, in the label map's order (by_label's is a set's)
+    for name in _classes([n for n in colors if n in by_label]):
+        try:  # two labels of one colour, one of them this class: import refuses the label map
+            read_labelmap(root / LABELMAP, name)
+        except ValueError as e:
+            problems.append(str(e))
     return AnnotationFiles(
         path=root,
         format="segmask",
@@ -249,6 +262,7 @@ def _segmentation_masks_files(root: Path) -> AnnotationFiles:
         empty_images=empty,
         by_label=dict(by_label),
         kinds=kinds,
+        problems=list(dict.fromkeys(problems)),
     )
 
 

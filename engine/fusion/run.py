@@ -56,7 +56,7 @@ from annotations.fileio import (
 )
 from annotations.labelmap import read_label, write_label
 from annotations.labelrun import changed_images, latest_records
-from annotations.subset import read_subset
+from annotations.subset import edited_since_import, read_subset, unlisted_line, unlisted_masks
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine.datasets import (
     SOURCE_PRECISE,
@@ -661,6 +661,7 @@ def open_corrections(
                 f"{spec.image_dir(sub.split)}: {few(absent, total=True)} (a subset of another "
                 "dataset? give --corrections a subset imported with --data of this one)"
             )
+        edited = []
         for stem in sub.stems:
             key = (class_key(name), sub.split, stem)
             if key in seen:
@@ -670,7 +671,10 @@ def open_corrections(
                 )
             seen[key] = path
             w, h = image_size(by_stem[stem].image_path)
-            shape = sub.mask(stem).shape
+            mask, histogram = sub.mask_and_histogram(stem)
+            shape = mask.shape
+            if edited_since_import(sub, stem, shape, histogram):
+                edited.append(stem)
             if shape != (h, w):
                 raise ValueError(
                     mask_size(sub.mask_path(stem), shape, by_stem[stem].image_path, w, h)
@@ -680,6 +684,17 @@ def open_corrections(
         )
         if replaced:
             raise ValueError(f"{replaced}; fused as corrections, they would train on them")
+        if edited:  # used as they are now; engine info SUBSET calls them problems
+            log.warning(
+                "%s: %s edited after the import (other pixel counts than subset.json records: "
+                "%s): fused as %s now",
+                path,
+                counted(len(edited), "mask"),
+                few(edited, total=True),
+                "it is" if len(edited) == 1 else "they are",
+            )
+        if unlisted := unlisted_masks(sub):  # put in masks/ by hand: not the subset's
+            log.warning("%s", unlisted_line(sub, unlisted))
         digest = hashlib.sha256(json_path.read_bytes()).hexdigest()
         found.append(Corrections(path, name, sub.split, sub.stems, digest))
     return found

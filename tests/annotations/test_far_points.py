@@ -95,7 +95,7 @@ def test_a_cvat_polygon_or_ellipse_far_outside_its_image_is_refused(tmp_path):
 
 def test_a_label_studio_region_far_outside_or_not_finite_is_refused(tmp_path):
     text = _labelstudio(tmp_path, "polygon", "Bicycle", points=[[1, 2], [1e300, 4], [5, 6]])
-    assert f"task 1: polygon region r1: its point (1.6e+299, 0.48) {FAR}" in text
+    assert f"task 1: annotation 7: polygon region r1: its point (1.6e+299, 0.48) {FAR}" in text
     text = _labelstudio(tmp_path, "rectangle", "unannotated", x=1, y=2, width="inf", height=4)
     assert text.endswith(
         "rectangle region r1: a point has a coordinate that is not a finite number"

@@ -11,6 +11,7 @@ from annotations.rle import (
     crop_to_rle,
     mask_to_rle,
     rle_area,
+    rle_run_window,
     rle_to_mask,
     rle_to_window,
 )
@@ -86,11 +87,40 @@ def test_uncompressed_counts_decode():
         # it said "RLE counts sum to 4, expected H*W = 4", contradicting itself
         ({"size": [2, 2], "counts": [5, -1]}, "^RLE counts hold a negative run length, -1$"),
         ({"size": [2, 2], "counts": "3"}, "sum to"),
+        # int() cut 1.5 to 1, so the runs 1, 2, 1 painted a mask from counts no tool writes
+        (
+            {"size": [2, 2], "counts": [1.5, 2, 0.5]},
+            "^RLE counts hold a run length that is not a whole number, 1.5 \\(count 1 of 3\\)$",
+        ),
+        (
+            {"size": [2, 2], "counts": [1, float("nan"), 3]},
+            "not a whole number, nan \\(count 2 of 3\\)$",
+        ),
+        # 'Ô' (U+00D4) was read as 'T' (its low bits): a mask from a string pycocotools never writes
+        (
+            {"size": [96, 128], "counts": "Ô39cl;"},
+            "^RLE counts string holds 'Ô' at 0; a compressed COCO RLE holds only the characters '0' to 'o'$",
+        ),
+        (
+            {"size": [96, 128], "counts": b"T39cl;" + b"\xff"},
+            "^RLE counts string holds 'ÿ' at 6;",
+        ),
     ],
 )
 def test_rle_validation(rle, message):
     with pytest.raises(ValueError, match=message):
         rle_to_mask(rle)
+    with pytest.raises(ValueError, match=message):
+        rle_run_window(rle)  # the instance files' reader checks alike
+
+
+def test_whole_floats_in_counts_are_the_ints_they_spell():
+    mask = np.array([[0, 1], [1, 1]], bool)  # column-major: 0,1,1,1
+    np.testing.assert_array_equal(rle_to_mask({"size": [2, 2], "counts": [1.0, 3.0]}), mask)
+    assert checked_area({"size": [2, 2], "counts": [1.0, 3]}) == ((2, 2), 3)
+    assert rle_to_mask({"size": [96, 128], "counts": "T39cl;"}).T.reshape(-1).nonzero()[
+        0
+    ].tolist() == list(range(100, 109))
 
 
 def test_rle_area_needs_counts():

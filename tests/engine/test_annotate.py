@@ -1125,7 +1125,10 @@ def test_an_image_annotated_in_two_sources_is_refused_naming_both(tmp_path, worl
                        str(tmp_path / "s"))  # fmt: skip
     with pytest.raises(ValueError) as e:
         import_annotations(cfg)
-    assert str(e.value) == f"{tmp_path / 'ls.json'}: image 'img000' is annotated twice in this file"
+    assert str(e.value) == (
+        f"{tmp_path / 'ls.json'}: image 'img000' is annotated twice in this file (task 1: "
+        "annotation 1; task 2: annotation 2)"
+    )
 
 
 def _index_map() -> np.ndarray:

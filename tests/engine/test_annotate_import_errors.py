@@ -132,7 +132,12 @@ CASES = [
     ("coco", _coco(lambda d: _first_ann(d).update(segmentation="poly")), "annotation 1: segmentation must be an RLE object or a list of polygons"),
     ("coco", _coco(lambda d: _first_ann(d)["segmentation"].update(size=[96, 127])), "annotation 1: RLE size [96, 127] differs from the image's [96, 128]"),
     ("coco", _coco(lambda d: _first_ann(d)["segmentation"].update(counts=3.5)), "annotation 1: RLE counts must be a string or a list of ints, got 3.5"),
-    ("coco", _coco(lambda d: _first_ann(d).update(segmentation={"size": [96, 128], "counts": "ééé"})), "annotation 1: truncated RLE counts string"),
+    ("coco", _coco(lambda d: _first_ann(d).update(segmentation={"size": [96, 128], "counts": "ééé"})), "annotation 1: RLE counts string holds 'é' at 0; a compressed COCO RLE holds only the characters '0' to 'o'"),
+    # 'T39cl;' is runs 100, 9, 12179: with 'T' moved by 128 it was read as before by the window
+    # reader and refused by the importer as "'ascii' codec can't encode character '\xd4' ..."
+    ("coco", _coco(lambda d: _first_ann(d).update(segmentation={"size": [96, 128], "counts": "Ô39cl;"})), "annotation 1: RLE counts string holds 'Ô' at 0; a compressed COCO RLE holds only the characters '0' to 'o'"),
+    # int() cut 100.5 and 9.5 to 100 and 9, which sum to 96*128 with 12179: imported, a wrong mask
+    ("coco", _coco(lambda d: _first_ann(d).update(segmentation={"size": [96, 128], "counts": [100.5, 9.5, 12179]})), "coco.json: annotation 1: RLE counts hold a run length that is not a whole number, 100.5 (count 1 of 3)"),
     ("coco", _coco(lambda d: _first_ann(d).update(segmentation=[[1, 2, 30, "x", 5, 6]])), "annotation 1: a polygon must be a flat list of numbers"),
     ("coco", _coco(lambda d: _first_ann(d).update(segmentation=[[1, 2, 30, 40, 5]])), "annotation 1: a polygon must be a flat list of an even number of coordinates, got 5"),
     ("coco", _coco(lambda d: _unannotated_box(d, [1, 2])), "annotation 99: neither a segmentation nor a bbox [x, y, width, height]"),
@@ -151,10 +156,25 @@ CASES = [
         _labelme(lambda s: s.update(shape_type="linestrip")),
         "shape 0: unsupported shape_type 'linestrip' (polygon, rotation, oriented_rectangle, quadrilateral, rectangle, circle, mask)",
     ),
+    # a shape without a label was counted as a label '' and left out, the object dropped
+    ("labelme", _labelme(lambda s: s.pop("label")), "synth_test_0001.json: shape 0 has no label (LabelMe gives every shape one): give it the class's label or 'unannotated'"),
+    ("labelme", _labelme(lambda s: s.update(label=None)), "synth_test_0001.json: shape 0 has no label"),
     # Label Studio (tasks.json with the pre-annotations submitted)
     ("labelstudio", _labelstudio(lambda t: t[1]["annotations"][0].update(result="x")), "tasks.json: task 1: annotation 101: 'result' is not a list"),
-    ("labelstudio", _labelstudio(lambda t: t[1]["annotations"][0]["result"].append(5)), "tasks.json: task 1: a result that is not an object, got 5"),
-    ("labelstudio", _labelstudio(lambda t: _region(t).update(original_width="w")), "tasks.json: task 1: region r0: size is not integers"),
+    ("labelstudio", _labelstudio(lambda t: t[1]["annotations"][0]["result"].append(5)), "tasks.json: task 1: annotation 101: a result that is not an object, got 5"),
+    ("labelstudio", _labelstudio(lambda t: _region(t).update(original_width="w")), "tasks.json: task 1: annotation 101: region r0: size is not integers"),
+    # a project of 500 tasks: the task and annotation to open in Label Studio, not only the image
+    ("labelstudio", _labelstudio(lambda t: _region(t).update(original_width=127)), "tasks.json: task 1: annotation 101: image 'synth_test_0001' is 127x96 in the annotation but 128x96 in the dataset"),
+    (
+        "labelstudio",
+        _labelstudio(lambda t: t[2]["data"].update(image=t[2]["data"]["image"].replace("0002", "0099"))),
+        "tasks.json: task 2: annotation 102: image 'synth_test_0099' is not in split 'test' (3 images)",
+    ),
+    (
+        "labelstudio",
+        _labelstudio(lambda t: t[2].update(data=copy.deepcopy(t[1]["data"]))),
+        "tasks.json: image 'synth_test_0001' is annotated twice in this file (task 1: annotation 101; task 2: annotation 102)",
+    ),
     (
         "labelstudio",
         _labelstudio(lambda t: t[1]["annotations"].append(copy.deepcopy(t[1]["annotations"][0]) | {"id": 7})),
@@ -163,7 +183,7 @@ CASES = [
     (
         "labelstudio",
         _labelstudio(lambda t: _region(t).update(type="rectanglelabels", value={"x": 1, "y": 2, "width": "w", "height": 4, "rectanglelabels": ["unannotated"]})),
-        "task 1: rectangle region r0: needs numbers x, y, width, height (percent)",
+        "task 1: annotation 101: rectangle region r0: needs numbers x, y, width, height (percent)",
     ),
     # CVAT for images 1.1
     ("cvat", _file("annotations.xml", CVAT.format(size='width="12a" height="96"', shape=POLYGON)), "annotations.xml: image 'synth_test_0001.jpg' lacks integer width and height"),
@@ -171,6 +191,18 @@ CASES = [
         "cvat",
         _file("annotations.xml", CVAT.format(size='width="128" height="96"', shape='<circle label="bicycle" cx="3"></circle>')),
         "image 'synth_test_0001.jpg': circle 0 (bicycle): unknown shape <circle>, not one that CVAT for images 1.1 writes",
+    ),
+    # a shape without a label was counted as a label '' and left out: beside one of the class,
+    # imported without the object (a warning of "other classes"); alone, "only of '' (1)"
+    (
+        "cvat",
+        _file("annotations.xml", CVAT.format(size='width="128" height="96"', shape=POLYGON + '<polygon points="50,10;80,12;70,40"></polygon>')),
+        "annotations.xml: image 'synth_test_0001.jpg': polygon 1 has no label (CVAT writes one on every shape): give it the class's label or 'unannotated'",
+    ),
+    (
+        "cvat",
+        _file("annotations.xml", CVAT.format(size='width="128" height="96"', shape='<box label=" " xtl="1" ytl="2" xbr="30" ybr="40"></box>')),
+        "image 'synth_test_0001.jpg': box 0 has no label (CVAT writes one on every shape)",
     ),
     # PNG masks, YOLO's data.yaml
     ("png", _file("masks/synth_test_0001.png", b""), "synth_test_0001.png: the file is empty (expected a PNG mask)"),
@@ -323,3 +355,47 @@ def test_two_labels_of_one_colour_in_a_segmentation_mask_export_are_refused(
         "pixels cannot be told apart; give each label its own colour in CVAT and export again"
     )
     assert not (tmp_path / "subset").exists()
+
+
+def test_engine_info_names_the_labels_of_one_colour_import_would_refuse(tmp_path: Path):
+    """The forty-eighth round's refusal of two labels of one colour flagged them in ``engine
+    info`` too (its label map was read the same way); once import refused them only where their
+    roles differ, info read the map with no class, listed the later label alone (car's pixels
+    counted as Bicycle's) and offered import lines that fail, with no problem and exit code 0."""
+    (tmp_path / "labelmap.txt").write_text(
+        "background:0,0,0::\ncar:255,0,0::\nBicycle:255,0,0::\nroad:0,128,0::\n"
+        "sidewalk:0,128,0::\nunannotated:0,0,128::\n"
+    )
+    (tmp_path / "SegmentationClass").mkdir()
+    rgb = np.zeros((96, 128, 3), np.uint8)
+    rgb[:10], rgb[50:] = (255, 0, 0), (0, 128, 0)
+    Image.fromarray(rgb).save(tmp_path / "SegmentationClass/synth_test_0001.png")
+    res = runner.invoke(app, ["info", str(tmp_path)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output  # 1 as for a COCO file's problems
+    rows = [" ".join(r.strip("│ ").split()) for r in res.output.splitlines() if "│" in r]
+    same = "so their pixels cannot be told apart; give each label its own colour in CVAT and export again"
+    assert rows[-3:] == [
+        "problems │ 2 problems that import would refuse:",
+        f"{tmp_path / 'labelmap.txt'}: 'car' and 'Bicycle' have one colour, (255, 0, 0), {same}",
+        f"{tmp_path / 'labelmap.txt'}: 'road' and 'sidewalk' have one colour, (0, 128, 0), {same}",
+    ]
+    # Bicycle's colour its own: its import line is good; sidewalk's (the later of road and
+    # sidewalk, the label info counts their pixels under) is refused, road being 0 for it
+    (tmp_path / "labelmap.txt").write_text(
+        "background:0,0,0::\nBicycle:255,0,0::\nroad:0,128,0::\nsidewalk:0,128,0::\n"
+    )
+    res = runner.invoke(app, ["info", str(tmp_path)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    rows = [" ".join(r.strip("│ ").split()) for r in res.output.splitlines() if "│" in r]
+    assert rows[-2:] == [
+        "problems │ 1 problem that import would refuse:",
+        f"{tmp_path / 'labelmap.txt'}: 'road' and 'sidewalk' have one colour, (0, 128, 0), {same}",
+    ]
+    rgb[0, 0] = (1, 2, 3)  # a colour the label map lacks: import names it; info counted it only
+    Image.fromarray(rgb).save(tmp_path / "SegmentationClass/synth_test_0001.png")
+    res = runner.invoke(app, ["info", str(tmp_path)], env={"COLUMNS": "400"})
+    rows = [" ".join(r.strip("│ ").split()) for r in res.output.splitlines() if "│" in r]
+    assert rows[-3:-1] == [
+        "problems │ 2 problems that import would refuse:",
+        f"{tmp_path / 'SegmentationClass'}: 1 mask with colours not in the label map (labelmap.txt)",
+    ]

@@ -197,6 +197,47 @@ def test_a_corrected_mask_of_another_size_is_one_line_naming_both(loop, tmp_path
     assert not (tmp_path / "out").exists()
 
 
+def test_a_subset_edited_after_its_import_is_fused_as_it_is_now_and_said(
+    loop, tmp_path, monkeypatch, caplog
+):
+    """A corrected mask edited by hand after the import (its Bicycle pixels set to 0: none
+    there) is fused as edited, and fuse now says so, as engine info SUBSET calls it
+    a problem; a mask put in masks/ by hand, which subset.json does not list, is read by no
+    command, and both now say that too (before: both silent, fuse without a word)."""
+    import shutil
+
+    monkeypatch.chdir(loop)
+    sub = tmp_path / "sub"
+    shutil.copytree("subsets/bicycle-train", sub)
+    mask = read_label(sub / f"masks/{STEM}.png").copy()
+    assert (mask == 1).sum() == 512  # the truth's 507 and 5 on Ground
+    mask[mask == 1] = 0
+    write_label(sub / f"masks/{STEM}.png", mask)
+    write_label(sub / "masks/synth_train_0000.png", np.zeros((96, 128), np.uint8))
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        res = invoke("fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
+                     str(sub), "--out", str(tmp_path / "out"))  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (read_label(tmp_path / f"out/labels/train/{STEM}.png")[:, :100] == 7).sum() == 0
+    said = [r.getMessage() for r in caplog.records]
+    unlisted = (
+        f"{sub / 'masks'}: 1 mask that subset.json does not list, which no command reads "
+        "(synth_train_0000): import them to add them"
+    )
+    assert said[:2] == [
+        f"{sub}: 1 mask edited after the import (other pixel counts than subset.json records: "
+        f"{STEM}): fused as it is now",
+        unlisted,
+    ]
+    res = invoke("info", str(sub))
+    assert res.exit_code == 1, res.output
+    assert " ".join(res.output.split()).endswith(
+        f"2 problems found: {sub}/masks/{STEM}.png: differs from what subset.json records "
+        "(size 128x96, 0 class and 2,688 unannotated pixels; recorded 128x96, 512 and 2688): "
+        f"edited after the import? import the annotations again {unlisted}"
+    )
+
+
 def test_a_moved_chain_of_fused_datasets_still_finds_the_subset_fused_as_corrections(tmp_path):
     """Car fused onto Bicycle's fused dataset, which was fused with a subset as corrections, the
     project then moved (``mv proj moved``): the chain was followed through the absolute path
