@@ -123,6 +123,10 @@ def test_random_resize_caps_the_long_side():
     assert random_resize(thin[..., None].repeat(3, 2), thin, thin, cfg, np.random.default_rng(0))[
         1
     ].shape == (1, 64)
+    tall = np.ascontiguousarray(thin.T)  # and 0.32 columns of a 200x1 one
+    assert random_resize(tall[..., None].repeat(3, 2), tall, tall, cfg, np.random.default_rng(0))[
+        1
+    ].shape == (64, 1)
 
 
 @pytest.mark.parametrize(("flip", "flipped"), [(1.0, True), (0.0, False)])
