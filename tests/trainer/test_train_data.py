@@ -18,6 +18,8 @@ from trainer.data import (
     augment,
     crop_box,
     make_loader,
+    photometric_distortion,
+    random_resize,
     to_device,
 )
 
@@ -102,6 +104,73 @@ def test_default_scale_range_follows_the_crop():
     assert AugmentConfig(crop=64).short_range() == (96, 384)
     with pytest.raises(ValueError, match="short_side_range"):
         AugmentConfig(short_side_range=(10, 5))
+
+
+def test_random_resize_caps_the_long_side():
+    """Short side 100 of a 50x20 image is x5 (250x100), over the 150 cap on the long side:
+    x3 instead, 150x60."""
+    cfg = AugmentConfig(crop=8, short_side_range=(100, 100), max_long_side=150)
+    img, lab, src = (
+        np.zeros((20, 50, 3), np.uint8),
+        np.zeros((20, 50), np.uint8),
+        np.ones((20, 50), np.uint8),
+    )
+    out = random_resize(img, lab, src, cfg, np.random.default_rng(0))
+    assert [a.shape for a in out] == [(60, 150, 3), (60, 150), (60, 150)]
+    cfg = AugmentConfig(crop=8, short_side_range=(30, 30))  # 8 x crop = 64 caps 75x30 at 64x26
+    assert random_resize(img, lab, src, cfg, np.random.default_rng(0))[1].shape == (26, 64)
+    thin = np.zeros((1, 200), np.uint8)  # x8 then capped at 64/200: 0.32 rows, kept as 1
+    assert random_resize(thin[..., None].repeat(3, 2), thin, thin, cfg, np.random.default_rng(0))[
+        1
+    ].shape == (1, 64)
+    tall = np.ascontiguousarray(thin.T)  # and 0.32 columns of a 200x1 one
+    assert random_resize(tall[..., None].repeat(3, 2), tall, tall, cfg, np.random.default_rng(0))[
+        1
+    ].shape == (64, 1)
+
+
+@pytest.mark.parametrize(("flip", "flipped"), [(1.0, True), (0.0, False)])
+def test_flip_probability_1_always_mirrors_and_0_never(flip, flipped):
+    """An 8x8 sample at crop 8 and short side 8 is neither resized nor cropped: only the flip
+    moves its columns."""
+    cfg = AugmentConfig(crop=8, short_side_range=(8, 8), photometric=False, flip=flip)
+    lab = np.tile(np.arange(8, dtype=np.uint8), (8, 1))
+    img = np.repeat(lab[..., None] * 10, 3, axis=2)
+    for seed in range(5):
+        i, la, s = augment(img, lab, lab.copy(), cfg, np.random.default_rng(seed))
+        want = lab[:, ::-1] if flipped else lab
+        assert (la == want).all() and (s == want).all() and (i[..., 0] == want * 10).all()
+
+
+class _EdgeRng:
+    """A generator whose ``random()`` is ``p`` and whose ranges give their upper (``uniform``)
+    or lower (``integers``) end; it records the ranges asked for."""
+
+    def __init__(self, p: float) -> None:
+        self.p, self.asked = p, []
+
+    def random(self) -> float:
+        return self.p
+
+    def uniform(self, lo, hi):
+        self.asked.append(("uniform", lo, hi))
+        return hi
+
+    def integers(self, lo, hi):
+        self.asked.append(("integers", lo, hi))
+        return lo
+
+
+@pytest.mark.parametrize(("p", "value"), [(0.49, 198), (0.51, 100)])
+def test_photometric_steps_each_run_below_probability_one_half_with_mmsegs_ranges(p, value):
+    """mmseg's ranges: brightness +-32, contrast and saturation x0.5..1.5, hue -18..18. Under
+    0.5 every step runs (contrast first): grey 100 + 32 = 132, x1.5 = 198 (grey has no
+    saturation or hue to change); above it none does."""
+    rng = _EdgeRng(p)
+    out = photometric_distortion(np.full((2, 3, 3), 100, np.uint8), rng)
+    assert out.dtype == np.uint8 and (out == value).all()
+    ranges = [("uniform", -32, 32), ("uniform", 0.5, 1.5), ("uniform", 0.5, 1.5)]
+    assert rng.asked == (ranges + [("integers", -18, 19)] if p < 0.5 else [])
 
 
 def test_stream_sampler_shards_and_resumes():

@@ -27,10 +27,18 @@ from trainer.train import NonFiniteLossError, param_groups, train
         (2, 10, 2, 0.0, 1.0),
         (6, 10, 2, 0.0, 0.5),
         (50, 10, 0, 0.0, 0.0),  # past the end: stays at the floor
+        (3, 3, 2, 0.0, 0.0),  # a one-step cosine after the warmup ends at the floor at iters
+        (3, 3, 2, 0.25, 0.25),
     ],
 )
 def test_lr_factor(step, iters, warmup, floor, expected):
     assert math.isclose(lr_factor(step, iters, warmup, floor), expected, abs_tol=1e-12)
+
+
+def test_lr_factor_defaults_are_no_warmup_and_a_floor_of_0():
+    assert [lr_factor(s, 4) for s in range(5)] == pytest.approx(
+        [1.0, 0.5 + 0.5**1.5, 0.5, 0.5 - 0.5**1.5, 0.0]
+    )
 
 
 def test_config_values_of_another_type_or_range_are_named(tmp_path):
@@ -127,6 +135,40 @@ def test_param_groups_lr_and_decay():
     assert groups["head_no_decay"]["weight_decay"] == 0.0
     assert id(model.norm.weight) in no_decay and id(model.query_feat.weight) in no_decay
     assert id(model.cls.weight) not in no_decay
+
+
+def test_param_groups_find_nested_norms_queries_and_level_embeddings_and_skip_frozen():
+    """Each parameter in the group its name and module say: a backbone norm's in
+    backbone_no_decay, a nested module named like a query and a bare ``level_embed`` parameter
+    in head_no_decay, a frozen one in none; backbone lr = lr x backbone_lr_mult."""
+
+    class Decoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.query_proj = torch.nn.Linear(2, 2)
+            self.level_embed = torch.nn.Parameter(torch.zeros(3, 2))
+            self.cls = torch.nn.Linear(2, 2)
+
+    model = torch.nn.Module()
+    model.backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1), torch.nn.BatchNorm2d(2))
+    model.backbone.frozen = torch.nn.Parameter(torch.zeros(1), requires_grad=False)
+    model.decoder = Decoder()
+    names = {id(p): n for n, p in model.named_parameters()}
+    cfg = TrainConfig(lr=1e-3, backbone_lr_mult=0.25, weight_decay=0.5)
+    got = {
+        g["name"]: (sorted(names[id(p)] for p in g["params"]), g["lr"], g["weight_decay"])
+        for g in param_groups(model, cfg)
+    }
+    assert got == {
+        "backbone_decay": (["backbone.0.bias", "backbone.0.weight"], 2.5e-4, 0.5),
+        "backbone_no_decay": (["backbone.1.bias", "backbone.1.weight"], 2.5e-4, 0.0),
+        "head_decay": (["decoder.cls.bias", "decoder.cls.weight"], 1e-3, 0.5),
+        "head_no_decay": (
+            ["decoder.level_embed", "decoder.query_proj.bias", "decoder.query_proj.weight"],
+            1e-3,
+            0.0,
+        ),
+    }
 
 
 def _stub(*args, **kw) -> StubModel:
@@ -991,3 +1033,37 @@ def test_a_warning_naming_a_folder_whose_name_is_not_utf8_is_kept(tmp_path):
     line = (tmp_path / "a" / "metrics.jsonl").read_bytes().decode("utf-8").splitlines()
     (warning,) = [json.loads(x) for x in line if '"warning"' in x]
     assert warning["message"].startswith(f"{root / 'annotations' / 'train'}: the first 3")
+
+
+def test_the_learning_rate_of_each_step_follows_the_warmup_and_the_cosine(tmp_path):
+    """lr 1e-2, 2 warmup steps of 4: steps 1..4 train at factors 1/2, 1, 1 (the cosine's start)
+    and 1/2 (its middle); each group's lr is its base (backbone: x backbone_lr_mult) times that,
+    and the checkpoint of step 4 records the groups as they were for step 4 (the stub's backbone
+    is one convolution: its weight and bias both decay)."""
+    root = write_dataset(tmp_path / "data", sources=True)
+    cfg = _cfg(root, tmp_path / "run", iters=4, warmup_iters=2, backbone_lr_mult=0.5)
+    train(cfg, model=_stub(7))
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [(x["step"], x["lr"]) for x in lines] == [(1, 5e-3), (2, 1e-2), (3, 1e-2), (4, 5e-3)]
+    groups = load_checkpoint(tmp_path / "run" / "last.pt")["optimizer"]["param_groups"]
+    assert {g["name"]: (g["lr"], g["base_lr"], g["weight_decay"]) for g in groups} == {
+        "backbone_decay": (2.5e-3, 5e-3, 0.05),
+        "head_decay": (5e-3, 1e-2, 0.05),
+        "head_no_decay": (5e-3, 1e-2, 0.0),
+    }
+
+
+@pytest.mark.parametrize(("clip", "low", "high"), [(0.0, 0.999e-2, 1.0001e-2), (1e-12, 1e-8, 1e-6)])
+def test_grad_clip_0_does_not_clip_and_a_tiny_one_shrinks_the_first_step(tmp_path, clip, low, high):
+    """AdamW's first step moves each parameter by lr * g / (|g| + 1e-8): by lr (1e-2) where the
+    gradient is far above 1e-8, unclipped (grad_clip 0 is off, not a clip at norm 0, which
+    would leave every parameter where it was); clipped to a total norm of 1e-12, by at most
+    lr * 1e-12 / 1e-8 = 1e-6 (and by something: the step was taken). Bounds allow float32's
+    rounding of the parameters."""
+    root = write_dataset(tmp_path / "data", sources=True)
+    model = _stub(7)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train(_cfg(root, tmp_path / "run", iters=1, grad_clip=clip, weight_decay=0.0), model=model)
+    after = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
+    moved = max(float((after[n] - before[n]).abs().max()) for n in before)
+    assert low < moved <= high
