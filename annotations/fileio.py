@@ -787,11 +787,14 @@ def recorded_root(
     here, and the root found is absolute (or beside the output moved). Before, a training run's
     ``data`` typed ``data`` and resumed from another folder that held a ``data`` of its own
     trained on that one."""
-    typed_there = isinstance(given, str) and given and not os.path.isabs(given)
-    if typed_there and isinstance(cwd, str) and os.path.isabs(cwd) and given[0] != "~":
+    there = isinstance(cwd, str) and os.path.isabs(cwd)
+    if there and isinstance(given, str) and given and not os.path.isabs(given) and given[0] != "~":
         given = os.path.join(cwd, given)
-        if beside is not None and isinstance(beside[0], str | os.PathLike) and str(beside[0]):
-            beside = (os.path.join(cwd, beside[0]), beside[1])  # typed from there, too
+    # the output typed from there too, whether or not ``given`` was: a resume records the root
+    # it found absolute beside an ``out`` typed relative, and a project copied or moved after it
+    # must still find the root beside the run, not the original's (or none)
+    if there and beside is not None and isinstance(beside[0], str | os.PathLike) and str(beside[0]):
+        beside = (os.path.join(cwd, beside[0]), beside[1])
     given = Path(given) if isinstance(given, str) and given else None
     resolved = Path(resolved) if isinstance(resolved, str) and resolved else None
     moved = moved_with(given, *beside) if beside is not None and given is not None else None

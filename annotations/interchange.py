@@ -758,7 +758,7 @@ def labelme_to_mask(
     for k, shape in enumerate(data["shapes"] or []):
         if not isinstance(shape, dict):
             raise ValueError(f"{path}: shape {k} is not an object, got {shape!r:.40}")
-        label = str(shape.get("label") or "")
+        label = "" if shape.get("label") is None else str(shape["label"])  # 0: a class id
         if not label.strip():  # counted as a label '' and left out: an object lost unsaid
             raise ValueError(
                 f"{path}: shape {k} has no label (LabelMe gives every shape one): give it the "

@@ -629,7 +629,12 @@ def read_split_list(
         if not words or words[0].startswith("#"):
             continue
         shell = _shell_words(line)
-        readings = [line, *shell[:1]]
+        deeplab = len(words) == 2 and words[1].lower().endswith(".png")  # image, then label
+        # DeepLab's two paths name the image first: read before the whole line, whose last
+        # part is the label's file (``images/a.png labels/a_mask.png`` listed a_mask where
+        # the split holds an image of that name)
+        paths = deeplab and all("/" in w or "\\" in w for w in words)
+        readings = [words[0], line, *shell[:1]] if paths else [line, *shell[:1]]
         found = next(
             (
                 stem
@@ -641,7 +646,6 @@ def read_split_list(
         )
         if found is None:  # no image: as the old reading, else as the line reads
             first = stem_in(words[0], True)
-            deeplab = len(words) == 2 and words[1].lower().endswith(".png")  # image, then label
             if (
                 available is None
                 or first in available

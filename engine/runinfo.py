@@ -258,8 +258,10 @@ def config_cwd(run: str | os.PathLike) -> str | None:
     run = Path(run)
     try:
         resumes = read_jsonl(run / "resumes.jsonl")
-    except (OSError, ValueError):
+    except FileNotFoundError:
         resumes = []
+    except (OSError, ValueError):  # a later resume may have run elsewhere: not the first start's
+        return None
     env = resumes[-1].get("environment") if resumes and isinstance(resumes[-1], dict) else None
     if env is None:
         try:

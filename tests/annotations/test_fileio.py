@@ -813,3 +813,20 @@ def test_a_command_line_yaml_value_nested_too_deeply_is_a_parse_error():
 
     with pytest.raises(ValueError, match=r"--backend-option .*: cannot parse the value"):
         parse_backend_options(["miss_max=" + "[" * 600])
+
+
+def test_a_labelme_shape_labelled_by_a_class_id_is_another_class_not_a_missing_label():
+    """A converter writes class ids as labels (``"label": 0``): that is a label, another
+    class's here, counted and left out. ``str(label or "")`` read 0 as no label and refused the
+    file ("shape 0 has no label")."""
+    from annotations.interchange import labelme_to_mask
+
+    doc = {
+        "shapes": [{"label": 0, "points": [[1, 1], [5, 1], [5, 5]], "shape_type": "polygon"}],
+        "imagePath": "a.jpg",
+        "imageHeight": 8,
+        "imageWidth": 8,
+    }
+    mask = labelme_to_mask("a.json", "Bicycle", {"a": (8, 8)}, doc)
+    assert mask.others == {"0": 1}
+    assert not (mask.mask == 1).any()

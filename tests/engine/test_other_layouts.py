@@ -457,3 +457,19 @@ def test_masks_saved_0_and_255_are_a_problem_engine_info_names(tmp_path: Path):
     _write(tmp_path / "masks" / "IMG_1.png", np.ones((H, W), np.uint8))  # a person somewhere
     res = CliRunner().invoke(app, ["info", str(tmp_path)], env={"COLUMNS": "300"})
     assert res.exit_code == 0 and "No problems found" in res.output, res.output
+
+
+def test_a_deeplab_line_names_its_image_not_the_label_file_of_an_image_name(tmp_path: Path):
+    """``images/a.png labels/a_mask.png``: the whole line's last part is the label's file, and a
+    split holding an image ``a_mask`` too listed that one (the whole line was read first)."""
+    from engine.datasets import open_split
+
+    for name in ("a", "a_mask"):
+        _tiny(tmp_path / f"images/{name}.png")
+        _tiny(tmp_path / f"labels/{name}.png", 255)
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists/val.txt").write_text("images/a.png labels/a_mask.png\n")
+    (tmp_path / "dataset.yaml").write_text(
+        "images: images\nlabels: labels\nsplit_list: lists/{split}.txt\n"
+    )
+    assert [s.stem for s in open_split(tmp_path, "val")] == ["a"]

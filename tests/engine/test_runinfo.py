@@ -195,3 +195,25 @@ def test_torch_facts_are_recorded_by_what_the_command_uses():
     used = environment(torch_used=True)
     assert used["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert "cuda" in used and "gpus" in used
+
+
+def test_config_cwd_is_the_last_resumes_then_the_starts_and_none_for_a_damaged_record(
+    tmp_path: Path,
+):
+    """The folder a run's relative paths were typed from: the last resume's cwd, else the first
+    start's. A damaged resumes.jsonl gave the first start's, though a later resume may have run
+    elsewhere: None, as for a run that records none."""
+    from engine.runinfo import config_cwd
+
+    (tmp_path / "environment.json").write_text(json.dumps({"cwd": "/start"}))
+    assert config_cwd(tmp_path) == "/start"
+    lines = [
+        {"step": 2, "environment": {"cwd": "/first"}},
+        {"step": 4, "environment": {"cwd": "/b"}},
+    ]
+    (tmp_path / "resumes.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert config_cwd(tmp_path) == "/b"
+    (tmp_path / "resumes.jsonl").write_text(
+        json.dumps(lines[0]) + "\n{not json\n" + json.dumps(lines[1]) + "\n"
+    )
+    assert config_cwd(tmp_path) is None

@@ -779,6 +779,48 @@ def test_a_resume_from_another_folder_reads_the_data_of_the_folder_the_run_was_s
     assert CliRunner().invoke(app, args).exit_code == 0
     assert seen == [str(project / "data"), str(other / "data")]
 
+
+def test_a_resumed_run_copied_or_moved_with_its_project_reads_the_copys_data(
+    synth, tmp_path, monkeypatch
+):
+    """After one resume, config.json holds the dataset absolute (as the resume found it) beside
+    ``out`` typed relative from the recorded cwd. A project copied with ``cp -r`` (the original
+    kept) and resumed from the copy read the original's dataset, silently; one moved could not
+    be resumed ("dataset not found"): the run's place beside its root is read from the recorded
+    cwd, as for a root typed relative."""
+    import shutil
+    from pathlib import Path
+
+    import trainer.train
+
+    project = tmp_path / "project"
+    shutil.copytree(synth, project / "data")
+    run = project / "runs" / "x"
+    run.mkdir(parents=True)
+    config = {"iters": 5, "data": str(project / "data"), "out": "runs/x"}  # after a resume
+    (run / "config.json").write_text(json.dumps({"config": config, "config_hash": "x"}))
+    resumed = {"step": 2, "environment": {"cwd": str(project)}}
+    (run / "resumes.jsonl").write_text(json.dumps(resumed) + "\n")
+    seen = []
+
+    def record(cfg, on_init=None, from_file=None, notes=()):
+        seen.append(Path(cfg.data))
+        return trainer.train.TrainResult(out=Path(cfg.out), step=5, finished=True)
+
+    monkeypatch.setattr(trainer.train, "train", record)
+    monkeypatch.chdir(tmp_path)
+    copy, moved = tmp_path / "copy", tmp_path / "moved"
+    shutil.copytree(project, copy)
+    args = ["train", "--out", "copy/runs/x", "--resume", "--no-progress"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    project.rename(moved)
+    args = ["train", "--out", "moved/runs/x", "--resume", "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert [p.resolve() for p in seen] == [copy / "data", moved / "data"]
+
+
+def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     """Interrupted training: ``--resume`` continues from the last checkpoint when there is one."""
     import trainer.train
 
