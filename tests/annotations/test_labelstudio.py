@@ -16,6 +16,7 @@ from annotations.labelstudio import (
     encode_rle,
     labelstudio_to_masks,
     mask_to_brush,
+    tasks_of_json_min,
     window_to_brush,
 )
 
@@ -334,6 +335,49 @@ def test_a_bad_region_is_one_line_naming_file_task_and_region(tmp_path, region, 
     with pytest.raises(ValueError, match=message) as e:
         _read(tmp_path, [_task("img000", region)])
     assert str(e.value).startswith(str(tmp_path / "project.json")) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("turns", [360, -720])
+def test_a_region_drawn_after_whole_turns_is_read_as_drawn(tmp_path, turns):
+    """A rotation of whole turns leaves the image as it was: its polygon, (8, 2)-(12, 6) in
+    percent of the 16x12 image, is read as drawn, pixels [2:6, 8:12]."""
+    region = {**_region("polygon", points=_square_percent(8, 2, 12, 6)), "image_rotation": turns}
+    expected = np.zeros((H, W), np.uint8)
+    expected[2:6, 8:12] = 1
+    assert np.array_equal(_read(tmp_path, [_task("img000", region)])["img000"].mask, expected)
+
+
+def test_json_min_keeps_the_image_size_at_the_region_and_other_lists_as_data():
+    """A JSON-MIN value's original_width and original_height move to its region, where the JSON
+    export has them (the size is checked against the dataset's there); a list of the task's
+    data that is not all regions (one dict ends in "labels", one is a word) stays data."""
+    value = {"points": [[0, 0], [50, 0], [50, 50]], "polygonlabels": ["Bicycle"],
+             "original_width": 20, "original_height": 12}  # fmt: skip
+    meta = [{"tool_labels": "a"}, "note"]
+    row = {"image": "a.jpg", "id": 3, "meta": meta, "polygon": [value], "annotation_id": 5}
+    assert tasks_of_json_min([row]) == [
+        {
+            "id": 3,
+            "data": {"image": "a.jpg", "meta": meta},
+            "annotations": [
+                {
+                    "id": 5,
+                    "result": [
+                        {
+                            "from_name": "polygon",
+                            "type": "polygonlabels",
+                            "value": {
+                                "points": [[0, 0], [50, 0], [50, 50]],
+                                "polygonlabels": ["Bicycle"],
+                            },  # fmt: skip
+                            "original_width": 20,
+                            "original_height": 12,
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
 
 
 def test_annotations_that_are_no_list_are_one_line_naming_the_task(tmp_path):
