@@ -92,6 +92,29 @@ def test_polygons_masks_and_unannotated_regions_make_the_mask(tmp_path):
     assert not found["img001"].mask.any()  # a listed image without shapes: annotated, empty
 
 
+def test_a_mask_s_box_is_left_top_width_height_and_the_class_keeps_the_file_s_spelling(tmp_path):
+    """rle "0, 2, 2, 2" over a box 3 wide, 2 high at left 5, top 2: row 2 holds columns 5 and
+    6, row 3 columns 6 and 7. Read for --class BICYCLE, the class is spelled as the file's first
+    label of it, "Bicycle" (a subset keeps that spelling)."""
+    found = _read(
+        tmp_path,
+        _xml(
+            _image(
+                "img000.jpg",
+                '<mask label="Bicycle" source="manual" occluded="0" rle="0, 2, 2, 2" left="5" '
+                'top="2" width="3" height="2" z_order="0"></mask>',
+                _polygon("bicycle", [(0, 8), (2, 8), (2, 10), (0, 10)]),
+            )
+        ),
+        class_name="BICYCLE",
+    )
+    expected = np.zeros((H, W), np.uint8)
+    expected[2, 5:7] = expected[3, 6:8] = 1
+    expected[8:10, 0:2] = 1
+    assert np.array_equal(found["img000"].mask, expected)
+    assert found["img000"].spelled == "Bicycle"
+
+
 def test_the_polygon_fill_is_pycocotools_as_cvat_s_coco_export_hands_it_on(tmp_path):
     rng = np.random.default_rng(1)
     points = rng.uniform([0, 0], [W, H], (7, 2))
