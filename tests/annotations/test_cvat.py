@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from annotations.cvat import cvat_xml_to_masks
+from annotations.cvat import cvat_xml_to_masks, is_cvat_xml
 
 H, W = 12, 16
 SIZES = {"img000": (H, W), "img001": (H, W)}
@@ -261,3 +261,13 @@ def test_coordinates_are_held_as_datumaro_holds_them(tmp_path):
     in64 = coco_mask.decode(coco_mask.frPyObjects([np.ravel(points).tolist()], 120, 160))[:, :, 0]
     assert in64[57, 102] == 1 and mask.mask[57, 102] == 0
     assert int((mask.mask != in64).sum()) == 1
+
+
+def test_a_path_that_cannot_be_read_is_no_cvat_export(tmp_path):
+    """A folder named like the file, or a missing file, is no CVAT export (told by its
+    start, which cannot be read); the file itself is."""
+    (tmp_path / "annotations.xml").mkdir()
+    assert not is_cvat_xml(tmp_path / "annotations.xml")
+    assert not is_cvat_xml(tmp_path / "gone.xml")
+    (tmp_path / "real.xml").write_text(_xml(_image("img000.jpg")))
+    assert is_cvat_xml(tmp_path / "real.xml")
