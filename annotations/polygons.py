@@ -19,7 +19,8 @@ hole-free mask comes back pixel for pixel (tested on blobs, one-pixel lines, dia
 pixels, noise and masks touching the frame). Polygons cannot carry holes (neither format has
 hole syntax), so a component's holes come back filled; ``simplify > 0`` (Douglas-Peucker
 tolerance in pixels) trades exactness for smaller files and moves the outline by at most about
-``simplify`` pixels.
+``simplify`` pixels, except that an outline it would make a line (no area: a component as thin
+as the tolerance) stays exact.
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ def mask_to_polygons(
         outlines = [c.reshape(-1, 2) for c in found[0]]
     polys: list[np.ndarray] = []
     for pts in outlines:
-        if simplify > 0 and len(pts) > 3:
-            pts = cv2.approxPolyDP(pts.astype(np.int32).reshape(-1, 1, 2), float(simplify), True)
-            pts = pts.reshape(-1, 2)
+        if simplify > 0:
+            fewer = cv2.approxPolyDP(pts.astype(np.int32).reshape(-1, 1, 2), float(simplify), True)
+            if cv2.contourArea(fewer) > 0:  # else a line: the object vanished (COCO) or thinned
+                pts = fewer.reshape(-1, 2)
         pts = pts.astype(np.float64)
         while len(pts) < 3:
             pts = np.concatenate([pts, pts[-1:]])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
 
-from annotations.cvat import cvat_xml_to_masks
+from annotations.cvat import cvat_xml_to_masks, is_cvat_xml
 
 H, W = 12, 16
 SIZES = {"img000": (H, W), "img001": (H, W)}
@@ -90,6 +90,29 @@ def test_polygons_masks_and_unannotated_regions_make_the_mask(tmp_path):
     assert np.array_equal(found["img000"].mask, expected)
     assert found["img000"].others == {"Car": 2}  # an image-level tag is no region
     assert not found["img001"].mask.any()  # a listed image without shapes: annotated, empty
+
+
+def test_a_mask_s_box_is_left_top_width_height_and_the_class_keeps_the_file_s_spelling(tmp_path):
+    """rle "0, 2, 2, 2" over a box 3 wide, 2 high at left 5, top 2: row 2 holds columns 5 and
+    6, row 3 columns 6 and 7. Read for --class BICYCLE, the class is spelled as the file's first
+    label of it, "Bicycle" (a subset keeps that spelling)."""
+    found = _read(
+        tmp_path,
+        _xml(
+            _image(
+                "img000.jpg",
+                '<mask label="Bicycle" source="manual" occluded="0" rle="0, 2, 2, 2" left="5" '
+                'top="2" width="3" height="2" z_order="0"></mask>',
+                _polygon("bicycle", [(0, 8), (2, 8), (2, 10), (0, 10)]),
+            )
+        ),
+        class_name="BICYCLE",
+    )
+    expected = np.zeros((H, W), np.uint8)
+    expected[2, 5:7] = expected[3, 6:8] = 1
+    expected[8:10, 0:2] = 1
+    assert np.array_equal(found["img000"].mask, expected)
+    assert found["img000"].spelled == "Bicycle"
 
 
 def test_the_polygon_fill_is_pycocotools_as_cvat_s_coco_export_hands_it_on(tmp_path):
@@ -238,3 +261,13 @@ def test_coordinates_are_held_as_datumaro_holds_them(tmp_path):
     in64 = coco_mask.decode(coco_mask.frPyObjects([np.ravel(points).tolist()], 120, 160))[:, :, 0]
     assert in64[57, 102] == 1 and mask.mask[57, 102] == 0
     assert int((mask.mask != in64).sum()) == 1
+
+
+def test_a_path_that_cannot_be_read_is_no_cvat_export(tmp_path):
+    """A folder named like the file, or a missing file, is no CVAT export (told by its
+    start, which cannot be read); the file itself is."""
+    (tmp_path / "annotations.xml").mkdir()
+    assert not is_cvat_xml(tmp_path / "annotations.xml")
+    assert not is_cvat_xml(tmp_path / "gone.xml")
+    (tmp_path / "real.xml").write_text(_xml(_image("img000.jpg")))
+    assert is_cvat_xml(tmp_path / "real.xml")

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from annotations.instances import InstanceWindows, MaskWindow
 from annotations.interchange import image_path
 from annotations.labelstudio import (
     brush_to_mask,
@@ -16,6 +17,8 @@ from annotations.labelstudio import (
     encode_rle,
     labelstudio_to_masks,
     mask_to_brush,
+    tasks_of_json_min,
+    to_labelstudio,
     window_to_brush,
 )
 
@@ -271,6 +274,41 @@ def test_rotated_rectangles_and_ellipses_of_unannotated(tmp_path):
     assert math.isclose(ys.mean(), 5.5, abs_tol=0.5) and math.isclose(xs.mean(), 7.5, abs_tol=0.5)
 
 
+def test_a_rectangle_s_percent_are_of_the_image_s_width_and_height(tmp_path):
+    """x and width are percent of the width, y and height of the height: on a 160x120 image, a
+    rectangle at (50%, 50%) of 50% x 50% covers columns 80 to 159 and rows 60 to 119 (1% off
+    in any of the four moves an edge past a pixel centre: 0.8 px)."""
+    region = _region("rectangle", "unannotated", x=50, y=50, width=50, height=50)
+    region.update(original_width=160, original_height=120)
+    path = tmp_path / "project.json"
+    path.write_text(json.dumps([_task("img000", region)]))
+    (found,) = labelstudio_to_masks(path, "Bicycle", {"img000": (120, 160)})
+    expected = np.zeros((120, 160), np.uint8)
+    expected[60:120, 80:160] = 255
+    assert np.array_equal(found.mask, expected)
+
+
+def test_export_scores_are_rounded_to_five_decimals():
+    """An instance's score is written rounded to 5 decimals on its brush region (float32
+    0.123456 is 0.12345600128...: 0.12346), and the prediction's score is the mean of the
+    regions', rounded alike: (0.12346 + 0.1 + 0.10001) / 3 = 0.107823..., 0.10782."""
+    masks = [np.zeros((H, W), bool) for _ in range(3)]
+    masks[0][2:4, 3:6] = masks[1][6, 1] = masks[2][9:11, 12:14] = True
+    instances = InstanceWindows(
+        (H, W),
+        np.array([1, 1, 1]),
+        tuple(MaskWindow.from_full(m) for m in masks),
+        scores=np.array([0.123456, 0.1, 0.10001]),
+    )
+    (task,) = to_labelstudio([(instances, None, "img000.jpg")], "Bicycle", {}, "v1")
+    (prediction,) = task["predictions"]
+    assert [r["score"] for r in prediction["result"]] == [0.12346, 0.1, 0.10001]
+    assert prediction["score"] == 0.10782
+    region = prediction["result"][0]
+    assert (region["original_width"], region["original_height"]) == (W, H)
+    assert np.array_equal(brush_to_mask(region["value"]["rle"], H, W), masks[0])
+
+
 def test_which_annotation_of_a_task_is_read(tmp_path, caplog):
     whole = _region("brush", format="rle", rle=mask_to_brush(np.ones((H, W), bool)))
     second = {**_task("img000", whole)["annotations"][0], "id": 8}
@@ -334,6 +372,49 @@ def test_a_bad_region_is_one_line_naming_file_task_and_region(tmp_path, region, 
     with pytest.raises(ValueError, match=message) as e:
         _read(tmp_path, [_task("img000", region)])
     assert str(e.value).startswith(str(tmp_path / "project.json")) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("turns", [360, -720])
+def test_a_region_drawn_after_whole_turns_is_read_as_drawn(tmp_path, turns):
+    """A rotation of whole turns leaves the image as it was: its polygon, (8, 2)-(12, 6) in
+    percent of the 16x12 image, is read as drawn, pixels [2:6, 8:12]."""
+    region = {**_region("polygon", points=_square_percent(8, 2, 12, 6)), "image_rotation": turns}
+    expected = np.zeros((H, W), np.uint8)
+    expected[2:6, 8:12] = 1
+    assert np.array_equal(_read(tmp_path, [_task("img000", region)])["img000"].mask, expected)
+
+
+def test_json_min_keeps_the_image_size_at_the_region_and_other_lists_as_data():
+    """A JSON-MIN value's original_width and original_height move to its region, where the JSON
+    export has them (the size is checked against the dataset's there); a list of the task's
+    data that is not all regions (one dict ends in "labels", one is a word) stays data."""
+    value = {"points": [[0, 0], [50, 0], [50, 50]], "polygonlabels": ["Bicycle"],
+             "original_width": 20, "original_height": 12}  # fmt: skip
+    meta = [{"tool_labels": "a"}, "note"]
+    row = {"image": "a.jpg", "id": 3, "meta": meta, "polygon": [value], "annotation_id": 5}
+    assert tasks_of_json_min([row]) == [
+        {
+            "id": 3,
+            "data": {"image": "a.jpg", "meta": meta},
+            "annotations": [
+                {
+                    "id": 5,
+                    "result": [
+                        {
+                            "from_name": "polygon",
+                            "type": "polygonlabels",
+                            "value": {
+                                "points": [[0, 0], [50, 0], [50, 50]],
+                                "polygonlabels": ["Bicycle"],
+                            },  # fmt: skip
+                            "original_width": 20,
+                            "original_height": 12,
+                        }
+                    ],
+                }
+            ],
+        }
+    ]
 
 
 def test_annotations_that_are_no_list_are_one_line_naming_the_task(tmp_path):

@@ -121,6 +121,31 @@ def test_simplify_leaves_an_outline_of_three_vertices_whole():
     assert np.array_equal(polygons_to_mask([poly], 4, 4, convention="labelme"), mask)
 
 
+@pytest.mark.parametrize("tol", [1.0, 2.0])
+def test_simplify_keeps_a_one_pixel_line_whole(tol):
+    """A one-pixel-high line of 6 pixels: its COCO outline is the 4 corners (0, 2), (0, 3),
+    (6, 3), (6, 2). Douglas-Peucker at a tolerance of 1 or more makes it 2 points, a polygon
+    that encloses nothing: the line vanished from a COCO export (its annotation said area 6 of
+    no pixel). An outline the tolerance would make a line stays exact."""
+    mask = np.zeros((5, 8), bool)
+    mask[2, 0:6] = True
+    (poly,) = mask_to_polygons(mask, convention="coco", simplify=tol)
+    assert poly.tolist() == [[0.0, 2.0], [0.0, 3.0], [6.0, 3.0], [6.0, 2.0]]
+    assert np.array_equal(polygons_to_mask([poly], 5, 8, convention="coco"), mask)
+
+
+def test_simplify_treats_the_outline_as_closed():
+    """A staircase triangle of 6 rows (row i holds i + 1 pixels): its COCO outline runs
+    (1, 1), (1, 7), (7, 7), then down the stairs to (2, 1). Every stair corner lies 1/sqrt(2)
+    = 0.71 px from the diagonal (1, 1)-(7, 7), so at a tolerance of 1 the outline is the
+    triangle. Simplified as an open curve, its last point (2, 1) would be kept as an end."""
+    mask = np.zeros((8, 8), bool)
+    for i in range(6):
+        mask[1 + i, 1 : 2 + i] = True
+    (poly,) = mask_to_polygons(mask, convention="coco", simplify=1.0)
+    assert poly.tolist() == [[1.0, 1.0], [1.0, 7.0], [7.0, 7.0]]
+
+
 def test_coco_polygons_are_the_ones_pycocotools_reads():
     """The COCO file's polygons, read by pycocotools as every COCO tool reads them (not by our
     rasteriser): the mask, pixel for pixel; a thin spoke survives. Pixel-centre outlines, the
