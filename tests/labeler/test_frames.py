@@ -169,3 +169,41 @@ def test_sam3_max_boxes_keeps_the_best_queries_per_crop_and_prompt(max_boxes, ex
     cands = backend._candidates((0, 0, 8, 6), 0, scores, boxes, logits)
     assert [c.score for c in cands] == pytest.approx(expect)
     assert all(c.mask.mask.shape == (6, 8) for c in cands)
+
+
+def _ramp(h: int, w: int) -> np.ndarray:
+    """An (h, w, 3) image whose channel 0 is the row and channel 1 the column number."""
+    img = np.zeros((h, w, 3), np.int32)
+    img[..., 0] = np.arange(h)[:, None]
+    img[..., 1] = np.arange(w)[None, :]
+    return img
+
+
+def test_grounded_sam_crops_are_the_whole_image_then_its_tiles():
+    """40 x 100 (h x w), --tiles 1x2, overlap 0.2: tile width 100 / 1.8 = 55.6, step 44.4:
+    columns 0..56 and 44..100, all 40 rows; each crop is those rows and columns."""
+    from labeler.grounded_sam import GroundedSamBackend
+
+    backend = GroundedSamBackend.__new__(GroundedSamBackend)
+    backend.config = _config(tiles=(1, 2), tile_overlap=0.2)
+    img = _ramp(40, 100)
+    crops = backend._crops(img)
+    assert [win for win, _ in crops] == [(0, 0, 100, 40), (0, 0, 56, 40), (44, 0, 100, 40)]
+    for (x0, y0, x1, y1), crop in crops:
+        assert crop.shape == (y1 - y0, x1 - x0, 3)
+        assert (crop[0, 0, 0], crop[-1, -1, 0]) == (y0, y1 - 1)
+        assert (crop[0, 0, 1], crop[-1, -1, 1]) == (x0, x1 - 1)
+
+
+def test_sam3_windows_are_the_whole_image_then_square_tiles():
+    """40 x 100 (h x w), --tiles 1x2, overlap 0.2: side max(40 / 1, 100 / 1.8) = 55.6, capped
+    at the short side 40; columns need ceil(60 / 32) + 1 = 3 starts to keep the overlap:
+    0, 30, 60."""
+    backend = _sam3()
+    backend.config = LabelConfig(
+        data="unused", cls=backend.config.cls, out="unused", backend="sam3", tiles=(1, 2),
+        tile_overlap=0.2,
+    )  # fmt: skip
+    assert backend.windows(40, 100) == [
+        (0, 0, 100, 40), (0, 0, 40, 40), (30, 0, 70, 40), (60, 0, 100, 40),
+    ]  # fmt: skip
