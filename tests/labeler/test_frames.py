@@ -207,3 +207,17 @@ def test_sam3_windows_are_the_whole_image_then_square_tiles():
     assert backend.windows(40, 100) == [
         (0, 0, 100, 40), (0, 0, 40, 40), (30, 0, 70, 40), (60, 0, 100, 40),
     ]  # fmt: skip
+
+
+def test_replace_pastes_the_refined_mask_on_the_crops_rows_and_columns():
+    """Crop (0, 20, 10, 30): 10 x 10 at x 0..9, y 20..29 (its x1 10 below its y1 30). Coarse 3 x 3
+    at (y 22, x 2); refined 0.9 on crop rows and columns 1..4: IoU 9 / 16, replaced; the mask
+    is image rows 21..24, columns 1..4 in the crop's window."""
+    coarse = MaskCrop(22, 2, np.ones((3, 3), bool))
+    prob = np.zeros((10, 10), np.float32)
+    prob[1:5, 1:5] = 0.9
+    mask, p, kept = _replace(coarse, np.ones((3, 3), np.float16), (0, 20, 10, 30), prob)
+    assert kept and (mask.y0, mask.x0, mask.y1, mask.x1) == (20, 0, 30, 10)
+    rows, cols = np.nonzero(mask.mask)
+    assert (rows.min() + 20, rows.max() + 20, cols.min(), cols.max()) == (21, 24, 1, 4)
+    assert mask.area == 16 and p[1, 1] == np.float16(0.9) and p[0, 0] == 0
