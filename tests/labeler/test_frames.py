@@ -221,3 +221,27 @@ def test_replace_pastes_the_refined_mask_on_the_crops_rows_and_columns():
     rows, cols = np.nonzero(mask.mask)
     assert (rows.min() + 20, rows.max() + 20, cols.min(), cols.max()) == (21, 24, 1, 4)
     assert mask.area == 16 and p[1, 1] == np.float16(0.9) and p[0, 0] == 0
+
+
+def test_replace_keeps_the_coarse_mask_outside_the_crop_in_the_union_window():
+    """Coarse: row y 5, x 0..39 (SAM masks leave their boxes); crop (10, 0, 30, 20). Refined 0.9
+    on rows 5-6, x 10..29: new 40 px, old inside 20, IoU 0.5: replaced inside the crop only. The
+    window is the union (0, 0)..(40, 20): row 5 whole (coarse outside, refined inside), row 6
+    x 10..29."""
+    coarse = MaskCrop(5, 0, np.ones((1, 40), bool))
+    prob = np.zeros((20, 20), np.float32)
+    prob[5:7, :] = 0.9
+    mask, p, kept = _replace(coarse, np.full((1, 40), 0.6, np.float16), (10, 0, 30, 20), prob)
+    assert kept and (mask.y0, mask.x0, mask.y1, mask.x1) == (0, 0, 20, 40)
+    assert mask.mask[5].all() and mask.mask[6].tolist() == [False] * 10 + [True] * 20 + [False] * 10
+    assert mask.area == 60 and p[5, 0] == np.float16(0.6) and p[5, 10] == np.float16(0.9)
+
+
+def test_sam3_square_tile_side_when_not_capped():
+    """100 x 100, --tiles 2x2, overlap 0.2: side 100 / (2 - 0.2) = 55.6 -> 56 (under the short
+    side), starts 0 and 44 on each axis."""
+    from labeler.sam3 import square_windows
+
+    assert square_windows(100, 100, 2, 2, 0.2) == [
+        (0, 0, 56, 56), (44, 0, 100, 56), (0, 44, 56, 100), (44, 44, 100, 100),
+    ]  # fmt: skip
