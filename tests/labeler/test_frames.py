@@ -245,3 +245,29 @@ def test_sam3_square_tile_side_when_not_capped():
     assert square_windows(100, 100, 2, 2, 0.2) == [
         (0, 0, 56, 56), (44, 0, 100, 56), (0, 44, 56, 100), (44, 44, 100, 100),
     ]  # fmt: skip
+
+
+def test_sam3_tile_crops_are_the_windows_rows_and_columns():
+    """The crops SAM 3's processor receives for the windows of a 40 x 100 image, --tiles 1x2:
+    rows y0..y1 and columns x0..x1 of each (square tiles hide a mix-up of the two in shape)."""
+    backend = _sam3()
+    backend.config = LabelConfig(
+        data="unused", cls=backend.config.cls, out="unused", backend="sam3", tiles=(1, 2),
+        tile_overlap=0.2,
+    )  # fmt: skip
+
+    def processor(images, **_):
+        return {"pixel_values": torch.from_numpy(images)[None]}
+
+    backend.sam3 = SimpleNamespace(processor=SimpleNamespace(image_processor=processor))
+    got = backend._inputs(_ramp(40, 100))
+    assert [w for w, _ in got] == [
+        (0, 0, 100, 40),
+        (0, 0, 40, 40),
+        (30, 0, 70, 40),
+        (60, 0, 100, 40),
+    ]
+    for (x0, y0, x1, y1), crop in got:
+        assert tuple(crop.shape) == (y1 - y0, x1 - x0, 3)
+        assert (int(crop[0, 0, 0]), int(crop[-1, -1, 0])) == (y0, y1 - 1)
+        assert (int(crop[0, 0, 1]), int(crop[-1, -1, 1])) == (x0, x1 - 1)
