@@ -247,12 +247,20 @@ def test_sam3_square_tile_side_when_not_capped():
     ]  # fmt: skip
 
 
-def test_sam3_tile_crops_are_the_windows_rows_and_columns():
-    """The crops SAM 3's processor receives for the windows of a 40 x 100 image, --tiles 1x2:
-    rows y0..y1 and columns x0..x1 of each (square tiles hide a mix-up of the two in shape)."""
+@pytest.mark.parametrize(
+    "hw, grid, windows",
+    [
+        ((40, 100), (1, 2), [(0, 0, 100, 40), (0, 0, 40, 40), (30, 0, 70, 40), (60, 0, 100, 40)]),
+        ((100, 40), (2, 1), [(0, 0, 40, 100), (0, 0, 40, 40), (0, 30, 40, 70), (0, 60, 40, 100)]),
+    ],
+)
+def test_sam3_tile_crops_are_the_windows_rows_and_columns(hw, grid, windows):
+    """The crops SAM 3's processor receives for the windows of a landscape and a portrait image
+    (square side 40, starts 0, 30, 60 along the long side): rows y0..y1 and columns x0..x1 of
+    each (square tiles hide a mix-up of the two in shape)."""
     backend = _sam3()
     backend.config = LabelConfig(
-        data="unused", cls=backend.config.cls, out="unused", backend="sam3", tiles=(1, 2),
+        data="unused", cls=backend.config.cls, out="unused", backend="sam3", tiles=grid,
         tile_overlap=0.2,
     )  # fmt: skip
 
@@ -260,13 +268,8 @@ def test_sam3_tile_crops_are_the_windows_rows_and_columns():
         return {"pixel_values": torch.from_numpy(images)[None]}
 
     backend.sam3 = SimpleNamespace(processor=SimpleNamespace(image_processor=processor))
-    got = backend._inputs(_ramp(40, 100))
-    assert [w for w, _ in got] == [
-        (0, 0, 100, 40),
-        (0, 0, 40, 40),
-        (30, 0, 70, 40),
-        (60, 0, 100, 40),
-    ]
+    got = backend._inputs(_ramp(*hw))
+    assert [w for w, _ in got] == windows
     for (x0, y0, x1, y1), crop in got:
         assert tuple(crop.shape) == (y1 - y0, x1 - x0, 3)
         assert (int(crop[0, 0, 0]), int(crop[-1, -1, 0])) == (y0, y1 - 1)
