@@ -1,0 +1,276 @@
+"""Coordinate frames of the model backends, with hand-computed values: a tile's normalised
+boxes to image pixels (Grounding DINO and SAM 3), ``--refine``'s crop and its box in crop
+pixels, and the refined mask's threshold and agreement rule. The tiny random models cannot pin
+these (their outputs are arbitrary, and a whole-image window starts at 0, where a crop offset
+or an x/y mix-up changes nothing); fakes with known outputs do."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from labeler.backends import BackendOutput
+from labeler.config import ClassSpec, LabelConfig
+from labeler.dedup import MaskCrop
+from labeler.refine import Refiner, _replace
+from tests.labeler.test_refine import _instances
+
+
+def _config(**kw) -> LabelConfig:
+    cls = ClassSpec("Bicycle", prompts=("bicycle",), box_threshold=0.5, text_threshold=0.5)
+    return LabelConfig(data="unused", cls=cls, out="unused", device="cpu", **kw)
+
+
+class RecordingSegmenter:
+    """Stands in for Refiner.segment_crops: records each crop and box, returns no mask."""
+
+    def __init__(self) -> None:
+        self.crops: list[np.ndarray] = []
+        self.boxes: list[list[float]] = []
+
+    def __call__(self, crops, boxes):
+        for c, b in zip(crops, boxes, strict=True):
+            self.crops.append(c)
+            self.boxes.append(np.asarray(b).tolist())
+            yield np.zeros(c.shape[:2], np.float32), 0.5
+
+
+def test_refine_crops_the_image_rows_then_columns_and_gives_the_box_in_crop_pixels():
+    """Image 200 x 300 (h x w). Box (50, 50, 110, 90): side 60 x 1.5 = 90, centre (80, 70):
+    crop x 35..125, y 25..115, box in it (15, 25, 75, 65). Box (200, 100, 240, 180): side 120,
+    centre (220, 140): x 160..280, y 80..200, box (40, 20, 80, 100). Box (0, 0, 10, 10): the
+    32-px minimum at the corner, box unchanged."""
+    h, w = 200, 300
+    img = np.zeros((h, w, 3), np.int32)  # crops are only read here: any dtype
+    img[..., 0] = np.arange(h)[:, None]  # row number
+    img[..., 1] = np.arange(w)[None, :]  # column number
+    boxes = [(50, 50, 110, 90), (200, 100, 240, 180), (0, 0, 10, 10)]
+    refiner = Refiner(segmenter=None, device="cpu")  # type: ignore[arg-type]
+    fake = RecordingSegmenter()
+    refiner.segment_crops = fake
+    refiner.refine([img], [BackendOutput(_instances(h, w, boxes), None)])
+    assert fake.boxes == [[15, 25, 75, 65], [40, 20, 80, 100], [0, 0, 10, 10]]
+    for crop, (x0, y0, x1, y1) in zip(
+        fake.crops, [(35, 25, 125, 115), (160, 80, 280, 200), (0, 0, 32, 32)], strict=True
+    ):
+        assert crop.shape == (y1 - y0, x1 - x0, 3)
+        assert crop[0, 0, 0] == y0 and crop[-1, 0, 0] == y1 - 1  # rows
+        assert crop[0, 0, 1] == x0 and crop[0, -1, 1] == x1 - 1  # columns
+
+
+def test_replace_keeps_probabilities_above_half_only_and_accepts_agreement_of_exactly_the_minimum():
+    """The refined mask is probability > 0.5 (logit > 0, transformers' ``mask_threshold=0.0``):
+    0.5 itself is out, 0.51 in. Coarse mask: 10 pixels of row y 5, x 10..19; crop window
+    (10, 5, 20, 7) (x0, y0, x1, y1). Refined: (y 5, x 10) at 0.9, the rest of row 5 at 0.5.
+    With row 6 at 0.51: new 1 + 10 px, old 10 px, overlap 1, union 20: IoU 0.05 below
+    MIN_AGREEMENT 0.1, coarse kept. With row 6 at 0.5: new 1 px, union 10, IoU 1/10 = 0.1, not
+    below the minimum: refined, the new window rows y 5..6, columns x 10..19."""
+    coarse = MaskCrop(5, 10, np.ones((1, 10), bool))
+    coarse_prob = np.full((1, 10), 0.75, np.float16)
+    win = (10, 5, 20, 7)
+    prob = np.full((2, 10), 0.5, np.float32)
+    prob[0, 0] = 0.9
+    prob[1, :] = 0.51
+    mask, p, kept = _replace(coarse, coarse_prob, win, prob)
+    assert not kept and mask is coarse and p is coarse_prob
+    prob[1, :] = 0.5
+    mask, p, kept = _replace(coarse, coarse_prob, win, prob)
+    assert kept
+    assert (mask.y0, mask.x0, mask.mask.shape) == (5, 10, (2, 10))
+    assert mask.mask.tolist() == [[True] + [False] * 9, [False] * 10]
+    assert p.dtype == np.float16 and p[0, 0] == np.float16(0.9) and p[1, 0] == np.float16(0.5)
+
+
+def _grounded_sam(pred_boxes: list[list[float]], token_probs: list[list[float]]):
+    """A GroundedSamBackend whose detector returns the given boxes (cx, cy, w, h of the crop)
+    and token probabilities (text "bicycle." -> [CLS] bicycle . [SEP])."""
+    from labeler.grounded_sam import GroundedSamBackend
+
+    backend = GroundedSamBackend.__new__(GroundedSamBackend)
+    backend.config = _config()
+    backend.device, backend.dtype = "cpu", None
+    backend.text_inputs = {"input_ids": torch.tensor([[101, 7, 1012, 102]])}
+    backend.prompt_tokens = [np.array([1])]
+    backend.negative = np.zeros(1, bool)
+    p = torch.tensor(token_probs, dtype=torch.float32).clamp(1e-6, 1 - 1e-6)
+    logits = torch.log(p / (1 - p))[None]  # sigmoid gives the probabilities back
+
+    def model(pixel_values, pixel_mask, **text):
+        n = len(pixel_values)
+        return SimpleNamespace(
+            logits=logits.expand(n, -1, -1), pred_boxes=torch.tensor([pred_boxes]).expand(n, -1, -1)
+        )
+
+    backend.detector = SimpleNamespace(model=model)
+    return backend
+
+
+def test_grounded_sam_tile_boxes_from_normalised_centre_size_to_image_pixels():
+    """Tile window (40, 10, 100, 50): 60 wide, 40 tall. (cx, cy, w, h) = (0.5, 0.5, 0.5, 0.5)
+    -> crop (15, 10, 45, 30) -> image (55, 20, 85, 40). (0.9, 0.1, 0.4, 0.4) -> crop x 0.7..1.1
+    of 60 = 42..66, y -0.1..0.3 of 40 = -4..12, clipped to the crop: (42, 0, 60, 12) -> image
+    (82, 10, 100, 22). A query at prompt probability 0.5 exactly is not above the threshold."""
+    backend = _grounded_sam(
+        [[0.5, 0.5, 0.5, 0.5], [0.9, 0.1, 0.4, 0.4], [0.5, 0.5, 0.2, 0.2]],
+        [[0.1, 0.8, 0.1, 0.1], [0.1, 0.7, 0.2, 0.1], [0.1, 0.5, 0.1, 0.1]],
+    )
+    win = (40, 10, 100, 50)
+    (det,) = backend._detect_chunk(
+        [(0, win, torch.zeros(3, 8, 8), torch.ones(8, 8, dtype=torch.long))], torch
+    )
+    np.testing.assert_allclose(det.xyxy, [[55, 20, 85, 40], [82, 10, 100, 22]], atol=1e-4)
+    np.testing.assert_allclose(det.scores, [0.8, 0.7], atol=1e-6)
+
+
+def _sam3(box_threshold: float = 0.5, max_boxes: int = 100):
+    from labeler.sam3 import Sam3Backend
+
+    backend = Sam3Backend.__new__(Sam3Backend)
+    cls = ClassSpec("Bicycle", prompts=("bicycle",), box_threshold=box_threshold)
+    backend.config = LabelConfig(
+        data="unused", cls=cls, out="unused", backend="sam3", max_boxes=max_boxes
+    )
+    return backend
+
+
+def test_sam3_tile_candidates_in_image_pixels():
+    """Tile window (40, 10, 100, 50): 60 wide, 40 tall. Box (0.25, 0.5, 0.75, 1.0) of the crop
+    (XYXY) -> (15, 20, 45, 40) + (40, 10) = (55, 30, 85, 50). Mask logits 4 x 4, +10 in the
+    top-left 2 x 2: bilinear (half-pixel centres) puts probability 0.5 at source coordinate
+    1.5, i.e. output row (1.5 + 0.5) x 40 / 4 - 0.5 = 19.5 and column 29.5: the mask is rows
+    0..19, columns 0..29 of the crop (less its far corner), at (y 10, x 40) in the image. Scores: 0.9 kept, 0.5 (the
+    threshold itself) and 0.2 dropped."""
+    backend = _sam3()
+    logits = torch.full((3, 4, 4), -10.0)
+    logits[:, :2, :2] = 10.0
+    scores = np.array([0.5, 0.9, 0.2], np.float32)
+    boxes = np.array([[0, 0, 1, 1], [0.25, 0.5, 0.75, 1.0], [0, 0, 1, 1]], np.float32)
+    (c,) = backend._candidates((40, 10, 100, 50), 0, scores, boxes, logits)
+    np.testing.assert_allclose(c.xyxy, [55, 30, 85, 50])
+    assert (c.score, c.prompt, c.window) == (0.9, 0, (40, 10, 100, 50))
+    assert (c.mask.y0, c.mask.x0, c.mask.mask.shape) == (10, 40, (20, 30))
+    # row 19 is at source row 1.45: weight 0.55 of the inside; columns 23 and 24 at source
+    # 1.067 and 1.133: 0.55 x 0.933 = 0.513 in, 0.55 x 0.867 = 0.477 out
+    m = c.mask.mask
+    assert m[:, 0].all() and m[0, :].all() and m[19, 23] and not m[19, 24]
+    assert c.low_res.shape == (4, 4)
+
+
+@pytest.mark.parametrize("max_boxes, expect", [(1, [0.9]), (2, [0.9, 0.7]), (0, [0.9, 0.7, 0.6])])
+def test_sam3_max_boxes_keeps_the_best_queries_per_crop_and_prompt(max_boxes, expect):
+    """``max_boxes`` best scores of a crop and prompt (0 = all), then the threshold 0.5."""
+    backend = _sam3(max_boxes=max_boxes)
+    logits = torch.full((4, 4, 4), 10.0)
+    scores = np.array([0.6, 0.9, 0.1, 0.7], np.float32)
+    boxes = np.tile(np.array([0, 0, 1, 1], np.float32), (4, 1))
+    cands = backend._candidates((0, 0, 8, 6), 0, scores, boxes, logits)
+    assert [c.score for c in cands] == pytest.approx(expect)
+    assert all(c.mask.mask.shape == (6, 8) for c in cands)
+
+
+def _ramp(h: int, w: int) -> np.ndarray:
+    """An (h, w, 3) image whose channel 0 is the row and channel 1 the column number."""
+    img = np.zeros((h, w, 3), np.int32)
+    img[..., 0] = np.arange(h)[:, None]
+    img[..., 1] = np.arange(w)[None, :]
+    return img
+
+
+def test_grounded_sam_crops_are_the_whole_image_then_its_tiles():
+    """40 x 100 (h x w), --tiles 1x2, overlap 0.2: tile width 100 / 1.8 = 55.6, step 44.4:
+    columns 0..56 and 44..100, all 40 rows; each crop is those rows and columns."""
+    from labeler.grounded_sam import GroundedSamBackend
+
+    backend = GroundedSamBackend.__new__(GroundedSamBackend)
+    backend.config = _config(tiles=(1, 2), tile_overlap=0.2)
+    img = _ramp(40, 100)
+    crops = backend._crops(img)
+    assert [win for win, _ in crops] == [(0, 0, 100, 40), (0, 0, 56, 40), (44, 0, 100, 40)]
+    for (x0, y0, x1, y1), crop in crops:
+        assert crop.shape == (y1 - y0, x1 - x0, 3)
+        assert (crop[0, 0, 0], crop[-1, -1, 0]) == (y0, y1 - 1)
+        assert (crop[0, 0, 1], crop[-1, -1, 1]) == (x0, x1 - 1)
+
+
+def test_sam3_windows_are_the_whole_image_then_square_tiles():
+    """40 x 100 (h x w), --tiles 1x2, overlap 0.2: side max(40 / 1, 100 / 1.8) = 55.6, capped
+    at the short side 40; columns need ceil(60 / 32) + 1 = 3 starts to keep the overlap:
+    0, 30, 60."""
+    backend = _sam3()
+    backend.config = LabelConfig(
+        data="unused", cls=backend.config.cls, out="unused", backend="sam3", tiles=(1, 2),
+        tile_overlap=0.2,
+    )  # fmt: skip
+    assert backend.windows(40, 100) == [
+        (0, 0, 100, 40), (0, 0, 40, 40), (30, 0, 70, 40), (60, 0, 100, 40),
+    ]  # fmt: skip
+
+
+def test_replace_pastes_the_refined_mask_on_the_crops_rows_and_columns():
+    """Crop (0, 20, 10, 30): 10 x 10 at x 0..9, y 20..29 (its x1 10 below its y1 30). Coarse 3 x 3
+    at (y 22, x 2); refined 0.9 on crop rows and columns 1..4: IoU 9 / 16, replaced; the mask
+    is image rows 21..24, columns 1..4 in the crop's window."""
+    coarse = MaskCrop(22, 2, np.ones((3, 3), bool))
+    prob = np.zeros((10, 10), np.float32)
+    prob[1:5, 1:5] = 0.9
+    mask, p, kept = _replace(coarse, np.ones((3, 3), np.float16), (0, 20, 10, 30), prob)
+    assert kept and (mask.y0, mask.x0, mask.y1, mask.x1) == (20, 0, 30, 10)
+    rows, cols = np.nonzero(mask.mask)
+    assert (rows.min() + 20, rows.max() + 20, cols.min(), cols.max()) == (21, 24, 1, 4)
+    assert mask.area == 16 and p[1, 1] == np.float16(0.9) and p[0, 0] == 0
+
+
+def test_replace_keeps_the_coarse_mask_outside_the_crop_in_the_union_window():
+    """Coarse: row y 5, x 0..39 (SAM masks leave their boxes); crop (10, 0, 30, 20). Refined 0.9
+    on rows 5-6, x 10..29: new 40 px, old inside 20, IoU 0.5: replaced inside the crop only. The
+    window is the union (0, 0)..(40, 20): row 5 whole (coarse outside, refined inside), row 6
+    x 10..29."""
+    coarse = MaskCrop(5, 0, np.ones((1, 40), bool))
+    prob = np.zeros((20, 20), np.float32)
+    prob[5:7, :] = 0.9
+    mask, p, kept = _replace(coarse, np.full((1, 40), 0.6, np.float16), (10, 0, 30, 20), prob)
+    assert kept and (mask.y0, mask.x0, mask.y1, mask.x1) == (0, 0, 20, 40)
+    assert mask.mask[5].all() and mask.mask[6].tolist() == [False] * 10 + [True] * 20 + [False] * 10
+    assert mask.area == 60 and p[5, 0] == np.float16(0.6) and p[5, 10] == np.float16(0.9)
+
+
+def test_sam3_square_tile_side_when_not_capped():
+    """100 x 100, --tiles 2x2, overlap 0.2: side 100 / (2 - 0.2) = 55.6 -> 56 (under the short
+    side), starts 0 and 44 on each axis."""
+    from labeler.sam3 import square_windows
+
+    assert square_windows(100, 100, 2, 2, 0.2) == [
+        (0, 0, 56, 56), (44, 0, 100, 56), (0, 44, 56, 100), (44, 44, 100, 100),
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "hw, grid, windows",
+    [
+        ((40, 100), (1, 2), [(0, 0, 100, 40), (0, 0, 40, 40), (30, 0, 70, 40), (60, 0, 100, 40)]),
+        ((100, 40), (2, 1), [(0, 0, 40, 100), (0, 0, 40, 40), (0, 30, 40, 70), (0, 60, 40, 100)]),
+    ],
+)
+def test_sam3_tile_crops_are_the_windows_rows_and_columns(hw, grid, windows):
+    """The crops SAM 3's processor receives for the windows of a landscape and a portrait image
+    (square side 40, starts 0, 30, 60 along the long side): rows y0..y1 and columns x0..x1 of
+    each (square tiles hide a mix-up of the two in shape)."""
+    backend = _sam3()
+    backend.config = LabelConfig(
+        data="unused", cls=backend.config.cls, out="unused", backend="sam3", tiles=grid,
+        tile_overlap=0.2,
+    )  # fmt: skip
+
+    def processor(images, **_):
+        return {"pixel_values": torch.from_numpy(images)[None]}
+
+    backend.sam3 = SimpleNamespace(processor=SimpleNamespace(image_processor=processor))
+    got = backend._inputs(_ramp(*hw))
+    assert [w for w, _ in got] == windows
+    for (x0, y0, x1, y1), crop in got:
+        assert tuple(crop.shape) == (y1 - y0, x1 - x0, 3)
+        assert (int(crop[0, 0, 0]), int(crop[-1, -1, 0])) == (y0, y1 - 1)
+        assert (int(crop[0, 0, 1]), int(crop[-1, -1, 1])) == (x0, x1 - 1)
