@@ -30,6 +30,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as coco_mask
 
+import annotations.rle  # noqa: F401 - its filter for pycocotools' own warning at every decode
+
 COCO = "coco"
 LABELME = "labelme"
 CONVENTIONS = (COCO, LABELME)

@@ -21,6 +21,20 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools import mask as coco_mask
 
+# pycocotools 2.0.11's decode calls ``np.array(masks, copy=False)`` on its own object, whose
+# ``__array__`` predates NumPy 2's ``copy`` keyword: a DeprecationWarning from inside it at every
+# decode, nothing a caller can change. Ignored for the process here, at import, that message
+# from that module only, as engine.datasets does for Pillow's: before, each rle_to_mask call
+# wrapped decode in ``warnings.catch_warnings`` with every DeprecationWarning ignored, which is
+# not thread-safe (it restores the list it saved on entry: a filter another thread added
+# meanwhile was dropped, or its ignore-all kept for good) and re-armed every once-shown warning.
+warnings.filterwarnings(
+    "ignore",
+    r"__array__ implementation doesn't accept a copy keyword",
+    DeprecationWarning,
+    r"pycocotools\.mask",
+)
+
 
 def mask_to_rle(mask: np.ndarray) -> dict:
     """``(H, W)`` bool/0-1 mask -> ``{"size": [H, W], "counts": str}`` (compressed COCO RLE)."""
@@ -71,9 +85,7 @@ def rle_to_mask(rle: dict) -> np.ndarray:
     h, w, compact = _checked(rle)
     if h == 0 or w == 0:
         return np.zeros((h, w), dtype=bool)
-    with warnings.catch_warnings():  # pycocotools 2.0.11 vs numpy 2: a copy= keyword warning
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return coco_mask.decode({"size": [h, w], "counts": compact}).astype(bool)
+    return coco_mask.decode({"size": [h, w], "counts": compact}).astype(bool)
 
 
 @dataclass(frozen=True)

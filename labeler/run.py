@@ -716,7 +716,7 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
         for f in pending:
             f.cancel()  # the writers finish what is already computed (below), then stop
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(cancel_futures=True)  # and waits: no decoding outlives the call
         # however the loop ended: the writers finish what is queued and stop before the call
         # returns or raises (before, an error left them waiting, one pair per failed call, and
         # still writing into the folder whose lock the call had let go)

@@ -41,7 +41,8 @@ def test_write_read_round_trip_single_channel(tmp_path, name):
             write_label(tmp_path / "a.png", label)
         return
     path = write_label(tmp_path / "sub" / "a.png", label)
-    assert Image.open(path).mode == "L"
+    with Image.open(path) as img:  # closed: a file left to the collector is a ResourceWarning
+        assert img.mode == "L"
     back = read_label(path, MASS13K)
     assert back.dtype == np.uint8 and back.shape == label.shape
     np.testing.assert_array_equal(back, label)
@@ -51,7 +52,8 @@ def test_palette_png_reads_as_indices(tmp_path):
     img = Image.fromarray(LABEL, mode="L").convert("P")
     img.putpalette(MASS13K.palette().ravel().tolist())
     img.save(tmp_path / "p.png")
-    assert Image.open(tmp_path / "p.png").mode == "P"
+    with Image.open(tmp_path / "p.png") as img:
+        assert img.mode == "P"
     np.testing.assert_array_equal(read_label(tmp_path / "p.png", MASS13K), LABEL)
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import warnings
+
 import numpy as np
 import pytest
 
+import annotations.rle
 from annotations.instances import Instances, read_instances, write_instances
 from annotations.rle import (
     checked_area,
@@ -361,3 +365,44 @@ def test_crop_to_rle_refuses_each_side_alone():
     for y0, x0 in ((-1, 0), (0, -1), (3, 0), (0, 3)):
         with pytest.raises(ValueError, match="does not fit in 4x4"):
             crop_to_rle(np.ones((2, 2), bool), y0, x0, 4, 4)
+
+
+def test_decoding_in_a_thread_keeps_a_filter_another_thread_adds(monkeypatch):
+    """rle_to_mask in one thread while another adds a warnings filter: the filter stays. Before,
+    rle_to_mask wrapped pycocotools' decode in ``warnings.catch_warnings``, which put back the
+    list it saved on entry, dropping the filter (and one thread entering while another was
+    inside kept that one's ignore-every-DeprecationWarning for good)."""
+    inside, release = threading.Event(), threading.Event()
+    decode = annotations.rle.coco_mask.decode
+
+    def held(rle):
+        inside.set()
+        assert release.wait(5)
+        return decode(rle)
+
+    monkeypatch.setattr(annotations.rle.coco_mask, "decode", held)
+    got = []
+    worker = threading.Thread(target=lambda: got.append(rle_to_mask(mask_to_rle(np.eye(3)))))
+    with warnings.catch_warnings():  # what this test adds is undone at its end
+        worker.start()
+        assert inside.wait(5)
+        warnings.filterwarnings("error", "added while another thread decodes")
+        release.set()
+        worker.join(5)
+        patterns = [f[1].pattern for f in warnings.filters if f[1] is not None]
+        assert "added while another thread decodes" in patterns
+    assert got[0].tolist() == np.eye(3, dtype=bool).tolist()
+
+
+def test_decoding_does_not_show_a_warning_shown_once_again():
+    """A warning shown once per line ("default", as ``python -X dev`` shows them) is shown once
+    with masks decoded in between; before, every decode's ``catch_warnings`` reset the record
+    of warnings shown, and it came again after each mask."""
+    rle = mask_to_rle(np.eye(3))
+    with warnings.catch_warnings(record=True) as log:
+        warnings.simplefilter("default", UserWarning)
+        for _ in range(3):
+            warnings.warn("shown once for this line", UserWarning, stacklevel=1)
+            rle_to_mask(rle)
+    shown = [str(w.message) for w in log if w.category is UserWarning]
+    assert shown == ["shown once for this line"]

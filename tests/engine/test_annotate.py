@@ -1078,7 +1078,8 @@ def test_a_16_bit_png_mask_keeps_its_values(tmp_path, world):
     m = np.zeros((H, W), np.uint16)
     m[:10], m[10:12], m[-5:] = 1, 300, 255
     Image.fromarray(m).save(src / "img000.png")
-    assert Image.open(src / "img000.png").mode == "I;16"
+    with Image.open(src / "img000.png") as img:
+        assert img.mode == "I;16"
     with pytest.raises(ValueError, match=r"found \[300\]; for class-index masks"):
         import_annotations(
             ImportConfig("png", [str(src)], "Bicycle", str(data), str(tmp_path / "s"))

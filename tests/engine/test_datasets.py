@@ -501,7 +501,8 @@ def test_an_orientation_in_xmp_alone_is_not_applied_as_opencv_and_browsers_do(tm
     for fmt in ("JPEG", "WEBP"):
         path = tmp_path / f"xmp.{fmt.lower()}"
         Image.fromarray(arr).save(path, fmt, xmp=xmp)
-        assert Image.open(path).getexif().get(0x0112) == 6  # as Pillow reads it
+        with Image.open(path) as img:
+            assert img.getexif().get(0x0112) == 6  # as Pillow reads it
         assert cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR).shape == (H, W, 3)
         assert load_image(path).shape == (H, W, 3), fmt
         assert image_size(path) == decoded_size(path) == (W, H) and exif_orientation(path) == 1
@@ -518,7 +519,8 @@ def test_an_orientation_in_xmp_alone_is_not_applied_as_opencv_and_browsers_do(tm
     text = PngImagePlugin.PngInfo()
     text.add_text("Raw profile type exif", f"\nexif\n{len(raw):8d}\n{raw.hex()}")
     Image.fromarray(arr).save(magick := tmp_path / "magick.png", pnginfo=text)
-    assert Image.open(magick).getexif().get(0x0112) == 6  # as Pillow reads it
+    with Image.open(magick) as img:
+        assert img.getexif().get(0x0112) == 6  # as Pillow reads it
     assert cv2.imdecode(np.fromfile(magick, np.uint8), cv2.IMREAD_COLOR).shape == (H, W, 3)
     assert load_image(magick).shape == (H, W, 3) and image_size(magick) == (W, H)
     Image.fromarray(arr).save(exif_png := tmp_path / "exif.png", exif=raw)
@@ -554,7 +556,8 @@ def test_image_modes_decode_to_rgb8_without_clipping(tmp_path: Path):
     rgb = rng.integers(0, 256, (H, W, 3), dtype=np.uint8)
     grey = rng.integers(0, 256, (H, W), dtype=np.uint8)
     Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # 16-bit PNG
-    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    with Image.open(tmp_path / "g16.png") as img:
+        assert img.mode.startswith("I")
     np.testing.assert_array_equal(load_image(tmp_path / "g16.png"), np.stack([grey] * 3, axis=2))
     Image.fromarray(rgb).convert("RGBA").save(tmp_path / "rgba.png")
     np.testing.assert_array_equal(load_image(tmp_path / "rgba.png"), rgb)

@@ -105,7 +105,10 @@ def test_report_rows_and_deltas(world):
     assert res.data["overlay_details"] == 2
     # the captions are wider than the 80x60 thumbnails: each goes in a 26-px band above its
     # panel, the columns as wide as their captions (before, "joint-trained model" was cut)
-    sizes = {p.stem: Image.open(p).size for p in res.overlays}
+    sizes = {}
+    for p in res.overlays:
+        with Image.open(p) as img:
+            sizes[p.stem] = img.size
     assert sizes == {
         "img000": (424, 2 * (26 + 60) + 4),
         "img001": (459, 2 * (26 + 60) + 4),  # "annotation; magenta: 255": its corner

@@ -150,7 +150,8 @@ def test_page_sorted_lowest_confidence_first(gallery):
     for src in re.findall(r'src="([^"]+)"', text):
         thumb = gallery.index.parent / src
         assert thumb.is_file()
-        assert max(Image.open(thumb).size) == W  # small source: not upscaled
+        with Image.open(thumb) as img:
+            assert max(img.size) == W  # small source: not upscaled
     # the gallery's record: its settings, counts and environment, as every command writes one
     record = json.loads((gallery.index.parent / "review.json").read_text())
     assert record["images"] == 3 and record["with_annotation"] == 1 and record["failed"] == []
@@ -358,7 +359,8 @@ def test_each_card_shows_its_densest_outlines_enlarged(tmp_path, gallery):
     ]
     assert details[0][1] == "pseudo label: the white box at 4x"
     for rel, _ in details:  # the thumbnail's size, a quarter of the image enlarged
-        assert Image.open(out / rel).size == (W, H)
+        with Image.open(out / rel) as img:
+            assert img.size == (W, H)
     assert '<div class="break"></div>' in text  # the details on a row of their own
     run = out.parent
     plain = build_review(

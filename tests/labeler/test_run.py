@@ -421,6 +421,36 @@ def test_a_failed_run_leaves_no_writer_threads_behind(red_backend, dataset, tmp_
         assert writers() == []
 
 
+def test_a_failed_run_leaves_no_decoding_threads_behind(red_backend, dataset, tmp_path):
+    """A run that raised while images were still being decoded returned with its decoding
+    threads at work (their pool shut down without waiting): reading and preparing images after
+    the call had ended. They now finish before the call raises."""
+    import threading
+
+    decoding, release = threading.Event(), threading.Event()
+
+    class StopsAtFirstBatch(red_backend):
+        def prepare(self, img):
+            if img.stem not in ("train00", "train01"):  # the first batch's two: at once
+                decoding.set()
+                assert release.wait(5)
+
+        def label(self, batch):
+            assert decoding.wait(5)  # a third image is being decoded
+            threading.Timer(0.5, release.set).start()  # and is until after this
+            raise MemoryError
+
+    register_backend("stops-test", StopsAtFirstBatch)
+    try:
+        with pytest.raises(MemoryError):
+            run_labeling(dataclasses.replace(_cfg(dataset, tmp_path / "run"), backend="stops-test"))
+        assert [t.name for t in threading.enumerate() if t.name.startswith("label-decode")] == []
+        assert release.is_set()
+    finally:
+        release.set()
+        BACKENDS.pop("stops-test", None)
+
+
 def test_shards_union_equals_single_run(red_backend, dataset, tmp_path):
     run_labeling(_cfg(dataset, tmp_path / "single"))
     a = run_labeling(_cfg(dataset, tmp_path / "sharded", shard=(0, 2)))
