@@ -758,7 +758,14 @@ def labelme_to_mask(
     for k, shape in enumerate(data["shapes"] or []):
         if not isinstance(shape, dict):
             raise ValueError(f"{path}: shape {k} is not an object, got {shape!r:.40}")
-        label = "" if shape.get("label") is None else str(shape["label"])  # 0: a class id
+        label = shape.get("label")
+        if isinstance(label, int | float) and not isinstance(label, bool):
+            label = str(label)  # a converter's class id: 0 is a label
+        elif label is not None and not isinstance(label, str):
+            raise ValueError(
+                f"{path}: shape {k}: label must be text, got {type(label).__name__} {label!r:.40}"
+            )
+        label = label or ""
         if not label.strip():  # counted as a label '' and left out: an object lost unsaid
             raise ValueError(
                 f"{path}: shape {k} has no label (LabelMe gives every shape one): give it the "

@@ -80,13 +80,25 @@ def mask_to_polygons(
     for pts in outlines:
         if simplify > 0:
             fewer = cv2.approxPolyDP(pts.astype(np.int32).reshape(-1, 1, 2), float(simplify), True)
-            if cv2.contourArea(fewer) > 0:  # else a line: the object vanished (COCO) or thinned
-                pts = fewer.reshape(-1, 2)
+            fewer = fewer.reshape(-1, 2)
+            # a line (zero area) thins the object (LabelMe) or makes it vanish (COCO); a spiky
+            # self-touching outline can have area yet hold no pixel centre: both kept exact
+            if cv2.contourArea(fewer) > 0 and (convention != COCO or _holds_a_pixel(fewer)):
+                pts = fewer
         pts = pts.astype(np.float64)
         while len(pts) < 3:
             pts = np.concatenate([pts, pts[-1:]])
         polys.append(pts)
     return polys
+
+
+def _holds_a_pixel(pts: np.ndarray) -> bool:
+    """Whether pycocotools fills at least one pixel of the COCO outline ``pts`` (integer
+    vertices), rasterised in its own box (an integer shift moves the pixels with it)."""
+    shifted = pts - pts.min(axis=0)
+    w, h = (shifted.max(axis=0) + 1).tolist()
+    rle = coco_polygons_rle([shifted], int(h), int(w))
+    return rle is not None and bool(coco_mask.decode(rle).any())
 
 
 def _corner_outlines(m: np.ndarray, offset: tuple[int, int] = (0, 0)) -> list[np.ndarray]:

@@ -633,7 +633,7 @@ def read_split_list(
         # DeepLab's two paths name the image first: read before the whole line, whose last
         # part is the label's file (``images/a.png labels/a_mask.png`` listed a_mask where
         # the split holds an image of that name)
-        paths = deeplab and all("/" in w or "\\" in w for w in words)
+        paths = deeplab and ("/" in words[1] or "\\" in words[1])  # the label in a folder
         readings = [words[0], line, *shell[:1]] if paths else [line, *shell[:1]]
         found = next(
             (

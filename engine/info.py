@@ -974,10 +974,13 @@ def _start_again(root: Path) -> str:
     beside = (typed.get("out"), root)
     cwd = config_cwd(root)  # typed from there: data there, not a "data" here
 
-    def found(value: Any) -> str | None:  # a path typed relative, as found from here
-        if not isinstance(value, str) or not value or os.path.isabs(value) or value[0] == "~":
+    def found(value: Any) -> str | None:  # a path as found from here, where config's is not it
+        if not isinstance(value, str) or not value or value[0] == "~":
             return None  # config.yaml holds it as it is (a "~" quoted would reach no home)
-        return str(recorded_root(value, None, beside, cwd))
+        path = str(recorded_root(value, None, beside, cwd))
+        # an absolute path (a resume records the root it found so) is given only where the
+        # run's project was copied or moved: before, the copy's command trained on the original's
+        return None if os.path.isabs(value) and path == value else path
 
     for key, option in (("data", "--data"), ("init", "--init")):
         if (path := found(typed.get(key))) is not None:

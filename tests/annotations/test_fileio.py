@@ -830,3 +830,20 @@ def test_a_labelme_shape_labelled_by_a_class_id_is_another_class_not_a_missing_l
     mask = labelme_to_mask("a.json", "Bicycle", {"a": (8, 8)}, doc)
     assert mask.others == {"0": 1}
     assert not (mask.mask == 1).any()
+
+
+@pytest.mark.parametrize("label", [[], {}, False])
+def test_a_labelme_label_that_is_no_text_nor_number_is_named(label):
+    """``[]``, ``{}``, ``False`` are no label a tool writes: they were refused as missing, and
+    reading numbers as labels (``0``, a class id) must not make them classes named "[]"."""
+    from annotations.interchange import labelme_to_mask
+
+    doc = {
+        "shapes": [{"label": label, "points": [[1, 1], [5, 1], [5, 5]], "shape_type": "polygon"}],
+        "imagePath": "a.jpg",
+        "imageHeight": 8,
+        "imageWidth": 8,
+    }
+    kind = type(label).__name__
+    with pytest.raises(ValueError, match=rf"^a\.json: shape 0: label must be text, got {kind} "):
+        labelme_to_mask("a.json", "Bicycle", {"a": (8, 8)}, doc)

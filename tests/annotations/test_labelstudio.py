@@ -276,15 +276,17 @@ def test_rotated_rectangles_and_ellipses_of_unannotated(tmp_path):
 
 def test_a_rectangle_s_percent_are_of_the_image_s_width_and_height(tmp_path):
     """x and width are percent of the width, y and height of the height: on a 160x120 image, a
-    rectangle at (50%, 50%) of 50% x 50% covers columns 80 to 159 and rows 60 to 119 (1% off
-    in any of the four moves an edge past a pixel centre: 0.8 px)."""
-    region = _region("rectangle", "unannotated", x=50, y=50, width=50, height=50)
+    rectangle at (25%, 25%) of 50% x 25% covers columns 40 to 119 and rows 30 to 59, inside
+    the image, so that no edge is clipped (1% off in any of the four moves an edge 1.6 px
+    across or 1.2 px down, past a pixel centre; a height read as percent of the width reaches
+    row 69)."""
+    region = _region("rectangle", "unannotated", x=25, y=25, width=50, height=25)
     region.update(original_width=160, original_height=120)
     path = tmp_path / "project.json"
     path.write_text(json.dumps([_task("img000", region)]))
     (found,) = labelstudio_to_masks(path, "Bicycle", {"img000": (120, 160)})
     expected = np.zeros((120, 160), np.uint8)
-    expected[60:120, 80:160] = 255
+    expected[30:60, 40:120] = 255
     assert np.array_equal(found.mask, expected)
 
 

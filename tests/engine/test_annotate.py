@@ -134,6 +134,24 @@ def test_simplify_keeps_a_one_pixel_line_whole(tol):
     assert np.array_equal(polygons_to_mask([poly], 5, 8, convention="coco"), mask)
 
 
+def test_simplify_keeps_an_outline_whole_that_would_hold_no_pixel():
+    """A V of 8 pixels (a review's random search found it): Douglas-Peucker at a tolerance of 1
+    makes its outline a spiky self-touching polygon of area 2.5 that holds no pixel centre, and
+    the object vanished from a COCO export though the guard against a line (zero area) passed.
+    The outline stays exact; at 0.5 and 2 the simplified polygon keeps pixels, as before."""
+    mask = np.zeros((20, 12), bool)
+    for x, y in [(0, 11), (6, 11), (1, 12), (5, 12), (2, 13), (4, 13), (3, 14), (4, 15)]:
+        mask[y, x] = True
+    exact = mask_to_polygons(mask, convention="coco")
+    assert [p.tolist() for p in mask_to_polygons(mask, convention="coco", simplify=1.0)] == [
+        p.tolist() for p in exact
+    ]
+    assert np.array_equal(polygons_to_mask(exact, 20, 12, convention="coco"), mask)
+    for tol in (0.5, 2.0):
+        polys = mask_to_polygons(mask, convention="coco", simplify=tol)
+        assert polygons_to_mask(polys, 20, 12, convention="coco").any()
+
+
 def test_simplify_treats_the_outline_as_closed():
     """A staircase triangle of 6 rows (row i holds i + 1 pixels): its COCO outline runs
     (1, 1), (1, 7), (7, 7), then down the stairs to (2, 1). Every stair corner lies 1/sqrt(2)

@@ -873,6 +873,56 @@ def test_a_run_stopped_before_its_checkpoint_is_started_again_from_another_folde
     assert f"--data {project / 'data'}" in said.group(1)  # absolute: it says where
 
 
+def test_a_resumed_run_copied_with_its_project_is_started_again_on_the_copys_data(
+    tmp_path, monkeypatch
+):
+    """A resume records the dataset it found absolute. The command engine info suggested for
+    such a run, copied with its project (``cp -r``, the original kept), held no --data: its
+    config.yaml's absolute path, the original's dataset, trained. It names the copy's now."""
+    import shlex
+    import shutil
+
+    from typer.testing import CliRunner
+
+    import trainer.train
+    from annotations.taxonomy import MASS13K
+    from cli import app
+    from tests.loop_helpers import make_dataset
+    from trainer.config import TrainConfig
+    from trainer.train import _write_run_files
+
+    project, copy = tmp_path / "project", tmp_path / "copy"
+    make_dataset(project / "data", "train", n=2, size=(32, 32))
+    (project / "runs/t").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    cfg = TrainConfig(data=str(project / "data"), out="runs/t", preset="tiny", iters=1)
+    _write_run_files(Path("runs/t"), cfg, 0, MASS13K.with_new_class("Bicycle"))
+    shutil.copytree(project, copy)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(app, ["info", "copy/runs/t"], env={"COLUMNS": "400"})
+    said = re.search(
+        r"first checkpoint: (engine train .*?) starts it again", " ".join(res.output.split())
+    )
+    assert said, res.output
+    words = shlex.split(said.group(1))
+    assert Path(words[words.index("--data") + 1]).resolve() == copy / "data"
+    started = []
+
+    def train(cfg, *args, **kwargs):
+        started.append(cfg)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(trainer.train, "train", train)
+    assert CliRunner().invoke(app, shlex.split(said.group(1))[1:]).exit_code == 0
+    assert Path(started[0].data).resolve() == (copy / "data").resolve()
+    # the original, shown from its own place, keeps config.yaml's path: no --data added
+    res = CliRunner().invoke(app, ["info", "project/runs/t"], env={"COLUMNS": "400"})
+    said = re.search(
+        r"first checkpoint: (engine train .*?) starts it again", " ".join(res.output.split())
+    )
+    assert said and "--data" not in said.group(1), res.output
+
+
 def test_a_folder_a_run_was_killed_in_before_writing_anything_names_that_run(tmp_path):
     """``kill -9`` of a predict, demo or import before its first file left a folder holding
     only its lock file (and a hidden staged copy): engine info said "no image split folders

@@ -468,8 +468,9 @@ def test_a_deeplab_line_names_its_image_not_the_label_file_of_an_image_name(tmp_
         _tiny(tmp_path / f"images/{name}.png")
         _tiny(tmp_path / f"labels/{name}.png", 255)
     (tmp_path / "lists").mkdir()
-    (tmp_path / "lists/val.txt").write_text("images/a.png labels/a_mask.png\n")
     (tmp_path / "dataset.yaml").write_text(
         "images: images\nlabels: labels\nsplit_list: lists/{split}.txt\n"
     )
-    assert [s.stem for s in open_split(tmp_path, "val")] == ["a"]
+    for line in ("images/a.png labels/a_mask.png", "a.png labels/a_mask.png"):
+        (tmp_path / "lists/val.txt").write_text(line + "\n")
+        assert [s.stem for s in open_split(tmp_path, "val")] == ["a"], line
