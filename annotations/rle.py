@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from pycocotools import mask as coco_mask
 
+
 # pycocotools 2.0.11's decode calls ``np.array(masks, copy=False)`` on its own object, whose
 # ``__array__`` predates NumPy 2's ``copy`` keyword: a DeprecationWarning from inside it at every
 # decode, nothing a caller can change. Ignored for the process here, at import, that message
@@ -28,12 +29,18 @@ from pycocotools import mask as coco_mask
 # wrapped decode in ``warnings.catch_warnings`` with every DeprecationWarning ignored, which is
 # not thread-safe (it restores the list it saved on entry: a filter another thread added
 # meanwhile was dropped, or its ignore-all kept for good) and re-armed every once-shown warning.
-warnings.filterwarnings(
-    "ignore",
-    r"__array__ implementation doesn't accept a copy keyword",
-    DeprecationWarning,
-    r"pycocotools\.mask",
-)
+def ignore_decode_warning() -> None:
+    """Put the filter for pycocotools' own warning in front of the others (at import; the test
+    suite again in each test, whose warning filters pytest sets up after the imports)."""
+    warnings.filterwarnings(
+        "ignore",
+        r"__array__ implementation doesn't accept a copy keyword",
+        DeprecationWarning,
+        r"pycocotools\.mask",
+    )
+
+
+ignore_decode_warning()
 
 
 def mask_to_rle(mask: np.ndarray) -> dict:

@@ -716,11 +716,13 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
         for f in pending:
             f.cancel()  # the writers finish what is already computed (below), then stop
     finally:
-        pool.shutdown(cancel_futures=True)  # and waits: no decoding outlives the call
-        # however the loop ended: the writers finish what is queued and stop before the call
-        # returns or raises (before, an error left them waiting, one pair per failed call, and
-        # still writing into the folder whose lock the call had let go)
-        writer.close()
+        try:
+            pool.shutdown(cancel_futures=True)  # and waits: no decoding outlives the call
+        finally:  # a second Ctrl-C during that wait still closes the writers
+            # however the loop ended: the writers finish what is queued and stop before the
+            # call returns or raises (before, an error left them waiting, one pair per failed
+            # call, and still writing into the folder whose lock the call had let go)
+            writer.close()
     if writer.error is not None and not summary.interrupted:
         writer.raise_error()
     # where the thread that drives the models stood idle: it is the run's pace-setter, so these

@@ -60,3 +60,13 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
+def _pycocotools_decode_warning() -> None:
+    """annotations.rle ignores pycocotools' own DeprecationWarning at import, but pytest sets up
+    each test's warning filters after the imports (``-W error::DeprecationWarning`` in front):
+    the same filter again, inside the test's, so that every decode runs as it does for users."""
+    from annotations.rle import ignore_decode_warning
+
+    ignore_decode_warning()

@@ -451,6 +451,38 @@ def test_a_failed_run_leaves_no_decoding_threads_behind(red_backend, dataset, tm
         BACKENDS.pop("stops-test", None)
 
 
+def test_a_second_ctrl_c_while_decoding_stops_still_closes_the_writers(
+    red_backend, dataset, tmp_path, monkeypatch
+):
+    """A Ctrl-C, then another while the call waits for the decoding threads to stop: the second
+    left the ``finally`` before the writers were closed, and they went on writing after the
+    call had raised, into the folder whose lock it had let go."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import labeler.run
+
+    class Interrupted(ThreadPoolExecutor):
+        def shutdown(self, wait=True, *, cancel_futures=False):
+            super().shutdown(wait=True, cancel_futures=cancel_futures)
+            raise KeyboardInterrupt  # as a second Ctrl-C during the wait
+
+    class CtrlC(red_backend):
+        def label(self, batch):
+            raise KeyboardInterrupt  # the first Ctrl-C, mid-run
+
+    monkeypatch.setattr(labeler.run, "ThreadPoolExecutor", Interrupted)
+    register_backend("ctrl-c-test", CtrlC)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_labeling(
+                dataclasses.replace(_cfg(dataset, tmp_path / "run"), backend="ctrl-c-test")
+            )
+    finally:
+        BACKENDS.pop("ctrl-c-test", None)
+    assert [t.name for t in threading.enumerate() if t.name.startswith("label-")] == []
+
+
 def test_shards_union_equals_single_run(red_backend, dataset, tmp_path):
     run_labeling(_cfg(dataset, tmp_path / "single"))
     a = run_labeling(_cfg(dataset, tmp_path / "sharded", shard=(0, 2)))

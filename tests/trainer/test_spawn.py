@@ -115,7 +115,7 @@ def test_ranks_exit_when_their_parent_is_killed(tmp_path):
     try:
         # three processes importing torch: a minute was not enough on a loaded 2-core machine
         pids, deadline = [], time.monotonic() + 180
-        while len(pids) < 2 and time.monotonic() < deadline:
+        while len(pids) < 2 and time.monotonic() < deadline and parent.poll() is None:
             time.sleep(0.2)
             pids = [int(p.read_text()) for p in tmp_path.glob("rank*.pid") if p.read_text()]
         assert len(pids) == 2, "the ranks did not start"
