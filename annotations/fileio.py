@@ -828,7 +828,32 @@ def fused_source(record: Any, root: Any) -> Path | None:
     doc = record if isinstance(record, dict) else {}
     config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
     inputs = doc.get("inputs") if isinstance(doc.get("inputs"), dict) else {}
-    return recorded_root(config.get("data"), inputs.get("data"), (config.get("out"), root))
+    return record_root(doc, config.get("data"), inputs.get("data"), (config.get("out"), root))
+
+
+def record_root(record: Any, given: Any, resolved: Any = None, beside: Any = None) -> Path | None:
+    """:func:`recorded_root` of a path that ``record`` holds, read from the folder its command
+    ran in (:func:`record_cwd`); as typed where that names the same from here (run in that
+    folder, as the command was), or where it is found nowhere (for an error to name, as
+    before). Before, ``engine info``, ``review`` and ``report`` run from another folder that
+    held a ``data`` of its own read that one, not the project's."""
+    found = recorded_root(given, resolved, beside, record_cwd(record))
+    if not isinstance(given, str) or not given or os.path.isabs(given) or found is None:
+        return found
+    if not found.exists() or (Path(given).exists() and _real(Path(given)) == _real(found)):
+        return Path(given)
+    return found
+
+
+def record_cwd(record: Any) -> str | None:
+    """The folder the command that wrote ``record`` (a ``run.json``, ``fuse.json``,
+    ``subset.json``, an export's record) ran in, its ``environment``'s ``cwd``, from which the
+    paths it holds as typed were typed: :func:`recorded_root` reads them from there. None for
+    a record without one (written before it was recorded, or by hand): read from here, as
+    before."""
+    env = record.get("environment") if isinstance(record, dict) else None
+    cwd = env.get("cwd") if isinstance(env, dict) else None
+    return cwd if isinstance(cwd, str) and os.path.isabs(cwd) else None
 
 
 def unexpanded(path: Path) -> str:
@@ -871,8 +896,12 @@ def fused_input(record: Any, root: Any, path: Any) -> Path | None:
     it is nowhere (for a line to name); None for no path."""
     if not isinstance(path, str) or not path:
         return None
-    typed, out = typed_together(path, record)
-    found = recorded_root(typed, None, (out, root))
+    if record_cwd(record) is None:
+        typed, out = typed_together(path, record)
+        found = recorded_root(typed, None, (out, root))
+    else:  # both read from the folder the command ran in
+        config = record.get("config") if isinstance(record.get("config"), dict) else {}
+        found = record_root(record, path, None, (config.get("out"), root))
     return found if found is not None and found.exists() else Path(path)
 
 

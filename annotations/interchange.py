@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from pycocotools import mask as coco_mask
 
-from annotations.fileio import first_line, read_json, read_text, recorded_root
+from annotations.fileio import first_line, read_json, read_text, record_root
 from annotations.instances import InstanceWindows, MaskWindow
 from annotations.labelmap import LOSSY_FORMATS, PIL_ERRORS, from_pillow
 from annotations.polygons import (
@@ -94,7 +94,7 @@ def exported_from(record: dict, key: str, where: Any = None) -> Path | None:
         folder = Path(where) if Path(where).is_dir() else Path(where).parent
         folder = folder.parent if folder.name in EXPORT_PARTS else folder
         beside = (record_part(record, "config").get("out"), folder)
-    return recorded_root(record[key], record.get(f"{key}_resolved"), beside)
+    return record_root(record, record[key], record.get(f"{key}_resolved"), beside)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from annotations.fileio import (
     parse_json,
     read_bytes,
     read_jsonl,
-    recorded_root,
+    record_root,
     split_key,
 )
 from annotations.instances import (
@@ -105,7 +105,9 @@ def read_run_info(path: str | os.PathLike) -> RunInfo:
         parent_name=taxonomy[info.parent].name,
         taxonomy=taxonomy,
         backend=str(backend or config.get("backend") or "unknown"),
-        data_root=recorded_root(data, doc.get("data_resolved"), (config.get("out"), path.parent)),
+        data_root=record_root(
+            doc, data, doc.get("data_resolved"), (config.get("out"), path.parent)
+        ),
         sha256=hashlib.sha256(raw).hexdigest(),
         record=doc,
     )

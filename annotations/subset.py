@@ -25,7 +25,7 @@ from annotations.fileio import (
     in_the_output,
     not_this_output,
     read_json,
-    recorded_root,
+    record_root,
     staged,
     swap_in,
 )
@@ -59,7 +59,7 @@ class Subset:
         two ways only); None when none is recorded."""
         info = self.info
         beside = (info.get("out"), self.root)
-        return recorded_root(info.get("data"), info.get("data_resolved"), beside)
+        return record_root(info, info.get("data"), info.get("data_resolved"), beside)
 
     def mask(self, stem: str) -> np.ndarray:
         """``(H, W) uint8`` mask of one image: 1 / 0 / 255 (unannotated)."""

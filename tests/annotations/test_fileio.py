@@ -847,3 +847,55 @@ def test_a_labelme_label_that_is_no_text_nor_number_is_named(label):
     kind = type(label).__name__
     with pytest.raises(ValueError, match=rf"^a\.json: shape 0: label must be text, got {kind} "):
         labelme_to_mask("a.json", "Bicycle", {"a": (8, 8)}, doc)
+
+
+def test_a_records_relative_paths_are_read_from_the_folder_its_command_ran_in(
+    tmp_path, monkeypatch
+):
+    """fuse.json's ``data``, a subset's, an export's run: typed relative to the folder the
+    command ran in (``environment.cwd``), they are read from there, not from the folder the
+    reader runs in. Before, ``engine info``/``report``/``review`` run from another folder that
+    held a ``data`` of its own read that one (``data`` here is found first). A copied project
+    reads the copy's, a moved one is still found, and a record without a cwd reads as before."""
+    import shutil
+
+    from annotations.fileio import fused_input, fused_source, record_cwd
+    from annotations.interchange import exported_from
+    from annotations.subset import Subset
+
+    proj, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
+    for folder in (proj / "data", proj / "runs" / "fused" / "x", elsewhere / "data"):
+        folder.mkdir(parents=True)  # elsewhere/data: a decoy of the same name
+    fuse = {
+        "config": {"data": "data", "out": "runs/fused/x"},
+        "inputs": {"data": str(proj / "data")},
+        "environment": {"cwd": str(proj)},
+    }
+    typed = {
+        **fuse["config"],
+        "data_resolved": str(proj / "data"),
+        "environment": fuse["environment"],
+    }
+    subset = Subset(proj / "runs" / "fused" / "x", "Bicycle", "test", (), typed)
+    export = {"run": "data", "config": {"out": "runs/fused/x"}, "environment": fuse["environment"]}
+    monkeypatch.chdir(elsewhere)
+    x = "../proj/runs/fused/x"
+    assert fused_source(fuse, x) == proj / "data"  # not the decoy
+    assert fused_input(fuse, x, "data") == proj / "data"  # a run fused, typed relative
+    assert subset.data_root == proj / "data"
+    assert exported_from(export, "run", x) == proj / "data"
+    assert record_cwd(fuse) == str(proj)
+    assert [record_cwd(r) for r in ({}, [], {"environment": {"cwd": "rel"}})] == [None] * 3
+    # without a cwd (a record of before): from here first, as before
+    old = {k: v for k, v in fuse.items() if k != "environment"}
+    assert fused_source(old, x) == Path("data")
+    shutil.copytree(proj, tmp_path / "copy")  # cp -r, the original kept: the copy's own
+    assert fused_source(fuse, "../copy/runs/fused/x") == Path("../copy/data")
+    monkeypatch.chdir(tmp_path / "copy")  # in the copy: its own, as typed
+    assert fused_source(fuse, "runs/fused/x") == Path("data")
+    monkeypatch.chdir(proj)  # where it ran: as typed (what info and fuse's lines print)
+    assert fused_source(fuse, "runs/fused/x") == Path("data")
+    monkeypatch.chdir(elsewhere)
+    shutil.rmtree(tmp_path / "copy")
+    proj.rename(tmp_path / "moved")  # moved: found beside the fused dataset where it is now
+    assert fused_source(fuse, "../moved/runs/fused/x") == Path("../moved/data")

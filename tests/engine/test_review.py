@@ -991,3 +991,27 @@ def test_unreadable_images_past_the_limit_are_counted_and_long_lists_cut(
     (out / "review.json").write_text(json.dumps(record | {"failed": record["failed"] * 3}))
     info = " ".join(re.sub("[│┌┐└┘─┬┴]", " ", _info(out)[1]).split())
     assert "not drawn ... and 4 more (see review.json)" in info
+
+
+def test_a_run_read_from_another_folder_with_a_data_of_its_own_reads_the_runs_dataset(
+    tmp_path, monkeypatch
+):
+    """A run labelled with ``--data data`` in its project (run.json's environment.cwd), read
+    from another folder that holds a ``data`` of its own: ``engine info`` counts, and review
+    draws, the project's dataset. Before, the ``data`` here came first: info counted its five
+    images as not yet labelled, and review drew its photos under the run's masks."""
+    from engine.info import label_run_stats
+
+    proj = tmp_path / "proj"
+    make_dataset(proj / "data", n=2, size=(H, W))
+    make_dataset(tmp_path / "elsewhere" / "data", n=5, size=(H, W), seed=3)  # a decoy
+    run = proj / "runs" / "label"
+    make_run(run, proj / "data", {"img000": [disk(H, W, 75, 60, 40)], "img001": []}, (H, W))
+    doc = json.loads((run / "run.json").read_text())
+    doc["config"]["data"], doc["config"]["out"] = "data", "runs/label"
+    doc["data_resolved"], doc["environment"] = str(proj / "data"), {"cwd": str(proj)}
+    (run / "run.json").write_text(json.dumps(doc))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    stats = label_run_stats("../proj/runs/label")
+    assert stats.data_root == proj / "data"
+    assert stats.splits["test"].pending == 2  # the project's two, none labelled (no manifest)
