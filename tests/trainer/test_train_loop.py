@@ -1265,3 +1265,62 @@ def test_a_resume_continues_to_the_iters_its_run_recorded(tmp_path, resume, name
     if recorded is not None:
         (tmp_path / "config.json").write_text(json.dumps(recorded))
     assert resumed_iters(TrainConfig(out=str(tmp_path), iters=7, resume=resume), named) == want
+
+
+def test_checkpoints_validations_and_log_lines_fall_on_their_steps(tmp_path, monkeypatch):
+    """Each ``*_every`` by hand, none a multiple of another. 6 steps, val_every 3, checkpoint
+    and log every 4, keep every 2: validated at 3 and 6 (the end once), last.pt at 4 and 6 (the
+    end) and at each kept step, kept at 2, 4 and 6, logged at 4 and 6. 7 steps stopped after 5
+    (val_every 0, checkpoint every 2, keep every 3, log every 5): last.pt at 2, 3 (kept), 4 and
+    5 (the stop), logged at 5, no validation; resumed: last.pt at 6 (kept) and 7, logged at 7,
+    validated at 7 alone. Before, a step was kept only where last.pt was refreshed anyway:
+    keep_every 2 under checkpoint_every 4 kept 4 and 6, keep_every 3 under 2 kept 6 alone."""
+    import trainer.train as train_module
+
+    _fake_validation(monkeypatch)
+    saved = []
+    save = train_module.save_checkpoint
+
+    def spy(path, state):
+        saved.append((path.name, state["step"]))
+        return save(path, state)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", spy)
+    root = write_dataset(tmp_path / "data", splits=("train", "val"))
+
+    def steps(run, **kw):
+        saved.clear()
+        kw = dict(val_split="val", val_size=[64, 48], **kw)
+        train(_cfg(root, run, **kw), model=_stub(7))
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return (
+            [x["step"] for x in lines if "val" in x],
+            list(saved),
+            [x["step"] for x in lines if "loss" in x],
+        )
+
+    every = dict(iters=6, val_every=3, checkpoint_every=4, keep_every=2, log_every=4)
+    assert steps(tmp_path / "a", **every) == (
+        [3, 6],
+        [
+            ("last.pt", 2),
+            ("step_0000002.pt", 2),
+            ("last.pt", 4),
+            ("step_0000004.pt", 4),
+            ("last.pt", 6),
+            ("step_0000006.pt", 6),
+        ],
+        [4, 6],
+    )
+    every = dict(iters=7, val_every=0, checkpoint_every=2, keep_every=3, log_every=5)
+    run = tmp_path / "b"
+    assert steps(run, max_steps_this_run=5, **every) == (
+        [],
+        [("last.pt", 2), ("last.pt", 3), ("step_0000003.pt", 3), ("last.pt", 4), ("last.pt", 5)],
+        [5],
+    )
+    assert steps(run, resume=True, **every) == (
+        [7],
+        [("last.pt", 6), ("step_0000006.pt", 6), ("last.pt", 7)],
+        [5, 7],
+    )
