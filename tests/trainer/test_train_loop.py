@@ -1210,7 +1210,7 @@ def test_a_checkpoint_without_a_schedule_is_planned_for_the_iters_given(tmp_path
         (4, 4, 4, [{"step": 4, "val": {}}], True),
         (4, 4, 4, [{"step": 4, "loss": 1.0}, {"step": 3, "val": {}}], False),  # stopped in it
         (4, 4, 4, [], False),  # no log
-        (4, 4, 4, ["[damaged"], False),
+        (4, 4, 4, ["[damaged", {"step": 4, "val": {}}], False),  # validated again
     ],
 )
 def test_a_run_is_finished_at_its_plans_end_with_its_last_validation_logged(
@@ -1272,8 +1272,8 @@ def test_checkpoints_validations_and_log_lines_fall_on_their_steps(tmp_path, mon
     and log every 4, keep every 2: validated at 3 and 6 (the end once), last.pt at 4 and 6 (the
     end) and at each kept step, kept at 2, 4 and 6, logged at 4 and 6. 7 steps stopped after 5
     (val_every 0, checkpoint every 2, keep every 3, log every 5): last.pt at 2, 3 (kept), 4 and
-    5 (the stop), logged at 5, no validation; resumed: last.pt at 6 (kept) and 7, logged at 7,
-    validated at 7 alone. Before, a step was kept only where last.pt was refreshed anyway:
+    5 (the stop), logged at 5, no validation; resumed with val_every 1 and keep_every 0: last.pt
+    at 6 and 7, none kept, logged at 7, validated at 6 and 7 (the end once). Before, a step was kept only where last.pt was refreshed anyway:
     keep_every 2 under checkpoint_every 4 kept 4 and 6, keep_every 3 under 2 kept 6 alone."""
     import trainer.train as train_module
 
@@ -1319,8 +1319,8 @@ def test_checkpoints_validations_and_log_lines_fall_on_their_steps(tmp_path, mon
         [("last.pt", 2), ("last.pt", 3), ("step_0000003.pt", 3), ("last.pt", 4), ("last.pt", 5)],
         [5],
     )
-    assert steps(run, resume=True, **every) == (
-        [7],
-        [("last.pt", 6), ("step_0000006.pt", 6), ("last.pt", 7)],
+    assert steps(run, resume=True, **{**every, "val_every": 1, "keep_every": 0}) == (
+        [6, 7],
+        [("last.pt", 6), ("last.pt", 7)],
         [5, 7],
     )
