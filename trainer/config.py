@@ -68,7 +68,7 @@ class TrainConfig:
         default_factory=list
     )  # annotated subset dirs (engine annotate): their new class scored against the annotations
     checkpoint_every: int = 1000  # refresh last.pt every N steps (and at the end)
-    keep_every: int = 10000  # also keep step_NNNNNNN.pt every N steps; 0: never
+    keep_every: int = 10000  # also keep step_NNNNNNN.pt every N steps (and last.pt); 0: never
     log_every: int = 20  # write a metrics.jsonl line every N steps
     progress: bool = True  # rich progress bar (rank 0 only)
     resume: bool = False  # continue from <out>/last.pt

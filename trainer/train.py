@@ -1315,13 +1315,16 @@ def _train(
                             # as a SIGTERM at a step's end does, instead of losing every step
                             # since the last checkpoint
                             halt = True
-                if halt or done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop):
+                # a kept step is a checkpoint too: kept only where last.pt was refreshed, a
+                # keep_every of 500 under checkpoint_every 1,000 kept every other file promised
+                keep = cfg.keep_every > 0 and done % cfg.keep_every == 0
+                if halt or keep or done % cfg.checkpoint_every == 0 or done in (cfg.iters, stop):
                     # a collective: every rank takes part
                     rngs = _gather_rng_states(world, device.type == "cuda")
                     if is_main:
                         state = checkpoint_state(done, rngs)
                         result.last_checkpoint = save_checkpoint(last, state)
-                        if cfg.keep_every > 0 and done % cfg.keep_every == 0:
+                        if keep:
                             save_checkpoint(out / f"step_{done:07d}.pt", state)
                 if halt:  # every rank together, the step checkpointed: --resume goes on here
                     stopping.passed_on()  # a SIGTERM to one rank stops each as it stops that one

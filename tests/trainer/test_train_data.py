@@ -161,7 +161,7 @@ class _EdgeRng:
         return lo
 
 
-@pytest.mark.parametrize(("p", "value"), [(0.49, 198), (0.51, 100)])
+@pytest.mark.parametrize(("p", "value"), [(0.49, 198), (0.5, 100), (0.51, 100)])
 def test_photometric_steps_each_run_below_probability_one_half_with_mmsegs_ranges(p, value):
     """mmseg's ranges: brightness +-32, contrast and saturation x0.5..1.5, hue -18..18. Under
     0.5 every step runs (contrast first): grey 100 + 32 = 132, x1.5 = 198 (grey has no
@@ -171,6 +171,47 @@ def test_photometric_steps_each_run_below_probability_one_half_with_mmsegs_range
     assert out.dtype == np.uint8 and (out == value).all()
     ranges = [("uniform", -32, 32), ("uniform", 0.5, 1.5), ("uniform", 0.5, 1.5)]
     assert rng.asked == (ranges + [("integers", -18, 19)] if p < 0.5 else [])
+
+
+class _SeqRng(_EdgeRng):
+    """:class:`_EdgeRng` whose ``random()`` gives ``draws`` in turn, and ``uniform`` the
+    ``uniforms`` given (else its upper end)."""
+
+    def __init__(self, draws: list[float], uniforms: list[float] | None = None) -> None:
+        super().__init__(0.0)
+        self.draws, self.uniforms = list(draws), uniforms
+
+    def random(self) -> float:
+        return self.draws.pop(0)
+
+    def uniform(self, lo, hi):
+        return self.uniforms.pop(0) if self.uniforms is not None else super().uniform(lo, hi)
+
+
+@pytest.mark.parametrize(
+    ("draws", "uniforms", "want"),
+    [
+        ([0.4] * 6, None, [[255, 57, 64], [255, 0, 153]]),  # contrast first
+        ([0.4, 0.6, 0.4, 0.4, 0.4], None, [[255, 10, 100], [255, 0, 229]]),  # contrast last
+        ([0.4, 0.4, 0.4, 0.6, 0.6], [-32, 0.5], [[84, 34, 9], [111, 0, 0]]),  # darker, no HSV
+    ],
+)
+def test_photometric_saturation_and_hue_on_coloured_pixels_by_hand(draws, uniforms, want):
+    """Saturation x1.5 and hue -18 through OpenCV's HSV (H = degrees / 2, S and V 0..255) on
+    RGB (200, 100, 50) and (255, 0, 0); the grey test above cannot see either step. Contrast
+    first: +32 then x1.5 gives (348, 198, 123) -> clipped (255, 198, 123) = HSV (17, 132, 255);
+    S x1.5 = 198, H 17 - 18 = -1 wraps to 179 (358 deg): C = 198, min 57, B = 57 + 198 x 2/60
+    = 63.6 -> (255, 57, 64). (287, 48, 48) -> (255, 48, 48) = HSV (0, 207, 255); S 310.5
+    clipped to 255, H -18 -> 162 (324 deg): B = 255 x 36/60 = 153 -> (255, 0, 153). Contrast
+    last: (232, 132, 82) = HSV (10, 165, 232); S 247.5 -> 247, H -8 -> 172 (344 deg): C = 224.7,
+    min 7.3, B = 7.3 + 224.7 x 16/60 = 67.2 -> (232, 7, 67), x1.5 -> (255, 10, 100); (255, 32,
+    32) = HSV (0, 223, 255) -> (162, 255, 255) = (255, 0, 153), x1.5 -> (255, 0, 229). -32 and
+    x0.5 alone: (84, 34, 9) = HSV (10, 228, 84), back unchanged; (111.5, -16, -16) clipped at 0
+    (not wrapped to uint8 240) -> (111, 0, 0)."""
+    image = np.array([[[200, 100, 50], [255, 0, 0]]], np.uint8)
+    rng = _SeqRng(draws, uniforms)
+    out = photometric_distortion(image, rng)
+    assert out.dtype == np.uint8 and out.tolist() == [want] and rng.draws == draws[5:]
 
 
 def test_stream_sampler_shards_and_resumes():

@@ -126,6 +126,77 @@ def test_config_strict_yaml_and_overrides(tmp_path):
         assert str(err.value).startswith(str(tmp_path / msg))
 
 
+# each bound of TrainConfig at its edge: (setting accepted, setting refused, the refusal)
+EDGES = [
+    *[  # _LOWEST's table: the lowest value taken, the one below refused
+        ({k: low}, {k: low - 1}, f"{k} must be >= {low}, got {low - 1}")
+        for k, low in (
+            ("num_workers", -1),
+            ("threads", 0),
+            ("val_every", 0),
+            ("val_max_images", 0),
+            ("checkpoint_every", 1),
+            ("keep_every", 0),
+            ("log_every", 1),
+            ("max_steps_this_run", 0),
+            ("seed", 0),
+        )
+    ],
+    *[
+        ({k: 0.0}, {k: -0.5}, f"{k} must be >= 0, got -0.5")
+        for k in ("grad_clip", "weight_decay", "backbone_lr_mult")
+    ],
+    *[
+        (
+            {k: 1, "batch_size": 1} if k == "accum_steps" else {k: 1},
+            {k: 0},
+            f"{k} must be >= 1, got 0",
+        )
+        for k in ("iters", "batch_size", "accum_steps")
+    ],
+    ({"processes": 0}, {"processes": -1}, "processes must be >= 0 (0: one per CPU core), got -1"),
+    ({"lr": 1e-12}, {"lr": 0.0}, "lr must be > 0, got 0.0"),
+    ({"betas": (0.0, 0.0)}, {"betas": (-0.1, 0.9)}, "betas must be in [0, 1), got [-0.1, 0.9]"),
+    ({"betas": (0.9, 0.9999)}, {"betas": (0.9, 1)}, "betas must be in [0, 1), got [0.9, 1.0]"),
+    (
+        {"batch_size": 6, "accum_steps": 3},
+        {"batch_size": 6, "accum_steps": 4},
+        "batch_size 6 is not divisible by accum_steps 4",
+    ),
+    (
+        {"iters": 5, "warmup_iters": 4},
+        {"iters": 5, "warmup_iters": 5},
+        "warmup_iters must be in 0..iters-1, got 5",
+    ),
+    ({"warmup_iters": 0}, {"warmup_iters": -1}, "warmup_iters must be in 0..iters-1, got -1"),
+    ({"min_lr_ratio": 0.0}, {"min_lr_ratio": -0.1}, "min_lr_ratio must be in 0..1, got -0.1"),
+    ({"min_lr_ratio": 1.0}, {"min_lr_ratio": 1.5}, "min_lr_ratio must be in 0..1, got 1.5"),
+    (
+        {"seed": 2**32 - 1},
+        {"seed": 2**32},
+        "seed must be <= 4294967295 (2**32 - 1), got 4294967296",
+    ),
+]
+
+
+@pytest.mark.parametrize(("taken", "refused", "said"), EDGES)
+def test_each_config_bound_takes_its_edge_and_refuses_the_next_value(taken, refused, said):
+    """Every check of ``TrainConfig.__post_init__`` at its edge; the file-level test above sees
+    only a few values far from them (``log_every: 0``, ``val_every: -5``)."""
+    cfg = TrainConfig(**taken)
+    assert all(getattr(cfg, k) == v for k, v in taken.items())
+    with pytest.raises(ValueError) as err:
+        TrainConfig(**refused)
+    assert str(err.value) == said
+
+
+def test_config_normalises_betas_val_size_and_a_val_split_named_none():
+    cfg = TrainConfig(betas=[0, 0.5], val_size=[640.0, 480], val_split=" None ")
+    assert cfg.betas == (0.0, 0.5) and type(cfg.betas[0]) is float
+    assert cfg.val_size == (640, 480) and type(cfg.val_size[0]) is int and cfg.val_split == ""
+    assert TrainConfig(val_size=None, val_split=None).val_size is None
+
+
 def test_param_groups_lr_and_decay():
     model = StubModel(3)
     groups = {g["name"]: g for g in param_groups(model, TrainConfig(lr=1e-3))}
@@ -1067,3 +1138,189 @@ def test_grad_clip_0_does_not_clip_and_a_tiny_one_shrinks_the_first_step(tmp_pat
     after = load_checkpoint(tmp_path / "run" / "last.pt")["model"]
     moved = max(float((after[n] - before[n]).abs().max()) for n in before)
     assert low < moved <= high
+
+
+@pytest.mark.parametrize(
+    ("step", "planned", "iters", "said"),
+    [
+        (3, 4, 4, None),  # the plan goes on
+        (3, 4, 5, None),  # extended
+        (4, 4, 4, None),  # finished as planned: _finished's case
+        (4, 4, 5, None),  # a finished run extended
+        (
+            3,
+            4,
+            3,
+            "at step 3 of 4; --iters 3 leaves nothing to train: give --iters 4 (its plan) "
+            "or another above 3",
+        ),
+        (
+            4,
+            4,
+            3,
+            "at step 4 of 4; --iters 3 leaves nothing to train: it is finished; give "
+            "--iters above 4 to extend it",
+        ),
+        (
+            4,
+            5,
+            4,
+            "at step 4 of 5; --iters 4 leaves nothing to train: give --iters 5 (its plan) "
+            "or another above 4",
+        ),
+        (
+            40000,
+            80000,
+            30000,
+            "at step 40,000 of 80,000; --iters 30000 leaves nothing to "
+            "train: give --iters 80000 (its plan) or another above 40000",
+        ),
+    ],
+)
+def test_a_resumes_iters_is_checked_against_the_step_and_the_plan(
+    tmp_path, step, planned, iters, said
+):
+    from trainer.train import _check_resume_iters
+
+    ckpt, last = {"step": step, "scheduler": {"iters": planned}}, tmp_path / "last.pt"
+    if said is None:
+        _check_resume_iters(ckpt, TrainConfig(iters=iters), last)
+        return
+    with pytest.raises(ValueError) as err:
+        _check_resume_iters(ckpt, TrainConfig(iters=iters), last)
+    assert str(err.value) == f"{last}: the run is {said}"
+
+
+def test_a_checkpoint_without_a_schedule_is_planned_for_the_iters_given(tmp_path):
+    from trainer.train import _check_resume_iters, _finished
+
+    _check_resume_iters({"step": 4}, TrainConfig(iters=4), tmp_path)  # 4 of 4: finished
+    assert _finished({"step": 4}, TrainConfig(iters=4, val_split=""), tmp_path)
+    with pytest.raises(ValueError, match="at step 4 of 3; --iters 3 .* it is finished"):
+        _check_resume_iters({"step": 4}, TrainConfig(iters=3), tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("step", "planned", "iters", "lines", "finished"),
+    [
+        (4, 4, 4, None, True),  # no validation: at its planned end
+        (3, 4, 4, None, False),
+        (4, 4, 5, None, False),  # extended
+        (4, 5, 4, None, False),  # cut short: not the plan
+        (4, 4, 4, [{"step": 4, "val": {}}], True),
+        (4, 4, 4, [{"step": 4, "loss": 1.0}, {"step": 3, "val": {}}], False),  # stopped in it
+        (4, 4, 4, [], False),  # no log
+        (4, 4, 4, ["[damaged", {"step": 4, "val": {}}], False),  # validated again
+    ],
+)
+def test_a_run_is_finished_at_its_plans_end_with_its_last_validation_logged(
+    tmp_path, step, planned, iters, lines, finished
+):
+    from trainer.train import _finished
+
+    validates = lines is not None
+    if lines:
+        text = "\n".join(x if isinstance(x, str) else json.dumps(x) for x in lines) + "\n"
+        (tmp_path / "metrics.jsonl").write_text(text)
+    cfg = TrainConfig(iters=iters, val_split="val" if validates else "")
+    assert _finished({"step": step, "scheduler": {"iters": planned}}, cfg, tmp_path) is finished
+
+
+def test_a_changed_schedule_gives_both_learning_rates_by_hand():
+    """lr 1e-2, step 3. Planned 4, continued to 8: 0.5 (1 + cos(3 pi / 4)) = 0.1464 was,
+    0.5 (1 + cos(3 pi / 8)) = 0.6913 now. Planned 8 to 4 with warmup 2 and floor 0.5: was
+    0.5 + 0.25 (1 + cos(pi / 6)) = 0.9665, now 0.5 + 0.25 (1 + cos(pi / 2)) = 0.75."""
+    from trainer.train import _changed_schedule
+
+    assert _changed_schedule({"step": 3, "scheduler": {"iters": 4}}, TrainConfig(iters=4)) is None
+    said = _changed_schedule({"step": 3, "scheduler": {"iters": 4}}, TrainConfig(lr=1e-2, iters=8))
+    assert said == (
+        "the run was planned for 4 iterations and continues to 8: the cosine schedule is "
+        "recomputed over 8, so the learning rate at step 3 is 0.00691 (it was 0.00146); the "
+        "losses and scores are no longer those of a run planned for 8 from the start"
+    )
+    cfg = TrainConfig(lr=1e-2, iters=4, warmup_iters=2, min_lr_ratio=0.5)
+    said = _changed_schedule({"step": 3, "scheduler": {"iters": 8000}}, cfg)
+    assert said.startswith("the run was planned for 8,000 iterations and continues to 4: ")
+    said = _changed_schedule({"step": 3, "scheduler": {"iters": 8}}, cfg)
+    assert "at step 3 is 0.0075 (it was 0.00967)" in said
+
+
+@pytest.mark.parametrize(
+    ("resume", "named", "recorded", "want"),
+    [
+        (True, False, {"config": {"iters": 150}}, 150),  # the run's own plan
+        (True, True, {"config": {"iters": 150}}, 7),  # --iters or the config file: as given
+        (False, False, {"config": {"iters": 150}}, 7),  # not a resume
+        (True, False, None, 7),  # no config.json
+        (True, False, {"config": {"iters": 0}}, 7),
+        (True, False, {"config": {"iters": 1}}, 1),
+        (True, False, {"config": {"iters": "150"}}, 7),
+        (True, False, {"config": {}}, 7),
+    ],
+)
+def test_a_resume_continues_to_the_iters_its_run_recorded(tmp_path, resume, named, recorded, want):
+    from trainer.config import resumed_iters
+
+    if recorded is not None:
+        (tmp_path / "config.json").write_text(json.dumps(recorded))
+    assert resumed_iters(TrainConfig(out=str(tmp_path), iters=7, resume=resume), named) == want
+
+
+def test_checkpoints_validations_and_log_lines_fall_on_their_steps(tmp_path, monkeypatch):
+    """Each ``*_every`` by hand, none a multiple of another. 6 steps, val_every 3, checkpoint
+    and log every 4, keep every 2: validated at 3 and 6 (the end once), last.pt at 4 and 6 (the
+    end) and at each kept step, kept at 2, 4 and 6, logged at 4 and 6. 7 steps stopped after 5
+    (val_every 0, checkpoint every 2, keep every 3, log every 5): last.pt at 2, 3 (kept), 4 and
+    5 (the stop), logged at 5, no validation; resumed with val_every 1 and keep_every 0: last.pt
+    at 6 and 7, none kept, logged at 7, validated at 6 and 7 (the end once). Before, a step was kept only where last.pt was refreshed anyway:
+    keep_every 2 under checkpoint_every 4 kept 4 and 6, keep_every 3 under 2 kept 6 alone."""
+    import trainer.train as train_module
+
+    _fake_validation(monkeypatch)
+    saved = []
+    save = train_module.save_checkpoint
+
+    def spy(path, state):
+        saved.append((path.name, state["step"]))
+        return save(path, state)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", spy)
+    root = write_dataset(tmp_path / "data", splits=("train", "val"))
+
+    def steps(run, **kw):
+        saved.clear()
+        kw = dict(val_split="val", val_size=[64, 48], **kw)
+        train(_cfg(root, run, **kw), model=_stub(7))
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return (
+            [x["step"] for x in lines if "val" in x],
+            list(saved),
+            [x["step"] for x in lines if "loss" in x],
+        )
+
+    every = dict(iters=6, val_every=3, checkpoint_every=4, keep_every=2, log_every=4)
+    assert steps(tmp_path / "a", **every) == (
+        [3, 6],
+        [
+            ("last.pt", 2),
+            ("step_0000002.pt", 2),
+            ("last.pt", 4),
+            ("step_0000004.pt", 4),
+            ("last.pt", 6),
+            ("step_0000006.pt", 6),
+        ],
+        [4, 6],
+    )
+    every = dict(iters=7, val_every=0, checkpoint_every=2, keep_every=3, log_every=5)
+    run = tmp_path / "b"
+    assert steps(run, max_steps_this_run=5, **every) == (
+        [],
+        [("last.pt", 2), ("last.pt", 3), ("step_0000003.pt", 3), ("last.pt", 4), ("last.pt", 5)],
+        [5],
+    )
+    assert steps(run, resume=True, **{**every, "val_every": 1, "keep_every": 0}) == (
+        [6, 7],
+        [("last.pt", 6), ("last.pt", 7)],
+        [5, 7],
+    )
