@@ -271,3 +271,20 @@ def test_a_path_that_cannot_be_read_is_no_cvat_export(tmp_path):
     assert not is_cvat_xml(tmp_path / "gone.xml")
     (tmp_path / "real.xml").write_text(_xml(_image("img000.jpg")))
     assert is_cvat_xml(tmp_path / "real.xml")
+
+
+def test_an_xml_file_is_a_cvat_export_by_its_annotations_and_version_or_meta(tmp_path):
+    """CVAT's XML starts ``<annotations>`` then ``<version>`` or ``<meta>``; an HTML page with a
+    ``<meta>`` tag, or another tool's ``<annotations>`` with neither, is no CVAT export (a
+    mutant that took either half alone passed every test)."""
+    files = {
+        "cvat_version.xml": "<?xml version='1.0'?><annotations><version>1.1</version></annotations>",
+        "cvat_meta.xml": "<annotations><meta><task/></meta></annotations>",
+        "page.xml": "<html><head><meta charset='utf-8'/></head><version>2</version></html>",
+        "other.xml": "<annotations><image name='a.jpg'/></annotations>",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    found = {name: is_cvat_xml(tmp_path / name) for name in files}
+    assert found == {"cvat_version.xml": True, "cvat_meta.xml": True, "page.xml": False,
+                     "other.xml": False}  # fmt: skip

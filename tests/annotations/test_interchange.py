@@ -7,7 +7,7 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from annotations.instances import InstanceWindows, MaskWindow
-from annotations.interchange import CocoBuilder, ExportImage
+from annotations.interchange import CocoBuilder, ExportImage, to_labelme
 
 H, W = 12, 16
 
@@ -55,3 +55,40 @@ def test_coco_annotations_of_an_instance_and_unannotated_pixels(mask_format):
     else:
         assert np.array_equal(coco_mask.decode(one["segmentation"]), mask)
         assert np.array_equal(coco_mask.decode(two["segmentation"]), unannotated)
+
+
+def test_to_labelme_keeps_every_outline_corner_unless_told_to_simplify():
+    """A 7x3 block (columns 2-8, rows 3-5) with one pixel above column 5: LabelMe's polygon
+    runs through the outline's pixel centres, 7 corners, when ``simplify`` is not given (a
+    mutant whose default was 1.0 px passed: it cut the bump's two foot corners)."""
+    mask = np.zeros((H, W), bool)
+    mask[3:6, 2:9] = True
+    mask[2, 5] = True
+    instances = InstanceWindows(
+        (H, W), np.array([1]), (MaskWindow.from_full(mask),), scores=np.array([0.5])
+    )
+    doc = to_labelme(ExportImage("img000", "img000.jpg", instances), "Bicycle", "img000.jpg")
+    (shape,) = doc["shapes"]
+    assert shape["points"] == [[5, 2], [4, 3], [2, 3], [2, 5], [8, 5], [8, 3], [6, 3]]
+    assert (doc["imageHeight"], doc["imageWidth"], shape["group_id"]) == (12, 16, 0)
+
+
+def test_a_labelme_mask_up_to_twice_the_image_s_size_is_read_one_pixel_more_refused():
+    """The bound is twice the 16x12 image on each side: a 32x24 patch is read, 33 wide or 25
+    high is refused (a mutant that allowed three times the height passed every test)."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    from annotations.interchange import _mask_patch
+
+    def png(w, h):
+        buf = io.BytesIO()
+        Image.new("L", (w, h), 1).save(buf, "PNG")
+        return base64.b64encode(buf.getvalue()).decode("ascii")
+
+    assert _mask_patch(png(32, 24), "shape 0", (W, H)).shape == (24, 32)
+    for w, h in ((33, 1), (1, 25)):
+        with pytest.raises(ValueError, match=rf"^shape 0: its mask is {w}x{h}, over twice the"):
+            _mask_patch(png(w, h), "shape 0", (W, H))

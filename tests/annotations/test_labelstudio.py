@@ -12,11 +12,14 @@ import pytest
 from annotations.instances import InstanceWindows, MaskWindow
 from annotations.interchange import image_path
 from annotations.labelstudio import (
+    bitmask_to_mask,
     brush_to_mask,
     decode_rle,
     encode_rle,
+    is_labelstudio,
     labelstudio_to_masks,
     mask_to_brush,
+    task_image,
     tasks_of_json_min,
     to_labelstudio,
     window_to_brush,
@@ -87,6 +90,14 @@ def test_encode_writes_label_studio_s_header():
     assert bits[:53] == f"{4:032b}" + "00111" + "0010" + "0011" + "0111" + "1111"
     assert bits[53:67] == "1" + "00" + "011" + "11111111"
     assert set(bits[67:]) <= {"0"} and len(bits) % 8 == 0
+
+
+def test_a_one_pixel_mask_is_one_brush_record_and_an_empty_one_none():
+    """A 1x1 mask in is the stream of one repeat record of four 255s (a mutant that wrote the
+    empty stream for a mask of one pixel passed); a mask of no pixel has 0 values."""
+    assert mask_to_brush(np.ones((1, 1), bool)) == encode_rle(np.array([255]), np.array([4]))
+    assert decode_rle(mask_to_brush(np.ones((1, 1), bool))).tolist() == [255, 255, 255, 255]
+    assert decode_rle(mask_to_brush(np.zeros((0, 5), bool))).tolist() == []
 
 
 def test_brush_masks_round_trip_and_hold_four_equal_channels():
@@ -386,6 +397,27 @@ def test_a_region_drawn_after_whole_turns_is_read_as_drawn(tmp_path, turns):
     assert np.array_equal(_read(tmp_path, [_task("img000", region)])["img000"].mask, expected)
 
 
+def test_a_list_is_json_min_only_when_every_row_is_an_annotation_s():
+    """JSON-MIN is a row per annotation, each with ``annotation_id`` and no ``data``; a list
+    where one row is another's is no Label Studio export (a mutant that asked any row
+    passed every test)."""
+    row = {"image": "/data/upload/1/img000.jpg", "id": 1, "annotation_id": 7}
+    assert is_labelstudio([row, {**row, "id": 2, "annotation_id": 8}])
+    assert not is_labelstudio([row, {"image": "img001.jpg", "id": 2}])
+    assert not is_labelstudio([row, {**row, "data": {"image": "img001.jpg"}}])
+    assert is_labelstudio([{"data": {"image": "img000.jpg"}, "id": 1}])
+
+
+def test_a_task_s_image_is_its_data_s_one_string_besides_the_export_record():
+    """Data without ``image``: its one string value is the image, numbers and lists and the
+    engine's export record aside (a mutant that counted every value not the record passed)."""
+    data = {"photo": "/data/upload/3/a.jpg", "n": 3, "tags": ["x"], "mass_engine_export": "r"}
+    assert task_image({"data": data}, "task 1") == "/data/upload/3/a.jpg"
+    assert task_image({"data": {**data, "image": "b.jpg"}}, "task 1") == "b.jpg"
+    with pytest.raises(ValueError, match=r"^task 2: cannot tell the image from the task data's"):
+        task_image({"data": {**data, "caption": "a bicycle"}}, "task 2")
+
+
 def test_json_min_keeps_the_image_size_at_the_region_and_other_lists_as_data():
     """A JSON-MIN value's original_width and original_height move to its region, where the JSON
     export has them (the size is checked against the dataset's there); a list of the task's
@@ -536,6 +568,21 @@ def _bitmask(rgba: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buf, "PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def test_bitmask_to_mask_is_the_layer_s_pixels_of_non_zero_alpha_at_its_size():
+    """The library's ``bitmask_to_mask`` (no test called it: a mutant that painted nothing, or
+    made the mask as wide as high, passed): an ``(H, W)`` bool mask, in where alpha is not 0."""
+    layer = np.zeros((H, W, 4), np.uint8)
+    layer[0, 15, 3] = 255  # the last column of the first row
+    layer[11, 0:3, 3] = 1  # the faintest alpha, in the last row
+    layer[4, 7] = (255, 255, 255, 0)  # white but transparent: out
+    expected = np.zeros((H, W), bool)
+    expected[0, 15] = True
+    expected[11, 0:3] = True
+    found = bitmask_to_mask(_bitmask(layer), H, W)
+    assert found.dtype == bool and found.shape == (12, 16)
+    np.testing.assert_array_equal(found, expected)
 
 
 def test_bitmask_regions_are_their_layers_pixels_of_non_zero_alpha(tmp_path):
