@@ -274,3 +274,18 @@ def test_sam3_tile_crops_are_the_windows_rows_and_columns(hw, grid, windows):
         assert tuple(crop.shape) == (y1 - y0, x1 - x0, 3)
         assert (int(crop[0, 0, 0]), int(crop[-1, -1, 0])) == (y0, y1 - 1)
         assert (int(crop[0, 0, 1]), int(crop[-1, -1, 1])) == (x0, x1 - 1)
+
+
+def test_sam3_mask_only_pass_gives_no_probability_map():
+    """At ``floor == MASK_THRESHOLD`` (the candidates' pass) only the tight mask comes back, no
+    float16 copy of the window; below it the probabilities come too. A constant 0.9 map upsamples
+    to 0.9 everywhere: mask = the whole 3x4 window at the crop's offset (x 5, y 2)."""
+    from labeler.sam3 import MASK_THRESHOLD, probs_in_windows
+
+    low = torch.full((1, 2, 2), 0.9)
+    ((mask, prob),) = probs_in_windows(low, (3, 4), (5, 2), MASK_THRESHOLD)
+    assert (mask.y0, mask.x0, mask.mask.shape, bool(mask.mask.all())) == (2, 5, (3, 4), True)
+    assert prob is None
+    ((mask, prob),) = probs_in_windows(low, (3, 4), (5, 2))
+    assert (mask.y0, mask.x0, mask.mask.shape) == (2, 5, (3, 4))
+    assert prob.dtype == np.float16 and prob.tolist() == [[np.float16(0.9)] * 4] * 3
