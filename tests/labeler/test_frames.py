@@ -289,3 +289,28 @@ def test_sam3_mask_only_pass_gives_no_probability_map():
     ((mask, prob),) = probs_in_windows(low, (3, 4), (5, 2))
     assert (mask.y0, mask.x0, mask.mask.shape) == (2, 5, (3, 4))
     assert prob.dtype == np.float16 and prob.tolist() == [[np.float16(0.9)] * 4] * 3
+
+
+def test_refine_segment_crops_undoes_sams_resize_with_the_resized_size():
+    """SAM's processor resizes a 100x50 crop to 1024x512 inside a 1024x1024 pad; the decoder's
+    256x256 logits cover the pad. Logits +10 on the top half (rows 0..127, pad rows 0..511) and
+    -10 below: cut to the resized 1024x512 and scaled to the crop, rows 0..49 are inside. (Cut
+    to the crop's own 100x50 instead, the whole crop would be inside.)"""
+    from transformers import SamImageProcessor, SamProcessor
+
+    class Sam:
+        def get_image_embeddings(self, pixels):
+            assert tuple(pixels.shape) == (1, 3, 1024, 1024)
+            return pixels
+
+        def __call__(self, input_boxes, multimask_output, image_embeddings):
+            low = torch.full((1, 1, 1, 256, 256), -10.0)
+            low[..., :128, :] = 10.0
+            return SimpleNamespace(pred_masks=low, iou_scores=torch.full((1, 1, 1), 0.75))
+
+    proc = SamProcessor(SamImageProcessor())
+    seg = SimpleNamespace(model=Sam(), processor=proc, model_type="sam")
+    refiner = Refiner(seg, "cpu")
+    ((prob, iou),) = refiner.segment_crops([np.zeros((100, 50, 3), np.uint8)], [[0, 0, 50, 100]])
+    assert prob.shape == (100, 50) and iou == 0.75
+    assert (prob[:50] > 0.5).all() and (prob[50:] < 0.5).all()
