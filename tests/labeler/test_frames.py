@@ -314,3 +314,16 @@ def test_refine_segment_crops_undoes_sams_resize_with_the_resized_size():
     ((prob, iou),) = refiner.segment_crops([np.zeros((100, 50, 3), np.uint8)], [[0, 0, 50, 100]])
     assert prob.shape == (100, 50) and iou == 0.75
     assert (prob[:50] > 0.5).all() and (prob[50:] < 0.5).all()
+
+
+def test_sam3_mask_is_strictly_above_half_and_its_window_strictly_above_the_floor():
+    """Same-size maps (the resize is the identity). A map whose best pixel is exactly 0.5 has
+    an empty mask: None. With floor 0.5, pixels at exactly 0.5 are outside the window: only the
+    0.9 pixel at row 0, column 1 (image y 7, x 4 + 1) remains."""
+    from labeler.sam3 import MASK_THRESHOLD, probs_in_windows
+
+    half = torch.full((1, 2, 2), 0.5)
+    assert probs_in_windows(half, (2, 2)) == [None]
+    low = torch.tensor([[[0.5, 0.9], [0.5, 0.5]]])
+    ((mask, prob),) = probs_in_windows(low, (2, 2), (4, 7), MASK_THRESHOLD)
+    assert (mask.y0, mask.x0, mask.mask.tolist(), prob) == (7, 5, [[True]], None)
