@@ -327,3 +327,9 @@ def test_sam3_mask_is_strictly_above_half_and_its_window_strictly_above_the_floo
     low = torch.tensor([[[0.5, 0.9], [0.5, 0.5]]])
     ((mask, prob),) = probs_in_windows(low, (2, 2), (4, 7), MASK_THRESHOLD)
     assert (mask.y0, mask.x0, mask.mask.tolist(), prob) == (7, 5, [[True]], None)
+    ((mask, _),) = probs_in_windows(low, (2, 2), floor=MASK_THRESHOLD)  # default offset: none
+    assert (mask.y0, mask.x0) == (0, 1)
+    wide = torch.zeros((1, 2, 8))  # a non-square map: its width is 8, not its height
+    wide[0, 0, 7] = 0.9
+    ((mask, _),) = probs_in_windows(wide, (2, 8), floor=MASK_THRESHOLD)
+    assert (mask.y0, mask.x0, mask.mask.tolist()) == (0, 7, [[True]])
