@@ -333,3 +333,15 @@ def test_sam3_mask_is_strictly_above_half_and_its_window_strictly_above_the_floo
     wide[0, 0, 7] = 0.9
     ((mask, _),) = probs_in_windows(wide, (2, 8), floor=MASK_THRESHOLD)
     assert (mask.y0, mask.x0, mask.mask.tolist()) == (0, 7, [[True]])
+
+
+@pytest.mark.parametrize("cap, expect", [(0, [0.5, 0.4]), (1, [0.5]), (2, [0.5, 0.4])])
+def test_sam3_max_instances_caps_the_kept_instances_and_zero_keeps_all(cap, expect):
+    """Two separate candidates (scores 0.5, 0.4); ``max_instances`` 0 means no cap."""
+    from labeler.sam3 import Sam3Backend
+    from tests.labeler.test_sam3 import _cand
+
+    spec = ClassSpec("Bicycle", prompts=("bicycle",), max_instances=cap)
+    b = Sam3Backend(LabelConfig(data="unused", cls=spec, backend="sam3"), class_id=7)
+    inst = b.instances(80, 80, [_cand(0, 0.5, 10, 10, 20, 20), _cand(0, 0.4, 50, 50, 20, 20)])
+    assert inst.scores.tolist() == pytest.approx(expect)
