@@ -185,6 +185,10 @@ def test_parsers():
         with pytest.raises(ValueError, match="--shard"):
             parse_shard(bad)
     assert parse_band("0.2,0.2") == (0.2, 0.2)  # no band: allowed
+    assert parse_band("0,0") == (0.0, 0.0) and parse_band("1,1") == (1.0, 1.0)  # ends: in
+    for bad in ("0.1,-0.5", "1.5,0.5"):  # out of range, not "lo <= hi"
+        with pytest.raises(ValueError, match=r"in 0\.\.1"):
+            parse_band(bad)
     for bad in ("0.3,0.2", "0.1", "0.1,1.5"):
         with pytest.raises(ValueError, match="--uncertain"):
             parse_band(bad)

@@ -274,3 +274,74 @@ def test_sam3_tile_crops_are_the_windows_rows_and_columns(hw, grid, windows):
         assert tuple(crop.shape) == (y1 - y0, x1 - x0, 3)
         assert (int(crop[0, 0, 0]), int(crop[-1, -1, 0])) == (y0, y1 - 1)
         assert (int(crop[0, 0, 1]), int(crop[-1, -1, 1])) == (x0, x1 - 1)
+
+
+def test_sam3_mask_only_pass_gives_no_probability_map():
+    """At ``floor == MASK_THRESHOLD`` (the candidates' pass) only the tight mask comes back, no
+    float16 copy of the window; below it the probabilities come too. A constant 0.9 map upsamples
+    to 0.9 everywhere: mask = the whole 3x4 window at the crop's offset (x 5, y 2)."""
+    from labeler.sam3 import MASK_THRESHOLD, probs_in_windows
+
+    low = torch.full((1, 2, 2), 0.9)
+    ((mask, prob),) = probs_in_windows(low, (3, 4), (5, 2), MASK_THRESHOLD)
+    assert (mask.y0, mask.x0, mask.mask.shape, bool(mask.mask.all())) == (2, 5, (3, 4), True)
+    assert prob is None
+    ((mask, prob),) = probs_in_windows(low, (3, 4), (5, 2))
+    assert (mask.y0, mask.x0, mask.mask.shape) == (2, 5, (3, 4))
+    assert prob.dtype == np.float16 and prob.tolist() == [[np.float16(0.9)] * 4] * 3
+
+
+def test_refine_segment_crops_undoes_sams_resize_with_the_resized_size():
+    """SAM's processor resizes a 100x50 crop to 1024x512 inside a 1024x1024 pad; the decoder's
+    256x256 logits cover the pad. Logits +10 on the top half (rows 0..127, pad rows 0..511) and
+    -10 below: cut to the resized 1024x512 and scaled to the crop, rows 0..49 are inside. (Cut
+    to the crop's own 100x50 instead, the whole crop would be inside.)"""
+    from transformers import SamImageProcessor, SamProcessor
+
+    class Sam:
+        def get_image_embeddings(self, pixels):
+            assert tuple(pixels.shape) == (1, 3, 1024, 1024)
+            return pixels
+
+        def __call__(self, input_boxes, multimask_output, image_embeddings):
+            low = torch.full((1, 1, 1, 256, 256), -10.0)
+            low[..., :128, :] = 10.0
+            return SimpleNamespace(pred_masks=low, iou_scores=torch.full((1, 1, 1), 0.75))
+
+    proc = SamProcessor(SamImageProcessor())
+    seg = SimpleNamespace(model=Sam(), processor=proc, model_type="sam")
+    refiner = Refiner(seg, "cpu")
+    ((prob, iou),) = refiner.segment_crops([np.zeros((100, 50, 3), np.uint8)], [[0, 0, 50, 100]])
+    assert prob.shape == (100, 50) and iou == 0.75
+    assert (prob[:50] > 0.5).all() and (prob[50:] < 0.5).all()
+
+
+def test_sam3_mask_is_strictly_above_half_and_its_window_strictly_above_the_floor():
+    """Same-size maps (the resize is the identity). A map whose best pixel is exactly 0.5 has
+    an empty mask: None. With floor 0.5, pixels at exactly 0.5 are outside the window: only the
+    0.9 pixel at row 0, column 1 (image y 7, x 4 + 1) remains."""
+    from labeler.sam3 import MASK_THRESHOLD, probs_in_windows
+
+    half = torch.full((1, 2, 2), 0.5)
+    assert probs_in_windows(half, (2, 2)) == [None]
+    low = torch.tensor([[[0.5, 0.9], [0.5, 0.5]]])
+    ((mask, prob),) = probs_in_windows(low, (2, 2), (4, 7), MASK_THRESHOLD)
+    assert (mask.y0, mask.x0, mask.mask.tolist(), prob) == (7, 5, [[True]], None)
+    ((mask, _),) = probs_in_windows(low, (2, 2), floor=MASK_THRESHOLD)  # default offset: none
+    assert (mask.y0, mask.x0) == (0, 1)
+    wide = torch.zeros((1, 2, 8))  # a non-square map: its width is 8, not its height
+    wide[0, 0, 7] = 0.9
+    ((mask, _),) = probs_in_windows(wide, (2, 8), floor=MASK_THRESHOLD)
+    assert (mask.y0, mask.x0, mask.mask.tolist()) == (0, 7, [[True]])
+
+
+@pytest.mark.parametrize("cap, expect", [(0, [0.5, 0.4]), (1, [0.5]), (2, [0.5, 0.4])])
+def test_sam3_max_instances_caps_the_kept_instances_and_zero_keeps_all(cap, expect):
+    """Two separate candidates (scores 0.5, 0.4); ``max_instances`` 0 means no cap."""
+    from labeler.sam3 import Sam3Backend
+    from tests.labeler.test_sam3 import _cand
+
+    spec = ClassSpec("Bicycle", prompts=("bicycle",), max_instances=cap)
+    b = Sam3Backend(LabelConfig(data="unused", cls=spec, backend="sam3"), class_id=7)
+    inst = b.instances(80, 80, [_cand(0, 0.5, 10, 10, 20, 20), _cand(0, 0.4, 50, 50, 20, 20)])
+    assert inst.scores.tolist() == pytest.approx(expect)
