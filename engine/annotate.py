@@ -409,6 +409,9 @@ def _write_export_locked(
     # nor the chosen images' list: a copy in each of N files or tasks made the export grow as
     # N squared (2,000 images: 230 MB where 20 MB hold the masks); COCO's info keeps it
     per_image = {**record, "config": {k: v for k, v in record["config"].items() if k != "stems"}}
+    # the folder its relative paths (run, data) were typed from: read from there, not from
+    # where the file is imported (record_cwd), as COCO's whole environment says
+    per_image["environment"] = {"cwd": env.get("cwd")}
     result = ExportResult(None, [], 0, 0)
     coco = CocoBuilder(class_name, cfg.mask_format, cfg.simplify)
     tasks: list[dict] = []

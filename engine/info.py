@@ -980,7 +980,8 @@ def _start_again(root: Path) -> str:
         path = str(recorded_root(value, None, beside, cwd))
         # an absolute path (a resume records the root it found so) is given only where the
         # run's project was copied or moved: before, the copy's command trained on the original's
-        return None if os.path.isabs(value) and path == value else path
+        same = os.path.isabs(value) and os.path.normpath(path) == os.path.normpath(value)
+        return None if same else path  # (a trailing / as typed is the same folder)
 
     for key, option in (("data", "--data"), ("init", "--init")):
         if (path := found(typed.get(key))) is not None:
@@ -1350,7 +1351,7 @@ def render_scores(path: str | os.PathLike) -> list | None:
         out += [f"{row.get('source')}: {row.get('folder')}" for row in rows]
         out += [f"warning: {w}" for w in data.get("warnings") or []]
         return out + scored_maps_changed(
-            [(row.get("folder"), row.get("maps_sha256")) for row in rows], data.get("stems")
+            [(row.get("folder"), row.get("maps_sha256")) for row in rows], data.get("stems"), data
         )
     classes = data.get("classes")
     if isinstance(classes, list) and "mIoU" in data:
@@ -1366,22 +1367,35 @@ def render_scores(path: str | os.PathLike) -> list | None:
             + (f", split {config['split']}" if config.get("split") else ""),
             f"classes: {data.get('taxonomy_source')}",
             *scored_maps_changed(
-                [(config.get("pred"), data.get("maps_sha256"))], data.get("stems")
+                [(config.get("pred"), data.get("maps_sha256"))], data.get("stems"), data
             ),
         ]
     return None
 
 
-def scored_maps_changed(folders: list[tuple[Any, Any]], stems: Any) -> list[str]:
+def scored_maps_changed(
+    folders: list[tuple[Any, Any]], stems: Any, record: Any = None
+) -> list[str]:
     """``warning: ...`` for each folder of label maps a scores record (``engine evaluate`` or
     ``compare --json``) scored whose maps are not those now (their ``maps_sha256``, recorded
-    since the forty-sixth round): the scores no longer describe them; score them again."""
+    since the forty-sixth round): the scores no longer describe them; score them again. A
+    folder typed relative is read from the folder the scoring command ran in (the ``record``'s
+    ``environment.cwd``): before the forty-ninth round, from here, and a ``pred`` of the
+    folder ``engine info`` was run in was said to have changed (or a real change went
+    unsaid)."""
+    from annotations.fileio import record_cwd
     from engine.evaluate import maps_changed
+
+    cwd = record_cwd(record)
+
+    def there(folder: Any) -> Any:
+        typed = isinstance(folder, str) and folder and not os.path.isabs(folder)
+        return os.path.join(cwd, folder) if cwd and typed and folder[0] != "~" else folder
 
     return [
         f"warning: {why}: these scores describe the maps as they were; score them again"
         for folder, digest in folders
-        if (why := maps_changed(folder, stems, digest))
+        if (why := maps_changed(there(folder), stems, digest))
     ]
 
 

@@ -62,11 +62,12 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-@pytest.fixture(autouse=True)
-def _pycocotools_decode_warning() -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
     """annotations.rle ignores pycocotools' own DeprecationWarning at import, but pytest sets up
     each test's warning filters after the imports (``-W error::DeprecationWarning`` in front):
-    the same filter again, inside the test's, so that every decode runs as it does for users."""
+    the same filter again, inside the test's warning scope and before its fixtures (a module's
+    or session's fixture decodes too), so that every decode runs as it does for users."""
     from annotations.rle import ignore_decode_warning
 
     ignore_decode_warning()

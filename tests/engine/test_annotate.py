@@ -3486,3 +3486,36 @@ def test_holes_filled_as_scipy_fills_them_without_its_full_size_dilation(monkeyp
     for m, want in zip(labels, expected, strict=True):
         got = annotate._holes_filled(m)
         assert got.dtype == np.uint8 and np.array_equal(got, want), m
+
+
+def test_every_export_format_records_the_folder_its_paths_were_typed_from(tmp_path, monkeypatch):
+    """An export's record names its run as typed (``run``). COCO's carried the environment's
+    cwd, LabelMe's files and Label Studio's tasks none: read from another folder that held a
+    ``run`` of its own, they were compared with that run, and engine info suggested importing
+    them with that folder's dataset."""
+    import json
+
+    from annotations.interchange import export_record, exported_from
+    from engine.annotate import ExportConfig, export_annotations
+    from tests.loop_helpers import disk, make_dataset, make_run
+
+    h, w = 48, 64
+    project, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
+    for root, seed, (cy, cx, r) in ((project, 0, (20, 30, 9)), (elsewhere, 3, (10, 10, 5))):
+        make_dataset(root / "data", "test", n=2, size=(h, w), seed=seed)
+        make_run(root / "run", root / "data", {"img000": [disk(h, w, cy, cx, r)]}, (h, w))
+    monkeypatch.chdir(project)
+    formats = ("coco", "labelme", "labelstudio")
+    export_annotations(ExportConfig(run="run", out="export", formats=formats, progress=False))
+    monkeypatch.chdir(elsewhere)
+    export = project / "export"
+    records = {
+        "coco": export_record(json.loads((export / "coco.json").read_text())["info"]),
+        "labelme": export_record(json.loads(next((export / "labelme").glob("*.json")).read_text())),
+        "labelstudio": export_record(
+            json.loads((export / "labelstudio/tasks.json").read_text())[0]["data"]
+        ),
+    }
+    for name, record in records.items():
+        assert record["environment"]["cwd"] == str(project), name
+        assert exported_from(record, "run", export) == project / "run", name

@@ -1431,3 +1431,61 @@ def test_a_record_with_a_scalar_or_list_of_the_wrong_type_is_shown_or_named(tmp_
     res = CliRunner().invoke(app, ["info", str(train), "--no-progress"])
     said = f"error: {train / 'config.json'}: 'config.iters' is not a number, got [100]\n"
     assert (res.exit_code, res.output) == (2, said)
+
+
+def test_scored_maps_are_read_from_the_folder_the_scoring_ran_in(tmp_path, monkeypatch):
+    """An evaluate record's ``pred`` typed relative is read from its ``environment.cwd``: shown
+    from a folder with a ``pred`` of its own, engine info said the scored maps had changed
+    (and would have said nothing of a real change)."""
+    import json
+
+    from engine.evaluate import _composed_as, list_labels, maps_digest
+    from engine.info import render_scores
+
+    project, elsewhere = tmp_path / "proj", tmp_path / "elsewhere"
+    for root, value in ((project, 1), (elsewhere, 2)):
+        (root / "pred").mkdir(parents=True)
+        Image.fromarray(np.full((8, 8), value, np.uint8)).save(root / "pred" / "img0.png")
+    found = _composed_as(list_labels(project / "pred", "prediction"), {"img0"})
+    record = {
+        "config": {"pred": "pred", "gt": "data"},
+        "mIoU": 50.0,
+        "classes": [],
+        "images": 1,
+        "stems": ["img0"],
+        "maps_sha256": maps_digest(found[s] for s in ["img0"]),
+        "environment": {"cwd": str(project)},
+    }
+    (project / "eval.json").write_text(json.dumps(record))
+
+    def warnings_from(folder: Path) -> list[str]:
+        monkeypatch.chdir(folder)
+        shown = render_scores(project / "eval.json")
+        return [x for x in shown if isinstance(x, str) and x.startswith("warning")]
+
+    assert warnings_from(project) == []
+    assert warnings_from(elsewhere) == []
+    Image.fromarray(np.full((8, 8), 3, np.uint8)).save(project / "pred" / "img0.png")
+    assert warnings_from(elsewhere) == [
+        f"warning: {project / 'pred'}: the label maps scored changed since (their bytes differ): "
+        "these scores describe the maps as they were; score them again"
+    ]
+
+
+@pytest.mark.parametrize("typed", ["{p}/data", "{p}/data/", "{p}/./data"])
+def test_the_restart_command_adds_no_data_for_the_recorded_folder_spelled_otherwise(
+    tmp_path, typed
+):
+    """config.yaml's absolute ``data`` as typed (a trailing ``/``): the same folder as the one
+    found, so no ``--data`` is added (a string comparison added one)."""
+    import json
+
+    from engine.info import _start_again
+
+    project = tmp_path / "proj"
+    (project / "data").mkdir(parents=True)
+    run = project / "runs/x"
+    run.mkdir(parents=True)
+    (run / "environment.json").write_text(json.dumps({"cwd": str(project)}))
+    (run / "config.yaml").write_text(f"data: {typed.format(p=project)}\nout: runs/x\n")
+    assert _start_again(run) == f"engine train --config {run}/config.yaml --out {run}"
