@@ -253,7 +253,7 @@ def config_cwd(run: str | os.PathLike) -> str | None:
     ``config.yaml`` ran in, from which their relative paths (``data``, ``out``, ``init``) were
     typed: the last resume's (``resumes.jsonl``), else the first start's
     (``environment.json``); None where neither records one."""
-    from annotations.fileio import read_json, read_jsonl
+    from annotations.fileio import read_json, read_jsonl, record_cwd
 
     run = Path(run)
     try:
@@ -262,14 +262,13 @@ def config_cwd(run: str | os.PathLike) -> str | None:
         resumes = []
     except (OSError, ValueError):  # a later resume may have run elsewhere: not the first start's
         return None
-    env = resumes[-1].get("environment") if resumes and isinstance(resumes[-1], dict) else None
-    if env is None:
-        try:
-            env = read_json(run / "environment.json", "environment record")
-        except (OSError, ValueError):
-            return None
-    cwd = env.get("cwd") if isinstance(env, dict) else None
-    return cwd if isinstance(cwd, str) and os.path.isabs(cwd) else None
+    if resumes and isinstance(resumes[-1], dict) and resumes[-1].get("environment") is not None:
+        return record_cwd(resumes[-1])  # a resume line holds its environment as a record does
+    try:
+        env = read_json(run / "environment.json", "environment record")
+    except (OSError, ValueError):
+        return None
+    return record_cwd({"environment": env})
 
 
 def _cwd() -> str | None:
