@@ -788,8 +788,7 @@ def recorded_root(
     ``data`` typed ``data`` and resumed from another folder that held a ``data`` of its own
     trained on that one."""
     there = isinstance(cwd, str) and os.path.isabs(cwd)
-    if there and isinstance(given, str) and given and not os.path.isabs(given) and given[0] != "~":
-        given = os.path.join(cwd, given)
+    given = typed_from(cwd, given)
     # the output typed from there too, whether or not ``given`` was: a resume records the root
     # it found absolute beside an ``out`` typed relative, and a project copied or moved after it
     # must still find the root beside the run, not the original's (or none)
@@ -812,6 +811,16 @@ def recorded_root(
         if root is not None and root.exists():  # a folder, or a dataset's spec file
             return root
     return given or resolved
+
+
+def typed_from(cwd: Any, path: Any) -> Any:
+    """``path`` as a command that ran in ``cwd`` (an absolute folder, else ignored) typed it:
+    joined to ``cwd`` where it is text typed relative (not ``~``, which no shell expanded
+    there), else as it is."""
+    if not (isinstance(cwd, str) and os.path.isabs(cwd)):
+        return path
+    relative = isinstance(path, str) and path and not os.path.isabs(path) and path[0] != "~"
+    return os.path.join(cwd, path) if relative else path
 
 
 def _real(path: Path) -> str:
@@ -896,12 +905,9 @@ def fused_input(record: Any, root: Any, path: Any) -> Path | None:
     it is nowhere (for a line to name); None for no path."""
     if not isinstance(path, str) or not path:
         return None
-    if record_cwd(record) is None:
-        typed, out = typed_together(path, record)
-        found = recorded_root(typed, None, (out, root))
-    else:  # both read from the folder the command ran in
-        config = record.get("config") if isinstance(record.get("config"), dict) else {}
-        found = record_root(record, path, None, (config.get("out"), root))
+    config = record.get("config") if isinstance(record, dict) else None
+    out = config.get("out") if isinstance(config, dict) else None
+    found = record_root(record, path, None, (out, root))  # both read from where it ran
     return found if found is not None and found.exists() else Path(path)
 
 

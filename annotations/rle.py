@@ -217,30 +217,25 @@ def _runs(counts: object) -> list[int]:
     would cut it to 2 and paint the runs after it one pixel off)."""
     if isinstance(counts, (str, bytes)):
         return _decompress(counts)
+    bad = ValueError(f"RLE counts must be a string or a list of ints, got {_short(counts)}")
     try:
         items = list(counts)  # type: ignore[call-overload]
-        for k, c in enumerate(items):
-            if isinstance(c, float) and not c.is_integer():  # nan and inf too
-                raise ValueError(
-                    f"RLE counts hold a run length that is not a whole number, {c!r} "
-                    f"(count {k + 1} of {len(items)})"
-                )
+    except TypeError:
+        raise bad from None
+    for k, c in enumerate(items):
+        if isinstance(c, float) and not c.is_integer():  # nan and inf too
+            raise ValueError(
+                f"RLE counts hold a run length that is not a whole number, {c!r} "
+                f"(count {k + 1} of {len(items)})"
+            )
+    try:
         return [int(c) for c in items]
-    except (TypeError, ValueError) as e:
-        if str(e).startswith("RLE counts"):
-            raise
-        raise ValueError(
-            f"RLE counts must be a string or a list of ints, got {_short(counts)}"
-        ) from None
+    except (TypeError, ValueError):
+        raise bad from None
 
 
 def _decompress(counts: str | bytes) -> list[int]:
     text = counts.decode("latin-1") if isinstance(counts, bytes) else counts
-    if bad := next((c for c in text if not "0" <= c <= "o"), None):
-        raise ValueError(
-            f"RLE counts string holds {bad!r} at {text.index(bad)}; a compressed COCO RLE holds "
-            "only the characters '0' to 'o'"
-        )
     runs: list[int] = []
     p = 0
     while p < len(text):
@@ -251,6 +246,11 @@ def _decompress(counts: str | bytes) -> list[int]:
             if p >= len(text):
                 raise ValueError("truncated RLE counts string")
             c = ord(text[p]) - 48
+            if not 0 <= c <= 63:
+                raise ValueError(
+                    f"RLE counts string holds {text[p]!r} at {p}; a compressed COCO RLE holds "
+                    "only the characters '0' to 'o'"
+                )
             x |= (c & 0x1F) << (5 * k)
             more = bool(c & 0x20)
             p += 1

@@ -1383,19 +1383,14 @@ def scored_maps_changed(
     ``environment.cwd``): before the forty-ninth round, from here, and a ``pred`` of the
     folder ``engine info`` was run in was said to have changed (or a real change went
     unsaid)."""
-    from annotations.fileio import record_cwd
+    from annotations.fileio import record_cwd, typed_from
     from engine.evaluate import maps_changed
 
     cwd = record_cwd(record)
-
-    def there(folder: Any) -> Any:
-        typed = isinstance(folder, str) and folder and not os.path.isabs(folder)
-        return os.path.join(cwd, folder) if cwd and typed and folder[0] != "~" else folder
-
     return [
         f"warning: {why}: these scores describe the maps as they were; score them again"
         for folder, digest in folders
-        if (why := maps_changed(there(folder), stems, digest))
+        if (why := maps_changed(typed_from(cwd, folder), stems, digest))
     ]
 
 
