@@ -893,18 +893,16 @@ def _import(cfg: ImportConfig, archives: dict[str, str], said: list[str]) -> Sub
         if cfg.png_value is not None
         else "",
     )
-    masks: dict[str, EncodedLabel] = {}
-    sources: dict[str, str] = {}
-    places: dict[str, str | None] = {}
+    first: dict[str, Imported] = {}  # stem -> the import that annotates it
     for m in found:
-        if m.stem in masks:  # in one file (two tasks of a Label Studio export) or in two
-            also = "in this file" if m.source == sources[m.stem] else f"(also in {sources[m.stem]})"
-            if m.place and places[m.stem] and m.source == sources[m.stem]:
-                also += f" ({places[m.stem]}; {m.place})"  # of 500 tasks, the two to merge
+        if (seen := first.get(m.stem)) is not None:  # in one file (two Label Studio tasks) or two
+            also = "in this file" if m.source == seen.source else f"(also in {seen.source})"
+            if m.place and seen.place and m.source == seen.source:
+                also += f" ({seen.place}; {m.place})"  # of 500 tasks, the two to merge
             raise ValueError(f"{m.source}: image {m.stem!r} is annotated twice {also}")
-        masks[m.stem] = m.label
-        sources[m.stem] = m.source
-        places[m.stem] = m.place
+        first[m.stem] = m
+    masks: dict[str, EncodedLabel] = {stem: m.label for stem, m in first.items()}
+    sources: dict[str, str] = {stem: m.source for stem, m in first.items()}
     exports = unchanged_exports(found, cfg.format, archives) if cfg.format in EXPORT_FORMATS else []
     extra = {
         "import_format": cfg.format,
