@@ -1460,7 +1460,7 @@ def render_unfinished_demo(root: str | os.PathLike) -> list:
     table.add_column("what")
     table.add_row("data", "the synthetic dataset (engine synth)")
     for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
-        if kind := output_kind(folder):
+        if kind := _kind(folder):
             table.add_row(str(folder.relative_to(root)), kind[1])
     if holder := writer(root):
         return [table, f"running now: {holder}"]
@@ -1559,11 +1559,7 @@ def output_folder(path: str | os.PathLike) -> Path:
     records = {r for r, _ in OUTPUT_RECORDS} | {"synth.json", "synth.partial.json"}
     if path.name in records:
         return path.parent
-    if (
-        path.name not in SPEC_NAMES
-        and (output_kind(path.parent) or _train_started(path.parent)) is not None
-        and not _own_reading(path)
-    ):
+    if path.name not in SPEC_NAMES and _kind(path.parent) is not None and not _own_reading(path):
         return path.parent
     demo = path.parent.parent
     if path.parent.name == DEMO_SUMMARY.parent.name and (demo / DEMO_SUMMARY).is_file():
@@ -1599,9 +1595,17 @@ def _outputs_within(folder: Path, splits: list[str] | None) -> list[tuple[str, l
     subs = sorted(
         p
         for p in folder.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and output_kind(p) is not None
+        if p.is_dir() and not p.name.startswith(".") and _kind(p) is not None
     )
     return [d for p in subs if (d := describe_output(p, splits)) is not None]
+
+
+def _kind(folder: str | os.PathLike) -> tuple[str, str] | None:
+    """:func:`output_kind`, or a training run before its first logged step
+    (:func:`_train_started`): what every place of engine info asks of a folder. Before, two of
+    five asked for the second: a folder listing and an unfinished demo's table left such a run
+    out, and an edited record of one named no file."""
+    return output_kind(folder) or _train_started(folder)
 
 
 def _train_started(folder: str | os.PathLike) -> tuple[str, str] | None:
@@ -1775,7 +1779,7 @@ def describe_output(
     try:
         return _describe_output(path, splits)
     except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as e:
-        kind = output_kind(path)
+        kind = _kind(path)
         again = "; run the command that wrote it again" if kind else ""
         raise ValueError(
             f"{records_read(path, kind)}: holds a value of an unexpected type or lacks one "
@@ -1805,7 +1809,7 @@ def records_read(path: str | os.PathLike, kind: tuple[str, str] | None) -> str:
 def _describe_output(
     path: str | os.PathLike, splits: list[str] | None
 ) -> tuple[str, list, int] | None:
-    kind = output_kind(path) or _train_started(path)  # the record its command wrote, and what
+    kind = _kind(path)  # the record its command wrote, and what
     if kind is None:  # the folder is
         from engine.annotation_files import annotation_files
 

@@ -1489,3 +1489,25 @@ def test_the_restart_command_adds_no_data_for_the_recorded_folder_spelled_otherw
     (run / "environment.json").write_text(json.dumps({"cwd": str(project)}))
     (run / "config.yaml").write_text(f"data: {typed.format(p=project)}\nout: runs/x\n")
     assert _start_again(run) == f"engine train --config {run}/config.yaml --out {run}"
+
+
+def test_a_folder_listing_names_a_training_run_stopped_before_its_first_step(tmp_path, monkeypatch):
+    """``engine info PROJECT`` lists the engine outputs in it: a training run killed before its
+    first logged step (config.yaml and config.json only) was described when named itself but
+    left out of its folder's listing."""
+    from typer.testing import CliRunner
+
+    from annotations.taxonomy import MASS13K
+    from cli import app
+    from tests.loop_helpers import make_dataset
+    from trainer.config import TrainConfig
+    from trainer.train import _write_run_files
+
+    make_dataset(tmp_path / "data", "train", n=2, size=(32, 32))
+    monkeypatch.chdir(tmp_path)
+    for name in ("runA", "runB"):
+        (tmp_path / "runs" / name).mkdir(parents=True)
+        cfg = TrainConfig(data="data", out=f"runs/{name}", preset="tiny", iters=1, val_split=None)
+        _write_run_files(Path("runs") / name, cfg, 0, MASS13K.with_new_class("Bicycle"))
+    res = CliRunner().invoke(app, ["info", "runs"], env={"COLUMNS": "400"})
+    assert "runs/runA" in res.output and "runs/runB" in res.output, res.output
