@@ -31,8 +31,9 @@ from annotations.fileio import (
     outputs_around,
 )
 from annotations.labelmap import read_label, validate_label
-from annotations.subset import check_subset_class, subset_at
-from annotations.taxonomy import MASS13K, Taxonomy
+from annotations.labelrun import read_run_info
+from annotations.subset import check_subset_class, read_subset, subset_at
+from annotations.taxonomy import MASS13K, Taxonomy, class_key
 from engine.datasets import replaced_subset_photos
 from engine.evaluate import (
     RESIZE_MODES,
@@ -485,6 +486,27 @@ def _check_recorded_class(
         )
 
 
+def check_held_class(named: str, what: str, folder: Path) -> None:
+    """Refuse a folder of binary masks that an engine output records as another class's: a
+    label run's (``run.json``) or an annotated subset's (``subset.json``), the nearest one the
+    folder is or lies in. Its 1s are that class, whatever ``--class`` says; before, a label run
+    of Bicycle given as a source of ``--class Car`` was scored as Car without a word."""
+    for root, record in outputs_around(folder):
+        if record not in BINARY_RECORDS:
+            continue
+        held = (
+            read_run_info(root / record).class_name
+            if record == "run.json"
+            else read_subset(root).class_name
+        )
+        if class_key(held) != class_key(named):
+            raise ValueError(
+                f"{what}: {root / record} holds {held}, not {named}: its masks are {held}'s; "
+                f"give the {named} ones, or --class {held}"
+            )
+        return
+
+
 def dataset_split(cfg: CompareConfig, subset: Any) -> Truth | None:
     """The label maps of ``cfg.split`` of the dataset ``cfg.gt`` (its root or spec), read as
     ``engine evaluate --gt DATASET --split S`` reads them; None without ``--split``. A subset's
@@ -527,6 +549,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
         check_subset_class(subset, named)
         if replaced := replaced_subset_photos(subset):
             log.warning(replaced)
+    else:
+        check_held_class(named, "--gt", gt)  # a label run's labels/<split> as the truth
     gt_cid = _class_in(cfg, named, gt_tax, gt_source, f"the ground truth {gt}")
     gt_reading = _Reading(
         gt_cid, gt_tax, _lacks(named, gt_tax, gt_source), _folder_mode(cfg, gt_source, gt)
@@ -540,6 +564,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
     for name, given in cfg.sources:  # all before the first is scored
         check_not_being_written(given, "engine compare", "its label maps")
         _check_recorded_class(cfg, named, name, given, split)
+        check_held_class(named, f"source {name!r}", source_folder(given, split))
     for name, given in cfg.sources:
         folder = source_folder(given, split)
         tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)

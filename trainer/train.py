@@ -1290,18 +1290,7 @@ def _train(
                     now = time.perf_counter()
                     rate = (done - n_last) / max(now - t_last, 1e-9)
                     t_last, n_last = now, done
-                    line = {
-                        "step": done,
-                        "lr": lr_now,
-                        "loss": total,
-                        "grad_norm": float(grad_norm),
-                        "it_s": rate,
-                        **terms,
-                    }
-                    append_line(out / "metrics.jsonl", json.dumps(line))
-                    if writer is not None:
-                        writer.add_scalar("train/loss", total, done)
-                        writer.add_scalar("train/lr", lr_now, done)
+                    _log_step(out, writer, done, lr_now, total, float(grad_norm), rate, terms)
                 if cfg.val_every > 0 and done % cfg.val_every == 0 and done != cfg.iters:
                     halt = halt or _agree_to_stop(world, device)
                     if not halt:
@@ -1327,6 +1316,10 @@ def _train(
                         if keep:
                             save_checkpoint(out / f"step_{done:07d}.pt", state)
                 if halt:  # every rank together, the step checkpointed: --resume goes on here
+                    if is_main and n_last != done:  # the step saved is logged, so engine info
+                        # names it (before: "step 0 of N, no step logged", last.pt at step 3)
+                        rate = (done - n_last) / max(time.perf_counter() - t_last, 1e-9)
+                        _log_step(out, writer, done, lr_now, total, float(grad_norm), rate, terms)
                     stopping.passed_on()  # a SIGTERM to one rank stops each as it stops that one
                     raise stopping.Terminated(done, str(last))
         if result.step == cfg.iters:
@@ -1336,6 +1329,24 @@ def _train(
     if is_main:
         _draw_curves(out)
     return result
+
+
+def _log_step(
+    out: Path,
+    writer: Any,
+    step: int,
+    lr: float,
+    loss: float,
+    grad_norm: float,
+    it_s: float,
+    terms: dict[str, float],
+) -> None:
+    """One step's line of ``metrics.jsonl`` (and tensorboard's scalars, with a writer)."""
+    line = {"step": step, "lr": lr, "loss": loss, "grad_norm": grad_norm, "it_s": it_s, **terms}
+    append_line(out / "metrics.jsonl", json.dumps(line))
+    if writer is not None:
+        writer.add_scalar("train/loss", loss, step)
+        writer.add_scalar("train/lr", lr, step)
 
 
 def _draw_missing_curves(out: Path) -> bool:

@@ -1547,3 +1547,40 @@ def test_duplicate_source_names_given_to_the_library_are_the_callers() -> None:
         str(e.value)
         == "--source names must be unique, got pred twice; give each source its own name"
     )
+
+
+def test_compare_refuses_a_label_run_or_subset_of_another_class(tmp_path: Path) -> None:
+    """A label run's masks are its own class's (run.json), whatever --class says: runs/label/
+    bicycle given as a source of --class Car was scored as Car without a word (report refuses
+    it). Refused now before any source is scored, naming the record and what it holds; the
+    run of the class compared scores as its folder does."""
+    import shutil
+
+    from annotations.subset import write_subset
+
+    gt_dir, a_dir, *_ = _compare_data(tmp_path)
+    run = tmp_path / "runs" / "car"
+    shutil.copytree(a_dir, run / "labels" / "test")
+    record = {"config": {"cls": {"name": "Car"}}, "class_id": 7}
+    record["taxonomy"] = MASS13K.with_new_class("Car").to_dict()
+    (run / "run.json").write_text(json.dumps(record))
+    args = ["compare", "--class", "Bicycle", "--gt", str(gt_dir), "--no-progress"]
+    res = runner.invoke(app, [*args, "--source", f"p={run}/labels/test"], env={"COLUMNS": "300"})
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: source 'p': {run / 'run.json'} holds Car, not Bicycle: its masks are Car's; "
+        "give the Bicycle ones, or --class Car"
+    )
+    masks = {f"s{i}": read_label(a_dir / f"s{i}.png") for i in range(3)}
+    sub = write_subset(tmp_path / "sub", "Car", "test", masks, {})
+    with pytest.raises(ValueError, match=r"^source 's': .*subset.json holds Car, not Bicycle"):
+        compare(CompareConfig("Bicycle", gt_dir, (("s", sub.root / "masks"),), progress=False))
+    with pytest.raises(ValueError, match=r"^--gt: .*run.json holds Car, not Bicycle"):
+        compare(CompareConfig("Bicycle", run / "labels" / "test", (("a", a_dir),), progress=False))
+    record["config"]["cls"]["name"] = "Bicycle"  # the run of the class compared: scored
+    record["taxonomy"] = MASS13K.with_new_class("Bicycle").to_dict()
+    (run / "run.json").write_text(json.dumps(record))
+    sources = (("p", run / "labels" / "test"),)
+    (row,) = compare(CompareConfig("Bicycle", gt_dir, sources, progress=False)).rows
+    # 630 true pixels (15 rows x 15, 14, 13 columns), each found, plus 3 columns x 15 rows x 3
+    assert row.scores.iou == pytest.approx(100 * 630 / (630 + 135))

@@ -937,7 +937,8 @@ def test_a_sigterm_during_a_validation_saves_its_step_and_resumes_exactly(
 
     root = write_dataset(tmp_path / "data", sources=True, splits=("train", "val"))
     kw = dict(val_split="val", val_size=[64, 48], val_every=2, checkpoint_every=1000,
-              augment={"crop": 64, "short_side_range": [64, 96]}, loss={"num_points": 256})  # fmt: skip
+              log_every=5, augment={"crop": 64, "short_side_range": [64, 96]},
+              loss={"num_points": 256})  # fmt: skip
     straight = train(_cfg(root, tmp_path / "a", **kw), model=_tiny(7))
     evaluate = trainer.validate.evaluate
 
@@ -951,6 +952,8 @@ def test_a_sigterm_during_a_validation_saves_its_step_and_resumes_exactly(
         train(_cfg(root, tmp_path / "b", **kw), model=_tiny(7))
     assert (stop.value.step, stop.value.checkpoint) == (2, str(last))
     assert load_checkpoint(last)["step"] == 2
+    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [2]  # the step saved, though not a 5th
     monkeypatch.setattr(trainer.validate, "evaluate", evaluate)
     second = train(_cfg(root, tmp_path / "b", resume=True, **kw), model=_tiny(7))
     assert second.losses == straight.losses[2:]  # bit-identical to the unstopped run's
@@ -1324,3 +1327,32 @@ def test_checkpoints_validations_and_log_lines_fall_on_their_steps(tmp_path, mon
         [("last.pt", 6), ("last.pt", 7)],
         [5, 7],
     )
+
+
+def test_a_sigterm_between_log_lines_logs_the_step_it_saved(tmp_path, sigterm_handled):
+    """A SIGTERM at step 3 of a run logging every 5 steps: the step saved is logged too, so
+    ``engine info`` says step 3 of 6, as the stop's line does. Before, no line was written:
+    info said "step 0 of 6 (started, no step logged)" beside a checkpoint of step 3."""
+    import os
+    import signal
+
+    from engine.info import train_run_stats
+    from engine.stopping import Terminated
+
+    root = write_dataset(tmp_path / "data", sources=True)
+    model, calls = _stub(7), []
+
+    def term_in_third_step(module, args):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    model.register_forward_pre_hook(term_in_third_step)
+    kw = dict(checkpoint_every=1000, log_every=5)
+    with pytest.raises(Terminated):
+        train(_cfg(root, tmp_path / "b", **kw), model=model)
+    stats = train_run_stats(tmp_path / "b")
+    assert (stats.step, stats.last["step"]) == (3, 3)
+    train(_cfg(root, tmp_path / "b", resume=True, **kw), model=_stub(7))
+    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [3, 5, 6]
