@@ -1289,6 +1289,19 @@ def open_split(
     return SegDataset(load_spec(data), split, require_labels=require_labels, lenient=lenient)
 
 
+def edited_masks_line(sub: Subset, edited: list[str], used: str) -> str:
+    """The one warning line for masks of ``sub`` edited after the import (other pixel counts
+    than ``subset.json`` records: :func:`annotations.subset.edited_since_import`), ``used``
+    (fused, scored) as they are now; ``engine info SUBSET`` calls them problems. Said by
+    ``engine fuse --corrections``; before the fiftieth round ``engine report`` and ``engine
+    compare`` scored such masks without a word."""
+    return (
+        f"{sub.root}: {counted(len(edited), 'mask')} edited after the import (other pixel counts "
+        f"than subset.json records: {few(edited, total=True)}): {used} as "
+        f"{'it is' if len(edited) == 1 else 'they are'} now"
+    )
+
+
 def replaced_subset_photos(
     sub: Subset, images: dict[str, Path] | None = None, folder: Path | None = None
 ) -> str | None:

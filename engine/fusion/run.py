@@ -62,6 +62,7 @@ from engine.datasets import (
     SOURCE_PRECISE,
     DatasetSpec,
     SegDataset,
+    edited_masks_line,
     image_size,
     load_spec,
     read_source_map,
@@ -684,15 +685,8 @@ def open_corrections(
         )
         if replaced:
             raise ValueError(f"{replaced}; fused as corrections, they would train on them")
-        if edited:  # used as they are now; engine info SUBSET calls them problems
-            log.warning(
-                "%s: %s edited after the import (other pixel counts than subset.json records: "
-                "%s): fused as %s now",
-                path,
-                counted(len(edited), "mask"),
-                few(edited, total=True),
-                "it is" if len(edited) == 1 else "they are",
-            )
+        if edited:  # used as they are now
+            log.warning("%s", edited_masks_line(sub, edited, "fused"))
         if unlisted := unlisted_masks(sub):  # put in masks/ by hand: not the subset's
             log.warning("%s", unlisted_line(sub, unlisted))
         digest = hashlib.sha256(json_path.read_bytes()).hexdigest()
