@@ -51,6 +51,7 @@ from annotations.fileio import (
     output_kind,
     read_json,
     read_yaml,
+    record_root,
     spec_file,
     split_key,
     unexpanded,
@@ -314,8 +315,13 @@ class DatasetSpec:
         record, what = kind
         try:
             info = read_json(self.root / record, record)
-            data = info.get("data") or (info.get("config") or {}).get("data")
-        except (ValueError, AttributeError):
+            config = info.get("config") or {}
+            data = info.get("data") or config.get("data")
+            # typed in the folder the command ran in: named as found from here, as other hints
+            # (before the fiftieth round "its dataset: data", from another folder no dataset)
+            out = info.get("out") or config.get("out")
+            data = record_root(info, data, None, (out, self.root)) if data else None
+        except (ValueError, AttributeError, TypeError):
             data = None  # a record without a dataset (or not JSON: metrics.jsonl)
         return f"; {self.root} is {what}, not a dataset" + (
             f" (its dataset: {data})" if data else ""
