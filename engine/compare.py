@@ -30,11 +30,11 @@ from annotations.fileio import (
     check_report_file,
     outputs_around,
 )
-from annotations.labelmap import read_label, validate_label
+from annotations.labelmap import byte_histogram, read_label, validate_label
 from annotations.labelrun import read_run_info
-from annotations.subset import check_subset_class, read_subset, subset_at
+from annotations.subset import check_subset_class, edited_since_import, read_subset, subset_at
 from annotations.taxonomy import MASS13K, Taxonomy, class_key
-from engine.datasets import replaced_subset_photos
+from engine.datasets import edited_masks_line, replaced_subset_photos
 from engine.evaluate import (
     RESIZE_MODES,
     Truth,
@@ -234,12 +234,16 @@ def _folder_mode(cfg: CompareConfig, source: str, folder: Path) -> str:
 
 
 def _score_one(
-    args: tuple[Path, Path, _Reading, _Reading, str | None, list[int]],
-) -> np.ndarray:
-    pred_path, gt_path, pred_reading, gt_reading, resize, children = args
+    args: tuple[Path, Path, _Reading, _Reading, str | None, list[int], bool],
+) -> tuple[np.ndarray, tuple[tuple[int, ...], np.ndarray] | None]:
+    """The counts of one pair, and with ``counted`` the ground truth's shape and value
+    histogram (an annotated subset's mask, for :func:`annotations.subset.edited_since_import`:
+    counted as it is read, not decoded a second time)."""
+    pred_path, gt_path, pred_reading, gt_reading, resize, children, counted = args
     pred_cid, pred_tax = pred_reading.class_id, pred_reading.taxonomy
     gt_cid, gt_tax = gt_reading.class_id, gt_reading.taxonomy
     gt = read_label(gt_path)
+    read = (gt.shape, byte_histogram(gt)) if counted else None
     pred = read_label(pred_path)
     gt_id = resolve_input(gt, gt_path, gt_cid, gt_reading.mode, gt_reading.lacks)
     pred_id = resolve_input(pred, pred_path, pred_cid, pred_reading.mode, pred_reading.lacks)
@@ -252,7 +256,7 @@ def _score_one(
     if children and pred_id == pred_cid:  # a full label map: its new classes as the class
         pred = np.where(np.isin(pred, children), np.uint8(pred_id), pred)
     pred = fit_to_truth(pred, pred_path, gt, gt_path, resize)
-    return binary_class_counts(pred, gt, class_id=gt_id, pred_class_id=pred_id).as_array()
+    return binary_class_counts(pred, gt, class_id=gt_id, pred_class_id=pred_id).as_array(), read
 
 
 @dataclass
@@ -573,10 +577,21 @@ def compare(cfg: CompareConfig) -> CompareReport:
         pairs = pair_files(folder, truth or gt, extra_ok=split is not None)  # some images
         mode = _folder_mode(cfg, tax_source, folder)
         reading = _Reading(cid, tax, _lacks(named, tax, tax_source), mode)
-        jobs = [(p, g, reading, gt_reading, cfg.resize_pred, children) for _, p, g in pairs]
+        # the subset's masks, with the first source: each one's counts as subset.json records
+        counted = subset is not None and truth is None and not rows
+        jobs = [
+            (p, g, reading, gt_reading, cfg.resize_pred, children, counted) for _, p, g in pairs
+        ]
         scorer = ClassScorer(bf1_mode=cfg.bf1_mode)
-        for array in map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress):
+        edited = []
+        for job, (array, read) in zip(
+            jobs, map_every_item(_score_one, jobs, cfg.workers, name, cfg.progress), strict=True
+        ):
             scorer.add_counts(PairCounts.from_array(array))
+            if read is not None and edited_since_import(subset, Path(job[1]).stem, *read):
+                edited.append(Path(job[1]).stem)
+        if edited:  # used as they are now, as engine fuse --corrections says
+            log.warning("%s", edited_masks_line(subset, edited, "scored"))
         counts = class_counts(scorer.per_image, class_id=1)  # the gt's stems, sorted
         row = SourceScores(name, str(folder), scorer.compute(), {}, cid, tax_source)
         row.matches_truth = matches_truth(counts)

@@ -51,6 +51,7 @@ from annotations.fileio import (
     output_kind,
     read_json,
     read_yaml,
+    record_root,
     spec_file,
     split_key,
     unexpanded,
@@ -314,8 +315,13 @@ class DatasetSpec:
         record, what = kind
         try:
             info = read_json(self.root / record, record)
-            data = info.get("data") or (info.get("config") or {}).get("data")
-        except (ValueError, AttributeError):
+            config = info.get("config") or {}
+            data = info.get("data") or config.get("data")
+            # typed in the folder the command ran in: named as found from here, as other hints
+            # (before the fiftieth round "its dataset: data", from another folder no dataset)
+            out = info.get("out") or config.get("out")
+            data = record_root(info, data, None, (out, self.root)) if data else None
+        except (ValueError, AttributeError, TypeError):
             data = None  # a record without a dataset (or not JSON: metrics.jsonl)
         return f"; {self.root} is {what}, not a dataset" + (
             f" (its dataset: {data})" if data else ""
@@ -1287,6 +1293,19 @@ def open_split(
 ) -> SegDataset:
     """Shortcut: the ``split`` of the dataset at ``data`` (root folder or spec file)."""
     return SegDataset(load_spec(data), split, require_labels=require_labels, lenient=lenient)
+
+
+def edited_masks_line(sub: Subset, edited: list[str], used: str) -> str:
+    """The one warning line for masks of ``sub`` edited after the import (other pixel counts
+    than ``subset.json`` records: :func:`annotations.subset.edited_since_import`), ``used``
+    (fused, scored) as they are now; ``engine info SUBSET`` calls them problems. Said by
+    ``engine fuse --corrections``; before the fiftieth round ``engine report`` and ``engine
+    compare`` scored such masks without a word."""
+    return (
+        f"{sub.root}: {counted(len(edited), 'mask')} edited after the import (other pixel counts "
+        f"than subset.json records: {few(edited, total=True)}): {used} as "
+        f"{'it is' if len(edited) == 1 else 'they are'} now"
+    )
 
 
 def replaced_subset_photos(

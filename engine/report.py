@@ -41,11 +41,12 @@ from annotations.fileio import (
 )
 from annotations.labelmap import IGNORE, read_label, validate_label
 from annotations.labelrun import LabelRun
-from annotations.subset import Subset, check_subset_class, read_subset
+from annotations.subset import Subset, check_subset_class, edited_since_import, read_subset
 from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import (
     DatasetSpec,
     SegDataset,
+    edited_masks_line,
     fused_as_corrections,
     new_class_truth,
     open_split,
@@ -209,11 +210,14 @@ def score_class(
     class_pixels: dict[str, int] = {}
     found = dict.fromkeys(evals, 0)
     scored: dict[str, list[str]] = {name: [] for name in evals}  # stems, in the scorers' order
+    edited: list[str] = []  # masks edited after the import: scored as they are now
     for stem in track(
         subset.stems, f"{class_name}: annotated {split} subset", enabled=cfg.progress
     ):
-        gt = subset.mask(stem)
-        class_pixels[stem] = int((gt == 1).sum())
+        gt, histogram = subset.mask_and_histogram(stem)
+        class_pixels[stem] = int(histogram[1])
+        if edited_since_import(subset, stem, gt.shape, histogram):
+            edited.append(stem)
         for name, (d, _) in dirs.items():
             p = find_png(d, split, stem)
             if p is None:
@@ -228,6 +232,8 @@ def score_class(
             evals[name].update(label, gt)  # the class (class_id) vs the rest; GT 255 ignored
             found[name] += 1
             scored[name].append(stem)
+    if edited:
+        log.warning("%s", edited_masks_line(subset, edited, "scored"))
     rows, exact = [], {}  # exact: each source's unrounded scores
     for name in SOURCES:
         if name not in evals or found[name] == 0:

@@ -261,12 +261,28 @@ def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
     cwd = config_cwd(out)  # where that was: "data" is the one there, not one here
     if isinstance(data := settings.get("data"), str) and data:
         settings["data"] = str(recorded_root(data, None, beside, cwd))
+    for key in ("init", "backbone_weights"):  # a file read at step 0: absolute where it is
+        if (found := recorded_file(settings.get(key), beside, cwd)) is not None:
+            settings[key] = found
     if isinstance(subsets := settings.get("val_subsets"), list):  # --val-subset: the same
         settings["val_subsets"] = [
             str(recorded_root(s, None, beside, cwd)) if isinstance(s, str) and s else s
             for s in subsets
         ]
     return settings, str(path)
+
+
+def recorded_file(value: Any, beside: Any, cwd: str | None) -> str | None:
+    """A run's ``init`` or ``backbone_weights`` file as :func:`recorded_root` finds it from
+    here (typed from ``cwd``, else beside the run moved or copied), absolute; None where the
+    value names no file (``auto``, ``torchvision``, ``none``, a file gone): kept as typed then.
+    Before the fiftieth round they stayed as typed while a resume from another folder recorded
+    its own cwd, so the record named another file (or none) from then on, and a resume given the
+    same file under another name was refused (``backbone_weights differs``)."""
+    if not isinstance(value, str) or not value or value.lower() in ("auto", "torchvision", "none"):
+        return None
+    found = recorded_root(value, None, beside, cwd)
+    return str(found) if found is not None and found.is_file() else None
 
 
 def resumed_iters(cfg: TrainConfig, named: bool) -> int:

@@ -51,7 +51,7 @@ from engine import devices, stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.devices import bf16_autocast
 from engine.progress import make_progress
-from engine.runinfo import config_hash, environment, file_sha256
+from engine.runinfo import config_cwd, config_hash, environment, file_sha256
 from engine.text import counted, few
 from trainer.checkpoint import (
     caller_rng,
@@ -466,14 +466,24 @@ def _backbone_weights(cfg: TrainConfig) -> str | None:
     return None if cfg.backbone_weights.lower() == "none" else cfg.backbone_weights
 
 
-def _same_init(saved: Any, now: Any, out: Path) -> bool:
-    """Whether a resumed run's ``init`` names the checkpoint it started from, at another path
-    (a moved or reinstalled project: the demo's built-in start lives in the package): the same
-    bytes as the saved path's, or, that file gone, the SHA-256 ``init.json`` recorded."""
+SAME_BYTES = ("init", "backbone_weights")  # files read at step 0: the same bytes are the same
+
+
+def _same_init(saved: Any, now: Any, out: Path, key: str = "init", typed_out: Any = None) -> bool:
+    """Whether a resumed run's ``init`` (or ``backbone_weights``) names the file it started
+    from, at another path (a moved or reinstalled project: the demo's built-in start lives in
+    the package; the same file typed from another folder): the same bytes as the saved path's,
+    read from the folder the run recorded (:func:`trainer.config.recorded_file`; from here
+    before the fiftieth round, where another file or none could be), or, that file gone, the
+    SHA-256 ``init.json`` recorded."""
+    from trainer.config import recorded_file
+
     if not (isinstance(saved, str) and isinstance(now, str) and Path(now).is_file()):
         return False
-    if Path(saved).is_file():
-        return file_sha256(saved) == file_sha256(now)
+    if (found := recorded_file(saved, (typed_out, out), config_cwd(out))) is not None:
+        return file_sha256(found) == file_sha256(now)
+    if key != "init":
+        return False
     try:
         recorded = json.loads((out / "init.json").read_text()).get("sha256")
     except (OSError, ValueError, AttributeError):
@@ -740,10 +750,11 @@ def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) ->
     now = plain(cfg.to_dict())
     default = plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
     changed = _config_differences(saved, now, default)
-    if any(k == "init" for k, _, _ in changed) and _same_init(
-        saved.get("init"), now.get("init"), path.parent
-    ):
-        changed = [c for c in changed if c[0] != "init"]
+    changed = [
+        c
+        for c in changed
+        if c[0] not in SAME_BYTES or not _same_init(c[1], c[2], path.parent, c[0], saved.get("out"))
+    ]
     if changed:
         shown = "; ".join(
             f"{k} differs (recorded {_shown(a, k)}, given {_shown(b, k)})" for k, a, b in changed

@@ -238,6 +238,44 @@ def test_a_subset_edited_after_its_import_is_fused_as_it_is_now_and_said(
     )
 
 
+def test_a_mask_edited_to_the_same_size_and_time_is_fused_again(loop, tmp_path, monkeypatch):
+    """A corrected mask edited after a fusion to a PNG of the same byte size, its modification
+    time restored (``cp -p``, ``rsync -t``, ``touch -r``): the next fuse skipped the image
+    (one ``stat`` said its inputs were as they were), while it said the mask was "fused as it
+    is now". A mask's stamp is its bytes now: the image is fused again, the pixel no longer
+    Bicycle."""
+    import os
+    import shutil
+
+    monkeypatch.chdir(loop)
+    sub, out = tmp_path / "sub", tmp_path / "out"
+    shutil.copytree("subsets/bicycle-train", sub)
+    args = ("fuse", "--data", "data", "--pseudo", "runs/label/bicycle", "--corrections",
+            str(sub), "--out", str(out))  # fmt: skip
+    assert invoke(*args).exit_code == 0
+    assert read_label(out / f"labels/train/{STEM}.png")[54, 19] == 7
+    path = sub / f"masks/{STEM}.png"
+    before = path.stat()
+    mask = read_label(path).copy()
+    assert mask[54, 19] == 1
+    mask[54, 19] = 0  # a Bicycle pixel erased: the PNG is 717 bytes as before
+    write_label(path, mask)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (
+        (path.stat().st_size, path.stat().st_mtime_ns)
+        == (717, before.st_mtime_ns)
+        == (
+            before.st_size,
+            before.st_mtime_ns,
+        )
+    )
+    res = invoke(*args)
+    assert res.exit_code == 0, res.output
+    assert "fused 1 image, skipped 4 already done, in" in " ".join(res.output.split())
+    precise = read_label(Path(f"data/annotations/train/{STEM}.png"))[54, 19]
+    assert read_label(out / f"labels/train/{STEM}.png")[54, 19] == precise != 7
+
+
 def test_a_moved_chain_of_fused_datasets_still_finds_the_subset_fused_as_corrections(tmp_path):
     """Car fused onto Bicycle's fused dataset, which was fused with a subset as corrections, the
     project then moved (``mv proj moved``): the chain was followed through the absolute path

@@ -157,6 +157,26 @@ def test_an_engine_output_given_as_a_dataset_is_named(tmp_path: Path, record, co
     assert f"{tmp_path} {said}" in str(e.value)
 
 
+def test_an_engine_outputs_dataset_is_named_as_found_from_here(tmp_path: Path, monkeypatch):
+    """A label run records ``data`` as typed in the folder it ran in; given as a dataset from
+    another folder, the hint named it as typed ("its dataset: data", no dataset from here). It
+    is read from the recorded cwd, as other hints read it."""
+    import json
+
+    project, run = tmp_path / "project", tmp_path / "project" / "runs" / "x"
+    run.mkdir(parents=True)
+    (project / "data").mkdir()
+    record = {"config": {"data": "data", "out": "runs/x"}, "environment": {"cwd": str(project)}}
+    (run / "run.json").write_text(json.dumps(record))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as e:
+        dataset_stats(Path("project/runs/x"), progress=False)
+    assert str(e.value).endswith(
+        "project/runs/x is a label run (engine label), not a dataset (its dataset: "
+        f"{project / 'data'})"
+    )
+
+
 def test_image_only_spec(tmp_path: Path):
     for i, (w, h) in enumerate([(4, 3), (4, 3), (3, 4)]):
         (tmp_path / "photos").mkdir(exist_ok=True)

@@ -974,6 +974,31 @@ def test_per_class_truth_is_found_beside_a_spec_file(world):
     assert by_root["classes"][7]["iou"] < 100.0
 
 
+def test_report_and_compare_say_a_mask_edited_after_the_import(world, caplog):
+    """A subset mask edited by hand after the import (img000's disk erased) is scored as it is
+    now; engine fuse --corrections said so, engine report and engine compare scored it without a
+    word. They say the same one line now, with two sources once, and nothing for the rest."""
+    from engine.compare import CompareConfig, compare
+
+    tmp, data, subset, gt = world
+    mask = gt["img000"].copy()
+    mask[mask == 1] = 0
+    write_label(subset.mask_path("img000"), mask)
+    said = (
+        f"{subset.root}: 1 mask edited after the import (other pixel counts than subset.json "
+        "records: img000): scored as it is now"
+    )
+    with caplog.at_level("WARNING"):
+        build_report(
+            ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), chart=False)
+        )
+        assert [r.getMessage() for r in caplog.records if "edited" in r.getMessage()] == [said]
+        caplog.clear()
+        sources = (("p", tmp / "run"), ("q", tmp / "run"))
+        compare(CompareConfig("bicycle", subset.root, sources, progress=False))
+        assert [r.getMessage() for r in caplog.records if "edited" in r.getMessage()] == [said]
+
+
 def test_compare_takes_the_subset_and_scores_as_the_report(world):
     """engine compare with an annotated subset as --gt: its masks and split, a label run and a
     prediction folder as sources, images outside the subset left out; the report's numbers."""

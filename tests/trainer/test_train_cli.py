@@ -820,6 +820,52 @@ def test_a_resumed_run_copied_or_moved_with_its_project_reads_the_copys_data(
     assert [p.resolve() for p in seen] == [copy / "data", moved / "data"]
 
 
+def test_a_resume_reads_init_and_backbone_weights_from_the_folder_the_run_ran_in(
+    tmp_path, monkeypatch
+):
+    """config.json holds ``init`` and ``backbone_weights`` as typed in the run's folder. A
+    resume from elsewhere kept them so, and recorded its own cwd: the record named the other
+    folder's files from then on; the same files given from here were refused (backbone weights
+    as another string, the start checkpoint compared with the file of that name here). Now they
+    are found from the recorded folder, recorded absolute, and compared by their bytes."""
+    from trainer.config import TrainConfig, plain, recorded_settings
+    from trainer.train import _check_resume_config
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    run = project / "runs" / "x"
+    run.mkdir(parents=True)
+    elsewhere.mkdir()
+    for folder, body in ((project, b"the run's "), (elsewhere, b"another ")):
+        (folder / "r18.pth").write_bytes(body + b"weights")
+        (folder / "init.pt").write_bytes(body + b"start")
+    saved = plain(TrainConfig(out="runs/x", init="init.pt", backbone_weights="r18.pth").to_dict())
+    (run / "config.json").write_text(json.dumps({"config": saved}))
+    (run / "environment.json").write_text(json.dumps({"cwd": str(project)}))
+    monkeypatch.chdir(elsewhere)
+    settings, _ = recorded_settings(run)
+    assert (settings["init"], settings["backbone_weights"]) == (
+        str(project / "init.pt"),
+        str(project / "r18.pth"),
+    )
+    given = TrainConfig(out=str(run), init=str(project / "init.pt"))
+    for weights in (settings["backbone_weights"], "../project/r18.pth"):  # the same file
+        same = dataclasses.replace(given, backbone_weights=weights)
+        _check_resume_config(saved, same, run / "last.pt")
+    other = dataclasses.replace(given, backbone_weights=str(elsewhere / "r18.pth"))
+    with pytest.raises(ValueError) as e:  # other bytes: refused as before
+        _check_resume_config(saved, other, run / "last.pt")
+    assert str(e.value) == (
+        f"{run / 'last.pt'}: the checkpoint was trained with another config: backbone_weights "
+        f'differs (recorded "r18.pth", given "{elsewhere / "r18.pth"}"); resume with the '
+        "recorded settings or start a new --out"
+    )
+    (project / "r18.pth").unlink()  # gone: kept as typed (a resume builds from last.pt)
+    settings = recorded_settings(run)[0]
+    assert (settings["init"], settings["backbone_weights"]) == (str(project / "init.pt"), "r18.pth")
+    (run / "config.json").write_text(json.dumps({"config": {**saved, "init": None}}))
+    assert recorded_settings(run)[0]["init"] is None
+
+
 def test_ctrl_c_says_how_to_continue(synth, tmp_path, monkeypatch):
     """Interrupted training: ``--resume`` continues from the last checkpoint when there is one."""
     import trainer.train

@@ -286,13 +286,25 @@ def _cfg(root, out, **kw):
 
 
 def test_resume_continues_with_identical_losses(tmp_path):
+    """Stopped at step 3, exactly a keep_every step between two checkpoint_every ones (its
+    last.pt and step_0000003.pt written by the keep), and resumed: the losses, the kept
+    checkpoints and the final weights of an uninterrupted run, bit for bit."""
     root = write_dataset(tmp_path / "data", sources=True)
-    straight = train(_cfg(root, tmp_path / "a"), model=_stub(7))
+    straight = train(_cfg(root, tmp_path / "a", keep_every=3), model=_stub(7))
     assert len(straight.losses) == 6
-    first = train(_cfg(root, tmp_path / "b", max_steps_this_run=3), model=_stub(7))
+    first = train(_cfg(root, tmp_path / "b", max_steps_this_run=3, keep_every=3), model=_stub(7))
     assert first.step == 3 and load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 3
-    second = train(_cfg(root, tmp_path / "b", resume=True), model=_stub(7))
+    assert [p.name for p in (tmp_path / "b").glob("step_*.pt")] == ["step_0000003.pt"]
+    second = train(_cfg(root, tmp_path / "b", resume=True, keep_every=3), model=_stub(7))
     assert first.losses + second.losses == straight.losses  # bit-identical
+    for name, step in (("step_0000003.pt", 3), ("step_0000006.pt", 6), ("last.pt", 6)):
+        a, b = (load_checkpoint(tmp_path / run / name) for run in ("a", "b"))
+        assert a["step"] == b["step"] == step and list(a["model"]) == list(b["model"])
+        assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"]), name
+    assert sorted(p.name for p in (tmp_path / "b").glob("step_*.pt")) == [
+        "step_0000003.pt",
+        "step_0000006.pt",
+    ]
     lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
     assert (tmp_path / "b" / "resumes.jsonl").is_file()
