@@ -1374,6 +1374,8 @@ def test_an_image_removed_from_the_dataset_since_is_left_out_and_its_fused_maps_
     caplog.clear()
     result = fuse(cfg(world))
     assert result.images == 3 and result.skipped == 3
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    assert record["splits"] == {"train": 1, "val": 2}  # each split's images: b left val only
     bike_labels = world["bike"] / "labels/train"
     assert (
         f"{bike_labels}: the pseudo labels of 1 image no longer in "
