@@ -855,3 +855,34 @@ def test_the_quote_hint_reads_past_yaml_comments(tmp_path: Path, text: str, hint
         assert str(e.value).endswith(
             f"; quote the value: {hint} (unquoted, YAML reads {{...}} as a mapping)"
         )
+
+
+@pytest.mark.parametrize(
+    "fused, reads",
+    [(["Bicycle", "Car"], 0), (["Car"], 1)],
+    ids=["fused_in_one_call", "car_fused_onto_bicycle"],
+)
+def test_carried_sources_are_read_only_where_a_class_was_fused_before(
+    tmp_path, monkeypatch, fused, reads
+):
+    """check_carried_sources (training's check of a class fused onto a fused dataset) reads no
+    label of a dataset whose fuse.json fused every new class in one call: there is no class
+    fused before to check (13K label reads at every training start otherwise); with Car fused
+    onto Bicycle it reads the first image, which holds Bicycle, and stops there."""
+    import engine.datasets as datasets
+
+    root = _mass(tmp_path, "train", ["a", "b"])
+    MASS13K.with_new_class("Bicycle").with_new_class("Car").save(root / "taxonomy.json")
+    (root / "dataset.yaml").write_text("taxonomy: taxonomy.json\n")
+    inputs = {"pseudo": [{"class": c} for c in fused]}
+    (root / "fuse.json").write_text(json.dumps({"status": "complete", "inputs": inputs}))
+    for s in "ab":
+        _label(root / "annotations/train" / f"{s}.png", value=7)  # Bicycle everywhere
+        _label(root / "sources/train" / f"{s}.png", value=1)  # pseudo: as fusion writes it
+    read = []
+    real = datasets.read_sample_label
+    monkeypatch.setattr(
+        datasets, "read_sample_label", lambda s, t: read.append(s.stem) or real(s, t)
+    )
+    datasets.check_carried_sources(open_split(root, "train"), root / "sources/train")
+    assert read == ["a"][:reads]

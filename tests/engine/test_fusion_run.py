@@ -141,6 +141,8 @@ def test_fuse_writes_labels_sources_taxonomy_and_report(world):
         == open_pseudo_run(world["bike"]).run_json_sha256
     )
     assert "packages" in doc["environment"]
+    # fusion computes nothing with torch: no kernel set or GPUs recorded, loaded or not
+    assert "cpu_capability" not in doc["environment"] and "gpus" not in doc["environment"]
     bike = doc["report"]["Bicycle"]
     # a: 8 pseudo px, 4 on Ground (rejected), 2 tied with Car, 2 claimed, 1 uncertain -> 255.
     # b (shifted right): 8 px, 6 on Ground, 1 tied with Car, 1 claimed, 1 uncertain -> 255.
@@ -612,6 +614,9 @@ def test_no_more_worker_processes_than_images(world, monkeypatch):
     )
     assert fuse(cfg(world, workers=64)).fused == 4
     assert started == [4]
+    (world["out"] / "labels" / "train" / "a.png").unlink()  # one image left to fuse again
+    assert fuse(cfg(world, workers=64)).fused == 1
+    assert started == [4]  # fused in this process: no pool started for one image
 
 
 def test_min_coverage_drops_and_reports(world):
@@ -1369,6 +1374,8 @@ def test_an_image_removed_from_the_dataset_since_is_left_out_and_its_fused_maps_
     caplog.clear()
     result = fuse(cfg(world))
     assert result.images == 3 and result.skipped == 3
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    assert record["splits"] == {"train": 1, "val": 2}  # each split's images: b left val only
     bike_labels = world["bike"] / "labels/train"
     assert (
         f"{bike_labels}: the pseudo labels of 1 image no longer in "
