@@ -7,7 +7,13 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from annotations.instances import InstanceWindows, MaskWindow
-from annotations.interchange import CocoBuilder, ExportImage, to_labelme
+from annotations.interchange import (
+    CocoBuilder,
+    ExportImage,
+    coco_to_masks,
+    png_to_mask,
+    to_labelme,
+)
 
 H, W = 12, 16
 
@@ -92,3 +98,51 @@ def test_a_labelme_mask_up_to_twice_the_image_s_size_is_read_one_pixel_more_refu
     for w, h in ((33, 1), (1, 25)):
         with pytest.raises(ValueError, match=rf"^shape 0: its mask is {w}x{h}, over twice the"):
             _mask_patch(png(w, h), "shape 0", (W, H))
+
+
+def _coco(images: list[dict], annotations: list[dict], categories=None) -> dict:
+    cats = categories or [{"id": 1, "name": "Bicycle"}]
+    return {"images": images, "annotations": annotations, "categories": cats}
+
+
+def test_coco_image_sizes_written_as_text_are_read_as_integers():
+    """Sizes as text ("12", a converter's) are read as int() reads them: a 16x12 image."""
+    doc = _coco([{"id": 1, "file_name": "img000.jpg", "height": "12", "width": "16"}], [])
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+    assert found.stem == "img000" and found.mask.shape == (H, W) and not found.mask.any()
+
+
+def test_a_coco_annotation_without_category_id_is_of_no_category_even_where_one_is_0():
+    """A category of id 0 is the class; an annotation that names none is not of it, and the
+    error says it names none (it said "unknown category_id -1", a number the file lacks)."""
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": H, "width": W}],
+        [{"id": 5, "image_id": 1, "segmentation": [[0, 0, 4, 0, 4, 4, 0, 4]]}],
+        [{"id": 0, "name": "Bicycle"}],
+    )
+    with pytest.raises(ValueError, match=r"^c.json: annotation 5 has no category_id$"):
+        coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+
+
+def test_an_unturned_coco_box_of_unannotated_is_its_pixels_exactly():
+    """A box [x, y, width, height] = [10, 5, 60, 40] without attributes.rotation covers columns
+    10..69 and rows 5..44 (pixel corners); a turn of even 1 degree would move its corners by
+    over half a pixel."""
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": 50, "width": 80}],
+        [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 2, 0, 2, 2, 0, 2]]},
+            {"id": 2, "image_id": 1, "category_id": 2, "segmentation": [], "bbox": [10, 5, 60, 40]},
+        ],
+        [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "unannotated"}],
+    )
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (50, 80)}, doc=doc)
+    expected = np.zeros((50, 80), np.uint8)
+    expected[0:2, 0:2] = 1
+    expected[5:45, 10:70] = 255
+    assert np.array_equal(found.mask, expected)
+
+
+def test_a_png_mask_that_is_not_there_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"img000.png: mask file not found$"):
+        png_to_mask(tmp_path / "img000.png", {"img000": (H, W)})
