@@ -245,6 +245,24 @@ def test_brush_polygon_and_unannotated_regions_make_the_mask(tmp_path):
     assert m.others == {"Car": 1}
 
 
+def test_the_class_is_spelled_as_the_file_s_first_region_of_it_spells_it(tmp_path):
+    """--class bicycle matches "BICYCLE" case-folded: the import says the file's spelling."""
+    points = _square_percent(8, 2, 12, 6)
+    found = _read(
+        tmp_path,
+        [
+            _task(
+                "img000",
+                _region("polygon", "unannotated", points=_square_percent(0, 0, 2, 2)),
+                _region("polygon", "BICYCLE", points=points),
+                _region("polygon", "Bicycle", points=points),
+            )
+        ],
+        class_name="bicycle",
+    )
+    assert found["img000"].spelled == "BICYCLE"
+
+
 def test_rotated_rectangles_and_ellipses_of_unannotated(tmp_path):
     """Rotation is clockwise on screen about the rectangle's top-left corner (Konva's), about an
     ellipse's centre."""
@@ -355,6 +373,8 @@ def test_an_empty_annotation_is_an_image_without_the_class(tmp_path):
         ),  # fmt: skip
         (_region("keypoint", x=1, y=1), "a keypoint of 'Bicycle' is no mask"),
         (_region("polygon", points=[[1, 2, 3]]), r"'points' must be \[x, y\] pairs in percent"),
+        # ragged: numpy cannot make an array of it (np.zeros(-1) in its place raised numpy's own)
+        (_region("polygon", points=[[1, 2], [3]]), r"'points' must be \[x, y\] pairs in percent"),
         (_region("polygon", points=[[1, 2], [3, 4]]), "a polygon needs at least 3 points, got 2"),
         (_region("brush", format="rle", rle=[1, 2]), "shorter than its header"),
         (_region("brush", format="png", rle=[]), "brush format 'png', not 'rle'"),
