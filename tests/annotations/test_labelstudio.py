@@ -92,6 +92,21 @@ def test_encode_writes_label_studio_s_header():
     assert set(bits[67:]) <= {"0"} and len(bits) % 8 == 0
 
 
+@pytest.mark.parametrize(
+    "values, lengths, message",
+    [
+        ([256], [1], r"^brush values are bytes \(0\.\.255\)$"),  # its bits would spill into the run
+        ([-1], [1], r"^brush values are bytes \(0\.\.255\)$"),
+        ([0, 255], [3, 0], "^run lengths must be positive$"),
+        # a 33-bit count does not fit the header's 32 bits (65,536 records of 65,536)
+        ([0], [1 << 32], "^an RLE holds fewer than 2\\*\\*32 values, not 4,294,967,296$"),
+    ],
+)
+def test_encode_refuses_what_the_stream_cannot_hold(values, lengths, message):
+    with pytest.raises(ValueError, match=message):
+        encode_rle(np.array(values), np.array(lengths))
+
+
 def test_a_one_pixel_mask_is_one_brush_record_and_an_empty_one_none():
     """A 1x1 mask in is the stream of one repeat record of four 255s (a mutant that wrote the
     empty stream for a mask of one pixel passed); a mask of no pixel has 0 values."""
