@@ -146,3 +146,14 @@ def test_an_unturned_coco_box_of_unannotated_is_its_pixels_exactly():
 def test_a_png_mask_that_is_not_there_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"img000.png: mask file not found$"):
         png_to_mask(tmp_path / "img000.png", {"img000": (H, W)})
+
+
+@pytest.mark.parametrize("given", [{"height": H}, {"width": W}])
+def test_a_coco_image_with_one_of_its_sizes_is_refused(given):
+    """Neither size: the dataset's (Label Studio's export of an image without regions); one of
+    the two is a damaged entry, not the dataset's size."""
+    doc = _coco([{"id": 1, "file_name": "img000.jpg", **given}], [])
+    with pytest.raises(
+        ValueError, match="^c.json: image entry .* lacks id/file_name/width/height$"
+    ):
+        coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)

@@ -486,6 +486,19 @@ def test_json_min_keeps_the_image_size_at_the_region_and_other_lists_as_data():
     ]
 
 
+def test_json_min_lists_of_no_region_values_stay_task_data():
+    """A region value is an object with a labels key: a list of other objects, or of lists
+    holding "labels", is the task's data."""
+    row = {"id": 1, "annotation_id": 2, "image": "x.jpg", "meta": [{"a": 1}], "tags": [["labels"]]}
+    assert tasks_of_json_min([row]) == [
+        {
+            "id": 1,
+            "data": {"image": "x.jpg", "meta": [{"a": 1}], "tags": [["labels"]]},
+            "annotations": [{"id": 2, "result": []}],
+        }
+    ]
+
+
 def test_annotations_that_are_no_list_are_one_line_naming_the_task(tmp_path):
     """A task whose "annotations" is a number (an edited file) was a TypeError traceback from
     import, and from engine info (found by fuzzing)."""
@@ -721,3 +734,16 @@ def test_a_bitmask_region_is_read_inside_its_box(tmp_path):
     expected = (np.stack(layers)[..., 3] > 0).any(axis=0).astype(np.uint8)
     assert np.array_equal(found.mask, expected)
     assert peak < 6 * h * w, f"{peak:,} bytes traced"
+
+
+def test_a_bitmask_png_cut_short_is_one_line():
+    """Its header (the size) reads; its pixels end early: said, not an UnboundLocalError."""
+    import base64
+
+    noise = np.random.default_rng(0).integers(0, 256, (H, W, 4), dtype=np.uint8)
+    data = base64.b64decode(_bitmask(noise).partition(",")[2])
+    url = "data:image/png;base64," + base64.b64encode(data[: len(data) // 2]).decode("ascii")
+    with pytest.raises(
+        ValueError, match=r"^'imageDataURL' is not a base64 image \(image file is truncated\)$"
+    ):
+        bitmask_to_mask(url, H, W)
