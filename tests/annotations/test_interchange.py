@@ -11,6 +11,7 @@ from annotations.interchange import (
     CocoBuilder,
     ExportImage,
     coco_to_masks,
+    labelme_to_mask,
     png_to_mask,
     to_labelme,
 )
@@ -157,3 +158,51 @@ def test_a_coco_image_with_one_of_its_sizes_is_refused(given):
         ValueError, match="^c.json: image entry .* lacks id/file_name/width/height$"
     ):
         coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+
+
+def _labelme(*shapes: dict) -> dict:
+    return {"shapes": list(shapes), "imagePath": "img000.jpg", "imageHeight": 6, "imageWidth": 8}
+
+
+@pytest.mark.parametrize("points", [[[2, 1], [5, 3]], [[2, 1], [5, 1], [5, 3], [2, 3]]])
+def test_a_labelme_rectangle_is_its_two_corners_or_x_anylabeling_s_diagonal(points):
+    """labelme's two corners (2, 1) and (5, 3), or X-AnyLabeling's four of which the first and
+    third: pixel centres, so columns 2..5 and rows 1..3."""
+    shape = {"label": "Bicycle", "points": points, "shape_type": "rectangle"}
+    found = labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))
+    expected = np.zeros((6, 8), np.uint8)
+    expected[1:4, 2:6] = 1
+    assert np.array_equal(found.mask, expected)
+
+
+def test_a_labelme_polygon_of_two_points_is_refused():
+    shape = {"label": "Bicycle", "points": [[1, 1], [4, 4]], "shape_type": "polygon"}
+    with pytest.raises(
+        ValueError, match=r"^img000.json: shape 0: a polygon needs at least 3 points, got 2$"
+    ):
+        labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))
+
+
+def test_a_voc_palette_png_is_read_as_its_indices(tmp_path):
+    """Pascal VOC's SegmentationClass: indices 0, 1 (the class, drawn dark red), 7 and 255
+    (void, cream); read as indices, never as the palette's colours."""
+    from PIL import Image
+
+    img = Image.fromarray(np.array([[0, 1, 255], [1, 7, 0]], np.uint8), "P")
+    palette = [0] * 768
+    palette[3:6], palette[21:24], palette[765:768] = [128, 0, 0], [128, 128, 128], [224, 224, 192]
+    img.putpalette(palette)
+    img.save(tmp_path / "img000.png")
+    found = png_to_mask(tmp_path / "img000.png", {"img000": (2, 3)}, value=1)
+    assert found.mask.tolist() == [[0, 1, 255], [1, 0, 0]] and found.others == {"value 7": 1}
+
+
+def test_a_labelme_circle_is_its_centre_and_a_point_on_it():
+    """Centre (3, 2) through (4, 2): radius 1, the pixel centres within 1 of (3, 2), a plus of
+    five (labelme draws it so); a third point is refused."""
+    shape = {"label": "Bicycle", "points": [[3, 2], [4, 2]], "shape_type": "circle"}
+    found = labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))
+    assert np.argwhere(found.mask).tolist() == [[1, 3], [2, 2], [2, 3], [2, 4], [3, 3]]
+    shape["points"].append([5, 2])
+    with pytest.raises(ValueError, match=r"^img000.json: shape 0: a circle needs 2 points, got 3$"):
+        labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))

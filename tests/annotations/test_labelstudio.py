@@ -747,3 +747,16 @@ def test_a_bitmask_png_cut_short_is_one_line():
         ValueError, match=r"^'imageDataURL' is not a base64 image \(image file is truncated\)$"
     ):
         bitmask_to_mask(url, H, W)
+
+
+def test_a_bitmask_png_without_alpha_is_all_painted():
+    """An RGB layer has no alpha: convert("RGBA") makes it 255, every pixel in."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (W, H)).save(buf, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    assert int(bitmask_to_mask(url, H, W).sum()) == H * W
