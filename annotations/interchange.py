@@ -541,8 +541,11 @@ def coco_to_masks(
             raise ValueError(
                 f"{path}: annotation {ann.get('id')} refers to unknown image_id {image_id}"
             )
-        if cat not in roles:
-            raise ValueError(f"{path}: annotation {ann.get('id')} has unknown category_id {cat}")
+        if cat not in roles:  # -1: none given (said so: "unknown category_id -1" was none's)
+            raise ValueError(
+                f"{path}: annotation {ann.get('id')} has "
+                + (f"unknown category_id {cat}" if "category_id" in ann else "no category_id")
+            )
         target = masks[image_id]
         if roles[cat] == 0:  # another class of a multi-class file: not this subset's
             target.count_other(names[cat])

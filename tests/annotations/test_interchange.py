@@ -7,7 +7,14 @@ import pytest
 from pycocotools import mask as coco_mask
 
 from annotations.instances import InstanceWindows, MaskWindow
-from annotations.interchange import CocoBuilder, ExportImage, to_labelme
+from annotations.interchange import (
+    CocoBuilder,
+    ExportImage,
+    coco_to_masks,
+    labelme_to_mask,
+    png_to_mask,
+    to_labelme,
+)
 
 H, W = 12, 16
 
@@ -92,3 +99,110 @@ def test_a_labelme_mask_up_to_twice_the_image_s_size_is_read_one_pixel_more_refu
     for w, h in ((33, 1), (1, 25)):
         with pytest.raises(ValueError, match=rf"^shape 0: its mask is {w}x{h}, over twice the"):
             _mask_patch(png(w, h), "shape 0", (W, H))
+
+
+def _coco(images: list[dict], annotations: list[dict], categories=None) -> dict:
+    cats = categories or [{"id": 1, "name": "Bicycle"}]
+    return {"images": images, "annotations": annotations, "categories": cats}
+
+
+def test_coco_image_sizes_written_as_text_are_read_as_integers():
+    """Sizes as text ("12", a converter's) are read as int() reads them: a 16x12 image."""
+    doc = _coco([{"id": 1, "file_name": "img000.jpg", "height": "12", "width": "16"}], [])
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+    assert found.stem == "img000" and found.mask.shape == (H, W) and not found.mask.any()
+
+
+def test_a_coco_annotation_without_category_id_is_of_no_category_even_where_one_is_0():
+    """A category of id 0 is the class; an annotation that names none is not of it, and the
+    error says it names none (it said "unknown category_id -1", a number the file lacks)."""
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": H, "width": W}],
+        [{"id": 5, "image_id": 1, "segmentation": [[0, 0, 4, 0, 4, 4, 0, 4]]}],
+        [{"id": 0, "name": "Bicycle"}],
+    )
+    with pytest.raises(ValueError, match=r"^c.json: annotation 5 has no category_id$"):
+        coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+
+
+def test_an_unturned_coco_box_of_unannotated_is_its_pixels_exactly():
+    """A box [x, y, width, height] = [10, 5, 60, 40] without attributes.rotation covers columns
+    10..69 and rows 5..44 (pixel corners); a turn of even 1 degree would move its corners by
+    over half a pixel."""
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": 50, "width": 80}],
+        [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 2, 0, 2, 2, 0, 2]]},
+            {"id": 2, "image_id": 1, "category_id": 2, "segmentation": [], "bbox": [10, 5, 60, 40]},
+        ],
+        [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "unannotated"}],
+    )
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (50, 80)}, doc=doc)
+    expected = np.zeros((50, 80), np.uint8)
+    expected[0:2, 0:2] = 1
+    expected[5:45, 10:70] = 255
+    assert np.array_equal(found.mask, expected)
+
+
+def test_a_png_mask_that_is_not_there_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"img000.png: mask file not found$"):
+        png_to_mask(tmp_path / "img000.png", {"img000": (H, W)})
+
+
+@pytest.mark.parametrize("given", [{"height": H}, {"width": W}])
+def test_a_coco_image_with_one_of_its_sizes_is_refused(given):
+    """Neither size: the dataset's (Label Studio's export of an image without regions); one of
+    the two is a damaged entry, not the dataset's size."""
+    doc = _coco([{"id": 1, "file_name": "img000.jpg", **given}], [])
+    with pytest.raises(
+        ValueError, match="^c.json: image entry .* lacks id/file_name/width/height$"
+    ):
+        coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+
+
+def _labelme(*shapes: dict) -> dict:
+    return {"shapes": list(shapes), "imagePath": "img000.jpg", "imageHeight": 6, "imageWidth": 8}
+
+
+@pytest.mark.parametrize("points", [[[2, 1], [5, 3]], [[2, 1], [5, 1], [5, 3], [2, 3]]])
+def test_a_labelme_rectangle_is_its_two_corners_or_x_anylabeling_s_diagonal(points):
+    """labelme's two corners (2, 1) and (5, 3), or X-AnyLabeling's four of which the first and
+    third: pixel centres, so columns 2..5 and rows 1..3."""
+    shape = {"label": "Bicycle", "points": points, "shape_type": "rectangle"}
+    found = labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))
+    expected = np.zeros((6, 8), np.uint8)
+    expected[1:4, 2:6] = 1
+    assert np.array_equal(found.mask, expected)
+
+
+def test_a_labelme_polygon_of_two_points_is_refused():
+    shape = {"label": "Bicycle", "points": [[1, 1], [4, 4]], "shape_type": "polygon"}
+    with pytest.raises(
+        ValueError, match=r"^img000.json: shape 0: a polygon needs at least 3 points, got 2$"
+    ):
+        labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))
+
+
+def test_a_voc_palette_png_is_read_as_its_indices(tmp_path):
+    """Pascal VOC's SegmentationClass: indices 0, 1 (the class, drawn dark red), 7 and 255
+    (void, cream); read as indices, never as the palette's colours."""
+    from PIL import Image
+
+    img = Image.fromarray(np.array([[0, 1, 255], [1, 7, 0]], np.uint8), "P")
+    palette = [0] * 768
+    palette[3:6], palette[21:24], palette[765:768] = [128, 0, 0], [128, 128, 128], [224, 224, 192]
+    img.putpalette(palette)
+    img.save(tmp_path / "img000.png")
+    found = png_to_mask(tmp_path / "img000.png", {"img000": (2, 3)}, value=1)
+    assert found.mask.tolist() == [[0, 1, 255], [1, 0, 0]] and found.others == {"value 7": 1}
+
+
+def test_a_labelme_circle_is_its_centre_and_a_point_on_it():
+    """Centre (3, 2) through (4, 2): radius 1, the pixel centres within 1 of (3, 2), a plus of
+    five (labelme draws it so); a third point is refused."""
+    shape = {"label": "Bicycle", "points": [[3, 2], [4, 2]], "shape_type": "circle"}
+    found = labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))
+    assert np.argwhere(found.mask).tolist() == [[1, 3], [2, 2], [2, 3], [2, 4], [3, 3]]
+    shape["points"].append([5, 2])
+    with pytest.raises(ValueError, match=r"^img000.json: shape 0: a circle needs 2 points, got 3$"):
+        labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))

@@ -92,6 +92,21 @@ def test_encode_writes_label_studio_s_header():
     assert set(bits[67:]) <= {"0"} and len(bits) % 8 == 0
 
 
+@pytest.mark.parametrize(
+    "values, lengths, message",
+    [
+        ([256], [1], r"^brush values are bytes \(0\.\.255\)$"),  # its bits would spill into the run
+        ([-1], [1], r"^brush values are bytes \(0\.\.255\)$"),
+        ([0, 255], [3, 0], "^run lengths must be positive$"),
+        # a 33-bit count does not fit the header's 32 bits (65,536 records of 65,536)
+        ([0], [1 << 32], "^an RLE holds fewer than 2\\*\\*32 values, not 4,294,967,296$"),
+    ],
+)
+def test_encode_refuses_what_the_stream_cannot_hold(values, lengths, message):
+    with pytest.raises(ValueError, match=message):
+        encode_rle(np.array(values), np.array(lengths))
+
+
 def test_a_one_pixel_mask_is_one_brush_record_and_an_empty_one_none():
     """A 1x1 mask in is the stream of one repeat record of four 255s (a mutant that wrote the
     empty stream for a mask of one pixel passed); a mask of no pixel has 0 values."""
@@ -245,6 +260,24 @@ def test_brush_polygon_and_unannotated_regions_make_the_mask(tmp_path):
     assert m.others == {"Car": 1}
 
 
+def test_the_class_is_spelled_as_the_file_s_first_region_of_it_spells_it(tmp_path):
+    """--class bicycle matches "BICYCLE" case-folded: the import says the file's spelling."""
+    points = _square_percent(8, 2, 12, 6)
+    found = _read(
+        tmp_path,
+        [
+            _task(
+                "img000",
+                _region("polygon", "unannotated", points=_square_percent(0, 0, 2, 2)),
+                _region("polygon", "BICYCLE", points=points),
+                _region("polygon", "Bicycle", points=points),
+            )
+        ],
+        class_name="bicycle",
+    )
+    assert found["img000"].spelled == "BICYCLE"
+
+
 def test_rotated_rectangles_and_ellipses_of_unannotated(tmp_path):
     """Rotation is clockwise on screen about the rectangle's top-left corner (Konva's), about an
     ellipse's centre."""
@@ -355,6 +388,8 @@ def test_an_empty_annotation_is_an_image_without_the_class(tmp_path):
         ),  # fmt: skip
         (_region("keypoint", x=1, y=1), "a keypoint of 'Bicycle' is no mask"),
         (_region("polygon", points=[[1, 2, 3]]), r"'points' must be \[x, y\] pairs in percent"),
+        # ragged: numpy cannot make an array of it (np.zeros(-1) in its place raised numpy's own)
+        (_region("polygon", points=[[1, 2], [3]]), r"'points' must be \[x, y\] pairs in percent"),
         (_region("polygon", points=[[1, 2], [3, 4]]), "a polygon needs at least 3 points, got 2"),
         (_region("brush", format="rle", rle=[1, 2]), "shorter than its header"),
         (_region("brush", format="png", rle=[]), "brush format 'png', not 'rle'"),
@@ -447,6 +482,19 @@ def test_json_min_keeps_the_image_size_at_the_region_and_other_lists_as_data():
                     ],
                 }
             ],
+        }
+    ]
+
+
+def test_json_min_lists_of_no_region_values_stay_task_data():
+    """A region value is an object with a labels key: a list of other objects, or of lists
+    holding "labels", is the task's data."""
+    row = {"id": 1, "annotation_id": 2, "image": "x.jpg", "meta": [{"a": 1}], "tags": [["labels"]]}
+    assert tasks_of_json_min([row]) == [
+        {
+            "id": 1,
+            "data": {"image": "x.jpg", "meta": [{"a": 1}], "tags": [["labels"]]},
+            "annotations": [{"id": 2, "result": []}],
         }
     ]
 
@@ -686,3 +734,29 @@ def test_a_bitmask_region_is_read_inside_its_box(tmp_path):
     expected = (np.stack(layers)[..., 3] > 0).any(axis=0).astype(np.uint8)
     assert np.array_equal(found.mask, expected)
     assert peak < 6 * h * w, f"{peak:,} bytes traced"
+
+
+def test_a_bitmask_png_cut_short_is_one_line():
+    """Its header (the size) reads; its pixels end early: said, not an UnboundLocalError."""
+    import base64
+
+    noise = np.random.default_rng(0).integers(0, 256, (H, W, 4), dtype=np.uint8)
+    data = base64.b64decode(_bitmask(noise).partition(",")[2])
+    url = "data:image/png;base64," + base64.b64encode(data[: len(data) // 2]).decode("ascii")
+    with pytest.raises(
+        ValueError, match=r"^'imageDataURL' is not a base64 image \(image file is truncated\)$"
+    ):
+        bitmask_to_mask(url, H, W)
+
+
+def test_a_bitmask_png_without_alpha_is_all_painted():
+    """An RGB layer has no alpha: convert("RGBA") makes it 255, every pixel in."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (W, H)).save(buf, "PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    assert int(bitmask_to_mask(url, H, W).sum()) == H * W
