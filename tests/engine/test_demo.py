@@ -761,6 +761,8 @@ def test_effect_answers_what_the_rows_it_has_define():
                 "iou_of_fused": None, "reaches_fused_share": None},
     }  # fmt: skip
     assert found["under_wall_limit"] is True  # 899.99 s: calls without a time count none
+    assert effect(classes, [{"wall_seconds": None}, {}, {"wall_seconds": 900.0}]) == {
+        **found, "under_wall_limit": False}  # fmt: skip
     assert effect_lines(found) == [
         "- Bicycle: the model beats the pseudo labels on IoU n/a, BIoU n/a, BF1 yes; its IoU is "
         "- of the fused labels' (85% asked): n/a",
