@@ -861,7 +861,7 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     from rich.console import Console
 
     import engine.cli.demo as cli_demo
-    from engine.demo import DemoConfig, write_summary
+    from engine.demo import SIMULATED_NOTE, DemoConfig, write_summary
     from engine.info import render_demo
 
     out = tmp_path / "demo"
@@ -879,6 +879,7 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     monkeypatch.setattr("engine.runinfo.environment", lambda torch_used: {})
     write_summary(cfg, result)
     md = (out / "report" / "summary.md").read_text("utf-8").splitlines()
+    assert md[2] == f"> {SIMULATED_NOTE}."
     at = md.index("| new class | source | IoU | BIoU | BF1 |")
     assert md[at + 2 : at + 6] == [
         "| Bicycle | pseudo labels (simulated) | 36.94 | 8.97 | 0.3283 |",
@@ -916,6 +917,9 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
         "Wall time: 4 min 59 s (299.0 s, this call). This folder's 3 calls took 8 min 40 s, "
         "1 min 30 s (interrupted), 4 min 59 s. Stage times (s): synth: 1.5"
     )
+    assert f"inference; their reports are in {out / 'report_gf'}." in md[md.index(
+        "Model: MaSSFormer tiny, 7 steps of joint training from the built-in 7-class stand-in."
+    ) + 2]  # fmt: skip
     data = json.loads((out / "report" / "summary.json").read_text("utf-8"))
     assert [r["source"] for r in data["classes"]["Bicycle"]] == [
         "pseudo labels (simulated)", "fused labels", "joint-trained model",
@@ -962,3 +966,7 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     text = [line.rstrip() for line in shown.getvalue().splitlines()]
     assert text[text.index("What the demo is built to show:") + 1 :][:2] == effect_lines
     assert "wall time: 8 min 40 s, 1 min 30 s, 4 min 59 s (3 calls)" in text
+    # a folder's first call: its own time alone
+    write_summary(DemoConfig(out=tmp_path / "first"), _summary_result(tmp_path / "first"))
+    md = (tmp_path / "first" / "report" / "summary.md").read_text("utf-8").splitlines()
+    assert md[-1] == "Wall time: 4 min 59 s (299.0 s, this call). Stage times (s): synth: 1.5"
