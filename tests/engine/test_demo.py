@@ -739,7 +739,7 @@ def test_effect_answers_what_the_rows_it_has_define():
     """A score the model leaves undefined (no pixel of the class in the truth or its output), a
     fused IoU of 0, and classes missing a row (fused labels of the training split only hold
     none of the annotated images: the report leaves their row out): each answers what it can,
-    as None ("n/a", "-"), and a class without its fused or model row is left out."""
+    as None ("n/a", "-"), and a class without its pseudo, fused or model row is left out."""
     from engine.demo import effect, effect_lines
 
     def row(kind, iou, biou=10.0, bf1=0.5):
@@ -752,6 +752,7 @@ def test_effect_answers_what_the_rows_it_has_define():
                 row("joint-trained model", 10.0, 10.0, 0.25)],
         "Tram": [row("pseudo labels", 1.0), row("joint-trained model", 2.0)],  # no fused row
         "Bus": [row("pseudo labels", 1.0), row("fused labels", 2.0)],  # no model row
+        "Van": [row("fused labels", 1.0), row("joint-trained model", 2.0)],  # no pseudo row
     }  # fmt: skip
     found = effect(classes, [{"wall_seconds": None}, {"seconds": {}}, {"wall_seconds": 899.99}])
     assert found["classes"] == {
