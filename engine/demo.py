@@ -822,7 +822,9 @@ def effect(classes: dict[str, list[dict]], calls: list[dict]) -> dict[str, Any]:
     pseudo labels on each score and reaches ``FUSED_SHARE`` of the fused labels' IoU, and
     whether the demo (``calls``: every call into its folder) took under ``WALL_LIMIT`` seconds.
     Read from the rows as printed (rounded), so a reader of the table finds the same answers;
-    a score that is undefined (None, shown "n/a") answers None."""
+    the share is rounded to 4 digits (0.01%, as :func:`effect_lines` prints it) before it is
+    compared, so that the share shown and the answer agree; a score that is undefined (None,
+    shown "n/a") answers None."""
     checks: dict[str, Any] = {}
     for name, rows in classes.items():
         kind = {row.get("kind"): row for row in rows}
@@ -834,10 +836,11 @@ def effect(classes: dict[str, list[dict]], calls: list[dict]) -> dict[str, Any]:
             for k, _, _ in METRICS
         }
         iou, whole = model.get("iou"), fused.get("iou")
-        share = iou / whole if iou is not None and whole else None
+        # rounded before the comparison: 67.50 of 79.44 (0.84970) printed "85.0%" beside "no"
+        share = round(iou / whole, 4) if iou is not None and whole else None
         checks[name] = {
             "beats_pseudo": beats,
-            "iou_of_fused": None if share is None else round(share, 4),
+            "iou_of_fused": share,
             "reaches_fused_share": None if share is None else share >= FUSED_SHARE,
         }
     wall = sum(float(c.get("wall_seconds") or 0) for c in calls if isinstance(c, dict))
@@ -855,7 +858,7 @@ def effect_lines(found: dict[str, Any]) -> list[str]:
     lines = []
     for name, c in found["classes"].items():
         beats = ", ".join(f"{title} {yes[c['beats_pseudo'][k]]}" for k, title, _ in METRICS)
-        share = "-" if c["iou_of_fused"] is None else f"{100 * c['iou_of_fused']:.1f}%"
+        share = "-" if c["iou_of_fused"] is None else f"{100 * c['iou_of_fused']:.2f}%"
         lines.append(
             f"- {name}: the model beats the pseudo labels on {beats}; its IoU is {share} of the "
             f"fused labels' ({100 * found['fused_share']:.0f}% asked): "

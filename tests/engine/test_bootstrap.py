@@ -242,3 +242,15 @@ def test_equal_images_give_a_point_and_the_record_is_reproducible():
     assert [round(v, 2) for v in again["iou"]] == drawn["iou"]
     assert interval_record(ca, cb) == interval_record(ca.copy(), cb.copy())
     assert paired_delta_interval(ca, cb, seed=1) != paired_delta_interval(ca, cb)  # drawn
+
+
+def test_an_interval_excludes_zero_only_strictly_on_either_side():
+    """``(excludes 0)`` and Table 4's ``*``: a bound that is 0 (or rounds to -0.00) is no sign,
+    below zero as above it (only the lower side was checked)."""
+    from engine.metrics.bootstrap import excludes_zero
+
+    assert [excludes_zero(i) for i in ([0.5, 2.0], [-2.0, -0.5], [-13.3, -2.35])] == [True] * 3
+    assert [excludes_zero(i) for i in ([0.0, 2.0], [-2.0, 0.0], [-2.0, -0.0], [-1.0, 1.0])] == [
+        False
+    ] * 4
+    assert excludes_zero([-0.21, -0.08]) and not excludes_zero(None)

@@ -51,6 +51,8 @@ def test_a_report_s_table_takes_its_deltas_against_the_pseudo_labels_row():
     report = {"title": "Bicycle", "table4": [{**r, "kind": r["source"].split(" (")[0]}
                                              for r in TABLE4]}  # fmt: skip
     assert Table4.of_report(report).rows[0][4:] == ["", "", ""]
+    assert Table4.of_report(report).title == "Bicycle"  # the report's title heads its table
+    assert Table4.of_report({"table4": report["table4"]}).title == ""
     # without pseudo labels (a report of fused labels and a model): no baseline, no deltas
     no_pseudo = {"title": "Bicycle", "table4": [{**r, "delta": {}} for r in report["table4"][1:]]}
     assert [row[4:] for row in Table4.of_report(no_pseudo).rows] == [["n/a"] * 3] * 2
