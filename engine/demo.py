@@ -33,10 +33,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -817,14 +819,24 @@ FUSED_SHARE, WALL_LIMIT = 0.85, 15 * 60
 EFFECT_TITLE = "What the demo is built to show"
 
 
+def fused_share(iou: float, whole: float) -> tuple[float, bool]:
+    """The model's IoU as a share of the fused labels' ``whole``, cut (not rounded) to 4 digits,
+    and whether it reaches ``FUSED_SHARE``, worked out on the two scores as decimals (exact):
+    67.50 of 79.44 (0.849698) is 0.8496, a "no"; 8.61 of 10.13 (0.849951) is 0.8499, a "no"
+    (rounded, it was recorded 0.85 and answered "yes": 85% asked, not reached); 68 of 80 is
+    0.85, a "yes". Cut, a share shown "85.00%" has reached 85% and one under it has not."""
+    exact = Fraction(str(iou)) / Fraction(str(whole))
+    return math.floor(exact * 10_000) / 10_000, exact >= Fraction(str(FUSED_SHARE))
+
+
 def effect(classes: dict[str, list[dict]], calls: list[dict]) -> dict[str, Any]:
     """``summary.json``'s ``effect``: per new class, whether the joint-trained model beats its
     pseudo labels on each score and reaches ``FUSED_SHARE`` of the fused labels' IoU, and
     whether the demo (``calls``: every call into its folder) took under ``WALL_LIMIT`` seconds.
     Read from the rows as printed (rounded), so a reader of the table finds the same answers;
-    the share is rounded to 4 digits (0.01%, as :func:`effect_lines` prints it) before it is
-    compared, so that the share shown and the answer agree; a score that is undefined (None,
-    shown "n/a") answers None."""
+    the share is compared exactly (:func:`fused_share`) and recorded cut, not rounded, to 4
+    digits, so the share shown and the answer agree; a score that is undefined (None, shown
+    "n/a") answers None."""
     checks: dict[str, Any] = {}
     for name, rows in classes.items():
         kind = {row.get("kind"): row for row in rows}
@@ -836,12 +848,11 @@ def effect(classes: dict[str, list[dict]], calls: list[dict]) -> dict[str, Any]:
             for k, _, _ in METRICS
         }
         iou, whole = model.get("iou"), fused.get("iou")
-        # rounded before the comparison: 67.50 of 79.44 (0.84970) printed "85.0%" beside "no"
-        share = round(iou / whole, 4) if iou is not None and whole else None
+        share, reaches = fused_share(iou, whole) if iou is not None and whole else (None, None)
         checks[name] = {
             "beats_pseudo": beats,
             "iou_of_fused": share,
-            "reaches_fused_share": None if share is None else share >= FUSED_SHARE,
+            "reaches_fused_share": reaches,
         }
     wall = sum(float(c.get("wall_seconds") or 0) for c in calls if isinstance(c, dict))
     return {
