@@ -35,6 +35,9 @@ import annotations.rle  # noqa: F401 - its filter for pycocotools' own warning a
 COCO = "coco"
 LABELME = "labelme"
 CONVENTIONS = (COCO, LABELME)
+# the largest Douglas-Peucker tolerance (pixels) OpenCV takes: approxPolyDP raises "Epsilon not
+# valid" from 1e30 on (and for nan); any tolerance over an outline's size leaves it exact
+MAX_SIMPLIFY = 1e30
 
 
 def _check_convention(convention: str) -> None:

@@ -74,7 +74,7 @@ from annotations.labelstudio import (
     labelstudio_to_masks,
     to_labelstudio,
 )
-from annotations.polygons import COCO, LABELME
+from annotations.polygons import COCO, LABELME, MAX_SIMPLIFY
 from annotations.subset import (
     ImageStats,
     Pick,
@@ -234,9 +234,12 @@ def _check_export_options(cfg: ExportConfig) -> None:
     if cfg.mask_format != "rle" and "coco" not in cfg.formats:
         raise ValueError("--mask-format is COCO's segmentation; LabelMe files are always polygons")
     polygons = "labelme" in cfg.formats or ("coco" in cfg.formats and cfg.mask_format == "polygon")
-    if cfg.simplify < 0 or (cfg.simplify > 0 and not polygons):
+    # nan was written into the records and failed as "not JSON compliant"; inf and 1e308
+    # failed in OpenCV with a traceback
+    if not 0 <= cfg.simplify < MAX_SIMPLIFY or (cfg.simplify > 0 and not polygons):
         raise ValueError(
-            "--simplify is a polygon tolerance in pixels (>= 0) for LabelMe files or COCO's "
+            f"--simplify is a polygon tolerance in pixels (>= 0, under {MAX_SIMPLIFY:g}) for "
+            "LabelMe files or COCO's "
             f"--mask-format polygon; got {cfg.simplify} with {' + '.join(cfg.formats)}"
             + (f" ({cfg.mask_format})" if "coco" in cfg.formats else "")
         )

@@ -25,6 +25,7 @@ depend on batching, sharding or resuming.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -59,11 +60,17 @@ class SimulationConfig:
     min_area: int = 4  # instances smaller than this (pixels) after the errors are dropped
 
     def __post_init__(self) -> None:
-        for name in ("miss_max", "false_positive_rate"):
+        for f in dataclasses.fields(self):  # `miss_area=.nan` passed the checks below unsaid
+            if f.type == "float" and not math.isfinite(v := getattr(self, f.name)):
+                raise ValueError(f"simulated labeler: {f.name} must be a finite number, got {v}")
+        # fill_radius is a share of the box diagonal: 1e3 padded each box by 1000 diagonals,
+        # and the run was killed for memory; 2**63 failed every image
+        for name in ("miss_max", "false_positive_rate", "fill_radius"):
             v = getattr(self, name)
             if not 0 <= v <= 1:
                 raise ValueError(f"simulated labeler: {name} must be in [0, 1], got {v}")
-        for name in ("miss_area", "fill_radius", "boundary_shift"):
+        # seed -1 failed every image in numpy's generator; min_area -1 was read as 1
+        for name in ("miss_area", "boundary_shift", "seed", "min_area"):
             if getattr(self, name) < 0:
                 raise ValueError(
                     f"simulated labeler: {name} must be >= 0, got {getattr(self, name)}"

@@ -561,7 +561,16 @@ def test_per_image_files_do_not_grow_with_the_number_of_images_exported(tmp_path
     "settings, message",
     [
         ({"formats": ("coco",), "simplify": 2.0}, "got 2.0 with coco \\(rle\\)"),
-        ({"mask_format": "polygon", "simplify": -1.0}, "polygon tolerance in pixels \\(>= 0\\)"),
+        (
+            {"mask_format": "polygon", "simplify": -1.0},
+            "tolerance in pixels \\(>= 0, under 1e\\+30\\)",
+        ),
+        (
+            {"formats": ("labelme",), "simplify": math.nan},
+            "under 1e\\+30\\) .*; got nan with labelme$",
+        ),
+        ({"formats": ("labelme",), "simplify": math.inf}, "; got inf with labelme$"),
+        ({"formats": ("labelme",), "simplify": 1e30}, "; got 1e\\+30 with labelme$"),
         ({"formats": ("labelme",), "mask_format": "polygon"}, "LabelMe files are always polygons"),
         ({"mask_format": "poly"}, "--mask-format must be one of rle, polygon"),
     ],

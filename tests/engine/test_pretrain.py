@@ -71,6 +71,7 @@ def test_demo_pretrain_takes_the_lr_and_backbone_norm_and_refuses_bad_ones(tmp_p
     assert (cfg.lr, cfg.backbone_norm) == (1e-3, "batch")
     for args, msg in (
         (["--lr", "0"], "error: lr must be > 0, got 0.0"),
+        (["--lr", "inf"], "error: lr must be a finite number, got inf"),
         (
             ["--backbone-norm", "group"],
             "error: backbone_norm must be 'frozen' or 'batch', got 'group'",

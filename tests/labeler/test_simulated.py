@@ -133,6 +133,37 @@ def test_bad_options_and_shapes():
         simulate_labels(np.zeros(5))
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [
+        # `--backend-option miss_area=.nan` (YAML's nan): nothing was ever missed, unsaid
+        ("miss_area", ".nan", "miss_area must be a finite number, got nan"),
+        ("boundary_shift", ".inf", "boundary_shift must be a finite number, got inf"),
+        ("fill_radius", "-.inf", "fill_radius must be a finite number, got -inf"),
+        # 1e3 diagonals of padding per box: the run was killed for memory
+        ("fill_radius", "1e3", "fill_radius must be in [0, 1], got 1000.0"),
+        ("fill_radius", "1.5", "fill_radius must be in [0, 1], got 1.5"),
+        # every image failed in numpy's generator ("expected non-negative integer")
+        ("seed", "-1", "seed must be >= 0, got -1"),
+        ("min_area", "-1", "min_area must be >= 0, got -1"),  # was read as 1
+    ],
+)
+def test_backend_options_out_of_range(option, value, message):
+    from annotations.fileio import yaml_scalar
+
+    with pytest.raises(ValueError) as e:
+        SimulationConfig.from_dict({option: yaml_scalar(value)})
+    assert str(e.value) == f"simulated labeler: {message}"
+
+
+def test_backend_options_at_their_bounds():
+    cfg = SimulationConfig.from_dict(
+        {"fill_radius": 1, "seed": 0, "min_area": 0, "miss_area": 0.0, "boundary_shift": 0}
+    )
+    assert (cfg.fill_radius, cfg.seed, cfg.min_area, cfg.miss_area) == (1, 0, 0, 0.0)
+    assert SimulationConfig(fill_radius=0.0, seed=2**63).seed == 2**63  # numpy takes any size
+
+
 def test_load_truth(tmp_path):
     import cv2
 

@@ -156,6 +156,18 @@ EDGES = [
     ],
     ({"processes": 0}, {"processes": -1}, "processes must be >= 0 (0: one per CPU core), got -1"),
     ({"lr": 1e-12}, {"lr": 0.0}, "lr must be > 0, got 0.0"),
+    ({"lr": 1e3}, {"lr": math.inf}, "lr must be a finite number, got inf"),
+    ({"grad_clip": 1e300}, {"grad_clip": math.nan}, "grad_clip must be a finite number, got nan"),
+    (
+        {"weight_decay": 0.0},
+        {"weight_decay": math.inf},
+        "weight_decay must be a finite number, got inf",
+    ),
+    (
+        {"backbone_lr_mult": 0.0},
+        {"backbone_lr_mult": math.nan},
+        "backbone_lr_mult must be a finite number, got nan",
+    ),
     ({"betas": (0.0, 0.0)}, {"betas": (-0.1, 0.9)}, "betas must be in [0, 1), got [-0.1, 0.9]"),
     ({"betas": (0.9, 0.9999)}, {"betas": (0.9, 1)}, "betas must be in [0, 1), got [0.9, 1.0]"),
     (
