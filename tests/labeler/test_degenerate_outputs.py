@@ -290,6 +290,76 @@ def test_a_nan_score_fails_its_image_alone_naming_the_value(tmp_path):
     )
 
 
+class InfBoxBackend(NanBackend):
+    """Two instances per image; on ``train01`` the second one's bottom edge is infinite."""
+
+    name = "inf-box-test"
+
+    def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        out = []
+        for b in batch:
+            y1 = INF if b.stem == "train01" else 14
+            masks = [MaskCrop(2, 3, np.ones((5, 6), bool)), MaskCrop(10, 12, np.ones((4, 4), bool))]
+            inst = CroppedInstances(
+                b.image.shape[:2], [[3, 2, 9, 7], [12, 10, 16, y1]], [0.9, 0.8], [1.0, 1.0],
+                [self.class_id] * 2, ["bicycle"] * 2, masks,
+            )  # fmt: skip
+            out.append(BackendOutput(inst, None, {}))
+        return out
+
+
+def test_a_non_finite_box_edge_names_its_instance_not_its_coordinate(tmp_path):
+    """The check reduces each instance's row: the second instance's fourth value is instance 1,
+    not element 7 of the flattened boxes (which would index past them)."""
+    from tests.labeler.test_run import _write_dataset
+
+    data = _write_dataset(tmp_path / "data", {"train": 3})
+    register_backend("inf-box-test", InfBoxBackend)
+    try:
+        cfg = LabelConfig(
+            data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
+            backend="inf-box-test", batch_size=3, progress=False,
+        )  # fmt: skip
+        s = run_labeling(cfg)
+    finally:
+        BACKENDS.pop("inf-box-test", None)
+    assert s.labelled == 2 and s.instances == 4
+    [(split, stem, error)] = s.failed
+    assert (split, stem) == ("train", "train01")
+    assert error.endswith(
+        "train01.png: backend inf-box-test gave instance 1 of 2 a non-finite value in xyxy "
+        "([12. 10. 16. inf])"
+    )
+
+
+class ShortBackend(NanBackend):
+    """Returns one result fewer than the images it was given."""
+
+    name = "short-test"
+
+    def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        return super().label(batch)[:-1]
+
+
+def test_a_backend_returning_too_few_results_fails_each_image_saying_how_many(tmp_path):
+    """The batch of 3 got 2 results: each image is tried alone, and alone gets none."""
+    from tests.labeler.test_run import _write_dataset
+
+    data = _write_dataset(tmp_path / "data", {"train": 3})
+    register_backend("short-test", ShortBackend)
+    try:
+        cfg = LabelConfig(
+            data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
+            backend="short-test", batch_size=3, progress=False,
+        )  # fmt: skip
+        s = run_labeling(cfg)
+    finally:
+        BACKENDS.pop("short-test", None)
+    assert s.labelled == 0
+    error = "RuntimeError: backend short-test returned 0 results for 1 image"
+    assert sorted(s.failed) == [("train", f"train{k:02d}", error) for k in range(3)]
+
+
 def test_grounded_sam_makes_probabilities_for_kept_instances_only(grounded_sam, monkeypatch):
     """Every box's mask covers the image (SAM on a photo given boxes of one wall, or random
     weights): one instance is kept, and only its probability window is made. Before, each box's

@@ -233,6 +233,29 @@ def hub_not_checked(monkeypatch):
     models.hub_unreachable.cache_clear()
 
 
+@pytest.mark.parametrize(
+    ("source", "is_path"),
+    [
+        ("sam-vit-base", False),  # a hub name
+        ("IDEA-Research/grounding-dino-tiny", False),  # owner/name: a hub id while no such folder
+        ("models/sam", False),
+        ("models/sam/v2", True),  # two slashes: no hub id has them
+        ("./sam", True),
+        ("/opt/sam", True),
+        ("~/sam", True),
+        ("models\\sam", True),  # a Windows path
+    ],
+)
+def test_looks_like_path_tells_hub_ids_from_paths(source, is_path, tmp_path, monkeypatch):
+    from labeler.models import looks_like_path
+
+    monkeypatch.chdir(tmp_path)
+    assert looks_like_path(source) is is_path
+    (tmp_path / "sam-vit-base").mkdir()  # anything that exists is a path, whatever its spelling
+    (tmp_path / "models" / "sam").mkdir(parents=True)
+    assert looks_like_path(source) is (is_path or source in ("sam-vit-base", "models/sam"))
+
+
 def test_local_files_only_never_checks_the_hub(hub_not_checked, monkeypatch, tmp_path):
     """A load told ``local_files_only`` that misses says so, without probing the hub to explain a
     miss that never asked it (nor advising HF_HUB_OFFLINE, which it already has in effect)."""

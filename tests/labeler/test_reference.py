@@ -58,7 +58,7 @@ def test_segment_matches_transformers_box_pipeline(tiny, kind, hw, one_thread):
         np.float32,
     )
     dets = Detections(boxes, np.full(3, 0.5), np.zeros(3))
-    masks, _, mask_scores, _ = backend.segment([img], [dets])[0]
+    masks, lows, mask_scores, _ = backend.segment([img], [dets])[0]
 
     proc = AutoProcessor.from_pretrained(str(tiny[kind]))
     model = backend.segmenter.model
@@ -69,6 +69,8 @@ def test_segment_matches_transformers_box_pipeline(tiny, kind, hw, one_thread):
     sizes = [inputs["original_sizes"]]
     if kind != "sam2":
         sizes.append(inputs["reshaped_input_sizes"])
+    # the low-resolution logits themselves (SAM-HQ's read its encoder's early features too)
+    np.testing.assert_allclose(lows.float().numpy(), out.pred_masks[0, :, 0].numpy(), atol=1e-4)
     ref = proc.post_process_masks(out.pred_masks, *sizes)[0][:, 0]  # binarised at 0
     assert ref.shape == (3, h, w)
     for k, m in enumerate(masks):

@@ -368,6 +368,22 @@ def test_waits_of_the_labeling_thread_are_measured(red_backend, dataset, tmp_pat
     assert s.stage_seconds["wait for writers"] >= 0.25  # 4 of 5 waited for the one before
 
 
+def test_every_measured_second_is_a_difference_of_the_clock(
+    red_backend, dataset, tmp_path, monkeypatch
+):
+    """On a stopped clock each stage, wait and the wall time measure exactly 0 s (a sum of the
+    clock's readings, or a wait that starts counting above 0, would not)."""
+    import types
+
+    import labeler.run as run_module
+
+    monkeypatch.setattr(run_module, "time", types.SimpleNamespace(perf_counter=lambda: 1000.0))
+    s = run_labeling(_cfg(dataset, tmp_path / "run"))
+    assert s.labelled == 5 and s.wall_seconds == 0.0 and s.load_seconds == 0.0
+    stages = ("decode", "detect", "merge", "write", "wait for decode", "wait for writers")
+    assert s.stage_seconds == dict.fromkeys(stages, 0.0)
+
+
 @pytest.mark.parametrize("code", ["ENOSPC", "EFBIG", "EACCES"])
 def test_a_full_disk_stops_the_run_and_keeps_what_was_written(
     red_backend, dataset, tmp_path, monkeypatch, code
@@ -910,12 +926,35 @@ def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch
     made = []
     sam_inputs = backend._sam_inputs
     monkeypatch.setattr(backend, "_sam_inputs", lambda im: made.append(im.shape) or sam_inputs(im))
+    decoded = []  # each decoder call's batch of image embeddings (every level, HQ's too)
+    forward = backend.segmenter.model.forward
+
+    def decoder(*args, **kw):
+        emb = kw["image_embeddings"]
+        levels = [
+            *(emb if isinstance(emb, list) else [emb]),
+            *kw.get("intermediate_embeddings", []),
+        ]
+        decoded.append(({len(e) for e in levels}, "intermediate_embeddings" in kw))
+        return forward(*args, **kw)
+
+    monkeypatch.setattr(backend.segmenter.model, "forward", decoder)
+    segs = []
+    segment = backend.segment
+    monkeypatch.setattr(backend, "segment", lambda im, d: segs.append(segment(im, d)) or segs[-1])
     for item in batch:
         backend.prepare(item)
     assert "sam" not in batch[1].prepared  # nothing is made for SAM before boxes are known
     outs = backend.label(batch)
     assert seen == [2]  # the boxless image never reached SAM
     assert len(made) == 2  # nor its pre-processing (issue 11, case 6)
+    # one decoder call per image, on that image's embeddings alone (SAM-HQ: its early ones too)
+    assert decoded == [({1}, kind == "sam_hq")] * 2
+    (per_image,) = segs
+    masks, lows, scores, post = zip(*per_image, strict=True)
+    assert masks[1] == [] and lows[1] is None and post[1] is None  # no boxes: no masks, no logits
+    assert [s.shape for s in scores] == [(2,), (0,), (1,)]  # one mask score per box
+    assert [s.dtype for s in scores] == [np.float32] * 3
     assert len(outs[1].instances) == 0
     for o, n in zip(outs, (2, 0, 1), strict=True):
         inst = o.instances  # masks and probabilities inside their windows
