@@ -819,6 +819,13 @@ FUSED_SHARE, WALL_LIMIT = 0.85, 15 * 60
 EFFECT_TITLE = "What the demo is built to show"
 
 
+def _finite(score: Any) -> float | None:
+    """A row's score as a number, or None where it is undefined: None ("n/a"), or a NaN or
+    infinity a hand-edited ``summary.json`` holds (``json`` reads ``NaN``)."""
+    ok = isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score)
+    return float(score) if ok else None
+
+
 def fused_share(iou: float, whole: float) -> tuple[float, bool]:
     """The model's IoU as a share of the fused labels' ``whole``, cut (not rounded) to 4 digits,
     and whether it reaches ``FUSED_SHARE``, worked out on the two scores as decimals (exact):
@@ -847,7 +854,7 @@ def effect(classes: dict[str, list[dict]], calls: list[dict]) -> dict[str, Any]:
             k: None if model.get(k) is None or pseudo.get(k) is None else model[k] > pseudo[k]
             for k, _, _ in METRICS
         }
-        iou, whole = model.get("iou"), fused.get("iou")
+        iou, whole = _finite(model.get("iou")), _finite(fused.get("iou"))
         share, reaches = fused_share(iou, whole) if iou is not None and whole else (None, None)
         checks[name] = {
             "beats_pseudo": beats,

@@ -810,6 +810,21 @@ def test_the_share_of_the_fused_iou_is_shown_as_it_is_answered(model, fused, sha
     assert effect_lines(found)[0].endswith(f"its IoU is {line}")
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "70.6", True])
+def test_a_share_of_a_score_that_is_no_number_is_undefined(bad):
+    """A hand-edited summary.json holding NaN (json reads it) made engine info fail with
+    "Invalid literal for Fraction: 'nan'", naming no file: such a score answers n/a."""
+    from engine.demo import effect, effect_lines
+
+    rows = [{"kind": k, "iou": v, "biou": 1.0, "bf1": 0.1}
+            for k, v in (("pseudo labels", 50.0), ("fused labels", bad),
+                         ("joint-trained model", 60.0))]  # fmt: skip
+    found = effect({"Car": rows}, [])
+    assert found["classes"]["Car"]["iou_of_fused"] is None
+    assert found["classes"]["Car"]["reaches_fused_share"] is None
+    assert effect_lines(found)[0].endswith("its IoU is - of the fused labels' (85% asked): n/a")
+
+
 def test_engine_info_answers_the_targets_of_a_summary_written_before_calls_were_kept(tmp_path):
     """A summary.json of an older demo holds its time as ``wall_seconds`` alone (no ``calls``,
     no ``effect``): engine info worked the time out as 0 and said it was under 15 minutes."""
@@ -915,7 +930,7 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     # 39.40 / 70.60 = 0.55807; the guided filter's row (61.00, 86% of 70.60) is not the model's
     effect_lines = [
         "- Bicycle: the model beats the pseudo labels on IoU yes, BIoU yes, BF1 yes; its IoU is "
-        "55.81% of the fused labels' (85% asked): no",
+        "55.80% of the fused labels' (85% asked): no",
         "- under 15 minutes: no",  # 520 + 89.6 + 299 s: every call into the folder
     ]
     assert (
@@ -939,7 +954,7 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     assert data["effect"] == {
         "fused_share": 0.85,
         "classes": {"Bicycle": {"beats_pseudo": {"iou": True, "biou": True, "bf1": True},
-                                "iou_of_fused": 0.5581, "reaches_fused_share": False}},
+                                "iou_of_fused": 0.558, "reaches_fused_share": False}},
         "wall_limit_seconds": 900,
         "under_wall_limit": False,
     }  # fmt: skip
