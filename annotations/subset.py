@@ -93,6 +93,30 @@ def replaced_stems(
     return tuple(sorted(set(held) - set(stems)))
 
 
+def changed_stems(root: str | os.PathLike, masks: Mapping[str, EncodedLabel]) -> tuple[str, ...]:
+    """The images of the subset at ``root`` whose mask ``masks`` holds and differs from the one
+    written there (pixel for pixel), sorted; none when ``root`` holds no subset. A mask missing
+    there loses nothing and is not listed; one that cannot be read is (it may be a correction).
+    For a caller to refuse replacing corrections without being told to (engine annotate
+    import)."""
+    root = Path(root)
+    if not (root / "subset.json").is_file():
+        return ()
+    held = read_subset(root, require_masks=False)
+    changed = []
+    for stem in sorted(set(held.stems) & set(masks)):
+        path = held.mask_path(stem)
+        if not path.is_file() or path.read_bytes() == masks[stem].png:
+            continue
+        try:
+            same = np.array_equal(read_label(path), masks[stem].decode())
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            changed.append(stem)
+    return tuple(changed)
+
+
 def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> tuple[str, ...]:
     """Refuse to write a subset over what it must not replace: a subset of another class or
     split (unless ``replace``), or a folder that holds files but is no subset. Returns the

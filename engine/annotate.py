@@ -79,6 +79,7 @@ from annotations.subset import (
     ImageStats,
     Pick,
     Subset,
+    changed_stems,
     check_pick,
     pick_images,
     read_subset,
@@ -614,7 +615,9 @@ class ImportConfig:
     out: str  # subset directory to write
     split: str = "test"  # dataset split of the annotated images
     png_binary: bool = False  # png: any non-zero value is the class (0/255 masks)
-    replace: bool = False  # write over a subset of another class or split in ``out``
+    # write over a subset of another class or split in ``out``, or change or remove masks of
+    # the subset of the same class and split (corrections)
+    replace: bool = False
     png_value: int | None = None  # png: the class's value in index masks (255 = unannotated)
     progress: bool = True  # progress bars on stderr
 
@@ -658,7 +661,8 @@ def import_annotations(cfg: ImportConfig) -> Subset:
     """Turn corrected annotations (or PNG masks) into an annotated subset directory.
 
     Importing again into the same folder replaces the subset when it is of the same class and
-    split (corrected annotations); a folder holding another class's subset is refused unless
+    split and keeps its masks (the same again, or more images); one that would change or remove
+    a mask (corrections), and a folder holding another class's subset, are refused unless
     ``cfg.replace`` (:func:`annotations.subset.write_subset`). A ``.zip`` source (an annotation
     tool's download) is read from a temporary copy of its contents; ``subset.json`` names its
     files as ``ARCHIVE!MEMBER``. The warnings the import printed are kept in ``subset.json``'s
@@ -933,6 +937,8 @@ def _import(cfg: ImportConfig, archives: dict[str, str], said: list[str]) -> Sub
     # said before the write, so that subset.json is written once with it (before the
     # forty-fifth round's second round it was written again after); refusals come first
     dropped = replaced_stems(cfg.out, class_name, cfg.split, masks, cfg.replace)
+    if not cfg.replace:
+        _refuse_losing_masks(cfg.out, cfg.split, masks, dropped)
     if dropped:  # a second batch imported alone replaces the first
         log.warning(
             "%s: %s of the subset %s not in these files, so %s removed: %s; to keep %s, "
@@ -948,6 +954,32 @@ def _import(cfg: ImportConfig, archives: dict[str, str], said: list[str]) -> Sub
     return write_subset(
         cfg.out, class_name, cfg.split, masks, sources, extra, cfg.replace, each
     )  # fmt: skip
+
+
+def _refuse_losing_masks(
+    out: str, split: str, masks: dict[str, EncodedLabel], dropped: tuple[str, ...]
+) -> None:
+    """Refuse an import that would change or remove masks of the subset of the same class and
+    split that ``out`` holds (corrections, lost): importing an uncorrected export over a
+    corrected subset replaced the corrections without a word before the fiftieth round. The
+    same masks again, or masks of more images, are written without ``--force``."""
+    changed = changed_stems(out, masks)
+    if not changed and not dropped:
+        return
+    held = read_subset(out, require_masks=False)
+    lost = []
+    if changed:
+        lost.append(f"change {counted(len(changed), 'mask')} ({few(list(changed), total=True)})")
+    if dropped:
+        lost.append(
+            f"remove {counted(len(dropped), 'mask')} of images not in these files "
+            f"({few(list(dropped), total=True)})"
+        )
+    raise FileExistsError(
+        f"{out}: this import would {' and '.join(lost)} of the annotated subset of "
+        f"{held.class_name} (split {split}, {counted(len(held.stems), 'image')}); import into "
+        "another folder, or replace them on purpose with --force"
+    )
 
 
 @dataclass(frozen=True)

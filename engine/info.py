@@ -48,6 +48,7 @@ from engine.datasets import (
     split_key,
 )
 from engine.parallel import map_in_order
+from engine.runinfo import saved_step
 from engine.runlock import writer
 from engine.text import counted, few, first_lines
 
@@ -855,6 +856,7 @@ class TrainRunStats:
     warnings: list[str] = field(default_factory=list)  # what it printed (metrics.jsonl events)
     skipped: list[str] = field(default_factory=list)  # images it could not read (skipped.jsonl)
     non_finite: dict | None = None  # the step whose loss blew up, when that stopped the last call
+    saved: int | None = None  # last.pt's step (engine.runinfo.saved_step); None: not known
 
     @property
     def finished(self) -> bool:
@@ -920,6 +922,7 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
             if isinstance(r, dict)
         ],
         non_finite=blown[-1] if blown else None,
+        saved=saved_step(root),
     )
 
 
@@ -1017,6 +1020,10 @@ def render_train_run(stats: TrainRunStats) -> list:
     # the folder starts its logs anew)
     if "last.pt" in stats.checkpoints:
         way_on = f"{resume} continues it"
+        # from last.pt's step, which a kill -9 leaves behind the last logged one (the steps
+        # since are trained again): before the fiftieth round only the logged step was named
+        if stats.saved is not None and stats.saved != stats.step:
+            way_on += f" from step {stats.saved:,} (last.pt's)"
     elif (stats.root / "config.yaml").is_file():
         way_on = f"{_start_again(stats.root)} starts it again"
     else:

@@ -124,7 +124,10 @@ stderr_console = SafeConsole(stderr=True, markup=False, emoji=False)
 
 
 class RateColumn(ProgressColumn):
-    """Items per second (or seconds per item when slower than one per second)."""
+    """Items per second (or seconds per item when slower than one per second). Where rich has
+    no rate, which it makes from two advances or more, it is the items done over the time
+    elapsed: a one-image bar said ``-- img/s`` when it ended, and a bar whose first image took
+    its time said it until the second came; ``--`` is left for a bar that has done nothing."""
 
     def __init__(self, unit: str = "it") -> None:
         super().__init__(table_column=_unwrapped())
@@ -132,6 +135,9 @@ class RateColumn(ProgressColumn):
 
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
+        elapsed = task.finished_time if task.finished else task.elapsed
+        if not speed and task.completed and elapsed:
+            speed = task.completed / elapsed
         if not speed:
             return Text(f"-- {self.unit}/s", style="progress.data.speed")
         if speed >= 1:

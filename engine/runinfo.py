@@ -400,3 +400,39 @@ def say_again(said: list[str], logger: logging.Logger) -> None:
     them and :func:`kept_warnings` keeps them, as if the caller had said them."""
     for message in said:
         logger.warning("%s", message)
+
+
+# beside a training run's last.pt: the step it holds, read without torch (engine info)
+SAVED_STEP = "last.json"
+
+
+def record_saved_step(checkpoint: str | os.PathLike, step: int) -> Path:
+    """Write, atomically and after ``checkpoint`` (a run's ``last.pt``) is in place, the step it
+    holds with the file's size and modification time beside it (:data:`SAVED_STEP`): ``engine
+    info`` names the step a ``--resume`` goes on from without loading torch. A process killed
+    between the two writes leaves a record of the checkpoint before, whose size or time no
+    longer match: :func:`saved_step` then knows none."""
+    from annotations.fileio import atomic_write_json
+
+    checkpoint = Path(checkpoint)
+    st = checkpoint.stat()
+    record = {"file": checkpoint.name, "step": int(step), "bytes": st.st_size}
+    record["mtime_ns"] = st.st_mtime_ns
+    return atomic_write_json(checkpoint.parent / SAVED_STEP, record)
+
+
+def saved_step(run: str | os.PathLike) -> int | None:
+    """The step of a training run's ``last.pt`` as :func:`record_saved_step` recorded it; None
+    where there is no record, it cannot be read, or it is not of the ``last.pt`` there now (a
+    run before the fiftieth round, a kill between the checkpoint and its record, a copy that
+    did not keep the times)."""
+    run = Path(run)
+    try:
+        record = json.loads((run / SAVED_STEP).read_text(encoding="utf-8"))
+        st = (run / record["file"]).stat()
+        same = (record["bytes"], record["mtime_ns"]) == (st.st_size, st.st_mtime_ns)
+        step = record["step"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    ok = same and record["file"] == "last.pt" and isinstance(step, int) and step >= 0
+    return step if ok else None

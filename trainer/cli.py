@@ -496,7 +496,10 @@ def predict_cmd(
         + (f"; {counted(result.previews, 'colour preview')} added" if result.previews else "")
         + (")" if result.skipped else "")
         + f"; inference at {at}"
-        + (f" ({result.size_source})" if result.size_source != "given" else ""),
+        + (f" ({result.size_source})" if result.size_source != "given" else "")
+        # said, as the size is: neither the filter nor the previews' folder was named
+        + (", then the guided filter" if cfg.guided_filter else "")
+        + (f"; colour previews in {result.out / 'color'}/" if cfg.color else ""),
         highlight=False,
     )
     if result.left_out:

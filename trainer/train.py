@@ -13,6 +13,7 @@ Run directory (written by rank 0 only)::
                                (engine info RUN shows them: a nohup run's console is gone)
     skipped.jsonl              images the run could not read (SkippedLog)
     last.pt, step_NNNNNNN.pt   checkpoints (trainer.checkpoint)
+    last.json                  last.pt's step, size and time (engine.runinfo.record_saved_step)
     tensorboard/               event files when the tensorboard package is installed
 """
 
@@ -51,7 +52,13 @@ from engine import devices, stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
 from engine.devices import bf16_autocast
 from engine.progress import make_progress
-from engine.runinfo import config_cwd, config_hash, environment, file_sha256
+from engine.runinfo import (
+    config_cwd,
+    config_hash,
+    environment,
+    file_sha256,
+    record_saved_step,
+)
 from engine.text import counted, few
 from trainer.checkpoint import (
     caller_rng,
@@ -1324,6 +1331,7 @@ def _train(
                     if is_main:
                         state = checkpoint_state(done, rngs)
                         result.last_checkpoint = save_checkpoint(last, state)
+                        record_saved_step(last, done)  # engine info reads it without torch
                         if keep:
                             save_checkpoint(out / f"step_{done:07d}.pt", state)
                 if halt:  # every rank together, the step checkpointed: --resume goes on here

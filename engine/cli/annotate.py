@@ -142,14 +142,16 @@ def annotate_import(
         "--replace",
         "--force",  # what label, fuse and annotate export call replacing what --out holds
         help="Write over the subset of another class or split that --out holds (one folder "
-        "holds one class's subset; the same class and split is replaced without it; --force: "
-        "the same, as in export).",
+        "holds one class's subset), or change or remove masks of its subset of the same class "
+        "and split (corrections are lost; the same masks again, or more images, need neither); "
+        "--force: the same, as in export.",
     ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
 ) -> None:
     """Turn corrected annotations or PNG masks into an annotated subset (1/0/255 masks).
 
-    Importing again into the same folder replaces the subset of that class and split."""
+    Importing again into the same folder adds to the subset of that class and split; changing
+    or removing its masks needs --force."""
     from engine.annotate import ImportConfig, import_annotations
 
     todo, why = "import each into its own --out", "a subset holds one split's masks"

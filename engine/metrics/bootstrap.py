@@ -186,7 +186,10 @@ def interval_line(what: str, against: str, record: dict[str, Any]) -> str:
     fewest, holding = min_images(record["level"]), record.get("holding", record["images"])
     if holding < fewest and all(record.get(key) is None for key, _, _ in METRICS):
         # (a record written before min_images held bounds from 2 or 3 images: printed as such)
-        return head + f"none, the class is in {holding} of them (it takes {fewest})"
+        # what is counted: images whose annotation or either source holds the class (before,
+        # "the class is in 3 of them" read as the annotation alone)
+        where = f"the annotation, {what} or {against}"
+        return head + f"none: {holding} of them have the class in {where} (it takes {fewest})"
     cells = []
     for key, title, digits in METRICS:
         if record.get(key) is None:

@@ -1277,6 +1277,43 @@ def _subset_bytes(root):  # the lock file records each import's start: not the s
     }
 
 
+def test_import_refuses_to_change_or_remove_corrected_masks_without_force(tmp_path, world):
+    """An uncorrected export imported over a corrected subset replaced the corrections without a
+    word (it warned only that the import equals the pseudo labels): refused now, naming the
+    subset and the masks, unless --force; the same masks again, or one image more, are not."""
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    m = np.zeros((H, W), np.uint8)
+    m[:10] = 1
+    for stem in ("img000", "img001", "img002"):
+        Image.fromarray(m).save(src / f"{stem}.png")
+    out = tmp_path / "s"
+    import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
+    before = _subset_bytes(out)
+    again = import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
+    masks_before = {k: v for k, v in before.items() if k.name != "subset.json"}
+    assert again.stems == ("img000", "img001", "img002")
+    assert {k: v for k, v in _subset_bytes(out).items() if k.name != "subset.json"} == masks_before
+    before = _subset_bytes(out)
+    (src / "img002.png").unlink()
+    m[:20] = 1  # img000 and img001 drawn otherwise, img002 left out
+    for stem in ("img000", "img001"):
+        Image.fromarray(m).save(src / f"{stem}.png")
+    with pytest.raises(FileExistsError) as e:
+        import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
+    assert str(e.value) == (
+        f"{out}: this import would change 2 masks (img000, img001) and remove 1 mask of images "
+        "not in these files (img002) of the annotated subset of Bicycle (split test, 3 images); "
+        "import into another folder, or replace them on purpose with --force"
+    )
+    assert _subset_bytes(out) == before
+    forced = import_annotations(
+        ImportConfig("png", [str(src)], "Bicycle", str(data), str(out), replace=True)
+    )
+    assert forced.stems == ("img000", "img001") and np.array_equal(forced.mask("img000"), m)
+
+
 def test_import_into_a_subset_folder_replaces_only_its_own_class(
     tmp_path, world, monkeypatch, caplog
 ):
@@ -1336,7 +1373,9 @@ def test_import_into_a_subset_folder_replaces_only_its_own_class(
                 real_json(path, *a, **k),
             )[1],
         )
-    again = import_annotations(ImportConfig("png", [str(src)], "bicycle", str(data), str(out)))
+    again = import_annotations(
+        ImportConfig("png", [str(src)], "bicycle", str(data), str(out), replace=True)
+    )
     monkeypatch.undo()
     assert written == ["subset.json"]
     assert again.stems == ("img000",) and np.array_equal(again.mask("img000"), m)

@@ -187,8 +187,9 @@ def test_an_interval_line_says_how_many_images_hold_the_class_when_too_few():
     record = interval_record(base, other)
     assert (record["images"], record["holding"], record["iou"]) == (8, 3, None)
     line = interval_line("the model", "the pseudo labels", record)
-    assert line.endswith("over the 8 annotated images (paired bootstrap): none, the class is in "
-                         "3 of them (it takes 4)"), line  # fmt: skip
+    assert line.endswith("over the 8 annotated images (paired bootstrap): none: 3 of them have "
+                         "the class in the annotation, the model or the pseudo labels (it takes "
+                         "4)"), line  # fmt: skip
     old = {"iou": [1.0, 3.0], "biou": None, "bf1": None, "images": 3, "level": 0.95}
     assert "IoU [+1.00, +3.00] (excludes 0), BIoU -, BF1 -" in interval_line("m", "p", old)
     assert min_images(0.95) == 4

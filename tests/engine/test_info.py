@@ -408,6 +408,22 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     assert f"step │ 40 of 100 (stopped: engine train --out {run} --resume continues it)" in text
     assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
     assert "class crops 0.5, seed 3" in text
+    # killed (-9) after step 40 was logged, last.pt at step 30: a --resume goes on from 30,
+    # which last.json (written with the checkpoint) says without torch
+    from engine.runinfo import record_saved_step
+
+    record_saved_step(run / "last.pt", 30)
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
+    step_line = (
+        f"step │ 40 of 100 (stopped: engine train --out {run} --resume continues it from step "
+        "30 (last.pt's))"
+    )
+    assert step_line in " ".join(res.output.split()), res.output
+    # a record of the checkpoint before (killed between the two writes): no step claimed
+    (run / "last.pt").write_bytes(b"x")
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert f"step │ 40 of 100 (stopped: engine train --out {run} --resume continues it)" in text
     assert (
         "code │ commit abc123; Python 3.11.7, torch 2.14.1, numpy 2.4.6; AVX512 kernels, 1 torch "
         "thread" in text

@@ -54,3 +54,27 @@ def test_a_description_is_shown_as_typed(monkeypatch):
     with bar:
         bar.add_task("label cone [old] x:car:", total=1)
     assert "label cone [old] x:car:" in out.getvalue()
+
+
+def test_a_one_image_bar_shows_its_rate_not_dashes(monkeypatch):
+    """rich makes a rate from two advances or more: a one-image bar (engine predict on one
+    photo) ended ``1/1 -- img/s``; the image done over the time elapsed is its rate (one taking
+    2.5 s: 2.50 s/img). A bar with nothing done still says ``--``."""
+    out = io.StringIO()
+    monkeypatch.setattr(progress_module, "stderr_console", Console(file=out, width=100))
+    clock = [0.0]
+    for total, steps in ((1, [2.5]), (1, [0.25]), (2, [])):
+        bar = progress_module.make_progress("img")
+        bar.get_time = lambda: clock[0]
+        with bar:
+            task = bar.add_task("predict", total=total)
+            for step in steps:
+                clock[0] += step
+                bar.advance(task)
+            clock[0] += 1.0
+    lines = [" ".join(line.split()[-6:]) for line in out.getvalue().splitlines()]
+    assert lines == [
+        "1/1 2.50 s/img 0:00:02 ETA 0:00:00",
+        "1/1 4.00 img/s 0:00:00 ETA 0:00:00",
+        "0/2 -- img/s 0:00:01 ETA -:--:--",  # an empty bar is drawn blank without colour
+    ]

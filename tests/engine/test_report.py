@@ -93,7 +93,10 @@ def test_report_rows_and_deltas(world):
     assert "delta_interval" not in rows["pseudo labels"] and ci["images"] == 3
     assert [ci[key] for key in ("iou", "biou", "bf1")] == [None, None, None]
     line = "Δ of the joint-trained model vs the pseudo labels, 95% interval over the 3 annotated"
-    too_few = " images (paired bootstrap): none, the class is in 2 of them (it takes 4)"
+    too_few = (
+        " images (paired bootstrap): none: 2 of them have the class in the annotation, the "
+        "joint-trained model or the pseudo labels (it takes 4)"
+    )
     assert line + too_few in res.markdown.read_text()
     assert res.data["per_class"]["classes"][7]["name"] == "Bicycle"
     assert len(res.data["per_class"]["classes"]) == 8

@@ -477,6 +477,17 @@ def test_predict_size_auto_is_the_checkpoints_validation_size(tmp_path, monkeypa
     assert res.exit_code == 0 and "inference at each image's own size" in res.output
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c2"), "--size", "64x48"])
     assert res.exit_code == 0 and "inference at 64x48\n" in res.output.replace(" \n", "\n")
+    # --guided-filter and --color said too (neither was, nor the color/ folder)
+    c4 = tmp_path / "c4"
+    res = CliRunner().invoke(
+        app, [*args, "--out", str(c4), "--size", "64x48", "--guided-filter", "--color"]
+    )
+    line = " ".join(res.output.split())
+    assert res.exit_code == 0 and (c4 / "color" / "a.png").is_file(), res.output
+    assert line.startswith(f"wrote 1 label map to {c4} in ")
+    assert line.endswith(
+        f"; inference at 64x48, then the guided filter; colour previews in {c4}/color/"
+    )
     res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "c3"), "--size", "big"])
     assert res.exit_code == 2 and "--size must be auto, original or WxH" in res.output
     # a size no image can run at is refused once, not once per image

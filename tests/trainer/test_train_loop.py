@@ -306,6 +306,11 @@ def test_resume_continues_with_identical_losses(tmp_path):
     assert len(straight.losses) == 6
     first = train(_cfg(root, tmp_path / "b", max_steps_this_run=3, keep_every=3), model=_stub(7))
     assert first.step == 3 and load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 3
+    # last.pt's step, written beside it for engine info to read without torch
+    from engine.runinfo import saved_step
+
+    record = json.loads((tmp_path / "b" / "last.json").read_text())
+    assert (record["file"], record["step"], saved_step(tmp_path / "b")) == ("last.pt", 3, 3)
     assert [p.name for p in (tmp_path / "b").glob("step_*.pt")] == ["step_0000003.pt"]
     second = train(_cfg(root, tmp_path / "b", resume=True, keep_every=3), model=_stub(7))
     assert first.losses + second.losses == straight.losses  # bit-identical
@@ -319,6 +324,7 @@ def test_resume_continues_with_identical_losses(tmp_path):
     ]
     lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6]
+    assert saved_step(tmp_path / "b") == saved_step(tmp_path / "a") == 6
     assert (tmp_path / "b" / "resumes.jsonl").is_file()
     assert (tmp_path / "b" / "config.yaml").is_file() and (
         tmp_path / "b" / "environment.json"
