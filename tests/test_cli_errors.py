@@ -211,7 +211,7 @@ CASES = [
             "--simplify",
             "2",
         ],
-        "--simplify is a polygon tolerance in pixels (>= 0) for LabelMe files or COCO's "
+        "--simplify is a polygon tolerance in pixels (>= 0, under 1e+30) for LabelMe files or COCO's "
         "--mask-format polygon; got 2.0 with coco (rle)",
     ),  # fmt: skip
     (IMPORT + ["{root}/coco.json", "{root}/synth_train_0000.txt"], "of different formats (coco: "),
