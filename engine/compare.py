@@ -221,6 +221,23 @@ class _Reading:
 BINARY_RECORDS = ("subset.json", "run.json")
 
 
+def binary_output(folder: Path) -> tuple[Path, str] | None:
+    """``(root, record)`` of the label run or annotated subset whose masks ``folder`` holds: the
+    nearest engine output around it (:func:`outputs_around`) when ``folder`` is a run, its
+    ``labels`` or ``labels/<split>``, or a subset's root or ``masks``; None otherwise. Any
+    folder lying in one was taken for its masks: predictions written to ``RUN/pred`` (engine
+    predict allows it, predict.json nearer) and a user's own masks kept in ``RUN/car_manual``
+    were refused as the run's class and read as binary masks."""
+    folder = Path(folder)
+    near = next(iter(outputs_around(folder)), None)
+    if near is None or near[1] not in BINARY_RECORDS:
+        return None
+    root, record = near
+    if record == "subset.json":
+        return near if folder in (root, root / "masks") else None
+    return near if root / "labels" in (folder, folder.parent) or folder == root else None
+
+
 def _folder_mode(cfg: CompareConfig, source: str, folder: Path) -> str:
     """``--input`` for one folder: ``auto`` is ``labels`` where an engine output records the
     folder's taxonomy (:func:`folder_classes`: predictions, a fused dataset's labels), which
@@ -229,7 +246,7 @@ def _folder_mode(cfg: CompareConfig, source: str, folder: Path) -> str:
     masks or a label run's labels stay ``auto`` (binary) wherever they are (a subset imported
     into a fused dataset's folder finds its taxonomy above)."""
     recorded = cfg.taxonomy is None and source != DEFAULT_TAXONOMY
-    binary = any(record in BINARY_RECORDS for _, record in outputs_around(folder))
+    binary = binary_output(folder) is not None
     return "labels" if cfg.input == "auto" and recorded and not binary else cfg.input
 
 
@@ -495,20 +512,16 @@ def check_held_class(named: str, what: str, folder: Path) -> None:
     label run's (``run.json``) or an annotated subset's (``subset.json``), the nearest one the
     folder is or lies in. Its 1s are that class, whatever ``--class`` says; before, a label run
     of Bicycle given as a source of ``--class Car`` was scored as Car without a word."""
-    for root, record in outputs_around(folder):
-        if record not in BINARY_RECORDS:
-            continue
-        held = (
-            read_run_info(root / record).class_name
-            if record == "run.json"
-            else read_subset(root).class_name
-        )
-        if class_key(held) != class_key(named):
-            raise ValueError(
-                f"{what}: {root / record} holds {held}, not {named}: its masks are {held}'s; "
-                f"give the {named} ones, or --class {held}"
-            )
+    if (found := binary_output(folder)) is None:
         return
+    root, record = found
+    run = record == "run.json"
+    held = read_run_info(root / record).class_name if run else read_subset(root).class_name
+    if class_key(held) != class_key(named):
+        raise ValueError(
+            f"{what}: {root / record} holds {held}, not {named}: its masks are {held}'s; "
+            f"give the {named} ones, or --class {held}"
+        )
 
 
 def dataset_split(cfg: CompareConfig, subset: Any) -> Truth | None:
