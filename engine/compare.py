@@ -32,7 +32,15 @@ from annotations.fileio import (
 )
 from annotations.labelmap import byte_histogram, read_label, validate_label
 from annotations.labelrun import read_run_info
-from annotations.subset import check_subset_class, edited_since_import, read_subset, subset_at
+from annotations.subset import (
+    check_mask_values,
+    check_subset_class,
+    edited_since_import,
+    read_subset,
+    subset_at,
+    unlisted_line,
+    unlisted_masks,
+)
 from annotations.taxonomy import MASS13K, Taxonomy, class_key
 from engine.datasets import edited_masks_line, replaced_subset_photos
 from engine.evaluate import (
@@ -255,12 +263,15 @@ def _score_one(
 ) -> tuple[np.ndarray, tuple[tuple[int, ...], np.ndarray] | None]:
     """The counts of one pair, and with ``counted`` the ground truth's shape and value
     histogram (an annotated subset's mask, for :func:`annotations.subset.edited_since_import`:
-    counted as it is read, not decoded a second time)."""
+    counted as it is read, not decoded a second time; one holding values other than 0, 1 and
+    255 is refused naming it, as engine report refuses it)."""
     pred_path, gt_path, pred_reading, gt_reading, resize, children, counted = args
     pred_cid, pred_tax = pred_reading.class_id, pred_reading.taxonomy
     gt_cid, gt_tax = gt_reading.class_id, gt_reading.taxonomy
     gt = read_label(gt_path)
     read = (gt.shape, byte_histogram(gt)) if counted else None
+    if read is not None:  # a subset's mask: 0/1/255 only, as engine report reads it
+        check_mask_values(gt_path, read[1])
     pred = read_label(pred_path)
     gt_id = resolve_input(gt, gt_path, gt_cid, gt_reading.mode, gt_reading.lacks)
     pred_id = resolve_input(pred, pred_path, pred_cid, pred_reading.mode, pred_reading.lacks)
@@ -566,6 +577,11 @@ def compare(cfg: CompareConfig) -> CompareReport:
         check_subset_class(subset, named)
         if replaced := replaced_subset_photos(subset):
             log.warning(replaced)
+    listed = None  # a subset's masks: those subset.json lists (others in masks/ are no one's)
+    if subset is not None and truth is None:
+        if unlisted := unlisted_masks(subset):  # put in masks/ by hand, as engine fuse says
+            log.warning("%s", unlisted_line(subset, unlisted))
+        listed = Truth({s: subset.mask_path(s) for s in subset.stems}, str(gt), None)
     else:
         check_held_class(named, "--gt", gt)  # a label run's labels/<split> as the truth
     gt_cid = _class_in(cfg, named, gt_tax, gt_source, f"the ground truth {gt}")
@@ -587,7 +603,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
         tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)
         cid = _class_in(cfg, named, tax, tax_source, f"source {name!r}")
         children = children_outside(tax, cid, gt_tax)
-        pairs = pair_files(folder, truth or gt, extra_ok=split is not None)  # some images
+        pairs = pair_files(folder, truth or listed or gt, extra_ok=split is not None)  # some images
         mode = _folder_mode(cfg, tax_source, folder)
         reading = _Reading(cid, tax, _lacks(named, tax, tax_source), mode)
         # the subset's masks, with the first source: each one's counts as subset.json records

@@ -1634,3 +1634,53 @@ def test_predictions_in_a_label_run_are_full_label_maps(tmp_path: Path) -> None:
     sources = (("m", pred),)
     rep = compare(CompareConfig("Bicycle", run / "labels" / "test", sources, progress=False))
     assert rep.rows[0].scores.iou == 0.0
+
+
+def test_compare_scores_the_masks_a_subset_lists(tmp_path: Path, caplog) -> None:
+    """A mask put in a subset's masks/ by hand (subset.json does not list it) was scored with
+    the rest, silently: 100 pixels of it missed gave IoU 72/172 over 3 images, where report and
+    fuse read the 2 listed. Now the listed ones, and the line engine fuse says."""
+    import logging
+
+    from annotations.subset import write_subset
+
+    src, square, extra = tmp_path / "src", np.zeros((20, 20), np.uint8), np.zeros((20, 20))
+    square[2:8, 2:8], extra[10:20, 10:20] = 1, 1
+    for stem in ("s0", "s1", "extra"):
+        write_label(
+            src / f"{stem}.png", np.zeros((20, 20), np.uint8) if stem == "extra" else square
+        )
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", {"s0": square, "s1": square}, {})
+    write_label(sub.root / "masks" / "extra.png", extra.astype(np.uint8))
+    with caplog.at_level(logging.WARNING, logger="engine.compare"):
+        rep = compare(CompareConfig("Bicycle", sub.root, (("p", src),), progress=False))
+    assert (rep.images, rep.stems, rep.rows[0].scores.iou) == (2, ["s0", "s1"], 100.0)
+    assert caplog.messages[0] == (
+        f"{sub.root / 'masks'}: 1 mask that subset.json does not list, which no command reads "
+        "(extra): import them to add them"
+    )
+
+
+def test_a_subset_mask_of_other_values_is_refused_with_the_pairs(tmp_path: Path) -> None:
+    """A subset mask holding 7 (with a --taxonomy that has Bicycle at 7) was scored as a full
+    label map, then refused after the whole source with "mask of 's0': values must be 0, 1 or
+    255, found [7]", naming no file. Refused now as engine report refuses it, naming the mask,
+    with the other pairs' problems in the one error."""
+    from annotations.subset import write_subset
+    from engine.parallel import BadItems
+
+    src, square = tmp_path / "src", np.zeros((20, 20), np.uint8)
+    square[2:8, 2:8] = 1
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", {"s0": square, "s1": square}, {})
+    write_label(src / "s0.png", square)
+    (src / "s1.png").write_bytes(b"not a png")
+    seven = square.copy()
+    seven[0, 0] = 7
+    write_label(sub.mask_path("s0"), seven)
+    tax = MASS13K.with_new_class("Bicycle").save(tmp_path / "tax.json")
+    cfg = CompareConfig("Bicycle", sub.root, (("p", src),), progress=False, taxonomy=tax)
+    with pytest.raises(BadItems) as e:
+        compare(cfg)
+    assert e.value.headline == "2 of 2 pairs cannot be read, so none were scored"
+    assert e.value.problems[0] == f"{sub.mask_path('s0')}: values must be 0, 1 or 255, found [7]"
+    assert e.value.problems[1].startswith(f"{src / 's1.png'}: ")
