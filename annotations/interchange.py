@@ -531,7 +531,8 @@ def coco_to_masks(
         if not isinstance(ann, dict):
             raise ValueError(f"{path}: annotation {k} is not an object, got {ann!r:.40}")
         try:
-            image_id, cat = _coco_image_id(ann.get("image_id")), int(ann.get("category_id", -1))
+            image_id = _coco_image_id(ann.get("image_id"))
+            cat = int(ann["category_id"]) if "category_id" in ann else None
         except (TypeError, ValueError, OverflowError):
             raise ValueError(
                 f"{path}: annotation {ann.get('id')}: image_id must be an integer or a string and "
@@ -541,7 +542,7 @@ def coco_to_masks(
             raise ValueError(
                 f"{path}: annotation {ann.get('id')} refers to unknown image_id {image_id}"
             )
-        if cat not in roles:  # -1: none given (said so: "unknown category_id -1" was none's)
+        if cat is None or cat not in roles:  # None: none given (a category -1 is a real id)
             raise ValueError(
                 f"{path}: annotation {ann.get('id')} has "
                 + (f"unknown category_id {cat}" if "category_id" in ann else "no category_id")

@@ -72,10 +72,16 @@ class Subset:
             raise ValueError(f"{self.root}: image {stem!r} is not in this subset")
         m = read_label(self.mask_path(stem))
         histogram = byte_histogram(m)
-        bad = [v for v in np.flatnonzero(histogram).tolist() if v not in (0, 1, 255)]
-        if bad:
-            raise ValueError(f"{self.mask_path(stem)}: values must be 0, 1 or 255, found {bad}")
+        check_mask_values(self.mask_path(stem), histogram)
         return m, histogram
+
+
+def check_mask_values(path: Path, histogram: np.ndarray) -> None:
+    """``ValueError`` naming the subset mask ``path`` whose value ``histogram`` holds values
+    other than 0, 1 and 255 (engine report and engine compare refuse it alike)."""
+    bad = [v for v in np.flatnonzero(histogram).tolist() if v not in (0, 1, 255)]
+    if bad:
+        raise ValueError(f"{path}: values must be 0, 1 or 255, found {bad}")
 
 
 def replaced_stems(

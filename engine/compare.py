@@ -32,7 +32,15 @@ from annotations.fileio import (
 )
 from annotations.labelmap import byte_histogram, read_label, validate_label
 from annotations.labelrun import read_run_info
-from annotations.subset import check_subset_class, edited_since_import, read_subset, subset_at
+from annotations.subset import (
+    check_mask_values,
+    check_subset_class,
+    edited_since_import,
+    read_subset,
+    subset_at,
+    unlisted_line,
+    unlisted_masks,
+)
 from annotations.taxonomy import MASS13K, Taxonomy, class_key
 from engine.datasets import edited_masks_line, replaced_subset_photos
 from engine.evaluate import (
@@ -221,6 +229,23 @@ class _Reading:
 BINARY_RECORDS = ("subset.json", "run.json")
 
 
+def binary_output(folder: Path) -> tuple[Path, str] | None:
+    """``(root, record)`` of the label run or annotated subset whose masks ``folder`` holds: the
+    nearest engine output around it (:func:`outputs_around`) when ``folder`` is a run, its
+    ``labels`` or ``labels/<split>``, or a subset's root or ``masks``; None otherwise. Any
+    folder lying in one was taken for its masks: predictions written to ``RUN/pred`` (engine
+    predict allows it, predict.json nearer) and a user's own masks kept in ``RUN/car_manual``
+    were refused as the run's class and read as binary masks."""
+    folder = Path(folder)
+    near = next(iter(outputs_around(folder)), None)
+    if near is None or near[1] not in BINARY_RECORDS:
+        return None
+    root, record = near
+    if record == "subset.json":
+        return near if folder in (root, root / "masks") else None
+    return near if root / "labels" in (folder, folder.parent) or folder == root else None
+
+
 def _folder_mode(cfg: CompareConfig, source: str, folder: Path) -> str:
     """``--input`` for one folder: ``auto`` is ``labels`` where an engine output records the
     folder's taxonomy (:func:`folder_classes`: predictions, a fused dataset's labels), which
@@ -229,7 +254,7 @@ def _folder_mode(cfg: CompareConfig, source: str, folder: Path) -> str:
     masks or a label run's labels stay ``auto`` (binary) wherever they are (a subset imported
     into a fused dataset's folder finds its taxonomy above)."""
     recorded = cfg.taxonomy is None and source != DEFAULT_TAXONOMY
-    binary = any(record in BINARY_RECORDS for _, record in outputs_around(folder))
+    binary = binary_output(folder) is not None
     return "labels" if cfg.input == "auto" and recorded and not binary else cfg.input
 
 
@@ -238,12 +263,15 @@ def _score_one(
 ) -> tuple[np.ndarray, tuple[tuple[int, ...], np.ndarray] | None]:
     """The counts of one pair, and with ``counted`` the ground truth's shape and value
     histogram (an annotated subset's mask, for :func:`annotations.subset.edited_since_import`:
-    counted as it is read, not decoded a second time)."""
+    counted as it is read, not decoded a second time; one holding values other than 0, 1 and
+    255 is refused naming it, as engine report refuses it)."""
     pred_path, gt_path, pred_reading, gt_reading, resize, children, counted = args
     pred_cid, pred_tax = pred_reading.class_id, pred_reading.taxonomy
     gt_cid, gt_tax = gt_reading.class_id, gt_reading.taxonomy
     gt = read_label(gt_path)
     read = (gt.shape, byte_histogram(gt)) if counted else None
+    if read is not None:  # a subset's mask: 0/1/255 only, as engine report reads it
+        check_mask_values(gt_path, read[1])
     pred = read_label(pred_path)
     gt_id = resolve_input(gt, gt_path, gt_cid, gt_reading.mode, gt_reading.lacks)
     pred_id = resolve_input(pred, pred_path, pred_cid, pred_reading.mode, pred_reading.lacks)
@@ -495,20 +523,16 @@ def check_held_class(named: str, what: str, folder: Path) -> None:
     label run's (``run.json``) or an annotated subset's (``subset.json``), the nearest one the
     folder is or lies in. Its 1s are that class, whatever ``--class`` says; before, a label run
     of Bicycle given as a source of ``--class Car`` was scored as Car without a word."""
-    for root, record in outputs_around(folder):
-        if record not in BINARY_RECORDS:
-            continue
-        held = (
-            read_run_info(root / record).class_name
-            if record == "run.json"
-            else read_subset(root).class_name
-        )
-        if class_key(held) != class_key(named):
-            raise ValueError(
-                f"{what}: {root / record} holds {held}, not {named}: its masks are {held}'s; "
-                f"give the {named} ones, or --class {held}"
-            )
+    if (found := binary_output(folder)) is None:
         return
+    root, record = found
+    run = record == "run.json"
+    held = read_run_info(root / record).class_name if run else read_subset(root).class_name
+    if class_key(held) != class_key(named):
+        raise ValueError(
+            f"{what}: {root / record} holds {held}, not {named}: its masks are {held}'s; "
+            f"give the {named} ones, or --class {held}"
+        )
 
 
 def dataset_split(cfg: CompareConfig, subset: Any) -> Truth | None:
@@ -553,6 +577,11 @@ def compare(cfg: CompareConfig) -> CompareReport:
         check_subset_class(subset, named)
         if replaced := replaced_subset_photos(subset):
             log.warning(replaced)
+    listed = None  # a subset's masks: those subset.json lists (others in masks/ are no one's)
+    if subset is not None and truth is None:
+        if unlisted := unlisted_masks(subset):  # put in masks/ by hand, as engine fuse says
+            log.warning("%s", unlisted_line(subset, unlisted))
+        listed = Truth({s: subset.mask_path(s) for s in subset.stems}, str(gt), None)
     else:
         check_held_class(named, "--gt", gt)  # a label run's labels/<split> as the truth
     gt_cid = _class_in(cfg, named, gt_tax, gt_source, f"the ground truth {gt}")
@@ -574,7 +603,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
         tax, tax_source = folder_classes(cfg, Path(given), folder, folder.parent)
         cid = _class_in(cfg, named, tax, tax_source, f"source {name!r}")
         children = children_outside(tax, cid, gt_tax)
-        pairs = pair_files(folder, truth or gt, extra_ok=split is not None)  # some images
+        pairs = pair_files(folder, truth or listed or gt, extra_ok=split is not None)  # some images
         mode = _folder_mode(cfg, tax_source, folder)
         reading = _Reading(cid, tax, _lacks(named, tax, tax_source), mode)
         # the subset's masks, with the first source: each one's counts as subset.json records

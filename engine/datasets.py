@@ -320,7 +320,9 @@ class DatasetSpec:
             # typed in the folder the command ran in: named as found from here, as other hints
             # (before the fiftieth round "its dataset: data", from another folder no dataset)
             out = info.get("out") or config.get("out")
-            data = record_root(info, data, None, (out, self.root)) if data else None
+            # and where it resolved then, as read_run_info and Subset.data_root read it
+            resolved = info.get("data_resolved") or config.get("data_resolved")
+            data = record_root(info, data, resolved, (out, self.root)) if data else None
         except (ValueError, AttributeError, TypeError):
             data = None  # a record without a dataset (or not JSON: metrics.jsonl)
         return f"; {self.root} is {what}, not a dataset" + (

@@ -113,13 +113,15 @@ def test_coco_image_sizes_written_as_text_are_read_as_integers():
     assert found.stem == "img000" and found.mask.shape == (H, W) and not found.mask.any()
 
 
-def test_a_coco_annotation_without_category_id_is_of_no_category_even_where_one_is_0():
-    """A category of id 0 is the class; an annotation that names none is not of it, and the
-    error says it names none (it said "unknown category_id -1", a number the file lacks)."""
+@pytest.mark.parametrize("cat_id", [0, -1])
+def test_a_coco_annotation_without_category_id_is_of_no_category_even_where_one_is_0(cat_id):
+    """A category of id 0 (or -1) is the class; an annotation that names none is not of it, and
+    the error says it names none (it said "unknown category_id -1", a number the file lacks;
+    with a category -1, the marker of none, it was painted as the class without a word)."""
     doc = _coco(
         [{"id": 1, "file_name": "img000.jpg", "height": H, "width": W}],
         [{"id": 5, "image_id": 1, "segmentation": [[0, 0, 4, 0, 4, 4, 0, 4]]}],
-        [{"id": 0, "name": "Bicycle"}],
+        [{"id": cat_id, "name": "Bicycle"}, {"id": 2, "name": "Car"}],
     )
     with pytest.raises(ValueError, match=r"^c.json: annotation 5 has no category_id$"):
         coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)

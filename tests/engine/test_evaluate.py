@@ -1584,3 +1584,103 @@ def test_compare_refuses_a_label_run_or_subset_of_another_class(tmp_path: Path) 
     (row,) = compare(CompareConfig("Bicycle", gt_dir, sources, progress=False)).rows
     # 630 true pixels (15 rows x 15, 14, 13 columns), each found, plus 3 columns x 15 rows x 3
     assert row.scores.iou == pytest.approx(100 * 630 / (630 + 135))
+
+
+def _run_with_folders(tmp: Path) -> tuple[Path, Path, Path]:
+    """A label run of Bicycle (run.json, labels/test), a model's predictions written into it
+    (RUN/pred, predict.json of Bicycle and Car) and a folder of Car masks: Car (id 8) on 36
+    pixels predicted, on 42 in the truth (one column more)."""
+    two = MASS13K.with_new_class("Bicycle").with_new_class("Car")
+    run, truth = tmp / "runs" / "label" / "bicycle", tmp / "manual_car"
+    record = {"config": {"cls": {"name": "Bicycle"}}, "class_id": 7}
+    record["taxonomy"] = MASS13K.with_new_class("Bicycle").to_dict()
+    car, full = np.zeros((20, 20), np.uint8), np.zeros((20, 20), np.uint8)
+    car[2:8, 2:9] = 1
+    full[2:8, 2:8], full[10:15, 10:15] = 8, 7
+    write_label(truth / "s0.png", car)
+    write_label(run / "labels" / "test" / "s0.png", (full == 7).astype(np.uint8))
+    write_label(run / "pred" / "s0.png", full)
+    (run / "run.json").write_text(json.dumps(record))
+    (run / "pred" / "predict.json").write_text(json.dumps({"taxonomy": two.to_dict()}))
+    return run, run / "pred", truth
+
+
+def test_compare_reads_folders_in_a_label_run_that_are_not_its_labels(tmp_path: Path) -> None:
+    """Only a run's labels (and a subset's masks) are its class's: predictions written to
+    RUN/pred (engine predict --out allows it) and the user's own Car masks kept in RUN/car_manual
+    were refused as Bicycle's ("run.json holds Bicycle, not Car"), the run found above them."""
+    import shutil
+
+    run, pred, truth = _run_with_folders(tmp_path)
+    (row,) = compare(CompareConfig("Car", truth, (("m", pred),), progress=False)).rows
+    assert row.scores.iou == pytest.approx(100 * 36 / 42)
+    mine = run / "car_manual"
+    shutil.copytree(truth, mine)
+    (row,) = compare(CompareConfig("Car", mine, (("m", pred),), progress=False)).rows  # as --gt
+    assert row.scores.iou == pytest.approx(100 * 36 / 42)
+    (row,) = compare(CompareConfig("Car", truth, (("x", mine),), progress=False)).rows
+    assert row.scores.iou == 100.0
+    with pytest.raises(ValueError, match=r"^source 'l': .*run.json holds Bicycle, not Car"):
+        compare(CompareConfig("Car", truth, (("l", run / "labels"),), progress=False))
+
+
+def test_predictions_in_a_label_run_are_full_label_maps(tmp_path: Path) -> None:
+    """A prediction in RUN/pred holding only Others and Human (0 and 1) was read as a binary
+    mask (the run above taken for its record), its Human pixels scored as Bicycle: 100 for a
+    model that predicts no bicycle. Its predict.json is nearer: full label maps."""
+    run, pred, _ = _run_with_folders(tmp_path)
+    bike = (read_label(run / "labels" / "test" / "s0.png") == 1).astype(np.uint8)
+    write_label(pred / "s0.png", bike)  # Human (1) where the run's bicycle is
+    sources = (("m", pred),)
+    rep = compare(CompareConfig("Bicycle", run / "labels" / "test", sources, progress=False))
+    assert rep.rows[0].scores.iou == 0.0
+
+
+def test_compare_scores_the_masks_a_subset_lists(tmp_path: Path, caplog) -> None:
+    """A mask put in a subset's masks/ by hand (subset.json does not list it) was scored with
+    the rest, silently: 100 pixels of it missed gave IoU 72/172 over 3 images, where report and
+    fuse read the 2 listed. Now the listed ones, and the line engine fuse says."""
+    import logging
+
+    from annotations.subset import write_subset
+
+    src, square, extra = tmp_path / "src", np.zeros((20, 20), np.uint8), np.zeros((20, 20))
+    square[2:8, 2:8], extra[10:20, 10:20] = 1, 1
+    for stem in ("s0", "s1", "extra"):
+        write_label(
+            src / f"{stem}.png", np.zeros((20, 20), np.uint8) if stem == "extra" else square
+        )
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", {"s0": square, "s1": square}, {})
+    write_label(sub.root / "masks" / "extra.png", extra.astype(np.uint8))
+    with caplog.at_level(logging.WARNING, logger="engine.compare"):
+        rep = compare(CompareConfig("Bicycle", sub.root, (("p", src),), progress=False))
+    assert (rep.images, rep.stems, rep.rows[0].scores.iou) == (2, ["s0", "s1"], 100.0)
+    assert caplog.messages[0] == (
+        f"{sub.root / 'masks'}: 1 mask that subset.json does not list, which no command reads "
+        "(extra): import them to add them"
+    )
+
+
+def test_a_subset_mask_of_other_values_is_refused_with_the_pairs(tmp_path: Path) -> None:
+    """A subset mask holding 7 (with a --taxonomy that has Bicycle at 7) was scored as a full
+    label map, then refused after the whole source with "mask of 's0': values must be 0, 1 or
+    255, found [7]", naming no file. Refused now as engine report refuses it, naming the mask,
+    with the other pairs' problems in the one error."""
+    from annotations.subset import write_subset
+    from engine.parallel import BadItems
+
+    src, square = tmp_path / "src", np.zeros((20, 20), np.uint8)
+    square[2:8, 2:8] = 1
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", {"s0": square, "s1": square}, {})
+    write_label(src / "s0.png", square)
+    (src / "s1.png").write_bytes(b"not a png")
+    seven = square.copy()
+    seven[0, 0] = 7
+    write_label(sub.mask_path("s0"), seven)
+    tax = MASS13K.with_new_class("Bicycle").save(tmp_path / "tax.json")
+    cfg = CompareConfig("Bicycle", sub.root, (("p", src),), progress=False, taxonomy=tax)
+    with pytest.raises(BadItems) as e:
+        compare(cfg)
+    assert e.value.headline == "2 of 2 pairs cannot be read, so none were scored"
+    assert e.value.problems[0] == f"{sub.mask_path('s0')}: values must be 0, 1 or 255, found [7]"
+    assert e.value.problems[1].startswith(f"{src / 's1.png'}: ")

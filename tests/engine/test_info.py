@@ -177,6 +177,33 @@ def test_an_engine_outputs_dataset_is_named_as_found_from_here(tmp_path: Path, m
     )
 
 
+@pytest.mark.parametrize(
+    "record, typed, what",
+    [
+        ("run.json", {"config": {"data": "data"}}, "a label run (engine label)"),
+        ("subset.json", {"data": "data"}, "an annotated subset (engine annotate import)"),
+    ],
+)
+def test_an_engine_outputs_dataset_is_named_where_it_resolved(
+    tmp_path, monkeypatch, record, typed, what
+):
+    """A record of no cwd nor out (written before they were) holds ``data`` as typed and
+    ``data_resolved``: from another folder the hint named "its dataset: data", none from here,
+    where read_run_info and Subset.data_root read the resolved one."""
+    import json
+
+    project, run = tmp_path / "project", tmp_path / "project" / "runs" / "x"
+    run.mkdir(parents=True)
+    (project / "data").mkdir()
+    (run / record).write_text(json.dumps({**typed, "data_resolved": str(project / "data")}))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError) as e:
+        dataset_stats(Path("project/runs/x"), progress=False)
+    assert str(e.value).endswith(
+        f"project/runs/x is {what}, not a dataset (its dataset: {project / 'data'})"
+    )
+
+
 def test_image_only_spec(tmp_path: Path):
     for i, (w, h) in enumerate([(4, 3), (4, 3), (3, 4)]):
         (tmp_path / "photos").mkdir(exist_ok=True)
