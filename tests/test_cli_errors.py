@@ -99,6 +99,9 @@ CASES = [
     (PREDICT + ["--size", "foo"], "--size must be auto, original or WxH like 512x384, got 'foo'"),
     (PREDICT + ["--scales", "1,x"], "--scales must be comma-separated numbers like 0.75,1,1.25"),
     (PREDICT + ["--scales", "1,-1"], "--scales must be positive numbers, got '1,-1'"),
+    # a scale of 1e3 failed in OpenCV's allocator (a traceback), 1e308 as an OverflowError
+    (PREDICT + ["--scales", "1,1e3"], "--scales must be at most 4 (the size times 4 on each side)"),
+    (PREDICT + ["--scales", "1e308"], "--scales must be at most 4 (the size times 4 on each side)"),
     # engine info, engine compare: what goes to stdout
     (["info", "{root}/ds", "--plot", "-"], "--plot -: the chart is a PNG image"),
     (
