@@ -69,6 +69,9 @@ CASES = [
     (LABEL + ["--uncertain", "0.3,1.5"], "--uncertain values must be in 0..1, got '0.3,1.5'"),
     (LABEL + ["--tiles", "0x2"], "--tiles must be at least 1x1, got '0x2'"),
     (LABEL + ["--tiles", "abc"], "--tiles must look like 2x2 (rows x columns), got 'abc'"),
+    # 10^10 windows an image were looped over (2**63x1: never ended), after the models loaded
+    (LABEL + ["--tiles", "100000x100000"], "--tiles must be at most 64x64, got '100000x100000'"),
+    (LABEL + ["--tiles", "9223372036854775808x1"], "--tiles must be at most 64x64, got '922"),
     (LABEL + ["--shard", "4/4"], "--shard must satisfy 0 <= index < count, got '4/4'"),
     (LABEL + ["--shard", "x"], "--shard must look like 0/4 (index / count), got 'x'"),
     (LABEL + ["--precision", "fp8"], "(--precision), got 'fp8'"),
@@ -214,7 +217,7 @@ CASES = [
             "--simplify",
             "2",
         ],
-        "--simplify is a polygon tolerance in pixels (>= 0) for LabelMe files or COCO's "
+        "--simplify is a polygon tolerance in pixels (>= 0, under 1e+30) for LabelMe files or COCO's "
         "--mask-format polygon; got 2.0 with coco (rle)",
     ),  # fmt: skip
     (IMPORT + ["{root}/coco.json", "{root}/synth_train_0000.txt"], "of different formats (coco: "),
