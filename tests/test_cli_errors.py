@@ -89,6 +89,12 @@ CASES = [
     (LABEL + ["--spec", "{root}/int.yaml"], "int.yaml: class 'bicycle' must map to settings"),
     # engine synth
     (["synth", "--train", "0", "--val", "0", "--test", "0"], "--train + --val + --test is 0"),
+    # numpy's "Maximum allowed dimension exceeded", naming no option
+    (
+        ["synth", "--size", "9223372036854775808x64"],
+        "--size must be at most 1000000 pixels a side (the largest PNG written), got '922",
+    ),
+    (PREDICT + ["--size", "64x1000001"], "--size must be at most 1000000 pixels a side"),
     # engine train: its --config file, named
     (TRAIN + ["--config", "{root}/cfg_list.yaml"], "cfg_list.yaml: a training config must be a"),
     (TRAIN + ["--config", "{root}/cfg_iters.yaml"], "cfg_iters.yaml: iters must be >= 1, got 0"),
@@ -270,3 +276,14 @@ def test_a_pseudo_run_given_twice_is_named_once(files: Path):
     assert res.exit_code == 2, res.output
     assert res.output.strip() == f"error: {run}: given twice (--pseudo); give each run once"
     assert not (files / "out").exists()
+
+
+def test_the_largest_size_is_the_largest_png_opencv_writes():
+    """--size's bound is libpng's: a label map of that side is written, one pixel more is not."""
+    import cv2
+
+    from engine.cli.common import MAX_IMAGE_SIDE, parse_size
+
+    assert parse_size(f"{MAX_IMAGE_SIDE}x1") == (1_000_000, 1)
+    assert cv2.imencode(".png", np.zeros((1, MAX_IMAGE_SIDE), np.uint8))[0] is True
+    assert cv2.imencode(".png", np.zeros((MAX_IMAGE_SIDE + 1, 1), np.uint8))[0] is False

@@ -36,7 +36,9 @@ def parse_predict_size(text: str) -> tuple[int, int] | None | str:
         return None if word == "original" else word
     try:
         size = parse_size(text)
-    except ValueError:
+    except ValueError as e:
+        if "must look like" not in str(e):  # a WxH out of range: said as it is
+            raise
         raise ValueError(
             f"--size must be auto, original or WxH like 512x384, got {text!r}"
         ) from None

@@ -332,8 +332,14 @@ def log_to_console(level: int = logging.WARNING) -> None:
             logger.addHandler(ConsoleLogHandler())
 
 
+MAX_IMAGE_SIDE = 1_000_000
+"""libpng's largest image side (``PNG_USER_WIDTH_MAX``, ``..._HEIGHT_MAX``), beyond which OpenCV
+writes no PNG (label maps, confidence maps): a ``--size`` above it is a typo (``9223372036854775808x64`` failed in numpy as
+"Maximum allowed dimension exceeded", naming no option)."""
+
+
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
-    """``"WxH"`` -> ``(W, H)``; a clear error otherwise."""
+    """``"WxH"`` -> ``(W, H)``, each 1..:data:`MAX_IMAGE_SIDE`; a clear error otherwise."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -342,6 +348,11 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
         ) from None
     if w <= 0 or h <= 0:
         raise ValueError(f"{option} must be positive, got {text!r}")
+    if max(w, h) > MAX_IMAGE_SIDE:
+        raise ValueError(
+            f"{option} must be at most {MAX_IMAGE_SIDE} pixels a side (the largest PNG written), "
+            f"got {text!r}"
+        )
     return w, h
 
 
