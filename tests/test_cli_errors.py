@@ -85,6 +85,10 @@ CASES = [
         LABEL + ["--backend", "simulated", "--backend-option", "foo"],
         "--backend-option must look like KEY=VALUE, got 'foo'",
     ),
+    (  # read as YAML's null: "seed must be a whole number, got None"
+        LABEL + ["--backend", "simulated", "--backend-option", "seed= "],
+        "--backend-option 'seed= ': no value after '='",
+    ),
     (LABEL + ["--spec", "{root}/list.yaml"], "list.yaml: expected a mapping of class name"),
     (LABEL + ["--spec", "{root}/int.yaml"], "int.yaml: class 'bicycle' must map to settings"),
     # engine synth

@@ -1590,11 +1590,12 @@ def test_cli_pick_export_import(tmp_path, world):
     # the run as an option, as earlier versions spelt it: the same pick
     old = ["annotate", "pick", "--run", str(run), "-n", "2", "--out", str(tmp_path / "q.txt")]
     assert r.invoke(app, old).exit_code == 0 and (tmp_path / "q.txt").read_text() == picked
+    shares = "the low-confidence and many-or-tiny shares (--low-confidence, --many-or-tiny)"
     for args, error in (
         ([], "give the label run directory: engine annotate pick RUN"),
         ([str(run), "--run", str(tmp_path)], "two label runs given"),
-        ([str(run), "--low-confidence", "0.8"], "the low-confidence and many-or-tiny shares"),
-        ([str(run), "--low-confidence", "nan"], "the low-confidence and many-or-tiny shares"),
+        ([str(run), "--low-confidence", "0.8"], f"{shares} must be >= 0 and sum to <= 1 (the"),
+        ([str(run), "--low-confidence", "nan"], f"{shares} must be >= 0 and sum to <= 1 (the"),
     ):
         res = r.invoke(app, ["annotate", "pick", *args])
         assert res.exit_code == 2 and res.output.startswith(f"error: {error}"), res.output
