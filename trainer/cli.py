@@ -322,7 +322,7 @@ def train_cmd(
         )
         raise typer.Exit(EXIT_IO_ERROR) from None
     leave_process_group()  # under torchrun: every rank together, before its process exits
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports (checked)
         return
     if result.finished:
         drew = "drew its missing curves.png, nothing else to do" if result.redrawn else ""

@@ -195,6 +195,18 @@ def test_parsers():
             parse_band(bad)
     assert shard_from_env({"RANK": "2", "WORLD_SIZE": "4"}) == (2, 4)
     assert shard_from_env({"RANK": "0", "WORLD_SIZE": "1"}) is None and shard_from_env({}) is None
+    # set by hand, not by torchrun: one line naming the variable, not int()'s, nor --shard's
+    for env, message in (
+        ({"RANK": "", "WORLD_SIZE": "4"}, "environment variable RANK='': not a whole number"),
+        ({"RANK": "1", "WORLD_SIZE": "four"}, "environment variable WORLD_SIZE='four': not a"),
+        ({"RANK": "-1", "WORLD_SIZE": "4"}, "environment variable RANK='-1': must be >= 0"),
+        ({"RANK": "0", "WORLD_SIZE": "0"}, "environment variable WORLD_SIZE='0': must be >= 1"),
+        ({"RANK": "4", "WORLD_SIZE": "4"}, "RANK=4 and WORLD_SIZE=4: the rank must be below"),
+    ):
+        with pytest.raises(ValueError) as e:
+            shard_from_env(env)
+        assert str(e.value).startswith(f"environment variable{'s' * (env['RANK'] == '4')}")
+        assert message in str(e.value), str(e.value)
 
 
 def test_backend_options():
