@@ -105,7 +105,9 @@ def guard(fn: F, resumable: bool = False) -> F:
             text, code = interrupted()
             stderr.print(text + resume, soft_wrap=True)
             raise typer.Exit(code) from None
-        except (*_INPUT_ERRORS, MemoryError, OSError) as e:
+        except Exception as e:  # OpenCV's allocator raises a cv2.error: out of memory too
+            if not isinstance(e, (*_INPUT_ERRORS, MemoryError, OSError)) and not out_of_memory(e):
+                raise
             if out_of_memory(e):  # the machine's limit, not a bad input: no traceback, no 2
                 again = "; free memory and run the same command again" + " to resume" * resumable
                 again += ", or ask for less (smaller images, --size, --batch-size or --crop)"

@@ -516,6 +516,12 @@ def coco_to_masks(
             raise ValueError(
                 f"{path}: image entry {img!r} lacks id/file_name/width/height"
             ) from None
+        for side in ("width", "height"):  # int() read 12.7 as 12, said of no file
+            if isinstance(img.get(side), float) and not img[side].is_integer():
+                raise ValueError(
+                    f"{path}: image {img['file_name']!r} has {side} {img[side]!r}, not a whole "
+                    "number of pixels"
+                )
         check_size(path, stem, hw, sizes)
         if any(m.stem == stem for m in masks.values()):
             raise ValueError(f"{path}: image {stem!r} is listed twice")

@@ -388,8 +388,8 @@ def check_pick(n: int, low_confidence: float, many_or_tiny: float) -> None:
         raise ValueError(f"n must be >= 0, got {n}")
     if not (low_confidence >= 0 and many_or_tiny >= 0 and low_confidence + many_or_tiny <= 1):
         raise ValueError(
-            "the low-confidence and many-or-tiny shares must be >= 0 and sum to <= 1 (the rest "
-            f"is random), got {low_confidence} + {many_or_tiny}"
+            "the low-confidence and many-or-tiny shares (--low-confidence, --many-or-tiny) must "
+            f"be >= 0 and sum to <= 1 (the rest is random), got {low_confidence} + {many_or_tiny}"
         )
 
 

@@ -617,6 +617,15 @@ def check_batch(cfg: DemoConfig, train_cfg: Any, micro_batch: Callable[..., int]
     ) from None
 
 
+def call_seconds(call: dict[str, Any]) -> float:
+    """A recorded call's ``wall_seconds``; 0 where it is not a finite number (a null, a string,
+    true: an edited ``summary.json`` or ``unfinished_calls.jsonl``), whose time is lost, not
+    the summary: ``format_duration(None)`` failed the demo at its very end."""
+    value = call.get("wall_seconds")
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else 0.0
+
+
 def format_duration(seconds: float) -> str:
     """``"8 min 49 s"`` (``"42 s"`` under a minute), rounded to the second."""
     total = round(seconds)
@@ -861,7 +870,7 @@ def effect(classes: dict[str, list[dict]], calls: list[dict]) -> dict[str, Any]:
             "iou_of_fused": share,
             "reaches_fused_share": reaches,
         }
-    wall = sum(float(c.get("wall_seconds") or 0) for c in calls if isinstance(c, dict))
+    wall = sum(call_seconds(c) for c in calls if isinstance(c, dict))
     return {
         "fused_share": FUSED_SHARE,
         "classes": checks,
@@ -930,8 +939,12 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
     earlier = ""
     if len(calls) > 1:  # a resumed demo: its first call's time is kept, not overwritten
         times = ", ".join(
-            format_duration(c.get("wall_seconds", 0))
-            + (f" ({c['ended'].split(':')[0]})" if c.get("ended") else "")
+            format_duration(call_seconds(c))
+            + (
+                f" ({c['ended'].split(':')[0]})"
+                if c.get("ended") and isinstance(c["ended"], str)
+                else ""
+            )
             for c in calls
         )
         earlier = f" This folder's {len(calls)} calls took {times}."

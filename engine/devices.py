@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 
 SPELLINGS = "auto, cpu, cuda or cuda:N"
 
@@ -43,6 +44,26 @@ def check_device(name: str, given: str = "--device") -> str:
     if name == "cuda":
         check_local_rank(count, f"{given} {name}")
     return name
+
+
+def env_int(name: str, default: int, least: int = 0, env: Mapping[str, str] | None = None) -> int:
+    """The whole number in environment variable ``name`` (torchrun's ``RANK``, ``WORLD_SIZE``,
+    ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``), ``default`` where it is not set; one ValueError line
+    naming the variable where it is empty, not a whole number or below ``least`` (before:
+    "invalid literal for int() with base 10: ''", naming nothing)."""
+    text = (os.environ if env is None else env).get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(
+            f"environment variable {name}={text!r}: not a whole number (torchrun sets it; unset "
+            "it to run one process)"
+        ) from None
+    if value < least:
+        raise ValueError(f"environment variable {name}={text!r}: must be >= {least}")
+    return value
 
 
 def _gpus(count: int) -> str:

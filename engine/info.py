@@ -1414,6 +1414,7 @@ def render_demo(root: str | os.PathLike) -> list:
     from engine.demo import (
         EFFECT_TITLE,
         base_line,
+        call_seconds,
         effect,
         effect_lines,
         format_duration,
@@ -1441,7 +1442,7 @@ def render_demo(root: str | os.PathLike) -> list:
     # what the demo is built to show, worked out from the rows as summary.json's `effect` was
     # (so also for a summary written before it was kept)
     out += [f"{EFFECT_TITLE}:", *effect_lines(effect(classes, calls))]
-    took = ", ".join(format_duration(float(c.get("wall_seconds") or 0)) for c in calls)
+    took = ", ".join(format_duration(call_seconds(c)) for c in calls)
     if took:
         out.append(f"wall time: {took}" + (f" ({len(calls)} calls)" if len(calls) > 1 else ""))
     paths = Table(title="Where each stage wrote (engine info describes each)", show_header=False)

@@ -49,6 +49,8 @@ def parse_backend_options(items: list[str] | None) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"--backend-option must look like KEY=VALUE, got {item!r}")
+        if not value.strip():  # YAML reads it as null: "seed must be a whole number, got None"
+            raise ValueError(f"--backend-option {item!r}: no value after '='")
         try:
             extra[key.strip()] = yaml_scalar(value)
         except yaml.YAMLError:

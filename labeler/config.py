@@ -227,6 +227,10 @@ class LabelConfig:
             raise ValueError("max_boxes must be >= 0 and writer_queue_mb >= 1")
         if self.tiles[0] < 1 or self.tiles[1] < 1:
             raise ValueError(f"tiles must be at least 1x1, got {self.tiles}")
+        if max(self.tiles) > MAX_TILES:
+            raise ValueError(
+                f"tiles must be at most {MAX_TILES} a side (--tiles), got {self.tiles}"
+            )
         if not 0 <= self.tile_overlap < 1:
             raise ValueError(f"tile overlap must be in [0, 1), got {self.tile_overlap}")
         if self.precision not in ("auto", "fp32", "fp16", "bf16"):
@@ -338,14 +342,22 @@ def default_out_dir(class_name: str) -> Path:
     return Path("runs/label") / re.sub(r"[/\\]", "_", class_name.lower())
 
 
+MAX_TILES = 64
+"""The most tiles along a side: a 4096-pixel side cut into 64-pixel tiles, each upscaled 12x to
+the detector's 800-pixel input, 4,096 detector runs an image. More is a typo: ``100000x100000``
+looped rows x columns (10^10) windows an image, ``2**63x1`` never ended."""
+
+
 def parse_grid(text: str, option: str = "--tiles") -> tuple[int, int]:
-    """``"2x3"`` -> ``(2, 3)`` (rows x columns)."""
+    """``"2x3"`` -> ``(2, 3)`` (rows x columns), each 1..:data:`MAX_TILES`."""
     try:
         r, c = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise ValueError(f"{option} must look like 2x2 (rows x columns), got {text!r}") from None
     if r < 1 or c < 1:
         raise ValueError(f"{option} must be at least 1x1, got {text!r}")
+    if max(r, c) > MAX_TILES:
+        raise ValueError(f"{option} must be at most {MAX_TILES}x{MAX_TILES}, got {text!r}")
     return r, c
 
 
@@ -362,9 +374,16 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int] | None:
     """``(RANK, WORLD_SIZE)`` under torchrun, else None."""
+    from engine.devices import env_int
+
     env = dict(os.environ) if env is None else env
     if "RANK" in env and "WORLD_SIZE" in env:
-        rank, world = int(env["RANK"]), int(env["WORLD_SIZE"])
+        rank, world = env_int("RANK", 0, 0, env), env_int("WORLD_SIZE", 1, 1, env)
+        if rank >= world:  # LabelConfig said "--shard must satisfy ...", an option not given
+            raise ValueError(
+                f"environment variables RANK={rank} and WORLD_SIZE={world}: the "
+                "rank must be below the world size"
+            )
         if world > 1:
             return rank, world
     return None

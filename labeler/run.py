@@ -54,6 +54,7 @@ from annotations.labelrun import (
 )
 from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import Sample, SegDataset, load_image, load_spec
+from engine.devices import env_int
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment, kept_warnings, warnings_entry
 from engine.runlock import LOCK_NAME, holds_lock, others_writing
@@ -518,7 +519,8 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
         import torch
 
         if torch.cuda.is_available():
-            cfg = dataclasses.replace(cfg, device=f"cuda:{int(os.environ['LOCAL_RANK'])}")
+            local = env_int("LOCAL_RANK", 0)
+            cfg = dataclasses.replace(cfg, device=f"cuda:{local}")
     cfg, replaced, recorded = check_same_class(cfg.out_dir, cfg)
     items, taxonomy = plan_items(cfg)
     class_id = taxonomy.id_of(cfg.cls.name)

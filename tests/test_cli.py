@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -174,6 +175,14 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path: Path, monkeypatch):
         (
             type("OutOfMemoryError", (RuntimeError,), {})("CUDA out of memory."),
             "CUDA out of memory.",
+        ),
+        (  # cv2.resize to a side 1000 times larger (`engine predict --scales 1e3`: a traceback)
+            cv2.error(
+                "OpenCV(4.12.0) alloc.cpp:73: error: (-4:Insufficient memory) Failed to allocate "
+                "150994944000000 bytes in function 'OutOfMemoryError'\n"
+            ),
+            "OpenCV(4.12.0) alloc.cpp:73: error: (-4:Insufficient memory) Failed to allocate "
+            "150994944000000 bytes in function 'OutOfMemoryError'",
         ),
     ],
 )

@@ -69,6 +69,9 @@ CASES = [
     (LABEL + ["--uncertain", "0.3,1.5"], "--uncertain values must be in 0..1, got '0.3,1.5'"),
     (LABEL + ["--tiles", "0x2"], "--tiles must be at least 1x1, got '0x2'"),
     (LABEL + ["--tiles", "abc"], "--tiles must look like 2x2 (rows x columns), got 'abc'"),
+    # 10^10 windows an image were looped over (2**63x1: never ended), after the models loaded
+    (LABEL + ["--tiles", "100000x100000"], "--tiles must be at most 64x64, got '100000x100000'"),
+    (LABEL + ["--tiles", "9223372036854775808x1"], "--tiles must be at most 64x64, got '922"),
     (LABEL + ["--shard", "4/4"], "--shard must satisfy 0 <= index < count, got '4/4'"),
     (LABEL + ["--shard", "x"], "--shard must look like 0/4 (index / count), got 'x'"),
     (LABEL + ["--precision", "fp8"], "(--precision), got 'fp8'"),
@@ -82,10 +85,20 @@ CASES = [
         LABEL + ["--backend", "simulated", "--backend-option", "foo"],
         "--backend-option must look like KEY=VALUE, got 'foo'",
     ),
+    (  # read as YAML's null: "seed must be a whole number, got None"
+        LABEL + ["--backend", "simulated", "--backend-option", "seed= "],
+        "--backend-option 'seed= ': no value after '='",
+    ),
     (LABEL + ["--spec", "{root}/list.yaml"], "list.yaml: expected a mapping of class name"),
     (LABEL + ["--spec", "{root}/int.yaml"], "int.yaml: class 'bicycle' must map to settings"),
     # engine synth
     (["synth", "--train", "0", "--val", "0", "--test", "0"], "--train + --val + --test is 0"),
+    # numpy's "Maximum allowed dimension exceeded", naming no option
+    (
+        ["synth", "--size", "9223372036854775808x64"],
+        "--size must be at most 1000000 pixels a side (the largest PNG written), got '922",
+    ),
+    (PREDICT + ["--size", "64x1000001"], "--size must be at most 1000000 pixels a side"),
     # engine train: its --config file, named
     (TRAIN + ["--config", "{root}/cfg_list.yaml"], "cfg_list.yaml: a training config must be a"),
     (TRAIN + ["--config", "{root}/cfg_iters.yaml"], "cfg_iters.yaml: iters must be >= 1, got 0"),
@@ -99,6 +112,9 @@ CASES = [
     (PREDICT + ["--size", "foo"], "--size must be auto, original or WxH like 512x384, got 'foo'"),
     (PREDICT + ["--scales", "1,x"], "--scales must be comma-separated numbers like 0.75,1,1.25"),
     (PREDICT + ["--scales", "1,-1"], "--scales must be positive numbers, got '1,-1'"),
+    # a scale of 1e3 failed in OpenCV's allocator (a traceback), 1e308 as an OverflowError
+    (PREDICT + ["--scales", "1,1e3"], "--scales must be at most 4 (the size times 4 on each side)"),
+    (PREDICT + ["--scales", "1e308"], "--scales must be at most 4 (the size times 4 on each side)"),
     # engine info, engine compare: what goes to stdout
     (["info", "{root}/ds", "--plot", "-"], "--plot -: the chart is a PNG image"),
     (
@@ -264,3 +280,14 @@ def test_a_pseudo_run_given_twice_is_named_once(files: Path):
     assert res.exit_code == 2, res.output
     assert res.output.strip() == f"error: {run}: given twice (--pseudo); give each run once"
     assert not (files / "out").exists()
+
+
+def test_the_largest_size_is_the_largest_png_opencv_writes():
+    """--size's bound is libpng's: a label map of that side is written, one pixel more is not."""
+    import cv2
+
+    from engine.cli.common import MAX_IMAGE_SIDE, parse_size
+
+    assert parse_size(f"{MAX_IMAGE_SIDE}x1") == (1_000_000, 1)
+    assert cv2.imencode(".png", np.zeros((1, MAX_IMAGE_SIDE), np.uint8))[0] is True
+    assert cv2.imencode(".png", np.zeros((MAX_IMAGE_SIDE + 1, 1), np.uint8))[0] is False

@@ -36,7 +36,9 @@ def parse_predict_size(text: str) -> tuple[int, int] | None | str:
         return None if word == "original" else word
     try:
         size = parse_size(text)
-    except ValueError:
+    except ValueError as e:
+        if "must look like" not in str(e):  # a WxH out of range: said as it is
+            raise
         raise ValueError(
             f"--size must be auto, original or WxH like 512x384, got {text!r}"
         ) from None
@@ -320,7 +322,7 @@ def train_cmd(
         )
         raise typer.Exit(EXIT_IO_ERROR) from None
     leave_process_group()  # under torchrun: every rank together, before its process exits
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports (checked)
         return
     if result.finished:
         drew = "drew its missing curves.png, nothing else to do" if result.redrawn else ""

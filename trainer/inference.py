@@ -368,12 +368,20 @@ def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     return torch.from_numpy(host).to(device).permute(2, 0, 1)[None].float()
 
 
+MAX_TTA_SCALE = 4.0
+"""The largest test-time scale: twice the literature's 2.0 (mmseg's aug test uses 0.5-1.75), a
+4096x3072 test size run at 16384x12288. Above it a scale is a typo (``1e3`` failed in OpenCV's
+allocator, ``1e308`` overflowed ``int()``)."""
+
+
 def check_tta(scales: tuple[float, ...] | list[float], flip: bool, mode: str) -> tuple[float, ...]:
     """The test-time scales as a tuple of positive floats; ``ValueError`` for any other scale,
     or for augmentation (a scale other than 1, or flip) outside the efficient mode."""
     out = tuple(float(s) for s in scales)
     if not out or any(not (s > 0 and np.isfinite(s)) for s in out):
         raise ValueError(f"test-time scales must be positive numbers, got {list(scales)}")
+    if max(out) > MAX_TTA_SCALE:
+        raise ValueError(f"test-time scales must be at most {MAX_TTA_SCALE:g}, got {list(scales)}")
     if (flip or out != (1.0,)) and mode != "efficient":
         raise ValueError(
             "test-time augmentation (a scale other than 1, or flip) needs mode 'efficient', "

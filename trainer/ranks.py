@@ -23,6 +23,7 @@ from typing import Any
 import torch.distributed as dist
 
 from engine import stopping
+from engine.devices import env_int
 
 # the store's key of rank N's error (the group's store: torchrun's agent, or rank 0's process)
 FAILED = "mass_engine/failed/"
@@ -160,7 +161,7 @@ def layout(world: int) -> dict[str, Any] | None:
         "backend": str(dist.get_backend()),
         "world_size": world,
         "nodes": len(nodes),
-        "local_world_size": int(os.environ.get("LOCAL_WORLD_SIZE", "0")) or None,
+        "local_world_size": env_int("LOCAL_WORLD_SIZE", 0) or None,
         "hosts": [
             {"node": None if group is None else int(group), "host": host, "ranks": ranks}
             for (group, host), ranks in nodes.items()

@@ -50,7 +50,7 @@ from annotations.fileio import (
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine import devices, stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
-from engine.devices import bf16_autocast
+from engine.devices import bf16_autocast, env_int
 from engine.progress import make_progress
 from engine.runinfo import (
     config_cwd,
@@ -347,8 +347,12 @@ def _distributed(device_type: str) -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)``; initialises the process group under torchrun (and
     ``--processes``): NCCL when the run trains on CUDA, gloo on the CPU, also on a machine that
     has a GPU (NCCL cannot reduce CPU tensors: CPU ranks on a GPU machine failed there)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world, local_rank = env_int("WORLD_SIZE", 1, 1), env_int("LOCAL_RANK", 0)
+    if world > 1 and not env_int("RANK", 0) < world:
+        raise ValueError(
+            f"environment variables RANK={os.environ['RANK']} and WORLD_SIZE={world}: the rank "
+            "must be below the world size"
+        )
     if world <= 1:
         return 0, 1, 0
     if not dist.is_initialized():
@@ -413,7 +417,7 @@ def node_shm_shortfalls(
         return [w] if (w := shm_shortfall(micro, crop, workers)) else []
     mine = None
     if local_rank == 0:
-        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        local = env_int("LOCAL_WORLD_SIZE", 1, 1)
         mine = shm_shortfall(micro, crop, workers, local)
     found: list[Any] = [None] * world
     dist.all_gather_object(found, (mine, _node()))
@@ -866,7 +870,7 @@ def _agree_to_stop(world: int, device: torch.device) -> bool:
 def owns_run() -> bool:
     """Whether this process owns the run and holds its lock (:func:`train`): not a rank that
     :func:`trainer.spawn.train_processes` started, nor one but rank 0 under torchrun."""
-    return not os.environ.get(RUN_LOCKED_BY_PARENT) and int(os.environ.get("RANK", "0")) == 0
+    return not os.environ.get(RUN_LOCKED_BY_PARENT) and env_int("RANK", 0) == 0
 
 
 def train(
@@ -922,7 +926,7 @@ def _start(
 ) -> TrainResult:
     """:func:`train` once the run is this process's: spawn the local ranks, or train here."""
     where = dict(from_file or {})
-    rank = int(os.environ.get("LOCAL_RANK", "0"))
+    rank = env_int("LOCAL_RANK", 0)
     device = resolve_device(cfg.device, rank, where=where.get("device"))
     check_gpu_per_rank(cfg.device, where.get("device"))
     if model is None:  # a model passed in (tests' stubs) may take smaller crops

@@ -176,8 +176,11 @@ def disk_error(e: OSError) -> bool:
 def out_of_memory(e: BaseException) -> bool:
     """Whether ``e`` is the machine running out of memory: numpy's ``MemoryError`` ("Unable to
     allocate 112. GiB for an array ..."), torch's CPU allocator (a ``RuntimeError``: "can't
-    allocate memory") or CUDA's ``OutOfMemoryError``; not a bad input, so not exit code 2."""
+    allocate memory"), CUDA's ``OutOfMemoryError`` or OpenCV's allocator (a ``cv2.error``,
+    "(-4:Insufficient memory) Failed to allocate ..."); not a bad input, so not exit code 2."""
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
+        return True
+    if type(e).__module__ == "cv2" and "(-4:Insufficient memory)" in str(e):
         return True
     return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
 
@@ -329,8 +332,14 @@ def log_to_console(level: int = logging.WARNING) -> None:
             logger.addHandler(ConsoleLogHandler())
 
 
+MAX_IMAGE_SIDE = 1_000_000
+"""libpng's largest image side (``PNG_USER_WIDTH_MAX``, ``..._HEIGHT_MAX``), beyond which OpenCV
+writes no PNG (label maps, confidence maps): a ``--size`` above it is a typo (``9223372036854775808x64`` failed in numpy as
+"Maximum allowed dimension exceeded", naming no option)."""
+
+
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
-    """``"WxH"`` -> ``(W, H)``; a clear error otherwise."""
+    """``"WxH"`` -> ``(W, H)``, each 1..:data:`MAX_IMAGE_SIDE`; a clear error otherwise."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
@@ -339,6 +348,11 @@ def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
         ) from None
     if w <= 0 or h <= 0:
         raise ValueError(f"{option} must be positive, got {text!r}")
+    if max(w, h) > MAX_IMAGE_SIDE:
+        raise ValueError(
+            f"{option} must be at most {MAX_IMAGE_SIDE} pixels a side (the largest PNG written), "
+            f"got {text!r}"
+        )
     return w, h
 
 
@@ -375,8 +389,14 @@ def one_split(
     return names[0]
 
 
+MAX_SCALE = (
+    4.0  # trainer.inference.MAX_TTA_SCALE (that module imports torch); a test keeps them equal
+)
+
+
 def parse_scales(text: str, option: str = "--scales") -> tuple[float, ...]:
-    """``"0.75,1,1.25"`` -> ``(0.75, 1.0, 1.25)``; a clear error otherwise."""
+    """``"0.75,1,1.25"`` -> ``(0.75, 1.0, 1.25)``; a clear error otherwise, also for a scale
+    above :data:`MAX_SCALE` (``1e3`` failed in OpenCV's allocator, ``1e308`` in ``int()``)."""
     try:
         scales = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
@@ -385,6 +405,11 @@ def parse_scales(text: str, option: str = "--scales") -> tuple[float, ...]:
         ) from None
     if not scales or any(not 0 < s < float("inf") for s in scales):
         raise ValueError(f"{option} must be positive numbers, got {text!r}")
+    if max(scales) > MAX_SCALE:
+        raise ValueError(
+            f"{option} must be at most {MAX_SCALE:g} (the size times {MAX_SCALE:g} on each side), "
+            f"got {text!r}"
+        )
     return scales
 
 

@@ -1629,11 +1629,12 @@ def test_cli_pick_export_import(tmp_path, world):
     # the run as an option, as earlier versions spelt it: the same pick
     old = ["annotate", "pick", "--run", str(run), "-n", "2", "--out", str(tmp_path / "q.txt")]
     assert r.invoke(app, old).exit_code == 0 and (tmp_path / "q.txt").read_text() == picked
+    shares = "the low-confidence and many-or-tiny shares (--low-confidence, --many-or-tiny)"
     for args, error in (
         ([], "give the label run directory: engine annotate pick RUN"),
         ([str(run), "--run", str(tmp_path)], "two label runs given"),
-        ([str(run), "--low-confidence", "0.8"], "the low-confidence and many-or-tiny shares"),
-        ([str(run), "--low-confidence", "nan"], "the low-confidence and many-or-tiny shares"),
+        ([str(run), "--low-confidence", "0.8"], f"{shares} must be >= 0 and sum to <= 1 (the"),
+        ([str(run), "--low-confidence", "nan"], f"{shares} must be >= 0 and sum to <= 1 (the"),
     ):
         res = r.invoke(app, ["annotate", "pick", *args])
         assert res.exit_code == 2 and res.output.startswith(f"error: {error}"), res.output
@@ -3567,3 +3568,19 @@ def test_every_export_format_records_the_folder_its_paths_were_typed_from(tmp_pa
     for name, record in records.items():
         assert record["environment"]["cwd"] == str(project), name
         assert exported_from(record, "run", export) == project / "run", name
+
+
+def test_a_coco_image_size_that_is_not_a_whole_number_is_refused(tmp_path):
+    """int() read a width of 64.7 as 64, which matched the dataset's image: accepted silently.
+    A fractional size is refused naming the file, the image and the size; 64.0 is still 64."""
+    sizes = {"img000": (H, W)}
+    image = {"id": 1, "file_name": "img000.jpg", "width": W, "height": H}
+    for side, value in (("width", W + 0.7), ("height", H + 0.25)):
+        path = _coco_file(tmp_path, images=[{**image, side: value}])
+        with pytest.raises(ValueError) as e:
+            coco_to_masks(path, "Bicycle", sizes)
+        assert str(e.value) == (
+            f"{path}: image 'img000.jpg' has {side} {value!r}, not a whole number of pixels"
+        )
+    path = _coco_file(tmp_path, images=[{**image, "width": float(W), "height": float(H)}])
+    assert [m.mask.shape for m in coco_to_masks(path, "Bicycle", sizes)] == [(H, W)]

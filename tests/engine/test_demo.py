@@ -994,3 +994,34 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     write_summary(DemoConfig(out=tmp_path / "first"), _summary_result(tmp_path / "first"))
     md = (tmp_path / "first" / "report" / "summary.md").read_text("utf-8").splitlines()
     assert md[-1] == "Wall time: 4 min 59 s (299.0 s, this call). Stage times (s): synth: 1.5"
+
+
+def test_a_summary_after_calls_recorded_without_a_number_of_seconds(tmp_path):
+    """An earlier call whose wall_seconds is null, a string or true, or whose ``ended`` is not
+    text (an edited summary.json or unfinished_calls.jsonl): its time counts 0 and the summary is
+    written; ``format_duration(None)`` failed the demo at its very end, after every stage."""
+    import io
+
+    from rich.console import Console
+
+    from engine.demo import DemoConfig, write_summary
+    from engine.info import render_demo
+
+    out = tmp_path / "demo"
+    (out / "report").mkdir(parents=True)
+    calls = [{"wall_seconds": None}, {"wall_seconds": "61"}, {"wall_seconds": True, "ended": 3}]
+    (out / "report" / "summary.json").write_text(json.dumps({"calls": calls}))
+    (out / "report" / "unfinished_calls.jsonl").write_text('{"wall_seconds": "x"}\n')
+    write_summary(DemoConfig(out=out), _summary_result(out))
+    md = (out / "report" / "summary.md").read_text("utf-8").splitlines()
+    assert md[-1] == (
+        "Wall time: 4 min 59 s (299.0 s, this call). This folder's 5 calls took 0 s, 0 s, 0 s, "
+        "0 s, 4 min 59 s. Stage times (s): synth: 1.5"
+    )
+    data = json.loads((out / "report" / "summary.json").read_text())
+    assert [c["wall_seconds"] for c in data["calls"]] == [None, "61", True, "x", 299.0]
+    shown = io.StringIO()
+    console = Console(file=shown, width=300)
+    for part in render_demo(out):  # engine info of the folder
+        console.print(part)
+    assert "wall time: 0 s, 0 s, 0 s, 0 s, 4 min 59 s (5 calls)" in shown.getvalue()

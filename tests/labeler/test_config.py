@@ -178,9 +178,10 @@ def test_parsers():
         and parse_shard("1/4") == (1, 4)
         and parse_band("0.1,0.2") == (0.1, 0.2)
     )
-    for bad in ("2", "0x2", "axb"):
+    for bad in ("2", "0x2", "axb", "65x1", "1x65"):
         with pytest.raises(ValueError, match="--tiles"):
             parse_grid(bad)
+    assert parse_grid("64x64") == (64, 64)  # the bound itself is in
     for bad in ("4/4", "1", "-1/2"):
         with pytest.raises(ValueError, match="--shard"):
             parse_shard(bad)
@@ -194,6 +195,18 @@ def test_parsers():
             parse_band(bad)
     assert shard_from_env({"RANK": "2", "WORLD_SIZE": "4"}) == (2, 4)
     assert shard_from_env({"RANK": "0", "WORLD_SIZE": "1"}) is None and shard_from_env({}) is None
+    # set by hand, not by torchrun: one line naming the variable, not int()'s, nor --shard's
+    for env, message in (
+        ({"RANK": "", "WORLD_SIZE": "4"}, "environment variable RANK='': not a whole number"),
+        ({"RANK": "1", "WORLD_SIZE": "four"}, "environment variable WORLD_SIZE='four': not a"),
+        ({"RANK": "-1", "WORLD_SIZE": "4"}, "environment variable RANK='-1': must be >= 0"),
+        ({"RANK": "0", "WORLD_SIZE": "0"}, "environment variable WORLD_SIZE='0': must be >= 1"),
+        ({"RANK": "4", "WORLD_SIZE": "4"}, "RANK=4 and WORLD_SIZE=4: the rank must be below"),
+    ):
+        with pytest.raises(ValueError) as e:
+            shard_from_env(env)
+        assert str(e.value).startswith(f"environment variable{'s' * (env['RANK'] == '4')}")
+        assert message in str(e.value), str(e.value)
 
 
 def test_backend_options():
@@ -381,6 +394,11 @@ def test_build_config_hash_fields_and_default_out():
     assert cfg.result_fields() != changed.result_fields()
     with pytest.raises(ValueError, match="precision"):
         LabelConfig(data="d", cls=ClassSpec("B"), precision="fp8")
+    # a library caller's tiles too: 2**63 rows looped without end in tile_windows
+    with pytest.raises(
+        ValueError, match=r"tiles must be at most 64 a side \(--tiles\), got \(2, 65\)"
+    ):
+        LabelConfig(data="d", cls=ClassSpec("B"), tiles=(2, 65))
 
 
 def test_the_summary_names_the_run_s_manifest_for_the_failures_it_does_not_list(tmp_path, capsys):

@@ -191,6 +191,9 @@ def test_sliding_window_scores_cover_every_pixel(tiny, h: int, w: int) -> None: 
         ),
         (np.zeros((32, 32, 3), np.uint8), {"scales": (1.0, 0.0)}, "positive numbers"),
         (np.zeros((32, 32, 3), np.uint8), {"scales": ()}, "positive numbers"),
+        # 1e3 failed in OpenCV's allocator, 1e308 overflowed int() in tta_scores
+        (np.zeros((32, 32, 3), np.uint8), {"scales": (1.0, 4.5)}, r"at most 4, got \[1.0, 4.5\]"),
+        (np.zeros((32, 32, 3), np.uint8), {"scales": (1e308,)}, "at most 4, got"),
     ],
 )
 def test_predict_label_rejects_bad_input(tiny, image, kwargs, match) -> None:  # noqa: ANN001
@@ -1429,3 +1432,11 @@ def test_the_guided_filter_s_automatic_radius_follows_the_mask_resolution() -> N
     assert np.array_equal(auto, predict_label(model, image, size=None, guided_filter=explicit))
     other = GuidedFilter(radius=2, subsample=1)
     assert not np.array_equal(auto, predict_label(model, image, size=None, guided_filter=other))
+
+
+def test_the_command_lines_largest_scale_is_the_librarys() -> None:
+    from engine.cli.common import MAX_SCALE, parse_scales
+    from trainer.inference import MAX_TTA_SCALE
+
+    assert MAX_SCALE == MAX_TTA_SCALE == 4.0
+    assert parse_scales("0.5,4") == (0.5, 4.0)  # the bound itself is in

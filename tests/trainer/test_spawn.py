@@ -366,3 +366,32 @@ def test_a_folder_refused_before_any_rank_starts(synth, tmp_path, monkeypatch, r
         assert f"{last}: checkpoint not found" in said
     else:
         assert f"{last}: a run already exists here; pass --resume or another --out" in said
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WORLD_SIZE": ""}, "environment variable WORLD_SIZE='': not a whole number"),
+        ({"WORLD_SIZE": "2", "LOCAL_RANK": "one"}, "environment variable LOCAL_RANK='one': not"),
+        ({"WORLD_SIZE": "2", "LOCAL_RANK": "-1"}, "environment variable LOCAL_RANK='-1': must be"),
+        ({"WORLD_SIZE": "-2"}, "environment variable WORLD_SIZE='-2': must be >= 1"),
+        ({"WORLD_SIZE": "2", "RANK": "2"}, "environment variables RANK=2 and WORLD_SIZE=2: the"),
+    ],
+)
+def test_torchrun_variables_set_by_hand_are_one_line_naming_them(monkeypatch, env, message):
+    """RANK, WORLD_SIZE and LOCAL_RANK as a user may export them by hand: before, int()'s
+    "invalid literal for int() with base 10: ''" (naming no variable), a negative local rank
+    passed to set_device, and a rank at the world size waited in init_process_group."""
+    import torch.distributed as dist
+
+    from trainer import train as train_mod
+
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda b: pytest.fail("the group started"))
+    with pytest.raises(ValueError) as e:
+        train_mod._distributed("cpu")
+    assert str(e.value).startswith(message)
