@@ -1297,7 +1297,8 @@ def _train(
                 result.step = done
                 lr_now = cfg.lr * factor
                 progress.update(task, completed=done, info=f"loss {total:.4f}  lr {lr_now:.2e}")
-                if is_main and (done % cfg.log_every == 0 or done == cfg.iters):
+                # a slice's end too (max_steps_this_run): its last.pt is logged, so engine info names it
+                if is_main and (done % cfg.log_every == 0 or done in (cfg.iters, stop)):
                     now = time.perf_counter()
                     rate = (done - n_last) / max(now - t_last, 1e-9)
                     t_last, n_last = now, done
