@@ -15,6 +15,7 @@ from typing import Any
 
 from annotations.fileio import (
     YAML11_BOOLS,
+    check_numbers,
     did_you_mean,
     read_json,
     read_yaml,
@@ -97,10 +98,10 @@ class TrainConfig:
         check_backbone_norm(self.backbone_norm)
         if not all(0.0 <= b < 1.0 for b in self.betas):  # torch's words named no file
             raise ValueError(f"betas must be in [0, 1), got {list(self.betas)}")
-        for f in dataclasses.fields(self):  # a file's .inf is refused by _typed; a caller's
-            # (engine demo-pretrain --lr inf) wrote the scenes, then failed as "not JSON compliant"
-            if f.type == "float" and not math.isfinite(v := getattr(self, f.name)):
-                raise ValueError(f"{f.name} must be a finite number, got {v}")
+        # a file's .inf is refused by _typed; a caller's (engine demo-pretrain --lr inf) wrote
+        # the scenes, then failed as "not JSON compliant". By value, not by the field's type
+        # string ("float", not "float | None"): TrainConfig(log_every=nan) logged nothing
+        check_numbers(self)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.processes < 0:
