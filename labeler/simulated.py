@@ -25,7 +25,6 @@ depend on batching, sharding or resuming.
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import zlib
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from annotations.fileio import FUSE_RECORD
+from annotations.fileio import FUSE_RECORD, check_numbers
 from annotations.instances import Instances
 from annotations.labelmap import imread_unchanged, read_label
 from annotations.taxonomy import class_folder
@@ -60,9 +59,9 @@ class SimulationConfig:
     min_area: int = 4  # instances smaller than this (pixels) after the errors are dropped
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):  # `miss_area=.nan` passed the checks below unsaid
-            if f.type == "float" and not math.isfinite(v := getattr(self, f.name)):
-                raise ValueError(f"simulated labeler: {f.name} must be a finite number, got {v}")
+        # `miss_area=.nan` passed the checks below unsaid; by value, not the field's type
+        # string: a caller's seed=nan or min_area=inf (int fields) passed too
+        check_numbers(self, "simulated labeler: ")
         # fill_radius is a share of the box diagonal: 1e3 padded each box by 1000 diagonals,
         # and the run was killed for memory; 2**63 failed every image
         for name in ("miss_max", "false_positive_rate", "fill_radius"):

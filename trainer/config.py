@@ -13,7 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from annotations.fileio import YAML11_BOOLS, did_you_mean, read_json, read_yaml, recorded_root
+from annotations.fileio import (
+    YAML11_BOOLS,
+    check_numbers,
+    did_you_mean,
+    read_json,
+    read_yaml,
+    recorded_root,
+    typed_from,
+)
 from engine.runinfo import (
     config_cwd,
     cpu_cores,  # noqa: F401 - sizes processes, threads, workers here
@@ -90,10 +98,10 @@ class TrainConfig:
         check_backbone_norm(self.backbone_norm)
         if not all(0.0 <= b < 1.0 for b in self.betas):  # torch's words named no file
             raise ValueError(f"betas must be in [0, 1), got {list(self.betas)}")
-        for f in dataclasses.fields(self):  # a file's .inf is refused by _typed; a caller's
-            # (engine demo-pretrain --lr inf) wrote the scenes, then failed as "not JSON compliant"
-            if f.type == "float" and not math.isfinite(v := getattr(self, f.name)):
-                raise ValueError(f"{f.name} must be a finite number, got {v}")
+        # a file's .inf is refused by _typed; a caller's (engine demo-pretrain --lr inf) wrote
+        # the scenes, then failed as "not JSON compliant". By value, not by the field's type
+        # string ("float", not "float | None"): TrainConfig(log_every=nan) logged nothing
+        check_numbers(self)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.processes < 0:
@@ -266,8 +274,10 @@ def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
     if isinstance(data := settings.get("data"), str) and data:
         settings["data"] = str(recorded_root(data, None, beside, cwd))
     for key in ("init", "backbone_weights"):  # a file read at step 0: absolute where it is
-        if (found := recorded_file(settings.get(key), beside, cwd)) is not None:
+        if (found := recorded_file(value := settings.get(key), beside, cwd)) is not None:
             settings[key] = found
+        elif names_file(value):  # gone: where it was typed, not a same-named file here
+            settings[key] = typed_from(cwd, value)
     if isinstance(subsets := settings.get("val_subsets"), list):  # --val-subset: the same
         settings["val_subsets"] = [
             str(recorded_root(s, None, beside, cwd)) if isinstance(s, str) and s else s
@@ -279,14 +289,26 @@ def recorded_settings(out: str | os.PathLike) -> tuple[dict[str, Any], str]:
 def recorded_file(value: Any, beside: Any, cwd: str | None) -> str | None:
     """A run's ``init`` or ``backbone_weights`` file as :func:`recorded_root` finds it from
     here (typed from ``cwd``, else beside the run moved or copied), absolute; None where the
-    value names no file (``auto``, ``torchvision``, ``none``, a file gone): kept as typed then.
+    value names no file (``auto``, ``torchvision``, ``none``, a file gone: :func:`recorded_settings`
+    then takes it as typed from ``cwd``, absolute; kept relative, a second resume from another
+    folder found that folder's same-named file, another one, and recorded it).
     Before the fiftieth round they stayed as typed while a resume from another folder recorded
     its own cwd, so the record named another file (or none) from then on, and a resume given the
     same file under another name was refused (``backbone_weights differs``)."""
-    if not isinstance(value, str) or not value or value.lower() in ("auto", "torchvision", "none"):
+    if not names_file(value):
         return None
     found = recorded_root(value, None, beside, cwd)
     return str(found) if found is not None and found.is_file() else None
+
+
+def names_file(value: Any) -> bool:
+    """Whether an ``init`` or ``backbone_weights`` value is a file's path, not a word
+    (``auto``, ``torchvision``, ``none``) nor empty."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and value.lower() not in ("auto", "torchvision", "none")
+    )
 
 
 def resumed_iters(cfg: TrainConfig, named: bool) -> int:

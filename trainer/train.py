@@ -46,6 +46,7 @@ from annotations.fileio import (
     first_line,
     json_text,
     read_jsonl,
+    typed_from,
 )
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine import devices, stopping
@@ -489,6 +490,12 @@ def _same_init(saved: Any, now: Any, out: Path, key: str = "init", typed_out: An
     SHA-256 ``init.json`` recorded."""
     from trainer.config import recorded_file
 
+    if (
+        isinstance(saved, str)
+        and isinstance(now, str)
+        and _same_path(typed_from(config_cwd(out), saved), now)
+    ):  # a file gone, taken as typed from where the run recorded it (recorded_settings)
+        return True
     if not (isinstance(saved, str) and isinstance(now, str) and Path(now).is_file()):
         return False
     if (found := recorded_file(saved, (typed_out, out), config_cwd(out))) is not None:
@@ -500,6 +507,12 @@ def _same_init(saved: Any, now: Any, out: Path, key: str = "init", typed_out: An
     except (OSError, ValueError, AttributeError):
         return False
     return recorded == file_sha256(now)
+
+
+def _same_path(a: str, b: str) -> bool:
+    """Whether two paths, both absolute, are one, spelled alike but for ``..`` and slashes."""
+    same = os.path.normcase(os.path.normpath(a)) == os.path.normcase(os.path.normpath(b))
+    return os.path.isabs(a) and os.path.isabs(b) and same
 
 
 def _changed_split(ckpt: dict[str, Any], dataset: TrainSet, cfg: TrainConfig) -> str | None:
@@ -757,6 +770,22 @@ def _shown(value: Any, key: str = "") -> str:
     return json.dumps(value)
 
 
+def _found_at(value: Any, key: str, saved: dict[str, Any], out: Path) -> str:
+    """Where a refused resume's recorded ``init`` or ``backbone_weights``, typed relative, is
+    (`` (/project/r18.pth)``; `` (/project/r18.pth, not found)`` where it is gone), read from
+    the folder the run recorded; "" for any other setting. Before, ``recorded "r18.pth"`` read
+    to a user in another folder as their own ``./r18.pth``."""
+    from trainer.config import names_file, recorded_file
+
+    if key not in SAME_BYTES or not names_file(value) or os.path.isabs(value):
+        return ""
+    cwd = config_cwd(out)
+    if (found := recorded_file(value, (saved.get("out"), out), cwd)) is not None:
+        return f" ({found})"
+    typed = typed_from(cwd, value)
+    return f" ({typed}, not found)" if os.path.isabs(typed) else ""
+
+
 def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) -> None:
     now = plain(cfg.to_dict())
     default = plain(TrainConfig().to_dict())  # a setting added since the checkpoint: its default
@@ -768,7 +797,9 @@ def _check_resume_config(saved: dict[str, Any], cfg: TrainConfig, path: Path) ->
     ]
     if changed:
         shown = "; ".join(
-            f"{k} differs (recorded {_shown(a, k)}, given {_shown(b, k)})" for k, a, b in changed
+            f"{k} differs (recorded {_shown(a, k)}{_found_at(a, k, saved, path.parent)}, "
+            f"given {_shown(b, k)})"
+            for k, a, b in changed
         )
         raise ValueError(
             f"{path}: the checkpoint was trained with another config: {shown}; resume with the "
@@ -1308,7 +1339,8 @@ def _train(
                 result.step = done
                 lr_now = cfg.lr * factor
                 progress.update(task, completed=done, info=f"loss {total:.4f}  lr {lr_now:.2e}")
-                if is_main and (done % cfg.log_every == 0 or done == cfg.iters):
+                # a slice's end too (max_steps_this_run): its last.pt is logged, so engine info names it
+                if is_main and (done % cfg.log_every == 0 or done in (cfg.iters, stop)):
                     now = time.perf_counter()
                     rate = (done - n_last) / max(now - t_last, 1e-9)
                     t_last, n_last = now, done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -154,6 +155,22 @@ def test_backend_options_out_of_range(option, value, message):
     with pytest.raises(ValueError) as e:
         SimulationConfig.from_dict({option: yaml_scalar(value)})
     assert str(e.value) == f"simulated labeler: {message}"
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "message"),
+    [  # a Python caller's nan or inf in an int field passed every check (nan < 0 is False)
+        ("seed", math.nan, "seed must be a finite number, got nan"),
+        ("min_area", math.inf, "min_area must be a finite number, got inf"),
+        ("min_area", 2.5, "min_area must be a whole number, got 2.5"),  # as a file's is
+        ("miss_max", math.nan, "miss_max must be a finite number, got nan"),
+    ],
+)
+def test_a_caller_s_number_that_is_not_finite_or_whole_is_refused(option, value, message):
+    with pytest.raises(ValueError) as e:
+        SimulationConfig(**{option: value})
+    assert str(e.value) == f"simulated labeler: {message}"
+    assert SimulationConfig(seed=3.0, min_area=4.0).min_area == 4  # whole: taken, as before
 
 
 def test_backend_options_at_their_bounds():

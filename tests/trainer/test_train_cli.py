@@ -854,14 +854,29 @@ def test_a_resume_reads_init_and_backbone_weights_from_the_folder_the_run_ran_in
     other = dataclasses.replace(given, backbone_weights=str(elsewhere / "r18.pth"))
     with pytest.raises(ValueError) as e:  # other bytes: refused as before
         _check_resume_config(saved, other, run / "last.pt")
-    assert str(e.value) == (
+    assert str(e.value) == (  # where "r18.pth" is: not the ./r18.pth of the folder given from
         f"{run / 'last.pt'}: the checkpoint was trained with another config: backbone_weights "
-        f'differs (recorded "r18.pth", given "{elsewhere / "r18.pth"}"); resume with the '
-        "recorded settings or start a new --out"
+        f'differs (recorded "r18.pth" ({project / "r18.pth"}), given '
+        f'"{elsewhere / "r18.pth"}"); resume with the recorded settings or start a new --out'
     )
-    (project / "r18.pth").unlink()  # gone: kept as typed (a resume builds from last.pt)
+    # gone: where it was typed, absolute (a resume builds from last.pt), and accepted so. Kept
+    # "r18.pth", the resume recorded its cwd (elsewhere) and the next found elsewhere's file
+    (project / "r18.pth").unlink()
     settings = recorded_settings(run)[0]
-    assert (settings["init"], settings["backbone_weights"]) == (str(project / "init.pt"), "r18.pth")
+    gone = str(project / "r18.pth")
+    assert (settings["init"], settings["backbone_weights"]) == (str(project / "init.pt"), gone)
+    _check_resume_config(saved, dataclasses.replace(given, backbone_weights=gone), run / "last.pt")
+    with pytest.raises(ValueError) as e:  # not the file that was there: refused
+        _check_resume_config(saved, other, run / "last.pt")
+    assert f'differs (recorded "r18.pth" ({gone}, not found), given "{elsewhere / "r18.pth"}")' in (
+        str(e.value)
+    )
+    resumed = {**saved, "backbone_weights": gone, "init": str(project / "init.pt")}
+    (run / "config.json").write_text(json.dumps({"config": resumed}))
+    (run / "resumes.jsonl").write_text(
+        json.dumps({"step": 3, "environment": {"cwd": str(elsewhere)}})
+    )
+    assert recorded_settings(run)[0]["backbone_weights"] == gone  # not elsewhere's r18.pth
     (run / "config.json").write_text(json.dumps({"config": {**saved, "init": None}}))
     assert recorded_settings(run)[0]["init"] is None
 

@@ -188,6 +188,18 @@ EDGES = [
         {"seed": 2**32},
         "seed must be <= 4294967295 (2**32 - 1), got 4294967296",
     ),
+    # a Python caller's nan or inf in an int field passed every check (nan < 1 is False):
+    # log_every=nan never logged, unsaid; a float that is no whole number is refused as a
+    # file's is, one that is (8e4, 5.0) taken as before
+    ({"log_every": 5.0}, {"log_every": math.nan}, "log_every must be a finite number, got nan"),
+    (
+        {"checkpoint_every": 8e4},
+        {"checkpoint_every": math.inf},
+        "checkpoint_every must be a finite number, got inf",
+    ),
+    ({"val_every": 0.0}, {"val_every": math.nan}, "val_every must be a finite number, got nan"),
+    ({"log_every": 2.0}, {"log_every": 2.5}, "log_every must be a whole number, got 2.5"),
+    ({"seed": 7.0}, {"seed": -math.inf}, "seed must be a finite number, got -inf"),
 ]
 
 
@@ -200,6 +212,21 @@ def test_each_config_bound_takes_its_edge_and_refuses_the_next_value(taken, refu
     with pytest.raises(ValueError) as err:
         TrainConfig(**refused)
     assert str(err.value) == said
+
+
+def test_a_non_finite_value_is_refused_whatever_the_field_s_type_says():
+    """The check reads values, not type strings: a field typed ``float | None`` (a subclass's,
+    as a future field would be) is checked too; before, only fields typed exactly "float"."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Later(TrainConfig):
+        margin: float | None = None
+
+    assert Later(margin=None).margin is None and Later(margin=0.5).margin == 0.5
+    with pytest.raises(ValueError) as err:
+        Later(margin=math.inf)
+    assert str(err.value) == "margin must be a finite number, got inf"
 
 
 def test_config_normalises_betas_val_size_and_a_val_split_named_none():
@@ -983,7 +1010,11 @@ def test_a_sigterm_during_a_validation_saves_its_step_and_resumes_exactly(
     assert (stop.value.step, stop.value.checkpoint) == (2, str(last))
     assert load_checkpoint(last)["step"] == 2
     lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
-    assert [x["step"] for x in lines if "loss" in x] == [2]  # the step saved, though not a 5th
+    (logged,) = (x for x in lines if "loss" in x)
+    assert logged["step"] == 2  # the step saved, though not a 5th
+    cfg = _cfg(root, tmp_path / "b", **kw)  # its loss and lr: step 2's, not another step's
+    assert logged["loss"] == straight.losses[1]
+    assert logged["lr"] == cfg.lr * lr_factor(1, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
     monkeypatch.setattr(trainer.validate, "evaluate", evaluate)
     second = train(_cfg(root, tmp_path / "b", resume=True, **kw), model=_tiny(7))
     assert second.losses == straight.losses[2:]  # bit-identical to the unstopped run's
@@ -1370,6 +1401,8 @@ def test_a_sigterm_between_log_lines_logs_the_step_it_saved(tmp_path, sigterm_ha
     from engine.stopping import Terminated
 
     root = write_dataset(tmp_path / "data", sources=True)
+    kw = dict(checkpoint_every=1000, log_every=5)
+    straight = train(_cfg(root, tmp_path / "a", **kw), model=_stub(7))
     model, calls = _stub(7), []
 
     def term_in_third_step(module, args):
@@ -1378,11 +1411,39 @@ def test_a_sigterm_between_log_lines_logs_the_step_it_saved(tmp_path, sigterm_ha
             os.kill(os.getpid(), signal.SIGTERM)
 
     model.register_forward_pre_hook(term_in_third_step)
-    kw = dict(checkpoint_every=1000, log_every=5)
     with pytest.raises(Terminated):
         train(_cfg(root, tmp_path / "b", **kw), model=model)
     stats = train_run_stats(tmp_path / "b")
-    assert (stats.step, stats.last["step"]) == (3, 3)
+    assert (stats.step, stats.last.get("step")) == (3, 3)
+    cfg = _cfg(root, tmp_path / "b", **kw)  # its loss and lr: step 3's, not another step's
+    assert stats.last["loss"] == straight.losses[2]
+    assert stats.last["lr"] == cfg.lr * lr_factor(2, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
     train(_cfg(root, tmp_path / "b", resume=True, **kw), model=_stub(7))
     lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [3, 5, 6]
+
+
+def test_a_slice_ending_between_log_lines_logs_the_step_it_saved(tmp_path):
+    """A ``max_steps_this_run`` of 3 in a run of 6 logging every 5 steps: the slice's last step
+    (its last.pt) is logged with that step's loss and lr, so ``engine info`` says step 3 of 6 as
+    the call does ("stopped at step 3"). Before, no line was written: info said "step 0 of 6
+    (started, no step logged)" beside a checkpoint of step 3, as a SIGTERM's stop did."""
+    from engine.info import train_run_stats
+
+    root = write_dataset(tmp_path / "data", sources=True)
+    kw = dict(checkpoint_every=1000, log_every=5)
+    straight = train(_cfg(root, tmp_path / "a", **kw), model=_stub(7))
+    first = train(_cfg(root, tmp_path / "b", max_steps_this_run=3, **kw), model=_stub(7))
+    assert first.step == 3 and load_checkpoint(tmp_path / "b" / "last.pt")["step"] == 3
+    stats = train_run_stats(tmp_path / "b")
+    assert (stats.step, stats.last.get("step")) == (3, 3)
+    cfg = _cfg(root, tmp_path / "b", **kw)
+    assert stats.last["loss"] == straight.losses[2]
+    assert stats.last["lr"] == cfg.lr * lr_factor(2, cfg.iters, cfg.warmup_iters, cfg.min_lr_ratio)
+    second = train(_cfg(root, tmp_path / "b", resume=True, **kw), model=_stub(7))
+    assert first.losses + second.losses == straight.losses
+    lines = [json.loads(x) for x in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [3, 5, 6]
+    # an unsliced run (the demo's) logs what it logged: every 5th step and the last
+    lines = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [5, 6]
