@@ -978,6 +978,9 @@ def test_a_run_made_on_another_dataset_is_warned_about(world, caplog, monkeypatc
     assert labelled("data", world["data"].absolute()) == ""
     (world["data"] / "spec.yaml").write_text("images: images/{split}\n")  # a spec file: its root
     assert labelled(world["data"] / "spec.yaml") == ""
+    # a spec file of the root whose images are elsewhere: still its root, by the root alone
+    (world["data"] / "photos.yaml").write_text("images: photos/{split}\n")
+    assert labelled(world["data"] / "photos.yaml") == ""
 
 
 def test_a_run_fused_onto_a_fused_dataset_of_its_dataset_is_not_warned_about(world, caplog):
