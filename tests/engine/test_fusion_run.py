@@ -978,6 +978,9 @@ def test_a_run_made_on_another_dataset_is_warned_about(world, caplog, monkeypatc
     assert labelled("data", world["data"].absolute()) == ""
     (world["data"] / "spec.yaml").write_text("images: images/{split}\n")  # a spec file: its root
     assert labelled(world["data"] / "spec.yaml") == ""
+    # a spec file of the root whose images are elsewhere: still its root, by the root alone
+    (world["data"] / "photos.yaml").write_text("images: photos/{split}\n")
+    assert labelled(world["data"] / "photos.yaml") == ""
 
 
 def test_a_run_fused_onto_a_fused_dataset_of_its_dataset_is_not_warned_about(world, caplog):
@@ -1460,3 +1463,17 @@ def test_a_run_s_run_json_or_labels_given_as_pseudo_names_the_run_to_give(world)
         fuse(cfg(world, pseudo=(world["data"], world["car"])))
     assert str(e.value) == f"{world['data']}: not a label run's folder; it is a dataset's root"
     assert not world["out"].exists()
+
+
+def test_an_images_inputs_hold_the_instances_files_with_coverage_on_only(world):
+    """With ``--min-coverage`` the instances files decide what is kept: an edited one is a
+    changed input (the image fuses again); without it they are read by no one."""
+    from engine.fusion.run import input_paths
+
+    for cov in (None, 0.4):
+        plan = plan_fusion(cfg(world, pseudo=(world["bike"],), min_coverage=cov))
+        job, run = plan.jobs[0], plan.runs[0]
+        assert job.precise_path == world["data"] / "annotations" / job.split / f"{job.stem}.png"
+        own = [run.label_path(job.split, job.stem), run.confidence_path(job.split, job.stem)]
+        extra = [] if cov is None else [run.instances_path(job.split, job.stem)]
+        assert input_paths(plan, job) == [job.precise_path, *own, *extra]

@@ -217,3 +217,59 @@ def test_config_cwd_is_the_last_resumes_then_the_starts_and_none_for_a_damaged_r
         json.dumps(lines[0]) + "\n{not json\n" + json.dumps(lines[1]) + "\n"
     )
     assert config_cwd(tmp_path) is None
+
+
+def test_versions_and_environment_record_the_python_version():
+    """``python`` is the version number alone (``3.11.4``), not the build words after it."""
+    import platform
+
+    from engine.runinfo import versions
+
+    assert versions()["python"] == platform.python_version()
+    assert environment(torch_used=False)["python"] == platform.python_version()
+
+
+def test_an_earlier_calls_warnings_are_cut_after_exactly_twenty():
+    """20 warnings are kept whole; from 21 on the first 20 and how many more."""
+    from engine.runinfo import earlier_calls
+
+    said = [f"w{i}" for i in range(1025)]
+    assert earlier_calls({"warnings": said[:20]}) == [{"time": None, "warnings": said[:20]}]
+    assert earlier_calls({"environment": {"time": "t"}, "warnings": said[:21]}) == [
+        {"time": "t", "warnings": [*said[:20], "... and 1 more"]}
+    ]
+    assert earlier_calls({"environment": "t", "warnings": said})[0]["warnings"][20:] == [
+        "... and 1,005 more"
+    ]
+
+
+def test_earlier_warnings_entries_that_are_no_call_are_left_out():
+    """A hand-edited ``earlier_warnings`` list: only dicts whose ``warnings`` is a list count;
+    the latest call's own go last."""
+    from engine.runinfo import earlier_calls, warnings_entry
+
+    kept = {"time": "t1", "warnings": ["a"]}
+    record = {
+        "earlier_warnings": ["junk", {"time": "t0", "warnings": "not a list"}, kept],
+        "environment": {"time": "t2"},
+        "warnings": ["b"],
+    }
+    assert earlier_calls(record) == [kept, {"time": "t2", "warnings": ["b"]}]
+    # the first call's warnings said again now are no repeat of the latest call's: kept
+    assert warnings_entry(["a"], record) == {
+        "warnings": ["a"],
+        "earlier_warnings": [kept, {"time": "t2", "warnings": ["b"]}],
+    }
+
+
+def test_config_cwd_reads_the_last_resume_line_only(tmp_path: Path):
+    """Lines before the last one (here no record at all) play no part: the last resume's cwd."""
+    from engine.runinfo import config_cwd
+
+    (tmp_path / "environment.json").write_text(json.dumps({"cwd": "/start"}))
+    lines = ["junk", 7, {"step": 4, "environment": {"cwd": "/b"}}]
+    (tmp_path / "resumes.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert config_cwd(tmp_path) == "/b"
+    lines[-1] = {"step": 4}  # the last resume records no environment: the start's
+    (tmp_path / "resumes.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    assert config_cwd(tmp_path) == "/start"
