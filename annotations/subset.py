@@ -95,38 +95,50 @@ def replaced_stems(
     (:func:`write_subset`) would remove, sorted; refuses, as the write does, what it must not
     replace: a subset of another class or split (unless ``replace``), or a folder that holds
     files but is no subset. For a caller to say so before the write (engine annotate import)."""
-    held = _existing_subset(Path(root), class_name, split, replace)
+    held = held_stems(root, class_name, split, replace)
     return tuple(sorted(set(held) - set(stems)))
 
 
-def changed_stems(root: str | os.PathLike, masks: Mapping[str, EncodedLabel]) -> tuple[str, ...]:
-    """The images of the subset at ``root`` whose mask ``masks`` holds and differs from the one
-    written there (pixel for pixel), sorted; none when ``root`` holds no subset. A mask missing
-    there loses nothing and is not listed; one that cannot be read is (it may be a correction).
-    For a caller to refuse replacing corrections without being told to (engine annotate
-    import)."""
-    root = Path(root)
-    if not (root / "subset.json").is_file():
-        return ()
-    held = read_subset(root, require_masks=False)
+def held_stems(
+    root: str | os.PathLike, class_name: str, split: str, replace: bool = False
+) -> tuple[str, ...]:
+    """The images the subset of ``class_name`` and ``split`` at ``root`` holds: none when
+    ``root`` holds no subset, or one whose ``subset.json`` this engine cannot read (another
+    ``format``, no list of stems), which :func:`write_subset` replaces; refuses what the write
+    refuses (another class or split unless ``replace``, a folder with files but no subset)."""
+    return _existing_subset(Path(root), class_name, split, replace, known_format=True)
+
+
+def changed_stems(
+    root: str | os.PathLike, masks: Mapping[str, EncodedLabel], held: Iterable[str]
+) -> tuple[str, ...]:
+    """The images of ``held`` (the subset at ``root``: :func:`held_stems`) whose mask ``masks``
+    holds and differs from the one written there (pixel for pixel), sorted. A mask missing
+    there, or one that cannot be read (damaged), loses nothing when written over and is not
+    listed. For a caller to refuse replacing corrections without being told to (engine
+    annotate import)."""
+    masks_dir = Path(root) / "masks"
     changed = []
-    for stem in sorted(set(held.stems) & set(masks)):
-        path = held.mask_path(stem)
+    for stem in sorted(set(held) & set(masks)):
+        path = masks_dir / f"{stem}.png"
         if not path.is_file() or path.read_bytes() == masks[stem].png:
             continue
         try:
             same = np.array_equal(read_label(path), masks[stem].decode())
-        except (OSError, ValueError):
-            same = False
+        except (OSError, ValueError):  # unreadable: writing over it is a repair
+            continue
         if not same:
             changed.append(stem)
     return tuple(changed)
 
 
-def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> tuple[str, ...]:
+def _existing_subset(
+    root: Path, class_name: str, split: str, replace: bool, known_format: bool = False
+) -> tuple[str, ...]:
     """Refuse to write a subset over what it must not replace: a subset of another class or
     split (unless ``replace``), or a folder that holds files but is no subset. Returns the
-    images of the subset of the same class and split that ``root`` holds (else none)."""
+    images of the subset of the same class and split that ``root`` holds (else none; none too
+    where its ``format`` is not this engine's and ``known_format``)."""
     if not root.exists():
         return ()
     if not root.is_dir():
@@ -154,7 +166,8 @@ def _existing_subset(root: Path, class_name: str, split: str, replace: bool) -> 
             f"folder holds one class's subset: write {class_name}'s (split {split}) to another "
             "folder, or replace this one on purpose (engine annotate import --replace)"
         )
-    stems = old.get("stems") if same else None
+    known = not known_format or (same and old.get("format", SUBSET_FORMAT) == SUBSET_FORMAT)
+    stems = old.get("stems") if same and known else None
     return tuple(str(s) for s in stems) if isinstance(stems, list) else ()
 
 
@@ -304,7 +317,7 @@ def subset_problems(sub: Subset) -> list[str]:
                 f"{actual['unannotated_pixels']:,} unannotated pixels; recorded "
                 f"{recorded.get('width')}x{recorded.get('height')}, "
                 f"{recorded.get('class_pixels')} and {recorded.get('unannotated_pixels')}): "
-                "edited after the import? import the annotations again"
+                "edited after the import? import the annotations again (with --force)"
             )
     if unlisted := unlisted_masks(sub):
         problems.append(unlisted_line(sub, unlisted))

@@ -81,6 +81,7 @@ from annotations.subset import (
     Subset,
     changed_stems,
     check_pick,
+    held_stems,
     pick_images,
     read_subset,
     replaced_stems,
@@ -938,8 +939,8 @@ def _import(cfg: ImportConfig, archives: dict[str, str], said: list[str]) -> Sub
     # forty-fifth round's second round it was written again after); refusals come first
     dropped = replaced_stems(cfg.out, class_name, cfg.split, masks, cfg.replace)
     if not cfg.replace:
-        _refuse_losing_masks(cfg.out, cfg.split, masks, dropped)
-    if dropped:  # a second batch imported alone replaces the first
+        _refuse_losing_masks(cfg.out, class_name, cfg.split, masks)
+    if dropped:  # a second batch imported alone with --force replaces the first
         log.warning(
             "%s: %s of the subset %s not in these files, so %s removed: %s; to keep %s, "
             "import the files of every batch in one call",
@@ -957,28 +958,35 @@ def _import(cfg: ImportConfig, archives: dict[str, str], said: list[str]) -> Sub
 
 
 def _refuse_losing_masks(
-    out: str, split: str, masks: dict[str, EncodedLabel], dropped: tuple[str, ...]
+    out: str,
+    class_name: str,
+    split: str,
+    masks: dict[str, EncodedLabel],
 ) -> None:
     """Refuse an import that would change or remove masks of the subset of the same class and
     split that ``out`` holds (corrections, lost): importing an uncorrected export over a
     corrected subset replaced the corrections without a word before the fiftieth round. The
-    same masks again, or masks of more images, are written without ``--force``."""
-    changed = changed_stems(out, masks)
+    same masks again, masks of more images, masks where the subset's are missing or unreadable,
+    or a subset whose subset.json this engine cannot read, are written without ``--force``."""
+    held = held_stems(out, class_name, split)
+    changed = changed_stems(out, masks, held)
+    dropped = tuple(sorted(set(held) - set(masks)))
     if not changed and not dropped:
         return
-    held = read_subset(out, require_masks=False)
-    lost = []
+    lost, ways = [], ["replace them on purpose with --force"]
     if changed:
         lost.append(f"change {counted(len(changed), 'mask')} ({few(list(changed), total=True)})")
-    if dropped:
+        ways.insert(0, "import into another folder")
+    if dropped:  # a second batch imported alone: another folder is a second subset of the class
         lost.append(
             f"remove {counted(len(dropped), 'mask')} of images not in these files "
             f"({few(list(dropped), total=True)})"
         )
+        ways.insert(0, "give the files of every batch in one call")
     raise FileExistsError(
         f"{out}: this import would {' and '.join(lost)} of the annotated subset of "
-        f"{held.class_name} (split {split}, {counted(len(held.stems), 'image')}); import into "
-        "another folder, or replace them on purpose with --force"
+        f"{class_name} (split {split}, {counted(len(held), 'image')}); "
+        f"{', '.join(ways[:-1])}, or {ways[-1]}"
     )
 
 

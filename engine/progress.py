@@ -127,7 +127,9 @@ class RateColumn(ProgressColumn):
     """Items per second (or seconds per item when slower than one per second). Where rich has
     no rate, which it makes from two advances or more, it is the items done over the time
     elapsed: a one-image bar said ``-- img/s`` when it ended, and a bar whose first image took
-    its time said it until the second came; ``--`` is left for a bar that has done nothing."""
+    its time said it until the second came; ``--`` is left for a bar that has done nothing.
+    Only what this bar did counts: a bar that starts part done (a resumed training, a fuse of
+    which every image was done before) said ``9000.00 it/s`` from the steps done before it."""
 
     def __init__(self, unit: str = "it") -> None:
         super().__init__(table_column=_unwrapped())
@@ -136,13 +138,19 @@ class RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
         elapsed = task.finished_time if task.finished else task.elapsed
-        if not speed and task.completed and elapsed:
-            speed = task.completed / elapsed
+        done = task.completed - task.fields.get(DONE_BEFORE, 0)
+        if not speed and done > 0 and elapsed:
+            speed = done / elapsed
         if not speed:
             return Text(f"-- {self.unit}/s", style="progress.data.speed")
         if speed >= 1:
             return Text(f"{speed:.2f} {self.unit}/s", style="progress.data.speed")
         return Text(f"{1 / speed:.2f} s/{self.unit}", style="progress.data.speed")
+
+
+# The field LoggedProgress.add_task keeps a task's ``completed`` at its start in (work done
+# before the bar: a resumed run), for RateColumn to leave out
+DONE_BEFORE = "done_before"
 
 
 # How often a bar that is not redrawn (stderr not an interactive terminal) writes where it
@@ -162,6 +170,20 @@ class LoggedProgress(Progress):
         self.logged_at: float | None = None  # the first advance starts the clock
         # read once: is_interactive asks isatty and the environment, and advance() is per image
         self.logs = not (self.disable or self.console.is_interactive)
+
+    def add_task(
+        self,
+        description: str,
+        start: bool = True,
+        total: float | None = 100.0,
+        completed: int = 0,
+        visible: bool = True,
+        **fields: Any,
+    ) -> TaskID:
+        """rich's add_task, which also keeps ``completed`` (done before the bar) in the task's
+        fields (:data:`DONE_BEFORE`), for the rate to count only what the bar does."""
+        fields.setdefault(DONE_BEFORE, completed)
+        return super().add_task(description, start, total, completed, visible, **fields)
 
     def advance(self, task_id: TaskID, advance: float = 1) -> None:
         super().advance(task_id, advance)

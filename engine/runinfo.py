@@ -403,7 +403,7 @@ def say_again(said: list[str], logger: logging.Logger) -> None:
 
 
 # beside a training run's last.pt: the step it holds, read without torch (engine info)
-SAVED_STEP = "last.json"
+SAVED_STEP = "saved_step.json"
 
 
 def record_saved_step(checkpoint: str | os.PathLike, step: int) -> Path:

@@ -13,7 +13,7 @@ Run directory (written by rank 0 only)::
                                (engine info RUN shows them: a nohup run's console is gone)
     skipped.jsonl              images the run could not read (SkippedLog)
     last.pt, step_NNNNNNN.pt   checkpoints (trainer.checkpoint)
-    last.json                  last.pt's step, size and time (engine.runinfo.record_saved_step)
+    saved_step.json            last.pt's step, size and time (engine.runinfo.record_saved_step)
     tensorboard/               event files when the tensorboard package is installed
 """
 

@@ -1305,13 +1305,87 @@ def test_import_refuses_to_change_or_remove_corrected_masks_without_force(tmp_pa
     assert str(e.value) == (
         f"{out}: this import would change 2 masks (img000, img001) and remove 1 mask of images "
         "not in these files (img002) of the annotated subset of Bicycle (split test, 3 images); "
-        "import into another folder, or replace them on purpose with --force"
+        "give the files of every batch in one call, import into another folder, or replace them "
+        "on purpose with --force"
     )
     assert _subset_bytes(out) == before
     forced = import_annotations(
         ImportConfig("png", [str(src)], "Bicycle", str(data), str(out), replace=True)
     )
     assert forced.stems == ("img000", "img001") and np.array_equal(forced.mask("img000"), m)
+
+
+def test_import_refusal_of_a_batch_alone_says_to_give_every_batch(tmp_path, world):
+    """A second batch imported alone (only masks removed): the refusal said "import into another
+    folder" (a second subset of the class, which --val-subset refuses) or --force (batch 1
+    gone); it says to give the files of every batch in one call, which then writes both."""
+    data, _, _ = world
+    m = np.zeros((H, W), np.uint8)
+    m[:10] = 1
+    batches = [tmp_path / "b1", tmp_path / "b2"]
+    for batch, stems in zip(batches, (("img000", "img001"), ("img002",)), strict=True):
+        batch.mkdir()
+        for stem in stems:
+            Image.fromarray(m).save(batch / f"{stem}.png")
+    out = tmp_path / "s"
+    import_annotations(ImportConfig("png", [str(batches[0])], "Bicycle", str(data), str(out)))
+    with pytest.raises(FileExistsError) as e:
+        import_annotations(ImportConfig("png", [str(batches[1])], "Bicycle", str(data), str(out)))
+    assert str(e.value) == (
+        f"{out}: this import would remove 2 masks of images not in these files (img000, "
+        "img001) of the annotated subset of Bicycle (split test, 2 images); give the files of "
+        "every batch in one call, or replace them on purpose with --force"
+    )
+    both = import_annotations(
+        ImportConfig("png", [str(b) for b in batches], "Bicycle", str(data), str(out))
+    )
+    assert both.stems == ("img000", "img001", "img002")
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [{"format": "mass-engine/subset/v2"}, {"stems": "img000"}, {"stems": None}],
+    ids=["other-format", "stems-not-a-list", "no-stems"],
+)
+def test_import_replaces_a_subset_json_it_cannot_read_without_force(tmp_path, world, edit):
+    """A subset.json of another format, or with its stems missing or not a list, stopped every
+    import into the folder unless --force (the error said to import again: circular); the
+    import replaces it again, as write_subset always did."""
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    m = np.zeros((H, W), np.uint8)
+    m[:10] = 1
+    Image.fromarray(m).save(src / "img000.png")
+    out = tmp_path / "s"
+    import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
+    info = json.loads((out / "subset.json").read_text())
+    info.update(edit)
+    if info["stems"] is None:
+        del info["stems"]
+    (out / "subset.json").write_text(json.dumps(info))
+    m[:20] = 1
+    Image.fromarray(m).save(src / "img000.png")
+    again = import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
+    assert again.stems == ("img000",) and np.array_equal(again.mask("img000"), m)
+    assert json.loads((out / "subset.json").read_text())["format"] == "mass-engine/subset/v1"
+
+
+def test_import_writes_over_a_damaged_mask_without_force(tmp_path, world):
+    """A mask of the subset that cannot be read (damaged on disk) was listed as one the import
+    "would change", refused without --force; writing over it loses nothing (a repair)."""
+    data, _, _ = world
+    src = tmp_path / "png"
+    src.mkdir()
+    m = np.zeros((H, W), np.uint8)
+    m[:10] = 1
+    for stem in ("img000", "img001"):
+        Image.fromarray(m).save(src / f"{stem}.png")
+    out = tmp_path / "s"
+    import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
+    (out / "masks" / "img000.png").write_bytes(b"\x89PNG damaged")
+    again = import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
+    assert np.array_equal(again.mask("img000"), m) and again.stems == ("img000", "img001")
 
 
 def test_import_into_a_subset_folder_replaces_only_its_own_class(

@@ -234,7 +234,7 @@ def test_a_subset_edited_after_its_import_is_fused_as_it_is_now_and_said(
     assert " ".join(res.output.split()).endswith(
         f"2 problems found: {sub}/masks/{STEM}.png: differs from what subset.json records "
         "(size 128x96, 0 class and 2,688 unannotated pixels; recorded 128x96, 512 and 2688): "
-        f"edited after the import? import the annotations again {unlisted}"
+        f"edited after the import? import the annotations again (with --force) {unlisted}"
     )
 
 

@@ -436,7 +436,7 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
     assert "class crops 0.5, seed 3" in text
     # killed (-9) after step 40 was logged, last.pt at step 30: a --resume goes on from 30,
-    # which last.json (written with the checkpoint) says without torch
+    # which saved_step.json (written with the checkpoint) says without torch
     from engine.runinfo import record_saved_step
 
     record_saved_step(run / "last.pt", 30)
@@ -446,8 +446,14 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
         "30 (last.pt's))"
     )
     assert step_line in " ".join(res.output.split()), res.output
-    # a record of the checkpoint before (killed between the two writes): no step claimed
-    (run / "last.pt").write_bytes(b"x")
+    # a record of the checkpoint before (killed between the two writes): no step claimed, from
+    # the time alone (consecutive checkpoints of a run are of one size)
+    last = run / "last.pt"
+    last.write_bytes(b"x" * 40)
+    record_saved_step(last, 30)
+    t = last.stat().st_mtime_ns
+    last.write_bytes(b"y" * 40)
+    os.utime(last, ns=(t, t + 1_000_000))
     res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
     text = " ".join(res.output.split())
     assert f"step │ 40 of 100 (stopped: engine train --out {run} --resume continues it)" in text

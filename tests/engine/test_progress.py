@@ -78,3 +78,24 @@ def test_a_one_image_bar_shows_its_rate_not_dashes(monkeypatch):
         "1/1 4.00 img/s 0:00:00 ETA 0:00:00",
         "0/2 -- img/s 0:00:01 ETA -:--:--",  # an empty bar is drawn blank without colour
     ]
+
+
+def test_a_bar_that_starts_part_done_rates_only_what_it_did(monkeypatch):
+    """A bar added with ``completed`` (training resumed at step 9000, a fuse of which every
+    image was done before) made its one-advance rate from every item done, those before it
+    too: ``9000.00 it/s`` before its second step, ``26000 img/s`` for a fuse with nothing
+    left. Only the bar's own items count; ``--`` while it has done none."""
+    out = io.StringIO()
+    monkeypatch.setattr(progress_module, "stderr_console", Console(file=out, width=100))
+    clock = [0.0]
+    for total, start, steps in ((10000, 9000, [0.5]), (26, 26, []), (10000, 9000, [])):
+        bar = progress_module.make_progress("it")
+        bar.get_time = lambda: clock[0]
+        with bar:
+            task = bar.add_task("train", total=total, completed=start)
+            for step in steps:
+                clock[0] += step
+                bar.advance(task)
+            clock[0] += 1.0
+    lines = [" ".join(line.split()[-5:-3]) for line in out.getvalue().splitlines()]
+    assert lines == ["1.50 s/it", "-- it/s", "-- it/s"]

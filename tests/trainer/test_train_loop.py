@@ -336,8 +336,10 @@ def test_resume_continues_with_identical_losses(tmp_path):
     # last.pt's step, written beside it for engine info to read without torch
     from engine.runinfo import saved_step
 
-    record = json.loads((tmp_path / "b" / "last.json").read_text())
+    record = json.loads((tmp_path / "b" / "saved_step.json").read_text())
     assert (record["file"], record["step"], saved_step(tmp_path / "b")) == ("last.pt", 3, 3)
+    # named apart from last.pt: a shell completes --checkpoint RUN/last to last.pt, not last.
+    assert [p.name for p in (tmp_path / "b").glob("last*")] == ["last.pt"]
     assert [p.name for p in (tmp_path / "b").glob("step_*.pt")] == ["step_0000003.pt"]
     second = train(_cfg(root, tmp_path / "b", resume=True, keep_every=3), model=_stub(7))
     assert first.losses + second.losses == straight.losses  # bit-identical
