@@ -23,6 +23,7 @@ from engine.cli.common import (
     stdout,
     worker_died,
 )
+from engine.devices import env_int
 from engine.text import counted, score_cells
 
 app = typer.Typer()
@@ -184,7 +185,6 @@ def train_cmd(
 
     An option left out takes the --config file's value, else the default its help names; a
     --resume without --config, the run's own (config.json)."""
-    import os
 
     from annotations.fileio import read_jsonl
     from engine.runlock import check_not_in_use
@@ -322,7 +322,7 @@ def train_cmd(
         )
         raise typer.Exit(EXIT_IO_ERROR) from None
     leave_process_group()  # under torchrun: every rank together, before its process exits
-    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports (checked)
+    if env_int("RANK", 0) != 0:  # under torchrun only rank 0 reports (RANK=00 is rank 0)
         return
     if result.finished:
         drew = "drew its missing curves.png, nothing else to do" if result.redrawn else ""
