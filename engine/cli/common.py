@@ -15,7 +15,10 @@ from rich.text import Text
 
 from engine.progress import SafeConsole, encodable, stderr_console, stream_error
 from engine.runinfo import KEPT_PACKAGES, SHM_ADVICE
-from engine.text import split_names  # noqa: F401 - the option parsers' home for the CLI
+from engine.text import (
+    MAX_IMAGE_SIDE,  # noqa: F401 - where the CLI's sizes are checked
+    split_names,  # noqa: F401 - the option parsers' home for the CLI
+)
 
 # Class names, stems and paths are printed as typed: no rich markup (`cone [old]` lost its
 # `[old]`) and no emoji codes (`x:car:` became a car emoji)
@@ -330,12 +333,6 @@ def log_to_console(level: int = logging.WARNING) -> None:
         logger.setLevel(level)
         if not any(isinstance(h, ConsoleLogHandler) for h in logger.handlers):
             logger.addHandler(ConsoleLogHandler())
-
-
-MAX_IMAGE_SIDE = 1_000_000
-"""libpng's largest image side (``PNG_USER_WIDTH_MAX``, ``..._HEIGHT_MAX``), beyond which OpenCV
-writes no PNG (label maps, confidence maps): a ``--size`` above it is a typo (``9223372036854775808x64`` failed in numpy as
-"Maximum allowed dimension exceeded", naming no option)."""
 
 
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
