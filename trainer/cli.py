@@ -10,6 +10,7 @@ from engine.cli.common import (
     EXIT_IO_ERROR,
     EXIT_NO_MEMORY,
     EXIT_SOME_FAILED,
+    SizeFormError,
     disk_error,
     disk_remedy,
     error_text,
@@ -37,9 +38,7 @@ def parse_predict_size(text: str) -> tuple[int, int] | None | str:
         return None if word == "original" else word
     try:
         size = parse_size(text)
-    except ValueError as e:
-        if "must look like" not in str(e):  # a WxH out of range: said as it is
-            raise
+    except SizeFormError:  # no WxH at all; a WxH out of range is said as parse_size says it
         raise ValueError(
             f"--size must be auto, original or WxH like 512x384, got {text!r}"
         ) from None
