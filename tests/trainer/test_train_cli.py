@@ -1336,6 +1336,7 @@ def test_rank_written_00_is_rank_0_and_reports(synth, tmp_path, monkeypatch):
     monkeypatch.setattr(trainer.train, "train", trained)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setenv("RANK", "00")
-    res = CliRunner().invoke(app, ["train", "--data", str(synth), "--out", str(run)])
+    args = ["train", "--data", str(synth), "--out", str(run), "--iters", "3"]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert " ".join(res.output.split()) == f"trained 3 steps; checkpoint {run}/last.pt"
