@@ -54,6 +54,7 @@ from annotations.polygons import (
 )
 from annotations.rle import RunWindow, checked_rle, crop_to_rle
 from annotations.taxonomy import IGNORE_NAMES, class_key
+from engine.text import image_side
 
 log = logging.getLogger(__name__)
 
@@ -510,18 +511,22 @@ def coco_to_masks(
                 # Label Studio's COCO export gives an image without regions no size: the
                 # dataset's (an image the split lacks is still named by check_size)
                 hw = sizes.get(stem, (0, 0))
+            elif img.get("width") is None or img.get("height") is None:
+                raise KeyError("width")  # one of the two: a damaged entry
             else:
-                hw = (int(img["height"]), int(img["width"]))
+                hw = None
         except (KeyError, TypeError, ValueError, OverflowError):
             raise ValueError(
                 f"{path}: image entry {img!r} lacks id/file_name/width/height"
             ) from None
-        for side in ("width", "height"):  # int() read 12.7 as 12, said of no file
-            if isinstance(img.get(side), float) and not img[side].is_integer():
-                raise ValueError(
-                    f"{path}: image {img['file_name']!r} has {side} {img[side]!r}, not a whole "
-                    "number of pixels"
-                )
+        if hw is None:  # int() read 12.7 as 12 and 1e300 as a 300-digit size, said of no file
+            got = {}
+            for side in ("width", "height"):
+                try:
+                    got[side] = image_side(img[side])
+                except ValueError as e:
+                    raise ValueError(f"{path}: image {img['file_name']!r} has {side} {e}") from None
+            hw = (got["height"], got["width"])
         check_size(path, stem, hw, sizes)
         if any(m.stem == stem for m in masks.values()):
             raise ValueError(f"{path}: image {stem!r} is listed twice")

@@ -620,10 +620,11 @@ def check_batch(cfg: DemoConfig, train_cfg: Any, micro_batch: Callable[..., int]
 def call_seconds(call: dict[str, Any]) -> float:
     """A recorded call's ``wall_seconds``; 0 where it is not a finite number (a null, a string,
     true: an edited ``summary.json`` or ``unfinished_calls.jsonl``), whose time is lost, not
-    the summary: ``format_duration(None)`` failed the demo at its very end."""
-    value = call.get("wall_seconds")
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else 0.0
+    the summary: ``format_duration(None)`` failed the demo at its very end. A negative time
+    is 0 too (shown "-1 min 55 s" before), and so is an integer too large for a float (it
+    failed the summary with an OverflowError)."""
+    value = _finite(call.get("wall_seconds"))
+    return 0.0 if value is None else max(value, 0.0)
 
 
 def format_duration(seconds: float) -> str:
@@ -830,9 +831,14 @@ EFFECT_TITLE = "What the demo is built to show"
 
 def _finite(score: Any) -> float | None:
     """A row's score as a number, or None where it is undefined: None ("n/a"), or a NaN or
-    infinity a hand-edited ``summary.json`` holds (``json`` reads ``NaN``)."""
-    ok = isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score)
-    return float(score) if ok else None
+    infinity a hand-edited ``summary.json`` holds (``json`` reads ``NaN``), or an integer too
+    large for a float (``math.isfinite`` raised OverflowError on it)."""
+    if not isinstance(score, int | float) or isinstance(score, bool):
+        return None
+    try:
+        return float(score) if math.isfinite(score) else None
+    except OverflowError:
+        return None
 
 
 def fused_share(iou: float, whole: float) -> tuple[float, bool]:

@@ -75,11 +75,12 @@ def check_local_rank(count: int, what: str) -> None:
     """Under torchrun a rank trains on ``cuda:LOCAL_RANK``: a local rank beyond the ``count``
     visible GPUs (``--nproc-per-node 4`` on 2 GPUs) is one RuntimeError line; before, the
     driver's "invalid device ordinal" traceback. ``what``: the setting, as errors name it."""
-    local = os.environ.get("LOCAL_RANK", "")
-    if not local.isdigit() or int(local) < count:
+    # bad text is one line naming the variable (before: passed over, and cuda:0 taken)
+    local = env_int("LOCAL_RANK", 0)
+    ranks = env_int("LOCAL_WORLD_SIZE", 0, 1) if "LOCAL_WORLD_SIZE" in os.environ else None
+    if local < count:
         return
-    ranks = os.environ.get("LOCAL_WORLD_SIZE", "")
-    of = f" of {ranks}" if ranks.isdigit() else ""
+    of = "" if ranks is None else f" of {ranks}"
     raise RuntimeError(
         f"{what}: this process is local rank {local}{of} (torchrun), but this machine has "
         f"{_gpus(count)}; start at most {count} per machine (torchrun --nproc-per-node {count})"

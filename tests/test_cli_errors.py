@@ -291,3 +291,40 @@ def test_the_largest_size_is_the_largest_png_opencv_writes():
     assert parse_size(f"{MAX_IMAGE_SIDE}x1") == (1_000_000, 1)
     assert cv2.imencode(".png", np.zeros((1, MAX_IMAGE_SIDE), np.uint8))[0] is True
     assert cv2.imencode(".png", np.zeros((MAX_IMAGE_SIDE + 1, 1), np.uint8))[0] is False
+
+
+def test_the_largest_size_bounds_the_configs_too_and_is_worded_per_option(tmp_path):
+    """--size's bound held on the command line only: TrainConfig(val_size=(2**63, 64)) (a
+    config file's val_size) and SynthConfig(size=(2_000_000, 64)) were taken, to fail in numpy
+    later. --macs writes nothing, so "the largest PNG written" is --size's reason alone."""
+    from engine.cli.common import SizeFormError, parse_size
+    from engine.synth import SynthConfig
+    from trainer.cli import parse_predict_size
+    from trainer.config import TrainConfig
+
+    with pytest.raises(ValueError) as e:
+        TrainConfig(val_size=(2**63, 64))
+    assert str(e.value) == (
+        "val_size must be WxH with both sides 1 to 1,000,000 pixels, got 9223372036854775808x64"
+    )
+    with pytest.raises(ValueError, match=r"^val_size must be WxH .*, got 64x0$"):
+        TrainConfig(val_size=(64, 0))
+    assert TrainConfig(val_size=(1_000_000, 1)).val_size == (1_000_000, 1)
+    with pytest.raises(ValueError) as e:
+        SynthConfig(out=tmp_path, size=(2_000_000, 64))
+    assert str(e.value) == "image size must be at most 1,000,000 px a side (--size), got 2000000x64"
+    with pytest.raises(ValueError) as e:
+        parse_size("64x2000000", "--macs")
+    assert str(e.value) == (
+        "--macs must be at most 1000000 pixels a side (the largest side of a PNG image), got "
+        "'64x2000000'"
+    )
+    # predict's --size: a WxH out of range said as it is, no WxH at all as predict's words
+    with pytest.raises(ValueError) as e:
+        parse_predict_size("0x5")
+    assert str(e.value) == "--size must be positive, got '0x5'"
+    with pytest.raises(SizeFormError):
+        parse_size("5")
+    with pytest.raises(ValueError) as e:
+        parse_predict_size("5")
+    assert str(e.value) == "--size must be auto, original or WxH like 512x384, got '5'"

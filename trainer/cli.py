@@ -10,6 +10,7 @@ from engine.cli.common import (
     EXIT_IO_ERROR,
     EXIT_NO_MEMORY,
     EXIT_SOME_FAILED,
+    SizeFormError,
     disk_error,
     disk_remedy,
     error_text,
@@ -23,6 +24,7 @@ from engine.cli.common import (
     stdout,
     worker_died,
 )
+from engine.devices import env_int
 from engine.text import counted, score_cells
 
 app = typer.Typer()
@@ -36,9 +38,7 @@ def parse_predict_size(text: str) -> tuple[int, int] | None | str:
         return None if word == "original" else word
     try:
         size = parse_size(text)
-    except ValueError as e:
-        if "must look like" not in str(e):  # a WxH out of range: said as it is
-            raise
+    except SizeFormError:  # no WxH at all; a WxH out of range is said as parse_size says it
         raise ValueError(
             f"--size must be auto, original or WxH like 512x384, got {text!r}"
         ) from None
@@ -184,7 +184,6 @@ def train_cmd(
 
     An option left out takes the --config file's value, else the default its help names; a
     --resume without --config, the run's own (config.json)."""
-    import os
 
     from annotations.fileio import read_jsonl
     from engine.runlock import check_not_in_use
@@ -322,7 +321,7 @@ def train_cmd(
         )
         raise typer.Exit(EXIT_IO_ERROR) from None
     leave_process_group()  # under torchrun: every rank together, before its process exits
-    if os.environ.get("RANK", "0") != "0":  # under torchrun only rank 0 reports (checked)
+    if env_int("RANK", 0) != 0:  # under torchrun only rank 0 reports (RANK=00 is rank 0)
         return
     if result.finished:
         drew = "drew its missing curves.png, nothing else to do" if result.redrawn else ""

@@ -26,6 +26,7 @@ from engine.runinfo import (
     config_cwd,
     cpu_cores,  # noqa: F401 - sizes processes, threads, workers here
 )
+from engine.text import MAX_IMAGE_SIDE
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
 from trainer.models.config import check_backbone_norm
@@ -92,6 +93,12 @@ class TrainConfig:
             self.loss = from_dict(LossConfig, self.loss, "loss")
         if self.val_size is not None:
             self.val_size = tuple(int(v) for v in self.val_size)  # type: ignore[assignment]
+            # as --val-size's bound: a config's 9223372036854775808x64 failed in numpy
+            if len(self.val_size) != 2 or not all(1 <= v <= MAX_IMAGE_SIDE for v in self.val_size):
+                raise ValueError(
+                    "val_size must be WxH with both sides 1 to "
+                    f"{MAX_IMAGE_SIDE:,} pixels, got {'x'.join(map(str, self.val_size))}"
+                )
         if isinstance(self.val_split, str) and self.val_split.strip().lower() == "none":
             self.val_split = ""  # as --val-split none: a config's "val_split: none" was a split
         self.betas = tuple(float(v) for v in self.betas)  # type: ignore[assignment]

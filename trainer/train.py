@@ -344,18 +344,31 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     return out
 
 
+def rank_and_world() -> tuple[int, int]:
+    """``(RANK, WORLD_SIZE)`` from the environment (0 and 1 where unset); one ValueError line
+    naming both where the rank is not below the world size. Checked before the run is locked,
+    spawned or written (:func:`owns_run`): before, ``RANK=1`` alone (or ``RANK=3
+    WORLD_SIZE=1``) trained the whole run as a rank that owns nothing, without the run's lock,
+    and printed nothing."""
+    world, rank = env_int("WORLD_SIZE", 1, 1), env_int("RANK", 0)
+    if not rank < world:
+        unset = "" if "WORLD_SIZE" in os.environ else " (unset)"
+        raise ValueError(
+            f"environment variables RANK={os.environ['RANK']} and WORLD_SIZE={world}{unset}: "
+            "the rank must be below the world size"
+        )
+    return rank, world
+
+
 def _distributed(device_type: str) -> tuple[int, int, int]:
     """``(rank, world_size, local_rank)``; initialises the process group under torchrun (and
     ``--processes``): NCCL when the run trains on CUDA, gloo on the CPU, also on a machine that
     has a GPU (NCCL cannot reduce CPU tensors: CPU ranks on a GPU machine failed there)."""
-    world, local_rank = env_int("WORLD_SIZE", 1, 1), env_int("LOCAL_RANK", 0)
-    if world > 1 and not env_int("RANK", 0) < world:
-        raise ValueError(
-            f"environment variables RANK={os.environ['RANK']} and WORLD_SIZE={world}: the rank "
-            "must be below the world size"
-        )
+    _, world = rank_and_world()
+    local_rank = env_int("LOCAL_RANK", 0)
     if world <= 1:
         return 0, 1, 0
+    env_int("LOCAL_WORLD_SIZE", 1, 1)  # read after the group starts (shm, ranks.layout)
     if not dist.is_initialized():
         if device_type == "cuda":
             torch.cuda.set_device(local_rank)
@@ -444,8 +457,8 @@ def check_gpu_per_rank(name: str, where: str | None = None) -> None:
     the machine on that one GPU, which NCCL refuses at the first collective ("Duplicate GPU
     detected"). One ValueError line instead; with one process a machine the index is used as
     given."""
-    ranks = os.environ.get("LOCAL_WORLD_SIZE", "")
-    if not name.startswith("cuda:") or not ranks.isdigit() or int(ranks) < 2:
+    ranks = env_int("LOCAL_WORLD_SIZE", 1, 1)  # bad text said here, not passed over
+    if not name.startswith("cuda:") or ranks < 2:
         return
     given = "--device" if where is None else f"{where}: device"
     raise ValueError(
@@ -901,7 +914,8 @@ def _agree_to_stop(world: int, device: torch.device) -> bool:
 def owns_run() -> bool:
     """Whether this process owns the run and holds its lock (:func:`train`): not a rank that
     :func:`trainer.spawn.train_processes` started, nor one but rank 0 under torchrun."""
-    return not os.environ.get(RUN_LOCKED_BY_PARENT) and env_int("RANK", 0) == 0
+    rank, _ = rank_and_world()
+    return not os.environ.get(RUN_LOCKED_BY_PARENT) and rank == 0
 
 
 def train(

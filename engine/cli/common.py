@@ -15,7 +15,10 @@ from rich.text import Text
 
 from engine.progress import SafeConsole, encodable, stderr_console, stream_error
 from engine.runinfo import KEPT_PACKAGES, SHM_ADVICE
-from engine.text import split_names  # noqa: F401 - the option parsers' home for the CLI
+from engine.text import (
+    MAX_IMAGE_SIDE,  # noqa: F401 - where the CLI's sizes are checked
+    split_names,  # noqa: F401 - the option parsers' home for the CLI
+)
 
 # Class names, stems and paths are printed as typed: no rich markup (`cone [old]` lost its
 # `[old]`) and no emoji codes (`x:car:` became a car emoji)
@@ -332,26 +335,30 @@ def log_to_console(level: int = logging.WARNING) -> None:
             logger.addHandler(ConsoleLogHandler())
 
 
-MAX_IMAGE_SIDE = 1_000_000
-"""libpng's largest image side (``PNG_USER_WIDTH_MAX``, ``..._HEIGHT_MAX``), beyond which OpenCV
-writes no PNG (label maps, confidence maps): a ``--size`` above it is a typo (``9223372036854775808x64`` failed in numpy as
-"Maximum allowed dimension exceeded", naming no option)."""
+class SizeFormError(ValueError):
+    """:func:`parse_size`'s text that is no ``WxH`` at all (a size out of range is a plain
+    ValueError): ``engine predict --size`` takes words too and says so for this one only."""
+
+
+# why a side is bounded, per option: --size writes images and label maps; the others write none
+_SIZE_BOUND = {"--size": "the largest PNG written"}
 
 
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
-    """``"WxH"`` -> ``(W, H)``, each 1..:data:`MAX_IMAGE_SIDE`; a clear error otherwise."""
+    """``"WxH"`` -> ``(W, H)``, each 1..:data:`MAX_IMAGE_SIDE`; a clear error otherwise
+    (:class:`SizeFormError` where the text is no ``WxH``)."""
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
-        raise ValueError(
+        raise SizeFormError(
             f"{option} must look like 512x384 (width x height), got {text!r}"
         ) from None
     if w <= 0 or h <= 0:
         raise ValueError(f"{option} must be positive, got {text!r}")
     if max(w, h) > MAX_IMAGE_SIDE:
+        why = _SIZE_BOUND.get(option, "the largest side of a PNG image")
         raise ValueError(
-            f"{option} must be at most {MAX_IMAGE_SIDE} pixels a side (the largest PNG written), "
-            f"got {text!r}"
+            f"{option} must be at most {MAX_IMAGE_SIDE} pixels a side ({why}), got {text!r}"
         )
     return w, h
 

@@ -6,6 +6,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.text import MAX_IMAGE_SIDE
+
 # Bump when the rendering changes, so a dataset records which generator drew it.
 GENERATOR_VERSION = "1"
 
@@ -51,6 +53,11 @@ class SynthConfig:
             shown = "x".join(map(str, self.size))
             raise ValueError(
                 f"image size must be WxH with both sides >= {MIN_SIZE} px (--size), got {shown}"
+            )
+        if max(self.size) > MAX_IMAGE_SIDE:  # as --size's bound, for library callers too
+            raise ValueError(
+                f"image size must be at most {MAX_IMAGE_SIDE:,} px a side (--size), got "
+                + "x".join(map(str, self.size))
             )
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"SynthConfig.seed must be an integer >= 0, got {self.seed!r}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from pycocotools import mask as coco_mask
@@ -149,6 +151,57 @@ def test_an_unturned_coco_box_of_unannotated_is_its_pixels_exactly():
 def test_a_png_mask_that_is_not_there_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"img000.png: mask file not found$"):
         png_to_mask(tmp_path / "img000.png", {"img000": (H, W)})
+
+
+@pytest.mark.parametrize(
+    ("width", "said"),
+    [
+        (float("inf"), "inf, not a whole number of pixels"),  # was "lacks id/file_name/..."
+        ("16.5", "'16.5', not a whole number of pixels"),
+        (1e300, "1e+300, beyond the largest image side (1,000,000 pixels)"),  # 300 digits
+        (10**40, "100000000000... (41 characters), beyond the largest image side (1,000,000 pi"),
+        (-16, "-16, a negative size"),
+        (True, "True, not a number"),  # int(True) read as a width of 1
+        ("w", "'w', not a number"),
+    ],
+)
+def test_a_coco_image_size_is_checked_before_it_is_read_as_an_integer(width, said):
+    """int() came first: ``"64.0"`` was "lacks id/file_name/width/height" while ``"64"`` was
+    read, infinity was "lacks ...", and 1e300 a 300-digit size in the size mismatch line."""
+    doc = _coco([{"id": 1, "file_name": "img000.jpg", "width": width, "height": H}], [])
+    with pytest.raises(ValueError) as e:
+        coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+    assert str(e.value).startswith(f"c.json: image 'img000.jpg' has width {said}")
+    for given in (str(W), f"{W}.0", float(W)):  # whole numbers, written as text too: read
+        doc = _coco([{"id": 1, "file_name": "img000.jpg", "width": given, "height": H}], [])
+        assert [
+            m.mask.shape for m in coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+        ] == [(H, W)]
+
+
+def test_a_label_studio_size_is_checked_as_coco_s(tmp_path):
+    """One helper for both readers: Label Studio's int() read 64.7 as 64 (imported silently)
+    and a region size of ``"16.0"`` was "size is not integers"."""
+    from annotations.labelstudio import labelstudio_to_masks
+
+    def tasks(width):
+        region = {"type": "polygonlabels", "original_width": width, "original_height": H,
+                  "from_name": "l", "to_name": "image", "id": "r0",
+                  "value": {"points": [[10, 10], [50, 10], [50, 50]], "polygonlabels": ["Bicycle"]}}  # fmt: skip
+        task = {"id": 1, "data": {"image": "/data/upload/1/img000.jpg"},
+                "annotations": [{"id": 101, "result": [region]}]}  # fmt: skip
+        path = tmp_path / "tasks.json"
+        path.write_text(json.dumps([task]))
+        return path
+
+    for width, said in ((W + 0.7, f"{W + 0.7!r}, not a whole number of pixels"),
+                        (1e300, "1e+300, beyond the largest image side (1,000,000 pixels)")):  # fmt: skip
+        path = tasks(width)
+        with pytest.raises(ValueError) as e:
+            labelstudio_to_masks(path, "Bicycle", {"img000": (H, W)})
+        assert str(e.value) == f"{path}: task 1: annotation 101: region r0: original_width {said}"
+    got = labelstudio_to_masks(tasks(f"{W}.0"), "Bicycle", {"img000": (H, W)})
+    assert [m.mask.shape for m in got] == [(H, W)]
 
 
 @pytest.mark.parametrize("given", [{"height": H}, {"width": W}])

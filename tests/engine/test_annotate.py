@@ -814,9 +814,9 @@ def test_coco_import_errors_name_the_file(tmp_path, world, changes, message):
         ('{"images": [{"id": 1, "height": ' + "9" * 5000 + "}]}", "a number of over 4300 digits"),
         # Python's parser takes NaN and Infinity (LabelMe's json.dump writes them), and reads
         # 1e400 as infinity: int() of infinity raised OverflowError
-        ("NaN", "image entry .* lacks id/file_name/width/height"),
-        ("Infinity", "image entry .* lacks id/file_name/width/height"),
-        ("1e400", "image entry .* lacks id/file_name/width/height"),
+        ("NaN", "image 'img000.jpg' has width nan, not a whole number of pixels"),
+        ("Infinity", "image 'img000.jpg' has width inf, not a whole number of pixels"),
+        ("1e400", "image 'img000.jpg' has width inf, not a whole number of pixels"),
     ],
     ids=["deep", "digits", "nan", "infinity", "1e400"],
 )

@@ -162,7 +162,9 @@ CASES = [
     # Label Studio (tasks.json with the pre-annotations submitted)
     ("labelstudio", _labelstudio(lambda t: t[1]["annotations"][0].update(result="x")), "tasks.json: task 1: annotation 101: 'result' is not a list"),
     ("labelstudio", _labelstudio(lambda t: t[1]["annotations"][0]["result"].append(5)), "tasks.json: task 1: annotation 101: a result that is not an object, got 5"),
-    ("labelstudio", _labelstudio(lambda t: _region(t).update(original_width="w")), "tasks.json: task 1: annotation 101: region r0: size is not integers"),
+    ("labelstudio", _labelstudio(lambda t: _region(t).update(original_width="w")), "tasks.json: task 1: annotation 101: region r0: original_width 'w', not a number"),
+    # int() read 128.7 as 128, the dataset's width: imported silently (COCO's sizes refused it)
+    ("labelstudio", _labelstudio(lambda t: _region(t).update(original_width=128.7)), "tasks.json: task 1: annotation 101: region r0: original_width 128.7, not a whole number of pixels"),
     # a project of 500 tasks: the task and annotation to open in Label Studio, not only the image
     ("labelstudio", _labelstudio(lambda t: _region(t).update(original_width=127)), "tasks.json: task 1: annotation 101: image 'synth_test_0001' is 127x96 in the annotation but 128x96 in the dataset"),
     (

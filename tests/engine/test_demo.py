@@ -1010,18 +1010,29 @@ def test_a_summary_after_calls_recorded_without_a_number_of_seconds(tmp_path):
     out = tmp_path / "demo"
     (out / "report").mkdir(parents=True)
     calls = [{"wall_seconds": None}, {"wall_seconds": "61"}, {"wall_seconds": True, "ended": 3}]
+    # an integer too large for a float (OverflowError in math.isfinite) and a negative time
+    # (shown "-1 min 55 s" before) count 0 as well
+    calls += [{"wall_seconds": 10**400}, {"wall_seconds": -115}]
     (out / "report" / "summary.json").write_text(json.dumps({"calls": calls}))
     (out / "report" / "unfinished_calls.jsonl").write_text('{"wall_seconds": "x"}\n')
     write_summary(DemoConfig(out=out), _summary_result(out))
     md = (out / "report" / "summary.md").read_text("utf-8").splitlines()
     assert md[-1] == (
-        "Wall time: 4 min 59 s (299.0 s, this call). This folder's 5 calls took 0 s, 0 s, 0 s, "
-        "0 s, 4 min 59 s. Stage times (s): synth: 1.5"
+        "Wall time: 4 min 59 s (299.0 s, this call). This folder's 7 calls took 0 s, 0 s, 0 s, "
+        "0 s, 0 s, 0 s, 4 min 59 s. Stage times (s): synth: 1.5"
     )
     data = json.loads((out / "report" / "summary.json").read_text())
-    assert [c["wall_seconds"] for c in data["calls"]] == [None, "61", True, "x", 299.0]
+    assert [c["wall_seconds"] for c in data["calls"]] == [
+        None,
+        "61",
+        True,
+        10**400,
+        -115,
+        "x",
+        299.0,
+    ]
     shown = io.StringIO()
     console = Console(file=shown, width=300)
     for part in render_demo(out):  # engine info of the folder
         console.print(part)
-    assert "wall time: 0 s, 0 s, 0 s, 0 s, 4 min 59 s (5 calls)" in shown.getvalue()
+    assert "wall time: 0 s, 0 s, 0 s, 0 s, 0 s, 0 s, 4 min 59 s (7 calls)" in shown.getvalue()

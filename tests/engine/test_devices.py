@@ -102,3 +102,38 @@ def test_a_gpu_named_by_index_under_torchrun_with_several_local_ranks_is_refused
     from trainer.train import resolve_device
 
     assert resolve_device("cuda:1", 1) == torch.device("cuda:1")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"LOCAL_RANK": "x"}, "environment variable LOCAL_RANK='x': not a whole number"),
+        ({"LOCAL_RANK": "3", "LOCAL_WORLD_SIZE": "four"}, "environment variable LOCAL_WORLD_SIZE"),
+        ({"LOCAL_WORLD_SIZE": "0"}, "environment variable LOCAL_WORLD_SIZE='0': must be >= 1"),
+    ],
+)
+def test_local_rank_variables_that_are_no_numbers_are_one_line(monkeypatch, env, message):
+    """check_local_rank passed over text that was no whole number (``.isdigit()``), and took
+    cuda:0 for a LOCAL_RANK=x; now env_int's line, as the trainer's."""
+    from engine.devices import check_local_rank
+
+    for name in ("LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError) as e:
+        check_local_rank(2, "--device cuda")
+    assert str(e.value).startswith(message)
+
+
+def test_a_local_world_size_that_is_no_number_is_said_with_a_gpu_by_index(monkeypatch):
+    """check_gpu_per_rank passed over LOCAL_WORLD_SIZE=two, and every rank took cuda:1."""
+    from trainer.train import check_gpu_per_rank
+
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "two")
+    with pytest.raises(ValueError) as e:
+        check_gpu_per_rank("cuda:1")
+    assert str(e.value) == (
+        "environment variable LOCAL_WORLD_SIZE='two': not a whole number (torchrun sets it; "
+        "unset it to run one process)"
+    )

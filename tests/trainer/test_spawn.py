@@ -376,6 +376,11 @@ def test_a_folder_refused_before_any_rank_starts(synth, tmp_path, monkeypatch, r
         ({"WORLD_SIZE": "2", "LOCAL_RANK": "-1"}, "environment variable LOCAL_RANK='-1': must be"),
         ({"WORLD_SIZE": "-2"}, "environment variable WORLD_SIZE='-2': must be >= 1"),
         ({"WORLD_SIZE": "2", "RANK": "2"}, "environment variables RANK=2 and WORLD_SIZE=2: the"),
+        # a rank without a world: before, it trained alone as a rank that owns no run
+        ({"RANK": "1"}, "environment variables RANK=1 and WORLD_SIZE=1 (unset): the rank must"),
+        ({"RANK": "3", "WORLD_SIZE": "1"}, "environment variables RANK=3 and WORLD_SIZE=1: the"),
+        # read before the group starts, as docs/trainer.md says (before: after init)
+        ({"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "x"}, "environment variable LOCAL_WORLD_SIZE='x'"),
     ],
 )
 def test_torchrun_variables_set_by_hand_are_one_line_naming_them(monkeypatch, env, message):
@@ -386,7 +391,7 @@ def test_torchrun_variables_set_by_hand_are_one_line_naming_them(monkeypatch, en
 
     from trainer import train as train_mod
 
-    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -1304,3 +1304,39 @@ def test_a_full_dev_shm_is_one_line_naming_it_and_the_fix(synth, tmp_path, monke
         "batches through /dev/shm"
     )
     assert "--shm-size" in text and "--workers 0" in text and len(res.output.splitlines()) == 1
+
+
+def test_a_rank_without_a_world_is_refused_before_the_run_folder(synth, tmp_path, monkeypatch):
+    """``RANK=1`` exported by hand without ``WORLD_SIZE``: before, the rank was checked only
+    with a world of several, so one process trained the whole run without its lock (not rank
+    0: owns_run() False), printed nothing and exited 0."""
+    for name in ("WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("RANK", "1")
+    run = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train", "--data", str(synth), "--out", str(run)])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        "error: environment variables RANK=1 and WORLD_SIZE=1 (unset): the rank must be below "
+        "the world size"
+    )
+    assert not run.exists()
+
+
+def test_rank_written_00_is_rank_0_and_reports(synth, tmp_path, monkeypatch):
+    """The final report is rank 0's: ``RANK=00`` (read as 0 everywhere else) trained as rank 0
+    and printed nothing, the CLI comparing the text with "0"."""
+    import trainer.train
+
+    run = tmp_path / "run"
+
+    def trained(cfg, on_init=None, from_file=None, notes=()):
+        return trainer.train.TrainResult(out=run, step=3, last_checkpoint=run / "last.pt")
+
+    monkeypatch.setattr(trainer.train, "train", trained)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("RANK", "00")
+    args = ["train", "--data", str(synth), "--out", str(run), "--iters", "3"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == f"trained 3 steps; checkpoint {run}/last.pt"
