@@ -268,19 +268,24 @@ class NanBackend:
         return out
 
 
-def test_a_nan_score_fails_its_image_alone_naming_the_value(tmp_path):
+def _label_three_images(tmp_path, backend):
+    """``run_labeling`` of three training images with ``backend`` registered for the call."""
     from tests.labeler.test_run import _write_dataset
 
     data = _write_dataset(tmp_path / "data", {"train": 3})
-    register_backend("nan-test", NanBackend)
+    register_backend(backend.name, backend)
     try:
         cfg = LabelConfig(
             data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
-            backend="nan-test", batch_size=3, progress=False,
+            backend=backend.name, batch_size=3, progress=False,
         )  # fmt: skip
-        s = run_labeling(cfg)
+        return run_labeling(cfg)
     finally:
-        BACKENDS.pop("nan-test", None)
+        BACKENDS.pop(backend.name, None)
+
+
+def test_a_nan_score_fails_its_image_alone_naming_the_value(tmp_path):
+    s = _label_three_images(tmp_path, NanBackend)
     assert s.labelled == 2 and s.instances == 1 and s.without_instances == 1
     [(split, stem, error)] = s.failed
     assert stem == "train01"
@@ -311,18 +316,7 @@ class InfBoxBackend(NanBackend):
 def test_a_non_finite_box_edge_names_its_instance_not_its_coordinate(tmp_path):
     """The check reduces each instance's row: the second instance's fourth value is instance 1,
     not element 7 of the flattened boxes (which would index past them)."""
-    from tests.labeler.test_run import _write_dataset
-
-    data = _write_dataset(tmp_path / "data", {"train": 3})
-    register_backend("inf-box-test", InfBoxBackend)
-    try:
-        cfg = LabelConfig(
-            data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
-            backend="inf-box-test", batch_size=3, progress=False,
-        )  # fmt: skip
-        s = run_labeling(cfg)
-    finally:
-        BACKENDS.pop("inf-box-test", None)
+    s = _label_three_images(tmp_path, InfBoxBackend)
     assert s.labelled == 2 and s.instances == 4
     [(split, stem, error)] = s.failed
     assert (split, stem) == ("train", "train01")
@@ -343,18 +337,7 @@ class ShortBackend(NanBackend):
 
 def test_a_backend_returning_too_few_results_fails_each_image_saying_how_many(tmp_path):
     """The batch of 3 got 2 results: each image is tried alone, and alone gets none."""
-    from tests.labeler.test_run import _write_dataset
-
-    data = _write_dataset(tmp_path / "data", {"train": 3})
-    register_backend("short-test", ShortBackend)
-    try:
-        cfg = LabelConfig(
-            data=str(data), cls=ClassSpec("Bicycle"), out=str(tmp_path / "run"),
-            backend="short-test", batch_size=3, progress=False,
-        )  # fmt: skip
-        s = run_labeling(cfg)
-    finally:
-        BACKENDS.pop("short-test", None)
+    s = _label_three_images(tmp_path, ShortBackend)
     assert s.labelled == 0
     error = "RuntimeError: backend short-test returned 0 results for 1 image"
     assert sorted(s.failed) == [("train", f"train{k:02d}", error) for k in range(3)]
