@@ -300,7 +300,11 @@ def test_torchrun_a_sigterm_to_one_rank_stops_every_rank_as_sigterm_resumable(tm
     said = f"interrupted (SIGTERM): add --resume to continue from {run}/last.pt (step 2)"
     assert res.stderr.count(said) == 2, res.stderr[-3000:]
     assert "interrupted: " not in res.stderr
-    assert set(re.findall(r"exitcode\s*: (-?\d+)", res.stderr)) == {"143"}  # every rank
+    # every rank ends by the SIGTERM: 143, or -15 where torchrun's SIGTERM to the ranks left
+    # (sent once one exits) reaches one in interpreter shutdown, when CPython has restored the
+    # default handler (one such run in the fiftieth round's slow suite); never Ctrl-C's 130
+    codes = set(re.findall(r"exitcode\s*: (-?\d+)", res.stderr))
+    assert "143" in codes and codes <= {"143", "-15"}, codes
     res = _torchrun(tmp_path, run, "--iters", "3", "--resume")
     assert res.returncode == 0, res.stderr[-3000:]
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
