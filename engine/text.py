@@ -10,6 +10,11 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote
 
+MAX_TTA_SCALE = 4.0
+"""The largest test-time scale: twice the literature's 2.0 (mmseg's aug test uses 0.5-1.75), a
+4096x3072 test size run at 16384x12288. Above it a scale is a typo (``1e3`` failed in OpenCV's
+allocator, ``1e308`` overflowed ``int()``)."""
+
 MAX_IMAGE_SIDE = 1_000_000
 """libpng's largest image side (``PNG_USER_WIDTH_MAX``, ``..._HEIGHT_MAX``), beyond which OpenCV
 writes no PNG (label maps, confidence maps): an image side above it is a typo. Here, in a light

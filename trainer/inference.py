@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from engine.text import MAX_TTA_SCALE
 from trainer.models.layers import release_kernels
 from trainer.models.massformer import MIN_SIDE, MaSSFormer, semantic_inference
 
@@ -366,12 +367,6 @@ def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
     # torch refuses read-only arrays (decoded images are); copy only then.
     host = np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"])
     return torch.from_numpy(host).to(device).permute(2, 0, 1)[None].float()
-
-
-MAX_TTA_SCALE = 4.0
-"""The largest test-time scale: twice the literature's 2.0 (mmseg's aug test uses 0.5-1.75), a
-4096x3072 test size run at 16384x12288. Above it a scale is a typo (``1e3`` failed in OpenCV's
-allocator, ``1e308`` overflowed ``int()``)."""
 
 
 def check_tta(scales: tuple[float, ...] | list[float], flip: bool, mode: str) -> tuple[float, ...]:

@@ -17,6 +17,7 @@ from engine.progress import SafeConsole, encodable, stderr_console, stream_error
 from engine.runinfo import KEPT_PACKAGES, SHM_ADVICE
 from engine.text import (
     MAX_IMAGE_SIDE,  # noqa: F401 - where the CLI's sizes are checked
+    MAX_TTA_SCALE,
     split_names,  # noqa: F401 - the option parsers' home for the CLI
 )
 
@@ -396,9 +397,7 @@ def one_split(
     return names[0]
 
 
-MAX_SCALE = (
-    4.0  # trainer.inference.MAX_TTA_SCALE (that module imports torch); a test keeps them equal
-)
+MAX_SCALE = MAX_TTA_SCALE  # engine.text's, which trainer.inference checks too
 
 
 def parse_scales(text: str, option: str = "--scales") -> tuple[float, ...]:
