@@ -1371,16 +1371,23 @@ def test_import_replaces_a_subset_json_it_cannot_read_without_force(tmp_path, wo
     assert json.loads((out / "subset.json").read_text())["format"] == "mass-engine/subset/v1"
 
 
-def test_import_writes_over_a_damaged_mask_without_force(tmp_path, world):
-    """A mask of the subset that cannot be read (damaged on disk) was listed as one the import
-    "would change", refused without --force; writing over it loses nothing (a repair)."""
-    data, _, _ = world
+def _png_masks(tmp_path, stems):
+    """``tmp_path/png`` holding the same mask (rows 0-9 the class) for each of ``stems``, as a
+    tool's PNG export: the folder and the mask."""
     src = tmp_path / "png"
     src.mkdir()
     m = np.zeros((H, W), np.uint8)
     m[:10] = 1
-    for stem in ("img000", "img001"):
+    for stem in stems:
         Image.fromarray(m).save(src / f"{stem}.png")
+    return src, m
+
+
+def test_import_writes_over_a_damaged_mask_without_force(tmp_path, world):
+    """A mask of the subset that cannot be read (damaged on disk) was listed as one the import
+    "would change", refused without --force; writing over it loses nothing (a repair)."""
+    data, _, _ = world
+    src, m = _png_masks(tmp_path, ("img000", "img001"))
     out = tmp_path / "s"
     import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
     (out / "masks" / "img000.png").write_bytes(b"\x89PNG damaged")
@@ -1394,12 +1401,7 @@ def test_import_into_a_subset_folder_replaces_only_its_own_class(
     from annotations import subset as subset_module
 
     data, _, _ = world
-    src = tmp_path / "png"
-    src.mkdir()
-    m = np.zeros((H, W), np.uint8)
-    m[:10] = 1
-    for stem in ("img000", "img001"):
-        Image.fromarray(m).save(src / f"{stem}.png")
+    src, m = _png_masks(tmp_path, ("img000", "img001"))
     out = tmp_path / "s"
     first = import_annotations(ImportConfig("png", [str(src)], "Bicycle", str(data), str(out)))
     assert first.stems == ("img000", "img001")
