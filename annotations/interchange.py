@@ -54,7 +54,7 @@ from annotations.polygons import (
 )
 from annotations.rle import RunWindow, checked_rle, crop_to_rle
 from annotations.taxonomy import IGNORE_NAMES, class_key
-from engine.text import image_side
+from engine.text import image_hw
 
 log = logging.getLogger(__name__)
 
@@ -520,13 +520,7 @@ def coco_to_masks(
                 f"{path}: image entry {img!r} lacks id/file_name/width/height"
             ) from None
         if hw is None:  # int() read 12.7 as 12 and 1e300 as a 300-digit size, said of no file
-            got = {}
-            for side in ("width", "height"):
-                try:
-                    got[side] = image_side(img[side])
-                except ValueError as e:
-                    raise ValueError(f"{path}: image {img['file_name']!r} has {side} {e}") from None
-            hw = (got["height"], got["width"])
+            hw = image_hw(img, "width", "height", f"{path}: image {img['file_name']!r} has ")
         check_size(path, stem, hw, sizes)
         if any(m.stem == stem for m in masks.values()):
             raise ValueError(f"{path}: image {stem!r} is listed twice")

@@ -56,7 +56,7 @@ from annotations.interchange import (
 )
 from annotations.labelmap import PIL_ERRORS
 from annotations.polygons import coco_polygons_rle, ellipse_outline, outline, turned
-from engine.text import image_side
+from engine.text import image_hw
 
 log = logging.getLogger(__name__)
 
@@ -524,13 +524,8 @@ def _annotation_mask(
     hw = None
     for k, r in enumerate(results):  # every region carries the image's size; check it once
         if isinstance(r, dict) and "original_width" in r and "original_height" in r:
-            got = {}
-            for key in ("original_width", "original_height"):  # int() read 64.7 as 64
-                try:
-                    got[key] = image_side(r[key])
-                except ValueError as e:
-                    raise ValueError(f"{where}: region {_region_name(r, k)}: {key} {e}") from None
-            hw = (got["original_height"], got["original_width"])
+            where_r = f"{where}: region {_region_name(r, k)}: "  # int() read 64.7 as 64
+            hw = image_hw(r, "original_width", "original_height", where_r)
             break
     hw = hw or sizes.get(stem, (0, 0))  # no region says: the dataset's (a stem not there fails)
     check_size(where, stem, hw, sizes)  # among hundreds of tasks, the one to open

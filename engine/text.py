@@ -51,6 +51,19 @@ def image_side(value: Any) -> int:
     return int(number)
 
 
+def image_hw(entry: Mapping[str, Any], width: str, height: str, where: str) -> tuple[int, int]:
+    """``(height, width)`` of an annotation file's image entry (COCO's ``width``/``height``,
+    Label Studio's ``original_width``/``original_height``), each read by :func:`image_side`;
+    a ValueError says ``"<where><key> <value>, <why>"``."""
+    sides = {}
+    for key in (width, height):
+        try:
+            sides[key] = image_side(entry[key])
+        except ValueError as e:
+            raise ValueError(f"{where}{key} {e}") from None
+    return sides[height], sides[width]
+
+
 # The report's sources and metrics (engine.report), here so that light modules (the CLI, the
 # demo) print and name them without importing the report's scoring stack.
 SOURCES = ("pseudo labels", "fused labels", "joint-trained model")
