@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import dataclasses
 import errno
 import json
-import math
 import os
 import pickle
 import re
@@ -943,23 +941,6 @@ def moved_with(path: Any, out: Any, folder: Any) -> Path | None:
         return Path(os.path.normpath(Path(folder) / os.path.relpath(path, out)))
     except ValueError:  # another drive on Windows
         return None
-
-
-def check_numbers(config: Any, where: str = "") -> None:
-    """Refuse, in one line naming the field, a float value of a dataclass ``config`` that is
-    no finite number (whatever the field's type), and one given to an ``int`` field that is no
-    whole number (as a file's or the command line's is): ``log_every=2.5`` or ``nan`` from a
-    Python caller was taken, and ``log_every % 2.5`` never 0 logged nothing."""
-    hints = typing.get_type_hints(type(config))
-    for f in dataclasses.fields(config):
-        v = getattr(config, f.name)
-        if not isinstance(v, float):
-            continue
-        if not math.isfinite(v):
-            raise ValueError(f"{where}{f.name} must be a finite number, got {v}")
-        kinds = (hints.get(f.name), *typing.get_args(hints.get(f.name)))
-        if int in kinds and float not in kinds and not v.is_integer():
-            raise ValueError(f"{where}{f.name} must be a whole number, got {v}")
 
 
 def did_you_mean(unknown: Any, known: Any) -> str:

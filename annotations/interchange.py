@@ -40,6 +40,7 @@ from pycocotools import mask as coco_mask
 from annotations.fileio import first_line, read_json, read_text, record_root
 from annotations.instances import InstanceWindows, MaskWindow
 from annotations.labelmap import LOSSY_FORMATS, PIL_ERRORS, from_pillow
+from annotations.numbers import image_hw
 from annotations.polygons import (
     COCO,
     LABELME,
@@ -54,7 +55,6 @@ from annotations.polygons import (
 )
 from annotations.rle import RunWindow, checked_rle, crop_to_rle
 from annotations.taxonomy import IGNORE_NAMES, class_key
-from engine.text import image_hw
 
 log = logging.getLogger(__name__)
 

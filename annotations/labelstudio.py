@@ -55,8 +55,8 @@ from annotations.interchange import (
     stem_of,
 )
 from annotations.labelmap import PIL_ERRORS
+from annotations.numbers import image_hw
 from annotations.polygons import coco_polygons_rle, ellipse_outline, outline, turned
-from engine.text import image_hw
 
 log = logging.getLogger(__name__)
 

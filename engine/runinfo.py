@@ -21,8 +21,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from trainer.allocator import OPT_OUT as MALLOC_OPT_OUT
-
 PACKAGES = (
     "mass-engine",
     "torch",
@@ -171,6 +169,10 @@ def cpu_model() -> str | None:
         pass
     return platform.processor() or None
 
+
+# ``=0`` turns off training's malloc tuning (trainer.allocator); here, where it is recorded,
+# because this layer is below trainer (README, "Layout")
+MALLOC_OPT_OUT = "ENGINE_TUNE_MALLOC"
 
 # Environment variables that change which kernels torch runs, how many threads, or how memory
 # is allocated: a run's digits or speed depend on them (recorded by ``environment()``).

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,55 +13,6 @@ MAX_TTA_SCALE = 4.0
 """The largest test-time scale: twice the literature's 2.0 (mmseg's aug test uses 0.5-1.75), a
 4096x3072 test size run at 16384x12288. Above it a scale is a typo (``1e3`` failed in OpenCV's
 allocator, ``1e308`` overflowed ``int()``)."""
-
-MAX_IMAGE_SIDE = 1_000_000
-"""libpng's largest image side (``PNG_USER_WIDTH_MAX``, ``..._HEIGHT_MAX``), beyond which OpenCV
-writes no PNG (label maps, confidence maps): an image side above it is a typo. Here, in a light
-module, for the CLI's ``--size`` options, the configs' sizes and the annotation readers alike
-(``9223372036854775808x64`` failed in numpy as "Maximum allowed dimension exceeded", naming
-nothing)."""
-
-
-def image_side(value: Any) -> int:
-    """A width or height as an annotation file gives it (COCO's ``width``, Label Studio's
-    ``original_width``): a number, or text of one, that is a whole number of pixels from 0 to
-    :data:`MAX_IMAGE_SIDE`. Otherwise ValueError ``"<value>, <why>"`` for the reader to prefix
-    with the file and the field: ``int()`` read 64.7 as 64 silently, ``"64.0"`` and infinity
-    as a damaged entry, and ``1e300`` as a 300-digit size."""
-    number = value
-    if isinstance(value, str):
-        try:
-            number = int(value)
-        except ValueError:
-            try:
-                number = float(value)
-            except ValueError:
-                number = None
-    if isinstance(number, bool) or not isinstance(number, (int, float)):
-        raise ValueError(f"{value!r:.40}, not a number")
-    if isinstance(number, float) and (not math.isfinite(number) or not number.is_integer()):
-        raise ValueError(f"{value!r:.40}, not a whole number of pixels")
-    if number < 0:
-        raise ValueError(f"{value!r:.40}, a negative size")
-    if number > MAX_IMAGE_SIDE:
-        text = repr(value)
-        shown = text if len(text) <= 24 else f"{text[:12]}... ({len(text)} characters)"
-        raise ValueError(f"{shown}, beyond the largest image side ({MAX_IMAGE_SIDE:,} pixels)")
-    return int(number)
-
-
-def image_hw(entry: Mapping[str, Any], width: str, height: str, where: str) -> tuple[int, int]:
-    """``(height, width)`` of an annotation file's image entry (COCO's ``width``/``height``,
-    Label Studio's ``original_width``/``original_height``), each read by :func:`image_side`;
-    a ValueError says ``"<where><key> <value>, <why>"``."""
-    sides = {}
-    for key in (width, height):
-        try:
-            sides[key] = image_side(entry[key])
-        except ValueError as e:
-            raise ValueError(f"{where}{key} {e}") from None
-    return sides[height], sides[width]
-
 
 # The report's sources and metrics (engine.report), here so that light modules (the CLI, the
 # demo) print and name them without importing the report's scoring stack.

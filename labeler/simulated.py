@@ -35,9 +35,10 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from annotations.fileio import FUSE_RECORD, check_numbers
+from annotations.fileio import FUSE_RECORD
 from annotations.instances import Instances
 from annotations.labelmap import imread_unchanged, read_label
+from annotations.numbers import check_numbers
 from annotations.taxonomy import class_folder
 from labeler.crops import CroppedInstances
 from labeler.dedup import MaskCrop

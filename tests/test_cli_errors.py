@@ -286,7 +286,8 @@ def test_the_largest_size_is_the_largest_png_opencv_writes():
     """--size's bound is libpng's: a label map of that side is written, one pixel more is not."""
     import cv2
 
-    from engine.cli.common import MAX_IMAGE_SIDE, parse_size
+    from annotations.numbers import MAX_IMAGE_SIDE
+    from engine.cli.common import parse_size
 
     assert parse_size(f"{MAX_IMAGE_SIDE}x1") == (1_000_000, 1)
     assert cv2.imencode(".png", np.zeros((1, MAX_IMAGE_SIDE), np.uint8))[0] is True

@@ -1,34 +1,43 @@
-"""No two modules of the project import each other, directly or around a loop (imports inside
-functions count: they hide a cycle, they do not remove it)."""
+"""No two modules of the project import each other, directly or around a loop, and no module
+imports one of a layer above its own (README, "Layout"). Imports inside functions count: they
+hide a cycle or a reach upwards, they do not remove it."""
 
 from __future__ import annotations
 
 import ast
+import functools
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("annotations", "labeler", "trainer", "engine")
 
 
-def _module_name(path: Path) -> str:
-    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+def _module_name(path: Path, root: Path = ROOT) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def import_graph() -> dict[str, set[str]]:
+@functools.cache  # the project's is read once for the tests here
+def import_graph(root: Path = ROOT, packages: tuple[str, ...] = PACKAGES) -> dict[str, set[str]]:
     """``{module: modules of the project it imports}``, from the source, at any depth."""
-    files = [ROOT / "cli.py"] + [p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
-    modules = {_module_name(p): p for p in files}
+    files = [p for p in [root / "cli.py"] if p.exists()]
+    files += [p for pkg in packages for p in (root / pkg).rglob("*.py")]
+    modules = {_module_name(p, root): p for p in files}
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
         deps: set[str] = set()
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                # ``from . import x``, ``from ..y import x``: from the module's own package up
+                base = package.rsplit(".", node.level - 1)[0] if node.level else ""
+                module = ".".join(p for p in (base, node.module) if p)
+                targets = [module] + [f"{module}.{a.name}" for a in node.names]
             else:
                 continue
             for t in targets:
@@ -61,6 +70,130 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         if node not in state and (found := visit(node)):
             return found
     return None
+
+
+# The layers, lowest first: a module imports its own layer's and those below, never above.
+# annotations: files and numbers as users have them; engine's base: what the pipeline's stages
+# share (datasets, devices, progress, run records, folder locks, metrics); labeler and trainer:
+# the two stages, beside each other (neither imports the other); engine's commands: what joins
+# the stages (fusion, evaluation, reports, the demo); the CLI: every command's options and help.
+LAYERS = ("annotations", "engine's base", "stages", "engine's commands", "CLI")
+# module or package -> (layer, group): the longest name that is the module or a package above
+# it decides; within a layer a module imports only its own group (labeler none of trainer).
+# A new module of engine/ is in its base until listed with the commands.
+PLACES = {
+    "annotations": ("annotations", "annotations"),
+    "engine": ("engine's base", "engine"),
+    "labeler": ("stages", "labeler"),
+    "trainer": ("stages", "trainer"),
+    **{
+        f"engine.{m}": ("engine's commands", "engine")
+        for m in (
+            "annotate",
+            "annotation_files",
+            "compare",
+            "demo",
+            "evaluate",
+            "fusion",
+            "info",
+            "pretrain",
+            "report",
+            "review",
+            "synth",
+            "table4",
+        )
+    },
+    **{
+        m: ("CLI", "cli")
+        for m in ("cli", "engine.cli", "labeler.cli", "labeler.cli_support", "trainer.cli")
+    },
+}
+
+
+def place(module: str) -> tuple[str, str]:
+    """``(layer, group)`` of a module of the project, by :data:`PLACES`."""
+    name = module
+    while name not in PLACES:
+        if "." not in name:
+            raise KeyError(f"{module} is in no layer: add it to PLACES")
+        name = name.rpartition(".")[0]
+    return PLACES[name]
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    """``"A (its layer) imports B (B's layer)"`` for each import of a higher layer, or of another
+    group of the same layer, sorted."""
+    found = []
+    for module, deps in sorted(graph.items()):
+        layer, group = place(module)
+        for dep in sorted(deps):
+            dep_layer, dep_group = place(dep)
+            rank, dep_rank = LAYERS.index(layer), LAYERS.index(dep_layer)
+            if dep_rank > rank or (dep_rank == rank and dep_group != group):
+                found.append(f"{module} ({layer}) imports {dep} ({dep_layer})")
+    return found
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    assert layer_violations(import_graph()) == []
+
+
+def test_the_layer_check_finds_an_import_upwards():
+    graph = {
+        "annotations.interchange": {"annotations.rle", "engine.text"},
+        "engine.text": set(),
+        "engine.runinfo": {"trainer.allocator"},
+        "engine.report": {"engine.text", "annotations.rle"},
+        "annotations.rle": set(),
+        "labeler.run": {"engine.text", "trainer.config", "labeler.cli_support"},
+        "labeler.cli_support": {"engine.cli.common", "labeler.run"},
+        "engine.cli.common": {"engine.report"},
+        "trainer.allocator": set(),
+        "trainer.config": {"engine.report"},
+    }
+    assert layer_violations(graph) == [
+        "annotations.interchange (annotations) imports engine.text (engine's base)",
+        "engine.runinfo (engine's base) imports trainer.allocator (stages)",
+        "labeler.run (stages) imports labeler.cli_support (CLI)",
+        "labeler.run (stages) imports trainer.config (stages)",
+        "trainer.config (stages) imports engine.report (engine's commands)",
+    ]
+
+
+def test_the_import_graph_reads_relative_imports(tmp_path):
+    files = {
+        "engine/__init__.py": "",
+        "engine/text.py": "",
+        "engine/fusion/__init__.py": "from .run import fuse\n",
+        "engine/fusion/rules.py": "",
+        "engine/fusion/run.py": "from . import rules\n\ndef f():\n    from ..text import counted\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    assert import_graph(tmp_path, ("engine",)) == {
+        "engine": set(),
+        "engine.text": set(),
+        "engine.fusion": {"engine.fusion.run"},
+        "engine.fusion.rules": set(),
+        "engine.fusion.run": {"engine.fusion.rules", "engine.text"},
+    }
+
+
+def test_the_readme_names_the_layers_as_places_does():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    para = text[text.index("Layers, lowest first") :].split("\n\n")[0]
+    named = re.findall(r"`([a-z_0-9/]+?)(?:\.py|/)`", para)
+    for module, (layer, _) in PLACES.items():
+        if "." not in module:
+            continue
+        path, last = module.replace(".", "/"), module.rpartition(".")[2]
+        assert path in named or last in named, f"README's layers leave out {module} ({layer})"
+    commands = sorted(
+        m.rpartition(".")[2] for m, p in PLACES.items() if p[0] == "engine's commands"
+    )
+    start, end = para.index("engine's commands ("), para.index("what joins the stages")
+    assert sorted(re.findall(r"`([a-z_0-9]+)(?:\.py|/)`", para[start:end])) == commands
 
 
 def test_the_project_has_no_import_cycle():

@@ -27,6 +27,8 @@ import os
 import sys
 from collections.abc import Callable
 
+from engine.runinfo import MALLOC_OPT_OUT as OPT_OUT  # ``=0``: no tuning
+
 # mallopt(3) parameter numbers, from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -36,7 +38,6 @@ SETTINGS = (
     ("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD, 32 << 20),  # glibc's maximum on 64-bit
     ("MALLOC_TRIM_THRESHOLD_", M_TRIM_THRESHOLD, 1 << 30),
 )
-OPT_OUT = "ENGINE_TUNE_MALLOC"
 
 
 def glibc_mallopt() -> Callable[[int, int], int] | None:

@@ -15,18 +15,17 @@ from typing import Any
 
 from annotations.fileio import (
     YAML11_BOOLS,
-    check_numbers,
     did_you_mean,
     read_json,
     read_yaml,
     recorded_root,
     typed_from,
 )
+from annotations.numbers import MAX_IMAGE_SIDE, check_numbers
 from engine.runinfo import (
     config_cwd,
     cpu_cores,  # noqa: F401 - sizes processes, threads, workers here
 )
-from engine.text import MAX_IMAGE_SIDE
 from trainer.data import AugmentConfig
 from trainer.losses import DecouplingConfig, LossConfig
 from trainer.models.config import check_backbone_norm

@@ -16,7 +16,6 @@ from rich.text import Text
 from engine.progress import SafeConsole, encodable, stderr_console, stream_error
 from engine.runinfo import KEPT_PACKAGES, SHM_ADVICE
 from engine.text import (
-    MAX_IMAGE_SIDE,  # noqa: F401 - where the CLI's sizes are checked
     MAX_TTA_SCALE,
     split_names,  # noqa: F401 - the option parsers' home for the CLI
 )
@@ -346,8 +345,10 @@ _SIZE_BOUND = {"--size": "the largest PNG written"}
 
 
 def parse_size(text: str, option: str = "--size") -> tuple[int, int]:
-    """``"WxH"`` -> ``(W, H)``, each 1..:data:`MAX_IMAGE_SIDE`; a clear error otherwise
+    """``"WxH"`` -> ``(W, H)``, each 1..:data:`annotations.numbers.MAX_IMAGE_SIDE`; a clear error otherwise
     (:class:`SizeFormError` where the text is no ``WxH``)."""
+    from annotations.numbers import MAX_IMAGE_SIDE  # here: annotations loads OpenCV, --help not
+
     try:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:

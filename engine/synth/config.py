@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.text import MAX_IMAGE_SIDE
+from annotations.numbers import MAX_IMAGE_SIDE
 
 # Bump when the rendering changes, so a dataset records which generator drew it.
 GENERATOR_VERSION = "1"
