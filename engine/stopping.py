@@ -37,6 +37,8 @@ from collections.abc import Iterator
 from typing import Any
 
 EXIT_TERMINATED = 143  # SIGTERM, as a shell reports it (128 + 15)
+EXIT_HANGUP = 129  # SIGHUP, likewise (128 + 1)
+_EXIT_CODES = {"SIGTERM": EXIT_TERMINATED, "SIGHUP": EXIT_HANGUP}
 
 
 class Terminated(KeyboardInterrupt):
@@ -116,10 +118,9 @@ def received() -> bool:
 
 
 def received_signal() -> tuple[str, int]:
-    """The signal that stopped this process, by name, and the exit code that says so (128 +
-    its number, as a shell reports a process it ended): ``("SIGTERM", 143)``, ``("SIGHUP",
-    129)``."""
-    return _State.signal_name, 128 + int(signal.Signals[_State.signal_name])
+    """The signal that stopped this process, by name, and the exit code that says so, as a
+    shell reports a process it ended: ``("SIGTERM", 143)``, ``("SIGHUP", 129)``."""
+    return _State.signal_name, _EXIT_CODES[_State.signal_name]
 
 
 def requested() -> bool:
@@ -180,6 +181,7 @@ def undeferred() -> Iterator[None]:
 
 
 __all__ = [
+    "EXIT_HANGUP",
     "EXIT_TERMINATED",
     "acknowledge",
     "Terminated",
