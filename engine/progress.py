@@ -64,6 +64,22 @@ class SafeConsole(Console):
         except OSError as e:  # the stream's own file refused the write (a full disk)
             raise stream_error(e, self.file, "stderr" if self.stderr else "stdout") from None
 
+    def _check_buffer(self) -> None:
+        """Where stderr itself refuses a write (``2> log`` on a full disk, ``2>/dev/full``, a
+        closed descriptor, a terminal hung up), the notes, warnings and progress go unsaid from
+        then on, and the command goes on: its work, results on stdout and exit code are what
+        they would be. Before, the refused write ended the command with a traceback nothing
+        could show and exit code 1, whatever happened: a progress line stopped a training, an
+        error line's exit code 2 became 1. stdout's refusal is raised (a result is lost: exit
+        74), and so is a broken pipe (exit 141, :meth:`on_broken_pipe`)."""
+        try:
+            super()._check_buffer()
+        except OSError as e:
+            if not self.stderr or e.errno == errno.EPIPE:
+                raise
+            self.quiet = True
+            del self._buffer[:]
+
     def on_broken_pipe(self) -> None:
         """The stream's reader has gone (``engine info ... | head -1``): raise the
         ``BrokenPipeError``, for the caller to end as it ends (the command line: exit code 141,

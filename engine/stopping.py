@@ -18,17 +18,27 @@ the scheduler's SIGKILL anyway.
 Signal handlers run in Python's main thread; another thread's :func:`deferred` changes nothing.
 Library callers get nothing of this: :func:`install` is for the command line's processes only,
 and without it :func:`requested` stays False and :func:`deferred` changes nothing.
+
+SIGHUP (the terminal gone: an ssh session dropped, a terminal window closed, without ``nohup``)
+is handled as SIGTERM, with its own line and exit code (``interrupted (SIGHUP)``, 129): Python's
+default killed the process at once, as SIGTERM's did. A hung-up terminal fails every write with
+EIO, so stdout and stderr are pointed at the null device first where their terminal (or pipe's
+reader) is gone: the clean stop then runs to its end, saying nothing, as under ``nohup``. A
+SIGHUP that ``nohup`` (or a parent) set to be ignored stays ignored.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 EXIT_TERMINATED = 143  # SIGTERM, as a shell reports it (128 + 15)
+EXIT_HANGUP = 129  # SIGHUP, likewise (128 + 1)
+_EXIT_CODES = {"SIGTERM": EXIT_TERMINATED, "SIGHUP": EXIT_HANGUP}
 
 
 class Terminated(KeyboardInterrupt):
@@ -46,14 +56,47 @@ class Terminated(KeyboardInterrupt):
 
 class _State:
     received = False  # a SIGTERM came (the exit code says so however the command stopped)
+    signal_name = "SIGTERM"  # the first of SIGTERM, SIGHUP that came (passed on: SIGTERM)
     pending = False  # one came within deferred() and waits for the loop to stop
     deferring = 0  # depth of deferred() in the main thread
+
+
+def reader_gone(fd: int) -> bool:
+    """Whether ``fd`` is a pipe (or socket) whose reading end is closed, or a terminal hung up:
+    poll says POLLERR (Linux) or POLLHUP. False where there is no poll (Windows) or ``fd`` is a
+    terminal still there or a file."""
+    import select
+
+    if not hasattr(select, "poll"):
+        return False
+    poll = select.poll()
+    try:
+        poll.register(fd, select.POLLOUT)
+        events = poll.poll(0)
+    except (OSError, ValueError):
+        return False
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in events)
+
+
+def silence_gone_streams() -> list[int]:
+    """Point stdout and stderr at the null device where their reader is gone (a pipe's closed,
+    a terminal hung up), so that nothing more written to them fails; the descriptors pointed."""
+    gone = [fd for fd in (1, 2) if reader_gone(fd)]
+    if gone:
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in gone:
+            os.dup2(null, fd)
+        os.close(null)
+    return gone
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
     if _State.received:  # the process is stopping already: its clean stop is not cut short
         return
     _State.received = True
+    _State.signal_name = signal.Signals(signum).name
+    if _State.signal_name == "SIGHUP":  # the terminal gone: its writes would fail the clean stop
+        silence_gone_streams()
     if _State.deferring:
         _State.pending = True
         return
@@ -61,13 +104,23 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def install() -> None:
-    """Handle SIGTERM in this process as described above (the command line's processes only)."""
+    """Handle SIGTERM, and SIGHUP unless ignored (``nohup``), in this process as described
+    above (the command line's processes only)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+    hup = getattr(signal, "SIGHUP", None)  # none on Windows
+    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
+        signal.signal(hup, _on_sigterm)
 
 
 def received() -> bool:
-    """Whether this process got a SIGTERM (under :func:`install`)."""
+    """Whether this process got a SIGTERM or SIGHUP (under :func:`install`)."""
     return _State.received
+
+
+def received_signal() -> tuple[str, int]:
+    """The signal that stopped this process, by name, and the exit code that says so, as a
+    shell reports a process it ended: ``("SIGTERM", 143)``, ``("SIGHUP", 129)``."""
+    return _State.signal_name, _EXIT_CODES[_State.signal_name]
 
 
 def requested() -> bool:
@@ -128,13 +181,17 @@ def undeferred() -> Iterator[None]:
 
 
 __all__ = [
+    "EXIT_HANGUP",
     "EXIT_TERMINATED",
     "acknowledge",
     "Terminated",
     "deferred",
     "install",
     "passed_on",
+    "reader_gone",
     "received",
+    "received_signal",
     "requested",
+    "silence_gone_streams",
     "undeferred",
 ]

@@ -517,6 +517,82 @@ def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(
     assert len(os.listdir(out / "images" / "train")) == 400 and (out / "synth.json").is_file()
 
 
+def on_a_terminal_hung_up(args: list[str], ready, timeout: float = 120.0) -> tuple[int, bytes]:  # noqa: ANN001
+    """Run ``engine ARGS`` on a pseudo-terminal that is its controlling terminal, as in an ssh
+    session, and drop the session once ``ready()`` holds: closing the terminal's master side
+    hangs it up (every write to it fails with EIO) and the kernel sends the process SIGHUP.
+    The exit code (negative: the signal that killed it) and what the terminal showed."""
+    import select
+
+    master, slave = os.openpty()
+    name = os.ttyname(slave)
+
+    def take_the_terminal() -> None:  # after setsid (start_new_session): the session's own
+        os.close(os.open(name, os.O_RDWR))
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", *args], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave,
+        start_new_session=True, preexec_fn=take_the_terminal,
+    )  # fmt: skip
+    os.close(slave)
+    shown = b""
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and not ready() and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.02)[0]:  # read, or a bar fills the terminal
+                shown += os.read(master, 65536)
+    finally:
+        os.close(master)
+    return proc.wait(timeout=timeout), shown
+
+
+def test_a_dropped_terminal_stops_a_real_engine_process_resumably_with_129(tmp_path: Path):
+    """An ssh session dropped (or a terminal window closed) without ``nohup``: the terminal
+    hangs up and the process gets SIGHUP. Python's default killed it at once, as SIGTERM's did
+    before it was handled (no clean stop: ``engine train`` lost every step since its last
+    checkpoint). Now a SIGHUP is a SIGTERM's clean stop, with exit code 129; its line goes
+    nowhere (the terminal is gone, and writing it there failed the stop: exit code 1). The
+    scenes written are kept, no temporary file is left, and the run is marked partial, which
+    the same command resumes (as after Ctrl-C or SIGTERM, tested above)."""
+    out = tmp_path / "d"
+    args = ["synth", "--out", str(out), "--train", "400", "--val", "0", "--test", "0",
+            "--size", "64x64", "--no-progress"]  # fmt: skip
+    first = out / "images" / "train" / "synth_train_0000.jpg"
+    code, shown = on_a_terminal_hung_up(args, first.exists)
+    assert code == 129, shown[-500:].decode(errors="replace")
+    assert (out / "synth.partial.json").is_file() and not (out / "synth.json").exists()
+    assert 1 <= len(os.listdir(out / "images" / "train")) < 400
+    assert not [p.name for p in out.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_sighup_is_stopped_as_a_sigterm_and_one_nohup_ignores_stays_ignored(monkeypatch):
+    """The command line's SIGHUP: recorded within a training step as a SIGTERM is (the step
+    then saved), said as ``interrupted (SIGHUP)`` with exit code 129. Under ``nohup`` (SIGHUP
+    ignored) the process keeps running: its handling is left as it was."""
+    from engine import stopping
+    from engine.cli.common import interrupted
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    for name in ("received", "pending", "signal_name"):  # put back after the test
+        value = getattr(stopping._State, name, None)
+        monkeypatch.setattr(stopping._State, name, value, raising=False)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # nohup engine ...
+        stopping.install()
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        stopping.install()
+        assert signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL  # else the kill ends pytest
+        with pytest.raises(stopping.Terminated), stopping.deferred():
+            os.kill(os.getpid(), signal.SIGHUP)
+            time.sleep(0.01)  # the handler runs in this thread between bytecodes
+            assert stopping.requested()  # the step goes on to its end
+        assert interrupted() == ("interrupted (SIGHUP)", 129)
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
 def test_import_cli_does_not_import_heavy_modules():
     code = (
         "import sys, cli; heavy = [m for m in ('torch', 'transformers', 'torchvision', 'cv2', "

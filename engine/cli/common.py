@@ -15,6 +15,7 @@ from rich.text import Text
 
 from engine.progress import SafeConsole, encodable, stderr_console, stream_error
 from engine.runinfo import KEPT_PACKAGES, SHM_ADVICE
+from engine.stopping import silence_gone_streams
 from engine.text import (
     MAX_TTA_SCALE,
     split_names,  # noqa: F401 - the option parsers' home for the CLI
@@ -44,11 +45,12 @@ INTERRUPTED = "interrupted"  # what stderr says then; a resumable command adds h
 def interrupted() -> tuple[str, int]:
     """What stderr says and the exit code of a command that stopped early: Ctrl-C's
     ``interrupted`` and 130, or for a scheduler's SIGTERM (:mod:`engine.stopping`)
-    ``interrupted (SIGTERM)`` and 143."""
-    from engine.stopping import EXIT_TERMINATED, received
+    ``interrupted (SIGTERM)`` and 143, for a hang-up's SIGHUP ``interrupted (SIGHUP)`` and 129."""
+    from engine.stopping import received, received_signal
 
     if received():
-        return f"{INTERRUPTED} (SIGTERM)", EXIT_TERMINATED
+        name, code = received_signal()
+        return f"{INTERRUPTED} ({name})", code
     return INTERRUPTED, EXIT_INTERRUPTED
 
 
@@ -73,22 +75,6 @@ class ConsoleLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def reader_gone(fd: int) -> bool:
-    """Whether ``fd`` is a pipe (or socket) whose reading end is closed: poll says POLLERR
-    (Linux) or POLLHUP. False where there is no poll (Windows) or ``fd`` is a terminal or file."""
-    import select
-
-    if not hasattr(select, "poll"):
-        return False
-    poll = select.poll()
-    try:
-        poll.register(fd, select.POLLOUT)
-        events = poll.poll(0)
-    except (OSError, ValueError):
-        return False
-    return any(event & (select.POLLERR | select.POLLHUP) for _, event in events)
-
-
 def broken_pipe(e: BaseException) -> bool:
     """Whether ``e`` is a write to stdout or stderr whose reader has gone (``engine info ... |
     head -1``); if so, both are pointed at the null device, so that nothing more is said (nor
@@ -97,14 +83,7 @@ def broken_pipe(e: BaseException) -> bool:
     ignored, as Python sets it, for those sockets' sake: no SIG_DFL process-wide."""
     if not isinstance(e, OSError) or e.errno != errno.EPIPE:
         return False
-    gone = [fd for fd in (1, 2) if reader_gone(fd)]
-    if not gone:
-        return False
-    null = os.open(os.devnull, os.O_WRONLY)
-    for fd in gone:
-        os.dup2(null, fd)
-    os.close(null)
-    return True
+    return bool(silence_gone_streams())
 
 
 def raise_broken_pipes() -> None:

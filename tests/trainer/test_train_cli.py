@@ -982,6 +982,41 @@ def test_a_scheduler_s_sigterm_to_a_real_training_saves_its_step(
     assert f"trained {step + 1:,} steps" in res.stdout
 
 
+@pytest.mark.slow
+def test_a_dropped_ssh_session_saves_the_training_s_step(synth, tmp_path):
+    """``engine train`` in an ssh session that drops, without ``nohup``: the terminal hangs up
+    and the kernel sends SIGHUP. Before, the process died at once and the run had no checkpoint
+    (every step since the last one lost). Now it stops as on a SIGTERM: at a step's end, saved
+    in ``last.pt``, exit code 129, and ``--resume`` continues from that step."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.test_cli import on_a_terminal_hung_up
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("log_every: 1\ncheckpoint_every: 1000\nloss: {num_points: 256}\n")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--config", str(cfg),
+            "--out", str(run), "--iters", "5000", "--batch-size", "4", "--crop", "64",
+            "--device", "cpu", "--workers", "0", "--processes", "1", "--val-split", "none"]  # fmt: skip
+    log = run / "metrics.jsonl"
+    code, shown = on_a_terminal_hung_up(
+        args, lambda: log.is_file() and len(log.read_text().splitlines()) >= 2, timeout=300
+    )
+    assert code == 129, shown[-500:].decode(errors="replace")
+    step = torch.load(run / "last.pt", weights_only=True)["step"]
+    assert step >= 2 and json.loads(log.read_text().splitlines()[-1])["step"] == step
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run(
+        [sys.executable, "-m", "cli", "train", "--out", str(run), "--resume", "--iters",
+         str(step + 1), "--workers", "0", "--processes", "1", "--no-progress"],
+        cwd=root, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"trained {step + 1:,} steps" in res.stdout
+
+
 def test_a_loader_worker_or_rank_killed_says_how_to_resume(synth, tmp_path, monkeypatch):
     """A DataLoader worker or a --processes rank the kernel's out-of-memory killer (or
     ``kill -9``) ended: one line naming it and how it died, what to do and how to continue,
