@@ -739,7 +739,8 @@ def test_effect_answers_what_the_rows_it_has_define():
     """A score the model leaves undefined (no pixel of the class in the truth or its output), a
     fused IoU of 0, and classes missing a row (fused labels of the training split only hold
     none of the annotated images: the report leaves their row out): each answers what it can,
-    as None ("n/a", "-"), and a class without its pseudo, fused or model row is left out."""
+    as None ("n/a", "-"), and a class without its pseudo, fused or model row is not compared,
+    named with the rows it lacks (before the fifty-first round it was left out unsaid)."""
     from engine.demo import effect, effect_lines
 
     def row(kind, iou, biou=10.0, bf1=0.5):
@@ -761,6 +762,8 @@ def test_effect_answers_what_the_rows_it_has_define():
         "Car": {"beats_pseudo": {"iou": None, "biou": False, "bf1": False},
                 "iou_of_fused": None, "reaches_fused_share": None},
     }  # fmt: skip
+    assert found["not_compared"] == {
+        "Tram": ["fused labels"], "Bus": ["joint-trained model"], "Van": ["pseudo labels"]}  # fmt: skip
     assert found["under_wall_limit"] is True  # 899.99 s: calls without a time count none
     assert effect(classes, [{"wall_seconds": None}, {}, {"wall_seconds": 900.0}]) == {
         **found, "under_wall_limit": False}  # fmt: skip
@@ -769,8 +772,19 @@ def test_effect_answers_what_the_rows_it_has_define():
         "- of the fused labels' (85% asked): n/a",
         "- Car: the model beats the pseudo labels on IoU n/a, BIoU no, BF1 no; its IoU is - of "
         "the fused labels' (85% asked): n/a",
+        "- Tram: not compared (its table has no fused labels row)",
+        "- Bus: not compared (its table has no joint-trained model row)",
+        "- Van: not compared (its table has no pseudo labels row)",
         "- under 15 minutes: yes",
     ]
+    # a class with one row only lacks two; every class whole: no not_compared key at all
+    lone = effect({"Car": [row("fused labels", 1.0)]}, [])
+    assert lone["not_compared"] == {"Car": ["pseudo labels", "joint-trained model"]}
+    assert effect_lines(lone)[0] == (
+        "- Car: not compared (its table has no pseudo labels and no joint-trained model row)"
+    )
+    assert list(effect({"Car": classes["Car"]}, [])) == [
+        "fused_share", "classes", "wall_limit_seconds", "under_wall_limit"]  # fmt: skip
     # the share from the rows as printed, against 85% itself: 59.5 of 70.0 is 0.85 exactly
     exact = {"Bicycle": [row("pseudo labels", 1.0), row("fused labels", 70.0),
                          row("joint-trained model", 59.5)]}  # fmt: skip
