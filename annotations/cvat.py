@@ -48,6 +48,7 @@ from annotations.polygons import (
     outline,
     turned,
 )
+from engine.text import image_hw
 
 CVAT_XML = "annotations.xml"  # the file in CVAT's "CVAT for images 1.1" download
 _NO_AREA = ("polyline", "points", "cuboid", "skeleton")
@@ -102,10 +103,11 @@ def cvat_xml_to_masks(
     for image in parse_cvat_xml(path).iter("image"):
         name = image.get("name", "")
         where = f"{path}: image {name!r}"
-        try:
-            hw = (int(image.get("height", "")), int(image.get("width", "")))
-        except ValueError:
-            raise ValueError(f"{where} lacks integer width and height") from None
+        if image.get("width") is None or image.get("height") is None:
+            raise ValueError(f"{where} lacks integer width and height")
+        # as COCO's and Label Studio's sides: "128.0" is 128 (int() refused it as no integer),
+        # "128.5" is named with its attribute
+        hw = image_hw(image.attrib, "width", "height", f"{where} has ")
         stem = dataset_stem(stem_of(name), sizes)
         check_size(path, stem, hw, sizes)
         if stem in seen:

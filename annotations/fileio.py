@@ -133,11 +133,13 @@ def unfinished_swap(staging: Path) -> tuple[list[str], list[str]] | None:
     one lacks), which :func:`finish_swaps` would; None where ``staging`` holds no swap record
     (killed before its swap, or no staging folder)."""
     try:
-        todo = json.loads((staging / SWAP_RECORD).read_text("utf-8"))
-        pending = [n for n in todo["in"] if (staging / n).exists()]
-        return pending, [n for n in todo["out"] if (staging.parent / n).exists()]
-    except (OSError, ValueError, KeyError, TypeError):
+        todo = _swap_names((staging / SWAP_RECORD).read_bytes())
+    except OSError:
         return None
+    if todo is None:
+        return None
+    pending = [n for n in todo["in"] if (staging / n).exists()]
+    return pending, [n for n in todo["out"] if (staging.parent / n).exists()]
 
 
 def _finish_swap(staging: Path) -> bool:
@@ -147,11 +149,20 @@ def _finish_swap(staging: Path) -> bool:
     between its renames was left a ``coco.json`` without its ``labelme/``, which the same
     command then refused as an earlier export. A staging folder without the record was killed
     before its swap: nothing of it is in ``root``, and it goes."""
+    record = staging / SWAP_RECORD
     try:
-        todo = json.loads((staging / SWAP_RECORD).read_text("utf-8"))
-    except (OSError, ValueError):
+        text = record.read_bytes()
+    except FileNotFoundError:
         return False
     root, old = staging.parent, staging / ".replaced"
+    todo = _swap_names(text)
+    if todo is None:  # by hand: which entries are new is not known, so nothing is touched
+        raise ValueError(
+            f"{record}: not the record of a swap (a JSON object of two lists of entry names, "
+            f'"in" and "out"); an earlier write into {root} was killed while putting its files '
+            f"in: move what {staging.name}/ holds into {root} by hand, or remove "
+            f"{staging.name}/ to keep {root} as it is, then run again"
+        )
     old.mkdir(exist_ok=True)
     for name in todo["in"]:
         if (staging / name).exists():  # not renamed in yet; root's entry (if any) is the old one
@@ -162,6 +173,25 @@ def _finish_swap(staging: Path) -> bool:
         if (root / name).exists():
             _set_aside(root / name, old / name)
     return True
+
+
+def _swap_names(text: bytes) -> dict[str, list[str]] | None:
+    """The ``"in"`` and ``"out"`` lists of a :data:`SWAP_RECORD`'s text; None where it is not
+    one (edited by hand: not JSON, a key missing, not a list of plain entry names)."""
+    try:
+        todo = json.loads(text)
+    except ValueError:  # UnicodeDecodeError too
+        return None
+    if not isinstance(todo, dict) or not all(
+        isinstance(names, list)
+        and all(
+            isinstance(n, str) and n not in ("", ".", "..") and not {"/", "\\"} & set(n)
+            for n in names
+        )
+        for names in (todo.get("in"), todo.get("out"))
+    ):
+        return None
+    return todo
 
 
 def _set_aside(path: Path, to: Path) -> None:

@@ -858,12 +858,17 @@ def effect(classes: dict[str, list[dict]], calls: list[dict]) -> dict[str, Any]:
     Read from the rows as printed (rounded), so a reader of the table finds the same answers;
     the share is compared exactly (:func:`fused_share`) and recorded cut, not rounded, to 4
     digits, so the share shown and the answer agree; a score that is undefined (None, shown
-    "n/a") answers None."""
+    "n/a") answers None. A class whose table lacks one of the three rows (fused labels of
+    the training split only hold none of the annotated images: the report leaves their row out)
+    is not compared: ``not_compared`` names the rows it lacks (before the fifty-first round it
+    was left out unsaid)."""
     checks: dict[str, Any] = {}
+    missing: dict[str, list[str]] = {}  # a class not compared: the rows its table lacks
     for name, rows in classes.items():
         kind = {row.get("kind"): row for row in rows}
         pseudo, fused, model = (kind.get(k) for k in SOURCES)
         if pseudo is None or fused is None or model is None:
+            missing[name] = [k for k in SOURCES if k not in kind]
             continue
         beats = {
             k: None if model.get(k) is None or pseudo.get(k) is None else model[k] > pseudo[k]
@@ -877,9 +882,12 @@ def effect(classes: dict[str, list[dict]], calls: list[dict]) -> dict[str, Any]:
             "reaches_fused_share": reaches,
         }
     wall = sum(call_seconds(c) for c in calls if isinstance(c, dict))
+    # only where a class was not compared: a whole demo's summary.json is as it was
+    compared = {"not_compared": missing} if missing else {}
     return {
         "fused_share": FUSED_SHARE,
         "classes": checks,
+        **compared,
         "wall_limit_seconds": WALL_LIMIT,
         "under_wall_limit": wall < WALL_LIMIT,
     }
@@ -897,6 +905,8 @@ def effect_lines(found: dict[str, Any]) -> list[str]:
             f"fused labels' ({100 * found['fused_share']:.0f}% asked): "
             f"{yes[c['reaches_fused_share']]}"
         )
+    for name, rows in (found.get("not_compared") or {}).items():
+        lines.append(f"- {name}: not compared (its table has no {' and no '.join(rows)} row)")
     lines.append(
         f"- under {found['wall_limit_seconds'] // 60} minutes: {yes[found['under_wall_limit']]}"
     )
@@ -918,8 +928,10 @@ def write_summary(cfg: DemoConfig, result: DemoResult) -> Path:
         for row in result.rows(name):
             lines.append(f"| {name} | {row['source']} | {' | '.join(score_cells(row))} |")
     lines.append("")
-    for name in result.reports:  # how sure each delta is, over the few annotated images
-        lines += [f"{name}: {line}" for line in interval_lines(result.reports[name]["table4"])]
+    # how sure each delta is, over the few annotated images: every row's, the guided filter's
+    # too (before the fifty-first round summary.json held its interval and summary.md did not)
+    for name in result.reports:
+        lines += [f"{name}: {line}" for line in interval_lines(result.rows(name))]
     if result.base_classes:
         lead = "What joint training kept of" if START in result.base_classes else "The model on"
         lines += ["", f"{lead} the base classes: {BASE_NOTE}:", ""]

@@ -860,7 +860,24 @@ class TrainRunStats:
 
     @property
     def finished(self) -> bool:
-        return self.step >= self.iters
+        """Whether the run trained all its steps into ``last.pt`` and, validating, logged the
+        last one's validation, as a ``--resume`` decides (``trainer.train._finished``). Before
+        the fifty-first round the last logged step alone decided: a run killed after logging its
+        last step, before last.pt was written (or during the last validation), read as finished,
+        exit 0, where its --resume goes on."""
+        return self.step >= self.iters and self.pending is None
+
+    @property
+    def pending(self) -> str | None:
+        """What a run that logged its last step has still to do: ``"checkpoint"`` (last.pt
+        holds an earlier step, :func:`engine.runinfo.saved_step`; not known: taken as written)
+        or ``"validation"`` (none logged at that step); None where nothing."""
+        if self.saved is not None and self.saved < self.step:
+            return "checkpoint"
+        validates = bool(self.config.get("val_split") or self.config.get("val_subsets"))
+        if validates and (self.val is None or self.val.get("step") != self.step):
+            return "validation"
+        return None
 
     @property
     def logged(self) -> bool:
@@ -1032,6 +1049,8 @@ def render_train_run(stats: TrainRunStats) -> list:
             f"settings: {stats.root / 'config.json'})"
         )
     first = "" if "last.pt" in stats.checkpoints else " before its first checkpoint"
+    if stats.step >= iters and stats.pending == "validation" and not first:
+        first, way_on = " during its last validation", f"{resume} validates it"
     state = (
         "finished"
         if stats.finished

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import operator
 import os
 import re
 import typing
@@ -91,23 +92,32 @@ class TrainConfig:
         if isinstance(self.loss, dict):
             self.loss = from_dict(LossConfig, self.loss, "loss")
         if self.val_size is not None:
-            self.val_size = tuple(int(v) for v in self.val_size)  # type: ignore[assignment]
-            # as --val-size's bound: a config's 9223372036854775808x64 failed in numpy
-            if len(self.val_size) != 2 or not all(1 <= v <= MAX_IMAGE_SIDE for v in self.val_size):
+            # as --val-size's bound: a config's 9223372036854775808x64 failed in numpy; a
+            # caller's [nan, 1] said Python's "cannot convert float NaN to integer", and
+            # [2.5, 64] was taken as 2x64
+            sides = list(self.val_size)
+            if len(sides) != 2 or not all(_whole(v) and 1 <= v <= MAX_IMAGE_SIDE for v in sides):
                 raise ValueError(
                     "val_size must be WxH with both sides 1 to "
-                    f"{MAX_IMAGE_SIDE:,} pixels, got {'x'.join(map(str, self.val_size))}"
+                    f"{MAX_IMAGE_SIDE:,} pixels, got {'x'.join(map(str, sides))}"
                 )
+            self.val_size = tuple(int(v) for v in sides)  # type: ignore[assignment]
         if isinstance(self.val_split, str) and self.val_split.strip().lower() == "none":
             self.val_split = ""  # as --val-split none: a config's "val_split: none" was a split
         self.betas = tuple(float(v) for v in self.betas)  # type: ignore[assignment]
         check_backbone_norm(self.backbone_norm)
+        if len(self.betas) != 2:  # one was an IndexError traceback from torch's AdamW
+            raise ValueError(f"betas must be two numbers, got {list(self.betas)}")
         if not all(0.0 <= b < 1.0 for b in self.betas):  # torch's words named no file
             raise ValueError(f"betas must be in [0, 1), got {list(self.betas)}")
         # a file's .inf is refused by _typed; a caller's (engine demo-pretrain --lr inf) wrote
         # the scenes, then failed as "not JSON compliant". By value, not by the field's type
         # string ("float", not "float | None"): TrainConfig(log_every=nan) logged nothing
         check_numbers(self)
+        # a nested config's too, where the caller changed one after building it
+        check_numbers(self.augment, "augment: ")
+        check_numbers(self.loss, "loss: ")
+        check_numbers(self.loss.decoupling, "loss.decoupling: ")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.processes < 0:
@@ -223,6 +233,18 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
         return cls(**data)
     except (TypeError, ValueError) as e:  # unknown argument types, or a value __post_init__ refuses
         raise ValueError(f"{where}: {e}") from None
+
+
+def _whole(v: Any) -> bool:
+    """Whether ``v`` is a whole number: an integer (numpy's too; not a bool), or a finite float
+    without a fraction (a file's ``4096.0``)."""
+    if isinstance(v, float):
+        return math.isfinite(v) and v.is_integer()
+    try:
+        operator.index(v)
+    except TypeError:
+        return False
+    return not isinstance(v, bool)
 
 
 # dataclasses nested in TrainConfig, resolvable by typing.get_type_hints

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from annotations.fileio import UNREADABLE, first_line, read_jsonl
+from annotations.fileio import UNREADABLE, check_numbers, first_line, read_jsonl
 from annotations.labelmap import IGNORE
 from engine.datasets import (
     DatasetSpec,
@@ -71,6 +71,7 @@ class AugmentConfig:
     photometric: bool = True  # brightness / contrast / saturation / hue jitter (mmseg's)
 
     def __post_init__(self) -> None:
+        check_numbers(self)  # a Python caller's nan or inf (a file's is refused as it is read)
         if self.short_side_range is not None:
             self.short_side_range = tuple(int(v) for v in self.short_side_range)  # type: ignore[assignment]
             lo, hi = self.short_side_range

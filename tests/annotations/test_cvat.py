@@ -288,3 +288,24 @@ def test_an_xml_file_is_a_cvat_export_by_its_annotations_and_version_or_meta(tmp
     found = {name: is_cvat_xml(tmp_path / name) for name in files}
     assert found == {"cvat_version.xml": True, "cvat_meta.xml": True, "page.xml": False,
                      "other.xml": False}  # fmt: skip
+
+
+def test_image_sides_are_read_as_coco_and_label_studio_read_them(tmp_path):
+    """A size written "16.0" (a converter's float) was refused as "lacks integer width and
+    height" where COCO and Label Studio take it (engine.text.image_hw); "16.5" is named by
+    the file, the image and the attribute, and a missing one still says it lacks them."""
+    points = [(2.0, 2.0), (10.0, 2.0), (10.0, 8.0), (2.0, 8.0)]
+    whole = _read(tmp_path, _xml(_image("img000.jpg", _polygon("Bicycle", points), width="16.0")))
+    assert whole["img000"].mask.shape == (H, W) and int(whole["img000"].mask.sum()) == 48
+    path = tmp_path / "annotations.xml"
+    for width, said in (
+        ("16.5", "'16.5', not a whole number of pixels"),
+        ("1e300", "'1e300', beyond the largest image side (1,000,000 pixels)"),
+        ("sixteen", "'sixteen', not a number"),
+    ):
+        with pytest.raises(ValueError) as e:
+            _read(tmp_path, _xml(_image("img000.jpg", width=width)))
+        assert str(e.value) == f"{path}: image 'img000.jpg' has width {said}"
+    with pytest.raises(ValueError) as e:
+        _read(tmp_path, _xml(_image("img000.jpg").replace(' height="12"', "")))
+    assert str(e.value) == f"{path}: image 'img000.jpg' lacks integer width and height"

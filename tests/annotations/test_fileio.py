@@ -899,3 +899,35 @@ def test_a_records_relative_paths_are_read_from_the_folder_its_command_ran_in(
     shutil.rmtree(tmp_path / "copy")
     proj.rename(tmp_path / "moved")  # moved: found beside the fused dataset where it is now
     assert fused_source(fuse, "../moved/runs/fused/x") == Path("../moved/data")
+
+
+@pytest.mark.parametrize(
+    "record",
+    [b'{"out": []}', b'{"in": 3, "out": []}', b"not json", b'{"in": ["../x"], "out": []}', b"[1]"],
+)
+def test_a_swap_record_damaged_by_hand_is_one_line_and_nothing_is_moved_or_removed(
+    tmp_path, record
+):
+    """A ``.swap.json`` edited by hand (a key missing, a number for a list, not JSON, a name
+    outside the folder) was a bare KeyError / TypeError traceback, or, not JSON, taken for a
+    write killed before its swap: its staging folder went, with the new files not yet in."""
+    from annotations.fileio import SWAP_RECORD, finish_swaps, staged
+
+    (tmp_path / "coco.json").write_text("old")
+    staging = tmp_path / ".export.new-x"
+    staging.mkdir()
+    (staging / "coco.json").write_text("new")
+    (staging / SWAP_RECORD).write_bytes(record)
+    said = (
+        f"{staging / SWAP_RECORD}: not the record of a swap (a JSON object of two lists of entry "
+        f'names, "in" and "out"); an earlier write into {tmp_path} was killed while putting its '
+        f"files in: move what .export.new-x/ holds into {tmp_path} by hand, or remove "
+        f".export.new-x/ to keep {tmp_path} as it is, then run again"
+    )
+    for finish in (lambda: finish_swaps(tmp_path, ".export."), staged(tmp_path, ".export.")):
+        with pytest.raises(ValueError) as e:  # staged: before the write into a new staging
+            finish.__enter__() if hasattr(finish, "__enter__") else finish()
+        assert str(e.value) == said
+        assert (tmp_path / "coco.json").read_text() == "old"
+        assert (staging / "coco.json").read_text() == "new"
+        assert sorted(p.name for p in tmp_path.iterdir()) == [".export.new-x", "coco.json"]

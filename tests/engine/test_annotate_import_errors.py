@@ -188,7 +188,7 @@ CASES = [
         "task 1: annotation 101: rectangle region r0: needs numbers x, y, width, height (percent)",
     ),
     # CVAT for images 1.1
-    ("cvat", _file("annotations.xml", CVAT.format(size='width="12a" height="96"', shape=POLYGON)), "annotations.xml: image 'synth_test_0001.jpg' lacks integer width and height"),
+    ("cvat", _file("annotations.xml", CVAT.format(size='width="12a" height="96"', shape=POLYGON)), "annotations.xml: image 'synth_test_0001.jpg' has width '12a', not a number"),
     (
         "cvat",
         _file("annotations.xml", CVAT.format(size='width="128" height="96"', shape='<circle label="bicycle" cx="3"></circle>')),

@@ -739,7 +739,8 @@ def test_effect_answers_what_the_rows_it_has_define():
     """A score the model leaves undefined (no pixel of the class in the truth or its output), a
     fused IoU of 0, and classes missing a row (fused labels of the training split only hold
     none of the annotated images: the report leaves their row out): each answers what it can,
-    as None ("n/a", "-"), and a class without its pseudo, fused or model row is left out."""
+    as None ("n/a", "-"), and a class without its pseudo, fused or model row is not compared,
+    named with the rows it lacks (before the fifty-first round it was left out unsaid)."""
     from engine.demo import effect, effect_lines
 
     def row(kind, iou, biou=10.0, bf1=0.5):
@@ -761,6 +762,8 @@ def test_effect_answers_what_the_rows_it_has_define():
         "Car": {"beats_pseudo": {"iou": None, "biou": False, "bf1": False},
                 "iou_of_fused": None, "reaches_fused_share": None},
     }  # fmt: skip
+    assert found["not_compared"] == {
+        "Tram": ["fused labels"], "Bus": ["joint-trained model"], "Van": ["pseudo labels"]}  # fmt: skip
     assert found["under_wall_limit"] is True  # 899.99 s: calls without a time count none
     assert effect(classes, [{"wall_seconds": None}, {}, {"wall_seconds": 900.0}]) == {
         **found, "under_wall_limit": False}  # fmt: skip
@@ -769,8 +772,19 @@ def test_effect_answers_what_the_rows_it_has_define():
         "- of the fused labels' (85% asked): n/a",
         "- Car: the model beats the pseudo labels on IoU n/a, BIoU no, BF1 no; its IoU is - of "
         "the fused labels' (85% asked): n/a",
+        "- Tram: not compared (its table has no fused labels row)",
+        "- Bus: not compared (its table has no joint-trained model row)",
+        "- Van: not compared (its table has no pseudo labels row)",
         "- under 15 minutes: yes",
     ]
+    # a class with one row only lacks two; every class whole: no not_compared key at all
+    lone = effect({"Car": [row("fused labels", 1.0)]}, [])
+    assert lone["not_compared"] == {"Car": ["pseudo labels", "joint-trained model"]}
+    assert effect_lines(lone)[0] == (
+        "- Car: not compared (its table has no pseudo labels and no joint-trained model row)"
+    )
+    assert list(effect({"Car": classes["Car"]}, [])) == [
+        "fused_share", "classes", "wall_limit_seconds", "under_wall_limit"]  # fmt: skip
     # the share from the rows as printed, against 85% itself: 59.5 of 70.0 is 0.85 exactly
     exact = {"Bicycle": [row("pseudo labels", 1.0), row("fused labels", 70.0),
                          row("joint-trained model", 59.5)]}  # fmt: skip
@@ -865,7 +879,8 @@ def _summary_result(out):
             ([-8.28, 13.7], [5.7, 21.06], [0.11, 0.48])),
     ]  # fmt: skip
     refined = [row("pseudo labels", 36.94, 8.97, 0.3283),
-               row("joint-trained model", 61.0, 9.0, 0.3283, (24.06, 0.03, 0.0))]  # fmt: skip
+               row("joint-trained model", 61.0, 9.0, 0.3283, (24.06, 0.03, 0.0),
+                   ([11.5, 36.25], [-4.0, 4.1], [-0.02, 0.02]))]  # fmt: skip
     base = {"start checkpoint": {"iou": 84.81, "biou": 32.75, "bf1": 0.8177},
             "joint-trained model": {"iou": 83.48, "biou": 29.65, "bf1": 0.7769}}  # fmt: skip
     return DemoResult(out=out, reports={"Bicycle": {"table4": table4}},
@@ -912,11 +927,14 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
         "| Bicycle | joint-trained model + guided filter | 61.00 | 9.00 | 0.3283 |",
     ]
     head = "95% interval over the 8 annotated images (paired bootstrap): "
-    assert md[at + 7 : at + 9] == [
+    assert md[at + 7 : at + 10] == [
         f"Bicycle: Δ of the fused labels vs the pseudo labels, {head}IoU [+23.48, +46.52] "
         "(excludes 0), BIoU [+48.75, +73.82] (excludes 0), BF1 [+0.4700, +0.6700] (excludes 0)",
         f"Bicycle: Δ of the joint-trained model vs the pseudo labels, {head}IoU [-8.28, +13.70], "
         "BIoU [+5.70, +21.06] (excludes 0), BF1 [+0.1100, +0.4800] (excludes 0)",
+        # the guided filter's row too, as summary.json holds it (it was left out of summary.md)
+        f"Bicycle: Δ of the joint-trained model + guided filter vs the pseudo labels, {head}IoU "
+        "[+11.50, +36.25] (excludes 0), BIoU [-4.00, +4.10], BF1 [-0.0200, +0.0200]",
     ]
     assert md[md.index("| model | mIoU | mBIoU | mBF1 |") - 2] == (
         "What joint training kept of the base classes: mean IoU / BIoU / BF1 on the test images' "

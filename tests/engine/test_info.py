@@ -485,6 +485,60 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
         assert res.exit_code == 1 and f"Training run {run}" in " ".join(res.output.split())
 
 
+def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_path):
+    """Killed (-9) after logging its last step (40 of 40) but before last.pt held it (it holds
+    step 30), or once it did but during the last validation: engine info said "finished",
+    exit 0, and offered engine predict on a last.pt of step 30; a --resume goes on from 30
+    (or validates), as trainer.train._finished decides."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.info import train_run_stats
+    from engine.runinfo import record_saved_step
+
+    run = tmp_path / "train"
+    run.mkdir()
+    config = {"preset": "tiny", "data": "d", "iters": 40, "val_split": "val", "augment": {}}
+    (run / "config.json").write_text(json.dumps({"config": config}))
+    val = {"step": 30, "val": {"images": 1, "mIoU": 1.0, "classes": []}}
+    lines = [{"step": 30, "loss": 2.0}, val, {"step": 40, "loss": 1.0}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (run / "last.pt").write_bytes(b"x")
+    record_saved_step(run / "last.pt", 30)
+
+    def info() -> tuple[int, str]:
+        res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
+        return res.exit_code, " ".join(res.output.split())
+
+    code, text = info()
+    assert code == 1 and "next: engine predict" not in text, text
+    assert (
+        f"step │ 40 of 40 (stopped: engine train --out {run} --resume continues it from step "
+        "30 (last.pt's))" in text
+    ), text
+    assert (train_run_stats(run).finished, train_run_stats(run).pending) == (False, "checkpoint")
+    # last.pt written at step 40, killed during the validation that ends the run
+    record_saved_step(run / "last.pt", 40)
+    code, text = info()
+    assert code == 1 and "next: engine predict" not in text, text
+    assert (
+        f"step │ 40 of 40 (stopped during its last validation: engine train --out {run} "
+        "--resume validates it)" in text
+    ), text
+    assert train_run_stats(run).pending == "validation"
+    # its validation logged: finished, exit 0; without validation (--val-split none) too
+    val["step"] = 40
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines + [val]))
+    code, text = info()
+    assert code == 0 and "step │ 40 of 40 (finished)" in text and "next: engine predict" in text
+    (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    config["val_split"] = ""
+    (run / "config.json").write_text(json.dumps({"config": config}))
+    assert info()[0] == 0 and train_run_stats(run).finished
+
+
 def test_a_training_run_killed_before_its_first_logged_step_is_a_training_run(tmp_path):
     """engine train writes config.yaml, config.json and environment.json first, metrics.jsonl
     at its first logged step: killed in between (data loading, the model's build), engine

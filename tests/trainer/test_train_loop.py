@@ -12,6 +12,8 @@ from engine.datasets import load_spec
 from tests.trainer._train_stub import StubModel, write_dataset
 from trainer.checkpoint import load_checkpoint
 from trainer.config import TrainConfig, load_config, lr_factor
+from trainer.data import AugmentConfig
+from trainer.losses import DecouplingConfig, LossConfig
 from trainer.train import NonFiniteLossError, param_groups, train
 
 
@@ -234,6 +236,46 @@ def test_config_normalises_betas_val_size_and_a_val_split_named_none():
     assert cfg.betas == (0.0, 0.5) and type(cfg.betas[0]) is float
     assert cfg.val_size == (640, 480) and type(cfg.val_size[0]) is int and cfg.val_split == ""
     assert TrainConfig(val_size=None, val_split=None).val_size is None
+
+
+@pytest.mark.parametrize(
+    "build, said",
+    [
+        (lambda: TrainConfig(val_size=[math.nan, 1]),
+         "val_size must be WxH with both sides 1 to 1,000,000 pixels, got nanx1"),
+        (lambda: TrainConfig(val_size=[2.5, 64]),  # was taken as 2x64
+         "val_size must be WxH with both sides 1 to 1,000,000 pixels, got 2.5x64"),
+        (lambda: TrainConfig(val_size=[math.inf, 64]),
+         "val_size must be WxH with both sides 1 to 1,000,000 pixels, got infx64"),
+        (lambda: TrainConfig(betas=[0.9]), "betas must be two numbers, got [0.9]"),
+        (lambda: AugmentConfig(flip=math.nan), "flip must be a finite number, got nan"),
+        (lambda: AugmentConfig(crop_tries=math.inf), "crop_tries must be a finite number, got inf"),
+        (lambda: AugmentConfig(crop=512.5), "crop must be a whole number, got 512.5"),
+        (lambda: LossConfig(dice_weight=-math.inf), "dice_weight must be a finite number, got -inf"),
+        (lambda: DecouplingConfig(pseudo_scale=math.nan),
+         "pseudo_scale must be a finite number, got nan"),
+    ],
+)  # fmt: skip
+def test_nested_configs_and_val_size_built_from_python_are_checked_by_value(build, said):
+    """A Python caller's nan, inf or fraction in AugmentConfig / LossConfig / DecouplingConfig
+    was taken (a file's is refused as it is read): a NaN flip probability, loss weight or
+    boundary gain trained on; TrainConfig(val_size=[nan, 1]) said Python's "cannot convert
+    float NaN to integer", and a single beta failed in torch's AdamW."""
+    with pytest.raises(ValueError) as e:
+        build()
+    assert str(e.value) == said
+
+
+def test_a_nested_config_changed_after_it_was_built_is_named_under_its_key():
+    augment, loss = AugmentConfig(), LossConfig()
+    augment.cat_max_ratio = math.nan
+    with pytest.raises(ValueError) as e:
+        TrainConfig(augment=augment)
+    assert str(e.value) == "augment: cat_max_ratio must be a finite number, got nan"
+    loss.decoupling.boundary_gain = math.inf
+    with pytest.raises(ValueError) as e:
+        TrainConfig(loss=loss)
+    assert str(e.value) == "loss.decoupling: boundary_gain must be a finite number, got inf"
 
 
 def test_param_groups_lr_and_decay():

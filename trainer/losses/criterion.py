@@ -20,6 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from annotations.fileio import check_numbers
 from trainer.losses.matcher import HungarianMatcher
 from trainer.losses.points import importance_points, point_pixels, point_sample
 from trainer.losses.targets import DecouplingConfig, ImageTargets
@@ -44,6 +45,7 @@ class LossConfig:
     decoupling: DecouplingConfig = field(default_factory=DecouplingConfig)  # label decoupling
 
     def __post_init__(self) -> None:
+        check_numbers(self)  # a Python caller's nan or inf (a file's is refused as it is read)
         if isinstance(self.decoupling, dict):
             self.decoupling = DecouplingConfig(**self.decoupling)
         if self.num_points < 1 or not 0.0 <= self.importance <= 1.0 or self.oversample < 1:

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from annotations.fileio import check_numbers
 from annotations.labelmap import IGNORE  # the label maps' "unknown" value
 from engine.datasets import SOURCE_IGNORED, SOURCE_PSEUDO
 
@@ -56,6 +57,7 @@ class DecouplingConfig:
     )  # ids; None: classes with a parent in the taxonomy
 
     def __post_init__(self) -> None:
+        check_numbers(self)  # a Python caller's nan or inf (a file's is refused as it is read)
         if self.pseudo_form not in PSEUDO_FORMS:
             raise ValueError(
                 f"pseudo_form must be one of {', '.join(PSEUDO_FORMS)}, got {self.pseudo_form!r}"
