@@ -41,6 +41,7 @@ from annotations.interchange import (
     paint_roles,
     stem_of,
 )
+from annotations.numbers import image_hw
 from annotations.polygons import (
     check_near,
     coco_polygons_rle,
@@ -48,7 +49,6 @@ from annotations.polygons import (
     outline,
     turned,
 )
-from engine.text import image_hw
 
 CVAT_XML = "annotations.xml"  # the file in CVAT's "CVAT for images 1.1" download
 _NO_AREA = ("polyline", "points", "cuboid", "skeleton")

@@ -30,8 +30,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from annotations.fileio import UNREADABLE, check_numbers, first_line, read_jsonl
+from annotations.fileio import UNREADABLE, first_line, read_jsonl
 from annotations.labelmap import IGNORE
+from annotations.numbers import check_numbers
 from engine.datasets import (
     DatasetSpec,
     SegDataset,

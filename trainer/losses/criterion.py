@@ -20,7 +20,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from annotations.fileio import check_numbers
+from annotations.numbers import check_numbers
 from trainer.losses.matcher import HungarianMatcher
 from trainer.losses.points import importance_points, point_pixels, point_sample
 from trainer.losses.targets import DecouplingConfig, ImageTargets

@@ -37,8 +37,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from annotations.fileio import check_numbers
 from annotations.labelmap import IGNORE  # the label maps' "unknown" value
+from annotations.numbers import check_numbers
 from engine.datasets import SOURCE_IGNORED, SOURCE_PSEUDO
 
 PSEUDO_FORMS = ("origin", "reversed", "flat", "precise")
