@@ -1025,7 +1025,7 @@ def type_and_first_line(e: BaseException) -> str:
     return line if not str(e).strip() else f"{type(e).__name__}: {line}"
 
 
-def _torch_magic(path: Path) -> bool:
+def torch_magic(path: Path) -> bool:
     """Whether ``path`` starts like something ``torch.load`` reads: a zip archive (``PK``, what
     ``torch.save`` writes) or a pickle (protocol opcode ``0x80``); True if it cannot be read."""
     try:
@@ -1042,7 +1042,7 @@ def unreadable_torch_file(path: Path, e: BaseException, what: str = "checkpoint"
     text = str(e).strip()
     if "central directory" in text or isinstance(e, EOFError) or "unexpected EOF" in text:
         why = "truncated or corrupted (its zip archive is incomplete)"
-    elif not _torch_magic(path) or (
+    elif not torch_magic(path) or (
         isinstance(e, (KeyError, pickle.UnpicklingError)) and "weights_only" not in text
     ):
         why = "not a PyTorch file (neither a torch zip archive nor a pickle)"

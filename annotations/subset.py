@@ -338,6 +338,23 @@ def edited_since_import(
     return actual != {k: recorded.get(k) for k in actual}
 
 
+def edited_masks(sub: Subset) -> list[str]:
+    """The stems of ``sub``'s masks edited after the import (:func:`edited_since_import`), each
+    mask ``subset.json`` counts read once; one missing or unreadable is left to whoever reads it
+    next (its own error). For a command that reads the masks later, not now (engine train's
+    ``--val-subset``), to say so before it scores them."""
+    counts = sub.info.get("counts") if isinstance(sub.info.get("counts"), dict) else {}
+    edited = []
+    for stem in (s for s in sub.stems if isinstance(counts.get(s), dict)):
+        try:
+            m, histogram = sub.mask_and_histogram(stem)
+        except (OSError, ValueError):
+            continue
+        if edited_since_import(sub, stem, m.shape, histogram):
+            edited.append(stem)
+    return edited
+
+
 def unlisted_masks(sub: Subset) -> list[str]:
     """The stems of PNG files in the subset's ``masks/`` that ``subset.json`` does not list
     (put there by hand after the import): no command reads them."""

@@ -630,6 +630,16 @@ def _suffixed(folder: Path, ext: str) -> list[Path]:
     return sorted(q for q in folder.iterdir() if listed_file(q, (ext,)))
 
 
+def source_not_found(path: str | os.PathLike) -> FileNotFoundError:
+    """The error of an annotation source that does not exist; where its text is a format's name
+    (``engine annotate import coco c.json``, the format typed as a source), it says how to name
+    the format: before, "coco: annotation source not found" named no ``--format``."""
+    text = str(path)
+    fmt = text.lower()
+    hint = f" (to name the format, use --format {fmt})" if fmt in IMPORT_FORMATS else ""
+    return FileNotFoundError(f"{text}: annotation source not found{hint}")
+
+
 def _expand(sources: list[str], ext: str) -> list[Path]:
     files: list[Path] = []
     for s in sources:
@@ -642,7 +652,7 @@ def _expand(sources: list[str], ext: str) -> list[Path]:
         elif p.exists():
             files.append(p)
         else:
-            raise FileNotFoundError(f"{p}: annotation source not found")
+            raise source_not_found(p)
     if not files:
         raise ValueError("no annotation files given")
     return files
@@ -756,7 +766,7 @@ def unzip(archive: Path, into: Path) -> Path:
                     )
                 written[path] = m.filename
     except FileNotFoundError:
-        raise FileNotFoundError(f"{archive}: annotation source not found") from None
+        raise source_not_found(archive) from None
     except (zipfile.BadZipFile, OSError) as e:  # its member named in the zip, not the copy
         why = archive_named(first_line(e), {str(into): str(archive)})
         raise ValueError(f"{archive}: cannot read the archive ({why})") from None
@@ -1101,7 +1111,7 @@ def detect_format(sources: list[str], parsed: dict[Path, object] | None = None) 
 
 def _format_of(path: Path, parsed: dict[Path, object] | None = None) -> str | None:
     if not path.exists():
-        raise FileNotFoundError(f"{path}: annotation source not found")
+        raise source_not_found(path)
     if path.is_dir():
         if (path / LABELMAP).is_file() or path.name == SEGMENTATION_DIR:
             return "segmask"

@@ -66,6 +66,24 @@ def env_int(name: str, default: int, least: int = 0, env: Mapping[str, str] | No
     return value
 
 
+def rank_and_world(env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``(RANK, WORLD_SIZE)`` from the environment (0 and 1 where unset); one ValueError line
+    naming both where the rank is not below the world size. Every command that reads them
+    checks them so (engine train before its run is locked, spawned or written; engine label
+    before its shard is chosen): before, ``RANK=1`` alone (or ``RANK=3 WORLD_SIZE=1``) trained
+    the whole run as a rank that owns nothing, without the run's lock, and printed nothing,
+    and engine label labelled every image as one process."""
+    env = os.environ if env is None else env
+    world, rank = env_int("WORLD_SIZE", 1, 1, env), env_int("RANK", 0, 0, env)
+    if not rank < world:
+        unset = "" if "WORLD_SIZE" in env else " (unset)"
+        raise ValueError(
+            f"environment variables RANK={env['RANK']} and WORLD_SIZE={world}{unset}: "
+            "the rank must be below the world size"
+        )
+    return rank, world
+
+
 def _gpus(count: int) -> str:
     have = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
     return f"{count} visible {'GPU' if count == 1 else 'GPUs'} ({have})"

@@ -373,17 +373,13 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 
 def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int] | None:
-    """``(RANK, WORLD_SIZE)`` under torchrun, else None."""
-    from engine.devices import env_int
+    """``(RANK, WORLD_SIZE)`` under torchrun, else None. Both are checked as engine train
+    checks them (:func:`engine.devices.rank_and_world`), also when one is unset: before,
+    ``RANK=1`` alone labelled every image as one process, without a word."""
+    from engine.devices import rank_and_world
 
     env = dict(os.environ) if env is None else env
-    if "RANK" in env and "WORLD_SIZE" in env:
-        rank, world = env_int("RANK", 0, 0, env), env_int("WORLD_SIZE", 1, 1, env)
-        if rank >= world:  # LabelConfig said "--shard must satisfy ...", an option not given
-            raise ValueError(
-                f"environment variables RANK={rank} and WORLD_SIZE={world}: the "
-                "rank must be below the world size"
-            )
-        if world > 1:
-            return rank, world
+    rank, world = rank_and_world(env)  # LabelConfig said "--shard must satisfy ...", not given
+    if "RANK" in env and "WORLD_SIZE" in env and world > 1:
+        return rank, world
     return None

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from annotations.fileio import atomic_file, not_this_output, unreadable_torch_file
+from annotations.fileio import atomic_file, not_this_output, torch_magic, unreadable_torch_file
 from trainer.finite import check_finite
 from trainer.release_file import is_release_checkpoint, unconverted_release
 
@@ -102,7 +102,8 @@ class _WriteErrors:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or foreign
     files, an mmseg (release) checkpoint named as such with the command converting it, whoever
-    reads it (train --init and --resume, predict, the demo's start checkpoint)."""
+    reads it (train --init and --resume, predict, the demo's start checkpoint). A run's folder,
+    or a file of it that is no PyTorch file (``saved_step.json``), names its ``last.pt``."""
     path = Path(path)
     if path.is_dir():  # a run folder given for its checkpoint: name the file meant
         last = path / "last.pt"
@@ -116,6 +117,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         )
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
+    last = path.parent / "last.pt"
+    if path.name != last.name and last.is_file() and not torch_magic(path):
+        # a training run's record (saved_step.json beside last.pt, metrics.jsonl): before,
+        # "not a PyTorch file", naming not the file meant
+        raise ValueError(
+            f"{path}: not a checkpoint, a file of the training run {path.parent}; its last "
+            f"checkpoint is {last}"
+        )
     try:
         ckpt = _read_checkpoint(path, map_location)
     except ValueError:

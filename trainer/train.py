@@ -51,7 +51,7 @@ from annotations.fileio import (
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine import devices, stopping
 from engine.datasets import DatasetSpec, SegDataset, image_size, load_spec
-from engine.devices import bf16_autocast, env_int
+from engine.devices import bf16_autocast, env_int, rank_and_world
 from engine.progress import make_progress
 from engine.runinfo import (
     config_cwd,
@@ -342,22 +342,6 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
             }
         )
     return out
-
-
-def rank_and_world() -> tuple[int, int]:
-    """``(RANK, WORLD_SIZE)`` from the environment (0 and 1 where unset); one ValueError line
-    naming both where the rank is not below the world size. Checked before the run is locked,
-    spawned or written (:func:`owns_run`): before, ``RANK=1`` alone (or ``RANK=3
-    WORLD_SIZE=1``) trained the whole run as a rank that owns nothing, without the run's lock,
-    and printed nothing."""
-    world, rank = env_int("WORLD_SIZE", 1, 1), env_int("RANK", 0)
-    if not rank < world:
-        unset = "" if "WORLD_SIZE" in os.environ else " (unset)"
-        raise ValueError(
-            f"environment variables RANK={os.environ['RANK']} and WORLD_SIZE={world}{unset}: "
-            "the rank must be below the world size"
-        )
-    return rank, world
 
 
 def _distributed(device_type: str) -> tuple[int, int, int]:

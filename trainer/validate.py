@@ -25,7 +25,12 @@ import torch
 import torch.distributed as dist
 
 from annotations.fileio import UNREADABLE, first_line
-from engine.datasets import SegDataset, fused_as_corrections, replaced_subset_photos
+from engine.datasets import (
+    SegDataset,
+    edited_masks_line,
+    fused_as_corrections,
+    replaced_subset_photos,
+)
 from engine.text import counted
 
 
@@ -169,6 +174,7 @@ class SubsetTarget:
     # not recorded
     pixels: tuple[int, int, int] | None = None
     replaced: str | None = None  # photos replaced since the import (replaced_subset_photos)
+    edited: str | None = None  # masks edited since the import (engine.datasets.edited_masks_line)
     # the fuse.json of the training dataset (or of one it was fused onto) that fused this
     # subset's masks as corrections (engine fuse --corrections); None: not fused so
     fused_by: Path | None = None
@@ -178,7 +184,7 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
     """Resolve an annotated subset (``annotations.subset``) against ``data``'s taxonomy and its
     images of the subset's split. ``ValueError``/``FileNotFoundError`` name the subset and the
     problem: unknown class, or an annotated image missing from the dataset."""
-    from annotations.subset import read_subset
+    from annotations.subset import edited_masks, read_subset
 
     sub = read_subset(path)
     taxonomy = data.taxonomy
@@ -197,6 +203,7 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
             f"{sub.root}: {counted(len(missing), 'annotated image')} not in split {sub.split!r} of "
             f"{data.spec.root} (first: {missing[0]})"
         )
+    edited = edited_masks(sub)  # scored as they are now, as engine report and compare say
     return SubsetTarget(
         path=Path(sub.root),
         class_name=taxonomy.get(sub.class_name).name,
@@ -210,6 +217,7 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
             sub, {s: by_stem[s].image_path for s in sub.stems}, split.spec.image_dir(sub.split)
         ),
         fused_by=fused_as_corrections(data.spec, Path(sub.root)),
+        edited=edited_masks_line(sub, edited, "scored") if edited else None,
     )
 
 
@@ -237,6 +245,8 @@ def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
     for sub in subsets:
         if sub.replaced:
             out.append(sub.replaced)
+        if sub.edited:  # as engine fuse, report and compare say it
+            out.append(sub.edited)
         if sub.split == train_split and sub.fused_by is not None:
             out.append(
                 f"{sub.path}: the {sub.class_name} subset annotates images of the training split "

@@ -1769,6 +1769,35 @@ def test_cli_pick_export_import(tmp_path, world):
     assert res.exit_code == 2 and "annotation source not found" in res.output
 
 
+@pytest.mark.parametrize(
+    ("typed", "said"),
+    [
+        (["coco", "c.json"], "coco: annotation source not found (to name the format, use --format "
+         "coco)"),
+        (["YOLO", "c.json"], "YOLO: annotation source not found (to name the format, use --format "
+         "yolo)"),
+        (["--format", "coco", "c.json", "nothing.json"], "nothing.json: annotation source not "
+         "found"),
+    ],
+)  # fmt: skip
+def test_a_format_typed_as_a_source_is_told_how_to_name_it(tmp_path, monkeypatch, typed, said):
+    """``engine annotate import coco c.json``, the format typed where ``--format coco`` goes:
+    before, "coco: annotation source not found", naming no --format. A source that is a
+    format's name (in any case) now says how to name it; another missing one is as before."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    make_dataset(tmp_path / "d", "test", n=1, size=(8, 8))
+    (tmp_path / "c.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    args = ["annotate", "import", *typed, "--class", "Bicycle", "--data", "d", "--out", "sub"]
+    args.append("--no-progress")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and " ".join(res.output.split()) == f"error: {said}", res.output
+    assert not (tmp_path / "sub").exists()
+
+
 def test_a_train_split_pick_is_exported_and_imported_as_train(tmp_path):
     """A pick from another split than test: export takes the split from the pick's record, a
     --split that contradicts it is refused, and an import left at --split test names the

@@ -1015,3 +1015,20 @@ def test_a_run_read_from_another_folder_with_a_data_of_its_own_reads_the_runs_da
     stats = label_run_stats("../proj/runs/label")
     assert stats.data_root == proj / "data"
     assert stats.splits["test"].pending == 2  # the project's two, none labelled (no manifest)
+
+
+def test_gt_of_own_masks_kept_in_the_label_run_folder_is_read(tmp_path, gallery):
+    """A user's own masks kept in the run's folder (``RUN/car_manual``) were refused as "a
+    folder inside RUN, a label run", as engine compare refused them until round 50. Only the
+    run itself, its ``labels`` and ``labels/<split>`` are its pseudo labels (as compare reads
+    them); any other folder in it is read as the user's 0/1/255 masks: img001's, the fixture's
+    annotation, scores as it does there."""
+    run = gallery.index.parent.parent
+    manual = run / "car_manual"
+    write_label(manual / "img001.png", disk(H, W, 100, 150, 30).astype(np.uint8))
+    res = build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), gt=str(manual)))
+    assert res.images == 3 and res.with_gt == 1
+    scores = [re.findall(r"IoU [0-9][^<]*", g.index.read_text()) for g in (res, gallery)]
+    assert scores[0] == scores[1] and len(scores[0]) == 1
+    with pytest.raises(ValueError, match="it is a folder inside .*, a label run"):
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "h"), gt=str(run / "labels")))

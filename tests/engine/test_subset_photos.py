@@ -79,3 +79,28 @@ def test_a_photo_replaced_since_the_import_is_named_wherever_the_subset_is_score
         build_report(ReportConfig(str(out), str(tmp_path / "report"), pred=str(pred),
                                   overlays=0, chart=False, progress=False))  # fmt: skip
     assert said in [r.getMessage() for r in caplog.records]
+
+
+def test_a_mask_edited_since_the_import_is_named_by_training_as_by_report(tmp_path, caplog):
+    """engine train --val-subset scored masks edited after the import without the warning
+    engine fuse, report and compare give; now the same line is among training's subset
+    warnings (edited_masks_line), and an unedited subset gives none."""
+    data, out = _subset(tmp_path)
+    spec = dataclasses.replace(load_spec(data), taxonomy=MASS13K.with_new_class("Bicycle"))
+    assert subset_warnings([load_subset(out, SegDataset(spec, "test"))], "train") == []
+    m = np.zeros((H, W), np.uint8)
+    m[10:30, 10:30] = 1  # img002 had rows 10..21 marked
+    write_label(out / "masks" / "img002.png", m)
+    said = (
+        f"{out}: 1 mask edited after the import (other pixel counts than subset.json records: "
+        "img002): scored as it is now"
+    )
+    target = load_subset(out, SegDataset(spec, "test"))
+    assert subset_warnings([target], "train") == [said]
+    pred = tmp_path / "pred"  # engine report says the same line
+    for i in range(3):
+        write_label(pred / f"img{i:03d}.png", np.zeros((H, W), np.uint8))
+    with caplog.at_level(logging.WARNING, logger="engine.report"):
+        build_report(ReportConfig(str(out), str(tmp_path / "report"), pred=str(pred),
+                                  overlays=0, chart=False, progress=False))  # fmt: skip
+    assert said in [r.getMessage() for r in caplog.records]

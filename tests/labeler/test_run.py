@@ -522,6 +522,31 @@ def test_torchrun_env_shards(red_backend, dataset, tmp_path, monkeypatch):
     assert s.shard == (1, 2) and s.labelled == 2
 
 
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"RANK": "1"}, "RANK=1 and WORLD_SIZE=1 (unset)"),
+        ({"RANK": "3", "WORLD_SIZE": "1"}, "RANK=3 and WORLD_SIZE=1"),
+    ],
+)
+def test_a_rank_without_a_world_is_refused_as_train_refuses_it(
+    red_backend, dataset, tmp_path, env, said
+):
+    """``RANK=1`` exported by hand without ``WORLD_SIZE`` (or a world of one): before, engine
+    label read the shard only from both with a world of several, so it labelled every image as
+    one process without a word, where engine train refuses it. Now the same line (one shared
+    check, engine.devices.rank_and_world), exit 2, before the run folder is made."""
+    out = tmp_path / "run"
+    args = ["label", "--class", "Bicycle", "--data", str(dataset), "--out", str(out)]
+    env = {"WORLD_SIZE": None, "LOCAL_RANK": None, "LOCAL_WORLD_SIZE": None, **env}
+    res = runner.invoke(app, [*args, "--backend", "red-test", "--no-progress"], env=env)
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: environment variables {said}: the rank must be below the world size"
+    )
+    assert not out.exists()
+
+
 def test_interrupt_keeps_finished_images_and_resumes(red_backend, dataset, tmp_path):
     out = tmp_path / "run"
     red_backend.interrupt_on = 2

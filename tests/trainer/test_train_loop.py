@@ -758,6 +758,35 @@ def test_checkpoint_io_errors_and_atomic_write(tmp_path):
         load_checkpoint(tmp_path / "labels")
 
 
+def test_a_file_of_a_training_run_given_as_its_checkpoint_names_last_pt(tmp_path):
+    """``engine predict --checkpoint RUN/saved_step.json`` (the record beside last.pt, which
+    tab completion offers with it) or another record of the run said "not a readable
+    checkpoint: not a PyTorch file", naming not the file meant; now, as for the run's folder,
+    its last.pt is named. A foreign file with no last.pt beside it says what it said."""
+    from engine.runinfo import record_saved_step
+    from trainer.checkpoint import checkpoint_dict, rng_state, save_checkpoint
+
+    run = tmp_path / "run"
+    save_checkpoint(run / "last.pt", checkpoint_dict(3, {}, {}, {}, rng=rng_state()))
+    record_saved_step(run / "last.pt", 3)
+    (run / "metrics.jsonl").write_text('{"step": 1, "loss": 1.0}\n')
+    for name in ("saved_step.json", "metrics.jsonl"):
+        with pytest.raises(ValueError) as e:
+            load_checkpoint(run / name)
+        assert str(e.value) == (
+            f"{run / name}: not a checkpoint, a file of the training run {run}; its last "
+            f"checkpoint is {run / 'last.pt'}"
+        )
+    (tmp_path / "notes.json").write_text("{}")
+    with pytest.raises(ValueError) as e:
+        load_checkpoint(tmp_path / "notes.json")
+    assert str(e.value) == (
+        f"{tmp_path / 'notes.json'}: not a readable checkpoint: not a PyTorch file (neither a "
+        "torch zip archive nor a pickle)"
+    )
+    assert load_checkpoint(run / "last.pt")["step"] == 3
+
+
 def test_unreadable_images_are_skipped_warned_once_and_recorded(tmp_path, caplog):
     root = write_dataset(tmp_path / "data", n=4, sources=True, splits=("train", "val"))
     bad_train = root / "images" / "train" / "im1.png"
