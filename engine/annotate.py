@@ -33,6 +33,8 @@ from annotations.fileio import (
     file_bytes,
     finish_swaps,
     first_line,
+    is_disk_error,
+    naming,
     output_kind,
     read_json,
     read_text,
@@ -768,9 +770,28 @@ def unzip(archive: Path, into: Path) -> Path:
     except FileNotFoundError:
         raise source_not_found(archive) from None
     except (zipfile.BadZipFile, OSError) as e:  # its member named in the zip, not the copy
+        if is_disk_error(e):
+            raise _unpack_refused(e, archive, into) from None
         why = archive_named(first_line(e), {str(into): str(archive)})
         raise ValueError(f"{archive}: cannot read the archive ({why})") from None
     return into
+
+
+def _unpack_refused(e: OSError, archive: Path, into: Path) -> OSError:
+    """The disk error ``e`` of unpacking ``archive`` into the temporary folder ``into``, as the
+    one line and exit code 74 of every full disk: naming the temporary folder's disk
+    (``TMPDIR``), gone when the line is read; a file elsewhere (the archive) named as it is.
+    Before, "ARCHIVE: cannot read the archive (ARCHIVE!x.json: No space left on device)", exit
+    code 2, which blamed the download on a full or over-quota /tmp."""
+    name = e.filename
+    if isinstance(name, str) and not Path(name).is_relative_to(into):
+        return naming(e, name)
+    why = e.strerror or os.strerror(e.errno)
+    return OSError(
+        e.errno,
+        f"{why} while unpacking {archive} into it (or set TMPDIR to a folder on another disk)",
+        tempfile.gettempdir(),
+    )
 
 
 # What zipfile decompresses: stored, deflate, bzip2, lzma (not Windows' deflate64, method 9)

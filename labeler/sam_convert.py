@@ -20,6 +20,7 @@ from typing import Any
 
 from annotations.fileio import (
     atomic_write_json,
+    naming,
     same_file,
     set_mode,
     staged,
@@ -229,13 +230,38 @@ def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
         _check_empty(out)  # a conversion that finished while this one waited for the lock
         model, processor = load_sam_pth(path)
         with staged(out, _STAGING) as staging:
-            with no_hf_progress_bars():  # "Writing model shards" bars for one small file
+            with no_hf_progress_bars(), _saving(staging):  # no bars for one small file
                 model.save_pretrained(staging)
                 processor.save_pretrained(staging)
             _as_every_output(staging)
             atomic_write_json(staging / CONVERT_RECORD, conversion_record(path))
             swap_in(staging, tuple(sorted(f.name for f in staging.iterdir())))
     return out
+
+
+# safetensors' Rust writer ends its message with the OS error: "Error while serializing: I/O
+# error: No space left on device (os error 28)"
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)\s*$")
+
+
+@contextlib.contextmanager
+def _saving(staging: Path) -> Iterator[None]:
+    """``save_pretrained`` into ``staging`` with its disk errors as ``OSError``s naming the file:
+    safetensors raises its own ``SafetensorError`` (not an ``OSError``), so a full disk ended
+    ``engine convert-sam`` with a traceback and exit code 1, not the one line and exit code 74
+    of every other write. A Python ``write`` refused names no file: then the folder."""
+    try:
+        yield
+    except OSError as e:
+        if e.filename is None:
+            raise naming(e, staging) from None
+        raise
+    except Exception as e:
+        found = _RUST_OS_ERROR.search(str(e))
+        if type(e).__name__ != "SafetensorError" or found is None:
+            raise
+        code = int(found.group(1))  # the file is transformers' name for a single shard
+        raise OSError(code, os.strerror(code), str(staging / "model.safetensors")) from None
 
 
 def _as_every_output(folder: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -3123,6 +3124,49 @@ def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked
         "instances_default.json",
         "outside.json",
     ]
+
+
+def test_a_full_temporary_disk_while_unpacking_a_zip_is_exit_74_naming_it(
+    tmp_path, world, monkeypatch
+):
+    """A full or over-quota TMPDIR while a zip download is unpacked (the free-space check
+    passed: a quota, or files made meanwhile) blamed the download: "ARCHIVE: cannot read the
+    archive (ARCHIVE!x.json: No space left on device)", exit code 2. Now the one line of a
+    full disk, naming the temporary folder, exit code 74; nothing left there."""
+    import errno
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, run, _ = world
+    export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco",)))
+    download = tmp_path / "task.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.write(tmp_path / "e" / "coco.json", "annotations/instances_default.json")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR read again
+    (tmp_path / "tmp").mkdir()
+
+    def full(self, member, path=None, pwd=None, named=True):
+        target = Path(path) / member.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"{")  # what fitted
+        raise OSError(errno.ENOSPC, "No space left on device", str(target) if named else None)
+
+    for named in (True, False):  # the file made (an inode refused), or a write refused
+        monkeypatch.setattr(zipfile.ZipFile, "extract", functools.partialmethod(full, named=named))
+        for args in (["info", str(download)], ["annotate", "import", str(download), "--class",
+                     "Bicycle", "--data", str(data), "--split", "test", "--out", str(tmp_path / "s")]):  # fmt: skip
+            res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+            assert res.exit_code == 74, res.output
+            assert " ".join(res.output.split()) == (
+                f"error: {tmp_path / 'tmp'}: No space left on device while unpacking {download} "
+                "into it (or set TMPDIR to a folder on another disk); make room and run the same "
+                "command again"
+            )
+            assert not list((tmp_path / "tmp").iterdir()) and not (tmp_path / "s").exists()
 
 
 @pytest.mark.parametrize("kind", ["encrypted", "deflate64"])
