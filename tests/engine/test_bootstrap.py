@@ -186,6 +186,9 @@ def test_an_interval_line_says_how_many_images_hold_the_class_when_too_few():
     other = _hand((55, 100), (70, 100), (60, 100), *[(0, 0)] * 5)
     record = interval_record(base, other)
     assert (record["images"], record["holding"], record["iou"]) == (8, 3, None)
+    # a class the first source (the pseudo labels) alone marks, in images 1 and 3: held there too
+    alone = interval_record(_hand((0, 40), (0, 0), (0, 9), *[(0, 0)] * 5), _hand(*[(0, 0)] * 8))
+    assert (alone["holding"], alone["iou"]) == (2, None)
     line = interval_line("the model", "the pseudo labels", record)
     assert line.endswith("over the 8 annotated images (paired bootstrap): none: 3 of them have "
                          "the class in the annotation, the model or the pseudo labels (it takes "

@@ -959,9 +959,13 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
         "Wall time: 4 min 59 s (299.0 s, this call). This folder's 3 calls took 8 min 40 s, "
         "1 min 30 s (interrupted), 4 min 59 s. Stage times (s): synth: 1.5"
     )
-    assert f"inference; their reports are in {out / 'report_gf'}." in md[md.index(
+    assert md[md.index(
         "Model: MaSSFormer tiny, 7 steps of joint training from the built-in 7-class stand-in."
-    ) + 2]  # fmt: skip
+    ) + 2] == (
+        "Rows 'joint-trained model + guided filter': the same model's predictions refined along "
+        "the image's colour edges (`engine predict --guided-filter`), beyond the release's "
+        f"single-scale inference; their reports are in {out / 'report_gf'}."
+    )  # fmt: skip
     data = json.loads((out / "report" / "summary.json").read_text("utf-8"))
     assert [r["source"] for r in data["classes"]["Bicycle"]] == [
         "pseudo labels (simulated)", "fused labels", "joint-trained model",
@@ -988,6 +992,14 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     cli_demo._print_demo(result, simulated=True)
     lines = [line.rstrip() for line in printed.getvalue().splitlines()]
     assert lines[0].strip() == "New-class scores on the annotated test subset (SIMULATED labeler)"
+    # each column's name and side: names and sources on the left, scores on the right
+    assert [lines[2], *lines[4:8]] == [
+        "┃ new class ┃ source                              ┃   IoU ┃  BIoU ┃    BF1 ┃",
+        "│ Bicycle   │ pseudo labels (simulated)           │ 36.94 │  8.97 │ 0.3283 │",
+        "│ Bicycle   │ fused labels                        │ 70.60 │ 68.46 │ 0.8954 │",
+        "│ Bicycle   │ joint-trained model                 │ 39.40 │ 22.60 │ 0.6660 │",
+        "│ Bicycle   │ joint-trained model + guided filter │ 61.00 │  9.00 │ 0.3283 │",
+    ]
     cells = [line.replace("│", " ").split() for line in lines if line.startswith("│ Bicycle")]
     assert [c[-3:] for c in cells] == [
         ["36.94", "8.97", "0.3283"], ["70.60", "68.46", "0.8954"], ["39.40", "22.60", "0.6660"],
