@@ -2758,6 +2758,9 @@ def test_an_annotated_subset_exports_for_another_pass_and_imports_back_the_same(
     coco = json.loads((out / "coco.json").read_text())
     assert [c["name"] for c in coco["categories"]] == ["Bicycle", "unannotated"]
     assert coco["info"]["mass_engine_export"]["subset"] == str(sub.root)
+    shapes = json.loads((out / "labelme" / "img001.json").read_text())["shapes"]
+    undecided = [s for s in shapes if s["label"] != "Bicycle"]  # LabelMe names it as COCO does
+    assert [(s["label"], s["group_id"]) for s in undecided] == [("unannotated", None)]
     for fmt, src in (("coco", out / "coco.json"), ("labelme", out / "labelme")):
         back = import_annotations(
             ImportConfig(fmt, [str(src)], "Bicycle", str(data), str(tmp_path / f"b-{fmt}"))
