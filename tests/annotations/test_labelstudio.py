@@ -441,6 +441,8 @@ def test_a_list_is_json_min_only_when_every_row_is_an_annotation_s():
     assert not is_labelstudio([row, {"image": "img001.jpg", "id": 2}])
     assert not is_labelstudio([row, {**row, "data": {"image": "img001.jpg"}}])
     assert is_labelstudio([{"data": {"image": "img000.jpg"}, "id": 1}])
+    # a list whose later item is no object is no export (any() read task 1 as one: task.get)
+    assert not is_labelstudio([{"data": {"image": "img000.jpg"}, "id": 1}, 5])
 
 
 def test_a_task_s_image_is_its_data_s_one_string_besides_the_export_record():
