@@ -269,3 +269,15 @@ def test_coco_builder_refuses_a_mask_format_it_cannot_write():
     with pytest.raises(ValueError) as e:
         CocoBuilder("Bicycle", mask_format="bitmap")
     assert str(e.value) == "mask_format must be one of ('rle', 'polygon'), got 'bitmap'"
+
+
+def test_an_export_without_its_record_is_told_by_a_description_in_text_only():
+    """``info`` of an engine export from before its record: the description alone, naming
+    "pseudo labels of"; a description that is no text is no such export (not a TypeError)."""
+    from annotations.interchange import _recordless_export
+
+    text = "simulated pseudo labels of Bicycle from runs/bicycle"
+    assert _recordless_export({"description": text}) == text
+    assert _recordless_export({"description": 5}) is None
+    assert _recordless_export({"description": "labels of Bicycle"}) is None
+    assert _recordless_export({"description": text, "url": ""}) is None
