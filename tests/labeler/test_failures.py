@@ -66,6 +66,7 @@ def test_case8_bad_images_fail_alone_and_rerun_retries_exactly_them(tmp_path):
     # the bar counts the ok images' instances (8: the simulated draws) and the failed images
     assert sum(r["instances"] for r in recs.values() if r["status"] == "ok") == 8
     assert "10/10" in res.output and "8 inst, 3 failed" in res.output, res.output
+    assert "images in shard │ 10 │" in " ".join(res.output.split())
     assert len(recs) == 10
     for stem, rec in recs.items():
         if stem in BAD:
