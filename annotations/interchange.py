@@ -727,15 +727,13 @@ def labelme_size(data: dict, path: str | os.PathLike) -> tuple[int, int] | None:
     """A LabelMe file's ``(imageHeight, imageWidth)``; None when it gives neither, as files of
     labelme before 3.x and of converters that leave them out do (optional to labelme's own
     reader, ``LabelFile.load``, which takes the image's size). ``ValueError`` naming the file
-    when they are not integers."""
+    when one is missing or is no whole number of pixels, read as COCO's and Label Studio's
+    sizes are (``int()`` read 64.7 as 64: a file of a 64-pixel image passed)."""
     if data.get("imageHeight") is None and data.get("imageWidth") is None:
         return None
-    try:
-        return int(data["imageHeight"]), int(data["imageWidth"])
-    except (KeyError, TypeError, ValueError, OverflowError):
-        raise ValueError(
-            f"{path}: LabelMe file's imageHeight/imageWidth are not integers"
-        ) from None
+    if data.get("imageHeight") is None or data.get("imageWidth") is None:
+        raise ValueError(f"{path}: LabelMe file gives one of imageHeight/imageWidth, not both")
+    return image_hw(data, "imageWidth", "imageHeight", f"{path}: LabelMe file's ")
 
 
 def labelme_to_mask(

@@ -261,3 +261,23 @@ def test_a_labelme_circle_is_its_centre_and_a_point_on_it():
     shape["points"].append([5, 2])
     with pytest.raises(ValueError, match=r"^img000.json: shape 0: a circle needs 2 points, got 3$"):
         labelme_to_mask("img000.json", "Bicycle", {"img000": (6, 8)}, doc=_labelme(shape))
+
+
+def test_coco_builder_refuses_a_mask_format_it_cannot_write():
+    """A library caller's ``mask_format`` other than "rle" or "polygon" is refused at once (no
+    test reached the check: the CLI's own choice list refuses it first)."""
+    with pytest.raises(ValueError) as e:
+        CocoBuilder("Bicycle", mask_format="bitmap")
+    assert str(e.value) == "mask_format must be one of ('rle', 'polygon'), got 'bitmap'"
+
+
+def test_an_export_without_its_record_is_told_by_a_description_in_text_only():
+    """``info`` of an engine export from before its record: the description alone, naming
+    "pseudo labels of"; a description that is no text is no such export (not a TypeError)."""
+    from annotations.interchange import _recordless_export
+
+    text = "simulated pseudo labels of Bicycle from runs/bicycle"
+    assert _recordless_export({"description": text}) == text
+    assert _recordless_export({"description": 5}) is None
+    assert _recordless_export({"description": "labels of Bicycle"}) is None
+    assert _recordless_export({"description": text, "url": ""}) is None

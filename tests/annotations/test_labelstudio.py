@@ -441,6 +441,8 @@ def test_a_list_is_json_min_only_when_every_row_is_an_annotation_s():
     assert not is_labelstudio([row, {"image": "img001.jpg", "id": 2}])
     assert not is_labelstudio([row, {**row, "data": {"image": "img001.jpg"}}])
     assert is_labelstudio([{"data": {"image": "img000.jpg"}, "id": 1}])
+    # a list whose later item is no object is no export (any() read task 1 as one: task.get)
+    assert not is_labelstudio([{"data": {"image": "img000.jpg"}, "id": 1}, 5])
 
 
 def test_a_task_s_image_is_its_data_s_one_string_besides_the_export_record():
@@ -760,3 +762,18 @@ def test_a_bitmask_png_without_alpha_is_all_painted():
     Image.new("RGB", (W, H)).save(buf, "PNG")
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
     assert int(bitmask_to_mask(url, H, W).sum()) == H * W
+
+
+def test_polygon_points_with_one_coordinate_not_finite_are_refused():
+    """Every coordinate must be finite (a mutant that asked any one passed every test); finite
+    percent points scale to pixels: 50% of 40 is 20."""
+    from annotations.labelstudio import _percent_points
+
+    nan = float("nan")
+    with pytest.raises(ValueError) as e:
+        _percent_points([[10.0, nan], [20.0, 20.0]], 40, 20, "f.json: task 1")
+    assert (
+        str(e.value)
+        == "f.json: task 1: 'points' must be [x, y] pairs in percent, got [[10.0, nan], [20.0, 20.0]]"
+    )
+    assert _percent_points([[50.0, 25.0]], 40, 20, "w").tolist() == [[20.0, 5.0]]

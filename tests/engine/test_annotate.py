@@ -938,10 +938,23 @@ def test_a_labelme_file_without_its_image_size_takes_the_dataset_image_s(tmp_pat
             ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s2"))
         )
     (folder / "img000.json").write_text(json.dumps({**doc, "imageHeight": H}))
-    with pytest.raises(ValueError, match="imageHeight/imageWidth are not integers"):
+    with pytest.raises(ValueError, match="gives one of imageHeight/imageWidth, not both"):
         import_annotations(
             ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s3"))
         )
+    # read as COCO's and Label Studio's sizes: 48.0 is 48; 64.7 was read as 64 and passed
+    (folder / "img000.json").write_text(json.dumps({**doc, "imageHeight": 48.0, "imageWidth": W}))
+    sub = import_annotations(
+        ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s4"))
+    )
+    assert np.array_equal(sub.mask("img000"), np.asarray(ref))
+    (folder / "img000.json").write_text(json.dumps({**doc, "imageHeight": H, "imageWidth": 64.7}))
+    lm = folder / "img000.json"
+    with pytest.raises(ValueError) as e:
+        import_annotations(
+            ImportConfig("labelme", [str(folder)], "Bicycle", str(data), str(tmp_path / "s5"))
+        )
+    assert str(e.value) == f"{lm}: LabelMe file's imageWidth 64.7, not a whole number of pixels"
 
 
 def test_empty_annotation_file_is_a_clear_error(tmp_path, world):
@@ -2775,6 +2788,9 @@ def test_an_annotated_subset_exports_for_another_pass_and_imports_back_the_same(
     coco = json.loads((out / "coco.json").read_text())
     assert [c["name"] for c in coco["categories"]] == ["Bicycle", "unannotated"]
     assert coco["info"]["mass_engine_export"]["subset"] == str(sub.root)
+    shapes = json.loads((out / "labelme" / "img001.json").read_text())["shapes"]
+    undecided = [s for s in shapes if s["label"] != "Bicycle"]  # LabelMe names it as COCO does
+    assert [(s["label"], s["group_id"]) for s in undecided] == [("unannotated", None)]
     for fmt, src in (("coco", out / "coco.json"), ("labelme", out / "labelme")):
         back = import_annotations(
             ImportConfig(fmt, [str(src)], "Bicycle", str(data), str(tmp_path / f"b-{fmt}"))

@@ -58,15 +58,21 @@ def _args(data: Path, out: Path) -> list[str]:
 
 def test_case8_bad_images_fail_alone_and_rerun_retries_exactly_them(tmp_path):
     data, out = _dataset(tmp_path / "data"), tmp_path / "run"
-    res = runner.invoke(app, _args(data, out))
+    shown = [a for a in _args(data, out) if a != "--no-progress"]  # the bar's last line too
+    res = runner.invoke(app, shown)
     assert res.exit_code == 1, res.output
     assert "3 images failed" in " ".join(res.output.split())
     recs = {r["stem"]: r for r in read_jsonl(out / "manifest.jsonl")}
+    # the bar counts the ok images' instances (8: the simulated draws) and the failed images
+    assert sum(r["instances"] for r in recs.values() if r["status"] == "ok") == 8
+    assert "10/10" in res.output and "8 inst, 3 failed" in res.output, res.output
+    assert "images in shard │ 10 │" in " ".join(res.output.split())
     assert len(recs) == 10
     for stem, rec in recs.items():
         if stem in BAD:
             assert rec["status"] == "failed" and BAD[stem] in rec["error"], rec
             assert "\n" not in rec["error"]
+            assert rec["instances"] == 0 and "height" not in rec, rec  # no instances, no size
         else:  # every good image is labelled, whatever batch it shared with a bad one
             assert rec["status"] == "ok", rec
             assert (read_label(out / "labels" / "train" / f"{stem}.png") == 1).any()
