@@ -83,7 +83,8 @@ def staged(root: Path, prefix: str) -> Iterator[Path]:
     root.mkdir(parents=True, exist_ok=True)
     finish_swaps(root, prefix)
     for leftover in root.glob(prefix + "*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+        if leftover.is_dir() and not leftover.is_symlink():  # not a file of the user's
+            shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=prefix + "new-", dir=root))
     try:
         yield staging
@@ -148,13 +149,28 @@ def _finish_swap(staging: Path) -> bool:
     forty-seventh round the next call removed ``staging`` with them, so an export killed
     between its renames was left a ``coco.json`` without its ``labelme/``, which the same
     command then refused as an earlier export. A staging folder without the record was killed
-    before its swap: nothing of it is in ``root``, and it goes."""
+    before its swap: nothing of it is in ``root``, and it goes. Anything but a folder is no
+    staging folder (a user's file ``ROOT/.masks.txt``: in the fifty-first round it stopped
+    every write into ``ROOT`` with NotADirectoryError). A folder of another user's write
+    (``mkdtemp`` makes it theirs alone) is a PermissionError naming it: it may hold a swap
+    killed half way, which this user can neither finish nor remove (before the fifty-first
+    round it was passed over without a word, and left there)."""
     record = staging / SWAP_RECORD
+    root, old = staging.parent, staging / ".replaced"
+    if staging.is_symlink() or not staging.is_dir():
+        return False
     try:
         text = record.read_bytes()
     except FileNotFoundError:
         return False
-    root, old = staging.parent, staging / ".replaced"
+    except PermissionError as e:
+        raise PermissionError(
+            e.errno,
+            f"cannot read it ({e.strerror}): a write of another user into {root} left it, "
+            "perhaps killed while putting its files in; ask them (or root) to run their command "
+            f"again or to remove {staging.name}/, then run again",
+            str(staging),
+        ) from None
     todo = _swap_names(text)
     if todo is None:  # by hand: which entries are new is not known, so nothing is touched
         raise ValueError(
