@@ -931,6 +931,23 @@ def test_a_swap_record_damaged_by_hand_is_one_line_and_nothing_is_moved_or_remov
         assert (tmp_path / "coco.json").read_text() == "old"
         assert (staging / "coco.json").read_text() == "new"
         assert sorted(p.name for p in tmp_path.iterdir()) == [".export.new-x", "coco.json"]
+    # engine info says it, as a problem (exit 1): before, the record was taken for none, and an
+    # annotated subset's folder was "no image split folders found" (exit 2)
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    sub = tmp_path / "sub"
+    (sub / ".masks.new-x" / "masks").mkdir(parents=True)
+    (sub / ".masks.new-x" / SWAP_RECORD).write_bytes(record)
+    res = CliRunner().invoke(app, ["info", str(sub)], env={"COLUMNS": "2000"})
+    assert (res.exit_code, res.output.splitlines()[-1]) == (
+        1,
+        f"{sub / '.masks.new-x' / SWAP_RECORD}: not the record of a swap (a JSON object of two "
+        f'lists of entry names, "in" and "out"); an earlier write into {sub} was killed while '
+        f"putting its files in: move what .masks.new-x/ holds into {sub} by hand, or remove "
+        f".masks.new-x/ to keep {sub} as it is, then run again",
+    ), res.output
 
 
 def test_a_file_named_like_a_staging_folder_is_no_staging_folder_and_is_kept(tmp_path):
