@@ -1049,7 +1049,10 @@ def render_train_run(stats: TrainRunStats) -> list:
             f"settings: {stats.root / 'config.json'})"
         )
     first = "" if "last.pt" in stats.checkpoints else " before its first checkpoint"
-    if stats.step >= iters and stats.pending == "validation" and not first:
+    # last.pt known to hold the last logged step (its saved_step.json): its --resume validates
+    # only; not known (a run before the fiftieth round, a copy), it may train steps again, and
+    # the generic line stands (the fifty-first round said "validates it" there too)
+    if stats.step >= iters and stats.pending == "validation" and stats.saved == stats.step:
         first, way_on = " during its last validation", f"{resume} validates it"
     state = (
         "finished"
