@@ -83,7 +83,8 @@ def staged(root: Path, prefix: str) -> Iterator[Path]:
     root.mkdir(parents=True, exist_ok=True)
     finish_swaps(root, prefix)
     for leftover in root.glob(prefix + "*"):
-        shutil.rmtree(leftover, ignore_errors=True)
+        if leftover.is_dir() and not leftover.is_symlink():  # not a file of the user's
+            shutil.rmtree(leftover, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=prefix + "new-", dir=root))
     try:
         yield staging
@@ -131,30 +132,43 @@ def unfinished_swap(staging: Path) -> tuple[list[str], list[str]] | None:
     """The entries a :func:`swap_in` killed half way had still to put into the folder holding
     ``staging`` (still in ``staging``) and to take out of it (the old write's, which the new
     one lacks), which :func:`finish_swaps` would; None where ``staging`` holds no swap record
-    (killed before its swap, or no staging folder)."""
-    try:
-        todo = _swap_names((staging / SWAP_RECORD).read_bytes())
-    except OSError:
-        return None
+    (killed before its swap, no staging folder, or a file of that name). A record the next
+    write refuses raises what that write raises (:func:`_swap_record`): damaged, a ValueError;
+    in another user's folder, a PermissionError. Before the fifty-first round's mend both were
+    None, as if there were no record, so ``engine info`` saw no problem where the next import
+    or export stopped."""
+    todo = _swap_record(staging)
     if todo is None:
         return None
     pending = [n for n in todo["in"] if (staging / n).exists()]
     return pending, [n for n in todo["out"] if (staging.parent / n).exists()]
 
 
-def _finish_swap(staging: Path) -> bool:
-    """Finish the swap of a process killed during :func:`swap_in` (its record in ``staging``):
-    the entries it had not renamed in yet are, the old ones they replace set aside. Before the
-    forty-seventh round the next call removed ``staging`` with them, so an export killed
-    between its renames was left a ``coco.json`` without its ``labelme/``, which the same
-    command then refused as an earlier export. A staging folder without the record was killed
-    before its swap: nothing of it is in ``root``, and it goes."""
-    record = staging / SWAP_RECORD
+def _swap_record(staging: Path) -> dict[str, list[str]] | None:
+    """The ``"in"`` and ``"out"`` lists of the :data:`SWAP_RECORD` in the :func:`staged`
+    folder ``staging``; None where it has none (killed before its swap). Anything but a folder
+    is no staging folder (a user's file ``ROOT/.masks.txt``: in the fifty-first round it
+    stopped every write into ``ROOT`` with NotADirectoryError). A record edited by hand is a
+    ValueError, which entries are new not being known; a folder of another user's write
+    (``mkdtemp`` makes it theirs alone) is a PermissionError naming it: it may hold a swap
+    killed half way, which this user can neither finish nor remove (before the fifty-first
+    round it was passed over without a word, and left there). Each is one line saying what to
+    do, the same for the next write (:func:`finish_swaps`) and ``engine info``."""
+    record, root = staging / SWAP_RECORD, staging.parent
+    if staging.is_symlink() or not staging.is_dir():
+        return None
     try:
         text = record.read_bytes()
     except FileNotFoundError:
-        return False
-    root, old = staging.parent, staging / ".replaced"
+        return None
+    except PermissionError as e:
+        raise PermissionError(
+            e.errno,
+            f"cannot read it ({e.strerror}): a write of another user into {root} left it, "
+            "perhaps killed while putting its files in; ask them (or root) to run their command "
+            f"again or to remove {staging.name}/, then run again",
+            str(staging),
+        ) from None
     todo = _swap_names(text)
     if todo is None:  # by hand: which entries are new is not known, so nothing is touched
         raise ValueError(
@@ -163,6 +177,21 @@ def _finish_swap(staging: Path) -> bool:
             f"in: move what {staging.name}/ holds into {root} by hand, or remove "
             f"{staging.name}/ to keep {root} as it is, then run again"
         )
+    return todo
+
+
+def _finish_swap(staging: Path) -> bool:
+    """Finish the swap of a process killed during :func:`swap_in` (its record in ``staging``,
+    :func:`_swap_record`, whose errors it raises): the entries it had not renamed in yet are,
+    the old ones they replace set aside. Before the forty-seventh round the next call removed
+    ``staging`` with them, so an export killed between its renames was left a ``coco.json``
+    without its ``labelme/``, which the same command then refused as an earlier export. A
+    staging folder without the record was killed before its swap: nothing of it is in
+    ``root``, and it goes."""
+    todo = _swap_record(staging)
+    if todo is None:
+        return False
+    root, old = staging.parent, staging / ".replaced"
     old.mkdir(exist_ok=True)
     for name in todo["in"]:
         if (staging / name).exists():  # not renamed in yet; root's entry (if any) is the old one

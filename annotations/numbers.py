@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import typing
 from collections.abc import Mapping
 from typing import Any
@@ -79,3 +80,30 @@ def check_numbers(config: Any, where: str = "") -> None:
         kinds = (hints.get(f.name), *typing.get_args(hints.get(f.name)))
         if int in kinds and float not in kinds and not v.is_integer():
             raise ValueError(f"{where}{f.name} must be a whole number, got {v}")
+
+
+def is_whole(v: Any) -> bool:
+    """Whether ``v`` is a whole number: an integer (numpy's too; not a bool), or a finite float
+    without a fraction (a file's ``4096.0``)."""
+    if isinstance(v, float):
+        return math.isfinite(v) and v.is_integer()
+    try:
+        operator.index(v)
+    except TypeError:
+        return False
+    return not isinstance(v, bool)
+
+
+def class_ids(values: Any, name: str) -> list[int]:
+    """A config's list of class ids (``augment.focus_classes``, ``loss.decoupling.
+    pseudo_classes``) as integers; ValueError naming the field ``name`` where it is no list of
+    whole numbers >= 0. A file's are checked as it is read; a Python caller's ``[1.5, nan]`` was
+    taken (1.5 centred no crop, nan was no class; a negative id weighted none) before the
+    fifty-first round's mend."""
+    ok = isinstance(values, (list, tuple)) and all(is_whole(v) and v >= 0 for v in values)
+    if not ok:
+        shown = list(values) if isinstance(values, tuple) else values
+        raise ValueError(
+            f"{name} must be a list of class ids (whole numbers >= 0), got {shown!r:.80}"
+        )
+    return [int(v) for v in values]

@@ -1049,7 +1049,10 @@ def render_train_run(stats: TrainRunStats) -> list:
             f"settings: {stats.root / 'config.json'})"
         )
     first = "" if "last.pt" in stats.checkpoints else " before its first checkpoint"
-    if stats.step >= iters and stats.pending == "validation" and not first:
+    # last.pt known to hold the last logged step (its saved_step.json): its --resume validates
+    # only; not known (a run before the fiftieth round, a copy), it may train steps again, and
+    # the generic line stands (the fifty-first round said "validates it" there too)
+    if stats.step >= iters and stats.pending == "validation" and stats.saved == stats.step:
         first, way_on = " during its last validation", f"{resume} validates it"
     state = (
         "finished"
@@ -1692,13 +1695,19 @@ def _half_swapped(folder: Path, prefix: str, what: str, then: str, earlier: str)
     ``folder`` (its staging folders ``prefix*``; no process writes the folder now), with
     ``then``: the command whose next run finishes the swap, and ``earlier``: what the entries it
     takes out are of (the old write's, which the new one lacks: "labelme/ of the earlier
-    export")."""
-    from annotations.fileio import unfinished_swap
+    export"). A swap record the next write refuses (edited by hand, in a folder of another
+    user's) is the line that write stops with; before the fifty-first round's mend it was
+    passed over, as no record, and a subset folder was "no image split folders found"."""
+    from annotations.fileio import first_line, unfinished_swap
 
     if not folder.is_dir() or writer(folder) is not None:  # a write at it now: live staging
         return None
     for staging in sorted(folder.glob(prefix + "*")):
-        if (swap := unfinished_swap(staging)) is None or not any(swap):
+        try:
+            swap = unfinished_swap(staging)
+        except (OSError, ValueError) as e:  # what the next write into the folder stops with
+            return first_line(e)
+        if swap is None or not any(swap):
             continue
         pending, stale = swap  # the new files still hidden; the old write's, which it removes
 

@@ -6,7 +6,6 @@ import contextlib
 import dataclasses
 import json
 import math
-import operator
 import os
 import re
 import typing
@@ -22,7 +21,7 @@ from annotations.fileio import (
     recorded_root,
     typed_from,
 )
-from annotations.numbers import MAX_IMAGE_SIDE, check_numbers
+from annotations.numbers import MAX_IMAGE_SIDE, check_numbers, is_whole
 from engine.runinfo import (
     config_cwd,
     cpu_cores,  # noqa: F401 - sizes processes, threads, workers here
@@ -96,7 +95,7 @@ class TrainConfig:
             # caller's [nan, 1] said Python's "cannot convert float NaN to integer", and
             # [2.5, 64] was taken as 2x64
             sides = list(self.val_size)
-            if len(sides) != 2 or not all(_whole(v) and 1 <= v <= MAX_IMAGE_SIDE for v in sides):
+            if len(sides) != 2 or not all(is_whole(v) and 1 <= v <= MAX_IMAGE_SIDE for v in sides):
                 raise ValueError(
                     "val_size must be WxH with both sides 1 to "
                     f"{MAX_IMAGE_SIDE:,} pixels, got {'x'.join(map(str, sides))}"
@@ -233,18 +232,6 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
         return cls(**data)
     except (TypeError, ValueError) as e:  # unknown argument types, or a value __post_init__ refuses
         raise ValueError(f"{where}: {e}") from None
-
-
-def _whole(v: Any) -> bool:
-    """Whether ``v`` is a whole number: an integer (numpy's too; not a bool), or a finite float
-    without a fraction (a file's ``4096.0``)."""
-    if isinstance(v, float):
-        return math.isfinite(v) and v.is_integer()
-    try:
-        operator.index(v)
-    except TypeError:
-        return False
-    return not isinstance(v, bool)
 
 
 # dataclasses nested in TrainConfig, resolvable by typing.get_type_hints

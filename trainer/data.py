@@ -32,7 +32,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from annotations.fileio import UNREADABLE, first_line, read_jsonl
 from annotations.labelmap import IGNORE
-from annotations.numbers import check_numbers
+from annotations.numbers import MAX_IMAGE_SIDE, check_numbers, class_ids, is_whole
 from engine.datasets import (
     DatasetSpec,
     SegDataset,
@@ -74,12 +74,21 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         check_numbers(self)  # a Python caller's nan or inf (a file's is refused as it is read)
         if self.short_side_range is not None:
-            self.short_side_range = tuple(int(v) for v in self.short_side_range)  # type: ignore[assignment]
-            lo, hi = self.short_side_range
-            if not 0 < lo <= hi:
+            # as TrainConfig.val_size: a caller's (100.7, 200.9) was taken as (100, 200), and
+            # (nan, 200) said Python's "cannot convert float NaN to integer"
+            sides = list(self.short_side_range)
+            if not (
+                len(sides) == 2
+                and all(is_whole(v) for v in sides)
+                and 0 < sides[0] <= sides[1] <= MAX_IMAGE_SIDE
+            ):
                 raise ValueError(
-                    f"short_side_range must be 0 < lo <= hi, got {self.short_side_range}"
+                    f"short_side_range must be two whole numbers of pixels, 0 < lo <= hi <= "
+                    f"{MAX_IMAGE_SIDE:,}, got {sides!r:.80}"
                 )
+            self.short_side_range = tuple(int(v) for v in sides)  # type: ignore[assignment]
+        if self.focus_classes is not None:
+            self.focus_classes = class_ids(self.focus_classes, "focus_classes")
         if self.crop < 8:
             raise ValueError(f"crop must be >= 8 pixels, got {self.crop}")
         if not 0.0 <= self.class_crop_prob <= 1.0:

@@ -528,6 +528,13 @@ def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_p
         "--resume validates it)" in text
     ), text
     assert train_run_stats(run).pending == "validation"
+    # last.pt's step not known (no saved_step.json: a run before the fiftieth round, a copy):
+    # it may hold step 30, so no "validates it" (said in the fifty-first round)
+    (run / "saved_step.json").unlink()
+    code, text = info()
+    assert code == 1 and "next: engine predict" not in text, text
+    assert f"step │ 40 of 40 (stopped: engine train --out {run} --resume continues it) " in text
+    record_saved_step(run / "last.pt", 40)
     # its validation logged: finished, exit 0; without validation (--val-split none) too
     val["step"] = 40
     (run / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines + [val]))

@@ -106,6 +106,47 @@ def test_default_scale_range_follows_the_crop():
         AugmentConfig(short_side_range=(10, 5))
 
 
+NAN = float("nan")
+_SIDES = "short_side_range must be two whole numbers of pixels, 0 < lo <= hi <= 1,000,000, got "
+_IDS = " must be a list of class ids (whole numbers >= 0), got "
+
+
+@pytest.mark.parametrize(
+    "config, given, said",
+    [
+        ("augment", {"short_side_range": (100.7, 200.9)}, _SIDES + "[100.7, 200.9]"),
+        ("augment", {"short_side_range": (NAN, 200)}, _SIDES + "[nan, 200]"),
+        ("augment", {"short_side_range": (100,)}, _SIDES + "[100]"),
+        ("augment", {"short_side_range": (True, 200)}, _SIDES + "[True, 200]"),
+        ("augment", {"short_side_range": (10, 5)}, _SIDES + "[10, 5]"),
+        ("augment", {"short_side_range": (8, 1_000_001)}, _SIDES + "[8, 1000001]"),
+        ("augment", {"focus_classes": [1.5, NAN]}, "focus_classes" + _IDS + "[1.5, nan]"),
+        ("augment", {"focus_classes": [-1]}, "focus_classes" + _IDS + "[-1]"),
+        ("augment", {"focus_classes": 3}, "focus_classes" + _IDS + "3"),
+        ("decoupling", {"pseudo_classes": [NAN]}, "pseudo_classes" + _IDS + "[nan]"),
+        ("decoupling", {"pseudo_classes": (2, 2.5)}, "pseudo_classes" + _IDS + "[2, 2.5]"),
+    ],
+)
+def test_a_caller_s_sizes_and_class_ids_are_whole_numbers_or_one_line(config, given, said):
+    """As TrainConfig.val_size: a Python caller's (100.7, 200.9) was taken as (100, 200) by
+    int(), (nan, 200) said Python's "cannot convert float NaN to integer", and class ids 1.5,
+    nan or -1 were taken (no crop centred there, no class weighted)."""
+    from trainer.losses import DecouplingConfig
+
+    with pytest.raises(ValueError) as e:
+        (AugmentConfig if config == "augment" else DecouplingConfig)(**given)
+    assert str(e.value) == said
+
+
+def test_whole_sizes_and_class_ids_given_as_floats_or_numpy_are_integers():
+    from trainer.losses import DecouplingConfig
+
+    cfg = AugmentConfig(short_side_range=(96.0, np.int64(160)), focus_classes=(np.int64(8), 7.0))
+    assert (cfg.short_side_range, cfg.focus_classes) == ((96, 160), [8, 7])
+    assert [type(v) for v in (*cfg.short_side_range, *cfg.focus_classes)] == [int] * 4
+    assert DecouplingConfig(pseudo_classes=[8.0, 0]).pseudo_classes == [8, 0]
+
+
 def test_random_resize_caps_the_long_side():
     """Short side 100 of a 50x20 image is x5 (250x100), over the 150 cap on the long side:
     x3 instead, 150x60."""

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 from annotations.labelmap import IGNORE  # the label maps' "unknown" value
-from annotations.numbers import check_numbers
+from annotations.numbers import check_numbers, class_ids
 from engine.datasets import SOURCE_IGNORED, SOURCE_PSEUDO
 
 PSEUDO_FORMS = ("origin", "reversed", "flat", "precise")
@@ -64,6 +64,8 @@ class DecouplingConfig:
             )
         if self.pseudo_class_weight < 0 or self.pseudo_scale < 0 or self.boundary_gain < 0:
             raise ValueError("boundary_gain, pseudo_scale and pseudo_class_weight must be >= 0")
+        if self.pseudo_classes is not None:  # a caller's [nan] was taken (no class weighted)
+            self.pseudo_classes = class_ids(self.pseudo_classes, "pseudo_classes")
 
 
 def boundary_weight(masks: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
