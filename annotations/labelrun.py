@@ -25,6 +25,7 @@ from annotations.fileio import (
     folder_is,
     in_the_output,
     not_this_output,
+    outputs_around,
     parse_json,
     read_bytes,
     read_jsonl,
@@ -125,6 +126,24 @@ def latest_records(root: str | os.PathLike) -> dict[tuple[str, str], dict]:
         and isinstance(r.get("split"), str)
         and isinstance(r.get("stem"), str)
     }
+
+
+# The folders engine label writes by split (labeler.run.clear_outputs removes them when a run
+# is replaced); any other folder in a run's folder is the user's (RUN/car_manual, RUN/review).
+RUN_FOLDERS = ("labels", "confidence", "instances")
+
+
+def run_folder_of(folder: str | os.PathLike) -> tuple[Path, str] | None:
+    """``(root, name)`` where ``folder`` is a label run (``name`` ``""``) or lies in one of its
+    :data:`RUN_FOLDERS` (``RUN/confidence/test``: ``"confidence"``), the nearest engine output
+    around it being that run; None otherwise (``RUN/car_manual``, a user's own masks)."""
+    folder = Path(folder)
+    near = next(iter(outputs_around(folder)), None)
+    if near is None or near[1] != "run.json":
+        return None
+    root = near[0]
+    name = folder.relative_to(root).parts[0] if folder != root else ""
+    return (root, name) if name == "" or name in RUN_FOLDERS else None
 
 
 def output_paths(out: Path, split: str, stem: str) -> dict[str, Path]:

@@ -632,13 +632,20 @@ def _suffixed(folder: Path, ext: str) -> list[Path]:
     return sorted(q for q in folder.iterdir() if listed_file(q, (ext,)))
 
 
-def source_not_found(path: str | os.PathLike) -> FileNotFoundError:
+def source_not_found(path: str | os.PathLike, format_given: bool = False) -> FileNotFoundError:
     """The error of an annotation source that does not exist; where its text is a format's name
     (``engine annotate import coco c.json``, the format typed as a source), it says how to name
-    the format: before, "coco: annotation source not found" named no ``--format``."""
+    the format: before, "coco: annotation source not found" named no ``--format``. With a
+    ``--format`` given (``format_given``), it says the name was read as a source: "use --format
+    coco" contradicted ``--format yolo coco c.json``."""
     text = str(path)
     fmt = text.lower()
-    hint = f" (to name the format, use --format {fmt})" if fmt in IMPORT_FORMATS else ""
+    if fmt not in IMPORT_FORMATS:
+        hint = ""
+    elif format_given:
+        hint = f" ({text!r} is read as a source, not as the format: --format names that)"
+    else:
+        hint = f" (to name the format, use --format {fmt})"
     return FileNotFoundError(f"{text}: annotation source not found{hint}")
 
 
@@ -654,7 +661,7 @@ def _expand(sources: list[str], ext: str) -> list[Path]:
         elif p.exists():
             files.append(p)
         else:
-            raise source_not_found(p)
+            raise source_not_found(p, format_given=True)  # auto: detect_format said it first
     if not files:
         raise ValueError("no annotation files given")
     return files

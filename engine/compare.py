@@ -31,7 +31,7 @@ from annotations.fileio import (
     outputs_around,
 )
 from annotations.labelmap import byte_histogram, read_label, validate_label
-from annotations.labelrun import read_run_info
+from annotations.labelrun import read_run_info, run_folder_of
 from annotations.subset import (
     check_mask_values,
     check_subset_class,
@@ -522,7 +522,16 @@ def check_held_class(named: str, what: str, folder: Path) -> None:
     """Refuse a folder of binary masks that an engine output records as another class's: a
     label run's (``run.json``) or an annotated subset's (``subset.json``), the nearest one the
     folder is or lies in. Its 1s are that class, whatever ``--class`` says; before, a label run
-    of Bicycle given as a source of ``--class Car`` was scored as Car without a word."""
+    of Bicycle given as a source of ``--class Car`` was scored as Car without a word. A
+    folder of a run's confidence maps or instances (``RUN/confidence/test``) is no masks at all:
+    refused, where its 0..255 values were scored as a class."""
+    inside = run_folder_of(folder)
+    if inside is not None and inside[1] not in ("", "labels"):
+        root, name = inside
+        raise ValueError(
+            f"{what}: {folder} is in the {name} folder of the label run {root}, not masks of a "
+            f"class; give its labels ({root / 'labels'}/<split>)"
+        )
     if (found := binary_output(folder)) is None:
         return
     root, record = found

@@ -72,9 +72,17 @@ def rank_and_world(env: Mapping[str, str] | None = None) -> tuple[int, int]:
     checks them so (engine train before its run is locked, spawned or written; engine label
     before its shard is chosen): before, ``RANK=1`` alone (or ``RANK=3 WORLD_SIZE=1``) trained
     the whole run as a rank that owns nothing, without the run's lock, and printed nothing,
-    and engine label labelled every image as one process."""
+    and engine label labelled every image as one process. A world of several processes without
+    ``RANK`` (``WORLD_SIZE=4`` exported by hand; torchrun and ``--processes`` set both) is
+    refused so too: engine label labelled every image as one process without a word, and engine
+    train failed in torch's rendezvous ("environment variable RANK expected")."""
     env = os.environ if env is None else env
     world, rank = env_int("WORLD_SIZE", 1, 1, env), env_int("RANK", 0, 0, env)
+    if world > 1 and "RANK" not in env:
+        raise ValueError(
+            f"environment variables RANK (unset) and WORLD_SIZE={world}: a world of several "
+            "processes needs each one's rank; set both (torchrun does) or neither"
+        )
     if not rank < world:
         unset = "" if "WORLD_SIZE" in env else " (unset)"
         raise ValueError(

@@ -41,7 +41,7 @@ from annotations.fileio import (
     outputs_around,
 )
 from annotations.labelmap import read_label
-from annotations.labelrun import LabelRun, latest_records
+from annotations.labelrun import LabelRun, latest_records, run_folder_of
 from annotations.subset import ImageStats, check_subset_class, read_subset
 from engine.annotate import dataset_images, image_stat, splits_said
 from engine.datasets import load_image, load_spec, relative_ref
@@ -190,18 +190,17 @@ def check_annotation_folder(gt: Path, class_name: str) -> None:
     root or its ``annotations/`` folder. Each was read as 0/1/255 masks of the class: a label
     run's own pseudo labels scored 100 against themselves, and the label maps of a fused dataset
     or a dataset (every class's id) scored whatever class id 1 is, in a gallery that looked
-    right. Only the nearest output counts, and in a label run only its labels (as engine
-    compare reads them, :func:`engine.compare.binary_output`): a user's own masks kept in
-    ``RUN/car_manual`` were refused as "a folder inside RUN, a label run"."""
+    right. Only the nearest output counts, and in a label run only the folders engine label
+    writes (:data:`annotations.labelrun.RUN_FOLDERS`: its labels, confidence maps and
+    instances): a user's own masks kept in ``RUN/car_manual`` were refused as "a folder inside
+    RUN, a label run", and its confidence maps must not be scored as masks."""
     fix = (
         "give --gt an annotated subset (engine annotate import) or a folder of 0/1/255 masks "
         f"of {class_name}"
     )
-    from engine.compare import binary_output
-
     around = outputs_around(gt)
-    if around and around[0][1] == "run.json" and binary_output(gt) is None:
-        return  # a user's own masks kept in a run's folder (RUN/car_manual): not its labels
+    if around and around[0][1] == "run.json" and run_folder_of(gt) is None:
+        return  # a user's own masks kept in a run's folder (RUN/car_manual): not its outputs
     if around and around[0][1] != "subset.json":
         folder = around[0][0]
         what = output_kind(folder)[1]  # type: ignore[index]  # found by it

@@ -407,6 +407,20 @@ def say_again(said: list[str], logger: logging.Logger) -> None:
 # beside a training run's last.pt: the step it holds, read without torch (engine info)
 SAVED_STEP = "saved_step.json"
 
+# The records engine train writes in its run's folder (trainer/train.py's docstring lists
+# them): given where a checkpoint is wanted, trainer.checkpoint.load_checkpoint names last.pt.
+TRAIN_RUN_RECORDS = (
+    "config.yaml",
+    "config.json",
+    "environment.json",
+    "resumes.jsonl",
+    "init.json",
+    "metrics.jsonl",
+    "curves.png",
+    "skipped.jsonl",
+    SAVED_STEP,
+)
+
 
 def record_saved_step(checkpoint: str | os.PathLike, step: int) -> Path:
     """Write, atomically and after ``checkpoint`` (a run's ``last.pt``) is in place, the step it

@@ -375,11 +375,10 @@ def parse_shard(text: str) -> tuple[int, int]:
 def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int] | None:
     """``(RANK, WORLD_SIZE)`` under torchrun, else None. Both are checked as engine train
     checks them (:func:`engine.devices.rank_and_world`), also when one is unset: before,
-    ``RANK=1`` alone labelled every image as one process, without a word."""
+    ``RANK=1`` alone, or ``WORLD_SIZE=4`` alone, labelled every image as one process, without
+    a word."""
     from engine.devices import rank_and_world
 
     env = dict(os.environ) if env is None else env
     rank, world = rank_and_world(env)  # LabelConfig said "--shard must satisfy ...", not given
-    if "RANK" in env and "WORLD_SIZE" in env and world > 1:
-        return rank, world
-    return None
+    return (rank, world) if world > 1 else None

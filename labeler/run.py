@@ -45,6 +45,7 @@ from annotations.fileio import (
 from annotations.instances import Instances
 from annotations.labelmap import write_label
 from annotations.labelrun import (
+    RUN_FOLDERS,
     RunInfo,
     changed_images,
     done_keys,
@@ -195,7 +196,7 @@ def clear_outputs(out: Path) -> int:
     """Remove a replaced run's labels, confidence maps, instances and manifest (every split);
     returns how many label maps there were."""
     images = sum(1 for _ in (out / "labels").glob("*/*.png"))
-    for sub in ("labels", "confidence", "instances"):
+    for sub in RUN_FOLDERS:
         if (out / sub).is_dir():
             shutil.rmtree(out / sub)
     (out / "manifest.jsonl").unlink(missing_ok=True)

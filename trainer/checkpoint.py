@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from annotations.fileio import atomic_file, not_this_output, torch_magic, unreadable_torch_file
+from annotations.fileio import atomic_file, not_this_output, output_kind, unreadable_torch_file
+from engine.runinfo import TRAIN_RUN_RECORDS
 from trainer.finite import check_finite
 from trainer.release_file import is_release_checkpoint, unconverted_release
 
@@ -102,8 +103,10 @@ class _WriteErrors:
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """Read a checkpoint written by :func:`save_checkpoint`; clear errors for missing or foreign
     files, an mmseg (release) checkpoint named as such with the command converting it, whoever
-    reads it (train --init and --resume, predict, the demo's start checkpoint). A run's folder,
-    or a file of it that is no PyTorch file (``saved_step.json``), names its ``last.pt``."""
+    reads it (train --init and --resume, predict, the demo's start checkpoint). A training
+    run's folder, or one of its records (``saved_step.json``: :data:`TRAIN_RUN_RECORDS`), names
+    its ``last.pt``; any other file there (a 0-byte ``step_*.pt``) is read, and refused, as a
+    checkpoint."""
     path = Path(path)
     if path.is_dir():  # a run folder given for its checkpoint: name the file meant
         last = path / "last.pt"
@@ -118,7 +121,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     last = path.parent / "last.pt"
-    if path.name != last.name and last.is_file() and not torch_magic(path):
+    if path.name in TRAIN_RUN_RECORDS and last.is_file() and _training_run(path.parent):
         # a training run's record (saved_step.json beside last.pt, metrics.jsonl): before,
         # "not a PyTorch file", naming not the file meant
         raise ValueError(
@@ -133,6 +136,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise
     check_finite(ckpt["model"], path)
     return ckpt
+
+
+def _training_run(folder: Path) -> bool:
+    """Whether ``folder`` is a training run (engine train's): its metrics.jsonl
+    (:func:`annotations.fileio.output_kind`), or, before its first logged step, its config.yaml
+    and config.json."""
+    kind = output_kind(folder)
+    if kind is not None:
+        return kind[0] == "metrics.jsonl"
+    return all((folder / name).is_file() for name in ("config.yaml", "config.json"))
 
 
 def _read_checkpoint(path: Path, map_location: str | torch.device) -> dict:

@@ -7,14 +7,19 @@ Run directory (written by rank 0 only)::
     environment.json           engine.runinfo.environment() of the first start; under DDP its
                                "distributed": the ranks and machines (trainer.ranks.layout)
     resumes.jsonl              one line per resume: step and environment
+    init.json                  with --init: what was loaded, grown and dropped
     metrics.jsonl              {"step", "lr", "loss", "loss_ce", ...} every log_every steps;
                                {"step", "val": {...}} after each validation;
                                {"step", "event": "warning", "message"} for each warning printed
                                (engine info RUN shows them: a nohup run's console is gone)
+    curves.png                 loss, learning rate and validation curves (trainer.curves)
     skipped.jsonl              images the run could not read (SkippedLog)
     last.pt, step_NNNNNNN.pt   checkpoints (trainer.checkpoint)
     saved_step.json            last.pt's step, size and time (engine.runinfo.record_saved_step)
     tensorboard/               event files when the tensorboard package is installed
+
+The records (all but the checkpoints and tensorboard/) are engine.runinfo.TRAIN_RUN_RECORDS:
+given as a checkpoint, trainer.checkpoint.load_checkpoint names last.pt.
 """
 
 from __future__ import annotations

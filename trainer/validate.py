@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -174,7 +174,9 @@ class SubsetTarget:
     # not recorded
     pixels: tuple[int, int, int] | None = None
     replaced: str | None = None  # photos replaced since the import (replaced_subset_photos)
-    edited: str | None = None  # masks edited since the import (engine.datasets.edited_masks_line)
+    # the subset as read (annotations.subset.Subset), for subset_warnings to find masks edited
+    # since the import: decoded there, on the main rank, once the run is not refused
+    subset: Any = field(default=None, repr=False, compare=False)
     # the fuse.json of the training dataset (or of one it was fused onto) that fused this
     # subset's masks as corrections (engine fuse --corrections); None: not fused so
     fused_by: Path | None = None
@@ -184,7 +186,7 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
     """Resolve an annotated subset (``annotations.subset``) against ``data``'s taxonomy and its
     images of the subset's split. ``ValueError``/``FileNotFoundError`` name the subset and the
     problem: unknown class, or an annotated image missing from the dataset."""
-    from annotations.subset import edited_masks, read_subset
+    from annotations.subset import read_subset
 
     sub = read_subset(path)
     taxonomy = data.taxonomy
@@ -203,7 +205,6 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
             f"{sub.root}: {counted(len(missing), 'annotated image')} not in split {sub.split!r} of "
             f"{data.spec.root} (first: {missing[0]})"
         )
-    edited = edited_masks(sub)  # scored as they are now, as engine report and compare say
     return SubsetTarget(
         path=Path(sub.root),
         class_name=taxonomy.get(sub.class_name).name,
@@ -217,7 +218,7 @@ def load_subset(path: str | Path, data: SegDataset) -> SubsetTarget:
             sub, {s: by_stem[s].image_path for s in sub.stems}, split.spec.image_dir(sub.split)
         ),
         fused_by=fused_as_corrections(data.spec, Path(sub.root)),
-        edited=edited_masks_line(sub, edited, "scored") if edited else None,
+        subset=sub,
     )
 
 
@@ -240,13 +241,18 @@ def _subset_pixels(counts: Any, stems: tuple[str, ...]) -> tuple[int, int, int] 
 def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
     """What makes an annotated subset's scores say less than they seem to: images the model
     trains on, or an annotation that is the pseudo labels themselves (``engine annotate
-    import`` found it imported from an unchanged export)."""
+    import`` found it imported from an unchanged export), masks edited since the import
+    (decoded here, each once: engine train asks on its main rank only, after every check that
+    may refuse the run; before, every rank decoded them at every start, 4.5 s for 100 4K
+    masks)."""
+    from annotations.subset import edited_masks
+
     out = []
     for sub in subsets:
         if sub.replaced:
             out.append(sub.replaced)
-        if sub.edited:  # as engine fuse, report and compare say it
-            out.append(sub.edited)
+        if sub.subset is not None and (edited := edited_masks(sub.subset)):
+            out.append(edited_masks_line(sub.subset, edited, "scored"))  # as fuse/report say
         if sub.split == train_split and sub.fused_by is not None:
             out.append(
                 f"{sub.path}: the {sub.class_name} subset annotates images of the training split "

@@ -1792,12 +1792,18 @@ def test_cli_pick_export_import(tmp_path, world):
          "yolo)"),
         (["--format", "coco", "c.json", "nothing.json"], "nothing.json: annotation source not "
          "found"),
+        (["--format", "yolo", "coco", "c.json"], "coco: annotation source not found ('coco' is "
+         "read as a source, not as the format: --format names that)"),
+        (["--format", "coco", "c.json", "COCO"], "COCO: annotation source not found ('COCO' is "
+         "read as a source, not as the format: --format names that)"),
     ],
 )  # fmt: skip
 def test_a_format_typed_as_a_source_is_told_how_to_name_it(tmp_path, monkeypatch, typed, said):
     """``engine annotate import coco c.json``, the format typed where ``--format coco`` goes:
     before, "coco: annotation source not found", naming no --format. A source that is a
-    format's name (in any case) now says how to name it; another missing one is as before."""
+    format's name (in any case) now says how to name it; another missing one is as before.
+    With a --format given, "use --format coco" contradicted it: it says the name was read as a
+    source."""
     from typer.testing import CliRunner
 
     from cli import app

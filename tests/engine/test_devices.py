@@ -89,6 +89,7 @@ def test_a_gpu_named_by_index_under_torchrun_with_several_local_ranks_is_refused
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
     cfg = TrainConfig(data="unused", out=str(tmp_path / "run"), device="cuda:1")
     with pytest.raises(ValueError) as e:
         train(cfg)

@@ -1624,6 +1624,27 @@ def test_compare_reads_folders_in_a_label_run_that_are_not_its_labels(tmp_path: 
         compare(CompareConfig("Car", truth, (("l", run / "labels"),), progress=False))
 
 
+@pytest.mark.parametrize("inside", ["confidence/test", "confidence", "instances/test"])
+@pytest.mark.parametrize("role", ["--gt", "source"])
+def test_compare_refuses_a_label_runs_confidence_or_instances(tmp_path, inside, role) -> None:
+    """``RUN/confidence/test`` as a source or --gt: its confidence maps (0..255, here a run's 1
+    everywhere) were scored as the class's masks (with another --class too, once the class check
+    read only a run's labels), RUN/instances as "no prediction PNG files". Refused, naming the
+    run's labels, before anything is scored."""
+    run, _, truth = _run_with_folders(tmp_path)
+    write_label(run / "confidence" / "test" / "s0.png", np.ones((20, 20), np.uint8))
+    (run / "instances" / "test").mkdir(parents=True)
+    folder = run / inside
+    gt, sources = (folder, (("m", truth),)) if role == "--gt" else (truth, (("m", folder),))
+    what = "--gt" if role == "--gt" else "source 'm'"
+    with pytest.raises(ValueError) as e:
+        compare(CompareConfig("Car", gt, sources, progress=False))
+    assert str(e.value) == (
+        f"{what}: {folder} is in the {inside.split('/')[0]} folder of the label run {run}, not "
+        f"masks of a class; give its labels ({run / 'labels'}/<split>)"
+    )
+
+
 def test_predictions_in_a_label_run_are_full_label_maps(tmp_path: Path) -> None:
     """A prediction in RUN/pred holding only Others and Human (0 and 1) was read as a binary
     mask (the run above taken for its record), its Human pixels scored as Bicycle: 100 for a

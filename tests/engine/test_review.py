@@ -1032,3 +1032,20 @@ def test_gt_of_own_masks_kept_in_the_label_run_folder_is_read(tmp_path, gallery)
     assert scores[0] == scores[1] and len(scores[0]) == 1
     with pytest.raises(ValueError, match="it is a folder inside .*, a label run"):
         build_review(ReviewConfig(str(run), out=str(tmp_path / "h"), gt=str(run / "labels")))
+
+
+@pytest.mark.parametrize("inside", ["confidence", "confidence/test", "instances", "instances/test"])
+def test_gt_of_the_label_runs_confidence_or_instances_is_refused(tmp_path, gallery, inside):
+    """``review --gt RUN/confidence`` (or its split, or ``RUN/instances``) was read as ground
+    truth after RUN/car_manual was let through: the confidence maps (uint8 0..255) scored as
+    masks. Every folder engine label writes (RUN_FOLDERS) is refused as the run's labels are."""
+    run = gallery.index.parent.parent
+    gt = run / inside
+    with pytest.raises(ValueError) as e:
+        build_review(ReviewConfig(str(run), out=str(tmp_path / "g"), gt=str(gt)))
+    assert str(e.value) == (
+        f"{gt}: it is a folder inside {run}, a label run (engine label), not annotated ground "
+        "truth; give --gt an annotated subset (engine annotate import) or a folder of 0/1/255 "
+        "masks of Bicycle"
+    )
+    assert not (tmp_path / "g").exists()

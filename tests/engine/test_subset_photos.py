@@ -104,3 +104,29 @@ def test_a_mask_edited_since_the_import_is_named_by_training_as_by_report(tmp_pa
         build_report(ReportConfig(str(out), str(tmp_path / "report"), pred=str(pred),
                                   overlays=0, chart=False, progress=False))  # fmt: skip
     assert said in [r.getMessage() for r in caplog.records]
+
+
+def test_edited_masks_are_decoded_only_for_the_warning(tmp_path, monkeypatch):
+    """load_subset decoded every mask of the subset on every rank at every start (4.5 s for 100
+    4K masks), before the checks that may refuse the run, for a line only the main rank prints.
+    Now nothing is decoded when the subset is loaded; subset_warnings (main rank, after the
+    checks) decodes each listed mask once, and says the same line."""
+    from annotations.subset import Subset
+
+    data, out = _subset(tmp_path)
+    m = np.zeros((H, W), np.uint8)
+    m[10:30, 10:30] = 1  # img002 had rows 10..21 marked
+    write_label(out / "masks" / "img002.png", m)
+    decoded = []
+    read = Subset.mask_and_histogram
+    monkeypatch.setattr(
+        Subset, "mask_and_histogram", lambda s, stem: decoded.append(stem) or read(s, stem)
+    )
+    spec = dataclasses.replace(load_spec(data), taxonomy=MASS13K.with_new_class("Bicycle"))
+    target = load_subset(out, SegDataset(spec, "test"))
+    assert decoded == []
+    assert subset_warnings([target], "train") == [
+        f"{out}: 1 mask edited after the import (other pixel counts than subset.json records: "
+        "img002): scored as it is now"
+    ]
+    assert decoded == ["img000", "img001", "img002"]

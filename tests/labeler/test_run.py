@@ -527,23 +527,28 @@ def test_torchrun_env_shards(red_backend, dataset, tmp_path, monkeypatch):
     [
         ({"RANK": "1"}, "RANK=1 and WORLD_SIZE=1 (unset)"),
         ({"RANK": "3", "WORLD_SIZE": "1"}, "RANK=3 and WORLD_SIZE=1"),
+        ({"WORLD_SIZE": "4"}, "RANK (unset) and WORLD_SIZE=4"),
     ],
 )
 def test_a_rank_without_a_world_is_refused_as_train_refuses_it(
     red_backend, dataset, tmp_path, env, said
 ):
-    """``RANK=1`` exported by hand without ``WORLD_SIZE`` (or a world of one): before, engine
+    """``RANK=1`` exported by hand without ``WORLD_SIZE`` (or a world of one), or ``WORLD_SIZE=4``
+    without ``RANK`` (engine train failed in torch's rendezvous): before, engine
     label read the shard only from both with a world of several, so it labelled every image as
     one process without a word, where engine train refuses it. Now the same line (one shared
     check, engine.devices.rank_and_world), exit 2, before the run folder is made."""
     out = tmp_path / "run"
     args = ["label", "--class", "Bicycle", "--data", str(dataset), "--out", str(out)]
-    env = {"WORLD_SIZE": None, "LOCAL_RANK": None, "LOCAL_WORLD_SIZE": None, **env}
+    env = {"RANK": None, "WORLD_SIZE": None, "LOCAL_RANK": None, "LOCAL_WORLD_SIZE": None, **env}
     res = runner.invoke(app, [*args, "--backend", "red-test", "--no-progress"], env=env)
     assert res.exit_code == 2, res.output
-    assert " ".join(res.output.split()) == (
-        f"error: environment variables {said}: the rank must be below the world size"
+    why = (
+        "a world of several processes needs each one's rank; set both (torchrun does) or neither"
+        if "(unset) and" in said
+        else "the rank must be below the world size"
     )
+    assert " ".join(res.output.split()) == f"error: environment variables {said}: {why}"
     assert not out.exists()
 
 

@@ -149,6 +149,7 @@ def test_cpu_ranks_on_a_gpu_machine_use_gloo_and_leave_cuda_alone(monkeypatch, t
     monkeypatch.setattr(dist, "get_rank", lambda: 1)
     monkeypatch.setattr(dist, "get_world_size", lambda: 2)
     monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("LOCAL_RANK", "1")
     assert train_mod._distributed("cpu") == (1, 2, 1)
     assert calls == [("backend", "gloo")]
@@ -372,15 +373,31 @@ def test_a_folder_refused_before_any_rank_starts(synth, tmp_path, monkeypatch, r
     ("env", "message"),
     [
         ({"WORLD_SIZE": ""}, "environment variable WORLD_SIZE='': not a whole number"),
-        ({"WORLD_SIZE": "2", "LOCAL_RANK": "one"}, "environment variable LOCAL_RANK='one': not"),
-        ({"WORLD_SIZE": "2", "LOCAL_RANK": "-1"}, "environment variable LOCAL_RANK='-1': must be"),
+        (
+            {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "one"},
+            "environment variable LOCAL_RANK='one': not",
+        ),
+        (
+            {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "-1"},
+            "environment variable LOCAL_RANK='-1': must be",
+        ),
         ({"WORLD_SIZE": "-2"}, "environment variable WORLD_SIZE='-2': must be >= 1"),
         ({"WORLD_SIZE": "2", "RANK": "2"}, "environment variables RANK=2 and WORLD_SIZE=2: the"),
         # a rank without a world: before, it trained alone as a rank that owns no run
         ({"RANK": "1"}, "environment variables RANK=1 and WORLD_SIZE=1 (unset): the rank must"),
         ({"RANK": "3", "WORLD_SIZE": "1"}, "environment variables RANK=3 and WORLD_SIZE=1: the"),
+        # a world without a rank: before, torch's rendezvous ("environment variable RANK
+        # expected"), where engine label labelled every image as one process
+        (
+            {"WORLD_SIZE": "4"},
+            "environment variables RANK (unset) and WORLD_SIZE=4: a world of "
+            "several processes needs each one's rank; set both (torchrun does) or neither",
+        ),
         # read before the group starts, as docs/trainer.md says (before: after init)
-        ({"WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "x"}, "environment variable LOCAL_WORLD_SIZE='x'"),
+        (
+            {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_WORLD_SIZE": "x"},
+            "environment variable LOCAL_WORLD_SIZE='x'",
+        ),
     ],
 )
 def test_torchrun_variables_set_by_hand_are_one_line_naming_them(monkeypatch, env, message):

@@ -369,6 +369,7 @@ def test_engine_train_leaves_the_process_group_when_training_ends(synth, tmp_pat
     import torch.distributed as dist
 
     monkeypatch.setenv("WORLD_SIZE", "2")  # as under torchrun: train() takes the group given
+    monkeypatch.setenv("RANK", "0")
     dist.init_process_group(
         "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
     )

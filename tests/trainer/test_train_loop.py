@@ -787,6 +787,44 @@ def test_a_file_of_a_training_run_given_as_its_checkpoint_names_last_pt(tmp_path
     assert load_checkpoint(run / "last.pt")["step"] == 3
 
 
+def test_other_files_beside_a_runs_last_pt_keep_the_checkpoint_readers_message(tmp_path):
+    """Only the run's own records (TRAIN_RUN_RECORDS) name last.pt: a 0-byte step_0000002.pt
+    (a copy on a full disk) beside last.pt was "a file of the training run ...; its last
+    checkpoint is RUN/last.pt", as were a gzipped checkpoint and a git-LFS pointer; they are
+    what the reader says of them anywhere. A folder that is no training run (no metrics.jsonl,
+    no config.yaml and config.json) has no records to redirect."""
+    import trainer.train
+    from engine.runinfo import TRAIN_RUN_RECORDS, record_saved_step
+    from trainer.checkpoint import checkpoint_dict, rng_state, save_checkpoint
+
+    run = tmp_path / "run"
+    save_checkpoint(run / "last.pt", checkpoint_dict(3, {}, {}, {}, rng=rng_state()))
+    record_saved_step(run / "last.pt", 3)
+    (run / "config.yaml").write_text("steps: 3\n")
+    (run / "config.json").write_text('{"config": {"steps": 3}}')
+    (run / "step_0000002.pt").write_bytes(b"")
+    (run / "weights.pt.gz").write_bytes(b"\x1f\x8b\x08\x00")
+    (run / "lfs.pt").write_text("version https://git-lfs.github.com/spec/v1\noid sha256:ab\n")
+    said = {
+        "step_0000002.pt": "truncated or corrupted (its zip archive is incomplete)",
+        "weights.pt.gz": "not a PyTorch file (neither a torch zip archive nor a pickle)",
+        "lfs.pt": "not a PyTorch file (neither a torch zip archive nor a pickle)",
+    }
+    for name, why in said.items():
+        with pytest.raises(ValueError) as e:
+            load_checkpoint(run / name)
+        assert str(e.value) == f"{run / name}: not a readable checkpoint: {why}"
+    with pytest.raises(ValueError) as e:  # a run before its first logged step: config.yaml
+        load_checkpoint(run / "saved_step.json")
+    assert str(e.value).endswith(f"; its last checkpoint is {run / 'last.pt'}")
+    (run / "config.yaml").unlink()  # no training run: saved_step.json is a file like any
+    with pytest.raises(ValueError) as e:
+        load_checkpoint(run / "saved_step.json")
+    assert str(e.value) == f"{run / 'saved_step.json'}: not a readable checkpoint: {why}"
+    listed = trainer.train.__doc__.split("::")[1]  # the run directory the docstring draws
+    assert [n for n in TRAIN_RUN_RECORDS if n not in listed] == []
+
+
 def test_unreadable_images_are_skipped_warned_once_and_recorded(tmp_path, caplog):
     root = write_dataset(tmp_path / "data", n=4, sources=True, splits=("train", "val"))
     bad_train = root / "images" / "train" / "im1.png"
