@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import functools
+import io
 import logging
 import math
 import os
@@ -718,11 +720,11 @@ def _import_sources(cfg: ImportConfig, said: list[str]) -> Subset:
     archives = [s for s in cfg.sources if s.lower().endswith(".zip")]
     if not archives:
         return _import(dataclasses.replace(cfg, sources=read_sources(cfg.sources)), {}, said)
-    with tempfile.TemporaryDirectory(prefix="engine-import-") as tmp:
+    with unpacking_folder("engine-import-", Path(archives[0])) as tmp:
         sources, names = [], {}
         for k, source in enumerate(cfg.sources):
             if source in archives:
-                folder = unzip(Path(source), Path(tmp) / str(k))
+                folder = unzip(Path(source), tmp / str(k))
                 names[str(folder)] = source
                 source = str(archive_root(folder))
             sources += read_sources([source])
@@ -747,6 +749,22 @@ def read_sources(sources: list[str]) -> list[str]:
 UNZIP_RATIO, UNZIP_SLACK = 100, 1 << 30
 
 
+@contextlib.contextmanager
+def unpacking_folder(prefix: str, archive: Path) -> Iterator[Path]:
+    """A new temporary folder (its name starting ``prefix``) to unpack ``archive`` in, removed
+    after. A full TMPDIR that cannot make it is the line of one that cannot take the files:
+    before, it named the folder never made ("/tmp/engine-import-k3v9: No space left on
+    device"), which the user then could not find."""
+    try:
+        made = tempfile.TemporaryDirectory(prefix=prefix)
+    except OSError as e:
+        if is_disk_error(e):
+            raise _unpack_refused(e, archive, None) from None
+        raise
+    with made as tmp:
+        yield Path(tmp)
+
+
 def unzip(archive: Path, into: Path) -> Path:
     """``archive`` unpacked into the new folder ``into``. zipfile writes no member outside it
     (it drops absolute and ``..`` parts of names), writes symlink members as the files they are
@@ -754,7 +772,7 @@ def unzip(archive: Path, into: Path) -> Path:
     declared sizes are checked before anything is written, and a name given twice, whose second
     copy would replace the first unsaid, is refused."""
     try:
-        with zipfile.ZipFile(archive) as z:
+        with _Archive(open(archive, "rb", buffering=0)) as f, zipfile.ZipFile(f) as z:
             members = [m for m in z.infolist() if not m.is_dir()]
             if not members:
                 raise ValueError(f"{archive}: the archive is empty (no annotation files in it)")
@@ -777,6 +795,8 @@ def unzip(archive: Path, into: Path) -> Path:
     except FileNotFoundError:
         raise source_not_found(archive) from None
     except (zipfile.BadZipFile, OSError) as e:  # its member named in the zip, not the copy
+        if isinstance(e, OSError) and e.errno in OPEN_FILE_LIMIT:
+            raise  # ulimit -n: the command line's line of it, exit code 71 (not "cannot read")
         if is_disk_error(e):
             raise _unpack_refused(e, archive, into) from None
         why = archive_named(first_line(e), {str(into): str(archive)})
@@ -784,14 +804,34 @@ def unzip(archive: Path, into: Path) -> Path:
     return into
 
 
-def _unpack_refused(e: OSError, archive: Path, into: Path) -> OSError:
-    """The disk error ``e`` of unpacking ``archive`` into the temporary folder ``into``, as the
-    one line and exit code 74 of every full disk: naming the temporary folder's disk
-    (``TMPDIR``), gone when the line is read; a file elsewhere (the archive) named as it is.
-    Before, "ARCHIVE: cannot read the archive (ARCHIVE!x.json: No space left on device)", exit
-    code 2, which blamed the download on a full or over-quota /tmp."""
+# The open-file limit reached (``ulimit -n``; the system's table): what the command line's
+# ``too_many_open_files`` reports with exit code 71, not an archive that cannot be read
+OPEN_FILE_LIMIT = (errno.EMFILE, errno.ENFILE)
+
+
+class _Archive(io.BufferedReader):
+    """A zip archive opened for zipfile, whose read errors name it: a read of a failing disk or
+    a stale NFS handle ("[Errno 5] Input/output error", naming no file, as a write to a full
+    TMPDIR is) was blamed on the temporary folder it is unpacked into."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            return super().read(size)
+        except OSError as e:
+            if e.filename is None:
+                e.filename = os.fspath(self.raw.name)
+            raise
+
+
+def _unpack_refused(e: OSError, archive: Path, into: Path | None) -> OSError:
+    """The disk error ``e`` of unpacking ``archive`` into the temporary folder ``into`` (None:
+    making it failed), as the one line and exit code 74 of every full disk: naming the
+    temporary folder's disk (``TMPDIR``), gone when the line is read; a file elsewhere (the
+    archive, whose reads name it) named as it is. Before, "ARCHIVE: cannot read the archive
+    (ARCHIVE!x.json: No space left on device)", exit code 2, which blamed the download on a
+    full or over-quota /tmp."""
     name = e.filename
-    if isinstance(name, str) and not Path(name).is_relative_to(into):
+    if isinstance(name, str) and into is not None and not Path(name).is_relative_to(into):
         return naming(e, name)
     why = e.strerror or os.strerror(e.errno)
     return OSError(

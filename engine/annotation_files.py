@@ -9,7 +9,6 @@ import dataclasses
 import math
 import os
 import shlex
-import tempfile
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -148,10 +147,10 @@ def _suffixed_txt(folder: Path) -> list[Path]:
 def _archive_files(archive: Path) -> list[AnnotationFiles]:
     """The annotation files in an annotation tool's zip download, read from a temporary copy
     as import reads it, each named ``ARCHIVE!MEMBER``; an archive of none is an error."""
-    from engine.annotate import archive_named, archive_root, unzip
+    from engine.annotate import archive_named, archive_root, unpacking_folder, unzip
 
-    with tempfile.TemporaryDirectory(prefix="engine-info-") as tmp:
-        folder = unzip(archive, Path(tmp))
+    with unpacking_folder("engine-info-", archive) as tmp:
+        folder = unzip(archive, tmp)
         names = {str(folder): str(archive)}  # the copy is gone once this returns
         found = [
             dataclasses.replace(

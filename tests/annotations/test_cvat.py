@@ -292,7 +292,7 @@ def test_an_xml_file_is_a_cvat_export_by_its_annotations_and_version_or_meta(tmp
 
 def test_image_sides_are_read_as_coco_and_label_studio_read_them(tmp_path):
     """A size written "16.0" (a converter's float) was refused as "lacks integer width and
-    height" where COCO and Label Studio take it (engine.text.image_hw); "16.5" is named by
+    height" where COCO and Label Studio take it (annotations.numbers.image_hw); "16.5" is named by
     the file, the image and the attribute, and a missing one still says it lacks them."""
     points = [(2.0, 2.0), (10.0, 2.0), (10.0, 8.0), (2.0, 8.0)]
     whole = _read(tmp_path, _xml(_image("img000.jpg", _polygon("Bicycle", points), width="16.0")))

@@ -3191,6 +3191,76 @@ def test_a_full_temporary_disk_while_unpacking_a_zip_is_exit_74_naming_it(
             assert not list((tmp_path / "tmp").iterdir()) and not (tmp_path / "s").exists()
 
 
+@pytest.mark.parametrize("fault", ["EIO", "ESTALE", "EMFILE", "ENOSPC at mkdtemp"])
+def test_a_zip_read_error_names_the_archive_not_the_temporary_folder(
+    tmp_path, world, monkeypatch, fault
+):
+    """A read of the download failing (a failing disk, EIO; a stale NFS handle, ESTALE; no
+    file named) was blamed on TMPDIR, "/tmp: Input/output error while unpacking task.zip into
+    it", exit code 74: it names the archive now. The open-file limit reached while unpacking
+    (EMFILE) was "cannot read the archive ([Errno 24] ...)", exit code 2: it is the ulimit's
+    line, exit code 71. A TMPDIR too full to make the unpack folder in named that folder,
+    never made: it names TMPDIR."""
+    import errno
+    import io
+    import zipfile
+
+    from typer.testing import CliRunner
+
+    import engine.annotate
+    from cli import app
+
+    data, run, _ = world
+    export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco",)))
+    download = tmp_path / "task.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.write(tmp_path / "e" / "coco.json", "annotations/instances_default.json")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR read again
+    (tmp_path / "tmp").mkdir()
+    code, real_open = getattr(errno, fault.split()[0]), io.open
+
+    class Failing(io.FileIO):  # the disk under the archive: its first member's bytes fail
+        def readinto(self, b):
+            if self.tell() == 0:  # the central directory, at the end, was read
+                raise OSError(code, os.strerror(code))
+            return super().readinto(b)
+
+    def opened(path, mode="r", buffering=-1, *args, **kwargs):  # as zipfile opens a path
+        if os.fspath(path) != str(download):
+            return real_open(path, mode, buffering, *args, **kwargs)
+        return Failing(path, mode) if buffering == 0 else io.BufferedReader(Failing(path, mode))
+
+    if fault == "ENOSPC at mkdtemp":
+
+        def mkdtemp(*args, **kwargs):
+            raise OSError(code, os.strerror(code), str(tmp_path / "tmp" / "engine-x1y2"))
+
+        monkeypatch.setattr(tempfile, "mkdtemp", mkdtemp)
+    else:  # zipfile opens a path with io.open; unzip opens it with open
+        monkeypatch.setattr(io, "open", opened)
+        monkeypatch.setattr(engine.annotate, "open", opened, raising=False)
+    said = {
+        "EIO": f"{download}: Input/output error; check the disk",
+        "ESTALE": f"{download}: Stale file handle; check that no other machine removed or "
+        "replaced it (a network file system's stale file handle)",
+        "EMFILE": "too many open files (ulimit -n: ",
+        "ENOSPC at mkdtemp": f"{tmp_path / 'tmp'}: No space left on device while unpacking "
+        f"{download} into it (or set TMPDIR to a folder on another disk); make room",
+    }[fault]
+    exit_code = 71 if fault == "EMFILE" else 74
+    for args in (["info", str(download)], ["annotate", "import", str(download), "--class",
+                 "Bicycle", "--data", str(data), "--split", "test", "--out", str(tmp_path / "s")]):  # fmt: skip
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == exit_code, res.output
+        assert text.startswith(f"error: {said}"), text
+        assert text.endswith(
+            "or pass fewer --workers" if fault == "EMFILE" else "and run the same command again"
+        )
+        assert not list((tmp_path / "tmp").iterdir()) and not (tmp_path / "s").exists()
+
+
 @pytest.mark.parametrize("kind", ["encrypted", "deflate64"])
 def test_a_zip_zipfile_cannot_unpack_is_one_line_naming_it(tmp_path, world, kind):
     """A password-protected download, or one Windows compressed with deflate64: zipfile's

@@ -416,13 +416,15 @@ def test_a_full_disk_during_convert_sam_is_one_line_naming_the_file_and_exit_74(
     """safetensors' writer raises its own SafetensorError on a full disk, not an OSError:
     ``engine convert-sam`` ended with a traceback and exit code 1. Now the one line of every
     full disk, naming the weights file as it was to be, exit code 74, and no folder left; a
-    Python write that names no file (the processor's JSON) names the folder."""
+    Python write that names no file (the processor's JSON) names the folder (the same staging
+    and ``_saving`` the command runs, without converting the model a second time)."""
     import safetensors
     import transformers.modeling_utils
-    from transformers import SamProcessor
     from typer.testing import CliRunner
 
+    from annotations.fileio import staged
     from cli import app
+    from labeler.sam_convert import _STAGING, _saving
 
     sd = original_sam_state_dict(
         embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
@@ -437,20 +439,16 @@ def test_a_full_disk_during_convert_sam_is_one_line_naming_the_file_and_exit_74(
             "Error while serializing: I/O error: No space left on device (os error 28)"
         )
 
-    def python_full(self, *args, **kwargs):
-        raise OSError(28, "No space left on device")
-
-    for name, target, fake, named in [
-        ("safe_save_file", transformers.modeling_utils, rust_full, out / "model.safetensors"),
-        ("save_pretrained", SamProcessor, python_full, out),
-    ]:
-        with monkeypatch.context() as m:
-            m.setattr(target, name, fake)
-            res = CliRunner().invoke(
-                app, ["convert-sam", str(tmp_path / "sam_small.pth"), str(out)]
-            )
-        assert res.exit_code == 74, res.output
-        assert " ".join(res.output.split()) == (
-            f"error: {named}: No space left on device; make room and run the same command again"
-        )
-        assert list((tmp_path / "new").iterdir()) == []
+    monkeypatch.setattr(transformers.modeling_utils, "safe_save_file", rust_full)
+    res = CliRunner().invoke(app, ["convert-sam", str(tmp_path / "sam_small.pth"), str(out)])
+    assert res.exit_code == 74, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {out / 'model.safetensors'}: No space left on device; make room and run the "
+        "same command again"
+    )
+    assert list((tmp_path / "new").iterdir()) == []
+    with pytest.raises(OSError) as e, staged(out, _STAGING) as staging, _saving(staging):
+        (staging / "config.json").write_text("{}")
+        raise OSError(28, "No space left on device")  # a Python write names no file
+    assert (e.value.errno, e.value.filename) == (28, str(out))
+    assert list((tmp_path / "new").iterdir()) == []
