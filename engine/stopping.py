@@ -24,7 +24,10 @@ is handled as SIGTERM, with its own line and exit code (``interrupted (SIGHUP)``
 default killed the process at once, as SIGTERM's did. A hung-up terminal fails every write with
 EIO, so stdout and stderr are pointed at the null device first where their terminal (or pipe's
 reader) is gone: the clean stop then runs to its end, saying nothing, as under ``nohup``. A
-SIGHUP that ``nohup`` (or a parent) set to be ignored stays ignored.
+SIGHUP that ``nohup`` (or a parent) set to be ignored stays ignored. The stop that a SIGTERM or
+SIGHUP began is not cut short by the other one after it (a SIGHUP then a SIGTERM: the SIGTERM
+is ignored, as a second SIGTERM is; Ctrl-C and ``kill -9`` still stop at once), but a SIGHUP
+after a SIGTERM still points the hung-up terminal's streams at the null device.
 """
 
 from __future__ import annotations
@@ -91,12 +94,12 @@ def silence_gone_streams() -> list[int]:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    if signal.Signals(signum).name == "SIGHUP":  # the terminal gone: its writes would fail the
+        silence_gone_streams()  # clean stop, this one or the one a SIGTERM began before
     if _State.received:  # the process is stopping already: its clean stop is not cut short
         return
     _State.received = True
     _State.signal_name = signal.Signals(signum).name
-    if _State.signal_name == "SIGHUP":  # the terminal gone: its writes would fail the clean stop
-        silence_gone_streams()
     if _State.deferring:
         _State.pending = True
         return

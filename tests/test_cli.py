@@ -593,6 +593,25 @@ def test_a_sighup_is_stopped_as_a_sigterm_and_one_nohup_ignores_stays_ignored(mo
             signal.signal(s, handler)
 
 
+def test_a_sighup_after_a_sigterm_still_silences_the_hung_up_terminal(monkeypatch):
+    """A SIGTERM began the clean stop, then the terminal hung up: the SIGHUP points the gone
+    streams at the null device all the same (before, it returned first, as a second signal does,
+    and ``engine label``'s summary, written to the hung-up terminal, ended it with exit code 74
+    instead of 143); the stop stays the SIGTERM's (line and exit code)."""
+    from engine import stopping
+
+    for name in ("received", "pending", "signal_name", "deferring"):  # put back after the test
+        monkeypatch.setattr(stopping._State, name, getattr(stopping._State, name))
+    silenced: list[str] = []
+    monkeypatch.setattr(stopping, "silence_gone_streams", lambda: silenced.append("streams"))
+    stopping._State.received, stopping._State.signal_name = True, "SIGTERM"  # a SIGTERM came
+    stopping._on_sigterm(signal.SIGHUP, None)  # returns: the stop under way is not cut short
+    assert silenced == ["streams"]
+    assert stopping.received_signal() == ("SIGTERM", 143)
+    stopping._on_sigterm(signal.SIGTERM, None)  # a second SIGTERM: nothing at all
+    assert silenced == ["streams"]
+
+
 def test_import_cli_does_not_import_heavy_modules():
     code = (
         "import sys, cli; heavy = [m for m in ('torch', 'transformers', 'torchvision', 'cv2', "
