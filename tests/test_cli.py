@@ -550,19 +550,29 @@ def test_a_dropped_terminal_stops_a_real_engine_process_resumably_with_129(tmp_p
     """An ssh session dropped (or a terminal window closed) without ``nohup``: the terminal
     hangs up and the process gets SIGHUP. Python's default killed it at once, as SIGTERM's did
     before it was handled (no clean stop: ``engine train`` lost every step since its last
-    checkpoint). Now a SIGHUP is a SIGTERM's clean stop, with exit code 129; its line goes
-    nowhere (the terminal is gone, and writing it there failed the stop: exit code 1). The
-    scenes written are kept, no temporary file is left, and the run is marked partial, which
-    the same command resumes (as after Ctrl-C or SIGTERM, tested above)."""
-    out = tmp_path / "d"
-    args = ["synth", "--out", str(out), "--train", "400", "--val", "0", "--test", "0",
-            "--size", "64x64", "--no-progress"]  # fmt: skip
-    first = out / "images" / "train" / "synth_train_0000.jpg"
-    code, shown = on_a_terminal_hung_up(args, first.exists)
+    checkpoint). Now a SIGHUP is a SIGTERM's clean stop, with exit code 129. ``engine label``
+    writes its summary table to stdout after its loop stopped, and its line to stderr: both go
+    nowhere, the hung-up terminal's streams pointed at the null device (writing the summary to
+    the terminal failed the stop with EIO: exit code 74). The labels written are kept and no
+    temporary file is left (a rerun labels the rest, as after Ctrl-C)."""
+    res = runner.invoke(
+        app,
+        ["synth", "--out", str(tmp_path / "d"), "--train", "60", "--val", "0", "--test", "0",
+         "--size", "64x64", "--seed", "3", "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "lab"
+    args = ["label", "--class", "Car", "--data", str(tmp_path / "d"), "--out", str(out),
+            "--backend", "simulated", "--no-progress"]  # fmt: skip
+
+    def labelled() -> list[Path]:
+        return list(out.rglob("*.png")) if out.is_dir() else []
+
+    code, shown = on_a_terminal_hung_up(args, lambda: bool(labelled()))
     assert code == 129, shown[-500:].decode(errors="replace")
-    assert (out / "synth.partial.json").is_file() and not (out / "synth.json").exists()
-    assert 1 <= len(os.listdir(out / "images" / "train")) < 400
     assert not [p.name for p in out.rglob("*") if p.name.endswith(".tmp")]
+    kept = len(labelled())
+    assert 1 <= kept < 2 * 60  # a label and a confidence map per image, some written
 
 
 def test_a_sighup_is_stopped_as_a_sigterm_and_one_nohup_ignores_stays_ignored(monkeypatch):
