@@ -165,7 +165,7 @@ def test_a_stderr_that_refuses_writes_leaves_the_work_its_results_and_exit_code(
     note or error line ended the command with a traceback that could not be shown, exit code
     1: ``engine synth`` stopped before its result line (0 due), a bad ``--size`` was 1 (2
     due). Now stderr's lines go unsaid and the command runs as it would: stdout and exit code
-    as with a stderr that takes them; the rich stderr console says nothing more once refused."""
+    as with a stderr that takes them; the rich stderr console drops each refused line."""
     import os
     import subprocess
     import sys
@@ -180,7 +180,8 @@ def test_a_stderr_that_refuses_writes_leaves_the_work_its_results_and_exit_code(
 
     console = SafeConsole(file=Full(), stderr=True)
     console.print("warning: a note")  # not raised
-    assert console.quiet
+    console.print("warning: another")  # tried again (the disk may have room now): not raised
+    assert not console.quiet
     if not os.path.exists("/dev/full"):
         pytest.skip("no /dev/full here")
     root = Path(__file__).resolve().parents[2]
@@ -195,6 +196,41 @@ def test_a_stderr_that_refuses_writes_leaves_the_work_its_results_and_exit_code(
             )  # fmt: skip
         assert (res.returncode, res.stdout.split("  new-class")[0]) == (code, said), size
     assert (out / "synth.json").is_file()
+
+
+def test_stderr_refusing_one_write_still_shows_the_error_line_after_it():
+    """A stderr that refused one write for a moment (a non-blocking pipe full: EAGAIN; a full
+    disk that an atomic write's temporary file filled a moment: ENOSPC) takes the lines after
+    it: the command's final ``error: ...`` line arrives. Before, any refusal but a broken pipe
+    kept the shared console quiet for good, and that line went unsaid. Only a stream that is
+    gone (a terminal hung up: EIO; a closed descriptor: EBADF) is not written to again."""
+    import errno
+    import os
+
+    from engine.progress import SafeConsole
+
+    class Once(io.StringIO):
+        def __init__(self, code: int) -> None:
+            super().__init__()
+            self.code, self.refused = code, 0
+
+        def write(self, text: str) -> int:
+            if not self.refused:
+                self.refused += 1
+                raise OSError(self.code, os.strerror(self.code))
+            return super().write(text)
+
+    for code, quiet, shown in (
+        (errno.EAGAIN, False, "error: data/x.png: cannot read the image\n"),
+        (errno.ENOSPC, False, "error: data/x.png: cannot read the image\n"),
+        (errno.EIO, True, ""),
+        (errno.EBADF, True, ""),
+    ):
+        stream = Once(code)
+        console = SafeConsole(file=stream, stderr=True)
+        console.print("checking 10/300")  # refused, not raised
+        console.print("error: data/x.png: cannot read the image")
+        assert (stream.refused, console.quiet, stream.getvalue()) == (1, quiet, shown), code
 
 
 def test_a_stream_error_that_names_its_file_is_kept():
