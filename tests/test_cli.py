@@ -517,11 +517,19 @@ def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(
     assert len(os.listdir(out / "images" / "train")) == 400 and (out / "synth.json").is_file()
 
 
-def on_a_terminal_hung_up(args: list[str], ready, timeout: float = 120.0) -> tuple[int, bytes]:  # noqa: ANN001
+def on_a_terminal_hung_up(
+    args: list[str],
+    ready,  # noqa: ANN001
+    timeout: float = 120.0,
+    stderr=None,  # noqa: ANN001
+    group: bool = False,
+) -> tuple[int, bytes]:
     """Run ``engine ARGS`` on a pseudo-terminal that is its controlling terminal, as in an ssh
     session, and drop the session once ``ready()`` holds: closing the terminal's master side
-    hangs it up (every write to it fails with EIO) and the kernel sends the process SIGHUP.
-    The exit code (negative: the signal that killed it) and what the terminal showed."""
+    hangs it up (every write to it fails with EIO) and the kernel sends the process SIGHUP;
+    with ``group``, SIGHUP to its whole process group then, as the shell of the session sends
+    its jobs. ``stderr``: a file for stderr instead of the terminal. The exit code (negative:
+    the signal that killed it) and what the terminal showed."""
     import select
 
     master, slave = os.openpty()
@@ -531,8 +539,9 @@ def on_a_terminal_hung_up(args: list[str], ready, timeout: float = 120.0) -> tup
         os.close(os.open(name, os.O_RDWR))
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", *args], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave,
-        start_new_session=True, preexec_fn=take_the_terminal,
+        [sys.executable, "-m", "cli", *args], cwd=ROOT, stdin=slave, stdout=slave,
+        stderr=slave if stderr is None else stderr, start_new_session=True,
+        preexec_fn=take_the_terminal,
     )  # fmt: skip
     os.close(slave)
     shown = b""
@@ -543,6 +552,8 @@ def on_a_terminal_hung_up(args: list[str], ready, timeout: float = 120.0) -> tup
                 shown += os.read(master, 65536)
     finally:
         os.close(master)
+        if group and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGHUP)  # its own group (start_new_session)
     return proc.wait(timeout=timeout), shown
 
 
