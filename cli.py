@@ -92,7 +92,7 @@ RESUMABLE = frozenset({"synth", "label", "fuse", "predict", "demo", "demo-pretra
 def guard(fn: F, resumable: bool = False) -> F:
     """Turn the library's input errors into one clear line and exit code 2, and Ctrl-C into
     ``interrupted`` (with how to resume) and exit code 130 (typer would end it silently); a
-    SIGTERM likewise, with 143."""
+    SIGTERM likewise, with 143, and a SIGHUP (the terminal gone) with 129."""
     resume = ": run the same command again to resume" if resumable else ""
 
     @functools.wraps(fn)
@@ -179,8 +179,9 @@ app = build_app()
 
 
 def main() -> None:
-    """Console-script entry point: a SIGTERM (a scheduler's stop) is handled as Ctrl-C
-    (:mod:`engine.stopping`; here only, library callers keep their own signal handling)."""
+    """Console-script entry point: a SIGTERM (a scheduler's stop, exit code 143) and a SIGHUP
+    (the terminal gone, 129) are handled as Ctrl-C (:mod:`engine.stopping`; here only,
+    library callers keep their own signal handling)."""
     log_to_console()
     raise_broken_pipes()  # `engine ... | head -1`: exit code 141, quietly (engine.cli.command)
     stopping.install()

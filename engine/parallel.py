@@ -38,15 +38,36 @@ def process_pool(
     initializer: Callable[..., Any] | None = None,
     initargs: tuple[Any, ...] = (),
 ) -> ProcessPoolExecutor:
-    """A ``ProcessPoolExecutor`` of ``workers`` spawned (not forked) processes."""
+    """A ``ProcessPoolExecutor`` of ``workers`` spawned (not forked) processes, each starting
+    with ``initializer(*initargs)``. Where this process stops cleanly on SIGHUP (the command
+    line's, :mod:`engine.stopping`), its workers ignore it: a dropped ssh session's SIGHUP to
+    the process group no longer kills them mid-job (the pool broke: ``worker process 12 died:
+    killed by SIGHUP``, exit code 71, not the stop's 129); the stop's end of the pool ends
+    them. A library caller's workers keep SIGHUP's default: they die with their caller, whose
+    pool would otherwise leave them waiting for work forever."""
+    from engine import stopping
+
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
+    stopping.start_resource_tracker()
     return ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
-        initializer=initializer,
-        initargs=initargs,
+        initializer=_start_worker,
+        initargs=(stopping.hangups_handled(), initializer, initargs),
     )
+
+
+def _start_worker(
+    ignore_hangups: bool, initializer: Callable[..., Any] | None, initargs: tuple[Any, ...]
+) -> None:
+    """A pool worker's start (:func:`process_pool`)."""
+    if ignore_hangups:
+        from engine import stopping
+
+        stopping.ignore_hangups()
+    if initializer is not None:
+        initializer(*initargs)
 
 
 class WorkerDied(RuntimeError):

@@ -43,6 +43,14 @@ ASCII_SYMBOLS = str.maketrans(
 )  # fmt: skip
 
 
+# What a write to a stream that is gone fails with: a terminal hung up (EIO), a closed
+# descriptor (EBADF), a device or socket no longer there (ENXIO, ENODEV, ECONNRESET, ENOTCONN).
+# A broken pipe (EPIPE) is the reader gone, which ends the command (exit code 141).
+STREAM_GONE = frozenset(
+    (errno.EIO, errno.EBADF, errno.ENXIO, errno.ENODEV, errno.ECONNRESET, errno.ENOTCONN)
+)
+
+
 class SafeConsole(Console):
     """A rich Console that never fails on its stream's encoding. rich draws ASCII boxes and
     bars where the encoding is not UTF-8, but writes the text it is given as it is: under
@@ -66,18 +74,22 @@ class SafeConsole(Console):
 
     def _check_buffer(self) -> None:
         """Where stderr itself refuses a write (``2> log`` on a full disk, ``2>/dev/full``, a
-        closed descriptor, a terminal hung up), the notes, warnings and progress go unsaid from
-        then on, and the command goes on: its work, results on stdout and exit code are what
-        they would be. Before, the refused write ended the command with a traceback nothing
-        could show and exit code 1, whatever happened: a progress line stopped a training, an
-        error line's exit code 2 became 1. stdout's refusal is raised (a result is lost: exit
-        74), and so is a broken pipe (exit 141, :meth:`on_broken_pipe`)."""
+        closed descriptor, a terminal hung up), what it refused goes unsaid, and the command
+        goes on: its work, results on stdout and exit code are what they would be. Before, the
+        refused write ended the command with a traceback nothing could show and exit code 1,
+        whatever happened: a progress line stopped a training, an error line's exit code 2
+        became 1. A stream that is gone (:data:`STREAM_GONE`: a closed descriptor, a terminal
+        hung up) is not written to again; one that refused for a moment (a full disk that an
+        atomic write's temporary file filled, a non-blocking pipe full: EAGAIN) is, so the
+        command's last ``error: ...`` line still arrives (it was kept quiet for good). stdout's
+        refusal is raised (a result is lost: exit 74), and so is a broken pipe (exit 141,
+        :meth:`on_broken_pipe`)."""
         try:
             super()._check_buffer()
         except OSError as e:
             if not self.stderr or e.errno == errno.EPIPE:
                 raise
-            self.quiet = True
+            self.quiet = e.errno in STREAM_GONE
             del self._buffer[:]
 
     def on_broken_pipe(self) -> None:

@@ -24,7 +24,19 @@ is handled as SIGTERM, with its own line and exit code (``interrupted (SIGHUP)``
 default killed the process at once, as SIGTERM's did. A hung-up terminal fails every write with
 EIO, so stdout and stderr are pointed at the null device first where their terminal (or pipe's
 reader) is gone: the clean stop then runs to its end, saying nothing, as under ``nohup``. A
-SIGHUP that ``nohup`` (or a parent) set to be ignored stays ignored.
+SIGHUP that ``nohup`` (or a parent) set to be ignored stays ignored. The stop that a SIGTERM or
+SIGHUP began is not cut short by the other one after it (a SIGHUP then a SIGTERM: the SIGTERM
+is ignored, as a second SIGTERM is; Ctrl-C and ``kill -9`` still stop at once), but a SIGHUP
+after a SIGTERM still points the hung-up terminal's streams at the null device.
+
+A dropped ssh session sends SIGHUP to the whole process group: the processes the command
+started get it too. A DataLoader worker and a process pool's worker of a command that handles
+SIGHUP ignore it (:func:`ignore_hangups`): their parent's clean stop ends them, as its exit
+does (torch's watchdog ends a DataLoader worker whose parent is gone). multiprocessing's
+resource tracker starts with SIGHUP blocked (:func:`start_resource_tracker`), as it ignores
+SIGINT and SIGTERM itself. Before, ``engine train --processes 2 --workers 1`` lost every step
+(its ranks' loader workers died mid-step), and the tracker's death printed "resource_tracker:
+process died unexpectedly" and KeyError tracebacks.
 """
 
 from __future__ import annotations
@@ -91,12 +103,12 @@ def silence_gone_streams() -> list[int]:
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
+    if signal.Signals(signum).name == "SIGHUP":  # the terminal gone: its writes would fail the
+        silence_gone_streams()  # clean stop, this one or the one a SIGTERM began before
     if _State.received:  # the process is stopping already: its clean stop is not cut short
         return
     _State.received = True
     _State.signal_name = signal.Signals(signum).name
-    if _State.signal_name == "SIGHUP":  # the terminal gone: its writes would fail the clean stop
-        silence_gone_streams()
     if _State.deferring:
         _State.pending = True
         return
@@ -110,6 +122,43 @@ def install() -> None:
     hup = getattr(signal, "SIGHUP", None)  # none on Windows
     if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
         signal.signal(hup, _on_sigterm)
+
+
+def hangups_handled() -> bool:
+    """Whether this process stops cleanly on SIGHUP (:func:`install` ran), or ignores it."""
+    hup = getattr(signal, "SIGHUP", None)
+    return hup is not None and signal.getsignal(hup) in (_on_sigterm, signal.SIG_IGN)
+
+
+def ignore_hangups() -> None:
+    """Ignore SIGHUP in this worker process (a DataLoader's, a process pool's), whose parent
+    handles it (:func:`hangups_handled`) and ends it in its clean stop: the worker no longer
+    dies mid-job with the terminal's SIGHUP to the whole process group. Nothing on Windows."""
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is not None:
+        signal.signal(hup, signal.SIG_IGN)
+
+
+def start_resource_tracker() -> None:
+    """Start multiprocessing's resource tracker, where it is not running, with SIGHUP blocked:
+    a process inherits its blocked signals, and the tracker unblocks only the SIGINT and
+    SIGTERM it ignores, so the terminal's SIGHUP to the process group leaves it running (it
+    ends when the last process using it does, as before). Before, it died of it; the next
+    process to use it started another ("resource_tracker: process died unexpectedly,
+    relaunching"), which printed a KeyError traceback for every semaphore released that it had
+    never seen. Called before a command's first worker process starts; this process's own
+    SIGHUP waits the moment it takes and is then delivered. Nothing where there is no SIGHUP
+    (Windows)."""
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is None or not hasattr(signal, "pthread_sigmask"):
+        return
+    from multiprocessing import resource_tracker
+
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {hup})
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def received() -> bool:
@@ -186,6 +235,8 @@ __all__ = [
     "acknowledge",
     "Terminated",
     "deferred",
+    "hangups_handled",
+    "ignore_hangups",
     "install",
     "passed_on",
     "reader_gone",
@@ -193,5 +244,6 @@ __all__ = [
     "received_signal",
     "requested",
     "silence_gone_streams",
+    "start_resource_tracker",
     "undeferred",
 ]

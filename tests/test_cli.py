@@ -517,11 +517,19 @@ def test_ctrl_c_stops_a_real_engine_process_and_the_rerun_resumes(
     assert len(os.listdir(out / "images" / "train")) == 400 and (out / "synth.json").is_file()
 
 
-def on_a_terminal_hung_up(args: list[str], ready, timeout: float = 120.0) -> tuple[int, bytes]:  # noqa: ANN001
+def on_a_terminal_hung_up(
+    args: list[str],
+    ready,  # noqa: ANN001
+    timeout: float = 120.0,
+    stderr=None,  # noqa: ANN001
+    group: bool = False,
+) -> tuple[int, bytes]:
     """Run ``engine ARGS`` on a pseudo-terminal that is its controlling terminal, as in an ssh
     session, and drop the session once ``ready()`` holds: closing the terminal's master side
-    hangs it up (every write to it fails with EIO) and the kernel sends the process SIGHUP.
-    The exit code (negative: the signal that killed it) and what the terminal showed."""
+    hangs it up (every write to it fails with EIO) and the kernel sends the process SIGHUP;
+    with ``group``, SIGHUP to its whole process group then, as the shell of the session sends
+    its jobs. ``stderr``: a file for stderr instead of the terminal. The exit code (negative:
+    the signal that killed it) and what the terminal showed."""
     import select
 
     master, slave = os.openpty()
@@ -531,8 +539,9 @@ def on_a_terminal_hung_up(args: list[str], ready, timeout: float = 120.0) -> tup
         os.close(os.open(name, os.O_RDWR))
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", *args], cwd=ROOT, stdin=slave, stdout=slave, stderr=slave,
-        start_new_session=True, preexec_fn=take_the_terminal,
+        [sys.executable, "-m", "cli", *args], cwd=ROOT, stdin=slave, stdout=slave,
+        stderr=slave if stderr is None else stderr, start_new_session=True,
+        preexec_fn=take_the_terminal,
     )  # fmt: skip
     os.close(slave)
     shown = b""
@@ -543,6 +552,8 @@ def on_a_terminal_hung_up(args: list[str], ready, timeout: float = 120.0) -> tup
                 shown += os.read(master, 65536)
     finally:
         os.close(master)
+        if group and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGHUP)  # its own group (start_new_session)
     return proc.wait(timeout=timeout), shown
 
 
@@ -550,19 +561,29 @@ def test_a_dropped_terminal_stops_a_real_engine_process_resumably_with_129(tmp_p
     """An ssh session dropped (or a terminal window closed) without ``nohup``: the terminal
     hangs up and the process gets SIGHUP. Python's default killed it at once, as SIGTERM's did
     before it was handled (no clean stop: ``engine train`` lost every step since its last
-    checkpoint). Now a SIGHUP is a SIGTERM's clean stop, with exit code 129; its line goes
-    nowhere (the terminal is gone, and writing it there failed the stop: exit code 1). The
-    scenes written are kept, no temporary file is left, and the run is marked partial, which
-    the same command resumes (as after Ctrl-C or SIGTERM, tested above)."""
-    out = tmp_path / "d"
-    args = ["synth", "--out", str(out), "--train", "400", "--val", "0", "--test", "0",
-            "--size", "64x64", "--no-progress"]  # fmt: skip
-    first = out / "images" / "train" / "synth_train_0000.jpg"
-    code, shown = on_a_terminal_hung_up(args, first.exists)
+    checkpoint). Now a SIGHUP is a SIGTERM's clean stop, with exit code 129. ``engine label``
+    writes its summary table to stdout after its loop stopped, and its line to stderr: both go
+    nowhere, the hung-up terminal's streams pointed at the null device (writing the summary to
+    the terminal failed the stop with EIO: exit code 74). The labels written are kept and no
+    temporary file is left (a rerun labels the rest, as after Ctrl-C)."""
+    res = runner.invoke(
+        app,
+        ["synth", "--out", str(tmp_path / "d"), "--train", "60", "--val", "0", "--test", "0",
+         "--size", "64x64", "--seed", "3", "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "lab"
+    args = ["label", "--class", "Car", "--data", str(tmp_path / "d"), "--out", str(out),
+            "--backend", "simulated", "--no-progress"]  # fmt: skip
+
+    def labelled() -> list[Path]:
+        return list(out.rglob("*.png")) if out.is_dir() else []
+
+    code, shown = on_a_terminal_hung_up(args, lambda: bool(labelled()))
     assert code == 129, shown[-500:].decode(errors="replace")
-    assert (out / "synth.partial.json").is_file() and not (out / "synth.json").exists()
-    assert 1 <= len(os.listdir(out / "images" / "train")) < 400
     assert not [p.name for p in out.rglob("*") if p.name.endswith(".tmp")]
+    kept = len(labelled())
+    assert 1 <= kept < 2 * 60  # a label and a confidence map per image, some written
 
 
 def test_a_sighup_is_stopped_as_a_sigterm_and_one_nohup_ignores_stays_ignored(monkeypatch):
@@ -591,6 +612,25 @@ def test_a_sighup_is_stopped_as_a_sigterm_and_one_nohup_ignores_stays_ignored(mo
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
+
+
+def test_a_sighup_after_a_sigterm_still_silences_the_hung_up_terminal(monkeypatch):
+    """A SIGTERM began the clean stop, then the terminal hung up: the SIGHUP points the gone
+    streams at the null device all the same (before, it returned first, as a second signal does,
+    and ``engine label``'s summary, written to the hung-up terminal, ended it with exit code 74
+    instead of 143); the stop stays the SIGTERM's (line and exit code)."""
+    from engine import stopping
+
+    for name in ("received", "pending", "signal_name", "deferring"):  # put back after the test
+        monkeypatch.setattr(stopping._State, name, getattr(stopping._State, name))
+    silenced: list[str] = []
+    monkeypatch.setattr(stopping, "silence_gone_streams", lambda: silenced.append("streams"))
+    stopping._State.received, stopping._State.signal_name = True, "SIGTERM"  # a SIGTERM came
+    stopping._on_sigterm(signal.SIGHUP, None)  # returns: the stop under way is not cut short
+    assert silenced == ["streams"]
+    assert stopping.received_signal() == ("SIGTERM", 143)
+    stopping._on_sigterm(signal.SIGTERM, None)  # a second SIGTERM: nothing at all
+    assert silenced == ["streams"]
 
 
 def test_import_cli_does_not_import_heavy_modules():

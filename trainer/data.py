@@ -438,7 +438,14 @@ def seed_worker(worker_id: int) -> None:
     A worker keeps torch's SIGTERM handling (its parent's SIGTERM ends it quietly, anyone
     else's kills it): one that ignored SIGTERM outlived its parent's exit, which ends it with
     SIGTERM, and the exit hung. A scheduler's SIGTERM to the whole process group so ends the
-    workers mid-step; ``engine train`` says so (:mod:`engine.stopping`)."""
+    workers mid-step; ``engine train`` says so (:mod:`engine.stopping`). SIGHUP, which a
+    dropped ssh session sends to the whole process group, is ignored: ``engine train`` stops
+    at the step's end and saves it, then ends its workers (a parent gone otherwise: torch's
+    watchdog ends them within seconds). Before, they died of it mid-step, and the run of
+    ``--processes 2 --workers 1`` stopped with no checkpoint saved."""
+    from engine import stopping
+
+    stopping.ignore_hangups()
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
@@ -458,6 +465,10 @@ def make_loader(
     ``pin_memory``: page-locked batches for a copy to the GPU (None: when CUDA is available);
     CPU training passes False, so its processes do not start CUDA on a GPU machine."""
     sampler = StreamSampler(len(dataset), seed, rank, world, start)
+    if num_workers > 0:  # the workers' queues use it: started here, so SIGHUP leaves it running
+        from engine import stopping
+
+        stopping.start_resource_tracker()
     return DataLoader(
         dataset,
         batch_size=batch_size,

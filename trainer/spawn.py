@@ -154,6 +154,7 @@ def train_processes(
         threads=rank_threads(cfg.threads, max(0, cfg.num_workers), processes),
         num_workers=max(0, cfg.num_workers),
     )
+    stopping.start_resource_tracker()  # before the ranks, which share it: SIGHUP spares it
     ctx = mp.get_context("spawn")  # fork would copy torch's OpenMP pool into the children
     messages = ctx.SimpleQueue()
     procs = mp.start_processes(

@@ -98,3 +98,57 @@ def test_library_configs_take_workers_0_as_the_command_line_does(tmp_path: Path)
     ):
         with pytest.raises(ValueError, match=r"workers must be >= 0 \(0 or 1: in this process\)"):
             make()
+
+
+def test_workers_of_a_command_that_stops_on_sighup_ignore_it(monkeypatch):
+    """A dropped ssh session's SIGHUP goes to the whole process group. A pool worker of the
+    command line (which stops cleanly on SIGHUP) and a DataLoader worker ignore it, so they
+    finish their job for the clean stop instead of dying mid-job (before: the pool broke, exit
+    71; ``engine train --processes 2 --workers 1`` lost its steps); a library caller's pool
+    workers keep the default, to die with their caller (nothing else would end them)."""
+    from engine import parallel, stopping
+    from trainer.data import seed_worker
+
+    saved = signal.getsignal(signal.SIGHUP)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a library caller
+        with parallel.process_pool(1) as pool:  # no worker starts before a job is given
+            assert pool._initargs == (False, None, ())
+        signal.signal(signal.SIGHUP, stopping._on_sigterm)  # the command line's (install)
+        with parallel.process_pool(2, initializer=print, initargs=("x",)) as pool:
+            assert pool._initargs == (True, print, ("x",))
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        started: list[str] = []
+        parallel._start_worker(False, started.append, ("plan",))  # a pool worker's start
+        assert (started, signal.getsignal(signal.SIGHUP)) == (["plan"], signal.SIG_DFL)
+        parallel._start_worker(True, started.append, ("plan",))
+        assert (started, signal.getsignal(signal.SIGHUP)) == (["plan"] * 2, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        seed_worker(0)  # a DataLoader worker's start
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, saved)
+
+
+def test_the_resource_tracker_starts_with_sighup_blocked():
+    """multiprocessing's resource tracker, started before a command's first worker, has SIGHUP
+    blocked (it unblocks only the SIGINT and SIGTERM it ignores): a dropped ssh session's
+    SIGHUP to the process group leaves it running. Before, it died, and the next process to
+    use it printed "resource_tracker: process died unexpectedly" and KeyError tracebacks."""
+    import subprocess
+    import sys
+
+    if not Path("/proc/self/status").is_file():
+        pytest.skip("no /proc here")
+    code = (
+        "import multiprocessing.resource_tracker as r, signal; from engine import stopping; "
+        "stopping.start_resource_tracker(); pid = r._resource_tracker._pid; "
+        "blocked = [l for l in open(f'/proc/{pid}/status') if l.startswith('SigBlk')][0]; "
+        "print(int(blocked.split()[1], 16) & 1, signal.SIGHUP in signal.pthread_sigmask("
+        "signal.SIG_BLOCK, set()))"
+    )
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60
+    )
+    assert (res.returncode, res.stdout, res.stderr) == (0, "1 False\n", "")

@@ -167,7 +167,7 @@ def test_a_stderr_that_refuses_writes_leaves_the_work_its_results_and_exit_code(
     note or error line ended the command with a traceback that could not be shown, exit code
     1: ``engine synth`` stopped before its result line (0 due), a bad ``--size`` was 1 (2
     due). Now stderr's lines go unsaid and the command runs as it would: stdout and exit code
-    as with a stderr that takes them; the rich stderr console says nothing more once refused.
+    as with a stderr that takes them; the rich stderr console drops each refused line.
     The bad ``--size`` runs in this process (the console's stream refusing), the good one in a
     process of its own on ``/dev/full`` (its progress line refused by the descriptor, and
     Python's flush of stderr at exit)."""
@@ -185,13 +185,14 @@ def test_a_stderr_that_refuses_writes_leaves_the_work_its_results_and_exit_code(
 
     console = SafeConsole(file=Full(), stderr=True)
     console.print("warning: a note")  # not raised
-    assert console.quiet
+    console.print("warning: another")  # tried again (the disk may have room now): not raised
+    assert not console.quiet
     out = tmp_path / "d"
     synth = ["synth", "--out", str(out), "--train", "1", "--val", "0", "--test", "0"]
     monkeypatch.setattr(stderr_console, "quiet", False)  # restored after
     monkeypatch.setattr(stderr_console, "_file", Full())
     res = CliRunner().invoke(app, [*synth, "--size", "32x32"])
-    assert (res.exit_code, res.stdout, stderr_console.quiet) == (2, "", True)
+    assert (res.exit_code, res.stdout, stderr_console.quiet) == (2, "", False)
     assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
     monkeypatch.undo()
     if not os.path.exists("/dev/full"):
@@ -205,6 +206,41 @@ def test_a_stderr_that_refuses_writes_leaves_the_work_its_results_and_exit_code(
     said = f"wrote 1 image (1 train, 0 val, 0 test) at 64x64 to {out}\n"
     assert (res.returncode, res.stdout.split("  new-class")[0]) == (0, said)
     assert (out / "synth.json").is_file()
+
+
+def test_stderr_refusing_one_write_still_shows_the_error_line_after_it():
+    """A stderr that refused one write for a moment (a non-blocking pipe full: EAGAIN; a full
+    disk that an atomic write's temporary file filled a moment: ENOSPC) takes the lines after
+    it: the command's final ``error: ...`` line arrives. Before, any refusal but a broken pipe
+    kept the shared console quiet for good, and that line went unsaid. Only a stream that is
+    gone (a terminal hung up: EIO; a closed descriptor: EBADF) is not written to again."""
+    import errno
+    import os
+
+    from engine.progress import SafeConsole
+
+    class Once(io.StringIO):
+        def __init__(self, code: int) -> None:
+            super().__init__()
+            self.code, self.refused = code, 0
+
+        def write(self, text: str) -> int:
+            if not self.refused:
+                self.refused += 1
+                raise OSError(self.code, os.strerror(self.code))
+            return super().write(text)
+
+    for code, quiet, shown in (
+        (errno.EAGAIN, False, "error: data/x.png: cannot read the image\n"),
+        (errno.ENOSPC, False, "error: data/x.png: cannot read the image\n"),
+        (errno.EIO, True, ""),
+        (errno.EBADF, True, ""),
+    ):
+        stream = Once(code)
+        console = SafeConsole(file=stream, stderr=True)
+        console.print("checking 10/300")  # refused, not raised
+        console.print("error: data/x.png: cannot read the image")
+        assert (stream.refused, console.quiet, stream.getvalue()) == (1, quiet, shown), code
 
 
 def test_a_stream_error_that_names_its_file_is_kept():

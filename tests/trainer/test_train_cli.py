@@ -1018,6 +1018,42 @@ def test_a_dropped_ssh_session_saves_the_training_s_step(synth, tmp_path):
     assert f"trained {step + 1:,} steps" in res.stdout
 
 
+@pytest.mark.slow
+def test_a_dropped_ssh_session_saves_the_step_of_ranks_with_loader_workers(synth, tmp_path):
+    """The same with ``--processes 2 --workers 1`` (the CPU default's shape), SIGHUP sent to
+    the whole process group as the session's shell sends it to its jobs. Before, the ranks'
+    DataLoader workers died of it mid-step ("interrupted (SIGHUP), which also ended the data
+    loader: no checkpoint was saved yet"), and so did multiprocessing's resource tracker
+    ("resource_tracker: process died unexpectedly" and KeyError tracebacks on stderr). Now the
+    workers and the tracker ignore it: the ranks stop at a step's end, saved in ``last.pt``,
+    and stderr (a file here) has the one line."""
+    from tests.test_cli import on_a_terminal_hung_up
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("log_every: 1\ncheckpoint_every: 1000\nloss: {num_points: 256}\n")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--config", str(cfg),
+            "--out", str(run), "--iters", "5000", "--batch-size", "4", "--crop", "64",
+            "--device", "cpu", "--workers", "1", "--processes", "2", "--val-split", "none",
+            "--no-progress"]  # fmt: skip
+    log = run / "metrics.jsonl"
+
+    def logged() -> list[int]:
+        lines = log.read_text().splitlines() if log.is_file() else []
+        return [json.loads(line)["step"] for line in lines if '"loss"' in line]
+
+    with open(tmp_path / "err.txt", "wb") as err:
+        code, shown = on_a_terminal_hung_up(
+            args, lambda: len(logged()) >= 2, timeout=300, stderr=err, group=True
+        )
+    said = (tmp_path / "err.txt").read_text()
+    assert code == 129, said + shown[-500:].decode(errors="replace")
+    step = torch.load(run / "last.pt", weights_only=True)["step"]
+    assert step >= 2 and logged()[-1] == step
+    resume = f"add --resume to continue from {run / 'last.pt'} (step {step})"
+    assert said == f"interrupted (SIGHUP): {resume}\n"
+
+
 def test_a_loader_worker_or_rank_killed_says_how_to_resume(synth, tmp_path, monkeypatch):
     """A DataLoader worker or a --processes rank the kernel's out-of-memory killer (or
     ``kill -9``) ended: one line naming it and how it died, what to do and how to continue,
