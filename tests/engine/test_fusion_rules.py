@@ -288,6 +288,19 @@ def test_bad_inputs():
         fuse_image(precise, [pl(3, [[1, 1]])], rules(parents={3: (O,)}))
 
 
+@pytest.mark.parametrize(
+    "precise, got",
+    [
+        (np.zeros((1, 2, 3), np.uint8), r"\(1, 2, 3\) uint8"),  # (H, W, 3): the right dtype
+        (np.zeros((1, 2), np.int32), r"\(1, 2\) int32"),  # (H, W): the wrong dtype
+    ],
+)
+def test_a_precise_label_of_another_shape_or_dtype_is_refused(precise, got):
+    """Either fault alone is refused (an ``and`` of the two checks let each pass)."""
+    with pytest.raises(ValueError, match=rf"^precise label must be \(H, W\) uint8, got {got}$"):
+        fuse_image(precise, [pl(BIKE, [[1, 1]])], rules())
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_invariants_on_random_maps(seed):
     """Whatever the inputs: untouched pixels are precise, precise 255s and non-parent classes
