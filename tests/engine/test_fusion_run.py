@@ -1546,3 +1546,27 @@ def test_a_release_layouts_images_compare_by_each_splits_own_folder(tmp_path: Pa
         (root / "images/{split}").resolve(),
         (("train", (root / "images_pad/train").resolve()), ("val", (root / "pad/val").resolve())),
     )
+
+
+def test_an_images_inputs_with_coverage_on_name_each_runs_instances_file_of_that_image():
+    """What ``input_stamp``/``input_content`` hash: with coverage on, the instances file of the
+    image (``instances/<split>/<stem>.json``), so an edited one fuses the image again."""
+    from types import SimpleNamespace
+
+    from engine.fusion.pseudo import PseudoRun
+    from engine.fusion.rules import FusionRules
+    from engine.fusion.run import Job, input_paths
+
+    run = PseudoRun(Path("runs/bike"), "Bicycle", "Others", None, None, None, "")
+    job = Job("val", "a", Path("data/annotations/val/a.png"), Path("data/images/val/a.jpg"))
+    job = replace(job, corrections=((7, Path("subsets/s/masks/a.png")),))
+    plan = SimpleNamespace(runs=[run], rules=FusionRules(parents={7: (0,)}, min_coverage=0.5))
+    assert input_paths(plan, job) == [
+        Path("data/annotations/val/a.png"),
+        Path("subsets/s/masks/a.png"),
+        Path("runs/bike/labels/val/a.png"),
+        Path("runs/bike/confidence/val/a.png"),
+        Path("runs/bike/instances/val/a.json"),
+    ]
+    plan.rules = FusionRules(parents={7: (0,)})  # coverage off: no instances file read
+    assert input_paths(plan, job)[-1] == Path("runs/bike/confidence/val/a.png")
