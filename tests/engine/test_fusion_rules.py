@@ -345,6 +345,17 @@ def test_248_new_classes_the_most_uint8_ids_hold_overlap_exactly():
     assert sum(s.overlap_lost for s in fused.stats.values()) == 248 + 247
 
 
+def test_a_129_way_tie_is_a_tie():
+    """Each class that ties the best adds exactly one to the pixel's uint8 tie count: counted
+    by twos, a 129-way tie wrapped to 1 (257 % 256) and the first class won the pixel."""
+    ids = range(7, 255)
+    pseudos = [PseudoLabel(c, a([[int(c < 136)]]), a([[50]]), None) for c in ids]
+    fused = fuse_image(a([[O]]), pseudos, FusionRules(parents={c: (O,) for c in ids}))
+    assert fused.label.tolist() == [[U]]
+    assert fused.source.tolist() == [[2]]
+    assert sum(s.overlap_lost for s in fused.stats.values()) == 129
+
+
 def corrected(class_id, label, mask, conf=None) -> PseudoLabel:
     p = pl(class_id, label, conf)
     return PseudoLabel(p.class_id, p.label, p.confidence, None, a(mask))
