@@ -200,6 +200,20 @@ def test_stats_uncertain_and_overlap():
     assert (car.claimed_pixels, car.overlap_lost, car.images_with_none) == (0, 1, 1)
 
 
+def test_stats_a_rejected_pixel_is_not_an_overlap_lost():
+    """A pseudo pixel on a non-parent (Ground) is rejected, not lost to another class: Car's
+    claim there was counted as lost when every 1 counted as a claim, allowed or not."""
+    fused = fuse_image(
+        a([[O, G, O]]),
+        [pl(BIKE, [[1, 1, 1]], [[9, 9, 5]]), pl(CAR, [[0, 1, 1]], [[0, 9, 9]])],
+        rules(),
+    )
+    bike, car = fused.stats[BIKE], fused.stats[CAR]
+    assert fused.label.tolist() == [[BIKE, G, CAR]]
+    assert (bike.claimed_pixels, bike.rejected_pixels, bike.overlap_lost) == (1, 1, 1)
+    assert (car.claimed_pixels, car.rejected_pixels, car.overlap_lost) == (1, 1, 0)
+
+
 def test_stats_sum_and_round_trip():
     s = ClassStats(images=1, pseudo_pixels=4, rejected_pixels=1) + ClassStats(
         images=1, pseudo_pixels=6, rejected_pixels=4
