@@ -91,8 +91,8 @@ def test_a_subset_being_imported_is_neither_imported_into_nor_read(world, tmp_pa
     """A second ``engine annotate import`` into the subset a first one writes removed the
     first's staging folder (as an interrupted import's) and wrote its own subset: the first
     then wrote a subset.json naming masks that were gone. It is refused now, naming the first;
-    ``annotate export``, ``report``, ``compare``, ``review`` and ``train --val-subset`` of the
-    subset wait for it (they read new masks that subset.json did not name yet, or no subset)."""
+    ``annotate export``, ``report``, ``compare``, ``review``, ``train --val-subset`` and
+    ``fuse --corrections`` of the subset wait for it (they read new masks that subset.json did not name yet, or no subset)."""
     sub = tmp_path / "sub"
     first = Paused(tmp_path, "annotations.subset:atomic_write_bytes", _import(world, sub))
     try:
@@ -111,6 +111,8 @@ def test_a_subset_being_imported_is_neither_imported_into_nor_read(world, tmp_pa
                               "--out", str(tmp_path / "v")],
             "engine train": ["train", "--data", str(world["data"]), "--val-subset", str(sub),
                              "--preset", "tiny", "--device", "cpu", "--out", str(tmp_path / "t")],
+            "engine fuse": ["fuse", "--data", str(world["data"]), "--pseudo", str(world["run"]),
+                            "--corrections", str(sub), "--out", str(tmp_path / "f")],
         }  # fmt: skip
         for command, args in readers.items():
             res = CliRunner().invoke(app, [*args, "--no-progress"])
@@ -120,7 +122,7 @@ def test_a_subset_being_imported_is_neither_imported_into_nor_read(world, tmp_pa
                 and f"is writing it now; {command} would read its annotated masks half written"
                 in _text(res)
             ), res.output
-        assert not any((tmp_path / f).exists() for f in "ervt")
+        assert not any((tmp_path / f).exists() for f in "ervtf")
         code, output = first.finish()
     finally:
         first.kill()

@@ -200,6 +200,20 @@ def test_stats_uncertain_and_overlap():
     assert (car.claimed_pixels, car.overlap_lost, car.images_with_none) == (0, 1, 1)
 
 
+def test_stats_a_rejected_pixel_is_not_an_overlap_lost():
+    """A pseudo pixel on a non-parent (Ground) is rejected, not lost to another class: Car's
+    claim there was counted as lost when every 1 counted as a claim, allowed or not."""
+    fused = fuse_image(
+        a([[O, G, O]]),
+        [pl(BIKE, [[1, 1, 1]], [[9, 9, 5]]), pl(CAR, [[0, 1, 1]], [[0, 9, 9]])],
+        rules(),
+    )
+    bike, car = fused.stats[BIKE], fused.stats[CAR]
+    assert fused.label.tolist() == [[BIKE, G, CAR]]
+    assert (bike.claimed_pixels, bike.rejected_pixels, bike.overlap_lost) == (1, 1, 1)
+    assert (car.claimed_pixels, car.rejected_pixels, car.overlap_lost) == (1, 1, 0)
+
+
 def test_stats_sum_and_round_trip():
     s = ClassStats(images=1, pseudo_pixels=4, rejected_pixels=1) + ClassStats(
         images=1, pseudo_pixels=6, rejected_pixels=4
@@ -288,6 +302,19 @@ def test_bad_inputs():
         fuse_image(precise, [pl(3, [[1, 1]])], rules(parents={3: (O,)}))
 
 
+@pytest.mark.parametrize(
+    "precise, got",
+    [
+        (np.zeros((1, 2, 3), np.uint8), r"\(1, 2, 3\) uint8"),  # (H, W, 3): the right dtype
+        (np.zeros((1, 2), np.int32), r"\(1, 2\) int32"),  # (H, W): the wrong dtype
+    ],
+)
+def test_a_precise_label_of_another_shape_or_dtype_is_refused(precise, got):
+    """Either fault alone is refused (an ``and`` of the two checks let each pass)."""
+    with pytest.raises(ValueError, match=rf"^precise label must be \(H, W\) uint8, got {got}$"):
+        fuse_image(precise, [pl(BIKE, [[1, 1]])], rules())
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_invariants_on_random_maps(seed):
     """Whatever the inputs: untouched pixels are precise, precise 255s and non-parent classes
@@ -330,6 +357,17 @@ def test_248_new_classes_the_most_uint8_ids_hold_overlap_exactly():
     assert fused.label.tolist() == [[U, 254, U]]  # a 248-way tie; 254 most confident; uncertain
     assert fused.source.tolist() == [[2, 1, 2]]
     assert sum(s.overlap_lost for s in fused.stats.values()) == 248 + 247
+
+
+def test_a_129_way_tie_is_a_tie():
+    """Each class that ties the best adds exactly one to the pixel's uint8 tie count: counted
+    by twos, a 129-way tie wrapped to 1 (257 % 256) and the first class won the pixel."""
+    ids = range(7, 255)
+    pseudos = [PseudoLabel(c, a([[int(c < 136)]]), a([[50]]), None) for c in ids]
+    fused = fuse_image(a([[O]]), pseudos, FusionRules(parents={c: (O,) for c in ids}))
+    assert fused.label.tolist() == [[U]]
+    assert fused.source.tolist() == [[2]]
+    assert sum(s.overlap_lost for s in fused.stats.values()) == 129
 
 
 def corrected(class_id, label, mask, conf=None) -> PseudoLabel:

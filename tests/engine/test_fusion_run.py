@@ -1477,3 +1477,96 @@ def test_an_images_inputs_hold_the_instances_files_with_coverage_on_only(world):
         own = [run.label_path(job.split, job.stem), run.confidence_path(job.split, job.stem)]
         extra = [] if cov is None else [run.instances_path(job.split, job.stem)]
         assert input_paths(plan, job) == [job.precise_path, *own, *extra]
+
+
+def test_earlier_splits_keep_a_split_only_when_every_image_is_ok_with_these_settings(
+    tmp_path: Path, caplog
+):
+    """One failed image (or one fused with other settings) leaves its whole split out of
+    dataset.yaml: a split of two images, one ok, was kept when any ok image sufficed."""
+    from types import SimpleNamespace
+
+    from engine.fusion.run import earlier_splits, output_paths
+
+    latest = {
+        ("val", "a"): {"status": "ok", "config_hash": "h"},
+        ("val", "b"): {"status": "failed", "config_hash": "h"},
+        ("test", "c"): {"status": "ok", "config_hash": "h"},
+        ("test", "d"): {"status": "ok", "config_hash": "h"},
+        ("extra", "e"): {"status": "ok", "config_hash": "h"},
+        ("extra", "f"): {"status": "ok", "config_hash": "other"},
+    }
+    for split, stem in latest:
+        for p in output_paths(tmp_path, split, stem):
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_bytes(b"")
+    plan = SimpleNamespace(splits=("train",), same_settings=lambda r: r["config_hash"] == "h")
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        assert earlier_splits(latest, plan, tmp_path) == ["test"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path}: split {s!r} was fused with other settings (or has failed or missing images) "
+        f"and is left out of dataset.yaml; fuse it again with these settings and --split {s}"
+        for s in ("val", "extra")
+    ]
+
+
+def test_corrections_rejected_are_said_once_a_class_for_all_its_subsets(caplog):
+    """Two subsets correcting Bicycle: one warning, naming the first, with the summed count."""
+    from types import SimpleNamespace
+
+    from engine.fusion.rules import ClassStats
+    from engine.fusion.run import warn_corrections_rejected
+
+    plan = SimpleNamespace(
+        corrections=[
+            SimpleNamespace(class_name="Bicycle", path=Path("subsets/a")),
+            SimpleNamespace(class_name="Bicycle", path=Path("subsets/b")),
+        ],
+        settings=lambda: {"parents": {"Bicycle": ["Others", "Ground"]}},
+    )
+    with caplog.at_level("WARNING", logger="engine.fusion.run"):
+        warn_corrections_rejected({"Bicycle": ClassStats(corrected_rejected=1234)}, plan)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{Path('subsets/a')}: 1,234 pixels its masks mark Bicycle lie on precise classes that "
+        "are not its parents (Others, Ground) and keep their precise labels (the parent "
+        "constraint); to let the corrections win there: --no-parent-constraint (or --parent "
+        "with those classes)"
+    ]
+
+
+def test_a_release_layouts_images_compare_by_each_splits_own_folder(tmp_path: Path):
+    """``_images`` of a dataset whose splits have their own image folders (images_pad/<split>):
+    the template and each split's folder, resolved under the root."""
+    from engine.datasets import DatasetSpec
+    from engine.fusion.run import _images
+
+    root = tmp_path / "MaSS13K"
+    spec = DatasetSpec(root, split_images=(("train", "images_pad/train"), ("val", "pad/val")))
+    assert _images(spec) == (
+        (root / "images/{split}").resolve(),
+        (("train", (root / "images_pad/train").resolve()), ("val", (root / "pad/val").resolve())),
+    )
+
+
+def test_an_images_inputs_with_coverage_on_name_each_runs_instances_file_of_that_image():
+    """What ``input_stamp``/``input_content`` hash: with coverage on, the instances file of the
+    image (``instances/<split>/<stem>.json``), so an edited one fuses the image again."""
+    from types import SimpleNamespace
+
+    from engine.fusion.pseudo import PseudoRun
+    from engine.fusion.rules import FusionRules
+    from engine.fusion.run import Job, input_paths
+
+    run = PseudoRun(Path("runs/bike"), "Bicycle", "Others", None, None, None, "")
+    job = Job("val", "a", Path("data/annotations/val/a.png"), Path("data/images/val/a.jpg"))
+    job = replace(job, corrections=((7, Path("subsets/s/masks/a.png")),))
+    plan = SimpleNamespace(runs=[run], rules=FusionRules(parents={7: (0,)}, min_coverage=0.5))
+    assert input_paths(plan, job) == [
+        Path("data/annotations/val/a.png"),
+        Path("subsets/s/masks/a.png"),
+        Path("runs/bike/labels/val/a.png"),
+        Path("runs/bike/confidence/val/a.png"),
+        Path("runs/bike/instances/val/a.json"),
+    ]
+    plan.rules = FusionRules(parents={7: (0,)})  # coverage off: no instances file read
+    assert input_paths(plan, job)[-1] == Path("runs/bike/confidence/val/a.png")
