@@ -42,6 +42,7 @@ from engine.cli.common import (
     process_limit,
     raise_broken_pipes,
     stderr,
+    stopped,
 )
 from engine.runinfo import follow_cpu_quota
 from labeler import cli as labeler_cli
@@ -102,10 +103,10 @@ def guard(fn: F, resumable: bool = False) -> F:
         except (typer.Exit, typer.Abort, RecursionError, NotImplementedError):
             raise  # the last two are RuntimeErrors but a fault of the code: their traceback
         except KeyboardInterrupt:
-            text, code = interrupted()
-            stderr.print(text + resume, soft_wrap=True)
-            raise typer.Exit(code) from None
+            stopped(resume)
         except Exception as e:  # OpenCV's allocator raises a cv2.error: out of memory too
+            if stopping.hung_up(e):  # a write to the terminal that hung up: its SIGHUP's stop
+                stopped(resume)
             if not isinstance(e, (*_INPUT_ERRORS, MemoryError, OSError)) and not out_of_memory(e):
                 raise
             if out_of_memory(e):  # the machine's limit, not a bad input: no traceback, no 2

@@ -42,6 +42,7 @@ process died unexpectedly" and KeyError tracebacks.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import threading
@@ -100,6 +101,21 @@ def silence_gone_streams() -> list[int]:
             os.dup2(null, fd)
         os.close(null)
     return gone
+
+
+def hung_up(e: BaseException) -> bool:
+    """Whether ``e`` is a write to stdout or stderr whose terminal hung up (EIO where the stream's
+    reader is gone): the stop of the SIGHUP the kernel sends with the hang-up, whose handler may
+    not have run yet when the write failed (a command writing its summary as the ssh session
+    dropped: it ended with exit code 74, "stdout (/dev/pts/3): Input/output error", as if a disk
+    had failed). If so, the gone streams are pointed at the null device and the SIGHUP is taken
+    as received (exit code 129). An EIO of anything else (a failing disk) is not."""
+    if not isinstance(e, OSError) or e.errno != errno.EIO or not silence_gone_streams():
+        return False
+    if not _State.received:
+        _State.received = True
+        _State.signal_name = "SIGHUP"
+    return True
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -236,6 +252,7 @@ __all__ = [
     "Terminated",
     "deferred",
     "hangups_handled",
+    "hung_up",
     "ignore_hangups",
     "install",
     "passed_on",

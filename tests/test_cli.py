@@ -633,6 +633,48 @@ def test_a_sighup_after_a_sigterm_still_silences_the_hung_up_terminal(monkeypatc
     assert silenced == ["streams"]
 
 
+def test_a_write_to_the_terminal_that_hung_up_is_its_sighup_s_stop(monkeypatch):
+    """The terminal hung up while a command wrote to it (``engine label``'s summary as the ssh
+    session dropped): the write fails with EIO before the kernel's SIGHUP reaches its handler.
+    It ended with exit code 74 and "stdout (/dev/pts/3): Input/output error", as a failing disk
+    would; now it is the SIGHUP's stop: ``interrupted (SIGHUP)`` (with how to resume) and 129.
+    An EIO where no stream's reader is gone (a failing disk) stays the disk's line and 74."""
+    import typer
+
+    import cli
+    from engine import stopping
+
+    for name in ("received", "pending", "signal_name", "deferring"):  # put back after the test
+        monkeypatch.setattr(stopping._State, name, getattr(stopping._State, name))
+    stopping._State.received, stopping._State.signal_name = False, "SIGTERM"
+    said: list[str] = []
+    monkeypatch.setattr(cli.stderr, "print", lambda text, **_: said.append(str(text)))
+
+    def summary() -> None:  # what a command's last write to its hung-up terminal raises
+        raise OSError(errno.EIO, "Input/output error", "stdout (/dev/pts/3)")
+
+    def exit_code() -> int:
+        with pytest.raises(typer.Exit) as stop:
+            cli.guard(summary, resumable=True)()
+        return stop.value.exit_code
+
+    monkeypatch.setattr(stopping, "silence_gone_streams", lambda: [])  # a disk's EIO
+    assert (exit_code(), stopping.received()) == (74, False)
+    assert said.pop().startswith("error: stdout (/dev/pts/3): Input/output error; ")
+    monkeypatch.setattr(stopping, "silence_gone_streams", lambda: [1])  # the terminal gone
+    assert (exit_code(), said) == (
+        129,
+        ["interrupted (SIGHUP): run the same command again to resume"],
+    )
+    assert stopping.received_signal() == ("SIGHUP", 129)
+    said.clear()
+    stopping._State.signal_name = "SIGTERM"  # a SIGTERM's stop under way: it stays the SIGTERM's
+    assert (exit_code(), said) == (
+        143,
+        ["interrupted (SIGTERM): run the same command again to resume"],
+    )
+
+
 def test_import_cli_does_not_import_heavy_modules():
     code = (
         "import sys, cli; heavy = [m for m in ('torch', 'transformers', 'torchvision', 'cv2', "

@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, NoReturn
 
 from rich.console import Console
 from rich.text import Text
@@ -52,6 +52,16 @@ def interrupted() -> tuple[str, int]:
         name, code = received_signal()
         return f"{INTERRUPTED} ({name})", code
     return INTERRUPTED, EXIT_INTERRUPTED
+
+
+def stopped(resume: str = "") -> NoReturn:
+    """End a command that stopped early: :func:`interrupted`'s line on stderr (and ``resume``,
+    how to go on) and its exit code."""
+    import typer
+
+    text, code = interrupted()
+    stderr.print(text + resume, soft_wrap=True)
+    raise typer.Exit(code)
 
 
 # The packages whose log records the command line shows (transformers and huggingface_hub keep
