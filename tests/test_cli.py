@@ -536,6 +536,7 @@ def on_a_terminal_hung_up(
     name = os.ttyname(slave)
 
     def take_the_terminal() -> None:  # after setsid (start_new_session): the session's own
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)  # a session without nohup, however pytest ran
         os.close(os.open(name, os.O_RDWR))
 
     proc = subprocess.Popen(
