@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import functools
 import io
 import logging
@@ -111,7 +110,7 @@ from engine.datasets import (
 from engine.metrics.bootstrap import MATCH_IOU, all_match
 from engine.parallel import BadItems, map_every_item
 from engine.progress import make_progress, track
-from engine.runinfo import environment, kept_warnings, warnings_entry
+from engine.runinfo import environment, kept_warnings, too_many_open_files, warnings_entry
 from engine.runlock import (
     check_not_being_written,
     check_not_in_output,
@@ -795,18 +794,13 @@ def unzip(archive: Path, into: Path) -> Path:
     except FileNotFoundError:
         raise source_not_found(archive) from None
     except (zipfile.BadZipFile, OSError) as e:  # its member named in the zip, not the copy
-        if isinstance(e, OSError) and e.errno in OPEN_FILE_LIMIT:
+        if too_many_open_files(e):
             raise  # ulimit -n: the command line's line of it, exit code 71 (not "cannot read")
         if is_disk_error(e):
             raise _unpack_refused(e, archive, into) from None
         why = archive_named(first_line(e), {str(into): str(archive)})
         raise ValueError(f"{archive}: cannot read the archive ({why})") from None
     return into
-
-
-# The open-file limit reached (``ulimit -n``; the system's table): what the command line's
-# ``too_many_open_files`` reports with exit code 71, not an archive that cannot be read
-OPEN_FILE_LIMIT = (errno.EMFILE, errno.ENFILE)
 
 
 class _Archive(io.BufferedReader):

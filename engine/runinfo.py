@@ -7,6 +7,7 @@ its resolved configuration.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -113,6 +114,16 @@ SHM_ADVICE = (
     "give it more (docker run --shm-size 8g; Kubernetes: an emptyDir of medium Memory{mounted}), "
     "or pass --workers 0 to load in the training process"
 )
+
+
+def too_many_open_files(e: BaseException) -> bool:
+    """Whether ``e`` is this process's open-file limit (``ulimit -n``; EMFILE, or the system's
+    table, ENFILE) reached, here or as torch's DataLoader reports it ("Too many open files.
+    Communication with the workers is no longer possible. ... set_sharing_strategy ...")."""
+    if isinstance(e, OSError):
+        return e.errno in (errno.EMFILE, errno.ENFILE)
+    return isinstance(e, RuntimeError) and str(e).startswith("Too many open files")
+
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")  # where the cgroup file systems are mounted (Linux)
 PROC_CGROUP = Path("/proc/self/cgroup")  # this process's cgroups

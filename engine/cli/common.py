@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from engine.progress import SafeConsole, encodable, stderr_console, stream_error
-from engine.runinfo import KEPT_PACKAGES, SHM_ADVICE
+from engine.runinfo import KEPT_PACKAGES, SHM_ADVICE, too_many_open_files
 from engine.stopping import silence_gone_streams
 from engine.text import (
     MAX_TTA_SCALE,
@@ -188,15 +188,6 @@ def shared_memory_full(e: BaseException) -> bool:
     return isinstance(e, RuntimeError) and (
         "unable to allocate shared memory" in text or "out of shared memory" in text
     )
-
-
-def too_many_open_files(e: BaseException) -> bool:
-    """Whether ``e`` is this process's open-file limit (``ulimit -n``; EMFILE, or the system's
-    table, ENFILE) reached, here or as torch's DataLoader reports it ("Too many open files.
-    Communication with the workers is no longer possible. ... set_sharing_strategy ...")."""
-    if isinstance(e, OSError):
-        return e.errno in (errno.EMFILE, errno.ENFILE)
-    return isinstance(e, RuntimeError) and str(e).startswith("Too many open files")
 
 
 def worker_died(e: BaseException) -> str | None:
