@@ -3148,6 +3148,22 @@ def test_a_zip_bomb_or_a_name_given_twice_is_refused_before_anything_is_unpacked
     ]
 
 
+def _cvat_download_unpacked_in_own_tmp(tmp_path, world, monkeypatch):  # noqa: ANN001, ANN202
+    """``(DATA, TASK.zip)``: the world's run exported as COCO and zipped as CVAT's download
+    holds it, with TMPDIR a fresh, empty ``tmp_path / "tmp"``."""
+    import zipfile
+
+    data, run, _ = world
+    export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco",)))
+    download = tmp_path / "task.zip"
+    with zipfile.ZipFile(download, "w") as z:
+        z.write(tmp_path / "e" / "coco.json", "annotations/instances_default.json")
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR read again
+    (tmp_path / "tmp").mkdir()
+    return data, download
+
+
 def test_a_full_temporary_disk_while_unpacking_a_zip_is_exit_74_naming_it(
     tmp_path, world, monkeypatch
 ):
@@ -3162,14 +3178,7 @@ def test_a_full_temporary_disk_while_unpacking_a_zip_is_exit_74_naming_it(
 
     from cli import app
 
-    data, run, _ = world
-    export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco",)))
-    download = tmp_path / "task.zip"
-    with zipfile.ZipFile(download, "w") as z:
-        z.write(tmp_path / "e" / "coco.json", "annotations/instances_default.json")
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR read again
-    (tmp_path / "tmp").mkdir()
+    data, download = _cvat_download_unpacked_in_own_tmp(tmp_path, world, monkeypatch)
 
     def full(self, member, path=None, pwd=None, named=True):
         target = Path(path) / member.filename
@@ -3203,21 +3212,13 @@ def test_a_zip_read_error_names_the_archive_not_the_temporary_folder(
     never made: it names TMPDIR."""
     import errno
     import io
-    import zipfile
 
     from typer.testing import CliRunner
 
     import engine.annotate
     from cli import app
 
-    data, run, _ = world
-    export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "e"), formats=("coco",)))
-    download = tmp_path / "task.zip"
-    with zipfile.ZipFile(download, "w") as z:
-        z.write(tmp_path / "e" / "coco.json", "annotations/instances_default.json")
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
-    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR read again
-    (tmp_path / "tmp").mkdir()
+    data, download = _cvat_download_unpacked_in_own_tmp(tmp_path, world, monkeypatch)
     code, real_open = getattr(errno, fault.split()[0]), io.open
 
     class Failing(io.FileIO):  # the disk under the archive: its first member's bytes fail
