@@ -512,8 +512,12 @@ def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_p
         res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
         return res.exit_code, " ".join(res.output.split())
 
-    code, text = info()
-    assert code == 1 and "next: engine predict" not in text, text
+    def stopped() -> str:  # what info says of a run it reads as stopped: exit 1, no "next"
+        code, text = info()
+        assert code == 1 and "next: engine predict" not in text, text
+        return text
+
+    text = stopped()
     assert (
         f"step │ 40 of 40 (stopped: engine train --out {run} --resume continues it from step "
         "30 (last.pt's))" in text
@@ -521,8 +525,7 @@ def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_p
     assert (train_run_stats(run).finished, train_run_stats(run).pending) == (False, "checkpoint")
     # last.pt written at step 40, killed during the validation that ends the run
     record_saved_step(run / "last.pt", 40)
-    code, text = info()
-    assert code == 1 and "next: engine predict" not in text, text
+    text = stopped()
     assert (
         f"step │ 40 of 40 (stopped during its last validation: engine train --out {run} "
         "--resume validates it)" in text
@@ -531,8 +534,7 @@ def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_p
     # last.pt's step not known (no saved_step.json: a run before the fiftieth round, a copy):
     # it may hold step 30, so no "validates it" (said in the fifty-first round)
     (run / "saved_step.json").unlink()
-    code, text = info()
-    assert code == 1 and "next: engine predict" not in text, text
+    text = stopped()
     assert f"step │ 40 of 40 (stopped: engine train --out {run} --resume continues it) " in text
     record_saved_step(run / "last.pt", 40)
     # its validation logged: finished, exit 0; without validation (--val-split none) too
