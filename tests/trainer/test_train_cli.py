@@ -931,6 +931,34 @@ def test_a_sigterm_says_the_step_resume_continues_from(synth, tmp_path, monkeypa
     )
 
 
+def _long_run(synth, tmp_path, workers: str, processes: str, *more: str):  # noqa: ANN001, ANN202
+    """``(RUN, engine train's arguments)`` of a run far longer than a test waits for (5,000
+    steps, each logged, checkpoints 1,000 apart): a test stops it after a few steps."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("log_every: 1\ncheckpoint_every: 1000\nloss: {num_points: 256}\n")
+    run = tmp_path / "run"
+    args = ["train", "--data", str(synth), "--preset", "tiny", "--config", str(cfg),
+            "--out", str(run), "--iters", "5000", "--batch-size", "4", "--crop", "64",
+            "--device", "cpu", "--workers", workers, "--processes", processes,
+            "--val-split", "none", *more]  # fmt: skip
+    return run, args
+
+
+def _resumes_one_more_step(run, step: int) -> None:  # noqa: ANN001
+    """``engine train --out RUN --resume`` to ``step + 1`` goes on from the stopped ``step``."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    res = subprocess.run(
+        [sys.executable, "-m", "cli", "train", "--out", str(run), "--resume", "--iters",
+         str(step + 1), "--workers", "0", "--processes", "1", "--no-progress"],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert f"trained {step + 1:,} steps" in res.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("processes, workers", [("1", "0"), ("2", "0")])
 def test_a_scheduler_s_sigterm_to_a_real_training_saves_its_step(
@@ -950,14 +978,13 @@ def test_a_scheduler_s_sigterm_to_a_real_training_saves_its_step(
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2]
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("log_every: 1\ncheckpoint_every: 1000\nloss: {num_points: 256}\n")
-    run = tmp_path / "run"
-    args = [sys.executable, "-m", "cli", "train", "--data", str(synth), "--preset", "tiny",
-            "--config", str(cfg), "--out", str(run), "--iters", "5000", "--batch-size", "4",
-            "--crop", "64", "--device", "cpu", "--workers", workers, "--processes", processes,
-            "--val-split", "none", "--no-progress"]  # fmt: skip
-    proc = subprocess.Popen(args, cwd=root, stderr=subprocess.PIPE, start_new_session=True)
+    run, args = _long_run(synth, tmp_path, workers, processes, "--no-progress")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli", *args],
+        cwd=root,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 300
     log = run / "metrics.jsonl"
     while proc.poll() is None and time.monotonic() < deadline:
@@ -974,13 +1001,7 @@ def test_a_scheduler_s_sigterm_to_a_real_training_saves_its_step(
     assert said, err.decode()
     step = int(said[1])
     assert torch.load(run / "last.pt", weights_only=True)["step"] == step
-    res = subprocess.run(
-        [sys.executable, "-m", "cli", "train", "--out", str(run), "--resume", "--iters",
-         str(step + 1), "--workers", "0", "--processes", "1", "--no-progress"],
-        cwd=root, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    assert f"trained {step + 1:,} steps" in res.stdout
+    _resumes_one_more_step(run, step)
 
 
 @pytest.mark.slow
@@ -989,18 +1010,9 @@ def test_a_dropped_ssh_session_saves_the_training_s_step(synth, tmp_path):
     and the kernel sends SIGHUP. Before, the process died at once and the run had no checkpoint
     (every step since the last one lost). Now it stops as on a SIGTERM: at a step's end, saved
     in ``last.pt``, exit code 129, and ``--resume`` continues from that step."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
     from tests.test_cli import on_a_terminal_hung_up
 
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("log_every: 1\ncheckpoint_every: 1000\nloss: {num_points: 256}\n")
-    run = tmp_path / "run"
-    args = ["train", "--data", str(synth), "--preset", "tiny", "--config", str(cfg),
-            "--out", str(run), "--iters", "5000", "--batch-size", "4", "--crop", "64",
-            "--device", "cpu", "--workers", "0", "--processes", "1", "--val-split", "none"]  # fmt: skip
+    run, args = _long_run(synth, tmp_path, "0", "1")
     log = run / "metrics.jsonl"
     code, shown = on_a_terminal_hung_up(
         args, lambda: log.is_file() and len(log.read_text().splitlines()) >= 2, timeout=300
@@ -1008,14 +1020,7 @@ def test_a_dropped_ssh_session_saves_the_training_s_step(synth, tmp_path):
     assert code == 129, shown[-500:].decode(errors="replace")
     step = torch.load(run / "last.pt", weights_only=True)["step"]
     assert step >= 2 and json.loads(log.read_text().splitlines()[-1])["step"] == step
-    root = Path(__file__).resolve().parents[2]
-    res = subprocess.run(
-        [sys.executable, "-m", "cli", "train", "--out", str(run), "--resume", "--iters",
-         str(step + 1), "--workers", "0", "--processes", "1", "--no-progress"],
-        cwd=root, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    assert f"trained {step + 1:,} steps" in res.stdout
+    _resumes_one_more_step(run, step)
 
 
 @pytest.mark.slow
@@ -1029,13 +1034,7 @@ def test_a_dropped_ssh_session_saves_the_step_of_ranks_with_loader_workers(synth
     and stderr (a file here) has the one line."""
     from tests.test_cli import on_a_terminal_hung_up
 
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text("log_every: 1\ncheckpoint_every: 1000\nloss: {num_points: 256}\n")
-    run = tmp_path / "run"
-    args = ["train", "--data", str(synth), "--preset", "tiny", "--config", str(cfg),
-            "--out", str(run), "--iters", "5000", "--batch-size", "4", "--crop", "64",
-            "--device", "cpu", "--workers", "1", "--processes", "2", "--val-split", "none",
-            "--no-progress"]  # fmt: skip
+    run, args = _long_run(synth, tmp_path, "1", "2", "--no-progress")
     log = run / "metrics.jsonl"
 
     def logged() -> list[int]:
