@@ -141,15 +141,19 @@ def _loop(root: Path) -> dict[str, object]:
 
 
 def test_a_label_run_lists_and_exports_its_images_by_name(tmp_path, monkeypatch):
-    """A label run's images come in the order of their names,
-    whatever the listing's, and so do the images of its export (COCO, LabelMe): before a test
-    held it, returning them as a set of names put them in an order that changes from one call
-    to the next (the strings' hashes), and every test still passed."""
+    """A label run's splits come train, val, test, then the others by name, and its images in
+    the order of their names, whatever the listing's, and so do the images of its export
+    (COCO, LabelMe): before a test held it, returning them as a set of names put them in an
+    order that changes from one call to the next (the strings' hashes), and every test still
+    passed."""
     stems = [f"img{i:03d}" for i in range(8)]
     make_dataset(tmp_path / "data", n=8, size=(16, 16))
     _turned_round(monkeypatch)
     run = tmp_path / "run"
-    make_run(run, tmp_path / "data", {s: [] for s in reversed(stems)}, (16, 16))
+    for split in ("b", "extra", "val", "a", "train"):  # labels/SPLIT, instances/SPLIT each
+        make_run(run, tmp_path / "data", {"img000": []}, (16, 16), split)
+    make_run(run, tmp_path / "data", {s: [] for s in reversed(stems)}, (16, 16))  # test
+    assert LabelRun.open(run).splits() == ["train", "val", "test", "a", "b", "extra"]
     assert LabelRun.open(run).stems("test") == stems
     export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "out"), progress=False))
     coco = json.loads((tmp_path / "out" / "coco.json").read_text())
