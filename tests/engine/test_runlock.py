@@ -224,6 +224,43 @@ def test_a_datasets_images_or_split_folder_is_refused_as_out(tmp_path):
     check_output_folder(data / "runs", (), "engine x")  # beside the splits: allowed
 
 
+def test_an_out_linked_to_a_datasets_or_an_outputs_split_folder_is_refused(tmp_path):
+    """engine fuse --out runs/t, a symbolic link to the dataset's images/test, wrote a fused
+    dataset in among the test images (the check read the path as typed only). An --out whose
+    links lead to a dataset's images/ folder or a split folder (there or not yet), or to an
+    output's split folder, is refused naming the place, nothing written; a link to a folder of
+    its own is not."""
+    from cli import app
+    from engine.runlock import check_output_folder
+
+    data = tmp_path / "data"
+    (data / "images" / "test").mkdir(parents=True)
+    (data / "images" / "test" / "a.jpg").write_text("x")
+    run = tmp_path / "run"
+    (run / "labels" / "test").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "t").symlink_to("../data/images/test")
+    (links / "i").symlink_to(data / "images")
+    (links / "l").symlink_to(run / "labels")
+    (links / "mine").symlink_to(tmp_path / "mine")
+    files = sorted(tmp_path.rglob("*"))
+    via = "it is, through symbolic links,"
+    for out, what in (
+        (links / "t", f"{via} a split folder of the dataset {data} (images/test), whose files"),
+        (links / "i", f"{via} the images/ folder of the dataset {data}, whose folders are"),
+        (links / "i" / "val", f"{via} a split folder of the dataset {data} (images/val), whose"),
+        (links / "l" / "x", f"{via} a split folder (labels/x) of {run}, a label run (engine"),
+    ):
+        res = CliRunner().invoke(app, ["synth", "--out", str(out), "--train", "1"])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()).startswith(f"error: {out}: {what}"), res.output
+    assert sorted(tmp_path.rglob("*")) == files
+    check_output_folder(links / "mine", (), "engine x")  # a link to a new folder of its own
+    check_output_folder(links / "t" / "pred", (), "engine x")  # deeper in a split: allowed
+
+
 def test_an_outputs_split_folders_are_refused_as_out(tmp_path):
     """engine fuse --out RUN/labels wrote a fused dataset into a label run's labels/ folder:
     engine info then listed the run's splits "labels" and "sources". A label run's labels/,
