@@ -115,7 +115,7 @@ def exclusive(
             os.close(fd)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             locked = False
-        if locked and os.fstat(fd).st_nlink > 1:
+        if locked and (os.fstat(fd).st_nlink > 1 or path.is_symlink()):
             fd = _own_lock(fd, path)
         if locked:
             record = {
@@ -158,7 +158,8 @@ def exclusive(
 def _own_lock(fd: int, path: Path) -> int:
     """A lock file of this folder's own in place of ``path``, locked (``fd``, locked, is closed):
     one shared by hard links with another folder (a project copied with ``cp -al``, an
-    ``rsync --link-dest`` snapshot) held both: a run in one copy refused the other's, and wrote
+    ``rsync --link-dest`` snapshot), or a symbolic link to another folder's (one copied as a
+    tree of links, ``cp -rs``), held both: a run in one copy refused the other's, and wrote
     its record into the other's lock file. The new file is locked before it takes the name, so no
     run of this folder can take it meanwhile."""
     import fcntl

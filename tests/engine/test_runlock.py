@@ -76,6 +76,27 @@ def test_a_copy_sharing_the_lock_file_by_a_hard_link_is_not_held_by_the_original
     assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_copy_whose_lock_file_is_a_symlink_is_not_held_by_the_original(tmp_path):
+    """A run folder copied as a tree of links (``cp -rs``) has a ``.lock`` that is a symbolic
+    link to the original's: a run in the copy held the original (a run there was refused, 'in
+    use') and wrote its record into the original's lock file. The copy's run now makes a lock
+    file of its own in place of the link."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")  # something in it: the lock file is kept
+    copy.mkdir()
+    (copy / LOCK_NAME).symlink_to(original / LOCK_NAME)
+    before = (original / LOCK_NAME).read_bytes()
+    with exclusive(copy, "engine fuse"):
+        assert (original / LOCK_NAME).read_bytes() == before  # nothing written through
+        with exclusive(original, "engine label"):  # not held by the copy's run
+            pass
+    assert "engine fuse" in (copy / LOCK_NAME).read_text()
+    assert not (copy / LOCK_NAME).is_symlink()
+    assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME]
+
+
 def test_a_lock_file_replaced_between_open_and_lock_is_not_taken(tmp_path, monkeypatch):
     """A run that opened the shared lock file just before another run of the same folder
     replaced it by the folder's own (``_own_lock``), then locked the old file, which nobody
