@@ -787,12 +787,28 @@ def _other_suffixes(
 
 
 def _walk(folder: Path) -> list[Path]:
-    """Every entry under ``folder`` and its sub-folders, hidden ones (``.git``) left out, sorted."""
+    """Every entry under ``folder`` and its sub-folders, hidden ones (``.git``) left out, sorted.
+    Symbolic links to folders are followed (a city's folder linked from elsewhere), but one to a
+    folder that holds it (``city/up -> ..``) is refused naming it: followed, the walk went round
+    the loop until the path was too long (40 links), and the error listed the same images 40
+    deep (``several files share a stem: city/up/city/a.jpg, ...``)."""
     found = []
     for top, dirs, names in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for d in dirs:
+            if os.path.islink(link := os.path.join(top, d)) and _holds_itself(link):
+                raise ValueError(
+                    f"{link}: a symbolic link to {os.readlink(link)}, a folder that holds it: "
+                    "the sub-folders would be read round in a loop; remove the link"
+                )
         found += [Path(top) / n for n in names]
     return sorted(found)
+
+
+def _holds_itself(link: str) -> bool:
+    """Whether the folder the symbolic link ``link`` leads to holds ``link`` (or is its folder)."""
+    target, here = os.path.realpath(link), os.path.realpath(os.path.dirname(link))
+    return os.path.commonpath([target, here]) == target
 
 
 def _posix(value: object) -> object:
