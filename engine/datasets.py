@@ -98,12 +98,19 @@ warnings.filterwarnings(
 
 def relative_ref(path: Path, folder: Path) -> str:
     """``path`` as a file in ``folder`` names it (a spec's entry): relative to it, with ``/``
-    (a spec written on Windows reads anywhere); absolute on another drive (Windows)."""
+    (a spec written on Windows reads anywhere); absolute on another drive (Windows), and where
+    the relative path leads elsewhere: ``..`` out of a folder reached through a symbolic link
+    goes up from the link's target (``runs -> /scratch/runs``: a fused dataset in
+    ``runs/fused/b`` wrote ``images: ../../../data/images/{split}``, read as
+    ``/scratch/data/images/...``, and every command on it said "no image split folders found")."""
     path = path.absolute()
     try:
-        return Path(os.path.relpath(path, folder.absolute())).as_posix()
+        rel = os.path.relpath(path, folder.absolute())
     except ValueError:  # another drive on Windows
         return str(path)
+    if os.path.realpath(folder.absolute() / rel) != os.path.realpath(path):
+        return str(path)
+    return Path(rel).as_posix()
 
 
 def tidy_path(path: Path) -> Path:
