@@ -493,8 +493,9 @@ def append_lines(path: str | os.PathLike, lines: list[str]) -> None:
     shards) never cut each other's lines.
 
     A log with other hard links (a project copied with ``cp -al``, an ``rsync --link-dest``
-    snapshot) is first replaced by a copy of its own, as every other output is replaced by a
-    rename: appending in place wrote the copy's lines into the original's log too.
+    snapshot), or that is a symbolic link to a file (a project copied as a tree of links with
+    ``cp -rs`` or ``lndir``), is first replaced by a copy of its own, as every other output is
+    replaced by a rename: appending in place wrote the copy's lines into the original's log too.
     """
     if any("\n" in line for line in lines):
         raise ValueError("append_lines takes one line per item, without newlines")
@@ -531,12 +532,14 @@ def same_file(fd: int, path: str | os.PathLike) -> bool:
 
 def _is_own(f: Any, path: Path) -> bool:
     """Whether the open, locked log ``f`` is still the file at ``path`` and has no other hard
-    link. One with other links is replaced by a copy (False: open it again); so is one that
+    link, nor is reached by a symbolic link. One with other links, or a link, is replaced by a
+    copy (False: open it again); so is one that
     another writer replaced while this one waited for the lock."""
     if not same_file(f.fileno(), path):
         return False
     st = os.fstat(f.fileno())
-    if st.st_nlink <= 1 or not stat.S_ISREG(st.st_mode) or os.name == "nt":
+    linked = os.path.islink(path)  # a tree of links (cp -rs, lndir): the log is the original's
+    if (st.st_nlink <= 1 and not linked) or not stat.S_ISREG(st.st_mode) or os.name == "nt":
         return True  # Windows: an open file cannot be renamed onto (and links are rare there)
     f.seek(0)
     with atomic_file(path) as copy:  # under the old file's lock: no line lost meanwhile

@@ -98,12 +98,19 @@ warnings.filterwarnings(
 
 def relative_ref(path: Path, folder: Path) -> str:
     """``path`` as a file in ``folder`` names it (a spec's entry): relative to it, with ``/``
-    (a spec written on Windows reads anywhere); absolute on another drive (Windows)."""
+    (a spec written on Windows reads anywhere); absolute on another drive (Windows), and where
+    the relative path leads elsewhere: ``..`` out of a folder reached through a symbolic link
+    goes up from the link's target (``runs -> /scratch/runs``: a fused dataset in
+    ``runs/fused/b`` wrote ``images: ../../../data/images/{split}``, read as
+    ``/scratch/data/images/...``, and every command on it said "no image split folders found")."""
     path = path.absolute()
     try:
-        return Path(os.path.relpath(path, folder.absolute())).as_posix()
+        rel = os.path.relpath(path, folder.absolute())
     except ValueError:  # another drive on Windows
         return str(path)
+    if os.path.realpath(folder.absolute() / rel) != os.path.realpath(path):
+        return str(path)
+    return Path(rel).as_posix()
 
 
 def tidy_path(path: Path) -> Path:
@@ -787,12 +794,28 @@ def _other_suffixes(
 
 
 def _walk(folder: Path) -> list[Path]:
-    """Every entry under ``folder`` and its sub-folders, hidden ones (``.git``) left out, sorted."""
+    """Every entry under ``folder`` and its sub-folders, hidden ones (``.git``) left out, sorted.
+    Symbolic links to folders are followed (a city's folder linked from elsewhere), but one to a
+    folder that holds it (``city/up -> ..``) is refused naming it: followed, the walk went round
+    the loop until the path was too long (40 links), and the error listed the same images 40
+    deep (``several files share a stem: city/up/city/a.jpg, ...``)."""
     found = []
     for top, dirs, names in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for d in dirs:
+            if os.path.islink(link := os.path.join(top, d)) and _holds_itself(link):
+                raise ValueError(
+                    f"{link}: a symbolic link to {os.readlink(link)}, a folder that holds it: "
+                    "the sub-folders would be read round in a loop; remove the link"
+                )
         found += [Path(top) / n for n in names]
     return sorted(found)
+
+
+def _holds_itself(link: str) -> bool:
+    """Whether the folder the symbolic link ``link`` leads to holds ``link`` (or is its folder)."""
+    target, here = os.path.realpath(link), os.path.realpath(os.path.dirname(link))
+    return os.path.commonpath([target, here]) == target
 
 
 def _posix(value: object) -> object:

@@ -115,7 +115,7 @@ def exclusive(
             os.close(fd)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
             locked = False
-        if locked and os.fstat(fd).st_nlink > 1:
+        if locked and (os.fstat(fd).st_nlink > 1 or path.is_symlink()):
             fd = _own_lock(fd, path)
         if locked:
             record = {
@@ -158,7 +158,8 @@ def exclusive(
 def _own_lock(fd: int, path: Path) -> int:
     """A lock file of this folder's own in place of ``path``, locked (``fd``, locked, is closed):
     one shared by hard links with another folder (a project copied with ``cp -al``, an
-    ``rsync --link-dest`` snapshot) held both: a run in one copy refused the other's, and wrote
+    ``rsync --link-dest`` snapshot), or a symbolic link to another folder's (one copied as a
+    tree of links, ``cp -rs``), held both: a run in one copy refused the other's, and wrote
     its record into the other's lock file. The new file is locked before it takes the name, so no
     run of this folder can take it meanwhile."""
     import fcntl
@@ -363,22 +364,35 @@ def check_not_in_dataset(path: Path, command: str) -> None:
     """Refuse an output folder that is a dataset's ``images/`` or ``annotations/`` folder, or a
     folder right in one (a split's): what the command writes there would be read as the
     dataset's splits, or as a split's images or labels (``engine synth --out D/images`` made
-    splits named ``images`` and ``annotations`` of D). A folder deeper in is none of them."""
+    splits named ``images`` and ``annotations`` of D). A folder deeper in is none of them. The
+    folder is checked as given and as its symbolic links lead (:func:`_places`)."""
     from annotations.fileio import is_dataset_root
 
+    for here, via in _places(path):
+        for holder in (here, here.parent):
+            root = holder.parent
+            if holder.name in ("images", "annotations") and is_dataset_root(root):
+                what = (
+                    f"the {holder.name}/ folder of the dataset {root}, whose folders are its splits"
+                    if holder == here
+                    else f"a split folder of the dataset {root} ({holder.name}/{here.name}), "
+                    "whose files are the split's"
+                )
+                raise ValueError(
+                    f"{path}: it is{via} {what}; {command} needs a folder of its own: give "
+                    "another --out"
+                )
+
+
+def _places(path: Path) -> list[tuple[Path, str]]:
+    """``path`` as given (absolute) and, where its symbolic links lead elsewhere, where they
+    lead (the part that exists followed), each with the words that say how it was reached.
+    Before, an ``--out`` that was a link to a dataset's split folder (``runs/test ->
+    data/images/test``) was taken for a folder of its own: ``engine fuse`` wrote a fused
+    dataset in among the split's images."""
     here = path.absolute()
-    for holder in (here, here.parent):
-        root = holder.parent
-        if holder.name in ("images", "annotations") and is_dataset_root(root):
-            what = (
-                f"the {holder.name}/ folder of the dataset {root}, whose folders are its splits"
-                if holder == here
-                else f"a split folder of the dataset {root} ({holder.name}/{here.name}), whose "
-                "files are the split's"
-            )
-            raise ValueError(
-                f"{path}: it is {what}; {command} needs a folder of its own: give another --out"
-            )
+    real = Path(os.path.realpath(here))
+    return [(here, "")] + ([(real, ", through symbolic links,")] if real != here else [])
 
 
 # The folders of an engine output that hold its files by split (by its record): an output
@@ -394,23 +408,26 @@ SPLIT_FOLDERS = {
 def check_not_in_output(path: Path, command: str) -> None:
     """Refuse an output folder that is one of :data:`SPLIT_FOLDERS` of an engine output, or a
     folder right in one (a split's). A folder elsewhere in an output (``RUN/review``, the
-    review's default) is allowed."""
+    review's default) is allowed. The folder is checked as given and as its symbolic links lead
+    (:func:`_places`)."""
     from annotations.fileio import output_kind
 
-    here = path.absolute()
-    for holder in (here, here.parent):
-        kind = output_kind(holder.parent)
-        if kind is not None and holder.name in SPLIT_FOLDERS.get(kind[0], ()):
-            output = f"{path.parent if holder == here else path.parent.parent}, {kind[1]}"
-            what = (
-                f"the {holder.name}/ folder of {output}, whose folders are its splits"
-                if holder == here
-                else f"a split folder ({holder.name}/{here.name}) of {output}, whose files are "
-                "the split's"
-            )
-            raise ValueError(
-                f"{path}: it is {what}; {command} needs a folder of its own: give another --out"
-            )
+    for here, via in _places(path):
+        for holder in (here, here.parent):
+            kind = output_kind(holder.parent)
+            if kind is not None and holder.name in SPLIT_FOLDERS.get(kind[0], ()):
+                given = path.parent if holder == here else path.parent.parent  # as typed
+                output = f"{holder.parent if via else given}, {kind[1]}"
+                what = (
+                    f"the {holder.name}/ folder of {output}, whose folders are its splits"
+                    if holder == here
+                    else f"a split folder ({holder.name}/{here.name}) of {output}, whose files "
+                    "are the split's"
+                )
+                raise ValueError(
+                    f"{path}: it is{via} {what}; {command} needs a folder of its own: give "
+                    "another --out"
+                )
 
 
 def holds_lock(

@@ -75,6 +75,27 @@ def test_a_line_appended_to_a_hard_linked_log_leaves_the_other_copy_alone(tmp_pa
     assert os.stat(copy).st_nlink == os.stat(original).st_nlink == 1
 
 
+def test_a_line_appended_to_a_symlinked_log_leaves_the_linked_file_alone(tmp_path):
+    """A run copied as a tree of links (``cp -rs``, ``lndir``) has a ``manifest.jsonl`` that is
+    a symbolic link to the original's: ``engine label --force`` in the copy appended its six
+    records to the original's manifest through the link (and a torn last line there would have
+    been cut). The log is now a file of the copy's own before the first line goes in."""
+    import os
+
+    from annotations.fileio import append_line
+
+    original, copy = tmp_path / "a.jsonl", tmp_path / "copy" / "a.jsonl"
+    append_line(original, '{"a": 1}')
+    copy.parent.mkdir()
+    copy.symlink_to(original)
+    append_line(copy, '{"a": 2}')
+    append_line(copy, '{"a": 3}')
+    assert original.read_text() == '{"a": 1}\n'
+    assert copy.read_text() == '{"a": 1}\n{"a": 2}\n{"a": 3}\n'
+    assert not copy.is_symlink() and os.stat(copy).st_nlink == 1
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["a.jsonl"]  # no temporary left
+
+
 def test_a_line_appended_after_a_torn_one_is_not_glued_to_it(tmp_path):
     """A killed writer's half line used to get the next line glued to it: a broken middle line
     that made every later read of the log fail (a label run's manifest: the run could no longer

@@ -176,6 +176,25 @@ def test_fused_output_is_a_dataset_for_the_trainer(world):
     assert not ds.check()
 
 
+def test_a_fused_dataset_in_a_symlinked_runs_folder_reads_its_images(world, tmp_path):
+    """``runs`` a symbolic link to a scratch disk (``runs -> scratch/runs``): the fused dataset
+    in ``runs/fused`` wrote ``images: ../../data/images/{split}``, which goes up from the link's
+    target (``scratch/data``, nothing there): every command on it said "no image split folders
+    found". An entry whose relative path leads elsewhere is written absolute; one that leads
+    where it should stays relative (the project moves as a whole)."""
+    (tmp_path / "scratch/runs").mkdir(parents=True)
+    (tmp_path / "linked").symlink_to("scratch/runs")
+    out = tmp_path / "linked/fused"
+    fuse(cfg({**world, "out": out}, splits=("train",)))
+    assert "images: " + str(world["data"] / "images") + "/{split}\n" in (
+        (out / "dataset.yaml").read_text()
+    )
+    ds = SegDataset(load_spec(out), "train")
+    assert [s.image_path for s in ds] == [world["data"] / f"images/train/{s}.png" for s in STEMS]
+    fuse(cfg({**world, "out": tmp_path / "plain"}, splits=("train",)))
+    assert "images: ../data/images/{split}\n" in (tmp_path / "plain/dataset.yaml").read_text()
+
+
 @pytest.mark.parametrize("absolute", [False, True])
 def test_dataset_spec_images_outside_its_root(tmp_path, absolute):
     data = write_dataset(

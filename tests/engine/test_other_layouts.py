@@ -265,6 +265,35 @@ def test_label_suffix_pairs_cityscapes_names_in_city_folders(tmp_path: Path):
         open_split(tmp_path, "train")
 
 
+def test_a_recursive_splits_linked_city_is_read_and_a_link_loop_is_named(tmp_path: Path):
+    """A city folder that is a symbolic link (relative) to a shared store is read as one of its
+    own; a link to a folder that holds it (``bonn/up -> ..``) was followed round the loop 40
+    deep, and the error listed the same image again and again (``several files share a stem:
+    bonn/up/bonn/bonn_1_leftImg8bit.png, ...``). It is one line naming the link now."""
+    from cli import app
+    from engine.datasets import open_split
+
+    _tiny(tmp_path / "left/train/bonn/bonn_1_leftImg8bit.png")
+    _tiny(tmp_path / "gt/train/bonn/bonn_1_gtFine_labelTrainIds.png", 2)
+    for kind, name in (("left", "leftImg8bit"), ("gt", "gtFine_labelTrainIds")):
+        _tiny(tmp_path / f"store/{kind}/aachen/aachen_1_{name}.png", 2)
+        (tmp_path / f"{kind}/train/aachen").symlink_to(f"../../store/{kind}/aachen")
+    (tmp_path / "dataset.yaml").write_text(
+        "images: left/{split}\nlabels: gt/{split}\nimage_suffix: _leftImg8bit.png\n"
+        "label_suffix: _gtFine_labelTrainIds.png\nrecursive: true\n"
+    )
+    ds = open_split(tmp_path, "train")
+    assert [s.stem for s in ds] == ["aachen_1", "bonn_1"]
+    assert ds[0].image_path == tmp_path / "left/train/aachen/aachen_1_leftImg8bit.png"
+    (tmp_path / "left/train/bonn/up").symlink_to("..")
+    res = CliRunner().invoke(app, ["info", str(tmp_path)])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {tmp_path / 'left/train/bonn/up'}: a symbolic link to .., a folder that holds "
+        "it: the sub-folders would be read round in a loop; remove the link"
+    ), res.output
+
+
 def test_split_list_names_each_splits_images(tmp_path: Path):
     """Pascal VOC: one folder of images, most without segmentation, and a list per split.
     Lines may be DeepLab's paths; a listed stem without its image is named with its list."""

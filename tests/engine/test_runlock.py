@@ -76,6 +76,27 @@ def test_a_copy_sharing_the_lock_file_by_a_hard_link_is_not_held_by_the_original
     assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_copy_whose_lock_file_is_a_symlink_is_not_held_by_the_original(tmp_path):
+    """A run folder copied as a tree of links (``cp -rs``) has a ``.lock`` that is a symbolic
+    link to the original's: a run in the copy held the original (a run there was refused, 'in
+    use') and wrote its record into the original's lock file. The copy's run now makes a lock
+    file of its own in place of the link."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")  # something in it: the lock file is kept
+    copy.mkdir()
+    (copy / LOCK_NAME).symlink_to(original / LOCK_NAME)
+    before = (original / LOCK_NAME).read_bytes()
+    with exclusive(copy, "engine fuse"):
+        assert (original / LOCK_NAME).read_bytes() == before  # nothing written through
+        with exclusive(original, "engine label"):  # not held by the copy's run
+            pass
+    assert "engine fuse" in (copy / LOCK_NAME).read_text()
+    assert not (copy / LOCK_NAME).is_symlink()
+    assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME]
+
+
 def test_a_lock_file_replaced_between_open_and_lock_is_not_taken(tmp_path, monkeypatch):
     """A run that opened the shared lock file just before another run of the same folder
     replaced it by the folder's own (``_own_lock``), then locked the old file, which nobody
@@ -222,6 +243,43 @@ def test_a_datasets_images_or_split_folder_is_refused_as_out(tmp_path):
     assert sorted(tmp_path.rglob("*")) == files
     check_output_folder(data / "images" / "test" / "pred", (), "engine x")  # deeper: allowed
     check_output_folder(data / "runs", (), "engine x")  # beside the splits: allowed
+
+
+def test_an_out_linked_to_a_datasets_or_an_outputs_split_folder_is_refused(tmp_path):
+    """engine fuse --out runs/t, a symbolic link to the dataset's images/test, wrote a fused
+    dataset in among the test images (the check read the path as typed only). An --out whose
+    links lead to a dataset's images/ folder or a split folder (there or not yet), or to an
+    output's split folder, is refused naming the place, nothing written; a link to a folder of
+    its own is not."""
+    from cli import app
+    from engine.runlock import check_output_folder
+
+    data = tmp_path / "data"
+    (data / "images" / "test").mkdir(parents=True)
+    (data / "images" / "test" / "a.jpg").write_text("x")
+    run = tmp_path / "run"
+    (run / "labels" / "test").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "t").symlink_to("../data/images/test")
+    (links / "i").symlink_to(data / "images")
+    (links / "l").symlink_to(run / "labels")
+    (links / "mine").symlink_to(tmp_path / "mine")
+    files = sorted(tmp_path.rglob("*"))
+    via = "it is, through symbolic links,"
+    for out, what in (
+        (links / "t", f"{via} a split folder of the dataset {data} (images/test), whose files"),
+        (links / "i", f"{via} the images/ folder of the dataset {data}, whose folders are"),
+        (links / "i" / "val", f"{via} a split folder of the dataset {data} (images/val), whose"),
+        (links / "l" / "x", f"{via} a split folder (labels/x) of {run}, a label run (engine"),
+    ):
+        res = CliRunner().invoke(app, ["synth", "--out", str(out), "--train", "1"])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()).startswith(f"error: {out}: {what}"), res.output
+    assert sorted(tmp_path.rglob("*")) == files
+    check_output_folder(links / "mine", (), "engine x")  # a link to a new folder of its own
+    check_output_folder(links / "t" / "pred", (), "engine x")  # deeper in a split: allowed
 
 
 def test_an_outputs_split_folders_are_refused_as_out(tmp_path):
