@@ -192,6 +192,29 @@ def set_rng_state(state: dict[str, Any], cuda: bool = True) -> None:
 
 
 @contextlib.contextmanager
+def torch_defaults(training: bool = False) -> Iterator[None]:
+    """Torch's defaults that the engine's networks compute under, whatever the calling program
+    set, restored when the block ends: float32 as the default dtype (a notebook's
+    ``torch.set_default_dtype(torch.float64)`` built float64 networks: ``train`` stopped in its
+    loss with "Index put requires the source and destination dtypes match", ``predict_dir``
+    computed in float64, slower than the command line and not its arithmetic) and, for
+    ``training``, autograd on (``torch.set_grad_enabled(False)`` or ``torch.inference_mode()``
+    around ``train`` stopped its first step with "element 0 of tensors does not require grad").
+    The default dtype is the process's, not a thread's: while such a call runs, the caller's
+    other threads see float32 too (nothing changes where it is float32 already)."""
+    dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32)
+    try:
+        if not training:
+            yield
+            return
+        with torch.inference_mode(False), torch.enable_grad():
+            yield
+    finally:
+        torch.set_default_dtype(dtype)
+
+
+@contextlib.contextmanager
 def caller_rng() -> Iterator[None]:
     """The calling program's random generators (Python's, NumPy's, torch's CPU one and the CUDA
     ones where CUDA was already started) as they were, once the block ends: training seeds them

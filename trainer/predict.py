@@ -370,10 +370,11 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     if cfg.images is None and cfg.data is not None:
         spec = load_spec(cfg.data)  # read once: the folder checked here, the images listed
     check_out(Path(cfg.out), given_folders(cfg, spec))
-    from trainer.checkpoint import caller_rng
+    from trainer.checkpoint import caller_rng, torch_defaults
 
-    # the warnings it prints are kept in predict.json too: a run under nohup keeps what it said
-    with caller_rng(), kept_warnings() as said:  # building the network draws from torch's rng
+    # building the network draws from torch's rng; the warnings it prints are kept in
+    # predict.json too: a run under nohup keeps what it said
+    with caller_rng(), torch_defaults(), kept_warnings() as said:
         return _predict(cfg, spec, said)
 
 

@@ -75,6 +75,7 @@ from trainer.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
+    torch_defaults,
 )
 from trainer.config import TrainConfig, lr_factor, plain, resolve_threads, resolve_workers
 from trainer.data import TrainSet, make_loader, rare_new_classes, shm_shortfall, to_device
@@ -917,7 +918,8 @@ def train(
     """Train (or resume) one run as configured; see :func:`_train`. Torch's CPU thread count is
     set for the run (:func:`trainer.config.resolve_threads`) and restored afterwards; on CPU,
     glibc's malloc keeps freed memory for the process's life (:mod:`trainer.allocator`). The
-    caller's random generators are as they were when the call returns (:func:`caller_rng`).
+    caller's random generators are as they were when the call returns (:func:`caller_rng`), and
+    it trains in float32 with autograd on whatever the caller set (:func:`torch_defaults`).
 
     On CPU with ``cfg.processes`` > 1 (0: one per core) and no launcher around, the batch is
     split over that many local processes (:func:`trainer.spawn.train_processes`); a ``model``
@@ -938,7 +940,7 @@ def train(
     used``), printed and kept in ``metrics.jsonl`` with the run's own once every check passed
     (before the forty-fifth round the CLI printed them itself, and the record had none)."""
     if not owns_run():
-        with caller_rng():
+        with caller_rng(), torch_defaults(training=True):
             return _start(cfg, model, on_init, from_file, notes)
     from engine.runlock import check_not_being_written, check_output_folder, exclusive
 
@@ -947,7 +949,11 @@ def train(
     check_not_being_written(cfg.data, "engine train", "its labels")
     for subset in cfg.val_subsets or ():  # being imported: new masks, the old subset.json
         check_not_being_written(subset, "engine train", "its annotated masks")
-    with exclusive(cfg.out, "engine train", own=("metrics.jsonl", "config.yaml")), caller_rng():
+    with (
+        exclusive(cfg.out, "engine train", own=("metrics.jsonl", "config.yaml")),
+        caller_rng(),
+        torch_defaults(training=True),
+    ):
         return _start(cfg, model, on_init, from_file, notes)
 
 

@@ -1004,6 +1004,34 @@ def test_predict_leaves_the_callers_random_stream_where_it_was(tmp_path) -> None
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_predict_computes_in_float32_whatever_default_dtype_the_caller_set(tmp_path, monkeypatch):
+    """A notebook's ``torch.set_default_dtype(torch.float64)`` built the network in float64:
+    prediction loaded the float32 weights into float64 ones and computed in float64, slower
+    than the command line and not its arithmetic. The caller's default is back afterwards."""
+    import trainer.checkpoint
+    from trainer.predict import PredictConfig, predict_dir
+
+    ckpt = _tiny_checkpoint(tmp_path / "m.pt")
+    images = _images(tmp_path / "images", "a.png")
+    real, built = trainer.checkpoint.model_from_checkpoint, []
+
+    def spied(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        model, taxonomy, loaded = real(*args, **kwargs)
+        built.append({p.dtype for p in model.parameters()})
+        return model, taxonomy, loaded
+
+    monkeypatch.setattr(trainer.checkpoint, "model_from_checkpoint", spied)
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        out = str(tmp_path / "out")
+        predict_dir(PredictConfig(str(ckpt), str(images), out, (48, 40), progress=False))
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(before)
+    assert built == [{torch.float32}]
+
+
 def test_a_predict_stopped_half_way_is_said_to_be_partial_and_resumes(tmp_path, monkeypatch):
     """A predict run killed or stopped (Ctrl-C, SIGTERM) after some images left a folder that
     engine info showed as "label maps 1", like a finished one, and that evaluate refused for

@@ -469,6 +469,30 @@ def test_training_leaves_the_callers_random_generators_as_they_were(tmp_path):
     assert draws() == expected
 
 
+def test_training_computes_as_the_cli_whatever_torch_defaults_the_caller_set(tmp_path):
+    """A notebook's ``torch.set_default_dtype(torch.float64)`` built a float64 network that
+    stopped in its loss ("Index put requires the source and destination dtypes match"); a
+    caller's ``torch.set_grad_enabled(False)`` or ``torch.inference_mode()`` stopped the first
+    step ("element 0 of tensors does not require grad"). Now the run is the one a fresh process
+    trains, bit for bit, and the caller's settings are back when the call returns."""
+    root = write_dataset(tmp_path / "data")
+    kw = dict(iters=1, checkpoint_every=1)
+    fresh = train(_cfg(root, tmp_path / "fresh", **kw), model=_stub(7)).losses
+    model = _stub(7)  # the caller's network, built as the fresh one
+    before = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with torch.inference_mode():  # grad mode off, too
+            assert train(_cfg(root, tmp_path / "caller", **kw), model=model).losses == fresh
+            assert torch.is_inference_mode_enabled() and not torch.is_grad_enabled()
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(before)
+    weights = [load_checkpoint(tmp_path / r / "last.pt")["model"] for r in ("fresh", "caller")]
+    assert {t.dtype for t in weights[1].values()} == {torch.float32}
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
 def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
     root = write_dataset(tmp_path / "data")
     train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))
