@@ -38,6 +38,7 @@ from engine.cli.common import (
     out_elsewhere,
     out_not_made,
     out_of_memory,
+    out_of_memory_line,
     parse_size,
     process_limit,
     raise_broken_pipes,
@@ -110,9 +111,7 @@ def guard(fn: F, resumable: bool = False) -> F:
             if not isinstance(e, (*_INPUT_ERRORS, MemoryError, OSError)) and not out_of_memory(e):
                 raise
             if out_of_memory(e):  # the machine's limit, not a bad input: no traceback, no 2
-                again = "; free memory and run the same command again" + " to resume" * resumable
-                again += ", or ask for less (smaller images, --size, --batch-size or --crop)"
-                stderr.print(error_text(e, "out of memory: ") + again, soft_wrap=True)
+                stderr.print(out_of_memory_line(e, resumable), soft_wrap=True)
                 raise typer.Exit(EXIT_NO_MEMORY) from None
             # a container's /dev/shm, ulimit -n; a worker process killed (out of memory?)
             again = "run the same command again" + " to resume" * resumable

@@ -102,8 +102,20 @@ class LoadedModel:
         }
 
 
+def offline_variable() -> str | None:
+    """The variable that puts huggingface_hub offline, read as it reads them
+    (``HF_HUB_OFFLINE``, else where that is unset or empty ``TRANSFORMERS_OFFLINE``; 1, true, yes
+    or on), or None. Before, only ``HF_HUB_OFFLINE`` counted: with ``TRANSFORMERS_OFFLINE=1``,
+    which the hub honours too, the labeler still probed the hub, warned that it could not be
+    reached and advised ``HF_HUB_OFFLINE=1``, and a model not cached was "looked in ... the hub"."""
+    from huggingface_hub import constants
+
+    name = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
+    return name if os.environ.get(name, "").upper() in constants.ENV_VARS_TRUE_VALUES else None
+
+
 def offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    return offline_variable() is not None
 
 
 def hub_unreachable() -> str | None:
@@ -222,8 +234,8 @@ def missing_weights(
     else:
         cache = constants.HF_HUB_CACHE
         rev = f" (revision {revision})" if revision else ""
-        if offline():
-            hub = "the hub was not contacted (HF_HUB_OFFLINE is set)"
+        if variable := offline_variable():
+            hub = f"the hub was not contacted ({variable} is set)"
         elif local_only:
             hub = "the hub was not contacted (local_files_only is set)"
         elif (why := hub_unreachable()) is not None:
@@ -233,7 +245,7 @@ def missing_weights(
         where = f"the Hugging Face cache {cache}{rev} and {hub}"
         fix = (
             f"Fix: download them once with internet access (`hf download {source}` or any run "
-            "without HF_HUB_OFFLINE and local_files_only), or set HF_HOME to a cache that holds "
+            f"without {variable or 'HF_HUB_OFFLINE'} and local_files_only), or set HF_HOME to a cache that holds "
             f"them, or pass a local directory saved with save_pretrained ({option} DIR)."
         )
         if not (offline() or local_only):

@@ -205,6 +205,46 @@ def test_out_of_memory_is_one_line_and_exit_71(tmp_path: Path, monkeypatch, erro
 
 
 @pytest.mark.parametrize(
+    ("error", "shown", "less"),
+    [
+        (
+            MemoryError("Unable to allocate 112. GiB for an array"),
+            "Unable to allocate 112. GiB for an array",
+            True,
+        ),
+        (  # torch's library under `ulimit -v 2000000`: a traceback before
+            ImportError("libtorch_cpu.so: failed to map segment from shared object"),
+            "libtorch_cpu.so: failed to map segment from shared object",
+            False,
+        ),
+    ],
+)
+def test_out_of_memory_under_ulimit_v_names_the_limit(tmp_path, monkeypatch, error, shown, less):
+    """Under an address-space limit (``ulimit -v``, a cluster's h_vmem) the line names it, as
+    what to raise; before, "free memory" (the machine may have plenty), and a library that could
+    not be mapped was a traceback."""
+    import resource
+
+    import engine.synth
+
+    def too_big(*args, **kwargs):
+        raise error
+
+    limits = {resource.RLIMIT_AS: (3 * 2**30, resource.RLIM_INFINITY)}
+    real = resource.getrlimit
+    monkeypatch.setattr(resource, "getrlimit", lambda which: limits.get(which) or real(which))
+    monkeypatch.setattr(engine.synth, "generate", too_big)
+    res = _synth(tmp_path / "d")
+    assert res.exit_code == 71, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: out of memory: {shown}"
+        + "; the address-space limit (ulimit -v) is 3.0 GiB: raise it and run the same command "
+        + "again to resume"
+        + ", or ask for less (smaller images, --size, --batch-size or --crop)" * less
+    )
+
+
+@pytest.mark.parametrize(
     "error",
     [
         OSError(errno.EMFILE, "Too many open files"),

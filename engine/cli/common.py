@@ -172,9 +172,52 @@ def out_of_memory(e: BaseException) -> bool:
     "(-4:Insufficient memory) Failed to allocate ..."); not a bad input, so not exit code 2."""
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
         return True
+    if library_not_mapped(e):  # under ulimit -v
+        return True
     if type(e).__module__ == "cv2" and "(-4:Insufficient memory)" in str(e):
         return True
     return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
+
+
+def address_space_limit() -> int | None:
+    """This process's address-space limit in bytes (``ulimit -v``; a cluster's ``h_vmem``), or
+    None where there is none (or no ``resource`` module: Windows)."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def library_not_mapped(e: BaseException) -> bool:
+    """Whether ``e`` is a shared library (torch's, OpenBLAS's) that could not be loaded under an
+    address-space limit: the loader's mmap fails with ENOMEM, which it words "failed to map
+    segment from shared object" with no reason (a noexec mount adds ": Operation not
+    permitted"). Before, a traceback: torch does not load under ``ulimit -v 3000000``."""
+    text = str(e)
+    return (
+        isinstance(e, ImportError)
+        and text.endswith("failed to map segment from shared object")
+        and address_space_limit() is not None
+    )
+
+
+def out_of_memory_line(e: BaseException, resumable: bool) -> Text:
+    """The line for :func:`out_of_memory`: under an address-space limit it names the limit,
+    which is what to raise (before, "free memory" sent a cluster user whose job had a
+    ``ulimit -v`` to a machine with memory to spare)."""
+    again = "run the same command again" + " to resume" * resumable
+    if (limit := address_space_limit()) is None:
+        fix = f"free memory and {again}"
+    else:
+        fix = (
+            f"the address-space limit (ulimit -v) is {limit / 2**30:.1f} GiB: raise it and {again}"
+        )
+    if not library_not_mapped(e):  # loading a library: nothing asked for is too large
+        fix += ", or ask for less (smaller images, --size, --batch-size or --crop)"
+    return error_text(e, "out of memory: ") + "; " + fix
 
 
 def shared_memory_full(e: BaseException) -> bool:

@@ -142,7 +142,7 @@ def no_hub(monkeypatch, tmp_path):
     def no_request(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("huggingface_hub made an HTTP request")
 
-    for var in ("HF_HUB_OFFLINE", *models.PROXY_VARIABLES):
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", *models.PROXY_VARIABLES):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(models.socket, "create_connection", unresolved)
     monkeypatch.setattr(hf_http, "get_session", no_request)
@@ -227,6 +227,7 @@ def hub_not_checked(monkeypatch):
         raise AssertionError("the hub was checked")
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(models.socket, "create_connection", refuse)
     models.hub_unreachable.cache_clear()
     yield models
@@ -267,6 +268,39 @@ def test_local_files_only_never_checks_the_hub(hub_not_checked, monkeypatch, tmp
     text = str(e.value)
     assert "\n" not in text and text.startswith("some-org/not-cached: detector weights not found")
     assert "the hub was not contacted (local_files_only is set)" in text
+    assert "HF_HUB_OFFLINE=1" not in text
+
+
+@pytest.mark.parametrize(
+    ("hf_hub_offline", "transformers_offline", "said"),
+    [
+        (None, "1", "TRANSFORMERS_OFFLINE"),
+        ("", "true", "TRANSFORMERS_OFFLINE"),  # empty: huggingface_hub reads the other one
+        ("ON", "0", "HF_HUB_OFFLINE"),
+        ("0", "1", None),  # HF_HUB_OFFLINE=0 wins: huggingface_hub asks the hub
+    ],
+)
+def test_transformers_offline_counts_as_the_hub_does(
+    hub_not_checked, monkeypatch, tmp_path, hf_hub_offline, transformers_offline, said
+):
+    """huggingface_hub is offline with ``TRANSFORMERS_OFFLINE=1`` too; before, the labeler read
+    only ``HF_HUB_OFFLINE``, probed the hub (here: the fixture's refusal) and, on a machine
+    without internet, warned that it could not be reached and advised ``HF_HUB_OFFLINE=1``."""
+    from huggingface_hub import constants
+
+    models = hub_not_checked
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    if hf_hub_offline is not None:
+        monkeypatch.setenv("HF_HUB_OFFLINE", hf_hub_offline)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", transformers_offline)
+    if said is None:
+        assert models.offline() is False
+        return
+    with pytest.raises(FileNotFoundError) as e:
+        models.load_detector("some-org/not-cached")
+    text = str(e.value)
+    assert f"the hub was not contacted ({said} is set)" in text
+    assert f"any run without {said} and local_files_only" in text
     assert "HF_HUB_OFFLINE=1" not in text
 
 
