@@ -381,18 +381,23 @@ def check_not_in_dataset(path: Path, command: str) -> None:
             )
 
 
-# The folders of an engine output that hold its files by split (by its record): an output
-# written there reads as more of its splits (engine info listed a label run's splits "labels"
-# and "sources" after engine fuse --out RUN/labels).
-SPLIT_FOLDERS = {
-    "run.json": ("labels", "confidence", "instances"),
-    "fuse.json": ("labels", "sources"),
-    "subset.json": ("masks",),
-}
+def split_folders(record: str) -> tuple[str, ...]:
+    """The folders of an engine output (named by its ``record``) that hold its files by split:
+    an output written there reads as more of its splits (engine info listed a label run's
+    splits "labels" and "sources" after engine fuse --out RUN/labels). A label run's are
+    :data:`annotations.labelrun.RUN_FOLDERS`, imported here (the package loads OpenCV, which
+    ``engine --help`` must not)."""
+    from annotations.labelrun import RUN_FOLDERS
+
+    return {
+        "run.json": RUN_FOLDERS,
+        "fuse.json": ("labels", "sources"),
+        "subset.json": ("masks",),
+    }.get(record, ())
 
 
 def check_not_in_output(path: Path, command: str) -> None:
-    """Refuse an output folder that is one of :data:`SPLIT_FOLDERS` of an engine output, or a
+    """Refuse an output folder that is one of :func:`split_folders` of an engine output, or a
     folder right in one (a split's). A folder elsewhere in an output (``RUN/review``, the
     review's default) is allowed."""
     from annotations.fileio import output_kind
@@ -400,7 +405,7 @@ def check_not_in_output(path: Path, command: str) -> None:
     here = path.absolute()
     for holder in (here, here.parent):
         kind = output_kind(holder.parent)
-        if kind is not None and holder.name in SPLIT_FOLDERS.get(kind[0], ()):
+        if kind is not None and holder.name in split_folders(kind[0]):
             output = f"{path.parent if holder == here else path.parent.parent}, {kind[1]}"
             what = (
                 f"the {holder.name}/ folder of {output}, whose folders are its splits"
