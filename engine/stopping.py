@@ -103,6 +103,14 @@ def silence_gone_streams() -> list[int]:
     return gone
 
 
+def stream_gone(e: BaseException, code: int) -> bool:
+    """Whether ``e`` is an OSError of errno ``code`` where stdout's or stderr's reader is gone
+    (:func:`reader_gone`); if so, those streams are pointed at the null device
+    (:func:`silence_gone_streams`), so that nothing more written to them fails. What
+    :func:`hung_up` (EIO) and ``engine.cli.common.broken_pipe`` (EPIPE) ask of an error."""
+    return isinstance(e, OSError) and e.errno == code and bool(silence_gone_streams())
+
+
 def hung_up(e: BaseException) -> bool:
     """Whether ``e`` is a write to stdout or stderr whose terminal hung up (EIO where the stream's
     reader is gone): the stop of the SIGHUP the kernel sends with the hang-up, whose handler may
@@ -110,7 +118,7 @@ def hung_up(e: BaseException) -> bool:
     dropped: it ended with exit code 74, "stdout (/dev/pts/3): Input/output error", as if a disk
     had failed). If so, the gone streams are pointed at the null device and the SIGHUP is taken
     as received (exit code 129). An EIO of anything else (a failing disk) is not."""
-    if not isinstance(e, OSError) or e.errno != errno.EIO or not silence_gone_streams():
+    if not stream_gone(e, errno.EIO):
         return False
     if not _State.received:
         _State.received = True
@@ -262,5 +270,6 @@ __all__ = [
     "requested",
     "silence_gone_streams",
     "start_resource_tracker",
+    "stream_gone",
     "undeferred",
 ]
