@@ -1690,6 +1690,21 @@ def _half_swapped_subset(folder: Path) -> str | None:
     )
 
 
+def _half_swapped_conversion(folder: Path) -> str | None:
+    """The same line for a SAM conversion (``engine convert-sam``,
+    :func:`labeler.sam_convert.convert_sam_checkpoint`) killed while putting its model's files
+    in: the next conversion refuses a folder that holds any of them ("not empty")."""
+    from labeler.sam_convert import STAGING
+
+    return _half_swapped(
+        folder,
+        STAGING,
+        "a conversion (engine convert-sam)",
+        "engine convert-sam into {folder}, once the folder is removed, writes the whole model",
+        "earlier conversion",
+    )
+
+
 def _half_swapped(folder: Path, prefix: str, what: str, then: str, earlier: str) -> str | None:
     """A line on a write of ``what`` killed during its :func:`annotations.fileio.swap_in` into
     ``folder`` (its staging folders ``prefix*``; no process writes the folder now), with
@@ -1875,6 +1890,10 @@ def _describe_output(
                 rendered.append(half)
                 problems += 1
             return "annotation files", rendered, problems
+        # a first export or conversion killed before its first file was in (or its swap record
+        # damaged): before, "no image split folders found", exit 2, as of a wrong folder
+        if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
+            return "a write not finished", [half], 1
         return None
     record, what = kind
     if record == "config.yaml":  # a training run before its first logged step
