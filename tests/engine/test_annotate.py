@@ -2575,6 +2575,44 @@ def test_engine_info_tells_the_earlier_export_s_files_from_the_new_ones_still_hi
     ), text
 
 
+def test_engine_info_s_export_table_counts_the_interrupted_swap_as_its_problem(tmp_path, world):
+    """An export killed mid-swap: engine info printed the line on it and exited 1, while the
+    COCO file's table above it said "problems: none". The table counts it now."""
+    from typer.testing import CliRunner
+
+    from annotations.fileio import SWAP_RECORD
+    from cli import app
+
+    _, run, _ = world
+    out = tmp_path / "e"
+    export_annotations(ExportConfig(run=str(run), out=str(out), formats=("coco",)))
+
+    def rows() -> list[str]:
+        res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+        return [str(res.exit_code)] + [
+            " ".join(line.strip("│ ").split()) for line in res.output.splitlines()
+        ]
+
+    assert rows()[:1] + [r for r in rows() if r.startswith("problems")] == [
+        "0",
+        "problems │ none (read as import reads them; import also checks each image against the "
+        "dataset)",
+    ]
+    staging = out / ".export.new-test"
+    staging.mkdir()
+    (staging / SWAP_RECORD).write_text('{"in":[],"out":["labelme"]}')
+    (out / "labelme").mkdir()
+    said = rows()
+    assert said[0] == "1", said
+    at = said.index("problems │ 1 problem:")
+    assert said[at + 1] == "an export interrupted while putting its files in (below)"
+    assert said[-1] == (
+        f"{out}: an export was interrupted while putting its files in: labelme/ of the earlier "
+        f"export, which it removes; the next engine annotate export into {out} finishes it "
+        "first (then refuses to replace it without --force)"
+    )
+
+
 @pytest.mark.parametrize(
     ("prefix", "what", "then"),
     [
