@@ -201,11 +201,24 @@ def requested() -> bool:
     return _State.pending
 
 
-def passed_on() -> None:
+def requested_code() -> int:
+    """The exit code of the stop that waits (:func:`requested`): 143 for a SIGTERM, 129 for a
+    SIGHUP; 0 where none waits. What a DDP run's ranks pass on to each other (``engine
+    train``'s step all-reduce) with the stop, for :func:`passed_on`."""
+    return _EXIT_CODES[_State.signal_name] if _State.pending else 0
+
+
+def passed_on(code: int = 0) -> None:
     """Count a SIGTERM that another process of the same job got as this process's: a rank of a
     DDP run that the signalled rank's stop stopped (``engine train``), or the parent of local
     ranks (:mod:`trainer.spawn`), reports ``interrupted (SIGTERM)`` and exits as that one does
-    (before, with Ctrl-C's line and 130)."""
+    (before, with Ctrl-C's line and 130). ``code``: that one's :func:`requested_code`, where it
+    is known: 129 makes it ``interrupted (SIGHUP)`` and 129, as the hung-up rank says (before
+    the fifty-second round the other ranks said SIGTERM and 143). A signal this process got
+    itself keeps its name."""
+    by_code = {code: name for name, code in _EXIT_CODES.items()}
+    if not _State.received and code in by_code:
+        _State.signal_name = by_code[code]
     _State.received = True
 
 
@@ -268,6 +281,7 @@ __all__ = [
     "received",
     "received_signal",
     "requested",
+    "requested_code",
     "silence_gone_streams",
     "start_resource_tracker",
     "stream_gone",
