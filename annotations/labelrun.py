@@ -129,7 +129,8 @@ def latest_records(root: str | os.PathLike) -> dict[tuple[str, str], dict]:
 
 
 # The folders engine label writes by split (labeler.run.clear_outputs removes them when a run
-# is replaced); any other folder in a run's folder is the user's (RUN/car_manual, RUN/review).
+# is replaced; engine.runlock refuses them as --out); any other folder in a run's folder is the
+# user's (RUN/car_manual, RUN/review).
 RUN_FOLDERS = ("labels", "confidence", "instances")
 
 

@@ -1497,10 +1497,13 @@ def render_unfinished_demo(root: str | os.PathLike) -> list:
     return [table, f"engine demo --out {shlex.quote(str(root))} (with the same options) resumes it"]
 
 
-def render_annotation_files(items: list) -> list:
+def render_annotation_files(items: list, unfinished: str | None = None) -> list:
     """Rich renderables for ``engine info`` on annotation files (``engine.annotate.
     annotation_files``): per COCO file or LabelMe folder, its images, what each label holds, the
-    shapes, where the files were exported from, and the import line that makes them a subset."""
+    shapes, where the files were exported from, and the import line that makes them a subset;
+    ``unfinished``: the line on an export killed while putting these files in
+    (:func:`_half_swapped_export`), a problem of each table, said last. Before, each table said
+    "problems: none" above it."""
     from rich.table import Table
 
     from annotations.interchange import record_part
@@ -1560,16 +1563,19 @@ def render_annotation_files(items: list) -> list:
                 "problems",
                 "none (read as import reads them; import also checks each image against the "
                 "dataset)"
-                if not item.problems
-                else counted(len(item.problems), "problem") + " that import would refuse:",
+                if not item.problems and unfinished is None
+                else counted(len(item.problems) + (unfinished is not None), "problem")
+                + (" that import would refuse:" if not unfinished else ":"),
             )
             for problem in item.problems:
                 head.add_row("", problem)
+            if unfinished is not None:
+                head.add_row("", "an export interrupted while putting its files in (below)")
         out.append(head)
         lines = [line for line in item.import_commands() if line not in said]
         said.update(lines)  # files of one zip download share its line: said once
         out.extend(f"import: {line}" for line in lines)
-    return out
+    return out if unfinished is None else [*out, unfinished]
 
 
 def output_folder(path: str | os.PathLike) -> Path:
@@ -1687,6 +1693,21 @@ def _half_swapped_subset(folder: Path) -> str | None:
         "engine annotate import --out {folder} finishes it first (then writes its own subset "
         "over it: of the same class and split, else with --replace)",
         "earlier subset",
+    )
+
+
+def _half_swapped_conversion(folder: Path) -> str | None:
+    """The same line for a SAM conversion (``engine convert-sam``,
+    :func:`labeler.sam_convert.convert_sam_checkpoint`) killed while putting its model's files
+    in: the next conversion refuses a folder that holds any of them ("not empty")."""
+    from labeler.sam_convert import STAGING
+
+    return _half_swapped(
+        folder,
+        STAGING,
+        "a conversion (engine convert-sam)",
+        "engine convert-sam into {folder}, once the folder is removed, writes the whole model",
+        "earlier conversion",
     )
 
 
@@ -1869,12 +1890,13 @@ def _describe_output(
             return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
-            problems = sum(len(f.problems or []) for f in files)
-            rendered = render_annotation_files(files)
-            if half := _half_swapped_export(folder if folder.is_dir() else folder.parent):
-                rendered.append(half)
-                problems += 1
-            return "annotation files", rendered, problems
+            half = _half_swapped_export(folder if folder.is_dir() else folder.parent)
+            problems = sum(len(f.problems or []) for f in files) + (half is not None)
+            return "annotation files", render_annotation_files(files, half), problems
+        # a first export or conversion killed before its first file was in (or its swap record
+        # damaged): before, "no image split folders found", exit 2, as of a wrong folder
+        if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
+            return "a write not finished", [half], 1
         return None
     record, what = kind
     if record == "config.yaml":  # a training run before its first logged step

@@ -395,18 +395,23 @@ def _places(path: Path) -> list[tuple[Path, str]]:
     return [(here, "")] + ([(real, ", through symbolic links,")] if real != here else [])
 
 
-# The folders of an engine output that hold its files by split (by its record): an output
-# written there reads as more of its splits (engine info listed a label run's splits "labels"
-# and "sources" after engine fuse --out RUN/labels).
-SPLIT_FOLDERS = {
-    "run.json": ("labels", "confidence", "instances"),
-    "fuse.json": ("labels", "sources"),
-    "subset.json": ("masks",),
-}
+def split_folders(record: str) -> tuple[str, ...]:
+    """The folders of an engine output (named by its ``record``) that hold its files by split:
+    an output written there reads as more of its splits (engine info listed a label run's
+    splits "labels" and "sources" after engine fuse --out RUN/labels). A label run's are
+    :data:`annotations.labelrun.RUN_FOLDERS`, imported here (the package loads OpenCV, which
+    ``engine --help`` must not)."""
+    from annotations.labelrun import RUN_FOLDERS
+
+    return {
+        "run.json": RUN_FOLDERS,
+        "fuse.json": ("labels", "sources"),
+        "subset.json": ("masks",),
+    }.get(record, ())
 
 
 def check_not_in_output(path: Path, command: str) -> None:
-    """Refuse an output folder that is one of :data:`SPLIT_FOLDERS` of an engine output, or a
+    """Refuse an output folder that is one of :func:`split_folders` of an engine output, or a
     folder right in one (a split's). A folder elsewhere in an output (``RUN/review``, the
     review's default) is allowed. The folder is checked as given and as its symbolic links lead
     (:func:`_places`)."""
@@ -415,7 +420,7 @@ def check_not_in_output(path: Path, command: str) -> None:
     for here, via in _places(path):
         for holder in (here, here.parent):
             kind = output_kind(holder.parent)
-            if kind is not None and holder.name in SPLIT_FOLDERS.get(kind[0], ()):
+            if kind is not None and holder.name in split_folders(kind[0]):
                 given = path.parent if holder == here else path.parent.parent  # as typed
                 output = f"{holder.parent if via else given}, {kind[1]}"
                 what = (

@@ -103,6 +103,14 @@ def silence_gone_streams() -> list[int]:
     return gone
 
 
+def stream_gone(e: BaseException, code: int) -> bool:
+    """Whether ``e`` is an OSError of errno ``code`` where stdout's or stderr's reader is gone
+    (:func:`reader_gone`); if so, those streams are pointed at the null device
+    (:func:`silence_gone_streams`), so that nothing more written to them fails. What
+    :func:`hung_up` (EIO) and ``engine.cli.common.broken_pipe`` (EPIPE) ask of an error."""
+    return isinstance(e, OSError) and e.errno == code and bool(silence_gone_streams())
+
+
 def hung_up(e: BaseException) -> bool:
     """Whether ``e`` is a write to stdout or stderr whose terminal hung up (EIO where the stream's
     reader is gone): the stop of the SIGHUP the kernel sends with the hang-up, whose handler may
@@ -110,7 +118,7 @@ def hung_up(e: BaseException) -> bool:
     dropped: it ended with exit code 74, "stdout (/dev/pts/3): Input/output error", as if a disk
     had failed). If so, the gone streams are pointed at the null device and the SIGHUP is taken
     as received (exit code 129). An EIO of anything else (a failing disk) is not."""
-    if not isinstance(e, OSError) or e.errno != errno.EIO or not silence_gone_streams():
+    if not stream_gone(e, errno.EIO):
         return False
     if not _State.received:
         _State.received = True
@@ -193,11 +201,24 @@ def requested() -> bool:
     return _State.pending
 
 
-def passed_on() -> None:
+def requested_code() -> int:
+    """The exit code of the stop that waits (:func:`requested`): 143 for a SIGTERM, 129 for a
+    SIGHUP; 0 where none waits. What a DDP run's ranks pass on to each other (``engine
+    train``'s step all-reduce) with the stop, for :func:`passed_on`."""
+    return _EXIT_CODES[_State.signal_name] if _State.pending else 0
+
+
+def passed_on(code: int = 0) -> None:
     """Count a SIGTERM that another process of the same job got as this process's: a rank of a
     DDP run that the signalled rank's stop stopped (``engine train``), or the parent of local
     ranks (:mod:`trainer.spawn`), reports ``interrupted (SIGTERM)`` and exits as that one does
-    (before, with Ctrl-C's line and 130)."""
+    (before, with Ctrl-C's line and 130). ``code``: that one's :func:`requested_code`, where it
+    is known: 129 makes it ``interrupted (SIGHUP)`` and 129, as the hung-up rank says (before
+    the fifty-second round the other ranks said SIGTERM and 143). A signal this process got
+    itself keeps its name."""
+    by_code = {code: name for name, code in _EXIT_CODES.items()}
+    if not _State.received and code in by_code:
+        _State.signal_name = by_code[code]
     _State.received = True
 
 
@@ -260,7 +281,9 @@ __all__ = [
     "received",
     "received_signal",
     "requested",
+    "requested_code",
     "silence_gone_streams",
     "start_resource_tracker",
+    "stream_gone",
     "undeferred",
 ]

@@ -201,7 +201,7 @@ def conversion_record(path: str | os.PathLike) -> dict[str, Any]:
     }
 
 
-_STAGING = ".convert-sam."  # the hidden folder a conversion is written into, in its --out
+STAGING = ".convert-sam."  # the hidden folder a conversion is written into, in its --out
 
 
 def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
@@ -229,7 +229,7 @@ def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
     with _converting(out):
         _check_empty(out)  # a conversion that finished while this one waited for the lock
         model, processor = load_sam_pth(path)
-        with staged(out, _STAGING) as staging:
+        with staged(out, STAGING) as staging:
             with no_hf_progress_bars(), _saving(staging):  # no bars for one small file
                 model.save_pretrained(staging)
                 processor.save_pretrained(staging)
@@ -280,7 +280,7 @@ def _as_every_output(folder: Path) -> None:
 def _check_empty(out: Path) -> None:
     """Refuse an ``out`` that holds anything but an interrupted conversion's hidden folder."""
     held = (
-        sorted(f.name for f in out.iterdir() if not f.name.startswith(_STAGING))
+        sorted(f.name for f in out.iterdir() if not f.name.startswith(STAGING))
         if out.is_dir()
         else []
     )

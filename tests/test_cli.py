@@ -842,6 +842,27 @@ def test_a_broken_pipe_that_is_not_stdout_stays_an_error():
     assert signal.getsignal(signal.SIGPIPE) == signal.SIG_IGN
 
 
+def test_a_broken_pipe_and_a_hang_up_ask_one_question_of_an_error(monkeypatch):
+    """``broken_pipe`` (EPIPE) and ``hung_up`` (EIO) are one test, :func:`engine.stopping.
+    stream_gone`: the error's errno, then whether stdout's or stderr's reader is gone (the
+    streams then pointed at the null device); each asks for its own errno only."""
+    from engine import stopping
+    from engine.cli.common import broken_pipe
+
+    silenced: list[int] = []
+    monkeypatch.setattr(stopping, "silence_gone_streams", lambda: silenced or [])
+    pipe, eio = BrokenPipeError(errno.EPIPE, "Broken pipe"), OSError(errno.EIO, "I/O error")
+    assert [stopping.stream_gone(e, errno.EPIPE) for e in (pipe, eio, ValueError())] == [
+        False, False, False
+    ]  # fmt: skip
+    assert not broken_pipe(pipe)  # stdout still read: a socket's
+    silenced.append(1)  # stdout's reader gone
+    assert [stopping.stream_gone(e, errno.EPIPE) for e in (pipe, eio, ValueError())] == [
+        True, False, False
+    ]  # fmt: skip
+    assert (broken_pipe(pipe), broken_pipe(eio)) == (True, False)
+
+
 def test_a_broken_pipe_of_a_socket_is_no_quiet_exit_1(monkeypatch):
     """A command whose socket or worker pipe breaks, its output still read: click ended it with
     exit code 1 and nothing said (``engine info``'s "problems found"); it is an error with its

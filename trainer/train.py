@@ -881,24 +881,27 @@ def _tensorboard(out: Path, start: int):
     return SummaryWriter(str(out / "tensorboard"), purge_step=start + 1 if start else None)
 
 
-def _step_checks(value: torch.Tensor, stop: bool, world: int) -> tuple[bool, bool]:
+def _step_checks(value: torch.Tensor, stop: int, world: int) -> tuple[bool, int]:
     """Whether ``value`` (the step's loss and gradient norm) is finite on every rank, and
-    whether any rank was asked to stop (a SIGTERM, :mod:`engine.stopping`): one all-reduce, so
-    every rank stops at the same step and no rank is left waiting in a collective."""
-    flags = torch.stack([torch.isfinite(value).all(), value.new_tensor(not stop)]).float()
+    whether any rank was asked to stop (a SIGTERM or SIGHUP, :mod:`engine.stopping`; ``stop``:
+    this rank's :func:`engine.stopping.requested_code`): one all-reduce, so every rank stops at
+    the same step, no rank is left waiting in a collective, and each knows the stop's code (the
+    highest of the ranks': a SIGTERM's 143 over a SIGHUP's 129), 0 where none."""
+    flags = torch.stack([torch.isfinite(value).all(), value.new_tensor(-float(stop))]).float()
     if world > 1:
         dist.all_reduce(flags, op=dist.ReduceOp.MIN)
-    finite, go_on = flags.tolist()
-    return finite > 0, go_on == 0
+    finite, code = flags.tolist()
+    return finite > 0, int(-code)
 
 
-def _agree_to_stop(world: int, device: torch.device) -> bool:
-    """Whether any rank was asked to stop (before a validation, which a stop would cut short)."""
+def _agree_to_stop(world: int, device: torch.device) -> int:
+    """Whether any rank was asked to stop (before a validation, which a stop would cut short):
+    the stop's code, as :func:`_step_checks` gives it, 0 where none."""
     if world == 1:
-        return stopping.requested()
-    flag = torch.tensor([float(stopping.requested())], device=device)
+        return stopping.requested_code()
+    flag = torch.tensor([float(stopping.requested_code())], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item() > 0)
+    return int(flag.item())
 
 
 def owns_run() -> bool:
@@ -1329,7 +1332,7 @@ def _train(
                 )
                 # one all-reduce: finite on every rank, and whether any rank got a SIGTERM
                 finite, halt = _step_checks(
-                    torch.stack([total_t, grad_norm]), stopping.requested(), world
+                    torch.stack([total_t, grad_norm]), stopping.requested_code(), world
                 )
                 if not finite:
                     bad = {n: v for n, v in terms.items() if not np.isfinite(v)}
@@ -1384,7 +1387,8 @@ def _train(
                         # names it (before: "step 0 of N, no step logged", last.pt at step 3)
                         rate = (done - n_last) / max(time.perf_counter() - t_last, 1e-9)
                         _log_step(out, writer, done, lr_now, total, float(grad_norm), rate, terms)
-                    stopping.passed_on()  # a SIGTERM to one rank stops each as it stops that one
+                    stopping.passed_on(halt)  # a rank's SIGTERM or SIGHUP stops each as it
+                    # stops that one: named as that one names it (a SIGHUP's 129 not 143)
                     raise stopping.Terminated(done, str(last))
         if result.step == cfg.iters:
             validate(result.step)

@@ -241,11 +241,12 @@ def _subset_pixels(counts: Any, stems: tuple[str, ...]) -> tuple[int, int, int] 
 def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
     """What makes an annotated subset's scores say less than they seem to: images the model
     trains on, or an annotation that is the pseudo labels themselves (``engine annotate
-    import`` found it imported from an unchanged export), masks edited since the import
-    (decoded here, each once: engine train asks on its main rank only, after every check that
+    import`` found it imported from an unchanged export), masks edited since the import, PNGs
+    put in its ``masks/`` that ``subset.json`` does not list (not scored: the line engine fuse
+    and compare say; before, training passed them over without a word) (decoded here, each once: engine train asks on its main rank only, after every check that
     may refuse the run; before, every rank decoded them at every start, 4.5 s for 100 4K
     masks)."""
-    from annotations.subset import edited_masks
+    from annotations.subset import edited_masks, unlisted_line, unlisted_masks
 
     out = []
     for sub in subsets:
@@ -253,6 +254,8 @@ def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
             out.append(sub.replaced)
         if sub.subset is not None and (edited := edited_masks(sub.subset)):
             out.append(edited_masks_line(sub.subset, edited, "scored"))  # as fuse/report say
+        if sub.subset is not None and (unlisted := unlisted_masks(sub.subset)):
+            out.append(unlisted_line(sub.subset, unlisted))  # by hand: not scored, as fuse says
         if sub.split == train_split and sub.fused_by is not None:
             out.append(
                 f"{sub.path}: the {sub.class_name} subset annotates images of the training split "

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from engine.progress import SafeConsole, encodable, stderr_console, stream_error
 from engine.runinfo import KEPT_PACKAGES, SHM_ADVICE, too_many_open_files
-from engine.stopping import silence_gone_streams
+from engine.stopping import stream_gone
 from engine.text import (
     MAX_TTA_SCALE,
     split_names,  # noqa: F401 - the option parsers' home for the CLI
@@ -91,9 +91,7 @@ def broken_pipe(e: BaseException) -> bool:
     Python's "Exception ignored ... BrokenPipeError" at exit). An EPIPE of anything else (a
     socket of torch.distributed, a worker's pipe) is not: it stays an error. SIGPIPE is left
     ignored, as Python sets it, for those sockets' sake: no SIG_DFL process-wide."""
-    if not isinstance(e, OSError) or e.errno != errno.EPIPE:
-        return False
-    return bool(silence_gone_streams())
+    return stream_gone(e, errno.EPIPE)
 
 
 def raise_broken_pipes() -> None:

@@ -2575,6 +2575,94 @@ def test_engine_info_tells_the_earlier_export_s_files_from_the_new_ones_still_hi
     ), text
 
 
+def test_engine_info_s_export_table_counts_the_interrupted_swap_as_its_problem(tmp_path, world):
+    """An export killed mid-swap: engine info printed the line on it and exited 1, while the
+    COCO file's table above it said "problems: none". The table counts it now."""
+    from typer.testing import CliRunner
+
+    from annotations.fileio import SWAP_RECORD
+    from cli import app
+
+    _, run, _ = world
+    out = tmp_path / "e"
+    export_annotations(ExportConfig(run=str(run), out=str(out), formats=("coco",)))
+
+    def rows() -> list[str]:
+        res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+        return [str(res.exit_code)] + [
+            " ".join(line.strip("│ ").split()) for line in res.output.splitlines()
+        ]
+
+    assert rows()[:1] + [r for r in rows() if r.startswith("problems")] == [
+        "0",
+        "problems │ none (read as import reads them; import also checks each image against the "
+        "dataset)",
+    ]
+    staging = out / ".export.new-test"
+    staging.mkdir()
+    (staging / SWAP_RECORD).write_text('{"in":[],"out":["labelme"]}')
+    (out / "labelme").mkdir()
+    said = rows()
+    assert said[0] == "1", said
+    at = said.index("problems │ 1 problem:")
+    assert said[at + 1] == "an export interrupted while putting its files in (below)"
+    assert said[-1] == (
+        f"{out}: an export was interrupted while putting its files in: labelme/ of the earlier "
+        f"export, which it removes; the next engine annotate export into {out} finishes it "
+        "first (then refuses to replace it without --force)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("prefix", "what", "then"),
+    [
+        (
+            ".export.",
+            "an export",
+            "engine annotate export into {out} finishes it first (then refuses to replace it "
+            "without --force)",
+        ),
+        (
+            ".convert-sam.",
+            "a conversion (engine convert-sam)",
+            "engine convert-sam into {out}, once the folder is removed, writes the whole model",
+        ),
+    ],
+)
+def test_engine_info_names_a_first_write_killed_before_its_first_file_was_in(
+    tmp_path, prefix, what, then
+):
+    """A first export (or SAM conversion) into a new folder killed after writing its swap
+    record, before its first rename, or such a record damaged by hand: the folder holds only
+    the hidden one. engine info said "no image split folders found" (exit 2), as of a wrong
+    folder; it names the write and what finishes it, or the damaged record, exit 1."""
+    from typer.testing import CliRunner
+
+    from annotations.fileio import SWAP_RECORD
+    from cli import app
+
+    out = tmp_path / "new"
+    staging = out / f"{prefix}new-x"
+    staging.mkdir(parents=True)
+    (staging / "coco.json").write_text("{}")
+    (staging / SWAP_RECORD).write_text('{"in":["coco.json"],"out":[]}')
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "2000"})
+    assert (res.exit_code, res.output.splitlines()[-1]) == (
+        1,
+        f"{out}: {what} was interrupted while putting its files in: coco.json still in "
+        f"{prefix}new-x/; the next " + then.format(out=out),
+    ), res.output
+    (staging / SWAP_RECORD).write_text('{"in": 3}')
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "2000"})
+    assert (res.exit_code, res.output.splitlines()[-1]) == (
+        1,
+        f"{staging / SWAP_RECORD}: not the record of a swap (a JSON object of two lists of entry "
+        f'names, "in" and "out"); an earlier write into {out} was killed while putting its '
+        f"files in: move what {prefix}new-x/ holds into {out} by hand, or remove {prefix}new-x/ "
+        f"to keep {out} as it is, then run again",
+    ), res.output
+
+
 def _killed_after_renames_into(out: Path, renames: int, write) -> None:
     """Run ``write()`` in a forked child that is SIGKILLed (exit 137, as the OOM killer ends
     it) once ``renames`` of its renames into ``out`` are done: a kill between a swap's renames."""

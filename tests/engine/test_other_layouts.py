@@ -503,3 +503,18 @@ def test_a_deeplab_line_names_its_image_not_the_label_file_of_an_image_name(tmp_
     for line in ("images/a.png labels/a_mask.png", "a.png labels/a_mask.png"):
         (tmp_path / "lists/val.txt").write_text(line + "\n")
         assert [s.stem for s in open_split(tmp_path, "val")] == ["a"], line
+
+
+def test_a_split_list_file_with_nothing_in_the_split_s_place_names_no_split(tmp_path: Path):
+    """``list_.txt`` beside ``list_train.txt`` (template ``list_{split}.txt``) names no split:
+    it is no split ``""`` (whose image folder, JPEGImages itself, would be every split's)."""
+    from engine.datasets import load_spec
+
+    _tiny(tmp_path / "JPEGImages/a.jpg")
+    (tmp_path / "ImageSets").mkdir()
+    (tmp_path / "ImageSets/list_train.txt").write_text("a\n")
+    (tmp_path / "ImageSets/list_.txt").write_text("a\n")
+    (tmp_path / "dataset.yaml").write_text(
+        "images: JPEGImages\nsplit_list: ImageSets/list_{split}.txt\n"
+    )
+    assert load_spec(tmp_path).available_splits() == ["train"]

@@ -317,6 +317,22 @@ def test_an_outputs_split_folders_are_refused_as_out(tmp_path):
     check_output_folder(run / "labels" / "test" / "x", (), "engine x")  # deeper: allowed
 
 
+def test_a_label_run_s_split_folders_are_its_run_folders(tmp_path, monkeypatch):
+    """The folders refused in a label run are :data:`annotations.labelrun.RUN_FOLDERS`, the
+    ones engine label writes and clear_outputs removes, not a copy of their names: a folder
+    added there is refused as --out too."""
+    import annotations.labelrun
+    from engine.runlock import check_output_folder
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text("{}")
+    monkeypatch.setattr(annotations.labelrun, "RUN_FOLDERS", ("labels", "scores"))
+    with pytest.raises(ValueError, match="it is the scores/ folder of "):
+        check_output_folder(run / "scores", (), "engine x")
+    check_output_folder(run / "confidence", (), "engine x")  # no run folder of this one
+
+
 _HOLDERS = [  # command line, --out (review, export and import read their inputs first)
     *([*c, "--out"] for c in _RUN_COMMANDS),
     ["report", "--subset", "DATA", "--out"],

@@ -424,7 +424,7 @@ def test_a_full_disk_during_convert_sam_is_one_line_naming_the_file_and_exit_74(
 
     from annotations.fileio import staged
     from cli import app
-    from labeler.sam_convert import _STAGING, _saving
+    from labeler.sam_convert import STAGING, _saving
 
     sd = original_sam_state_dict(
         embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
@@ -447,7 +447,7 @@ def test_a_full_disk_during_convert_sam_is_one_line_naming_the_file_and_exit_74(
         "same command again"
     )
     assert list((tmp_path / "new").iterdir()) == []
-    with pytest.raises(OSError) as e, staged(out, _STAGING) as staging, _saving(staging):
+    with pytest.raises(OSError) as e, staged(out, STAGING) as staging, _saving(staging):
         (staging / "config.json").write_text("{}")
         raise OSError(28, "No space left on device")  # a Python write names no file
     assert (e.value.errno, e.value.filename) == (28, str(out))

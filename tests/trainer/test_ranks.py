@@ -159,13 +159,18 @@ def test_a_sigterm_to_one_rank_during_a_validation_stops_the_others_as_sigterm(g
     assert stopping.received()
 
 
-def test_a_sigterm_that_reached_another_rank_is_this_ranks_sigterm(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("code", "said"), [(143, ("SIGTERM", 143)), (129, ("SIGHUP", 129))])
+def test_a_sigterm_that_reached_another_rank_is_this_ranks_sigterm(
+    tmp_path, monkeypatch, code, said
+):
     """Under torchrun a scheduler may signal one rank only. The step's all-reduce stops every
     rank at that step, checkpointed; the ranks it did not reach said `interrupted: ...` and
-    exited with 130, Ctrl-C's, where the signalled one said `interrupted (SIGTERM)` (143)."""
+    exited with 130, Ctrl-C's, where the signalled one said `interrupted (SIGTERM)` (143). A
+    SIGHUP there (its terminal gone) is named as that rank names it: before the fifty-second
+    round the others said `interrupted (SIGTERM)` and 143 where it said SIGHUP and 129."""
     import trainer.train
 
-    for key in ("received", "pending", "deferring"):
+    for key in ("received", "pending", "deferring", "signal_name"):
         monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
     checks = trainer.train._step_checks
     steps = []
@@ -173,7 +178,7 @@ def test_a_sigterm_that_reached_another_rank_is_this_ranks_sigterm(tmp_path, mon
     def peer_stops_at_step_2(value, stop, world):
         steps.append(1)
         finite, _ = checks(value, stop, world)
-        return finite, len(steps) == 2  # the all-reduce's answer: another rank got a SIGTERM
+        return finite, code if len(steps) == 2 else 0  # the all-reduce's: another rank's stop
 
     monkeypatch.setattr(trainer.train, "_step_checks", peer_stops_at_step_2)
     root = write_dataset(tmp_path / "data")
@@ -186,7 +191,39 @@ def test_a_sigterm_that_reached_another_rank_is_this_ranks_sigterm(tmp_path, mon
     with pytest.raises(stopping.Terminated) as stop:
         train(cfg, model=StubModel(7))
     assert stop.value.step == 2
-    assert stopping.received()
+    assert stopping.received() and stopping.received_signal() == said
+
+
+def test_the_stop_a_rank_passes_on_is_its_signal_s_code(monkeypatch):
+    """What a rank puts into the step's all-reduce: 0 with no stop waiting, else its exit code;
+    a rank that got a signal itself keeps its name whatever another passes on."""
+    import trainer.train
+
+    for key in ("received", "pending", "signal_name"):
+        monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
+    stopping._State.received, stopping._State.pending = False, False
+    assert stopping.requested_code() == 0
+    stopping._State.received, stopping._State.pending = True, True
+    stopping._State.signal_name = "SIGHUP"
+    assert stopping.requested_code() == 129
+    value = torch.tensor([1.0, 2.0])
+    assert trainer.train._step_checks(value, 129, 1) == (True, 129)
+    assert trainer.train._step_checks(value, 0, 1) == (True, 0)
+
+    def all_reduce(tensor, op):  # the other rank's: finite, a SIGHUP waits there
+        peer = torch.tensor([1.0, -129.0] if op == dist.ReduceOp.MIN else [129.0])
+        tensor.copy_(torch.minimum(tensor, peer) if op == dist.ReduceOp.MIN else peer.max(tensor))
+
+    monkeypatch.setattr(dist, "all_reduce", all_reduce)
+    assert trainer.train._step_checks(value, 0, 2) == (True, 129)
+    assert trainer.train._step_checks(value, 143, 2) == (True, 143)  # a SIGTERM's over it
+    stopping._State.pending = False
+    assert trainer.train._agree_to_stop(2, torch.device("cpu")) == 129
+    stopping.passed_on(143)  # received already: its own SIGHUP stays
+    assert stopping.received_signal() == ("SIGHUP", 129)
+    stopping._State.received, stopping._State.signal_name = False, "SIGTERM"
+    stopping.passed_on(129)
+    assert stopping.received_signal() == ("SIGHUP", 129)
 
 
 def test_the_layout_is_recorded(group, monkeypatch):

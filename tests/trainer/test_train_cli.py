@@ -435,6 +435,27 @@ def test_a_subset_with_nothing_to_score_is_warned_before_training(synth, tmp_pat
     assert warnings(1) == []
 
 
+def test_masks_a_subset_does_not_list_are_warned_before_training(synth, tmp_path):
+    """PNGs put in a --val-subset's masks/ by hand (not in subset.json) were passed over by
+    training without a word, while engine fuse and compare name them: the same line now."""
+    from annotations.subset import write_subset
+    from engine.datasets import SegDataset, load_spec
+    from trainer.validate import load_subset, subset_warnings
+
+    data = SegDataset(load_spec(synth), "train")
+    stems = [s.stem for s in SegDataset(load_spec(synth), "test").samples]
+    masks = {s: np.full((96, 128), 1, np.uint8) for s in stems[:1]}
+    root = write_subset(tmp_path / "s", "Sky", "test", masks, {}).root
+    assert subset_warnings([load_subset(root, data)], "train") == []
+    png = (root / "masks" / f"{stems[0]}.png").read_bytes()
+    for stem in ("hand_b", "hand_a"):
+        (root / "masks" / f"{stem}.png").write_bytes(png)
+    assert subset_warnings([load_subset(root, data)], "train") == [
+        f"{root / 'masks'}: 2 masks that subset.json does not list, which no command reads "
+        "(hand_a, hand_b): import them to add them"
+    ]
+
+
 def _recorded_bars(monkeypatch) -> dict[str, list[int]]:
     """``description -> [total, steps done]`` of the progress bars training draws."""
     import trainer.train
