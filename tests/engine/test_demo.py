@@ -1026,6 +1026,86 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     assert md[-1] == "Wall time: 4 min 59 s (299.0 s, this call). Stage times (s): synth: 1.5"
 
 
+def test_the_demo_prints_each_answer_on_one_line_into_a_narrow_log(tmp_path, monkeypatch):
+    """``engine demo > demo.log``: rich writes 80 columns into a file, and narrower terminals
+    exist; the interval, base-class and effect lines stay one line each (a grep of the log finds
+    them whole), and the stage paths line up after the longest stage name. The other test prints
+    300 columns wide, where a hard-wrapped line or a misaligned path passed."""
+    import io
+
+    from rich.console import Console
+
+    import engine.cli.demo as cli_demo
+    from engine.demo import effect
+
+    result = _summary_result(tmp_path)
+    result.effect = effect({"Bicycle": result.rows("Bicycle")}, [{"wall_seconds": 299.0}])
+    result.paths = {"synth": tmp_path / "d", "pseudo labels of the new classes": tmp_path / "p"}
+    printed = io.StringIO()
+    monkeypatch.setattr(cli_demo, "stdout", Console(file=printed, width=50))
+    cli_demo._print_demo(result, simulated=True)
+    lines = printed.getvalue().splitlines()
+    head = "95% interval over the 8 annotated images (paired bootstrap): "
+    assert (
+        f"Bicycle: Δ of the joint-trained model vs the pseudo labels, {head}IoU [-8.28, +13.70], "
+        "BIoU [+5.70, +21.06] (excludes 0), BF1 [+0.1100, +0.4800] (excludes 0)"
+    ) in lines
+    assert (
+        "base classes (mean IoU / BIoU / BF1 on the precise labels): start checkpoint "
+        "84.81 / 32.75 / 0.8177, joint-trained model 83.48 / 29.65 / 0.7769"
+    ) in lines
+    # 39.40 / 70.60 = 0.55807 of the fused labels' IoU; 299 s < 900 s
+    assert lines[lines.index("What the demo is built to show:") + 1 :] == [
+        "- Bicycle: the model beats the pseudo labels on IoU yes, BIoU yes, BF1 yes; its IoU is "
+        "55.80% of the fused labels' (85% asked): no",
+        "- under 15 minutes: yes",
+        # the longest stage name (32 characters) and a space set the column: 2 + 33 + 1
+        f"  synth                             {tmp_path / 'd'}",
+        f"  pseudo labels of the new classes  {tmp_path / 'p'}",
+        "  wall time                         4 min 59 s",
+    ]
+    result.paths = {}  # no stage wrote: the column is 20 characters wide, at least
+    printed.seek(0)
+    printed.truncate()
+    cli_demo._print_demo(result, simulated=True)
+    assert printed.getvalue().splitlines()[-1] == "  wall time            4 min 59 s"
+
+
+def test_a_call_that_ends_before_its_summary_keeps_its_wall_time_and_how_it_ended(tmp_path):
+    """record_unfinished_call's lines, exactly: the call's wall time (what the summary of the
+    call that finishes the folder adds up), its stage times and how it ended. The Ctrl-C test
+    read back only ``ended`` and ``seconds``: a record without its wall time passed."""
+    from engine.demo import DemoResult, _earlier_calls, record_unfinished_call
+
+    out = tmp_path / "demo"
+    (out / "report").mkdir(parents=True)
+    result = DemoResult(out=out, seconds={"synth": 1.5, "label": 80.0}, wall_seconds=89.6)
+    record_unfinished_call(out, result, KeyboardInterrupt())
+    record_unfinished_call(out, result, ValueError("\nfuse: no pseudo labels\nsecond line"))
+    lines = (out / "report" / "unfinished_calls.jsonl").read_text("utf-8").splitlines()
+    seconds = {"synth": 1.5, "label": 80.0}
+    assert [json.loads(line) for line in lines] == [
+        {"wall_seconds": 89.6, "seconds": seconds, "ended": "interrupted"},
+        {"wall_seconds": 89.6, "seconds": seconds, "ended": "failed: fuse: no pseudo labels"},
+    ]
+    assert _earlier_calls(out / "report" / "summary.json") == [json.loads(x) for x in lines]
+
+
+def test_a_summary_written_before_calls_were_kept_counts_as_one_earlier_call(tmp_path):
+    """A folder's summary.json from before ``calls`` were kept holds its call's wall_seconds
+    alone: rerunning the demo there counts that call (its stage times where it has them); a
+    wall_seconds that is not a number counts none. No test wrote such a summary before."""
+    from engine.demo import _earlier_calls
+
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"wall_seconds": 400.0, "seconds": {"synth": 3.0}}), "utf-8")
+    assert _earlier_calls(summary) == [{"wall_seconds": 400.0, "seconds": {"synth": 3.0}}]
+    summary.write_text(json.dumps({"wall_seconds": 400}), "utf-8")
+    assert _earlier_calls(summary) == [{"wall_seconds": 400, "seconds": {}}]
+    summary.write_text(json.dumps({"wall_seconds": "400", "seconds": {"synth": 3.0}}), "utf-8")
+    assert _earlier_calls(summary) == []
+
+
 def test_a_summary_after_calls_recorded_without_a_number_of_seconds(tmp_path):
     """An earlier call whose wall_seconds is null, a string or true, or whose ``ended`` is not
     text (an edited summary.json or unfinished_calls.jsonl): its time counts 0 and the summary is
