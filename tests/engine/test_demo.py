@@ -839,6 +839,23 @@ def test_a_share_of_a_score_that_is_no_number_is_undefined(bad):
     assert effect_lines(found)[0].endswith("its IoU is - of the fused labels' (85% asked): n/a")
 
 
+def test_engine_info_on_a_demo_summary_without_classes_names_the_file(tmp_path):
+    """A report/summary.json that is not an object, or has no ``classes`` object (another
+    tool's file, a hand edit): engine info's one line names the file; no test reached it before,
+    and a check that asked both conditions at once let ``{}`` through to a KeyError."""
+    import re
+
+    from engine.info import render_demo
+
+    summary = tmp_path / "report" / "summary.json"
+    summary.parent.mkdir()
+    for data in ({}, [], {"classes": [["pseudo labels", 36.94]]}):
+        summary.write_text(json.dumps(data), "utf-8")
+        message = f"{summary}: not an engine demo summary (no 'classes')"
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            render_demo(tmp_path)
+
+
 def test_engine_info_answers_the_targets_of_a_summary_written_before_calls_were_kept(tmp_path):
     """A summary.json of an older demo holds its time as ``wall_seconds`` alone (no ``calls``,
     no ``effect``): engine info worked the time out as 0 and said it was under 15 minutes."""
