@@ -1037,10 +1037,18 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     text = [line.rstrip() for line in shown.getvalue().splitlines()]
     assert text[text.index("What the demo is built to show:") + 1 :][:2] == effect_lines
     assert "wall time: 8 min 40 s, 1 min 30 s, 4 min 59 s (3 calls)" in text
+    assert (
+        "base classes (mean IoU / BIoU / BF1 on the precise labels): start checkpoint "
+        "84.81 / 32.75 / 0.8177, joint-trained model 83.48 / 29.65 / 0.7769"
+    ) in text
     # a folder's first call: its own time alone
     write_summary(DemoConfig(out=tmp_path / "first"), _summary_result(tmp_path / "first"))
     md = (tmp_path / "first" / "report" / "summary.md").read_text("utf-8").splitlines()
     assert md[-1] == "Wall time: 4 min 59 s (299.0 s, this call). Stage times (s): synth: 1.5"
+    shown = io.StringIO()
+    for part in render_demo(tmp_path / "first"):
+        Console(file=shown, width=300).print(part)
+    assert "wall time: 4 min 59 s" in shown.getvalue().splitlines()  # no "(1 calls)"
 
 
 def test_the_demo_prints_each_answer_on_one_line_into_a_narrow_log(tmp_path, monkeypatch):
