@@ -839,6 +839,23 @@ def test_a_share_of_a_score_that_is_no_number_is_undefined(bad):
     assert effect_lines(found)[0].endswith("its IoU is - of the fused labels' (85% asked): n/a")
 
 
+def test_engine_info_on_a_demo_summary_without_classes_names_the_file(tmp_path):
+    """A report/summary.json that is not an object, or has no ``classes`` object (another
+    tool's file, a hand edit): engine info's one line names the file; no test reached it before,
+    and a check that asked both conditions at once let ``{}`` through to a KeyError."""
+    import re
+
+    from engine.info import render_demo
+
+    summary = tmp_path / "report" / "summary.json"
+    summary.parent.mkdir()
+    for data in ({}, [], {"classes": [["pseudo labels", 36.94]]}):
+        summary.write_text(json.dumps(data), "utf-8")
+        message = f"{summary}: not an engine demo summary (no 'classes')"
+        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+            render_demo(tmp_path)
+
+
 def test_engine_info_answers_the_targets_of_a_summary_written_before_calls_were_kept(tmp_path):
     """A summary.json of an older demo holds its time as ``wall_seconds`` alone (no ``calls``,
     no ``effect``): engine info worked the time out as 0 and said it was under 15 minutes."""
@@ -1020,10 +1037,98 @@ def test_the_summary_puts_each_number_in_its_row_and_answers_the_targets(tmp_pat
     text = [line.rstrip() for line in shown.getvalue().splitlines()]
     assert text[text.index("What the demo is built to show:") + 1 :][:2] == effect_lines
     assert "wall time: 8 min 40 s, 1 min 30 s, 4 min 59 s (3 calls)" in text
+    assert (
+        "base classes (mean IoU / BIoU / BF1 on the precise labels): start checkpoint "
+        "84.81 / 32.75 / 0.8177, joint-trained model 83.48 / 29.65 / 0.7769"
+    ) in text
     # a folder's first call: its own time alone
     write_summary(DemoConfig(out=tmp_path / "first"), _summary_result(tmp_path / "first"))
     md = (tmp_path / "first" / "report" / "summary.md").read_text("utf-8").splitlines()
     assert md[-1] == "Wall time: 4 min 59 s (299.0 s, this call). Stage times (s): synth: 1.5"
+    shown = io.StringIO()
+    for part in render_demo(tmp_path / "first"):
+        Console(file=shown, width=300).print(part)
+    assert "wall time: 4 min 59 s" in shown.getvalue().splitlines()  # no "(1 calls)"
+
+
+def test_the_demo_prints_each_answer_on_one_line_into_a_narrow_log(tmp_path, monkeypatch):
+    """``engine demo > demo.log``: rich writes 80 columns into a file, and narrower terminals
+    exist; the interval, base-class and effect lines stay one line each (a grep of the log finds
+    them whole), and the stage paths line up after the longest stage name. The other test prints
+    300 columns wide, where a hard-wrapped line or a misaligned path passed."""
+    import io
+
+    from rich.console import Console
+
+    import engine.cli.demo as cli_demo
+    from engine.demo import effect
+
+    result = _summary_result(tmp_path)
+    result.effect = effect({"Bicycle": result.rows("Bicycle")}, [{"wall_seconds": 299.0}])
+    result.paths = {"synth": tmp_path / "d", "pseudo labels of the new classes": tmp_path / "p"}
+    printed = io.StringIO()
+    monkeypatch.setattr(cli_demo, "stdout", Console(file=printed, width=50))
+    cli_demo._print_demo(result, simulated=True)
+    lines = printed.getvalue().splitlines()
+    head = "95% interval over the 8 annotated images (paired bootstrap): "
+    assert (
+        f"Bicycle: Δ of the joint-trained model vs the pseudo labels, {head}IoU [-8.28, +13.70], "
+        "BIoU [+5.70, +21.06] (excludes 0), BF1 [+0.1100, +0.4800] (excludes 0)"
+    ) in lines
+    assert (
+        "base classes (mean IoU / BIoU / BF1 on the precise labels): start checkpoint "
+        "84.81 / 32.75 / 0.8177, joint-trained model 83.48 / 29.65 / 0.7769"
+    ) in lines
+    # 39.40 / 70.60 = 0.55807 of the fused labels' IoU; 299 s < 900 s
+    assert lines[lines.index("What the demo is built to show:") + 1 :] == [
+        "- Bicycle: the model beats the pseudo labels on IoU yes, BIoU yes, BF1 yes; its IoU is "
+        "55.80% of the fused labels' (85% asked): no",
+        "- under 15 minutes: yes",
+        # the longest stage name (32 characters) and a space set the column: 2 + 33 + 1
+        f"  synth                             {tmp_path / 'd'}",
+        f"  pseudo labels of the new classes  {tmp_path / 'p'}",
+        "  wall time                         4 min 59 s",
+    ]
+    result.paths = {}  # no stage wrote: the column is 20 characters wide, at least
+    printed.seek(0)
+    printed.truncate()
+    cli_demo._print_demo(result, simulated=True)
+    assert printed.getvalue().splitlines()[-1] == "  wall time            4 min 59 s"
+
+
+def test_a_call_that_ends_before_its_summary_keeps_its_wall_time_and_how_it_ended(tmp_path):
+    """record_unfinished_call's lines, exactly: the call's wall time (what the summary of the
+    call that finishes the folder adds up), its stage times and how it ended. The Ctrl-C test
+    read back only ``ended`` and ``seconds``: a record without its wall time passed."""
+    from engine.demo import DemoResult, _earlier_calls, record_unfinished_call
+
+    out = tmp_path / "demo"
+    (out / "report").mkdir(parents=True)
+    result = DemoResult(out=out, seconds={"synth": 1.5, "label": 80.0}, wall_seconds=89.6)
+    record_unfinished_call(out, result, KeyboardInterrupt())
+    record_unfinished_call(out, result, ValueError("\nfuse: no pseudo labels\nsecond line"))
+    lines = (out / "report" / "unfinished_calls.jsonl").read_text("utf-8").splitlines()
+    seconds = {"synth": 1.5, "label": 80.0}
+    assert [json.loads(line) for line in lines] == [
+        {"wall_seconds": 89.6, "seconds": seconds, "ended": "interrupted"},
+        {"wall_seconds": 89.6, "seconds": seconds, "ended": "failed: fuse: no pseudo labels"},
+    ]
+    assert _earlier_calls(out / "report" / "summary.json") == [json.loads(x) for x in lines]
+
+
+def test_a_summary_written_before_calls_were_kept_counts_as_one_earlier_call(tmp_path):
+    """A folder's summary.json from before ``calls`` were kept holds its call's wall_seconds
+    alone: rerunning the demo there counts that call (its stage times where it has them); a
+    wall_seconds that is not a number counts none. No test wrote such a summary before."""
+    from engine.demo import _earlier_calls
+
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"wall_seconds": 400.0, "seconds": {"synth": 3.0}}), "utf-8")
+    assert _earlier_calls(summary) == [{"wall_seconds": 400.0, "seconds": {"synth": 3.0}}]
+    summary.write_text(json.dumps({"wall_seconds": 400}), "utf-8")
+    assert _earlier_calls(summary) == [{"wall_seconds": 400, "seconds": {}}]
+    summary.write_text(json.dumps({"wall_seconds": "400", "seconds": {"synth": 3.0}}), "utf-8")
+    assert _earlier_calls(summary) == []
 
 
 def test_a_summary_after_calls_recorded_without_a_number_of_seconds(tmp_path):
