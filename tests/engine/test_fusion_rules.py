@@ -302,6 +302,22 @@ def test_bad_inputs():
         fuse_image(precise, [pl(3, [[1, 1]])], rules(parents={3: (O,)}))
 
 
+def test_a_pseudo_label_or_instances_of_another_size_than_the_precise_label_are_refused():
+    precise = a([[O, O]])
+    # the label alone of another size (its confidence map is the precise label's size)
+    wide = PseudoLabel(BIKE, a([[1, 1, 1]]), a([[200, 200]]))
+    with pytest.raises(
+        ValueError,
+        match=r"^class 7: pseudo label must be \(1, 2\) uint8 like the precise label, got "
+        r"\(1, 3\) uint8$",
+    ):
+        fuse_image(precise, [wide], rules())
+    with pytest.raises(
+        ValueError, match=r"^class 7: instance masks are \(1, 3\), label is \(1, 2\)$"
+    ):
+        fuse_image(precise, [pl(BIKE, [[1, 1]], instances=inst([[1, 1, 1]]))], rules())
+
+
 @pytest.mark.parametrize(
     "precise, got",
     [
@@ -450,4 +466,5 @@ def test_stats_without_corrections_are_recorded_as_before():
     s = ClassStats(images=1, corrected_pixels=3)
     assert "corrected_pixels" not in s.to_dict(corrections=False)
     assert "corrected_pixels" not in s.counts(corrections=False)
+    assert s.counts()["corrected_pixels"] == 3  # by default with the corrections' counts
     assert ClassStats.from_dict(s.to_dict()) == s
