@@ -280,6 +280,7 @@ def test_coverage_drop_also_clears_uncertain_pixels_of_the_instance():
     [
         ({"uncertain": "maybe"}, "uncertain must be one of"),
         ({"min_coverage": 1.5}, "min_coverage must be in 0..1"),
+        ({"min_coverage": -0.5}, r"^min_coverage must be in 0\.\.1, got -0\.5$"),
         ({"priority": (BIKE, BIKE)}, "priority lists a class twice"),
     ],
 )
