@@ -221,6 +221,8 @@ def test_stats_sum_and_round_trip():
     assert (s.images, s.pseudo_pixels, s.rejected_share) == (2, 10, 0.5)
     assert ClassStats.from_dict(s.to_dict()) == s
     assert ClassStats().rejected_share is None  # empty pseudo mask: no share, not 0/0
+    # the zero a fusion's totals start from: every count 0
+    assert set(ClassStats().counts().values()) == {0} and len(ClassStats().counts()) == 15
 
 
 def inst(*masks) -> Instances:
@@ -468,4 +470,6 @@ def test_stats_without_corrections_are_recorded_as_before():
     assert "corrected_pixels" not in s.to_dict(corrections=False)
     assert "corrected_pixels" not in s.counts(corrections=False)
     assert s.counts()["corrected_pixels"] == 3  # by default with the corrections' counts
+    # a record without them (a fusion without corrections) reads them as 0
+    assert ClassStats.from_dict(s.counts(corrections=False)) == ClassStats(images=1)
     assert ClassStats.from_dict(s.to_dict()) == s
