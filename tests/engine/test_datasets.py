@@ -158,6 +158,32 @@ def test_a_release_root_given_one_level_too_high_or_deep_is_named(tmp_path: Path
         assert str(e.value).endswith(f"; is the dataset root {root}?"), wrong
 
 
+def test_a_folder_holding_four_dataset_roots_names_the_first_three(tmp_path: Path):
+    top = tmp_path / "top"
+    for name in "dcba":
+        _mass(top / name, "train", ["s"])
+    with pytest.raises(FileNotFoundError) as e:
+        open_split(top, "train")
+    assert str(e.value) == (
+        f"{top}: no image split folders found (expected images/{{split}}, e.g. images/train); "
+        f"is the dataset root {top / 'a'} or {top / 'b'} or {top / 'c'}?"
+    )
+
+
+def test_a_spec_with_its_own_image_folders_is_not_pointed_at_a_release_above_it(tmp_path: Path):
+    """A dataset.yaml naming its own image folders (labels as the default): a folder above it
+    holding the release's images_pad/ is no root of that layout, so no hint names it."""
+    _image(tmp_path / "up" / "images_pad" / "train" / "x.jpg")
+    root = tmp_path / "up" / "ds"
+    root.mkdir()
+    (root / "dataset.yaml").write_text("images: pics/{split}\n")
+    with pytest.raises(FileNotFoundError) as e:
+        open_split(root, "train")
+    assert str(e.value) == (
+        f"{root}: no image split folders found (expected pics/{{split}}, e.g. pics/train)"
+    )
+
+
 def test_a_spec_names_each_splits_image_folder(tmp_path: Path):
     root = _release(tmp_path)
     (root / "dataset.yaml").write_text(

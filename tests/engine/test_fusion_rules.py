@@ -221,6 +221,8 @@ def test_stats_sum_and_round_trip():
     assert (s.images, s.pseudo_pixels, s.rejected_share) == (2, 10, 0.5)
     assert ClassStats.from_dict(s.to_dict()) == s
     assert ClassStats().rejected_share is None  # empty pseudo mask: no share, not 0/0
+    # the zero a fusion's totals start from: every count 0
+    assert set(ClassStats().counts().values()) == {0} and len(ClassStats().counts()) == 15
 
 
 def inst(*masks) -> Instances:
@@ -280,6 +282,7 @@ def test_coverage_drop_also_clears_uncertain_pixels_of_the_instance():
     [
         ({"uncertain": "maybe"}, "uncertain must be one of"),
         ({"min_coverage": 1.5}, "min_coverage must be in 0..1"),
+        ({"min_coverage": -0.5}, r"^min_coverage must be in 0\.\.1, got -0\.5$"),
         ({"priority": (BIKE, BIKE)}, "priority lists a class twice"),
     ],
 )
@@ -300,6 +303,22 @@ def test_bad_inputs():
         fuse_image(precise, [pl(9, [[1, 1]])], rules())
     with pytest.raises(ValueError, match="new class id must be >= 7"):
         fuse_image(precise, [pl(3, [[1, 1]])], rules(parents={3: (O,)}))
+
+
+def test_a_pseudo_label_or_instances_of_another_size_than_the_precise_label_are_refused():
+    precise = a([[O, O]])
+    # the label alone of another size (its confidence map is the precise label's size)
+    wide = PseudoLabel(BIKE, a([[1, 1, 1]]), a([[200, 200]]))
+    with pytest.raises(
+        ValueError,
+        match=r"^class 7: pseudo label must be \(1, 2\) uint8 like the precise label, got "
+        r"\(1, 3\) uint8$",
+    ):
+        fuse_image(precise, [wide], rules())
+    with pytest.raises(
+        ValueError, match=r"^class 7: instance masks are \(1, 3\), label is \(1, 2\)$"
+    ):
+        fuse_image(precise, [pl(BIKE, [[1, 1]], instances=inst([[1, 1, 1]]))], rules())
 
 
 @pytest.mark.parametrize(
@@ -450,4 +469,7 @@ def test_stats_without_corrections_are_recorded_as_before():
     s = ClassStats(images=1, corrected_pixels=3)
     assert "corrected_pixels" not in s.to_dict(corrections=False)
     assert "corrected_pixels" not in s.counts(corrections=False)
+    assert s.counts()["corrected_pixels"] == 3  # by default with the corrections' counts
+    # a record without them (a fusion without corrections) reads them as 0
+    assert ClassStats.from_dict(s.counts(corrections=False)) == ClassStats(images=1)
     assert ClassStats.from_dict(s.to_dict()) == s
