@@ -36,10 +36,9 @@ from annotations.interchange import (
     ImageMask,
     as_read,
     check_size,
-    dataset_stem,
     label_role,
     paint_roles,
-    stem_of,
+    split_stem,
 )
 from annotations.numbers import image_hw
 from annotations.polygons import (
@@ -108,7 +107,7 @@ def cvat_xml_to_masks(
         # as COCO's and Label Studio's sides: "128.0" is 128 (int() refused it as no integer),
         # "128.5" is named with its attribute
         hw = image_hw(image.attrib, "width", "height", f"{where} has ")
-        stem = dataset_stem(stem_of(name), sizes)
+        stem = split_stem(name, sizes)
         check_size(path, stem, hw, sizes)
         if stem in seen:
             raise ValueError(f"{where}: listed twice (also as {seen[stem]!r})")

@@ -29,7 +29,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -451,6 +451,15 @@ def stem_of(file_name: str) -> str:
     return PurePath(image_path(file_name).replace("\\", "/")).stem
 
 
+def split_stem(file_name: str, sizes: dict[str, tuple[int, int]]) -> str:
+    """:func:`dataset_stem` of an annotation's image path or URL: read with / separators first,
+    a backslash part of the name (``a\\b.jpg``, legal on Linux, as ``annotate export`` writes
+    it), when that names an image of the split; else with \\ separators too (a Windows path).
+    Before, an exported ``a\\b.jpg`` came back as image ``b``, not in the split."""
+    posix = dataset_stem(PurePosixPath(image_path(file_name)).stem, sizes)
+    return posix if posix in sizes else dataset_stem(stem_of(file_name), sizes)
+
+
 def coco_to_masks(
     path: str | os.PathLike,
     class_name: str,
@@ -505,7 +514,7 @@ def coco_to_masks(
     masks: dict[int, ImageMask] = {}
     for img in data["images"]:
         try:
-            stem = dataset_stem(stem_of(str(img["file_name"])), sizes)
+            stem = split_stem(str(img["file_name"]), sizes)
             image_id = _coco_image_id(img["id"])
             if img.get("width") is None and img.get("height") is None:
                 # Label Studio's COCO export gives an image without regions no size: the
@@ -749,7 +758,7 @@ def labelme_to_mask(
     if not is_labelme(data):
         raise ValueError(f"{path}: not a LabelMe file (expected an object with 'shapes')")
     image_path = data.get("imagePath") or path.name
-    stem = dataset_stem(stem_of(str(image_path)), sizes)
+    stem = split_stem(str(image_path), sizes)
     named = dataset_stem(path.stem, sizes)
     if named in sizes and named != stem:  # a file copied as another image's start, say
         raise ValueError(

@@ -49,9 +49,9 @@ from annotations.interchange import (
     ImageMask,
     as_read,
     check_size,
-    dataset_stem,
     export_record,
     label_role,
+    split_stem,
     stem_of,
 )
 from annotations.labelmap import PIL_ERRORS
@@ -444,7 +444,7 @@ def labelstudio_to_masks(
         if annotation is None:
             waiting.append(stem_of(url))
             continue
-        stem = dataset_stem(stem_of(url), sizes)
+        stem = split_stem(url, sizes)
         if annotation.get("id") is not None:  # what Label Studio shows beside the task's id
             place = f"{place}: annotation {annotation['id']}"
         mask = _annotation_mask(annotation, stem, class_name, sizes, path, f"{path}: {place}")

@@ -33,6 +33,7 @@ import numpy as np
 
 from annotations.fileio import (
     FUSE_RECORD,
+    NAME_MAX,
     append_line,
     atomic_write_json,
     compact_manifest,
@@ -101,6 +102,13 @@ def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
     spec = load_spec(cfg.data)
     splits = list(cfg.splits) or spec.require_splits()
     items = [(s, smp) for s in splits for smp in SegDataset(spec, s, require_labels=False).samples]
+    for _, smp in items:  # instances/<split>/<stem>.json, the run's longest name of an image
+        if len(os.fsencode(smp.stem + ".json")) > NAME_MAX:  # failed each run again, its label
+            raise ValueError(  # and confidence maps written (File name too long)
+                f"{smp.image_path}: its stem is {len(os.fsencode(smp.stem))} bytes, too long "
+                f"for the label run's <stem>.json (a file name is at most {NAME_MAX} bytes): "
+                f"rename the image to a stem of at most {NAME_MAX - 5} bytes"
+            )
     try:
         taxonomy = spec.taxonomy.with_new_class(cfg.cls.name, parent=cfg.cls.parent)
     except ValueError as e:

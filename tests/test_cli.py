@@ -514,6 +514,33 @@ def test_a_class_name_too_long_for_a_folder_is_one_line_and_exit_2(tmp_path: Pat
     assert not [p for p in (*tmp_path.glob("runs/**/*"), *tmp_path.glob("o/**/*")) if p.is_file()]
 
 
+def test_an_image_stem_too_long_for_instances_json_is_refused_before_labelling(tmp_path: Path):
+    """An image x*251 + '.jpg' (255 bytes, legal) got its label and confidence maps written,
+    then failed at instances/<split>/<stem>.json (256 bytes: File name too long), and again at
+    every rerun that "retries exactly those". Now one line naming the image, exit 2, nothing
+    written; a 250-byte stem (a .json of 255 bytes) is labelled."""
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.run import plan_items
+
+    assert _synth(tmp_path / "d").exit_code == 0
+    for p in (tmp_path / "d").rglob("synth_test_0000.*"):  # image, labels, new-class truth
+        p.rename(p.with_name("x" * 251 + p.suffix))
+    image = tmp_path / "d" / "images" / "test" / ("x" * 251 + ".jpg")
+    args = ["label", "--class", "Bicycle", "--data", str(tmp_path / "d"), "--backend",
+            "simulated", "--out", str(tmp_path / "run"), "--split", "test", "--no-progress"]  # fmt: skip
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {image}: its stem is 251 bytes, too long for the label run's <stem>.json (a "
+        "file name is at most 255 bytes): rename the image to a stem of at most 250 bytes"
+    )
+    assert not (tmp_path / "run").exists()
+    for p in (tmp_path / "d").rglob("x" * 251 + ".*"):
+        p.rename(p.with_name("x" * 250 + p.suffix))
+    cfg = LabelConfig(data=str(tmp_path / "d"), cls=ClassSpec("Bicycle"), splits=("test",))
+    assert [smp.stem for _, smp in plan_items(cfg)[0]] == ["x" * 250]
+
+
 @pytest.mark.parametrize(
     ("sig", "code", "said"),
     [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "interrupted (SIGTERM)")],

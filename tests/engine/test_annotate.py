@@ -3778,6 +3778,31 @@ def test_an_export_of_images_named_with_hash_and_question_mark_imports_back(
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
 
 
+@pytest.mark.parametrize("fmt", ["coco", "labelme"])
+def test_an_export_of_images_named_with_a_backslash_imports_back_as_those_images(tmp_path, fmt):
+    # a backslash is part of a file name on Linux: the export's 'a\\b.jpg' was read as the
+    # Windows path a/b.jpg, image 'b' (another image here, so its mask went to b), and 'c\\d\te'
+    # as 'd\te': "image 'd\te' is not in split 'test'"; a Windows path still names its image
+    stems = ("a\\b", "b", "c\\d\te")
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=3, size=(H, W))
+    for i, stem in enumerate(stems):
+        for folder, ext in (("images", ".jpg"), ("annotations", ".png")):
+            src = data / folder / "test" / f"img{i:03d}{ext}"
+            src.rename(src.with_name(stem + ext))
+    masks = [disk(H, W, 24, 16, 12), disk(H, W, 20, 48, 8), disk(H, W, 30, 30, 6)]
+    make_run(tmp_path / "run", data, {s: [m] for s, m in zip(stems, masks, strict=True)}, (H, W))
+    res, sub = _roundtrip(tmp_path, data, tmp_path / "run", fmt)
+    assert res.images == 3 and sub.stems == tuple(sorted(stems))
+    for stem, m in zip(stems, masks, strict=True):
+        assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
+    from annotations.interchange import split_stem
+
+    sizes = {"b": (H, W)}
+    assert split_stem("C:\\photos\\b.jpg", sizes) == split_stem("a\\b.jpg", sizes) == "b"
+    assert split_stem("a\\b.jpg", {"a\\b": (H, W), "b": (H, W)}) == "a\\b"
+
+
 def test_a_pick_list_and_an_export_image_list_with_hashes_export_their_images(tmp_path, odd_world):
     # '#' begins a comment at a line's start, or where the line names no image: before, a stem
     # or dataset folder with a '#' was cut there ('images not in the run's split: ['a']')
