@@ -12,10 +12,12 @@ The operating system releases the lock when its process ends, however it ends, s
 leaves no stale lock: the next run takes it. A process forked during the run (a DataLoader
 worker) closes its copy of the lock at once, so it never holds a folder past its run. The file
 itself stays (removing it would race with a process about to lock it); it holds the holder's
-pid, host, command and start time, for the message. Where ``flock`` does not exist (Windows) or the file system refuses it, the run goes on
-unlocked, as before. A folder the run created and left empty (it refused its input before
-writing anything) is removed again. A run that locks a folder it wrote before removes the
-temporary files its killed runs left there (:func:`remove_temporaries`).
+pid, host, command and start time, for the message. Where ``flock`` does not exist (Windows)
+or the file system refuses it, the run goes on unlocked, as before. A folder the run created
+and left empty (it refused its input before writing anything) is removed again; in an empty
+folder that was there, the lock file it made; elsewhere a run that fails puts back the lock
+record of the run before it. A run that locks a folder it wrote before removes the temporary
+files its killed runs left there (:func:`remove_temporaries`).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ def exclusive(
     if folder.exists() and not folder.is_dir():
         yield folder  # a file given as the folder: the command's own check names it
         return
-    created = _missing(folder)
+    created = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if fcntl is None:  # no lock, but the folder is made all the same (and removed if left empty)
         try:
@@ -96,8 +98,14 @@ def exclusive(
     from annotations.fileio import same_file  # not at import: the package imports OpenCV
 
     path = folder / name
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:  # whether this run makes the lock file: a refused run removes it again
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+        made_lock = True
+    except FileExistsError:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        made_lock = False
     locked = failed = False
+    before = b""  # the record of the run before this one, put back if this one fails
     try:
         for _ in range(8):
             try:
@@ -114,7 +122,7 @@ def exclusive(
             # own lock (_own_lock) and holds it now: lock the file the name points to
             os.close(fd)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            locked = False
+            locked = made_lock = False
         if locked and (os.fstat(fd).st_nlink > 1 or path.is_symlink()):
             fd = _own_lock(fd, path)
         if locked:
@@ -128,6 +136,7 @@ def exclusive(
             # leaves it empty ("another process") rather than stopping a run that may have
             # nothing to write (a finished one), or whose first output names the full disk
             with contextlib.suppress(OSError):
+                before = os.pread(fd, 4096, 0)
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             _HELD.add(fd)
@@ -146,11 +155,18 @@ def exclusive(
                 path.unlink()
                 for made in created:
                     made.rmdir()
-            elif locked and failed and all(p.name.startswith(".") for p in folder.iterdir()):
-                # refused (or failed) in a folder that was there, having written nothing: no
-                # record, or engine info took it for a run killed before its first file and
-                # said to run it again (last_writer); a stopped run (Ctrl-C, SIGTERM) keeps it
+            elif locked and failed and made_lock and [p.name for p in folder.iterdir()] == [name]:
+                # refused in an empty folder that was there: it stays empty, as it was given
+                # (before, a lock file was left in it)
+                path.unlink()
+            elif locked and failed:
+                # refused (or failed): the record of the run before is put back, so that a
+                # refusal leaves a finished output's files as they were; a folder that holds
+                # nothing else keeps no record of the refused run (engine info took it for a
+                # run killed before its first file and said to run it again: last_writer). A
+                # stopped run (Ctrl-C, SIGTERM) keeps its record
                 os.ftruncate(fd, 0)
+                os.pwrite(fd, before, 0)
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
 
@@ -260,7 +276,7 @@ def _held_by(path: Path) -> str | None:
     return None
 
 
-def _missing(folder: Path) -> list[Path]:
+def missing_folders(folder: Path) -> list[Path]:
     """The folders ``folder.mkdir(parents=True)`` makes: ``folder`` and its missing parents,
     deepest first."""
     missing = []

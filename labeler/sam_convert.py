@@ -212,9 +212,9 @@ def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
     given by mistake) replaced its config.json and weights, leaving a SAM config beside the
     other model's tokenizer. The files are written to a hidden folder inside it
     (:func:`~annotations.fileio.staged`) and moved into place once all are written, so an
-    interrupted conversion leaves no half-written folder: a folder it created is removed again,
-    an empty one given stays empty (the folders above it stay), and an earlier interrupted
-    conversion's leftover is removed, not taken for content.
+    interrupted conversion leaves no half-written folder: a folder it created is removed again
+    (with the parents it made for it), an empty one given stays empty (the folders above it
+    stay), and an earlier interrupted conversion's leftover is removed, not taken for content.
 
     One conversion writes ``out_dir`` at a time (:func:`_converting`): a second one into it
     while the first runs (two jobs of a cluster array) stops at once with one line. Before,
@@ -300,9 +300,9 @@ def _converting(out: Path) -> Iterator[None]:
     at once. Where ``flock`` does not exist (Windows: the folder is not opened either, which
     Windows refuses) or the file system refuses it on a folder (NFS locks files opened for
     writing only), the conversion goes on unlocked, with a warning where it was refused."""
-    from engine.runlock import FolderInUse
+    from engine.runlock import FolderInUse, missing_folders
 
-    created = not out.exists()
+    created = missing_folders(out)  # with the parents made for it: removed again if left empty
     out.mkdir(parents=True, exist_ok=True)
     try:
         import fcntl
@@ -328,7 +328,7 @@ def _converting(out: Path) -> Iterator[None]:
         yield
     finally:
         with contextlib.suppress(OSError):  # rmdir refuses a folder that holds the conversion
-            if created:
-                out.rmdir()
+            for made in created:  # out, then the parents made for it (models/ of models/sam-b)
+                made.rmdir()
         if fd is not None:
             os.close(fd)  # releases the lock, once the folder is whole or gone
