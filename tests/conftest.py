@@ -28,6 +28,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 # Never reach a model hub from a test.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Tests read the words the engine prints: rich colours even a StringIO console when CI sets
+# FORCE_COLOR (some services do), and 33 of tests/test_cli.py's tests then read escape codes.
+os.environ.pop("FORCE_COLOR", None)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +107,33 @@ def saved_figures(monkeypatch, module) -> list:  # noqa: ANN001
         module, "save_figure", lambda fig, *a, **k: figures.append(fig) or save(fig, *a, **k)
     )
     return figures
+
+
+def turned_round(monkeypatch) -> None:
+    """Every folder listed in the reverse of its sorted order (``os.listdir``, ``os.scandir``:
+    ``Path.iterdir``, ``Path.glob`` and ``os.walk`` read through them), whatever order the file
+    system keeps (tmpfs lists newest first, ext4 by hash): a test of a sort fails wherever it runs."""
+    listdir, scandir = os.listdir, os.scandir
+
+    class Entries:
+        def __init__(self, it):
+            self.it = it
+            self.entries = iter(sorted(it, key=lambda e: e.name, reverse=True))
+
+        def __iter__(self):
+            return self.entries
+
+        def __next__(self):
+            return next(self.entries)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.it.close()
+
+        def close(self):
+            self.it.close()
+
+    monkeypatch.setattr(os, "listdir", lambda p=".": sorted(listdir(p), reverse=True))
+    monkeypatch.setattr(os, "scandir", lambda p=".": Entries(scandir(p)))

@@ -19,39 +19,11 @@ from typer.testing import CliRunner
 from annotations.labelrun import LabelRun
 from cli import app
 from engine.annotate import ExportConfig, ImportConfig, export_annotations, import_annotations
-from tests.loop_helpers import make_dataset, make_run
+from tests.loop_helpers import make_dataset, make_run, turned_round
 
 # what differs between two calls whatever the order: the time, how long it took, the machine,
 # and the stamps of records holding the time (a label run's run.json, in a fused image's inputs)
 _ABOUT_THE_CALL = re.compile(r"time|seconds|timings|created|environment|run_json_sha256|inputs")
-
-
-def _turned_round(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every folder listed in the reverse of its sorted order."""
-    listdir, scandir = os.listdir, os.scandir
-
-    class Entries:
-        def __init__(self, it):
-            self.it = it
-            self.entries = iter(sorted(it, key=lambda e: e.name, reverse=True))
-
-        def __iter__(self):
-            return self.entries
-
-        def __next__(self):
-            return next(self.entries)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.it.close()
-
-        def close(self):
-            self.it.close()
-
-    monkeypatch.setattr(os, "listdir", lambda p=".": sorted(listdir(p), reverse=True))
-    monkeypatch.setattr(os, "scandir", lambda p=".": Entries(scandir(p)))
 
 
 def _without_the_call(value):
@@ -148,7 +120,7 @@ def test_a_label_run_lists_and_exports_its_images_by_name(tmp_path, monkeypatch)
     passed."""
     stems = [f"img{i:03d}" for i in range(8)]
     make_dataset(tmp_path / "data", n=8, size=(16, 16))
-    _turned_round(monkeypatch)
+    turned_round(monkeypatch)
     run = tmp_path / "run"
     for split in ("b", "extra", "val", "a", "train"):  # labels/SPLIT, instances/SPLIT each
         make_run(run, tmp_path / "data", {"img000": []}, (16, 16), split)
@@ -172,7 +144,7 @@ def test_an_import_reads_a_folder_s_files_by_name(tmp_path, monkeypatch):
     folder.mkdir()
     for name in ("a.json", "b.json"):
         (folder / name).write_text(json.dumps(doc))
-    _turned_round(monkeypatch)
+    turned_round(monkeypatch)
     cfg = ImportConfig("labelme", [str(folder)], "Bicycle", str(tmp_path / "data"),
                        str(tmp_path / "subset"), progress=False)  # fmt: skip
     with pytest.raises(ValueError) as e:
@@ -188,7 +160,7 @@ def test_a_folder_listed_in_another_order_gives_the_same_outputs(tmp_path, monke
     listing as it is, byte for byte (the label maps, fused labels, the export's COCO and LabelMe
     files, the subset's masks) and record for record; the export lists its images by name."""
     as_listed = _loop(tmp_path / "a")
-    _turned_round(monkeypatch)
+    turned_round(monkeypatch)
     assert os.listdir(tmp_path / "a" / "data" / "images" / "test")[0] == "synth_test_0003.jpg"
     turned = _loop(tmp_path / "b")
     assert list(turned) == list(as_listed)
