@@ -95,9 +95,13 @@ def exclusive(
                 for made in created:
                     made.rmdir()
         return
-    from annotations.fileio import same_file  # not at import: the package imports OpenCV
+    from annotations.fileio import own_file, same_file  # not at import: it imports OpenCV
 
     path = folder / name
+    # a link (a copy made with cp -rs) becomes the folder's own file before it is locked: the
+    # original's run held it (the copy's run was refused, naming a process of another folder),
+    # and one leading nowhere made the lock file in the original's folder, or failed
+    own_file(path, keep=False)
     try:  # whether this run makes the lock file: a refused run removes it again
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         made_lock = True
