@@ -409,10 +409,13 @@ def _places(path: Path) -> list[tuple[Path, str]]:
     lead (the part that exists followed), each with the words that say how it was reached.
     Before, an ``--out`` that was a link to a dataset's split folder (``runs/test ->
     data/images/test``) was taken for a folder of its own: ``engine fuse`` wrote a fused
-    dataset in among the split's images."""
+    dataset in among the split's images. A path whose ``..`` lead where the OS takes them,
+    without links (``data/images/test/..``), is one place, named as reached directly."""
     here = path.absolute()
     real = Path(os.path.realpath(here))
-    return [(here, "")] + ([(real, ", through symbolic links,")] if real != here else [])
+    if real == Path(os.path.normpath(here)):  # no link on the way ('..' folded as the OS does)
+        return [(real, "")]
+    return [(here, ""), (real, ", through symbolic links,")]
 
 
 def split_folders(record: str) -> tuple[str, ...]:
@@ -442,7 +445,8 @@ def check_not_in_output(path: Path, command: str) -> None:
             kind = output_kind(holder.parent)
             if kind is not None and holder.name in split_folders(kind[0]):
                 given = path.parent if holder == here else path.parent.parent  # as typed
-                output = f"{holder.parent if via else given}, {kind[1]}"
+                typed = here == path.absolute()  # not through links, nor '..' folded
+                output = f"{given if typed else holder.parent}, {kind[1]}"
                 what = (
                     f"the {holder.name}/ folder of {output}, whose folders are its splits"
                     if holder == here

@@ -325,6 +325,31 @@ def test_an_out_linked_to_a_datasets_or_an_outputs_split_folder_is_refused(tmp_p
     check_output_folder(links / "t" / "pred", (), "engine x")  # deeper in a split: allowed
 
 
+def test_an_out_with_dot_dot_and_no_link_is_refused_as_reached_directly(tmp_path):
+    """``--out data/images/test/..`` has no symbolic link on the way, but the path as given kept
+    its '..' (``absolute()`` does not fold it) and only the folded one matched: the message said
+    the folder was reached "through symbolic links"."""
+    from cli import app
+
+    data = tmp_path / "data"
+    (data / "images" / "test").mkdir(parents=True)
+    (data / "images" / "test" / "a.jpg").write_text("x")
+    run = tmp_path / "run"
+    (run / "labels" / "test").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    files = sorted(tmp_path.rglob("*"))
+    for out, what in (
+        (data / "images/test/..", f"the images/ folder of the dataset {data}, whose folders are"),
+        (data / "images/test/x/..", f"a split folder of the dataset {data} (images/test), whose"),
+        (run / "labels/test/..", f"the labels/ folder of {run}, a label run (engine label), whose"),
+        (run / "labels/test/x/..", f"a split folder (labels/test) of {run}, a label run (engine"),
+    ):
+        res = CliRunner().invoke(app, ["synth", "--out", str(out), "--train", "1"])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()).startswith(f"error: {out}: it is {what}"), res.output
+    assert sorted(tmp_path.rglob("*")) == files
+
+
 def test_an_outputs_split_folders_are_refused_as_out(tmp_path):
     """engine fuse --out RUN/labels wrote a fused dataset into a label run's labels/ folder:
     engine info then listed the run's splits "labels" and "sources". A label run's labels/,
