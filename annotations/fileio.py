@@ -240,13 +240,18 @@ def _set_aside(path: Path, to: Path) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically, creating parent folders, unless ``path`` holds
-    ``data`` already (then it is left untouched). Returns the path. A
+    ``data`` already (then it is left untouched; a symbolic link to a file that holds them is
+    replaced by a file of its own all the same). Returns the path. A
     ``path`` that is a folder, or under a file, is an OSError naming that path (not the hidden
     temporary file, nor a bare "File exists"); one that is a device or a pipe (``--json
     /dev/stdout``) is written into, as it is."""
     path = Path(path)
+    linked = False
     try:  # one stat for what is there: this writes every per-image label map and thumbnail
-        st: os.stat_result | None = os.stat(path)
+        st: os.stat_result | None = os.lstat(path)
+        linked = stat.S_ISLNK(st.st_mode)
+        if linked:  # a device through a link (/dev/stdout) is written into, as it is
+            st = os.stat(path)
     except OSError:  # nothing yet (or a file on the way: mkdir below names it)
         st = None
     if st is not None and stat.S_ISDIR(st.st_mode):
@@ -259,8 +264,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     if st is not None and not stat.S_ISREG(st.st_mode):  # /dev/stdout, /dev/null, a pipe
         _write_through(path, data)
         return path
-    if st is not None and st.st_size == len(data) and _holds(path, data):
-        return path
+    if st is not None and st.st_size == len(data) and not linked and _holds(path, data):
+        return path  # a link (cp -rs) holds the original's file, whose later rewrites it shows
     with atomic_file(path) as f:
         f.write(data)
     return path
@@ -504,6 +509,8 @@ def append_lines(path: str | os.PathLike, lines: list[str]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        if os.path.islink(path) and not os.path.exists(path):
+            own_file(path)  # a link to nothing: opened, it made the file in another folder
         for _ in range(8):  # reopened when another writer replaced the file meanwhile
             with open(path, "a+b") as f, _locked(f):  # a+: read the end; writes still append
                 if not _is_own(f, path):
@@ -518,6 +525,44 @@ def append_lines(path: str | os.PathLike, lines: list[str]) -> None:
         if e.filename is None:
             raise naming(e, path) from None
         raise
+
+
+def own_file(path: Path, keep: bool = True) -> None:
+    """Replace the symbolic link ``path`` (a project copied as a tree of links, ``cp -rs``) by a
+    file of its folder's own: a copy of the file it leads to with ``keep``, else (or where it
+    leads nowhere: the original was moved or removed) an empty one. Opened as it was, a link
+    that led nowhere made the file in the original's folder, or failed with "No such file or
+    directory" once that folder was gone. Done under a lock on the folder and checked again
+    there, so processes doing it at once make one file, not one each. Nothing to do where
+    ``path`` is no link (any more)."""
+    if not os.path.islink(path):
+        return
+    with _folder_locked(path.parent):
+        if not os.path.islink(path):
+            return  # another process made it its file meanwhile
+        with atomic_file(path) as f:
+            if keep:
+                with contextlib.suppress(FileNotFoundError), open(path, "rb") as linked:
+                    shutil.copyfileobj(linked, f)
+
+
+@contextlib.contextmanager
+def _folder_locked(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``folder`` itself while the block runs; none where there are no
+    locks (Windows, some network file systems), as for the logs (:func:`_locked`)."""
+    fd = None
+    try:
+        import fcntl
+
+        fd = os.open(folder, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except (ImportError, OSError):
+        pass
+    try:
+        yield
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def same_file(fd: int, path: str | os.PathLike) -> bool:

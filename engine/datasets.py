@@ -796,26 +796,47 @@ def _other_suffixes(
 def _walk(folder: Path) -> list[Path]:
     """Every entry under ``folder`` and its sub-folders, hidden ones (``.git``) left out, sorted.
     Symbolic links to folders are followed (a city's folder linked from elsewhere), but one to a
-    folder that holds it (``city/up -> ..``) is refused naming it: followed, the walk went round
+    folder that holds it (``city/up -> ..``), or to a folder the walk came through (two links,
+    ``a/x -> ../b`` and ``b/y -> ../a``), is refused naming it: followed, the walk went round
     the loop until the path was too long (40 links), and the error listed the same images 40
     deep (``several files share a stem: city/up/city/a.jpg, ...``)."""
     found = []
     for top, dirs, names in os.walk(folder, followlinks=True):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         for d in dirs:
-            if os.path.islink(link := os.path.join(top, d)) and _holds_itself(link):
+            if os.path.islink(link := os.path.join(top, d)) and (back := _leads_back(link, folder)):
+                what = (
+                    "a folder that holds it"
+                    if back == top
+                    else f"a folder it is reached through ({back})"
+                )
                 raise ValueError(
-                    f"{link}: a symbolic link to {os.readlink(link)}, a folder that holds it: "
-                    "the sub-folders would be read round in a loop; remove the link"
+                    f"{link}: a symbolic link to {os.readlink(link)}, {what}: the sub-folders "
+                    "would be read round in a loop; remove the link"
                 )
         found += [Path(top) / n for n in names]
     return sorted(found)
 
 
-def _holds_itself(link: str) -> bool:
-    """Whether the folder the symbolic link ``link`` leads to holds ``link`` (or is its folder)."""
-    target, here = os.path.realpath(link), os.path.realpath(os.path.dirname(link))
-    return os.path.commonpath([target, here]) == target
+def _leads_back(link: str, root: Path) -> str | None:
+    """The folder on the walk from ``root`` to the symbolic link ``link`` (its own folder first,
+    then up to ``root``) that the folder ``link`` leads to is, or holds; None where there is
+    none: a loop, followed."""
+    target = os.path.realpath(link)
+    parts = Path(link).parent.relative_to(root).parts
+    for n in range(len(parts), -1, -1):
+        if _holds(target, os.path.realpath(here := os.path.join(root, *parts[:n]))):
+            return here
+    return None
+
+
+def _holds(outer: str, inner: str) -> bool:
+    """Whether the folder ``outer`` is ``inner`` or holds it (both real paths); not where they
+    are on different drives (Windows: ``os.path.commonpath`` raised ValueError)."""
+    try:
+        return os.path.commonpath([outer, inner]) == outer
+    except ValueError:
+        return False
 
 
 def _posix(value: object) -> object:

@@ -448,7 +448,10 @@ def _image_url(path: Path, out: Path) -> str:
     """The link from the gallery in ``out`` to the image ``path``: its path relative to the
     gallery (:func:`_url`), or its ``file:`` URL where there is none (on another drive, on
     Windows: ``os.path.relpath`` raised "path is on mount 'D:', start on mount 'C:'", and the
-    whole gallery failed with it)."""
+    whole gallery failed with it), and where ``..`` out of a folder reached through a symbolic
+    link reads otherwise from the path as typed than from the real one (:func:`relative_ref`):
+    a browser resolves it against the page's URL, which is either (a browser or file manager
+    may resolve the links), and only the absolute URL holds for both."""
     ref = relative_ref(path, out)
     return html.escape(Path(ref).as_uri()) if Path(ref).is_absolute() else _url(ref)
 

@@ -95,9 +95,13 @@ def exclusive(
                 for made in created:
                     made.rmdir()
         return
-    from annotations.fileio import same_file  # not at import: the package imports OpenCV
+    from annotations.fileio import own_file, same_file  # not at import: it imports OpenCV
 
     path = folder / name
+    # a link (a copy made with cp -rs) becomes the folder's own file before it is locked: the
+    # original's run held it (the copy's run was refused, naming a process of another folder),
+    # and one leading nowhere made the lock file in the original's folder, or failed
+    own_file(path, keep=False)
     try:  # whether this run makes the lock file: a refused run removes it again
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
         made_lock = True
@@ -405,10 +409,13 @@ def _places(path: Path) -> list[tuple[Path, str]]:
     lead (the part that exists followed), each with the words that say how it was reached.
     Before, an ``--out`` that was a link to a dataset's split folder (``runs/test ->
     data/images/test``) was taken for a folder of its own: ``engine fuse`` wrote a fused
-    dataset in among the split's images."""
+    dataset in among the split's images. A path whose ``..`` lead where the OS takes them,
+    without links (``data/images/test/..``), is one place, named as reached directly."""
     here = path.absolute()
     real = Path(os.path.realpath(here))
-    return [(here, "")] + ([(real, ", through symbolic links,")] if real != here else [])
+    if real == Path(os.path.normpath(here)):  # no link on the way ('..' folded as the OS does)
+        return [(real, "")]
+    return [(here, ""), (real, ", through symbolic links,")]
 
 
 def split_folders(record: str) -> tuple[str, ...]:
@@ -438,7 +445,8 @@ def check_not_in_output(path: Path, command: str) -> None:
             kind = output_kind(holder.parent)
             if kind is not None and holder.name in split_folders(kind[0]):
                 given = path.parent if holder == here else path.parent.parent  # as typed
-                output = f"{holder.parent if via else given}, {kind[1]}"
+                typed = here == path.absolute()  # not through links, nor '..' folded
+                output = f"{given if typed else holder.parent}, {kind[1]}"
                 what = (
                     f"the {holder.name}/ folder of {output}, whose folders are its splits"
                     if holder == here

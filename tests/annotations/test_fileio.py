@@ -96,6 +96,51 @@ def test_a_line_appended_to_a_symlinked_log_leaves_the_linked_file_alone(tmp_pat
     assert sorted(p.name for p in copy.parent.iterdir()) == ["a.jsonl"]  # no temporary left
 
 
+def test_a_line_appended_to_a_log_linked_to_nothing_makes_the_folders_own(tmp_path):
+    """A copy (``cp -rs``) whose original was moved away has logs that link to nothing:
+    appending through the link made the log in the original's folder where it was still there,
+    and failed ('No such file or directory') where it was not. The log is now the copy's file."""
+    from annotations.fileio import append_line
+
+    old = tmp_path / "old"
+    old.mkdir()
+    for copy, target in (
+        (tmp_path / "c1", old / "m.jsonl"),
+        (tmp_path / "c2", tmp_path / "gone" / "m.jsonl"),
+    ):
+        copy.mkdir()
+        (copy / "m.jsonl").symlink_to(target)
+        append_line(copy / "m.jsonl", '{"a": 1}')
+        append_line(copy / "m.jsonl", '{"a": 2}')
+        assert not (copy / "m.jsonl").is_symlink()
+        assert (copy / "m.jsonl").read_text() == '{"a": 1}\n{"a": 2}\n'
+        assert sorted(p.name for p in copy.iterdir()) == ["m.jsonl"]  # no temporary left
+    assert list(old.iterdir()) == [] and not (tmp_path / "gone").exists()
+
+
+def test_an_output_linked_to_a_file_of_the_same_bytes_becomes_a_file_of_its_own(tmp_path):
+    """A copy's output (``cp -rs``) that links to the original's file holding the same bytes was
+    left a link ('already written'): the copy's output then changed with every rewrite of the
+    original's. It is now written as a file of its own; a file of its own that holds them is
+    still left untouched."""
+    import os
+
+    from annotations.fileio import atomic_write_bytes
+
+    original, copy = tmp_path / "a.json", tmp_path / "copy" / "a.json"
+    original.write_bytes(b"{}")
+    copy.parent.mkdir()
+    copy.symlink_to(original)
+    atomic_write_bytes(copy, b"{}")
+    assert not copy.is_symlink() and copy.read_bytes() == b"{}"
+    original.write_bytes(b"[]")
+    assert copy.read_bytes() == b"{}"
+    ino = os.stat(copy).st_ino
+    atomic_write_bytes(copy, b"{}")
+    assert os.stat(copy).st_ino == ino  # its own file with those bytes: not rewritten
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["a.json"]
+
+
 def test_a_line_appended_after_a_torn_one_is_not_glued_to_it(tmp_path):
     """A killed writer's half line used to get the next line glued to it: a broken middle line
     that made every later read of the log fail (a label run's manifest: the run could no longer

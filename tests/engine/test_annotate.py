@@ -506,6 +506,23 @@ def test_labelme_files_reference_images_relatively(tmp_path, world):
     assert [s["label"] for s in doc["shapes"]] == ["Bicycle"]
 
 
+def test_a_labelme_image_path_out_of_a_folder_reached_through_a_symlink_is_absolute(tmp_path):
+    """LabelMe opens ``imagePath`` joined to its file's folder through the OS, where ``..`` out
+    of a folder reached through a link (``runs -> ../scratch/runs``) goes up from the link's
+    target: ``../../../data/a.jpg`` from ``runs/x/e`` named ``scratch/data/a.jpg``. Such a path
+    is absolute; a relative one is kept where it leads to the image."""
+    from engine.annotate import labelme_image_path
+
+    (tmp_path / "scratch" / "runs" / "x" / "e").mkdir(parents=True)
+    (tmp_path / "p" / "data").mkdir(parents=True)
+    (tmp_path / "p" / "runs").symlink_to("../scratch/runs")
+    image, folder = tmp_path / "p" / "data" / "a.jpg", tmp_path / "p" / "runs" / "x" / "e"
+    image.write_bytes(b"")
+    (tmp_path / "p" / "runs" / "x" / "c.jpg").write_bytes(b"")
+    assert labelme_image_path(image, folder) == image.as_posix()
+    assert labelme_image_path(folder.parent / "c.jpg", folder) == "../c.jpg"
+
+
 def test_labelme_files_name_images_on_another_drive_absolute(tmp_path, world, monkeypatch):
     """On Windows an export (C:) of images on D: failed with ``os.path.relpath``'s "path is on
     mount 'D:', start on mount 'C:'"; the LabelMe file names the image by its absolute path

@@ -292,6 +292,41 @@ def test_a_recursive_splits_linked_city_is_read_and_a_link_loop_is_named(tmp_pat
         f"error: {tmp_path / 'left/train/bonn/up'}: a symbolic link to .., a folder that holds "
         "it: the sub-folders would be read round in a loop; remove the link"
     ), res.output
+    # a loop of two links, each to a folder the walk came through to the other
+    (tmp_path / "left/train/bonn/up").unlink()
+    _tiny(tmp_path / "left/train/koeln/koeln_1_leftImg8bit.png")
+    (tmp_path / "left/train/bonn/x").symlink_to("../koeln")
+    (tmp_path / "left/train/koeln/y").symlink_to("../bonn")
+    res = CliRunner().invoke(app, ["info", str(tmp_path)])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {tmp_path / 'left/train/bonn/x/y'}: a symbolic link to ../bonn, a folder it is "
+        f"reached through ({tmp_path / 'left/train/bonn'}): the sub-folders would be read round "
+        "in a loop; remove the link"
+    ), res.output
+
+
+def test_a_linked_folder_on_another_drive_is_walked(tmp_path: Path, monkeypatch):
+    """On Windows a link to a folder on another drive (``D:``) made ``os.path.commonpath``
+    raise "Paths don't have the same drive" in the loop check: a recursive spec's split with
+    such a city could not be read. Other drives are no loop."""
+    import ntpath
+
+    from engine.datasets import _walk
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "f.png").write_bytes(b"")
+    (tmp_path / "a" / "l").symlink_to("../b")
+    drive = {str(tmp_path / "a" / "l"): "D:\\store\\b"}
+    with monkeypatch.context() as m:  # undone before pytest reports (it calls realpath)
+        m.setattr(os.path, "realpath", lambda p: drive.get(os.fspath(p), "C:\\t\\a"))
+        m.setattr(os.path, "commonpath", ntpath.commonpath)
+        try:
+            found: object = _walk(tmp_path)
+        except ValueError as e:
+            found = str(e)
+    assert found == [tmp_path / "a/l/f.png", tmp_path / "b/f.png"]
 
 
 def test_split_list_names_each_splits_images(tmp_path: Path):

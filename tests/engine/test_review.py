@@ -640,6 +640,25 @@ def test_a_fused_dataset_is_named_as_one(tmp_path):
         build_review(ReviewConfig(str(fused), out=str(tmp_path / "g")))
 
 
+def test_an_image_link_out_of_a_folder_reached_through_a_symlink_is_absolute(tmp_path):
+    """A gallery in ``runs/x/g`` with ``runs -> ../scratch/runs`` and its images in ``data``: a
+    browser resolves ``..`` in a link against the page's URL, which is the path as typed
+    (``xdg-open``) or the real one (a browser or file manager that resolves links): the
+    relative ``../../../data/a.jpg`` holds for the first only. Where the two readings differ the
+    link is the image's absolute ``file:`` URL, which holds for both; a relative one where they
+    agree."""
+    from engine.review import _image_url
+
+    (tmp_path / "scratch" / "runs" / "x" / "g").mkdir(parents=True)
+    (tmp_path / "p" / "data").mkdir(parents=True)
+    (tmp_path / "p" / "runs").symlink_to("../scratch/runs")
+    image, gallery = tmp_path / "p" / "data" / "a b.jpg", tmp_path / "p" / "runs" / "x" / "g"
+    image.write_bytes(b"")
+    (tmp_path / "p" / "runs" / "x" / "c.jpg").write_bytes(b"")
+    assert _image_url(image, gallery) == f"file://{tmp_path.as_posix()}/p/data/a%20b.jpg"
+    assert _image_url(gallery.parent / "c.jpg", gallery) == "../c.jpg"
+
+
 def _odd_names_run(tmp_path):
     data, run = tmp_path / "data", tmp_path / "run"
     names = ["bike #3", "x?y", "50% off"]

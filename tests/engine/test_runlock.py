@@ -97,6 +97,49 @@ def test_a_copy_whose_lock_file_is_a_symlink_is_not_held_by_the_original(tmp_pat
     assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_copy_whose_lock_file_is_a_symlink_runs_while_the_original_runs(tmp_path):
+    """The link was replaced only once its file was locked: while a run in the original held
+    its lock, a run in the copy (``cp -rs``) was refused, naming the original's process. The
+    link now becomes the copy's own file first."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")
+    copy.mkdir()
+    (copy / LOCK_NAME).symlink_to(original / LOCK_NAME)
+    with exclusive(original, "engine label"):
+        held = (original / LOCK_NAME).read_bytes()
+        with exclusive(copy, "engine fuse"):
+            assert '"command": "engine fuse"' in (copy / LOCK_NAME).read_text()
+            with pytest.raises(FolderInUse), exclusive(copy, "engine fuse"):  # its own: held
+                pass
+        assert (original / LOCK_NAME).read_bytes() == held
+    assert not (copy / LOCK_NAME).is_symlink()
+    assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME]
+    assert sorted(p.name for p in original.iterdir()) == [LOCK_NAME, "last.pt"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_lock_file_linked_to_nothing_becomes_the_folders_own(tmp_path):
+    """A copy (``cp -rs``) whose original was moved away: its ``.lock`` links to nothing. Opened
+    through the link, it made a lock file in the original's folder where that folder was still
+    there, and otherwise failed ('copy/.lock: No such file or directory', exit 2)."""
+    old = tmp_path / "old"
+    old.mkdir()
+    for copy, target in (
+        (tmp_path / "c1", old / LOCK_NAME),
+        (tmp_path / "c2", tmp_path / "gone" / LOCK_NAME),
+    ):
+        copy.mkdir()
+        (copy / LOCK_NAME).symlink_to(target)
+        with exclusive(copy, "engine fuse"):
+            (copy / "x").write_text("x")
+        assert not (copy / LOCK_NAME).is_symlink()
+        assert '"command": "engine fuse"' in (copy / LOCK_NAME).read_text()
+        assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME, "x"]
+    assert list(old.iterdir()) == [] and not (tmp_path / "gone").exists()
+
+
 def test_a_lock_file_replaced_between_open_and_lock_is_not_taken(tmp_path, monkeypatch):
     """A run that opened the shared lock file just before another run of the same folder
     replaced it by the folder's own (``_own_lock``), then locked the old file, which nobody
@@ -280,6 +323,31 @@ def test_an_out_linked_to_a_datasets_or_an_outputs_split_folder_is_refused(tmp_p
     assert sorted(tmp_path.rglob("*")) == files
     check_output_folder(links / "mine", (), "engine x")  # a link to a new folder of its own
     check_output_folder(links / "t" / "pred", (), "engine x")  # deeper in a split: allowed
+
+
+def test_an_out_with_dot_dot_and_no_link_is_refused_as_reached_directly(tmp_path):
+    """``--out data/images/test/..`` has no symbolic link on the way, but the path as given kept
+    its '..' (``absolute()`` does not fold it) and only the folded one matched: the message said
+    the folder was reached "through symbolic links"."""
+    from cli import app
+
+    data = tmp_path / "data"
+    (data / "images" / "test").mkdir(parents=True)
+    (data / "images" / "test" / "a.jpg").write_text("x")
+    run = tmp_path / "run"
+    (run / "labels" / "test").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    files = sorted(tmp_path.rglob("*"))
+    for out, what in (
+        (data / "images/test/..", f"the images/ folder of the dataset {data}, whose folders are"),
+        (data / "images/test/x/..", f"a split folder of the dataset {data} (images/test), whose"),
+        (run / "labels/test/..", f"the labels/ folder of {run}, a label run (engine label), whose"),
+        (run / "labels/test/x/..", f"a split folder (labels/test) of {run}, a label run (engine"),
+    ):
+        res = CliRunner().invoke(app, ["synth", "--out", str(out), "--train", "1"])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()).startswith(f"error: {out}: it is {what}"), res.output
+    assert sorted(tmp_path.rglob("*")) == files
 
 
 def test_an_outputs_split_folders_are_refused_as_out(tmp_path):
