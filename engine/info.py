@@ -1699,14 +1699,20 @@ def _half_swapped_subset(folder: Path) -> str | None:
 def _half_swapped_conversion(folder: Path) -> str | None:
     """The same line for a SAM conversion (``engine convert-sam``,
     :func:`labeler.sam_convert.convert_sam_checkpoint`) killed while putting its model's files
-    in: the next conversion refuses a folder that holds any of them ("not empty")."""
+    in: the next conversion refuses a folder that holds any of them ("not empty"), and writes
+    one that holds only its staging folders."""
     from labeler.sam_convert import STAGING
 
+    # the next conversion refuses a folder holding anything but its staging folders; one that
+    # holds only them it writes (before, "once the folder is removed" there too)
+    held = folder.is_dir() and any(not p.name.startswith(STAGING) for p in folder.iterdir())
     return _half_swapped(
         folder,
         STAGING,
         "a conversion (engine convert-sam)",
-        "engine convert-sam into {folder}, once the folder is removed, writes the whole model",
+        "engine convert-sam into {folder}"
+        + (", once the folder is removed," if held else "")
+        + " writes the whole model",
         "earlier conversion",
     )
 
@@ -1887,14 +1893,19 @@ def _describe_output(
         if unfinished := _unfinished_review(folder):
             return "a review gallery not finished", [unfinished[0]], unfinished[1]
         if unfinished := _nothing_written_yet(folder):
+            # a first export killed before its first file was in holds its lock's record too:
+            # "stopped before it wrote anything here: run that command again" before, which
+            # finished the swap and then refused the export as an earlier one (--force)
+            if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
+                return "a write not finished", [half], 1
             return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
             half = _half_swapped_export(folder if folder.is_dir() else folder.parent)
             problems = sum(len(f.problems or []) for f in files) + (half is not None)
             return "annotation files", render_annotation_files(files, half), problems
-        # a first export or conversion killed before its first file was in (or its swap record
-        # damaged): before, "no image split folders found", exit 2, as of a wrong folder
+        # a conversion killed while putting its files in (or its swap record damaged), which
+        # holds no lock file: before, "no image split folders found", exit 2, as of a wrong folder
         if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
             return "a write not finished", [half], 1
         return None

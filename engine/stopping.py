@@ -56,15 +56,24 @@ _EXIT_CODES = {"SIGTERM": EXIT_TERMINATED, "SIGHUP": EXIT_HANGUP}
 
 class Terminated(KeyboardInterrupt):
     """A SIGTERM, raised in the main thread where :func:`install` ran. ``step`` and
-    ``checkpoint``: where a training run that stopped at a step's end saved it (else None)."""
+    ``checkpoint``: where a training run that stopped at a step's end saved it (else None).
+    ``code``: the stop's exit code (143 for a SIGTERM, 129 for a SIGHUP; by default this
+    process's, where it received one, else 0), which the processes it reaches pass on
+    (:func:`passed_on`): another rank, the parent of local ranks."""
 
-    def __init__(self, step: int | None = None, checkpoint: str | None = None) -> None:
+    def __init__(
+        self, step: int | None = None, checkpoint: str | None = None, code: int | None = None
+    ) -> None:
         super().__init__("SIGTERM")
         self.step = step
         self.checkpoint = checkpoint
+        if code is None:
+            code = _EXIT_CODES[_State.signal_name] if _State.received else 0
+        self.code = code
 
-    def __reduce__(self) -> Any:  # through a rank's queue to its parent (trainer.spawn)
-        return (Terminated, (self.step, self.checkpoint))
+    def __reduce__(self) -> Any:  # through a rank's queue to its parent (trainer.spawn), and
+        # the group's store to the other ranks (trainer.ranks): a SIGHUP's 129 with it
+        return (Terminated, (self.step, self.checkpoint, self.code))
 
 
 class _State:

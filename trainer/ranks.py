@@ -105,8 +105,8 @@ def peers_error(e: BaseException, wait: float = WAIT_S) -> BaseException:
             "memory?); its own output or its machine's log says why: ",
         )
     rank, where, error = told
-    if isinstance(error, KeyboardInterrupt):  # a SIGTERM there, during a validation
-        stopping.passed_on()
+    if isinstance(error, KeyboardInterrupt):  # a SIGTERM or SIGHUP there, during a validation
+        stopping.passed_on(getattr(error, "code", 0))  # named as that rank names it
         return error
     return _named(error, f"rank {rank} of {world} on {where}: ")
 

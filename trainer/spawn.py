@@ -207,7 +207,8 @@ def train_processes(
             if killed is not None and not isinstance(error, stopping.Terminated):
                 error = _rank_died(procs.processes.index(killed), killed.pid, killed.exitcode)
             if isinstance(error, stopping.Terminated):  # a SIGTERM to one rank: the parent's
-                stopping.passed_on()  # line and exit code say so, as for its own (143)
+                stopping.passed_on(error.code)  # line and exit code say so, as for its own
+                # (143; a SIGHUP's 129)
             if result is not None and error is None:  # a SIGTERM after the ranks finished:
                 stopping.acknowledge()  # nothing left to stop (it discarded the finished run)
     finally:

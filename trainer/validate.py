@@ -241,11 +241,11 @@ def _subset_pixels(counts: Any, stems: tuple[str, ...]) -> tuple[int, int, int] 
 def subset_warnings(subsets: list[SubsetTarget], train_split: str) -> list[str]:
     """What makes an annotated subset's scores say less than they seem to: images the model
     trains on, or an annotation that is the pseudo labels themselves (``engine annotate
-    import`` found it imported from an unchanged export), masks edited since the import, PNGs
-    put in its ``masks/`` that ``subset.json`` does not list (not scored: the line engine fuse
-    and compare say; before, training passed them over without a word) (decoded here, each once: engine train asks on its main rank only, after every check that
+    import`` found it imported from an unchanged export); masks edited since the import
+    (decoded here, each once: engine train asks on its main rank only, after every check that
     may refuse the run; before, every rank decoded them at every start, 4.5 s for 100 4K
-    masks)."""
+    masks); PNGs put in its ``masks/`` that ``subset.json`` does not list (not scored: the line
+    engine fuse and compare say; before, training passed them over without a word)."""
     from annotations.subset import edited_masks, unlisted_line, unlisted_masks
 
     out = []

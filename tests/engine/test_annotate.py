@@ -2630,44 +2630,36 @@ def test_engine_info_s_export_table_counts_the_interrupted_swap_as_its_problem(t
     )
 
 
-@pytest.mark.parametrize(
-    ("prefix", "what", "then"),
-    [
-        (
-            ".export.",
-            "an export",
-            "engine annotate export into {out} finishes it first (then refuses to replace it "
-            "without --force)",
-        ),
-        (
-            ".convert-sam.",
-            "a conversion (engine convert-sam)",
-            "engine convert-sam into {out}, once the folder is removed, writes the whole model",
-        ),
-    ],
-)
-def test_engine_info_names_a_first_write_killed_before_its_first_file_was_in(
-    tmp_path, prefix, what, then
+@pytest.mark.parametrize("held", [False, True])
+def test_engine_info_names_a_conversion_killed_while_putting_its_files_in(
+    tmp_path, monkeypatch, held
 ):
-    """A first export (or SAM conversion) into a new folder killed after writing its swap
-    record, before its first rename, or such a record damaged by hand: the folder holds only
-    the hidden one. engine info said "no image split folders found" (exit 2), as of a wrong
-    folder; it names the write and what finishes it, or the damaged record, exit 1."""
+    """An ``engine convert-sam`` killed after writing its swap record, before its first rename
+    (the folder holds only the hidden one), or after its first (``config.json`` in), or such a
+    record damaged by hand. engine info said "no image split folders found" (exit 2), as of a
+    wrong folder; it names the write and what the next conversion does, or the damaged record,
+    exit 1. That conversion writes a folder holding only its staging folders (finishing the
+    swap first) and refuses one holding anything else: in the fifty-second round the line said
+    "once the folder is removed" of both."""
     from typer.testing import CliRunner
 
     from annotations.fileio import SWAP_RECORD
     from cli import app
 
     out = tmp_path / "new"
-    staging = out / f"{prefix}new-x"
+    staging = out / ".convert-sam.new-x"
     staging.mkdir(parents=True)
-    (staging / "coco.json").write_text("{}")
-    (staging / SWAP_RECORD).write_text('{"in":["coco.json"],"out":[]}')
+    (staging / "model.safetensors").write_text("{}")
+    (staging / SWAP_RECORD).write_text('{"in":["config.json","model.safetensors"],"out":[]}')
+    if held:
+        (out / "config.json").write_text("{}")
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "2000"})
+    removed = ", once the folder is removed," if held else ""
     assert (res.exit_code, res.output.splitlines()[-1]) == (
         1,
-        f"{out}: {what} was interrupted while putting its files in: coco.json still in "
-        f"{prefix}new-x/; the next " + then.format(out=out),
+        f"{out}: a conversion (engine convert-sam) was interrupted while putting its files in: "
+        f"model.safetensors still in .convert-sam.new-x/; the next engine convert-sam into "
+        f"{out}{removed} writes the whole model",
     ), res.output
     (staging / SWAP_RECORD).write_text('{"in": 3}')
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "2000"})
@@ -2675,14 +2667,48 @@ def test_engine_info_names_a_first_write_killed_before_its_first_file_was_in(
         1,
         f"{staging / SWAP_RECORD}: not the record of a swap (a JSON object of two lists of entry "
         f'names, "in" and "out"); an earlier write into {out} was killed while putting its '
-        f"files in: move what {prefix}new-x/ holds into {out} by hand, or remove {prefix}new-x/ "
-        f"to keep {out} as it is, then run again",
+        f"files in: move what .convert-sam.new-x/ holds into {out} by hand, or remove "
+        f".convert-sam.new-x/ to keep {out} as it is, then run again",
     ), res.output
+    (staging / SWAP_RECORD).write_text('{"in":["model.safetensors"],"out":[]}')
+    from labeler.sam_convert import convert_sam_checkpoint
+
+    if held:  # what the line says: refused, before the checkpoint is read
+        with pytest.raises(ValueError, match=r"not empty \(config\.json\); converting would "):
+            convert_sam_checkpoint(tmp_path / "unread.pth", out)
+        return
+    import labeler.sam_convert
+
+    class Saved:  # the model and processor, as convert-sam saves them (no transformers here)
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def save_pretrained(self, folder: Path) -> None:
+            (folder / self.name).write_text(self.name)
+
+    def load_sam_pth(path):
+        return Saved("model.safetensors"), Saved("processor_config.json")
+
+    import contextlib
+
+    import engine.progress
+
+    monkeypatch.setattr(labeler.sam_convert, "load_sam_pth", load_sam_pth)
+    monkeypatch.setattr(engine.progress, "no_hf_progress_bars", contextlib.nullcontext)
+    (tmp_path / "sam.pth").write_bytes(b"sam")
+    convert_sam_checkpoint(tmp_path / "sam.pth", out)  # the swap finished, then the model
+    assert sorted(p.name for p in out.iterdir()) == [
+        "convert-sam.json",
+        "model.safetensors",
+        "processor_config.json",
+    ]
+    assert (out / "model.safetensors").read_text() == "model.safetensors"  # not the swap's
 
 
 def _killed_after_renames_into(out: Path, renames: int, write) -> None:
     """Run ``write()`` in a forked child that is SIGKILLed (exit 137, as the OOM killer ends
-    it) once ``renames`` of its renames into ``out`` are done: a kill between a swap's renames."""
+    it) once ``renames`` of its renames into ``out`` are done: a kill between a swap's renames
+    (0: at the first one's start, its swap record written, nothing of it in)."""
     import annotations.fileio as fileio
 
     pid = os.fork()
@@ -2690,6 +2716,8 @@ def _killed_after_renames_into(out: Path, renames: int, write) -> None:
         real, done = os.replace, []
 
         def replace(a, b):
+            if Path(b).parent == out and Path(a).parent != out and not renames:
+                os._exit(137)  # not a lock file's replace (engine.runlock) in ``out`` itself
             real(a, b)
             if Path(b).parent == out:
                 done.append(b)
@@ -2702,6 +2730,58 @@ def _killed_after_renames_into(out: Path, renames: int, write) -> None:
         finally:
             os._exit(0)
     assert os.waitpid(pid, 0)[1] >> 8 == 137
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="a killed process is a forked child")
+def test_engine_info_names_a_first_export_killed_before_its_first_file_was_in(tmp_path, world):
+    """A first export into a new folder SIGKILLed after writing its swap record, before its
+    first rename: the folder holds the hidden staging folder and the lock (with its holder's
+    record). engine info said the export "stopped before it wrote anything here ...: run that
+    command again", which then finished the swap and refused the export as an earlier one
+    without --force; it names the interrupted swap and what the next export does (checked)."""
+    from typer.testing import CliRunner
+
+    from annotations.fileio import SWAP_RECORD
+    from cli import app
+
+    _, run, _ = world
+    out = tmp_path / "e"
+    _killed_after_renames_into(
+        out, 0, lambda: export_annotations(ExportConfig(run=str(run), out=str(out)))
+    )
+    (staging,) = out.glob(".export.*")
+    assert sorted(p.name for p in out.iterdir()) == sorted([LOCK_NAME, staging.name])
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "2000"})
+    assert (res.exit_code, res.output.splitlines()[-1]) == (
+        1,
+        f"{out}: an export was interrupted while putting its files in: coco.json, labelme/, "
+        f"images.txt still in {staging.name}/; the next engine annotate export into {out} "
+        "finishes it first (then refuses to replace it without --force)",
+    ), res.output
+    record = (staging / SWAP_RECORD).read_text()
+    (staging / SWAP_RECORD).write_text('{"in": 3}')  # damaged by hand: the line the export says
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "2000"})
+    assert (res.exit_code, res.output.splitlines()[-1]) == (
+        1,
+        f"{staging / SWAP_RECORD}: not the record of a swap (a JSON object of two lists of entry "
+        f'names, "in" and "out"); an earlier write into {out} was killed while putting its '
+        f"files in: move what {staging.name}/ holds into {out} by hand, or remove "
+        f"{staging.name}/ to keep {out} as it is, then run again",
+    ), res.output
+    (staging / SWAP_RECORD).write_text(record)
+    with pytest.raises(FileExistsError) as e:  # what the line says: finished, then refused
+        export_annotations(ExportConfig(run=str(run), out=str(out)))
+    assert str(e.value) == (
+        f"{out}: holds an earlier export (coco.json, labelme/ (3 files), images.txt); annotation "
+        "tools save corrections into its files: export to another folder, or replace it with "
+        "--force"
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        LOCK_NAME,
+        "coco.json",
+        "images.txt",
+        "labelme",
+    ]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="a killed process is a forked child")

@@ -49,9 +49,10 @@ def group(monkeypatch):
     monkeypatch.setattr(dist, "get_world_size", lambda group=None: 2)
     monkeypatch.setattr(dist, "get_rank", lambda group=None: me["rank"])
     monkeypatch.setattr(dist.distributed_c10d, "_get_default_store", lambda: store)
-    for key in ("received", "pending", "deferring"):
+    for key in ("received", "pending", "deferring", "signal_name"):
         monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
     monkeypatch.setattr(stopping._State, "received", False)
+    monkeypatch.setattr(stopping._State, "signal_name", "SIGTERM")
     return me
 
 
@@ -150,13 +151,18 @@ def test_torchruns_sigterm_does_not_cut_short_the_wait_for_a_ranks_error(group, 
     assert stopping.received() and not stopping.requested()
 
 
-def test_a_sigterm_to_one_rank_during_a_validation_stops_the_others_as_sigterm(group):
+@pytest.mark.parametrize(("name", "code"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_sigterm_to_one_rank_during_a_validation_stops_the_others_as_sigterm(group, name, code):
     """A SIGTERM that cuts rank 1's validation short: rank 0, left in the gather, stops as
-    SIGTERM (143, `--resume` from the last checkpoint), not with gloo's line and 2."""
+    SIGTERM (143, `--resume` from the last checkpoint), not with gloo's line and 2. A SIGHUP
+    there is named as rank 1 names it: before, rank 0 said SIGTERM and 143 where it said SIGHUP
+    and 129 (the error in the store carried no signal)."""
+    stopping._State.received, stopping._State.signal_name = True, name  # rank 1's process
     _on_rank_1(group, stopping.Terminated())
+    stopping._State.received, stopping._State.signal_name = False, "SIGTERM"  # rank 0's
     error = ranks.peers_error(dist.DistBackendError(GLOO), wait=0.0)
     assert isinstance(error, stopping.Terminated) and error.step is None
-    assert stopping.received()
+    assert stopping.received() and stopping.received_signal() == (name, code)
 
 
 @pytest.mark.parametrize(("code", "said"), [(143, ("SIGTERM", 143)), (129, ("SIGHUP", 129))])

@@ -258,18 +258,21 @@ def test_a_rank_killed_is_named_though_its_peers_error_came_first(monkeypatch):
         train_processes(lambda c: None, cfg, 2)
 
 
-def test_a_sigterm_to_one_rank_is_the_parents_sigterm(monkeypatch):
+@pytest.mark.parametrize(("name", "code"), [("SIGTERM", 143), ("SIGHUP", 129)])
+def test_a_sigterm_to_one_rank_is_the_parents_sigterm(monkeypatch, name, code):
     """A scheduler's SIGTERM to one rank (not the parent): every rank stops at the same step,
     checkpointed, and the parent raises their stop; it said `interrupted: ...` and exited with
-    130, Ctrl-C's, as it had not been signalled itself. Now `interrupted (SIGTERM)`, 143."""
+    130, Ctrl-C's, as it had not been signalled itself. Now `interrupted (SIGTERM)`, 143. A
+    SIGHUP there is named as the rank names it (before, the parent said SIGTERM and 143)."""
     import torch.multiprocessing as mp
 
     from engine import stopping
     from trainer.spawn import train_processes
 
-    for key in ("received", "pending", "deferring"):
+    for key in ("received", "pending", "deferring", "signal_name"):
         monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
     monkeypatch.setattr(stopping._State, "received", False)
+    monkeypatch.setattr(stopping._State, "signal_name", "SIGTERM")
 
     class Rank:
         pid, exitcode = 101, 0  # stopped by itself at the step's end, checkpointed
@@ -290,7 +293,9 @@ def test_a_sigterm_to_one_rank_is_the_parents_sigterm(monkeypatch):
             return True
 
     def start(fn, args, nprocs, join, start_method):
-        args[4].put(("error", stopping.Terminated(3, "run/last.pt")))  # rank 1's, signalled
+        stopping._State.received, stopping._State.signal_name = True, name  # rank 1's process
+        args[4].put(("error", stopping.Terminated(3, "run/last.pt")))  # pickled, as a rank's
+        stopping._State.received, stopping._State.signal_name = False, "SIGTERM"  # the parent's
         return Ranks()
 
     monkeypatch.setattr(mp, "start_processes", start)
@@ -298,7 +303,8 @@ def test_a_sigterm_to_one_rank_is_the_parents_sigterm(monkeypatch):
     with pytest.raises(stopping.Terminated) as stop:
         train_processes(lambda c: None, cfg, 2)
     assert stop.value.step == 3
-    assert stopping.received()  # the command line's line and exit code: SIGTERM's
+    assert stopping.received()  # the command line's line and exit code: the rank's signal's
+    assert stopping.received_signal() == (name, code)
 
 
 def test_a_failed_call_closes_its_pipes(monkeypatch):
