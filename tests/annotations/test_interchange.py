@@ -115,6 +115,23 @@ def test_coco_image_sizes_written_as_text_are_read_as_integers():
     assert found.stem == "img000" and found.mask.shape == (H, W) and not found.mask.any()
 
 
+def test_coco_category_ids_written_as_text_are_read_as_integers():
+    """A category id "3" (text, as a converter writes sizes) is read as int() reads it, so an
+    annotation of category_id 3 is of the class: its RLE's pixels, rows 2..4 x columns 5..8,
+    are 1 and no other is (round() refused the text as an id the category lacks)."""
+    want = np.zeros((H, W), np.uint8)
+    want[2:5, 5:9] = 1
+    rle = coco_mask.encode(np.asfortranarray(want))
+    rle["counts"] = rle["counts"].decode()
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": H, "width": W}],
+        [{"id": 5, "image_id": 1, "category_id": 3, "segmentation": rle}],
+        [{"id": "3", "name": "Bicycle"}],
+    )
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+    np.testing.assert_array_equal(found.mask, want)
+
+
 @pytest.mark.parametrize("cat_id", [0, -1])
 def test_a_coco_annotation_without_category_id_is_of_no_category_even_where_one_is_0(cat_id):
     """A category of id 0 (or -1) is the class; an annotation that names none is not of it, and
