@@ -116,16 +116,17 @@ def test_coco_image_sizes_written_as_text_are_read_as_integers():
 
 
 def test_coco_category_ids_written_as_text_are_read_as_integers():
-    """A category id "3" (text, as a converter writes sizes) is read as int() reads it, so an
-    annotation of category_id 3 is of the class: its RLE's pixels, rows 2..4 x columns 5..8,
-    are 1 and no other is (round() refused the text as an id the category lacks)."""
+    """A category id "3" and an annotation's category_id "3" (text, as a converter writes
+    sizes) are read as int() reads them, so the annotation is of the class: its RLE's pixels,
+    rows 2..4 x columns 5..8, are 1 and no other is (round() in the place of either int()
+    refused the text)."""
     want = np.zeros((H, W), np.uint8)
     want[2:5, 5:9] = 1
     rle = coco_mask.encode(np.asfortranarray(want))
     rle["counts"] = rle["counts"].decode()
     doc = _coco(
         [{"id": 1, "file_name": "img000.jpg", "height": H, "width": W}],
-        [{"id": 5, "image_id": 1, "category_id": 3, "segmentation": rle}],
+        [{"id": 5, "image_id": 1, "category_id": "3", "segmentation": rle}],
         [{"id": "3", "name": "Bicycle"}],
     )
     (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
