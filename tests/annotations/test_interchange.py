@@ -133,6 +133,28 @@ def test_coco_category_ids_written_as_text_are_read_as_integers():
     np.testing.assert_array_equal(found.mask, want)
 
 
+def test_coco_masks_read_without_paint_are_all_zero():
+    """paint=False (``engine info``'s reading) checks the file and leaves each mask 0: the
+    class's 3x4 RLE and a box of unannotated are not painted."""
+    want = np.zeros((H, W), np.uint8)
+    want[2:5, 5:9] = 1
+    rle = coco_mask.encode(np.asfortranarray(want))
+    rle["counts"] = rle["counts"].decode()
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": H, "width": W}],
+        [
+            {"id": 5, "image_id": 1, "category_id": 1, "segmentation": rle},
+            {"id": 6, "image_id": 1, "category_id": 2, "bbox": [0, 0, 4, 3]},
+        ],
+        [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "unannotated"}],
+    )
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc, paint=False)
+    assert found.mask.shape == (H, W) and found.mask.dtype == np.uint8
+    assert not found.mask.any()
+    (painted,) = coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+    assert int((painted.mask == 1).sum()) == 12 and int((painted.mask == 255).sum()) == 12
+
+
 @pytest.mark.parametrize("cat_id", [0, -1])
 def test_a_coco_annotation_without_category_id_is_of_no_category_even_where_one_is_0(cat_id):
     """A category of id 0 (or -1) is the class; an annotation that names none is not of it, and

@@ -70,11 +70,19 @@ def test_decode_of_wider_words_and_other_field_sizes():
         (_stream([(True, 40, [9])])[:-2], "ends after 0 of its 40 values"),
         (_stream([(False, 3, [1, 2, 3]), (True, 9, [5])])[:-2], "ends after 3 of its 12"),
         (["a"], "byte values"),
+        ([0, -1, 5], "byte values"),  # a negative one among bytes (its max is one)
     ],
 )
 def test_a_stream_that_is_no_rle_is_a_clear_error(rle, message):
     with pytest.raises(ValueError, match=message):
         decode_rle(rle)
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray])
+def test_a_stream_given_as_bytes_is_read_as_its_list(kind):
+    """The stream of 40 repeats of 9 and then 7, 8 as bytes reads as the list of its bytes."""
+    stream = _stream([(True, 40, [9]), (False, 2, [7, 8])])
+    assert decode_rle(kind(stream)).tolist() == [9] * 40 + [7, 8]
 
 
 @pytest.mark.parametrize("length", [1, 2, 8, 9, 16, 17, 256, 257, 65536, 65537, 200_000])
