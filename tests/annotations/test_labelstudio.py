@@ -60,6 +60,11 @@ def test_decode_reads_repeat_and_literal_records_of_every_field_size():
 def test_decode_of_wider_words_and_other_field_sizes():
     values = decode_rle(_stream([(True, 3, [1000]), (False, 2, [7, 4095])], (2, 5, 9, 12), 12))
     assert values.tolist() == [1000, 1000, 1000, 7, 4095]
+    assert values.dtype == np.uint16
+    # a word of 20 bits: its size - 1 (19) takes the fifth bit of the field
+    values = decode_rle(_stream([(True, 2, [(1 << 19) + 5]), (False, 1, [70000])], word=20))
+    assert values.tolist() == [524293, 524293, 70000]
+    assert values.dtype == np.uint32
 
 
 @pytest.mark.parametrize(
@@ -71,6 +76,7 @@ def test_decode_of_wider_words_and_other_field_sizes():
         (_stream([(False, 3, [1, 2, 3]), (True, 9, [5])])[:-2], "ends after 3 of its 12"),
         (["a"], "byte values"),
         ([0, -1, 5], "byte values"),  # a negative one among bytes (its max is one)
+        ([1, 2, 256], "byte values"),
     ],
 )
 def test_a_stream_that_is_no_rle_is_a_clear_error(rle, message):
