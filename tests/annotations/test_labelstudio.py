@@ -75,6 +75,8 @@ def test_decode_of_wider_words_and_other_field_sizes():
         (_stream([(True, 40, [9])])[:-2], "ends after 0 of its 40 values"),
         (_stream([(False, 3, [1, 2, 3]), (True, 9, [5])])[:-2], "ends after 3 of its 12"),
         (["a"], "byte values"),
+        # its first record ends its last byte: no bit of the next record's flag and index
+        (_stream([(True, 20, [9]), (True, 1, [5])])[:9], "ends after 20 of its 21 values"),
         ([0, -1, 5], "byte values"),  # a negative one among bytes (its max is one)
         ([1, 2, 256], "byte values"),
     ],
