@@ -77,6 +77,12 @@ def test_decode_of_wider_words_and_other_field_sizes():
         (["a"], "byte values"),
         # its first record ends its last byte: no bit of the next record's flag and index
         (_stream([(True, 20, [9]), (True, 1, [5])])[:9], "ends after 20 of its 21 values"),
+        # records of 14, 15 and 19 bits, then the fourth's flag and index and no run length
+        (
+            _stream([(True, 2, [1]), (True, 9, [2]), (True, 17, [3]), (True, 1, [4])])[:13],
+            "ends after 28 of its 29 values",
+        ),
+        (_stream([(True, 2, [255])])[:8], "ends after 0 of its 2 values"),  # 5 of its word's 8 bits
         ([0, -1, 5], "byte values"),  # a negative one among bytes (its max is one)
         ([1, 2, 256], "byte values"),
     ],
