@@ -67,6 +67,15 @@ def test_decode_of_wider_words_and_other_field_sizes():
     assert values.dtype == np.uint32
 
 
+@pytest.mark.parametrize("word, dtype", [(9, np.uint16), (16, np.uint16), (17, np.uint32)])
+def test_decoded_values_are_the_least_unsigned_type_of_their_word(word, dtype):
+    """Words of 9 and 16 bits are uint16, of 17 uint32: each word's largest value is kept."""
+    top = (1 << word) - 1
+    values = decode_rle(_stream([(True, 2, [top]), (False, 1, [1])], word=word))
+    assert values.dtype == dtype
+    assert values.tolist() == [top, top, 1]
+
+
 @pytest.mark.parametrize(
     "rle, message",
     [
