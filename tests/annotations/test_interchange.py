@@ -188,6 +188,38 @@ def test_an_unturned_coco_box_of_unannotated_is_its_pixels_exactly():
     assert np.array_equal(found.mask, expected)
 
 
+def _box_of_unannotated(rotation: float) -> np.ndarray:
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": 50, "width": 80}],
+        [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 2, 0, 2, 2, 0, 2]]},
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 2,
+                "bbox": [10, 5, 60, 40],
+                "attributes": {"rotation": rotation},
+            },
+        ],  # fmt: skip
+        [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "unannotated"}],
+    )
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (50, 80)}, doc=doc)
+    return found.mask
+
+
+@pytest.mark.parametrize("rotation, same_as", [(361, 1), (359, -1)])
+def test_a_coco_box_turned_past_a_full_turn_is_turned_by_the_rest(rotation, same_as):
+    """CVAT's rotation 361 is a turn of 1 degree and 359 of -1: the same pixels, and not the
+    unturned box's columns 10..69 x rows 5..44 (a turn is skipped only at whole turns)."""
+    unturned = np.zeros((50, 80), np.uint8)
+    unturned[0:2, 0:2] = 1
+    unturned[5:45, 10:70] = 255
+    mask = _box_of_unannotated(rotation)
+    np.testing.assert_array_equal(mask, _box_of_unannotated(same_as))
+    assert not np.array_equal(mask, unturned)
+    np.testing.assert_array_equal(_box_of_unannotated(720), unturned)
+
+
 def test_a_png_mask_that_is_not_there_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"img000.png: mask file not found$"):
         png_to_mask(tmp_path / "img000.png", {"img000": (H, W)})
