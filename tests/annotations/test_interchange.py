@@ -115,6 +115,46 @@ def test_coco_image_sizes_written_as_text_are_read_as_integers():
     assert found.stem == "img000" and found.mask.shape == (H, W) and not found.mask.any()
 
 
+def test_coco_category_ids_written_as_text_are_read_as_integers():
+    """A category id "3" and an annotation's category_id "3" (text, as a converter writes
+    sizes) are read as int() reads them, so the annotation is of the class: its RLE's pixels,
+    rows 2..4 x columns 5..8, are 1 and no other is (round() in the place of either int()
+    refused the text)."""
+    want = np.zeros((H, W), np.uint8)
+    want[2:5, 5:9] = 1
+    rle = coco_mask.encode(np.asfortranarray(want))
+    rle["counts"] = rle["counts"].decode()
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": H, "width": W}],
+        [{"id": 5, "image_id": 1, "category_id": "3", "segmentation": rle}],
+        [{"id": "3", "name": "Bicycle"}],
+    )
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+    np.testing.assert_array_equal(found.mask, want)
+
+
+def test_coco_masks_read_without_paint_are_all_zero():
+    """paint=False (``engine info``'s reading) checks the file and leaves each mask 0: the
+    class's 3x4 RLE and a box of unannotated are not painted."""
+    want = np.zeros((H, W), np.uint8)
+    want[2:5, 5:9] = 1
+    rle = coco_mask.encode(np.asfortranarray(want))
+    rle["counts"] = rle["counts"].decode()
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": H, "width": W}],
+        [
+            {"id": 5, "image_id": 1, "category_id": 1, "segmentation": rle},
+            {"id": 6, "image_id": 1, "category_id": 2, "bbox": [0, 0, 4, 3]},
+        ],
+        [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "unannotated"}],
+    )
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc, paint=False)
+    assert found.mask.shape == (H, W) and found.mask.dtype == np.uint8
+    assert not found.mask.any()
+    (painted,) = coco_to_masks("c.json", "Bicycle", {"img000": (H, W)}, doc=doc)
+    assert int((painted.mask == 1).sum()) == 12 and int((painted.mask == 255).sum()) == 12
+
+
 @pytest.mark.parametrize("cat_id", [0, -1])
 def test_a_coco_annotation_without_category_id_is_of_no_category_even_where_one_is_0(cat_id):
     """A category of id 0 (or -1) is the class; an annotation that names none is not of it, and
@@ -146,6 +186,38 @@ def test_an_unturned_coco_box_of_unannotated_is_its_pixels_exactly():
     expected[0:2, 0:2] = 1
     expected[5:45, 10:70] = 255
     assert np.array_equal(found.mask, expected)
+
+
+def _box_of_unannotated(rotation: float) -> np.ndarray:
+    doc = _coco(
+        [{"id": 1, "file_name": "img000.jpg", "height": 50, "width": 80}],
+        [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 2, 0, 2, 2, 0, 2]]},
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 2,
+                "bbox": [10, 5, 60, 40],
+                "attributes": {"rotation": rotation},
+            },
+        ],  # fmt: skip
+        [{"id": 1, "name": "Bicycle"}, {"id": 2, "name": "unannotated"}],
+    )
+    (found,) = coco_to_masks("c.json", "Bicycle", {"img000": (50, 80)}, doc=doc)
+    return found.mask
+
+
+@pytest.mark.parametrize("rotation, same_as", [(361, 1), (359, -1)])
+def test_a_coco_box_turned_past_a_full_turn_is_turned_by_the_rest(rotation, same_as):
+    """CVAT's rotation 361 is a turn of 1 degree and 359 of -1: the same pixels, and not the
+    unturned box's columns 10..69 x rows 5..44 (a turn is skipped only at whole turns)."""
+    unturned = np.zeros((50, 80), np.uint8)
+    unturned[0:2, 0:2] = 1
+    unturned[5:45, 10:70] = 255
+    mask = _box_of_unannotated(rotation)
+    np.testing.assert_array_equal(mask, _box_of_unannotated(same_as))
+    assert not np.array_equal(mask, unturned)
+    np.testing.assert_array_equal(_box_of_unannotated(720), unturned)
 
 
 def test_a_png_mask_that_is_not_there_is_named(tmp_path):

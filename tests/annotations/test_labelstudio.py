@@ -60,6 +60,20 @@ def test_decode_reads_repeat_and_literal_records_of_every_field_size():
 def test_decode_of_wider_words_and_other_field_sizes():
     values = decode_rle(_stream([(True, 3, [1000]), (False, 2, [7, 4095])], (2, 5, 9, 12), 12))
     assert values.tolist() == [1000, 1000, 1000, 7, 4095]
+    assert values.dtype == np.uint16
+    # a word of 20 bits: its size - 1 (19) takes the fifth bit of the field
+    values = decode_rle(_stream([(True, 2, [(1 << 19) + 5]), (False, 1, [70000])], word=20))
+    assert values.tolist() == [524293, 524293, 70000]
+    assert values.dtype == np.uint32
+
+
+@pytest.mark.parametrize("word, dtype", [(9, np.uint16), (16, np.uint16), (17, np.uint32)])
+def test_decoded_values_are_the_least_unsigned_type_of_their_word(word, dtype):
+    """Words of 9 and 16 bits are uint16, of 17 uint32: each word's largest value is kept."""
+    top = (1 << word) - 1
+    values = decode_rle(_stream([(True, 2, [top]), (False, 1, [1])], word=word))
+    assert values.dtype == dtype
+    assert values.tolist() == [top, top, 1]
 
 
 @pytest.mark.parametrize(
@@ -70,11 +84,28 @@ def test_decode_of_wider_words_and_other_field_sizes():
         (_stream([(True, 40, [9])])[:-2], "ends after 0 of its 40 values"),
         (_stream([(False, 3, [1, 2, 3]), (True, 9, [5])])[:-2], "ends after 3 of its 12"),
         (["a"], "byte values"),
+        # its first record ends its last byte: no bit of the next record's flag and index
+        (_stream([(True, 20, [9]), (True, 1, [5])])[:9], "ends after 20 of its 21 values"),
+        # records of 14, 15 and 19 bits, then the fourth's flag and index and no run length
+        (
+            _stream([(True, 2, [1]), (True, 9, [2]), (True, 17, [3]), (True, 1, [4])])[:13],
+            "ends after 28 of its 29 values",
+        ),
+        (_stream([(True, 2, [255])])[:8], "ends after 0 of its 2 values"),  # 5 of its word's 8 bits
+        ([0, -1, 5], "byte values"),  # a negative one among bytes (its max is one)
+        ([1, 2, 256], "byte values"),
     ],
 )
 def test_a_stream_that_is_no_rle_is_a_clear_error(rle, message):
     with pytest.raises(ValueError, match=message):
         decode_rle(rle)
+
+
+@pytest.mark.parametrize("kind", [bytes, bytearray])
+def test_a_stream_given_as_bytes_is_read_as_its_list(kind):
+    """The stream of 40 repeats of 9 and then 7, 8 as bytes reads as the list of its bytes."""
+    stream = _stream([(True, 40, [9]), (False, 2, [7, 8])])
+    assert decode_rle(kind(stream)).tolist() == [9] * 40 + [7, 8]
 
 
 @pytest.mark.parametrize("length", [1, 2, 8, 9, 16, 17, 256, 257, 65536, 65537, 200_000])
