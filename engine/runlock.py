@@ -164,8 +164,9 @@ def exclusive(
                 # record for a run killed before its first file: last_writer). A run that
                 # failed after changing the folder (a review that wrote some thumbnails), or
                 # was stopped (Ctrl-C, SIGTERM), keeps its own record, for engine info to name.
-                # Until the close below a run refused here names this run's process although
-                # the record is the one before: the record is a message, the lock the guard
+                # Until the close below, a run refused here is told the folder is in use by the
+                # run before (its record, put back), a process that may have ended: microseconds
+                # in which the message is wrong, never the guard (the lock is this run's)
                 if made_lock:
                     path.unlink()
                 else:
