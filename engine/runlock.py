@@ -101,9 +101,7 @@ def exclusive(
     fd, made_lock = _open_lock(path)  # whether this run made it: a refused run removes it again
     locked = failed = False
     before = b""  # the record of the run before this one, put back if this one fails
-    found: list | None = (
-        None  # the folder as the lock was taken (_listing): a refusal changed nothing
-    )
+    found: list | None = None  # the folder as locked (_listing), to tell a refusal's
     try:
         for _ in range(8):
             try:
