@@ -456,8 +456,21 @@ def split_stem(file_name: str, sizes: dict[str, tuple[int, int]]) -> str:
     a backslash part of the name (``a\\b.jpg``, legal on Linux, as ``annotate export`` writes
     it), when that names an image of the split; else with \\ separators too (a Windows path).
     Before, an exported ``a\\b.jpg`` came back as image ``b``, not in the split."""
-    posix = dataset_stem(PurePosixPath(image_path(file_name)).stem, sizes)
-    return posix if posix in sizes else dataset_stem(stem_of(file_name), sizes)
+    return dataset_stem(name_stem(file_name, sizes), sizes)
+
+
+def literal_stem(file_name: str) -> str:
+    """Stem of an image path or URL read with / separators only: a backslash is part of the
+    name (``a\\b.jpg``, as ``annotate export`` writes a Linux file named so)."""
+    return PurePosixPath(image_path(file_name)).stem
+
+
+def name_stem(file_name: str, sizes: dict[str, tuple[int, int]]) -> str:
+    """The image's stem as the annotation spells it (:func:`split_stem` before the dataset's
+    renames): :func:`literal_stem` when that names an image of the split, else
+    :func:`stem_of` (a Windows path)."""
+    literal = literal_stem(file_name)
+    return literal if dataset_stem(literal, sizes) in sizes else stem_of(file_name)
 
 
 def coco_to_masks(

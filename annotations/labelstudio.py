@@ -51,8 +51,8 @@ from annotations.interchange import (
     check_size,
     export_record,
     label_role,
+    name_stem,
     split_stem,
-    stem_of,
 )
 from annotations.labelmap import PIL_ERRORS
 from annotations.numbers import image_hw
@@ -442,7 +442,7 @@ def labelstudio_to_masks(
         url = task_image(task, where)
         annotation = submitted_annotation(task, f"{where} ({url})")
         if annotation is None:
-            waiting.append(stem_of(url))
+            waiting.append(name_stem(url, sizes))
             continue
         stem = split_stem(url, sizes)
         if annotation.get("id") is not None:  # what Label Studio shows beside the task's id

@@ -29,10 +29,10 @@ from annotations.interchange import (
     labelmap_codes,
     labelme_size,
     labelme_to_mask,
+    literal_stem,
     read_color_codes,
     read_labelmap,
     record_part,
-    stem_of,
 )
 from annotations.labelrun import LabelRun
 from annotations.labelstudio import (
@@ -315,7 +315,7 @@ def _coco_problems(path: Path, doc: dict, labels: list[str]) -> list[str] | None
     sizes = {}
     for img in doc["images"]:
         try:
-            sizes[stem_of(str(img["file_name"]))] = (int(img["height"]), int(img["width"]))
+            sizes[literal_stem(str(img["file_name"]))] = (int(img["height"]), int(img["width"]))
         except (KeyError, TypeError, ValueError, OverflowError):
             return None  # no size, or a malformed entry: import names it against the dataset
     problems = []
@@ -388,7 +388,7 @@ def _labelme_problems(f: Path, doc: dict, seen: dict[str, Path]) -> list[str]:
     except ValueError as e:
         return [str(e)]
     problems = []
-    stem = stem_of(str(doc.get("imagePath") or f.name))
+    stem = literal_stem(str(doc.get("imagePath") or f.name))
     if stem in seen:
         problems.append(f"{f}: image {stem!r} is annotated twice (also in {seen[stem]})")
     seen[stem] = f

@@ -14,9 +14,9 @@ worker) closes its copy of the lock at once, so it never holds a folder past its
 itself stays (removing it would race with a process about to lock it); it holds the holder's
 pid, host, command and start time, for the message. Where ``flock`` does not exist (Windows)
 or the file system refuses it, the run goes on unlocked, as before. A folder the run created
-and left empty (it refused its input before writing anything) is removed again; in an empty
-folder that was there, the lock file it made; elsewhere a run that fails puts back the lock
-record of the run before it. A run that locks a folder it wrote before removes the temporary
+and left empty (it refused its input before writing anything) is removed again; a run that
+fails before changing a folder that was there removes the lock file it made, or puts back the
+lock record of the run before it. A run that locks a folder it wrote before removes the temporary
 files its killed runs left there (:func:`remove_temporaries`).
 """
 
@@ -102,14 +102,10 @@ def exclusive(
     # original's run held it (the copy's run was refused, naming a process of another folder),
     # and one leading nowhere made the lock file in the original's folder, or failed
     own_file(path, keep=False)
-    try:  # whether this run makes the lock file: a refused run removes it again
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-        made_lock = True
-    except FileExistsError:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        made_lock = False
+    fd, made_lock = _open_lock(path)  # whether this run made it: a refused run removes it again
     locked = failed = False
     before = b""  # the record of the run before this one, put back if this one fails
+    found: list | None = None  # the folder as locked (_listing), to tell a refusal's
     try:
         for _ in range(8):
             try:
@@ -125,8 +121,8 @@ def exclusive(
             # the file was replaced after it was opened here, by a run that made the folder's
             # own lock (_own_lock) and holds it now: lock the file the name points to
             os.close(fd)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-            locked = made_lock = False
+            fd, made_lock = _open_lock(path)  # made it: the run before removed the old one
+            locked = False
         if locked and (os.fstat(fd).st_nlink > 1 or path.is_symlink()):
             fd = _own_lock(fd, path)
         if locked:
@@ -146,6 +142,8 @@ def exclusive(
             _HELD.add(fd)
             if any((folder / r).exists() for r in own):
                 remove_temporaries(folder, name)
+            with contextlib.suppress(OSError):
+                found = _listing(folder, name)
         try:
             yield folder
         except Exception:
@@ -159,20 +157,44 @@ def exclusive(
                 path.unlink()
                 for made in created:
                     made.rmdir()
-            elif locked and failed and made_lock and [p.name for p in folder.iterdir()] == [name]:
-                # refused in an empty folder that was there: it stays empty, as it was given
-                # (before, a lock file was left in it)
-                path.unlink()
-            elif locked and failed:
-                # refused (or failed): the record of the run before is put back, so that a
-                # refusal leaves a finished output's files as they were; a folder that holds
-                # nothing else keeps no record of the refused run (engine info took it for a
-                # run killed before its first file and said to run it again: last_writer). A
-                # stopped run (Ctrl-C, SIGTERM) keeps its record
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, before, 0)
+            elif locked and failed and found is not None and _listing(folder, name) == found:
+                # refused (or failed) before changing the folder: it stays as it was given.
+                # A lock file this run made is removed (before, an empty one was left in an
+                # empty folder, or one holding only the user's files); else the record of the
+                # run before is put back, so that a refusal leaves a finished output's files
+                # as they were (engine info took a folder holding only the refused run's
+                # record for a run killed before its first file: last_writer). A run that
+                # failed after changing the folder (a review that wrote some thumbnails), or
+                # was stopped (Ctrl-C, SIGTERM), keeps its own record, for engine info to name.
+                # Until the close below, a run refused here is told the folder is in use by the
+                # run before (its record, put back), a process that may have ended: microseconds
+                # in which the message is wrong, never the guard (the lock is this run's)
+                if made_lock:
+                    path.unlink()
+                else:
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, before, 0)
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
+
+
+def _open_lock(path: Path) -> tuple[int, bool]:
+    """``path`` opened for locking, and whether this call made the file."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), True
+    except FileExistsError:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o666), False
+
+
+def _listing(folder: Path, lock: str) -> list[tuple[str, int, int]]:
+    """What ``folder`` holds but its lock file ``lock``: each entry's name, size and
+    modification time (a file rewritten in place changes them)."""
+    entries = []
+    for entry in os.scandir(folder):
+        if entry.name != lock:
+            st = entry.stat(follow_symlinks=False)
+            entries.append((entry.name, st.st_size, st.st_mtime_ns))
+    return sorted(entries)
 
 
 def _own_lock(fd: int, path: Path) -> int:

@@ -309,6 +309,7 @@ def _converting(out: Path) -> Iterator[None]:
     except ImportError:  # Windows: no flock, and no folder opened as a file
         fcntl = None
     fd = os.open(out, os.O_RDONLY) if fcntl is not None else None
+    mine = fcntl is None  # whether the folders are this conversion's to remove: it held them
     try:
         if fcntl is not None:
             try:
@@ -325,10 +326,13 @@ def _converting(out: Path) -> Iterator[None]:
                     f"{out}: another engine convert-sam was writing this folder and removed it; "
                     "run the same command again"
                 )
+        mine = True
         yield
     finally:
+        # a refused conversion removes nothing: the folders it found missing may be those of
+        # the conversion that holds the lock, made meanwhile (before, sam-b was removed under it)
         with contextlib.suppress(OSError):  # rmdir refuses a folder that holds the conversion
-            for made in created:  # out, then the parents made for it (models/ of models/sam-b)
+            for made in created if mine else ():  # out, then the parents made for it (models/)
                 made.rmdir()
         if fd is not None:
             os.close(fd)  # releases the lock, once the folder is whole or gone

@@ -259,6 +259,26 @@ def _read(tmp_path, tasks, class_name="Bicycle"):
     return {m.stem: m for m in labelstudio_to_masks(path, class_name, SIZES)}
 
 
+def test_a_task_left_out_is_named_with_the_backslash_in_its_name(tmp_path, caplog):
+    # a backslash is part of a Linux file name: an unannotated task of 'a\\b.jpg' (as the
+    # engine's export names it) was said to be image 'b', another image of the split; a Windows
+    # path not in the split still names its file
+    whole = _region("brush", format="rle", rle=mask_to_brush(np.ones((H, W), bool)))
+    tasks = [_task("x1", whole), _task("x2"), _task("x3")]
+    tasks[0]["data"]["image"] = "b.jpg"
+    tasks[1]["data"]["image"] = "a\\b.jpg"
+    tasks[2]["data"]["image"] = "C:\\photos\\c.jpg"
+    tasks[1]["annotations"] = tasks[2]["annotations"] = []
+    path = tmp_path / "project.json"
+    path.write_text(json.dumps(tasks))
+    sizes = {"a\\b": (H, W), "b": (H, W), "c": (H, W)}
+    with caplog.at_level("WARNING"):
+        found = labelstudio_to_masks(path, "Bicycle", sizes)
+    assert [m.stem for m in found] == ["b"]
+    assert "2 of 3 tasks have no submitted annotation (not annotated yet, or skipped), left " \
+        "out: a\\b, c" in caplog.text  # fmt: skip
+
+
 def _square_percent(x0, y0, x1, y1) -> list[list[float]]:
     return [[x * 100 / W, y * 100 / H] for x, y in [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]]
 

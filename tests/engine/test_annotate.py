@@ -3893,6 +3893,13 @@ def test_an_export_of_images_named_with_a_backslash_imports_back_as_those_images
     assert res.images == 3 and sub.stems == tuple(sorted(stems))
     for stem, m in zip(stems, masks, strict=True):
         assert np.array_equal(sub.mask(stem), m.astype(np.uint8)), stem
+    from engine.annotation_files import annotation_files
+
+    # engine info read 'a\\b.jpg' as image b too: "image 'b' is listed twice" (LabelMe:
+    # "annotated twice"), said import would refuse the export that it imports
+    exported = res.coco if fmt == "coco" else res.coco.parent / "labelme"
+    (described,) = annotation_files(exported)
+    assert (described.images, described.problems) == (3, [])
     from annotations.interchange import split_stem
 
     sizes = {"b": (H, W)}

@@ -55,7 +55,7 @@ def _tree(root: Path) -> dict[str, tuple]:
 
 
 @pytest.mark.parametrize("command", sorted(REFUSED))
-@pytest.mark.parametrize("out", ["new", "empty", "finished"])
+@pytest.mark.parametrize("out", ["new", "empty", "finished", "unlocked"])
 def test_a_refused_command_leaves_the_file_system_as_it_found_it(
     tmp_path, monkeypatch, command, out
 ):
@@ -68,12 +68,42 @@ def test_a_refused_command_leaves_the_file_system_as_it_found_it(
     (finished / "notes.txt").write_text("kept\n")  # a folder of the user's that a run wrote
     record = {"command": "engine x", "pid": 1, "host": "h", "started": "2026-12-07 01:00:00 UTC"}
     (finished / LOCK_NAME).write_text(json.dumps(record))
+    unlocked = tmp_path / "unlocked"  # one without a lock file (copied without hidden files)
+    unlocked.mkdir()
+    (unlocked / "notes.txt").write_text("kept\n")
     before = _tree(tmp_path)
-    given = {"new": "runs/new", "empty": "empty", "finished": "finished"}[out]
+    given = {"new": "runs/new", "empty": "empty", "finished": "finished"}.get(out, out)
     res = CliRunner().invoke(app, [*REFUSED[command], "--out", given, "--no-progress"])
     assert res.exit_code == 2, res.output
     assert res.output.startswith("error: "), res.output
     assert _tree(tmp_path) == before  # runs/ made for runs/new removed with it, no .lock
+
+
+def test_a_run_failing_after_it_wrote_keeps_its_own_lock_record(tmp_path):
+    """A review that failed (a full disk) after its first thumbnail, in a new folder or in one
+    with a finished run's record: the folder holds its work, and engine info names the run that
+    left it unfinished. Before, the record of the run before was put back (or none, in a new
+    folder: engine info's line lost the review's pid, host and time)."""
+    from cli import app
+
+    record = {"command": "engine x", "pid": 1, "host": "h", "started": "2026-12-07 01:00:00 UTC"}
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / LOCK_NAME).write_text(json.dumps(record))
+    for name in ("new", "old"):
+        folder = tmp_path / name
+        with pytest.raises(OSError), exclusive(folder, "engine review"):
+            (folder / "thumbs").mkdir()
+            (folder / "thumbs" / "test__a_pseudo.jpg").write_bytes(b"jpeg")
+            raise OSError(28, "No space left on device")
+        kept = json.loads((folder / LOCK_NAME).read_text())
+        assert (kept["command"], kept["pid"]) == ("engine review", os.getpid()), name
+    with pytest.raises(OSError), exclusive(tmp_path / "old", "engine review"):
+        (tmp_path / "old" / "thumbs" / "test__a_pseudo.jpg").write_bytes(b"jpeg2")  # rewritten
+        raise OSError(28, "No space left on device")
+    kept = json.loads((tmp_path / "old" / LOCK_NAME).read_text())
+    assert (kept["command"], kept["pid"]) == ("engine review", os.getpid())
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "new")], env={"COLUMNS": "400"})
+    assert f"engine review (pid {os.getpid()} on " in res.output, res.output
 
 
 def test_a_failed_run_puts_back_the_lock_record_before_it_and_an_empty_folder_stays_empty(tmp_path):

@@ -167,6 +167,34 @@ def test_a_lock_file_replaced_between_open_and_lock_is_not_taken(tmp_path, monke
         assert not late  # the stale file was opened first
 
 
+def test_a_refused_run_whose_lock_file_was_removed_meanwhile_removes_the_one_it_made(
+    tmp_path, monkeypatch
+):
+    """Two runs refused at once in an empty folder: B opened the lock file A made, A removed it
+    (refused: the folder stays empty) before B locked it, and B made a new one. B took that for
+    a file made by the run before and put back that run's record, none: an empty ``.lock``
+    stayed in the empty folder."""
+    import fcntl
+
+    folder = tmp_path / "out"
+    folder.mkdir()
+    a = exclusive(folder, "engine fuse")
+    a.__enter__()
+    real, calls = fcntl.flock, []
+
+    def flock(fd, op):  # noqa: ANN001, ANN202
+        calls.append(op)
+        if len(calls) == 1:  # B's first lock: A is refused and ends meanwhile
+            a.__exit__(ValueError, ValueError("A: bad input"), None)
+        return real(fd, op)
+
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with pytest.raises(ValueError, match="B"), exclusive(folder, "engine fuse"):
+        raise ValueError("B: bad input")
+    assert len(calls) == 2  # the removed file, then the new one
+    assert list(folder.iterdir()) == []
+
+
 def _run_then_wait(running) -> None:  # noqa: ANN001
     running.set()
     signal.pause()

@@ -410,6 +410,35 @@ def test_a_second_conversion_into_the_same_folder_is_refused_while_one_runs(tmp_
     assert load_segmenter(str(out)).model_type == "sam"
 
 
+def test_a_refused_conversion_leaves_the_folders_made_by_the_one_that_runs(tmp_path, monkeypatch):
+    """Two ``engine convert-sam`` into a new models/sam-b at once: B found both folders missing,
+    A made them and holds the lock, B is refused, and B removed sam-b and models/ (empty while
+    A loads its .pth) under A. A refused conversion removes nothing now."""
+    import engine.runlock as runlock
+    from engine.runlock import FolderInUse
+    from labeler.sam_convert import _converting
+
+    out = tmp_path / "models" / "sam-b"
+    real, a, calls = runlock.missing_folders, _converting(out), []
+
+    def found_then_a_starts(folder):  # noqa: ANN001, ANN202
+        missing = real(folder)
+        calls.append(folder)
+        if len(calls) == 1:  # B's; A's own is the second
+            a.__enter__()  # A: made the folders, holds the lock, loads the .pth
+        return missing
+
+    monkeypatch.setattr(runlock, "missing_folders", found_then_a_starts)
+    with (
+        pytest.raises(FolderInUse, match="another engine convert-sam is writing"),
+        _converting(out),
+    ):
+        pass
+    assert out.is_dir() and list(out.iterdir()) == []  # A's, still there
+    a.__exit__(None, None, None)  # A ends, its folder empty (it failed): it removes its folders
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_full_disk_during_convert_sam_is_one_line_naming_the_file_and_exit_74(
     tmp_path, monkeypatch
 ):
