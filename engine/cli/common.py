@@ -215,7 +215,8 @@ def memory_limits() -> list[tuple[str, str, str, int]]:
 
 
 def memory_in_use() -> dict[str, int]:
-    """This process's VmSize and VmData in bytes (/proc/self/status; empty where unreadable)."""
+    """This process's Vm fields of /proc/self/status in bytes (VmSize, VmData among them; empty
+    where unreadable: not Linux)."""
     try:
         text = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
     except OSError:
