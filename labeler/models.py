@@ -102,20 +102,43 @@ class LoadedModel:
         }
 
 
-def offline_variable() -> str | None:
-    """The variable that puts huggingface_hub offline, read as it reads them
-    (``HF_HUB_OFFLINE``, else where that is unset or empty ``TRANSFORMERS_OFFLINE``; 1, true, yes
-    or on), or None. Before, only ``HF_HUB_OFFLINE`` counted: with ``TRANSFORMERS_OFFLINE=1``,
-    which the hub honours too, the labeler still probed the hub, warned that it could not be
-    reached and advised ``HF_HUB_OFFLINE=1``, and a model not cached was "looked in ... the hub"."""
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+# what keeps the hub offline where the variables no longer say so: huggingface_hub reads them
+# once, as it is imported (``constants.HF_HUB_OFFLINE``), and a notebook may have unset them since
+IMPORTED_OFFLINE = "huggingface_hub was imported with HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE set"
+
+
+def offline_reasons() -> tuple[str, ...]:
+    """Why huggingface_hub does not contact the hub; empty where it does. Where the variables
+    put it offline as it reads them (``HF_HUB_OFFLINE``, else where that is unset or empty
+    ``TRANSFORMERS_OFFLINE``; 1, true, yes or on; ``HF_HUB_OFFLINE=0`` wins), every one of them
+    that is set and true: both must go for the hub to be asked (before, with both set, the advice
+    named ``HF_HUB_OFFLINE`` only, and a run without it was still offline). Else, where the hub
+    was imported offline (its ``constants.HF_HUB_OFFLINE``, read once at its import, which its
+    downloads obey), :data:`IMPORTED_OFFLINE` (before, the labeler read the variables only: in a
+    notebook that unset them it probed the hub and asked huggingface_hub for files it would not
+    download, and a miss said "looked in ... the hub")."""
     from huggingface_hub import constants
 
-    name = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
-    return name if os.environ.get(name, "").upper() in constants.ENV_VARS_TRUE_VALUES else None
+    def true(name: str) -> bool:
+        return os.environ.get(name, "").upper() in constants.ENV_VARS_TRUE_VALUES
+
+    read = "HF_HUB_OFFLINE" if os.environ.get("HF_HUB_OFFLINE") else "TRANSFORMERS_OFFLINE"
+    if true(read):
+        return tuple(name for name in OFFLINE_VARIABLES if true(name))
+    return (IMPORTED_OFFLINE,) if constants.HF_HUB_OFFLINE is True else ()
 
 
 def offline() -> bool:
-    return offline_variable() is not None
+    return bool(offline_reasons())
+
+
+def hub_variables(reasons: tuple[str, ...]) -> tuple[str, ...]:
+    """The variables a run must be without to ask the hub: those set (``reasons``), both where
+    the hub was imported offline, ``HF_HUB_OFFLINE`` where nothing is offline."""
+    if not reasons:
+        return ("HF_HUB_OFFLINE",)
+    return OFFLINE_VARIABLES if reasons == (IMPORTED_OFFLINE,) else reasons
 
 
 def hub_unreachable() -> str | None:
@@ -234,8 +257,11 @@ def missing_weights(
     else:
         cache = constants.HF_HUB_CACHE
         rev = f" (revision {revision})" if revision else ""
-        if variable := offline_variable():
-            hub = f"the hub was not contacted ({variable} is set)"
+        if (reasons := offline_reasons()) == (IMPORTED_OFFLINE,):
+            hub = f"the hub was not contacted ({IMPORTED_OFFLINE})"
+        elif reasons:
+            said = " and ".join(reasons) + (" are set" if len(reasons) > 1 else " is set")
+            hub = f"the hub was not contacted ({said})"
         elif local_only:
             hub = "the hub was not contacted (local_files_only is set)"
         elif (why := hub_unreachable()) is not None:
@@ -245,8 +271,8 @@ def missing_weights(
         where = f"the Hugging Face cache {cache}{rev} and {hub}"
         fix = (
             f"Fix: download them once with internet access (`hf download {source}` or any run "
-            f"without {variable or 'HF_HUB_OFFLINE'} and local_files_only), or set HF_HOME to a cache that holds "
-            f"them, or pass a local directory saved with save_pretrained ({option} DIR)."
+            f"without {', '.join(hub_variables(reasons))} and local_files_only), or set HF_HOME "
+            f"to a cache that holds them, or pass a local directory saved with save_pretrained ({option} DIR)."
         )
         if not (offline() or local_only):
             fix += " On a machine without internet, HF_HUB_OFFLINE=1 skips the hub."

@@ -244,6 +244,158 @@ def test_out_of_memory_under_ulimit_v_names_the_limit(tmp_path, monkeypatch, err
     )
 
 
+def _limits_and_use(monkeypatch, limits: dict[str, int], used: dict[str, int] | None = None):
+    """``resource.getrlimit`` giving these soft limits (bytes by name: RLIMIT_AS, RLIMIT_DATA)
+    and, where given, /proc/self/status's VmSize and VmData as ``used``."""
+    import engine.cli.common
+
+    limits = {getattr(resource, k): (v, resource.RLIM_INFINITY) for k, v in limits.items()}
+    real = resource.getrlimit
+    monkeypatch.setattr(
+        resource, "getrlimit", lambda which: limits.get(which) or (resource.RLIM_INFINITY,) * 2
+    )
+    assert real(resource.RLIMIT_AS)  # the real one still answers
+    if used is not None:
+        monkeypatch.setattr(engine.cli.common, "memory_in_use", lambda: dict(used), raising=False)
+
+
+def _synth_fails_with(tmp_path, monkeypatch, error) -> str:
+    import engine.synth
+
+    def too_big(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(engine.synth, "generate", too_big)
+    res = _synth(tmp_path / "d")
+    assert res.exit_code == 71, res.output
+    return " ".join(res.output.split())
+
+
+LESS = ", or ask for less (smaller images, --size, --batch-size or --crop)"
+
+
+@pytest.mark.parametrize(
+    ("error", "used", "fix"),
+    [
+        (  # `ulimit -v 524288000` (500 GiB): the kernel's overcommit refused 112 GiB, not the limit
+            MemoryError("Unable to allocate 112. GiB for an array with shape (100000, 100000, 3)"),
+            {"VmSize": 2**30, "VmData": 2**29},
+            "free memory (or raise the address-space limit, ulimit -v: 500.0 GiB) and run the "
+            "same command again to resume" + LESS,
+        ),
+        (  # 4.5 MiB on top of 500 GiB less 2 MiB mapped: over the limit
+            RuntimeError(
+                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 4718592 bytes"
+            ),
+            {"VmSize": 500 * 2**30 - 2**21, "VmData": 2**29},
+            "the address-space limit (ulimit -v) is 500.0 GiB: raise it and run the same command "
+            "again to resume" + LESS,
+        ),
+        (  # the same request with 1 GiB mapped: not the limit
+            RuntimeError(
+                "DefaultCPUAllocator: can't allocate memory: you tried to allocate 4718592 bytes"
+            ),
+            {"VmSize": 2**30, "VmData": 2**29},
+            "free memory (or raise the address-space limit, ulimit -v: 500.0 GiB) and run the "
+            "same command again to resume" + LESS,
+        ),
+        (  # no size said: named beside "free memory", not as the cause
+            MemoryError("std::bad_alloc"),
+            {"VmSize": 499 * 2**30, "VmData": 2**29},
+            "free memory (or raise the address-space limit, ulimit -v: 500.0 GiB) and run the "
+            "same command again to resume" + LESS,
+        ),
+        (  # a GPU's memory: no ulimit's (before: "the address-space limit ... raise it")
+            type("OutOfMemoryError", (RuntimeError,), {})(
+                "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of "
+                "79.19 GiB of which 3.1 GiB is free."
+            ),
+            {"VmSize": 499 * 2**30 + 2**20, "VmData": 2**29},
+            "free memory and run the same command again to resume" + LESS,
+        ),
+    ],
+)
+def test_out_of_memory_names_ulimit_v_as_the_cause_only_where_it_was_hit(
+    tmp_path, monkeypatch, error, used, fix
+):
+    """An address-space limit set but not reached is not what failed: before, any ``ulimit -v``
+    was named as the one to raise (500 GiB of it, for 112 GiB the machine did not have), a CUDA
+    out of memory too."""
+    _limits_and_use(monkeypatch, {"RLIMIT_AS": 500 * 2**30}, used)
+    text = _synth_fails_with(tmp_path, monkeypatch, error)
+    assert text == f"error: out of memory: {' '.join(str(error).split())}; {fix}"
+
+
+@pytest.mark.parametrize(
+    ("error", "fix"),
+    [
+        (  # torch under `ulimit -d 300000`: a traceback before, exit code 1
+            ImportError("/x/torch/_C.so: failed to map segment from shared object"),
+            "the data-segment limit (ulimit -d) is 0.3 GiB: raise it and run the same command "
+            "again to resume",
+        ),
+        (
+            MemoryError("Unable to allocate 1.00 GiB for an array with shape (2**30,)"),
+            "the data-segment limit (ulimit -d) is 0.3 GiB: raise it and run the same command "
+            "again to resume" + LESS,
+        ),
+        (
+            MemoryError("Unable to allocate 1.00 KiB for an array with shape (1024,)"),
+            "free memory (or raise the data-segment limit, ulimit -d: 0.3 GiB) and run the same "
+            "command again to resume" + LESS,
+        ),
+    ],
+)
+def test_out_of_memory_under_ulimit_d_names_it(tmp_path, monkeypatch, error, fix):
+    """``ulimit -d`` (the data segment, counted since Linux 4.7) fails a library's loading and an
+    allocation as ``ulimit -v`` does; the smaller of the two is named."""
+    _limits_and_use(
+        monkeypatch,
+        {"RLIMIT_AS": 8 * 2**30, "RLIMIT_DATA": 300000 * 1024},
+        {"VmSize": 2**30, "VmData": 2**28},
+    )
+    text = _synth_fails_with(tmp_path, monkeypatch, error)
+    assert text == f"error: out of memory: {str(error)}; {fix}"
+
+
+def test_torch_not_loading_under_ulimit_d_is_one_line_and_exit_71(tmp_path: Path):
+    """A real ``engine train`` under ``ulimit -d 300000``: torch's library cannot be mapped, and
+    what the line needed then (``resource``, multiprocessing's library) could not be loaded
+    either; before, an ImportError traceback and exit code 1."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_DATA, (300000 * 1024, resource.RLIM_INFINITY))
+
+    args = ["train", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "o"), "--iters", "1"]
+    res = subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, preexec_fn=limit,
+    )  # fmt: skip
+    if res.returncode == 2:
+        pytest.skip(f"torch loads under ulimit -d 300000 here: {res.stderr.strip()}")
+    assert res.returncode == 71, res.stderr
+    assert res.stderr.startswith("error: out of memory: "), res.stderr
+    assert " ".join(res.stderr.split()).endswith(
+        "failed to map segment from shared object; the data-segment limit (ulimit -d) is 0.3 GiB: "
+        "raise it and run the same command again"
+    ), res.stderr
+
+
+def test_memory_in_use_reads_this_process(monkeypatch):
+    """VmSize and VmData of /proc/self/status, in bytes: a numpy array of 64 MiB made and
+    touched adds 64 MiB to both (within what the allocator adds)."""
+    from engine.cli.common import memory_in_use
+
+    before = memory_in_use()
+    if not before:
+        pytest.skip("no /proc/self/status here")
+    a = np.ones(64 * 2**20, np.uint8)
+    after = memory_in_use()
+    assert 64 * 2**20 <= after["VmSize"] - before["VmSize"] < 66 * 2**20
+    assert 64 * 2**20 <= after["VmData"] - before["VmData"] < 66 * 2**20
+    del a
+
+
 @pytest.mark.parametrize(
     "error",
     [

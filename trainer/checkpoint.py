@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import random
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,27 +192,72 @@ def set_rng_state(state: dict[str, Any], cuda: bool = True) -> None:
             torch.cuda.set_rng_state_all([s.cpu() for s in cuda])
 
 
+class _ProcessSetting:
+    """A process-wide setting (torch's default dtype, the random generators) that blocks in
+    several threads change: the first block to enter saves the caller's value and the last to
+    leave puts it back. Before, each block saved what it found and put that back, so two that
+    overlapped in two threads (A enters, B enters, A leaves, B leaves) left the value the first
+    had set for good and ran the rest of the second under the caller's. A block nested in
+    another of the same thread puts back what it found, as before."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.inside = 0  # blocks entered and not left, all threads
+        self.caller: Any = None  # the value the first of them found
+        self.depth = threading.local()  # this thread's blocks
+
+    @contextlib.contextmanager
+    def block(self, save: Any, restore: Any, apply: Any = None) -> Iterator[None]:
+        with self.lock:
+            found = save()
+            if self.inside == 0:
+                self.caller = found
+            self.inside += 1
+            self.depth.n = getattr(self.depth, "n", 0) + 1
+            if apply is not None:
+                apply()
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.inside -= 1
+                self.depth.n -= 1
+                if self.inside == 0:
+                    restore(self.caller)
+                    self.caller = None
+                elif self.depth.n > 0:  # nested in this thread's own block
+                    restore(found)
+
+
+_DEFAULT_DTYPE = _ProcessSetting()
+_RNG = _ProcessSetting()
+
+
 @contextlib.contextmanager
 def torch_defaults(training: bool = False) -> Iterator[None]:
-    """Torch's defaults that the engine's networks compute under, whatever the calling program
+    """The two torch settings the engine's networks compute under, whatever the calling program
     set, restored when the block ends: float32 as the default dtype (a notebook's
     ``torch.set_default_dtype(torch.float64)`` built float64 networks: ``train`` stopped in its
     loss with "Index put requires the source and destination dtypes match", ``predict_dir``
     computed in float64, slower than the command line and not its arithmetic) and, for
-    ``training``, autograd on (``torch.set_grad_enabled(False)`` or ``torch.inference_mode()``
-    around ``train`` stopped its first step with "element 0 of tensors does not require grad").
-    The default dtype is the process's, not a thread's: while such a call runs, the caller's
-    other threads see float32 too (nothing changes where it is float32 already)."""
-    dtype = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float32)
-    try:
+    ``training``, grad mode on (``torch.set_grad_enabled(False)``, ``torch.no_grad()`` or
+    ``torch.inference_mode()`` around ``train`` stopped its first step with "element 0 of
+    tensors does not require grad"). No other torch setting is changed (deterministic
+    algorithms, matmul precision, anomaly detection stay the caller's). Grad mode is the
+    thread's; the default dtype is the process's: while such a call runs, the caller's other
+    threads see float32 too (nothing changes where it is float32 already), and where calls
+    overlap in several threads the last to return puts the caller's back
+    (:class:`_ProcessSetting`)."""
+
+    def float32() -> None:
+        torch.set_default_dtype(torch.float32)
+
+    with _DEFAULT_DTYPE.block(torch.get_default_dtype, torch.set_default_dtype, float32):
         if not training:
             yield
             return
         with torch.inference_mode(False), torch.enable_grad():
             yield
-    finally:
-        torch.set_default_dtype(dtype)
 
 
 @contextlib.contextmanager
@@ -220,13 +266,19 @@ def caller_rng() -> Iterator[None]:
     ones where CUDA was already started) as they were, once the block ends: training seeds them
     from its config and draws from them, prediction draws from torch's while it builds the
     network. Called from Python, ``train`` and ``predict_dir`` leave the caller's random stream
-    where it was (before, every ``train`` call reset it to ``cfg.seed``)."""
-    cuda = torch.cuda.is_initialized()  # not started here: a CPU run on a GPU machine stays off
-    state = rng_state(cuda)
-    try:
+    where it was (before, every ``train`` call reset it to ``cfg.seed``). The generators are the
+    process's: calls overlapping in several threads draw from the same ones (their runs are not
+    reproducible), and the last to return puts the caller's back (:class:`_ProcessSetting`)."""
+
+    def save() -> tuple[dict[str, Any], bool]:
+        cuda = torch.cuda.is_initialized()  # not started here: a CPU run stays off the GPU
+        return rng_state(cuda), cuda
+
+    def restore(saved: tuple[dict[str, Any], bool]) -> None:
+        set_rng_state(*saved)
+
+    with _RNG.block(save, restore):
         yield
-    finally:
-        set_rng_state(state, cuda)
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:

@@ -22,7 +22,7 @@ import torch
 
 from annotations.taxonomy import MASS13K, Taxonomy
 from engine.runinfo import file_sha256, versions
-from trainer.checkpoint import check_finite, checkpoint_dict, save_checkpoint
+from trainer.checkpoint import check_finite, checkpoint_dict, save_checkpoint, torch_defaults
 from trainer.release_file import first_keys, read_release_checkpoint
 
 _P = r"decode_head\.pixel_decoder\.pixel_decoder\."  # the release's pixel decoder (name doubled)
@@ -245,6 +245,7 @@ def check_convert_out(src: Path, out: Path) -> None:
     )
 
 
+@torch_defaults()  # float32 whatever default dtype a caller set: a float64 one wrote float64
 def convert_massformer(
     src: str | os.PathLike, out: str | os.PathLike, taxonomy: Taxonomy | None = None
 ) -> ConvertResult:

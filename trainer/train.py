@@ -911,6 +911,20 @@ def owns_run() -> bool:
     return not os.environ.get(RUN_LOCKED_BY_PARENT) and rank == 0
 
 
+def check_float32(model: nn.Module) -> None:
+    """``ValueError`` naming the first parameter (or floating-point buffer) of a caller's
+    ``model`` that is not float32, the dtype a run computes in (:func:`torch_defaults`): one
+    built under ``torch.set_default_dtype(torch.float64)`` stopped in its loss with torch's
+    "Index put requires the source and destination dtypes match"."""
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    for name, t in tensors:
+        if t.is_floating_point() and t.dtype != torch.float32:
+            raise ValueError(
+                f"model: parameter {name} is {t.dtype}; train computes in float32: build the "
+                "model under torch's default dtype float32, or pass model.float()"
+            )
+
+
 def train(
     cfg: TrainConfig,
     model: nn.Module | None = None,
@@ -942,6 +956,8 @@ def train(
     ``notes``: warnings the caller has about its options (``engine train``'s ``--val-every: not
     used``), printed and kept in ``metrics.jsonl`` with the run's own once every check passed
     (before the forty-fifth round the CLI printed them itself, and the record had none)."""
+    if model is not None:
+        check_float32(model)
     if not owns_run():
         with caller_rng(), torch_defaults(training=True):
             return _start(cfg, model, on_init, from_file, notes)

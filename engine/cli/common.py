@@ -6,6 +6,8 @@ import errno
 import io
 import logging
 import os
+import re
+import sys
 from collections.abc import Callable
 from pathlib import Path, PurePath
 from typing import Any, NoReturn
@@ -20,6 +22,11 @@ from engine.text import (
     MAX_TTA_SCALE,
     split_names,  # noqa: F401 - the option parsers' home for the CLI
 )
+
+try:  # imported before any command: a library that failed to map under ulimit -d can leave no
+    import resource  # room to load resource's own (its import then fails the same way)
+except ImportError:  # Windows
+    resource = None
 
 # Class names, stems and paths are printed as typed: no rich markup (`cone [old]` lost its
 # `[old]`) and no emoji codes (`x:car:` became a car emoji)
@@ -114,10 +121,12 @@ def error_text(e: BaseException, what: str = "") -> Text:
     An error that holds several items' problems (``engine.parallel.BadItems``: one run that
     read every file) shows its headline, then each problem on a line of its own."""
     from annotations.fileio import first_line  # here: the package imports OpenCV
-    from engine.parallel import BadItems
 
     head = Text("error: ", style="bold red") + lead(e) + what
-    if not isinstance(e, BadItems):
+    # not imported for the check: under ulimit -d a library that failed to map (torch's) can
+    # leave no room for multiprocessing's, and a BadItems was made where it was imported
+    parallel = sys.modules.get("engine.parallel")
+    if parallel is None or not isinstance(e, parallel.BadItems):
         return head + Text(first_line(e))
     lines = [
         f"{e.headline}:",
@@ -170,49 +179,104 @@ def out_of_memory(e: BaseException) -> bool:
     "(-4:Insufficient memory) Failed to allocate ..."); not a bad input, so not exit code 2."""
     if isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError":
         return True
-    if library_not_mapped(e):  # under ulimit -v
+    if library_not_mapped(e):  # under ulimit -v or -d
         return True
     if type(e).__module__ == "cv2" and "(-4:Insufficient memory)" in str(e):
         return True
     return isinstance(e, RuntimeError) and "can't allocate memory" in str(e)
 
 
-def address_space_limit() -> int | None:
-    """This process's address-space limit in bytes (``ulimit -v``; a cluster's ``h_vmem``), or
-    None where there is none (or no ``resource`` module: Windows)."""
-    try:
-        import resource
+# each memory limit a process can have set, how it is named and what it counts (the field of
+# /proc/self/status the kernel compares a request with): ``ulimit -v`` every mapping, ``ulimit
+# -d`` (Linux 4.7 on) the private writable ones, torch's libraries' data segments among them
+_MEMORY_LIMITS = (
+    ("RLIMIT_AS", "address-space", "ulimit -v", "VmSize"),
+    ("RLIMIT_DATA", "data-segment", "ulimit -d", "VmData"),
+)
+_UNITS = {"bytes": 1, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40, "PiB": 2**50}
 
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-    except (ImportError, OSError, ValueError):
-        return None
-    return None if soft == resource.RLIM_INFINITY else soft
+
+def memory_limits() -> list[tuple[str, str, str, int]]:
+    """This process's memory limits in effect, smallest first, each as (what it is, its
+    ``ulimit`` option, its field of /proc/self/status, bytes): the address-space limit
+    (``ulimit -v``; a cluster's ``h_vmem``) and the data-segment limit (``ulimit -d``); none
+    where neither is set (or no ``resource`` module: Windows)."""
+    if resource is None:
+        return []
+    found = []
+    for name, what, option, field in _MEMORY_LIMITS:
+        try:
+            soft = resource.getrlimit(getattr(resource, name))[0]
+        except (AttributeError, OSError, ValueError):
+            continue
+        if soft != resource.RLIM_INFINITY:
+            found.append((what, option, field, soft))
+    return sorted(found, key=lambda limit: limit[3])
+
+
+def memory_in_use() -> dict[str, int]:
+    """This process's Vm fields of /proc/self/status in bytes (VmSize, VmData among them; empty
+    where unreadable: not Linux)."""
+    try:
+        text = Path("/proc/self/status").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return {}
+    return {k: int(n) * 1024 for k, n in re.findall(r"^(Vm\w+):\s+(\d+) kB$", text, re.M)}
+
+
+def requested_bytes(e: BaseException) -> int | None:
+    """The size of the request that failed, where the error says it: numpy's "Unable to
+    allocate 112. GiB", torch's "you tried to allocate 4718592 bytes", OpenCV's "Failed to
+    allocate 150994944 bytes"; else None."""
+    found = re.search(r"allocate (\d+(?:\.\d*)?) (bytes|[KMGTP]iB)\b", str(e))
+    return None if found is None else int(float(found[1]) * _UNITS[found[2]])
 
 
 def library_not_mapped(e: BaseException) -> bool:
     """Whether ``e`` is a shared library (torch's, OpenBLAS's) that could not be loaded under an
-    address-space limit: the loader's mmap fails with ENOMEM, which it words "failed to map
-    segment from shared object" with no reason (a noexec mount adds ": Operation not
-    permitted"). Before, a traceback: torch does not load under ``ulimit -v 3000000``."""
+    address-space or data-segment limit: the loader's mmap fails with ENOMEM, which it words
+    "failed to map segment from shared object" with no reason (a noexec mount adds ": Operation
+    not permitted"). Before, a traceback: torch does not load under ``ulimit -v 3000000`` or
+    ``ulimit -d 300000``."""
     text = str(e)
     return (
         isinstance(e, ImportError)
         and text.endswith("failed to map segment from shared object")
-        and address_space_limit() is not None
+        and bool(memory_limits())
     )
 
 
+def limit_hit(e: BaseException) -> tuple[str, str, str, int] | None:
+    """The memory limit (:func:`memory_limits`) shown to have failed ``e``: a library that could
+    not be mapped, or a request whose size the error gives and which, on top of what the process
+    holds, is over the limit. None otherwise: a limit of 500 GiB does not fail a request of 112
+    GiB that the kernel refused for want of memory, and a GPU's memory is no limit's."""
+    if type(e).__name__ == "OutOfMemoryError" or not (limits := memory_limits()):
+        return None
+    if library_not_mapped(e):
+        return limits[0]
+    if (need := requested_bytes(e)) is None:
+        return None
+    used = memory_in_use()
+    return next((lim for lim in limits if used.get(lim[2], 0) + need > lim[3]), None)
+
+
 def out_of_memory_line(e: BaseException, resumable: bool) -> Text:
-    """The line for :func:`out_of_memory`: under an address-space limit it names the limit,
-    which is what to raise (before, "free memory" sent a cluster user whose job had a
-    ``ulimit -v`` to a machine with memory to spare)."""
+    """The line for :func:`out_of_memory`: a memory limit that failed it (``ulimit -v``, ``ulimit
+    -d``; :func:`limit_hit`) is named as what to raise (before, "free memory" sent a cluster user
+    whose job had a ``ulimit -v`` to a machine with memory to spare); one set but not shown to be
+    hit is named beside "free memory"; CUDA's out of memory names none."""
     again = "run the same command again" + " to resume" * resumable
-    if (limit := address_space_limit()) is None:
-        fix = f"free memory and {again}"
-    else:
+    limits = [] if type(e).__name__ == "OutOfMemoryError" else memory_limits()
+    if (hit := limit_hit(e)) is not None:
+        fix = f"the {hit[0]} limit ({hit[1]}) is {hit[3] / 2**30:.1f} GiB: raise it and {again}"
+    elif limits:
+        what, option, _, size = limits[0]
         fix = (
-            f"the address-space limit (ulimit -v) is {limit / 2**30:.1f} GiB: raise it and {again}"
+            f"free memory (or raise the {what} limit, {option}: {size / 2**30:.1f} GiB) and {again}"
         )
+    else:
+        fix = f"free memory and {again}"
     if not library_not_mapped(e):  # loading a library: nothing asked for is too large
         fix += ", or ask for less (smaller images, --size, --batch-size or --crop)"
     return error_text(e, "out of memory: ") + "; " + fix

@@ -147,6 +147,7 @@ def no_hub(monkeypatch, tmp_path):
     monkeypatch.setattr(models.socket, "create_connection", unresolved)
     monkeypatch.setattr(hf_http, "get_session", no_request)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as imported without them (conftest)
     models.hub_unreachable.cache_clear()
     yield Path(constants.HF_HUB_CACHE)
     models.hub_unreachable.cache_clear()
@@ -226,8 +227,11 @@ def hub_not_checked(monkeypatch):
     def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         raise AssertionError("the hub was checked")
 
+    from huggingface_hub import constants
+
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as imported without them (conftest)
     monkeypatch.setattr(models.socket, "create_connection", refuse)
     models.hub_unreachable.cache_clear()
     yield models
@@ -302,6 +306,71 @@ def test_transformers_offline_counts_as_the_hub_does(
     assert f"the hub was not contacted ({said} is set)" in text
     assert f"any run without {said} and local_files_only" in text
     assert "HF_HUB_OFFLINE=1" not in text
+
+
+@pytest.mark.parametrize(
+    ("hf_hub_offline", "transformers_offline", "said", "without"),
+    [
+        (
+            "1",
+            "1",
+            "HF_HUB_OFFLINE and TRANSFORMERS_OFFLINE are set",
+            "HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE",
+        ),
+        ("yes", "0", "HF_HUB_OFFLINE is set", "HF_HUB_OFFLINE"),
+        ("", "on", "TRANSFORMERS_OFFLINE is set", "TRANSFORMERS_OFFLINE"),
+    ],
+)
+def test_a_model_not_cached_offline_names_every_variable_that_keeps_the_hub_off(
+    hub_not_checked, monkeypatch, tmp_path, hf_hub_offline, transformers_offline, said, without
+):
+    """With both variables set, a run without only ``HF_HUB_OFFLINE`` (the one named before) is
+    still offline: both are named."""
+    from huggingface_hub import constants
+
+    models = hub_not_checked
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", hf_hub_offline)
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", transformers_offline)
+    with pytest.raises(FileNotFoundError) as e:
+        models.load_detector("some-org/not-cached")
+    text = str(e.value)  # the reason between: transformers' words
+    assert text[: text.index(") (") + 1] == (
+        f"some-org/not-cached: detector weights not found: looked in the Hugging Face cache "
+        f"{tmp_path / 'hub'} and the hub was not contacted ({said})"
+    )
+    assert text[text.index(". Fix: ") + 2 :] == (
+        "Fix: download them once with internet access (`hf download some-org/not-cached` or any run "
+        f"without {without} and local_files_only), or set HF_HOME to a cache that holds them, "
+        "or pass a local directory saved with save_pretrained (--detector DIR)."
+    )
+
+
+def test_the_hub_imported_offline_is_offline_whatever_the_variables_say_now(
+    hub_not_checked, monkeypatch, tmp_path
+):
+    """huggingface_hub reads the variables once, at its import; a notebook that unset them (or
+    set ``HF_HUB_OFFLINE=0``) since still has an offline hub. Before, the labeler read them only:
+    it checked the hub (here: the fixture's refusal) and asked huggingface_hub to download."""
+    from huggingface_hub import constants
+
+    models = hub_not_checked
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    with pytest.raises(FileNotFoundError) as e:
+        models.load_detector("some-org/not-cached")
+    text = str(e.value)  # the reason between: transformers' words
+    assert text[: text.index(") (") + 1] == (
+        f"some-org/not-cached: detector weights not found: looked in the Hugging Face cache "
+        f"{tmp_path / 'hub'} and the hub was not contacted (huggingface_hub was imported with "
+        "HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE set)"
+    )
+    assert text[text.index(". Fix: ") + 2 :] == (
+        "Fix: download them once with internet access (`hf download some-org/not-cached` or any run without "
+        "HF_HUB_OFFLINE, TRANSFORMERS_OFFLINE and local_files_only), or set HF_HOME to a cache "
+        "that holds them, or pass a local directory saved with save_pretrained (--detector DIR)."
+    )
 
 
 def test_local_paths_and_proxies_are_not_checked(tiny, hub_not_checked, monkeypatch):

@@ -177,6 +177,7 @@ def test_missing_weights_is_one_clear_line(
     tiny_models, dataset, tmp_path, monkeypatch, detector, expect
 ):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)  # else both are named
     args = _label_args(
         dataset, tmp_path / "run", tiny_models, "--detector", detector.format(tmp=tmp_path)
     )

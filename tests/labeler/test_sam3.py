@@ -299,6 +299,7 @@ def test_negatives_and_duplicates_by_mask():
 )
 def test_missing_or_gated_weights_is_one_clear_line(tmp_path, monkeypatch, model, expect):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)  # else both are named
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
     data = write_dataset(tmp_path / "data", {"train": 1})
     res = runner.invoke(app, label_args(data, tmp_path / "run", model.format(tmp=tmp_path)))

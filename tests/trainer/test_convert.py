@@ -55,8 +55,20 @@ def test_table_is_the_releases() -> None:
 
 
 def test_round_trip_every_tensor_lands(tmp_path: Path, state: dict) -> None:
+    """Converted under a caller's float64 default dtype, too: the tensors written are the
+    release's dtypes, and the caller's default is back (before, a float64 checkpoint of 287 MiB,
+    not 143)."""
     src = _write(tmp_path / "release.pth", state)
-    result = convert_massformer(src, tmp_path / "ours.pt")
+    torch.set_default_dtype(torch.float64)
+    try:
+        result = convert_massformer(src, tmp_path / "ours.pt")
+        assert torch.get_default_dtype() == torch.float64
+    finally:
+        torch.set_default_dtype(torch.float32)
+    written = torch.load(result.out, weights_only=True)["model"]
+    assert {k: v.dtype for k, v in written.items()} == {
+        map_release_key(k): v.dtype for k, v in state.items()
+    }
     assert (result.num_tensors, result.num_parameters, result.num_classes) == (660, 37578176, 7)
     model, taxonomy, ckpt = model_from_checkpoint(result.out)
     assert taxonomy.names == MASS13K.names

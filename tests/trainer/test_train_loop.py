@@ -493,6 +493,26 @@ def test_training_computes_as_the_cli_whatever_torch_defaults_the_caller_set(tmp
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
+def test_a_model_the_caller_built_in_float64_is_refused_in_one_line(tmp_path):
+    """A ``model=`` built under ``torch.set_default_dtype(torch.float64)``: before, torch's bare
+    "Index put requires the source and destination dtypes match" from the loss, after the run
+    folder was made; now one line naming the parameter, before anything is written."""
+    root = write_dataset(tmp_path / "data")
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = _stub(7)
+    finally:
+        torch.set_default_dtype(torch.float32)
+    with pytest.raises(ValueError) as e:
+        train(_cfg(root, tmp_path / "run", iters=1, checkpoint_every=1), model=model)
+    assert str(e.value) == (
+        "model: parameter backbone.weight is torch.float64; train computes in float32: build "
+        "the model under torch's default dtype float32, or pass model.float()"
+    )
+    assert not (tmp_path / "run").exists()
+    assert train(_cfg(root, tmp_path / "run", iters=1), model=model.float()).losses
+
+
 def test_existing_run_needs_resume_and_resume_needs_same_config(tmp_path):
     root = write_dataset(tmp_path / "data")
     train(_cfg(root, tmp_path / "a", iters=2), model=_stub(7))
