@@ -11,13 +11,14 @@ line naming the folder and the process that holds it.
 The operating system releases the lock when its process ends, however it ends, so a killed run
 leaves no stale lock: the next run takes it. A process forked during the run (a DataLoader
 worker) closes its copy of the lock at once, so it never holds a folder past its run. The file
-itself stays (removing it would race with a process about to lock it); it holds the holder's
-pid, host, command and start time, for the message. Where ``flock`` does not exist (Windows)
-or the file system refuses it, the run goes on unlocked, as before. A folder the run created
-and left empty (it refused its input before writing anything) is removed again; a run that
-fails before changing a folder that was there removes the lock file it made, or puts back the
-lock record of the run before it. A run that locks a folder it wrote before removes the temporary
-files its killed runs left there (:func:`remove_temporaries`).
+itself stays after a run that changed the folder; it holds the holder's pid, host, command and
+start time, for the message. Where ``flock`` does not exist (Windows) or the file system refuses
+it, the run goes on unlocked, as before. A folder the run created and left empty (it refused its
+input before writing anything) is removed again; a run that fails before changing a folder that
+was there removes the lock file it made, or puts back the lock record of the run before it (a
+process that opened the file just before it was removed finds, once it holds the lock, that the
+name leads elsewhere, and locks what it leads to). A run that locks a folder it wrote before
+removes the temporary files its killed runs left there (:func:`remove_temporaries`).
 """
 
 from __future__ import annotations
