@@ -116,6 +116,7 @@ from engine.runlock import (
     check_not_in_output,
     check_output_folder,
     exclusive,
+    folders_removed_on_failure,
     writer,
 )
 from engine.text import counted, few, split_names
@@ -1501,7 +1502,8 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     out = Path(cfg.out) if cfg.out else run.root / f"pick-{cfg.split}.txt"
     # a name that is not UTF-8 (caf\xe9) escaped by atomic_write_text, caf\udce9, which export
     # --images reads back (composed_stems); it raised UnicodeEncodeError and no list was written
-    atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
+    with folders_removed_on_failure(out):  # a full disk: no new, empty folder left behind
+        atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
     by_stem = {s.stem: s for s in stats}
     atomic_write_json(
         out.with_suffix(".json"),

@@ -49,7 +49,7 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runinfo import saved_step
-from engine.runlock import writer
+from engine.runlock import folders_removed_on_failure, writer
 from engine.text import counted, few, first_lines
 
 
@@ -436,7 +436,8 @@ def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
     for text in legend.get_texts():
         text.set_parse_math(False)
     fig.tight_layout()
-    return save_figure(fig, path, dpi=120)
+    with folders_removed_on_failure(path):  # a full disk: no new, empty folder left behind
+        return save_figure(fig, path, dpi=120)
 
 
 # -- a label run -------------------------------------------------------------------------------

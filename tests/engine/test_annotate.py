@@ -4043,3 +4043,30 @@ def test_a_coco_image_size_that_is_not_a_whole_number_is_refused(tmp_path):
         )
     path = _coco_file(tmp_path, images=[{**image, "width": float(W), "height": float(H)}])
     assert [m.mask.shape for m in coco_to_masks(path, "Bicycle", sizes)] == [(H, W)]
+
+
+def test_pick_on_a_full_disk_leaves_no_new_folder(tmp_path, world, monkeypatch):
+    """annotate pick --out new/p.txt on a full disk left the new, empty folder new/ behind."""
+    import contextlib
+    import errno
+
+    from typer.testing import CliRunner
+
+    import annotations.fileio
+    from cli import app
+
+    run = world[1]
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        yield
+
+    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    out = tmp_path / "new" / "p.txt"
+    res = CliRunner().invoke(app, ["annotate", "pick", str(run), "-n", "2", "--out", str(out)])
+    assert res.exit_code == 74, res.output
+    assert res.output.splitlines()[-1] == (
+        f"error: {out}: No space left on device; make room and run the same command again"
+    )
+    assert not (tmp_path / "new").exists()
