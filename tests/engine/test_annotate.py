@@ -4070,3 +4070,25 @@ def test_pick_on_a_full_disk_leaves_no_new_folder(tmp_path, world, monkeypatch):
         f"error: {out}: No space left on device; make room and run the same command again"
     )
     assert not (tmp_path / "new").exists()
+
+
+def test_pick_and_export_refuse_an_image_name_with_a_line_break(tmp_path):
+    """An image named 'img\\n001.jpg' (legal on Linux) was picked and exported as two lines of
+    pick's list and images.txt; the list fed back was refused as images ['img', '001']."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.text import LINE_BREAK
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    make_dataset(data, "test", n=2, size=(H, W))
+    for sub in ("images/test/img001.jpg", "annotations/test/img001.png"):
+        (data / sub).rename((data / sub).with_name("img\n001" + Path(sub).suffix))
+    make_run(run, data, {"img000": [disk(H, W, 20, 20, 8)], "img\n001": []}, (H, W))
+    said = f"error: {run}: image 'img\\n001': {LINE_BREAK}"
+    for args in (["pick", str(run), "-n", "2", "--out", str(tmp_path / "p.txt")],
+                 ["export", str(run), "--out", str(tmp_path / "exp")]):  # fmt: skip
+        res = CliRunner().invoke(app, ["annotate", *args, "--no-progress"])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()) == " ".join(said.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]

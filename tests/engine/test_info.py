@@ -1672,3 +1672,22 @@ def test_info_plot_on_a_full_disk_leaves_no_new_folder(tmp_path: Path, monkeypat
         f"error: {out}: No space left on device; make room and run the same command again"
     )
     assert not (tmp_path / "new").exists()
+
+
+def test_info_reports_an_image_name_with_a_line_break(tmp_path: Path):
+    """'img\\n001.jpg' is legal on Linux, but no one-name-per-line list can hold it: engine info
+    said "No problems found." for it."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.text import LINE_BREAK
+    from tests.loop_helpers import make_dataset
+
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=2, size=(8, 8))
+    for sub in ("images/test/img001.jpg", "annotations/test/img001.png"):
+        (data / sub).rename((data / sub).with_name("img\n001" + Path(sub).suffix))
+    res = CliRunner().invoke(app, ["info", str(data), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    image = repr(str(data / "images/test/img\n001.jpg"))
+    assert " ".join(res.output.split()).endswith(f"1 problem found: {image}: {LINE_BREAK}")
