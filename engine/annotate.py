@@ -116,9 +116,10 @@ from engine.runlock import (
     check_not_in_output,
     check_output_folder,
     exclusive,
+    folders_removed_on_failure,
     writer,
 )
-from engine.text import counted, few, split_names
+from engine.text import LINE_BREAK, counted, few, split_names
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +261,18 @@ def _chosen(cfg: ExportConfig, available: list[str], source: Path, what: str) ->
     missing = [s for s in stems if s not in known]
     if missing:
         raise ValueError(f"{source}: images not in {what}: {missing[:5]}")
+    check_one_line_names(stems, source)
     return stems
+
+
+def check_one_line_names(stems: list[str], source: Path) -> None:
+    """Refuse an image whose name holds a line break (legal on Linux): the one-name-per-line
+    lists (pick's list, an export's ``images.txt``) would write it as two lines, which read
+    back as two images that are not there."""
+    broken = [s for s in stems if "\n" in s or "\r" in s]
+    if broken:
+        more = f" ({len(broken) - 1} more such)" if len(broken) > 1 else ""
+        raise ValueError(f"{source}: image {broken[0]!r}{more}: {LINE_BREAK}")
 
 
 def _stem_named(
@@ -1498,10 +1510,12 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
             few(stand_ins),
         )
     picks = pick_images(stats, cfg.n, cfg.seed, cfg.low_confidence, cfg.many_or_tiny)
+    check_one_line_names([p.stem for p in picks], run.root)  # before the list is written
     out = Path(cfg.out) if cfg.out else run.root / f"pick-{cfg.split}.txt"
     # a name that is not UTF-8 (caf\xe9) escaped by atomic_write_text, caf\udce9, which export
     # --images reads back (composed_stems); it raised UnicodeEncodeError and no list was written
-    atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
+    with folders_removed_on_failure(out):  # a full disk: no new, empty folder left behind
+        atomic_write_text(out, "".join(f"{p.stem}\n" for p in picks))
     by_stem = {s.stem: s for s in stats}
     atomic_write_json(
         out.with_suffix(".json"),

@@ -80,7 +80,7 @@ from engine.outputs import (
 )
 from engine.parallel import in_process_workers, map_every_item
 from engine.runinfo import config_hash, environment
-from engine.runlock import check_not_being_written
+from engine.runlock import check_not_being_written, folders_removed_on_failure
 from engine.text import METRICS, counted, format_score, joined, md_cell, md_text, score_cells
 
 log = logging.getLogger(__name__)
@@ -658,12 +658,16 @@ def compare(cfg: CompareConfig) -> CompareReport:
     report.stems = [s for s, _, _ in pairs]
     for warning in report.warnings():
         log.warning(warning)
+    # a write that fails (a full disk) leaves no new, empty folder made for its file behind
     if cfg.json_out is not None:
-        atomic_write_json(cfg.json_out, report.to_json(cfg))
+        with folders_removed_on_failure(cfg.json_out):
+            atomic_write_json(cfg.json_out, report.to_json(cfg))
     if cfg.markdown_out is not None:
-        atomic_write_text(cfg.markdown_out, report.to_markdown())
+        with folders_removed_on_failure(cfg.markdown_out):
+            atomic_write_text(cfg.markdown_out, report.to_markdown())
     if cfg.plot_out is not None:
-        write_plot(report, cfg.plot_out)
+        with folders_removed_on_failure(cfg.plot_out):
+            write_plot(report, cfg.plot_out)
     return report
 
 

@@ -40,7 +40,7 @@ from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record, unfinished_prediction
 from engine.parallel import in_process_workers, map_every_item
 from engine.runinfo import config_hash, environment, file_sha256
-from engine.runlock import check_not_being_written
+from engine.runlock import check_not_being_written, folders_removed_on_failure
 from engine.text import joined
 
 LABEL_EXTS = (".png",)
@@ -742,7 +742,8 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
         [p for _, p, _ in pairs],
     )
     if cfg.json_out is not None:
-        atomic_write_json(cfg.json_out, report.to_json(cfg))
+        with folders_removed_on_failure(cfg.json_out):  # a full disk: no new, empty folder left
+            atomic_write_json(cfg.json_out, report.to_json(cfg))
     return report
 
 

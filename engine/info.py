@@ -49,8 +49,8 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runinfo import saved_step
-from engine.runlock import writer
-from engine.text import counted, few, first_lines
+from engine.runlock import folders_removed_on_failure, writer
+from engine.text import LINE_BREAK, counted, few, first_lines
 
 
 @dataclass
@@ -210,6 +210,13 @@ def dataset_stats(
     sizes: list[Counter[tuple[int, int]]] = [Counter() for _ in datasets]
     for ds, stats in zip(datasets, out, strict=True):
         stats.problems = list(ds.pairing_problems)
+        # legal on Linux, but annotate pick's list and an export's images.txt wrote it as two
+        # lines (read back as two images not there), and info said "No problems found."
+        stats.problems += [
+            Problem(s.stem, f"{str(s.image_path)!r}: {LINE_BREAK}")
+            for s in ds.samples
+            if "\n" in s.stem or "\r" in s.stem
+        ]
     folders = []
     for ds, stats in zip(datasets, out, strict=True):
         folder, problems = _source_folder(spec, ds)
@@ -436,7 +443,8 @@ def plot_shares(stats: DatasetStats, path: str | os.PathLike) -> Path:
     for text in legend.get_texts():
         text.set_parse_math(False)
     fig.tight_layout()
-    return save_figure(fig, path, dpi=120)
+    with folders_removed_on_failure(path):  # a full disk: no new, empty folder left behind
+        return save_figure(fig, path, dpi=120)
 
 
 # -- a label run -------------------------------------------------------------------------------

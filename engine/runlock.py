@@ -313,6 +313,23 @@ def missing_folders(folder: Path) -> list[Path]:
     return missing
 
 
+@contextlib.contextmanager
+def folders_removed_on_failure(file: str | os.PathLike) -> Iterator[None]:
+    """For a command writing one file (``--json F``, ``--plot F``, ``annotate pick --out F``):
+    the parent folders the write makes for ``file`` (:func:`missing_folders`) are removed again
+    when the block fails (a full disk at the first write left a new, empty folder behind).
+    Only empty ones go (rmdir); not in ``atomic_write_bytes``, whose writer threads share
+    folders (one thread's rmdir would race another's file going in)."""
+    created = missing_folders(Path(file).parent)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(OSError):  # rmdir refuses a folder something went into
+            for made in created:
+                made.rmdir()
+        raise
+
+
 def writer(folder: str | os.PathLike) -> str | None:
     """The process writing ``folder`` now, as its :func:`exclusive` recorded it (``engine label
     (pid 12 on host, since ...)``; a sharded label run holds a lock file per shard, and each

@@ -18,6 +18,12 @@ allocator, ``1e308`` overflowed ``int()``)."""
 # demo) print and name them without importing the report's scoring stack.
 SOURCES = ("pseudo labels", "fused labels", "joint-trained model")
 METRICS = (("iou", "IoU", 2), ("biou", "BIoU", 2), ("bf1", "BF1", 4))  # key, title, decimals
+# a file name with a newline (legal on Linux) in a one-name-per-line list is two lines: refused
+# by annotate pick and export, a problem for engine info
+LINE_BREAK = (
+    "a line break in the file name, which a one-name-per-line list (annotate pick's list, an "
+    "export's images.txt) cannot hold; rename the image (and its label map)"
+)
 
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:

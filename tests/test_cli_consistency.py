@@ -308,3 +308,50 @@ def test_auto_is_resolved_in_one_place_for_every_command(monkeypatch, cuda):
     assert resolve_device("cpu") == count_device("cpu") == "cpu"
     with pytest.raises(ValueError, match=r"^c.yaml: device 'nope' is not a device"):
         resolve_device("nope", given="c.yaml: device")
+
+
+@pytest.fixture
+def disk_full(monkeypatch):
+    """Every atomic write fails at its first byte, as on a full disk (its folders made first)."""
+    import contextlib
+    import errno
+
+    import annotations.fileio
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        yield
+
+    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+
+
+@pytest.mark.parametrize("option", ["evaluate --json", "compare --json", "compare --markdown"])
+def test_a_single_file_output_on_a_full_disk_leaves_no_new_folder(
+    tmp_path: Path, pair, disk_full, option
+):
+    """--json new/deep/r.json on a full disk failed, and left new/deep/, empty, behind."""
+    gt, pred = str(tmp_path / "gt"), str(tmp_path / "pred")
+    command, flag = option.split()
+    target = tmp_path / "new" / "deep" / "r.out"
+    args = pair if command == "evaluate" else ["compare", "--class", "x", "--gt", gt, "--source",
+                                               f"a={pred}", "--no-progress"]  # fmt: skip
+    res = runner.invoke(cli.app, [*args, flag, str(target)])
+    assert res.exit_code == 74, res.output
+    assert res.output.splitlines()[-1] == (
+        f"error: {target}: No space left on device; make room and run the same command again"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gt", "pred"]
+
+
+def test_a_failed_write_keeps_a_folder_that_was_there_or_holds_a_file(tmp_path: Path):
+    from engine.runlock import folders_removed_on_failure
+
+    (tmp_path / "old").mkdir()
+    with pytest.raises(OSError), folders_removed_on_failure(tmp_path / "old/new/a/f.json"):
+        (tmp_path / "old/new/a").mkdir(parents=True)
+        (tmp_path / "old/new/kept.txt").write_text("x")
+        raise OSError("full")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "old", "old/new", "old/new/kept.txt"
+    ]  # fmt: skip

@@ -4043,3 +4043,52 @@ def test_a_coco_image_size_that_is_not_a_whole_number_is_refused(tmp_path):
         )
     path = _coco_file(tmp_path, images=[{**image, "width": float(W), "height": float(H)}])
     assert [m.mask.shape for m in coco_to_masks(path, "Bicycle", sizes)] == [(H, W)]
+
+
+def test_pick_on_a_full_disk_leaves_no_new_folder(tmp_path, world, monkeypatch):
+    """annotate pick --out new/p.txt on a full disk left the new, empty folder new/ behind."""
+    import contextlib
+    import errno
+
+    from typer.testing import CliRunner
+
+    import annotations.fileio
+    from cli import app
+
+    run = world[1]
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        yield
+
+    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    out = tmp_path / "new" / "p.txt"
+    res = CliRunner().invoke(app, ["annotate", "pick", str(run), "-n", "2", "--out", str(out)])
+    assert res.exit_code == 74, res.output
+    assert res.output.splitlines()[-1] == (
+        f"error: {out}: No space left on device; make room and run the same command again"
+    )
+    assert not (tmp_path / "new").exists()
+
+
+def test_pick_and_export_refuse_an_image_name_with_a_line_break(tmp_path):
+    """An image named 'img\\n001.jpg' (legal on Linux) was picked and exported as two lines of
+    pick's list and images.txt; the list fed back was refused as images ['img', '001']."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.text import LINE_BREAK
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    make_dataset(data, "test", n=2, size=(H, W))
+    for sub in ("images/test/img001.jpg", "annotations/test/img001.png"):
+        (data / sub).rename((data / sub).with_name("img\n001" + Path(sub).suffix))
+    make_run(run, data, {"img000": [disk(H, W, 20, 20, 8)], "img\n001": []}, (H, W))
+    said = f"error: {run}: image 'img\\n001': {LINE_BREAK}"
+    for args in (["pick", str(run), "-n", "2", "--out", str(tmp_path / "p.txt")],
+                 ["export", str(run), "--out", str(tmp_path / "exp")]):  # fmt: skip
+        res = CliRunner().invoke(app, ["annotate", *args, "--no-progress"])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()) == " ".join(said.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]

@@ -1643,3 +1643,51 @@ def test_a_folder_listing_names_a_training_run_stopped_before_its_first_step(tmp
         _write_run_files(Path("runs") / name, cfg, 0, MASS13K.with_new_class("Bicycle"))
     res = CliRunner().invoke(app, ["info", "runs"], env={"COLUMNS": "400"})
     assert "runs/runA" in res.output and "runs/runB" in res.output, res.output
+
+
+def test_info_plot_on_a_full_disk_leaves_no_new_folder(tmp_path: Path, monkeypatch):
+    """--plot new/shares.png on a full disk left the new, empty folder new/ behind."""
+    import contextlib
+    import errno
+
+    from typer.testing import CliRunner
+
+    import annotations.fileio
+    from cli import app
+
+    _fused(tmp_path / "data")
+
+    @contextlib.contextmanager
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        yield
+
+    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    out = tmp_path / "new" / "shares.png"
+    res = CliRunner().invoke(
+        app, ["info", str(tmp_path / "data"), "--plot", str(out), "--no-progress"]
+    )
+    assert res.exit_code == 74, res.output
+    assert res.output.splitlines()[-1] == (
+        f"error: {out}: No space left on device; make room and run the same command again"
+    )
+    assert not (tmp_path / "new").exists()
+
+
+def test_info_reports_an_image_name_with_a_line_break(tmp_path: Path):
+    """'img\\n001.jpg' is legal on Linux, but no one-name-per-line list can hold it: engine info
+    said "No problems found." for it."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.text import LINE_BREAK
+    from tests.loop_helpers import make_dataset
+
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=2, size=(8, 8))
+    for sub in ("images/test/img001.jpg", "annotations/test/img001.png"):
+        (data / sub).rename((data / sub).with_name("img\n001" + Path(sub).suffix))
+    res = CliRunner().invoke(app, ["info", str(data), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    image = repr(str(data / "images/test/img\n001.jpg"))
+    assert " ".join(res.output.split()).endswith(f"1 problem found: {image}: {LINE_BREAK}")
