@@ -1341,3 +1341,44 @@ def test_the_record_holds_no_torch_facts_where_torch_is_loaded(world):
     cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), data=str(data))
     env = json.loads(build_report(cfg).json.read_text())["environment"]
     assert "cpu_capability" not in env and "torch_threads" not in env and "gpus" not in env
+
+
+def test_round_score_writes_none_for_an_undefined_score_and_rounds_the_rest():
+    """An undefined score (NaN: no pixel of the class anywhere) is None in report.json, as is
+    a score that is not there; numbers are rounded to the digits given."""
+    from engine.report import round_score
+
+    assert round_score(float("nan"), 2) is None
+    assert round_score(np.float64("nan"), 4) is None
+    assert round_score(None, 2) is None
+    assert round_score(np.float32(12.3456), 2) == 12.35
+    assert round_score(0.123456, 4) == 0.1235
+
+
+def test_the_overlays_are_of_the_images_with_the_most_annotated_class_pixels(world):
+    """--overlays N draws the N subset images whose annotation holds the most class pixels:
+    img001's two disks (radii 8 and 10) outnumber img000's one of radius 12, and img002 has
+    none; by name alone img000 came first."""
+    tmp, data, subset, gt = world
+    assert [int((gt[s] == 1).sum()) for s in ("img000", "img001", "img002")] == [441, 514, 0]
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                       data=str(data), chart=False, overlays=2)  # fmt: skip
+    res = build_report(cfg)
+    assert [p.stem for p in res.overlays] == ["img001", "img000"]
+
+
+def test_a_source_off_by_a_few_pixels_of_the_class_does_not_equal_the_annotation(world):
+    """ "Equal to the annotation" is judged on the class's IoU of each image: pseudo labels
+    that the annotation differs from by a 4x4 hole in one disk (16 of its 581 pixels: IoU
+    97.25) are scored, not flagged; the background's IoU there (4,203 / 4,219 = 99.62) is
+    over 99.5 on every image and says nothing about the class."""
+    tmp, data, subset, gt = world
+    run_labels = tmp / "run" / "labels" / "test"
+    copied = {s: read_label(run_labels / f"{s}.png") for s in subset.stems}
+    assert (copied["img000"][26:30, 26:30] == 1).all()
+    copied["img000"][26:30, 26:30] = 0
+    near = write_subset(tmp / "near", "Bicycle", "test", copied, {s: "coco.json" for s in copied})
+    res = build_report(ReportConfig(str(near.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                                    data=str(data), chart=False, overlays=0))  # fmt: skip
+    (pseudo,) = res.data["table4"]
+    assert pseudo["matches_annotation"] is False and res.data["warnings"] == []
