@@ -1382,3 +1382,27 @@ def test_a_source_off_by_a_few_pixels_of_the_class_does_not_equal_the_annotation
                                     data=str(data), chart=False, overlays=0))  # fmt: skip
     (pseudo,) = res.data["table4"]
     assert pseudo["matches_annotation"] is False and res.data["warnings"] == []
+
+
+def test_fused_labels_lacking_the_first_image_are_compared_on_the_images_they_hold(world):
+    """Fused labels of img001 and img002, not img000: the pseudo labels' scores the delta is
+    taken against are theirs on img001 and img002 (where they mark the class on img002, which
+    has none), found by name, not the first two of the pseudo labels' images."""
+    tmp, data, subset, gt = world
+    fp = np.zeros((H, W), np.uint8)
+    fp[40:55, 50:70] = 1  # the pseudo labels mark the class on img002, which has none
+    write_label(tmp / "run" / "labels" / "test" / "img002.png", fp)
+    for s in ("img001", "img002"):  # the fused labels: the annotation, on the last two images
+        write_label(tmp / "fused" / "labels" / "test" / f"{s}.png",
+                    np.where(gt[s] == 1, 7, 3).astype(np.uint8))  # fmt: skip
+    cfg = ReportConfig(str(subset.root), str(tmp / "r"), pseudo=str(tmp / "run"),
+                       fused=str(tmp / "fused"), chart=False, overlays=0)  # fmt: skip
+    fused = {r["kind"]: r for r in build_report(cfg).data["table4"]}["fused labels"]
+    assert fused["images"] == 2 and fused["iou"] == 100.0
+    pseudo = {s: read_label(tmp / "run" / "labels" / "test" / f"{s}.png") for s in gt}
+    on_last_two = _reference_scores([(pseudo[s], gt[s]) for s in ("img001", "img002")])
+    on_first_two = _reference_scores([(pseudo[s], gt[s]) for s in ("img000", "img001")])
+    assert on_first_two["iou"] > on_last_two["iou"] + 3  # img002's 300 false pixels
+    for key, nd in (("iou", 2), ("biou", 2), ("bf1", 4)):
+        truth = {"iou": 100.0, "biou": 100.0, "bf1": 1.0}[key]
+        assert fused["delta"][key] == round(truth - on_last_two[key], nd), key
