@@ -1406,3 +1406,48 @@ def test_fused_labels_lacking_the_first_image_are_compared_on_the_images_they_ho
     for key, nd in (("iou", 2), ("biou", 2), ("bf1", 4)):
         truth = {"iou": 100.0, "biou": 100.0, "bf1": 1.0}[key]
         assert fused["delta"][key] == round(truth - on_last_two[key], nd), key
+
+
+def test_each_source_equal_to_the_annotation_is_given_its_own_cause():
+    """Fused labels that fused the subset as corrections (``fused_by``) are its masks; without
+    that record, and for the model, the folder may be the annotations; the pseudo labels were
+    likely exported and imported uncorrected, whether or not fused labels fused the subset."""
+    from pathlib import Path
+
+    from engine.report import match_warnings
+
+    def rows(*kinds):
+        return [{"kind": k, "matches_annotation": True, "images": 3} for k in kinds]
+
+    end = "on every image (IoU >= 99.5 on each of 3 images), so their row measures nothing: "
+    head = "sub: the annotated masks equal the "
+    corrections = ("they were fused with this subset as corrections (f/fuse.json: engine fuse "
+                   "--corrections), so they are its masks; score fusion on a subset it was not "
+                   "given (a test split)")  # fmt: skip
+    themselves = "is that folder the annotations themselves?"
+    exported = ("were the pseudo labels exported by engine annotate export imported without "
+                "being corrected?")  # fmt: skip
+    kinds = ("pseudo labels", "fused labels", "joint-trained model")
+    assert match_warnings(rows(*kinds), "sub", Path("f/fuse.json")) == [
+        head + "pseudo labels " + end + exported,
+        head + "fused labels " + end + corrections,
+        head + "joint-trained model " + end + themselves,
+    ]
+    assert match_warnings(rows(*kinds), "sub") == [
+        head + "pseudo labels " + end + exported,
+        head + "fused labels " + end + themselves,
+        head + "joint-trained model " + end + themselves,
+    ]
+    assert match_warnings([{**rows("fused labels")[0], "matches_annotation": False}], "sub") == []
+
+
+def test_report_md_holds_the_per_class_heading_and_the_chart(world):
+    """report.md's per-class table is under its heading (the split and how many images it
+    scored) and the chart is linked beside the table, as report.json lists it."""
+    tmp, data, subset, _ = world
+    res = build_report(ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                                    pred=str(tmp / "pred"), data=str(data), overlays=0))  # fmt: skip
+    lines = res.markdown.read_text().splitlines()
+    at = lines.index("## Joint-trained model, per class (test split, 3 images)")
+    assert lines[at + 1 : at + 4] == ["", "| class | IoU | BIoU | BF1 |", "|---|---|---|---|"]
+    assert res.data["files"]["chart"] == "chart.png" and lines[-1] == "![scores](chart.png)"
