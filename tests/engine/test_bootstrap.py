@@ -258,3 +258,13 @@ def test_an_interval_excludes_zero_only_strictly_on_either_side():
         False
     ] * 4
     assert excludes_zero([-0.21, -0.08]) and not excludes_zero(None)
+
+
+def test_an_interval_line_of_enough_images_without_bounds_prints_a_dash_per_score():
+    """Four images holding the class (min_images at 95%) form an interval: a record of them
+    without bounds (scores skipped or undefined) prints a dash per score, not "none: 4 of them
+    have the class ... (it takes 4)", which would contradict itself."""
+    record = {"iou": None, "biou": None, "bf1": None, "images": 6, "holding": 4, "level": 0.95}
+    line = interval_line("the model", "the pseudo labels", record)
+    assert line == ("Δ of the model vs the pseudo labels, 95% interval over the 6 annotated "
+                    "images (paired bootstrap): IoU -, BIoU -, BF1 -")  # fmt: skip

@@ -1171,3 +1171,39 @@ def test_a_summary_after_calls_recorded_without_a_number_of_seconds(tmp_path):
     for part in render_demo(out):  # engine info of the folder
         console.print(part)
     assert "wall time: 0 s, 0 s, 0 s, 0 s, 0 s, 0 s, 4 min 59 s (7 calls)" in shown.getvalue()
+
+
+def test_engine_info_folds_a_long_stage_path_rather_than_cutting_it(tmp_path):
+    """The table of where each stage wrote folds a path longer than the terminal onto more
+    lines: every character of it is there to copy, none cut to "…"."""
+    rows = [{"kind": "pseudo labels", "source": "pseudo labels", "iou": 40.0, "biou": 10.0,
+             "bf1": 0.5}]  # fmt: skip
+    long = str(tmp_path / "demo" / ("Q" * 150))
+    (tmp_path / "demo" / "report").mkdir(parents=True)
+    (tmp_path / "demo" / "report" / "summary.json").write_text(
+        json.dumps({"classes": {"Bicycle": rows}, "wall_seconds": 10.0,
+                    "paths": {"labels": long}}), encoding="utf-8"
+    )  # fmt: skip
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "demo")], env={"COLUMNS": "80"})
+    assert res.exit_code == 0, res.output
+    assert res.output.count("Q") == 150 and "…" not in res.output
+
+
+def test_engine_info_on_a_moved_demo_names_its_folders_where_they_are_now(tmp_path):
+    """A demo run in /old/demo and moved here: its stages' folders are named under this
+    folder (summary.json records them under the folder it ran in), one stage a row without a
+    header; two calls' times are both said, and that they were two."""
+    rows = [{"kind": "pseudo labels", "source": "pseudo labels", "iou": 40.0, "biou": 10.0,
+             "bf1": 0.5}]  # fmt: skip
+    (tmp_path / "demo" / "report").mkdir(parents=True)
+    (tmp_path / "demo" / "report" / "summary.json").write_text(
+        json.dumps({"classes": {"Bicycle": rows}, "config": {"out": "/old/demo"},
+                    "calls": [{"wall_seconds": 100.0}, {"wall_seconds": 20.0}],
+                    "paths": {"labels": "/old/demo/runs/label"}}), encoding="utf-8"
+    )  # fmt: skip
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "demo")], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "wall time: 1 min 40 s, 20 s (2 calls)" in res.output
+    lines = res.output.splitlines()
+    at = lines.index("Where each stage wrote (engine info describes each)")
+    assert lines[at + 2] == f"│ labels │ {tmp_path / 'demo' / 'runs' / 'label'} │"

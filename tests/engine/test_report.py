@@ -1341,3 +1341,113 @@ def test_the_record_holds_no_torch_facts_where_torch_is_loaded(world):
     cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"), data=str(data))
     env = json.loads(build_report(cfg).json.read_text())["environment"]
     assert "cpu_capability" not in env and "torch_threads" not in env and "gpus" not in env
+
+
+def test_round_score_writes_none_for_an_undefined_score_and_rounds_the_rest():
+    """An undefined score (NaN: no pixel of the class anywhere) is None in report.json, as is
+    a score that is not there; numbers are rounded to the digits given."""
+    from engine.report import round_score
+
+    assert round_score(float("nan"), 2) is None
+    assert round_score(np.float64("nan"), 4) is None
+    assert round_score(None, 2) is None
+    assert round_score(np.float32(12.3456), 2) == 12.35
+    assert round_score(0.123456, 4) == 0.1235
+
+
+def test_the_overlays_are_of_the_images_with_the_most_annotated_class_pixels(world):
+    """--overlays N draws the N subset images whose annotation holds the most class pixels:
+    img001's two disks (radii 8 and 10) outnumber img000's one of radius 12, and img002 has
+    none; by name alone img000 came first."""
+    tmp, data, subset, gt = world
+    assert [int((gt[s] == 1).sum()) for s in ("img000", "img001", "img002")] == [441, 514, 0]
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                       data=str(data), chart=False, overlays=2)  # fmt: skip
+    res = build_report(cfg)
+    assert [p.stem for p in res.overlays] == ["img001", "img000"]
+
+
+def test_a_source_off_by_a_few_pixels_of_the_class_does_not_equal_the_annotation(world):
+    """ "Equal to the annotation" is judged on the class's IoU of each image: pseudo labels
+    that the annotation differs from by a 4x4 hole in one disk (16 of its 581 pixels: IoU
+    97.25) are scored, not flagged; the background's IoU there (4,203 / 4,219 = 99.62) is
+    over 99.5 on every image and says nothing about the class."""
+    tmp, data, subset, gt = world
+    run_labels = tmp / "run" / "labels" / "test"
+    copied = {s: read_label(run_labels / f"{s}.png") for s in subset.stems}
+    assert (copied["img000"][26:30, 26:30] == 1).all()
+    copied["img000"][26:30, 26:30] = 0
+    near = write_subset(tmp / "near", "Bicycle", "test", copied, {s: "coco.json" for s in copied})
+    res = build_report(ReportConfig(str(near.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                                    data=str(data), chart=False, overlays=0))  # fmt: skip
+    (pseudo,) = res.data["table4"]
+    assert pseudo["matches_annotation"] is False and res.data["warnings"] == []
+
+
+def test_fused_labels_lacking_the_first_image_are_compared_on_the_images_they_hold(world):
+    """Fused labels of img001 and img002, not img000: the pseudo labels' scores the delta is
+    taken against are theirs on img001 and img002 (where they mark the class on img002, which
+    has none), found by name, not the first two of the pseudo labels' images."""
+    tmp, data, subset, gt = world
+    fp = np.zeros((H, W), np.uint8)
+    fp[40:55, 50:70] = 1  # the pseudo labels mark the class on img002, which has none
+    write_label(tmp / "run" / "labels" / "test" / "img002.png", fp)
+    for s in ("img001", "img002"):  # the fused labels: the annotation, on the last two images
+        write_label(tmp / "fused" / "labels" / "test" / f"{s}.png",
+                    np.where(gt[s] == 1, 7, 3).astype(np.uint8))  # fmt: skip
+    cfg = ReportConfig(str(subset.root), str(tmp / "r"), pseudo=str(tmp / "run"),
+                       fused=str(tmp / "fused"), chart=False, overlays=0)  # fmt: skip
+    fused = {r["kind"]: r for r in build_report(cfg).data["table4"]}["fused labels"]
+    assert fused["images"] == 2 and fused["iou"] == 100.0
+    pseudo = {s: read_label(tmp / "run" / "labels" / "test" / f"{s}.png") for s in gt}
+    on_last_two = _reference_scores([(pseudo[s], gt[s]) for s in ("img001", "img002")])
+    on_first_two = _reference_scores([(pseudo[s], gt[s]) for s in ("img000", "img001")])
+    assert on_first_two["iou"] > on_last_two["iou"] + 3  # img002's 300 false pixels
+    for key, nd in (("iou", 2), ("biou", 2), ("bf1", 4)):
+        truth = {"iou": 100.0, "biou": 100.0, "bf1": 1.0}[key]
+        assert fused["delta"][key] == round(truth - on_last_two[key], nd), key
+
+
+def test_each_source_equal_to_the_annotation_is_given_its_own_cause():
+    """Fused labels that fused the subset as corrections (``fused_by``) are its masks; without
+    that record, and for the model, the folder may be the annotations; the pseudo labels were
+    likely exported and imported uncorrected, whether or not fused labels fused the subset."""
+    from pathlib import Path
+
+    from engine.report import match_warnings
+
+    def rows(*kinds):
+        return [{"kind": k, "matches_annotation": True, "images": 3} for k in kinds]
+
+    end = "on every image (IoU >= 99.5 on each of 3 images), so their row measures nothing: "
+    head = "sub: the annotated masks equal the "
+    corrections = ("they were fused with this subset as corrections (f/fuse.json: engine fuse "
+                   "--corrections), so they are its masks; score fusion on a subset it was not "
+                   "given (a test split)")  # fmt: skip
+    themselves = "is that folder the annotations themselves?"
+    exported = ("were the pseudo labels exported by engine annotate export imported without "
+                "being corrected?")  # fmt: skip
+    kinds = ("pseudo labels", "fused labels", "joint-trained model")
+    assert match_warnings(rows(*kinds), "sub", Path("f/fuse.json")) == [
+        head + "pseudo labels " + end + exported,
+        head + "fused labels " + end + corrections,
+        head + "joint-trained model " + end + themselves,
+    ]
+    assert match_warnings(rows(*kinds), "sub") == [
+        head + "pseudo labels " + end + exported,
+        head + "fused labels " + end + themselves,
+        head + "joint-trained model " + end + themselves,
+    ]
+    assert match_warnings([{**rows("fused labels")[0], "matches_annotation": False}], "sub") == []
+
+
+def test_report_md_holds_the_per_class_heading_and_the_chart(world):
+    """report.md's per-class table is under its heading (the split and how many images it
+    scored) and the chart is linked beside the table, as report.json lists it."""
+    tmp, data, subset, _ = world
+    res = build_report(ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                                    pred=str(tmp / "pred"), data=str(data), overlays=0))  # fmt: skip
+    lines = res.markdown.read_text().splitlines()
+    at = lines.index("## Joint-trained model, per class (test split, 3 images)")
+    assert lines[at + 1 : at + 4] == ["", "| class | IoU | BIoU | BF1 |", "|---|---|---|---|"]
+    assert res.data["files"]["chart"] == "chart.png" and lines[-1] == "![scores](chart.png)"
