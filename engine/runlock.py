@@ -124,7 +124,7 @@ def exclusive(
             os.close(fd)
             fd, made_lock = _open_lock(path)  # made it: the run before removed the old one
             locked = False
-        if locked and (os.fstat(fd).st_nlink > 1 or path.is_symlink()):
+        if locked and os.fstat(fd).st_nlink > 1:  # a symbolic link was replaced (own_file) above
             fd = _own_lock(fd, path)
         if locked:
             record = {
@@ -201,9 +201,9 @@ def _listing(folder: Path, lock: str) -> list[tuple[str, int, int]]:
 def _own_lock(fd: int, path: Path) -> int:
     """A lock file of this folder's own in place of ``path``, locked (``fd``, locked, is closed):
     one shared by hard links with another folder (a project copied with ``cp -al``, an
-    ``rsync --link-dest`` snapshot), or a symbolic link to another folder's (one copied as a
-    tree of links, ``cp -rs``), held both: a run in one copy refused the other's, and wrote
-    its record into the other's lock file. The new file is locked before it takes the name, so no
+    ``rsync --link-dest`` snapshot) held both: a run in one copy refused the other's, and wrote
+    its record into the other's lock file (a symbolic link, ``cp -rs``, is replaced before the
+    lock is taken: :func:`annotations.fileio.own_file`). The new file is locked before it takes the name, so no
     run of this folder can take it meanwhile."""
     import fcntl
 
