@@ -227,16 +227,15 @@ def _reference_scores(pairs) -> dict[str, float]:
     }
 
 
-def test_a_source_of_fewer_images_is_compared_on_the_images_it_holds(world):
-    """Fused labels of 2 of the 3 annotated images: their delta was their score on 2 images
-    minus the pseudo labels' on all 3 (unpaired: IoU +41.01 here, against +27.60 paired), while its
-    interval and (excludes 0) were of the paired delta on the 2 images. Now the delta is the
-    paired one too: the pseudo labels' scores on the images the fused labels hold."""
+def _fused_on_two(world, stems: tuple[str, str]):
+    """Pseudo labels that mark the class on img002 (which has none) and fused labels that are
+    the annotation on ``stems`` only: the report's fused-labels row (checked to be of those two
+    images, IoU 100), the pseudo labels and the annotation, by image."""
     tmp, data, subset, gt = world
     fp = np.zeros((H, W), np.uint8)
-    fp[40:55, 50:70] = 1  # the pseudo labels mark the class on img002, which has none
+    fp[40:55, 50:70] = 1
     write_label(tmp / "run" / "labels" / "test" / "img002.png", fp)
-    for s in ("img000", "img001"):  # the fused labels: the annotation, on two of the images
+    for s in stems:
         write_label(tmp / "fused" / "labels" / "test" / f"{s}.png",
                     np.where(gt[s] == 1, 7, 3).astype(np.uint8))  # fmt: skip
     cfg = ReportConfig(str(subset.root), str(tmp / "r"), pseudo=str(tmp / "run"),
@@ -244,6 +243,15 @@ def test_a_source_of_fewer_images_is_compared_on_the_images_it_holds(world):
     fused = {r["kind"]: r for r in build_report(cfg).data["table4"]}["fused labels"]
     assert fused["images"] == 2 and fused["iou"] == 100.0
     pseudo = {s: read_label(tmp / "run" / "labels" / "test" / f"{s}.png") for s in gt}
+    return fused, pseudo, gt
+
+
+def test_a_source_of_fewer_images_is_compared_on_the_images_it_holds(world):
+    """Fused labels of 2 of the 3 annotated images: their delta was their score on 2 images
+    minus the pseudo labels' on all 3 (unpaired: IoU +41.01 here, against +27.60 paired), while its
+    interval and (excludes 0) were of the paired delta on the 2 images. Now the delta is the
+    paired one too: the pseudo labels' scores on the images the fused labels hold."""
+    fused, pseudo, gt = _fused_on_two(world, ("img000", "img001"))
     on_two = _reference_scores([(pseudo[s], gt[s]) for s in ("img000", "img001")])
     on_all = _reference_scores([(pseudo[s], gt[s]) for s in gt])
     assert on_all["iou"] < on_two["iou"] - 3  # the unpaired delta would be larger
@@ -1388,18 +1396,7 @@ def test_fused_labels_lacking_the_first_image_are_compared_on_the_images_they_ho
     """Fused labels of img001 and img002, not img000: the pseudo labels' scores the delta is
     taken against are theirs on img001 and img002 (where they mark the class on img002, which
     has none), found by name, not the first two of the pseudo labels' images."""
-    tmp, data, subset, gt = world
-    fp = np.zeros((H, W), np.uint8)
-    fp[40:55, 50:70] = 1  # the pseudo labels mark the class on img002, which has none
-    write_label(tmp / "run" / "labels" / "test" / "img002.png", fp)
-    for s in ("img001", "img002"):  # the fused labels: the annotation, on the last two images
-        write_label(tmp / "fused" / "labels" / "test" / f"{s}.png",
-                    np.where(gt[s] == 1, 7, 3).astype(np.uint8))  # fmt: skip
-    cfg = ReportConfig(str(subset.root), str(tmp / "r"), pseudo=str(tmp / "run"),
-                       fused=str(tmp / "fused"), chart=False, overlays=0)  # fmt: skip
-    fused = {r["kind"]: r for r in build_report(cfg).data["table4"]}["fused labels"]
-    assert fused["images"] == 2 and fused["iou"] == 100.0
-    pseudo = {s: read_label(tmp / "run" / "labels" / "test" / f"{s}.png") for s in gt}
+    fused, pseudo, gt = _fused_on_two(world, ("img001", "img002"))
     on_last_two = _reference_scores([(pseudo[s], gt[s]) for s in ("img001", "img002")])
     on_first_two = _reference_scores([(pseudo[s], gt[s]) for s in ("img000", "img001")])
     assert on_first_two["iou"] > on_last_two["iou"] + 3  # img002's 300 false pixels
