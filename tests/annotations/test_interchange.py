@@ -115,15 +115,21 @@ def test_coco_image_sizes_written_as_text_are_read_as_integers():
     assert found.stem == "img000" and found.mask.shape == (H, W) and not found.mask.any()
 
 
+def _box_rle() -> tuple[np.ndarray, dict]:
+    """A mask of rows 2..4 x columns 5..8 and its COCO RLE, counts as text (as in a JSON file)."""
+    want = np.zeros((H, W), np.uint8)
+    want[2:5, 5:9] = 1
+    rle = coco_mask.encode(np.asfortranarray(want))
+    rle["counts"] = rle["counts"].decode()
+    return want, rle
+
+
 def test_coco_category_ids_written_as_text_are_read_as_integers():
     """A category id "3" and an annotation's category_id "3" (text, as a converter writes
     sizes) are read as int() reads them, so the annotation is of the class: its RLE's pixels,
     rows 2..4 x columns 5..8, are 1 and no other is (round() in the place of either int()
     refused the text)."""
-    want = np.zeros((H, W), np.uint8)
-    want[2:5, 5:9] = 1
-    rle = coco_mask.encode(np.asfortranarray(want))
-    rle["counts"] = rle["counts"].decode()
+    want, rle = _box_rle()
     doc = _coco(
         [{"id": 1, "file_name": "img000.jpg", "height": H, "width": W}],
         [{"id": 5, "image_id": 1, "category_id": "3", "segmentation": rle}],
@@ -136,10 +142,7 @@ def test_coco_category_ids_written_as_text_are_read_as_integers():
 def test_coco_masks_read_without_paint_are_all_zero():
     """paint=False (``engine info``'s reading) checks the file and leaves each mask 0: the
     class's 3x4 RLE and a box of unannotated are not painted."""
-    want = np.zeros((H, W), np.uint8)
-    want[2:5, 5:9] = 1
-    rle = coco_mask.encode(np.asfortranarray(want))
-    rle["counts"] = rle["counts"].decode()
+    want, rle = _box_rle()
     doc = _coco(
         [{"id": 1, "file_name": "img000.jpg", "height": H, "width": W}],
         [
