@@ -137,3 +137,17 @@ def turned_round(monkeypatch) -> None:
 
     monkeypatch.setattr(os, "listdir", lambda p=".": sorted(listdir(p), reverse=True))
     monkeypatch.setattr(os, "scandir", lambda p=".": Entries(scandir(p)))
+
+
+def damaged_swap_line(staging: Path) -> str:
+    """The one line (of ``engine info`` and of the next write) for the staging folder
+    ``staging`` whose swap record was damaged by hand."""
+    from annotations.fileio import SWAP_RECORD
+
+    root, name = staging.parent, staging.name
+    return (
+        f"{staging / SWAP_RECORD}: not the record of a swap (a JSON object of two lists of entry "
+        f'names, "in" and "out"); an earlier write into {root} was killed while putting its '
+        f"files in: move what {name}/ holds into {root} by hand, or remove {name}/ to keep "
+        f"{root} as it is, then run again"
+    )

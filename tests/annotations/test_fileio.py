@@ -24,6 +24,7 @@ from annotations.subset import read_subset
 from annotations.taxonomy import Taxonomy
 from engine.datasets import load_spec
 from labeler.config import load_class_spec
+from tests.loop_helpers import damaged_swap_line
 from trainer.config import load_config
 
 NOT_UTF8 = b"\xf2\x80 images: x\n"
@@ -984,12 +985,7 @@ def test_a_swap_record_damaged_by_hand_is_one_line_and_nothing_is_moved_or_remov
     staging.mkdir()
     (staging / "coco.json").write_text("new")
     (staging / SWAP_RECORD).write_bytes(record)
-    said = (
-        f"{staging / SWAP_RECORD}: not the record of a swap (a JSON object of two lists of entry "
-        f'names, "in" and "out"); an earlier write into {tmp_path} was killed while putting its '
-        f"files in: move what .export.new-x/ holds into {tmp_path} by hand, or remove "
-        f".export.new-x/ to keep {tmp_path} as it is, then run again"
-    )
+    said = damaged_swap_line(staging)
     for finish in (lambda: finish_swaps(tmp_path, ".export."), staged(tmp_path, ".export.")):
         with pytest.raises(ValueError) as e:  # staged: before the write into a new staging
             finish.__enter__() if hasattr(finish, "__enter__") else finish()
@@ -1009,10 +1005,7 @@ def test_a_swap_record_damaged_by_hand_is_one_line_and_nothing_is_moved_or_remov
     res = CliRunner().invoke(app, ["info", str(sub)], env={"COLUMNS": "2000"})
     assert (res.exit_code, res.output.splitlines()[-1]) == (
         1,
-        f"{sub / '.masks.new-x' / SWAP_RECORD}: not the record of a swap (a JSON object of two "
-        f'lists of entry names, "in" and "out"); an earlier write into {sub} was killed while '
-        f"putting its files in: move what .masks.new-x/ holds into {sub} by hand, or remove "
-        f".masks.new-x/ to keep {sub} as it is, then run again",
+        damaged_swap_line(sub / ".masks.new-x"),
     ), res.output
 
 

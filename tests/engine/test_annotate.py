@@ -32,7 +32,7 @@ from engine.annotate import (
     read_stem_list,
 )
 from engine.runlock import LOCK_NAME
-from tests.loop_helpers import disk, make_dataset, make_run
+from tests.loop_helpers import damaged_swap_line, disk, make_dataset, make_run
 
 H, W = 48, 64
 
@@ -2665,10 +2665,7 @@ def test_engine_info_names_a_conversion_killed_while_putting_its_files_in(
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "2000"})
     assert (res.exit_code, res.output.splitlines()[-1]) == (
         1,
-        f"{staging / SWAP_RECORD}: not the record of a swap (a JSON object of two lists of entry "
-        f'names, "in" and "out"); an earlier write into {out} was killed while putting its '
-        f"files in: move what .convert-sam.new-x/ holds into {out} by hand, or remove "
-        f".convert-sam.new-x/ to keep {out} as it is, then run again",
+        damaged_swap_line(staging),
     ), res.output
     (staging / SWAP_RECORD).write_text('{"in":["model.safetensors"],"out":[]}')
     from labeler.sam_convert import convert_sam_checkpoint
@@ -2763,10 +2760,7 @@ def test_engine_info_names_a_first_export_killed_before_its_first_file_was_in(tm
     res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "2000"})
     assert (res.exit_code, res.output.splitlines()[-1]) == (
         1,
-        f"{staging / SWAP_RECORD}: not the record of a swap (a JSON object of two lists of entry "
-        f'names, "in" and "out"); an earlier write into {out} was killed while putting its '
-        f"files in: move what {staging.name}/ holds into {out} by hand, or remove "
-        f"{staging.name}/ to keep {out} as it is, then run again",
+        damaged_swap_line(staging),
     ), res.output
     (staging / SWAP_RECORD).write_text(record)
     with pytest.raises(FileExistsError) as e:  # what the line says: finished, then refused
