@@ -1573,7 +1573,7 @@ def render_annotation_files(items: list, unfinished: str | None = None) -> list:
                 "dataset)"
                 if not item.problems and unfinished is None
                 else counted(len(item.problems) + (unfinished is not None), "problem")
-                + (" that import would refuse:" if not unfinished else ":"),
+                + (" that import would refuse:" if unfinished is None else ":"),
             )
             for problem in item.problems:
                 head.add_row("", problem)
@@ -1707,12 +1707,11 @@ def _half_swapped_subset(folder: Path) -> str | None:
 def _half_swapped_conversion(folder: Path) -> str | None:
     """The same line for a SAM conversion (``engine convert-sam``,
     :func:`labeler.sam_convert.convert_sam_checkpoint`) killed while putting its model's files
-    in: the next conversion refuses a folder that holds any of them ("not empty"), and writes
-    one that holds only its staging folders."""
+    in: the next conversion refuses a folder that holds anything but its staging folders ("not
+    empty"), and writes one that holds only them (before, "once the folder is removed" there
+    too)."""
     from labeler.sam_convert import STAGING
 
-    # the next conversion refuses a folder holding anything but its staging folders; one that
-    # holds only them it writes (before, "once the folder is removed" there too)
     held = folder.is_dir() and any(not p.name.startswith(STAGING) for p in folder.iterdir())
     return _half_swapped(
         folder,
