@@ -246,12 +246,12 @@ def library_not_mapped(e: BaseException) -> bool:
     )
 
 
-def limit_hit(e: BaseException) -> tuple[str, str, str, int] | None:
-    """The memory limit (:func:`memory_limits`) shown to have failed ``e``: a library that could
-    not be mapped, or a request whose size the error gives and which, on top of what the process
-    holds, is over the limit. None otherwise: a limit of 500 GiB does not fail a request of 112
-    GiB that the kernel refused for want of memory, and a GPU's memory is no limit's."""
-    if type(e).__name__ == "OutOfMemoryError" or not (limits := memory_limits()):
+def limit_hit(e: BaseException, limits: list) -> tuple[str, str, str, int] | None:
+    """Which of ``limits`` (:func:`memory_limits`) is shown to have failed ``e``: a library that
+    could not be mapped, or a request whose size the error gives and which, on top of what the
+    process holds, is over the limit. None otherwise: a limit of 500 GiB does not fail a request
+    of 112 GiB that the kernel refused for want of memory."""
+    if not limits:
         return None
     if library_not_mapped(e):
         return limits[0]
@@ -267,8 +267,8 @@ def out_of_memory_line(e: BaseException, resumable: bool) -> Text:
     whose job had a ``ulimit -v`` to a machine with memory to spare); one set but not shown to be
     hit is named beside "free memory"; CUDA's out of memory names none."""
     again = "run the same command again" + " to resume" * resumable
-    limits = [] if type(e).__name__ == "OutOfMemoryError" else memory_limits()
-    if (hit := limit_hit(e)) is not None:
+    limits = [] if type(e).__name__ == "OutOfMemoryError" else memory_limits()  # a GPU's: none
+    if (hit := limit_hit(e, limits)) is not None:
         fix = f"the {hit[0]} limit ({hit[1]}) is {hit[3] / 2**30:.1f} GiB: raise it and {again}"
     elif limits:
         what, option, _, size = limits[0]
