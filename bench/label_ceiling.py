@@ -5,7 +5,7 @@ argmax, as MaSSFormer's inference decodes its H/2 masks), scored like `engine re
     python bench/label_ceiling.py demo_out            # f = 2, the model's mask resolution
 
 "fused labels at 1/f" is what a model that learnt its fused labels exactly would score; the
-annotation's row is the architecture's bound (docs/trainer.md, second and fourteenth rounds).
+annotation's row is the architecture's bound (docs/rounds.md, second and fourteenth rounds).
 Prints one table per new class and writes OUT/label_ceiling.json (OUT defaults to the demo
 folder).
 """

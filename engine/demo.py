@@ -681,7 +681,7 @@ def _check_tiny(path: Path, model_config: dict[str, Any]) -> None:
 
 def demo_threads(cfg: DemoConfig) -> int:
     """Torch CPU threads of the demo's prediction: ``cfg.threads`` or cores - 1 (torch's OpenMP
-    threads collapse when a core is taken by anything else: docs/trainer.md, CPU efficiency)."""
+    threads collapse when a core is taken by anything else: docs/trainer.md, CPU threads)."""
     from trainer.config import cpu_cores
 
     return cfg.threads if cfg.threads > 0 else max(1, cpu_cores() - 1)
@@ -715,7 +715,7 @@ def demo_train_config(cfg: DemoConfig, fused: Path, train_out: Path) -> Any:
         backbone_weights="none",
         init=None if cfg.init_checkpoint is None else str(cfg.init_checkpoint),
         # from a trained start, keep its BatchNorm statistics rather than re-estimate them from
-        # the 2 images each of the 2 processes sees (docs/trainer.md, fifth round)
+        # the 2 images each of the 2 processes sees (docs/rounds.md, fifth round)
         freeze_bn_stats=cfg.init_checkpoint is not None,
         iters=cfg.iters,
         batch_size=cfg.batch_size,

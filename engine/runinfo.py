@@ -234,7 +234,7 @@ def environment(torch_used: bool | None = None) -> dict[str, Any]:
 
     The CPU matters for reproducing a CPU run: torch picks its kernels by the instruction set
     (``cpu_capability``: AVX2, AVX512, ...), and the same run gives other digits on another set
-    (docs/trainer.md, ninth round)."""
+    (docs/rounds.md, ninth round)."""
     env: dict[str, Any] = {
         "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],

@@ -137,6 +137,40 @@ def test_slug_is_github_s():
     assert _slug("`engine predict`") == "engine-predict"
 
 
+_ROUND_REF = re.compile(
+    r"docs/(\w+\.md),?[\s#]+((?:[a-z]+-)?[a-z]+)(?: and ((?:[a-z]+-)?[a-z]+))? rounds?\b"
+)
+
+
+def _round_references() -> list[tuple[str, str, str]]:
+    """Every "docs/PAGE.md, Nth round" in the sources, tests, benchmarks and docs: (where, page,
+    ordinal), comment marks and line breaks between the words allowed."""
+    files = [ROOT / "cli.py", *DOCS]
+    for folder in ("annotations", "bench", "engine", "labeler", "tests", "trainer"):
+        files += sorted((ROOT / folder).rglob("*.py"))
+    found = []
+    for file in files:
+        for m in _ROUND_REF.finditer(file.read_text(encoding="utf-8")):
+            for ordinal in filter(None, m.group(2, 3)):
+                found.append((file.relative_to(ROOT).as_posix(), m.group(1), ordinal))
+    return found
+
+
+def test_round_references_name_the_page_whose_heading_holds_the_round():
+    """A comment or page that cites "docs/PAGE.md, Nth round" sends its reader to a
+    section headed by that round on that page: the rounds' notebook moved to docs/rounds.md,
+    and a citation left naming the page it came from leads nowhere."""
+    refs = _round_references()
+    assert len(refs) >= 15 and any(w.startswith("trainer/") for w, _, _ in refs)  # comments read
+    problems = []
+    for where, page, ordinal in refs:
+        headings = re.findall(r"(?m)^#+ (.+)$", (ROOT / "docs" / page).read_text())
+        word = re.compile(rf"(?<![\w-]){ordinal} round", re.I)
+        if not any(word.search(h) for h in headings):
+            problems.append(f"{where}: docs/{page} has no heading of the {ordinal} round")
+    assert problems == [], "\n".join(problems)
+
+
 def test_the_loop_page_s_python_example_takes_pathlib_paths(tmp_path):
     """docs/loop.md's "From Python" steps with ``Path`` folders, as docs/foundation.md's synth
     example passes them: each record (run.json, the gallery, report.json) is written, with the

@@ -8,7 +8,7 @@ zero-filled page at a time: 667,000 minor page faults in 30 steps of one rank on
 machine; a multiply of that size took 3.7 ms into fresh memory and 1.0 ms into reused memory.
 Fixed thresholds (the ``mmap`` threshold at 32 MiB, glibc's 64-bit maximum, and a 1 GiB trim
 threshold) keep the freed blocks in the heap, where the next step reuses them: 79,000 faults,
-and the demo's two-process training 1.14x faster (docs/trainer.md, tenth round). The arithmetic
+and the demo's two-process training 1.14x faster (docs/rounds.md, tenth round). The arithmetic
 is untouched, so a run's numbers do not change.
 
 These are glibc's documented tunables (``mallopt(3)``): the environment variables

@@ -66,7 +66,7 @@ class GuidedFilter:
     subsample: int = 0  # fits at 1/subsample of the output size; 0: 2 x the upsampling factor
     # (4 at the image's own size); 1: the exact filter at the output resolution.
     # The defaults were chosen on the demo's training and validation images (precise classes),
-    # never on its test images (docs/trainer.md, twelfth round)
+    # never on its test images (docs/rounds.md, twelfth round)
 
     def __post_init__(self) -> None:
         for name in ("radius", "subsample"):

@@ -153,7 +153,7 @@ def demo_pretrain_cmd(
     backbone_norm: str = typer.Option(
         _P.backbone_norm,
         help="Backbone BatchNorms: frozen (identities from scratch) | batch (trainable; keep the "
-        "lr at most 1e-3, docs/trainer.md).",
+        "lr at most 1e-3, docs/model.md).",
     ),
     processes: int = typer.Option(
         _P.processes, min=0, help="Training processes splitting each batch (CPU); 0: one per core."

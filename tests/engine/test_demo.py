@@ -277,7 +277,7 @@ def test_full_demo_joint_training_beats_pseudo_labels_on_bicycle_boundaries(tmp_
     labels on Bicycle's Boundary IoU, by more than the test images' luck. Default settings (from
     the built-in 7-class start, seed 0; 5 min 25 s on the thirtieth round's 2-core AMD EPYC):
     measured 22.60 vs 8.97 BIoU (23.89 on an Intel Xeon: the digits depend on the CPU's kernels,
-    docs/trainer.md, ninth round)."""
+    docs/rounds.md, ninth round)."""
     out = tmp_path / "demo"
     res = CliRunner().invoke(app, ["demo", "--out", str(out), "--no-progress"])
     assert res.exit_code == 0, res.output
@@ -314,7 +314,7 @@ def test_demo_training_config_carries_the_weighting_crops_and_processes(tmp_path
     scratch = demo_train_config(DemoConfig(out=tmp_path, init="none"), tmp_path, tmp_path)
     assert scratch.init is None and not scratch.freeze_bn_stats
     # the backbone's norms stay frozen from scratch too: trained, they made the 2-process
-    # pretraining diverge (docs/trainer.md, sixth round)
+    # pretraining diverge (docs/rounds.md, sixth round)
     assert train.backbone_norm == scratch.backbone_norm == "frozen"
     # 2 cores: two training processes, each loading its own share with one thread
     assert train.processes == 2 and train.num_workers == 0 and train.threads == 0
@@ -809,7 +809,7 @@ def test_effect_answers_what_the_rows_it_has_define():
 )
 def test_the_share_of_the_fused_iou_is_shown_as_it_is_answered(model, fused, share, line):
     """A model IoU just under 85% of the fused labels' (seed 1's Car sat 0.04 under it,
-    docs/trainer.md) printed "its IoU is 85.0% of the fused labels' (85% asked): no", and
+    docs/rounds.md) printed "its IoU is 85.0% of the fused labels' (85% asked): no", and
     summary.json held iou_of_fused 0.85 beside reaches_fused_share false. Rounding the share
     first made 0.849951 a "yes" (85% asked, not reached): it is compared exactly and cut to
     0.01%, so what is printed, recorded and answered agree."""

@@ -39,7 +39,7 @@ def test_demo_pretrain_writes_a_7_class_checkpoint_with_its_provenance(tmp_path)
     assert sorted(p.name for p in (out / "data" / "images").iterdir()) == ["train"]
     saved = json.loads((out / "train" / "config.json").read_text())["config"]
     assert saved["augment"]["class_crop_prob"] == 0 and saved["init"] is None
-    # the recipe that made the built-in stand-in: frozen backbone norms (docs/trainer.md)
+    # the recipe that made the built-in stand-in: frozen backbone norms (docs/model.md)
     assert saved["backbone_norm"] == "frozen" == ckpt["model_config"]["backbone_norm"]
     # the same command again resumes: scenes kept, nothing retrained
     before = (out / "data" / "images" / "train" / "synth_train_0000.jpg").stat().st_mtime_ns

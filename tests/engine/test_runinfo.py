@@ -23,7 +23,7 @@ def test_environment_records_the_cpu_and_torch_kernel_set():
     assert env["cpu_count"] >= 1
     assert env["cpu"] is None or (isinstance(env["cpu"], str) and env["cpu"])
     assert env["cpu"] == cpu_model()
-    # a CPU run's digits depend on the kernels torch dispatches to (docs/trainer.md)
+    # a CPU run's digits depend on the kernels torch dispatches to (docs/rounds.md, ninth round)
     assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert env["torch_threads"] == torch.get_num_threads()
 

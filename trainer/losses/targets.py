@@ -113,7 +113,7 @@ def _box_sum(x: torch.Tensor) -> torch.Tensor:
     ``_box_sum(x) / _window_count(...)`` equals ``F.avg_pool2d(x, 5, 1, 2,
     count_include_pad=False)`` bit for bit (tested). That pooling kernel was half of building an
     image's targets on CPU; these shifted adds make :func:`build_targets` 2.9x faster at a
-    256 px crop (docs/trainer.md, thirteenth round).
+    256 px crop (docs/rounds.md, thirteenth round).
     """
     return _window_reduce(x, operator.add)
 

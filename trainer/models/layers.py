@@ -245,7 +245,7 @@ def deform_conv2d_mix_first(
     samples its own ``O`` channels. No ``(C*k*k, H*W)`` column matrix and no transposed copy of
     it for the contraction, and the samples have ``O`` channels instead of ``C``. Forward plus
     backward of the demo's tiny model's deformable convs at its training shapes, one thread:
-    245 ms in the column form, 115 ms in this one (docs/trainer.md, twenty-first round). Same
+    245 ms in the column form, 115 ms in this one (docs/rounds.md, twenty-first round). Same
     values up to float summation order (tested against torchvision). The CPU training path;
     inference keeps the column form, whose row bands bound memory on 4K images.
     """
