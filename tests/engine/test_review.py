@@ -1068,3 +1068,26 @@ def test_gt_of_the_label_runs_confidence_or_instances_is_refused(tmp_path, galle
         "masks of Bicycle"
     )
     assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize("out", ["new", "empty"])
+def test_a_full_disk_at_the_first_thumbnail_leaves_no_folder_of_its_own(
+    tmp_path, gallery, monkeypatch, out
+):
+    """The disk full at the first thumbnail: a new --out was left holding its .lock and an
+    empty thumbs/ (an empty one given, the same two); now it is gone, or empty again."""
+    import errno
+
+    import annotations.fileio
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    run = gallery.index.parent.parent
+    (tmp_path / "empty").mkdir()
+    given = tmp_path / "new" / "g" if out == "new" else tmp_path / "empty"
+    with pytest.raises(OSError) as e:
+        build_review(ReviewConfig(str(run), out=str(given)))
+    assert e.value.errno == errno.ENOSPC and e.value.filename.endswith(".jpg")
+    assert not (tmp_path / "new").exists() and list((tmp_path / "empty").iterdir()) == []
