@@ -4117,3 +4117,29 @@ def test_info_says_the_windows_paths_of_one_name_that_import_refuses(tmp_path, w
     assert str(e.value) == said
     (described,) = annotation_files(src)
     assert described.problems == [said]
+
+
+def test_export_refuses_an_image_folder_with_a_line_break(tmp_path):
+    """A dataset in a folder named 'da\\nta' (legal on Linux): the export wrote each image's
+    path to images.txt as two lines ('.../da' and 'ta/images/test/img000.jpg'), which an
+    upload or a later --images read as two files that are not there. Refused as a line break
+    in a name is, before anything is written."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, run = tmp_path / "da\nta", tmp_path / "run"
+    make_dataset(data, "test", n=2, size=(H, W))
+    make_run(run, data, {"img000": [disk(H, W, 20, 20, 8)], "img001": []}, (H, W))
+    res = CliRunner().invoke(
+        app, ["annotate", "export", str(run), "--out", str(tmp_path / "exp"), "--no-progress"]
+    )
+    image = data.resolve() / "images" / "test" / "img000.jpg"
+    said = (
+        f"error: {run}: image 'img000' is in {str(image.parent)!r}: a line break in the "
+        "folder's name, which an export's images.txt (one path a line) cannot hold; rename "
+        "the folder"
+    )
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == " ".join(said.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["da\nta", "run"]
