@@ -473,6 +473,17 @@ def name_stem(file_name: str, sizes: dict[str, tuple[int, int]]) -> str:
     return literal if dataset_stem(literal, sizes) in sizes else stem_of(file_name)
 
 
+def stem_without_split(file_name: str, exported: bool) -> str:
+    """:func:`name_stem` where no split is at hand (``engine info`` on annotation files, saying
+    what import would refuse): a backslash is part of the name in the engine's own export
+    (``exported``: it carries an export record, and wrote each image's file name as it is:
+    ``a\\b.jpg`` of a Linux file named so), else a Windows path's separator, as import reads
+    it against any split without an image named ``C:\\a\\x``. Before, info read every
+    backslash as part of a name, and two tool paths of one base name (``C:\\a\\x.jpg``,
+    ``C:\\b\\x.jpg``), which import refuses as one image listed twice, were no problem."""
+    return name_stem(file_name, {literal_stem(file_name): (0, 0)} if exported else {})
+
+
 def coco_to_masks(
     path: str | os.PathLike,
     class_name: str,

@@ -119,7 +119,7 @@ from engine.runlock import (
     folders_removed_on_failure,
     writer,
 )
-from engine.text import LINE_BREAK, counted, few, split_names
+from engine.text import LINE_BREAK, LINE_BREAK_FOLDER, counted, few, split_names
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +275,17 @@ def check_one_line_names(stems: list[str], source: Path) -> None:
         raise ValueError(f"{source}: image {broken[0]!r}{more}: {LINE_BREAK}")
 
 
+def check_one_line_paths(stems: list[str], images: dict[str, Path], source: Path) -> None:
+    """Refuse an image whose path, as an export's ``images.txt`` writes it (resolved), holds a
+    line break in a folder's name (legal on Linux; one in the image's own name is
+    :func:`check_one_line_names`'): the line would read back as two paths not there."""
+    for stem in stems:
+        if stem in images and any(c in str(path := images[stem].resolve()) for c in "\r\n"):
+            raise ValueError(
+                f"{source}: image {stem!r} is in {str(path.parent)!r}: {LINE_BREAK_FOLDER}"
+            )
+
+
 def _stem_named(
     line: str, available: set[str] | list[str], composed: dict[str, str] | None = None
 ) -> str | None:
@@ -350,6 +361,7 @@ def _run_items(cfg: ExportConfig) -> tuple[str, Items]:
     images = dataset_images(cfg.data, run, split)
     if not cfg.stems:  # the whole split asked for: a run stopped half way holds part of it
         _warn_not_labelled(run, split, available, images, "export")
+    check_one_line_paths(stems, images, run.root)  # before the export's first file
     image_root = _split_image_dir(cfg.data, run, split) if images else None
 
     def items() -> Iterator[tuple[ExportImage, Path | None]]:
@@ -378,6 +390,7 @@ def _subset_items(cfg: ExportConfig) -> tuple[str, Items]:
     if data is None:
         raise ValueError(f"{sub.root}: the subset records no dataset; pass its root with --data")
     images = dataset_images(str(data), None, sub.split)
+    check_one_line_paths(stems, images, sub.root)  # before the export's first file
     spec_dir = load_spec(data).image_dir(sub.split)
 
     def items() -> Iterator[tuple[ExportImage, Path | None]]:

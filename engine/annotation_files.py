@@ -29,10 +29,10 @@ from annotations.interchange import (
     labelmap_codes,
     labelme_size,
     labelme_to_mask,
-    literal_stem,
     read_color_codes,
     read_labelmap,
     record_part,
+    stem_without_split,
 )
 from annotations.labelrun import LabelRun
 from annotations.labelstudio import (
@@ -313,9 +313,11 @@ def _coco_problems(path: Path, doc: dict, labels: list[str]) -> list[str] | None
     dataset's, and whether it is in the split, are import's to check), its masks not painted.
     None when not read: an image without a size (Label Studio's COCO leaves them out)."""
     sizes = {}
+    exported = export_record(doc.get("info")) is not None  # a backslash: part of the name
     for img in doc["images"]:
         try:
-            sizes[literal_stem(str(img["file_name"]))] = (int(img["height"]), int(img["width"]))
+            stem = stem_without_split(str(img["file_name"]), exported)
+            sizes[stem] = (int(img["height"]), int(img["width"]))
         except (KeyError, TypeError, ValueError, OverflowError):
             return None  # no size, or a malformed entry: import names it against the dataset
     problems = []
@@ -388,7 +390,7 @@ def _labelme_problems(f: Path, doc: dict, seen: dict[str, Path]) -> list[str]:
     except ValueError as e:
         return [str(e)]
     problems = []
-    stem = literal_stem(str(doc.get("imagePath") or f.name))
+    stem = stem_without_split(str(doc.get("imagePath") or f.name), export_record(doc) is not None)
     if stem in seen:
         problems.append(f"{f}: image {stem!r} is annotated twice (also in {seen[stem]})")
     seen[stem] = f

@@ -451,7 +451,14 @@ def _image_url(path: Path, out: Path) -> str:
     whole gallery failed with it), and where ``..`` out of a folder reached through a symbolic
     link reads otherwise from the path as typed than from the real one (:func:`relative_ref`):
     a browser resolves it against the page's URL, which is either (a browser or file manager
-    may resolve the links), and only the absolute URL holds for both."""
+    may resolve the links), and only the absolute URL holds for both. An image inside the
+    gallery's folder (by its real path) is linked relative, down from the folder, which leads to
+    it from either path of the folder: its absolute URL (``../a/b/real/imgs/x.jpg`` from a
+    linked ``g``, given the image's real path, leads elsewhere) broke once the gallery was
+    served over HTTP (``python -m http.server``), where no ``file:`` link loads."""
+    real, real_out = Path(os.path.realpath(path)), Path(os.path.realpath(out))
+    if real.is_relative_to(real_out):
+        return _url(real.relative_to(real_out).as_posix())
     ref = relative_ref(path, out)
     return html.escape(Path(ref).as_uri()) if Path(ref).is_absolute() else _url(ref)
 

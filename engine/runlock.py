@@ -14,7 +14,9 @@ worker) closes its copy of the lock at once, so it never holds a folder past its
 itself stays after a run that changed the folder; it holds the holder's pid, host, command and
 start time, for the message. Where ``flock`` does not exist (Windows) or the file system refuses
 it, the run goes on unlocked, as before. A folder the run created and left empty (it refused its
-input before writing anything) is removed again; a run that fails before changing a folder that
+input before writing anything, or failed making only empty subfolders: a full disk at a
+review's first thumbnail, whose ``thumbs/`` goes too) is removed again; a run that fails before
+changing a folder that
 was there removes the lock file it made, or puts back the lock record of the run before it (a
 process that opened the file just before it was removed finds, once it holds the lock, that the
 name leads elsewhere, and locks what it leads to). A run that locks a folder it wrote before
@@ -152,6 +154,8 @@ def exclusive(
             raise
     finally:
         with contextlib.suppress(OSError):  # the folder may be gone (moved or deleted)
+            if locked and failed and found is not None:  # a full disk at the first thumbnail
+                _remove_new_empty_folders(folder, found)  # left thumbs/ (overlays/) behind
             if locked and created and [p.name for p in folder.iterdir()] == [name]:
                 # a run that wrote nothing (refused its input) leaves no folder behind, nor the
                 # parents it made for it (runs/label of runs/label/car), while they are empty
@@ -177,6 +181,19 @@ def exclusive(
                     os.pwrite(fd, before, 0)
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
+
+
+def _remove_new_empty_folders(folder: Path, found: list[tuple[str, int, int]]) -> None:
+    """Remove the empty folders in ``folder`` that it did not hold when locked (``found``:
+    :func:`_listing`), deepest first: those a failed run made for files it never wrote (the
+    thumbnails' ``thumbs/`` of a review the disk had no room for). A folder holding a file is
+    the run's work, and stays."""
+    held = {name for name, _, _ in found}
+    for entry in os.scandir(folder):
+        if entry.name not in held and entry.is_dir(follow_symlinks=False):
+            for here, _, _ in os.walk(entry.path, topdown=False):
+                with contextlib.suppress(OSError):  # not empty: something went into it
+                    os.rmdir(here)
 
 
 def _open_lock(path: Path) -> tuple[int, bool]:

@@ -55,7 +55,7 @@ _EXIT_CODES = {"SIGTERM": EXIT_TERMINATED, "SIGHUP": EXIT_HANGUP}
 
 
 class Terminated(KeyboardInterrupt):
-    """A SIGTERM, raised in the main thread where :func:`install` ran. ``step`` and
+    """A SIGTERM (or SIGHUP: its message names which), raised in the main thread where :func:`install` ran. ``step`` and
     ``checkpoint``: where a training run that stopped at a step's end saved it (else None).
     ``code``: the stop's exit code (143 for a SIGTERM, 129 for a SIGHUP; by default this
     process's, where it received one, else 0), which the processes it reaches pass on
@@ -64,11 +64,13 @@ class Terminated(KeyboardInterrupt):
     def __init__(
         self, step: int | None = None, checkpoint: str | None = None, code: int | None = None
     ) -> None:
-        super().__init__("SIGTERM")
-        self.step = step
-        self.checkpoint = checkpoint
         if code is None:
             code = _EXIT_CODES[_State.signal_name] if _State.received else 0
+        # the signal of its code (a SIGHUP's message said SIGTERM); one received by no process
+        # here (a stop passed on, code 0) is a SIGTERM's, as before
+        super().__init__(next((n for n, c in _EXIT_CODES.items() if c == code), "SIGTERM"))
+        self.step = step
+        self.checkpoint = checkpoint
         self.code = code
 
     def __reduce__(self) -> Any:  # through a rank's queue to its parent (trainer.spawn), and

@@ -25,6 +25,12 @@ LINE_BREAK = (
     "export's images.txt) cannot hold; rename the image (and its label map)"
 )
 
+# the same in a folder of an image's path: an export's images.txt holds each image's full path
+LINE_BREAK_FOLDER = (
+    "a line break in the folder's name, which an export's images.txt (one path a line) cannot "
+    "hold; rename the folder"
+)
+
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``counted(1, "image")`` is ``"1 image"``, ``counted(3, "image")`` ``"3 images"``,

@@ -830,14 +830,27 @@ def test_a_sighup_is_stopped_as_a_sigterm_and_one_nohup_ignores_stays_ignored(mo
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         stopping.install()
         assert signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL  # else the kill ends pytest
-        with pytest.raises(stopping.Terminated), stopping.deferred():
+        with pytest.raises(stopping.Terminated) as e, stopping.deferred():
             os.kill(os.getpid(), signal.SIGHUP)
             time.sleep(0.01)  # the handler runs in this thread between bytecodes
             assert stopping.requested()  # the step goes on to its end
         assert interrupted() == ("interrupted (SIGHUP)", 129)
+        assert (str(e.value), e.value.code) == ("SIGHUP", 129)  # its message said SIGTERM
     finally:
         for s, handler in saved.items():
             signal.signal(s, handler)
+
+
+def test_a_stop_passed_on_names_the_signal_of_its_exit_code():
+    """A rank's stop passed to its parent (pickled) or another rank: its message named
+    SIGTERM for a SIGHUP's 129 too; it names the signal its code is of."""
+    import pickle
+
+    from engine.stopping import Terminated
+
+    for code, name in ((129, "SIGHUP"), (143, "SIGTERM")):
+        stop = pickle.loads(pickle.dumps(Terminated(7, "step_7.pt", code)))
+        assert (str(stop), stop.code, stop.step, stop.checkpoint) == (name, code, 7, "step_7.pt")
 
 
 def test_a_sighup_after_a_sigterm_still_silences_the_hung_up_terminal(monkeypatch):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import socket
 import threading
 import time
@@ -130,6 +131,18 @@ def _rank_died(index: int, pid: int | None, exitcode: int | None) -> WorkerDied:
     )
 
 
+def _stopped_with_parent(exitcode: int | None) -> bool:
+    """Whether a rank that ended by ``exitcode`` was stopped with this process: by a SIGHUP or
+    SIGTERM while this process received one (a hang-up's SIGHUP to the process group reaches a
+    rank starting up, before it handles it; the SIGTERM passed on, likewise). Before, the
+    command said the rank died, "killed by SIGHUP; free memory or pass fewer --processes",
+    with exit code 71 where a hang-up's is 129."""
+    from engine import stopping
+
+    ends = (-signal.SIGTERM, -getattr(signal, "SIGHUP", signal.SIGTERM))  # Windows: no SIGHUP
+    return stopping.received() and exitcode in ends
+
+
 def train_processes(
     target: Callable[..., Any],
     cfg: TrainConfig,
@@ -196,7 +209,9 @@ def train_processes(
                         break
                 except mp.ProcessExitedException as e:  # a rank died without a word (killed)
                     drain()
-                    if error is None:
+                    if error is None and _stopped_with_parent(e.exit_code):
+                        error = stopping.Terminated()  # this process's SIGTERM or SIGHUP
+                    elif error is None:
                         error = _rank_died(e.error_index, e.error_pid, e.exit_code)
                     break
             drain()
@@ -204,7 +219,11 @@ def train_processes(
             # on a closed connection ("Connection closed by peer"), an error that may reach here
             # first and named no rank, nor memory
             killed = first_killed(procs.processes, signals_only=True)
-            if killed is not None and not isinstance(error, stopping.Terminated):
+            if (
+                killed is not None
+                and not isinstance(error, stopping.Terminated)
+                and not _stopped_with_parent(killed.exitcode)
+            ):
                 error = _rank_died(procs.processes.index(killed), killed.pid, killed.exitcode)
             if isinstance(error, stopping.Terminated):  # a SIGTERM to one rank: the parent's
                 stopping.passed_on(error.code)  # line and exit code say so, as for its own

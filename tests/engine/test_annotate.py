@@ -4086,3 +4086,60 @@ def test_pick_and_export_refuse_an_image_name_with_a_line_break(tmp_path):
         assert res.exit_code == 2, res.output
         assert " ".join(res.output.split()) == " ".join(said.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]
+
+
+@pytest.mark.parametrize("fmt", ["coco", "labelme"])
+def test_info_says_the_windows_paths_of_one_name_that_import_refuses(tmp_path, world, fmt):
+    """Two Windows paths of one base name (C:\\a\\img000.jpg, C:\\b\\img000.jpg) in a tool's
+    file: import reads both as image img000 and refuses the second; engine info read each
+    backslash as part of a name (two images, no problem), since a backslash became part of a
+    name where that names an image of the split. Both read names as the engine's export
+    does only in its own export (the test above); a tool's backslashes are a Windows path's."""
+    from engine.annotation_files import annotation_files
+
+    data, _, _ = world
+    names = ("C:\\a\\img000.jpg", "C:\\b\\img000.jpg")
+    if fmt == "coco":
+        src = tmp_path / "tool.json"
+        images = [{"id": i, "file_name": n, "height": H, "width": W} for i, n in enumerate(names)]
+        cats = [{"id": 1, "name": "bicycle"}]
+        src.write_text(json.dumps({"images": images, "annotations": [], "categories": cats}))
+        said = f"{src}: image 'img000' is listed twice"
+    else:
+        src = tmp_path / "lm"
+        src.mkdir()
+        for f, n in zip(("a", "b"), names, strict=True):
+            doc = {"shapes": [], "imagePath": n, "imageHeight": H, "imageWidth": W}
+            (src / f"{f}.json").write_text(json.dumps(doc))
+        said = f"{src / 'b.json'}: image 'img000' is annotated twice (also in {src / 'a.json'})"
+    with pytest.raises(ValueError) as e:
+        import_annotations(ImportConfig(fmt, [str(src)], "bicycle", str(data), str(tmp_path / "s")))
+    assert str(e.value) == said
+    (described,) = annotation_files(src)
+    assert described.problems == [said]
+
+
+def test_export_refuses_an_image_folder_with_a_line_break(tmp_path):
+    """A dataset in a folder named 'da\\nta' (legal on Linux): the export wrote each image's
+    path to images.txt as two lines ('.../da' and 'ta/images/test/img000.jpg'), which an
+    upload or a later --images read as two files that are not there. Refused as a line break
+    in a name is, before anything is written."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, run = tmp_path / "da\nta", tmp_path / "run"
+    make_dataset(data, "test", n=2, size=(H, W))
+    make_run(run, data, {"img000": [disk(H, W, 20, 20, 8)], "img001": []}, (H, W))
+    res = CliRunner().invoke(
+        app, ["annotate", "export", str(run), "--out", str(tmp_path / "exp"), "--no-progress"]
+    )
+    image = data.resolve() / "images" / "test" / "img000.jpg"
+    said = (
+        f"error: {run}: image 'img000' is in {str(image.parent)!r}: a line break in the "
+        "folder's name, which an export's images.txt (one path a line) cannot hold; rename "
+        "the folder"
+    )
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == " ".join(said.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["da\nta", "run"]

@@ -1448,3 +1448,25 @@ def test_report_md_holds_the_per_class_heading_and_the_chart(world):
     at = lines.index("## Joint-trained model, per class (test split, 3 images)")
     assert lines[at + 1 : at + 4] == ["", "| class | IoU | BIoU | BF1 |", "|---|---|---|---|"]
     assert res.data["files"]["chart"] == "chart.png" and lines[-1] == "![scores](chart.png)"
+
+
+@pytest.mark.parametrize("out", ["new", "empty"])
+def test_a_full_disk_at_the_first_overlay_leaves_no_folder_of_its_own(world, monkeypatch, out):
+    """The disk full at the first overlay: a new --out was left holding its .lock and an empty
+    overlays/ (an empty one given, the same two); now it is gone, or empty again."""
+    import errno
+
+    import annotations.fileio
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    tmp, data, subset, _ = world
+    (tmp / "empty").mkdir()
+    cfg = ReportConfig(str(subset.root), str(tmp / out / "rep" if out == "new" else tmp / out),
+                       pseudo=str(tmp / "run"), data=str(data), chart=False)  # fmt: skip
+    with pytest.raises(OSError) as e:
+        build_report(cfg)
+    assert e.value.errno == errno.ENOSPC and e.value.filename.endswith(".jpg")
+    assert not (tmp / "new").exists() and list((tmp / "empty").iterdir()) == []

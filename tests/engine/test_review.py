@@ -1068,3 +1068,46 @@ def test_gt_of_the_label_runs_confidence_or_instances_is_refused(tmp_path, galle
         "masks of Bicycle"
     )
     assert not (tmp_path / "g").exists()
+
+
+@pytest.mark.parametrize("out", ["new", "empty"])
+def test_a_full_disk_at_the_first_thumbnail_leaves_no_folder_of_its_own(
+    tmp_path, gallery, monkeypatch, out
+):
+    """The disk full at the first thumbnail: a new --out was left holding its .lock and an
+    empty thumbs/ (an empty one given, the same two); now it is gone, or empty again."""
+    import errno
+
+    import annotations.fileio
+
+    def full(path):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(annotations.fileio, "atomic_file", full)
+    run = gallery.index.parent.parent
+    (tmp_path / "empty").mkdir()
+    given = tmp_path / "new" / "g" if out == "new" else tmp_path / "empty"
+    with pytest.raises(OSError) as e:
+        build_review(ReviewConfig(str(run), out=str(given)))
+    assert e.value.errno == errno.ENOSPC and e.value.filename.endswith(".jpg")
+    assert not (tmp_path / "new").exists() and list((tmp_path / "empty").iterdir()) == []
+
+
+def test_an_image_inside_the_gallery_s_folder_is_linked_relative_through_a_link(tmp_path):
+    """A gallery whose folder is a link (g -> a/b/real) and an image inside it given by its
+    real path: its link was the absolute file: URL (``../a/b/real/imgs/x.jpg`` from g leads
+    elsewhere), which breaks once the gallery is served over HTTP (python -m http.server);
+    ``imgs/x.jpg`` leads to it from either path of the folder. An image outside the folder
+    keeps its file: URL where the relative path would lead elsewhere."""
+    from engine.review import _image_url
+
+    real = tmp_path / "a" / "b" / "real"
+    (real / "imgs").mkdir(parents=True)
+    (tmp_path / "g").symlink_to("a/b/real")
+    inside, outside = real / "imgs" / "x.jpg", tmp_path / "a" / "y.jpg"
+    inside.write_bytes(b"")
+    outside.write_bytes(b"")
+    assert _image_url(inside, tmp_path / "g") == "imgs/x.jpg"
+    assert _image_url(tmp_path / "g" / "imgs" / "x.jpg", real) == "imgs/x.jpg"
+    assert _image_url(outside, tmp_path / "g") == f"file://{tmp_path.as_posix()}/a/y.jpg"
+    assert _image_url(outside, real) == "../../y.jpg"

@@ -423,3 +423,52 @@ def test_torchrun_variables_set_by_hand_are_one_line_naming_them(monkeypatch, en
     with pytest.raises(ValueError) as e:
         train_mod._distributed("cpu")
     assert str(e.value).startswith(message)
+
+
+@pytest.mark.parametrize("rank_signal", [signal.SIGHUP, signal.SIGTERM])
+def test_ranks_the_hang_up_ends_before_their_handlers_are_the_stop(monkeypatch, rank_signal):
+    """``engine train --processes 2`` hung up at its start: the SIGHUP to the process group
+    ended a rank not yet handling it (or the SIGTERM the parent then passes on did), and the
+    parent said `training process 0 (pid 101) died: killed by SIGHUP; free memory or pass
+    fewer --processes` with exit code 71. It is the parent's own stop: `interrupted (SIGHUP)`
+    and 129."""
+    import torch.multiprocessing as mp
+
+    from engine import stopping
+    from trainer.spawn import train_processes
+
+    for key in ("received", "pending", "deferring", "signal_name"):
+        monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
+
+    class Rank:
+        def __init__(self, pid: int, exitcode: int) -> None:
+            self.pid, self.exitcode = pid, exitcode
+
+        def is_alive(self) -> bool:
+            return False
+
+        def join(self, timeout=None) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    class Ranks:
+        processes = [Rank(101, -rank_signal), Rank(102, -signal.SIGTERM)]
+
+        def join(self, timeout=None) -> bool:
+            name = signal.Signals(rank_signal).name
+            raise mp.ProcessExitedException(
+                f"process 0 terminated with {name}", 0, 101, -rank_signal, name
+            )
+
+    def start(fn, args, nprocs, join, start_method):
+        stopping._State.received, stopping._State.signal_name = True, "SIGHUP"  # the parent's
+        return Ranks()
+
+    monkeypatch.setattr(mp, "start_processes", start)
+    cfg = TrainConfig(data="unused", device="cpu", processes=2)
+    with pytest.raises(stopping.Terminated) as stop:
+        train_processes(lambda c: None, cfg, 2)
+    assert (stop.value.step, stop.value.code) == (None, 129)
+    assert stopping.received_signal() == ("SIGHUP", 129)
