@@ -576,6 +576,7 @@ def default_out_dir(
 def plan_fusion(config: FuseConfig) -> FusePlan:
     """Open and check every input; raises ``ValueError`` / ``FileNotFoundError`` naming files."""
     spec = load_spec(config.data)
+    spec.check_finished("engine fuse")  # engine synth (or fuse) writing it, or stopped half way
     if not config.pseudo:
         raise ValueError("no pseudo-label run given (--pseudo RUN_DIR, once per new class)")
     runs = [open_pseudo_run(p) for p in config.pseudo]
