@@ -330,10 +330,10 @@ def splits_said(run: LabelRun) -> str:
     return f"(splits: {', '.join(run.splits()) or 'none'})"
 
 
-def _warn_not_labelled(
+def warn_not_labelled(
     run: LabelRun, split: str, labelled: list[str], listed: Iterable[str], what: str
 ) -> None:
-    """Say that ``what`` (an export, a pick) covers only the ``labelled`` images of a split
+    """Say that ``what`` (an export, a pick, a review) covers only the ``labelled`` images of a split
     whose run stopped before the others of the dataset's ``listed`` ones: without a word the
     part passed for the split."""
     pending = sorted(set(listed) - set(labelled))
@@ -360,7 +360,7 @@ def _run_items(cfg: ExportConfig) -> tuple[str, Items]:
     stems = _chosen(cfg, available, run.root, f"the run's {split!r} split")
     images = dataset_images(cfg.data, run, split)
     if not cfg.stems:  # the whole split asked for: a run stopped half way holds part of it
-        _warn_not_labelled(run, split, available, images, "export")
+        warn_not_labelled(run, split, available, images, "export")
     check_one_line_paths(stems, images, run.root)  # before the export's first file
     image_root = _split_image_dir(cfg.data, run, split) if images else None
 
@@ -1505,7 +1505,7 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     with contextlib.suppress(ValueError, OSError):  # a dataset moved on: picked all the same
         listed = dataset_images(None, run, cfg.split)
         stats = _still_in_dataset(run, cfg.split, stats, listed)
-        _warn_not_labelled(run, cfg.split, [s.stem for s in stats], listed, "pick")
+        warn_not_labelled(run, cfg.split, [s.stem for s in stats], listed, "pick")
     if not stats:  # every labelled image removed from the dataset since
         raise ValueError(
             f"{run.root}: every image labelled in split {cfg.split!r} was removed from the "

@@ -61,6 +61,9 @@ from annotations.subset import Subset
 from annotations.taxonomy import MASS13K, Taxonomy, class_folder
 from engine.text import counted, few
 
+# what engine synth writes while it has not finished (engine.synth.writer.UNFINISHED)
+SYNTH_UNFINISHED = "synth.partial.json"
+
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 # Where the MaSS13K release (xiechenxi99/MaSS13K@1afadb9, configs/_base_/datasets/mass13k.py)
 # keeps images besides images/: its train and val loaders read images_pad/<split>, its
@@ -386,6 +389,38 @@ class DatasetSpec:
                 "those files and run the same engine fuse command again"
             )
         return ""
+
+    def unfinished_synth(self) -> tuple[str, str, bool] | None:
+        """A dataset ``engine synth`` has not finished (its ``synth.partial.json``): what is
+        unfinished and what to do, as two phrases, and whether it stopped (no process writes it
+        now, which its lock tells: :func:`engine.runlock.writer`); None for any other."""
+        if not (self.root / SYNTH_UNFINISHED).is_file():
+            return None
+        from engine.runlock import writer
+
+        if holder := writer(self.root):
+            return f"{holder} is writing it now", "wait for it to finish", False
+        return (
+            f"its engine synth stopped before its last scene ({SYNTH_UNFINISHED}) and no "
+            "process writes it now",
+            "run the same engine synth command again to finish it (it resumes)",
+            True,
+        )
+
+    def check_finished(self, command: str) -> None:
+        """Refuse, in one line naming the folder, a dataset that a process writes now
+        (:func:`engine.runlock.check_not_being_written`: ``engine synth``, ``engine fuse``) or
+        that ``engine synth`` stopped before its last scene (:meth:`unfinished_synth`): read
+        now, its scenes so far passed for the dataset (``engine label`` labelled them, exit 0,
+        and ``engine info`` said "No problems found.")."""
+        from engine.runlock import check_not_being_written
+
+        check_not_being_written(self.root, command, "the dataset")
+        if stopped := self.unfinished_synth():
+            raise ValueError(
+                f"{self.root}: {stopped[0]}; {command} would read part of the dataset: "
+                f"{stopped[1]}, then run {command} again"
+            )
 
     def fuse_record(self) -> dict | None:
         """The fused dataset's ``fuse.json``; None for another dataset, or one unreadable or

@@ -189,6 +189,7 @@ def ground_truth(gt: Path, split: str | None) -> Truth:
         files = list_labels(gt, "ground-truth", dataset_of)
         return Truth(files, str(gt), taxonomy_record(gt, gt.parent))
     spec = spec or load_spec(gt)  # no such root: load_spec's "dataset root not found"
+    spec.check_finished("engine evaluate")  # engine synth writing it, or stopped half way
     if split is None:
         raise split_required(gt, spec)
     spec.require_labels("engine evaluate")

@@ -91,6 +91,9 @@ class DatasetStats:
     # split -> folder, for splits read from the release's images_pad/ or images_copy/
     # (engine.datasets.release_images): said under the heading
     release_images: dict[str, str] = field(default_factory=dict)
+    # a dataset engine synth has not finished: DatasetSpec.unfinished_synth (before, "No
+    # problems found." and exit 0 for the scenes drawn so far)
+    unfinished: tuple[str, str, bool] | None = None
 
     @property
     def fused_line(self) -> str | None:
@@ -268,6 +271,7 @@ def dataset_stats(
         spec_file,
         spec.fuse_record(),
         {s.split: release[s.split] for s in out if s.split in release},
+        spec.unfinished_synth(),
     )
 
 
@@ -374,10 +378,13 @@ def render_stats(stats: DatasetStats) -> list:
         out.append(sources)
 
     problems = stats.problems
+    if stats.unfinished:
+        state, remedy, stopped = stats.unfinished
+        out.append(Text(f"unfinished: {state}: {remedy}", style="bold red" if stopped else ""))
     if problems:
         out.append(Text(f"{counted(len(problems), 'problem')} found:", style="bold red"))
         out.extend(Text(f"  {p.message}") for p in problems)
-    else:
+    elif not stats.unfinished:
         out.append(Text("No problems found.", style="green"))
         if stats.fused_line:  # what the loop runs next on it
             out.append(

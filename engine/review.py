@@ -43,7 +43,7 @@ from annotations.fileio import (
 from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun, latest_records, run_folder_of
 from annotations.subset import ImageStats, check_subset_class, read_subset
-from engine.annotate import dataset_images, image_stat, splits_said
+from engine.annotate import dataset_images, image_stat, splits_said, warn_not_labelled
 from engine.datasets import load_image, load_spec, relative_ref
 from engine.metrics import binary_class_scores
 from engine.outputs import (
@@ -236,6 +236,8 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     rows = []  # (split, stats, image path or None, problem or None)
     for split in splits:
         images, image_dir = _split_images(cfg.data, run, split)
+        # a run stopped half way (killed: no process at it) is drawn as far as it got, said
+        warn_not_labelled(run, split, run.stems(split), images, "review")
         for stem in run.stems(split):
             problem = None
             try:  # an unreadable pseudo label or confidence map: its card says so

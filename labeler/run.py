@@ -100,6 +100,7 @@ class LabelSummary:
 def plan_items(cfg: LabelConfig) -> tuple[list[tuple[str, Sample]], Taxonomy]:
     """Every ``(split, sample)`` of the run in a fixed order, and the taxonomy with the new class."""
     spec = load_spec(cfg.data)
+    spec.check_finished("engine label")  # engine synth writing it, or stopped half way
     splits = list(cfg.splits) or spec.require_splits()
     items = [(s, smp) for s in splits for smp in SegDataset(spec, s, require_labels=False).samples]
     for _, smp in items:  # instances/<split>/<stem>.json, the run's longest name of an image

@@ -369,6 +369,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
     spec = None
     if cfg.images is None and cfg.data is not None:
         spec = load_spec(cfg.data)  # read once: the folder checked here, the images listed
+        spec.check_finished("engine predict")  # engine synth writing it, or stopped half way
     check_out(Path(cfg.out), given_folders(cfg, spec))
     from trainer.checkpoint import caller_rng, torch_defaults
 

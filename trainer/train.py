@@ -1099,6 +1099,7 @@ def _train(
     micro = micro_batch(cfg, world)
 
     spec = spec or load_spec(cfg.data)
+    spec.check_finished("engine train")  # engine synth stopped half way (writing: refused above)
     dataset = TrainSet(spec, cfg.train_split, cfg.augment, cfg.all_precise, given=cfg.data)
     val_data = validation_split(cfg, spec) if cfg.val_split else None
     # the validation split and annotated subsets, resolved before the model is built (and its

@@ -119,5 +119,5 @@ def info_cmd(
         stdout.print(renderable, soft_wrap=True)
     if plot is not None:
         stdout.print(f"class shares: {plot_shares(stats, plot)}", highlight=False, soft_wrap=True)
-    if stats.problems:
+    if stats.problems or (stats.unfinished and stats.unfinished[2]):  # stopped: resumable
         raise typer.Exit(1)

@@ -50,6 +50,9 @@ class PseudoRun:
     # ... and where it is found from here (LabelRun's data_root): beside the run where the two
     # moved or were copied together (a copy's, not the original's)
     data_found: str | None = None
+    # the splits its engine label was told to label (config.splits); () for every split of its
+    # dataset: a split among them without pseudo labels is one the run stopped before
+    splits: tuple[str, ...] = ()
 
     @property
     def run_json(self) -> Path:
@@ -123,6 +126,7 @@ def open_pseudo_run(path: str | os.PathLike) -> PseudoRun:
         data=str(data) if (data := config.get("data")) else None,
         data_resolved=str(resolved) if (resolved := info.record.get("data_resolved")) else None,
         data_found=str(info.data_root) if info.data_root is not None else None,
+        splits=tuple(map(str, told)) if isinstance(told := config.get("splits"), list) else (),
     )
 
 

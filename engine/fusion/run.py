@@ -428,6 +428,40 @@ def _check_stems(run: PseudoRun, dataset: SegDataset, labelled_here: bool = Fals
         )
 
 
+def _check_not_stopped_before(
+    runs: list[PseudoRun], spec: DatasetSpec, data: Path, have: list[str], splits: list[str]
+) -> None:
+    """Refuse a split of the dataset (``have``) left out of a fusion without ``--split`` (not
+    in ``splits``: a run holds no pseudo labels of it) that every run lacking it was to label
+    (its ``--split``, else every split of this dataset) and that has images: an ``engine
+    label`` stopped (killed, Ctrl-C) before reaching it. Before, it was left out without a
+    word: a run killed after train was fused train alone, while a split it had begun was
+    refused (:func:`_check_stems`)."""
+    left = [s for s in have if s not in splits]
+    for run in runs:
+        stopped = [
+            s
+            for s in left
+            if not run.has_split(s)
+            and all(_to_label(r, s, data, spec) for r in runs if not r.has_split(s))
+            and SegDataset(spec, s, require_labels=False, lenient=True).samples
+        ]
+        if stopped:
+            said = f"split {stopped[0]!r}" if len(stopped) == 1 else f"splits {', '.join(stopped)}"
+            alone = f", or fuse the others alone: --split {','.join(splits)}" if splits else ""
+            raise ValueError(
+                f"{run.path}: no pseudo labels of {said}, which it was to label "
+                f"({run.run_json}): its engine label stopped before them; finish it: "
+                f"{relabel_command(run, stopped)}{alone}"
+            )
+
+
+def _to_label(run: PseudoRun, split: str, data: Path, spec: DatasetSpec) -> bool:
+    """Whether ``run``'s ``engine label`` was to label ``split`` of the dataset ``data``: its
+    ``--split`` names it, or it had none and labelled this dataset (every split)."""
+    return split in run.splits if run.splits else labelled_dataset(data, spec, run)
+
+
 def _why_unlabelled(run: PseudoRun, split: str, missing: set[str]) -> str:
     """What to do about images without a pseudo label: label them (the run stopped before
     them, or they were added to the dataset since it ran: "finish the labeling run first" was
@@ -542,6 +576,7 @@ def default_out_dir(
 def plan_fusion(config: FuseConfig) -> FusePlan:
     """Open and check every input; raises ``ValueError`` / ``FileNotFoundError`` naming files."""
     spec = load_spec(config.data)
+    spec.check_finished("engine fuse")  # engine synth (or fuse) writing it, or stopped half way
     if not config.pseudo:
         raise ValueError("no pseudo-label run given (--pseudo RUN_DIR, once per new class)")
     runs = [open_pseudo_run(p) for p in config.pseudo]
@@ -560,6 +595,7 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
     else:
         have = spec.require_splits()
         splits = [s for s in have if all(r.has_split(s) for r in runs)]
+        _check_not_stopped_before(runs, spec, config.data, have, splits)
         if not splits:
             raise ValueError(
                 f"{config.data}: no split of the dataset ({', '.join(have)}) has pseudo "

@@ -29,6 +29,7 @@ from PIL import Image
 from annotations.fileio import atomic_write_bytes, atomic_write_json, read_json
 from annotations.labelmap import imread_unchanged, write_label
 from annotations.taxonomy import MASS13K
+from engine.datasets import SYNTH_UNFINISHED
 from engine.progress import track
 from engine.runinfo import versions
 from engine.runlock import holds_lock
@@ -88,7 +89,7 @@ def _remove_stale(root: Path, keep: set[str]) -> set[str]:
 
 
 RECORD = "synth.json"  # a finished run: config, generator version, counts
-UNFINISHED = "synth.partial.json"  # a run under way or interrupted: its config
+UNFINISHED = SYNTH_UNFINISHED  # a run under way or interrupted: its config (synth.partial.json)
 
 
 def recorded(root: str | os.PathLike) -> tuple[Path, dict[str, Any]] | None:

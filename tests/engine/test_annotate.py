@@ -3802,14 +3802,23 @@ def test_export_pick_and_review_refuse_a_label_run_being_written(tmp_path, world
 
 
 def test_export_and_pick_of_a_run_stopped_half_way_say_it_is_partial(tmp_path, caplog):
+    """And so does a review (before the fifty-third round it drew the 2 images as the split's,
+    without a word)."""
+    from engine.review import ReviewConfig, build_review
+
     data, run = tmp_path / "data", tmp_path / "run"
     make_dataset(data, "test", n=3, size=(H, W))
     make_run(run, data, {"img000": [disk(H, W, 24, 16, 8)], "img001": []}, (H, W))  # killed
     export_annotations(ExportConfig(run=str(run), out=str(tmp_path / "export")))
     pick_for_annotation(PickConfig(run=str(run), n=1))
+    build_review(ReviewConfig(run=str(run), progress=False))
     said = [r.getMessage() for r in caplog.records if "not labelled (yet)" in r.getMessage()]
-    assert len(said) == 2 and "1 image of split 'test'" in said[0]
+    assert len(said) == 3 and "1 image of split 'test'" in said[0]
     assert "the export has the 2 images labelled" in said[0] and "the pick has" in said[1]
+    assert said[2] == (
+        f"{run}: 1 image of split 'test' not labelled (yet): the review has the 2 images "
+        "labelled; engine label with the same settings finishes the run"
+    )
 
 
 def test_pick_leaves_out_an_image_removed_from_the_dataset_since_labelled(tmp_path, caplog):

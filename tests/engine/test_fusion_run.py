@@ -1589,3 +1589,37 @@ def test_an_images_inputs_with_coverage_on_name_each_runs_instances_file_of_that
     ]
     plan.rules = FusionRules(parents={7: (0,)})  # coverage off: no instances file read
     assert input_paths(plan, job)[-1] == Path("runs/bike/confidence/val/a.png")
+
+
+def test_a_split_the_label_run_stopped_before_is_refused_not_left_out(world, tmp_path):
+    """A label run killed after train, before val (every split to label: no --split) is
+    refused by a fusion without --split, naming the split and the command that finishes it;
+    before, val was left out without a word (a split it had begun was refused). A run told
+    --split train (beside the killed one too), or a fusion given --split train, fuses train
+    alone, as before."""
+    from engine.fusion.testing import labeler_run_json
+
+    doc = labeler_run_json(MASS13K.with_new_class("Bicycle"), "Bicycle", data=str(world["data"]))
+    train = {"train": {"a": bike_map(0), "b": bike_map(1)}}
+    killed = write_pseudo_run(tmp_path / "killed", "Bicycle", train, run_json=doc)
+    with pytest.raises(ValueError) as e:
+        fuse(cfg(world, pseudo=(killed,)))
+    assert str(e.value) == (
+        f"{killed}: no pseudo labels of split 'val', which it was to label ({killed}/run.json): "
+        f"its engine label stopped before them; finish it: engine label --class Bicycle --out "
+        f"{killed} --split val with the settings in {killed}/run.json, or fuse the others "
+        "alone: --split train"
+    )
+    assert not world["out"].exists()
+    fuse(cfg(world, pseudo=(killed,), splits=("train",)))
+    assert load_spec(world["out"]).splits == ("train",)
+    told = {**doc, "config": {**doc["config"], "splits": ["train"]}}
+    only = write_pseudo_run(tmp_path / "only", "Bicycle", train, run_json=told)
+    fuse(cfg(world, pseudo=(only,), force=True))
+    assert load_spec(world["out"]).splits == ("train",)
+    car_doc = labeler_run_json(MASS13K.with_new_class("Car"), "Car", data=str(world["data"]))
+    car_doc["config"]["splits"] = ["train"]
+    car_train = {"train": {k: car_map() for k in STEMS}}
+    car = write_pseudo_run(tmp_path / "car", "Car", car_train, run_json=car_doc)
+    fuse(cfg(world, pseudo=(killed, car), force=True))
+    assert load_spec(world["out"]).splits == ("train",)

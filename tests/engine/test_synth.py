@@ -13,6 +13,7 @@ from engine.datasets import open_split
 from engine.synth import NEW_CLASSES, SynthConfig, generate, render_scene, stem_of
 
 SIZE = (256, 192)
+CHECKPOINT = Path(__file__).resolve().parents[2] / "engine" / "assets" / "demo_tiny_mass7.pt"
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -400,3 +401,94 @@ def test_a_folder_name_that_is_not_utf8_resumes(tmp_path: Path):
     res = subprocess.run([sys.executable, "-c", code, out], cwd=root, env=env,
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert res.returncode == 0, res.stderr
+
+
+STOPPED = (
+    "its engine synth stopped before its last scene (synth.partial.json) and no process writes "
+    "it now"
+)
+AGAIN = "run the same engine synth command again to finish it (it resumes)"
+
+
+def _stopped_synth(tmp_path: Path, monkeypatch) -> Path:
+    """A dataset whose engine synth stopped after 4 of its 6 scenes."""
+    out = tmp_path / "d"
+    _drawn(monkeypatch, stop_after=4)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        generate(SynthConfig(out=out, train=3, val=1, test=2, size=(96, 64)), progress=False)
+    return out
+
+
+def _refused(tmp_path: Path, out: Path, readers: dict[str, list[str]]) -> None:
+    """Each ``engine COMMAND ARGS`` refuses the stopped dataset ``out`` in one line, exit 2,
+    writing nothing."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    for command, args in readers.items():
+        res = CliRunner().invoke(app, [command, *args])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()) == (
+            f"error: {out}: {STOPPED}; engine {command} would read part of the dataset: "
+            f"{AGAIN}, then run engine {command} again"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_a_dataset_synth_stopped_half_way_is_said_by_info_and_refused_by_readers(
+    tmp_path: Path, monkeypatch
+):
+    """engine synth stopped after 4 of 6 scenes (synth.partial.json, no process at it): engine
+    info says so (exit 1) and the commands that read a dataset refuse it in one line naming
+    what to do, writing nothing; before, info said "No problems found." (exit 0) and engine
+    label labelled the 4 scenes as the dataset. While a process holds its lock, info names it
+    (exit 0) and a reader is refused as of a folder being written."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.engine.test_runlock import _hold
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+    res = CliRunner().invoke(app, ["info", str(out), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    assert f"unfinished: {STOPPED}: {AGAIN}\n" in res.output
+    assert "No problems found." not in res.output
+    run, fused = str(tmp_path / "run"), str(tmp_path / "fused")
+    label = ["--class", "Bicycle", "--backend", "simulated", "--data", str(out), "--out", run]
+    readers = {
+        "label": label,
+        "fuse": ["--data", str(out), "--pseudo", run, "--out", fused],
+        "evaluate": ["--gt", str(out), "--split", "train", "--pred", str(tmp_path)],
+    }
+    _refused(tmp_path, out, readers)
+    holder = _hold(out)
+    try:
+        res = CliRunner().invoke(app, ["info", str(out), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        assert f"unfinished: engine train (pid {holder.pid} on " in res.output
+        assert "is writing it now: wait for it to finish\n" in res.output
+        res = CliRunner().invoke(app, ["label", *label])
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and said.startswith(
+            f"error: {out}: engine train (pid {holder.pid} on "
+        )
+        assert said.endswith(
+            "is writing it now; engine label would read the dataset half written: wait for it "
+            "to finish, then run engine label again"
+        )
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.mark.slow
+def test_predict_and_train_refuse_a_dataset_synth_stopped_half_way(tmp_path: Path, monkeypatch):
+    """The same refusal from the two commands that load torch (slow for that alone)."""
+    out = _stopped_synth(tmp_path, monkeypatch)
+    run = str(tmp_path / "run")
+    readers = {
+        "predict": ["--checkpoint", str(CHECKPOINT), "--data", str(out), "--out", run],
+        "train": ["--data", str(out), "--out", run],
+    }
+    _refused(tmp_path, out, readers)
