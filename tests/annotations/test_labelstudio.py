@@ -128,6 +128,9 @@ def test_encode_writes_label_studio_s_header():
     [
         ([256], [1], r"^brush values are bytes \(0\.\.255\)$"),  # its bits would spill into the run
         ([-1], [1], r"^brush values are bytes \(0\.\.255\)$"),
+        # one value out of range among bytes: the least and the greatest are both checked
+        ([7, -1], [1, 1], r"^brush values are bytes \(0\.\.255\)$"),
+        ([0, 256], [1, 1], r"^brush values are bytes \(0\.\.255\)$"),
         ([0, 255], [3, 0], "^run lengths must be positive$"),
         # a 33-bit count does not fit the header's 32 bits (65,536 records of 65,536)
         ([0], [1 << 32], "^an RLE holds fewer than 2\\*\\*32 values, not 4,294,967,296$"),
@@ -481,6 +484,30 @@ def test_a_region_drawn_after_whole_turns_is_read_as_drawn(tmp_path, turns):
     expected = np.zeros((H, W), np.uint8)
     expected[2:6, 8:12] = 1
     assert np.array_equal(_read(tmp_path, [_task("img000", region)])["img000"].mask, expected)
+
+
+def test_the_image_size_is_read_from_the_first_region_giving_both_sides(tmp_path):
+    """A region giving one side of the image only is passed over, not read for the size (the
+    other side is missing); the size is the first region's giving both: 16x12, the dataset's."""
+
+    def without(side, region):
+        return {k: v for k, v in region.items() if k != side}
+
+    regions = [
+        without("original_height", _region("polygon", points=_square_percent(0, 0, 2, 2))),
+        without("original_width", _region("polygon", points=_square_percent(4, 4, 6, 6))),
+        _region("polygon", points=_square_percent(8, 2, 12, 6)),
+    ]
+    expected = np.zeros((H, W), np.uint8)
+    expected[0:2, 0:2] = expected[4:6, 4:6] = expected[2:6, 8:12] = 1
+    assert np.array_equal(_read(tmp_path, [_task("img000", *regions)])["img000"].mask, expected)
+
+
+def test_the_first_region_s_size_is_checked_though_a_later_one_is_the_dataset_s(tmp_path):
+    first = {**_region("polygon", points=_square_percent(0, 0, 2, 2)), "original_width": 20}
+    later = _region("polygon", points=_square_percent(4, 4, 6, 6))
+    with pytest.raises(ValueError, match="20x12 in the annotation but 16x12 in the dataset"):
+        _read(tmp_path, [_task("img000", first, later)])
 
 
 def test_a_list_is_json_min_only_when_every_row_is_an_annotation_s():
