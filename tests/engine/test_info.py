@@ -783,6 +783,56 @@ def test_a_label_run_says_which_photos_were_replaced_since_labelled(tmp_path: Pa
     ) in [str(x) for x in render_label_run(stats)]
 
 
+def test_a_label_run_shows_the_settings_it_was_run_with_and_leaves_out_unset_ones(tmp_path: Path):
+    """Each setting recorded in run.json is a row of its table; a setting not set (None, an
+    empty list, "", min_area 0, refine off) is no row, and a simulated run shows its simulation
+    instead of the detector's settings. No test looked at these rows: all of them left out (or
+    every unset one shown) passed."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.info import label_run_stats
+
+    ok = [
+        {"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""}
+        for s in ("train", "val", "test")
+    ]
+    _, run = _label_run(tmp_path, ok)
+    record = json.loads((run / "run.json").read_text())
+    record["backend"] = {"name": "grounded_sam", "identity": {}, "models": {}}
+    record["config"]["cls"].update(
+        prompts=["bicycle", "bike"], negatives=[], box_threshold=0.3, text_threshold=0.25,
+        min_area=0, max_instances=None,
+    )  # fmt: skip
+    record["config"].update(tiles=[2, 3], uncertain=0.5, max_boxes=20, refine=False)
+    (run / "run.json").write_text(json.dumps(record))
+    assert label_run_stats(run).settings == {
+        "prompts": ["bicycle", "bike"],
+        "box_threshold": 0.3,
+        "text_threshold": 0.25,
+        "tiles": "2x3",
+        "uncertain": 0.5,
+        "max_boxes": 20,
+    }
+    res = CliRunner().invoke(app, ["info", str(run), "--no-progress"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    rows = [" ".join(line.strip("│ ").split()) for line in res.output.splitlines()]
+    assert "prompts │ bicycle, bike" in rows and "tiles │ 2x3" in rows
+    assert not [r for r in rows if r.startswith(("negatives", "min_area", "refine", "max_inst"))]
+    record["backend"] = {"name": "simulated", "identity": {}, "models": {}}
+    record["backend"]["models"]["simulation"] = {"miss": 0.1, "seed": 3}
+    record["config"]["cls"].update(negatives=["motorcycle"], min_area=5)
+    (run / "run.json").write_text(json.dumps(record))
+    assert label_run_stats(run).settings == {
+        "simulation": "miss 0.1, seed 3",
+        "negatives": ["motorcycle"],
+        "uncertain": 0.5,
+        "min_area": 5,
+    }
+
+
 def test_a_finished_label_or_training_run_says_what_comes_next(tmp_path: Path):
     """A finished label run or training run ended with its tables: the command the loop runs
     next (review and fuse; predict) had to be looked up in the README."""
