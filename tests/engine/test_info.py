@@ -610,6 +610,12 @@ def test_a_training_run_killed_before_its_first_logged_step_is_a_training_run(tm
     model.mkdir()
     (model / "config.json").write_text('{"model_type": "grounding-dino"}')
     assert "Training run" not in info(str(model))[1]
+    (model / "config.yaml").write_text("a: 1\n")  # nor beside a config.yaml: no "config" in it
+    assert info(str(model)) == (
+        2,
+        f"error: {model}: no image split folders found (expected images/{{split}}, e.g. "
+        "images/train)",
+    )
 
 
 def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
