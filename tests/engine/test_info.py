@@ -49,6 +49,24 @@ def test_counts_sizes_and_shares(tmp_path: Path):
     assert [s.split for s in only_val.splits] == ["val"]
 
 
+def test_dataset_stats_decodes_every_image_unless_told_not_to(tmp_path: Path):
+    """A library call without ``decode`` decodes each image as training does (engine info's
+    default); ``decode=False`` reads headers only (--no-decode). No test called it with its
+    default on an image only decoding tells: headers-only by default passed."""
+    _pair(tmp_path, "train", "a", np.zeros((48, 64), np.uint8))
+    image = tmp_path / "images" / "train" / "a.png"
+    pixels = (np.arange(48 * 64 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+    Image.fromarray(pixels).save(image)
+    image.write_bytes(image.read_bytes()[: image.stat().st_size // 2])
+    assert [(p.stem, p.message) for p in dataset_stats(tmp_path, progress=False).problems] == [
+        ("a", f"{image}: cannot decode image (image file is truncated)")
+    ]
+    headers = dataset_stats(tmp_path, decode=False, progress=False).problems
+    assert [p.message for p in headers] == [
+        f"{image}: cannot read image header (image file is truncated)"
+    ]
+
+
 def test_problems_are_collected_not_raised(tmp_path: Path):
     _pair(tmp_path, "train", "a", np.zeros((2, 2), np.uint8))
     _pair(tmp_path, "train", "b", np.full((2, 2), 9, np.uint8))
@@ -592,6 +610,12 @@ def test_a_training_run_killed_before_its_first_logged_step_is_a_training_run(tm
     model.mkdir()
     (model / "config.json").write_text('{"model_type": "grounding-dino"}')
     assert "Training run" not in info(str(model))[1]
+    (model / "config.yaml").write_text("a: 1\n")  # nor beside a config.yaml: no "config" in it
+    assert info(str(model)) == (
+        2,
+        f"error: {model}: no image split folders found (expected images/{{split}}, e.g. "
+        "images/train)",
+    )
 
 
 def test_engine_info_on_a_subset_and_on_predictions(tmp_path):
@@ -781,6 +805,56 @@ def test_a_label_run_says_which_photos_were_replaced_since_labelled(tmp_path: Pa
         "note: 1 image changed since labelled (val/val0: another file size; a photo replaced?): "
         "their pseudo labels are the old photos'; the same engine label command labels them again"
     ) in [str(x) for x in render_label_run(stats)]
+
+
+def test_a_label_run_shows_the_settings_it_was_run_with_and_leaves_out_unset_ones(tmp_path: Path):
+    """Each setting recorded in run.json is a row of its table; a setting not set (None, an
+    empty list, "", min_area 0, refine off) is no row, and a simulated run shows its simulation
+    instead of the detector's settings. No test looked at these rows: all of them left out (or
+    every unset one shown) passed."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.info import label_run_stats
+
+    ok = [
+        {"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""}
+        for s in ("train", "val", "test")
+    ]
+    _, run = _label_run(tmp_path, ok)
+    record = json.loads((run / "run.json").read_text())
+    record["backend"] = {"name": "grounded_sam", "identity": {}, "models": {}}
+    record["config"]["cls"].update(
+        prompts=["bicycle", "bike"], negatives=[], box_threshold=0.3, text_threshold=0.25,
+        min_area=0, max_instances=None,
+    )  # fmt: skip
+    record["config"].update(tiles=[2, 3], uncertain=0.5, max_boxes=20, refine=False)
+    (run / "run.json").write_text(json.dumps(record))
+    assert label_run_stats(run).settings == {
+        "prompts": ["bicycle", "bike"],
+        "box_threshold": 0.3,
+        "text_threshold": 0.25,
+        "tiles": "2x3",
+        "uncertain": 0.5,
+        "max_boxes": 20,
+    }
+    res = CliRunner().invoke(app, ["info", str(run), "--no-progress"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    rows = [" ".join(line.strip("│ ").split()) for line in res.output.splitlines()]
+    assert "prompts │ bicycle, bike" in rows and "tiles │ 2x3" in rows
+    assert not [r for r in rows if r.startswith(("negatives", "min_area", "refine", "max_inst"))]
+    record["backend"] = {"name": "simulated", "identity": {}, "models": {}}
+    record["backend"]["models"]["simulation"] = {"miss": 0.1, "seed": 3}
+    record["config"]["cls"].update(negatives=["motorcycle"], min_area=5)
+    (run / "run.json").write_text(json.dumps(record))
+    assert label_run_stats(run).settings == {
+        "simulation": "miss 0.1, seed 3",
+        "negatives": ["motorcycle"],
+        "uncertain": 0.5,
+        "min_area": 5,
+    }
 
 
 def test_a_finished_label_or_training_run_says_what_comes_next(tmp_path: Path):
@@ -1382,6 +1456,30 @@ def test_temporary_files_in_a_plain_dataset_are_not_promised_to_a_next_run(tmp_p
     text = " ".join(res.output.split())
     assert "note: 1 temporary file (0.0 MB) left by runs killed while writing" in text, text
     assert text.endswith("no engine command writes this folder: delete them"), text
+
+
+def test_temporary_files_in_a_label_run_are_left_to_its_next_run_or_shard(tmp_path: Path):
+    """A label run's temporary files are removed by its next run, a shard's too once no other
+    shard runs (one may still be writing them); a note, not a problem: a finished run still
+    exits 0. No test saw the shard's part of the line (left out, it passed)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    ok = [
+        {"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""}
+        for s in ("train", "val", "test")
+    ]
+    _, run = _label_run(tmp_path, ok)
+    (run / "labels" / "test" / ".test0.png.abcd1234.tmp").write_bytes(b"xy")
+    res = CliRunner().invoke(app, ["info", str(run), "--no-progress"], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert text.endswith(
+        f"note: 1 temporary file (0.0 MB) left by runs killed while writing, e.g. "
+        f"{run / 'labels' / 'test' / '.test0.png.abcd1234.tmp'}: the next run of the command "
+        f"that writes {run} removes them (a shard's run too, once no other shard of it runs)"
+    ), text
 
 
 def test_the_code_row_names_the_engine_version_of_an_installed_copy():

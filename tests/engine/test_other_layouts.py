@@ -523,6 +523,22 @@ def test_masks_saved_0_and_255_are_a_problem_engine_info_names(tmp_path: Path):
     assert res.exit_code == 0 and "No problems found" in res.output, res.output
 
 
+def test_masks_of_0_and_255_are_no_problem_where_the_taxonomy_has_one_class(tmp_path: Path):
+    """With one class, 0 and 255 are all a label map can hold: no foreground mask saved 0/255
+    (no class 1 to name). Only the threshold of two classes kept engine info from reporting it
+    (and from naming a class 1 that is not there)."""
+    _taxonomy(tmp_path / "taxonomy.json", ["background"])
+    mask = np.zeros((H, W), np.uint8)
+    mask[10:30] = 255
+    _write(tmp_path / "photos" / "IMG_0.jpg", np.zeros((H, W, 3), np.uint8))
+    _write(tmp_path / "masks" / "IMG_0.png", mask)
+    (tmp_path / "dataset.yaml").write_text(
+        "images: photos\nlabels: masks\ntaxonomy: taxonomy.json\n"
+    )
+    res = CliRunner().invoke(app, ["info", str(tmp_path)], env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "No problems found." in res.output, res.output
+
+
 def test_a_deeplab_line_names_its_image_not_the_label_file_of_an_image_name(tmp_path: Path):
     """``images/a.png labels/a_mask.png``: the whole line's last part is the label's file, and a
     split holding an image ``a_mask`` too listed that one (the whole line was read first)."""
