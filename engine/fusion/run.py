@@ -79,7 +79,13 @@ from engine.fusion.pseudo import (
     relabel_command,
     unvouched_images,
 )
-from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
+from engine.fusion.rules import (
+    ClassStats,
+    FusionRules,
+    PseudoLabel,
+    check_uncertain_and_coverage,
+    fuse_image,
+)
 from engine.parallel import dead_worker, in_process_workers, process_pool
 from engine.progress import make_progress
 from engine.runinfo import (
@@ -140,12 +146,7 @@ class FuseConfig:
         ):  # given but empty (--split "" from an unset variable): nothing fused, or claimed
             if getattr(self, name) == ():
                 raise ValueError(f"{option} names no class or split; leave it out for {default}")
-        if self.uncertain not in UNCERTAIN_MODES:
-            raise ValueError(
-                f"uncertain must be one of {', '.join(UNCERTAIN_MODES)}, got {self.uncertain!r}"
-            )
-        if self.min_coverage is not None and not 0.0 <= self.min_coverage <= 1.0:
-            raise ValueError(f"min_coverage must be in 0..1, got {self.min_coverage}")
+        check_uncertain_and_coverage(self.uncertain, self.min_coverage)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "fuse config") -> FuseConfig:
