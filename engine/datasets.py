@@ -1177,7 +1177,7 @@ def check_carried_sources(data: SegDataset, sources: Path) -> None:
     record = data.spec.fuse_record() or {}  # none, or not one to read: nothing says how
     try:
         fused = {p.get("class") for p in record["inputs"]["pseudo"] if isinstance(p, dict)}
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError):  # JSON values; .get only on dicts (no AttributeError)
         return
     before = [c for c in data.taxonomy if c.parent is not None and c.name not in fused]
     if not fused or not before:
