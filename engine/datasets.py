@@ -721,11 +721,12 @@ def listed_file(path: Path, exts: tuple[str, ...]) -> bool:
     return path.is_file() or (path.is_symlink() and not path.exists())
 
 
-def _missing_file(path: Path, what: str) -> FileNotFoundError:
-    """The error for a file ``path`` that is not there: a broken link says where it points."""
+def _missing_file(path: Path) -> FileNotFoundError:
+    """The error for an image file ``path`` that is not there: a broken link says where it
+    points."""
     if path.is_symlink():
         return FileNotFoundError(f"{path}: broken symbolic link (to {os.readlink(path)})")
-    return FileNotFoundError(f"{path}: {what} not found")
+    return FileNotFoundError(f"{path}: image file not found")
 
 
 def _folders_named(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str:
@@ -1234,7 +1235,7 @@ def _decoded(path: str | os.PathLike) -> Iterator[Image.Image]:
     truncated (also for a decoding error inside the ``with`` block)."""
     path = Path(path)
     if not path.is_file():
-        raise _missing_file(path, "image file")
+        raise _missing_file(path)
     if path.stat().st_size == 0:  # PIL would say "cannot identify image file"
         raise ValueError(f"{path}: the file is empty (expected an image)")
     try:
@@ -1316,7 +1317,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             return _oriented_size(img)
     except PIL_ERRORS as e:
         if not path.is_file():  # checked only here: this runs once per image
-            raise _missing_file(path, "image file") from None
+            raise _missing_file(path) from None
         if path.stat().st_size == 0:  # as _decoded says it (PIL: "cannot identify image file")
             raise ValueError(f"{path}: the file is empty (expected an image)") from None
         raise ValueError(f"{path}: cannot read image header ({e})") from None
