@@ -1394,7 +1394,12 @@ def replaced_subset_photos(
     )
 
 
-def fused_as_corrections(spec: DatasetSpec, subset: Path, depth: int = 16) -> Path | None:
+# fusions followed back through the datasets each was fused from (a class added one after
+# another makes a chain; a record naming itself would loop)
+FUSION_CHAIN_LIMIT = 16
+
+
+def fused_as_corrections(spec: DatasetSpec, subset: Path) -> Path | None:
     """The ``fuse.json`` that fused the subset at ``subset`` as corrections into the dataset
     ``spec`` (``engine fuse --corrections``; the fusion chain followed back through the
     dataset each was fused from, Car fused onto Bicycle's dataset, found as
@@ -1406,7 +1411,7 @@ def fused_as_corrections(spec: DatasetSpec, subset: Path, depth: int = 16) -> Pa
     except OSError:
         digest = None
     here, record = spec.root, spec.fuse_record()
-    for _ in range(depth):
+    for _ in range(FUSION_CHAIN_LIMIT):
         inputs = (record or {}).get("inputs")
         if not isinstance(inputs, dict):
             return None

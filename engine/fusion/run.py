@@ -59,6 +59,7 @@ from annotations.labelrun import changed_images, latest_records
 from annotations.subset import edited_since_import, read_subset, unlisted_line, unlisted_masks
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine.datasets import (
+    FUSION_CHAIN_LIMIT,
     SOURCE_PRECISE,
     DatasetSpec,
     SegDataset,
@@ -267,14 +268,16 @@ class FuseResult:
     corrected: bool = False  # fused with --corrections (the report's rows on them)
 
 
-def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
+def _fused_before(spec: DatasetSpec, run: PseudoRun) -> str:
     """For the error of a class fused into a dataset that has it: where it came from and the
     one call that fuses it anew, when the dataset was fused (``fuse.json``) with the class
     from a label run: the dataset the first fusion read, and every run of the chain in its
     order (the class's new run in its old one's place, so no id moves). Empty otherwise."""
     chain: list[tuple[str, str, Path]] = []  # (class, run path, its fuse.json), in id order
     record, data, where = spec.fuse_record(), None, spec.root / FUSE_RECORD
-    for _ in range(depth):  # Car fused onto runs/fused/bicycle: two records, read back to front
+    for _ in range(
+        FUSION_CHAIN_LIMIT
+    ):  # Car fused onto runs/fused/bicycle: two records, read back to front
         inputs = (record or {}).get("inputs")
         if not isinstance(inputs, dict) or not isinstance(inputs.get("pseudo"), list):
             break
