@@ -343,14 +343,14 @@ class DatasetSpec:
             return replace(self, root=root)
         return replace(self, root=root, split_images=release_images(root))
 
-    def _roots_below(self, limit: int = 1_000) -> list[Path]:
-        """The folders in ``root`` (the first ``limit`` entries, at most three named) that are
+    def _roots_below(self) -> list[Path]:
+        """The folders in ``root`` (the first 1,000 entries, at most three named) that are
         dataset roots of this layout: a root given one level too high (``data/mass13k`` for
         the release's ``data/mass13k/msem``)."""
         import itertools
 
         try:
-            entries = sorted(itertools.islice(self.root.iterdir(), limit))
+            entries = sorted(itertools.islice(self.root.iterdir(), 1_000))
         except OSError:
             return []
         found = [
