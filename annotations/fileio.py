@@ -611,9 +611,9 @@ def _locked(f: Any) -> Any:
         fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
-def _cut_torn_line(f: Any, block: int = 1 << 16) -> None:
+def _cut_torn_line(f: Any) -> None:
     """Truncate the binary file ``f`` (opened ``a+b``) after its last newline when it does not
-    end with one."""
+    end with one (looked for 64 KiB at a time from the end)."""
     end = f.seek(0, os.SEEK_END)
     if end == 0:
         return
@@ -621,7 +621,7 @@ def _cut_torn_line(f: Any, block: int = 1 << 16) -> None:
     if f.read(1) == b"\n":
         return
     while end > 0:
-        start = max(0, end - block)
+        start = max(0, end - (1 << 16))
         f.seek(start)
         at = f.read(end - start).rfind(b"\n")
         if at >= 0:

@@ -44,8 +44,6 @@ class Subset:
     split: str  # dataset split the images belong to
     stems: tuple[str, ...]  # annotated images, sorted
     info: dict = field(default_factory=dict, compare=False)  # the whole subset.json
-    # images the subset this one was written over held and this one does not (their masks went)
-    removed: tuple[str, ...] = field(default=(), compare=False)
 
     def mask_path(self, stem: str) -> Path:
         return self.root / "masks" / f"{stem}.png"
@@ -192,13 +190,12 @@ def write_subset(
     (a mask that fails its check, a full disk) leaves the old subset as it was, and no folder
     where there was none. ``each`` wraps the loop over the stems (a progress bar).
 
-    Raises ``ValueError`` when there is no mask, or a mask has other values. The returned
-    subset's ``removed`` names the images a rewrite of the same subset left out.
+    Raises ``ValueError`` when there is no mask, or a mask has other values.
     """
     root = Path(root)
     if not masks:
         raise ValueError(f"{root}: no annotated image to write")
-    removed = replaced_stems(root, class_name, split, masks, replace)
+    held_stems(root, class_name, split, replace)  # refuses what must not be replaced
     with staged(root, ".masks.") as staging:
         (staging / "masks").mkdir()
         counts = {}
@@ -234,7 +231,7 @@ def write_subset(
         # without subset.json, which the same command refused as a folder that is no subset
         atomic_write_json(staging / "subset.json", info)
         swap_in(staging, ("masks", "subset.json"))
-    return Subset(root, class_name, split, tuple(stems), info, removed)
+    return Subset(root, class_name, split, tuple(stems), info)
 
 
 def _checked_counts(stem: str, shape: tuple[int, ...], histogram: np.ndarray) -> dict[str, int]:

@@ -346,14 +346,14 @@ class DatasetSpec:
             return replace(self, root=root)
         return replace(self, root=root, split_images=release_images(root))
 
-    def _roots_below(self, limit: int = 1_000) -> list[Path]:
-        """The folders in ``root`` (the first ``limit`` entries, at most three named) that are
+    def _roots_below(self) -> list[Path]:
+        """The folders in ``root`` (the first 1,000 entries, at most three named) that are
         dataset roots of this layout: a root given one level too high (``data/mass13k`` for
         the release's ``data/mass13k/msem``)."""
         import itertools
 
         try:
-            entries = sorted(itertools.islice(self.root.iterdir(), limit))
+            entries = sorted(itertools.islice(self.root.iterdir(), 1_000))
         except OSError:
             return []
         found = [
@@ -756,11 +756,12 @@ def listed_file(path: Path, exts: tuple[str, ...]) -> bool:
     return path.is_file() or (path.is_symlink() and not path.exists())
 
 
-def _missing_file(path: Path, what: str) -> FileNotFoundError:
-    """The error for a file ``path`` that is not there: a broken link says where it points."""
+def _missing_file(path: Path) -> FileNotFoundError:
+    """The error for an image file ``path`` that is not there: a broken link says where it
+    points."""
     if path.is_symlink():
         return FileNotFoundError(f"{path}: broken symbolic link (to {os.readlink(path)})")
-    return FileNotFoundError(f"{path}: {what} not found")
+    return FileNotFoundError(f"{path}: image file not found")
 
 
 def _folders_named(folder: Path, stems: list[str], exts: tuple[str, ...]) -> str:
@@ -1212,7 +1213,7 @@ def check_carried_sources(data: SegDataset, sources: Path) -> None:
     record = data.spec.fuse_record() or {}  # none, or not one to read: nothing says how
     try:
         fused = {p.get("class") for p in record["inputs"]["pseudo"] if isinstance(p, dict)}
-    except (KeyError, TypeError, AttributeError):
+    except (KeyError, TypeError):  # JSON values; .get only on dicts (no AttributeError)
         return
     before = [c for c in data.taxonomy if c.parent is not None and c.name not in fused]
     if not fused or not before:
@@ -1269,7 +1270,7 @@ def _decoded(path: str | os.PathLike) -> Iterator[Image.Image]:
     truncated (also for a decoding error inside the ``with`` block)."""
     path = Path(path)
     if not path.is_file():
-        raise _missing_file(path, "image file")
+        raise _missing_file(path)
     if path.stat().st_size == 0:  # PIL would say "cannot identify image file"
         raise ValueError(f"{path}: the file is empty (expected an image)")
     try:
@@ -1351,7 +1352,7 @@ def image_size(path: str | os.PathLike) -> tuple[int, int]:
             return _oriented_size(img)
     except PIL_ERRORS as e:
         if not path.is_file():  # checked only here: this runs once per image
-            raise _missing_file(path, "image file") from None
+            raise _missing_file(path) from None
         if path.stat().st_size == 0:  # as _decoded says it (PIL: "cannot identify image file")
             raise ValueError(f"{path}: the file is empty (expected an image)") from None
         raise ValueError(f"{path}: cannot read image header ({e})") from None
@@ -1428,7 +1429,12 @@ def replaced_subset_photos(
     )
 
 
-def fused_as_corrections(spec: DatasetSpec, subset: Path, depth: int = 16) -> Path | None:
+# fusions followed back through the datasets each was fused from (a class added one after
+# another makes a chain; a record naming itself would loop)
+FUSION_CHAIN_LIMIT = 16
+
+
+def fused_as_corrections(spec: DatasetSpec, subset: Path) -> Path | None:
     """The ``fuse.json`` that fused the subset at ``subset`` as corrections into the dataset
     ``spec`` (``engine fuse --corrections``; the fusion chain followed back through the
     dataset each was fused from, Car fused onto Bicycle's dataset, found as
@@ -1440,7 +1446,7 @@ def fused_as_corrections(spec: DatasetSpec, subset: Path, depth: int = 16) -> Pa
     except OSError:
         digest = None
     here, record = spec.root, spec.fuse_record()
-    for _ in range(depth):
+    for _ in range(FUSION_CHAIN_LIMIT):
         inputs = (record or {}).get("inputs")
         if not isinstance(inputs, dict):
             return None

@@ -416,9 +416,10 @@ def check_not_subset_masks(folder: Path, what: str) -> None:
     )
 
 
-def _names(stems: Sequence[str], limit: int = 5) -> str:
-    shown = ", ".join(stems[:limit])
-    return shown + (f" and {len(stems) - limit} more" if len(stems) > limit else "")
+def _names(stems: Sequence[str]) -> str:
+    """The first five of ``stems``, then ``and N more``."""
+    shown = ", ".join(stems[:5])
+    return shown + (f" and {len(stems) - 5} more" if len(stems) > 5 else "")
 
 
 def _composed_as(pred: dict[str, Path], gt: dict[str, Path]) -> dict[str, Path]:

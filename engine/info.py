@@ -395,11 +395,11 @@ def render_stats(stats: DatasetStats) -> list:
     return out
 
 
-def _wrapped_title(title: str, width: int = 110) -> str:
-    """``title`` in lines of at most ``width`` characters (what a 7-inch chart's title holds at
-    9 points), broken after a ``/`` or a space where there is one: a dataset's long path was
+def _wrapped_title(title: str) -> str:
+    """``title`` in lines of at most 110 characters (what a 7-inch chart's title holds at 9
+    points), broken after a ``/`` or a space where there is one: a dataset's long path was
     one line cut at both of the chart's edges, its name and the title's start lost."""
-    lines = []
+    lines, width = [], 110
     while len(title) > width:
         cut = max(title.rfind("/", 0, width) + 1, title.rfind(" ", 0, width) + 1) or width
         lines.append(title[:cut].rstrip())
@@ -958,10 +958,10 @@ def train_run_stats(root: str | os.PathLike) -> TrainRunStats:
     )
 
 
-def _classes_line(taxonomy: dict | None, most: int = 20) -> str:
+def _classes_line(taxonomy: dict | None) -> str:
     """The classes a training run learns, by id, the new ones with their parents (``0 Others,
     ..., 7 Bicycle (new, of Others)``): which id is which in a model of classes added one after
-    another. The first ``most``, then how many in all."""
+    another. The first 20, then how many in all."""
     if taxonomy is None:
         return "not recorded (a run before the forty-third round: its checkpoints hold them)"
     try:
@@ -972,7 +972,7 @@ def _classes_line(taxonomy: dict | None, most: int = 20) -> str:
         f"{c.id} {c.name}" + ("" if c.parent is None else f" (new, of {tax[c.parent].name})")
         for c in tax
     ]
-    return few(names, most, total=True)
+    return few(names, 20, total=True)
 
 
 def _environment(path: Path) -> dict:

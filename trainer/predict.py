@@ -137,17 +137,10 @@ def trained_on(ckpt: dict) -> dict[str, str] | None:
     return {"data": str(config.get("data")), "split": str(config["train_split"])}
 
 
-def check_resume(meta_path: Path, cfg: PredictConfig, step: int, weights: str = "") -> None:
-    """Refuse to add label maps to a folder whose ``predict.json`` records other settings (or
-    another checkpoint, step or ``weights``: :func:`trainer.checkpoint.weights_digest`) than
-    ``cfg`` (its size resolved): one line naming the file and every difference
-    (:func:`differences`). A checkpoint at another path with the same weights is the same one."""
-    if diffs := differences(prediction_record(meta_path.parent), cfg, step, weights):
-        raise resume_refused(meta_path, diffs)
-
-
 def resume_refused(meta_path: Path, diffs: list[str]) -> ValueError:
-    """The error of :func:`check_resume`, for the settings differences ``diffs``."""
+    """The error of :func:`predict_dir` refusing to add label maps to a folder whose
+    ``predict.json`` (``meta_path``) records other settings: one line naming the file and
+    every difference ``diffs`` (:func:`differences`)."""
     return ValueError(
         f"{meta_path}: the label maps here were made with other settings "
         f"({'; '.join(diffs)}); rerun with those, give a new --out, or add --overwrite"

@@ -60,13 +60,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+def _exit_with_parent(parent: int) -> None:
     """Start a daemon thread that ends this process once ``parent`` is no longer its parent
-    (the parent died and the process was re-parented)."""
+    (the parent died and the process was re-parented): it looks once a second."""
 
     def watch() -> None:
         while True:
-            time.sleep(every)
+            time.sleep(1.0)
             if os.getppid() != parent:
                 os._exit(1)  # no cleanup to wait for: the run's files are written atomically
 

@@ -43,6 +43,17 @@ from engine.datasets import SOURCE_IGNORED, SOURCE_PRECISE, SOURCE_PSEUDO
 UNCERTAIN_MODES = ("ignore", "keep-parent")
 
 
+def check_uncertain_and_coverage(uncertain: str, min_coverage: float | None) -> None:
+    """``ValueError`` for an ``uncertain`` mode not in :data:`UNCERTAIN_MODES` or a
+    ``min_coverage`` outside 0..1 (:class:`FusionRules` and ``engine fuse``'s config)."""
+    if uncertain not in UNCERTAIN_MODES:
+        raise ValueError(
+            f"uncertain must be one of {', '.join(UNCERTAIN_MODES)}, got {uncertain!r}"
+        )
+    if min_coverage is not None and not 0.0 <= min_coverage <= 1.0:
+        raise ValueError(f"min_coverage must be in 0..1, got {min_coverage}")
+
+
 @dataclass(frozen=True)
 class PseudoLabel:
     """One new class's pseudo label for one image.
@@ -83,12 +94,7 @@ class FusionRules:
     priority: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.uncertain not in UNCERTAIN_MODES:
-            raise ValueError(
-                f"uncertain must be one of {', '.join(UNCERTAIN_MODES)}, got {self.uncertain!r}"
-            )
-        if self.min_coverage is not None and not 0.0 <= self.min_coverage <= 1.0:
-            raise ValueError(f"min_coverage must be in 0..1, got {self.min_coverage}")
+        check_uncertain_and_coverage(self.uncertain, self.min_coverage)
         if len(set(self.priority)) != len(self.priority):
             raise ValueError(f"priority lists a class twice: {list(self.priority)}")
 

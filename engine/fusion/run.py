@@ -59,6 +59,7 @@ from annotations.labelrun import changed_images, latest_records
 from annotations.subset import edited_since_import, read_subset, unlisted_line, unlisted_masks
 from annotations.taxonomy import IGNORE_ID, Taxonomy, class_key
 from engine.datasets import (
+    FUSION_CHAIN_LIMIT,
     SOURCE_PRECISE,
     DatasetSpec,
     SegDataset,
@@ -79,7 +80,13 @@ from engine.fusion.pseudo import (
     relabel_command,
     unvouched_images,
 )
-from engine.fusion.rules import UNCERTAIN_MODES, ClassStats, FusionRules, PseudoLabel, fuse_image
+from engine.fusion.rules import (
+    ClassStats,
+    FusionRules,
+    PseudoLabel,
+    check_uncertain_and_coverage,
+    fuse_image,
+)
 from engine.parallel import dead_worker, in_process_workers, process_pool
 from engine.progress import make_progress
 from engine.runinfo import (
@@ -140,12 +147,7 @@ class FuseConfig:
         ):  # given but empty (--split "" from an unset variable): nothing fused, or claimed
             if getattr(self, name) == ():
                 raise ValueError(f"{option} names no class or split; leave it out for {default}")
-        if self.uncertain not in UNCERTAIN_MODES:
-            raise ValueError(
-                f"uncertain must be one of {', '.join(UNCERTAIN_MODES)}, got {self.uncertain!r}"
-            )
-        if self.min_coverage is not None and not 0.0 <= self.min_coverage <= 1.0:
-            raise ValueError(f"min_coverage must be in 0..1, got {self.min_coverage}")
+        check_uncertain_and_coverage(self.uncertain, self.min_coverage)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "fuse config") -> FuseConfig:
@@ -266,14 +268,16 @@ class FuseResult:
     corrected: bool = False  # fused with --corrections (the report's rows on them)
 
 
-def _fused_before(spec: DatasetSpec, run: PseudoRun, depth: int = 16) -> str:
+def _fused_before(spec: DatasetSpec, run: PseudoRun) -> str:
     """For the error of a class fused into a dataset that has it: where it came from and the
     one call that fuses it anew, when the dataset was fused (``fuse.json``) with the class
     from a label run: the dataset the first fusion read, and every run of the chain in its
     order (the class's new run in its old one's place, so no id moves). Empty otherwise."""
     chain: list[tuple[str, str, Path]] = []  # (class, run path, its fuse.json), in id order
     record, data, where = spec.fuse_record(), None, spec.root / FUSE_RECORD
-    for _ in range(depth):  # Car fused onto runs/fused/bicycle: two records, read back to front
+    for _ in range(
+        FUSION_CHAIN_LIMIT
+    ):  # Car fused onto runs/fused/bicycle: two records, read back to front
         inputs = (record or {}).get("inputs")
         if not isinstance(inputs, dict) or not isinstance(inputs.get("pseudo"), list):
             break

@@ -21,6 +21,17 @@ from trainer.inference import (
 from trainer.models import create_model
 
 
+def check_resume(meta_path, cfg, step: int, weights: str = "") -> None:
+    """What predict_dir refuses in a folder that holds label maps: the settings (checkpoint,
+    step, ``weights``) ``meta_path`` (a ``predict.json``) records that differ from ``cfg``'s,
+    as its one-line error."""
+    from engine.outputs import prediction_record
+    from trainer.predict import differences, resume_refused
+
+    if diffs := differences(prediction_record(meta_path.parent), cfg, step, weights):
+        raise resume_refused(meta_path, diffs)
+
+
 @pytest.fixture(scope="module")
 def tiny() -> torch.nn.Module:
     torch.manual_seed(0)
@@ -516,7 +527,7 @@ def test_a_copied_projects_retrained_checkpoint_is_the_same_file_trained_again(
     import json
     from dataclasses import asdict
 
-    from trainer.predict import PredictConfig, check_resume
+    from trainer.predict import PredictConfig
 
     for project in ("proj", "copy"):
         (tmp_path / project / "runs" / "train" / "x").mkdir(parents=True)
@@ -546,7 +557,7 @@ def test_resume_with_other_settings_names_every_difference(tmp_path) -> None:
     import json
     from dataclasses import asdict
 
-    from trainer.predict import PredictConfig, check_resume
+    from trainer.predict import PredictConfig
 
     ckpt = tmp_path / "m.pt"
     ckpt.write_bytes(b"")

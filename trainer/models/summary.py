@@ -27,8 +27,7 @@ class ModelSummary:
     name: str  # preset name
     params: int  # number of parameters, the frozen backbone-BN affine weights included
     trainable: int  # parameters with requires_grad (all but the frozen backbone-BN affine)
-    macs: int | None  # multiply-accumulates of one forward pass at ``input_size``, or None
-    input_size: tuple[int, int] | None  # (W, H) the MACs were counted at
+    macs: int | None  # multiply-accumulates of one forward pass at the size asked for, or None
 
 
 def _deform_conv2d_flops(
@@ -65,5 +64,5 @@ def summarize_presets(
         params = sum(p.numel() for p in model.parameters())
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         macs = count_macs(model, *macs_size) if macs_size else None
-        rows.append(ModelSummary(name, params, trainable, macs, macs_size))
+        rows.append(ModelSummary(name, params, trainable, macs))
     return rows
