@@ -77,6 +77,26 @@ def test_a_copy_sharing_the_lock_file_by_a_hard_link_is_not_held_by_the_original
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_run_refused_in_a_hard_linked_copy_keeps_the_copys_lock_record(tmp_path):
+    """A run that fails before changing a ``cp -al`` copy of a finished run puts back the
+    record it found, as in any folder (engine.runlock.exclusive), in the copy's own lock file.
+    Before, the record was read from the copy's new, empty lock file (made by _own_lock before
+    the read): the refusal left the copy's .lock empty, the finished run's record lost."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")
+    record = (original / LOCK_NAME).read_bytes()
+    copy.mkdir()
+    os.link(original / "last.pt", copy / "last.pt")
+    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    with pytest.raises(ValueError), exclusive(copy, "engine fuse"):
+        raise ValueError("bad input")
+    assert (copy / LOCK_NAME).read_bytes() == record
+    assert os.stat(copy / LOCK_NAME).st_nlink == 1  # parted from the original's all the same
+    assert (original / LOCK_NAME).read_bytes() == record
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
 def test_a_copy_whose_lock_file_is_a_symlink_is_not_held_by_the_original(tmp_path):
     """A run folder copied as a tree of links (``cp -rs``) has a ``.lock`` that is a symbolic
     link to the original's: a run in the copy held the original (a run there was refused, 'in
