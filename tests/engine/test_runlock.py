@@ -97,6 +97,35 @@ def test_a_run_refused_in_a_hard_linked_copy_keeps_the_copys_lock_record(tmp_pat
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
+@pytest.mark.parametrize("fails", ["replace", "open"])
+def test_a_hard_linked_lock_file_that_cannot_be_replaced_is_kept_and_locked(
+    tmp_path, monkeypatch, fails
+):
+    """Where the copy's own lock file cannot be made or take the name (engine.runlock._own_lock),
+    the run goes on holding the shared file, as before, and no new file is left."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")
+    copy.mkdir()
+    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    real = getattr(os, fails)
+
+    def refuse(src, *args, **kwargs):
+        if str(src).endswith(".new"):
+            raise OSError(13, "Permission denied")
+        return real(src, *args, **kwargs)
+
+    monkeypatch.setattr(os, fails, refuse)
+    with exclusive(copy, "engine fuse"):
+        assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME]
+        with pytest.raises(FolderInUse), exclusive(original, "engine label"):  # shared: held
+            pass
+        (copy / "a.png").write_bytes(b"x")
+    assert os.stat(copy / LOCK_NAME).st_nlink == 2
+    assert '"command": "engine fuse"' in (original / LOCK_NAME).read_text()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
 def test_a_copy_whose_lock_file_is_a_symlink_is_not_held_by_the_original(tmp_path):
     """A run folder copied as a tree of links (``cp -rs``) has a ``.lock`` that is a symbolic
     link to the original's: a run in the copy held the original (a run there was refused, 'in
