@@ -126,6 +126,9 @@ def exclusive(
             os.close(fd)
             fd, made_lock = _open_lock(path)  # made it: the run before removed the old one
             locked = False
+        if locked:  # read before _own_lock, whose new file is empty: a hard-linked copy's
+            with contextlib.suppress(OSError):  # refusal put back nothing (an empty .lock)
+                before = os.pread(fd, 4096, 0)
         if locked and os.fstat(fd).st_nlink > 1:  # a symbolic link was replaced (own_file) above
             fd = _own_lock(fd, path)
         if locked:
@@ -139,7 +142,6 @@ def exclusive(
             # leaves it empty ("another process") rather than stopping a run that may have
             # nothing to write (a finished one), or whose first output names the full disk
             with contextlib.suppress(OSError):
-                before = os.pread(fd, 4096, 0)
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             _HELD.add(fd)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -1065,3 +1066,39 @@ def test_a_staging_folder_of_another_user_is_named_in_one_line_not_passed_over(
         )
         assert sorted(p.name for p in tmp_path.iterdir()) == [".export.new-x"]
         assert sorted(p.name for p in staging.iterdir()) == [SWAP_RECORD, "coco.json"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock, symbolic links")
+def test_own_file_waits_for_the_folders_lock_and_leaves_it_free(tmp_path):
+    """own_file replaces a link under an flock on its folder (two processes at once make one
+    file), copies what the link leads to with keep, and frees the folder's lock when done: a
+    second call in the same folder does not wait for the first's."""
+    import fcntl
+    import os
+    import threading
+
+    from annotations.fileio import own_file
+
+    (tmp_path / "original").write_bytes(b"record")
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / name).symlink_to(tmp_path / "original")
+    held = os.open(folder, os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)  # another process making the folder's file
+    first = threading.Thread(target=own_file, args=(folder / "a",), daemon=True)
+    first.start()
+    first.join(0.3)
+    assert first.is_alive() and (folder / "a").is_symlink()  # waits for the folder's lock
+    os.close(held)
+    first.join(10)
+    assert not first.is_alive()
+    assert not (folder / "a").is_symlink() and (folder / "a").read_bytes() == b"record"
+    second = threading.Thread(target=own_file, args=(folder / "b",), kwargs={"keep": False})
+    second.daemon = True
+    second.start()
+    second.join(10)
+    assert not second.is_alive()  # the first call's lock is gone with it
+    assert not (folder / "b").is_symlink() and (folder / "b").read_bytes() == b""
+    assert (tmp_path / "original").read_bytes() == b"record"
+    assert sorted(p.name for p in folder.iterdir()) == ["a", "b"]

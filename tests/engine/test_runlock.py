@@ -77,6 +77,55 @@ def test_a_copy_sharing_the_lock_file_by_a_hard_link_is_not_held_by_the_original
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_run_refused_in_a_hard_linked_copy_keeps_the_copys_lock_record(tmp_path):
+    """A run that fails before changing a ``cp -al`` copy of a finished run puts back the
+    record it found, as in any folder (engine.runlock.exclusive), in the copy's own lock file.
+    Before, the record was read from the copy's new, empty lock file (made by _own_lock before
+    the read): the refusal left the copy's .lock empty, the finished run's record lost."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")
+    record = (original / LOCK_NAME).read_bytes()
+    copy.mkdir()
+    os.link(original / "last.pt", copy / "last.pt")
+    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    with pytest.raises(ValueError), exclusive(copy, "engine fuse"):
+        raise ValueError("bad input")
+    assert (copy / LOCK_NAME).read_bytes() == record
+    assert os.stat(copy / LOCK_NAME).st_nlink == 1  # parted from the original's all the same
+    assert (original / LOCK_NAME).read_bytes() == record
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+@pytest.mark.parametrize("fails", ["replace", "open"])
+def test_a_hard_linked_lock_file_that_cannot_be_replaced_is_kept_and_locked(
+    tmp_path, monkeypatch, fails
+):
+    """Where the copy's own lock file cannot be made or take the name (engine.runlock._own_lock),
+    the run goes on holding the shared file, as before, and no new file is left."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")
+    copy.mkdir()
+    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    real = getattr(os, fails)
+
+    def refuse(src, *args, **kwargs):
+        if str(src).endswith(".new"):
+            raise OSError(13, "Permission denied")
+        return real(src, *args, **kwargs)
+
+    monkeypatch.setattr(os, fails, refuse)
+    with exclusive(copy, "engine fuse"):
+        assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME]
+        with pytest.raises(FolderInUse), exclusive(original, "engine label"):  # shared: held
+            pass
+        (copy / "a.png").write_bytes(b"x")
+    assert os.stat(copy / LOCK_NAME).st_nlink == 2
+    assert '"command": "engine fuse"' in (original / LOCK_NAME).read_text()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
 def test_a_copy_whose_lock_file_is_a_symlink_is_not_held_by_the_original(tmp_path):
     """A run folder copied as a tree of links (``cp -rs``) has a ``.lock`` that is a symbolic
     link to the original's: a run in the copy held the original (a run there was refused, 'in
