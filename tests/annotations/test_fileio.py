@@ -1087,10 +1087,12 @@ def test_own_file_waits_for_the_folders_lock_and_leaves_it_free(tmp_path):
     held = os.open(folder, os.O_RDONLY)
     fcntl.flock(held, fcntl.LOCK_EX)  # another process making the folder's file
     first = threading.Thread(target=own_file, args=(folder / "a",), daemon=True)
-    first.start()
-    first.join(0.3)
-    assert first.is_alive() and (folder / "a").is_symlink()  # waits for the folder's lock
-    os.close(held)
+    try:
+        first.start()
+        first.join(0.3)
+        assert first.is_alive() and (folder / "a").is_symlink()  # waits for the folder's lock
+    finally:
+        os.close(held)  # a failed assert must not leave the thread blocked for the session
     first.join(10)
     assert not first.is_alive()
     assert not (folder / "a").is_symlink() and (folder / "a").read_bytes() == b"record"

@@ -480,11 +480,12 @@ def test_a_dataset_synth_stopped_half_way_is_said_by_info_and_refused_by_readers
     finally:
         holder.kill()
         holder.wait()
+        holder.stdout.close()
 
 
-@pytest.mark.slow
 def test_predict_and_train_refuse_a_dataset_synth_stopped_half_way(tmp_path: Path, monkeypatch):
-    """The same refusal from the two commands that load torch (slow for that alone)."""
+    """The same refusal from the two commands that load torch (half a second once torch is
+    imported, as it is in any run of the suite; not slow)."""
     out = _stopped_synth(tmp_path, monkeypatch)
     run = str(tmp_path / "run")
     readers = {

@@ -425,20 +425,29 @@ def test_torchrun_variables_set_by_hand_are_one_line_naming_them(monkeypatch, en
     assert str(e.value).startswith(message)
 
 
-@pytest.mark.parametrize("rank_signal", [signal.SIGHUP, signal.SIGTERM])
-def test_ranks_the_hang_up_ends_before_their_handlers_are_the_stop(monkeypatch, rank_signal):
+@pytest.mark.parametrize(
+    ("rank_signal", "parent_stopped"),
+    [(signal.SIGHUP, True), (signal.SIGTERM, True), (signal.SIGTERM, False)],
+    ids=["SIGHUP", "SIGTERM", "SIGTERM-parent-not-stopped"],
+)
+def test_ranks_the_hang_up_ends_before_their_handlers_are_the_stop(
+    monkeypatch, rank_signal, parent_stopped
+):
     """``engine train --processes 2`` hung up at its start: the SIGHUP to the process group
     ended a rank not yet handling it (or the SIGTERM the parent then passes on did), and the
     parent said `training process 0 (pid 101) died: killed by SIGHUP; free memory or pass
     fewer --processes` with exit code 71. It is the parent's own stop: `interrupted (SIGHUP)`
-    and 129."""
+    and 129. A rank a signal killed while the parent received none (a user's `kill PID`) still
+    died: exit 71, as before."""
     import torch.multiprocessing as mp
 
     from engine import stopping
+    from engine.parallel import WorkerDied
     from trainer.spawn import train_processes
 
     for key in ("received", "pending", "deferring", "signal_name"):
         monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
+    monkeypatch.setattr(stopping._State, "received", False)
 
     class Rank:
         def __init__(self, pid: int, exitcode: int) -> None:
@@ -463,11 +472,18 @@ def test_ranks_the_hang_up_ends_before_their_handlers_are_the_stop(monkeypatch, 
             )
 
     def start(fn, args, nprocs, join, start_method):
-        stopping._State.received, stopping._State.signal_name = True, "SIGHUP"  # the parent's
+        if parent_stopped:
+            stopping._State.received, stopping._State.signal_name = True, "SIGHUP"  # the parent's
         return Ranks()
 
     monkeypatch.setattr(mp, "start_processes", start)
     cfg = TrainConfig(data="unused", device="cpu", processes=2)
+    if not parent_stopped:
+        with pytest.raises(
+            WorkerDied, match=r"^training process 0 \(pid 101\) died: killed by SIGTERM"
+        ):
+            train_processes(lambda c: None, cfg, 2)
+        return
     with pytest.raises(stopping.Terminated) as stop:
         train_processes(lambda c: None, cfg, 2)
     assert (stop.value.step, stop.value.code) == (None, 129)
