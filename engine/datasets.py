@@ -421,6 +421,16 @@ class DatasetSpec:
                 f"{self.root}: {stopped[0]}; {command} would read part of the dataset: "
                 f"{stopped[1]}, then run {command} again"
             )
+        # a fusion killed (its lock free: no process writes it) before fuse.json said done: the
+        # labels there may be part this fusion's, part an earlier one's of other settings, even
+        # with none missing (killed after the last label); the same fuse command finishes it
+        if (self.fuse_record() or {}).get("status") == "running":
+            raise ValueError(
+                f"{self.root}: its fusion did not finish ({FUSE_RECORD}: status running) and no "
+                f"process writes it now (stopped); {command} would read a dataset fused part way: "
+                f"run the same engine fuse command again to finish it (it resumes), then run "
+                f"{command} again"
+            )
 
     def fuse_record(self) -> dict | None:
         """The fused dataset's ``fuse.json``; None for another dataset, or one unreadable or

@@ -35,6 +35,7 @@ from annotations.fileio import spec_file as find_spec_file
 from annotations.labelmap import IGNORE, byte_histogram, read_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import (
+    FUSE_RECORD,
     SOURCE_NAMES,
     DatasetSpec,
     Problem,
@@ -94,6 +95,9 @@ class DatasetStats:
     # a dataset engine synth has not finished: DatasetSpec.unfinished_synth (before, "No
     # problems found." and exit 0 for the scenes drawn so far)
     unfinished: tuple[str, str, bool] | None = None
+    # problems of labels and source maps a live engine fuse has not written yet: shown under
+    # the unfinished line, not counted (before, "3 problems found" and exit 1 while it wrote)
+    being_written: list[Problem] = field(default_factory=list)
 
     @property
     def fused_line(self) -> str | None:
@@ -228,6 +232,7 @@ def dataset_stats(
         if folder is not None:
             stats.source_pixels = np.zeros(len(SOURCE_NAMES), np.int64)
     hint = spec.unfinished_fusion()
+    live = _fusion_writer(spec)  # a fusion under way: what it has not written yet is no problem
     checks = [
         functools.partial(
             _check, taxonomy=spec.taxonomy, decode=decode, sources=folders[i], hint=hint
@@ -263,6 +268,24 @@ def dataset_stats(
     given = Path(data)
     spec_file = given if given.is_file() else None
     release = {} if given.is_file() or find_spec_file(spec.root) else dict(spec.split_images)
+    being_written, writing = [], None
+    if live:
+        writing = (f"{live} is writing it now", "wait for it to finish", False)
+    elif (spec.fuse_record() or {}).get("status") == "running" and not any(
+        p.message.endswith(hint) for stats in out for p in stats.problems
+    ):  # killed after its last label, before fuse.json said done: no label is missing, yet
+        # training refuses it (DatasetSpec.check_finished); before, "No problems found." and
+        # "next: engine train"
+        writing = (
+            f"its fusion did not finish ({FUSE_RECORD}: status running) and no process writes "
+            "it now (stopped)",
+            "run the same engine fuse command again to finish it (it resumes)",
+            True,
+        )
+    if live and hint:  # the problems that end with the live fusion's hint, said as it was then
+        for stats in out:
+            being_written += [p for p in stats.problems if p.message.endswith(hint)]
+            stats.problems = [p for p in stats.problems if not p.message.endswith(hint)]
     return DatasetStats(
         spec.root,
         spec.taxonomy,
@@ -271,8 +294,20 @@ def dataset_stats(
         spec_file,
         spec.fuse_record(),
         {s.split: release[s.split] for s in out if s.split in release},
-        spec.unfinished_synth(),
+        spec.unfinished_synth() or writing,
+        being_written,
     )
+
+
+def _fusion_writer(spec: DatasetSpec) -> str | None:
+    """The process writing a fused dataset now (``fuse.json`` says running and its lock is
+    held: :func:`engine.runlock.writer`); None for a finished or stopped fusion (a killed one
+    holds no lock: its missing labels are problems) and for any other dataset."""
+    if (spec.fuse_record() or {}).get("status") != "running":
+        return None
+    from engine.runlock import writer
+
+    return writer(spec.root)
 
 
 def _binary_masks(stats: SplitStats, folder: Path | None, taxonomy: Taxonomy) -> str | None:
@@ -381,6 +416,7 @@ def render_stats(stats: DatasetStats) -> list:
     if stats.unfinished:
         state, remedy, stopped = stats.unfinished
         out.append(Text(f"unfinished: {state}: {remedy}", style="bold red" if stopped else ""))
+        out.extend(Text(f"  {p.message}") for p in stats.being_written)
     if problems:
         out.append(Text(f"{counted(len(problems), 'problem')} found:", style="bold red"))
         out.extend(Text(f"  {p.message}") for p in problems)

@@ -40,6 +40,8 @@ from labeler.models import (
     load_detector,
     load_segmenter,
     preprocess,
+    refuse_too_thin,
+    resized_size,
     resolve_device,
     resolve_dtype,
     spend_readonly_warning,
@@ -163,10 +165,19 @@ class GroundedSamBackend:
         wins = [(0, 0, w, h), *tile_windows(h, w, c.tiles[0], c.tiles[1], c.tile_overlap)]
         return [(win, image[win[1] : win[3], win[0] : win[2]]) for win in wins]
 
-    def _det_inputs(self, image: np.ndarray) -> list[tuple[tuple[int, int, int, int], Any, Any]]:
+    def _det_inputs(
+        self, image: np.ndarray, name: str = "the image"
+    ) -> list[tuple[tuple[int, int, int, int], Any, Any]]:
+        """The detector's inputs of the whole image and its tiles. An image the detector would
+        resize to 0 px across is refused (:class:`ImageTooThin`, naming ``name``); a tile thinner
+        than its image is left out (the whole image covers it)."""
         proc = self.detector.processor.image_processor
+        refuse_too_thin(proc, image.shape, name, "detector")
         out = []
         for win, crop in self._crops(image):
+            got = resized_size(proc, *crop.shape[:2])
+            if got is not None and min(got[:2]) < 1:
+                continue
             x = preprocess(proc, crop)
             out.append((win, x["pixel_values"][0], x["pixel_mask"][0]))
         return out
@@ -183,7 +194,7 @@ class GroundedSamBackend:
     def prepare(self, item: LoadedImage) -> None:
         """Resize and normalise the detector crops in a loader thread. SAM's input is made only
         for images with a box, in :meth:`segment`."""
-        item.prepared["det"] = self._det_inputs(item.image)
+        item.prepared["det"] = self._det_inputs(item.image, str(item.path))
 
     # -- stages ------------------------------------------------------------------------------------
     def detect(
@@ -326,6 +337,10 @@ class GroundedSamBackend:
         t0 = time.perf_counter()
         dets = self.detect(images, [b.prepared for b in batch])
         t1 = time.perf_counter()
+        proc = self.segmenter.processor.image_processor  # SAM 2's fixed size: never too thin
+        for b, det in zip(batch, dets, strict=True):
+            if len(det):  # only images with a box reach SAM; the run retries a failed batch alone
+                refuse_too_thin(proc, b.image.shape, str(b.path), "segmenter")
         segs = self.segment(images, dets)
         rules = DedupRules(iou=c.mask_nms_iou, min_area=max(c.cls.min_area, 1))
         outputs = []

@@ -10,6 +10,7 @@ import socket
 import time
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,51 @@ def preprocess(processor: Any, image: Any) -> Any:
     image 1, 3 or 4 pixels tall for channels-first, so such an image (or crop) was resized
     transposed (its boxes and sizes silently wrong) or failed."""
     return processor(images=image, return_tensors="pt", input_data_format="channels_last")
+
+
+# In every message of :class:`ImageTooThin` (a run's closing line finds them by it).
+TOO_THIN = "too thin to label"
+
+
+class ImageTooThin(ValueError):
+    """An image a model's processor would resize to 0 pixels across: it fails on every run, so
+    ``engine label`` does not offer a retry for it (:func:`labeler.cli_support.print_label_summary`)."""
+
+
+def resized_size(processor: Any, height: int, width: int) -> tuple[int, int, int, str] | None:
+    """``(height, width, longest_edge, limit)`` an image processor resizes an image of ``height x width`` to,
+    with its rounding: Grounding DINO's ``shortest_edge``/``longest_edge`` resize (transformers'
+    ``get_size_with_aspect_ratio``), SAM's and SAM-HQ's ``longest_edge`` (``int(side * scale +
+    0.5)`` as ``SamImageProcessor._get_preprocess_shape``). ``limit`` says which shapes keep a
+    pixel across. ``None`` for a processor resizing every image to one fixed size (SAM 2, SAM 3).
+    """
+    from transformers.image_transforms import get_size_with_aspect_ratio
+
+    size = processor.size
+    edge = size.get if isinstance(size, dict) else partial(getattr, size)
+    shortest, longest = edge("shortest_edge", None), edge("longest_edge", None)
+    if shortest and longest:
+        oh, ow = get_size_with_aspect_ratio((height, width), shortest, longest)
+        return oh, ow, longest, f"under {2 * longest} times"
+    if longest:
+        scale = longest * 1.0 / max(height, width)
+        oh, ow = int(height * scale + 0.5), int(width * scale + 0.5)
+        return oh, ow, longest, f"at most {2 * longest} times"
+    return None
+
+
+def refuse_too_thin(processor: Any, shape: tuple[int, ...], name: str, model: str) -> None:
+    """Raise :class:`ImageTooThin` (one line naming ``name``, its size and the limit) when
+    ``processor`` would resize an image of ``shape`` (H, W, ...) to 0 pixels across: transformers
+    then fails with "Size must contain 'height' and 'width' keys ... SizeDict(height=0, ...)"."""
+    h, w = int(shape[0]), int(shape[1])
+    got = resized_size(processor, h, w)
+    if got is not None and min(got[:2]) < 1:
+        raise ImageTooThin(
+            f"{name} is {h}x{w} px (HxW), {TOO_THIN}: the {model}'s processor (longest_edge "
+            f"{got[2]}) resizes it to {got[0]}x{got[1]} px; it reads an image whose long side is "
+            f"{got[3]} its short side"
+        )
 
 
 def spend_readonly_warning() -> None:

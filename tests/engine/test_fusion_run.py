@@ -1623,3 +1623,41 @@ def test_a_split_the_label_run_stopped_before_is_refused_not_left_out(world, tmp
     car = write_pseudo_run(tmp_path / "car", "Car", car_train, run_json=car_doc)
     fuse(cfg(world, pseudo=(killed, car), force=True))
     assert load_spec(world["out"]).splits == ("train",)
+
+
+def test_a_fusion_killed_after_its_last_label_is_unfinished_for_info_and_train(world):
+    """Killed after its last label, before fuse.json was rewritten: every label is there, the
+    record says running, the lock is free. engine info said "No problems found." and "next:
+    engine train", and train read it, though the labels may be part an earlier fusion's; now
+    info says it is unfinished (exit 1) and train refuses it, as other stopped fusions; the
+    same fuse finishes it at once (no image fused again)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    first = fuse(cfg(world))
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    assert record["status"] == "complete"
+    (world["out"] / "fuse.json").write_text(json.dumps({**record, "status": "running"}))
+    res = CliRunner().invoke(app, ["info", str(world["out"]), "--no-progress"])
+    text = " ".join(res.output.split())
+    stopped = "its fusion did not finish (fuse.json: status running) and no process writes it now"
+    assert res.exit_code == 1, res.output
+    assert text.endswith(
+        f"unfinished: {stopped} (stopped): run the same engine fuse command again to finish it "
+        "(it resumes)"
+    )
+    assert "No problems found" not in text and "next: engine train" not in text
+    with pytest.raises(ValueError) as e:
+        load_spec(world["out"]).check_finished("engine train")
+    assert str(e.value) == (
+        f"{world['out']}: {stopped} (stopped); engine train would read a dataset fused part way: "
+        "run the same engine fuse command again to finish it (it resumes), then run engine "
+        "train again"
+    )
+    again = fuse(cfg(world))
+    assert (again.fused, again.skipped) == (0, first.images)
+    assert json.loads((world["out"] / "fuse.json").read_text())["status"] == "complete"
+    res = CliRunner().invoke(app, ["info", str(world["out"]), "--no-progress"])
+    assert res.exit_code == 0 and "No problems found." in res.output, res.output
+    load_spec(world["out"]).check_finished("engine train")

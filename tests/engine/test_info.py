@@ -1202,6 +1202,53 @@ def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_pa
     assert f"{tmp_path / 'sources/train'}: source map folder not found; its fusion did not" in text
 
 
+def test_labels_a_live_fusion_has_not_written_yet_are_no_problems(tmp_path: Path):
+    """``engine info`` while ``engine fuse`` writes the dataset (its lock held) exited 1 with
+    each missing label a problem ending "engine fuse (pid ...) is writing it now"; a live
+    writer is no problem (as for label runs and engine synth): those lines are shown under the
+    unfinished line, exit 0. A killed fusion (its lock free) still counts them, and a problem
+    of a file the fusion wrote counts while it runs."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    _fused(tmp_path)
+    (tmp_path / "fuse.json").write_text(json.dumps({"status": "running"}))
+    shutil.rmtree(tmp_path / "labels/val")
+    (tmp_path / "labels/train/c.png").unlink()
+    (tmp_path / "sources/train/c.png").unlink()
+    args = ["info", str(tmp_path), "--no-progress"]
+    with exclusive(tmp_path, "engine fuse"):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        holder = text.split("unfinished: ")[1].split(" is writing it now: wait for it to finish")[0]
+        assert holder.startswith("engine fuse (pid ")
+        live = f"its fusion did not finish (fuse.json: status running): {holder} is writing it now"
+        assert text.endswith(
+            f"unfinished: {holder} is writing it now: wait for it to finish "
+            f"{tmp_path / 'images/train'}: no label in {tmp_path / 'labels/train'} for 1 image: c; "
+            f"{live}: wait for it to finish "
+            f"{tmp_path / 'images/val'}: no label in {tmp_path / 'labels/val'} for 1 image: d; "
+            f"{live}: wait for it to finish"
+        )
+        assert "problem" not in text
+        write_label(tmp_path / "sources/train/a.png", np.zeros((2, 5), np.uint8))
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 1 and "1 problem found: " in text, res.output
+        assert f"{tmp_path / 'sources/train/a.png'}" in text.split("1 problem found: ")[1]
+    (tmp_path / "sources/train/a.png").unlink()
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})  # the lock free: a killed fusion
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert "unfinished" not in text and "3 problems found: " in text
+    assert text.count("no process writes it now (stopped): run the same engine fuse") == 3
+
+
 def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypatch):
     # a split is a folder's name: 't$^$x' was read as mathtext in the legend and failed the
     # chart ('error: ^'), and '_tr' was left out of it (matplotlib drops labels starting '_')

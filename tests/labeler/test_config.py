@@ -414,6 +414,30 @@ def test_the_summary_names_the_run_s_manifest_for_the_failures_it_does_not_list(
     assert f"... and 5 more failures (see {out / 'manifest.jsonl'})" in err
 
 
+def test_the_summary_offers_no_retry_for_images_too_thin_to_label(tmp_path, capsys):
+    """An image too thin for a model's resize fails on every run: the closing lines offered
+    "run the same command again to retry exactly those" for it too."""
+    from labeler.cli_support import print_label_summary
+    from labeler.run import LabelSummary
+
+    thin = "ImageTooThin: a.png is 1x192 px (HxW), too thin to label: the detector's ..."
+    failed = [("train", "a", thin), ("train", "b", "cannot decode image"), ("val", "c", thin[14:])]
+    out = tmp_path / "run"
+    print_label_summary(LabelSummary(out_dir=out, config_hash="h", shard=(0, 1), failed=failed))
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.endswith(
+        "1 image failed; run the same command again to retry exactly those 2 images cannot be "
+        "labelled by this backend (too thin to label: a model would resize them to 0 px across); "
+        "running again fails them again"
+    )
+    print_label_summary(LabelSummary(out_dir=out, config_hash="h", shard=(0, 1), failed=failed[:1]))
+    err = " ".join(capsys.readouterr().err.split())
+    assert "retry" not in err and err.endswith(
+        "1 image cannot be labelled by this backend (too "
+        "thin to label: a model would resize it to 0 px across); running again fails it again"
+    )
+
+
 @pytest.mark.parametrize("shard", [(1,), (0, 2, 1), ("0", "2"), (2, 2), (-1, 2)])
 def test_a_library_shard_that_is_no_i_of_n_is_named_as_given(shard):
     """``LabelConfig(shard=(1,))``: its own error message indexed ``shard[1]`` and raised

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -554,3 +555,43 @@ def test_a_damaged_tokenizer_file_is_one_line_naming_the_folder(tiny, tmp_path):
     assert said.startswith(f"{folder}: cannot read the detector's files (TypeError: "), said
     assert "is damaged, of another model, or of another transformers version than " in said
     assert said.endswith("; delete it and download again"), said
+
+
+@pytest.mark.parametrize(
+    "processor, shape, resized",
+    [  # Grounding DINO's defaults (800, 1333): a long side under 2666 times the short one
+        ("dino", (1, 2665), (1, 2665)),  # round(1333 / 2665) = 1 = its height: kept as is
+        ("dino", (1, 2666), (0, 1333)),
+        ("dino", (2, 5331), (1, 1333)),
+        ("dino", (5332, 2), (1333, 0)),
+        ("dino", (700, 1), (1333, 2)),  # round(1333 / 700) = 2
+        # SAM's (longest_edge 1024): at most 2048 times
+        ("sam", (1, 2048), (1, 1024)),
+        ("sam", (1, 2049), (0, 1024)),
+        ("sam", (6144, 3), (1024, 1)),
+        ("sam", (6145, 3), (1024, 0)),
+    ],
+)
+def test_resized_size_is_the_processors_own(processor, shape, resized):
+    """:func:`resized_size` rounds as transformers' processors do: where it says 0 px across,
+    the processor fails ("Size must contain 'height' and 'width' keys"), elsewhere it gives that
+    size; :func:`refuse_too_thin` refuses exactly those."""
+    from transformers import GroundingDinoImageProcessor, SamImageProcessor
+
+    from labeler.models import ImageTooThin, preprocess, refuse_too_thin, resized_size
+
+    proc = GroundingDinoImageProcessor() if processor == "dino" else SamImageProcessor()
+    assert resized_size(proc, *shape)[:2] == resized
+    image = np.zeros((*shape, 3), np.uint8)
+    if min(resized) == 0:
+        with pytest.raises(ValueError, match="Size must contain"):
+            preprocess(proc, image)
+        with pytest.raises(ImageTooThin, match=rf"^x\.png is {shape[0]}x{shape[1]} px \(HxW\)"):
+            refuse_too_thin(proc, shape, "x.png", "detector")
+        return
+    got = preprocess(proc, image)
+    if processor == "dino":
+        assert tuple(got["pixel_values"].shape[-2:]) == resized
+    else:
+        assert tuple(got["reshaped_input_sizes"][0].tolist()) == resized
+    refuse_too_thin(proc, shape, "x.png", "detector")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,51 @@ def test_images_a_few_pixels_tall_are_labelled_at_their_own_size(tiny_models, tm
     for stem, shape in shapes.items():
         assert recs[stem]["status"] == "ok" and recs[stem]["instances"] > 0, recs[stem]
         assert read_label(out / "labels" / "train" / f"{stem}.png").shape == shape
+
+
+@pytest.mark.slow  # 7 s: models loaded, SAM run on each image
+def test_images_too_thin_for_a_models_resize_fail_alone_with_one_line(tiny_models, tmp_path):
+    """An image the tiny detector (longest_edge 96: a long side under 192 times the short one)
+    or SAM (longest_edge 64: at most 128 times) would resize to 0 px across fails with one line
+    naming it, its size and the limit, and the run's last line offers no retry that would fail
+    again; before, transformers' "Size must contain 'height' and 'width' keys ... height=0" and
+    "run the same command again to retry exactly those". A tile thinner than its image (200x1
+    of a 200x2 image) is left out: the image is labelled."""
+    d = tmp_path / "data" / "images" / "train"
+    d.mkdir(parents=True)
+    shapes = [(1, 128), (1, 129), (1, 192), (192, 1), (200, 2)]
+    for h, w in shapes:
+        Image.fromarray(np.full((h, w, 3), 200, np.uint8)).save(d / f"i{h}x{w}.png")
+    out = tmp_path / "run"
+    args = _label_args(tmp_path / "data", out, tiny_models, "--tiles", "1x2", "--max-boxes", "1")
+    args[args.index("--box-threshold") + 1] = "0"  # a box on every image: SAM runs on each
+    args[args.index("--text-threshold") + 1] = "0"
+    res = runner.invoke(app, args, env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    recs = {r["stem"]: r for r in read_jsonl(out / "manifest.jsonl")}
+    assert {s for s, r in recs.items() if r["status"] == "ok"} == {"i1x128", "i200x2"}
+    assert read_label(out / "labels" / "train" / "i200x2.png").shape == (200, 2)
+
+    def line(stem: str, model: str, to: str, edge: int, limit: str) -> str:
+        h, w = stem[1:].split("x")
+        return (
+            f"{d / stem}.png is {h}x{w} px (HxW), too thin to label: the {model}'s processor "
+            f"(longest_edge {edge}) resizes it to {to} px; it reads an image whose long side is "
+            f"{limit} its short side"
+        )
+
+    detector = partial(line, model="detector", edge=96, limit="under 192 times")
+    segmenter = partial(line, model="segmenter", edge=64, limit="at most 128 times")
+    assert {s: r["error"] for s, r in recs.items() if r["status"] == "failed"} == {
+        "i1x129": "ImageTooThin: " + segmenter("i1x129", to="0x64"),
+        "i1x192": detector("i1x192", to="0x96"),
+        "i192x1": detector("i192x1", to="96x0"),
+    }
+    assert "retry" not in res.output and "Size must contain" not in res.output
+    assert res.output.rstrip().endswith(
+        "3 images cannot be labelled by this backend (too thin to label: a model would resize "
+        "them to 0 px across); running again fails them again"
+    )
 
 
 @pytest.mark.parametrize(
