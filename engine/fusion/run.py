@@ -275,9 +275,8 @@ def _fused_before(spec: DatasetSpec, run: PseudoRun) -> str:
     order (the class's new run in its old one's place, so no id moves). Empty otherwise."""
     chain: list[tuple[str, str, Path]] = []  # (class, run path, its fuse.json), in id order
     record, data, where = spec.fuse_record(), None, spec.root / FUSE_RECORD
-    for _ in range(
-        FUSION_CHAIN_LIMIT
-    ):  # Car fused onto runs/fused/bicycle: two records, read back to front
+    # Car fused onto runs/fused/bicycle: two records, read back to front
+    for _ in range(FUSION_CHAIN_LIMIT):
         inputs = (record or {}).get("inputs")
         if not isinstance(inputs, dict) or not isinstance(inputs.get("pseudo"), list):
             break
