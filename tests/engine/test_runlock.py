@@ -729,3 +729,23 @@ def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
         pass
     assert not stale.exists()
+
+
+def test_a_failed_run_that_wrote_a_file_or_beside_a_shard_keeps_new_empty_folders(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "data.bin").write_bytes(b"x")
+    with pytest.raises(ValueError, match="late"), exclusive(out, "engine train"):
+        (out / "last.pt").write_bytes(b"ckpt")  # the run changed the folder
+        (out / "notes").mkdir()  # the user's, made in another shell meanwhile
+        raise ValueError("late failure")
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "data.bin", "last.pt", "notes"]
+    label = tmp_path / "label"
+    label.mkdir()
+    with exclusive(label, "engine label", ".lock-shard1of2"):  # shard 1 runs beside shard 0
+        with pytest.raises(RuntimeError), exclusive(label, "engine label", ".lock-shard0of2"):
+            (label / "labels" / "Car" / "val").mkdir(parents=True)  # shard 1's, file not yet in
+            raise RuntimeError("shard 0 fails")
+        assert (label / "labels" / "Car" / "val").is_dir()
