@@ -4195,3 +4195,32 @@ def test_info_and_import_read_windows_paths_in_an_export_resaved_on_windows(
     assert str(e.value) == said
     (described,) = annotation_files(src)
     assert described.problems == [said]
+
+
+def test_export_names_the_linked_file_whose_name_holds_a_line_break(tmp_path):
+    """An image that is a link to a file named 'im\\ng.jpg' (its folder's name has no line
+    break): the export refused it as a line break "in the folder's name ...; rename the
+    folder", of a folder without one. Now the file it links to is named."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    make_dataset(data, "test", n=2, size=(H, W))
+    make_run(run, data, {"img000": [disk(H, W, 20, 20, 8)], "img001": []}, (H, W))
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "im\ng.jpg"
+    image = data / "images" / "test" / "img000.jpg"
+    image.replace(target)
+    image.symlink_to(target)
+    res = CliRunner().invoke(
+        app, ["annotate", "export", str(run), "--out", str(tmp_path / "exp"), "--no-progress"]
+    )
+    said = (
+        f"error: {run}: image 'img000' links to {str(target.resolve())!r}: a line break in the "
+        "name of the file it links to, which an export's images.txt (one path a line) cannot "
+        "hold; rename the file it links to"
+    )
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == " ".join(said.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run", "store"]
