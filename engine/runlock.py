@@ -91,7 +91,9 @@ def exclusive(
         return
     created = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # no lock, but the folder is made all the same (and removed if left empty)
+    if fcntl is None:  # no lock, but the folder is made all the same (and removed if left empty;
+        # not the empty folders a failed run made in it: no lock tells whether another run is
+        # making them, docs/foundation.md "Windows and macOS")
         try:
             yield folder
         finally:

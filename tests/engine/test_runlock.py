@@ -782,3 +782,20 @@ def test_a_failed_run_removes_only_the_new_empty_folders_it_made(tmp_path: Path)
         (out / "labels").mkdir()  # shard 1's, its first file about to go in
         raise ValueError("shard 0 fails")
     assert sorted(p.name for p in out.iterdir()) == [".lock-shard0of2", ".lock-shard1of2", "labels"]
+
+
+def test_without_flock_a_failed_run_keeps_its_empty_folders(tmp_path: Path, monkeypatch) -> None:
+    """Where fcntl does not exist (Windows) the failure clean-up is not done: nothing tells
+    whether another run makes those folders (docs/foundation.md, "Windows and macOS"). A run
+    that made nothing in its new folder still removes it."""
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl raises ImportError
+    with pytest.raises(OSError, match="full"), exclusive(tmp_path / "new", "engine review"):
+        (tmp_path / "new" / "thumbs").mkdir()
+        raise OSError(28, "No space left on device (full)")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "new",
+        "new/thumbs",
+    ]
+    with pytest.raises(ValueError), exclusive(tmp_path / "refused", "engine review"):
+        raise ValueError("bad input")
+    assert not (tmp_path / "refused").exists()
