@@ -29,7 +29,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePath, PurePosixPath
+from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -465,10 +465,29 @@ def literal_stem(file_name: str) -> str:
     return PurePosixPath(image_path(file_name)).stem
 
 
+_RELATIVE_PART = re.compile(r"(?:^|[\\/])\.{1,2}\\")  # a .\ or ..\ component
+
+
+def windows_path(file_name: str) -> bool:
+    r"""Whether an image path (:func:`image_path`) reads as a Windows path, whose backslashes
+    are separators whatever else the file says: a ``.\`` or ``..\`` component (LabelMe on
+    Windows saves ``imagePath`` relative to the file, ``..\..\data\images\test\x.jpg``, in
+    a file it re-saves with the engine's export record kept), a drive (``C:\``, ``C:x.jpg``)
+    or a UNC prefix (``\\server\share\``, ``\\?\``)."""
+    path = image_path(file_name)
+    if "\\" not in path:
+        return False  # read alike either way
+    return bool(
+        _RELATIVE_PART.search(path) or PureWindowsPath(path).drive or path.startswith("\\\\")
+    )
+
+
 def name_stem(file_name: str, sizes: dict[str, tuple[int, int]]) -> str:
     """The image's stem as the annotation spells it (:func:`split_stem` before the dataset's
-    renames): :func:`literal_stem` when that names an image of the split, else
-    :func:`stem_of` (a Windows path)."""
+    renames): :func:`literal_stem` when that names an image of the split and the name is no
+    :func:`windows_path`, else :func:`stem_of` (a Windows path)."""
+    if windows_path(file_name):
+        return stem_of(file_name)
     literal = literal_stem(file_name)
     return literal if dataset_stem(literal, sizes) in sizes else stem_of(file_name)
 
@@ -480,7 +499,9 @@ def stem_without_split(file_name: str, exported: bool) -> str:
     ``a\\b.jpg`` of a Linux file named so), else a Windows path's separator, as import reads
     it against any split without an image named ``C:\\a\\x``. Before, info read every
     backslash as part of a name, and two tool paths of one base name (``C:\\a\\x.jpg``,
-    ``C:\\b\\x.jpg``), which import refuses as one image listed twice, were no problem."""
+    ``C:\\b\\x.jpg``), which import refuses as one image listed twice, were no problem. A
+    :func:`windows_path` is one in an export too (:func:`name_stem`, as import reads it): an
+    export re-saved by LabelMe on Windows keeps the record, with ``..\\`` paths in it."""
     return name_stem(file_name, {literal_stem(file_name): (0, 0)} if exported else {})
 
 

@@ -119,7 +119,7 @@ from engine.runlock import (
     folders_removed_on_failure,
     writer,
 )
-from engine.text import LINE_BREAK, LINE_BREAK_FOLDER, counted, few, split_names
+from engine.text import LINE_BREAK, LINE_BREAK_FOLDER, LINE_BREAK_TARGET, counted, few, split_names
 
 log = logging.getLogger(__name__)
 
@@ -277,10 +277,19 @@ def check_one_line_names(stems: list[str], source: Path) -> None:
 
 def check_one_line_paths(stems: list[str], images: dict[str, Path], source: Path) -> None:
     """Refuse an image whose path, as an export's ``images.txt`` writes it (resolved), holds a
-    line break in a folder's name (legal on Linux; one in the image's own name is
-    :func:`check_one_line_names`'): the line would read back as two paths not there."""
+    line break in a folder's name, or in the name of the file the image links to (legal on
+    Linux; one in the image's own name is :func:`check_one_line_names`'): the line would read
+    back as two paths not there. Before, a link whose target's name held it was blamed on the
+    target's folder ("rename the folder", of a folder without one)."""
     for stem in stems:
-        if stem in images and any(c in str(path := images[stem].resolve()) for c in "\r\n"):
+        if stem not in images:
+            continue
+        path = images[stem].resolve()
+        if any(c in path.name for c in "\r\n"):
+            raise ValueError(
+                f"{source}: image {stem!r} links to {str(path)!r}: {LINE_BREAK_TARGET}"
+            )
+        if any(c in str(path) for c in "\r\n"):
             raise ValueError(
                 f"{source}: image {stem!r} is in {str(path.parent)!r}: {LINE_BREAK_FOLDER}"
             )

@@ -14,9 +14,10 @@ worker) closes its copy of the lock at once, so it never holds a folder past its
 itself stays after a run that changed the folder; it holds the holder's pid, host, command and
 start time, for the message. Where ``flock`` does not exist (Windows) or the file system refuses
 it, the run goes on unlocked, as before. A folder the run created and left empty (it refused its
-input before writing anything, or failed making only empty subfolders: a full disk at a
-review's first thumbnail, whose ``thumbs/`` goes too) is removed again; a run that fails before
-changing a folder that
+input before writing anything) is removed again. A run that failed (an exception, not Ctrl-C or
+SIGTERM) having changed nothing but new empty folders (a full disk at a review's first
+thumbnail: its ``thumbs/``) removes those folders, unless another shard's lock file there is
+held; one that wrote a file keeps every folder. A run that fails before changing a folder that
 was there removes the lock file it made, or puts back the lock record of the run before it (a
 process that opened the file just before it was removed finds, once it holds the lock, that the
 name leads elsewhere, and locks what it leads to). A run that locks a folder it wrote before
@@ -90,7 +91,9 @@ def exclusive(
         return
     created = missing_folders(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:  # no lock, but the folder is made all the same (and removed if left empty)
+    if fcntl is None:  # no lock, but the folder is made all the same (and removed if left empty;
+        # not the empty folders a failed run made in it: no lock tells whether another run is
+        # making them, docs/foundation.md "Windows and macOS")
         try:
             yield folder
         finally:
@@ -157,7 +160,7 @@ def exclusive(
     finally:
         with contextlib.suppress(OSError):  # the folder may be gone (moved or deleted)
             if locked and failed and found is not None:  # a full disk at the first thumbnail
-                _remove_new_empty_folders(folder, found)  # left thumbs/ (overlays/) behind
+                _remove_new_empty_folders(folder, found, name)  # left thumbs/ (overlays/)
             if locked and created and [p.name for p in folder.iterdir()] == [name]:
                 # a run that wrote nothing (refused its input) leaves no folder behind, nor the
                 # parents it made for it (runs/label of runs/label/car), while they are empty
@@ -185,17 +188,42 @@ def exclusive(
         os.close(fd)  # releases the lock
 
 
-def _remove_new_empty_folders(folder: Path, found: list[tuple[str, int, int]]) -> None:
-    """Remove the empty folders in ``folder`` that it did not hold when locked (``found``:
-    :func:`_listing`), deepest first: those a failed run made for files it never wrote (the
-    thumbnails' ``thumbs/`` of a review the disk had no room for). A folder holding a file is
-    the run's work, and stays."""
+def _remove_new_empty_folders(folder: Path, found: list[tuple[str, int, int]], own: str) -> None:
+    """Remove the new empty folders in ``folder`` (those it did not hold when locked, ``found``:
+    :func:`_listing`, holding nothing but empty folders; deepest first) when they are all the
+    run changed: those a run that failed made for files it never wrote (the thumbnails'
+    ``thumbs/`` of a review the disk had no room for), so that it counts as one that changed
+    nothing. A run that changed anything else (wrote a file) keeps every new folder, an empty
+    one too (a folder the user made in ``--out`` meanwhile), and so does one beside a held lock
+    file of another name (:func:`others_writing`: another shard of a label run, whose folder
+    made just now, its file not yet in, was removed under it). Not run after a Ctrl-C or
+    SIGTERM (``exclusive`` calls it only on an ``Exception``)."""
+    if others_writing(folder, own):
+        return
     held = {name for name, _, _ in found}
-    for entry in os.scandir(folder):
-        if entry.name not in held and entry.is_dir(follow_symlinks=False):
-            for here, _, _ in os.walk(entry.path, topdown=False):
-                with contextlib.suppress(OSError):  # not empty: something went into it
-                    os.rmdir(here)
+    new = [
+        entry.path
+        for entry in os.scandir(folder)
+        if entry.name not in held
+        and entry.is_dir(follow_symlinks=False)
+        and _only_folders(entry.path)
+    ]
+    gone = {os.path.basename(p) for p in new}
+    if not new or [e for e in _listing(folder, own) if e[0] not in gone] != found:
+        return  # nothing to remove, or the run changed more than made empty folders
+    for path in new:
+        for here, _, _ in os.walk(path, topdown=False):
+            with contextlib.suppress(OSError):  # not empty: something went into it
+                os.rmdir(here)
+
+
+def _only_folders(path: str) -> bool:
+    """Whether ``path`` (a folder) holds nothing but folders, down to the last (no file, no
+    link: a link to a folder, a link's target, is kept)."""
+    for here, dirs, files in os.walk(path):
+        if files or any(os.path.islink(os.path.join(here, d)) for d in dirs):
+            return False
+    return True
 
 
 def _open_lock(path: Path) -> tuple[int, bool]:

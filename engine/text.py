@@ -31,6 +31,12 @@ LINE_BREAK_FOLDER = (
     "hold; rename the folder"
 )
 
+# the same in the file name an image's link leads to: images.txt writes the resolved path
+LINE_BREAK_TARGET = (
+    "a line break in the name of the file it links to, which an export's images.txt (one path "
+    "a line) cannot hold; rename the file it links to"
+)
+
 
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """``counted(1, "image")`` is ``"1 image"``, ``counted(3, "image")`` ``"3 images"``,

@@ -136,7 +136,12 @@ def _stopped_with_parent(exitcode: int | None) -> bool:
     SIGTERM while this process received one (a hang-up's SIGHUP to the process group reaches a
     rank starting up, before it handles it; the SIGTERM passed on, likewise). Before, the
     command said the rank died, "killed by SIGHUP; free memory or pass fewer --processes",
-    with exit code 71 where a hang-up's is 129."""
+    with exit code 71 where a hang-up's is 129.
+
+    ``exitcode`` is one rank's, the one :func:`engine.parallel.first_killed` names (the first
+    in rank order): where it was stopped with this process, another rank's death is not looked
+    at, so a stop can hide another rank's kill by the out-of-memory killer (SIGKILL) in the same
+    moment; the command says `interrupted (SIGHUP)`, not that the rank died."""
     from engine import stopping
 
     ends = (-signal.SIGTERM, -getattr(signal, "SIGHUP", signal.SIGTERM))  # Windows: no SIGHUP

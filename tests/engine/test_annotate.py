@@ -4152,3 +4152,75 @@ def test_export_refuses_an_image_folder_with_a_line_break(tmp_path):
     assert res.exit_code == 2, res.output
     assert " ".join(res.output.split()) == " ".join(said.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["da\nta", "run"]
+
+
+@pytest.mark.parametrize("fmt", ["coco", "labelme"])
+@pytest.mark.parametrize(
+    "names",
+    [
+        ("..\\..\\data\\images\\test\\img000.jpg", "..\\b\\img000.jpg"),
+        (".\\img000.jpg", "x\\.\\img000.jpg"),
+        ("D:\\a\\img000.jpg", "C:\\img000.jpg"),
+        ("\\\\server\\share\\img000.jpg", "\\\\?\\C:\\b\\img000.jpg"),
+    ],
+)
+def test_info_and_import_read_windows_paths_in_an_export_resaved_on_windows(
+    tmp_path, world, fmt, names
+):
+    """LabelMe on Windows re-saves an exported file keeping its export record, its imagePath
+    rewritten with backslashes (..\\..\\data\\images\\test\\img000.jpg): import read it as
+    img000 (the literal name is no image of the split) and refused the duplicate, while info
+    read an export's backslashes as part of the name and said nothing. Both read a name with
+    a .\\ or ..\\ part, a drive or a UNC prefix as a Windows path (interchange.windows_path)."""
+    from engine.annotation_files import annotation_files
+
+    data, _, _ = world
+    rec = {"note": "exported"}
+    if fmt == "coco":
+        src = tmp_path / "tool.json"
+        images = [{"id": i, "file_name": n, "height": H, "width": W} for i, n in enumerate(names)]
+        cats = [{"id": 1, "name": "bicycle"}]
+        doc = {"info": {EXPORT_KEY: rec}, "images": images, "annotations": [], "categories": cats}
+        src.write_text(json.dumps(doc))
+        said = f"{src}: image 'img000' is listed twice"
+    else:
+        src = tmp_path / "lm"
+        src.mkdir()
+        for f, n in zip(("a", "b"), names, strict=True):
+            doc = {"shapes": [], "imagePath": n, "imageHeight": H, "imageWidth": W, EXPORT_KEY: rec}
+            (src / f"{f}.json").write_text(json.dumps(doc))
+        said = f"{src / 'b.json'}: image 'img000' is annotated twice (also in {src / 'a.json'})"
+    with pytest.raises(ValueError) as e:
+        import_annotations(ImportConfig(fmt, [str(src)], "bicycle", str(data), str(tmp_path / "s")))
+    assert str(e.value) == said
+    (described,) = annotation_files(src)
+    assert described.problems == [said]
+
+
+def test_export_names_the_linked_file_whose_name_holds_a_line_break(tmp_path):
+    """An image that is a link to a file named 'im\\ng.jpg' (its folder's name has no line
+    break): the export refused it as a line break "in the folder's name ...; rename the
+    folder", of a folder without one. Now the file it links to is named."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    make_dataset(data, "test", n=2, size=(H, W))
+    make_run(run, data, {"img000": [disk(H, W, 20, 20, 8)], "img001": []}, (H, W))
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "im\ng.jpg"
+    image = data / "images" / "test" / "img000.jpg"
+    image.replace(target)
+    image.symlink_to(target)
+    res = CliRunner().invoke(
+        app, ["annotate", "export", str(run), "--out", str(tmp_path / "exp"), "--no-progress"]
+    )
+    said = (
+        f"error: {run}: image 'img000' links to {str(target.resolve())!r}: a line break in the "
+        "name of the file it links to, which an export's images.txt (one path a line) cannot "
+        "hold; rename the file it links to"
+    )
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == " ".join(said.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run", "store"]

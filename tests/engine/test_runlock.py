@@ -729,3 +729,73 @@ def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     with exclusive(run, "engine label", ".lock-shard1of2", own=("run.json",)):
         pass
     assert not stale.exists()
+
+
+def test_a_failed_run_that_wrote_a_file_or_beside_a_shard_keeps_new_empty_folders(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "data.bin").write_bytes(b"x")
+    with pytest.raises(ValueError, match="late"), exclusive(out, "engine train"):
+        (out / "last.pt").write_bytes(b"ckpt")  # the run changed the folder
+        (out / "notes").mkdir()  # the user's, made in another shell meanwhile
+        raise ValueError("late failure")
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "data.bin", "last.pt", "notes"]
+    label = tmp_path / "label"
+    label.mkdir()
+    with exclusive(label, "engine label", ".lock-shard1of2"):  # shard 1 runs beside shard 0
+        with pytest.raises(RuntimeError), exclusive(label, "engine label", ".lock-shard0of2"):
+            (label / "labels" / "Car" / "val").mkdir(parents=True)  # shard 1's, file not yet in
+            raise RuntimeError("shard 0 fails")
+        assert (label / "labels" / "Car" / "val").is_dir()
+
+
+def test_a_failed_run_removes_only_the_new_empty_folders_it_made(tmp_path: Path) -> None:
+    out = tmp_path / "review"
+    (out / "before" / "inner").mkdir(parents=True)  # the user's empty folders, there before
+    with pytest.raises(OSError, match="full"), exclusive(out, "engine review"):
+        (out / "thumbs" / "a" / "b").mkdir(parents=True)  # made for files never written
+        raise OSError(28, "No space left on device (full)")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["before", "before/inner"]
+    out = tmp_path / "report"
+    out.mkdir()
+    with pytest.raises(OSError, match="full"), exclusive(out, "engine report"):
+        (out / "overlays").mkdir()
+        (out / "overlays" / "a.png").write_bytes(b"x")  # the run's work: everything stays
+        (out / "empty").mkdir()
+        raise OSError(28, "No space left on device (full)")
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "empty", "overlays"]
+    out = tmp_path / "stopped"
+    out.mkdir()
+    with pytest.raises(KeyboardInterrupt), exclusive(out, "engine review"):
+        (out / "thumbs").mkdir()  # Ctrl-C (SIGTERM alike) removes nothing
+        raise KeyboardInterrupt
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "thumbs"]
+    out = tmp_path / "label"
+    out.mkdir()
+    with (
+        exclusive(out, "engine label", ".lock-shard1of2"),  # held by shard 1 throughout
+        pytest.raises(ValueError),
+        exclusive(out, "engine label", ".lock-shard0of2"),
+    ):
+        (out / "labels").mkdir()  # shard 1's, its first file about to go in
+        raise ValueError("shard 0 fails")
+    assert sorted(p.name for p in out.iterdir()) == [".lock-shard0of2", ".lock-shard1of2", "labels"]
+
+
+def test_without_flock_a_failed_run_keeps_its_empty_folders(tmp_path: Path, monkeypatch) -> None:
+    """Where fcntl does not exist (Windows) the failure clean-up is not done: nothing tells
+    whether another run makes those folders (docs/foundation.md, "Windows and macOS"). A run
+    that made nothing in its new folder still removes it."""
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl raises ImportError
+    with pytest.raises(OSError, match="full"), exclusive(tmp_path / "new", "engine review"):
+        (tmp_path / "new" / "thumbs").mkdir()
+        raise OSError(28, "No space left on device (full)")
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == [
+        "new",
+        "new/thumbs",
+    ]
+    with pytest.raises(ValueError), exclusive(tmp_path / "refused", "engine review"):
+        raise ValueError("bad input")
+    assert not (tmp_path / "refused").exists()
