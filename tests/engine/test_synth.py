@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.datasets import open_split
+from engine.datasets import load_spec, open_split
 from engine.synth import NEW_CLASSES, SynthConfig, generate, render_scene, stem_of
 
 SIZE = (256, 192)
@@ -493,3 +493,43 @@ def test_predict_and_train_refuse_a_dataset_synth_stopped_half_way(tmp_path: Pat
         "train": ["--data", str(out), "--out", run],
     }
     _refused(tmp_path, out, readers)
+
+
+def test_a_dataset_reading_the_images_of_a_stopped_synth_is_refused_and_said_by_info(
+    tmp_path: Path, monkeypatch
+):
+    """A dataset.yaml view over a synth folder (a fused dataset reads its source's images the
+    same way: images: ../data/images/{split}) is refused while that synth stopped half way, and
+    engine info on it names the folder; before, only the spec's own folder was asked, so the
+    view passed engine label's check and info said "No problems found." (exit 0)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+    view = tmp_path / "view"
+    view.mkdir()
+    (view / "dataset.yaml").write_text(
+        "images: ../d/images/{split}\nlabels: ../d/annotations/{split}\nsplits: [train]\n"
+    )
+    res = CliRunner().invoke(app, ["info", str(view), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    assert f"unfinished: {out} (read by this dataset): {STOPPED}: {AGAIN}\n" in res.output
+    assert "No problems found." not in res.output
+    run = str(tmp_path / "run")
+    label = ["--class", "Bicycle", "--backend", "simulated", "--data", str(view), "--out", run]
+    res = CliRunner().invoke(app, ["label", *label])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {view}: {out} (read by this dataset): {STOPPED}; engine label would read part "
+        f"of the dataset: {AGAIN}, then run engine label again"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "view"]
+    assert load_spec(view)._read_folders() == [
+        view,
+        out / "images/train",
+        out / "images",
+        out,
+        out / "annotations/train",
+        out / "annotations",
+    ]
