@@ -460,6 +460,17 @@ def test_a_dataset_synth_stopped_half_way_is_said_by_info_and_refused_by_readers
         "label": label,
         "fuse": ["--data", str(out), "--pseudo", run, "--out", fused],
         "evaluate": ["--gt", str(out), "--split", "train", "--pred", str(tmp_path)],
+        # named itself: before, compare's refusal said "engine evaluate would read ..."
+        "compare": [
+            "--gt",
+            str(out),
+            "--split",
+            "train",
+            "--class",
+            "Bicycle",
+            "--source",
+            f"a={tmp_path}",
+        ],  # fmt: skip
     }
     _refused(tmp_path, out, readers)
     holder = _hold(out)
