@@ -419,9 +419,11 @@ def _stopped_synth(tmp_path: Path, monkeypatch) -> Path:
     return out
 
 
-def _refused(tmp_path: Path, out: Path, readers: dict[str, list[str]]) -> None:
+def _refused(
+    tmp_path: Path, out: Path, readers: dict[str, list[str]], also: list[str] = ()
+) -> None:
     """Each ``engine COMMAND ARGS`` refuses the stopped dataset ``out`` in one line, exit 2,
-    writing nothing."""
+    writing nothing (``also``: other folders of ``tmp_path`` there before)."""
     from typer.testing import CliRunner
 
     from cli import app
@@ -433,7 +435,7 @@ def _refused(tmp_path: Path, out: Path, readers: dict[str, list[str]]) -> None:
             f"error: {out}: {STOPPED}; engine {command} would read part of the dataset: "
             f"{AGAIN}, then run engine {command} again"
         )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["d", *also])
 
 
 def test_a_dataset_synth_stopped_half_way_is_said_by_info_and_refused_by_readers(
@@ -544,3 +546,17 @@ def test_a_dataset_reading_the_images_of_a_stopped_synth_is_refused_and_said_by_
         out / "annotations/train",
         out / "annotations",
     ]
+
+
+def test_train_refusing_a_stopped_synth_keeps_the_last_run_s_logs(tmp_path: Path, monkeypatch):
+    """engine train --out OUT over a stopped synth is refused before it takes OUT: the logs a
+    run that died before its first checkpoint left there are kept, and no .lock is left; before,
+    the refusal came after a fresh run unlinked them, leaving OUT holding its .lock alone."""
+    out = _stopped_synth(tmp_path, monkeypatch)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    (run / "resumes.jsonl").write_text("{}\n")
+    _refused(tmp_path, out, {"train": ["--data", str(out), "--out", str(run)]}, also=["run"])
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl", "resumes.jsonl"]
+    assert (run / "metrics.jsonl").read_text() == '{"step": 1}\n'
