@@ -405,6 +405,8 @@ class DatasetSpec:
             where = "" if folder == self.root else f"{folder} (read by this dataset): "
             if holder := writer(folder):
                 return f"{where}{holder} is writing it now", "wait for it to finish", False
+            if not (folder / SYNTH_UNFINISHED).is_file():  # synth finished since: unlinks it
+                continue  # under its lock, then frees the lock (before, said "stopped")
             return (
                 f"{where}its engine synth stopped before its last scene ({SYNTH_UNFINISHED}) "
                 "and no process writes it now",
