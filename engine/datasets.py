@@ -439,6 +439,12 @@ class DatasetSpec:
         from engine.runlock import check_not_being_written
 
         check_not_being_written(self.root, command, "the dataset")
+        self.check_synth_finished(command)
+
+    def check_synth_finished(self, command: str) -> None:
+        """:meth:`check_finished`'s refusal of a dataset ``engine synth`` draws now or stopped
+        half way (:meth:`unfinished_synth`) alone: for a reader that may hold the folder's lock
+        itself (``engine annotate import`` into a subset there), or another writer's."""
         if stopped := self.unfinished_synth():
             raise ValueError(
                 f"{self.root}: {stopped[0]}; {command} would read part of the dataset: "

@@ -179,7 +179,7 @@ def _split_images(
     """``stem -> image path`` of the split (:func:`engine.annotate.dataset_images`, which
     leaves a label without its image to ``engine info``) and the split's image folder (None:
     no dataset known)."""
-    images = dataset_images(data, run, split)
+    images = dataset_images(data, run, split, "engine review")
     root = Path(data) if data else run.data_root
     return images, None if root is None else load_spec(root).image_dir(split)
 

@@ -560,3 +560,30 @@ def test_train_refusing_a_stopped_synth_keeps_the_last_run_s_logs(tmp_path: Path
     _refused(tmp_path, out, {"train": ["--data", str(out), "--out", str(run)]}, also=["run"])
     assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl", "resumes.jsonl"]
     assert (run / "metrics.jsonl").read_text() == '{"step": 1}\n'
+
+
+def test_report_and_annotate_refuse_a_dataset_synth_stopped_half_way(tmp_path: Path, monkeypatch):
+    """engine report (the split its photos come from) and annotate export/import/pick and review
+    (the split's images, :func:`engine.annotate.dataset_images`) refuse a stopped synth in the
+    same line, naming themselves; before, they read the scenes drawn so far as the split."""
+    from engine.annotate import dataset_images
+    from engine.report import _split_data
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+
+    def said(command: str) -> str:
+        return (
+            f"{out}: {STOPPED}; {command} would read part of the dataset: {AGAIN}, then run "
+            f"{command} again"
+        )
+
+    with pytest.raises(ValueError) as e:
+        _split_data(out, "train", False)
+    assert str(e.value) == said("engine report")
+    with pytest.raises(ValueError) as e:
+        dataset_images(out, None, "train", "engine annotate import")
+    assert str(e.value) == said("engine annotate import")
+    (out / "synth.partial.json").unlink()  # finished (as far as the check goes): read as before
+    stems = [s.stem for s in _split_data(out, "train", False).samples]
+    drawn = [stem_of("train", i) for i in range(3)]
+    assert stems == list(dataset_images(out, None, "train", "x")) == drawn
