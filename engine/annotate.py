@@ -130,11 +130,13 @@ EXPORT_FILES = (COCO_FILE, *EXPORT_PARTS, IMAGE_LIST)  # what an export folder h
 
 
 def dataset_images(
-    data: str | os.PathLike | None, run: LabelRun | None, split: str
+    data: str | os.PathLike | None, run: LabelRun | None, split: str, command: str
 ) -> dict[str, Path]:
     """``stem -> image path`` of the split, from ``data`` or the run's recorded dataset. Listed
     leniently: a precise label without its image is the dataset's problem (``engine info``
-    names it), not that of an export, import or gallery, which read the images only."""
+    names it), not that of an export, import or gallery, which read the images only. A dataset
+    ``engine synth`` draws now or stopped half way is refused, naming ``command``
+    (:meth:`DatasetSpec.check_finished`): before, its scenes so far passed for the split."""
     root = Path(data) if data else (run.data_root if run is not None else None)
     if root is None:
         return {}
@@ -143,7 +145,9 @@ def dataset_images(
             f"{run.run_json}: its dataset root {root} is not found from here, nor beside the "
             "run where it was; pass the dataset root with --data"
         )
-    ds = SegDataset(load_spec(root), split, require_labels=False, lenient=True)
+    spec = load_spec(root)
+    spec.check_synth_finished(command)
+    ds = SegDataset(spec, split, require_labels=False, lenient=True)
     return {s.stem: s.image_path for s in ds.samples}
 
 
@@ -367,7 +371,7 @@ def _run_items(cfg: ExportConfig) -> tuple[str, Items]:
     if not available:
         raise _no_labelled(run, split)
     stems = _chosen(cfg, available, run.root, f"the run's {split!r} split")
-    images = dataset_images(cfg.data, run, split)
+    images = dataset_images(cfg.data, run, split, "engine annotate export")
     if not cfg.stems:  # the whole split asked for: a run stopped half way holds part of it
         warn_not_labelled(run, split, available, images, "export")
     check_one_line_paths(stems, images, run.root)  # before the export's first file
@@ -398,7 +402,7 @@ def _subset_items(cfg: ExportConfig) -> tuple[str, Items]:
     data = cfg.data or sub.data_root
     if data is None:
         raise ValueError(f"{sub.root}: the subset records no dataset; pass its root with --data")
-    images = dataset_images(str(data), None, sub.split)
+    images = dataset_images(str(data), None, sub.split, "engine annotate export")
     check_one_line_paths(stems, images, sub.root)  # before the export's first file
     spec_dir = load_spec(data).image_dir(sub.split)
 
@@ -951,7 +955,7 @@ def _import(cfg: ImportConfig, archives: dict[str, str], said: list[str]) -> Sub
     _check_png_options(cfg)
     if cfg.format == "coco":
         _check_one_copy(cfg.sources)
-    images = dataset_images(cfg.data, None, cfg.split)
+    images = dataset_images(cfg.data, None, cfg.split, "engine annotate import")
     sizes = SplitSizes(
         {},
         cfg.split,
@@ -1512,7 +1516,7 @@ def pick_for_annotation(cfg: PickConfig) -> tuple[list[Pick], Path]:
     if not stats:
         raise _no_labelled(run, cfg.split)
     with contextlib.suppress(ValueError, OSError):  # a dataset moved on: picked all the same
-        listed = dataset_images(None, run, cfg.split)
+        listed = dataset_images(None, run, cfg.split, "engine annotate pick")
         stats = _still_in_dataset(run, cfg.split, stats, listed)
         warn_not_labelled(run, cfg.split, [s.stem for s in stats], listed, "pick")
     if not stats:  # every labelled image removed from the dataset since

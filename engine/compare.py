@@ -560,7 +560,7 @@ def dataset_split(cfg: CompareConfig, subset: Any) -> Truth | None:
                 "leave --split out (the subset names its split)"
             )
         return None
-    return ground_truth(Path(cfg.gt), cfg.split)
+    return ground_truth(Path(cfg.gt), cfg.split, "engine compare")
 
 
 def compare(cfg: CompareConfig) -> CompareReport:

@@ -393,19 +393,42 @@ class DatasetSpec:
     def unfinished_synth(self) -> tuple[str, str, bool] | None:
         """A dataset ``engine synth`` has not finished (its ``synth.partial.json``): what is
         unfinished and what to do, as two phrases, and whether it stopped (no process writes it
-        now, which its lock tells: :func:`engine.runlock.writer`); None for any other."""
-        if not (self.root / SYNTH_UNFINISHED).is_file():
-            return None
+        now, which its lock tells: :func:`engine.runlock.writer`); None for any other. Each
+        folder the spec reads is asked (:meth:`_read_folders`), and one other than the root is
+        named: a fused dataset reads its source's images (``images: ../data/images/{split}``),
+        as a ``dataset.yaml`` view over a synth folder does; before, only the root was."""
         from engine.runlock import writer
 
-        if holder := writer(self.root):
-            return f"{holder} is writing it now", "wait for it to finish", False
-        return (
-            f"its engine synth stopped before its last scene ({SYNTH_UNFINISHED}) and no "
-            "process writes it now",
-            "run the same engine synth command again to finish it (it resumes)",
-            True,
-        )
+        for folder in self._read_folders():
+            if not (folder / SYNTH_UNFINISHED).is_file():
+                continue
+            where = "" if folder == self.root else f"{folder} (read by this dataset): "
+            if holder := writer(folder):
+                return f"{where}{holder} is writing it now", "wait for it to finish", False
+            if not (folder / SYNTH_UNFINISHED).is_file():  # synth finished since: unlinks it
+                continue  # under its lock, then frees the lock (before, said "stopped")
+            return (
+                f"{where}its engine synth stopped before its last scene ({SYNTH_UNFINISHED}) "
+                "and no process writes it now",
+                "run the same engine synth command again to finish it (it resumes)",
+                True,
+            )
+        return None
+
+    def _read_folders(self) -> list[Path]:
+        """The root, then each split's image and label folder and the two folders above them
+        (a dataset's root in the usual layout, ``ROOT/images/<split>``), each folder once."""
+        splits: list[str] = list(self.splits or ())
+        if not splits:
+            with contextlib.suppress(OSError, ValueError):  # unreadable: the root alone
+                splits = self.available_splits()
+        found, seen = [self.root], {self.root.resolve()}
+        dirs = [d for s in splits for d in (self.image_dir(s), self.label_dir(s)) if d]
+        for folder in (f for d in dirs for f in (d, d.parent, d.parent.parent)):
+            if (key := folder.resolve()) not in seen:
+                seen.add(key)
+                found.append(folder)
+        return found
 
     def check_finished(self, command: str) -> None:
         """Refuse, in one line naming the folder, a dataset that a process writes now
@@ -416,6 +439,12 @@ class DatasetSpec:
         from engine.runlock import check_not_being_written
 
         check_not_being_written(self.root, command, "the dataset")
+        self.check_synth_finished(command)
+
+    def check_synth_finished(self, command: str) -> None:
+        """:meth:`check_finished`'s refusal of a dataset ``engine synth`` draws now or stopped
+        half way (:meth:`unfinished_synth`) alone: for a reader that may hold the folder's lock
+        itself (``engine annotate import`` into a subset there), or another writer's."""
         if stopped := self.unfinished_synth():
             raise ValueError(
                 f"{self.root}: {stopped[0]}; {command} would read part of the dataset: "

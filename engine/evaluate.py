@@ -171,10 +171,12 @@ def split_required(gt: Path, spec: DatasetSpec) -> ValueError:
     )
 
 
-def ground_truth(gt: Path, split: str | None) -> Truth:
+def ground_truth(gt: Path, split: str | None, command: str = "engine evaluate") -> Truth:
     """The label maps ``engine evaluate --gt GT [--split S]`` scores against: the folder ``gt``,
     or, where ``gt`` is a dataset, its split ``split`` (required then). A dataset's taxonomy is
-    its spec's; a folder's, or a spec's that names none, the one recorded around its labels."""
+    its spec's; a folder's, or a spec's that names none, the one recorded around its labels.
+    ``command`` is named in a refusal (``engine compare --gt`` reads it too; before, a stopped
+    synth refused compare as "engine evaluate would read part of the dataset")."""
     gt = Path(gt)
     spec = dataset_spec(gt)
     if spec is None and (split is None or gt.exists()):
@@ -189,10 +191,10 @@ def ground_truth(gt: Path, split: str | None) -> Truth:
         files = list_labels(gt, "ground-truth", dataset_of)
         return Truth(files, str(gt), taxonomy_record(gt, gt.parent))
     spec = spec or load_spec(gt)  # no such root: load_spec's "dataset root not found"
-    spec.check_finished("engine evaluate")  # engine synth writing it, or stopped half way
+    spec.check_finished(command)  # engine synth writing it, or stopped half way
     if split is None:
         raise split_required(gt, spec)
-    spec.require_labels("engine evaluate")
+    spec.require_labels(command)
     data = SegDataset(spec, split)
     labels = spec.label_dir(split)
     record = (

@@ -48,8 +48,8 @@ from engine.datasets import (
     SegDataset,
     edited_masks_line,
     fused_as_corrections,
+    load_spec,
     new_class_truth,
-    open_split,
     replaced_subset_photos,
 )
 from engine.metrics import ClassScorer, ClassScores, SegEvaluator
@@ -712,6 +712,17 @@ def _row(tiles: list[np.ndarray]) -> np.ndarray:
     )
 
 
+def _split_data(data: Path | None, split: str, labels: bool) -> SegDataset | None:
+    """The split of the dataset the report reads its photos (and, with ``--pred``, labels)
+    from; None without one. A dataset ``engine synth`` draws now or stopped half way is
+    refused (:meth:`DatasetSpec.check_finished`); before, its scenes so far passed for it."""
+    if not data:
+        return None
+    spec = load_spec(data)
+    spec.check_synth_finished("engine report")
+    return SegDataset(spec, split, require_labels=labels)
+
+
 def _data_root(
     cfg: ReportConfig, subset: Subset, run: LabelRun | None
 ) -> tuple[str | None, str | None]:
@@ -864,9 +875,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     for warning in other_data:
         log.warning(warning)
     cfg = dataclasses.replace(cfg, data=data_root)
-    split_ds = (
-        open_split(cfg.data, subset.split, require_labels=bool(cfg.pred)) if cfg.data else None
-    )
+    split_ds = _split_data(cfg.data, subset.split, bool(cfg.pred))
     if split_ds is not None:
         check_data_sizes(subset, split_ds, data_source)
         if cfg.pred and split_ds.spec.labels is not None:

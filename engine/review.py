@@ -14,9 +14,11 @@ visible as partial tint.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import json
+import logging
 import math
 import os
 import shlex
@@ -44,7 +46,7 @@ from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun, latest_records, run_folder_of
 from annotations.subset import ImageStats, check_subset_class, read_subset
 from engine.annotate import dataset_images, image_stat, splits_said, warn_not_labelled
-from engine.datasets import load_image, load_spec, relative_ref
+from engine.datasets import SegDataset, load_image, load_spec, relative_ref
 from engine.metrics import binary_class_scores
 from engine.outputs import (
     GT_COLOR,
@@ -62,6 +64,8 @@ from engine.outputs import (
 )
 from engine.runinfo import environment
 from engine.text import METRICS, counted, format_score, split_names
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -173,13 +177,45 @@ def _nothing_labelled(run: LabelRun, splits: list[str], chosen: bool) -> str:
     return f"{run.root}: no labelled images to review{which} {splits_said(run)}"
 
 
+def warn_not_reached(data: str | None, run: LabelRun, splits: Sequence[str]) -> None:
+    """Warn of the splits of the dataset the run was to label (run.json's ``config.splits``,
+    else every split), holding images, that it has no labels of (``splits``: those it has): a
+    run killed after train, before val, was reviewed as train alone without a word, while
+    :func:`warn_not_labelled` said a split it had begun. ``engine fuse`` refuses such a split
+    by the same rule (``engine.fusion.run._to_label``)."""
+    root = Path(data) if data else run.data_root
+    if root is None or not run.run_json.is_file():
+        return
+    config = run.info.record.get("config")
+    told = config.get("splits") if isinstance(config, dict) else None
+    try:
+        spec = load_spec(root)
+        to_label = [str(s) for s in told] if isinstance(told, list) and told else None
+        to_label = to_label or spec.available_splits()
+    except (OSError, ValueError):  # the dataset unreadable: the splits' own errors say it
+        return
+    left = []
+    for split in (s for s in to_label if s not in splits):
+        with contextlib.suppress(OSError, ValueError):  # no such split: nothing to label
+            if SegDataset(spec, split, require_labels=False, lenient=True).samples:
+                left.append(split)
+    if left:
+        log.warning(
+            "%s: %s not labelled (yet), which it was to label: the review has %s alone; engine "
+            "label with the same settings finishes the run",
+            run.root,
+            f"split {left[0]!r}" if len(left) == 1 else f"splits {', '.join(left)}",
+            f"split {splits[0]!r}" if len(splits) == 1 else f"splits {', '.join(splits)}",
+        )
+
+
 def _split_images(
     data: str | None, run: LabelRun, split: str
 ) -> tuple[dict[str, Path], Path | None]:
     """``stem -> image path`` of the split (:func:`engine.annotate.dataset_images`, which
     leaves a label without its image to ``engine info``) and the split's image folder (None:
     no dataset known)."""
-    images = dataset_images(data, run, split)
+    images = dataset_images(data, run, split, "engine review")
     root = Path(data) if data else run.data_root
     return images, None if root is None else load_spec(root).image_dir(split)
 
@@ -233,6 +269,8 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     splits = chosen or run.splits()
     if not splits or not any(run.stems(s) for s in splits):
         raise ValueError(_nothing_labelled(run, splits, bool(chosen)))
+    if not chosen:  # killed after train, before val: drawn as train alone, said
+        warn_not_reached(cfg.data, run, splits)
     rows = []  # (split, stats, image path or None, problem or None)
     for split in splits:
         images, image_dir = _split_images(cfg.data, run, split)

@@ -966,6 +966,9 @@ def train(
     check_output_folder(cfg.out, ("metrics.jsonl",), "engine train")
     # a fused dataset engine fuse still writes: its labels so far, or old and new ones mixed
     check_not_being_written(cfg.data, "engine train", "its labels")
+    # engine synth stopped half way: refused before exclusive and a fresh run's unlinking of
+    # the last run's logs (before, a refused train left OUT holding its .lock alone)
+    load_spec(cfg.data).check_finished("engine train")
     for subset in cfg.val_subsets or ():  # being imported: new masks, the old subset.json
         check_not_being_written(subset, "engine train", "its annotated masks")
     with (

@@ -427,7 +427,7 @@ def _check_stems(run: PseudoRun, dataset: SegDataset, labelled_here: bool = Fals
     if missing:
         raise ValueError(
             f"{folder}: no pseudo label for {counted(len(missing), 'image')} of {image_dir}: "
-            f"{few(sorted(missing), total=True)} ({_why_unlabelled(run, dataset.split, missing)})"
+            f"{few(sorted(missing), total=True)} ({_why_unlabelled(run, {dataset.split: missing})})"
         )
 
 
@@ -441,21 +441,22 @@ def _check_not_stopped_before(
     word: a run killed after train was fused train alone, while a split it had begun was
     refused (:func:`_check_stems`)."""
     left = [s for s in have if s not in splits]
+    images = {s: SegDataset(spec, s, require_labels=False, lenient=True).samples for s in left}
     for run in runs:
-        stopped = [
-            s
+        stopped = {
+            s: {x.stem for x in images[s]}
             for s in left
             if not run.has_split(s)
             and all(_to_label(r, s, data, spec) for r in runs if not r.has_split(s))
-            and SegDataset(spec, s, require_labels=False, lenient=True).samples
-        ]
+            and images[s]
+        }
         if stopped:
-            said = f"split {stopped[0]!r}" if len(stopped) == 1 else f"splits {', '.join(stopped)}"
+            names = list(stopped)
+            said = f"split {names[0]!r}" if len(names) == 1 else f"splits {', '.join(names)}"
             alone = f", or fuse the others alone: --split {','.join(splits)}" if splits else ""
             raise ValueError(
                 f"{run.path}: no pseudo labels of {said}, which it was to label "
-                f"({run.run_json}): its engine label stopped before them; finish it: "
-                f"{relabel_command(run, stopped)}{alone}"
+                f"({run.run_json}): {_why_unlabelled(run, stopped)}{alone}"
             )
 
 
@@ -465,22 +466,25 @@ def _to_label(run: PseudoRun, split: str, data: Path, spec: DatasetSpec) -> bool
     return split in run.splits if run.splits else labelled_dataset(data, spec, run)
 
 
-def _why_unlabelled(run: PseudoRun, split: str, missing: set[str]) -> str:
-    """What to do about images without a pseudo label: label them (the run stopped before
-    them, or they were added to the dataset since it ran: "finish the labeling run first" was
-    false of a run that had finished), or, when its manifest says the labeler failed on them
-    (an unreadable image, a truth mask of another size), mend them and label again; "finish the
-    labeling run" was no help there."""
+def _why_unlabelled(run: PseudoRun, missing: dict[str, set[str]]) -> str:
+    """What to do about images without a pseudo label (``missing``: each split's stems): label
+    them (the run stopped before them, or they were added to the dataset since it ran: "finish
+    the labeling run first" was false of a run that had finished), or, when its manifest says
+    the labeler failed on them (an unreadable image, a truth mask of another size), mend them
+    and label again; "finish the labeling run" was no help there. A whole split missing
+    (:func:`_check_not_stopped_before`) is told the same: before, it was always blamed on a
+    stopped run, when the labeler had failed on every image of it or it was added since."""
     latest = latest_records(run.path)
     failed = [
         (stem, rec)
-        for stem in sorted(missing)
+        for split, stems in missing.items()
+        for stem in sorted(stems)
         if (rec := latest.get((split, stem)) or {}).get("status") == "failed"
     ]
     if not failed:
         return (
             "not labelled yet: the labeling run stopped before them, or they were added to the "
-            f"dataset since it ran; label them first: {relabel_command(run, [split])}"
+            f"dataset since it ran; label them first: {relabel_command(run, missing)}"
         )
     stem, rec = failed[0]
     return (

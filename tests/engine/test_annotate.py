@@ -4224,3 +4224,29 @@ def test_export_names_the_linked_file_whose_name_holds_a_line_break(tmp_path):
     assert res.exit_code == 2, res.output
     assert " ".join(res.output.split()) == " ".join(said.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run", "store"]
+
+
+def test_review_of_a_run_killed_before_a_split_says_the_split_not_labelled(tmp_path, caplog):
+    """A run killed after test, before val (no --split: every split to label) is reviewed as
+    test alone, with a warning naming val; before, without a word (warn_not_labelled covers a
+    split the run had begun). A run told --split test, or a review given --split, says
+    nothing."""
+    from engine.review import ReviewConfig, build_review
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    make_dataset(data, "test", n=2, size=(H, W))
+    make_dataset(data, "val", n=2, size=(H, W))
+    make_run(run, data, {"img000": [disk(H, W, 24, 16, 8)], "img001": []}, (H, W))
+    build_review(ReviewConfig(run=str(run), out=str(tmp_path / "r1"), progress=False))
+    said = [r.getMessage() for r in caplog.records if "not labelled (yet)" in r.getMessage()]
+    assert said == [
+        f"{run}: split 'val' not labelled (yet), which it was to label: the review has split "
+        "'test' alone; engine label with the same settings finishes the run"
+    ]
+    caplog.clear()
+    build_review(ReviewConfig(run=str(run), split="test", out=str(tmp_path / "r2"), progress=False))
+    doc = json.loads((run / "run.json").read_text())
+    doc["config"]["splits"] = ["test"]
+    (run / "run.json").write_text(json.dumps(doc))
+    build_review(ReviewConfig(run=str(run), out=str(tmp_path / "r3"), progress=False))
+    assert not [r for r in caplog.records if "not labelled (yet)" in r.getMessage()]

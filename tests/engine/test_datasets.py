@@ -914,3 +914,24 @@ def test_carried_sources_are_read_only_where_a_class_was_fused_before(
     )
     datasets.check_carried_sources(open_split(root, "train"), root / "sources/train")
     assert read == ["a"][:reads]
+
+
+def test_a_synth_that_finishes_between_the_two_looks_is_no_unfinished_synth(
+    tmp_path: Path, monkeypatch
+):
+    """synth.partial.json found, then engine synth finishes (unlinks it under its lock, frees
+    the lock) before the lock is asked: nothing is unfinished; before, a reader was refused as
+    of a synth "stopped before its last scene" that had just finished."""
+    import engine.runlock
+    from engine.datasets import SYNTH_UNFINISHED, DatasetSpec
+
+    (tmp_path / "images/train").mkdir(parents=True)
+    partial = tmp_path / SYNTH_UNFINISHED
+    partial.write_text("{}")
+
+    def finished(folder):  # the synth's last scene and its unlink, between the two looks
+        partial.unlink(missing_ok=True)
+
+    monkeypatch.setattr(engine.runlock, "writer", finished)
+    assert DatasetSpec(tmp_path).unfinished_synth() is None
+    DatasetSpec(tmp_path).check_finished("engine label")  # not refused

@@ -1606,9 +1606,10 @@ def test_a_split_the_label_run_stopped_before_is_refused_not_left_out(world, tmp
         fuse(cfg(world, pseudo=(killed,)))
     assert str(e.value) == (
         f"{killed}: no pseudo labels of split 'val', which it was to label ({killed}/run.json): "
-        f"its engine label stopped before them; finish it: engine label --class Bicycle --out "
-        f"{killed} --split val with the settings in {killed}/run.json, or fuse the others "
-        "alone: --split train"
+        "not labelled yet: the labeling run stopped before them, or they were added to the "
+        f"dataset since it ran; label them first: engine label --class Bicycle --out {killed} "
+        f"--split val with the settings in {killed}/run.json, or fuse the others alone: "
+        "--split train"
     )
     assert not world["out"].exists()
     fuse(cfg(world, pseudo=(killed,), splits=("train",)))
@@ -1661,3 +1662,30 @@ def test_a_fusion_killed_after_its_last_label_is_unfinished_for_info_and_train(w
     res = CliRunner().invoke(app, ["info", str(world["out"]), "--no-progress"])
     assert res.exit_code == 0 and "No problems found." in res.output, res.output
     load_spec(world["out"]).check_finished("engine train")
+
+
+def test_a_split_the_labeler_failed_on_throughout_is_refused_with_its_failures(world, tmp_path):
+    """A split without pseudo labels because the labeler failed on every image of it (the
+    manifest says so; labels/val is made with the first label file) is refused with those
+    failures, as a split it had begun is (:func:`_check_stems`); before, it was blamed on an
+    engine label stopped before it ("finish it" was no help: the run had ended). A split added
+    to the dataset after the run finished is told so too (the test above)."""
+    from engine.fusion.testing import labeler_run_json
+
+    doc = labeler_run_json(MASS13K.with_new_class("Bicycle"), "Bicycle", data=str(world["data"]))
+    train = {"train": {"a": bike_map(0), "b": bike_map(1)}}
+    run = write_pseudo_run(tmp_path / "run", "Bicycle", train, run_json=doc)
+    failures = [
+        {"split": "val", "stem": stem, "status": "failed", "error": f"ValueError: {stem}.jpg: bad"}
+        for stem in STEMS
+    ]
+    (run / "manifest.jsonl").write_text("".join(json.dumps(f) + "\n" for f in failures))
+    with pytest.raises(ValueError) as e:
+        fuse(cfg(world, pseudo=(run,)))
+    assert str(e.value) == (
+        f"{run}: no pseudo labels of split 'val', which it was to label ({run}/run.json): "
+        "the labeling run failed on 2 of them, a: ValueError: a.jpg: bad; mend them and run "
+        "engine label again, or take them out of the dataset, or fuse the others alone: "
+        "--split train"
+    )
+    assert not world["out"].exists()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.datasets import open_split
+from engine.datasets import load_spec, open_split
 from engine.synth import NEW_CLASSES, SynthConfig, generate, render_scene, stem_of
 
 SIZE = (256, 192)
@@ -419,9 +419,11 @@ def _stopped_synth(tmp_path: Path, monkeypatch) -> Path:
     return out
 
 
-def _refused(tmp_path: Path, out: Path, readers: dict[str, list[str]]) -> None:
+def _refused(
+    tmp_path: Path, out: Path, readers: dict[str, list[str]], also: list[str] = ()
+) -> None:
     """Each ``engine COMMAND ARGS`` refuses the stopped dataset ``out`` in one line, exit 2,
-    writing nothing."""
+    writing nothing (``also``: other folders of ``tmp_path`` there before)."""
     from typer.testing import CliRunner
 
     from cli import app
@@ -433,7 +435,7 @@ def _refused(tmp_path: Path, out: Path, readers: dict[str, list[str]]) -> None:
             f"error: {out}: {STOPPED}; engine {command} would read part of the dataset: "
             f"{AGAIN}, then run engine {command} again"
         )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["d", *also])
 
 
 def test_a_dataset_synth_stopped_half_way_is_said_by_info_and_refused_by_readers(
@@ -460,6 +462,17 @@ def test_a_dataset_synth_stopped_half_way_is_said_by_info_and_refused_by_readers
         "label": label,
         "fuse": ["--data", str(out), "--pseudo", run, "--out", fused],
         "evaluate": ["--gt", str(out), "--split", "train", "--pred", str(tmp_path)],
+        # named itself: before, compare's refusal said "engine evaluate would read ..."
+        "compare": [
+            "--gt",
+            str(out),
+            "--split",
+            "train",
+            "--class",
+            "Bicycle",
+            "--source",
+            f"a={tmp_path}",
+        ],  # fmt: skip
     }
     _refused(tmp_path, out, readers)
     holder = _hold(out)
@@ -493,3 +506,84 @@ def test_predict_and_train_refuse_a_dataset_synth_stopped_half_way(tmp_path: Pat
         "train": ["--data", str(out), "--out", run],
     }
     _refused(tmp_path, out, readers)
+
+
+def test_a_dataset_reading_the_images_of_a_stopped_synth_is_refused_and_said_by_info(
+    tmp_path: Path, monkeypatch
+):
+    """A dataset.yaml view over a synth folder (a fused dataset reads its source's images the
+    same way: images: ../data/images/{split}) is refused while that synth stopped half way, and
+    engine info on it names the folder; before, only the spec's own folder was asked, so the
+    view passed engine label's check and info said "No problems found." (exit 0)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+    view = tmp_path / "view"
+    view.mkdir()
+    (view / "dataset.yaml").write_text(
+        "images: ../d/images/{split}\nlabels: ../d/annotations/{split}\nsplits: [train]\n"
+    )
+    res = CliRunner().invoke(app, ["info", str(view), "--no-progress"])
+    assert res.exit_code == 1, res.output
+    assert f"unfinished: {out} (read by this dataset): {STOPPED}: {AGAIN}\n" in res.output
+    assert "No problems found." not in res.output
+    run = str(tmp_path / "run")
+    label = ["--class", "Bicycle", "--backend", "simulated", "--data", str(view), "--out", run]
+    res = CliRunner().invoke(app, ["label", *label])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {view}: {out} (read by this dataset): {STOPPED}; engine label would read part "
+        f"of the dataset: {AGAIN}, then run engine label again"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "view"]
+    assert load_spec(view)._read_folders() == [
+        view,
+        out / "images/train",
+        out / "images",
+        out,
+        out / "annotations/train",
+        out / "annotations",
+    ]
+
+
+def test_train_refusing_a_stopped_synth_keeps_the_last_run_s_logs(tmp_path: Path, monkeypatch):
+    """engine train --out OUT over a stopped synth is refused before it takes OUT: the logs a
+    run that died before its first checkpoint left there are kept, and no .lock is left; before,
+    the refusal came after a fresh run unlinked them, leaving OUT holding its .lock alone."""
+    out = _stopped_synth(tmp_path, monkeypatch)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text('{"step": 1}\n')
+    (run / "resumes.jsonl").write_text("{}\n")
+    _refused(tmp_path, out, {"train": ["--data", str(out), "--out", str(run)]}, also=["run"])
+    assert sorted(p.name for p in run.iterdir()) == ["metrics.jsonl", "resumes.jsonl"]
+    assert (run / "metrics.jsonl").read_text() == '{"step": 1}\n'
+
+
+def test_report_and_annotate_refuse_a_dataset_synth_stopped_half_way(tmp_path: Path, monkeypatch):
+    """engine report (the split its photos come from) and annotate export/import/pick and review
+    (the split's images, :func:`engine.annotate.dataset_images`) refuse a stopped synth in the
+    same line, naming themselves; before, they read the scenes drawn so far as the split."""
+    from engine.annotate import dataset_images
+    from engine.report import _split_data
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+
+    def said(command: str) -> str:
+        return (
+            f"{out}: {STOPPED}; {command} would read part of the dataset: {AGAIN}, then run "
+            f"{command} again"
+        )
+
+    with pytest.raises(ValueError) as e:
+        _split_data(out, "train", False)
+    assert str(e.value) == said("engine report")
+    with pytest.raises(ValueError) as e:
+        dataset_images(out, None, "train", "engine annotate import")
+    assert str(e.value) == said("engine annotate import")
+    (out / "synth.partial.json").unlink()  # finished (as far as the check goes): read as before
+    stems = [s.stem for s in _split_data(out, "train", False).samples]
+    drawn = [stem_of("train", i) for i in range(3)]
+    assert stems == list(dataset_images(out, None, "train", "x")) == drawn
