@@ -146,7 +146,7 @@ def dataset_images(
             "run where it was; pass the dataset root with --data"
         )
     spec = load_spec(root)
-    spec.check_synth_finished(command)
+    spec.check_not_stopped(command)
     ds = SegDataset(spec, split, require_labels=False, lenient=True)
     return {s.stem: s.image_path for s in ds.samples}
 

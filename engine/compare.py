@@ -42,7 +42,7 @@ from annotations.subset import (
     unlisted_masks,
 )
 from annotations.taxonomy import MASS13K, Taxonomy, class_key
-from engine.datasets import edited_masks_line, replaced_subset_photos
+from engine.datasets import check_fused_finished, edited_masks_line, replaced_subset_photos
 from engine.evaluate import (
     RESIZE_MODES,
     Truth,
@@ -605,6 +605,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
     images = 0
     for name, given in cfg.sources:  # all before the first is scored
         check_not_being_written(given, "engine compare", "its label maps")
+        check_fused_finished(given, "engine compare")
         _check_recorded_class(cfg, named, name, given, split)
         check_held_class(named, f"source {name!r}", source_folder(given, split))
     for name, given in cfg.sources:

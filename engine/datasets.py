@@ -370,25 +370,34 @@ class DatasetSpec:
         failed some images (``incomplete``): its labels are missing for that reason, and the
         same ``engine fuse`` command writes them; ``""`` for any other dataset."""
         status = (self.fuse_record() or {}).get("status")
-        if status == "running":  # the folder's lock tells a fusion under way from a stopped one
-            from engine.runlock import writer
-
-            if holder := writer(self.root):
-                return (
-                    f"; its fusion did not finish ({FUSE_RECORD}: status running): {holder} is "
-                    "writing it now: wait for it to finish"
-                )
-            return (
-                f"; its fusion did not finish ({FUSE_RECORD}: status running) and no process "
-                "writes it now (stopped): run the same engine fuse command again to finish it "
-                "(it resumes)"
-            )
+        if stopped := self.unfinished_fused():
+            return f"; {stopped[0]}: {stopped[1]}"
         if status == "incomplete":
             return (
                 f"; fusion failed on some images ({FUSE_RECORD} lists them, with why): mend "
                 "those files and run the same engine fuse command again"
             )
         return ""
+
+    def unfinished_fused(self) -> tuple[str, str, bool] | None:
+        """A fused dataset whose ``fuse.json`` says its fusion did not finish (``running``):
+        what is unfinished and what to do, as two phrases, and whether it stopped (no process
+        writes it now, which its lock tells: :func:`engine.runlock.writer`), as
+        :meth:`unfinished_synth` says them; None for any other dataset. One source for the
+        "no label" hint (:meth:`unfinished_fusion`), the readers' refusal
+        (:meth:`check_not_stopped`) and ``engine info``."""
+        if (self.fuse_record() or {}).get("status") != "running":
+            return None
+        from engine.runlock import writer
+
+        state = f"its fusion did not finish ({FUSE_RECORD}: status running)"
+        if holder := writer(self.root):
+            return f"{state}: {holder} is writing it now", "wait for it to finish", False
+        return (
+            f"{state} and no process writes it now (stopped)",
+            "run the same engine fuse command again to finish it (it resumes)",
+            True,
+        )
 
     def unfinished_synth(self) -> tuple[str, str, bool] | None:
         """A dataset ``engine synth`` has not finished (its ``synth.partial.json``): what is
@@ -433,32 +442,33 @@ class DatasetSpec:
     def check_finished(self, command: str) -> None:
         """Refuse, in one line naming the folder, a dataset that a process writes now
         (:func:`engine.runlock.check_not_being_written`: ``engine synth``, ``engine fuse``) or
-        that ``engine synth`` stopped before its last scene (:meth:`unfinished_synth`): read
-        now, its scenes so far passed for the dataset (``engine label`` labelled them, exit 0,
-        and ``engine info`` said "No problems found.")."""
+        that ``engine synth`` or ``engine fuse`` stopped half way (:meth:`check_not_stopped`):
+        read now, its scenes so far passed for the dataset (``engine label`` labelled them,
+        exit 0, and ``engine info`` said "No problems found.")."""
         from engine.runlock import check_not_being_written
 
         check_not_being_written(self.root, command, "the dataset")
-        self.check_synth_finished(command)
+        self.check_not_stopped(command)
 
-    def check_synth_finished(self, command: str) -> None:
+    def check_not_stopped(self, command: str) -> None:
         """:meth:`check_finished`'s refusal of a dataset ``engine synth`` draws now or stopped
-        half way (:meth:`unfinished_synth`) alone: for a reader that may hold the folder's lock
-        itself (``engine annotate import`` into a subset there), or another writer's."""
+        half way (:meth:`unfinished_synth`), or whose fusion did not finish
+        (:meth:`unfinished_fused`), without the lock check of the root: for a reader that may
+        hold the folder's lock itself (``engine annotate import`` into a subset there), and for
+        ``engine report``/``engine compare`` given a fused dataset."""
         if stopped := self.unfinished_synth():
             raise ValueError(
                 f"{self.root}: {stopped[0]}; {command} would read part of the dataset: "
                 f"{stopped[1]}, then run {command} again"
             )
-        # a fusion killed (its lock free: no process writes it) before fuse.json said done: the
-        # labels there may be part this fusion's, part an earlier one's of other settings, even
-        # with none missing (killed after the last label); the same fuse command finishes it
-        if (self.fuse_record() or {}).get("status") == "running":
+        # a fusion killed (or writing now) before fuse.json said done: killed part way, its
+        # labels may be part this fusion's, part an earlier one's of other settings; killed
+        # after the last label, its counts and report are unwritten; the same fuse command
+        # finishes it (at once in the second case)
+        if stopped := self.unfinished_fused():
             raise ValueError(
-                f"{self.root}: its fusion did not finish ({FUSE_RECORD}: status running) and no "
-                f"process writes it now (stopped); {command} would read a dataset fused part way: "
-                f"run the same engine fuse command again to finish it (it resumes), then run "
-                f"{command} again"
+                f"{self.root}: {stopped[0]}; {command} would read a dataset fused part way: "
+                f"{stopped[1]}, then run {command} again"
             )
 
     def fuse_record(self) -> dict | None:
@@ -515,6 +525,20 @@ def _unquoted_split(path: Path, error: str = "") -> str:
                 key = key.strip()
                 return f"; quote the value: {key}: '{value}' (unquoted, YAML reads {{...}} as a mapping)"
     return ""
+
+
+def check_fused_finished(folder: str | os.PathLike, command: str) -> None:
+    """Refuse a fused dataset given to be scored (``engine compare --source``, ``engine report
+    --fused``) whose fusion did not finish (:meth:`DatasetSpec.check_not_stopped`): before,
+    both scored the dataset ``engine info`` calls unfinished (exit 1) and ``engine train``
+    refuses. A folder of label maps given by itself, or another dataset, is not asked."""
+    if not (Path(folder) / FUSE_RECORD).is_file():
+        return
+    try:
+        spec = load_spec(folder)
+    except (OSError, ValueError):  # no dataset to ask: its label maps are read as given
+        return
+    spec.check_not_stopped(command)
 
 
 def load_spec(path: str | os.PathLike) -> DatasetSpec:

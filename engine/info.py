@@ -35,7 +35,6 @@ from annotations.fileio import spec_file as find_spec_file
 from annotations.labelmap import IGNORE, byte_histogram, read_label
 from annotations.taxonomy import Taxonomy
 from engine.datasets import (
-    FUSE_RECORD,
     SOURCE_NAMES,
     DatasetSpec,
     Problem,
@@ -271,17 +270,12 @@ def dataset_stats(
     being_written, writing = [], None
     if live:
         writing = (f"{live} is writing it now", "wait for it to finish", False)
-    elif (spec.fuse_record() or {}).get("status") == "running" and not any(
+    elif (stopped := spec.unfinished_fused()) and not any(
         p.message.endswith(hint) for stats in out for p in stats.problems
     ):  # killed after its last label, before fuse.json said done: no label is missing, yet
         # training refuses it (DatasetSpec.check_finished); before, "No problems found." and
         # "next: engine train"
-        writing = (
-            f"its fusion did not finish ({FUSE_RECORD}: status running) and no process writes "
-            "it now (stopped)",
-            "run the same engine fuse command again to finish it (it resumes)",
-            True,
-        )
+        writing = stopped
     if live and hint:  # the problems that end with the live fusion's hint, said as it was then
         for stats in out:
             being_written += [p for p in stats.problems if p.message.endswith(hint)]

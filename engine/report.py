@@ -46,6 +46,7 @@ from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import (
     DatasetSpec,
     SegDataset,
+    check_fused_finished,
     edited_masks_line,
     fused_as_corrections,
     load_spec,
@@ -719,7 +720,7 @@ def _split_data(data: Path | None, split: str, labels: bool) -> SegDataset | Non
     if not data:
         return None
     spec = load_spec(data)
-    spec.check_synth_finished("engine report")
+    spec.check_not_stopped("engine report")
     return SegDataset(spec, split, require_labels=labels)
 
 
@@ -858,6 +859,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     for given in (cfg.pseudo, cfg.fused, cfg.pred):  # scored now, a part passed for the whole
         if given:
             check_not_being_written(given, "engine report", "its label maps")
+            check_fused_finished(given, "engine report")
     taxonomies = source_taxonomies(cfg, class_name)
     # the per-class table's classes: the predictions'
     taxonomy = next(

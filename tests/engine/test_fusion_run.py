@@ -1634,7 +1634,11 @@ def test_a_fusion_killed_after_its_last_label_is_unfinished_for_info_and_train(w
     same fuse finishes it at once (no image fused again)."""
     from typer.testing import CliRunner
 
+    from annotations.subset import write_subset
     from cli import app
+    from engine.compare import CompareConfig, compare
+    from engine.datasets import check_fused_finished
+    from engine.report import ReportConfig, build_report
 
     first = fuse(cfg(world))
     record = json.loads((world["out"] / "fuse.json").read_text())
@@ -1656,12 +1660,43 @@ def test_a_fusion_killed_after_its_last_label_is_unfinished_for_info_and_train(w
         "run the same engine fuse command again to finish it (it resumes), then run engine "
         "train again"
     )
+    # compare and report scored it (review E): refused as train refuses it, before any score
+    subset = write_subset(world["data"].parent / "subset", "Bicycle", "val",
+                          {k: np.zeros((4, 6), np.uint8) for k in STEMS}, dict.fromkeys(STEMS, "hand"))  # fmt: skip
+    for command, call in (
+        (
+            "engine compare",
+            lambda: compare(
+                CompareConfig("Bicycle", subset.root, (("fused", world["out"]),), progress=False)
+            ),
+        ),  # fmt: skip
+        (
+            "engine report",
+            lambda: build_report(
+                ReportConfig(
+                    str(subset.root),
+                    str(world["data"].parent / "rep"),
+                    fused=str(world["out"]),
+                    chart=False,
+                )
+            ),
+        ),  # fmt: skip
+    ):
+        with pytest.raises(ValueError) as e:
+            call()
+        assert str(e.value) == (
+            f"{world['out']}: {stopped} (stopped); {command} would read a dataset fused part "
+            f"way: run the same engine fuse command again to finish it (it resumes), then run "
+            f"{command} again"
+        )
+    assert not (world["data"].parent / "rep").exists()
     again = fuse(cfg(world))
     assert (again.fused, again.skipped) == (0, first.images)
     assert json.loads((world["out"] / "fuse.json").read_text())["status"] == "complete"
     res = CliRunner().invoke(app, ["info", str(world["out"]), "--no-progress"])
     assert res.exit_code == 0 and "No problems found." in res.output, res.output
     load_spec(world["out"]).check_finished("engine train")
+    check_fused_finished(world["out"], "engine compare")  # finished: no refusal
 
 
 def test_a_split_the_labeler_failed_on_throughout_is_refused_with_its_failures(world, tmp_path):
