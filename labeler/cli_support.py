@@ -241,6 +241,24 @@ def _check_parent(spec: str | None, cls: ClassSpec, data: str) -> None:
         )
 
 
+def failure_advice(failed: int, not_retryable: int) -> list[str]:
+    """The closing lines on a label run's failed images (``engine label``'s summary, ``engine
+    info RUN_DIR``): ``failed`` images whose last try failed, of which ``not_retryable`` fail on
+    every run (:class:`labeler.models.ImageTooThin`; ``retry`` false in the manifest): a retry is
+    offered for the others only."""
+    lines = []
+    if failed > not_retryable:
+        n = counted(failed - not_retryable, "image")
+        lines.append(f"{n} failed; run the same command again to retry exactly those")
+    if not_retryable:
+        them = "them" if not_retryable > 1 else "it"
+        lines.append(
+            f"{counted(not_retryable, 'image')} cannot be labelled by this backend ({TOO_THIN}: "
+            f"a model would resize {them} to 0 px across); running again fails {them} again"
+        )
+    return lines
+
+
 def print_label_summary(summary: LabelSummary, backend: str | None = None) -> None:
     """The end-of-run table on stdout, failures listed on stderr."""
     from rich.table import Table
@@ -284,19 +302,7 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         err.print(
             f"... and {len(summary.failed) - 20} more failures (see {manifest})", soft_wrap=True
         )
-    # an image too thin for a model's resize fails on every run: no retry is offered for it
-    thin = sum(TOO_THIN in error for _, _, error in summary.failed)
-    if len(summary.failed) > thin:
-        n = len(summary.failed) - thin
-        err.print(
-            f"{counted(n, 'image')} failed; run the same command again to retry exactly those"
-        )
-    if thin:
-        them = "them" if thin > 1 else "it"
-        err.print(
-            f"{counted(thin, 'image')} cannot be labelled by this backend ({TOO_THIN}: a model "
-            f"would resize {them} to 0 px across); running again fails {them} again",
-            soft_wrap=True,
-        )
+    for line in failure_advice(len(summary.failed), summary.not_retryable):
+        err.print(line, soft_wrap=True)
     if summary.interrupted:
         err.print(f"{interrupted()[0]}: run the same command again to resume")

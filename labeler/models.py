@@ -45,13 +45,14 @@ def preprocess(processor: Any, image: Any) -> Any:
     return processor(images=image, return_tensors="pt", input_data_format="channels_last")
 
 
-# In every message of :class:`ImageTooThin` (a run's closing line finds them by it).
+# In every message of :class:`ImageTooThin` and the closing line counting them.
 TOO_THIN = "too thin to label"
 
 
 class ImageTooThin(ValueError):
     """An image a model's processor would resize to 0 pixels across: it fails on every run, so
-    ``engine label`` does not offer a retry for it (:func:`labeler.cli_support.print_label_summary`)."""
+    ``engine label`` records it with ``retry`` false and offers no retry for it
+    (:func:`labeler.cli_support.failure_advice`)."""
 
 
 def resized_size(processor: Any, height: int, width: int) -> tuple[int, int, int, str] | None:
