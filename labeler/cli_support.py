@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from engine.cli.common import interrupted, stderr, stdout
-from engine.text import counted
 from labeler.backends import NOT_USED
 from labeler.config import (
     DEFAULT_DETECTOR,
@@ -14,7 +13,7 @@ from labeler.config import (
     parse_grid,
     parse_shard,
 )
-from labeler.models import TOO_THIN, looks_like_path
+from labeler.models import failure_advice, looks_like_path
 from labeler.run import STAGES, LabelSummary
 
 # The labeling options' defaults, to tell an option given on the command line from its default.
@@ -239,24 +238,6 @@ def _check_parent(spec: str | None, cls: ClassSpec, data: str) -> None:
             f"{spec}: class {cls.name!r}: parent {cls.parent!r} is not a class of dataset "
             f"{data} ({taxonomy.listed()}){taxonomy.release_hint(cls.parent)}"
         )
-
-
-def failure_advice(failed: int, not_retryable: int) -> list[str]:
-    """The closing lines on a label run's failed images (``engine label``'s summary, ``engine
-    info RUN_DIR``): ``failed`` images whose last try failed, of which ``not_retryable`` fail on
-    every run (:class:`labeler.models.ImageTooThin`; ``retry`` false in the manifest): a retry is
-    offered for the others only."""
-    lines = []
-    if failed > not_retryable:
-        n = counted(failed - not_retryable, "image")
-        lines.append(f"{n} failed; run the same command again to retry exactly those")
-    if not_retryable:
-        them = "them" if not_retryable > 1 else "it"
-        lines.append(
-            f"{counted(not_retryable, 'image')} cannot be labelled by this backend ({TOO_THIN}: "
-            f"a model would resize {them} to 0 px across); running again fails {them} again"
-        )
-    return lines
 
 
 def print_label_summary(summary: LabelSummary, backend: str | None = None) -> None:

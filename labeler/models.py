@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from annotations.fileio import first_line
+from engine.text import counted
 from labeler.config import PATH_STARTS
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,25 @@ TOO_THIN = "too thin to label"
 class ImageTooThin(ValueError):
     """An image a model's processor would resize to 0 pixels across: it fails on every run, so
     ``engine label`` records it with ``retry`` false and offers no retry for it
-    (:func:`labeler.cli_support.failure_advice`)."""
+    (:func:`failure_advice`)."""
+
+
+def failure_advice(failed: int, not_retryable: int) -> list[str]:
+    """The closing lines on a label run's failed images (``engine label``'s summary, ``engine
+    info RUN_DIR``): ``failed`` images whose last try failed, of which ``not_retryable`` fail on
+    every run (:class:`ImageTooThin`; ``retry`` false in the manifest): a retry is
+    offered for the others only."""
+    lines = []
+    if failed > not_retryable:
+        n = counted(failed - not_retryable, "image")
+        lines.append(f"{n} failed; run the same command again to retry exactly those")
+    if not_retryable:
+        them = "them" if not_retryable > 1 else "it"
+        lines.append(
+            f"{counted(not_retryable, 'image')} cannot be labelled by this backend ({TOO_THIN}: "
+            f"a model would resize {them} to 0 px across); running again fails {them} again"
+        )
+    return lines
 
 
 def resized_size(processor: Any, height: int, width: int) -> tuple[int, int, int, str] | None:

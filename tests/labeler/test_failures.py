@@ -287,7 +287,8 @@ def test_engine_info_on_a_label_run_shows_progress_per_split(tmp_path):
     row = stats.splits["train"]
     assert (row.labelled, row.stale, row.failed, row.pending) == (4, 3, 3, 0)
     assert "│ train │ 4 │ 3 │ 3 │ 0 │" in text
-    assert "3 images failed (run the same command again to retry):" in text
+    assert "3 images failed: train/rgb:" in text
+    assert "3 images failed; run the same command again to retry exactly those" in text
     assert "3 images labelled with other settings" in text
     (data / "images" / "train" / "late.png").write_bytes(
         (data / "images/train/good0.png").read_bytes()
