@@ -79,9 +79,13 @@ def resized_size(processor: Any, height: int, width: int) -> tuple[int, int, int
     with its rounding: Grounding DINO's ``shortest_edge``/``longest_edge`` resize (transformers'
     ``get_size_with_aspect_ratio``), SAM's and SAM-HQ's ``longest_edge`` (``int(side * scale +
     0.5)`` as ``SamImageProcessor._get_preprocess_shape``). ``limit`` says which shapes keep a
-    pixel across. ``None`` for a processor resizing every image to one fixed size (SAM 2, SAM 3).
+    pixel across. ``None`` for a processor resizing every image to one fixed size (SAM 2, SAM 3)
+    or none (``do_resize`` false: it keeps every image's size, a 1x3000 image too).
     """
     from transformers.image_transforms import get_size_with_aspect_ratio
+
+    if not getattr(processor, "do_resize", True):  # before, such an image was refused as too thin
+        return None
 
     size = processor.size
     edge = size.get if isinstance(size, dict) else partial(getattr, size)
