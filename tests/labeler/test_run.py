@@ -968,6 +968,30 @@ def test_loading_models_leaves_transformers_progress_bars_as_they_were(
     assert "Loading weights" not in out + err and "%|" not in out + err
 
 
+def test_an_unprepared_image_too_thin_is_refused_by_its_name(tiny_models):
+    """``label`` on a batch not prepared in a loader thread (a library caller's) makes the
+    detector inputs itself: an image too thin for the tiny detector's resize (longest_edge 96:
+    a long side under 192 times the short one) is refused naming its file; it said "the
+    image"."""
+    from labeler.grounded_sam import GroundedSamBackend
+    from labeler.models import ImageTooThin
+
+    cfg = LabelConfig(
+        data="unused", cls=ClassSpec("Bicycle"), detector=str(tiny_models["det"]),
+        segmenter=str(tiny_models["sam"]), device="cpu", progress=False,
+    )  # fmt: skip
+    backend = GroundedSamBackend(cfg, class_id=7)
+    backend.load()
+    img = LoadedImage("train", "x", Path("d/x.png"), np.zeros((1, 192, 3), np.uint8))
+    with pytest.raises(ImageTooThin) as e:
+        backend.label([img])
+    assert str(e.value) == (
+        "d/x.png is 1x192 px (HxW), too thin to label: the detector's processor (longest_edge "
+        "96) resizes it to 0x96 px; it reads an image whose long side is under 192 times its "
+        "short side"
+    )
+
+
 @pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2", "sam2_video"])
 def test_ragged_boxes_and_boxless_images_skip_sam(tiny_models, kind, monkeypatch):
     """Injected detections: 2 boxes, none, 1 box in one batch; only 2 images reach the encoder."""
