@@ -521,6 +521,9 @@ class LabelRunStats:
     changed: list[str] = field(default_factory=list)
     environment: dict = field(default_factory=dict)  # run.json's: the code that labelled
     shard: str = ""  # "i/n" when run.json's last command labelled one shard (--shard i/n)
+    # of failures, those whose record says running again fails them again (retry false: an
+    # image too thin to label; a record without the field, of an older run, is retried)
+    not_retryable: int = 0
     # such a run's shards, "i/n" -> its images not labelled with the run's settings (0: the
     # shard finished); {} when unsharded or its dataset is not found
     shards: dict[str, int] = field(default_factory=dict)
@@ -572,6 +575,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     per = {s: RunSplit() for s in names}
     seconds: Counter = Counter()
     failures = []
+    not_retryable = 0
     skipped = done_keys(run.root, chash, latest)  # what engine label skips as done
     for (split, stem), rec in sorted(latest.items()):
         if split not in per:
@@ -580,6 +584,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         if rec.get("status") != "ok":
             row.failed += 1
             failures.append((split, stem, str(rec.get("error"))))
+            not_retryable += rec.get("retry") is False
         elif rec.get("config_hash") != chash:
             row.stale += 1
         elif (split, stem) not in skipped:  # engine label labels it again: not yet, as it counts
@@ -647,6 +652,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         splits=per,
         seconds={k: v / done for k, v in seconds.items()} if done else {},
         failures=failures,
+        not_retryable=not_retryable,
         notes=notes,
         changed=changed,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
@@ -806,12 +812,13 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         )
     out: list = [head, table]
     if stats.failures:
-        lines = [
-            f"{counted(len(stats.failures), 'image')} failed (run the same command again to retry):"
-        ]
+        from labeler.models import failure_advice  # engine label's closing lines too
+
+        lines = [f"{counted(len(stats.failures), 'image')} failed:"]
         lines += [f"  {s}/{st}: {why}" for s, st, why in stats.failures[:failures_shown]]
         if len(stats.failures) > failures_shown:
             lines.append(f"  and {len(stats.failures) - failures_shown} more (manifest.jsonl)")
+        lines += failure_advice(len(stats.failures), stats.not_retryable)
         out.append("\n".join(lines))
     stale = sum(r.stale for r in stats.splits.values())
     if stale:

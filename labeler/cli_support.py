@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from engine.cli.common import interrupted, stderr, stdout
-from engine.text import counted
 from labeler.backends import NOT_USED
 from labeler.config import (
     DEFAULT_DETECTOR,
@@ -14,7 +13,7 @@ from labeler.config import (
     parse_grid,
     parse_shard,
 )
-from labeler.models import TOO_THIN, looks_like_path
+from labeler.models import failure_advice, looks_like_path
 from labeler.run import STAGES, LabelSummary
 
 # The labeling options' defaults, to tell an option given on the command line from its default.
@@ -284,19 +283,7 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         err.print(
             f"... and {len(summary.failed) - 20} more failures (see {manifest})", soft_wrap=True
         )
-    # an image too thin for a model's resize fails on every run: no retry is offered for it
-    thin = sum(TOO_THIN in error for _, _, error in summary.failed)
-    if len(summary.failed) > thin:
-        n = len(summary.failed) - thin
-        err.print(
-            f"{counted(n, 'image')} failed; run the same command again to retry exactly those"
-        )
-    if thin:
-        them = "them" if thin > 1 else "it"
-        err.print(
-            f"{counted(thin, 'image')} cannot be labelled by this backend ({TOO_THIN}: a model "
-            f"would resize {them} to 0 px across); running again fails {them} again",
-            soft_wrap=True,
-        )
+    for line in failure_advice(len(summary.failed), summary.not_retryable):
+        err.print(line, soft_wrap=True)
     if summary.interrupted:
         err.print(f"{interrupted()[0]}: run the same command again to resume")

@@ -335,7 +335,13 @@ class GroundedSamBackend:
         images = [b.image for b in batch]
         n = len(images)
         t0 = time.perf_counter()
-        dets = self.detect(images, [b.prepared for b in batch])
+        # an image not prepared in a loader thread (a library caller's batch): its detector
+        # inputs made here, refused by its name (detect's own fallback knows no name)
+        prepared = [
+            b.prepared if b.prepared.get("det") else {"det": self._det_inputs(b.image, str(b.path))}
+            for b in batch
+        ]
+        dets = self.detect(images, prepared)
         t1 = time.perf_counter()
         proc = self.segmenter.processor.image_processor  # SAM 2's fixed size: never too thin
         for b, det in zip(batch, dets, strict=True):

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from annotations.fileio import first_line
+from engine.text import counted
 from labeler.config import PATH_STARTS
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,32 @@ def preprocess(processor: Any, image: Any) -> Any:
     return processor(images=image, return_tensors="pt", input_data_format="channels_last")
 
 
-# In every message of :class:`ImageTooThin` (a run's closing line finds them by it).
+# In every message of :class:`ImageTooThin` and the closing line counting them.
 TOO_THIN = "too thin to label"
 
 
 class ImageTooThin(ValueError):
     """An image a model's processor would resize to 0 pixels across: it fails on every run, so
-    ``engine label`` does not offer a retry for it (:func:`labeler.cli_support.print_label_summary`)."""
+    ``engine label`` records it with ``retry`` false and offers no retry for it
+    (:func:`failure_advice`)."""
+
+
+def failure_advice(failed: int, not_retryable: int) -> list[str]:
+    """The closing lines on a label run's failed images (``engine label``'s summary, ``engine
+    info RUN_DIR``): ``failed`` images whose last try failed, of which ``not_retryable`` fail on
+    every run (:class:`ImageTooThin`; ``retry`` false in the manifest): a retry is
+    offered for the others only."""
+    lines = []
+    if failed > not_retryable:
+        n = counted(failed - not_retryable, "image")
+        lines.append(f"{n} failed; run the same command again to retry exactly those")
+    if not_retryable:
+        them = "them" if not_retryable > 1 else "it"
+        lines.append(
+            f"{counted(not_retryable, 'image')} cannot be labelled by this backend ({TOO_THIN}: "
+            f"a model would resize {them} to 0 px across); running again fails {them} again"
+        )
+    return lines
 
 
 def resized_size(processor: Any, height: int, width: int) -> tuple[int, int, int, str] | None:
@@ -59,9 +79,13 @@ def resized_size(processor: Any, height: int, width: int) -> tuple[int, int, int
     with its rounding: Grounding DINO's ``shortest_edge``/``longest_edge`` resize (transformers'
     ``get_size_with_aspect_ratio``), SAM's and SAM-HQ's ``longest_edge`` (``int(side * scale +
     0.5)`` as ``SamImageProcessor._get_preprocess_shape``). ``limit`` says which shapes keep a
-    pixel across. ``None`` for a processor resizing every image to one fixed size (SAM 2, SAM 3).
+    pixel across. ``None`` for a processor resizing every image to one fixed size (SAM 2, SAM 3)
+    or none (``do_resize`` false: it keeps every image's size, a 1x3000 image too).
     """
     from transformers.image_transforms import get_size_with_aspect_ratio
+
+    if not getattr(processor, "do_resize", True):  # before, such an image was refused as too thin
+        return None
 
     size = processor.size
     edge = size.get if isinstance(size, dict) else partial(getattr, size)

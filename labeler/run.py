@@ -64,7 +64,7 @@ from engine.text import counted, few
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
 from labeler.config import LabelConfig, default_out_dir, shard_from_env
 from labeler.crops import CroppedInstances, semantic_from_crops
-from labeler.models import check_model_folder
+from labeler.models import ImageTooThin, check_model_folder
 from labeler.refine import with_refinement
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,7 @@ class LabelSummary:
     instances: int = 0  # instances found now
     without_instances: int = 0  # images labelled now with no instance
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (split, stem, error)
+    not_retryable: int = 0  # of failed, images failing on every run (ImageTooThin): no retry
     stage_seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds, summed
     wall_seconds: float = 0.0  # wall time of the whole run
     load_seconds: float = 0.0  # of which loading the models (before the first image)
@@ -403,8 +404,15 @@ class _Writers:
                 self.error = e
 
     def _handle(
-        self, split: str, stem: str, result: BackendOutput | None, error: str | None, timings: dict
+        self,
+        split: str,
+        stem: str,
+        result: BackendOutput | None,
+        error: tuple[str, bool] | None,
+        timings: dict,
     ) -> None:
+        """Write one image's outputs and its manifest record; ``error`` is a failure's
+        ``(message, retry)`` (:func:`_failure`)."""
         s, rec = self.summary, {"split": split, "stem": stem}
         n = 0
         if result is not None:
@@ -415,7 +423,7 @@ class _Writers:
             except Exception as e:  # noqa: BLE001 - one image's merge or files: it alone fails
                 if _stops_the_run(e):
                     raise  # but the disk fails every image after it: the run stops (raise_error)
-                result, error = None, type_and_first_line(e)
+                result, error = None, _failure(e)
         if result is not None:
             timings = {**timings, **result.timings, "merge": t_merge, "write": t_write}
             n = len(inst)
@@ -424,7 +432,9 @@ class _Writers:
             if (nbytes := self.sizes.get((split, stem))) is not None:
                 rec["image_bytes"] = nbytes
         else:
-            rec.update(status="failed", error=error, instances=0)
+            why, retry = error or ("unknown error", True)
+            # retry false: running again fails it again (older manifests lack it: retried)
+            rec.update(status="failed", error=why, retry=retry, instances=0)
         rec.update(
             timings={k: round(v, 4) for k, v in timings.items()},
             config_hash=self.chash,
@@ -435,7 +445,8 @@ class _Writers:
             for k, v in timings.items():
                 s.stage_seconds[k] = s.stage_seconds.get(k, 0.0) + v
             if result is None:
-                s.failed.append((split, stem, error or "unknown error"))
+                s.failed.append((split, stem, why))
+                s.not_retryable += not retry
             else:
                 s.labelled += 1
                 s.instances += n
@@ -445,7 +456,7 @@ class _Writers:
 
 def _decode(
     split: str, sample: Sample, prepare=None
-) -> tuple[str, str, LoadedImage | None, str | None, float]:
+) -> tuple[str, str, LoadedImage | None, tuple[str, bool] | None, float]:
     """Decode (and let the backend pre-process) one image in a loader thread."""
     t = time.perf_counter()
     try:
@@ -454,8 +465,19 @@ def _decode(
             prepare(img)
         return split, sample.stem, img, None, time.perf_counter() - t
     except Exception as e:  # noqa: BLE001 - any decode failure is recorded, not fatal
-        msg = first_line(e)
-        return split, sample.stem, None, msg, time.perf_counter() - t
+        return split, sample.stem, None, _failure(e, typed=False), time.perf_counter() - t
+
+
+def _failure(e: BaseException, typed: bool = True) -> tuple[str, bool]:
+    """``(message, retry)`` of one image's failure, told where it is caught: an
+    :class:`ImageTooThin` fails on every run (``retry`` False) and reads as its own one line
+    wherever it is raised (the detector's refusal in a loader thread, the segmenter's in the
+    batch); any other error is retried, its message after its type name when ``typed`` (decode
+    errors name the file). Before, the closing lines told them apart by the words "too thin to
+    label" in the message, which a path could hold or a line break in the path cut off."""
+    if isinstance(e, ImageTooThin):
+        return first_line(e), False
+    return (type_and_first_line(e) if typed else first_line(e)), True
 
 
 def _lock_name(cfg: LabelConfig) -> str:
@@ -692,7 +714,7 @@ def _run_labeling(cfg: LabelConfig, backend: LabelBackend | None, said: list[str
         except Exception as e:  # noqa: BLE001 - retried image by image below
             if len(batch) == 1:
                 img, dt = batch[0]
-                writer.put((img.split, img.stem, None, type_and_first_line(e), {"decode": dt}))
+                writer.put((img.split, img.stem, None, _failure(e), {"decode": dt}))
                 return
             # One bad image (an unreadable truth file, a model error on it) must not fail its
             # batch mates: retry alone, so only the images that fail on their own are recorded.

@@ -764,9 +764,35 @@ def test_a_label_run_where_every_image_failed_is_shown_with_the_reasons(tmp_path
     assert res.exit_code == 1, res.output
     assert "code │ commit abc123; torch 2.14.1" in text  # what a rerun needs: the commit
     assert (
-        "1 image failed (run the same command again to retry): train/train0: x.jpg: truncated"
-        in text
-    )
+        "1 image failed: train/train0: x.jpg: truncated "
+        "1 image failed; run the same command again to retry exactly those images not labelled"
+    ) in text
+
+
+def test_a_label_run_offers_no_retry_for_images_too_thin_to_label(tmp_path: Path):
+    """engine info RUN_DIR closes as engine label's summary does (one helper): an image whose
+    record says ``retry`` false (too thin for a model's resize) fails on every run. Before, it
+    said "run the same command again to retry" for it; a record without the field (an older
+    run's) is retried."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    thin = "x.png is 1x3000 px (HxW), too thin to label: the detector's processor ..."
+    records = [
+        {"split": "train", "stem": "train0", "status": "failed", "error": "x.jpg: truncated"},
+        {"split": "val", "stem": "val0", "status": "failed", "error": thin, "retry": False},
+    ]
+    _, run = _label_run(tmp_path, records)
+    res = CliRunner().invoke(app, ["info", str(run), "--no-progress"], env={"COLUMNS": "200"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert (
+        f"2 images failed: train/train0: x.jpg: truncated val/val0: {thin} "
+        "1 image failed; run the same command again to retry exactly those "
+        "1 image cannot be labelled by this backend (too thin to label: a model would resize it "
+        "to 0 px across); running again fails it again images not labelled yet"
+    ) in text, text
 
 
 def test_a_label_run_shows_every_split_it_is_to_label(tmp_path: Path):

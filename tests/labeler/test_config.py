@@ -415,22 +415,27 @@ def test_the_summary_names_the_run_s_manifest_for_the_failures_it_does_not_list(
 
 
 def test_the_summary_offers_no_retry_for_images_too_thin_to_label(tmp_path, capsys):
-    """An image too thin for a model's resize fails on every run: the closing lines offered
-    "run the same command again to retry exactly those" for it too."""
+    """An image too thin for a model's resize fails on every run (``not_retryable``, counted
+    where it is caught): the closing lines offered "run the same command again to retry exactly
+    those" for it too."""
     from labeler.cli_support import print_label_summary
     from labeler.run import LabelSummary
 
-    thin = "ImageTooThin: a.png is 1x192 px (HxW), too thin to label: the detector's ..."
-    failed = [("train", "a", thin), ("train", "b", "cannot decode image"), ("val", "c", thin[14:])]
+    thin = "a.png is 1x192 px (HxW), too thin to label: the detector's ..."
+    failed = [("train", "a", thin), ("val", "c", thin), ("train", "b", "cannot decode image")]
     out = tmp_path / "run"
-    print_label_summary(LabelSummary(out_dir=out, config_hash="h", shard=(0, 1), failed=failed))
+    summary = LabelSummary(out_dir=out, config_hash="h", shard=(0, 1), failed=failed)
+    summary.not_retryable = 2
+    print_label_summary(summary)
     err = " ".join(capsys.readouterr().err.split())
     assert err.endswith(
         "1 image failed; run the same command again to retry exactly those 2 images cannot be "
         "labelled by this backend (too thin to label: a model would resize them to 0 px across); "
         "running again fails them again"
     )
-    print_label_summary(LabelSummary(out_dir=out, config_hash="h", shard=(0, 1), failed=failed[:1]))
+    summary = LabelSummary(out_dir=out, config_hash="h", shard=(0, 1), failed=failed[:1])
+    summary.not_retryable = 1
+    print_label_summary(summary)
     err = " ".join(capsys.readouterr().err.split())
     assert "retry" not in err and err.endswith(
         "1 image cannot be labelled by this backend (too "

@@ -18,6 +18,7 @@ from annotations.labelmap import read_label
 from cli import app
 from labeler.backends import BACKENDS, BackendOutput, register_backend
 from labeler.config import ClassSpec, LabelConfig
+from labeler.models import ImageTooThin
 from labeler.run import _STOP, ByteQueue, run_labeling
 
 runner = CliRunner()
@@ -286,7 +287,8 @@ def test_engine_info_on_a_label_run_shows_progress_per_split(tmp_path):
     row = stats.splits["train"]
     assert (row.labelled, row.stale, row.failed, row.pending) == (4, 3, 3, 0)
     assert "│ train │ 4 │ 3 │ 3 │ 0 │" in text
-    assert "3 images failed (run the same command again to retry):" in text
+    assert "3 images failed: train/rgb:" in text
+    assert "3 images failed; run the same command again to retry exactly those" in text
     assert "3 images labelled with other settings" in text
     (data / "images" / "train" / "late.png").write_bytes(
         (data / "images/train/good0.png").read_bytes()
@@ -294,3 +296,61 @@ def test_engine_info_on_a_label_run_shows_progress_per_split(tmp_path):
     assert label_run_stats(out).splits["train"].pending == 1
     res = runner.invoke(app, ["info", str(out), "--plot", str(tmp_path / "p.png")])
     assert res.exit_code == 2 and "is a label run" in res.output
+
+
+class ThinBackend(FlakyBackend):
+    """Refuses the image ``det`` in its loader-thread ``prepare`` and ``seg`` in its batch, as
+    Grounded-SAM refuses an image too thin for the detector's or the segmenter's resize."""
+
+    name = "thin-test"
+
+    def prepare(self, item):
+        if item.stem == "det":
+            raise ImageTooThin(f"{item.path} is 1x3000 px (HxW), too thin to label: detector")
+
+    def label(self, batch):
+        for b in batch:
+            if b.stem == "seg":
+                raise ImageTooThin(f"{b.path} is 1x3000 px (HxW), too thin to label: segmenter")
+        return super().label(batch)
+
+
+def test_images_too_thin_are_told_by_their_error_not_by_the_words_in_it(tmp_path, capsys):
+    """A failure that fails on every run (:class:`ImageTooThin`) is recorded so where it is
+    caught: ``retry`` false in its manifest record, one message form whether the detector (in
+    a loader thread) or the segmenter (in the batch) refused it. Before, the closing lines
+    matched the words "too thin to label" in the message: an unreadable image whose path held
+    them was offered no retry, and the segmenter's refusal read "ImageTooThin: ..."."""
+    from labeler.cli_support import print_label_summary
+
+    d = tmp_path / "data" / "images" / "train"
+    d.mkdir(parents=True)
+    for stem in ("a", "det", "seg"):
+        Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(d / f"{stem}.png")
+    bad = d / "too thin to label.png"
+    bad.write_bytes(b"not an image")
+    register_backend("thin-test", ThinBackend)
+    try:
+        cfg = LabelConfig(data=str(tmp_path / "data"), cls=ClassSpec("Bicycle"),
+                          out=str(tmp_path / "run"), backend="thin-test", progress=False)  # fmt: skip
+        s = run_labeling(cfg)
+    finally:
+        BACKENDS.pop("thin-test", None)
+    print_label_summary(s)
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.endswith(
+        "1 image failed; run the same command again to retry exactly those 2 images cannot be "
+        "labelled by this backend (too thin to label: a model would resize them to 0 px across); "
+        "running again fails them again"
+    ), err
+    recs = {r["stem"]: r for r in read_jsonl(tmp_path / "run" / "manifest.jsonl")}
+    failed = {k: (r["error"], r["retry"]) for k, r in recs.items() if r["status"] == "failed"}
+    assert failed == {
+        "det": (f"{d / 'det.png'} is 1x3000 px (HxW), too thin to label: detector", False),
+        "seg": (f"{d / 'seg.png'} is 1x3000 px (HxW), too thin to label: segmenter", False),
+        "too thin to label": (
+            f"{bad}: cannot decode image (cannot identify image file '{bad}')",
+            True,
+        ),
+    }
+    assert (s.labelled, len(s.failed), s.not_retryable) == (1, 3, 2)

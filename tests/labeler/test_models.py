@@ -595,3 +595,18 @@ def test_resized_size_is_the_processors_own(processor, shape, resized):
     else:
         assert tuple(got["reshaped_input_sizes"][0].tolist()) == resized
     refuse_too_thin(proc, shape, "x.png", "detector")
+
+
+def test_a_processor_that_does_not_resize_refuses_no_image_as_too_thin():
+    """``do_resize=False`` keeps an image's size: Grounding DINO's processor preprocesses a
+    1x3000 image as it is, which :func:`refuse_too_thin` refused ("resizes it to 0x1333 px")
+    from the processor's size settings alone."""
+    from transformers import GroundingDinoImageProcessor
+
+    from labeler.models import preprocess, refuse_too_thin, resized_size
+
+    proc = GroundingDinoImageProcessor(do_resize=False)
+    got = preprocess(proc, np.zeros((1, 3000, 3), np.uint8))
+    assert tuple(got["pixel_values"].shape) == (1, 3, 1, 3000)
+    assert resized_size(proc, 1, 3000) is None
+    refuse_too_thin(proc, (1, 3000, 3), "x.png", "detector")  # no ImageTooThin
