@@ -346,9 +346,9 @@ def splits_said(run: LabelRun) -> str:
 def warn_not_labelled(
     run: LabelRun, split: str, labelled: list[str], listed: Iterable[str], what: str
 ) -> None:
-    """Say that ``what`` (an export, a pick, a review) covers only the ``labelled`` images of a split
-    whose run stopped before the others of the dataset's ``listed`` ones: without a word the
-    part passed for the split."""
+    """Say that ``what`` (an export, a pick, a review) covers only the ``labelled`` images of a
+    split whose run stopped before the others of the dataset's ``listed`` ones: without a word
+    the part passed for the split."""
     pending = sorted(set(listed) - set(labelled))
     if pending:
         log.warning(

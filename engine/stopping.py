@@ -55,9 +55,9 @@ _EXIT_CODES = {"SIGTERM": EXIT_TERMINATED, "SIGHUP": EXIT_HANGUP}
 
 
 class Terminated(KeyboardInterrupt):
-    """A SIGTERM (or SIGHUP: its message names which), raised in the main thread where :func:`install` ran. ``step`` and
-    ``checkpoint``: where a training run that stopped at a step's end saved it (else None).
-    ``code``: the stop's exit code (143 for a SIGTERM, 129 for a SIGHUP; by default this
+    """A SIGTERM (or a SIGHUP: its message names which), raised in the main thread where
+    :func:`install` ran. ``step`` and ``checkpoint``: where a training run that stopped at a
+    step's end saved it (else None). ``code``: the stop's exit code (143 for a SIGTERM, 129 for a SIGHUP; by default this
     process's, where it received one, else 0), which the processes it reaches pass on
     (:func:`passed_on`): another rank, the parent of local ranks."""
 

@@ -76,10 +76,10 @@ def failure_advice(failed: int, not_retryable: int) -> list[str]:
 
 def resized_size(processor: Any, height: int, width: int) -> tuple[int, int, int, str] | None:
     """``(height, width, longest_edge, limit)``: the size an image processor resizes an image of
-    ``height x width`` to, with its rounding: Grounding DINO's ``shortest_edge``/``longest_edge`` resize (transformers'
-    ``get_size_with_aspect_ratio``), SAM's and SAM-HQ's ``longest_edge`` (``int(side * scale +
-    0.5)`` as ``SamImageProcessor._get_preprocess_shape``). ``limit`` says which shapes keep a
-    pixel across. ``None`` for a processor resizing every image to one fixed size (SAM 2, SAM 3)
+    ``height x width`` to, with its rounding: Grounding DINO's ``shortest_edge``/``longest_edge``
+    resize (transformers' ``get_size_with_aspect_ratio``), SAM's and SAM-HQ's ``longest_edge``
+    (``int(side * scale + 0.5)`` as ``SamImageProcessor._get_preprocess_shape``). ``limit`` says
+    which shapes keep a pixel across. ``None`` for a processor resizing every image to one fixed size (SAM 2, SAM 3)
     or none (``do_resize`` false: it keeps every image's size, a 1x3000 image too).
     """
     from transformers.image_transforms import get_size_with_aspect_ratio
