@@ -521,12 +521,19 @@ def _annotation_mask(
     results = annotation.get("result") or []
     if not isinstance(results, list):
         raise ValueError(f"{where}: 'result' is not a list")
-    hw = None
-    for k, r in enumerate(results):  # every region carries the image's size; check it once
+    hw = first = None
+    for k, r in enumerate(results):  # every region carries the image's size: one size
         if isinstance(r, dict) and "original_width" in r and "original_height" in r:
             where_r = f"{where}: region {_region_name(r, k)}: "  # int() read 64.7 as 64
-            hw = image_hw(r, "original_width", "original_height", where_r)
-            break
+            said = image_hw(r, "original_width", "original_height", where_r)
+            if hw is None:
+                hw, first = said, _region_name(r, k)
+            elif said != hw:  # before the 53rd round only the first was read: drawn at its scale
+                raise ValueError(
+                    f"{where}: region {_region_name(r, k)} is of a {said[1]}x{said[0]} image, "
+                    f"region {first} of a {hw[1]}x{hw[0]} one: a task's regions are of its one "
+                    "image (regions of two images mixed, or a size edited?)"
+                )
     hw = hw or sizes.get(stem, (0, 0))  # no region says: the dataset's (a stem not there fails)
     check_size(where, stem, hw, sizes)  # among hundreds of tasks, the one to open
     h, w = hw

@@ -106,8 +106,10 @@ def exclusive(
     path = folder / name
     # a link (a copy made with cp -rs) becomes the folder's own file before it is locked: the
     # original's run held it (the copy's run was refused, naming a process of another folder),
-    # and one leading nowhere made the lock file in the original's folder, or failed
-    own_file(path, keep=False)
+    # and one leading nowhere made the lock file in the original's folder, or failed. A copy of
+    # the record it leads to, as cp -al and cp -r copies keep theirs: a refused run puts it back
+    # (before the fifty-third round an empty file, put back empty: the finished run's record lost)
+    own_file(path, keep=True)
     fd, made_lock = _open_lock(path)  # whether this run made it: a refused run removes it again
     locked = failed = False
     before = b""  # the record of the run before this one, put back if this one fails

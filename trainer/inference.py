@@ -329,10 +329,11 @@ def predict_label(
     height, width = image.shape[:2]
     nh, nw = resized_shape(height, width, size)
     if min(nh, nw) < MIN_SIDE:
+        # at size=None nothing is resized: "resized to 5x7 for size=None" before the 53rd round
+        done = "at size=None" if size is None else f"resized to {nw}x{nh} for size={size}"
         raise ValueError(
-            f"image {width}x{height} resized to {nw}x{nh} for size={size}: the model needs at "
-            f"least {MIN_SIDE} px per side; use a larger size (%dx%d or more at its aspect)"
-            % smallest_size(width, height)
+            f"image {width}x{height} {done}: the model needs at least {MIN_SIDE} px per side; "
+            "use a larger size (%dx%d or more at its aspect)" % smallest_size(width, height)
         )
     original = image
     was_training = model.training

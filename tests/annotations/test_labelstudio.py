@@ -505,9 +505,35 @@ def test_the_image_size_is_read_from_the_first_region_giving_both_sides(tmp_path
 
 def test_the_first_region_s_size_is_checked_though_a_later_one_is_the_dataset_s(tmp_path):
     first = {**_region("polygon", points=_square_percent(0, 0, 2, 2)), "original_width": 20}
-    later = _region("polygon", points=_square_percent(4, 4, 6, 6))
+    later = {**_region("polygon", points=_square_percent(4, 4, 6, 6)), "original_width": 20}
     with pytest.raises(ValueError, match="20x12 in the annotation but 16x12 in the dataset"):
         _read(tmp_path, [_task("img000", first, later)])
+    # a later region of the dataset's size is of another image than the first: refused
+    later = {**_region("polygon", points=_square_percent(4, 4, 6, 6)), "id": "p2"}
+    with pytest.raises(ValueError, match=r"region p2 is of a 16x12 image, region polygon-Bic"):
+        _read(tmp_path, [_task("img000", first, later)])
+
+
+@pytest.mark.parametrize(("kind", "later_size"), [("polygon", (8, 6)), ("brush", (8.0, "6"))])
+def test_a_task_s_regions_of_two_image_sizes_are_refused(tmp_path, kind, later_size):
+    """Every region of a task gives its image's size; one of another size (an export mixing
+    two images' regions, a hand-edited task) is refused in one line naming the task, both
+    regions and both sizes. Before the fifty-third round only the first region's was read: an
+    8x6 image's polygon was drawn on the 16x12 image by its percents, silently, and its brush
+    was refused as "the brush RLE holds 192 values, not the 768 of a 16x12 RGBA image"."""
+    first = _region("polygon", points=_square_percent(0, 0, 2, 2))
+    if kind == "polygon":
+        later = _region("polygon", points=[[0, 0], [50, 0], [50, 50]])
+    else:
+        later = _region("brush", format="rle", rle=mask_to_brush(np.ones((6, 8), bool)))
+    later.update(id="b2", original_width=later_size[0], original_height=later_size[1])
+    with pytest.raises(ValueError) as e:
+        _read(tmp_path, [_task("img000", first, later)])
+    assert str(e.value) == (
+        f"{tmp_path / 'project.json'}: task 1: annotation 7: region b2 is of a 8x6 image, "
+        "region polygon-Bicycle of a 16x12 one: a task's regions are of its one image (regions "
+        "of two images mixed, or a size edited?)"
+    )
 
 
 def test_a_list_is_json_min_only_when_every_row_is_an_annotation_s():

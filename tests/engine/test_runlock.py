@@ -126,6 +126,27 @@ def test_a_hard_linked_lock_file_that_cannot_be_replaced_is_kept_and_locked(
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_run_refused_in_a_symlinked_copy_keeps_the_lock_record(tmp_path):
+    """A run that fails before changing a ``cp -rs`` copy of a finished run leaves its ``.lock``
+    holding the finished run's record, as a ``cp -al`` copy and a ``cp -r`` copy do (and as in
+    any folder). Before the fifty-third round the link became an empty file of the copy's own
+    (``own_file(keep=False)``) and the refusal put back that nothing: the record was lost."""
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")
+    record = (original / LOCK_NAME).read_bytes()
+    copy.mkdir()
+    (copy / "last.pt").symlink_to(original / "last.pt")
+    (copy / LOCK_NAME).symlink_to(original / LOCK_NAME)
+    with pytest.raises(ValueError), exclusive(copy, "engine fuse"):
+        raise ValueError("bad input")
+    assert not (copy / LOCK_NAME).is_symlink()  # parted from the original's all the same
+    assert (copy / LOCK_NAME).read_bytes() == record
+    assert (original / LOCK_NAME).read_bytes() == record
+    assert sorted(p.name for p in copy.iterdir()) == [LOCK_NAME, "last.pt"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
 def test_a_copy_whose_lock_file_is_a_symlink_is_not_held_by_the_original(tmp_path):
     """A run folder copied as a tree of links (``cp -rs``) has a ``.lock`` that is a symbolic
     link to the original's: a run in the copy held the original (a run there was refused, 'in

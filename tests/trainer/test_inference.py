@@ -195,6 +195,13 @@ def test_sliding_window_scores_cover_every_pixel(tiny, h: int, w: int) -> None: 
         (np.zeros((32, 32, 3), np.uint8), {"mode": "fast"}, "unknown inference mode"),
         (np.zeros((32, 32, 3), np.uint8), {"mode": "full", "sliding_window": True}, "efficient"),
         (np.zeros((40, 60, 3), np.uint8), {"size": (40, 30)}, "resized to 40x27.*at least 32"),
+        # not "resized to 24x20 for size=None" (before the fifty-third round): nothing resized
+        (
+            np.zeros((20, 24, 3), np.uint8),
+            {"size": None},
+            r"^image 24x20 at size=None: the model needs at least 32 px per side; use a larger "
+            r"size \(39x32 or more at its aspect\)$",
+        ),
         (
             np.zeros((32, 32, 3), np.uint8),
             {"mode": "full", "flip": True},
@@ -333,6 +340,35 @@ def test_full_mode_is_the_release_procedure(tiny, monkeypatch, hw: tuple[int, in
         assert (full != plain).mean() > 0.05
 
 
+@pytest.mark.parametrize(
+    ("size", "source", "expected"),
+    [
+        ((64, 32), "given", "image 100x20 resized to 64x13 at --size 64x32: "),
+        (None, "given", "image 100x20 at --size original: "),
+        (
+            (64, 32),
+            "the checkpoint's validation size",
+            "image 100x20 resized to 64x13 at --size auto (the checkpoint's validation size: "
+            "64x32): ",
+        ),
+        (
+            None,
+            "the checkpoint's validation size",
+            "image 100x20 at --size auto (the checkpoint's validation size: original): ",
+        ),
+    ],
+)
+def test_a_too_small_image_is_refused_in_the_words_of_size(size, source, expected) -> None:  # noqa: ANN001
+    """``engine predict`` names the --size the user gave (before the fifty-third round:
+    "resized to 100x20 for size=None" for --size original, "size=(64, 32)" for --size 64x32)."""
+    from trainer.predict import size_refusal
+
+    tail = "the model needs at least 32 px per side; use --size 160x32 or larger (at its aspect)"
+    assert size_refusal(100, 20, size, source) == expected + tail
+    assert size_refusal(160, 32, None, source) is None  # 32 px a side
+    assert size_refusal(64, 32, (64, 32), source) is None
+
+
 def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     """An unreadable image and one below the model's 32 px minimum are listed with one-line
     reasons; their neighbours are labelled; the CLI reports them and exits 1."""
@@ -359,8 +395,12 @@ def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     assert sorted(p.name for p in res.written) == ["a.png", "z.png"]
     reasons = {p.name: r for p, r in res.failed}
     assert sorted(reasons) == ["broken.jpg", "small.png"]
-    # with the size it needs at its aspect (before: "use a larger size", none named)
-    assert "needs at least 32 px per side; use a larger size (39x32 or more" in reasons["small.png"]
+    # with the size it needs at its aspect (before: "use a larger size", none named), in the
+    # words of --size (before the 53rd round: "resized to 24x20 for size=None", not resized)
+    assert reasons["small.png"] == (
+        f"{images / 'small.png'}: image 24x20 at --size original: the model needs at least 32 px "
+        "per side; use --size 39x32 or larger (at its aspect)"
+    )
     assert all(str(images / n) in r and "\n" not in r for n, r in reasons.items())  # one line each
     assert not (out / "small.png").exists() and not (out / "broken.jpg").exists()
     args = ["predict", "--checkpoint", str(ckpt), "--images", str(images), "--out", str(out)]
@@ -368,6 +408,10 @@ def test_predict_dir_one_bad_image_fails_alone(tmp_path) -> None:
     res = CliRunner().invoke(app, [*args, "--size", "original"])
     text = " ".join(res.output.split())
     assert res.exit_code == 1 and "2 image failed" not in text and "2 images failed" in text
+    assert (
+        f"  {images / 'small.png'}: image 24x20 at --size original: the model needs at least 32 "
+        "px per side; use --size 39x32 or larger (at its aspect)\n"
+    ) in res.output
     assert "broken.jpg" in text and "2 already there" in text  # the good ones are kept
     assert "broken.jpg" in res.stderr and "failed" not in res.stdout  # errors: not in > out.txt
 
