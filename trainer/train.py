@@ -958,7 +958,8 @@ def train(
     (before the forty-fifth round the CLI printed them itself, and the record had none)."""
     if model is not None:
         check_float32(model)
-    if not owns_run():
+    if not owns_run():  # a rank (torchrun's, --processes'): the dataset checked here too
+        load_spec(cfg.data).check_finished("engine train")
         with caller_rng(), torch_defaults(training=True):
             return _start(cfg, model, on_init, from_file, notes)
     from engine.runlock import check_not_being_written, check_output_folder, exclusive
@@ -966,9 +967,9 @@ def train(
     check_output_folder(cfg.out, ("metrics.jsonl",), "engine train")
     # a fused dataset engine fuse still writes: its labels so far, or old and new ones mixed
     check_not_being_written(cfg.data, "engine train", "its labels")
-    # engine synth stopped half way: refused before exclusive and a fresh run's unlinking of
-    # the last run's logs (before, a refused train left OUT holding its .lock alone)
-    load_spec(cfg.data).check_finished("engine train")
+    # engine synth (or fuse) stopped half way: refused before exclusive and a fresh run's
+    # unlinking of the last run's logs (before, a refused train left OUT holding its .lock alone)
+    load_spec(cfg.data).check_not_stopped("engine train")
     for subset in cfg.val_subsets or ():  # being imported: new masks, the old subset.json
         check_not_being_written(subset, "engine train", "its annotated masks")
     with (
@@ -1102,7 +1103,6 @@ def _train(
     micro = micro_batch(cfg, world)
 
     spec = spec or load_spec(cfg.data)
-    spec.check_finished("engine train")  # engine synth stopped half way (writing: refused above)
     dataset = TrainSet(spec, cfg.train_split, cfg.augment, cfg.all_precise, given=cfg.data)
     val_data = validation_split(cfg, spec) if cfg.val_split else None
     # the validation split and annotated subsets, resolved before the model is built (and its
