@@ -4097,6 +4097,37 @@ def test_pick_and_export_refuse_an_image_name_with_a_line_break(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "run"]
 
 
+def _import_and_info_refuse_one_clash(
+    tmp_path: Path, data: Path, fmt: str, names: tuple[str, str], record: dict | None = None
+) -> None:
+    """A tool's COCO file (or two LabelMe files) naming ``names``, the engine's export record
+    ``record`` kept where given: import refuses the second as the first's image img000, and
+    engine info says the same line."""
+    from engine.annotation_files import annotation_files
+
+    if fmt == "coco":
+        src = tmp_path / "tool.json"
+        images = [{"id": i, "file_name": n, "height": H, "width": W} for i, n in enumerate(names)]
+        cats = [{"id": 1, "name": "bicycle"}]
+        doc = {"images": images, "annotations": [], "categories": cats}
+        src.write_text(json.dumps({"info": {EXPORT_KEY: record}, **doc} if record else doc))
+        said = f"{src}: image 'img000' is listed twice"
+    else:
+        src = tmp_path / "lm"
+        src.mkdir()
+        for f, n in zip(("a", "b"), names, strict=True):
+            doc = {"shapes": [], "imagePath": n, "imageHeight": H, "imageWidth": W}
+            (src / f"{f}.json").write_text(
+                json.dumps({**doc, EXPORT_KEY: record} if record else doc)
+            )
+        said = f"{src / 'b.json'}: image 'img000' is annotated twice (also in {src / 'a.json'})"
+    with pytest.raises(ValueError) as e:
+        import_annotations(ImportConfig(fmt, [str(src)], "bicycle", str(data), str(tmp_path / "s")))
+    assert str(e.value) == said
+    (described,) = annotation_files(src)
+    assert described.problems == [said]
+
+
 @pytest.mark.parametrize("fmt", ["coco", "labelme"])
 def test_info_says_the_windows_paths_of_one_name_that_import_refuses(tmp_path, world, fmt):
     """Two Windows paths of one base name (C:\\a\\img000.jpg, C:\\b\\img000.jpg) in a tool's
@@ -4104,28 +4135,10 @@ def test_info_says_the_windows_paths_of_one_name_that_import_refuses(tmp_path, w
     backslash as part of a name (two images, no problem), since a backslash became part of a
     name where that names an image of the split. Both read names as the engine's export
     does only in its own export (the test above); a tool's backslashes are a Windows path's."""
-    from engine.annotation_files import annotation_files
-
     data, _, _ = world
-    names = ("C:\\a\\img000.jpg", "C:\\b\\img000.jpg")
-    if fmt == "coco":
-        src = tmp_path / "tool.json"
-        images = [{"id": i, "file_name": n, "height": H, "width": W} for i, n in enumerate(names)]
-        cats = [{"id": 1, "name": "bicycle"}]
-        src.write_text(json.dumps({"images": images, "annotations": [], "categories": cats}))
-        said = f"{src}: image 'img000' is listed twice"
-    else:
-        src = tmp_path / "lm"
-        src.mkdir()
-        for f, n in zip(("a", "b"), names, strict=True):
-            doc = {"shapes": [], "imagePath": n, "imageHeight": H, "imageWidth": W}
-            (src / f"{f}.json").write_text(json.dumps(doc))
-        said = f"{src / 'b.json'}: image 'img000' is annotated twice (also in {src / 'a.json'})"
-    with pytest.raises(ValueError) as e:
-        import_annotations(ImportConfig(fmt, [str(src)], "bicycle", str(data), str(tmp_path / "s")))
-    assert str(e.value) == said
-    (described,) = annotation_files(src)
-    assert described.problems == [said]
+    _import_and_info_refuse_one_clash(
+        tmp_path, data, fmt, ("C:\\a\\img000.jpg", "C:\\b\\img000.jpg")
+    )
 
 
 def test_export_refuses_an_image_folder_with_a_line_break(tmp_path):
@@ -4172,29 +4185,8 @@ def test_info_and_import_read_windows_paths_in_an_export_resaved_on_windows(
     img000 (the literal name is no image of the split) and refused the duplicate, while info
     read an export's backslashes as part of the name and said nothing. Both read a name with
     a .\\ or ..\\ part, a drive or a UNC prefix as a Windows path (interchange.windows_path)."""
-    from engine.annotation_files import annotation_files
-
     data, _, _ = world
-    rec = {"note": "exported"}
-    if fmt == "coco":
-        src = tmp_path / "tool.json"
-        images = [{"id": i, "file_name": n, "height": H, "width": W} for i, n in enumerate(names)]
-        cats = [{"id": 1, "name": "bicycle"}]
-        doc = {"info": {EXPORT_KEY: rec}, "images": images, "annotations": [], "categories": cats}
-        src.write_text(json.dumps(doc))
-        said = f"{src}: image 'img000' is listed twice"
-    else:
-        src = tmp_path / "lm"
-        src.mkdir()
-        for f, n in zip(("a", "b"), names, strict=True):
-            doc = {"shapes": [], "imagePath": n, "imageHeight": H, "imageWidth": W, EXPORT_KEY: rec}
-            (src / f"{f}.json").write_text(json.dumps(doc))
-        said = f"{src / 'b.json'}: image 'img000' is annotated twice (also in {src / 'a.json'})"
-    with pytest.raises(ValueError) as e:
-        import_annotations(ImportConfig(fmt, [str(src)], "bicycle", str(data), str(tmp_path / "s")))
-    assert str(e.value) == said
-    (described,) = annotation_files(src)
-    assert described.problems == [said]
+    _import_and_info_refuse_one_clash(tmp_path, data, fmt, names, {"note": "exported"})
 
 
 def test_export_names_the_linked_file_whose_name_holds_a_line_break(tmp_path):
