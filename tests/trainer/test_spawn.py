@@ -20,6 +20,23 @@ from trainer.allocator import glibc_mallopt
 from trainer.config import TrainConfig
 
 
+class _EndedRank:
+    """A rank process of ``torch.multiprocessing`` that has ended with ``exitcode``, for
+    ``start_processes`` stubs."""
+
+    def __init__(self, pid: int, exitcode: int) -> None:
+        self.pid, self.exitcode = pid, exitcode
+
+    def is_alive(self) -> bool:
+        return False
+
+    def join(self, timeout=None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
@@ -186,20 +203,8 @@ def test_a_sigterm_after_the_ranks_finished_keeps_their_result(monkeypatch):
         monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
     monkeypatch.setattr(stopping._State, "deferring", 0)
 
-    class Rank:
-        exitcode = 0
-
-        def is_alive(self) -> bool:
-            return False
-
-        def join(self, timeout=None) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
     class Ranks:
-        processes = [Rank(), Rank()]
+        processes = [_EndedRank(101, 0), _EndedRank(102, 0)]
 
         def join(self, timeout=None) -> bool:
             stopping._State.received = stopping._State.pending = True  # as the handler does
@@ -226,21 +231,8 @@ def test_a_rank_killed_is_named_though_its_peers_error_came_first(monkeypatch):
     from engine.parallel import WorkerDied
     from trainer.spawn import train_processes
 
-    class Rank:
-        def __init__(self, pid: int, exitcode: int) -> None:
-            self.pid, self.exitcode = pid, exitcode
-
-        def is_alive(self) -> bool:
-            return False
-
-        def join(self, timeout=None) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
     class Ranks:
-        processes = [Rank(101, -signal.SIGKILL), Rank(102, 1)]
+        processes = [_EndedRank(101, -signal.SIGKILL), _EndedRank(102, 1)]
 
         def join(self, timeout=None) -> bool:
             return True
@@ -274,20 +266,8 @@ def test_a_sigterm_to_one_rank_is_the_parents_sigterm(monkeypatch, name, code):
     monkeypatch.setattr(stopping._State, "received", False)
     monkeypatch.setattr(stopping._State, "signal_name", "SIGTERM")
 
-    class Rank:
-        pid, exitcode = 101, 0  # stopped by itself at the step's end, checkpointed
-
-        def is_alive(self) -> bool:
-            return False
-
-        def join(self, timeout=None) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
-    class Ranks:
-        processes = [Rank(), Rank()]
+    class Ranks:  # stopped by themselves at the step's end, checkpointed
+        processes = [_EndedRank(101, 0), _EndedRank(101, 0)]
 
         def join(self, timeout=None) -> bool:
             return True
@@ -454,21 +434,8 @@ def test_ranks_the_hang_up_ends_before_their_handlers_are_the_stop(
         monkeypatch.setattr(stopping._State, key, getattr(stopping._State, key))
     monkeypatch.setattr(stopping._State, "received", False)
 
-    class Rank:
-        def __init__(self, pid: int, exitcode: int) -> None:
-            self.pid, self.exitcode = pid, exitcode
-
-        def is_alive(self) -> bool:
-            return False
-
-        def join(self, timeout=None) -> None:
-            pass
-
-        def close(self) -> None:
-            pass
-
     class Ranks:
-        processes = [Rank(101, -rank_signal), Rank(102, -signal.SIGTERM)]
+        processes = [_EndedRank(101, -rank_signal), _EndedRank(102, -signal.SIGTERM)]
 
         def join(self, timeout=None) -> bool:
             name = signal.Signals(rank_signal).name
