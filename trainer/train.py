@@ -958,8 +958,7 @@ def train(
     (before the forty-fifth round the CLI printed them itself, and the record had none)."""
     if model is not None:
         check_float32(model)
-    if not owns_run():  # a rank (torchrun's, --processes'): the dataset checked here too
-        load_spec(cfg.data).check_finished("engine train")
+    if not owns_run():
         with caller_rng(), torch_defaults(training=True):
             return _start(cfg, model, on_init, from_file, notes)
     from engine.runlock import check_not_being_written, check_output_folder, exclusive
@@ -1103,6 +1102,8 @@ def _train(
     micro = micro_batch(cfg, world)
 
     spec = spec or load_spec(cfg.data)
+    if not owns_run():  # a rank (torchrun's, --processes'); the run's owner checked it in train()
+        spec.check_finished("engine train")
     dataset = TrainSet(spec, cfg.train_split, cfg.augment, cfg.all_precise, given=cfg.data)
     val_data = validation_split(cfg, spec) if cfg.val_split else None
     # the validation split and annotated subsets, resolved before the model is built (and its
