@@ -454,9 +454,17 @@ class DatasetSpec:
         # after the last label, its counts and report are unwritten; the same fuse command
         # finishes it (at once in the second case)
         if stopped := self.unfinished_fused():
+            remedy, then = stopped[1], command
+            if command == "engine fuse":  # a fusion of it: which fuse command is which
+                # (before, "run the same engine fuse command again ..., then run engine fuse
+                # again", as if one command)
+                remedy = remedy.replace(
+                    "the same engine fuse command", "the engine fuse command that wrote it"
+                )
+                then = "this one"
             raise ValueError(
                 f"{self.root}: {stopped[0]}; {command} would read a dataset fused part way: "
-                f"{stopped[1]}, then run {command} again"
+                f"{remedy}, then run {then} again"
             )
 
     def fuse_record(self) -> dict | None:
