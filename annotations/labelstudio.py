@@ -55,7 +55,7 @@ from annotations.interchange import (
     split_stem,
 )
 from annotations.labelmap import PIL_ERRORS
-from annotations.numbers import image_hw
+from annotations.numbers import image_hw, image_side
 from annotations.polygons import coco_polygons_rle, ellipse_outline, outline, turned
 
 log = logging.getLogger(__name__)
@@ -510,6 +510,29 @@ def submitted_annotation(task: dict, where: str) -> dict | None:
     return annotations[0] if annotations else None
 
 
+def _check_one_side(results: list, hw: tuple[int, int], where: str) -> None:
+    """A region giving one side of its image only (``original_width`` without
+    ``original_height``, or the other way: Label Studio writes both; an export edited or cut)
+    is not read for the size, but the side it gives must be the image's: one of another width
+    was drawn on another image, and its percents were drawn on this one without a word."""
+    for k, r in enumerate(results):
+        given = [s for s in ("original_height", "original_width") if isinstance(r, dict) and s in r]
+        if len(given) != 1:
+            continue
+        side = given[0]
+        where_r = f"{where}: region {_region_name(r, k)}: {side}"
+        try:
+            said = image_side(r[side])
+        except ValueError as e:
+            raise ValueError(f"{where_r} {e}") from None
+        if said != (image := hw[side == "original_width"]):
+            other = "original_height" if side == "original_width" else "original_width"
+            raise ValueError(
+                f"{where_r} {said}, but the image's is {image} (and no {other} given): a region "
+                "of another image, or a size edited?"
+            )
+
+
 def _annotation_mask(
     annotation: dict,
     stem: str,
@@ -536,6 +559,7 @@ def _annotation_mask(
                 )
     hw = hw or sizes.get(stem, (0, 0))  # no region says: the dataset's (a stem not there fails)
     check_size(where, stem, hw, sizes)  # among hundreds of tasks, the one to open
+    _check_one_side(results, hw, where)
     h, w = hw
     image = ImageMask(stem, np.zeros(hw, np.uint8), str(path))
     rles: dict[int, list[dict]] = {1: [], 255: []}

@@ -42,7 +42,12 @@ from annotations.subset import (
     unlisted_masks,
 )
 from annotations.taxonomy import MASS13K, Taxonomy, class_key
-from engine.datasets import check_fused_finished, edited_masks_line, replaced_subset_photos
+from engine.datasets import (
+    check_fused_finished,
+    check_synth_finished,
+    edited_masks_line,
+    replaced_subset_photos,
+)
 from engine.evaluate import (
     RESIZE_MODES,
     Truth,
@@ -573,6 +578,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
         check_report_file(path, "engine compare")  # (before, refused by the CLI only)
     # a subset being imported: its new masks swapped in before its subset.json names them
     check_not_being_written(cfg.gt, "engine compare", "its annotated masks")
+    check_synth_finished(cfg.gt, "engine compare")  # D/new_classes/bicycle/test, D stopped
     subset = subset_at(cfg.gt)  # its masks and split, or a plain folder with no split known
     gt, split = (subset.root / "masks", subset.split) if subset else (Path(cfg.gt), None)
     truth = dataset_split(cfg, subset)  # --gt DATASET --split S: that split's label maps
@@ -606,6 +612,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
     for name, given in cfg.sources:  # all before the first is scored
         check_not_being_written(given, "engine compare", "its label maps")
         check_fused_finished(given, "engine compare")
+        check_synth_finished(given, "engine compare")
         _check_recorded_class(cfg, named, name, given, split)
         check_held_class(named, f"source {name!r}", source_folder(given, split))
     for name, given in cfg.sources:

@@ -406,22 +406,10 @@ class DatasetSpec:
         folder the spec reads is asked (:meth:`_read_folders`), and one other than the root is
         named: a fused dataset reads its source's images (``images: ../data/images/{split}``),
         as a ``dataset.yaml`` view over a synth folder does; before, only the root was."""
-        from engine.runlock import writer
-
         for folder in self._read_folders():
-            if not (folder / SYNTH_UNFINISHED).is_file():
-                continue
             where = "" if folder == self.root else f"{folder} (read by this dataset): "
-            if holder := writer(folder):
-                return f"{where}{holder} is writing it now", "wait for it to finish", False
-            if not (folder / SYNTH_UNFINISHED).is_file():  # synth finished since: unlinks it
-                continue  # under its lock, then frees the lock (before, said "stopped")
-            return (
-                f"{where}its engine synth stopped before its last scene ({SYNTH_UNFINISHED}) "
-                "and no process writes it now",
-                "run the same engine synth command again to finish it (it resumes)",
-                True,
-            )
+            if stopped := synth_unfinished(folder, where):
+                return stopped
         return None
 
     def _read_folders(self) -> list[Path]:
@@ -466,9 +454,17 @@ class DatasetSpec:
         # after the last label, its counts and report are unwritten; the same fuse command
         # finishes it (at once in the second case)
         if stopped := self.unfinished_fused():
+            remedy, then = stopped[1], command
+            if command == "engine fuse":  # a fusion of it: which fuse command is which
+                # (before, "run the same engine fuse command again ..., then run engine fuse
+                # again", as if one command)
+                remedy = remedy.replace(
+                    "the same engine fuse command", "the engine fuse command that wrote it"
+                )
+                then = "this one"
             raise ValueError(
                 f"{self.root}: {stopped[0]}; {command} would read a dataset fused part way: "
-                f"{stopped[1]}, then run {command} again"
+                f"{remedy}, then run {then} again"
             )
 
     def fuse_record(self) -> dict | None:
@@ -525,6 +521,42 @@ def _unquoted_split(path: Path, error: str = "") -> str:
                 key = key.strip()
                 return f"; quote the value: {key}: '{value}' (unquoted, YAML reads {{...}} as a mapping)"
     return ""
+
+
+def synth_unfinished(folder: Path, where: str = "") -> tuple[str, str, bool] | None:
+    """:meth:`DatasetSpec.unfinished_synth`'s answer for the one folder ``folder``, each phrase
+    of what is unfinished led by ``where``; None where no ``synth.partial.json`` is."""
+    from engine.runlock import writer
+
+    if not (folder / SYNTH_UNFINISHED).is_file():
+        return None
+    if holder := writer(folder):
+        return f"{where}{holder} is writing it now", "wait for it to finish", False
+    if not (folder / SYNTH_UNFINISHED).is_file():  # synth finished since: unlinks it under
+        return None  # its lock, then frees the lock (before, said "stopped")
+    return (
+        f"{where}its engine synth stopped before its last scene ({SYNTH_UNFINISHED}) "
+        "and no process writes it now",
+        "run the same engine synth command again to finish it (it resumes)",
+        True,
+    )
+
+
+def check_synth_finished(folder: str | os.PathLike, command: str) -> None:
+    """Refuse, in one line naming the dataset, a folder given by itself that lies in a dataset
+    ``engine synth`` draws now or stopped half way (``engine evaluate --gt D/annotations/test``,
+    ``engine compare --gt D/new_classes/bicycle/test``, ``engine predict --images
+    D/images/test``), as :meth:`DatasetSpec.check_not_stopped` refuses the dataset given as
+    one: before, the part drawn was read without a word. The folder (or file) and the three
+    folders above it are asked, the deepest a synth dataset writes being three down."""
+    given = Path(folder)
+    for root in (given, *given.absolute().parents[:3]):
+        where = "" if root == given else f"it lies in the dataset {root}: "
+        if stopped := synth_unfinished(root, where):
+            raise ValueError(
+                f"{folder}: {stopped[0]}; {command} would read part of the dataset: "
+                f"{stopped[1]}, then run {command} again"
+            )
 
 
 def check_fused_finished(folder: str | os.PathLike, command: str) -> None:

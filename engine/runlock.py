@@ -13,7 +13,8 @@ leaves no stale lock: the next run takes it. A process forked during the run (a 
 worker) closes its copy of the lock at once, so it never holds a folder past its run. The file
 itself stays after a run that changed the folder; it holds the holder's pid, host, command and
 start time, for the message. Where ``flock`` does not exist (Windows) or the file system refuses
-it, the run goes on unlocked, as before. A folder the run created and left empty (it refused its
+it, the run goes on unlocked, as before (the lock file it made then, which locks nothing and
+holds no record, is removed when it ends). A folder the run created and left empty (it refused its
 input before writing anything) is removed again. A run that failed (an exception, not Ctrl-C or
 SIGTERM) having changed nothing but new empty folders (a full disk at a review's first
 thumbnail: its ``thumbs/``) removes those folders, unless another shard's lock file there is
@@ -111,7 +112,7 @@ def exclusive(
     # (before the fifty-third round an empty file, put back empty: the finished run's record lost)
     own_file(path, keep=True)
     fd, made_lock = _open_lock(path)  # whether this run made it: a refused run removes it again
-    locked = failed = False
+    locked = failed = unlockable = False
     before = b""  # the record of the run before this one, put back if this one fails
     found: list | None = None  # the folder as locked (_listing), to tell a refusal's
     try:
@@ -123,7 +124,7 @@ def exclusive(
                 raise FolderInUse(_in_use(folder, _holder(fd))) from None
             except OSError as e:  # e.g. ENOLCK on a network file system without locking
                 log.warning("%s: cannot lock it (%s); running without the lock", path, e.strerror)
-                locked = False
+                locked, unlockable = False, True
             if not locked or same_file(fd, path):
                 break
             # the file was replaced after it was opened here, by a run that made the folder's
@@ -186,6 +187,14 @@ def exclusive(
                 else:
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, before, 0)
+            elif unlockable:  # ran unlocked (ENOLCK): the lock file it made holds no record
+                # and locks nothing, and the folders it made are as the run left them: removed
+                # as where there is no flock (before, an empty .lock stayed, in a folder made
+                # for a run that wrote nothing)
+                if made_lock:
+                    path.unlink()
+                for made in created:
+                    made.rmdir()  # refused (OSError) once one is not empty: the rest stay
         _HELD.discard(fd)
         os.close(fd)  # releases the lock
 

@@ -503,6 +503,24 @@ def test_the_image_size_is_read_from_the_first_region_giving_both_sides(tmp_path
     assert np.array_equal(_read(tmp_path, [_task("img000", *regions)])["img000"].mask, expected)
 
 
+@pytest.mark.parametrize("side", ["original_width", "original_height"])
+def test_a_region_giving_one_side_of_another_image_is_refused(tmp_path, side):
+    """A region giving one side only is passed over for the size (above), but a side other than
+    the image's is refused in one line naming the file, task and region: its percents were of
+    another image. Before, it was drawn on this one without a word."""
+    region = _region("polygon", points=_square_percent(0, 0, 2, 2))
+    other = "original_height" if side == "original_width" else "original_width"
+    region = {k: v for k, v in region.items() if k != other} | {side: 40}
+    with pytest.raises(ValueError) as e:
+        _read(tmp_path, [_task("img000", region)])
+    image = W if side == "original_width" else H
+    assert str(e.value) == (
+        f"{tmp_path / 'project.json'}: task 1: annotation 7: region polygon-Bicycle: {side} 40, "
+        f"but the image's is {image} (and no {other} given): a region of another image, or a "
+        "size edited?"
+    )
+
+
 def test_the_first_region_s_size_is_checked_though_a_later_one_is_the_dataset_s(tmp_path):
     first = {**_region("polygon", points=_square_percent(0, 0, 2, 2)), "original_width": 20}
     later = {**_region("polygon", points=_square_percent(4, 4, 6, 6)), "original_width": 20}

@@ -1660,6 +1660,13 @@ def test_a_fusion_killed_after_its_last_label_is_unfinished_for_info_and_train(w
         "run the same engine fuse command again to finish it (it resumes), then run engine "
         "train again"
     )
+    with pytest.raises(ValueError) as e:  # fused again: which fuse command is which
+        load_spec(world["out"]).check_finished("engine fuse")
+    assert str(e.value) == (
+        f"{world['out']}: {stopped} (stopped); engine fuse would read a dataset fused part way: "
+        "run the engine fuse command that wrote it again to finish it (it resumes), then run "
+        "this one again"
+    )
     # compare and report scored it (review E): refused as train refuses it, before any score
     subset = write_subset(world["data"].parent / "subset", "Bicycle", "val",
                           {k: np.zeros((4, 6), np.uint8) for k in STEMS}, dict.fromkeys(STEMS, "hand"))  # fmt: skip

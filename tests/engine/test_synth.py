@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -506,6 +507,54 @@ def test_predict_and_train_refuse_a_dataset_synth_stopped_half_way(tmp_path: Pat
         "train": ["--data", str(out), "--out", run],
     }
     _refused(tmp_path, out, readers)
+
+
+def test_a_folder_inside_a_stopped_synth_given_by_itself_is_refused(tmp_path: Path, monkeypatch):
+    """A split's label folder, a new class's masks or a split's images of a dataset engine
+    synth stopped half way, given by themselves (evaluate/compare --gt, compare --source,
+    predict --images), are refused in one line naming the dataset, writing nothing; before,
+    the scenes drawn so far were scored or predicted without a word. A finished dataset's
+    folders are read as before."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+    labels, bicycle = out / "annotations/train", out / "new_classes/bicycle/train"
+    other, masks = tmp_path / "other", tmp_path / "masks"
+    shutil.copytree(labels, other)
+    shutil.copytree(bicycle, masks)
+    compare = ["--class", "Bicycle"]
+    readers = {
+        "evaluate": (labels, ["--gt", str(labels), "--pred", str(other)]),
+        "compare": (bicycle, ["--gt", str(bicycle), *compare, "--source", f"a={masks}"]),
+        "predict": (
+            out / "images/train",
+            [
+                "--checkpoint",
+                str(CHECKPOINT),
+                "--images",
+                str(out / "images/train"),
+                "--out",
+                str(tmp_path / "pred"),
+            ],
+        ),  # fmt: skip
+    }
+    for command, (folder, args) in readers.items():
+        res = CliRunner().invoke(app, [command, *args])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()) == (
+            f"error: {folder}: it lies in the dataset {out}: {STOPPED}; engine {command} would "
+            f"read part of the dataset: {AGAIN}, then run engine {command} again"
+        )
+    res = CliRunner().invoke(
+        app, ["compare", "--gt", str(masks), *compare, "--source", f"a={bicycle}"]
+    )
+    assert res.exit_code == 2 and f"error: {bicycle}: it lies in the dataset {out}: " in res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "masks", "other"]
+    (out / "synth.partial.json").unlink()  # finished (as far as the check goes): read as before
+    res = CliRunner().invoke(app, ["evaluate", "--gt", str(labels), "--pred", str(other)])
+    assert res.exit_code == 0, res.output
 
 
 def test_a_dataset_reading_the_images_of_a_stopped_synth_is_refused_and_said_by_info(
