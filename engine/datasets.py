@@ -424,11 +424,6 @@ class DatasetSpec:
         error about a fused dataset whose fusion did not finish; ``""`` for any other."""
         return self.fusion_state().hint
 
-    def unfinished_fused(self) -> tuple[str, str, bool] | None:
-        """:attr:`FusionState.unfinished` of this dataset: a fusion that did not finish, as
-        :meth:`unfinished_synth` says it; None for any other dataset."""
-        return self.fusion_state().unfinished
-
     def unfinished_synth(self) -> tuple[str, str, bool] | None:
         """A dataset ``engine synth`` has not finished (its ``synth.partial.json``): what is
         unfinished and what to do, as two phrases, and whether it stopped (no process writes it
@@ -482,9 +477,9 @@ class DatasetSpec:
     def check_not_stopped(self, command: str) -> None:
         """:meth:`check_finished`'s refusal of a dataset ``engine synth`` draws now or stopped
         half way (:meth:`unfinished_synth`), or whose fusion did not finish
-        (:meth:`unfinished_fused`), without the lock check of the root: for a reader that may
-        hold the folder's lock itself (``engine annotate import`` into a subset there), and for
-        ``engine report``/``engine compare`` given a fused dataset."""
+        (:attr:`FusionState.unfinished`), without the lock check of the root: for a reader that
+        may hold the folder's lock itself (``engine annotate import`` into a subset there), and
+        for ``engine report``/``engine compare`` given a fused dataset."""
         if stopped := self.unfinished_synth():
             raise ValueError(
                 f"{self.root}: {stopped[0]}; {command} would read part of the dataset: "
@@ -494,7 +489,7 @@ class DatasetSpec:
         # labels may be part this fusion's, part an earlier one's of other settings; killed
         # after the last label, its counts and report are unwritten; the same fuse command
         # finishes it (at once in the second case)
-        if stopped := self.unfinished_fused():
+        if stopped := self.fusion_state().unfinished:
             raise ValueError(
                 f"{self.root}: {stopped[0]}; {command} would read a dataset fused part way: "
                 f"{stopped[1]}, then run {command} again"
