@@ -135,6 +135,50 @@ def tidy_path(path: Path) -> Path:
         return path if parent == path.parent else parent / path.name
 
 
+def _unfinished(what: str, holder: str | None, stopped: str, command: str) -> tuple[str, str, bool]:
+    """An output a command has not finished, as readers and ``engine info`` say it: what is
+    unfinished and what to do, as two phrases, and whether it stopped. ``holder`` (the process
+    writing it now, :func:`engine.runlock.writer`) follows ``what``: wait for it; without one,
+    ``stopped`` says it: the same ``command`` finishes it."""
+    if holder:
+        return f"{what}{holder} is writing it now", "wait for it to finish", False
+    return stopped, f"run the same {command} command again to finish it (it resumes)", True
+
+
+@dataclass(frozen=True)
+class FusionState:
+    """A dataset's fusion as its ``fuse.json`` and lock said it when read
+    (:meth:`DatasetSpec.fusion_state`)."""
+
+    record: dict | None  # fuse.json; None for another dataset, or one unreadable
+    writer: str | None  # the process writing it now (fuse.json says running, its lock is held)
+
+    @property
+    def unfinished(self) -> tuple[str, str, bool] | None:
+        """A fusion ``fuse.json`` says did not finish (``running``): stopped, or running now,
+        which its lock tells apart, as :func:`_unfinished` says it; None for any other."""
+        if (self.record or {}).get("status") != "running":
+            return None
+        state = f"its fusion did not finish ({FUSE_RECORD}: status running)"
+        stopped = f"{state} and no process writes it now (stopped)"
+        return _unfinished(f"{state}: ", self.writer, stopped, "engine fuse")
+
+    @property
+    def hint(self) -> str:
+        """``"; ..."`` for the end of a "no label" error about a fused dataset whose fusion
+        did not finish (:attr:`unfinished`) or failed some images (``incomplete``): its labels
+        are missing for that reason, and the same ``engine fuse`` command writes them; ``""``
+        for any other dataset."""
+        if stopped := self.unfinished:
+            return f"; {stopped[0]}: {stopped[1]}"
+        if (self.record or {}).get("status") == "incomplete":
+            return (
+                f"; fusion failed on some images ({FUSE_RECORD} lists them, with why): mend "
+                "those files and run the same engine fuse command again"
+            )
+        return ""
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """Where a dataset's images and labels live."""
@@ -363,41 +407,22 @@ class DatasetSpec:
         ]
         return found[:3]
 
-    def unfinished_fusion(self) -> str:
-        """``"; ..."`` for the end of a "no label" error about a fused dataset whose
-        ``fuse.json`` says its fusion did not finish (``running``: stopped, or running now, which
-        its lock tells apart: :func:`engine.runlock.writer`) or
-        failed some images (``incomplete``): its labels are missing for that reason, and the
-        same ``engine fuse`` command writes them; ``""`` for any other dataset."""
-        status = (self.fuse_record() or {}).get("status")
-        if stopped := self.unfinished_fused():
-            return f"; {stopped[0]}: {stopped[1]}"
-        if status == "incomplete":
-            return (
-                f"; fusion failed on some images ({FUSE_RECORD} lists them, with why): mend "
-                "those files and run the same engine fuse command again"
-            )
-        return ""
-
-    def unfinished_fused(self) -> tuple[str, str, bool] | None:
-        """A fused dataset whose ``fuse.json`` says its fusion did not finish (``running``):
-        what is unfinished and what to do, as two phrases, and whether it stopped (no process
-        writes it now, which its lock tells: :func:`engine.runlock.writer`), as
-        :meth:`unfinished_synth` says them; None for any other dataset. One source for the
-        "no label" hint (:meth:`unfinished_fusion`), the readers' refusal
-        (:meth:`check_not_stopped`) and ``engine info``."""
-        if (self.fuse_record() or {}).get("status") != "running":
-            return None
+    def fusion_state(self) -> FusionState:
+        """What ``fuse.json`` and the root's lock say of this dataset's fusion, each read once:
+        one source for the "no label" hint (:meth:`unfinished_fusion`), the readers' refusal
+        (:meth:`check_not_stopped`) and ``engine info``. The lock is probed only where the
+        record says running (:func:`engine.runlock.writer`)."""
+        record = self.fuse_record()
+        if (record or {}).get("status") != "running":
+            return FusionState(record, None)
         from engine.runlock import writer
 
-        state = f"its fusion did not finish ({FUSE_RECORD}: status running)"
-        if holder := writer(self.root):
-            return f"{state}: {holder} is writing it now", "wait for it to finish", False
-        return (
-            f"{state} and no process writes it now (stopped)",
-            "run the same engine fuse command again to finish it (it resumes)",
-            True,
-        )
+        return FusionState(record, writer(self.root))
+
+    def unfinished_fusion(self) -> str:
+        """:attr:`FusionState.hint` of this dataset: ``"; ..."`` for the end of a "no label"
+        error about a fused dataset whose fusion did not finish; ``""`` for any other."""
+        return self.fusion_state().hint
 
     def unfinished_synth(self) -> tuple[str, str, bool] | None:
         """A dataset ``engine synth`` has not finished (its ``synth.partial.json``): what is
@@ -441,9 +466,9 @@ class DatasetSpec:
     def check_not_stopped(self, command: str) -> None:
         """:meth:`check_finished`'s refusal of a dataset ``engine synth`` draws now or stopped
         half way (:meth:`unfinished_synth`), or whose fusion did not finish
-        (:meth:`unfinished_fused`), without the lock check of the root: for a reader that may
-        hold the folder's lock itself (``engine annotate import`` into a subset there), and for
-        ``engine report``/``engine compare`` given a fused dataset."""
+        (:attr:`FusionState.unfinished`), without the lock check of the root: for a reader that
+        may hold the folder's lock itself (``engine annotate import`` into a subset there), and
+        for ``engine report``/``engine compare`` given a fused dataset."""
         if stopped := self.unfinished_synth():
             raise ValueError(
                 f"{self.root}: {stopped[0]}; {command} would read part of the dataset: "
@@ -453,7 +478,7 @@ class DatasetSpec:
         # labels may be part this fusion's, part an earlier one's of other settings; killed
         # after the last label, its counts and report are unwritten; the same fuse command
         # finishes it (at once in the second case)
-        if stopped := self.unfinished_fused():
+        if stopped := self.fusion_state().unfinished:
             remedy, then = stopped[1], command
             if command == "engine fuse":  # a fusion of it: which fuse command is which
                 # (before, "run the same engine fuse command again ..., then run engine fuse
@@ -530,16 +555,15 @@ def synth_unfinished(folder: Path, where: str = "") -> tuple[str, str, bool] | N
 
     if not (folder / SYNTH_UNFINISHED).is_file():
         return None
-    if holder := writer(folder):
-        return f"{where}{holder} is writing it now", "wait for it to finish", False
-    if not (folder / SYNTH_UNFINISHED).is_file():  # synth finished since: unlinks it under
-        return None  # its lock, then frees the lock (before, said "stopped")
-    return (
+    holder = writer(folder)
+    if not holder and not (folder / SYNTH_UNFINISHED).is_file():
+        return None  # synth finished since: unlinks it under its lock, then frees the lock
+        # (before, said "stopped")
+    stopped = (
         f"{where}its engine synth stopped before its last scene ({SYNTH_UNFINISHED}) "
-        "and no process writes it now",
-        "run the same engine synth command again to finish it (it resumes)",
-        True,
+        "and no process writes it now"
     )
+    return _unfinished(where, holder, stopped, "engine synth")
 
 
 def check_synth_finished(folder: str | os.PathLike, command: str) -> None:

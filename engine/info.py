@@ -163,18 +163,21 @@ def _check(
     return problems, size, counts, source_counts
 
 
-def _source_folder(spec: DatasetSpec, ds: SegDataset) -> tuple[Path | None, list[Problem]]:
+def _source_folder(
+    spec: DatasetSpec, ds: SegDataset, hint: str
+) -> tuple[Path | None, list[Problem]]:
     """The split's source folder to check (None: nothing to check), and the problem of a
     fused dataset without one: training refuses it (docs/trainer.md), or, its fusion stopped
-    before writing it, the same fuse command writes it."""
+    before writing it (``hint``: :attr:`engine.datasets.FusionState.hint`), the same fuse
+    command writes it."""
     folder = source_dir(spec, ds.split)
     if folder.is_dir() and spec.labels is not None:
         return folder, []
     new = [c.name for c in spec.taxonomy if c.parent is not None]
     if not new or spec.labels is None or not len(ds):
         return None, []
-    if stopped := spec.unfinished_fusion():  # killed before this split's first source map
-        return None, [Problem("", f"{folder}: source map folder not found{stopped}")]
+    if hint:  # killed before this split's first source map
+        return None, [Problem("", f"{folder}: source map folder not found{hint}")]
     return None, [
         Problem(
             "",
@@ -223,15 +226,16 @@ def dataset_stats(
             for s in ds.samples
             if "\n" in s.stem or "\r" in s.stem
         ]
+    fusion = spec.fusion_state()  # read once: the lines below say one state
+    hint = fusion.hint
     folders = []
     for ds, stats in zip(datasets, out, strict=True):
-        folder, problems = _source_folder(spec, ds)
+        folder, problems = _source_folder(spec, ds, hint)
         folders.append(folder)
         stats.problems += problems
         if folder is not None:
             stats.source_pixels = np.zeros(len(SOURCE_NAMES), np.int64)
-    hint = spec.unfinished_fusion()
-    live = _fusion_writer(spec)  # a fusion under way: what it has not written yet is no problem
+    live = fusion.writer  # a fusion under way: what it has not written yet is no problem
     checks = [
         functools.partial(
             _check, taxonomy=spec.taxonomy, decode=decode, sources=folders[i], hint=hint
@@ -270,7 +274,7 @@ def dataset_stats(
     being_written, writing = [], None
     if live:
         writing = (f"{live} is writing it now", "wait for it to finish", False)
-    elif (stopped := spec.unfinished_fused()) and not any(
+    elif (stopped := fusion.unfinished) and not any(
         p.message.endswith(hint) for stats in out for p in stats.problems
     ):  # killed after its last label, before fuse.json said done: no label is missing, yet
         # training refuses it (DatasetSpec.check_finished); before, "No problems found." and
@@ -286,22 +290,11 @@ def dataset_stats(
         spec.labels is not None,
         out,
         spec_file,
-        spec.fuse_record(),
+        fusion.record,
         {s.split: release[s.split] for s in out if s.split in release},
         spec.unfinished_synth() or writing,
         being_written,
     )
-
-
-def _fusion_writer(spec: DatasetSpec) -> str | None:
-    """The process writing a fused dataset now (``fuse.json`` says running and its lock is
-    held: :func:`engine.runlock.writer`); None for a finished or stopped fusion (a killed one
-    holds no lock: its missing labels are problems) and for any other dataset."""
-    if (spec.fuse_record() or {}).get("status") != "running":
-        return None
-    from engine.runlock import writer
-
-    return writer(spec.root)
 
 
 def _binary_masks(stats: SplitStats, folder: Path | None, taxonomy: Taxonomy) -> str | None:

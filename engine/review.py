@@ -179,19 +179,22 @@ def _nothing_labelled(run: LabelRun, splits: list[str], chosen: bool) -> str:
 
 def warn_not_reached(data: str | None, run: LabelRun, splits: Sequence[str]) -> None:
     """Warn of the splits of the dataset the run was to label (run.json's ``config.splits``,
-    else every split), holding images, that it has no labels of (``splits``: those it has): a
-    run killed after train, before val, was reviewed as train alone without a word, while
-    :func:`warn_not_labelled` said a split it had begun. ``engine fuse`` refuses such a split
-    by the same rule (``engine.fusion.run._to_label``)."""
+    else every split of the dataset it labelled), holding images, that it has no labels of
+    (``splits``: those it has): a run killed after train, before val, was reviewed as train
+    alone without a word, while :func:`warn_not_labelled` said a split it had begun. ``engine
+    fuse`` refuses such a split by the same rule (:func:`engine.fusion.run.was_to_label`;
+    before, restated here without its "this dataset": a review given ``--data`` another
+    dataset warned of that one's splits)."""
+    from engine.fusion.pseudo import open_pseudo_run
+    from engine.fusion.run import was_to_label
+
     root = Path(data) if data else run.data_root
     if root is None or not run.run_json.is_file():
         return
-    config = run.info.record.get("config")
-    told = config.get("splits") if isinstance(config, dict) else None
     try:
-        spec = load_spec(root)
-        to_label = [str(s) for s in told] if isinstance(told, list) and told else None
-        to_label = to_label or spec.available_splits()
+        spec, pseudo = load_spec(root), open_pseudo_run(run.root)
+        told = list(pseudo.splits) or spec.available_splits()
+        to_label = [s for s in told if was_to_label(pseudo, s, root, spec)]
     except (OSError, ValueError):  # the dataset unreadable: the splits' own errors say it
         return
     left = []

@@ -202,6 +202,29 @@ def smallest_size(w: int, h: int) -> tuple[int, int]:
     return (long_side, MIN_SIDE) if w >= h else (MIN_SIDE, long_side)
 
 
+def size_refusal(
+    width: int, height: int, size: tuple[int, int] | None, option: str | None = None
+) -> str | None:
+    """Why a ``width x height`` image cannot be predicted at ``size`` (the model needs
+    :data:`MIN_SIDE` px a side after resizing); None: it can be. ``option`` names the size in
+    the words the user gave it (``engine predict``: ``--size original``, ``--size auto (the
+    checkpoint's validation size: 64x32)``) and the fix as ``--size WxH``; None names them as
+    :func:`predict_label`'s argument (``size=None``). The one check of both: before, each had
+    its own, worded apart ("resized to 64x13 for size=(64, 32)", "... at --size 64x32"); at
+    ``size=None`` nothing is resized ("resized to 5x7 for size=None" before the 53rd round)."""
+    nh, nw = resized_shape(height, width, size)
+    if min(nh, nw) >= MIN_SIDE:
+        return None
+    named = option or f"size={size}"
+    done = f"at {named}" if (nh, nw) == (height, width) else f"resized to {nw}x{nh} at {named}"
+    w, h = smallest_size(width, height)
+    fix = f"--size {w}x{h} or larger (at" if option else f"a larger size ({w}x{h} or more at"
+    return (
+        f"image {width}x{height} {done}: the model needs at least {MIN_SIDE} px per side; "
+        f"use {fix} its aspect)"
+    )
+
+
 def own_or_smallest_size(w: int, h: int) -> tuple[int, int]:
     """``(w, h)`` where the model takes images of that size, else :func:`smallest_size`: the
     validation size ``engine train`` suggests for images of ``w x h``."""
@@ -327,14 +350,9 @@ def predict_label(
         model.to(device)  # once: moving (or setting eval mode) walks every module, ~10 ms
         dev = next(model.parameters()).device
     height, width = image.shape[:2]
+    if refusal := size_refusal(width, height, size):
+        raise ValueError(refusal)
     nh, nw = resized_shape(height, width, size)
-    if min(nh, nw) < MIN_SIDE:
-        # at size=None nothing is resized: "resized to 5x7 for size=None" before the 53rd round
-        done = "at size=None" if size is None else f"resized to {nw}x{nh} for size={size}"
-        raise ValueError(
-            f"image {width}x{height} {done}: the model needs at least {MIN_SIDE} px per side; "
-            "use a larger size (%dx%d or more at its aspect)" % smallest_size(width, height)
-        )
     original = image
     was_training = model.training
     switch = any(m.training for m in model.modules())  # not when already in eval mode

@@ -631,25 +631,14 @@ def earlier_failures(
 def size_refusal(
     width: int, height: int, size: tuple[int, int] | None, source: str = "given"
 ) -> str | None:
-    """Why a ``width x height`` image cannot be predicted at ``size`` (the model needs
-    :data:`MIN_SIDE` px a side after resizing), in the words of the ``--size`` the user gave:
+    """:func:`trainer.inference.size_refusal` in the words of the ``--size`` the user gave:
     ``given`` (``source``, :attr:`PredictResult.size_source`) names ``--size original`` or
-    ``--size WxH``, otherwise ``--size auto`` and the size it came to; None: it can be. Before
-    the fifty-third round the image was refused by ``predict_label`` "resized to 5x7 for
-    size=None", for ``--size original`` an image not resized at all."""
-    from trainer.inference import resized_shape, smallest_size
-    from trainer.models.massformer import MIN_SIDE
+    ``--size WxH``, otherwise ``--size auto`` and the size it came to."""
+    from trainer.inference import size_refusal
 
-    nh, nw = resized_shape(height, width, size)
-    if min(nh, nw) >= MIN_SIDE:
-        return None
     shown = "original" if size is None else "x".join(map(str, size))
     option = f"--size {shown}" if source == "given" else f"--size auto ({source}: {shown})"
-    done = f"at {option}" if (nh, nw) == (height, width) else f"resized to {nw}x{nh} at {option}"
-    return (
-        f"image {width}x{height} {done}: the model needs at least {MIN_SIDE} px per side; use "
-        "--size %dx%d or larger (at its aspect)" % smallest_size(width, height)
-    )
+    return size_refusal(width, height, size, option)
 
 
 def _label(

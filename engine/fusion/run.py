@@ -447,7 +447,7 @@ def _check_not_stopped_before(
             s: {x.stem for x in images[s]}
             for s in left
             if not run.has_split(s)
-            and all(_to_label(r, s, data, spec) for r in runs if not r.has_split(s))
+            and all(was_to_label(r, s, data, spec) for r in runs if not r.has_split(s))
             and images[s]
         }
         if stopped:
@@ -460,9 +460,10 @@ def _check_not_stopped_before(
             )
 
 
-def _to_label(run: PseudoRun, split: str, data: Path, spec: DatasetSpec) -> bool:
+def was_to_label(run: PseudoRun, split: str, data: Path, spec: DatasetSpec) -> bool:
     """Whether ``run``'s ``engine label`` was to label ``split`` of the dataset ``data``: its
-    ``--split`` names it, or it had none and labelled this dataset (every split)."""
+    ``--split`` names it, or it had none and labelled this dataset (every split). The one
+    rule of ``engine fuse`` and ``engine review`` (:func:`engine.review.warn_not_reached`)."""
     return split in run.splits if run.splits else labelled_dataset(data, spec, run)
 
 

@@ -4242,3 +4242,24 @@ def test_review_of_a_run_killed_before_a_split_says_the_split_not_labelled(tmp_p
     (run / "run.json").write_text(json.dumps(doc))
     build_review(ReviewConfig(run=str(run), out=str(tmp_path / "r3"), progress=False))
     assert not [r for r in caplog.records if "not labelled (yet)" in r.getMessage()]
+
+
+def test_review_given_another_dataset_says_no_split_of_it_not_labelled(tmp_path, caplog):
+    """A run (no --split) of a dataset with a test split alone, reviewed with --data another
+    dataset of the same images that also has val: review warned "split 'val' not labelled
+    (yet), which it was to label", though the run was to label its own dataset's splits, not
+    this one's, and engine fuse does not refuse that split (engine.fusion.run.was_to_label:
+    a run without --split was to label its own dataset alone). Both ask one rule now."""
+    import shutil
+
+    from engine.review import ReviewConfig, build_review
+
+    data, other, run = tmp_path / "data", tmp_path / "other", tmp_path / "run"
+    make_dataset(data, "test", n=2, size=(H, W))
+    make_run(run, data, {"img000": [disk(H, W, 24, 16, 8)], "img001": []}, (H, W))
+    shutil.copytree(data, other)
+    make_dataset(other, "val", n=2, size=(H, W))
+    build_review(
+        ReviewConfig(run=str(run), data=str(other), out=str(tmp_path / "r"), progress=False)
+    )
+    assert not [r for r in caplog.records if "not labelled (yet)" in r.getMessage()]

@@ -1275,6 +1275,38 @@ def test_labels_a_live_fusion_has_not_written_yet_are_no_problems(tmp_path: Path
     assert text.count("no process writes it now (stopped): run the same engine fuse") == 3
 
 
+def test_info_reads_a_fusions_state_once(tmp_path: Path, monkeypatch):
+    """``engine info`` asked a fusion's state three ways (the "no label" hint, whether a
+    process writes it, whether it stopped): five reads of ``fuse.json`` and three probes of
+    its lock, each free to see another state (a fusion ending between them). One read each
+    now, and the same lines: a fusion killed after its last label is said stopped, and one
+    writing is said live."""
+    import json
+
+    import engine.datasets
+    import engine.runlock
+    from engine.runlock import exclusive
+
+    _fused(tmp_path)
+    (tmp_path / "fuse.json").write_text(json.dumps({"status": "running"}))
+    reads, probes = [], []
+    record, writer = engine.datasets.DatasetSpec.fuse_record, engine.runlock.writer
+    monkeypatch.setattr(
+        engine.datasets.DatasetSpec, "fuse_record", lambda s: reads.append(1) or record(s)
+    )
+    monkeypatch.setattr(engine.runlock, "writer", lambda *a: probes.append(1) or writer(*a))
+    stats = dataset_stats(tmp_path, progress=False)
+    assert (len(reads), len(probes)) == (1, 1)
+    assert stats.unfinished is not None and stats.unfinished[2] and not stats.problems
+    assert stats.fused == {"status": "running"}
+    reads.clear(), probes.clear()
+    with exclusive(tmp_path, "engine fuse"):
+        stats = dataset_stats(tmp_path, progress=False)
+    assert (len(reads), len(probes)) == (1, 1)
+    assert stats.unfinished is not None and not stats.unfinished[2]
+    assert "engine fuse (pid " in stats.unfinished[0]
+
+
 def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypatch):
     # a split is a folder's name: 't$^$x' was read as mathtext in the legend and failed the
     # chart ('error: ^'), and '_tr' was left out of it (matplotlib drops labels starting '_')

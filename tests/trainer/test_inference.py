@@ -194,7 +194,13 @@ def test_sliding_window_scores_cover_every_pixel(tiny, h: int, w: int) -> None: 
         (np.zeros((32, 32, 3), np.float32), {}, "must be \\(H, W, 3\\) uint8"),
         (np.zeros((32, 32, 3), np.uint8), {"mode": "fast"}, "unknown inference mode"),
         (np.zeros((32, 32, 3), np.uint8), {"mode": "full", "sliding_window": True}, "efficient"),
-        (np.zeros((40, 60, 3), np.uint8), {"size": (40, 30)}, "resized to 40x27.*at least 32"),
+        # at, as at size=None (and as engine predict says it): "for size=(40, 30)" before
+        (
+            np.zeros((40, 60, 3), np.uint8),
+            {"size": (40, 30)},
+            r"^image 60x40 resized to 40x27 at size=\(40, 30\): the model needs at least 32 px "
+            r"per side; use a larger size \(48x32 or more at its aspect\)$",
+        ),
         # not "resized to 24x20 for size=None" (before the fifty-third round): nothing resized
         (
             np.zeros((20, 24, 3), np.uint8),
