@@ -557,6 +557,38 @@ def test_a_folder_inside_a_stopped_synth_given_by_itself_is_refused(tmp_path: Pa
     assert res.exit_code == 0, res.output
 
 
+def test_a_folder_inside_a_stopped_synth_is_refused_through_a_link_or_dots(
+    tmp_path: Path, monkeypatch
+):
+    """A split's folder of a stopped synth given through a symbolic link to it (``gt ->
+    d/annotations/train``) or with ``..`` in its path (``d/images/train/../train``) is refused
+    as the folder given plainly is, naming where the link leads. Before, only the folders above
+    the path as typed were asked: the link's own (``tmp``), and for ``train/../train`` the
+    lexical ``train/..``, ``train`` and ``images`` (not ``d``): both read the scenes drawn so far
+    without a word."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = _stopped_synth(tmp_path.resolve(), monkeypatch)  # no link above: one place asked
+    labels, other, gt = out / "annotations/train", tmp_path / "other", tmp_path / "gt"
+    shutil.copytree(labels, other)
+    gt.symlink_to(labels, target_is_directory=True)
+    dotted = f"{out}/images/train/../train"
+    readers = {
+        "evaluate": (gt, ", through symbolic links,", ["--gt", str(gt), "--pred", str(other)]),
+        "predict": (dotted, "", ["--checkpoint", str(CHECKPOINT), "--images", dotted, "--out", str(tmp_path / "pred")]),  # fmt: skip
+    }
+    for command, (folder, via, args) in readers.items():
+        res = CliRunner().invoke(app, [command, *args])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()) == (
+            f"error: {folder}: it lies{via} in the dataset {out}: {STOPPED}; engine {command} "
+            f"would read part of the dataset: {AGAIN}, then run engine {command} again"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "gt", "other"]
+
+
 def test_a_dataset_reading_the_images_of_a_stopped_synth_is_refused_and_said_by_info(
     tmp_path: Path, monkeypatch
 ):
