@@ -557,6 +557,24 @@ def test_a_folder_inside_a_stopped_synth_given_by_itself_is_refused(tmp_path: Pa
     assert res.exit_code == 0, res.output
 
 
+def test_compare_refuses_a_stopped_synth_given_by_its_spec_as_evaluate_does(
+    tmp_path: Path, monkeypatch
+):
+    """``--gt D/dataset.yaml --split train`` of a stopped synth: engine compare names the
+    dataset as engine evaluate does (and as it did before this round's check of folders given
+    by themselves), the dataset's own refusal. Before, compare asked the spec file as a folder
+    given by itself first: "D/dataset.yaml: it lies in the dataset /abs/D: ...", where evaluate
+    said "D: ..." of the same input."""
+    out = _stopped_synth(tmp_path, monkeypatch)
+    (out / "dataset.yaml").write_text("images: images/{split}\nlabels: annotations/{split}\n")
+    gt = ["--gt", str(out / "dataset.yaml"), "--split", "train"]
+    readers = {
+        "evaluate": [*gt, "--pred", str(tmp_path)],
+        "compare": [*gt, "--class", "Bicycle", "--source", f"a={tmp_path}"],
+    }
+    _refused(tmp_path, out, readers)
+
+
 def test_a_folder_inside_a_stopped_synth_is_refused_through_a_link_or_dots(
     tmp_path: Path, monkeypatch
 ):
