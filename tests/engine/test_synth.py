@@ -557,6 +557,39 @@ def test_a_folder_inside_a_stopped_synth_given_by_itself_is_refused(tmp_path: Pa
     assert res.exit_code == 0, res.output
 
 
+def test_review_gt_and_evaluate_pred_inside_a_stopped_synth_are_refused(
+    tmp_path: Path, monkeypatch
+):
+    """The two callers of the check of folders given by themselves that the test above does not
+    reach: ``engine review --gt`` (a new class's masks of a stopped synth) and ``engine evaluate
+    --pred``, each refused in one line naming the dataset, before any file is written."""
+    from engine.evaluate import EvaluateConfig, evaluate
+    from engine.review import ReviewConfig, build_review
+    from tests.loop_helpers import make_dataset, make_run
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+    labels, bicycle = out / "annotations/train", out / "new_classes/bicycle/train"
+    data, run, other = tmp_path / "data", tmp_path / "run", tmp_path / "other"
+    make_dataset(data, "test", n=1, size=(32, 32))
+    make_run(run, data, {"img000": []}, (32, 32))
+    shutil.copytree(labels, other)
+    with pytest.raises(ValueError) as e:
+        build_review(
+            ReviewConfig(run=str(run), gt=str(bicycle), out=str(tmp_path / "r"), progress=False)
+        )
+    assert str(e.value) == (
+        f"{bicycle}: it lies in the dataset {out}: {STOPPED}; engine review would read part of "
+        f"the dataset: {AGAIN}, then run engine review again"
+    )
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(gt=other, pred=labels, progress=False))
+    assert str(e.value) == (
+        f"{labels}: it lies in the dataset {out}: {STOPPED}; engine evaluate would read part of "
+        f"the dataset: {AGAIN}, then run engine evaluate again"
+    )
+
+
 def test_compare_refuses_a_stopped_synth_given_by_its_spec_as_evaluate_does(
     tmp_path: Path, monkeypatch
 ):
