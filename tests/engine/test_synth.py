@@ -626,9 +626,10 @@ def test_a_folder_inside_a_stopped_synth_is_refused_through_a_link_or_dots(
     shutil.copytree(labels, other)
     gt.symlink_to(labels, target_is_directory=True)
     dotted = f"{out}/images/train/../train"
+    predict = ["--checkpoint", str(CHECKPOINT), "--images", dotted, "--out", str(tmp_path / "p")]
     readers = {
         "evaluate": (gt, ", through symbolic links,", ["--gt", str(gt), "--pred", str(other)]),
-        "predict": (dotted, "", ["--checkpoint", str(CHECKPOINT), "--images", dotted, "--out", str(tmp_path / "pred")]),  # fmt: skip
+        "predict": (dotted, "", predict),
     }
     for command, (folder, via, args) in readers.items():
         res = CliRunner().invoke(app, [command, *args])
