@@ -578,7 +578,9 @@ def compare(cfg: CompareConfig) -> CompareReport:
         check_report_file(path, "engine compare")  # (before, refused by the CLI only)
     # a subset being imported: its new masks swapped in before its subset.json names them
     check_not_being_written(cfg.gt, "engine compare", "its annotated masks")
-    check_synth_finished(cfg.gt, "engine compare")  # D/new_classes/bicycle/test, D stopped
+    if dataset_spec(Path(cfg.gt)) is None:  # a dataset (D/dataset.yaml): ground_truth asks
+        # it, naming it as evaluate does; a folder by itself: D/new_classes/bicycle/test
+        check_synth_finished(cfg.gt, "engine compare")
     subset = subset_at(cfg.gt)  # its masks and split, or a plain folder with no split known
     gt, split = (subset.root / "masks", subset.split) if subset else (Path(cfg.gt), None)
     truth = dataset_split(cfg, subset)  # --gt DATASET --split S: that split's label maps

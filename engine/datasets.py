@@ -572,15 +572,23 @@ def check_synth_finished(folder: str | os.PathLike, command: str) -> None:
     ``engine compare --gt D/new_classes/bicycle/test``, ``engine predict --images
     D/images/test``), as :meth:`DatasetSpec.check_not_stopped` refuses the dataset given as
     one: before, the part drawn was read without a word. The folder (or file) and the three
-    folders above it are asked, the deepest a synth dataset writes being three down."""
-    given = Path(folder)
-    for root in (given, *given.absolute().parents[:3]):
-        where = "" if root == given else f"it lies in the dataset {root}: "
-        if stopped := synth_unfinished(root, where):
-            raise ValueError(
-                f"{folder}: {stopped[0]}; {command} would read part of the dataset: "
-                f"{stopped[1]}, then run {command} again"
-            )
+    folders above it are asked, the deepest a synth dataset writes being three down, as given
+    and as its symbolic links lead (:func:`engine.runlock.places`; before, only the folders
+    above the path as typed were: a link to ``D/annotations/test``, or
+    ``D/images/test/../test``, was read unchecked)."""
+    from engine.runlock import places
+
+    for here, via in places(Path(folder)):
+        for root in (here, *here.parents[:3]):
+            if root != here:
+                where = f"it lies{via} in the dataset {root}: "
+            else:  # the dataset itself, or its folder (or file) given through a link
+                where = f"it is{via} the dataset {root}: " if via else ""
+            if stopped := synth_unfinished(root, where):
+                raise ValueError(
+                    f"{folder}: {stopped[0]}; {command} would read part of the dataset: "
+                    f"{stopped[1]}, then run {command} again"
+                )
 
 
 def check_fused_finished(folder: str | os.PathLike, command: str) -> None:

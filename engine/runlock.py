@@ -483,10 +483,10 @@ def check_not_in_dataset(path: Path, command: str) -> None:
     folder right in one (a split's): what the command writes there would be read as the
     dataset's splits, or as a split's images or labels (``engine synth --out D/images`` made
     splits named ``images`` and ``annotations`` of D). A folder deeper in is none of them. The
-    folder is checked as given and as its symbolic links lead (:func:`_places`)."""
+    folder is checked as given and as its symbolic links lead (:func:`places`)."""
     from annotations.fileio import is_dataset_root
 
-    for here, via in _places(path):
+    for here, via in places(path):
         for holder in (here, here.parent):
             root = holder.parent
             if holder.name in ("images", "annotations") and is_dataset_root(root):
@@ -502,7 +502,7 @@ def check_not_in_dataset(path: Path, command: str) -> None:
                 )
 
 
-def _places(path: Path) -> list[tuple[Path, str]]:
+def places(path: Path) -> list[tuple[Path, str]]:
     """``path`` as given (absolute) and, where its symbolic links lead elsewhere, where they
     lead (the part that exists followed), each with the words that say how it was reached.
     Before, an ``--out`` that was a link to a dataset's split folder (``runs/test ->
@@ -535,10 +535,10 @@ def check_not_in_output(path: Path, command: str) -> None:
     """Refuse an output folder that is one of :func:`split_folders` of an engine output, or a
     folder right in one (a split's). A folder elsewhere in an output (``RUN/review``, the
     review's default) is allowed. The folder is checked as given and as its symbolic links lead
-    (:func:`_places`)."""
+    (:func:`places`)."""
     from annotations.fileio import output_kind
 
-    for here, via in _places(path):
+    for here, via in places(path):
         for holder in (here, here.parent):
             kind = output_kind(holder.parent)
             if kind is not None and holder.name in split_folders(kind[0]):

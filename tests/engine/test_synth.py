@@ -557,6 +557,90 @@ def test_a_folder_inside_a_stopped_synth_given_by_itself_is_refused(tmp_path: Pa
     assert res.exit_code == 0, res.output
 
 
+def test_review_gt_and_evaluate_pred_inside_a_stopped_synth_are_refused(
+    tmp_path: Path, monkeypatch
+):
+    """The two callers of the check of folders given by themselves that the test above does not
+    reach: ``engine review --gt`` (a new class's masks of a stopped synth) and ``engine evaluate
+    --pred``, each refused in one line naming the dataset, before any file is written."""
+    from engine.evaluate import EvaluateConfig, evaluate
+    from engine.review import ReviewConfig, build_review
+    from tests.loop_helpers import make_dataset, make_run
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+    labels, bicycle = out / "annotations/train", out / "new_classes/bicycle/train"
+    data, run, other = tmp_path / "data", tmp_path / "run", tmp_path / "other"
+    make_dataset(data, "test", n=1, size=(32, 32))
+    make_run(run, data, {"img000": []}, (32, 32))
+    shutil.copytree(labels, other)
+    with pytest.raises(ValueError) as e:
+        build_review(
+            ReviewConfig(run=str(run), gt=str(bicycle), out=str(tmp_path / "r"), progress=False)
+        )
+    assert str(e.value) == (
+        f"{bicycle}: it lies in the dataset {out}: {STOPPED}; engine review would read part of "
+        f"the dataset: {AGAIN}, then run engine review again"
+    )
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(gt=other, pred=labels, progress=False))
+    assert str(e.value) == (
+        f"{labels}: it lies in the dataset {out}: {STOPPED}; engine evaluate would read part of "
+        f"the dataset: {AGAIN}, then run engine evaluate again"
+    )
+
+
+def test_compare_refuses_a_stopped_synth_given_by_its_spec_as_evaluate_does(
+    tmp_path: Path, monkeypatch
+):
+    """``--gt D/dataset.yaml --split train`` of a stopped synth: engine compare names the
+    dataset as engine evaluate does (and as it did before this round's check of folders given
+    by themselves), the dataset's own refusal. Before, compare asked the spec file as a folder
+    given by itself first: "D/dataset.yaml: it lies in the dataset /abs/D: ...", where evaluate
+    said "D: ..." of the same input."""
+    out = _stopped_synth(tmp_path, monkeypatch)
+    (out / "dataset.yaml").write_text("images: images/{split}\nlabels: annotations/{split}\n")
+    gt = ["--gt", str(out / "dataset.yaml"), "--split", "train"]
+    readers = {
+        "evaluate": [*gt, "--pred", str(tmp_path)],
+        "compare": [*gt, "--class", "Bicycle", "--source", f"a={tmp_path}"],
+    }
+    _refused(tmp_path, out, readers)
+
+
+def test_a_folder_inside_a_stopped_synth_is_refused_through_a_link_or_dots(
+    tmp_path: Path, monkeypatch
+):
+    """A split's folder of a stopped synth given through a symbolic link to it (``gt ->
+    d/annotations/train``) or with ``..`` in its path (``d/images/train/../train``) is refused
+    as the folder given plainly is, naming where the link leads. Before, only the folders above
+    the path as typed were asked: the link's own (``tmp``), and for ``train/../train`` the
+    lexical ``train/..``, ``train`` and ``images`` (not ``d``): both read the scenes drawn so far
+    without a word."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = _stopped_synth(tmp_path.resolve(), monkeypatch)  # no link above: one place asked
+    labels, other, gt = out / "annotations/train", tmp_path / "other", tmp_path / "gt"
+    shutil.copytree(labels, other)
+    gt.symlink_to(labels, target_is_directory=True)
+    dotted = f"{out}/images/train/../train"
+    predict = ["--checkpoint", str(CHECKPOINT), "--images", dotted, "--out", str(tmp_path / "p")]
+    readers = {
+        "evaluate": (gt, ", through symbolic links,", ["--gt", str(gt), "--pred", str(other)]),
+        "predict": (dotted, "", predict),
+    }
+    for command, (folder, via, args) in readers.items():
+        res = CliRunner().invoke(app, [command, *args])
+        assert res.exit_code == 2, res.output
+        assert " ".join(res.output.split()) == (
+            f"error: {folder}: it lies{via} in the dataset {out}: {STOPPED}; engine {command} "
+            f"would read part of the dataset: {AGAIN}, then run engine {command} again"
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "gt", "other"]
+
+
 def test_a_dataset_reading_the_images_of_a_stopped_synth_is_refused_and_said_by_info(
     tmp_path: Path, monkeypatch
 ):
