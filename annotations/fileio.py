@@ -367,6 +367,43 @@ def set_mode(fd: int) -> None:
 NAME_MAX = 255
 
 
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Write a copy of the file ``src``'s bytes to ``dst`` (its folder exists) atomically
+    (:func:`atomic_file`): a failure part way (a full disk) leaves ``dst`` as it was, ``src``
+    untouched and no temporary file, and its ``OSError`` names ``dst``. The kernel copies
+    (``os.sendfile``) where it can, without the bytes passing through Python: a kept training
+    checkpoint is ``last.pt``'s bytes, copied, not a second ``torch.save`` of the same state
+    (docs/trainer.md, "What a save costs"). Returns ``dst``."""
+    dst = Path(dst)
+    with open(src, "rb") as source, atomic_file(dst) as f:
+        _copy_into(source, f)
+    return dst
+
+
+# What ``os.sendfile`` fails with, before it copied a byte, where it cannot copy between these
+# two files (an old kernel, macOS's sendfile to sockets only): the bytes are copied by Python
+_NO_SENDFILE = _errnos("EINVAL", "ENOSYS", "ENOTSOCK", "EOPNOTSUPP", "ENOTSUP")
+
+
+def _copy_into(source: Any, f: Any) -> None:
+    """Copy the open binary file ``source``, from its start, to the end of the open ``f``."""
+    size = os.fstat(source.fileno()).st_size
+    done = 0
+    if hasattr(os, "sendfile"):
+        f.flush()
+        try:
+            while done < size:
+                sent = os.sendfile(f.fileno(), source.fileno(), done, size - done)
+                if sent == 0:  # the file shrank meanwhile: what is left is read below
+                    break
+                done += sent
+        except OSError as e:
+            if done or e.errno not in _NO_SENDFILE:
+                raise
+    source.seek(done)
+    shutil.copyfileobj(source, f, 1 << 20)
+
+
 def _temp_prefix(path: Path) -> str:
     """``.NAME.``, NAME cut (at a character, in UTF-8 bytes) so the temporary file's whole name
     fits :data:`NAME_MAX`."""

@@ -45,6 +45,7 @@ from torch import nn
 from annotations.fileio import (
     FUSE_RECORD,
     append_line,
+    atomic_copy,
     atomic_write_json,
     atomic_write_text,
     file_bytes,
@@ -1401,8 +1402,9 @@ def _train(
                         state = checkpoint_state(done, rngs)
                         result.last_checkpoint = save_checkpoint(last, state)
                         record_saved_step(last, done)  # engine info reads it without torch
-                        if keep:
-                            save_checkpoint(out / f"step_{done:07d}.pt", state)
+                        if keep:  # last.pt's bytes: torch.save's again, at a fraction of
+                            # its cost (docs/trainer.md, "What a save costs")
+                            atomic_copy(last, out / f"step_{done:07d}.pt")
                 if halt:  # every rank together, the step checkpointed: --resume goes on here
                     if is_main and n_last != done:  # the step saved is logged, so engine info
                         # names it (before: "step 0 of N, no step logged", last.pt at step 3)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from annotations.fileio import (
+    atomic_copy,
     atomic_file,
     atomic_write_bytes,
     first_line,
@@ -581,6 +582,61 @@ def test_a_write_the_disk_refuses_names_the_file_written(tmp_path, monkeypatch):
     assert first_line(e.value) == f"{tmp_path / 'x.json'}: Permission denied"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["log.jsonl", "x.json"]
     assert (tmp_path / "x.json").read_text() == "old"
+
+
+@pytest.mark.parametrize("sendfile", ["kernel", "unsupported", "absent"])
+def test_an_atomic_copy_holds_the_source_s_bytes(tmp_path, monkeypatch, sendfile):
+    """Copied by the kernel (``os.sendfile``), by Python where the kernel cannot copy between
+    the two files (EINVAL before a byte) or has no such call: the same bytes, the permissions
+    of every output, no temporary file."""
+    import errno
+    import os
+
+    from annotations.fileio import file_mode
+
+    data = os.urandom(3 << 20) + b"end"  # more than copyfileobj's 1 MiB buffer
+    src = tmp_path / "last.pt"
+    src.write_bytes(data)
+    if sendfile == "unsupported":
+
+        def refuses(*args):
+            raise OSError(errno.EINVAL, "Invalid argument")
+
+        monkeypatch.setattr(os, "sendfile", refuses)
+    elif sendfile == "absent":
+        monkeypatch.delattr(os, "sendfile")
+    assert atomic_copy(src, tmp_path / "step_0000002.pt") == tmp_path / "step_0000002.pt"
+    assert (tmp_path / "step_0000002.pt").read_bytes() == data == src.read_bytes()
+    assert (tmp_path / "step_0000002.pt").stat().st_mode & 0o777 == file_mode()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "step_0000002.pt"]
+
+
+@pytest.mark.parametrize("fails_after", [0, 1 << 20])
+def test_an_atomic_copy_the_disk_refuses_leaves_every_file_as_it_was(
+    tmp_path, monkeypatch, fails_after
+):
+    """A full disk at the first byte or part way: the copy's error names it, the file it was to
+    replace keeps its old bytes, the source its own, and no temporary file is left."""
+    import errno
+    import os
+
+    src, dst = tmp_path / "last.pt", tmp_path / "step_0000002.pt"
+    src.write_bytes(b"n" * (3 << 20))
+    dst.write_bytes(b"old")
+    sendfile = os.sendfile
+
+    def full(out_fd, in_fd, offset, count):
+        if offset >= fails_after:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return sendfile(out_fd, in_fd, offset, min(count, fails_after - offset))
+
+    monkeypatch.setattr(os, "sendfile", full)
+    with pytest.raises(OSError) as e:
+        atomic_copy(src, dst)
+    assert e.value.errno == errno.ENOSPC
+    assert first_line(e.value) == f"{dst}: No space left on device"
+    assert dst.read_bytes() == b"old" and src.read_bytes() == b"n" * (3 << 20)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "step_0000002.pt"]
 
 
 def test_a_staged_write_the_disk_refuses_names_the_file_where_it_was_to_be(tmp_path):

@@ -1219,6 +1219,72 @@ def test_a_checkpoint_the_disk_cannot_hold_is_a_disk_error_naming_it(tmp_path, m
     assert load_checkpoint(last)["step"] == 3
 
 
+def test_a_kept_checkpoint_is_last_pt_s_bytes_serialised_once(tmp_path, monkeypatch):
+    """A kept step serialised its state twice, ``torch.save`` for last.pt and again for
+    step_NNNNNNN.pt (each save of the demo's tiny model 0.22 s, docs/trainer.md, "What a save
+    costs"): the kept file is now a copy of last.pt's bytes, byte for byte what ``torch.save``
+    writes of that state, and loads."""
+    import io
+
+    import trainer.train as train_module
+
+    save, save_checkpoint = torch.save, train_module.save_checkpoint
+    serialised, wrote = [], {}
+
+    def counting(obj, f, *args, **kw):
+        serialised.append(obj["step"])
+        return save(obj, f, *args, **kw)
+
+    def spy(path, state):  # torch.save's bytes of the state as it is at its save
+        buf = io.BytesIO()
+        save(state, buf)
+        wrote[state["step"]] = buf.getvalue()
+        return save_checkpoint(path, state)
+
+    monkeypatch.setattr(torch, "save", counting)
+    monkeypatch.setattr(train_module, "save_checkpoint", spy)
+    root = write_dataset(tmp_path / "data", sources=True)
+    run = tmp_path / "run"
+    train(_cfg(root, run, iters=4, keep_every=2, checkpoint_every=4), model=_stub(7))
+    assert serialised == [2, 4]  # before: [2, 2, 4, 4]
+    assert (run / "step_0000002.pt").read_bytes() == wrote[2]
+    assert (run / "step_0000004.pt").read_bytes() == (run / "last.pt").read_bytes() == wrote[4]
+    assert [load_checkpoint(run / f"step_000000{n}.pt")["step"] for n in (2, 4)] == [2, 4]
+
+
+def test_a_kept_checkpoint_the_disk_cannot_hold_leaves_the_files_before_it_whole(
+    tmp_path, monkeypatch
+):
+    """The disk full part way through the copy of step 4's last.pt to step_0000004.pt: the
+    error names that file, and last.pt (step 4, recorded in saved_step.json), the kept
+    step_0000002.pt and every other file are whole; no temporary file is left."""
+    import errno
+    import os
+
+    from annotations.fileio import first_line
+    from engine.runinfo import saved_step
+
+    root = write_dataset(tmp_path / "data", sources=True)
+    run = tmp_path / "run"
+    sendfile = os.sendfile
+
+    def full(out_fd, in_fd, offset, count):
+        if not (run / "step_0000002.pt").exists():
+            return sendfile(out_fd, in_fd, offset, count)
+        if offset == 0:  # the next copy: its first KB fits
+            return sendfile(out_fd, in_fd, offset, min(count, 1024))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "sendfile", full)
+    with pytest.raises(OSError) as e:
+        train(_cfg(root, run, keep_every=2), model=_stub(7))
+    assert first_line(e.value) == f"{run / 'step_0000004.pt'}: No space left on device"
+    assert load_checkpoint(run / "last.pt")["step"] == saved_step(run) == 4
+    assert load_checkpoint(run / "step_0000002.pt")["step"] == 2
+    assert not (run / "step_0000004.pt").exists()
+    assert not [p.name for p in run.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_engine_info_shows_what_a_run_warned_about_skipped_and_why_it_failed(tmp_path):
     """A run started under nohup or a scheduler, its console gone: its folder alone says what it
     warned about (metrics.jsonl's warning events), the images it skipped (skipped.jsonl) and a
@@ -1500,11 +1566,18 @@ def test_checkpoints_validations_and_log_lines_fall_on_their_steps(tmp_path, mon
     saved = []
     save = train_module.save_checkpoint
 
+    copy = train_module.atomic_copy
+
     def spy(path, state):
         saved.append((path.name, state["step"]))
         return save(path, state)
 
+    def copy_spy(src, dst):  # a kept step: last.pt's bytes, copied
+        saved.append((dst.name, load_checkpoint(src)["step"]))
+        return copy(src, dst)
+
     monkeypatch.setattr(train_module, "save_checkpoint", spy)
+    monkeypatch.setattr(train_module, "atomic_copy", copy_spy)
     root = write_dataset(tmp_path / "data", splits=("train", "val"))
 
     def steps(run, **kw):
