@@ -235,7 +235,9 @@ def dataset_stats(
         stats.problems += problems
         if folder is not None:
             stats.source_pixels = np.zeros(len(SOURCE_NAMES), np.int64)
-    live = fusion.writer  # a fusion under way: what it has not written yet is no problem
+    # a fusion under way (fuse.json running, or complete and fused again): what it has not
+    # written yet is no problem, and the dataset is not said finished
+    live = fusion.writer
     checks = [
         functools.partial(
             _check, taxonomy=spec.taxonomy, decode=decode, sources=folders[i], hint=hint

@@ -1275,6 +1275,38 @@ def test_labels_a_live_fusion_has_not_written_yet_are_no_problems(tmp_path: Path
     assert text.count("no process writes it now (stopped): run the same engine fuse") == 3
 
 
+def test_a_fused_dataset_a_live_fusion_writes_again_is_not_said_finished(tmp_path: Path):
+    """``engine fuse`` into a fused dataset whose fuse.json says complete holds its lock while
+    it plans, removes orphans and (with nothing to fuse) throughout, before fuse.json says
+    running, if ever: ``engine info`` said "No problems found." and "next: engine train" while
+    it wrote. Now the unfinished line of a live fusion, exit 0; the lock free, as before."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    _fused(tmp_path)
+    (tmp_path / "fuse.json").write_text(json.dumps({"status": "complete"}))
+    args = ["info", str(tmp_path), "--no-progress"]
+    with exclusive(tmp_path, "engine fuse"):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert re.search(
+        r"unfinished: engine fuse \(pid \d+ on .*\) is writing it now: wait for it to finish$",
+        text,
+    ), text
+    assert "No problems found" not in text and "next: engine train" not in text
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "unfinished" not in text
+    assert text.endswith(
+        f"No problems found. next: engine train --data {tmp_path} --out RUN (jointly)"
+    )
+
+
 def test_info_reads_a_fusions_state_once(tmp_path: Path, monkeypatch):
     """``engine info`` asked a fusion's state three ways (the "no label" hint, whether a
     process writes it, whether it stopped): five reads of ``fuse.json`` and three probes of
