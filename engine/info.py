@@ -821,10 +821,11 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             f"{counted(stale, 'image')} labelled with other settings: the next engine label with "
             "these settings labels them again"
         )
+    holder = writer(stats.root)  # an engine label into the run now (a shard's too)
     if any(r.pending or r.missing for r in stats.splits.values()):
         out.append(
             f"images not labelled yet: {holder} is labelling them now"
-            if (holder := writer(stats.root))
+            if holder
             else _shards_left(stats.shards, {k: r.pending for k, r in stats.splits.items()})
             if stats.shards
             # a shard's command again labels its own images only: every one done already
@@ -834,7 +835,14 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             else "images not labelled yet: run engine label again to finish (it resumes)"
         )
     rows = stats.splits.values()
-    if rows and all(r.pending == 0 and not r.failed and not r.stale for r in rows):
+    labelled = rows and all(r.pending == 0 and not r.failed and not r.stale for r in rows)
+    if labelled and holder:  # an engine label into it again (other settings, --force) before
+        # it rewrote run.json: before, "next: engine review ..." as of a finished run
+        out.append(
+            f"unfinished: {holder} is writing it now: wait for it to finish (it may label these "
+            "images again, or more)"
+        )
+    elif labelled:
         out.append(  # every image labelled with these settings: what the loop does next
             f"next: engine review {shlex.quote(str(stats.root))} (look at them), engine fuse --data "
             f"{shlex.quote(str(stats.data_root))} --pseudo {shlex.quote(str(stats.root))} --out FUSED "

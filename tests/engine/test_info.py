@@ -953,6 +953,36 @@ def test_a_stopped_label_or_training_run_or_demo_exits_1_as_unfinished(tmp_path:
         assert res.exit_code == 0 and "running now: engine demo (pid " in res.output
 
 
+@pytest.mark.parametrize("lock", [".lock", ".lock-shard1of2"])
+def test_a_labelled_run_a_live_label_run_writes_again_is_not_said_finished(tmp_path, lock):
+    """Every image labelled with run.json's settings, while an engine label into the run (new
+    settings or --force, before it rewrites run.json; a shard of one) holds its lock: engine
+    info ended with "next: engine review ..., engine fuse ..." as of a finished run. Now the
+    unfinished line of a live writer, exit 0; the lock free, the next step as before."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""}
+            for s in ("train", "val", "test")]  # fmt: skip
+    _, run = _label_run(tmp_path, done)
+    args = ["info", str(run), "--no-progress"]
+    with exclusive(run, "engine label", lock):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert re.search(
+        r"unfinished: engine label \(pid \d+ on [^)]*\) is writing it now: wait for it to "
+        r"finish \(it may label these images again, or more\)$",
+        text,
+    ), text
+    assert "next: " not in text
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "unfinished" not in text and "next: engine review" in text
+
+
 def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
     """A label of the dataset without its image stopped engine info RUN with the dataset's
     error (exit 2); the run is shown, the problem a note."""
