@@ -1082,7 +1082,9 @@ def render_train_run(stats: TrainRunStats) -> list:
     head.add_column("what")
     head.add_column("value", overflow="fold")
     iters = stats.iters
-    holder = None if stats.finished else writer(stats.root)
+    # a run at its last step too: an engine train --resume --iters MORE builds its data and
+    # model before it rewrites config.json (before, "finished" and "next: engine predict")
+    holder = writer(stats.root)
     resume = f"engine train --out {shlex.quote(str(stats.root))} --resume"
     blown = stats.non_finite
     # the way on: --resume from last.pt (the run's folder: a bare --resume continues
@@ -1110,10 +1112,10 @@ def render_train_run(stats: TrainRunStats) -> list:
     if stats.step >= iters and stats.pending == "validation" and stats.saved == stats.step:
         first, way_on = " during its last validation", f"{resume} validates it"
     state = (
-        "finished"
-        if stats.finished
-        else f"running now: {holder}"
+        f"running now: {holder}"
         if holder
+        else "finished"
+        if stats.finished
         # the loss became NaN/inf: the same resume meets the same step again
         else f"failed: non-finite loss at step {blown.get('step')} ("
         + ", ".join(f"{n}={v}" for n, v in list((blown.get("terms") or {}).items())[:6])
@@ -1159,7 +1161,7 @@ def render_train_run(stats: TrainRunStats) -> list:
         mean = {"iou": v.get("mIoU"), "biou": v.get("mBIoU"), "bf1": v.get("mBF1")}
         table.add_row("mean", *score_cells(mean), "")
         out.append(table)
-    if stats.finished and "last.pt" in stats.checkpoints:
+    if stats.finished and "last.pt" in stats.checkpoints and not holder:
         out.append(
             f"next: engine predict --checkpoint {shlex.quote(str(stats.root / 'last.pt'))} --data DATA "
             "--split test "

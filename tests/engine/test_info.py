@@ -983,6 +983,37 @@ def test_a_labelled_run_a_live_label_run_writes_again_is_not_said_finished(tmp_p
     assert res.exit_code == 0 and "unfinished" not in text and "next: engine review" in text
 
 
+def test_a_finished_training_run_a_live_train_writes_again_is_not_said_finished(tmp_path):
+    """A training run at its last step, last.pt written, while an engine train --resume
+    --iters MORE holds its lock (building its data and model, before it rewrites config.json):
+    engine info said "finished" and "next: engine predict --checkpoint RUN/last.pt", a
+    checkpoint about to be replaced. Now "running now", exit 0; the lock free, as before."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "config.json").write_text(json.dumps({"config": {"iters": 4}}))
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    (train / "last.pt").write_bytes(b"")
+    args = ["info", str(train), "--no-progress"]
+    with exclusive(train, "engine train"):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert re.search(r"step │ 4 of 4 \(running now: engine train \(pid \d+ on ", text), text
+    assert "(finished)" not in text and "next: " not in text
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert (
+        res.exit_code == 0 and "step │ 4 of 4 (finished)" in text and "next: engine predict" in text
+    )
+
+
 def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
     """A label of the dataset without its image stopped engine info RUN with the dataset's
     error (exit 2); the run is shown, the problem a note."""
