@@ -1221,6 +1221,8 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
     head.add_row("imported", f"{sub.info.get('created', '?')} ({read_as})")
     head.add_row("dataset", str(sub.data_root or "not recorded"))
     add_made_with(head, sub.info.get("environment"))
+    if holder := writer(sub.root):  # its subset.json and masks are replaced at the end
+        head.add_row("now", f"{holder} is importing into it again (this is the earlier subset)")
     out: list = [head]
     # what the import printed, kept (a batch imported alone replaced the earlier batch's masks)
     kept = [str(w) for w in sub.info.get("warnings") or []]

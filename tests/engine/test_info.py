@@ -1014,6 +1014,34 @@ def test_a_finished_training_run_a_live_train_writes_again_is_not_said_finished(
     )
 
 
+def test_a_subset_a_live_import_writes_again_is_said_to_be_the_earlier_one(tmp_path: Path):
+    """An annotated subset while engine annotate import --out SUBSET holds its lock (reading
+    and checking the new annotations, then swapping them in): engine info showed the old subset
+    as the subset, without a word, where a review gallery drawn again says so. Now a row says
+    which import writes it and that this is the earlier subset, exit 0; the lock free, none."""
+    from typer.testing import CliRunner
+
+    from annotations.subset import write_subset
+    from cli import app
+    from engine.runlock import exclusive
+
+    masks = {"a": np.zeros((10, 20), np.uint8)}
+    sub = tmp_path / "sub"
+    write_subset(sub, "Bicycle", "test", masks, {"a": "c.json"}, {"import_format": "coco"})
+    args = ["info", str(sub)]
+    with exclusive(sub, "engine annotate import"):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert re.search(
+        r"now │ engine annotate import \(pid \d+ on [^)]*\) is importing into it again \(this "
+        r"is the earlier subset\)",
+        text,
+    ), text
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "now │" not in " ".join(res.output.split()), res.output
+
+
 def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
     """A label of the dataset without its image stopped engine info RUN with the dataset's
     error (exit 2); the run is shown, the problem a note."""
