@@ -1403,6 +1403,8 @@ def render_report(root: str | os.PathLike) -> list:
         out.append(f"predictions refined at inference: {', '.join(refinements)}")
     out += [f"warning: {w}" for w in data.get("warnings") or []]
     out.append(f"report: {root / 'report.md'}")
+    if holder := writer(root):  # engine report into it again: its files are replaced at the end
+        out.append(f"now: {holder} is writing it again (this is the earlier report)")
     return out
 
 
@@ -1535,7 +1537,9 @@ def render_demo(root: str | os.PathLike) -> list:
         with contextlib.suppress(ValueError):  # as the folder is now, wherever it ran
             path = root / Path(str(path)).relative_to(recorded)
         paths.add_row(stage, str(path))
-    return [*out, paths]
+    now = writer(root)  # engine demo into it again: summary.json is rewritten at its end
+    said = f"now: {now} is running it again (this is the earlier demo's summary)"
+    return [*out, paths, *([said] if now else [])]
 
 
 def render_unfinished_demo(root: str | os.PathLike) -> list:

@@ -1042,6 +1042,41 @@ def test_a_subset_a_live_import_writes_again_is_said_to_be_the_earlier_one(tmp_p
     assert res.exit_code == 0 and "now │" not in " ".join(res.output.split()), res.output
 
 
+def test_a_report_or_demo_a_live_run_writes_again_is_said_to_be_the_earlier_one(tmp_path):
+    """A report folder while engine report --out REPORT holds its lock (scoring again), a demo
+    folder with its summary while engine demo --out DEMO runs again: engine info showed the
+    earlier report's table and the earlier demo's effect ("under 15 minutes: yes") without a
+    word, where a review gallery drawn again says so. Now a line names the process and says
+    this is the earlier one, exit 0; the lock free, none."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    report = tmp_path / "rep"
+    report.mkdir()
+    row = {"source": "pseudo labels", "iou": 50.0, "biou": 20.0, "bf1": 0.3}
+    record = {"class_name": "Bicycle", "subset": "s", "split": "test", "table4": [row]}
+    (report / "report.json").write_text(json.dumps(record))
+    demo = tmp_path / "demo"
+    (demo / "report").mkdir(parents=True)
+    summary = {"classes": {"Bicycle": [{**row, "source": "fused labels"}]}}
+    (demo / "report" / "summary.json").write_text(json.dumps(summary))
+    for folder, command, said in (
+        (report, "engine report", "is writing it again (this is the earlier report)"),
+        (demo, "engine demo", "is running it again (this is the earlier demo's summary)"),
+    ):
+        with exclusive(folder, command):
+            res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "300"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert re.search(rf"now: {command} \(pid \d+ on [^)]*\) {re.escape(said)}", text), text
+        res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "300"})
+        assert res.exit_code == 0 and "now: " not in res.output, res.output
+
+
 def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
     """A label of the dataset without its image stopped engine info RUN with the dataset's
     error (exit 2); the run is shown, the problem a note."""
