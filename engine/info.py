@@ -1963,9 +1963,13 @@ def _describe_output(
             return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
-            half = _half_swapped_export(folder if folder.is_dir() else folder.parent)
+            where = folder if folder.is_dir() else folder.parent
+            half = _half_swapped_export(where)
             problems = sum(len(f.problems or []) for f in files) + (half is not None)
-            return "annotation files", render_annotation_files(files, half), problems
+            rendered = render_annotation_files(files, half)
+            if now := writer(where):  # an export --force into it: replaced at its end
+                rendered.append(f"now: {now} is writing it again (these are the earlier files)")
+            return "annotation files", rendered, problems
         # a conversion killed while putting its files in (or its swap record damaged), which
         # holds no lock file: before, "no image split folders found", exit 2, as of a wrong folder
         if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):

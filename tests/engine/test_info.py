@@ -1077,6 +1077,41 @@ def test_a_report_or_demo_a_live_run_writes_again_is_said_to_be_the_earlier_one(
         assert res.exit_code == 0 and "now: " not in res.output, res.output
 
 
+def test_an_export_a_live_export_writes_again_is_said_to_be_the_earlier_one(tmp_path: Path):
+    """A COCO export folder (or its coco.json) while engine annotate export --force into it
+    holds its lock: engine info said "problems: none" and gave the import line of files about
+    to be replaced. Now a line names the export and says these are the earlier files, exit 0;
+    the lock free, none."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    out = tmp_path / "e"
+    out.mkdir()
+    polygon = {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 4, 0, 4, 4]]}
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 6}],
+        "categories": [{"id": 1, "name": "Bicycle"}],
+        "annotations": [{**polygon, "bbox": [0, 0, 4, 4], "area": 8, "iscrowd": 0}],
+    }
+    (out / "coco.json").write_text(json.dumps(coco))
+    for given in (out, out / "coco.json"):
+        with exclusive(out, "engine annotate export"):
+            res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert re.search(
+            r"now: engine annotate export \(pid \d+ on [^)]*\) is writing it again \(these "
+            r"are the earlier files\)$",
+            text,
+        ), text
+        res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
+        assert res.exit_code == 0 and "now: " not in res.output, res.output
+
+
 def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
     """A label of the dataset without its image stopped engine info RUN with the dataset's
     error (exit 2); the run is shown, the problem a note."""
