@@ -151,7 +151,7 @@ class FusionState:
     (:meth:`DatasetSpec.fusion_state`)."""
 
     record: dict | None  # fuse.json; None for another dataset, or one unreadable
-    writer: str | None  # the process writing it now (fuse.json says running, its lock is held)
+    writer: str | None  # the process writing it now (its lock is held; asked where fuse.json is)
 
     @property
     def unfinished(self) -> tuple[str, str, bool] | None:
@@ -410,10 +410,13 @@ class DatasetSpec:
     def fusion_state(self) -> FusionState:
         """What ``fuse.json`` and the root's lock say of this dataset's fusion, each read once:
         one source for the "no label" hint (:meth:`unfinished_fusion`), the readers' refusal
-        (:meth:`check_not_stopped`) and ``engine info``. The lock is probed only where the
-        record says running (:func:`engine.runlock.writer`)."""
+        (:meth:`check_not_stopped`) and ``engine info``. The lock is probed only where there is
+        a record (:func:`engine.runlock.writer`): one that says complete too, as an ``engine
+        fuse`` into the dataset again holds the lock while it plans, and throughout when nothing
+        is left to fuse, before it writes ``running`` (before, engine info said such a dataset
+        "No problems found." while it was written)."""
         record = self.fuse_record()
-        if (record or {}).get("status") != "running":
+        if record is None:
             return FusionState(record, None)
         from engine.runlock import writer
 

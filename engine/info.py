@@ -235,7 +235,9 @@ def dataset_stats(
         stats.problems += problems
         if folder is not None:
             stats.source_pixels = np.zeros(len(SOURCE_NAMES), np.int64)
-    live = fusion.writer  # a fusion under way: what it has not written yet is no problem
+    # a fusion under way (fuse.json running, or complete and fused again): what it has not
+    # written yet is no problem, and the dataset is not said finished
+    live = fusion.writer
     checks = [
         functools.partial(
             _check, taxonomy=spec.taxonomy, decode=decode, sources=folders[i], hint=hint
@@ -819,10 +821,11 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             f"{counted(stale, 'image')} labelled with other settings: the next engine label with "
             "these settings labels them again"
         )
+    holder = writer(stats.root)  # an engine label into the run now (a shard's too)
     if any(r.pending or r.missing for r in stats.splits.values()):
         out.append(
             f"images not labelled yet: {holder} is labelling them now"
-            if (holder := writer(stats.root))
+            if holder
             else _shards_left(stats.shards, {k: r.pending for k, r in stats.splits.items()})
             if stats.shards
             # a shard's command again labels its own images only: every one done already
@@ -832,7 +835,14 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             else "images not labelled yet: run engine label again to finish (it resumes)"
         )
     rows = stats.splits.values()
-    if rows and all(r.pending == 0 and not r.failed and not r.stale for r in rows):
+    labelled = rows and all(r.pending == 0 and not r.failed and not r.stale for r in rows)
+    if labelled and holder:  # an engine label into it again (other settings, --force) before
+        # it rewrote run.json: before, "next: engine review ..." as of a finished run
+        out.append(
+            f"unfinished: {holder} is writing it now: wait for it to finish (it may label these "
+            "images again, or more)"
+        )
+    elif labelled:
         out.append(  # every image labelled with these settings: what the loop does next
             f"next: engine review {shlex.quote(str(stats.root))} (look at them), engine fuse --data "
             f"{shlex.quote(str(stats.data_root))} --pseudo {shlex.quote(str(stats.root))} --out FUSED "
@@ -1072,7 +1082,9 @@ def render_train_run(stats: TrainRunStats) -> list:
     head.add_column("what")
     head.add_column("value", overflow="fold")
     iters = stats.iters
-    holder = None if stats.finished else writer(stats.root)
+    # a run at its last step too: an engine train --resume --iters MORE builds its data and
+    # model before it rewrites config.json (before, "finished" and "next: engine predict")
+    holder = writer(stats.root)
     resume = f"engine train --out {shlex.quote(str(stats.root))} --resume"
     blown = stats.non_finite
     # the way on: --resume from last.pt (the run's folder: a bare --resume continues
@@ -1100,10 +1112,10 @@ def render_train_run(stats: TrainRunStats) -> list:
     if stats.step >= iters and stats.pending == "validation" and stats.saved == stats.step:
         first, way_on = " during its last validation", f"{resume} validates it"
     state = (
-        "finished"
-        if stats.finished
-        else f"running now: {holder}"
+        f"running now: {holder}"
         if holder
+        else "finished"
+        if stats.finished
         # the loss became NaN/inf: the same resume meets the same step again
         else f"failed: non-finite loss at step {blown.get('step')} ("
         + ", ".join(f"{n}={v}" for n, v in list((blown.get("terms") or {}).items())[:6])
@@ -1149,7 +1161,7 @@ def render_train_run(stats: TrainRunStats) -> list:
         mean = {"iou": v.get("mIoU"), "biou": v.get("mBIoU"), "bf1": v.get("mBF1")}
         table.add_row("mean", *score_cells(mean), "")
         out.append(table)
-    if stats.finished and "last.pt" in stats.checkpoints:
+    if stats.finished and "last.pt" in stats.checkpoints and not holder:
         out.append(
             f"next: engine predict --checkpoint {shlex.quote(str(stats.root / 'last.pt'))} --data DATA "
             "--split test "
@@ -1209,6 +1221,8 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
     head.add_row("imported", f"{sub.info.get('created', '?')} ({read_as})")
     head.add_row("dataset", str(sub.data_root or "not recorded"))
     add_made_with(head, sub.info.get("environment"))
+    if holder := writer(sub.root):  # its subset.json and masks are replaced at the end
+        head.add_row("now", f"{holder} is importing into it again (this is the earlier subset)")
     out: list = [head]
     # what the import printed, kept (a batch imported alone replaced the earlier batch's masks)
     kept = [str(w) for w in sub.info.get("warnings") or []]
@@ -1389,6 +1403,8 @@ def render_report(root: str | os.PathLike) -> list:
         out.append(f"predictions refined at inference: {', '.join(refinements)}")
     out += [f"warning: {w}" for w in data.get("warnings") or []]
     out.append(f"report: {root / 'report.md'}")
+    if holder := writer(root):  # engine report into it again: its files are replaced at the end
+        out.append(f"now: {holder} is writing it again (this is the earlier report)")
     return out
 
 
@@ -1521,7 +1537,9 @@ def render_demo(root: str | os.PathLike) -> list:
         with contextlib.suppress(ValueError):  # as the folder is now, wherever it ran
             path = root / Path(str(path)).relative_to(recorded)
         paths.add_row(stage, str(path))
-    return [*out, paths]
+    now = writer(root)  # engine demo into it again: summary.json is rewritten at its end
+    said = f"now: {now} is running it again (this is the earlier demo's summary)"
+    return [*out, paths, *([said] if now else [])]
 
 
 def render_unfinished_demo(root: str | os.PathLike) -> list:
@@ -1945,9 +1963,13 @@ def _describe_output(
             return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
-            half = _half_swapped_export(folder if folder.is_dir() else folder.parent)
+            where = folder if folder.is_dir() else folder.parent
+            half = _half_swapped_export(where)
             problems = sum(len(f.problems or []) for f in files) + (half is not None)
-            return "annotation files", render_annotation_files(files, half), problems
+            rendered = render_annotation_files(files, half)
+            if now := writer(where):  # an export --force into it: replaced at its end
+                rendered.append(f"now: {now} is writing it again (these are the earlier files)")
+            return "annotation files", rendered, problems
         # a conversion killed while putting its files in (or its swap record damaged), which
         # holds no lock file: before, "no image split folders found", exit 2, as of a wrong folder
         if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):

@@ -953,6 +953,165 @@ def test_a_stopped_label_or_training_run_or_demo_exits_1_as_unfinished(tmp_path:
         assert res.exit_code == 0 and "running now: engine demo (pid " in res.output
 
 
+@pytest.mark.parametrize("lock", [".lock", ".lock-shard1of2"])
+def test_a_labelled_run_a_live_label_run_writes_again_is_not_said_finished(tmp_path, lock):
+    """Every image labelled with run.json's settings, while an engine label into the run (new
+    settings or --force, before it rewrites run.json; a shard of one) holds its lock: engine
+    info ended with "next: engine review ..., engine fuse ..." as of a finished run. Now the
+    unfinished line of a live writer, exit 0; the lock free, the next step as before."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""}
+            for s in ("train", "val", "test")]  # fmt: skip
+    _, run = _label_run(tmp_path, done)
+    args = ["info", str(run), "--no-progress"]
+    with exclusive(run, "engine label", lock):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert re.search(
+        r"unfinished: engine label \(pid \d+ on [^)]*\) is writing it now: wait for it to "
+        r"finish \(it may label these images again, or more\)$",
+        text,
+    ), text
+    assert "next: " not in text
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "unfinished" not in text and "next: engine review" in text
+
+
+def test_a_finished_training_run_a_live_train_writes_again_is_not_said_finished(tmp_path):
+    """A training run at its last step, last.pt written, while an engine train --resume
+    --iters MORE holds its lock (building its data and model, before it rewrites config.json):
+    engine info said "finished" and "next: engine predict --checkpoint RUN/last.pt", a
+    checkpoint about to be replaced. Now "running now", exit 0; the lock free, as before."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    train = tmp_path / "train"
+    train.mkdir()
+    (train / "config.json").write_text(json.dumps({"config": {"iters": 4}}))
+    (train / "metrics.jsonl").write_text(json.dumps({"step": 4, "loss": 1.0}) + "\n")
+    (train / "last.pt").write_bytes(b"")
+    args = ["info", str(train), "--no-progress"]
+    with exclusive(train, "engine train"):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert re.search(r"step │ 4 of 4 \(running now: engine train \(pid \d+ on ", text), text
+    assert "(finished)" not in text and "next: " not in text
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert (
+        res.exit_code == 0 and "step │ 4 of 4 (finished)" in text and "next: engine predict" in text
+    )
+
+
+def test_a_subset_a_live_import_writes_again_is_said_to_be_the_earlier_one(tmp_path: Path):
+    """An annotated subset while engine annotate import --out SUBSET holds its lock (reading
+    and checking the new annotations, then swapping them in): engine info showed the old subset
+    as the subset, without a word, where a review gallery drawn again says so. Now a row says
+    which import writes it and that this is the earlier subset, exit 0; the lock free, none."""
+    from typer.testing import CliRunner
+
+    from annotations.subset import write_subset
+    from cli import app
+    from engine.runlock import exclusive
+
+    masks = {"a": np.zeros((10, 20), np.uint8)}
+    sub = tmp_path / "sub"
+    write_subset(sub, "Bicycle", "test", masks, {"a": "c.json"}, {"import_format": "coco"})
+    args = ["info", str(sub)]
+    with exclusive(sub, "engine annotate import"):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert re.search(
+        r"now │ engine annotate import \(pid \d+ on [^)]*\) is importing into it again \(this "
+        r"is the earlier subset\)",
+        text,
+    ), text
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
+    assert res.exit_code == 0 and "now │" not in " ".join(res.output.split()), res.output
+
+
+def test_a_report_or_demo_a_live_run_writes_again_is_said_to_be_the_earlier_one(tmp_path):
+    """A report folder while engine report --out REPORT holds its lock (scoring again), a demo
+    folder with its summary while engine demo --out DEMO runs again: engine info showed the
+    earlier report's table and the earlier demo's effect ("under 15 minutes: yes") without a
+    word, where a review gallery drawn again says so. Now a line names the process and says
+    this is the earlier one, exit 0; the lock free, none."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    report = tmp_path / "rep"
+    report.mkdir()
+    row = {"source": "pseudo labels", "iou": 50.0, "biou": 20.0, "bf1": 0.3}
+    record = {"class_name": "Bicycle", "subset": "s", "split": "test", "table4": [row]}
+    (report / "report.json").write_text(json.dumps(record))
+    demo = tmp_path / "demo"
+    (demo / "report").mkdir(parents=True)
+    summary = {"classes": {"Bicycle": [{**row, "source": "fused labels"}]}}
+    (demo / "report" / "summary.json").write_text(json.dumps(summary))
+    for folder, command, said in (
+        (report, "engine report", "is writing it again (this is the earlier report)"),
+        (demo, "engine demo", "is running it again (this is the earlier demo's summary)"),
+    ):
+        with exclusive(folder, command):
+            res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "300"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert re.search(rf"now: {command} \(pid \d+ on [^)]*\) {re.escape(said)}", text), text
+        res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "300"})
+        assert res.exit_code == 0 and "now: " not in res.output, res.output
+
+
+def test_an_export_a_live_export_writes_again_is_said_to_be_the_earlier_one(tmp_path: Path):
+    """A COCO export folder (or its coco.json) while engine annotate export --force into it
+    holds its lock: engine info said "problems: none" and gave the import line of files about
+    to be replaced. Now a line names the export and says these are the earlier files, exit 0;
+    the lock free, none."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    out = tmp_path / "e"
+    out.mkdir()
+    polygon = {"id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 4, 0, 4, 4]]}
+    coco = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 6}],
+        "categories": [{"id": 1, "name": "Bicycle"}],
+        "annotations": [{**polygon, "bbox": [0, 0, 4, 4], "area": 8, "iscrowd": 0}],
+    }
+    (out / "coco.json").write_text(json.dumps(coco))
+    for given in (out, out / "coco.json"):
+        with exclusive(out, "engine annotate export"):
+            res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert re.search(
+            r"now: engine annotate export \(pid \d+ on [^)]*\) is writing it again \(these "
+            r"are the earlier files\)$",
+            text,
+        ), text
+        res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
+        assert res.exit_code == 0 and "now: " not in res.output, res.output
+
+
 def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
     """A label of the dataset without its image stopped engine info RUN with the dataset's
     error (exit 2); the run is shown, the problem a note."""
@@ -1273,6 +1432,38 @@ def test_labels_a_live_fusion_has_not_written_yet_are_no_problems(tmp_path: Path
     assert res.exit_code == 1, res.output
     assert "unfinished" not in text and "3 problems found: " in text
     assert text.count("no process writes it now (stopped): run the same engine fuse") == 3
+
+
+def test_a_fused_dataset_a_live_fusion_writes_again_is_not_said_finished(tmp_path: Path):
+    """``engine fuse`` into a fused dataset whose fuse.json says complete holds its lock while
+    it plans, removes orphans and (with nothing to fuse) throughout, before fuse.json says
+    running, if ever: ``engine info`` said "No problems found." and "next: engine train" while
+    it wrote. Now the unfinished line of a live fusion, exit 0; the lock free, as before."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    _fused(tmp_path)
+    (tmp_path / "fuse.json").write_text(json.dumps({"status": "complete"}))
+    args = ["info", str(tmp_path), "--no-progress"]
+    with exclusive(tmp_path, "engine fuse"):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert re.search(
+        r"unfinished: engine fuse \(pid \d+ on .*\) is writing it now: wait for it to finish$",
+        text,
+    ), text
+    assert "No problems found" not in text and "next: engine train" not in text
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "unfinished" not in text
+    assert text.endswith(
+        f"No problems found. next: engine train --data {tmp_path} --out RUN (jointly)"
+    )
 
 
 def test_info_reads_a_fusions_state_once(tmp_path: Path, monkeypatch):

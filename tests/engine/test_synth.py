@@ -641,6 +641,50 @@ def test_a_folder_inside_a_stopped_synth_is_refused_through_a_link_or_dots(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "gt", "other"]
 
 
+def test_review_refuses_annotations_inside_a_stopped_synth_given_by_themselves(
+    tmp_path: Path, monkeypatch
+):
+    """engine review --gt D/annotations/test or D/new_classes/bicycle/test, D a dataset engine
+    synth stopped half way (one of its two test scenes drawn), is refused in the line evaluate,
+    compare and predict give, drawing no gallery: f403911a added the refusal to review
+    untested. Finished, the masks are drawn and scored, and the label maps judged as before (a
+    dataset's, not masks of the class)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.loop_helpers import make_run
+
+    out = tmp_path / "d"
+    _drawn(monkeypatch, stop_after=5)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        generate(SynthConfig(out=out, train=3, val=1, test=2, size=(96, 64)), progress=False)
+    labels, masks = out / "annotations/test", out / "new_classes/bicycle/test"
+    assert [p.stem for p in labels.iterdir()] == [p.stem for p in masks.iterdir()]
+    data = tmp_path / "copy"  # the run's dataset: a finished copy, so --gt alone is refused
+    shutil.copytree(out, data)
+    (data / "synth.partial.json").unlink()
+    run = tmp_path / "run"
+    make_run(run, data, {stem_of("test", 0): []}, (64, 96))
+
+    def review(gt: Path) -> tuple[int, str]:
+        args = ["review", str(run), "--gt", str(gt), "--out", str(tmp_path / "gallery")]
+        res = CliRunner().invoke(app, [*args, "--no-progress"])
+        return res.exit_code, " ".join(res.output.split())
+
+    for gt in (labels, masks):
+        assert review(gt) == (
+            2,
+            f"error: {gt}: it lies in the dataset {out}: {STOPPED}; engine review would read "
+            f"part of the dataset: {AGAIN}, then run engine review again",
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "d", "run"]
+    (out / "synth.partial.json").unlink()  # finished (as far as the check goes)
+    code, said = review(labels)
+    assert code == 2 and f"it is a folder of the dataset {out}" in said, said
+    code, said = review(masks)
+    assert code == 0 and (tmp_path / "gallery/review.json").is_file(), said
+
+
 def test_a_dataset_reading_the_images_of_a_stopped_synth_is_refused_and_said_by_info(
     tmp_path: Path, monkeypatch
 ):
