@@ -602,7 +602,8 @@ def check_fused_finished(folder: str | os.PathLike, command: str) -> None:
     """Refuse a fused dataset given to be scored (``engine compare --source``, ``engine report
     --fused``) whose fusion did not finish (:meth:`DatasetSpec.check_not_stopped`): before,
     both scored the dataset ``engine info`` calls unfinished (exit 1) and ``engine train``
-    refuses. A folder of label maps given by itself, or another dataset, is not asked."""
+    refuses. Another dataset is not asked, nor a folder of label maps given by itself: one in a
+    fused dataset (``F/labels/val``) is :func:`check_folder_finished`'s."""
     if not (Path(folder) / FUSE_RECORD).is_file():
         return
     try:
