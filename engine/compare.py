@@ -43,8 +43,8 @@ from annotations.subset import (
 )
 from annotations.taxonomy import MASS13K, Taxonomy, class_key
 from engine.datasets import (
+    check_folder_finished,
     check_fused_finished,
-    check_synth_finished,
     edited_masks_line,
     replaced_subset_photos,
 )
@@ -579,8 +579,9 @@ def compare(cfg: CompareConfig) -> CompareReport:
     # a subset being imported: its new masks swapped in before its subset.json names them
     check_not_being_written(cfg.gt, "engine compare", "its annotated masks")
     if dataset_spec(Path(cfg.gt)) is None:  # a dataset (D/dataset.yaml): ground_truth asks
-        # it, naming it as evaluate does; a folder by itself: D/new_classes/bicycle/test
-        check_synth_finished(cfg.gt, "engine compare")
+        # it, naming it as evaluate does; a folder by itself: D/new_classes/bicycle/test,
+        # F/labels/val
+        check_folder_finished(cfg.gt, "engine compare")
     subset = subset_at(cfg.gt)  # its masks and split, or a plain folder with no split known
     gt, split = (subset.root / "masks", subset.split) if subset else (Path(cfg.gt), None)
     truth = dataset_split(cfg, subset)  # --gt DATASET --split S: that split's label maps
@@ -614,7 +615,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
     for name, given in cfg.sources:  # all before the first is scored
         check_not_being_written(given, "engine compare", "its label maps")
         check_fused_finished(given, "engine compare")
-        check_synth_finished(given, "engine compare")
+        check_folder_finished(given, "engine compare")
         _check_recorded_class(cfg, named, name, given, split)
         check_held_class(named, f"source {name!r}", source_folder(given, split))
     for name, given in cfg.sources:

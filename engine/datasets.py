@@ -569,36 +569,44 @@ def synth_unfinished(folder: Path, where: str = "") -> tuple[str, str, bool] | N
     return _unfinished(where, holder, stopped, "engine synth")
 
 
-def check_synth_finished(folder: str | os.PathLike, command: str) -> None:
+def check_folder_finished(folder: str | os.PathLike, command: str) -> None:
     """Refuse, in one line naming the dataset, a folder given by itself that lies in a dataset
     ``engine synth`` draws now or stopped half way (``engine evaluate --gt D/annotations/test``,
     ``engine compare --gt D/new_classes/bicycle/test``, ``engine predict --images
-    D/images/test``), as :meth:`DatasetSpec.check_not_stopped` refuses the dataset given as
-    one: before, the part drawn was read without a word. The folder (or file) and the three
-    folders above it are asked, the deepest a synth dataset writes being three down, as given
-    and as its symbolic links lead (:func:`engine.runlock.places`; before, only the folders
-    above the path as typed were: a link to ``D/annotations/test``, or
-    ``D/images/test/../test``, was read unchecked)."""
+    D/images/test``), or in a fused dataset whose fusion did not finish (``fuse.json`` says
+    running: ``engine evaluate --gt F/labels/val``, ``engine compare --source a=F/labels/val``),
+    as :meth:`DatasetSpec.check_not_stopped` refuses the dataset given as one: before, the part
+    drawn or fused was read without a word (a fused dataset's folders until a review of the
+    fifty-fourth round). The folder (or file) and the three folders above it are asked, the
+    deepest a synth dataset writes being three down, as given and as its symbolic links lead
+    (:func:`engine.runlock.places`; before, only the folders above the path as typed were: a
+    link to ``D/annotations/test``, or ``D/images/test/../test``, was read unchecked)."""
     from engine.runlock import places
 
     for here, via in places(Path(folder)):
         for root in (here, *here.parents[:3]):
+            if stopped := synth_unfinished(root):
+                what, part = "dataset", "part of the dataset"
+            elif stopped := DatasetSpec(root=root).fusion_state().unfinished:
+                what, part = "fused dataset", "a dataset fused part way"
+            else:
+                continue
             if root != here:
-                where = f"it lies{via} in the dataset {root}: "
+                where = f"it lies{via} in the {what} {root}: "
             else:  # the dataset itself, or its folder (or file) given through a link
-                where = f"it is{via} the dataset {root}: " if via else ""
-            if stopped := synth_unfinished(root, where):
-                raise ValueError(
-                    f"{folder}: {stopped[0]}; {command} would read part of the dataset: "
-                    f"{stopped[1]}, then run {command} again"
-                )
+                where = f"it is{via} the {what} {root}: " if via else ""
+            raise ValueError(
+                f"{folder}: {where}{stopped[0]}; {command} would read {part}: "
+                f"{stopped[1]}, then run {command} again"
+            )
 
 
 def check_fused_finished(folder: str | os.PathLike, command: str) -> None:
     """Refuse a fused dataset given to be scored (``engine compare --source``, ``engine report
     --fused``) whose fusion did not finish (:meth:`DatasetSpec.check_not_stopped`): before,
     both scored the dataset ``engine info`` calls unfinished (exit 1) and ``engine train``
-    refuses. A folder of label maps given by itself, or another dataset, is not asked."""
+    refuses. Another dataset is not asked, nor a folder of label maps given by itself: one in a
+    fused dataset (``F/labels/val``) is :func:`check_folder_finished`'s."""
     if not (Path(folder) / FUSE_RECORD).is_file():
         return
     try:

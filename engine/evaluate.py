@@ -34,7 +34,7 @@ from annotations.fileio import (
 from annotations.labelmap import read_label
 from annotations.subset import subset_at
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy, class_key
-from engine.datasets import DatasetSpec, SegDataset, check_synth_finished, load_spec
+from engine.datasets import DatasetSpec, SegDataset, check_folder_finished, load_spec
 from engine.devices import resolve_device
 from engine.metrics import BF1_MODES, EvalResult, PairCounts, SegEvaluator, pair_counts
 from engine.outputs import DEFAULT_TAXONOMY, taxonomy_record, unfinished_prediction
@@ -188,7 +188,7 @@ def ground_truth(gt: Path, split: str | None, command: str = "engine evaluate") 
                 "(its root or spec); leave --split out"
                 + ("" if labels else " for a folder of label maps")
             )
-        check_synth_finished(gt, command)  # D/annotations/test of a synth dataset stopped
+        check_folder_finished(gt, command)  # D/annotations/test, F/labels/test: D, F stopped
         files = list_labels(gt, "ground-truth", dataset_of)
         return Truth(files, str(gt), taxonomy_record(gt, gt.parent))
     spec = spec or load_spec(gt)  # no such root: load_spec's "dataset root not found"
@@ -702,7 +702,7 @@ def evaluate(cfg: EvaluateConfig) -> EvaluateReport:
     check_not_subset_masks(cfg.gt, "ground-truth")
     check_not_subset_masks(cfg.pred, "prediction")
     check_not_being_written(cfg.pred, "engine evaluate", "its label maps")
-    check_synth_finished(cfg.pred, "engine evaluate")
+    check_folder_finished(cfg.pred, "engine evaluate")
     truth = ground_truth(cfg.gt, cfg.split)
     taxonomy, taxonomy_source, by_name = resolve_taxonomy(
         cfg.num_classes, cfg.taxonomy, cfg.pred, truth, cfg.fold_new_classes is not False

@@ -46,6 +46,7 @@ from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import (
     DatasetSpec,
     SegDataset,
+    check_folder_finished,
     check_fused_finished,
     edited_masks_line,
     fused_as_corrections,
@@ -860,6 +861,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         if given:
             check_not_being_written(given, "engine report", "its label maps")
             check_fused_finished(given, "engine report")
+            check_folder_finished(given, "engine report")  # F/labels of a fusion stopped
     taxonomies = source_taxonomies(cfg, class_name)
     # the per-class table's classes: the predictions'
     taxonomy = next(

@@ -46,7 +46,7 @@ from annotations.labelmap import read_label
 from annotations.labelrun import LabelRun, latest_records, run_folder_of
 from annotations.subset import ImageStats, check_subset_class, read_subset
 from engine.annotate import dataset_images, image_stat, splits_said, warn_not_labelled
-from engine.datasets import SegDataset, check_synth_finished, load_image, load_spec, relative_ref
+from engine.datasets import SegDataset, check_folder_finished, load_image, load_spec, relative_ref
 from engine.metrics import binary_class_scores
 from engine.outputs import (
     GT_COLOR,
@@ -265,7 +265,6 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
     check_not_being_written(run.root, "engine review", "its pseudo labels")
     if cfg.gt:  # a subset being imported: its new masks before its subset.json names them
         check_not_being_written(cfg.gt, "engine review", "its annotated masks")
-        check_synth_finished(cfg.gt, "engine review")
     class_name = run.class_name  # first: a fused dataset or other output is named as such
     out = Path(cfg.out) if cfg.out else run.root / "review"
     check_output_folder(out, ("review.json",), "engine review")  # before any image is drawn
@@ -318,6 +317,9 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         from engine.compare import check_not_0_255
 
         check_annotation_folder(gt_dir, class_name)
+        # after it: a fused dataset's label maps are no ground truth, its fusion finished or
+        # not (told "finish the fusion", the rerun was refused for that); before any is read
+        check_folder_finished(gt_dir, "engine review")  # D/new_classes/bicycle/test, D stopped
         check_not_0_255(gt_dir)
     preds = []  # (caption, folder, the class's id in it)
     for d in pred_dirs:

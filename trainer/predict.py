@@ -56,7 +56,7 @@ from engine.datasets import (
     IMAGE_EXTS,
     DatasetSpec,
     SegDataset,
-    check_synth_finished,
+    check_folder_finished,
     listed_file,
     load_image,
     load_spec,
@@ -365,7 +365,7 @@ def predict_dir(cfg: PredictConfig) -> PredictResult:
         spec = load_spec(cfg.data)  # read once: the folder checked here, the images listed
         spec.check_finished("engine predict")  # engine synth writing it, or stopped half way
     elif cfg.images is not None:  # D/images/test of such a dataset, given by itself
-        check_synth_finished(cfg.images, "engine predict")
+        check_folder_finished(cfg.images, "engine predict")
     check_out(Path(cfg.out), given_folders(cfg, spec))
     from trainer.checkpoint import caller_rng, torch_defaults
 

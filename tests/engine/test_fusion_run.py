@@ -1706,6 +1706,122 @@ def test_a_fusion_killed_after_its_last_label_is_unfinished_for_info_and_train(w
     check_fused_finished(world["out"], "engine compare")  # finished: no refusal
 
 
+STOPPED_FUSION = (
+    "its fusion did not finish (fuse.json: status running) and no process writes it now (stopped)"
+)
+FINISH_FUSION = "run the same engine fuse command again to finish it (it resumes)"
+
+
+def _stopped_fusion(world) -> tuple[Path, Path]:
+    """The world's fusion, killed after its last label (``fuse.json`` says running, no lock
+    held), and an annotated subset of its val split (compare's and report's ground truth)."""
+    from annotations.subset import write_subset
+
+    fuse(cfg(world))
+    record = json.loads((world["out"] / "fuse.json").read_text())
+    (world["out"] / "fuse.json").write_text(json.dumps({**record, "status": "running"}))
+    masks = {k: np.zeros((4, 6), np.uint8) for k in STEMS}
+    subset = write_subset(world["data"].parent / "subset", "Bicycle", "val", masks,
+                          dict.fromkeys(STEMS, "hand"))  # fmt: skip
+    return world["out"], subset.root
+
+
+def _refused_inside(fused: Path, readers: dict[str, tuple[str, str, list[str]]]) -> None:
+    """Each ``engine COMMAND ARGS`` refuses ``FOLDER`` in one line naming the fused dataset it
+    lies in (``fused``, reached ``VIA``), exit 2."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    for key, (folder, via, args) in readers.items():
+        command = key.split()[0]
+        res = CliRunner().invoke(app, [command, *args])
+        assert res.exit_code == 2, (key, res.output)
+        assert " ".join(res.output.split()) == (
+            f"error: {folder}: it lies{via} in the fused dataset {fused}: {STOPPED_FUSION}; "
+            f"engine {command} would read a dataset fused part way: {FINISH_FUSION}, then run "
+            f"engine {command} again"
+        ), key
+
+
+def test_a_folder_inside_a_stopped_fusion_given_by_itself_is_refused(world):
+    """A split's label folder of a fused dataset whose fusion did not finish, given by itself
+    (evaluate --gt/--pred, compare --gt/--source, report --fused/--pred, predict --images), is
+    refused in one line naming the fused dataset and the fuse command that finishes it, writing
+    nothing, as the dataset given as one is; before, the labels fused so far (part maybe an
+    earlier fusion's) were scored (predicted on) without a word. engine review --gt refuses it
+    as no ground truth first, as it did. Finished, it is read."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    fused, subset = _stopped_fusion(world)
+    val, labels, precise = fused / "labels/val", fused / "labels", world["data"] / "annotations/val"
+    tmp = world["data"].parent
+    checkpoint = Path(__file__).resolve().parents[2] / "engine/assets/demo_tiny_mass7.pt"
+    report = ["--subset", str(subset), "--out", str(tmp / "rep"), "--no-chart"]
+    classes = ["--class", "Bicycle", "--taxonomy", str(fused / "taxonomy.json")]
+    readers = {
+        "evaluate --gt": (val, "", ["--gt", str(val), "--pred", str(precise)]),
+        "evaluate --pred": (val, "", ["--gt", str(precise), "--pred", str(val)]),
+        "compare --gt": (val, "", ["--gt", str(val), *classes, "--source", f"a={precise}"]),
+        "compare --source": (val, "", ["--gt", str(subset), "--class", "Bicycle", "--source", f"a={val}"]),
+        "report --fused": (labels, "", [*report, "--fused", str(labels)]),
+        "report --pred": (val, "", [*report, "--pred", str(val)]),
+        "predict --images": (val, "", ["--checkpoint", str(checkpoint), "--images", str(val), "--out", str(tmp / "pred")]),
+    }  # fmt: skip
+    _refused_inside(fused, readers)
+    # review: a fused dataset's labels are no ground truth, finished or not: said so, not
+    # "finish the fusion" (whose rerun was refused for that)
+    review = [str(world["bike"]), "--data", str(world["data"]), "--gt", str(val), "--out", str(tmp / "rev")]  # fmt: skip
+    res = CliRunner().invoke(app, ["review", *review])
+    assert res.exit_code == 2 and " ".join(res.output.split()).startswith(
+        f"error: {val}: it is a folder inside {fused}, a fused dataset (engine fuse), not "
+        "annotated ground truth; "
+    ), res.output
+    assert not any((tmp / name).exists() for name in ("rep", "rev", "pred"))
+    (fused / "fuse.json").write_text(
+        json.dumps({**json.loads((fused / "fuse.json").read_text()), "status": "complete"})
+    )
+    for args in (["evaluate", "--gt", str(val), "--pred", str(precise)],
+                 ["compare", "--gt", str(subset), "--class", "Bicycle", "--source", f"a={val}", "--no-progress"]):  # fmt: skip
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+
+
+def test_a_folder_inside_an_unfinished_fusion_is_refused_through_a_link_dots_or_its_writer(
+    world,
+):
+    """A split's label folder of a stopped fusion given through a symbolic link to it or with
+    ``..`` in its path is refused as the plain path is, naming where the link leads; a fusion
+    being written (its lock held) is refused naming its writer: wait for it. Before, all three
+    were read without a word."""
+    from engine.runlock import exclusive
+
+    fused, _ = _stopped_fusion(world)
+    real, val = Path(os.path.realpath(fused)), fused / "labels/val"
+    gt, precise = world["data"].parent / "gt", world["data"] / "annotations/val"
+    gt.symlink_to(val, target_is_directory=True)
+    dotted, taxonomy = f"{val}/../val", ["--taxonomy", str(fused / "taxonomy.json")]
+    readers = {
+        "evaluate --gt": (gt, ", through symbolic links,", ["--gt", str(gt), "--pred", str(precise), *taxonomy]),
+        "evaluate --pred": (dotted, "", ["--gt", str(precise), "--pred", dotted, *taxonomy]),
+    }  # fmt: skip
+    _refused_inside(real, readers)
+    from engine.evaluate import EvaluateConfig, evaluate
+
+    with exclusive(fused, "engine fuse"), pytest.raises(ValueError) as e:
+        evaluate(EvaluateConfig(gt=val, pred=precise, progress=False))
+    assert str(e.value).startswith(
+        f"{val}: it lies in the fused dataset {fused}: its fusion did not finish (fuse.json: "
+        "status running): engine fuse (pid "
+    )
+    assert str(e.value).endswith(
+        "is writing it now; engine evaluate would read a dataset fused part way: wait for it to "
+        "finish, then run engine evaluate again"
+    )
+
+
 def test_a_split_the_labeler_failed_on_throughout_is_refused_with_its_failures(world, tmp_path):
     """A split without pseudo labels because the labeler failed on every image of it (the
     manifest says so; labels/val is made with the first label file) is refused with those

@@ -590,6 +590,30 @@ def test_review_gt_and_evaluate_pred_inside_a_stopped_synth_are_refused(
     )
 
 
+def test_report_pred_inside_a_stopped_synth_is_refused(tmp_path: Path, monkeypatch):
+    """``engine report --pred`` (or ``--fused``) given a folder of a stopped synth by itself is
+    refused in one line naming the dataset, before any file is written, as evaluate and compare
+    refuse it; before, report scored the scenes drawn so far (it asked a fused dataset given as
+    itself only)."""
+    from annotations.subset import write_subset
+    from engine.report import ReportConfig, build_report
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+    labels = out / "annotations/train"
+    subset = write_subset(tmp_path / "subset", "Bicycle", "train",
+                          {"synth_train_0000": np.zeros((64, 96), np.uint8)}, {"synth_train_0000": "hand"})  # fmt: skip
+    for given in ({"pred": str(labels)}, {"fused": str(labels)}):
+        with pytest.raises(ValueError) as e:
+            build_report(
+                ReportConfig(str(subset.root), str(tmp_path / "rep"), chart=False, **given)
+            )
+        assert str(e.value) == (
+            f"{labels}: it lies in the dataset {out}: {STOPPED}; engine report would read part "
+            f"of the dataset: {AGAIN}, then run engine report again"
+        )
+    assert not (tmp_path / "rep").exists()
+
+
 def test_compare_refuses_a_stopped_synth_given_by_its_spec_as_evaluate_does(
     tmp_path: Path, monkeypatch
 ):
