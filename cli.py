@@ -25,7 +25,7 @@ import typer
 
 from engine import stopping
 from engine.cli import annotate, data, demo, fusion, review, scores
-from engine.cli.command import Command, Group, root_options
+from engine.cli.command import Command, Group, docstring, root_options
 from engine.cli.common import (
     EXIT_BAD_INPUT,
     EXIT_IO_ERROR,
@@ -138,8 +138,9 @@ def _guarded(info: Any, panel: str | None = None) -> Any:
     info = copy.copy(info)
     info.callback = guard(info.callback, resumable=info.name in RESUMABLE)
     info.cls = Command
+    info.help = info.help or docstring(info.callback)  # under python -OO too (no __doc__)
     if info.short_help is None:  # typer's rich list keeps a docstring's line breaks: join them
-        doc = inspect.cleandoc(info.help or info.callback.__doc__ or "")
+        doc = inspect.cleandoc(info.help or "")
         info.short_help = " ".join(doc.split("\n\n")[0].split())
     if panel is not None:
         info.rich_help_panel = panel

@@ -98,6 +98,16 @@ warnings.filterwarnings(
     "ignore", r"(Corrupt EXIF data|Metadata Warning)", UserWarning, r"PIL\.TiffImagePlugin"
 )
 
+# A palette PNG or GIF with a transparent colour ("tRNS" bytes, as an editor's export or a
+# screenshot tool writes it) made Pillow's convert("RGB") in load_image warn "Palette images
+# with Transparency expressed in bytes should be converted to RGBA images", naming no file; under
+# ``python -W error`` the warning was an exception and the command stopped with Pillow's
+# traceback. A photo's RGB drops the transparency, as it drops an RGBA photo's alpha: nothing
+# to act on.
+warnings.filterwarnings(
+    "ignore", "Palette images with Transparency expressed in bytes", UserWarning, r"PIL\.Image"
+)
+
 
 def relative_ref(path: Path, folder: Path) -> str:
     """``path`` as a file in ``folder`` names it (a spec's entry): relative to it, with ``/``

@@ -61,15 +61,23 @@ def git_commit() -> str | None:
         )
         if tracked.returncode != 0:
             return None
+        # git's output as UTF-8, not the locale's: ``git status`` names files in their bytes
+        # (``core.quotepath false``), which an ASCII locale (``LC_ALL=C`` with UTF-8 mode off) or
+        # cp1252 could not decode, and every command that writes a record stopped there
         commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=5,
         )
         if commit.returncode != 0:
             return None
         dirty = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             timeout=5,
         )
         return commit.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")

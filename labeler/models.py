@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -565,10 +566,25 @@ def check_prompt_vocabulary(source: str, tokenizer: Any, prompts: tuple[str, ...
         )
 
 
+def check_docstrings_kept() -> None:
+    """Refuse in one line to load a transformers model under ``python -OO``
+    (``PYTHONOPTIMIZE=2``): transformers 5 builds each model's documentation from its
+    docstrings as the model's module is imported (``auto_docstring``) and raises where ``-OO``
+    stripped them. Before, ``engine label`` printed pages of "[ERROR] ... not documented" lines
+    and then "detector weights not found" of weights that were there."""
+    if sys.flags.optimize >= 2:
+        raise RuntimeError(
+            "the labeler's models cannot be loaded under python -OO (PYTHONOPTIMIZE=2): "
+            "transformers reads their docstrings, which -OO strips; run without -OO (unset "
+            "PYTHONOPTIMIZE, or set it to 1)"
+        )
+
+
 def load_detector(
     source: str, revision: str | None = None, device: str = "cpu", local_only: bool = False
 ) -> LoadedModel:
     """Grounding DINO (or MM-Grounding-DINO / LLMDet) from a hub id or local directory."""
+    check_docstrings_kept()
     from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
     config = _load_config("detector", source, revision, local_only)
@@ -594,6 +610,7 @@ def load_segmenter(
     """SAM, SAM-HQ or SAM 2, chosen from the checkpoint's ``model_type``; a ``.pth`` file is an original
     segment-anything checkpoint, converted in memory (see :mod:`labeler.sam_convert`).
     ``option``: the one that gave ``source``, which a weights-not-found error tells to give."""
+    check_docstrings_kept()
     if source.endswith(".pth"):
         from labeler.sam_convert import load_sam_pth
 

@@ -44,6 +44,7 @@ from labeler.models import (
     _from_pretrained,
     _load_config,
     autocast,
+    check_docstrings_kept,
     check_model_folder,
     check_prompt_vocabulary,
     preprocess,
@@ -96,6 +97,7 @@ def load_sam3(
 ) -> LoadedModel:
     """``Sam3Model`` + ``Sam3Processor`` from a hub id or a local directory; a missing or gated
     checkpoint raises one FileNotFoundError line that says how to get it."""
+    check_docstrings_kept()
     from transformers import Sam3Model, Sam3Processor
 
     try:

@@ -4,11 +4,14 @@ and usage errors (a bad value, an unknown or missing option, an unknown command)
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import errno
+import inspect
 import re
 import sys
-from collections.abc import Iterator
+import textwrap
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import typer
@@ -143,6 +146,23 @@ class Group(_OneLineUsageErrors, TyperGroup):
             return super().resolve_command(ctx, args)
         except UsageError as e:
             usage_error(e)
+
+
+def docstring(fn: Callable[..., Any]) -> str | None:
+    """``fn``'s docstring, read from its source where ``python -OO`` (``PYTHONOPTIMIZE=2``)
+    stripped ``__doc__``: typer builds a command's help from it, and every command's description
+    was gone from ``engine --help`` and from its own ``--help``. None where no source is found
+    (an install of ``.pyc`` files only)."""
+    if fn.__doc__ is not None or sys.flags.optimize < 2:
+        return fn.__doc__
+    try:
+        source = textwrap.dedent(inspect.getsource(inspect.unwrap(fn)))
+        node = ast.parse(source).body[0]
+    except (OSError, TypeError, SyntaxError, IndexError):
+        return None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    return ast.get_docstring(node, clean=False)
 
 
 def show_version(value: bool) -> None:

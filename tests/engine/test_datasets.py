@@ -577,6 +577,30 @@ def test_a_damaged_exif_block_prints_no_pillow_warning(tmp_path: Path):
     assert res.stderr == "" and res.stdout.strip() == f"({H}, {W}, 3) ({W}, {H}) ({W}, {H})"
 
 
+@pytest.mark.parametrize("flags", [(), ("-W", "error")])
+def test_a_palette_image_with_transparency_reads_without_pillow_s_warning(tmp_path, flags):
+    """A palette PNG with a transparent colour made load_image print Pillow's "Palette images
+    with Transparency expressed in bytes should be converted to RGBA images", naming no file;
+    under ``python -W error`` it stopped the command (engine predict) with Pillow's traceback.
+    It reads as its colours, the transparency dropped as an RGBA photo's alpha is."""
+    rgb = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    img = Image.fromarray(rgb).convert("P")
+    img.save(path := tmp_path / "p.png", transparency=bytes(4))
+    code = (
+        "import sys, numpy as np; from engine.datasets import load_image; "
+        "a = load_image(sys.argv[1]); print(a.shape, a.dtype, int(a.sum()))"
+    )
+    res = subprocess.run(
+        [sys.executable, *flags, "-c", code, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],  # this checkout's engine
+    )
+    colours = np.asarray(img.convert("RGBA"))[..., :3]
+    assert (res.returncode, res.stderr) == (0, "")
+    assert res.stdout.strip() == f"({H}, {W}, 3) uint8 {int(colours.sum())}"
+
+
 def test_image_modes_decode_to_rgb8_without_clipping(tmp_path: Path):
     """Greyscale, palette, alpha and CMYK images become RGB; a 16-bit greyscale PNG keeps its
     tones (its high byte) where Pillow's convert("RGB") clipped it to almost white."""

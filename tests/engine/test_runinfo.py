@@ -79,6 +79,36 @@ def test_the_checkout_records_its_commit():
     assert commit is not None and len(commit.removesuffix("-dirty")) == 40
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_checkout_with_a_changed_non_ascii_file_records_its_commit_in_an_ascii_locale(tmp_path):
+    """``git status`` names a changed file in its bytes where ``core.quotepath`` is off; read in
+    the locale's encoding (ASCII under ``LC_ALL=C`` with Python's UTF-8 mode off; cp1252 on
+    Windows) they raised UnicodeDecodeError, and every command that writes a record stopped with
+    "error: 'ascii' codec can't decode byte 0xc3"."""
+    repo = tmp_path / "checkout"
+    (repo / "engine").mkdir(parents=True)
+    shutil.copy(runinfo.__file__, repo / "engine" / "runinfo.py")
+    git = ["git", "-C", str(repo), "-c", "user.email=u@example.com", "-c", "user.name=u"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "config", "core.quotepath", "false"], check=True)
+    (repo / "café.txt").write_text("a\n")
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "a checkout"], check=True)
+    (repo / "café.txt").write_text("b\n")  # changed: git status names it
+    code = (
+        "import importlib.util, sys; "
+        "spec = importlib.util.spec_from_file_location('copy', sys.argv[1]); "
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); "
+        "print(m.git_commit())"
+    )
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    res = subprocess.run([sys.executable, "-c", code, str(repo / "engine" / "runinfo.py")],
+                         capture_output=True, text=True, env=env)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert res.stdout.strip() == head.stdout.strip() + "-dirty"
+
+
 def test_a_records_earlier_warnings_stay_small_and_are_said_once():
     """Each call that writes over a record keeps the warnings of those before it (resumed
     runs), marked with their time; the latest 10 calls, the first 20 warnings of each: a run
