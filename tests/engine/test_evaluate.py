@@ -119,6 +119,20 @@ def test_binary_scores_mixed_inputs_and_absent_class() -> None:
     assert math.isnan(allign.iou) and math.isnan(allign.bf1) and allign.biou == 0.0
 
 
+def test_binary_scores_unannotated_area_counts_for_biou_only() -> None:
+    # docs/metrics.md and docs/loop.md's Table 4: ground-truth 255 (unannotated) is left out of
+    # IoU and zeroed for BF1, but Boundary IoU has no ignore masking (DESIGN.md section 5), so a
+    # predicted square inside the unannotated area widens the band union: 36 / 72.
+    gt = np.zeros((64, 64), np.uint8)
+    gt[10:20, 10:20] = 1
+    gt[30:50, 30:50] = 255
+    pred = (gt == 1).astype(np.uint8)
+    pred[35:45, 35:45] = 1
+    s = binary_class_scores(pred, gt)
+    assert (s.iou, s.bf1, s.biou) == (100.0, 1.0, 50.0)
+    assert (s.counts["biou_intersection"], s.counts["biou_union"]) == (36, 72)
+
+
 # -- engine evaluate ----------------------------------------------------------------------------
 
 

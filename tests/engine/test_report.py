@@ -1095,6 +1095,25 @@ def test_compare_and_report_give_the_same_delta_interval(tmp_path):
     )
     assert both.rows[1].delta_interval == full["delta_interval"]
     assert "interval over the 5 annotated images (paired bootstrap): IoU [" in both.to_markdown()
+    # docs/loop.md's recipe to draw it again: per-image counts in subset.json's stems order
+    from engine.metrics import ClassScorer
+    from engine.metrics.bootstrap import class_counts, interval_record
+
+    stems = json.loads((subset.root / "subset.json").read_text())["stems"]
+    counts = []
+    for folder, class_id in (
+        (tmp_path / "run" / "labels" / "test", 1),
+        (tmp_path / "pred" / "test", 7),
+    ):
+        scorer = ClassScorer(1, pred_class_id=class_id)
+        for s in stems:
+            scorer.update(
+                read_label(folder / f"{s}.png"), read_label(subset.root / "masks" / f"{s}.png")
+            )
+        counts.append(class_counts(scorer.per_image, 1))
+    assert interval_record(*counts) == full["delta_interval"]
+    reversed_order = interval_record(*(c[:, ::-1] for c in counts))
+    assert reversed_order != full["delta_interval"]  # the draw is of positions
 
 
 def test_a_source_equal_to_the_annotation_is_warned_about(world, caplog):
