@@ -620,4 +620,29 @@ def load_segmenter(
     finally:
         hf_logging.set_verbosity(level)
     processor = _from_pretrained("segmenter", AutoProcessor, source, revision, local_only, option)
+    check_input_size(source, model, processor)
     return LoadedModel.ready(model, processor, source, config, device, revision)
+
+
+def check_input_size(source: str, model: Any, processor: Any) -> None:
+    """Refuse a segmenter whose processor makes inputs of another size than its model reads.
+
+    The backends scale each box to the processor's frame (its resized size, from its own output,
+    never an assumed 1024) and the prompt encoder reads the box in its config's ``image_size``
+    frame: a folder whose processor settings are another model's (``size``, ``pad_size``,
+    ``do_resize``) would put every box elsewhere. SAM's encoder refused each image ("Input
+    image size (32*32) doesn't match model (64*64)"), SAM 2 failed in its mask decoder ("view
+    size is not compatible"); here it is one line at load. SAM's processor pads every image to
+    its square, with ``do_resize`` false too: that one passes."""
+    import numpy as np
+
+    side = int(model.config.prompt_encoder_config.image_size)
+    pixels = preprocess(processor.image_processor, np.zeros((8, 8, 3), np.uint8))["pixel_values"]
+    h, w = (int(v) for v in pixels.shape[-2:])
+    if (h, w) != (side, side):
+        raise ValueError(
+            f"{source}: its processor makes {h}x{w} px inputs and its model reads {side}x{side} "
+            "px (an 8x8 px image through the processor; the model's config.json image_size): "
+            "the processor's settings (size, pad_size, do_resize in processor_config.json or "
+            "preprocessor_config.json) are not this model's; restore the files saved with it"
+        )
