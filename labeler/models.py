@@ -633,16 +633,18 @@ def check_input_size(source: str, model: Any, processor: Any) -> None:
     ``do_resize``) would put every box elsewhere. SAM's encoder refused each image ("Input
     image size (32*32) doesn't match model (64*64)"), SAM 2 failed in its mask decoder ("view
     size is not compatible"); here it is one line at load. SAM's processor pads every image to
-    its square, with ``do_resize`` false too: that one passes."""
+    its square, with ``do_resize`` false too: that one passes. The probe is a 6x8 px image:
+    not square, so that a SAM processor that does not pad (``do_pad`` false) is refused too."""
     import numpy as np
 
     side = int(model.config.prompt_encoder_config.image_size)
-    pixels = preprocess(processor.image_processor, np.zeros((8, 8, 3), np.uint8))["pixel_values"]
+    pixels = preprocess(processor.image_processor, np.zeros((6, 8, 3), np.uint8))["pixel_values"]
     h, w = (int(v) for v in pixels.shape[-2:])
     if (h, w) != (side, side):
         raise ValueError(
             f"{source}: its processor makes {h}x{w} px inputs and its model reads {side}x{side} "
-            "px (an 8x8 px image through the processor; the model's config.json image_size): "
-            "the processor's settings (size, pad_size, do_resize in processor_config.json or "
-            "preprocessor_config.json) are not this model's; restore the files saved with it"
+            "px (a 6x8 px image through the processor; the model's config.json image_size): "
+            "the processor's settings (size, pad_size, do_resize, do_pad in "
+            "processor_config.json or preprocessor_config.json) are not this model's; restore "
+            "the files saved with it"
         )

@@ -617,14 +617,15 @@ def test_a_processor_that_does_not_resize_refuses_no_image_as_too_thin():
     [
         ("sam", {"size": {"longest_edge": 32}, "pad_size": {"height": 32, "width": 32}}, "32x32"),
         ("sam2_video", {"size": {"height": 64, "width": 64}}, "64x64"),
-        ("sam2_video", {"do_resize": False}, "8x8"),  # SAM 2 keeps the image's own size
+        ("sam2_video", {"do_resize": False}, "6x8"),  # SAM 2 keeps the image's own size
+        ("sam", {"do_pad": False}, "48x64"),  # SAM's resized 6x8 px probe, not padded square
     ],
 )
 def test_a_segmenter_whose_processor_is_not_its_models_size_is_refused_at_load(
     tiny, tmp_path, kind, changed, makes
 ):
     """A checkpoint folder whose processor settings are another size than its model's
-    (``size``, ``pad_size``, ``do_resize`` in processor_config.json, e.g. copied from another
+    (``size``, ``pad_size``, ``do_resize``, ``do_pad`` in processor_config.json, e.g. copied from another
     model or edited): the boxes are scaled to the processor's frame and the model reads them in
     its own, so the load refuses it in one line naming the folder and both sizes. Before, it
     loaded, and every image with a box failed in SAM's encoder ("Input image size (32*32)
