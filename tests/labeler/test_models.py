@@ -625,12 +625,12 @@ def test_a_segmenter_whose_processor_is_not_its_models_size_is_refused_at_load(
     tiny, tmp_path, kind, changed, makes
 ):
     """A checkpoint folder whose processor settings are another size than its model's
-    (``size``, ``pad_size``, ``do_resize``, ``do_pad`` in processor_config.json, e.g. copied from another
-    model or edited): the boxes are scaled to the processor's frame and the model reads them in
-    its own, so the load refuses it in one line naming the folder and both sizes. Before, it
-    loaded, and every image with a box failed in SAM's encoder ("Input image size (32*32)
-    doesn't match model (64*64)") or, for SAM 2, deep in the mask decoder ("view size is not
-    compatible with input tensor's size and stride")."""
+    (``size``, ``pad_size``, ``do_resize``, ``do_pad`` in processor_config.json, e.g. copied
+    from another model or edited): the boxes are scaled to the processor's frame and the model
+    reads them in its own, so the load refuses it in one line naming the folder and both sizes.
+    Before, it loaded, and every image with a box failed in SAM's encoder ("Input image size
+    (32*32) doesn't match model (64*64)") or, for SAM 2, deep in the mask decoder ("view size
+    is not compatible with input tensor's size and stride")."""
     import shutil
 
     folder = tmp_path / kind
