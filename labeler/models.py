@@ -637,4 +637,34 @@ def load_segmenter(
     finally:
         hf_logging.set_verbosity(level)
     processor = _from_pretrained("segmenter", AutoProcessor, source, revision, local_only, option)
+    check_input_size(source, processor, model.config.prompt_encoder_config.image_size)
     return LoadedModel.ready(model, processor, source, config, device, revision)
+
+
+def check_input_size(source: str, processor: Any, side: int) -> None:
+    """Refuse a model whose processor makes inputs of another size than the ``side`` x
+    ``side`` px its model reads (its config's ``image_size``).
+
+    The backends scale each box to the processor's frame (its resized size, from its own output,
+    never an assumed 1024) and SAM's prompt encoder reads the box in its config's
+    ``image_size`` frame: a folder whose processor settings are another model's (``size``,
+    ``pad_size``, ``do_resize``) would put every box elsewhere. SAM's encoder refused each image
+    ("Input image size (32*32) doesn't match model (64*64)"), SAM 2 failed in its mask decoder
+    ("view size is not compatible"), SAM 3 in its detector ("The size of tensor a (4) must
+    match the size of tensor b (16)"); here it is one line at load. SAM's processor pads every
+    image to its square, with ``do_resize`` false too: that one passes. The probe is a 6x8 px
+    image: not square, so that a SAM processor that does not pad (``do_pad`` false) is refused
+    too."""
+    import numpy as np
+
+    side = int(side)
+    pixels = preprocess(processor.image_processor, np.zeros((6, 8, 3), np.uint8))["pixel_values"]
+    h, w = (int(v) for v in pixels.shape[-2:])
+    if (h, w) != (side, side):
+        raise ValueError(
+            f"{source}: its processor makes {h}x{w} px inputs and its model reads {side}x{side} "
+            "px (a 6x8 px image through the processor; the model's config.json image_size): "
+            "the processor's settings (size, pad_size, do_resize, do_pad in "
+            "processor_config.json or preprocessor_config.json) are not this model's; restore "
+            "the files saved with it"
+        )

@@ -45,6 +45,7 @@ from labeler.models import (
     _load_config,
     autocast,
     check_docstrings_kept,
+    check_input_size,
     check_model_folder,
     check_prompt_vocabulary,
     preprocess,
@@ -112,6 +113,7 @@ def load_sam3(
         processor = _from_pretrained("model", Sam3Processor, source, revision, local_only)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e} {GATED_HELP}") from None
+    check_input_size(source, processor, model.config.vision_config.image_size)
     return LoadedModel.ready(model, processor, source, config, device, revision)
 
 

@@ -107,28 +107,39 @@ def save_tiny_detector(path: str | os.PathLike, seed: int = 0) -> Path:
     return path
 
 
-def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 0) -> Path:
+def save_tiny_segmenter(
+    path: str | os.PathLike, kind: str = "sam", seed: int = 0, image_size: int = 64
+) -> Path:
     """Save a tiny random SAM (``kind="sam"``), SAM-HQ (``"sam_hq"``) with 64 px inputs, or
     SAM 2 (``"sam2"``, Hiera, 128 px inputs), or SAM 2 saved as the hub's SAM 2 / 2.1 repos are
-    (``"sam2_video"``: ``Sam2VideoModel``, ``model_type: "sam2_video"``, ``Sam2VideoProcessor``)."""
+    (``"sam2_video"``: ``Sam2VideoModel``, ``model_type: "sam2_video"``, ``Sam2VideoProcessor``).
+
+    ``image_size`` 1024 gives a SAM / SAM-HQ in the released models' frames (1024 px input,
+    16 px patches, 256x256 mask logits, the processor's 1024 px resize and pad), still 16
+    channels wide: about a second an image on a CPU."""
     import torch
 
     from labeler.sam_convert import sam_processor
 
+    if image_size not in (64, 1024) or (image_size == 1024 and kind not in ("sam", "sam_hq")):
+        raise ValueError(
+            f"image_size {image_size}: a tiny SAM or SAM-HQ takes 64 or 1024, SAM 2 its own 128"
+        )
+    patch = 8 if image_size == 64 else 16  # 8x8 or the released models' 64x64 patches
     hidden = 16
     vision = dict(
         hidden_size=16,
         output_channels=hidden,
         num_hidden_layers=2,
         num_attention_heads=2,
-        image_size=64,
-        patch_size=8,
-        window_size=4,
+        image_size=image_size,
+        patch_size=patch,
+        window_size=4 if image_size == 64 else 8,
         global_attn_indexes=[1],
         num_pos_feats=hidden // 2,
         mlp_dim=32,
     )
-    prompt = dict(hidden_size=hidden, image_size=64, patch_size=8)
+    prompt = dict(hidden_size=hidden, image_size=image_size, patch_size=patch)
     decoder = dict(hidden_size=hidden, mlp_dim=32, num_attention_heads=2, iou_head_hidden_dim=16)
     if kind == "sam":
         from transformers import SamConfig, SamModel
@@ -156,7 +167,7 @@ def save_tiny_segmenter(path: str | os.PathLike, kind: str = "sam", seed: int = 
     model = model_cls(config).eval()
     path = Path(path)
     model.save_pretrained(path)
-    sam_processor(64).save_pretrained(path)
+    sam_processor(image_size).save_pretrained(path)
     return path
 
 

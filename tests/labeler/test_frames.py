@@ -1,6 +1,7 @@
 """Coordinate frames of the model backends, with hand-computed values: a tile's normalised
 boxes to image pixels (Grounding DINO and SAM 3), ``--refine``'s crop and its box in crop
-pixels, and the refined mask's threshold and agreement rule. The tiny random models cannot pin
+pixels, the refined mask's threshold and agreement rule, and SAM's and SAM 2's input frames
+at the released models' 1024 px (tiny ones use 64 and 128). The tiny random models cannot pin
 these (their outputs are arbitrary, and a whole-image window starts at 0, where a crop offset
 or an x/y mix-up changes nothing); fakes with known outputs do."""
 
@@ -15,6 +16,7 @@ import torch
 from labeler.backends import BackendOutput
 from labeler.config import ClassSpec, LabelConfig
 from labeler.dedup import MaskCrop
+from labeler.merge import Detections
 from labeler.refine import Refiner, _replace
 from tests.labeler.test_refine import _instances
 
@@ -345,3 +347,155 @@ def test_sam3_max_instances_caps_the_kept_instances_and_zero_keeps_all(cap, expe
     b = Sam3Backend(LabelConfig(data="unused", cls=spec, backend="sam3"), class_id=7)
     inst = b.instances(80, 80, [_cand(0, 0.5, 10, 10, 20, 20), _cand(0, 0.4, 50, 50, 20, 20)])
     assert inst.scores.tolist() == pytest.approx(expect)
+
+
+class BoxPainter:
+    """A SAM / SAM 2 stand-in at the released models' sizes (1024 px inputs, 256x256 logits):
+    each box is read in the model's input frame, as the prompt encoder reads it (``input_boxes``
+    in input pixels), and its logits are +10 on every 4x4-px cell the box touches and one cell
+    around them (a box thinner than a pixel marks 3x3 cells: bilinear resampling leaves a lone
+    cell's corners below 0), -10 elsewhere. The boxes it was given are recorded."""
+
+    def __init__(self, sam2: bool = False) -> None:
+        self.sam2, self.boxes = sam2, []
+
+    def get_image_embeddings(self, pixels):
+        assert tuple(pixels.shape[-2:]) == (1024, 1024)
+        return [pixels] if self.sam2 else pixels
+
+    def __call__(self, input_boxes, multimask_output, image_embeddings, **_):
+        b, n = input_boxes.shape[:2]  # images, boxes of each
+        self.boxes += input_boxes.double().reshape(-1, 4).tolist()
+        low = torch.full((b, n, 1, 256, 256), -10.0)
+        for i in range(b):
+            for k, (x0, y0, x1, y1) in enumerate((input_boxes[i].double() / 4).tolist()):
+                c0, r0 = int(np.floor(x0)), int(np.floor(y0))
+                c1, r1 = max(int(np.ceil(x1)), c0 + 1), max(int(np.ceil(y1)), r0 + 1)
+                low[i, k, 0, max(r0 - 1, 0) : r1 + 1, max(c0 - 1, 0) : c1 + 1] = 10.0
+        return SimpleNamespace(pred_masks=low, iou_scores=torch.full((b, n, 1), 0.5))
+
+
+def _painted_backend(kind: str, **processor):
+    """A GroundedSamBackend whose segmenter is :class:`BoxPainter` behind transformers' default
+    SAM or SAM 2 processor (the hub checkpoints' settings: 1024 px, SAM padded square)."""
+    from transformers import Sam2ImageProcessor, Sam2Processor, SamImageProcessor, SamProcessor
+
+    from labeler.grounded_sam import GroundedSamBackend
+
+    backend = GroundedSamBackend.__new__(GroundedSamBackend)
+    backend.config = _config()
+    backend.device, backend.dtype = "cpu", None
+    if kind == "sam2":
+        proc = Sam2Processor(Sam2ImageProcessor(**processor))
+    else:
+        proc = SamProcessor(SamImageProcessor(**processor))
+    painter = BoxPainter(sam2=kind == "sam2")
+    backend.segmenter = SimpleNamespace(model=painter, processor=proc, model_type=kind)
+    return backend, painter
+
+
+@pytest.mark.parametrize(
+    "kind, hw, boxes, expect",
+    [
+        # 600 x 800 (h x w), below 1024: SAM upscales it to 768 x 1024 (x 1.28), padded below.
+        # A box on the bottom border, a 0.5-px box on the right border (0.64 px at 1024), a
+        # box 0.4 px tall (0.512 px at 1024)
+        (
+            "sam", (600, 800),
+            [[10, 20, 110.5, 600], [799.5, 0, 800, 599], [300, 300.2, 500, 300.6]],
+            [[12.8, 25.6, 141.44, 768], [1023.36, 0, 1024, 766.72], [384, 384.256, 640, 384.768]],
+        ),
+        # the same turned upright: 1024 x 768, padded on the right
+        (
+            "sam", (800, 600),
+            [[20, 10, 600, 110.5], [0, 799.5, 599, 800]],
+            [[25.6, 12.8, 768, 141.44], [0, 1023.36, 766.72, 1024]],
+        ),
+        # 1000 x 3000: 341 x 1024 (int(341.33 + 0.5)): rows scale by 341 / 1000, columns by
+        # 1024 / 3000 (one scale for both, 1024 / 3000, puts y 1000 at 341.33, off the image);
+        # a box one pixel square
+        (
+            "sam", (1000, 3000),
+            [[0, 0, 3000, 1000], [1500, 500, 1501, 501]],
+            [[0, 0, 1024, 341], [512, 170.5, 512 + 1024 / 3000, 170.841]],
+        ),
+        # SAM 2 squashes 600 x 800 to 1024 x 1024: x 1.28, y 1024 / 600
+        (
+            "sam2", (600, 800),
+            [[10, 20, 110.5, 600], [799.5, 0, 800, 599]],
+            [[12.8, 20 * 1024 / 600, 141.44, 1024], [1023.36, 0, 1024, 599 * 1024 / 600]],
+        ),
+    ],
+)  # fmt: skip
+def test_segment_puts_boxes_in_the_input_frame_and_masks_back_on_them(kind, hw, boxes, expect):
+    """The real checkpoints' frames, which the tiny models (64 and 128 px, images larger than
+    their input) never reach: SAM resizes the long side to 1024, upscaling an image below it,
+    pads bottom and right; SAM 2 resizes to 1024 x 1024. Each box reaches the prompt encoder
+    in input pixels, rows and columns scaled by the resized size over the original (as
+    ``SamProcessor`` scales ``input_boxes``), and its mask comes back on the box in the
+    original image: it holds the pixel under the box's centre and its extent is the box's,
+    within the painted margin (two 4-px logit cells in image pixels, and one pixel).
+    A mix-up of x and y, a forgotten pad cut or one scale for both axes fails here."""
+    backend, painter = _painted_backend(kind)
+    h, w = hw
+    dets = Detections(np.array(boxes, np.float32), np.full(len(boxes), 0.5), np.zeros(len(boxes)))
+    masks, lows, _, _ = backend.segment([np.zeros((h, w, 3), np.uint8)], [dets])[0]
+    np.testing.assert_allclose(painter.boxes, expect, atol=2e-3)
+    assert tuple(lows.shape) == (len(boxes), 256, 256)
+    rh, rw = (1024, 1024) if kind == "sam2" else (int(v * 1024 / max(hw) + 0.5) for v in hw)
+    _assert_masks_on_boxes(masks, boxes, hw, (rh, rw))
+
+
+def _assert_masks_on_boxes(masks, boxes, hw, resized) -> None:
+    """Each :class:`BoxPainter` mask holds the pixel under its box's centre and spans the box,
+    within the painted margin: two logit cells (8 px of the ``resized`` image) in image pixels,
+    and one pixel."""
+    (h, w), (rh, rw) = hw, resized
+    sx, sy = 8 * w / rw, 8 * h / rh
+    for box, m in zip(boxes, masks, strict=True):
+        x0, y0, x1, y1 = box
+        got = m.to_full(h, w)
+        assert got[int(min((y0 + y1) / 2, h - 1)), int(min((x0 + x1) / 2, w - 1))], box
+        rows, cols = np.nonzero(got)
+        extent = [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+        np.testing.assert_array_less(np.abs(np.subtract(extent, box)), [sx + 1, sy + 1] * 2)
+
+
+def test_segment_reads_sams_frame_from_the_processors_output_not_its_size_setting():
+    """A SAM processor with ``do_resize`` false (a local checkpoint's processor_config.json)
+    pads a 600 x 800 image to 1024 x 1024 as it is: the boxes stay in image pixels and the masks
+    come back on them. (Scaled by ``longest_edge`` over the long side, 1.28, as transformers'
+    ``SamProcessor`` scales ``input_boxes`` whatever ``do_resize`` says, every box would reach
+    the model 28% further from the top-left corner.)"""
+    backend, painter = _painted_backend("sam", do_resize=False)
+    boxes = [[10, 20, 110.5, 600], [799.5, 0, 800, 599], [300, 300.2, 500, 300.6]]
+    dets = Detections(np.array(boxes, np.float32), np.full(3, 0.5), np.zeros(3))
+    masks, _, _, _ = backend.segment([np.zeros((600, 800, 3), np.uint8)], [dets])[0]
+    np.testing.assert_allclose(painter.boxes, boxes, atol=1e-4)
+    _assert_masks_on_boxes(masks, boxes, (600, 800), (600, 800))
+
+
+@pytest.mark.parametrize("kind", ["sam", "sam2"])
+def test_refine_puts_each_crops_box_in_its_input_frame_and_its_mask_back_on_it(kind):
+    """``--refine``'s crops at the released models' sizes, two shapes in one chunk: a 600 x 800
+    crop (an image smaller than its crop square, upscaled) and a 40 x 25 one (tiny, upscaled
+    25.6 x by SAM, 25.6 x 41 by SAM 2). The box reaches the model in each crop's own input
+    frame, the probability comes back at the crop's size and above 0.5 on the box."""
+    from labeler.models import LoadedModel
+
+    backend, painter = _painted_backend(kind)
+    seg = backend.segmenter
+    refiner = Refiner(LoadedModel(seg.model, seg.processor, "painter", kind, None), "cpu")
+    crops = [np.zeros((600, 800, 3), np.uint8), np.zeros((40, 25, 3), np.uint8)]
+    boxes = [[10, 20, 110.5, 600], [3, 0.5, 3.5, 40]]
+    got = list(refiner.segment_crops(crops, [np.array(b, np.float32) for b in boxes]))
+    resized = [(1024, 1024)] * 2 if kind == "sam2" else [(768, 1024), (1024, 640)]
+    sizes = [c.shape[:2] for c in crops]
+    expect = [
+        np.multiply(b, [rw / w, rh / h] * 2)
+        for b, (h, w), (rh, rw) in zip(boxes, sizes, resized, strict=True)
+    ]
+    np.testing.assert_allclose(painter.boxes, expect, atol=2e-3)
+    for (prob, _), crop, box, size in zip(got, crops, boxes, resized, strict=True):
+        assert prob.shape == crop.shape[:2]
+        _assert_masks_on_boxes([MaskCrop(0, 0, prob > 0.5)], [box], crop.shape[:2], size)

@@ -610,3 +610,54 @@ def test_a_processor_that_does_not_resize_refuses_no_image_as_too_thin():
     assert tuple(got["pixel_values"].shape) == (1, 3, 1, 3000)
     assert resized_size(proc, 1, 3000) is None
     refuse_too_thin(proc, (1, 3000, 3), "x.png", "detector")  # no ImageTooThin
+
+
+@pytest.mark.parametrize(
+    "kind, changed, makes",
+    [
+        ("sam", {"size": {"longest_edge": 32}, "pad_size": {"height": 32, "width": 32}}, "32x32"),
+        ("sam2_video", {"size": {"height": 64, "width": 64}}, "64x64"),
+        ("sam2_video", {"do_resize": False}, "6x8"),  # SAM 2 keeps the image's own size
+        ("sam", {"do_pad": False}, "48x64"),  # SAM's resized 6x8 px probe, not padded square
+    ],
+)
+def test_a_segmenter_whose_processor_is_not_its_models_size_is_refused_at_load(
+    tiny, tmp_path, kind, changed, makes
+):
+    """A checkpoint folder whose processor settings are another size than its model's
+    (``size``, ``pad_size``, ``do_resize``, ``do_pad`` in processor_config.json, e.g. copied
+    from another model or edited): the boxes are scaled to the processor's frame and the model
+    reads them in its own, so the load refuses it in one line naming the folder and both sizes.
+    Before, it loaded, and every image with a box failed in SAM's encoder ("Input image size
+    (32*32) doesn't match model (64*64)") or, for SAM 2, deep in the mask decoder ("view size
+    is not compatible with input tensor's size and stride")."""
+    import shutil
+
+    folder = tmp_path / kind
+    shutil.copytree(tiny[kind], folder)
+    path = folder / "processor_config.json"
+    doc = json.loads(path.read_text())
+    doc["image_processor"].update(changed)
+    path.write_text(json.dumps(doc))
+    size = 64 if kind == "sam" else 128
+    with pytest.raises(ValueError) as err:
+        load_segmenter(str(folder))
+    said = str(err.value)
+    assert said.startswith(f"{folder}: its processor makes {makes} px inputs and its model "), said
+    assert f"reads {size}x{size} px" in said and "\n" not in said, said
+
+
+def test_a_sam_processor_that_pads_without_resizing_loads(tiny, tmp_path):
+    """SAM's processor with ``do_resize`` false still pads every image to the model's square:
+    not refused at load (an image up to that size is labelled in its own pixels,
+    tests/labeler/test_frames.py)."""
+    import shutil
+
+    folder = tmp_path / "sam"
+    shutil.copytree(tiny["sam"], folder)
+    path = folder / "processor_config.json"
+    doc = json.loads(path.read_text())
+    doc["image_processor"]["do_resize"] = False
+    path.write_text(json.dumps(doc))
+    seg = load_segmenter(str(folder))
+    assert seg.processor.image_processor.do_resize is False

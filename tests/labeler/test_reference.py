@@ -81,6 +81,56 @@ def test_segment_matches_transformers_box_pipeline(tiny, kind, hw, one_thread):
     np.testing.assert_allclose(mask_scores, ref_scores, atol=1e-5)
 
 
+@pytest.fixture(scope="module")
+def released_size(tmp_path_factory):
+    from labeler.testing import save_tiny_segmenter
+
+    root = tmp_path_factory.mktemp("sam1024")
+    return {k: save_tiny_segmenter(root / k, k, image_size=1024) for k in ("sam", "sam_hq")}
+
+
+@pytest.mark.parametrize(
+    "kind, hw", [("sam", (600, 800)), ("sam", (1000, 3000)), ("sam_hq", (600, 800))]
+)
+def test_segment_matches_transformers_at_the_released_size(
+    tiny, released_size, kind, hw, one_thread
+):
+    """The comparison above in the released SAM's and SAM-HQ's frames (1024 px input, 256x256
+    logits), which the 64 px tiny models never reach: a 600x800 image is upscaled to 768x1024
+    (its masks come back downscaled), a 1000x3000 one resized to 341x1024 (rows and columns
+    scaled apart). Boxes on the border, 0.5 px wide, 0.4 px tall and one pixel square, as the
+    processor's ``input_boxes``: the same logits, the same masks pixel for pixel."""
+    from transformers import AutoProcessor
+
+    from labeler.models import load_segmenter
+
+    backend = _backend(tiny, "sam")
+    backend.segmenter = load_segmenter(str(released_size[kind]))
+    h, w = hw
+    img = np.random.default_rng(h).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    boxes = np.array(
+        [[10, 20, w * 0.4, h], [w - 0.5, 0, w, h - 1], [w * 0.3, h / 2 + 0.2, w * 0.6, h / 2 + 0.6],
+         [w / 2, h / 2, w / 2 + 1, h / 2 + 1], [0, 0, w, h]],
+        np.float32,
+    )  # fmt: skip
+    dets = Detections(boxes, np.full(len(boxes), 0.5), np.zeros(len(boxes)))
+    masks, lows, _, _ = backend.segment([img], [dets])[0]
+
+    proc = AutoProcessor.from_pretrained(str(released_size[kind]))
+    inputs = proc(images=img, input_boxes=[boxes.tolist()], return_tensors="pt")
+    assert inputs["pixel_values"].shape[-2:] == (1024, 1024)
+    extra = {"hq_token_only": False} if kind == "sam_hq" else {}
+    with torch.no_grad():
+        out = backend.segmenter.model(**inputs, multimask_output=False, **extra)
+    assert out.pred_masks.shape[-2:] == (256, 256)
+    np.testing.assert_allclose(lows.float().numpy(), out.pred_masks[0, :, 0].numpy(), atol=1e-4)
+    sizes = (inputs["original_sizes"], inputs["reshaped_input_sizes"])
+    ref = proc.post_process_masks(out.pred_masks, *sizes)[0][:, 0]
+    for k, m in enumerate(masks):
+        assert 0 < m.area < h * w  # random weights, but neither empty nor the whole image
+        assert (m.to_full(h, w) != ref[k].numpy()).sum() == 0, f"box {k}"
+
+
 def test_prompt_text_is_grounding_dinos_caption():
     """Lower case, each prompt ended by "." (the caption format of Grounding DINO's demos,
     ``"chair . person . dog ."``): BERT splits punctuation, so ``"bicycle. a bike."`` gives

@@ -440,3 +440,25 @@ def test_a_model_folder_typed_as_a_path_is_recorded_in_one_spelling(models, tmp_
     text = " ".join(res.output.split())
     assert res.exit_code == 2 and "./models/gone/" in text and "looked in the local path" in text
     assert "SAM License" in text and "Traceback" not in text
+
+
+def test_a_sam3_folder_whose_processor_is_not_its_models_size_is_refused_at_load(models, tmp_path):
+    """processor_config.json of another size than the ViT's ``image_size`` (28 for a 56 px
+    model): refused at load in one line naming the folder and both sizes. Before, it loaded
+    and every image failed in the detector ("The size of tensor a (4) must match the size of
+    tensor b (16) at non-singleton dimension 2")."""
+    import shutil
+
+    from labeler.sam3 import load_sam3
+
+    folder = tmp_path / "sam3"
+    shutil.copytree(models["sam3"], folder)
+    path = folder / "processor_config.json"
+    doc = json.loads(path.read_text())
+    doc["image_processor"]["size"] = {"height": 28, "width": 28}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError) as err:
+        load_sam3(str(folder))
+    said = str(err.value)
+    assert said.startswith(f"{folder}: its processor makes 28x28 px inputs and its model "), said
+    assert "reads 56x56 px" in said and "\n" not in said, said

@@ -38,22 +38,30 @@ def test_resize_window_matches_interpolate():
 
 
 @pytest.mark.parametrize(
-    "original, reshaped, pad",
+    "original, reshaped, pad, low_size",
     [
-        ((97, 130), (48, 64), (64, 64)),  # SAM: landscape, padded input
-        ((150, 61), (64, 26), (64, 64)),  # SAM: portrait
-        ((97, 130), None, None),  # SAM 2: straight to the original size
+        ((97, 130), (48, 64), (64, 64), 16),  # SAM: landscape, padded input
+        ((150, 61), (64, 26), (64, 64), 16),  # SAM: portrait
+        ((97, 130), None, None, 16),  # SAM 2: straight to the original size
+        # the released models' sizes (256x256 logits, 1024 px input): an image below 1024 px
+        # is upscaled by the processor, so its masks are downscaled from the resized size,
+        # which the tiny sizes above (images larger than the input) never do; a thin image
+        ((300, 200), (1024, 683), (1024, 1024), 256),
+        ((200, 300), (683, 1024), (1024, 1024), 256),
+        ((3, 6000), (1, 1024), (1024, 1024), 256),
+        ((300, 200), None, None, 256),
     ],
 )
-def test_windows_equal_full_resolution(original, reshaped, pad):
+def test_windows_equal_full_resolution(original, reshaped, pad, low_size):
     from transformers import Sam2ImageProcessor, SamImageProcessor
 
-    low = _blobs(6, 16, seed=original[0])
+    low = _blobs(6, low_size, seed=original[0])
     if reshaped is None:
-        proc = Sam2ImageProcessor(size={"height": 64, "width": 64})
+        proc = Sam2ImageProcessor(size={"height": low_size * 4, "width": low_size * 4})
         full = proc.post_process_masks(low[None, :, None], [original], binarize=False)[0][:, 0]
     else:
         proc = SamImageProcessor(pad_size={"height": pad[0], "width": pad[1]})
+        assert proc._get_preprocess_shape(original, pad[0]) == reshaped  # the processor's own
         full = proc.post_process_masks(low[None, :, None], [original], [reshaped], binarize=False)[
             0
         ][:, 0]
