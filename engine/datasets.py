@@ -174,6 +174,17 @@ class FusionState:
         return _unfinished(f"{state}: ", self.writer, stopped, "engine fuse")
 
     @property
+    def in_progress(self) -> tuple[str, str, bool] | None:
+        """:attr:`unfinished`, or, where ``fuse.json`` says the fusion finished, an ``engine
+        fuse`` into the dataset again that holds its lock (planning, removing orphan labels,
+        before it writes ``running``): what a reader of one of its folders given by itself is
+        told (:func:`check_folder_finished`), as the dataset given as one is refused by its
+        lock. Before, such a folder was read while the fusion wrote it."""
+        if self.unfinished or not self.writer:
+            return self.unfinished
+        return _unfinished("", self.writer, "", "engine fuse")
+
+    @property
     def hint(self) -> str:
         """``"; ..."`` for the end of a "no label" error about a fused dataset whose fusion
         did not finish (:attr:`unfinished`) or failed some images (``incomplete``): its labels
@@ -584,8 +595,9 @@ def check_folder_finished(folder: str | os.PathLike, command: str) -> None:
     ``engine synth`` draws now or stopped half way (``engine evaluate --gt D/annotations/test``,
     ``engine compare --gt D/new_classes/bicycle/test``, ``engine predict --images
     D/images/test``), or in a fused dataset whose fusion did not finish (``fuse.json`` says
-    running: ``engine evaluate --gt F/labels/val``, ``engine compare --source a=F/labels/val``),
-    as :meth:`DatasetSpec.check_not_stopped` refuses the dataset given as one: before, the part
+    running: ``engine evaluate --gt F/labels/val``, ``engine compare --source a=F/labels/val``)
+    or that an ``engine fuse`` into it again holds (:attr:`FusionState.in_progress`), as
+    :meth:`DatasetSpec.check_finished` refuses the dataset given as one: before, the part
     drawn or fused was read without a word (a fused dataset's folders until a review of the
     fifty-fourth round). The folder (or file) and the three folders above it are asked, the
     deepest a synth dataset writes being three down, as given and as its symbolic links lead
@@ -597,7 +609,7 @@ def check_folder_finished(folder: str | os.PathLike, command: str) -> None:
         for root in (here, *here.parents[:3]):
             if stopped := synth_unfinished(root):
                 what, part = "dataset", "part of the dataset"
-            elif stopped := DatasetSpec(root=root).fusion_state().unfinished:
+            elif stopped := DatasetSpec(root=root).fusion_state().in_progress:
                 what, part = "fused dataset", "a dataset fused part way"
             else:
                 continue

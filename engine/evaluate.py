@@ -189,6 +189,8 @@ def ground_truth(gt: Path, split: str | None, command: str = "engine evaluate") 
                 + ("" if labels else " for a folder of label maps")
             )
         check_folder_finished(gt, command)  # D/annotations/test, F/labels/test: D, F stopped
+        # a prediction folder or label run written now, as --pred is asked (before, scored)
+        check_not_being_written(gt, command, "its label maps")
         files = list_labels(gt, "ground-truth", dataset_of)
         return Truth(files, str(gt), taxonomy_record(gt, gt.parent))
     spec = spec or load_spec(gt)  # no such root: load_spec's "dataset root not found"

@@ -611,6 +611,37 @@ def test_an_atomic_copy_holds_the_source_s_bytes(tmp_path, monkeypatch, sendfile
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "step_0000002.pt"]
 
 
+@pytest.mark.parametrize("change", ["grows", "shrinks"])
+def test_an_atomic_copy_of_a_file_changed_while_copied_holds_its_bytes_at_the_end(
+    tmp_path, monkeypatch, change
+):
+    """The source grown or cut short after the kernel sent its first MiB (its size was read
+    before): the copy holds the file's bytes as they are at the end, the rest read by Python
+    after the kernel's last send (a send of nothing, where the file ended sooner, ends the
+    kernel's part rather than asking it again and again)."""
+    import os
+
+    src, dst = tmp_path / "last.pt", tmp_path / "copy.pt"
+    src.write_bytes(os.urandom(3 << 20))
+    sendfile, sent = os.sendfile, []
+
+    def changing(out_fd, in_fd, offset, count):
+        assert len(sent) < 10, "sent nothing again and again"
+        sent.append(sendfile(out_fd, in_fd, offset, min(count, 1 << 20)))
+        if len(sent) == 1 and change == "grows":
+            with open(src, "ab") as f:
+                f.write(os.urandom((2 << 20) + 7))
+        elif len(sent) == 1:
+            os.truncate(src, (1 << 20) + 5)
+        return sent[-1]
+
+    monkeypatch.setattr(os, "sendfile", changing)
+    atomic_copy(src, dst)
+    assert dst.read_bytes() == src.read_bytes()
+    assert sent == ([1 << 20] * 3 if change == "grows" else [1 << 20, 5, 0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy.pt", "last.pt"]
+
+
 @pytest.mark.parametrize("fails_after", [0, 1 << 20])
 def test_an_atomic_copy_the_disk_refuses_leaves_every_file_as_it_was(
     tmp_path, monkeypatch, fails_after

@@ -1116,6 +1116,36 @@ def test_evaluate_and_compare_refuse_predictions_engine_predict_is_still_writing
         )
 
 
+def test_evaluate_refuses_ground_truth_a_live_command_is_still_writing(tmp_path):
+    """A folder of label maps given as --gt by itself, while engine predict (or engine label,
+    the run's lock one level up) writes it: refused as --pred is, naming the folder and the
+    writer; before, its maps were scored as ground truth, old and new side by side, without a
+    word (--pred and compare's --gt were asked, evaluate's --gt not). Free, it is scored."""
+    import os
+    import shutil
+
+    from engine.runlock import exclusive
+
+    pred_dir, gt_dir = _write(tmp_path, _maps(2, 2))
+    run = tmp_path / "run"
+    (run / "labels").mkdir(parents=True)
+    (run / "run.json").write_text("{}")
+    shutil.copytree(gt_dir, run / "labels" / "test")
+    for given, holder, command in ((gt_dir, gt_dir, "engine predict"),
+                                   (run / "labels" / "test", run, "engine label")):  # fmt: skip
+        with exclusive(holder, command):
+            res = runner.invoke(app, ["evaluate", "--pred", str(pred_dir), "--gt", str(given)])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2 and text.startswith(
+            f"error: {given}: {command} (pid {os.getpid()} on "
+        ), text
+        assert text.endswith(
+            "engine evaluate would read its label maps half written: wait for it to finish, then "
+            "run engine evaluate again"
+        ), text
+        assert evaluate(EvaluateConfig(pred_dir, given, progress=False)).stems == ["img00", "img01"]
+
+
 @pytest.mark.parametrize(
     ("record", "what", "note"),
     [

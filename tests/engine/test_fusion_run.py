@@ -1822,6 +1822,37 @@ def test_a_folder_inside_an_unfinished_fusion_is_refused_through_a_link_dots_or_
     )
 
 
+def test_a_folder_of_a_finished_fusion_being_fused_again_is_refused_naming_its_writer(world):
+    """A split's label folder of a fused dataset whose ``fuse.json`` says complete, while an
+    ``engine fuse`` into it again holds its lock (planning, removing orphan labels, before it
+    writes ``running``), given by itself as evaluate's ``--gt`` or through a symbolic link as
+    ``--pred``, is refused naming the writer, as the dataset given as one is (its lock); before,
+    both were scored without a word (exit 0): the folder check read ``fuse.json``'s status
+    only, and the lock check of ``--pred`` asked the folders above the link, not above its
+    target. Its writer gone, the folder is read."""
+    from engine.evaluate import EvaluateConfig, evaluate
+    from engine.runlock import exclusive
+
+    fuse(cfg(world))
+    fused, precise = world["out"], world["data"] / "annotations/val"
+    val, link = fused / "labels/val", world["data"].parent / "pred"
+    link.symlink_to(val, target_is_directory=True)
+    writing = "is writing it now; engine evaluate would read a dataset fused part way: wait for"
+    with exclusive(fused, "engine fuse"):
+        for given, via, kw in ((val, "", {"gt": val, "pred": precise}),
+                               (link, ", through symbolic links,", {"gt": precise, "pred": link})):  # fmt: skip
+            with pytest.raises(ValueError) as e:
+                evaluate(EvaluateConfig(**kw, progress=False))
+            said = str(e.value)
+            real = Path(os.path.realpath(fused))
+            assert said.startswith(
+                f"{given}: it lies{via} in the fused dataset {fused if not via else real}: "
+                "engine fuse (pid "
+            ), said
+            assert said.endswith(f"{writing} it to finish, then run engine evaluate again"), said
+    assert evaluate(EvaluateConfig(gt=val, pred=precise, progress=False)).stems == sorted(STEMS)
+
+
 def test_a_split_the_labeler_failed_on_throughout_is_refused_with_its_failures(world, tmp_path):
     """A split without pseudo labels because the labeler failed on every image of it (the
     manifest says so; labels/val is made with the first label file) is refused with those
