@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import functools
 import json
 import logging
@@ -238,11 +239,20 @@ def _only_folders(path: str) -> bool:
 
 
 def _open_lock(path: Path) -> tuple[int, bool]:
-    """``path`` opened for locking, and whether this call made the file."""
+    """``path`` opened for locking, and whether this call made the file. A folder that takes
+    no new file (no write permission, a read-only file system) is named itself, as where it
+    cannot be made: before the fifty-fourth round an existing ``--out`` without write
+    permission was ``error: OUT/.lock: Permission denied``, a hidden file the user never
+    named (and ``runs/label/car/.lock`` for a default one, where a new one reads
+    ``runs/label/car``)."""
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), True
     except FileExistsError:
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o666), False
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or os.path.lexists(path):
+            raise
+        raise OSError(e.errno, e.strerror, str(path.parent)) from None
 
 
 def _listing(folder: Path, lock: str) -> list[tuple[str, int, int]]:

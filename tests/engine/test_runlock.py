@@ -854,3 +854,49 @@ def test_a_run_where_locks_are_refused_leaves_no_lock_file(tmp_path: Path, monke
     with exclusive(run, "engine label"):
         pass
     assert (run / LOCK_NAME).read_text() == '{"command": "engine label"}'
+
+
+def _refuse_new_files_in(folder: Path, monkeypatch) -> None:
+    """Simulate ``folder`` without write permission, as root too (who bypasses it): creating
+    a file in it fails with EACCES, as ``open(2)`` fails for any other user."""
+    from engine import runlock
+
+    real_open = os.open
+
+    def refused(path, flags, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if Path(path).parent == folder and flags & os.O_CREAT and not os.path.lexists(path):
+            raise PermissionError(13, os.strerror(13), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(runlock.os, "open", refused)
+
+
+@pytest.mark.parametrize("command", _RUN_COMMANDS)
+@pytest.mark.parametrize("simulated", [True, False])
+def test_an_out_without_write_permission_is_one_line_naming_it(
+    tmp_path: Path, command, simulated, monkeypatch
+) -> None:
+    """An existing ``--out`` the user cannot write into: one line naming the folder, as for one
+    that cannot be made, and the folder left as it was. Before, ``error: OUT/.lock: Permission
+    denied``, a hidden file the user never named."""
+    from cli import app
+
+    if not simulated and os.geteuid() == 0:
+        pytest.skip("root writes into any folder: simulated by the other case")
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (tmp_path / "data").mkdir()
+    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
+    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    if simulated:
+        _refuse_new_files_in(out, monkeypatch)
+    else:
+        out.chmod(0o555)
+    try:
+        res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    finally:
+        out.chmod(0o755)
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == f"error: {out}: Permission denied", res.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
