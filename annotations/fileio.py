@@ -379,19 +379,32 @@ def sync(fd: int) -> None:
             raise
 
 
-def set_mode(fd: int) -> None:
-    """Give the new file ``fd`` the permissions of every output (:func:`file_mode`), where the
-    file system keeps them. FAT and exFAT (a USB disk), SMB/CIFS without Unix extensions and
-    some FUSE mounts (s3fs, gcsfuse) refuse ``chmod`` (EPERM, EOPNOTSUPP, ENOSYS) and give
-    every file the mode of their mount options: the file keeps that mode. Before, every output
-    there failed with ``error: PATH: Operation not permitted``."""
+def set_mode(fd: int, mode: int | None = None) -> None:
+    """Give the file ``fd``, written by another library, ``mode`` (:func:`new_file_mode`; by
+    default :func:`file_mode`), where the file system keeps modes. FAT and exFAT (a USB disk),
+    SMB/CIFS without Unix extensions and some FUSE mounts (s3fs, gcsfuse) refuse ``chmod``
+    (EPERM, EOPNOTSUPP, ENOSYS) and give every file the mode of their mount options: the file
+    keeps that mode. Before, every output there failed with ``error: PATH: Operation not
+    permitted``."""
     if not hasattr(os, "fchmod"):  # Windows
         return
     try:
-        os.fchmod(fd, file_mode())
+        os.fchmod(fd, file_mode() if mode is None else mode)
     except OSError as e:
         if e.errno not in NO_CHMOD:
             raise
+
+
+def new_file_mode(folder: Path) -> int:
+    """The permissions ``open()`` gives a new file in ``folder``: 0666 less the umask, or what
+    its default ACL grants. Seen on a temporary file made there and removed (no call tells the
+    ACL's); for files another library wrote there with modes of its own (:func:`set_mode`)."""
+    fd, name = _new_temporary(folder / "mode")
+    try:
+        return stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+        os.unlink(name)
 
 
 # The name of an :func:`atomic_file` temporary file: ``.NAME.`` + mkstemp's 8 random characters
