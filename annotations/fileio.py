@@ -407,7 +407,7 @@ def new_file_mode(folder: Path) -> int:
         os.unlink(name)
 
 
-# The name of an :func:`atomic_file` temporary file: ``.NAME.`` + mkstemp's 8 random characters
+# The name of an :func:`atomic_file` temporary file: ``.NAME.`` + 8 random characters (hex)
 # + ``.tmp``; what a process killed while writing ``NAME`` leaves (no other engine file is named so).
 # NAME is cut to fit a file name's 255 bytes (NAME_MAX of ext4, XFS, APFS, NTFS in UTF-16 aside):
 # a file named 244 to 255 bytes could not be written at all (File name too long)
