@@ -3,8 +3,10 @@
 Writes. Every output of the engine (label maps, confidence maps, JSON records, checkpoints) goes through
 these helpers. The data is written to a temporary file in the destination folder, flushed and
 fsync'ed, then renamed over the destination with ``os.replace``, which is atomic on POSIX and
-Windows when both paths are on one file system (where the file system has no ``fsync`` or
-``chmod``, a FUSE or FAT mount, the write goes on without them: :func:`sync`, :func:`set_mode`).
+Windows when both paths are on one file system (where the file system has no ``fsync``, a
+FUSE mount, the write goes on without it: :func:`sync`). The temporary file is created as
+``open()`` creates one (:func:`_new_temporary`): an output has the permissions of any new file
+in its folder (0666 less the umask, or the folder's default ACL's).
 A process killed at any moment leaves either the
 old file or the new one, plus at worst a stray ``.NAME.*.tmp`` file (:func:`is_temporary`) that
 later runs ignore, and the next run of its command removes (:func:`engine.runlock.exclusive`). A file that
@@ -29,6 +31,7 @@ import json
 import os
 import pickle
 import re
+import secrets
 import shutil
 import stat
 import sys
@@ -64,8 +67,9 @@ def _read_umask() -> int:
 
 
 def file_mode() -> int:
-    """The permissions of every output: 0666 less the umask, as ``open()`` would give them
-    (``mkstemp`` creates files readable by the owner only, 0600). Read at each write: a
+    """0666 less the umask, the permissions ``open()`` gives a new file where no default ACL
+    says otherwise: what :func:`set_mode` gives files another library wrote (``mkstemp``, and
+    safetensors, create files readable by the owner only, 0600). Read at each write: a
     notebook or pipeline that sets its umask between two commands gets it for the second
     one's files too (before the forty-eighth round it was read once, at the first command, and
     later files kept that one's mode inside folders of the new one)."""
@@ -297,15 +301,14 @@ def _write_through(path: Path, data: bytes) -> None:
 @contextlib.contextmanager
 def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
     """A binary file to write ``path``'s content into (its folder exists): a temporary file in
-    the same folder, with the permissions of every output (:func:`file_mode`, not ``mkstemp``'s
-    owner-only ones), flushed to disk and renamed onto ``path`` when the block ends; removed,
-    ``path`` untouched, when the block raises (Ctrl-C included)."""
+    the same folder (:func:`_new_temporary`: the permissions ``open()`` gives a new file there),
+    flushed to disk and renamed onto ``path`` when the block ends; removed, ``path`` untouched,
+    when the block raises (Ctrl-C included)."""
     path = Path(path)
     tmp = None
-    try:  # mkstemp inside: a Ctrl-C just after it must not leave the temp file either
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=TMP_SUFFIX, dir=path.parent)
+    try:  # created inside: a Ctrl-C just after it must not leave the temp file either
+        fd, tmp = _new_temporary(path)
         with os.fdopen(fd, "wb") as f:
-            set_mode(f.fileno())
             yield f
             f.flush()
             sync(f.fileno())
@@ -317,6 +320,37 @@ def atomic_file(path: str | os.PathLike) -> Iterator[Any]:
         if isinstance(e, OSError) and (e.filename is None or _is_temporary(e.filename, path)):
             raise naming(e, path) from None
         raise
+
+
+# How :func:`_new_temporary` opens a file: created, never one already there nor through a link
+_NEW_FILE = (
+    os.O_RDWR
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)  # Windows: no newline translation
+)
+
+
+def _new_temporary(path: Path) -> tuple[int, str]:
+    """A new, empty temporary file for ``path`` in its folder, ``.NAME.`` + 8 random characters
+    + ``.tmp`` (:func:`is_temporary`), opened for writing: its descriptor and name. Created with
+    mode 0666, as ``open()`` creates a file, so the system gives it what any new file there
+    gets: 0666 less the umask, or what the folder's default ACL grants (a shared folder's
+    ``setfacl -d -m g::rw,o::-``), which no umask gives. ``mkstemp`` creates files 0600; before
+    the fifty-fourth round each output was then set to 0666 less the umask (:func:`set_mode`),
+    so under such an ACL a folder kept from others got outputs every user could read (0644
+    where ``open()`` gives 0660), and in a team's folder outputs without the group write its
+    ACL gives (0644 for 0664)."""
+    prefix = _temp_prefix(path)
+    for _ in range(tempfile.TMP_MAX):
+        name = os.path.join(path.parent, f"{prefix}{secrets.token_hex(4)}{TMP_SUFFIX}")
+        try:
+            return os.open(name, _NEW_FILE, 0o666), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no temporary file name left", str(path))
 
 
 # What ``fsync`` fails with on a file system that has no such call, rather than a disk that
@@ -345,22 +379,35 @@ def sync(fd: int) -> None:
             raise
 
 
-def set_mode(fd: int) -> None:
-    """Give the new file ``fd`` the permissions of every output (:func:`file_mode`), where the
-    file system keeps them. FAT and exFAT (a USB disk), SMB/CIFS without Unix extensions and
-    some FUSE mounts (s3fs, gcsfuse) refuse ``chmod`` (EPERM, EOPNOTSUPP, ENOSYS) and give
-    every file the mode of their mount options: the file keeps that mode. Before, every output
-    there failed with ``error: PATH: Operation not permitted``."""
+def set_mode(fd: int, mode: int | None = None) -> None:
+    """Give the file ``fd``, written by another library, ``mode`` (:func:`new_file_mode`; by
+    default :func:`file_mode`), where the file system keeps modes. FAT and exFAT (a USB disk),
+    SMB/CIFS without Unix extensions and some FUSE mounts (s3fs, gcsfuse) refuse ``chmod``
+    (EPERM, EOPNOTSUPP, ENOSYS) and give every file the mode of their mount options: the file
+    keeps that mode. Before, every output there failed with ``error: PATH: Operation not
+    permitted``."""
     if not hasattr(os, "fchmod"):  # Windows
         return
     try:
-        os.fchmod(fd, file_mode())
+        os.fchmod(fd, file_mode() if mode is None else mode)
     except OSError as e:
         if e.errno not in NO_CHMOD:
             raise
 
 
-# The name of an :func:`atomic_file` temporary file: ``.NAME.`` + mkstemp's 8 random characters
+def new_file_mode(folder: Path) -> int:
+    """The permissions ``open()`` gives a new file in ``folder``: 0666 less the umask, or what
+    its default ACL grants. Seen on a temporary file made there and removed (no call tells the
+    ACL's); for files another library wrote there with modes of its own (:func:`set_mode`)."""
+    fd, name = _new_temporary(folder / "mode")
+    try:
+        return stat.S_IMODE(os.fstat(fd).st_mode)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
+# The name of an :func:`atomic_file` temporary file: ``.NAME.`` + 8 random characters (hex)
 # + ``.tmp``; what a process killed while writing ``NAME`` leaves (no other engine file is named so).
 # NAME is cut to fit a file name's 255 bytes (NAME_MAX of ext4, XFS, APFS, NTFS in UTF-16 aside):
 # a file named 244 to 255 bytes could not be written at all (File name too long)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import functools
 import json
 import logging
@@ -237,12 +238,30 @@ def _only_folders(path: str) -> bool:
     return True
 
 
+def _folder_refusing(e: OSError, path: Path) -> OSError:
+    """``e``, raised making the new file ``path``, naming ``path``'s folder where that folder is
+    there and takes no new file (no write permission, a read-only file system): the folder is
+    what the user has to change. ``e`` as it is otherwise (``path`` there: that file refused)."""
+    if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or os.path.lexists(path):
+        return e
+    if not path.parent.is_dir():
+        return e
+    return OSError(e.errno, e.strerror, str(path.parent))
+
+
 def _open_lock(path: Path) -> tuple[int, bool]:
-    """``path`` opened for locking, and whether this call made the file."""
+    """``path`` opened for locking, and whether this call made the file. A folder that takes
+    no new file (no write permission, a read-only file system) is named itself, as where it
+    cannot be made: before the fifty-fourth round an existing ``--out`` without write
+    permission was ``error: OUT/.lock: Permission denied``, a hidden file the user never
+    named (and ``runs/label/car/.lock`` for a default one, where a new one reads
+    ``runs/label/car``)."""
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666), True
     except FileExistsError:
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o666), False
+    except OSError as e:
+        raise _folder_refusing(e, path) from None
 
 
 def _listing(folder: Path, lock: str) -> list[tuple[str, int, int]]:
@@ -375,16 +394,26 @@ def missing_folders(folder: Path) -> list[Path]:
 def folders_removed_on_failure(file: str | os.PathLike) -> Iterator[None]:
     """For a command writing one file (``--json F``, ``--plot F``, ``annotate pick --out F``):
     the parent folders the write makes for ``file`` (:func:`missing_folders`) are removed again
-    when the block fails (a full disk at the first write left a new, empty folder behind).
+    when the block fails (a full disk at the first write left a new, empty folder behind). A
+    new ``file`` refused by a folder that takes no new file (no write permission) names that
+    folder (:func:`_folder_refusing`): before the fifty-fourth round ``pick --out F`` said
+    ``--out F: the folder cannot be created: FOLDER takes no new folders`` of a file in a folder
+    that was there.
     Only empty ones go (rmdir); not in ``atomic_write_bytes``, whose writer threads share
     folders (one thread's rmdir would race another's file going in)."""
     created = missing_folders(Path(file).parent)
     try:
         yield
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):  # rmdir refuses a folder something went into
             for made in created:
                 made.rmdir()
+        if (
+            isinstance(e, OSError)
+            and isinstance(e.filename, str)
+            and Path(e.filename) == Path(file)
+        ):
+            raise _folder_refusing(e, Path(file)) from None
         raise
 
 

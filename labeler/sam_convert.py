@@ -21,6 +21,7 @@ from typing import Any
 from annotations.fileio import (
     atomic_write_json,
     naming,
+    new_file_mode,
     same_file,
     set_mode,
     staged,
@@ -267,14 +268,18 @@ def _saving(staging: Path) -> Iterator[None]:
 
 
 def _as_every_output(folder: Path) -> None:
-    """Give the files ``save_pretrained`` wrote the mode of every output (0666 less the umask):
-    transformers 5 writes ``model.safetensors`` 0600, so on a shared machine the converted
-    model was readable by its converter alone (the other files 0644)."""
+    """Give the files ``save_pretrained`` wrote the mode of every output, the one ``open()``
+    gives a new file there (:func:`~annotations.fileio.new_file_mode`: 0666 less the umask, or
+    the folder's default ACL's): transformers 5 writes ``model.safetensors`` 0600, so on a
+    shared machine the converted model was readable by its converter alone (the other files
+    0644). Before the fifty-fourth round they were set to 0666 less the umask whatever the
+    folder's default ACL said (0644 where ``open()`` gives 0660 or 0664)."""
+    mode = new_file_mode(folder)
     for f in folder.iterdir():
         if f.is_file():
             fd = os.open(f, os.O_RDONLY)
             try:
-                set_mode(fd)
+                set_mode(fd, mode)
             finally:
                 os.close(fd)
 

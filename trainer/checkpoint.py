@@ -66,8 +66,8 @@ def checkpoint_dict(
 def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     """``torch.save`` to a temporary file in the same folder, then ``os.replace`` onto ``path``:
     a crash mid-write never leaves a truncated checkpoint. The file gets the permissions of
-    every other output (``file_mode()``), not the owner-only ones of ``mkstemp``: a checkpoint
-    on a shared machine is read by the others who predict with it."""
+    every other output (``atomic_file``: those ``open()`` gives), not owner-only ones: a
+    checkpoint on a shared machine is read by the others who predict with it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path) as f:

@@ -573,10 +573,14 @@ def test_a_write_the_disk_refuses_names_the_file_written(tmp_path, monkeypatch):
     assert first_line(e.value) == f"{tmp_path / 'log.jsonl'}: No space left on device"
     monkeypatch.undo()
 
-    def refused(*args, dir=None, **kwargs):
-        raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/.x.json.abc123.tmp")
+    real_open = os.open
 
-    monkeypatch.setattr("tempfile.mkstemp", refused)
+    def refused(name, *args, **kwargs):  # the hidden temporary file cannot be created
+        if os.path.basename(name).startswith(".x.json."):
+            raise PermissionError(errno.EACCES, "Permission denied", name)
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refused)
     with pytest.raises(PermissionError) as e:
         atomic_write_text(tmp_path / "x.json", "new")
     assert first_line(e.value) == f"{tmp_path / 'x.json'}: Permission denied"

@@ -95,6 +95,52 @@ def test_a_umask_set_between_two_commands_holds_for_the_second_ones_files(tmp_pa
     assert modes == {0o644}, sorted(map(oct, modes))
 
 
+def _default_acl(folder, owner: int, group: int, other: int) -> None:
+    """Give ``folder`` a default ACL (``setfacl -d -m u::OWNER,g::GROUP,o::OTHER``) through the
+    kernel's own attribute (no setfacl needed); skips where the file system keeps no ACLs."""
+    import struct
+
+    undefined = 0xFFFFFFFF  # ACL_UNDEFINED_ID; tags: ACL_USER_OBJ, ACL_GROUP_OBJ, ACL_OTHER
+    entries = [(0x01, owner), (0x04, group), (0x20, other)]
+    acl = struct.pack("<I", 2) + b"".join(struct.pack("<HHI", t, p, undefined) for t, p in entries)
+    if not hasattr(os, "setxattr"):
+        pytest.skip("no extended attributes here (POSIX ACLs are Linux's)")
+    try:
+        os.setxattr(folder, "system.posix_acl_default", acl)
+    except OSError as e:
+        pytest.skip(f"the file system keeps no ACLs ({e.strerror})")
+
+
+@pytest.mark.parametrize(
+    ("umask", "acl", "mode"),
+    [
+        (0o022, (6, 6, 0), 0o660),  # a folder kept from others: no output readable by them
+        (0o022, (6, 6, 4), 0o664),  # a team's folder: its group may write what a run wrote
+        (0o077, (6, 6, 4), 0o664),  # the ACL, not the umask, as for open()
+    ],
+)
+def test_outputs_get_what_a_folders_default_acl_gives_a_new_file(tmp_path, umask, acl, mode):
+    """A shared folder with a default ACL gives a new file its ACL's permissions, not 0666 less
+    the umask. Every output was set to the umask's (0644) where ``open()`` gives 0660 or 0664:
+    readable by every user of the machine in a folder kept from them, without the group write
+    a team's folder gives. As root too (a mode, not an access check)."""
+    from cli import app
+
+    _default_acl(tmp_path, *acl)
+    before = os.umask(umask)
+    try:
+        open(tmp_path / "plain.txt", "w").close()
+        res = CliRunner().invoke(app, ["synth", "--out", str(tmp_path / "data"), *SYNTH])
+        assert res.exit_code == 0, res.output
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "plain.txt").stat().st_mode) == mode
+    files = [p for p in (tmp_path / "data").rglob("*") if p.is_file()]
+    assert len(files) >= 4  # the images, their label maps, synth.json (and the lock)
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in files}
+    assert modes == {mode}, sorted(map(oct, modes))
+
+
 def test_a_folder_overlayfs_will_not_rename_is_replaced_all_the_same(tmp_path, monkeypatch):
     """overlayfs (a container's root) renames no folder of its image's layer (EXDEV): the
     swap of an ``engine annotate export --force`` stopped with a traceback halfway, the new

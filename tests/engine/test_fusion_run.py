@@ -460,7 +460,6 @@ def test_a_rerun_with_nothing_to_do_writes_nothing_and_runs_on_a_full_disk(world
     error. Once an image is fused again, ``fuse.json`` is the new call's record."""
     import errno
     import os
-    import tempfile
 
     first = fuse(cfg(world))
     out = world["out"]
@@ -477,7 +476,14 @@ def test_a_rerun_with_nothing_to_do_writes_nothing_and_runs_on_a_full_disk(world
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(tempfile, "mkstemp", full)
+    real_open = os.open
+
+    def no_new_file(name, *args, **kwargs):  # an output's temporary file cannot be created
+        if str(name).endswith(".tmp"):
+            full()
+        return real_open(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", no_new_file)
     monkeypatch.setattr(os, "fsync", full)
     again = fuse(cfg(world))
     assert (again.fused, again.skipped, again.report) == (0, 4, first.report)

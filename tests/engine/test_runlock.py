@@ -854,3 +854,102 @@ def test_a_run_where_locks_are_refused_leaves_no_lock_file(tmp_path: Path, monke
     with exclusive(run, "engine label"):
         pass
     assert (run / LOCK_NAME).read_text() == '{"command": "engine label"}'
+
+
+def _refuse_new_files_in(folder: Path, monkeypatch) -> None:
+    """Simulate ``folder`` without write permission, as root too (who bypasses it): creating
+    a file in it fails with EACCES, as ``open(2)`` fails for any other user."""
+    from engine import runlock
+
+    real_open = os.open
+
+    def refused(path, flags, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if Path(path).parent == folder and flags & os.O_CREAT and not os.path.lexists(path):
+            raise PermissionError(13, os.strerror(13), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(runlock.os, "open", refused)
+
+
+@pytest.mark.parametrize("command", _RUN_COMMANDS)
+@pytest.mark.parametrize("simulated", [True, False])
+def test_an_out_without_write_permission_is_one_line_naming_it(
+    tmp_path: Path, command, simulated, monkeypatch
+) -> None:
+    """An existing ``--out`` the user cannot write into: one line naming the folder, as for one
+    that cannot be made, and the folder left as it was. Before, ``error: OUT/.lock: Permission
+    denied``, a hidden file the user never named."""
+    from cli import app
+
+    if not simulated and os.geteuid() == 0:
+        pytest.skip("root writes into any folder: simulated by the other case")
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (tmp_path / "data").mkdir()
+    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
+    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    if simulated:
+        _refuse_new_files_in(out, monkeypatch)
+    else:
+        out.chmod(0o555)
+    try:
+        res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    finally:
+        out.chmod(0o755)
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == f"error: {out}: Permission denied", res.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def _single_file_inputs(tmp_path: Path) -> dict[str, list[str]]:
+    """The commands writing one file, each with inputs of its own (OUT: the file)."""
+    import numpy as np
+
+    from annotations.labelmap import write_label
+    from tests.loop_helpers import disk, make_dataset, make_run
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    make_dataset(data, n=2, size=(48, 64))
+    make_run(run, data, {"img000": [disk(48, 64, 20, 30, 8)], "img001": []}, (48, 64))
+    for folder in ("pred", "gt"):
+        for i in range(2):
+            write_label(tmp_path / folder / f"img{i:03d}.png", np.full((48, 64), i, np.uint8))
+    scores = ["--pred", str(tmp_path / "pred"), "--gt", str(tmp_path / "gt")]
+    return {
+        "pick": ["annotate", "pick", str(run), "-n", "1", "--no-progress", "--out", "OUT"],
+        "evaluate": ["evaluate", *scores, "--num-classes", "3", "--json", "OUT"],
+        "info": ["info", str(data), "--no-progress", "--plot", "OUT"],
+    }
+
+
+@pytest.mark.parametrize("command", ["pick", "evaluate", "info"])
+def test_a_file_in_a_folder_without_write_permission_is_one_line_naming_the_folder(
+    tmp_path: Path, command, monkeypatch
+) -> None:
+    """``--json F`` (``--plot F``, ``annotate pick --out F``) in a folder the user cannot
+    write into names the folder, as a run folder's ``--out`` does; nothing is left. Before,
+    ``pick`` said ``--out F: the folder cannot be created: FOLDER takes no new folders`` of a
+    file in a folder that was there, the others named the file. Simulated (root writes into any
+    folder): the file's temporary file cannot be created there."""
+    from cli import app
+
+    args = _single_file_inputs(tmp_path)[command]
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    real_open = os.open
+
+    def refused(path, flags, *a, **k):  # noqa: ANN001, ANN002, ANN003
+        if Path(path).parent == out and flags & os.O_CREAT:
+            raise PermissionError(13, os.strerror(13), str(path))
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, "open", refused)
+    target = out / (
+        "list.txt" if command == "pick" else "f.json" if command == "evaluate" else "f.png"
+    )
+    res = CliRunner().invoke(app, [str(target) if a == "OUT" else a for a in args])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines()[-1] == f"error: {out}: Permission denied", res.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]

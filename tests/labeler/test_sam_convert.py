@@ -179,6 +179,29 @@ def test_converted_folder_records_its_checkpoint_and_reconverts_to_the_same_byte
     assert set(modes.values()) == {file_mode()}, modes
 
 
+def test_converted_files_get_what_the_folders_default_acl_gives_a_new_file(tmp_path):
+    """A folder whose default ACL keeps others out (``setfacl -d -m o::-``) gives a new file
+    0660 under the umask 022: the converted files were set to 0644 (0666 less the umask),
+    readable by every user of the machine; they get what ``open()`` gives there now."""
+    import os
+
+    from tests.annotations.test_filesystems import _default_acl
+
+    sd = original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+    torch.save(sd, tmp_path / "sam_small.pth")
+    _default_acl(tmp_path, 6, 6, 0)
+    before = os.umask(0o022)
+    try:
+        out = convert_sam_checkpoint(tmp_path / "sam_small.pth", tmp_path / "converted")
+    finally:
+        os.umask(before)
+    modes = {f.name: oct(f.stat().st_mode & 0o777) for f in out.iterdir()}
+    assert "model.safetensors" in modes
+    assert set(modes.values()) == {"0o660"}, modes
+
+
 def test_not_a_sam_checkpoint(tmp_path):
     torch.save({"foo": torch.zeros(1)}, tmp_path / "x.pth")
     with pytest.raises(ValueError, match="not an original segment-anything"):
