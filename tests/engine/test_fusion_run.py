@@ -1746,10 +1746,11 @@ def _refused_inside(fused: Path, readers: dict[str, tuple[str, str, list[str]]])
 
 def test_a_folder_inside_a_stopped_fusion_given_by_itself_is_refused(world):
     """A split's label folder of a fused dataset whose fusion did not finish, given by itself
-    (evaluate --gt/--pred, compare --gt/--source, report --fused/--pred, predict --images), is
-    refused in one line naming the fused dataset and the fuse command that finishes it, writing
-    nothing, as the dataset given as one is; before, the labels fused so far (part maybe an
-    earlier fusion's) were scored (predicted on) without a word. engine review --gt refuses it
+    (evaluate --gt/--pred, compare --gt/--source, report --fused/--pred, predict --images,
+    review --pred), is refused in one line naming the fused dataset and the fuse command that
+    finishes it, writing nothing, as the dataset given as one is; before, the labels fused so
+    far (part maybe an earlier fusion's) were scored (predicted on, drawn as predictions)
+    without a word. engine review --gt refuses it
     as no ground truth first, as it did. Finished, it is read."""
     from typer.testing import CliRunner
 
@@ -1769,6 +1770,7 @@ def test_a_folder_inside_a_stopped_fusion_given_by_itself_is_refused(world):
         "report --fused": (labels, "", [*report, "--fused", str(labels)]),
         "report --pred": (val, "", [*report, "--pred", str(val)]),
         "predict --images": (val, "", ["--checkpoint", str(checkpoint), "--images", str(val), "--out", str(tmp / "pred")]),
+        "review --pred": (val, "", [str(world["bike"]), "--data", str(world["data"]), "--pred", str(val), "--out", str(tmp / "rev")]),
     }  # fmt: skip
     _refused_inside(fused, readers)
     # review: a fused dataset's labels are no ground truth, finished or not: said so, not
