@@ -195,6 +195,22 @@ def test_a_mask_box_far_larger_than_its_image_is_refused_before_it_is_decoded(tm
             '<mask label="Bicycle" rle="1, -1, 4" left="0" top="0" width="2" height="2"></mask>',
             "'rle' has a negative run length, -1",
         ),  # fmt: skip
+        (  # a box of no width or no height (runs of 0 pixels) is no mask: was read as empty
+            '<mask label="Bicycle" rle="0" left="0" top="0" width="0" height="2"></mask>',
+            "its runs cover 0 pixels, not the 0x2 of its box",
+        ),  # fmt: skip
+        (
+            '<mask label="Bicycle" rle="" left="0" top="0" width="2" height="0"></mask>',
+            "its runs cover 0 pixels, not the 2x0 of its box",
+        ),  # fmt: skip
+        (  # one side over twice the image's is enough: a 1-pixel-high line of any width was read
+            '<mask label="Bicycle" rle="0, 33" left="0" top="0" width="33" height="1"></mask>',
+            r"its box is 33x1, over twice the image's 16x12",
+        ),  # fmt: skip
+        (
+            '<mask label="Bicycle" rle="0, 25" left="0" top="0" width="1" height="25"></mask>',
+            r"its box is 1x25, over twice the image's 16x12",
+        ),  # fmt: skip
         (
             '<mask label="Bicycle" rle="1, x" left="0" top="0" width="2" height="2"></mask>',
             "'rle' must be comma-separated run lengths",

@@ -327,6 +327,31 @@ def test_a_voc_palette_png_is_read_as_its_indices(tmp_path):
     assert found.mask.tolist() == [[0, 1, 255], [1, 0, 0]] and found.others == {"value 7": 1}
 
 
+def test_a_segmentation_mask_png_is_read_by_its_label_map_s_colours(tmp_path):
+    """CVAT's "Segmentation mask" export, one colour-coded PNG: the class's colour is 1, the
+    unannotated label's 255, the background's and another label's 0, the other label counted
+    (the background not); the class keeps the label map's spelling, "bicycle" for --class
+    Bicycle (a mutant that took another label's name, or none, passed every test)."""
+    from PIL import Image
+
+    from annotations.interchange import segmentation_mask_to_mask
+
+    colors = {"background": (0, 0, 0), "bicycle": (128, 0, 0), "unannotated": (0, 0, 128),
+              "Car": (0, 128, 0)}  # fmt: skip
+    rgb = np.array([[colors["background"], colors["bicycle"], colors["unannotated"]],
+                    [colors["Car"], colors["bicycle"], colors["background"]]], np.uint8)  # fmt: skip
+    path, sizes = tmp_path / "img000.png", {"img000": (2, 3)}
+    Image.fromarray(rgb, "RGB").save(path)
+    found = segmentation_mask_to_mask(path, "Bicycle", colors, sizes)
+    assert found.stem == "img000" and found.mask.tolist() == [[0, 1, 255], [0, 1, 0]]
+    assert found.others == {"Car": 1} and found.spelled == "bicycle"
+    rgb[1, 2] = (7, 9, 11)  # a colour the label map lacks, named channel by channel
+    Image.fromarray(rgb, "RGB").save(path)
+    with pytest.raises(ValueError) as e:
+        segmentation_mask_to_mask(path, "Bicycle", colors, sizes)
+    assert str(e.value) == f"{path}: colour (7, 9, 11) is not in the label map (labelmap.txt)"
+
+
 def test_a_labelme_circle_is_its_centre_and_a_point_on_it():
     """Centre (3, 2) through (4, 2): radius 1, the pixel centres within 1 of (3, 2), a plus of
     five (labelme draws it so); a third point is refused."""

@@ -668,11 +668,12 @@ def test_a_folder_inside_a_stopped_synth_is_refused_through_a_link_or_dots(
 def test_review_refuses_annotations_inside_a_stopped_synth_given_by_themselves(
     tmp_path: Path, monkeypatch
 ):
-    """engine review --gt D/annotations/test or D/new_classes/bicycle/test, D a dataset engine
-    synth stopped half way (one of its two test scenes drawn), is refused in the line evaluate,
-    compare and predict give, drawing no gallery: f403911a added the refusal to review
-    untested. Finished, the masks are drawn and scored, and the label maps judged as before (a
-    dataset's, not masks of the class)."""
+    """engine review --gt D/new_classes/bicycle/test, D a dataset engine synth stopped half way
+    (one of its two test scenes drawn), is refused in the line evaluate, compare and predict
+    give, drawing no gallery: f403911a added the refusal to review untested. D/annotations/test
+    is refused first as what it is, a dataset's label maps, not masks of the class, stopped or
+    finished (finishing the synth would not make it ground truth). Finished, the masks are
+    drawn and scored."""
     from typer.testing import CliRunner
 
     from cli import app
@@ -695,12 +696,13 @@ def test_review_refuses_annotations_inside_a_stopped_synth_given_by_themselves(
         res = CliRunner().invoke(app, [*args, "--no-progress"])
         return res.exit_code, " ".join(res.output.split())
 
-    for gt in (labels, masks):
-        assert review(gt) == (
-            2,
-            f"error: {gt}: it lies in the dataset {out}: {STOPPED}; engine review would read "
-            f"part of the dataset: {AGAIN}, then run engine review again",
-        )
+    assert review(masks) == (
+        2,
+        f"error: {masks}: it lies in the dataset {out}: {STOPPED}; engine review would read "
+        f"part of the dataset: {AGAIN}, then run engine review again",
+    )
+    code, said = review(labels)
+    assert code == 2 and f"it is a folder of the dataset {out}" in said, said
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "d", "run"]
     (out / "synth.partial.json").unlink()  # finished (as far as the check goes)
     code, said = review(labels)
