@@ -1824,6 +1824,43 @@ def test_a_folder_inside_an_unfinished_fusion_is_refused_through_a_link_dots_or_
     )
 
 
+def test_info_on_a_folder_of_a_fused_dataset_names_it_and_its_state(world):
+    """engine info F/labels/val (or F/sources/val) names the fused dataset it lies in and its
+    state: finished (its fuse.json status), stopped (with the fuse command that finishes it)
+    or written now by an engine fuse into it again; before, "a folder inside F, a fused
+    dataset (engine fuse)" whatever the fusion's state, its labels maybe part fused."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    fused, _ = _stopped_fusion(world)
+    val = fused / "labels/val"
+
+    def info(folder: Path) -> str:
+        res = CliRunner().invoke(app, ["info", str(folder), "--no-progress"])
+        assert res.exit_code == 2, res.output
+        return " ".join(res.output.split())
+
+    assert info(val).endswith(
+        f"; it lies in the fused dataset {fused}: {STOPPED_FUSION}: {FINISH_FUSION}"
+    )
+    record = json.loads((fused / "fuse.json").read_text())
+    (fused / "fuse.json").write_text(json.dumps({**record, "status": "complete"}))
+    for folder in (val, fused / "sources/val"):
+        assert info(folder).endswith(
+            f"; it lies in the fused dataset {fused}, finished (fuse.json: status complete): is "
+            f"the dataset root {fused}?"
+        )
+    with exclusive(fused, "engine fuse"):
+        said = info(val)
+    assert re.search(
+        rf"; it lies in the fused dataset {re.escape(str(fused))}: engine fuse \(pid \d+ on "
+        r"[^)]*\) is writing it now: wait for it to finish$",
+        said,
+    ), said
+
+
 def test_a_split_the_labeler_failed_on_throughout_is_refused_with_its_failures(world, tmp_path):
     """A split without pseudo labels because the labeler failed on every image of it (the
     manifest says so; labels/val is made with the first label file) is refused with those

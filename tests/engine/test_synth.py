@@ -749,6 +749,32 @@ def test_review_pred_inside_a_stopped_synth_is_refused(tmp_path: Path, monkeypat
     assert code == 0 and (tmp_path / "gallery/review.json").is_file(), said
 
 
+def test_info_on_a_folder_of_a_synth_dataset_names_it_and_its_state(tmp_path, monkeypatch):
+    """engine info D/new_classes/bicycle/train (or D/annotations/train), D a synth dataset,
+    names the dataset it lies in and its state: stopped half way, with the command that
+    finishes it, or finished (synth.json). Before, the first ended "no image split folders
+    found (...)" naming no dataset, the second "is the dataset root D?" whatever its state."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+    folders = (out / "new_classes/bicycle/train", out / "annotations/train")
+
+    def info(folder: Path) -> str:
+        res = CliRunner().invoke(app, ["info", str(folder), "--no-progress"])
+        assert res.exit_code == 2, res.output
+        return " ".join(res.output.split())
+
+    for folder in folders:
+        assert info(folder).endswith(f"; it lies in the dataset {out}: {STOPPED}: {AGAIN}")
+    (out / "synth.partial.json").rename(out / "synth.json")  # finished, as far as info goes
+    for folder in folders:
+        assert info(folder).endswith(
+            f"; it lies in the dataset {out}, finished (synth.json): is the dataset root {out}?"
+        )
+
+
 def test_a_dataset_reading_the_images_of_a_stopped_synth_is_refused_and_said_by_info(
     tmp_path: Path, monkeypatch
 ):
