@@ -357,7 +357,8 @@ class DatasetSpec:
         without its state, and a synth dataset's folder three down not at all)."""
         if (self.root / FUSE_RECORD).is_file():
             return self._fused_hint()
-        if (above := next(datasets_above(self.root), None)) and above.where:
+        above = next(datasets_above(self.root), None)
+        if above and above.where and not self._in_output(above.root):
             if stopped := above.unfinished:
                 return f"; {above.where}: {stopped[0]}: {stopped[1]}"
             if above.writer:  # a fusion into it again: what it lies in is being replaced
@@ -393,6 +394,16 @@ class DatasetSpec:
         return f"; {self.root} is {what}, not a dataset" + (
             f" (its dataset: {data})" if data else ""
         )
+
+    def _in_output(self, top: Path) -> bool:
+        """Whether the root, or a folder above it below ``top`` (the dataset it lies in), is
+        an engine output (a label run kept in the dataset's folder): named as that, nearer."""
+        for up in (self.root, *self.root.parents[:2]):
+            if up == top:
+                return False
+            if output_kind(up) is not None:
+                return True
+        return False
 
     def _at(self, root: Path) -> DatasetSpec:
         """This spec at another root, with the release's image folders found there when it

@@ -757,6 +757,7 @@ def test_info_on_a_folder_of_a_synth_dataset_names_it_and_its_state(tmp_path, mo
     from typer.testing import CliRunner
 
     from cli import app
+    from tests.loop_helpers import make_run
 
     out = _stopped_synth(tmp_path, monkeypatch)
     folders = (out / "new_classes/bicycle/train", out / "annotations/train")
@@ -773,6 +774,11 @@ def test_info_on_a_folder_of_a_synth_dataset_names_it_and_its_state(tmp_path, mo
         assert info(folder).endswith(
             f"; it lies in the dataset {out}, finished (synth.json): is the dataset root {out}?"
         )
+    # a label run kept in the dataset's folder: its own folder is named as the run's, nearer
+    make_run(out / "bike", out, {"synth_train_0000": []}, (64, 96), split="train")
+    assert info(out / "bike/labels/train").endswith(
+        f"is a folder inside {out / 'bike'}, a label run (engine label)"
+    )
 
 
 def test_a_dataset_reading_the_images_of_a_stopped_synth_is_refused_and_said_by_info(
