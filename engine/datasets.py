@@ -63,6 +63,7 @@ from engine.text import counted, few
 
 # what engine synth writes while it has not finished (engine.synth.writer.UNFINISHED)
 SYNTH_UNFINISHED = "synth.partial.json"
+SYNTH_RECORD = "synth.json"  # a finished synth's record (engine.synth.writer.RECORD)
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png")
 # Where the MaSS13K release (xiechenxi99/MaSS13K@1afadb9, configs/_base_/datasets/mass13k.py)
@@ -370,9 +371,18 @@ class DatasetSpec:
         folder one or two levels above ``root`` has split folders: the root a user meant when
         pointing at ``ROOT/images`` or ``ROOT/images/train``; else ``""``. A fused dataset's
         images are its source's (``images: ../../data/images/{split}``, relative to it), so
-        moving one of the two loses them: its hint names the source fusion recorded instead."""
+        moving one of the two loses them: its hint names the source fusion recorded instead.
+        A folder in a synth or fused dataset (``F/labels/val``, ``D/new_classes/bicycle/val``:
+        :func:`datasets_above`) is told the dataset it lies in and its state: finished,
+        written now or stopped (before, ``engine info F/labels/val`` named a fused dataset
+        without its state, and a synth dataset's folder three down not at all)."""
         if (self.root / FUSE_RECORD).is_file():
             return self._fused_hint()
+        above = next(datasets_above(self.root), None)
+        if above and above.where and not self._in_output(above.root):
+            if stopped := above.unfinished:
+                return f"; {above.where}: {stopped[0]}: {stopped[1]}"
+            return f"; {above.where}, finished ({above.record}): is the dataset root {above.root}?"
         for up in (self.root.parent, self.root.parent.parent):
             if up != self.root and self._at(up).available_splits():
                 return f"; is the dataset root {up}?"
@@ -403,6 +413,16 @@ class DatasetSpec:
         return f"; {self.root} is {what}, not a dataset" + (
             f" (its dataset: {data})" if data else ""
         )
+
+    def _in_output(self, top: Path) -> bool:
+        """Whether the root, or a folder above it below ``top`` (the dataset it lies in), is
+        an engine output (a label run kept in the dataset's folder): named as that, nearer."""
+        for up in (self.root, *self.root.parents[:2]):
+            if up == top:
+                return False
+            if output_kind(up) is not None:
+                return True
+        return False
 
     def _at(self, root: Path) -> DatasetSpec:
         """This spec at another root, with the release's image folders found there when it
@@ -603,24 +623,54 @@ def check_folder_finished(folder: str | os.PathLike, command: str) -> None:
     deepest a synth dataset writes being three down, as given and as its symbolic links lead
     (:func:`engine.runlock.places`; before, only the folders above the path as typed were: a
     link to ``D/annotations/test``, or ``D/images/test/../test``, was read unchecked)."""
+    for above in datasets_above(folder):
+        if (stopped := above.unfinished) is None:
+            continue
+        part = "part of the dataset" if above.what == "dataset" else "a dataset fused part way"
+        where = f"{above.where}: " if above.where else ""
+        raise ValueError(
+            f"{folder}: {where}{stopped[0]}; {command} would read {part}: "
+            f"{stopped[1]}, then run {command} again"
+        )
+
+
+@dataclass(frozen=True)
+class DatasetAbove:
+    """A synth or fused dataset a folder given by itself is, or lies in (:func:`datasets_above`)."""
+
+    root: Path
+    what: str  # "dataset" (engine synth's) or "fused dataset"
+    where: str  # "it lies in the dataset ROOT" (through links: said so), "" for ROOT itself
+    unfinished: tuple[str, str, bool] | None  # :func:`_unfinished`'s answer; None: finished
+    record: str  # the record that says it: "synth.json", "fuse.json: status complete"
+
+
+def datasets_above(folder: str | os.PathLike) -> Iterator[DatasetAbove]:
+    """Each dataset ``engine synth`` or ``engine fuse`` wrote (its ``synth.json`` or
+    ``synth.partial.json``, its ``fuse.json``) that ``folder`` (or a file) is or lies in,
+    nearest first: the folder and the three folders above it, the deepest a synth dataset
+    writes being three down, as given and as its symbolic links lead
+    (:func:`engine.runlock.places`). :func:`check_folder_finished` refuses an unfinished one;
+    ``engine info`` names the first, with its state."""
     from engine.runlock import places
 
     for here, via in places(Path(folder)):
         for root in (here, *here.parents[:3]):
             if stopped := synth_unfinished(root):
-                what, part = "dataset", "part of the dataset"
-            elif stopped := DatasetSpec(root=root).fusion_state().in_progress:
-                what, part = "fused dataset", "a dataset fused part way"
+                what, record = "dataset", SYNTH_UNFINISHED
+            elif (root / SYNTH_RECORD).is_file():
+                what, record = "dataset", SYNTH_RECORD
+            elif (fusion := DatasetSpec(root=root).fusion_state()).record is not None:
+                # in_progress: an engine fuse into a finished one again is its writer too
+                what, stopped = "fused dataset", fusion.in_progress
+                record = f"{FUSE_RECORD}: status {fusion.record.get('status')}"
             else:
                 continue
             if root != here:
-                where = f"it lies{via} in the {what} {root}: "
+                where = f"it lies{via} in the {what} {root}"
             else:  # the dataset itself, or its folder (or file) given through a link
-                where = f"it is{via} the {what} {root}: " if via else ""
-            raise ValueError(
-                f"{folder}: {where}{stopped[0]}; {command} would read {part}: "
-                f"{stopped[1]}, then run {command} again"
-            )
+                where = f"it is{via} the {what} {root}" if via else ""
+            yield DatasetAbove(root, what, where, stopped, record)
 
 
 def check_fused_finished(folder: str | os.PathLike, command: str) -> None:

@@ -49,7 +49,7 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runinfo import saved_step
-from engine.runlock import folders_removed_on_failure, writer
+from engine.runlock import folders_removed_on_failure, writer, writers
 from engine.text import LINE_BREAK, counted, few, first_lines
 
 
@@ -522,6 +522,8 @@ class LabelRunStats:
     # such a run's shards, "i/n" -> its images not labelled with the run's settings (0: the
     # shard finished); {} when unsharded or its dataset is not found
     shards: dict[str, int] = field(default_factory=dict)
+    # and of those, its failed images that running again tries again (not retry false)
+    shard_failures: dict[str, int] = field(default_factory=dict)
     # what run.json's calls printed, as shown (:func:`said_by`)
     warnings: list[str] = field(default_factory=list)
 
@@ -571,6 +573,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     seconds: Counter = Counter()
     failures = []
     not_retryable = 0
+    retried: set[tuple[str, str]] = set()  # failed, and tried again by the next engine label
     skipped = done_keys(run.root, chash, latest)  # what engine label skips as done
     for (split, stem), rec in sorted(latest.items()):
         if split not in per:
@@ -580,6 +583,8 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             row.failed += 1
             failures.append((split, stem, str(rec.get("error"))))
             not_retryable += rec.get("retry") is False
+            if rec.get("retry") is not False:
+                retried.add((split, stem))
         elif rec.get("config_hash") != chash:
             row.stale += 1
         elif (split, stem) not in skipped:  # engine label labels it again: not yet, as it counts
@@ -634,6 +639,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         "refine": config.get("refine") or None,
     }
     done = sum(r.labelled for r in per.values())
+    dealt = _shards(config.get("shard"), configured, listed, spec)
     return LabelRunStats(
         root=run.root,
         class_name=info.class_name,
@@ -652,7 +658,8 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         changed=changed,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
         shard=_shard(config.get("shard")),
-        shards=_shards(config.get("shard"), configured, listed, spec, skipped),
+        shards={k: sum(key not in skipped for key in part) for k, part in dealt.items()},
+        shard_failures={k: sum(key in retried for key in part) for k, part in dealt.items()},
         warnings=said_by(doc, "engine label"),
     )
 
@@ -662,16 +669,15 @@ def _shards(
     configured: list[str],
     listed: dict[str, list[str]],
     spec: DatasetSpec | None,
-    done: set[tuple[str, str]],
-) -> dict[str, int]:
+) -> dict[str, list[tuple[str, str]]]:
     """Per shard of a run labelled with ``--shard i/n`` (run.json's ``config.shard``), its
-    images not labelled with the run's settings: engine label's plan (``labeler.run.
-    plan_items``: the run's splits in order, each split's images in order) dealt out as it
-    deals it, every n-th image from the i-th, less those it skips (``done``,
-    :func:`annotations.labelrun.done_keys`: labelled with the run's settings, their files
+    images: engine label's plan (``labeler.run.plan_items``: the run's splits in order, each
+    split's images in order) dealt out as it deals it, every n-th image from the i-th; {} when
+    unsharded or the plan is unknown. The caller counts those it skips
+    (:func:`annotations.labelrun.done_keys`: labelled with the run's settings, their files
     there; in the forty-eighth round one whose files were deleted counted as done here, its
-    shard "finished"). Before the forty-eighth round engine info named the last command's shard
-    only, not which shards had finished."""
+    shard "finished"), and its failed ones. Before the forty-eighth round engine info named
+    the last command's shard only, not which shards had finished."""
     if not _shard(recorded) or spec is None or recorded[1] < 2:
         return {}
     plan = []
@@ -686,7 +692,7 @@ def _shards(
             listed[split] = [smp.stem for smp in ds.samples]
         plan += [(split, stem) for stem in listed[split]]
     n = int(recorded[1])
-    return {f"{i}/{n}": sum(k not in done for k in plan[i::n]) for i in range(n)}
+    return {f"{i}/{n}": plan[i::n] for i in range(n)}
 
 
 def _shard(recorded: object) -> str:
@@ -806,6 +812,8 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             f"{r.without:,}",
         )
     out: list = [head, table]
+    live = writers(stats.root)  # an engine label into the run now (a shard's too), by its lock
+    holder = ", ".join(live.values()) or None
     if stats.failures:
         from labeler.models import failure_advice  # engine label's closing lines too
 
@@ -813,7 +821,11 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         lines += [f"  {s}/{st}: {why}" for s, st, why in stats.failures[:failures_shown]]
         if len(stats.failures) > failures_shown:
             lines.append(f"  and {len(stats.failures) - failures_shown} more (manifest.jsonl)")
-        lines += failure_advice(len(stats.failures), stats.not_retryable)
+        if holder is None:
+            lines += failure_advice(len(stats.failures), stats.not_retryable)
+        else:  # the same command now is refused (its lock is held): before, advised all the same
+            lines += failure_advice(stats.not_retryable, stats.not_retryable)
+            lines += _live_failures(stats, live)
         out.append("\n".join(lines))
     stale = sum(r.stale for r in stats.splits.values())
     if stale:
@@ -821,7 +833,6 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             f"{counted(stale, 'image')} labelled with other settings: the next engine label with "
             "these settings labels them again"
         )
-    holder = writer(stats.root)  # an engine label into the run now (a shard's too)
     if any(r.pending or r.missing for r in stats.splits.values()):
         out.append(
             f"images not labelled yet: {holder} is labelling them now"
@@ -866,6 +877,36 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
     ]
     # what the calls that wrote run.json printed: kept for a run under nohup or a scheduler
     return out + stats.warnings
+
+
+def _live_failures(stats: LabelRunStats, live: dict[str, str]) -> list[str]:
+    """The closing lines on a label run's failed images while engine label writes it (``live``:
+    lock file -> process, :func:`engine.runlock.writers`), in place of "run the same command
+    again to retry": that command is refused while it runs. Where only shards of the sharded
+    run that run.json records hold locks, the failed images of the shards not running are told
+    apart (run.json's plan dealt out as engine label deals it, :func:`_shards`): their own
+    ``--shard`` retries them now, as shards of one run label it side by side."""
+    from labeler.run import shard_lock
+
+    wait = f"unfinished: {', '.join(live.values())} is writing it now: wait for it to finish"
+    running = {k for k in stats.shard_failures if shard_lock(k) in live}
+    if not running or len(running) < len(live):  # another lock (unsharded, other n): unknown
+        them = "these images" if len(stats.failures) > 1 else "this image"
+        return [f"{wait} (it may try {them} again)"]
+    own = sum(stats.shard_failures[k] for k in running)
+    others = {k: n for k, n in stats.shard_failures.items() if n and k not in running}
+    whose = "its shard's" if len(running) == 1 else "the running shards'"
+    lines = [
+        f"{wait} (it may try {counted(own, 'image')} of these again: {whose})" if own else wait
+    ]
+    if others:
+        said = ", ".join(f"shard {k}: {counted(n, 'image')}" for k, n in others.items())
+        again = " and ".join(f"--shard {k}" for k in others)
+        lines.append(
+            f"failed in shards not running now ({said}): run engine label again with {again} "
+            "to retry them (it resumes)"
+        )
+    return lines
 
 
 def _shards_left(shards: dict[str, int], pending: dict[str, int | None]) -> str:
@@ -1995,9 +2036,9 @@ def _describe_output(
     # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
     if record == "run.json":
         stats = label_run_stats(path, splits)
-        stopped = (
-            any(r.pending or r.missing for r in stats.splits.values()) and writer(path) is None
-        )
+        if writer(path) is not None:  # its failed images may be tried again now: not yet said
+            return what, render_label_run(stats), 0  # (before, exit 1 and "run again", refused)
+        stopped = any(r.pending or r.missing for r in stats.splits.values())
         return what, render_label_run(stats), stats.problems + stopped
     if record == "metrics.jsonl":
         train = train_run_stats(path)

@@ -322,7 +322,8 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
         check_folder_finished(gt_dir, "engine review")  # D/new_classes/bicycle/test, D stopped
         check_not_0_255(gt_dir)
     preds = []  # (caption, folder, the class's id in it)
-    for d in pred_dirs:
+    for d in pred_dirs:  # D/annotations/test of a stopped synth, F/labels/val of a fusion
+        check_folder_finished(d, "engine review")  # before any is read, as evaluate --pred
         class_id = cfg.pred_class_id
         found = taxonomy_record(d, d.parent) if class_id is None else None
         if found is not None and class_name not in found[0]:  # a model without the class

@@ -426,15 +426,20 @@ def writer(folder: str | os.PathLike) -> str | None:
 
     The probe takes a shared lock and drops it at once: a run starting at that instant would be
     told the folder is in use, and its rerun starts it."""
+    return ", ".join(writers(folder).values()) or None
+
+
+def writers(folder: str | os.PathLike) -> dict[str, str]:
+    """:func:`writer`'s processes by the lock file each holds (``.lock``, a label run's shard's
+    ``.lock-shard0of2``): ``engine info`` tells the running shards of a run from the others."""
     try:
         import fcntl  # noqa: F401 - only whether it exists
     except ImportError:  # Windows: no flock, no lock to find
-        return None
+        return {}
     folder = Path(folder)
     if not folder.is_dir():
-        return None
-    holders = [h for p in sorted(folder.glob(f"{LOCK_NAME}*")) if (h := _held_by(p))]
-    return ", ".join(holders) or None
+        return {}
+    return {p.name: h for p in sorted(folder.glob(f"{LOCK_NAME}*")) if (h := _held_by(p))}
 
 
 def last_writer(folder: str | os.PathLike) -> str | None:

@@ -483,7 +483,14 @@ def _failure(e: BaseException, typed: bool = True) -> tuple[str, bool]:
 def _lock_name(cfg: LabelConfig) -> str:
     """The run folder's lock: one per shard (shards of one run label one folder together)."""
     index, count = resolved_shard(cfg)
-    return LOCK_NAME if count == 1 else f"{LOCK_NAME}-shard{index}of{count}"
+    return LOCK_NAME if count == 1 else shard_lock(f"{index}/{count}")
+
+
+def shard_lock(shard: str) -> str:
+    """The lock file of the run's shard ``shard`` (``"0/2"``, as ``--shard`` takes it), which
+    ``engine info`` asks to tell a running shard's images from the others'."""
+    index, count = shard.split("/")
+    return f"{LOCK_NAME}-shard{index}of{count}"
 
 
 def _record_data_moved(out: Path, cfg: LabelConfig, meta: dict) -> None:

@@ -29,7 +29,7 @@ from PIL import Image
 from annotations.fileio import atomic_write_bytes, atomic_write_json, read_json
 from annotations.labelmap import imread_unchanged, write_label
 from annotations.taxonomy import MASS13K
-from engine.datasets import SYNTH_UNFINISHED
+from engine.datasets import SYNTH_RECORD, SYNTH_UNFINISHED
 from engine.progress import track
 from engine.runinfo import versions
 from engine.runlock import holds_lock
@@ -88,7 +88,7 @@ def _remove_stale(root: Path, keep: set[str]) -> set[str]:
     return removed
 
 
-RECORD = "synth.json"  # a finished run: config, generator version, counts
+RECORD = SYNTH_RECORD  # a finished run: config, generator version, counts
 UNFINISHED = SYNTH_UNFINISHED  # a run under way or interrupted: its config (synth.partial.json)
 
 

@@ -1752,10 +1752,11 @@ def _refused_inside(fused: Path, readers: dict[str, tuple[str, str, list[str]]])
 
 def test_a_folder_inside_a_stopped_fusion_given_by_itself_is_refused(world):
     """A split's label folder of a fused dataset whose fusion did not finish, given by itself
-    (evaluate --gt/--pred, compare --gt/--source, report --fused/--pred, predict --images), is
-    refused in one line naming the fused dataset and the fuse command that finishes it, writing
-    nothing, as the dataset given as one is; before, the labels fused so far (part maybe an
-    earlier fusion's) were scored (predicted on) without a word. engine review --gt refuses it
+    (evaluate --gt/--pred, compare --gt/--source, report --fused/--pred, predict --images,
+    review --pred), is refused in one line naming the fused dataset and the fuse command that
+    finishes it, writing nothing, as the dataset given as one is; before, the labels fused so
+    far (part maybe an earlier fusion's) were scored (predicted on, drawn as predictions)
+    without a word. engine review --gt refuses it
     as no ground truth first, as it did. Finished, it is read."""
     from typer.testing import CliRunner
 
@@ -1775,6 +1776,7 @@ def test_a_folder_inside_a_stopped_fusion_given_by_itself_is_refused(world):
         "report --fused": (labels, "", [*report, "--fused", str(labels)]),
         "report --pred": (val, "", [*report, "--pred", str(val)]),
         "predict --images": (val, "", ["--checkpoint", str(checkpoint), "--images", str(val), "--out", str(tmp / "pred")]),
+        "review --pred": (val, "", [str(world["bike"]), "--data", str(world["data"]), "--pred", str(val), "--out", str(tmp / "rev")]),
     }  # fmt: skip
     _refused_inside(fused, readers)
     # review: a fused dataset's labels are no ground truth, finished or not: said so, not
@@ -1857,6 +1859,43 @@ def test_a_folder_of_a_finished_fusion_being_fused_again_is_refused_naming_its_w
             ), said
             assert said.endswith(f"{writing} it to finish, then run engine evaluate again"), said
     assert evaluate(EvaluateConfig(gt=val, pred=precise, progress=False)).stems == sorted(STEMS)
+
+
+def test_info_on_a_folder_of_a_fused_dataset_names_it_and_its_state(world):
+    """engine info F/labels/val (or F/sources/val) names the fused dataset it lies in and its
+    state: finished (its fuse.json status), stopped (with the fuse command that finishes it)
+    or written now by an engine fuse into it again; before, "a folder inside F, a fused
+    dataset (engine fuse)" whatever the fusion's state, its labels maybe part fused."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    fused, _ = _stopped_fusion(world)
+    val = fused / "labels/val"
+
+    def info(folder: Path) -> str:
+        res = CliRunner().invoke(app, ["info", str(folder), "--no-progress"])
+        assert res.exit_code == 2, res.output
+        return " ".join(res.output.split())
+
+    assert info(val).endswith(
+        f"; it lies in the fused dataset {fused}: {STOPPED_FUSION}: {FINISH_FUSION}"
+    )
+    record = json.loads((fused / "fuse.json").read_text())
+    (fused / "fuse.json").write_text(json.dumps({**record, "status": "complete"}))
+    for folder in (val, fused / "sources/val"):
+        assert info(folder).endswith(
+            f"; it lies in the fused dataset {fused}, finished (fuse.json: status complete): is "
+            f"the dataset root {fused}?"
+        )
+    with exclusive(fused, "engine fuse"):
+        said = info(val)
+    assert re.search(
+        rf"; it lies in the fused dataset {re.escape(str(fused))}: engine fuse \(pid \d+ on "
+        r"[^)]*\) is writing it now: wait for it to finish$",
+        said,
+    ), said
 
 
 def test_a_split_the_labeler_failed_on_throughout_is_refused_with_its_failures(world, tmp_path):

@@ -1112,6 +1112,70 @@ def test_an_export_a_live_export_writes_again_is_said_to_be_the_earlier_one(tmp_
         assert res.exit_code == 0 and "now: " not in res.output, res.output
 
 
+def test_a_run_with_failed_images_a_live_label_run_writes_is_not_told_to_run_again(tmp_path):
+    """A label run with a failed image while an engine label into it holds its lock: engine
+    info exited 1 and said "run the same command again to retry exactly those", a command its
+    lock refuses now. Now the unfinished line of a live writer, which may try it again, exit 0;
+    the lock free, the retry advice and exit 1 as before."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    bad = {"split": "train", "stem": "train0", "status": "failed", "error": "x.jpg: truncated"}
+    done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""} for s in ("val", "test")]  # fmt: skip
+    _, run = _label_run(tmp_path, [bad, *done])
+    args = ["info", str(run), "--no-progress"]
+    with exclusive(run, "engine label"):
+        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert re.search(
+        r"1 image failed: train/train0: x\.jpg: truncated unfinished: engine label \(pid \d+ on "
+        r"[^)]*\) is writing it now: wait for it to finish \(it may try this image again\)$",
+        text,
+    ), text
+    assert "run the same command again" not in text
+    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
+    assert res.exit_code == 1 and " ".join(res.output.split()).endswith(
+        "1 image failed; run the same command again to retry exactly those"
+    ), res.output
+
+
+def test_a_sharded_run_with_failed_images_tells_a_live_shards_from_the_others(tmp_path):
+    """A run labelled with --shard i/2 (run.json), train0 (shard 0/2's, run.json's plan
+    dealt out as engine label deals it) and val0 (shard 1/2's) failed, shard 1/2 running: its
+    image it may try again; shard 0/2's is retried by engine label --shard 0/2, which its
+    lock does not refuse (both running: both may be tried again). Before, "run the same command again to retry exactly those" of
+    both, exit 1."""
+    import json
+
+    from engine.info import label_run_stats, render_label_run
+    from engine.runlock import exclusive
+
+    bad = [{"split": s, "stem": f"{s}0", "status": "failed", "error": "bad"} for s in ("train", "val")]  # fmt: skip
+    ok = {"split": "test", "stem": "test0", "status": "ok", "config_hash": ""}
+    _, run = _label_run(tmp_path, [*bad, ok])
+    doc = json.loads((run / "run.json").read_text())
+    doc["config"].update(shard=[1, 2], splits=["train", "val", "test"])
+    (run / "run.json").write_text(json.dumps(doc))
+    with exclusive(run, "engine label", ".lock-shard1of2"):
+        said = render_label_run(label_run_stats(run))[2].splitlines()
+    assert re.fullmatch(
+        r"unfinished: engine label \(pid \d+ on [^)]*\) is writing it now: wait for it to "
+        r"finish \(it may try 1 image of these again: its shard's\)",
+        said[-2],
+    ), said
+    assert said[-1] == (
+        "failed in shards not running now (shard 0/2: 1 image): run engine label again with "
+        "--shard 0/2 to retry them (it resumes)"
+    )
+    with exclusive(run, "engine label", ".lock-shard0of2"), exclusive(run, "engine label", ".lock-shard1of2"):  # fmt: skip
+        said = render_label_run(label_run_stats(run))[2].splitlines()
+    assert said[-1].endswith("(it may try 2 images of these again: the running shards')"), said
+    assert "run the same command again" in render_label_run(label_run_stats(run))[2]
+
+
 def test_a_pairing_problem_of_the_runs_dataset_is_a_note(tmp_path: Path):
     """A label of the dataset without its image stopped engine info RUN with the dataset's
     error (exit 2); the run is shown, the problem a note."""

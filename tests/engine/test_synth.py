@@ -711,6 +711,76 @@ def test_review_refuses_annotations_inside_a_stopped_synth_given_by_themselves(
     assert code == 0 and (tmp_path / "gallery/review.json").is_file(), said
 
 
+def test_review_pred_inside_a_stopped_synth_is_refused(tmp_path: Path, monkeypatch):
+    """engine review --pred D/new_classes/bicycle/test (or D/annotations/test), D a dataset
+    engine synth stopped half way, is refused in the line evaluate --pred gives, drawing no
+    gallery; before, review asked --gt only and drew the scenes drawn so far as predictions
+    (exit 0). Finished, the folder is drawn as predictions as before."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.loop_helpers import make_run
+
+    out = tmp_path / "d"
+    _drawn(monkeypatch, stop_after=5)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        generate(SynthConfig(out=out, train=3, val=1, test=2, size=(96, 64)), progress=False)
+    labels, masks = out / "annotations/test", out / "new_classes/bicycle/test"
+    data = tmp_path / "copy"  # the run's dataset: a finished copy, so --pred alone is refused
+    shutil.copytree(out, data)
+    (data / "synth.partial.json").unlink()
+    run = tmp_path / "run"
+    make_run(run, data, {stem_of("test", 0): []}, (64, 96))
+
+    def review(pred: Path) -> tuple[int, str]:
+        args = ["review", str(run), "--pred", str(pred), "--pred-class-id", "1"]
+        res = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "gallery"), "--no-progress"])
+        return res.exit_code, " ".join(res.output.split())
+
+    for pred in (masks, labels):
+        assert review(pred) == (
+            2,
+            f"error: {pred}: it lies in the dataset {out}: {STOPPED}; engine review would read "
+            f"part of the dataset: {AGAIN}, then run engine review again",
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy", "d", "run"]
+    (out / "synth.partial.json").unlink()  # finished (as far as the check goes): drawn
+    code, said = review(masks)
+    assert code == 0 and (tmp_path / "gallery/review.json").is_file(), said
+
+
+def test_info_on_a_folder_of_a_synth_dataset_names_it_and_its_state(tmp_path, monkeypatch):
+    """engine info D/new_classes/bicycle/train (or D/annotations/train), D a synth dataset,
+    names the dataset it lies in and its state: stopped half way, with the command that
+    finishes it, or finished (synth.json). Before, the first ended "no image split folders
+    found (...)" naming no dataset, the second "is the dataset root D?" whatever its state."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.loop_helpers import make_run
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+    folders = (out / "new_classes/bicycle/train", out / "annotations/train")
+
+    def info(folder: Path) -> str:
+        res = CliRunner().invoke(app, ["info", str(folder), "--no-progress"])
+        assert res.exit_code == 2, res.output
+        return " ".join(res.output.split())
+
+    for folder in folders:
+        assert info(folder).endswith(f"; it lies in the dataset {out}: {STOPPED}: {AGAIN}")
+    (out / "synth.partial.json").rename(out / "synth.json")  # finished, as far as info goes
+    for folder in folders:
+        assert info(folder).endswith(
+            f"; it lies in the dataset {out}, finished (synth.json): is the dataset root {out}?"
+        )
+    # a label run kept in the dataset's folder: its own folder is named as the run's, nearer
+    make_run(out / "bike", out, {"synth_train_0000": []}, (64, 96), split="train")
+    assert info(out / "bike/labels/train").endswith(
+        f"is a folder inside {out / 'bike'}, a label run (engine label)"
+    )
+
+
 def test_a_dataset_reading_the_images_of_a_stopped_synth_is_refused_and_said_by_info(
     tmp_path: Path, monkeypatch
 ):
