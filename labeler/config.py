@@ -23,6 +23,7 @@ import dataclasses
 import os
 import posixpath
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -382,3 +383,18 @@ def shard_from_env(env: dict[str, str] | None = None) -> tuple[int, int] | None:
     env = dict(os.environ) if env is None else env
     rank, world = rank_and_world(env)  # LabelConfig said "--shard must satisfy ...", not given
     return (rank, world) if world > 1 else None
+
+
+def check_docstrings_kept() -> None:
+    """Refuse in one line to load a transformers model under ``python -OO``
+    (``PYTHONOPTIMIZE=2``): transformers 5 builds each model's documentation from its
+    docstrings as the model's module is imported (``auto_docstring``) and raises where ``-OO``
+    stripped them. Before, ``engine label`` printed pages of "[ERROR] ... not documented" lines
+    and then "detector weights not found" of weights that were there. Here, not in
+    :mod:`labeler.models`, for :mod:`labeler.sam_convert` too, which that module imports."""
+    if sys.flags.optimize >= 2:
+        raise RuntimeError(
+            "the labeler's models cannot be loaded under python -OO (PYTHONOPTIMIZE=2): "
+            "transformers reads their docstrings, which -OO strips; run without -OO (unset "
+            "PYTHONOPTIMIZE, or set it to 1)"
+        )

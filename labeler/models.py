@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import socket
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import Any
 
 from annotations.fileio import first_line
 from engine.text import counted
-from labeler.config import PATH_STARTS
+from labeler.config import PATH_STARTS, check_docstrings_kept
 
 log = logging.getLogger(__name__)
 
@@ -563,20 +562,6 @@ def check_prompt_vocabulary(source: str, tokenizer: Any, prompts: tuple[str, ...
             "(tokenizer.json, tokenizer_config.json, its vocabulary) are missing from the "
             "checkpoint folder or are not its own: copy them from where the model came from, "
             "or reword the prompt"
-        )
-
-
-def check_docstrings_kept() -> None:
-    """Refuse in one line to load a transformers model under ``python -OO``
-    (``PYTHONOPTIMIZE=2``): transformers 5 builds each model's documentation from its
-    docstrings as the model's module is imported (``auto_docstring``) and raises where ``-OO``
-    stripped them. Before, ``engine label`` printed pages of "[ERROR] ... not documented" lines
-    and then "detector weights not found" of weights that were there."""
-    if sys.flags.optimize >= 2:
-        raise RuntimeError(
-            "the labeler's models cannot be loaded under python -OO (PYTHONOPTIMIZE=2): "
-            "transformers reads their docstrings, which -OO strips; run without -OO (unset "
-            "PYTHONOPTIMIZE, or set it to 1)"
         )
 
 

@@ -222,7 +222,7 @@ def convert_sam_checkpoint(path: str | os.PathLike, out_dir: str | os.PathLike) 
     each removed the other's hidden folder as an interrupted conversion's leftover, and both
     failed with safetensors' ``I/O error: No such file or directory``, leaving no folder."""
     from engine.progress import no_hf_progress_bars
-    from labeler.models import check_docstrings_kept
+    from labeler.config import check_docstrings_kept
 
     check_docstrings_kept()  # before the folder is taken
     out = Path(out_dir)
