@@ -179,9 +179,7 @@ def test_converted_folder_records_its_checkpoint_and_reconverts_to_the_same_byte
     assert set(modes.values()) == {file_mode()}, modes
 
 
-def test_a_conversion_onto_a_mount_that_refuses_chmod_keeps_the_mounts_mode(
-    tmp_path, monkeypatch
-):
+def test_a_conversion_onto_a_mount_that_refuses_chmod_keeps_the_mounts_mode(tmp_path, monkeypatch):
     """FAT, SMB without Unix extensions, s3fs refuse chmod (EPERM): the converted files keep
     the mount's mode, as every output does there. convert-sam is the one command that still
     sets a mode (of the files save_pretrained wrote), so the one to meet such a mount."""
