@@ -69,10 +69,11 @@ def _read_umask() -> int:
 def file_mode() -> int:
     """0666 less the umask, the permissions ``open()`` gives a new file where no default ACL
     says otherwise: what :func:`set_mode` gives files another library wrote (``mkstemp``, and
-    safetensors, create files readable by the owner only, 0600). Read at each write: a
-    notebook or pipeline that sets its umask between two commands gets it for the second
-    one's files too (before the forty-eighth round it was read once, at the first command, and
-    later files kept that one's mode inside folders of the new one)."""
+    safetensors, create files readable by the owner only, 0600), where no mode is given. Read
+    at each call: a notebook or pipeline that sets its umask between two commands gets it for
+    the second one's files too (before the forty-eighth round it was read once, at the first
+    command, and later files kept that one's mode inside folders of the new one). The
+    engine's own outputs do not ask it: they are created with their mode (:func:`_new_temporary`)."""
     return 0o666 & ~_read_umask()
 
 
@@ -514,8 +515,8 @@ def _is_temporary(name: Any, path: Path) -> bool:
 def naming(e: OSError, path: str | os.PathLike) -> OSError:
     """``e``'s errno (and so its type: ``PermissionError`` for EACCES) naming ``path``: a full
     disk's ``write`` names no file ("[Errno 28] No space left on device"), and a refused
-    ``mkstemp`` names the hidden temporary file, where the one line of the command line is to
-    name the file it writes."""
+    temporary file (:func:`_new_temporary`) names that hidden file, where the one line of the
+    command line is to name the file it writes."""
     if e.errno is None:
         return e
     return OSError(e.errno, e.strerror or os.strerror(e.errno), os.fspath(path))

@@ -239,12 +239,17 @@ def _only_folders(path: str) -> bool:
 
 
 def _folder_refusing(e: OSError, path: Path) -> OSError:
-    """``e``, raised making the new file ``path``, naming ``path``'s folder where that folder is
-    there and takes no new file (no write permission, a read-only file system): the folder is
-    what the user has to change. ``e`` as it is otherwise (``path`` there: that file refused)."""
-    if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or os.path.lexists(path):
+    """``e``, raised making the file ``path`` (new, or replacing one), naming ``path``'s folder
+    where that folder is there and takes no new file (no write permission, a read-only file
+    system): the folder is what the user has to change. ``e`` as it is otherwise: ``path``
+    there in a folder that takes new files (that file refused), or no regular file (a device).
+    A file already there counts too: an atomic write replaces it by a new file made beside it,
+    and another user's run folder holds their ``.lock``; before, a rerun's ``--json F`` was
+    ``error: F: Permission denied`` of a file the user may write, and such a ``--out``
+    ``error: OUT/.lock: Permission denied``."""
+    if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS) or not path.parent.is_dir():
         return e
-    if not path.parent.is_dir():
+    if os.path.lexists(path) and (not path.is_file() or os.access(path.parent, os.W_OK)):
         return e
     return OSError(e.errno, e.strerror, str(path.parent))
 

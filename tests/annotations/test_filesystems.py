@@ -67,6 +67,29 @@ def test_outputs_are_written_where_the_file_system_refuses_chmod(tmp_path, monke
     assert "wrote 2 images" in res.output
 
 
+@pytest.mark.parametrize("code", [errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS])
+def test_a_mode_set_where_the_file_system_refuses_chmod_is_the_mounts(tmp_path, monkeypatch, code):
+    """Since the fifty-fourth round the engine's own outputs are created with their mode and
+    never chmod'ed (the test above passes without any chmod); :func:`set_mode`, which gives
+    another library's files theirs (``convert-sam``'s ``model.safetensors``), still meets a
+    mount that refuses it: the file keeps the mount's mode. A failing disk still raises."""
+    from annotations.fileio import set_mode
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"x")
+    before = path.stat().st_mode
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        monkeypatch.setattr(os, "fchmod", _fails(code))
+        set_mode(fd, 0o600)
+        monkeypatch.setattr(os, "fchmod", _fails(errno.EIO))
+        with pytest.raises(OSError, match="Input/output error"):
+            set_mode(fd, 0o600)
+    finally:
+        os.close(fd)
+    assert path.stat().st_mode == before
+
+
 def test_outputs_get_the_usual_permissions_where_chmod_works(tmp_path):
     from annotations.fileio import atomic_write_text, file_mode
 

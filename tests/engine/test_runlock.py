@@ -953,3 +953,81 @@ def test_a_file_in_a_folder_without_write_permission_is_one_line_naming_the_fold
     assert res.exit_code == 2, res.output
     assert res.output.strip().splitlines()[-1] == f"error: {out}: Permission denied", res.output
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def _refuse_writes_in(folder: Path, monkeypatch) -> None:
+    """Simulate, as root too, ``folder`` without write permission beside a file of it the user
+    cannot write either (another user's ``.lock``): any open of a file in it for writing fails
+    with EACCES, and ``os.access`` says the folder takes no new file."""
+    real_open, real_access = os.open, os.access
+
+    def refused(path, flags, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if Path(path).parent == folder and flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR):
+            raise PermissionError(13, os.strerror(13), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def access(path, mode, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if Path(path) == folder and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refused)
+    monkeypatch.setattr(os, "access", access)
+
+
+@pytest.mark.parametrize("command", _RUN_COMMANDS)
+@pytest.mark.parametrize("simulated", [True, False])
+def test_another_users_run_folder_as_out_is_one_line_naming_it(
+    tmp_path: Path, command, simulated, monkeypatch
+) -> None:
+    """An ``--out`` of another user's earlier run (its ``.lock`` there, theirs): one line naming
+    the folder, as for one without an earlier run's lock. Before, ``error: OUT/.lock:
+    Permission denied``: the lock file there was taken for the file refused."""
+    from cli import app
+
+    if not simulated and os.geteuid() == 0:
+        pytest.skip("root writes into any folder: simulated by the other case")
+    out = tmp_path / "shared"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    (out / LOCK_NAME).write_text('{"command": "engine label"}')
+    (tmp_path / "data").mkdir()
+    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
+    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    if simulated:
+        _refuse_writes_in(out, monkeypatch)
+    else:
+        (out / LOCK_NAME).chmod(0o444)
+        out.chmod(0o555)
+    try:
+        res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    finally:
+        out.chmod(0o755)
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == f"error: {out}: Permission denied", res.output
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "notes.txt"]
+
+
+@pytest.mark.parametrize("command", ["pick", "evaluate", "info"])
+def test_a_file_there_in_a_folder_without_write_permission_is_one_line_naming_the_folder(
+    tmp_path: Path, command, monkeypatch
+) -> None:
+    """A rerun's ``--json F`` (``--plot F``, ``annotate pick --out F``), F there from the first
+    run, in a folder the user cannot write into any more names the folder, as a new F does: the
+    write replaces F by a new file made beside it. Before, ``error: F: Permission denied`` of a
+    file the user may write."""
+    from cli import app
+
+    args = _single_file_inputs(tmp_path)[command]
+    out = tmp_path / "shared"
+    out.mkdir()
+    target = out / (
+        "list.txt" if command == "pick" else "f.json" if command == "evaluate" else "f.png"
+    )
+    target.write_text("first run's")
+    _refuse_writes_in(out, monkeypatch)
+    res = CliRunner().invoke(app, [str(target) if a == "OUT" else a for a in args])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines()[-1] == f"error: {out}: Permission denied", res.output
+    assert target.read_text() == "first run's"
+    assert sorted(p.name for p in out.iterdir()) == [target.name]

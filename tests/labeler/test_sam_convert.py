@@ -179,6 +179,26 @@ def test_converted_folder_records_its_checkpoint_and_reconverts_to_the_same_byte
     assert set(modes.values()) == {file_mode()}, modes
 
 
+def test_a_conversion_onto_a_mount_that_refuses_chmod_keeps_the_mounts_mode(tmp_path, monkeypatch):
+    """FAT, SMB without Unix extensions, s3fs refuse chmod (EPERM): the converted files keep
+    the mount's mode, as every output does there. convert-sam is the one command that still
+    sets a mode (of the files save_pretrained wrote), so the one to meet such a mount."""
+    import errno
+    import os
+
+    sd = original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+    torch.save(sd, tmp_path / "sam_small.pth")
+
+    def refused(*args, **kwargs):
+        raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+
+    monkeypatch.setattr(os, "fchmod", refused)
+    out = convert_sam_checkpoint(tmp_path / "sam_small.pth", tmp_path / "converted")
+    assert (out / "model.safetensors").is_file() and (out / "config.json").is_file()
+
+
 def test_converted_files_get_what_the_folders_default_acl_gives_a_new_file(tmp_path):
     """A folder whose default ACL keeps others out (``setfacl -d -m o::-``) gives a new file
     0660 under the umask 022: the converted files were set to 0644 (0666 less the umask),
