@@ -645,6 +645,33 @@ def test_a_run_relabelled_again_and_again_keeps_its_manifest_small(red_backend, 
     assert (out / "manifest.jsonl").read_text().splitlines() == lines[5:]
 
 
+def test_a_run_without_shard_and_a_shard_of_one_run_refuse_each_other(
+    red_backend, dataset, tmp_path
+):
+    """Shards of one run label it side by side, each under its own lock file; an engine label
+    without --shard into it took .lock and went on while a shard held its own (and a shard went
+    on beside a run without --shard, or beside a shard of another count): two processes labelled
+    the same images into one manifest. Refused now in one line naming the live writer, leaving
+    the folder as it was."""
+    from engine.runlock import LOCK_NAME, FolderInUse, exclusive
+
+    out = tmp_path / "run"
+    with exclusive(out, "engine label", f"{LOCK_NAME}-shard1of2"):  # shard 1/2 runs
+        for shard in (None, (0, 3)):
+            with pytest.raises(FolderInUse) as e:
+                run_labeling(_cfg(dataset, out, shard=shard))
+            message = str(e.value)
+            assert message.startswith(f"{out}: in use by engine label (pid ")
+            assert message.count(" as shard 1/2; ") == 1 and "\n" not in message
+            assert sorted(p.name for p in out.iterdir()) == [f"{LOCK_NAME}-shard1of2"]
+        assert run_labeling(_cfg(dataset, out, shard=(0, 2))).labelled == 3  # its other shard
+    with exclusive(out, "engine label"):  # a run without --shard
+        with pytest.raises(FolderInUse, match=r"in use by engine label \(pid \d+ .*\); two"):
+            run_labeling(_cfg(dataset, out, shard=(1, 2)))
+    assert len(read_jsonl(out / "manifest.jsonl")) == 3  # the refused shard wrote nothing
+    assert run_labeling(_cfg(dataset, out, shard=(1, 2))).labelled == 2  # alone: it runs
+
+
 def test_manifest_lines_that_name_no_image_are_about_none(red_backend, dataset, tmp_path):
     """A manifest line without a split and stem as text (a note, a line edited by hand) made
     engine info and the resume stop with a TypeError (sorting None or 5 with text)."""
