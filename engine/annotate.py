@@ -100,6 +100,7 @@ from annotations.yolo import (
 )
 from engine.datasets import (
     SegDataset,
+    check_folder_finished,
     exif_orientation,
     image_size,
     listed_file,
@@ -953,6 +954,9 @@ def _import(cfg: ImportConfig, archives: dict[str, str], said: list[str]) -> Sub
         choices = ", ".join((*IMPORT_FORMATS, "auto"))
         raise ValueError(f"unknown format {cfg.format!r}; choose from {choices}")
     _check_png_options(cfg)
+    if cfg.format == "png":  # label maps: a folder of a synth or fused dataset, maybe unfinished
+        for source in cfg.sources:
+            check_folder_finished(source, "engine annotate import")
     if cfg.format == "coco":
         _check_one_copy(cfg.sources)
     images = dataset_images(cfg.data, None, cfg.split, "engine annotate import")

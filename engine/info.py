@@ -519,6 +519,9 @@ class LabelRunStats:
     # of failures, those whose record says running again fails them again (retry false: an
     # image too thin to label; a record without the field, of an older run, is retried)
     not_retryable: int = 0
+    # of those, by the kind its record names (cannot: labeler.models.CANNOT's keys; a record
+    # without it, from before the fifty-fourth round, is of an image too thin: not counted here)
+    cannot: dict[str, int] = field(default_factory=dict)
     # such a run's shards, "i/n" -> its images not labelled with the run's settings (0: the
     # shard finished); {} when unsharded or its dataset is not found
     shards: dict[str, int] = field(default_factory=dict)
@@ -572,7 +575,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
     per = {s: RunSplit() for s in names}
     seconds: Counter = Counter()
     failures = []
-    not_retryable = 0
+    not_retryable, cannot = 0, Counter()
     retried: set[tuple[str, str]] = set()  # failed, and tried again by the next engine label
     skipped = done_keys(run.root, chash, latest)  # what engine label skips as done
     for (split, stem), rec in sorted(latest.items()):
@@ -583,6 +586,8 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
             row.failed += 1
             failures.append((split, stem, str(rec.get("error"))))
             not_retryable += rec.get("retry") is False
+            if rec.get("retry") is False and isinstance(rec.get("cannot"), str):
+                cannot[rec["cannot"]] += 1
             if rec.get("retry") is not False:
                 retried.add((split, stem))
         elif rec.get("config_hash") != chash:
@@ -654,6 +659,7 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         seconds={k: v / done for k, v in seconds.items()} if done else {},
         failures=failures,
         not_retryable=not_retryable,
+        cannot=dict(cannot),
         notes=notes,
         changed=changed,
         environment=doc.get("environment") if isinstance(doc.get("environment"), dict) else {},
@@ -822,9 +828,9 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
         if len(stats.failures) > failures_shown:
             lines.append(f"  and {len(stats.failures) - failures_shown} more (manifest.jsonl)")
         if holder is None:
-            lines += failure_advice(len(stats.failures), stats.not_retryable)
+            lines += failure_advice(len(stats.failures), stats.not_retryable, stats.cannot)
         else:  # the same command now is refused (its lock is held): before, advised all the same
-            lines += failure_advice(stats.not_retryable, stats.not_retryable)
+            lines += failure_advice(stats.not_retryable, stats.not_retryable, stats.cannot)
             lines += _live_failures(stats, live)
         out.append("\n".join(lines))
     stale = sum(r.stale for r in stats.splits.values())

@@ -321,6 +321,27 @@ def check_not_in_use(folder: str | os.PathLike) -> None:
         raise FolderInUse(_in_use(Path(folder), holder))
 
 
+def check_alone(folder: str | os.PathLike, own: str, beside: tuple[str, ...] = ()) -> None:
+    """Refuse ``folder``, whose lock file ``own`` this process holds, while a lock file of another
+    name there is held, but for those of ``beside`` (the other shards of a sharded label run,
+    which label the folder together): one line naming the folder and each live writer, as
+    :func:`exclusive` names the holder of ``own``. Before the fifty-fourth round an ``engine
+    label`` without ``--shard`` into a run a shard of it was labelling (and a shard beside a run
+    without ``--shard``) took its own lock file and went on: two processes labelled the same
+    images into one manifest. Called once ``own`` is held, so two starting at once refuse each
+    other rather than both going on."""
+    held = {name: who for name, who in writers(folder).items() if name not in (own, *beside)}
+    if held:
+        names = ", ".join(f"{who}{_as_shard(name)}" for name, who in held.items())
+        raise FolderInUse(_in_use(Path(folder), names))
+
+
+def _as_shard(name: str) -> str:
+    """`` as shard 1/2`` for a shard's lock file (``.lock-shard1of2``), else nothing."""
+    index, sep, count = name.removeprefix(f"{LOCK_NAME}-shard").partition("of")
+    return f" as shard {index}/{count}" if sep and index.isdigit() and count.isdigit() else ""
+
+
 def temporaries(folder: str | os.PathLike) -> list[Path]:
     """The temporary files of atomic writes (:func:`annotations.fileio.is_temporary`,
     ``.NAME.*.tmp``) in ``folder`` and its subfolders, but for subfolders with lock files of

@@ -283,7 +283,7 @@ def print_label_summary(summary: LabelSummary, backend: str | None = None) -> No
         err.print(
             f"... and {len(summary.failed) - 20} more failures (see {manifest})", soft_wrap=True
         )
-    for line in failure_advice(len(summary.failed), summary.not_retryable):
+    for line in failure_advice(len(summary.failed), summary.not_retryable, summary.cannot):
         err.print(line, soft_wrap=True)
     if summary.interrupted:
         err.print(f"{interrupted()[0]}: run the same command again to resume")

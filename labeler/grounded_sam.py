@@ -40,6 +40,7 @@ from labeler.models import (
     load_detector,
     load_segmenter,
     preprocess,
+    refuse_over_pad,
     refuse_too_thin,
     resized_size,
     resolve_device,
@@ -347,6 +348,7 @@ class GroundedSamBackend:
         for b, det in zip(batch, dets, strict=True):
             if len(det):  # only images with a box reach SAM; the run retries a failed batch alone
                 refuse_too_thin(proc, b.image.shape, str(b.path), "segmenter")
+                refuse_over_pad(proc, b.image.shape, str(b.path))  # do_resize false
         segs = self.segment(images, dets)
         rules = DedupRules(iou=c.mask_nms_iou, min_area=max(c.cls.min_area, 1))
         outputs = []

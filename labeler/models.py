@@ -48,29 +48,59 @@ def preprocess(processor: Any, image: Any) -> Any:
 
 # In every message of :class:`ImageTooThin` and the closing line counting them.
 TOO_THIN = "too thin to label"
+OVER_PAD = "larger than the pad size"  # :class:`ImageOverPad`'s
+
+# why each kind of :class:`CannotLabel` (the manifest's ``cannot``) fails on every run, in the
+# closing line counting them
+CANNOT = {
+    "too_thin": f"{TOO_THIN}: a model would resize {{them}} to 0 px across",
+    "over_pad": f"{OVER_PAD} of a segmenter whose processor does not resize: do_resize false",
+}
 
 
-class ImageTooThin(ValueError):
-    """An image a model's processor would resize to 0 pixels across: it fails on every run, so
-    ``engine label`` records it with ``retry`` false and offers no retry for it
-    (:func:`failure_advice`)."""
+class CannotLabel(ValueError):
+    """An image the backend fails on every run: ``engine label`` records it with ``retry``
+    false (and its ``cannot``: the class's ``kind``, a key of :data:`CANNOT`) and offers no
+    retry for it (:func:`failure_advice`)."""
+
+    kind = ""
 
 
-def failure_advice(failed: int, not_retryable: int) -> list[str]:
+class ImageTooThin(CannotLabel):
+    """An image a model's processor would resize to 0 pixels across."""
+
+    kind = "too_thin"
+
+
+class ImageOverPad(CannotLabel):
+    """An image larger than the pad size of a SAM processor that does not resize: transformers
+    fails it with "Padding dimensions are negative", on every run."""
+
+    kind = "over_pad"
+
+
+def failure_advice(
+    failed: int, not_retryable: int, cannot: dict[str, int] | None = None
+) -> list[str]:
     """The closing lines on a label run's failed images (``engine label``'s summary, ``engine
     info RUN_DIR``): ``failed`` images whose last try failed, of which ``not_retryable`` fail on
-    every run (:class:`ImageTooThin`; ``retry`` false in the manifest): a retry is
-    offered for the others only."""
+    every run (:class:`CannotLabel`; ``retry`` false in the manifest), ``cannot`` of them by
+    kind (:data:`CANNOT`; those not counted there are too thin: a manifest from before the
+    fifty-fourth round records no kind, and knew no other): a retry is offered for the others
+    only, and a line per kind says why running again fails them again."""
     lines = []
     if failed > not_retryable:
         n = counted(failed - not_retryable, "image")
         lines.append(f"{n} failed; run the same command again to retry exactly those")
-    if not_retryable:
-        them = "them" if not_retryable > 1 else "it"
-        lines.append(
-            f"{counted(not_retryable, 'image')} cannot be labelled by this backend ({TOO_THIN}: "
-            f"a model would resize {them} to 0 px across); running again fails {them} again"
-        )
+    kinds = {k: n for k, n in (cannot or {}).items() if n}
+    kinds["too_thin"] = not_retryable - sum(n for k, n in kinds.items() if k != "too_thin")
+    for kind, n in sorted(kinds.items(), key=lambda kn: kn[0] != "too_thin"):
+        if n > 0:
+            them = "them" if n > 1 else "it"
+            lines.append(
+                f"{counted(n, 'image')} cannot be labelled by this backend "
+                f"({CANNOT.get(kind, kind).format(them=them)}); running again fails {them} again"
+            )
     return lines
 
 
@@ -111,6 +141,25 @@ def refuse_too_thin(processor: Any, shape: tuple[int, ...], name: str, model: st
             f"{name} is {h}x{w} px (HxW), {TOO_THIN}: the {model}'s processor (longest_edge "
             f"{got[2]}) resizes it to {got[0]}x{got[1]} px; it reads an image whose long side is "
             f"{got[3]} its short side"
+        )
+
+
+def refuse_over_pad(processor: Any, shape: tuple[int, ...], name: str) -> None:
+    """Raise :class:`ImageOverPad` (one line naming ``name``, its size and the pad size) when a
+    SAM ``processor`` that does not resize (``do_resize`` false) would pad an image of ``shape``
+    (H, W, ...) to a smaller size: transformers then fails it with "Padding dimensions are
+    negative", recorded before the fifty-fourth round as an error a rerun retries (and fails
+    again the same way)."""
+    pad = getattr(processor, "pad_size", None)
+    if getattr(processor, "do_resize", True) or not getattr(processor, "do_pad", True) or not pad:
+        return
+    h, w = int(shape[0]), int(shape[1])
+    ph, pw = int(pad["height"]), int(pad["width"])
+    if h > ph or w > pw:
+        raise ImageOverPad(
+            f"{name} is {h}x{w} px (HxW), {OVER_PAD}: the segmenter's processor pads every "
+            f"image to {ph}x{pw} px and does not resize (do_resize false); it reads an image "
+            f"at most {ph}x{pw} px"
         )
 
 

@@ -59,12 +59,12 @@ from engine.datasets import Sample, SegDataset, load_image, load_spec
 from engine.devices import env_int
 from engine.progress import make_progress
 from engine.runinfo import config_hash, environment, kept_warnings, warnings_entry
-from engine.runlock import LOCK_NAME, holds_lock, others_writing
+from engine.runlock import LOCK_NAME, check_alone, holds_lock, others_writing
 from engine.text import counted, few
 from labeler.backends import BackendOutput, LabelBackend, LoadedImage, create_backend
 from labeler.config import LabelConfig, default_out_dir, shard_from_env
 from labeler.crops import CroppedInstances, semantic_from_crops
-from labeler.models import ImageTooThin, check_model_folder
+from labeler.models import CannotLabel, check_model_folder
 from labeler.refine import with_refinement
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ class LabelSummary:
     instances: int = 0  # instances found now
     without_instances: int = 0  # images labelled now with no instance
     failed: list[tuple[str, str, str]] = field(default_factory=list)  # (split, stem, error)
-    not_retryable: int = 0  # of failed, images failing on every run (ImageTooThin): no retry
+    not_retryable: int = 0  # of failed, images failing on every run (CannotLabel): no retry
+    cannot: dict[str, int] = field(default_factory=dict)  # of those, by kind (CannotLabel.kind)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # stage -> seconds, summed
     wall_seconds: float = 0.0  # wall time of the whole run
     load_seconds: float = 0.0  # of which loading the models (before the first image)
@@ -408,11 +409,11 @@ class _Writers:
         split: str,
         stem: str,
         result: BackendOutput | None,
-        error: tuple[str, bool] | None,
+        error: tuple[str, str | None] | None,
         timings: dict,
     ) -> None:
         """Write one image's outputs and its manifest record; ``error`` is a failure's
-        ``(message, retry)`` (:func:`_failure`)."""
+        ``(message, cannot)`` (:func:`_failure`)."""
         s, rec = self.summary, {"split": split, "stem": stem}
         n = 0
         if result is not None:
@@ -432,9 +433,12 @@ class _Writers:
             if (nbytes := self.sizes.get((split, stem))) is not None:
                 rec["image_bytes"] = nbytes
         else:
-            why, retry = error or ("unknown error", True)
-            # retry false: running again fails it again (older manifests lack it: retried)
-            rec.update(status="failed", error=why, retry=retry, instances=0)
+            why, cannot = error or ("unknown error", None)
+            # retry false: running again fails it again (older manifests lack it: retried);
+            # cannot: why (CannotLabel.kind; before the fifty-fourth round, too thin alone)
+            rec.update(status="failed", error=why, retry=cannot is None, instances=0)
+            if cannot is not None:
+                rec["cannot"] = cannot
         rec.update(
             timings={k: round(v, 4) for k, v in timings.items()},
             config_hash=self.chash,
@@ -446,7 +450,9 @@ class _Writers:
                 s.stage_seconds[k] = s.stage_seconds.get(k, 0.0) + v
             if result is None:
                 s.failed.append((split, stem, why))
-                s.not_retryable += not retry
+                if cannot is not None:
+                    s.not_retryable += 1
+                    s.cannot[cannot] = s.cannot.get(cannot, 0) + 1
             else:
                 s.labelled += 1
                 s.instances += n
@@ -468,16 +474,18 @@ def _decode(
         return split, sample.stem, None, _failure(e, typed=False), time.perf_counter() - t
 
 
-def _failure(e: BaseException, typed: bool = True) -> tuple[str, bool]:
-    """``(message, retry)`` of one image's failure, told where it is caught: an
-    :class:`ImageTooThin` fails on every run (``retry`` False) and reads as its own one line
-    wherever it is raised (the detector's refusal in a loader thread, the segmenter's in the
-    batch); any other error is retried, its message after its type name when ``typed`` (decode
-    errors name the file). Before, the closing lines told them apart by the words "too thin to
-    label" in the message, which a path could hold or a line break in the path cut off."""
-    if isinstance(e, ImageTooThin):
-        return first_line(e), False
-    return (type_and_first_line(e) if typed else first_line(e)), True
+def _failure(e: BaseException, typed: bool = True) -> tuple[str, str | None]:
+    """``(message, cannot)`` of one image's failure, told where it is caught: a
+    :class:`CannotLabel` (an image too thin for a model's resize, one larger than the pad size
+    of a segmenter that does not resize) fails on every run (``cannot``: its kind; not retried)
+    and reads as its own one line wherever it is raised (the detector's refusal in a loader
+    thread, the segmenter's in the batch); any other error is retried (``cannot`` None), its
+    message after its type name when ``typed`` (decode errors name the file). Before, the
+    closing lines told them apart by the words "too thin to label" in the message, which a path
+    could hold or a line break in the path cut off."""
+    if isinstance(e, CannotLabel):
+        return first_line(e), e.kind
+    return (type_and_first_line(e) if typed else first_line(e)), None
 
 
 def _lock_name(cfg: LabelConfig) -> str:
@@ -532,8 +540,17 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     """Label every image of the configured splits that is not already done; see the module doc.
     The warnings said before the labelling starts (the hub not reached, images labelled again,
     a prompt without a Latin letter, a run replaced) are kept in ``run.json``'s ``warnings``."""
+    index, count = resolved_shard(cfg)
+    # the run's other shards label it beside this one; any other engine label would label the
+    # same images (a run without --shard, a shard of another count)
+    check_alone(cfg.out_dir, _lock_name(cfg), tuple(_shard_locks(count, but=index)))
     with kept_warnings() as said:
         return _run_labeling(cfg, backend, said)
+
+
+def _shard_locks(count: int, but: int) -> list[str]:
+    """The lock files of a run's other shards (none for a run without ``--shard``)."""
+    return [shard_lock(f"{i}/{count}") for i in range(count) if count > 1 and i != but]
 
 
 # the model settings each backend of this package loads (--refine: any backend's; sam3 checks

@@ -1787,10 +1787,23 @@ def test_a_folder_inside_a_stopped_fusion_given_by_itself_is_refused(world):
         f"error: {val}: it is a folder inside {fused}, a fused dataset (engine fuse), not "
         "annotated ground truth; "
     ), res.output
-    assert not any((tmp / name).exists() for name in ("rep", "rev", "pred"))
+    # annotate import --format png reads label maps too (before, the part fused was imported;
+    # 7: Bicycle's id in the fused taxonomy)
+    imports = ["annotate", "import", str(val), "--format", "png", "--class", "Bicycle", "--split",
+               "val", "--png-value", "7", "--data", str(world["data"]), "--out", str(tmp / "sub"),
+               "--no-progress"]  # fmt: skip
+    res = CliRunner().invoke(app, imports)
+    assert res.exit_code == 2 and " ".join(res.output.split()) == (
+        f"error: {val}: it lies in the fused dataset {fused}: {STOPPED_FUSION}; engine annotate "
+        f"import would read a dataset fused part way: {FINISH_FUSION}, then run engine annotate "
+        "import again"
+    ), res.output
+    assert not any((tmp / name).exists() for name in ("rep", "rev", "pred", "sub"))
     (fused / "fuse.json").write_text(
         json.dumps({**json.loads((fused / "fuse.json").read_text()), "status": "complete"})
     )
+    res = CliRunner().invoke(app, imports)  # finished: imported
+    assert res.exit_code == 0 and (tmp / "sub/subset.json").is_file(), res.output
     for args in (["evaluate", "--gt", str(val), "--pred", str(precise)],
                  ["compare", "--gt", str(subset), "--class", "Bicycle", "--source", f"a={val}", "--no-progress"]):  # fmt: skip
         res = CliRunner().invoke(app, args)

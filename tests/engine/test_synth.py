@@ -614,6 +614,35 @@ def test_report_pred_inside_a_stopped_synth_is_refused(tmp_path: Path, monkeypat
     assert not (tmp_path / "rep").exists()
 
 
+def test_annotate_import_png_of_a_stopped_synths_folder_is_refused(tmp_path: Path, monkeypatch):
+    """``engine annotate import --format png`` given a new class's masks of a dataset engine
+    synth stopped half way is refused in one line naming the dataset, writing nothing, as
+    evaluate and compare refuse the folder; before, the masks drawn so far were imported as a
+    hand-annotated subset without a word. A finished dataset's folder is imported."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    out = _stopped_synth(tmp_path, monkeypatch)
+    bicycle, data = out / "new_classes/bicycle/train", tmp_path / "data"
+    for part in ("images/train", "annotations/train"):  # the same scenes, a dataset of its own
+        shutil.copytree(out / part, data / part)
+    args = ["annotate", "import", str(bicycle), "--format", "png", "--png-binary"]
+    args += ["--class", "Bicycle", "--split", "train", "--data", str(data), "--no-progress"]
+    subset = tmp_path / "subset"
+    res = CliRunner().invoke(app, [*args, "--out", str(subset)])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        f"error: {bicycle}: it lies in the dataset {out}: {STOPPED}; engine annotate import "
+        f"would read part of the dataset: {AGAIN}, then run engine annotate import again"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "data"]
+    (out / "synth.partial.json").unlink()  # finished (as far as the check goes): imported
+    res = CliRunner().invoke(app, [*args, "--out", str(subset)])
+    assert res.exit_code == 0, res.output
+    assert (subset / "subset.json").is_file()
+
+
 def test_compare_refuses_a_stopped_synth_given_by_its_spec_as_evaluate_does(
     tmp_path: Path, monkeypatch
 ):

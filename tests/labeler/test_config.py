@@ -414,6 +414,54 @@ def test_the_summary_names_the_run_s_manifest_for_the_failures_it_does_not_list(
     assert f"... and 5 more failures (see {out / 'manifest.jsonl'})" in err
 
 
+@pytest.mark.parametrize(
+    "failed, not_retryable, cannot, expect",
+    [
+        (0, 0, {}, []),
+        (3, 0, {}, ["3 images failed; run the same command again to retry exactly those"]),
+        (2, 2, {}, ["thin 2"]),  # a manifest from before kinds were recorded: too thin
+        (2, 2, {"too_thin": 2}, ["thin 2"]),
+        (1, 1, {"over_pad": 1}, ["pad 1"]),
+        (
+            4,
+            3,
+            {"over_pad": 2, "too_thin": 0},
+            [
+                "1 image failed; run the same command again to retry exactly those",
+                "thin 1",
+                "pad 2",
+            ],
+        ),
+    ],
+)
+def test_the_closing_lines_say_each_kind_of_image_that_fails_on_every_run(
+    failed, not_retryable, cannot, expect
+):
+    """An image larger than the pad size of a segmenter that does not resize fails on every run
+    as one too thin does: its own line, no retry offered; an older manifest's ``retry`` false
+    without a kind is of an image too thin. Before, the only line said "too thin" of any."""
+    from labeler.models import failure_advice
+
+    words = {
+        "thin": "(too thin to label: a model would resize {them} to 0 px across)",
+        "pad": "(larger than the pad size of a segmenter whose processor does not resize: "
+        "do_resize false)",
+    }
+
+    def line(short: str) -> str:
+        if " " in short and not short.startswith(("thin ", "pad ")):
+            return short
+        kind, n = short.split()
+        them = "them" if int(n) > 1 else "it"
+        images = f"{n} images" if int(n) > 1 else "1 image"
+        return (
+            f"{images} cannot be labelled by this backend {words[kind].format(them=them)}; "
+            f"running again fails {them} again"
+        )
+
+    assert failure_advice(failed, not_retryable, cannot) == [line(e) for e in expect]
+
+
 def test_the_summary_offers_no_retry_for_images_too_thin_to_label(tmp_path, capsys):
     """An image too thin for a model's resize fails on every run (``not_retryable``, counted
     where it is caught): the closing lines offered "run the same command again to retry exactly

@@ -213,6 +213,52 @@ def test_images_too_thin_for_a_models_resize_fail_alone_with_one_line(tiny_model
     )
 
 
+def test_an_image_larger_than_the_pad_of_a_segmenter_that_does_not_resize_is_not_retried(
+    tiny_models, tmp_path
+):
+    """A SAM processor with do_resize false pads every image to its pad size (64x64 px for the
+    tiny SAM): an image larger fails on every run. It fails alone with one line naming it, its
+    size and the pad size, recorded with retry false, and neither the run's closing line nor
+    engine info's offers a retry; before, transformers' "Padding dimensions are negative",
+    recorded as retryable: "run the same command again to retry exactly those"."""
+    import shutil
+
+    from engine.info import label_run_stats, render_label_run
+
+    sam = tmp_path / "sam"
+    shutil.copytree(tiny_models["sam"], sam)
+    config = json.loads((sam / "processor_config.json").read_text())
+    config["image_processor"]["do_resize"] = False
+    (sam / "processor_config.json").write_text(json.dumps(config))
+    d = tmp_path / "data" / "images" / "train"
+    d.mkdir(parents=True)
+    for h, w in ((40, 48), (96, 60)):
+        Image.fromarray(np.full((h, w, 3), 200, np.uint8)).save(d / f"i{h}x{w}.png")
+    out = tmp_path / "run"
+    args = _label_args(tmp_path / "data", out, {**tiny_models, "sam": sam}, "--max-boxes", "1")
+    args[args.index("--box-threshold") + 1] = "0"  # a box on every image: SAM runs on each
+    args[args.index("--text-threshold") + 1] = "0"
+    res = runner.invoke(app, args, env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    recs = {r["stem"]: r for r in read_jsonl(out / "manifest.jsonl")}
+    assert recs["i40x48"]["status"] == "ok"
+    big = recs["i96x60"]
+    assert (big["status"], big["retry"], big["cannot"]) == ("failed", False, "over_pad")
+    assert big["error"] == (
+        f"{d / 'i96x60'}.png is 96x60 px (HxW), larger than the pad size: the segmenter's "
+        "processor pads every image to 64x64 px and does not resize (do_resize false); it reads "
+        "an image at most 64x64 px"
+    )
+    closing = (
+        "1 image cannot be labelled by this backend (larger than the pad size of a segmenter "
+        "whose processor does not resize: do_resize false); running again fails it again"
+    )
+    assert "retry" not in res.output and "Padding dimensions" not in res.output
+    assert res.output.rstrip().endswith(closing)
+    said = render_label_run(label_run_stats(out))
+    assert said[-1].endswith(closing) and "retry" not in said[-1], said
+
+
 @pytest.mark.parametrize(
     "detector, expect",
     [
@@ -643,6 +689,35 @@ def test_a_run_relabelled_again_and_again_keeps_its_manifest_small(red_backend, 
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 30  # so this one leaves it
     run_labeling(_cfg(dataset, out, uncertain=(0.5, 0.7), shard=(0, 2)))  # alone: compacts it
     assert (out / "manifest.jsonl").read_text().splitlines() == lines[5:]
+
+
+def test_a_run_without_shard_and_a_shard_of_one_run_refuse_each_other(
+    red_backend, dataset, tmp_path
+):
+    """Shards of one run label it side by side, each under its own lock file; an engine label
+    without --shard into it took .lock and went on while a shard held its own (and a shard went
+    on beside a run without --shard, or beside a shard of another count): two processes labelled
+    the same images into one manifest. Refused now in one line naming the live writer, leaving
+    the folder as it was."""
+    from engine.runlock import LOCK_NAME, FolderInUse, exclusive
+
+    out = tmp_path / "run"
+    with exclusive(out, "engine label", f"{LOCK_NAME}-shard1of2"):  # shard 1/2 runs
+        for shard in (None, (0, 3)):
+            with pytest.raises(FolderInUse) as e:
+                run_labeling(_cfg(dataset, out, shard=shard))
+            message = str(e.value)
+            assert message.startswith(f"{out}: in use by engine label (pid ")
+            assert message.count(" as shard 1/2; ") == 1 and "\n" not in message
+            assert sorted(p.name for p in out.iterdir()) == [f"{LOCK_NAME}-shard1of2"]
+        assert run_labeling(_cfg(dataset, out, shard=(0, 2))).labelled == 3  # its other shard
+    with (
+        exclusive(out, "engine label"),  # a run without --shard
+        pytest.raises(FolderInUse, match=r"in use by engine label \(pid \d+ .*\); two"),
+    ):
+        run_labeling(_cfg(dataset, out, shard=(1, 2)))
+    assert len(read_jsonl(out / "manifest.jsonl")) == 3  # the refused shard wrote nothing
+    assert run_labeling(_cfg(dataset, out, shard=(1, 2))).labelled == 2  # alone: it runs
 
 
 def test_manifest_lines_that_name_no_image_are_about_none(red_backend, dataset, tmp_path):
