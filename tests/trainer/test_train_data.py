@@ -81,6 +81,28 @@ def test_crop_box_share_rule_edges():
     assert {crop_box(label, 8, np.random.default_rng(s), 0.99) for s in range(30)} == {(0, 0)}
 
 
+def test_crop_box_share_rule_counts_labelled_pixels_only():
+    # mmseg's rule drops ignore_index from the counts: 255 is no class. 10 x 120 label, 10 px
+    # crops at x = 0..110: 255 in columns 0-19, Others (1) in 20-29, then Others and Bicycle (2)
+    # in alternate columns. Crops at x = 13..17 hold 255 and Others only: one labelled class,
+    # rejected (counted as a class, 255 would make them pass: 30-70% each). Crops from x = 26 on
+    # pass, 85 of 111 positions, so ten draws miss them with p 4e-7: every kept crop holds two
+    # labelled classes, none at 75% or more
+    label = np.full((10, 120), 255, np.uint8)
+    label[:, 20:] = 1
+    label[:, 31::2] = 2
+
+    def passes(x):
+        counts = np.bincount(label[:, x : x + 10].ravel(), minlength=256)[:255]
+        counts = counts[counts > 0]
+        return len(counts) > 1 and counts.max() / counts.sum() < 0.75
+
+    assert not any(passes(x) for x in range(13, 18))
+    assert sum(passes(x) for x in range(111)) == 85
+    kept = [crop_box(label, 10, np.random.default_rng(s)) for s in range(300)]
+    assert all(y == 0 and passes(x) for y, x in kept)
+
+
 @pytest.mark.parametrize("fill", [255, 3])  # all-ignore and single-class labels: last draw kept
 def test_crop_box_degenerate_labels(fill):
     label = np.full((50, 60), fill, np.uint8)
