@@ -1,0 +1,238 @@
+"""The labeler's load-time checks against the released checkpoints' own settings.
+
+A segmenter whose processor makes another input size than its model reads is refused at load
+(:func:`labeler.models.check_input_size`); a refusal that fired on a released checkpoint would
+stop every user, and the tiny random models of the other tests cannot show it. The released
+files' values are recorded here (no network; sources in docs/labeler.md, "Checked against the
+released configs"), the folders rebuilt from them, and each test checked to fail on a changed
+value (a 1008 SAM 3 processor in a 1024 px folder, a 1024 px SAM processor over a 1008 px ViT).
+"""
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from labeler.models import check_input_size, load_segmenter, refuse_too_thin, resized_size
+
+# facebook/sam-vit-base and facebook/sam-vit-huge preprocessor_config.json (the same file in
+# both, written by transformers 4.29's convert_sam_to_hf.py: SamImageProcessor() defaults);
+# the released folders have no processor_config.json.
+SAM_PREPROCESSOR = {
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_pad": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": [0.485, 0.456, 0.406],
+    "image_processor_type": "SamImageProcessor",
+    "image_std": [0.229, 0.224, 0.225],
+    "pad_size": {"height": 1024, "width": 1024},
+    "processor_class": "SamProcessor",
+    "resample": 2,
+    "rescale_factor": 0.00392156862745098,
+    "size": {"longest_edge": 1024},
+}
+# Their config.json: vision_config.image_size and prompt_encoder_config.image_size.
+SAM_IMAGE_SIZE = 1024
+
+# facebook/sam2.1-hiera-tiny (and -small, -base-plus, -large) config.json: model_type
+# sam2_video, its sizes; the processor is Sam2ImageProcessorFast() (convert_sam2_to_hf.py).
+SAM2_CONFIG = {
+    "model_type": "sam2_video",
+    "image_size": 1024,
+    "prompt_encoder_config": {"image_size": 1024, "patch_size": 16},
+    "vision_config": {
+        "model_type": "sam2_vision_model",
+        "backbone_config": {"model_type": "sam2_hiera_det_model", "image_size": [1024, 1024]},
+    },
+}
+SAM2_PROCESSOR_SIZE = {"height": 1024, "width": 1024}
+
+# facebook/sam3 processor_config.json, as released (its image_processor part; the processor
+# also holds the CLIP tokenizer), and the ViT's image_size in its config.json (detector_config,
+# which Sam3Model reads from the sam3_video config).
+SAM3_IMAGE_PROCESSOR = {
+    "crop_size": None,
+    "data_format": "channels_first",
+    "device": None,
+    "disable_grouping": None,
+    "do_center_crop": None,
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_pad": None,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": [0.5, 0.5, 0.5],
+    "image_processor_type": "Sam3ImageProcessor",
+    "image_seq_length": None,
+    "image_std": [0.5, 0.5, 0.5],
+    "input_data_format": None,
+    "mask_size": {"height": 288, "width": 288},
+    "pad_size": None,
+    "processor_class": "Sam3VideoProcessor",
+    "resample": 2,
+    "rescale_factor": 0.00392156862745098,
+    "return_tensors": None,
+    "size": {"height": 1008, "width": 1008},
+}
+SAM3_VISION = {
+    "model_type": "sam3_vision_model",
+    "backbone_config": {"model_type": "sam3_vit_model", "image_size": 1008, "patch_size": 14},
+}
+
+# IDEA-Research/grounding-dino-tiny preprocessor_config.json: its resize settings (the same
+# GroundingDinoImageProcessor() defaults convert_grounding_dino_to_hf.py and
+# convert_mm_grounding_dino_to_hf.py save, checked there against T.Resize(800, max_size=1333)).
+DINO_SIZE = {"longest_edge": 1333, "shortest_edge": 800}
+
+
+def _write(folder: Path, name: str, doc: dict) -> None:
+    (folder / name).write_text(json.dumps(doc, indent=2), encoding="utf-8")
+
+
+def _sam3_image_processor(tmp_path: Path):
+    """The released SAM 3 image processor, read back as ``Sam3Processor`` reads it."""
+    from transformers import Sam3ImageProcessor
+
+    folder = tmp_path / "sam3"
+    folder.mkdir()
+    doc = {"image_processor": SAM3_IMAGE_PROCESSOR, "processor_class": "Sam3Processor"}
+    _write(folder, "processor_config.json", doc)
+    return Sam3ImageProcessor.from_pretrained(folder)
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory) -> dict[str, Path]:
+    """Folders in the released layout: a random model with the released input size (the
+    weights' shapes do not depend on it) and the released processor files. SAM and SAM-HQ: the
+    released preprocessor_config.json in place of the processor_config.json a transformers 5
+    save writes; SAM 2.1: the released sizes in config.json and the processor its conversion
+    saves; SAM 3: the released processor_config.json's image processor."""
+    from transformers import Sam2ImageProcessor, Sam2VideoProcessor, Sam2VideoVideoProcessor
+
+    from labeler.testing import save_tiny_segmenter
+    from labeler.testing_sam3 import save_tiny_sam3
+
+    root = tmp_path_factory.mktemp("released")
+    folders = {}
+    for kind, processor_class in (("sam", "SamProcessor"), ("sam_hq", "SamHQProcessor")):
+        folder = save_tiny_segmenter(root / kind, kind, image_size=1024)
+        (folder / "processor_config.json").unlink()
+        doc = dict(SAM_PREPROCESSOR, processor_class=processor_class)
+        _write(folder, "preprocessor_config.json", doc)
+        folders[kind] = folder
+
+    folder = folders["sam2_video"] = save_tiny_segmenter(root / "sam2_video", "sam2_video")
+    config = json.loads((folder / "config.json").read_text())
+    config["image_size"] = SAM2_CONFIG["image_size"]
+    config["prompt_encoder_config"].update(SAM2_CONFIG["prompt_encoder_config"])
+    config["vision_config"]["backbone_config"].update(
+        SAM2_CONFIG["vision_config"]["backbone_config"]
+    )
+    config["vision_config"]["backbone_feature_sizes"] = [[256, 256], [128, 128], [64, 64]]
+    _write(folder, "config.json", config)
+    (folder / "processor_config.json").unlink()
+    video = Sam2VideoVideoProcessor()
+    Sam2VideoProcessor(image_processor=Sam2ImageProcessor(), video_processor=video).save_pretrained(
+        folder
+    )
+
+    folder = folders["sam3"] = save_tiny_sam3(root / "sam3", image_size=1008)
+    doc = json.loads((folder / "processor_config.json").read_text())
+    doc["image_processor"] = SAM3_IMAGE_PROCESSOR
+    _write(folder, "processor_config.json", doc)
+    return folders
+
+
+@pytest.mark.parametrize("kind", ["sam", "sam_hq"])
+def test_a_released_sam_folder_loads(released, kind):
+    """facebook/sam-vit-* (and syscv-community/sam-hq-vit-*, SamImageProcessor() too): the
+    released preprocessor_config.json over a model reading the released 1024 px loads, its
+    processor the released one (longest side 1024, padded to 1024x1024)."""
+    config = json.loads((released[kind] / "config.json").read_text())
+    assert config["vision_config"]["image_size"] == SAM_IMAGE_SIZE
+    assert config["prompt_encoder_config"]["image_size"] == SAM_IMAGE_SIZE
+    seg = load_segmenter(str(released[kind]))
+    proc = seg.processor.image_processor
+    assert (proc.size.longest_edge, proc.pad_size.height, proc.pad_size.width) == (1024,) * 3
+
+
+def test_the_released_sam_processor_over_another_models_size_is_refused(tmp_path):
+    """The released SAM processor in a folder whose model reads 64 px (a model's files mixed
+    with another's) is refused at load, naming both sizes."""
+    from labeler.testing import save_tiny_segmenter
+
+    folder = save_tiny_segmenter(tmp_path / "sam", "sam")
+    (folder / "processor_config.json").unlink()
+    _write(folder, "preprocessor_config.json", SAM_PREPROCESSOR)
+    with pytest.raises(ValueError) as err:
+        load_segmenter(str(folder))
+    said = str(err.value)
+    expected = f"{folder}: its processor makes 1024x1024 px inputs and its model reads 64x64 px"
+    assert said.startswith(expected), said
+
+
+def test_a_released_sam2_folder_loads(released):
+    """facebook/sam2.1-hiera-*: model_type sam2_video at the released 1024 px, with the
+    processor its conversion saves (``Sam2ImageProcessorFast()``: 1024x1024, the installed
+    default) loads as SAM 2."""
+    seg = load_segmenter(str(released["sam2_video"]))
+    assert seg.model.config.prompt_encoder_config.image_size == 1024  # what the check reads
+    proc = seg.processor.image_processor
+    assert {"height": proc.size.height, "width": proc.size.width} == SAM2_PROCESSOR_SIZE
+
+
+def test_a_released_sam3_folder_loads(released):
+    """facebook/sam3: its released processor_config.json (1008x1008) over a ViT reading the
+    released 1008 px loads (``Sam3Config.vision_config.image_size`` is the backbone's)."""
+    from transformers import Sam3Config
+
+    from labeler.sam3 import load_sam3
+
+    assert Sam3Config(vision_config=SAM3_VISION).vision_config.image_size == 1008
+    loaded = load_sam3(str(released["sam3"]))
+    assert loaded.model.config.vision_config.image_size == 1008
+    proc = loaded.processor.image_processor
+    assert (proc.size.height, proc.size.width) == (1008, 1008)
+
+
+def test_released_processors_swapped_between_sam_2_and_sam_3_are_refused(tmp_path):
+    """The two released frames differ by 16 px (SAM 2's 1024, SAM 3's 1008): either processor
+    over the other's model is refused, in one line."""
+    from transformers import Sam2ImageProcessor
+
+    sam3 = SimpleNamespace(image_processor=_sam3_image_processor(tmp_path))
+    with pytest.raises(
+        ValueError,
+        match=r"^m: its processor makes 1008x1008 px inputs and its model reads 1024x1024 px",
+    ):
+        check_input_size("m", sam3, 1024)
+    sam2 = SimpleNamespace(image_processor=Sam2ImageProcessor())
+    with pytest.raises(
+        ValueError,
+        match=r"^m: its processor makes 1024x1024 px inputs and its model reads 1008x1008 px",
+    ):
+        check_input_size("m", sam2, 1008)
+
+
+def test_the_released_grounding_dino_resize_and_its_thin_image_limit():
+    """IDEA-Research/grounding-dino-tiny / -base and the MM-Grounding-DINO conversions: short
+    side 800, long side at most 1333; an image keeps a pixel across while its long side is
+    under 2666 (2 x 1333) times its short side, as the detector's refusal says."""
+    from transformers import GroundingDinoImageProcessor
+
+    from labeler.models import ImageTooThin, preprocess
+
+    proc = GroundingDinoImageProcessor(size=DINO_SIZE)
+    assert GroundingDinoImageProcessor().size.shortest_edge == DINO_SIZE["shortest_edge"]
+    assert GroundingDinoImageProcessor().size.longest_edge == DINO_SIZE["longest_edge"]
+    assert resized_size(proc, 2160, 3840)[:2] == (750, 1333)  # a 4K photo
+    assert resized_size(proc, 1, 2665)[:2] == (1, 2665)
+    got = preprocess(proc, np.zeros((1, 2665, 3), np.uint8))["pixel_values"]
+    assert tuple(got.shape[-2:]) == (1, 2665)
+    refuse_too_thin(proc, (1, 2665, 3), "x.png", "detector")  # kept
+    with pytest.raises(ImageTooThin, match="long side is under 2666 times its short side"):
+        refuse_too_thin(proc, (1, 2666, 3), "x.png", "detector")
