@@ -110,7 +110,8 @@ def released(tmp_path_factory) -> dict[str, Path]:
     weights' shapes do not depend on it) and the released processor files. SAM and SAM-HQ: the
     released preprocessor_config.json in place of the processor_config.json a transformers 5
     save writes; SAM 2.1: the released sizes in config.json and the processor its conversion
-    saves; SAM 3: the released processor_config.json's image processor."""
+    saves; SAM 3: the released sam3_video layout and processor_config.json's image processor."""
+    from safetensors.torch import load_file, save_file
     from transformers import Sam2ImageProcessor, Sam2VideoProcessor, Sam2VideoVideoProcessor
 
     from labeler.testing import save_tiny_segmenter
@@ -141,6 +142,14 @@ def released(tmp_path_factory) -> dict[str, Path]:
     )
 
     folder = folders["sam3"] = save_tiny_sam3(root / "sam3", image_size=1008)
+    # the released layout: a sam3_video config nesting the image model's under detector_config,
+    # its weights under detector_model. (the tracker's, unused here, under tracker_model.)
+    detector = json.loads((folder / "config.json").read_text())
+    video = {"architectures": ["Sam3VideoModel"], "model_type": "sam3_video"}
+    _write(folder, "config.json", dict(video, detector_config=detector))
+    weights = load_file(folder / "model.safetensors")
+    weights = {f"detector_model.{k}": v for k, v in weights.items()}
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
     doc = json.loads((folder / "processor_config.json").read_text())
     doc["image_processor"] = SAM3_IMAGE_PROCESSOR
     _write(folder, "processor_config.json", doc)
@@ -186,15 +195,22 @@ def test_a_released_sam2_folder_loads(released):
 
 
 def test_a_released_sam3_folder_loads(released):
-    """facebook/sam3: its released processor_config.json (1008x1008) over a ViT reading the
-    released 1008 px loads (``Sam3Config.vision_config.image_size`` is the backbone's)."""
+    """facebook/sam3: a sam3_video config.json (the image model's under detector_config) and
+    its released processor_config.json (1008x1008) over a ViT reading the released 1008 px
+    loads, every weight read (``Sam3Config.vision_config.image_size`` is the backbone's)."""
+    import torch
+    from safetensors.torch import load_file
     from transformers import Sam3Config
 
     from labeler.sam3 import load_sam3
 
     assert Sam3Config(vision_config=SAM3_VISION).vision_config.image_size == 1008
     loaded = load_sam3(str(released["sam3"]))
+    assert loaded.model_type == "sam3_video"
     assert loaded.model.config.vision_config.image_size == 1008
+    weights = load_file(released["sam3"] / "model.safetensors")
+    got = loaded.model.state_dict()
+    assert got and all(torch.equal(v, weights[f"detector_model.{k}"]) for k, v in got.items())
     proc = loaded.processor.image_processor
     assert (proc.size.height, proc.size.width) == (1008, 1008)
 
