@@ -582,6 +582,16 @@ def load_detector(
         "detector", AutoModelForZeroShotObjectDetection, source, revision, local_only
     )
     processor = _from_pretrained("detector", AutoProcessor, source, revision, local_only)
+    if not hasattr(processor, "image_processor"):  # AutoProcessor fell back to one part
+        import transformers
+
+        raise ValueError(
+            f"{source}: its processor files load as a {type(processor).__name__} alone, not "
+            "Grounding DINO's processor (image processor and tokenizer): the image_processor_type "
+            "in preprocessor_config.json or processor_config.json is not a class transformers "
+            f"{transformers.__version__} knows (GroundingDinoImageProcessor); restore the files "
+            "saved with the model"
+        )
     return LoadedModel.ready(model, processor, source, config, device, revision)
 
 

@@ -252,3 +252,54 @@ def test_the_released_grounding_dino_resize_and_its_thin_image_limit():
     refuse_too_thin(proc, (1, 2665, 3), "x.png", "detector")  # kept
     with pytest.raises(ImageTooThin, match="long side is under 2666 times its short side"):
         refuse_too_thin(proc, (1, 2666, 3), "x.png", "detector")
+
+
+def _detector_with_preprocessor(tmp_path: Path, image_processor_type: str) -> Path:
+    """A tiny detector in the released layout: preprocessor_config.json (the released resize)
+    and the tokenizer files, no processor_config.json."""
+    from labeler.testing import save_tiny_detector
+
+    folder = save_tiny_detector(tmp_path / "det")
+    (folder / "processor_config.json").unlink()
+    doc = {
+        "do_normalize": True,
+        "do_pad": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "format": "coco_detection",
+        "image_mean": [0.485, 0.456, 0.406],
+        "image_processor_type": image_processor_type,
+        "image_std": [0.229, 0.224, 0.225],
+        "processor_class": image_processor_type.replace("ImageProcessor", "Processor"),
+        "resample": 2,
+        "rescale_factor": 0.00392156862745098,
+        "size": DINO_SIZE,
+    }
+    _write(folder, "preprocessor_config.json", doc)
+    return folder
+
+
+def test_a_detector_folder_in_the_released_layout_loads(tmp_path):
+    """preprocessor_config.json beside the tokenizer files (no processor_config.json), as
+    IDEA-Research/grounding-dino-tiny ships: the processor is Grounding DINO's, 800/1333."""
+    from labeler.models import load_detector
+
+    det = load_detector(str(_detector_with_preprocessor(tmp_path, "GroundingDinoImageProcessor")))
+    size = det.processor.image_processor.size
+    assert (size.shortest_edge, size.longest_edge) == (800, 1333)
+    assert det.processor.tokenizer is not None
+
+
+def test_a_detector_whose_image_processor_type_transformers_does_not_know_is_refused(tmp_path):
+    """One stored copy of grounding-dino-tiny's files names ``GroundingDINOImageProcessor``:
+    transformers 5.25 knows no such class and its AutoProcessor returns the BERT tokenizer
+    alone. Refused at load in one line naming the folder and the files; before, it loaded, and
+    the label run failed at setup with "BertTokenizer has no attribute tokenizer"."""
+    from labeler.models import load_detector
+
+    folder = _detector_with_preprocessor(tmp_path, "GroundingDINOImageProcessor")
+    with pytest.raises(ValueError) as err:
+        load_detector(str(folder))
+    said = str(err.value)
+    assert said.startswith(f"{folder}: its processor files load as a BertTokenizer alone"), said
+    assert "preprocessor_config.json" in said and "\n" not in said, said
