@@ -303,3 +303,44 @@ def test_a_detector_whose_image_processor_type_transformers_does_not_know_is_ref
     said = str(err.value)
     assert said.startswith(f"{folder}: its processor files load as a BertTokenizer alone"), said
     assert "preprocessor_config.json" in said and "\n" not in said, said
+
+
+@pytest.mark.parametrize("processor_file", [None, {"image_processor_type": "SAMImageProcessor"}])
+def test_a_segmenter_folder_whose_processor_files_do_not_load_names_them(
+    released, tmp_path, processor_file
+):
+    """A released-layout SAM folder whose preprocessor_config.json is missing or names a class
+    transformers does not know: its weights loaded, so the line names the processor files;
+    before, it said "segmenter weights not found: looked in the local path ..." with a fix to
+    pass a folder holding config.json and the weights, which it did."""
+    import shutil
+
+    folder = tmp_path / "sam"
+    shutil.copytree(released["sam"], folder)
+    (folder / "preprocessor_config.json").unlink()
+    if processor_file is not None:
+        _write(folder, "preprocessor_config.json", dict(SAM_PREPROCESSOR, **processor_file))
+    with pytest.raises(ValueError) as err:
+        load_segmenter(str(folder))
+    said = str(err.value)
+    assert said.startswith(f"{folder}: cannot read the segmenter's processor files ("), said
+    assert "weights not found" not in said and "\n" not in said, said
+    assert "processor_config.json or preprocessor_config.json" in said, said
+
+
+def test_a_sam3_folder_without_its_processor_file_names_it(released, tmp_path):
+    """The released SAM 3 folder without processor_config.json: the weights loaded, so the
+    line names the processor files; before, it said "model weights not found" and how to get
+    the gated weights."""
+    import shutil
+
+    from labeler.sam3 import load_sam3
+
+    folder = tmp_path / "sam3"
+    shutil.copytree(released["sam3"], folder)
+    (folder / "processor_config.json").unlink()
+    with pytest.raises(ValueError) as err:
+        load_sam3(str(folder))
+    said = str(err.value)
+    assert said.startswith(f"{folder}: cannot read the model's processor files ("), said
+    assert "weights not found" not in said and "\n" not in said, said
