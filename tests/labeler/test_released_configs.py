@@ -50,6 +50,23 @@ SAM2_CONFIG = {
     },
 }
 SAM2_PROCESSOR_SIZE = {"height": 1024, "width": 1024}
+# The layout that conversion wrote with transformers 4.56 (the released config.json's
+# transformers_version): a preprocessor_config.json naming the Fast class, no
+# processor_config.json (the released file itself was not found; these are its defaults).
+SAM2_LEGACY_PREPROCESSOR = {
+    "do_convert_rgb": True,
+    "do_normalize": True,
+    "do_rescale": True,
+    "do_resize": True,
+    "image_mean": [0.485, 0.456, 0.406],
+    "image_processor_type": "Sam2ImageProcessorFast",
+    "image_std": [0.229, 0.224, 0.225],
+    "mask_size": {"height": 256, "width": 256},
+    "processor_class": "Sam2VideoProcessor",
+    "resample": 2,
+    "rescale_factor": 0.00392156862745098,
+    "size": SAM2_PROCESSOR_SIZE,
+}
 
 # facebook/sam3 processor_config.json, as released (its image_processor part; the processor
 # also holds the CLIP tokenizer), and the ViT's image_size in its config.json (detector_config,
@@ -111,6 +128,8 @@ def released(tmp_path_factory) -> dict[str, Path]:
     released preprocessor_config.json in place of the processor_config.json a transformers 5
     save writes; SAM 2.1: the released sizes in config.json and the processor its conversion
     saves; SAM 3: the released sam3_video layout and processor_config.json's image processor."""
+    import shutil
+
     from safetensors.torch import load_file, save_file
     from transformers import Sam2ImageProcessor, Sam2VideoProcessor, Sam2VideoVideoProcessor
 
@@ -140,6 +159,11 @@ def released(tmp_path_factory) -> dict[str, Path]:
     Sam2VideoProcessor(image_processor=Sam2ImageProcessor(), video_processor=video).save_pretrained(
         folder
     )
+
+    legacy = folders["sam2_legacy"] = root / "sam2_legacy"
+    shutil.copytree(folder, legacy)
+    (legacy / "processor_config.json").unlink()
+    _write(legacy, "preprocessor_config.json", SAM2_LEGACY_PREPROCESSOR)
 
     folder = folders["sam3"] = save_tiny_sam3(root / "sam3", image_size=1008)
     # the released layout: a sam3_video config nesting the image model's under detector_config,
@@ -184,11 +208,12 @@ def test_the_released_sam_processor_over_another_models_size_is_refused(tmp_path
     assert said.startswith(expected), said
 
 
-def test_a_released_sam2_folder_loads(released):
+@pytest.mark.parametrize("layout", ["sam2_video", "sam2_legacy"])
+def test_a_released_sam2_folder_loads(released, layout):
     """facebook/sam2.1-hiera-*: model_type sam2_video at the released 1024 px, with the
     processor its conversion saves (``Sam2ImageProcessorFast()``: 1024x1024, the installed
-    default) loads as SAM 2."""
-    seg = load_segmenter(str(released["sam2_video"]))
+    default), saved by transformers 5 or in the 4.56 layout, loads as SAM 2."""
+    seg = load_segmenter(str(released[layout]))
     assert seg.model.config.prompt_encoder_config.image_size == 1024  # what the check reads
     proc = seg.processor.image_processor
     assert {"height": proc.size.height, "width": proc.size.width} == SAM2_PROCESSOR_SIZE
