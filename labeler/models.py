@@ -601,10 +601,11 @@ def load_detector(
 
         raise ValueError(
             f"{source}: its processor files load as a {type(processor).__name__} alone, not "
-            "Grounding DINO's processor (image processor and tokenizer): the image_processor_type "
-            "in preprocessor_config.json or processor_config.json is not a class transformers "
-            f"{transformers.__version__} knows (GroundingDinoImageProcessor); restore the files "
-            "saved with the model"
+            "Grounding DINO's processor (image processor and tokenizer): the processor_class "
+            "or image_processor_type in preprocessor_config.json or processor_config.json is "
+            f"not a name transformers {transformers.__version__} knows for it "
+            "(GroundingDinoProcessor, GroundingDinoImageProcessor); restore the files saved "
+            "with the model"
         )
     return LoadedModel.ready(model, processor, source, config, device, revision)
 

@@ -279,7 +279,9 @@ def test_the_released_grounding_dino_resize_and_its_thin_image_limit():
         refuse_too_thin(proc, (1, 2666, 3), "x.png", "detector")
 
 
-def _detector_with_preprocessor(tmp_path: Path, image_processor_type: str) -> Path:
+def _detector_with_preprocessor(
+    tmp_path: Path, image_processor_type: str, processor_class: str = "GroundingDinoProcessor"
+) -> Path:
     """A tiny detector in the released layout: preprocessor_config.json (the released resize)
     and the tokenizer files, no processor_config.json."""
     from labeler.testing import save_tiny_detector
@@ -295,7 +297,7 @@ def _detector_with_preprocessor(tmp_path: Path, image_processor_type: str) -> Pa
         "image_mean": [0.485, 0.456, 0.406],
         "image_processor_type": image_processor_type,
         "image_std": [0.229, 0.224, 0.225],
-        "processor_class": image_processor_type.replace("ImageProcessor", "Processor"),
+        "processor_class": processor_class,
         "resample": 2,
         "rescale_factor": 0.00392156862745098,
         "size": DINO_SIZE,
@@ -315,14 +317,22 @@ def test_a_detector_folder_in_the_released_layout_loads(tmp_path):
     assert det.processor.tokenizer is not None
 
 
-def test_a_detector_whose_image_processor_type_transformers_does_not_know_is_refused(tmp_path):
-    """One stored copy of grounding-dino-tiny's files names ``GroundingDINOImageProcessor``:
-    transformers 5.25 knows no such class and its AutoProcessor returns the BERT tokenizer
-    alone. Refused at load in one line naming the folder and the files; before, it loaded, and
-    the label run failed at setup with "BertTokenizer has no attribute tokenizer"."""
+@pytest.mark.parametrize(
+    "image_processor_type", ["GroundingDINOImageProcessor", "DeformableDetrImageProcessor"]
+)
+def test_a_detector_whose_processor_names_transformers_does_not_know_is_refused(
+    tmp_path, image_processor_type
+):
+    """The two stored versions of a copy of grounding-dino-tiny's files name
+    ``GroundingDINOProcessor`` with ``GroundingDINOImageProcessor`` or
+    ``DeformableDetrImageProcessor`` (pre-release names; convert_grounding_dino_to_hf.py at
+    commit 033d903 saved the latter in the former): transformers 5.25's AutoProcessor returns
+    the BERT tokenizer alone. Refused at load in one line naming the folder and the files;
+    before, it loaded, and the label run failed at setup with "BertTokenizer has no attribute
+    tokenizer"."""
     from labeler.models import load_detector
 
-    folder = _detector_with_preprocessor(tmp_path, "GroundingDINOImageProcessor")
+    folder = _detector_with_preprocessor(tmp_path, image_processor_type, "GroundingDINOProcessor")
     with pytest.raises(ValueError) as err:
         load_detector(str(folder))
     said = str(err.value)
