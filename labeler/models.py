@@ -454,13 +454,25 @@ def _from_pretrained(
     revision: str | None,
     local_only: bool,
     option: str | None = None,
+    processor: bool = False,
     **kw,
 ):
+    """``loader.from_pretrained(source)``, its failures one line each; ``processor``: the
+    loader reads the processor files, after the weights loaded from the same folder."""
     try:
         return loader.from_pretrained(
             source, revision=revision, local_files_only=_local_only(source, local_only), **kw
         )
     except Exception as e:
+        if processor and looks_like_path(source) and isinstance(e, (OSError, ValueError)):
+            import transformers
+
+            raise ValueError(
+                f"{source}: cannot read the {role}'s processor files ({_reason(e)}): "
+                "processor_config.json or preprocessor_config.json is missing there or names "
+                f"a class transformers {transformers.__version__} does not know; restore the "
+                "files saved with the model"
+            ) from None
         if _unreadable_weights(e):
             where = _broken_weights(source, revision) or source
             raise ValueError(
@@ -630,7 +642,20 @@ def load_detector(
     model = _from_pretrained(
         "detector", AutoModelForZeroShotObjectDetection, source, revision, local_only
     )
-    processor = _from_pretrained("detector", AutoProcessor, source, revision, local_only)
+    processor = _from_pretrained(
+        "detector", AutoProcessor, source, revision, local_only, processor=True
+    )
+    if not hasattr(processor, "image_processor"):  # AutoProcessor fell back to one part
+        import transformers
+
+        raise ValueError(
+            f"{source}: its processor files load as a {type(processor).__name__} alone, not "
+            "Grounding DINO's processor (image processor and tokenizer): the processor_class "
+            "or image_processor_type in preprocessor_config.json or processor_config.json is "
+            f"not a name transformers {transformers.__version__} knows for it "
+            "(GroundingDinoProcessor, GroundingDinoImageProcessor); restore the files saved "
+            "with the model"
+        )
     return LoadedModel.ready(model, processor, source, config, device, revision)
 
 
@@ -670,7 +695,9 @@ def load_segmenter(
         )
     finally:
         hf_logging.set_verbosity(level)
-    processor = _from_pretrained("segmenter", AutoProcessor, source, revision, local_only, option)
+    processor = _from_pretrained(
+        "segmenter", AutoProcessor, source, revision, local_only, option, processor=True
+    )
     check_input_size(source, processor, model.config.prompt_encoder_config.image_size)
     return LoadedModel.ready(model, processor, source, config, device, revision)
 

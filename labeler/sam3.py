@@ -110,7 +110,9 @@ def load_sam3(
                 f"model_type {config.model_type!r}"
             )
         model = _from_pretrained("model", Sam3Model, source, revision, local_only)
-        processor = _from_pretrained("model", Sam3Processor, source, revision, local_only)
+        processor = _from_pretrained(
+            "model", Sam3Processor, source, revision, local_only, processor=True
+        )
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{e} {GATED_HELP}") from None
     check_input_size(source, processor, model.config.vision_config.image_size)

@@ -8,7 +8,7 @@ Failure modes (DESIGN.md section 1 and 6; rates are options of :class:`Simulatio
 * **small instances missed**: an instance of ``area`` pixels is dropped with probability
   ``miss_max / (1 + (area / (miss_area * H * W)) ** 2)``: half of ``miss_max`` at
   ``miss_area`` of the image, rising towards ``miss_max`` as the instance shrinks (Grounding
-  DINO sees a 4K photo at 800x1333);
+  DINO sees a 3840x2160 photo at 750x1333 px, HxW: its 800 px short side capped by 1333);
 * **thin interior structure filled**: each instance is closed with a disk of radius
   ``fill_radius`` x the instance's box diagonal, then its holes are filled (SAM turns a wheel
   with spokes into a solid disk, hiding the ground seen through it);
