@@ -674,6 +674,53 @@ def test_an_atomic_copy_the_disk_refuses_leaves_every_file_as_it_was(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt", "step_0000002.pt"]
 
 
+def test_a_write_with_every_temporary_name_taken_is_refused_naming_the_file(tmp_path, monkeypatch):
+    """Every temporary name tried already there (a folder full of a killed writer's leftovers,
+    or names drawn alike): the write stops with one error naming the file, rather than a
+    ``TypeError`` of a name never made; the file keeps its bytes."""
+    import errno
+    import secrets
+    import tempfile
+
+    from annotations.fileio import atomic_write_text
+
+    monkeypatch.setattr(tempfile, "TMP_MAX", 3)
+    monkeypatch.setattr(secrets, "token_hex", lambda n: "0" * 2 * n)
+    (tmp_path / "x.json").write_text("old")
+    (tmp_path / ".x.json.00000000.tmp").write_text("left")
+    with pytest.raises(FileExistsError) as e:
+        atomic_write_text(tmp_path / "x.json", "new")
+    assert e.value.errno == errno.EEXIST and e.value.filename == str(tmp_path / "x.json")
+    assert (tmp_path / "x.json").read_text() == "old"
+
+
+def test_new_file_mode_is_what_open_gives_and_set_mode_gives_the_mode_asked(tmp_path):
+    """:func:`new_file_mode` is the mode ``open()`` gives a new file in the folder (0666 less
+    the umask where no default ACL says otherwise), seen on a file it removes; ``set_mode``
+    gives a file that mode where it is asked, :func:`file_mode` by default."""
+    import os
+    import stat
+
+    from annotations.fileio import file_mode, new_file_mode, set_mode
+
+    before = os.umask(0o027)
+    try:
+        assert new_file_mode(tmp_path) == 0o640
+        assert list(tmp_path.iterdir()) == []
+        path = tmp_path / "model.safetensors"
+        path.write_bytes(b"w")
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            set_mode(fd, 0o604)
+            assert stat.S_IMODE(path.stat().st_mode) == 0o604
+            set_mode(fd)
+            assert stat.S_IMODE(path.stat().st_mode) == file_mode() == 0o640
+        finally:
+            os.close(fd)
+    finally:
+        os.umask(before)
+
+
 def test_a_staged_write_the_disk_refuses_names_the_file_where_it_was_to_be(tmp_path):
     """``engine annotate import`` and ``export`` write a new version into a hidden folder, then
     swap it in: a full disk named the hidden copy ("SUBSET/.masks.new-9stlm7w1/masks/x.png: No

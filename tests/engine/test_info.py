@@ -1173,6 +1173,11 @@ def test_a_sharded_run_with_failed_images_tells_a_live_shards_from_the_others(tm
     with exclusive(run, "engine label", ".lock-shard0of2"), exclusive(run, "engine label", ".lock-shard1of2"):  # fmt: skip
         said = render_label_run(label_run_stats(run))[2].splitlines()
     assert said[-1].endswith("(it may try 2 images of these again: the running shards')"), said
+    # a shard's lock and another (an engine label of the whole run into it): which images it
+    # may try again is not known, nor whether shard 0/2's are left for its --shard
+    with exclusive(run, "engine label"), exclusive(run, "engine label", ".lock-shard1of2"):
+        said = render_label_run(label_run_stats(run))[2].splitlines()
+    assert said[-1].endswith("is writing it now: wait for it to finish (it may try these images again)"), said  # fmt: skip
     assert "run the same command again" in render_label_run(label_run_stats(run))[2]
 
 

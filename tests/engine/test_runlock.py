@@ -902,6 +902,55 @@ def test_an_out_without_write_permission_is_one_line_naming_it(
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_lock_file_there_that_refuses_the_run_is_named_not_its_folder(tmp_path, monkeypatch):
+    """A ``.lock`` left by another user's run (0644, theirs): opening it fails with EACCES,
+    as root's open does not. The folder takes new files: the file refused is named, not the
+    folder (a folder the user may write into, said not to be)."""
+    from engine import runlock
+
+    out = tmp_path / "run"
+    with exclusive(out, "engine train"):
+        (out / "last.pt").write_bytes(b"x")  # something in it: the lock file is kept
+    lock, real_open = out / LOCK_NAME, os.open
+
+    def theirs(path, flags, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
+        if Path(path) == lock and flags & os.O_RDWR:
+            raise PermissionError(13, os.strerror(13), str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(runlock.os, "open", theirs)
+    with pytest.raises(PermissionError) as e, exclusive(out, "engine train"):
+        pass
+    assert e.value.filename == str(lock)
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "last.pt"]
+
+
+def test_a_one_file_commands_other_failures_are_raised_as_they_are(tmp_path):
+    """Only a new file refused by a folder there is told as that folder: any other failure of
+    the block goes on as raised, a ``ValueError`` (no file name to read) and a refusal whose
+    folder cannot be seen (a folder above it not searchable) named as the file."""
+    from engine.runlock import folders_removed_on_failure
+
+    file = tmp_path / "closed" / "inner" / "scores.json"
+    with pytest.raises(ValueError, match="bad"), folders_removed_on_failure(file):
+        raise ValueError("bad")
+    with pytest.raises(PermissionError) as e, folders_removed_on_failure(file):
+        raise PermissionError(13, os.strerror(13), str(file))
+    assert e.value.filename == str(file)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_where_there_is_no_flock_no_folder_has_a_writer(tmp_path, monkeypatch):
+    """Windows has no ``fcntl``: no lock is held, so none is found (``engine info`` says no
+    process writes a folder), a folder holding a lock file from a run elsewhere too."""
+    from engine.runlock import writer, writers
+
+    (tmp_path / LOCK_NAME).write_text("engine label (pid 1 on elsewhere)")
+    monkeypatch.setitem(sys.modules, "fcntl", None)  # import fcntl: ImportError
+    assert writers(tmp_path) == {} and writer(tmp_path) is None
+
+
 def _single_file_inputs(tmp_path: Path) -> dict[str, list[str]]:
     """The commands writing one file, each with inputs of its own (OUT: the file)."""
     import numpy as np
