@@ -411,13 +411,26 @@ STOPPED = (
 AGAIN = "run the same engine synth command again to finish it (it resumes)"
 
 
-def _stopped_synth(tmp_path: Path, monkeypatch) -> Path:
-    """A dataset whose engine synth stopped after 4 of its 6 scenes."""
+def _stopped_synth(tmp_path: Path, monkeypatch, stop_after: int = 4) -> Path:
+    """A dataset whose engine synth stopped after ``stop_after`` of its 6 scenes."""
     out = tmp_path / "d"
-    _drawn(monkeypatch, stop_after=4)
+    _drawn(monkeypatch, stop_after=stop_after)
     with pytest.raises(RuntimeError, match="interrupted"):
         generate(SynthConfig(out=out, train=3, val=1, test=2, size=(96, 64)), progress=False)
     return out
+
+
+def _run_on_a_finished_copy(tmp_path: Path, out: Path) -> Path:
+    """A run over ``tmp_path/copy``, a finished copy of the stopped synth ``out`` (so a folder
+    of ``out`` given by itself is what a command refuses), its one test scene predicted empty."""
+    from tests.loop_helpers import make_run
+
+    data = tmp_path / "copy"
+    shutil.copytree(out, data)
+    (data / "synth.partial.json").unlink()
+    run = tmp_path / "run"
+    make_run(run, data, {stem_of("test", 0): []}, (64, 96))
+    return run
 
 
 def _refused(
@@ -706,19 +719,11 @@ def test_review_refuses_annotations_inside_a_stopped_synth_given_by_themselves(
     from typer.testing import CliRunner
 
     from cli import app
-    from tests.loop_helpers import make_run
 
-    out = tmp_path / "d"
-    _drawn(monkeypatch, stop_after=5)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        generate(SynthConfig(out=out, train=3, val=1, test=2, size=(96, 64)), progress=False)
+    out = _stopped_synth(tmp_path, monkeypatch, stop_after=5)
     labels, masks = out / "annotations/test", out / "new_classes/bicycle/test"
     assert [p.stem for p in labels.iterdir()] == [p.stem for p in masks.iterdir()]
-    data = tmp_path / "copy"  # the run's dataset: a finished copy, so --gt alone is refused
-    shutil.copytree(out, data)
-    (data / "synth.partial.json").unlink()
-    run = tmp_path / "run"
-    make_run(run, data, {stem_of("test", 0): []}, (64, 96))
+    run = _run_on_a_finished_copy(tmp_path, out)  # so --gt alone is refused
 
     def review(gt: Path) -> tuple[int, str]:
         args = ["review", str(run), "--gt", str(gt), "--out", str(tmp_path / "gallery")]
@@ -748,18 +753,10 @@ def test_review_pred_inside_a_stopped_synth_is_refused(tmp_path: Path, monkeypat
     from typer.testing import CliRunner
 
     from cli import app
-    from tests.loop_helpers import make_run
 
-    out = tmp_path / "d"
-    _drawn(monkeypatch, stop_after=5)
-    with pytest.raises(RuntimeError, match="interrupted"):
-        generate(SynthConfig(out=out, train=3, val=1, test=2, size=(96, 64)), progress=False)
+    out = _stopped_synth(tmp_path, monkeypatch, stop_after=5)
     labels, masks = out / "annotations/test", out / "new_classes/bicycle/test"
-    data = tmp_path / "copy"  # the run's dataset: a finished copy, so --pred alone is refused
-    shutil.copytree(out, data)
-    (data / "synth.partial.json").unlink()
-    run = tmp_path / "run"
-    make_run(run, data, {stem_of("test", 0): []}, (64, 96))
+    run = _run_on_a_finished_copy(tmp_path, out)  # so --pred alone is refused
 
     def review(pred: Path) -> tuple[int, str]:
         args = ["review", str(run), "--pred", str(pred), "--pred-class-id", "1"]
