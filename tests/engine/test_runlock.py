@@ -300,6 +300,12 @@ _RUN_COMMANDS = [  # every command that writes a run folder, DATA and CKPT fille
 ]
 
 
+def _filled(command: list[str], tmp_path: Path) -> list[str]:
+    """``command`` with DATA and CKPT filled in: ``tmp_path/data`` and ``tmp_path/m.pt``."""
+    inputs = {"DATA": str(tmp_path / "data"), "CKPT": str(tmp_path / "m.pt")}
+    return [inputs.get(a, a) for a in command]
+
+
 @pytest.mark.parametrize("command", _RUN_COMMANDS)
 def test_an_output_that_is_a_file_is_one_line_naming_it(tmp_path: Path, command) -> None:
     """--out naming a file: one line, the same for every command (the demo said
@@ -309,8 +315,7 @@ def test_an_output_that_is_a_file_is_one_line_naming_it(tmp_path: Path, command)
     out = tmp_path / "taken.txt"
     out.write_text("mine")
     (tmp_path / "data").mkdir()
-    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
-    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    args = _filled(command, tmp_path)
     res = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert res.exit_code == 2, res.output
     assert res.output.strip() == f"error: {out}: output exists and is not a folder", res.output
@@ -348,8 +353,7 @@ def test_another_engine_output_or_a_dataset_is_refused_as_out(tmp_path, command,
             (out / name).write_text("{}")
     files = sorted(out.rglob("*"))
     (tmp_path / "data").mkdir()
-    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
-    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    args = _filled(command, tmp_path)
     res = CliRunner().invoke(app, [*args, "--out", str(out)])
     assert res.exit_code == 2, res.output
     what = "a dataset's root" if other.startswith("dataset") else f"{_kind(other)}"
@@ -522,8 +526,7 @@ def test_a_folder_that_holds_engine_outputs_is_refused_as_out(tmp_path, command)
     (runs / "notes").mkdir()
     (tmp_path / "data").mkdir()
     files = {p: p.read_bytes() if p.is_file() else None for p in tmp_path.rglob("*")}
-    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
-    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    args = _filled(command, tmp_path)
     res = CliRunner().invoke(app, [*args, str(runs)])
     assert res.exit_code == 2, res.output
     assert " ".join(res.output.split()) == (
@@ -887,8 +890,7 @@ def test_an_out_without_write_permission_is_one_line_naming_it(
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     (tmp_path / "data").mkdir()
-    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
-    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    args = _filled(command, tmp_path)
     if simulated:
         _refuse_new_files_in(out, monkeypatch)
     else:
@@ -1041,8 +1043,7 @@ def test_another_users_run_folder_as_out_is_one_line_naming_it(
     (out / "notes.txt").write_text("mine")
     (out / LOCK_NAME).write_text('{"command": "engine label"}')
     (tmp_path / "data").mkdir()
-    args = [str(tmp_path / "data") if a == "DATA" else a for a in command]
-    args = [str(tmp_path / "m.pt") if a == "CKPT" else a for a in args]
+    args = _filled(command, tmp_path)
     if simulated:
         _refuse_writes_in(out, monkeypatch)
     else:
