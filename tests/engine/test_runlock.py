@@ -953,6 +953,9 @@ def test_where_there_is_no_flock_no_folder_has_a_writer(tmp_path, monkeypatch):
     assert writers(tmp_path) == {} and writer(tmp_path) is None
 
 
+_SINGLE_FILE_NAMES = {"pick": "list.txt", "evaluate": "f.json", "info": "f.png"}  # OUT's name
+
+
 def _single_file_inputs(tmp_path: Path) -> dict[str, list[str]]:
     """The commands writing one file, each with inputs of its own (OUT: the file)."""
     import numpy as np
@@ -974,7 +977,7 @@ def _single_file_inputs(tmp_path: Path) -> dict[str, list[str]]:
     }
 
 
-@pytest.mark.parametrize("command", ["pick", "evaluate", "info"])
+@pytest.mark.parametrize("command", list(_SINGLE_FILE_NAMES))
 def test_a_file_in_a_folder_without_write_permission_is_one_line_naming_the_folder(
     tmp_path: Path, command, monkeypatch
 ) -> None:
@@ -989,17 +992,8 @@ def test_a_file_in_a_folder_without_write_permission_is_one_line_naming_the_fold
     out = tmp_path / "shared"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    real_open = os.open
-
-    def refused(path, flags, *a, **k):  # noqa: ANN001, ANN002, ANN003
-        if Path(path).parent == out and flags & os.O_CREAT:
-            raise PermissionError(13, os.strerror(13), str(path))
-        return real_open(path, flags, *a, **k)
-
-    monkeypatch.setattr(os, "open", refused)
-    target = out / (
-        "list.txt" if command == "pick" else "f.json" if command == "evaluate" else "f.png"
-    )
+    _refuse_new_files_in(out, monkeypatch)
+    target = out / _SINGLE_FILE_NAMES[command]
     res = CliRunner().invoke(app, [str(target) if a == "OUT" else a for a in args])
     assert res.exit_code == 2, res.output
     assert res.output.strip().splitlines()[-1] == f"error: {out}: Permission denied", res.output
@@ -1058,7 +1052,7 @@ def test_another_users_run_folder_as_out_is_one_line_naming_it(
     assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "notes.txt"]
 
 
-@pytest.mark.parametrize("command", ["pick", "evaluate", "info"])
+@pytest.mark.parametrize("command", list(_SINGLE_FILE_NAMES))
 def test_a_file_there_in_a_folder_without_write_permission_is_one_line_naming_the_folder(
     tmp_path: Path, command, monkeypatch
 ) -> None:
@@ -1071,9 +1065,7 @@ def test_a_file_there_in_a_folder_without_write_permission_is_one_line_naming_th
     args = _single_file_inputs(tmp_path)[command]
     out = tmp_path / "shared"
     out.mkdir()
-    target = out / (
-        "list.txt" if command == "pick" else "f.json" if command == "evaluate" else "f.png"
-    )
+    target = out / _SINGLE_FILE_NAMES[command]
     target.write_text("first run's")
     _refuse_writes_in(out, monkeypatch)
     res = CliRunner().invoke(app, [str(target) if a == "OUT" else a for a in args])
