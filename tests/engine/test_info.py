@@ -23,6 +23,16 @@ def _pair(root: Path, split: str, stem: str, label: np.ndarray) -> None:
     write_label(root / "annotations" / split / f"{stem}.png", label)
 
 
+def _info(args: list[str], columns: str = "400"):
+    """``engine ARGS`` in a terminal ``columns`` wide: its result and its output on one line."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    res = CliRunner().invoke(app, args, env={"COLUMNS": columns})
+    return res, " ".join(res.output.split())
+
+
 def test_counts_sizes_and_shares(tmp_path: Path):
     a = np.zeros((4, 5), np.uint8)
     a[:2] = 5  # 10 Sky, 10 Others
@@ -959,9 +969,6 @@ def test_a_labelled_run_a_live_label_run_writes_again_is_not_said_finished(tmp_p
     settings or --force, before it rewrites run.json; a shard of one) holds its lock: engine
     info ended with "next: engine review ..., engine fuse ..." as of a finished run. Now the
     unfinished line of a live writer, exit 0; the lock free, the next step as before."""
-    from typer.testing import CliRunner
-
-    from cli import app
     from engine.runlock import exclusive
 
     done = [{"split": s, "stem": f"{s}0", "status": "ok", "config_hash": ""}
@@ -969,8 +976,7 @@ def test_a_labelled_run_a_live_label_run_writes_again_is_not_said_finished(tmp_p
     _, run = _label_run(tmp_path, done)
     args = ["info", str(run), "--no-progress"]
     with exclusive(run, "engine label", lock):
-        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
-    text = " ".join(res.output.split())
+        res, text = _info(args)
     assert res.exit_code == 0, res.output
     assert re.search(
         r"unfinished: engine label \(pid \d+ on [^)]*\) is writing it now: wait for it to "
@@ -978,8 +984,7 @@ def test_a_labelled_run_a_live_label_run_writes_again_is_not_said_finished(tmp_p
         text,
     ), text
     assert "next: " not in text
-    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
-    text = " ".join(res.output.split())
+    res, text = _info(args)
     assert res.exit_code == 0 and "unfinished" not in text and "next: engine review" in text
 
 
@@ -990,9 +995,6 @@ def test_a_finished_training_run_a_live_train_writes_again_is_not_said_finished(
     checkpoint about to be replaced. Now "running now", exit 0; the lock free, as before."""
     import json
 
-    from typer.testing import CliRunner
-
-    from cli import app
     from engine.runlock import exclusive
 
     train = tmp_path / "train"
@@ -1002,13 +1004,11 @@ def test_a_finished_training_run_a_live_train_writes_again_is_not_said_finished(
     (train / "last.pt").write_bytes(b"")
     args = ["info", str(train), "--no-progress"]
     with exclusive(train, "engine train"):
-        res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
-    text = " ".join(res.output.split())
+        res, text = _info(args, "300")
     assert res.exit_code == 0, res.output
     assert re.search(r"step │ 4 of 4 \(running now: engine train \(pid \d+ on ", text), text
     assert "(finished)" not in text and "next: " not in text
-    res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
-    text = " ".join(res.output.split())
+    res, text = _info(args, "300")
     assert (
         res.exit_code == 0 and "step │ 4 of 4 (finished)" in text and "next: engine predict" in text
     )
@@ -1019,10 +1019,7 @@ def test_a_subset_a_live_import_writes_again_is_said_to_be_the_earlier_one(tmp_p
     and checking the new annotations, then swapping them in): engine info showed the old subset
     as the subset, without a word, where a review gallery drawn again says so. Now a row says
     which import writes it and that this is the earlier subset, exit 0; the lock free, none."""
-    from typer.testing import CliRunner
-
     from annotations.subset import write_subset
-    from cli import app
     from engine.runlock import exclusive
 
     masks = {"a": np.zeros((10, 20), np.uint8)}
@@ -1030,16 +1027,15 @@ def test_a_subset_a_live_import_writes_again_is_said_to_be_the_earlier_one(tmp_p
     write_subset(sub, "Bicycle", "test", masks, {"a": "c.json"}, {"import_format": "coco"})
     args = ["info", str(sub)]
     with exclusive(sub, "engine annotate import"):
-        res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
-    text = " ".join(res.output.split())
+        res, text = _info(args, "300")
     assert res.exit_code == 0, res.output
     assert re.search(
         r"now │ engine annotate import \(pid \d+ on [^)]*\) is importing into it again \(this "
         r"is the earlier subset\)",
         text,
     ), text
-    res = CliRunner().invoke(app, args, env={"COLUMNS": "300"})
-    assert res.exit_code == 0 and "now │" not in " ".join(res.output.split()), res.output
+    res, text = _info(args, "300")
+    assert res.exit_code == 0 and "now │" not in text, res.output
 
 
 def test_a_report_or_demo_a_live_run_writes_again_is_said_to_be_the_earlier_one(tmp_path):
@@ -1050,9 +1046,6 @@ def test_a_report_or_demo_a_live_run_writes_again_is_said_to_be_the_earlier_one(
     this is the earlier one, exit 0; the lock free, none."""
     import json
 
-    from typer.testing import CliRunner
-
-    from cli import app
     from engine.runlock import exclusive
 
     report = tmp_path / "rep"
@@ -1069,11 +1062,10 @@ def test_a_report_or_demo_a_live_run_writes_again_is_said_to_be_the_earlier_one(
         (demo, "engine demo", "is running it again (this is the earlier demo's summary)"),
     ):
         with exclusive(folder, command):
-            res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "300"})
-        text = " ".join(res.output.split())
+            res, text = _info(["info", str(folder)], "300")
         assert res.exit_code == 0, res.output
         assert re.search(rf"now: {command} \(pid \d+ on [^)]*\) {re.escape(said)}", text), text
-        res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "300"})
+        res, text = _info(["info", str(folder)], "300")
         assert res.exit_code == 0 and "now: " not in res.output, res.output
 
 
@@ -1084,9 +1076,6 @@ def test_an_export_a_live_export_writes_again_is_said_to_be_the_earlier_one(tmp_
     the lock free, none."""
     import json
 
-    from typer.testing import CliRunner
-
-    from cli import app
     from engine.runlock import exclusive
 
     out = tmp_path / "e"
@@ -1100,15 +1089,14 @@ def test_an_export_a_live_export_writes_again_is_said_to_be_the_earlier_one(tmp_
     (out / "coco.json").write_text(json.dumps(coco))
     for given in (out, out / "coco.json"):
         with exclusive(out, "engine annotate export"):
-            res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
-        text = " ".join(res.output.split())
+            res, text = _info(["info", str(given)], "300")
         assert res.exit_code == 0, res.output
         assert re.search(
             r"now: engine annotate export \(pid \d+ on [^)]*\) is writing it again \(these "
             r"are the earlier files\)$",
             text,
         ), text
-        res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
+        res, text = _info(["info", str(given)], "300")
         assert res.exit_code == 0 and "now: " not in res.output, res.output
 
 
@@ -1117,9 +1105,6 @@ def test_a_run_with_failed_images_a_live_label_run_writes_is_not_told_to_run_aga
     info exited 1 and said "run the same command again to retry exactly those", a command its
     lock refuses now. Now the unfinished line of a live writer, which may try it again, exit 0;
     the lock free, the retry advice and exit 1 as before."""
-    from typer.testing import CliRunner
-
-    from cli import app
     from engine.runlock import exclusive
 
     bad = {"split": "train", "stem": "train0", "status": "failed", "error": "x.jpg: truncated"}
@@ -1127,8 +1112,7 @@ def test_a_run_with_failed_images_a_live_label_run_writes_is_not_told_to_run_aga
     _, run = _label_run(tmp_path, [bad, *done])
     args = ["info", str(run), "--no-progress"]
     with exclusive(run, "engine label"):
-        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
-    text = " ".join(res.output.split())
+        res, text = _info(args)
     assert res.exit_code == 0, res.output
     assert re.search(
         r"1 image failed: train/train0: x\.jpg: truncated unfinished: engine label \(pid \d+ on "
@@ -1136,8 +1120,8 @@ def test_a_run_with_failed_images_a_live_label_run_writes_is_not_told_to_run_aga
         text,
     ), text
     assert "run the same command again" not in text
-    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
-    assert res.exit_code == 1 and " ".join(res.output.split()).endswith(
+    res, text = _info(args)
+    assert res.exit_code == 1 and text.endswith(
         "1 image failed; run the same command again to retry exactly those"
     ), res.output
 
@@ -1510,25 +1494,20 @@ def test_a_fused_dataset_a_live_fusion_writes_again_is_not_said_finished(tmp_pat
     it wrote. Now the unfinished line of a live fusion, exit 0; the lock free, as before."""
     import json
 
-    from typer.testing import CliRunner
-
-    from cli import app
     from engine.runlock import exclusive
 
     _fused(tmp_path)
     (tmp_path / "fuse.json").write_text(json.dumps({"status": "complete"}))
     args = ["info", str(tmp_path), "--no-progress"]
     with exclusive(tmp_path, "engine fuse"):
-        res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
-    text = " ".join(res.output.split())
+        res, text = _info(args)
     assert res.exit_code == 0, res.output
     assert re.search(
         r"unfinished: engine fuse \(pid \d+ on .*\) is writing it now: wait for it to finish$",
         text,
     ), text
     assert "No problems found" not in text and "next: engine train" not in text
-    res = CliRunner().invoke(app, args, env={"COLUMNS": "400"})
-    text = " ".join(res.output.split())
+    res, text = _info(args)
     assert res.exit_code == 0 and "unfinished" not in text
     assert text.endswith(
         f"No problems found. next: engine train --data {tmp_path} --out RUN (jointly)"
