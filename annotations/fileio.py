@@ -36,7 +36,6 @@ import shutil
 import stat
 import sys
 import tempfile
-import threading
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,36 +44,6 @@ from typing import Any
 import yaml
 
 TMP_SUFFIX = ".tmp"
-
-
-_UMASK_LOCK = threading.Lock()
-
-
-def _read_umask() -> int:
-    """The process's umask now. Linux shows it in ``/proc/self/status`` (since 4.7), read
-    without changing it; elsewhere ``os.umask`` sets it to read it, under a lock."""
-    with (
-        contextlib.suppress(OSError, ValueError),
-        open("/proc/self/status", encoding="ascii", errors="replace") as f,
-    ):
-        for line in f:
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    with _UMASK_LOCK:
-        mask = os.umask(0o022)
-        os.umask(mask)
-    return mask
-
-
-def file_mode() -> int:
-    """0666 less the umask, the permissions ``open()`` gives a new file where no default ACL
-    says otherwise: what :func:`set_mode` gives files another library wrote (``mkstemp``, and
-    safetensors, create files readable by the owner only, 0600), where no mode is given. Read
-    at each call: a notebook or pipeline that sets its umask between two commands gets it for
-    the second one's files too (before the forty-eighth round it was read once, at the first
-    command, and later files kept that one's mode inside folders of the new one). The
-    engine's own outputs do not ask it: they are created with their mode (:func:`_new_temporary`)."""
-    return 0o666 & ~_read_umask()
 
 
 @contextlib.contextmanager
@@ -380,17 +349,16 @@ def sync(fd: int) -> None:
             raise
 
 
-def set_mode(fd: int, mode: int | None = None) -> None:
-    """Give the file ``fd``, written by another library, ``mode`` (:func:`new_file_mode`; by
-    default :func:`file_mode`), where the file system keeps modes. FAT and exFAT (a USB disk),
-    SMB/CIFS without Unix extensions and some FUSE mounts (s3fs, gcsfuse) refuse ``chmod``
-    (EPERM, EOPNOTSUPP, ENOSYS) and give every file the mode of their mount options: the file
-    keeps that mode. Before, every output there failed with ``error: PATH: Operation not
-    permitted``."""
+def set_mode(fd: int, mode: int) -> None:
+    """Give the file ``fd``, written by another library, ``mode`` (:func:`new_file_mode`),
+    where the file system keeps modes. FAT and exFAT (a USB disk), SMB/CIFS without Unix
+    extensions and some FUSE mounts (s3fs, gcsfuse) refuse ``chmod`` (EPERM, EOPNOTSUPP,
+    ENOSYS) and give every file the mode of their mount options: the file keeps that mode.
+    Before, every output there failed with ``error: PATH: Operation not permitted``."""
     if not hasattr(os, "fchmod"):  # Windows
         return
     try:
-        os.fchmod(fd, file_mode() if mode is None else mode)
+        os.fchmod(fd, mode)
     except OSError as e:
         if e.errno not in NO_CHMOD:
             raise

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,7 +30,7 @@ import torch  # noqa: E402
 
 from annotations.fileio import atomic_copy  # noqa: E402
 from annotations.taxonomy import MASS13K  # noqa: E402
-from bench.common import cpu_name  # noqa: E402
+from bench.common import cpu_name, scratch  # noqa: E402
 from trainer.checkpoint import checkpoint_dict, save_checkpoint  # noqa: E402
 from trainer.models import build_model, preset_config  # noqa: E402
 
@@ -70,30 +68,27 @@ def main() -> None:
     ap.add_argument("--dir", default=None, help="folder for the files (default: the temp folder)")
     args = ap.parse_args()
     print(f"{cpu_name()}, torch {torch.__version__}, {args.rounds} rounds, medians")
-    folder = Path(tempfile.mkdtemp(prefix="checkpoint_save_", dir=args.dir))
-    try:
-        for preset in args.presets:
-            state = training_state(preset)
-            last, kept = folder / "last.pt", folder / "step_0000002.pt"
-            ways = saving_ways(state, last, kept)
-            times: dict[str, list[float]] = {name: [] for name in ways}
-            same = True
-            for _ in range(args.rounds):
-                for name, way in ways.items():
-                    start = time.perf_counter()
-                    way()
-                    times[name].append(time.perf_counter() - start)
-                    if name != "one":
-                        same = same and last.read_bytes() == kept.read_bytes()
-                        kept.unlink()
-            med = {name: statistics.median(t) for name, t in times.items()}
-            print(
-                f"{preset:20s} {last.stat().st_size / 1e6:7.1f} MB  "
-                + "  ".join(f"{name} {med[name]:.3f} s" for name in ways)
-                + f"  copied/twice {med['copied'] / med['twice']:.2f}  same bytes {same}"
-            )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    folder = scratch("checkpoint_save_", args.dir)
+    for preset in args.presets:
+        state = training_state(preset)
+        last, kept = folder / "last.pt", folder / "step_0000002.pt"
+        ways = saving_ways(state, last, kept)
+        times: dict[str, list[float]] = {name: [] for name in ways}
+        same = True
+        for _ in range(args.rounds):
+            for name, way in ways.items():
+                start = time.perf_counter()
+                way()
+                times[name].append(time.perf_counter() - start)
+                if name != "one":
+                    same = same and last.read_bytes() == kept.read_bytes()
+                    kept.unlink()
+        med = {name: statistics.median(t) for name, t in times.items()}
+        print(
+            f"{preset:20s} {last.stat().st_size / 1e6:7.1f} MB  "
+            + "  ".join(f"{name} {med[name]:.3f} s" for name in ways)
+            + f"  copied/twice {med['copied'] / med['twice']:.2f}  same bytes {same}"
+        )
 
 
 if __name__ == "__main__":

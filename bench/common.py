@@ -12,10 +12,11 @@ from pathlib import Path
 import numpy as np
 
 
-def scratch(prefix: str) -> Path:
-    """A new folder in the system temp folder, removed when this process exits (also on an
-    error or Ctrl-C): a benchmark's images, models and outputs do not pile up in /tmp."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+def scratch(prefix: str, dir: str | None = None) -> Path:
+    """A new folder in ``dir`` (by default the system temp folder), removed when this process
+    exits (also on an error or Ctrl-C): a benchmark's images, models and outputs do not pile
+    up in /tmp."""
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=dir))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
 

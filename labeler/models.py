@@ -92,9 +92,9 @@ def failure_advice(
     if failed > not_retryable:
         n = counted(failed - not_retryable, "image")
         lines.append(f"{n} failed; run the same command again to retry exactly those")
-    kinds = {k: n for k, n in (cannot or {}).items() if n}
-    kinds["too_thin"] = not_retryable - sum(n for k, n in kinds.items() if k != "too_thin")
-    for kind, n in sorted(kinds.items(), key=lambda kn: kn[0] != "too_thin"):
+    others = {k: n for k, n in (cannot or {}).items() if k != "too_thin"}
+    kinds = {"too_thin": not_retryable - sum(others.values()), **others}
+    for kind, n in kinds.items():
         if n > 0:
             them = "them" if n > 1 else "it"
             lines.append(

@@ -540,17 +540,13 @@ def run_labeling(cfg: LabelConfig, backend: LabelBackend | None = None) -> Label
     """Label every image of the configured splits that is not already done; see the module doc.
     The warnings said before the labelling starts (the hub not reached, images labelled again,
     a prompt without a Latin letter, a run replaced) are kept in ``run.json``'s ``warnings``."""
-    index, count = resolved_shard(cfg)
-    # the run's other shards label it beside this one; any other engine label would label the
-    # same images (a run without --shard, a shard of another count)
-    check_alone(cfg.out_dir, _lock_name(cfg), tuple(_shard_locks(count, but=index)))
+    count = resolved_shard(cfg)[1]
+    # the run's other shards label it beside this one (its own lock is this one's); any other
+    # engine label would label the same images (a run without --shard, a shard of another count)
+    shards = tuple(shard_lock(f"{i}/{count}") for i in range(count)) if count > 1 else ()
+    check_alone(cfg.out_dir, _lock_name(cfg), shards)
     with kept_warnings() as said:
         return _run_labeling(cfg, backend, said)
-
-
-def _shard_locks(count: int, but: int) -> list[str]:
-    """The lock files of a run's other shards (none for a run without ``--shard``)."""
-    return [shard_lock(f"{i}/{count}") for i in range(count) if count > 1 and i != but]
 
 
 # the model settings each backend of this package loads (--refine: any backend's; sam3 checks

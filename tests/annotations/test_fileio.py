@@ -596,7 +596,7 @@ def test_an_atomic_copy_holds_the_source_s_bytes(tmp_path, monkeypatch, sendfile
     import errno
     import os
 
-    from annotations.fileio import file_mode
+    from tests.file_modes import file_mode
 
     data = os.urandom(3 << 20) + b"end"  # more than copyfileobj's 1 MiB buffer
     src = tmp_path / "last.pt"
@@ -697,11 +697,12 @@ def test_a_write_with_every_temporary_name_taken_is_refused_naming_the_file(tmp_
 def test_new_file_mode_is_what_open_gives_and_set_mode_gives_the_mode_asked(tmp_path):
     """:func:`new_file_mode` is the mode ``open()`` gives a new file in the folder (0666 less
     the umask where no default ACL says otherwise), seen on a file it removes; ``set_mode``
-    gives a file that mode where it is asked, :func:`file_mode` by default."""
+    gives a file the mode it is asked, 0666 less the umask too."""
     import os
     import stat
 
-    from annotations.fileio import file_mode, new_file_mode, set_mode
+    from annotations.fileio import new_file_mode, set_mode
+    from tests.file_modes import file_mode
 
     before = os.umask(0o027)
     try:
@@ -713,7 +714,7 @@ def test_new_file_mode_is_what_open_gives_and_set_mode_gives_the_mode_asked(tmp_
         try:
             set_mode(fd, 0o604)
             assert stat.S_IMODE(path.stat().st_mode) == 0o604
-            set_mode(fd)
+            set_mode(fd, file_mode())
             assert stat.S_IMODE(path.stat().st_mode) == file_mode() == 0o640
         finally:
             os.close(fd)

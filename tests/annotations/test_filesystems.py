@@ -91,7 +91,8 @@ def test_a_mode_set_where_the_file_system_refuses_chmod_is_the_mounts(tmp_path, 
 
 
 def test_outputs_get_the_usual_permissions_where_chmod_works(tmp_path):
-    from annotations.fileio import atomic_write_text, file_mode
+    from annotations.fileio import atomic_write_text
+    from tests.file_modes import file_mode
 
     path = atomic_write_text(tmp_path / "a.json", "{}")
     assert stat.S_IMODE(path.stat().st_mode) == file_mode()

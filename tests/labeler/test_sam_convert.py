@@ -173,7 +173,7 @@ def test_converted_folder_records_its_checkpoint_and_reconverts_to_the_same_byte
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
     # every file of the mode of every output (transformers 5 wrote the weights 0600: a shared
     # machine's other users could not read the converted model)
-    from annotations.fileio import file_mode
+    from tests.file_modes import file_mode
 
     modes = {f.name: f.stat().st_mode & 0o777 for f in out.iterdir()}
     assert set(modes.values()) == {file_mode()}, modes

@@ -754,7 +754,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
 
 
 def test_checkpoint_io_errors_and_atomic_write(tmp_path):
-    from annotations.fileio import file_mode
+    from tests.file_modes import file_mode
     from trainer.checkpoint import (
         FORMAT,
         REQUIRED,
