@@ -787,8 +787,12 @@ def made_with(env: object) -> str:
     return "; ".join(parts)
 
 
-def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
-    """Rich renderables for :func:`label_run_stats`: the run, per-split progress, failures."""
+def render_label_run(
+    stats: LabelRunStats, failures_shown: int = 5, live: dict[str, str] | None = None
+) -> list:
+    """Rich renderables for :func:`label_run_stats`: the run, per-split progress, failures.
+    ``live``: the engine label processes writing the run now by their lock files
+    (:func:`engine.runlock.writers`), where the caller asked already; else asked here."""
     from rich.table import Table
 
     head = Table(title=f"Label run {stats.root}", show_header=False)
@@ -818,7 +822,8 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             f"{r.without:,}",
         )
     out: list = [head, table]
-    live = writers(stats.root)  # an engine label into the run now (a shard's too), by its lock
+    if live is None:  # an engine label into the run now (a shard's too), by its lock
+        live = writers(stats.root)
     holder = ", ".join(live.values()) or None
     if stats.failures:
         from labeler.models import failure_advice  # engine label's closing lines too
@@ -2042,10 +2047,12 @@ def _describe_output(
     # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
     if record == "run.json":
         stats = label_run_stats(path, splits)
-        if writer(path) is not None:  # its failed images may be tried again now: not yet said
-            return what, render_label_run(stats), 0  # (before, exit 1 and "run again", refused)
+        live = writers(path)  # its lock probed once: the lines and the exit status agree
+        rendered = render_label_run(stats, live=live)
+        if live:  # its failed images may be tried again now: not yet said
+            return what, rendered, 0  # (before, exit 1 and "run again", refused)
         stopped = any(r.pending or r.missing for r in stats.splits.values())
-        return what, render_label_run(stats), stats.problems + stopped
+        return what, rendered, stats.problems + stopped
     if record == "metrics.jsonl":
         train = train_run_stats(path)
         return what, render_train_run(train), not train.finished and writer(path) is None

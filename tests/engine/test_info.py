@@ -1567,6 +1567,29 @@ def test_info_reads_a_fusions_state_once(tmp_path: Path, monkeypatch):
     assert "engine fuse (pid " in stats.unfinished[0]
 
 
+def test_info_probes_a_label_runs_lock_once(tmp_path: Path, monkeypatch):
+    """``engine info RUN`` asked a label run's lock twice: once for its exit status, once for
+    its lines, each free to see another state (the engine label ending between them). One
+    probe now, and the same answer: a run written now exits 0, one stopped exits 1."""
+    import engine.info
+    from engine.info import describe_output
+    from engine.runlock import exclusive
+
+    bad = {"split": "train", "stem": "train0", "status": "failed", "error": "bad"}
+    _, run = _label_run(tmp_path, [bad])
+    probes = []
+    writer, writers = engine.info.writer, engine.info.writers
+    monkeypatch.setattr(engine.info, "writer", lambda *a: probes.append(a) or writer(*a))
+    monkeypatch.setattr(engine.info, "writers", lambda *a: probes.append(a) or writers(*a))
+    with exclusive(run, "engine label"):
+        said = describe_output(run)
+    assert len(probes) == 1 and said[2] == 0
+    assert "is writing it now" in " ".join(map(str, said[1]))
+    probes.clear()
+    said = describe_output(run)
+    assert len(probes) == 1 and said[2] >= 1
+
+
 def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypatch):
     # a split is a folder's name: 't$^$x' was read as mathtext in the legend and failed the
     # chart ('error: ^'), and '_tr' was left out of it (matplotlib drops labels starting '_')
