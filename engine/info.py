@@ -1123,8 +1123,10 @@ def _start_again(root: Path) -> str:
     return shlex.join(words)
 
 
-def render_train_run(stats: TrainRunStats) -> list:
-    """Rich renderables for :func:`train_run_stats`."""
+def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -> list:
+    """Rich renderables for :func:`train_run_stats`. ``live``: the processes writing the run
+    now by their lock files (:func:`engine.runlock.writers`), where the caller asked already;
+    else asked here."""
     from rich.table import Table
 
     from engine.text import score_cells
@@ -1136,7 +1138,7 @@ def render_train_run(stats: TrainRunStats) -> list:
     iters = stats.iters
     # a run at its last step too: an engine train --resume --iters MORE builds its data and
     # model before it rewrites config.json (before, "finished" and "next: engine predict")
-    holder = writer(stats.root)
+    holder = ", ".join((writers(stats.root) if live is None else live).values()) or None
     resume = f"engine train --out {shlex.quote(str(stats.root))} --resume"
     blown = stats.non_finite
     # the way on: --resume from last.pt (the run's folder: a bare --resume continues
@@ -2030,7 +2032,8 @@ def _describe_output(
     record, what = kind
     if record == "config.yaml":  # a training run before its first logged step
         train = train_run_stats(path)
-        return what, render_train_run(train), writer(path) is None
+        live = writers(path)  # its lock probed once: the lines and the exit status agree
+        return what, render_train_run(train, live), not live
     if record == "subset.json":
         rendered, problems = render_subset(path)
         if half := _half_swapped_subset(Path(path)):  # new masks/ beside the old subset.json
@@ -2055,7 +2058,8 @@ def _describe_output(
         return what, rendered, stats.problems + stopped
     if record == "metrics.jsonl":
         train = train_run_stats(path)
-        return what, render_train_run(train), not train.finished and writer(path) is None
+        live = writers(path)  # its lock probed once: the lines and the exit status agree
+        return what, render_train_run(train, live), not train.finished and not live
     if record == "report.json":
         return what, render_report(path), 0
     if record == "review.json":

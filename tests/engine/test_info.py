@@ -1590,6 +1590,37 @@ def test_info_probes_a_label_runs_lock_once(tmp_path: Path, monkeypatch):
     assert len(probes) == 1 and said[2] >= 1
 
 
+def test_info_probes_a_training_runs_lock_once(tmp_path: Path, monkeypatch):
+    """As a label run's: ``engine info RUN`` of a training run not finished asked its lock
+    once for its lines and again for its exit status. Once now: written now, exit 0 and
+    "running now"; stopped, exit 1."""
+    import json
+
+    from rich.console import Console
+
+    import engine.info
+    from engine.info import describe_output
+    from engine.runlock import exclusive
+
+    config = {"preset": "tiny", "data": "d", "iters": 100, "augment": {}}
+    (tmp_path / "config.json").write_text(json.dumps({"config": config}))
+    (tmp_path / "metrics.jsonl").write_text('{"step": 40, "loss": 1.5, "it_s": 2.0}\n')
+    probes = []
+    writer, writers = engine.info.writer, engine.info.writers
+    monkeypatch.setattr(engine.info, "writer", lambda *a: probes.append(a) or writer(*a))
+    monkeypatch.setattr(engine.info, "writers", lambda *a: probes.append(a) or writers(*a))
+    with exclusive(tmp_path, "engine train"):
+        said = describe_output(tmp_path)
+    assert len(probes) == 1 and said[2] == 0
+    console = Console(width=200, record=True)
+    for part in said[1]:
+        console.print(part)
+    assert "running now: engine train" in console.export_text()
+    probes.clear()
+    said = describe_output(tmp_path)
+    assert len(probes) == 1 and said[2] == 1
+
+
 def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypatch):
     # a split is a folder's name: 't$^$x' was read as mathtext in the legend and failed the
     # chart ('error: ^'), and '_tr' was left out of it (matplotlib drops labels starting '_')
