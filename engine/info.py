@@ -1296,9 +1296,11 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
     return out, len(problems)
 
 
-def render_predictions(root: str | os.PathLike, meta: dict) -> list:
+def render_predictions(root: str | os.PathLike, meta: dict, live: dict[str, str]) -> list:
     """Rich renderables for ``engine info PRED``: which model and inference made a folder of
-    predictions (its ``predict.json``, read as ``meta``) and how many label maps it holds."""
+    predictions (its ``predict.json``, read as ``meta``) and how many label maps it holds;
+    ``live``: the processes writing it now, by their lock files (:func:`engine.runlock.
+    writers`)."""
     from rich.table import Table
 
     from engine.outputs import prediction_settings
@@ -1336,7 +1338,7 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     classes = [c.get("name") for c in _listed(taxonomy.get("classes")) if isinstance(c, dict)]
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
     add_made_with(head, meta.get("environment"))
-    holder = writer(root)  # still labelling: the count is of the maps so far
+    holder = ", ".join(live.values())  # still labelling: the count is of the maps so far
     count = meta.get("image_count")  # how many the run labels (not in older records)
     of = f" of {count:,}" if isinstance(count, int) else ""
     if holder:
@@ -1596,9 +1598,10 @@ def render_demo(root: str | os.PathLike) -> list:
     return [*out, paths, *([said] if now else [])]
 
 
-def render_unfinished_demo(root: str | os.PathLike) -> list:
+def render_unfinished_demo(root: str | os.PathLike, live: dict[str, str]) -> list:
     """``engine info`` on a demo folder without its summary yet (stopped, or still running):
-    what each stage has written so far, and how to finish it."""
+    what each stage has written so far, and how to finish it; ``live``: the processes writing
+    it now, by their lock files (:func:`engine.runlock.writers`)."""
     from rich.table import Table
 
     root = Path(root)
@@ -1609,7 +1612,7 @@ def render_unfinished_demo(root: str | os.PathLike) -> list:
     for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
         if kind := _kind(folder):
             table.add_row(str(folder.relative_to(root)), kind[1])
-    if holder := writer(root):
+    if holder := ", ".join(live.values()):
         return [table, f"running now: {holder}"]
     return [table, f"engine demo --out {shlex.quote(str(root))} (with the same options) resumes it"]
 
@@ -1998,8 +2001,8 @@ def _describe_output(
         if (folder / DEMO_SUMMARY).is_file() and not is_dataset_root(folder):
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():
-            stopped = writer(folder) is None  # running now: 0
-            return "a demo folder (engine demo)", render_unfinished_demo(folder), stopped
+            live = writers(folder)  # running now: 0; its lock probed once
+            return "a demo folder (engine demo)", render_unfinished_demo(folder, live), not live
         if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
@@ -2044,8 +2047,9 @@ def _describe_output(
 
         meta = prediction_record(Path(path)) or {}  # read once: the table and the problems
         # a predict stopped before its last image is a problem (exit 1), as a stopped fusion's
-        stopped = meta.get("status") == "running" and writer(path) is None
-        return what, render_predictions(path, meta), len(failed_images(meta)) + stopped
+        live = writers(path)  # its lock probed once: the lines and the exit status agree
+        stopped = meta.get("status") == "running" and not live
+        return what, render_predictions(path, meta, live), len(failed_images(meta)) + stopped
     # stopped before its last image or step, no process at it now: unfinished and resumable
     # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
     if record == "run.json":

@@ -1621,6 +1621,44 @@ def test_info_probes_a_training_runs_lock_once(tmp_path: Path, monkeypatch):
     assert len(probes) == 1 and said[2] == 1
 
 
+@pytest.mark.parametrize("what", ["predictions", "demo"])
+def test_info_probes_a_predictions_or_demo_folders_lock_once(tmp_path: Path, monkeypatch, what):
+    """As a label run's: ``engine info`` of a folder of predictions predict.json says running,
+    or of a demo not finished, asked its lock once for its lines and again for its exit
+    status. Once now: written now, exit 0 and the process named; stopped, exit 1."""
+    import json
+
+    from rich.console import Console
+
+    import engine.info
+    from engine.info import describe_output
+    from engine.runlock import exclusive
+
+    if what == "predictions":
+        write_label(tmp_path / "a.png", np.zeros((4, 5), np.uint8))
+        record = {"config": {"checkpoint": "x.pt"}, "status": "running"}
+        (tmp_path / "predict.json").write_text(json.dumps(record))
+    else:
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "synth.json").write_text("{}")
+        (tmp_path / "label").mkdir()
+    command = f"engine {'predict' if what == 'predictions' else 'demo'}"
+    probes = []
+    writer, writers = engine.info.writer, engine.info.writers
+    monkeypatch.setattr(engine.info, "writer", lambda *a: probes.append(a) or writer(*a))
+    monkeypatch.setattr(engine.info, "writers", lambda *a: probes.append(a) or writers(*a))
+    with exclusive(tmp_path, command):
+        said = describe_output(tmp_path)
+    assert len(probes) == 1 and said[2] == 0
+    console = Console(width=200, record=True)
+    for part in said[1]:
+        console.print(part)
+    assert f"{command} (pid " in console.export_text()
+    probes.clear()
+    said = describe_output(tmp_path)
+    assert len(probes) == 1 and said[2] == 1
+
+
 def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypatch):
     # a split is a folder's name: 't$^$x' was read as mathtext in the legend and failed the
     # chart ('error: ^'), and '_tr' was left out of it (matplotlib drops labels starting '_')
