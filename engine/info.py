@@ -585,11 +585,12 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         if rec.get("status") != "ok":
             row.failed += 1
             failures.append((split, stem, str(rec.get("error"))))
-            not_retryable += rec.get("retry") is False
-            if rec.get("retry") is False and isinstance(rec.get("cannot"), str):
-                cannot[rec["cannot"]] += 1
             if rec.get("retry") is not False:
                 retried.add((split, stem))
+            else:
+                not_retryable += 1
+                if isinstance(rec.get("cannot"), str):
+                    cannot[rec["cannot"]] += 1
         elif rec.get("config_hash") != chash:
             row.stale += 1
         elif (split, stem) not in skipped:  # engine label labels it again: not yet, as it counts
