@@ -416,9 +416,13 @@ class DatasetSpec:
 
     def _in_output(self, top: Path) -> bool:
         """Whether the root, or a folder above it below ``top`` (the dataset it lies in), is
-        an engine output (a label run kept in the dataset's folder): named as that, nearer."""
+        an engine output (a label run kept in the dataset's folder): named as that, nearer.
+        Compared where each leads (``top`` is absolute, maybe through links: :func:`engine.
+        runlock.places`): before, a root given relative (``F/labels/val``) never met ``top``
+        and ``F`` itself, a fused dataset, was taken for the output it lay in."""
+        end = os.path.realpath(top)
         for up in (self.root, *self.root.parents[:2]):
-            if up == top:
+            if os.path.realpath(up) == end:
                 return False
             if output_kind(up) is not None:
                 return True

@@ -585,11 +585,12 @@ def label_run_stats(root: str | os.PathLike, splits: list[str] | None = None) ->
         if rec.get("status") != "ok":
             row.failed += 1
             failures.append((split, stem, str(rec.get("error"))))
-            not_retryable += rec.get("retry") is False
-            if rec.get("retry") is False and isinstance(rec.get("cannot"), str):
-                cannot[rec["cannot"]] += 1
             if rec.get("retry") is not False:
                 retried.add((split, stem))
+            else:
+                not_retryable += 1
+                if isinstance(rec.get("cannot"), str):
+                    cannot[rec["cannot"]] += 1
         elif rec.get("config_hash") != chash:
             row.stale += 1
         elif (split, stem) not in skipped:  # engine label labels it again: not yet, as it counts
@@ -787,8 +788,12 @@ def made_with(env: object) -> str:
     return "; ".join(parts)
 
 
-def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
-    """Rich renderables for :func:`label_run_stats`: the run, per-split progress, failures."""
+def render_label_run(
+    stats: LabelRunStats, failures_shown: int = 5, live: dict[str, str] | None = None
+) -> list:
+    """Rich renderables for :func:`label_run_stats`: the run, per-split progress, failures.
+    ``live``: the engine label processes writing the run now by their lock files
+    (:func:`engine.runlock.writers`), where the caller asked already; else asked here."""
     from rich.table import Table
 
     head = Table(title=f"Label run {stats.root}", show_header=False)
@@ -818,7 +823,8 @@ def render_label_run(stats: LabelRunStats, failures_shown: int = 5) -> list:
             f"{r.without:,}",
         )
     out: list = [head, table]
-    live = writers(stats.root)  # an engine label into the run now (a shard's too), by its lock
+    if live is None:  # an engine label into the run now (a shard's too), by its lock
+        live = writers(stats.root)
     holder = ", ".join(live.values()) or None
     if stats.failures:
         from labeler.models import failure_advice  # engine label's closing lines too
@@ -1118,8 +1124,10 @@ def _start_again(root: Path) -> str:
     return shlex.join(words)
 
 
-def render_train_run(stats: TrainRunStats) -> list:
-    """Rich renderables for :func:`train_run_stats`."""
+def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -> list:
+    """Rich renderables for :func:`train_run_stats`. ``live``: the processes writing the run
+    now by their lock files (:func:`engine.runlock.writers`), where the caller asked already;
+    else asked here."""
     from rich.table import Table
 
     from engine.text import score_cells
@@ -1131,7 +1139,7 @@ def render_train_run(stats: TrainRunStats) -> list:
     iters = stats.iters
     # a run at its last step too: an engine train --resume --iters MORE builds its data and
     # model before it rewrites config.json (before, "finished" and "next: engine predict")
-    holder = writer(stats.root)
+    holder = ", ".join((writers(stats.root) if live is None else live).values()) or None
     resume = f"engine train --out {shlex.quote(str(stats.root))} --resume"
     blown = stats.non_finite
     # the way on: --resume from last.pt (the run's folder: a bare --resume continues
@@ -1289,9 +1297,11 @@ def render_subset(root: str | os.PathLike) -> tuple[list, int]:
     return out, len(problems)
 
 
-def render_predictions(root: str | os.PathLike, meta: dict) -> list:
+def render_predictions(root: str | os.PathLike, meta: dict, live: dict[str, str]) -> list:
     """Rich renderables for ``engine info PRED``: which model and inference made a folder of
-    predictions (its ``predict.json``, read as ``meta``) and how many label maps it holds."""
+    predictions (its ``predict.json``, read as ``meta``) and how many label maps it holds;
+    ``live``: the processes writing it now, by their lock files (:func:`engine.runlock.
+    writers`)."""
     from rich.table import Table
 
     from engine.outputs import prediction_settings
@@ -1329,7 +1339,7 @@ def render_predictions(root: str | os.PathLike, meta: dict) -> list:
     classes = [c.get("name") for c in _listed(taxonomy.get("classes")) if isinstance(c, dict)]
     head.add_row("classes", ", ".join(map(str, classes)) or "not recorded")
     add_made_with(head, meta.get("environment"))
-    holder = writer(root)  # still labelling: the count is of the maps so far
+    holder = ", ".join(live.values())  # still labelling: the count is of the maps so far
     count = meta.get("image_count")  # how many the run labels (not in older records)
     of = f" of {count:,}" if isinstance(count, int) else ""
     if holder:
@@ -1589,9 +1599,10 @@ def render_demo(root: str | os.PathLike) -> list:
     return [*out, paths, *([said] if now else [])]
 
 
-def render_unfinished_demo(root: str | os.PathLike) -> list:
+def render_unfinished_demo(root: str | os.PathLike, live: dict[str, str]) -> list:
     """``engine info`` on a demo folder without its summary yet (stopped, or still running):
-    what each stage has written so far, and how to finish it."""
+    what each stage has written so far, and how to finish it; ``live``: the processes writing
+    it now, by their lock files (:func:`engine.runlock.writers`)."""
     from rich.table import Table
 
     root = Path(root)
@@ -1602,7 +1613,7 @@ def render_unfinished_demo(root: str | os.PathLike) -> list:
     for folder in sorted(p for p in root.rglob("*") if p.is_dir()):
         if kind := _kind(folder):
             table.add_row(str(folder.relative_to(root)), kind[1])
-    if holder := writer(root):
+    if holder := ", ".join(live.values()):
         return [table, f"running now: {holder}"]
     return [table, f"engine demo --out {shlex.quote(str(root))} (with the same options) resumes it"]
 
@@ -1991,8 +2002,8 @@ def _describe_output(
         if (folder / DEMO_SUMMARY).is_file() and not is_dataset_root(folder):
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():
-            stopped = writer(folder) is None  # running now: 0
-            return "a demo folder (engine demo)", render_unfinished_demo(folder), stopped
+            live = writers(folder)  # running now: 0; its lock probed once
+            return "a demo folder (engine demo)", render_unfinished_demo(folder, live), not live
         if outputs := _outputs_within(folder, splits):  # runs/predict/, the demo's label/
             renderables = [r for _, rs, _ in outputs for r in [*rs, ""]][:-1]
             return "a folder of engine outputs", renderables, sum(n for _, _, n in outputs)
@@ -2025,7 +2036,8 @@ def _describe_output(
     record, what = kind
     if record == "config.yaml":  # a training run before its first logged step
         train = train_run_stats(path)
-        return what, render_train_run(train), writer(path) is None
+        live = writers(path)  # its lock probed once: the lines and the exit status agree
+        return what, render_train_run(train, live), not live
     if record == "subset.json":
         rendered, problems = render_subset(path)
         if half := _half_swapped_subset(Path(path)):  # new masks/ beside the old subset.json
@@ -2036,19 +2048,23 @@ def _describe_output(
 
         meta = prediction_record(Path(path)) or {}  # read once: the table and the problems
         # a predict stopped before its last image is a problem (exit 1), as a stopped fusion's
-        stopped = meta.get("status") == "running" and writer(path) is None
-        return what, render_predictions(path, meta), len(failed_images(meta)) + stopped
+        live = writers(path)  # its lock probed once: the lines and the exit status agree
+        stopped = meta.get("status") == "running" and not live
+        return what, render_predictions(path, meta, live), len(failed_images(meta)) + stopped
     # stopped before its last image or step, no process at it now: unfinished and resumable
     # (exit 1), as a stopped predict, fusion or review; before, exit 0 as if finished
     if record == "run.json":
         stats = label_run_stats(path, splits)
-        if writer(path) is not None:  # its failed images may be tried again now: not yet said
-            return what, render_label_run(stats), 0  # (before, exit 1 and "run again", refused)
+        live = writers(path)  # its lock probed once: the lines and the exit status agree
+        rendered = render_label_run(stats, live=live)
+        if live:  # its failed images may be tried again now: not yet said
+            return what, rendered, 0  # (before, exit 1 and "run again", refused)
         stopped = any(r.pending or r.missing for r in stats.splits.values())
-        return what, render_label_run(stats), stats.problems + stopped
+        return what, rendered, stats.problems + stopped
     if record == "metrics.jsonl":
         train = train_run_stats(path)
-        return what, render_train_run(train), not train.finished and writer(path) is None
+        live = writers(path)  # its lock probed once: the lines and the exit status agree
+        return what, render_train_run(train, live), not train.finished and not live
     if record == "report.json":
         return what, render_report(path), 0
     if record == "review.json":

@@ -1911,6 +1911,23 @@ def test_info_on_a_folder_of_a_fused_dataset_names_it_and_its_state(world):
     ), said
 
 
+def test_info_on_a_folder_of_a_fused_dataset_given_relative_names_its_state(world, monkeypatch):
+    """As given absolute: ``engine info fused/labels/val`` from the dataset's parent folder was
+    told "a folder inside fused, a fused dataset (engine fuse)" without its state, the fused
+    dataset taken for an engine output the folder lay in."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    fused, _ = _stopped_fusion(world)
+    monkeypatch.chdir(fused.parent)
+    res = CliRunner().invoke(app, ["info", f"{fused.name}/labels/val", "--no-progress"])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()).endswith(
+        f"; it lies in the fused dataset {fused}: {STOPPED_FUSION}: {FINISH_FUSION}"
+    )
+
+
 def test_a_split_the_labeler_failed_on_throughout_is_refused_with_its_failures(world, tmp_path):
     """A split without pseudo labels because the labeler failed on every image of it (the
     manifest says so; labels/val is made with the first label file) is refused with those

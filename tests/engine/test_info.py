@@ -1546,6 +1546,98 @@ def test_info_reads_a_fusions_state_once(tmp_path: Path, monkeypatch):
     assert "engine fuse (pid " in stats.unfinished[0]
 
 
+def test_info_probes_a_label_runs_lock_once(tmp_path: Path, monkeypatch):
+    """``engine info RUN`` asked a label run's lock twice: once for its exit status, once for
+    its lines, each free to see another state (the engine label ending between them). One
+    probe now, and the same answer: a run written now exits 0, one stopped exits 1."""
+    import engine.info
+    from engine.info import describe_output
+    from engine.runlock import exclusive
+
+    bad = {"split": "train", "stem": "train0", "status": "failed", "error": "bad"}
+    _, run = _label_run(tmp_path, [bad])
+    probes = []
+    writer, writers = engine.info.writer, engine.info.writers
+    monkeypatch.setattr(engine.info, "writer", lambda *a: probes.append(a) or writer(*a))
+    monkeypatch.setattr(engine.info, "writers", lambda *a: probes.append(a) or writers(*a))
+    with exclusive(run, "engine label"):
+        said = describe_output(run)
+    assert len(probes) == 1 and said[2] == 0
+    assert "is writing it now" in " ".join(map(str, said[1]))
+    probes.clear()
+    said = describe_output(run)
+    assert len(probes) == 1 and said[2] >= 1
+
+
+def test_info_probes_a_training_runs_lock_once(tmp_path: Path, monkeypatch):
+    """As a label run's: ``engine info RUN`` of a training run not finished asked its lock
+    once for its lines and again for its exit status. Once now: written now, exit 0 and
+    "running now"; stopped, exit 1."""
+    import json
+
+    from rich.console import Console
+
+    import engine.info
+    from engine.info import describe_output
+    from engine.runlock import exclusive
+
+    config = {"preset": "tiny", "data": "d", "iters": 100, "augment": {}}
+    (tmp_path / "config.json").write_text(json.dumps({"config": config}))
+    (tmp_path / "metrics.jsonl").write_text('{"step": 40, "loss": 1.5, "it_s": 2.0}\n')
+    probes = []
+    writer, writers = engine.info.writer, engine.info.writers
+    monkeypatch.setattr(engine.info, "writer", lambda *a: probes.append(a) or writer(*a))
+    monkeypatch.setattr(engine.info, "writers", lambda *a: probes.append(a) or writers(*a))
+    with exclusive(tmp_path, "engine train"):
+        said = describe_output(tmp_path)
+    assert len(probes) == 1 and said[2] == 0
+    console = Console(width=200, record=True)
+    for part in said[1]:
+        console.print(part)
+    assert "running now: engine train" in console.export_text()
+    probes.clear()
+    said = describe_output(tmp_path)
+    assert len(probes) == 1 and said[2] == 1
+
+
+@pytest.mark.parametrize("what", ["predictions", "demo"])
+def test_info_probes_a_predictions_or_demo_folders_lock_once(tmp_path: Path, monkeypatch, what):
+    """As a label run's: ``engine info`` of a folder of predictions predict.json says running,
+    or of a demo not finished, asked its lock once for its lines and again for its exit
+    status. Once now: written now, exit 0 and the process named; stopped, exit 1."""
+    import json
+
+    from rich.console import Console
+
+    import engine.info
+    from engine.info import describe_output
+    from engine.runlock import exclusive
+
+    if what == "predictions":
+        write_label(tmp_path / "a.png", np.zeros((4, 5), np.uint8))
+        record = {"config": {"checkpoint": "x.pt"}, "status": "running"}
+        (tmp_path / "predict.json").write_text(json.dumps(record))
+    else:
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "synth.json").write_text("{}")
+        (tmp_path / "label").mkdir()
+    command = f"engine {'predict' if what == 'predictions' else 'demo'}"
+    probes = []
+    writer, writers = engine.info.writer, engine.info.writers
+    monkeypatch.setattr(engine.info, "writer", lambda *a: probes.append(a) or writer(*a))
+    monkeypatch.setattr(engine.info, "writers", lambda *a: probes.append(a) or writers(*a))
+    with exclusive(tmp_path, command):
+        said = describe_output(tmp_path)
+    assert len(probes) == 1 and said[2] == 0
+    console = Console(width=200, record=True)
+    for part in said[1]:
+        console.print(part)
+    assert f"{command} (pid " in console.export_text()
+    probes.clear()
+    said = describe_output(tmp_path)
+    assert len(probes) == 1 and said[2] == 1
+
+
 def test_info_plot_s_legend_names_every_split_as_typed(tmp_path: Path, monkeypatch):
     # a split is a folder's name: 't$^$x' was read as mathtext in the legend and failed the
     # chart ('error: ^'), and '_tr' was left out of it (matplotlib drops labels starting '_')
