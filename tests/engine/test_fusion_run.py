@@ -663,37 +663,29 @@ def test_min_coverage_with_the_parent_constraint_off_drops_and_redoes_older_fusi
     """Coverage is the share on the parents' pixels with the constraint off too; a dataset
     fused with both by an engine that measured it on every pixel the class may claim (so
     dropped nothing) is fused again, not kept as done."""
+
+    def older_hash(plan):  # the hash such an engine gave the settings
+        hashed = {"format": FUSE_FORMAT, "rules": plan.settings()}
+        hashed["taxonomy"] = plan.taxonomy.to_dict()
+        return config_hash({**hashed, "runs": [run_identity(r) for r in plan.runs]})
+
     config = cfg(world, pseudo=(world["bike"],), parent_constraint=False, min_coverage=0.4)
     first = fuse(config)
     assert (first.report["Bicycle"].instances, first.report["Bicycle"].instances_dropped) == (4, 2)
     assert 7 not in read_label(world["out"] / "labels/train/b.png")  # 2 of 8 on Others
     assert (read_label(world["out"] / "labels/train/a.png")[1:3, 1:5] == 7).all()  # kept, spills
-    # the records such a fusion of an older engine wrote: the hash without the coverage's reading
     plan = plan_fusion(config)
-    older = config_hash(
-        {
-            "format": FUSE_FORMAT,
-            "rules": plan.settings(),
-            "taxonomy": plan.taxonomy.to_dict(),
-            "runs": [run_identity(r) for r in plan.runs],
-        }
-    )
-    assert older != plan.config_hash
+    assert older_hash(plan) != plan.config_hash
     manifest = world["out"] / "manifest.jsonl"
-    lines = [{**r, "config_hash": older} for r in map(json.loads, manifest.read_text().splitlines())]
-    manifest.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    manifest.write_text(
+        "".join(json.dumps({**r, "config_hash": older_hash(plan)}) + "\n" for r in lines)
+    )
     assert fuse(config).fused == 4
     # without the constraint, or without coverage, the hash is as before
     for kw in ({"parent_constraint": False}, {"min_coverage": 0.4}):
         p = plan_fusion(cfg(world, pseudo=(world["bike"],), **kw))
-        assert p.config_hash == config_hash(
-            {
-                "format": FUSE_FORMAT,
-                "rules": p.settings(),
-                "taxonomy": p.taxonomy.to_dict(),
-                "runs": [run_identity(r) for r in p.runs],
-            }
-        )
+        assert p.config_hash == older_hash(p)
 
 
 def test_parent_list_and_priority(world):
