@@ -3,9 +3,10 @@
 Pure numpy, no file access. Every rule of the fusion lives here, so it can be tested on small
 hand-made arrays:
 
-1. **Coverage drop** (optional, ``min_coverage``): an instance whose mask lies mostly outside the
-   pixels its class may claim is a wrong detection; its pixels (those no kept instance of the
-   same class covers) are removed from the pseudo label before anything else.
+1. **Coverage drop** (optional, ``min_coverage``): an instance whose mask lies mostly outside its
+   class's parent pixels (with the parent constraint off too) is a wrong detection; its pixels
+   (those no kept instance of the same class covers) are removed from the pseudo label before
+   anything else.
 2. **Parent constraint** (default on): a new class claims only pixels whose precise label is one
    of its parent classes. Everything else keeps its precise label.
 3. **Uncertain pixels** (255 in a pseudo label) on parent pixels become 255 (``"ignore"``) or
@@ -180,11 +181,11 @@ def _allowed_lut(parents: Sequence[int], constrained: bool) -> np.ndarray:
 
 
 def instance_coverage(masks: np.ndarray, allowed: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Share of each instance's known pixels that it may claim.
+    """Share of each instance's known pixels that lie on its class's parents.
 
     Args:
         masks: ``(N, H, W) bool`` instance masks.
-        allowed: ``(H, W) bool`` pixels the class may claim (its parents' pixels).
+        allowed: ``(H, W) bool`` its class's parents' pixels.
         known: ``(H, W) bool`` pixels whose precise label is not 255; the rest count neither way.
 
     Returns:
@@ -208,7 +209,7 @@ def window_coverage(
 ) -> np.ndarray:
     """:func:`instance_coverage` of masks given inside their windows (``box``, ``crop()``:
     :class:`~annotations.instances.InstanceWindows`): ``lut`` ``(256,) bool`` says which
-    precise ids the class may claim (255 counts neither way). Reads only each window's precise
+    precise ids are the class's parents (255 counts neither way). Reads only each window's precise
     pixels, and holds one window at a time."""
     cov = np.ones(len(windows), np.float64)
     for i, win in enumerate(windows):
@@ -255,7 +256,9 @@ def _drop_instances(
     inst = p.instances
     if isinstance(inst, Instances):
         inst = InstanceWindows.from_instances(inst)
-    lut = _allowed_lut(rules.parents[p.class_id], rules.parent_constraint)
+    # the share on the parents' pixels, the constraint on or off: off, every known pixel may be
+    # claimed, and a share of those would be 1 for every instance (nothing ever dropped)
+    lut = _allowed_lut(rules.parents[p.class_id], True)
     cov = window_coverage(inst.windows, precise, lut)
     drop = cov < rules.min_coverage
     st.instances = len(inst)

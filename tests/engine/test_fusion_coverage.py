@@ -28,7 +28,7 @@ def full_size_drop(precise, p, rules, st):
     if rules.min_coverage is None or p.instances is None:
         return p.label
     inst = p.instances
-    allowed = allowed_pixels(precise, rules.parents[p.class_id], rules.parent_constraint)
+    allowed = allowed_pixels(precise, rules.parents[p.class_id], True)  # parents, constraint or not
     cov = instance_coverage(inst.masks, allowed, precise != IGNORE)
     drop = cov < rules.min_coverage
     st.instances = len(inst)

@@ -267,6 +267,27 @@ def test_coverage_drop_removes_the_whole_instance():
     assert kept.stats[BIKE].instances_dropped == 0
 
 
+def test_coverage_drop_measures_parent_pixels_with_the_parent_constraint_off_too():
+    # --no-parent-constraint --min-coverage 0.5: instance 0 lies 2 of 6 on Others, its parent,
+    # so it is dropped; instance 1 lies 1 of 2 on Others (0.5, kept), and its spill onto Ground
+    # is claimed, the constraint being off. Before, the
+    # coverage counted every pixel the class may claim (all but 255), so with the constraint
+    # off every instance had coverage 1 and --min-coverage dropped nothing, without a word.
+    precise = a([[O, O, G, G, G, G, O, G]])
+    instances = inst([[1, 1, 1, 1, 1, 1, 0, 0]], [[0, 0, 0, 0, 0, 0, 1, 1]])
+    pseudo = [[1, 1, 1, 1, 1, 1, 1, 1]]
+    fused = fuse_image(
+        precise,
+        [pl(BIKE, pseudo, instances=instances)],
+        rules(parent_constraint=False, min_coverage=0.5),
+    )
+    np.testing.assert_array_equal(fused.label, a([[O, O, G, G, G, G, BIKE, BIKE]]))
+    np.testing.assert_array_equal(fused.source, a([[0, 0, 0, 0, 0, 0, 1, 1]]))
+    s = fused.stats[BIKE]
+    assert (s.instances, s.instances_dropped, s.dropped_pixels) == (2, 1, 6)
+    assert (s.pseudo_pixels, s.rejected_pixels, s.claimed_pixels) == (8, 0, 2)
+
+
 def test_coverage_drop_also_clears_uncertain_pixels_of_the_instance():
     precise = a([[O, O, G, G]])
     instances = inst([[1, 1, 1, 1]])

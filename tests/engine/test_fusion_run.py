@@ -24,7 +24,9 @@ from annotations.labelmap import read_label, write_label
 from annotations.taxonomy import MASS13K, ClassInfo, Taxonomy
 from engine.datasets import SegDataset, load_spec
 from engine.fusion import FuseConfig, default_out_dir, fuse, open_pseudo_run, plan_fusion
+from engine.fusion.run import FUSE_FORMAT, run_identity
 from engine.fusion.testing import write_pseudo_run
+from engine.runinfo import config_hash
 
 O, G, U = 0, 4, 255  # noqa: E741  (Others, Ground, ignore/uncertain)
 
@@ -655,6 +657,35 @@ def test_min_coverage_drops_and_reports(world):
     assert doc["report"]["Bicycle"]["instances_dropped"] == 2
     assert doc["report"]["Bicycle"]["images_with_none"] == 2
     assert doc["report"]["Bicycle"]["images_without_pseudo"] == 0
+
+
+def test_min_coverage_with_the_parent_constraint_off_drops_and_redoes_older_fusions(world):
+    """Coverage is the share on the parents' pixels with the constraint off too; a dataset
+    fused with both by an engine that measured it on every pixel the class may claim (so
+    dropped nothing) is fused again, not kept as done."""
+
+    def older_hash(plan):  # the hash such an engine gave the settings
+        hashed = {"format": FUSE_FORMAT, "rules": plan.settings()}
+        hashed["taxonomy"] = plan.taxonomy.to_dict()
+        return config_hash({**hashed, "runs": [run_identity(r) for r in plan.runs]})
+
+    config = cfg(world, pseudo=(world["bike"],), parent_constraint=False, min_coverage=0.4)
+    first = fuse(config)
+    assert (first.report["Bicycle"].instances, first.report["Bicycle"].instances_dropped) == (4, 2)
+    assert 7 not in read_label(world["out"] / "labels/train/b.png")  # 2 of 8 on Others
+    assert (read_label(world["out"] / "labels/train/a.png")[1:3, 1:5] == 7).all()  # kept, spills
+    plan = plan_fusion(config)
+    assert older_hash(plan) != plan.config_hash
+    manifest = world["out"] / "manifest.jsonl"
+    lines = [json.loads(line) for line in manifest.read_text().splitlines()]
+    manifest.write_text(
+        "".join(json.dumps({**r, "config_hash": older_hash(plan)}) + "\n" for r in lines)
+    )
+    assert fuse(config).fused == 4
+    # without the constraint, or without coverage, the hash is as before
+    for kw in ({"parent_constraint": False}, {"min_coverage": 0.4}):
+        p = plan_fusion(cfg(world, pseudo=(world["bike"],), **kw))
+        assert p.config_hash == older_hash(p)
 
 
 def test_parent_list_and_priority(world):

@@ -165,12 +165,9 @@ def test_coverage_drop_follows_rule_1(case, seed, threshold) -> None:
         with_instances.append(
             PseudoLabel(p.class_id, p.label, p.confidence, inst, corrected=p.corrected)
         )
-        # the reference: shares from the definition, then the drop
-        allowed = (
-            np.isin(precise, rules.parents[p.class_id])
-            if rules.parent_constraint
-            else precise != 255
-        )
+        # the reference: shares from the definition (on parent pixels, the constraint on or
+        # off), then the drop
+        allowed = np.isin(precise, rules.parents[p.class_id])
         known = precise != 255
         drop = np.array(
             [
