@@ -12,7 +12,7 @@ The operating system releases the lock when its process ends, however it ends, s
 leaves no stale lock: the next run takes it. A process forked during the run (a DataLoader
 worker) closes its copy of the lock at once, so it never holds a folder past its run. The file
 itself stays after a run that changed the folder; it holds the holder's pid, host, command and
-start time, for the message. Where ``flock`` does not exist (Windows) or the file system refuses
+start time, for the message, and the folder it locked (a hard-linked copy's is told apart). Where ``flock`` does not exist (Windows) or the file system refuses
 it, the run goes on unlocked, as before (the lock file it made then, which locks nothing and
 holds no record, is removed when it ends). A folder the run created and left empty (it refused its
 input before writing anything) is removed again. A run that failed (an exception, not Ctrl-C or
