@@ -46,6 +46,7 @@ from labeler.models import (
     load_segmenter,
     preprocess,
     refuse_over_pad,
+    refuse_too_thin,
     resolve_device,
     resolve_dtype,
 )
@@ -140,7 +141,8 @@ class Refiner:
     ) -> list[BackendOutput]:
         """Refine every instance of every output (module doc). Returns new outputs whose
         instances are :class:`CroppedInstances` (masks inside their windows) with ``refined``.
-        A crop larger than the pad size of a processor that does not resize raises
+        A crop its processor would resize to 0 px across, or larger than the pad size of one
+        that does not resize, raises :class:`~labeler.models.ImageTooThin` or
         :class:`~labeler.models.CropOverPad` naming its image (``names``, else its index)."""
         proc = getattr(self.segmenter, "processor", None)
         proc = getattr(proc, "image_processor", proc)  # SamProcessor's: pad size, do_resize
@@ -155,9 +157,12 @@ class Refiner:
             h, w = img.shape[:2]
             for k, box in enumerate(inst.xyxy):
                 win = crop_window(box, h, w)
-                name = names[i] if names is not None else f"image {i}"
-                crop = (win[3] - win[1], win[2] - win[0])
-                refuse_over_pad(proc, crop, f"{name}: the crop of instance {k}", crop=True)
+                if proc is not None:  # a segmenter (tests stand in for segment_crops)
+                    image = names[i] if names is not None else f"image {i}"
+                    name = f"{image}: the crop of instance {k}"
+                    crop = (win[3] - win[1], win[2] - win[0])
+                    refuse_too_thin(proc, crop, name, "--refine segmenter")  # 1 px x 200
+                    refuse_over_pad(proc, crop, name, crop=True)
                 jobs.append((i, k, win))
                 crops.append(img[win[1] : win[3], win[0] : win[2]])
                 boxes.append(np.clip(box - np.array(win[:2] * 2, np.float32), 0, None))

@@ -315,3 +315,43 @@ def test_a_crop_larger_than_the_pad_of_a_refiner_that_does_not_resize_is_not_ret
     print_label_summary(summary)  # engine label's closing lines
     err = " ".join(capsys.readouterr().err.split())
     assert err.endswith(closing) and "retry" not in err and "Padding" not in err, err
+
+
+class WideBoxBackend(BoxBackend):
+    """One instance per image spanning its whole width (a backend that resizes every image to
+    one size, SAM 3, labels an image 1 px tall)."""
+
+    def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        return [
+            BackendOutput(_instances(*b.image.shape[:2], [(0, 0, b.image.shape[1], 1)]))
+            for b in batch
+        ]
+
+
+def test_a_crop_too_thin_for_the_refiner_is_not_retried(models, tmp_path):
+    """An instance's crop that the --refine segmenter's processor resizes to 0 px across (a 1x200
+    crop at the tiny SAM's longest_edge 64: 0x64) fails on every run: refused with one line
+    naming the image and the crop, retry false, cannot too_thin; before, transformers' "Size
+    must contain 'height' and 'width' keys", recorded as retryable."""
+    from PIL import Image
+
+    from labeler.run import run_labeling
+
+    d = tmp_path / "data" / "images" / "train"
+    d.mkdir(parents=True)
+    for h, w in ((1, 200), (40, 48)):
+        Image.fromarray(np.full((h, w, 3), 200, np.uint8)).save(d / f"i{h}x{w}.png")
+    out = tmp_path / "run"
+    cfg = LabelConfig(
+        data=str(tmp_path / "data"), cls=ClassSpec("Bicycle"), out=str(out),
+        refine=str(models["sam"]), device="cpu", progress=False,
+    )  # fmt: skip
+    summary = run_labeling(cfg, backend=WideBoxBackend())
+    assert summary.labelled == 1 and summary.cannot == {"too_thin": 1}
+    thin = {r["stem"]: r for r in read_jsonl(out / "manifest.jsonl")}["i1x200"]
+    assert (thin["status"], thin["retry"], thin["cannot"]) == ("failed", False, "too_thin")
+    assert thin["error"] == (
+        f"{d / 'i1x200'}.png: the crop of instance 0 is 1x200 px (HxW), too thin to label: the "
+        "--refine segmenter's processor (longest_edge 64) resizes it to 0x64 px; it reads an "
+        "image whose long side is at most 128 times its short side"
+    )
