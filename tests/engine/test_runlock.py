@@ -98,9 +98,9 @@ def test_a_copy_made_while_the_original_runs_is_neither_held_by_it_nor_holds_it(
         with exclusive(copy, "engine fuse"):
             assert os.stat(copy / LOCK_NAME).st_nlink == 1  # its own now
             assert (writer(copy) or "").startswith("engine fuse")
-            with pytest.raises(FolderInUse, match=f"pid {holder.pid} "):
-                with exclusive(original, "engine label"):  # the original's run holds it still
-                    pass
+            in_use = pytest.raises(FolderInUse, match=f"pid {holder.pid} ")
+            with in_use, exclusive(original, "engine label"):  # the original's run holds it
+                pass
         assert "engine fuse" in (copy / LOCK_NAME).read_text()
         assert "engine train" in (original / LOCK_NAME).read_text()
     finally:
