@@ -61,12 +61,14 @@ from annotations.interchange import (
     is_labelme,
     label_role,
     labelme_to_mask,
+    literal_stem,
     png_to_mask,
     read_labelmap,
     segmentation_mask_to_mask,
     stem_of,
     to_labelme,
     unescaped,
+    windows_path,
 )
 from annotations.labelmap import IGNORE, EncodedLabel
 from annotations.labelrun import LabelRun
@@ -308,11 +310,16 @@ def _stem_named(
     hold a ``#`` (``#3 front.jpg``, ``data #1/images/...``): the whole line is tried first. None:
     a comment line (starting with ``#``) that names no image. ``composed``
     (:func:`composed_stems` of ``available``): a stem typed composed otherwise (Unicode NFC:
-    ``vélo`` from a keyboard, the file named e + U+0301 on macOS) names the image too."""
+    ``vélo`` from a keyboard, the file named e + U+0301 on macOS) names the image too. A
+    backslash is part of a name that names an image so (``a\\b.jpg``, legal on Linux, as an
+    export's images.txt writes it), else a Windows path's separator, as import reads a name
+    (:func:`annotations.interchange.name_stem`); before, always a separator: ``a\\b.jpg``
+    named ``b``, and export refused its own images.txt."""
     line = unescaped(line)  # caf\udce9: a name that is not UTF-8, as pick lists write it
     cuts = [i for i, c in enumerate(line) if c == "#"]
     for text in [line, *(line[:i].strip() for i in reversed(cuts))]:
-        for stem in (text, stem_of(text)) if text else ():
+        literal = () if windows_path(text) else (literal_stem(text),)  # a\b.jpg: a\b
+        for stem in (text, *literal, stem_of(text)) if text else ():
             if stem in available:
                 return stem
             if composed and (found := composed.get(unicodedata.normalize("NFC", stem))):

@@ -43,6 +43,7 @@ from annotations.subset import (
 )
 from annotations.taxonomy import MASS13K, Taxonomy, class_key
 from engine.datasets import (
+    DatasetSpec,
     check_folder_finished,
     check_fused_finished,
     edited_masks_line,
@@ -549,13 +550,14 @@ def check_held_class(named: str, what: str, folder: Path) -> None:
         )
 
 
-def dataset_split(cfg: CompareConfig, subset: Any) -> Truth | None:
+def dataset_split(cfg: CompareConfig, subset: Any, spec: DatasetSpec | None) -> Truth | None:
     """The label maps of ``cfg.split`` of the dataset ``cfg.gt`` (its root or spec), read as
     ``engine evaluate --gt DATASET --split S`` reads them; None without ``--split``. A subset's
     own split may be given (the same); another is refused, as is ``--split`` for a folder, and a
-    dataset without it (evaluate's line: give --split, naming its splits)."""
+    dataset without it (evaluate's line: give --split, naming its splits). ``spec``: ``cfg.gt``'s
+    :func:`engine.evaluate.dataset_spec`, loaded once by the caller."""
     if cfg.split is None:
-        if subset is None and (spec := dataset_spec(Path(cfg.gt))) is not None:
+        if subset is None and spec is not None:
             raise split_required(Path(cfg.gt), spec)  # a dataset, not a folder of label maps
         return None
     if subset is not None:
@@ -565,7 +567,7 @@ def dataset_split(cfg: CompareConfig, subset: Any) -> Truth | None:
                 "leave --split out (the subset names its split)"
             )
         return None
-    return ground_truth(Path(cfg.gt), cfg.split, "engine compare")
+    return ground_truth(Path(cfg.gt), cfg.split, "engine compare", spec)
 
 
 def compare(cfg: CompareConfig) -> CompareReport:
@@ -578,13 +580,13 @@ def compare(cfg: CompareConfig) -> CompareReport:
         check_report_file(path, "engine compare")  # (before, refused by the CLI only)
     # a subset being imported: its new masks swapped in before its subset.json names them
     check_not_being_written(cfg.gt, "engine compare", "its annotated masks")
-    if dataset_spec(Path(cfg.gt)) is None:  # a dataset (D/dataset.yaml): ground_truth asks
-        # it, naming it as evaluate does; a folder by itself: D/new_classes/bicycle/test,
-        # F/labels/val
+    spec = dataset_spec(Path(cfg.gt))  # loaded once (before, again by ground_truth)
+    if spec is None:  # a dataset (D/dataset.yaml): ground_truth asks it, naming it as
+        # evaluate does; a folder by itself: D/new_classes/bicycle/test, F/labels/val
         check_folder_finished(cfg.gt, "engine compare")
     subset = subset_at(cfg.gt)  # its masks and split, or a plain folder with no split known
     gt, split = (subset.root / "masks", subset.split) if subset else (Path(cfg.gt), None)
-    truth = dataset_split(cfg, subset)  # --gt DATASET --split S: that split's label maps
+    truth = dataset_split(cfg, subset, spec)  # --gt DATASET --split S: that split's label maps
     if truth is not None:
         gt, split = Path(truth.dataset["labels"]), cfg.split
     gt_tax, gt_source = folder_classes(cfg, gt, gt.parent, Path(cfg.gt))
@@ -614,8 +616,8 @@ def compare(cfg: CompareConfig) -> CompareReport:
     images = 0
     for name, given in cfg.sources:  # all before the first is scored
         check_not_being_written(given, "engine compare", "its label maps")
-        check_fused_finished(given, "engine compare")
-        check_folder_finished(given, "engine compare")
+        fusion = check_fused_finished(given, "engine compare")
+        check_folder_finished(given, "engine compare", fusion)
         _check_recorded_class(cfg, named, name, given, split)
         check_held_class(named, f"source {name!r}", source_folder(given, split))
     for name, given in cfg.sources:

@@ -511,12 +511,13 @@ class DatasetSpec:
         check_not_being_written(self.root, command, "the dataset")
         self.check_not_stopped(command)
 
-    def check_not_stopped(self, command: str) -> None:
+    def check_not_stopped(self, command: str) -> FusionState:
         """:meth:`check_finished`'s refusal of a dataset ``engine synth`` draws now or stopped
         half way (:meth:`unfinished_synth`), or whose fusion did not finish
         (:attr:`FusionState.unfinished`), without the lock check of the root: for a reader that
         may hold the folder's lock itself (``engine annotate import`` into a subset there), and
-        for ``engine report``/``engine compare`` given a fused dataset."""
+        for ``engine report``/``engine compare`` given a fused dataset. Returns the fusion's
+        state it read, for the caller's next question of it (:func:`check_fused_finished`)."""
         if stopped := self.unfinished_synth():
             raise ValueError(
                 f"{self.root}: {stopped[0]}; {command} would read part of the dataset: "
@@ -526,7 +527,8 @@ class DatasetSpec:
         # labels may be part this fusion's, part an earlier one's of other settings; killed
         # after the last label, its counts and report are unwritten; the same fuse command
         # finishes it (at once in the second case)
-        if stopped := self.fusion_state().unfinished:
+        fusion = self.fusion_state()
+        if stopped := fusion.unfinished:
             remedy, then = stopped[1], command
             if command == "engine fuse":  # a fusion of it: which fuse command is which
                 # (before, "run the same engine fuse command again ..., then run engine fuse
@@ -539,6 +541,7 @@ class DatasetSpec:
                 f"{self.root}: {stopped[0]}; {command} would read a dataset fused part way: "
                 f"{remedy}, then run {then} again"
             )
+        return fusion
 
     def fuse_record(self) -> dict | None:
         """The fused dataset's ``fuse.json``; None for another dataset, or one unreadable or
@@ -614,7 +617,9 @@ def synth_unfinished(folder: Path, where: str = "") -> tuple[str, str, bool] | N
     return _unfinished(where, holder, stopped, "engine synth")
 
 
-def check_folder_finished(folder: str | os.PathLike, command: str) -> None:
+def check_folder_finished(
+    folder: str | os.PathLike, command: str, fusion: FusionState | None = None
+) -> None:
     """Refuse, in one line naming the dataset, a folder given by itself that lies in a dataset
     ``engine synth`` draws now or stopped half way (``engine evaluate --gt D/annotations/test``,
     ``engine compare --gt D/new_classes/bicycle/test``, ``engine predict --images
@@ -626,8 +631,10 @@ def check_folder_finished(folder: str | os.PathLike, command: str) -> None:
     fifty-fourth round). The folder (or file) and the three folders above it are asked, the
     deepest a synth dataset writes being three down, as given and as its symbolic links lead
     (:func:`engine.runlock.places`; before, only the folders above the path as typed were: a
-    link to ``D/annotations/test``, or ``D/images/test/../test``, was read unchecked)."""
-    for above in datasets_above(folder):
+    link to ``D/annotations/test``, or ``D/images/test/../test``, was read unchecked).
+    ``fusion``: the state of the fused dataset ``folder`` is, read already
+    (:func:`check_fused_finished`'s), not read again."""
+    for above in datasets_above(folder, fusion):
         if (stopped := above.unfinished) is None:
             continue
         part = "part of the dataset" if above.what == "dataset" else "a dataset fused part way"
@@ -649,25 +656,31 @@ class DatasetAbove:
     record: str  # the record that says it: "synth.json", "fuse.json: status complete"
 
 
-def datasets_above(folder: str | os.PathLike) -> Iterator[DatasetAbove]:
+def datasets_above(
+    folder: str | os.PathLike, fusion: FusionState | None = None
+) -> Iterator[DatasetAbove]:
     """Each dataset ``engine synth`` or ``engine fuse`` wrote (its ``synth.json`` or
     ``synth.partial.json``, its ``fuse.json``) that ``folder`` (or a file) is or lies in,
     nearest first: the folder and the three folders above it, the deepest a synth dataset
     writes being three down, as given and as its symbolic links lead
     (:func:`engine.runlock.places`). :func:`check_folder_finished` refuses an unfinished one;
-    ``engine info`` names the first, with its state."""
+    ``engine info`` names the first, with its state. ``fusion``: ``folder``'s own fusion
+    state, read already (before, its ``fuse.json`` was read again)."""
     from engine.runlock import places
 
+    known = Path(folder).absolute() if fusion is not None else None
     for here, via in places(Path(folder)):
         for root in (here, *here.parents[:3]):
             if stopped := synth_unfinished(root):
                 what, record = "dataset", SYNTH_UNFINISHED
             elif (root / SYNTH_RECORD).is_file():
                 what, record = "dataset", SYNTH_RECORD
-            elif (fusion := DatasetSpec(root=root).fusion_state()).record is not None:
+            elif (
+                state := fusion if root == known else DatasetSpec(root=root).fusion_state()
+            ).record is not None:
                 # in_progress: an engine fuse into a finished one again is its writer too
-                what, stopped = "fused dataset", fusion.in_progress
-                record = f"{FUSE_RECORD}: status {fusion.record.get('status')}"
+                what, stopped = "fused dataset", state.in_progress
+                record = f"{FUSE_RECORD}: status {state.record.get('status')}"
             else:
                 continue
             if root != here:
@@ -677,19 +690,21 @@ def datasets_above(folder: str | os.PathLike) -> Iterator[DatasetAbove]:
             yield DatasetAbove(root, what, where, stopped, record)
 
 
-def check_fused_finished(folder: str | os.PathLike, command: str) -> None:
+def check_fused_finished(folder: str | os.PathLike, command: str) -> FusionState | None:
     """Refuse a fused dataset given to be scored (``engine compare --source``, ``engine report
     --fused``) whose fusion did not finish (:meth:`DatasetSpec.check_not_stopped`): before,
     both scored the dataset ``engine info`` calls unfinished (exit 1) and ``engine train``
     refuses. Another dataset is not asked, nor a folder of label maps given by itself: one in a
-    fused dataset (``F/labels/val``) is :func:`check_folder_finished`'s."""
+    fused dataset (``F/labels/val``) is :func:`check_folder_finished`'s. Returns the fusion's
+    state read (None for another folder), which the caller's :func:`check_folder_finished`
+    and :func:`fused_as_corrections` take rather than reading ``fuse.json`` again."""
     if not (Path(folder) / FUSE_RECORD).is_file():
-        return
+        return None
     try:
         spec = load_spec(folder)
     except (OSError, ValueError):  # no dataset to ask: its label maps are read as given
-        return
-    spec.check_not_stopped(command)
+        return None
+    return spec.check_not_stopped(command)
 
 
 def load_spec(path: str | os.PathLike) -> DatasetSpec:
@@ -1648,18 +1663,21 @@ def replaced_subset_photos(
 FUSION_CHAIN_LIMIT = 16
 
 
-def fused_as_corrections(spec: DatasetSpec, subset: Path) -> Path | None:
+def fused_as_corrections(
+    spec: DatasetSpec, subset: Path, fusion: FusionState | None = None
+) -> Path | None:
     """The ``fuse.json`` that fused the subset at ``subset`` as corrections into the dataset
     ``spec`` (``engine fuse --corrections``; the fusion chain followed back through the
     dataset each was fused from, Car fused onto Bicycle's dataset, found as
     :func:`annotations.fileio.fused_source` finds it: beside the fused one where the two moved
     or were copied together), matched by the subset's resolved path or its ``subset.json``'s
-    hash (a subset moved since). None when none did, or nothing is recorded."""
+    hash (a subset moved since). None when none did, or nothing is recorded. ``fusion``:
+    ``spec``'s fusion state, read already (:func:`check_fused_finished`'s)."""
     try:
         digest = hashlib.sha256((subset / "subset.json").read_bytes()).hexdigest()
     except OSError:
         digest = None
-    here, record = spec.root, spec.fuse_record()
+    here, record = spec.root, (fusion.record if fusion is not None else spec.fuse_record())
     for _ in range(FUSION_CHAIN_LIMIT):
         inputs = (record or {}).get("inputs")
         if not isinstance(inputs, dict):

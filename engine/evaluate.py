@@ -106,6 +106,10 @@ class Truth:
     image_suffix: str | None = None  # the dataset's spec's (Cityscapes' _leftImg8bit.png)
 
 
+# ground_truth's ``spec`` when the caller has not loaded it (None: loaded, and no dataset)
+LOAD: Any = object()
+
+
 def dataset_spec(gt: Path) -> DatasetSpec | None:
     """The spec of the dataset ``gt`` names, loaded once (a spec file, a folder holding one:
     ``dataset.yaml``, Cityscapes, a fused dataset; or a folder without label maps of its own
@@ -171,14 +175,18 @@ def split_required(gt: Path, spec: DatasetSpec) -> ValueError:
     )
 
 
-def ground_truth(gt: Path, split: str | None, command: str = "engine evaluate") -> Truth:
+def ground_truth(
+    gt: Path, split: str | None, command: str = "engine evaluate", spec: Any = LOAD
+) -> Truth:
     """The label maps ``engine evaluate --gt GT [--split S]`` scores against: the folder ``gt``,
     or, where ``gt`` is a dataset, its split ``split`` (required then). A dataset's taxonomy is
     its spec's; a folder's, or a spec's that names none, the one recorded around its labels.
     ``command`` is named in a refusal (``engine compare --gt`` reads it too; before, a stopped
-    synth refused compare as "engine evaluate would read part of the dataset")."""
+    synth refused compare as "engine evaluate would read part of the dataset"). ``spec``:
+    :func:`dataset_spec` of ``gt`` where the caller loaded it (``engine compare``), else loaded
+    here."""
     gt = Path(gt)
-    spec = dataset_spec(gt)
+    spec = dataset_spec(gt) if spec is LOAD else spec
     if spec is None and (split is None or gt.exists()):
         if split is not None:
             labels = _holds_label_maps(gt)

@@ -45,6 +45,7 @@ from annotations.subset import Subset, check_subset_class, edited_since_import, 
 from annotations.taxonomy import Taxonomy, class_key
 from engine.datasets import (
     DatasetSpec,
+    FusionState,
     SegDataset,
     check_folder_finished,
     check_fused_finished,
@@ -464,14 +465,16 @@ def match_warnings(rows: list[dict], subset: str | Path, fused_by: Path | None =
     return lines
 
 
-def _fused_by(cfg: ReportConfig, subset: Subset) -> Path | None:
+def _fused_by(cfg: ReportConfig, subset: Subset, fusion: FusionState | None = None) -> Path | None:
     """The ``fuse.json`` of ``--fused`` (its folder, or its ``labels/``) that fused ``subset``
-    as corrections; None when it did not, or there is none."""
+    as corrections; None when it did not, or there is none. ``fusion``: the state of the fused
+    dataset ``--fused`` is, read already (:func:`engine.datasets.check_fused_finished`)."""
     if not cfg.fused:
         return None
     root = Path(cfg.fused)
-    root = root.parent if root.name == "labels" else root
-    return fused_as_corrections(DatasetSpec(root=root), Path(subset.root))
+    if root.name == "labels":  # its labels/: the state read was of that folder
+        root, fusion = root.parent, None
+    return fused_as_corrections(DatasetSpec(root=root), Path(subset.root), fusion)
 
 
 def training_image_warnings(prediction: dict | None, subset: Subset) -> list[str]:
@@ -857,11 +860,13 @@ def build_report(cfg: ReportConfig) -> ReportResult:
         )
     if cfg.chart:  # else it fails after the scoring, minutes at MaSS13K's size
         matplotlib_for("the report's chart", " (or turn the chart off with --no-chart)")
+    fusions = {}  # each given folder's fusion state (a fused dataset's), read once
     for given in (cfg.pseudo, cfg.fused, cfg.pred):  # scored now, a part passed for the whole
         if given:
             check_not_being_written(given, "engine report", "its label maps")
-            check_fused_finished(given, "engine report")
-            check_folder_finished(given, "engine report")  # F/labels of a fusion stopped
+            fusions[given] = check_fused_finished(given, "engine report")
+            # F/labels of a fusion stopped
+            check_folder_finished(given, "engine report", fusions[given])
     taxonomies = source_taxonomies(cfg, class_name)
     # the per-class table's classes: the predictions'
     taxonomy = next(
@@ -899,7 +904,7 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     for row in rows:  # which id each row read, and from where
         row["class_id"] = dirs[row["kind"]][1]
         row["taxonomy_source"] = taxonomies[row["kind"]][1] if row["kind"] in taxonomies else None
-    warnings = match_warnings(rows, subset.root, _fused_by(cfg, subset)) + (
+    warnings = match_warnings(rows, subset.root, _fused_by(cfg, subset, fusions.get(cfg.fused))) + (
         training_image_warnings(prediction, subset)
     )
     for warning in warnings:

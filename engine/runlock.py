@@ -12,7 +12,7 @@ The operating system releases the lock when its process ends, however it ends, s
 leaves no stale lock: the next run takes it. A process forked during the run (a DataLoader
 worker) closes its copy of the lock at once, so it never holds a folder past its run. The file
 itself stays after a run that changed the folder; it holds the holder's pid, host, command and
-start time, for the message. Where ``flock`` does not exist (Windows) or the file system refuses
+start time, for the message, and the folder it locked (a hard-linked copy's is told apart). Where ``flock`` does not exist (Windows) or the file system refuses
 it, the run goes on unlocked, as before (the lock file it made then, which locks nothing and
 holds no record, is removed when it ends). A folder the run created and left empty (it refused its
 input before writing anything) is removed again. A run that failed (an exception, not Ctrl-C or
@@ -64,14 +64,43 @@ class FolderInUse(RuntimeError):
     """Another process holds the run folder's lock."""
 
 
+def _record(fd: int) -> dict:
+    """The lock record in the file open at ``fd``; ``{}`` where there is none yet."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
 def _holder(fd: int) -> str:
     """Who holds the lock, as its holder wrote it: ``engine train (pid 12 on host, since ...)``."""
+    info = _record(fd)
     try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        info = json.loads(os.read(fd, 4096).decode("utf-8"))
         return f"{info['command']} (pid {info['pid']} on {info['host']}, since {info['started']})"
-    except (OSError, ValueError, KeyError, TypeError):
+    except KeyError:
         return "another process"  # it has not written its record yet
+
+
+def _folder_id(folder: Path) -> list[int] | None:
+    """``[device, inode]`` of ``folder``, which a lock record names (``folder``): one folder
+    however reached (a symbolic link, a bind mount), and not a copy of it. None: not there."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return [st.st_dev, st.st_ino]
+
+
+def _another_folders(fd: int, folder: Path) -> bool:
+    """Whether the lock file open at ``fd``, held, is held for another folder than ``folder``:
+    shared by hard links (``cp -al`` of a folder while its run goes on, an ``rsync
+    --link-dest`` snapshot of it), its record naming the folder its run locked. A record
+    without one (a run of before the fifty-fifth round) is taken as ``folder``'s."""
+    if os.fstat(fd).st_nlink < 2:
+        return False
+    locked = _record(fd).get("folder")
+    return isinstance(locked, list) and locked != _folder_id(folder)
 
 
 @contextlib.contextmanager
@@ -122,7 +151,15 @@ def exclusive(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 locked = True
             except BlockingIOError:
-                raise FolderInUse(_in_use(folder, _holder(fd))) from None
+                if not _another_folders(fd, folder):
+                    raise FolderInUse(_in_use(folder, _holder(fd))) from None
+                # a copy's lock file held by its original's run: its own, as below (before,
+                # refused, "in use" by a run of another folder)
+                before = os.pread(fd, 4096, 0)
+                if (parted := _own_lock(fd, path)) == fd:  # cannot make its own: refused
+                    raise FolderInUse(_in_use(folder, _holder(fd))) from None
+                fd, locked = parted, True
+                break
             except OSError as e:  # e.g. ENOLCK on a network file system without locking
                 log.warning("%s: cannot lock it (%s); running without the lock", path, e.strerror)
                 locked, unlockable = False, True
@@ -133,9 +170,9 @@ def exclusive(
             os.close(fd)
             fd, made_lock = _open_lock(path)  # made it: the run before removed the old one
             locked = False
-        if locked:  # read before _own_lock, whose new file is empty: a hard-linked copy's
-            with contextlib.suppress(OSError):  # refusal put back nothing (an empty .lock)
-                before = os.pread(fd, 4096, 0)
+        if locked and not before:  # read before _own_lock, whose new file is empty: a
+            with contextlib.suppress(OSError):  # hard-linked copy's refusal put back nothing
+                before = os.pread(fd, 4096, 0)  # (an empty .lock)
         if locked and os.fstat(fd).st_nlink > 1:  # a symbolic link was replaced (own_file) above
             fd = _own_lock(fd, path)
         if locked:
@@ -144,6 +181,7 @@ def exclusive(
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
                 "started": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+                "folder": _folder_id(folder),  # a hard-linked copy's lock told apart
             }
             # who holds it, for the error of a second run; a disk too full for these few bytes
             # leaves it empty ("another process") rather than stopping a run that may have
@@ -397,8 +435,8 @@ def _held_by(path: Path) -> str | None:
         return None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return _holder(fd)
+    except BlockingIOError:  # a copy's lock file held by its original's run: not this one's
+        return None if _another_folders(fd, path.parent) else _holder(fd)
     except OSError:
         return None  # a file system without locks: nothing to learn
     finally:

@@ -55,6 +55,8 @@ OVER_PAD = "larger than the pad size"  # :class:`ImageOverPad`'s
 CANNOT = {
     "too_thin": f"{TOO_THIN}: a model would resize {{them}} to 0 px across",
     "over_pad": f"{OVER_PAD} of a segmenter whose processor does not resize: do_resize false",
+    "refine_over_pad": f"an instance's crop {OVER_PAD} of a --refine segmenter whose processor "
+    "does not resize: do_resize false",
 }
 
 
@@ -77,6 +79,14 @@ class ImageOverPad(CannotLabel):
     fails it with "Padding dimensions are negative", on every run."""
 
     kind = "over_pad"
+
+
+class CropOverPad(CannotLabel):
+    """An image with an instance whose ``--refine`` crop (labeler/refine.py's ``crop_window``)
+    is larger than the pad size of a SAM processor that does not resize: the backend gives the
+    same boxes, hence the same crops, on every run."""
+
+    kind = "refine_over_pad"
 
 
 def failure_advice(
@@ -144,22 +154,28 @@ def refuse_too_thin(processor: Any, shape: tuple[int, ...], name: str, model: st
         )
 
 
-def refuse_over_pad(processor: Any, shape: tuple[int, ...], name: str) -> None:
+def refuse_over_pad(processor: Any, shape: tuple[int, ...], name: str, crop: bool = False) -> None:
     """Raise :class:`ImageOverPad` (one line naming ``name``, its size and the pad size) when a
     SAM ``processor`` that does not resize (``do_resize`` false) would pad an image of ``shape``
     (H, W, ...) to a smaller size: transformers then fails it with "Padding dimensions are
     negative", recorded before the fifty-fourth round as an error a rerun retries (and fails
-    again the same way)."""
+    again the same way). ``crop``: ``shape`` is a ``--refine`` crop's, ``name`` says whose
+    (:class:`CropOverPad`; retried until the fifty-fifth round)."""
     pad = getattr(processor, "pad_size", None)
     if getattr(processor, "do_resize", True) or not getattr(processor, "do_pad", True) or not pad:
         return
     h, w = int(shape[0]), int(shape[1])
     ph, pw = int(pad["height"]), int(pad["width"])
     if h > ph or w > pw:
-        raise ImageOverPad(
-            f"{name} is {h}x{w} px (HxW), {OVER_PAD}: the segmenter's processor pads every "
-            f"image to {ph}x{pw} px and does not resize (do_resize false); it reads an image "
-            f"at most {ph}x{pw} px"
+        error, model, what, a = (
+            (CropOverPad, "--refine segmenter", "crop", "a")
+            if crop
+            else (ImageOverPad, "segmenter", "image", "an")
+        )
+        raise error(
+            f"{name} is {h}x{w} px (HxW), {OVER_PAD}: the {model}'s processor pads every "
+            f"{what} to {ph}x{pw} px and does not resize (do_resize false); it reads {a} "
+            f"{what} at most {ph}x{pw} px"
         )
 
 

@@ -45,6 +45,8 @@ from labeler.models import (
     keep_prompt_encoder_fp32,
     load_segmenter,
     preprocess,
+    refuse_over_pad,
+    refuse_too_thin,
     resolve_device,
     resolve_dtype,
 )
@@ -131,9 +133,19 @@ class Refiner:
             for j, lg in enumerate(logits):
                 yield torch.sigmoid(lg.reshape(lg.shape[-2:])).cpu().numpy(), float(ious[j])
 
-    def refine(self, images: list[np.ndarray], outputs: list[BackendOutput]) -> list[BackendOutput]:
+    def refine(
+        self,
+        images: list[np.ndarray],
+        outputs: list[BackendOutput],
+        names: list[str] | None = None,
+    ) -> list[BackendOutput]:
         """Refine every instance of every output (module doc). Returns new outputs whose
-        instances are :class:`CroppedInstances` (masks inside their windows) with ``refined``."""
+        instances are :class:`CroppedInstances` (masks inside their windows) with ``refined``.
+        A crop its processor would resize to 0 px across, or larger than the pad size of one
+        that does not resize, raises :class:`~labeler.models.ImageTooThin` or
+        :class:`~labeler.models.CropOverPad` naming its image (``names``, else its index)."""
+        proc = getattr(self.segmenter, "processor", None)
+        proc = getattr(proc, "image_processor", proc)  # SamProcessor's: pad size, do_resize
         cropped = [
             o.instances
             if isinstance(o.instances, CroppedInstances)
@@ -145,6 +157,12 @@ class Refiner:
             h, w = img.shape[:2]
             for k, box in enumerate(inst.xyxy):
                 win = crop_window(box, h, w)
+                if proc is not None:  # a segmenter (tests stand in for segment_crops)
+                    image = names[i] if names is not None else f"image {i}"
+                    name = f"{image}: the crop of instance {k}"
+                    crop = (win[3] - win[1], win[2] - win[0])
+                    refuse_too_thin(proc, crop, name, "--refine segmenter")  # 1 px x 200
+                    refuse_over_pad(proc, crop, name, crop=True)
                 jobs.append((i, k, win))
                 crops.append(img[win[1] : win[3], win[0] : win[2]])
                 boxes.append(np.clip(box - np.array(win[:2] * 2, np.float32), 0, None))
@@ -246,7 +264,9 @@ class RefinedBackend:
         outputs = self.inner.label(batch)
         t0 = time.perf_counter()
         with torch.inference_mode():
-            outputs = self.refiner.refine([b.image for b in batch], outputs)
+            outputs = self.refiner.refine(
+                [b.image for b in batch], outputs, [str(b.path) for b in batch]
+            )
         dt = (time.perf_counter() - t0) / max(len(batch), 1)
         for o in outputs:
             o.timings["refine"] = dt

@@ -4263,3 +4263,37 @@ def test_review_given_another_dataset_says_no_split_of_it_not_labelled(tmp_path,
         ReviewConfig(run=str(run), data=str(other), out=str(tmp_path / "r"), progress=False)
     )
     assert not [r for r in caplog.records if "not labelled (yet)" in r.getMessage()]
+
+
+def test_an_image_list_names_a_linux_image_with_a_backslash_as_import_does(tmp_path):
+    """A Linux image named ``a\\b.jpg``: an export's images.txt (or a list typed with file
+    names) names it as ``a\\b.jpg``, and annotate export --images reads it as image ``a\\b``, as
+    import reads the same name in a COCO or LabelMe file (a backslash part of the name when that
+    names an image of the split); a Windows path still names its last part. Before, the list's
+    backslash was always a separator: export refused its own images.txt, "images not in the
+    run's 'test' split: ['b']"."""
+    from engine.annotate import read_stem_list
+
+    data = tmp_path / "data"
+    make_dataset(data, "test", n=2, size=(H, W))
+    for ext, folder in ((".jpg", "images"), (".png", "annotations")):
+        (data / folder / "test" / f"img001{ext}").rename(data / folder / "test" / f"a\\b{ext}")
+    masks = {"img000": [disk(H, W, 20, 20, 8)], "a\\b": [disk(H, W, 20, 30, 6)]}
+    make_run(tmp_path / "run", data, masks, (H, W))
+    first = export_annotations(ExportConfig(str(tmp_path / "run"), str(tmp_path / "e1")))
+    listed = read_stem_list(first.image_list)
+    assert listed == [
+        str(data / "images" / "test" / "a\\b.jpg"),
+        str(data / "images" / "test" / "img000.jpg"),
+    ]
+    again = ExportConfig(str(tmp_path / "run"), str(tmp_path / "e2"), stems=listed)
+    assert export_annotations(again).images == 2
+    typed = ["a\\b.jpg", "C:\\photos\\img000.jpg"]  # a Windows path: its last part
+    res = export_annotations(dataclasses.replace(again, out=str(tmp_path / "e3"), stems=typed))
+    assert res.images == 2
+    sub = import_annotations(
+        ImportConfig("coco", [str(res.coco)], "Bicycle", str(data), str(tmp_path / "s"))
+    )
+    assert set(sub.stems) == {"a\\b", "img000"}
+    with pytest.raises(ValueError, match=re.escape("images not in the run's 'test' split: ['b']")):
+        export_annotations(dataclasses.replace(again, out=str(tmp_path / "e4"), stems=["x\\b.jpg"]))

@@ -1489,3 +1489,44 @@ def test_a_full_disk_at_the_first_overlay_leaves_no_folder_of_its_own(world, mon
         build_report(cfg)
     assert e.value.errno == errno.ENOSPC and e.value.filename.endswith(".jpg")
     assert not (tmp / "new").exists() and list((tmp / "empty").iterdir()) == []
+
+
+def test_report_and_compare_read_a_fused_datasets_records_once(world, monkeypatch):
+    """engine report --fused F and engine compare --source F read F's fuse.json once, and
+    engine compare --gt F --split S its dataset.yaml once, with the same scores: before,
+    fuse.json was read three times by report (the fused dataset's check, the check of the
+    datasets it lies in, the corrections it fused) and twice by compare, and compare loaded
+    the ground truth's spec twice (its own probe, then ground_truth's)."""
+    from collections import Counter
+    from pathlib import Path
+
+    from engine.compare import CompareConfig, compare
+    from engine.fusion import FuseConfig, fuse
+
+    tmp, data, subset, _ = world
+    fused = tmp / "fused"
+    fuse(FuseConfig(data=data, pseudo=(tmp / "run",), out=fused, progress=False))
+    reads: Counter = Counter()
+    read_bytes, read_text = Path.read_bytes, Path.read_text
+
+    def counted(real):
+        def read(self, *args, **kwargs):
+            if self.parent == fused:
+                reads[self.name] += 1
+            return real(self, *args, **kwargs)
+
+        return read
+
+    monkeypatch.setattr(Path, "read_bytes", counted(read_bytes))
+    monkeypatch.setattr(Path, "read_text", counted(read_text))
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), pseudo=str(tmp / "run"),
+                       fused=str(fused), chart=False, overlays=0)  # fmt: skip
+    rows = {r["kind"]: r for r in build_report(cfg).data["table4"]}
+    assert reads["fuse.json"] == 1, reads
+    reads.clear()
+    got = compare(CompareConfig("Bicycle", subset.root, (("f", fused),), progress=False))
+    assert reads["fuse.json"] == 1, reads
+    assert got.rows[0].scores.iou == pytest.approx(rows["fused labels"]["iou"], abs=0.005)
+    reads.clear()
+    compare(CompareConfig("Bicycle", fused, (("p", tmp / "run"),), split="test", progress=False))
+    assert reads["dataset.yaml"] == 1 and reads["fuse.json"] == 1, reads

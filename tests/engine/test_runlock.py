@@ -77,6 +77,38 @@ def test_a_copy_sharing_the_lock_file_by_a_hard_link_is_not_held_by_the_original
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_copy_made_while_the_original_runs_is_neither_held_by_it_nor_holds_it(tmp_path):
+    """``cp -al`` of a run folder while its run goes on (a snapshot of a training run): the
+    copy's lock file is the live run's, held. Before, the copy was taken as written by that
+    run: a command there was refused ("in use by engine train ...") and a reader of it
+    (``writer``: engine info, evaluate) waited for a run of another folder, until it ended. The
+    lock record names the folder locked, so the copy is told apart and gets its own lock file;
+    the original stays held."""
+    from engine.runlock import writer
+
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    holder = _hold(original)
+    try:
+        (original / "last.pt").write_bytes(b"x")
+        copy.mkdir()
+        for name in (LOCK_NAME, "last.pt"):
+            os.link(original / name, copy / name)
+        assert writer(copy) is None
+        assert (writer(original) or "").startswith(f"engine train (pid {holder.pid} ")
+        with exclusive(copy, "engine fuse"):
+            assert os.stat(copy / LOCK_NAME).st_nlink == 1  # its own now
+            assert (writer(copy) or "").startswith("engine fuse")
+            in_use = pytest.raises(FolderInUse, match=f"pid {holder.pid} ")
+            with in_use, exclusive(original, "engine label"):  # the original's run holds it
+                pass
+        assert "engine fuse" in (copy / LOCK_NAME).read_text()
+        assert "engine train" in (original / LOCK_NAME).read_text()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
 def test_a_run_refused_in_a_hard_linked_copy_keeps_the_copys_lock_record(tmp_path):
     """A run that fails before changing a ``cp -al`` copy of a finished run puts back the
     record it found, as in any folder (engine.runlock.exclusive), in the copy's own lock file.

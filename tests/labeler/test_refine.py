@@ -252,3 +252,106 @@ def test_cli_grounded_sam_with_refine(models, tmp_path):
         assert len(inst) == 0 or inst.refined is not None
         found += len(inst)
     assert found > 0
+
+
+class BigBoxBackend(BoxBackend):
+    """One instance per image covering its top-left 40x50 px: a 75x75 px crop where the image
+    allows (clipped to a smaller image)."""
+
+    def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        return [BackendOutput(_instances(*b.image.shape[:2], [(0, 0, 50, 40)])) for b in batch]
+
+
+def test_a_crop_larger_than_the_pad_of_a_refiner_that_does_not_resize_is_not_retried(
+    models, tmp_path, capsys
+):
+    """A --refine SAM whose processor does not resize (do_resize false) pads every crop to its
+    pad size (64x64 px for the tiny SAM): an image whose instance's crop is larger fails on
+    every run, as engine label's segmenter over its pad does. It fails alone with one line
+    naming it, the crop's size and the pad size, recorded with retry false and its own cannot,
+    and neither the closing line nor engine info offers a retry; before, transformers'
+    "Padding dimensions are negative", recorded as retryable, failed again on every retry."""
+    import shutil
+
+    from PIL import Image
+
+    from engine.info import label_run_stats, render_label_run
+    from labeler.cli_support import print_label_summary
+    from labeler.run import run_labeling
+
+    sam = tmp_path / "sam"
+    shutil.copytree(models["sam"], sam)
+    config = json.loads((sam / "processor_config.json").read_text())
+    config["image_processor"]["do_resize"] = False
+    (sam / "processor_config.json").write_text(json.dumps(config))
+    d = tmp_path / "data" / "images" / "train"
+    d.mkdir(parents=True)
+    for h, w in ((60, 60), (96, 120)):  # crops 60x60 (clipped to the image) and 75x75
+        Image.fromarray(np.full((h, w, 3), 200, np.uint8)).save(d / f"i{h}x{w}.png")
+    out = tmp_path / "run"
+    cfg = LabelConfig(
+        data=str(tmp_path / "data"), cls=ClassSpec("Bicycle"), out=str(out), refine=str(sam),
+        device="cpu", progress=False, batch_size=2,
+    )  # fmt: skip
+    summary = run_labeling(cfg, backend=BigBoxBackend())
+    assert summary.labelled == 1 and summary.not_retryable == 1
+    assert summary.cannot == {"refine_over_pad": 1}
+    recs = {r["stem"]: r for r in read_jsonl(out / "manifest.jsonl")}
+    assert recs["i60x60"]["status"] == "ok"
+    big = recs["i96x120"]
+    assert (big["status"], big["retry"], big["cannot"]) == ("failed", False, "refine_over_pad")
+    assert big["error"] == (
+        f"{d / 'i96x120'}.png: the crop of instance 0 is 75x75 px (HxW), larger than the pad "
+        "size: the --refine segmenter's processor pads every crop to 64x64 px and does not "
+        "resize (do_resize false); it reads a crop at most 64x64 px"
+    )
+    closing = (
+        "1 image cannot be labelled by this backend (an instance's crop larger than the pad "
+        "size of a --refine segmenter whose processor does not resize: do_resize false); "
+        "running again fails it again"
+    )
+    said = render_label_run(label_run_stats(out))
+    assert said[-1].endswith(closing) and "retry" not in said[-1], said
+    print_label_summary(summary)  # engine label's closing lines
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.endswith(closing) and "retry" not in err and "Padding" not in err, err
+
+
+class WideBoxBackend(BoxBackend):
+    """One instance per image spanning its whole width (a backend that resizes every image to
+    one size, SAM 3, labels an image 1 px tall)."""
+
+    def label(self, batch: list[LoadedImage]) -> list[BackendOutput]:
+        return [
+            BackendOutput(_instances(*b.image.shape[:2], [(0, 0, b.image.shape[1], 1)]))
+            for b in batch
+        ]
+
+
+def test_a_crop_too_thin_for_the_refiner_is_not_retried(models, tmp_path):
+    """An instance's crop that the --refine segmenter's processor resizes to 0 px across (a 1x200
+    crop at the tiny SAM's longest_edge 64: 0x64) fails on every run: refused with one line
+    naming the image and the crop, retry false, cannot too_thin; before, transformers' "Size
+    must contain 'height' and 'width' keys", recorded as retryable."""
+    from PIL import Image
+
+    from labeler.run import run_labeling
+
+    d = tmp_path / "data" / "images" / "train"
+    d.mkdir(parents=True)
+    for h, w in ((1, 200), (40, 48)):
+        Image.fromarray(np.full((h, w, 3), 200, np.uint8)).save(d / f"i{h}x{w}.png")
+    out = tmp_path / "run"
+    cfg = LabelConfig(
+        data=str(tmp_path / "data"), cls=ClassSpec("Bicycle"), out=str(out),
+        refine=str(models["sam"]), device="cpu", progress=False,
+    )  # fmt: skip
+    summary = run_labeling(cfg, backend=WideBoxBackend())
+    assert summary.labelled == 1 and summary.cannot == {"too_thin": 1}
+    thin = {r["stem"]: r for r in read_jsonl(out / "manifest.jsonl")}["i1x200"]
+    assert (thin["status"], thin["retry"], thin["cannot"]) == ("failed", False, "too_thin")
+    assert thin["error"] == (
+        f"{d / 'i1x200'}.png: the crop of instance 0 is 1x200 px (HxW), too thin to label: the "
+        "--refine segmenter's processor (longest_edge 64) resizes it to 0x64 px; it reads an "
+        "image whose long side is at most 128 times its short side"
+    )
