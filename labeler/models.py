@@ -626,6 +626,36 @@ def check_prompt_vocabulary(source: str, tokenizer: Any, prompts: tuple[str, ...
         )
 
 
+def check_phrase_separators(
+    source: str, model: Any, input_ids: list[int], prompt_tokens: list[Any]
+) -> None:
+    """Refuse a tokenizer whose ids for [CLS], "." and [SEP] are not the ones the detector
+    separates prompts by.
+
+    Grounding DINO keeps each prompt's attention to itself and restarts its positions at each
+    separator, found by token id: its ``special_tokens`` (transformers' ``SPECIAL_TOKENS``,
+    bert-base-uncased's [CLS] 101, [SEP] 102, "." 1012 and "?" 1029: the released checkpoints
+    ship that tokenizer). A tokenizer of another vocabulary gives none of them, and the model
+    read the prompts as one text, every token attending to itself alone at position 0, without
+    an error. ``input_ids``: the detector's text, tokenized;
+    ``prompt_tokens``: each prompt's token positions there, each followed by its "."."""
+    special = getattr(getattr(model, "model", None), "special_tokens", None)
+    if special is None:
+        return
+    special = sorted(int(t) for t in special.tolist())
+    found = [i for i, t in enumerate(input_ids) if t in special]
+    wanted = [0, *(int(max(t)) + 1 for t in prompt_tokens), len(input_ids) - 1]
+    if found != wanted:
+        cls, dot, sep = (input_ids[i] for i in (0, wanted[1], -1))
+        raise ValueError(
+            f"{source}: its tokenizer gives [CLS], '.' and [SEP] the ids {cls}, {dot}, {sep}, and "
+            f"the model separates prompts by the ids {', '.join(map(str, special))} "
+            "(bert-base-uncased's [CLS], [SEP], '.' and '?'), so it would not read the prompts "
+            "apart; the tokenizer files (tokenizer.json, vocab.txt) are another model's: restore "
+            "those saved with the model"
+        )
+
+
 def load_detector(
     source: str, revision: str | None = None, device: str = "cpu", local_only: bool = False
 ) -> LoadedModel:
