@@ -380,3 +380,31 @@ def test_a_tokenizer_whose_separators_are_not_the_models_is_refused(released, tm
         "model separates prompts by the ids 101, 102, 1012, 1029"
     ), said
     assert "\n" not in said
+
+
+def test_a_prompt_word_outside_the_vocabulary_is_named(released, caplog):
+    """bert-base-uncased's WordPiece reads a word holding a character outside its vocabulary
+    whole as [UNK] (``bike🚲``, an emoji joined to a word). A prompt of such words alone is
+    refused, saying so; one with other words is warned of, naming the word. Before, the first
+    was refused as if the tokenizer files were missing (they are all there), and ``traffic
+    light🚦`` labelled as ``traffic [UNK]`` without a word."""
+    import logging
+
+    with pytest.raises(ValueError) as err:
+        _backend(released, ClassSpec("Bicycle", prompts=("bicycle", "bike🚲")))
+    said = str(err.value)
+    assert said.startswith(
+        f"{released['det']}: the tokenizer (10166 tokens) reads every word of prompts "
+        "['bike🚲'] as [UNK] (a word holding a character outside its vocabulary"
+    ), said
+    assert "missing" not in said and "\n" not in said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="labeler"):
+        backend = _backend(released, ClassSpec("Traffic light", prompts=("traffic light🚦",)))
+    assert backend.text_inputs["input_ids"][0].tolist() == [101, 4026, 100, 1012, 102]
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        f"{released['det']}: the tokenizer reads 'light🚦' of prompt 'traffic light🚦' as "
+        "[UNK] (a word holding a character outside its vocabulary, an emoji or a symbol, is "
+        "read whole as that): the model looks for the rest of the prompt alone; reword it"
+    ]
