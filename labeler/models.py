@@ -639,7 +639,10 @@ def check_prompt_vocabulary(source: str, tokenizer: Any, prompts: tuple[str, ...
             "vocabulary, an emoji or a symbol, is read whole as that), so the model would look "
             "for nothing: reword the prompt"
         )
-    words = {p: [w for w in p.split() if unknown_word(w)] for p in prompts}
+    # words as the tokenizer splits them (BERT: at spaces and punctuation, 'traffic-light🚦')
+    pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
+    split = (lambda p: [w for w, _ in pre.pre_tokenize_str(p)]) if pre else str.split
+    words = {p: [w for w in split(p) if unknown_word(w)] for p in prompts}
     if partly := {p: w for p, w in words.items() if w}:
         log.warning(
             "%s: the tokenizer reads %s as %s (a word holding a character outside its "

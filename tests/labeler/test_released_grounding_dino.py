@@ -177,7 +177,7 @@ RELEASED_TOKENIZER_JSON = {
 # The released vocab.txt's ids (line number - 1) of the tests' words; the model hard-codes
 # [CLS], [SEP], "." and "?" (transformers' SPECIAL_TOKENS).
 RELEASED_IDS = {
-    **_SPECIAL, ".": 1012, "?": 1029, "a": 1037, "light": 2422, "car": 2482, "traffic": 4026,
+    **_SPECIAL, "-": 1011, ".": 1012, "?": 1029, "a": 1037, "light": 2422, "car": 2482, "traffic": 4026,
     "bike": 7997, "bicycle": 10165,
 }  # fmt: skip
 # Tiny where the released sizes are big (Swin-T, BERT-base, 6+6 layers of 256); the rest,
@@ -386,8 +386,9 @@ def test_a_prompt_word_outside_the_vocabulary_is_named(released, caplog):
     """bert-base-uncased's WordPiece reads a word holding a character outside its vocabulary
     whole as [UNK] (``bike🚲``, an emoji joined to a word). A prompt of such words alone is
     refused, saying so; one with other words is warned of, naming the word. Before, the first
-    was refused as if the tokenizer files were missing (they are all there), and ``traffic
-    light🚦`` labelled as ``traffic [UNK]`` without a word."""
+    was refused as if the tokenizer files were missing (they are all there), and
+    ``traffic-light🚦`` labelled as ``traffic - [UNK]`` without a word (the word as the
+    tokenizer splits it: at spaces and punctuation)."""
     import logging
 
     with pytest.raises(ValueError) as err:
@@ -400,11 +401,11 @@ def test_a_prompt_word_outside_the_vocabulary_is_named(released, caplog):
     assert "missing" not in said and "\n" not in said
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="labeler"):
-        backend = _backend(released, ClassSpec("Traffic light", prompts=("traffic light🚦",)))
-    assert backend.text_inputs["input_ids"][0].tolist() == [101, 4026, 100, 1012, 102]
+        backend = _backend(released, ClassSpec("Traffic light", prompts=("traffic-light🚦",)))
+    assert backend.text_inputs["input_ids"][0].tolist() == [101, 4026, 1011, 100, 1012, 102]
     said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert said == [
-        f"{released['det']}: the tokenizer reads 'light🚦' of prompt 'traffic light🚦' as "
+        f"{released['det']}: the tokenizer reads 'light🚦' of prompt 'traffic-light🚦' as "
         "[UNK] (a word holding a character outside its vocabulary, an emoji or a symbol, is "
         "read whole as that): the model looks for the rest of the prompt alone; reword it"
     ]
