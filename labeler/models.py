@@ -639,9 +639,10 @@ def check_prompt_vocabulary(source: str, tokenizer: Any, prompts: tuple[str, ...
             "vocabulary, an emoji or a symbol, is read whole as that), so the model would look "
             "for nothing: reword the prompt"
         )
-    # words as the tokenizer splits them (BERT: at spaces and punctuation, 'traffic-light🚦')
+    # words as the tokenizer splits them (BERT: at spaces and punctuation, 'traffic-light🚦'),
+    # each as typed (a byte-level pre-tokenizer, CLIP's, rewrites the text it splits)
     pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
-    split = (lambda p: [w for w, _ in pre.pre_tokenize_str(p)]) if pre else str.split
+    split = (lambda p: [p[a:b] for _, (a, b) in pre.pre_tokenize_str(p)]) if pre else str.split
     words = {p: [w for w in split(p) if unknown_word(w)] for p in prompts}
     if partly := {p: w for p, w in words.items() if w}:
         log.warning(
