@@ -39,7 +39,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import scratch  # noqa: E402
 
-GDINO_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "bicycle", "bike"]
 CONFIGS = ("grounded-sam", "sam3", "sam3+refine", "grounded-sam+refine")
 
 
@@ -72,13 +71,14 @@ def build_gdino(size: int, device: str):
     )
 
     from labeler.models import LoadedModel
+    from labeler.testing import TINY_VOCAB  # BERT's ids for [CLS], [SEP] and "."
 
     model = GroundingDinoForObjectDetection(GroundingDinoConfig()).eval().to(device)
     proc = GroundingDinoProcessor(
         image_processor=GroundingDinoImageProcessor(
             size={"shortest_edge": size, "longest_edge": int(size * 1333 / 800)}
         ),
-        tokenizer=BertTokenizerFast(vocab={w: i for i, w in enumerate(GDINO_VOCAB)}),
+        tokenizer=BertTokenizerFast(vocab={w: i for i, w in enumerate(TINY_VOCAB)}),
     )
     return LoadedModel(model, proc, "GroundingDinoConfig() Swin-T", "grounding-dino", None)
 

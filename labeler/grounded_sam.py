@@ -35,6 +35,7 @@ from labeler.models import (
     LoadedModel,
     autocast,
     autocast_name,
+    check_phrase_separators,
     check_prompt_vocabulary,
     keep_prompt_encoder_fp32,
     load_detector,
@@ -150,6 +151,8 @@ class GroundedSamBackend:
                 f"{detector.source}: the tokenizer gives no tokens for prompts {missing}"
             )
         self.text_inputs = dict(tok([self.text], return_tensors="pt"))
+        ids = self.text_inputs["input_ids"][0].tolist()
+        check_phrase_separators(detector.source, detector.model, ids, self.prompt_tokens)
         limit = getattr(detector.model.config, "max_text_len", None)
         length = self.text_inputs["input_ids"].shape[1]
         if limit is not None and length > limit:  # transformers cuts the text, logits mismatch

@@ -42,6 +42,19 @@ def tiny_vocab() -> list[str]:
 TINY_VOCAB = tuple(tiny_vocab())
 
 
+def spread_text_scores(model):
+    """Random weights saturate Grounding DINO's text-box logits (every probability 1.0):
+    shrinking the text projection keeps probabilities spread around 0.5, so thresholds act as
+    they do on real models. Returns ``model``."""
+    import torch
+
+    with torch.no_grad():
+        for layer_norm in (model.model.decoder.layer_norm, model.model.enc_output_norm):
+            layer_norm.weight.mul_(0.05)
+            layer_norm.bias.zero_()
+    return model
+
+
 def save_tiny_detector(path: str | os.PathLike, seed: int = 0) -> Path:
     """Save a tiny random Grounding DINO (Swin embed 8, BERT hidden 8, d_model 32) to ``path``."""
     import torch
@@ -93,13 +106,7 @@ def save_tiny_detector(path: str | os.PathLike, seed: int = 0) -> Path:
         num_feature_levels=4,
     )
     torch.manual_seed(seed)
-    model = GroundingDinoForObjectDetection(config).eval()
-    # Random weights saturate the text-box logits (every probability 1.0); shrinking the text
-    # projection keeps probabilities spread around 0.5, so thresholds act as they do on real models.
-    with torch.no_grad():
-        for layer_norm in (model.model.decoder.layer_norm, model.model.enc_output_norm):
-            layer_norm.weight.mul_(0.05)
-            layer_norm.bias.zero_()
+    model = spread_text_scores(GroundingDinoForObjectDetection(config).eval())
     image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
     processor = GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
     model.save_pretrained(path)
