@@ -138,6 +138,9 @@ def test_cropped_instances_refuse_parts_that_do_not_match():
         _two(probs=[ok[0], ok[0]])
     with pytest.raises(ValueError, match="probs must hold 2 maps"):
         _two(probs=[*ok, ok[0]])
+    # too few maps: the same message (it was an IndexError from probs[1])
+    with pytest.raises(ValueError, match="probs must hold 2 maps"):
+        _two(probs=ok[:1])
     assert _two(refined=[True, False]).refined.tolist() == [True, False]
     with pytest.raises(ValueError, match="refined must hold 2 flags"):
         _two(refined=[True])
