@@ -58,14 +58,14 @@ class CroppedInstances:
         for name in ("scores", "mask_scores", "class_ids", "prompts"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"{name} must hold {n} items to match masks")
+        if self.probs is not None and len(self.probs) != n:  # before probs[k] is read
+            raise ValueError(f"probs must hold {n} maps to match masks")
         h, w = self.image_size
         for k, m in enumerate(self.masks):
             if m.y0 < 0 or m.x0 < 0 or m.y1 > h or m.x1 > w:
                 raise ValueError(f"mask {k} window exceeds the {w}x{h} image")
             if self.probs is not None and self.probs[k].shape != m.mask.shape:
                 raise ValueError(f"probs[{k}] is {self.probs[k].shape}, mask {m.mask.shape}")
-        if self.probs is not None and len(self.probs) != n:
-            raise ValueError(f"probs must hold {n} maps to match masks")
         if self.refined is not None:
             self.refined = np.asarray(self.refined, bool).reshape(-1)
             if len(self.refined) != n:

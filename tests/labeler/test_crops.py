@@ -138,6 +138,9 @@ def test_cropped_instances_refuse_parts_that_do_not_match():
         _two(probs=[ok[0], ok[0]])
     with pytest.raises(ValueError, match="probs must hold 2 maps"):
         _two(probs=[*ok, ok[0]])
+    # too few maps: the same message (it was an IndexError from probs[1])
+    with pytest.raises(ValueError, match="probs must hold 2 maps"):
+        _two(probs=ok[:1])
     assert _two(refined=[True, False]).refined.tolist() == [True, False]
     with pytest.raises(ValueError, match="refined must hold 2 flags"):
         _two(refined=[True])
@@ -167,6 +170,8 @@ def test_from_instances_windows_hold_the_mask_and_the_nonzero_probabilities():
     assert (m.y0, m.x0, m.mask.shape) == (2, 3, (4, 5))
     (m,) = CroppedInstances.from_instances(inst).masks  # without probabilities: the mask's box
     assert (m.y0, m.x0, m.mask.shape) == (2, 3, (2, 2))
+    with pytest.raises(ValueError, match=r"probs must be \(1, 6, 8\) like masks, got \(1, 6, 7\)"):
+        CroppedInstances.from_instances(inst, probs[:, :, :7])
     # the default band [0.15, 0.25): confidence 0.8 x 0.2 = 0.16 is unsure, 0.8 x 0.33 = 0.264
     # is not; the same outputs as instances_to_semantic's
     got = semantic_from_crops(CroppedInstances.from_instances(inst, probs))

@@ -121,6 +121,11 @@ def test_bad_shapes():
         dedup_instances(np.zeros((2, 3, 3), bool), np.zeros(2), np.zeros(3, bool))
     with pytest.raises(ValueError, match="MaskCrop"):
         dedup_instances([np.zeros((3, 3), bool)], np.zeros(1))
+    # one (H, W) mask in place of a stack: named as the stack's shape, not as a row of it
+    with pytest.raises(ValueError, match=r"masks must be \(N, H, W\).*\(3, 3\)"):
+        dedup_instances(np.zeros((3, 3), bool), np.zeros(3))
+    with pytest.raises(ValueError, match=r"mask must be \(H, W\), got \(2, 3, 3\)"):
+        MaskCrop.from_full(np.ones((2, 3, 3), bool))
 
 
 def _pixels(h, w, *cells) -> np.ndarray:
@@ -179,3 +184,19 @@ def test_a_positive_removed_by_a_negative_explains_nothing_itself():
     n[1, :] = True  # N covers 10 of A's 12 px (0.83), none of B's
     keep = dedup_instances(np.stack([n, a, b]), [0.9, 0.7, 0.5], np.array([True, False, False]))
     assert keep.tolist() == [2]
+
+
+def test_intersection_of_windows_apart_on_one_axis_only_is_zero():
+    # windows that share columns but not rows (a tall mask below a short one), and the same
+    # transposed: no shared pixel, whatever the masks' sizes (a 20-row window 7 rows below a
+    # 3-row one must not be read with the negative offsets of the gap)
+    short = MaskCrop(0, 0, np.ones((3, 6), bool))
+    tall = MaskCrop(10, 2, np.ones((20, 6), bool))
+    assert intersection(short, tall) == 0 and intersection(tall, short) == 0
+    narrow = MaskCrop(0, 0, np.ones((6, 3), bool))
+    wide = MaskCrop(2, 10, np.ones((6, 20), bool))
+    assert intersection(narrow, wide) == 0 and intersection(wide, narrow) == 0
+    # ... and in dedup: neither is a duplicate of the other
+    masks = [short, tall, narrow, wide]
+    assert dedup_instances(masks[:2], [0.9, 0.5]).tolist() == [0, 1]
+    assert dedup_instances(masks[2:], [0.9, 0.5]).tolist() == [0, 1]

@@ -121,10 +121,34 @@ def test_tile_box_on_the_image_border_is_not_a_cut():
     assert len(det) == 2
 
 
+def _kept(tile_box, whole_box, window=(1000, 0, 2000, 1000), size=(1000, 3000)) -> bool:
+    whole = Detections([whole_box], [0.5], [0])
+    det = merge_tile_boxes(whole, [(window, Detections([tile_box], [0.9], [0]))], size)
+    return len(det) == 2
+
+
+def test_tile_box_rules_at_their_edges():
+    # box IoU exactly iou_threshold (0.5), no cut (the window is the image): one object
+    assert not _kept([0, 0, 100, 50], [0, 0, 100, 100], (0, 0, 3000, 1000))
+    # window 1000..2000 in x, cut on both sides. Inside the whole box for exactly `cover`
+    # (0.8) of its area, touching the cut edge x0: one object
+    assert not _kept([1000, 100, 1100, 200], [900, 100, 1080, 200])
+    # a side within edge_tolerance (1 px) of the edge touches it: x0 + 1, x1 - 1
+    assert not _kept([1001, 100, 1101, 200], [900, 100, 1081, 200])
+    assert not _kept([1900, 100, 1999, 200], [1919, 100, 2100, 200])
+    # the whole box must reach past the edge by more than the tolerance: at x0 - 1 or
+    # x1 + 1 it does not, and the tile box (inside it for 0.9, box IoU 0.32) is kept
+    assert _kept([1000, 100, 1100, 200], [999, 100, 1090, 400])
+    assert _kept([1900, 100, 2000, 200], [1910, 100, 2001, 400])
+
+
 def test_top_boxes_caps_by_score():
     det = Detections(np.tile([[0, 0, 5, 5]], (5, 1)), [0.3, 0.9, 0.5, 0.9, 0.1], np.zeros(5))
     assert top_boxes(det, 3).scores.tolist() == pytest.approx([0.9, 0.9, 0.5])
     assert len(top_boxes(det, 0)) == 5 and len(top_boxes(Detections.empty(), 3)) == 0
+    # a cap of one box keeps the best one alone (ties: the lower index)
+    one = top_boxes(det, 1)
+    assert one.scores.tolist() == pytest.approx([0.9]) and one.prompt_idx.shape == (1,)
 
 
 @pytest.mark.parametrize(
@@ -205,6 +229,8 @@ def test_semantic_band_disabled_and_certain_masks():
 
 
 def test_semantic_rejects_bad_shapes():
+    with pytest.raises(ValueError, match=r"masks must be \(N, H, W\), got \(3, 3\)"):
+        instances_to_semantic(np.zeros((3, 3), bool), np.zeros(1))
     with pytest.raises(ValueError, match="scores"):
         instances_to_semantic(np.zeros((2, 3, 3), bool), np.zeros(1))
     with pytest.raises(ValueError, match="probs"):

@@ -103,3 +103,25 @@ def test_window_keeps_the_first_active_row_at_a_large_upsampling():
     # at scale 1 the window has no slack: it starts at the first active row and column
     ((crop, prob),) = masks_in_windows(low, (4, 4))
     assert (crop.y0, crop.x0, prob.shape) == (1, 1, (2, 2)) and crop.mask.all()
+
+
+def test_a_zero_logit_is_background_and_floor_zero_gives_no_probabilities():
+    # at scale 1 the logits are read as they are: 0 exactly is not foreground (transformers'
+    # `logits > mask_threshold` with threshold 0), and at floor 0 (the dedup's masks alone) no box
+    # carries a probability map, the empty one neither
+    low = torch.full((2, 4, 4), -20.0)
+    low[0, 1:3, 1:3] = 5.0
+    low[0, 1, 1] = 0.0
+    ((crop, prob), _) = masks_in_windows(low, (4, 4))
+    assert (crop.y0, crop.x0) == (1, 1) and crop.mask.tolist() == [[False, True], [True, True]]
+    assert prob.dtype == np.float16 and prob[0, 0] == 0.5
+    got = masks_in_windows(low, (4, 4), floor=0.0)
+    assert [p for _, p in got] == [None, None]
+    tight, empty = got[0][0], got[1][0]
+    assert (tight.y0, tight.x0, tight.mask.tolist()) == (1, 1, crop.mask.tolist())
+    assert empty.mask.shape == (0, 0)
+
+
+def test_sam_post_processing_needs_the_pad_size():
+    with pytest.raises(ValueError, match="needs pad_size with reshaped_size"):
+        masks_in_windows(torch.zeros(1, 4, 4), (8, 8), reshaped_size=(4, 4))
