@@ -158,3 +158,11 @@ def test_no_point_is_sampled_on_an_ignored_pixel():
     # a mask with no valid pixel at all falls back to the whole map instead of failing
     pts = importance_points(logits[:1], w[:1], 50, 3.0, 0.75, 1.0, torch.zeros_like(valid[:1]))
     assert pts.shape == (1, 50, 2)
+
+
+def test_no_edge_is_drawn_without_a_pseudo_class():
+    # the band is an all-False (H, W) map, not None, when no pseudo-labelled class is present
+    label, source = split_map(GROUND, OTHERS)
+    masks = torch.stack([(label == c).float() for c in (GROUND, OTHERS)])
+    none = drawn_edges(masks, torch.tensor([GROUND, OTHERS]), source, PSEUDO, PARENTS)
+    assert none.shape == (6, 10) and none.dtype == torch.bool and not bool(none.any())

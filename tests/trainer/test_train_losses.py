@@ -554,3 +554,31 @@ def test_a_row_with_one_valid_entry_draws_only_it():
         flat[1] = True
         idx = valid_indices(flat, 50)
         assert idx.shape == (2, 50) and bool((idx[0] == 7).all())
+
+
+def test_valid_indices_off_the_cpu_draw_by_multinomial_without_a_host_sync():
+    # off the CPU every row is drawn by torch.multinomial, with no host sync (the rejection
+    # path's bool(...) and float(...) would wait on the device each step): a meta tensor holds
+    # no data, so any sync raises, and the draws still come back shaped (n, count) there
+    from trainer.losses.points import MULTINOMIAL_MAX, valid_indices
+
+    flat = torch.zeros(3, 40, dtype=torch.bool, device="meta")
+    idx = valid_indices(flat, 7)
+    assert idx.device.type == "meta" and idx.shape == (3, 7) and idx.dtype == torch.int64
+    # no row at all, each longer than torch.multinomial takes: no draw, shaped (0, count)
+    none = torch.zeros(0, MULTINOMIAL_MAX + 1, dtype=torch.bool, device="meta")
+    assert valid_indices(none, 7).shape == (0, 7)
+
+
+def test_a_row_of_exactly_2_24_entries_is_drawn_by_multinomial():
+    # torch.multinomial takes up to 2^24 categories, that many included (a 4096 x 4096 crop):
+    # such a row keeps its draws (the same as torch.multinomial's from the same seed), only a
+    # longer row is drawn another way
+    from trainer.losses.points import MULTINOMIAL_MAX, valid_indices
+
+    flat = torch.zeros(1, MULTINOMIAL_MAX, dtype=torch.bool)
+    flat[0, [3, 1 << 23, MULTINOMIAL_MAX - 1]] = True  # under 5% valid: the multinomial path
+    torch.manual_seed(0)
+    idx = valid_indices(flat, 50)
+    torch.manual_seed(0)
+    assert torch.equal(idx, torch.multinomial(flat.float(), 50, replacement=True))
