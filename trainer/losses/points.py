@@ -100,8 +100,8 @@ def valid_indices(flat: torch.Tensor, count: int) -> torch.Tensor:
     kept, which is exactly uniform over those entries. Rows where too few landed (far less than
     one in 10^6 at the usual share of ignored pixels) fall back to ``torch.multinomial``, and so
     does every row of a batch where any row is under 5% valid: exact too, but on CPU 5x slower at
-    a 256 x 256 crop (it
-    draws from a cumulative table over every pixel of every row): 10% of a demo training step.
+    a 256 x 256 crop (it draws from a cumulative table over every pixel of every row): 10% of a
+    demo training step.
     Off the CPU it is ``torch.multinomial`` throughout: fast there, and without the host syncs
     that sizing the rejection draws takes.
     """
