@@ -97,11 +97,16 @@ def _another_folders(fd: int, folder: Path) -> bool:
     """Whether the lock file open at ``fd``, held, is held for another folder than ``folder``:
     shared by hard links (``cp -al`` of a folder while its run goes on, an ``rsync
     --link-dest`` snapshot of it), its record naming the folder its run locked. A record
-    without one (a run of before the fifty-fifth round) is taken as ``folder``'s."""
+    without one (a run of before the fifty-fifth round) is taken as ``folder``'s. The inodes
+    alone are compared: folders sharing a hard link lie on one file system, whose device each
+    client of a network one numbers its own way (a run requeued on another node, beside a
+    snapshot of its folder, took the folder for another one and went on beside the first)."""
     if os.fstat(fd).st_nlink < 2:
         return False
-    locked = _record(fd).get("folder")
-    return isinstance(locked, list) and locked != _folder_id(folder)
+    locked, here = _record(fd).get("folder"), _folder_id(folder)
+    return (
+        isinstance(locked, list) and len(locked) == 2 and here is not None and locked[1] != here[1]
+    )
 
 
 @contextlib.contextmanager

@@ -1141,3 +1141,40 @@ def test_two_runs_parting_a_hard_linked_copys_lock_at_once_do_not_both_go_on(tmp
             pass
         assert "engine fuse" in (copy / LOCK_NAME).read_text()
     assert "engine train" in (original / LOCK_NAME).read_text()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_folder_whose_lock_a_snapshot_shares_stays_held_for_a_run_seen_on_another_device(
+    tmp_path,
+):
+    """A run folder on a network file system, an ``rsync --link-dest`` snapshot of it on the same
+    one (its ``.lock`` shared by a hard link), and its run requeued on another node while the
+    first goes on: each client numbers the mount's device its own way (NFS), so the record's
+    ``folder`` names the same inode on another device. Before, the folder was taken for another
+    one (the record's device differed): the second run made its own lock file and went on
+    beside the first, and ``writer`` named no run. A hard link lies on one file system, so the
+    inode alone tells a copy from the folder."""
+    import json
+
+    from engine.runlock import writer
+
+    run, snapshot = tmp_path / "run", tmp_path / "snapshot"
+    with exclusive(run, "engine train"):
+        lock = run / LOCK_NAME
+        record = json.loads(lock.read_text())
+        record["folder"][0] += 1  # as the node running it numbers the device
+        fd = os.open(lock, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+        finally:
+            os.close(fd)
+        (run / "last.pt").write_bytes(b"x")
+        snapshot.mkdir()
+        for name in (LOCK_NAME, "last.pt"):
+            os.link(run / name, snapshot / name)
+        assert (writer(run) or "").startswith("engine train")
+        with pytest.raises(FolderInUse, match="in use by engine train"), exclusive(run, "x"):
+            pass
+        with exclusive(snapshot, "engine fuse"):  # the snapshot is another folder: its own
+            pass
