@@ -173,14 +173,16 @@ def exclusive(
                 locked, unlockable = False, True
                 break
             if locked and same_file(fd, path):
-                if os.fstat(fd).st_nlink < 2:  # a symbolic link was replaced (own_file) above
+                if os.fstat(fd).st_nlink < 2:  # the folder's own (a symbolic link: own_file)
                     break
-                with contextlib.suppress(OSError):  # read before _own_lock, whose new file is
-                    before = os.pread(fd, 4096, 0)  # empty: a hard-linked copy's refusal put
-                if (parted := _own_lock(fd, path)) is not None:  # back nothing (an empty .lock)
+                # shared by hard links: read before _own_lock, whose new file is empty (a
+                # hard-linked copy's refusal put back nothing: an empty .lock)
+                with contextlib.suppress(OSError):
+                    before = os.pread(fd, 4096, 0)
+                if (parted := _own_lock(fd, path)) is not None:
                     fd = parted
                     break
-                before = b""
+                before = b""  # parted meanwhile by another run of this folder: lock its file
             # the file was replaced after it was opened here, by a run that made the folder's
             # own lock (_own_lock) and holds it now: lock the file the name points to
             os.close(fd)
