@@ -12,9 +12,10 @@ The operating system releases the lock when its process ends, however it ends, s
 leaves no stale lock: the next run takes it. A process forked during the run (a DataLoader
 worker) closes its copy of the lock at once, so it never holds a folder past its run. The file
 itself stays after a run that changed the folder; it holds the holder's pid, host, command and
-start time, for the message, and the folder it locked (a hard-linked copy's is told apart). Where ``flock`` does not exist (Windows) or the file system refuses
-it, the run goes on unlocked, as before (the lock file it made then, which locks nothing and
-holds no record, is removed when it ends). A folder the run created and left empty (it refused its
+start time, for the message, and the folder it locked (a hard-linked copy's is told apart).
+Where ``flock`` does not exist (Windows) or the file system refuses it, the run goes on
+unlocked, as before (the lock file it made then, which locks nothing and holds no record, is
+removed when it ends). A folder the run created and left empty (it refused its
 input before writing anything) is removed again. A run that failed (an exception, not Ctrl-C or
 SIGTERM) having changed nothing but new empty folders (a full disk at a review's first
 thumbnail: its ``thumbs/``) removes those folders, unless another shard's lock file there is
@@ -96,11 +97,16 @@ def _another_folders(fd: int, folder: Path) -> bool:
     """Whether the lock file open at ``fd``, held, is held for another folder than ``folder``:
     shared by hard links (``cp -al`` of a folder while its run goes on, an ``rsync
     --link-dest`` snapshot of it), its record naming the folder its run locked. A record
-    without one (a run of before the fifty-fifth round) is taken as ``folder``'s."""
+    without one (a run of before the fifty-fifth round) is taken as ``folder``'s. The inodes
+    alone are compared: folders sharing a hard link lie on one file system, whose device each
+    client of a network one numbers its own way (a run requeued on another node, beside a
+    snapshot of its folder, took the folder for another one and went on beside the first)."""
     if os.fstat(fd).st_nlink < 2:
         return False
-    locked = _record(fd).get("folder")
-    return isinstance(locked, list) and locked != _folder_id(folder)
+    locked, here = _record(fd).get("folder"), _folder_id(folder)
+    return (
+        isinstance(locked, list) and len(locked) == 2 and here is not None and locked[1] != here[1]
+    )
 
 
 @contextlib.contextmanager
@@ -158,23 +164,33 @@ def exclusive(
                 before = os.pread(fd, 4096, 0)
                 if (parted := _own_lock(fd, path)) == fd:  # cannot make its own: refused
                     raise FolderInUse(_in_use(folder, _holder(fd))) from None
-                fd, locked = parted, True
-                break
+                if parted is not None:
+                    fd, locked = parted, True
+                    break
+                before = b""  # parted meanwhile by another run of this folder: lock its file
             except OSError as e:  # e.g. ENOLCK on a network file system without locking
                 log.warning("%s: cannot lock it (%s); running without the lock", path, e.strerror)
                 locked, unlockable = False, True
-            if not locked or same_file(fd, path):
                 break
+            if locked and same_file(fd, path):
+                if os.fstat(fd).st_nlink < 2:  # the folder's own (a symbolic link: own_file)
+                    break
+                # shared by hard links: read before _own_lock, whose new file is empty (a
+                # hard-linked copy's refusal put back nothing: an empty .lock)
+                with contextlib.suppress(OSError):
+                    before = os.pread(fd, 4096, 0)
+                if (parted := _own_lock(fd, path)) is not None:
+                    fd = parted
+                    break
+                before = b""  # parted meanwhile by another run of this folder: lock its file
             # the file was replaced after it was opened here, by a run that made the folder's
             # own lock (_own_lock) and holds it now: lock the file the name points to
             os.close(fd)
             fd, made_lock = _open_lock(path)  # made it: the run before removed the old one
             locked = False
-        if locked and not before:  # read before _own_lock, whose new file is empty: a
-            with contextlib.suppress(OSError):  # hard-linked copy's refusal put back nothing
-                before = os.pread(fd, 4096, 0)  # (an empty .lock)
-        if locked and os.fstat(fd).st_nlink > 1:  # a symbolic link was replaced (own_file) above
-            fd = _own_lock(fd, path)
+        if locked and not before:  # the record of the run before, to put back if this one fails
+            with contextlib.suppress(OSError):
+                before = os.pread(fd, 4096, 0)
         if locked:
             record = {
                 "command": command,
@@ -318,28 +334,39 @@ def _listing(folder: Path, lock: str) -> list[tuple[str, int, int]]:
     return sorted(entries)
 
 
-def _own_lock(fd: int, path: Path) -> int:
+def _own_lock(fd: int, path: Path) -> int | None:
     """A lock file of this folder's own in place of ``path``, locked (``fd``, locked, is closed):
     one shared by hard links with another folder (a project copied with ``cp -al``, an
     ``rsync --link-dest`` snapshot) held both: a run in one copy refused the other's, and wrote
     its record into the other's lock file (a symbolic link, ``cp -rs``, is replaced before the
-    lock is taken: :func:`annotations.fileio.own_file`). The new file is locked before it takes the name, so no
-    run of this folder can take it meanwhile."""
+    lock is taken: :func:`annotations.fileio.own_file`). The new file is locked before it takes
+    the name, so no run of this folder can take it meanwhile. ``fd`` where the new file cannot
+    be made (the shared one kept, as before); None, ``fd`` kept, where ``path`` no longer leads
+    to ``fd``'s file: another run of this folder made its own meanwhile (the caller locks that
+    one). Checked and replaced under a lock on the folder, as :func:`~annotations.fileio.own_file`
+    does: of two runs of a copy parting it at once (one holding the shared file, the other
+    finding it held, its record naming the original), both made their own, the second's
+    replaced by the first's, and both went on."""
     import fcntl
 
+    from annotations.fileio import _folder_locked, same_file
+
     new = path.with_name(f"{path.name}.{os.getpid()}.new")
-    try:
-        nfd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
-    except OSError:  # cannot make it: keep the shared one, as before
-        return fd
-    try:
-        fcntl.flock(nfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.replace(new, path)
-    except OSError:
-        os.close(nfd)
-        with contextlib.suppress(OSError):
-            new.unlink()
-        return fd
+    with _folder_locked(path.parent):
+        if not same_file(fd, path):
+            return None
+        try:
+            nfd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError:  # cannot make it: keep the shared one, as before
+            return fd
+        try:
+            fcntl.flock(nfd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.replace(new, path)
+        except OSError:
+            os.close(nfd)
+            with contextlib.suppress(OSError):
+                new.unlink()
+            return fd
     os.close(fd)
     return nfd
 

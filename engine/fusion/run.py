@@ -637,9 +637,10 @@ def plan_fusion(config: FuseConfig) -> FusePlan:
         hashed["corrections"] = [
             {"class": c.class_name, "split": c.split, "images": list(c.stems)} for c in corrections
         ]
-    if rules.min_coverage is not None and not rules.parent_constraint:
+    if rules.min_coverage and not rules.parent_constraint:
         # before the fifty-fifth round coverage was measured on every pixel the class may claim,
-        # all but 255 with the constraint off, and dropped nothing: fused again, not kept
+        # all but 255 with the constraint off, and dropped nothing: fused again, not kept (a
+        # --min-coverage of 0 drops nothing either way: kept)
         hashed["coverage_of"] = "parents"
     digest = config_hash(hashed)
     legacy = config_hash({**hashed, "runs": [r.run_json_sha256 for r in runs]})

@@ -682,8 +682,10 @@ def test_min_coverage_with_the_parent_constraint_off_drops_and_redoes_older_fusi
         "".join(json.dumps({**r, "config_hash": older_hash(plan)}) + "\n" for r in lines)
     )
     assert fuse(config).fused == 4
-    # without the constraint, or without coverage, the hash is as before
-    for kw in ({"parent_constraint": False}, {"min_coverage": 0.4}):
+    # without the constraint, or without coverage, the hash is as before; so with a
+    # --min-coverage of 0, which drops nothing on either measure (nothing to fuse again)
+    kws = ({"parent_constraint": False}, {"min_coverage": 0.4})
+    for kw in (*kws, {"parent_constraint": False, "min_coverage": 0.0}):
         p = plan_fusion(cfg(world, pseudo=(world["bike"],), **kw))
         assert p.config_hash == older_hash(p)
 

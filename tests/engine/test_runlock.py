@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -1105,3 +1106,75 @@ def test_a_file_there_in_a_folder_without_write_permission_is_one_line_naming_th
     assert res.output.strip().splitlines()[-1] == f"error: {out}: Permission denied", res.output
     assert target.read_text() == "first run's"
     assert sorted(p.name for p in out.iterdir()) == [target.name]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_two_runs_parting_a_hard_linked_copys_lock_at_once_do_not_both_go_on(tmp_path, monkeypatch):
+    """Two runs started at once in a ``cp -al`` copy (a command started twice, a requeued
+    job): the first holds the shared lock file and is making the copy's own; the second finds
+    the shared file held, its record naming the original (the original's finished run), takes
+    it for the original's run and makes the copy's own lock file too. Before, the first then
+    replaced the second's lock file by its own: both went on writing the copy. The name is
+    checked and replaced under a lock on the folder, so the first finds it parted and is
+    refused."""
+    from engine import runlock
+
+    original, copy = tmp_path / "run", tmp_path / "copy"
+    with exclusive(original, "engine train"):
+        (original / "last.pt").write_bytes(b"x")  # something in it: the lock file is kept
+    copy.mkdir()
+    for name in (LOCK_NAME, "last.pt"):
+        os.link(original / name, copy / name)
+    own_lock, second = runlock._own_lock, contextlib.ExitStack()
+
+    def racing(fd: int, path: Path) -> int | None:
+        monkeypatch.setattr(runlock, "_own_lock", own_lock)
+        second.enter_context(exclusive(copy, "engine fuse"))  # while the first holds the file
+        return own_lock(fd, path)
+
+    monkeypatch.setattr(runlock, "_own_lock", racing)
+    with second:
+        with (
+            pytest.raises(FolderInUse, match="in use by engine fuse"),
+            exclusive(copy, "engine label"),
+        ):
+            pass
+        assert "engine fuse" in (copy / LOCK_NAME).read_text()
+    assert "engine train" in (original / LOCK_NAME).read_text()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_folder_whose_lock_a_snapshot_shares_stays_held_for_a_run_seen_on_another_device(
+    tmp_path,
+):
+    """A run folder on a network file system, an ``rsync --link-dest`` snapshot of it on the same
+    one (its ``.lock`` shared by a hard link), and its run requeued on another node while the
+    first goes on: each client numbers the mount's device its own way (NFS), so the record's
+    ``folder`` names the same inode on another device. Before, the folder was taken for another
+    one (the record's device differed): the second run made its own lock file and went on
+    beside the first, and ``writer`` named no run. A hard link lies on one file system, so the
+    inode alone tells a copy from the folder."""
+    import json
+
+    from engine.runlock import writer
+
+    run, snapshot = tmp_path / "run", tmp_path / "snapshot"
+    with exclusive(run, "engine train"):
+        lock = run / LOCK_NAME
+        record = json.loads(lock.read_text())
+        record["folder"][0] += 1  # as the node running it numbers the device
+        fd = os.open(lock, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(record).encode(), 0)
+        finally:
+            os.close(fd)
+        (run / "last.pt").write_bytes(b"x")
+        snapshot.mkdir()
+        for name in (LOCK_NAME, "last.pt"):
+            os.link(run / name, snapshot / name)
+        assert (writer(run) or "").startswith("engine train")
+        with pytest.raises(FolderInUse, match="in use by engine train"), exclusive(run, "x"):
+            pass
+        with exclusive(snapshot, "engine fuse"):  # the snapshot is another folder: its own
+            pass
