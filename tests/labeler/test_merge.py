@@ -235,3 +235,66 @@ def test_semantic_rejects_bad_shapes():
         instances_to_semantic(np.zeros((2, 3, 3), bool), np.zeros(1))
     with pytest.raises(ValueError, match="probs"):
         instances_to_semantic(np.zeros((1, 3, 3), bool), np.zeros(1), np.zeros((1, 3, 4)))
+
+
+# -- shapes, empty inputs and exact thresholds (gaps left by the mutation pass) -------------------
+def test_detections_refuse_fields_of_another_length():
+    with pytest.raises(ValueError, match="Detections: xyxy has 1 boxes"):
+        Detections([[0, 0, 5, 5]], [0.5, 0.6], [0])
+    assert len(Detections.concat([])) == 0 and Detections.concat([]).xyxy.shape == (0, 4)
+
+
+def test_select_queries_refuses_bad_shapes():
+    boxes = np.zeros((1, 4))
+    with pytest.raises(ValueError, match="token_probs must be"):
+        select_queries(np.zeros((2, 8)), boxes, PROMPTS, 0.3, 0.2)  # 2 queries, 1 box
+    with pytest.raises(ValueError, match="token_probs must be"):
+        select_queries(np.zeros(8), boxes, PROMPTS, 0.3, 0.2)  # one query, not (Q, T)
+    with pytest.raises(ValueError, match=r"negative must be \(3,\)"):
+        select_queries(np.zeros((1, 8)), boxes, PROMPTS, 0.3, 0.2, np.array([True, False]))
+
+
+def test_select_queries_without_prompts_or_tokens_is_empty():
+    probs = np.array([[0.1, 0.9, 0, 0.2, 0, 0.1, 0, 0]])
+    assert len(select_queries(probs, np.zeros((1, 4)), [], 0.3, 0.2)) == 0
+    # no text tokens at all: no box scores above 0, nothing kept (no error)
+    det = select_queries(np.zeros((2, 0)), np.zeros((2, 4)), [np.array([], int)], 0.3, 0.2)
+    assert len(det) == 0
+
+
+def test_select_queries_multi_token_prompts_and_many_queries():
+    # prompt 0 spans tokens 1-2 ("road bike"): its probability is its best token's
+    probs = np.array([[0.1, 0.3, 0.8, 0.2, 0], [0.1, 0.2, 0.1, 0.7, 0], [0, 0.6, 0.1, 0, 0.9]])
+    prompts = [np.array([1, 2]), np.array([3, 4])]
+    det = select_queries(probs, np.arange(12).reshape(3, 4), prompts, 0.35, 0.25)
+    assert det.prompt_idx.tolist() == [0, 1, 1]
+    assert det.prompt_scores.tolist() == pytest.approx([0.8, 0.7, 0.9])
+    assert det.xyxy[:, 0].tolist() == [0, 4, 8]
+
+
+@pytest.mark.parametrize(
+    "probs, negative, expect",
+    [
+        # box score exactly box_threshold (0.5): not above it, dropped
+        ([0.5, 0.5, 0, 0, 0, 0, 0, 0], None, []),
+        # the prompt's probability exactly text_threshold (0.25): dropped
+        ([0.6, 0.25, 0, 0, 0, 0, 0, 0], None, []),
+        # the best positive exactly at text_threshold is not above it: the negative (0.3,
+        # under the margin) wins
+        ([0.6, 0.25, 0, 0, 0, 0.3, 0, 0], NEG, [(2, True)]),
+    ],
+)
+def test_select_queries_thresholds_are_strict(probs, negative, expect):
+    det = select_queries(np.array([probs]), np.zeros((1, 4)), PROMPTS, 0.5, 0.25, negative)
+    assert list(zip(det.prompt_idx.tolist(), det.negative.tolist(), strict=True)) == expect
+
+
+def test_box_iou_of_sub_pixel_boxes():
+    a = np.array([[0, 0, 0.5, 0.5], [0, 0, 0.5, 1]])
+    np.testing.assert_allclose(box_iou(a, a[:1]), [[1.0], [0.5]])
+
+
+@pytest.mark.parametrize("rows, cols", [(0, 2), (2, 0), (0, 0)])
+def test_tile_windows_refuse_fewer_than_one_tile(rows, cols):
+    with pytest.raises(ValueError, match=f"tiles must be at least 1x1, got {rows}x{cols}"):
+        tile_windows(100, 100, rows, cols, 0.2)
