@@ -258,6 +258,46 @@ def test_criterion_known_values_constant_predictions():
     assert torch.allclose(losses["loss_edge"], torch.tensor(10.0 * LOG2))
 
 
+def test_criterion_mask_terms_are_averaged_over_the_batch_s_target_masks():
+    # two images, one class everywhere in each: two target masks, each of BCE log 2 and the
+    # constant-prediction dice; the terms are their sum divided by 2, CE and edge unchanged
+    k, q = 2, 3
+    targets = [
+        build_targets(torch.full((16, 16), c, dtype=torch.long), None, k, DecouplingConfig())
+        for c in (0, 1)
+    ]
+    losses = SetCriterion(k, LossConfig(num_points=64))(_outputs(2, q, k, 16, 16), targets)
+    p = 64.0
+    dice = 1.0 - (2.0 * 0.5 * p + 1.0) / (0.5 * p + p + 1.0)
+    for suffix in ("", "_0", "_5"):
+        assert torch.allclose(losses["loss_ce" + suffix], torch.tensor(2.0 * math.log(3.0)))
+        assert torch.allclose(losses["loss_mask" + suffix], torch.tensor(5.0 * LOG2))
+        assert torch.allclose(losses["loss_dice" + suffix], torch.tensor(5.0 * dice))
+    assert torch.allclose(losses["loss_edge"], torch.tensor(10.0 * LOG2))
+
+
+def test_num_masks_is_the_mean_over_ranks_and_at_least_1(monkeypatch):
+    # under DDP each rank divides by the batch's target masks averaged over the ranks: 2 here
+    # and 4 on the other rank of 2 give 3; no target mask anywhere gives 1, not 0
+    from trainer.losses import criterion
+
+    def all_reduce(n, *args, **kwargs):  # the other rank's count added in place
+        n += other
+
+    monkeypatch.setattr(criterion.dist, "is_available", lambda: True)
+    monkeypatch.setattr(criterion.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(criterion.dist, "get_world_size", lambda group=None: 2)
+    monkeypatch.setattr(criterion.dist, "all_reduce", all_reduce)
+    label = torch.zeros(8, 8, dtype=torch.long)
+    label[:, 4:] = 1
+    t = build_targets(label, None, 2, DecouplingConfig())
+    other = 4.0
+    assert criterion._num_masks([t], torch.device("cpu")) == 3.0
+    other = 0.0
+    empty = build_targets(torch.full((8, 8), 255), None, 2, DecouplingConfig())
+    assert criterion._num_masks([empty], torch.device("cpu")) == 1.0
+
+
 def test_class_loss_weights_no_object_and_pseudo_class():
     crit = SetCriterion(1, LossConfig())
     logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
