@@ -276,6 +276,27 @@ def test_criterion_mask_terms_are_averaged_over_the_batch_s_target_masks():
     assert torch.allclose(losses["loss_edge"], torch.tensor(10.0 * LOG2))
 
 
+def test_dice_of_a_two_class_image_near_0_where_right_near_1_where_empty():
+    # dice = 1 - (2 sum p t + 1) / (sum p + sum t + 1) over the points: masks whose points are
+    # partly outside the target (t = 0 there), predicted right (logits +-10, at half
+    # resolution, split where the label is), then predicted empty
+    k = 2
+    label = torch.zeros(16, 16, dtype=torch.long)
+    label[:, 8:] = 1
+    t = build_targets(label, None, k, DecouplingConfig())
+    out = _outputs(1, 2, k, 16, 16, layers=0)
+    crit = SetCriterion(k, LossConfig(num_points=64))
+    with torch.no_grad():
+        out["pred_masks"][0, 0].fill_(-10.0)[:, :4] = 10.0
+        out["pred_masks"][0, 1].fill_(10.0)[:, :4] = -10.0
+    right = float(crit(out, [t])["loss_dice"].detach()) / 5.0
+    assert 0.0 <= right < 0.1
+    with torch.no_grad():
+        out["pred_masks"].fill_(-10.0)
+    empty = float(crit(out, [t])["loss_dice"].detach()) / 5.0
+    assert 0.95 < empty <= 1.0
+
+
 def test_num_masks_is_the_mean_over_ranks_and_at_least_1(monkeypatch):
     # under DDP each rank divides by the batch's target masks averaged over the ranks: 2 here
     # and 4 on the other rank of 2 give 3; no target mask anywhere gives 1, not 0
