@@ -19,6 +19,7 @@ from trainer.losses import (
     pixel_weights,
 )
 from trainer.losses.matcher import pair_bce_cost, pair_dice_cost
+from trainer.losses.points import importance_points
 
 LOG2 = math.log(2.0)
 
@@ -319,6 +320,26 @@ def test_num_masks_is_the_mean_over_ranks_and_at_least_1(monkeypatch):
     assert criterion._num_masks([empty], torch.device("cpu")) == 1.0
 
 
+def test_each_term_and_matcher_cost_takes_its_own_weight():
+    # the known values above with four different weights: each term scaled by its own, the
+    # matcher's costs the same three (the defaults give mask and dice both 5)
+    k, q = 2, 3
+    t = build_targets(torch.zeros(16, 16, dtype=torch.long), None, k, DecouplingConfig())
+    cfg = LossConfig(
+        num_points=64, class_weight=0.5, mask_weight=1.0, dice_weight=3.0, edge_weight=2.0
+    )
+    crit = SetCriterion(k, cfg)
+    m = crit.matcher
+    assert (m.cost_class, m.cost_mask, m.cost_dice) == (0.5, 1.0, 3.0)
+    losses = crit(_outputs(1, q, k, 16, 16, layers=1), [t])
+    dice = 1.0 - (2.0 * 0.5 * 64.0 + 1.0) / (0.5 * 64.0 + 64.0 + 1.0)
+    for suffix in ("", "_0"):
+        assert torch.allclose(losses["loss_ce" + suffix], torch.tensor(0.5 * math.log(3.0)))
+        assert torch.allclose(losses["loss_mask" + suffix], torch.tensor(1.0 * LOG2))
+        assert torch.allclose(losses["loss_dice" + suffix], torch.tensor(3.0 * dice))
+    assert torch.allclose(losses["loss_edge"], torch.tensor(2.0 * LOG2))
+
+
 def test_class_loss_weights_no_object_and_pseudo_class():
     crit = SetCriterion(1, LossConfig())
     logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
@@ -330,6 +351,63 @@ def test_class_loss_weights_no_object_and_pseudo_class():
     t.class_weight[:] = 0.5  # a pseudo-labelled class at half weight
     expected = (0.5 * ce0 + 0.1 * LOG2) / 0.6
     assert math.isclose(float(crit.class_loss(logits, matches, [t])), expected, rel_tol=1e-6)
+
+
+def test_class_loss_reads_each_matched_query_s_own_class_and_weight():
+    # two matched queries of different classes and class weights (class 1 pseudo at 0.5), the
+    # third unmatched: each query's CE is against its own target's class, weighted by its weight
+    crit = SetCriterion(2, LossConfig())
+    label = torch.zeros(4, 4, dtype=torch.long)
+    label[:, 2:] = 1
+    t = build_targets(label, None, 2, DecouplingConfig())
+    t.class_weight[1] = 0.5
+    logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]])
+    matches = [(torch.tensor([0, 1]), torch.tensor([0, 1]))]
+    ce0 = math.log(math.exp(2.0) + 2.0) - 2.0
+    ce1 = math.log(math.e + 2.0) - 1.0
+    expected = (ce0 + 0.5 * ce1 + 0.1 * math.log(3.0)) / 1.6
+    assert math.isclose(float(crit.class_loss(logits, matches, [t])), expected, rel_tol=1e-6)
+
+
+def test_mask_terms_read_each_matched_mask_s_own_class_and_pixel_weights():
+    # query 0 predicts class 0's half right, query 1 predicts nothing for class 1's half (dice
+    # near 1, BCE about 5 a point on its half): class 1 at weight 0.5 halves its dice; its
+    # pixel weights set to 0 leave it no BCE
+    k = 2
+    label = torch.zeros(16, 16, dtype=torch.long)
+    label[:, 8:] = 1
+    t = build_targets(label, None, k, DecouplingConfig())
+    t.class_weight[1] = 0.5
+    t.weights[1] = 0.0
+    masks = torch.full((1, 2, 8, 8), -10.0)
+    masks[0, 0, :, :4] = 10.0
+    matches = [(torch.tensor([0, 1]), torch.tensor([0, 1]))]
+    bce, dice = SetCriterion(k, LossConfig(num_points=64)).mask_losses(masks, matches, [t], 2.0)
+    assert (0.95 * 0.5) / 2.0 < float(dice) < (0.1 + 0.5) / 2.0
+    assert float(bce) < 0.2
+
+
+def test_the_criterion_passes_its_sampling_settings_and_each_mask_s_boundary(monkeypatch):
+    from trainer.losses import criterion
+
+    seen = []
+
+    def spy(*args):
+        seen.append(args)
+        return importance_points(*args)
+
+    monkeypatch.setattr(criterion, "importance_points", spy)
+    k = 2
+    label = torch.zeros(16, 16, dtype=torch.long)
+    label[:, 8:] = 1
+    t = build_targets(label, None, k, DecouplingConfig())
+    cfg = LossConfig(num_points=32, oversample=2.0, importance=0.5, boundary_bias=3.0)
+    masks = torch.zeros(1, 2, 8, 8)
+    matches = [(torch.tensor([0, 1]), torch.tensor([1, 0]))]  # query 0 on class 1
+    SetCriterion(k, cfg).mask_losses(masks, matches, [t], 2.0)
+    (args,) = seen
+    assert args[2:6] == (32, 2.0, 0.5, 3.0)
+    assert torch.equal(args[1], t.boundary[[1, 0]][:, None])
 
 
 def test_pseudo_class_weight_scales_mask_terms():
