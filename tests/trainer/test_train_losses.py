@@ -340,6 +340,23 @@ def test_each_term_and_matcher_cost_takes_its_own_weight():
     assert torch.allclose(losses["loss_edge"], torch.tensor(2.0 * LOG2))
 
 
+def test_edge_loss_is_the_bce_against_the_edge_target():
+    # two classes split down the middle, edge logits 2 everywhere: the 2-pixel edge (target 1)
+    # costs softplus(-2) a pixel, the rest (target 0) softplus(2)
+    k = 2
+    label = torch.zeros(16, 16, dtype=torch.long)
+    label[:, 8:] = 1
+    t = build_targets(label, None, k, DecouplingConfig())
+    out = _outputs(1, 2, k, 16, 16, layers=0)
+    with torch.no_grad():
+        out["edge_logits"].fill_(2.0)
+    edge = float(t.edge.sum())
+    assert edge == 32.0
+    expected = (edge * math.log1p(math.exp(-2.0)) + (256 - edge) * math.log1p(math.exp(2.0))) / 256
+    loss = SetCriterion(k, LossConfig(num_points=16, edge_weight=1.0))(out, [t])["loss_edge"]
+    assert math.isclose(float(loss.detach()), expected, rel_tol=1e-6)
+
+
 def test_class_loss_weights_no_object_and_pseudo_class():
     crit = SetCriterion(1, LossConfig())
     logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
@@ -410,6 +427,14 @@ def test_the_criterion_passes_its_sampling_settings_and_each_mask_s_boundary(mon
     assert torch.equal(args[1], t.boundary[[1, 0]][:, None])
 
 
+def test_deep_supervision_off_leaves_the_intermediate_predictions_out():
+    k = 2
+    t = build_targets(torch.zeros(8, 8, dtype=torch.long), None, k, DecouplingConfig())
+    out = _outputs(1, 2, k, 8, 8)
+    cfg = LossConfig(num_points=16, deep_supervision=False)
+    assert set(SetCriterion(k, cfg)(out, [t])) == {"loss_ce", "loss_mask", "loss_dice", "loss_edge"}
+
+
 def test_pseudo_class_weight_scales_mask_terms():
     k = 2
     label = torch.ones(8, 8, dtype=torch.long)
@@ -436,7 +461,14 @@ def test_criterion_all_ignore_image_is_finite_and_differentiable():
     assert float(losses["loss_mask"].detach()) == 0.0
     assert float(losses["loss_edge"].detach()) == 0.0
     total.backward()
-    assert out["pred_logits"].grad is not None
+    # every prediction in the graph, with a 0 gradient where no target reaches it (DDP waits for
+    # a gradient of every parameter)
+    for key in ("pred_logits", "pred_masks", "edge_logits"):
+        assert out[key].grad is not None
+    assert float(out["pred_masks"].grad.abs().sum()) == 0.0
+    # no target and no weight on the unmatched queries: a CE of 0, not 0 / 0
+    free = LossConfig(num_points=16, no_object_weight=0.0)
+    assert float(SetCriterion(k, free)(_outputs(1, 4, k, 8, 8), [t])["loss_ce"].detach()) == 0.0
 
 
 def test_boundary_weight_raises_bce_on_precise_and_lowers_on_pseudo():
