@@ -357,6 +357,16 @@ def test_edge_loss_is_the_bce_against_the_edge_target():
     assert math.isclose(float(loss.detach()), expected, rel_tol=1e-6)
 
 
+def test_edge_logits_are_upsampled_bilinearly_with_pixel_centres_aligned():
+    # edge logits [0, 4] upsampled to 4 pixels (align_corners=False): 0, 1, 3, 4, not the corner
+    # aligned 0, 4/3, 8/3, 4; one class everywhere, so every pixel's target is 0
+    t = build_targets(torch.zeros(2, 4, dtype=torch.long), None, 1, DecouplingConfig())
+    edge_logits = torch.tensor([[[[0.0, 4.0]]]])
+    expected = sum(math.log1p(math.exp(x)) for x in (0.0, 1.0, 3.0, 4.0)) / 4
+    loss = SetCriterion(1, LossConfig()).edge_loss(edge_logits, [t])
+    assert math.isclose(float(loss), expected, rel_tol=1e-6)
+
+
 def test_class_loss_weights_no_object_and_pseudo_class():
     crit = SetCriterion(1, LossConfig())
     logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
