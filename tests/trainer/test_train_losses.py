@@ -19,6 +19,7 @@ from trainer.losses import (
     pixel_weights,
 )
 from trainer.losses.matcher import pair_bce_cost, pair_dice_cost
+from trainer.losses.points import importance_points
 
 LOG2 = math.log(2.0)
 
@@ -258,6 +259,114 @@ def test_criterion_known_values_constant_predictions():
     assert torch.allclose(losses["loss_edge"], torch.tensor(10.0 * LOG2))
 
 
+def test_criterion_mask_terms_are_averaged_over_the_batch_s_target_masks():
+    # two images, one class everywhere in each: two target masks, each of BCE log 2 and the
+    # constant-prediction dice; the terms are their sum divided by 2, CE and edge unchanged
+    k, q = 2, 3
+    targets = [
+        build_targets(torch.full((16, 16), c, dtype=torch.long), None, k, DecouplingConfig())
+        for c in (0, 1)
+    ]
+    losses = SetCriterion(k, LossConfig(num_points=64))(_outputs(2, q, k, 16, 16), targets)
+    p = 64.0
+    dice = 1.0 - (2.0 * 0.5 * p + 1.0) / (0.5 * p + p + 1.0)
+    for suffix in ("", "_0", "_5"):
+        assert torch.allclose(losses["loss_ce" + suffix], torch.tensor(2.0 * math.log(3.0)))
+        assert torch.allclose(losses["loss_mask" + suffix], torch.tensor(5.0 * LOG2))
+        assert torch.allclose(losses["loss_dice" + suffix], torch.tensor(5.0 * dice))
+    assert torch.allclose(losses["loss_edge"], torch.tensor(10.0 * LOG2))
+
+
+def test_dice_of_a_two_class_image_near_0_where_right_near_1_where_empty():
+    # dice = 1 - (2 sum p t + 1) / (sum p + sum t + 1) over the points: masks whose points are
+    # partly outside the target (t = 0 there), predicted right (logits +-10, at half
+    # resolution, split where the label is), then predicted empty
+    k = 2
+    label = torch.zeros(16, 16, dtype=torch.long)
+    label[:, 8:] = 1
+    t = build_targets(label, None, k, DecouplingConfig())
+    out = _outputs(1, 2, k, 16, 16, layers=0)
+    crit = SetCriterion(k, LossConfig(num_points=64))
+    with torch.no_grad():
+        out["pred_masks"][0, 0].fill_(-10.0)[:, :4] = 10.0
+        out["pred_masks"][0, 1].fill_(10.0)[:, :4] = -10.0
+    right = float(crit(out, [t])["loss_dice"].detach()) / 5.0
+    assert 0.0 <= right < 0.1
+    with torch.no_grad():
+        out["pred_masks"].fill_(-10.0)
+    empty = float(crit(out, [t])["loss_dice"].detach()) / 5.0
+    assert 0.95 < empty <= 1.0
+
+
+def test_num_masks_is_the_mean_over_ranks_and_at_least_1(monkeypatch):
+    # under DDP each rank divides by the batch's target masks averaged over the ranks: 2 here
+    # and 4 on the other rank of 2 give 3; no target mask anywhere gives 1, not 0
+    from trainer.losses import criterion
+
+    def all_reduce(n, *args, **kwargs):  # the other rank's count added in place
+        n += other
+
+    monkeypatch.setattr(criterion.dist, "is_available", lambda: True)
+    monkeypatch.setattr(criterion.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(criterion.dist, "get_world_size", lambda group=None: 2)
+    monkeypatch.setattr(criterion.dist, "all_reduce", all_reduce)
+    label = torch.zeros(8, 8, dtype=torch.long)
+    label[:, 4:] = 1
+    t = build_targets(label, None, 2, DecouplingConfig())
+    other = 4.0
+    assert criterion._num_masks([t], torch.device("cpu")) == 3.0
+    other = 0.0
+    empty = build_targets(torch.full((8, 8), 255), None, 2, DecouplingConfig())
+    assert criterion._num_masks([empty], torch.device("cpu")) == 1.0
+
+
+def test_each_term_and_matcher_cost_takes_its_own_weight():
+    # the known values above with four different weights: each term scaled by its own, the
+    # matcher's costs the same three (the defaults give mask and dice both 5)
+    k, q = 2, 3
+    t = build_targets(torch.zeros(16, 16, dtype=torch.long), None, k, DecouplingConfig())
+    cfg = LossConfig(
+        num_points=64, class_weight=0.5, mask_weight=1.0, dice_weight=3.0, edge_weight=2.0
+    )
+    crit = SetCriterion(k, cfg)
+    m = crit.matcher
+    assert (m.cost_class, m.cost_mask, m.cost_dice) == (0.5, 1.0, 3.0)
+    losses = crit(_outputs(1, q, k, 16, 16, layers=1), [t])
+    dice = 1.0 - (2.0 * 0.5 * 64.0 + 1.0) / (0.5 * 64.0 + 64.0 + 1.0)
+    for suffix in ("", "_0"):
+        assert torch.allclose(losses["loss_ce" + suffix], torch.tensor(0.5 * math.log(3.0)))
+        assert torch.allclose(losses["loss_mask" + suffix], torch.tensor(1.0 * LOG2))
+        assert torch.allclose(losses["loss_dice" + suffix], torch.tensor(3.0 * dice))
+    assert torch.allclose(losses["loss_edge"], torch.tensor(2.0 * LOG2))
+
+
+def test_edge_loss_is_the_bce_against_the_edge_target():
+    # two classes split down the middle, edge logits 2 everywhere: the 2-pixel edge (target 1)
+    # costs softplus(-2) a pixel, the rest (target 0) softplus(2)
+    k = 2
+    label = torch.zeros(16, 16, dtype=torch.long)
+    label[:, 8:] = 1
+    t = build_targets(label, None, k, DecouplingConfig())
+    out = _outputs(1, 2, k, 16, 16, layers=0)
+    with torch.no_grad():
+        out["edge_logits"].fill_(2.0)
+    edge = float(t.edge.sum())
+    assert edge == 32.0
+    expected = (edge * math.log1p(math.exp(-2.0)) + (256 - edge) * math.log1p(math.exp(2.0))) / 256
+    loss = SetCriterion(k, LossConfig(num_points=16, edge_weight=1.0))(out, [t])["loss_edge"]
+    assert math.isclose(float(loss.detach()), expected, rel_tol=1e-6)
+
+
+def test_edge_logits_are_upsampled_bilinearly_with_pixel_centres_aligned():
+    # edge logits [0, 4] upsampled to 4 pixels (align_corners=False): 0, 1, 3, 4, not the corner
+    # aligned 0, 4/3, 8/3, 4; one class everywhere, so every pixel's target is 0
+    t = build_targets(torch.zeros(2, 4, dtype=torch.long), None, 1, DecouplingConfig())
+    edge_logits = torch.tensor([[[[0.0, 4.0]]]])
+    expected = sum(math.log1p(math.exp(x)) for x in (0.0, 1.0, 3.0, 4.0)) / 4
+    loss = SetCriterion(1, LossConfig()).edge_loss(edge_logits, [t])
+    assert math.isclose(float(loss), expected, rel_tol=1e-6)
+
+
 def test_class_loss_weights_no_object_and_pseudo_class():
     crit = SetCriterion(1, LossConfig())
     logits = torch.tensor([[[2.0, 0.0], [0.0, 0.0]]])
@@ -269,6 +378,71 @@ def test_class_loss_weights_no_object_and_pseudo_class():
     t.class_weight[:] = 0.5  # a pseudo-labelled class at half weight
     expected = (0.5 * ce0 + 0.1 * LOG2) / 0.6
     assert math.isclose(float(crit.class_loss(logits, matches, [t])), expected, rel_tol=1e-6)
+
+
+def test_class_loss_reads_each_matched_query_s_own_class_and_weight():
+    # two matched queries of different classes and class weights (class 1 pseudo at 0.5), the
+    # third unmatched: each query's CE is against its own target's class, weighted by its weight
+    crit = SetCriterion(2, LossConfig())
+    label = torch.zeros(4, 4, dtype=torch.long)
+    label[:, 2:] = 1
+    t = build_targets(label, None, 2, DecouplingConfig())
+    t.class_weight[1] = 0.5
+    logits = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]])
+    matches = [(torch.tensor([0, 1]), torch.tensor([0, 1]))]
+    ce0 = math.log(math.exp(2.0) + 2.0) - 2.0
+    ce1 = math.log(math.e + 2.0) - 1.0
+    expected = (ce0 + 0.5 * ce1 + 0.1 * math.log(3.0)) / 1.6
+    assert math.isclose(float(crit.class_loss(logits, matches, [t])), expected, rel_tol=1e-6)
+
+
+def test_mask_terms_read_each_matched_mask_s_own_class_and_pixel_weights():
+    # query 0 predicts class 0's half right, query 1 predicts nothing for class 1's half (dice
+    # near 1, BCE about 5 a point on its half): class 1 at weight 0.5 halves its dice; its
+    # pixel weights set to 0 leave it no BCE
+    k = 2
+    label = torch.zeros(16, 16, dtype=torch.long)
+    label[:, 8:] = 1
+    t = build_targets(label, None, k, DecouplingConfig())
+    t.class_weight[1] = 0.5
+    t.weights[1] = 0.0
+    masks = torch.full((1, 2, 8, 8), -10.0)
+    masks[0, 0, :, :4] = 10.0
+    matches = [(torch.tensor([0, 1]), torch.tensor([0, 1]))]
+    bce, dice = SetCriterion(k, LossConfig(num_points=64)).mask_losses(masks, matches, [t], 2.0)
+    assert (0.95 * 0.5) / 2.0 < float(dice) < (0.1 + 0.5) / 2.0
+    assert float(bce) < 0.2
+
+
+def test_the_criterion_passes_its_sampling_settings_and_each_mask_s_boundary(monkeypatch):
+    from trainer.losses import criterion
+
+    seen = []
+
+    def spy(*args):
+        seen.append(args)
+        return importance_points(*args)
+
+    monkeypatch.setattr(criterion, "importance_points", spy)
+    k = 2
+    label = torch.zeros(16, 16, dtype=torch.long)
+    label[:, 8:] = 1
+    t = build_targets(label, None, k, DecouplingConfig())
+    cfg = LossConfig(num_points=32, oversample=2.0, importance=0.5, boundary_bias=3.0)
+    masks = torch.zeros(1, 2, 8, 8)
+    matches = [(torch.tensor([0, 1]), torch.tensor([1, 0]))]  # query 0 on class 1
+    SetCriterion(k, cfg).mask_losses(masks, matches, [t], 2.0)
+    (args,) = seen
+    assert args[2:6] == (32, 2.0, 0.5, 3.0)
+    assert torch.equal(args[1], t.boundary[[1, 0]][:, None])
+
+
+def test_deep_supervision_off_leaves_the_intermediate_predictions_out():
+    k = 2
+    t = build_targets(torch.zeros(8, 8, dtype=torch.long), None, k, DecouplingConfig())
+    out = _outputs(1, 2, k, 8, 8)
+    cfg = LossConfig(num_points=16, deep_supervision=False)
+    assert set(SetCriterion(k, cfg)(out, [t])) == {"loss_ce", "loss_mask", "loss_dice", "loss_edge"}
 
 
 def test_pseudo_class_weight_scales_mask_terms():
@@ -297,7 +471,14 @@ def test_criterion_all_ignore_image_is_finite_and_differentiable():
     assert float(losses["loss_mask"].detach()) == 0.0
     assert float(losses["loss_edge"].detach()) == 0.0
     total.backward()
-    assert out["pred_logits"].grad is not None
+    # every prediction in the graph, with a 0 gradient where no target reaches it (DDP waits for
+    # a gradient of every parameter)
+    for key in ("pred_logits", "pred_masks", "edge_logits"):
+        assert out[key].grad is not None
+    assert float(out["pred_masks"].grad.abs().sum()) == 0.0
+    # no target and no weight on the unmatched queries: a CE of 0, not 0 / 0
+    free = LossConfig(num_points=16, no_object_weight=0.0)
+    assert float(SetCriterion(k, free)(_outputs(1, 4, k, 8, 8), [t])["loss_ce"].detach()) == 0.0
 
 
 def test_boundary_weight_raises_bce_on_precise_and_lowers_on_pseudo():
