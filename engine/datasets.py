@@ -694,17 +694,21 @@ def check_fused_finished(folder: str | os.PathLike, command: str) -> FusionState
     """Refuse a fused dataset given to be scored (``engine compare --source``, ``engine report
     --fused``) whose fusion did not finish (:meth:`DatasetSpec.check_not_stopped`): before,
     both scored the dataset ``engine info`` calls unfinished (exit 1) and ``engine train``
-    refuses. Another dataset is not asked, nor a folder of label maps given by itself: one in a
-    fused dataset (``F/labels/val``) is :func:`check_folder_finished`'s. Returns the fusion's
-    state read (None for another folder), which the caller's :func:`check_folder_finished`
-    and :func:`fused_as_corrections` take rather than reading ``fuse.json`` again."""
-    if not (Path(folder) / FUSE_RECORD).is_file():
-        return None
-    try:
-        spec = load_spec(folder)
-    except (OSError, ValueError):  # no dataset to ask: its label maps are read as given
-        return None
-    return spec.check_not_stopped(command)
+    refuses. Another dataset is not asked; then the folder is given to
+    :func:`check_folder_finished` (``F/labels/val`` of a fusion stopped, a folder in a synth
+    dataset), with the fusion's state read here, not read again. Returns that state (None
+    for a folder that is no fused dataset), which :func:`fused_as_corrections` takes rather
+    than reading ``fuse.json`` again."""
+    fusion = None
+    if (Path(folder) / FUSE_RECORD).is_file():
+        try:
+            spec = load_spec(folder)
+        except (OSError, ValueError):  # no dataset to ask: its label maps are read as given
+            spec = None
+        if spec is not None:
+            fusion = spec.check_not_stopped(command)
+    check_folder_finished(folder, command, fusion)
+    return fusion
 
 
 def load_spec(path: str | os.PathLike) -> DatasetSpec:
