@@ -665,10 +665,10 @@ def datasets_above(
     writes being three down, as given and as its symbolic links lead
     (:func:`engine.runlock.places`). :func:`check_folder_finished` refuses an unfinished one;
     ``engine info`` names the first, with its state. ``fusion``: ``folder``'s own fusion
-    state, read already (before, its ``fuse.json`` was read again)."""
+    state, read already, taken for the folder in each place (before, its ``fuse.json`` was
+    read again; given through a link, again where the link leads)."""
     from engine.runlock import places
 
-    known = Path(folder).absolute() if fusion is not None else None
     for here, via in places(Path(folder)):
         for root in (here, *here.parents[:3]):
             if stopped := synth_unfinished(root):
@@ -676,7 +676,9 @@ def datasets_above(
             elif (root / SYNTH_RECORD).is_file():
                 what, record = "dataset", SYNTH_RECORD
             elif (
-                state := fusion if root == known else DatasetSpec(root=root).fusion_state()
+                state := fusion
+                if fusion is not None and root == here
+                else DatasetSpec(root=root).fusion_state()
             ).record is not None:
                 # in_progress: an engine fuse into a finished one again is its writer too
                 what, stopped = "fused dataset", state.in_progress
