@@ -590,7 +590,7 @@ def own_file(path: Path, keep: bool = True) -> None:
     ``path`` is no link (any more)."""
     if not os.path.islink(path):
         return
-    with _folder_locked(path.parent):
+    with folder_locked(path.parent):
         if not os.path.islink(path):
             return  # another process made it its file meanwhile
         with atomic_file(path) as f:
@@ -600,9 +600,11 @@ def own_file(path: Path, keep: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def _folder_locked(folder: Path) -> Iterator[None]:
+def folder_locked(folder: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``folder`` itself while the block runs; none where there are no
-    locks (Windows, some network file systems), as for the logs (:func:`_locked`)."""
+    locks (Windows, some network file systems), as for the logs (:func:`_locked`). For a
+    check-then-replace of a file there that another process may do at once (:func:`own_file`,
+    :func:`engine.runlock.exclusive` parting a lock file shared by hard links)."""
     fd = None
     try:
         import fcntl

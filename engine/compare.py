@@ -616,8 +616,7 @@ def compare(cfg: CompareConfig) -> CompareReport:
     images = 0
     for name, given in cfg.sources:  # all before the first is scored
         check_not_being_written(given, "engine compare", "its label maps")
-        fusion = check_fused_finished(given, "engine compare")
-        check_folder_finished(given, "engine compare", fusion)
+        check_fused_finished(given, "engine compare")  # F/labels of a fusion stopped too
         _check_recorded_class(cfg, named, name, given, split)
         check_held_class(named, f"source {name!r}", source_folder(given, split))
     for name, given in cfg.sources:

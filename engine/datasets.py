@@ -665,10 +665,10 @@ def datasets_above(
     writes being three down, as given and as its symbolic links lead
     (:func:`engine.runlock.places`). :func:`check_folder_finished` refuses an unfinished one;
     ``engine info`` names the first, with its state. ``fusion``: ``folder``'s own fusion
-    state, read already (before, its ``fuse.json`` was read again)."""
+    state, read already, taken for the folder in each place (before, its ``fuse.json`` was
+    read again; given through a link, again where the link leads)."""
     from engine.runlock import places
 
-    known = Path(folder).absolute() if fusion is not None else None
     for here, via in places(Path(folder)):
         for root in (here, *here.parents[:3]):
             if stopped := synth_unfinished(root):
@@ -676,7 +676,9 @@ def datasets_above(
             elif (root / SYNTH_RECORD).is_file():
                 what, record = "dataset", SYNTH_RECORD
             elif (
-                state := fusion if root == known else DatasetSpec(root=root).fusion_state()
+                state := fusion
+                if fusion is not None and root == here
+                else DatasetSpec(root=root).fusion_state()
             ).record is not None:
                 # in_progress: an engine fuse into a finished one again is its writer too
                 what, stopped = "fused dataset", state.in_progress
@@ -694,17 +696,21 @@ def check_fused_finished(folder: str | os.PathLike, command: str) -> FusionState
     """Refuse a fused dataset given to be scored (``engine compare --source``, ``engine report
     --fused``) whose fusion did not finish (:meth:`DatasetSpec.check_not_stopped`): before,
     both scored the dataset ``engine info`` calls unfinished (exit 1) and ``engine train``
-    refuses. Another dataset is not asked, nor a folder of label maps given by itself: one in a
-    fused dataset (``F/labels/val``) is :func:`check_folder_finished`'s. Returns the fusion's
-    state read (None for another folder), which the caller's :func:`check_folder_finished`
-    and :func:`fused_as_corrections` take rather than reading ``fuse.json`` again."""
-    if not (Path(folder) / FUSE_RECORD).is_file():
-        return None
-    try:
-        spec = load_spec(folder)
-    except (OSError, ValueError):  # no dataset to ask: its label maps are read as given
-        return None
-    return spec.check_not_stopped(command)
+    refuses. Another dataset is not asked; then the folder is given to
+    :func:`check_folder_finished` (``F/labels/val`` of a fusion stopped, a folder in a synth
+    dataset), with the fusion's state read here, not read again. Returns that state (None
+    for a folder that is no fused dataset), which :func:`fused_as_corrections` takes rather
+    than reading ``fuse.json`` again."""
+    fusion = None
+    if (Path(folder) / FUSE_RECORD).is_file():
+        try:
+            spec = load_spec(folder)
+        except (OSError, ValueError):  # no dataset to ask: its label maps are read as given
+            spec = None
+        if spec is not None:
+            fusion = spec.check_not_stopped(command)
+    check_folder_finished(folder, command, fusion)
+    return fusion
 
 
 def load_spec(path: str | os.PathLike) -> DatasetSpec:

@@ -47,7 +47,6 @@ from engine.datasets import (
     DatasetSpec,
     FusionState,
     SegDataset,
-    check_folder_finished,
     check_fused_finished,
     edited_masks_line,
     fused_as_corrections,
@@ -864,9 +863,8 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     for given in (cfg.pseudo, cfg.fused, cfg.pred):  # scored now, a part passed for the whole
         if given:
             check_not_being_written(given, "engine report", "its label maps")
+            # F/labels of a fusion stopped too (check_folder_finished)
             fusions[given] = check_fused_finished(given, "engine report")
-            # F/labels of a fusion stopped
-            check_folder_finished(given, "engine report", fusions[given])
     taxonomies = source_taxonomies(cfg, class_name)
     # the per-class table's classes: the predictions'
     taxonomy = next(

@@ -349,10 +349,10 @@ def _own_lock(fd: int, path: Path) -> int | None:
     replaced by the first's, and both went on."""
     import fcntl
 
-    from annotations.fileio import _folder_locked, same_file
+    from annotations.fileio import folder_locked, same_file
 
     new = path.with_name(f"{path.name}.{os.getpid()}.new")
-    with _folder_locked(path.parent):
+    with folder_locked(path.parent):
         if not same_file(fd, path):
             return None
         try:

@@ -178,6 +178,22 @@ def save_tiny_segmenter(
     return path
 
 
+def copy_without_resize(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy the saved SAM ``src`` (:func:`save_tiny_segmenter`) to ``dst`` with its processor's
+    ``do_resize`` false in ``processor_config.json``, as a local checkpoint may say: it pads
+    every image (or ``--refine`` crop) to its pad size, 64x64 px for the tiny SAM."""
+    import json
+    import shutil
+
+    dst = Path(dst)
+    shutil.copytree(src, dst)
+    path = dst / "processor_config.json"
+    doc = json.loads(path.read_text())
+    doc["image_processor"]["do_resize"] = False
+    path.write_text(json.dumps(doc))
+    return dst
+
+
 def _save_tiny_sam2(path: Path, seed: int, video: bool = False) -> Path:
     import torch
     from transformers import (

@@ -169,13 +169,15 @@ def allowed_pixels(precise: np.ndarray, parents: Sequence[int], constrained: boo
     every pixel that is not 255 in the precise label."""
     if not constrained:
         return precise != IGNORE
-    return _allowed_lut(parents, constrained)[precise]
+    return _allowed_lut(parents)[precise]
 
 
-def _allowed_lut(parents: Sequence[int], constrained: bool) -> np.ndarray:
-    """``(256,) bool``: the precise ids a new class may claim (:func:`allowed_pixels`)."""
+def _allowed_lut(parents: Sequence[int]) -> np.ndarray:
+    """``(256,) bool``: the precise ids a new class may claim with the parent constraint on
+    (:func:`allowed_pixels`): its parents'. The coverage drop measures on these, the
+    constraint on or off (:func:`_drop_instances`)."""
     lut = np.zeros(256, bool)
-    lut[list(parents) if constrained else slice(None)] = True
+    lut[list(parents)] = True
     lut[IGNORE] = False
     return lut
 
@@ -258,7 +260,7 @@ def _drop_instances(
         inst = InstanceWindows.from_instances(inst)
     # the share on the parents' pixels, the constraint on or off: off, every known pixel may be
     # claimed, and a share of those would be 1 for every instance (nothing ever dropped)
-    lut = _allowed_lut(rules.parents[p.class_id], True)
+    lut = _allowed_lut(rules.parents[p.class_id])
     cov = window_coverage(inst.windows, precise, lut)
     drop = cov < rules.min_coverage
     st.instances = len(inst)

@@ -139,7 +139,7 @@ def test_window_coverage_equals_the_full_size_coverage(h, w, n, seed, parents) -
     for i in range(n):
         y0, x0 = rng.integers(h), rng.integers(w)
         masks[i, y0 : rng.integers(y0, h) + 1, x0 : rng.integers(x0, w) + 1] = rng.random() < 0.9
-    lut = _allowed_lut(tuple(parents), True)
+    lut = _allowed_lut(tuple(parents))
     full = instance_coverage(masks, allowed_pixels(precise, parents, True), precise != 255)
     windows = [rle_run_window(mask_to_rle(m)) for m in masks]
     np.testing.assert_array_equal(window_coverage(windows, precise, lut), full)

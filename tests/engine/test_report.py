@@ -1530,3 +1530,40 @@ def test_report_and_compare_read_a_fused_datasets_records_once(world, monkeypatc
     reads.clear()
     compare(CompareConfig("Bicycle", fused, (("p", tmp / "run"),), split="test", progress=False))
     assert reads["dataset.yaml"] == 1 and reads["fuse.json"] == 1, reads
+
+
+def test_a_fused_dataset_given_through_a_link_has_its_fuse_json_read_once(world, monkeypatch):
+    """engine report --fused LINK and engine compare --source LINK, LINK a symbolic link to the
+    fused dataset F, read F's fuse.json once, as given directly: the check of the datasets it
+    lies in asks LINK and the folder it leads to, both F, and takes the state the fused
+    dataset's own check read. Before, the folder it leads to read fuse.json a second time."""
+    from collections import Counter
+    from pathlib import Path
+
+    from engine.compare import CompareConfig, compare
+    from engine.fusion import FuseConfig, fuse
+
+    tmp, data, subset, _ = world
+    fused, link = tmp / "fused", tmp / "link"
+    fuse(FuseConfig(data=data, pseudo=(tmp / "run",), out=fused, progress=False))
+    link.symlink_to(fused, target_is_directory=True)
+    reads: Counter = Counter()
+    read_bytes, read_text = Path.read_bytes, Path.read_text
+
+    def counted(real):
+        def read(self, *args, **kwargs):
+            if self.name == "fuse.json":
+                reads[self.parent.resolve()] += 1
+            return real(self, *args, **kwargs)
+
+        return read
+
+    monkeypatch.setattr(Path, "read_bytes", counted(read_bytes))
+    monkeypatch.setattr(Path, "read_text", counted(read_text))
+    cfg = ReportConfig(str(subset.root), str(tmp / "rep"), fused=str(link), chart=False,
+                       overlays=0)  # fmt: skip
+    build_report(cfg)
+    assert reads == {fused.resolve(): 1}, reads
+    reads.clear()
+    compare(CompareConfig("Bicycle", subset.root, (("f", link),), progress=False))
+    assert reads == {fused.resolve(): 1}, reads

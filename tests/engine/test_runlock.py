@@ -37,6 +37,14 @@ def _hold(folder: Path, name: str = LOCK_NAME) -> subprocess.Popen:
     return proc
 
 
+def _linked_copy(original: Path, copy: Path, *names: str) -> None:
+    """``copy`` made, holding hard links to ``original``'s ``names`` (``cp -al``, an ``rsync
+    --link-dest`` snapshot)."""
+    copy.mkdir()
+    for name in names:
+        os.link(original / name, copy / name)
+
+
 def test_a_second_process_is_refused_until_the_first_is_killed(tmp_path: Path) -> None:
     run = tmp_path / "run"
     holder = _hold(run)
@@ -63,8 +71,7 @@ def test_a_copy_sharing_the_lock_file_by_a_hard_link_is_not_held_by_the_original
     original, copy = tmp_path / "run", tmp_path / "copy"
     with exclusive(original, "engine train"):
         (original / "last.pt").write_bytes(b"x")  # something in it: the lock file is kept
-    copy.mkdir()
-    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    _linked_copy(original, copy, LOCK_NAME)
     before = (original / LOCK_NAME).read_bytes()
     with exclusive(copy, "engine fuse"):
         with exclusive(original, "engine label"):  # not held by the copy's run
@@ -91,9 +98,7 @@ def test_a_copy_made_while_the_original_runs_is_neither_held_by_it_nor_holds_it(
     holder = _hold(original)
     try:
         (original / "last.pt").write_bytes(b"x")
-        copy.mkdir()
-        for name in (LOCK_NAME, "last.pt"):
-            os.link(original / name, copy / name)
+        _linked_copy(original, copy, LOCK_NAME, "last.pt")
         assert writer(copy) is None
         assert (writer(original) or "").startswith(f"engine train (pid {holder.pid} ")
         with exclusive(copy, "engine fuse"):
@@ -119,9 +124,7 @@ def test_a_run_refused_in_a_hard_linked_copy_keeps_the_copys_lock_record(tmp_pat
     with exclusive(original, "engine train"):
         (original / "last.pt").write_bytes(b"x")
     record = (original / LOCK_NAME).read_bytes()
-    copy.mkdir()
-    os.link(original / "last.pt", copy / "last.pt")
-    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    _linked_copy(original, copy, "last.pt", LOCK_NAME)
     with pytest.raises(ValueError), exclusive(copy, "engine fuse"):
         raise ValueError("bad input")
     assert (copy / LOCK_NAME).read_bytes() == record
@@ -139,8 +142,7 @@ def test_a_hard_linked_lock_file_that_cannot_be_replaced_is_kept_and_locked(
     original, copy = tmp_path / "run", tmp_path / "copy"
     with exclusive(original, "engine train"):
         (original / "last.pt").write_bytes(b"x")
-    copy.mkdir()
-    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    _linked_copy(original, copy, LOCK_NAME)
     real = getattr(os, fails)
 
     def refuse(src, *args, **kwargs):
@@ -253,8 +255,7 @@ def test_a_lock_file_replaced_between_open_and_lock_is_not_taken(tmp_path, monke
     original, copy = tmp_path / "run", tmp_path / "copy"
     with exclusive(original, "engine train"):
         (original / "last.pt").write_bytes(b"x")
-    copy.mkdir()
-    os.link(original / LOCK_NAME, copy / LOCK_NAME)
+    _linked_copy(original, copy, LOCK_NAME)
     real_open, late = os.open, [True]
 
     def opened_before_the_swap(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003
@@ -1122,9 +1123,7 @@ def test_two_runs_parting_a_hard_linked_copys_lock_at_once_do_not_both_go_on(tmp
     original, copy = tmp_path / "run", tmp_path / "copy"
     with exclusive(original, "engine train"):
         (original / "last.pt").write_bytes(b"x")  # something in it: the lock file is kept
-    copy.mkdir()
-    for name in (LOCK_NAME, "last.pt"):
-        os.link(original / name, copy / name)
+    _linked_copy(original, copy, LOCK_NAME, "last.pt")
     own_lock, second = runlock._own_lock, contextlib.ExitStack()
 
     def racing(fd: int, path: Path) -> int | None:
@@ -1170,9 +1169,7 @@ def test_a_folder_whose_lock_a_snapshot_shares_stays_held_for_a_run_seen_on_anot
         finally:
             os.close(fd)
         (run / "last.pt").write_bytes(b"x")
-        snapshot.mkdir()
-        for name in (LOCK_NAME, "last.pt"):
-            os.link(run / name, snapshot / name)
+        _linked_copy(run, snapshot, LOCK_NAME, "last.pt")
         assert (writer(run) or "").startswith("engine train")
         with pytest.raises(FolderInUse, match="in use by engine train"), exclusive(run, "x"):
             pass

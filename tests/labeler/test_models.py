@@ -651,13 +651,7 @@ def test_a_sam_processor_that_pads_without_resizing_loads(tiny, tmp_path):
     """SAM's processor with ``do_resize`` false still pads every image to the model's square:
     not refused at load (an image up to that size is labelled in its own pixels,
     tests/labeler/test_frames.py)."""
-    import shutil
+    from labeler.testing import copy_without_resize
 
-    folder = tmp_path / "sam"
-    shutil.copytree(tiny["sam"], folder)
-    path = folder / "processor_config.json"
-    doc = json.loads(path.read_text())
-    doc["image_processor"]["do_resize"] = False
-    path.write_text(json.dumps(doc))
-    seg = load_segmenter(str(folder))
+    seg = load_segmenter(str(copy_without_resize(tiny["sam"], tmp_path / "sam")))
     assert seg.processor.image_processor.do_resize is False

@@ -271,19 +271,14 @@ def test_a_crop_larger_than_the_pad_of_a_refiner_that_does_not_resize_is_not_ret
     naming it, the crop's size and the pad size, recorded with retry false and its own cannot,
     and neither the closing line nor engine info offers a retry; before, transformers'
     "Padding dimensions are negative", recorded as retryable, failed again on every retry."""
-    import shutil
-
     from PIL import Image
 
     from engine.info import label_run_stats, render_label_run
     from labeler.cli_support import print_label_summary
     from labeler.run import run_labeling
+    from labeler.testing import copy_without_resize
 
-    sam = tmp_path / "sam"
-    shutil.copytree(models["sam"], sam)
-    config = json.loads((sam / "processor_config.json").read_text())
-    config["image_processor"]["do_resize"] = False
-    (sam / "processor_config.json").write_text(json.dumps(config))
+    sam = copy_without_resize(models["sam"], tmp_path / "sam")
     d = tmp_path / "data" / "images" / "train"
     d.mkdir(parents=True)
     for h, w in ((60, 60), (96, 120)):  # crops 60x60 (clipped to the image) and 75x75

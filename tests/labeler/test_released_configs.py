@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from labeler.models import check_input_size, load_segmenter, refuse_too_thin, resized_size
+from tests.labeler.test_released_grounding_dino import RELEASED_PREPROCESSOR
 
 # facebook/sam-vit-base and facebook/sam-vit-huge preprocessor_config.json (the same file in
 # both, written by transformers 4.29's convert_sam_to_hf.py: SamImageProcessor() defaults);
@@ -289,18 +290,9 @@ def _detector_with_preprocessor(
     folder = save_tiny_detector(tmp_path / "det")
     (folder / "processor_config.json").unlink()
     doc = {
-        "do_normalize": True,
-        "do_pad": True,
-        "do_rescale": True,
-        "do_resize": True,
-        "format": "coco_detection",
-        "image_mean": [0.485, 0.456, 0.406],
+        **RELEASED_PREPROCESSOR,  # its size: DINO_SIZE
         "image_processor_type": image_processor_type,
-        "image_std": [0.229, 0.224, 0.225],
         "processor_class": processor_class,
-        "resample": 2,
-        "rescale_factor": 0.00392156862745098,
-        "size": DINO_SIZE,
     }
     _write(folder, "preprocessor_config.json", doc)
     return folder

@@ -221,15 +221,10 @@ def test_an_image_larger_than_the_pad_of_a_segmenter_that_does_not_resize_is_not
     size and the pad size, recorded with retry false, and neither the run's closing line nor
     engine info's offers a retry; before, transformers' "Padding dimensions are negative",
     recorded as retryable: "run the same command again to retry exactly those"."""
-    import shutil
-
     from engine.info import label_run_stats, render_label_run
+    from labeler.testing import copy_without_resize
 
-    sam = tmp_path / "sam"
-    shutil.copytree(tiny_models["sam"], sam)
-    config = json.loads((sam / "processor_config.json").read_text())
-    config["image_processor"]["do_resize"] = False
-    (sam / "processor_config.json").write_text(json.dumps(config))
+    sam = copy_without_resize(tiny_models["sam"], tmp_path / "sam")
     d = tmp_path / "data" / "images" / "train"
     d.mkdir(parents=True)
     for h, w in ((40, 48), (96, 60)):
