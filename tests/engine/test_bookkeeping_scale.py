@@ -103,3 +103,48 @@ def test_records_and_listings_do_not_grow_with_the_images(datasets, tmp_path, mo
         per_image = {"label": 3, "fuse": 2}.get(phase, 0)
         assert b.get("renames", 0) - a.get("renames", 0) == per_image * extra, phase
     assert small.of("label").get("record reads", 0) > 0  # the counts see the manifest's reads
+
+
+def _calls(fn) -> Counter:  # noqa: ANN001
+    """How often ``fn()`` calls each Python function (cProfile's call counts, not its times)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.runcall(fn)
+    return Counter({f"{k[0]}:{k[2]}": v[1] for k, v in pstats.Stats(prof).stats.items()})
+
+
+def assert_linear(small: Counter, large: Counter, factor: int, slack: int = 8) -> None:
+    """No function called more than ``factor`` times as often at ``factor`` times the images
+    (a few calls of slack: caches, one-off look-ups). A check per image against everything
+    listed so far (``any(m.stem == stem for m in masks)``) is called n(n+1)/2 times: four times
+    as often at twice the images."""
+    grown = {f: (small[f], n) for f, n in large.items() if n > factor * small[f] + slack}
+    assert not grown, f"called more than {factor}x as often at {factor}x the images: {grown}"
+
+
+def _coco_doc(n: int) -> tuple[dict, dict[str, tuple[int, int]]]:
+    images = [{"id": i, "file_name": f"im{i:05d}.jpg", "width": 8, "height": 6} for i in range(n)]
+    anns = [
+        {"id": i, "image_id": i, "category_id": 1, "segmentation": [[1, 1, 5, 1, 5, 4, 1, 4]]}
+        for i in range(n)
+    ]
+    doc = {"images": images, "annotations": anns, "categories": [{"id": 1, "name": "Bicycle"}]}
+    return doc, {f"im{i:05d}": (6, 8) for i in range(n)}
+
+
+def test_coco_import_reads_each_image_once(tmp_path):
+    """A COCO file of 13,000 images (engine annotate import, engine info): before the fifty-fifth
+    round, each image entry was checked against every one read before it (a file listing the
+    same image twice is refused), 84 million comparisons; now a set of the stems seen."""
+    from annotations.interchange import coco_to_masks
+
+    calls = {}
+    for n in (100, 200):
+        doc, sizes = _coco_doc(n)
+        found = []
+        calls[n] = _calls(lambda: found.extend(  # noqa: B023
+            coco_to_masks(tmp_path / "coco.json", "Bicycle", sizes, doc=doc)))  # fmt: skip
+        assert len(found) == n and all(m.mask.sum() == 12 for m in found)
+    assert_linear(calls[100], calls[200], 2)
