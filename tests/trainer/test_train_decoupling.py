@@ -79,6 +79,10 @@ def test_default_form_is_origin():
     assert DecouplingConfig().drawn_rule == "window"  # today's weights, bit for bit
     with pytest.raises(ValueError, match="drawn_rule must be one of window, contact, got 'touch'"):
         DecouplingConfig(drawn_rule="touch")
+    label, source = split_map(OTHERS, BICYCLE)
+    masks = torch.stack([(label == c).float() for c in (OTHERS, BICYCLE)])
+    with pytest.raises(ValueError, match="rule must be one of window, contact, got 'touch'"):
+        drawn_edges(masks, torch.tensor([OTHERS, BICYCLE]), source, PSEUDO, PARENTS, "touch")
 
 
 def rows_3(label: torch.Tensor, rule: str, form: str = "origin") -> list[list[float]]:

@@ -108,8 +108,9 @@ REACH = 2  # W's window is (2 * REACH + 1) pixels square
 def _window_reduce(
     x: torch.Tensor, op: Callable[[Any, Any], Any], reach: int = REACH
 ) -> torch.Tensor:
-    """``op`` (``+`` or ``|``) over each pixel's 5x5 window (``2 reach + 1`` square) of
-    ``(N, H, W)`` ``x``, the frame padded with zeros: two 1-D passes of shifted slices."""
+    """``op`` (``+`` or ``|``) over each pixel's window, ``2 reach + 1`` pixels square (5x5 by
+    default), of ``(N, H, W)`` ``x``, the frame padded with zeros: two 1-D passes of shifted
+    slices."""
     h, w = x.shape[-2:]
     p = F.pad(x, (reach, reach, reach, reach))
     rows = functools.reduce(op, (p[..., i : i + w] for i in range(2 * reach + 1)))
@@ -173,6 +174,8 @@ def drawn_edges(
     Returns:
         ``(H, W)`` bool.
     """
+    if rule not in DRAWN_RULES:  # a caller's typo would else draw by window
+        raise ValueError(f"rule must be one of {', '.join(DRAWN_RULES)}, got {rule!r}")
     band = torch.zeros(source.shape, dtype=torch.bool, device=source.device)
     ids = [int(c) for c in present]
     pseudo = set(int(c) for c in pseudo_classes)
