@@ -30,9 +30,12 @@ def split_map(left: int, right: int) -> tuple[torch.Tensor, torch.Tensor]:
     return label, source
 
 
-def across(label: torch.Tensor, source: torch.Tensor, form: str, cls: int) -> list[float]:
+def across(
+    label: torch.Tensor, source: torch.Tensor, form: str, cls: int, rule: str = "window"
+) -> list[float]:
     """Weights of class ``cls``'s target mask at columns 3..6 of row 3."""
-    t = build_targets(label, source, 4, DecouplingConfig(pseudo_form=form), PSEUDO, PARENTS)
+    cfg = DecouplingConfig(pseudo_form=form, drawn_rule=rule)
+    t = build_targets(label, source, 4, cfg, PSEUDO, PARENTS)
     i = t.labels.tolist().index(cls)
     return [round(v, 4) for v in t.weights[i, 3, EDGE_COLS].tolist()]
 
@@ -63,8 +66,110 @@ def test_weights_across_an_edge_by_origin(left, right, form, expected):
     assert across(label, source, form, right) == expected
 
 
+@pytest.mark.parametrize(("left", "right", "form", "expected"), CASES)
+def test_contact_rule_agrees_on_a_straight_edge(left, right, form, expected):
+    # where the classes touch along the whole edge, contact and window draw the same band
+    label, source = split_map(left, right)
+    assert across(label, source, form, left, "contact") == expected
+    assert across(label, source, form, right, "contact") == expected
+
+
 def test_default_form_is_origin():
     assert DecouplingConfig().pseudo_form == "origin"
+    assert DecouplingConfig().drawn_rule == "window"  # today's weights, bit for bit
+    with pytest.raises(ValueError, match="drawn_rule must be one of window, contact, got 'touch'"):
+        DecouplingConfig(drawn_rule="touch")
+    label, source = split_map(OTHERS, BICYCLE)
+    masks = torch.stack([(label == c).float() for c in (OTHERS, BICYCLE)])
+    with pytest.raises(ValueError, match="rule must be one of window, contact, got 'touch'"):
+        drawn_edges(masks, torch.tensor([OTHERS, BICYCLE]), source, PSEUDO, PARENTS, "touch")
+
+
+def rows_3(label: torch.Tensor, rule: str, form: str = "origin") -> list[list[float]]:
+    """Row 3 of every target mask's weights (sources: the pseudo classes' pixels are pseudo)."""
+    source = torch.zeros_like(label)
+    for c in PSEUDO:
+        source[label == c] = 1
+    t = build_targets(
+        label, source, 4, DecouplingConfig(pseudo_form=form, drawn_rule=rule), PSEUDO, PARENTS
+    )
+    return [[round(v, 4) for v in row] for row in t.weights[:, 3].tolist()]
+
+
+@pytest.mark.parametrize("strip", [1, 2, 3])
+def test_a_strip_between_a_new_class_and_its_parent_is_no_contact(strip):
+    # Bicycle | `strip` px of Ground | Others: the window rule discounts the strip (its window
+    # holds a Bicycle pseudo pixel and an Others pixel); the two never touch, so under the contact
+    # rule no edge is drawn and every mask keeps the precise weighting
+    label = torch.full((6, 12), OTHERS, dtype=torch.long)
+    label[:, :5] = BICYCLE
+    label[:, 5 : 5 + strip] = GROUND
+    window = rows_3(label, "window")
+    assert min(min(row) for row in window) < 1.0
+    assert rows_3(label, "contact") == rows_3(label, "contact", "precise") != window
+    if strip == 1:  # the Ground pixel: 0.2 where precise gives 5.0 (docs/trainer.md)
+        assert window[0][5] == 0.2 and rows_3(label, "contact")[0][5] == 5.0
+
+
+@pytest.mark.parametrize("how", ["label 255", "source 2"])
+def test_contact_is_seen_through_a_one_pixel_ignored_band(how):
+    # Bicycle | 1 px ignored | Others: the edge behind the band is still drawn (as by window);
+    # behind a 2 px band neither rule draws it
+    for width, drawn in ((1, True), (2, False)):
+        label = torch.full((6, 12), OTHERS, dtype=torch.long)
+        label[:, :5] = BICYCLE
+        source = (label == BICYCLE).long()
+        if how == "label 255":
+            label[:, 5 : 5 + width] = 255
+        else:
+            source[:, 5 : 5 + width] = 2
+        cfg = DecouplingConfig(drawn_rule="contact")
+        t = build_targets(label, source, 4, cfg, PSEUDO, PARENTS)
+        window = build_targets(label, source, 4, DecouplingConfig(), PSEUDO, PARENTS)
+        assert torch.equal(t.weights, window.weights)
+        row = [round(v, 4) for v in t.weights[0, 3].tolist()]
+        if drawn:
+            assert row[4] == 0.75 and row[6] == 0.75  # W 0.25 each side, discounted
+        else:
+            assert max(row) == 1.0  # W is 0 beside the band: 1 either way
+            assert not bool(
+                drawn_edges(t.masks, t.labels, source, PSEUDO, PARENTS, "contact").any()
+            )
+
+
+def test_contact_between_two_new_classes_and_at_a_corner():
+    # Bicycle | Car, both pseudo: drawn under contact (tested above across the edge); a Bicycle
+    # block meeting an Others block only diagonally (8-neighbours), Ground elsewhere: drawn
+    label = torch.full((10, 10), GROUND, dtype=torch.long)
+    label[:5, :5] = BICYCLE
+    label[5:, 5:] = OTHERS
+    source = (label == BICYCLE).long()
+    present = torch.tensor([GROUND, OTHERS, BICYCLE])
+    masks = (label[None] == present[:, None, None]).float()
+    band = drawn_edges(masks, present, source, PSEUDO, PARENTS, "contact")
+    assert bool(band[4, 4]) and bool(band[5, 5]) and int(band.sum()) > 0
+    assert torch.equal(band, drawn_edges(masks, present, source, PSEUDO, PARENTS, "window"))
+    label[4, :5] = GROUND  # the Bicycle block shrunk by 1 px: a Ground pixel between the corners
+    label[:5, 4] = GROUND
+    source = (label == BICYCLE).long()
+    masks = (label[None] == present[:, None, None]).float()
+    assert not bool(drawn_edges(masks, present, source, PSEUDO, PARENTS, "contact").any())
+    assert bool(drawn_edges(masks, present, source, PSEUDO, PARENTS, "window").any())
+
+
+def test_contact_band_lies_inside_the_window_band():
+    # random blocky maps with 255 specks: contact only ever drops pixels from window's band
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        label = torch.randint(0, 4, (6, 8), generator=gen).repeat_interleave(3, 0)
+        label = label.repeat_interleave(3, 1)
+        label[torch.rand(label.shape, generator=gen) < 0.03] = 255
+        source = ((label == BICYCLE) | (label == CAR)).long()
+        present = torch.tensor([c for c in range(4) if bool((label == c).any())])
+        masks = (label[None] == present[:, None, None]).float()
+        window = drawn_edges(masks, present, source, PSEUDO, PARENTS, "window")
+        contact = drawn_edges(masks, present, source, PSEUDO, PARENTS, "contact")
+        assert not bool((contact & ~window).any())
 
 
 def test_origin_without_pseudo_sources_is_all_precise():
@@ -166,3 +271,15 @@ def test_no_edge_is_drawn_without_a_pseudo_class():
     masks = torch.stack([(label == c).float() for c in (GROUND, OTHERS)])
     none = drawn_edges(masks, torch.tensor([GROUND, OTHERS]), source, PSEUDO, PARENTS)
     assert none.shape == (6, 10) and none.dtype == torch.bool and not bool(none.any())
+
+
+def test_drawn_rule_is_a_config_key(tmp_path):
+    from trainer.config import load_config
+
+    ok, bad = tmp_path / "ok.yaml", tmp_path / "bad.yaml"
+    ok.write_text("loss:\n  decoupling:\n    drawn_rule: contact\n")
+    bad.write_text("loss:\n  decoupling:\n    drawn_rule: touch\n")
+    assert load_config(ok).loss.decoupling.drawn_rule == "contact"
+    assert load_config().loss.decoupling.drawn_rule == "window"
+    with pytest.raises(ValueError, match=r"bad\.yaml.*drawn_rule must be one of window, contact"):
+        load_config(bad)

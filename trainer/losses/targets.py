@@ -18,7 +18,9 @@ Pixel weights (label decoupling, DESIGN section 4):
     pseudo-labelled class against its parent, or against another pseudo-labelled class) every
     mask is discounted, on both sides; every other edge, including a new class against a
     non-parent class (copied from the precise labels by fusion's parent constraint), keeps the
-    precise weighting on both sides.
+    precise weighting on both sides. ``drawn_rule`` says what "near" is: ``window`` (default)
+    within 2 px of both classes, ``contact`` within 2 px of both sides of a place where they touch
+    (:func:`drawn_edges`).
   - ``reversed``: every pseudo pixel (source 1) is discounted, every precise one emphasised (the
     parent side of a drawn edge gets ``1 + 5 W``, the new-class side of a copied edge ``1 - W``).
   - ``flat``: pseudo pixels weigh 1, precise ones ``1 + 5 W``.
@@ -42,6 +44,7 @@ from annotations.numbers import check_numbers, class_ids
 from engine.datasets import SOURCE_IGNORED, SOURCE_PSEUDO
 
 PSEUDO_FORMS = ("origin", "reversed", "flat", "precise")
+DRAWN_RULES = ("window", "contact")  # which edges ``origin`` takes as drawn (drawn_edges)
 
 
 @dataclass
@@ -51,6 +54,7 @@ class DecouplingConfig:
     boundary_gain: float = 5.0  # precise weighting is 1 + boundary_gain * W
     pseudo_form: str = "origin"  # origin | reversed | flat | precise (module docstring)
     pseudo_scale: float = 1.0  # strength of the boundary discount: max(0, 1 - pseudo_scale * W)
+    drawn_rule: str = "window"  # origin's drawn edges: window (nearness) | contact (drawn_edges)
     pseudo_class_weight: float = 1.0  # every loss term of a pseudo-labelled class is scaled by this
     pseudo_classes: list[int] | None = field(
         default=None
@@ -61,6 +65,10 @@ class DecouplingConfig:
         if self.pseudo_form not in PSEUDO_FORMS:
             raise ValueError(
                 f"pseudo_form must be one of {', '.join(PSEUDO_FORMS)}, got {self.pseudo_form!r}"
+            )
+        if self.drawn_rule not in DRAWN_RULES:
+            raise ValueError(
+                f"drawn_rule must be one of {', '.join(DRAWN_RULES)}, got {self.drawn_rule!r}"
             )
         if self.pseudo_class_weight < 0 or self.pseudo_scale < 0 or self.boundary_gain < 0:
             raise ValueError("boundary_gain, pseudo_scale and pseudo_class_weight must be >= 0")
@@ -97,13 +105,16 @@ def boundary_weight(masks: torch.Tensor, valid: torch.Tensor | None = None) -> t
 REACH = 2  # W's window is (2 * REACH + 1) pixels square
 
 
-def _window_reduce(x: torch.Tensor, op: Callable[[Any, Any], Any]) -> torch.Tensor:
-    """``op`` (``+`` or ``|``) over each pixel's 5x5 window of ``(N, H, W)`` ``x``, the frame
-    padded with zeros: two 1-D passes of shifted slices."""
+def _window_reduce(
+    x: torch.Tensor, op: Callable[[Any, Any], Any], reach: int = REACH
+) -> torch.Tensor:
+    """``op`` (``+`` or ``|``) over each pixel's window, ``2 reach + 1`` pixels square (5x5 by
+    default), of ``(N, H, W)`` ``x``, the frame padded with zeros: two 1-D passes of shifted
+    slices."""
     h, w = x.shape[-2:]
-    p = F.pad(x, (REACH, REACH, REACH, REACH))
-    rows = functools.reduce(op, (p[..., i : i + w] for i in range(2 * REACH + 1)))
-    return functools.reduce(op, (rows[..., i : i + h, :] for i in range(2 * REACH + 1)))
+    p = F.pad(x, (reach, reach, reach, reach))
+    rows = functools.reduce(op, (p[..., i : i + w] for i in range(2 * reach + 1)))
+    return functools.reduce(op, (rows[..., i : i + h, :] for i in range(2 * reach + 1)))
 
 
 def _box_sum(x: torch.Tensor) -> torch.Tensor:
@@ -140,10 +151,18 @@ def drawn_edges(
     source: torch.Tensor,
     pseudo_classes: Iterable[int],
     parents: Mapping[int, Iterable[int]] | None = None,
+    rule: str = "window",
 ) -> torch.Tensor:
     """Where the pseudo labels drew an edge: pixels within 2 pixels (the reach of ``W``) of both a
     pseudo pixel (source 1) of a pseudo-labelled class and a pixel of one of its parents or of
     another pseudo-labelled class.
+
+    ``rule`` ``window`` takes every such pixel (nearness: a strip of a third class up to 3 px wide
+    between a new class and its parent is discounted too). ``contact`` takes only the pixels within
+    2 px of both sides of a contact: a pseudo pixel of the new class and a parent (or other new
+    class) pixel that touch as 8-neighbours, or through one ignored pixel between them (an
+    unlabelled pixel of ``masks``: 255 or source 2), so an edge seen across a 1 px ignored band
+    is still drawn, as under ``window``. The ``contact`` band is a subset of the ``window`` one.
 
     Args:
         masks: ``(N, H, W)`` float {0, 1} target masks of classes ``present`` ``(N,)``.
@@ -151,9 +170,12 @@ def drawn_edges(
         pseudo_classes: ids of the pseudo-labelled classes.
         parents: class id -> its parent ids. A pseudo class missing here counts every other class
             as its parent (all its edges are then taken as drawn by the pseudo labels).
+        rule: ``window`` or ``contact`` (:data:`DRAWN_RULES`, ``DecouplingConfig.drawn_rule``).
     Returns:
         ``(H, W)`` bool.
     """
+    if rule not in DRAWN_RULES:  # a caller's typo would else draw by window
+        raise ValueError(f"rule must be one of {', '.join(DRAWN_RULES)}, got {rule!r}")
     band = torch.zeros(source.shape, dtype=torch.bool, device=source.device)
     ids = [int(c) for c in present]
     pseudo = set(int(c) for c in pseudo_classes)
@@ -181,11 +203,34 @@ def drawn_edges(
         m = masks[rows] if weight is None else masks[rows] * weight
         return dict(zip(rows, _near(m), strict=True))
 
+    if rule == "contact":
+        return _contact_band(masks, source, pairs)
     from_pseudo = (source == SOURCE_PSEUDO)[None].to(masks.dtype)
     near_pseudo = near([i for i, _ in pairs], from_pseudo)
     near_other = near(sorted({j for _, other in pairs for j in other}))
     for i, other in pairs:
         band |= near_pseudo[i] & torch.stack([near_other[j] for j in other]).any(0)
+    return band
+
+
+def _contact_band(
+    masks: torch.Tensor, source: torch.Tensor, pairs: list[tuple[int, list[int]]]
+) -> torch.Tensor:
+    """:func:`drawn_edges` by the ``contact`` rule, ``pairs`` its (pseudo row, other rows)."""
+    ignored = ~masks.bool().any(0)  # no present class: 255 or source 2
+
+    def touching(x: torch.Tensor) -> torch.Tensor:
+        """Pixels that are 8-neighbours of ``(H, W)`` bool ``x``, or of an ignored one that is."""
+        t = _window_reduce(x[None], operator.or_, 1)[0]
+        return t | _window_reduce((t & ignored)[None], operator.or_, 1)[0]
+
+    from_pseudo = source == SOURCE_PSEUDO
+    band = torch.zeros(source.shape, dtype=torch.bool, device=source.device)
+    for i, other in pairs:
+        drew = masks[i].bool() & from_pseudo
+        met = masks[other].bool().any(0)
+        sides = torch.stack([drew & touching(met), met & touching(drew)])
+        band |= _near(sides).all(0)  # within 2 px of both sides of a contact
     return band
 
 
@@ -296,7 +341,7 @@ def build_targets(
     w = boundary_weight(masks, valid)
     drawn = None
     if cfg.pseudo_form == "origin" and len(present):
-        drawn = drawn_edges(masks, present, source, pseudo_classes, parents)
+        drawn = drawn_edges(masks, present, source, pseudo_classes, parents, cfg.drawn_rule)
     weights = pixel_weights(w, source, valid, cfg, drawn)
     cw = torch.tensor(
         [cfg.pseudo_class_weight if int(c) in pseudo_classes else 1.0 for c in present],
