@@ -842,6 +842,29 @@ def test_a_resumed_run_copied_or_moved_with_its_project_reads_the_copys_data(
     assert [p.resolve() for p in seen] == [copy / "data", moved / "data"]
 
 
+def test_a_run_recorded_before_drawn_rule_resumes_by_the_window_rule(tmp_path):
+    """A run whose config.json was written before ``loss.decoupling.drawn_rule`` existed (the
+    fifty-fifth round) resumes without ``--config``: the nested key it lacks is read as its
+    default, ``window``, the rule that run trained by; ``contact`` given is refused, named by
+    its dotted key."""
+    from trainer.config import TrainConfig, config_from, plain, recorded_settings
+    from trainer.train import _check_resume_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = plain(TrainConfig(out=str(run)).to_dict())
+    del saved["loss"]["decoupling"]["drawn_rule"]  # as a fifty-fourth-round run recorded it
+    (run / "config.json").write_text(json.dumps({"config": saved}))
+    settings, where = recorded_settings(run)
+    resumed = config_from(settings, where, out=str(run))
+    assert resumed.loss.decoupling.drawn_rule == "window"
+    _check_resume_config(saved, resumed, run / "last.pt")  # not refused
+    resumed.loss.decoupling.drawn_rule = "contact"
+    with pytest.raises(ValueError) as e:
+        _check_resume_config(saved, resumed, run / "last.pt")
+    assert 'loss.decoupling.drawn_rule differs (recorded "window", given "contact")' in str(e.value)
+
+
 def test_a_resume_reads_init_and_backbone_weights_from_the_folder_the_run_ran_in(
     tmp_path, monkeypatch
 ):
