@@ -1184,11 +1184,21 @@ def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -
     head.add_row("model", f"{c.get('preset')}" + (f", from {c['init']}" if c.get("init") else ""))
     head.add_row("classes", _classes_line(stats.taxonomy))
     aug = record_object(c, "augment", stats.root / "config.json", "config.augment")
+    loss = record_object(c, "loss", stats.root / "config.json", "config.loss")
+    dec = record_object(loss, "decoupling", stats.root / "config.json", "config.loss.decoupling")
+    # the decoupling's settings where they are not the defaults (a run before a key existed
+    # trained with its default): before, a flat or contact run read as a default one
+    shown = [("pseudo form", "pseudo_form", "origin"), ("drawn rule", "drawn_rule", "window")]
     head.add_row(
         "recipe",
         f"batch {c.get('batch_size')}, crop {aug.get('crop')}, lr {c.get('lr')}, "
         f"class crops {aug.get('class_crop_prob')}"
-        + (f", seed {c['seed']}" if c.get("seed") is not None else ""),
+        + (f", seed {c['seed']}" if c.get("seed") is not None else "")
+        + "".join(
+            f", {label} {dec[key]}"
+            for label, key, default in shown
+            if dec.get(key, default) != default
+        ),
     )
     if stats.last:
         speed = f", {stats.last['it_s']:.2f} it/s" if stats.last.get("it_s") else ""

@@ -462,7 +462,7 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     # the run's own folder: a bare --resume continues the default --out, runs/train/run
     assert f"step │ 40 of 100 (stopped: engine train --out {run} --resume continues it)" in text
     assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
-    assert "class crops 0.5, seed 3" in text
+    assert "class crops 0.5, seed 3 │" in text  # the default decoupling: nothing more
     # killed (-9) after step 40 was logged, last.pt at step 30: a --resume goes on from 30,
     # which saved_step.json (written with the checkpoint) says without torch
     from engine.runinfo import record_saved_step
@@ -511,6 +511,36 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     for inside in ("metrics.jsonl", "last.pt", "config.yaml", "config.json", "curves.png"):
         res = CliRunner().invoke(app, ["info", str(run / inside)])
         assert res.exit_code == 1 and f"Training run {run}" in " ".join(res.output.split())
+
+
+def test_engine_info_shows_a_training_run_s_decoupling_where_it_is_not_the_default(tmp_path):
+    """A run trained with ``pseudo_form: flat`` or ``drawn_rule: contact`` says so on its recipe
+    line; before, it read as a default run's (only batch, crop, lr, class crops, seed)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = tmp_path / "train"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 5, "loss": 1.5}) + "\n")
+    config = {"preset": "tiny", "data": "d", "iters": 10, "batch_size": 2, "lr": 0.003,
+              "augment": {"crop": 64, "class_crop_prob": 0.5},
+              "loss": {"decoupling": {"pseudo_form": "origin", "drawn_rule": "contact"}}}  # fmt: skip
+
+    def recipe() -> str:
+        (run / "config.json").write_text(json.dumps({"config": config}))
+        res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
+        line = [x for x in res.output.splitlines() if "recipe" in x]
+        assert line, res.output
+        return " ".join(line[0].split())
+
+    assert recipe().endswith("class crops 0.5, drawn rule contact │")
+    config["loss"]["decoupling"] = {"pseudo_form": "flat", "drawn_rule": "window"}
+    assert recipe().endswith("class crops 0.5, pseudo form flat │")
+    config["loss"] = {"decoupling": {}}  # a record before the keys existed: the defaults
+    assert recipe().endswith("class crops 0.5 │")
 
 
 def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_path):
