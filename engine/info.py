@@ -1475,6 +1475,40 @@ def render_report(root: str | os.PathLike) -> list:
     return out
 
 
+def render_pick_list(path: str | os.PathLike) -> list | None:
+    """Rich renderables for ``engine info`` on a list ``engine annotate pick`` wrote (its
+    ``.txt``, or the ``.json`` record beside it): the images, split and label run it was picked
+    from, why each group was picked, and the export that takes it; None for any other file.
+    Before, such a list was read as a dataset spec ("a dataset spec must be a mapping")."""
+    from annotations.fileio import read_json
+
+    path = Path(path)
+    if path.suffix.lower() not in (".txt", ".json") or not path.is_file():
+        return None
+    twin = path.with_suffix(".json")
+    try:
+        record = read_json(twin, "pick record") if twin.is_file() else None
+    except ValueError:
+        return None  # not JSON: read as a spec, which says why
+    if not isinstance(record, dict) or not isinstance(record.get("picks"), list):
+        return None
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    picks = [p for p in record["picks"] if isinstance(p, dict)]
+    listed = path.with_suffix(".txt") if path.suffix.lower() == ".json" else path
+    reasons = Counter(str(p.get("reason")) for p in picks)
+    run = config.get("run") or record.get("run_resolved") or "RUN"
+    cls = record.get("class_name")
+    lines = [
+        f"{listed}: a pick list (engine annotate pick): {counted(len(picks), 'image')} of split "
+        f"{config.get('split')!r} of label run {run}"
+        + (f" ({cls})" if cls else "")
+        + (", " + ", ".join(f"{n} {r}" for r, n in reasons.most_common()) if reasons else ""),
+        f"next: engine annotate export {shlex.quote(str(run))} --images "
+        f"{shlex.quote(str(listed))} --out OUT (docs/annotate.md)",
+    ]
+    return lines
+
+
 def render_scores(path: str | os.PathLike) -> list | None:
     """Rich renderables for ``engine info`` on what ``engine compare --json`` or ``engine
     evaluate --json`` wrote: the comparison's Table 4 (deltas against its first source, ``*``
@@ -2009,6 +2043,8 @@ def _describe_output(
         folder = Path(path)
         if (scores := render_scores(folder)) is not None:
             return "scores (engine compare or evaluate --json)", scores, 0
+        if (picked := render_pick_list(folder)) is not None:
+            return "a pick list (engine annotate pick)", picked, 0
         if (folder / DEMO_SUMMARY).is_file() and not is_dataset_root(folder):
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():

@@ -543,6 +543,39 @@ def test_engine_info_shows_a_training_run_s_decoupling_where_it_is_not_the_defau
     assert recipe().endswith("class crops 0.5 │")
 
 
+def test_engine_info_on_a_pick_list_says_it_is_one_and_what_takes_it(tmp_path):
+    """``engine info pick.txt`` (engine annotate pick --out, outside its run) or its ``.json``
+    record: what was picked, from which split and run, and the export that takes it; before,
+    the list was read as a dataset spec: "a dataset spec must be a mapping"."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    listed = tmp_path / "pick.txt"
+    listed.write_text("a\nb\nc\n")
+    record = {"config": {"run": "runs/label/bicycle", "n": 3, "split": "test", "out": str(listed)},
+              "class_name": "Bicycle",
+              "picks": [{"stem": "a", "reason": "low-confidence"},
+                        {"stem": "b", "reason": "low-confidence"},
+                        {"stem": "c", "reason": "random"}]}  # fmt: skip
+    (tmp_path / "pick.json").write_text(json.dumps(record))
+    for given in (listed, tmp_path / "pick.json"):
+        res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert (
+            f"{listed}: a pick list (engine annotate pick): 3 images of split 'test' of label run "
+            "runs/label/bicycle (Bicycle), 2 low-confidence, 1 random" in text
+        ), text
+        assert f"next: engine annotate export runs/label/bicycle --images {listed} --out" in text
+    # a list without its record is no pick list: read as before (a spec, which says why)
+    (tmp_path / "pick.json").unlink()
+    res = CliRunner().invoke(app, ["info", str(listed)], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "pick list" not in res.output, res.output
+
+
 def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_path):
     """Killed (-9) after logging its last step (40 of 40) but before last.pt held it (it holds
     step 30), or once it did but during the last validation: engine info said "finished",
