@@ -1184,11 +1184,21 @@ def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -
     head.add_row("model", f"{c.get('preset')}" + (f", from {c['init']}" if c.get("init") else ""))
     head.add_row("classes", _classes_line(stats.taxonomy))
     aug = record_object(c, "augment", stats.root / "config.json", "config.augment")
+    loss = record_object(c, "loss", stats.root / "config.json", "config.loss")
+    dec = record_object(loss, "decoupling", stats.root / "config.json", "config.loss.decoupling")
+    # the decoupling's settings where they are not the defaults (a run before a key existed
+    # trained with its default): before, a flat or contact run read as a default one
+    shown = [("pseudo form", "pseudo_form", "origin"), ("drawn rule", "drawn_rule", "window")]
     head.add_row(
         "recipe",
         f"batch {c.get('batch_size')}, crop {aug.get('crop')}, lr {c.get('lr')}, "
         f"class crops {aug.get('class_crop_prob')}"
-        + (f", seed {c['seed']}" if c.get("seed") is not None else ""),
+        + (f", seed {c['seed']}" if c.get("seed") is not None else "")
+        + "".join(
+            f", {label} {dec[key]}"
+            for label, key, default in shown
+            if dec.get(key, default) != default
+        ),
     )
     if stats.last:
         speed = f", {stats.last['it_s']:.2f} it/s" if stats.last.get("it_s") else ""
@@ -1463,6 +1473,40 @@ def render_report(root: str | os.PathLike) -> list:
     if holder := writer(root):  # engine report into it again: its files are replaced at the end
         out.append(f"now: {holder} is writing it again (this is the earlier report)")
     return out
+
+
+def render_pick_list(path: str | os.PathLike) -> list | None:
+    """Rich renderables for ``engine info`` on a list ``engine annotate pick`` wrote (its
+    ``.txt``, or the ``.json`` record beside it): the images, split and label run it was picked
+    from, why each group was picked, and the export that takes it; None for any other file.
+    Before, such a list was read as a dataset spec ("a dataset spec must be a mapping")."""
+    from annotations.fileio import read_json
+
+    path = Path(path)
+    if path.suffix.lower() not in (".txt", ".json") or not path.is_file():
+        return None
+    twin = path.with_suffix(".json")
+    try:
+        record = read_json(twin, "pick record") if twin.is_file() else None
+    except ValueError:
+        return None  # not JSON: read as a spec, which says why
+    if not isinstance(record, dict) or not isinstance(record.get("picks"), list):
+        return None
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    picks = [p for p in record["picks"] if isinstance(p, dict)]
+    listed = path.with_suffix(".txt") if path.suffix.lower() == ".json" else path
+    reasons = Counter(str(p.get("reason")) for p in picks)
+    run = config.get("run") or record.get("run_resolved") or "RUN"
+    cls = record.get("class_name")
+    lines = [
+        f"{listed}: a pick list (engine annotate pick): {counted(len(picks), 'image')} of split "
+        f"{config.get('split')!r} of label run {run}"
+        + (f" ({cls})" if cls else "")
+        + (", " + ", ".join(f"{n} {r}" for r, n in reasons.most_common()) if reasons else ""),
+        f"next: engine annotate export {shlex.quote(str(run))} --images "
+        f"{shlex.quote(str(listed))} --out OUT (docs/annotate.md)",
+    ]
+    return lines
 
 
 def render_scores(path: str | os.PathLike) -> list | None:
@@ -1999,6 +2043,8 @@ def _describe_output(
         folder = Path(path)
         if (scores := render_scores(folder)) is not None:
             return "scores (engine compare or evaluate --json)", scores, 0
+        if (picked := render_pick_list(folder)) is not None:
+            return "a pick list (engine annotate pick)", picked, 0
         if (folder / DEMO_SUMMARY).is_file() and not is_dataset_root(folder):
             return "a demo folder (engine demo)", render_demo(folder), 0
         if (folder / "data" / "synth.json").is_file() and (folder / "label").is_dir():

@@ -102,6 +102,7 @@ class GroundedSamBackend:
         self.negative = config.cls.negative_flags()
         self.detector = None
         self.segmenter = None
+        self._text_read_by = None  # the detector whose text read_text checked
 
     def identity(self) -> dict[str, Any]:
         c = self.config
@@ -119,6 +120,9 @@ class GroundedSamBackend:
         device = resolve_device(c.device)
         with no_hf_progress_bars():  # our own progress bar is the only one
             detector = load_detector(c.detector, c.detector_revision, device, c.local_files_only)
+            # the prompts' checks need the detector alone: refused before the segmenter (SAM
+            # ViT-H: 2.5 GB) loads; before, after it
+            self.read_text(detector)
             segmenter = load_segmenter(
                 c.segmenter, c.segmenter_revision, device, c.local_files_only
             )
@@ -140,6 +144,13 @@ class GroundedSamBackend:
         self.detector, self.segmenter = detector, segmenter
         if self.dtype is not None and segmenter.model_type in ("sam", "sam_hq"):
             keep_prompt_encoder_fp32(segmenter.model)
+        if self._text_read_by is not detector:  # load() read it already
+            self.read_text(detector)
+
+    def read_text(self, detector: LoadedModel) -> None:
+        """The detector's text of the prompts, its tokens and their checks (words the
+        tokenizer does not know, phrase separators, the detector's ``max_text_len``): a
+        ``ValueError`` naming the detector before any image."""
         self.text, spans = prompt_text(self.prompts)
         tok = detector.processor.tokenizer
         check_prompt_vocabulary(detector.source, tok, self.prompts)
@@ -160,6 +171,7 @@ class GroundedSamBackend:
                 f"{detector.source}: the prompts and negatives make {length} text tokens, the "
                 f"detector reads at most {limit} (max_text_len): give fewer or shorter prompts"
             )
+        self._text_read_by = detector
 
     # -- pre-processing (loader threads) -------------------------------------------------------------
     def _crops(self, image: np.ndarray) -> list[tuple[tuple[int, int, int, int], np.ndarray]]:

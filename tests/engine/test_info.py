@@ -462,7 +462,7 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     # the run's own folder: a bare --resume continues the default --out, runs/train/run
     assert f"step │ 40 of 100 (stopped: engine train --out {run} --resume continues it)" in text
     assert "last loss │ 15.2500 (step 40, 2.50 it/s)" in text and "resumed │ 1 time" in text
-    assert "class crops 0.5, seed 3" in text
+    assert "class crops 0.5, seed 3 │" in text  # the default decoupling: nothing more
     # killed (-9) after step 40 was logged, last.pt at step 30: a --resume goes on from 30,
     # which saved_step.json (written with the checkpoint) says without torch
     from engine.runinfo import record_saved_step
@@ -511,6 +511,69 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
     for inside in ("metrics.jsonl", "last.pt", "config.yaml", "config.json", "curves.png"):
         res = CliRunner().invoke(app, ["info", str(run / inside)])
         assert res.exit_code == 1 and f"Training run {run}" in " ".join(res.output.split())
+
+
+def test_engine_info_shows_a_training_run_s_decoupling_where_it_is_not_the_default(tmp_path):
+    """A run trained with ``pseudo_form: flat`` or ``drawn_rule: contact`` says so on its recipe
+    line; before, it read as a default run's (only batch, crop, lr, class crops, seed)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = tmp_path / "train"
+    run.mkdir()
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 5, "loss": 1.5}) + "\n")
+    config = {"preset": "tiny", "data": "d", "iters": 10, "batch_size": 2, "lr": 0.003,
+              "augment": {"crop": 64, "class_crop_prob": 0.5},
+              "loss": {"decoupling": {"pseudo_form": "origin", "drawn_rule": "contact"}}}  # fmt: skip
+
+    def recipe() -> str:
+        (run / "config.json").write_text(json.dumps({"config": config}))
+        res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "200"})
+        line = [x for x in res.output.splitlines() if "recipe" in x]
+        assert line, res.output
+        return " ".join(line[0].split())
+
+    assert recipe().endswith("class crops 0.5, drawn rule contact │")
+    config["loss"]["decoupling"] = {"pseudo_form": "flat", "drawn_rule": "window"}
+    assert recipe().endswith("class crops 0.5, pseudo form flat │")
+    config["loss"] = {"decoupling": {}}  # a record before the keys existed: the defaults
+    assert recipe().endswith("class crops 0.5 │")
+
+
+def test_engine_info_on_a_pick_list_says_it_is_one_and_what_takes_it(tmp_path):
+    """``engine info pick.txt`` (engine annotate pick --out, outside its run) or its ``.json``
+    record: what was picked, from which split and run, and the export that takes it; before,
+    the list was read as a dataset spec: "a dataset spec must be a mapping"."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    listed = tmp_path / "pick.txt"
+    listed.write_text("a\nb\nc\n")
+    record = {"config": {"run": "runs/label/bicycle", "n": 3, "split": "test", "out": str(listed)},
+              "class_name": "Bicycle",
+              "picks": [{"stem": "a", "reason": "low-confidence"},
+                        {"stem": "b", "reason": "low-confidence"},
+                        {"stem": "c", "reason": "random"}]}  # fmt: skip
+    (tmp_path / "pick.json").write_text(json.dumps(record))
+    for given in (listed, tmp_path / "pick.json"):
+        res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert (
+            f"{listed}: a pick list (engine annotate pick): 3 images of split 'test' of label run "
+            "runs/label/bicycle (Bicycle), 2 low-confidence, 1 random" in text
+        ), text
+        assert f"next: engine annotate export runs/label/bicycle --images {listed} --out" in text
+    # a list without its record is no pick list: read as before (a spec, which says why)
+    (tmp_path / "pick.json").unlink()
+    res = CliRunner().invoke(app, ["info", str(listed)], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "pick list" not in res.output, res.output
 
 
 def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -507,6 +508,31 @@ def test_prompts_longer_than_the_detectors_text_are_refused(tiny):
     )
     with pytest.raises(ValueError, match=r"det: the prompts and negatives make 35 text tokens, "):
         GroundedSamBackend(cfg, class_id=7).load()
+
+
+def test_the_prompts_are_checked_before_the_segmenter_loads(tiny, monkeypatch):
+    """The prompts' checks need the detector's tokenizer and config alone: a text too long for
+    it is refused before the segmenter (SAM ViT-H: 2.5 GB) is loaded; before, after it."""
+    import labeler.grounded_sam as gs
+    from labeler.config import ClassSpec, LabelConfig
+
+    loaded = []
+    real = gs.load_segmenter
+    monkeypatch.setattr(gs, "load_segmenter", lambda *a, **k: loaded.append(a) or real(*a, **k))
+    words = ("bicycle", "bike", "motorcycle", "car", "person", "thing", "a bike", "a car")
+    prompts = (*words, "a thing", "a person", "bike bike", "car car")
+    spec = ClassSpec("Bicycle", prompts=prompts, negatives=("a motorcycle",))  # 35 > 32 tokens
+    cfg = LabelConfig(
+        data="unused", cls=spec, detector=str(tiny["det"]), segmenter=str(tiny["sam"])
+    )
+    with pytest.raises(ValueError, match=r"det: the prompts and negatives make 35 text tokens"):
+        gs.GroundedSamBackend(cfg, class_id=7).load()
+    assert loaded == []
+    # prompts it reads: the segmenter loads after them, once, and the text is the one checked
+    ok = dataclasses.replace(cfg, cls=ClassSpec("Bicycle", prompts=prompts))
+    backend = gs.GroundedSamBackend(ok, class_id=7)
+    info = backend.load()
+    assert len(loaded) == 1 and info["detector_text"] == backend.text
 
 
 def test_a_model_folder_whose_name_is_not_utf8_is_named_not_called_broken(tiny, tmp_path):

@@ -582,6 +582,38 @@ def test_cli_new_classes_without_sources_exit_2_unless_all_precise(synth, tmp_pa
     assert "all_precise: true" in (tmp_path / "b" / "config.yaml").read_text()
 
 
+def test_a_contact_drawn_rule_that_would_do_nothing_is_refused(synth, tmp_path):
+    """``loss.decoupling.drawn_rule: contact`` picks the edges only ``pseudo_form: origin``
+    discounts: with another form (the file's or --pseudo-form's) or all-precise training it
+    trained as ``window`` would, silently. Refused naming the key, before anything is written."""
+    import shutil
+
+    from annotations.taxonomy import MASS13K
+
+    data = tmp_path / "data"
+    shutil.copytree(synth / "images", data / "images")
+    shutil.copytree(synth / "annotations", data / "annotations")
+    MASS13K.with_new_class("Bicycle").save(data / "taxonomy.json")
+    (data / "dataset.yaml").write_text("taxonomy: taxonomy.json\n")
+    config = tmp_path / "c.yaml"
+    args = ["train", "--data", str(data), "--config", str(config), "--preset", "tiny"]
+    args += ["--iters", "1", "--crop", "64", "--batch-size", "2", "--device", "cpu"]
+    args += ["--workers", "0", "--val-every", "0", "--val-size", "128x96", "--no-progress"]
+    said = f"error: {config}: loss.decoupling.drawn_rule contact picks the edges pseudo_form origin"
+    cases = [
+        ("flat", [], "; pseudo_form flat discounts none by them"),
+        ("origin", ["--pseudo-form", "reversed"], "; --pseudo-form reversed discounts none"),
+        ("origin", ["--all-precise"], "; with --all-precise no pixel is a pseudo pixel"),
+    ]
+    for form, extra, why in cases:
+        config.write_text(f"loss: {{decoupling: {{drawn_rule: contact, pseudo_form: {form}}}}}\n")
+        out = tmp_path / "out"
+        res = CliRunner().invoke(app, [*args, "--out", str(out), *extra])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 2 and said in text and why in text, res.output
+        assert not out.exists()
+
+
 def test_joint_training_options_on_a_dataset_without_new_classes_are_refused(synth, tmp_path):
     """On plain MaSS13K labels every pixel is precise and no crop has a new class to centre
     on: the options that only shape joint training would do nothing, so they are refused."""
