@@ -185,8 +185,9 @@ def simulate_labels(
     Returns:
         ``(instances, probs)``: kept instances (masks ``(N, H, W) bool``, boxes XYXY, detector
         scores, mask scores) and ``(N, H, W) float32`` per-pixel probabilities in 0..1 (a soft
-        edge around each mask, a sigmoid of the distance to it at scale 0.75 px). :func:`simulate_cropped` gives the same
-        instances inside their windows, as the labeling runner writes them.
+        edge around each mask, a sigmoid of the distance to it at scale 0.75 px).
+        :func:`simulate_cropped` gives the same instances inside their windows, as the labeling
+        runner writes them.
     """
     (h, w), windows, scores, mask_scores = _simulate(instance_ids, others, config, rng)
     n = len(windows)

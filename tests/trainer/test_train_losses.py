@@ -240,6 +240,12 @@ def _outputs(b, q, k, h, w, value=0.0, layers=6):
     return out
 
 
+def _constant_dice(points: float = 64.0) -> float:
+    """Dice of logits 0 (p = 0.5) against a target of ones at ``points`` sampled points:
+    ``1 - (2 sum p t + 1) / (sum p + sum t + 1)``."""
+    return 1.0 - (2.0 * 0.5 * points + 1.0) / (0.5 * points + points + 1.0)
+
+
 def test_criterion_known_values_constant_predictions():
     # one image, one class everywhere: W = 0, weights 1; logits 0 everywhere
     k, q = 2, 3
@@ -252,8 +258,7 @@ def test_criterion_known_values_constant_predictions():
     # CE: every query has CE log(K+1); weighted mean is the same
     assert torch.allclose(losses["loss_ce"], torch.tensor(2.0 * math.log(3.0)))
     assert torch.allclose(losses["loss_mask"], torch.tensor(5.0 * LOG2))
-    p = 64.0
-    dice = 1.0 - (2.0 * 0.5 * p + 1.0) / (0.5 * p + p + 1.0)
+    dice = _constant_dice()
     assert torch.allclose(losses["loss_dice"], torch.tensor(5.0 * dice))
     assert torch.allclose(losses["loss_dice_5"], torch.tensor(5.0 * dice))
     assert torch.allclose(losses["loss_edge"], torch.tensor(10.0 * LOG2))
@@ -268,8 +273,7 @@ def test_criterion_mask_terms_are_averaged_over_the_batch_s_target_masks():
         for c in (0, 1)
     ]
     losses = SetCriterion(k, LossConfig(num_points=64))(_outputs(2, q, k, 16, 16), targets)
-    p = 64.0
-    dice = 1.0 - (2.0 * 0.5 * p + 1.0) / (0.5 * p + p + 1.0)
+    dice = _constant_dice()
     for suffix in ("", "_0", "_5"):
         assert torch.allclose(losses["loss_ce" + suffix], torch.tensor(2.0 * math.log(3.0)))
         assert torch.allclose(losses["loss_mask" + suffix], torch.tensor(5.0 * LOG2))
@@ -332,7 +336,7 @@ def test_each_term_and_matcher_cost_takes_its_own_weight():
     m = crit.matcher
     assert (m.cost_class, m.cost_mask, m.cost_dice) == (0.5, 1.0, 3.0)
     losses = crit(_outputs(1, q, k, 16, 16, layers=1), [t])
-    dice = 1.0 - (2.0 * 0.5 * 64.0 + 1.0) / (0.5 * 64.0 + 64.0 + 1.0)
+    dice = _constant_dice()
     for suffix in ("", "_0"):
         assert torch.allclose(losses["loss_ce" + suffix], torch.tensor(0.5 * math.log(3.0)))
         assert torch.allclose(losses["loss_mask" + suffix], torch.tensor(1.0 * LOG2))
