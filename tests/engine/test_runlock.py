@@ -908,6 +908,20 @@ def _refuse_new_files_in(folder: Path, monkeypatch) -> None:
     monkeypatch.setattr(runlock.os, "open", refused)
 
 
+def _assert_refused_naming(out: Path, args: list[str], kept: list[str]) -> None:
+    """``engine ARGS --out OUT`` into a folder it may not write: exit 2, one line naming
+    ``out``, and ``out`` holding the names ``kept`` only (its mode restored after)."""
+    from cli import app
+
+    try:
+        res = CliRunner().invoke(app, [*args, "--out", str(out)])
+    finally:
+        out.chmod(0o755)
+    assert res.exit_code == 2, res.output
+    assert res.output.strip() == f"error: {out}: Permission denied", res.output
+    assert sorted(p.name for p in out.iterdir()) == kept
+
+
 @pytest.mark.parametrize("command", _RUN_COMMANDS)
 @pytest.mark.parametrize("simulated", [True, False])
 def test_an_out_without_write_permission_is_one_line_naming_it(
@@ -916,8 +930,6 @@ def test_an_out_without_write_permission_is_one_line_naming_it(
     """An existing ``--out`` the user cannot write into: one line naming the folder, as for one
     that cannot be made, and the folder left as it was. Before, ``error: OUT/.lock: Permission
     denied``, a hidden file the user never named."""
-    from cli import app
-
     if not simulated and os.geteuid() == 0:
         pytest.skip("root writes into any folder: simulated by the other case")
     out = tmp_path / "shared"
@@ -929,13 +941,7 @@ def test_an_out_without_write_permission_is_one_line_naming_it(
         _refuse_new_files_in(out, monkeypatch)
     else:
         out.chmod(0o555)
-    try:
-        res = CliRunner().invoke(app, [*args, "--out", str(out)])
-    finally:
-        out.chmod(0o755)
-    assert res.exit_code == 2, res.output
-    assert res.output.strip() == f"error: {out}: Permission denied", res.output
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    _assert_refused_naming(out, args, ["notes.txt"])
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
@@ -1062,8 +1068,6 @@ def test_another_users_run_folder_as_out_is_one_line_naming_it(
     """An ``--out`` of another user's earlier run (its ``.lock`` there, theirs): one line naming
     the folder, as for one without an earlier run's lock. Before, ``error: OUT/.lock:
     Permission denied``: the lock file there was taken for the file refused."""
-    from cli import app
-
     if not simulated and os.geteuid() == 0:
         pytest.skip("root writes into any folder: simulated by the other case")
     out = tmp_path / "shared"
@@ -1077,13 +1081,7 @@ def test_another_users_run_folder_as_out_is_one_line_naming_it(
     else:
         (out / LOCK_NAME).chmod(0o444)
         out.chmod(0o555)
-    try:
-        res = CliRunner().invoke(app, [*args, "--out", str(out)])
-    finally:
-        out.chmod(0o755)
-    assert res.exit_code == 2, res.output
-    assert res.output.strip() == f"error: {out}: Permission denied", res.output
-    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME, "notes.txt"]
+    _assert_refused_naming(out, args, [LOCK_NAME, "notes.txt"])
 
 
 @pytest.mark.parametrize("command", list(_SINGLE_FILE_NAMES))
