@@ -246,6 +246,23 @@ def _constant_dice(points: float = 64.0) -> float:
     return 1.0 - (2.0 * 0.5 * points + 1.0) / (0.5 * points + points + 1.0)
 
 
+def _split_targets(k: int):
+    """Targets of a 16 x 16 label split down the middle: class 0 left, class 1 right."""
+    label = torch.zeros(16, 16, dtype=torch.long)
+    label[:, 8:] = 1
+    return build_targets(label, None, k, DecouplingConfig())
+
+
+def _assert_losses(losses, suffixes, ce: float, mask: float, dice: float, edge: float) -> None:
+    """The class, mask and dice terms at each of ``suffixes`` (deep-supervision layers) and
+    the edge term equal the values given."""
+    for suffix in suffixes:
+        assert torch.allclose(losses["loss_ce" + suffix], torch.tensor(ce))
+        assert torch.allclose(losses["loss_mask" + suffix], torch.tensor(mask))
+        assert torch.allclose(losses["loss_dice" + suffix], torch.tensor(dice))
+    assert torch.allclose(losses["loss_edge"], torch.tensor(edge))
+
+
 def test_criterion_known_values_constant_predictions():
     # one image, one class everywhere: W = 0, weights 1; logits 0 everywhere
     k, q = 2, 3
@@ -274,11 +291,9 @@ def test_criterion_mask_terms_are_averaged_over_the_batch_s_target_masks():
     ]
     losses = SetCriterion(k, LossConfig(num_points=64))(_outputs(2, q, k, 16, 16), targets)
     dice = _constant_dice()
-    for suffix in ("", "_0", "_5"):
-        assert torch.allclose(losses["loss_ce" + suffix], torch.tensor(2.0 * math.log(3.0)))
-        assert torch.allclose(losses["loss_mask" + suffix], torch.tensor(5.0 * LOG2))
-        assert torch.allclose(losses["loss_dice" + suffix], torch.tensor(5.0 * dice))
-    assert torch.allclose(losses["loss_edge"], torch.tensor(10.0 * LOG2))
+    _assert_losses(
+        losses, ("", "_0", "_5"), 2.0 * math.log(3.0), 5.0 * LOG2, 5.0 * dice, 10.0 * LOG2
+    )
 
 
 def test_dice_of_a_two_class_image_near_0_where_right_near_1_where_empty():
@@ -286,9 +301,7 @@ def test_dice_of_a_two_class_image_near_0_where_right_near_1_where_empty():
     # partly outside the target (t = 0 there), predicted right (logits +-10, at half
     # resolution, split where the label is), then predicted empty
     k = 2
-    label = torch.zeros(16, 16, dtype=torch.long)
-    label[:, 8:] = 1
-    t = build_targets(label, None, k, DecouplingConfig())
+    t = _split_targets(k)
     out = _outputs(1, 2, k, 16, 16, layers=0)
     crit = SetCriterion(k, LossConfig(num_points=64))
     with torch.no_grad():
@@ -337,20 +350,14 @@ def test_each_term_and_matcher_cost_takes_its_own_weight():
     assert (m.cost_class, m.cost_mask, m.cost_dice) == (0.5, 1.0, 3.0)
     losses = crit(_outputs(1, q, k, 16, 16, layers=1), [t])
     dice = _constant_dice()
-    for suffix in ("", "_0"):
-        assert torch.allclose(losses["loss_ce" + suffix], torch.tensor(0.5 * math.log(3.0)))
-        assert torch.allclose(losses["loss_mask" + suffix], torch.tensor(1.0 * LOG2))
-        assert torch.allclose(losses["loss_dice" + suffix], torch.tensor(3.0 * dice))
-    assert torch.allclose(losses["loss_edge"], torch.tensor(2.0 * LOG2))
+    _assert_losses(losses, ("", "_0"), 0.5 * math.log(3.0), 1.0 * LOG2, 3.0 * dice, 2.0 * LOG2)
 
 
 def test_edge_loss_is_the_bce_against_the_edge_target():
     # two classes split down the middle, edge logits 2 everywhere: the 2-pixel edge (target 1)
     # costs softplus(-2) a pixel, the rest (target 0) softplus(2)
     k = 2
-    label = torch.zeros(16, 16, dtype=torch.long)
-    label[:, 8:] = 1
-    t = build_targets(label, None, k, DecouplingConfig())
+    t = _split_targets(k)
     out = _outputs(1, 2, k, 16, 16, layers=0)
     with torch.no_grad():
         out["edge_logits"].fill_(2.0)
@@ -405,9 +412,7 @@ def test_mask_terms_read_each_matched_mask_s_own_class_and_pixel_weights():
     # near 1, BCE about 5 a point on its half): class 1 at weight 0.5 halves its dice; its
     # pixel weights set to 0 leave it no BCE
     k = 2
-    label = torch.zeros(16, 16, dtype=torch.long)
-    label[:, 8:] = 1
-    t = build_targets(label, None, k, DecouplingConfig())
+    t = _split_targets(k)
     t.class_weight[1] = 0.5
     t.weights[1] = 0.0
     masks = torch.full((1, 2, 8, 8), -10.0)
@@ -429,9 +434,7 @@ def test_the_criterion_passes_its_sampling_settings_and_each_mask_s_boundary(mon
 
     monkeypatch.setattr(criterion, "importance_points", spy)
     k = 2
-    label = torch.zeros(16, 16, dtype=torch.long)
-    label[:, 8:] = 1
-    t = build_targets(label, None, k, DecouplingConfig())
+    t = _split_targets(k)
     cfg = LossConfig(num_points=32, oversample=2.0, importance=0.5, boundary_bias=3.0)
     masks = torch.zeros(1, 2, 8, 8)
     matches = [(torch.tensor([0, 1]), torch.tensor([1, 0]))]  # query 0 on class 1
