@@ -1187,13 +1187,15 @@ def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -
     loss = record_object(c, "loss", stats.root / "config.json", "config.loss")
     dec = record_object(loss, "decoupling", stats.root / "config.json", "config.loss.decoupling")
     # the decoupling's settings where they are not the defaults (a run before a key existed
-    # trained with its default): before, a flat or contact run read as a default one
+    # trained with its default): before, a flat or contact run read as a default one; and
+    # all_precise (no pixel weighed as pseudo), which read as a joint run's recipe before
     shown = [("pseudo form", "pseudo_form", "origin"), ("drawn rule", "drawn_rule", "window")]
     head.add_row(
         "recipe",
         f"batch {c.get('batch_size')}, crop {aug.get('crop')}, lr {c.get('lr')}, "
         f"class crops {aug.get('class_crop_prob')}"
         + (f", seed {c['seed']}" if c.get("seed") is not None else "")
+        + (", all precise" if c.get("all_precise") is True else "")
         + "".join(
             f", {label} {dec[key]}"
             for label, key, default in shown

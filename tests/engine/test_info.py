@@ -514,8 +514,9 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
 
 
 def test_engine_info_shows_a_training_run_s_decoupling_where_it_is_not_the_default(tmp_path):
-    """A run trained with ``pseudo_form: flat`` or ``drawn_rule: contact`` says so on its recipe
-    line; before, it read as a default run's (only batch, crop, lr, class crops, seed)."""
+    """A run trained with ``pseudo_form: flat``, ``drawn_rule: contact`` or ``all_precise``
+    says so on its recipe line; before, it read as a default run's (only batch, crop, lr, class
+    crops, seed)."""
     import json
 
     from typer.testing import CliRunner
@@ -540,6 +541,11 @@ def test_engine_info_shows_a_training_run_s_decoupling_where_it_is_not_the_defau
     config["loss"]["decoupling"] = {"pseudo_form": "flat", "drawn_rule": "window"}
     assert recipe().endswith("class crops 0.5, pseudo form flat │")
     config["loss"] = {"decoupling": {}}  # a record before the keys existed: the defaults
+    assert recipe().endswith("class crops 0.5 │")
+    # every pixel trained as precise (--all-precise): before, it read as a joint run's recipe
+    config["all_precise"] = True
+    assert recipe().endswith("class crops 0.5, all precise │")
+    config["all_precise"] = False
     assert recipe().endswith("class crops 0.5 │")
 
 
