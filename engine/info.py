@@ -1511,6 +1511,37 @@ def render_pick_list(path: str | os.PathLike) -> list | None:
     return lines
 
 
+def render_image_list(path: str | os.PathLike) -> list | None:
+    """Rich renderables for ``engine info`` on a ``.txt`` list of image names without the pick
+    record :func:`render_pick_list` reads (a pick list copied alone, one written by hand): how
+    many images it names and the export that takes it (``--images``); None for any other file,
+    and for a ``.txt`` that YAML reads as a mapping (a dataset spec, read as one). Before the
+    fifty-sixth round such a list was read as a dataset spec ("a dataset spec must be a
+    mapping")."""
+    from annotations.fileio import read_yaml
+    from engine.annotate import read_stem_list
+
+    path = Path(path)
+    if path.suffix.lower() != ".txt" or not path.is_file():
+        return None
+    try:
+        if isinstance(read_yaml(path, "image list"), dict):
+            return None
+    except ValueError:
+        pass  # "a.jpg: b": YAML's error; a list of names all the same
+    try:
+        names = [n for n in read_stem_list(path) if not n.startswith("#")]
+    except ValueError:
+        return None  # empty, or not text: read as a spec, which says why
+    twin = path.with_suffix(".json").name
+    return [
+        f"{path}: a list of {counted(len(names), 'image name')} (no pick record {twin} beside "
+        "it): the images engine annotate export exports",
+        f"next: engine annotate export RUN --images {shlex.quote(str(path))} --out OUT "
+        "(RUN: the label run or annotated subset; docs/annotate.md)",
+    ]
+
+
 def render_scores(path: str | os.PathLike) -> list | None:
     """Rich renderables for ``engine info`` on what ``engine compare --json`` or ``engine
     evaluate --json`` wrote: the comparison's Table 4 (deltas against its first source, ``*``
@@ -2080,6 +2111,8 @@ def _describe_output(
         # holds no lock file: before, "no image split folders found", exit 2, as of a wrong folder
         if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
             return "a write not finished", [half], 1
+        if (listed := render_image_list(folder)) is not None:  # a pick list without its record
+            return "a list of image names", listed, 0
         return None
     record, what = kind
     if record == "config.yaml":  # a training run before its first logged step

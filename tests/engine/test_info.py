@@ -576,10 +576,19 @@ def test_engine_info_on_a_pick_list_says_it_is_one_and_what_takes_it(tmp_path):
             "runs/label/bicycle (Bicycle), 2 low-confidence, 1 random" in text
         ), text
         assert f"next: engine annotate export runs/label/bicycle --images {listed} --out" in text
-    # a list without its record is no pick list: read as before (a spec, which says why)
+    # a list without its record (copied alone, written by hand): a list of image names, and
+    # the command that takes it; before, read as a dataset spec ("must be a mapping"), exit 2
     (tmp_path / "pick.json").unlink()
+    listed.write_text("a\n# the next two by hand\nb.jpg\nimages/test/c.jpg\n")
     res = CliRunner().invoke(app, ["info", str(listed)], env={"COLUMNS": "300"})
-    assert res.exit_code == 2 and "pick list" not in res.output, res.output
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "pick list" not in text and "spec" not in text, res.output
+    assert f"{listed}: a list of 3 image names (no pick record pick.json beside it)" in text, text
+    assert f"next: engine annotate export RUN --images {listed} --out OUT" in text, text
+    # a spec named .txt is still read as a spec, and says what is wrong with it
+    listed.write_text("images: images\nsplits: [test]\ncolour: red\n")
+    res = CliRunner().invoke(app, ["info", str(listed)], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "unknown keys ['colour']" in res.output, res.output
 
 
 def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_path):
