@@ -549,6 +549,25 @@ def test_engine_info_shows_a_training_run_s_decoupling_where_it_is_not_the_defau
     assert recipe().endswith("class crops 0.5 │")
 
 
+def test_engine_info_on_a_path_not_found_names_it_not_as_a_dataset_root(tmp_path):
+    """``engine info`` takes a dataset, a run, an output or a file one wrote: a path not found
+    is said as the path given, with its near miss; before, every one was "dataset root not
+    found", a training run's folder and a missing record file too."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    (tmp_path / "runs" / "train" / "bicycle").mkdir(parents=True)
+    for given, hint in (
+        (tmp_path / "runs" / "train" / "bicyle", f"; did you mean {tmp_path}/runs/train/bicycle?"),
+        (tmp_path / "runs" / "train" / "bicycle" / "last.pt", ""),
+        (tmp_path / "scores.json", ""),
+    ):
+        res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and said == f"error: {given}: not found{hint}", res.output
+
+
 def test_engine_info_on_a_pick_list_says_it_is_one_and_what_takes_it(tmp_path):
     """``engine info pick.txt`` (engine annotate pick --out, outside its run) or its ``.json``
     record: what was picked, from which split and run, and the export that takes it; before,
