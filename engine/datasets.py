@@ -717,9 +717,7 @@ def load_spec(path: str | os.PathLike) -> DatasetSpec:
     """A dataset spec from a root folder (MaSS13K layout unless it holds ``dataset.yaml``) or a spec file."""
     path = Path(path)
     if not path.exists():
-        if path.parts[:1] == ("~",):
-            raise FileNotFoundError(f"{path}: dataset root not found; {unexpanded(path)}")
-        raise FileNotFoundError(f"{path}: dataset root not found{_near_miss(path)}")
+        raise FileNotFoundError(not_found(path, "dataset root"))
     if path.is_dir():
         found = spec_file(path)
         if found is None:
@@ -744,6 +742,13 @@ def release_images(root: Path) -> tuple[tuple[str, str], ...]:
                 ):
                     found.setdefault(p.name, f"{folder}/{p.name}")
     return tuple(sorted(found.items(), key=lambda item: split_key(item[0])))
+
+
+def not_found(path: Path, what: str = "") -> str:
+    """``"PATH: WHAT not found"`` for a path that is not there, with what to do: a ``~`` the
+    shell left as typed, else a near miss of its name in its folder (:func:`_near_miss`)."""
+    said = f"{path}: {what} not found" if what else f"{path}: not found"
+    return f"{said}; {unexpanded(path)}" if path.parts[:1] == ("~",) else said + _near_miss(path)
 
 
 def _near_miss(path: Path) -> str:

@@ -1187,13 +1187,15 @@ def render_train_run(stats: TrainRunStats, live: dict[str, str] | None = None) -
     loss = record_object(c, "loss", stats.root / "config.json", "config.loss")
     dec = record_object(loss, "decoupling", stats.root / "config.json", "config.loss.decoupling")
     # the decoupling's settings where they are not the defaults (a run before a key existed
-    # trained with its default): before, a flat or contact run read as a default one
+    # trained with its default): before, a flat or contact run read as a default one; and
+    # all_precise (no pixel weighed as pseudo), which read as a joint run's recipe before
     shown = [("pseudo form", "pseudo_form", "origin"), ("drawn rule", "drawn_rule", "window")]
     head.add_row(
         "recipe",
         f"batch {c.get('batch_size')}, crop {aug.get('crop')}, lr {c.get('lr')}, "
         f"class crops {aug.get('class_crop_prob')}"
         + (f", seed {c['seed']}" if c.get("seed") is not None else "")
+        + (", all precise" if c.get("all_precise") is True else "")
         + "".join(
             f", {label} {dec[key]}"
             for label, key, default in shown
@@ -1507,6 +1509,37 @@ def render_pick_list(path: str | os.PathLike) -> list | None:
         f"{shlex.quote(str(listed))} --out OUT (docs/annotate.md)",
     ]
     return lines
+
+
+def render_image_list(path: str | os.PathLike) -> list | None:
+    """Rich renderables for ``engine info`` on a ``.txt`` list of image names without the pick
+    record :func:`render_pick_list` reads (a pick list copied alone, one written by hand): how
+    many images it names and the export that takes it (``--images``); None for any other file,
+    and for a ``.txt`` that YAML reads as a mapping (a dataset spec, read as one). Before the
+    fifty-sixth round such a list was read as a dataset spec ("a dataset spec must be a
+    mapping")."""
+    from annotations.fileio import read_yaml
+    from engine.annotate import read_stem_list
+
+    path = Path(path)
+    if path.suffix.lower() != ".txt" or not path.is_file():
+        return None
+    try:
+        if isinstance(read_yaml(path, "image list"), dict):
+            return None
+    except ValueError:
+        pass  # "a.jpg: b": YAML's error; a list of names all the same
+    try:
+        names = [n for n in read_stem_list(path) if not n.startswith("#")]
+    except ValueError:
+        return None  # empty, or not text: read as a spec, which says why
+    twin = path.with_suffix(".json").name
+    return [
+        f"{path}: a list of {counted(len(names), 'image name')} (no pick record {twin} beside "
+        "it): the images engine annotate export exports",
+        f"next: engine annotate export RUN --images {shlex.quote(str(path))} --out OUT "
+        "(RUN: the label run or annotated subset; docs/annotate.md)",
+    ]
 
 
 def render_scores(path: str | os.PathLike) -> list | None:
@@ -2078,6 +2111,8 @@ def _describe_output(
         # holds no lock file: before, "no image split folders found", exit 2, as of a wrong folder
         if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
             return "a write not finished", [half], 1
+        if (listed := render_image_list(folder)) is not None:  # a pick list without its record
+            return "a list of image names", listed, 0
         return None
     record, what = kind
     if record == "config.yaml":  # a training run before its first logged step

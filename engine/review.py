@@ -108,6 +108,7 @@ class ReviewResult:
     # but the last ``past_limit``, known unreadable before drawing and past --limit: no card
     failed: list[str] = field(default_factory=list)
     past_limit: int = 0
+    labelled: int = 0  # images of the splits shown the run labelled; more than images: --limit cut
 
 
 # A panel of a card: its caption, thumbnail path (relative to the gallery), thumbnail, and its
@@ -394,7 +395,7 @@ def build_review(cfg: ReviewConfig) -> ReviewResult:
                 "environment": environment(torch_used=False),
             },
         )
-    return ReviewResult(index, len(cards), n_pred, n_gt, failed, len(past_limit))
+    return ReviewResult(index, len(cards), n_pred, n_gt, failed, len(past_limit), labelled)
 
 
 def _panels(

@@ -659,16 +659,36 @@ def check_prompt_vocabulary(source: str, tokenizer: Any, prompts: tuple[str, ...
     # each as typed (a byte-level pre-tokenizer, CLIP's, rewrites the text it splits)
     pre = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
     split = (lambda p: [p[a:b] for _, (a, b) in pre.pre_tokenize_str(p)]) if pre else str.split
-    words = {p: [w for w in split(p) if unknown_word(w)] for p in prompts}
+    misread = partial(_misread_word, tokenizer, unk)
+    words = {p: [named for w in split(p) if (named := misread(w))] for p in prompts}
     if partly := {p: w for p, w in words.items() if w}:
+        cjk = any(part for w in partly.values() for _, part in w)  # some word read partly
         log.warning(
             "%s: the tokenizer reads %s as %s (a word holding a character outside its "
-            "vocabulary, an emoji or a symbol, is read whole as that): the model looks for the "
-            "rest of the prompt alone; reword it",
+            "vocabulary, an emoji or a symbol, is read whole as that%s): the model looks for "
+            "the rest of the prompt alone; reword it",
             source,
-            "; ".join(f"{', '.join(map(repr, w))} of prompt {p!r}" for p, w in partly.items()),
+            "; ".join(f"{', '.join(n for n, _ in w)} of prompt {p!r}" for p, w in partly.items()),
             tokenizer.unk_token,
+            "; a Chinese, Japanese or Korean character on its own" if cjk else "",
         )
+
+
+def _misread_word(tokenizer: Any, unk: int, word: str) -> tuple[str, bool] | None:
+    """``word`` named as far as ``tokenizer`` reads it as its unknown token ``unk``, and whether
+    only partly: the word (quoted) where it is read whole as that; where only some of its
+    tokens are (BERT reads each Chinese, Japanese or Korean character on its own: ``自行車`` of
+    a vocabulary without ``車``), those characters and the word, ``'車' of '自行車'``; None
+    where no token is. Before the fifty-sixth round a word read partly so was not named."""
+    got = tokenizer(word, add_special_tokens=False)["input_ids"]
+    if unk not in got:
+        return None
+    if set(got) <= {unk}:
+        return repr(word), False
+    chars = dict.fromkeys(
+        c for c in word if tokenizer(c, add_special_tokens=False)["input_ids"] == [unk]
+    )
+    return f"{', '.join(map(repr, chars)) or 'part'} of {word!r}", True
 
 
 def check_phrase_separators(

@@ -150,7 +150,7 @@ def test_every_boolean_pair_has_its_no_spelling():
                 assert f"--no-{name[2:]}" in option.secondary_opts, f"engine {command} {name}"
 
 
-def test_workers_0_means_in_this_process_wherever_workers_are_processes(monkeypatch):
+def test_workers_0_means_in_this_process_wherever_workers_are_processes(monkeypatch, tmp_path):
     """engine train --workers 0 loads in the training process; engine fuse, evaluate, compare
     and info refused 0 (``Input should be greater than or equal to 1``), though their 1 is
     that same "in this process". Label's --workers are threads, 1 or more (no 0 to mean)."""
@@ -163,7 +163,7 @@ def test_workers_0_means_in_this_process_wherever_workers_are_processes(monkeypa
         assert "0 or 1: in this process" in options[command].help, command
     seen = []
     monkeypatch.setattr(engine.info, "dataset_stats", lambda *a, **k: seen.append(k["workers"]))
-    runner.invoke(cli.app, ["info", "nowhere", "--workers", "0"])
+    runner.invoke(cli.app, ["info", str(tmp_path), "--workers", "0"])  # one there
     assert seen == [1]  # 0 is run as 1, so what fuse.json and evaluate's --json record is one
 
 

@@ -79,25 +79,6 @@ def _check_joint_options(
         raise ValueError("--pseudo-form weighs pseudo pixels; with --all-precise there are none")
 
 
-def _check_drawn_rule(cfg, where: str, pseudo_form: str | None, all_precise: bool) -> None:
-    """Refuse ``loss.decoupling.drawn_rule: contact`` where it would do nothing: it picks the
-    drawn edges only ``pseudo_form: origin`` discounts, between pseudo and precise pixels, so
-    another form or all-precise training (no source maps) trains as under ``window``; before,
-    silently. Named by the file that set it and, for the rest, by the option given."""
-    d = cfg.loss.decoupling
-    if d.drawn_rule != "contact":
-        return
-    rule = (
-        f"{where}: loss.decoupling.drawn_rule contact picks the edges pseudo_form origin discounts"
-    )
-    if d.pseudo_form != "origin":
-        said = f"--pseudo-form {d.pseudo_form}" if pseudo_form else f"pseudo_form {d.pseudo_form}"
-        raise ValueError(f"{rule}; {said} discounts none by them (drop drawn_rule or use origin)")
-    if cfg.all_precise:
-        said = "--all-precise" if all_precise else "all_precise: true"
-        raise ValueError(f"{rule}; with {said} no pixel is a pseudo pixel (drop drawn_rule)")
-
-
 @app.command("train")
 def train_cmd(
     data: Path = typer.Option(
@@ -208,6 +189,7 @@ def train_cmd(
     from engine.runlock import check_not_in_use
     from trainer.config import (
         TrainConfig,
+        check_drawn_rule,
         config_from,
         read_config_file,
         recorded_settings,
@@ -281,7 +263,7 @@ def train_cmd(
         d = cfg.loss.decoupling
         cfg.loss.decoupling = DecouplingConfig(**{**d.__dict__, "pseudo_form": pseudo_form})
     if not cfg.resume:  # a run started before this check resumes as it was recorded
-        _check_drawn_rule(cfg, where, pseudo_form, all_precise)
+        check_drawn_rule(cfg, where, pseudo_form is not None, all_precise)
     # a value the config file set is named by its file and key, not as the option it can also
     # be given as (before, a file's "augment: {crop: 8}" read "--crop 8 (augment.crop)"); train()
     # checks them (a plain --resume's record is not the user's file: --val-size is named then)

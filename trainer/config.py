@@ -340,6 +340,30 @@ def resumed_iters(cfg: TrainConfig, named: bool) -> int:
     return recorded if isinstance(recorded, int) and recorded >= 1 else cfg.iters
 
 
+def check_drawn_rule(
+    cfg: TrainConfig, where: str | None = None, pseudo_form: bool = False, all_precise: bool = False
+) -> None:
+    """Refuse ``loss.decoupling.drawn_rule: contact`` where it would do nothing: it picks the
+    drawn edges only ``pseudo_form: origin`` discounts, between pseudo and precise pixels, so
+    another form or all-precise training (no source maps) trains as under ``window``; before,
+    silently. ``where``: the config file that set it, named first; ``pseudo_form`` and
+    ``all_precise``: given as ``--pseudo-form`` and ``--all-precise``, named so. Made by
+    :func:`trainer.train.train` on a fresh run (a run recorded before resumes as it was) and by
+    ``engine train`` before it; before the fifty-sixth round by the CLI only, and a library
+    caller's ``contact`` with ``flat`` trained as ``window``."""
+    d = cfg.loss.decoupling
+    if d.drawn_rule != "contact":
+        return
+    rule = "loss.decoupling.drawn_rule contact picks the edges pseudo_form origin discounts"
+    rule = rule if where is None else f"{where}: {rule}"
+    if d.pseudo_form != "origin":
+        said = f"--pseudo-form {d.pseudo_form}" if pseudo_form else f"pseudo_form {d.pseudo_form}"
+        raise ValueError(f"{rule}; {said} discounts none by them (drop drawn_rule or use origin)")
+    if cfg.all_precise:
+        said = "--all-precise" if all_precise else "all_precise: true"
+        raise ValueError(f"{rule}; with {said} no pixel is a pseudo pixel (drop drawn_rule)")
+
+
 def resolve_workers(num_workers: int) -> int:
     """DataLoader workers: ``num_workers`` when >= 0, else ``min(4, cores - 1)`` (1 on a 2-core
     machine, where 4 workers oversubscribe the CPU and torch's DataLoader warns)."""

@@ -78,7 +78,14 @@ from trainer.checkpoint import (
     set_rng_state,
     torch_defaults,
 )
-from trainer.config import TrainConfig, lr_factor, plain, resolve_threads, resolve_workers
+from trainer.config import (
+    TrainConfig,
+    check_drawn_rule,
+    lr_factor,
+    plain,
+    resolve_threads,
+    resolve_workers,
+)
 from trainer.data import TrainSet, make_loader, rare_new_classes, shm_shortfall, to_device
 from trainer.losses import SetCriterion, build_targets
 from trainer.models.massformer import MIN_SIDE
@@ -957,6 +964,8 @@ def train(
     ``notes``: warnings the caller has about its options (``engine train``'s ``--val-every: not
     used``), printed and kept in ``metrics.jsonl`` with the run's own once every check passed
     (before the forty-fifth round the CLI printed them itself, and the record had none)."""
+    if not cfg.resume:  # a run started before the check resumes as it was recorded
+        check_drawn_rule(cfg)  # as engine train says it; before, a library caller's went unsaid
     if model is not None:
         check_float32(model)
     if not owns_run():

@@ -98,6 +98,10 @@ def info_cmd(
 
     refuse_plot_to_stdout(plot)
     check_expanded(plot, "engine info --plot")
+    if not data.exists():  # any kind it takes, named as given: "dataset root" misled for a run
+        from engine.datasets import not_found
+
+        raise FileNotFoundError(not_found(data))
     data = output_folder(data)  # run.json, last.pt: the folder they belong to
     splits = list(split_names(split) or []) or None  # --split val,test, as label, fuse take it
     described = describe_output(data, splits)

@@ -64,8 +64,11 @@ def review(
         detail=detail,
     )
     res = build_review(cfg)
+    shown = counted(res.images, "image")
+    if res.labelled > res.images:  # cut by --limit: said as the page says it
+        shown = f"{res.images:,} of {counted(res.labelled, 'image')} (--limit {limit})"
     stdout.print(
-        f"review of {counted(res.images, 'image')} ({res.with_pred} with prediction, "
+        f"review of {shown} ({res.with_pred} with prediction, "
         f"{res.with_gt} with annotation): {res.index}"
     )
     if res.failed:  # on stderr, as every command lists what it could not do

@@ -514,8 +514,9 @@ def test_engine_info_on_a_training_run_shows_where_it_stands(tmp_path):
 
 
 def test_engine_info_shows_a_training_run_s_decoupling_where_it_is_not_the_default(tmp_path):
-    """A run trained with ``pseudo_form: flat`` or ``drawn_rule: contact`` says so on its recipe
-    line; before, it read as a default run's (only batch, crop, lr, class crops, seed)."""
+    """A run trained with ``pseudo_form: flat``, ``drawn_rule: contact`` or ``all_precise``
+    says so on its recipe line; before, it read as a default run's (only batch, crop, lr, class
+    crops, seed)."""
     import json
 
     from typer.testing import CliRunner
@@ -541,6 +542,30 @@ def test_engine_info_shows_a_training_run_s_decoupling_where_it_is_not_the_defau
     assert recipe().endswith("class crops 0.5, pseudo form flat │")
     config["loss"] = {"decoupling": {}}  # a record before the keys existed: the defaults
     assert recipe().endswith("class crops 0.5 │")
+    # every pixel trained as precise (--all-precise): before, it read as a joint run's recipe
+    config["all_precise"] = True
+    assert recipe().endswith("class crops 0.5, all precise │")
+    config["all_precise"] = False
+    assert recipe().endswith("class crops 0.5 │")
+
+
+def test_engine_info_on_a_path_not_found_names_it_not_as_a_dataset_root(tmp_path):
+    """``engine info`` takes a dataset, a run, an output or a file one wrote: a path not found
+    is said as the path given, with its near miss; before, every one was "dataset root not
+    found", a training run's folder and a missing record file too."""
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    (tmp_path / "runs" / "train" / "bicycle").mkdir(parents=True)
+    for given, hint in (
+        (tmp_path / "runs" / "train" / "bicyle", f"; did you mean {tmp_path}/runs/train/bicycle?"),
+        (tmp_path / "runs" / "train" / "bicycle" / "last.pt", ""),
+        (tmp_path / "scores.json", ""),
+    ):
+        res = CliRunner().invoke(app, ["info", str(given)], env={"COLUMNS": "300"})
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and said == f"error: {given}: not found{hint}", res.output
 
 
 def test_engine_info_on_a_pick_list_says_it_is_one_and_what_takes_it(tmp_path):
@@ -570,10 +595,19 @@ def test_engine_info_on_a_pick_list_says_it_is_one_and_what_takes_it(tmp_path):
             "runs/label/bicycle (Bicycle), 2 low-confidence, 1 random" in text
         ), text
         assert f"next: engine annotate export runs/label/bicycle --images {listed} --out" in text
-    # a list without its record is no pick list: read as before (a spec, which says why)
+    # a list without its record (copied alone, written by hand): a list of image names, and
+    # the command that takes it; before, read as a dataset spec ("must be a mapping"), exit 2
     (tmp_path / "pick.json").unlink()
+    listed.write_text("a\n# the next two by hand\nb.jpg\nimages/test/c.jpg\n")
     res = CliRunner().invoke(app, ["info", str(listed)], env={"COLUMNS": "300"})
-    assert res.exit_code == 2 and "pick list" not in res.output, res.output
+    text = " ".join(res.output.split())
+    assert res.exit_code == 0 and "pick list" not in text and "spec" not in text, res.output
+    assert f"{listed}: a list of 3 image names (no pick record pick.json beside it)" in text, text
+    assert f"next: engine annotate export RUN --images {listed} --out OUT" in text, text
+    # a spec named .txt is still read as a spec, and says what is wrong with it
+    listed.write_text("images: images\nsplits: [test]\ncolour: red\n")
+    res = CliRunner().invoke(app, ["info", str(listed)], env={"COLUMNS": "300"})
+    assert res.exit_code == 2 and "unknown keys ['colour']" in res.output, res.output
 
 
 def test_a_training_run_killed_after_logging_its_last_step_is_not_finished(tmp_path):

@@ -294,7 +294,11 @@ def test_cli_review(gallery):
     run = gallery.index.parent.parent
     res = CliRunner().invoke(app, ["review", str(run), "--out", str(run / "r2"), "--limit", "2"])
     assert res.exit_code == 0, res.output
-    assert "review of 2 images" in res.output and "img/s" in res.output  # its progress bar
+    assert "img/s" in res.output  # its progress bar
+    # cut by --limit: said on the terminal as on the page; before, "review of 2 images" alone
+    assert "review of 2 of 3 images (--limit 2) (0 with prediction" in res.output, res.output
+    res = CliRunner().invoke(app, ["review", str(run), "--out", str(run / "r2"), "--limit", "0"])
+    assert res.exit_code == 0 and "review of 3 images (0 with prediction" in res.output
     quiet = ["review", str(run), "--out", str(run / "r2"), "--limit", "2", "--no-progress"]
     res = CliRunner().invoke(app, quiet)
     assert res.exit_code == 0 and "img/s" not in res.output

@@ -382,6 +382,42 @@ def test_a_tokenizer_whose_separators_are_not_the_models_is_refused(released, tm
     assert "\n" not in said
 
 
+def test_a_word_read_partly_as_unk_is_named_with_its_characters(tmp_path, caplog):
+    """BERT's tokenizer reads each Chinese, Japanese or Korean character on its own: a CJK word
+    some of whose characters are outside the vocabulary (``自行車`` where ``車`` is not in it)
+    is read partly as [UNK], and the model looks for the rest alone. Warned of naming the
+    characters and their word, as a word read whole as [UNK] is; before, only whole-[UNK] words
+    were named, and ``自行車 bike`` went unsaid."""
+    import logging
+
+    from transformers import AutoTokenizer
+
+    from labeler.models import check_prompt_vocabulary
+
+    folder = tmp_path / "tok"
+    folder.mkdir()
+    _write(folder, "tokenizer_config.json", RELEASED_TOKENIZER_CONFIG)
+    _write(folder, "special_tokens_map.json", RELEASED_SPECIAL_TOKENS_MAP)
+    _write(folder, "added_tokens.json", RELEASED_ADDED_TOKENS)
+    _write_tokenizer(folder, {**RELEASED_IDS, "自": 5632, "行": 6121})  # 車 left out
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    assert tokenizer("自行車", add_special_tokens=False)["input_ids"] == [5632, 6121, 100]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="labeler"):
+        check_prompt_vocabulary("det", tokenizer, ("bicycle", "自行車 bike", "bike🚲 car"))
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [
+        "det: the tokenizer reads '車' of '自行車' of prompt '自行車 bike'; 'bike🚲' of prompt "
+        "'bike🚲 car' as [UNK] (a word holding a character outside its vocabulary, an emoji or "
+        "a symbol, is read whole as that; a Chinese, Japanese or Korean character on its own): "
+        "the model looks for the rest of the prompt alone; reword it"
+    ], said
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="labeler"):  # every character known: none
+        check_prompt_vocabulary("det", tokenizer, ("自行 bike",))
+    assert not [r for r in caplog.records if r.levelno == logging.WARNING]
+
+
 def test_a_prompt_word_outside_the_vocabulary_is_named(released, caplog):
     """bert-base-uncased's WordPiece reads a word holding a character outside its vocabulary
     whole as [UNK] (``bike🚲``, an emoji joined to a word). A prompt of such words alone is

@@ -283,3 +283,30 @@ def test_drawn_rule_is_a_config_key(tmp_path):
     assert load_config().loss.decoupling.drawn_rule == "window"
     with pytest.raises(ValueError, match=r"bad\.yaml.*drawn_rule must be one of window, contact"):
         load_config(bad)
+
+
+@pytest.mark.parametrize(
+    "loss, all_precise, why",
+    [
+        ({"pseudo_form": "flat"}, False, "; pseudo_form flat discounts none by them"),
+        ({"pseudo_form": "origin"}, True, "; with all_precise: true no pixel is a pseudo pixel"),
+    ],
+)
+def test_a_library_caller_meets_the_contact_rule_refusal(tmp_path, loss, all_precise, why):
+    """``drawn_rule: contact`` where it would do nothing is refused by :func:`train` itself, in
+    the words ``engine train`` gives, before anything is read or written (before, only the CLI
+    refused it: ``train(TrainConfig(...))`` trained as ``window``, silently)."""
+    from trainer.config import TrainConfig
+    from trainer.train import train
+
+    out = tmp_path / "out"
+    decoupling = {"drawn_rule": "contact", **loss}
+    cfg = TrainConfig(
+        data=str(tmp_path / "data"), out=str(out), all_precise=all_precise,
+        loss={"decoupling": decoupling},
+    )  # fmt: skip
+    said = "loss.decoupling.drawn_rule contact picks the edges pseudo_form origin discounts"
+    with pytest.raises(ValueError) as e:
+        train(cfg)
+    assert str(e.value).startswith(said) and why in str(e.value), str(e.value)
+    assert not out.exists()
