@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotations.labelmap import IGNORE
+from labeler.dedup import MARGIN_SLACK
 
 
 @dataclass
@@ -137,7 +138,7 @@ def select_queries(
 
     pos_idx, pos_score = best(~neg)
     neg_idx, neg_score = best(neg)
-    is_neg = (neg_score >= pos_score + negative_margin - 1e-6) | (
+    is_neg = (neg_score >= pos_score + negative_margin - MARGIN_SLACK) | (
         (pos_score <= text_threshold) & (neg_score > text_threshold)
     )
     prompt = np.where(is_neg, neg_idx, pos_idx)
