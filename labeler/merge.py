@@ -130,8 +130,8 @@ def select_queries(
         raise ValueError(f"negative must be ({len(prompt_tokens)},), got {neg.shape}")
 
     def best(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not cols.any():
-            return np.zeros(q, np.int64), np.full(q, -np.inf)
+        if not cols.any():  # float32 as the probabilities: the thresholds compare alike
+            return np.zeros(q, np.int64), np.full(q, -np.inf, np.float32)
         sub = np.where(cols[None, :], per_prompt, -np.inf)
         idx = sub.argmax(axis=1)
         return idx, sub[np.arange(q), idx]
