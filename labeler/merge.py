@@ -234,7 +234,7 @@ def merge_tile_boxes(
             role (positive / negative) is that box's object.
         cover: a tile box that touches an interior edge of its window (it was cut there), whose
             whole-image counterpart reaches past that edge, and which lies inside that box for
-            at least this share of its own area (intersection over the smaller box) is that
+            at least this share of its own area (intersection over the tile box) is that
             box's object too.
         edge_tolerance: pixels within which a box side counts as touching a window edge.
 
