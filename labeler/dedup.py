@@ -12,7 +12,7 @@ Rules (:class:`DedupRules`, documented in docs/labeler.md):
 
 1. **Negatives.** A positive instance ``i`` is removed when some negative instance ``j``
    explains its mask, ``|m_i & m_j| / |m_i| >= negative_cover``, and its score is lower by the
-   margin, ``score_i <= score_j - negative_margin``. A negative never removes a positive whose
+   margin, ``score_i <= score_j - negative_margin`` (to within ``MARGIN_SLACK``). A negative never removes a positive whose
    mask it does not cover (a rider over a bicycle), nor a near tie (bike 0.48 vs motorcycle 0.50).
 2. **Duplicates.** The remaining positives are visited best score first (ties: lower index
    first); an instance is dropped when it matches an already kept one by mask IoU
@@ -72,6 +72,12 @@ class MaskCrop:
         out = np.zeros((height, width), bool)
         out[self.y0 : self.y1, self.x0 : self.x1] = self.mask
         return out
+
+
+# Slack on the negative margin: scores arrive as float32 (Grounding DINO's prompt scores), where
+# 0.7 and 0.6 are 0.09999996 apart; both margin rules (here and labeler.merge.select_queries)
+# read such a pair as 0.1 apart, as the scores read when written (5 decimals).
+MARGIN_SLACK = 1e-6
 
 
 @dataclass(frozen=True)
@@ -145,7 +151,7 @@ def dedup_instances(
         if neg[i] or not valid[i]:
             continue
         explained = any(
-            scores[j] - scores[i] >= rules.negative_margin - 1e-9
+            scores[j] - scores[i] >= rules.negative_margin - MARGIN_SLACK
             and intersection(crops[i], crops[j]) >= rules.negative_cover * areas[i]
             for j in negatives
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from annotations.labelmap import IGNORE
+from labeler.dedup import MARGIN_SLACK
 
 
 @dataclass
@@ -129,15 +130,15 @@ def select_queries(
         raise ValueError(f"negative must be ({len(prompt_tokens)},), got {neg.shape}")
 
     def best(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        if not cols.any():
-            return np.zeros(q, np.int64), np.full(q, -np.inf)
+        if not cols.any():  # float32 as the probabilities: the thresholds compare alike
+            return np.zeros(q, np.int64), np.full(q, -np.inf, np.float32)
         sub = np.where(cols[None, :], per_prompt, -np.inf)
         idx = sub.argmax(axis=1)
         return idx, sub[np.arange(q), idx]
 
     pos_idx, pos_score = best(~neg)
     neg_idx, neg_score = best(neg)
-    is_neg = (neg_score >= pos_score + negative_margin - 1e-6) | (
+    is_neg = (neg_score >= pos_score + negative_margin - MARGIN_SLACK) | (
         (pos_score <= text_threshold) & (neg_score > text_threshold)
     )
     prompt = np.where(is_neg, neg_idx, pos_idx)
@@ -233,7 +234,7 @@ def merge_tile_boxes(
             role (positive / negative) is that box's object.
         cover: a tile box that touches an interior edge of its window (it was cut there), whose
             whole-image counterpart reaches past that edge, and which lies inside that box for
-            at least this share of its own area (intersection over the smaller box) is that
+            at least this share of its own area (intersection over the tile box) is that
             box's object too.
         edge_tolerance: pixels within which a box side counts as touching a window edge.
 

@@ -198,3 +198,28 @@ def test_the_unsure_band_holds_its_low_end_not_its_high_end():
     expected = np.full((4, 4), 255, np.uint8)
     expected[1, 1] = expected[1, 2] = expected[2, 1] = 1
     np.testing.assert_array_equal(label, expected)
+
+
+@pytest.mark.parametrize("merge", ["crops", "full"])
+def test_the_merge_arithmetic_is_float32_rounded_half_to_even(merge):
+    """docs/labeler.md step 6's arithmetic: score x probability in float32, the band's ends
+    compared as float32, 255 x confidence rounded half to even. In float64 with round half up
+    (an independent judge's first reading) 0.3 would be written 77 and a confidence of
+    float32's 0.35 (0.34999999) would lie below --uncertain 0.35,0.5."""
+
+    def run(scores, band, n=None):
+        n = len(scores) if n is None else n
+        masks = np.ones((n, 1, 2), bool)
+        inst = Instances(np.zeros((n, 4)), masks, scores[:n], [0.9] * n, [7] * n, ["a"] * n)
+        if merge == "full":
+            return instances_to_semantic(masks, np.asarray(scores[:n]), None, band)
+        return semantic_from_crops(CroppedInstances.from_instances(inst), band)
+
+    label, conf = run([0.3], (0.0, 0.0))
+    assert conf.tolist() == [[76, 76]]  # 255 x float32(0.3) = 76.5 in float32: even, 76
+    label, conf = run([0.62], (0.0, 0.0))
+    assert conf.tolist() == [[158, 158]]  # 158.1
+    label, _ = run([0.35], (0.35, 0.5))
+    assert label.tolist() == [[255, 255]]  # float32(0.35) >= float32(0.35)
+    label, conf = run([0.5], (0.0, 0.2), n=0)  # no instance, a band from 0: all 255
+    assert label.tolist() == [[255, 255]] and conf.tolist() == [[0, 0]]

@@ -68,12 +68,16 @@ def test_case3_cyclist_negative_person_keeps_the_bicycle():
         (0.65, 0.70, [0]),  # inside the margin: kept
     ],
 )
-def test_negative_needs_cover_and_margin(pos_score, neg_score, expect):
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_negative_needs_cover_and_margin(pos_score, neg_score, expect, dtype):
+    # float32: the backends' prompt scores, where 0.7 - 0.6 is 0.09999996; before, the margin's
+    # slack (1e-9) was a float64 one and such a pair was read as inside the margin, while the
+    # query selection (labeler.merge.select_queries) read the same pair as 0.1 apart
     h, w = 40, 40
     moto = _box_mask(h, w, 5, 5, 35, 30)
     bike = _box_mask(h, w, 6, 6, 34, 29)  # inside the motorcycle's mask
     keep = dedup_instances(
-        np.stack([bike, moto]), np.array([pos_score, neg_score]), np.array([False, True])
+        np.stack([bike, moto]), np.array([pos_score, neg_score], dtype), np.array([False, True])
     )
     assert keep.tolist() == expect
 

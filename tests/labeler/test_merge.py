@@ -289,6 +289,21 @@ def test_select_queries_thresholds_are_strict(probs, negative, expect):
     assert list(zip(det.prompt_idx.tolist(), det.negative.tolist(), strict=True)) == expect
 
 
+@pytest.mark.parametrize("negative", [None, NEG])
+def test_select_queries_compare_the_thresholds_as_float32(negative):
+    # a prompt probability of 0.3 (float32: 0.30000001) is not above --text-threshold 0.3,
+    # with a negative prompt or without one; before, without one the comparison was in float64
+    # and kept it (a judge's rebuild of step 1 found it), with one in float32 and dropped it
+    det = select_queries(
+        np.array([[0.6, 0.3, 0, 0, 0, 0, 0, 0]]), np.zeros((1, 4)), PROMPTS, 0.5, 0.3, negative
+    )
+    assert det.prompt_idx.tolist() == []
+    det = select_queries(
+        np.array([[0.6, 0.35, 0, 0, 0, 0, 0, 0]]), np.zeros((1, 4)), PROMPTS, 0.5, 0.3, negative
+    )
+    assert det.prompt_idx.tolist() == [0] and det.prompt_scores.dtype == np.float32
+
+
 def test_box_iou_of_sub_pixel_boxes():
     a = np.array([[0, 0, 0.5, 0.5], [0, 0, 0.5, 1]])
     np.testing.assert_allclose(box_iou(a, a[:1]), [[1.0], [0.5]])
