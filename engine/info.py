@@ -1920,12 +1920,16 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     staged copy) and a lock record (:func:`engine.runlock.last_writer`): a run killed or
     stopped before it wrote anything (problems 1: run it again), or one that has not yet
     (0). Before, it said "no image split folders found", as of a wrong folder."""
-    from engine.runlock import last_writer
+    from engine.runlock import LOCK_NAME, last_writer
 
     if not folder.is_dir() or any(not p.name.startswith(".") for p in folder.iterdir()):
         return None
     if (last := last_writer(folder)) is None:
-        return None
+        if not (folder / LOCK_NAME).is_file():
+            return None
+        # killed between making its lock file and writing its record there (or on a disk too
+        # full for the record): an empty .lock; before, "no image split folders found", exit 2
+        last = "a run (its lock file holds no record: killed as it took the folder)"
     if (now := writer(folder)) is not None:
         return f"{folder}: {now} is writing it now and has written nothing here yet", 0
     return (

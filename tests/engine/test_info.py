@@ -1471,6 +1471,45 @@ def test_a_folder_a_run_was_killed_in_before_writing_anything_names_that_run(tmp
     assert res.exit_code == 1 and "stopped before it wrote anything" in res.output
 
 
+def test_a_folder_a_run_was_killed_in_as_it_took_its_lock_is_told_stopped(tmp_path):
+    """A run killed between making its folder's ``.lock`` and writing its record there (a
+    ``kill -9`` in the crash-injection rounds, 1 of about 40 kills of ``engine synth``) left the
+    folder holding an empty lock file: engine info said "no image split folders found" (exit
+    2), as of a wrong folder. It says a run stopped there before writing anything (exit 1),
+    and the same command run again takes the folder."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    folder = tmp_path / "data"
+    root = Path(__file__).resolve().parents[2]
+    # the kill at that point: the record's write ends the process, as SIGKILL would
+    kill = (
+        "import os, sys; from engine import runlock; "
+        "os.pwrite = lambda *a: os._exit(137); "
+        "runlock.exclusive(sys.argv[1], 'engine synth').__enter__()"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    ended = subprocess.run([sys.executable, "-c", kill, str(folder)], cwd=root, env=env)
+    assert ended.returncode == 137
+    assert [p.name for p in folder.iterdir()] == [".lock"]
+    assert (folder / ".lock").stat().st_size == 0
+    res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    said = " ".join(res.output.split())
+    assert f"{folder}: a run (its lock file holds no record: killed as it took the folder) " in said
+    assert "stopped before it wrote anything here (no process writes it now): run that " in said
+    res = CliRunner().invoke(
+        app, ["synth", "--out", str(folder), "--train", "1", "--val", "0", "--test", "0",
+              "--size", "64x64", "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (folder / "synth.json").is_file()
+
+
 def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_path: Path):
     """``engine info`` on a fusion killed before its val split was begun exited 2 with "label
     folder for split 'val' not found" as its error; killed within val it exited 1, listing the
