@@ -1939,6 +1939,29 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     )
 
 
+def _synth_begun(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` says of a dataset ``engine synth`` was stopped (or is) drawing
+    before a split of it could be read (its ``synth.partial.json``, no split folder yet, or a
+    first image without its label): unfinished, resumable (problems 1), or being drawn now (0).
+    Before, "no image split folders found" or "label folder for split 'train' not found", exit
+    2, as of a wrong folder. None where it is not one, or reads as a dataset (whose table says
+    it is unfinished)."""
+    from engine.datasets import synth_unfinished
+
+    if (stopped := synth_unfinished(folder)) is None:
+        return None
+    try:
+        spec = load_spec(folder)
+        for split in spec.require_splits():
+            SegDataset(spec, split, require_labels=spec.labels is not None, lenient=True)
+    except (OSError, ValueError):
+        state, remedy, halted = stopped
+        return f"unfinished: {folder}: {state}, before a split was written whole: {remedy}", int(
+            halted
+        )
+    return None
+
+
 def leftover_note(folder: str | os.PathLike) -> str | None:
     """A line on the temporary files of atomic writes that runs killed while writing left in
     ``folder`` (:func:`engine.runlock.temporaries`), for ``engine info`` to end with; None when
@@ -2069,6 +2092,8 @@ def _describe_output(
             if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
                 return "a write not finished", [half], 1
             return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
+        if begun := _synth_begun(folder):
+            return "a dataset engine synth has only begun", [begun[0]], begun[1]
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
             where = folder if folder.is_dir() else folder.parent
