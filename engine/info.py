@@ -1939,26 +1939,26 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     )
 
 
-def _synth_begun(folder: Path) -> tuple[str, int] | None:
-    """What ``engine info`` says of a dataset ``engine synth`` was stopped (or is) drawing
-    before a split of it could be read (its ``synth.partial.json``, no split folder yet, or a
-    first image without its label): unfinished, resumable (problems 1), or being drawn now (0).
-    Before, "no image split folders found" or "label folder for split 'train' not found", exit
-    2, as of a wrong folder. None where it is not one, or reads as a dataset (whose table says
-    it is unfinished)."""
-    from engine.datasets import synth_unfinished
+def _begun(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` says of a dataset ``engine synth`` or ``engine fuse`` was stopped
+    (or is) writing before a split of it could be read (``synth.partial.json`` or ``fuse.json``
+    running, and no split folder yet, a first image without its label, or no ``dataset.yaml``
+    yet): unfinished, resumable (problems 1), or being written now (0). Before, "no image split
+    folders found" or "label folder for split 'train' not found", exit 2, as of a wrong folder.
+    None where it is not one, or reads as a dataset (whose table says it is unfinished)."""
+    from engine.datasets import datasets_above
 
-    if (stopped := synth_unfinished(folder)) is None:
+    found = next((a for a in datasets_above(folder) if a.where == "" and a.unfinished), None)
+    if found is None or found.unfinished is None:
         return None
     try:
         spec = load_spec(folder)
         for split in spec.require_splits():
             SegDataset(spec, split, require_labels=spec.labels is not None, lenient=True)
     except (OSError, ValueError):
-        state, remedy, halted = stopped
-        return f"unfinished: {folder}: {state}, before a split was written whole: {remedy}", int(
-            halted
-        )
+        state, remedy, halted = found.unfinished
+        line = f"unfinished: {folder}: {state}, before a split of it could be read: {remedy}"
+        return line, int(halted)
     return None
 
 
@@ -1980,8 +1980,9 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
     from annotations.fileio import folder_is
 
     kind = folder_is(folder)
-    written = kind not in (None, "a dataset's root") or any(
-        (folder / r).is_file() for r in ("synth.json", "synth.partial.json")
+    written = (
+        kind not in (None, "a dataset's root")
+        or any((folder / r).is_file() for r in ("synth.json", "synth.partial.json"))
     )  # a plain dataset's root: no engine command writes it, nor removes them
     after = (
         f"the next run of the command that writes {folder} removes them"
@@ -2092,8 +2093,8 @@ def _describe_output(
             if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
                 return "a write not finished", [half], 1
             return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
-        if begun := _synth_begun(folder):
-            return "a dataset engine synth has only begun", [begun[0]], begun[1]
+        if begun := _begun(folder):
+            return "a dataset engine synth or fuse has only begun", [begun[0]], begun[1]
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
             where = folder if folder.is_dir() else folder.parent
@@ -2144,4 +2145,6 @@ def _describe_output(
         return what, render_report(path), 0
     if record == "review.json":
         return what, *render_review(path)
+    if begun := _begun(Path(path)):  # a fusion killed before its dataset.yaml was in
+        return what, [begun[0]], begun[1]
     return None  # a fused dataset is a dataset

@@ -469,13 +469,13 @@ def test_a_dataset_synth_stopped_before_a_split_was_whole_is_said_unfinished(
     assert sorted(p.name for p in out.iterdir()) == [".lock", "synth.partial.json"]
     res = CliRunner().invoke(app, ["info", str(out), "--no-progress"], env={"COLUMNS": "400"})
     assert res.exit_code == 1, res.output
-    assert f"unfinished: {out}: {STOPPED}, before a split was written whole: {AGAIN}\n" in (
+    assert f"unfinished: {out}: {STOPPED}, before a split of it could be read: {AGAIN}\n" in (
         res.output
     )
     (out / "images" / "train").mkdir(parents=True)  # a first image, its label not yet written
     Image.new("RGB", (96, 64)).save(out / "images" / "train" / "synth_train_0000.jpg")
     res = CliRunner().invoke(app, ["info", str(out), "--no-progress"], env={"COLUMNS": "400"})
-    assert res.exit_code == 1 and f"{STOPPED}, before a split was written whole" in res.output
+    assert res.exit_code == 1 and f"{STOPPED}, before a split of it could be read" in res.output
     holder = _hold(out)
     try:
         res = CliRunner().invoke(app, ["info", str(out), "--no-progress"])
