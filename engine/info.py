@@ -49,7 +49,7 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runinfo import saved_step
-from engine.runlock import folders_removed_on_failure, writer, writers
+from engine.runlock import folders_removed_on_failure, writer, writers, wrote_nothing
 from engine.text import LINE_BREAK, counted, few, first_lines
 
 
@@ -1983,6 +1983,7 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
     written = (
         kind not in (None, "a dataset's root")
         or any((folder / r).is_file() for r in ("synth.json", "synth.partial.json"))
+        or wrote_nothing(folder)  # a run killed writing its first file: its rerun removes them
     )  # a plain dataset's root: no engine command writes it, nor removes them
     after = (
         f"the next run of the command that writes {folder} removes them"

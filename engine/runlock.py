@@ -206,7 +206,7 @@ def exclusive(
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             _HELD.add(fd)
-            if any((folder / r).exists() for r in own) or _wrote_nothing(folder):
+            if any((folder / r).exists() for r in own) or wrote_nothing(folder):
                 remove_temporaries(folder, name)
             with contextlib.suppress(OSError):
                 found = _listing(folder, name)
@@ -432,7 +432,7 @@ def others_writing(folder: str | os.PathLike, own: str = LOCK_NAME) -> bool:
     return any(_held_by(p) for p in Path(folder).glob(f"{LOCK_NAME}*") if p.name != own)
 
 
-def _wrote_nothing(folder: Path) -> bool:
+def wrote_nothing(folder: Path) -> bool:
     """Whether ``folder`` holds nothing but hidden entries (lock files, temporary files): the
     run before was killed before its first file was in, and left its temporaries beside no
     record of its own. Before, the rerun kept them (``engine synth`` killed while writing

@@ -1510,6 +1510,25 @@ def test_a_folder_a_run_was_killed_in_as_it_took_its_lock_is_told_stopped(tmp_pa
     assert (folder / "synth.json").is_file()
 
 
+def test_a_run_killed_writing_its_first_file_leaves_a_note_its_rerun_keeps(tmp_path):
+    """``engine label`` killed as it put its first file in (``run.json``: crash-injection
+    sweep, kill point 1) left ``.run.json.*.tmp`` beside its lock file alone: engine info's
+    note said "no engine command writes this folder: delete them", though the same command,
+    run again, takes the folder and removes it."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    run = tmp_path / "label"
+    with exclusive(run, "engine label"):
+        (run / ".run.json.abcd1234.tmp").write_text("{")
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "stopped before it wrote anything here" in text, res.output
+    assert text.endswith(f"the next run of the command that writes {run} removes them"), text
+
+
 def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_path: Path):
     """``engine info`` on a fusion killed before its val split was begun exited 2 with "label
     folder for split 'val' not found" as its error; killed within val it exited 1, listing the
