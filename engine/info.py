@@ -2023,6 +2023,29 @@ def _unfinished_review(folder: Path) -> tuple[str, int] | None:
     )
 
 
+def _unfinished_report(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` says of a report's folder without its ``report.json`` (written
+    after ``chart.png`` and the overlays): those and nothing else but hidden files. Written now
+    (its lock held: problems 0) or stopped (problems 1: the same ``engine report`` command
+    writes it again). Before, "no image split folders found" (exit 2), as of a wrong folder."""
+    from engine.runlock import last_writer
+
+    parts = ("chart.png", "overlays", "report.md")
+    if (folder / "report.json").exists() or not any((folder / p).exists() for p in parts[:2]):
+        return None
+    if any(p.name not in parts and not p.name.startswith(".") for p in folder.iterdir()):
+        return None
+    drawn = counted(sum(1 for _ in (folder / "overlays").glob("*.jpg")), "overlay")
+    if (now := writer(folder)) is not None:
+        return f"{folder}: {now} is writing this report now ({drawn} so far)", 0
+    who = last_writer(folder) or "engine report"
+    return (
+        f"{folder}: a report not finished: {who} stopped before writing report.json ({drawn} "
+        "drawn) and no process writes it now: run the same engine report command again",
+        1,
+    )
+
+
 def describe_output(
     path: str | os.PathLike, splits: list[str] | None = None
 ) -> tuple[str, list, int] | None:
@@ -2087,6 +2110,8 @@ def _describe_output(
             return "an annotated subset not finished", [half], 1
         if unfinished := _unfinished_review(folder):
             return "a review gallery not finished", [unfinished[0]], unfinished[1]
+        if unfinished := _unfinished_report(folder):
+            return "a report not finished", [unfinished[0]], unfinished[1]
         if unfinished := _nothing_written_yet(folder):
             # a first export killed before its first file was in holds its lock's record too:
             # "stopped before it wrote anything here: run that command again" before, which
