@@ -942,8 +942,10 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     data["config"] = dataclasses.asdict(cfg)
     data["environment"] = environment(torch_used=False)
     earlier = _report_files(out)
-    json_path = atomic_write_json(out / "report.json", data)
+    # report.json last: a report killed before it holds none, and is not read as finished
+    # (before, one killed between the two was, without its report.md)
     md_path = atomic_write_text(out / "report.md", render_markdown(data))
+    json_path = atomic_write_json(out / "report.json", data)
     for name in earlier - _listed(data["files"]):  # an earlier report's, which this one is not
         (out / name).unlink(missing_ok=True)
     return ReportResult(md_path, json_path, chart, overlays, data)
