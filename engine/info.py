@@ -49,7 +49,7 @@ from engine.datasets import (
 )
 from engine.parallel import map_in_order
 from engine.runinfo import saved_step
-from engine.runlock import folders_removed_on_failure, writer, writers
+from engine.runlock import folders_removed_on_failure, writer, writers, wrote_nothing
 from engine.text import LINE_BREAK, counted, few, first_lines
 
 
@@ -1953,12 +1953,16 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     staged copy) and a lock record (:func:`engine.runlock.last_writer`): a run killed or
     stopped before it wrote anything (problems 1: run it again), or one that has not yet
     (0). Before, it said "no image split folders found", as of a wrong folder."""
-    from engine.runlock import last_writer
+    from engine.runlock import LOCK_NAME, last_writer
 
     if not folder.is_dir() or any(not p.name.startswith(".") for p in folder.iterdir()):
         return None
     if (last := last_writer(folder)) is None:
-        return None
+        if not (folder / LOCK_NAME).is_file():
+            return None
+        # killed between making its lock file and writing its record there (or on a disk too
+        # full for the record): an empty .lock; before, "no image split folders found", exit 2
+        last = "a run (its lock file holds no record: killed as it took the folder)"
     if (now := writer(folder)) is not None:
         return f"{folder}: {now} is writing it now and has written nothing here yet", 0
     return (
@@ -1966,6 +1970,29 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
         "run that command again",
         1,
     )
+
+
+def _begun(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` says of a dataset ``engine synth`` or ``engine fuse`` was stopped
+    (or is) writing before a split of it could be read (``synth.partial.json`` or ``fuse.json``
+    running, and no split folder yet, a first image without its label, or no ``dataset.yaml``
+    yet): unfinished, resumable (problems 1), or being written now (0). Before, "no image split
+    folders found" or "label folder for split 'train' not found", exit 2, as of a wrong folder.
+    None where it is not one, or reads as a dataset (whose table says it is unfinished)."""
+    from engine.datasets import datasets_above
+
+    found = next((a for a in datasets_above(folder) if a.where == "" and a.unfinished), None)
+    if found is None or found.unfinished is None:
+        return None
+    try:
+        spec = load_spec(folder)
+        for split in spec.require_splits():
+            SegDataset(spec, split, require_labels=spec.labels is not None, lenient=True)
+    except (OSError, ValueError):
+        state, remedy, halted = found.unfinished
+        line = f"unfinished: {folder}: {state}, before a split of it could be read: {remedy}"
+        return line, int(halted)
+    return None
 
 
 def leftover_note(folder: str | os.PathLike) -> str | None:
@@ -1986,8 +2013,10 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
     from annotations.fileio import folder_is
 
     kind = folder_is(folder)
-    written = kind not in (None, "a dataset's root") or any(
-        (folder / r).is_file() for r in ("synth.json", "synth.partial.json")
+    written = (
+        kind not in (None, "a dataset's root")
+        or any((folder / r).is_file() for r in ("synth.json", "synth.partial.json"))
+        or wrote_nothing(folder)  # a run killed writing its first file: its rerun removes them
     )  # a plain dataset's root: no engine command writes it, nor removes them
     after = (
         f"the next run of the command that writes {folder} removes them"
@@ -2023,6 +2052,29 @@ def _unfinished_review(folder: Path) -> tuple[str, int] | None:
         f"{folder}: a review gallery not finished: {who} stopped before writing its page "
         f"({drawn} drawn, no review.json) and no process writes it now: run the same engine "
         "review command again",
+        1,
+    )
+
+
+def _unfinished_report(folder: Path) -> tuple[str, int] | None:
+    """What ``engine info`` says of a report's folder without its ``report.json`` (written
+    after ``chart.png`` and the overlays): those and nothing else but hidden files. Written now
+    (its lock held: problems 0) or stopped (problems 1: the same ``engine report`` command
+    writes it again). Before, "no image split folders found" (exit 2), as of a wrong folder."""
+    from engine.runlock import last_writer
+
+    parts = ("chart.png", "overlays", "report.md")
+    if (folder / "report.json").exists() or not any((folder / p).exists() for p in parts[:2]):
+        return None
+    if any(p.name not in parts and not p.name.startswith(".") for p in folder.iterdir()):
+        return None
+    drawn = counted(sum(1 for _ in (folder / "overlays").glob("*.jpg")), "overlay")
+    if (now := writer(folder)) is not None:
+        return f"{folder}: {now} is writing this report now ({drawn} so far)", 0
+    who = last_writer(folder) or "engine report"
+    return (
+        f"{folder}: a report not finished: {who} stopped before writing report.json ({drawn} "
+        "drawn) and no process writes it now: run the same engine report command again",
         1,
     )
 
@@ -2091,6 +2143,8 @@ def _describe_output(
             return "an annotated subset not finished", [half], 1
         if unfinished := _unfinished_review(folder):
             return "a review gallery not finished", [unfinished[0]], unfinished[1]
+        if unfinished := _unfinished_report(folder):
+            return "a report not finished", [unfinished[0]], unfinished[1]
         if unfinished := _nothing_written_yet(folder):
             # a first export killed before its first file was in holds its lock's record too:
             # "stopped before it wrote anything here: run that command again" before, which
@@ -2098,6 +2152,8 @@ def _describe_output(
             if half := _half_swapped_export(folder) or _half_swapped_conversion(folder):
                 return "a write not finished", [half], 1
             return "a run's folder it wrote nothing in yet", [unfinished[0]], unfinished[1]
+        if begun := _begun(folder):
+            return "a dataset engine synth or fuse has only begun", [begun[0]], begun[1]
         files = annotation_files(path)  # an export to correct, or corrected files
         if files:
             where = folder if folder.is_dir() else folder.parent
@@ -2150,4 +2206,6 @@ def _describe_output(
         return what, render_report(path), 0
     if record == "review.json":
         return what, *render_review(path)
+    if begun := _begun(Path(path)):  # a fusion killed before its dataset.yaml was in
+        return what, [begun[0]], begun[1]
     return None  # a fused dataset is a dataset

@@ -839,8 +839,9 @@ def check_data_sizes(subset: Subset, ds: SegDataset, data_source: str | None) ->
 
 # a report written into a dataset root or another output hid it from engine info
 # (check_output_folder); two reports into one folder mixed their overlays, and the second
-# removed the first's chart as an earlier report's
-@holds_lock("engine report", lambda c: c.out, own=("report.json",))
+# removed the first's chart as an earlier report's. chart.png and overlays/ come before
+# report.json: a report killed among them is its own too (its rerun removes their temporaries)
+@holds_lock("engine report", lambda c: c.out, own=("report.json", "chart.png", "overlays"))
 def build_report(cfg: ReportConfig) -> ReportResult:
     """Score, write ``report.json``, ``report.md``, ``chart.png`` and overlays; return them."""
     # a subset being imported: its new masks swapped in before its subset.json names them
@@ -941,8 +942,10 @@ def build_report(cfg: ReportConfig) -> ReportResult:
     data["config"] = dataclasses.asdict(cfg)
     data["environment"] = environment(torch_used=False)
     earlier = _report_files(out)
-    json_path = atomic_write_json(out / "report.json", data)
+    # report.json last: a report killed before it holds none, and is not read as finished
+    # (before, one killed between the two was, without its report.md)
     md_path = atomic_write_text(out / "report.md", render_markdown(data))
+    json_path = atomic_write_json(out / "report.json", data)
     for name in earlier - _listed(data["files"]):  # an earlier report's, which this one is not
         (out / name).unlink(missing_ok=True)
     return ReportResult(md_path, json_path, chart, overlays, data)

@@ -206,7 +206,7 @@ def exclusive(
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, json.dumps(record).encode("utf-8"), 0)
             _HELD.add(fd)
-            if any((folder / r).exists() for r in own):
+            if any((folder / r).exists() for r in own) or wrote_nothing(folder):
                 remove_temporaries(folder, name)
             with contextlib.suppress(OSError):
                 found = _listing(folder, name)
@@ -430,6 +430,14 @@ def others_writing(folder: str | os.PathLike, own: str = LOCK_NAME) -> bool:
     except ImportError:
         return True
     return any(_held_by(p) for p in Path(folder).glob(f"{LOCK_NAME}*") if p.name != own)
+
+
+def wrote_nothing(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but hidden entries (lock files, temporary files): the
+    run before was killed before its first file was in, and left its temporaries beside no
+    record of its own. Before, the rerun kept them (``engine synth`` killed while writing
+    ``synth.partial.json``: its ``.synth.partial.json.*.tmp`` stayed in the finished dataset)."""
+    return all(entry.name.startswith(".") for entry in os.scandir(folder))
 
 
 def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:

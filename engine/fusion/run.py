@@ -1191,8 +1191,15 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
             refreshed.append(done)
     if not config.force:
         _warn_fused_again(latest, plan, out, todo)
-    plan.taxonomy.save(out / "taxonomy.json")
     kept_splits = earlier_splits(latest, plan, out)
+    if todo:  # with nothing to fuse, nothing is half done at any moment
+        # first the unfinished mark, then taxonomy.json and dataset.yaml: a fusion killed
+        # between them left a folder of neither kind (engine info: "no image split folders
+        # found"), whose rerun kept the killed write's temporary file for good
+        atomic_write_json(
+            out / FUSE_RECORD, _fuse_json(plan, config, "running", warnings_entry(said, earlier))
+        )
+    plan.taxonomy.save(out / "taxonomy.json")
     refreshed += [  # an earlier split's records, as fused by an engine of before the hash
         {**rec, "config_hash": plan.config_hash}
         for (split, _), rec in latest.items()
@@ -1205,10 +1212,6 @@ def _fuse(config: FuseConfig, said: list[str]) -> FuseResult:
     # in one write and one fsync: after a copy (cp -r) every image's line is refreshed
     append_lines(manifest, [_json_line(rec) for rec in refreshed])
     atomic_write_text(out / "dataset.yaml", _dataset_yaml(plan, out, kept_splits))
-    if todo:  # with nothing to fuse, nothing is half done at any moment
-        atomic_write_json(
-            out / FUSE_RECORD, _fuse_json(plan, config, "running", warnings_entry(said, earlier))
-        )
 
     def record(rec: dict) -> None:
         latest[(rec["split"], rec["stem"])] = rec

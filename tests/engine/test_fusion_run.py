@@ -1416,6 +1416,56 @@ def test_temporary_files_of_killed_fusions_are_counted_and_removed_by_the_rerun(
     assert res.exit_code == 0 and "temporary file" not in res.output
 
 
+KILLED_AT_RECORD = """
+import os, signal, sys
+real = os.replace
+def replace(src, dst):
+    if os.path.basename(dst) == sys.argv[1]:
+        os.kill(os.getpid(), signal.SIGKILL)  # written, not yet renamed into place
+    real(src, dst)
+os.replace = replace
+from cli import app
+app(sys.argv[2:])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("record", ["taxonomy.json", "dataset.yaml"])
+def test_a_fusion_killed_before_its_dataset_yaml_is_said_unfinished(world, tmp_path, record):
+    """``kill -9`` of a first ``engine fuse`` as it put ``taxonomy.json`` or ``dataset.yaml``
+    in (crash-injection sweep, kill points 1 and 2): they came before ``fuse.json``, so the
+    folder held no record; engine info said "no image split folders found" (exit 2), and the
+    rerun kept the killed write's temporary file. ``fuse.json`` (running) goes first: engine
+    info says the fusion did not finish and what finishes it (exit 1), and the rerun leaves
+    the files of one uninterrupted fusion, no temporary file."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    args = ["fuse", "--data", str(world["data"]), "--pseudo", str(world["bike"]), "--no-progress"]
+    out = world["out"]
+    whole = tmp_path / "whole"
+    assert CliRunner().invoke(app, [*args, "--out", str(whole)]).exit_code == 0
+    root = Path(__file__).resolve().parents[2]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AT_RECORD, record, *args, "--out", str(out)],
+        cwd=root,
+        capture_output=True,
+        timeout=300,
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert "its fusion did not finish (fuse.json: status running) and no process writes it " in text
+    assert "run the same engine fuse command again to finish it (it resumes)" in text
+    assert CliRunner().invoke(app, [*args, "--out", str(out)]).exit_code == 0
+    assert sorted(out.rglob("*.tmp")) == [] and outputs(out) == outputs(whole)
+
+
 def test_an_image_removed_from_the_dataset_since_is_left_out_and_its_fused_maps_removed(
     world, caplog
 ):

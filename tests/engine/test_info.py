@@ -1505,6 +1505,64 @@ def test_a_folder_a_run_was_killed_in_before_writing_anything_names_that_run(tmp
     assert res.exit_code == 1 and "stopped before it wrote anything" in res.output
 
 
+def test_a_folder_a_run_was_killed_in_as_it_took_its_lock_is_told_stopped(tmp_path):
+    """A run killed between making its folder's ``.lock`` and writing its record there (a
+    ``kill -9`` in the crash-injection rounds, 1 of about 40 kills of ``engine synth``) left the
+    folder holding an empty lock file: engine info said "no image split folders found" (exit
+    2), as of a wrong folder. It says a run stopped there before writing anything (exit 1),
+    and the same command run again takes the folder."""
+    import subprocess
+    import sys
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    folder = tmp_path / "data"
+    root = Path(__file__).resolve().parents[2]
+    # the kill at that point: the record's write ends the process, as SIGKILL would
+    kill = (
+        "import os, sys; from engine import runlock; "
+        "os.pwrite = lambda *a: os._exit(137); "
+        "runlock.exclusive(sys.argv[1], 'engine synth').__enter__()"
+    )
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    ended = subprocess.run([sys.executable, "-c", kill, str(folder)], cwd=root, env=env)
+    assert ended.returncode == 137
+    assert [p.name for p in folder.iterdir()] == [".lock"]
+    assert (folder / ".lock").stat().st_size == 0
+    res = CliRunner().invoke(app, ["info", str(folder)], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    said = " ".join(res.output.split())
+    assert f"{folder}: a run (its lock file holds no record: killed as it took the folder) " in said
+    assert "stopped before it wrote anything here (no process writes it now): run that " in said
+    res = CliRunner().invoke(
+        app, ["synth", "--out", str(folder), "--train", "1", "--val", "0", "--test", "0",
+              "--size", "64x64", "--no-progress"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert (folder / "synth.json").is_file()
+
+
+def test_a_run_killed_writing_its_first_file_leaves_a_note_its_rerun_keeps(tmp_path):
+    """``engine label`` killed as it put its first file in (``run.json``: crash-injection
+    sweep, kill point 1) left ``.run.json.*.tmp`` beside its lock file alone: engine info's
+    note said "no engine command writes this folder: delete them", though the same command,
+    run again, takes the folder and removes it."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    run = tmp_path / "label"
+    with exclusive(run, "engine label"):
+        (run / ".run.json.abcd1234.tmp").write_text("{")
+    res = CliRunner().invoke(app, ["info", str(run)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1 and "stopped before it wrote anything here" in text, res.output
+    assert text.endswith(f"the next run of the command that writes {run} removes them"), text
+
+
 def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_path: Path):
     """``engine info`` on a fusion killed before its val split was begun exited 2 with "label
     folder for split 'val' not found" as its error; killed within val it exited 1, listing the

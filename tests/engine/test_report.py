@@ -7,6 +7,7 @@ import json
 import re
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -1567,3 +1568,54 @@ def test_a_fused_dataset_given_through_a_link_has_its_fuse_json_read_once(world,
     reads.clear()
     compare(CompareConfig("Bicycle", subset.root, (("f", link),), progress=False))
     assert reads == {fused.resolve(): 1}, reads
+
+
+KILLED_AT = """
+import os, signal, sys
+real = os.replace
+def replace(src, dst):
+    if sys.argv[1] in (os.path.basename(dst), os.path.basename(os.path.dirname(dst))):
+        os.kill(os.getpid(), signal.SIGKILL)  # the file written, not yet renamed into place
+    real(src, dst)
+os.replace = replace
+from cli import app
+app(sys.argv[2:])
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("at, drawn", [("overlays", 0), ("report.md", 3)])
+def test_a_report_killed_before_its_report_json_is_said_unfinished_and_its_rerun_cleans_up(
+    world, at, drawn
+):
+    """``kill -9`` of ``engine report`` as it put its first overlay in (crash-injection sweep,
+    kill points 2 and 3), the folder holding ``overlays/`` alone: engine info said "no image
+    split folders found" (exit 2), and the rerun, finding no report.json, kept the killed
+    write's temporary file. Killed as it put ``report.md`` in (kill point 6), after
+    ``report.json``: engine info read a finished report (exit 0) without its report.md.
+    ``report.json`` comes last; info says the report did not finish and what finishes it (exit
+    1); the rerun leaves no temporary file."""
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    tmp, data, subset, _ = world
+    out = tmp / "rep"
+    args = ["report", "--subset", str(subset.root), "--out", str(out), "--pseudo",
+            str(tmp / "run"), "--data", str(data), "--no-chart", "--no-progress"]  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AT, at, *args], cwd=root, capture_output=True, timeout=300
+    )
+    assert killed.returncode == -9, killed.stderr.decode()
+    assert len(list(out.rglob(".*.tmp"))) == 1
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert res.exit_code == 1, res.output
+    assert f"{out}: a report not finished: engine report (pid " in text
+    assert f"stopped before writing report.json ({drawn} overlays drawn) and no process " in text
+    assert text.startswith(f"{out}: a report not finished") and "run the same engine report" in text
+    assert CliRunner().invoke(app, args).exit_code == 0
+    assert sorted(out.rglob("*.tmp")) == [] and (out / "report.json").is_file()

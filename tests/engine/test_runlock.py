@@ -763,6 +763,32 @@ def test_a_rerun_removes_the_temporary_files_killed_runs_left(tmp_path: Path) ->
     assert not any(p.exists() for p in stale) and all(p.exists() for p in kept)
 
 
+def test_a_rerun_removes_the_temporary_files_of_a_run_killed_before_its_first_file(
+    tmp_path: Path,
+) -> None:
+    """``engine synth`` killed while writing its first file (``synth.partial.json``, kill
+    point 1 of the crash-injection round's sweep) left ``.synth.partial.json.*.tmp`` beside
+    its lock file and no record: the rerun, finding none of its records, kept the temporary
+    file in the finished dataset for good. A folder holding nothing but hidden entries was
+    written by no run whole: its temporaries are removed; not while a shard writes it."""
+    out = tmp_path / "data"
+    stale = out / ".synth.partial.json.abcd1234.tmp"
+    out.mkdir()
+    (out / LOCK_NAME).write_text("")
+    holder = _hold(out, ".lock-shard1of2")
+    stale.write_bytes(b"{")  # after the shard took its lock (it would have removed it)
+    try:
+        with exclusive(out, "engine synth", own=("synth.json", "synth.partial.json")):
+            pass
+        assert stale.exists()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    with exclusive(out, "engine synth", own=("synth.json", "synth.partial.json")):
+        pass
+    assert not stale.exists()
+
+
 def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     tmp_path: Path,
 ) -> None:

@@ -452,6 +452,40 @@ def _refused(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["d", *also])
 
 
+def test_a_dataset_synth_stopped_before_a_split_was_whole_is_said_unfinished(
+    tmp_path: Path, monkeypatch
+):
+    """engine synth killed before its first scene (``synth.partial.json`` alone: 1 of 12 kill
+    points at a file commit in the crash-injection round), or after a first image without its
+    label map: engine info said "no image split folders found" or "label folder for split
+    'train' not found" (exit 2), as of a wrong folder. It says the synth stopped and what
+    finishes it (exit 1); a process holding its lock is named (exit 0)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from tests.engine.test_runlock import _hold
+
+    out = _stopped_synth(tmp_path, monkeypatch, stop_after=0)
+    assert sorted(p.name for p in out.iterdir()) == [".lock", "synth.partial.json"]
+    res = CliRunner().invoke(app, ["info", str(out), "--no-progress"], env={"COLUMNS": "400"})
+    assert res.exit_code == 1, res.output
+    assert f"unfinished: {out}: {STOPPED}, before a split of it could be read: {AGAIN}\n" in (
+        res.output
+    )
+    (out / "images" / "train").mkdir(parents=True)  # a first image, its label not yet written
+    Image.new("RGB", (96, 64)).save(out / "images" / "train" / "synth_train_0000.jpg")
+    res = CliRunner().invoke(app, ["info", str(out), "--no-progress"], env={"COLUMNS": "400"})
+    assert res.exit_code == 1 and f"{STOPPED}, before a split of it could be read" in res.output
+    holder = _hold(out)
+    try:
+        res = CliRunner().invoke(app, ["info", str(out), "--no-progress"])
+        assert res.exit_code == 0, res.output
+        assert "is writing it now" in " ".join(res.output.split())
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_a_dataset_synth_stopped_half_way_is_said_by_info_and_refused_by_readers(
     tmp_path: Path, monkeypatch
 ):
