@@ -370,7 +370,7 @@ def predict_label(
             guide = None
             if guided_filter is not None:
                 guide = guided_filter.image_guide(original, scores.shape[-2:], scores.device)
-            return upsample_argmax(scores, (height, width), guide)
+            return upsample_argmax(scores, (height, width), guide, cells=(nh / 2, nw / 2))
     finally:
         if switch:
             model.train(was_training)
@@ -447,11 +447,16 @@ def tta_scores(
 
 
 def upsample_argmax(
-    scores: torch.Tensor, out_hw: tuple[int, int], guide: ImageGuide | None = None
+    scores: torch.Tensor,
+    out_hw: tuple[int, int],
+    guide: ImageGuide | None = None,
+    cells: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """``(1, K, h, w)`` -> ``(H, W)`` uint8 argmax of the bilinear upsampled scores (or of the
     scores guided-filtered with ``guide``), one class at a time (peak memory a few H x W float
-    maps, not K); ties go to the lower id like argmax.
+    maps, not K); ties go to the lower id like argmax. ``cells``: how many cells of the score
+    grid the image spans (:func:`upsample_cells`; None: all of them; the guided filter's
+    resize does not take it).
 
     The ids are set with ``masked_fill_`` through one reused bool mask: indexing with the mask
     (``best_id[better] = k``) made an int64 index of every pixel that changed class, up to
@@ -459,9 +464,7 @@ def upsample_argmax(
     best = best_id = better = None
     for k in range(scores.shape[1]):
         if guide is None:
-            up = F.interpolate(
-                scores[:, k : k + 1], size=out_hw, mode="bilinear", align_corners=False
-            )[0, 0]
+            up = upsample_cells(scores[:, k : k + 1], out_hw, cells)[0, 0]
         else:
             up = guide.filter(scores[:, k : k + 1])[0, 0]
         if best is None:
@@ -473,6 +476,32 @@ def upsample_argmax(
             torch.maximum(best, up, out=best)
         del up
     return best_id.cpu().numpy()
+
+
+def upsample_cells(
+    x: torch.Tensor, out_hw: tuple[int, int], cells: tuple[float, float] | None = None
+) -> torch.Tensor:
+    """Bilinear resize of ``(N, C, h, w)`` mask-resolution maps to ``out_hw``, where the image
+    spans ``cells`` = ``(h' / 2, w' / 2)`` of the grid (``h' x w'`` the resized image; None: the
+    whole grid). On an odd side the last cell is half padding (the model's masks are
+    ``ceil(h' / 2)``): resizing the whole grid onto the image stretched it by half a cell, and
+    boundaries moved toward the far edge by up to one resized pixel (before the fifty-sixth
+    round). Even sides take the same call as ever (the same bytes); an odd one maps output
+    pixel ``y`` to grid coordinate ``(y + 0.5) * cells / H - 0.5`` (``scale_factor``: output
+    pixels per cell) and the rows past the image are cut off."""
+    h, w = x.shape[-2:]
+    if cells is None or (cells[0] == h and cells[1] == w):
+        return F.interpolate(x, size=out_hw, mode="bilinear", align_corners=False)
+    factors = []
+    for out, span, n in zip(out_hw, cells, (h, w)):
+        f = out / span
+        while math.floor(n * f) < out:  # n * (out / n) may round below out
+            f = math.nextafter(f, math.inf)
+        factors.append(f)
+    up = F.interpolate(
+        x, scale_factor=factors, mode="bilinear", align_corners=False, recompute_scale_factor=False
+    )
+    return up[..., : out_hw[0], : out_hw[1]]
 
 
 def _full(model: MaSSFormer, x: torch.Tensor, out_hw: tuple[int, int]) -> np.ndarray:

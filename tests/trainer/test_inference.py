@@ -1529,3 +1529,30 @@ def test_the_command_lines_largest_scale_is_the_librarys() -> None:
 
     assert MAX_SCALE == MAX_TTA_SCALE == 4.0
     assert parse_scales("0.5,4") == (0.5, 4.0)  # the bound itself is in
+
+
+@pytest.mark.parametrize(
+    ("hw", "size"),
+    [
+        ((76, 100), None),  # even sides: the score grid is the image
+        ((77, 101), None),  # odd sides: the last cell of each is half padding
+        ((154, 202), (101, 77)),  # resized to 101 x 77, labels at 202 x 154
+    ],
+)
+def test_labels_keep_their_place_on_an_odd_resized_side(hw, size) -> None:  # noqa: ANN001
+    """A step on even image pixels (rows >= 60 * r or columns >= 80 * r bright) makes pure
+    mask cells of :class:`_Pointwise`; the boundaries of the labels are the steps, whatever the
+    parity of the resized size (away from their corner, which bilinear weights round). Before,
+    on an odd side the ``ceil(h' / 2)`` grid was stretched onto the image and the boundary came
+    1 px early (2 px at 2x)."""
+    r = hw[0] // 76
+    bright = np.zeros(hw, dtype=bool)
+    bright[60 * r :, :] = True
+    bright[:, 80 * r :] = True
+    image = np.zeros((*hw, 3), dtype=np.uint8)
+    image[..., 1] = np.where(bright, 255, 0)
+    image[..., 0] = 255 - image[..., 1]
+    labels = predict_label(_Pointwise(), image, size=size)
+    assert labels.shape == hw
+    assert np.array_equal(labels[: 50 * r], bright[: 50 * r])  # the column step, all its rows
+    assert np.array_equal(labels[:, : 70 * r], bright[:, : 70 * r])  # the row step
