@@ -1,0 +1,53 @@
+"""engine compare's pieces without a folder of label maps: the config's refusals, how one file's
+class value is read (engine/compare.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.compare import CompareConfig, resolve_input
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"input": "mask"}, "input must be one of ('auto', 'binary', 'labels'), got 'mask'"),
+        ({"bf1_mode": "pixel"}, "bf1_mode must be one of ('dataset', 'image'), got 'pixel'"),
+        ({"resize_pred": "bilinear"}, "resize_pred must be one of ('nearest',) or None"),
+    ],
+)
+def test_a_config_of_an_unknown_mode_is_refused_naming_it(kwargs, message) -> None:  # noqa: ANN001
+    with pytest.raises(ValueError) as e:
+        CompareConfig("Car", Path("gt"), (("p", Path("p")),), **kwargs)
+    assert str(e.value) == message
+
+
+def test_a_file_read_as_a_binary_mask_names_every_value_it_should_not_hold() -> None:
+    label = np.array([[0, 1, 2], [3, 255, 7]], np.uint8)
+    with pytest.raises(ValueError) as e:
+        resolve_input(label, Path("m.png"), 7, "binary")
+    assert str(e.value) == "m.png: expected a binary mask (0/1/255), found values [2, 3, 7]"
+    assert resolve_input(label, Path("m.png"), 7, "auto") == 7  # a full label map: the class id
+    assert resolve_input(label, Path("m.png"), 7, "labels") == 7
+    binary = np.array([[0, 1, 255]], np.uint8)
+    assert resolve_input(binary, Path("m.png"), 7, "auto") == 1
+    assert resolve_input(binary, Path("m.png"), None, "binary") == 1
+    assert resolve_input(binary, Path("m.png"), 7, "labels") == 7
+
+
+def test_the_json_records_config_holds_the_sources_as_typed() -> None:
+    """The record's ``config`` (and its hash) says which folders were scored, as plain JSON."""
+    import json
+
+    from engine.compare import CompareReport
+
+    cfg = CompareConfig(
+        "Car", Path("gt"), (("p", Path("runs/p")), ("q", Path("q"))), json_out=Path("c.json")
+    )
+    got = CompareReport("Car", 8, [], 0).to_json(cfg)["config"]
+    assert got["sources"] == [["p", "runs/p"], ["q", "q"]]
+    assert got["gt"] == "gt" and got["json_out"] == "c.json" and got["taxonomy"] is None
+    assert "split" not in got and json.loads(json.dumps(got)) == got
