@@ -51,3 +51,31 @@ def test_the_json_records_config_holds_the_sources_as_typed() -> None:
     assert got["sources"] == [["p", "runs/p"], ["q", "q"]]
     assert got["gt"] == "gt" and got["json_out"] == "c.json" and got["taxonomy"] is None
     assert "split" not in got and json.loads(json.dumps(got)) == got
+
+
+def test_a_class_id_reads_a_subsets_class_after_mass13ks() -> None:
+    """An annotated subset records no taxonomy: ``--class 7`` is read in MaSS13K and the
+    subset's class (id 7 when it is new, its own id when MaSS13K has it)."""
+    from annotations.taxonomy import MASS13K
+    from engine.compare import class_by_name
+    from engine.outputs import DEFAULT_TAXONOMY
+
+    assert class_by_name("7", MASS13K, DEFAULT_TAXONOMY, "Bicycle") == "Bicycle"
+    assert class_by_name("1", MASS13K, DEFAULT_TAXONOMY, "Human") == "Human"
+    assert class_by_name(" Car ", MASS13K, DEFAULT_TAXONOMY, "Car") == "Car"
+    with pytest.raises(ValueError, match=r"--class 8: .*\(MaSS13K and the subset's class: "):
+        class_by_name("8", MASS13K, DEFAULT_TAXONOMY, "Bicycle")
+
+
+def test_a_split_other_than_the_subsets_is_refused_before_any_source_is_read(tmp_path) -> None:
+    from annotations.subset import write_subset
+    from engine.compare import compare
+
+    sub = write_subset(tmp_path / "sub", "Bicycle", "test", {"a": np.ones((4, 4), np.uint8)}, {})
+    cfg = CompareConfig("Bicycle", sub.root, (("p", tmp_path / "none"),), split="val")
+    with pytest.raises(ValueError) as e:
+        compare(cfg)
+    assert str(e.value) == (
+        f"--split val: {sub.root} is an annotated subset of split test; leave --split out (the "
+        "subset names its split)"
+    )
