@@ -1,0 +1,94 @@
+"""engine predict's checks of its output folder without a model (trainer/predict.py): which
+folder a run may add to, which files an --overwrite replaces. The runs themselves:
+tests/trainer/test_inference.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from trainer.predict import PredictConfig, check_same_split, replaced_files
+
+
+def _maps(out: Path, *names: str) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(b"png")
+    return out
+
+
+def _record(data: str | None = None, split: str | None = None, images: str | None = None):  # noqa: ANN202
+    return {"config": {"data": data, "split": split, "images": images}}
+
+
+def test_a_folder_of_one_split_refuses_another_split_of_data_only(tmp_path) -> None:
+    out = _maps(tmp_path / "pred", "a.png")
+    val = PredictConfig("m.pt", None, str(out), data="D", split="val")
+    with pytest.raises(ValueError) as e:
+        check_same_split(_record("D", "test"), val, out)
+    assert str(e.value) == (
+        f"{out / 'predict.json'}: the 1 label map here are of split 'test' of D, not 'val': a "
+        "folder holds one split's predictions; give split 'val' its own --out (or --split test "
+        "to resume this one)"
+    )
+    check_same_split(_record("D", "val"), val, out)  # the same split: a resume
+    check_same_split(None, val, out)  # no record
+    check_same_split(_record("D", None), val, out)  # a record naming no split
+    check_same_split(_record(None, None, "imgs"), val, out)  # maps of a folder of images
+    check_same_split(_record("D", "test"), val, _maps(tmp_path / "empty"))  # no map to mix
+    # --images into a folder of a split's maps: no split to hold (the settings decide)
+    images = PredictConfig("m.pt", "imgs", str(out), data=None, split="test")
+    check_same_split(_record("D", "val"), images, out)
+
+
+def test_overwrite_replaces_the_maps_of_the_images_it_labels_and_refuses_others(tmp_path):
+    out = _maps(tmp_path / "pred", "a.png", "b.png", "color/a.png")
+    images = [tmp_path / "i" / "a.jpg", tmp_path / "i" / "b.jpg"]
+    got = replaced_files(out, images, ["size original, not 64x48"])
+    assert sorted(p.relative_to(out).as_posix() for p in got) == ["a.png", "b.png", "color/a.png"]
+    _maps(out, "color/c.png")
+    with pytest.raises(ValueError) as e:
+        replaced_files(out, images[:1], ["size original, not 64x48"])
+    assert str(e.value) == (
+        f"{out / 'predict.json'}: the label maps here were made with other settings (size "
+        "original, not 64x48), and 2 files (b.png, color/c.png) are of images this run does not "
+        "label, which --overwrite would leave beside its own under its record: give a new --out, "
+        "or delete the folder (or those files) first"
+    )
+
+
+def test_the_files_left_out_are_the_visible_files_that_are_not_images(tmp_path) -> None:
+    from trainer.predict import list_images
+
+    folder = _maps(tmp_path / "i", "a.png", "b.JPG", "notes.txt", "c.tif", "._a.jpg", ".DS_Store")
+    (folder / "sub").mkdir()
+    files, others = list_images(folder)
+    assert [p.name for p in files] == ["a.png", "b.JPG"]
+    assert [p.name for p in others] == ["c.tif", "notes.txt"]  # no folder, no hidden file
+    assert list_images(folder / "a.png") == ([folder / "a.png"], [])
+
+
+def test_the_checkpoints_difference_is_named_first_and_a_record_without_cwd_is_read_here():
+    """The checkpoint (its step, its weights) leads the list of differences; a record of a
+    relative checkpoint path that names no working directory (an older engine's) is read from
+    this one."""
+    import json
+    from dataclasses import asdict
+
+    from trainer.predict import differences
+
+    cfg = PredictConfig("m.pt", "imgs", "out", size=(64, 48))
+    same = json.loads(json.dumps(asdict(cfg)))  # as predict.json holds it
+    old = {**same, "size": None}
+    meta = {"config": old, "checkpoint_step": 5, "weights_sha256": "a"}
+    assert differences(meta, cfg, 5, "b") == [
+        "checkpoint weights a, not b: the same file and step, trained again",
+        "size original, not 64x48",
+    ]
+    assert differences(meta, cfg, 4, "a") == [
+        "checkpoint step 5, not 4",
+        "size original, not 64x48",
+    ]
+    assert differences({"config": same, "checkpoint_step": 5}, cfg, 5, "b") == []
