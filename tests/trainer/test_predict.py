@@ -92,3 +92,14 @@ def test_the_checkpoints_difference_is_named_first_and_a_record_without_cwd_is_r
         "size original, not 64x48",
     ]
     assert differences({"config": same, "checkpoint_step": 5}, cfg, 5, "b") == []
+
+
+def test_only_a_labelled_image_of_another_size_than_recorded_is_predicted_again(tmp_path):
+    from trainer.predict import changed_images
+
+    out = _maps(tmp_path / "pred", "a.png", "b.png", "color/b.png", "e.png")
+    meta = {"image_bytes": {"a": 10, "b": 20, "c": 30, "e": 5}}
+    # a: the same size; b: another; c: another, but no map; d: not recorded; e: unreadable now
+    sizes = {"a": 10, "b": 21, "c": 31, "d": 5, "e": None}
+    assert changed_images(meta, out, sizes) == [out / "b.png", out / "color" / "b.png"]
+    assert changed_images(None, out, sizes) == []  # an older engine's folder: trusted
