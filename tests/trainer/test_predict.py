@@ -29,7 +29,7 @@ def test_a_folder_of_one_split_refuses_another_split_of_data_only(tmp_path) -> N
     with pytest.raises(ValueError) as e:
         check_same_split(_record("D", "test"), val, out)
     assert str(e.value) == (
-        f"{out / 'predict.json'}: the 1 label map here are of split 'test' of D, not 'val': a "
+        f"{out / 'predict.json'}: the 1 label map here is of split 'test' of D, not 'val': a "
         "folder holds one split's predictions; give split 'val' its own --out (or --split test "
         "to resume this one)"
     )
