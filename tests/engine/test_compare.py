@@ -79,3 +79,27 @@ def test_a_split_other_than_the_subsets_is_refused_before_any_source_is_read(tmp
         f"--split val: {sub.root} is an annotated subset of split test; leave --split out (the "
         "subset names its split)"
     )
+
+
+def test_a_datasets_split_is_read_in_the_taxonomy_its_spec_names(tmp_path) -> None:
+    """--gt DATASET --split S: the split's label maps hold the classes of the taxonomy the
+    dataset's spec names (here in meta/, where no folder around the labels records it)."""
+    from annotations.labelmap import write_label
+    from annotations.taxonomy import MASS13K
+    from engine.compare import compare
+
+    root = tmp_path / "data"
+    gt = np.zeros((8, 8), np.uint8)
+    gt[:, :4] = 7  # Bicycle, the dataset's new class
+    write_label(root / "annotations" / "test" / "a.png", gt)
+    write_label(root / "images" / "test" / "a.png", gt * 0)
+    (root / "meta").mkdir()
+    MASS13K.with_new_class("Bicycle").save(root / "meta" / "joint.json")
+    (root / "dataset.yaml").write_text(
+        "images: images/{split}\nlabels: annotations/{split}\ntaxonomy: meta/joint.json\n"
+    )
+    write_label(tmp_path / "pred" / "a.png", (gt == 7).astype(np.uint8))  # a binary mask
+    rep = compare(
+        CompareConfig("Bicycle", root, (("p", tmp_path / "pred"),), split="test", progress=False)
+    )
+    assert rep.class_name == "Bicycle" and rep.rows[0].scores.iou == 100.0
