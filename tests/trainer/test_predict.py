@@ -103,3 +103,35 @@ def test_only_a_labelled_image_of_another_size_than_recorded_is_predicted_again(
     sizes = {"a": 10, "b": 21, "c": 31, "d": 5, "e": None}
     assert changed_images(meta, out, sizes) == [out / "b.png", out / "color" / "b.png"]
     assert changed_images(None, out, sizes) == []  # an older engine's folder: trusted
+
+
+def test_a_resume_keeps_what_the_earlier_call_warned_about_and_overwrite_does_not(tmp_path):
+    import json
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from annotations.taxonomy import MASS13K
+    from tests.model_helpers import save_model
+    from trainer.models import create_model
+    from trainer.predict import predict_dir
+
+    ckpt = save_model(tmp_path / "m.pt", create_model("tiny", len(MASS13K)), MASS13K, step=1)
+    images = _maps(tmp_path / "images", "notes.txt")
+    Image.new("RGB", (48, 40)).save(images / "a.png")
+    out = tmp_path / "pred"
+    cfg = PredictConfig(str(ckpt), str(images), str(out), (64, 48), progress=False)
+
+    def record() -> dict:
+        return json.loads((out / "predict.json").read_text())
+
+    predict_dir(cfg)
+    said = [f"left out 1 file of {images} that is not .jpg/.jpeg/.png: notes.txt"]
+    assert record()["warnings"] == said
+    (images / "notes.txt").unlink()
+    Image.new("RGB", (48, 40)).save(images / "b.png")
+    predict_dir(cfg)  # a resume: a's map stays, and what its call said
+    assert "warnings" not in record()
+    assert [c["warnings"] for c in record()["earlier_warnings"]] == [said]
+    predict_dir(replace(cfg, overwrite=True))  # every map made again: nothing earlier stays
+    assert "earlier_warnings" not in record()
