@@ -131,6 +131,7 @@ def test_a_resume_keeps_what_the_earlier_call_warned_about_and_overwrite_does_no
     (images / "notes.txt").unlink()
     Image.new("RGB", (48, 40)).save(images / "b.png")
     predict_dir(cfg)  # a resume: a's map stays, and what its call said
+    assert not (out / "color").exists()  # no previews asked for, none made of a's map
     assert "warnings" not in record()
     assert [c["warnings"] for c in record()["earlier_warnings"]] == [said]
     predict_dir(replace(cfg, overwrite=True))  # every map made again: nothing earlier stays
