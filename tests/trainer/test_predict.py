@@ -136,3 +136,14 @@ def test_a_resume_keeps_what_the_earlier_call_warned_about_and_overwrite_does_no
     assert [c["warnings"] for c in record()["earlier_warnings"]] == [said]
     predict_dir(replace(cfg, overwrite=True))  # every map made again: nothing earlier stays
     assert "earlier_warnings" not in record()
+
+
+def test_no_images_and_no_data_is_one_line_saying_how_to_give_them(tmp_path) -> None:
+    from trainer.predict import predict_dir
+
+    with pytest.raises(ValueError) as e:
+        predict_dir(PredictConfig("m.pt", None, str(tmp_path / "out")))
+    assert str(e.value) == (
+        "give the images to label as --images FOLDER, or as --data ROOT with --split SPLIT"
+    )
+    assert not (tmp_path / "out").exists()
