@@ -228,7 +228,8 @@ def check_same_split(meta: dict | None, cfg: PredictConfig, out: Path) -> None:
     maps = [p for p in out.glob("*.png") if p.is_file()]
     if maps:
         raise ValueError(
-            f"{out / 'predict.json'}: the {counted(len(maps), 'label map')} here are of split "
+            f"{out / 'predict.json'}: the {counted(len(maps), 'label map')} here "
+            f"{'is' if len(maps) == 1 else 'are'} of split "
             f"{held!r} of {old.get('data')}, not {cfg.split!r}: a folder holds one split's "
             f"predictions; give split {cfg.split!r} its own --out (or --split {held} to resume "
             "this one)"
