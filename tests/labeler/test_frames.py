@@ -499,3 +499,24 @@ def test_refine_puts_each_crops_box_in_its_input_frame_and_its_mask_back_on_it(k
     for (prob, _), crop, box, size in zip(got, crops, boxes, resized, strict=True):
         assert prob.shape == crop.shape[:2]
         _assert_masks_on_boxes([MaskCrop(0, 0, prob > 0.5)], [box], crop.shape[:2], size)
+
+
+@pytest.mark.parametrize("cap, expect", [(0, [0.5, 0.4]), (1, [0.5]), (2, [0.5, 0.4])])
+def test_grounded_sam_max_instances_caps_the_kept_instances_and_zero_keeps_all(cap, expect):
+    """Two separate boxes (scores 0.5, 0.4) through SAM's frame (:class:`BoxPainter`) and the
+    mask dedup: ``max_instances`` 0 means no cap, as for SAM 3."""
+    from pathlib import Path
+
+    from labeler.backends import LoadedImage
+
+    backend, _ = _painted_backend("sam")
+    cls = ClassSpec("Bicycle", prompts=("bicycle",), max_instances=cap)
+    backend.config = LabelConfig(data="unused", cls=cls, out="unused", device="cpu")
+    backend.prompts, backend.class_id, backend.detector = ("bicycle",), 7, SimpleNamespace()
+    boxes = [[10, 10, 100, 100], [300, 300, 400, 400]]
+    backend.detect = lambda images, prepared: [Detections(boxes, [0.5, 0.4], [0, 0])]
+    item = LoadedImage("train", "x", Path("x.png"), np.zeros((600, 800, 3), np.uint8))
+    item.prepared["det"] = ["prepared"]  # made by prepare() in a loader thread
+    (out,) = backend.label([item])
+    assert out.instances.scores.tolist() == pytest.approx(expect)
+    assert out.instances.class_ids.tolist() == [7] * len(expect)
