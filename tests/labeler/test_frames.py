@@ -197,6 +197,30 @@ def test_grounded_sam_crops_are_the_whole_image_then_its_tiles():
         assert (crop[0, 0, 1], crop[-1, -1, 1]) == (x0, x1 - 1)
 
 
+def test_grounded_sam_leaves_out_a_tile_too_thin_for_the_detector_not_the_image():
+    """2 x 4000 (h x w), --tiles 2x1, at the released Grounding DINO's resize (800 / 1333): the
+    whole image becomes 1 x 1333 px, each 1-row tile 0 x 1333, so the tiles are left out and
+    the whole image alone reaches the detector (a tile kept fails the image in the processor;
+    an image 1 px across at the detector left out would have its first tile taken for it)."""
+    from transformers import GroundingDinoImageProcessor
+
+    from labeler.grounded_sam import GroundedSamBackend
+
+    backend = GroundedSamBackend.__new__(GroundedSamBackend)
+    backend.config = _config(tiles=(2, 1), tile_overlap=0.2)
+    proc = GroundingDinoImageProcessor(size={"shortest_edge": 800, "longest_edge": 1333})
+    backend.detector = SimpleNamespace(processor=SimpleNamespace(image_processor=proc))
+    img = _ramp(2, 4000)
+    assert [win for win, _ in backend._crops(img)] == [
+        (0, 0, 4000, 2),
+        (0, 0, 4000, 1),
+        (0, 1, 4000, 2),
+    ]
+    ((win, pixels, mask),) = backend._det_inputs(img)
+    assert win == (0, 0, 4000, 2) and tuple(pixels.shape) == (3, 1, 1333)
+    assert tuple(mask.shape) == (1, 1333)
+
+
 def test_sam3_windows_are_the_whole_image_then_square_tiles():
     """40 x 100 (h x w), --tiles 1x2, overlap 0.2: side max(40 / 1, 100 / 1.8) = 55.6, capped
     at the short side 40; columns need ceil(60 / 32) + 1 = 3 starts to keep the overlap:
@@ -499,3 +523,24 @@ def test_refine_puts_each_crops_box_in_its_input_frame_and_its_mask_back_on_it(k
     for (prob, _), crop, box, size in zip(got, crops, boxes, resized, strict=True):
         assert prob.shape == crop.shape[:2]
         _assert_masks_on_boxes([MaskCrop(0, 0, prob > 0.5)], [box], crop.shape[:2], size)
+
+
+@pytest.mark.parametrize("cap, expect", [(0, [0.5, 0.4]), (1, [0.5]), (2, [0.5, 0.4])])
+def test_grounded_sam_max_instances_caps_the_kept_instances_and_zero_keeps_all(cap, expect):
+    """Two separate boxes (scores 0.5, 0.4) through SAM's frame (:class:`BoxPainter`) and the
+    mask dedup: ``max_instances`` 0 means no cap, as for SAM 3."""
+    from pathlib import Path
+
+    from labeler.backends import LoadedImage
+
+    backend, _ = _painted_backend("sam")
+    cls = ClassSpec("Bicycle", prompts=("bicycle",), max_instances=cap)
+    backend.config = LabelConfig(data="unused", cls=cls, out="unused", device="cpu")
+    backend.prompts, backend.class_id, backend.detector = ("bicycle",), 7, SimpleNamespace()
+    boxes = [[10, 10, 100, 100], [300, 300, 400, 400]]
+    backend.detect = lambda images, prepared: [Detections(boxes, [0.5, 0.4], [0, 0])]
+    item = LoadedImage("train", "x", Path("x.png"), np.zeros((600, 800, 3), np.uint8))
+    item.prepared["det"] = ["prepared"]  # made by prepare() in a loader thread
+    (out,) = backend.label([item])
+    assert out.instances.scores.tolist() == pytest.approx(expect)
+    assert out.instances.class_ids.tolist() == [7] * len(expect)

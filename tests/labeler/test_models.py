@@ -94,6 +94,45 @@ def test_case7_positional_encoding_stays_fp32_under_autocast(tiny, kind):
     assert torch.equal(pos, ref_pos)
 
 
+@pytest.mark.parametrize("kind", ["sam", "sam_hq", "sam2_video"])
+def test_case7_both_backends_keep_the_encodings_fp32_under_autocast_only(tiny, kind, monkeypatch):
+    """Under autocast (a CUDA device: ``resolve_dtype`` not None) grounded-sam's segmenter and
+    ``--refine``'s keep SAM / SAM-HQ's positional encodings fp32 (case 7); in fp32 (the CPU)
+    nothing is wrapped, nor is SAM 2, which has no such phase."""
+    import labeler.grounded_sam as gs
+    import labeler.refine as rf
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.models import load_detector
+
+    cfg = LabelConfig(
+        data="unused", cls=ClassSpec("Bicycle", prompts=("bicycle",)), detector=str(tiny["det"]),
+        segmenter=str(tiny[kind]), refine=str(tiny[kind]),
+    )  # fmt: skip
+    detector = load_detector(str(tiny["det"]))
+    for dtype in (None, torch.bfloat16):
+        monkeypatch.setattr(gs, "resolve_dtype", lambda *a, d=dtype: d)
+        monkeypatch.setattr(rf, "resolve_dtype", lambda *a, d=dtype: d)
+        backend = gs.GroundedSamBackend(cfg, class_id=7)
+        backend.setup(detector, load_segmenter(str(tiny[kind])), "cpu")
+        refined = rf.RefinedBackend(backend, cfg)
+        refined.setup(load_segmenter(str(tiny[kind])), "cpu")
+        assert backend.dtype is dtype and refined.refiner.dtype is dtype
+        expect = dtype is not None and kind != "sam2_video"
+        for seg in (backend.segmenter, refined.refiner.segmenter):
+            for name in ("prompt_encoder", "shared_image_embedding"):
+                module = getattr(seg.model, name, None)
+                assert getattr(module, "_mass_fp32", False) is expect, (dtype, name)
+
+
+def test_grounded_sam_label_before_load_is_a_runtime_error():
+    from labeler.config import ClassSpec, LabelConfig
+    from labeler.grounded_sam import GroundedSamBackend
+
+    cfg = LabelConfig(data="unused", cls=ClassSpec("Bicycle", prompts=("bicycle",)))
+    with pytest.raises(RuntimeError, match=r"GroundedSamBackend.label called before load\(\)"):
+        GroundedSamBackend(cfg, class_id=7).label([])
+
+
 @pytest.mark.gpu
 def test_case7_bf16_masks_match_fp32_on_gpu():
     """A ViT-B-sized random SAM on CUDA: mask IoU between fp32 and bf16-autocast runs, with the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -350,3 +351,32 @@ def test_a_crop_too_thin_for_the_refiner_is_not_retried(models, tmp_path):
         "--refine segmenter's processor (longest_edge 64) resizes it to 0x64 px; it reads an "
         "image whose long side is at most 128 times its short side"
     )
+
+
+def test_a_crop_is_checked_against_the_pad_at_its_own_size_off_the_images_corner():
+    """The refusals read each crop's own height and width, off the image's corner: a 32x32 crop
+    at x 149..181 of the top rows fits a 64x64 pad (its width read as x1 - y0, 181, would refuse
+    it), and a 75x75 one at (88, 78) is refused naming 75x75 px."""
+    from transformers import SamImageProcessor, SamProcessor
+
+    from labeler.models import CropOverPad
+
+    proc = SamProcessor(SamImageProcessor(do_resize=False, pad_size={"height": 64, "width": 64}))
+    segmenter = SimpleNamespace(processor=proc)
+    refiner = Refiner(segmenter=segmenter, device="cpu")  # type: ignore[arg-type]
+    refiner.segment_crops = FakeSegmenter()
+    img = np.zeros((200, 200, 3), np.uint8)
+    small = _instances(200, 200, [(160, 5, 170, 15)])
+    assert crop_window(small.xyxy[0], 200, 200) == (149, 0, 181, 32)
+    (out,) = refiner.refine([img], [BackendOutput(small, None)], ["a.png"])
+    assert out.instances.refined.tolist() == [True]
+    big = _instances(200, 200, [(100, 90, 150, 140)])
+    assert crop_window(big.xyxy[0], 200, 200) == (88, 78, 163, 153)
+    with pytest.raises(CropOverPad, match=r"^a.png: the crop of instance 0 is 75x75 px \(HxW\)"):
+        refiner.refine([img], [BackendOutput(big, None)], ["a.png"])
+
+
+def test_refined_backend_label_before_load_is_a_runtime_error():
+    cfg = LabelConfig(data="unused", cls=ClassSpec("Bicycle"), refine="sam")
+    with pytest.raises(RuntimeError, match=r"RefinedBackend.label called before load\(\)"):
+        RefinedBackend(BoxBackend(), cfg).label([])

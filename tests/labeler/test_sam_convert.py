@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -245,7 +247,7 @@ def test_a_tensor_of_another_shape_is_one_line_naming_the_file(tmp_path):
     said = str(e.value)
     assert said.startswith(f"{tmp_path / 'sam_small.pth'}: checkpoint does not match the SAM")
     assert "size mismatch for vision_encoder.layers.0.attn.qkv.weight" in said
-    assert "\n" not in said
+    assert "\n" not in said and "Error(s) in loading" not in said  # torch's first line: no file
 
 
 def test_convert_never_writes_into_another_models_folder(tmp_path):
@@ -525,3 +527,96 @@ def test_a_full_disk_during_convert_sam_is_one_line_naming_the_file_and_exit_74(
         raise OSError(28, "No space left on device")  # a Python write names no file
     assert (e.value.errno, e.value.filename) == (28, str(out))
     assert list((tmp_path / "new").iterdir()) == []
+
+
+def _small_sd() -> dict[str, torch.Tensor]:
+    return original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+
+
+def test_a_checkpoint_of_missing_or_unexpected_tensors_is_refused_naming_them(tmp_path):
+    """``load_state_dict(strict=False)``: a tensor the shapes do not need for the config (the
+    IoU token) missing, or one SAM has no place for, would leave random weights or drop one
+    silently; each is one line naming the file and the tensor, in transformers' names."""
+    sd = _small_sd()
+    del sd["mask_decoder.iou_token.weight"]
+    torch.save(sd, tmp_path / "missing.pth")
+    with pytest.raises(ValueError) as e:
+        load_sam_pth(tmp_path / "missing.pth")
+    assert str(e.value) == (
+        f"{tmp_path / 'missing.pth'}: checkpoint does not match the SAM layout: missing "
+        "['mask_decoder.iou_token.weight'], unexpected []"
+    )
+    sd = _small_sd()
+    sd["image_encoder.extra.weight"] = torch.zeros(2)
+    torch.save(sd, tmp_path / "extra.pth")
+    with pytest.raises(ValueError, match=r"missing \[\], unexpected \['vision_encoder.extra"):
+        load_sam_pth(tmp_path / "extra.pth")
+
+
+@pytest.mark.parametrize("content", [[torch.zeros(2)], torch.zeros(2)])
+def test_a_checkpoint_that_holds_no_dict_is_one_line_saying_what_it_holds(tmp_path, content):
+    torch.save(content, tmp_path / "x.pth")
+    with pytest.raises(ValueError) as e:
+        load_sam_pth(tmp_path / "x.pth")
+    assert str(e.value) == (
+        f"{tmp_path / 'x.pth'}: expected a state dict, got {type(content).__name__}"
+    )
+
+
+def test_a_checkpoint_wrapped_in_a_model_key_converts(tmp_path):
+    """``{"model": state_dict}`` (a training script's checkpoint) converts as the state dict."""
+    sd = _small_sd()
+    torch.save({"model": sd, "epoch": 3}, tmp_path / "wrapped.pth")
+    model, _ = load_sam_pth(tmp_path / "wrapped.pth")
+    _check_converted(sd, model)
+
+
+def test_a_write_error_that_names_its_file_passes_through_saving_unchanged(tmp_path):
+    """``_saving`` names the folder only where the OS error names no file, and turns only
+    safetensors' errors that end with an OS error into ``OSError``s; an OS error that names its
+    file, and any other error, is raised as it came, never swallowed."""
+    import safetensors
+
+    from labeler.sam_convert import _saving
+
+    err = OSError(28, "No space left on device", str(tmp_path / "config.json"))
+    with pytest.raises(OSError) as e, _saving(tmp_path):
+        raise err
+    assert e.value is err
+    for other in (
+        RuntimeError("a copy failed (os error 28)"),  # not safetensors' own: as it came
+        safetensors.SafetensorError("Error while serializing: invalid shape"),  # no OS error
+    ):
+        with pytest.raises(type(other)) as k, _saving(tmp_path):
+            raise other
+        assert k.value is other
+
+
+def test_a_not_empty_out_names_four_of_its_files_and_counts_the_rest(tmp_path):
+    from labeler.sam_convert import _check_empty
+
+    for n in range(4):
+        (tmp_path / f"f{n}").write_text("x")
+    with pytest.raises(ValueError, match=r": not empty \(f0, f1, f2, f3\); converting"):
+        _check_empty(tmp_path)
+    (tmp_path / "f4").write_text("x")
+    with pytest.raises(ValueError, match=r": not empty \(f0, f1, f2, f3, \.\.\. 1 more\); "):
+        _check_empty(tmp_path)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="open files listed by /proc")
+def test_converting_closes_the_folder_it_locked(tmp_path):
+    """The lock is the folder opened read-only: closed again once the conversion ends, as it
+    succeeds or fails (a long-lived caller converting many checkpoints kept one per folder)."""
+    import os
+
+    from labeler.sam_convert import _converting
+
+    before = set(os.listdir("/proc/self/fd"))
+    with _converting(tmp_path / "a"):
+        assert len(set(os.listdir("/proc/self/fd")) - before) == 1
+    with pytest.raises(RuntimeError), _converting(tmp_path / "b"):
+        raise RuntimeError("failed")
+    assert set(os.listdir("/proc/self/fd")) == before
