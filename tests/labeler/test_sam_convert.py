@@ -525,3 +525,21 @@ def test_a_full_disk_during_convert_sam_is_one_line_naming_the_file_and_exit_74(
         raise OSError(28, "No space left on device")  # a Python write names no file
     assert (e.value.errno, e.value.filename) == (28, str(out))
     assert list((tmp_path / "new").iterdir()) == []
+
+
+def test_a_pth_given_as_the_segmenter_loads_converted_in_memory(tmp_path):
+    """``--segmenter sam_vit_b_01ec64.pth``: :func:`labeler.models.load_segmenter` converts the
+    original checkpoint in memory and returns it as any loaded segmenter (eval mode, its
+    processor, model type sam, the path as given, no hub revision)."""
+    from labeler.models import load_segmenter
+
+    sd = original_sam_state_dict(
+        embed=32, depth=2, heads=2, global_idx=[1], img=64, patch=8, window=4, out=32
+    )
+    pth = tmp_path / "sam_small.pth"
+    torch.save(sd, pth)
+    loaded = load_segmenter(str(pth))
+    assert (loaded.source, loaded.model_type, loaded.revision) == (str(pth), "sam", None)
+    assert type(loaded.model).__name__ == "SamModel" and not loaded.model.training
+    assert loaded.processor.image_processor.pad_size == {"height": 64, "width": 64}
+    _check_converted(sd, loaded.model)
