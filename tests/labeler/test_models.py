@@ -268,9 +268,18 @@ def test_local_files_only_never_checks_the_hub(hub_not_checked, monkeypatch, tmp
     miss that never asked it (nor advising HF_HUB_OFFLINE, which it already has in effect)."""
     from huggingface_hub import constants
 
+    probed, real = [], hub_not_checked.hub_unreachable
+
+    def probe() -> str | None:  # the fixture's refusal alone: swallowed by the loaders' except
+        probed.append(True)
+        return real()
+
+    probe.cache_clear = real.cache_clear
+    monkeypatch.setattr(hub_not_checked, "hub_unreachable", probe)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(FileNotFoundError) as e:
         hub_not_checked.load_detector("some-org/not-cached", local_only=True)
+    assert probed == []
     text = str(e.value)
     assert "\n" not in text and text.startswith("some-org/not-cached: detector weights not found")
     assert "the hub was not contacted (local_files_only is set)" in text
