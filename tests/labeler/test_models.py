@@ -307,9 +307,18 @@ def test_local_files_only_never_checks_the_hub(hub_not_checked, monkeypatch, tmp
     miss that never asked it (nor advising HF_HUB_OFFLINE, which it already has in effect)."""
     from huggingface_hub import constants
 
+    probed, real = [], hub_not_checked.hub_unreachable
+
+    def probe() -> str | None:  # the fixture's refusal alone: swallowed by the loaders' except
+        probed.append(True)
+        return real()
+
+    probe.cache_clear = real.cache_clear
+    monkeypatch.setattr(hub_not_checked, "hub_unreachable", probe)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with pytest.raises(FileNotFoundError) as e:
         hub_not_checked.load_detector("some-org/not-cached", local_only=True)
+    assert probed == []
     text = str(e.value)
     assert "\n" not in text and text.startswith("some-org/not-cached: detector weights not found")
     assert "the hub was not contacted (local_files_only is set)" in text
@@ -720,3 +729,116 @@ def test_a_sam_processor_that_pads_without_resizing_loads(tiny, tmp_path):
 
     seg = load_segmenter(str(copy_without_resize(tiny["sam"], tmp_path / "sam")))
     assert seg.processor.image_processor.do_resize is False
+
+
+def test_a_sam2_video_checkpoint_loads_without_transformers_note(tiny, capfd):
+    """transformers logs "You are using a model of type `sam2_video` to instantiate a model of
+    type `sam2`" for every hub SAM 2.1 checkpoint (expected: the video-memory weights are left
+    out); the load silences its logger for that one call only, and leaves the caller's
+    verbosity as it was."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    load_segmenter(str(tiny["sam2_video"]))
+    assert "to instantiate a model of type" not in capfd.readouterr().err
+    assert hf_logging.get_verbosity() == level
+
+
+@pytest.mark.parametrize(
+    ("exists", "reason"), [(False, "no such directory"), (True, "no config.json in it")]
+)
+def test_a_local_folder_without_a_checkpoint_says_what_is_missing(tmp_path, exists, reason):
+    """A folder given as a checkpoint that is not there, or holds no config.json, is one line
+    saying which, before transformers is asked (whose reason would be its own words)."""
+    from labeler.models import load_detector
+
+    folder = tmp_path / "models" / "sam"
+    if exists:
+        folder.mkdir(parents=True)
+    for role, load in (("segmenter", load_segmenter), ("detector", load_detector)):
+        with pytest.raises(FileNotFoundError) as err:
+            load(str(folder))
+        said = str(err.value)
+        assert said.startswith(
+            f"{folder}: {role} weights not found: looked in the local path {folder} ({reason}). "
+        ), said
+
+
+def test_from_pretrained_failures_keep_their_first_line_and_unknown_ones_go_through(tmp_path):
+    """:func:`labeler.models._from_pretrained`'s one-line errors carry the first line of the
+    library's reason, cut at 160 characters; an error of a kind it does not know (here a
+    RuntimeError) is raised as it is, never swallowed into a load of nothing."""
+    from labeler.models import _from_pretrained
+
+    folder = tmp_path / "sam"
+    folder.mkdir()
+
+    def load(error: Exception) -> None:
+        class Loader:
+            @staticmethod
+            def from_pretrained(*args, **kwargs):  # noqa: ANN002, ANN003, ANN205
+                raise error
+
+        _from_pretrained("segmenter", Loader, str(folder), None, True)
+
+    with pytest.raises(FileNotFoundError) as err:
+        load(OSError(f"{'x' * 200}\nsecond line"))
+    assert f"({'x' * 160}). Fix: " in str(err.value) and "second line" not in str(err.value)
+    with pytest.raises(ValueError, match=r": cannot read the segmenter's files \(KeyError: 'a'\)"):
+        load(KeyError("a"))
+    with pytest.raises(RuntimeError, match="^size mismatch$"):
+        load(RuntimeError("size mismatch"))
+
+
+def test_the_broken_weights_file_named_is_the_one_safetensors_cannot_open(tmp_path):
+    """A folder of sharded weights, one shard cut short, or a cut ``model.safetensors`` beside a
+    ``pytorch_model.bin``: the file named is the cut one (the ``.bin`` is not opened as
+    safetensors); with no cut file among several, none is named (the folder is, by the caller)."""
+    from safetensors.torch import save_file
+
+    from labeler.models import _broken_weights
+
+    def save(path: Path, cut: bool = False) -> Path:
+        save_file({"w": torch.zeros(64)}, str(path))
+        if cut:
+            path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+        return path
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    save(shards / "model-00001-of-00002.safetensors")
+    cut = save(shards / "model-00002-of-00002.safetensors", cut=True)
+    assert _broken_weights(str(shards), None) == str(cut)
+    save(cut)  # made whole: two files, none broken
+    assert _broken_weights(str(shards), None) is None
+    beside = tmp_path / "beside"
+    beside.mkdir()
+    cut = save(beside / "model.safetensors", cut=True)
+    torch.save({"w": torch.zeros(4)}, beside / "pytorch_model.bin")
+    assert _broken_weights(str(beside), None) == str(cut)
+
+
+def test_an_image_of_the_pad_size_is_not_over_it():
+    """A SAM processor that does not resize pads an image of exactly its pad size (nothing to
+    pad) and fails one a pixel taller or wider ("Padding dimensions are negative"):
+    :func:`refuse_over_pad` refuses exactly those, and never an image for a processor that
+    resizes or does not pad."""
+    from transformers import SamImageProcessor
+
+    from labeler.models import CropOverPad, ImageOverPad, preprocess, refuse_over_pad
+
+    pad = {"height": 64, "width": 48}
+    proc = SamImageProcessor(do_resize=False, pad_size=pad)
+    got = preprocess(proc, np.zeros((64, 48, 3), np.uint8))
+    assert tuple(got["pixel_values"].shape[-2:]) == (64, 48)
+    refuse_over_pad(proc, (64, 48, 3), "x.png")
+    for shape in ((65, 48, 3), (64, 49, 3)):
+        with pytest.raises(ValueError, match="Padding dimensions are negative"):
+            preprocess(proc, np.zeros(shape, np.uint8))
+        with pytest.raises(ImageOverPad, match=rf"^x\.png is {shape[0]}x{shape[1]} px \(HxW\)"):
+            refuse_over_pad(proc, shape, "x.png")
+    with pytest.raises(CropOverPad, match=r"pads every crop to 64x48 px .* reads a crop at most"):
+        refuse_over_pad(proc, (65, 48, 3), "x.png's crop", crop=True)
+    refuse_over_pad(SamImageProcessor(pad_size=pad), (2000, 1500, 3), "x.png")  # resizes
+    no_pad = SamImageProcessor(do_resize=False, do_pad=False, pad_size=pad)
+    refuse_over_pad(no_pad, (2000, 1500, 3), "x.png")

@@ -462,3 +462,54 @@ def test_a_sam3_folder_whose_processor_is_not_its_models_size_is_refused_at_load
     said = str(err.value)
     assert said.startswith(f"{folder}: its processor makes 28x28 px inputs and its model "), said
     assert "reads 56x56 px" in said and "\n" not in said, said
+
+
+def test_the_run_record_says_fp32_and_labelling_needs_a_load(models):
+    """On a CPU with precision auto: no autocast, recorded as null (not the string "None") by
+    both the resume identity and the loaded model's record; ``label`` before ``load`` is a
+    RuntimeError saying so, not an AttributeError of a missing model."""
+    spec = ClassSpec("Bicycle", prompts=("bicycle",))
+    cfg = LabelConfig(data="unused", cls=spec, backend="sam3", model=str(models["sam3"]))
+    b = Sam3Backend(cfg, class_id=7)
+    assert b.identity()["autocast"] is None
+    with pytest.raises(RuntimeError, match=r"label called before load\(\)"):
+        b.label([])
+    info = b.load()
+    assert info["autocast"] is None and info["device"] == "cpu" and info["image_size"] == 56
+
+
+def test_each_crop_is_its_windows_pixels(models):
+    """What reaches the model for each window (the whole image, then the square tiles) is that
+    window's pixels through the processor, on a portrait image too (rows from y0 to y1)."""
+    import torch
+
+    from labeler.models import preprocess
+
+    spec = ClassSpec("Bicycle", prompts=("bicycle",))
+    cfg = LabelConfig(
+        data="unused", cls=spec, backend="sam3", model=str(models["sam3"]), tiles=(2, 1)
+    )
+    b = Sam3Backend(cfg, class_id=7)
+    b.load()
+    img = np.random.default_rng(0).integers(0, 255, (96, 70, 3), np.uint8)
+    got = b._inputs(img)
+    assert [win for win, _ in got] == [(0, 0, 70, 96), (0, 0, 70, 70), (0, 26, 70, 96)]
+    proc = b.sam3.processor.image_processor
+    for (x0, y0, x1, y1), pixels in got:
+        assert torch.equal(pixels, preprocess(proc, img[y0:y1, x0:x1])["pixel_values"][0])
+
+
+def test_a_crop_keeps_its_best_boxes_above_the_threshold():
+    """A candidate is kept when its score is above the class's ``box_threshold``, as
+    transformers' ``post_process_instance_segmentation`` keeps ``score > threshold``, and at
+    most ``max_boxes`` of them per crop and prompt, best first."""
+    import torch
+
+    spec = ClassSpec("Bicycle", prompts=("bicycle",), box_threshold=0.5)
+    scores = np.array([0.5, 0.75, 0.9], np.float32)
+    boxes = np.array([[0.1, 0.1, 0.5, 0.5], [0.2, 0.2, 0.6, 0.6], [0, 0, 1, 1]], np.float32)
+    logits = torch.full((3, 8, 8), 5.0)
+    for max_boxes, kept in ((0, [0.9, 0.75]), (1, [0.9])):
+        cfg = LabelConfig(data="unused", cls=spec, backend="sam3", max_boxes=max_boxes)
+        got = Sam3Backend(cfg, class_id=7)._candidates((0, 0, 16, 16), 0, scores, boxes, logits)
+        assert [c.score for c in got] == kept

@@ -620,3 +620,19 @@ def test_converting_closes_the_folder_it_locked(tmp_path):
     with pytest.raises(RuntimeError), _converting(tmp_path / "b"):
         raise RuntimeError("failed")
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_pth_given_as_the_segmenter_loads_converted_in_memory(tmp_path):
+    """``--segmenter sam_vit_b_01ec64.pth``: :func:`labeler.models.load_segmenter` converts the
+    original checkpoint in memory and returns it as any loaded segmenter (eval mode, its
+    processor, model type sam, the path as given, no hub revision)."""
+    from labeler.models import load_segmenter
+
+    sd = _small_sd()
+    pth = tmp_path / "sam_small.pth"
+    torch.save(sd, pth)
+    loaded = load_segmenter(str(pth))
+    assert (loaded.source, loaded.model_type, loaded.revision) == (str(pth), "sam", None)
+    assert type(loaded.model).__name__ == "SamModel" and not loaded.model.training
+    assert loaded.processor.image_processor.pad_size == {"height": 64, "width": 64}
+    _check_converted(sd, loaded.model)
