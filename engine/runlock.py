@@ -706,17 +706,22 @@ def holds_lock(
     name: Callable[[Any], str] | None = None,
     *,
     own: tuple[str, ...],
+    begun: tuple[str, ...] = (),
 ):
     """Decorator: ``fn(cfg, ...)`` runs holding :func:`exclusive` on ``folder(cfg)`` (lock file
     ``name(cfg)``, default :data:`LOCK_NAME`), once :func:`check_output_folder` has passed it
-    (``own``: the records the command writes there, given as there, and to :func:`exclusive`)."""
+    (``own``: the records the command writes there, given as there, and to :func:`exclusive`).
+    ``begun``: what the command writes before its record (a report's ``chart.png``), to
+    :func:`exclusive` only (a run killed among them is its own), as ``engine review`` gives
+    ``thumbs``: not to :func:`check_output_folder`, where a file of that name (a user's figure
+    in a dataset's root) let the folder pass as the command's own."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
         def run(cfg: Any, *args: Any, **kwargs: Any) -> T:
             check_output_folder(folder(cfg), own, command)
             lock = LOCK_NAME if name is None else name(cfg)
-            with exclusive(folder(cfg), command, lock, own):
+            with exclusive(folder(cfg), command, lock, own + begun):
                 return fn(cfg, *args, **kwargs)
 
         return run
