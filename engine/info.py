@@ -2060,18 +2060,24 @@ def _unfinished_report(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a report's folder without its ``report.json`` (written
     after ``chart.png`` and the overlays): those and nothing else but hidden files. Written now
     (its lock held: problems 0) or stopped (problems 1: the same ``engine report`` command
-    writes it again). Before, "no image split folders found" (exit 2), as of a wrong folder."""
-    from engine.runlock import last_writer
+    writes it again). Before, "no image split folders found" (exit 2), as of a wrong folder.
+    None too without a lock file a report could have left (a report holds its folder's): a
+    user's ``chart.png`` or ``overlays/`` (``compare --plot figs/chart.png``), or a folder
+    another command stopped in, was told a report not finished, of a command never run there."""
+    from engine.runlock import LOCK_NAME, last_writer
 
     parts = ("chart.png", "overlays", "report.md")
     if (folder / "report.json").exists() or not any((folder / p).exists() for p in parts[:2]):
         return None
     if any(p.name not in parts and not p.name.startswith(".") for p in folder.iterdir()):
         return None
+    who = last_writer(folder)  # None: no record (killed as it took the lock) or no lock file
+    if not (folder / LOCK_NAME).is_file() or (who and not who.startswith("engine report ")):
+        return None
     drawn = counted(sum(1 for _ in (folder / "overlays").glob("*.jpg")), "overlay")
     if (now := writer(folder)) is not None:
         return f"{folder}: {now} is writing this report now ({drawn} so far)", 0
-    who = last_writer(folder) or "engine report"
+    who = who or "engine report"
     return (
         f"{folder}: a report not finished: {who} stopped before writing report.json ({drawn} "
         "drawn) and no process writes it now: run the same engine report command again",
