@@ -1594,6 +1594,26 @@ def test_a_folder_of_a_chart_or_overlays_no_report_wrote_is_no_unfinished_report
     assert res.exit_code == 1 and "a report not finished: engine report (pid" in res.output
 
 
+def test_a_folder_of_thumbnails_no_review_drew_is_no_unfinished_review(tmp_path):
+    """A review gallery killed before its page is told unfinished beside its lock file: a
+    folder of the user's holding a ``thumbs/`` alone (a photo gallery's) and no lock file was
+    told "engine review stopped before writing its page: run the same engine review command
+    again" (exit 1), of a command never run there; as another folder now."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    (tmp_path / "gallery" / "thumbs").mkdir(parents=True)
+    (tmp_path / "gallery" / "thumbs" / "a.jpg").write_bytes(b"a photo")
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "gallery")], env={"COLUMNS": "400"})
+    assert res.exit_code == 2 and "review" not in res.output, res.output
+    with exclusive(tmp_path / "rev", "engine review"):  # one a review drew: unfinished
+        (tmp_path / "rev" / "thumbs").mkdir()
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "rev")], env={"COLUMNS": "400"})
+    assert res.exit_code == 1 and "a review gallery not finished: engine review (pid" in res.output
+
+
 def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_path: Path):
     """``engine info`` on a fusion killed before its val split was begun exited 2 with "label
     folder for split 'val' not found" as its error; killed within val it exited 1, listing the
