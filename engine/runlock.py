@@ -438,13 +438,19 @@ def wrote_nothing(folder: Path) -> bool:
     run before was killed before its first file was in, and left its temporaries beside no
     record of its own. Before, the rerun kept them (``engine synth`` killed while writing
     ``synth.partial.json``: its ``.synth.partial.json.*.tmp`` stayed in the finished dataset).
-    Not where one is a folder (``.git``, ``.venv``: a folder of the user's given as ``--out``),
-    which no run killed that early made: :func:`remove_temporaries` would walk into it. False
-    where the folder cannot be listed (``chmod 333``, a drop box): unknown, nothing removed."""
+    Not where one is a folder but a staging folder of the engine's own
+    (:func:`annotations.fileio.is_staging`: a first export killed writing into it): ``.git``,
+    ``.venv``, a folder of the user's given as ``--out``, which :func:`remove_temporaries` would
+    walk into. False where the folder cannot be listed (``chmod 333``, a drop box): unknown,
+    nothing removed."""
+    from annotations.fileio import is_staging
+
     try:
         with os.scandir(folder) as entries:
             return all(
-                e.name.startswith(".") and not e.is_dir(follow_symlinks=False) for e in entries
+                e.name.startswith(".")
+                and (not e.is_dir(follow_symlinks=False) or is_staging(e.name))
+                for e in entries
             )
     except OSError:
         return False

@@ -1614,6 +1614,28 @@ def test_a_folder_of_thumbnails_no_review_drew_is_no_unfinished_review(tmp_path)
     assert res.exit_code == 1 and "a review gallery not finished: engine review (pid" in res.output
 
 
+def test_a_first_export_killed_in_its_staging_folder_leaves_a_note_its_rerun_keeps(tmp_path):
+    """A first ``engine annotate export`` killed while writing its first file into its hidden
+    staging folder (``.export.new-*``, the engine's own) left a temporary file there: the next
+    export removes that folder, and the note says so, as of a folder holding nothing but hidden
+    files; not "delete them" (a hidden folder of the user's, ``.git``, is not walked into)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive, wrote_nothing
+
+    out = tmp_path / "export"
+    with exclusive(out, "engine annotate export"):
+        (out / ".export.new-k2_9ab01").mkdir()
+        (out / ".export.new-k2_9ab01" / ".coco.json.abcd1234.tmp").write_text("{")
+    assert wrote_nothing(out)
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert text.endswith(f"the next run of the command that writes {out} removes them"), text
+    (out / ".git").mkdir()
+    assert not wrote_nothing(out)
+
+
 def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_path: Path):
     """``engine info`` on a fusion killed before its val split was begun exited 2 with "label
     folder for split 'val' not found" as its error; killed within val it exited 1, listing the
