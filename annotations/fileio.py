@@ -474,6 +474,14 @@ def is_temporary(name: str) -> bool:
     return TEMPORARY.fullmatch(name) is not None
 
 
+STAGING = re.compile(r"\..+\.new-[a-z0-9_]{8}", re.S)  # mkdtemp(prefix=PREFIX + "new-")
+
+
+def is_staging(name: str) -> bool:
+    """Whether the folder name ``name`` is one of :func:`staged`'s hidden staging folders."""
+    return STAGING.fullmatch(name) is not None
+
+
 def _is_temporary(name: Any, path: Path) -> bool:
     """Whether ``name`` is one of :func:`atomic_file`'s temporary files for ``path``."""
     name = os.path.basename(os.fspath(name)) if isinstance(name, (str, os.PathLike)) else ""

@@ -2031,23 +2031,39 @@ def leftover_note(folder: str | os.PathLike) -> str | None:
     )
 
 
+def _left_by(folder: Path, command: str) -> str | None:
+    """The run of ``command`` whose lock file ``folder`` holds, as its record names it
+    (``engine report (pid 12 on host, since ...)``; ``command`` where the record is empty:
+    killed as it took the folder), for a folder a run of it stopped in; None where ``folder``
+    holds no lock file or another command's record. Such a run always holds its folder's lock
+    file: before the fifty-sixth round's review, a folder of the user's holding a ``chart.png``
+    or a ``thumbs/`` was told a report or review gallery not finished, of a command never run
+    there (exit 1)."""
+    from engine.runlock import LOCK_NAME, last_writer
+
+    if not (folder / LOCK_NAME).is_file():
+        return None
+    if (who := last_writer(folder)) is None:
+        return command
+    return who if who.startswith(f"{command} ") else None
+
+
 def _unfinished_review(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a review gallery's folder without its ``review.json``
     (written last, with ``index.html``): thumbnails in ``thumbs/`` and nothing else but hidden
     files. Drawn now (its lock held: problems 0) or stopped (problems 1: the same ``engine
     review`` command draws it again). Before, "no image split folders found", as of a wrong
     folder."""
-    from engine.runlock import last_writer
-
     if not (folder / "thumbs").is_dir() or (folder / "review.json").exists():
         return None
     if any(p.name not in ("thumbs", "index.html") and not p.name.startswith(".")
            for p in folder.iterdir()):  # fmt: skip
         return None
+    if (who := _left_by(folder, "engine review")) is None:  # a user's thumbs/ (a photo site's)
+        return None
     drawn = counted(sum(1 for _ in (folder / "thumbs").glob("*.jpg")), "thumbnail")
     if (now := writer(folder)) is not None:
         return f"{folder}: {now} is drawing this review gallery now ({drawn} so far)", 0
-    who = last_writer(folder) or "engine review"
     return (
         f"{folder}: a review gallery not finished: {who} stopped before writing its page "
         f"({drawn} drawn, no review.json) and no process writes it now: run the same engine "
@@ -2060,18 +2076,18 @@ def _unfinished_report(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a report's folder without its ``report.json`` (written
     after ``chart.png`` and the overlays): those and nothing else but hidden files. Written now
     (its lock held: problems 0) or stopped (problems 1: the same ``engine report`` command
-    writes it again). Before, "no image split folders found" (exit 2), as of a wrong folder."""
-    from engine.runlock import last_writer
-
+    writes it again). Before, "no image split folders found" (exit 2), as of a wrong folder.
+    None too without a report's lock file (:func:`_left_by`)."""
     parts = ("chart.png", "overlays", "report.md")
     if (folder / "report.json").exists() or not any((folder / p).exists() for p in parts[:2]):
         return None
     if any(p.name not in parts and not p.name.startswith(".") for p in folder.iterdir()):
         return None
+    if (who := _left_by(folder, "engine report")) is None:  # compare --plot figs/chart.png
+        return None
     drawn = counted(sum(1 for _ in (folder / "overlays").glob("*.jpg")), "overlay")
     if (now := writer(folder)) is not None:
         return f"{folder}: {now} is writing this report now ({drawn} so far)", 0
-    who = last_writer(folder) or "engine report"
     return (
         f"{folder}: a report not finished: {who} stopped before writing report.json ({drawn} "
         "drawn) and no process writes it now: run the same engine report command again",

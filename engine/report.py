@@ -840,8 +840,9 @@ def check_data_sizes(subset: Subset, ds: SegDataset, data_source: str | None) ->
 # a report written into a dataset root or another output hid it from engine info
 # (check_output_folder); two reports into one folder mixed their overlays, and the second
 # removed the first's chart as an earlier report's. chart.png and overlays/ come before
-# report.json: a report killed among them is its own too (its rerun removes their temporaries)
-@holds_lock("engine report", lambda c: c.out, own=("report.json", "chart.png", "overlays"))
+# report.json: a report killed among them is its own too (its rerun removes their temporaries),
+# but a folder holding a chart.png is not a report's for that (a dataset root with a figure)
+@holds_lock("engine report", lambda c: c.out, own=("report.json",), begun=("chart.png", "overlays"))
 def build_report(cfg: ReportConfig) -> ReportResult:
     """Score, write ``report.json``, ``report.md``, ``chart.png`` and overlays; return them."""
     # a subset being imported: its new masks swapped in before its subset.json names them

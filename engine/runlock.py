@@ -22,8 +22,9 @@ thumbnail: its ``thumbs/``) removes those folders, unless another shard's lock f
 held; one that wrote a file keeps every folder. A run that fails before changing a folder that
 was there removes the lock file it made, or puts back the lock record of the run before it (a
 process that opened the file just before it was removed finds, once it holds the lock, that the
-name leads elsewhere, and locks what it leads to). A run that locks a folder it wrote before
-removes the temporary files its killed runs left there (:func:`remove_temporaries`).
+name leads elsewhere, and locks what it leads to). A run that locks a folder it wrote before, or
+one holding nothing but hidden files (:func:`wrote_nothing`), removes the temporary files its
+killed runs left there (:func:`remove_temporaries`).
 """
 
 from __future__ import annotations
@@ -433,11 +434,26 @@ def others_writing(folder: str | os.PathLike, own: str = LOCK_NAME) -> bool:
 
 
 def wrote_nothing(folder: Path) -> bool:
-    """Whether ``folder`` holds nothing but hidden entries (lock files, temporary files): the
+    """Whether ``folder`` holds nothing but hidden files (lock files, temporary files): the
     run before was killed before its first file was in, and left its temporaries beside no
     record of its own. Before, the rerun kept them (``engine synth`` killed while writing
-    ``synth.partial.json``: its ``.synth.partial.json.*.tmp`` stayed in the finished dataset)."""
-    return all(entry.name.startswith(".") for entry in os.scandir(folder))
+    ``synth.partial.json``: its ``.synth.partial.json.*.tmp`` stayed in the finished dataset).
+    Not where one is a folder but a staging folder of the engine's own
+    (:func:`annotations.fileio.is_staging`: a first export killed writing into it): ``.git``,
+    ``.venv``, a folder of the user's given as ``--out``, which :func:`remove_temporaries` would
+    walk into. False where the folder cannot be listed (``chmod 333``, a drop box): unknown,
+    nothing removed."""
+    from annotations.fileio import is_staging
+
+    try:
+        with os.scandir(folder) as entries:
+            return all(
+                e.name.startswith(".")
+                and (not e.is_dir(follow_symlinks=False) or is_staging(e.name))
+                for e in entries
+            )
+    except OSError:
+        return False
 
 
 def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:
@@ -696,17 +712,22 @@ def holds_lock(
     name: Callable[[Any], str] | None = None,
     *,
     own: tuple[str, ...],
+    begun: tuple[str, ...] = (),
 ):
     """Decorator: ``fn(cfg, ...)`` runs holding :func:`exclusive` on ``folder(cfg)`` (lock file
     ``name(cfg)``, default :data:`LOCK_NAME`), once :func:`check_output_folder` has passed it
-    (``own``: the records the command writes there, given as there, and to :func:`exclusive`)."""
+    (``own``: the records the command writes there, given as there, and to :func:`exclusive`).
+    ``begun``: what the command writes before its record (a report's ``chart.png``), to
+    :func:`exclusive` only (a run killed among them is its own), as ``engine review`` gives
+    ``thumbs``: not to :func:`check_output_folder`, where a file of that name (a user's figure
+    in a dataset's root) let the folder pass as the command's own."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
         def run(cfg: Any, *args: Any, **kwargs: Any) -> T:
             check_output_folder(folder(cfg), own, command)
             lock = LOCK_NAME if name is None else name(cfg)
-            with exclusive(folder(cfg), command, lock, own):
+            with exclusive(folder(cfg), command, lock, own + begun):
                 return fn(cfg, *args, **kwargs)
 
         return run

@@ -122,7 +122,10 @@ def select_queries(
     q = len(token_probs)
     scores = token_probs.max(axis=1) if token_probs.shape[1] else np.zeros(q, np.float32)
     per_prompt = np.stack(
-        [token_probs[:, idx].max(axis=1) if len(idx) else np.zeros(q) for idx in prompt_tokens],
+        [  # float32 for a prompt of no token too (float64 zeros made every comparison float64)
+            token_probs[:, idx].max(axis=1) if len(idx) else np.zeros(q, np.float32)
+            for idx in prompt_tokens
+        ],
         axis=1,
     )
     neg = np.zeros(len(prompt_tokens), bool) if negative is None else np.asarray(negative, bool)

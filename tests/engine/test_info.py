@@ -1563,6 +1563,79 @@ def test_a_run_killed_writing_its_first_file_leaves_a_note_its_rerun_keeps(tmp_p
     assert text.endswith(f"the next run of the command that writes {run} removes them"), text
 
 
+def test_a_folder_of_a_chart_or_overlays_no_report_wrote_is_no_unfinished_report(tmp_path):
+    """A report killed among its chart and overlays is told unfinished (its folder holds its
+    lock file, with its record): a folder of the user's that holds a ``chart.png`` or an
+    ``overlays/`` and no lock file (``engine compare --plot figs/chart.png``) was told so too,
+    "engine report stopped before writing report.json: run the same engine report command
+    again", of a command never run there (exit 1); as another folder now, and as by a folder
+    a run of another command stopped in."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    for made in ("chart.png", "overlays"):
+        figs = tmp_path / made.split(".")[0]
+        figs.mkdir()
+        if made == "overlays":
+            (figs / made).mkdir()
+        else:
+            (figs / made).write_bytes(b"a figure")
+        res = CliRunner().invoke(app, ["info", str(figs)], env={"COLUMNS": "400"})
+        assert res.exit_code == 2 and "report" not in res.output, res.output
+        with exclusive(figs, "engine predict"):  # a predict stopped in it: not a report
+            pass
+        res = CliRunner().invoke(app, ["info", str(figs)], env={"COLUMNS": "400"})
+        assert "report" not in res.output, res.output
+    with exclusive(tmp_path / "rep", "engine report"):  # one a report wrote: unfinished
+        (tmp_path / "rep" / "chart.png").write_bytes(b"a chart")
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "rep")], env={"COLUMNS": "400"})
+    assert res.exit_code == 1 and "a report not finished: engine report (pid" in res.output
+
+
+def test_a_folder_of_thumbnails_no_review_drew_is_no_unfinished_review(tmp_path):
+    """A review gallery killed before its page is told unfinished beside its lock file: a
+    folder of the user's holding a ``thumbs/`` alone (a photo gallery's) and no lock file was
+    told "engine review stopped before writing its page: run the same engine review command
+    again" (exit 1), of a command never run there; as another folder now."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive
+
+    (tmp_path / "gallery" / "thumbs").mkdir(parents=True)
+    (tmp_path / "gallery" / "thumbs" / "a.jpg").write_bytes(b"a photo")
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "gallery")], env={"COLUMNS": "400"})
+    assert res.exit_code == 2 and "review" not in res.output, res.output
+    with exclusive(tmp_path / "rev", "engine review"):  # one a review drew: unfinished
+        (tmp_path / "rev" / "thumbs").mkdir()
+    res = CliRunner().invoke(app, ["info", str(tmp_path / "rev")], env={"COLUMNS": "400"})
+    assert res.exit_code == 1 and "a review gallery not finished: engine review (pid" in res.output
+
+
+def test_a_first_export_killed_in_its_staging_folder_leaves_a_note_its_rerun_keeps(tmp_path):
+    """A first ``engine annotate export`` killed while writing its first file into its hidden
+    staging folder (``.export.new-*``, the engine's own) left a temporary file there: the next
+    export removes that folder, and the note says so, as of a folder holding nothing but hidden
+    files; not "delete them" (a hidden folder of the user's, ``.git``, is not walked into)."""
+    from typer.testing import CliRunner
+
+    from cli import app
+    from engine.runlock import exclusive, wrote_nothing
+
+    out = tmp_path / "export"
+    with exclusive(out, "engine annotate export"):
+        (out / ".export.new-k2_9ab01").mkdir()
+        (out / ".export.new-k2_9ab01" / ".coco.json.abcd1234.tmp").write_text("{")
+    assert wrote_nothing(out)
+    res = CliRunner().invoke(app, ["info", str(out)], env={"COLUMNS": "400"})
+    text = " ".join(res.output.split())
+    assert text.endswith(f"the next run of the command that writes {out} removes them"), text
+    (out / ".git").mkdir()
+    assert not wrote_nothing(out)
+
+
 def test_a_fusion_stopped_before_a_split_is_told_as_one_stopped_within_it(tmp_path: Path):
     """``engine info`` on a fusion killed before its val split was begun exited 2 with "label
     folder for split 'val' not found" as its error; killed within val it exited 1, listing the

@@ -280,6 +280,23 @@ def test_an_out_that_is_another_output_or_a_dataset_root_is_refused(world):
     assert build_report(cfg).json == tmp / "rep" / "report.json"
 
 
+def test_an_out_holding_a_chart_png_of_its_own_is_refused_all_the_same(world):
+    """``chart.png`` and ``overlays/`` count as a report's (its rerun removes a killed write's
+    temporary files), not as a report: a dataset root or another output holding a figure of
+    that name (``engine compare --plot RUN/chart.png``) is refused as without it. Before, such a
+    ``chart.png`` let the report write into a dataset's root (engine info then read a report)
+    and replace that figure with its own chart."""
+    tmp, data, subset, _ = world
+    (tmp / "pred" / "predict.json").write_text(json.dumps({"config": {"split": "test"}}))
+    for out, what in ((tmp / "pred", "a folder of predictions"), (data, "a dataset's root")):
+        (out / "chart.png").write_bytes(b"the user's figure")
+        before = sorted(out.rglob("*"))
+        with pytest.raises(ValueError, match=f"it is {what}[^;]*; engine report needs a folder"):
+            build_report(ReportConfig(str(subset.root), str(out), pseudo=str(tmp / "run")))
+        assert sorted(out.rglob("*")) == before
+        assert (out / "chart.png").read_bytes() == b"the user's figure"
+
+
 def test_predictions_of_more_classes_than_their_taxonomy_name_the_file(world):
     """A prediction holding an id beyond the taxonomy read for it (a 9-class model's PNGs
     copied without predict.json) failed the per-class table with "pred: label values [8] ...",

@@ -789,6 +789,47 @@ def test_a_rerun_removes_the_temporary_files_of_a_run_killed_before_its_first_fi
     assert not stale.exists()
 
 
+def test_a_folder_holding_a_hidden_folder_is_not_taken_for_a_killed_runs(
+    tmp_path: Path,
+) -> None:
+    """A folder holding nothing but hidden entries is taken for one a run was killed in before
+    its first file (its temporaries removed, in it and its subfolders): not where one of them
+    is a folder (a new git repository's ``.git``, a ``.venv``, given as ``--out``), which no
+    run killed that early made: before, the walk went into the user's folders and removed
+    every file there named as a temporary file (another tool's, maybe being written now)."""
+    out = tmp_path / "project"
+    users = [out / ".git" / ".COMMIT_EDITMSG.abcd1234.tmp", out / ".venv" / ".x.py.k2_9ab01.tmp"]
+    for path in users:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"x")
+    with exclusive(out, "engine synth", own=("synth.json", "synth.partial.json")):
+        pass
+    assert all(p.exists() for p in users)
+
+
+def test_a_folder_that_cannot_be_listed_is_still_locked(tmp_path: Path, monkeypatch) -> None:
+    """A drop-box ``--out`` (``chmod 333``: files go in, the folder cannot be listed, as root's
+    can; simulated) is locked and run in, as before the crash-injection round: whether it holds
+    nothing but hidden files is unknown there, and its temporaries are kept. Before, the run
+    stopped at the lock with ``PermissionError`` of a listing it never needed."""
+    from engine import runlock
+
+    out, real_scandir = tmp_path / "dropbox", os.scandir
+    out.mkdir()
+    stale = out / ".synth.partial.json.abcd1234.tmp"
+    stale.write_bytes(b"{")
+
+    def unreadable(path=".") -> object:  # noqa: ANN001
+        if Path(path) == out:
+            raise PermissionError(13, os.strerror(13), str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(runlock.os, "scandir", unreadable)
+    with exclusive(out, "engine synth", own=("synth.json", "synth.partial.json")):
+        (out / "synth.json").write_text("{}")
+    assert stale.exists()
+
+
 def test_a_shard_alone_removes_the_temporary_files_and_not_while_another_runs(
     tmp_path: Path,
 ) -> None:

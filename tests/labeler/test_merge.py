@@ -304,6 +304,17 @@ def test_select_queries_compare_the_thresholds_as_float32(negative):
     assert det.prompt_idx.tolist() == [0] and det.prompt_scores.dtype == np.float32
 
 
+def test_a_prompt_without_tokens_leaves_the_thresholds_float32():
+    # a prompt of no token (the backend refuses one; a library caller may give one) scores 0:
+    # its zeros were float64 and made every comparison float64, so float32 0.3 (0.30000001)
+    # was above --text-threshold 0.3 again, as before the fifty-sixth round without a negative
+    det = select_queries(
+        np.array([[0.6, 0.3, 0, 0]]), np.zeros((1, 4)), [np.array([1]), np.array([], np.int64)],
+        0.5, 0.3,
+    )  # fmt: skip
+    assert det.prompt_idx.tolist() == [] and det.prompt_scores.dtype == np.float32
+
+
 def test_box_iou_of_sub_pixel_boxes():
     a = np.array([[0, 0, 0.5, 0.5], [0, 0, 0.5, 1]])
     np.testing.assert_allclose(box_iou(a, a[:1]), [[1.0], [0.5]])
