@@ -437,7 +437,8 @@ def wrote_nothing(folder: Path) -> bool:
     run before was killed before its first file was in, and left its temporaries beside no
     record of its own. Before, the rerun kept them (``engine synth`` killed while writing
     ``synth.partial.json``: its ``.synth.partial.json.*.tmp`` stayed in the finished dataset)."""
-    return all(entry.name.startswith(".") for entry in os.scandir(folder))
+    with os.scandir(folder) as entries:  # closed: all() stops at the first visible entry
+        return all(entry.name.startswith(".") for entry in entries)
 
 
 def remove_temporaries(folder: Path, own: str = LOCK_NAME) -> int:

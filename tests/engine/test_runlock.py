@@ -1199,3 +1199,23 @@ def test_a_folder_whose_lock_a_snapshot_shares_stays_held_for_a_run_seen_on_anot
             pass
         with exclusive(snapshot, "engine fuse"):  # the snapshot is another folder: its own
             pass
+
+
+def test_telling_whether_a_run_wrote_nothing_closes_the_folders_listing(tmp_path: Path) -> None:
+    """``wrote_nothing`` stops at the first visible entry: its listing of the folder, left open
+    there, was a ``ResourceWarning: unclosed scandir iterator`` under ``python -X dev`` (engine
+    info on a dataset root holding a temporary file printed it)."""
+    import warnings
+
+    from engine.runlock import wrote_nothing
+
+    (tmp_path / ".lock").write_text("")
+    (tmp_path / "a.png").write_bytes(b"png")
+    (tmp_path / "b.png").write_bytes(b"png")
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        assert wrote_nothing(tmp_path) is False
+        (tmp_path / "a.png").unlink()
+        (tmp_path / "b.png").unlink()
+        assert wrote_nothing(tmp_path) is True
+    assert [str(w.message) for w in said] == []
