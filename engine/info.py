@@ -1955,7 +1955,7 @@ def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     (0). Before, it said "no image split folders found", as of a wrong folder."""
     from engine.runlock import LOCK_NAME, last_writer
 
-    if not folder.is_dir() or any(not p.name.startswith(".") for p in folder.iterdir()):
+    if not folder.is_dir() or not wrote_nothing(folder):
         return None
     if (last := last_writer(folder)) is None:
         if not (folder / LOCK_NAME).is_file():
