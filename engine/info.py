@@ -1981,15 +1981,15 @@ def _begun(folder: Path) -> tuple[str, int] | None:
     None where it is not one, or reads as a dataset (whose table says it is unfinished)."""
     from engine.datasets import datasets_above
 
-    found = next((a for a in datasets_above(folder) if a.where == "" and a.unfinished), None)
-    if found is None or found.unfinished is None:
+    above = (a.unfinished for a in datasets_above(folder) if a.where == "" and a.unfinished)
+    if (unfinished := next(above, None)) is None:
         return None
     try:
         spec = load_spec(folder)
         for split in spec.require_splits():
             SegDataset(spec, split, require_labels=spec.labels is not None, lenient=True)
     except (OSError, ValueError):
-        state, remedy, halted = found.unfinished
+        state, remedy, halted = unfinished
         line = f"unfinished: {folder}: {state}, before a split of it could be read: {remedy}"
         return line, int(halted)
     return None
