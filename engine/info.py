@@ -1950,9 +1950,10 @@ def _half_swapped(folder: Path, prefix: str, what: str, then: str, earlier: str)
 
 def _nothing_written_yet(folder: Path) -> tuple[str, int] | None:
     """What ``engine info`` says of a folder that holds nothing but hidden files (its lock, a
-    staged copy) and a lock record (:func:`engine.runlock.last_writer`): a run killed or
-    stopped before it wrote anything (problems 1: run it again), or one that has not yet
-    (0). Before, it said "no image split folders found", as of a wrong folder."""
+    staged copy) and a lock record (:func:`engine.runlock.last_writer`), or a lock file that
+    holds none: a run killed or stopped before it wrote anything (problems 1: run it again),
+    or one that has not yet (0). Before, it said "no image split folders found", as of a
+    wrong folder."""
     from engine.runlock import LOCK_NAME, last_writer
 
     if not folder.is_dir() or not wrote_nothing(folder):
